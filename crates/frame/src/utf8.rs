@@ -1,0 +1,189 @@
+//! Incremental UTF-8 validation across frame and fragment boundaries.
+
+use crate::Error;
+
+/// Validates UTF-8 that arrives in pieces.
+///
+/// Each piece is checked as it comes, so an invalid text message is refused
+/// at the first byte that can no longer start or continue a valid sequence,
+/// before the rest of the message arrives (Autobahn's 6.4.x cases test
+/// exactly this). A character split between pieces is carried over: at most
+/// three bytes are held between calls.
+///
+/// Bulk checking uses the standard library's validator, which skips ASCII a
+/// word at a time and checks every lead byte's allowed second-byte range (so
+/// `F4 90`, past U+10FFFF, or `ED A0`, a surrogate, fail at once).
+///
+/// ```
+/// use tether_frame::Utf8Validator;
+/// let mut v = Utf8Validator::new();
+/// let euro = "€".as_bytes(); // E2 82 AC
+/// v.feed(&euro[..1])?;
+/// v.feed(&euro[1..])?;
+/// v.finish()?;
+/// assert!(v.feed(b"\xed\xa0").is_err()); // a surrogate can never become valid
+/// # Ok::<(), tether_frame::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Utf8Validator {
+    pending: [u8; 4],
+    pending_len: u8,
+}
+
+impl Utf8Validator {
+    /// A validator at the start of a text.
+    pub const fn new() -> Utf8Validator {
+        Utf8Validator {
+            pending: [0; 4],
+            pending_len: 0,
+        }
+    }
+
+    /// Checks the next piece. An error means the text is invalid whatever
+    /// follows; the validator must then be [`reset`](Self::reset) before
+    /// reuse.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+        if self.pending_len > 0 {
+            let have = self.pending_len as usize;
+            let want = sequence_len(self.pending[0]) - have;
+            let take = want.min(bytes.len());
+            let mut seq = self.pending;
+            seq[have..have + take].copy_from_slice(&bytes[..take]);
+            match core::str::from_utf8(&seq[..have + take]) {
+                Ok(_) => {
+                    self.pending_len = 0;
+                    bytes = &bytes[take..];
+                }
+                Err(e) if e.error_len().is_some() => return Err(Error::InvalidUtf8),
+                Err(_) => {
+                    // Still a valid prefix, and the piece is used up.
+                    self.pending = seq;
+                    self.pending_len = (have + take) as u8;
+                    return Ok(());
+                }
+            }
+        }
+        match core::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => Err(Error::InvalidUtf8),
+            Err(e) => {
+                // `error_len() == None` means the input ends inside a
+                // sequence that is valid so far: keep it for the next piece.
+                let tail = &bytes[e.valid_up_to()..];
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.pending_len = tail.len() as u8;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the text: an error if it stops inside a character. Leaves the
+    /// validator ready for the next text either way.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let complete = self.pending_len == 0;
+        self.reset();
+        if complete { Ok(()) } else { Err(Error::InvalidUtf8) }
+    }
+
+    /// Whether the text so far ends on a character boundary.
+    pub const fn is_complete(&self) -> bool {
+        self.pending_len == 0
+    }
+
+    /// Forgets any partial character.
+    pub fn reset(&mut self) {
+        self.pending_len = 0;
+    }
+}
+
+/// The length of the sequence a valid lead byte starts. Only called on
+/// bytes the standard validator accepted as the start of a sequence.
+const fn sequence_len(lead: u8) -> usize {
+    match lead {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// Feeds `bytes` in pieces of `size` and reports the byte offset of the
+    /// first failing piece's end, or the result of `finish`.
+    fn run(bytes: &[u8], size: usize) -> Result<(), usize> {
+        let mut v = Utf8Validator::new();
+        let mut fed = 0;
+        for piece in bytes.chunks(size.max(1)) {
+            fed += piece.len();
+            v.feed(piece).map_err(|_| fed)?;
+        }
+        v.finish().map_err(|_| usize::MAX)
+    }
+
+    #[test]
+    fn agrees_with_std_on_every_split() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"hello",
+            "κόσμε".as_bytes(),
+            "\u{10FFFF}\u{FFFF}\u{E000}".as_bytes(),
+            b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
+            b"\xf4\x90\x80\x80",
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"\xf0\x9f\x98",
+            b"abc\xff",
+            b"\xf8\x88\x80\x80\x80",
+        ];
+        for &s in samples {
+            let want = core::str::from_utf8(s).is_ok();
+            for size in 1..=s.len().max(1) {
+                assert_eq!(run(s, size).is_ok(), want, "{s:x?} in pieces of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn fails_at_the_first_impossible_byte() {
+        // Autobahn 6.4.1-style: a lead byte and one continuation that
+        // already exceed U+10FFFF must fail when that byte arrives.
+        let mut v = Utf8Validator::new();
+        v.feed(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5").unwrap();
+        assert!(v.feed(b"\xf4").is_ok());
+        assert_eq!(v.feed(b"\x90"), Err(Error::InvalidUtf8));
+
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xed\xa0"), Err(Error::InvalidUtf8), "surrogate half");
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xc1"), Err(Error::InvalidUtf8), "overlong lead");
+    }
+
+    #[test]
+    fn every_split_of_every_char_class() {
+        let text: Vec<u8> = "a\u{7f}\u{80}\u{7ff}\u{800}\u{d7ff}\u{e000}\u{ffff}\u{10000}\u{10ffff}"
+            .as_bytes()
+            .to_vec();
+        for a in 0..=text.len() {
+            for b in a..=text.len() {
+                let mut v = Utf8Validator::new();
+                v.feed(&text[..a]).unwrap();
+                v.feed(&text[a..b]).unwrap();
+                v.feed(&text[b..]).unwrap();
+                v.finish().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_text_fails_at_finish_and_resets() {
+        let mut v = Utf8Validator::new();
+        v.feed(b"\xe2\x82").unwrap();
+        assert!(!v.is_complete());
+        assert_eq!(v.finish(), Err(Error::InvalidUtf8));
+        v.feed(b"ok").unwrap();
+        assert_eq!(v.finish(), Ok(()));
+    }
+}
