@@ -1,0 +1,633 @@
+//! The connection state machine.
+
+use std::mem;
+use std::time::Instant;
+
+use tether_frame::{
+    CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, OpCode, Rsv, Utf8Validator, apply_mask,
+    encode_close_payload, encode_frame, parse_close_payload,
+};
+
+use crate::{
+    CloseFrame, Config, ControlPayload, Error, Event, Extension, Limit, MaskSource, Message, MessageKind,
+    Role,
+};
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's. Incoming messages are
+    /// still delivered; nothing but the handshake goes out.
+    Closing,
+    /// The close handshake is over, or the connection failed. Nothing more
+    /// is read or written: the transport should be closed once the output
+    /// written so far is flushed.
+    Closed,
+}
+
+/// The frame being received: what it is and how to unmask it.
+#[derive(Debug, Clone, Copy)]
+struct CurrentFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+}
+
+/// Bytes of a transformed (e.g. compressed) payload unmasked per step
+/// before the extension decodes them; a stack buffer, so no allocation.
+const EXTENSION_CHUNK: usize = 4096;
+
+/// A WebSocket connection without I/O (RFC 6455), for either role.
+///
+/// # Calling contract
+///
+/// The connection never touches a socket or a clock. The caller:
+///
+/// 1. feeds every byte read from the transport to [`receive`](Self::receive),
+///    in order, in any split, together with the current time. Each call
+///    consumes bytes up to and including the next complete event and returns
+///    how many it used along with the event, so the caller loops until the
+///    input is used up;
+/// 2. appends outgoing data with [`send`](Self::send),
+///    [`send_text`](Self::send_text), [`send_binary`](Self::send_binary),
+///    [`ping`](Self::ping) and [`close`](Self::close). Every method that can
+///    produce bytes writes them to an output buffer the caller owns and
+///    passes in (`out`), including the automatic pong to a ping and the
+///    echo of a close frame written during `receive`; the caller writes that
+///    buffer to the transport;
+/// 3. asks [`poll_timeout`](Self::poll_timeout) for the next deadline (ping,
+///    idle or close timeout) and calls [`handle_timeout`](Self::handle_timeout)
+///    when it has passed;
+/// 4. closes the transport when [`state`](Self::state) is
+///    [`State::Closed`] and the output is flushed. A server closes TCP first
+///    (RFC 6455 section 7.1.1), so it does so at once; a client should give
+///    the server a moment to do it before closing itself.
+///
+/// Protocol violations and exceeded limits are reported as
+/// [`Event::Failed`], after the close frame with the matching code (1002,
+/// 1007, 1009) has been written; the connection is then closed and ignores
+/// further input.
+///
+/// # Example
+///
+/// A server-side echo of the RFC's masked "Hello":
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_ws::{Config, Connection, Event, Role};
+///
+/// let now = Instant::now();
+/// let mut conn = Connection::new(Role::Server, Config::default(), now);
+/// let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+/// let mut out = Vec::new();
+/// let mut input = &wire[..];
+/// while !input.is_empty() {
+///     let (used, event) = conn.receive(input, now, &mut out);
+///     input = &input[used..];
+///     if let Some(Event::Message(msg)) = event {
+///         assert_eq!(msg.as_text(), Some("Hello"));
+///         conn.send(&msg, &mut out)?;
+///     }
+/// }
+/// assert_eq!(out, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+/// # Ok::<(), tether_ws::Error>(())
+/// ```
+pub struct Connection {
+    config: Config,
+    /// `Some` in the client role.
+    masks: Option<MaskSource>,
+    extension: Option<Box<dyn Extension>>,
+    decoder: FrameDecoder,
+    state: State,
+    sent_close: bool,
+    frame: CurrentFrame,
+    /// The data message being received, if any.
+    message: Option<MessageKind>,
+    compressed: bool,
+    fragments: u32,
+    buffer: Vec<u8>,
+    utf8: Utf8Validator,
+    /// A control frame's payload when it arrives split across reads (rare;
+    /// empty and unallocated otherwise).
+    control: Vec<u8>,
+    last_activity: Instant,
+    ping_sent: bool,
+    close_deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &if self.masks.is_some() { "client" } else { "server" })
+            .field("state", &self.state)
+            .field("message", &self.message)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection whose opening handshake has just completed at `now`.
+    pub fn new(role: Role, config: Config, now: Instant) -> Connection {
+        let (rules, masks) = match role {
+            Role::Server => (DecodeRules::server(), None),
+            Role::Client(source) => (DecodeRules::client(), Some(source)),
+        };
+        Connection {
+            config,
+            masks,
+            extension: None,
+            decoder: FrameDecoder::new(DecodeRules {
+                max_payload: config.max_frame_size,
+                ..rules
+            }),
+            state: State::Open,
+            sent_close: false,
+            frame: CurrentFrame {
+                opcode: OpCode::Continuation,
+                fin: true,
+                mask: None,
+            },
+            message: None,
+            compressed: false,
+            fragments: 0,
+            buffer: Vec::new(),
+            utf8: Utf8Validator::new(),
+            control: Vec::new(),
+            last_activity: now,
+            ping_sent: false,
+            close_deadline: None,
+        }
+    }
+
+    /// Installs a negotiated extension; its RSV bits become legal on data
+    /// frames.
+    pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Connection {
+        let rules = DecodeRules {
+            allowed_rsv: extension.rsv(),
+            ..*self.decoder.rules()
+        };
+        self.decoder.set_rules(rules);
+        self.extension = Some(extension);
+        self
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The limits and timers in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether this is the client end.
+    pub fn is_client(&self) -> bool {
+        self.masks.is_some()
+    }
+
+    /// Whether a data message may still be sent (no close frame sent yet).
+    pub fn can_send(&self) -> bool {
+        !self.sent_close
+    }
+
+    /// Feeds bytes read from the transport.
+    ///
+    /// Consumes `data` up to and including the next event and returns how
+    /// many bytes it used, with the event. Without an event, all of `data`
+    /// was used. Automatic replies (pong, close echo, the close frame of a
+    /// failure) are appended to `out`. Once the connection is closed, input
+    /// is consumed and ignored.
+    pub fn receive(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) -> (usize, Option<Event>) {
+        if self.state == State::Closed {
+            return (data.len(), None);
+        }
+        if !data.is_empty() {
+            self.last_activity = now;
+            self.ping_sent = false;
+        }
+        let mut pos = 0;
+        while pos < data.len() {
+            let (used, item) = match self.decoder.decode(&data[pos..]) {
+                Ok(step) => step,
+                Err(e) => return (data.len(), Some(self.fail(e.into(), out))),
+            };
+            pos += used;
+            let step = match item {
+                None => break,
+                Some(Item::Header(header)) => self.on_header(header).and_then(|()| {
+                    if header.payload_len == 0 {
+                        self.on_frame_end(&[], out)
+                    } else {
+                        Ok(None)
+                    }
+                }),
+                Some(Item::Payload {
+                    data: chunk,
+                    offset,
+                    last,
+                }) => self.on_payload(chunk, offset, last, out),
+            };
+            match step {
+                Ok(None) => {}
+                Ok(Some(event)) => {
+                    let used = if self.state == State::Closed {
+                        data.len()
+                    } else {
+                        pos
+                    };
+                    return (used, Some(event));
+                }
+                Err(e) => return (data.len(), Some(self.fail(e, out))),
+            }
+        }
+        (pos, None)
+    }
+
+    fn on_header(&mut self, header: FrameHeader) -> Result<(), Error> {
+        match header.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                if !header.rsv.is_empty() {
+                    return Err(Error::MisplacedRsv);
+                }
+                self.control.clear();
+            }
+            OpCode::Continuation => {
+                if !header.rsv.is_empty() {
+                    return Err(Error::MisplacedRsv);
+                }
+                if self.message.is_none() {
+                    return Err(Error::UnexpectedContinuation);
+                }
+                self.fragments += 1;
+                if self.fragments > self.config.max_fragments {
+                    return Err(Error::Limit {
+                        limit: Limit::Fragments,
+                        max: self.config.max_fragments.into(),
+                    });
+                }
+                if !self.compressed {
+                    self.check_message_size(self.buffer.len() as u64 + header.payload_len)?;
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    return Err(Error::ExpectedContinuation);
+                }
+                self.message = Some(if header.opcode == OpCode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                });
+                self.compressed = !header.rsv.is_empty();
+                self.fragments = 1;
+                if !self.compressed {
+                    self.check_message_size(header.payload_len)?;
+                    if header.fin {
+                        // The whole message is one frame of known size;
+                        // the limit check above bounds this.
+                        self.buffer.reserve_exact(header.payload_len as usize);
+                    }
+                }
+            }
+        }
+        self.frame = CurrentFrame {
+            opcode: header.opcode,
+            fin: header.fin,
+            mask: header.mask,
+        };
+        Ok(())
+    }
+
+    fn check_message_size(&self, len: u64) -> Result<(), Error> {
+        if len > self.config.max_message_size as u64 {
+            return Err(Error::Limit {
+                limit: Limit::MessageSize,
+                max: self.config.max_message_size as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_payload(
+        &mut self,
+        chunk: &[u8],
+        offset: u64,
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Event>, Error> {
+        if self.frame.opcode.is_control() {
+            if self.control.is_empty() && last && offset == 0 {
+                // The whole payload is in this read: no buffering.
+                return self.on_frame_end(chunk, out);
+            }
+            self.control.extend_from_slice(chunk);
+            if !last {
+                return Ok(None);
+            }
+            let payload = mem::take(&mut self.control);
+            return self.on_frame_end(&payload, out);
+        }
+        let text = self.message == Some(MessageKind::Text);
+        let start = self.buffer.len();
+        if self.compressed {
+            let extension = self
+                .extension
+                .as_mut()
+                .expect("RSV bits are only allowed with an extension");
+            let mut scratch = [0u8; EXTENSION_CHUNK];
+            for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
+                let plain = &mut scratch[..piece.len()];
+                plain.copy_from_slice(piece);
+                if let Some(mask) = self.frame.mask {
+                    apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
+                }
+                extension
+                    .decode(plain, false, &mut self.buffer, self.config.max_message_size)
+                    .map_err(Error::Extension)?;
+            }
+        } else {
+            self.buffer.extend_from_slice(chunk);
+            if let Some(mask) = self.frame.mask {
+                apply_mask(&mut self.buffer[start..], mask, offset as usize);
+            }
+        }
+        if text {
+            self.utf8.feed(&self.buffer[start..])?;
+        }
+        if last {
+            self.on_frame_end(&[], out)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A frame is complete. For control frames `payload` is the whole
+    /// payload, still masked.
+    fn on_frame_end(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<Option<Event>, Error> {
+        match self.frame.opcode {
+            OpCode::Ping | OpCode::Pong | OpCode::Close => {
+                let mut control =
+                    ControlPayload::new(payload).expect("the decoder limits control frames to 125 bytes");
+                if let Some(mask) = self.frame.mask {
+                    control.unmask(mask);
+                }
+                self.on_control(control, out).map(Some)
+            }
+            _ => self.on_data_frame_end(),
+        }
+    }
+
+    fn on_control(&mut self, payload: ControlPayload, out: &mut Vec<u8>) -> Result<Event, Error> {
+        match self.frame.opcode {
+            OpCode::Ping => {
+                if !self.sent_close {
+                    self.write_control(OpCode::Pong, &payload, out);
+                }
+                Ok(Event::Ping(payload))
+            }
+            OpCode::Pong => Ok(Event::Pong(payload)),
+            _ => {
+                let frame = match parse_close_payload(&payload)? {
+                    None => CloseFrame {
+                        code: CloseCode::NO_STATUS,
+                        reason: String::new(),
+                    },
+                    Some((code, reason)) => CloseFrame {
+                        code,
+                        reason: reason.to_owned(),
+                    },
+                };
+                if !self.sent_close {
+                    // Echo the code (not the reason), or nothing if the
+                    // peer gave none.
+                    let echo = if frame.code == CloseCode::NO_STATUS {
+                        &[][..]
+                    } else {
+                        &payload[..2]
+                    };
+                    self.write_control(OpCode::Close, echo, out);
+                    self.sent_close = true;
+                }
+                self.finish_closed();
+                Ok(Event::Close(frame))
+            }
+        }
+    }
+
+    fn on_data_frame_end(&mut self) -> Result<Option<Event>, Error> {
+        if !self.frame.fin {
+            return Ok(None);
+        }
+        let kind = self.message.expect("a data frame belongs to a message");
+        if self.compressed {
+            let start = self.buffer.len();
+            let extension = self
+                .extension
+                .as_mut()
+                .expect("RSV bits are only allowed with an extension");
+            extension
+                .decode(&[], true, &mut self.buffer, self.config.max_message_size)
+                .map_err(Error::Extension)?;
+            if kind == MessageKind::Text {
+                self.utf8.feed(&self.buffer[start..])?;
+            }
+        }
+        if kind == MessageKind::Text {
+            self.utf8.finish()?;
+        }
+        self.message = None;
+        self.compressed = false;
+        self.fragments = 0;
+        Ok(Some(Event::Message(Message::validated(
+            kind,
+            mem::take(&mut self.buffer),
+        ))))
+    }
+
+    /// Fails the connection: writes a close frame with the error's code
+    /// unless one was already sent, and closes.
+    fn fail(&mut self, error: Error, out: &mut Vec<u8>) -> Event {
+        if !self.sent_close {
+            if let Some(code) = error.close_code() {
+                let mut payload = Vec::with_capacity(125);
+                let reason = error.to_string();
+                let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
+                encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
+                self.write_control(OpCode::Close, &payload, out);
+            }
+            self.sent_close = true;
+        }
+        self.finish_closed();
+        Event::Failed(error)
+    }
+
+    fn finish_closed(&mut self) {
+        self.state = State::Closed;
+        self.message = None;
+        self.buffer = Vec::new();
+        self.control = Vec::new();
+        self.close_deadline = None;
+    }
+
+    fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+        write_frame(&mut self.masks, out, opcode, Rsv::NONE, payload).expect("control payloads are checked");
+    }
+
+    /// Sends a message (text or binary, as the message says).
+    pub fn send(&mut self, message: &Message, out: &mut Vec<u8>) -> Result<(), Error> {
+        let opcode = match message.kind() {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        self.send_data(opcode, message.as_bytes(), out)
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.send_data(OpCode::Text, text.as_bytes(), out)
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.send_data(OpCode::Binary, data, out)
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.sent_close {
+            return Err(Error::AlreadyClosing);
+        }
+        if let Some(extension) = self.extension.as_mut() {
+            if let Some((rsv, encoded)) = extension.encode(opcode, payload).map_err(Error::Extension)? {
+                write_frame(&mut self.masks, out, opcode, rsv, encoded)?;
+                return Ok(());
+            }
+        }
+        write_frame(&mut self.masks, out, opcode, Rsv::NONE, payload)?;
+        Ok(())
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload, out)
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat).
+    pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload, out)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.sent_close {
+            return Err(Error::AlreadyClosing);
+        }
+        if payload.len() > 125 {
+            return Err(Error::ControlPayloadTooLong(payload.len()));
+        }
+        self.write_control(opcode, payload, out);
+        Ok(())
+    }
+
+    /// Starts the close handshake: writes a close frame and waits (up to
+    /// the close timeout from `now`) for the peer's.
+    ///
+    /// The code must be one that may be sent (1000-1003, 1007-1014,
+    /// 3000-4999) and the reason at most 123 bytes.
+    pub fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        if self.sent_close {
+            return Err(Error::AlreadyClosing);
+        }
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        encode_close_payload(&mut payload, code, reason).map_err(Error::InvalidClose)?;
+        self.write_control(OpCode::Close, &payload, out);
+        self.sent_close = true;
+        self.state = State::Closing;
+        self.close_deadline = Some(now + self.config.close_timeout);
+        Ok(())
+    }
+
+    /// The next moment [`handle_timeout`](Self::handle_timeout) has work
+    /// to do: a keepalive ping, the idle timeout or the close timeout.
+    /// `None` when no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::Closing => self.close_deadline,
+            State::Open => {
+                let ping = match self.config.ping_interval {
+                    Some(interval) if !self.ping_sent => Some(self.last_activity + interval),
+                    _ => None,
+                };
+                let idle = self.config.idle_timeout.map(|t| self.last_activity + t);
+                match (ping, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        }
+    }
+
+    /// Acts on timers that are due at `now`: sends the keepalive ping
+    /// (into `out`), or fails the connection on the idle or close timeout.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
+        match self.state {
+            State::Closed => None,
+            State::Closing => match self.close_deadline {
+                Some(deadline) if now >= deadline => {
+                    self.finish_closed();
+                    Some(Event::Failed(Error::CloseTimeout))
+                }
+                _ => None,
+            },
+            State::Open => {
+                if let Some(timeout) = self.config.idle_timeout {
+                    if now >= self.last_activity + timeout {
+                        return Some(self.fail(Error::IdleTimeout, out));
+                    }
+                }
+                if let Some(interval) = self.config.ping_interval {
+                    if !self.ping_sent && now >= self.last_activity + interval {
+                        self.write_control(OpCode::Ping, &[], out);
+                        self.ping_sent = true;
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Writes one whole frame, masked with a fresh key in the client role.
+fn write_frame(
+    masks: &mut Option<MaskSource>,
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    rsv: Rsv,
+    payload: &[u8],
+) -> Result<(), Error> {
+    let mut header = FrameHeader::new(true, opcode, 0).with_rsv(rsv);
+    if let Some(source) = masks.as_mut() {
+        header = header.with_mask(source());
+    }
+    encode_frame(out, header, payload)?;
+    Ok(())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

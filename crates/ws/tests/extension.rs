@@ -1,0 +1,167 @@
+//! The extension interface, with a toy extension that "compresses" by
+//! run-length encoding, so the RSV1 rules and the inflate limit can be
+//! tested without a real DEFLATE.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use tether_frame::{OpCode, Rsv};
+use tether_ws::{CloseCode, Config, Connection, Error, Event, Extension, ExtensionError, Message, Role};
+
+/// Encodes a message as (count, byte) pairs. Decoding is streamed: a pair
+/// may be split between pieces.
+#[derive(Default)]
+struct RunLength {
+    held: Option<u8>,
+    encoded: Vec<u8>,
+    min_size: usize,
+}
+
+impl Extension for RunLength {
+    fn rsv(&self) -> Rsv {
+        Rsv::RSV1
+    }
+
+    fn decode(
+        &mut self,
+        input: &[u8],
+        end: bool,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ExtensionError> {
+        for &b in input {
+            match self.held.take() {
+                None => self.held = Some(b),
+                Some(count) => {
+                    if out.len() + count as usize > limit {
+                        return Err(ExtensionError {
+                            code: CloseCode::TOO_BIG,
+                            reason: "inflated past the limit",
+                        });
+                    }
+                    out.extend(std::iter::repeat_n(b, count as usize));
+                }
+            }
+        }
+        if end && self.held.is_some() {
+            return Err(ExtensionError {
+                code: CloseCode::PROTOCOL_ERROR,
+                reason: "truncated pair",
+            });
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, _: OpCode, payload: &[u8]) -> Result<Option<(Rsv, &[u8])>, ExtensionError> {
+        if payload.len() < self.min_size {
+            return Ok(None);
+        }
+        self.encoded.clear();
+        for run in payload.chunk_by(|a, b| a == b) {
+            for piece in run.chunks(255) {
+                self.encoded.extend_from_slice(&[piece.len() as u8, piece[0]]);
+            }
+        }
+        Ok(Some((Rsv::RSV1, &self.encoded)))
+    }
+}
+
+fn server_with_ext(config: Config, now: Instant) -> Connection {
+    Connection::new(Role::Server, config, now).with_extension(Box::new(RunLength::default()))
+}
+
+#[test]
+fn transformed_messages_are_decoded_in_any_split() {
+    let now = Instant::now();
+    let input = concat(&[
+        client_frame_rsv(false, OpCode::Text, Rsv::RSV1, &[3, b'a', 2]),
+        client_frame(true, OpCode::Ping, b""),
+        client_frame_rsv(true, OpCode::Continuation, Rsv::NONE, b"b"),
+        // A plain message still passes untouched.
+        client_frame(true, OpCode::Binary, b"raw"),
+    ]);
+    let (events, _) = feed_every_way(|| server_with_ext(Config::default(), now), &input, now);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[1], Event::Message(Message::text("aaabb")));
+    assert_eq!(events[2], Event::Message(Message::binary(b"raw".to_vec())));
+}
+
+#[test]
+fn rsv1_on_a_continuation_or_control_frame_is_a_protocol_error() {
+    let now = Instant::now();
+    let input = concat(&[
+        client_frame_rsv(false, OpCode::Binary, Rsv::RSV1, &[1, b'a']),
+        client_frame_rsv(true, OpCode::Continuation, Rsv::RSV1, &[1, b'b']),
+    ]);
+    let (events, _) = feed_every_way(|| server_with_ext(Config::default(), now), &input, now);
+    assert_eq!(events, [Event::Failed(Error::MisplacedRsv)]);
+    let (events, _) = feed_every_way(
+        || server_with_ext(Config::default(), now),
+        &client_frame_rsv(true, OpCode::Ping, Rsv::RSV1, b""),
+        now,
+    );
+    assert_eq!(events, [Event::Failed(Error::MisplacedRsv)]);
+    // RSV2 is still not owned by anyone.
+    let (events, _) = feed_every_way(
+        || server_with_ext(Config::default(), now),
+        &client_frame_rsv(true, OpCode::Text, Rsv::RSV2, b""),
+        now,
+    );
+    assert_eq!(
+        events,
+        [Event::Failed(tether_frame::Error::ReservedBits(0b010).into())]
+    );
+}
+
+#[test]
+fn decoded_size_counts_against_the_message_limit() {
+    let now = Instant::now();
+    // 4 bytes on the wire that would expand to 510.
+    let input = client_frame_rsv(true, OpCode::Binary, Rsv::RSV1, &[255, 0, 255, 0]);
+    let (events, out) = feed_every_way(
+        || server_with_ext(Config::default().max_message_size(300), now),
+        &input,
+        now,
+    );
+    assert_eq!(
+        events,
+        [Event::Failed(Error::Extension(ExtensionError {
+            code: CloseCode::TOO_BIG,
+            reason: "inflated past the limit"
+        }))]
+    );
+    assert_eq!(&out[..4], &[0x88, out[1], 0x03, 0xf1]);
+}
+
+#[test]
+fn decoded_text_is_validated() {
+    let now = Instant::now();
+    let input = client_frame_rsv(true, OpCode::Text, Rsv::RSV1, &[1, 0xff]);
+    let (events, _) = feed_every_way(|| server_with_ext(Config::default(), now), &input, now);
+    assert_eq!(events, [Event::Failed(tether_frame::Error::InvalidUtf8.into())]);
+}
+
+#[test]
+fn outgoing_messages_carry_rsv1_only_when_encoded() {
+    let now = Instant::now();
+    let mut conn =
+        Connection::new(Role::Server, Config::default(), now).with_extension(Box::new(RunLength {
+            min_size: 4,
+            ..Default::default()
+        }));
+    let mut out = Vec::new();
+    conn.send_text("aaaaaaaa", &mut out).unwrap();
+    assert_eq!(out, [0xC1, 0x02, 8, b'a']);
+    out.clear();
+    conn.send_text("abc", &mut out).unwrap();
+    assert_eq!(
+        out,
+        [0x81, 0x03, b'a', b'b', b'c'],
+        "below the size threshold: sent as is"
+    );
+    out.clear();
+    conn.ping(b"aaaaaaaa", &mut out).unwrap();
+    assert_eq!(out[0], 0x89, "control frames are never transformed");
+}
