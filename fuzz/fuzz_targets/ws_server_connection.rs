@@ -1,0 +1,58 @@
+//! A server-role connection fed arbitrary bytes, whole and in pieces whose
+//! sizes come from the input: never a panic, the same events and replies
+//! however the bytes are split, and memory bounded by the limits.
+#![no_main]
+
+use std::time::Instant;
+
+use libfuzzer_sys::fuzz_target;
+use tether_ws::{Config, Connection, Event, Role, State};
+
+const MAX_MESSAGE: usize = 4096;
+
+fn run(input: &[u8], sizes: &[u8], now: Instant) -> (Vec<Event>, Vec<u8>, State) {
+    let config = Config::default().max_message_size(MAX_MESSAGE).max_frame_size(2048).max_fragments(64);
+    let mut conn = Connection::new(Role::Server, config, now);
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    let mut rest = input;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let size = if sizes.is_empty() { rest.len() } else { (sizes[i % sizes.len()] as usize).clamp(1, rest.len()) };
+        i += 1;
+        let (mut chunk, tail) = rest.split_at(size);
+        rest = tail;
+        while !chunk.is_empty() {
+            let (used, event) = conn.receive(chunk, now, &mut out);
+            assert!(used > 0 || event.is_some(), "no progress");
+            chunk = &chunk[used..];
+            if let Some(event) = event {
+                if let Event::Message(m) = &event {
+                    assert!(m.as_bytes().len() <= MAX_MESSAGE);
+                    if m.is_text() {
+                        assert!(m.as_text().is_some(), "text events are valid UTF-8");
+                    }
+                }
+                events.push(event);
+            }
+        }
+    }
+    (events, out, conn.state())
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.is_empty() {
+        return;
+    }
+    let split = (data[0] as usize).min(data.len() - 1);
+    let (sizes, input) = data[1..].split_at(split.min(16));
+    let now = Instant::now();
+    let whole = run(input, &[], now);
+    let pieces = run(input, sizes, now);
+    assert_eq!(whole, pieces);
+    // At most one terminal event, and nothing after it.
+    if let Some(pos) = whole.0.iter().position(|e| matches!(e, Event::Failed(_) | Event::Close(_))) {
+        assert_eq!(pos, whole.0.len() - 1);
+        assert_eq!(whole.2, State::Closed);
+    }
+});
