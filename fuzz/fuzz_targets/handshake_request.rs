@@ -9,9 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tether_handshake::{
-    ClientHandshake, ClientRequest, Extension, ExtensionNegotiator, ExtensionParams,
-    NegotiationResult, Rejection, ServerConfig, Status, UpgradeRequest, parse_extensions,
-    parse_request_with,
+    ClientHandshake, ClientRequest, Extension, ExtensionNegotiator, ExtensionParams, NegotiationResult,
+    Rejection, ServerConfig, Status, UpgradeRequest, parse_extensions, parse_request_with,
 };
 
 const MAX_HEADERS: usize = 32;
@@ -26,7 +25,9 @@ impl ExtensionNegotiator for Echo {
         self.0
     }
     fn negotiate(&self, offers: &[Extension<'_>]) -> NegotiationResult<usize> {
-        let Some(first) = offers.first() else { return Ok(None) };
+        let Some(first) = offers.first() else {
+            return Ok(None);
+        };
         let mut params = ExtensionParams::new();
         for p in first.params() {
             params.push(p.name(), p.value())?;
@@ -68,12 +69,16 @@ fn server(input: &[u8], split: usize, config: &ServerConfig<usize>) {
         (_, Ok(Status::Complete(_))) => panic!("prefix complete, whole {whole:?}"),
         _ => {}
     }
-    let Ok(Status::Complete((req, used))) = whole else { return };
+    let Ok(Status::Complete((req, used))) = whole else {
+        return;
+    };
     assert!(used <= input.len());
     let mut out = Vec::new();
     match config.accept(req.head()) {
         Ok(accepted) => {
-            accepted.write_response(&mut out, &[("X-Fuzz", "1")]).expect("valid extra header");
+            accepted
+                .write_response(&mut out, &[("X-Fuzz", "1")])
+                .expect("valid extra header");
             assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
             assert!(accepted.extensions().len() <= 2);
             let _ = accepted.into_extension_values();
@@ -88,7 +93,11 @@ fn server(input: &[u8], split: usize, config: &ServerConfig<usize>) {
         }
     }
     // The answer never grows faster than the request that caused it.
-    assert!(out.len() <= 2 * used + 512, "{} bytes out for {used} in", out.len());
+    assert!(
+        out.len() <= 2 * used + 512,
+        "{} bytes out for {used} in",
+        out.len()
+    );
 }
 
 fn client_side(input: &[u8], split: usize, client: &ClientHandshake) {
@@ -103,7 +112,11 @@ fn client_side(input: &[u8], split: usize, client: &ClientHandshake) {
     if let Ok(Status::Complete((res, used))) = whole {
         assert!(used <= input.len());
         assert!(res.protocol().is_none_or(|p| p == "chat" || p == "superchat"));
-        assert!(res.extensions().iter().all(|e| e.is("permessage-deflate") || e.is("x-test")));
+        assert!(
+            res.extensions()
+                .iter()
+                .all(|e| e.is("permessage-deflate") || e.is("x-test"))
+        );
     }
     if let Err(e) = client.validate_response(input) {
         assert!(!e.is_caller_error(), "{e}");
@@ -111,15 +124,21 @@ fn client_side(input: &[u8], split: usize, client: &ClientHandshake) {
 }
 
 fn extensions(input: &[u8]) {
-    let Ok(text) = std::str::from_utf8(input) else { return };
-    let Ok(parsed) = parse_extensions(text) else { return };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
+    let Ok(parsed) = parse_extensions(text) else {
+        return;
+    };
     let canonical: Vec<String> = parsed.iter().map(ToString::to_string).collect();
     let canonical = canonical.join(", ");
     assert_eq!(parse_extensions(&canonical).as_ref(), Ok(&parsed));
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, input)) = data.split_first() else { return };
+    let Some((&split, input)) = data.split_first() else {
+        return;
+    };
     // Scaled, so that one byte reaches every split point of a long head.
     let split = usize::from(split) * input.len() / 255;
     server(input, split, &server_config());
