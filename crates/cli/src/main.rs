@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod logger;
+mod serve;
 mod sse_decode;
 
 /// WebSocket and Server-Sent Events toolkit.
@@ -17,12 +19,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve WebSocket, Server-Sent Events and HTTP on one port (the demo by default).
+    Serve(Box<serve::Args>),
     /// Decode a text/event-stream from stdin into JSON Lines on stdout.
     SseDecode(sse_decode::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Serve(args) => serve::run(&args),
         Command::SseDecode(args) => sse_decode::run(&args),
     }
 }

@@ -1,0 +1,119 @@
+//! `tether serve`: runs the server with the demo (or the bare echo).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tether_server::apps::{Demo, Echo};
+use tether_server::{App, Config, Handshake, Server};
+
+use crate::logger;
+
+/// Which application to serve.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum AppChoice {
+    /// The demo page at /, /echo, /chat, /chat/events and /clock.
+    Demo,
+    /// A WebSocket echo on every path (what Autobahn|Testsuite runs against).
+    Echo,
+}
+
+/// Options of `tether serve`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, default_value_t = 8080)]
+    port: u16,
+    /// The application to serve.
+    #[arg(long, value_enum, default_value = "demo")]
+    app: AppChoice,
+    /// Most connections at once; more get 503. Default: the open-file limit
+    /// (raised to its hard limit) less a small reserve.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Largest WebSocket frame payload, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    max_frame_size: u64,
+    /// Largest WebSocket message, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_message_size: usize,
+    /// Most frames in one WebSocket message.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_fragments: u32,
+    /// Output queued per connection before the slow-consumer policy applies, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_output: usize,
+    /// Largest request head, in bytes (larger gets 431).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    max_request_head: usize,
+    /// Seconds a new connection has to send its request head.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Seconds of silence before a WebSocket ping (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    ping_interval: f64,
+    /// Seconds of silence before a WebSocket is given up (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds between SSE heartbeat comments on a quiet stream.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    sse_heartbeat: f64,
+    /// Seconds a graceful shutdown may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    shutdown_timeout: f64,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log_level: log::LevelFilter,
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn optional_seconds(s: f64) -> Option<Duration> {
+    (s > 0.0).then(|| seconds(s))
+}
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    logger::init(args.log_level);
+    let mut config = Config::new(SocketAddr::new(args.addr, args.port));
+    config.max_connections = args.max_connections;
+    config.max_output = args.max_output;
+    config.max_request_head = args.max_request_head;
+    config.handshake_timeout = seconds(args.handshake_timeout);
+    config.sse_heartbeat = seconds(args.sse_heartbeat);
+    config.shutdown_timeout = seconds(args.shutdown_timeout);
+    config.ws = tether_ws::Config::default()
+        .max_frame_size(args.max_frame_size)
+        .max_message_size(args.max_message_size)
+        .max_fragments(args.max_fragments)
+        .ping_interval(optional_seconds(args.ping_interval))
+        .idle_timeout(optional_seconds(args.idle_timeout));
+    let result = match args.app {
+        AppChoice::Demo => serve(config, Demo::new(), "open it in a browser"),
+        AppChoice::Echo => serve(config, Echo::everywhere(), "a WebSocket echo on every path"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("tether serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve<A: App>(config: Config, app: A, what: &str) -> std::io::Result<()> {
+    let addr = config.addr;
+    let mut server = Server::bind(config, Handshake::new(), app)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
+    server.handle_signals()?;
+    let local = server.local_addr();
+    // Scripts wait for this line (and read the port from it when binding 0).
+    println!("tether listening on http://{local}/ ({what}; Ctrl-C stops)");
+    log::info!("at most {} connections", server.max_connections());
+    server.run()
+}

@@ -1,0 +1,303 @@
+//! The interface an embedder implements, and the context through which it
+//! acts on connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tether_ws::{CloseCode, Message};
+
+use crate::output::{OutQueue, Pool};
+
+/// A connection's identity for as long as it lives. Ids are never reused
+/// for a later connection, so a stale id simply addresses nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    pub(crate) const fn new(index: u32, generation: u32) -> ConnId {
+        ConnId { index, generation }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// An HTTP request head, as the application sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a [httparse::Header<'a>],
+}
+
+impl<'a> Request<'a> {
+    /// The method (`GET`, `POST`, ...).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The query string after `?`, if any (not decoded).
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    /// The first value of a query parameter, percent-decoded.
+    ///
+    /// ```
+    /// # use tether_server::Request;
+    /// # fn check(req: Request<'_>) {
+    /// let room = req.query_param("room").unwrap_or_else(|| "lobby".into());
+    /// # }
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::http::query_param(self.query?, name)
+    }
+
+    /// The first header with this name (case-insensitive), if it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    }
+}
+
+/// What a path is, decided by [`App::route`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A WebSocket endpoint (GET with an upgrade; anything else gets 426).
+    /// The tag is the application's own and comes back in every callback
+    /// for connections of this route.
+    WebSocket(u32),
+    /// A Server-Sent Events stream (GET).
+    EventStream(u32),
+    /// A fixed page (GET or HEAD).
+    Page {
+        /// The `Content-Type` header.
+        content_type: &'static str,
+        /// The body.
+        body: &'static [u8],
+    },
+    /// Nothing here: 404.
+    NotFound,
+}
+
+/// Why a WebSocket session or event stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The WebSocket close handshake ran; the peer's code.
+    Closed(CloseCode),
+    /// The peer broke the protocol or a limit; the code we sent.
+    Failed(CloseCode),
+    /// The transport ended without a close handshake (code 1006 in
+    /// browser terms), timed out, or errored.
+    Dropped,
+    /// Cut loose for not reading its output fast enough.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The application itself ended the event stream.
+    Ended,
+}
+
+/// A tether application: decides routes and reacts to connections.
+///
+/// All callbacks run on the event loop's thread and must not block. They
+/// act through the [`Ctx`] they are given.
+pub trait App {
+    /// Chooses what a request path is. Called once per request.
+    fn route(&mut self, request: &Request<'_>) -> Route;
+
+    /// A WebSocket session opened on a route tagged `tag`.
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let _ = (ctx, conn, tag, request);
+    }
+
+    /// A complete message arrived.
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, message: Message);
+
+    /// A WebSocket session ended. The connection can no longer be sent to.
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+        let _ = (ctx, conn, tag, reason);
+    }
+
+    /// An event stream started. `last_event_id` is the `Last-Event-ID`
+    /// header, or else the `lastEventId` query parameter (for clients that
+    /// cannot set headers), when non-empty. The `retry` hint has been
+    /// sent; events sent now come before any live ones.
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        let _ = (ctx, conn, tag, request, last_event_id);
+    }
+
+    /// An event stream ended.
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+        let _ = (ctx, conn, tag, reason);
+    }
+
+    /// How often [`App::on_tick`] runs; `None` (the default) for never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A periodic call, for applications that push on their own (a clock).
+    fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
+}
+
+/// An encoded WebSocket frame or SSE event, shared by every connection it
+/// is sent to: encoded once, never copied per subscriber.
+#[derive(Debug, Clone)]
+pub struct Encoded(pub(crate) Arc<[u8]>);
+
+impl Encoded {
+    /// Encodes a message as one unmasked WebSocket frame (server to
+    /// client).
+    pub fn ws(message: &Message) -> Encoded {
+        let opcode = if message.is_text() {
+            tether_frame::OpCode::Text
+        } else {
+            tether_frame::OpCode::Binary
+        };
+        let payload = message.as_bytes();
+        let header = tether_frame::FrameHeader::new(true, opcode, payload.len() as u64).to_bytes();
+        let mut bytes = Vec::with_capacity(header.len() + payload.len());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(payload);
+        Encoded(bytes.into())
+    }
+
+    /// Encodes an SSE event.
+    pub fn sse(event: &tether_sse::Event<'_>) -> Result<Encoded, tether_sse::Error> {
+        let mut bytes = Vec::new();
+        event.encode(&mut bytes)?;
+        Ok(Encoded(bytes.into()))
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Something to do to a connection other than the one being handled,
+/// applied by the loop as soon as the callback returns.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Encoded bytes for a WebSocket session or an event stream.
+    Send(ConnId, Encoded),
+    /// Start the close handshake.
+    Close(ConnId, CloseCode, String),
+    /// End an event stream.
+    EndStream(ConnId),
+}
+
+/// The connection whose event is being handled, written to directly.
+pub(crate) struct Current<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) ws: Option<&'a mut tether_ws::Connection>,
+    pub(crate) out: &'a mut OutQueue,
+    pub(crate) closing: &'a mut bool,
+}
+
+/// What an application callback can do.
+pub struct Ctx<'a> {
+    pub(crate) now: Instant,
+    pub(crate) current: Option<Current<'a>>,
+    pub(crate) actions: &'a mut Vec<Action>,
+    pub(crate) pool: &'a mut Pool,
+}
+
+impl Ctx<'_> {
+    /// The time the loop woke up for this event.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Sends a message to a WebSocket session.
+    pub fn send(&mut self, to: ConnId, message: &Message) {
+        match self.current.as_mut() {
+            Some(current) if current.id == to => {
+                if let Some(ws) = current.ws.as_deref_mut() {
+                    let out = current.out.tail(self.pool);
+                    let before = out.len();
+                    if ws.send(message, out).is_ok() {
+                        let added = out.len() - before;
+                        current.out.appended(added);
+                    }
+                }
+            }
+            _ => self.actions.push(Action::Send(to, Encoded::ws(message))),
+        }
+    }
+
+    /// Sends already encoded bytes (from [`Encoded::ws`] for a WebSocket
+    /// session, [`Encoded::sse`] for an event stream) to each connection.
+    pub fn send_encoded(&mut self, to: impl IntoIterator<Item = ConnId>, encoded: &Encoded) {
+        for id in to {
+            match self.current.as_mut() {
+                Some(current) if current.id == id => {
+                    let open = current.ws.as_deref().is_none_or(|ws| ws.can_send());
+                    if open && !*current.closing {
+                        current.out.push_shared(encoded.0.clone());
+                    }
+                }
+                _ => self.actions.push(Action::Send(id, encoded.clone())),
+            }
+        }
+    }
+
+    /// Sends an SSE event to one event stream.
+    pub fn send_event(&mut self, to: ConnId, event: &tether_sse::Event<'_>) -> Result<(), tether_sse::Error> {
+        let encoded = Encoded::sse(event)?;
+        self.send_encoded([to], &encoded);
+        Ok(())
+    }
+
+    /// Starts the close handshake of a WebSocket session.
+    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        match self.current.as_mut() {
+            Some(current) if current.id == conn && current.ws.is_some() => {
+                let now = self.now;
+                let ws = current.ws.as_deref_mut().expect("checked");
+                let out = current.out.tail(self.pool);
+                let before = out.len();
+                if ws.close(code, reason, now, out).is_ok() {
+                    let added = out.len() - before;
+                    current.out.appended(added);
+                }
+            }
+            _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
+        }
+    }
+
+    /// Ends an event stream (the client will reconnect after its retry
+    /// delay, with its last event id).
+    pub fn end_stream(&mut self, conn: ConnId) {
+        match self.current.as_mut() {
+            Some(current) if current.id == conn && current.ws.is_none() => *current.closing = true,
+            _ => self.actions.push(Action::EndStream(conn)),
+        }
+    }
+}

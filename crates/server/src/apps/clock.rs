@@ -1,0 +1,91 @@
+//! A feed of numbered ticks, one a second, over Server-Sent Events.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{ConnId, Ctx, Encoded};
+
+/// Numbered ticks for event-stream subscribers.
+///
+/// Each tick is an event of type `tick` whose id is its number and whose
+/// data is `{"n":N,"unix_ms":T}`. A subscriber that comes back with a
+/// `Last-Event-ID` ahead of the count (say, after a server restart) moves
+/// the count forward, so ids never go backwards for it; it is first sent a
+/// `welcome` event whose data says which id it resumed from
+/// (`{"resumed_from":"5"}`, or `null`).
+#[derive(Debug, Default)]
+pub struct Clock {
+    count: u64,
+    subscribers: Vec<ConnId>,
+}
+
+impl Clock {
+    /// A clock at zero with no subscribers.
+    pub fn new() -> Clock {
+        Clock::default()
+    }
+
+    /// Adds a subscriber.
+    pub fn subscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, last_event_id: Option<&str>) {
+        if let Some(resumed) = last_event_id.and_then(|id| id.parse::<u64>().ok()) {
+            self.count = self.count.max(resumed);
+        }
+        let data = match last_event_id {
+            Some(id) => format!("{{\"resumed_from\":{}}}", json_string(id)),
+            None => "{\"resumed_from\":null}".to_owned(),
+        };
+        // No id on the welcome: it must not change the client's last id.
+        let _ = ctx.send_event(conn, &tether_sse::Event::new().event("welcome").data(&data));
+        self.subscribers.push(conn);
+    }
+
+    /// Removes a subscriber.
+    pub fn unsubscribe(&mut self, conn: ConnId) {
+        self.subscribers.retain(|&c| c != conn);
+    }
+
+    /// Sends the next tick to every subscriber.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        self.count += 1;
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let id = self.count.to_string();
+        let data = format!("{{\"n\":{},\"unix_ms\":{unix_ms}}}", self.count);
+        let event = tether_sse::Event::new().id(&id).event("tick").data(&data);
+        if let Ok(encoded) = Encoded::sse(&event) {
+            ctx.send_encoded(self.subscribers.iter().copied(), &encoded);
+        }
+    }
+
+    /// The number of the last tick sent.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(super::json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}

@@ -1,0 +1,78 @@
+//! Server settings, with the defaults from tether's design.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The handshake settings: subprotocols, extension negotiators (whose
+/// values are the WebSocket extensions to install) and the policy hook that
+/// may refuse an upgrade with 403 (for example an Origin allowlist).
+pub type Handshake = tether_handshake::ServerConfig<Box<dyn tether_ws::Extension>>;
+
+/// How a server listens and what it tolerates. Every limit has a default
+/// (see [`Config::new`]) and a field to change it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Connections beyond this are answered `503` with `Retry-After` and
+    /// closed. `None`: the open-file limit (raised to its hard limit at
+    /// start) less a reserve for the loop's own descriptors.
+    pub max_connections: Option<usize>,
+    /// Whether to raise `RLIMIT_NOFILE` to its hard limit at start.
+    pub raise_fd_limit: bool,
+    /// The largest request head; a larger one gets `431` (16 KiB).
+    pub max_request_head: usize,
+    /// How long a new connection has to send a complete request head (and
+    /// so, for a WebSocket, to finish its handshake) before it is dropped
+    /// (10 s).
+    pub handshake_timeout: Duration,
+    /// How long a keep-alive HTTP connection may sit between requests
+    /// (60 s).
+    pub keep_alive_timeout: Duration,
+    /// Output queued for one connection beyond which the slow-consumer
+    /// policy applies (1 MiB): a connection's own replies pause reading
+    /// from it until it drains; bytes pushed to it from elsewhere (a
+    /// broadcast, an event) cut it loose instead, so that it never holds
+    /// up anyone else.
+    pub max_output: usize,
+    /// WebSocket limits and keepalive (16 MiB frames, 64 MiB messages,
+    /// 100 000 fragments, ping after 30 s of silence, give up after 60 s).
+    pub ws: tether_ws::Config,
+    /// A heartbeat comment on an event stream after this much silence
+    /// (15 s), so that proxies keep it open and dead peers are noticed.
+    pub sse_heartbeat: Duration,
+    /// The `retry:` hint sent when a stream starts (3 s).
+    pub sse_retry: Duration,
+    /// How long a graceful shutdown may take before the remaining
+    /// connections are dropped (5 s).
+    pub shutdown_timeout: Duration,
+    /// After the last bytes of a connection are written, how long to keep
+    /// reading (and discarding) until the peer closes, so that our final
+    /// bytes are not lost to a reset (2 s).
+    pub linger: Duration,
+    /// The size of the one read buffer the loop shares among all
+    /// connections (64 KiB).
+    pub read_buffer: usize,
+}
+
+impl Config {
+    /// The defaults, listening on `addr`.
+    pub fn new(addr: SocketAddr) -> Config {
+        Config {
+            addr,
+            max_connections: None,
+            raise_fd_limit: true,
+            max_request_head: 16 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_output: 1 << 20,
+            ws: tether_ws::Config::default(),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(5),
+            linger: Duration::from_secs(2),
+            read_buffer: 64 * 1024,
+        }
+    }
+}

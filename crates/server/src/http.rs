@@ -1,0 +1,200 @@
+//! The small amount of HTTP/1.1 the server speaks itself: response heads,
+//! canned responses, request targets and query strings.
+
+use std::fmt::Write as _;
+
+/// The reason phrase for the statuses this server sends.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A complete response with a body (or just its head, for `HEAD`).
+pub(crate) fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    close: bool,
+) {
+    let mut head = String::with_capacity(128);
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
+    if !content_type.is_empty() {
+        let _ = write!(head, "Content-Type: {content_type}\r\n");
+    }
+    let _ = write!(head, "Content-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.extend_from_slice(head.as_bytes());
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// A short plain-text error response that closes the connection.
+pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
+    let body = format!("{status} {}\n", reason(status));
+    write_response(
+        out,
+        status,
+        headers,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        false,
+        true,
+    );
+}
+
+/// The head of an event stream. No length and no chunking: the stream
+/// ends when the connection does.
+pub(crate) const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+Connection: close\r\n\r\n";
+
+/// Splits a request target into path and query.
+pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+/// The first value of `name` in an `application/x-www-form-urlencoded`
+/// query, decoded. Malformed escapes are kept as they are.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether the client asked to keep the connection open after this
+/// request: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+/// `Connection: keep-alive`.
+pub(crate) fn keep_alive(version: u8, headers: &[httparse::Header<'_>]) -> bool {
+    let has = |token: &str| {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .any(|h| {
+                h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            })
+    };
+    if version >= 1 {
+        !has("close")
+    } else {
+        has("keep-alive")
+    }
+}
+
+/// Whether the request announces a body (which no route here accepts).
+pub(crate) fn has_body(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            || h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(query_param("room=a%20b&x=1", "room").as_deref(), Some("a b"));
+        assert_eq!(
+            query_param("lastEventId=41&room=z", "lastEventId").as_deref(),
+            Some("41")
+        );
+        assert_eq!(query_param("flag&room=q+r", "flag").as_deref(), Some(""));
+        assert_eq!(query_param("room=q+r", "room").as_deref(), Some("q r"));
+        assert_eq!(query_param("a=%zz%4", "a").as_deref(), Some("%zz%4"));
+        assert_eq!(query_param("a=%C3%A9", "a").as_deref(), Some("é"));
+        assert_eq!(query_param("a=1", "b"), None);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_header() {
+        let close = [httparse::Header {
+            name: "Connection",
+            value: b"Close",
+        }];
+        let ka = [httparse::Header {
+            name: "connection",
+            value: b"foo, keep-alive",
+        }];
+        assert!(keep_alive(1, &[]));
+        assert!(!keep_alive(1, &close));
+        assert!(!keep_alive(0, &[]));
+        assert!(keep_alive(0, &ka));
+    }
+
+    #[test]
+    fn responses_have_length_and_optional_close() {
+        let mut out = Vec::new();
+        write_response(&mut out, 200, &[("X-A", "b")], "text/plain", b"hi", false, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-A: b\r\nConnection: close\r\n\r\nhi"
+        );
+        out.clear();
+        write_response(&mut out, 200, &[], "text/plain", b"hi", true, false);
+        assert!(out.ends_with(b"Content-Length: 2\r\n\r\n"));
+    }
+}

@@ -1,0 +1,32 @@
+//! The tether server: one `mio` event loop per thread that serves
+//! WebSocket, Server-Sent Events and plain HTTP on one port.
+//!
+//! An [`App`] decides what each path is ([`Route`]) and reacts to
+//! WebSocket messages and event-stream subscriptions through a [`Ctx`];
+//! [`apps`] holds the ready-made ones (an echo, a chat room, a clock feed,
+//! and the demo that combines them). The protocol work is done by the
+//! sans-IO crates `tether-handshake`, `tether-ws` and `tether-sse`; this
+//! crate is the driver around them: sockets, buffers, timers and
+//! backpressure.
+//!
+//! Design points, measured against an idle connection owning nothing:
+//! one read buffer shared by the loop; output queued per connection only
+//! while the socket pushes back, written with vectored writes; write
+//! interest registered only while bytes are pending; a broadcast encoded
+//! once and shared by reference count among its recipients; every deadline
+//! in one timer heap that gives `Poll::poll` its timeout.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod app;
+pub mod apps;
+mod config;
+mod http;
+mod output;
+mod server;
+mod timers;
+
+pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Request, Route};
+pub use config::{Config, Handshake};
+pub use server::{Handle, Server};
+pub use tether_ws::{CloseCode, Message, MessageKind};

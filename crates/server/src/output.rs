@@ -1,0 +1,259 @@
+//! Per-connection output: a queue of byte chunks, some owned, some shared
+//! among many connections (a broadcast frame is encoded once), written
+//! with vectored writes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+/// Bytes waiting to be written.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// Bytes for this connection only.
+    Owned(Vec<u8>),
+    /// Bytes shared with other connections (an encoded broadcast).
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(s) => s,
+        }
+    }
+}
+
+/// The most slices handed to one `writev`.
+const MAX_IOV: usize = 64;
+
+/// Owned chunks are recycled only up to this capacity, so one huge message
+/// does not pin its buffer forever.
+const RECYCLE_LIMIT: usize = 64 * 1024;
+
+/// Queued output for one connection. Exists only while there is output:
+/// an idle connection holds none (see [`Pool`]).
+#[derive(Debug, Default)]
+pub(crate) struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    offset: usize,
+    /// Bytes still to write, over all chunks.
+    len: usize,
+}
+
+impl OutQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The owned buffer at the back of the queue, to append to; takes a new
+    /// one from `pool` when the back is shared (or there is none).
+    pub(crate) fn tail(&mut self, pool: &mut Pool) -> &mut Vec<u8> {
+        if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
+            self.chunks.push_back(Chunk::Owned(pool.buffer()));
+        }
+        match self.chunks.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("an owned chunk was just ensured"),
+        }
+    }
+
+    /// Recounts after bytes were appended through [`OutQueue::tail`].
+    pub(crate) fn appended(&mut self, bytes: usize) {
+        self.len += bytes;
+    }
+
+    /// Appends shared bytes.
+    pub(crate) fn push_shared(&mut self, bytes: Arc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Shared(bytes));
+    }
+
+    /// Drops everything queued (a connection being cut loose).
+    pub(crate) fn clear(&mut self, pool: &mut Pool) {
+        for chunk in self.chunks.drain(..) {
+            if let Chunk::Owned(v) = chunk {
+                pool.give_back(v);
+            }
+        }
+        self.offset = 0;
+        self.len = 0;
+    }
+
+    /// Writes as much as the socket takes, in vectored writes. Returns
+    /// `Ok(true)` when everything was written, `Ok(false)` when the socket
+    /// would block with bytes left.
+    pub(crate) fn flush<W: Write>(&mut self, socket: &mut W, pool: &mut Pool) -> io::Result<bool> {
+        while self.len > 0 {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
+                    let bytes = chunk.as_slice();
+                    let bytes = if i == 0 { &bytes[self.offset..] } else { bytes };
+                    if !bytes.is_empty() {
+                        slices[n] = IoSlice::new(bytes);
+                        n += 1;
+                    }
+                }
+                match socket.write_vectored(&slices[..n]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(written) => written,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.consume(written, pool);
+        }
+        // Owned tails that never received a byte may remain.
+        self.clear(pool);
+        Ok(true)
+    }
+
+    fn consume(&mut self, mut written: usize, pool: &mut Pool) {
+        self.len -= written;
+        while written > 0 {
+            let front_len = self.chunks.front().map_or(0, |c| c.as_slice().len()) - self.offset;
+            if written < front_len {
+                self.offset += written;
+                return;
+            }
+            written -= front_len;
+            self.offset = 0;
+            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                pool.give_back(v);
+            }
+        }
+    }
+}
+
+/// Recycled buffers and queues, shared by every connection of a loop, so
+/// that steady traffic allocates nothing and idle connections own nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    buffers: Vec<Vec<u8>>,
+    /// Boxed because connections hold them boxed (a pointer, not the whole
+    /// queue, in every connection), and recycling keeps the allocation.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<OutQueue>>,
+}
+
+/// How many spare buffers and queues a pool keeps.
+const POOL_KEEP: usize = 256;
+
+impl Pool {
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        self.buffers.pop().unwrap_or_default()
+    }
+
+    pub(crate) fn give_back(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() <= RECYCLE_LIMIT && self.buffers.len() < POOL_KEEP {
+            buffer.clear();
+            self.buffers.push(buffer);
+        }
+    }
+
+    pub(crate) fn queue(&mut self) -> Box<OutQueue> {
+        self.queues.pop().unwrap_or_default()
+    }
+
+    /// Takes back an empty queue.
+    pub(crate) fn give_back_queue(&mut self, mut queue: Box<OutQueue>) {
+        queue.clear(self);
+        if self.queues.len() < POOL_KEEP {
+            self.queues.push(queue);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks once
+    /// `budget` is used up.
+    struct Throttled {
+        written: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Throttled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.cap - n).min(self.budget);
+                self.written.extend_from_slice(&b[..take]);
+                n += take;
+                self.budget -= take;
+                if n == self.cap || self.budget == 0 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn mixed_chunks_come_out_in_order_through_partial_writes() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        let shared: Arc<[u8]> = Arc::from(&b"SHARED"[..]);
+        q.tail(&mut pool).extend_from_slice(b"one ");
+        q.appended(4);
+        q.push_shared(shared.clone());
+        q.tail(&mut pool).extend_from_slice(b" two");
+        q.appended(4);
+        q.push_shared(shared);
+        assert_eq!(q.len(), 20);
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 3,
+            budget: 7,
+        };
+        assert!(!q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(q.len(), 13);
+        w.budget = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written, b"one SHARED twoSHARED");
+        assert!(q.is_empty());
+        assert_eq!(pool.buffers.len(), 2, "owned buffers are recycled");
+    }
+
+    #[test]
+    fn appending_to_the_tail_coalesces_owned_bytes() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        for _ in 0..3 {
+            q.tail(&mut pool).extend_from_slice(b"ab");
+            q.appended(2);
+        }
+        assert_eq!(q.chunks.len(), 1);
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 100,
+            budget: 100,
+        };
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written, b"ababab");
+    }
+}
