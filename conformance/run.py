@@ -680,12 +680,16 @@ def run(argv):
         print(f"FAILED   {p}")
     for line in lines:
         print(line)
+    # The last line is the plain "N passed, N failed" that CI logs are read for.
+    failed = case_problems + len(problems)
+    passed = len(results) - sum(1 for line in lines if line.startswith(("MISMATCH", "EXTRA")))
     if problems or lines:
         print(f"\nFAIL: {case_problems} case(s) differ from {shown(expected_path)}"
               + (f"; {len(problems)} other problem(s)" if problems else ""))
-        return 1
-    print(f"PASS: all {len(results)} cases as expected ({shown(expected_path)})")
-    return 0
+    else:
+        print(f"PASS: all {len(results)} cases as expected ({shown(expected_path)})")
+    print(f"autobahn: {passed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
