@@ -1,6 +1,6 @@
 //! The incremental parser: what a client reads.
 
-use alloc::boxed::Box;
+use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -89,8 +89,9 @@ impl Default for Limits {
 /// `MessageEvent`: its type, its data and the last event ID at dispatch.
 #[derive(Clone)]
 pub struct MessageEvent {
-    /// `None` is the default type, "message": no allocation for it.
-    event_type: Option<Box<str>>,
+    /// `None` is the default type, "message". Shared with the parser, which
+    /// reuses it while the type stays the same.
+    event_type: Option<Arc<str>>,
     data: String,
     /// Shared with the parser and every event since the ID last changed.
     last_event_id: Arc<str>,
@@ -130,7 +131,8 @@ impl MessageEvent {
         self.data
     }
 
-    /// The last event ID string when the event was dispatched.
+    /// The last event ID string when the event was dispatched (its ID, or
+    /// the one of an earlier event: the ID persists until changed).
     pub fn last_event_id(&self) -> &str {
         &self.last_event_id
     }
@@ -259,6 +261,9 @@ pub struct Parser {
     event_type: Vec<u8>,
     id_buffer: Vec<u8>,
     last_event_id: Arc<str>,
+    /// The type of the last event dispatched with a non-default type, kept
+    /// to share it with the next event of the same type.
+    last_type: Option<Arc<str>>,
     retry: Option<u64>,
     out: VecDeque<Result<Item, Error>>,
 }
@@ -289,6 +294,7 @@ impl Parser {
             event_type: Vec::new(),
             id_buffer: Vec::new(),
             last_event_id: Arc::from(""),
+            last_type: None,
             retry: None,
             out: VecDeque::new(),
         }
@@ -421,12 +427,16 @@ impl Parser {
         if first == b':' {
             return;
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        // Every name acted on is at most five bytes, so a colon further in
+        // (or none) means an unknown field: no need to scan a long line.
+        let head = &line[..line.len().min(6)];
+        let (name, value) = match head.iter().position(|&b| b == b':') {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
-            None => (line, &[][..]),
+            None if line.len() < 6 => (line, &[][..]),
+            None => return,
         };
         match name {
             b"data" => {
@@ -468,8 +478,10 @@ impl Parser {
     /// The spec's "dispatch the event", on a blank line.
     fn dispatch(&mut self) {
         self.fresh_stream = false;
+        // Bytes equal to the decoded string mean the same string (invalid
+        // UTF-8 never compares equal, and just costs a new allocation).
         if self.id_buffer != self.last_event_id.as_bytes() {
-            self.last_event_id = Arc::from(String::from_utf8_lossy(&self.id_buffer));
+            self.last_event_id = Arc::from(decode(&self.id_buffer));
         }
         if self.data.is_empty() {
             self.event_type.clear();
@@ -478,15 +490,22 @@ impl Parser {
         // Every data line appended a LF; the spec removes the last one.
         self.data.pop();
         let data = if self.data.len() <= COPY_OUT_MAX {
-            let data = String::from_utf8_lossy(&self.data).into_owned();
+            let data = decode(&self.data).into_owned();
             self.data.clear();
             data
         } else {
             let bytes = mem::take(&mut self.data);
             String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         };
-        let event_type =
-            (!self.event_type.is_empty()).then(|| String::from_utf8_lossy(&self.event_type).into());
+        let event_type = if self.event_type.is_empty() {
+            None
+        } else {
+            match &self.last_type {
+                Some(last) if *last.as_bytes() == *self.event_type => {}
+                _ => self.last_type = Some(Arc::from(decode(&self.event_type))),
+            }
+            self.last_type.clone()
+        };
         self.event_type.clear();
         self.out.push_back(Ok(Item::Event(MessageEvent {
             event_type,
@@ -522,7 +541,9 @@ impl Parser {
             self.line = Line::Skip;
             return;
         }
-        match part.iter().position(|&b| b == b':') {
+        // As in `process_line`, only a colon in the first six bytes counts.
+        let head = &part[..part.len().min(6)];
+        match head.iter().position(|&b| b == b':') {
             Some(colon) => match &part[..colon] {
                 b"data" => {
                     self.line = Line::DataSpace;
@@ -633,6 +654,15 @@ impl Parser {
                 }
             }
         }
+    }
+}
+
+/// UTF-8 decoding with U+FFFD for invalid input, the validating fast path
+/// first (the lossy decoder is several times slower on valid text).
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match core::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
