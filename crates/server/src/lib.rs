@@ -30,3 +30,8 @@ pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Request, Route};
 pub use config::{Config, Handshake};
 pub use server::{Handle, Server};
 pub use tether_ws::{CloseCode, Message, MessageKind};
+
+/// The examples in the repository's README, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
