@@ -4,8 +4,8 @@ use std::mem;
 use std::time::Instant;
 
 use tether_frame::{
-    CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, OpCode, Rsv, Utf8Validator, apply_mask,
-    encode_close_payload, encode_frame, parse_close_payload,
+    CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, MAX_HEADER_LEN, OpCode, Rsv, Utf8Validator,
+    apply_mask, encode_close_payload, encode_frame, parse_close_payload,
 };
 
 use crate::{
@@ -501,9 +501,32 @@ impl Connection {
             return Err(Error::AlreadyClosing);
         }
         if let Some(extension) = self.extension.as_mut() {
-            if let Some((rsv, encoded)) = extension.encode(opcode, payload).map_err(Error::Extension)? {
-                write_frame(&mut self.masks, out, opcode, rsv, encoded)?;
-                return Ok(());
+            // The extension appends its output after room for the longest
+            // header; the real header then goes right before the payload and
+            // the unused room is closed up, one move of the payload.
+            let start = out.len();
+            let body = start + MAX_HEADER_LEN;
+            out.resize(body, 0);
+            match extension.encode(opcode, payload, out) {
+                Ok(Some(rsv)) => {
+                    let mut header = FrameHeader::new(true, opcode, (out.len() - body) as u64).with_rsv(rsv);
+                    if let Some(source) = self.masks.as_mut() {
+                        header = header.with_mask(source());
+                    }
+                    let head = header.to_bytes();
+                    let gap = MAX_HEADER_LEN - head.len();
+                    out[start + gap..body].copy_from_slice(&head);
+                    if let Some(mask) = header.mask {
+                        apply_mask(&mut out[body..], mask, 0);
+                    }
+                    out.drain(start..start + gap);
+                    return Ok(());
+                }
+                Ok(None) => out.truncate(start),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(Error::Extension(e));
+                }
             }
         }
         write_frame(&mut self.masks, out, opcode, Rsv::NONE, payload)?;

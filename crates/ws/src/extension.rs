@@ -49,9 +49,20 @@ pub trait Extension: Send {
         limit: usize,
     ) -> Result<(), ExtensionError>;
 
-    /// Encodes an outgoing message payload. Returns the encoded bytes and
-    /// the RSV bits to set on its first frame, or `None` to send this
-    /// message unchanged (for example, one too small to be worth
-    /// compressing).
-    fn encode(&mut self, opcode: OpCode, payload: &[u8]) -> Result<Option<(Rsv, &[u8])>, ExtensionError>;
+    /// Encodes an outgoing message payload by appending the encoded bytes
+    /// to `out`, and returns the RSV bits to set on its first frame; or
+    /// returns `None` to send this message unchanged (for example, one too
+    /// small to be worth compressing), in which case whatever it appended is
+    /// discarded.
+    ///
+    /// `out` is the connection's output buffer, with room for the frame
+    /// header already set aside before the encoded bytes: the extension
+    /// keeps no buffer of its own between messages, and the encoded payload
+    /// is not copied again. Leave the bytes before `out.len()` alone.
+    fn encode(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Rsv>, ExtensionError>;
 }

@@ -15,7 +15,6 @@ use tether_ws::{CloseCode, Config, Connection, Error, Event, Extension, Extensio
 #[derive(Default)]
 struct RunLength {
     held: Option<u8>,
-    encoded: Vec<u8>,
     min_size: usize,
 }
 
@@ -54,17 +53,25 @@ impl Extension for RunLength {
         Ok(())
     }
 
-    fn encode(&mut self, _: OpCode, payload: &[u8]) -> Result<Option<(Rsv, &[u8])>, ExtensionError> {
+    fn encode(
+        &mut self,
+        _: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Rsv>, ExtensionError> {
+        // Write something even when declining, to check that the
+        // connection throws it away.
+        out.extend_from_slice(b"junk");
         if payload.len() < self.min_size {
             return Ok(None);
         }
-        self.encoded.clear();
+        out.truncate(out.len() - 4);
         for run in payload.chunk_by(|a, b| a == b) {
             for piece in run.chunks(255) {
-                self.encoded.extend_from_slice(&[piece.len() as u8, piece[0]]);
+                out.extend_from_slice(&[piece.len() as u8, piece[0]]);
             }
         }
-        Ok(Some((Rsv::RSV1, &self.encoded)))
+        Ok(Some(Rsv::RSV1))
     }
 }
 
@@ -164,4 +171,41 @@ fn outgoing_messages_carry_rsv1_only_when_encoded() {
     out.clear();
     conn.ping(b"aaaaaaaa", &mut out).unwrap();
     assert_eq!(out[0], 0x89, "control frames are never transformed");
+}
+
+#[test]
+fn encoded_frames_have_the_right_header_for_every_length_in_both_roles() {
+    let now = Instant::now();
+    // Alternating bytes encode to twice their length: encoded payloads of
+    // 0, 124, 126, 65534 and 70000 bytes cover all three length forms.
+    for n in [0usize, 62, 63, 32767, 35000] {
+        let payload: Vec<u8> = (0..n).map(|i| b"ab"[i % 2]).collect();
+        for role in ["server", "client"] {
+            let ext = RunLength::default();
+            let mut sender = if role == "server" {
+                Connection::new(Role::Server, Config::default(), now)
+            } else {
+                Connection::new(Role::Client(counting_masks()), Config::default(), now)
+            }
+            .with_extension(Box::new(ext));
+            // Bytes already queued stay in front, untouched.
+            let mut out = b"queued".to_vec();
+            sender.send_binary(&payload, &mut out).unwrap();
+            assert_eq!(&out[..6], b"queued");
+            let wire = &out[6..];
+            assert_eq!(wire[0], 0xC2, "{role} {n}");
+            let mut receiver = if role == "server" {
+                Connection::new(Role::Client(counting_masks()), Config::default(), now)
+            } else {
+                Connection::new(Role::Server, Config::default(), now)
+            }
+            .with_extension(Box::new(RunLength::default()));
+            let (events, _) = feed(&mut receiver, wire, wire.len().max(1), now);
+            assert_eq!(
+                events,
+                [Event::Message(Message::binary(payload.clone()))],
+                "{role} {n}"
+            );
+        }
+    }
 }
