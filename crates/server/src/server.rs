@@ -267,13 +267,15 @@ impl<A: App> Server<A> {
                             self.flush(id, now);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_from(id, now);
+                            self.read_from(id, now, event.is_read_closed() || event.is_error());
                         }
                     }
                 }
             }
             for id in mem::take(&mut self.backlog) {
-                self.read_from(id, now);
+                // The event that would have said the peer closed may have
+                // come while the connection was paused or out of turns.
+                self.read_from(id, now, true);
             }
             self.fire_timers(now);
             self.tick(now);
@@ -394,7 +396,10 @@ impl<A: App> Server<A> {
         }
     }
 
-    fn read_from(&mut self, id: ConnId, now: Instant) {
+    /// Reads and handles what the peer sent. `closed` says the peer may
+    /// have closed its side already, so reading goes on until the socket
+    /// says so or would block.
+    fn read_from(&mut self, id: ConnId, now: Instant, closed: bool) {
         let mut buf = mem::take(&mut self.read_buf);
         for round in 0..READS_PER_EVENT {
             let Some(conn) = self.conn_mut(id) else { break };
@@ -412,7 +417,10 @@ impl<A: App> Server<A> {
                     // A short read drained the socket: with edge-triggered
                     // readiness, data arriving later raises a new event,
                     // so a read that would only say WouldBlock is skipped.
-                    if n < buf.len() {
+                    // Not so an end of stream that had already arrived with
+                    // the data: it raises no new event, and only another
+                    // read sees it.
+                    if n < buf.len() && !closed {
                         break;
                     }
                     if round == READS_PER_EVENT - 1 {
@@ -881,6 +889,17 @@ impl<A: App> Server<A> {
         }
         let out = conn.out.get_or_insert_with(|| pool.queue());
         out.push_shared(encoded.0);
+        if out.len() > max_output {
+            // Output is written only once per loop turn, so a burst of
+            // broadcasts can queue more than the limit for a peer that
+            // reads promptly. Bytes its socket takes now say nothing
+            // against it: judge only what the socket refuses.
+            if let Err(e) = out.flush(&mut conn.socket, pool) {
+                debug!("write error: {e}");
+                self.remove(id, CloseReason::Dropped);
+                return;
+            }
+        }
         if out.len() > max_output {
             debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
             self.remove(id, CloseReason::SlowConsumer);
