@@ -67,6 +67,65 @@ pub(crate) struct Args {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
+    #[cfg(feature = "deflate")]
+    #[command(flatten)]
+    deflate: DeflateArgs,
+}
+
+/// permessage-deflate (RFC 7692) preferences of `tether serve`.
+#[cfg(feature = "deflate")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Compression (permessage-deflate)")]
+pub(crate) struct DeflateArgs {
+    /// Do not offer permessage-deflate: every message goes out as it is.
+    #[arg(long)]
+    no_compression: bool,
+    /// Keep the server's compression context between messages: better
+    /// ratios for streams of similar messages, about 380 KiB more per
+    /// connection (by default one compressor per thread serves all).
+    #[arg(long)]
+    deflate_server_context_takeover: bool,
+    /// Let clients keep their compression context between messages: better
+    /// ratios, about 48 KiB more per connection to inflate with.
+    #[arg(long)]
+    deflate_client_context_takeover: bool,
+    /// Largest LZ77 window the server compresses with, as a power of two
+    /// (8-15); clients may ask for less.
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    deflate_server_window_bits: u8,
+    /// Largest LZ77 window to ask clients to compress with (8-15), when
+    /// they offer to be limited.
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    deflate_client_window_bits: u8,
+    /// Messages smaller than this are sent uncompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    deflate_min_size: usize,
+    /// zlib compression level, 0 (store) to 9 (smallest, slowest).
+    #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
+    deflate_level: u8,
+}
+
+#[cfg(feature = "deflate")]
+fn handshake(args: &Args) -> Handshake {
+    use tether_server::deflate::DeflateConfig;
+    let d = &args.deflate;
+    if d.no_compression {
+        return Handshake::new();
+    }
+    let deflate = DeflateConfig::new()
+        .server_context_takeover(d.deflate_server_context_takeover)
+        .client_context_takeover(d.deflate_client_context_takeover)
+        .server_max_window_bits(d.deflate_server_window_bits)
+        .and_then(|c| c.client_max_window_bits(d.deflate_client_window_bits))
+        .and_then(|c| c.level(d.deflate_level))
+        .expect("clap checked the ranges")
+        .min_size(d.deflate_min_size);
+    Handshake::new().negotiator(deflate)
+}
+
+#[cfg(not(feature = "deflate"))]
+fn handshake(_: &Args) -> Handshake {
+    Handshake::new()
 }
 
 fn seconds(s: f64) -> Duration {
@@ -93,8 +152,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .ping_interval(optional_seconds(args.ping_interval))
         .idle_timeout(optional_seconds(args.idle_timeout));
     let result = match args.app {
-        AppChoice::Demo => serve(config, Demo::new(), "open it in a browser"),
-        AppChoice::Echo => serve(config, Echo::everywhere(), "a WebSocket echo on every path"),
+        AppChoice::Demo => serve(config, handshake(args), Demo::new(), "open it in a browser"),
+        AppChoice::Echo => serve(
+            config,
+            handshake(args),
+            Echo::everywhere(),
+            "a WebSocket echo on every path",
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,9 +170,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn serve<A: App>(config: Config, app: A, what: &str) -> std::io::Result<()> {
+fn serve<A: App>(config: Config, handshake: Handshake, app: A, what: &str) -> std::io::Result<()> {
     let addr = config.addr;
-    let mut server = Server::bind(config, Handshake::new(), app)
+    let mut server = Server::bind(config, handshake, app)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
     server.handle_signals()?;
     let local = server.local_addr();

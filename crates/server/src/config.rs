@@ -6,6 +6,19 @@ use std::time::Duration;
 /// The handshake settings: subprotocols, extension negotiators (whose
 /// values are the WebSocket extensions to install) and the policy hook that
 /// may refuse an upgrade with 403 (for example an Origin allowlist).
+///
+/// With the `deflate` feature (on by default), offer permessage-deflate by
+/// adding its negotiator; the first negotiated extension is installed in
+/// each WebSocket connection:
+///
+/// ```
+/// # #[cfg(feature = "deflate")] {
+/// use tether_server::Handshake;
+/// use tether_server::deflate::DeflateConfig;
+///
+/// let handshake = Handshake::new().negotiator(DeflateConfig::new().min_size(128));
+/// # let _ = handshake; }
+/// ```
 pub type Handshake = tether_handshake::ServerConfig<Box<dyn tether_ws::Extension>>;
 
 /// How a server listens and what it tolerates. Every limit has a default

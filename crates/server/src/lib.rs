@@ -31,6 +31,13 @@ pub use config::{Config, Handshake};
 pub use server::{Handle, Server};
 pub use tether_ws::{CloseCode, Message, MessageKind};
 
+/// permessage-deflate (RFC 7692): register a
+/// [`DeflateConfig`](deflate::DeflateConfig) with
+/// [`Handshake::negotiator`](tether_handshake::ServerConfig::negotiator).
+/// Cargo feature `deflate`, on by default.
+#[cfg(feature = "deflate")]
+pub use tether_deflate as deflate;
+
 /// The examples in the repository's README, run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
