@@ -78,7 +78,22 @@ impl OutQueue {
         self.chunks.push_back(Chunk::Shared(bytes));
     }
 
-    /// Drops everything queued (a connection being cut loose).
+    /// Drops every chunk not yet begun, keeping a partly written front
+    /// chunk so that no frame or event is cut in half on the wire.
+    pub(crate) fn keep_started(&mut self, pool: &mut Pool) {
+        let keep = usize::from(self.offset > 0);
+        for chunk in self.chunks.drain(keep..) {
+            if let Chunk::Owned(v) = chunk {
+                pool.give_back(v);
+            }
+        }
+        self.len = self
+            .chunks
+            .front()
+            .map_or(0, |c| c.as_slice().len() - self.offset);
+    }
+
+    /// Drops everything queued.
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
         for chunk in self.chunks.drain(..) {
             if let Chunk::Owned(v) = chunk {
@@ -237,6 +252,28 @@ mod tests {
         assert_eq!(w.written, b"one SHARED twoSHARED");
         assert!(q.is_empty());
         assert_eq!(pool.buffers.len(), 2, "owned buffers are recycled");
+    }
+
+    #[test]
+    fn keep_started_drops_only_what_has_not_begun() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        q.push_shared(Arc::from(&b"first"[..]));
+        q.push_shared(Arc::from(&b"second"[..]));
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 100,
+            budget: 2,
+        };
+        assert!(!q.flush(&mut w, &mut pool).unwrap());
+        q.keep_started(&mut pool);
+        assert_eq!(q.len(), 3, "the rest of the started chunk stays");
+        w.budget = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written, b"first");
+        q.push_shared(Arc::from(&b"third"[..]));
+        q.keep_started(&mut pool);
+        assert_eq!(q.len(), 0, "nothing begun, nothing kept");
     }
 
     #[test]

@@ -443,6 +443,9 @@ impl<A: App> Server<A> {
     fn on_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
         let Some(conn) = self.conn_mut(id) else { return };
         match conn.state {
+            // After a response that closes the connection, later requests
+            // are not answered.
+            State::Http { .. } if conn.closing => {}
             State::Http { .. } => self.http_input(id, data, now),
             State::WebSocket(_) => self.ws_input(id, data, now),
             // Nothing is expected from an event-stream client, and a
@@ -476,6 +479,8 @@ impl<A: App> Server<A> {
             return;
         };
         let owned;
+        // How much of an unfinished head was already buffered.
+        let owned_len = partial.len();
         let buf: &[u8] = if partial.is_empty() {
             data
         } else {
@@ -504,10 +509,22 @@ impl<A: App> Server<A> {
                     let rest = &buf[pos..];
                     if rest.len() > self.config.max_request_head {
                         self.http_error(id, 431);
-                    } else if let Some(State::Http { partial, .. }) = self.conn_mut(id).map(|c| &mut c.state)
-                    {
-                        partial.clear();
-                        partial.extend_from_slice(rest);
+                    } else {
+                        // A request has begun: it must be complete within the
+                        // handshake timeout, whether it is the connection's
+                        // first or a later keep-alive one.
+                        let started = pos > 0 || owned_len == 0;
+                        let head_deadline = now + self.config.handshake_timeout;
+                        if let Some(State::Http { partial, deadline }) =
+                            self.conn_mut(id).map(|c| &mut c.state)
+                        {
+                            partial.clear();
+                            partial.extend_from_slice(rest);
+                            if started && head_deadline < *deadline {
+                                *deadline = head_deadline;
+                            }
+                        }
+                        self.mark_dirty(id);
                     }
                     return;
                 }
@@ -860,7 +877,7 @@ impl<A: App> Server<A> {
                 match action {
                     Action::Send(id, encoded) => self.push(id, encoded, now),
                     Action::Close(id, code, reason) => self.close_ws(id, code, &reason, now),
-                    Action::EndStream(id) => self.end_stream(id, CloseReason::Ended),
+                    Action::EndStream(id) => self.end_stream(id, CloseReason::Ended, now),
                 }
             }
             if self.actions.is_empty() {
@@ -902,9 +919,61 @@ impl<A: App> Server<A> {
         }
         if out.len() > max_output {
             debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
-            self.remove(id, CloseReason::SlowConsumer);
+            self.cut_loose(id, now);
             return;
         }
+        self.mark_dirty(id);
+    }
+
+    /// The slow-consumer policy for output pushed from elsewhere: what is
+    /// queued and not yet begun is dropped; a WebSocket gets close 1008
+    /// (the close timeout then bounds how long it may take to read it), an
+    /// event stream ends (its client resumes from its last event id).
+    fn cut_loose(&mut self, id: ConnId, now: Instant) {
+        let linger = self.config.linger;
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        out.keep_started(pool);
+        let mut ctx = Ctx {
+            now,
+            current: None,
+            actions,
+            pool,
+        };
+        match &mut conn.state {
+            State::WebSocket(session) => {
+                let tail = out.tail(ctx.pool);
+                let before = tail.len();
+                let _ = session.ws.close(CloseCode::POLICY, "slow consumer", now, tail);
+                let added = tail.len() - before;
+                out.appended(added);
+                if !session.notified {
+                    session.notified = true;
+                    app.on_close(&mut ctx, id, session.tag, CloseReason::SlowConsumer);
+                }
+            }
+            State::Sse { tag, heartbeat_at } => {
+                if !conn.closing {
+                    app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer);
+                }
+                // A closing stream's heartbeat timer is its deadline.
+                *heartbeat_at = now + linger;
+            }
+            _ => {}
+        }
+        conn.closing = true;
         self.mark_dirty(id);
     }
 
@@ -928,8 +997,7 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    fn end_stream(&mut self, id: ConnId, reason: CloseReason) {
-        let now = Instant::now();
+    fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
         let Self {
             conns,
             app,
@@ -1044,11 +1112,6 @@ impl<A: App> Server<A> {
             self.remove(id, CloseReason::Dropped);
             return;
         }
-        if let State::Sse { tag, .. } = conn.state {
-            // An event stream ended by us (shutdown, end_stream) has been
-            // notified already; nothing to tell here.
-            let _ = tag;
-        }
         let _ = conn.socket.shutdown(Shutdown::Write);
         conn.closing = false;
         conn.state = State::Draining {
@@ -1117,7 +1180,10 @@ impl<A: App> Server<A> {
                 }
             }
             State::Sse { heartbeat_at, .. } => {
-                if now >= *heartbeat_at && !conn.closing {
+                if now >= *heartbeat_at && conn.closing {
+                    debug!("event stream could not flush its end in time; dropping");
+                    self.remove(id, CloseReason::Dropped);
+                } else if now >= *heartbeat_at {
                     *heartbeat_at = now + heartbeat;
                     let out = conn.out.get_or_insert_with(|| pool.queue());
                     let tail = out.tail(pool);
@@ -1241,7 +1307,7 @@ impl<A: App> Server<A> {
                     self.mark_dirty(id);
                 }
                 State::WebSocket(_) => self.close_ws(id, CloseCode::GOING_AWAY, "server shutting down", now),
-                State::Sse { .. } => self.end_stream(id, CloseReason::Shutdown),
+                State::Sse { .. } => self.end_stream(id, CloseReason::Shutdown, now),
                 State::Draining { .. } => {}
             }
         }

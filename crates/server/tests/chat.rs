@@ -197,22 +197,27 @@ fn a_member_that_never_reads_is_cut_loose_and_the_others_get_everything() {
         [CloseReason::SlowConsumer, CloseReason::SlowConsumer]
     );
 
-    // What the stuck members got is a prefix, in order, then the end:
-    // no close frame, since they were dropped, not closed.
+    // What the stuck members got is a prefix, in order, then the end: for
+    // the WebSocket a close frame with 1008 (what was queued and not begun
+    // was dropped, so the close comes right after the last whole message).
     let mut got = 0;
+    let mut closed_with = None;
     loop {
         match stuck_ws.next_event() {
             Some(tether_ws::Event::Message(m)) => {
+                assert!(closed_with.is_none(), "a message after the close frame");
                 assert!(
                     m.as_text() == Some(&numbered(got, SIZE)),
                     "stuck member, message {got}"
                 );
                 got += 1;
             }
+            Some(tether_ws::Event::Close(frame)) => closed_with = Some(frame.code),
             None => break,
             other => panic!("unexpected {other:?}"),
         }
     }
+    assert_eq!(closed_with, Some(tether_ws::CloseCode::POLICY));
     assert!(got < sent, "the stuck member got all {sent} messages");
     let events_got = stuck_sse.read_to_end();
     assert!(events_got.len() < sent);

@@ -36,6 +36,27 @@ fn half_a_request_head_is_dropped_after_the_handshake_timeout() {
 }
 
 #[test]
+fn a_later_keep_alive_request_also_has_the_handshake_timeout() {
+    // A client that completes one request cannot then hold its slot for
+    // the whole keep-alive timeout by dripping the next head slowly.
+    let mut config = config();
+    config.handshake_timeout = Duration::from_millis(200);
+    config.keep_alive_timeout = Duration::from_secs(30);
+    let server = TestServer::start(config, Demo::new());
+    let mut conn = HttpConn::connect(server.addr);
+    conn.request("GET", "/healthz", "");
+    assert_eq!(conn.response().status, 200);
+    let start = Instant::now();
+    conn.send(b"GET /healthz HTTP/1.1\r\nHo");
+    conn.expect_eof();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(200), "dropped early, after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "held for the keep-alive timeout: {waited:?}");
+    drop(conn);
+    server.shutdown();
+}
+
+#[test]
 fn the_handshake_timeout_covers_a_websocket_upgrade_too() {
     let mut config = config();
     config.handshake_timeout = Duration::from_millis(200);
