@@ -282,6 +282,9 @@ test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: 
     out.close = { code: e.code, wasClean: e.wasClean };
     return out;
   }, { url: `ws://127.0.0.1:${server.port}/echo`, wait: WAIT });
+  console.log(`# the page's WebSocket negotiated extensions: ${JSON.stringify(result.extensions)}`);
+  // Chromium offers permessage-deflate; tether serve accepts it by default.
+  assert.match(result.extensions, /^permessage-deflate\b/, 'permessage-deflate negotiated');
   assert.equal(result.textType, 'string', 'a text message comes back as text');
   assert.ok(result.textEqual, `text echo differs (length ${result.textLength})`);
   assert.equal(result.binType, '[object ArrayBuffer]', 'a binary message comes back as binary');

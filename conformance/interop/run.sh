@@ -60,6 +60,9 @@ else
 fi
 [[ -x "$bin" ]] || die "no tether binary at $bin"
 
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    || die "$python is missing or older than 3.11 (websockets $WEBSOCKETS_VERSION needs 3.11); set PYTHON"
+
 # --- the venv (cached; rebuilt when the pin changes or a build was cut short) --
 stamp="websockets==$WEBSOCKETS_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"
 mkdir -p "$cache"

@@ -160,6 +160,20 @@ class Interop:
             await state["ws"].close()
         print(f"     negotiated extensions ({label}): {state['extensions']}", flush=True)
 
+    async def test_deflate_negotiated(self):
+        """`tether serve` enables permessage-deflate by default: websockets'
+        default offer is accepted, and an offer-less client gets none."""
+        async with connect(self.ws + "/echo", open_timeout=WS_TIMEOUT) as ws:
+            ext = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            check(ext.split(";")[0].strip() == "permessage-deflate",
+                  f"websockets offered {ws.request.headers.get('Sec-WebSocket-Extensions')!r};"
+                  f" the server answered Sec-WebSocket-Extensions {ext!r}")
+            big = "tether " * 100_000  # compresses well: exercises inflate on both sides
+            await self.echo_one(ws, big)
+        async with connect(self.ws + "/echo", compression=None, open_timeout=WS_TIMEOUT) as ws:
+            ext = ws.response.headers.get("Sec-WebSocket-Extensions")
+            check(ext is None, f"no offer, yet the server answered with extensions {ext!r}")
+
     async def test_fragmented(self):
         async with connect(self.ws + "/echo", compression=None, open_timeout=WS_TIMEOUT) as ws:
             parts = [text_of_size(n, n + 7) for n in (3, 1000, 0, 70000, 1)]
@@ -367,6 +381,8 @@ class Interop:
                        self.test_clock_resume)
         await self.test_echo_sizes(None)
         await self.test_echo_sizes("deflate")
+        await self.run("ws permessage-deflate negotiated when offered, not otherwise",
+                       self.test_deflate_negotiated)
         await self.run("ws echo fragmented text and binary", self.test_fragmented)
         await self.run("ws ping answered by pong", self.test_ping)
         await self.run("ws close 1000 'bye' answered with 1000",
