@@ -1239,12 +1239,9 @@ impl<A: App> Server<A> {
             return;
         }
         let interval = self.app.tick_interval().unwrap_or(Duration::from_secs(1));
-        // Skip missed ticks rather than bursting to catch up.
-        self.next_tick = Some(if now >= at + interval {
-            now + interval
-        } else {
-            at + interval
-        });
+        // From now, not from when it was due: a late tick (a busy loop) must
+        // not be followed by an early one.
+        self.next_tick = Some(now + interval);
         let Self {
             app, actions, pool, ..
         } = self;
