@@ -50,8 +50,14 @@ fn a_later_keep_alive_request_also_has_the_handshake_timeout() {
     conn.send(b"GET /healthz HTTP/1.1\r\nHo");
     conn.expect_eof();
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(200), "dropped early, after {waited:?}");
-    assert!(waited < Duration::from_secs(10), "held for the keep-alive timeout: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(200),
+        "dropped early, after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "held for the keep-alive timeout: {waited:?}"
+    );
     drop(conn);
     server.shutdown();
 }
