@@ -313,11 +313,13 @@ fn inflate_into(
             return Err(too_big());
         }
         // One byte past the limit tells "exactly at the limit" from "more".
-        let allowed = limit - len + 1;
+        let allowed = (limit - len).saturating_add(1);
         let room = allowed.min(INFLATE_STEP.max(input.len().saturating_mul(4)));
         if out.capacity() < len + room {
             // Grow geometrically, but never past the limit (+1).
-            let target = (out.capacity() * 2).max(len + room).min(len + allowed);
+            let target = (out.capacity().saturating_mul(2))
+                .max(len + room)
+                .min(len.saturating_add(allowed));
             out.reserve_exact(target - len);
         }
         out.resize(len + room, 0);

@@ -357,16 +357,16 @@ fn zip_bomb_fails_with_1009_before_the_memory_is_spent() {
 }
 
 #[test]
-fn exactly_the_limit_is_allowed() {
+fn exactly_the_limit_is_allowed_and_no_limit_works() {
     let data = vec![7u8; 10_000];
     let wire = compress_raw(&data);
-    for limit in [9_999, 10_000] {
+    for limit in [9_999, 10_000, usize::MAX] {
         let mut ext = Deflate::new(Role::Server, Params::default());
         let mut out = Vec::new();
         let result = ext
             .decode(&wire, false, &mut out, limit)
             .and_then(|()| ext.decode(&[], true, &mut out, limit));
-        if limit == 10_000 {
+        if limit >= 10_000 {
             assert_eq!(result, Ok(()));
             assert_eq!(out, data);
         } else {
