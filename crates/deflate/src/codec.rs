@@ -16,6 +16,14 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// ahead of the inflater on each call.
 const INFLATE_STEP: usize = 16 * 1024;
 
+/// The default minimum size to compress when each message stands alone:
+/// below about 200 bytes, a JSON message shrinks by 10 % or less at level 1.
+pub const MIN_SIZE_WITHOUT_CONTEXT: usize = 256;
+
+/// The default minimum size to compress when context is kept: short
+/// messages that repeat earlier ones shrink to a fraction.
+pub const MIN_SIZE_WITH_CONTEXT: usize = 32;
+
 /// Idle shared states a thread keeps for reuse, per kind.
 const POOL_LIMIT: usize = 8;
 
@@ -206,8 +214,10 @@ impl std::fmt::Debug for Deflate {
 }
 
 impl Deflate {
-    /// The extension for one end of a connection, with compression level 1
-    /// and messages under 64 bytes sent as they are.
+    /// The extension for one end of a connection, at compression level 1.
+    /// Messages shorter than [`MIN_SIZE_WITHOUT_CONTEXT`] (256) bytes are
+    /// sent as they are when this end compresses without context takeover,
+    /// shorter than [`MIN_SIZE_WITH_CONTEXT`] (32) when it keeps context.
     pub fn new(role: Role, params: Params) -> Deflate {
         let (send_nct, send_bits, recv_nct, recv_bits) = match role {
             Role::Server => (
@@ -231,7 +241,11 @@ impl Deflate {
             recv_takeover: !recv_nct,
             recv_window_bits: recv_bits.clamp(crate::MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             stream_ended: false,
-            min_size: 64,
+            min_size: if send_nct {
+                MIN_SIZE_WITHOUT_CONTEXT
+            } else {
+                MIN_SIZE_WITH_CONTEXT
+            },
         }
     }
 

@@ -49,7 +49,7 @@ mod codec;
 mod error;
 mod negotiate;
 
-pub use codec::{Deflate, Role};
+pub use codec::{Deflate, MIN_SIZE_WITH_CONTEXT, MIN_SIZE_WITHOUT_CONTEXT, Role};
 pub use error::Error;
 pub use negotiate::{
     ClientOffer, ClientWindow, DeflateConfig, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params,

@@ -159,8 +159,8 @@ fn push(params: &mut ExtensionParams, name: &str, value: Option<u8>) {
 /// | [`client_context_takeover`](Self::client_context_takeover) | off | a decompressor keeping the client's window costs about 40 KiB per connection; without it one per thread is lent out per message |
 /// | [`server_max_window_bits`](Self::server_max_window_bits) | 15 | the client may still ask for less |
 /// | [`client_max_window_bits`](Self::client_max_window_bits) | 15 | asked for only if the client offered the parameter |
-/// | [`min_size`](Self::min_size) | 64 bytes | smaller messages rarely shrink without context |
-/// | [`level`](Self::level) | 1 | zlib level 1 compresses chat-sized JSON nearly as well as 6, several times faster |
+/// | [`min_size`](Self::min_size) | 256 bytes, or 32 with server context takeover | alone, a JSON message under 200 bytes shrinks by 5 to 10 % at level 1; with context, even short ones shrink to about a third |
+/// | [`level`](Self::level) | 1 | the fastest; level 2 compresses a lone 200-byte message to 71 % instead of 89 %, at 2 to 3 times the time |
 ///
 /// With both takeovers off an idle connection holds no compression state
 /// at all. Turning takeover on compresses streams of small similar messages
@@ -191,7 +191,7 @@ pub struct DeflateConfig {
     client_context_takeover: bool,
     server_max_window_bits: u8,
     client_max_window_bits: u8,
-    min_size: usize,
+    min_size: Option<usize>,
     level: u8,
 }
 
@@ -202,7 +202,7 @@ impl Default for DeflateConfig {
             client_context_takeover: false,
             server_max_window_bits: MAX_WINDOW_BITS,
             client_max_window_bits: MAX_WINDOW_BITS,
-            min_size: 64,
+            min_size: None,
             level: 1,
         }
     }
@@ -248,8 +248,10 @@ impl DeflateConfig {
     }
 
     /// Messages shorter than this many bytes are sent uncompressed.
+    /// Without it, the threshold follows the agreed server context
+    /// takeover (see [`Deflate::new`]).
     pub fn min_size(mut self, bytes: usize) -> Self {
-        self.min_size = bytes;
+        self.min_size = Some(bytes);
         self
     }
 
@@ -317,9 +319,11 @@ impl DeflateConfig {
     /// The server-side extension for what was agreed, with this config's
     /// level and minimum size.
     pub fn extension(&self, params: Params) -> Deflate {
-        Deflate::new(Role::Server, params)
-            .with_level(self.level)
-            .with_min_size(self.min_size)
+        let deflate = Deflate::new(Role::Server, params).with_level(self.level);
+        match self.min_size {
+            Some(bytes) => deflate.with_min_size(bytes),
+            None => deflate,
+        }
     }
 }
 
@@ -496,9 +500,9 @@ impl ClientOffer {
         })
     }
 
-    /// The client-side extension for what was agreed (level 1, minimum
-    /// size 64; change them with [`Deflate::with_level`] and
-    /// [`Deflate::with_min_size`]).
+    /// The client-side extension for what was agreed (level 1 and the
+    /// default minimum size of [`Deflate::new`]; change them with
+    /// [`Deflate::with_level`] and [`Deflate::with_min_size`]).
     pub fn extension(&self, params: Params) -> Deflate {
         Deflate::new(Role::Client, params)
     }

@@ -526,3 +526,34 @@ fn shared_state_does_not_leak_between_connections() {
     }
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn default_minimum_size_follows_context_takeover() {
+    let chat = br#"{"type":"message","room":"general","user":"ada","text":"the build is green again after we fixed the flaky test in staging, thanks"}"#;
+    assert!(
+        chat.len() > tether_deflate::MIN_SIZE_WITH_CONTEXT
+            && chat.len() < tether_deflate::MIN_SIZE_WITHOUT_CONTEXT
+    );
+    let mut out = Vec::new();
+    let alone = Params {
+        server_no_context_takeover: true,
+        ..Params::default()
+    };
+    let mut ext = Deflate::new(Role::Server, alone);
+    assert_eq!(ext.encode(OpCode::Text, chat, &mut out).unwrap(), None);
+    assert!(
+        ext.encode(OpCode::Text, &chat.repeat(3), &mut out)
+            .unwrap()
+            .is_some()
+    );
+    let mut ext = Deflate::new(Role::Server, Params::default());
+    assert!(ext.encode(OpCode::Text, chat, &mut out).unwrap().is_some());
+    assert_eq!(ext.encode(OpCode::Text, b"short", &mut out).unwrap(), None);
+    // The server config passes its own setting through, or the default.
+    let config = tether_deflate::DeflateConfig::new();
+    let runs = [b'a'; 100];
+    let mut ext = config.extension(alone);
+    assert_eq!(ext.encode(OpCode::Text, &runs, &mut out).unwrap(), None);
+    let mut ext = config.min_size(0).extension(alone);
+    assert!(ext.encode(OpCode::Text, &runs, &mut out).unwrap().is_some());
+}

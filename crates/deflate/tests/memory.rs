@@ -62,7 +62,7 @@ fn held_after_one_exchange(params: Option<Params>) -> isize {
     // The client side, built first so that its state is not counted.
     let mut client = Connection::new(tether_ws::Role::Client(masks), Config::default(), now);
     if let Some(p) = params {
-        client = client.with_extension(Box::new(Deflate::new(Role::Client, p)));
+        client = client.with_extension(Box::new(Deflate::new(Role::Client, p).with_min_size(0)));
     }
     let mut wire = Vec::new();
     client.send_text(CHAT, &mut wire).unwrap();
@@ -70,7 +70,7 @@ fn held_after_one_exchange(params: Option<Params>) -> isize {
     let before = live();
     let mut server = Connection::new(tether_ws::Role::Server, Config::default(), now);
     if let Some(p) = params {
-        server = server.with_extension(Box::new(Deflate::new(Role::Server, p)));
+        server = server.with_extension(Box::new(Deflate::new(Role::Server, p).with_min_size(0)));
     }
     let mut out = Vec::new();
     let (_, event) = server.receive(&wire, now, &mut out);
