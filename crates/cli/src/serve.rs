@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tether_server::apps::{Demo, Echo};
-use tether_server::{App, Config, Handshake, Server};
+use tether_server::{App, Cluster, Config, Handshake};
 
 use crate::logger;
 
@@ -30,6 +30,10 @@ pub(crate) struct Args {
     /// The application to serve.
     #[arg(long, value_enum, default_value = "demo")]
     app: AppChoice,
+    /// Event loops, one thread each, sharing the port (SO_REUSEPORT).
+    /// The demo keeps its rooms and clock in one loop, so it runs with 1.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threads: usize,
     /// Most connections at once; more get 503. Default: the open-file limit
     /// (raised to its hard limit) less a small reserve.
     #[arg(long, value_name = "N")]
@@ -49,6 +53,9 @@ pub(crate) struct Args {
     /// Largest request head, in bytes (larger gets 431).
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
     max_request_head: usize,
+    /// Largest request body an application route accepts, in bytes (larger gets 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_request_body: usize,
     /// Seconds a new connection has to send its request head.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     handshake_timeout: f64,
@@ -146,6 +153,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     config.max_connections = args.max_connections;
     config.max_output = args.max_output;
     config.max_request_head = args.max_request_head;
+    config.max_request_body = args.max_request_body;
     config.handshake_timeout = seconds(args.handshake_timeout);
     config.sse_heartbeat = seconds(args.sse_heartbeat);
     config.shutdown_timeout = seconds(args.shutdown_timeout);
@@ -155,12 +163,24 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .max_fragments(args.max_fragments)
         .ping_interval(optional_seconds(args.ping_interval))
         .idle_timeout(optional_seconds(args.idle_timeout));
+    let threads = args.threads.max(1);
     let result = match args.app {
-        AppChoice::Demo => serve(config, handshake(args), Demo::new(), "open it in a browser"),
+        AppChoice::Demo if threads > 1 => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the demo keeps its chat rooms and clock in one event loop: run it with --threads 1",
+        )),
+        AppChoice::Demo => serve(
+            config,
+            handshake(args),
+            1,
+            |_| Demo::new(),
+            "open it in a browser",
+        ),
         AppChoice::Echo => serve(
             config,
             handshake(args),
-            Echo::everywhere(),
+            threads,
+            |_| Echo::everywhere(),
             "a WebSocket echo on every path",
         ),
     };
@@ -174,14 +194,23 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn serve<A: App>(config: Config, handshake: Handshake, app: A, what: &str) -> std::io::Result<()> {
+fn serve<A: App + Send + 'static>(
+    config: Config,
+    handshake: Handshake,
+    threads: usize,
+    make_app: impl FnMut(usize) -> A,
+    what: &str,
+) -> std::io::Result<()> {
     let addr = config.addr;
-    let mut server = Server::bind(config, handshake, app)
+    let mut server = Cluster::bind(config, handshake, threads, make_app)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
     server.handle_signals()?;
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
     println!("tether listening on http://{local}/ ({what}; Ctrl-C stops)");
-    log::info!("at most {} connections", server.max_connections());
+    log::info!(
+        "{threads} event loop(s), at most {} connections each",
+        server.max_connections()
+    );
     server.run()
 }

@@ -92,8 +92,71 @@ pub enum Route {
         /// The body.
         body: &'static [u8],
     },
+    /// A request the application answers itself, in
+    /// [`App::on_request`], with any method; its body (announced with
+    /// `Content-Length`, up to [`crate::Config::max_request_body`]) is read
+    /// first.
+    Handler(u32),
     /// Nothing here: 404.
     NotFound,
+}
+
+/// An HTTP response built by the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`, if there is a body.
+    pub content_type: String,
+    /// Further headers (not `Content-Length` or `Connection`, which the
+    /// server writes).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a body of the given type.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            content_type: content_type.to_owned(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body.into().into_bytes())
+    }
+
+    /// A JSON response (the body must already be JSON).
+    pub fn json(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, "application/json", body.into().into_bytes())
+    }
+
+    /// An empty response.
+    pub fn empty(status: u16) -> Response {
+        Response::new(status, "", Vec::new())
+    }
+
+    /// The same response with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// The application's answer to a [`Route::Handler`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// This response, now.
+    Now(Response),
+    /// Later: the application keeps the [`ConnId`] and answers with
+    /// [`Ctx::respond`] (a long poll, say). If it has not answered within
+    /// the duration, [`App::on_request_timeout`] is asked for the response.
+    Later(Duration),
 }
 
 /// Why a WebSocket session or event stream ended.
@@ -164,7 +227,44 @@ pub trait App {
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         let _ = ctx;
     }
+
+    /// A request on a [`Route::Handler`] route, with its body. The default
+    /// answers 404.
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let _ = (ctx, conn, tag, request, body);
+        Reply::Now(Response::text(404, "404 Not Found\n"))
+    }
+
+    /// A request answered with [`Reply::Later`] was not answered in time.
+    /// The default answers 204 No Content.
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {
+        let _ = (ctx, conn, tag);
+        Response::empty(204)
+    }
+
+    /// The client of a request answered with [`Reply::Later`] went away
+    /// before the answer (forget its id).
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) {
+        let _ = (ctx, conn, tag);
+    }
+
+    /// A message posted to this loop with [`Ctx::post`] by another loop of
+    /// the same server (or by a [`crate::Handle`] from another thread).
+    fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
+        let _ = (ctx, message);
+    }
 }
+
+/// A message between event loops: anything `Send`. Receivers downcast it
+/// to the type they expect.
+pub type Post = Box<dyn std::any::Any + Send>;
 
 /// An encoded WebSocket frame or SSE event, shared by every connection it
 /// is sent to: encoded once, never copied per subscriber.
@@ -211,6 +311,8 @@ pub(crate) enum Action {
     Close(ConnId, CloseCode, String),
     /// End an event stream.
     EndStream(ConnId),
+    /// Answer a deferred request.
+    Respond(ConnId, Response),
 }
 
 /// The connection whose event is being handled, written to directly.
@@ -227,6 +329,7 @@ pub struct Ctx<'a> {
     pub(crate) current: Option<Current<'a>>,
     pub(crate) actions: &'a mut Vec<Action>,
     pub(crate) pool: &'a mut Pool,
+    pub(crate) peers: &'a crate::server::Peers,
 }
 
 impl Ctx<'_> {
@@ -245,6 +348,7 @@ impl Ctx<'_> {
                     if ws.send(message, out).is_ok() {
                         let added = out.len() - before;
                         current.out.appended(added);
+                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
             }
@@ -261,6 +365,7 @@ impl Ctx<'_> {
                     let open = current.ws.as_deref().is_none_or(|ws| ws.can_send());
                     if open && !*current.closing {
                         current.out.push_shared(encoded.0.clone());
+                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
                 _ => self.actions.push(Action::Send(id, encoded.clone())),
@@ -289,6 +394,28 @@ impl Ctx<'_> {
                 }
             }
             _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
+        }
+    }
+
+    /// Answers a request the application deferred with [`Reply::Later`].
+    /// Nothing happens if it was answered (or timed out) already.
+    pub fn respond(&mut self, conn: ConnId, response: Response) {
+        self.actions.push(Action::Respond(conn, response));
+    }
+
+    /// The index of this event loop among the server's loops, and how many
+    /// there are.
+    pub fn loop_index(&self) -> (usize, usize) {
+        (self.peers.index, self.peers.handles.len())
+    }
+
+    /// Posts a message to another loop of the same server (by index; to
+    /// this loop too, delivered after the current callback), where
+    /// [`App::on_post`] receives it. Messages from one loop to another
+    /// arrive in the order they were posted.
+    pub fn post(&mut self, to_loop: usize, message: Post) {
+        if let Some(handle) = self.peers.handles.get(to_loop) {
+            handle.post(message);
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Config {
     pub raise_fd_limit: bool,
     /// The largest request head; a larger one gets `431` (16 KiB).
     pub max_request_head: usize,
+    /// The largest request body an application route accepts, announced
+    /// with `Content-Length`; a larger one gets `413` (1 MiB).
+    pub max_request_body: usize,
     /// How long a new connection has to send a complete request head (and
     /// so, for a WebSocket, to finish its handshake) before it is dropped
     /// (10 s).
@@ -77,6 +80,7 @@ impl Config {
             max_connections: None,
             raise_fd_limit: true,
             max_request_head: 16 * 1024,
+            max_request_body: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_output: 1 << 20,

@@ -143,11 +143,37 @@ pub(crate) fn keep_alive(version: u8, headers: &[httparse::Header<'_>]) -> bool 
     }
 }
 
-/// Whether the request announces a body (which no route here accepts).
-pub(crate) fn has_body(headers: &[httparse::Header<'_>]) -> bool {
+/// The length of the request body: `Content-Length`, or none. A body sent
+/// any other way (`Transfer-Encoding`) is refused with 411, and an
+/// unreadable or contradictory length with 400.
+pub(crate) fn content_length(headers: &[httparse::Header<'_>]) -> Result<usize, u16> {
+    let mut length = None;
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(411);
+        }
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = header.value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(400);
+            }
+            let n: usize = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(400u16)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(400);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.unwrap_or(0))
+}
+
+/// Whether the client waits for `100 Continue` before sending its body.
+pub(crate) fn expects_continue(headers: &[httparse::Header<'_>]) -> bool {
     headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            || h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0"
+        h.name.eq_ignore_ascii_case("expect") && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
     })
 }
 
@@ -183,6 +209,29 @@ mod tests {
         assert!(!keep_alive(1, &close));
         assert!(!keep_alive(0, &[]));
         assert!(keep_alive(0, &ka));
+    }
+
+    #[test]
+    fn content_length_is_strict() {
+        let h = |name, value| httparse::Header { name, value };
+        assert_eq!(content_length(&[]), Ok(0));
+        assert_eq!(content_length(&[h("Content-Length", b" 12 ")]), Ok(12));
+        assert_eq!(
+            content_length(&[h("content-length", b"5"), h("Content-Length", b"5")]),
+            Ok(5)
+        );
+        assert_eq!(
+            content_length(&[h("content-length", b"5"), h("Content-Length", b"6")]),
+            Err(400)
+        );
+        assert_eq!(content_length(&[h("Content-Length", b"-1")]), Err(400));
+        assert_eq!(content_length(&[h("Content-Length", b"")]), Err(400));
+        assert_eq!(
+            content_length(&[h("Content-Length", b"99999999999999999999999")]),
+            Err(400)
+        );
+        assert_eq!(content_length(&[h("Transfer-Encoding", b"chunked")]), Err(411));
+        assert!(expects_continue(&[h("Expect", b"100-Continue")]));
     }
 
     #[test]

@@ -26,9 +26,9 @@ mod output;
 mod server;
 mod timers;
 
-pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Request, Route};
+pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Post, Reply, Request, Response, Route};
 pub use config::{Config, Handshake};
-pub use server::{Handle, Server};
+pub use server::{Cluster, Handle, Server, StatsSnapshot};
 pub use tether_ws::{CloseCode, Message, MessageKind};
 
 /// permessage-deflate (RFC 7692): register a

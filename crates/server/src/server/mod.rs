@@ -5,22 +5,28 @@
 use std::io::{self, Read};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use tether_handshake::RequestHead;
-use tether_ws::{CloseCode, Event, Role};
+use tether_ws::{CloseCode, Event};
 
-use crate::app::{Action, Current, Encoded};
-use crate::http::{self, SSE_HEAD};
+use crate::app::{Action, Post};
+use crate::http;
 use crate::output::{OutQueue, Pool};
 use crate::timers::Timers;
-use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Request, Route};
+use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake};
+
+mod cluster;
+mod requests;
+mod session;
+
+pub use cluster::{Cluster, Handle, StatsSnapshot};
+pub(crate) use cluster::{LoopHandle, Peers, Stats};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -36,21 +42,6 @@ const FD_RESERVE: usize = 32;
 
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
-
-/// A running loop's remote control: stop it from another thread.
-#[derive(Debug, Clone)]
-pub struct Handle {
-    stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-}
-
-impl Handle {
-    /// Starts a graceful shutdown, as SIGTERM would.
-    pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.waker.wake();
-    }
-}
 
 /// A connection in the slab.
 struct Conn {
@@ -71,13 +62,30 @@ struct Conn {
     peer_closed: bool,
     /// In the loop's list of connections to flush.
     dirty: bool,
+    /// What the connection counts as in the statistics.
+    kind: Kind,
+}
+
+/// What a connection is, for the open-connection gauges (a draining
+/// connection still counts as what it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Http,
+    WebSocket,
+    EventStream,
 }
 
 enum State {
-    /// Waiting for a request head (the first, or the next on keep-alive).
+    /// Waiting for a request head (the first, or the next on keep-alive),
+    /// or for the application's deferred answer to one.
     Http {
+        /// Bytes of requests not yet handled.
         partial: Vec<u8>,
         deadline: Instant,
+        /// `100 Continue` was sent for the request being received.
+        continued: bool,
+        /// A request the application answers later.
+        waiting: Option<Deferred>,
     },
     WebSocket(Box<Session>),
     Sse {
@@ -88,6 +96,16 @@ enum State {
     Draining {
         deadline: Instant,
     },
+}
+
+/// A request whose answer the application gives later.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    tag: u32,
+    /// Close the connection after the answer.
+    close: bool,
+    /// A `HEAD` request: the answer goes without its body.
+    head_only: bool,
 }
 
 struct Session {
@@ -103,6 +121,8 @@ enum Next {
     Continue,
     /// The connection is no longer plain HTTP (or is closing).
     Stop,
+    /// The application answers this request later: keep what follows.
+    Wait,
 }
 
 /// A tether server: one event loop serving WebSocket, Server-Sent Events
@@ -131,24 +151,40 @@ pub struct Server<A: App> {
     backlog: Vec<ConnId>,
     app: A,
     config: Config,
-    handshake: Handshake,
+    handshake: Arc<Handshake>,
     max_connections: usize,
     signals: Option<(mio::net::UnixStream, Vec<signal_hook::SigId>)>,
-    stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    peers: Peers,
+    inbox: mpsc::Receiver<Post>,
     shutdown_deadline: Option<Instant>,
     next_tick: Option<Instant>,
 }
 
 impl<A: App> Server<A> {
     /// Binds the listening socket. The loop starts with [`Server::run`].
+    /// For several loops on one port, see [`Cluster`].
     pub fn bind(config: Config, handshake: Handshake, app: A) -> io::Result<Server<A>> {
+        Server::bind_shared(config, Arc::new(handshake), app, false)
+    }
+
+    pub(crate) fn bind_shared(
+        config: Config,
+        handshake: Arc<Handshake>,
+        app: A,
+        reuse_port: bool,
+    ) -> io::Result<Server<A>> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
+        let mut listener = listen(config.addr, reuse_port)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (posts, inbox) = mpsc::channel();
+        let own = Arc::new(LoopHandle {
+            stop: AtomicBool::new(false),
+            waker: Waker::new(poll.registry(), WAKER)?,
+            posts,
+            stats: Stats::default(),
+        });
         let fd_limit = if config.raise_fd_limit {
             rlimit::increase_nofile_limit(u64::MAX)
         } else {
@@ -179,8 +215,11 @@ impl<A: App> Server<A> {
             handshake,
             max_connections,
             signals: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            waker,
+            peers: Peers {
+                index: 0,
+                handles: Arc::new([own]),
+            },
+            inbox,
             shutdown_deadline: None,
             next_tick: None,
         })
@@ -196,11 +235,10 @@ impl<A: App> Server<A> {
         self.max_connections
     }
 
-    /// A handle that stops the loop from another thread.
+    /// A handle that stops the loop, or posts to it, from another thread.
     pub fn handle(&self) -> Handle {
         Handle {
-            stop: self.stop.clone(),
-            waker: self.waker.clone(),
+            loops: self.peers.handles.clone(),
         }
     }
 
@@ -254,7 +292,8 @@ impl<A: App> Server<A> {
                         }
                     }
                     WAKER => {
-                        if self.stop.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
+                        self.receive_posts(now);
+                        if self.peers.own().stop.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                             self.begin_shutdown(now);
                         }
                     }
@@ -295,6 +334,34 @@ impl<A: App> Server<A> {
                 }
             }
         }
+    }
+
+    /// Hands what other loops (or threads) posted to the application.
+    fn receive_posts(&mut self, now: Instant) {
+        while let Ok(message) = self.inbox.try_recv() {
+            let Self {
+                app,
+                actions,
+                pool,
+                peers,
+                ..
+            } = self;
+            app.on_post(
+                &mut Ctx {
+                    now,
+                    current: None,
+                    actions,
+                    pool,
+                    peers,
+                },
+                message,
+            );
+            self.apply_actions(now);
+        }
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.peers.own().stats
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -358,6 +425,7 @@ impl<A: App> Server<A> {
             };
             if self.conns.len() >= self.max_connections {
                 debug!("{peer}: over the connection limit, 503");
+                Stats::add(&self.stats().refused_busy, 1);
                 refuse_busy(socket);
                 continue;
             }
@@ -381,6 +449,8 @@ impl<A: App> Server<A> {
                 state: State::Http {
                     partial: Vec::new(),
                     deadline,
+                    continued: false,
+                    waiting: None,
                 },
                 out: None,
                 scheduled: None,
@@ -389,7 +459,11 @@ impl<A: App> Server<A> {
                 closing: false,
                 peer_closed: false,
                 dirty: false,
+                kind: Kind::Http,
             });
+            let stats = &self.peers.own().stats;
+            Stats::add(&stats.accepted, 1);
+            Stats::add(&stats.open_http, 1);
             let id = ConnId::new(index as u32, generation);
             let conn = &mut self.conns[index];
             self.timers.schedule(id, deadline, &mut conn.scheduled);
@@ -412,6 +486,7 @@ impl<A: App> Server<A> {
                     break;
                 }
                 Ok(n) => {
+                    Stats::add(&self.stats().bytes_in, n as u64);
                     self.on_input(id, &buf[..n], now);
                     self.apply_actions(now);
                     // A short read drained the socket: with edge-triggered
@@ -473,402 +548,6 @@ impl<A: App> Server<A> {
         self.apply_actions(now);
     }
 
-    fn http_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let Some(conn) = self.conn_mut(id) else { return };
-        let State::Http { partial, .. } = &mut conn.state else {
-            return;
-        };
-        let owned;
-        // How much of an unfinished head was already buffered.
-        let owned_len = partial.len();
-        let buf: &[u8] = if partial.is_empty() {
-            data
-        } else {
-            partial.extend_from_slice(data);
-            owned = mem::take(partial);
-            &owned
-        };
-        let mut pos = 0;
-        while pos < buf.len() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&buf[pos..]) {
-                Ok(httparse::Status::Complete(len)) if len > self.config.max_request_head => {
-                    self.http_error(id, 431);
-                    return;
-                }
-                Ok(httparse::Status::Complete(len)) => {
-                    let next = self.handle_request(id, &req, &buf[pos + len..], now);
-                    pos += len;
-                    match next {
-                        Next::Continue => continue,
-                        Next::Stop => return,
-                    }
-                }
-                Ok(httparse::Status::Partial) => {
-                    let rest = &buf[pos..];
-                    if rest.len() > self.config.max_request_head {
-                        self.http_error(id, 431);
-                    } else {
-                        // A request has begun: it must be complete within the
-                        // handshake timeout, whether it is the connection's
-                        // first or a later keep-alive one.
-                        let started = pos > 0 || owned_len == 0;
-                        let head_deadline = now + self.config.handshake_timeout;
-                        if let Some(State::Http { partial, deadline }) =
-                            self.conn_mut(id).map(|c| &mut c.state)
-                        {
-                            partial.clear();
-                            partial.extend_from_slice(rest);
-                            if started && head_deadline < *deadline {
-                                *deadline = head_deadline;
-                            }
-                        }
-                        self.mark_dirty(id);
-                    }
-                    return;
-                }
-                Err(httparse::Error::TooManyHeaders) => {
-                    self.http_error(id, 431);
-                    return;
-                }
-                Err(e) => {
-                    debug!("bad request: {e}");
-                    self.http_error(id, 400);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Answers with an error status and closes.
-    fn http_error(&mut self, id: ConnId, status: u16) {
-        self.respond(id, |out| http::write_error(out, status, &[]), true);
-    }
-
-    /// Appends a response to a connection's output, optionally closing
-    /// after it.
-    fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
-        let Self { conns, pool, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        let tail = out.tail(pool);
-        let before = tail.len();
-        write(tail);
-        let added = tail.len() - before;
-        out.appended(added);
-        if close {
-            conn.closing = true;
-        }
-        self.mark_dirty(id);
-    }
-
-    fn handle_request(
-        &mut self,
-        id: ConnId,
-        req: &httparse::Request<'_, '_>,
-        rest: &[u8],
-        now: Instant,
-    ) -> Next {
-        let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-            self.http_error(id, 400);
-            return Next::Stop;
-        };
-        let (path, query) = http::split_target(target);
-        let request = Request {
-            method,
-            path,
-            query,
-            headers: req.headers,
-        };
-        let has_body = http::has_body(req.headers);
-        let keep_alive = http::keep_alive(version, req.headers) && !has_body;
-        let head_only = method == "HEAD";
-        let route = if path == "/healthz" {
-            Route::Page {
-                content_type: "text/plain; charset=utf-8",
-                body: b"ok\n",
-            }
-        } else {
-            self.app.route(&request)
-        };
-        match route {
-            Route::NotFound => {
-                let body = b"404 Not Found\n";
-                self.respond(
-                    id,
-                    |out| {
-                        http::write_response(
-                            out,
-                            404,
-                            &[],
-                            "text/plain; charset=utf-8",
-                            body,
-                            head_only,
-                            !keep_alive,
-                        )
-                    },
-                    !keep_alive,
-                );
-            }
-            Route::Page { content_type, body } => {
-                if method == "GET" || head_only {
-                    self.respond(
-                        id,
-                        |out| {
-                            http::write_response(
-                                out,
-                                200,
-                                &[("Cache-Control", "no-cache")],
-                                content_type,
-                                body,
-                                head_only,
-                                !keep_alive,
-                            )
-                        },
-                        !keep_alive,
-                    );
-                } else {
-                    self.respond(
-                        id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")]),
-                        true,
-                    );
-                    return Next::Stop;
-                }
-            }
-            Route::WebSocket(tag) => {
-                if method != "GET" {
-                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
-                    return Next::Stop;
-                }
-                self.upgrade(id, req, &request, tag, rest, now);
-                return Next::Stop;
-            }
-            Route::EventStream(tag) => {
-                if method != "GET" {
-                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
-                    return Next::Stop;
-                }
-                self.start_stream(id, &request, tag, now);
-                return Next::Stop;
-            }
-        }
-        if !keep_alive {
-            return Next::Stop;
-        }
-        let keep_alive_deadline = now + self.config.keep_alive_timeout;
-        if let Some(State::Http { deadline, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
-            *deadline = keep_alive_deadline;
-        }
-        Next::Continue
-    }
-
-    fn upgrade(
-        &mut self,
-        id: ConnId,
-        req: &httparse::Request<'_, '_>,
-        request: &Request<'_>,
-        tag: u32,
-        rest: &[u8],
-        now: Instant,
-    ) {
-        let head = match RequestHead::from_httparse(req) {
-            Ok(head) => head,
-            Err(_) => return self.http_error(id, 400),
-        };
-        let accepted = match self.handshake.accept(head) {
-            Ok(accepted) => accepted,
-            Err(rejection) => {
-                debug!("upgrade refused: {} {}", rejection.status(), rejection.reason());
-                self.respond(id, |out| rejection.write_response(out), true);
-                return;
-            }
-        };
-        let mut response = Vec::with_capacity(160);
-        if accepted.write_response(&mut response, &[]).is_err() {
-            return self.http_error(id, 500);
-        }
-        let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
-        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
-            ws = ws.with_extension(extension);
-        }
-        self.respond(id, |out| out.extend_from_slice(&response), false);
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(id.index()) else {
-            return;
-        };
-        conn.state = State::WebSocket(Box::new(Session {
-            ws,
-            tag,
-            notified: false,
-        }));
-        let Conn {
-            state: State::WebSocket(session),
-            out,
-            closing,
-            ..
-        } = conn
-        else {
-            return;
-        };
-        let mut ctx = Ctx {
-            now,
-            current: Some(Current {
-                id,
-                ws: Some(&mut session.ws),
-                out: out.get_or_insert_with(|| pool.queue()),
-                closing,
-            }),
-            actions,
-            pool,
-        };
-        app.on_open(&mut ctx, id, tag, request);
-        if !rest.is_empty() {
-            self.ws_input(id, rest, now);
-        }
-    }
-
-    fn start_stream(&mut self, id: ConnId, request: &Request<'_>, tag: u32, now: Instant) {
-        let retry = self.config.sse_retry.as_millis() as u64;
-        self.respond(
-            id,
-            |out| {
-                out.extend_from_slice(SSE_HEAD);
-                tether_sse::retry(retry, out);
-                out.push(b'\n');
-            },
-            false,
-        );
-        let last_event_id = request
-            .header("last-event-id")
-            .map(str::to_owned)
-            .or_else(|| request.query_param("lastEventId"))
-            .filter(|id| !id.is_empty());
-        let heartbeat_at = now + self.config.sse_heartbeat;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(id.index()) else {
-            return;
-        };
-        conn.state = State::Sse { tag, heartbeat_at };
-        let mut ctx = Ctx {
-            now,
-            current: Some(Current {
-                id,
-                ws: None,
-                out: conn.out.get_or_insert_with(|| pool.queue()),
-                closing: &mut conn.closing,
-            }),
-            actions,
-            pool,
-        };
-        app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref());
-        if conn.closing {
-            // The application ended the stream at once.
-            app.on_unsubscribe(
-                &mut Ctx {
-                    now,
-                    current: None,
-                    actions,
-                    pool,
-                },
-                id,
-                tag,
-                CloseReason::Ended,
-            );
-        }
-    }
-
-    fn ws_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let max_output = self.config.max_output;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        let Conn {
-            state: State::WebSocket(session),
-            out,
-            closing,
-            paused,
-            ..
-        } = conn
-        else {
-            return;
-        };
-        let out = out.get_or_insert_with(|| pool.queue());
-        let mut input = data;
-        while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-            let tail = out.tail(pool);
-            let before = tail.len();
-            let (used, event) = session.ws.receive(input, now, tail);
-            let added = tail.len() - before;
-            out.appended(added);
-            input = &input[used..];
-            let Some(event) = event else { continue };
-            let tag = session.tag;
-            let mut ctx = Ctx {
-                now,
-                current: Some(Current {
-                    id,
-                    ws: Some(&mut session.ws),
-                    out,
-                    closing,
-                }),
-                actions,
-                pool,
-            };
-            match event {
-                Event::Message(message) => app.on_message(&mut ctx, id, tag, message),
-                Event::Ping(_) | Event::Pong(_) => {}
-                Event::Close(frame) => {
-                    session.notified = true;
-                    app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code));
-                }
-                Event::Failed(error) => {
-                    debug!("websocket failed: {error}");
-                    session.notified = true;
-                    let reason = error
-                        .close_code()
-                        .map_or(CloseReason::Dropped, CloseReason::Failed);
-                    app.on_close(&mut ctx, id, tag, reason);
-                }
-            }
-        }
-        if session.ws.state() == tether_ws::State::Closed {
-            *closing = true;
-        }
-        if out.len() > max_output {
-            *paused = true;
-        }
-        self.mark_dirty(id);
-    }
-
     /// Applies what application callbacks asked for other connections.
     fn apply_actions(&mut self, now: Instant) {
         while !self.actions.is_empty() {
@@ -878,158 +557,13 @@ impl<A: App> Server<A> {
                     Action::Send(id, encoded) => self.push(id, encoded, now),
                     Action::Close(id, code, reason) => self.close_ws(id, code, &reason, now),
                     Action::EndStream(id) => self.end_stream(id, CloseReason::Ended, now),
+                    Action::Respond(id, response) => self.respond_later(id, &response, now),
                 }
             }
             if self.actions.is_empty() {
                 self.actions = batch;
             }
         }
-    }
-
-    fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let Self { conns, pool, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        match &mut conn.state {
-            State::WebSocket(session) if session.ws.can_send() => {}
-            State::Sse { heartbeat_at, .. } => *heartbeat_at = now + heartbeat,
-            _ => return,
-        }
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.push_shared(encoded.0);
-        if out.len() > max_output {
-            // Output is written only once per loop turn, so a burst of
-            // broadcasts can queue more than the limit for a peer that
-            // reads promptly. Bytes its socket takes now say nothing
-            // against it: judge only what the socket refuses.
-            if let Err(e) = out.flush(&mut conn.socket, pool) {
-                debug!("write error: {e}");
-                self.remove(id, CloseReason::Dropped);
-                return;
-            }
-        }
-        if out.len() > max_output {
-            debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
-            self.cut_loose(id, now);
-            return;
-        }
-        self.mark_dirty(id);
-    }
-
-    /// The slow-consumer policy for output pushed from elsewhere: what is
-    /// queued and not yet begun is dropped; a WebSocket gets close 1008
-    /// (the close timeout then bounds how long it may take to read it), an
-    /// event stream ends (its client resumes from its last event id).
-    fn cut_loose(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.linger;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.keep_started(pool);
-        let mut ctx = Ctx {
-            now,
-            current: None,
-            actions,
-            pool,
-        };
-        match &mut conn.state {
-            State::WebSocket(session) => {
-                let tail = out.tail(ctx.pool);
-                let before = tail.len();
-                let _ = session.ws.close(CloseCode::POLICY, "slow consumer", now, tail);
-                let added = tail.len() - before;
-                out.appended(added);
-                if !session.notified {
-                    session.notified = true;
-                    app.on_close(&mut ctx, id, session.tag, CloseReason::SlowConsumer);
-                }
-            }
-            State::Sse { tag, heartbeat_at } => {
-                if !conn.closing {
-                    app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer);
-                }
-                // A closing stream's heartbeat timer is its deadline.
-                *heartbeat_at = now + linger;
-            }
-            _ => {}
-        }
-        conn.closing = true;
-        self.mark_dirty(id);
-    }
-
-    fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
-        let Self { conns, pool, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        let State::WebSocket(session) = &mut conn.state else {
-            return;
-        };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        let tail = out.tail(pool);
-        let before = tail.len();
-        let _ = session.ws.close(code, reason, now, tail);
-        let added = tail.len() - before;
-        out.appended(added);
-        self.mark_dirty(id);
-    }
-
-    fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
-            return;
-        };
-        let State::Sse { tag, .. } = conn.state else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        conn.closing = true;
-        app.on_unsubscribe(
-            &mut Ctx {
-                now,
-                current: None,
-                actions,
-                pool,
-            },
-            id,
-            tag,
-            reason,
-        );
-        self.mark_dirty(id);
     }
 
     fn flush_dirty(&mut self, now: Instant) {
@@ -1049,7 +583,11 @@ impl<A: App> Server<A> {
     fn flush(&mut self, id: ConnId, now: Instant) {
         let max_output = self.config.max_output;
         let Self {
-            conns, pool, poll, ..
+            conns,
+            pool,
+            poll,
+            peers,
+            ..
         } = self;
         let Some(conn) = conns
             .get_mut(id.index())
@@ -1059,9 +597,12 @@ impl<A: App> Server<A> {
         };
         let done = match conn.out.as_mut() {
             None => true,
-            Some(out) => match out.flush(&mut conn.socket, pool) {
-                Ok(done) => done,
-                Err(e) => {
+            Some(out) => match (out.len(), out.flush(&mut conn.socket, pool)) {
+                (before, Ok(done)) => {
+                    Stats::add(&peers.own().stats.bytes_out, (before - out.len()) as u64);
+                    done
+                }
+                (_, Err(e)) => {
                     debug!("write error: {e}");
                     self.remove(id, CloseReason::Dropped);
                     return;
@@ -1159,6 +700,7 @@ impl<A: App> Server<A> {
             app,
             actions,
             pool,
+            peers,
             ..
         } = self;
         let Some(conn) = conns
@@ -1168,6 +710,16 @@ impl<A: App> Server<A> {
             return;
         };
         match &mut conn.state {
+            State::Http {
+                deadline,
+                waiting: Some(deferred),
+                ..
+            } => {
+                if now >= *deadline {
+                    let tag = deferred.tag;
+                    self.request_timed_out(id, tag, now);
+                }
+            }
             State::Http { deadline, .. } => {
                 if now >= *deadline {
                     debug!("request head not complete in time; dropping");
@@ -1216,6 +768,7 @@ impl<A: App> Server<A> {
                                 current: None,
                                 actions,
                                 pool,
+                                peers,
                             },
                             id,
                             tag,
@@ -1243,13 +796,18 @@ impl<A: App> Server<A> {
         // not be followed by an early one.
         self.next_tick = Some(now + interval);
         let Self {
-            app, actions, pool, ..
+            app,
+            actions,
+            pool,
+            peers,
+            ..
         } = self;
         app.on_tick(&mut Ctx {
             now,
             current: None,
             actions,
             pool,
+            peers,
         });
     }
 
@@ -1268,17 +826,35 @@ impl<A: App> Server<A> {
         }
         let now = Instant::now();
         let Self {
-            app, actions, pool, ..
+            app,
+            actions,
+            pool,
+            peers,
+            ..
         } = self;
         let mut ctx = Ctx {
             now,
             current: None,
             actions,
             pool,
+            peers,
         };
+        let stats = &ctx.peers.own().stats;
+        Stats::sub(
+            match conn.kind {
+                Kind::Http => &stats.open_http,
+                Kind::WebSocket => &stats.open_websocket,
+                Kind::EventStream => &stats.open_event_stream,
+            },
+            1,
+        );
         match conn.state {
             State::WebSocket(session) if !session.notified => app.on_close(&mut ctx, id, session.tag, reason),
             State::Sse { tag, .. } if !conn.closing => app.on_unsubscribe(&mut ctx, id, tag, reason),
+            State::Http {
+                waiting: Some(deferred),
+                ..
+            } => app.on_request_abandoned(&mut ctx, id, deferred.tag),
             _ => {}
         }
         let _ = self.poll.registry().deregister(&mut conn.socket);
@@ -1291,6 +867,8 @@ impl<A: App> Server<A> {
         }
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
         self.next_tick = None;
+        // The other loops of a cluster follow (a signal reaches only one).
+        self.peers.shutdown_all();
         let ids: Vec<ConnId> = self
             .conns
             .iter()
@@ -1310,6 +888,25 @@ impl<A: App> Server<A> {
         }
         self.apply_actions(now);
     }
+}
+
+/// A non-blocking listening socket; with `reuse_port`, one that other
+/// loops can bind to the same address too.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    if !reuse_port {
+        return TcpListener::bind(addr);
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Answers a connection over the limit with 503 and closes it, without

@@ -1,0 +1,259 @@
+//! Several event loops on one port: one thread each, sharing the
+//! listening address through `SO_REUSEPORT` and nothing else. Loops talk
+//! only through posted messages (a channel and the receiving loop's
+//! `mio::Waker`), never through locks on the hot path.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use mio::Waker;
+
+use super::Server;
+use crate::app::Post;
+use crate::{App, Config, Handshake};
+
+/// One loop's mailbox and stop flag, as seen from elsewhere.
+#[derive(Debug)]
+pub(crate) struct LoopHandle {
+    pub(crate) stop: AtomicBool,
+    pub(crate) waker: Waker,
+    pub(crate) posts: mpsc::Sender<Post>,
+    pub(crate) stats: Stats,
+}
+
+impl LoopHandle {
+    pub(crate) fn post(&self, message: Post) {
+        if self.posts.send(message).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A loop's place among its siblings: its own index and everyone's
+/// handle (its own included).
+#[derive(Debug, Clone)]
+pub(crate) struct Peers {
+    pub(crate) index: usize,
+    pub(crate) handles: Arc<[Arc<LoopHandle>]>,
+}
+
+impl Peers {
+    pub(crate) fn own(&self) -> &LoopHandle {
+        &self.handles[self.index]
+    }
+
+    /// Asks every loop to shut down gracefully.
+    pub(crate) fn shutdown_all(&self) {
+        for handle in self.handles.iter() {
+            handle.shutdown();
+        }
+    }
+}
+
+/// Remote control of a running server (all its loops), usable from any
+/// thread.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) loops: Arc<[Arc<LoopHandle>]>,
+}
+
+impl Handle {
+    /// Starts a graceful shutdown of every loop, as SIGTERM would.
+    pub fn shutdown(&self) {
+        for handle in self.loops.iter() {
+            handle.shutdown();
+        }
+    }
+
+    /// How many event loops the server runs.
+    pub fn loops(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// Posts a message to one loop, where [`App::on_post`] receives it
+    /// (e.g. from a thread that bridges an external broker). Messages from
+    /// one sender to one loop arrive in order.
+    pub fn post(&self, to_loop: usize, message: Post) {
+        if let Some(handle) = self.loops.get(to_loop) {
+            handle.post(message);
+        }
+    }
+
+    /// The counters of every loop, added up.
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::sum(self.loops.iter().map(|h| &h.stats))
+    }
+}
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// One loop's counters: plain atomics written by that loop only
+        /// (relaxed; no contention) and read by whoever reports them.
+        #[derive(Debug, Default)]
+        pub(crate) struct Stats {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        /// Counters of a server, added up over its loops.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct StatsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl StatsSnapshot {
+            fn sum<'a>(stats: impl Iterator<Item = &'a Stats>) -> StatsSnapshot {
+                let mut total = StatsSnapshot::default();
+                for s in stats {
+                    $(total.$name += s.$name.load(Ordering::Relaxed);)*
+                }
+                total
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted.
+    accepted,
+    /// Connections refused with 503 at the connection limit.
+    refused_busy,
+    /// Open connections that are plain HTTP (or not yet anything else).
+    open_http,
+    /// Open WebSocket sessions.
+    open_websocket,
+    /// Open event streams.
+    open_event_stream,
+    /// WebSocket messages received.
+    messages_in,
+    /// WebSocket messages and SSE events sent.
+    messages_out,
+    /// Bytes read from sockets.
+    bytes_in,
+    /// Bytes written to sockets.
+    bytes_out,
+    /// Connections cut loose by the slow-consumer policy.
+    slow_consumers,
+    /// HTTP requests answered (any route).
+    http_requests,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// A server of several event loops on one port, one thread each.
+///
+/// Each loop runs its own [`App`] (made by the factory given to
+/// [`Cluster::bind`]); loops share nothing and talk through
+/// [`crate::Ctx::post`]. The kernel spreads new connections among the
+/// loops (`SO_REUSEPORT`).
+///
+/// ```no_run
+/// use tether_server::{apps::Echo, Cluster, Config, Handshake};
+///
+/// let config = Config::new("127.0.0.1:8080".parse().unwrap());
+/// let mut cluster = Cluster::bind(config, Handshake::new(), 4, |_loop_index| Echo::everywhere())?;
+/// cluster.handle_signals()?;
+/// cluster.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Cluster<A: App> {
+    servers: Vec<Server<A>>,
+}
+
+impl<A: App + Send + 'static> Cluster<A> {
+    /// Binds `threads` loops (at least one) to `config.addr`. With port 0
+    /// the first loop picks the port and the others join it.
+    pub fn bind(
+        mut config: Config,
+        handshake: Handshake,
+        threads: usize,
+        mut make_app: impl FnMut(usize) -> A,
+    ) -> io::Result<Cluster<A>> {
+        let threads = threads.max(1);
+        let handshake = Arc::new(handshake);
+        let mut servers = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let server =
+                Server::bind_shared(config.clone(), handshake.clone(), make_app(index), threads > 1)?;
+            config.addr = server.local_addr();
+            servers.push(server);
+        }
+        let handles: Arc<[Arc<LoopHandle>]> = servers.iter().map(|s| s.peers.own_arc()).collect();
+        for (index, server) in servers.iter_mut().enumerate() {
+            server.peers = Peers {
+                index,
+                handles: handles.clone(),
+            };
+        }
+        Ok(Cluster { servers })
+    }
+
+    /// The address every loop listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.servers[0].local_addr()
+    }
+
+    /// How many connections each loop serves at most.
+    pub fn max_connections(&self) -> usize {
+        self.servers[0].max_connections()
+    }
+
+    /// A handle on all loops.
+    pub fn handle(&self) -> Handle {
+        self.servers[0].handle()
+    }
+
+    /// SIGINT and SIGTERM shut every loop down gracefully (see
+    /// [`Server::handle_signals`]).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        self.servers[0].handle_signals()
+    }
+
+    /// Runs every loop, the first on this thread, until all have shut
+    /// down. Returns the first error any loop hit.
+    pub fn run(self) -> io::Result<()> {
+        let mut servers = self.servers.into_iter();
+        let first = servers.next().expect("at least one loop");
+        let others: Vec<_> = servers
+            .enumerate()
+            .map(|(i, server)| {
+                thread::Builder::new()
+                    .name(format!("tether-loop-{}", i + 1))
+                    .spawn(move || server.run())
+            })
+            .collect::<io::Result<_>>()?;
+        let mut result = first.run();
+        for thread in others {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}
+
+impl Peers {
+    fn own_arc(&self) -> Arc<LoopHandle> {
+        self.handles[self.index].clone()
+    }
+}

@@ -1,0 +1,345 @@
+//! Plain HTTP/1.1 on a connection: request heads (pipelined, kept alive),
+//! bodies, routing, and the responses the server or the application gives,
+//! now or later.
+
+use std::mem;
+use std::time::Instant;
+
+use log::debug;
+
+use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats};
+use crate::app::Reply;
+use crate::http;
+use crate::{App, ConnId, Ctx, Request, Response, Route};
+
+impl<A: App> Server<A> {
+    /// Handles bytes on a plain HTTP connection: as many complete requests
+    /// as they hold, keeping an unfinished one for the next read.
+    pub(super) fn http_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
+        let pipeline_limit = self.config.max_request_head + self.config.max_request_body;
+        let Some(conn) = self.conn_mut(id) else { return };
+        let State::Http { partial, waiting, .. } = &mut conn.state else {
+            return;
+        };
+        if waiting.is_some() {
+            // A pipelined request behind one the application has not
+            // answered yet: keep it, within the limits of one request.
+            if partial.len() + data.len() > pipeline_limit {
+                self.http_error(id, 413);
+            } else {
+                partial.extend_from_slice(data);
+            }
+            return;
+        }
+        // How much of an unfinished request was already buffered.
+        let owned_len = partial.len();
+        let owned;
+        let buf: &[u8] = if partial.is_empty() {
+            data
+        } else {
+            partial.extend_from_slice(data);
+            owned = mem::take(partial);
+            &owned
+        };
+        let mut pos = 0;
+        while pos < buf.len() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let (head_len, body_len) = match req.parse(&buf[pos..]) {
+                Ok(httparse::Status::Complete(len)) if len > self.config.max_request_head => {
+                    return self.http_error(id, 431);
+                }
+                Ok(httparse::Status::Complete(len)) => match http::content_length(req.headers) {
+                    Ok(body) if body > self.config.max_request_body => return self.http_error(id, 413),
+                    Ok(body) => (len, body),
+                    Err(status) => return self.http_error(id, status),
+                },
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() - pos > self.config.max_request_head {
+                        return self.http_error(id, 431);
+                    }
+                    return self.keep_partial(id, &buf[pos..], pos > 0 || owned_len == 0, false, now);
+                }
+                Err(httparse::Error::TooManyHeaders) => return self.http_error(id, 431),
+                Err(e) => {
+                    debug!("bad request: {e}");
+                    return self.http_error(id, 400);
+                }
+            };
+            let end = pos + head_len + body_len;
+            if end > buf.len() {
+                // The head is complete and the body is not.
+                let expects_continue = http::expects_continue(req.headers);
+                return self.keep_partial(id, &buf[pos..], pos > 0 || owned_len == 0, expects_continue, now);
+            }
+            let next = self.handle_request(id, &req, &buf[pos + head_len..end], &buf[end..], now);
+            pos = end;
+            match next {
+                Next::Continue => {}
+                Next::Stop => return,
+                Next::Wait => {
+                    if let Some(State::Http { partial, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
+                        partial.extend_from_slice(&buf[pos..]);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps the start of a request until the rest arrives. Once a request
+    /// has begun it must be complete within the handshake timeout, whether
+    /// it is the connection's first or a later keep-alive one.
+    fn keep_partial(&mut self, id: ConnId, rest: &[u8], started: bool, expects_continue: bool, now: Instant) {
+        let head_deadline = now + self.config.handshake_timeout;
+        let mut send_continue = false;
+        if let Some(State::Http {
+            partial,
+            deadline,
+            continued,
+            ..
+        }) = self.conn_mut(id).map(|c| &mut c.state)
+        {
+            partial.clear();
+            partial.extend_from_slice(rest);
+            if started {
+                *continued = false;
+                if head_deadline < *deadline {
+                    *deadline = head_deadline;
+                }
+            }
+            if expects_continue && !*continued {
+                *continued = true;
+                send_continue = true;
+            }
+        }
+        if send_continue {
+            self.respond(
+                id,
+                |out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                false,
+            );
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Answers with an error status and closes.
+    pub(super) fn http_error(&mut self, id: ConnId, status: u16) {
+        self.respond(id, |out| http::write_error(out, status, &[]), true);
+    }
+
+    /// Appends a response to a connection's output, optionally closing
+    /// after it.
+    pub(super) fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
+        let Self { conns, pool, .. } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        let tail = out.tail(pool);
+        let before = tail.len();
+        write(tail);
+        let added = tail.len() - before;
+        out.appended(added);
+        if close {
+            conn.closing = true;
+        }
+        self.mark_dirty(id);
+    }
+
+    fn respond_with(&mut self, id: ConnId, response: &Response, head_only: bool, close: bool) {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.respond(
+            id,
+            |out| {
+                http::write_response(
+                    out,
+                    response.status,
+                    &headers,
+                    &response.content_type,
+                    &response.body,
+                    head_only,
+                    close,
+                )
+            },
+            close,
+        );
+    }
+
+    fn handle_request(
+        &mut self,
+        id: ConnId,
+        req: &httparse::Request<'_, '_>,
+        body: &[u8],
+        rest: &[u8],
+        now: Instant,
+    ) -> Next {
+        let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+            self.http_error(id, 400);
+            return Next::Stop;
+        };
+        Stats::add(&self.stats().http_requests, 1);
+        let (path, query) = http::split_target(target);
+        let request = Request {
+            method,
+            path,
+            query,
+            headers: req.headers,
+        };
+        let keep_alive = http::keep_alive(version, req.headers);
+        let head_only = method == "HEAD";
+        let route = if path == "/healthz" {
+            Route::Page {
+                content_type: "text/plain; charset=utf-8",
+                body: b"ok\n",
+            }
+        } else {
+            self.app.route(&request)
+        };
+        match route {
+            Route::NotFound => {
+                self.respond_with(
+                    id,
+                    &Response::text(404, "404 Not Found\n"),
+                    head_only,
+                    !keep_alive,
+                );
+            }
+            Route::Page { content_type, body } => {
+                if method != "GET" && !head_only {
+                    self.respond(
+                        id,
+                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")]),
+                        true,
+                    );
+                    return Next::Stop;
+                }
+                self.respond(
+                    id,
+                    |out| {
+                        http::write_response(
+                            out,
+                            200,
+                            &[("Cache-Control", "no-cache")],
+                            content_type,
+                            body,
+                            head_only,
+                            !keep_alive,
+                        )
+                    },
+                    !keep_alive,
+                );
+            }
+            Route::WebSocket(tag) => {
+                if method != "GET" {
+                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
+                    return Next::Stop;
+                }
+                self.upgrade(id, req, &request, tag, rest, now);
+                return Next::Stop;
+            }
+            Route::EventStream(tag) => {
+                if method != "GET" {
+                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
+                    return Next::Stop;
+                }
+                self.start_stream(id, &request, tag, now);
+                return Next::Stop;
+            }
+            Route::Handler(tag) => {
+                let Self {
+                    app,
+                    actions,
+                    pool,
+                    peers,
+                    ..
+                } = self;
+                let mut ctx = Ctx {
+                    now,
+                    current: None,
+                    actions,
+                    pool,
+                    peers,
+                };
+                match app.on_request(&mut ctx, id, tag, &request, body) {
+                    Reply::Now(response) => self.respond_with(id, &response, head_only, !keep_alive),
+                    Reply::Later(wait) => {
+                        if let Some(State::Http {
+                            waiting, deadline, ..
+                        }) = self.conn_mut(id).map(|c| &mut c.state)
+                        {
+                            *waiting = Some(Deferred {
+                                tag,
+                                close: !keep_alive,
+                                head_only,
+                            });
+                            *deadline = now + wait;
+                        }
+                        self.mark_dirty(id);
+                        return Next::Wait;
+                    }
+                }
+            }
+        }
+        if !keep_alive {
+            return Next::Stop;
+        }
+        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+        if let Some(State::Http { deadline, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
+            *deadline = keep_alive_deadline;
+        }
+        Next::Continue
+    }
+
+    /// Sends the application's deferred answer, then carries on with any
+    /// request that arrived behind it.
+    pub(super) fn respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
+        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+        let Some(State::Http {
+            waiting,
+            deadline,
+            partial,
+            ..
+        }) = self.conn_mut(id).map(|c| &mut c.state)
+        else {
+            return;
+        };
+        let Some(deferred) = waiting.take() else { return };
+        *deadline = keep_alive_deadline;
+        let pipelined = !partial.is_empty();
+        self.respond_with(id, response, deferred.head_only, deferred.close);
+        if pipelined && !deferred.close {
+            self.http_input(id, &[], now);
+        }
+    }
+
+    /// A deferred request's time is up: the application gives its answer.
+    pub(super) fn request_timed_out(&mut self, id: ConnId, tag: u32, now: Instant) {
+        let Self {
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let response = app.on_request_timeout(
+            &mut Ctx {
+                now,
+                current: None,
+                actions,
+                pool,
+                peers,
+            },
+            id,
+            tag,
+        );
+        self.respond_later(id, &response, now);
+    }
+}

@@ -1,0 +1,387 @@
+//! WebSocket sessions and event streams: the upgrade, incoming frames,
+//! output pushed from elsewhere and the slow-consumer policy.
+
+use std::time::Instant;
+
+use log::debug;
+use tether_handshake::RequestHead;
+use tether_ws::{CloseCode, Event, Role};
+
+use super::{Conn, Kind, Server, Session, State, Stats};
+use crate::app::{Current, Encoded};
+use crate::http::SSE_HEAD;
+use crate::{App, CloseReason, ConnId, Ctx, Request};
+
+impl<A: App> Server<A> {
+    pub(super) fn upgrade(
+        &mut self,
+        id: ConnId,
+        req: &httparse::Request<'_, '_>,
+        request: &Request<'_>,
+        tag: u32,
+        rest: &[u8],
+        now: Instant,
+    ) {
+        let head = match RequestHead::from_httparse(req) {
+            Ok(head) => head,
+            Err(_) => return self.http_error(id, 400),
+        };
+        let accepted = match self.handshake.accept(head) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                debug!("upgrade refused: {} {}", rejection.status(), rejection.reason());
+                self.respond(id, |out| rejection.write_response(out), true);
+                return;
+            }
+        };
+        let mut response = Vec::with_capacity(160);
+        if accepted.write_response(&mut response, &[]).is_err() {
+            return self.http_error(id, 500);
+        }
+        let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
+        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
+            ws = ws.with_extension(extension);
+        }
+        self.respond(id, |out| out.extend_from_slice(&response), false);
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(id.index()) else {
+            return;
+        };
+        conn.kind = Kind::WebSocket;
+        let stats = &peers.own().stats;
+        Stats::sub(&stats.open_http, 1);
+        Stats::add(&stats.open_websocket, 1);
+        conn.state = State::WebSocket(Box::new(Session {
+            ws,
+            tag,
+            notified: false,
+        }));
+        let Conn {
+            state: State::WebSocket(session),
+            out,
+            closing,
+            ..
+        } = conn
+        else {
+            return;
+        };
+        let mut ctx = Ctx {
+            now,
+            current: Some(Current {
+                id,
+                ws: Some(&mut session.ws),
+                out: out.get_or_insert_with(|| pool.queue()),
+                closing,
+            }),
+            actions,
+            pool,
+            peers,
+        };
+        app.on_open(&mut ctx, id, tag, request);
+        if !rest.is_empty() {
+            self.ws_input(id, rest, now);
+        }
+    }
+
+    pub(super) fn start_stream(&mut self, id: ConnId, request: &Request<'_>, tag: u32, now: Instant) {
+        let retry = self.config.sse_retry.as_millis() as u64;
+        self.respond(
+            id,
+            |out| {
+                out.extend_from_slice(SSE_HEAD);
+                tether_sse::retry(retry, out);
+                out.push(b'\n');
+            },
+            false,
+        );
+        let last_event_id = request
+            .header("last-event-id")
+            .map(str::to_owned)
+            .or_else(|| request.query_param("lastEventId"))
+            .filter(|id| !id.is_empty());
+        let heartbeat_at = now + self.config.sse_heartbeat;
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(id.index()) else {
+            return;
+        };
+        conn.kind = Kind::EventStream;
+        let stats = &peers.own().stats;
+        Stats::sub(&stats.open_http, 1);
+        Stats::add(&stats.open_event_stream, 1);
+        conn.state = State::Sse { tag, heartbeat_at };
+        let mut ctx = Ctx {
+            now,
+            current: Some(Current {
+                id,
+                ws: None,
+                out: conn.out.get_or_insert_with(|| pool.queue()),
+                closing: &mut conn.closing,
+            }),
+            actions,
+            pool,
+            peers,
+        };
+        app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref());
+        if conn.closing {
+            // The application ended the stream at once.
+            app.on_unsubscribe(
+                &mut Ctx {
+                    now,
+                    current: None,
+                    actions,
+                    pool,
+                    peers,
+                },
+                id,
+                tag,
+                CloseReason::Ended,
+            );
+        }
+    }
+
+    pub(super) fn ws_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
+        let max_output = self.config.max_output;
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let Conn {
+            state: State::WebSocket(session),
+            out,
+            closing,
+            paused,
+            ..
+        } = conn
+        else {
+            return;
+        };
+        let out = out.get_or_insert_with(|| pool.queue());
+        let mut input = data;
+        while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
+            let tail = out.tail(pool);
+            let before = tail.len();
+            let (used, event) = session.ws.receive(input, now, tail);
+            let added = tail.len() - before;
+            out.appended(added);
+            input = &input[used..];
+            let Some(event) = event else { continue };
+            let tag = session.tag;
+            let mut ctx = Ctx {
+                now,
+                current: Some(Current {
+                    id,
+                    ws: Some(&mut session.ws),
+                    out,
+                    closing,
+                }),
+                actions,
+                pool,
+                peers,
+            };
+            match event {
+                Event::Message(message) => {
+                    Stats::add(&ctx.peers.own().stats.messages_in, 1);
+                    app.on_message(&mut ctx, id, tag, message)
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    session.notified = true;
+                    app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code));
+                }
+                Event::Failed(error) => {
+                    debug!("websocket failed: {error}");
+                    session.notified = true;
+                    let reason = error
+                        .close_code()
+                        .map_or(CloseReason::Dropped, CloseReason::Failed);
+                    app.on_close(&mut ctx, id, tag, reason);
+                }
+            }
+        }
+        if session.ws.state() == tether_ws::State::Closed {
+            *closing = true;
+        }
+        if out.len() > max_output {
+            *paused = true;
+        }
+        self.mark_dirty(id);
+    }
+
+    pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
+        let max_output = self.config.max_output;
+        let heartbeat = self.config.sse_heartbeat;
+        let Self {
+            conns, pool, peers, ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        match &mut conn.state {
+            State::WebSocket(session) if session.ws.can_send() => {}
+            State::Sse { heartbeat_at, .. } => *heartbeat_at = now + heartbeat,
+            _ => return,
+        }
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        out.push_shared(encoded.0);
+        Stats::add(&peers.own().stats.messages_out, 1);
+        if out.len() > max_output {
+            // Output is written only once per loop turn, so a burst of
+            // broadcasts can queue more than the limit for a peer that
+            // reads promptly. Bytes its socket takes now say nothing
+            // against it: judge only what the socket refuses.
+            if let Err(e) = out.flush(&mut conn.socket, pool) {
+                debug!("write error: {e}");
+                self.remove(id, CloseReason::Dropped);
+                return;
+            }
+        }
+        if out.len() > max_output {
+            debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
+            self.cut_loose(id, now);
+            return;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// The slow-consumer policy for output pushed from elsewhere: what is
+    /// queued and not yet begun is dropped; a WebSocket gets close 1008
+    /// (the close timeout then bounds how long it may take to read it), an
+    /// event stream ends (its client resumes from its last event id).
+    pub(super) fn cut_loose(&mut self, id: ConnId, now: Instant) {
+        let linger = self.config.linger;
+        Stats::add(&self.stats().slow_consumers, 1);
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        out.keep_started(pool);
+        let mut ctx = Ctx {
+            now,
+            current: None,
+            actions,
+            pool,
+            peers,
+        };
+        match &mut conn.state {
+            State::WebSocket(session) => {
+                let tail = out.tail(ctx.pool);
+                let before = tail.len();
+                let _ = session.ws.close(CloseCode::POLICY, "slow consumer", now, tail);
+                let added = tail.len() - before;
+                out.appended(added);
+                if !session.notified {
+                    session.notified = true;
+                    app.on_close(&mut ctx, id, session.tag, CloseReason::SlowConsumer);
+                }
+            }
+            State::Sse { tag, heartbeat_at } => {
+                if !conn.closing {
+                    app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer);
+                }
+                // A closing stream's heartbeat timer is its deadline.
+                *heartbeat_at = now + linger;
+            }
+            _ => {}
+        }
+        conn.closing = true;
+        self.mark_dirty(id);
+    }
+
+    pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
+        let Self { conns, pool, .. } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let State::WebSocket(session) = &mut conn.state else {
+            return;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        let tail = out.tail(pool);
+        let before = tail.len();
+        let _ = session.ws.close(code, reason, now, tail);
+        let added = tail.len() - before;
+        out.appended(added);
+        self.mark_dirty(id);
+    }
+
+    pub(super) fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return;
+        };
+        let State::Sse { tag, .. } = conn.state else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        conn.closing = true;
+        app.on_unsubscribe(
+            &mut Ctx {
+                now,
+                current: None,
+                actions,
+                pool,
+                peers,
+            },
+            id,
+            tag,
+            reason,
+        );
+        self.mark_dirty(id);
+    }
+}
