@@ -403,6 +403,12 @@ impl Ctx<'_> {
         self.actions.push(Action::Respond(conn, response));
     }
 
+    /// The server's counters, added up over all its loops (for a metrics
+    /// page).
+    pub fn stats(&self) -> crate::StatsSnapshot {
+        crate::StatsSnapshot::sum(self.peers.handles.iter().map(|h| &h.stats))
+    }
+
     /// The index of this event loop among the server's loops, and how many
     /// there are.
     pub fn loop_index(&self) -> (usize, usize) {

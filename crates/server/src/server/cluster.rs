@@ -111,7 +111,7 @@ macro_rules! counters {
         }
 
         impl StatsSnapshot {
-            fn sum<'a>(stats: impl Iterator<Item = &'a Stats>) -> StatsSnapshot {
+            pub(crate) fn sum<'a>(stats: impl Iterator<Item = &'a Stats>) -> StatsSnapshot {
                 let mut total = StatsSnapshot::default();
                 for s in stats {
                     $(total.$name += s.$name.load(Ordering::Relaxed);)*
