@@ -1,0 +1,87 @@
+//! WebSocket and Server-Sent Events clients on tether's protocol crates.
+//!
+//! - [`WebSocket`]: a blocking WebSocket client (RFC 6455) over
+//!   `std::net::TcpStream`: connect by URL, subprotocols, extra headers,
+//!   the permessage-deflate offer (feature `deflate`, on by default),
+//!   automatic pongs, the close handshake, and optional reconnection with
+//!   exponential [`Backoff`].
+//! - [`NonBlockingClient`]: the same client for an event loop the caller
+//!   owns (mio or any readiness loop), over any non-blocking `Read +
+//!   Write` stream; see its calling contract.
+//! - [`EventSource`]: a blocking Server-Sent Events client with the WHATWG
+//!   `EventSource` semantics (redirects, `Last-Event-ID`, `retry`, 204,
+//!   content type checks, chunked and `Content-Length` bodies).
+//!
+//! The protocol work is `tether-handshake`'s, `tether-ws`'s, `tether-sse`'s
+//! and `tether-deflate`'s; this crate adds sockets, timeouts and policy.
+//! Masking keys and handshake nonces come from the operating system's
+//! random source (`getrandom`), as RFC 6455 section 10.3 requires. There is
+//! no TLS: `wss://` and `https://` URLs are refused with
+//! [`Error::UnsupportedScheme`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tether_client::{CloseCode, Event, EventSource, WebSocket};
+//!
+//! let mut ws = WebSocket::builder("ws://127.0.0.1:9001/echo").protocol("chat").connect()?;
+//! ws.send_text("hello")?;
+//! if let Event::Message(reply) = ws.recv()? {
+//!     println!("echo: {reply:?}");
+//! }
+//! ws.close(CloseCode::NORMAL, "")?;
+//!
+//! for event in EventSource::connect("http://127.0.0.1:9001/clock")?.take(2) {
+//!     println!("{}", event?.data());
+//! }
+//! # Ok::<(), tether_client::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod error;
+mod http;
+mod nonblocking;
+mod rng;
+mod session;
+mod sse;
+mod url;
+mod websocket;
+
+pub use backoff::Backoff;
+pub use error::Error;
+pub use nonblocking::NonBlockingClient;
+pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
+pub use tether_sse::{Limits as SseLimits, MessageEvent};
+pub use tether_ws::{CloseCode, CloseFrame, Config as WsConfig, ControlPayload, Message, MessageKind, State};
+pub use url::{Scheme, Url};
+pub use websocket::{Messages, WebSocket, WebSocketBuilder};
+
+/// permessage-deflate (RFC 7692), for [`WebSocketBuilder::deflate_offer`].
+#[cfg(feature = "deflate")]
+pub use tether_deflate as deflate;
+
+/// What a WebSocket client reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The opening handshake completed. The non-blocking client reports it
+    /// once; the blocking client (whose `connect` returns only once open)
+    /// reports it after each automatic reconnection.
+    Open,
+    /// A text or binary message.
+    Message(Message),
+    /// A ping from the server; the pong has already been sent.
+    Ping(ControlPayload),
+    /// A pong (the answer to our ping, or a one-way heartbeat).
+    Pong(ControlPayload),
+    /// The close handshake is over, whichever side started it: the
+    /// server's close frame. The connection is closed.
+    Closed(CloseFrame),
+}
+
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

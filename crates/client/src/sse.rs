@@ -1,0 +1,609 @@
+//! A blocking Server-Sent Events client with `EventSource` semantics.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tether_sse::{Item, Limits, MessageEvent, Parser};
+
+use crate::http::{self, Body};
+use crate::websocket::{connect_tcp, is_timeout};
+use crate::{Error, Scheme, Url};
+
+/// The largest response head read.
+const MAX_HEAD: usize = 64 * 1024;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Settings for an [`EventSource`].
+///
+/// | setting | default |
+/// | --- | --- |
+/// | reconnection time (until the stream sends `retry:`) | 3 s |
+/// | redirects followed per connection | 20 |
+/// | connect and response head timeout | 10 s |
+/// | read timeout on the open stream | none (a silent stream waits) |
+/// | consecutive failed connection attempts | no limit |
+/// | extra request headers | none |
+/// | parser limits ([`Limits`]) | 64 KiB lines, 16 MiB events |
+#[derive(Debug, Clone)]
+pub struct EventSourceBuilder {
+    url: String,
+    headers: Vec<(String, String)>,
+    retry: Duration,
+    max_redirects: u32,
+    connect_timeout: Duration,
+    read_timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    limits: Limits,
+}
+
+impl EventSourceBuilder {
+    /// The defaults, for `url` (parsed by [`build`](Self::build)).
+    pub fn new(url: impl Into<String>) -> EventSourceBuilder {
+        EventSourceBuilder {
+            url: url.into(),
+            headers: Vec::new(),
+            retry: Duration::from_secs(3),
+            max_redirects: 20,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: None,
+            max_retries: None,
+            limits: Limits::new(),
+        }
+    }
+
+    /// Adds a request header (`Authorization`, `Cookie`...).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> EventSourceBuilder {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The reconnection time until the stream sets one with `retry:`.
+    pub fn retry(mut self, delay: Duration) -> EventSourceBuilder {
+        self.retry = delay;
+        self
+    }
+
+    /// How many redirects one connection attempt follows before failing
+    /// with [`Error::TooManyRedirects`].
+    pub fn max_redirects(mut self, limit: u32) -> EventSourceBuilder {
+        self.max_redirects = limit;
+        self
+    }
+
+    /// How long to wait for the TCP connection and for the response head.
+    pub fn connect_timeout(mut self, timeout: Duration) -> EventSourceBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Treats a stream silent for this long as a network error (and so
+    /// reconnects). Useful with servers that send heartbeat comments.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> EventSourceBuilder {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Gives up after this many connection attempts in a row fail on the
+    /// network, returning the last error (`None`, the default and
+    /// `EventSource`'s way: never).
+    pub fn max_retries(mut self, attempts: Option<u32>) -> EventSourceBuilder {
+        self.max_retries = attempts;
+        self
+    }
+
+    /// The parser's limits on line and event sizes.
+    pub fn limits(mut self, limits: Limits) -> EventSourceBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the URL and headers; connects on the first
+    /// [`next_event`](EventSource::next_event).
+    pub fn build(self) -> Result<EventSource, Error> {
+        let url = Url::parse(&self.url)?;
+        if url.scheme() != Scheme::Http {
+            return Err(crate::error::unsupported_scheme(&url, "event stream"));
+        }
+        for (name, value) in &self.headers {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(Error::InvalidArgument(format!(
+                    "header name {name:?} is not a token"
+                )));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "header {name} has CR, LF or NUL in its value"
+                )));
+            }
+            if [
+                "host",
+                "accept",
+                "last-event-id",
+                "content-length",
+                "transfer-encoding",
+            ]
+            .iter()
+            .any(|own| name.eq_ignore_ascii_case(own))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "header {name} is set by the client itself"
+                )));
+            }
+        }
+        Ok(EventSource {
+            parser: Parser::with_limits(self.limits),
+            reconnection_time: self.retry,
+            options: self,
+            url,
+            state: ReadyState::Connecting,
+            stream: None,
+            wait_first: false,
+            failures: 0,
+            notice: None,
+            stop: StopHandle::default(),
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Where an [`EventSource`] stands, as `EventSource.readyState` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyState {
+    /// Connecting, or waiting to reconnect.
+    Connecting,
+    /// The stream is open.
+    Open,
+    /// Stopped for good: by [`EventSource::close`] or a [`StopHandle`], by
+    /// a 204 response, or after a fatal error.
+    Closed,
+}
+
+/// What [`EventSource::next_event`] reports: the DOM's `open`, `message`
+/// and `error` events.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SseEvent {
+    /// A stream opened (first connection or a reconnection).
+    Open,
+    /// An event arrived.
+    Message(MessageEvent),
+    /// The stream ended or a connection attempt failed on the network;
+    /// the client waits `delay` (the reconnection time) and reconnects,
+    /// with `Last-Event-ID` if it has one.
+    Reconnecting {
+        /// How long it waits first.
+        delay: Duration,
+        /// What went wrong; `None` when the server simply ended the stream.
+        error: Option<Error>,
+    },
+    /// An event went past the parser's [`Limits`] and was dropped; the
+    /// stream goes on.
+    Dropped(tether_sse::Error),
+}
+
+/// Stops an [`EventSource`] from another thread, interrupting a blocked
+/// read or a reconnection wait.
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle {
+    inner: Arc<(Mutex<StopState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct StopState {
+    stopped: bool,
+    /// A clone of the open socket, to shut it down.
+    socket: Option<TcpStream>,
+}
+
+impl StopHandle {
+    /// Stops the event source: it closes its connection, and its next (or
+    /// current) `next_event` returns `None`.
+    pub fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        if let Some(socket) = state.socket.take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        self.inner.1.notify_all();
+    }
+
+    /// Whether `stop` was called.
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StopState> {
+        self.inner
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits `delay`, or less if stopped; true if stopped.
+    fn sleep(&self, delay: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .inner
+            .1
+            .wait_timeout_while(guard, delay, |s| !s.stopped)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.stopped
+    }
+
+    /// Registers the open socket; false if already stopped.
+    fn attach(&self, socket: &TcpStream) -> bool {
+        let mut state = self.lock();
+        if state.stopped {
+            return false;
+        }
+        state.socket = socket.try_clone().ok();
+        true
+    }
+
+    fn detach(&self) {
+        self.lock().socket = None;
+    }
+}
+
+/// The open response: its socket and how its body is framed.
+struct Stream {
+    socket: TcpStream,
+    body: Body,
+}
+
+/// A blocking Server-Sent Events client with the semantics of the WHATWG
+/// `EventSource` ("processing model" of the HTML standard):
+///
+/// - requests carry `Accept: text/event-stream` and `Cache-Control:
+///   no-cache`, and `Last-Event-ID` on reconnection when the last event ID
+///   is not empty;
+/// - redirects (301, 302, 303, 307, 308) are followed, up to a limit;
+/// - a 200 response whose `Content-Type` is not `text/event-stream`, or any
+///   other status, fails the connection for good (no reconnection);
+/// - 204 No Content stops it for good, without an error;
+/// - a network error, or the end of the stream, is followed by a wait of
+///   the reconnection time (which `retry:` sets) and a new request to the
+///   original URL (redirects are followed again each time);
+/// - bodies framed by `Transfer-Encoding: chunked`, by `Content-Length`
+///   (the end of the body is the end of the stream) or by the end of the
+///   connection all work.
+///
+/// Iterating gives the events; [`next_event`](Self::next_event) also tells
+/// of openings and reconnections. [`close`](Self::close) or a
+/// [`StopHandle`] stops it.
+///
+/// ```no_run
+/// use tether_client::EventSource;
+///
+/// let mut source = EventSource::connect("http://127.0.0.1:9001/clock")?;
+/// for event in source.by_ref().take(3) {
+///     let event = event?;
+///     println!("{} #{}: {}", event.event_type(), event.last_event_id(), event.data());
+/// }
+/// source.close();
+/// # Ok::<(), tether_client::Error>(())
+/// ```
+pub struct EventSource {
+    options: EventSourceBuilder,
+    url: Url,
+    parser: Parser,
+    reconnection_time: Duration,
+    state: ReadyState,
+    stream: Option<Stream>,
+    /// Wait the reconnection time before the next attempt.
+    wait_first: bool,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// A `Reconnecting` to report once the parser's queue is drained.
+    notice: Option<SseEvent>,
+    stop: StopHandle,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSource")
+            .field("url", &self.url.to_string())
+            .field("state", &self.state)
+            .field("last_event_id", &self.parser.last_event_id())
+            .field("reconnection_time", &self.reconnection_time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventSource {
+    /// An event source for an `http://` URL with the default settings. It
+    /// connects on the first [`next_event`](Self::next_event) (or `next`).
+    pub fn connect(url: &str) -> Result<EventSource, Error> {
+        EventSourceBuilder::new(url).build()
+    }
+
+    /// A builder for `url`.
+    pub fn builder(url: impl Into<String>) -> EventSourceBuilder {
+        EventSourceBuilder::new(url)
+    }
+
+    /// The URL requested (redirects are followed anew on each connection).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Where it stands.
+    pub fn ready_state(&self) -> ReadyState {
+        self.state
+    }
+
+    /// The last event ID, sent as `Last-Event-ID` on reconnection when not
+    /// empty.
+    pub fn last_event_id(&self) -> &str {
+        self.parser.last_event_id()
+    }
+
+    /// The current reconnection time.
+    pub fn reconnection_time(&self) -> Duration {
+        self.reconnection_time
+    }
+
+    /// A handle that stops this event source from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Stops for good and closes the connection.
+    pub fn close(&mut self) {
+        self.stop.stop();
+        self.drop_stream();
+        self.state = ReadyState::Closed;
+    }
+
+    fn drop_stream(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            let _ = stream.socket.shutdown(Shutdown::Both);
+        }
+        self.stop.detach();
+    }
+
+    /// Blocks until the next thing happens: an event, an opening, a
+    /// reconnection about to be waited for. `None` once stopped (by
+    /// [`close`](Self::close), a [`StopHandle`] or a 204); `Some(Err)` for
+    /// a fatal error, after which it is closed.
+    pub fn next_event(&mut self) -> Option<Result<SseEvent, Error>> {
+        loop {
+            if self.stop.is_stopped() {
+                self.drop_stream();
+                self.state = ReadyState::Closed;
+            }
+            if self.state == ReadyState::Closed {
+                return None;
+            }
+            match self.parser.poll() {
+                Some(Ok(Item::Event(event))) => return Some(Ok(SseEvent::Message(event))),
+                Some(Ok(Item::Retry(ms))) => {
+                    self.reconnection_time = Duration::from_millis(ms);
+                    continue;
+                }
+                Some(Err(e)) => return Some(Ok(SseEvent::Dropped(e))),
+                None => {}
+            }
+            if let Some(notice) = self.notice.take() {
+                self.state = ReadyState::Connecting;
+                return Some(Ok(notice));
+            }
+            if self.stream.is_some() {
+                self.read();
+                continue;
+            }
+            if self.wait_first && self.stop.sleep(self.reconnection_time) {
+                continue;
+            }
+            self.wait_first = true;
+            match self.open() {
+                Ok(Some(stream)) => {
+                    if stream.body.is_complete() {
+                        // The body came whole with the head; a
+                        // `Reconnecting` is already queued.
+                        let _ = stream.socket.shutdown(Shutdown::Both);
+                    } else if self.stop.attach(&stream.socket) {
+                        self.stream = Some(stream);
+                    } else {
+                        continue;
+                    }
+                    self.state = ReadyState::Open;
+                    self.failures = 0;
+                    return Some(Ok(SseEvent::Open));
+                }
+                Ok(None) => {
+                    self.state = ReadyState::Closed;
+                    return None;
+                }
+                Err(e) if e.is_network_error() => {
+                    self.failures += 1;
+                    if self.options.max_retries.is_some_and(|max| self.failures > max) {
+                        self.state = ReadyState::Closed;
+                        return Some(Err(e));
+                    }
+                    self.state = ReadyState::Connecting;
+                    return Some(Ok(SseEvent::Reconnecting {
+                        delay: self.reconnection_time,
+                        error: Some(e),
+                    }));
+                }
+                Err(e) => {
+                    self.state = ReadyState::Closed;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// One read of the open stream, fed to the parser; at the end of the
+    /// stream (or on an error), prepares the reconnection.
+    fn read(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        self.buf.resize(READ_CHUNK, 0);
+        let end = match stream.socket.read(&mut self.buf) {
+            Ok(0) if stream.body.is_complete() || stream.body == Body::UntilClose => Some(None),
+            Ok(0) => Some(Some(Error::ConnectionLost)),
+            Ok(n) => {
+                let parser = &mut self.parser;
+                match stream
+                    .body
+                    .decode(&self.buf[..n], &mut |bytes| parser.feed(bytes))
+                {
+                    Ok(true) => Some(None),
+                    Ok(false) => None,
+                    Err(e) => Some(Some(e)),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => None,
+            Err(e) if is_timeout(&e) => Some(Some(Error::Timeout("read: the stream went silent"))),
+            Err(e) => Some(Some(Error::io("read", e))),
+        };
+        if let Some(error) = end {
+            self.drop_stream();
+            self.parser.finish();
+            if self.stop.is_stopped() {
+                return;
+            }
+            self.notice = Some(SseEvent::Reconnecting {
+                delay: self.reconnection_time,
+                error,
+            });
+        }
+    }
+
+    /// One connection attempt, following redirects: the open stream,
+    /// `None` for 204, or why it failed.
+    fn open(&mut self) -> Result<Option<Stream>, Error> {
+        let mut url = self.url.clone();
+        let mut redirects = 0;
+        loop {
+            let mut socket = connect_tcp(&url, self.options.connect_timeout)?;
+            socket
+                .set_write_timeout(Some(self.options.connect_timeout))
+                .and_then(|()| socket.set_read_timeout(Some(self.options.connect_timeout)))
+                .map_err(|e| Error::io("set socket timeouts", e))?;
+            let request = self.request(&url);
+            socket.write_all(&request).map_err(|e| {
+                if is_timeout(&e) {
+                    Error::Timeout("write the request")
+                } else {
+                    Error::io("write the request", e)
+                }
+            })?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, used) = loop {
+                if let Some(parsed) = http::parse_head(&buf)? {
+                    break parsed;
+                }
+                if buf.len() > MAX_HEAD {
+                    return Err(Error::Http(format!("response head over {MAX_HEAD} bytes")));
+                }
+                match socket.read(&mut chunk) {
+                    Ok(0) => return Err(Error::ConnectionLost),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if is_timeout(&e) => return Err(Error::Timeout("response head")),
+                    Err(e) => return Err(Error::io("read the response", e)),
+                }
+            };
+            match head.status {
+                200 => {
+                    let content_type = head.content_type.unwrap_or_default();
+                    if !http::is_event_stream(&content_type) {
+                        return Err(Error::ContentType(content_type));
+                    }
+                    socket
+                        .set_read_timeout(self.options.read_timeout)
+                        .map_err(|e| Error::io("set the read timeout", e))?;
+                    let mut stream = Stream {
+                        socket,
+                        body: head.body,
+                    };
+                    let parser = &mut self.parser;
+                    if stream
+                        .body
+                        .decode(&buf[used..], &mut |bytes| parser.feed(bytes))?
+                    {
+                        // The whole body came with the head: the stream has
+                        // already ended.
+                        self.parser.finish();
+                        self.notice = Some(SseEvent::Reconnecting {
+                            delay: self.reconnection_time,
+                            error: None,
+                        });
+                    }
+                    return Ok(Some(stream));
+                }
+                204 => return Ok(None),
+                301 | 302 | 303 | 307 | 308 => {
+                    let _ = socket.shutdown(Shutdown::Both);
+                    redirects += 1;
+                    if redirects > self.options.max_redirects {
+                        return Err(Error::TooManyRedirects {
+                            limit: self.options.max_redirects,
+                        });
+                    }
+                    let location = head.location.ok_or_else(|| {
+                        Error::BadRedirect(format!("{} without a Location header", head.status))
+                    })?;
+                    url = url
+                        .join(&location)
+                        .map_err(|e| Error::BadRedirect(format!("Location {location:?}: {e}")))?;
+                    if url.scheme() != Scheme::Http {
+                        return Err(crate::error::unsupported_scheme(&url, "event stream"));
+                    }
+                }
+                status => {
+                    return Err(Error::Refused {
+                        status,
+                        reason: head.reason,
+                    });
+                }
+            }
+        }
+    }
+
+    fn request(&self, url: &Url) -> Vec<u8> {
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
+            url.target(),
+            url.host_header()
+        );
+        let last_event_id = self.parser.last_event_id();
+        if !last_event_id.is_empty() {
+            request.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
+        }
+        for (name, value) in &self.options.headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.into_bytes()
+    }
+}
+
+impl Iterator for EventSource {
+    type Item = Result<MessageEvent, Error>;
+
+    /// The next event, skipping openings and reconnections; `None` once
+    /// stopped.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_event()? {
+                Ok(SseEvent::Message(event)) => return Some(Ok(event)),
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,656 @@
+//! The blocking WebSocket client and the builder both clients share.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use tether_ws::{CloseCode, CloseFrame, Message, State};
+
+use crate::session::Session;
+use crate::{Backoff, Error, Event, NonBlockingClient, Scheme, Url};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Settings for a WebSocket connection: what the upgrade request says,
+/// limits, timeouts, compression and reconnection. Build one with
+/// [`WebSocket::builder`], then [`connect`](Self::connect) (blocking) or
+/// hand it a socket with [`NonBlockingClient::new`].
+///
+/// | setting | default |
+/// | --- | --- |
+/// | subprotocols, extra headers, `Origin` | none |
+/// | permessage-deflate offer | on (feature `deflate`): `permessage-deflate; client_max_window_bits` |
+/// | connect timeout | 10 s per address |
+/// | opening handshake timeout | 10 s |
+/// | write timeout (blocking) | 30 s |
+/// | limits, keepalive ([`tether_ws::Config`]) | 16 MiB frames, 64 MiB messages, 100 000 fragments, ping after 30 s of silence, give up after 60 s, 5 s for the close handshake |
+/// | wait for the server to close TCP after the close handshake | 1 s |
+/// | reconnection | off |
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tether_client::{Backoff, WebSocket};
+///
+/// let mut ws = WebSocket::builder("ws://127.0.0.1:9001/chat?room=1")
+///     .protocol("chat.v1")
+///     .header("Authorization", "Bearer abc")
+///     .origin("http://127.0.0.1:9001")
+///     .max_message_size(1 << 20)
+///     .reconnect(Backoff::new().max(Duration::from_secs(10)))
+///     .connect()?;
+/// assert_eq!(ws.protocol(), Some("chat.v1"));
+/// # Ok::<(), tether_client::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WebSocketBuilder {
+    url: String,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) origin: Option<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) close_linger: Duration,
+    pub(crate) ws: tether_ws::Config,
+    pub(crate) compression: bool,
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate_offer: tether_deflate::ClientOffer,
+    pub(crate) reconnect: Option<Backoff>,
+}
+
+impl WebSocketBuilder {
+    /// The defaults, for `url` (parsed when connecting).
+    pub fn new(url: impl Into<String>) -> WebSocketBuilder {
+        WebSocketBuilder {
+            url: url.into(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            origin: None,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Some(Duration::from_secs(30)),
+            close_linger: Duration::from_secs(1),
+            ws: tether_ws::Config::default(),
+            compression: cfg!(feature = "deflate"),
+            #[cfg(feature = "deflate")]
+            deflate_offer: tether_deflate::ClientOffer::new(),
+            reconnect: None,
+        }
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Offers a subprotocol; call it again for more, most preferred first.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> WebSocketBuilder {
+        self.protocols.push(protocol.into());
+        self
+    }
+
+    /// Offers these subprotocols, most preferred first (replacing any
+    /// offered before).
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> WebSocketBuilder {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a header to the upgrade request (`Authorization`, `Cookie`,
+    /// ...). The handshake's own headers (`Host`, `Upgrade`,
+    /// `Sec-WebSocket-*`, ...) cannot be set this way.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> WebSocketBuilder {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends an `Origin` header, as a browser would.
+    pub fn origin(mut self, origin: impl Into<String>) -> WebSocketBuilder {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// How long to wait for each address to accept the TCP connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> WebSocketBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the server has to answer the upgrade request.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> WebSocketBuilder {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long one blocking write may wait for the server to read
+    /// (`None`: forever).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> WebSocketBuilder {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// After the close handshake, how long to wait for the server to close
+    /// the TCP connection before closing it ourselves (RFC 6455 section
+    /// 7.1.1: the server closes first, so that it, not the client, holds
+    /// the TIME_WAIT).
+    pub fn close_linger(mut self, linger: Duration) -> WebSocketBuilder {
+        self.close_linger = linger;
+        self
+    }
+
+    /// All limits and keepalive timers at once.
+    pub fn config(mut self, config: tether_ws::Config) -> WebSocketBuilder {
+        self.ws = config;
+        self
+    }
+
+    /// The largest message accepted (after decompression).
+    pub fn max_message_size(mut self, bytes: usize) -> WebSocketBuilder {
+        self.ws = self.ws.max_message_size(bytes);
+        self
+    }
+
+    /// The largest frame payload accepted.
+    pub fn max_frame_size(mut self, bytes: u64) -> WebSocketBuilder {
+        self.ws = self.ws.max_frame_size(bytes);
+        self
+    }
+
+    /// Sends a ping after this much silence from the server (`None`:
+    /// never).
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> WebSocketBuilder {
+        self.ws = self.ws.ping_interval(interval);
+        self
+    }
+
+    /// Gives up on a server silent for this long (`None`: never).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> WebSocketBuilder {
+        self.ws = self.ws.idle_timeout(timeout);
+        self
+    }
+
+    /// Offers permessage-deflate (on by default with the `deflate`
+    /// feature; without it, this does nothing).
+    pub fn compression(mut self, on: bool) -> WebSocketBuilder {
+        self.compression = on && cfg!(feature = "deflate");
+        self
+    }
+
+    /// The permessage-deflate offer to make (turns compression on).
+    #[cfg(feature = "deflate")]
+    pub fn deflate_offer(mut self, offer: tether_deflate::ClientOffer) -> WebSocketBuilder {
+        self.deflate_offer = offer;
+        self.compression = true;
+        self
+    }
+
+    /// Reconnects the blocking client after the connection is lost (or the
+    /// server closes with 1001 going away, 1011, 1012 service restart, 1013
+    /// try again later or 1014), waiting as `backoff` says between
+    /// attempts. Off by default.
+    pub fn reconnect(mut self, backoff: Backoff) -> WebSocketBuilder {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    /// Parses the URL, refusing schemes other than `ws:`.
+    pub fn parse_url(&self) -> Result<Url, Error> {
+        let url = Url::parse(&self.url)?;
+        if url.scheme() != Scheme::Ws {
+            return Err(crate::error::unsupported_scheme(&url, "WebSocket"));
+        }
+        if url.fragment().is_some() {
+            return Err(Error::InvalidUrl {
+                url: self.url.clone(),
+                reason: "a WebSocket URL may not have a fragment (RFC 6455 section 3)",
+            });
+        }
+        Ok(url)
+    }
+
+    /// Connects, runs the opening handshake and returns the open
+    /// connection.
+    pub fn connect(self) -> Result<WebSocket, Error> {
+        let url = self.parse_url()?;
+        let (stream, session) = establish(&self, &url)?;
+        Ok(WebSocket {
+            stream,
+            session,
+            options: self,
+            url,
+            read_buf: vec![0; READ_CHUNK],
+            read_timeout: None,
+            lost: false,
+            closing_by_us: false,
+        })
+    }
+
+    /// Wraps a socket (connected or connecting, typically non-blocking,
+    /// such as a `mio::net::TcpStream`) in a [`NonBlockingClient`]; same as
+    /// [`NonBlockingClient::new`].
+    pub fn nonblocking<S: Read + Write>(
+        &self,
+        stream: S,
+        now: Instant,
+    ) -> Result<NonBlockingClient<S>, Error> {
+        NonBlockingClient::new(stream, self, now)
+    }
+}
+
+/// Opens a TCP connection to `url` and runs the opening handshake.
+fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(TcpStream, Session), Error> {
+    let mut stream = connect_tcp(url, options.connect_timeout)?;
+    let now = Instant::now();
+    let mut session = Session::new(options, url, now)?;
+    stream
+        .set_write_timeout(options.write_timeout)
+        .map_err(|e| Error::io("set the write timeout", e))?;
+    write_all(&mut stream, &session.out)?;
+    session.out.clear();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match session.next_event(Instant::now()) {
+            Some(Ok(Event::Open)) => return Ok((stream, session)),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => unreachable!("nothing comes before Open"),
+            None => {}
+        }
+        let now = Instant::now();
+        let deadline = session.poll_timeout().unwrap_or(now);
+        if deadline <= now {
+            session.handle_timeout(now);
+            continue;
+        }
+        stream
+            .set_read_timeout(Some(deadline - now))
+            .map_err(|e| Error::io("set the read timeout", e))?;
+        match stream.read(&mut buf) {
+            Ok(0) => session.on_eof(),
+            Ok(n) => session.receive(&buf[..n]),
+            Err(e) if is_timeout(&e) => session.handle_timeout(Instant::now()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => session.fail(Error::io("read the handshake response", e)),
+        }
+    }
+}
+
+/// Connects to the first address of `url` that accepts.
+pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Error> {
+    let addrs = url
+        .socket_addrs()
+        .map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) if is_timeout(&e) => last = Some(Error::Timeout("connect")),
+            Err(e) => last = Some(Error::io(format!("connect to {addr}"), e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::io(
+            format!("resolve {}", url.host()),
+            io::Error::new(ErrorKind::NotFound, "no address"),
+        )
+    }))
+}
+
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
+    stream.write_all(bytes).map_err(|e| {
+        if is_timeout(&e) {
+            Error::Timeout("write")
+        } else {
+            Error::io("write", e)
+        }
+    })
+}
+
+/// A blocking WebSocket client connection over `std::net::TcpStream`.
+///
+/// Pongs to the server's pings and the echo of its close frame are sent
+/// automatically while [`recv`](Self::recv) reads; keepalive pings and the
+/// idle timeout run during `recv` too (a client that does not call `recv`
+/// for a while does not answer pings meanwhile).
+///
+/// ```no_run
+/// use tether_client::{Event, WebSocket};
+///
+/// let mut ws = WebSocket::connect("ws://127.0.0.1:9001/echo")?;
+/// ws.send_text("hello")?;
+/// match ws.recv()? {
+///     Event::Message(message) => assert_eq!(message.as_text(), Some("hello")),
+///     other => println!("{other:?}"),
+/// }
+/// ws.close(tether_client::CloseCode::NORMAL, "bye")?;
+/// # Ok::<(), tether_client::Error>(())
+/// ```
+pub struct WebSocket {
+    stream: TcpStream,
+    session: Session,
+    options: WebSocketBuilder,
+    url: Url,
+    read_buf: Vec<u8>,
+    /// The read timeout currently set on the socket.
+    read_timeout: Option<Duration>,
+    /// The transport failed outside `recv` (a write); `recv` reconnects or
+    /// reports it.
+    lost: bool,
+    /// We started the close: never reconnect after it.
+    closing_by_us: bool,
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("url", &self.url.to_string())
+            .field("state", &self.session.state())
+            .field("protocol", &self.session.protocol())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocket {
+    /// Connects to a `ws://` URL with the default settings.
+    pub fn connect(url: &str) -> Result<WebSocket, Error> {
+        WebSocketBuilder::new(url).connect()
+    }
+
+    /// A builder for `url`, to change the settings before connecting.
+    pub fn builder(url: impl Into<String>) -> WebSocketBuilder {
+        WebSocketBuilder::new(url)
+    }
+
+    /// The URL connected to.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The subprotocol the server selected, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.session.protocol()
+    }
+
+    /// The `Sec-WebSocket-Extensions` header the server answered with, if
+    /// any (e.g. `permessage-deflate; client_max_window_bits=15`).
+    pub fn extensions(&self) -> Option<&str> {
+        self.session.extensions()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.session.state()
+    }
+
+    /// The socket (e.g. for its addresses).
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Sends a message.
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.session.send(message)?;
+        self.flush()
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.session.send_text(text)?;
+        self.flush()
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.session.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends a ping (at most 125 bytes); its pong comes back through
+    /// [`recv`](Self::recv) as [`Event::Pong`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.session.ping(payload)?;
+        self.flush()
+    }
+
+    /// Sends an unsolicited pong, a one-way heartbeat.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.session.pong(payload)?;
+        self.flush()
+    }
+
+    /// Writes what the session has queued.
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.session.out.is_empty() {
+            return Ok(());
+        }
+        let result = write_all(&mut self.stream, &self.session.out);
+        self.session.out.clear();
+        if result.is_err() {
+            self.lost = true;
+            self.session.abandon();
+        }
+        result
+    }
+
+    /// Sends a close frame and runs the close handshake to its end:
+    /// waits (up to the close timeout) for the server's close frame,
+    /// discarding messages that arrive meanwhile, then briefly for the
+    /// server to close TCP. Returns the server's close frame.
+    ///
+    /// To keep the messages that arrive while closing, use
+    /// [`start_close`](Self::start_close) and go on calling `recv` until
+    /// [`Event::Closed`].
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseFrame, Error> {
+        self.start_close(code, reason)?;
+        loop {
+            match self.recv()? {
+                Event::Closed(frame) => return Ok(frame),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends a close frame and returns at once; [`recv`](Self::recv) goes
+    /// on returning what arrives until [`Event::Closed`]. Code 1000 is a
+    /// normal closure; codes 3000-4999 are the application's.
+    pub fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.session.close(code, reason, Instant::now())?;
+        self.closing_by_us = true;
+        self.flush()
+    }
+
+    /// The next data message, skipping pings and pongs; `Ok(None)` once the
+    /// close handshake is over.
+    pub fn recv_message(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            match self.recv() {
+                Ok(Event::Message(message)) => return Ok(Some(message)),
+                Ok(Event::Closed(_)) | Err(Error::Closed) => return Ok(None),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The data messages, until the close handshake is over or an error
+    /// (which is the last item).
+    pub fn messages(&mut self) -> Messages<'_> {
+        Messages {
+            ws: self,
+            done: false,
+        }
+    }
+
+    /// Blocks until something happens: a message, a ping (already
+    /// answered), a pong, the end of the close handshake
+    /// ([`Event::Closed`], whichever side started it), or, with
+    /// reconnection on, a new connection ([`Event::Open`]).
+    ///
+    /// After `Event::Closed` or an error, further calls return
+    /// [`Error::Closed`].
+    pub fn recv(&mut self) -> Result<Event, Error> {
+        loop {
+            if let Some(item) = self.session.next_event(Instant::now()) {
+                // The pong, close echo or failure close frame it wrote.
+                let _ = self.flush();
+                return self.deliver(item);
+            }
+            if self.session.is_done() {
+                if self.lost {
+                    self.lost = false;
+                    if self.reconnects() {
+                        return self.reconnect().map(|()| Event::Open);
+                    }
+                    return Err(Error::ConnectionLost);
+                }
+                return Err(Error::Closed);
+            }
+            self.read_once();
+            // Pongs, close echoes, keepalive pings, failure close frames. A
+            // failed write marks the connection lost, for the next round.
+            let _ = self.flush();
+        }
+    }
+
+    fn reconnects(&self) -> bool {
+        self.options.reconnect.is_some() && !self.closing_by_us
+    }
+
+    fn deliver(&mut self, item: Result<Event, Error>) -> Result<Event, Error> {
+        match item {
+            Ok(Event::Closed(frame)) => {
+                let _ = self.flush();
+                self.linger();
+                let code = frame.code.0;
+                if self.reconnects() && matches!(code, 1001 | 1011..=1014) {
+                    self.reconnect()?;
+                    return Ok(Event::Open);
+                }
+                Ok(Event::Closed(frame))
+            }
+            Ok(event) => Ok(event),
+            Err(e) => {
+                let _ = self.flush();
+                self.session.abandon();
+                if e.is_network_error() {
+                    let _ = self.stream.shutdown(Shutdown::Both);
+                } else {
+                    self.linger();
+                }
+                if self.reconnects() && e.is_network_error() {
+                    self.reconnect()?;
+                    return Ok(Event::Open);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One read (bounded by the next timer), fed to the session.
+    fn read_once(&mut self) {
+        let now = Instant::now();
+        let wait = match self.session.poll_timeout() {
+            Some(deadline) if deadline <= now => {
+                self.session.handle_timeout(now);
+                return;
+            }
+            Some(deadline) => Some((deadline - now).max(Duration::from_millis(1))),
+            None => None,
+        };
+        if wait != self.read_timeout {
+            if let Err(e) = self.stream.set_read_timeout(wait) {
+                return self.session.fail(Error::io("set the read timeout", e));
+            }
+            self.read_timeout = wait;
+        }
+        match self.stream.read(&mut self.read_buf) {
+            Ok(0) => self.session.on_eof(),
+            Ok(n) => self.session.receive(&self.read_buf[..n]),
+            Err(e) if is_timeout(&e) => self.session.handle_timeout(Instant::now()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => self.session.fail(Error::io("read", e)),
+        }
+    }
+
+    /// After the close handshake: waits up to the linger time for the
+    /// server to close TCP, then closes our side.
+    fn linger(&mut self) {
+        let deadline = Instant::now() + self.options.close_linger;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.stream.set_read_timeout(Some(deadline - now)).is_err() {
+                break;
+            }
+            self.read_timeout = Some(deadline - now);
+            match self.stream.read(&mut self.read_buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Reconnects with backoff; on success the new connection replaces the
+    /// old one.
+    fn reconnect(&mut self) -> Result<(), Error> {
+        let backoff = self.options.reconnect.unwrap_or_default();
+        let mut attempt = 0u32;
+        loop {
+            std::thread::sleep(backoff.jittered_delay(attempt));
+            match establish(&self.options, &self.url) {
+                Ok((stream, session)) => {
+                    self.stream = stream;
+                    self.session = session;
+                    self.read_timeout = None;
+                    self.lost = false;
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempt = attempt.saturating_add(1);
+                    let retry = e.is_network_error()
+                        || matches!(e, Error::Refused { status, .. } if status >= 500 || status == 429);
+                    if !retry || backoff.attempts_limit().is_some_and(|max| attempt >= max) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The data messages of a [`WebSocket`], from [`WebSocket::messages`].
+#[derive(Debug)]
+pub struct Messages<'a> {
+    ws: &'a mut WebSocket,
+    done: bool,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<Message, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.ws.recv_message() {
+            Ok(Some(message)) => Some(Ok(message)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The event-stream client against the demo's `/clock` and against a
+//! scripted server for the EventSource edge cases.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HANG_GUARD, Reply, ScriptServer, TestServer};
+use tether_client::{Error, EventSource, MessageEvent, ReadyState, SseEvent};
+
+/// The next event of any kind, failing the test on the end.
+fn next(source: &mut EventSource) -> SseEvent {
+    source
+        .next_event()
+        .expect("the source is not stopped")
+        .expect("no fatal error")
+}
+
+fn next_message(source: &mut EventSource) -> MessageEvent {
+    loop {
+        if let SseEvent::Message(event) = next(source) {
+            return event;
+        }
+    }
+}
+
+fn fast(url: String) -> tether_client::EventSourceBuilder {
+    EventSource::builder(url)
+        .retry(Duration::from_millis(10))
+        .connect_timeout(HANG_GUARD)
+        .read_timeout(Some(HANG_GUARD))
+}
+
+#[test]
+fn demo_clock_ticks_with_ids() {
+    let server = TestServer::start(tether_server::apps::Demo::new());
+    let mut source = fast(server.http_url("/clock")).build().unwrap();
+    assert_eq!(source.ready_state(), ReadyState::Connecting);
+    assert!(matches!(next(&mut source), SseEvent::Open));
+    assert_eq!(source.ready_state(), ReadyState::Open);
+    let welcome = next_message(&mut source);
+    assert_eq!(welcome.event_type(), "welcome");
+    assert_eq!(welcome.data(), r#"{"resumed_from":null}"#);
+    assert_eq!(welcome.last_event_id(), "");
+    // The server's `retry:` hint arrived before the welcome.
+    assert_eq!(source.reconnection_time(), Duration::from_millis(50));
+    let tick = next_message(&mut source);
+    assert_eq!(tick.event_type(), "tick");
+    assert_eq!(tick.last_event_id(), "1");
+    assert!(tick.data().starts_with(r#"{"n":1,"#), "{}", tick.data());
+    assert_eq!(source.last_event_id(), "1");
+    source.close();
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+    assert!(source.next_event().is_none());
+}
+
+#[test]
+fn demo_clock_resumes_from_the_last_event_id_after_a_restart() {
+    let server = TestServer::start(tether_server::apps::Demo::new());
+    let addr = server.addr;
+    let mut source = fast(server.http_url("/clock")).build().unwrap();
+    let tick = loop {
+        let event = next_message(&mut source);
+        if event.event_type() == "tick" {
+            break event;
+        }
+    };
+    assert_eq!(tick.last_event_id(), "1");
+    // The server goes away and comes back on the same port with its clock
+    // at zero; the client reconnects and says where it was.
+    server.stop();
+    let restarted = TestServer::start_with(
+        common::config(addr),
+        tether_server::Handshake::new(),
+        tether_server::apps::Demo::new(),
+    );
+    let welcome = loop {
+        let event = next_message(&mut source);
+        if event.event_type() == "welcome" {
+            break event;
+        }
+    };
+    assert_eq!(welcome.data(), r#"{"resumed_from":"1"}"#);
+    assert_eq!(next_message(&mut source).last_event_id(), "2");
+    drop(restarted);
+}
+
+#[test]
+fn follows_a_redirect_chain() {
+    let server = ScriptServer::start(|_, req| match req.target.as_str() {
+        "/a" => {
+            Reply::close("HTTP/1.1 301 Moved Permanently\r\nLocation: /dir/b\r\nContent-Length: 0\r\n\r\n")
+        }
+        "/dir/b" => Reply::close("HTTP/1.1 302 Found\r\nLocation: c?x=1\r\n\r\n"),
+        "/dir/c?x=1" => Reply::close("HTTP/1.1 303 See Other\r\nLocation: ../d\r\n\r\n"),
+        "/d" => Reply::close("HTTP/1.1 307 Temporary Redirect\r\nLocation: /e\r\n\r\n"),
+        "/e" => Reply::close("HTTP/1.1 308 Permanent Redirect\r\nLocation: /stream\r\n\r\n"),
+        "/stream" => Reply::stream("data: arrived\n\n"),
+        other => panic!("unexpected request for {other}"),
+    });
+    let mut source = fast(server.url("/a")).build().unwrap();
+    assert!(matches!(next(&mut source), SseEvent::Open));
+    assert_eq!(next_message(&mut source).data(), "arrived");
+    let targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/a", "/dir/b", "/dir/c?x=1", "/d", "/e", "/stream"]);
+    // Every request is an event-stream request.
+    for req in server.requests() {
+        assert_eq!(req.header("Accept"), Some("text/event-stream"));
+        assert_eq!(req.header("Cache-Control"), Some("no-cache"));
+    }
+}
+
+#[test]
+fn a_redirect_loop_fails_at_the_limit_without_reconnecting() {
+    let server = ScriptServer::start(|_, _| Reply::close("HTTP/1.1 302 Found\r\nLocation: /loop\r\n\r\n"));
+    let mut source = fast(server.url("/loop")).max_redirects(4).build().unwrap();
+    match source.next_event() {
+        Some(Err(Error::TooManyRedirects { limit: 4 })) => {}
+        other => panic!("expected too many redirects, got {other:?}"),
+    }
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+    assert!(source.next_event().is_none());
+    // The first request and four redirects followed; the fifth refused.
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
+fn no_content_stops_for_good() {
+    let server = ScriptServer::start(|_, _| Reply::close("HTTP/1.1 204 No Content\r\n\r\n"));
+    let mut source = fast(server.url("/")).build().unwrap();
+    assert!(source.next_event().is_none());
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+    assert!(source.next().is_none());
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn other_statuses_fail_for_good() {
+    for (status, reason) in [
+        (500, "Internal Server Error"),
+        (404, "Not Found"),
+        (201, "Created"),
+    ] {
+        let server = ScriptServer::start(move |_, _| {
+            Reply::close(format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n"))
+        });
+        let mut source = fast(server.url("/")).build().unwrap();
+        match source.next() {
+            Some(Err(Error::Refused {
+                status: got,
+                reason: r,
+            })) => {
+                assert_eq!((got, r.as_str()), (status, reason));
+            }
+            other => panic!("{status}: expected a refusal, got {other:?}"),
+        }
+        assert!(source.next().is_none());
+        assert_eq!(server.requests().len(), 1, "{status}: no reconnection");
+    }
+}
+
+#[test]
+fn a_wrong_content_type_fails_for_good() {
+    for content_type in [
+        "Content-Type: text/plain\r\n",
+        "",
+        "Content-Type: text/event-streams\r\n",
+    ] {
+        let server = ScriptServer::start(move |_, _| {
+            Reply::close(format!("HTTP/1.1 200 OK\r\n{content_type}\r\ndata: no\n\n"))
+        });
+        let mut source = fast(server.url("/")).build().unwrap();
+        match source.next() {
+            Some(Err(Error::ContentType(_))) => {}
+            other => panic!("{content_type:?}: expected a content type error, got {other:?}"),
+        }
+        assert!(source.next().is_none());
+        assert_eq!(server.requests().len(), 1);
+    }
+    // Parameters and case do not matter.
+    let server = ScriptServer::start(|_, _| {
+        Reply::close("HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\n\r\ndata: yes\n\n")
+    });
+    let mut source = fast(server.url("/")).build().unwrap();
+    assert_eq!(source.next().unwrap().unwrap().data(), "yes");
+}
+
+#[test]
+fn retry_sets_the_reconnection_delay() {
+    let server = ScriptServer::start(|n, _| match n {
+        0 => Reply::stream("retry: 300\ndata: first\n\n"),
+        _ => Reply::stream("data: second\n\n"),
+    });
+    let mut source = EventSource::builder(server.url("/"))
+        .retry(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(next_message(&mut source).data(), "first");
+    let delay = match next(&mut source) {
+        SseEvent::Reconnecting { delay, error: None } => delay,
+        other => panic!("expected the end of the stream, got {other:?}"),
+    };
+    assert_eq!(delay, Duration::from_millis(300));
+    assert_eq!(source.ready_state(), ReadyState::Connecting);
+    let start = Instant::now();
+    assert!(matches!(next(&mut source), SseEvent::Open));
+    // A sleep never ends early: at least the delay passed (the default of
+    // 60 s would have hung the test well past its guard).
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < HANG_GUARD, "{waited:?}");
+    assert_eq!(next_message(&mut source).data(), "second");
+}
+
+#[test]
+fn last_event_id_is_sent_only_when_not_empty() {
+    let server = ScriptServer::start(|n, _| match n {
+        0 => Reply::stream("data: no id yet\n\n"),
+        1 => Reply::stream("id: 41\ndata: a\n\nid: 42\ndata: b\n\nid: 43\ndata: incomplete"),
+        2 => Reply::stream("id\ndata: the id is reset\n\n"),
+        _ => Reply::stream("data: last\n\n"),
+    });
+    let mut source = fast(server.url("/feed")).build().unwrap();
+    let mut events = Vec::new();
+    while events.len() < 5 {
+        events.push(source.next().unwrap().unwrap());
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.last_event_id()).collect();
+    assert_eq!(ids, ["", "41", "42", "", ""]);
+    let sent: Vec<Option<String>> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("Last-Event-ID").map(str::to_owned))
+        .collect();
+    // The incomplete event's id (43) never became the last event id.
+    assert_eq!(sent, [None, None, Some("42".to_owned()), None]);
+}
+
+#[test]
+fn chunked_bodies_are_decoded() {
+    let server = ScriptServer::start(|n, _| {
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        match n {
+            0 => Reply {
+                pieces: vec![
+                    head.to_vec(),
+                    b"7\r\nid: 1\nd\r\n".to_vec(),
+                    b"B;ext=x\r\nata: hello\n\r\n".to_vec(),
+                    b"1\r\n\n\r\n".to_vec(),
+                    b"0\r\n\r\n".to_vec(),
+                ],
+                // The final chunk ends the stream, not the connection.
+                keep_open: true,
+            },
+            _ => Reply::stream("data: again\n\n"),
+        }
+    });
+    let mut source = fast(server.url("/")).build().unwrap();
+    let event = next_message(&mut source);
+    assert_eq!((event.data(), event.last_event_id()), ("hello", "1"));
+    assert!(matches!(
+        next(&mut source),
+        SseEvent::Reconnecting { error: None, .. }
+    ));
+    assert_eq!(next_message(&mut source).data(), "again");
+    assert_eq!(server.requests()[1].header("Last-Event-ID"), Some("1"));
+}
+
+#[test]
+fn content_length_bodies_end_the_stream() {
+    let server = ScriptServer::start(|n, _| {
+        let body = format!("id: {n}\ndata: body {n}\n\n");
+        // Kept open: the length alone says where the stream ends.
+        Reply::open(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    });
+    let mut source = fast(server.url("/")).build().unwrap();
+    assert_eq!(next_message(&mut source).data(), "body 0");
+    assert_eq!(next_message(&mut source).data(), "body 1");
+    assert_eq!(server.requests()[1].header("Last-Event-ID"), Some("0"));
+}
+
+#[test]
+fn network_errors_reconnect_until_the_retry_limit() {
+    // A port that refuses: bound, then closed.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut source = fast(format!("http://{addr}/"))
+        .max_retries(Some(2))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        match next(&mut source) {
+            SseEvent::Reconnecting { error: Some(e), .. } => {
+                assert_eq!(e.io_kind(), Some(std::io::ErrorKind::ConnectionRefused), "{e}");
+            }
+            other => panic!("expected a reconnection, got {other:?}"),
+        }
+    }
+    match source.next_event() {
+        Some(Err(e)) => assert!(e.is_network_error(), "{e}"),
+        other => panic!("expected the last error, got {other:?}"),
+    }
+    assert!(source.next_event().is_none());
+}
+
+#[test]
+fn a_stop_handle_interrupts_a_blocked_read() {
+    let server = ScriptServer::start(|_, _| {
+        Reply::open("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: then silence\n\n")
+    });
+    let mut source = fast(server.url("/")).build().unwrap();
+    assert_eq!(next_message(&mut source).data(), "then silence");
+    let stop = source.stop_handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        stop.stop();
+    });
+    let start = Instant::now();
+    assert!(source.next_event().is_none());
+    assert!(start.elapsed() < HANG_GUARD);
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+    stopper.join().unwrap();
+}
+
+#[test]
+fn extra_headers_are_sent_and_bad_ones_refused() {
+    let server = ScriptServer::start(|_, _| Reply::stream("data: x\n\n"));
+    let mut source = fast(server.url("/"))
+        .header("Authorization", "Bearer t")
+        .build()
+        .unwrap();
+    source.next().unwrap().unwrap();
+    assert_eq!(server.requests()[0].header("Authorization"), Some("Bearer t"));
+
+    let bad = [
+        ("Bad Name", "v"),
+        ("X-Ok", "a\r\nInjected: 1"),
+        ("Last-Event-ID", "1"),
+    ];
+    for (name, value) in bad {
+        let err = EventSource::builder("http://127.0.0.1:1/")
+            .header(name, value)
+            .build()
+            .unwrap_err();
+        assert!(err.is_caller_error(), "{name}: {err}");
+    }
+    let err = EventSource::connect("https://example.com/").unwrap_err();
+    assert!(matches!(err, Error::UnsupportedScheme(_)), "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let err = EventSource::connect("ws://example.com/").unwrap_err();
+    assert!(matches!(err, Error::UnsupportedScheme(_)), "{err}");
+}
