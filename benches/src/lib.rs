@@ -1,1 +1,4 @@
-//! Benchmark support code.
+//! Benchmark support code, and the load generator behind the `loadgen`
+//! binary.
+
+pub mod loadgen;

@@ -1,0 +1,42 @@
+//! What the three echo servers share: the command line, the listener and
+//! the ready line that `compare.sh` waits for.
+
+use std::net::SocketAddr;
+
+/// `--port P` (default 9001) on 127.0.0.1, bound on a tokio listener whose
+/// accept backlog is tokio's (1024).
+pub async fn listener(name: &str) -> tokio::net::TcpListener {
+    let mut port: u16 = 9001;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" | "-p" => {
+                port = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage(name));
+            }
+            _ => usage(name),
+        }
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| {
+        eprintln!("{name}: binding {addr}: {e}");
+        std::process::exit(1)
+    });
+    println!("{name} listening on http://{}/", listener.local_addr().expect("bound"));
+    listener
+}
+
+fn usage(name: &str) -> ! {
+    eprintln!("usage: {name} [--port PORT]");
+    std::process::exit(2)
+}
+
+/// A single-threaded tokio runtime: one core, like tether's one loop.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a tokio runtime")
+}

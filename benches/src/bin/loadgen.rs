@@ -1,0 +1,299 @@
+//! `loadgen`: a single-threaded mio load generator for WebSocket and
+//! Server-Sent Events servers. See `benches/README.md`.
+//!
+//! Each mode prints a line for people and a JSON object on one line for
+//! scripts, and exits non-zero when something went wrong (a connection
+//! failed, an echo differed, a subscriber missed an event).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+use tether_benches::loadgen::conn::{Dial, Kind};
+use tether_benches::loadgen::report::Report;
+use tether_benches::loadgen::{echo, fanout, idle, latency, summary, sys};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    about = "Load generator for WebSocket and SSE servers (one thread, mio)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Echo throughput: each connection sends a message, waits for its echo, repeats.
+    Echo(EchoArgs),
+    /// Echo round-trip percentiles at a fixed offered rate (open loop).
+    Latency(LatencyArgs),
+    /// One publisher, N subscribers: delivery rate, latency, and every event checked.
+    Fanout(FanoutArgs),
+    /// N idle WebSockets held open: the server's RSS growth per connection.
+    Idle(IdleArgs),
+    /// Reads JSON lines tagged with server=NAME and prints the comparison table.
+    Summary(SummaryArgs),
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Server address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// The server's pid: its CPU time (and RSS) are read from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Most handshakes in progress at once while connecting (kept under the
+    /// common listen backlog of 128, which a burst of connects overflows).
+    #[arg(long, default_value_t = 100)]
+    connect_concurrency: usize,
+    /// Seconds allowed for opening all connections.
+    #[arg(long, default_value_t = 60.0)]
+    connect_timeout: f64,
+    /// KEY=VALUE added to the JSON line (repeatable), e.g. server=tether.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct EchoArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Request target of the echo endpoint.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 100)]
+    connections: usize,
+    /// Message size in bytes.
+    #[arg(long, short = 's', default_value_t = 20)]
+    size: usize,
+    /// Seconds to measure.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of echo before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Send binary messages (default: text).
+    #[arg(long)]
+    binary: bool,
+    /// Compare every echoed byte with what was sent.
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Args, Debug)]
+struct LatencyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Request target of the echo endpoint.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Connections (messages go to them in turn).
+    #[arg(long, short = 'c', default_value_t = 10)]
+    connections: usize,
+    /// Message size in bytes.
+    #[arg(long, short = 's', default_value_t = 20)]
+    size: usize,
+    /// Messages per second, over all connections.
+    #[arg(long, short = 'r', default_value_t = 10_000.0)]
+    rate: f64,
+    /// Seconds to measure.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds to wait for the last echoes.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Send binary messages (default: text).
+    #[arg(long)]
+    binary: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Transport {
+    /// WebSocket subscribers.
+    Ws,
+    /// Server-Sent Events subscribers.
+    Sse,
+}
+
+#[derive(Args, Debug)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// How subscribers connect.
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: Transport,
+    /// Subscribers.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    subscribers: usize,
+    /// The publisher's WebSocket request target.
+    #[arg(long, default_value = "/chat?room=bench")]
+    pub_path: String,
+    /// The subscribers' request target [default: the publisher's for ws,
+    /// /chat/events?room=bench for sse].
+    #[arg(long)]
+    sub_path: Option<String>,
+    /// Messages published per second.
+    #[arg(long, short = 'r', default_value_t = 100.0)]
+    rate: f64,
+    /// Message size in bytes.
+    #[arg(long, short = 's', default_value_t = 64)]
+    size: usize,
+    /// Seconds to publish.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds to wait for the last deliveries.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+}
+
+#[derive(Args, Debug)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Request target of a WebSocket endpoint.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Connections to hold.
+    #[arg(long, short = 'c', default_value_t = 1000)]
+    connections: usize,
+    /// Seconds to wait after the last handshake before reading the RSS.
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+    /// Seconds to hold the connections after that.
+    #[arg(long, default_value_t = 2.0)]
+    hold: f64,
+}
+
+#[derive(Args, Debug)]
+struct SummaryArgs {
+    /// A file of JSON lines (from runs tagged with server=NAME).
+    file: std::path::PathBuf,
+    /// The server the ratios are to.
+    #[arg(long, default_value = "tether")]
+    baseline: String,
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("--{what} must be a non-negative number of seconds"))
+}
+
+fn dial(common: &Common) -> Result<Dial, String> {
+    let addr: SocketAddr = common
+        .addr
+        .to_socket_addrs()
+        .map_err(|e| format!("--addr {}: {e}", common.addr))?
+        .next()
+        .ok_or_else(|| format!("--addr {}: no address", common.addr))?;
+    Ok(Dial {
+        addr,
+        concurrency: common.connect_concurrency,
+        timeout: seconds(common.connect_timeout, "connect-timeout")?,
+    })
+}
+
+fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
+    sys::raise_open_files_limit().map_err(|e| format!("raising the open-files limit: {e}"))?;
+    let io = |e: std::io::Error| e.to_string();
+    Ok(match cli.mode {
+        Mode::Echo(a) => {
+            let opts = echo::Options {
+                dial: dial(&a.common)?,
+                target: a.path,
+                connections: a.connections,
+                size: a.size,
+                binary: a.binary,
+                verify: a.verify,
+                warmup: seconds(a.warmup, "warmup")?,
+                duration: seconds(a.duration, "duration")?,
+                server_pid: a.common.pid,
+            };
+            (echo::run(&opts).map_err(io)?, a.common.tags)
+        }
+        Mode::Latency(a) => {
+            let opts = latency::Options {
+                dial: dial(&a.common)?,
+                target: a.path,
+                connections: a.connections,
+                size: a.size,
+                binary: a.binary,
+                rate: a.rate,
+                warmup: seconds(a.warmup, "warmup")?,
+                duration: seconds(a.duration, "duration")?,
+                drain: seconds(a.drain, "drain")?,
+                server_pid: a.common.pid,
+            };
+            (latency::run(&opts).map_err(io)?, a.common.tags)
+        }
+        Mode::Fanout(a) => {
+            let transport = match a.transport {
+                Transport::Ws => Kind::WebSocket,
+                Transport::Sse => Kind::EventStream,
+            };
+            let subscribe_target = a.sub_path.unwrap_or_else(|| match a.transport {
+                Transport::Ws => a.pub_path.clone(),
+                Transport::Sse => "/chat/events?room=bench".into(),
+            });
+            let opts = fanout::Options {
+                dial: dial(&a.common)?,
+                transport,
+                subscribers: a.subscribers,
+                publish_target: a.pub_path,
+                subscribe_target,
+                rate: a.rate,
+                size: a.size,
+                duration: seconds(a.duration, "duration")?,
+                drain: seconds(a.drain, "drain")?,
+                server_pid: a.common.pid,
+            };
+            (fanout::run(&opts).map_err(io)?, a.common.tags)
+        }
+        Mode::Idle(a) => {
+            let opts = idle::Options {
+                dial: dial(&a.common)?,
+                target: a.path,
+                connections: a.connections,
+                settle: seconds(a.settle, "settle")?,
+                hold: seconds(a.hold, "hold")?,
+                server_pid: a.common.pid,
+            };
+            (idle::run(&opts).map_err(io)?, a.common.tags)
+        }
+        Mode::Summary(a) => {
+            let text = std::fs::read_to_string(&a.file).map_err(|e| format!("{}: {e}", a.file.display()))?;
+            print!("{}", summary::table(&text, &a.baseline));
+            std::process::exit(0);
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok((mut report, tags)) => {
+            if let Value::Object(map) = &mut report.json {
+                for tag in tags {
+                    let (k, v) = tag.split_once('=').unwrap_or((tag.as_str(), ""));
+                    map.insert(k.to_owned(), Value::String(v.to_owned()));
+                }
+            }
+            report.print();
+            if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! Client connections: opening many at once (TCP connect, then the
+//! WebSocket upgrade or the event-stream request), and the two I/O
+//! primitives every mode uses.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use tether_handshake::{ClientHandshake, ClientRequest};
+
+use super::wire::FrameReader;
+
+/// What a connection speaks once open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A WebSocket (upgrade request, then frames).
+    WebSocket,
+    /// A Server-Sent Events stream (GET, then a `text/event-stream` body).
+    EventStream,
+}
+
+/// `count` connections of one kind to one request target.
+#[derive(Clone, Debug)]
+pub struct Group<'a> {
+    /// What they speak.
+    pub kind: Kind,
+    /// The request target: path and query.
+    pub target: &'a str,
+    /// How many.
+    pub count: usize,
+}
+
+/// How to open connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Most handshakes in progress at once, so that a burst of thousands of
+    /// connects does not overflow the server's listen backlog.
+    pub concurrency: usize,
+    /// All connections must be open by then.
+    pub timeout: Duration,
+}
+
+/// An open connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket, registered for reading and writing (edge-triggered, so
+    /// the standing write interest costs nothing until a write is refused).
+    pub stream: TcpStream,
+    /// What it speaks.
+    pub kind: Kind,
+    /// Reader state for WebSocket frames (unused on an event stream).
+    pub ws: FrameReader,
+    /// Bytes that arrived with the handshake response and belong to the
+    /// stream after it; a mode feeds them before anything it reads.
+    pub leftover: Vec<u8>,
+    /// Output the socket has not taken yet. Empty, with no capacity, unless
+    /// the socket has pushed back.
+    out: Vec<u8>,
+    out_pos: usize,
+    setup: Option<Box<Setup>>,
+}
+
+/// The state of a connection being opened.
+#[derive(Debug)]
+struct Setup {
+    connected: bool,
+    request: Vec<u8>,
+    /// `None` for an event stream.
+    handshake: Option<ClientHandshake>,
+    head: Vec<u8>,
+}
+
+/// What one read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// `len` bytes; `more` when they filled the buffer, so the socket may
+    /// hold more. A short read drained the socket: with edge-triggered
+    /// readiness the next arrival wakes the loop again, so there is no need
+    /// to spend a system call on the read that would return `WouldBlock`.
+    Data {
+        /// Bytes read.
+        len: usize,
+        /// Whether to read again.
+        more: bool,
+    },
+    /// Nothing to read now.
+    Empty,
+    /// The server closed the connection.
+    Closed,
+}
+
+impl Conn {
+    /// Writes `bytes`, or queues what the socket does not take now (to be
+    /// written by [`Conn::flush`] when it becomes writable). Output always
+    /// leaves in order.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.out_pos < self.out.len() {
+            self.out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if written < bytes.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            self.out.extend_from_slice(&bytes[written..]);
+        }
+        Ok(())
+    }
+
+    /// Writes queued output until done or refused.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+
+    /// Whether output is waiting for the socket.
+    pub fn has_pending_output(&self) -> bool {
+        self.out_pos < self.out.len()
+    }
+
+    /// One read into `buf`.
+    #[inline]
+    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        loop {
+            return match self.stream.read(buf) {
+                Ok(0) => Ok(ReadOutcome::Closed),
+                Ok(len) => Ok(ReadOutcome::Data {
+                    len,
+                    more: len == buf.len(),
+                }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::Empty),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+}
+
+/// A small xorshift generator for handshake nonces: the server only checks
+/// that the key is 16 bytes of base64, and a load generator needs no
+/// unpredictability.
+#[derive(Debug)]
+struct Nonces(u64);
+
+impl Nonces {
+    fn next(&mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for half in out.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            half.copy_from_slice(&self.0.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Opens every connection the groups ask for, in order (token `i` is the
+/// `i`-th connection), and completes each one's handshake. Fails on the
+/// first connection that cannot be opened, or at the deadline.
+pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Result<Vec<Conn>> {
+    let total: usize = groups.iter().map(|g| g.count).sum();
+    let host = dial.addr.to_string();
+    let deadline = Instant::now() + dial.timeout;
+    let mut nonces = Nonces(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
+    let mut conns: Vec<Conn> = Vec::with_capacity(total);
+    let mut plan = groups
+        .iter()
+        .flat_map(|g| std::iter::repeat_n((g.kind, g.target), g.count));
+    let mut in_progress = 0usize;
+    let mut open = 0usize;
+    let mut events = Events::with_capacity(1024);
+    while open < total {
+        while in_progress < dial.concurrency.max(1) && conns.len() < total {
+            let Some((kind, target)) = plan.next() else { break };
+            let mut stream = TcpStream::connect(dial.addr)?;
+            stream.set_nodelay(true)?;
+            let token = Token(conns.len());
+            poll.registry()
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            let mut request = Vec::with_capacity(256);
+            let handshake = match kind {
+                Kind::WebSocket => Some(
+                    ClientRequest::new(&host, target, nonces.next())
+                        .write(&mut request)
+                        .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
+                ),
+                Kind::EventStream => {
+                    request.extend_from_slice(
+                        format!(
+                            "GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\
+                             Cache-Control: no-cache\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    None
+                }
+            };
+            conns.push(Conn {
+                stream,
+                kind,
+                ws: FrameReader::new(),
+                leftover: Vec::new(),
+                out: Vec::new(),
+                out_pos: 0,
+                setup: Some(Box::new(Setup {
+                    connected: false,
+                    request,
+                    handshake,
+                    head: Vec::new(),
+                })),
+            });
+            in_progress += 1;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("only {open} of {total} connections open in {:?}", dial.timeout),
+            ));
+        }
+        poll.poll(
+            &mut events,
+            Some((deadline - now).min(Duration::from_millis(100))),
+        )?;
+        for event in events.iter() {
+            let i = event.token().0;
+            let conn = &mut conns[i];
+            if conn.setup.is_none() {
+                // Already open: the mode reads whatever this was about.
+                continue;
+            }
+            if advance(conn).map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))? {
+                in_progress -= 1;
+                open += 1;
+            }
+        }
+    }
+    Ok(conns)
+}
+
+/// Moves a connection's setup along; true once it is open.
+fn advance(conn: &mut Conn) -> io::Result<bool> {
+    let setup = conn.setup.as_mut().expect("a connection being set up");
+    if !setup.connected {
+        // mio's contract for a non-blocking connect: a writable (or error)
+        // event, then take_error and peer_addr tell whether it worked.
+        if let Some(e) = conn.stream.take_error()? {
+            return Err(e);
+        }
+        match conn.stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        setup.connected = true;
+        let request = std::mem::take(&mut setup.request);
+        conn.send(&request)?;
+    }
+    conn.flush()?;
+    let setup = conn.setup.as_mut().expect("a connection being set up");
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "closed during the handshake; got {:?}",
+                        String::from_utf8_lossy(&setup.head)
+                    ),
+                ));
+            }
+            Ok(n) => setup.head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if setup.head.len() > 64 * 1024 {
+            return Err(io::Error::other("response head over 64 KiB"));
+        }
+    }
+    let used = match &setup.handshake {
+        Some(handshake) => match handshake.validate_response(&setup.head) {
+            Ok(httparse::Status::Complete((_, used))) => used,
+            Ok(httparse::Status::Partial) => return Ok(false),
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "upgrade refused ({e:?}): {:?}",
+                    String::from_utf8_lossy(&setup.head)
+                )));
+            }
+        },
+        None => match event_stream_head(&setup.head)? {
+            Some(used) => used,
+            None => return Ok(false),
+        },
+    };
+    let setup = conn.setup.take().expect("a connection being set up");
+    conn.leftover = setup.head[used..].to_vec();
+    Ok(true)
+}
+
+/// Checks the head of an event-stream response; `Some(length)` once it is
+/// complete and acceptable.
+fn event_stream_head(buf: &[u8]) -> io::Result<Option<usize>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let used = match response.parse(buf) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(io::Error::other(format!("bad response head: {e}"))),
+    };
+    let refuse = |why: &str| {
+        io::Error::other(format!(
+            "event stream refused ({why}): {:?}",
+            String::from_utf8_lossy(&buf[..used])
+        ))
+    };
+    if response.code != Some(200) {
+        return Err(refuse("status"));
+    }
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    if !header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream")) {
+        return Err(refuse("content type"));
+    }
+    if header("transfer-encoding").is_some() {
+        // The body would be chunked: this reader takes a raw stream only.
+        return Err(refuse("transfer-encoding is not supported"));
+    }
+    Ok(Some(used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stream_heads() {
+        let ok =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: x\n\n";
+        assert_eq!(event_stream_head(ok).unwrap(), Some(ok.len() - 9));
+        assert_eq!(event_stream_head(&ok[..20]).unwrap(), None);
+        assert!(event_stream_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_err());
+        assert!(event_stream_head(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n").is_err());
+        assert!(
+            event_stream_head(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let mut n = Nonces(1);
+        assert_ne!(n.next(), n.next());
+    }
+}

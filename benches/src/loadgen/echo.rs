@@ -1,0 +1,219 @@
+//! Echo throughput: every connection sends one message, waits for its echo,
+//! and sends again, for a fixed time.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll};
+use serde_json::json;
+use tether_frame::OpCode;
+
+use super::conn::{Conn, Dial, Group, Kind, ReadOutcome, connect_all};
+use super::report::{self, Report, Window};
+use super::wire::{self, Event};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where and how to connect.
+    pub dial: Dial,
+    /// The WebSocket request target.
+    pub target: String,
+    /// Connections.
+    pub connections: usize,
+    /// Message payload size in bytes.
+    pub size: usize,
+    /// Binary messages (else text).
+    pub binary: bool,
+    /// Compare every echoed byte with what was sent (else only the length
+    /// and type).
+    pub verify: bool,
+    /// Echoes before the measurement starts are not counted.
+    pub warmup: Duration,
+    /// How long to measure.
+    pub duration: Duration,
+    /// The server's pid, for its CPU time.
+    pub server_pid: Option<u32>,
+}
+
+/// The payload every message carries: printable ASCII, so it is valid
+/// text, and not one repeated byte, so a mix-up shows when verifying.
+pub fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Per-connection state besides the socket.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sent_at: Instant,
+    /// Echoed bytes that differ from the payload, in the current message.
+    mismatch: bool,
+}
+
+/// Runs the echo test.
+pub fn run(opts: &Options) -> io::Result<Report> {
+    let mut poll = Poll::new()?;
+    let mut conns = connect_all(
+        &mut poll,
+        &opts.dial,
+        &[Group {
+            kind: Kind::WebSocket,
+            target: &opts.target,
+            count: opts.connections,
+        }],
+    )?;
+    let body = payload(opts.size);
+    let opcode = if opts.binary { OpCode::Binary } else { OpCode::Text };
+    // Encoded (and masked) once; every send writes these same bytes.
+    let frame = wire::frame(opcode, &body);
+    let mut rbuf = vec![0u8; 256 * 1024];
+    let mut pong = Vec::with_capacity(256);
+    let mut hist = report::latency_histogram();
+    let mut problems = Vec::new();
+
+    let start = Instant::now();
+    let mut slots = vec![
+        Slot {
+            sent_at: start,
+            mismatch: false,
+        };
+        conns.len()
+    ];
+    for (conn, slot) in conns.iter_mut().zip(&mut slots) {
+        if !conn.leftover.is_empty() {
+            return Err(io::Error::other("the server sent data before the first message"));
+        }
+        slot.sent_at = Instant::now();
+        conn.send(&frame)?;
+    }
+
+    let measure_from = start + opts.warmup;
+    let end = measure_from + opts.duration;
+    let mut window: Option<Window> = None;
+    let mut count = 0u64;
+    let mut events = Events::with_capacity(1024);
+    loop {
+        let now = Instant::now();
+        if window.is_none() && now >= measure_from {
+            window = Some(Window::start(opts.server_pid)?);
+            count = 0;
+            hist.reset();
+        }
+        if now >= end {
+            break;
+        }
+        let wake = if window.is_some() { end } else { measure_from };
+        poll.poll(&mut events, Some(wake - now))?;
+        // One clock read per wake-up: the round trips that complete in it
+        // share it.
+        let now = Instant::now();
+        for event in events.iter() {
+            let i = event.token().0;
+            let conn = &mut conns[i];
+            let slot = &mut slots[i];
+            let done = on_ready(conn, slot, &mut rbuf, &body, opts, &mut pong)
+                .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
+            if done > 1 {
+                return Err(io::Error::other(format!(
+                    "connection {i}: {done} echoes for one message sent"
+                )));
+            }
+            if done == 1 {
+                if slot.mismatch {
+                    problems.push(format!("connection {i}: echoed bytes differ from those sent"));
+                    slot.mismatch = false;
+                }
+                report::record(&mut hist, now - slot.sent_at);
+                count += 1;
+                slot.sent_at = now;
+                conn.send(&frame)?;
+            }
+            if event.is_writable() && conn.has_pending_output() {
+                conn.flush()?;
+            }
+        }
+    }
+    let span = window.expect("the window starts before the end").stop()?;
+    problems.truncate(10);
+
+    let mut json = serde_json::Map::new();
+    json.insert("mode".into(), json!("echo"));
+    json.insert("connections".into(), json!(opts.connections));
+    json.insert("size".into(), json!(opts.size));
+    json.insert("binary".into(), json!(opts.binary));
+    json.insert("messages".into(), json!(count));
+    json.extend(span.rates("msg", count));
+    json.insert("rtt_us".into(), report::percentiles_us(&hist));
+    json.insert("problems".into(), json!(problems.len()));
+    Ok(Report {
+        human: format!(
+            "echo {} conns x {} B: {count} messages in {:.2} s: {}; round trip {}",
+            opts.connections,
+            opts.size,
+            span.wall,
+            span.rates_human("msg", count),
+            report::percentiles_human(&hist)
+        ),
+        json: json.into(),
+        problems,
+    })
+}
+
+/// Reads what a connection has; returns how many echoes it completed.
+#[inline]
+fn on_ready(
+    conn: &mut Conn,
+    slot: &mut Slot,
+    rbuf: &mut [u8],
+    body: &[u8],
+    opts: &Options,
+    pong: &mut Vec<u8>,
+) -> io::Result<u32> {
+    let mut done = 0u32;
+    let mut bad: Option<String> = None;
+    loop {
+        let (len, more) = match conn.read_into(rbuf)? {
+            ReadOutcome::Data { len, more } => (len, more),
+            ReadOutcome::Empty => break,
+            ReadOutcome::Closed => return Err(io::Error::other("closed by the server")),
+        };
+        pong.clear();
+        let verify = opts.verify;
+        let mismatch = &mut slot.mismatch;
+        conn.ws
+            .feed(&rbuf[..len], &mut |event| match event {
+                Event::Data { chunk, offset } => {
+                    if verify {
+                        let at = offset as usize;
+                        if body.get(at..at + chunk.len()) != Some(chunk) {
+                            *mismatch = true;
+                        }
+                    }
+                }
+                Event::End { text, len } => {
+                    if len != body.len() as u64 || text == opts.binary {
+                        bad = Some(format!(
+                            "echo of {len} bytes ({}), sent {} bytes",
+                            if text { "text" } else { "binary" },
+                            body.len()
+                        ));
+                    }
+                    done += 1;
+                }
+                Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
+                Event::Pong => {}
+                Event::Close(code) => bad = Some(format!("close frame from the server: {code:?}")),
+            })
+            .map_err(io::Error::other)?;
+        if let Some(why) = bad.take() {
+            return Err(io::Error::other(why));
+        }
+        if !pong.is_empty() {
+            conn.send(pong)?;
+        }
+        if !more {
+            break;
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,584 @@
+//! Fan-out: one WebSocket publisher sends numbered messages into a topic at
+//! a fixed rate; N subscribers (WebSocket members of the topic, or
+//! Server-Sent Events streams of it) receive them. Each subscriber checks
+//! that it gets every message, in order, and times each delivery from the
+//! moment the message was published.
+//!
+//! Each message's text is `"<seq> <ns since start> "` padded with dots to
+//! the requested size, so a subscriber needs no shared state to check order
+//! and latency. Until the server has a pub/sub hub, the topic is the demo's
+//! chat room: the publisher posts to `/chat?room=T` (and gets its own
+//! messages back, which it reads and ignores); WebSocket subscribers join
+//! the same room, event-stream subscribers read `/chat/events?room=T`. Both
+//! targets are options, so they can point at hub routes later.
+
+use std::io::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::{Events, Poll};
+use serde_json::json;
+use tether_frame::OpCode;
+use tether_sse::{Item, Parser};
+
+use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
+use super::report::{self, Report, Window};
+use super::wire::{self, Event};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where and how to connect.
+    pub dial: Dial,
+    /// How the subscribers connect.
+    pub transport: Kind,
+    /// Subscribers.
+    pub subscribers: usize,
+    /// The publisher's WebSocket request target.
+    pub publish_target: String,
+    /// The subscribers' request target.
+    pub subscribe_target: String,
+    /// Messages per second.
+    pub rate: f64,
+    /// Message size in bytes (at least what the sequence number and
+    /// timestamp take).
+    pub size: usize,
+    /// How long to publish.
+    pub duration: Duration,
+    /// How long to wait for the last deliveries after publishing stops.
+    pub drain: Duration,
+    /// The server's pid, for its CPU time.
+    pub server_pid: Option<u32>,
+}
+
+/// What a subscriber has seen.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The sequence number expected next.
+    next: u64,
+    /// Messages received in order.
+    pub in_order: u64,
+    /// Messages that were not the one expected (a gap, a repeat or a step
+    /// back).
+    pub out_of_order: u64,
+    /// Messages whose text could not be read.
+    pub garbled: u64,
+    /// SSE only: events whose id did not increase.
+    pub bad_ids: u64,
+    last_id: u64,
+}
+
+impl Tally {
+    /// A subscriber that expects message 1 first.
+    pub fn new() -> Tally {
+        Tally {
+            next: 1,
+            ..Tally::default()
+        }
+    }
+
+    /// Checks one delivered message; returns its publication time (ns
+    /// since the start) when it could be read.
+    pub fn deliver(&mut self, text: &[u8]) -> Option<u64> {
+        let Some((seq, sent_ns)) = parse_message(text) else {
+            self.garbled += 1;
+            return None;
+        };
+        if seq == self.next {
+            self.in_order += 1;
+        } else {
+            self.out_of_order += 1;
+        }
+        self.next = self.next.max(seq + 1);
+        Some(sent_ns)
+    }
+
+    /// Checks an event-stream id: each must be a number above the last.
+    pub fn event_id(&mut self, id: &str) {
+        match id.parse::<u64>() {
+            Ok(id) if id > self.last_id => self.last_id = id,
+            _ => self.bad_ids += 1,
+        }
+    }
+
+    /// Whether it got messages 1 to `published`, each once, in order.
+    pub fn complete(&self, published: u64) -> bool {
+        self.in_order == published && self.out_of_order == 0 && self.garbled == 0 && self.bad_ids == 0
+    }
+}
+
+/// `"<seq> <ns> ...."` into its two numbers.
+fn parse_message(text: &[u8]) -> Option<(u64, u64)> {
+    let mut parts = text.split(|&b| b == b' ');
+    let number = |p: Option<&[u8]>| std::str::from_utf8(p?).ok()?.parse::<u64>().ok();
+    Some((number(parts.next())?, number(parts.next())?))
+}
+
+/// The message numbered `seq`, published `ns` after the start.
+pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
+    out.clear();
+    let _ = write!(out, "{seq} {ns} ");
+    if out.len() < size {
+        out.resize(size, b'.');
+    }
+}
+
+/// A subscriber's reader state besides the socket.
+#[derive(Debug)]
+struct Sub {
+    tally: Tally,
+    /// A WebSocket message that spans reads.
+    message: Vec<u8>,
+    sse: Option<Parser>,
+}
+
+/// Runs the fan-out test.
+pub fn run(opts: &Options) -> io::Result<Report> {
+    if opts.rate.is_nan() || opts.rate <= 0.0 {
+        return Err(io::Error::other("--rate must be positive"));
+    }
+    let mut poll = Poll::new()?;
+    // Subscribers first, then the publisher (the last token): when the
+    // publisher is open, every subscriber's join has been handled.
+    let mut conns = connect_all(
+        &mut poll,
+        &opts.dial,
+        &[
+            Group {
+                kind: opts.transport,
+                target: &opts.subscribe_target,
+                count: opts.subscribers,
+            },
+            Group {
+                kind: Kind::WebSocket,
+                target: &opts.publish_target,
+                count: 1,
+            },
+        ],
+    )?;
+    let publisher = opts.subscribers;
+    let mut subs: Vec<Sub> = (0..opts.subscribers)
+        .map(|_| Sub {
+            tally: Tally::new(),
+            message: Vec::new(),
+            sse: (opts.transport == Kind::EventStream).then(Parser::new),
+        })
+        .collect();
+    let mut rbuf = vec![0u8; 256 * 1024];
+    let mut pong = Vec::with_capacity(256);
+    let mut text = Vec::with_capacity(opts.size.max(64));
+    let mut frame = Vec::with_capacity(opts.size.max(64) + 16);
+    let mut hist = report::latency_histogram();
+    let mut own_echoes = 0u64;
+    let mut delivered = 0u64;
+    let mut dropped = Vec::new();
+
+    let interval_ns = 1e9 / opts.rate;
+    let window = Window::start(opts.server_pid)?;
+    let start = window.started();
+    let send_end = start + opts.duration;
+    let due_at = |k: u64| start + Duration::from_nanos((k as f64 * interval_ns) as u64);
+    let mut published = 0u64;
+    let mut drain_until = None;
+    let mut last_delivery = start;
+    let mut events = Events::with_capacity(1024);
+
+    // Bytes that came with a handshake response go first.
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let leftover = std::mem::take(&mut conn.leftover);
+        if !leftover.is_empty() && i < publisher {
+            let now = Instant::now();
+            consume(
+                &leftover,
+                &mut subs[i],
+                &mut conn.ws,
+                &mut pong,
+                &mut hist,
+                start,
+                now,
+                &mut delivered,
+            )?;
+        }
+    }
+
+    loop {
+        let now = Instant::now();
+        let mut next_due = due_at(published);
+        while next_due <= now && next_due < send_end {
+            published += 1;
+            // Stamped with when it is written: a publisher that is late
+            // (by up to the millisecond that epoll's timeout resolution
+            // allows) does not count against the server. A stalled server
+            // does, since writes do not wait for it.
+            let stamp = (now - start).as_nanos() as u64;
+            write_message(&mut text, published, stamp, opts.size);
+            frame.clear();
+            wire::push_frame(&mut frame, OpCode::Text, &text);
+            conns[publisher].send(&frame)?;
+            next_due = due_at(published);
+        }
+        let all_in = || {
+            subs.iter()
+                .all(|s| s.tally.in_order + s.tally.out_of_order >= published)
+        };
+        if now >= send_end && drain_until.is_none() {
+            drain_until = Some(now + opts.drain);
+        }
+        let wake = match drain_until {
+            Some(until) => {
+                if now >= until || all_in() {
+                    break;
+                }
+                until
+            }
+            None => next_due.min(send_end),
+        };
+        // No spinning for the exact due time: the subscribers' CPU cost is
+        // what this mode measures on the load generator's side.
+        poll.poll(&mut events, Some(wake.saturating_duration_since(now)))?;
+        for event in events.iter() {
+            let i = event.token().0;
+            let conn = &mut conns[i];
+            loop {
+                let (len, more) = match conn.read_into(&mut rbuf)? {
+                    ReadOutcome::Data { len, more } => (len, more),
+                    ReadOutcome::Empty => break,
+                    ReadOutcome::Closed => {
+                        if i == publisher {
+                            return Err(io::Error::other("the publisher's connection was closed"));
+                        }
+                        // Counted as missing events at the end; a closed
+                        // socket stays readable, so stop watching it.
+                        dropped.push(i);
+                        poll.registry().deregister(&mut conn.stream)?;
+                        break;
+                    }
+                };
+                let now = Instant::now();
+                if i == publisher {
+                    pong.clear();
+                    conn.ws
+                        .feed(&rbuf[..len], &mut |event| match event {
+                            Event::End { .. } => own_echoes += 1,
+                            Event::Ping(payload) => wire::push_frame(&mut pong, OpCode::Pong, payload),
+                            _ => {}
+                        })
+                        .map_err(|e| io::Error::other(format!("publisher: {e}")))?;
+                    if !pong.is_empty() {
+                        conn.send(&pong)?;
+                    }
+                } else {
+                    let before = delivered;
+                    consume(
+                        &rbuf[..len],
+                        &mut subs[i],
+                        &mut conn.ws,
+                        &mut pong,
+                        &mut hist,
+                        start,
+                        now,
+                        &mut delivered,
+                    )
+                    .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: {e}")))?;
+                    if delivered > before {
+                        last_delivery = now;
+                    }
+                    if !pong.is_empty() {
+                        conn.send(&pong)?;
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+            if event.is_writable() && conn.has_pending_output() {
+                conn.flush()?;
+            }
+        }
+    }
+    let span = window.stop()?;
+    let busy = (last_delivery - start).as_secs_f64();
+
+    let mut problems = Vec::new();
+    let mut incomplete = 0usize;
+    let mut missing = 0u64;
+    let (mut out_of_order, mut garbled, mut bad_ids) = (0u64, 0u64, 0u64);
+    for (i, sub) in subs.iter().enumerate() {
+        let t = &sub.tally;
+        out_of_order += t.out_of_order;
+        garbled += t.garbled;
+        bad_ids += t.bad_ids;
+        missing += published.saturating_sub(t.in_order);
+        if !t.complete(published) {
+            incomplete += 1;
+            if problems.len() < 10 {
+                problems.push(format!(
+                    "subscriber {i}{}: {} of {published} in order, {} out of order, {} unreadable, {} bad ids",
+                    if dropped.contains(&i) { " (closed by the server)" } else { "" },
+                    t.in_order,
+                    t.out_of_order,
+                    t.garbled,
+                    t.bad_ids
+                ));
+            }
+        }
+    }
+    let transport = match opts.transport {
+        Kind::WebSocket => "ws",
+        Kind::EventStream => "sse",
+    };
+    let mut json = serde_json::Map::new();
+    json.insert("mode".into(), json!("fanout"));
+    json.insert("transport".into(), json!(transport));
+    json.insert("subscribers".into(), json!(opts.subscribers));
+    json.insert("size".into(), json!(opts.size));
+    json.insert("rate".into(), json!(opts.rate));
+    json.insert("published".into(), json!(published));
+    json.insert("delivered".into(), json!(delivered));
+    json.insert("publisher_echoes".into(), json!(own_echoes));
+    json.extend(span.rates("events", delivered));
+    json.insert(
+        "delivered_per_s_while_busy".into(),
+        json!(if busy > 0.0 {
+            (delivered as f64 / busy).round()
+        } else {
+            0.0
+        }),
+    );
+    json.insert("latency_us".into(), report::percentiles_us(&hist));
+    json.insert("missing".into(), json!(missing));
+    json.insert("out_of_order".into(), json!(out_of_order));
+    json.insert("unreadable".into(), json!(garbled));
+    json.insert("bad_ids".into(), json!(bad_ids));
+    json.insert("incomplete_subscribers".into(), json!(incomplete));
+    json.insert("closed_subscribers".into(), json!(dropped.len()));
+    json.insert("problems".into(), json!(problems.len()));
+    Ok(Report {
+        human: format!(
+            "fanout {} {transport} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
+             ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}",
+            opts.subscribers,
+            opts.rate,
+            opts.size,
+            missing,
+            out_of_order,
+            span.rates_human("events", delivered),
+            report::percentiles_human(&hist),
+        ),
+        json: json.into(),
+        problems,
+    })
+}
+
+/// Feeds a subscriber's bytes through its reader and tallies what they
+/// deliver.
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    bytes: &[u8],
+    sub: &mut Sub,
+    ws: &mut wire::FrameReader,
+    pong: &mut Vec<u8>,
+    hist: &mut Histogram<u64>,
+    start: Instant,
+    now: Instant,
+    delivered: &mut u64,
+) -> io::Result<()> {
+    pong.clear();
+    let now_ns = (now - start).as_nanos() as u64;
+    let mut on_message = |tally: &mut Tally, text: &[u8]| {
+        *delivered += 1;
+        if let Some(sent_ns) = tally.deliver(text) {
+            report::record(hist, Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
+        }
+    };
+    match &mut sub.sse {
+        Some(parser) => {
+            parser.feed(bytes);
+            while let Some(item) = parser.poll() {
+                match item {
+                    Ok(Item::Event(event)) => {
+                        sub.tally.event_id(event.last_event_id());
+                        on_message(&mut sub.tally, event.data().as_bytes());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(io::Error::other(format!("event stream: {e}"))),
+                }
+            }
+        }
+        None => {
+            let (tally, message) = (&mut sub.tally, &mut sub.message);
+            let mut closed = None;
+            // Bytes of a message whose start arrived in an earlier read are
+            // collected in `message`; a message wholly inside this read is
+            // handled in place.
+            let mut whole: Option<(usize, usize)> = None;
+            let base = bytes.as_ptr() as usize;
+            ws.feed(bytes, &mut |event| match event {
+                Event::Data { chunk, offset } => {
+                    if offset == 0 && message.is_empty() {
+                        let at = chunk.as_ptr() as usize - base;
+                        whole = Some((at, chunk.len()));
+                    } else {
+                        if let Some((at, len)) = whole.take() {
+                            message.extend_from_slice(&bytes[at..at + len]);
+                        }
+                        message.extend_from_slice(chunk);
+                    }
+                }
+                Event::End { .. } => {
+                    match whole.take() {
+                        Some((at, len)) => on_message(tally, &bytes[at..at + len]),
+                        None => on_message(tally, message),
+                    }
+                    message.clear();
+                }
+                Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
+                Event::Pong => {}
+                Event::Close(code) => closed = Some(code),
+            })
+            .map_err(io::Error::other)?;
+            if let Some((at, len)) = whole {
+                // The message goes on in the next read.
+                message.extend_from_slice(&bytes[at..at + len]);
+            }
+            if let Some(code) = closed {
+                return Err(io::Error::other(format!("close frame from the server: {code:?}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let mut out = Vec::new();
+        write_message(&mut out, 42, 123_456, 64);
+        assert_eq!(out.len(), 64);
+        assert!(out.starts_with(b"42 123456 ...."));
+        assert_eq!(parse_message(&out), Some((42, 123_456)));
+        write_message(&mut out, 7, 9, 1);
+        assert_eq!(parse_message(&out), Some((7, 9)));
+        assert_eq!(parse_message(b"hello"), None);
+    }
+
+    #[test]
+    fn tally_sees_gaps_repeats_and_garbage() {
+        let msg = |seq| {
+            let mut v = Vec::new();
+            write_message(&mut v, seq, 1, 16);
+            v
+        };
+        let mut t = Tally::new();
+        for seq in 1..=3 {
+            t.deliver(&msg(seq));
+        }
+        assert!(t.complete(3));
+        assert!(!t.complete(4));
+
+        let mut gap = Tally::new();
+        gap.deliver(&msg(1));
+        gap.deliver(&msg(3));
+        assert!(!gap.complete(3));
+        assert_eq!(gap.out_of_order, 1);
+
+        let mut repeat = Tally::new();
+        for seq in [1, 2, 2] {
+            repeat.deliver(&msg(seq));
+        }
+        assert!(!repeat.complete(2));
+
+        let mut garbage = Tally::new();
+        garbage.deliver(&msg(1));
+        garbage.deliver(b"nonsense");
+        assert!(!garbage.complete(1));
+    }
+
+    #[test]
+    fn event_ids_must_increase() {
+        let mut t = Tally::new();
+        t.event_id("1");
+        t.event_id("2");
+        assert_eq!(t.bad_ids, 0);
+        t.event_id("2");
+        t.event_id("x");
+        assert_eq!(t.bad_ids, 2);
+    }
+
+    fn ws_stream(seqs: &[u64]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut text = Vec::new();
+        for &seq in seqs {
+            write_message(&mut text, seq, 5, 300);
+            tether_frame::encode_frame(
+                &mut wire,
+                tether_frame::FrameHeader::new(true, OpCode::Text, 0),
+                &text,
+            )
+            .unwrap();
+        }
+        wire
+    }
+
+    fn feed_in_steps(sub: &mut Sub, bytes: &[u8], step: usize) -> u64 {
+        let mut ws = wire::FrameReader::new();
+        let mut pong = Vec::new();
+        let mut hist = report::latency_histogram();
+        let mut delivered = 0;
+        let start = Instant::now();
+        for piece in bytes.chunks(step) {
+            consume(
+                piece,
+                sub,
+                &mut ws,
+                &mut pong,
+                &mut hist,
+                start,
+                start,
+                &mut delivered,
+            )
+            .unwrap();
+        }
+        delivered
+    }
+
+    #[test]
+    fn websocket_subscriber_reads_messages_split_anywhere() {
+        let wire = ws_stream(&[1, 2, 3, 4]);
+        for step in [1, 7, 150, 302, 1000, wire.len()] {
+            let mut sub = Sub {
+                tally: Tally::new(),
+                message: Vec::new(),
+                sse: None,
+            };
+            assert_eq!(feed_in_steps(&mut sub, &wire, step), 4, "step {step}");
+            assert!(sub.tally.complete(4), "step {step}: {:?}", sub.tally);
+        }
+    }
+
+    #[test]
+    fn event_stream_subscriber_checks_order_and_ids() {
+        let stream =
+            b": hi\n\nid: 1\nevent: message\ndata: 1 5 ..\n\nid: 2\nevent: message\ndata: 2 6 ..\n\n";
+        for step in [1, 5, stream.len()] {
+            let mut sub = Sub {
+                tally: Tally::new(),
+                message: Vec::new(),
+                sse: Some(Parser::new()),
+            };
+            assert_eq!(feed_in_steps(&mut sub, stream, step), 2);
+            assert!(sub.tally.complete(2), "{:?}", sub.tally);
+        }
+        let skipped = b"id: 1\ndata: 1 5\n\nid: 3\ndata: 3 6\n\n";
+        let mut sub = Sub {
+            tally: Tally::new(),
+            message: Vec::new(),
+            sse: Some(Parser::new()),
+        };
+        feed_in_steps(&mut sub, skipped, 4);
+        assert!(!sub.tally.complete(2));
+    }
+}

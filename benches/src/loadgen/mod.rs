@@ -1,0 +1,25 @@
+//! A load generator for WebSocket and Server-Sent Events servers: one
+//! process, one thread, one mio event loop, lean enough per message that
+//! one core of it keeps one core of a fast server busy.
+//!
+//! Four modes, each a module with an `Options` and a `run` that returns a
+//! [`Report`](report::Report):
+//!
+//! - [`echo`]: throughput of send, wait for the echo, send again;
+//! - [`latency`]: round-trip percentiles at a fixed offered rate;
+//! - [`fanout`]: one publisher, many subscribers, every event checked;
+//! - [`idle`]: the server's memory per idle connection.
+//!
+//! Server CPU time and memory come from `/proc` for the pid given; the load
+//! generator's own CPU time is reported beside them, to show it is not the
+//! bottleneck.
+
+pub mod conn;
+pub mod echo;
+pub mod fanout;
+pub mod idle;
+pub mod latency;
+pub mod report;
+pub mod summary;
+pub mod sys;
+pub mod wire;

@@ -1,0 +1,187 @@
+//! Measurement windows and the two output lines: one for people, one JSON
+//! object for scripts.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::sys;
+
+/// A latency histogram in nanoseconds: 1 ns to 100 s, three significant
+/// digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Records `d`, clamped into the histogram's range.
+#[inline]
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_nanos() as u64).max(1));
+}
+
+/// The percentiles this tool reports, in microseconds.
+pub fn percentiles_us(h: &Histogram<u64>) -> Value {
+    let us = |ns: u64| (ns as f64 / 1000.0 * 10.0).round() / 10.0;
+    if h.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "p50": us(h.value_at_quantile(0.50)),
+        "p90": us(h.value_at_quantile(0.90)),
+        "p99": us(h.value_at_quantile(0.99)),
+        "p99_9": us(h.value_at_quantile(0.999)),
+        "max": us(h.max()),
+        "count": h.len(),
+    })
+}
+
+/// The percentiles as a short human string.
+pub fn percentiles_human(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "no samples".into();
+    }
+    let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    format!(
+        "p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        h.max() as f64 / 1000.0
+    )
+}
+
+/// The clock and CPU counters at the start of a measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    started: Instant,
+    server_pid: Option<u32>,
+    server_cpu: Option<f64>,
+    own_cpu: f64,
+}
+
+/// Wall time and CPU time spent over a [`Window`].
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// Seconds of wall-clock time.
+    pub wall: f64,
+    /// Seconds of server CPU time (user + system), when its pid is known.
+    pub server_cpu: Option<f64>,
+    /// Seconds of this process's CPU time.
+    pub own_cpu: f64,
+}
+
+impl Window {
+    /// Starts a window; `server_pid` is read from `/proc` at both ends.
+    pub fn start(server_pid: Option<u32>) -> io::Result<Window> {
+        Ok(Window {
+            server_cpu: server_pid.map(|pid| sys::cpu_seconds(Some(pid))).transpose()?,
+            own_cpu: sys::cpu_seconds(None)?,
+            started: Instant::now(),
+            server_pid,
+        })
+    }
+
+    /// When the window started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Ends the window.
+    pub fn stop(&self) -> io::Result<Span> {
+        let wall = self.started.elapsed().as_secs_f64();
+        let server_cpu = match (self.server_pid, self.server_cpu) {
+            (Some(pid), Some(before)) => Some(sys::cpu_seconds(Some(pid))? - before),
+            _ => None,
+        };
+        Ok(Span {
+            wall,
+            server_cpu,
+            own_cpu: sys::cpu_seconds(None)? - self.own_cpu,
+        })
+    }
+}
+
+impl Span {
+    /// `count` per second of wall time, per server CPU-second and per
+    /// load-generator CPU-second, as JSON fields named after `what`.
+    pub fn rates(&self, what: &str, count: u64) -> serde_json::Map<String, Value> {
+        let per = |secs: f64| {
+            if secs > 0.0 {
+                json!((count as f64 / secs).round())
+            } else {
+                Value::Null
+            }
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("wall_s".into(), json!(round3(self.wall)));
+        m.insert(format!("{what}_per_s"), per(self.wall));
+        m.insert(
+            "server_cpu_s".into(),
+            self.server_cpu.map_or(Value::Null, |c| json!(round3(c))),
+        );
+        m.insert(
+            format!("{what}_per_server_cpu_s"),
+            self.server_cpu.map_or(Value::Null, per),
+        );
+        m.insert("loadgen_cpu_s".into(), json!(round3(self.own_cpu)));
+        m.insert(format!("{what}_per_loadgen_cpu_s"), per(self.own_cpu));
+        m
+    }
+
+    /// The same as a human phrase.
+    pub fn rates_human(&self, what: &str, count: u64) -> String {
+        let per = |secs: f64| {
+            if secs > 0.0 {
+                format!("{:.0}", count as f64 / secs)
+            } else {
+                "-".into()
+            }
+        };
+        let server = match self.server_cpu {
+            Some(cpu) => format!(
+                "{} {what}/server-CPU-s (server CPU {:.0}%)",
+                per(cpu),
+                100.0 * cpu / self.wall.max(1e-9)
+            ),
+            None => "server CPU unknown (no --pid)".into(),
+        };
+        format!(
+            "{} {what}/s, {server}, {} {what}/loadgen-CPU-s (loadgen CPU {:.0}%)",
+            per(self.wall),
+            per(self.own_cpu),
+            100.0 * self.own_cpu / self.wall.max(1e-9)
+        )
+    }
+}
+
+/// Rounds to three decimals for the JSON line.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A finished run: a line for people, a JSON object for scripts, and
+/// whether it found anything wrong.
+#[derive(Debug)]
+pub struct Report {
+    /// One line.
+    pub human: String,
+    /// One object.
+    pub json: Value,
+    /// Problems found (missing events, short echoes ...); empty when clean.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Prints both lines (human, then JSON) and the problems to stderr.
+    pub fn print(&self) {
+        use std::io::Write as _;
+        // A closed stdout (`| head -1`) is not worth a panic.
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{}", self.human).and_then(|()| writeln!(out, "{}", self.json));
+        for p in &self.problems {
+            eprintln!("problem: {p}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! What the load generator reads about processes from `/proc`, and the one
+//! limit it raises.
+
+use std::io;
+
+/// CPU time (user + system) a process has used, in seconds, from
+/// `/proc/PID/stat` (`None`: this process). Clock-tick resolution, usually
+/// 10 ms: fine over runs of seconds.
+pub fn cpu_seconds(pid: Option<u32>) -> io::Result<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(&path)?;
+    let ticks =
+        parse_stat_ticks(&stat).ok_or_else(|| io::Error::other(format!("{path}: unexpected format")))?;
+    Ok(ticks as f64 / clock_ticks_per_second() as f64)
+}
+
+/// utime + stime, in clock ticks, from the text of a `/proc/PID/stat`.
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may itself contain
+    // spaces and parentheses: the fields that follow start after the last
+    // ')'. There, field 3 (state) is index 0, so utime (14) and stime (15)
+    // are 11 and 12.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; it has no
+    // preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// Resident set size of a process, in bytes, from the `VmRSS` line of
+/// `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)?;
+    parse_vm_rss(&status).ok_or_else(|| io::Error::other(format!("{path}: no VmRSS line")))
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line["VmRSS:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Raises this process's open-file limit to its hard limit and returns the
+/// new soft limit: each connection is a file descriptor.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit; raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // rlim_t is u64 on Linux.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(limit.rlim_cur as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks_skip_a_tricky_command_name() {
+        let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 1 0 123 4096 200";
+        assert_eq!(parse_stat_ticks(stat), Some(42));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn vm_rss_in_bytes() {
+        let status = "Name:\ttether\nVmPeak:\t  9000 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n";
+        assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_readable() {
+        assert!(cpu_seconds(None).unwrap() >= 0.0);
+        assert!(rss_bytes(std::process::id()).unwrap() > 0);
+    }
+}
