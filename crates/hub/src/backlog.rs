@@ -1,0 +1,400 @@
+//! A topic's recent events, bounded by count and by bytes, for replay.
+
+use std::collections::VecDeque;
+use std::collections::vec_deque;
+use std::sync::Arc;
+
+use crate::{Error, Event, EventId, Gap};
+
+/// The recent events of one topic, oldest first, bounded by count and by
+/// bytes (each event counts for [`Event::cost`]); the oldest go first.
+///
+/// It answers "what comes after this id?" ([`Backlog::replay`]) exactly,
+/// or says that it cannot: when the id is older than what is held, or is
+/// not an id of this topic (malformed, ahead of it, from an earlier run of
+/// the server), the answer is a [`Gap`] followed by everything held.
+///
+/// Known ids: the id of any held event, the id of the last event dropped
+/// (everything after it is held), and [`EventId::ZERO`] while nothing has
+/// been dropped (everything since the topic began is held).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tether_hub::{Backlog, Event, EventId, Replay};
+///
+/// let mut backlog = Backlog::new(2, usize::MAX);
+/// for seq in 1..=3 {
+///     backlog.push(Event::new(Arc::from("t"), EventId::new(9, seq), "message", "x")?)?;
+/// }
+/// // 9-1 was dropped: after it come 9-2 and 9-3, both held.
+/// let Replay::Events(events) = backlog.replay("9-1") else { panic!() };
+/// assert_eq!(events.map(|e| e.id().seq()).collect::<Vec<_>>(), [2, 3]);
+/// // 0-0 is too old now: a gap, then everything held.
+/// let Replay::Gap(gap, events) = backlog.replay("0-0") else { panic!() };
+/// assert_eq!((gap.first, gap.resume), (Some(EventId::new(9, 2)), EventId::new(9, 1)));
+/// assert_eq!(events.len(), 2);
+/// # Ok::<(), tether_hub::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+    /// The last event dropped, if any was.
+    evicted: Option<EventId>,
+    /// The last event pushed, held or not.
+    last: Option<EventId>,
+}
+
+/// The answer to a replay request.
+#[derive(Debug, Clone)]
+pub enum Replay<'a> {
+    /// The id is known: exactly the events after it (maybe none).
+    Events(Events<'a>),
+    /// Events may have been missed: the signal, then everything held.
+    Gap(Gap, Events<'a>),
+}
+
+impl<'a> Replay<'a> {
+    /// The gap signal, if there is one.
+    pub fn gap(&self) -> Option<Gap> {
+        match self {
+            Replay::Events(_) => None,
+            Replay::Gap(gap, _) => Some(*gap),
+        }
+    }
+
+    /// The events to send (after the signal, if any).
+    pub fn events(self) -> Events<'a> {
+        match self {
+            Replay::Events(events) | Replay::Gap(_, events) => events,
+        }
+    }
+}
+
+/// Events of a backlog, oldest first.
+#[derive(Debug, Clone)]
+pub struct Events<'a>(vec_deque::Iter<'a, Arc<Event>>);
+
+impl<'a> Iterator for Events<'a> {
+    type Item = &'a Arc<Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Events<'_> {}
+
+impl Backlog {
+    /// An empty backlog that keeps at most `max_events` events and
+    /// `max_bytes` bytes (either may be 0: then nothing is kept, and only
+    /// the last id is known).
+    pub fn new(max_events: usize, max_bytes: usize) -> Backlog {
+        Backlog {
+            events: VecDeque::new(),
+            bytes: 0,
+            max_events,
+            max_bytes,
+            evicted: None,
+            last: None,
+        }
+    }
+
+    /// Appends an event, dropping the oldest ones beyond the bounds (an
+    /// event larger than the byte bound is dropped at once).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfOrder`] if its id is not greater than the last one's
+    /// (a broker broke its contract); the backlog is unchanged.
+    pub fn push(&mut self, event: Arc<Event>) -> Result<(), Error> {
+        let id = event.id();
+        if let Some(last) = self.last {
+            if id <= last {
+                return Err(Error::OutOfOrder { last, got: id });
+            }
+        }
+        self.last = Some(id);
+        self.bytes += event.cost();
+        self.events.push_back(event);
+        while self.events.len() > self.max_events || self.bytes > self.max_bytes {
+            let Some(old) = self.events.pop_front() else { break };
+            self.bytes -= old.cost();
+            self.evicted = Some(old.id());
+        }
+        Ok(())
+    }
+
+    /// What follows `last_id` (as a client sent it: `Last-Event-ID`,
+    /// `lastEventId`, `since`).
+    pub fn replay(&self, last_id: &str) -> Replay<'_> {
+        match EventId::parse(last_id) {
+            Some(id) => self.replay_id(id),
+            None => self.gap(),
+        }
+    }
+
+    /// What follows `id`.
+    pub fn replay_id(&self, id: EventId) -> Replay<'_> {
+        if Some(id) == self.evicted || (id == EventId::ZERO && self.evicted.is_none()) {
+            return Replay::Events(Events(self.events.iter()));
+        }
+        match self.events.binary_search_by(|e| e.id().cmp(&id)) {
+            Ok(index) => Replay::Events(Events(self.events.range(index + 1..))),
+            Err(_) => self.gap(),
+        }
+    }
+
+    fn gap(&self) -> Replay<'_> {
+        Replay::Gap(
+            Gap {
+                first: self.first_id(),
+                resume: self.evicted.unwrap_or(EventId::ZERO),
+            },
+            Events(self.events.iter()),
+        )
+    }
+
+    /// Forgets everything, ids included: the topic starts over.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.bytes = 0;
+        self.evicted = None;
+        self.last = None;
+    }
+
+    /// Replaces the contents with `history` (oldest first, ids increasing),
+    /// as a broker that keeps the backlog elsewhere hands it over. `dropped`
+    /// is the id of the event just before the first of `history`, if there
+    /// was one (so that it stays a known id), else `None`: the history goes
+    /// back to the topic's beginning.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfOrder`] if the ids do not increase; the backlog is
+    /// then empty, with no known id but `0-0`.
+    pub fn reset(
+        &mut self,
+        history: impl IntoIterator<Item = Arc<Event>>,
+        dropped: Option<EventId>,
+    ) -> Result<(), Error> {
+        self.clear();
+        self.evicted = dropped;
+        self.last = dropped;
+        for event in history {
+            if let Err(e) = self.push(event) {
+                self.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of events held.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The bytes held (the sum of [`Event::cost`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The oldest event held.
+    pub fn first_id(&self) -> Option<EventId> {
+        self.events.front().map(|e| e.id())
+    }
+
+    /// The last event pushed (held or not).
+    pub fn last_id(&self) -> Option<EventId> {
+        self.last
+    }
+
+    /// The id a subscriber that has every event so far is at: the last
+    /// event's, or [`EventId::ZERO`] before the first.
+    pub fn head(&self) -> EventId {
+        self.last.unwrap_or(EventId::ZERO)
+    }
+
+    /// The events held, oldest first.
+    pub fn iter(&self) -> Events<'_> {
+        Events(self.events.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, data_len: usize) -> Arc<Event> {
+        Event::new(
+            Arc::from("t"),
+            EventId::new(100, seq),
+            "message",
+            &"d".repeat(data_len),
+        )
+        .unwrap()
+    }
+
+    fn ids(events: Events<'_>) -> Vec<u64> {
+        events.map(|e| e.id().seq()).collect()
+    }
+
+    fn exact(replay: Replay<'_>) -> Vec<u64> {
+        match replay {
+            Replay::Events(events) => ids(events),
+            Replay::Gap(gap, _) => panic!("unexpected gap {gap:?}"),
+        }
+    }
+
+    fn gap(replay: Replay<'_>) -> (Gap, Vec<u64>) {
+        match replay {
+            Replay::Gap(gap, events) => (gap, ids(events)),
+            Replay::Events(events) => panic!("expected a gap, got events {:?}", ids(events)),
+        }
+    }
+
+    #[test]
+    fn bounded_by_count() {
+        let mut b = Backlog::new(3, usize::MAX);
+        for seq in 1..=5 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        assert_eq!(ids(b.iter()), [3, 4, 5]);
+        assert_eq!(
+            (b.first_id(), b.last_id()),
+            (Some(EventId::new(100, 3)), Some(EventId::new(100, 5)))
+        );
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let one = event(1, 10).cost();
+        let mut b = Backlog::new(usize::MAX, 2 * one + one / 2);
+        for seq in 1..=4 {
+            b.push(event(seq, 10)).unwrap();
+            assert!(b.bytes() <= 2 * one + one / 2);
+        }
+        assert_eq!(ids(b.iter()), [3, 4]);
+        assert_eq!(b.bytes(), 2 * one);
+        // An event larger than the bound is dropped at once, but its id is
+        // known: after it comes nothing.
+        b.push(event(5, 10_000)).unwrap();
+        assert!(b.is_empty());
+        assert_eq!(b.bytes(), 0);
+        assert_eq!(exact(b.replay("100-5")), Vec::<u64>::new());
+        assert_eq!(gap(b.replay("100-4")).0.resume, EventId::new(100, 5));
+    }
+
+    #[test]
+    fn replays_exactly_what_follows_a_known_id() {
+        let mut b = Backlog::new(4, usize::MAX);
+        assert_eq!(exact(b.replay("0-0")), Vec::<u64>::new());
+        for seq in 1..=3 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        assert_eq!(exact(b.replay("0-0")), [1, 2, 3]);
+        assert_eq!(exact(b.replay("100-1")), [2, 3]);
+        assert_eq!(exact(b.replay("100-3")), Vec::<u64>::new());
+        for seq in 4..=6 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        // Held: 3..=6; 2 was the last dropped.
+        assert_eq!(exact(b.replay("100-2")), [3, 4, 5, 6]);
+        assert_eq!(exact(b.replay("100-4")), [5, 6]);
+    }
+
+    #[test]
+    fn gap_for_old_unknown_and_malformed_ids() {
+        let mut b = Backlog::new(2, usize::MAX);
+        for seq in 1..=4 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        let expected = Gap {
+            first: Some(EventId::new(100, 3)),
+            resume: EventId::new(100, 2),
+        };
+        for id in [
+            "100-1",  // older than the backlog
+            "0-0",    // the beginning, no longer held
+            "100-9",  // ahead of the topic
+            "99-3",   // another epoch (an earlier run)
+            "101-1",  // a later epoch
+            "banana", // malformed
+            "", "100-03",
+        ] {
+            assert_eq!(gap(b.replay(id)), (expected, vec![3, 4]), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn gap_on_an_empty_topic() {
+        let b = Backlog::new(2, usize::MAX);
+        assert_eq!(
+            gap(b.replay("5-5")),
+            (
+                Gap {
+                    first: None,
+                    resume: EventId::ZERO
+                },
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn resuming_from_the_gap_gives_no_second_gap() {
+        let mut b = Backlog::new(2, usize::MAX);
+        for seq in 1..=5 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        let (signal, events) = gap(b.replay("nope"));
+        assert_eq!(exact(b.replay(&signal.resume.to_string())), events);
+    }
+
+    #[test]
+    fn refuses_ids_that_do_not_increase() {
+        let mut b = Backlog::new(2, usize::MAX);
+        b.push(event(2, 1)).unwrap();
+        assert_eq!(
+            b.push(event(2, 1)),
+            Err(Error::OutOfOrder {
+                last: EventId::new(100, 2),
+                got: EventId::new(100, 2)
+            })
+        );
+        assert!(b.push(event(1, 1)).is_err());
+        assert_eq!(ids(b.iter()), [2]);
+    }
+
+    #[test]
+    fn reset_and_clear() {
+        let mut b = Backlog::new(10, usize::MAX);
+        b.reset([event(4, 1), event(5, 1)], Some(EventId::new(100, 3)))
+            .unwrap();
+        assert_eq!(exact(b.replay("100-3")), [4, 5]);
+        assert!(b.replay("0-0").gap().is_some());
+        b.reset([event(1, 1), event(2, 1)], None).unwrap();
+        assert_eq!(exact(b.replay("0-0")), [1, 2]);
+        assert!(b.reset([event(2, 1), event(1, 1)], None).is_err());
+        assert!(b.is_empty());
+        b.push(event(7, 1)).unwrap();
+        b.clear();
+        assert_eq!(
+            (b.len(), b.bytes(), b.last_id(), b.head()),
+            (0, 0, None, EventId::ZERO)
+        );
+        assert_eq!(exact(b.replay("0-0")), Vec::<u64>::new());
+    }
+}

@@ -1,0 +1,456 @@
+//! The broker interface, what flows between brokers and hubs, and the
+//! in-process broker.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::{Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, is_valid_event_type, is_valid_topic};
+
+/// A publish on its way to be sequenced: checked, not yet numbered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// The topic (valid).
+    pub topic: Arc<str>,
+    /// The event type (valid).
+    pub event_type: String,
+    /// The data (within [`Config::max_event_size`]).
+    pub data: String,
+    /// Where to send the outcome ([`HubMessage::Published`]), if anyone
+    /// waits for it.
+    pub reply: Option<ReplyTo>,
+}
+
+impl Publish {
+    /// Checks a publish against the names' rules and `config`; without an
+    /// event type it is [`DEFAULT_EVENT_TYPE`].
+    ///
+    /// ```
+    /// use tether_hub::{Config, Error, Publish};
+    ///
+    /// let config = Config::default();
+    /// let publish = Publish::new("news", None, "hello", &config)?;
+    /// assert_eq!(publish.event_type, "message");
+    /// assert_eq!(Publish::new("a b", None, "x", &config), Err(Error::InvalidTopic));
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`], [`Error::InvalidEventType`],
+    /// [`Error::EventTooLarge`].
+    pub fn new(
+        topic: &str,
+        event_type: Option<&str>,
+        data: impl Into<String>,
+        config: &Config,
+    ) -> Result<Publish, Error> {
+        if !is_valid_topic(topic) {
+            return Err(Error::InvalidTopic);
+        }
+        let event_type = event_type.unwrap_or(DEFAULT_EVENT_TYPE);
+        if !is_valid_event_type(event_type) {
+            return Err(Error::InvalidEventType);
+        }
+        let data = data.into();
+        if data.len() > config.max_event_size {
+            return Err(Error::EventTooLarge {
+                size: data.len(),
+                max: config.max_event_size,
+            });
+        }
+        Ok(Publish {
+            topic: Arc::from(topic),
+            event_type: event_type.to_owned(),
+            data,
+            reply: None,
+        })
+    }
+
+    /// The same publish, answered to `reply`.
+    pub fn reply_to(mut self, reply: ReplyTo) -> Publish {
+        self.reply = Some(reply);
+        self
+    }
+}
+
+/// Where a publish's outcome goes: a loop, and a token that means
+/// something to that loop's application (the request waiting for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplyTo {
+    /// The loop to post [`HubMessage::Published`] to.
+    pub loop_index: usize,
+    /// Handed back unchanged.
+    pub token: u64,
+}
+
+/// A message to one event loop's hub, from a broker (or from the same
+/// broker on another loop). The server posts it between loops; the
+/// application hands it to its hub and broker.
+#[non_exhaustive]
+pub enum HubMessage {
+    /// A sequenced event, for [`crate::Hub::deliver`].
+    Deliver(Arc<Event>),
+    /// The outcome of a publish, for the loop that asked
+    /// ([`Publish::reply`]).
+    Published {
+        /// [`ReplyTo::token`].
+        token: u64,
+        /// The event's id, or why it was refused.
+        result: Result<EventId, Error>,
+    },
+    /// The backlog of a topic followed on demand, for [`crate::Hub::ready`].
+    Ready {
+        /// The topic.
+        topic: Arc<str>,
+        /// Its recent events, oldest first.
+        history: Vec<Arc<Event>>,
+        /// The id of the event just before `history`, if there was one.
+        dropped: Option<EventId>,
+    },
+    /// The broker forgot a topic, for [`crate::Hub::forget`].
+    Forget(Arc<str>),
+    /// Something a broker sends to itself on another loop, for
+    /// [`Broker::receive`].
+    Broker(Box<dyn Any + Send>),
+}
+
+impl fmt::Debug for HubMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HubMessage::Deliver(event) => f.debug_tuple("Deliver").field(&event.id()).finish(),
+            HubMessage::Published { token, result } => f
+                .debug_struct("Published")
+                .field("token", token)
+                .field("result", result)
+                .finish(),
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } => f
+                .debug_struct("Ready")
+                .field("topic", topic)
+                .field("events", &history.len())
+                .field("dropped", dropped)
+                .finish(),
+            HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
+            HubMessage::Broker(_) => f.write_str("Broker(..)"),
+        }
+    }
+}
+
+/// What a broker may do from inside an event loop: know the loops, post
+/// to them, read the wall clock. The server implements it over its
+/// context (`Ctx::post`).
+pub trait Context {
+    /// How many event loops the server runs.
+    fn loops(&self) -> usize;
+    /// The loop this call runs on.
+    fn this_loop(&self) -> usize;
+    /// Posts to a loop (this one included: delivered after the current
+    /// callback). Messages from one loop to another arrive in the order
+    /// they were posted.
+    fn post(&mut self, to_loop: usize, message: HubMessage);
+    /// Milliseconds since the Unix epoch.
+    fn unix_ms(&self) -> u64;
+}
+
+/// The state of a broker's connection, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerState {
+    /// Taking publishes and delivering.
+    Up,
+    /// (Re)connecting; publishes are refused or queued.
+    Connecting,
+    /// Not connected and not trying.
+    Down,
+}
+
+impl BrokerState {
+    /// The state as a lower-case word (a metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Up => "up",
+            BrokerState::Connecting => "connecting",
+            BrokerState::Down => "down",
+        }
+    }
+}
+
+/// What sequences publishes and delivers the events to every event loop.
+///
+/// Each loop holds one broker value (its own, or a handle on a shared
+/// one); the application calls it from the loop's thread. Publishes come
+/// in through [`Broker::publish`]; events reach each loop's hub as
+/// [`HubMessage`]s, posted between loops ([`Context::post`]) or from a
+/// broker thread (the server's `Handle::post`).
+///
+/// # The contract
+///
+/// For every topic:
+///
+/// 1. **One order.** The broker gives each event an [`EventId`] greater
+///    than every earlier id of the topic, and delivers the topic's events
+///    ([`HubMessage::Deliver`]) to each loop in id order, from one sender
+///    (so that no two loops can see two events in different orders).
+/// 2. **Nothing lost, nothing twice.** Each loop that follows the topic
+///    gets every event exactly once, from the point it started following.
+///    A broker that cannot guarantee that (it lost its connection and the
+///    events in between are gone) posts [`HubMessage::Ready`] again with
+///    the topic's current backlog: the hub then ends its subscribers'
+///    subscriptions so that they resume from their last ids, with a gap
+///    signal if they did miss something.
+/// 3. **Following.** If [`Broker::complete`] is true (the default), every
+///    event of every topic goes to every loop, and loops follow all
+///    topics from the start. Otherwise a loop follows a topic from its
+///    first subscriber ([`Broker::follow`]) to its last
+///    ([`Broker::unfollow`]); after `follow`, the broker posts that loop
+///    one [`HubMessage::Ready`] (the backlog: the last events, oldest
+///    first, and the id of the one before them, if any), and then every
+///    later event. The history plus the deliveries after it must be
+///    contiguous.
+/// 4. **Outcomes.** A publish with a [`Publish::reply`] gets exactly one
+///    [`HubMessage::Published`], posted to that loop after the event's
+///    delivery to it (so that a publisher that is also a subscriber sees
+///    its event no later than the answer). A publish refused at once
+///    returns the error from [`Broker::publish`] instead.
+///
+/// Ids: an id is only ever compared with ids of the same topic. The
+/// in-process broker uses `(topic epoch, counter)`; a Redis stream broker
+/// uses the stream's own entry ids (`XADD` with `*`).
+///
+/// [`LocalBroker`] is the in-process implementation.
+pub trait Broker {
+    /// Takes a checked publish (see [`Publish::new`]) made on this loop.
+    ///
+    /// # Errors
+    ///
+    /// A refusal known at once ([`Error::BrokerUnavailable`], say); no
+    /// [`HubMessage::Published`] follows then.
+    fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error>;
+
+    /// A [`HubMessage::Broker`] arrived on this loop.
+    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
+        let _ = (message, cx);
+    }
+
+    /// Called now and then (about once a second) on every loop.
+    fn tick(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
+
+    /// Whether every event of every topic reaches every loop without
+    /// asking (see the contract). Must not change.
+    fn complete(&self) -> bool {
+        true
+    }
+
+    /// The first subscriber of `topic` on this loop arrived (only called
+    /// when not [`Broker::complete`]).
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = (topic, cx);
+    }
+
+    /// The last subscriber of `topic` on this loop left (only called when
+    /// not [`Broker::complete`]); the loop dropped its replica.
+    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = (topic, cx);
+    }
+
+    /// The connection state, for the metrics.
+    fn state(&self) -> BrokerState {
+        BrokerState::Up
+    }
+
+    /// A short name for the metrics (`local`, `redis`).
+    fn kind(&self) -> &'static str;
+}
+
+/// The loop that sequences `topic` among `loops` loops: a stable hash of
+/// the name (FNV-1a), so that every loop agrees.
+///
+/// ```
+/// let owner = tether_hub::sequencer_of("news", 4);
+/// assert!(owner < 4);
+/// assert_eq!(owner, tether_hub::sequencer_of("news", 4));
+/// assert_eq!(tether_hub::sequencer_of("news", 1), 0);
+/// ```
+pub fn sequencer_of(topic: &str, loops: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % loops.max(1) as u64) as usize
+}
+
+/// One topic's numbering, on its sequencer.
+#[derive(Debug, Clone, Copy)]
+struct Sequence {
+    epoch: u64,
+    seq: u64,
+    last_publish_ms: u64,
+}
+
+/// A publish forwarded to its topic's sequencer.
+struct Forward(Publish);
+
+/// The in-process broker: one loop sequences each topic (chosen by
+/// [`sequencer_of`]); publishes made elsewhere are posted to it; it numbers
+/// the event, encodes it once and posts the same `Arc<Event>` to every
+/// loop, itself included. Every delivery of a topic comes from that one
+/// loop, so every loop sees the topic's events in the same order.
+///
+/// Ids are `(epoch, n)`: the epoch is the topic's creation time in Unix
+/// milliseconds (made strictly increasing on each loop), `n` counts from 1.
+/// Topics idle for [`Config::topic_ttl`] are forgotten
+/// ([`HubMessage::Forget`]); [`Config::max_topics`] is shared by all the
+/// loops' brokers made with [`LocalBroker::sibling`].
+///
+/// ```
+/// use tether_hub::{Broker, Config, Context, HubMessage, LocalBroker, Publish};
+///
+/// /// One loop, whose posts are kept.
+/// struct OneLoop(Vec<HubMessage>);
+/// impl Context for OneLoop {
+///     fn loops(&self) -> usize { 1 }
+///     fn this_loop(&self) -> usize { 0 }
+///     fn post(&mut self, _to: usize, message: HubMessage) { self.0.push(message) }
+///     fn unix_ms(&self) -> u64 { 1_718_000_000_000 }
+/// }
+///
+/// let config = Config::default();
+/// let mut broker = LocalBroker::new(config.clone());
+/// let mut cx = OneLoop(Vec::new());
+/// broker.publish(Publish::new("news", None, "hi", &config)?, &mut cx)?;
+/// let [HubMessage::Deliver(event)] = &cx.0[..] else { panic!() };
+/// assert_eq!(event.id().to_string(), "1718000000000-1");
+/// # Ok::<(), tether_hub::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LocalBroker {
+    config: Config,
+    sequences: HashMap<Arc<str>, Sequence>,
+    /// Topics with events, over all the sibling brokers.
+    topic_count: Arc<AtomicUsize>,
+    last_epoch: u64,
+}
+
+impl LocalBroker {
+    /// A broker for one loop, with its own topic count.
+    pub fn new(config: Config) -> LocalBroker {
+        LocalBroker {
+            config,
+            sequences: HashMap::new(),
+            topic_count: Arc::new(AtomicUsize::new(0)),
+            last_epoch: 0,
+        }
+    }
+
+    /// A broker for another loop of the same server: same limits, and the
+    /// topic limit counted over both.
+    pub fn sibling(&self) -> LocalBroker {
+        LocalBroker {
+            config: self.config.clone(),
+            sequences: HashMap::new(),
+            topic_count: self.topic_count.clone(),
+            last_epoch: 0,
+        }
+    }
+
+    /// Topics with events, over all siblings.
+    pub fn topic_count(&self) -> usize {
+        self.topic_count.load(Ordering::Relaxed)
+    }
+
+    fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
+        let now = cx.unix_ms();
+        let result = self.next_id(&publish.topic, now).and_then(|id| {
+            let event = Event::new(publish.topic.clone(), id, &publish.event_type, &publish.data)?;
+            for to in 0..cx.loops() {
+                cx.post(to, HubMessage::Deliver(event.clone()));
+            }
+            Ok(id)
+        });
+        if let Some(reply) = publish.reply {
+            cx.post(
+                reply.loop_index,
+                HubMessage::Published {
+                    token: reply.token,
+                    result,
+                },
+            );
+        }
+    }
+
+    fn next_id(&mut self, topic: &Arc<str>, now: u64) -> Result<EventId, Error> {
+        if let Some(sequence) = self.sequences.get_mut(topic) {
+            sequence.seq += 1;
+            sequence.last_publish_ms = now;
+            return Ok(EventId::new(sequence.epoch, sequence.seq));
+        }
+        let max = self.config.max_topics;
+        if self.topic_count.fetch_add(1, Ordering::Relaxed) >= max {
+            self.topic_count.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::TopicLimit { max });
+        }
+        // Strictly increasing, so that a topic forgotten and created again
+        // within one millisecond still gets a new epoch.
+        let epoch = now.max(self.last_epoch + 1);
+        self.last_epoch = epoch;
+        self.sequences.insert(
+            topic.clone(),
+            Sequence {
+                epoch,
+                seq: 1,
+                last_publish_ms: now,
+            },
+        );
+        Ok(EventId::new(epoch, 1))
+    }
+}
+
+impl Broker for LocalBroker {
+    fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
+        let owner = sequencer_of(&publish.topic, cx.loops());
+        if owner == cx.this_loop() {
+            self.sequence(publish, cx);
+        } else {
+            cx.post(owner, HubMessage::Broker(Box::new(Forward(publish))));
+        }
+        Ok(())
+    }
+
+    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
+        if let Ok(forward) = message.downcast::<Forward>() {
+            self.sequence(forward.0, cx);
+        }
+    }
+
+    fn tick(&mut self, cx: &mut dyn Context) {
+        let Some(ttl) = self.config.topic_ttl else { return };
+        let now = cx.unix_ms();
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let idle: Vec<Arc<str>> = self
+            .sequences
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_publish_ms) >= ttl)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        for topic in idle {
+            self.sequences.remove(&topic);
+            self.topic_count.fetch_sub(1, Ordering::Relaxed);
+            for to in 0..cx.loops() {
+                cx.post(to, HubMessage::Forget(topic.clone()));
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}

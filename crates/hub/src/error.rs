@@ -1,0 +1,112 @@
+//! The one error type of the crate.
+
+use core::fmt;
+
+use crate::EventId;
+
+/// What can go wrong in the hub.
+///
+/// Three kinds: the client sent something unacceptable (a bad topic name,
+/// an oversized event, a bad ticket: [`Error::is_client_error`]); a limit
+/// was reached ([`Error::TopicLimit`], [`Error::TooManyTickets`]); or a
+/// broker or the embedding code broke the contract
+/// ([`Error::OutOfOrder`], [`Error::NotFollowed`],
+/// [`Error::AlreadySubscribed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic name is empty, too long or has characters outside
+    /// `[A-Za-z0-9._:-]`.
+    InvalidTopic,
+    /// The event type is empty, too long, has characters outside
+    /// `[A-Za-z0-9._:-]`, or is the reserved `gap`.
+    InvalidEventType,
+    /// Text that is not a canonical `ms-seq` event id.
+    InvalidId,
+    /// The event's data is larger than [`crate::Config::max_event_size`].
+    EventTooLarge {
+        /// The data's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Publishing would create a topic beyond [`crate::Config::max_topics`].
+    TopicLimit {
+        /// The limit.
+        max: usize,
+    },
+    /// A ticket is unknown, used already, expired, or for another topic.
+    TicketRefused,
+    /// Too many tickets are outstanding to issue another.
+    TooManyTickets,
+    /// The broker cannot take publishes now (it lost its connection).
+    BrokerUnavailable,
+    /// A broker delivered an event whose id is not greater than the topic's
+    /// last (a broken broker contract); the event was dropped.
+    OutOfOrder {
+        /// The topic's last id.
+        last: EventId,
+        /// The id delivered.
+        got: EventId,
+    },
+    /// A broker delivered an event, or a backlog, for a topic that this
+    /// hub does not follow (it was unfollowed meanwhile, or the broker
+    /// broke its contract); it was dropped.
+    NotFollowed,
+    /// The caller subscribed a subscriber that is subscribed already.
+    AlreadySubscribed,
+    /// The caller asked for something the API does not do (e.g. subscribe
+    /// a long poll with [`crate::Hub::subscribe`] instead of
+    /// [`crate::Hub::poll`]).
+    InvalidArgument(&'static str),
+}
+
+impl Error {
+    /// Whether the client (a publisher or subscriber) caused it.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidTopic
+                | Error::InvalidEventType
+                | Error::InvalidId
+                | Error::EventTooLarge { .. }
+                | Error::TicketRefused
+        )
+    }
+
+    /// The HTTP status that answers a request that failed this way.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidTopic | Error::InvalidEventType | Error::InvalidId => 400,
+            Error::EventTooLarge { .. } => 413,
+            Error::TicketRefused => 403,
+            Error::TopicLimit { .. } | Error::TooManyTickets | Error::BrokerUnavailable => 503,
+            _ => 500,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidTopic => f.write_str("invalid topic name (1-128 bytes of A-Z a-z 0-9 . _ : -)"),
+            Error::InvalidEventType => {
+                f.write_str("invalid event type (1-64 bytes of A-Z a-z 0-9 . _ : -, not \"gap\")")
+            }
+            Error::InvalidId => f.write_str("not an event id (ms-seq)"),
+            Error::EventTooLarge { size, max } => {
+                write!(f, "event data of {size} bytes exceeds the limit of {max}")
+            }
+            Error::TopicLimit { max } => write!(f, "topic limit of {max} reached"),
+            Error::TicketRefused => f.write_str("ticket unknown, used, expired or for another topic"),
+            Error::TooManyTickets => f.write_str("too many tickets outstanding"),
+            Error::BrokerUnavailable => f.write_str("the broker is unavailable"),
+            Error::OutOfOrder { last, got } => write!(f, "event {got} delivered after {last}"),
+            Error::NotFollowed => f.write_str("delivery for a topic this hub does not follow"),
+            Error::AlreadySubscribed => f.write_str("already subscribed"),
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,217 @@
+//! A sequenced event, encoded once for every wire format.
+
+use std::sync::Arc;
+
+use tether_frame::{FrameHeader, OpCode};
+
+use crate::json::push_json_string;
+use crate::{Error, EventId};
+
+/// The longest topic name, in bytes.
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// The longest event type, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 64;
+
+/// The event type of an event published without one.
+pub const DEFAULT_EVENT_TYPE: &str = "message";
+
+/// The event type reserved for the "you missed events" signal on event
+/// streams; publishing it is refused.
+pub const GAP_EVENT_TYPE: &str = "gap";
+
+/// Whether `name` is a valid topic name: 1 to [`MAX_TOPIC_LEN`] bytes of
+/// ASCII letters, digits, `.`, `_`, `-` and `:`. Such a name needs no
+/// escaping in a URL path, a JSON string or a Prometheus label.
+///
+/// ```
+/// assert!(tether_hub::is_valid_topic("chat.lobby"));
+/// assert!(!tether_hub::is_valid_topic("chat/lobby"));
+/// assert!(!tether_hub::is_valid_topic(""));
+/// ```
+pub fn is_valid_topic(name: &str) -> bool {
+    is_name(name, MAX_TOPIC_LEN)
+}
+
+/// Whether `name` may be published as an event type: the characters of a
+/// topic name, 1 to [`MAX_EVENT_TYPE_LEN`] bytes, and not
+/// [`GAP_EVENT_TYPE`].
+pub fn is_valid_event_type(name: &str) -> bool {
+    is_name(name, MAX_EVENT_TYPE_LEN) && name != GAP_EVENT_TYPE
+}
+
+fn is_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// One event of a topic, with its id, encoded once for each wire format;
+/// subscribers on every event loop share these bytes by reference count.
+///
+/// - [`Event::ws_frame`]: one unmasked WebSocket text frame whose payload
+///   is [`Event::json`];
+/// - [`Event::sse`]: the `text/event-stream` event (`id`, `event`, `data`
+///   lines);
+/// - [`Event::json`]: the JSON object
+///   `{"topic":"T","id":"ID","event":"TYPE","data":"DATA"}`, also what a
+///   long poll answers with.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tether_hub::{Event, EventId};
+///
+/// let event = Event::new(Arc::from("news"), EventId::new(7, 1), "update", "two\nlines")?;
+/// assert_eq!(event.json(), r#"{"topic":"news","id":"7-1","event":"update","data":"two\nlines"}"#);
+/// assert_eq!(&event.sse()[..], b"id: 7-1\nevent: update\ndata: two\ndata: lines\n\n");
+/// assert_eq!(event.ws_frame()[0], 0x81); // FIN + text
+/// assert_eq!(&event.ws_frame()[2..], event.json().as_bytes());
+/// # Ok::<(), tether_hub::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Event {
+    topic: Arc<str>,
+    id: EventId,
+    event_type: Box<str>,
+    ws: Arc<[u8]>,
+    /// Where the JSON payload starts in `ws` (after the frame header).
+    json_start: usize,
+    sse: Arc<[u8]>,
+}
+
+impl Event {
+    /// Encodes an event. The topic name and the event type must be valid
+    /// ([`is_valid_topic`], [`is_valid_event_type`]); the data may be any
+    /// string (an event stream turns its CRs into line feeds, as the format
+    /// cannot carry them; the WebSocket and JSON forms carry it exactly).
+    pub fn new(topic: Arc<str>, id: EventId, event_type: &str, data: &str) -> Result<Arc<Event>, Error> {
+        if !is_valid_topic(&topic) {
+            return Err(Error::InvalidTopic);
+        }
+        if !is_valid_event_type(event_type) {
+            return Err(Error::InvalidEventType);
+        }
+        let id_text = id.to_string();
+        let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + 48);
+        json.push_str("{\"topic\":\"");
+        json.push_str(&topic);
+        json.push_str("\",\"id\":\"");
+        json.push_str(&id_text);
+        json.push_str("\",\"event\":\"");
+        json.push_str(event_type);
+        json.push_str("\",\"data\":");
+        push_json_string(&mut json, data);
+        json.push('}');
+        let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
+        let mut ws = Vec::with_capacity(header.len() + json.len());
+        ws.extend_from_slice(&header);
+        ws.extend_from_slice(json.as_bytes());
+        let mut sse = Vec::with_capacity(data.len() + event_type.len() + id_text.len() + 24);
+        tether_sse::Event::new()
+            .id(&id_text)
+            .event(event_type)
+            .data(data)
+            .encode(&mut sse)
+            .map_err(|_| Error::InvalidEventType)?;
+        Ok(Arc::new(Event {
+            topic,
+            id,
+            event_type: event_type.into(),
+            json_start: header.len(),
+            ws: ws.into(),
+            sse: sse.into(),
+        }))
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    /// The id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The WebSocket frame (server to client: unmasked, one text frame).
+    pub fn ws_frame(&self) -> &Arc<[u8]> {
+        &self.ws
+    }
+
+    /// The event-stream event.
+    pub fn sse(&self) -> &Arc<[u8]> {
+        &self.sse
+    }
+
+    /// The event as a JSON object (the WebSocket frame's payload).
+    pub fn json(&self) -> &str {
+        // Built from a String above; the header is all that precedes it.
+        std::str::from_utf8(&self.ws[self.json_start..]).unwrap_or_default()
+    }
+
+    /// What the event counts for against a backlog's byte bound: both
+    /// encodings.
+    pub fn cost(&self) -> usize {
+        self.ws.len() + self.sse.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_topic("a"));
+        assert!(is_valid_topic(&"x".repeat(MAX_TOPIC_LEN)));
+        assert!(!is_valid_topic(&"x".repeat(MAX_TOPIC_LEN + 1)));
+        for bad in ["", "a b", "a/b", "é", "a?b", "a\"b", "a\nb"] {
+            assert!(!is_valid_topic(bad), "{bad:?}");
+        }
+        assert!(is_valid_event_type("tick"));
+        assert!(!is_valid_event_type("gap"));
+        assert!(!is_valid_event_type("a\nb"));
+        assert!(!is_valid_event_type(&"e".repeat(MAX_EVENT_TYPE_LEN + 1)));
+    }
+
+    #[test]
+    fn encodings_agree() {
+        let data = "quote \" backslash \\ tab \t nul \0 crlf \r\n unicode é ✓";
+        let event = Event::new(Arc::from("t"), EventId::new(1, 2), "x", data).unwrap();
+        let json = event.json();
+        assert!(json.starts_with(r#"{"topic":"t","id":"1-2","event":"x","data":""#));
+        // The SSE form parses back to the data, CRLF turned into LF.
+        let mut parser = tether_sse::Parser::new();
+        parser.feed(event.sse());
+        let Some(Ok(tether_sse::Item::Event(parsed))) = parser.poll() else {
+            panic!("one event")
+        };
+        assert_eq!(parsed.data(), data.replace("\r\n", "\n"));
+        assert_eq!(parsed.event_type(), "x");
+        assert_eq!(parsed.last_event_id(), "1-2");
+        // A large payload gets the 16-bit length form.
+        let big = Event::new(Arc::from("t"), EventId::new(1, 3), "x", &"y".repeat(70_000)).unwrap();
+        assert_eq!(big.ws_frame()[1], 127);
+        assert_eq!(&big.ws_frame()[10..], big.json().as_bytes());
+        assert_eq!(big.cost(), big.ws_frame().len() + big.sse().len());
+    }
+
+    #[test]
+    fn refuses_bad_names() {
+        assert_eq!(
+            Event::new(Arc::from("a b"), EventId::ZERO, "x", "").unwrap_err(),
+            Error::InvalidTopic
+        );
+        assert_eq!(
+            Event::new(Arc::from("a"), EventId::ZERO, "gap", "").unwrap_err(),
+            Error::InvalidEventType
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The little JSON the hub writes: string literals and control messages.
+
+use core::fmt::Write as _;
+
+use crate::EventId;
+
+/// Appends `text` as a JSON string literal, quotes included.
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[plain..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&text[plain..]);
+    out.push('"');
+}
+
+/// `text` as a JSON string literal.
+///
+/// ```
+/// assert_eq!(tether_hub::json_string("a\"b\n"), r#""a\"b\n""#);
+/// ```
+pub fn json_string(text: &str) -> String {
+    let mut out = String::new();
+    push_json_string(&mut out, text);
+    out
+}
+
+/// The "you missed events" signal: some events after the id a subscriber
+/// resumed from are no longer held, or the id is not one this topic knows.
+///
+/// What is still held follows the signal (from [`Gap::first`] on), then the
+/// live events. [`Gap::resume`] is the id to resume from to get exactly
+/// that again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The first event still held (the first one that follows the signal),
+    /// or `None` if none is.
+    pub first: Option<EventId>,
+    /// The id a subscriber is at once it has the signal: the last event
+    /// dropped from the backlog, or [`EventId::ZERO`].
+    pub resume: EventId,
+}
+
+impl Gap {
+    /// The signal's JSON object, as an event stream's `gap` event carries
+    /// it in its data and a long poll in its `gap` field:
+    /// `{"topic":"T","requested":"ID","first":"ID"|null,"resume":"ID"}`
+    /// (`requested` is what the client sent, as a string).
+    ///
+    /// ```
+    /// use tether_hub::{EventId, Gap};
+    ///
+    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2) };
+    /// assert_eq!(
+    ///     gap.json("news", "4-9"),
+    ///     r#"{"topic":"news","requested":"4-9","first":"5-3","resume":"5-2"}"#
+    /// );
+    /// ```
+    pub fn json(&self, topic: &str, requested: &str) -> String {
+        self.object(topic, requested, "")
+    }
+
+    /// The signal as a WebSocket control message: the object of
+    /// [`Gap::json`] with `"control":"gap"` first.
+    ///
+    /// ```
+    /// use tether_hub::{EventId, Gap};
+    ///
+    /// let gap = Gap { first: None, resume: EventId::ZERO };
+    /// assert_eq!(
+    ///     gap.ws_json("news", "x"),
+    ///     r#"{"control":"gap","topic":"news","requested":"x","first":null,"resume":"0-0"}"#
+    /// );
+    /// ```
+    pub fn ws_json(&self, topic: &str, requested: &str) -> String {
+        self.object(topic, requested, "\"control\":\"gap\",")
+    }
+
+    /// The signal as an event-stream event: type `gap`, the data of
+    /// [`Gap::json`], and [`Gap::resume`] as its id, so that a client that
+    /// reconnects right after it resumes without another gap.
+    ///
+    /// ```
+    /// use tether_hub::{EventId, Gap};
+    ///
+    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2) };
+    /// assert_eq!(
+    ///     String::from_utf8(gap.sse("n", "1-1")).unwrap(),
+    ///     "id: 5-2\nevent: gap\ndata: {\"topic\":\"n\",\"requested\":\"1-1\",\"first\":\"5-3\",\"resume\":\"5-2\"}\n\n"
+    /// );
+    /// ```
+    pub fn sse(&self, topic: &str, requested: &str) -> Vec<u8> {
+        let data = self.json(topic, requested);
+        let id = self.resume.to_string();
+        let mut out = Vec::with_capacity(data.len() + 40);
+        // The id has no line break and the type is fixed: this cannot fail.
+        let _ = tether_sse::Event::new()
+            .id(&id)
+            .event(crate::GAP_EVENT_TYPE)
+            .data(&data)
+            .encode(&mut out);
+        out
+    }
+
+    fn object(&self, topic: &str, requested: &str, prefix: &str) -> String {
+        let mut out = String::with_capacity(96 + requested.len());
+        out.push('{');
+        out.push_str(prefix);
+        out.push_str("\"topic\":");
+        push_json_string(&mut out, topic);
+        out.push_str(",\"requested\":");
+        push_json_string(&mut out, requested);
+        out.push_str(",\"first\":");
+        match self.first {
+            Some(first) => {
+                let _ = write!(out, "\"{first}\"");
+            }
+            None => out.push_str("null"),
+        }
+        let _ = write!(out, ",\"resume\":\"{}\"}}", self.resume);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    #[test]
+    fn escapes_what_json_requires() {
+        assert_eq!(json_string(""), "\"\"");
+        assert_eq!(json_string("plain é ✓"), "\"plain é ✓\"");
+        assert_eq!(
+            json_string("\"\\\n\r\t\u{0}\u{1f}\u{7f}"),
+            "\"\\\"\\\\\\n\\r\\t\\u0000\\u001f\u{7f}\""
+        );
+    }
+}

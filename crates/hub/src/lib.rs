@@ -1,0 +1,92 @@
+//! The pub/sub core of tether: topics, per-topic event ids, bounded
+//! backlogs for `Last-Event-ID` replay, events encoded once for every wire
+//! format, the broker interface and the in-process broker, and tickets for
+//! clients that cannot send headers.
+//!
+//! Sans-IO, like the protocol crates: no sockets, no threads, no clock
+//! reads (time is passed in), no randomness (passed in too), and no
+//! dependency on the server. `tether-server`'s `apps::HubApp` drives it on
+//! its event loops; see the README beside this crate for the routes and
+//! message formats it serves.
+//!
+//! # The parts
+//!
+//! - [`EventId`]: `(ms, seq)` ids, written `ms-seq`, the shape of Redis
+//!   stream ids.
+//! - [`Event`]: one sequenced event with its WebSocket frame, its
+//!   event-stream bytes and its JSON, made once and shared (`Arc`) by every
+//!   subscriber on every loop.
+//! - [`Backlog`]: a topic's recent events, bounded by count and bytes;
+//!   [`Backlog::replay`] gives exactly the events after an id, or a
+//!   [`Gap`] ("you missed events") when it cannot.
+//! - [`Hub`]: one event loop's replica of every topic and its local
+//!   subscribers; subscribing replays and registers in one step.
+//! - [`Broker`]: sequences publishes and delivers events to every loop in
+//!   one order per topic; its contract is on the trait. [`LocalBroker`] is
+//!   the in-process one: each topic is sequenced by one loop.
+//! - [`Tickets`] and [`secret_matches`]: access control.
+//!
+//! # One publish, start to end
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tether_hub::{
+//!     Broker, Config, Context, Hub, HubMessage, LocalBroker, Publish, Replay, Subscribed, Transport,
+//! };
+//!
+//! struct OneLoop(Vec<HubMessage>);
+//! impl Context for OneLoop {
+//!     fn loops(&self) -> usize { 1 }
+//!     fn this_loop(&self) -> usize { 0 }
+//!     fn post(&mut self, _to: usize, message: HubMessage) { self.0.push(message) }
+//!     fn unix_ms(&self) -> u64 { 1_000 }
+//! }
+//!
+//! let config = Config::default();
+//! let mut hub: Hub<u32> = Hub::new(config.clone(), true);
+//! let mut broker = LocalBroker::new(config.clone());
+//! let mut cx = OneLoop(Vec::new());
+//!
+//! // Subscriber 1 listens over SSE; a publish goes through the broker.
+//! assert!(matches!(hub.subscribe("news", 1, Transport::EventStream, None)?, Subscribed::Live(_)));
+//! broker.publish(Publish::new("news", Some("update"), "hello", &config)?, &mut cx)?;
+//! for message in cx.0.drain(..) {
+//!     if let HubMessage::Deliver(event) = message {
+//!         let delivery = hub.deliver(event.clone())?;
+//!         assert_eq!(delivery.event_stream, [1]);
+//!         assert_eq!(&event.sse()[..], b"id: 1000-1\nevent: update\ndata: hello\n\n");
+//!     }
+//! }
+//! // A later subscriber resuming from 0-0 gets it replayed.
+//! let Subscribed::Live(Replay::Events(mut replay)) =
+//!     hub.subscribe("news", 2, Transport::WebSocket, Some("0-0"))?
+//! else { panic!() };
+//! assert_eq!(replay.next().unwrap().json(),
+//!     r#"{"topic":"news","id":"1000-1","event":"update","data":"hello"}"#);
+//! # Ok::<(), tether_hub::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backlog;
+mod broker;
+mod config;
+mod error;
+mod event;
+mod hub;
+mod id;
+mod json;
+mod tickets;
+
+pub use backlog::{Backlog, Events, Replay};
+pub use broker::{Broker, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of};
+pub use config::Config;
+pub use error::Error;
+pub use event::{
+    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, MAX_TOPIC_LEN, is_valid_event_type,
+    is_valid_topic,
+};
+pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
+pub use id::EventId;
+pub use json::{Gap, json_string};
+pub use tickets::{Grant, Tickets, secret_matches};
