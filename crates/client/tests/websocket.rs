@@ -340,3 +340,118 @@ fn without_reconnect_a_lost_server_is_an_error() {
     }
     assert!(matches!(ws.recv(), Err(Error::Closed)));
 }
+
+/// A hand-written server: accepts one connection, completes the opening
+/// handshake, and hands the socket to `script`.
+fn raw_peer(
+    script: impl FnOnce(std::net::TcpStream) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "the request head ended early");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let mut response =
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: "
+                .to_vec();
+        response.extend_from_slice(&tether_handshake::accept_key(key.as_bytes()));
+        response.extend_from_slice(b"\r\n\r\n");
+        s.write_all(&response).unwrap();
+        script(s);
+    });
+    (url, peer)
+}
+
+/// Reads one masked client frame: (first byte, unmasked payload).
+fn read_client_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[1] & 0x80, 0x80, "client frames are masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut mask = [0u8; 4];
+    s.read_exact(&mut mask).unwrap();
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).unwrap();
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    (head[0], payload)
+}
+
+#[test]
+fn an_answer_goes_out_before_the_close_of_a_later_failure() {
+    use std::io::Write;
+    let (url, peer) = raw_peer(|mut s| {
+        // A ping, a text message, then a frame with RSV2 set (no extension
+        // was negotiated: a protocol error), all in one write.
+        s.write_all(b"\x89\x01x\x81\x01a\xa1\x00").unwrap();
+        assert_eq!(read_client_frame(&mut s), (0x8a, b"x".to_vec()), "the pong");
+        assert_eq!(read_client_frame(&mut s), (0x81, b"a".to_vec()), "the echo");
+        let (first, payload) = read_client_frame(&mut s);
+        assert_eq!(first, 0x88, "then the close frame");
+        assert_eq!(payload[..2], 1002u16.to_be_bytes());
+        // We close TCP first, as a server should; the client saw its
+        // failure and waited for this.
+        s.write_all(b"\x88\x02\x03\xea").unwrap();
+        drop(s);
+    });
+    let mut ws = builder(url).connect().unwrap();
+    assert!(matches!(ws.recv().unwrap(), Event::Ping(p) if p.as_slice() == b"x"));
+    let message = ws.recv_message().unwrap().unwrap();
+    ws.send(&message).unwrap();
+    let err = ws.recv().unwrap_err();
+    assert_eq!(err.close_code(), Some(CloseCode::PROTOCOL_ERROR), "{err}");
+    assert!(matches!(ws.recv(), Err(Error::Closed)));
+    peer.join().unwrap();
+}
+
+#[test]
+fn keepalive_pings_a_silent_server() {
+    let (url, peer) = raw_peer(|mut s| {
+        use std::io::Write;
+        let (first, _) = read_client_frame(&mut s);
+        assert_eq!(first, 0x89, "a ping after the interval of silence");
+        s.write_all(b"\x8a\x00\x88\x02\x03\xe8").unwrap();
+        let (first, payload) = read_client_frame(&mut s);
+        assert_eq!(
+            (first, payload),
+            (0x88, 1000u16.to_be_bytes().to_vec()),
+            "the close echo"
+        );
+    });
+    let mut ws = builder(url)
+        .ping_interval(Some(Duration::from_millis(30)))
+        .connect()
+        .unwrap();
+    assert!(matches!(ws.recv().unwrap(), Event::Pong(_)));
+    assert!(matches!(ws.recv().unwrap(), Event::Closed(f) if f.code == CloseCode::NORMAL));
+    peer.join().unwrap();
+}
