@@ -301,6 +301,24 @@ impl Encoded {
     }
 }
 
+/// Bytes encoded elsewhere (a hub event's frame, say), shared as they
+/// are: no copy. They must be what the receiving connections expect: whole
+/// server-to-client WebSocket frames, or whole SSE events.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tether_server::Encoded;
+///
+/// let frame: Arc<[u8]> = Arc::from(&[0x81, 0x02, b'h', b'i'][..]);
+/// let encoded = Encoded::from(frame.clone());
+/// assert!(std::ptr::eq(encoded.as_bytes(), &frame[..]));
+/// ```
+impl From<Arc<[u8]>> for Encoded {
+    fn from(bytes: Arc<[u8]>) -> Encoded {
+        Encoded(bytes)
+    }
+}
+
 /// Something to do to a connection other than the one being handled,
 /// applied by the loop as soon as the callback returns.
 #[derive(Debug)]
