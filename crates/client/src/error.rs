@@ -76,9 +76,10 @@ pub enum Error {
     /// not fit the offer (RFC 7692 section 5 says to fail the connection).
     #[cfg(feature = "deflate")]
     Deflate(tether_deflate::Error),
-    /// Peer: the server broke the WebSocket protocol or a configured limit
-    /// (or went quiet past the idle timeout). A close frame with
-    /// [`Error::close_code`] was sent where one could be.
+    /// Peer: the server broke the WebSocket protocol or a configured limit.
+    /// A close frame with [`Error::close_code`] was sent where one could
+    /// be. (A server gone quiet past the idle timeout, or not answering our
+    /// close frame, is [`Error::Timeout`].)
     Protocol(tether_ws::Error),
     /// Peer: an HTTP response the event-stream client cannot read
     /// (malformed head or chunked encoding, a head over 64 KiB). The text

@@ -85,3 +85,17 @@ pub enum Event {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
+
+#[cfg(test)]
+mod tests {
+    /// Clients can be moved to another thread (a load generator's workers).
+    #[test]
+    fn clients_are_send() {
+        fn send<T: Send>() {}
+        send::<crate::WebSocket>();
+        send::<crate::NonBlockingClient<std::net::TcpStream>>();
+        send::<crate::EventSource>();
+        send::<crate::StopHandle>();
+        send::<crate::Error>();
+    }
+}

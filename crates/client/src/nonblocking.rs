@@ -274,6 +274,13 @@ impl<S: Read + Write> NonBlockingClient<S> {
         Ok(())
     }
 
+    /// Sends an unsolicited pong, a one-way heartbeat.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.session.pong(payload)?;
+        self.flush();
+        Ok(())
+    }
+
     /// Starts the close handshake; [`Event::Closed`] follows when the
     /// server answers (or an error on the close timeout).
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), Error> {

@@ -189,7 +189,9 @@ pub enum SseEvent {
 }
 
 /// Stops an [`EventSource`] from another thread, interrupting a blocked
-/// read or a reconnection wait.
+/// read or a reconnection wait. (A TCP connect in progress is not
+/// interrupted: it ends within the connect timeout, and the source stops
+/// then.)
 #[derive(Debug, Clone, Default)]
 pub struct StopHandle {
     inner: Arc<(Mutex<StopState>, Condvar)>,
