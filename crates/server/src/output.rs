@@ -109,7 +109,17 @@ impl OutQueue {
     /// would block with bytes left.
     pub(crate) fn flush<W: Write>(&mut self, socket: &mut W, pool: &mut Pool) -> io::Result<bool> {
         while self.len > 0 {
-            let written = {
+            let written = if self.chunks.len() == 1 {
+                // The common case (one reply, one event): a plain write,
+                // without building a slice array for one slice.
+                match socket.write(&self.chunks[0].as_slice()[self.offset..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(written) => written,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
                 for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
