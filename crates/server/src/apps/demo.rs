@@ -1,10 +1,11 @@
-//! The demo served by `tether serve`: a page, an echo, chat rooms and a
-//! clock feed on one port.
+//! The demo served by `tether serve`: a page, an echo, and the pub/sub hub
+//! with a clock feed and chat rooms as topics, on one port and every
+//! event loop.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::apps::{Chat, Clock, Echo};
-use crate::{App, CloseReason, ConnId, Ctx, Message, Request, Route};
+use crate::apps::{Chat, Clock, Echo, HubApp, HubSettings, HubShared};
+use crate::{App, CloseReason, ConnId, Ctx, Message, Post, Reply, Request, Response, Route};
 
 const ECHO: u32 = 1;
 const CHAT: u32 = 2;
@@ -18,22 +19,61 @@ const PAGE: &[u8] = include_bytes!("../../static/index.html");
 ///
 /// | path | what |
 /// | --- | --- |
-/// | `/` | the demo page |
+/// | `/` | the demo page: the `clock` topic's feed and a chat room (`chat.ROOM`), both through the hub |
 /// | `/healthz` | `ok` (served by the server itself) |
 /// | `/echo` | WebSocket echo |
-/// | `/chat?room=NAME` | WebSocket chat room (default room "lobby") |
-/// | `/chat/events?room=NAME` | the room's messages as Server-Sent Events |
-/// | `/clock` | a tick a second as Server-Sent Events, with ids |
-#[derive(Debug, Default)]
+/// | `/topics/...`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
+/// | `/chat?room=NAME` | the earlier WebSocket chat room, raw text ([`Chat`]) |
+/// | `/chat/events?room=NAME` | that room's messages as Server-Sent Events |
+/// | `/clock` | the earlier clock feed ([`Clock`]) |
+///
+/// The hub's topics span every event loop: loop 0 publishes a `tick`
+/// event (`{"n":N,"unix_ms":T}`) to the `clock` topic every second, and
+/// WebSocket subscribers of `chat.*` topics may publish to them. The
+/// earlier routes (`/chat`, `/chat/events`, `/clock`) keep their formats
+/// but live in one event loop each: with several loops, use the topics.
+#[derive(Debug)]
 pub struct Demo {
+    hub: HubApp,
     chat: Chat,
     clock: Clock,
+    ticks: u64,
+}
+
+impl Default for Demo {
+    fn default() -> Demo {
+        Demo::new()
+    }
 }
 
 impl Demo {
-    /// The demo, with no rooms and the clock at zero.
+    /// The topic the demo publishes a tick to every second.
+    pub const CLOCK_TOPIC: &'static str = "clock";
+
+    /// The demo on one event loop, with the demo's hub settings
+    /// ([`Demo::settings`]).
     pub fn new() -> Demo {
-        Demo::default()
+        Demo::with_hub(HubShared::new(Demo::settings(HubSettings::default()), 1).app(0))
+    }
+
+    /// The demo around a hub (one per loop: [`HubShared::app`], with
+    /// settings passed through [`Demo::settings`]).
+    pub fn with_hub(hub: HubApp) -> Demo {
+        Demo {
+            hub,
+            chat: Chat::new(),
+            clock: Clock::new(),
+            ticks: 0,
+        }
+    }
+
+    /// `settings` with what the demo needs: the chat topics (`chat.*`) open
+    /// to WebSocket publishers.
+    pub fn settings(mut settings: HubSettings) -> HubSettings {
+        if !settings.ws_publish.iter().any(|p| p == "chat.*") {
+            settings.ws_publish.push("chat.*".to_owned());
+        }
+        settings
     }
 }
 
@@ -48,13 +88,15 @@ impl App for Demo {
             "/chat" => Route::WebSocket(CHAT),
             "/chat/events" => Route::EventStream(CHAT_EVENTS),
             "/clock" => Route::EventStream(CLOCK),
-            _ => Route::NotFound,
+            _ => self.hub.route(request),
         }
     }
 
-    fn on_open(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        if tag == CHAT {
-            self.chat.join(conn, request);
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        match tag {
+            CHAT => self.chat.join(conn, request),
+            _ if HubApp::handles(tag) => self.hub.on_open(ctx, conn, tag, request),
+            _ => {}
         }
     }
 
@@ -62,13 +104,16 @@ impl App for Demo {
         match tag {
             ECHO => Echo::reply(ctx, conn, &message),
             CHAT => self.chat.message(ctx, conn, message),
+            _ if HubApp::handles(tag) => self.hub.on_message(ctx, conn, tag, message),
             _ => {}
         }
     }
 
-    fn on_close(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
-        if tag == CHAT {
-            self.chat.leave(conn, &reason);
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+        match tag {
+            CHAT => self.chat.leave(conn, &reason),
+            _ if HubApp::handles(tag) => self.hub.on_close(ctx, conn, tag, reason),
+            _ => {}
         }
     }
 
@@ -83,14 +128,16 @@ impl App for Demo {
         match tag {
             CHAT_EVENTS => self.chat.subscribe(conn, request),
             CLOCK => self.clock.subscribe(ctx, conn, last_event_id),
+            _ if HubApp::handles(tag) => self.hub.on_subscribe(ctx, conn, tag, request, last_event_id),
             _ => {}
         }
     }
 
-    fn on_unsubscribe(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
         match tag {
             CHAT_EVENTS => self.chat.leave(conn, &reason),
             CLOCK => self.clock.unsubscribe(conn),
+            _ if HubApp::handles(tag) => self.hub.on_unsubscribe(ctx, conn, tag, reason),
             _ => {}
         }
     }
@@ -101,5 +148,42 @@ impl App for Demo {
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         self.clock.tick(ctx);
+        if ctx.loop_index().0 == 0 {
+            self.ticks += 1;
+            let unix_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let data = format!("{{\"n\":{},\"unix_ms\":{unix_ms}}}", self.ticks);
+            if let Err(e) = self.hub.publish(ctx, Demo::CLOCK_TOPIC, Some("tick"), &data) {
+                log::warn!("demo: the clock could not publish: {e}");
+            }
+        }
+        self.hub.on_tick(ctx);
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        if HubApp::handles(tag) {
+            return self.hub.on_request(ctx, conn, tag, request, body);
+        }
+        Reply::Now(Response::text(404, "404 Not Found\n"))
+    }
+
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {
+        self.hub.on_request_timeout(ctx, conn, tag)
+    }
+
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) {
+        self.hub.on_request_abandoned(ctx, conn, tag);
+    }
+
+    fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
+        self.hub.on_post(ctx, message);
     }
 }
