@@ -1,10 +1,13 @@
-//! `tether serve`: runs the server with the demo (or the bare echo).
+//! `tether serve`: runs the server with the demo (or the hub alone, or the
+//! bare echo).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
-use tether_server::apps::{Demo, Echo};
+use tether_server::apps::{Demo, Echo, HubApp, HubSettings, HubShared};
 use tether_server::{App, Cluster, Config, Handshake};
 
 use crate::logger;
@@ -12,10 +15,37 @@ use crate::logger;
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub(crate) enum AppChoice {
-    /// The demo page at /, /echo, /chat, /chat/events and /clock.
+    /// The demo page at /, /echo and the hub (with a clock topic and chat.* topics).
     Demo,
+    /// The pub/sub hub alone: /topics/..., /tickets, /metrics.
+    Hub,
     /// A WebSocket echo on every path (what Autobahn|Testsuite runs against).
     Echo,
+}
+
+/// The environment variable that can hold the publish token (better than
+/// the command line, which other users of the machine can see).
+const TOKEN_VARIABLE: &str = "TETHER_PUBLISH_TOKEN";
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Secret, String> {
+        if s.is_empty() {
+            return Err("the token is empty".to_owned());
+        }
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 /// Options of `tether serve`.
@@ -30,10 +60,10 @@ pub(crate) struct Args {
     /// The application to serve.
     #[arg(long, value_enum, default_value = "demo")]
     app: AppChoice,
-    /// Event loops, one thread each, sharing the port (SO_REUSEPORT).
-    /// The demo keeps its rooms and clock in one loop, so it runs with 1.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    threads: usize,
+    /// Event loops, one thread each, sharing the port (SO_REUSEPORT)
+    /// [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Most connections at once; more get 503. Default: the open-file limit
     /// (raised to its hard limit) less a small reserve.
     #[arg(long, value_name = "N")]
@@ -74,9 +104,82 @@ pub(crate) struct Args {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
+    #[command(flatten)]
+    hub: HubArgs,
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     deflate: DeflateArgs,
+}
+
+/// The hub's options (`--app demo` and `--app hub`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Hub (pub/sub topics)")]
+pub(crate) struct HubArgs {
+    /// The bearer token that publishing over HTTP and issuing tickets
+    /// require (or set TETHER_PUBLISH_TOKEN, which other users cannot see
+    /// in the process list). Without one, publishing over HTTP is refused.
+    #[arg(long, value_name = "TOKEN")]
+    publish_token: Option<Secret>,
+    /// Subscribing (WebSocket, SSE, long poll) needs a ticket (?ticket=,
+    /// from POST /tickets) or the token.
+    #[arg(long)]
+    require_ticket: bool,
+    /// Seconds a ticket is good for.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    ticket_ttl: f64,
+    /// An origin allowed to open WebSockets and subscribe from a browser
+    /// (repeat for more; e.g. https://example.com). Default: any.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Topics any WebSocket subscriber may publish to: a name, or a prefix
+    /// ending in * (repeat for more). The demo adds chat.*.
+    #[arg(long = "ws-publish", value_name = "PATTERN")]
+    ws_publish: Vec<String>,
+    /// Events each topic keeps for Last-Event-ID replay.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    backlog_events: usize,
+    /// Bytes each topic keeps for replay (both encodings of each event);
+    /// keep it under --max-output.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    backlog_bytes: usize,
+    /// Largest event a publisher may send, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_event_size: usize,
+    /// Most topics with events at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_topics: usize,
+    /// Seconds without a publish after which a topic is forgotten (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    topic_ttl: f64,
+    /// Longest a long poll is held, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 25.0)]
+    poll_timeout: f64,
+}
+
+impl HubArgs {
+    /// The hub settings, and where the token came from (never the token).
+    fn settings(&self) -> (HubSettings, Option<&'static str>) {
+        let mut settings = HubSettings::default();
+        let (token, source) = match &self.publish_token {
+            Some(token) => (Some(token.0.clone()), Some("--publish-token")),
+            None => match std::env::var(TOKEN_VARIABLE) {
+                Ok(token) if !token.is_empty() => (Some(token), Some(TOKEN_VARIABLE)),
+                _ => (None, None),
+            },
+        };
+        settings.publish_token = token;
+        settings.require_ticket = self.require_ticket;
+        settings.ticket_ttl = seconds(self.ticket_ttl);
+        settings.allowed_origins = self.allowed_origins.clone();
+        settings.ws_publish = self.ws_publish.clone();
+        settings.hub.max_backlog_events = self.backlog_events;
+        settings.hub.max_backlog_bytes = self.backlog_bytes;
+        settings.hub.max_event_size = self.max_event_size;
+        settings.hub.max_topics = self.max_topics;
+        settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
+        settings.poll_timeout = seconds(self.poll_timeout);
+        (settings, source)
+    }
 }
 
 /// permessage-deflate (RFC 7692) preferences of `tether serve`.
@@ -163,22 +266,38 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .max_fragments(args.max_fragments)
         .ping_interval(optional_seconds(args.ping_interval))
         .idle_timeout(optional_seconds(args.idle_timeout));
-    let threads = args.threads.max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let (settings, token_source) = args.hub.settings();
+    let handshake = settings.origin_policy(handshake(args));
     let result = match args.app {
-        AppChoice::Demo if threads > 1 => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the demo keeps its chat rooms and clock in one event loop: run it with --threads 1",
-        )),
-        AppChoice::Demo => serve(
-            config,
-            handshake(args),
-            1,
-            |_| Demo::new(),
-            "open it in a browser",
-        ),
+        AppChoice::Demo => {
+            announce_hub(&settings, token_source);
+            let shared = HubShared::new(Demo::settings(settings), threads);
+            serve(
+                config,
+                handshake,
+                threads,
+                |index| Demo::with_hub(shared.app(index)),
+                "open it in a browser",
+            )
+        }
+        AppChoice::Hub => {
+            announce_hub(&settings, token_source);
+            let shared = HubShared::new(settings, threads);
+            serve(
+                config,
+                handshake,
+                threads,
+                |index| -> HubApp { shared.app(index) },
+                "the pub/sub hub at /topics",
+            )
+        }
         AppChoice::Echo => serve(
             config,
-            handshake(args),
+            handshake,
             threads,
             |_| Echo::everywhere(),
             "a WebSocket echo on every path",
@@ -191,6 +310,26 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             eprintln!("tether serve: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says how publishing is set up, without the token itself.
+fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
+    match token_source {
+        Some(source) => log::info!("hub: publishing over HTTP needs the bearer token (from {source})"),
+        None => log::warn!(
+            "hub: no publish token (--publish-token or {TOKEN_VARIABLE}): publishing over HTTP \
+             and issuing tickets are refused with 403"
+        ),
+    }
+    if settings.require_ticket {
+        log::info!("hub: subscribing needs a ticket or the token");
+    }
+    if !settings.allowed_origins.is_empty() {
+        log::info!(
+            "hub: browsers may connect from {}",
+            settings.allowed_origins.join(", ")
+        );
     }
 }
 
