@@ -117,13 +117,14 @@ const pageErrors = [];
 async function openPage(context, path) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${path}: ${e.message}`));
-  // The room's /chat/events stream is subscribed once its response arrives.
-  const chatEvents = page.waitForResponse((r) => r.url().includes('/chat/events'),
+  // The room's /topics/chat.ROOM/events stream is subscribed once its
+  // response arrives.
+  const chatEvents = page.waitForResponse((r) => /\/topics\/chat\.[^/]+\/events$/.test(r.url()),
     { timeout: WAIT });
   chatEvents.catch(() => {}); // awaited below, unless the page itself fails
   const response = await page.goto(new URL(path, server.url).href, { timeout: WAIT });
   assert.equal(response?.status(), 200, `GET ${path}`);
-  assert.equal((await chatEvents).status(), 200, `GET /chat/events from ${path}`);
+  assert.equal((await chatEvents).status(), 200, `GET /topics/chat.ROOM/events from ${path}`);
   return page;
 }
 
@@ -141,7 +142,16 @@ async function waitText(page, id, pred, what) {
   throw new Error(`#${id}: waited ${WAIT / 1000} s for ${what}; it shows ${JSON.stringify(last)}`);
 }
 
-const isId = (s) => /^\d+$/.test(s);
+// Hub event ids are "epoch-seq": the topic's epoch (its creation time in
+// ms, new for every run of the server) and a counter from 1.
+const isId = (s) => /^\d+-\d+$/.test(s);
+const parseId = (s) => s.split('-').map(Number);
+/** Whether id a comes after id b (epoch first, then counter). */
+const isAfter = (a, b) => {
+  const [ea, na] = parseId(a);
+  const [eb, nb] = parseId(b);
+  return ea > eb || (ea === eb && na > nb);
+};
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
@@ -166,23 +176,23 @@ after(async () => {
 // ---------------------------------------------------------------------------
 // The tests (run in this order; b restarts the server, so it comes last)
 
-test('a. the page\'s EventSource receives tick events', { timeout: TEST_TIMEOUT }, async () => {
+test('a. the page\'s EventSource receives the clock topic\'s tick events', { timeout: TEST_TIMEOUT }, async () => {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   main = await openPage(context, '/');
   await waitText(main, 'clock-status', (s) => s === 'open', 'status "open"');
-  const first = Number(await waitText(main, 'clock-last-id', isId, 'a tick id'));
-  const later = Number(await waitText(main, 'clock-last-id', (s) => isId(s) && Number(s) > first,
-    `an id above ${first}`));
-  assert.ok(later > first);
-  assert.equal(await text(main, 'clock-resumed'), '(fresh start)', 'a first connection resumes from nothing');
+  const first = await waitText(main, 'clock-last-id', isId, 'a tick id');
+  const later = await waitText(main, 'clock-last-id', (s) => isId(s) && isAfter(s, first),
+    `an id after ${first}`);
+  assert.equal(parseId(later)[0], parseId(first)[0], 'one epoch while the server runs');
+  assert.equal(await text(main, 'clock-gaps'), '0', 'a first connection has nothing to miss');
   assert.equal(await text(main, 'clock-opens'), '1');
   assert.equal(await text(main, 'clock-status'), 'open');
   const log = await main.locator('#clock-log li').allTextContents();
   assert.ok(log.length >= 2, `clock-log has ${log.length} entries`);
-  assert.match(log[0], new RegExp(`^#${later}\\b`), 'newest tick first in the log');
+  assert.match(log[0], /^#\d+\b/, 'newest tick first in the log');
 });
 
-test('c. chat between two browser contexts, over WebSocket and SSE', { timeout: TEST_TIMEOUT }, async () => {
+test('c. chat between two browser contexts through a hub topic, over WebSocket and SSE', { timeout: TEST_TIMEOUT }, async () => {
   const room = `browser-${process.pid}-${Date.now()}`;
   const contexts = [await browser.newContext(), await browser.newContext()];
   try {
@@ -294,7 +304,7 @@ test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: 
   assert.deepEqual(result.close, { code: 1000, wasClean: true });
 });
 
-test('b. after a server restart on the same port the page resumes with Last-Event-ID', { timeout: TEST_TIMEOUT }, async () => {
+test('b. after a server restart on the same port the page resumes and is told it missed events', { timeout: TEST_TIMEOUT }, async () => {
   assert.ok(main, 'test a did not get to open the page');
   // Record every id the page shows, in order.
   await main.evaluate(() => {
@@ -310,21 +320,29 @@ test('b. after a server restart on the same port the page resumes with Last-Even
   const how = await stopServer(server);
   assert.equal(how.code, 0, `the server's exit after SIGTERM: ${JSON.stringify(how)}\n${server.log}`);
   await waitText(main, 'clock-status', (s) => s === 'reconnecting', 'status "reconnecting"');
-  const last = Number(await text(main, 'clock-last-id'));
-  assert.ok(last >= 1, `last id before the restart: ${last}`);
+  const last = await text(main, 'clock-last-id');
+  assert.ok(isId(last), `last id before the restart: ${last}`);
   const idsBefore = await main.evaluate(() => window.__ids.length);
 
   server = await startServer(port);
   assert.equal(server.port, port, 'the new server listens on the old port');
 
-  await waitText(main, 'clock-resumed', (s) => s === String(last), `resumed from ${last}`);
-  await waitText(main, 'clock-last-id', (s) => isId(s) && Number(s) > last, `an id above ${last}`);
+  // The page comes back with Last-Event-ID from the old run; the new run's
+  // clock topic has a new epoch, so the hub sends a gap signal, then its
+  // whole backlog from the new run's first tick, then live ticks.
+  await waitText(main, 'clock-gaps', (s) => s === '1', 'one gap signal');
+  assert.match(await text(main, 'clock-gap'), new RegExp(`^asked for ${last}, `));
+  await waitText(main, 'clock-last-id', (s) => isId(s) && isAfter(s, last), `an id after ${last}`);
   await waitText(main, 'clock-status', (s) => s === 'open', 'status "open"');
   assert.equal(await text(main, 'clock-opens'), String(opensBefore + 1), 'one reconnect');
-  const after = (await main.evaluate(() => window.__ids)).slice(idsBefore).map(Number);
-  assert.ok(after.length >= 1, 'ticks after the restart');
-  assert.equal(after[0], last + 1, `first tick after the restart: ids ${JSON.stringify(after)}`);
-  for (let i = 1; i < after.length; i++) assert.equal(after[i], after[i - 1] + 1, `ids ${after}`);
+  const ids = (await main.evaluate(() => window.__ids)).slice(idsBefore).map(parseId);
+  assert.ok(ids.length >= 1, 'ticks after the restart');
+  const epoch = ids[0][0];
+  assert.ok(epoch > parseId(last)[0], `a new epoch: ${JSON.stringify(ids)}`);
+  assert.equal(ids[0][1], 1, `the new run's ticks from its first: ${JSON.stringify(ids)}`);
+  for (let i = 1; i < ids.length; i++) {
+    assert.deepEqual(ids[i], [epoch, ids[i - 1][1] + 1], `ids ${JSON.stringify(ids)}`);
+  }
   await main.screenshot({ path: join(SHOTS, 'demo-after-restart.png'), fullPage: true });
 });
 

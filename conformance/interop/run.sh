@@ -79,7 +79,9 @@ mkdir -p "$cache"
 ) 9>"$cache/interop-venv.lock" || die "could not create the venv at $venv"
 
 # --- the server -------------------------------------------------------------
-"$bin" serve --addr 127.0.0.1 --port 0 --app demo --log-level warn \
+# The hub's publish token goes through the environment, as it should in use.
+token="interop-$RANDOM$RANDOM"
+TETHER_PUBLISH_TOKEN="$token" "$bin" serve --addr 127.0.0.1 --port 0 --app demo --log-level warn \
     >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=""
@@ -99,7 +101,7 @@ say "server on 127.0.0.1:$port (pid $server_pid)"
 # In the background, so that a signal reaches the traps at once.
 status=0
 setsid timeout 300 "$venv/bin/python" "$here/test_interop.py" \
-    --url "http://127.0.0.1:$port" --tether "$bin" &
+    --url "http://127.0.0.1:$port" --tether "$bin" --token "$token" &
 tests_pid=$!
 wait "$tests_pid" || status=$?
 tests_pid=""

@@ -2,10 +2,12 @@
 
 The WebSocket client is Python's `websockets` package (not tether's own
 client); the Server-Sent Events client is `curl -N`, whose output is also
-fed to `tether sse-decode`. Run by `run.sh` beside this file, which builds
-the binary, provides the venv and starts the server; by hand:
+fed to `tether sse-decode`; publishing and long polls are curl too. Run by
+`run.sh` beside this file, which builds the binary, provides the venv and
+starts the server (with a publish token); by hand:
 
-    python test_interop.py --url http://127.0.0.1:PORT --tether target/release/tether
+    TETHER_PUBLISH_TOKEN=t tether serve --port 8080 &
+    python test_interop.py --url http://127.0.0.1:8080 --tether target/release/tether --token t
 
 Prints one line per test and finally `interop: N passed, M failed`; exits 1
 when anything failed.
@@ -67,6 +69,12 @@ def describe(data):
     return f"{kind} {size} B"
 
 
+def id_key(event_id):
+    """A hub event id "ms-seq" as a sortable pair."""
+    ms, seq = event_id.split("-")
+    return int(ms), int(seq)
+
+
 def first_difference(a, b):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -75,11 +83,12 @@ def first_difference(a, b):
 
 
 class Interop:
-    def __init__(self, url, tether, curl):
+    def __init__(self, url, tether, curl, token):
         self.http = url.rstrip("/")
         self.ws = "ws://" + self.http.split("://", 1)[1]
         self.tether = tether
         self.curl = curl
+        self.token = token
         self.results = []
 
     # -- running ---------------------------------------------------------
@@ -211,24 +220,42 @@ class Interop:
         print(f"     close {code} {reason!r} answered with {ws.close_code} {ws.close_reason!r}",
               flush=True)
 
+    async def ws_event(self, ws):
+        """The next hub message on a WebSocket, as JSON."""
+        got = await asyncio.wait_for(ws.recv(), WS_TIMEOUT)
+        check(isinstance(got, str), f"expected a JSON text message, got {describe(got)}")
+        return json.loads(got)
+
     async def test_chat(self):
+        """The demo's chat: a topic chat.ROOM that WebSocket clients publish to."""
         room = "interop-" + uuid.uuid4().hex[:8]
         kwargs = dict(compression=None, open_timeout=WS_TIMEOUT, close_timeout=WS_TIMEOUT)
-        async with connect(f"{self.ws}/chat?room={room}", **kwargs) as a, \
-                connect(f"{self.ws}/chat?room={room}", **kwargs) as b, \
-                connect(f"{self.ws}/chat?room={room}-other", **kwargs) as other:
+        async with connect(f"{self.ws}/topics/chat.{room}/ws", **kwargs) as a, \
+                connect(f"{self.ws}/topics/chat.{room}/ws", **kwargs) as b, \
+                connect(f"{self.ws}/topics/chat.{room}-other/ws", **kwargs) as other:
+            last = None
             for sender, name in ((a, "A"), (b, "B")):
                 text = f"hello from {name} \u2713 {uuid.uuid4().hex[:6]}"
                 await sender.send(text)
+                ids = set()
                 for receiver, rname in ((a, "A"), (b, "B")):
-                    got = await asyncio.wait_for(receiver.recv(), WS_TIMEOUT)
-                    check(got == text, f"{name} sent {text!r}; {rname} got {got!r}")
-            # Binary messages are not chat: ignored, not broadcast.
+                    got = await self.ws_event(receiver)
+                    check(got.get("data") == text and got.get("topic") == f"chat.{room}"
+                          and got.get("event") == "message",
+                          f"{name} sent {text!r}; {rname} got {got!r}")
+                    ids.add(got["id"])
+                check(len(ids) == 1, f"A and B saw different ids for one message: {ids}")
+                new = ids.pop()
+                check(last is None or id_key(new) > id_key(last), f"ids not increasing: {last}, {new}")
+                last = new
+            # Binary messages are not published: the sender is told, nobody else.
             await a.send(b"\x00binary")
+            error = await self.ws_event(a)
+            check(error.get("control") == "error", f"after a binary message A got {error!r}")
             await a.send("after binary")
-            got = await asyncio.wait_for(b.recv(), WS_TIMEOUT)
-            check(got == "after binary", f"expected 'after binary' at B, got {got!r}")
-            await asyncio.wait_for(a.recv(), WS_TIMEOUT)
+            got = await self.ws_event(b)
+            check(got.get("data") == "after binary", f"expected 'after binary' at B, got {got!r}")
+            await self.ws_event(a)
             # Another room hears nothing.
             try:
                 leaked = await asyncio.wait_for(other.recv(), 0.5)
@@ -238,21 +265,22 @@ class Interop:
                 raise Failure(f"a socket in another room received {leaked!r}")
 
     async def test_chat_sse_bridge(self):
-        """A chat message reaches the room's /chat/events subscriber (curl)."""
+        """A chat message reaches the topic's event stream (curl), with the same ids."""
         room = "interop-sse-" + uuid.uuid4().hex[:8]
         curl = subprocess.Popen(
-            [self.curl, "-sN", "--max-time", "10", f"{self.http}/chat/events?room={room}"],
+            [self.curl, "-sN", "--max-time", "10", f"{self.http}/topics/chat.{room}/events"],
             stdout=subprocess.PIPE,
         )
+        ids = []
         try:
             # Subscribed once the stream's first bytes (the retry hint) arrive.
             first = await asyncio.wait_for(asyncio.to_thread(curl.stdout.readline), WS_TIMEOUT)
-            check(first.startswith(b"retry:"), f"/chat/events began with {first!r}")
-            async with connect(f"{self.ws}/chat?room={room}", compression=None,
+            check(first.startswith(b"retry:"), f"the event stream began with {first!r}")
+            async with connect(f"{self.ws}/topics/chat.{room}/ws", compression=None,
                                open_timeout=WS_TIMEOUT) as ws:
                 for text in ("one", "two\nlines"):
                     await ws.send(text)
-                    await asyncio.wait_for(ws.recv(), WS_TIMEOUT)
+                    ids.append((await self.ws_event(ws))["id"])
         finally:
             await asyncio.sleep(0.3)
             curl.terminate()
@@ -260,8 +288,132 @@ class Interop:
             curl.wait()
         events = [e for e in self.sse_decode(first + rest) if "type" in e]
         got = [(e["type"], e["data"], e["last_event_id"]) for e in events]
-        want = [("message", "one", "1"), ("message", "two\nlines", "2")]
-        check(got == want, f"/chat/events delivered {got}, expected {want}")
+        want = [("message", "one", ids[0]), ("message", "two\nlines", ids[1])]
+        check(got == want, f"the event stream delivered {got}, expected {want}")
+
+    # -- the hub over HTTP: publish, replay, gap, long poll, auth, metrics
+
+    def curl_http(self, *args):
+        """curl with the status code appended; (status, body text)."""
+        out = subprocess.run([self.curl, "-sS", "--max-time", "20", "-w", "\n%{http_code}", *args],
+                             capture_output=True, timeout=40)
+        check(out.returncode == 0, f"curl {args} exited {out.returncode}: "
+              f"{out.stderr.decode(errors='replace').strip()}")
+        body, _, code = out.stdout.decode().rpartition("\n")
+        return int(code), body
+
+    def publish(self, topic, data, event=None, token=None):
+        url = f"{self.http}/topics/{topic}" + (f"?event={event}" if event else "")
+        status, body = self.curl_http("-X", "POST", "-H",
+                                      f"Authorization: Bearer {token or self.token}",
+                                      "--data-binary", data, url)
+        check(status == 200, f"POST {url}: {status} {body!r}")
+        return json.loads(body)["id"]
+
+    def curl_stream(self, target, seconds, headers=()):
+        """`curl -N` on an event stream for `seconds`, decoded by sse-decode."""
+        cmd = [self.curl, "-sN", "--max-time", str(seconds)]
+        for header in headers:
+            cmd += ["-H", header]
+        out = subprocess.run(cmd + [self.http + target], capture_output=True, timeout=seconds + 15)
+        check(out.returncode == 28, f"curl exited {out.returncode}, expected 28 (--max-time)")
+        return [e for e in self.sse_decode(out.stdout) if "type" in e]
+
+    async def test_hub_replay(self):
+        """curl publishes; curl -N resumes with Last-Event-ID (header and query): exactly the rest."""
+        topic = "interop-replay-" + uuid.uuid4().hex[:8]
+        sent = [("update", f"item {i}\nline two") for i in range(3)]
+        ids = [await asyncio.to_thread(self.publish, topic, data, event) for event, data in sent]
+        check(len(set(ids)) == 3 and sorted(ids, key=id_key) == ids, f"ids {ids}")
+        want = [(e, d, i) for (e, d), i in zip(sent[1:], ids[1:])]
+        for target, headers in ((f"/topics/{topic}/events", [f"Last-Event-ID: {ids[0]}"]),
+                                (f"/topics/{topic}/events?lastEventId={ids[0]}", [])):
+            events = await asyncio.to_thread(self.curl_stream, target, 1.5, headers)
+            got = [(e["type"], e["data"], e["last_event_id"]) for e in events]
+            check(got == want, f"{target} {headers}: {got}, expected {want}")
+        # The same over WebSocket with ?lastEventId=.
+        async with connect(f"{self.ws}/topics/{topic}/ws?lastEventId={ids[0]}", compression=None,
+                           open_timeout=WS_TIMEOUT) as ws:
+            got = [await self.ws_event(ws) for _ in range(2)]
+            got = [(e["event"], e["data"], e["id"]) for e in got]
+            check(got == want, f"WebSocket resume: {got}, expected {want}")
+
+    async def test_hub_gap(self):
+        """An unknown Last-Event-ID gets a gap event, then what is held."""
+        topic = "interop-gap-" + uuid.uuid4().hex[:8]
+        first = await asyncio.to_thread(self.publish, topic, "kept")
+        events = await asyncio.to_thread(self.curl_stream, f"/topics/{topic}/events", 1.5,
+                                         ["Last-Event-ID: 1-1"])
+        check(len(events) == 2 and events[0]["type"] == "gap",
+              f"expected a gap then one event, got {events}")
+        gap = json.loads(events[0]["data"])
+        check(gap == {"topic": topic, "requested": "1-1", "first": first, "resume": "0-0"},
+              f"gap data {gap}")
+        check(events[0]["last_event_id"] == "0-0", f"the gap's id {events[0]['last_event_id']!r}")
+        check(events[1]["data"] == "kept" and events[1]["last_event_id"] == first, f"{events[1]}")
+
+    async def test_hub_poll(self):
+        """Long polls with curl: at once when there is something, else until the timeout."""
+        topic = "interop-poll-" + uuid.uuid4().hex[:8]
+        one = await asyncio.to_thread(self.publish, topic, "one")
+        two = await asyncio.to_thread(self.publish, topic, "two")
+        status, body = await asyncio.to_thread(self.curl_http, f"{self.http}/topics/{topic}/poll?since={one}")
+        answer = json.loads(body)
+        check(status == 200 and [e["data"] for e in answer["events"]] == ["two"]
+              and answer["next"] == two and answer["gap"] is None, f"poll since one: {status} {body}")
+        status, body = await asyncio.to_thread(
+            self.curl_http, f"{self.http}/topics/{topic}/poll?since={two}&timeout=0.5")
+        answer = json.loads(body)
+        check(status == 200 and answer["events"] == [] and answer["next"] == two,
+              f"an up-to-date poll's timeout: {status} {body}")
+        # Held until a publish, which answers it.
+        poll = asyncio.create_task(asyncio.to_thread(
+            self.curl_http, f"{self.http}/topics/{topic}/poll?since={two}"))
+        await asyncio.sleep(0.5)
+        three = await asyncio.to_thread(self.publish, topic, "three")
+        status, body = await asyncio.wait_for(poll, WS_TIMEOUT)
+        answer = json.loads(body)
+        check([e["id"] for e in answer["events"]] == [three], f"the held poll got {body}")
+
+    async def test_hub_auth(self):
+        """Publishing needs the token; tickets are single use."""
+        url = f"{self.http}/topics/interop-auth"
+        status, _ = await asyncio.to_thread(self.curl_http, "-X", "POST", "--data-binary", "x", url)
+        check(status == 401, f"no token: {status}")
+        status, _ = await asyncio.to_thread(self.curl_http, "-X", "POST", "-H", "Authorization: Bearer wrong",
+                                            "--data-binary", "x", url)
+        check(status == 401, f"a wrong token: {status}")
+        status, _ = await asyncio.to_thread(self.curl_http, "-X", "POST", f"{self.http}/tickets")
+        check(status == 401, f"a ticket without the token: {status}")
+        status, body = await asyncio.to_thread(self.curl_http, "-X", "POST", "-H",
+                                               f"Authorization: Bearer {self.token}",
+                                               f"{self.http}/tickets?topic=interop-auth")
+        check(status == 200, f"a ticket: {status} {body}")
+        ticket = json.loads(body)["ticket"]
+        target = f"{self.ws}/topics/interop-auth/ws?ticket={ticket}"
+        async with connect(target, compression=None, open_timeout=WS_TIMEOUT):
+            pass
+        try:
+            async with connect(target, compression=None, open_timeout=WS_TIMEOUT):
+                pass
+        except websockets.exceptions.InvalidStatus as e:
+            check(e.response.status_code == 403, f"a used ticket: {e.response.status_code}")
+        else:
+            raise Failure("a used ticket opened a WebSocket")
+
+    async def test_hub_metrics(self):
+        status, body = await asyncio.to_thread(self.curl_http, f"{self.http}/metrics")
+        check(status == 200, f"/metrics: {status}")
+        samples = {}
+        for line in body.splitlines():
+            if line.startswith("#") or not line:
+                continue
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+        check(samples.get("tether_broker_up") == 1.0, "tether_broker_up is not 1")
+        published = samples.get('tether_hub_publishes_total{result="ok"}', 0)
+        check(published >= 6, f"publishes counted: {published}")
+        check(samples.get('tether_hub_gaps_total', 0) >= 1, "the gap was not counted")
 
     # -- Server-Sent Events through curl ---------------------------------
 
@@ -389,8 +541,16 @@ class Interop:
                        lambda: self.test_close(1000, "bye"))
         await self.run("ws close 4000 'custom' answered with 4000",
                        lambda: self.test_close(4000, "custom"))
-        await self.run("chat broadcast between two clients, rooms kept apart", self.test_chat)
-        await self.run("chat message reaches /chat/events (curl)", self.test_chat_sse_bridge)
+        await self.run("hub chat: a topic two WebSocket clients publish to, rooms kept apart",
+                       self.test_chat)
+        await self.run("hub chat message reaches the topic's event stream (curl)",
+                       self.test_chat_sse_bridge)
+        await self.run("hub: curl publishes, curl -N and websockets resume exactly",
+                       self.test_hub_replay)
+        await self.run("hub: an unknown Last-Event-ID gets a gap event", self.test_hub_gap)
+        await self.run("hub: long polls with curl", self.test_hub_poll)
+        await self.run("hub: publish token, single-use tickets", self.test_hub_auth)
+        await self.run("hub: /metrics counts", self.test_hub_metrics)
 
 
 def main():
@@ -398,9 +558,10 @@ def main():
     ap.add_argument("--url", required=True, help="the server, http://127.0.0.1:PORT")
     ap.add_argument("--tether", required=True, help="the tether binary (for sse-decode)")
     ap.add_argument("--curl", default="curl")
+    ap.add_argument("--token", required=True, help="the server's publish token")
     args = ap.parse_args()
     print(f"websockets {websockets.version.version}, python {sys.version.split()[0]}", flush=True)
-    suite = Interop(args.url, args.tether, args.curl)
+    suite = Interop(args.url, args.tether, args.curl, args.token)
     try:
         asyncio.run(suite.all())
     except Exception:  # noqa: BLE001 - a bug here must still fail the run
