@@ -550,6 +550,32 @@ fn origins_outside_the_allowlist_are_refused() {
     assert_eq!(post.status, 403);
 }
 
+#[test]
+fn the_origin_policy_guards_every_websocket_route() {
+    // Not only the hub's: an echo on every path, behind the same policy.
+    let mut settings = HubSettings::default();
+    settings.allowed_origins = vec!["http://good.example".to_owned()];
+    let handshake = settings.origin_policy(Handshake::new());
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let server = Server::bind(config(), handshake, tether_server::apps::Echo::everywhere())?;
+        tx.send((server.local_addr(), server.handle()))
+            .expect("the test waits");
+        server.run()
+    });
+    let (addr, handle) = rx.recv().expect("the server binds");
+    let try_upgrade = |extra: &str| {
+        let mut raw = tcp(addr);
+        raw.write_all(upgrade_request("/anything", extra).as_bytes())
+            .unwrap();
+        read_head(&mut raw)
+    };
+    assert!(try_upgrade("Origin: http://evil.example\r\n").starts_with("HTTP/1.1 403 "));
+    assert!(try_upgrade("Origin: http://good.example\r\n").starts_with("HTTP/1.1 101 "));
+    handle.shutdown();
+    thread.join().expect("no panic").expect("run() returned Ok");
+}
+
 /// `name{labels} value` lines by name and labels; checks the format.
 fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut types = HashMap::new();
