@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use common::{SseClient, TestServer, WsClient, config};
 use tether_frame::{FrameHeader, OpCode};
-use tether_server::apps::{Chat, Demo, Echo};
+use tether_server::apps::{Chat, Echo};
 use tether_server::{App, CloseReason, ConnId, Ctx, Message, Request, Route};
 
 #[test]
 fn a_message_reaches_its_room_over_both_transports_and_nobody_else() {
-    let server = TestServer::start(config(), Demo::new());
+    let (server, _) = recording_chat(1 << 20);
     let mut a1 = WsClient::connect(server.addr, "/chat?room=a");
     let mut a2 = WsClient::connect(server.addr, "/chat?room=a");
     let mut a_events = SseClient::connect(server.addr, "/chat/events?room=a", "");

@@ -18,7 +18,7 @@ fn shutdown_closes_every_session_and_refuses_new_connections() {
     let mut ws = WsClient::connect(server.addr, "/echo");
     ws.send_text("before");
     assert_eq!(ws.recv_text(), "before");
-    let mut chat = WsClient::connect(server.addr, "/chat?room=s");
+    let mut chat = WsClient::connect(server.addr, "/topics/s/ws");
     let mut clock = SseClient::connect(server.addr, "/clock", "");
     assert_eq!(clock.next_event().event_type(), "welcome");
     let mut idle = HttpConn::connect(server.addr);
@@ -68,7 +68,7 @@ fn shutdown_gives_up_on_peers_that_never_answer() {
     let server = TestServer::start(config, Demo::new());
     let mut ws = WsClient::connect(server.addr, "/echo");
     ws.auto_reply = false;
-    let mut events = SseClient::connect(server.addr, "/chat/events?room=z", "");
+    let mut events = SseClient::connect(server.addr, "/topics/z/events", "");
     assert_eq!(events.response.status, 200);
 
     let start = Instant::now();

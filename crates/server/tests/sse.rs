@@ -62,7 +62,7 @@ fn an_event_stream_has_the_right_head_and_starts_with_retry() {
     let mut config = config();
     config.sse_retry = Duration::from_millis(1500);
     let server = TestServer::start(config, Demo::new());
-    let mut stream = SseClient::connect(server.addr, "/chat/events?room=x", "");
+    let mut stream = SseClient::connect(server.addr, "/topics/x/events", "");
     let head = &stream.response;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
@@ -80,7 +80,7 @@ fn a_silent_stream_gets_heartbeat_comments() {
     let mut config = config();
     config.sse_heartbeat = Duration::from_millis(50);
     let server = TestServer::start(config, Demo::new());
-    let mut stream = SseClient::connect(server.addr, "/chat/events?room=quiet", "");
+    let mut stream = SseClient::connect(server.addr, "/topics/quiet/events", "");
     let start = b"retry: 3000\n\n";
     stream.read_raw_until(start.len() + 4);
     // Nothing happens in the room: the stream is the retry hint, then

@@ -4,12 +4,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::apps::{Chat, Clock, Echo, HubApp, HubSettings, HubShared};
+use crate::apps::{Clock, Echo, HubApp, HubSettings, HubShared};
 use crate::{App, CloseReason, ConnId, Ctx, Message, Post, Reply, Request, Response, Route};
 
 const ECHO: u32 = 1;
-const CHAT: u32 = 2;
-const CHAT_EVENTS: u32 = 3;
 const CLOCK: u32 = 4;
 
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
@@ -23,19 +21,18 @@ const PAGE: &[u8] = include_bytes!("../../static/index.html");
 /// | `/healthz` | `ok` (served by the server itself) |
 /// | `/echo` | WebSocket echo |
 /// | `/topics/...`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
-/// | `/chat?room=NAME` | the earlier WebSocket chat room, raw text ([`Chat`]) |
-/// | `/chat/events?room=NAME` | that room's messages as Server-Sent Events |
-/// | `/clock` | the earlier clock feed ([`Clock`]) |
+/// | `/clock` | a plain clock feed ([`Clock`]): a `welcome`, then a tick a second |
 ///
 /// The hub's topics span every event loop: loop 0 publishes a `tick`
 /// event (`{"n":N,"unix_ms":T}`) to the `clock` topic every second, and
-/// WebSocket subscribers of `chat.*` topics may publish to them. The
-/// earlier routes (`/chat`, `/chat/events`, `/clock`) keep their formats
-/// but live in one event loop each: with several loops, use the topics.
+/// WebSocket subscribers of `chat.*` topics may publish to them. `/clock`
+/// is each loop's own feed: its ids only ever grow for a subscriber, and
+/// it resumes from `Last-Event-ID` on whichever loop the client lands.
+/// (Chat rooms are the `chat.*` topics; [`crate::apps::Chat`] is the
+/// single-loop building block for embedders who want raw-text rooms.)
 #[derive(Debug)]
 pub struct Demo {
     hub: HubApp,
-    chat: Chat,
     clock: Clock,
     ticks: u64,
 }
@@ -61,7 +58,6 @@ impl Demo {
     pub fn with_hub(hub: HubApp) -> Demo {
         Demo {
             hub,
-            chat: Chat::new(),
             clock: Clock::new(),
             ticks: 0,
         }
@@ -85,35 +81,28 @@ impl App for Demo {
                 body: PAGE,
             },
             "/echo" => Route::WebSocket(ECHO),
-            "/chat" => Route::WebSocket(CHAT),
-            "/chat/events" => Route::EventStream(CHAT_EVENTS),
             "/clock" => Route::EventStream(CLOCK),
             _ => self.hub.route(request),
         }
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        match tag {
-            CHAT => self.chat.join(conn, request),
-            _ if HubApp::handles(tag) => self.hub.on_open(ctx, conn, tag, request),
-            _ => {}
+        if HubApp::handles(tag) {
+            self.hub.on_open(ctx, conn, tag, request);
         }
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, message: Message) {
         match tag {
             ECHO => Echo::reply(ctx, conn, &message),
-            CHAT => self.chat.message(ctx, conn, message),
             _ if HubApp::handles(tag) => self.hub.on_message(ctx, conn, tag, message),
             _ => {}
         }
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
-        match tag {
-            CHAT => self.chat.leave(conn, &reason),
-            _ if HubApp::handles(tag) => self.hub.on_close(ctx, conn, tag, reason),
-            _ => {}
+        if HubApp::handles(tag) {
+            self.hub.on_close(ctx, conn, tag, reason);
         }
     }
 
@@ -126,7 +115,6 @@ impl App for Demo {
         last_event_id: Option<&str>,
     ) {
         match tag {
-            CHAT_EVENTS => self.chat.subscribe(conn, request),
             CLOCK => self.clock.subscribe(ctx, conn, last_event_id),
             _ if HubApp::handles(tag) => self.hub.on_subscribe(ctx, conn, tag, request, last_event_id),
             _ => {}
@@ -135,7 +123,6 @@ impl App for Demo {
 
     fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
         match tag {
-            CHAT_EVENTS => self.chat.leave(conn, &reason),
             CLOCK => self.clock.unsubscribe(conn),
             _ if HubApp::handles(tag) => self.hub.on_unsubscribe(ctx, conn, tag, reason),
             _ => {}
