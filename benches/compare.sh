@@ -87,6 +87,7 @@ server_cmd() { # name port
 start_server() { # name port
     local cmd log=$LOGS/$1-$2.log
     cmd=$(server_cmd "$1" "$2")
+    : >"$log"
     # shellcheck disable=SC2086 # the command is words on purpose
     "${SERVER_PIN[@]}" $cmd >"$log" 2>&1 &
     SERVER_PID=$!

@@ -67,7 +67,7 @@ struct EchoArgs {
     #[arg(long, default_value = "/")]
     path: String,
     /// Connections.
-    #[arg(long, short = 'c', default_value_t = 100)]
+    #[arg(long, short = 'c', value_parser = at_least_one, default_value_t = 100)]
     connections: usize,
     /// Message size in bytes.
     #[arg(long, short = 's', default_value_t = 20)]
@@ -94,7 +94,7 @@ struct LatencyArgs {
     #[arg(long, default_value = "/")]
     path: String,
     /// Connections (messages go to them in turn).
-    #[arg(long, short = 'c', default_value_t = 10)]
+    #[arg(long, short = 'c', value_parser = at_least_one, default_value_t = 10)]
     connections: usize,
     /// Message size in bytes.
     #[arg(long, short = 's', default_value_t = 20)]
@@ -163,7 +163,7 @@ struct IdleArgs {
     #[arg(long, default_value = "/")]
     path: String,
     /// Connections to hold.
-    #[arg(long, short = 'c', default_value_t = 1000)]
+    #[arg(long, short = 'c', value_parser = at_least_one, default_value_t = 1000)]
     connections: usize,
     /// Seconds to wait after the last handshake before reading the RSS.
     #[arg(long, default_value_t = 1.0)]
@@ -180,6 +180,13 @@ struct SummaryArgs {
     /// The server the ratios are to.
     #[arg(long, default_value = "tether")]
     baseline: String,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration, String> {
