@@ -78,7 +78,7 @@ trap cleanup EXIT
 
 server_cmd() { # name port
     case "$1" in
-        tether) echo "$TETHER serve --app echo --port $2 --log-level warn" ;;
+        tether) echo "$TETHER serve --app echo --threads 1 --port $2 --log-level warn" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
         *) echo "compare.sh: unknown server $1" >&2; return 1 ;;
     esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
-# (about 15 seconds): echo (with every byte checked), latency, fan-out to
-# WebSocket and to SSE subscribers (every event checked, in order), and idle
+# (about 15 seconds): echo (with every byte checked), latency, fan-out
+# through a hub chat topic to WebSocket and to SSE subscribers (every event
+# checked, in order), and idle
 # connections that must answer the server's pings to stay open. A check
 # fails when the load generator exits non-zero: a connection failed, an
 # echo differed, a subscriber missed an event or got one out of order.
@@ -69,9 +70,9 @@ check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
 check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
 check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
 check "fanout 20 ws subscribers" fanout --transport ws -n 20 -r 200 -s 64 -d 2 --drain 3 \
-    --pub-path "/chat?room=smoke-ws"
+    --pub-path /topics/chat.smoke-ws/ws
 check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
-    --pub-path "/chat?room=smoke-sse" --sub-path "/chat/events?room=smoke-sse"
+    --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
 check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
 
 kill "$SERVER_PID" 2>/dev/null || true

@@ -134,11 +134,12 @@ struct FanoutArgs {
     /// Subscribers.
     #[arg(long, short = 'n', default_value_t = 100)]
     subscribers: usize,
-    /// The publisher's WebSocket request target.
-    #[arg(long, default_value = "/chat?room=bench")]
+    /// The publisher's WebSocket request target (a hub topic's WebSocket
+    /// route, or a chat room such as /chat?room=T).
+    #[arg(long, default_value = "/topics/chat.bench/ws")]
     pub_path: String,
-    /// The subscribers' request target [default: the publisher's for ws,
-    /// /chat/events?room=bench for sse].
+    /// The subscribers' request target [default: the publisher's for ws;
+    /// for sse, the publisher's with its final /ws changed to /events].
     #[arg(long)]
     sub_path: Option<String>,
     /// Messages published per second.
@@ -245,10 +246,14 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 Transport::Ws => Kind::WebSocket,
                 Transport::Sse => Kind::EventStream,
             };
-            let subscribe_target = a.sub_path.unwrap_or_else(|| match a.transport {
-                Transport::Ws => a.pub_path.clone(),
-                Transport::Sse => "/chat/events?room=bench".into(),
-            });
+            let subscribe_target = match (a.sub_path, a.transport) {
+                (Some(path), _) => path,
+                (None, Transport::Ws) => a.pub_path.clone(),
+                (None, Transport::Sse) => match a.pub_path.strip_suffix("/ws") {
+                    Some(topic) => format!("{topic}/events"),
+                    None => return Err("--transport sse needs --sub-path with this --pub-path".into()),
+                },
+            };
             let opts = fanout::Options {
                 dial: dial(&a.common)?,
                 transport,

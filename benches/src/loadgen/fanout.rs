@@ -6,11 +6,14 @@
 //!
 //! Each message's text is `"<seq> <ns since start> "` padded with dots to
 //! the requested size, so a subscriber needs no shared state to check order
-//! and latency. Until the server has a pub/sub hub, the topic is the demo's
-//! chat room: the publisher posts to `/chat?room=T` (and gets its own
-//! messages back, which it reads and ignores); WebSocket subscribers join
-//! the same room, event-stream subscribers read `/chat/events?room=T`. Both
-//! targets are options, so they can point at hub routes later.
+//! and latency. The default topic is a chat topic of tether's hub: the
+//! publisher sends text messages on `/topics/chat.T/ws` (and gets its own
+//! events back, which it reads and checks for error messages), WebSocket
+//! subscribers read the same route, event-stream subscribers read
+//! `/topics/chat.T/events`. A WebSocket subscriber takes either the hub's
+//! JSON events (`{"topic":..,"id":..,"event":..,"data":"<text>"}`) or the
+//! raw text (a plain chat room); SSE ids may be numbers or the hub's
+//! `ms-seq`. Both targets are options.
 
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
@@ -65,7 +68,9 @@ pub struct Tally {
     pub garbled: u64,
     /// SSE only: events whose id did not increase.
     pub bad_ids: u64,
-    last_id: u64,
+    last_id: (u64, u64),
+    /// The first message that could not be read, for the report.
+    pub first_garbled: Option<String>,
 }
 
 impl Tally {
@@ -82,6 +87,10 @@ impl Tally {
     pub fn deliver(&mut self, text: &[u8]) -> Option<u64> {
         let Some((seq, sent_ns)) = parse_message(text) else {
             self.garbled += 1;
+            if self.first_garbled.is_none() {
+                let shown = &text[..text.len().min(200)];
+                self.first_garbled = Some(String::from_utf8_lossy(shown).into_owned());
+            }
             return None;
         };
         if seq == self.next {
@@ -93,10 +102,15 @@ impl Tally {
         Some(sent_ns)
     }
 
-    /// Checks an event-stream id: each must be a number above the last.
+    /// Checks an event-stream id: each must be above the last, as a
+    /// number or as the hub's `ms-seq` pair of numbers.
     pub fn event_id(&mut self, id: &str) {
-        match id.parse::<u64>() {
-            Ok(id) if id > self.last_id => self.last_id = id,
+        let parsed = match id.split_once('-') {
+            Some((ms, seq)) => ms.parse().ok().zip(seq.parse().ok()),
+            None => id.parse().ok().map(|n| (0, n)),
+        };
+        match parsed {
+            Some(id) if id > self.last_id => self.last_id = id,
             _ => self.bad_ids += 1,
         }
     }
@@ -107,8 +121,17 @@ impl Tally {
     }
 }
 
-/// `"<seq> <ns> ...."` into its two numbers.
+/// `"<seq> <ns> ...."` into its two numbers; the text may also be the
+/// `data` of a hub event in JSON (the numbers, spaces and dots need no
+/// escaping, so they stand as they are).
 fn parse_message(text: &[u8]) -> Option<(u64, u64)> {
+    let text = if text.first() == Some(&b'{') {
+        const DATA: &[u8] = b"\"data\":\"";
+        let at = text.windows(DATA.len()).position(|w| w == DATA)?;
+        &text[at + DATA.len()..]
+    } else {
+        text
+    };
     let mut parts = text.split(|&b| b == b' ');
     let number = |p: Option<&[u8]>| std::str::from_utf8(p?).ok()?.parse::<u64>().ok();
     Some((number(parts.next())?, number(parts.next())?))
@@ -157,11 +180,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         ],
     )?;
     let publisher = opts.subscribers;
-    let mut subs: Vec<Sub> = (0..opts.subscribers)
-        .map(|_| Sub {
+    // The publisher reads its own messages back like a WebSocket
+    // subscriber (it is one, of a hub topic or a chat room), which also
+    // shows an error the server sends it instead of publishing.
+    let mut subs: Vec<Sub> = (0..=opts.subscribers)
+        .map(|i| Sub {
             tally: Tally::new(),
             message: Vec::new(),
-            sse: (opts.transport == Kind::EventStream).then(Parser::new),
+            sse: (opts.transport == Kind::EventStream && i < publisher).then(Parser::new),
         })
         .collect();
     let mut rbuf = vec![0u8; 256 * 1024];
@@ -169,6 +195,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut text = Vec::with_capacity(opts.size.max(64));
     let mut frame = Vec::with_capacity(opts.size.max(64) + 16);
     let mut hist = report::latency_histogram();
+    let mut own_hist = report::latency_histogram();
     let mut own_echoes = 0u64;
     let mut delivered = 0u64;
     let mut dropped = Vec::new();
@@ -186,18 +213,26 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // Bytes that came with a handshake response go first.
     for (i, conn) in conns.iter_mut().enumerate() {
         let leftover = std::mem::take(&mut conn.leftover);
-        if !leftover.is_empty() && i < publisher {
+        if !leftover.is_empty() {
             let now = Instant::now();
+            let (hist, delivered) = if i == publisher {
+                (&mut own_hist, &mut own_echoes)
+            } else {
+                (&mut hist, &mut delivered)
+            };
             consume(
                 &leftover,
                 &mut subs[i],
                 &mut conn.ws,
                 &mut pong,
-                &mut hist,
+                hist,
                 start,
                 now,
-                &mut delivered,
+                delivered,
             )?;
+            if !pong.is_empty() {
+                conn.send(&pong)?;
+            }
         }
     }
 
@@ -218,7 +253,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             next_due = due_at(published);
         }
         let all_in = || {
-            subs.iter()
+            subs[..publisher]
+                .iter()
                 .all(|s| s.tally.in_order + s.tally.out_of_order >= published)
         };
         if now >= send_end && drain_until.is_none() {
@@ -256,14 +292,17 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 };
                 let now = Instant::now();
                 if i == publisher {
-                    pong.clear();
-                    conn.ws
-                        .feed(&rbuf[..len], &mut |event| match event {
-                            Event::End { .. } => own_echoes += 1,
-                            Event::Ping(payload) => wire::push_frame(&mut pong, OpCode::Pong, payload),
-                            _ => {}
-                        })
-                        .map_err(|e| io::Error::other(format!("publisher: {e}")))?;
+                    consume(
+                        &rbuf[..len],
+                        &mut subs[i],
+                        &mut conn.ws,
+                        &mut pong,
+                        &mut own_hist,
+                        start,
+                        now,
+                        &mut own_echoes,
+                    )
+                    .map_err(|e| io::Error::new(e.kind(), format!("publisher: {e}")))?;
                     if !pong.is_empty() {
                         conn.send(&pong)?;
                     }
@@ -303,7 +342,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut incomplete = 0usize;
     let mut missing = 0u64;
     let (mut out_of_order, mut garbled, mut bad_ids) = (0u64, 0u64, 0u64);
-    for (i, sub) in subs.iter().enumerate() {
+    if let Some(text) = &subs[publisher].tally.first_garbled {
+        problems.push(format!(
+            "the publisher got a message that is not one of its own: {text}"
+        ));
+    }
+    for (i, sub) in subs[..publisher].iter().enumerate() {
         let t = &sub.tally;
         out_of_order += t.out_of_order;
         garbled += t.garbled;
@@ -313,11 +357,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             incomplete += 1;
             if problems.len() < 10 {
                 problems.push(format!(
-                    "subscriber {i}{}: {} of {published} in order, {} out of order, {} unreadable, {} bad ids",
+                    "subscriber {i}{}: {} of {published} in order, {} out of order, {} unreadable{}, {} bad ids",
                     if dropped.contains(&i) { " (closed by the server)" } else { "" },
                     t.in_order,
                     t.out_of_order,
                     t.garbled,
+                    t.first_garbled.as_ref().map_or(String::new(), |g| format!(" (first: {g})")),
                     t.bad_ids
                 ));
             }
@@ -506,6 +551,34 @@ mod tests {
         t.event_id("2");
         t.event_id("x");
         assert_eq!(t.bad_ids, 2);
+
+        let mut hub = Tally::new();
+        for id in ["1718000000000-9", "1718000000000-10", "1718000000001-1"] {
+            hub.event_id(id);
+        }
+        assert_eq!(hub.bad_ids, 0);
+        hub.event_id("1718000000000-11");
+        hub.event_id("1718000000001-x");
+        assert_eq!(hub.bad_ids, 2);
+    }
+
+    #[test]
+    fn hub_events_in_json_carry_the_message() {
+        let mut text = Vec::new();
+        write_message(&mut text, 12, 345, 40);
+        let event = format!(
+            r#"{{"topic":"chat.t","id":"1-12","event":"message","data":"{}"}}"#,
+            String::from_utf8(text).unwrap()
+        );
+        assert_eq!(parse_message(event.as_bytes()), Some((12, 345)));
+        let gap = br#"{"control":"gap","topic":"chat.t","requested":"1-1","first":null,"resume":"0-0"}"#;
+        assert_eq!(parse_message(gap), None);
+        let mut t = Tally::new();
+        t.deliver(gap);
+        assert_eq!(
+            t.first_garbled.as_deref(),
+            Some(std::str::from_utf8(gap).unwrap())
+        );
     }
 
     fn ws_stream(seqs: &[u64]) -> Vec<u8> {
