@@ -268,6 +268,14 @@ pub trait Broker {
 
     /// A short name for the metrics (`local`, `redis`).
     fn kind(&self) -> &'static str;
+
+    /// Appends the broker's own metrics (its connection, say) to what
+    /// `/metrics` answers, in the Prometheus text format: `# HELP` and
+    /// `# TYPE` lines, then samples, each line ending in `\n`. Nothing by
+    /// default.
+    fn write_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// The loop that sequences `topic` among `loops` loops: a stable hash of

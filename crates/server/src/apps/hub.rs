@@ -1064,6 +1064,7 @@ impl HubApp {
                 })
                 .collect::<Vec<_>>(),
         );
+        self.broker.write_metrics(&mut out);
         Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out)
             .header("Cache-Control", "no-cache")
     }
