@@ -1,0 +1,519 @@
+//! Redis keys, ids, the commands the bridge sends and the replies it
+//! reads. No I/O here: the threads send what these build.
+
+use std::sync::Arc;
+
+use redis::{Cmd, ErrorKind, RedisError, Value};
+use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_topic};
+
+/// The stream field that holds an event's type.
+pub(crate) const FIELD_EVENT: &str = "event";
+/// The stream field that holds an event's data.
+pub(crate) const FIELD_DATA: &str = "data";
+
+/// The key of a topic's stream: the prefix, then the name.
+pub(crate) fn stream_key(prefix: &str, topic: &str) -> String {
+    format!("{prefix}{topic}")
+}
+
+/// The topic whose stream is `key`, if `key` is one (the prefix, then a
+/// valid topic name).
+pub(crate) fn topic_of<'k>(prefix: &str, key: &'k [u8]) -> Option<&'k str> {
+    let name = key.strip_prefix(prefix.as_bytes())?;
+    let name = std::str::from_utf8(name).ok()?;
+    is_valid_topic(name).then_some(name)
+}
+
+/// The key of a node's wake stream. `!` is not allowed in topic names, so
+/// no topic's stream can have this key.
+pub(crate) fn wake_key(prefix: &str, node: u64) -> String {
+    format!("{prefix}!wake:{node:016x}")
+}
+
+/// The id right before `id` (what an exclusive end at `id` means), or
+/// `None` before `0-0`.
+pub(crate) fn prev_id(id: EventId) -> Option<EventId> {
+    match id.seq().checked_sub(1) {
+        Some(seq) => Some(EventId::new(id.ms(), seq)),
+        None => id.ms().checked_sub(1).map(|ms| EventId::new(ms, u64::MAX)),
+    }
+}
+
+/// `XADD key MAXLEN ~ max_len * event TYPE data DATA`: Redis numbers the
+/// event (so ids and order are those of the stream, whichever node
+/// publishes) and trims the stream to about `max_len` entries, never fewer.
+pub(crate) fn xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
+        .arg("*")
+        .arg(FIELD_EVENT)
+        .arg(&publish.event_type)
+        .arg(FIELD_DATA)
+        .arg(&publish.data);
+    cmd
+}
+
+/// `XADD key MAXLEN 1 SEQ-0 w 1`: a wake-up for the reader of a node,
+/// whose `XREAD` includes this stream. Explicit, increasing ids, so that
+/// a wake is never mistaken for an old one, even after the key expired or
+/// Redis restarted.
+pub(crate) fn wake(key: &str, seq: u64) -> Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key)
+        .arg("MAXLEN")
+        .arg("1")
+        .arg(format!("{seq}-0"))
+        .arg("w")
+        .arg("1");
+    cmd
+}
+
+/// How long a wake stream outlives its last wake-up: a node that died
+/// leaves nothing behind for longer.
+pub(crate) const WAKE_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// `PEXPIRE key WAKE_TTL_MS`.
+pub(crate) fn wake_expiry(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("PEXPIRE");
+    cmd.arg(key).arg(WAKE_TTL_MS);
+    cmd
+}
+
+/// `XREAD COUNT count BLOCK ms STREAMS key... id...`: the entries after
+/// each id, waiting up to `block_ms` for the first.
+pub(crate) fn xread(streams: &[(&str, EventId)], count: usize, block_ms: u64) -> Cmd {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS");
+    for (key, _) in streams {
+        cmd.arg(*key);
+    }
+    for (_, id) in streams {
+        cmd.arg(id.to_string());
+    }
+    cmd
+}
+
+/// `XREVRANGE key END - COUNT count`: the newest entries up to `end`
+/// (inclusive; `None`: the stream's end), newest first.
+pub(crate) fn xrevrange(key: &str, end: Option<EventId>, count: usize) -> Cmd {
+    let mut cmd = redis::cmd("XREVRANGE");
+    cmd.arg(key);
+    match end {
+        Some(id) => cmd.arg(id.to_string()),
+        None => cmd.arg("+"),
+    };
+    cmd.arg("-").arg("COUNT").arg(count);
+    cmd
+}
+
+/// `XRANGE key ID ID`: the entry `id`, if the stream still holds it.
+pub(crate) fn xrange_one(key: &str, id: EventId) -> Cmd {
+    let id = id.to_string();
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(key).arg(&id).arg(&id);
+    cmd
+}
+
+/// `XINFO STREAM key`.
+pub(crate) fn xinfo_stream(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("XINFO");
+    cmd.arg("STREAM").arg(key);
+    cmd
+}
+
+/// One stream entry, as the bridge reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: EventId,
+    pub(crate) event_type: String,
+    pub(crate) data: String,
+}
+
+impl Entry {
+    /// The hub's event for this entry, encoded once.
+    pub(crate) fn to_event(&self, topic: &Arc<str>) -> Option<Arc<Event>> {
+        Event::new(topic.clone(), self.id, &self.event_type, &self.data).ok()
+    }
+}
+
+fn malformed(what: &'static str) -> RedisError {
+    RedisError::from((ErrorKind::Parse, "unexpected reply from Redis", what.to_owned()))
+}
+
+fn text(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A stream id as the hub's [`EventId`] (Redis writes them canonically).
+pub(crate) fn parse_id(value: &Value) -> Option<EventId> {
+    EventId::parse(std::str::from_utf8(text(value)?).ok()?)
+}
+
+/// Key-value pairs, from a RESP2 flat array or a RESP3 map.
+fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
+    match value {
+        Value::Array(items) if items.len() % 2 == 0 => {
+            Some(items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect())
+        }
+        Value::Map(map) => Some(map.iter().map(|(k, v)| (k, v)).collect()),
+        _ => None,
+    }
+}
+
+/// One entry: `[id, [field, value, ...]]`. Entries that tether did not
+/// write still get through: a missing or invalid type reads as
+/// `message`, missing data as empty, bytes that are not UTF-8 lossily.
+fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
+    let Value::Array(parts) = value else {
+        return Err(malformed("a stream entry"));
+    };
+    let [id, fields] = &parts[..] else {
+        return Err(malformed("a stream entry"));
+    };
+    let id = parse_id(id).ok_or_else(|| malformed("a stream entry id"))?;
+    let mut event_type = DEFAULT_EVENT_TYPE.to_owned();
+    let mut data = String::new();
+    for (field, value) in pairs(fields).unwrap_or_default() {
+        match (text(field), text(value)) {
+            (Some(f), Some(v)) if f == FIELD_EVENT.as_bytes() => {
+                if let Ok(t) = std::str::from_utf8(v) {
+                    if is_valid_event_type(t) {
+                        t.clone_into(&mut event_type);
+                    }
+                }
+            }
+            (Some(f), Some(v)) if f == FIELD_DATA.as_bytes() => {
+                data = String::from_utf8_lossy(v).into_owned();
+            }
+            _ => {}
+        }
+    }
+    Ok(Entry { id, event_type, data })
+}
+
+/// The entries of an `XRANGE`/`XREVRANGE` reply, in the reply's order.
+pub(crate) fn parse_entries(value: &Value) -> Result<Vec<Entry>, RedisError> {
+    match value {
+        Value::Array(entries) => entries.iter().map(parse_entry).collect(),
+        Value::Nil => Ok(Vec::new()),
+        _ => Err(malformed("a list of stream entries")),
+    }
+}
+
+/// A stream's key and entries, from an `XREAD` reply.
+pub(crate) type StreamEntries = (Vec<u8>, Vec<Entry>);
+
+/// An `XREAD` reply: each stream's key and new entries (nothing when it
+/// timed out).
+pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisError> {
+    let streams: Vec<(&Value, &Value)> = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .iter()
+            .map(|s| match s {
+                Value::Array(kv) if kv.len() == 2 => Ok((&kv[0], &kv[1])),
+                _ => Err(malformed("an XREAD stream")),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
+        _ => return Err(malformed("an XREAD reply")),
+    };
+    streams
+        .into_iter()
+        .map(|(key, entries)| {
+            let key = text(key).ok_or_else(|| malformed("an XREAD stream key"))?;
+            Ok((key.to_vec(), parse_entries(entries)?))
+        })
+        .collect()
+}
+
+/// What an `XINFO STREAM` reply says about what the stream lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamInfo {
+    /// Entries held.
+    pub(crate) length: u64,
+    /// Entries ever added (Redis 7 and later).
+    pub(crate) entries_added: Option<u64>,
+    /// The newest id removed with `XDEL` (Redis 7 and later; trimming does
+    /// not count).
+    pub(crate) max_deleted: Option<EventId>,
+    /// The id of the last entry ever added.
+    pub(crate) last_generated: Option<EventId>,
+}
+
+impl StreamInfo {
+    /// Whether entries were removed from the stream (trimmed or deleted).
+    /// An older Redis does not say: then assume so, so that a client
+    /// gets a gap signal rather than silently missing events.
+    pub(crate) fn lost_entries(&self) -> bool {
+        match self.entries_added {
+            Some(added) => added > self.length || self.max_deleted.is_some_and(|id| id > EventId::ZERO),
+            None => true,
+        }
+    }
+}
+
+/// An `XINFO STREAM` reply.
+pub(crate) fn parse_stream_info(value: &Value) -> Option<StreamInfo> {
+    let fields = pairs(value)?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| text(k) == Some(name.as_bytes()))
+            .map(|(_, v)| *v)
+    };
+    let number = |v: &Value| match v {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => std::str::from_utf8(text(other)?).ok()?.parse().ok(),
+    };
+    Some(StreamInfo {
+        length: field("length").and_then(number)?,
+        entries_added: field("entries-added").and_then(number),
+        max_deleted: field("max-deleted-entry-id").and_then(parse_id),
+        last_generated: field("last-generated-id").and_then(parse_id),
+    })
+}
+
+/// The `run_id` of an `INFO server` reply: it changes whenever Redis
+/// restarts.
+pub(crate) fn parse_run_id(value: &Value) -> Option<String> {
+    let info = std::str::from_utf8(text(value)?).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_owned())
+}
+
+/// Whether Redis answered the command with an error (the connection is
+/// fine), rather than the connection failing.
+pub(crate) fn is_server_error(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Arg;
+    use tether_hub::Config;
+
+    fn args(cmd: &Cmd) -> Vec<String> {
+        cmd.args_iter()
+            .map(|arg| match arg {
+                Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                _ => "<other>".to_owned(),
+            })
+            .collect()
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[&str]) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+        ])
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(stream_key("tether:", "news"), "tether:news");
+        assert_eq!(topic_of("tether:", b"tether:news"), Some("news"));
+        assert_eq!(topic_of("tether:", b"other:news"), None);
+        assert_eq!(topic_of("tether:", b"tether:"), None);
+        assert_eq!(topic_of("tether:", b"tether:a b"), None);
+        assert_eq!(topic_of("", b"news"), Some("news"));
+        let wake = wake_key("tether:", 0xabc);
+        assert_eq!(wake, "tether:!wake:0000000000000abc");
+        assert_eq!(topic_of("tether:", wake.as_bytes()), None, "never a topic");
+    }
+
+    #[test]
+    fn previous_ids() {
+        assert_eq!(prev_id(EventId::new(5, 7)), Some(EventId::new(5, 6)));
+        assert_eq!(prev_id(EventId::new(5, 0)), Some(EventId::new(4, u64::MAX)));
+        assert_eq!(prev_id(EventId::new(0, 1)), Some(EventId::ZERO));
+        assert_eq!(prev_id(EventId::ZERO), None);
+    }
+
+    #[test]
+    fn redis_ids_are_event_ids() {
+        assert_eq!(
+            parse_id(&bulk("1718000000000-42")),
+            Some(EventId::new(1_718_000_000_000, 42))
+        );
+        assert_eq!(
+            parse_id(&Value::SimpleString("0-1".into())),
+            Some(EventId::new(0, 1))
+        );
+        assert_eq!(parse_id(&bulk("1718000000000")), None);
+        assert_eq!(parse_id(&Value::Int(5)), None);
+        assert_eq!(
+            EventId::new(1_718_000_000_000, 42).to_string(),
+            "1718000000000-42"
+        );
+    }
+
+    #[test]
+    fn command_arguments() {
+        let publish = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
+        assert_eq!(
+            args(&xadd("tether:news", 1000, &publish)),
+            [
+                "XADD",
+                "tether:news",
+                "MAXLEN",
+                "~",
+                "1000",
+                "*",
+                "event",
+                "update",
+                "data",
+                "a b\nc"
+            ]
+        );
+        assert_eq!(
+            args(&wake("tether:!wake:1", 7)),
+            ["XADD", "tether:!wake:1", "MAXLEN", "1", "7-0", "w", "1"]
+        );
+        assert_eq!(args(&wake_expiry("k")), ["PEXPIRE", "k", "600000"]);
+        assert_eq!(
+            args(&xread(
+                &[("t:a", EventId::new(5, 1)), ("t:!wake", EventId::ZERO)],
+                256,
+                2000
+            )),
+            [
+                "XREAD", "COUNT", "256", "BLOCK", "2000", "STREAMS", "t:a", "t:!wake", "5-1", "0-0"
+            ]
+        );
+        assert_eq!(
+            args(&xrevrange("t:a", None, 11)),
+            ["XREVRANGE", "t:a", "+", "-", "COUNT", "11"]
+        );
+        assert_eq!(
+            args(&xrevrange("t:a", Some(EventId::new(3, 4)), 1)),
+            ["XREVRANGE", "t:a", "3-4", "-", "COUNT", "1"]
+        );
+        assert_eq!(
+            args(&xrange_one("t:a", EventId::new(3, 4))),
+            ["XRANGE", "t:a", "3-4", "3-4"]
+        );
+        assert_eq!(args(&xinfo_stream("t:a")), ["XINFO", "STREAM", "t:a"]);
+    }
+
+    #[test]
+    fn entries() {
+        let reply = Value::Array(vec![
+            entry("5-1", &["event", "update", "data", "one"]),
+            entry("5-2", &["data", "two"]),
+            entry("6-0", &["event", "gap", "data", "not a gap"]),
+            entry("6-1", &["other", "x"]),
+        ]);
+        let entries = parse_entries(&reply).unwrap();
+        let seen: Vec<(String, &str, &str)> = entries
+            .iter()
+            .map(|e| (e.id.to_string(), e.event_type.as_str(), e.data.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("5-1".to_owned(), "update", "one"),
+                ("5-2".to_owned(), "message", "two"),
+                ("6-0".to_owned(), "message", "not a gap"),
+                ("6-1".to_owned(), "message", ""),
+            ]
+        );
+        assert_eq!(parse_entries(&Value::Array(vec![])).unwrap(), vec![]);
+        assert!(parse_entries(&Value::Array(vec![bulk("5-1")])).is_err());
+        assert!(parse_entries(&Value::Array(vec![entry("x", &[])])).is_err());
+        let event = entries[0].to_event(&Arc::from("news")).unwrap();
+        assert_eq!(
+            event.json(),
+            r#"{"topic":"news","id":"5-1","event":"update","data":"one"}"#
+        );
+    }
+
+    #[test]
+    fn xread_replies() {
+        assert!(parse_xread(&Value::Nil).unwrap().is_empty());
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![
+                bulk("t:a"),
+                Value::Array(vec![entry("1-1", &["data", "x"])]),
+            ]),
+            Value::Array(vec![
+                bulk("t:!wake"),
+                Value::Array(vec![entry("3-0", &["w", "1"])]),
+            ]),
+        ]);
+        let streams = parse_xread(&resp2).unwrap();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(streams[0].0, b"t:a");
+        assert_eq!(streams[0].1[0].data, "x");
+        assert_eq!(streams[1].1[0].id, EventId::new(3, 0));
+        let resp3 = Value::Map(vec![(
+            bulk("t:a"),
+            Value::Array(vec![entry("1-2", &["data", "y"])]),
+        )]);
+        assert_eq!(parse_xread(&resp3).unwrap()[0].1[0].id, EventId::new(1, 2));
+        assert!(parse_xread(&Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn xinfo_and_info() {
+        let info = |fields: &[(&str, Value)]| {
+            parse_stream_info(&Value::Array(
+                fields.iter().flat_map(|(k, v)| [bulk(k), v.clone()]).collect(),
+            ))
+        };
+        let trimmed = info(&[
+            ("length", Value::Int(2)),
+            ("last-generated-id", bulk("9-1")),
+            ("max-deleted-entry-id", bulk("0-0")),
+            ("entries-added", Value::Int(6)),
+        ])
+        .unwrap();
+        assert_eq!(
+            trimmed,
+            StreamInfo {
+                length: 2,
+                entries_added: Some(6),
+                max_deleted: Some(EventId::ZERO),
+                last_generated: Some(EventId::new(9, 1)),
+            }
+        );
+        assert!(trimmed.lost_entries());
+        let whole = info(&[("length", Value::Int(6)), ("entries-added", Value::Int(6))]).unwrap();
+        assert!(!whole.lost_entries());
+        let deleted = info(&[
+            ("length", Value::Int(6)),
+            ("entries-added", Value::Int(6)),
+            ("max-deleted-entry-id", bulk("3-0")),
+        ]);
+        assert!(deleted.unwrap().lost_entries());
+        let old_redis = info(&[("length", Value::Int(6))]).unwrap();
+        assert!(old_redis.lost_entries(), "unknown: assume the worst");
+        assert_eq!(info(&[("groups", Value::Int(0))]), None);
+        let resp3 = Value::Map(vec![
+            (bulk("length"), Value::Int(1)),
+            (bulk("entries-added"), Value::Int(1)),
+        ]);
+        assert!(!parse_stream_info(&resp3).unwrap().lost_entries());
+        let info = bulk("# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n");
+        assert_eq!(parse_run_id(&info).as_deref(), Some("abc123"));
+        assert_eq!(parse_run_id(&bulk("# Server\r\n")), None);
+    }
+}

@@ -1,0 +1,156 @@
+//! The bridge's settings, with their defaults.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Where Redis is, how the streams are named and bounded, and how the
+/// bridge waits and retries. Every field has a default
+/// ([`RedisConfig::new`]).
+///
+/// Its `Debug` output hides a password in the URL.
+///
+/// ```
+/// use tether_redis::RedisConfig;
+///
+/// let mut config = RedisConfig::new("redis://127.0.0.1:6379/0");
+/// config.prefix = "myapp:".into();
+/// // Keep as many events in Redis as each topic's replay backlog.
+/// let config = config.backlog(&tether_hub::Config::default());
+/// assert_eq!(config.max_len, 1000);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (or
+    /// `redis+unix:///PATH`).
+    pub url: String,
+    /// Put before each topic's name to make its stream's key (`tether:`:
+    /// topic `news` is the stream `tether:news`).
+    pub prefix: String,
+    /// Each stream is trimmed to about this many entries, never fewer
+    /// (`XADD ... MAXLEN ~`); 1000, as the hub's backlog.
+    pub max_len: usize,
+    /// Events a node fetches as a topic's backlog when it starts to follow
+    /// it (1000); keep it at the hub's `max_backlog_events`.
+    pub history_events: usize,
+    /// Bytes (both encodings of each event) a node fetches as a topic's
+    /// backlog at most (1 MiB); keep it at the hub's `max_backlog_bytes`.
+    pub history_bytes: usize,
+    /// How long connecting may take (2 s).
+    pub connect_timeout: Duration,
+    /// How long Redis may take to answer a command (5 s); past it the
+    /// connection is dropped and made again.
+    pub command_timeout: Duration,
+    /// How long one `XREAD` waits for new entries (2 s). The reader is
+    /// woken sooner when it has something to do; this bounds how long a
+    /// dead connection can go unnoticed while idle.
+    pub block: Duration,
+    /// The first delay before reconnecting (100 ms); it doubles at each
+    /// failed attempt, with jitter.
+    pub backoff_min: Duration,
+    /// The longest delay between attempts (5 s).
+    pub backoff_max: Duration,
+    /// Publishes waiting for the writer at most (10 000); more are refused
+    /// (503).
+    pub max_queued_publishes: usize,
+}
+
+impl RedisConfig {
+    /// The defaults, for the server at `url`.
+    pub fn new(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            prefix: "tether:".to_owned(),
+            max_len: 1000,
+            history_events: 1000,
+            history_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(5),
+            block: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            max_queued_publishes: 10_000,
+        }
+    }
+
+    /// Streams and fetched backlogs bounded as the hub's backlogs are
+    /// (`max_len` and `history_events` from `max_backlog_events`,
+    /// `history_bytes` from `max_backlog_bytes`), so that what Redis keeps
+    /// is what a subscriber may replay.
+    pub fn backlog(mut self, hub: &tether_hub::Config) -> RedisConfig {
+        self.max_len = hub.max_backlog_events.max(1);
+        self.history_events = hub.max_backlog_events;
+        self.history_bytes = hub.max_backlog_bytes;
+        self
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("max_len", &self.max_len)
+            .field("history_events", &self.history_events)
+            .field("history_bytes", &self.history_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("block", &self.block)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("max_queued_publishes", &self.max_queued_publishes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact("redis://:hunter2@h:1/2"), "redis://:***@h:1/2");
+        assert_eq!(redact("redis://me:hunter2@h"), "redis://me:***@h");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock"),
+            "redis+unix:///run/redis.sock"
+        );
+        let debug = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn backlog_bounds_follow_the_hub() {
+        let mut hub = tether_hub::Config::default();
+        hub.max_backlog_events = 10;
+        hub.max_backlog_bytes = 500;
+        let config = RedisConfig::new("redis://h").backlog(&hub);
+        assert_eq!(
+            (config.max_len, config.history_events, config.history_bytes),
+            (10, 10, 500)
+        );
+        hub.max_backlog_events = 0;
+        assert_eq!(
+            RedisConfig::new("redis://h").backlog(&hub).max_len,
+            1,
+            "never MAXLEN 0"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! Bridges tether's pub/sub hub to a Redis server, so that several tether
+//! nodes serve the same topics: every published event goes to a Redis
+//! Stream per topic (`XADD`), which gives it its id and its place in the
+//! topic's order, cluster-wide; every node reads the streams its
+//! subscribers follow (`XREAD BLOCK`) and delivers the events to its own
+//! subscribers; the backlog for `Last-Event-ID` replay is the stream
+//! itself, fetched when a node starts to follow a topic. The core crates
+//! never depend on this one.
+//!
+//! # How it runs
+//!
+//! - [`RedisBridge`] owns two threads, each with its own connection (the
+//!   `redis` crate's synchronous client): the **writer** `XADD`s publishes
+//!   in batches (`MAXLEN ~` bounds each stream as the hub bounds its
+//!   backlog), and the **reader** sends each following loop the topic's
+//!   backlog (`HubMessage::Ready`), then `XREAD`s the followed streams and
+//!   posts every event (`HubMessage::Deliver`, encoded once, shared by all
+//!   loops) to the loops that follow its topic, in stream order. Both
+//!   reach the event loops through the server's `Handle::post`, which wakes
+//!   a loop through its `mio::Waker`; the loops never wait for Redis.
+//! - [`RedisBroker`] is what each event loop holds (a [`Broker`]): it
+//!   hands publishes to the writer over a bounded channel (refusing them,
+//!   503, while the writer is not connected or is behind), and follows and
+//!   unfollows to the reader.
+//! - The reader waits in `XREAD BLOCK` on its streams plus a small *wake
+//!   stream* of its own, to which the writer adds an entry whenever the
+//!   reader has new work (a follow, a publisher to answer): nothing sent to
+//!   it before that entry can be missed.
+//! - A publisher is answered (`HubMessage::Published`) by the reader, after
+//!   the event's delivery to the publisher's loop when that loop follows
+//!   the topic, as the broker contract asks.
+//! - **Reconnection.** Either connection that fails is made again after an
+//!   exponential backoff (capped, with jitter); the logs say when it is lost
+//!   (warn) and back (info), and the state, reconnects and age of the last
+//!   error are in `/metrics` ([`Broker::write_metrics`]). Once back, the
+//!   reader goes on from the last id it delivered if that id is still in the
+//!   stream and Redis did not restart; otherwise continuity is lost: the
+//!   topic's loops get a new `Ready`, and the hub ends the topic's
+//!   subscriptions so that clients resume from their last ids (with a gap
+//!   signal if events are gone).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tether_redis::{RedisBridge, RedisConfig};
+//! use tether_server::apps::{HubSettings, HubShared};
+//! use tether_server::{Cluster, Config, Handshake};
+//!
+//! let mut settings = HubSettings::default();
+//! settings.publish_token = Some("s3cret".into());
+//! let redis = RedisConfig::new("redis://127.0.0.1:6379/").backlog(&settings.hub);
+//! let bridge = RedisBridge::new(redis)?;
+//! let loops = 4;
+//! let shared = HubShared::new(settings, loops);
+//! let config = Config::new("127.0.0.1:8080".parse().unwrap());
+//! let cluster = Cluster::bind(config, Handshake::new(), loops, |index| {
+//!     shared.app_with_broker(index, Box::new(bridge.broker()))
+//! })?;
+//! let handle = cluster.handle();
+//! bridge.start(move |to, message| handle.post(to, Box::new(message)))?;
+//! cluster.run()?;
+//! bridge.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod commands;
+mod config;
+mod error;
+mod reader;
+mod shared;
+mod writer;
+
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish};
+
+pub use config::RedisConfig;
+pub use error::Error;
+pub use shared::Status;
+
+use shared::{Post, ReaderMsg, Shared, Stats, WriterMsg};
+
+/// The bridge between a tether server's hub and Redis: its settings, its
+/// two threads, and the brokers of the event loops. See the crate's
+/// documentation for how it works.
+///
+/// Make it ([`RedisBridge::new`]), give each event loop a
+/// [`RedisBridge::broker`], then [`RedisBridge::start`] it with a way to
+/// post to the loops; [`RedisBridge::shutdown`] (or dropping it) stops the
+/// threads.
+///
+/// ```
+/// use tether_hub::{Broker, BrokerState};
+/// use tether_redis::{RedisBridge, RedisConfig};
+///
+/// let bridge = RedisBridge::new(RedisConfig::new("redis://127.0.0.1:6379/"))?;
+/// let broker = bridge.broker();
+/// // Not started: not connected, publishes are refused.
+/// assert_eq!(broker.state(), BrokerState::Connecting);
+/// assert!(!broker.complete(), "loops follow topics on demand");
+/// assert!(RedisBridge::new(RedisConfig::new("http://nope")).is_err());
+/// # Ok::<(), tether_redis::Error>(())
+/// ```
+pub struct RedisBridge {
+    shared: Arc<Shared>,
+    receivers: Mutex<Option<(Receiver<WriterMsg>, Receiver<ReaderMsg>)>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for RedisBridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBridge")
+            .field("config", &self.shared.config)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBridge {
+    /// A bridge with these settings; nothing connects before
+    /// [`RedisBridge::start`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`], [`Error::InvalidConfig`].
+    pub fn new(config: RedisConfig) -> Result<RedisBridge, Error> {
+        if config.max_len == 0 {
+            return Err(Error::InvalidConfig("max_len must be at least 1"));
+        }
+        if config.max_queued_publishes == 0 {
+            return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
+        }
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        let server = config::redact(&config.url);
+        let wake_key = commands::wake_key(&config.prefix, backoff::random_seed());
+        let (writer_tx, writer_rx) = mpsc::sync_channel(config.max_queued_publishes);
+        let (reader_tx, reader_rx) = mpsc::channel();
+        Ok(RedisBridge {
+            shared: Arc::new(Shared {
+                config,
+                client,
+                server,
+                wake_key,
+                writer_tx,
+                reader_tx,
+                stats: Stats::new(),
+            }),
+            receivers: Mutex::new(Some((writer_rx, reader_rx))),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.shared.config
+    }
+
+    /// A broker for one event loop (make one per loop).
+    pub fn broker(&self) -> RedisBroker {
+        RedisBroker {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Starts the writer and reader threads. `post(loop, message)` hands
+    /// a message to an event loop and wakes it (with tether-server:
+    /// `move |to, m| handle.post(to, Box::new(m))`); messages posted by
+    /// one thread to one loop must arrive in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyStarted`], [`Error::Spawn`].
+    pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
+        let Some((writer_rx, reader_rx)) = lock(&self.receivers).take() else {
+            return Err(Error::AlreadyStarted);
+        };
+        let post: Post = Arc::new(post);
+        let writer = writer::Writer::new(self.shared.clone(), post.clone(), writer_rx);
+        let reader = reader::Reader::new(self.shared.clone(), post, reader_rx);
+        let mut threads = lock(&self.threads);
+        threads.push(
+            thread::Builder::new()
+                .name("tether-redis-writer".into())
+                .spawn(move || writer.run())
+                .map_err(Error::Spawn)?,
+        );
+        match thread::Builder::new()
+            .name("tether-redis-reader".into())
+            .spawn(move || reader.run())
+        {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                drop(threads);
+                self.shutdown();
+                return Err(Error::Spawn(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connections and counters now.
+    pub fn status(&self) -> Status {
+        self.shared.stats.status()
+    }
+
+    /// Stops the threads (publishes still queued are refused) and waits
+    /// for them: at most about [`RedisConfig::command_timeout`] plus
+    /// [`RedisConfig::block`]. The brokers report [`BrokerState::Down`]
+    /// from then on and refuse publishes.
+    pub fn shutdown(&self) {
+        self.shared
+            .stats
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.shared.writer_tx.try_send(WriterMsg::Stop);
+        let _ = self.shared.reader_tx.send(ReaderMsg::Stop);
+        // The writer first: its last act wakes the reader.
+        for thread in lock(&self.threads).drain(..) {
+            if thread.join().is_err() {
+                log::error!("redis: a bridge thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for RedisBridge {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One event loop's [`Broker`] over Redis, from [`RedisBridge::broker`].
+///
+/// It never blocks the loop: publishes go to the writer thread over a
+/// bounded channel, follows and unfollows to the reader thread. Topics
+/// are followed on demand ([`Broker::complete`] is false): a loop gets a
+/// topic's events only while it has subscribers of it.
+///
+/// Besides `tether_broker_up` and `tether_broker_state{broker="redis"}`,
+/// its metrics are `tether_redis_connected{connection="writer"|"reader"}`,
+/// `tether_redis_reconnects_total`, `tether_redis_errors_total`,
+/// `tether_redis_last_error_age_seconds` (once there was an error),
+/// `tether_redis_resyncs_total`, `tether_redis_events_added_total`,
+/// `tether_redis_publishes_refused_total`, `tether_redis_events_read_total`
+/// and `tether_redis_followed_topics`.
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("state", &self.shared.stats.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBroker {
+    /// The bridge's connections and counters now.
+    pub fn status(&self) -> Status {
+        self.shared.stats.status()
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
+        let stats = &self.shared.stats;
+        if stats.stopped() || !stats.writer_up.load(std::sync::atomic::Ordering::Relaxed) {
+            shared::add(&stats.refused, 1);
+            return Err(HubError::BrokerUnavailable);
+        }
+        match self.shared.writer_tx.try_send(WriterMsg::Publish(publish)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                shared::add(&stats.refused, 1);
+                Err(HubError::BrokerUnavailable)
+            }
+        }
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = self.shared.reader_tx.send(ReaderMsg::Follow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+        });
+        self.shared.wake_reader();
+    }
+
+    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = self.shared.reader_tx.send(ReaderMsg::Unfollow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+        });
+        self.shared.wake_reader();
+    }
+
+    fn state(&self) -> BrokerState {
+        self.shared.stats.state()
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.status().write_metrics(out);
+    }
+}

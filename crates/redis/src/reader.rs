@@ -1,0 +1,444 @@
+//! The reader thread: answers follows with the topic's backlog from
+//! Redis, reads the followed streams (`XREAD BLOCK`) and posts each event
+//! to the loops that follow its topic, in stream order; answers
+//! publishers once their event is delivered; checks continuity after a
+//! reconnection and resynchronises the topics that lost it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+
+use redis::{Connection, RedisError, Value};
+use tether_hub::{Event, EventId, HubMessage, ReplyTo};
+
+use crate::commands::{self, Entry};
+use crate::shared::{Link, Post, ReaderMsg, Shared, add};
+
+/// Entries one `XREAD` takes from each stream at most.
+const READ_COUNT: usize = 256;
+
+/// Entries one `XREVRANGE` fetches at most while building a backlog.
+const PAGE: usize = 256;
+
+/// One topic this node reads.
+#[derive(Debug)]
+struct Followed {
+    key: String,
+    /// Loops that have their `Ready` and get every event after `last`.
+    loops: Vec<usize>,
+    /// Loops owed a `Ready`.
+    waiting: Vec<usize>,
+    /// `last` is known (the backlog was fetched).
+    known: bool,
+    /// The id of the last event delivered (or the backlog's head).
+    last: EventId,
+    /// Publishes added as these ids, answered once delivered to their loop.
+    outcomes: Vec<(EventId, ReplyTo)>,
+    /// The key holds something other than a stream: it is not read.
+    broken: bool,
+}
+
+impl Followed {
+    fn new(key: String) -> Followed {
+        Followed {
+            key,
+            loops: Vec::new(),
+            waiting: Vec::new(),
+            known: false,
+            last: EventId::ZERO,
+            outcomes: Vec::new(),
+            broken: false,
+        }
+    }
+
+    fn follows(&self, loop_index: usize) -> bool {
+        self.loops.contains(&loop_index) || self.waiting.contains(&loop_index)
+    }
+
+    /// Whether `reply` may be answered now for an event `id`: its loop
+    /// does not follow the topic, or has been sent the event.
+    fn answerable(&self, id: EventId, reply: &ReplyTo) -> bool {
+        !self.follows(reply.loop_index)
+            || (self.loops.contains(&reply.loop_index) && self.known && self.last >= id)
+    }
+}
+
+pub(crate) struct Reader {
+    shared: Arc<Shared>,
+    post: Post,
+    rx: Receiver<ReaderMsg>,
+    con: Option<Connection>,
+    link: Link,
+    /// The Redis server's `run_id` on the last connection.
+    run_id: Option<String>,
+    topics: HashMap<Arc<str>, Followed>,
+    wake_last: EventId,
+}
+
+impl Reader {
+    pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<ReaderMsg>) -> Reader {
+        Reader {
+            link: Link::new("reader", shared.clone()),
+            shared,
+            post,
+            rx,
+            con: None,
+            run_id: None,
+            topics: HashMap::new(),
+            wake_last: EventId::ZERO,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(ReaderMsg::Stop) | Err(TryRecvError::Disconnected) => return self.stop(),
+                    Ok(message) => self.apply(message),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            if self.shared.stats.stopped() {
+                return self.stop();
+            }
+            if self.con.is_none() {
+                if self.link.wait().is_zero() {
+                    let read_timeout = self.shared.config.block + self.shared.config.command_timeout;
+                    if let Some(con) = self.link.connect(read_timeout) {
+                        self.con = Some(con);
+                        if let Err(e) = self.check_continuity() {
+                            self.lost(&e);
+                        }
+                    }
+                }
+                if self.con.is_none() {
+                    match self.rx.recv_timeout(self.link.wait()) {
+                        Ok(ReaderMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
+                        Ok(message) => self.apply(message),
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                    continue;
+                }
+            }
+            if let Err(e) = self.serve_follows().and_then(|()| self.read()) {
+                self.lost(&e);
+            }
+        }
+    }
+
+    fn apply(&mut self, message: ReaderMsg) {
+        match message {
+            ReaderMsg::Follow { topic, loop_index } => {
+                let prefix = &self.shared.config.prefix;
+                let followed = self
+                    .topics
+                    .entry(topic.clone())
+                    .or_insert_with(|| Followed::new(commands::stream_key(prefix, &topic)));
+                // A loop follows once between unfollows; a repeat means it
+                // wants the backlog again.
+                followed.loops.retain(|&l| l != loop_index);
+                if !followed.waiting.contains(&loop_index) {
+                    followed.waiting.push(loop_index);
+                }
+            }
+            ReaderMsg::Unfollow { topic, loop_index } => {
+                let Some(followed) = self.topics.get_mut(&topic) else {
+                    return;
+                };
+                followed.loops.retain(|&l| l != loop_index);
+                followed.waiting.retain(|&l| l != loop_index);
+                let empty = followed.loops.is_empty() && followed.waiting.is_empty();
+                if empty {
+                    if let Some(followed) = self.topics.remove(&topic) {
+                        for (id, reply) in followed.outcomes {
+                            self.answer(id, reply);
+                        }
+                    }
+                } else {
+                    self.flush_outcomes(&topic);
+                }
+            }
+            ReaderMsg::Added { topic, id, reply } => match self.topics.get_mut(&topic) {
+                Some(followed) if !followed.answerable(id, &reply) => followed.outcomes.push((id, reply)),
+                _ => self.answer(id, reply),
+            },
+            ReaderMsg::Stop => {}
+        }
+        self.shared
+            .stats
+            .followed
+            .store(self.topics.len() as u64, Ordering::Relaxed);
+    }
+
+    fn answer(&self, id: EventId, reply: ReplyTo) {
+        (self.post)(
+            reply.loop_index,
+            HubMessage::Published {
+                token: reply.token,
+                result: Ok(id),
+            },
+        );
+    }
+
+    /// Answers the publishes whose events have reached their loops.
+    fn flush_outcomes(&mut self, topic: &Arc<str>) {
+        let Some(followed) = self.topics.get_mut(topic) else {
+            return;
+        };
+        if followed.outcomes.is_empty() {
+            return;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut followed.outcomes)
+            .into_iter()
+            .partition(|(id, reply)| followed.answerable(*id, reply));
+        followed.outcomes = later;
+        for (id, reply) in now {
+            self.answer(id, reply);
+        }
+    }
+
+    /// Sends `Ready` to the loops owed one: the topic's backlog, from
+    /// Redis, up to the last event delivered (so that the events read next
+    /// follow it without a hole).
+    fn serve_follows(&mut self) -> Result<(), RedisError> {
+        let owed: Vec<Arc<str>> = self
+            .topics
+            .iter()
+            .filter(|(_, f)| !f.waiting.is_empty())
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        for topic in owed {
+            let con = self.con.as_mut().expect("connected");
+            let config = &self.shared.config;
+            let followed = self.topics.get_mut(&topic).expect("listed above");
+            let (history, dropped) = if followed.broken || (followed.known && followed.last == EventId::ZERO)
+            {
+                (Vec::new(), None)
+            } else {
+                let end = followed.known.then_some(followed.last);
+                match fetch_history(
+                    con,
+                    &topic,
+                    &followed.key,
+                    end,
+                    config.history_events,
+                    config.history_bytes,
+                ) {
+                    Ok(backlog) => backlog,
+                    Err(e) if commands::is_server_error(&e) => {
+                        log::warn!(
+                            "redis: topic {topic} is not read: its key {} is not a stream ({e})",
+                            followed.key
+                        );
+                        followed.broken = true;
+                        (Vec::new(), None)
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            if !followed.known {
+                followed.last = history
+                    .last()
+                    .map(|e| e.id())
+                    .or(dropped)
+                    .unwrap_or(EventId::ZERO);
+                followed.known = true;
+            }
+            let waiting = std::mem::take(&mut followed.waiting);
+            for &loop_index in &waiting {
+                (self.post)(
+                    loop_index,
+                    HubMessage::Ready {
+                        topic: topic.clone(),
+                        history: history.clone(),
+                        dropped,
+                    },
+                );
+            }
+            followed.loops.extend(waiting);
+            self.flush_outcomes(&topic);
+        }
+        Ok(())
+    }
+
+    /// One `XREAD` of every followed stream and the wake stream; posts
+    /// what it returns.
+    fn read(&mut self) -> Result<(), RedisError> {
+        let con = self.con.as_mut().expect("connected");
+        let mut streams: Vec<(&str, EventId)> = self
+            .topics
+            .values()
+            .filter(|f| f.known && !f.broken && !f.loops.is_empty())
+            .map(|f| (f.key.as_str(), f.last))
+            .collect();
+        streams.push((&self.shared.wake_key, self.wake_last));
+        let block_ms = u64::try_from(self.shared.config.block.as_millis()).unwrap_or(u64::MAX);
+        let reply = commands::xread(&streams, READ_COUNT, block_ms.max(1)).query::<Value>(con)?;
+        for (key, entries) in commands::parse_xread(&reply)? {
+            if key == self.shared.wake_key.as_bytes() {
+                if let Some(last) = entries.last() {
+                    self.wake_last = last.id;
+                }
+                continue;
+            }
+            let Some(topic) = commands::topic_of(&self.shared.config.prefix, &key)
+                .and_then(|name| self.topics.get_key_value(name))
+                .map(|(topic, _)| topic.clone())
+            else {
+                continue;
+            };
+            self.deliver(&topic, &entries);
+            self.flush_outcomes(&topic);
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, topic: &Arc<str>, entries: &[Entry]) {
+        let Some(followed) = self.topics.get_mut(topic) else {
+            return;
+        };
+        for entry in entries {
+            if entry.id <= followed.last {
+                continue;
+            }
+            followed.last = entry.id;
+            add(&self.shared.stats.read, 1);
+            let Some(event) = entry.to_event(topic) else {
+                log::warn!("redis: entry {} of {topic} cannot be an event; skipped", entry.id);
+                continue;
+            };
+            for &loop_index in &followed.loops {
+                (self.post)(loop_index, HubMessage::Deliver(event.clone()));
+            }
+        }
+    }
+
+    /// Just (re)connected: if Redis restarted, or a topic's last delivered
+    /// event is no longer in its stream, events may be gone: such topics
+    /// get a new `Ready` (their subscribers resume from their last ids).
+    /// Otherwise reading goes on from the last delivered id.
+    fn check_continuity(&mut self) -> Result<(), RedisError> {
+        let con = self.con.as_mut().expect("connected");
+        let info = redis::cmd("INFO").arg("server").query::<Value>(con)?;
+        let run_id = commands::parse_run_id(&info);
+        let restarted = self.run_id.is_some() && run_id != self.run_id;
+        if restarted {
+            log::warn!("redis: the Redis server restarted: every followed topic is resynchronised");
+        }
+        self.run_id = run_id;
+        let mut lost = Vec::new();
+        for (topic, followed) in &self.topics {
+            if !followed.known || followed.broken {
+                continue;
+            }
+            let intact = !restarted
+                && (followed.last == EventId::ZERO
+                    || !commands::parse_entries(
+                        &commands::xrange_one(&followed.key, followed.last).query::<Value>(con)?,
+                    )?
+                    .is_empty());
+            if !intact {
+                lost.push(topic.clone());
+            }
+        }
+        for topic in lost {
+            self.resync(&topic);
+        }
+        Ok(())
+    }
+
+    /// Continuity of `topic` is lost: its loops get a new `Ready` (the hub
+    /// then ends their subscriptions, so that clients resume); pending
+    /// answers go now, as the subscribers start over anyway.
+    fn resync(&mut self, topic: &Arc<str>) {
+        let Some(followed) = self.topics.get_mut(topic) else {
+            return;
+        };
+        log::warn!(
+            "redis: continuity of topic {topic} lost (its events since {} may be gone): its subscribers resume",
+            followed.last
+        );
+        add(&self.shared.stats.resyncs, 1);
+        followed.known = false;
+        followed.last = EventId::ZERO;
+        let loops = std::mem::take(&mut followed.loops);
+        followed.waiting.extend(loops);
+        let outcomes = std::mem::take(&mut followed.outcomes);
+        for (id, reply) in outcomes {
+            self.answer(id, reply);
+        }
+    }
+
+    fn lost(&mut self, e: &RedisError) {
+        self.con = None;
+        self.link.lost(e, "deliveries pause until it is back");
+    }
+
+    fn stop(mut self) {
+        if let Some(con) = self.con.as_mut() {
+            let _ = redis::cmd("DEL").arg(&self.shared.wake_key).query::<Value>(con);
+        }
+        self.shared.stats.reader_up.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A topic's backlog from its stream, oldest first: the newest entries up
+/// to `end` (the stream's end if `None`), at most `max_events` of them and
+/// `max_bytes` (both encodings), and the id of the entry just before them
+/// if there was one (still held; or, when entries were trimmed from the
+/// stream's start, the id just before the first held).
+fn fetch_history(
+    con: &mut Connection,
+    topic: &Arc<str>,
+    key: &str,
+    end: Option<EventId>,
+    max_events: usize,
+    max_bytes: usize,
+) -> Result<(Vec<Arc<Event>>, Option<EventId>), RedisError> {
+    let mut newest_first: Vec<Arc<Event>> = Vec::new();
+    let mut bytes = 0;
+    let mut dropped = None;
+    let mut end = end;
+    'pages: loop {
+        let want = (max_events + 1 - newest_first.len()).min(PAGE);
+        let page = commands::parse_entries(&commands::xrevrange(key, end, want).query::<Value>(con)?)?;
+        let got = page.len();
+        let page_oldest = page.last().map(|entry| entry.id);
+        for entry in page {
+            let Some(event) = entry.to_event(topic) else {
+                continue;
+            };
+            if newest_first.len() >= max_events || bytes + event.cost() > max_bytes {
+                dropped = Some(entry.id);
+                break 'pages;
+            }
+            bytes += event.cost();
+            newest_first.push(event);
+        }
+        match page_oldest.and_then(commands::prev_id) {
+            Some(before) if got == want => end = Some(before),
+            _ => break,
+        }
+    }
+    if dropped.is_none() {
+        // The history goes back to the stream's first entry (up to `end`):
+        // were entries before it trimmed? Then the id just before it
+        // stands for them (a client that comes back with one of them, or
+        // with 0-0, gets a gap signal).
+        dropped = match commands::xinfo_stream(key).query::<Value>(con) {
+            Ok(info) => match commands::parse_stream_info(&info) {
+                Some(info) if info.lost_entries() => match newest_first.last() {
+                    Some(oldest) => commands::prev_id(oldest.id()),
+                    None => end.or(info.last_generated),
+                },
+                _ => None,
+            },
+            // No such key: a topic nobody published to yet.
+            Err(e) if commands::is_server_error(&e) => None,
+            Err(e) => return Err(e),
+        };
+    }
+    newest_first.reverse();
+    Ok((newest_first, dropped))
+}

@@ -1,0 +1,390 @@
+//! What the loops' brokers and the bridge's threads share: the settings,
+//! the channels to the threads, and the counters behind the status and
+//! the metrics (atomics, never locks).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, SyncSender};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisError};
+use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo};
+
+use crate::RedisConfig;
+use crate::backoff::Backoff;
+
+/// How the bridge's threads reach the event loops: post a message to one
+/// loop, waking it (the server's `Handle::post`).
+pub(crate) type Post = Arc<dyn Fn(usize, HubMessage) + Send + Sync>;
+
+/// To the writer thread.
+#[derive(Debug)]
+pub(crate) enum WriterMsg {
+    /// `XADD` it.
+    Publish(Publish),
+    /// Wake the reader (it has messages waiting).
+    Wake,
+    /// Stop (after waking the reader one last time).
+    Stop,
+}
+
+/// To the reader thread.
+#[derive(Debug)]
+pub(crate) enum ReaderMsg {
+    /// A loop's first subscriber of the topic arrived: send it `Ready`,
+    /// then the topic's events.
+    Follow { topic: Arc<str>, loop_index: usize },
+    /// A loop's last subscriber of the topic left.
+    Unfollow { topic: Arc<str>, loop_index: usize },
+    /// The writer added a publish as `id`: answer `reply` once the event
+    /// has been delivered to that loop (if it follows the topic).
+    Added {
+        topic: Arc<str>,
+        id: EventId,
+        reply: ReplyTo,
+    },
+    /// Stop.
+    Stop,
+}
+
+/// Counters and flags, written by the threads, read by anyone.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    base: Instant,
+    pub(crate) writer_up: AtomicBool,
+    pub(crate) reader_up: AtomicBool,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    /// Milliseconds from `base` to the last error, plus one; 0: none yet.
+    last_error: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) added: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) read: AtomicU64,
+    pub(crate) followed: AtomicU64,
+    /// The last wake-up id used.
+    pub(crate) wake_seq: AtomicU64,
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Stats {
+    pub(crate) fn new() -> Stats {
+        Stats {
+            base: Instant::now(),
+            writer_up: AtomicBool::new(false),
+            reader_up: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            added: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+            followed: AtomicU64::new(0),
+            wake_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn error(&self) {
+        add(&self.errors, 1);
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_error.store(ms + 1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn state(&self) -> BrokerState {
+        if self.stopped() {
+            BrokerState::Down
+        } else if self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed) {
+            BrokerState::Up
+        } else {
+            BrokerState::Connecting
+        }
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last_error = load(&self.last_error);
+        Status {
+            state: self.state(),
+            writer_connected: self.writer_up.load(Ordering::Relaxed),
+            reader_connected: self.reader_up.load(Ordering::Relaxed),
+            reconnects: load(&self.reconnects),
+            errors: load(&self.errors),
+            last_error_age: (last_error > 0).then(|| {
+                self.base
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last_error - 1))
+            }),
+            resyncs: load(&self.resyncs),
+            added: load(&self.added),
+            refused: load(&self.refused),
+            read: load(&self.read),
+            followed_topics: load(&self.followed),
+        }
+    }
+}
+
+/// The bridge at one moment: its connections and counters. `/metrics`
+/// shows the same (see [`crate::RedisBroker`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Status {
+    /// [`BrokerState::Up`] when both connections are, `Connecting` while
+    /// either (re)connects, `Down` once shut down.
+    pub state: BrokerState,
+    /// The writer's connection (publishes) is up.
+    pub writer_connected: bool,
+    /// The reader's connection (deliveries) is up.
+    pub reader_connected: bool,
+    /// Connections made again after being lost.
+    pub reconnects: u64,
+    /// Failed connection attempts and lost connections.
+    pub errors: u64,
+    /// Time since the last of those, if any.
+    pub last_error_age: Option<Duration>,
+    /// Topics resynchronised because continuity was lost (each makes its
+    /// subscribers resume).
+    pub resyncs: u64,
+    /// Events this node added to Redis.
+    pub added: u64,
+    /// Publishes refused (Redis unreachable, or it refused the `XADD`).
+    pub refused: u64,
+    /// Events read from Redis and delivered to this node's loops.
+    pub read: u64,
+    /// Topics this node reads (followed by at least one loop).
+    pub followed_topics: u64,
+}
+
+impl Status {
+    /// The status in the Prometheus text format, for `/metrics`.
+    pub(crate) fn write_metrics(&self, out: &mut String) {
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let flag = |b: bool| u8::from(b).to_string();
+        metric(
+            "tether_redis_connected",
+            "gauge",
+            "Whether each connection to Redis is up (1) or reconnecting (0).",
+            &[
+                ("{connection=\"writer\"}", flag(self.writer_connected)),
+                ("{connection=\"reader\"}", flag(self.reader_connected)),
+            ],
+        );
+        metric(
+            "tether_redis_reconnects_total",
+            "counter",
+            "Connections to Redis made again after being lost.",
+            &[("", self.reconnects.to_string())],
+        );
+        metric(
+            "tether_redis_errors_total",
+            "counter",
+            "Failed connection attempts and lost connections to Redis.",
+            &[("", self.errors.to_string())],
+        );
+        if let Some(age) = self.last_error_age {
+            metric(
+                "tether_redis_last_error_age_seconds",
+                "gauge",
+                "Seconds since the last Redis error (absent before the first).",
+                &[("", format!("{:.3}", age.as_secs_f64()))],
+            );
+        }
+        metric(
+            "tether_redis_resyncs_total",
+            "counter",
+            "Topics resynchronised after continuity with Redis was lost (their subscribers resume).",
+            &[("", self.resyncs.to_string())],
+        );
+        metric(
+            "tether_redis_events_added_total",
+            "counter",
+            "Events this node added to Redis streams.",
+            &[("", self.added.to_string())],
+        );
+        metric(
+            "tether_redis_publishes_refused_total",
+            "counter",
+            "Publishes refused because Redis was unreachable or refused them.",
+            &[("", self.refused.to_string())],
+        );
+        metric(
+            "tether_redis_events_read_total",
+            "counter",
+            "Events read from Redis streams and delivered to this node's loops.",
+            &[("", self.read.to_string())],
+        );
+        metric(
+            "tether_redis_followed_topics",
+            "gauge",
+            "Topics this node reads from Redis.",
+            &[("", self.followed_topics.to_string())],
+        );
+    }
+}
+
+/// The part every broker and thread holds.
+pub(crate) struct Shared {
+    pub(crate) config: RedisConfig,
+    pub(crate) client: redis::Client,
+    /// Where Redis is, for the logs (no password).
+    pub(crate) server: String,
+    pub(crate) wake_key: String,
+    pub(crate) writer_tx: SyncSender<WriterMsg>,
+    pub(crate) reader_tx: Sender<ReaderMsg>,
+    pub(crate) stats: Stats,
+}
+
+impl Shared {
+    /// Asks the writer to wake the reader; a full queue will wake it
+    /// anyway once drained.
+    pub(crate) fn wake_reader(&self) {
+        let _ = self.writer_tx.try_send(WriterMsg::Wake);
+    }
+}
+
+/// One of the two connections, with its reconnection schedule and what
+/// the logs and metrics say about it.
+pub(crate) struct Link {
+    name: &'static str,
+    shared: Arc<Shared>,
+    backoff: Backoff,
+    next_attempt: Instant,
+    /// When it was lost (`None` while up, or before the first connection).
+    lost_at: Option<Instant>,
+    connected_once: bool,
+    failures: u32,
+}
+
+impl Link {
+    pub(crate) fn new(name: &'static str, shared: Arc<Shared>) -> Link {
+        let backoff = Backoff::new(shared.config.backoff_min, shared.config.backoff_max);
+        Link {
+            name,
+            shared,
+            backoff,
+            next_attempt: Instant::now(),
+            lost_at: None,
+            connected_once: false,
+            failures: 0,
+        }
+    }
+
+    fn flag(&self) -> &AtomicBool {
+        match self.name {
+            "writer" => &self.shared.stats.writer_up,
+            _ => &self.shared.stats.reader_up,
+        }
+    }
+
+    /// How long until the next attempt is due (zero: now).
+    pub(crate) fn wait(&self) -> Duration {
+        self.next_attempt.saturating_duration_since(Instant::now())
+    }
+
+    /// One attempt to connect, with the timeouts set (`read_timeout`: how
+    /// long a reply may take).
+    pub(crate) fn connect(&mut self, read_timeout: Duration) -> Option<Connection> {
+        let config = &self.shared.config;
+        let result = self
+            .shared
+            .client
+            .get_connection_with_timeout(config.connect_timeout)
+            .and_then(|mut con| {
+                con.set_read_timeout(Some(read_timeout))?;
+                con.set_write_timeout(Some(config.command_timeout))?;
+                // Named, so that `CLIENT LIST` shows what it is (an ACL
+                // that forbids it is no reason to fail).
+                let name = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(format!("tether-redis-{}", self.name))
+                    .query::<redis::Value>(&mut con);
+                match name {
+                    Err(e) if !crate::commands::is_server_error(&e) => Err(e),
+                    _ => Ok(con),
+                }
+            });
+        match result {
+            Ok(con) => {
+                self.connected();
+                Some(con)
+            }
+            Err(e) => {
+                self.failed(&e);
+                None
+            }
+        }
+    }
+
+    fn connected(&mut self) {
+        let server = &self.shared.server;
+        match self.lost_at.take() {
+            Some(lost) => {
+                add(&self.shared.stats.reconnects, 1);
+                log::info!(
+                    "redis: {} reconnected to {server} after {:.1} s ({} failed attempts)",
+                    self.name,
+                    lost.elapsed().as_secs_f64(),
+                    self.failures
+                );
+            }
+            None if self.connected_once => {}
+            None => log::info!("redis: {} connected to {server}", self.name),
+        }
+        self.connected_once = true;
+        self.failures = 0;
+        self.backoff.reset();
+        self.flag().store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&mut self, e: &RedisError) {
+        self.shared.stats.error();
+        self.failures += 1;
+        let delay = self.backoff.next_delay();
+        self.next_attempt = Instant::now() + delay;
+        let server = &self.shared.server;
+        if self.failures == 1 && self.lost_at.is_none() {
+            log::warn!(
+                "redis: {} cannot connect to {server} ({e}); retrying in {} ms",
+                self.name,
+                delay.as_millis()
+            );
+        } else {
+            log::debug!(
+                "redis: {} still cannot connect to {server} ({e}); attempt {}, next in {} ms",
+                self.name,
+                self.failures,
+                delay.as_millis()
+            );
+        }
+    }
+
+    /// The connection failed: reconnect after a backoff.
+    pub(crate) fn lost(&mut self, e: &RedisError, consequence: &str) {
+        self.flag().store(false, Ordering::Relaxed);
+        self.shared.stats.error();
+        self.lost_at = Some(Instant::now());
+        let delay = self.backoff.next_delay();
+        self.next_attempt = Instant::now() + delay;
+        log::warn!(
+            "redis: {} lost its connection to {} ({e}); {consequence}; reconnecting in {} ms",
+            self.name,
+            self.shared.server,
+            delay.as_millis()
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! The bridge against a real `redis-server` (see `support`): several
+//! "nodes" (bridges with two pretend event loops each) share topics
+//! through Redis streams; follows get their backlog from Redis; lost
+//! connections and a restarted Redis are survived, with a resync exactly
+//! when continuity is lost.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use support::{PATIENCE, RedisServer, available, wait_until};
+use tether_hub::{
+    Broker, BrokerState, Context, Error as HubError, Event, EventId, HubMessage, Publish, ReplyTo,
+};
+use tether_redis::{RedisBridge, RedisBroker, RedisConfig};
+
+const PREFIX: &str = "tether-test:";
+const LOOPS: usize = 2;
+
+/// The context a loop gives its broker; the Redis broker posts from its
+/// own threads, never through it.
+struct Cx(usize);
+
+impl Context for Cx {
+    fn loops(&self) -> usize {
+        LOOPS
+    }
+    fn this_loop(&self) -> usize {
+        self.0
+    }
+    fn post(&mut self, _: usize, message: HubMessage) {
+        panic!("the Redis broker posted {message:?} from a loop")
+    }
+    fn unix_ms(&self) -> u64 {
+        0
+    }
+}
+
+/// A bridge with the brokers of two pretend loops, and what the bridge
+/// posted to each loop, in order.
+struct Node {
+    bridge: RedisBridge,
+    brokers: Vec<RedisBroker>,
+    posted: Receiver<(usize, HubMessage)>,
+    inbox: Vec<VecDeque<HubMessage>>,
+    next_token: u64,
+}
+
+impl Node {
+    fn start(redis: &RedisServer, tweak: impl FnOnce(&mut RedisConfig)) -> Node {
+        let mut config = RedisConfig::new(redis.url());
+        config.prefix = PREFIX.to_owned();
+        tweak(&mut config);
+        let bridge = RedisBridge::new(config).expect("a valid configuration");
+        let brokers = (0..LOOPS).map(|_| bridge.broker()).collect();
+        let (tx, posted) = mpsc::channel();
+        bridge
+            .start(move |to, message| {
+                let _ = tx.send((to, message));
+            })
+            .expect("the threads start");
+        let node = Node {
+            bridge,
+            brokers,
+            posted,
+            inbox: (0..LOOPS).map(|_| VecDeque::new()).collect(),
+            next_token: 0,
+        };
+        node.wait_for_state(BrokerState::Up);
+        node
+    }
+
+    fn wait_for_state(&self, state: BrokerState) {
+        wait_until(&format!("the bridge to be {state:?}"), || {
+            self.bridge.status().state == state
+        });
+    }
+
+    /// Publishes from `loop_index`; the token that its answer will carry.
+    fn publish(&mut self, loop_index: usize, topic: &str, data: &str) -> Result<u64, HubError> {
+        self.next_token += 1;
+        let token = self.next_token;
+        let publish = Publish::new(topic, None, data, &tether_hub::Config::default())?
+            .reply_to(ReplyTo { loop_index, token });
+        self.brokers[loop_index].publish(publish, &mut Cx(loop_index))?;
+        Ok(token)
+    }
+
+    /// Publishes from a loop that does not follow `topic` (so the answer
+    /// is the next thing posted to it); the event's id.
+    fn publish_ok(&mut self, loop_index: usize, topic: &str, data: &str) -> EventId {
+        let token = self.publish(loop_index, topic, data).unwrap();
+        self.published(loop_index, token).unwrap()
+    }
+
+    fn follow(&mut self, loop_index: usize, topic: &str) {
+        self.brokers[loop_index].follow(&Arc::from(topic), &mut Cx(loop_index));
+    }
+
+    fn unfollow(&mut self, loop_index: usize, topic: &str) {
+        self.brokers[loop_index].unfollow(&Arc::from(topic), &mut Cx(loop_index));
+    }
+
+    /// The next message posted to `loop_index` (a hang guard fails the
+    /// test if none comes).
+    fn next(&mut self, loop_index: usize) -> HubMessage {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(message) = self.inbox[loop_index].pop_front() {
+                return message;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.posted.recv_timeout(left) {
+                Ok((to, message)) => self.inbox[to].push_back(message),
+                Err(_) => panic!("nothing posted to loop {loop_index}"),
+            }
+        }
+    }
+
+    /// Nothing more is posted to `loop_index` for a while.
+    fn expect_quiet(&mut self, loop_index: usize) {
+        let until = Instant::now() + Duration::from_millis(300);
+        while let Ok((to, message)) = self
+            .posted
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.inbox[to].push_back(message);
+        }
+        assert!(
+            self.inbox[loop_index].is_empty(),
+            "unexpected: {:?}",
+            self.inbox[loop_index]
+        );
+    }
+
+    fn ready(&mut self, loop_index: usize) -> (Vec<Arc<Event>>, Option<EventId>) {
+        match self.next(loop_index) {
+            HubMessage::Ready { history, dropped, .. } => (history, dropped),
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    fn deliver(&mut self, loop_index: usize) -> Arc<Event> {
+        match self.next(loop_index) {
+            HubMessage::Deliver(event) => event,
+            other => panic!("expected Deliver, got {other:?}"),
+        }
+    }
+
+    fn published(&mut self, loop_index: usize, token: u64) -> Result<EventId, HubError> {
+        match self.next(loop_index) {
+            HubMessage::Published { token: t, result } if t == token => result,
+            other => panic!("expected Published {{ token: {token} }}, got {other:?}"),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        self.brokers[0].write_metrics(&mut out);
+        out
+    }
+}
+
+fn data(events: &[Arc<Event>]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let json: serde_json::Value = serde_json::from_str(e.json()).unwrap();
+            json["data"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The ids of a stream, from Redis itself.
+fn stream_ids(redis: &RedisServer, topic: &str) -> Vec<EventId> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("{PREFIX}{topic}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.client())
+        .unwrap();
+    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
+}
+
+#[test]
+fn events_reach_every_node_in_the_streams_order() {
+    if !available("events_reach_every_node_in_the_streams_order") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    let mut b = Node::start(&redis, |_| {});
+    for l in 0..LOOPS {
+        b.follow(l, "news");
+        let (history, dropped) = b.ready(l);
+        assert!(
+            history.is_empty() && dropped.is_none(),
+            "a topic nobody published to"
+        );
+    }
+
+    // Publishes from both nodes, interleaved; loop 1 of node b is a
+    // publisher and a follower.
+    let mut tokens = Vec::new();
+    for n in 1..=4 {
+        tokens.push(('a', a.publish(0, "news", &format!("a{n}")).unwrap()));
+        tokens.push(('b', b.publish(1, "news", &format!("b{n}")).unwrap()));
+    }
+    // Node a's loop does not follow the topic: answered as soon as added.
+    let mut a_ids = Vec::new();
+    for (_, token) in tokens.iter().filter(|(node, _)| *node == 'a') {
+        a_ids.push(a.published(0, *token).unwrap());
+    }
+    assert!(a_ids.windows(2).all(|w| w[0] < w[1]));
+
+    // Both loops of node b get all eight, in the stream's order.
+    let ids = stream_ids(&redis, "news");
+    assert_eq!(ids.len(), 8);
+    let loop0: Vec<Arc<Event>> = (0..8).map(|_| b.deliver(0)).collect();
+    assert_eq!(loop0.iter().map(|e| e.id()).collect::<Vec<_>>(), ids);
+    let mut seen = data(&loop0);
+    seen.sort();
+    assert_eq!(seen, ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]);
+    for id in &a_ids {
+        assert!(ids.contains(id), "{id} is a Redis stream id");
+    }
+    // Loop 1 gets the same events, and each of its own publishes is
+    // answered after the event reached it.
+    let mut delivered = Vec::new();
+    let mut answered = Vec::new();
+    while delivered.len() < 8 || answered.len() < 4 {
+        match b.next(1) {
+            HubMessage::Deliver(event) => delivered.push(event.id()),
+            HubMessage::Published { result, .. } => {
+                let id = result.unwrap();
+                assert!(delivered.contains(&id), "answered {id} before delivering it");
+                answered.push(id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered, ids);
+    b.expect_quiet(0);
+    b.expect_quiet(1);
+    let status = b.bridge.status();
+    assert_eq!((status.added, status.read, status.followed_topics), (4, 8, 1));
+}
+
+#[test]
+fn a_follow_gets_the_backlog_from_redis() {
+    if !available("a_follow_gets_the_backlog_from_redis") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    for n in 1..=10 {
+        a.publish_ok(0, "hist", &format!("e{n}"));
+    }
+    let ids = stream_ids(&redis, "hist");
+
+    // Four events are kept for replay: the one before them is known.
+    let mut b = Node::start(&redis, |c| c.history_events = 4);
+    b.follow(0, "hist");
+    let (history, dropped) = b.ready(0);
+    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
+    assert_eq!(history[0].id(), ids[6]);
+    assert_eq!(dropped, Some(ids[5]));
+
+    // A byte bound keeps fewer.
+    let two_events = history[2].cost() + history[3].cost();
+    let mut c = Node::start(&redis, |c| c.history_bytes = two_events);
+    c.follow(0, "hist");
+    let (history, dropped) = c.ready(0);
+    assert_eq!(data(&history), ["e9", "e10"]);
+    assert_eq!(dropped, Some(ids[7]));
+
+    // Trimmed in Redis: what is left, after a known id.
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(format!("{PREFIX}hist"))
+        .arg("MAXLEN")
+        .arg(3)
+        .query(&mut redis.client())
+        .unwrap();
+    let mut d = Node::start(&redis, |_| {});
+    d.follow(1, "hist");
+    let (history, dropped) = d.ready(1);
+    assert_eq!(data(&history), ["e8", "e9", "e10"]);
+    // What stands for the trimmed events: an id after the last of them,
+    // before the first held.
+    assert!(dropped.is_some_and(|d| d >= ids[6] && d < ids[7]), "{dropped:?}");
+    // Then the events after them, and only those.
+    let id = a.publish_ok(1, "hist", "e11");
+    assert_eq!(d.deliver(1).id(), id);
+    d.expect_quiet(1);
+
+    // Unfollowed: nothing comes; followed again: the backlog again.
+    d.unfollow(1, "hist");
+    wait_until("node d to unfollow", || d.bridge.status().followed_topics == 0);
+    a.publish_ok(0, "hist", "e12");
+    d.expect_quiet(1);
+    d.follow(1, "hist");
+    let (history, _) = d.ready(1);
+    assert_eq!(data(&history).last().unwrap(), "e12");
+}
+
+#[test]
+fn a_lost_connection_goes_on_where_it_stopped() {
+    if !available("a_lost_connection_goes_on_where_it_stopped") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    // Slow to reconnect, so that events are published while it is away.
+    let mut b = Node::start(&redis, |c| {
+        c.backoff_min = Duration::from_millis(600);
+        c.backoff_max = Duration::from_millis(600);
+    });
+    b.follow(0, "cont");
+    b.ready(0);
+    for n in 1..=2 {
+        a.publish_ok(0, "cont", &format!("e{n}"));
+    }
+    assert_eq!(data(&[b.deliver(0), b.deliver(0)]), ["e1", "e2"]);
+
+    assert!(
+        redis.kill_clients("tether-redis-reader") >= 2,
+        "both nodes' readers"
+    );
+    wait_until("node b to see its reader gone", || {
+        !b.bridge.status().reader_connected
+    });
+    assert_eq!(b.brokers[1].state(), BrokerState::Connecting);
+    for n in 3..=5 {
+        a.publish_ok(0, "cont", &format!("e{n}"));
+    }
+    let during: Vec<Arc<Event>> = (0..3).map(|_| b.deliver(0)).collect();
+    assert_eq!(data(&during), ["e3", "e4", "e5"]);
+    let status = b.bridge.status();
+    assert_eq!(status.state, BrokerState::Up);
+    assert_eq!((status.reconnects, status.resyncs), (1, 0));
+    assert!(status.last_error_age.is_some());
+    b.expect_quiet(0);
+    let metrics = b.metrics();
+    for line in [
+        "tether_redis_connected{connection=\"reader\"} 1\n",
+        "tether_redis_reconnects_total 1\n",
+        "tether_redis_resyncs_total 0\n",
+        "# TYPE tether_redis_last_error_age_seconds gauge\n",
+    ] {
+        assert!(metrics.contains(line), "{line:?} in {metrics}");
+    }
+}
+
+#[test]
+fn lost_continuity_sends_the_backlog_again() {
+    if !available("lost_continuity_sends_the_backlog_again") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    let mut b = Node::start(&redis, |c| {
+        c.backoff_min = Duration::from_millis(600);
+        c.backoff_max = Duration::from_millis(600);
+    });
+    b.follow(0, "trim");
+    b.ready(0);
+    a.publish_ok(0, "trim", "e1");
+    assert_eq!(data(&[b.deliver(0)]), ["e1"]);
+
+    redis.kill_clients("tether-redis-reader");
+    wait_until("node b to see its reader gone", || {
+        !b.bridge.status().reader_connected
+    });
+    for n in 2..=6 {
+        a.publish_ok(0, "trim", &format!("e{n}"));
+    }
+    // What node b delivered last is trimmed away while it is gone.
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(format!("{PREFIX}trim"))
+        .arg("MAXLEN")
+        .arg(2)
+        .query(&mut redis.client())
+        .unwrap();
+    let ids = stream_ids(&redis, "trim");
+    let (history, dropped) = b.ready(0);
+    assert_eq!(data(&history), ["e5", "e6"]);
+    assert_eq!(history[0].id(), ids[0]);
+    assert!(dropped.is_some_and(|d| d < ids[0]));
+    assert_eq!(b.bridge.status().resyncs, 1);
+    let id = a.publish_ok(0, "trim", "e7");
+    assert_eq!(b.deliver(0).id(), id);
+    b.expect_quiet(0);
+}
+
+#[test]
+fn a_restarted_redis_is_survived() {
+    if !available("a_restarted_redis_is_survived") {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    let mut b = Node::start(&redis, |_| {});
+    b.follow(0, "r");
+    b.ready(0);
+    a.publish_ok(0, "r", "before");
+    assert_eq!(data(&[b.deliver(0)]), ["before"]);
+
+    redis.stop();
+    wait_until("node a to see its writer gone", || {
+        !a.bridge.status().writer_connected
+    });
+    assert_eq!(a.brokers[0].state(), BrokerState::Connecting);
+    assert_eq!(a.publish(0, "r", "lost"), Err(HubError::BrokerUnavailable));
+    assert!(
+        a.metrics()
+            .contains("tether_redis_connected{connection=\"writer\"} 0\n")
+    );
+
+    redis.restart();
+    a.wait_for_state(BrokerState::Up);
+    b.wait_for_state(BrokerState::Up);
+    // The new Redis has nothing: continuity is lost, node b's loop gets
+    // the (empty) backlog again; then events flow.
+    let (history, dropped) = b.ready(0);
+    assert!(history.is_empty() && dropped.is_none());
+    let id = a.publish_ok(0, "r", "after");
+    let event = b.deliver(0);
+    assert_eq!(data(std::slice::from_ref(&event)), ["after"]);
+    assert_eq!(event.id(), id);
+    b.expect_quiet(0);
+    let (sa, sb) = (a.bridge.status(), b.bridge.status());
+    assert_eq!(sa.reconnects, 2, "writer and reader");
+    assert_eq!(sb.resyncs, 1);
+    assert!(sa.refused >= 1);
+
+    // Shut down: no threads left, publishes refused.
+    a.bridge.shutdown();
+    assert_eq!(a.brokers[0].state(), BrokerState::Down);
+    assert_eq!(a.publish(0, "r", "late"), Err(HubError::BrokerUnavailable));
+}
