@@ -374,6 +374,29 @@ impl Ctx<'_> {
         }
     }
 
+    /// Sends a message it may keep: to the connection being handled, a
+    /// large payload is queued as it is, not copied (what an echo wants);
+    /// to any other, it is encoded as [`Ctx::send`] would.
+    pub fn send_owned(&mut self, to: ConnId, message: Message) {
+        match self.current.as_mut() {
+            Some(current) if current.id == to => {
+                if let Some(ws) = current.ws.as_deref_mut() {
+                    let out = current.out.tail(self.pool);
+                    let before = out.len();
+                    if let Ok(payload) = ws.send_owned(message, out) {
+                        let added = out.len() - before;
+                        current.out.appended(added);
+                        if let Some(payload) = payload {
+                            current.out.push_payload(payload);
+                        }
+                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
+                    }
+                }
+            }
+            _ => self.actions.push(Action::Send(to, Encoded::ws(&message))),
+        }
+    }
+
     /// Sends already encoded bytes (from [`Encoded::ws`] for a WebSocket
     /// session, [`Encoded::sse`] for an event stream) to each connection.
     pub fn send_encoded(&mut self, to: impl IntoIterator<Item = ConnId>, encoded: &Encoded) {

@@ -13,12 +13,15 @@ pub(crate) enum Chunk {
     Owned(Vec<u8>),
     /// Bytes shared with other connections (an encoded broadcast).
     Shared(Arc<[u8]>),
+    /// A message payload handed over whole (not copied): nothing is
+    /// appended to it.
+    Payload(Vec<u8>),
 }
 
 impl Chunk {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Chunk::Owned(v) => v,
+            Chunk::Owned(v) | Chunk::Payload(v) => v,
             Chunk::Shared(s) => s,
         }
     }
@@ -69,6 +72,12 @@ impl OutQueue {
         self.len += bytes;
     }
 
+    /// Appends a payload without copying it.
+    pub(crate) fn push_payload(&mut self, bytes: Vec<u8>) {
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Payload(bytes));
+    }
+
     /// Appends shared bytes.
     pub(crate) fn push_shared(&mut self, bytes: Arc<[u8]>) {
         if bytes.is_empty() {
@@ -83,7 +92,7 @@ impl OutQueue {
     pub(crate) fn keep_started(&mut self, pool: &mut Pool) {
         let keep = usize::from(self.offset > 0);
         for chunk in self.chunks.drain(keep..) {
-            if let Chunk::Owned(v) = chunk {
+            if let Chunk::Owned(v) | Chunk::Payload(v) = chunk {
                 pool.give_back(v);
             }
         }
@@ -96,7 +105,7 @@ impl OutQueue {
     /// Drops everything queued.
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
         for chunk in self.chunks.drain(..) {
-            if let Chunk::Owned(v) = chunk {
+            if let Chunk::Owned(v) | Chunk::Payload(v) = chunk {
                 pool.give_back(v);
             }
         }
@@ -155,7 +164,7 @@ impl OutQueue {
             }
             written -= front_len;
             self.offset = 0;
-            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+            if let Some(Chunk::Owned(v) | Chunk::Payload(v)) = self.chunks.pop_front() {
                 pool.give_back(v);
             }
         }

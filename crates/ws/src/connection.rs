@@ -35,6 +35,10 @@ struct CurrentFrame {
     mask: Option<[u8; 4]>,
 }
 
+/// Below this size [`Connection::send_owned`] copies the payload after
+/// its header: one buffer is cheaper to write than two slices.
+const SEND_OWNED_MIN: usize = 4096;
+
 /// Bytes of a transformed (e.g. compressed) payload unmasked per step
 /// before the extension decodes them; a stack buffer, so no allocation.
 const EXTENSION_CHUNK: usize = 4096;
@@ -484,6 +488,46 @@ impl Connection {
             MessageKind::Binary => OpCode::Binary,
         };
         self.send_data(opcode, message.as_bytes(), out)
+    }
+
+    /// Sends a message it may keep, without copying a large payload.
+    ///
+    /// The frame header is appended to `out`; the payload is returned (masked
+    /// in place for a client) to be written right after `out`'s bytes, e.g.
+    /// by a vectored write. A small payload, or one a negotiated extension
+    /// transforms, goes into `out` whole instead, and `None` is returned.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tether_ws::{Config, Connection, Message, Role};
+    /// let mut conn = Connection::new(Role::Server, Config::default(), Instant::now());
+    /// let mut out = Vec::new();
+    /// let big = conn.send_owned(Message::binary(vec![7; 100_000]), &mut out)?;
+    /// assert_eq!(out, [0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x86, 0xa0]);
+    /// assert_eq!(big.map(|p| p.len()), Some(100_000));
+    /// # Ok::<(), tether_ws::Error>(())
+    /// ```
+    pub fn send_owned(&mut self, message: Message, out: &mut Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
+        if self.extension.is_some() || message.as_bytes().len() < SEND_OWNED_MIN {
+            self.send(&message, out)?;
+            return Ok(None);
+        }
+        if self.sent_close {
+            return Err(Error::AlreadyClosing);
+        }
+        let opcode = match message.kind() {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        let mut payload = message.into_bytes();
+        let mut header = FrameHeader::new(true, opcode, payload.len() as u64);
+        if let Some(source) = self.masks.as_mut() {
+            let mask = source();
+            header = header.with_mask(mask);
+            apply_mask(&mut payload, mask, 0);
+        }
+        out.extend_from_slice(&header.to_bytes());
+        Ok(Some(payload))
     }
 
     /// Sends a text message.

@@ -543,3 +543,32 @@ fn client_frames_are_masked_and_decode_on_a_server() {
     assert_eq!(events[1], Event::Message(Message::binary(vec![1, 2, 3])));
     assert!(matches!(events[2], Event::Ping(_)));
 }
+
+#[test]
+fn send_owned_hands_back_large_payloads_and_copies_small_ones() {
+    let now = Instant::now();
+    for size in [0, 10, 4095, 4096, 70_000] {
+        let message = Message::binary((0..size).map(|i| i as u8).collect::<Vec<u8>>());
+        let mut c = client(Config::default(), now);
+        let mut wire = Vec::new();
+        let rest = c.send_owned(message.clone(), &mut wire).unwrap();
+        assert_eq!(rest.is_some(), size >= 4096, "size {size}");
+        if let Some(payload) = rest {
+            assert_eq!(payload.len(), size);
+            wire.extend_from_slice(&payload);
+        }
+        let (events, _) = feed(&mut server(Config::default(), now), &wire, 1000, now);
+        assert_eq!(
+            events,
+            [Event::Message(message)],
+            "size {size}: the server sees the same message"
+        );
+    }
+    let mut s = server(Config::default(), now);
+    let mut out = Vec::new();
+    s.close(CloseCode::NORMAL, "", now, &mut out).unwrap();
+    assert_eq!(
+        s.send_owned(Message::text("x".repeat(5000)), &mut out),
+        Err(Error::AlreadyClosing)
+    );
+}

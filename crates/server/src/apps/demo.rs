@@ -94,7 +94,7 @@ impl App for Demo {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, message: Message) {
         match tag {
-            ECHO => Echo::reply(ctx, conn, &message),
+            ECHO => Echo::reply(ctx, conn, message),
             _ if HubApp::handles(tag) => self.hub.on_message(ctx, conn, tag, message),
             _ => {}
         }

@@ -21,9 +21,10 @@ impl Echo {
         }
     }
 
-    /// Echoes `message` (for applications that embed the echo).
-    pub fn reply(ctx: &mut Ctx<'_>, conn: ConnId, message: &Message) {
-        ctx.send(conn, message);
+    /// Echoes `message` (for applications that embed the echo); a large
+    /// payload goes back out without being copied.
+    pub fn reply(ctx: &mut Ctx<'_>, conn: ConnId, message: Message) {
+        ctx.send_owned(conn, message);
     }
 }
 
@@ -36,6 +37,6 @@ impl App for Echo {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
-        Echo::reply(ctx, conn, &message);
+        Echo::reply(ctx, conn, message);
     }
 }
