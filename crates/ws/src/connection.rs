@@ -1,7 +1,7 @@
 //! The connection state machine.
 
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tether_frame::{
     CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, MAX_HEADER_LEN, OpCode, Rsv, Utf8Validator,
@@ -99,32 +99,76 @@ const EXTENSION_CHUNK: usize = 4096;
 /// # Ok::<(), tether_ws::Error>(())
 /// ```
 pub struct Connection {
-    config: Config,
-    /// `Some` in the client role.
-    masks: Option<MaskSource>,
-    extension: Option<Box<dyn Extension>>,
+    limits: Limits,
+    /// The client's mask source and any negotiated extension: rare, so
+    /// kept out of line to keep every connection small.
+    extras: Option<Box<Extras>>,
     decoder: FrameDecoder,
     state: State,
     sent_close: bool,
+    ping_sent: bool,
     frame: CurrentFrame,
     /// The data message being received, if any.
     message: Option<MessageKind>,
     compressed: bool,
     fragments: u32,
-    buffer: Vec<u8>,
     utf8: Utf8Validator,
+    buffer: Vec<u8>,
     /// A control frame's payload when it arrives split across reads (rare;
-    /// empty and unallocated otherwise).
-    control: Vec<u8>,
-    last_activity: Instant,
-    ping_sent: bool,
-    close_deadline: Option<Instant>,
+    /// `None` otherwise).
+    control: Option<Box<ControlPayload>>,
+    /// In the Open state, when something last arrived (the ping and idle
+    /// timers count from it); in the Closing state, the close deadline.
+    timer: Instant,
+}
+
+/// What few connections have.
+#[derive(Default)]
+struct Extras {
+    masks: Option<MaskSource>,
+    extension: Option<Box<dyn Extension>>,
+}
+
+/// [`Config`] as a connection keeps it: milliseconds in 32 bits (up to 49
+/// days), 0 for "none", and the frame limit left to the decoder's rules.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_message_size: usize,
+    max_fragments: u32,
+    ping_ms: u32,
+    idle_ms: u32,
+    close_ms: u32,
+}
+
+impl Limits {
+    fn new(config: &Config) -> Limits {
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().clamp(1, u32::MAX as u128) as u32);
+        Limits {
+            max_message_size: config.max_message_size,
+            max_fragments: config.max_fragments,
+            ping_ms: ms(config.ping_interval),
+            idle_ms: ms(config.idle_timeout),
+            close_ms: ms(Some(config.close_timeout)),
+        }
+    }
+
+    fn ping_interval(&self) -> Option<Duration> {
+        (self.ping_ms > 0).then(|| Duration::from_millis(self.ping_ms.into()))
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_ms > 0).then(|| Duration::from_millis(self.idle_ms.into()))
+    }
+
+    fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_ms.into())
+    }
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("role", &if self.masks.is_some() { "client" } else { "server" })
+            .field("role", &if self.is_client() { "client" } else { "server" })
             .field("state", &self.state)
             .field("message", &self.message)
             .field("buffered", &self.buffer.len())
@@ -135,20 +179,26 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// A connection whose opening handshake has just completed at `now`.
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
-        let (rules, masks) = match role {
+        let (rules, extras) = match role {
             Role::Server => (DecodeRules::server(), None),
-            Role::Client(source) => (DecodeRules::client(), Some(source)),
+            Role::Client(source) => (
+                DecodeRules::client(),
+                Some(Box::new(Extras {
+                    masks: Some(source),
+                    extension: None,
+                })),
+            ),
         };
         Connection {
-            config,
-            masks,
-            extension: None,
+            limits: Limits::new(&config),
+            extras,
             decoder: FrameDecoder::new(DecodeRules {
                 max_payload: config.max_frame_size,
                 ..rules
             }),
             state: State::Open,
             sent_close: false,
+            ping_sent: false,
             frame: CurrentFrame {
                 opcode: OpCode::Continuation,
                 fin: true,
@@ -157,12 +207,10 @@ impl Connection {
             message: None,
             compressed: false,
             fragments: 0,
-            buffer: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: Vec::new(),
-            last_activity: now,
-            ping_sent: false,
-            close_deadline: None,
+            buffer: Vec::new(),
+            control: None,
+            timer: now,
         }
     }
 
@@ -174,7 +222,7 @@ impl Connection {
             ..*self.decoder.rules()
         };
         self.decoder.set_rules(rules);
-        self.extension = Some(extension);
+        self.extras.get_or_insert_with(Box::default).extension = Some(extension);
         self
     }
 
@@ -183,14 +231,24 @@ impl Connection {
         self.state
     }
 
-    /// The limits and timers in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The limits and timers in force (timers to the millisecond).
+    pub fn config(&self) -> Config {
+        Config::DEFAULT
+            .max_frame_size(self.decoder.rules().max_payload)
+            .max_message_size(self.limits.max_message_size)
+            .max_fragments(self.limits.max_fragments)
+            .ping_interval(self.limits.ping_interval())
+            .idle_timeout(self.limits.idle_timeout())
+            .close_timeout(self.limits.close_timeout())
     }
 
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
-        self.masks.is_some()
+        self.extras.as_ref().is_some_and(|e| e.masks.is_some())
+    }
+
+    fn masks(&mut self) -> Option<&mut MaskSource> {
+        self.extras.as_mut().and_then(|e| e.masks.as_mut())
     }
 
     /// Whether a data message may still be sent (no close frame sent yet).
@@ -210,7 +268,9 @@ impl Connection {
             return (data.len(), None);
         }
         if !data.is_empty() {
-            self.last_activity = now;
+            if self.state == State::Open {
+                self.timer = now;
+            }
             self.ping_sent = false;
         }
         let mut pos = 0;
@@ -257,7 +317,7 @@ impl Connection {
                 if !header.rsv.is_empty() {
                     return Err(Error::MisplacedRsv);
                 }
-                self.control.clear();
+                self.control = None;
             }
             OpCode::Continuation => {
                 if !header.rsv.is_empty() {
@@ -267,10 +327,10 @@ impl Connection {
                     return Err(Error::UnexpectedContinuation);
                 }
                 self.fragments += 1;
-                if self.fragments > self.config.max_fragments {
+                if self.fragments > self.limits.max_fragments {
                     return Err(Error::Limit {
                         limit: Limit::Fragments,
-                        max: self.config.max_fragments.into(),
+                        max: self.limits.max_fragments.into(),
                     });
                 }
                 if !self.compressed {
@@ -307,10 +367,10 @@ impl Connection {
     }
 
     fn check_message_size(&self, len: u64) -> Result<(), Error> {
-        if len > self.config.max_message_size as u64 {
+        if len > self.limits.max_message_size as u64 {
             return Err(Error::Limit {
                 limit: Limit::MessageSize,
-                max: self.config.max_message_size as u64,
+                max: self.limits.max_message_size as u64,
             });
         }
         Ok(())
@@ -324,23 +384,27 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Result<Option<Event>, Error> {
         if self.frame.opcode.is_control() {
-            if self.control.is_empty() && last && offset == 0 {
+            if self.control.is_none() && last && offset == 0 {
                 // The whole payload is in this read: no buffering.
                 return self.on_frame_end(chunk, out);
             }
-            self.control.extend_from_slice(chunk);
+            let control = self
+                .control
+                .get_or_insert_with(|| Box::new(ControlPayload::EMPTY));
+            control.extend(chunk);
             if !last {
                 return Ok(None);
             }
-            let payload = mem::take(&mut self.control);
-            return self.on_frame_end(&payload, out);
+            let payload = self.control.take().expect("filled above");
+            return self.on_frame_end(payload.as_slice(), out);
         }
         let text = self.message == Some(MessageKind::Text);
         let start = self.buffer.len();
         if self.compressed {
             let extension = self
-                .extension
+                .extras
                 .as_mut()
+                .and_then(|e| e.extension.as_mut())
                 .expect("RSV bits are only allowed with an extension");
             let mut scratch = [0u8; EXTENSION_CHUNK];
             for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
@@ -350,7 +414,7 @@ impl Connection {
                     apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
                 }
                 extension
-                    .decode(plain, false, &mut self.buffer, self.config.max_message_size)
+                    .decode(plain, false, &mut self.buffer, self.limits.max_message_size)
                     .map_err(Error::Extension)?;
             }
         } else {
@@ -430,11 +494,12 @@ impl Connection {
         if self.compressed {
             let start = self.buffer.len();
             let extension = self
-                .extension
+                .extras
                 .as_mut()
+                .and_then(|e| e.extension.as_mut())
                 .expect("RSV bits are only allowed with an extension");
             extension
-                .decode(&[], true, &mut self.buffer, self.config.max_message_size)
+                .decode(&[], true, &mut self.buffer, self.limits.max_message_size)
                 .map_err(Error::Extension)?;
             if kind == MessageKind::Text {
                 self.utf8.feed(&self.buffer[start..])?;
@@ -473,12 +538,11 @@ impl Connection {
         self.state = State::Closed;
         self.message = None;
         self.buffer = Vec::new();
-        self.control = Vec::new();
-        self.close_deadline = None;
+        self.control = None;
     }
 
     fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
-        write_frame(&mut self.masks, out, opcode, Rsv::NONE, payload).expect("control payloads are checked");
+        write_frame(self.masks(), out, opcode, Rsv::NONE, payload).expect("control payloads are checked");
     }
 
     /// Sends a message (text or binary, as the message says).
@@ -508,7 +572,8 @@ impl Connection {
     /// # Ok::<(), tether_ws::Error>(())
     /// ```
     pub fn send_owned(&mut self, message: Message, out: &mut Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
-        if self.extension.is_some() || message.as_bytes().len() < SEND_OWNED_MIN {
+        let transformed = self.extras.as_ref().is_some_and(|e| e.extension.is_some());
+        if transformed || message.as_bytes().len() < SEND_OWNED_MIN {
             self.send(&message, out)?;
             return Ok(None);
         }
@@ -521,7 +586,7 @@ impl Connection {
         };
         let mut payload = message.into_bytes();
         let mut header = FrameHeader::new(true, opcode, payload.len() as u64);
-        if let Some(source) = self.masks.as_mut() {
+        if let Some(source) = self.masks() {
             let mask = source();
             header = header.with_mask(mask);
             apply_mask(&mut payload, mask, 0);
@@ -544,7 +609,11 @@ impl Connection {
         if self.sent_close {
             return Err(Error::AlreadyClosing);
         }
-        if let Some(extension) = self.extension.as_mut() {
+        if let Some(Extras {
+            masks,
+            extension: Some(extension),
+        }) = self.extras.as_deref_mut()
+        {
             // The extension appends its output after room for the longest
             // header; the real header then goes right before the payload and
             // the unused room is closed up, one move of the payload.
@@ -554,7 +623,7 @@ impl Connection {
             match extension.encode(opcode, payload, out) {
                 Ok(Some(rsv)) => {
                     let mut header = FrameHeader::new(true, opcode, (out.len() - body) as u64).with_rsv(rsv);
-                    if let Some(source) = self.masks.as_mut() {
+                    if let Some(source) = masks.as_mut() {
                         header = header.with_mask(source());
                     }
                     let head = header.to_bytes();
@@ -573,7 +642,7 @@ impl Connection {
                 }
             }
         }
-        write_frame(&mut self.masks, out, opcode, Rsv::NONE, payload)?;
+        write_frame(self.masks(), out, opcode, Rsv::NONE, payload)?;
         Ok(())
     }
 
@@ -618,7 +687,8 @@ impl Connection {
         self.write_control(OpCode::Close, &payload, out);
         self.sent_close = true;
         self.state = State::Closing;
-        self.close_deadline = Some(now + self.config.close_timeout);
+        // From here the timer is the close deadline.
+        self.timer = now + self.limits.close_timeout();
         Ok(())
     }
 
@@ -628,13 +698,13 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Closed => None,
-            State::Closing => self.close_deadline,
+            State::Closing => Some(self.timer),
             State::Open => {
-                let ping = match self.config.ping_interval {
-                    Some(interval) if !self.ping_sent => Some(self.last_activity + interval),
+                let ping = match self.limits.ping_interval() {
+                    Some(interval) if !self.ping_sent => Some(self.timer + interval),
                     _ => None,
                 };
-                let idle = self.config.idle_timeout.map(|t| self.last_activity + t);
+                let idle = self.limits.idle_timeout().map(|t| self.timer + t);
                 match (ping, idle) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -648,21 +718,19 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
         match self.state {
             State::Closed => None,
-            State::Closing => match self.close_deadline {
-                Some(deadline) if now >= deadline => {
-                    self.finish_closed();
-                    Some(Event::Failed(Error::CloseTimeout))
-                }
-                _ => None,
-            },
+            State::Closing if now >= self.timer => {
+                self.finish_closed();
+                Some(Event::Failed(Error::CloseTimeout))
+            }
+            State::Closing => None,
             State::Open => {
-                if let Some(timeout) = self.config.idle_timeout {
-                    if now >= self.last_activity + timeout {
+                if let Some(timeout) = self.limits.idle_timeout() {
+                    if now >= self.timer + timeout {
                         return Some(self.fail(Error::IdleTimeout, out));
                     }
                 }
-                if let Some(interval) = self.config.ping_interval {
-                    if !self.ping_sent && now >= self.last_activity + interval {
+                if let Some(interval) = self.limits.ping_interval() {
+                    if !self.ping_sent && now >= self.timer + interval {
                         self.write_control(OpCode::Ping, &[], out);
                         self.ping_sent = true;
                     }
@@ -675,14 +743,14 @@ impl Connection {
 
 /// Writes one whole frame, masked with a fresh key in the client role.
 fn write_frame(
-    masks: &mut Option<MaskSource>,
+    masks: Option<&mut MaskSource>,
     out: &mut Vec<u8>,
     opcode: OpCode,
     rsv: Rsv,
     payload: &[u8],
 ) -> Result<(), Error> {
     let mut header = FrameHeader::new(true, opcode, 0).with_rsv(rsv);
-    if let Some(source) = masks.as_mut() {
+    if let Some(source) = masks {
         header = header.with_mask(source());
     }
     encode_frame(out, header, payload)?;

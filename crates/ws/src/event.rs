@@ -130,6 +130,14 @@ impl ControlPayload {
         &self.bytes[..self.len as usize]
     }
 
+    /// Appends bytes; the caller (the frame decoder's limit) keeps the
+    /// total within 125.
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        let start = self.len as usize;
+        self.bytes[start..start + data.len()].copy_from_slice(data);
+        self.len += data.len() as u8;
+    }
+
     pub(crate) fn unmask(&mut self, mask: [u8; 4]) {
         tether_frame::apply_mask(&mut self.bytes[..self.len as usize], mask, 0);
     }

@@ -572,3 +572,11 @@ fn send_owned_hands_back_large_payloads_and_copies_small_ones() {
         Err(Error::AlreadyClosing)
     );
 }
+
+#[test]
+fn a_connection_stays_small() {
+    // Every idle WebSocket of a server holds one; the server's budget is
+    // 256 bytes of memory per idle connection, all included.
+    let size = std::mem::size_of::<tether_ws::Connection>();
+    assert!(size <= 160, "Connection is {size} bytes");
+}

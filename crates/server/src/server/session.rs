@@ -58,11 +58,11 @@ impl<A: App> Server<A> {
         let stats = &peers.own().stats;
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_websocket, 1);
-        conn.state = State::WebSocket(Box::new(Session {
+        conn.state = State::WebSocket(Session {
             ws,
             tag,
             notified: false,
-        }));
+        });
         let Conn {
             state: State::WebSocket(session),
             out,
