@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tether_server::apps::{Demo, Echo, HubApp, HubSettings, HubShared};
-use tether_server::{App, Cluster, Config, Handshake};
+use tether_server::{App, Cluster, Config, Handle, Handshake};
 
 use crate::logger;
 
@@ -106,6 +106,9 @@ pub(crate) struct Args {
     log_level: log::LevelFilter,
     #[command(flatten)]
     hub: HubArgs,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: RedisArgs,
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     deflate: DeflateArgs,
@@ -179,6 +182,81 @@ impl HubArgs {
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
         settings.poll_timeout = seconds(self.poll_timeout);
         (settings, source)
+    }
+}
+
+/// The Redis bridge's options (`--app demo` and `--app hub`).
+#[cfg(feature = "redis")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Redis (several tether nodes share the topics)")]
+pub(crate) struct RedisArgs {
+    /// Share the hub's topics with other tether nodes through this Redis
+    /// server (redis://HOST:PORT[/DB]): each topic is a Redis stream, which
+    /// numbers and orders its events for every node and keeps their
+    /// backlog for Last-Event-ID replay. Without it, the hub runs in this
+    /// process alone.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Put before each topic's name to make its stream's key (topic news:
+    /// tether:news); nodes that share topics use the same prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "tether:", requires = "redis")]
+    redis_prefix: String,
+}
+
+/// The Redis bridge, when built in.
+#[cfg(feature = "redis")]
+type Bridge = tether_redis::RedisBridge;
+
+/// Built without the `redis` feature: there is never a bridge.
+#[cfg(not(feature = "redis"))]
+enum Bridge {}
+
+/// The bridge `--redis` asks for, set up (not started), if any.
+#[cfg(feature = "redis")]
+fn redis_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, String> {
+    let Some(url) = &args.redis.redis else {
+        return Ok(None);
+    };
+    let mut config = tether_redis::RedisConfig::new(url.as_str()).backlog(&settings.hub);
+    config.prefix = args.redis.redis_prefix.clone();
+    let bridge = tether_redis::RedisBridge::new(config).map_err(|e| e.to_string())?;
+    log::info!(
+        "hub: topics are shared through Redis at {} (streams {}TOPIC)",
+        bridge.config().server(),
+        bridge.config().prefix
+    );
+    Ok(Some(bridge))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_bridge(_: &Args, _: &HubSettings) -> Result<Option<Bridge>, String> {
+    Ok(None)
+}
+
+/// Loop `index`'s hub: on the Redis bridge, or with the in-process broker.
+fn hub_app(shared: &HubShared, bridge: Option<&Bridge>, index: usize) -> HubApp {
+    match bridge {
+        #[cfg(feature = "redis")]
+        Some(bridge) => shared.app_with_broker(index, Box::new(bridge.broker())),
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => shared.app(index),
+    }
+}
+
+/// Starts the bridge's threads, which post to the loops through `handle`.
+fn start_bridge(bridge: Option<&Bridge>, handle: Handle) -> std::io::Result<()> {
+    match bridge {
+        #[cfg(feature = "redis")]
+        Some(bridge) => bridge
+            .start(move |to, message| handle.post(to, Box::new(message)))
+            .map_err(std::io::Error::other),
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => {
+            let _ = handle;
+            Ok(())
+        }
     }
 }
 
@@ -272,6 +350,23 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .max(1);
     let (settings, token_source) = args.hub.settings();
     let handshake = settings.origin_policy(handshake(args));
+    let bridge = match args.app {
+        AppChoice::Demo | AppChoice::Hub => match redis_bridge(args, &settings) {
+            Ok(bridge) => bridge,
+            Err(e) => {
+                eprintln!("tether serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        AppChoice::Echo => {
+            #[cfg(feature = "redis")]
+            if args.redis.redis.is_some() {
+                log::warn!("--redis has no effect with --app echo");
+            }
+            None
+        }
+    };
+    let bridge = bridge.as_ref();
     let result = match args.app {
         AppChoice::Demo => {
             announce_hub(&settings, token_source);
@@ -280,8 +375,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 config,
                 handshake,
                 threads,
-                |index| Demo::with_hub(shared.app(index)),
+                |index| Demo::with_hub(hub_app(&shared, bridge, index)),
                 "open it in a browser",
+                |handle| start_bridge(bridge, handle),
             )
         }
         AppChoice::Hub => {
@@ -291,8 +387,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 config,
                 handshake,
                 threads,
-                |index| -> HubApp { shared.app(index) },
+                |index| hub_app(&shared, bridge, index),
                 "the pub/sub hub at /topics",
+                |handle| start_bridge(bridge, handle),
             )
         }
         AppChoice::Echo => serve(
@@ -301,6 +398,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             threads,
             |_| Echo::everywhere(),
             "a WebSocket echo on every path",
+            |_| Ok(()),
         ),
     };
     match result {
@@ -333,17 +431,21 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
     }
 }
 
+/// Binds, calls `bound` with a handle on the loops (before they run), and
+/// runs until shut down.
 fn serve<A: App + Send + 'static>(
     config: Config,
     handshake: Handshake,
     threads: usize,
     make_app: impl FnMut(usize) -> A,
     what: &str,
+    bound: impl FnOnce(Handle) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let addr = config.addr;
     let mut server = Cluster::bind(config, handshake, threads, make_app)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
     server.handle_signals()?;
+    bound(server.handle())?;
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
     println!("tether listening on http://{local}/ ({what}; Ctrl-C stops)");

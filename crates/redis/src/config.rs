@@ -73,6 +73,17 @@ impl RedisConfig {
         }
     }
 
+    /// The URL with its password, if any, replaced by `***`: what the
+    /// logs show.
+    ///
+    /// ```
+    /// let config = tether_redis::RedisConfig::new("redis://:hunter2@10.0.0.5:6379/1");
+    /// assert_eq!(config.server(), "redis://:***@10.0.0.5:6379/1");
+    /// ```
+    pub fn server(&self) -> String {
+        redact(&self.url)
+    }
+
     /// Streams and fetched backlogs bounded as the hub's backlogs are
     /// (`max_len` and `history_events` from `max_backlog_events`,
     /// `history_bytes` from `max_backlog_bytes`), so that what Redis keeps

@@ -1,0 +1,418 @@
+//! Two `tether serve --app hub --redis ...` processes against a real
+//! `redis-server` (a child process on a free loopback port, see
+//! `crates/redis/tests/support`): events published on one node reach
+//! subscribers on the other over SSE and WebSocket, in order; a client
+//! whose node is killed resumes on the other node with its last id and
+//! gets every event exactly once; Redis stopped and restarted mid-stream
+//! is logged, shown in `/metrics`, and delivery resumes.
+//!
+//! Skipped (with a printed reason) when `redis-server` is not installed,
+//! unless `TETHER_REQUIRE_REDIS` is set.
+
+#![cfg(feature = "redis")]
+
+#[path = "../../redis/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use support::{PATIENCE, RedisServer, available, wait_until};
+use tether_client::{CloseCode, Event as WsEvent, WebSocket};
+use tether_sse::{Item as SseItem, Parser};
+
+const TOKEN: &str = "e2e-token";
+const TOPIC: &str = "e2e";
+
+/// A `tether serve --app hub --redis URL` process.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Node {
+    fn start(redis: &RedisServer, dir: &Path, name: &str) -> Node {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
+            .args(["--redis", &redis.url(), "--redis-prefix", "e2e-test:"])
+            .args(["--log-level", "info"])
+            .env("TETHER_PUBLISH_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("run tether serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "{name} did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        let node = Node {
+            child,
+            addr,
+            log,
+            _stdout: stdout,
+        };
+        wait_until(&format!("{name} to connect to Redis"), || {
+            node.metrics().contains("tether_broker_up 1\n")
+        });
+        node
+    }
+
+    fn metrics(&self) -> String {
+        let (status, body) = request(self.addr, "GET", "/metrics", "", "");
+        assert_eq!(status, 200);
+        body
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no goodbye to its clients or to Redis.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: the status and the body.
+fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a response: {response:?}"));
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// Publishes over HTTP; the event's id, or the status of a refusal.
+fn publish(node: &Node, data: &str) -> Result<String, u16> {
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    match request(node.addr, "POST", &format!("/topics/{TOPIC}"), &auth, data) {
+        (200, body) => {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            Ok(json["id"].as_str().unwrap().to_owned())
+        }
+        (status, _) => Err(status),
+    }
+}
+
+/// What a subscriber sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Event {
+        id: String,
+        data: String,
+    },
+    Gap {
+        resume: String,
+    },
+    /// The subscription ended (the WebSocket close code, if one came).
+    End(Option<u16>),
+}
+
+/// A subscriber over SSE or WebSocket.
+enum Subscriber {
+    Sse { stream: TcpStream, parser: Parser },
+    Ws(Box<WebSocket>),
+}
+
+impl Subscriber {
+    /// `GET /topics/e2e/events` with `Last-Event-ID`.
+    fn sse(node: &Node, last_id: &str) -> Subscriber {
+        let mut stream = TcpStream::connect(node.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let request = format!(
+            "GET /topics/{TOPIC}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
+             Last-Event-ID: {last_id}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).expect("a response head"),
+                1,
+                "closed early"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("text/event-stream"), "{head}");
+        Subscriber::Sse {
+            stream,
+            parser: Parser::new(),
+        }
+    }
+
+    /// `GET /topics/e2e/ws?lastEventId=...`.
+    fn ws(node: &Node, last_id: &str) -> Subscriber {
+        let url = format!("ws://{}/topics/{TOPIC}/ws?lastEventId={last_id}", node.addr);
+        let ws = WebSocket::builder(url)
+            .ping_interval(None)
+            // A hang guard: a silent connection fails the test (the
+            // server's pings come every 30 s).
+            .idle_timeout(Some(PATIENCE))
+            .connect()
+            .expect("a WebSocket");
+        Subscriber::Ws(Box::new(ws))
+    }
+
+    fn next(&mut self) -> Seen {
+        // A hang guard over all reads (heartbeat comments keep a quiet
+        // stream from ever timing out a single read).
+        let deadline = Instant::now() + PATIENCE;
+        match self {
+            Subscriber::Sse { stream, parser } => loop {
+                match parser.poll() {
+                    Some(Ok(SseItem::Event(event))) if event.event_type() == "gap" => {
+                        return Seen::Gap {
+                            resume: event.last_event_id().to_owned(),
+                        };
+                    }
+                    Some(Ok(SseItem::Event(event))) => {
+                        return Seen::Event {
+                            id: event.last_event_id().to_owned(),
+                            data: event.data().to_owned(),
+                        };
+                    }
+                    Some(Ok(SseItem::Retry(_))) => continue,
+                    Some(Err(e)) => panic!("a malformed event stream: {e:?}"),
+                    None => {}
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "no event within {PATIENCE:?}");
+                stream.set_read_timeout(Some(left)).unwrap();
+                let mut buf = [0u8; 4096];
+                match stream.read(&mut buf) {
+                    Ok(0) => return Seen::End(None),
+                    Ok(n) => parser.feed(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Seen::End(None),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        panic!("no event within {PATIENCE:?}")
+                    }
+                    Err(e) => panic!("reading the event stream: {e}"),
+                }
+            },
+            Subscriber::Ws(ws) => loop {
+                match ws.recv() {
+                    Ok(WsEvent::Message(message)) => {
+                        let Some(text) = message.as_text() else {
+                            panic!("unexpected {message:?}")
+                        };
+                        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+                        if json["control"] == "gap" {
+                            return Seen::Gap {
+                                resume: json["resume"].as_str().unwrap().to_owned(),
+                            };
+                        }
+                        assert!(json["control"].is_null(), "{text}");
+                        return Seen::Event {
+                            id: json["id"].as_str().unwrap().to_owned(),
+                            data: json["data"].as_str().unwrap().to_owned(),
+                        };
+                    }
+                    Ok(WsEvent::Closed(frame)) => return Seen::End(Some(u16::from(frame.code))),
+                    Ok(_) => {}
+                    Err(tether_client::Error::ConnectionLost | tether_client::Error::Closed) => {
+                        return Seen::End(None);
+                    }
+                    Err(e) => panic!("WebSocket: {e}"),
+                }
+            },
+        }
+    }
+
+    /// Everything up to the end of the subscription.
+    fn rest(&mut self) -> (Vec<Seen>, Seen) {
+        let mut seen = Vec::new();
+        loop {
+            match self.next() {
+                end @ Seen::End(_) => return (seen, end),
+                other => seen.push(other),
+            }
+        }
+    }
+}
+
+fn events(published: &[(String, String)]) -> Vec<Seen> {
+    published
+        .iter()
+        .map(|(id, data)| Seen::Event {
+            id: id.clone(),
+            data: data.clone(),
+        })
+        .collect()
+}
+
+fn last_id(seen: &[Seen]) -> String {
+    match seen.last() {
+        Some(Seen::Event { id, .. }) => id.clone(),
+        other => panic!("no last event: {other:?}"),
+    }
+}
+
+#[test]
+fn two_nodes_share_topics_through_redis() {
+    if !available("two_nodes_share_topics_through_redis") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tether-e2e-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut redis = RedisServer::start();
+    let a = Node::start(&redis, &dir, "a");
+    let mut b = Node::start(&redis, &dir, "b");
+
+    // Subscribers on node b, from the topic's beginning; events
+    // published on node a.
+    let mut subscribers = [Subscriber::sse(&b, "0-0"), Subscriber::ws(&b, "0-0")];
+    let mut published = Vec::new();
+    let publish_on = |node: &Node, published: &mut Vec<(String, String)>, n: usize| {
+        let data = format!("m{n}");
+        let id = publish(node, &data).expect("published");
+        published.push((id, data));
+    };
+    for n in 1..=10 {
+        publish_on(&a, &mut published, n);
+    }
+    let mut seen: Vec<Vec<Seen>> = vec![Vec::new(), Vec::new()];
+    for (subscriber, seen) in subscribers.iter_mut().zip(&mut seen) {
+        for _ in 0..10 {
+            seen.push(subscriber.next());
+        }
+        assert_eq!(*seen, events(&published), "in order, on the other node");
+    }
+
+    // Node b dies with events in flight; more come while it is gone.
+    for n in 11..=15 {
+        publish_on(&a, &mut published, n);
+    }
+    b.kill();
+    for n in 16..=20 {
+        publish_on(&a, &mut published, n);
+    }
+    for (subscriber, seen) in subscribers.iter_mut().zip(&mut seen) {
+        let (rest, end) = subscriber.rest();
+        assert!(matches!(end, Seen::End(None)), "{end:?}");
+        seen.extend(rest);
+    }
+    // Each resumes on node a from its last id: nothing lost, nothing
+    // twice.
+    let mut subscribers = [
+        Subscriber::sse(&a, &last_id(&seen[0])),
+        Subscriber::ws(&a, &last_id(&seen[1])),
+    ];
+    for n in 21..=22 {
+        publish_on(&a, &mut published, n);
+    }
+    for (subscriber, seen) in subscribers.iter_mut().zip(&mut seen) {
+        while seen.len() < published.len() {
+            seen.push(subscriber.next());
+        }
+        assert_eq!(*seen, events(&published), "every event exactly once");
+    }
+
+    // Redis goes away mid-stream: both nodes say so, refuse publishes,
+    // and reconnect when it is back.
+    let c = Node::start(&redis, &dir, "c");
+    redis.stop();
+    for node in [&a, &c] {
+        wait_until("the nodes to see Redis gone", || {
+            node.metrics()
+                .contains("tether_redis_connected{connection=\"writer\"} 0\n")
+        });
+        let metrics = node.metrics();
+        assert!(metrics.contains("tether_broker_up 0\n"), "{metrics}");
+        assert!(
+            metrics.contains("tether_broker_state{broker=\"redis\",state=\"connecting\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tether_redis_last_error_age_seconds "),
+            "{metrics}"
+        );
+    }
+    assert_eq!(publish(&c, "refused"), Err(503));
+    redis.restart();
+    for node in [&a, &c] {
+        wait_until("the nodes to reconnect", || {
+            node.metrics().contains("tether_broker_up 1\n")
+        });
+        let log = node.log();
+        assert!(log.contains("writer lost its connection"), "{log}");
+        assert!(log.contains("writer reconnected"), "{log}");
+        assert!(log.contains("reader reconnected"), "{log}");
+        let metrics = node.metrics();
+        assert!(metrics.contains("tether_redis_reconnects_total 2\n"), "{metrics}");
+    }
+    // The new Redis has none of the old events: continuity is lost, so
+    // node a ends its subscriptions (WebSocket: 1012) for clients to
+    // resume, and they learn that events may be gone (a gap signal).
+    let (rest, end) = subscribers[0].rest();
+    assert_eq!((rest, end), (vec![], Seen::End(None)));
+    let (rest, end) = subscribers[1].rest();
+    assert_eq!(
+        (rest, end),
+        (vec![], Seen::End(Some(u16::from(CloseCode::SERVICE_RESTART))))
+    );
+    assert!(a.metrics().contains("tether_redis_resyncs_total 1\n"));
+    let last = published.last().unwrap().0.clone();
+    let mut subscribers = [Subscriber::sse(&a, &last), Subscriber::ws(&a, &last)];
+    let before = published.len();
+    for n in 23..=25 {
+        publish_on(&c, &mut published, n);
+    }
+    for subscriber in &mut subscribers {
+        assert_eq!(
+            subscriber.next(),
+            Seen::Gap {
+                resume: "0-0".to_owned()
+            }
+        );
+        let after: Vec<Seen> = (before..published.len()).map(|_| subscriber.next()).collect();
+        assert_eq!(after, events(&published[before..]), "delivery resumed");
+    }
+    drop(subscribers);
+    drop((a, b, c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
