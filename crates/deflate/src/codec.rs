@@ -165,6 +165,12 @@ fn too_big() -> ExtensionError {
 /// after at most one byte more than the limit was written, however small
 /// it was on the wire. A corrupt stream fails with 1002.
 ///
+/// A peer's message may end its deflate stream with a final block (RFC
+/// 7692 section 7.2.3.4); whatever follows that block in the message is
+/// ignored, and the next message starts a new stream with an empty window,
+/// even with context takeover (zlib-rs cannot hand the old window over), so
+/// a peer that referred back past a final block would be failed with 1002.
+///
 /// ```
 /// use std::time::Instant;
 /// use tether_deflate::{Deflate, Params, Role};
