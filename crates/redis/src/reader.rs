@@ -57,9 +57,11 @@ impl Followed {
     }
 
     /// Whether `reply` may be answered now for an event `id`: its loop
-    /// does not follow the topic, or has been sent the event.
+    /// does not follow the topic, or has been sent the event (or never
+    /// will be: the topic is not read).
     fn answerable(&self, id: EventId, reply: &ReplyTo) -> bool {
         !self.follows(reply.loop_index)
+            || self.broken
             || (self.loops.contains(&reply.loop_index) && self.known && self.last >= id)
     }
 }

@@ -441,3 +441,29 @@ fn a_restarted_redis_is_survived() {
     assert_eq!(a.brokers[0].state(), BrokerState::Down);
     assert_eq!(a.publish(0, "r", "late"), Err(HubError::BrokerUnavailable));
 }
+
+#[test]
+fn a_key_that_is_not_a_stream_is_left_alone() {
+    if !available("a_key_that_is_not_a_stream_is_left_alone") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{PREFIX}wrong"))
+        .arg("not a stream")
+        .query(&mut redis.client())
+        .unwrap();
+    let mut a = Node::start(&redis, |_| {});
+    a.follow(0, "wrong");
+    let (history, dropped) = a.ready(0);
+    assert!(history.is_empty() && dropped.is_none());
+    let token = a.publish(1, "wrong", "x").unwrap();
+    assert_eq!(a.published(1, token), Err(HubError::BrokerUnavailable));
+    // Other topics are not held up.
+    a.follow(0, "fine");
+    a.ready(0);
+    let id = a.publish_ok(1, "fine", "y");
+    assert_eq!(a.deliver(0).id(), id);
+    a.expect_quiet(0);
+    assert_eq!(a.bridge.status().state, BrokerState::Up);
+}
