@@ -330,16 +330,24 @@ impl Reader {
         }
         self.run_id = run_id;
         let mut lost = Vec::new();
-        for (topic, followed) in &self.topics {
+        for (topic, followed) in &mut self.topics {
             if !followed.known || followed.broken {
                 continue;
             }
             let intact = !restarted
                 && (followed.last == EventId::ZERO
-                    || !commands::parse_entries(
-                        &commands::xrange_one(&followed.key, followed.last).query::<Value>(con)?,
-                    )?
-                    .is_empty());
+                    || match commands::xrange_one(&followed.key, followed.last).query::<Value>(con) {
+                        Ok(reply) => !commands::parse_entries(&reply)?.is_empty(),
+                        Err(e) if commands::is_server_error(&e) => {
+                            log::warn!(
+                                "redis: topic {topic} is no longer read: its key {} is not a stream ({e})",
+                                followed.key
+                            );
+                            followed.broken = true;
+                            false
+                        }
+                        Err(e) => return Err(e),
+                    });
             if !intact {
                 lost.push(topic.clone());
             }

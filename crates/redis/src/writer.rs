@@ -163,8 +163,12 @@ impl Writer {
         let mut pipe = redis::pipe();
         pipe.add_command(commands::wake(key, seq))
             .add_command(commands::wake_expiry(key));
-        if let Err(e) = pipe.query::<Value>(con) {
-            self.lost(&e);
+        match pipe.query::<Value>(con) {
+            Ok(_) => {}
+            // Redis refused it (out of memory, say): the reader wakes by
+            // itself within `block`.
+            Err(e) if commands::is_server_error(&e) => log::debug!("redis: wake-up refused: {e}"),
+            Err(e) => self.lost(&e),
         }
     }
 

@@ -464,6 +464,41 @@ fn a_key_that_is_not_a_stream_is_left_alone() {
     a.ready(0);
     let id = a.publish_ok(1, "fine", "y");
     assert_eq!(a.deliver(0).id(), id);
+
+    // A followed stream replaced by something else: that topic gets an
+    // empty backlog (its subscribers resume, and get nothing more); the
+    // others go on.
+    a.follow(0, "morph");
+    a.ready(0);
+    a.publish_ok(1, "morph", "z");
+    a.deliver(0);
+    let mut con = redis.client();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{PREFIX}morph"))
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{PREFIX}morph"))
+        .arg("no longer a stream")
+        .query(&mut con)
+        .unwrap();
+    let id = a.publish_ok(1, "fine", "w");
+    let mut seen = [false, false];
+    while seen != [true, true] {
+        match a.next(0) {
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } if &*topic == "morph" && !seen[0] => {
+                assert!(history.is_empty() && dropped.is_none());
+                seen[0] = true;
+            }
+            HubMessage::Deliver(event) if event.id() == id && !seen[1] => seen[1] = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     a.expect_quiet(0);
-    assert_eq!(a.bridge.status().state, BrokerState::Up);
+    a.wait_for_state(BrokerState::Up);
+    assert_eq!(a.bridge.status().resyncs, 1);
 }
