@@ -32,8 +32,8 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// Builds the Markdown tables from JSON lines (other lines are skipped).
-/// Rows keep the order in which scenarios and servers first appear;
-/// ratios are to `baseline`.
+/// Rows keep the order in which scenarios and servers first appear, with
+/// `baseline` first; ratios are to it.
 pub fn table(jsonl: &str, baseline: &str) -> String {
     let mut scenarios: Vec<(u8, u64, u64)> = Vec::new();
     let mut servers: Vec<String> = Vec::new();
@@ -76,6 +76,11 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         push(&mut cell.rss_per_conn, num("rss_per_conn"));
     }
 
+    // The baseline first, whatever order the runs came in.
+    if let Some(at) = servers.iter().position(|s| s == baseline) {
+        let base = servers.remove(at);
+        servers.insert(0, base);
+    }
     let fmt_num = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{:.0}", x));
     let fmt_ratio = |x: Option<f64>, base: Option<f64>| match (x, base) {
         (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
@@ -168,6 +173,14 @@ echo 100 conns: a human line
 {"mode":"idle","server":"peer","connections":10,"rss_per_conn":1000,"problems":0}
 "#;
         let t = table(lines, "tether");
+        let tether_row = t.find("| 100 × 20 B | tether").unwrap();
+        assert!(tether_row < t.find("| 100 × 20 B | peer").unwrap(), "{t}");
+        let reordered: String = lines.lines().rev().map(|l| format!("{l}\n")).collect();
+        let r = table(&reordered, "tether");
+        assert!(
+            r.find("| 100 × 20 B | tether").unwrap() < r.find("| 100 × 20 B | peer").unwrap(),
+            "{r}"
+        );
         assert!(
             t.contains("| 100 × 20 B | tether | 200 | 1.00 | 300 | 1.00 | 50% | 300 | 2 |"),
             "{t}"
