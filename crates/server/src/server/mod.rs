@@ -40,6 +40,9 @@ const READS_PER_EVENT: usize = 16;
 /// (epoll, the listener, the signal pipe, log files).
 const FD_RESERVE: usize = 32;
 
+/// Connections the kernel may queue before the loop accepts them.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
 
@@ -895,21 +898,23 @@ impl<A: App> Server<A> {
     }
 }
 
-/// A non-blocking listening socket; with `reuse_port`, one that other
-/// loops can bind to the same address too.
+/// A non-blocking listening socket (with `SO_REUSEADDR`, so a restarted
+/// server can bind at once); with `reuse_port`, one that other loops can
+/// bind to the same address too.
 fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    if !reuse_port {
-        return TcpListener::bind(addr);
-    }
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         Some(socket2::Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    // A backlog of 128 (the usual default) overflows under a burst of
+    // connects and costs each dropped SYN a one-second retransmit.
+    socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
 }
