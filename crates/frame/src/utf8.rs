@@ -12,7 +12,10 @@ use crate::Error;
 ///
 /// Bulk checking uses the standard library's validator, which skips ASCII a
 /// word at a time and checks every lead byte's allowed second-byte range (so
-/// `F4 90`, past U+10FFFF, or `ED A0`, a surrogate, fail at once).
+/// `F4 90`, past U+10FFFF, or `ED A0`, a surrogate, fail at once); with the
+/// `simd` feature, `simdutf8`'s vectorised validator, which reports the same
+/// two things (how far the input is valid, and whether it stops in a
+/// sequence that could still complete), several times faster.
 ///
 /// ```
 /// use tether_frame::Utf8Validator;
@@ -63,13 +66,13 @@ impl Utf8Validator {
                 }
             }
         }
-        match core::str::from_utf8(bytes) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_some() => Err(Error::InvalidUtf8),
-            Err(e) => {
-                // `error_len() == None` means the input ends inside a
-                // sequence that is valid so far: keep it for the next piece.
-                let tail = &bytes[e.valid_up_to()..];
+        match validate(bytes) {
+            Ok(()) => Ok(()),
+            Err(Invalid { complete: true, .. }) => Err(Error::InvalidUtf8),
+            Err(Invalid { valid_up_to, .. }) => {
+                // The input ends inside a sequence that is valid so far:
+                // keep it for the next piece.
+                let tail = &bytes[valid_up_to..];
                 self.pending[..tail.len()].copy_from_slice(tail);
                 self.pending_len = tail.len() as u8;
                 Ok(())
@@ -94,6 +97,30 @@ impl Utf8Validator {
     pub fn reset(&mut self) {
         self.pending_len = 0;
     }
+}
+
+/// Where bulk validation stopped.
+struct Invalid {
+    /// The input is valid up to here.
+    valid_up_to: usize,
+    /// The bytes there can never become valid (rather than ending early).
+    complete: bool,
+}
+
+#[cfg(not(feature = "simd"))]
+fn validate(bytes: &[u8]) -> Result<(), Invalid> {
+    core::str::from_utf8(bytes).map(drop).map_err(|e| Invalid {
+        valid_up_to: e.valid_up_to(),
+        complete: e.error_len().is_some(),
+    })
+}
+
+#[cfg(feature = "simd")]
+fn validate(bytes: &[u8]) -> Result<(), Invalid> {
+    simdutf8::compat::from_utf8(bytes).map(drop).map_err(|e| Invalid {
+        valid_up_to: e.valid_up_to(),
+        complete: e.error_len().is_some(),
+    })
 }
 
 /// The length of the sequence a valid lead byte starts. Only called on
