@@ -7,7 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, is_valid_event_type, is_valid_topic};
+use crate::key::KeyWindow;
+use crate::{
+    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, is_valid_event_type, is_valid_publish_key,
+    is_valid_topic,
+};
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,9 @@ pub struct Publish {
     pub event_type: String,
     /// The data (within [`Config::max_event_size`]).
     pub data: String,
+    /// The publisher's own id for this publish (valid, see
+    /// [`Publish::with_key`]), if it gave one.
+    pub key: Option<Arc<str>>,
     /// Where to send the outcome ([`HubMessage::Published`]), if anyone
     /// waits for it.
     pub reply: Option<ReplyTo>,
@@ -65,8 +72,41 @@ impl Publish {
             topic: Arc::from(topic),
             event_type: event_type.to_owned(),
             data,
+            key: None,
             reply: None,
         })
+    }
+
+    /// The same publish with a *publish key*: the publisher's own id for
+    /// it, which makes publishing again safe. The broker remembers the
+    /// keys of each topic (at least while their events are in the topic's
+    /// backlog); a publish whose key the topic remembers is not published
+    /// again but answered with [`HubMessage::Duplicate`] and the id of the
+    /// event first published with it. Keys are per topic.
+    ///
+    /// ```
+    /// use tether_hub::{Config, Error, Publish};
+    ///
+    /// let config = Config::default();
+    /// let publish = Publish::new("news", None, "hello", &config)?.with_key("req-1")?;
+    /// assert_eq!(publish.key.as_deref(), Some("req-1"));
+    /// assert_eq!(
+    ///     Publish::new("news", None, "hello", &config)?.with_key("req 1"),
+    ///     Err(Error::InvalidPublishKey)
+    /// );
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPublishKey`] unless the key is 1 to 128 visible
+    /// ASCII characters ([`crate::is_valid_publish_key`]).
+    pub fn with_key(mut self, key: &str) -> Result<Publish, Error> {
+        if !is_valid_publish_key(key) {
+            return Err(Error::InvalidPublishKey);
+        }
+        self.key = Some(Arc::from(key));
+        Ok(self)
     }
 
     /// The same publish, answered to `reply`.
@@ -101,6 +141,16 @@ pub enum HubMessage {
         /// The event's id, or why it was refused.
         result: Result<EventId, Error>,
     },
+    /// The outcome of a publish whose key ([`Publish::key`]) its topic
+    /// remembered: nothing was published; `id` is the event first
+    /// published with that key. For the loop that asked, instead of
+    /// [`HubMessage::Published`].
+    Duplicate {
+        /// [`ReplyTo::token`].
+        token: u64,
+        /// The id of the event first published with the key.
+        id: EventId,
+    },
     /// The backlog of a topic followed on demand, for [`crate::Hub::ready`].
     Ready {
         /// The topic.
@@ -125,6 +175,11 @@ impl fmt::Debug for HubMessage {
                 .debug_struct("Published")
                 .field("token", token)
                 .field("result", result)
+                .finish(),
+            HubMessage::Duplicate { token, id } => f
+                .debug_struct("Duplicate")
+                .field("token", token)
+                .field("id", id)
                 .finish(),
             HubMessage::Ready {
                 topic,
@@ -214,10 +269,21 @@ impl BrokerState {
 ///    later event. The history plus the deliveries after it must be
 ///    contiguous.
 /// 4. **Outcomes.** A publish with a [`Publish::reply`] gets exactly one
-///    [`HubMessage::Published`], posted to that loop after the event's
-///    delivery to it (so that a publisher that is also a subscriber sees
-///    its event no later than the answer). A publish refused at once
-///    returns the error from [`Broker::publish`] instead.
+///    [`HubMessage::Published`] (or [`HubMessage::Duplicate`]), posted to
+///    that loop after the event's delivery to it (so that a publisher that
+///    is also a subscriber sees its event no later than the answer). A
+///    publish refused at once returns the error from [`Broker::publish`]
+///    instead.
+/// 5. **Publish keys.** A publish with a [`Publish::key`] that the topic
+///    remembers is not published: its outcome is
+///    [`HubMessage::Duplicate`] with the id of the event first published
+///    with that key. The check and the numbering are one atomic step (two
+///    publishes with the same key, from anywhere, give one event). The
+///    topic remembers a key at least while its event is in the topic's
+///    backlog (both bounds, [`Config::max_backlog_events`] and
+///    [`Config::max_backlog_bytes`]), and forgets it when the topic is
+///    forgotten; keys are per topic. A broker that cannot keep keys
+///    refuses keyed publishes rather than ignoring the key.
 ///
 /// Ids: an id is only ever compared with ids of the same topic. The
 /// in-process broker uses `(topic epoch, counter)`; a Redis stream broker
@@ -297,11 +363,13 @@ pub fn sequencer_of(topic: &str, loops: usize) -> usize {
 }
 
 /// One topic's numbering, on its sequencer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sequence {
     epoch: u64,
     seq: u64,
     last_publish_ms: u64,
+    /// The publish keys of the events still in the backlog.
+    keys: KeyWindow,
 }
 
 /// A publish forwarded to its topic's sequencer.
@@ -318,6 +386,17 @@ struct Forward(Publish);
 /// Topics idle for [`Config::topic_ttl`] are forgotten
 /// ([`HubMessage::Forget`]); [`Config::max_topics`] is shared by all the
 /// loops' brokers made with [`LocalBroker::sibling`].
+///
+/// Publish keys ([`Publish::with_key`]) are checked by the sequencer, in
+/// the step that numbers the event, so two loops that publish with the
+/// same key at once still make one event. The sequencer remembers a key
+/// exactly while its event is in the topic's backlog: it follows the
+/// backlog's bounds ([`Config::max_backlog_events`] events,
+/// [`Config::max_backlog_bytes`] bytes) event by event, as every loop's
+/// [`crate::Backlog`] does. An event larger than the byte bound is never
+/// held, so its key is not remembered either; a topic forgotten for being
+/// idle forgets its keys. Memory: at most `max_backlog_events` keys per
+/// topic (each at most 128 bytes), nothing for topics without keys.
 ///
 /// ```
 /// use tether_hub::{Broker, Config, Context, HubMessage, LocalBroker, Publish};
@@ -377,8 +456,32 @@ impl LocalBroker {
 
     fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
         let now = cx.unix_ms();
+        if let Some(key) = &publish.key {
+            let remembered = self.sequences.get(&publish.topic).and_then(|s| s.keys.get(key));
+            if let Some(id) = remembered {
+                if let Some(reply) = publish.reply {
+                    cx.post(
+                        reply.loop_index,
+                        HubMessage::Duplicate {
+                            token: reply.token,
+                            id,
+                        },
+                    );
+                }
+                return;
+            }
+        }
         let result = self.next_id(&publish.topic, now).and_then(|id| {
-            let event = Event::new(publish.topic.clone(), id, &publish.event_type, &publish.data)?;
+            let event = Event::keyed(
+                publish.topic.clone(),
+                id,
+                &publish.event_type,
+                &publish.data,
+                publish.key.as_deref(),
+            )?;
+            if let Some(sequence) = self.sequences.get_mut(&publish.topic) {
+                sequence.keys.push(id, event.cost(), publish.key.as_ref());
+            }
             for to in 0..cx.loops() {
                 cx.post(to, HubMessage::Deliver(event.clone()));
             }
@@ -416,6 +519,7 @@ impl LocalBroker {
                 epoch,
                 seq: 1,
                 last_publish_ms: now,
+                keys: KeyWindow::new(self.config.max_backlog_events, self.config.max_backlog_bytes),
             },
         );
         Ok(EventId::new(epoch, 1))

@@ -23,6 +23,9 @@ pub enum Error {
     InvalidEventType,
     /// Text that is not a canonical `ms-seq` event id.
     InvalidId,
+    /// A publish key that is empty, too long or has characters other than
+    /// visible ASCII (see [`crate::is_valid_publish_key`]).
+    InvalidPublishKey,
     /// The event's data is larger than [`crate::Config::max_event_size`].
     EventTooLarge {
         /// The data's size in bytes.
@@ -69,6 +72,7 @@ impl Error {
             Error::InvalidTopic
                 | Error::InvalidEventType
                 | Error::InvalidId
+                | Error::InvalidPublishKey
                 | Error::EventTooLarge { .. }
                 | Error::TicketRefused
         )
@@ -77,7 +81,9 @@ impl Error {
     /// The HTTP status that answers a request that failed this way.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidTopic | Error::InvalidEventType | Error::InvalidId => 400,
+            Error::InvalidTopic | Error::InvalidEventType | Error::InvalidId | Error::InvalidPublishKey => {
+                400
+            }
             Error::EventTooLarge { .. } => 413,
             Error::TicketRefused => 403,
             Error::TopicLimit { .. } | Error::TooManyTickets | Error::BrokerUnavailable => 503,
@@ -94,6 +100,7 @@ impl fmt::Display for Error {
                 f.write_str("invalid event type (1-64 bytes of A-Z a-z 0-9 . _ : -, not \"gap\")")
             }
             Error::InvalidId => f.write_str("not an event id (ms-seq)"),
+            Error::InvalidPublishKey => f.write_str("invalid publish id (1-128 visible ASCII characters)"),
             Error::EventTooLarge { size, max } => {
                 write!(f, "event data of {size} bytes exceeds the limit of {max}")
             }

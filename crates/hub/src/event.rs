@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tether_frame::{FrameHeader, OpCode};
 
 use crate::json::push_json_string;
-use crate::{Error, EventId};
+use crate::{Error, EventId, is_valid_publish_key};
 
 /// The longest topic name, in bytes.
 pub const MAX_TOPIC_LEN: usize = 128;
@@ -57,7 +57,11 @@ fn is_name(name: &str, max: usize) -> bool {
 ///   lines);
 /// - [`Event::json`]: the JSON object
 ///   `{"topic":"T","id":"ID","event":"TYPE","data":"DATA"}`, also what a
-///   long poll answers with.
+///   long poll answers with; an event published with a publish key
+///   ([`Event::keyed`]) has it last, as `"key":"KEY"`.
+///
+/// The event-stream form never carries the key: its `id:` is the event's
+/// id, which resuming depends on.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -75,6 +79,7 @@ pub struct Event {
     topic: Arc<str>,
     id: EventId,
     event_type: Box<str>,
+    key: Option<Box<str>>,
     ws: Arc<[u8]>,
     /// Where the JSON payload starts in `ws` (after the frame header).
     json_start: usize,
@@ -87,6 +92,47 @@ impl Event {
     /// string (an event stream turns its CRs into line feeds, as the format
     /// cannot carry them; the WebSocket and JSON forms carry it exactly).
     pub fn new(topic: Arc<str>, id: EventId, event_type: &str, data: &str) -> Result<Arc<Event>, Error> {
+        Event::encode(topic, id, event_type, data, None)
+    }
+
+    /// Encodes an event published with a publish key (see
+    /// [`crate::Publish::with_key`]); without one (`None`), the same as
+    /// [`Event::new`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_hub::{Event, EventId};
+    ///
+    /// let event = Event::keyed(Arc::from("news"), EventId::new(7, 2), "message", "hi", Some("order-9"))?;
+    /// assert_eq!(event.key(), Some("order-9"));
+    /// assert_eq!(event.json(), r#"{"topic":"news","id":"7-2","event":"message","data":"hi","key":"order-9"}"#);
+    /// assert_eq!(&event.sse()[..], b"id: 7-2\nevent: message\ndata: hi\n\n");
+    /// # Ok::<(), tether_hub::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::new`], and [`Error::InvalidPublishKey`].
+    pub fn keyed(
+        topic: Arc<str>,
+        id: EventId,
+        event_type: &str,
+        data: &str,
+        key: Option<&str>,
+    ) -> Result<Arc<Event>, Error> {
+        if key.is_some_and(|key| !is_valid_publish_key(key)) {
+            return Err(Error::InvalidPublishKey);
+        }
+        Event::encode(topic, id, event_type, data, key)
+    }
+
+    fn encode(
+        topic: Arc<str>,
+        id: EventId,
+        event_type: &str,
+        data: &str,
+        key: Option<&str>,
+    ) -> Result<Arc<Event>, Error> {
         if !is_valid_topic(&topic) {
             return Err(Error::InvalidTopic);
         }
@@ -94,7 +140,8 @@ impl Event {
             return Err(Error::InvalidEventType);
         }
         let id_text = id.to_string();
-        let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + 48);
+        let key_len = key.map_or(0, |key| key.len() + 16);
+        let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + key_len + 48);
         json.push_str("{\"topic\":\"");
         json.push_str(&topic);
         json.push_str("\",\"id\":\"");
@@ -103,6 +150,10 @@ impl Event {
         json.push_str(event_type);
         json.push_str("\",\"data\":");
         push_json_string(&mut json, data);
+        if let Some(key) = key {
+            json.push_str(",\"key\":");
+            push_json_string(&mut json, key);
+        }
         json.push('}');
         let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
         let mut ws = Vec::with_capacity(header.len() + json.len());
@@ -119,6 +170,7 @@ impl Event {
             topic,
             id,
             event_type: event_type.into(),
+            key: key.map(Box::from),
             json_start: header.len(),
             ws: ws.into(),
             sse: sse.into(),
@@ -138,6 +190,11 @@ impl Event {
     /// The event type.
     pub fn event_type(&self) -> &str {
         &self.event_type
+    }
+
+    /// The publish key it was published with, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The WebSocket frame (server to client: unmasked, one text frame).
@@ -201,6 +258,31 @@ mod tests {
         assert_eq!(big.ws_frame()[1], 127);
         assert_eq!(&big.ws_frame()[10..], big.json().as_bytes());
         assert_eq!(big.cost(), big.ws_frame().len() + big.sse().len());
+    }
+
+    #[test]
+    fn keys_are_in_the_json_only() {
+        let key = r#"a"b\c"#;
+        let event = Event::keyed(Arc::from("t"), EventId::new(1, 2), "x", "d", Some(key)).unwrap();
+        assert_eq!(
+            event.json(),
+            r#"{"topic":"t","id":"1-2","event":"x","data":"d","key":"a\"b\\c"}"#
+        );
+        assert_eq!(&event.ws_frame()[2..], event.json().as_bytes());
+        assert_eq!(&event.sse()[..], b"id: 1-2\nevent: x\ndata: d\n\n");
+        assert_eq!(event.key(), Some(key));
+        let plain = Event::keyed(Arc::from("t"), EventId::new(1, 2), "x", "d", None).unwrap();
+        assert_eq!(plain.key(), None);
+        assert_eq!(
+            plain.json(),
+            Event::new(Arc::from("t"), EventId::new(1, 2), "x", "d")
+                .unwrap()
+                .json()
+        );
+        assert_eq!(
+            Event::keyed(Arc::from("t"), EventId::ZERO, "x", "", Some("a b")).unwrap_err(),
+            Error::InvalidPublishKey
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //! - [`Broker`]: sequences publishes and delivers events to every loop in
 //!   one order per topic; its contract is on the trait. [`LocalBroker`] is
 //!   the in-process one: each topic is sequenced by one loop.
+//! - [`Publish::with_key`]: a publisher's own id for a publish (a *publish
+//!   key*), which makes retries safe: the topic's sequencer remembers the
+//!   key while the event is in the backlog, and a publish with a key it
+//!   remembers is answered [`HubMessage::Duplicate`] with the first
+//!   event's id instead of being published again.
 //! - [`Tickets`] and [`secret_matches`]: access control.
 //!
 //! # One publish, start to end
@@ -76,6 +81,7 @@ mod event;
 mod hub;
 mod id;
 mod json;
+mod key;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
@@ -89,4 +95,5 @@ pub use event::{
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
 pub use json::{Gap, json_string};
+pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
 pub use tickets::{Grant, Tickets, secret_matches};
