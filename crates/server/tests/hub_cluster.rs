@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -374,4 +375,126 @@ fn a_subscriber_that_never_reads_holds_up_nobody() {
     }
     assert!(stuck_sse.is_ended());
     assert!(next < sent);
+}
+
+/// A keep-alive HTTP publisher: POSTs `data` with the token and a
+/// publish key; the answer's JSON.
+fn post_keyed(conn: &mut HttpConn, topic: &str, key: Option<&str>, data: &str) -> Value {
+    let key = key.map_or(String::new(), |k| format!("Tether-Publish-Id: {k}\r\n"));
+    let head = format!(
+        "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n{key}Content-Length: {}\r\n\r\n{data}",
+        data.len()
+    );
+    conn.send(head.as_bytes());
+    let answer = conn.response();
+    assert_eq!(answer.status, 200);
+    json(std::str::from_utf8(&answer.body).unwrap())
+}
+
+#[test]
+fn loops_publishing_the_same_key_at_once_make_one_event() {
+    const LOOPS: u64 = 3;
+    const ROUNDS: usize = 20;
+    let server = ClusterServer::start(config(), LOOPS as usize);
+    // An enveloped WebSocket publisher and an event-stream subscriber on
+    // every loop, and as many HTTP publishers (on whatever loops).
+    let publishers = on_every_loop(LOOPS, 1, || ws(server.addr, "/topics/race/ws?envelope=1"));
+    let mut streams = on_every_loop(LOOPS, 1, || sse(server.addr, "/topics/race/events", ""));
+    let posters: Vec<HttpConn> = (0..LOOPS).map(|_| HttpConn::connect(server.addr)).collect();
+    let mut sentinel = HttpConn::connect(server.addr);
+
+    // Each publisher waits for the round's start on its own channel (so
+    // that a failed thread ends the test instead of holding up a barrier)
+    // and answers on a shared one.
+    let (tx, rx) = mpsc::channel::<(usize, String, bool)>();
+    let mut starts = Vec::new();
+    let mut threads = Vec::new();
+    for (mut client, l) in publishers {
+        let (start_tx, start) = mpsc::channel::<()>();
+        starts.push(start_tx);
+        let tx = tx.clone();
+        threads.push(thread::spawn(move || {
+            for round in 0..ROUNDS {
+                if start.recv().is_err() {
+                    return;
+                }
+                let key = format!("k{round}");
+                client.send_text(&format!(r#"{{"data":"ws {l}","id":"{key}"}}"#));
+                // This round's event reaches the publisher before its
+                // acknowledgement, whichever publish made it.
+                let event = json(&client.recv_text());
+                assert_eq!(event["key"].as_str(), Some(key.as_str()), "loop {l}: {event}");
+                let ack = json(&client.recv_text());
+                assert_eq!(
+                    (ack["control"].as_str(), ack["key"].as_str()),
+                    (Some("published"), Some(key.as_str()))
+                );
+                assert_eq!(ack["id"], event["id"]);
+                let duplicate = ack["duplicate"].as_bool().unwrap_or(false);
+                tx.send((round, ack["id"].as_str().unwrap().to_owned(), duplicate))
+                    .unwrap();
+                // The round's sentinel.
+                let sentinel = json(&client.recv_text());
+                assert_eq!(sentinel["data"], format!("end {round}"));
+            }
+        }));
+    }
+    for mut conn in posters {
+        let (start_tx, start) = mpsc::channel::<()>();
+        starts.push(start_tx);
+        let tx = tx.clone();
+        threads.push(thread::spawn(move || {
+            for round in 0..ROUNDS {
+                if start.recv().is_err() {
+                    return;
+                }
+                let answer = post_keyed(&mut conn, "race", Some(&format!("k{round}")), "http");
+                let duplicate = answer["duplicate"].as_bool().unwrap_or(false);
+                tx.send((round, answer["id"].as_str().unwrap().to_owned(), duplicate))
+                    .unwrap();
+            }
+        }));
+    }
+    drop(tx);
+    for round in 0..ROUNDS {
+        for start in &starts {
+            start.send(()).unwrap();
+        }
+        // Every answer of the round names one event; exactly one answer
+        // says it published it. (A hang guard: a publisher that failed
+        // never answers.)
+        let answers: Vec<(usize, String, bool)> = (0..2 * LOOPS as usize)
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("every publisher answers (see any failure above)")
+            })
+            .collect();
+        assert!(
+            answers
+                .iter()
+                .all(|(r, id, _)| *r == round && *id == answers[0].1),
+            "{answers:?}"
+        );
+        assert_eq!(
+            answers.iter().filter(|(_, _, duplicate)| !duplicate).count(),
+            1,
+            "{answers:?}"
+        );
+        // Every answer is in: a second event of the round would come
+        // before this one.
+        post_keyed(&mut sentinel, "race", None, &format!("end {round}"));
+        for (stream, l) in &mut streams {
+            let (id, _) = sse_event(stream);
+            assert_eq!(id, answers[0].1, "loop {l}, round {round}");
+            let (_, data) = sse_event(stream);
+            assert_eq!(data, format!("end {round}"), "loop {l}: one event for the key");
+        }
+    }
+    for thread in threads {
+        thread.join().expect("a publisher");
+    }
+    assert_eq!(
+        metric(server.addr, "tether_hub_publishes_total{result=\"duplicate\"}"),
+        ((2 * LOOPS as usize - 1) * ROUNDS) as f64
+    );
 }

@@ -11,6 +11,7 @@
 //! (`crates/hub/README.md`).
 
 mod metrics;
+mod publish;
 mod replies;
 mod routes;
 mod settings;
@@ -26,6 +27,7 @@ use tether_hub::{
 };
 
 use self::metrics::{HubStats, add, sub};
+use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
 use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
 };
@@ -124,6 +126,8 @@ struct Subscriber {
     may_publish: bool,
     /// The event type of what it publishes (`?event=`).
     event_type: Option<String>,
+    /// It publishes JSON envelopes (`?envelope=1`), each acknowledged.
+    envelope: bool,
     /// Bytes it published that the sequencer has not answered yet.
     in_flight: usize,
 }
@@ -136,16 +140,25 @@ impl Subscriber {
             requested,
             may_publish: false,
             event_type: None,
+            envelope: false,
             in_flight: 0,
         }
     }
 }
 
 /// A publish waiting for its outcome.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Pending {
     Http(ConnId),
-    WebSocket(ConnId, usize),
+    /// A WebSocket publisher and the bytes this publish holds of its
+    /// in-flight allowance; an enveloped publish is acknowledged (with its
+    /// key, if it had one).
+    WebSocket {
+        conn: ConnId,
+        len: usize,
+        envelope: bool,
+        key: Option<Arc<str>>,
+    },
     Internal,
 }
 
@@ -157,9 +170,9 @@ enum Pending {
 ///
 /// | route | what |
 /// | --- | --- |
-/// | `POST /topics/NAME` | publish the body (bearer token; `?event=TYPE` or `Tether-Event: TYPE`) |
+/// | `POST /topics/NAME` | publish the body (bearer token; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
-/// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed |
+/// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (bearer token) |
 /// | `GET /metrics` | Prometheus text format |
@@ -323,10 +336,21 @@ impl HubApp {
         let event_type = request
             .query_param("event")
             .or_else(|| request.header("tether-event").map(str::to_owned));
+        let key = match http_key(request) {
+            Ok(key) => key,
+            Err(refusal) => return Reply::Now(refusal),
+        };
         let Ok(data) = std::str::from_utf8(body) else {
             return Reply::Now(Response::text(400, "the body must be UTF-8 text\n"));
         };
-        let publish = match Publish::new(topic, event_type.as_deref(), data, &self.shared.settings.hub) {
+        let publish =
+            Publish::new(topic, event_type.as_deref(), data, &self.shared.settings.hub).and_then(|publish| {
+                match &key {
+                    Some(key) => publish.with_key(key),
+                    None => Ok(publish),
+                }
+            });
+        let publish = match publish {
             Ok(publish) => publish,
             Err(e) => return Reply::Now(error_response(&e)),
         };
@@ -483,22 +507,46 @@ impl HubApp {
             );
             return;
         }
-        let publish = match Publish::new(
+        let envelope = subscriber.envelope;
+        let (data, event_type, key) = if envelope {
+            match parse_envelope(text) {
+                Ok(e) => (e.data, e.event.or_else(|| subscriber.event_type.clone()), e.key),
+                Err(why) => return send_error(ctx, conn, &why),
+            }
+        } else {
+            (text.to_owned(), subscriber.event_type.clone(), None)
+        };
+        let publish = Publish::new(
             &subscriber.topic,
-            subscriber.event_type.as_deref(),
-            text,
+            event_type.as_deref(),
+            data,
             &self.shared.settings.hub,
-        ) {
+        )
+        .and_then(|publish| match &key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        });
+        let publish = match publish {
             Ok(publish) => publish,
-            Err(e) => return send_error(ctx, conn, &e.to_string()),
+            Err(e) => {
+                let text = error_json(&e.to_string(), key.as_deref());
+                return ctx.send(conn, &Message::text(text));
+            }
         };
         let len = text.len();
         subscriber.in_flight += len;
-        if let Err(e) = self.submit(ctx, publish, Pending::WebSocket(conn, len)) {
+        let pending = Pending::WebSocket {
+            conn,
+            len,
+            envelope,
+            key: publish.key.clone(),
+        };
+        if let Err(e) = self.submit(ctx, publish, pending) {
             if let Some(subscriber) = self.conns.get_mut(&conn) {
                 subscriber.in_flight -= len;
             }
-            send_error(ctx, conn, &e.to_string());
+            let text = error_json(&e.to_string(), key.as_deref());
+            ctx.send(conn, &Message::text(text));
         }
     }
 
@@ -553,26 +601,41 @@ impl HubApp {
         }
     }
 
-    fn published(&mut self, ctx: &mut Ctx<'_>, token: u64, result: Result<EventId, HubError>) {
+    /// The outcome of a publish: its event's id and whether it was a
+    /// duplicate (its key remembered: nothing published), or the refusal.
+    fn published(&mut self, ctx: &mut Ctx<'_>, token: u64, result: Result<(EventId, bool), HubError>) {
         let Some(pending) = self.publishes.remove(&token) else {
             return;
         };
         match &result {
-            Ok(_) => add(&self.stats().published, 1),
+            Ok((_, false)) => add(&self.stats().published, 1),
+            Ok((_, true)) => add(&self.stats().duplicates, 1),
             Err(_) => add(&self.stats().publish_refused, 1),
         }
         match (pending, result) {
-            (Pending::Http(conn), Ok(id)) => {
-                ctx.respond(conn, Response::json(200, format!("{{\"id\":\"{id}\"}}")));
+            (Pending::Http(conn), Ok((id, duplicate))) => {
+                ctx.respond(conn, Response::json(200, published_json(id, duplicate)));
             }
             (Pending::Http(conn), Err(e)) => ctx.respond(conn, error_response(&e)),
-            (Pending::WebSocket(conn, len), result) => {
-                if let Some(subscriber) = self.conns.get_mut(&conn) {
-                    subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
-                    if let Err(e) = result {
-                        send_error(ctx, conn, &e.to_string());
-                    }
-                }
+            (
+                Pending::WebSocket {
+                    conn,
+                    len,
+                    envelope,
+                    key,
+                },
+                result,
+            ) => {
+                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+                let text = match result {
+                    Ok((id, duplicate)) if envelope => ack_json(id, key.as_deref(), duplicate),
+                    Ok(_) => return,
+                    Err(e) => error_json(&e.to_string(), key.as_deref()),
+                };
+                ctx.send(conn, &Message::text(text));
             }
             (Pending::Internal, Err(e)) => log::warn!("hub: a publish of the server's own was refused: {e}"),
             (Pending::Internal, Ok(_)) => {}
@@ -674,6 +737,7 @@ impl App for HubApp {
         let mut subscriber = Subscriber::new(Arc::from(topic), Transport::WebSocket, last_id);
         subscriber.may_publish = tag == TAG_WS_PUBLISHER;
         subscriber.event_type = request.query_param("event");
+        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
         self.subscribe(ctx, conn, subscriber);
     }
 
@@ -773,7 +837,10 @@ impl App for HubApp {
         };
         match *message {
             HubMessage::Deliver(event) => self.deliver(ctx, event),
-            HubMessage::Published { token, result } => self.published(ctx, token, result),
+            HubMessage::Published { token, result } => {
+                self.published(ctx, token, result.map(|id| (id, false)));
+            }
+            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
             HubMessage::Ready {
                 topic,
                 history,

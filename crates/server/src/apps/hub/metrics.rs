@@ -18,6 +18,7 @@ pub(super) struct HubStats {
     pub(super) subscribers_poll: AtomicU64,
     pub(super) published: AtomicU64,
     pub(super) publish_refused: AtomicU64,
+    pub(super) duplicates: AtomicU64,
     pub(super) sent_websocket: AtomicU64,
     pub(super) sent_event_stream: AtomicU64,
     pub(super) sent_poll: AtomicU64,
@@ -144,10 +145,11 @@ impl HubApp {
         metric(
             "tether_hub_publishes_total",
             "counter",
-            "Publishes by outcome (sequenced, or refused by the broker).",
+            "Publishes by outcome (sequenced, refused by the broker, or a duplicate: a publish key the topic remembered).",
             &[
                 ("{result=\"ok\"}", total(|s| &s.published)),
                 ("{result=\"refused\"}", total(|s| &s.publish_refused)),
+                ("{result=\"duplicate\"}", total(|s| &s.duplicates)),
             ],
         );
         metric(
