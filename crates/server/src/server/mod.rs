@@ -516,6 +516,12 @@ impl<A: App> Server<A> {
             }
         }
         self.read_buf = buf;
+        // Answer at once, with everything this read produced for this
+        // connection in one write: waiting for the end of the loop turn
+        // would hold every reply until all ready connections were read, and
+        // a peer on another core would sit idle meanwhile. Output for other
+        // connections (broadcasts) still goes out once per turn.
+        self.flush_if_dirty(id, now);
     }
 
     fn on_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
@@ -572,12 +578,19 @@ impl<A: App> Server<A> {
     fn flush_dirty(&mut self, now: Instant) {
         while !self.dirty.is_empty() {
             for id in mem::take(&mut self.dirty) {
-                if let Some(conn) = self.conn_mut(id) {
-                    conn.dirty = false;
-                    self.flush(id, now);
-                }
+                self.flush_if_dirty(id, now);
             }
             self.apply_actions(now);
+        }
+    }
+
+    /// Flushes a connection marked dirty (and not flushed since).
+    fn flush_if_dirty(&mut self, id: ConnId, now: Instant) {
+        if let Some(conn) = self.conn_mut(id) {
+            if conn.dirty {
+                conn.dirty = false;
+                self.flush(id, now);
+            }
         }
     }
 
