@@ -416,3 +416,86 @@ fn two_nodes_share_topics_through_redis() {
     drop((a, b, c));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Publishes over HTTP with a publish key (as `?id=` or as the
+/// `Tether-Publish-Id` header): the status and the JSON answer.
+fn publish_keyed(node: &Node, data: &str, key: &str, as_header: bool) -> (u16, serde_json::Value) {
+    let mut headers = format!("Authorization: Bearer {TOKEN}\r\n");
+    let mut target = format!("/topics/{TOPIC}");
+    if as_header {
+        headers.push_str(&format!("Tether-Publish-Id: {key}\r\n"));
+    } else {
+        target.push_str(&format!("?id={key}"));
+    }
+    let (status, body) = request(node.addr, "POST", &target, &headers, data);
+    let json = if status == 200 {
+        serde_json::from_str(&body).unwrap()
+    } else {
+        serde_json::Value::Null
+    };
+    (status, json)
+}
+
+#[test]
+fn a_publish_key_holds_across_nodes() {
+    if !available("a_publish_key_holds_across_nodes") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tether-e2e-redis-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = RedisServer::start();
+    let a = Node::start(&redis, &dir, "a");
+    let b = Node::start(&redis, &dir, "b");
+    let mut subscribers = [Subscriber::sse(&b, "0-0"), Subscriber::ws(&a, "0-0")];
+
+    // Published on node a; retried on node b (the header form): the same
+    // id, and nothing published again.
+    let (status, first) = publish_keyed(&a, "once", "retry-me", false);
+    assert_eq!(status, 200);
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert!(first.get("duplicate").is_none(), "{first}");
+    for (node, as_header) in [(&b, true), (&a, true), (&b, false)] {
+        let (status, again) = publish_keyed(node, "once", "retry-me", as_header);
+        assert_eq!(status, 200);
+        assert_eq!(again, serde_json::json!({"id": id, "duplicate": true}));
+    }
+    assert_eq!(publish_keyed(&b, "x", "not+valid", false).0, 400);
+    let next = publish(&b, "next").expect("published");
+    for subscriber in &mut subscribers {
+        assert_eq!(
+            [subscriber.next(), subscriber.next()],
+            [
+                Seen::Event {
+                    id: id.clone(),
+                    data: "once".to_owned()
+                },
+                Seen::Event {
+                    id: next.clone(),
+                    data: "next".to_owned()
+                }
+            ],
+            "one event for the key, on both nodes"
+        );
+    }
+    for node in [&a, &b] {
+        assert!(
+            node.metrics()
+                .contains("tether_hub_publishes_total{result=\"duplicate\"} ")
+        );
+    }
+    let duplicates: u32 = [&a, &b]
+        .iter()
+        .map(|node| {
+            let metrics = node.metrics();
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with("tether_redis_duplicates_total "))
+                .expect("the bridge's duplicates");
+            line.rsplit_once(' ').unwrap().1.parse::<u32>().unwrap()
+        })
+        .sum();
+    assert_eq!(duplicates, 3);
+    drop(subscribers);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use redis::{Cmd, ErrorKind, RedisError, Value};
-use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_topic};
+use tether_hub::{
+    DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_publish_key, is_valid_topic,
+};
 
 /// The stream field that holds an event's type.
 pub(crate) const FIELD_EVENT: &str = "event";
 /// The stream field that holds an event's data.
 pub(crate) const FIELD_DATA: &str = "data";
+/// The stream field that holds an event's publish key, if it has one.
+pub(crate) const FIELD_KEY: &str = "key";
 
 /// The key of a topic's stream: the prefix, then the name.
 pub(crate) fn stream_key(prefix: &str, topic: &str) -> String {
@@ -28,6 +32,94 @@ pub(crate) fn topic_of<'k>(prefix: &str, key: &'k [u8]) -> Option<&'k str> {
 /// no topic's stream can have this key.
 pub(crate) fn wake_key(prefix: &str, node: u64) -> String {
     format!("{prefix}!wake:{node:016x}")
+}
+
+/// The keys of a topic's publish-key index: a hash from each remembered
+/// publish key to its entry's id, and a sorted set of the same keys by
+/// their entry's milliseconds (to forget those trimmed from the stream).
+/// `!` is not allowed in topic names, so neither is ever a stream's key.
+pub(crate) fn key_index(prefix: &str, topic: &str) -> (String, String) {
+    (
+        format!("{prefix}!pub:{topic}"),
+        format!("{prefix}!pub-ms:{topic}"),
+    )
+}
+
+/// Keys forgotten at most per keyed publish (bounds a script's work).
+const PRUNE_BATCH: usize = 1000;
+
+/// The script behind a keyed publish: in one atomic step, forget the keys
+/// whose entries were trimmed from the stream, answer with the entry of a
+/// key still remembered (`{0, id}`), or add the entry with its key and
+/// remember it (`{1, id}`). The index lives as long as the stream (same
+/// expiry, if the stream has one).
+///
+/// KEYS: the stream, the index hash, the index sorted set. ARGV: the
+/// `MAXLEN ~` bound, the event type, the data, the publish key, the
+/// index's batch.
+const PUBLISH_KEYED: &str = r"
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if first then
+  local ms = string.match(first[1], '^%d+')
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
+  if #gone > 0 then
+    redis.call('HDEL', KEYS[2], unpack(gone))
+    redis.call('ZREM', KEYS[3], unpack(gone))
+  end
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+local id = redis.call('HGET', KEYS[2], ARGV[4])
+if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
+  return {0, id}
+end
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[4], id)
+redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+else
+  redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[3])
+end
+return {1, id}
+";
+
+/// What publishes `publish` to the stream `key`: a bare `XADD` without a
+/// publish key, else [`PUBLISH_KEYED`] (`EVAL`), which checks the key and
+/// adds the entry atomically.
+pub(crate) fn publish(prefix: &str, max_len: usize, publish: &Publish) -> Cmd {
+    let key = stream_key(prefix, &publish.topic);
+    let Some(publish_key) = &publish.key else {
+        return xadd(&key, max_len, publish);
+    };
+    let (index, by_ms) = key_index(prefix, &publish.topic);
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(PUBLISH_KEYED)
+        .arg(3)
+        .arg(&key)
+        .arg(&index)
+        .arg(&by_ms)
+        .arg(max_len)
+        .arg(&publish.event_type)
+        .arg(&publish.data)
+        .arg(&**publish_key)
+        .arg(PRUNE_BATCH);
+    cmd
+}
+
+/// The reply to [`publish`]: the entry's id, and whether it is a
+/// duplicate (the key was remembered: nothing was added).
+pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
+    match value {
+        Value::Array(parts) => match &parts[..] {
+            [Value::Int(added), id] => Some((parse_id(id)?, *added == 0)),
+            _ => None,
+        },
+        other => Some((parse_id(other)?, false)),
+    }
 }
 
 /// The id right before `id` (what an exclusive end at `id` means), or
@@ -134,12 +226,20 @@ pub(crate) struct Entry {
     pub(crate) id: EventId,
     pub(crate) event_type: String,
     pub(crate) data: String,
+    pub(crate) key: Option<String>,
 }
 
 impl Entry {
     /// The hub's event for this entry, encoded once.
     pub(crate) fn to_event(&self, topic: &Arc<str>) -> Option<Arc<Event>> {
-        Event::new(topic.clone(), self.id, &self.event_type, &self.data).ok()
+        Event::keyed(
+            topic.clone(),
+            self.id,
+            &self.event_type,
+            &self.data,
+            self.key.as_deref(),
+        )
+        .ok()
     }
 }
 
@@ -174,7 +274,8 @@ fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
 
 /// One entry: `[id, [field, value, ...]]`. Entries that tether did not
 /// write still get through: a missing or invalid type reads as
-/// `message`, missing data as empty, bytes that are not UTF-8 lossily.
+/// `message`, missing data as empty, bytes that are not UTF-8 lossily, an
+/// invalid publish key as none.
 fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     let Value::Array(parts) = value else {
         return Err(malformed("a stream entry"));
@@ -185,6 +286,7 @@ fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     let id = parse_id(id).ok_or_else(|| malformed("a stream entry id"))?;
     let mut event_type = DEFAULT_EVENT_TYPE.to_owned();
     let mut data = String::new();
+    let mut key = None;
     for (field, value) in pairs(fields).unwrap_or_default() {
         match (text(field), text(value)) {
             (Some(f), Some(v)) if f == FIELD_EVENT.as_bytes() => {
@@ -197,10 +299,21 @@ fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
             (Some(f), Some(v)) if f == FIELD_DATA.as_bytes() => {
                 data = String::from_utf8_lossy(v).into_owned();
             }
+            (Some(f), Some(v)) if f == FIELD_KEY.as_bytes() => {
+                key = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|k| is_valid_publish_key(k))
+                    .map(str::to_owned);
+            }
             _ => {}
         }
     }
-    Ok(Entry { id, event_type, data })
+    Ok(Entry {
+        id,
+        event_type,
+        data,
+        key,
+    })
 }
 
 /// The entries of an `XRANGE`/`XREVRANGE` reply, in the reply's order.
@@ -415,12 +528,52 @@ mod tests {
     }
 
     #[test]
+    fn keyed_publishes() {
+        let config = Config::default();
+        let plain = Publish::new("news", None, "x", &config).unwrap();
+        assert_eq!(args(&publish("t:", 10, &plain))[..2], ["XADD", "t:news"]);
+        let keyed = plain.with_key("order-1").unwrap();
+        let sent = args(&publish("t:", 10, &keyed));
+        assert_eq!(sent[0], "EVAL");
+        assert_eq!(sent[1], PUBLISH_KEYED);
+        assert_eq!(
+            sent[2..],
+            [
+                "3",
+                "t:news",
+                "t:!pub:news",
+                "t:!pub-ms:news",
+                "10",
+                "message",
+                "x",
+                "order-1",
+                "1000"
+            ]
+        );
+        assert_eq!(topic_of("t:", b"t:!pub:news"), None, "never a topic");
+        assert_eq!(topic_of("t:", b"t:!pub-ms:news"), None, "never a topic");
+        assert_eq!(
+            parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])),
+            Some((EventId::new(5, 1), false))
+        );
+        assert_eq!(
+            parse_published(&Value::Array(vec![Value::Int(0), bulk("5-1")])),
+            Some((EventId::new(5, 1), true))
+        );
+        assert_eq!(parse_published(&bulk("5-2")), Some((EventId::new(5, 2), false)));
+        assert_eq!(parse_published(&Value::Array(vec![bulk("5-1")])), None);
+        assert_eq!(parse_published(&Value::Nil), None);
+    }
+
+    #[test]
     fn entries() {
         let reply = Value::Array(vec![
             entry("5-1", &["event", "update", "data", "one"]),
             entry("5-2", &["data", "two"]),
             entry("6-0", &["event", "gap", "data", "not a gap"]),
             entry("6-1", &["other", "x"]),
+            entry("6-2", &["data", "k", "key", "order-1"]),
+            entry("6-3", &["data", "k", "key", "not a key"]),
         ]);
         let entries = parse_entries(&reply).unwrap();
         let seen: Vec<(String, &str, &str)> = entries
@@ -434,8 +587,14 @@ mod tests {
                 ("5-2".to_owned(), "message", "two"),
                 ("6-0".to_owned(), "message", "not a gap"),
                 ("6-1".to_owned(), "message", ""),
+                ("6-2".to_owned(), "message", "k"),
+                ("6-3".to_owned(), "message", "k"),
             ]
         );
+        assert_eq!(entries[4].key.as_deref(), Some("order-1"));
+        assert_eq!(entries[5].key, None);
+        let keyed = entries[4].to_event(&Arc::from("news")).unwrap();
+        assert_eq!(keyed.key(), Some("order-1"));
         assert_eq!(parse_entries(&Value::Array(vec![])).unwrap(), vec![]);
         assert!(parse_entries(&Value::Array(vec![bulk("5-1")])).is_err());
         assert!(parse_entries(&Value::Array(vec![entry("x", &[])])).is_err());

@@ -26,6 +26,14 @@
 //!   stream* of its own, to which the writer adds an entry whenever the
 //!   reader has new work (a follow, a publisher to answer): nothing sent to
 //!   it before that entry can be missed.
+//! - A publish with a publish key (`Publish::key`) is added by a Lua
+//!   script instead of a bare `XADD`: Redis runs it atomically, so the
+//!   key check and the entry are one step, whichever nodes publish. It
+//!   keeps the topic's keys in a hash (`PREFIX!pub:TOPIC`, key to entry
+//!   id) and a sorted set (`PREFIX!pub-ms:TOPIC`, to forget the keys of
+//!   trimmed entries), and puts the key in the entry (field `key`). A key
+//!   is remembered while its entry is in the stream; a publish whose key
+//!   is remembered adds nothing and is answered `HubMessage::Duplicate`.
 //! - A publisher is answered (`HubMessage::Published`) by the reader, after
 //!   the event's delivery to the publisher's loop when that loop follows
 //!   the topic, as the broker contract asks.
@@ -252,6 +260,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `tether_redis_reconnects_total`, `tether_redis_errors_total`,
 /// `tether_redis_last_error_age_seconds` (once there was an error),
 /// `tether_redis_resyncs_total`, `tether_redis_events_added_total`,
+/// `tether_redis_duplicates_total`,
 /// `tether_redis_publishes_refused_total`, `tether_redis_events_read_total`
 /// and `tether_redis_followed_topics`.
 pub struct RedisBroker {

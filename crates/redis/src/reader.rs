@@ -33,8 +33,9 @@ struct Followed {
     known: bool,
     /// The id of the last event delivered (or the backlog's head).
     last: EventId,
-    /// Publishes added as these ids, answered once delivered to their loop.
-    outcomes: Vec<(EventId, ReplyTo)>,
+    /// Publishes added as these ids (or duplicates of them), answered
+    /// once delivered to their loop.
+    outcomes: Vec<Outcome>,
     /// The key holds something other than a stream: it is not read.
     broken: bool,
 }
@@ -64,6 +65,15 @@ impl Followed {
             || self.broken
             || (self.loops.contains(&reply.loop_index) && self.known && self.last >= id)
     }
+}
+
+/// A publish to answer: its event's id, where to, and whether it was a
+/// duplicate (its key remembered: nothing was added).
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    id: EventId,
+    reply: ReplyTo,
+    duplicate: bool,
 }
 
 pub(crate) struct Reader {
@@ -153,18 +163,26 @@ impl Reader {
                 let empty = followed.loops.is_empty() && followed.waiting.is_empty();
                 if empty {
                     if let Some(followed) = self.topics.remove(&topic) {
-                        for (id, reply) in followed.outcomes {
-                            self.answer(id, reply);
+                        for outcome in followed.outcomes {
+                            self.answer(outcome);
                         }
                     }
                 } else {
                     self.flush_outcomes(&topic);
                 }
             }
-            ReaderMsg::Added { topic, id, reply } => match self.topics.get_mut(&topic) {
-                Some(followed) if !followed.answerable(id, &reply) => followed.outcomes.push((id, reply)),
-                _ => self.answer(id, reply),
-            },
+            ReaderMsg::Added {
+                topic,
+                id,
+                reply,
+                duplicate,
+            } => {
+                let outcome = Outcome { id, reply, duplicate };
+                match self.topics.get_mut(&topic) {
+                    Some(followed) if !followed.answerable(id, &reply) => followed.outcomes.push(outcome),
+                    _ => self.answer(outcome),
+                }
+            }
             ReaderMsg::Stop => {}
         }
         self.shared
@@ -173,14 +191,18 @@ impl Reader {
             .store(self.topics.len() as u64, Ordering::Relaxed);
     }
 
-    fn answer(&self, id: EventId, reply: ReplyTo) {
-        (self.post)(
-            reply.loop_index,
+    fn answer(&self, outcome: Outcome) {
+        let Outcome { id, reply, duplicate } = outcome;
+        let token = reply.token;
+        let message = if duplicate {
+            HubMessage::Duplicate { token, id }
+        } else {
             HubMessage::Published {
-                token: reply.token,
+                token,
                 result: Ok(id),
-            },
-        );
+            }
+        };
+        (self.post)(reply.loop_index, message);
     }
 
     /// Answers the publishes whose events have reached their loops.
@@ -193,10 +215,10 @@ impl Reader {
         }
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut followed.outcomes)
             .into_iter()
-            .partition(|(id, reply)| followed.answerable(*id, reply));
+            .partition(|o| followed.answerable(o.id, &o.reply));
         followed.outcomes = later;
-        for (id, reply) in now {
-            self.answer(id, reply);
+        for outcome in now {
+            self.answer(outcome);
         }
     }
 
@@ -375,8 +397,8 @@ impl Reader {
         let loops = std::mem::take(&mut followed.loops);
         followed.waiting.extend(loops);
         let outcomes = std::mem::take(&mut followed.outcomes);
-        for (id, reply) in outcomes {
-            self.answer(id, reply);
+        for outcome in outcomes {
+            self.answer(outcome);
         }
     }
 

@@ -37,12 +37,14 @@ pub(crate) enum ReaderMsg {
     Follow { topic: Arc<str>, loop_index: usize },
     /// A loop's last subscriber of the topic left.
     Unfollow { topic: Arc<str>, loop_index: usize },
-    /// The writer added a publish as `id`: answer `reply` once the event
+    /// The writer added a publish as `id` (or, `duplicate`, found its
+    /// key remembered for the entry `id`): answer `reply` once the event
     /// has been delivered to that loop (if it follows the topic).
     Added {
         topic: Arc<str>,
         id: EventId,
         reply: ReplyTo,
+        duplicate: bool,
     },
     /// Stop.
     Stop,
@@ -61,6 +63,7 @@ pub(crate) struct Stats {
     last_error: AtomicU64,
     pub(crate) resyncs: AtomicU64,
     pub(crate) added: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) read: AtomicU64,
     pub(crate) followed: AtomicU64,
@@ -84,6 +87,7 @@ impl Stats {
             last_error: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             added: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             read: AtomicU64::new(0),
             followed: AtomicU64::new(0),
@@ -127,6 +131,7 @@ impl Stats {
             }),
             resyncs: load(&self.resyncs),
             added: load(&self.added),
+            duplicates: load(&self.duplicates),
             refused: load(&self.refused),
             read: load(&self.read),
             followed_topics: load(&self.followed),
@@ -157,6 +162,9 @@ pub struct Status {
     pub resyncs: u64,
     /// Events this node added to Redis.
     pub added: u64,
+    /// Keyed publishes of this node whose key Redis remembered (nothing
+    /// added: answered as duplicates).
+    pub duplicates: u64,
     /// Publishes refused (Redis unreachable, or it refused the `XADD`).
     pub refused: u64,
     /// Events read from Redis and delivered to this node's loops.
@@ -215,6 +223,12 @@ impl Status {
             "counter",
             "Events this node added to Redis streams.",
             &[("", self.added.to_string())],
+        );
+        metric(
+            "tether_redis_duplicates_total",
+            "counter",
+            "Keyed publishes of this node whose publish key Redis remembered (nothing added).",
+            &[("", self.duplicates.to_string())],
         );
         metric(
             "tether_redis_publishes_refused_total",

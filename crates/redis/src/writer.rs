@@ -1,5 +1,6 @@
-//! The writer thread: `XADD`s publishes to their topics' streams, in
-//! batches, and wakes the reader.
+//! The writer thread: `XADD`s publishes to their topics' streams (a
+//! keyed publish through a script that checks its key), in batches, and
+//! wakes the reader.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -94,9 +95,10 @@ impl Writer {
         }
     }
 
-    /// `XADD`s a batch in one round trip; tells the reader each event's
-    /// id (it answers the publishers once it has delivered the events).
-    /// True if the reader has something new to do.
+    /// `XADD`s a batch in one round trip (in order; a keyed publish by
+    /// `EVAL`, which may find its key remembered and add nothing); tells
+    /// the reader each event's id (it answers the publishers once it has
+    /// delivered the events). True if the reader has something new to do.
     fn add(&mut self, publishes: Vec<Publish>) -> bool {
         let Some(con) = self.con.as_mut() else {
             publishes.into_iter().for_each(|p| self.refuse(p));
@@ -106,8 +108,7 @@ impl Writer {
         pipe.ignore_errors();
         let prefix = &self.shared.config.prefix;
         for publish in &publishes {
-            let key = commands::stream_key(prefix, &publish.topic);
-            pipe.add_command(commands::xadd(&key, self.shared.config.max_len, publish));
+            pipe.add_command(commands::publish(prefix, self.shared.config.max_len, publish));
         }
         let replies = match pipe.query::<Vec<Value>>(con) {
             Ok(replies) if replies.len() == publishes.len() => replies,
@@ -129,21 +130,27 @@ impl Writer {
         };
         let mut told_reader = false;
         for (publish, reply) in publishes.into_iter().zip(replies) {
-            match commands::parse_id(&reply) {
-                Some(id) => {
-                    add(&self.shared.stats.added, 1);
+            match commands::parse_published(&reply) {
+                Some((id, duplicate)) => {
+                    let counter = if duplicate {
+                        &self.shared.stats.duplicates
+                    } else {
+                        &self.shared.stats.added
+                    };
+                    add(counter, 1);
                     if let Some(reply) = publish.reply {
                         let _ = self.shared.reader_tx.send(ReaderMsg::Added {
                             topic: publish.topic,
                             id,
                             reply,
+                            duplicate,
                         });
                         told_reader = true;
                     }
                 }
                 None => {
                     log::warn!(
-                        "redis: XADD to {}{} refused: {reply:?}",
+                        "redis: publish to {}{} refused: {reply:?}",
                         self.shared.config.prefix,
                         publish.topic
                     );

@@ -81,10 +81,24 @@ impl Node {
 
     /// Publishes from `loop_index`; the token that its answer will carry.
     fn publish(&mut self, loop_index: usize, topic: &str, data: &str) -> Result<u64, HubError> {
+        self.publish_keyed(loop_index, topic, data, None)
+    }
+
+    /// Publishes with a publish key, if any.
+    fn publish_keyed(
+        &mut self,
+        loop_index: usize,
+        topic: &str,
+        data: &str,
+        key: Option<&str>,
+    ) -> Result<u64, HubError> {
         self.next_token += 1;
         let token = self.next_token;
-        let publish = Publish::new(topic, None, data, &tether_hub::Config::default())?
-            .reply_to(ReplyTo { loop_index, token });
+        let mut publish = Publish::new(topic, None, data, &tether_hub::Config::default())?;
+        if let Some(key) = key {
+            publish = publish.with_key(key)?;
+        }
+        let publish = publish.reply_to(ReplyTo { loop_index, token });
         self.brokers[loop_index].publish(publish, &mut Cx(loop_index))?;
         Ok(token)
     }
@@ -154,6 +168,19 @@ impl Node {
         match self.next(loop_index) {
             HubMessage::Published { token: t, result } if t == token => result,
             other => panic!("expected Published {{ token: {token} }}, got {other:?}"),
+        }
+    }
+
+    /// The answer to a publish: its event's id, and whether it was a
+    /// duplicate.
+    fn outcome(&mut self, loop_index: usize, token: u64) -> (EventId, bool) {
+        match self.next(loop_index) {
+            HubMessage::Published {
+                token: t,
+                result: Ok(id),
+            } if t == token => (id, false),
+            HubMessage::Duplicate { token: t, id } if t == token => (id, true),
+            other => panic!("expected the outcome of {token}, got {other:?}"),
         }
     }
 
@@ -501,4 +528,93 @@ fn a_key_that_is_not_a_stream_is_left_alone() {
     a.expect_quiet(0);
     a.wait_for_state(BrokerState::Up);
     assert_eq!(a.bridge.status().resyncs, 1);
+}
+
+#[test]
+fn a_publish_key_holds_across_nodes() {
+    if !available("a_publish_key_holds_across_nodes") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    let mut b = Node::start(&redis, |_| {});
+    b.follow(0, "keyed");
+    b.ready(0);
+
+    // Published on node a; the same key on node b publishes nothing and
+    // names node a's event.
+    let token = a.publish_keyed(0, "keyed", "one", Some("k1")).unwrap();
+    let (id, duplicate) = a.outcome(0, token);
+    assert!(!duplicate);
+    let token = b.publish_keyed(1, "keyed", "one again", Some("k1")).unwrap();
+    assert_eq!(b.outcome(1, token), (id, true));
+    // A publisher that follows the topic gets the event, then the answer.
+    let event = b.deliver(0);
+    assert_eq!((event.id(), event.key()), (id, Some("k1")));
+    assert!(event.json().ends_with(r#""key":"k1"}"#));
+    let token = b.publish_keyed(0, "keyed", "one", Some("k1")).unwrap();
+    assert_eq!(b.outcome(0, token), (id, true));
+
+    // Both nodes at once: one event, both answers name it.
+    let ta = a.publish_keyed(1, "keyed", "from a", Some("k2")).unwrap();
+    let tb = b.publish_keyed(1, "keyed", "from b", Some("k2")).unwrap();
+    let (oa, ob) = (a.outcome(1, ta), b.outcome(1, tb));
+    assert_eq!(oa.0, ob.0);
+    assert!(oa.1 != ob.1, "one published, one duplicate: {oa:?} {ob:?}");
+    assert_eq!(b.deliver(0).id(), oa.0);
+    // Without a key: never a duplicate.
+    let plain = [a.publish_ok(0, "keyed", "x"), a.publish_ok(0, "keyed", "x")];
+    assert!(plain[0] < plain[1]);
+    assert_eq!([b.deliver(0).id(), b.deliver(0).id()], plain);
+    b.expect_quiet(0);
+    assert_eq!(stream_ids(&redis, "keyed"), [id, oa.0, plain[0], plain[1]]);
+
+    // The events leave the stream: their keys are forgotten, and the
+    // index keeps only what the stream holds.
+    let mut con = redis.client();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(format!("{PREFIX}keyed"))
+        .arg("MAXLEN")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let token = b.publish_keyed(1, "keyed", "one, later", Some("k1")).unwrap();
+    let (later, duplicate) = b.outcome(1, token);
+    assert!(!duplicate && later > plain[1]);
+    let event = b.deliver(0);
+    assert_eq!((event.id(), event.key()), (later, Some("k1")));
+    let index: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{PREFIX}!pub:keyed"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(index, ["k1"], "k2 was trimmed away and forgotten");
+    let by_ms: i64 = redis::cmd("ZCARD")
+        .arg(format!("{PREFIX}!pub-ms:keyed"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(by_ms, 1);
+    let token = a.publish_keyed(0, "keyed", "x", Some("k1")).unwrap();
+    assert_eq!(a.outcome(0, token), (later, true));
+
+    // The index expires with the stream.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(format!("{PREFIX}keyed"))
+        .arg(600_000)
+        .query(&mut con)
+        .unwrap();
+    let token = a.publish_keyed(0, "keyed", "x", Some("k3")).unwrap();
+    assert!(!a.outcome(0, token).1);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{PREFIX}!pub:keyed"))
+        .query(&mut con)
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
+
+    // Whichever node won the race for k2 added it.
+    let a_won = u64::from(!oa.1);
+    let (sa, sb) = (a.bridge.status(), b.bridge.status());
+    assert_eq!((sa.added, sa.duplicates), (4 + a_won, 2 - a_won));
+    assert_eq!((sb.added, sb.duplicates), (2 - a_won, 2 + a_won));
+    let line = format!("tether_redis_duplicates_total {}\n", 2 + a_won);
+    assert!(b.metrics().contains(&line), "{line}");
 }
