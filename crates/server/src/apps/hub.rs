@@ -508,17 +508,17 @@ impl HubApp {
             return;
         }
         let envelope = subscriber.envelope;
-        let (data, event_type, key) = if envelope {
+        let (data, own_type, key) = if envelope {
             match parse_envelope(text) {
-                Ok(e) => (e.data, e.event.or_else(|| subscriber.event_type.clone()), e.key),
+                Ok(e) => (e.data, e.event, e.key),
                 Err(why) => return send_error(ctx, conn, &why),
             }
         } else {
-            (text.to_owned(), subscriber.event_type.clone(), None)
+            (text.to_owned(), None, None)
         };
         let publish = Publish::new(
             &subscriber.topic,
-            event_type.as_deref(),
+            own_type.as_deref().or(subscriber.event_type.as_deref()),
             data,
             &self.shared.settings.hub,
         )
