@@ -251,6 +251,27 @@ impl Connection {
         self.extras.as_mut().and_then(|e| e.masks.as_mut())
     }
 
+    /// Lends the connection an empty buffer to receive the next message
+    /// into, so that a caller with a pool of recycled buffers spares an
+    /// allocation per message. Ignored (dropped) while a message is being
+    /// received or a buffer is already lent, when the buffer is handed
+    /// straight back. Take a lent buffer back with
+    /// [`reclaim_buffer`](Self::reclaim_buffer) if no message used it, so
+    /// that an idle connection holds none.
+    pub fn lend_buffer(&mut self, mut buffer: Vec<u8>) -> Option<Vec<u8>> {
+        if self.message.is_some() || self.buffer.capacity() > 0 || buffer.capacity() == 0 {
+            return Some(buffer);
+        }
+        buffer.clear();
+        self.buffer = buffer;
+        None
+    }
+
+    /// Gives back a lent buffer that no message has started to use.
+    pub fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
+        (self.message.is_none() && self.buffer.capacity() > 0).then(|| mem::take(&mut self.buffer))
+    }
+
     /// Whether a data message may still be sent (no close frame sent yet).
     pub fn can_send(&self) -> bool {
         !self.sent_close

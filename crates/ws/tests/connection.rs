@@ -580,3 +580,41 @@ fn a_connection_stays_small() {
     let size = std::mem::size_of::<tether_ws::Connection>();
     assert!(size <= 160, "Connection is {size} bytes");
 }
+
+#[test]
+fn a_lent_buffer_receives_the_next_message_and_is_given_back_when_unused() {
+    let now = Instant::now();
+    let mut conn = server(Config::default(), now);
+    let mut lent = Vec::with_capacity(4096);
+    lent.extend_from_slice(b"stale bytes");
+    let address = lent.as_ptr();
+    assert_eq!(conn.lend_buffer(lent), None, "taken");
+    let (events, _) = feed(
+        &mut conn,
+        &client_frame(true, OpCode::Text, b"into the lent buffer"),
+        100,
+        now,
+    );
+    let [Event::Message(message)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        message.as_text(),
+        Some("into the lent buffer"),
+        "cleared before use"
+    );
+    assert_eq!(message.as_bytes().as_ptr(), address, "no new allocation");
+    assert_eq!(conn.reclaim_buffer(), None, "the message took it");
+    // Unused: handed back whole, so an idle connection keeps nothing.
+    assert_eq!(conn.lend_buffer(Vec::with_capacity(100)), None);
+    assert!(
+        conn.lend_buffer(Vec::with_capacity(100)).is_some(),
+        "one at a time"
+    );
+    assert_eq!(conn.reclaim_buffer().map(|b| b.capacity() >= 100), Some(true));
+    assert_eq!(conn.reclaim_buffer(), None);
+    // Not while a message is half received.
+    feed(&mut conn, &client_frame(false, OpCode::Binary, b"part"), 100, now);
+    assert!(conn.lend_buffer(Vec::with_capacity(100)).is_some(), "handed back");
+    assert_eq!(conn.reclaim_buffer(), None);
+}

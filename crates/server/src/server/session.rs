@@ -180,6 +180,11 @@ impl<A: App> Server<A> {
             return;
         };
         let out = out.get_or_insert_with(|| pool.queue());
+        // A recycled buffer for the next message, taken back below if no
+        // message started in it: an idle connection keeps none.
+        if let Some(unused) = session.ws.lend_buffer(pool.buffer()) {
+            pool.give_back(unused);
+        }
         let mut input = data;
         while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
             let tail = out.tail(pool);
@@ -221,6 +226,9 @@ impl<A: App> Server<A> {
                     app.on_close(&mut ctx, id, tag, reason);
                 }
             }
+        }
+        if let Some(spare) = session.ws.reclaim_buffer() {
+            pool.give_back(spare);
         }
         if session.ws.state() == tether_ws::State::Closed {
             *closing = true;
