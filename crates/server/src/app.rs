@@ -350,7 +350,34 @@ pub struct Ctx<'a> {
     pub(crate) peers: &'a crate::server::Peers,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context that acts on no connection in particular.
+    pub(crate) fn new(
+        now: Instant,
+        actions: &'a mut Vec<Action>,
+        pool: &'a mut Pool,
+        peers: &'a crate::server::Peers,
+    ) -> Ctx<'a> {
+        Ctx {
+            now,
+            current: None,
+            actions,
+            pool,
+            peers,
+        }
+    }
+
+    /// The same context, acting on `current` for a while.
+    pub(crate) fn with_current<'b>(&'b mut self, current: Current<'b>) -> Ctx<'b> {
+        Ctx {
+            now: self.now,
+            current: Some(current),
+            actions: &mut *self.actions,
+            pool: &mut *self.pool,
+            peers: self.peers,
+        }
+    }
+
     /// The time the loop woke up for this event.
     pub fn now(&self) -> Instant {
         self.now
@@ -361,11 +388,11 @@ impl Ctx<'_> {
         match self.current.as_mut() {
             Some(current) if current.id == to => {
                 if let Some(ws) = current.ws.as_deref_mut() {
-                    let out = current.out.tail(self.pool);
-                    let before = out.len();
-                    if ws.send(message, out).is_ok() {
-                        let added = out.len() - before;
-                        current.out.appended(added);
+                    if current
+                        .out
+                        .write_with(self.pool, |out| ws.send(message, out))
+                        .is_ok()
+                    {
                         crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
@@ -381,11 +408,10 @@ impl Ctx<'_> {
         match self.current.as_mut() {
             Some(current) if current.id == to => {
                 if let Some(ws) = current.ws.as_deref_mut() {
-                    let out = current.out.tail(self.pool);
-                    let before = out.len();
-                    if let Ok(payload) = ws.send_owned(message, out) {
-                        let added = out.len() - before;
-                        current.out.appended(added);
+                    if let Ok(payload) = current
+                        .out
+                        .write_with(self.pool, |out| ws.send_owned(message, out))
+                    {
                         if let Some(payload) = payload {
                             current.out.push_payload(payload);
                         }
@@ -427,12 +453,9 @@ impl Ctx<'_> {
             Some(current) if current.id == conn && current.ws.is_some() => {
                 let now = self.now;
                 let ws = current.ws.as_deref_mut().expect("checked");
-                let out = current.out.tail(self.pool);
-                let before = out.len();
-                if ws.close(code, reason, now, out).is_ok() {
-                    let added = out.len() - before;
-                    current.out.appended(added);
-                }
+                let _ = current
+                    .out
+                    .write_with(self.pool, |out| ws.close(code, reason, now, out));
             }
             _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
         }

@@ -55,21 +55,20 @@ impl OutQueue {
         self.len == 0
     }
 
-    /// The owned buffer at the back of the queue, to append to; takes a new
-    /// one from `pool` when the back is shared (or there is none).
-    pub(crate) fn tail(&mut self, pool: &mut Pool) -> &mut Vec<u8> {
+    /// Lets `write` append to the owned buffer at the back of the queue
+    /// (taking a new one from `pool` when the back is shared or a payload),
+    /// and counts what it appended.
+    pub(crate) fn write_with<R>(&mut self, pool: &mut Pool, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
             self.chunks.push_back(Chunk::Owned(pool.buffer()));
         }
-        match self.chunks.back_mut() {
-            Some(Chunk::Owned(v)) => v,
-            _ => unreachable!("an owned chunk was just ensured"),
-        }
-    }
-
-    /// Recounts after bytes were appended through [`OutQueue::tail`].
-    pub(crate) fn appended(&mut self, bytes: usize) {
-        self.len += bytes;
+        let Some(Chunk::Owned(tail)) = self.chunks.back_mut() else {
+            unreachable!("an owned chunk was just ensured")
+        };
+        let before = tail.len();
+        let result = write(tail);
+        self.len += tail.len() - before;
+        result
     }
 
     /// Appends a payload without copying it.
@@ -252,11 +251,9 @@ mod tests {
         let mut pool = Pool::default();
         let mut q = OutQueue::default();
         let shared: Arc<[u8]> = Arc::from(&b"SHARED"[..]);
-        q.tail(&mut pool).extend_from_slice(b"one ");
-        q.appended(4);
+        q.write_with(&mut pool, |out| out.extend_from_slice(b"one "));
         q.push_shared(shared.clone());
-        q.tail(&mut pool).extend_from_slice(b" two");
-        q.appended(4);
+        q.write_with(&mut pool, |out| out.extend_from_slice(b" two"));
         q.push_shared(shared);
         assert_eq!(q.len(), 20);
         let mut w = Throttled {
@@ -300,8 +297,7 @@ mod tests {
         let mut pool = Pool::default();
         let mut q = OutQueue::default();
         for _ in 0..3 {
-            q.tail(&mut pool).extend_from_slice(b"ab");
-            q.appended(2);
+            q.write_with(&mut pool, |out| out.extend_from_slice(b"ab"));
         }
         assert_eq!(q.chunks.len(), 1);
         let mut w = Throttled {

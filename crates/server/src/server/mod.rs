@@ -342,25 +342,41 @@ impl<A: App> Server<A> {
     /// Hands what other loops (or threads) posted to the application.
     fn receive_posts(&mut self, now: Instant) {
         while let Ok(message) = self.inbox.try_recv() {
-            let Self {
-                app,
-                actions,
-                pool,
-                peers,
-                ..
-            } = self;
-            app.on_post(
-                &mut Ctx {
-                    now,
-                    current: None,
-                    actions,
-                    pool,
-                    peers,
-                },
-                message,
-            );
+            let (app, mut ctx) = self.detached(now);
+            app.on_post(&mut ctx, message);
             self.apply_actions(now);
         }
+    }
+
+    /// The borrows a callback needs, split off the server at once: the
+    /// connection `id` (if it still exists), the application, and a context
+    /// for the callback (acting on no connection until `current` is set).
+    fn split(&mut self, id: ConnId, now: Instant) -> Option<(&mut Conn, &mut A, Ctx<'_>)> {
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let conn = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())?;
+        Some((conn, app, Ctx::new(now, actions, pool, peers)))
+    }
+
+    /// The application and a context that acts on no connection in
+    /// particular.
+    fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_>) {
+        let Self {
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        (app, Ctx::new(now, actions, pool, peers))
     }
 
     fn stats(&self) -> &Stats {
@@ -716,18 +732,7 @@ impl<A: App> Server<A> {
 
     fn on_timer(&mut self, id: ConnId, now: Instant) {
         let heartbeat = self.config.sse_heartbeat;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
         match &mut conn.state {
@@ -758,22 +763,14 @@ impl<A: App> Server<A> {
                     self.remove(id, CloseReason::Dropped);
                 } else if now >= *heartbeat_at {
                     *heartbeat_at = now + heartbeat;
-                    let out = conn.out.get_or_insert_with(|| pool.queue());
-                    let tail = out.tail(pool);
-                    let before = tail.len();
-                    tether_sse::heartbeat(tail);
-                    let added = tail.len() - before;
-                    out.appended(added);
+                    let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
+                    out.write_with(ctx.pool, tether_sse::heartbeat);
                     self.mark_dirty(id);
                 }
             }
             State::WebSocket(session) => {
-                let out = conn.out.get_or_insert_with(|| pool.queue());
-                let tail = out.tail(pool);
-                let before = tail.len();
-                let event = session.ws.handle_timeout(now, tail);
-                let added = tail.len() - before;
-                out.appended(added);
+                let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
+                let event = out.write_with(ctx.pool, |out| session.ws.handle_timeout(now, out));
                 if let Some(Event::Failed(error)) = event {
                     debug!("websocket timer: {error}");
                     if !session.notified {
@@ -782,19 +779,7 @@ impl<A: App> Server<A> {
                             tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
                             _ => CloseReason::Dropped,
                         };
-                        let tag = session.tag;
-                        app.on_close(
-                            &mut Ctx {
-                                now,
-                                current: None,
-                                actions,
-                                pool,
-                                peers,
-                            },
-                            id,
-                            tag,
-                            reason,
-                        );
+                        app.on_close(&mut ctx, id, session.tag, reason);
                     }
                     if matches!(error, tether_ws::Error::CloseTimeout) {
                         self.remove(id, CloseReason::Dropped);
@@ -816,20 +801,8 @@ impl<A: App> Server<A> {
         // From now, not from when it was due: a late tick (a busy loop) must
         // not be followed by an early one.
         self.next_tick = Some(now + interval);
-        let Self {
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        app.on_tick(&mut Ctx {
-            now,
-            current: None,
-            actions,
-            pool,
-            peers,
-        });
+        let (app, mut ctx) = self.detached(now);
+        app.on_tick(&mut ctx);
     }
 
     /// Drops a connection now, telling the application if it had not been
@@ -846,20 +819,7 @@ impl<A: App> Server<A> {
             self.pool.give_back_queue(out);
         }
         let now = Instant::now();
-        let Self {
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let mut ctx = Ctx {
-            now,
-            current: None,
-            actions,
-            pool,
-            peers,
-        };
+        let (app, mut ctx) = self.detached(now);
         let stats = &ctx.peers.own().stats;
         Stats::sub(
             match conn.kind {

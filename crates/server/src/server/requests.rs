@@ -10,7 +10,7 @@ use log::debug;
 use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats};
 use crate::app::Reply;
 use crate::http;
-use crate::{App, ConnId, Ctx, Request, Response, Route};
+use crate::{App, ConnId, Request, Response, Route};
 
 impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
@@ -138,12 +138,9 @@ impl<A: App> Server<A> {
         else {
             return;
         };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        let tail = out.tail(pool);
-        let before = tail.len();
-        write(tail);
-        let added = tail.len() - before;
-        out.appended(added);
+        conn.out
+            .get_or_insert_with(|| pool.queue())
+            .write_with(pool, write);
         if close {
             conn.closing = true;
         }
@@ -254,20 +251,7 @@ impl<A: App> Server<A> {
                 return Next::Stop;
             }
             Route::Handler(tag) => {
-                let Self {
-                    app,
-                    actions,
-                    pool,
-                    peers,
-                    ..
-                } = self;
-                let mut ctx = Ctx {
-                    now,
-                    current: None,
-                    actions,
-                    pool,
-                    peers,
-                };
+                let (app, mut ctx) = self.detached(now);
                 match app.on_request(&mut ctx, id, tag, &request, body) {
                     Reply::Now(response) => self.respond_with(id, &response, head_only, !keep_alive),
                     Reply::Later(wait) => {
@@ -322,24 +306,8 @@ impl<A: App> Server<A> {
 
     /// A deferred request's time is up: the application gives its answer.
     pub(super) fn request_timed_out(&mut self, id: ConnId, tag: u32, now: Instant) {
-        let Self {
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let response = app.on_request_timeout(
-            &mut Ctx {
-                now,
-                current: None,
-                actions,
-                pool,
-                peers,
-            },
-            id,
-            tag,
-        );
+        let (app, mut ctx) = self.detached(now);
+        let response = app.on_request_timeout(&mut ctx, id, tag);
         self.respond_later(id, &response, now);
     }
 }

@@ -10,7 +10,7 @@ use tether_ws::{CloseCode, Event, Role};
 use super::{Conn, Kind, Server, Session, State, Stats};
 use crate::app::{Current, Encoded};
 use crate::http::SSE_HEAD;
-use crate::{App, CloseReason, ConnId, Ctx, Request};
+use crate::{App, CloseReason, ConnId, Request};
 
 impl<A: App> Server<A> {
     pub(super) fn upgrade(
@@ -43,19 +43,11 @@ impl<A: App> Server<A> {
             ws = ws.with_extension(extension);
         }
         self.respond(id, |out| out.extend_from_slice(&response), false);
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(id.index()) else {
+        let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
         conn.kind = Kind::WebSocket;
-        let stats = &peers.own().stats;
+        let stats = &ctx.peers.own().stats;
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_websocket, 1);
         conn.state = State::WebSocket(Session {
@@ -72,18 +64,13 @@ impl<A: App> Server<A> {
         else {
             return;
         };
-        let mut ctx = Ctx {
-            now,
-            current: Some(Current {
-                id,
-                ws: Some(&mut session.ws),
-                out: out.get_or_insert_with(|| pool.queue()),
-                closing,
-            }),
-            actions,
-            pool,
-            peers,
-        };
+        let out = out.get_or_insert_with(|| ctx.pool.queue());
+        let mut ctx = ctx.with_current(Current {
+            id,
+            ws: Some(&mut session.ws),
+            out,
+            closing,
+        });
         app.on_open(&mut ctx, id, tag, request);
         if !rest.is_empty() {
             self.ws_input(id, rest, now);
@@ -107,66 +94,31 @@ impl<A: App> Server<A> {
             .or_else(|| request.query_param("lastEventId"))
             .filter(|id| !id.is_empty());
         let heartbeat_at = now + self.config.sse_heartbeat;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(id.index()) else {
+        let Some((conn, app, mut base)) = self.split(id, now) else {
             return;
         };
         conn.kind = Kind::EventStream;
-        let stats = &peers.own().stats;
+        let stats = &base.peers.own().stats;
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_event_stream, 1);
         conn.state = State::Sse { tag, heartbeat_at };
-        let mut ctx = Ctx {
-            now,
-            current: Some(Current {
-                id,
-                ws: None,
-                out: conn.out.get_or_insert_with(|| pool.queue()),
-                closing: &mut conn.closing,
-            }),
-            actions,
-            pool,
-            peers,
-        };
+        let out = conn.out.get_or_insert_with(|| base.pool.queue());
+        let mut ctx = base.with_current(Current {
+            id,
+            ws: None,
+            out,
+            closing: &mut conn.closing,
+        });
         app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref());
         if conn.closing {
             // The application ended the stream at once.
-            app.on_unsubscribe(
-                &mut Ctx {
-                    now,
-                    current: None,
-                    actions,
-                    pool,
-                    peers,
-                },
-                id,
-                tag,
-                CloseReason::Ended,
-            );
+            app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended);
         }
     }
 
     pub(super) fn ws_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
         let max_output = self.config.max_output;
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, app, mut base)) = self.split(id, now) else {
             return;
         };
         let Conn {
@@ -179,34 +131,24 @@ impl<A: App> Server<A> {
         else {
             return;
         };
-        let out = out.get_or_insert_with(|| pool.queue());
+        let out = out.get_or_insert_with(|| base.pool.queue());
         // A recycled buffer for the next message, taken back below if no
         // message started in it: an idle connection keeps none.
-        if let Some(unused) = session.ws.lend_buffer(pool.buffer()) {
-            pool.give_back(unused);
+        if let Some(unused) = session.ws.lend_buffer(base.pool.buffer()) {
+            base.pool.give_back(unused);
         }
         let mut input = data;
         while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-            let tail = out.tail(pool);
-            let before = tail.len();
-            let (used, event) = session.ws.receive(input, now, tail);
-            let added = tail.len() - before;
-            out.appended(added);
+            let (used, event) = out.write_with(base.pool, |out| session.ws.receive(input, now, out));
             input = &input[used..];
             let Some(event) = event else { continue };
             let tag = session.tag;
-            let mut ctx = Ctx {
-                now,
-                current: Some(Current {
-                    id,
-                    ws: Some(&mut session.ws),
-                    out,
-                    closing,
-                }),
-                actions,
-                pool,
-                peers,
-            };
+            let mut ctx = base.with_current(Current {
+                id,
+                ws: Some(&mut session.ws),
+                out,
+                closing,
+            });
             match event {
                 Event::Message(message) => {
                     Stats::add(&ctx.peers.own().stats.messages_in, 1);
@@ -228,7 +170,7 @@ impl<A: App> Server<A> {
             }
         }
         if let Some(spare) = session.ws.reclaim_buffer() {
-            pool.give_back(spare);
+            base.pool.give_back(spare);
         }
         if session.ws.state() == tether_ws::State::Closed {
             *closing = true;
@@ -242,13 +184,7 @@ impl<A: App> Server<A> {
     pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
         let max_output = self.config.max_output;
         let heartbeat = self.config.sse_heartbeat;
-        let Self {
-            conns, pool, peers, ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, _, ctx)) = self.split(id, now) else {
             return;
         };
         if conn.closing {
@@ -259,15 +195,15 @@ impl<A: App> Server<A> {
             State::Sse { heartbeat_at, .. } => *heartbeat_at = now + heartbeat,
             _ => return,
         }
-        let out = conn.out.get_or_insert_with(|| pool.queue());
+        let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
         out.push_shared(encoded.0);
-        Stats::add(&peers.own().stats.messages_out, 1);
+        Stats::add(&ctx.peers.own().stats.messages_out, 1);
         if out.len() > max_output {
             // Output is written only once per loop turn, so a burst of
             // broadcasts can queue more than the limit for a peer that
             // reads promptly. Bytes its socket takes now say nothing
             // against it: judge only what the socket refuses.
-            if let Err(e) = out.flush(&mut conn.socket, pool) {
+            if let Err(e) = out.flush(&mut conn.socket, ctx.pool) {
                 debug!("write error: {e}");
                 self.remove(id, CloseReason::Dropped);
                 return;
@@ -288,36 +224,16 @@ impl<A: App> Server<A> {
     pub(super) fn cut_loose(&mut self, id: ConnId, now: Instant) {
         let linger = self.config.linger;
         Stats::add(&self.stats().slow_consumers, 1);
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.keep_started(pool);
-        let mut ctx = Ctx {
-            now,
-            current: None,
-            actions,
-            pool,
-            peers,
-        };
+        let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
+        out.keep_started(ctx.pool);
         match &mut conn.state {
             State::WebSocket(session) => {
-                let tail = out.tail(ctx.pool);
-                let before = tail.len();
-                let _ = session.ws.close(CloseCode::POLICY, "slow consumer", now, tail);
-                let added = tail.len() - before;
-                out.appended(added);
+                let _ = out.write_with(ctx.pool, |out| {
+                    session.ws.close(CloseCode::POLICY, "slow consumer", now, out)
+                });
                 if !session.notified {
                     session.notified = true;
                     app.on_close(&mut ctx, id, session.tag, CloseReason::SlowConsumer);
@@ -337,38 +253,19 @@ impl<A: App> Server<A> {
     }
 
     pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
-        let Self { conns, pool, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, _, ctx)) = self.split(id, now) else {
             return;
         };
         let State::WebSocket(session) = &mut conn.state else {
             return;
         };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        let tail = out.tail(pool);
-        let before = tail.len();
-        let _ = session.ws.close(code, reason, now, tail);
-        let added = tail.len() - before;
-        out.appended(added);
+        let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
+        let _ = out.write_with(ctx.pool, |out| session.ws.close(code, reason, now, out));
         self.mark_dirty(id);
     }
 
     pub(super) fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
         let State::Sse { tag, .. } = conn.state else {
@@ -378,18 +275,7 @@ impl<A: App> Server<A> {
             return;
         }
         conn.closing = true;
-        app.on_unsubscribe(
-            &mut Ctx {
-                now,
-                current: None,
-                actions,
-                pool,
-                peers,
-            },
-            id,
-            tag,
-            reason,
-        );
+        app.on_unsubscribe(&mut ctx, id, tag, reason);
         self.mark_dirty(id);
     }
 }
