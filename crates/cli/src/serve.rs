@@ -64,8 +64,9 @@ pub(crate) struct Args {
     /// [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Most connections at once; more get 503. Default: the open-file limit
-    /// (raised to its hard limit) less a small reserve.
+    /// Most connections at once per event loop; more get 503. Default: the
+    /// open-file limit (raised to its hard limit) less a small reserve,
+    /// shared among the loops.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Largest WebSocket frame payload, in bytes.

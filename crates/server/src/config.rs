@@ -28,9 +28,10 @@ pub type Handshake = tether_handshake::ServerConfig<Box<dyn tether_ws::Extension
 pub struct Config {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// Connections beyond this are answered `503` with `Retry-After` and
-    /// closed. `None`: the open-file limit (raised to its hard limit at
-    /// start) less a reserve for the loop's own descriptors.
+    /// Connections beyond this (per event loop) are answered `503` with
+    /// `Retry-After` and closed. `None`: the open-file limit (raised to its
+    /// hard limit at start) less a reserve for the loop's own descriptors,
+    /// divided among the loops of a [`crate::Cluster`].
     pub max_connections: Option<usize>,
     /// Whether to raise `RLIMIT_NOFILE` to its hard limit at start.
     pub raise_fd_limit: bool,

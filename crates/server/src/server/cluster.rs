@@ -187,6 +187,9 @@ impl<A: App + Send + 'static> Cluster<A> {
         mut make_app: impl FnMut(usize) -> A,
     ) -> io::Result<Cluster<A>> {
         let threads = threads.max(1);
+        if config.max_connections.is_none() {
+            config.max_connections = Some(super::connection_budget(&config, threads));
+        }
         let handshake = Arc::new(handshake);
         let mut servers = Vec::with_capacity(threads);
         for index in 0..threads {
@@ -210,7 +213,8 @@ impl<A: App + Send + 'static> Cluster<A> {
         self.servers[0].local_addr()
     }
 
-    /// How many connections each loop serves at most.
+    /// How many connections each loop serves at most (with the limit left
+    /// to the open-file limit, the loops share it).
     pub fn max_connections(&self) -> usize {
         self.servers[0].max_connections()
     }

@@ -188,19 +188,10 @@ impl<A: App> Server<A> {
             posts,
             stats: Stats::default(),
         });
-        let fd_limit = if config.raise_fd_limit {
-            rlimit::increase_nofile_limit(u64::MAX)
-        } else {
-            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft)
-        }
-        .unwrap_or(1024);
-        let max_connections = config.max_connections.unwrap_or_else(|| {
-            usize::try_from(fd_limit)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(FD_RESERVE)
-                .max(1)
-        });
-        debug!("open-file limit {fd_limit}, at most {max_connections} connections");
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| connection_budget(&config, 1));
+        debug!("at most {max_connections} connections");
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -869,6 +860,24 @@ impl<A: App> Server<A> {
         }
         self.apply_actions(now);
     }
+}
+
+/// How many connections each of `loops` loops may hold when the open-file
+/// limit decides: that limit (raised to its hard limit first, if the
+/// configuration says so) less a reserve, shared among the loops, since
+/// they all draw on the one process's descriptors.
+pub(crate) fn connection_budget(config: &Config, loops: usize) -> usize {
+    let fd_limit = if config.raise_fd_limit {
+        rlimit::increase_nofile_limit(u64::MAX)
+    } else {
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft)
+    }
+    .unwrap_or(1024);
+    let total = usize::try_from(fd_limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(FD_RESERVE);
+    debug!("open-file limit {fd_limit}: {total} connections over {loops} loop(s)");
+    (total / loops.max(1)).max(1)
 }
 
 /// A non-blocking listening socket (with `SO_REUSEADDR`, so a restarted
