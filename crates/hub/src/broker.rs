@@ -309,6 +309,18 @@ pub trait Broker {
         let _ = cx;
     }
 
+    /// The loop is shutting down. From now on the broker refuses every
+    /// publish with [`Error::ShuttingDown`], those made on this loop
+    /// ([`Broker::publish`]) and those other loops hand it to sequence:
+    /// whatever it sequenced before was posted to every loop ahead of the
+    /// loop's "drained" mark, so every event it acknowledges reaches
+    /// every loop's subscribers before their sessions close. The default
+    /// does nothing (a broker whose acknowledged events are durable
+    /// elsewhere may go on).
+    fn shutdown(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
+
     /// Whether every event of every topic reaches every loop without
     /// asking (see the contract). Must not change.
     fn complete(&self) -> bool {
@@ -425,6 +437,8 @@ pub struct LocalBroker {
     /// Topics with events, over all the sibling brokers.
     topic_count: Arc<AtomicUsize>,
     last_epoch: u64,
+    /// [`Broker::shutdown`] was called: every publish is refused.
+    shutting_down: bool,
 }
 
 impl LocalBroker {
@@ -435,6 +449,7 @@ impl LocalBroker {
             sequences: HashMap::new(),
             topic_count: Arc::new(AtomicUsize::new(0)),
             last_epoch: 0,
+            shutting_down: false,
         }
     }
 
@@ -446,6 +461,7 @@ impl LocalBroker {
             sequences: HashMap::new(),
             topic_count: self.topic_count.clone(),
             last_epoch: 0,
+            shutting_down: false,
         }
     }
 
@@ -455,6 +471,18 @@ impl LocalBroker {
     }
 
     fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
+        if self.shutting_down {
+            if let Some(reply) = publish.reply {
+                cx.post(
+                    reply.loop_index,
+                    HubMessage::Published {
+                        token: reply.token,
+                        result: Err(Error::ShuttingDown),
+                    },
+                );
+            }
+            return;
+        }
         let now = cx.unix_ms();
         if let Some(key) = &publish.key {
             let remembered = self.sequences.get(&publish.topic).and_then(|s| s.keys.get(key));
@@ -528,6 +556,9 @@ impl LocalBroker {
 
 impl Broker for LocalBroker {
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
         let owner = sequencer_of(&publish.topic, cx.loops());
         if owner == cx.this_loop() {
             self.sequence(publish, cx);
@@ -560,6 +591,10 @@ impl Broker for LocalBroker {
                 cx.post(to, HubMessage::Forget(topic.clone()));
             }
         }
+    }
+
+    fn shutdown(&mut self, _cx: &mut dyn Context) {
+        self.shutting_down = true;
     }
 
     fn kind(&self) -> &'static str {

@@ -44,6 +44,9 @@ pub enum Error {
     TooManyTickets,
     /// The broker cannot take publishes now (it lost its connection).
     BrokerUnavailable,
+    /// The server is shutting down: the publish was not made, and may be
+    /// made again later (or on another node).
+    ShuttingDown,
     /// A broker delivered an event whose id is not greater than the topic's
     /// last (a broken broker contract); the event was dropped.
     OutOfOrder {
@@ -86,7 +89,10 @@ impl Error {
             }
             Error::EventTooLarge { .. } => 413,
             Error::TicketRefused => 403,
-            Error::TopicLimit { .. } | Error::TooManyTickets | Error::BrokerUnavailable => 503,
+            Error::TopicLimit { .. }
+            | Error::TooManyTickets
+            | Error::BrokerUnavailable
+            | Error::ShuttingDown => 503,
             _ => 500,
         }
     }
@@ -108,6 +114,7 @@ impl fmt::Display for Error {
             Error::TicketRefused => f.write_str("ticket unknown, used, expired or for another topic"),
             Error::TooManyTickets => f.write_str("too many tickets outstanding"),
             Error::BrokerUnavailable => f.write_str("the broker is unavailable"),
+            Error::ShuttingDown => f.write_str("the server is shutting down; publish again later"),
             Error::OutOfOrder { last, got } => write!(f, "event {got} delivered after {last}"),
             Error::NotFollowed => f.write_str("delivery for a topic this hub does not follow"),
             Error::AlreadySubscribed => f.write_str("already subscribed"),

@@ -174,6 +174,7 @@ impl RedisBridge {
     pub fn broker(&self) -> RedisBroker {
         RedisBroker {
             shared: self.shared.clone(),
+            shutting_down: false,
         }
     }
 
@@ -265,6 +266,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// and `tether_redis_followed_topics`.
 pub struct RedisBroker {
     shared: Arc<Shared>,
+    /// Its loop is shutting down: publishes are refused. (What Redis
+    /// acknowledged before is in the stream, where resuming subscribers
+    /// find it.)
+    shutting_down: bool,
 }
 
 impl fmt::Debug for RedisBroker {
@@ -285,6 +290,10 @@ impl RedisBroker {
 impl Broker for RedisBroker {
     fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
         let stats = &self.shared.stats;
+        if self.shutting_down {
+            shared::add(&stats.refused, 1);
+            return Err(HubError::ShuttingDown);
+        }
         if stats.stopped() || !stats.writer_up.load(std::sync::atomic::Ordering::Relaxed) {
             shared::add(&stats.refused, 1);
             return Err(HubError::BrokerUnavailable);
@@ -300,6 +309,10 @@ impl Broker for RedisBroker {
 
     fn complete(&self) -> bool {
         false
+    }
+
+    fn shutdown(&mut self, _cx: &mut dyn Context) {
+        self.shutting_down = true;
     }
 
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {

@@ -260,6 +260,37 @@ pub trait App {
     fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
         let _ = (ctx, message);
     }
+
+    /// The server has begun a graceful shutdown (SIGTERM, SIGINT,
+    /// [`crate::Handle::shutdown`]); called once on each loop, first
+    /// thing. From now on the application should refuse work whose promise
+    /// it could not keep (the hub answers publishes `503` with
+    /// `Retry-After`), because the loop's sessions are about to close.
+    ///
+    /// The shutdown runs in two steps, so that what was promised before
+    /// is kept: after this callback the loop tells every loop it has
+    /// drained, and goes on serving (posts are delivered, deferred
+    /// requests answered, sessions sent to) until it has heard the same
+    /// from every loop. Only then are WebSockets closed with 1001, event
+    /// streams ended and waiting requests asked for their answer
+    /// ([`App::on_request_shutdown`]). A message one loop posted to another
+    /// before its own `on_shutdown` ran therefore reaches the other's
+    /// [`App::on_post`] while its sessions are still open.
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
+
+    /// A request answered with [`Reply::Later`] is still waiting when the
+    /// shutdown closes the loop's sessions (see [`App::on_shutdown`]).
+    /// `Some(response)` answers it now (a long poll's events so far, or
+    /// an empty answer with `Retry-After`); `None` leaves it waiting for
+    /// [`Ctx::respond`] or its own timeout, within the shutdown timeout.
+    /// The connection closes after the answer. The default answers `503`
+    /// with `Retry-After: 1`.
+    fn on_request_shutdown(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Option<Response> {
+        let _ = (ctx, conn, tag);
+        Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
+    }
 }
 
 /// A message between event loops: anything `Send`. Receivers downcast it

@@ -90,6 +90,14 @@ impl App for Announcing {
     fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
         self.0.on_post(ctx, message);
     }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        self.0.on_shutdown(ctx);
+    }
+
+    fn on_request_shutdown(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Option<Response> {
+        self.0.on_request_shutdown(ctx, conn, tag)
+    }
 }
 
 struct ClusterServer {

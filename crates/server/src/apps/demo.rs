@@ -173,4 +173,12 @@ impl App for Demo {
     fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
         self.hub.on_post(ctx, message);
     }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        self.hub.on_shutdown(ctx);
+    }
+
+    fn on_request_shutdown(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Option<Response> {
+        self.hub.on_request_shutdown(ctx, conn, tag)
+    }
 }

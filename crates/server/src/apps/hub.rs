@@ -831,6 +831,32 @@ impl App for HubApp {
         }
     }
 
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        // Publishes are refused from now on (503 with Retry-After), here
+        // and when forwarded to this loop's sequencer: everything
+        // acknowledged so far is delivered before the sessions close.
+        self.broker.shutdown(&mut LoopContext { ctx });
+    }
+
+    fn on_request_shutdown(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Option<Response> {
+        match tag {
+            // A long poll still waiting has no events: it gets its usual
+            // empty answer (with the id to poll from next), and when to
+            // come back.
+            TAG_POLL => {
+                let response = match self.conns.get(&conn) {
+                    Some(poll) => poll_timeout_response(&self.hub, poll),
+                    None => Response::empty(204),
+                };
+                self.leave(ctx, conn, &CloseReason::Shutdown);
+                Some(response.header("Retry-After", "1"))
+            }
+            // A publish waits for its outcome, which every loop's drain
+            // guarantees is on its way (or its own timeout answers 504).
+            _ => None,
+        }
+    }
+
     fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
         let Ok(message) = message.downcast::<HubMessage>() else {
             return;

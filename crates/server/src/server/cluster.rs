@@ -16,18 +16,39 @@ use super::Server;
 use crate::app::Post;
 use crate::{App, Config, Handshake};
 
+/// What arrives in a loop's mailbox.
+pub(crate) enum Mail {
+    /// For the application ([`App::on_post`]).
+    Post(Post),
+    /// The sending loop is shutting down and has stopped taking work
+    /// (its application's [`App::on_shutdown`] has run): nothing it posted
+    /// before is still on its way to this loop, and nothing it posts
+    /// after this needs delivering before the loop's sessions close.
+    Drained,
+}
+
 /// One loop's mailbox and stop flag, as seen from elsewhere.
 #[derive(Debug)]
 pub(crate) struct LoopHandle {
     pub(crate) stop: AtomicBool,
     pub(crate) waker: Waker,
-    pub(crate) posts: mpsc::Sender<Post>,
+    pub(crate) posts: mpsc::Sender<Mail>,
     pub(crate) stats: Stats,
 }
 
 impl LoopHandle {
     pub(crate) fn post(&self, message: Post) {
-        if self.posts.send(message).is_ok() {
+        self.send(Mail::Post(message));
+    }
+
+    /// Tells this loop that the calling loop has drained (see
+    /// [`Mail::Drained`]).
+    pub(crate) fn drained(&self) {
+        self.send(Mail::Drained);
+    }
+
+    fn send(&self, mail: Mail) {
+        if self.posts.send(mail).is_ok() {
             let _ = self.waker.wake();
         }
     }
@@ -145,6 +166,9 @@ counters! {
     slow_consumers,
     /// HTTP requests answered (any route).
     http_requests,
+    /// Panics caught at the application boundary (each closed its
+    /// connection with 500 or 1011).
+    app_panics,
 }
 
 impl Stats {

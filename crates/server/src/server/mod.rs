@@ -15,18 +15,21 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use tether_ws::{CloseCode, Event};
 
-use crate::app::{Action, Post};
+use crate::app::Action;
 use crate::http;
 use crate::output::{OutQueue, Pool};
 use crate::timers::{Scheduled, Timers};
-use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake};
+use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
 mod cluster;
+mod guard;
 mod requests;
 mod session;
 
+use cluster::Mail;
 pub use cluster::{Cluster, Handle, StatsSnapshot};
 pub(crate) use cluster::{LoopHandle, Peers, Stats};
+use guard::guarded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -158,9 +161,24 @@ pub struct Server<A: App> {
     max_connections: usize,
     signals: Option<(mio::net::UnixStream, Vec<signal_hook::SigId>)>,
     peers: Peers,
-    inbox: mpsc::Receiver<Post>,
-    shutdown_deadline: Option<Instant>,
+    inbox: mpsc::Receiver<Mail>,
+    /// Set once a graceful shutdown has begun.
+    shutdown: Option<ShuttingDown>,
+    /// Loops (this one included) that have said they drained
+    /// ([`Mail::Drained`]).
+    drained: usize,
     next_tick: Option<Instant>,
+}
+
+/// A graceful shutdown under way (see [`App::on_shutdown`] for its two
+/// steps).
+#[derive(Debug, Clone, Copy)]
+struct ShuttingDown {
+    /// When the loop stops waiting for its peers and exits.
+    deadline: Instant,
+    /// Every loop has drained: sessions are closing, and the loop exits
+    /// once its last connection is gone.
+    closing: bool,
 }
 
 impl<A: App> Server<A> {
@@ -214,7 +232,8 @@ impl<A: App> Server<A> {
                 handles: Arc::new([own]),
             },
             inbox,
-            shutdown_deadline: None,
+            shutdown: None,
+            drained: 0,
             next_tick: None,
         })
     }
@@ -278,7 +297,7 @@ impl<A: App> Server<A> {
                     LISTENER => self.accept(now),
                     SIGNALS => {
                         if self.drain_signals() {
-                            if self.shutdown_deadline.is_some() {
+                            if self.shutdown.is_some() {
                                 info!("second signal: exiting now");
                                 return Ok(());
                             }
@@ -287,7 +306,7 @@ impl<A: App> Server<A> {
                     }
                     WAKER => {
                         self.receive_posts(now);
-                        if self.peers.own().stop.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
+                        if self.peers.own().stop.load(Ordering::Acquire) && self.shutdown.is_none() {
                             self.begin_shutdown(now);
                         }
                     }
@@ -314,12 +333,12 @@ impl<A: App> Server<A> {
             self.tick(now);
             self.apply_actions(now);
             self.flush_dirty(now);
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() {
+            if let Some(shutdown) = self.shutdown {
+                if shutdown.closing && self.conns.is_empty() {
                     info!("shutdown complete");
                     return Ok(());
                 }
-                if now >= deadline {
+                if now >= shutdown.deadline {
                     info!(
                         "shutdown deadline passed; dropping {} connections",
                         self.conns.len()
@@ -330,12 +349,22 @@ impl<A: App> Server<A> {
         }
     }
 
-    /// Hands what other loops (or threads) posted to the application.
+    /// Hands what other loops (or threads) posted to the application, and
+    /// counts the loops that have drained.
     fn receive_posts(&mut self, now: Instant) {
-        while let Ok(message) = self.inbox.try_recv() {
-            let (app, mut ctx) = self.detached(now);
-            app.on_post(&mut ctx, message);
-            self.apply_actions(now);
+        while let Ok(mail) = self.inbox.try_recv() {
+            match mail {
+                Mail::Post(message) => {
+                    let (app, mut ctx) = self.detached(now);
+                    let peers = ctx.peers;
+                    guarded(&peers.own().stats, "on_post", || app.on_post(&mut ctx, message));
+                    self.apply_actions(now);
+                }
+                Mail::Drained => {
+                    self.drained += 1;
+                    self.close_sessions_once_drained(now);
+                }
+            }
         }
     }
 
@@ -378,11 +407,15 @@ impl<A: App> Server<A> {
         if !self.backlog.is_empty() || !self.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
-        [self.timers.next(), self.next_tick, self.shutdown_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_duration_since(now))
+        [
+            self.timers.next(),
+            self.next_tick,
+            self.shutdown.map(|s| s.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
     }
 
     fn drain_signals(&mut self) -> bool {
@@ -770,7 +803,10 @@ impl<A: App> Server<A> {
                             tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
                             _ => CloseReason::Dropped,
                         };
-                        app.on_close(&mut ctx, id, session.tag, reason);
+                        let (tag, peers) = (session.tag, ctx.peers);
+                        guarded(&peers.own().stats, "on_close", || {
+                            app.on_close(&mut ctx, id, tag, reason)
+                        });
                     }
                     if matches!(error, tether_ws::Error::CloseTimeout) {
                         self.remove(id, CloseReason::Dropped);
@@ -785,7 +821,7 @@ impl<A: App> Server<A> {
 
     fn tick(&mut self, now: Instant) {
         let Some(at) = self.next_tick else { return };
-        if now < at || self.shutdown_deadline.is_some() {
+        if now < at || self.shutdown.is_some() {
             return;
         }
         let interval = self.app.tick_interval().unwrap_or(Duration::from_secs(1));
@@ -793,7 +829,8 @@ impl<A: App> Server<A> {
         // not be followed by an early one.
         self.next_tick = Some(now + interval);
         let (app, mut ctx) = self.detached(now);
-        app.on_tick(&mut ctx);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_tick", || app.on_tick(&mut ctx));
     }
 
     /// Drops a connection now, telling the application if it had not been
@@ -820,38 +857,101 @@ impl<A: App> Server<A> {
             },
             1,
         );
-        match conn.state {
-            State::WebSocket(session) if !session.notified => app.on_close(&mut ctx, id, session.tag, reason),
-            State::Sse { tag, .. } if !conn.closing => app.on_unsubscribe(&mut ctx, id, tag, reason),
-            State::Http {
-                waiting: Some(deferred),
-                ..
-            } => app.on_request_abandoned(&mut ctx, id, deferred.tag),
-            _ => {}
-        }
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a connection", || {
+            match conn.state {
+                State::WebSocket(session) if !session.notified => {
+                    app.on_close(&mut ctx, id, session.tag, reason)
+                }
+                State::Sse { tag, .. } if !conn.closing => app.on_unsubscribe(&mut ctx, id, tag, reason),
+                State::Http {
+                    waiting: Some(deferred),
+                    ..
+                } => app.on_request_abandoned(&mut ctx, id, deferred.tag),
+                _ => {}
+            }
+        });
         let _ = self.poll.registry().deregister(&mut conn.socket);
     }
 
+    /// The first step of a graceful shutdown: no new connections, the
+    /// application told to take no more work it could not finish, idle
+    /// keep-alive connections closed, and every loop told this one has
+    /// drained. Sessions stay open until every loop has drained
+    /// ([`Server::close_sessions_once_drained`]), so that what one loop
+    /// sequenced and another acknowledged before the shutdown still
+    /// reaches every subscriber.
     fn begin_shutdown(&mut self, now: Instant) {
         info!("shutting down: {} connections to close", self.conns.len());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
+        self.shutdown = Some(ShuttingDown {
+            deadline: now + self.config.shutdown_timeout,
+            closing: false,
+        });
         self.next_tick = None;
         // The other loops of a cluster follow (a signal reaches only one).
         self.peers.shutdown_all();
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .map(|(index, conn)| ConnId::new(index as u32, conn.generation))
-            .collect();
-        for id in ids {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_shutdown", || app.on_shutdown(&mut ctx));
+        self.apply_actions(now);
+        // After on_shutdown, so that nothing this loop accepts from now on
+        // is posted behind the mark.
+        for handle in self.peers.handles.iter() {
+            handle.drained();
+        }
+        for id in self.conn_ids() {
+            let Some(conn) = self.conn_mut(id) else { continue };
+            // Idle: nothing to answer. A request under way gets its
+            // answer, which closes the connection.
+            let idle = match &mut conn.state {
+                State::Http {
+                    waiting: Some(deferred),
+                    ..
+                } => {
+                    deferred.close = true;
+                    false
+                }
+                State::Http { partial, .. } => partial.is_empty(),
+                State::WebSocket(_) | State::Sse { .. } | State::Draining { .. } => false,
+            };
+            if idle {
+                conn.closing = true;
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    /// The second step of a graceful shutdown, once every loop has
+    /// drained (this one included): waiting requests get their answer,
+    /// WebSockets close with 1001, event streams end.
+    fn close_sessions_once_drained(&mut self, now: Instant) {
+        let loops = self.peers.handles.len();
+        let Some(shutdown) = self.shutdown.as_mut() else {
+            return;
+        };
+        if shutdown.closing || self.drained < loops {
+            return;
+        }
+        shutdown.closing = true;
+        debug!("every loop has drained: closing sessions");
+        for id in self.conn_ids() {
             let Some(conn) = self.conn_mut(id) else { continue };
             match &conn.state {
-                State::Http { .. } => {
-                    conn.closing = true;
-                    self.mark_dirty(id);
+                State::Http {
+                    waiting: Some(deferred),
+                    ..
+                } => {
+                    let tag = deferred.tag;
+                    self.answer_at_shutdown(id, tag, now);
+                }
+                State::Http { partial, .. } => {
+                    if partial.is_empty() {
+                        conn.closing = true;
+                        self.mark_dirty(id);
+                    }
                 }
                 State::WebSocket(_) => self.close_ws(id, CloseCode::GOING_AWAY, "server shutting down", now),
                 State::Sse { .. } => self.end_stream(id, CloseReason::Shutdown, now),
@@ -859,6 +959,44 @@ impl<A: App> Server<A> {
             }
         }
         self.apply_actions(now);
+    }
+
+    /// Asks the application for the answer to a request still waiting as
+    /// the sessions close.
+    fn answer_at_shutdown(&mut self, id: ConnId, tag: u32, now: Instant) {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        let answer = guarded(&peers.own().stats, "on_request_shutdown", || {
+            app.on_request_shutdown(&mut ctx, id, tag)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
+        if let Some(response) = answer {
+            self.respond_later(id, &response, now);
+        }
+    }
+
+    fn conn_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(index, conn)| ConnId::new(index as u32, conn.generation))
+            .collect()
+    }
+
+    /// Whether every loop has drained and sessions are closing.
+    fn closing_sessions(&self) -> bool {
+        self.shutdown.is_some_and(|s| s.closing)
+    }
+}
+
+impl<A: App> Drop for Server<A> {
+    fn drop(&mut self) {
+        // Signal handlers are process-wide: a server that is gone must not
+        // leave its own behind (an embedder may start another).
+        if let Some((_, ids)) = self.signals.take() {
+            for id in ids {
+                signal_hook::low_level::unregister(id);
+            }
+        }
     }
 }
 

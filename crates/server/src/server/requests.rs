@@ -3,14 +3,18 @@
 //! now or later.
 
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats};
+use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats, guarded};
 use crate::app::Reply;
 use crate::http;
 use crate::{App, ConnId, Request, Response, Route};
+
+/// The deadline of a request the application defers for longer than an
+/// `Instant` can hold: a year, which no connection outlives.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
@@ -190,7 +194,8 @@ impl<A: App> Server<A> {
             query,
             headers: req.headers,
         };
-        let keep_alive = http::keep_alive(version, req.headers);
+        // Once a shutdown has begun, every answer closes its connection.
+        let keep_alive = http::keep_alive(version, req.headers) && self.shutdown.is_none();
         let head_only = method == "HEAD";
         let route = if path == "/healthz" {
             Route::Page {
@@ -198,8 +203,25 @@ impl<A: App> Server<A> {
                 body: b"ok\n",
             }
         } else {
-            self.app.route(&request)
+            let Self { app, peers, .. } = self;
+            match guarded(&peers.own().stats, "route", || app.route(&request)) {
+                Some(route) => route,
+                None => {
+                    self.http_error(id, 500);
+                    return Next::Stop;
+                }
+            }
         };
+        if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
+            // Sessions are being closed: one opened now would only be
+            // closed again, or keep the loop from exiting.
+            self.respond(
+                id,
+                |out| http::write_error(out, 503, &[("Retry-After", "1")]),
+                true,
+            );
+            return Next::Stop;
+        }
         match route {
             Route::NotFound => {
                 self.respond_with(
@@ -252,9 +274,17 @@ impl<A: App> Server<A> {
             }
             Route::Handler(tag) => {
                 let (app, mut ctx) = self.detached(now);
-                match app.on_request(&mut ctx, id, tag, &request, body) {
-                    Reply::Now(response) => self.respond_with(id, &response, head_only, !keep_alive),
-                    Reply::Later(wait) => {
+                let peers = ctx.peers;
+                let reply = guarded(&peers.own().stats, "on_request", || {
+                    app.on_request(&mut ctx, id, tag, &request, body)
+                });
+                match reply {
+                    None => {
+                        self.http_error(id, 500);
+                        return Next::Stop;
+                    }
+                    Some(Reply::Now(response)) => self.respond_with(id, &response, head_only, !keep_alive),
+                    Some(Reply::Later(wait)) => {
                         if let Some(State::Http {
                             waiting, deadline, ..
                         }) = self.conn_mut(id).map(|c| &mut c.state)
@@ -264,7 +294,11 @@ impl<A: App> Server<A> {
                                 close: !keep_alive,
                                 head_only,
                             });
-                            *deadline = now + wait;
+                            // A wait too long to represent is as good as forever.
+                            *deadline = now.checked_add(wait).unwrap_or(now + FOREVER);
+                        }
+                        if self.closing_sessions() {
+                            self.answer_at_shutdown(id, tag, now);
                         }
                         self.mark_dirty(id);
                         return Next::Wait;
@@ -307,7 +341,11 @@ impl<A: App> Server<A> {
     /// A deferred request's time is up: the application gives its answer.
     pub(super) fn request_timed_out(&mut self, id: ConnId, tag: u32, now: Instant) {
         let (app, mut ctx) = self.detached(now);
-        let response = app.on_request_timeout(&mut ctx, id, tag);
+        let peers = ctx.peers;
+        let response = guarded(&peers.own().stats, "on_request_timeout", || {
+            app.on_request_timeout(&mut ctx, id, tag)
+        })
+        .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
         self.respond_later(id, &response, now);
     }
 }

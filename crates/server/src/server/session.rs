@@ -7,7 +7,7 @@ use log::debug;
 use tether_handshake::RequestHead;
 use tether_ws::{CloseCode, Event, Role};
 
-use super::{Conn, Kind, Server, Session, State, Stats};
+use super::{Conn, Kind, Server, Session, State, Stats, guarded};
 use crate::app::{Current, Encoded};
 use crate::http::SSE_HEAD;
 use crate::{App, CloseReason, ConnId, Request};
@@ -65,13 +65,23 @@ impl<A: App> Server<A> {
             return;
         };
         let out = out.get_or_insert_with(|| ctx.pool.queue());
+        let peers = ctx.peers;
         let mut ctx = ctx.with_current(Current {
             id,
             ws: Some(&mut session.ws),
             out,
             closing,
         });
-        app.on_open(&mut ctx, id, tag, request);
+        if guarded(&peers.own().stats, "on_open", || {
+            app.on_open(&mut ctx, id, tag, request)
+        })
+        .is_none()
+        {
+            // Its state is unknown: the application is not told of the
+            // session's end either.
+            session.notified = true;
+            return self.close_ws(id, CloseCode::INTERNAL_ERROR, "internal error", now);
+        }
         if !rest.is_empty() {
             self.ws_input(id, rest, now);
         }
@@ -103,16 +113,25 @@ impl<A: App> Server<A> {
         Stats::add(&stats.open_event_stream, 1);
         conn.state = State::Sse { tag, heartbeat_at };
         let out = conn.out.get_or_insert_with(|| base.pool.queue());
+        let stats = &base.peers.own().stats;
         let mut ctx = base.with_current(Current {
             id,
             ws: None,
             out,
             closing: &mut conn.closing,
         });
-        app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref());
-        if conn.closing {
+        let subscribed = guarded(stats, "on_subscribe", || {
+            app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref())
+        });
+        if subscribed.is_none() {
+            // The response head is out: all that is left is to end the
+            // stream (the application, in an unknown state, is not told).
+            conn.closing = true;
+        } else if conn.closing {
             // The application ended the stream at once.
-            app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended);
+            guarded(stats, "on_unsubscribe", || {
+                app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended)
+            });
         }
     }
 
@@ -143,21 +162,24 @@ impl<A: App> Server<A> {
             input = &input[used..];
             let Some(event) = event else { continue };
             let tag = session.tag;
+            let stats = &base.peers.own().stats;
             let mut ctx = base.with_current(Current {
                 id,
                 ws: Some(&mut session.ws),
                 out,
                 closing,
             });
-            match event {
+            let handled = match event {
                 Event::Message(message) => {
-                    Stats::add(&ctx.peers.own().stats.messages_in, 1);
-                    app.on_message(&mut ctx, id, tag, message)
+                    Stats::add(&stats.messages_in, 1);
+                    guarded(stats, "on_message", || app.on_message(&mut ctx, id, tag, message))
                 }
-                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Ping(_) | Event::Pong(_) => Some(()),
                 Event::Close(frame) => {
                     session.notified = true;
-                    app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code));
+                    guarded(stats, "on_close", || {
+                        app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code))
+                    })
                 }
                 Event::Failed(error) => {
                     debug!("websocket failed: {error}");
@@ -165,8 +187,19 @@ impl<A: App> Server<A> {
                     let reason = error
                         .close_code()
                         .map_or(CloseReason::Dropped, CloseReason::Failed);
-                    app.on_close(&mut ctx, id, tag, reason);
+                    guarded(stats, "on_close", || app.on_close(&mut ctx, id, tag, reason))
                 }
+            };
+            if handled.is_none() {
+                // The application's state for this session is unknown:
+                // close it (1011), without telling the application again.
+                session.notified = true;
+                let _ = out.write_with(base.pool, |out| {
+                    session
+                        .ws
+                        .close(CloseCode::INTERNAL_ERROR, "internal error", now, out)
+                });
+                break;
             }
         }
         if let Some(spare) = session.ws.reclaim_buffer() {
@@ -236,12 +269,19 @@ impl<A: App> Server<A> {
                 });
                 if !session.notified {
                     session.notified = true;
-                    app.on_close(&mut ctx, id, session.tag, CloseReason::SlowConsumer);
+                    let tag = session.tag;
+                    let peers = ctx.peers;
+                    guarded(&peers.own().stats, "on_close", || {
+                        app.on_close(&mut ctx, id, tag, CloseReason::SlowConsumer)
+                    });
                 }
             }
             State::Sse { tag, heartbeat_at } => {
                 if !conn.closing {
-                    app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer);
+                    let peers = ctx.peers;
+                    guarded(&peers.own().stats, "on_unsubscribe", || {
+                        app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer)
+                    });
                 }
                 // A closing stream's heartbeat timer is its deadline.
                 *heartbeat_at = now + linger;
@@ -275,7 +315,10 @@ impl<A: App> Server<A> {
             return;
         }
         conn.closing = true;
-        app.on_unsubscribe(&mut ctx, id, tag, reason);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_unsubscribe", || {
+            app.on_unsubscribe(&mut ctx, id, tag, reason)
+        });
         self.mark_dirty(id);
     }
 }

@@ -63,6 +63,11 @@ impl TestServer {
         }
     }
 
+    /// The server's counters now.
+    pub(crate) fn stats(&self) -> tether_server::StatsSnapshot {
+        self.handle.stats()
+    }
+
     /// Starts a graceful shutdown without waiting for it.
     pub(crate) fn begin_shutdown(&self) {
         self.handle.shutdown();

@@ -103,6 +103,12 @@ impl HubApp {
             &[("", server.http_requests)],
         );
         metric(
+            "tether_app_panics_total",
+            "counter",
+            "Panics caught at the application boundary (each closed its connection with 500 or 1011).",
+            &[("", server.app_panics)],
+        );
+        metric(
             "tether_messages_received_total",
             "counter",
             "WebSocket messages received.",
