@@ -1,6 +1,20 @@
 //! The `tether` command. Each subcommand lives in its own module; this file
 //! only parses the command line and dispatches.
 
+// `tether serve` reads numbers from the command line and `sse-decode`
+// reads any stream: nothing may panic on them. These lints make every
+// exception visible, each `allow` with its reason beside it.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation,
+        clippy::indexing_slicing
+    )
+)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -88,19 +88,19 @@ pub(crate) struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_request_body: usize,
     /// Seconds a new connection has to send its request head.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 10.0)]
     handshake_timeout: f64,
     /// Seconds of silence before a WebSocket ping (0: never).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 30.0)]
     ping_interval: f64,
     /// Seconds of silence before a WebSocket is given up (0: never).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 60.0)]
     idle_timeout: f64,
     /// Seconds between SSE heartbeat comments on a quiet stream.
-    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 15.0)]
     sse_heartbeat: f64,
     /// Seconds a graceful shutdown may take.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
     shutdown_timeout: f64,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
@@ -129,7 +129,7 @@ pub(crate) struct HubArgs {
     #[arg(long)]
     require_ticket: bool,
     /// Seconds a ticket is good for.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 30.0)]
     ticket_ttl: f64,
     /// An origin allowed to open WebSockets and subscribe from a browser
     /// (repeat for more; e.g. https://example.com). Default: any.
@@ -153,10 +153,10 @@ pub(crate) struct HubArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_topics: usize,
     /// Seconds without a publish after which a topic is forgotten (0: never).
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 3600.0)]
     topic_ttl: f64,
     /// Longest a long poll is held, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 25.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 25.0)]
     poll_timeout: f64,
 }
 
@@ -302,6 +302,10 @@ fn handshake(args: &Args) -> Handshake {
     if d.no_compression {
         return Handshake::new();
     }
+    #[allow(
+        clippy::expect_used,
+        reason = "every value was range-checked by clap's value parsers"
+    )]
     let deflate = DeflateConfig::new()
         .server_context_takeover(d.deflate_server_context_takeover)
         .client_context_takeover(d.deflate_client_context_takeover)
@@ -321,8 +325,25 @@ fn handshake(_: &Args) -> Handshake {
     Handshake::new()
 }
 
+/// The longest duration any option takes: a day. Beyond it a timer means
+/// "never", which each option spells `0` where it allows it.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// A duration option: seconds from 0 to a day, fractions allowed.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
+        return Err(format!("{text} is outside 0 to {MAX_SECONDS} seconds"));
+    }
+    Ok(seconds)
+}
+
 fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    // parse_seconds has bounded it; anything else is no time at all.
+    Duration::try_from_secs_f64(s.clamp(0.0, MAX_SECONDS)).unwrap_or(Duration::ZERO)
 }
 
 fn optional_seconds(s: f64) -> Option<Duration> {

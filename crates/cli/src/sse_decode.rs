@@ -61,7 +61,7 @@ fn decode(mut input: impl Read, output: impl Write, chunk: usize, limits: Limits
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        parser.feed(&buf[..n]);
+        parser.feed(buf.get(..n).unwrap_or_default());
         errors += drain(&mut parser, &mut out)?;
         // Live output for `curl -N`: what the bytes so far produced shows
         // up now, not when the buffer fills.

@@ -371,7 +371,9 @@ pub fn sequencer_of(topic: &str, loops: usize) -> usize {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (hash % loops.max(1) as u64) as usize
+    let loops = loops.max(1);
+    // Below `loops`, so it fits a usize.
+    usize::try_from(hash % u64::try_from(loops).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
 /// One topic's numbering, on its sequencer.

@@ -210,7 +210,7 @@ impl Event {
     /// The event as a JSON object (the WebSocket frame's payload).
     pub fn json(&self) -> &str {
         // Built from a String above; the header is all that precedes it.
-        std::str::from_utf8(&self.ws[self.json_start..]).unwrap_or_default()
+        std::str::from_utf8(self.ws.get(self.json_start..).unwrap_or_default()).unwrap_or_default()
     }
 
     /// What the event counts for against a backlog's byte bound: both

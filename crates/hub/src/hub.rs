@@ -320,6 +320,10 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             ahead,
             ..
         } = self;
+        #[allow(
+            clippy::expect_used,
+            reason = "ensure_topic made the entry and nothing removed it since"
+        )]
         let entry = topics.get_mut(&name).expect("ensured above");
         match admit(entry, subs, &name, sub, transport, last_id, *ticks) {
             Admission::Ahead => {
@@ -357,6 +361,10 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             ahead,
             ..
         } = self;
+        #[allow(
+            clippy::expect_used,
+            reason = "ensure_topic made the entry and nothing removed it since"
+        )]
         let entry = topics.get_mut(&name).expect("ensured above");
         match admit(entry, subs, &name, sub, Transport::Poll, since, *ticks) {
             Admission::Live => Ok(Polled::Wait),
@@ -517,8 +525,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         let (websocket_len, event_stream_len) = (topic.websocket.len(), topic.event_stream.len());
         let mut resumed = Vec::new();
         let mut i = 0;
-        while i < topic.ahead.len() {
-            if topic.ahead[i].id > id {
+        while let Some(waiting) = topic.ahead.get(i) {
+            if waiting.id > id {
                 i += 1;
                 continue;
             }
@@ -532,8 +540,9 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             }
         }
         Ok(Delivery {
-            websocket: &topic.websocket[..websocket_len],
-            event_stream: &topic.event_stream[..event_stream_len],
+            // The lists only grew since their lengths were taken.
+            websocket: topic.websocket.get(..websocket_len).unwrap_or_default(),
+            event_stream: topic.event_stream.get(..event_stream_len).unwrap_or_default(),
             waiters,
             resumed,
         })
@@ -557,8 +566,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         } = self;
         for (name, topic) in topics.iter_mut() {
             let mut i = 0;
-            while i < topic.ahead.len() {
-                if topic.ahead[i].since_tick + 2 > *ticks {
+            while let Some(waiting) = topic.ahead.get(i) {
+                if waiting.since_tick + 2 > *ticks {
                     i += 1;
                     continue;
                 }
@@ -600,6 +609,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         let Some(name) = topics.get_key_value(topic).map(|(name, _)| name.clone()) else {
             return Err(Error::NotFollowed);
         };
+        #[allow(clippy::expect_used, reason = "the entry was found just above")]
         let entry = topics.get_mut(topic).expect("found above");
         let mut backlog = Backlog::new(config.max_backlog_events, config.max_backlog_bytes);
         backlog.reset(history, dropped)?;

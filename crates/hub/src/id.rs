@@ -71,7 +71,10 @@ impl EventId {
 /// Decimal digits without a sign or leading zeros, within `u64`.
 fn canonical_u64(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) || (bytes.len() > 1 && bytes[0] == b'0') {
+    if bytes.is_empty()
+        || !bytes.iter().all(u8::is_ascii_digit)
+        || (bytes.len() > 1 && bytes.first() == Some(&b'0'))
+    {
         return None;
     }
     text.parse().ok()

@@ -101,8 +101,9 @@ impl Tickets {
         }
         let mut text = String::with_capacity(32);
         for b in random {
-            text.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            text.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+            for nibble in [b >> 4, b & 15] {
+                text.extend(char::from_digit(u32::from(nibble), 16));
+            }
         }
         self.tickets.insert(
             text.clone(),

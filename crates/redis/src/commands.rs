@@ -243,6 +243,13 @@ impl Entry {
     }
 }
 
+/// The connection a thread holds while it is up; an error (treated like a
+/// lost connection) if it has none.
+pub(crate) fn connected(con: &mut Option<redis::Connection>) -> Result<&mut redis::Connection, RedisError> {
+    con.as_mut()
+        .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis")))
+}
+
 fn malformed(what: &'static str) -> RedisError {
     RedisError::from((ErrorKind::Parse, "unexpected reply from Redis", what.to_owned()))
 }
@@ -264,9 +271,15 @@ pub(crate) fn parse_id(value: &Value) -> Option<EventId> {
 /// Key-value pairs, from a RESP2 flat array or a RESP3 map.
 fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
     match value {
-        Value::Array(items) if items.len() % 2 == 0 => {
-            Some(items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect())
-        }
+        Value::Array(items) if items.len() % 2 == 0 => Some(
+            items
+                .chunks_exact(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => Some((k, v)),
+                    _ => None,
+                })
+                .collect(),
+        ),
         Value::Map(map) => Some(map.iter().map(|(k, v)| (k, v)).collect()),
         _ => None,
     }
@@ -336,7 +349,10 @@ pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisErro
         Value::Array(streams) => streams
             .iter()
             .map(|s| match s {
-                Value::Array(kv) if kv.len() == 2 => Ok((&kv[0], &kv[1])),
+                Value::Array(kv) => match &kv[..] {
+                    [k, v] => Ok((k, v)),
+                    _ => Err(malformed("an XREAD stream")),
+                },
                 _ => Err(malformed("an XREAD stream")),
             })
             .collect::<Result<_, _>>()?,

@@ -233,9 +233,11 @@ impl Reader {
             .map(|(topic, _)| topic.clone())
             .collect();
         for topic in owed {
-            let con = self.con.as_mut().expect("connected");
+            let con = commands::connected(&mut self.con)?;
             let config = &self.shared.config;
-            let followed = self.topics.get_mut(&topic).expect("listed above");
+            let Some(followed) = self.topics.get_mut(&topic) else {
+                continue;
+            };
             let (history, dropped) = if followed.broken || (followed.known && followed.last == EventId::ZERO)
             {
                 (Vec::new(), None)
@@ -289,7 +291,7 @@ impl Reader {
     /// One `XREAD` of every followed stream and the wake stream; posts
     /// what it returns.
     fn read(&mut self) -> Result<(), RedisError> {
-        let con = self.con.as_mut().expect("connected");
+        let con = commands::connected(&mut self.con)?;
         let mut streams: Vec<(&str, EventId)> = self
             .topics
             .values()
@@ -343,7 +345,7 @@ impl Reader {
     /// get a new `Ready` (their subscribers resume from their last ids).
     /// Otherwise reading goes on from the last delivered id.
     fn check_continuity(&mut self) -> Result<(), RedisError> {
-        let con = self.con.as_mut().expect("connected");
+        let con = commands::connected(&mut self.con)?;
         let info = redis::cmd("INFO").arg("server").query::<Value>(con)?;
         let run_id = commands::parse_run_id(&info);
         let restarted = self.run_id.is_some() && run_id != self.run_id;

@@ -62,7 +62,8 @@ impl Writer {
                     if self.shared.stats.stopped() {
                         return self.stop();
                     }
-                    let ping = redis::cmd("PING").query::<Value>(self.con.as_mut().expect("connected"));
+                    let ping = commands::connected(&mut self.con)
+                        .and_then(|con| redis::cmd("PING").query::<Value>(con));
                     if let Err(e) = ping {
                         self.lost(&e);
                     }

@@ -17,8 +17,14 @@ pub struct ConnId {
 }
 
 impl ConnId {
-    pub(crate) const fn new(index: u32, generation: u32) -> ConnId {
-        ConnId { index, generation }
+    /// The id of the connection in slab slot `index`. Every connection
+    /// holds a descriptor, so the index is far below `u32::MAX`; one that
+    /// were not would become an id that addresses nobody.
+    pub(crate) fn new(index: usize, generation: u32) -> ConnId {
+        ConnId {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            generation,
+        }
     }
 
     pub(crate) fn index(self) -> usize {
@@ -481,12 +487,14 @@ impl<'a> Ctx<'a> {
     /// Starts the close handshake of a WebSocket session.
     pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
         match self.current.as_mut() {
-            Some(current) if current.id == conn && current.ws.is_some() => {
+            Some(Current {
+                id,
+                ws: Some(ws),
+                out,
+                ..
+            }) if *id == conn => {
                 let now = self.now;
-                let ws = current.ws.as_deref_mut().expect("checked");
-                let _ = current
-                    .out
-                    .write_with(self.pool, |out| ws.close(code, reason, now, out));
+                let _ = out.write_with(self.pool, |out| ws.close(code, reason, now, out));
             }
             _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
         }

@@ -93,22 +93,24 @@ pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
 }
 
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
+            b'%' => match tail {
+                [h, l, after @ ..] => match (hex(*h), hex(*l)) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        rest = after;
+                    }
+                    _ => out.push(b'%'),
+                },
                 _ => out.push(b'%'),
             },
             b => out.push(b),
         }
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

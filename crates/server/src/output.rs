@@ -117,10 +117,10 @@ impl OutQueue {
     /// would block with bytes left.
     pub(crate) fn flush<W: Write>(&mut self, socket: &mut W, pool: &mut Pool) -> io::Result<bool> {
         while self.len > 0 {
-            let written = if self.chunks.len() == 1 {
+            let written = if let (1, Some(only)) = (self.chunks.len(), self.chunks.front()) {
                 // The common case (one reply, one event): a plain write,
                 // without building a slice array for one slice.
-                match socket.write(&self.chunks[0].as_slice()[self.offset..]) {
+                match socket.write(only.as_slice().get(self.offset..).unwrap_or_default()) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => written,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -132,13 +132,17 @@ impl OutQueue {
                 let mut n = 0;
                 for (i, chunk) in self.chunks.iter().take(MAX_IOV).enumerate() {
                     let bytes = chunk.as_slice();
-                    let bytes = if i == 0 { &bytes[self.offset..] } else { bytes };
-                    if !bytes.is_empty() {
-                        slices[n] = IoSlice::new(bytes);
+                    let bytes = if i == 0 {
+                        bytes.get(self.offset..).unwrap_or_default()
+                    } else {
+                        bytes
+                    };
+                    if let (false, Some(slot)) = (bytes.is_empty(), slices.get_mut(n)) {
+                        *slot = IoSlice::new(bytes);
                         n += 1;
                     }
                 }
-                match socket.write_vectored(&slices[..n]) {
+                match socket.write_vectored(slices.get(..n).unwrap_or_default()) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => written,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

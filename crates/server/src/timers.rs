@@ -45,7 +45,8 @@ impl Default for Timers {
 
 impl Timers {
     fn key(&self, at: Instant) -> u64 {
-        (at.saturating_duration_since(self.epoch).as_nanos() as u64).saturating_add(1)
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX).saturating_add(1)
     }
 
     /// Makes sure `conn` is woken no later than `at`. `scheduled` is the

@@ -62,7 +62,7 @@ use crate::{
 pub struct HubShared {
     settings: Arc<HubSettings>,
     tickets: Arc<Mutex<Tickets>>,
-    stats: Arc<[HubStats]>,
+    stats: Arc<[Arc<HubStats>]>,
     /// The brokers of all loops share its topic count.
     local: Arc<LocalBroker>,
 }
@@ -84,7 +84,7 @@ impl HubShared {
                 settings.ticket_ttl,
                 settings.max_tickets,
             ))),
-            stats: (0..loops.max(1)).map(|_| HubStats::default()).collect(),
+            stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
             local: Arc::new(LocalBroker::new(settings.hub.clone())),
             settings: Arc::new(settings),
         }
@@ -107,7 +107,13 @@ impl HubShared {
             hub: Hub::new(self.settings.hub.clone(), broker.complete()),
             broker,
             shared: self.clone(),
-            index: loop_index.min(self.stats.len() - 1),
+            index: loop_index,
+            stats: self
+                .stats
+                .get(loop_index)
+                .or(self.stats.last())
+                .cloned()
+                .unwrap_or_default(),
             conns: HashMap::new(),
             publishes: HashMap::new(),
             next_token: 0,
@@ -179,6 +185,8 @@ enum Pending {
 pub struct HubApp {
     shared: HubShared,
     index: usize,
+    /// This loop's counters (one of `shared`'s).
+    stats: Arc<HubStats>,
     hub: Hub<ConnId>,
     broker: Box<dyn Broker + Send>,
     conns: HashMap<ConnId, Subscriber>,
@@ -243,7 +251,7 @@ impl HubApp {
     }
 
     fn stats(&self) -> &HubStats {
-        &self.shared.stats[self.index]
+        &self.stats
     }
 
     /// Publishes from the server itself (a feed it produces): no token, no
@@ -441,14 +449,11 @@ impl HubApp {
         let transport = subscriber.transport;
         self.register(conn, subscriber);
         let Self {
-            hub,
-            shared,
-            index,
-            conns,
-            ..
+            hub, stats, conns, ..
         } = self;
-        let stats = &shared.stats[*index];
-        let subscriber = &conns[&conn];
+        let Some(subscriber) = conns.get(&conn) else {
+            return;
+        };
         match hub.subscribe(&topic, conn, transport, subscriber.requested.as_deref()) {
             Ok(Subscribed::Live(replay)) => {
                 send_replay(ctx, stats, conn, subscriber, replay.gap(), replay.events());
@@ -552,13 +557,8 @@ impl HubApp {
 
     fn deliver(&mut self, ctx: &mut Ctx<'_>, event: Arc<Event>) {
         let Self {
-            hub,
-            shared,
-            index,
-            conns,
-            ..
+            hub, stats, conns, ..
         } = self;
-        let stats = &shared.stats[*index];
         let delivery = match hub.deliver(event.clone()) {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -650,7 +650,7 @@ impl HubApp {
                 return;
             }
         };
-        let stats = &self.shared.stats[self.index];
+        let stats = &self.stats;
         for resumed in readied.resumed {
             send_resumed(ctx, stats, &mut self.conns, resumed);
         }
@@ -776,7 +776,7 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
-        let stats = &self.shared.stats[self.index];
+        let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.conns, resumed);
         }

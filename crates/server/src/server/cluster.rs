@@ -64,12 +64,23 @@ impl LoopHandle {
 #[derive(Debug, Clone)]
 pub(crate) struct Peers {
     pub(crate) index: usize,
+    /// The loop's own handle (`handles[index]`).
+    pub(crate) own: Arc<LoopHandle>,
     pub(crate) handles: Arc<[Arc<LoopHandle>]>,
 }
 
 impl Peers {
+    /// The peers of a loop that runs alone.
+    pub(crate) fn alone(own: Arc<LoopHandle>) -> Peers {
+        Peers {
+            index: 0,
+            handles: Arc::new([own.clone()]),
+            own,
+        }
+    }
+
     pub(crate) fn own(&self) -> &LoopHandle {
-        &self.handles[self.index]
+        &self.own
     }
 
     /// Asks every loop to shut down gracefully.
@@ -198,7 +209,9 @@ impl Stats {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Cluster<A: App> {
-    servers: Vec<Server<A>>,
+    /// The loop that runs on the caller's thread (and takes signals).
+    first: Server<A>,
+    others: Vec<Server<A>>,
 }
 
 impl<A: App + Send + 'static> Cluster<A> {
@@ -215,51 +228,59 @@ impl<A: App + Send + 'static> Cluster<A> {
             config.max_connections = Some(super::connection_budget(&config, threads));
         }
         let handshake = Arc::new(handshake);
-        let mut servers = Vec::with_capacity(threads);
-        for index in 0..threads {
-            let server =
-                Server::bind_shared(config.clone(), handshake.clone(), make_app(index), threads > 1)?;
-            config.addr = server.local_addr();
-            servers.push(server);
+        let mut first = Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1)?;
+        config.addr = first.local_addr();
+        let mut others = Vec::with_capacity(threads - 1);
+        for index in 1..threads {
+            others.push(Server::bind_shared(
+                config.clone(),
+                handshake.clone(),
+                make_app(index),
+                true,
+            )?);
         }
-        let handles: Arc<[Arc<LoopHandle>]> = servers.iter().map(|s| s.peers.own_arc()).collect();
-        for (index, server) in servers.iter_mut().enumerate() {
+        let handles: Arc<[Arc<LoopHandle>]> = std::iter::once(&first)
+            .chain(&others)
+            .map(|s| s.peers.own.clone())
+            .collect();
+        for (index, server) in std::iter::once(&mut first).chain(&mut others).enumerate() {
             server.peers = Peers {
                 index,
+                own: server.peers.own.clone(),
                 handles: handles.clone(),
             };
         }
-        Ok(Cluster { servers })
+        Ok(Cluster { first, others })
     }
 
     /// The address every loop listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.servers[0].local_addr()
+        self.first.local_addr()
     }
 
     /// How many connections each loop serves at most (with the limit left
     /// to the open-file limit, the loops share it).
     pub fn max_connections(&self) -> usize {
-        self.servers[0].max_connections()
+        self.first.max_connections()
     }
 
     /// A handle on all loops.
     pub fn handle(&self) -> Handle {
-        self.servers[0].handle()
+        self.first.handle()
     }
 
     /// SIGINT and SIGTERM shut every loop down gracefully (see
     /// [`Server::handle_signals`]).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        self.servers[0].handle_signals()
+        self.first.handle_signals()
     }
 
     /// Runs every loop, the first on this thread, until all have shut
     /// down. Returns the first error any loop hit.
     pub fn run(self) -> io::Result<()> {
-        let mut servers = self.servers.into_iter();
-        let first = servers.next().expect("at least one loop");
-        let others: Vec<_> = servers
+        let Cluster { first, others } = self;
+        let others: Vec<_> = others
+            .into_iter()
             .enumerate()
             .map(|(i, server)| {
                 thread::Builder::new()
@@ -277,11 +298,5 @@ impl<A: App + Send + 'static> Cluster<A> {
             }
         }
         result
-    }
-}
-
-impl Peers {
-    fn own_arc(&self) -> Arc<LoopHandle> {
-        self.handles[self.index].clone()
     }
 }

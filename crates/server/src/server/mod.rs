@@ -227,10 +227,7 @@ impl<A: App> Server<A> {
             handshake,
             max_connections,
             signals: None,
-            peers: Peers {
-                index: 0,
-                handles: Arc::new([own]),
-            },
+            peers: Peers::alone(own),
             inbox,
             shutdown: None,
             drained: 0,
@@ -314,7 +311,7 @@ impl<A: App> Server<A> {
                         let Some(conn) = self.conns.get(index) else {
                             continue;
                         };
-                        let id = ConnId::new(index as u32, conn.generation);
+                        let id = ConnId::new(index, conn.generation);
                         if event.is_writable() {
                             self.flush(id, now);
                         }
@@ -507,9 +504,10 @@ impl<A: App> Server<A> {
             let stats = &self.peers.own().stats;
             Stats::add(&stats.accepted, 1);
             Stats::add(&stats.open_http, 1);
-            let id = ConnId::new(index as u32, generation);
-            let conn = &mut self.conns[index];
-            self.timers.schedule(id, deadline, &mut conn.scheduled);
+            let id = ConnId::new(index, generation);
+            if let Some(conn) = self.conns.get_mut(index) {
+                self.timers.schedule(id, deadline, &mut conn.scheduled);
+            }
         }
     }
 
@@ -530,7 +528,7 @@ impl<A: App> Server<A> {
                 }
                 Ok(n) => {
                     Stats::add(&self.stats().bytes_in, n as u64);
-                    self.on_input(id, &buf[..n], now);
+                    self.on_input(id, buf.get(..n).unwrap_or_default(), now);
                     self.apply_actions(now);
                     // A short read drained the socket: with edge-triggered
                     // readiness, data arriving later raises a new event,
@@ -978,7 +976,7 @@ impl<A: App> Server<A> {
     fn conn_ids(&self) -> Vec<ConnId> {
         self.conns
             .iter()
-            .map(|(index, conn)| ConnId::new(index as u32, conn.generation))
+            .map(|(index, conn)| ConnId::new(index, conn.generation))
             .collect()
     }
 

@@ -45,11 +45,14 @@ impl<A: App> Server<A> {
             owned = mem::take(partial);
             &owned
         };
-        let mut pos = 0;
-        while pos < buf.len() {
+        // What is left to handle, and whether it starts a new request (not
+        // the rest of one buffered before).
+        let mut rest = buf;
+        let mut starts_request = owned_len == 0;
+        while !rest.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut headers);
-            let (head_len, body_len) = match req.parse(&buf[pos..]) {
+            let (head_len, body_len) = match req.parse(rest) {
                 Ok(httparse::Status::Complete(len)) if len > self.config.max_request_head => {
                     return self.http_error(id, 431);
                 }
@@ -59,10 +62,10 @@ impl<A: App> Server<A> {
                     Err(status) => return self.http_error(id, status),
                 },
                 Ok(httparse::Status::Partial) => {
-                    if buf.len() - pos > self.config.max_request_head {
+                    if rest.len() > self.config.max_request_head {
                         return self.http_error(id, 431);
                     }
-                    return self.keep_partial(id, &buf[pos..], pos > 0 || owned_len == 0, false, now);
+                    return self.keep_partial(id, rest, starts_request, false, now);
                 }
                 Err(httparse::Error::TooManyHeaders) => return self.http_error(id, 431),
                 Err(e) => {
@@ -70,20 +73,22 @@ impl<A: App> Server<A> {
                     return self.http_error(id, 400);
                 }
             };
-            let end = pos + head_len + body_len;
-            if end > buf.len() {
+            // Both are bounded by the limits checked above.
+            let request_len = head_len.saturating_add(body_len);
+            let (Some(body), Some(after)) = (rest.get(head_len..request_len), rest.get(request_len..)) else {
                 // The head is complete and the body is not.
                 let expects_continue = http::expects_continue(req.headers);
-                return self.keep_partial(id, &buf[pos..], pos > 0 || owned_len == 0, expects_continue, now);
-            }
-            let next = self.handle_request(id, &req, &buf[pos + head_len..end], &buf[end..], now);
-            pos = end;
+                return self.keep_partial(id, rest, starts_request, expects_continue, now);
+            };
+            let next = self.handle_request(id, &req, body, after, now);
+            rest = after;
+            starts_request = true;
             match next {
                 Next::Continue => {}
                 Next::Stop => return,
                 Next::Wait => {
                     if let Some(State::Http { partial, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
-                        partial.extend_from_slice(&buf[pos..]);
+                        partial.extend_from_slice(rest);
                     }
                     return;
                 }

@@ -88,7 +88,7 @@ impl<A: App> Server<A> {
     }
 
     pub(super) fn start_stream(&mut self, id: ConnId, request: &Request<'_>, tag: u32, now: Instant) {
-        let retry = self.config.sse_retry.as_millis() as u64;
+        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         self.respond(
             id,
             |out| {
@@ -159,7 +159,7 @@ impl<A: App> Server<A> {
         let mut input = data;
         while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
             let (used, event) = out.write_with(base.pool, |out| session.ws.receive(input, now, out));
-            input = &input[used..];
+            input = input.get(used..).unwrap_or_default();
             let Some(event) = event else { continue };
             let tag = session.tag;
             let stats = &base.peers.own().stats;
