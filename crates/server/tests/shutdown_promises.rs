@@ -267,17 +267,21 @@ fn storm_and_shut_down(loops: usize, round: u64, by_signal: bool) -> usize {
     acknowledged.len()
 }
 
-#[test]
-fn every_acknowledged_publish_reaches_every_subscriber_through_a_shutdown() {
-    for loops in [1, 2, 3] {
-        let mut acknowledged = 0;
-        for round in 0..8 {
-            acknowledged += storm_and_shut_down(loops, round, false);
-        }
-        // The storm ran before the shutdown: the check above had
-        // something to check.
+/// Several rounds for each number of loops.
+fn storms(loop_counts: &[usize], rounds: u64, by_signal: bool) {
+    for &loops in loop_counts {
+        let acknowledged: usize = (0..rounds)
+            .map(|round| storm_and_shut_down(loops, round, by_signal))
+            .sum();
+        // The storm ran before the shutdown: the checks had something to
+        // check.
         assert!(acknowledged > 0, "{loops} loop(s): no publish was acknowledged");
     }
+}
+
+#[test]
+fn every_acknowledged_publish_reaches_every_subscriber_through_a_shutdown() {
+    storms(&[1, 2, 3], 8, false);
 }
 
 /// The same through SIGTERM, which reaches one loop first. The only test
@@ -285,15 +289,7 @@ fn every_acknowledged_publish_reaches_every_subscriber_through_a_shutdown() {
 /// whole process.
 #[test]
 fn every_acknowledged_publish_reaches_every_subscriber_through_sigterm() {
-    for loops in [1, 2] {
-        let mut acknowledged = 0;
-        for round in 0..6 {
-            acknowledged += storm_and_shut_down(loops, round, true);
-        }
-        // The storm ran before the shutdown: the check above had
-        // something to check.
-        assert!(acknowledged > 0, "{loops} loop(s): no publish was acknowledged");
-    }
+    storms(&[1, 2], 6, true);
 }
 
 #[test]
