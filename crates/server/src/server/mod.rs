@@ -72,6 +72,13 @@ struct Conn {
     kind: Kind,
 }
 
+impl Conn {
+    /// An HTTP request on it waits for the application's answer.
+    fn awaits_answer(&self) -> bool {
+        matches!(self.state, State::Http { waiting: Some(_), .. })
+    }
+}
+
 /// What a connection is, for the open-connection gauges (a draining
 /// connection still counts as what it was).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,8 +322,9 @@ impl<A: App> Server<A> {
                         if event.is_writable() {
                             self.flush(id, now);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_from(id, now, event.is_read_closed() || event.is_error());
+                        let hangup = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || hangup {
+                            self.read_from(id, now, hangup, hangup);
                         }
                     }
                 }
@@ -324,7 +332,7 @@ impl<A: App> Server<A> {
             for id in mem::take(&mut self.backlog) {
                 // The event that would have said the peer closed may have
                 // come while the connection was paused or out of turns.
-                self.read_from(id, now, true);
+                self.read_from(id, now, true, false);
             }
             self.fire_timers(now);
             self.tick(now);
@@ -513,12 +521,17 @@ impl<A: App> Server<A> {
 
     /// Reads and handles what the peer sent. `closed` says the peer may
     /// have closed its side already, so reading goes on until the socket
-    /// says so or would block.
-    fn read_from(&mut self, id: ConnId, now: Instant, closed: bool) {
+    /// says so or would block. `hangup` says the socket reported it: a
+    /// connection waiting for the application's answer is read then too
+    /// (only to learn that its client is gone), and otherwise not at all.
+    fn read_from(&mut self, id: ConnId, now: Instant, closed: bool, hangup: bool) {
         let mut buf = mem::take(&mut self.read_buf);
         for round in 0..READS_PER_EVENT {
             let Some(conn) = self.conn_mut(id) else { break };
-            if conn.paused || conn.peer_closed {
+            // A request waiting for its answer holds back the ones
+            // pipelined behind it in the socket (TCP backpressure) instead
+            // of their piling up here; the answer resumes reading.
+            if conn.paused || conn.peer_closed || (conn.awaits_answer() && !hangup) {
                 break;
             }
             match conn.socket.read(&mut buf) {

@@ -338,8 +338,16 @@ impl<A: App> Server<A> {
         *deadline = keep_alive_deadline;
         let pipelined = !partial.is_empty();
         self.respond_with(id, response, deferred.head_only, deferred.close);
-        if pipelined && !deferred.close {
+        if deferred.close {
+            return;
+        }
+        if pipelined {
             self.http_input(id, &[], now);
+        }
+        // Reading stopped while the request waited: go on with what the
+        // socket holds, unless the next request waits in turn.
+        if self.conn_mut(id).is_some_and(|c| !c.awaits_answer()) {
+            self.backlog.push(id);
         }
     }
 
