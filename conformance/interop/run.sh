@@ -78,44 +78,67 @@ mkdir -p "$cache"
     fi
 ) 9>"$cache/interop-venv.lock" || die "could not create the venv at $venv"
 
-# --- the server -------------------------------------------------------------
+# --- the server and the tests ----------------------------------------------
 # The hub's publish token goes through the environment, as it should in use.
 token="interop-$RANDOM$RANDOM"
-TETHER_PUBLISH_TOKEN="$token" "$bin" serve --addr 127.0.0.1 --port 0 --app demo --log-level warn \
-    >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-port=""
-for _ in $(seq 100); do
-    port="$(sed -n 's|^tether listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/server.out")"
-    [[ -n "$port" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z "$port" ]]; then
-    cat "$work/server.err" >&2
-    die "the server did not print its listening line within 10 s"
-fi
-say "server on 127.0.0.1:$port (pid $server_pid)"
 
-# --- the tests --------------------------------------------------------------
-# In the background, so that a signal reaches the traps at once.
-status=0
-setsid timeout 300 "$venv/bin/python" "$here/test_interop.py" \
-    --url "http://127.0.0.1:$port" --tether "$bin" --token "$token" &
-tests_pid=$!
-wait "$tests_pid" || status=$?
-tests_pid=""
+# Starts the server (extra options in "$@") and waits for its listening
+# line; sets server_pid and port.
+start_server() {
+    TETHER_PUBLISH_TOKEN="$token" "$bin" serve --addr 127.0.0.1 --port 0 --app demo --log-level warn "$@" \
+        >"$work/server.out" 2>"$work/server.err" &
+    server_pid=$!
+    port=""
+    for _ in $(seq 100); do
+        port="$(sed -n 's|^tether listening on https\{0,1\}://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/server.out")"
+        [[ -n "$port" ]] && break
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z "$port" ]]; then
+        cat "$work/server.err" >&2
+        die "the server did not print its listening line within 10 s"
+    fi
+    say "server on 127.0.0.1:$port (pid $server_pid) $*"
+}
 
-if ! kill -0 "$server_pid" 2>/dev/null; then
-    cat "$work/server.err" >&2
-    die "the server died during the tests"
-fi
-if [[ -s "$work/server.err" ]]; then
-    say "server log (warnings and errors):"
-    sed 's/^/    /' "$work/server.err"
-fi
-case "$status" in
-0) ;;
-124) die "the tests took longer than 300 s" ;;
-*) die "some tests failed (see FAIL lines above)" ;;
-esac
+# Runs the suite against URL, then stops the server.
+run_suite() {
+    local url="$1" status=0
+    # In the background, so that a signal reaches the traps at once.
+    setsid timeout 300 "$venv/bin/python" "$here/test_interop.py" \
+        --url "$url" --tether "$bin" --token "$token" &
+    tests_pid=$!
+    wait "$tests_pid" || status=$?
+    tests_pid=""
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        cat "$work/server.err" >&2
+        die "the server died during the tests"
+    fi
+    if [[ -s "$work/server.err" ]]; then
+        say "server log (warnings and errors):"
+        sed 's/^/    /' "$work/server.err"
+    fi
+    case "$status" in
+    0) ;;
+    124) die "the tests took longer than 300 s" ;;
+    *) die "some tests failed (see FAIL lines above)" ;;
+    esac
+    kill -TERM "$server_pid"
+    wait "$server_pid" || die "the server exited with status $? on SIGTERM"
+    server_pid=""
+}
+
+start_server
+run_suite "http://127.0.0.1:$port"
+
+# The same suite over TLS (https://, wss://), with a certificate made here
+# for localhost that the clients are told to trust: curl through
+# CURL_CA_BUNDLE, Python's default context through SSL_CERT_FILE.
+command -v openssl >/dev/null || die "openssl is not installed (it makes the test certificate)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>"$work/openssl.err" \
+    || { cat "$work/openssl.err" >&2; die "openssl could not make a certificate"; }
+start_server --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+CURL_CA_BUNDLE="$work/cert.pem" SSL_CERT_FILE="$work/cert.pem" run_suite "https://localhost:$port"

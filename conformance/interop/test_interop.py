@@ -85,7 +85,8 @@ def first_difference(a, b):
 class Interop:
     def __init__(self, url, tether, curl, token):
         self.http = url.rstrip("/")
-        self.ws = "ws://" + self.http.split("://", 1)[1]
+        scheme, rest = self.http.split("://", 1)
+        self.ws = ("wss://" if scheme == "https" else "ws://") + rest
         self.tether = tether
         self.curl = curl
         self.token = token

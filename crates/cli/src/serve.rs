@@ -113,6 +113,40 @@ pub(crate) struct Args {
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     deflate: DeflateArgs,
+    #[cfg(feature = "tls")]
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS: the certificate and key that make the port serve https:// and
+/// wss:// instead of http:// and ws://.
+#[cfg(feature = "tls")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "TLS (https:// and wss://)")]
+pub(crate) struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM, the server's
+    /// certificate first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
+/// scheme the server then answers on.
+#[cfg(feature = "tls")]
+fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
+    let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+        return Ok("http");
+    };
+    config.tls = Some(tether_server::tls::server_config_from_files(cert, key).map_err(|e| e.to_string())?);
+    Ok("https")
+}
+
+#[cfg(not(feature = "tls"))]
+fn configure_tls(_: &Args, _: &mut Config) -> Result<&'static str, String> {
+    Ok("http")
 }
 
 /// The hub's options (`--app demo` and `--app hub`).
@@ -366,6 +400,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .max_fragments(args.max_fragments)
         .ping_interval(optional_seconds(args.ping_interval))
         .idle_timeout(optional_seconds(args.idle_timeout));
+    let scheme = match configure_tls(args, &mut config) {
+        Ok(scheme) => scheme,
+        Err(e) => {
+            eprintln!("tether serve: TLS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -395,6 +436,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             let shared = HubShared::new(Demo::settings(settings), threads);
             serve(
                 config,
+                scheme,
                 handshake,
                 threads,
                 |index| Demo::with_hub(hub_app(&shared, bridge, index)),
@@ -407,6 +449,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             let shared = HubShared::new(settings, threads);
             serve(
                 config,
+                scheme,
                 handshake,
                 threads,
                 |index| hub_app(&shared, bridge, index),
@@ -416,6 +459,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         }
         AppChoice::Echo => serve(
             config,
+            scheme,
             handshake,
             threads,
             |_| Echo::everywhere(),
@@ -457,6 +501,7 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
 /// runs until shut down.
 fn serve<A: App + Send + 'static>(
     config: Config,
+    scheme: &str,
     handshake: Handshake,
     threads: usize,
     make_app: impl FnMut(usize) -> A,
@@ -470,7 +515,7 @@ fn serve<A: App + Send + 'static>(
     bound(server.handle())?;
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
-    println!("tether listening on http://{local}/ ({what}; Ctrl-C stops)");
+    println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
     log::info!(
         "{threads} event loop(s), at most {} connections each",
         server.max_connections()

@@ -71,6 +71,12 @@ pub struct Config {
     /// The size of the one read buffer the loop shares among all
     /// connections (64 KiB).
     pub read_buffer: usize,
+    /// Serve TLS (`https://`, `wss://`) instead of plain TCP: every
+    /// connection on the listener starts with a TLS handshake. `None` (the
+    /// default) for plain TCP. See [`crate::tls`] to make one from PEM
+    /// files. Feature `tls`, on by default.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Config {
@@ -91,6 +97,8 @@ impl Config {
             shutdown_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(2),
             read_buffer: 64 * 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

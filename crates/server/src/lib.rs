@@ -38,6 +38,9 @@ mod http;
 mod output;
 mod server;
 mod timers;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod transport;
 
 pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Post, Reply, Request, Response, Route};
 pub use config::{Config, Handshake};

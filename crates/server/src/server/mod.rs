@@ -19,6 +19,7 @@ use crate::app::Action;
 use crate::http;
 use crate::output::{OutQueue, Pool};
 use crate::timers::{Scheduled, Timers};
+use crate::transport::{Stream, TlsSession};
 use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
 mod cluster;
@@ -162,6 +163,10 @@ pub struct Server<A: App> {
     actions: Vec<Action>,
     dirty: Vec<ConnId>,
     backlog: Vec<ConnId>,
+    /// The TLS session of each connection, by slab index, kept beside
+    /// the connections so that plain ones do not carry its room: empty
+    /// unless the server serves TLS.
+    tls: Vec<Option<Box<TlsSession>>>,
     app: A,
     config: Config,
     handshake: Arc<Handshake>,
@@ -229,6 +234,7 @@ impl<A: App> Server<A> {
             actions: Vec::new(),
             dirty: Vec::new(),
             backlog: Vec::new(),
+            tls: Vec::new(),
             app,
             config,
             handshake,
@@ -446,6 +452,15 @@ impl<A: App> Server<A> {
             .filter(|c| c.generation == id.generation())
     }
 
+    /// A connection and its TLS session, if it has one.
+    fn conn_and_tls(&mut self, id: ConnId) -> Option<(&mut Conn, Option<&mut TlsSession>)> {
+        let conn = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())?;
+        Some((conn, session(&mut self.tls, id.index())))
+    }
+
     fn mark_dirty(&mut self, id: ConnId) {
         if let Some(conn) = self.conn_mut(id) {
             if !conn.dirty {
@@ -474,12 +489,16 @@ impl<A: App> Server<A> {
             if self.conns.len() >= self.max_connections {
                 debug!("{peer}: over the connection limit, 503");
                 Stats::add(&self.stats().refused_busy, 1);
-                refuse_busy(socket);
+                refuse_busy(socket, self.serves_tls());
                 continue;
             }
             let _ = socket.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let index = entry.key();
+            if let Err(e) = start_tls(&self.config, &mut self.tls, index) {
+                warn!("{peer}: no TLS session: {e}");
+                continue;
+            }
             if let Err(e) = self
                 .poll
                 .registry()
@@ -527,14 +546,25 @@ impl<A: App> Server<A> {
     fn read_from(&mut self, id: ConnId, now: Instant, closed: bool, hangup: bool) {
         let mut buf = mem::take(&mut self.read_buf);
         for round in 0..READS_PER_EVENT {
-            let Some(conn) = self.conn_mut(id) else { break };
+            let Some((conn, tls)) = self.conn_and_tls(id) else {
+                break;
+            };
             // A request waiting for its answer holds back the ones
             // pipelined behind it in the socket (TCP backpressure) instead
             // of their piling up here; the answer resumes reading.
             if conn.paused || conn.peer_closed || (conn.awaits_answer() && !hangup) {
                 break;
             }
-            match conn.socket.read(&mut buf) {
+            let mut stream = Stream {
+                socket: &mut conn.socket,
+                tls,
+            };
+            let read = stream.read(&mut buf);
+            if stream.wants_write() {
+                // A TLS handshake answer the socket did not take at once.
+                self.mark_dirty(id);
+            }
+            match read {
                 Ok(0) => {
                     self.on_eof(id, now);
                     break;
@@ -654,6 +684,7 @@ impl<A: App> Server<A> {
             pool,
             poll,
             peers,
+            tls,
             ..
         } = self;
         let Some(conn) = conns
@@ -662,19 +693,27 @@ impl<A: App> Server<A> {
         else {
             return;
         };
-        let done = match conn.out.as_mut() {
-            None => true,
-            Some(out) => match (out.len(), out.flush(&mut conn.socket, pool)) {
-                (before, Ok(done)) => {
-                    Stats::add(&peers.own().stats.bytes_out, (before - out.len()) as u64);
-                    done
-                }
-                (_, Err(e)) => {
-                    debug!("write error: {e}");
-                    self.remove(id, CloseReason::Dropped);
-                    return;
-                }
-            },
+        let mut stream = Stream {
+            socket: &mut conn.socket,
+            tls: session(tls, id.index()),
+        };
+        let written = match conn.out.as_mut() {
+            None => Ok(true),
+            Some(out) => {
+                let before = out.len();
+                let result = out.flush(&mut stream, pool);
+                Stats::add(&peers.own().stats.bytes_out, (before - out.len()) as u64);
+                result
+            }
+        };
+        // What TLS still holds counts as queued too.
+        let done = match written.and_then(|all| Ok(all && stream.flush_pending()?)) {
+            Ok(done) => done,
+            Err(e) => {
+                debug!("write error: {e}");
+                self.remove(id, CloseReason::Dropped);
+                return;
+            }
         };
         if done {
             if let Some(out) = conn.out.take() {
@@ -715,12 +754,18 @@ impl<A: App> Server<A> {
     /// side and drain the peer's, or just drop it if the peer has closed.
     fn finish_connection(&mut self, id: ConnId, now: Instant) {
         let linger = self.config.linger;
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some((conn, tls)) = self.conn_and_tls(id) else {
+            return;
+        };
         if conn.peer_closed || matches!(conn.state, State::Draining { .. }) {
             self.remove(id, CloseReason::Dropped);
             return;
         }
-        let _ = conn.socket.shutdown(Shutdown::Write);
+        Stream {
+            socket: &mut conn.socket,
+            tls,
+        }
+        .shutdown_write();
         conn.closing = false;
         conn.state = State::Draining {
             deadline: now + linger,
@@ -854,6 +899,9 @@ impl<A: App> Server<A> {
             return;
         }
         let mut conn = self.conns.remove(id.index());
+        if let Some(slot) = self.tls.get_mut(id.index()) {
+            *slot = None;
+        }
         if let Some(out) = conn.out.take() {
             self.pool.give_back_queue(out);
         }
@@ -993,6 +1041,13 @@ impl<A: App> Server<A> {
             .collect()
     }
 
+    fn serves_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.config.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
     /// Whether every loop has drained and sessions are closing.
     fn closing_sessions(&self) -> bool {
         self.shutdown.is_some_and(|s| s.closing)
@@ -1050,10 +1105,38 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// The TLS session of the connection in slot `index`, if it has one.
+fn session(sessions: &mut [Option<Box<TlsSession>>], index: usize) -> Option<&mut TlsSession> {
+    sessions.get_mut(index).and_then(|s| s.as_deref_mut())
+}
+
+/// Gives the connection about to take slot `index` its TLS session, when
+/// the server serves TLS.
+#[cfg(feature = "tls")]
+fn start_tls(config: &Config, sessions: &mut Vec<Option<Box<TlsSession>>>, index: usize) -> io::Result<()> {
+    let Some(tls) = &config.tls else { return Ok(()) };
+    if sessions.len() <= index {
+        sessions.resize_with(index + 1, || None);
+    }
+    if let Some(slot) = sessions.get_mut(index) {
+        *slot = Some(crate::transport::accept_tls(tls)?);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize) -> io::Result<()> {
+    Ok(())
+}
+
 /// Answers a connection over the limit with 503 and closes it, without
-/// ever registering it.
-fn refuse_busy(mut socket: TcpStream) {
+/// ever registering it. A TLS client is just closed: it cannot read a
+/// plaintext answer.
+fn refuse_busy(mut socket: TcpStream, tls: bool) {
     use std::io::Write as _;
+    if tls {
+        return;
+    }
     let mut response = Vec::new();
     http::write_error(&mut response, 503, &[("Retry-After", "1")]);
     let _ = socket.write(&response);

@@ -7,9 +7,10 @@ use log::debug;
 use tether_handshake::RequestHead;
 use tether_ws::{CloseCode, Event, Role};
 
-use super::{Conn, Kind, Server, Session, State, Stats, guarded};
+use super::{Conn, Kind, Server, Session, State, Stats, guarded, session};
 use crate::app::{Current, Encoded};
 use crate::http::SSE_HEAD;
+use crate::transport::Stream;
 use crate::{App, CloseReason, ConnId, Request};
 
 impl<A: App> Server<A> {
@@ -217,7 +218,17 @@ impl<A: App> Server<A> {
     pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
         let max_output = self.config.max_output;
         let heartbeat = self.config.sse_heartbeat;
-        let Some((conn, _, ctx)) = self.split(id, now) else {
+        let Self {
+            conns,
+            pool,
+            peers,
+            tls,
+            ..
+        } = self;
+        let Some(conn) = conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
             return;
         };
         if conn.closing {
@@ -228,15 +239,19 @@ impl<A: App> Server<A> {
             State::Sse { heartbeat_at, .. } => *heartbeat_at = now + heartbeat,
             _ => return,
         }
-        let out = conn.out.get_or_insert_with(|| ctx.pool.queue());
+        let out = conn.out.get_or_insert_with(|| pool.queue());
         out.push_shared(encoded.0);
-        Stats::add(&ctx.peers.own().stats.messages_out, 1);
+        Stats::add(&peers.own().stats.messages_out, 1);
         if out.len() > max_output {
             // Output is written only once per loop turn, so a burst of
             // broadcasts can queue more than the limit for a peer that
             // reads promptly. Bytes its socket takes now say nothing
             // against it: judge only what the socket refuses.
-            if let Err(e) = out.flush(&mut conn.socket, ctx.pool) {
+            let mut stream = Stream {
+                socket: &mut conn.socket,
+                tls: session(tls, id.index()),
+            };
+            if let Err(e) = out.flush(&mut stream, pool) {
                 debug!("write error: {e}");
                 self.remove(id, CloseReason::Dropped);
                 return;
