@@ -206,12 +206,7 @@ fn parse_error(e: httparse::Error) -> Error {
     }
 }
 
-/// What a version httparse refused means (RFC 9112 section 2.3): a
-/// well-formed `HTTP/x.y` is one we do not speak (505), anything else is
-/// malformed (400). httparse refuses at the first byte it dislikes, so
-/// the line may not have ended yet: `None` while what follows could still
-/// make it well-formed, so that the verdict does not depend on how the
-/// bytes were split.
+/// What a version httparse refused means, for the request line in `buf`.
 fn version_error(buf: &[u8]) -> Option<Error> {
     let start = buf
         .iter()
@@ -222,37 +217,28 @@ fn version_error(buf: &[u8]) -> Option<Error> {
         Some(end) => (rest.get(..end).unwrap_or_default(), true),
         None => (rest, false),
     };
-    let line = if complete {
-        line.strip_suffix(b"\r").unwrap_or(line)
-    } else {
-        line
-    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    let well_formed = |v: &[u8]| {
-        v.len() == 8
-            && v.iter().zip(b"HTTP/0.0").all(|(&b, &p)| match p {
-                b'0' => b.is_ascii_digit(),
-                _ => b == p,
-            })
-    };
-    if complete {
-        return Some(if well_formed(version) {
-            Error::UnsupportedVersion
-        } else {
-            Error::Malformed("invalid HTTP version")
+    version_verdict(version, complete)
+}
+
+/// What a refused version token means (RFC 9112 section 2.3): a
+/// well-formed `HTTP/x.y` is one not spoken here (505), anything else is
+/// malformed (400). httparse refuses at the first byte it dislikes, so
+/// the token may not be `complete` yet: `None` while what follows could
+/// still make it well-formed, so that the verdict does not depend on how
+/// the bytes were split.
+pub(crate) fn version_verdict(version: &[u8], complete: bool) -> Option<Error> {
+    const PATTERN: &[u8; 8] = b"HTTP/0.0";
+    let fits = version.len() <= PATTERN.len()
+        && version.iter().zip(PATTERN).all(|(&b, &p)| match p {
+            b'0' => b.is_ascii_digit(),
+            _ => b == p,
         });
-    }
-    let could_become = version.len() <= 8 && {
-        let mut padded = *b"HTTP/0.0";
-        padded.iter_mut().zip(version).for_each(|(p, &b)| *p = b);
-        well_formed(&padded)
-    };
-    if could_become
-        || version.ends_with(b"\r") && well_formed(version.strip_suffix(b"\r").unwrap_or_default())
-    {
-        None
-    } else {
-        Some(Error::Malformed("invalid HTTP version"))
+    match (fits, complete) {
+        (true, true) if version.len() == PATTERN.len() => Some(Error::UnsupportedVersion),
+        (true, false) => None,
+        _ => Some(Error::Malformed("invalid HTTP version")),
     }
 }
 

@@ -84,7 +84,20 @@ pub fn parse_response<'h, 'b>(
         Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => return Err(Error::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(Status::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(Error::UnsupportedVersion),
+        Err(httparse::Error::Version) => {
+            let start = window
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(window.len());
+            let line = window.get(start..).unwrap_or_default();
+            let end = line.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'));
+            let version = line.get(..end.unwrap_or(line.len())).unwrap_or_default();
+            return match crate::request::version_verdict(version, end.is_some()) {
+                Some(e) => Err(e),
+                None if buf.len() >= limits.max_head => Err(Error::HeadTooLarge),
+                None => Ok(Status::Partial),
+            };
+        }
         Err(_) => return Err(Error::Malformed("invalid response head")),
     };
     let (Some(minor), Some(status)) = (res.version, res.code) else {
