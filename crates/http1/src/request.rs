@@ -218,7 +218,9 @@ fn version_error(buf: &[u8]) -> Option<Error> {
         None => (rest, false),
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    // method SP request-target SP HTTP-version, single spaces: the
+    // version is all that follows the second space.
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
     version_verdict(version, complete)
 }
 

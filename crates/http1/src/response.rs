@@ -197,6 +197,12 @@ impl ResponseDecoder {
         self
     }
 
+    /// Whether it waits for a response head (not in the middle of a body,
+    /// not stopped).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Head
+    }
+
     /// Parses the next response head (step 1), for a request with
     /// `method`. [`Error::WrongState`] while a body is still to be read,
     /// or once the decoder has stopped.

@@ -75,6 +75,8 @@ fn statuses() {
         ("HTTP/0.9", b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", Some(505)),
         ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Some(505)),
         ("not a version", b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Some(400)),
+        ("a version after junk", b"GET / HT\xac HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+        ("a space after the version", b"GET / HTTP/2.0 \r\nHost: a\r\n\r\n", Some(400)),
         ("two-digit version", b"GET / HTTP/11.1\r\nHost: a\r\n\r\n", Some(400)),
         ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\nX: y\r\n\r\n", Some(400)),
         ("two Host lines", b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", Some(400)),
