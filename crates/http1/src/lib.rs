@@ -1,24 +1,16 @@
-//! Sans-IO HTTP/1.1 (RFC 9112, with the rules of RFC 9110 a server and a
-//! client must apply): one grammar for tether's server, client and load
-//! generator.
+#![doc = include_str!("../README.md")]
 //!
-//! - Requests: [`RequestDecoder`] (incremental: a head, then its body into
-//!   a buffer the caller owns; never reads past the request, so pipelined
-//!   requests wait in the caller's buffer), or [`parse_request`] for a head
-//!   alone. [`RequestHead`] has the method, target (in its
-//!   [`TargetForm`]), headers, [`Framing`], keep-alive and
-//!   `Expect: 100-continue`.
-//! - Responses: [`Response`] writes a head with its framing (and answers
-//!   `HEAD` without a body); [`ChunkedEncoder`] writes a chunked body;
-//!   [`write_continue`] the interim `100 Continue`.
-//! - For clients: [`write_request`], and [`ResponseDecoder`] /
-//!   [`parse_response`] for the answer, its body framed by chunked,
-//!   `Content-Length` or the end of the connection.
+//! # Crate layout
+//!
+//! - Requests: [`RequestDecoder`] (see its calling contract), or
+//!   [`parse_request`] for a head alone; [`RequestHead`] with its
+//!   [`TargetForm`] and [`Framing`].
+//! - Responses: [`Response`], [`ChunkedEncoder`], [`write_continue`],
+//!   [`reason_phrase`].
+//! - Clients: [`write_request`], [`ResponseDecoder`] (see its calling
+//!   contract) or [`parse_response`], [`ResponseHead`].
 //! - [`BodyDecoder`] frames a body on its own; [`Limits`] bounds what a
-//!   peer can make the decoders hold; [`Error`] is the one error type, with
-//!   the status a server answers.
-//!
-//! No I/O, no clock, no `unsafe`; httparse underneath for the head.
+//!   peer can make the decoders hold; [`Error`] is the one error type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
