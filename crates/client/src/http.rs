@@ -1,10 +1,13 @@
-//! Just enough HTTP/1.1 for an event stream: the response head, and a body
-//! framed by `Transfer-Encoding: chunked`, by `Content-Length`, or by the
-//! end of the connection.
+//! Just enough HTTP/1.1 for an event stream, on tether-http1: the
+//! response head, and a body framed by `Transfer-Encoding: chunked`, by
+//! `Content-Length`, or by the end of the connection.
 
-use tether_handshake::httparse;
+use tether_http1::{BodyDecoder, EMPTY_HEADER, Framing, Limits, Status};
 
 use crate::Error;
+
+/// The longest trailer section taken at the end of a chunked body.
+const MAX_TRAILERS: usize = 64 * 1024;
 
 /// The response head fields the event-stream client looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,48 +19,28 @@ pub(crate) struct Head {
     pub(crate) body: Body,
 }
 
-/// Parses a response head from the start of `buf`: `None` while
-/// incomplete, else the head and its length.
+/// Parses the head of a response to a `GET` from the start of `buf`:
+/// `None` while incomplete, else the head and its length. The caller
+/// bounds the head's size.
 pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut res = httparse::Response::new(&mut headers);
-    let used = match res.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
+    let mut headers = [EMPTY_HEADER; 64];
+    let limits = Limits::new().max_head(usize::MAX);
+    let (head, used) = match tether_http1::parse_response(buf, &mut headers, "GET", &limits) {
+        Ok(Status::Complete(parsed)) => parsed,
+        Ok(Status::Partial) => return Ok(None),
         Err(e) => return Err(Error::Http(format!("bad response head: {e}"))),
     };
-    let status = res.code.unwrap_or_default();
     let value = |name: &str| {
-        res.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-    };
-    let chunked = res
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Transfer-Encoding"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(|coding| String::from_utf8_lossy(coding).trim().to_ascii_lowercase())
-        .next_back();
-    let body = match (chunked, value("Content-Length")) {
-        // RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length;
-        // a final coding other than chunked means "read until close".
-        (Some(coding), _) if coding == "chunked" => Body::Chunked(Chunked::new()),
-        (Some(_), _) => Body::UntilClose,
-        (None, Some(length)) => match length.parse::<u64>() {
-            Ok(n) => Body::Length(n),
-            Err(_) => return Err(Error::Http(format!("bad Content-Length {length:?}"))),
-        },
-        (None, None) => Body::UntilClose,
+        head.header(name)
+            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
     };
     Ok(Some((
         Head {
-            status,
-            reason: res.reason.unwrap_or_default().to_owned(),
+            status: head.status(),
+            reason: head.reason().to_owned(),
             content_type: value("Content-Type"),
             location: value("Location"),
-            body,
+            body: Body::new(head.framing()),
         },
         used,
     )))
@@ -74,153 +57,39 @@ pub(crate) fn is_event_stream(content_type: &str) -> bool {
 
 /// How the body is framed, and how far it has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Body {
-    /// Until the server closes the connection.
-    UntilClose,
-    /// This many bytes are still to come.
-    Length(u64),
-    /// Chunked transfer coding.
-    Chunked(Chunked),
+pub(crate) struct Body {
+    framing: Framing,
+    decoder: BodyDecoder,
 }
 
 impl Body {
+    /// A body framed by `framing`. An event stream has no size limit; a
+    /// bare LF is taken for CRLF in chunk lines, as servers in the wild
+    /// send them.
+    pub(crate) fn new(framing: Framing) -> Body {
+        Body {
+            framing,
+            decoder: BodyDecoder::new(framing, u64::MAX, MAX_TRAILERS).allow_bare_lf(true),
+        }
+    }
+
     /// Decodes `input`, handing body bytes to `sink`. Returns true once the
     /// body is complete (what follows it is ignored).
     pub(crate) fn decode(&mut self, input: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        match self {
-            Body::UntilClose => {
-                sink(input);
-                Ok(false)
-            }
-            Body::Length(remaining) => {
-                let take = input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                sink(&input[..take]);
-                *remaining -= take as u64;
-                Ok(*remaining == 0)
-            }
-            Body::Chunked(chunked) => chunked.decode(input, sink),
+        match self.decoder.decode_with(input, sink) {
+            Ok((_, done)) => Ok(done),
+            Err(e) => Err(Error::Http(e.to_string())),
         }
     }
 
     /// Whether the body is complete.
     pub(crate) fn is_complete(&self) -> bool {
-        match self {
-            Body::UntilClose => false,
-            Body::Length(remaining) => *remaining == 0,
-            Body::Chunked(chunked) => chunked.state == ChunkState::Done,
-        }
-    }
-}
-
-/// An incremental decoder of the chunked transfer coding (RFC 9112
-/// section 7.1). Chunk extensions and trailers are skipped; a bare LF is
-/// accepted where CRLF belongs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Chunked {
-    state: ChunkState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    /// Reading the hex size; how many digits so far.
-    Size { size: u64, digits: u8 },
-    /// Skipping a chunk extension up to the line end.
-    Extension { size: u64 },
-    /// After the CR of the size line.
-    SizeLf { size: u64 },
-    /// Inside chunk data.
-    Data { remaining: u64 },
-    /// After chunk data: its CR.
-    DataCr,
-    /// After chunk data: its LF.
-    DataLf,
-    /// In the trailer section; the current line's length.
-    Trailer { len: usize },
-    /// After the CR of a trailer line.
-    TrailerLf { len: usize },
-    /// The last chunk and the trailer are read.
-    Done,
-}
-
-impl Chunked {
-    pub(crate) fn new() -> Chunked {
-        Chunked {
-            state: ChunkState::Size { size: 0, digits: 0 },
-        }
+        self.decoder.is_done()
     }
 
-    fn decode(&mut self, mut input: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        use ChunkState::*;
-        let bad = |what: &str| Err(Error::Http(format!("bad chunked encoding: {what}")));
-        while let Some(&b) = input.first() {
-            let mut used = 1;
-            self.state = match self.state {
-                Size { size, digits } => match (b as char).to_digit(16) {
-                    Some(_) if digits == 16 => return bad("chunk size too large"),
-                    Some(d) => Size {
-                        size: size * 16 + u64::from(d),
-                        digits: digits + 1,
-                    },
-                    None if digits == 0 => return bad("no chunk size"),
-                    None => match b {
-                        b';' | b' ' | b'\t' => Extension { size },
-                        b'\r' => SizeLf { size },
-                        b'\n' => after_size(size),
-                        _ => return bad("junk after the chunk size"),
-                    },
-                },
-                Extension { size } => match b {
-                    b'\r' => SizeLf { size },
-                    b'\n' => after_size(size),
-                    _ => Extension { size },
-                },
-                SizeLf { size } => match b {
-                    b'\n' => after_size(size),
-                    _ => return bad("CR without LF after the chunk size"),
-                },
-                Data { remaining } => {
-                    let take = input.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    sink(&input[..take]);
-                    used = take;
-                    match remaining - take as u64 {
-                        0 => DataCr,
-                        remaining => Data { remaining },
-                    }
-                }
-                DataCr => match b {
-                    b'\r' => DataLf,
-                    b'\n' => Size { size: 0, digits: 0 },
-                    _ => return bad("no line end after chunk data"),
-                },
-                DataLf => match b {
-                    b'\n' => Size { size: 0, digits: 0 },
-                    _ => return bad("CR without LF after chunk data"),
-                },
-                Trailer { len } => match b {
-                    b'\r' => TrailerLf { len },
-                    b'\n' if len == 0 => Done,
-                    b'\n' => Trailer { len: 0 },
-                    _ if len >= 64 * 1024 => return bad("trailer line too long"),
-                    _ => Trailer { len: len + 1 },
-                },
-                TrailerLf { len } => match b {
-                    b'\n' if len == 0 => Done,
-                    b'\n' => Trailer { len: 0 },
-                    _ => return bad("CR without LF in the trailer"),
-                },
-                Done => return Ok(true),
-            };
-            input = &input[used..];
-        }
-        Ok(self.state == Done)
-    }
-}
-
-fn after_size(size: u64) -> ChunkState {
-    if size == 0 {
-        ChunkState::Trailer { len: 0 }
-    } else {
-        ChunkState::Data { remaining: size }
+    /// Whether the body ends with the connection.
+    pub(crate) fn until_close(&self) -> bool {
+        self.framing == Framing::UntilClose
     }
 }
 
@@ -254,7 +123,7 @@ mod tests {
 
     #[test]
     fn chunked_bodies() {
-        let chunked = Body::Chunked(Chunked::new());
+        let chunked = Body::new(Framing::Chunked);
         let cases: &[(&[u8], &[u8], bool)] = &[
             (b"5\r\nhello\r\n0\r\n\r\n", b"hello", true),
             (
@@ -287,18 +156,18 @@ mod tests {
             b"11111111111111111\r\n",
         ];
         for &input in cases {
-            let mut body = Body::Chunked(Chunked::new());
+            let mut body = Body::new(Framing::Chunked);
             assert!(body.decode(input, &mut |_| {}).is_err(), "{input:?}");
         }
     }
 
     #[test]
     fn length_bodies_stop_at_the_length() {
-        let got = decode_all(&Body::Length(5), b"hello, and more").unwrap();
+        let got = decode_all(&Body::new(Framing::Length(5)), b"hello, and more").unwrap();
         assert_eq!(got, (b"hello".to_vec(), true));
-        let got = decode_all(&Body::Length(9), b"hello").unwrap();
+        let got = decode_all(&Body::new(Framing::Length(9)), b"hello").unwrap();
         assert_eq!(got, (b"hello".to_vec(), false));
-        let got = decode_all(&Body::UntilClose, b"anything").unwrap();
+        let got = decode_all(&Body::new(Framing::UntilClose), b"anything").unwrap();
         assert_eq!(got, (b"anything".to_vec(), false));
     }
 
@@ -311,13 +180,13 @@ mod tests {
         assert_eq!(head.status, 200);
         assert_eq!(head.reason, "OK");
         assert!(is_event_stream(head.content_type.as_deref().unwrap()));
-        assert_eq!(head.body, Body::Chunked(Chunked::new()));
+        assert_eq!(head.body, Body::new(Framing::Chunked));
 
         let (head, _) = parse_head(b"HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 3\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!((head.status, head.location.as_deref()), (302, Some("/b")));
-        assert_eq!(head.body, Body::Length(3));
+        assert_eq!(head.body, Body::new(Framing::Length(3)));
 
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Ty").unwrap(), None);
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());

@@ -453,7 +453,7 @@ impl EventSource {
         };
         self.buf.resize(READ_CHUNK, 0);
         let end = match stream.socket.read(&mut self.buf) {
-            Ok(0) if stream.body.is_complete() || stream.body == Body::UntilClose => Some(None),
+            Ok(0) if stream.body.is_complete() || stream.body.until_close() => Some(None),
             Ok(0) => Some(Some(Error::ConnectionLost)),
             Ok(n) => {
                 let parser = &mut self.parser;
