@@ -15,8 +15,8 @@ use crate::EventId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The topic name is empty, too long or has characters outside
-    /// `[A-Za-z0-9._:-]`.
+    /// The topic name is empty, too long, has characters outside
+    /// `[A-Za-z0-9._:-]`, or is `.` or `..`.
     InvalidTopic,
     /// The event type is empty, too long, has characters outside
     /// `[A-Za-z0-9._:-]`, or is the reserved `gap`.
@@ -101,7 +101,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidTopic => f.write_str("invalid topic name (1-128 bytes of A-Z a-z 0-9 . _ : -)"),
+            Error::InvalidTopic => {
+                f.write_str("invalid topic name (1-128 bytes of A-Z a-z 0-9 . _ : -, not . or ..)")
+            }
             Error::InvalidEventType => {
                 f.write_str("invalid event type (1-64 bytes of A-Z a-z 0-9 . _ : -, not \"gap\")")
             }

@@ -21,16 +21,21 @@ pub const DEFAULT_EVENT_TYPE: &str = "message";
 pub const GAP_EVENT_TYPE: &str = "gap";
 
 /// Whether `name` is a valid topic name: 1 to [`MAX_TOPIC_LEN`] bytes of
-/// ASCII letters, digits, `.`, `_`, `-` and `:`. Such a name needs no
-/// escaping in a URL path, a JSON string or a Prometheus label.
+/// ASCII letters, digits, `.`, `_`, `-` and `:`, and not `.` or `..`.
+/// Such a name needs no escaping in a URL path, a JSON string or a
+/// Prometheus label; `.` and `..` are refused because clients remove them
+/// from URL paths (RFC 3986 dot-segment removal), so no URL could address
+/// them.
 ///
 /// ```
 /// assert!(tether_hub::is_valid_topic("chat.lobby"));
+/// assert!(tether_hub::is_valid_topic("..."));
 /// assert!(!tether_hub::is_valid_topic("chat/lobby"));
 /// assert!(!tether_hub::is_valid_topic(""));
+/// assert!(!tether_hub::is_valid_topic(".."));
 /// ```
 pub fn is_valid_topic(name: &str) -> bool {
-    is_name(name, MAX_TOPIC_LEN)
+    is_name(name, MAX_TOPIC_LEN) && name != "." && name != ".."
 }
 
 /// Whether `name` may be published as an event type: the characters of a

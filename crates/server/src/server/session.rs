@@ -99,9 +99,14 @@ impl<A: App> Server<A> {
             },
             false,
         );
+        // An id that is not UTF-8 still reaches the application, made
+        // valid with U+FFFD: as malformed as it was, so that it gets the
+        // "missed events" signal instead of being mistaken for no id.
         let last_event_id = request
-            .header("last-event-id")
-            .map(str::to_owned)
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
             .or_else(|| request.query_param("lastEventId"))
             .filter(|id| !id.is_empty());
         let heartbeat_at = now + self.config.sse_heartbeat;
