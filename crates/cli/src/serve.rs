@@ -27,6 +27,9 @@ pub(crate) enum AppChoice {
 /// the command line, which other users of the machine can see).
 const TOKEN_VARIABLE: &str = "TETHER_PUBLISH_TOKEN";
 
+/// The environment variable that can hold the metrics token.
+const METRICS_TOKEN_VARIABLE: &str = "TETHER_METRICS_TOKEN";
+
 /// A secret that never shows in `Debug` output or logs.
 #[derive(Clone)]
 pub(crate) struct Secret(String);
@@ -107,6 +110,8 @@ pub(crate) struct Args {
     log_level: log::LevelFilter,
     #[command(flatten)]
     hub: HubArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     #[cfg(feature = "redis")]
     #[command(flatten)]
     redis: RedisArgs,
@@ -217,6 +222,40 @@ impl HubArgs {
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
         settings.poll_timeout = seconds(self.poll_timeout);
         (settings, source)
+    }
+}
+
+/// Where the hub's /metrics is served and who may read it.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Metrics (/metrics of --app demo and --app hub)")]
+pub(crate) struct MetricsArgs {
+    /// Serve /metrics on a listener of its own at this address (say
+    /// 127.0.0.1:9090, or another private interface), and not on the
+    /// main port (which then answers it with 404).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// /metrics requires Authorization: Bearer TOKEN (or set
+    /// TETHER_METRICS_TOKEN, which other users cannot see in the process
+    /// list).
+    #[arg(long, value_name = "TOKEN")]
+    metrics_token: Option<Secret>,
+    /// Add a series per topic (backlog events and bytes). Off by default:
+    /// it names every topic, and a label per topic has no bound.
+    #[arg(long)]
+    metrics_topics: bool,
+}
+
+impl MetricsArgs {
+    fn apply(&self, settings: &mut HubSettings, config: &mut Config) {
+        settings.metrics_topics = self.metrics_topics;
+        settings.metrics_token = match &self.metrics_token {
+            Some(token) => Some(token.0.clone()),
+            None => std::env::var(METRICS_TOKEN_VARIABLE)
+                .ok()
+                .filter(|t| !t.is_empty()),
+        };
+        settings.metrics_on_admin_listener = self.metrics_listen.is_some();
+        config.admin_addr = self.metrics_listen;
     }
 }
 
@@ -411,7 +450,15 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
-    let (settings, token_source) = args.hub.settings();
+    let (mut settings, token_source) = args.hub.settings();
+    match args.app {
+        AppChoice::Demo | AppChoice::Hub => args.metrics.apply(&mut settings, &mut config),
+        AppChoice::Echo => {
+            if args.metrics.metrics_listen.is_some() {
+                log::warn!("--metrics-listen has no effect with --app echo (it has no /metrics)");
+            }
+        }
+    }
     let handshake = settings.origin_policy(handshake(args));
     let bridge = match args.app {
         AppChoice::Demo | AppChoice::Hub => match redis_bridge(args, &settings) {
@@ -516,6 +563,9 @@ fn serve<A: App + Send + 'static>(
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
     println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
+    if let Some(admin) = server.admin_addr() {
+        println!("metrics on http://{admin}/metrics");
+    }
     log::info!(
         "{threads} event loop(s), at most {} connections each",
         server.max_connections()

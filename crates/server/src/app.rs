@@ -43,6 +43,7 @@ pub struct Request<'a> {
     pub(crate) path: &'a str,
     pub(crate) query: Option<&'a str>,
     pub(crate) headers: &'a [httparse::Header<'a>],
+    pub(crate) admin: bool,
 }
 
 impl<'a> Request<'a> {
@@ -71,6 +72,12 @@ impl<'a> Request<'a> {
     /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
         crate::http::query_param(self.query?, name)
+    }
+
+    /// Whether the request came through the admin listener
+    /// ([`crate::Config::admin_addr`]).
+    pub fn via_admin_listener(&self) -> bool {
+        self.admin
     }
 
     /// The first header with this name (case-insensitive), if it is UTF-8.

@@ -77,6 +77,12 @@ pub struct Config {
     /// files. Feature `tls`, on by default.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// A second listener for operators (metrics, health), plain TCP, on
+    /// the first loop only: requests that come through it are marked
+    /// ([`crate::Request::via_admin_listener`]) for the application to
+    /// serve what belongs there (the hub serves `/metrics` there and
+    /// nothing else). Meant for a private address. `None` by default.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -99,6 +105,7 @@ impl Config {
             read_buffer: 64 * 1024,
             #[cfg(feature = "tls")]
             tls: None,
+            admin_addr: None,
         }
     }
 }

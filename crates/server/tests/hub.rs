@@ -638,7 +638,9 @@ fn parse_metrics(text: &str) -> HashMap<String, f64> {
 
 #[test]
 fn metrics_parse_and_count() {
-    let server = HubServer::start(settings());
+    let mut settings = settings();
+    settings.metrics_topics = true;
+    let server = HubServer::start(settings);
     let mut publisher = HttpConn::connect(server.addr);
     let _sse = SseClient::connect(server.addr, "/topics/m/events", "");
     let mut ws = WsClient::connect(server.addr, "/topics/m/ws");

@@ -75,6 +75,10 @@ impl Demo {
 
 impl App for Demo {
     fn route(&mut self, request: &Request<'_>) -> Route {
+        if request.via_admin_listener() {
+            // The hub decides what an operator's listener serves.
+            return self.hub.route(request);
+        }
         match request.path() {
             "/" | "/index.html" => Route::Page {
                 content_type: "text/html; charset=utf-8",

@@ -334,6 +334,17 @@ impl HubApp {
         Some(refusal)
     }
 
+    /// Checks the metrics token, if one is set: `None` if the request may
+    /// read the metrics, else the 401.
+    fn check_metrics_token(&self, request: &Request<'_>) -> Option<Response> {
+        let token = self.shared.settings.metrics_token.as_ref()?;
+        match bearer(request) {
+            Some(given) if secret_matches(token, given) => None,
+            Some(_) => Some(unauthorized(true)),
+            None => Some(unauthorized(false)),
+        }
+    }
+
     fn http_publish(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, request: &Request<'_>, body: &[u8]) -> Reply {
         if let Some(refusal) = self.check_token(request) {
             return Reply::Now(refusal);
@@ -673,8 +684,16 @@ impl HubApp {
 
 impl App for HubApp {
     fn route(&mut self, request: &Request<'_>) -> Route {
+        // The admin listener serves the metrics and nothing else.
+        if request.via_admin_listener() {
+            return match request.path() {
+                "/metrics" => Route::Handler(TAG_METRICS),
+                _ => Route::NotFound,
+            };
+        }
         match request.path() {
             "/tickets" => return Route::Handler(TAG_TICKETS),
+            "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
             "/metrics" => return Route::Handler(TAG_METRICS),
             _ => {}
         }
@@ -795,7 +814,12 @@ impl App for HubApp {
             TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
             TAG_POLL => self.poll(ctx, conn, request),
             TAG_TICKETS => Reply::Now(self.issue_ticket(request)),
-            TAG_METRICS if matches!(request.method(), "GET" | "HEAD") => Reply::Now(self.metrics(ctx)),
+            TAG_METRICS if matches!(request.method(), "GET" | "HEAD") => {
+                Reply::Now(match self.check_metrics_token(request) {
+                    Some(refusal) => refusal,
+                    None => self.metrics(ctx),
+                })
+            }
             TAG_METRICS => Reply::Now(Refusal::OnlyGet.response()),
             _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
                 Some(refusal) => Reply::Now(refusal.response()),

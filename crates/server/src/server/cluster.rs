@@ -228,7 +228,8 @@ impl<A: App + Send + 'static> Cluster<A> {
             config.max_connections = Some(super::connection_budget(&config, threads));
         }
         let handshake = Arc::new(handshake);
-        let mut first = Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1)?;
+        let mut first =
+            Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1, true)?;
         config.addr = first.local_addr();
         let mut others = Vec::with_capacity(threads - 1);
         for index in 1..threads {
@@ -237,6 +238,7 @@ impl<A: App + Send + 'static> Cluster<A> {
                 handshake.clone(),
                 make_app(index),
                 true,
+                false,
             )?);
         }
         let handles: Arc<[Arc<LoopHandle>]> = std::iter::once(&first)
@@ -256,6 +258,12 @@ impl<A: App + Send + 'static> Cluster<A> {
     /// The address every loop listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.first.local_addr()
+    }
+
+    /// The address of the admin listener (on the first loop), if there is
+    /// one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.first.admin_addr()
     }
 
     /// How many connections each loop serves at most (with the limit left

@@ -35,6 +35,7 @@ use guard::guarded;
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+const ADMIN_LISTENER: Token = Token(usize::MAX - 4);
 
 /// Reads per readiness event before the connection goes to the back of
 /// the line, so one busy peer cannot starve the rest.
@@ -71,6 +72,8 @@ struct Conn {
     dirty: bool,
     /// What the connection counts as in the statistics.
     kind: Kind,
+    /// Accepted on the admin listener.
+    admin: bool,
 }
 
 impl Conn {
@@ -155,6 +158,9 @@ pub struct Server<A: App> {
     poll: Poll,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The admin listener ([`Config::admin_addr`]), on the first loop.
+    admin_listener: Option<TcpListener>,
+    admin_addr: Option<SocketAddr>,
     conns: Slab<Conn>,
     next_generation: u32,
     timers: Timers,
@@ -197,20 +203,35 @@ impl<A: App> Server<A> {
     /// Binds the listening socket. The loop starts with [`Server::run`].
     /// For several loops on one port, see [`Cluster`].
     pub fn bind(config: Config, handshake: Handshake, app: A) -> io::Result<Server<A>> {
-        Server::bind_shared(config, Arc::new(handshake), app, false)
+        Server::bind_shared(config, Arc::new(handshake), app, false, true)
     }
 
+    /// Binds one loop; `admin` says it is the loop that takes the admin
+    /// listener, if the configuration has one.
     pub(crate) fn bind_shared(
         config: Config,
         handshake: Arc<Handshake>,
         app: A,
         reuse_port: bool,
+        admin: bool,
     ) -> io::Result<Server<A>> {
         let poll = Poll::new()?;
         let mut listener = listen(config.addr, reuse_port)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut admin_listener = match config.admin_addr.filter(|_| admin) {
+            Some(addr) => Some(listen(addr, false)?),
+            None => None,
+        };
+        let admin_addr = match admin_listener.as_mut() {
+            Some(listener) => {
+                poll.registry()
+                    .register(listener, ADMIN_LISTENER, Interest::READABLE)?;
+                Some(listener.local_addr()?)
+            }
+            None => None,
+        };
         let (posts, inbox) = mpsc::channel();
         let own = Arc::new(LoopHandle {
             stop: AtomicBool::new(false),
@@ -226,6 +247,8 @@ impl<A: App> Server<A> {
             poll,
             listener: Some(listener),
             local_addr,
+            admin_listener,
+            admin_addr,
             conns: Slab::new(),
             next_generation: 0,
             timers: Timers::default(),
@@ -251,6 +274,12 @@ impl<A: App> Server<A> {
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the admin listener, if there is one
+    /// ([`Config::admin_addr`]; useful after binding port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The most connections served at once.
@@ -304,7 +333,8 @@ impl<A: App> Server<A> {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, false),
+                    ADMIN_LISTENER => self.accept(now, true),
                     SIGNALS => {
                         if self.drain_signals() {
                             if self.shutdown.is_some() {
@@ -470,9 +500,15 @@ impl<A: App> Server<A> {
         }
     }
 
-    fn accept(&mut self, now: Instant) {
+    /// Accepts what waits on the main listener, or the admin one.
+    fn accept(&mut self, now: Instant, admin: bool) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if admin {
+                self.admin_listener.as_ref()
+            } else {
+                self.listener.as_ref()
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (mut socket, peer) = match listener.accept() {
@@ -495,7 +531,8 @@ impl<A: App> Server<A> {
             let _ = socket.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let index = entry.key();
-            if let Err(e) = start_tls(&self.config, &mut self.tls, index) {
+            // The admin listener is plain TCP.
+            if let Err(e) = start_tls(&self.config, &mut self.tls, index, admin) {
                 warn!("{peer}: no TLS session: {e}");
                 continue;
             }
@@ -527,6 +564,7 @@ impl<A: App> Server<A> {
                 peer_closed: false,
                 dirty: false,
                 kind: Kind::Http,
+                admin,
             });
             let stats = &self.peers.own().stats;
             Stats::add(&stats.accepted, 1);
@@ -942,7 +980,10 @@ impl<A: App> Server<A> {
     /// reaches every subscriber.
     fn begin_shutdown(&mut self, now: Instant) {
         info!("shutting down: {} connections to close", self.conns.len());
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in [self.listener.take(), self.admin_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown = Some(ShuttingDown {
@@ -1113,8 +1154,19 @@ fn session(sessions: &mut [Option<Box<TlsSession>>], index: usize) -> Option<&mu
 /// Gives the connection about to take slot `index` its TLS session, when
 /// the server serves TLS.
 #[cfg(feature = "tls")]
-fn start_tls(config: &Config, sessions: &mut Vec<Option<Box<TlsSession>>>, index: usize) -> io::Result<()> {
-    let Some(tls) = &config.tls else { return Ok(()) };
+fn start_tls(
+    config: &Config,
+    sessions: &mut Vec<Option<Box<TlsSession>>>,
+    index: usize,
+    admin: bool,
+) -> io::Result<()> {
+    let Some(tls) = config.tls.as_ref().filter(|_| !admin) else {
+        // A slot a TLS connection had before holds nothing now.
+        if let Some(slot) = sessions.get_mut(index) {
+            *slot = None;
+        }
+        return Ok(());
+    };
     if sessions.len() <= index {
         sessions.resize_with(index + 1, || None);
     }
@@ -1125,7 +1177,7 @@ fn start_tls(config: &Config, sessions: &mut Vec<Option<Box<TlsSession>>>, index
 }
 
 #[cfg(not(feature = "tls"))]
-fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize) -> io::Result<()> {
+fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize, _: bool) -> io::Result<()> {
     Ok(())
 }
 

@@ -198,6 +198,7 @@ impl<A: App> Server<A> {
             path,
             query,
             headers: req.headers,
+            admin: self.conn_mut(id).is_some_and(|c| c.admin),
         };
         // Once a shutdown has begun, every answer closes its connection.
         let keep_alive = http::keep_alive(version, req.headers) && self.shutdown.is_none();

@@ -221,29 +221,33 @@ impl HubApp {
             "Bytes held for replay, over all topics.",
             &[("", bytes)],
         );
-        let labels: Vec<String> = per_topic
-            .iter()
-            .map(|(name, _)| format!("{{topic=\"{name}\"}}"))
-            .collect();
-        let samples = |f: fn(&tether_hub::TopicInfo) -> usize| -> Vec<(&str, u64)> {
-            labels
+        // Per topic only when asked for: the names are labels without
+        // bound, and they name every topic, private ones too.
+        if self.shared.settings.metrics_topics {
+            let labels: Vec<String> = per_topic
                 .iter()
-                .zip(&per_topic)
-                .map(|(l, (_, info))| (l.as_str(), f(info) as u64))
-                .collect()
-        };
-        metric(
-            "tether_hub_topic_backlog_events",
-            "gauge",
-            "Events held for replay, by topic.",
-            &samples(|i| i.events),
-        );
-        metric(
-            "tether_hub_topic_backlog_bytes",
-            "gauge",
-            "Bytes held for replay, by topic.",
-            &samples(|i| i.bytes),
-        );
+                .map(|(name, _)| format!("{{topic=\"{name}\"}}"))
+                .collect();
+            let samples = |f: fn(&tether_hub::TopicInfo) -> usize| -> Vec<(&str, u64)> {
+                labels
+                    .iter()
+                    .zip(&per_topic)
+                    .map(|(l, (_, info))| (l.as_str(), f(info) as u64))
+                    .collect()
+            };
+            metric(
+                "tether_hub_topic_backlog_events",
+                "gauge",
+                "Events held for replay, by topic.",
+                &samples(|i| i.events),
+            );
+            metric(
+                "tether_hub_topic_backlog_bytes",
+                "gauge",
+                "Bytes held for replay, by topic.",
+                &samples(|i| i.bytes),
+            );
+        }
         let state = self.broker.state();
         metric(
             "tether_broker_up",

@@ -46,6 +46,17 @@ pub struct HubSettings {
     /// Bytes a WebSocket publisher may have on their way to the sequencer
     /// (1 MiB); a publisher that sends faster is closed with 1008.
     pub max_publish_in_flight: usize,
+    /// `/metrics` has a series per topic (its backlog's events and bytes).
+    /// Off by default: topic names are labels without bound (a hazard for
+    /// a Prometheus server) and name every topic, private ones too.
+    pub metrics_topics: bool,
+    /// `/metrics` requires `Authorization: Bearer` with this token (401
+    /// otherwise). `None` (the default): no token.
+    pub metrics_token: Option<String>,
+    /// `/metrics` is served only on the server's admin listener
+    /// ([`crate::Config::admin_addr`]): the main one answers 404. Off by
+    /// default.
+    pub metrics_on_admin_listener: bool,
 }
 
 impl Default for HubSettings {
@@ -61,6 +72,9 @@ impl Default for HubSettings {
             poll_timeout: Duration::from_secs(25),
             publish_timeout: Duration::from_secs(10),
             max_publish_in_flight: 1 << 20,
+            metrics_topics: false,
+            metrics_token: None,
+            metrics_on_admin_listener: false,
         }
     }
 }
@@ -81,6 +95,12 @@ impl fmt::Debug for HubSettings {
             .field("poll_timeout", &self.poll_timeout)
             .field("publish_timeout", &self.publish_timeout)
             .field("max_publish_in_flight", &self.max_publish_in_flight)
+            .field("metrics_topics", &self.metrics_topics)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
             .finish()
     }
 }
@@ -141,6 +161,8 @@ mod tests {
         assert!(!s.ws_publish_open("exactly"));
         assert!(!s.ws_publish_open("news"));
         s.publish_token = Some("hunter2".into());
+        s.metrics_token = Some("swordfish".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s:?}").contains("swordfish"));
     }
 }
