@@ -75,14 +75,6 @@ Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n";
 
-/// Splits a request target into path and query.
-pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    }
-}
-
 /// The first value of `name` in an `application/x-www-form-urlencoded`
 /// query, decoded. Malformed escapes are kept as they are.
 pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
@@ -124,61 +116,6 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Whether the client asked to keep the connection open after this
-/// request: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
-/// `Connection: keep-alive`.
-pub(crate) fn keep_alive(version: u8, headers: &[httparse::Header<'_>]) -> bool {
-    let has = |token: &str| {
-        headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .any(|h| {
-                h.value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-            })
-    };
-    if version >= 1 {
-        !has("close")
-    } else {
-        has("keep-alive")
-    }
-}
-
-/// The length of the request body: `Content-Length`, or none. A body sent
-/// any other way (`Transfer-Encoding`) is refused with 411, and an
-/// unreadable or contradictory length with 400.
-pub(crate) fn content_length(headers: &[httparse::Header<'_>]) -> Result<usize, u16> {
-    let mut length = None;
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(411);
-        }
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let value = header.value.trim_ascii();
-            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-                return Err(400);
-            }
-            let n: usize = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or(400u16)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(400);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length.unwrap_or(0))
-}
-
-/// Whether the client waits for `100 Continue` before sending its body.
-pub(crate) fn expects_continue(headers: &[httparse::Header<'_>]) -> bool {
-    headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("expect") && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,45 +132,6 @@ mod tests {
         assert_eq!(query_param("a=%zz%4", "a").as_deref(), Some("%zz%4"));
         assert_eq!(query_param("a=%C3%A9", "a").as_deref(), Some("é"));
         assert_eq!(query_param("a=1", "b"), None);
-    }
-
-    #[test]
-    fn keep_alive_follows_the_version_and_connection_header() {
-        let close = [httparse::Header {
-            name: "Connection",
-            value: b"Close",
-        }];
-        let ka = [httparse::Header {
-            name: "connection",
-            value: b"foo, keep-alive",
-        }];
-        assert!(keep_alive(1, &[]));
-        assert!(!keep_alive(1, &close));
-        assert!(!keep_alive(0, &[]));
-        assert!(keep_alive(0, &ka));
-    }
-
-    #[test]
-    fn content_length_is_strict() {
-        let h = |name, value| httparse::Header { name, value };
-        assert_eq!(content_length(&[]), Ok(0));
-        assert_eq!(content_length(&[h("Content-Length", b" 12 ")]), Ok(12));
-        assert_eq!(
-            content_length(&[h("content-length", b"5"), h("Content-Length", b"5")]),
-            Ok(5)
-        );
-        assert_eq!(
-            content_length(&[h("content-length", b"5"), h("Content-Length", b"6")]),
-            Err(400)
-        );
-        assert_eq!(content_length(&[h("Content-Length", b"-1")]), Err(400));
-        assert_eq!(content_length(&[h("Content-Length", b"")]), Err(400));
-        assert_eq!(
-            content_length(&[h("Content-Length", b"99999999999999999999999")]),
-            Err(400)
-        );
-        assert_eq!(content_length(&[h("Transfer-Encoding", b"chunked")]), Err(411));
-        assert!(expects_continue(&[h("Expect", b"100-Continue")]));
     }
 
     #[test]

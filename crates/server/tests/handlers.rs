@@ -151,22 +151,96 @@ fn a_body_reaches_the_handler_whole_however_it_arrives() {
 }
 
 #[test]
-fn bodies_over_the_limit_or_without_a_length_are_refused() {
+fn bodies_over_the_limit_or_badly_framed_are_refused() {
     let mut config = config();
     config.max_request_body = 1000;
     let server = TestServer::start(config, board().0);
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(b"POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n");
-    assert_eq!(conn.response().status, 413);
-    conn.expect_eof();
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        b"POST /echo-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    let refused = |request: &[u8], status: u16| {
+        let mut conn = HttpConn::connect(server.addr);
+        conn.send(request);
+        let response = conn.response();
+        assert_eq!(response.status, status, "{:?}", String::from_utf8_lossy(request));
+        assert!(response.closes());
+        conn.expect_eof();
+    };
+    // Too large, known from the head: answered before any of the body.
+    refused(
+        b"POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
+        413,
     );
-    assert_eq!(conn.response().status, 411);
+    // Too large, found chunk by chunk.
+    let mut chunked = b"POST /echo-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(b"190\r\n");
+        chunked.extend_from_slice(&[b'x'; 400]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    refused(&chunked, 413);
+    refused(
+        b"POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5x\r\n\r\n",
+        400,
+    );
+    // Both framings: no guessing which one a proxy in front believed.
+    refused(
+        b"POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+    refused(
+        b"POST /echo-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+    );
+    server.shutdown();
+}
+
+#[test]
+fn chunked_bodies_are_read_with_extensions_and_trailers() {
+    let server = TestServer::start(config(), board().0);
     let mut conn = HttpConn::connect(server.addr);
-    conn.send(b"POST /echo-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5x\r\n\r\n");
-    assert_eq!(conn.response().status, 400);
+    // In pieces, as a streaming client sends it, then a pipelined request.
+    for piece in [
+        &b"POST /echo-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"3;note=first\r\nhel\r\n",
+        b"2\r\nlo\r\n0\r\nX-Checksum: none\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        conn.send(piece);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let response = conn.response();
+    assert_eq!((response.status, &response.body[..]), (200, &b"hello"[..]));
+    assert_eq!(conn.response().status, 200, "the pipelined request");
+    server.shutdown();
+}
+
+#[test]
+fn request_targets_hosts_and_versions_as_rfc_9112_says() {
+    let server = TestServer::start(config(), board().0);
+    let answer = |request: &[u8]| {
+        let mut conn = HttpConn::connect(server.addr);
+        conn.send(request);
+        conn.response()
+    };
+    // Exactly one Host on HTTP/1.1.
+    assert_eq!(answer(b"GET /healthz HTTP/1.1\r\n\r\n").status, 400);
+    assert_eq!(
+        answer(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status,
+        400
+    );
+    assert_eq!(answer(b"GET /healthz HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(answer(b"GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n").status, 505);
+    // The absolute form addresses the same resource.
+    let response = answer(b"GET http://t/healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((response.status, &response.body[..]), (200, &b"ok\n"[..]));
+    // OPTIONS * asks about the server; * with anything else is malformed.
+    let response = answer(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert!(response.header("allow").is_some_and(|a| a.contains("GET")));
+    assert_eq!(answer(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n").status, 400);
+    // Not a proxy.
+    assert_eq!(
+        answer(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").status,
+        501
+    );
     server.shutdown();
 }
 
@@ -256,5 +330,17 @@ fn a_client_that_leaves_while_waiting_is_forgotten() {
     let mut waker = HttpConn::connect(server.addr);
     post(&mut waker, "/wake", b"late");
     assert_eq!(waker.response().body, b"woke 0\n");
+    server.shutdown();
+}
+
+#[test]
+fn head_on_an_event_stream_gets_its_head_and_no_stream() {
+    let server = TestServer::start(config(), tether_server::apps::Demo::new());
+    let mut conn = HttpConn::connect(server.addr);
+    conn.request("HEAD", "/clock", "");
+    let response = conn.head_response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    conn.expect_eof();
     server.shutdown();
 }

@@ -49,38 +49,49 @@ impl<A: App> Server<A> {
         // the rest of one buffered before).
         let mut rest = buf;
         let mut starts_request = owned_len == 0;
+        let limits = tether_http1::Limits::new()
+            .max_head(self.config.max_request_head)
+            .max_body(u64::try_from(self.config.max_request_body).unwrap_or(u64::MAX));
+        // A chunked body, decoded; a body with a length is borrowed as it is.
+        let mut decoded = Vec::new();
         while !rest.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let (head_len, body_len) = match req.parse(rest) {
-                Ok(httparse::Status::Complete(len)) if len > self.config.max_request_head => {
-                    return self.http_error(id, 431);
-                }
-                Ok(httparse::Status::Complete(len)) => match http::content_length(req.headers) {
-                    Ok(body) if body > self.config.max_request_body => return self.http_error(id, 413),
-                    Ok(body) => (len, body),
-                    Err(status) => return self.http_error(id, status),
-                },
-                Ok(httparse::Status::Partial) => {
-                    if rest.len() > self.config.max_request_head {
-                        return self.http_error(id, 431);
-                    }
+            let (head, head_len) = match tether_http1::parse_request(rest, &mut headers, &limits) {
+                Ok(tether_http1::Status::Complete(parsed)) => parsed,
+                Ok(tether_http1::Status::Partial) => {
                     return self.keep_partial(id, rest, starts_request, false, now);
                 }
-                Err(httparse::Error::TooManyHeaders) => return self.http_error(id, 431),
                 Err(e) => {
                     debug!("bad request: {e}");
-                    return self.http_error(id, 400);
+                    return self.http_error(id, e.status().unwrap_or(400));
                 }
             };
-            // Both are bounded by the limits checked above.
-            let request_len = head_len.saturating_add(body_len);
-            let (Some(body), Some(after)) = (rest.get(head_len..request_len), rest.get(request_len..)) else {
-                // The head is complete and the body is not.
-                let expects_continue = http::expects_continue(req.headers);
-                return self.keep_partial(id, rest, starts_request, expects_continue, now);
+            let after_head = rest.get(head_len..).unwrap_or_default();
+            let body = match head.framing() {
+                tether_http1::Framing::Length(length) => usize::try_from(length)
+                    .ok()
+                    .and_then(|length| after_head.get(..length))
+                    .map(|body| (body, body.len())),
+                framing => {
+                    decoded.clear();
+                    let mut decoder =
+                        tether_http1::BodyDecoder::new(framing, limits.max_body, limits.max_head);
+                    match decoder.decode(after_head, &mut decoded) {
+                        Ok((used, true)) => Some((&decoded[..], used)),
+                        Ok((_, false)) => None,
+                        Err(e) => {
+                            debug!("bad request body: {e}");
+                            return self.http_error(id, e.status().unwrap_or(400));
+                        }
+                    }
+                }
             };
-            let next = self.handle_request(id, &req, body, after, now);
+            let Some((body, body_len)) = body else {
+                // The head is complete and the body is not.
+                return self.keep_partial(id, rest, starts_request, head.expect_continue(), now);
+            };
+            let after = after_head.get(body_len..).unwrap_or_default();
+            let next = self.handle_request(id, &head, body, after, now);
             rest = after;
             starts_request = true;
             match next {
@@ -182,27 +193,39 @@ impl<A: App> Server<A> {
     fn handle_request(
         &mut self,
         id: ConnId,
-        req: &httparse::Request<'_, '_>,
+        head: &tether_http1::RequestHead<'_, '_>,
         body: &[u8],
         rest: &[u8],
         now: Instant,
     ) -> Next {
-        let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-            self.http_error(id, 400);
-            return Next::Stop;
-        };
         Stats::add(&self.stats().http_requests, 1);
-        let (path, query) = http::split_target(target);
+        let method = head.method();
         let request = Request {
             method,
-            path,
-            query,
-            headers: req.headers,
+            path: head.path(),
+            query: head.query(),
+            headers: head.headers(),
             admin: self.conn_mut(id).is_some_and(|c| c.admin),
         };
+        let path = request.path;
         // Once a shutdown has begun, every answer closes its connection.
-        let keep_alive = http::keep_alive(version, req.headers) && self.shutdown.is_none();
+        let keep_alive = head.keep_alive() && self.shutdown.is_none();
         let head_only = method == "HEAD";
+        match head.form() {
+            // `OPTIONS *`: about the server as a whole (RFC 9110 section
+            // 9.3.7).
+            tether_http1::TargetForm::Asterisk => {
+                let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
+                self.respond_with(id, &answer, false, !keep_alive);
+                return if keep_alive { Next::Continue } else { Next::Stop };
+            }
+            // CONNECT: not a proxy.
+            tether_http1::TargetForm::Authority => {
+                self.http_error(id, 501);
+                return Next::Stop;
+            }
+            tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => {}
+        }
         let route = if path == "/healthz" {
             Route::Page {
                 content_type: "text/plain; charset=utf-8",
@@ -267,12 +290,21 @@ impl<A: App> Server<A> {
                     self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
                     return Next::Stop;
                 }
-                self.upgrade(id, req, &request, tag, rest, now);
+                self.upgrade(id, head, &request, tag, rest, now);
+                return Next::Stop;
+            }
+            Route::EventStream(_) if head_only => {
+                // GET's head, and no stream.
+                self.respond(id, |out| out.extend_from_slice(http::SSE_HEAD), true);
                 return Next::Stop;
             }
             Route::EventStream(tag) => {
                 if method != "GET" {
-                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
+                    self.respond(
+                        id,
+                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")]),
+                        true,
+                    );
                     return Next::Stop;
                 }
                 self.start_stream(id, &request, tag, now);

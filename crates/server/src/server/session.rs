@@ -17,16 +17,17 @@ impl<A: App> Server<A> {
     pub(super) fn upgrade(
         &mut self,
         id: ConnId,
-        req: &httparse::Request<'_, '_>,
+        req: &tether_http1::RequestHead<'_, '_>,
         request: &Request<'_>,
         tag: u32,
         rest: &[u8],
         now: Instant,
     ) {
-        let head = match RequestHead::from_httparse(req) {
-            Ok(head) => head,
-            Err(_) => return self.http_error(id, 400),
+        let minor_version = match req.version() {
+            tether_http1::Version::Http10 => 0,
+            _ => 1,
         };
+        let head = RequestHead::new(req.method(), req.target(), minor_version, req.headers());
         let accepted = match self.handshake.accept(head) {
             Ok(accepted) => accepted,
             Err(rejection) => {
