@@ -136,12 +136,35 @@ pub(crate) struct TlsArgs {
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a certificate for localhost and 127.0.0.1 made at
+    /// start (for local use: clients must be told to trust it, e.g.
+    /// `curl -k`; its SHA-256 fingerprint is printed).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
 }
 
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
 #[cfg(feature = "tls")]
 fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
+    if args.tls.tls_self_signed {
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let made = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+        let fingerprint = ring::digest::digest(&ring::digest::SHA256, made.cert.der());
+        let hex: Vec<String> = fingerprint.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        println!(
+            "TLS: a self-signed certificate for localhost, 127.0.0.1 and ::1, SHA-256 {}",
+            hex.join(":")
+        );
+        config.tls = Some(
+            tether_server::tls::server_config_from_pem(
+                made.cert.pem().as_bytes(),
+                made.signing_key.serialize_pem().as_bytes(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        return Ok("https");
+    }
     let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
         return Ok("http");
     };

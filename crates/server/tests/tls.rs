@@ -200,6 +200,7 @@ fn a_plaintext_client_on_the_tls_port_is_closed_and_others_go_on() {
         "{:?}",
         String::from_utf8_lossy(&answer)
     );
+    assert_eq!(server.stats().tls_errors, 1, "counted");
 
     let mut stream = connect(server.addr, &client);
     stream

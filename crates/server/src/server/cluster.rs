@@ -180,6 +180,9 @@ counters! {
     /// Panics caught at the application boundary (each closed its
     /// connection with 500 or 1011).
     app_panics,
+    /// TLS connections closed because what the peer sent was not valid
+    /// TLS (or the handshake failed).
+    tls_errors,
 }
 
 impl Stats {

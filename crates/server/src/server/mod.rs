@@ -628,6 +628,11 @@ impl<A: App> Server<A> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     debug!("read error: {e}");
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        // TLS refused what the peer sent (not TLS at all,
+                        // say); rustls has sent its alert.
+                        Stats::add(&self.stats().tls_errors, 1);
+                    }
                     self.remove(id, CloseReason::Dropped);
                     self.apply_actions(now);
                     break;

@@ -109,6 +109,12 @@ impl HubApp {
             &[("", server.app_panics)],
         );
         metric(
+            "tether_tls_errors_total",
+            "counter",
+            "TLS connections closed for what the peer sent (not TLS, a failed handshake).",
+            &[("", server.tls_errors)],
+        );
+        metric(
             "tether_messages_received_total",
             "counter",
             "WebSocket messages received.",
