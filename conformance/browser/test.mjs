@@ -28,6 +28,11 @@ const SHOTS = process.env.TETHER_SCREENSHOT_DIR || WORK;
 // Generous but bounded: the page's EventSource waits `retry: 3000` ms before
 // reconnecting, and the machine may be busy.
 const WAIT = 15_000;
+// Over TLS when run.sh gives a certificate, its key, and the key's SPKI hash.
+const TLS = process.env.TETHER_BROWSER_TLS_CERT
+  ? { cert: process.env.TETHER_BROWSER_TLS_CERT, key: process.env.TETHER_BROWSER_TLS_KEY,
+    spki: process.env.TETHER_BROWSER_TLS_SPKI }
+  : null;
 const TEST_TIMEOUT = 90_000;
 
 if (!BIN) throw new Error('TETHER_BIN is not set: the tether binary to test');
@@ -46,8 +51,9 @@ process.on('exit', () => {
 /** Starts `tether serve` on `port` (0: a free one); resolves once it listens. */
 function startOnce(port) {
   return new Promise((resolve, reject) => {
+    const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', String(port),
-      '--app', 'demo', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--app', 'demo', '--log-level', 'info', ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
@@ -65,7 +71,7 @@ function startOnce(port) {
     proc.stderr.on('data', (d) => { server.log += d; });
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = /^tether listening on (http:\/\/127\.0\.0\.1:(\d+)\/)/m.exec(out);
+      const m = /^tether listening on (https?:\/\/127\.0\.0\.1:(\d+)\/)/m.exec(out);
       if (m && !server.port) {
         clearTimeout(timer);
         server.url = m[1];
@@ -162,7 +168,8 @@ before(async () => {
     // Playwright gives every launch a fresh user data dir of its own (under
     // TMPDIR, which run.sh points at its scratch directory).
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(TLS ? [`--ignore-certificate-errors-spki-list=${TLS.spki}`] : [])],
     timeout: 60_000,
   });
   console.log(`# chromium ${browser.version()}, server ${server.url}`);
@@ -291,7 +298,7 @@ test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: 
     const e = await closed;
     out.close = { code: e.code, wasClean: e.wasClean };
     return out;
-  }, { url: `ws://127.0.0.1:${server.port}/echo`, wait: WAIT });
+  }, { url: `${TLS ? 'wss' : 'ws'}://127.0.0.1:${server.port}/echo`, wait: WAIT });
   console.log(`# the page's WebSocket negotiated extensions: ${JSON.stringify(result.extensions)}`);
   // Chromium offers permessage-deflate; tether serve accepts it by default.
   assert.match(result.extensions, /^permessage-deflate\b/, 'permessage-deflate negotiated');
