@@ -143,6 +143,40 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 start_server --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
 CURL_CA_BUNDLE="$work/cert.pem" SSL_CERT_FILE="$work/cert.pem" run_suite "https://localhost:$port"
 
+# SIGHUP reads the certificate files again: a connection made before goes
+# on, new handshakes get the new certificate.
+fingerprint() {
+    openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null \
+        | openssl x509 -noout -fingerprint -sha256 | sed 's|.*=||'
+}
+start_server --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+old_fingerprint="$(fingerprint)"
+( printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n'; sleep 2
+  printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' ) \
+    | openssl s_client -quiet -connect "127.0.0.1:$port" -servername localhost 2>/dev/null >"$work/kept.out" &
+kept_pid=$!
+sleep 1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>"$work/openssl.err" \
+    || { cat "$work/openssl.err" >&2; die "openssl could not make a second certificate"; }
+kill -HUP "$server_pid"
+for _ in $(seq 40); do
+    new_fingerprint="$(fingerprint)"
+    [[ -n "$new_fingerprint" && "$new_fingerprint" != "$old_fingerprint" ]] && break
+    sleep 0.25
+done
+wait "$kept_pid" || true
+[[ -n "$old_fingerprint" && -n "$new_fingerprint" && "$old_fingerprint" != "$new_fingerprint" ]] \
+    || die "after SIGHUP the server presents '$new_fingerprint' (before: '$old_fingerprint')"
+[[ "$(grep -c '^ok$' "$work/kept.out")" == 2 ]] \
+    || die "the connection made before SIGHUP did not get both answers: $(cat "$work/kept.out")"
+kill -TERM "$server_pid"
+wait "$server_pid" || die "the server exited with status $? on SIGTERM"
+server_pid=""
+say "SIGHUP: the new certificate is presented; a connection made before it was answered twice"
+echo "interop: 1 passed, 0 failed"
+
 # --tls-self-signed: the certificate it makes is the one it serves, with
 # the fingerprint it printed (curl trusts it with -k only).
 start_server --tls-self-signed

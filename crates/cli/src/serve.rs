@@ -130,7 +130,8 @@ pub(crate) struct Args {
 #[command(next_help_heading = "TLS (https:// and wss://)")]
 pub(crate) struct TlsArgs {
     /// Serve TLS with this certificate chain (PEM, the server's
-    /// certificate first); needs --tls-key.
+    /// certificate first); needs --tls-key. SIGHUP reads both files again
+    /// (a renewed certificate) without dropping a connection.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
@@ -168,8 +169,29 @@ fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, Strin
     let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
         return Ok("http");
     };
-    config.tls = Some(tether_server::tls::server_config_from_files(cert, key).map_err(|e| e.to_string())?);
+    let reloadable = tether_server::tls::ReloadableCert::from_files(cert, key).map_err(|e| e.to_string())?;
+    config.tls = Some(reloadable.server_config());
+    reload_on_sighup(reloadable).map_err(|e| format!("SIGHUP: {e}"))?;
     Ok("https")
+}
+
+/// Reads the certificate and key again on each SIGHUP: handshakes from
+/// then on use the new pair; established connections keep theirs. A pair
+/// that cannot be loaded is logged and the current one stays.
+#[cfg(feature = "tls")]
+fn reload_on_sighup(reloadable: std::sync::Arc<tether_server::tls::ReloadableCert>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("tether-tls-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match reloadable.reload() {
+                    Ok(()) => log::info!("TLS: certificate and key reloaded"),
+                    Err(e) => log::warn!("TLS: reload failed, the current certificate stays: {e}"),
+                }
+            }
+        })?;
+    Ok(())
 }
 
 #[cfg(not(feature = "tls"))]

@@ -215,3 +215,67 @@ fn a_plaintext_client_on_the_tls_port_is_closed_and_others_go_on() {
     );
     server.shutdown();
 }
+
+#[test]
+fn a_replaced_certificate_is_presented_to_new_handshakes_only() {
+    let made = |name: &str| rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("a certificate");
+    let (first, second) = (made("localhost"), made("localhost"));
+    let reloadable = tls::ReloadableCert::from_pem(
+        first.cert.pem().as_bytes(),
+        first.signing_key.serialize_pem().as_bytes(),
+    )
+    .expect("the first pair");
+    let mut config = config();
+    config.tls = Some(reloadable.server_config());
+    let server = TestServer::start(config, Demo::new());
+    let mut roots = rustls::RootCertStore::empty();
+    for certified in [&first, &second] {
+        roots.add(certified.cert.der().clone()).expect("a root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // A resumed session would show the certificate of the session it
+    // resumes: every connection here makes a full handshake.
+    client.resumption = rustls::client::Resumption::disabled();
+    let client = Arc::new(client);
+    let healthz = |stream: &mut TlsStream| {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("write over TLS");
+        let mut buf = Vec::new();
+        let head_len = read_head(stream, &mut buf);
+        assert!(buf[..head_len].starts_with(b"HTTP/1.1 200 "));
+    };
+    let presented = |stream: &TlsStream| stream.conn.peer_certificates().expect("a certificate")[0].clone();
+
+    let mut before = connect(server.addr, &client);
+    healthz(&mut before);
+    assert_eq!(presented(&before), *first.cert.der());
+
+    // A pair that does not match is refused and changes nothing.
+    assert!(
+        reloadable
+            .replace_pem(
+                second.cert.pem().as_bytes(),
+                first.signing_key.serialize_pem().as_bytes()
+            )
+            .is_err()
+    );
+    reloadable
+        .replace_pem(
+            second.cert.pem().as_bytes(),
+            second.signing_key.serialize_pem().as_bytes(),
+        )
+        .expect("the second pair");
+    let mut after = connect(server.addr, &client);
+    healthz(&mut after);
+    assert_eq!(presented(&after), *second.cert.der());
+    // The connection made before goes on.
+    healthz(&mut before);
+    drop((before, after));
+    server.shutdown();
+}
