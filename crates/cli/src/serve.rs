@@ -72,6 +72,11 @@ pub(crate) struct Args {
     /// shared among the loops.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Seconds the process may stay out of descriptors before clients
+    /// waiting to be accepted get 503 with Retry-After (until then, accept
+    /// is retried every 100 ms).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 1.0)]
+    accept_patience: f64,
     /// Largest WebSocket frame payload, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     max_frame_size: u64,
@@ -472,6 +477,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     logger::init(args.log_level);
     let mut config = Config::new(SocketAddr::new(args.addr, args.port));
     config.max_connections = args.max_connections;
+    config.accept_patience = seconds(args.accept_patience);
     config.max_output = args.max_output;
     config.max_request_head = args.max_request_head;
     config.max_request_body = args.max_request_body;

@@ -35,6 +35,11 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Whether to raise `RLIMIT_NOFILE` to its hard limit at start.
     pub raise_fd_limit: bool,
+    /// How long the process may stay out of descriptors before clients
+    /// waiting in the listen queue are answered `503` with `Retry-After`
+    /// instead of waiting on (1 s). Until then the loop retries `accept`
+    /// every 100 ms, so a short shortage only delays them.
+    pub accept_patience: Duration,
     /// The largest request head; a larger one gets `431` (16 KiB).
     pub max_request_head: usize,
     /// The largest request body an application route accepts, announced
@@ -92,6 +97,7 @@ impl Config {
             addr,
             max_connections: None,
             raise_fd_limit: true,
+            accept_patience: Duration::from_secs(1),
             max_request_head: 16 * 1024,
             max_request_body: 1 << 20,
             handshake_timeout: Duration::from_secs(10),

@@ -157,7 +157,8 @@ macro_rules! counters {
 counters! {
     /// Connections accepted.
     accepted,
-    /// Connections refused with 503 at the connection limit.
+    /// Connections refused with 503: at the connection limit, or shed
+    /// while the process was out of descriptors.
     refused_busy,
     /// Open connections that are plain HTTP (or not yet anything else).
     open_http,

@@ -48,6 +48,11 @@ const FD_RESERVE: usize = 32;
 /// Connections the kernel may queue before the loop accepts them.
 const LISTEN_BACKLOG: i32 = 1024;
 
+/// How soon `accept` is tried again after the process ran out of
+/// descriptors: readiness is edge-triggered, so without a timer the
+/// clients already queued would wait for the next one to connect.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
 
@@ -186,6 +191,14 @@ pub struct Server<A: App> {
     /// ([`Mail::Drained`]).
     drained: usize,
     next_tick: Option<Instant>,
+    /// A descriptor held back (an open `/dev/null`) so that a client can
+    /// still be told 503 when the process has no other (see `accept`).
+    reserve: Option<std::fs::File>,
+    /// Out of descriptors since then, as far as `accept` knows.
+    exhausted_since: Option<Instant>,
+    /// When to try `accept` again, while clients may be queued that could
+    /// not be accepted.
+    accept_retry_at: Option<Instant>,
 }
 
 /// A graceful shutdown under way (see [`App::on_shutdown`] for its two
@@ -268,6 +281,9 @@ impl<A: App> Server<A> {
             shutdown: None,
             drained: 0,
             next_tick: None,
+            reserve: open_reserve(),
+            exhausted_since: None,
+            accept_retry_at: None,
         })
     }
 
@@ -370,6 +386,9 @@ impl<A: App> Server<A> {
                 // come while the connection was paused or out of turns.
                 self.read_from(id, now, true, false);
             }
+            if self.accept_retry_at.is_some_and(|at| now >= at) {
+                self.accept(now, false);
+            }
             self.fire_timers(now);
             self.tick(now);
             self.apply_actions(now);
@@ -452,6 +471,7 @@ impl<A: App> Server<A> {
             self.timers.next(),
             self.next_tick,
             self.shutdown.map(|s| s.deadline),
+            self.accept_retry_at,
         ]
         .into_iter()
         .flatten()
@@ -500,8 +520,30 @@ impl<A: App> Server<A> {
         }
     }
 
-    /// Accepts what waits on the main listener, or the admin one.
+    /// Accepts every connection the kernel has queued, on the main
+    /// listener or the admin one.
+    ///
+    /// When the process runs out of descriptors (`EMFILE`, `ENFILE`, or the
+    /// kernel out of memory for a socket: `ENOBUFS`, `ENOMEM`), the clients
+    /// in the listen queue are not lost but not served either, and no new
+    /// readiness event comes for them. The policy:
+    ///
+    /// - `accept` is retried every [`ACCEPT_RETRY`] (100 ms, in the loop's
+    ///   poll timeout), and at once when a connection of this loop closes,
+    ///   so queued clients are served as soon as descriptors are freed: a
+    ///   short shortage only delays them.
+    /// - Once descriptors have been short continuously for longer than
+    ///   [`Config::accept_patience`] (1 s), queued clients are shed: the
+    ///   loop closes its reserve descriptor, accepts one client into it,
+    ///   answers `503` with `Retry-After`, closes it and reopens the
+    ///   reserve (the trick of libuv and nginx), until the queue is empty.
+    ///   Later clients are shed at once, for as long as the shortage lasts,
+    ///   so that nobody hangs on a server that cannot take them. Shed
+    ///   clients count in `refused_busy`.
+    /// - The shortage is logged once when it starts and once when it ends
+    ///   (the first accept that succeeds), never per attempt.
     fn accept(&mut self, now: Instant, admin: bool) {
+        self.accept_retry_at = None;
         loop {
             let listener = if admin {
                 self.admin_listener.as_ref()
@@ -515,13 +557,35 @@ impl<A: App> Server<A> {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A client that reset before it was accepted: the next one
+                // may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) if out_of_descriptors(&e) => {
+                    self.short_of_descriptors(now, &e);
+                    return;
+                }
                 Err(e) => {
-                    // Out of descriptors (EMFILE) or a connection reset
-                    // before it was accepted: the next readiness retries.
                     warn!("accept failed: {e}");
+                    self.accept_retry_at = Some(now + ACCEPT_RETRY);
                     return;
                 }
             };
+            if let Some(since) = self.exhausted_since.take() {
+                info!(
+                    "descriptors available again after {:.1} s; accepting",
+                    now.saturating_duration_since(since).as_secs_f64()
+                );
+            }
+            if self.reserve.is_none() {
+                self.reserve = open_reserve();
+            }
             if self.conns.len() >= self.max_connections {
                 debug!("{peer}: over the connection limit, 503");
                 Stats::add(&self.stats().refused_busy, 1);
@@ -572,6 +636,71 @@ impl<A: App> Server<A> {
             let id = ConnId::new(index, generation);
             if let Some(conn) = self.conns.get_mut(index) {
                 self.timers.schedule(id, deadline, &mut conn.scheduled);
+            }
+        }
+    }
+
+    /// `accept` failed for lack of descriptors: retry soon, and shed the
+    /// queue once the shortage has lasted beyond the patience (see
+    /// [`Server::accept`]).
+    fn short_of_descriptors(&mut self, now: Instant, error: &io::Error) {
+        let patience = self.config.accept_patience;
+        let since = *self.exhausted_since.get_or_insert_with(|| {
+            warn!(
+                "out of descriptors ({error}): queued clients wait, and get 503 if this lasts {:.1} s",
+                patience.as_secs_f64()
+            );
+            now
+        });
+        self.accept_retry_at = Some(now + ACCEPT_RETRY);
+        if now.saturating_duration_since(since) >= patience {
+            self.shed(now);
+        }
+    }
+
+    /// Answers queued clients 503 through the reserve descriptor until the
+    /// queue is empty (or the reserve cannot be had back).
+    fn shed(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            // Closing the reserve frees the one descriptor the accept below
+            // needs.
+            if self.reserve.take().is_none() {
+                self.reserve = open_reserve();
+                if self.reserve.is_none() {
+                    // Another loop of the process may have taken it: the
+                    // retry timer comes back.
+                    return;
+                }
+                continue;
+            }
+            let accepted = listener.accept();
+            self.reserve = open_reserve();
+            match accepted {
+                Ok((socket, peer)) => {
+                    debug!("{peer}: out of descriptors, 503");
+                    Stats::add(&self.stats().refused_busy, 1);
+                    refuse_busy(socket, self.serves_tls());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_retry_at = None;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) => {}
+                // ENFILE (the system's table is full) and the like: freeing
+                // our one descriptor did not help; the retry timer comes
+                // back.
+                Err(_) => {
+                    self.accept_retry_at = Some(now + ACCEPT_RETRY);
+                    return;
+                }
             }
         }
     }
@@ -974,6 +1103,11 @@ impl<A: App> Server<A> {
             }
         });
         let _ = self.poll.registry().deregister(&mut conn.socket);
+        // A descriptor is freed (when `conn` goes out of scope): a client queued for lack of one can be
+        // accepted now rather than at the next retry.
+        if self.accept_retry_at.is_some() {
+            self.accept_retry_at = Some(now);
+        }
     }
 
     /// The first step of a graceful shutdown: no new connections, the
@@ -1184,6 +1318,21 @@ fn start_tls(
 #[cfg(not(feature = "tls"))]
 fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize, _: bool) -> io::Result<()> {
     Ok(())
+}
+
+/// Whether `accept` failed for want of a descriptor or of kernel memory
+/// for the socket, rather than because of that one client.
+fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The reserve descriptor: one kept open so that it can be closed to
+/// accept a client when the process has no other.
+fn open_reserve() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 /// Answers a connection over the limit with 503 and closes it, without

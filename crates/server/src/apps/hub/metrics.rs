@@ -93,7 +93,7 @@ impl HubApp {
         metric(
             "tether_connections_refused_total",
             "counter",
-            "Connections refused with 503 at the connection limit.",
+            "Connections refused with 503: at the connection limit, or shed while out of descriptors.",
             &[("", server.refused_busy)],
         );
         metric(
