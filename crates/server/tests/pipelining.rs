@@ -68,3 +68,55 @@ fn three_thousand_pipelined_publishes_are_all_answered_in_order() {
     drop(conn);
     server.shutdown();
 }
+
+#[test]
+fn a_pipeline_whose_answers_are_never_read_keeps_the_server_bounded() {
+    let mut config = config();
+    config.max_output = 256 * 1024;
+    let server = TestServer::start(config, HubApp::new(HubSettings::default()));
+    let mut conn = HttpConn::connect(server.addr);
+    conn.stream
+        .set_write_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("write timeout");
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    let batch: Vec<u8> = request.repeat(1000);
+    // Write until the server stops taking requests: the socket buffers fill
+    // because it stopped reading, not because it queued every answer.
+    let mut sent = 0usize;
+    let mut blocked = false;
+    for _ in 0..10_000 {
+        match conn.stream.write(&batch) {
+            Ok(n) => sent += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                blocked = true;
+                break;
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(
+        blocked,
+        "the server took {sent} bytes of requests without their answers being read"
+    );
+    // What it read is bounded: far less than what was sent (the rest waits
+    // in the sockets), whatever the pipeline's length.
+    let read_by_server = server.stats().bytes_in;
+    assert!(
+        read_by_server < 16 << 20,
+        "the server read {read_by_server} bytes of a pipeline nobody reads"
+    );
+    // Once the client reads, every request it got through is answered.
+    let requests = sent / request.len();
+    let reader = std::thread::spawn(move || {
+        for n in 0..requests {
+            assert_eq!(conn.response().status, 200, "request {n}");
+        }
+    });
+    reader.join().expect("every answer");
+    server.shutdown();
+}

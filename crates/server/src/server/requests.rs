@@ -151,6 +151,7 @@ impl<A: App> Server<A> {
     /// Appends a response to a connection's output, optionally closing
     /// after it.
     pub(super) fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
+        let max_output = self.config.max_output;
         let Self { conns, pool, .. } = self;
         let Some(conn) = conns
             .get_mut(id.index())
@@ -158,9 +159,14 @@ impl<A: App> Server<A> {
         else {
             return;
         };
-        conn.out
-            .get_or_insert_with(|| pool.queue())
-            .write_with(pool, write);
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        out.write_with(pool, write);
+        // A client that pipelines requests and does not read the answers
+        // is not read either until it has taken half of them: what it
+        // costs stays within the output limit and one read's worth.
+        if out.len() > max_output {
+            conn.paused = true;
+        }
         if close {
             conn.closing = true;
         }
