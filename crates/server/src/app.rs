@@ -255,6 +255,19 @@ pub trait App {
         Reply::Now(Response::text(404, "404 Not Found\n"))
     }
 
+    /// The head of a request has arrived and its body has not yet: `Some`
+    /// answers it now, without reading the body, and closes the
+    /// connection (a client that sent `Expect: 100-continue` never sends
+    /// the body at all). For requests that will be refused whatever their
+    /// body (a publish without the right token, say): a large body is not
+    /// read in vain. Called at most once per request, only while its body
+    /// is incomplete; `None` (the default) goes on as usual, and
+    /// [`App::route`] then sees the complete request.
+    fn refuse_before_body(&mut self, ctx: &mut Ctx<'_>, request: &Request<'_>) -> Option<Response> {
+        let _ = (ctx, request);
+        None
+    }
+
     /// A request answered with [`Reply::Later`] was not answered in time.
     /// The default answers 204 No Content.
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {

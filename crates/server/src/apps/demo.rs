@@ -178,6 +178,10 @@ impl App for Demo {
         self.hub.on_post(ctx, message);
     }
 
+    fn refuse_before_body(&mut self, ctx: &mut Ctx<'_>, request: &Request<'_>) -> Option<Response> {
+        self.hub.refuse_before_body(ctx, request)
+    }
+
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         self.hub.on_shutdown(ctx);
     }

@@ -855,6 +855,19 @@ impl App for HubApp {
         }
     }
 
+    fn refuse_before_body(&mut self, _ctx: &mut Ctx<'_>, request: &Request<'_>) -> Option<Response> {
+        // Publishing and tickets need the token, whatever the body says.
+        let needs_token = request.method() == "POST"
+            && !request.via_admin_listener()
+            && (request.path() == "/tickets"
+                || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
+        if needs_token {
+            self.check_token(request)
+        } else {
+            None
+        }
+    }
+
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         // Publishes are refused from now on (503 with Retry-After), here
         // and when forwarded to this loop's sequencer: everything

@@ -106,6 +106,9 @@ enum State {
         deadline: Instant,
         /// `100 Continue` was sent for the request being received.
         continued: bool,
+        /// The head of the request being received was shown to the
+        /// application ([`App::refuse_before_body`]).
+        head_checked: bool,
         /// A request the application answers later.
         waiting: Option<Deferred>,
     },
@@ -618,6 +621,7 @@ impl<A: App> Server<A> {
                     partial: Vec::new(),
                     deadline,
                     continued: false,
+                    head_checked: false,
                     waiting: None,
                 },
                 out: None,

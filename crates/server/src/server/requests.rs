@@ -87,9 +87,18 @@ impl<A: App> Server<A> {
                 }
             };
             let Some((body, body_len)) = body else {
-                // The head is complete and the body is not.
+                // The head is complete and the body is not: a request the
+                // application refuses is answered now, its body unread
+                // (and, with `Expect: 100-continue`, never sent).
+                if let Some(refusal) = self.refuse_before_body(id, &head, now) {
+                    let head_only = head.method() == "HEAD";
+                    return self.respond_with(id, &refusal, head_only, true);
+                }
                 return self.keep_partial(id, rest, starts_request, head.expect_continue(), now);
             };
+            if let Some(State::Http { head_checked, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
+                *head_checked = false;
+            }
             let after = after_head.get(body_len..).unwrap_or_default();
             let next = self.handle_request(id, &head, body, after, now);
             rest = after;
@@ -105,6 +114,37 @@ impl<A: App> Server<A> {
                 }
             }
         }
+    }
+
+    /// Shows the application the head of a request whose body is still to
+    /// come, once per request: its refusal, if it has one.
+    fn refuse_before_body(
+        &mut self,
+        id: ConnId,
+        head: &tether_http1::RequestHead<'_, '_>,
+        now: Instant,
+    ) -> Option<Response> {
+        let conn = self.conn_mut(id)?;
+        let admin = conn.admin;
+        let State::Http { head_checked, .. } = &mut conn.state else {
+            return None;
+        };
+        if std::mem::replace(head_checked, true) {
+            return None;
+        }
+        let request = Request {
+            method: head.method(),
+            path: head.path(),
+            query: head.query(),
+            headers: head.headers(),
+            admin,
+        };
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "refuse_before_body", || {
+            app.refuse_before_body(&mut ctx, &request)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
     }
 
     /// Keeps the start of a request until the rest arrives. Once a request
