@@ -15,9 +15,10 @@
 //! The protocol work is `tether-handshake`'s, `tether-ws`'s, `tether-sse`'s
 //! and `tether-deflate`'s; this crate adds sockets, timeouts and policy.
 //! Masking keys and handshake nonces come from the operating system's
-//! random source (`getrandom`), as RFC 6455 section 10.3 requires. There is
-//! no TLS: `wss://` and `https://` URLs are refused with
-//! [`Error::UnsupportedScheme`].
+//! random source (`getrandom`), as RFC 6455 section 10.3 requires.
+//! `wss://` and `https://` URLs use TLS ([`tls`]: rustls, feature `tls`,
+//! on by default), checked against the system's trusted roots unless the
+//! builder is given a configuration of its own.
 //!
 //! # Example
 //!
@@ -46,6 +47,8 @@ mod nonblocking;
 mod rng;
 mod session;
 mod sse;
+pub mod tls;
+mod transport;
 mod url;
 mod websocket;
 

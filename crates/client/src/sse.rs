@@ -8,7 +8,8 @@ use std::time::Duration;
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
 use crate::http::{self, Body};
-use crate::websocket::{connect_tcp, is_timeout};
+use crate::transport::Transport;
+use crate::websocket::is_timeout;
 use crate::{Error, Scheme, Url};
 
 /// The largest response head read.
@@ -37,6 +38,7 @@ pub struct EventSourceBuilder {
     read_timeout: Option<Duration>,
     max_retries: Option<u32>,
     limits: Limits,
+    tls: crate::tls::TlsChoice,
 }
 
 impl EventSourceBuilder {
@@ -51,7 +53,20 @@ impl EventSourceBuilder {
             read_timeout: None,
             max_retries: None,
             limits: Limits::new(),
+            tls: crate::tls::TlsChoice::default(),
         }
+    }
+
+    /// The TLS configuration for a `wss://` or `https://` URL (roots of
+    /// one's own, say: [`crate::tls::roots_from_pem`]); by default the
+    /// operating system's trusted roots.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(
+        mut self,
+        config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
+    ) -> EventSourceBuilder {
+        self.tls = crate::tls::TlsChoice::Given(config);
+        self
     }
 
     /// Adds a request header (`Authorization`, `Cookie`...).
@@ -104,7 +119,7 @@ impl EventSourceBuilder {
     /// [`next_event`](EventSource::next_event).
     pub fn build(self) -> Result<EventSource, Error> {
         let url = Url::parse(&self.url)?;
-        if url.scheme() != Scheme::Http {
+        if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
             return Err(crate::error::unsupported_scheme(&url, "event stream"));
         }
         for (name, value) in &self.headers {
@@ -256,7 +271,7 @@ impl StopHandle {
 
 /// The open response: its socket and how its body is framed.
 struct Stream {
-    socket: TcpStream,
+    socket: Transport,
     body: Body,
 }
 
@@ -366,8 +381,8 @@ impl EventSource {
     }
 
     fn drop_stream(&mut self) {
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.socket.shutdown(Shutdown::Both);
+        if let Some(mut stream) = self.stream.take() {
+            stream.socket.shutdown();
         }
         self.stop.detach();
     }
@@ -407,12 +422,12 @@ impl EventSource {
             }
             self.wait_first = true;
             match self.open() {
-                Ok(Some(stream)) => {
+                Ok(Some(mut stream)) => {
                     if stream.body.is_complete() {
                         // The body came whole with the head; a
                         // `Reconnecting` is already queued.
-                        let _ = stream.socket.shutdown(Shutdown::Both);
-                    } else if self.stop.attach(&stream.socket) {
+                        stream.socket.shutdown();
+                    } else if self.stop.attach(stream.socket.tcp()) {
                         self.stream = Some(stream);
                     } else {
                         continue;
@@ -489,10 +504,11 @@ impl EventSource {
         let mut url = self.url.clone();
         let mut redirects = 0;
         loop {
-            let mut socket = connect_tcp(&url, self.options.connect_timeout)?;
+            let mut socket = Transport::connect(&url, self.options.connect_timeout, &self.options.tls)?;
             socket
+                .tcp()
                 .set_write_timeout(Some(self.options.connect_timeout))
-                .and_then(|()| socket.set_read_timeout(Some(self.options.connect_timeout)))
+                .and_then(|()| socket.tcp().set_read_timeout(Some(self.options.connect_timeout)))
                 .map_err(|e| Error::io("set socket timeouts", e))?;
             let request = self.request(&url);
             socket.write_all(&request).map_err(|e| {
@@ -526,6 +542,7 @@ impl EventSource {
                         return Err(Error::ContentType(content_type));
                     }
                     socket
+                        .tcp()
                         .set_read_timeout(self.options.read_timeout)
                         .map_err(|e| Error::io("set the read timeout", e))?;
                     let mut stream = Stream {
@@ -549,7 +566,7 @@ impl EventSource {
                 }
                 204 => return Ok(None),
                 301 | 302 | 303 | 307 | 308 => {
-                    let _ = socket.shutdown(Shutdown::Both);
+                    socket.shutdown();
                     redirects += 1;
                     if redirects > self.options.max_redirects {
                         return Err(Error::TooManyRedirects {
@@ -562,7 +579,7 @@ impl EventSource {
                     url = url
                         .join(&location)
                         .map_err(|e| Error::BadRedirect(format!("Location {location:?}: {e}")))?;
-                    if url.scheme() != Scheme::Http {
+                    if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
                         return Err(crate::error::unsupported_scheme(&url, "event stream"));
                     }
                 }

@@ -1,12 +1,13 @@
 //! The blocking WebSocket client and the builder both clients share.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tether_ws::{CloseCode, CloseFrame, Message, State};
 
 use crate::session::Session;
+use crate::transport::Transport;
 use crate::{Backoff, Error, Event, NonBlockingClient, Scheme, Url};
 
 /// Bytes read from the socket at a time.
@@ -57,6 +58,7 @@ pub struct WebSocketBuilder {
     #[cfg(feature = "deflate")]
     pub(crate) deflate_offer: tether_deflate::ClientOffer,
     pub(crate) reconnect: Option<Backoff>,
+    pub(crate) tls: crate::tls::TlsChoice,
 }
 
 impl WebSocketBuilder {
@@ -76,7 +78,20 @@ impl WebSocketBuilder {
             #[cfg(feature = "deflate")]
             deflate_offer: tether_deflate::ClientOffer::new(),
             reconnect: None,
+            tls: crate::tls::TlsChoice::default(),
         }
+    }
+
+    /// The TLS configuration for a `wss://` or `https://` URL (roots of
+    /// one's own, say: [`crate::tls::roots_from_pem`]); by default the
+    /// operating system's trusted roots.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(
+        mut self,
+        config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
+    ) -> WebSocketBuilder {
+        self.tls = crate::tls::TlsChoice::Given(config);
+        self
     }
 
     /// The URL to connect to.
@@ -194,10 +209,10 @@ impl WebSocketBuilder {
         self
     }
 
-    /// Parses the URL, refusing schemes other than `ws:`.
+    /// Parses the URL, refusing schemes other than `ws:` and `wss:`.
     pub fn parse_url(&self) -> Result<Url, Error> {
         let url = Url::parse(&self.url)?;
-        if url.scheme() != Scheme::Ws {
+        if !matches!(url.scheme(), Scheme::Ws | Scheme::Wss) {
             return Err(crate::error::unsupported_scheme(&url, "WebSocket"));
         }
         if url.fragment().is_some() {
@@ -239,11 +254,12 @@ impl WebSocketBuilder {
 }
 
 /// Opens a TCP connection to `url` and runs the opening handshake.
-fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(TcpStream, Session), Error> {
-    let mut stream = connect_tcp(url, options.connect_timeout)?;
+fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(Transport, Session), Error> {
+    let mut stream = Transport::connect(url, options.connect_timeout, &options.tls)?;
     let now = Instant::now();
     let mut session = Session::new(options, url, now)?;
     stream
+        .tcp()
         .set_write_timeout(options.write_timeout)
         .map_err(|e| Error::io("set the write timeout", e))?;
     write_all(&mut stream, &session.out)?;
@@ -263,6 +279,7 @@ fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(TcpStream, Sessio
             continue;
         }
         stream
+            .tcp()
             .set_read_timeout(Some(deadline - now))
             .map_err(|e| Error::io("set the read timeout", e))?;
         match stream.read(&mut buf) {
@@ -303,7 +320,7 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
+fn write_all(stream: &mut Transport, bytes: &[u8]) -> Result<(), Error> {
     stream.write_all(bytes).map_err(|e| {
         if is_timeout(&e) {
             Error::Timeout("write")
@@ -313,7 +330,8 @@ fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
-/// A blocking WebSocket client connection over `std::net::TcpStream`.
+/// A blocking WebSocket client connection over `std::net::TcpStream`, or
+/// TLS over it for `wss://` (feature `tls`).
 ///
 /// Pongs to the server's pings and the echo of its close frame are sent
 /// automatically while [`recv`](Self::recv) reads; keepalive pings and the
@@ -333,7 +351,7 @@ fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
 /// # Ok::<(), tether_client::Error>(())
 /// ```
 pub struct WebSocket {
-    stream: TcpStream,
+    stream: Transport,
     session: Session,
     options: WebSocketBuilder,
     url: Url,
@@ -391,7 +409,7 @@ impl WebSocket {
 
     /// The socket (e.g. for its addresses).
     pub fn get_ref(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 
     /// Sends a message.
@@ -540,7 +558,7 @@ impl WebSocket {
                 let _ = self.flush();
                 self.session.abandon();
                 if e.is_network_error() {
-                    let _ = self.stream.shutdown(Shutdown::Both);
+                    self.stream.shutdown();
                 } else {
                     self.linger();
                 }
@@ -565,7 +583,7 @@ impl WebSocket {
             None => None,
         };
         if wait != self.read_timeout {
-            if let Err(e) = self.stream.set_read_timeout(wait) {
+            if let Err(e) = self.stream.tcp().set_read_timeout(wait) {
                 return self.session.fail(Error::io("set the read timeout", e));
             }
             self.read_timeout = wait;
@@ -585,7 +603,7 @@ impl WebSocket {
         let deadline = Instant::now() + self.options.close_linger;
         loop {
             let now = Instant::now();
-            if now >= deadline || self.stream.set_read_timeout(Some(deadline - now)).is_err() {
+            if now >= deadline || self.stream.tcp().set_read_timeout(Some(deadline - now)).is_err() {
                 break;
             }
             self.read_timeout = Some(deadline - now);
@@ -596,7 +614,7 @@ impl WebSocket {
                 Err(_) => break,
             }
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown();
     }
 
     /// Reconnects with backoff; on success the new connection replaces the

@@ -1,0 +1,103 @@
+//! The byte stream under a client connection: TCP for `ws://` and
+//! `http://`, TLS over it (rustls) for `wss://` and `https://`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use crate::{Error, Url};
+
+/// A connected stream, plain or TLS.
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// Connects to `url`: TCP, and TLS when its scheme is secure (the
+    /// handshake runs with the first write and read, under the socket's
+    /// timeouts).
+    pub(crate) fn connect(
+        url: &Url,
+        timeout: Duration,
+        tls: &crate::tls::TlsChoice,
+    ) -> Result<Transport, Error> {
+        let socket = crate::websocket::connect_tcp(url, timeout)?;
+        if !url.scheme().is_secure() {
+            return Ok(Transport::Plain(socket));
+        }
+        secure(socket, url, tls)
+    }
+
+    /// The TCP socket under it (timeouts, addresses, shutdown).
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(socket) => socket,
+            #[cfg(feature = "tls")]
+            Transport::Tls(stream) => &stream.sock,
+        }
+    }
+
+    /// Ends the connection both ways (a TLS close_notify first).
+    pub(crate) fn shutdown(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Transport::Tls(stream) = self {
+            stream.conn.send_close_notify();
+            let _ = stream.conn.complete_io(&mut stream.sock);
+        }
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(feature = "tls")]
+fn secure(socket: TcpStream, url: &Url, tls: &crate::tls::TlsChoice) -> Result<Transport, Error> {
+    let config = tls.config()?;
+    let name =
+        rustls::pki_types::ServerName::try_from(url.host().trim_start_matches('[').trim_end_matches(']'))
+            .map_err(|_| Error::InvalidArgument(format!("{} is not a name TLS can check", url.host())))?
+            .to_owned();
+    let session = rustls::ClientConnection::new(config, name)
+        .map_err(|e| Error::io("start TLS", io::Error::other(e)))?;
+    Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
+        session, socket,
+    ))))
+}
+
+#[cfg(not(feature = "tls"))]
+fn secure(_: TcpStream, url: &Url, _: &crate::tls::TlsChoice) -> Result<Transport, Error> {
+    Err(crate::error::unsupported_scheme(url, "this"))
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(socket) => socket.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(stream) => match stream.read(buf) {
+                // The server closed TCP without close_notify: for HTTP and
+                // WebSocket, whose messages carry their own ends, the end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(socket) => socket.write(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(socket) => socket.flush(),
+            #[cfg(feature = "tls")]
+            Transport::Tls(stream) => stream.flush(),
+        }
+    }
+}
