@@ -124,6 +124,20 @@ fn clock_resumes_from_last_event_id_in_header_or_query() {
     }
 }
 
+/// The count took the largest id a client can send, and the next tick
+/// overflowed it (a panic in a debug build, ids back at 0 in a release one).
+#[test]
+fn clock_resumed_from_the_largest_id_stops_there() {
+    let server = TestServer::start(config(), FastClock(Clock::new()));
+    let mut stream = SseClient::connect(server.addr, "/clock", "Last-Event-ID: 18446744073709551615\r\n");
+    assert_eq!(stream.next_event().event_type(), "welcome");
+    assert_tick(&stream.next_event(), u64::MAX);
+    assert_tick(&stream.next_event(), u64::MAX);
+    assert_eq!(server.stats().app_panics, 0);
+    drop(stream);
+    server.shutdown();
+}
+
 #[test]
 fn the_demo_clock_resumes_from_last_event_id() {
     // The demo ticks once a second; run both ways at once, each on its own

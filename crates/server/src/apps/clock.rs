@@ -9,7 +9,8 @@ use crate::{ConnId, Ctx, Encoded};
 /// Each tick is an event of type `tick` whose id is its number and whose
 /// data is `{"n":N,"unix_ms":T}`. A subscriber that comes back with a
 /// `Last-Event-ID` ahead of the count (say, after a server restart) moves
-/// the count forward, so ids never go backwards for it; it is first sent a
+/// the count forward, so ids never go backwards for it (they stop at
+/// `u64::MAX`); it is first sent a
 /// `welcome` event whose data says which id it resumed from
 /// (`{"resumed_from":"5"}`, or `null`).
 #[derive(Debug, Default)]
@@ -48,7 +49,9 @@ impl Clock {
         if self.subscribers.is_empty() {
             return;
         }
-        self.count += 1;
+        // A client's Last-Event-ID may have set the count to u64::MAX: the
+        // ids stop there rather than overflow (and go back to 0).
+        self.count = self.count.saturating_add(1);
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());

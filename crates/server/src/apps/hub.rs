@@ -227,6 +227,20 @@ impl tether_hub::Context for LoopContext<'_, '_> {
     }
 }
 
+/// The wait a long poll asked for with `?timeout=` seconds, within
+/// `longest`. Anything that is not a finite non-negative number of seconds
+/// at most `longest` (`1e20`, `NaN`, `inf`, `-1`, text) gets `longest`:
+/// `Duration::from_secs_f64` panics past `u64::MAX` seconds, so the value
+/// is compared as a float before it becomes a `Duration`.
+fn poll_timeout(asked: Option<&str>, longest: Duration) -> Duration {
+    match asked.and_then(|t| t.parse::<f64>().ok()) {
+        Some(t) if t.is_finite() && t >= 0.0 && t <= longest.as_secs_f64() => {
+            Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
+        }
+        _ => longest,
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -423,11 +437,7 @@ impl HubApp {
         };
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let longest = self.shared.settings.poll_timeout;
-        let timeout = request
-            .query_param("timeout")
-            .and_then(|t| t.parse::<f64>().ok())
-            .filter(|t| t.is_finite())
-            .map_or(longest, |t| Duration::from_secs_f64(t.max(0.0)).min(longest));
+        let timeout = poll_timeout(request.query_param("timeout").as_deref(), longest);
         match self.hub.poll(topic, conn, since.as_deref()) {
             Ok(Polled::Now { gap, events }) => {
                 add(&self.stats().sent_poll, events.len() as u64);
@@ -912,6 +922,34 @@ impl App for HubApp {
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
             other => log::debug!("hub: unexpected {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poll_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn poll_timeout_is_clamped_to_the_longest_wait() {
+        let longest = Duration::from_secs(25);
+        assert_eq!(poll_timeout(Some("1.5"), longest), Duration::from_millis(1500));
+        assert_eq!(poll_timeout(Some("0"), longest), Duration::ZERO);
+        assert_eq!(poll_timeout(Some("25"), longest), longest);
+        for odd in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("26"),
+            Some("1e20"),
+            Some("18446744073709551616"),
+            Some("NaN"),
+            Some("inf"),
+            Some("-inf"),
+            Some("-1"),
+        ] {
+            assert_eq!(poll_timeout(odd, longest), longest, "{odd:?}");
         }
     }
 }
