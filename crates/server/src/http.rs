@@ -3,27 +3,6 @@
 
 use std::fmt::Write as _;
 
-/// The reason phrase for the statuses this server sends.
-pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
 /// A complete response with a body (or just its head, for `HEAD`).
 pub(crate) fn write_response(
     out: &mut Vec<u8>,
@@ -35,7 +14,11 @@ pub(crate) fn write_response(
     close: bool,
 ) {
     let mut head = String::with_capacity(128);
-    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
+    let _ = write!(
+        head,
+        "HTTP/1.1 {status} {}\r\n",
+        tether_http1::reason_phrase(status)
+    );
     if !content_type.is_empty() {
         let _ = write!(head, "Content-Type: {content_type}\r\n");
     }
@@ -55,7 +38,7 @@ pub(crate) fn write_response(
 
 /// A short plain-text error response that closes the connection.
 pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
-    let body = format!("{status} {}\n", reason(status));
+    let body = format!("{status} {}\n", tether_http1::reason_phrase(status));
     write_response(
         out,
         status,
