@@ -49,7 +49,9 @@ pub(crate) fn key_index(prefix: &str, topic: &str) -> (String, String) {
 const PRUNE_BATCH: usize = 1000;
 
 /// The script behind a keyed publish: in one atomic step, forget the keys
-/// whose entries were trimmed from the stream, answer with the entry of a
+/// whose entries were trimmed from the stream (those of earlier
+/// milliseconds than the stream's first entry, and those of its own
+/// millisecond with a smaller sequence number), answer with the entry of a
 /// key still remembered (`{0, id}`), or add the entry with its key and
 /// remember it (`{1, id}`). The index lives as long as the stream (same
 /// expiry, if the stream has one).
@@ -60,8 +62,16 @@ const PRUNE_BATCH: usize = 1000;
 const PUBLISH_KEYED: &str = r"
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if first then
-  local ms = string.match(first[1], '^%d+')
+  local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
   local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
+  local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
+  for _, key in ipairs(edge) do
+    local kept = redis.call('HGET', KEYS[2], key)
+    local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
+    if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
+      gone[#gone + 1] = key
+    end
+  end
   if #gone > 0 then
     redis.call('HDEL', KEYS[2], unpack(gone))
     redis.call('ZREM', KEYS[3], unpack(gone))

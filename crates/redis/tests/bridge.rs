@@ -618,3 +618,50 @@ fn a_publish_key_holds_across_nodes() {
     let line = format!("tether_redis_duplicates_total {}\n", 2 + a_won);
     assert!(b.metrics().contains(&line), "{line}");
 }
+
+#[test]
+fn a_trimmed_key_of_the_first_entrys_millisecond_is_forgotten() {
+    if !available("a_trimmed_key_of_the_first_entrys_millisecond_is_forgotten") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, |_| {});
+    let token = a.publish_keyed(0, "edge", "old", Some("old")).unwrap();
+    let (old, duplicate) = a.outcome(0, token);
+    assert!(!duplicate);
+
+    // An entry later in the same millisecond, then a trim to it: the
+    // stream's first entry shares the trimmed key's millisecond.
+    let mut con = redis.client();
+    let stream = format!("{PREFIX}edge");
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg(format!("{}-{}", old.ms(), old.seq() + 1))
+        .arg("data")
+        .arg("same millisecond")
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+
+    let token = a.publish_keyed(0, "edge", "new", Some("new")).unwrap();
+    assert!(!a.outcome(0, token).1);
+    let index: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{PREFIX}!pub:edge"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(index, ["new"], "the trimmed key is forgotten");
+    let by_ms: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{PREFIX}!pub-ms:edge"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(by_ms, ["new"]);
+    let token = a.publish_keyed(0, "edge", "old again", Some("old")).unwrap();
+    assert!(!a.outcome(0, token).1, "a forgotten key publishes again");
+}
