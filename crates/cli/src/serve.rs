@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tether_server::apps::{Demo, Echo, HubApp, HubSettings, HubShared};
-use tether_server::{App, Cluster, Config, Handle, Handshake};
+use tether_apps::{Demo, Echo, HubApp, HubSettings, HubShared};
+use tether_hub::HubMessage;
+use tether_server::{App, Cluster, Config, Handshake, Poster};
 
 use crate::logger;
 
@@ -368,17 +369,17 @@ fn hub_app(shared: &HubShared, bridge: Option<&Bridge>, index: usize) -> HubApp 
     }
 }
 
-/// Starts the bridge's threads, which post to the loops through `handle`.
-fn start_bridge(bridge: Option<&Bridge>, handle: Handle) -> std::io::Result<()> {
+/// Starts the bridge's threads, which post to the loops through `poster`.
+fn start_bridge(bridge: Option<&Bridge>, poster: Poster<HubMessage>) -> std::io::Result<()> {
     match bridge {
         #[cfg(feature = "redis")]
         Some(bridge) => bridge
-            .start(move |to, message| handle.post(to, Box::new(message)))
+            .start(move |to, message| poster.post(to, message))
             .map_err(std::io::Error::other),
         #[cfg(not(feature = "redis"))]
         Some(never) => match *never {},
         None => {
-            let _ = handle;
+            let _ = poster;
             Ok(())
         }
     }
@@ -595,7 +596,7 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
     }
 }
 
-/// Binds, calls `bound` with a handle on the loops (before they run), and
+/// Binds, calls `bound` with a poster to the loops (before they run), and
 /// runs until shut down.
 fn serve<A: App + Send + 'static>(
     config: Config,
@@ -604,13 +605,13 @@ fn serve<A: App + Send + 'static>(
     threads: usize,
     make_app: impl FnMut(usize) -> A,
     what: &str,
-    bound: impl FnOnce(Handle) -> std::io::Result<()>,
+    bound: impl FnOnce(Poster<A::Post>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let addr = config.addr;
     let mut server = Cluster::bind(config, handshake, threads, make_app)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
     server.handle_signals()?;
-    bound(server.handle())?;
+    bound(server.poster())?;
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
     println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use common::{HANG_GUARD, TestServer};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use tether_apps::Echo;
 use tether_client::{CloseCode, Error, Event, Message, NonBlockingClient, WebSocket};
-use tether_server::apps::Echo;
 
 /// Runs the mio loop until `client` is finished, handing every event to
 /// `on_event`; returns them all.
@@ -109,7 +109,7 @@ fn echo_over_a_mio_loop() {
 
 #[test]
 fn a_refused_handshake_is_the_last_event() {
-    let server = TestServer::start(tether_server::apps::Demo::new());
+    let server = TestServer::start(tether_apps::Demo::new());
     let mut poll = Poll::new().unwrap();
     let mut client = connect(&poll, &server.ws_url("/missing"));
     let events = run(&mut poll, &mut client, |_, _| {});

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{TestServer, config};
+use tether_apps::Demo;
 use tether_client::{Error, Event, EventSource, SseEvent, WebSocket, tls};
 use tether_server::Handshake;
-use tether_server::apps::Demo;
 
 /// A demo server on TLS for `localhost`, and the certificate's PEM.
 fn tls_server() -> (TestServer, String) {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{HANG_GUARD, TestServer};
+use tether_apps::{Demo, Echo};
 use tether_client::{Backoff, CloseCode, Error, Event, Message, State, WebSocket, WebSocketBuilder};
-use tether_server::apps::{Demo, Echo};
 use tether_server::{App, ConnId, Ctx, Handshake, Request, Route};
 
 fn builder(url: String) -> WebSocketBuilder {
@@ -62,6 +62,8 @@ fn ping_pong_and_a_clean_close() {
 struct Closer;
 
 impl App for Closer {
+    type Post = ();
+
     fn route(&mut self, _: &Request<'_>) -> Route {
         Route::WebSocket(0)
     }
@@ -106,6 +108,8 @@ struct Inspector {
 }
 
 impl App for Inspector {
+    type Post = ();
+
     fn route(&mut self, _: &Request<'_>) -> Route {
         Route::WebSocket(0)
     }

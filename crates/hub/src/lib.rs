@@ -5,7 +5,7 @@
 //!
 //! Sans-IO, like the protocol crates: no sockets, no threads, no clock
 //! reads (time is passed in), no randomness (passed in too), and no
-//! dependency on the server. `tether-server`'s `apps::HubApp` drives it on
+//! dependency on the server. `tether-apps`' `HubApp` drives it on
 //! its event loops; see the README beside this crate for the routes and
 //! message formats it serves.
 //!

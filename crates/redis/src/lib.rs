@@ -51,7 +51,7 @@
 //!
 //! ```no_run
 //! use tether_redis::{RedisBridge, RedisConfig};
-//! use tether_server::apps::{HubSettings, HubShared};
+//! use tether_apps::{HubSettings, HubShared};
 //! use tether_server::{Cluster, Config, Handshake};
 //!
 //! let mut settings = HubSettings::default();
@@ -64,8 +64,8 @@
 //! let cluster = Cluster::bind(config, Handshake::new(), loops, |index| {
 //!     shared.app_with_broker(index, Box::new(bridge.broker()))
 //! })?;
-//! let handle = cluster.handle();
-//! bridge.start(move |to, message| handle.post(to, Box::new(message)))?;
+//! let poster = cluster.poster();
+//! bridge.start(move |to, message| poster.post(to, message))?;
 //! cluster.run()?;
 //! bridge.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -193,7 +193,7 @@ impl RedisBridge {
 
     /// Starts the writer and reader threads. `post(loop, message)` hands
     /// a message to an event loop and wakes it (with tether-server:
-    /// `move |to, m| handle.post(to, Box::new(m))`); messages posted by
+    /// `move |to, m| poster.post(to, m)` with the server's `Poster`); messages posted by
     /// one thread to one loop must arrive in order.
     ///
     /// # Errors

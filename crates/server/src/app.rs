@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tether_ws::{CloseCode, Message};
 
+use crate::loops::{Peers, Stats};
 use crate::output::{OutQueue, Pool};
 
 /// A connection's identity for as long as it lives. Ids are never reused
@@ -193,21 +194,95 @@ pub enum CloseReason {
 /// A tether application: decides routes and reacts to connections.
 ///
 /// All callbacks run on the event loop's thread and must not block. They
-/// act through the [`Ctx`] they are given.
+/// act through the [`Ctx`] they are given. A server runs one application
+/// per event loop; the loops of a [`crate::Cluster`] share nothing and
+/// talk by posting [`App::Post`] messages to each other.
+///
+/// A greeter: a page, a WebSocket that answers every message, and a
+/// handler that counts the requests this loop has answered.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::thread;
+///
+/// use tether_server::{App, Config, ConnId, Ctx, Handshake, Message, Reply, Request, Response, Route, Server};
+///
+/// const GREET: u32 = 1;
+/// const COUNT: u32 = 2;
+///
+/// #[derive(Default)]
+/// struct Greeter {
+///     answered: u64,
+/// }
+///
+/// impl App for Greeter {
+///     // The loops of this application post nothing to each other.
+///     type Post = ();
+///
+///     fn route(&mut self, request: &Request<'_>) -> Route {
+///         match request.path() {
+///             "/" => Route::Page { content_type: "text/plain", body: b"hello\n" },
+///             "/greet" => Route::WebSocket(GREET),
+///             "/count" => Route::Handler(COUNT),
+///             _ => Route::NotFound,
+///         }
+///     }
+///
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
+///         if let Some(name) = message.as_text() {
+///             ctx.send(conn, &Message::text(format!("hello, {name}")));
+///         }
+///     }
+///
+///     fn on_request(
+///         &mut self,
+///         _ctx: &mut Ctx<'_>,
+///         _conn: ConnId,
+///         _tag: u32,
+///         _request: &Request<'_>,
+///         _body: &[u8],
+///     ) -> Reply {
+///         self.answered += 1;
+///         Reply::Now(Response::text(200, format!("{}\n", self.answered)))
+///     }
+/// }
+///
+/// let server = Server::bind(Config::new("127.0.0.1:0".parse()?), Handshake::new(), Greeter::default())?;
+/// let (addr, handle) = (server.local_addr(), server.handle());
+/// let running = thread::spawn(move || server.run());
+///
+/// let mut client = TcpStream::connect(addr)?;
+/// client.write_all(b"GET /count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer)?;
+/// assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\n1\n"));
+///
+/// handle.shutdown();
+/// running.join().expect("the loop ends")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait App {
+    /// What the loops of a server post to each other ([`Ctx::post`],
+    /// [`App::on_post`], [`crate::Poster`]): the application's own type,
+    /// `()` if it posts nothing.
+    type Post: Send + 'static;
+
     /// Chooses what a request path is. Called once per request.
     fn route(&mut self, request: &Request<'_>) -> Route;
 
     /// A WebSocket session opened on a route tagged `tag`.
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, request: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, request: &Request<'_>) {
         let _ = (ctx, conn, tag, request);
     }
 
-    /// A complete message arrived.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, message: Message);
+    /// A complete message arrived. The default ignores it.
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, message: Message) {
+        let _ = (ctx, conn, tag, message);
+    }
 
     /// A WebSocket session ended. The connection can no longer be sent to.
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
         let _ = (ctx, conn, tag, reason);
     }
 
@@ -217,7 +292,7 @@ pub trait App {
     /// sent; events sent now come before any live ones.
     fn on_subscribe(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, Self::Post>,
         conn: ConnId,
         tag: u32,
         request: &Request<'_>,
@@ -227,7 +302,7 @@ pub trait App {
     }
 
     /// An event stream ended.
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32, reason: CloseReason) {
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
         let _ = (ctx, conn, tag, reason);
     }
 
@@ -237,7 +312,7 @@ pub trait App {
     }
 
     /// A periodic call, for applications that push on their own (a clock).
-    fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, Self::Post>) {
         let _ = ctx;
     }
 
@@ -245,7 +320,7 @@ pub trait App {
     /// answers 404.
     fn on_request(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, Self::Post>,
         conn: ConnId,
         tag: u32,
         request: &Request<'_>,
@@ -263,27 +338,31 @@ pub trait App {
     /// read in vain. Called at most once per request, only while its body
     /// is incomplete; `None` (the default) goes on as usual, and
     /// [`App::route`] then sees the complete request.
-    fn refuse_before_body(&mut self, ctx: &mut Ctx<'_>, request: &Request<'_>) -> Option<Response> {
+    fn refuse_before_body(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        request: &Request<'_>,
+    ) -> Option<Response> {
         let _ = (ctx, request);
         None
     }
 
     /// A request answered with [`Reply::Later`] was not answered in time.
     /// The default answers 204 No Content.
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) -> Response {
         let _ = (ctx, conn, tag);
         Response::empty(204)
     }
 
     /// The client of a request answered with [`Reply::Later`] went away
     /// before the answer (forget its id).
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) {
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) {
         let _ = (ctx, conn, tag);
     }
 
     /// A message posted to this loop with [`Ctx::post`] by another loop of
     /// the same server (or by a [`crate::Handle`] from another thread).
-    fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
+    fn on_post(&mut self, ctx: &mut Ctx<'_, Self::Post>, message: Self::Post) {
         let _ = (ctx, message);
     }
 
@@ -302,7 +381,7 @@ pub trait App {
     /// ([`App::on_request_shutdown`]). A message one loop posted to another
     /// before its own `on_shutdown` ran therefore reaches the other's
     /// [`App::on_post`] while its sessions are still open.
-    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, Self::Post>) {
         let _ = ctx;
     }
 
@@ -313,15 +392,16 @@ pub trait App {
     /// [`Ctx::respond`] or its own timeout, within the shutdown timeout.
     /// The connection closes after the answer. The default answers `503`
     /// with `Retry-After: 1`.
-    fn on_request_shutdown(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Option<Response> {
+    fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        tag: u32,
+    ) -> Option<Response> {
         let _ = (ctx, conn, tag);
         Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
     }
 }
-
-/// A message between event loops: anything `Send`. Receivers downcast it
-/// to the type they expect.
-pub type Post = Box<dyn std::any::Any + Send>;
 
 /// An encoded WebSocket frame or SSE event, shared by every connection it
 /// is sent to: encoded once, never copied per subscriber.
@@ -398,23 +478,24 @@ pub(crate) struct Current<'a> {
     pub(crate) closing: &'a mut bool,
 }
 
-/// What an application callback can do.
-pub struct Ctx<'a> {
+/// What an application callback can do. `P` is the application's
+/// [`App::Post`].
+pub struct Ctx<'a, P = ()> {
     pub(crate) now: Instant,
     pub(crate) current: Option<Current<'a>>,
     pub(crate) actions: &'a mut Vec<Action>,
     pub(crate) pool: &'a mut Pool,
-    pub(crate) peers: &'a crate::server::Peers,
+    pub(crate) peers: &'a Peers<P>,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a, P> Ctx<'a, P> {
     /// A context that acts on no connection in particular.
     pub(crate) fn new(
         now: Instant,
         actions: &'a mut Vec<Action>,
         pool: &'a mut Pool,
-        peers: &'a crate::server::Peers,
-    ) -> Ctx<'a> {
+        peers: &'a Peers<P>,
+    ) -> Ctx<'a, P> {
         Ctx {
             now,
             current: None,
@@ -425,7 +506,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The same context, acting on `current` for a while.
-    pub(crate) fn with_current<'b>(&'b mut self, current: Current<'b>) -> Ctx<'b> {
+    pub(crate) fn with_current<'b>(&'b mut self, current: Current<'b>) -> Ctx<'b, P> {
         Ctx {
             now: self.now,
             current: Some(current),
@@ -450,7 +531,7 @@ impl<'a> Ctx<'a> {
                         .write_with(self.pool, |out| ws.send(message, out))
                         .is_ok()
                     {
-                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
+                        Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
             }
@@ -472,7 +553,7 @@ impl<'a> Ctx<'a> {
                         if let Some(payload) = payload {
                             current.out.push_payload(payload);
                         }
-                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
+                        Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
             }
@@ -489,7 +570,7 @@ impl<'a> Ctx<'a> {
                     let open = current.ws.as_deref().is_none_or(|ws| ws.can_send());
                     if open && !*current.closing {
                         current.out.push_shared(encoded.0.clone());
-                        crate::server::Stats::add(&self.peers.own().stats.messages_out, 1);
+                        Stats::add(&self.peers.own().stats.messages_out, 1);
                     }
                 }
                 _ => self.actions.push(Action::Send(id, encoded.clone())),
@@ -529,23 +610,21 @@ impl<'a> Ctx<'a> {
     /// The server's counters, added up over all its loops (for a metrics
     /// page).
     pub fn stats(&self) -> crate::StatsSnapshot {
-        crate::StatsSnapshot::sum(self.peers.handles.iter().map(|h| &h.stats))
+        self.peers.stats()
     }
 
     /// The index of this event loop among the server's loops, and how many
     /// there are.
     pub fn loop_index(&self) -> (usize, usize) {
-        (self.peers.index, self.peers.handles.len())
+        (self.peers.index, self.peers.len())
     }
 
     /// Posts a message to another loop of the same server (by index; to
     /// this loop too, delivered after the current callback), where
     /// [`App::on_post`] receives it. Messages from one loop to another
     /// arrive in the order they were posted.
-    pub fn post(&mut self, to_loop: usize, message: Post) {
-        if let Some(handle) = self.peers.handles.get(to_loop) {
-            handle.post(message);
-        }
+    pub fn post(&mut self, to_loop: usize, message: P) {
+        self.peers.post(to_loop, message);
     }
 
     /// Ends an event stream (the client will reconnect after its retry

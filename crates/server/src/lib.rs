@@ -2,9 +2,11 @@
 //! WebSocket, Server-Sent Events and plain HTTP on one port.
 //!
 //! An [`App`] decides what each path is ([`Route`]) and reacts to
-//! WebSocket messages and event-stream subscriptions through a [`Ctx`];
-//! [`apps`] holds the ready-made ones (an echo, a chat room, a clock feed,
-//! and the demo that combines them). The protocol work is done by the
+//! WebSocket messages and event-stream subscriptions through a [`Ctx`]
+//! (the trait's documentation has a complete example). This crate knows no
+//! application: the ready-made ones (the pub/sub hub, an echo, a chat
+//! room, a clock feed, the demo) are in `tether-apps`, built on this
+//! crate's public interface only. The protocol work is done by the
 //! sans-IO crates `tether-handshake`, `tether-ws` and `tether-sse`; this
 //! crate is the driver around them: sockets, buffers, timers and
 //! backpressure.
@@ -32,9 +34,10 @@
 )]
 
 mod app;
-pub mod apps;
+mod cluster;
 mod config;
 mod http;
+mod loops;
 mod output;
 mod server;
 mod timers;
@@ -42,9 +45,11 @@ mod timers;
 pub mod tls;
 mod transport;
 
-pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Post, Reply, Request, Response, Route};
+pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Reply, Request, Response, Route};
+pub use cluster::Cluster;
 pub use config::{Config, Handshake};
-pub use server::{Cluster, Handle, Server, StatsSnapshot};
+pub use loops::{Handle, Poster, StatsSnapshot};
+pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind};
 
 /// permessage-deflate (RFC 7692): register a

@@ -5,11 +5,21 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use tether_server::{apps::Echo, tls, Config, Handshake, Server};
+//! use tether_server::{tls, App, Config, Handshake, Request, Route, Server};
+//!
+//! struct Hello;
+//!
+//! impl App for Hello {
+//!     type Post = ();
+//!
+//!     fn route(&mut self, _: &Request<'_>) -> Route {
+//!         Route::Page { content_type: "text/plain", body: b"hello over TLS\n" }
+//!     }
+//! }
 //!
 //! let mut config = Config::new("127.0.0.1:8443".parse().unwrap());
 //! config.tls = Some(tls::server_config_from_files(Path::new("cert.pem"), Path::new("key.pem"))?);
-//! Server::bind(config, Handshake::new(), Echo::everywhere())?.run()?;
+//! Server::bind(config, Handshake::new(), Hello)?.run()?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

@@ -2,7 +2,7 @@
 //! connection (500, or close code 1011), is counted, and leaves the loop
 //! and every other connection serving.
 
-mod common;
+use tether_testkit as common;
 
 use common::{HttpConn, SseClient, TestServer, WsClient, config, get};
 use tether_server::{App, CloseCode, ConnId, Ctx, Message, Reply, Request, Response, Route};
@@ -15,6 +15,8 @@ const EVENTS: u32 = 2;
 const HANDLER: u32 = 3;
 
 impl App for Fragile {
+    type Post = ();
+
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
             "/route-panics" => panic!("route: {}", request.path()),

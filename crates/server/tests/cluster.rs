@@ -1,7 +1,7 @@
 //! Several event loops on one port: connections spread over them, loops
 //! talk only through posted messages, and one shutdown stops them all.
 
-mod common;
+use tether_testkit as common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{WsClient, config};
-use tether_server::{App, Cluster, ConnId, Ctx, Encoded, Handshake, Message, Post, Request, Route};
+use tether_server::{App, Cluster, ConnId, Ctx, Encoded, Handshake, Message, Request, Route};
 
 /// A room spread over all loops: a message from any member is posted to
 /// every loop, and each loop sends it to its own members. Each member also
@@ -19,32 +19,38 @@ struct SpreadRoom {
 }
 
 impl App for SpreadRoom {
+    type Post = Arc<Message>;
+
     fn route(&mut self, _: &Request<'_>) -> Route {
         Route::WebSocket(0)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, conn: ConnId, _: u32, _: &Request<'_>) {
         self.members.push(conn);
         let (index, _) = ctx.loop_index();
         ctx.send(conn, &Message::text(format!("loop {index}")));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, _: ConnId, _: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, _: ConnId, _: u32, message: Message) {
         let (_, loops) = ctx.loop_index();
         let shared = Arc::new(message);
         for to in 0..loops {
-            ctx.post(to, Box::new(shared.clone()));
+            ctx.post(to, shared.clone());
         }
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: tether_server::CloseReason) {
+    fn on_close(
+        &mut self,
+        _: &mut Ctx<'_, Arc<Message>>,
+        conn: ConnId,
+        _: u32,
+        _: tether_server::CloseReason,
+    ) {
         self.members.retain(|&c| c != conn);
     }
 
-    fn on_post(&mut self, ctx: &mut Ctx<'_>, message: Post) {
-        if let Ok(message) = message.downcast::<Arc<Message>>() {
-            ctx.send_encoded(self.members.iter().copied(), &Encoded::ws(&message));
-        }
+    fn on_post(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, message: Arc<Message>) {
+        ctx.send_encoded(self.members.iter().copied(), &Encoded::ws(&message));
     }
 }
 

@@ -5,7 +5,6 @@
 use std::io::{self, Read};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -22,14 +21,12 @@ use crate::timers::{Scheduled, Timers};
 use crate::transport::{Stream, TlsSession};
 use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
-mod cluster;
 mod guard;
 mod requests;
 mod session;
 
-use cluster::Mail;
-pub use cluster::{Cluster, Handle, StatsSnapshot};
-pub(crate) use cluster::{LoopHandle, Peers, Stats};
+use crate::loops::{LoopHandle, Mail, Mailbox, Peers, Stats};
+use crate::{Handle, Poster};
 use guard::guarded;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -154,10 +151,20 @@ enum Next {
 /// and plain HTTP on one port, for the [`App`] it runs.
 ///
 /// ```no_run
-/// use tether_server::{apps::Echo, Config, Handshake, Server};
+/// use tether_server::{App, Config, Handshake, Request, Route, Server};
+///
+/// struct Hello;
+///
+/// impl App for Hello {
+///     type Post = ();
+///
+///     fn route(&mut self, _: &Request<'_>) -> Route {
+///         Route::Page { content_type: "text/plain", body: b"hello\n" }
+///     }
+/// }
 ///
 /// let config = Config::new("127.0.0.1:8080".parse().unwrap());
-/// let server = Server::bind(config, Handshake::new(), Echo::everywhere())?;
+/// let server = Server::bind(config, Handshake::new(), Hello)?;
 /// println!("listening on {}", server.local_addr());
 /// server.run()?;
 /// # Ok::<(), std::io::Error>(())
@@ -186,8 +193,8 @@ pub struct Server<A: App> {
     handshake: Arc<Handshake>,
     max_connections: usize,
     signals: Option<(mio::net::UnixStream, Vec<signal_hook::SigId>)>,
-    peers: Peers,
-    inbox: mpsc::Receiver<Mail>,
+    pub(crate) peers: Peers<A::Post>,
+    inbox: mpsc::Receiver<Mail<A::Post>>,
     /// Set once a graceful shutdown has begun.
     shutdown: Option<ShuttingDown>,
     /// Loops (this one included) that have said they drained
@@ -248,13 +255,8 @@ impl<A: App> Server<A> {
             }
             None => None,
         };
-        let (posts, inbox) = mpsc::channel();
-        let own = Arc::new(LoopHandle {
-            stop: AtomicBool::new(false),
-            waker: Waker::new(poll.registry(), WAKER)?,
-            posts,
-            stats: Stats::default(),
-        });
+        let own = Arc::new(LoopHandle::new(Waker::new(poll.registry(), WAKER)?));
+        let (mailbox, inbox) = Mailbox::new(own);
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| connection_budget(&config, 1));
@@ -279,7 +281,7 @@ impl<A: App> Server<A> {
             handshake,
             max_connections,
             signals: None,
-            peers: Peers::alone(own),
+            peers: Peers::alone(mailbox),
             inbox,
             shutdown: None,
             drained: 0,
@@ -306,11 +308,15 @@ impl<A: App> Server<A> {
         self.max_connections
     }
 
-    /// A handle that stops the loop, or posts to it, from another thread.
+    /// A handle that stops the loop, or reads its counters, from another
+    /// thread.
     pub fn handle(&self) -> Handle {
-        Handle {
-            loops: self.peers.handles.clone(),
-        }
+        self.peers.handle()
+    }
+
+    /// A poster to the loop ([`App::on_post`]), for other threads.
+    pub fn poster(&self) -> Poster<A::Post> {
+        self.peers.poster()
     }
 
     /// Shuts down gracefully on SIGINT and SIGTERM; a second signal during
@@ -365,7 +371,7 @@ impl<A: App> Server<A> {
                     }
                     WAKER => {
                         self.receive_posts(now);
-                        if self.peers.own().stop.load(Ordering::Acquire) && self.shutdown.is_none() {
+                        if self.peers.own().stop_requested() && self.shutdown.is_none() {
                             self.begin_shutdown(now);
                         }
                     }
@@ -434,7 +440,7 @@ impl<A: App> Server<A> {
     /// The borrows a callback needs, split off the server at once: the
     /// connection `id` (if it still exists), the application, and a context
     /// for the callback (acting on no connection until `current` is set).
-    fn split(&mut self, id: ConnId, now: Instant) -> Option<(&mut Conn, &mut A, Ctx<'_>)> {
+    fn split(&mut self, id: ConnId, now: Instant) -> Option<(&mut Conn, &mut A, Ctx<'_, A::Post>)> {
         let Self {
             conns,
             app,
@@ -451,7 +457,7 @@ impl<A: App> Server<A> {
 
     /// The application and a context that acts on no connection in
     /// particular.
-    fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_>) {
+    fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
         let Self {
             app,
             actions,
@@ -1142,9 +1148,7 @@ impl<A: App> Server<A> {
         self.apply_actions(now);
         // After on_shutdown, so that nothing this loop accepts from now on
         // is posted behind the mark.
-        for handle in self.peers.handles.iter() {
-            handle.drained();
-        }
+        self.peers.drained();
         for id in self.conn_ids() {
             let Some(conn) = self.conn_mut(id) else { continue };
             // Idle: nothing to answer. A request under way gets its
@@ -1171,7 +1175,7 @@ impl<A: App> Server<A> {
     /// drained (this one included): waiting requests get their answer,
     /// WebSockets close with 1001, event streams end.
     fn close_sessions_once_drained(&mut self, now: Instant) {
-        let loops = self.peers.handles.len();
+        let loops = self.peers.len();
         let Some(shutdown) = self.shutdown.as_mut() else {
             return;
         };

@@ -1,0 +1,44 @@
+//! Sends every message back to its sender.
+
+use tether_server::{App, ConnId, Ctx, Message, Request, Route};
+
+/// Echoes every WebSocket message, text or binary, to its sender.
+#[derive(Debug, Clone, Default)]
+pub struct Echo {
+    path: Option<String>,
+}
+
+impl Echo {
+    /// Every path is the echo endpoint.
+    pub fn everywhere() -> Echo {
+        Echo { path: None }
+    }
+
+    /// Only `path` is; other paths are 404.
+    pub fn at(path: impl Into<String>) -> Echo {
+        Echo {
+            path: Some(path.into()),
+        }
+    }
+
+    /// Echoes `message` (for applications that embed the echo); a large
+    /// payload goes back out without being copied.
+    pub fn reply<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, message: Message) {
+        ctx.send_owned(conn, message);
+    }
+}
+
+impl App for Echo {
+    type Post = ();
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        match &self.path {
+            Some(path) if path != request.path() => Route::NotFound,
+            _ => Route::WebSocket(0),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
+        Echo::reply(ctx, conn, message);
+    }
+}

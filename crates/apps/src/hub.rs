@@ -1,0 +1,991 @@
+//! The pub/sub hub as a tether application: topics published over HTTP
+//! and WebSocket, delivered over WebSocket, Server-Sent Events and long
+//! polls, on every event loop, with access control and metrics.
+//!
+//! The sans-IO core is `tether-hub`; this module drives it: one
+//! [`HubApp`] per event loop, each with its replica of the topics
+//! ([`tether_hub::Hub`]) and its broker ([`tether_hub::Broker`]; by
+//! default the in-process [`tether_hub::LocalBroker`], which sequences
+//! each topic on one loop and posts the events to all of them). The
+//! routes, statuses and message formats are described in the hub's README
+//! (`crates/hub/README.md`).
+
+mod metrics;
+mod publish;
+mod replies;
+mod routes;
+mod settings;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tether_hub::{
+    Broker, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Polled, Publish, ReplyTo,
+    Subscribed, Tickets, Transport, is_valid_event_type, is_valid_topic, secret_matches,
+};
+
+use self::metrics::{HubStats, add, sub};
+use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
+use self::replies::{
+    error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
+};
+use self::routes::{
+    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PUBLISH, TAG_REFUSED,
+    TAG_TICKETS, TAG_WS, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
+};
+pub use self::settings::HubSettings;
+use tether_server::{
+    App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, Reply, Request, Response, Route,
+};
+
+/// What every loop's [`HubApp`] shares: the settings, the tickets (a
+/// ticket issued on one loop is redeemed on whichever loop the client
+/// lands; the lock is taken only to issue and redeem) and the counters.
+///
+/// ```no_run
+/// use tether_apps::{HubSettings, HubShared};
+/// use tether_server::{Cluster, Config, Handshake};
+///
+/// let mut settings = HubSettings::default();
+/// settings.publish_token = Some("s3cret".into());
+/// let loops = 4;
+/// let shared = HubShared::new(settings, loops);
+/// let config = Config::new("127.0.0.1:8080".parse().unwrap());
+/// let handshake = shared.settings().origin_policy(Handshake::new());
+/// let cluster = Cluster::bind(config, handshake, loops, |index| shared.app(index))?;
+/// cluster.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct HubShared {
+    settings: Arc<HubSettings>,
+    tickets: Arc<Mutex<Tickets>>,
+    stats: Arc<[Arc<HubStats>]>,
+    /// The brokers of all loops share its topic count.
+    local: Arc<LocalBroker>,
+}
+
+impl fmt::Debug for HubShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubShared")
+            .field("settings", &self.settings)
+            .field("loops", &self.stats.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubShared {
+    /// The shared part of a hub of `loops` event loops.
+    pub fn new(settings: HubSettings, loops: usize) -> HubShared {
+        HubShared {
+            tickets: Arc::new(Mutex::new(Tickets::new(
+                settings.ticket_ttl,
+                settings.max_tickets,
+            ))),
+            stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
+            local: Arc::new(LocalBroker::new(settings.hub.clone())),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    /// The application for loop `loop_index`, with the in-process broker.
+    pub fn app(&self, loop_index: usize) -> HubApp {
+        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
+    }
+
+    /// The application for loop `loop_index`, with another broker (one
+    /// value per loop; see [`tether_hub::Broker`] for the contract).
+    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
+        HubApp {
+            hub: Hub::new(self.settings.hub.clone(), broker.complete()),
+            broker,
+            shared: self.clone(),
+            index: loop_index,
+            stats: self
+                .stats
+                .get(loop_index)
+                .or(self.stats.last())
+                .cloned()
+                .unwrap_or_default(),
+            conns: HashMap::new(),
+            publishes: HashMap::new(),
+            next_token: 0,
+        }
+    }
+}
+
+/// A subscriber or long poll of this loop.
+#[derive(Debug)]
+struct Subscriber {
+    topic: Arc<str>,
+    transport: Transport,
+    /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
+    requested: Option<String>,
+    /// A WebSocket subscriber may publish to its topic.
+    may_publish: bool,
+    /// The event type of what it publishes (`?event=`).
+    event_type: Option<String>,
+    /// It publishes JSON envelopes (`?envelope=1`), each acknowledged.
+    envelope: bool,
+    /// Bytes it published that the sequencer has not answered yet.
+    in_flight: usize,
+}
+
+impl Subscriber {
+    fn new(topic: Arc<str>, transport: Transport, requested: Option<String>) -> Subscriber {
+        Subscriber {
+            topic,
+            transport,
+            requested,
+            may_publish: false,
+            event_type: None,
+            envelope: false,
+            in_flight: 0,
+        }
+    }
+}
+
+/// A publish waiting for its outcome.
+#[derive(Debug, Clone)]
+enum Pending {
+    Http(ConnId),
+    /// A WebSocket publisher and the bytes this publish holds of its
+    /// in-flight allowance; an enveloped publish is acknowledged (with its
+    /// key, if it had one).
+    WebSocket {
+        conn: ConnId,
+        len: usize,
+        envelope: bool,
+        key: Option<Arc<str>>,
+    },
+    Internal,
+}
+
+/// The hub on one event loop: routes, subscribers, the loop's replica of
+/// the topics, its broker. Make one per loop with [`HubShared::app`]; on
+/// a single loop, [`HubApp::new`].
+///
+/// Routes (see the hub's README for every status and format):
+///
+/// | route | what |
+/// | --- | --- |
+/// | `POST /topics/NAME` | publish the body (bearer token; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
+/// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
+/// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
+/// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
+/// | `POST /tickets` | a single-use ticket for `?ticket=` (bearer token) |
+/// | `GET /metrics` | Prometheus text format |
+pub struct HubApp {
+    shared: HubShared,
+    index: usize,
+    /// This loop's counters (one of `shared`'s).
+    stats: Arc<HubStats>,
+    hub: Hub<ConnId>,
+    broker: Box<dyn Broker + Send>,
+    conns: HashMap<ConnId, Subscriber>,
+    publishes: HashMap<u64, Pending>,
+    next_token: u64,
+}
+
+impl fmt::Debug for HubApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubApp")
+            .field("loop", &self.index)
+            .field("broker", &self.broker.kind())
+            .field("subscribers", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The broker's view of the loop, over the server's context.
+struct LoopContext<'c, 'a> {
+    ctx: &'c mut Ctx<'a, HubMessage>,
+}
+
+impl tether_hub::Context for LoopContext<'_, '_> {
+    fn loops(&self) -> usize {
+        self.ctx.loop_index().1
+    }
+
+    fn this_loop(&self) -> usize {
+        self.ctx.loop_index().0
+    }
+
+    fn post(&mut self, to_loop: usize, message: HubMessage) {
+        self.ctx.post(to_loop, message);
+    }
+
+    fn unix_ms(&self) -> u64 {
+        unix_ms()
+    }
+}
+
+/// The wait a long poll asked for with `?timeout=` seconds, within
+/// `longest`. Anything that is not a finite non-negative number of seconds
+/// at most `longest` (`1e20`, `NaN`, `inf`, `-1`, text) gets `longest`:
+/// `Duration::from_secs_f64` panics past `u64::MAX` seconds, so the value
+/// is compared as a float before it becomes a `Duration`.
+fn poll_timeout(asked: Option<&str>, longest: Duration) -> Duration {
+    match asked.and_then(|t| t.parse::<f64>().ok()) {
+        Some(t) if t.is_finite() && t >= 0.0 && t <= longest.as_secs_f64() => {
+            Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
+        }
+        _ => longest,
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl HubApp {
+    /// A hub on a single event loop.
+    pub fn new(settings: HubSettings) -> HubApp {
+        HubShared::new(settings, 1).app(0)
+    }
+
+    /// Whether a route tag is one of the hub's (for applications that
+    /// embed the hub and pass it the callbacks of its routes).
+    pub fn handles(tag: u32) -> bool {
+        tag & TAG_MASK == TAG_BASE
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &HubSettings {
+        &self.shared.settings
+    }
+
+    fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    /// Publishes from the server itself (a feed it produces): no token, no
+    /// answer but the counters.
+    ///
+    /// # Errors
+    ///
+    /// What [`Publish::new`] refuses, and what the broker refuses at once.
+    pub fn publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        topic: &str,
+        event_type: Option<&str>,
+        data: &str,
+    ) -> Result<(), HubError> {
+        let publish = Publish::new(topic, event_type, data, &self.shared.settings.hub)?;
+        self.submit(ctx, publish, Pending::Internal)
+    }
+
+    fn submit(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        publish: Publish,
+        pending: Pending,
+    ) -> Result<(), HubError> {
+        let token = self.next_token;
+        self.next_token += 1;
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        self.publishes.insert(token, pending);
+        let result = self
+            .broker
+            .publish(publish.reply_to(reply), &mut LoopContext { ctx });
+        if result.is_err() {
+            self.publishes.remove(&token);
+            add(&self.stats().publish_refused, 1);
+        }
+        result
+    }
+
+    fn origin_ok(&self, request: &Request<'_>) -> bool {
+        request
+            .header("origin")
+            .is_none_or(|origin| self.shared.settings.origin_allowed(origin))
+    }
+
+    /// Who may subscribe: a ticket, the token, or anyone when tickets are
+    /// not required. The grant says whether a WebSocket may also publish.
+    fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
+        let settings = &self.shared.settings;
+        if let Some(ticket) = request.query_param("ticket") {
+            let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
+            return tickets
+                .redeem(Instant::now(), &ticket, topic)
+                .map_err(|_| Refusal::Ticket);
+        }
+        match (bearer(request), &settings.publish_token) {
+            (Some(given), Some(token)) if secret_matches(token, given) => Ok(Grant {
+                topic: None,
+                publish: true,
+            }),
+            (Some(_), _) => Err(Refusal::BadCredentials),
+            (None, _) if settings.require_ticket => Err(Refusal::NoCredentials),
+            (None, _) => Ok(Grant::default()),
+        }
+    }
+
+    /// Checks the publish token: `None` if it is right, else the answer.
+    fn check_token(&self, request: &Request<'_>) -> Option<Response> {
+        let Some(token) = &self.shared.settings.publish_token else {
+            add(&self.stats().refused_403, 1);
+            return Some(Response::text(
+                403,
+                "publishing over HTTP is disabled: the server has no publish token\n",
+            ));
+        };
+        let refusal = match bearer(request) {
+            Some(given) if secret_matches(token, given) => return None,
+            Some(_) => unauthorized(true),
+            None => unauthorized(false),
+        };
+        add(&self.stats().refused_401, 1);
+        Some(refusal)
+    }
+
+    /// Checks the metrics token, if one is set: `None` if the request may
+    /// read the metrics, else the 401.
+    fn check_metrics_token(&self, request: &Request<'_>) -> Option<Response> {
+        let token = self.shared.settings.metrics_token.as_ref()?;
+        match bearer(request) {
+            Some(given) if secret_matches(token, given) => None,
+            Some(_) => Some(unauthorized(true)),
+            None => Some(unauthorized(false)),
+        }
+    }
+
+    fn http_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        if let Some(refusal) = self.check_token(request) {
+            return Reply::Now(refusal);
+        }
+        let Some((topic, _)) = parse_path(request.path()) else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        let event_type = request
+            .query_param("event")
+            .or_else(|| request.header("tether-event").map(str::to_owned));
+        let key = match http_key(request) {
+            Ok(key) => key,
+            Err(refusal) => return Reply::Now(refusal),
+        };
+        let Ok(data) = std::str::from_utf8(body) else {
+            return Reply::Now(Response::text(400, "the body must be UTF-8 text\n"));
+        };
+        let publish =
+            Publish::new(topic, event_type.as_deref(), data, &self.shared.settings.hub).and_then(|publish| {
+                match &key {
+                    Some(key) => publish.with_key(key),
+                    None => Ok(publish),
+                }
+            });
+        let publish = match publish {
+            Ok(publish) => publish,
+            Err(e) => return Reply::Now(error_response(&e)),
+        };
+        match self.submit(ctx, publish, Pending::Http(conn)) {
+            Ok(()) => Reply::Later(self.shared.settings.publish_timeout),
+            Err(e) => Reply::Now(error_response(&e)),
+        }
+    }
+
+    fn issue_ticket(&mut self, request: &Request<'_>) -> Response {
+        if request.method() != "POST" {
+            return Refusal::OnlyPost.response();
+        }
+        if let Some(refusal) = self.check_token(request) {
+            return refusal;
+        }
+        let topic = request.query_param("topic").filter(|t| !t.is_empty());
+        if topic.as_deref().is_some_and(|t| !is_valid_topic(t)) {
+            return Refusal::BadTopic.response();
+        }
+        let publish = matches!(request.query_param("publish").as_deref(), Some("1" | "true"));
+        if publish && topic.is_none() {
+            return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
+        }
+        let mut random = [0u8; 16];
+        if getrandom::fill(&mut random).is_err() {
+            return Response::text(500, "no randomness for a ticket\n");
+        }
+        let grant = Grant {
+            topic: topic.map(Arc::from),
+            publish,
+        };
+        let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        match tickets.issue(Instant::now(), random, grant) {
+            Ok(ticket) => {
+                add(&self.stats().tickets_issued, 1);
+                let expires_in = tickets.ttl().as_secs_f64();
+                Response::json(
+                    200,
+                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}}}"),
+                )
+                .header("Cache-Control", "no-store")
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+
+    fn poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, request: &Request<'_>) -> Reply {
+        let Some((topic, _)) = parse_path(request.path()) else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        let since = request.query_param("since").filter(|s| !s.is_empty());
+        let longest = self.shared.settings.poll_timeout;
+        let timeout = poll_timeout(request.query_param("timeout").as_deref(), longest);
+        match self.hub.poll(topic, conn, since.as_deref()) {
+            Ok(Polled::Now { gap, events }) => {
+                add(&self.stats().sent_poll, events.len() as u64);
+                if gap.is_some() {
+                    add(&self.stats().gaps, 1);
+                }
+                let next = next_id(&events, gap, since.as_deref(), || self.hub.head(topic));
+                Reply::Now(poll_response(topic, &events, gap, since.as_deref(), next))
+            }
+            Ok(held @ (Polled::Wait | Polled::Held { .. })) => {
+                let topic: Arc<str> = Arc::from(topic);
+                if let Polled::Held { follow: true } = held {
+                    self.broker.follow(&topic, &mut LoopContext { ctx });
+                }
+                self.register(conn, Subscriber::new(topic, Transport::Poll, since));
+                Reply::Later(timeout)
+            }
+            Err(e) => Reply::Now(error_response(&e)),
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, subscriber: Subscriber) {
+        add(self.stats().subscribers(subscriber.transport), 1);
+        self.conns.insert(conn, subscriber);
+    }
+
+    /// A WebSocket or event-stream subscriber arrives: register, replay.
+    fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, subscriber: Subscriber) {
+        let topic = subscriber.topic.clone();
+        let transport = subscriber.transport;
+        self.register(conn, subscriber);
+        let Self {
+            hub, stats, conns, ..
+        } = self;
+        let Some(subscriber) = conns.get(&conn) else {
+            return;
+        };
+        match hub.subscribe(&topic, conn, transport, subscriber.requested.as_deref()) {
+            Ok(Subscribed::Live(replay)) => {
+                send_replay(ctx, stats, conn, subscriber, replay.gap(), replay.events());
+            }
+            Ok(Subscribed::Held { follow }) => {
+                if follow {
+                    self.broker.follow(&topic, &mut LoopContext { ctx });
+                }
+            }
+            Err(e) => {
+                log::warn!("hub: subscribe failed: {e}");
+                self.leave(ctx, conn, &CloseReason::Ended);
+                match transport {
+                    Transport::WebSocket => ctx.close(conn, CloseCode::INTERNAL_ERROR, "subscribe failed"),
+                    _ => ctx.end_stream(conn),
+                }
+            }
+        }
+    }
+
+    /// A subscriber or long poll is gone.
+    fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
+        if let Some(subscriber) = self.conns.remove(&conn) {
+            sub(self.stats().subscribers(subscriber.transport), 1);
+            if *reason == CloseReason::SlowConsumer {
+                add(&self.stats().slow_consumer_drops, 1);
+            }
+        }
+        if let Some(left) = self.hub.unsubscribe(conn) {
+            if left.unfollow {
+                self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
+            }
+        }
+    }
+
+    fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: Message) {
+        let max_in_flight = self.shared.settings.max_publish_in_flight;
+        let Some(subscriber) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !subscriber.may_publish {
+            return send_error(
+                ctx,
+                conn,
+                "publishing to this topic over WebSocket is not allowed",
+            );
+        }
+        let Some(text) = message.as_text() else {
+            return send_error(ctx, conn, "only text messages are published");
+        };
+        if subscriber.in_flight + text.len() > max_in_flight {
+            ctx.close(
+                conn,
+                CloseCode::POLICY,
+                "publishing faster than the hub sequences",
+            );
+            return;
+        }
+        let envelope = subscriber.envelope;
+        let (data, own_type, key) = if envelope {
+            match parse_envelope(text) {
+                Ok(e) => (e.data, e.event, e.key),
+                Err(why) => return send_error(ctx, conn, &why),
+            }
+        } else {
+            (text.to_owned(), None, None)
+        };
+        let publish = Publish::new(
+            &subscriber.topic,
+            own_type.as_deref().or(subscriber.event_type.as_deref()),
+            data,
+            &self.shared.settings.hub,
+        )
+        .and_then(|publish| match &key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        });
+        let publish = match publish {
+            Ok(publish) => publish,
+            Err(e) => {
+                let text = error_json(&e.to_string(), key.as_deref());
+                return ctx.send(conn, &Message::text(text));
+            }
+        };
+        let len = text.len();
+        subscriber.in_flight += len;
+        let pending = Pending::WebSocket {
+            conn,
+            len,
+            envelope,
+            key: publish.key.clone(),
+        };
+        if let Err(e) = self.submit(ctx, publish, pending) {
+            if let Some(subscriber) = self.conns.get_mut(&conn) {
+                subscriber.in_flight -= len;
+            }
+            let text = error_json(&e.to_string(), key.as_deref());
+            ctx.send(conn, &Message::text(text));
+        }
+    }
+
+    fn deliver(&mut self, ctx: &mut Ctx<'_, HubMessage>, event: Arc<Event>) {
+        let Self {
+            hub, stats, conns, ..
+        } = self;
+        let delivery = match hub.deliver(event.clone()) {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                log::debug!(
+                    "hub: delivery of {} to {} dropped: {e}",
+                    event.id(),
+                    event.topic()
+                );
+                return;
+            }
+        };
+        if !delivery.websocket.is_empty() {
+            add(&stats.sent_websocket, delivery.websocket.len() as u64);
+            ctx.send_encoded(
+                delivery.websocket.iter().copied(),
+                &Encoded::from(event.ws_frame().clone()),
+            );
+        }
+        if !delivery.event_stream.is_empty() {
+            add(&stats.sent_event_stream, delivery.event_stream.len() as u64);
+            ctx.send_encoded(
+                delivery.event_stream.iter().copied(),
+                &Encoded::from(event.sse().clone()),
+            );
+        }
+        let events = [event.clone()];
+        for waiter in delivery.waiters {
+            if let Some(poll) = conns.remove(&waiter) {
+                sub(&stats.subscribers_poll, 1);
+                add(&stats.sent_poll, 1);
+                let since = poll.requested.as_deref();
+                ctx.respond(
+                    waiter,
+                    poll_response(&poll.topic, &events, None, since, event.id()),
+                );
+            }
+        }
+        for resumed in delivery.resumed {
+            send_resumed(ctx, stats, conns, resumed);
+        }
+    }
+
+    /// The outcome of a publish: its event's id and whether it was a
+    /// duplicate (its key remembered: nothing published), or the refusal.
+    fn published(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        token: u64,
+        result: Result<(EventId, bool), HubError>,
+    ) {
+        let Some(pending) = self.publishes.remove(&token) else {
+            return;
+        };
+        match &result {
+            Ok((_, false)) => add(&self.stats().published, 1),
+            Ok((_, true)) => add(&self.stats().duplicates, 1),
+            Err(_) => add(&self.stats().publish_refused, 1),
+        }
+        match (pending, result) {
+            (Pending::Http(conn), Ok((id, duplicate))) => {
+                ctx.respond(conn, Response::json(200, published_json(id, duplicate)));
+            }
+            (Pending::Http(conn), Err(e)) => ctx.respond(conn, error_response(&e)),
+            (
+                Pending::WebSocket {
+                    conn,
+                    len,
+                    envelope,
+                    key,
+                },
+                result,
+            ) => {
+                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+                let text = match result {
+                    Ok((id, duplicate)) if envelope => ack_json(id, key.as_deref(), duplicate),
+                    Ok(_) => return,
+                    Err(e) => error_json(&e.to_string(), key.as_deref()),
+                };
+                ctx.send(conn, &Message::text(text));
+            }
+            (Pending::Internal, Err(e)) => log::warn!("hub: a publish of the server's own was refused: {e}"),
+            (Pending::Internal, Ok(_)) => {}
+        }
+    }
+
+    fn ready(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        topic: &str,
+        history: Vec<Arc<Event>>,
+        dropped: Option<EventId>,
+    ) {
+        let readied = match self.hub.ready(topic, history, dropped) {
+            Ok(readied) => readied,
+            Err(e) => {
+                log::debug!("hub: backlog of {topic} dropped: {e}");
+                return;
+            }
+        };
+        let stats = &self.stats;
+        for resumed in readied.resumed {
+            send_resumed(ctx, stats, &mut self.conns, resumed);
+        }
+        for (conn, transport) in readied.resync {
+            match transport {
+                Transport::WebSocket => {
+                    ctx.close(conn, CloseCode::SERVICE_RESTART, "resynchronising: resume")
+                }
+                Transport::EventStream => ctx.end_stream(conn),
+                Transport::Poll => {
+                    if let Some(poll) = self.conns.remove(&conn) {
+                        sub(&stats.subscribers_poll, 1);
+                        ctx.respond(conn, poll_timeout_response(&self.hub, &poll));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl App for HubApp {
+    type Post = HubMessage;
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        // The admin listener serves the metrics and nothing else.
+        if request.via_admin_listener() {
+            return match request.path() {
+                "/metrics" => Route::Handler(TAG_METRICS),
+                _ => Route::NotFound,
+            };
+        }
+        match request.path() {
+            "/tickets" => return Route::Handler(TAG_TICKETS),
+            "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
+            "/metrics" => return Route::Handler(TAG_METRICS),
+            _ => {}
+        }
+        let Some((topic, endpoint)) = parse_path(request.path()) else {
+            return Route::NotFound;
+        };
+        if !is_valid_topic(topic) {
+            return Refusal::BadTopic.route();
+        }
+        if !self.origin_ok(request) {
+            add(&self.stats().refused_403, 1);
+            return Refusal::Origin.route();
+        }
+        let method = request.method();
+        if endpoint == Endpoint::Publish {
+            return if method == "POST" {
+                Route::Handler(TAG_PUBLISH)
+            } else {
+                Refusal::OnlyPost.route()
+            };
+        }
+        if endpoint == Endpoint::Poll && method != "GET" && method != "HEAD" {
+            return Refusal::OnlyGet.route();
+        }
+        let grant = match self.authorize_subscriber(request, topic) {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                let counter = match refusal {
+                    Refusal::NoCredentials | Refusal::BadCredentials => &self.stats().refused_401,
+                    _ => &self.stats().refused_403,
+                };
+                add(counter, 1);
+                return refusal.route();
+            }
+        };
+        match endpoint {
+            Endpoint::Events => Route::EventStream(TAG_EVENTS),
+            Endpoint::Poll => Route::Handler(TAG_POLL),
+            _ => {
+                if request
+                    .query_param("event")
+                    .is_some_and(|e| !is_valid_event_type(&e))
+                {
+                    return Refusal::BadEventType.route();
+                }
+                if grant.publish || self.shared.settings.ws_publish_open(topic) {
+                    Route::WebSocket(TAG_WS_PUBLISHER)
+                } else {
+                    Route::WebSocket(TAG_WS)
+                }
+            }
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let Some((topic, _)) = parse_path(request.path()) else {
+            return;
+        };
+        let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
+        let mut subscriber = Subscriber::new(Arc::from(topic), Transport::WebSocket, last_id);
+        subscriber.may_publish = tag == TAG_WS_PUBLISHER;
+        subscriber.event_type = request.query_param("event");
+        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
+        self.subscribe(ctx, conn, subscriber);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, message: Message) {
+        self.ws_message(ctx, conn, message);
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
+        self.leave(ctx, conn, &reason);
+    }
+
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        _tag: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        if let Some((topic, _)) = parse_path(request.path()) {
+            let last_id = last_event_id.map(str::to_owned);
+            self.subscribe(
+                ctx,
+                conn,
+                Subscriber::new(Arc::from(topic), Transport::EventStream, last_id),
+            );
+        }
+    }
+
+    fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        _tag: u32,
+        reason: CloseReason,
+    ) {
+        self.leave(ctx, conn, &reason);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        let stats = &self.stats;
+        for resumed in self.hub.tick() {
+            send_resumed(ctx, stats, &mut self.conns, resumed);
+        }
+        self.broker.tick(&mut LoopContext { ctx });
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        match tag {
+            TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
+            TAG_POLL => self.poll(ctx, conn, request),
+            TAG_TICKETS => Reply::Now(self.issue_ticket(request)),
+            TAG_METRICS if matches!(request.method(), "GET" | "HEAD") => {
+                Reply::Now(match self.check_metrics_token(request) {
+                    Some(refusal) => refusal,
+                    None => self.metrics(ctx),
+                })
+            }
+            TAG_METRICS => Reply::Now(Refusal::OnlyGet.response()),
+            _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
+                Some(refusal) => Reply::Now(refusal.response()),
+                None => Reply::Now(Response::text(404, "404 Not Found\n")),
+            },
+        }
+    }
+
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+        match tag {
+            TAG_POLL => {
+                let response = match self.conns.get(&conn) {
+                    Some(poll) => poll_timeout_response(&self.hub, poll),
+                    None => Response::empty(204),
+                };
+                self.leave(ctx, conn, &CloseReason::Ended);
+                response
+            }
+            _ => {
+                self.publishes
+                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+                Response::text(504, "the broker did not answer in time\n")
+            }
+        }
+    }
+
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+        if tag == TAG_POLL {
+            self.leave(ctx, conn, &CloseReason::Dropped);
+        } else {
+            self.publishes
+                .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+        }
+    }
+
+    fn refuse_before_body(
+        &mut self,
+        _ctx: &mut Ctx<'_, HubMessage>,
+        request: &Request<'_>,
+    ) -> Option<Response> {
+        // Publishing and tickets need the token, whatever the body says.
+        let needs_token = request.method() == "POST"
+            && !request.via_admin_listener()
+            && (request.path() == "/tickets"
+                || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
+        if needs_token {
+            self.check_token(request)
+        } else {
+            None
+        }
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        // Publishes are refused from now on (503 with Retry-After), here
+        // and when forwarded to this loop's sequencer: everything
+        // acknowledged so far is delivered before the sessions close.
+        self.broker.shutdown(&mut LoopContext { ctx });
+    }
+
+    fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+    ) -> Option<Response> {
+        match tag {
+            // A long poll still waiting has no events: it gets its usual
+            // empty answer (with the id to poll from next), and when to
+            // come back.
+            TAG_POLL => {
+                let response = match self.conns.get(&conn) {
+                    Some(poll) => poll_timeout_response(&self.hub, poll),
+                    None => Response::empty(204),
+                };
+                self.leave(ctx, conn, &CloseReason::Shutdown);
+                Some(response.header("Retry-After", "1"))
+            }
+            // A publish waits for its outcome, which every loop's drain
+            // guarantees is on its way (or its own timeout answers 504).
+            _ => None,
+        }
+    }
+
+    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
+        match message {
+            HubMessage::Deliver(event) => self.deliver(ctx, event),
+            HubMessage::Published { token, result } => {
+                self.published(ctx, token, result.map(|id| (id, false)));
+            }
+            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } => self.ready(ctx, &topic, history, dropped),
+            HubMessage::Forget(topic) => self.hub.forget(&topic),
+            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
+            other => log::debug!("hub: unexpected {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poll_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn poll_timeout_is_clamped_to_the_longest_wait() {
+        let longest = Duration::from_secs(25);
+        assert_eq!(poll_timeout(Some("1.5"), longest), Duration::from_millis(1500));
+        assert_eq!(poll_timeout(Some("0"), longest), Duration::ZERO);
+        assert_eq!(poll_timeout(Some("25"), longest), longest);
+        for odd in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("26"),
+            Some("1e20"),
+            Some("18446744073709551616"),
+            Some("NaN"),
+            Some("inf"),
+            Some("-inf"),
+            Some("-1"),
+        ] {
+            assert_eq!(poll_timeout(odd, longest), longest, "{odd:?}");
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! What publishers send besides the data: the publish key of an HTTP
+//! publish (`?id=KEY`, `Tether-Publish-Id: KEY`), the JSON envelope of a
+//! WebSocket publisher that opted in (`?envelope=1`), and the answers
+//! that name an event (`{"id":"ID"}`, the WebSocket acknowledgement).
+
+use tether_hub::{Error as HubError, EventId, is_valid_publish_key, json_string};
+
+use tether_server::{Request, Response};
+
+/// The header that carries an HTTP publish's key.
+pub(super) const KEY_HEADER: &str = "tether-publish-id";
+
+/// The publish key of `POST /topics/NAME`: `?id=KEY` or the
+/// `Tether-Publish-Id` header (both may be given if they agree). `Err`:
+/// the 400 to answer.
+pub(super) fn http_key(request: &Request<'_>) -> Result<Option<String>, Response> {
+    let query = request.query_param("id");
+    let header = request
+        .header(KEY_HEADER)
+        .map(|value| value.trim_matches([' ', '\t']).to_owned());
+    let key = match (query, header) {
+        (Some(query), Some(header)) if query != header => {
+            return Err(Response::text(
+                400,
+                "?id= and Tether-Publish-Id name different publish ids\n",
+            ));
+        }
+        (Some(key), _) | (None, Some(key)) => key,
+        (None, None) => return Ok(None),
+    };
+    if !is_valid_publish_key(&key) {
+        return Err(Response::text(400, format!("{}\n", HubError::InvalidPublishKey)));
+    }
+    Ok(Some(key))
+}
+
+/// The answer to a publish: `{"id":"ID"}`, or `{"id":"ID","duplicate":true}`
+/// when the key was remembered and nothing was published.
+pub(super) fn published_json(id: EventId, duplicate: bool) -> String {
+    if duplicate {
+        format!("{{\"id\":\"{id}\",\"duplicate\":true}}")
+    } else {
+        format!("{{\"id\":\"{id}\"}}")
+    }
+}
+
+/// The acknowledgement of an enveloped WebSocket publish:
+/// `{"control":"published","id":"ID"}`, with `"key":"KEY"` when it had
+/// one and `"duplicate":true` when nothing was published.
+pub(super) fn ack_json(id: EventId, key: Option<&str>, duplicate: bool) -> String {
+    let mut out = format!("{{\"control\":\"published\",\"id\":\"{id}\"");
+    if let Some(key) = key {
+        out.push_str(",\"key\":");
+        out.push_str(&json_string(key));
+    }
+    if duplicate {
+        out.push_str(",\"duplicate\":true");
+    }
+    out.push('}');
+    out
+}
+
+/// `{"control":"error","error":"..."}`, with `"key":"KEY"` when the
+/// refused publish had one.
+pub(super) fn error_json(message: &str, key: Option<&str>) -> String {
+    let mut out = format!("{{\"control\":\"error\",\"error\":{}", json_string(message));
+    if let Some(key) = key {
+        out.push_str(",\"key\":");
+        out.push_str(&json_string(key));
+    }
+    out.push('}');
+    out
+}
+
+/// One enveloped WebSocket publish:
+/// `{"data":"...","event":"TYPE","id":"KEY"}` (`event` and `id`
+/// optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Envelope {
+    pub(super) data: String,
+    pub(super) event: Option<String>,
+    pub(super) key: Option<String>,
+}
+
+/// Parses an envelope. Members other than `data`, `event` and `id`, a
+/// member given twice, and values other than strings are refused, so
+/// that a misspelt `id` cannot silently turn deduplication off.
+pub(super) fn parse_envelope(text: &str) -> Result<Envelope, String> {
+    let mut envelope = Envelope {
+        data: String::new(),
+        event: None,
+        key: None,
+    };
+    let mut has_data = false;
+    for (name, value) in parse_string_object(text)? {
+        let slot = match name.as_str() {
+            "data" if !has_data => {
+                has_data = true;
+                envelope.data = value;
+                continue;
+            }
+            "event" => &mut envelope.event,
+            "id" => &mut envelope.key,
+            "data" => return Err("the envelope has \"data\" twice".to_owned()),
+            other => {
+                return Err(format!(
+                    "unknown envelope member {} (data, event, id)",
+                    json_string(other)
+                ));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(format!("the envelope has {} twice", json_string(&name)));
+        }
+    }
+    if !has_data {
+        return Err("the envelope has no \"data\"".to_owned());
+    }
+    if let Some(key) = &envelope.key {
+        if !is_valid_publish_key(key) {
+            return Err(HubError::InvalidPublishKey.to_string());
+        }
+    }
+    Ok(envelope)
+}
+
+/// A JSON object whose values are all strings (RFC 8259): its members in
+/// order. Nothing else is accepted: no nesting, so no recursion.
+fn parse_string_object(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut p = Cursor {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    p.skip_space();
+    if !p.eat(b'{') {
+        return Err(
+            "an envelope is a JSON object: {\"data\":\"...\",\"id\":\"KEY\",\"event\":\"TYPE\"}".to_owned(),
+        );
+    }
+    let mut members = Vec::new();
+    p.skip_space();
+    if !p.eat(b'}') {
+        loop {
+            p.skip_space();
+            let name = p.string()?;
+            p.skip_space();
+            if !p.eat(b':') {
+                return Err("malformed JSON: ':' expected".to_owned());
+            }
+            p.skip_space();
+            if p.bytes.get(p.pos) != Some(&b'"') {
+                return Err(format!("the envelope's {} must be a string", json_string(&name)));
+            }
+            let value = p.string()?;
+            members.push((name, value));
+            p.skip_space();
+            if p.eat(b',') {
+                continue;
+            }
+            if p.eat(b'}') {
+                break;
+            }
+            return Err("malformed JSON: ',' or '}' expected".to_owned());
+        }
+    }
+    p.skip_space();
+    if p.pos != p.bytes.len() {
+        return Err("malformed JSON: text after the object".to_owned());
+    }
+    Ok(members)
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn skip_space(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.bytes.get(self.pos) == Some(&byte);
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    /// A string literal, from its opening quote.
+    fn string(&mut self) -> Result<String, String> {
+        if !self.eat(b'"') {
+            return Err("malformed JSON: a string expected".to_owned());
+        }
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while self
+                .bytes
+                .get(self.pos)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                self.pos += 1;
+            }
+            // Both ends are at ASCII bytes (or the end): char boundaries.
+            out.push_str(&self.text[start..self.pos]);
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    out.push(self.escape()?);
+                }
+                Some(_) => return Err("malformed JSON: a control character in a string".to_owned()),
+                None => return Err("malformed JSON: an unterminated string".to_owned()),
+            }
+        }
+    }
+
+    /// What follows a backslash.
+    fn escape(&mut self) -> Result<char, String> {
+        let byte = self.bytes.get(self.pos).copied();
+        self.pos += 1;
+        Ok(match byte {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if !(self.eat(b'\\') && self.eat(b'u')) {
+                            return Err("malformed JSON: a lone surrogate".to_owned());
+                        }
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err("malformed JSON: a lone surrogate".to_owned());
+                        }
+                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err("malformed JSON: a lone surrogate".to_owned()),
+                    _ => unit,
+                };
+                char::from_u32(code).ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?
+            }
+            _ => return Err("malformed JSON: a bad escape".to_owned()),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| "malformed JSON: a short \\u escape".to_owned())?;
+        let mut value = 0;
+        for &d in digits {
+            let nibble = char::from(d)
+                .to_digit(16)
+                .ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?;
+            value = value << 4 | nibble;
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn envelope(data: &str, event: Option<&str>, key: Option<&str>) -> Envelope {
+        Envelope {
+            data: data.to_owned(),
+            event: event.map(str::to_owned),
+            key: key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn envelopes() {
+        assert_eq!(
+            parse_envelope(r#"{"data":"hi","id":"k-1","event":"note"}"#),
+            Ok(envelope("hi", Some("note"), Some("k-1")))
+        );
+        assert_eq!(
+            parse_envelope(r#" { "data" : "" } "#),
+            Ok(envelope("", None, None))
+        );
+        assert_eq!(
+            parse_envelope(
+                "{\"id\":\"k\",\"data\":\"a\\\"b\\\\c\\/\\n\\t\\r\\b\\f\\u00e9\\ud83d\\ude00\u{e9}\"}"
+            ),
+            Ok(envelope("a\"b\\c/\n\t\r\u{8}\u{c}é😀é", None, Some("k")))
+        );
+        for bad in [
+            "",
+            "hello",
+            "[]",
+            r#"{"data":"x"} extra"#,
+            r#"{"data":"x",}"#,
+            r#"{"data":1}"#,
+            r#"{"data":null}"#,
+            r#"{"data":{"a":"b"}}"#,
+            r#"{"data":"x","Id":"k"}"#,
+            r#"{"data":"x","id":"k","id":"k"}"#,
+            r#"{"data":"x","data":"y"}"#,
+            r#"{"id":"k"}"#,
+            r#"{"data":"x","id":""}"#,
+            r#"{"data":"x","id":"a b"}"#,
+            r#"{"data":"x","id":"é"}"#,
+            "{\"data\":\"a\nb\"}",
+            r#"{"data":"\x"}"#,
+            r#"{"data":"\u12"}"#,
+            r#"{"data":"\ud83d"}"#,
+            r#"{"data":"\ude00"}"#,
+            r#"{"data":"\ud83d\u0041"}"#,
+            r#"{"data":"unterminated}"#,
+            r#"{"data" "x"}"#,
+            "{",
+        ] {
+            assert!(parse_envelope(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn answers() {
+        let id = EventId::new(5, 2);
+        assert_eq!(published_json(id, false), r#"{"id":"5-2"}"#);
+        assert_eq!(published_json(id, true), r#"{"id":"5-2","duplicate":true}"#);
+        assert_eq!(ack_json(id, None, false), r#"{"control":"published","id":"5-2"}"#);
+        assert_eq!(
+            ack_json(id, Some("k\"1"), true),
+            r#"{"control":"published","id":"5-2","key":"k\"1","duplicate":true}"#
+        );
+        assert_eq!(
+            error_json("no", Some("k")),
+            r#"{"control":"error","error":"no","key":"k"}"#
+        );
+        assert_eq!(error_json("no", None), r#"{"control":"error","error":"no"}"#);
+    }
+
+    proptest! {
+        /// What the hub writes as a JSON string, the envelope reads back.
+        #[test]
+        fn round_trip(data in any::<String>(), key in "[!-~]{1,128}", event in proptest::option::of("[a-z]{1,8}")) {
+            let mut text = format!("{{\"data\":{},\"id\":{}", json_string(&data), json_string(&key));
+            if let Some(event) = &event {
+                text.push_str(&format!(",\"event\":{}", json_string(event)));
+            }
+            text.push('}');
+            prop_assert_eq!(parse_envelope(&text), Ok(envelope(&data, event.as_deref(), Some(&key))));
+        }
+
+        /// Any text: an envelope or an error, never a panic.
+        #[test]
+        fn never_panics(text in any::<String>(), bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_envelope(&text);
+            let _ = parse_envelope(&String::from_utf8_lossy(&bytes));
+            let mut prefixed = String::from("{\"data\":\"");
+            prefixed.push_str(&text);
+            let _ = parse_envelope(&prefixed);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The hub's routes: route tags, paths, refusals, credentials.
+
+use tether_hub::Error as HubError;
+
+use tether_server::{Request, Response, Route};
+
+/// Tags of the hub's routes; other applications that embed the hub (the
+/// demo) keep clear of this range (see [`HubApp::handles`]).
+pub(super) const TAG_BASE: u32 = 0x4855_0000;
+pub(super) const TAG_MASK: u32 = 0xFFFF_0000;
+pub(super) const TAG_PUBLISH: u32 = TAG_BASE | 1;
+pub(super) const TAG_EVENTS: u32 = TAG_BASE | 2;
+pub(super) const TAG_WS: u32 = TAG_BASE | 3;
+pub(super) const TAG_WS_PUBLISHER: u32 = TAG_BASE | 4;
+pub(super) const TAG_POLL: u32 = TAG_BASE | 5;
+pub(super) const TAG_TICKETS: u32 = TAG_BASE | 6;
+pub(super) const TAG_METRICS: u32 = TAG_BASE | 7;
+/// A refused request: this plus the [`Refusal`].
+pub(super) const TAG_REFUSED: u32 = TAG_BASE | 0x100;
+
+/// Why `route` refused a request, answered in `on_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    BadTopic = 0,
+    BadEventType,
+    NoCredentials,
+    BadCredentials,
+    Origin,
+    Ticket,
+    OnlyPost,
+    OnlyGet,
+}
+
+impl Refusal {
+    pub(super) const ALL: [Refusal; 8] = [
+        Refusal::BadTopic,
+        Refusal::BadEventType,
+        Refusal::NoCredentials,
+        Refusal::BadCredentials,
+        Refusal::Origin,
+        Refusal::Ticket,
+        Refusal::OnlyPost,
+        Refusal::OnlyGet,
+    ];
+
+    pub(super) fn route(self) -> Route {
+        Route::Handler(TAG_REFUSED + self as u32)
+    }
+
+    pub(super) fn response(self) -> Response {
+        match self {
+            Refusal::BadTopic => Response::text(400, format!("{}\n", HubError::InvalidTopic)),
+            Refusal::BadEventType => Response::text(400, format!("{}\n", HubError::InvalidEventType)),
+            Refusal::NoCredentials => unauthorized(false),
+            Refusal::BadCredentials => unauthorized(true),
+            Refusal::Origin => Response::text(403, "origin not allowed\n"),
+            Refusal::Ticket => Response::text(403, format!("{}\n", HubError::TicketRefused)),
+            Refusal::OnlyPost => Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST"),
+            Refusal::OnlyGet => Response::text(405, "405 Method Not Allowed\n").header("Allow", "GET, HEAD"),
+        }
+    }
+}
+
+pub(super) fn unauthorized(invalid: bool) -> Response {
+    if invalid {
+        Response::text(401, "invalid token\n").header(
+            "WWW-Authenticate",
+            "Bearer realm=\"tether\", error=\"invalid_token\"",
+        )
+    } else {
+        Response::text(401, "a bearer token is required\n")
+            .header("WWW-Authenticate", "Bearer realm=\"tether\"")
+    }
+}
+
+/// What a hub route addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Publish,
+    Events,
+    WebSocket,
+    Poll,
+}
+
+/// `/topics/NAME[/events|/ws|/poll]`: the topic and the endpoint.
+pub(super) fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
+    let rest = path.strip_prefix("/topics/")?;
+    Some(match rest.split_once('/') {
+        None => (rest, Endpoint::Publish),
+        Some((topic, "events")) => (topic, Endpoint::Events),
+        Some((topic, "ws")) => (topic, Endpoint::WebSocket),
+        Some((topic, "poll")) => (topic, Endpoint::Poll),
+        Some(_) => return None,
+    })
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if the request
+/// has that header (`Some("")` for another scheme).
+pub(super) fn bearer<'a>(request: &Request<'a>) -> Option<&'a str> {
+    let value = request.header("authorization")?.trim();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+        _ => Some(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HubApp;
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("/topics/a"), Some(("a", Endpoint::Publish)));
+        assert_eq!(parse_path("/topics/a/events"), Some(("a", Endpoint::Events)));
+        assert_eq!(parse_path("/topics/a/ws"), Some(("a", Endpoint::WebSocket)));
+        assert_eq!(parse_path("/topics/a/poll"), Some(("a", Endpoint::Poll)));
+        assert_eq!(parse_path("/topics/"), Some(("", Endpoint::Publish)));
+        assert_eq!(parse_path("/topics/a/other"), None);
+        assert_eq!(parse_path("/topic/a"), None);
+    }
+
+    #[test]
+    fn refusal_tags_round_trip() {
+        for refusal in Refusal::ALL {
+            let Route::Handler(tag) = refusal.route() else {
+                panic!()
+            };
+            assert!(HubApp::handles(tag));
+            assert_eq!(Refusal::ALL[(tag - TAG_REFUSED) as usize], refusal);
+        }
+    }
+}

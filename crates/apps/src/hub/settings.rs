@@ -1,0 +1,168 @@
+//! The hub's settings: limits, access control, origins.
+
+use std::fmt;
+use std::time::Duration;
+
+use tether_hub::Config as HubConfig;
+
+use tether_server::Handshake;
+
+/// The hub's settings: its limits, and access control.
+///
+/// Its `Debug` output never shows the publish token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct HubSettings {
+    /// Backlog bounds, event size, topic limit and idle-topic expiry.
+    pub hub: HubConfig,
+    /// The bearer token that publishing over HTTP (`POST /topics/NAME`) and
+    /// issuing tickets (`POST /tickets`) require. `None` (the default):
+    /// both are refused with 403.
+    pub publish_token: Option<String>,
+    /// Subscribing (WebSocket, event stream, long poll) requires a ticket
+    /// (`?ticket=`) or the token (`Authorization: Bearer`). Off by
+    /// default.
+    pub require_ticket: bool,
+    /// How long a ticket is good for (30 s).
+    pub ticket_ttl: Duration,
+    /// Tickets outstanding at most (10 000); more get 503.
+    pub max_tickets: usize,
+    /// Origins allowed to subscribe or publish from a browser (an `Origin`
+    /// header, compared case-insensitively, e.g. `https://example.com`).
+    /// Empty (the default): any. Requests without `Origin` (not from a
+    /// browser) are always allowed: the check is against cross-site
+    /// WebSocket hijacking and its SSE equivalent.
+    pub allowed_origins: Vec<String>,
+    /// Topics that any WebSocket subscriber may publish to: exact names, or
+    /// prefixes ending in `*` (`chat.*`). A subscriber whose ticket grants
+    /// publishing, or who presented the token, may publish to its topic
+    /// whatever this says. Empty by default.
+    pub ws_publish: Vec<String>,
+    /// The longest a long poll is held (25 s); `?timeout=SECONDS` asks for
+    /// less.
+    pub poll_timeout: Duration,
+    /// How long an HTTP publish waits for the broker before 504 (10 s).
+    pub publish_timeout: Duration,
+    /// Bytes a WebSocket publisher may have on their way to the sequencer
+    /// (1 MiB); a publisher that sends faster is closed with 1008.
+    pub max_publish_in_flight: usize,
+    /// `/metrics` has a series per topic (its backlog's events and bytes).
+    /// Off by default: topic names are labels without bound (a hazard for
+    /// a Prometheus server) and name every topic, private ones too.
+    pub metrics_topics: bool,
+    /// `/metrics` requires `Authorization: Bearer` with this token (401
+    /// otherwise). `None` (the default): no token.
+    pub metrics_token: Option<String>,
+    /// `/metrics` is served only on the server's admin listener
+    /// ([`tether_server::Config::admin_addr`]): the main one answers 404. Off by
+    /// default.
+    pub metrics_on_admin_listener: bool,
+}
+
+impl Default for HubSettings {
+    fn default() -> HubSettings {
+        HubSettings {
+            hub: HubConfig::default(),
+            publish_token: None,
+            require_ticket: false,
+            ticket_ttl: Duration::from_secs(30),
+            max_tickets: 10_000,
+            allowed_origins: Vec::new(),
+            ws_publish: Vec::new(),
+            poll_timeout: Duration::from_secs(25),
+            publish_timeout: Duration::from_secs(10),
+            max_publish_in_flight: 1 << 20,
+            metrics_topics: false,
+            metrics_token: None,
+            metrics_on_admin_listener: false,
+        }
+    }
+}
+
+impl fmt::Debug for HubSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubSettings")
+            .field("hub", &self.hub)
+            .field(
+                "publish_token",
+                &self.publish_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("require_ticket", &self.require_ticket)
+            .field("ticket_ttl", &self.ticket_ttl)
+            .field("max_tickets", &self.max_tickets)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("ws_publish", &self.ws_publish)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("max_publish_in_flight", &self.max_publish_in_flight)
+            .field("metrics_topics", &self.metrics_topics)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
+            .finish()
+    }
+}
+
+impl HubSettings {
+    /// Whether a request with this `Origin` may come in.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim()))
+    }
+
+    /// Whether any WebSocket subscriber of `topic` may publish to it.
+    pub fn ws_publish_open(&self, topic: &str) -> bool {
+        self.ws_publish
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => topic.starts_with(prefix),
+                None => pattern == topic,
+            })
+    }
+
+    /// `handshake` with a policy that refuses WebSocket upgrades (403) from
+    /// origins not in [`HubSettings::allowed_origins`], on every route
+    /// (the hub's own routes check it too, for every transport).
+    pub fn origin_policy(&self, handshake: Handshake) -> Handshake {
+        if self.allowed_origins.is_empty() {
+            return handshake;
+        }
+        let settings = self.clone();
+        handshake.policy(
+            move |request: &tether_handshake::UpgradeRequest<'_>| match request.origin() {
+                Some(origin) if !settings.origin_allowed(origin) => {
+                    Err(tether_handshake::Rejection::forbidden("origin not allowed"))
+                }
+                _ => Ok(()),
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings() {
+        let mut s = HubSettings::default();
+        assert!(s.origin_allowed("https://anything"));
+        s.allowed_origins = vec!["https://Example.com/".into()];
+        assert!(s.origin_allowed("https://example.com"));
+        assert!(!s.origin_allowed("https://example.com.evil"));
+        s.ws_publish = vec!["chat.*".into(), "exact".into()];
+        assert!(s.ws_publish_open("chat.lobby"));
+        assert!(s.ws_publish_open("exact"));
+        assert!(!s.ws_publish_open("exactly"));
+        assert!(!s.ws_publish_open("news"));
+        s.publish_token = Some("hunter2".into());
+        s.metrics_token = Some("swordfish".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s:?}").contains("swordfish"));
+    }
+}

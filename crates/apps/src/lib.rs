@@ -1,0 +1,36 @@
+//! Ready-made tether applications, each an [`App`](tether_server::App)
+//! on `tether-server`: the pub/sub hub ([`HubApp`]: HTTP publish,
+//! WebSocket and SSE subscribe, long poll, tickets, metrics; its topics,
+//! ids and backlogs are `tether-hub`'s sans-IO core), an echo (what
+//! Autobahn|Testsuite runs against), a chat room, a clock feed, and the
+//! demo that serves them with a page that uses the hub.
+//!
+//! `tether-server` knows none of them: they use only its public
+//! interface, as an embedder's own application does.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Everything here handles bytes and numbers from the network: nothing may
+// panic on them. These lints make every exception visible, each `allow`
+// with its reason beside it (tests are exempt).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation,
+        clippy::indexing_slicing
+    )
+)]
+
+mod chat;
+mod clock;
+mod demo;
+mod echo;
+mod hub;
+
+pub use chat::Chat;
+pub use clock::Clock;
+pub use demo::Demo;
+pub use echo::Echo;
+pub use hub::{HubApp, HubSettings, HubShared};

@@ -1,0 +1,95 @@
+//! Graceful shutdown from another thread through the server's Handle.
+
+use tether_testkit as common;
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{HttpConn, SseClient, TestServer, WsClient, config};
+use tether_apps::Demo;
+use tether_server::CloseCode;
+
+#[test]
+fn shutdown_closes_every_session_and_refuses_new_connections() {
+    let mut config = config();
+    config.shutdown_timeout = Duration::from_secs(5);
+    let server = TestServer::start(config, Demo::new());
+    let mut ws = WsClient::connect(server.addr, "/echo");
+    ws.send_text("before");
+    assert_eq!(ws.recv_text(), "before");
+    let mut chat = WsClient::connect(server.addr, "/topics/s/ws");
+    let mut clock = SseClient::connect(server.addr, "/clock", "");
+    assert_eq!(clock.next_event().event_type(), "welcome");
+    let mut idle = HttpConn::connect(server.addr);
+    idle.request("GET", "/healthz", "");
+    assert_eq!(idle.response().status, 200);
+
+    let start = Instant::now();
+    server.begin_shutdown();
+
+    // Each WebSocket is told the server is going away; answering lets the
+    // server finish the handshake and close TCP.
+    for client in [&mut ws, &mut chat] {
+        let close = client.recv_close();
+        assert_eq!(close.code, CloseCode::GOING_AWAY);
+        client.expect_eof();
+    }
+    // The event stream ends (whatever ticks were still on their way).
+    for event in clock.read_to_end() {
+        assert_eq!(event.event_type(), "tick");
+    }
+    assert!(clock.is_ended());
+    // The idle keep-alive connection is closed.
+    idle.expect_eof();
+    // The listener is gone: it closed before the first close frame went
+    // out.
+    match TcpStream::connect(server.addr) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused),
+        Ok(_) => panic!("a connection was accepted during shutdown"),
+    }
+
+    drop((ws, chat, clock, idle));
+    server.join();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "run() took {:?}, past the shutdown timeout",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn shutdown_gives_up_on_peers_that_never_answer() {
+    let mut config = config();
+    config.shutdown_timeout = Duration::from_millis(300);
+    // Long enough that only the shutdown timeout can end things early.
+    config.ws = config.ws.close_timeout(Duration::from_secs(60));
+    config.linger = Duration::from_secs(60);
+    let server = TestServer::start(config, Demo::new());
+    let mut ws = WsClient::connect(server.addr, "/echo");
+    ws.auto_reply = false;
+    let mut events = SseClient::connect(server.addr, "/topics/z/events", "");
+    assert_eq!(events.response.status, 200);
+
+    let start = Instant::now();
+    server.begin_shutdown();
+    assert_eq!(ws.recv_close().code, CloseCode::GOING_AWAY);
+    // Neither client closes its socket; the server stops waiting anyway.
+    server.join();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "run() took {:?} with a 300 ms shutdown timeout",
+        start.elapsed()
+    );
+    // Returning dropped the connections.
+    ws.expect_eof();
+    assert!(events.read_to_end().is_empty());
+}
+
+#[test]
+fn shutdown_with_no_connections_is_immediate() {
+    let server = TestServer::start(config(), Demo::new());
+    assert_eq!(common::get(server.addr, "/healthz").status, 200);
+    let took = server.shutdown();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}

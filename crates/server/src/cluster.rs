@@ -1,0 +1,142 @@
+//! Several event loops on one port: one thread each, sharing the
+//! listening address through `SO_REUSEPORT` and nothing else. Loops talk
+//! only through their mailboxes ([`crate::loops`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+
+use crate::loops::{Mailbox, Peers};
+use crate::server::{Server, connection_budget};
+use crate::{App, Config, Handle, Handshake, Poster};
+
+/// A server of several event loops on one port, one thread each.
+///
+/// Each loop runs its own [`App`] (made by the factory given to
+/// [`Cluster::bind`]); loops share nothing and talk through
+/// [`crate::Ctx::post`]. The kernel spreads new connections among the
+/// loops (`SO_REUSEPORT`).
+///
+/// ```no_run
+/// use tether_server::{App, Cluster, Config, Handshake, Request, Route};
+///
+/// struct Hello;
+///
+/// impl App for Hello {
+///     type Post = ();
+///
+///     fn route(&mut self, _: &Request<'_>) -> Route {
+///         Route::Page { content_type: "text/plain", body: b"hello\n" }
+///     }
+/// }
+///
+/// let config = Config::new("127.0.0.1:8080".parse().unwrap());
+/// let mut cluster = Cluster::bind(config, Handshake::new(), 4, |_loop_index| Hello)?;
+/// cluster.handle_signals()?;
+/// cluster.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Cluster<A: App> {
+    /// The loop that runs on the caller's thread (and takes signals).
+    first: Server<A>,
+    others: Vec<Server<A>>,
+}
+
+impl<A: App + Send + 'static> Cluster<A> {
+    /// Binds `threads` loops (at least one) to `config.addr`. With port 0
+    /// the first loop picks the port and the others join it.
+    pub fn bind(
+        mut config: Config,
+        handshake: Handshake,
+        threads: usize,
+        mut make_app: impl FnMut(usize) -> A,
+    ) -> io::Result<Cluster<A>> {
+        let threads = threads.max(1);
+        if config.max_connections.is_none() {
+            config.max_connections = Some(connection_budget(&config, threads));
+        }
+        let handshake = Arc::new(handshake);
+        let mut first =
+            Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1, true)?;
+        config.addr = first.local_addr();
+        let mut others = Vec::with_capacity(threads - 1);
+        for index in 1..threads {
+            others.push(Server::bind_shared(
+                config.clone(),
+                handshake.clone(),
+                make_app(index),
+                true,
+                false,
+            )?);
+        }
+        let mailboxes: Arc<[Mailbox<A::Post>]> = std::iter::once(&first)
+            .chain(&others)
+            .filter_map(|s| s.peers.own_mailbox().cloned())
+            .collect();
+        for (index, server) in std::iter::once(&mut first).chain(&mut others).enumerate() {
+            if let Some(peers) = Peers::among(index, &mailboxes) {
+                server.peers = peers;
+            }
+        }
+        Ok(Cluster { first, others })
+    }
+
+    /// The address every loop listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.first.local_addr()
+    }
+
+    /// The address of the admin listener (on the first loop), if there is
+    /// one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.first.admin_addr()
+    }
+
+    /// How many connections each loop serves at most (with the limit left
+    /// to the open-file limit, the loops share it).
+    pub fn max_connections(&self) -> usize {
+        self.first.max_connections()
+    }
+
+    /// A handle on all loops.
+    pub fn handle(&self) -> Handle {
+        self.first.handle()
+    }
+
+    /// A poster to every loop ([`App::on_post`]), for other threads.
+    pub fn poster(&self) -> Poster<A::Post> {
+        self.first.poster()
+    }
+
+    /// SIGINT and SIGTERM shut every loop down gracefully (see
+    /// [`Server::handle_signals`]).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        self.first.handle_signals()
+    }
+
+    /// Runs every loop, the first on this thread, until all have shut
+    /// down. Returns the first error any loop hit.
+    pub fn run(self) -> io::Result<()> {
+        let Cluster { first, others } = self;
+        let others: Vec<_> = others
+            .into_iter()
+            .enumerate()
+            .map(|(i, server)| {
+                thread::Builder::new()
+                    .name(format!("tether-loop-{}", i + 1))
+                    .spawn(move || server.run())
+            })
+            .collect::<io::Result<_>>()?;
+        let mut result = first.run();
+        for thread in others {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,308 @@
+//! The loops of one server as each sees the others, and as other threads
+//! see them: per loop a stop flag, a waker and counters ([`LoopHandle`]),
+//! and a mailbox of the application's own post type ([`Mailbox`]). The
+//! public faces built on them are [`Handle`] (stop the server, read its
+//! counters) and [`Poster`] (post typed messages to a loop from any
+//! thread). Loops talk only through these mailboxes (a channel and the
+//! receiving loop's `mio::Waker`), never through locks on the hot path.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use mio::Waker;
+
+/// What arrives in a loop's mailbox.
+pub(crate) enum Mail<P> {
+    /// For the application ([`crate::App::on_post`]).
+    Post(P),
+    /// The sending loop is shutting down and has stopped taking work
+    /// (its application's [`crate::App::on_shutdown`] has run): nothing
+    /// it posted before is still on its way to this loop, and nothing it
+    /// posts after this needs delivering before the loop's sessions close.
+    Drained,
+}
+
+/// One loop's stop flag, waker and counters, as seen from elsewhere.
+#[derive(Debug)]
+pub(crate) struct LoopHandle {
+    stop: AtomicBool,
+    waker: Waker,
+    pub(crate) stats: Stats,
+}
+
+impl LoopHandle {
+    pub(crate) fn new(waker: Waker) -> LoopHandle {
+        LoopHandle {
+            stop: AtomicBool::new(false),
+            waker,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Whether a shutdown was asked for.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// One loop's mailbox: a channel of `Mail<P>` and the loop's handle, to
+/// wake it.
+pub(crate) struct Mailbox<P> {
+    tx: mpsc::Sender<Mail<P>>,
+    handle: Arc<LoopHandle>,
+}
+
+impl<P> Mailbox<P> {
+    /// A mailbox for the loop of `handle`, and the receiving end the loop
+    /// keeps.
+    pub(crate) fn new(handle: Arc<LoopHandle>) -> (Mailbox<P>, mpsc::Receiver<Mail<P>>) {
+        let (tx, rx) = mpsc::channel();
+        (Mailbox { tx, handle }, rx)
+    }
+
+    fn send(&self, mail: Mail<P>) {
+        if self.tx.send(mail).is_ok() {
+            let _ = self.handle.waker.wake();
+        }
+    }
+}
+
+impl<P> Clone for Mailbox<P> {
+    fn clone(&self) -> Mailbox<P> {
+        Mailbox {
+            tx: self.tx.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+/// A loop's place among its siblings: its own index, and every loop's
+/// handle and mailbox (its own included, at `index`).
+pub(crate) struct Peers<P> {
+    pub(crate) index: usize,
+    own: Arc<LoopHandle>,
+    handles: Arc<[Arc<LoopHandle>]>,
+    mailboxes: Arc<[Mailbox<P>]>,
+}
+
+impl<P> Peers<P> {
+    /// The peers of a loop that runs alone.
+    pub(crate) fn alone(mailbox: Mailbox<P>) -> Peers<P> {
+        let own = mailbox.handle.clone();
+        Peers {
+            index: 0,
+            handles: Arc::new([own.clone()]),
+            own,
+            mailboxes: Arc::new([mailbox]),
+        }
+    }
+
+    /// The peers of the loop at `index` among `mailboxes` (all the
+    /// server's loops, in order). `None` if there is no such loop.
+    pub(crate) fn among(index: usize, mailboxes: &Arc<[Mailbox<P>]>) -> Option<Peers<P>> {
+        let own = mailboxes.get(index)?.handle.clone();
+        Some(Peers {
+            index,
+            own,
+            handles: mailboxes.iter().map(|m| m.handle.clone()).collect(),
+            mailboxes: mailboxes.clone(),
+        })
+    }
+
+    /// This loop's handle.
+    pub(crate) fn own(&self) -> &LoopHandle {
+        &self.own
+    }
+
+    /// This loop's mailbox.
+    pub(crate) fn own_mailbox(&self) -> Option<&Mailbox<P>> {
+        self.mailboxes.get(self.index)
+    }
+
+    /// How many loops the server runs.
+    pub(crate) fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Posts to the loop `to_loop`; nothing if there is no such loop.
+    pub(crate) fn post(&self, to_loop: usize, message: P) {
+        if let Some(mailbox) = self.mailboxes.get(to_loop) {
+            mailbox.send(Mail::Post(message));
+        }
+    }
+
+    /// Tells every loop (this one included) that this one has drained
+    /// (see [`Mail::Drained`]).
+    pub(crate) fn drained(&self) {
+        for mailbox in self.mailboxes.iter() {
+            mailbox.send(Mail::Drained);
+        }
+    }
+
+    /// Asks every loop to shut down gracefully.
+    pub(crate) fn shutdown_all(&self) {
+        for handle in self.handles.iter() {
+            handle.shutdown();
+        }
+    }
+
+    /// The counters of every loop, added up.
+    pub(crate) fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::sum(self.handles.iter().map(|h| &h.stats))
+    }
+
+    /// A handle on every loop.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle {
+            loops: self.handles.clone(),
+        }
+    }
+
+    /// A poster to every loop.
+    pub(crate) fn poster(&self) -> Poster<P> {
+        Poster {
+            mailboxes: self.mailboxes.clone(),
+        }
+    }
+}
+
+/// Remote control of a running server (all its loops), usable from any
+/// thread: a graceful shutdown, the counters.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    loops: Arc<[Arc<LoopHandle>]>,
+}
+
+impl Handle {
+    /// Starts a graceful shutdown of every loop, as SIGTERM would.
+    pub fn shutdown(&self) {
+        for handle in self.loops.iter() {
+            handle.shutdown();
+        }
+    }
+
+    /// How many event loops the server runs.
+    pub fn loops(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// The counters of every loop, added up.
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::sum(self.loops.iter().map(|h| &h.stats))
+    }
+}
+
+/// Posts messages of the application's type `P` ([`crate::App::Post`])
+/// to the loops of a running server from any thread (a thread that
+/// bridges an external broker, say), where [`crate::App::on_post`]
+/// receives them. Messages from one sender to one loop arrive in the
+/// order they were posted.
+pub struct Poster<P> {
+    mailboxes: Arc<[Mailbox<P>]>,
+}
+
+impl<P> Poster<P> {
+    /// Posts a message to one loop (by index); nothing if there is no such
+    /// loop or it has stopped.
+    pub fn post(&self, to_loop: usize, message: P) {
+        if let Some(mailbox) = self.mailboxes.get(to_loop) {
+            mailbox.send(Mail::Post(message));
+        }
+    }
+
+    /// How many event loops the server runs.
+    pub fn loops(&self) -> usize {
+        self.mailboxes.len()
+    }
+}
+
+impl<P> Clone for Poster<P> {
+    fn clone(&self) -> Poster<P> {
+        Poster {
+            mailboxes: self.mailboxes.clone(),
+        }
+    }
+}
+
+impl<P> fmt::Debug for Poster<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Poster").field("loops", &self.loops()).finish()
+    }
+}
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// One loop's counters: plain atomics written by that loop only
+        /// (relaxed; no contention) and read by whoever reports them.
+        #[derive(Debug, Default)]
+        pub(crate) struct Stats {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        /// Counters of a server, added up over its loops.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct StatsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl StatsSnapshot {
+            pub(crate) fn sum<'a>(stats: impl Iterator<Item = &'a Stats>) -> StatsSnapshot {
+                let mut total = StatsSnapshot::default();
+                for s in stats {
+                    $(total.$name += s.$name.load(Ordering::Relaxed);)*
+                }
+                total
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted.
+    accepted,
+    /// Connections refused with 503: at the connection limit, or shed
+    /// while the process was out of descriptors.
+    refused_busy,
+    /// Open connections that are plain HTTP (or not yet anything else).
+    open_http,
+    /// Open WebSocket sessions.
+    open_websocket,
+    /// Open event streams.
+    open_event_stream,
+    /// WebSocket messages received.
+    messages_in,
+    /// WebSocket messages and SSE events sent.
+    messages_out,
+    /// Bytes read from sockets.
+    bytes_in,
+    /// Bytes written to sockets.
+    bytes_out,
+    /// Connections cut loose by the slow-consumer policy.
+    slow_consumers,
+    /// HTTP requests answered (any route).
+    http_requests,
+    /// Panics caught at the application boundary (each closed its
+    /// connection with 500 or 1011).
+    app_panics,
+    /// TLS connections closed because what the peer sent was not valid
+    /// TLS (or the handshake failed).
+    tls_errors,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+}
