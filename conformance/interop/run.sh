@@ -140,8 +140,22 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>"$work/openssl.err" \
     || { cat "$work/openssl.err" >&2; die "openssl could not make a certificate"; }
-start_server --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
-CURL_CA_BUNDLE="$work/cert.pem" SSL_CERT_FILE="$work/cert.pem" run_suite "https://localhost:$port"
+# The TLS listener beside the plain one (--tls-listen): the suite runs
+# over TLS, and the plain port still answers http:// in the same process.
+start_server --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --tls-listen 127.0.0.1:0
+tls_port=""
+for _ in $(seq 50); do
+    tls_port="$(sed -n 's|^TLS beside it on https://127\.0\.0\.1:\([0-9]*\)/$|\1|p' "$work/server.out")"
+    [[ -n "$tls_port" ]] && break
+    sleep 0.1
+done
+[[ -n "$tls_port" ]] || die "--tls-listen: the server did not print its TLS listener"
+[[ "$(curl -s --max-time 10 "http://127.0.0.1:$port/healthz")" == "ok" ]] \
+    || die "--tls-listen: the plain port did not answer http://"
+[[ "$(CURL_CA_BUNDLE="$work/cert.pem" curl -s --max-time 10 "https://localhost:$tls_port/healthz")" == "ok" ]] \
+    || die "--tls-listen: the TLS port did not answer https://"
+say "--tls-listen: http:// on $port and https:// on $tls_port side by side"
+CURL_CA_BUNDLE="$work/cert.pem" SSL_CERT_FILE="$work/cert.pem" run_suite "https://localhost:$tls_port"
 
 # SIGHUP reads the certificate files again: a connection made before goes
 # on, new handshakes get the new certificate.

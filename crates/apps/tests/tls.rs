@@ -278,3 +278,74 @@ fn a_replaced_certificate_is_presented_to_new_handshakes_only() {
     drop((before, after));
     server.shutdown();
 }
+
+#[test]
+fn plain_and_tls_listeners_side_by_side() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let mut config = config();
+    config.tls = Some(
+        tls::server_config_from_pem(
+            certified.cert.pem().as_bytes(),
+            certified.signing_key.serialize_pem().as_bytes(),
+        )
+        .expect("TLS"),
+    );
+    config.tls_addr = Some("127.0.0.1:0".parse().expect("an address"));
+    let cluster = tether_server::Cluster::bind(config, tether_server::Handshake::new(), 2, |_| Demo::new())
+        .expect("bind");
+    let (plain, secure) = (cluster.local_addr(), cluster.tls_addr().expect("a TLS listener"));
+    assert_ne!(plain.port(), secure.port());
+    let handle = cluster.handle();
+    let running = std::thread::spawn(move || cluster.run());
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).expect("a root");
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    // Several connections of each kind, so that both loops serve some.
+    for _ in 0..6 {
+        assert_eq!(
+            common::get(plain, "/healthz").status,
+            200,
+            "http:// on the main port"
+        );
+        let mut stream = connect(secure, &client);
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("write over TLS");
+        let mut buf = Vec::new();
+        let head_len = read_head(&mut stream, &mut buf);
+        assert!(buf.starts_with(b"HTTP/1.1 200 "), "https:// on the TLS port");
+        assert!(head_len > 0);
+    }
+    // Each port speaks only its own: a TLS client on the plain port and a
+    // plain request on the TLS port both fail.
+    let mut wrong = connect(plain, &client);
+    assert!(
+        wrong
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .is_err()
+            || {
+                let mut byte = [0u8; 1];
+                wrong.read(&mut byte).is_err()
+            }
+    );
+    let mut raw = TcpStream::connect(secure).expect("connect");
+    raw.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    raw.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "no plain answer on the TLS port"
+    );
+
+    handle.shutdown();
+    running.join().expect("the loops end").expect("a clean run");
+}

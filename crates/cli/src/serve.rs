@@ -148,12 +148,35 @@ pub(crate) struct TlsArgs {
     /// `curl -k`; its SHA-256 fingerprint is printed).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     tls_self_signed: bool,
+    /// Serve TLS on this address (e.g. 0.0.0.0:8443; port 0 picks one)
+    /// and plain HTTP on --addr/--port, side by side on every event loop.
+    /// Without it, --port serves TLS alone. Needs a certificate
+    /// (--tls-cert and --tls-key, or --tls-self-signed).
+    #[arg(long, value_name = "ADDR:PORT")]
+    tls_listen: Option<SocketAddr>,
 }
 
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
 #[cfg(feature = "tls")]
 fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
+    let scheme = load_tls(args, config)?;
+    match args.tls.tls_listen {
+        Some(_) if config.tls.is_none() => {
+            Err("--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)".into())
+        }
+        Some(addr) => {
+            config.tls_addr = Some(addr);
+            Ok("http")
+        }
+        None => Ok(scheme),
+    }
+}
+
+/// Loads the certificate and key the options name into the
+/// configuration; the scheme of a port that serves them.
+#[cfg(feature = "tls")]
+fn load_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
     if args.tls.tls_self_signed {
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
         let made = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
@@ -615,6 +638,9 @@ fn serve<A: App + Send + 'static>(
     let local = server.local_addr();
     // Scripts wait for this line (and read the port from it when binding 0).
     println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
+    if let Some(tls) = server.tls_addr() {
+        println!("TLS beside it on https://{tls}/");
+    }
     if let Some(admin) = server.admin_addr() {
         println!("metrics on http://{admin}/metrics");
     }

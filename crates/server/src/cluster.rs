@@ -60,6 +60,10 @@ impl<A: App + Send + 'static> Cluster<A> {
         let mut first =
             Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1, true)?;
         config.addr = first.local_addr();
+        #[cfg(feature = "tls")]
+        if let Some(tls_addr) = first.tls_addr() {
+            config.tls_addr = Some(tls_addr);
+        }
         let mut others = Vec::with_capacity(threads - 1);
         for index in 1..threads {
             others.push(Server::bind_shared(
@@ -85,6 +89,12 @@ impl<A: App + Send + 'static> Cluster<A> {
     /// The address every loop listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.first.local_addr()
+    }
+
+    /// The address of the TLS listener beside the main one (on every
+    /// loop), if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.first.tls_addr()
     }
 
     /// The address of the admin listener (on the first loop), if there is

@@ -82,6 +82,12 @@ pub struct Config {
     /// files. Feature `tls`, on by default.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// With [`Config::tls`] set: a listener of its own for TLS, beside the
+    /// plain one at `addr` (both on every loop; port 0 picks a free
+    /// port). `None` (the default): `addr` itself serves TLS when `tls` is
+    /// set. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub tls_addr: Option<SocketAddr>,
     /// A second listener for operators (metrics, health), plain TCP, on
     /// the first loop only: requests that come through it are marked
     /// ([`crate::Request::via_admin_listener`]) for the application to
@@ -111,6 +117,8 @@ impl Config {
             read_buffer: 64 * 1024,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            tls_addr: None,
             admin_addr: None,
         }
     }

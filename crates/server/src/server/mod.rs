@@ -33,6 +33,19 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
 const ADMIN_LISTENER: Token = Token(usize::MAX - 4);
+const TLS_LISTENER: Token = Token(usize::MAX - 5);
+
+/// The listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// `Config::addr`: TLS if the configuration has TLS and no listener of
+    /// its own for it, else plain TCP.
+    Main,
+    /// `Config::tls_addr`: TLS.
+    Tls,
+    /// `Config::admin_addr`: plain TCP, on the first loop.
+    Admin,
+}
 
 /// Reads per readiness event before the connection goes to the back of
 /// the line, so one busy peer cannot starve the rest.
@@ -173,6 +186,9 @@ pub struct Server<A: App> {
     poll: Poll,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The TLS listener beside the main one ([`Config::tls_addr`]).
+    tls_listener: Option<TcpListener>,
+    tls_addr: Option<SocketAddr>,
     /// The admin listener ([`Config::admin_addr`]), on the first loop.
     admin_listener: Option<TcpListener>,
     admin_addr: Option<SocketAddr>,
@@ -243,18 +259,9 @@ impl<A: App> Server<A> {
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut admin_listener = match config.admin_addr.filter(|_| admin) {
-            Some(addr) => Some(listen(addr, false)?),
-            None => None,
-        };
-        let admin_addr = match admin_listener.as_mut() {
-            Some(listener) => {
-                poll.registry()
-                    .register(listener, ADMIN_LISTENER, Interest::READABLE)?;
-                Some(listener.local_addr()?)
-            }
-            None => None,
-        };
+        let (admin_listener, admin_addr) =
+            extra_listener(&poll, config.admin_addr.filter(|_| admin), false, ADMIN_LISTENER)?;
+        let (tls_listener, tls_addr) = extra_listener(&poll, tls_addr(&config), reuse_port, TLS_LISTENER)?;
         let own = Arc::new(LoopHandle::new(Waker::new(poll.registry(), WAKER)?));
         let (mailbox, inbox) = Mailbox::new(own);
         let max_connections = config
@@ -265,6 +272,8 @@ impl<A: App> Server<A> {
             poll,
             listener: Some(listener),
             local_addr,
+            tls_listener,
+            tls_addr,
             admin_listener,
             admin_addr,
             conns: Slab::new(),
@@ -301,6 +310,12 @@ impl<A: App> Server<A> {
     /// ([`Config::admin_addr`]; useful after binding port 0).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The address of the TLS listener beside the main one, if there is
+    /// one (`Config::tls_addr`; useful after binding port 0).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The most connections served at once.
@@ -358,8 +373,9 @@ impl<A: App> Server<A> {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now, false),
-                    ADMIN_LISTENER => self.accept(now, true),
+                    LISTENER => self.accept(now, Entry::Main),
+                    TLS_LISTENER => self.accept(now, Entry::Tls),
+                    ADMIN_LISTENER => self.accept(now, Entry::Admin),
                     SIGNALS => {
                         if self.drain_signals() {
                             if self.shutdown.is_some() {
@@ -396,7 +412,10 @@ impl<A: App> Server<A> {
                 self.read_from(id, now, true, false);
             }
             if self.accept_retry_at.is_some_and(|at| now >= at) {
-                self.accept(now, false);
+                self.accept_retry_at = None;
+                for entry in [Entry::Main, Entry::Tls, Entry::Admin] {
+                    self.accept(now, entry);
+                }
             }
             self.fire_timers(now);
             self.tick(now);
@@ -551,15 +570,9 @@ impl<A: App> Server<A> {
     ///   clients count in `refused_busy`.
     /// - The shortage is logged once when it starts and once when it ends
     ///   (the first accept that succeeds), never per attempt.
-    fn accept(&mut self, now: Instant, admin: bool) {
-        self.accept_retry_at = None;
+    fn accept(&mut self, now: Instant, entry: Entry) {
         loop {
-            let listener = if admin {
-                self.admin_listener.as_ref()
-            } else {
-                self.listener.as_ref()
-            };
-            let Some(listener) = listener else {
+            let Some(listener) = self.listener(entry) else {
                 return;
             };
             let (mut socket, peer) = match listener.accept() {
@@ -577,7 +590,7 @@ impl<A: App> Server<A> {
                     continue;
                 }
                 Err(e) if out_of_descriptors(&e) => {
-                    self.short_of_descriptors(now, &e);
+                    self.short_of_descriptors(now, &e, entry);
                     return;
                 }
                 Err(e) => {
@@ -598,14 +611,14 @@ impl<A: App> Server<A> {
             if self.conns.len() >= self.max_connections {
                 debug!("{peer}: over the connection limit, 503");
                 Stats::add(&self.stats().refused_busy, 1);
-                refuse_busy(socket, self.serves_tls());
+                refuse_busy(socket, self.serves_tls(entry));
                 continue;
             }
             let _ = socket.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let index = entry.key();
-            // The admin listener is plain TCP.
-            if let Err(e) = start_tls(&self.config, &mut self.tls, index, admin) {
+            let tls = self.serves_tls(entry);
+            let vacant = self.conns.vacant_entry();
+            let index = vacant.key();
+            if let Err(e) = start_tls(&self.config, &mut self.tls, index, tls) {
                 warn!("{peer}: no TLS session: {e}");
                 continue;
             }
@@ -620,7 +633,7 @@ impl<A: App> Server<A> {
             self.next_generation = self.next_generation.wrapping_add(1);
             let generation = self.next_generation;
             let deadline = now + self.config.handshake_timeout;
-            entry.insert(Conn {
+            vacant.insert(Conn {
                 socket,
                 generation,
                 state: State::Http {
@@ -638,7 +651,7 @@ impl<A: App> Server<A> {
                 peer_closed: false,
                 dirty: false,
                 kind: Kind::Http,
-                admin,
+                admin: entry == Entry::Admin,
             });
             let stats = &self.peers.own().stats;
             Stats::add(&stats.accepted, 1);
@@ -653,7 +666,7 @@ impl<A: App> Server<A> {
     /// `accept` failed for lack of descriptors: retry soon, and shed the
     /// queue once the shortage has lasted beyond the patience (see
     /// [`Server::accept`]).
-    fn short_of_descriptors(&mut self, now: Instant, error: &io::Error) {
+    fn short_of_descriptors(&mut self, now: Instant, error: &io::Error, entry: Entry) {
         let patience = self.config.accept_patience;
         let since = *self.exhausted_since.get_or_insert_with(|| {
             warn!(
@@ -664,17 +677,17 @@ impl<A: App> Server<A> {
         });
         self.accept_retry_at = Some(now + ACCEPT_RETRY);
         if now.saturating_duration_since(since) >= patience {
-            self.shed(now);
+            self.shed(now, entry);
         }
     }
 
     /// Answers queued clients 503 through the reserve descriptor until the
     /// queue is empty (or the reserve cannot be had back).
-    fn shed(&mut self, now: Instant) {
+    fn shed(&mut self, now: Instant, entry: Entry) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            if self.listener(entry).is_none() {
                 return;
-            };
+            }
             // Closing the reserve frees the one descriptor the accept below
             // needs.
             if self.reserve.take().is_none() {
@@ -686,13 +699,15 @@ impl<A: App> Server<A> {
                 }
                 continue;
             }
-            let accepted = listener.accept();
+            let Some(accepted) = self.listener(entry).map(TcpListener::accept) else {
+                return;
+            };
             self.reserve = open_reserve();
             match accepted {
                 Ok((socket, peer)) => {
                     debug!("{peer}: out of descriptors, 503");
                     Stats::add(&self.stats().refused_busy, 1);
-                    refuse_busy(socket, self.serves_tls());
+                    refuse_busy(socket, self.serves_tls(entry));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_retry_at = None;
@@ -1129,9 +1144,13 @@ impl<A: App> Server<A> {
     /// reaches every subscriber.
     fn begin_shutdown(&mut self, now: Instant) {
         info!("shutting down: {} connections to close", self.conns.len());
-        for mut listener in [self.listener.take(), self.admin_listener.take()]
-            .into_iter()
-            .flatten()
+        for mut listener in [
+            self.listener.take(),
+            self.tls_listener.take(),
+            self.admin_listener.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -1229,11 +1248,27 @@ impl<A: App> Server<A> {
             .collect()
     }
 
-    fn serves_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.config.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        return false;
+    /// The listener of `entry`, while it is open.
+    fn listener(&self, entry: Entry) -> Option<&TcpListener> {
+        match entry {
+            Entry::Main => self.listener.as_ref(),
+            Entry::Tls => self.tls_listener.as_ref(),
+            Entry::Admin => self.admin_listener.as_ref(),
+        }
+    }
+
+    /// Whether connections through `entry` speak TLS.
+    fn serves_tls(&self, entry: Entry) -> bool {
+        match entry {
+            Entry::Tls => true,
+            Entry::Admin => false,
+            Entry::Main => {
+                #[cfg(feature = "tls")]
+                return self.config.tls.is_some() && self.config.tls_addr.is_none();
+                #[cfg(not(feature = "tls"))]
+                return false;
+            }
+        }
     }
 
     /// Whether every loop has drained and sessions are closing.
@@ -1293,21 +1328,51 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// A listener beside the main one, if `addr` asks for it, registered
+/// under `token`; and its address.
+fn extra_listener(
+    poll: &Poll,
+    addr: Option<SocketAddr>,
+    reuse_port: bool,
+    token: Token,
+) -> io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
+    let Some(addr) = addr else {
+        return Ok((None, None));
+    };
+    let mut listener = listen(addr, reuse_port)?;
+    poll.registry()
+        .register(&mut listener, token, Interest::READABLE)?;
+    let local = listener.local_addr()?;
+    Ok((Some(listener), Some(local)))
+}
+
+/// Where the TLS listener of its own goes, if the configuration has one
+/// (and TLS to serve on it).
+fn tls_addr(config: &Config) -> Option<SocketAddr> {
+    #[cfg(feature = "tls")]
+    return config.tls_addr.filter(|_| config.tls.is_some());
+    #[cfg(not(feature = "tls"))]
+    return {
+        let _ = config;
+        None
+    };
+}
+
 /// The TLS session of the connection in slot `index`, if it has one.
 fn session(sessions: &mut [Option<Box<TlsSession>>], index: usize) -> Option<&mut TlsSession> {
     sessions.get_mut(index).and_then(|s| s.as_deref_mut())
 }
 
 /// Gives the connection about to take slot `index` its TLS session, when
-/// the server serves TLS.
+/// it speaks TLS.
 #[cfg(feature = "tls")]
 fn start_tls(
     config: &Config,
     sessions: &mut Vec<Option<Box<TlsSession>>>,
     index: usize,
-    admin: bool,
+    tls: bool,
 ) -> io::Result<()> {
-    let Some(tls) = config.tls.as_ref().filter(|_| !admin) else {
+    let Some(tls) = config.tls.as_ref().filter(|_| tls) else {
         // A slot a TLS connection had before holds nothing now.
         if let Some(slot) = sessions.get_mut(index) {
             *slot = None;
