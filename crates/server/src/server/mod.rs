@@ -468,9 +468,7 @@ impl<A: App> Server<A> {
             peers,
             ..
         } = self;
-        let conn = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())?;
+        let conn = live(conns, id)?;
         Some((conn, app, Ctx::new(now, actions, pool, peers)))
     }
 
@@ -525,17 +523,12 @@ impl<A: App> Server<A> {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
+        live(&mut self.conns, id)
     }
 
     /// A connection and its TLS session, if it has one.
     fn conn_and_tls(&mut self, id: ConnId) -> Option<(&mut Conn, Option<&mut TlsSession>)> {
-        let conn = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())?;
+        let conn = live(&mut self.conns, id)?;
         Some((conn, session(&mut self.tls, id.index())))
     }
 
@@ -884,10 +877,7 @@ impl<A: App> Server<A> {
             tls,
             ..
         } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = live(conns, id) else {
             return;
         };
         let mut stream = Stream {
@@ -972,10 +962,7 @@ impl<A: App> Server<A> {
 
     fn reschedule(&mut self, id: ConnId) {
         let Self { conns, timers, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = live(conns, id) else {
             return;
         };
         let next = match &conn.state {
@@ -992,10 +979,7 @@ impl<A: App> Server<A> {
     fn fire_timers(&mut self, now: Instant) {
         while let Some((entry, id)) = self.timers.pop_due(now) {
             let Self { conns, timers, .. } = self;
-            let Some(conn) = conns
-                .get_mut(id.index())
-                .filter(|c| c.generation == id.generation())
-            else {
+            let Some(conn) = live(conns, id) else {
                 continue;
             };
             if !timers.take_if_current(entry, &mut conn.scheduled) {
@@ -1356,6 +1340,14 @@ fn tls_addr(config: &Config) -> Option<SocketAddr> {
         let _ = config;
         None
     };
+}
+
+/// The connection `id` names, if it is still open (its slot may hold a
+/// later connection by now, with another generation).
+fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns
+        .get_mut(id.index())
+        .filter(|c| c.generation == id.generation())
 }
 
 /// The TLS session of the connection in slot `index`, if it has one.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats, guarded};
+use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats, guarded, live};
 use crate::app::Reply;
 use crate::http;
 use crate::{App, ConnId, Request, Response, Route};
@@ -193,10 +193,7 @@ impl<A: App> Server<A> {
     pub(super) fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
         let max_output = self.config.max_output;
         let Self { conns, pool, .. } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = live(conns, id) else {
             return;
         };
         let out = conn.out.get_or_insert_with(|| pool.queue());

@@ -7,7 +7,7 @@ use log::debug;
 use tether_handshake::RequestHead;
 use tether_ws::{CloseCode, Event, Role};
 
-use super::{Conn, Kind, Server, Session, State, Stats, guarded, session};
+use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
 use crate::app::{Current, Encoded};
 use crate::http::SSE_HEAD;
 use crate::transport::Stream;
@@ -231,10 +231,7 @@ impl<A: App> Server<A> {
             tls,
             ..
         } = self;
-        let Some(conn) = conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = live(conns, id) else {
             return;
         };
         if conn.closing {
