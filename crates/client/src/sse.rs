@@ -9,7 +9,7 @@ use tether_sse::{Item, Limits, MessageEvent, Parser};
 
 use crate::http::{self, Body};
 use crate::transport::Transport;
-use crate::websocket::is_timeout;
+use crate::transport::is_timeout;
 use crate::{Error, Scheme, Url};
 
 /// The largest response head read.

@@ -1,7 +1,7 @@
 //! The byte stream under a client connection: TCP for `ws://` and
 //! `http://`, TLS over it (rustls) for `wss://` and `https://`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ impl Transport {
         timeout: Duration,
         tls: &crate::tls::TlsChoice,
     ) -> Result<Transport, Error> {
-        let socket = crate::websocket::connect_tcp(url, timeout)?;
+        let socket = connect_tcp(url, timeout)?;
         if !url.scheme().is_secure() {
             return Ok(Transport::Plain(socket));
         }
@@ -100,4 +100,32 @@ impl Write for Transport {
             Transport::Tls(stream) => stream.flush(),
         }
     }
+}
+
+/// Connects to the first address of `url` that accepts.
+pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Error> {
+    let addrs = url
+        .socket_addrs()
+        .map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) if is_timeout(&e) => last = Some(Error::Timeout("connect")),
+            Err(e) => last = Some(Error::io(format!("connect to {addr}"), e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::io(
+            format!("resolve {}", url.host()),
+            io::Error::new(ErrorKind::NotFound, "no address"),
+        )
+    }))
+}
+
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }

@@ -1,13 +1,13 @@
 //! The blocking WebSocket client and the builder both clients share.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tether_ws::{CloseCode, CloseFrame, Message, State};
 
 use crate::session::Session;
-use crate::transport::Transport;
+use crate::transport::{Transport, is_timeout};
 use crate::{Backoff, Error, Event, NonBlockingClient, Scheme, Url};
 
 /// Bytes read from the socket at a time.
@@ -290,34 +290,6 @@ fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(Transport, Sessio
             Err(e) => session.fail(Error::io("read the handshake response", e)),
         }
     }
-}
-
-/// Connects to the first address of `url` that accepts.
-pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Error> {
-    let addrs = url
-        .socket_addrs()
-        .map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(e) if is_timeout(&e) => last = Some(Error::Timeout("connect")),
-            Err(e) => last = Some(Error::io(format!("connect to {addr}"), e)),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        Error::io(
-            format!("resolve {}", url.host()),
-            io::Error::new(ErrorKind::NotFound, "no address"),
-        )
-    }))
-}
-
-pub(crate) fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 fn write_all(stream: &mut Transport, bytes: &[u8]) -> Result<(), Error> {

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{HANG_GUARD, TestServer};
+use common::HANG_GUARD;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tether_apps::Echo;
@@ -69,7 +69,7 @@ fn connect(poll: &Poll, url: &str) -> NonBlockingClient<TcpStream> {
 
 #[test]
 fn echo_over_a_mio_loop() {
-    let server = TestServer::start(Echo::everywhere());
+    let server = common::start_server(Echo::everywhere());
     let mut poll = Poll::new().unwrap();
     let mut client = connect(&poll, &server.ws_url("/"));
     assert!(client.is_handshaking());
@@ -109,7 +109,7 @@ fn echo_over_a_mio_loop() {
 
 #[test]
 fn a_refused_handshake_is_the_last_event() {
-    let server = TestServer::start(tether_apps::Demo::new());
+    let server = common::start_server(tether_apps::Demo::new());
     let mut poll = Poll::new().unwrap();
     let mut client = connect(&poll, &server.ws_url("/missing"));
     let events = run(&mut poll, &mut client, |_, _| {});

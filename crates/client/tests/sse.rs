@@ -33,7 +33,7 @@ fn fast(url: String) -> tether_client::EventSourceBuilder {
 
 #[test]
 fn demo_clock_ticks_with_ids() {
-    let server = TestServer::start(tether_apps::Demo::new());
+    let server = common::start_server(tether_apps::Demo::new());
     let mut source = fast(server.http_url("/clock")).build().unwrap();
     assert_eq!(source.ready_state(), ReadyState::Connecting);
     assert!(matches!(next(&mut source), SseEvent::Open));
@@ -56,7 +56,7 @@ fn demo_clock_ticks_with_ids() {
 
 #[test]
 fn demo_clock_resumes_from_the_last_event_id_after_a_restart() {
-    let server = TestServer::start(tether_apps::Demo::new());
+    let server = common::start_server(tether_apps::Demo::new());
     let addr = server.addr;
     let mut source = fast(server.http_url("/clock")).build().unwrap();
     let tick = loop {
@@ -68,7 +68,7 @@ fn demo_clock_resumes_from_the_last_event_id_after_a_restart() {
     assert_eq!(tick.last_event_id(), "1");
     // The server goes away and comes back on the same port with its clock
     // at zero; the client reconnects and says where it was.
-    server.stop();
+    server.shutdown();
     let restarted = TestServer::start_with(
         common::config(addr),
         tether_server::Handshake::new(),

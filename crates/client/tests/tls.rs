@@ -45,7 +45,7 @@ fn a_websocket_over_wss_echoes() {
         }
     }
     ws.close(tether_client::CloseCode::NORMAL, "bye").expect("close");
-    server.stop();
+    server.shutdown();
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn an_event_source_over_https() {
     }
     assert_eq!(welcome.as_deref(), Some("welcome"));
     source.close();
-    server.stop();
+    server.shutdown();
 }
 
 #[test]
@@ -85,5 +85,5 @@ fn a_certificate_nobody_vouches_for_is_refused() {
         Err(Error::Io { .. }) => {}
         other => panic!("expected a TLS failure, got {other:?}"),
     }
-    server.stop();
+    server.shutdown();
 }

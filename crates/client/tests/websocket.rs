@@ -19,7 +19,7 @@ fn builder(url: String) -> WebSocketBuilder {
 
 #[test]
 fn echoes_messages_of_many_sizes() {
-    let server = TestServer::start(Echo::everywhere());
+    let server = common::start_server(Echo::everywhere());
     let mut ws = builder(server.ws_url("/")).connect().unwrap();
     assert_eq!(ws.state(), State::Open);
     for size in [0, 1, 125, 126, 127, 65_535, 65_536, 65_537, 1 << 20, 3 << 20] {
@@ -41,7 +41,7 @@ fn echoes_messages_of_many_sizes() {
 
 #[test]
 fn ping_pong_and_a_clean_close() {
-    let server = TestServer::start(Echo::everywhere());
+    let server = common::start_server(Echo::everywhere());
     let mut ws = builder(server.ws_url("/")).connect().unwrap();
     ws.ping(b"are you there").unwrap();
     match ws.recv().unwrap() {
@@ -79,7 +79,7 @@ impl App for Closer {
 
 #[test]
 fn the_server_closing_ends_recv_with_its_frame() {
-    let server = TestServer::start(Closer);
+    let server = common::start_server(Closer);
     let mut ws = builder(server.ws_url("/")).connect().unwrap();
     ws.send_text("one").unwrap();
     ws.send_text("bye").unwrap();
@@ -235,7 +235,7 @@ fn clear_errors() {
     );
     assert!(err.is_network_error());
 
-    let server = TestServer::start(Demo::new());
+    let server = common::start_server(Demo::new());
     let err = builder(server.ws_url("/nowhere")).connect().unwrap_err();
     match &err {
         Error::Refused { status: 404, reason } => assert_eq!(reason, "Not Found"),
@@ -299,7 +299,7 @@ fn handshake_and_protocol_errors_from_the_peer() {
 
 #[test]
 fn reconnects_with_backoff_after_the_server_restarts() {
-    let server = TestServer::start(Echo::everywhere());
+    let server = common::start_server(Echo::everywhere());
     let addr = server.addr;
     let mut ws = builder(server.ws_url("/"))
         .reconnect(
@@ -317,7 +317,7 @@ fn reconnects_with_backoff_after_the_server_restarts() {
     // The server shuts down (closing with 1001 going away), and comes back
     // on the same port a little later, while the client retries.
     let restart = std::thread::spawn(move || {
-        server.stop();
+        server.shutdown();
         std::thread::sleep(Duration::from_millis(150));
         TestServer::start_with(common::config(addr), Handshake::new(), Echo::everywhere())
     });
@@ -334,9 +334,9 @@ fn reconnects_with_backoff_after_the_server_restarts() {
 
 #[test]
 fn without_reconnect_a_lost_server_is_an_error() {
-    let server = TestServer::start(Echo::everywhere());
+    let server = common::start_server(Echo::everywhere());
     let mut ws = builder(server.ws_url("/")).connect().unwrap();
-    server.stop();
+    server.shutdown();
     match ws.recv() {
         Ok(Event::Closed(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
         other => panic!("expected going away, got {other:?}"),

@@ -41,11 +41,16 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `app` with `config` and runs it on a new thread.
     pub fn start<A: App + Send + 'static>(config: Config, app: A) -> TestServer {
+        TestServer::start_with(config, Handshake::new(), app)
+    }
+
+    /// The same, with the given handshake settings.
+    pub fn start_with<A: App + Send + 'static>(config: Config, handshake: Handshake, app: A) -> TestServer {
         let (tx, rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("tether-server".into())
             .spawn(move || {
-                let server = Server::bind(config, Handshake::new(), app)?;
+                let server = Server::bind(config, handshake, app)?;
                 tx.send((server.local_addr(), server.handle()))
                     .expect("the test waits for the address");
                 server.run()
@@ -60,6 +65,16 @@ impl TestServer {
             handle,
             thread: Some(thread),
         }
+    }
+
+    /// A `ws://` URL of this server.
+    pub fn ws_url(&self, target: &str) -> String {
+        format!("ws://{}{target}", self.addr)
+    }
+
+    /// An `http://` URL of this server.
+    pub fn http_url(&self, target: &str) -> String {
+        format!("http://{}{target}", self.addr)
     }
 
     /// The server's counters now.

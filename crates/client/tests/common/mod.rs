@@ -7,11 +7,11 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tether_server::{App, Config, Handle, Handshake, Server};
+use tether_server::{App, Config};
 
 /// A generous guard: no single socket operation in these tests should
 /// take anywhere near this long.
@@ -29,66 +29,12 @@ pub(crate) fn config(addr: SocketAddr) -> Config {
     config
 }
 
-/// A tether server running on its own thread.
-pub(crate) struct TestServer {
-    pub(crate) addr: SocketAddr,
-    handle: Handle,
-    thread: Option<JoinHandle<io::Result<()>>>,
-}
+/// A tether server on its own thread: the end-to-end tests' harness.
+pub(crate) use tether_testkit::TestServer;
 
-impl TestServer {
-    /// Binds `app` on an ephemeral loopback port.
-    pub(crate) fn start<A: App + Send + 'static>(app: A) -> TestServer {
-        TestServer::start_with(config("127.0.0.1:0".parse().unwrap()), Handshake::new(), app)
-    }
-
-    /// Binds `app` with the given configuration and handshake settings.
-    pub(crate) fn start_with<A: App + Send + 'static>(
-        config: Config,
-        handshake: Handshake,
-        app: A,
-    ) -> TestServer {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let server = Server::bind(config, handshake, app)?;
-            tx.send((server.local_addr(), server.handle()))
-                .expect("the test waits");
-            server.run()
-        });
-        let (addr, handle) = match rx.recv() {
-            Ok(started) => started,
-            Err(_) => panic!("the server failed to bind: {:?}", thread.join()),
-        };
-        TestServer {
-            addr,
-            handle,
-            thread: Some(thread),
-        }
-    }
-
-    /// Shuts down gracefully and waits for the loop to end.
-    pub(crate) fn stop(mut self) {
-        self.handle.shutdown();
-        let thread = self.thread.take().expect("stopped once");
-        thread.join().expect("no panic").expect("run() returned Ok");
-    }
-
-    pub(crate) fn ws_url(&self, target: &str) -> String {
-        format!("ws://{}{target}", self.addr)
-    }
-
-    pub(crate) fn http_url(&self, target: &str) -> String {
-        format!("http://{}{target}", self.addr)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.handle.shutdown();
-            let _ = thread.join();
-        }
-    }
+/// Serves `app` on an ephemeral loopback port with [`config`].
+pub(crate) fn start_server<A: App + Send + 'static>(app: A) -> TestServer {
+    TestServer::start(config("127.0.0.1:0".parse().unwrap()), app)
 }
 
 /// One request as the scripted server received it.
