@@ -303,7 +303,8 @@ def write_spec(mode, args, port, outdir_name, cases, exclude):
     spec["cases"] = cases
     spec["exclude-cases"] = exclude
     spec["outdir"] = f"./{outdir_name}"
-    url = f"ws://127.0.0.1:{port}"
+    scheme = "wss" if getattr(args, "tls", False) else "ws"
+    url = f"{scheme}://127.0.0.1:{port}"
     if mode == "server":
         first = dict((config.get("servers") or [{}])[0])
         first["agent"] = args.agent
@@ -599,6 +600,9 @@ def run(argv):
                               help="fuzzingclient: test a WebSocket server")
     p_server.add_argument("--server-cmd", required=True,
                           help="shell command starting the server; {port} is replaced")
+    p_server.add_argument("--tls", action="store_true",
+                          help="the server speaks TLS: wstest connects to wss:// "
+                          "(it does not check the certificate)")
     p_client = sub.add_parser("client", parents=[common],
                               help="fuzzingserver: test a WebSocket client")
     p_client.add_argument("--client-cmd", required=True,
