@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -147,6 +148,26 @@ def wait_for_port(port, proc, what, deadline_s, log_path):
         f"{what} did not accept connections on 127.0.0.1:{port} within "
         f"{deadline_s:.0f} s\n{tail(log_path)}"
     )
+
+
+def tls_probe(port, timeout_s=10):
+    """One TLS handshake with 127.0.0.1:port, the certificate unchecked (as
+    wstest does not check it either). Returns "TLSv1.3, CIPHER" or raises
+    RunError: a server that does not speak TLS would otherwise show up only
+    as every case FAILED."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                return f"{s.version()}, {s.cipher()[0]}"
+    except (OSError, ssl.SSLError) as e:
+        raise RunError(
+            f"--tls: no TLS handshake with the server on 127.0.0.1:{port} ({e}); "
+            "does the server command serve TLS (tether serve --tls-self-signed, "
+            "or --tls-cert and --tls-key)?"
+        )
 
 
 def start(cmd, log_path, cwd=None, shell=False):
@@ -414,6 +435,8 @@ def run_server_mode(args, wstest, workdir, cases, exclude):
         server = start(cmd, server_log, shell=True)
         wait_for_port(port, server, "the server", args.startup_timeout, server_log)
         log(f"server is listening on 127.0.0.1:{port} (log: {shown(server_log)})")
+        if args.tls:
+            log(f"server speaks TLS ({tls_probe(port)}); wstest connects to wss://")
 
         spec = write_spec("server", args, port, "reports", cases, exclude)
         (workdir / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
