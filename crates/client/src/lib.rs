@@ -40,7 +40,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backoff;
 mod error;
 mod http;
 mod nonblocking;
@@ -52,10 +51,10 @@ mod transport;
 mod url;
 mod websocket;
 
-pub use backoff::Backoff;
 pub use error::Error;
 pub use nonblocking::NonBlockingClient;
 pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
+pub use tether_backoff::Backoff;
 pub use tether_sse::{Limits as SseLimits, MessageEvent};
 pub use tether_ws::{CloseCode, CloseFrame, Config as WsConfig, ControlPayload, Message, MessageKind, State};
 pub use url::{Scheme, Url};

@@ -4,6 +4,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use tether_backoff::Attempts;
 use tether_ws::{CloseCode, CloseFrame, Message, State};
 
 use crate::session::Session;
@@ -592,10 +593,9 @@ impl WebSocket {
     /// Reconnects with backoff; on success the new connection replaces the
     /// old one.
     fn reconnect(&mut self) -> Result<(), Error> {
-        let backoff = self.options.reconnect.unwrap_or_default();
-        let mut attempt = 0u32;
+        let mut attempts = Attempts::new(self.options.reconnect.unwrap_or_default());
         loop {
-            std::thread::sleep(backoff.jittered_delay(attempt));
+            std::thread::sleep(attempts.next_delay());
             match establish(&self.options, &self.url) {
                 Ok((stream, session)) => {
                     self.stream = stream;
@@ -605,10 +605,9 @@ impl WebSocket {
                     return Ok(());
                 }
                 Err(e) => {
-                    attempt = attempt.saturating_add(1);
                     let retry = e.is_network_error()
                         || matches!(e, Error::Refused { status, .. } if status >= 500 || status == 429);
-                    if !retry || backoff.attempts_limit().is_some_and(|max| attempt >= max) {
+                    if !retry || attempts.exhausted() {
                         return Err(e);
                     }
                 }
