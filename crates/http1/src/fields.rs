@@ -27,6 +27,14 @@ pub(crate) fn trim(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
+/// The value of the first field line named `name` (case-insensitive).
+pub(crate) fn first<'b>(headers: &[Header<'b>], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
 pub(crate) fn has(headers: &[Header<'_>], name: &str) -> bool {
     headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
 }

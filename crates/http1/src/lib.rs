@@ -27,6 +27,7 @@
 mod body;
 mod encode;
 mod error;
+mod exchange;
 mod fields;
 mod request;
 mod response;
