@@ -1,5 +1,7 @@
 //! The server side: request heads and the request decoder.
 
+use alloc::vec::Vec;
+
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};

@@ -1,5 +1,7 @@
 //! The client side: response heads and the response decoder.
 
+use alloc::vec::Vec;
+
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};
