@@ -40,7 +40,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backoff;
+mod builder;
 mod error;
 mod http;
 mod nonblocking;
@@ -52,14 +52,15 @@ mod transport;
 mod url;
 mod websocket;
 
-pub use backoff::Backoff;
+pub use builder::WebSocketBuilder;
 pub use error::Error;
 pub use nonblocking::NonBlockingClient;
 pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
+pub use tether_backoff::Backoff;
 pub use tether_sse::{Limits as SseLimits, MessageEvent};
 pub use tether_ws::{CloseCode, CloseFrame, Config as WsConfig, ControlPayload, Message, MessageKind, State};
 pub use url::{Scheme, Url};
-pub use websocket::{Messages, WebSocket, WebSocketBuilder};
+pub use websocket::{Messages, WebSocket};
 
 /// permessage-deflate (RFC 7692), for [`WebSocketBuilder::deflate_offer`].
 #[cfg(feature = "deflate")]

@@ -348,3 +348,16 @@ impl<S: Read + Write> NonBlockingClient<S> {
         }
     }
 }
+
+impl WebSocketBuilder {
+    /// Wraps a socket (connected or connecting, typically non-blocking,
+    /// such as a `mio::net::TcpStream`) in a [`NonBlockingClient`]; same as
+    /// [`NonBlockingClient::new`].
+    pub fn nonblocking<S: Read + Write>(
+        &self,
+        stream: S,
+        now: Instant,
+    ) -> Result<NonBlockingClient<S>, Error> {
+        NonBlockingClient::new(stream, self, now)
+    }
+}

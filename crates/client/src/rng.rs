@@ -16,16 +16,6 @@ pub(crate) fn nonce() -> io::Result<[u8; 16]> {
     Ok(nonce)
 }
 
-/// A fraction in `[0, 1)`, for backoff jitter.
-pub(crate) fn unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    // Jitter is not security-critical: if the OS source fails, no jitter.
-    if fill(&mut bytes).is_err() {
-        return 0.0;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Masking keys for one connection, drawn 64 at a time from the OS.
 pub(crate) fn mask_source() -> io::Result<tether_ws::MaskSource> {
     let mut pool = [0u8; 256];
@@ -59,7 +49,5 @@ mod tests {
         // 200 draws of 32 bits: a repeat has odds of about 5 in a million.
         assert!(distinct.len() >= 199, "{} distinct keys", distinct.len());
         assert_ne!(nonce().unwrap(), nonce().unwrap());
-        let u = unit();
-        assert!((0.0..1.0).contains(&u));
     }
 }

@@ -120,7 +120,7 @@ impl EventSourceBuilder {
     pub fn build(self) -> Result<EventSource, Error> {
         let url = Url::parse(&self.url)?;
         if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
-            return Err(crate::error::unsupported_scheme(&url, "event stream"));
+            return Err(crate::url::unsupported_scheme(&url, "event stream"));
         }
         for (name, value) in &self.headers {
             let token = !name.is_empty()
@@ -580,7 +580,7 @@ impl EventSource {
                         .join(&location)
                         .map_err(|e| Error::BadRedirect(format!("Location {location:?}: {e}")))?;
                     if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
-                        return Err(crate::error::unsupported_scheme(&url, "event stream"));
+                        return Err(crate::url::unsupported_scheme(&url, "event stream"));
                     }
                 }
                 status => {

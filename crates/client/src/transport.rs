@@ -66,7 +66,7 @@ fn secure(socket: TcpStream, url: &Url, tls: &crate::tls::TlsChoice) -> Result<T
 
 #[cfg(not(feature = "tls"))]
 fn secure(_: TcpStream, url: &Url, _: &crate::tls::TlsChoice) -> Result<Transport, Error> {
-    Err(crate::error::unsupported_scheme(url, "this"))
+    Err(crate::url::unsupported_scheme(url, "this"))
 }
 
 impl Read for Transport {

@@ -345,6 +345,27 @@ fn percent_encode_into(s: &str, out: &mut String) {
     }
 }
 
+/// The message for a scheme the client cannot use.
+pub(crate) fn unsupported_scheme(url: &Url, client: &str) -> Error {
+    let what = match (url.scheme(), client) {
+        (Scheme::Wss | Scheme::Https, _) if !cfg!(feature = "tls") => format!(
+            "{}: URLs need TLS: build tether-client with its `tls` feature, or connect to a \
+             ws:// or http:// endpoint",
+            url.scheme().as_str()
+        ),
+        (scheme, client) => format!(
+            "the {client} client cannot use {}: URLs (expected {})",
+            scheme.as_str(),
+            if client == "WebSocket" {
+                "ws:// or wss://"
+            } else {
+                "http:// or https://"
+            }
+        ),
+    };
+    Error::UnsupportedScheme(what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -727,9 +727,9 @@ impl Rejection {
     /// ```
     pub fn write_response(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"HTTP/1.1 ");
-        write_decimal(out, usize::from(self.status));
+        write_decimal(out, u64::from(self.status));
         out.push(b' ');
-        out.extend_from_slice(reason_phrase(self.status).as_bytes());
+        out.extend_from_slice(tether_http1::reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         match self.status {
             405 => write_header(out, "Allow", b"GET"),
@@ -742,7 +742,7 @@ impl Rejection {
         }
         write_header(out, "Content-Type", b"text/plain; charset=utf-8");
         out.extend_from_slice(b"Content-Length: ");
-        write_decimal(out, self.reason.len() + 1);
+        write_decimal(out, self.reason.len() as u64 + 1);
         out.extend_from_slice(b"\r\n");
         write_header(out, "Connection", b"close");
         out.extend_from_slice(b"\r\n");
@@ -758,16 +758,5 @@ impl From<Error> for Rejection {
             reason: Cow::Owned(error.to_string()),
             error: Some(error),
         }
-    }
-}
-
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        403 => "Forbidden",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        _ => "Internal Server Error",
     }
 }

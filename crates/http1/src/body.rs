@@ -1,6 +1,8 @@
 //! Body framing: a length, the chunked coding, or the end of the
 //! connection, decoded incrementally.
 
+use alloc::vec::Vec;
+
 use crate::Error;
 
 /// How a message body is delimited (RFC 9112 section 6.3).

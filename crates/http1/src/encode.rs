@@ -1,7 +1,10 @@
 //! Writing heads and chunked bodies into a buffer the caller owns.
 
+use alloc::vec::Vec;
+
 use crate::Error;
 use crate::body::Framing;
+use crate::syntax::{is_token, write_decimal};
 
 /// Writes `HTTP/1.1 100 Continue`, the go-ahead for a request that sent
 /// `Expect: 100-continue`.
@@ -61,35 +64,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
 /// Writes `name: value` lines, refusing what would break the head and the
 /// fields the writer sets itself.
 fn write_headers(out: &mut Vec<u8>, headers: &[(&str, &str)]) -> Result<(), Error> {
     for (name, value) in headers {
-        if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if !is_token(name.as_bytes()) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(Error::InvalidHeader);
         }
         if ["content-length", "transfer-encoding", "connection"]
@@ -106,23 +85,6 @@ fn write_headers(out: &mut Vec<u8>, headers: &[(&str, &str)]) -> Result<(), Erro
         out.extend_from_slice(b"\r\n");
     }
     Ok(())
-}
-
-fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i = i.saturating_sub(1);
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        }
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(i..).unwrap_or_default());
 }
 
 /// A response head to write: status, fields, and whether the connection
@@ -315,7 +277,7 @@ pub fn write_request(
     framing: Framing,
 ) -> Result<(), Error> {
     let target_ok = !target.is_empty() && target.bytes().all(|b| b.is_ascii_graphic());
-    if !is_token(method) || !target_ok || framing == Framing::UntilClose {
+    if !is_token(method.as_bytes()) || !target_ok || framing == Framing::UntilClose {
         return Err(Error::InvalidArgument);
     }
     if host.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {

@@ -3,6 +3,8 @@
 
 use httparse::Header;
 
+use crate::syntax::{list_elements, trim_ows};
+
 use crate::{Error, Framing, Version};
 
 /// The elements of every field line named `name`, as one comma-separated
@@ -12,19 +14,15 @@ pub(crate) fn list<'b>(headers: &[Header<'b>], name: &'static str) -> impl Itera
     headers
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(trim)
-        .filter(|e| !e.is_empty())
+        .flat_map(|h| list_elements(h.value))
 }
 
-pub(crate) fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
+/// The value of the first field line named `name` (case-insensitive).
+pub(crate) fn first<'b>(headers: &[Header<'b>], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 pub(crate) fn has(headers: &[Header<'_>], name: &str) -> bool {
@@ -66,7 +64,7 @@ pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<u64>, Erro
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
     {
         seen = true;
-        for element in h.value.split(|&b| b == b',').map(trim) {
+        for element in h.value.split(|&b| b == b',').map(trim_ows) {
             let value = decimal(element).ok_or(Error::BadContentLength)?;
             if length.is_some_and(|l| l != value) {
                 return Err(Error::BadContentLength);

@@ -9,8 +9,11 @@
 //!   [`reason_phrase`].
 //! - Clients: [`write_request`], [`ResponseDecoder`] (see its calling
 //!   contract) or [`parse_response`], [`ResponseHead`].
+//! - [`syntax`]: tokens, optional whitespace, lists, decimals, for other
+//!   crates that read or write HTTP fields.
 //! - [`BodyDecoder`] frames a body on its own; [`Limits`] bounds what a
 //!   peer can make the decoders hold; [`Error`] is the one error type.
+#![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -24,12 +27,18 @@
     )
 )]
 
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
 mod body;
 mod encode;
 mod error;
+mod exchange;
 mod fields;
 mod request;
 mod response;
+pub mod syntax;
 
 pub use body::{BodyDecoder, Framing};
 pub use encode::{ChunkedEncoder, Response, reason_phrase, write_continue, write_request};

@@ -1,8 +1,11 @@
 //! The server side: request heads and the request decoder.
 
+use alloc::vec::Vec;
+
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};
+use crate::exchange::{self, Exchange};
 use crate::fields::{self, Framed};
 use crate::{Error, Limits, Status, Version};
 
@@ -88,10 +91,7 @@ impl<'h, 'b> RequestHead<'h, 'b> {
 
     /// The value of the first field line named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        fields::first(self.headers, name)
     }
 
     /// How the body is framed.
@@ -129,25 +129,15 @@ pub fn parse_request<'h, 'b>(
 ) -> Result<Status<(RequestHead<'h, 'b>, usize)>, Error> {
     let window = buf.get(..limits.max_head).unwrap_or(buf);
     let mut req = httparse::Request::new(headers);
-    let used = match req.parse(window) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => return Err(Error::HeadTooLarge),
-        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
-        Err(httparse::Error::Version) => match version_error(window) {
-            Some(e) => return Err(e),
-            None if buf.len() >= limits.max_head => return Err(Error::HeadTooLarge),
-            None => return Ok(Status::Partial),
-        },
-        Err(e) => return Err(parse_error(e)),
+    let parsed = req.parse(window);
+    let used = match exchange::head_status(parsed, buf, limits, || version_error(window), parse_error)? {
+        Status::Complete(used) => used,
+        Status::Partial => return Ok(Status::Partial),
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(Error::Malformed("incomplete request line"));
     };
-    let version = if minor == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    let version = exchange::version(minor);
     let headers: &'h [Header<'b>] = req.headers;
 
     // RFC 9112 section 3.2: exactly one Host on HTTP/1.1, never two.
@@ -208,11 +198,7 @@ fn parse_error(e: httparse::Error) -> Error {
 
 /// What a version httparse refused means, for the request line in `buf`.
 fn version_error(buf: &[u8]) -> Option<Error> {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let rest = buf.get(start..).unwrap_or_default();
+    let rest = exchange::start_line(buf);
     let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
         Some(end) => (rest.get(..end).unwrap_or_default(), true),
         None => (rest, false),
@@ -221,27 +207,7 @@ fn version_error(buf: &[u8]) -> Option<Error> {
     // method SP request-target SP HTTP-version, single spaces: the
     // version is all that follows the second space.
     let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
-    version_verdict(version, complete)
-}
-
-/// What a refused version token means (RFC 9112 section 2.3): a
-/// well-formed `HTTP/x.y` is one not spoken here (505), anything else is
-/// malformed (400). httparse refuses at the first byte it dislikes, so
-/// the token may not be `complete` yet: `None` while what follows could
-/// still make it well-formed, so that the verdict does not depend on how
-/// the bytes were split.
-pub(crate) fn version_verdict(version: &[u8], complete: bool) -> Option<Error> {
-    const PATTERN: &[u8; 8] = b"HTTP/0.0";
-    let fits = version.len() <= PATTERN.len()
-        && version.iter().zip(PATTERN).all(|(&b, &p)| match p {
-            b'0' => b.is_ascii_digit(),
-            _ => b == p,
-        });
-    match (fits, complete) {
-        (true, true) if version.len() == PATTERN.len() => Some(Error::UnsupportedVersion),
-        (true, false) => None,
-        _ => Some(Error::Malformed("invalid HTTP version")),
-    }
+    exchange::version_verdict(version, complete)
 }
 
 /// uri-host [ ":" port ] (RFC 9110 section 7.2), or empty: the bytes of a
@@ -330,13 +296,6 @@ fn authority_form(target: &str) -> Result<&str, Error> {
     Ok(target)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Head,
-    Body { body: BodyDecoder, keep_alive: bool },
-    Closed,
-}
-
 /// The server side of an HTTP/1.1 connection: decodes requests one after
 /// another from the bytes the caller reads, without doing any I/O.
 ///
@@ -396,7 +355,7 @@ enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestDecoder {
     limits: Limits,
-    state: State,
+    state: Exchange,
 }
 
 impl RequestDecoder {
@@ -404,7 +363,7 @@ impl RequestDecoder {
     pub fn new(limits: Limits) -> RequestDecoder {
         RequestDecoder {
             limits,
-            state: State::Head,
+            state: Exchange::Head,
         }
     }
 
@@ -416,7 +375,7 @@ impl RequestDecoder {
     /// Whether it waits for a request head (not in the middle of a body,
     /// not stopped).
     pub fn is_idle(&self) -> bool {
-        self.state == State::Head
+        self.state == Exchange::Head
     }
 
     /// Parses the next request head from the start of `buf` (step 1 of the
@@ -427,24 +386,14 @@ impl RequestDecoder {
         buf: &'b [u8],
         headers: &'h mut [Header<'b>],
     ) -> Result<Status<(RequestHead<'h, 'b>, usize)>, Error> {
-        if self.state != State::Head {
-            return Err(Error::WrongState);
-        }
-        match parse_request(buf, headers, &self.limits) {
-            Ok(Status::Complete((head, used))) => {
-                let body = BodyDecoder::new(head.framing, self.limits.max_body, self.limits.max_head);
-                self.state = State::Body {
-                    body,
-                    keep_alive: head.keep_alive,
-                };
-                Ok(Status::Complete((head, used)))
-            }
-            Ok(Status::Partial) => Ok(Status::Partial),
-            Err(e) => {
-                self.state = State::Closed;
-                Err(e)
-            }
-        }
+        let limits = &self.limits;
+        self.state.head(
+            || parse_request(buf, headers, limits),
+            |(head, _)| Exchange::Body {
+                body: BodyDecoder::new(head.framing, limits.max_body, limits.max_head),
+                keep_alive: head.keep_alive,
+            },
+        )
     }
 
     /// Decodes body bytes from the start of `buf` into `body` (step 3):
@@ -462,20 +411,6 @@ impl RequestDecoder {
         buf: &[u8],
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<(usize, bool), Error> {
-        let State::Body { body, keep_alive } = &mut self.state else {
-            return Err(Error::WrongState);
-        };
-        let keep_alive = *keep_alive;
-        match body.decode_with(buf, sink) {
-            Ok((used, true)) => {
-                self.state = if keep_alive { State::Head } else { State::Closed };
-                Ok((used, true))
-            }
-            Ok(partial) => Ok(partial),
-            Err(e) => {
-                self.state = State::Closed;
-                Err(e)
-            }
-        }
+        self.state.body(buf, sink)
     }
 }

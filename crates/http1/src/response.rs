@@ -1,8 +1,11 @@
 //! The client side: response heads and the response decoder.
 
+use alloc::vec::Vec;
+
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};
+use crate::exchange::{self, Exchange};
 use crate::fields::{self, Framed};
 use crate::{Error, Limits, Status, Version};
 
@@ -47,10 +50,7 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
 
     /// The value of the first field line named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        fields::first(self.headers, name)
     }
 
     /// How the body is framed (`Length(0)` for a response that cannot
@@ -79,35 +79,21 @@ pub fn parse_response<'h, 'b>(
 ) -> Result<Status<(ResponseHead<'h, 'b>, usize)>, Error> {
     let window = buf.get(..limits.max_head).unwrap_or(buf);
     let mut res = httparse::Response::new(headers);
-    let used = match res.parse(window) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => return Err(Error::HeadTooLarge),
-        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
-        Err(httparse::Error::Version) => {
-            let start = window
-                .iter()
-                .position(|&b| b != b'\r' && b != b'\n')
-                .unwrap_or(window.len());
-            let line = window.get(start..).unwrap_or_default();
-            let end = line.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'));
-            let version = line.get(..end.unwrap_or(line.len())).unwrap_or_default();
-            return match crate::request::version_verdict(version, end.is_some()) {
-                Some(e) => Err(e),
-                None if buf.len() >= limits.max_head => Err(Error::HeadTooLarge),
-                None => Ok(Status::Partial),
-            };
-        }
-        Err(_) => return Err(Error::Malformed("invalid response head")),
+    let parsed = res.parse(window);
+    let used = match exchange::head_status(
+        parsed,
+        buf,
+        limits,
+        || version_error(window),
+        |_| Error::Malformed("invalid response head"),
+    )? {
+        Status::Complete(used) => used,
+        Status::Partial => return Ok(Status::Partial),
     };
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(Error::Malformed("incomplete status line"));
     };
-    let version = if minor == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    let version = exchange::version(minor);
     let reason = res.reason.unwrap_or_default();
     let headers: &'h [Header<'b>] = res.headers;
     let Framed { framing, keep_alive } = fields::response_framing(version, status, method, headers)?;
@@ -124,11 +110,13 @@ pub fn parse_response<'h, 'b>(
     )))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Head,
-    Body { body: BodyDecoder, keep_alive: bool },
-    Closed,
+/// What a version httparse refused means, for the status line in `buf`:
+/// the version is its first token.
+fn version_error(buf: &[u8]) -> Option<Error> {
+    let line = exchange::start_line(buf);
+    let end = line.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'));
+    let version = line.get(..end.unwrap_or(line.len())).unwrap_or_default();
+    exchange::version_verdict(version, end.is_some())
 }
 
 /// The client side of an HTTP/1.1 connection: decodes the response to each
@@ -177,7 +165,7 @@ enum State {
 pub struct ResponseDecoder {
     limits: Limits,
     bare_lf: bool,
-    state: State,
+    state: Exchange,
 }
 
 impl ResponseDecoder {
@@ -186,7 +174,7 @@ impl ResponseDecoder {
         ResponseDecoder {
             limits,
             bare_lf: false,
-            state: State::Head,
+            state: Exchange::Head,
         }
     }
 
@@ -200,7 +188,7 @@ impl ResponseDecoder {
     /// Whether it waits for a response head (not in the middle of a body,
     /// not stopped).
     pub fn is_idle(&self) -> bool {
-        self.state == State::Head
+        self.state == Exchange::Head
     }
 
     /// Parses the next response head (step 1), for a request with
@@ -212,31 +200,23 @@ impl ResponseDecoder {
         headers: &'h mut [Header<'b>],
         method: &str,
     ) -> Result<Status<(ResponseHead<'h, 'b>, usize)>, Error> {
-        if self.state != State::Head {
-            return Err(Error::WrongState);
-        }
-        match parse_response(buf, headers, method, &self.limits) {
-            Ok(Status::Complete((head, used))) => {
-                self.state = if head.is_interim() {
-                    State::Head
+        let (limits, bare_lf) = (&self.limits, self.bare_lf);
+        self.state.head(
+            || parse_response(buf, headers, method, limits),
+            |(head, _)| {
+                if head.is_interim() {
+                    Exchange::Head
                 } else if head.status == 101 {
-                    State::Closed
+                    Exchange::Closed
                 } else {
-                    let body = BodyDecoder::new(head.framing, self.limits.max_body, self.limits.max_head)
-                        .allow_bare_lf(self.bare_lf);
-                    State::Body {
-                        body,
+                    Exchange::Body {
+                        body: BodyDecoder::new(head.framing, limits.max_body, limits.max_head)
+                            .allow_bare_lf(bare_lf),
                         keep_alive: head.keep_alive,
                     }
-                };
-                Ok(Status::Complete((head, used)))
-            }
-            Ok(Status::Partial) => Ok(Status::Partial),
-            Err(e) => {
-                self.state = State::Closed;
-                Err(e)
-            }
-        }
+                }
+            },
+        )
     }
 
     /// Decodes body bytes from the start of `buf` into `body` (step 2):
@@ -252,32 +232,13 @@ impl ResponseDecoder {
         buf: &[u8],
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<(usize, bool), Error> {
-        let State::Body { body, keep_alive } = &mut self.state else {
-            return Err(Error::WrongState);
-        };
-        let keep_alive = *keep_alive;
-        match body.decode_with(buf, sink) {
-            Ok((used, true)) => {
-                self.state = if keep_alive { State::Head } else { State::Closed };
-                Ok((used, true))
-            }
-            Ok(partial) => Ok(partial),
-            Err(e) => {
-                self.state = State::Closed;
-                Err(e)
-            }
-        }
+        self.state.body(buf, sink)
     }
 
     /// The connection has ended (step 2): `Ok` if the body is complete,
     /// which a body read until close now is; [`Error::IncompleteBody`] if
     /// it was cut short. The decoder stops either way.
     pub fn finish(&mut self) -> Result<(), Error> {
-        let result = match &mut self.state {
-            State::Body { body, .. } => body.finish(),
-            State::Head | State::Closed => Ok(()),
-        };
-        self.state = State::Closed;
-        result
+        self.state.finish()
     }
 }

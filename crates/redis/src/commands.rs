@@ -1,6 +1,8 @@
 //! Redis keys, ids, the commands the bridge sends and the replies it
 //! reads. No I/O here: the threads send what these build.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use redis::{Cmd, ErrorKind, RedisError, Value};
@@ -32,6 +34,14 @@ pub(crate) fn topic_of<'k>(prefix: &str, key: &'k [u8]) -> Option<&'k str> {
 /// no topic's stream can have this key.
 pub(crate) fn wake_key(prefix: &str, node: u64) -> String {
     format!("{prefix}!wake:{node:016x}")
+}
+
+/// 64 random bits naming this node's wake key, from the standard library's
+/// per-process random keys.
+pub(crate) fn random_node_id() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id().into());
+    hasher.finish()
 }
 
 /// The keys of a topic's publish-key index: a hash from each remembered

@@ -86,7 +86,6 @@
     )
 )]
 
-mod backoff;
 mod commands;
 mod config;
 mod error;
@@ -160,7 +159,7 @@ impl RedisBridge {
         let client =
             redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl(e.to_string()))?;
         let server = config::redact(&config.url);
-        let wake_key = commands::wake_key(&config.prefix, backoff::random_seed());
+        let wake_key = commands::wake_key(&config.prefix, commands::random_node_id());
         let (writer_tx, writer_rx) = mpsc::sync_channel(config.max_queued_publishes);
         let (reader_tx, reader_rx) = mpsc::channel();
         Ok(RedisBridge {

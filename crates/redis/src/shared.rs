@@ -9,10 +9,10 @@ use std::sync::mpsc::{Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisError};
+use tether_backoff::{Attempts, Backoff};
 use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo};
 
 use crate::RedisConfig;
-use crate::backoff::Backoff;
 
 /// How the bridge's threads reach the event loops: post a message to one
 /// loop, waking it (the server's `Handle::post`).
@@ -276,7 +276,7 @@ impl Shared {
 pub(crate) struct Link {
     name: &'static str,
     shared: Arc<Shared>,
-    backoff: Backoff,
+    backoff: Attempts,
     next_attempt: Instant,
     /// When it was lost (`None` while up, or before the first connection).
     lost_at: Option<Instant>,
@@ -284,9 +284,24 @@ pub(crate) struct Link {
     failures: u32,
 }
 
+/// The reconnection schedule: `min` (at least 1 ms), doubling up to `max`
+/// (at least `min`), each delay drawn at random from its upper half (so
+/// that nodes that lost Redis together do not all come back at the same
+/// instant).
+fn reconnect_schedule(min: Duration, max: Duration) -> Attempts {
+    let min = min.max(Duration::from_millis(1));
+    Attempts::new(
+        Backoff::new()
+            .initial(min)
+            .max(max.max(min))
+            .factor(2.0)
+            .jitter(0.5),
+    )
+}
+
 impl Link {
     pub(crate) fn new(name: &'static str, shared: Arc<Shared>) -> Link {
-        let backoff = Backoff::new(shared.config.backoff_min, shared.config.backoff_max);
+        let backoff = reconnect_schedule(shared.config.backoff_min, shared.config.backoff_max);
         Link {
             name,
             shared,
@@ -400,5 +415,23 @@ impl Link {
             self.shared.server,
             delay.as_millis()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_schedule_keeps_min_and_max_sensible() {
+        let ms = Duration::from_millis;
+        // A zero minimum is 1 ms; a maximum under the minimum is the minimum.
+        let mut attempts = reconnect_schedule(Duration::ZERO, Duration::ZERO);
+        assert!(attempts.next_delay() <= ms(1));
+        let mut attempts = reconnect_schedule(ms(600), ms(100));
+        for _ in 0..4 {
+            let delay = attempts.next_delay();
+            assert!(delay >= ms(300) && delay <= ms(600), "{delay:?}");
+        }
     }
 }
