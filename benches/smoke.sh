@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
-# (about 15 seconds): echo (with every byte checked), latency, fan-out
+# (about 20 seconds): echo (with every byte checked), latency, fan-out
 # through a hub chat topic to WebSocket and to SSE subscribers (every event
 # checked, in order), and idle
 # connections that must answer the server's pings to stay open; then echo
