@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
-# (about 15 seconds): echo (with every byte checked), latency, fan-out
+# (about 20 seconds): echo (with every byte checked), latency, fan-out
 # through a hub chat topic to WebSocket and to SSE subscribers (every event
 # checked, in order), and idle
-# connections that must answer the server's pings to stay open. A check
-# fails when the load generator exits non-zero: a connection failed, an
-# echo differed, a subscriber missed an event or got one out of order.
-# Nothing here judges speed. Ends with "loadgen: N passed, M failed".
+# connections that must answer the server's pings to stay open; then echo
+# over TLS (wss://) against `tether serve --app echo` with a certificate
+# from a CA made here with openssl, which the load generator trusts through
+# --ca (and must refuse without it). A check fails when the load generator
+# exits non-zero: a connection failed, an echo differed, a subscriber
+# missed an event or got one out of order. Nothing here judges speed. Ends
+# with "loadgen: N passed, M failed".
 #
 # Uses $TETHER_BIN when set (CI builds it), else builds tether in release.
 set -euo pipefail
@@ -31,32 +34,39 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Pings every half second and a 1.5 s idle timeout: a connection that does
-# not answer pings is closed within the idle check below.
-"$TETHER_BIN" serve --app demo --port 0 --log-level warn --ping-interval 0.5 --idle-timeout 1.5 \
-    >"$LOGS/server.log" 2>&1 &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 100); do
-    ADDR=$(sed -n 's|.*listening on http://\([^/]*\)/.*|\1|p' "$LOGS/server.log" | head -1)
-    [ -n "$ADDR" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$ADDR" ]; then
-    cat "$LOGS/server.log"
-    echo "smoke: tether serve did not start"
-    echo "loadgen: 0 passed, 1 failed"
-    exit 1
-fi
-echo "tether serve --app demo on $ADDR (pid $SERVER_PID)"
+SCHEME=http
+start_server() { # the tether serve arguments; sets SERVER_PID and ADDR
+    "$TETHER_BIN" serve "$@" --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
+    SERVER_PID=$!
+    ADDR=""
+    for _ in $(seq 100); do
+        ADDR=$(sed -n "s|.*listening on $SCHEME://\([^/]*\)/.*|\1|p" "$LOGS/server.log" | head -1)
+        [ -n "$ADDR" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$ADDR" ]; then
+        cat "$LOGS/server.log"
+        echo "smoke: tether serve $* did not start"
+        return 1
+    fi
+    echo "tether serve $1 $2 on $SCHEME://$ADDR (pid $SERVER_PID)"
+}
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
 
 passed=0
 failed=0
+PREFIX=""
+EXTRA=()
 check() { # name, then the loadgen arguments
     local name=$1
     shift
-    if timeout 60 "$LOADGEN" "$@" --addr "$ADDR" --pid "$SERVER_PID" >"$LOGS/out" 2>"$LOGS/err"; then
+    if timeout 60 "$LOADGEN" "$@" --addr "$PREFIX$ADDR" --pid "$SERVER_PID" "${EXTRA[@]}" \
+        >"$LOGS/out" 2>"$LOGS/err"; then
         passed=$((passed + 1))
         echo "ok   $name: $(head -1 "$LOGS/out")"
     else
@@ -66,18 +76,64 @@ check() { # name, then the loadgen arguments
     fi
 }
 
-check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
-check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
-check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
-check "fanout 20 ws subscribers" fanout --transport ws -n 20 -r 200 -s 64 -d 2 --drain 3 \
-    --pub-path /topics/chat.smoke-ws/ws
-check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
-    --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
-check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
+# Pings every half second and a 1.5 s idle timeout: a connection that does
+# not answer pings is closed within the idle check below.
+if start_server --app demo --ping-interval 0.5 --idle-timeout 1.5; then
+    check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
+    check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
+    check "fanout 20 ws subscribers" fanout --transport ws -n 20 -r 200 -s 64 -d 2 --drain 3 \
+        --pub-path /topics/chat.smoke-ws/ws
+    check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
+        --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
+    check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
+    stop_server
+else
+    failed=$((failed + 1))
+fi
 
-kill "$SERVER_PID" 2>/dev/null || true
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+# TLS: a throwaway CA, and a certificate it signs for localhost and
+# 127.0.0.1.
+tls_files() {
+    command -v openssl >/dev/null || { echo "smoke: openssl is needed for the TLS checks"; return 1; }
+    local d=$LOGS/tls
+    mkdir -p "$d"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=tether-smoke-ca -keyout "$d/ca.key" -out "$d/ca.pem" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+                -keyout "$d/server.key" -out "$d/server.csr" &&
+            printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+                'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
+            openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+                -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem"
+    } >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log"; return 1; }
+}
+SCHEME=https
+if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key"; then
+    PREFIX=wss://
+    EXTRA=(--ca "$LOGS/tls/ca.pem")
+    check "tls echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
+    check "tls echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    # Without --ca the server's certificate must not be trusted.
+    EXTRA=()
+    if timeout 20 "$LOADGEN" echo --addr "wss://$ADDR" --path /echo -c 1 -d 0.2 --warmup 0 \
+        >"$LOGS/out" 2>"$LOGS/err"; then
+        failed=$((failed + 1))
+        echo "FAIL tls without --ca: the certificate was accepted"
+    elif grep -q UnknownIssuer "$LOGS/err"; then
+        passed=$((passed + 1))
+        echo "ok   tls without --ca: $(head -1 "$LOGS/err")"
+    else
+        failed=$((failed + 1))
+        echo "FAIL tls without --ca: not refused for its issuer"
+        cat "$LOGS/out" "$LOGS/err"
+    fi
+    stop_server
+else
+    failed=$((failed + 1))
+    echo "FAIL tls: no TLS server to run against"
+fi
 
 echo "loadgen: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

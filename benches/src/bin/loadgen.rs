@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use tether_benches::loadgen::conn::{Dial, Kind};
 use tether_benches::loadgen::report::Report;
+use tether_benches::loadgen::tls::Tls;
 use tether_benches::loadgen::{echo, fanout, idle, latency, summary, sys};
 
 #[derive(Parser, Debug)]
@@ -41,9 +42,14 @@ enum Mode {
 
 #[derive(Args, Debug)]
 struct Common {
-    /// Server address (host:port).
+    /// Server address: host:port, or with a scheme: ws:// or http:// for
+    /// plain TCP, wss:// or https:// for TLS (e.g. wss://localhost:8443).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
+    /// Over TLS, also trust the certificates in this PEM file (a CA, or
+    /// the server's own self-signed certificate) besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// The server's pid: its CPU time (and RSS) are read from /proc.
     #[arg(long)]
     pid: Option<u32>,
@@ -194,15 +200,48 @@ fn seconds(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("--{what} must be a non-negative number of seconds"))
 }
 
+/// Splits `--addr` into whether it asks for TLS and its host:port.
+fn split_scheme(addr: &str) -> Result<(bool, &str), String> {
+    let (tls, rest) = match addr.split_once("://") {
+        None => (false, addr),
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => (false, rest),
+            "wss" | "https" => (true, rest),
+            _ => {
+                return Err(format!(
+                    "--addr {addr}: the scheme must be ws, wss, http or https"
+                ));
+            }
+        },
+    };
+    // A trailing slash is allowed; a path goes in --path.
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    if host_port.is_empty() || host_port.contains('/') {
+        return Err(format!("--addr {addr}: give host:port (the path goes in --path)"));
+    }
+    Ok((tls, host_port))
+}
+
 fn dial(common: &Common) -> Result<Dial, String> {
-    let addr: SocketAddr = common
-        .addr
+    let (tls, host_port) = split_scheme(&common.addr)?;
+    let addr: SocketAddr = host_port
         .to_socket_addrs()
         .map_err(|e| format!("--addr {}: {e}", common.addr))?
         .next()
         .ok_or_else(|| format!("--addr {}: no address", common.addr))?;
+    let tls = if tls {
+        let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host);
+        Some(Tls::new(host, common.ca.as_deref()).map_err(|e| e.to_string())?)
+    } else {
+        if common.ca.is_some() {
+            return Err("--ca is for TLS: give --addr as wss://host:port or https://host:port".into());
+        }
+        None
+    };
     Ok(Dial {
         addr,
+        host: host_port.to_owned(),
+        tls,
         concurrency: common.connect_concurrency,
         timeout: seconds(common.connect_timeout, "connect-timeout")?,
     })
@@ -307,5 +346,22 @@ fn main() -> ExitCode {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_scheme;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_scheme("127.0.0.1:80"), Ok((false, "127.0.0.1:80")));
+        assert_eq!(split_scheme("ws://h:1/"), Ok((false, "h:1")));
+        assert_eq!(split_scheme("HTTP://h:1"), Ok((false, "h:1")));
+        assert_eq!(split_scheme("wss://localhost:8443"), Ok((true, "localhost:8443")));
+        assert_eq!(split_scheme("https://[::1]:8443/"), Ok((true, "[::1]:8443")));
+        assert!(split_scheme("ftp://h:1").is_err());
+        assert!(split_scheme("wss://h:1/echo").is_err());
+        assert!(split_scheme("wss://").is_err());
     }
 }

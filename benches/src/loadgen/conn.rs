@@ -1,6 +1,7 @@
-//! Client connections: opening many at once (TCP connect, then the
-//! WebSocket upgrade or the event-stream request), and the two I/O
-//! primitives every mode uses.
+//! Client connections: opening many at once (TCP connect, the TLS
+//! handshake for `wss://` and `https://`, then the WebSocket upgrade or the
+//! event-stream request), and the I/O primitives every mode uses, the same
+//! over plain TCP and over TLS.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -9,8 +10,13 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tether_handshake::{ClientHandshake, ClientRequest};
+use tether_http1::{EMPTY_HEADER, Limits, ResponseHead, Status};
 
+use super::tls::{self, Tls};
 use super::wire::FrameReader;
+
+/// The longest response head taken.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// What a connection speaks once open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,10 +39,14 @@ pub struct Group<'a> {
 }
 
 /// How to open connections.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Dial {
     /// The server.
     pub addr: SocketAddr,
+    /// The `Host` header: the host and port as given.
+    pub host: String,
+    /// TLS over each connection (`wss://` or `https://`), else plain TCP.
+    pub tls: Option<Tls>,
     /// Most handshakes in progress at once, so that a burst of thousands of
     /// connects does not overflow the server's listen backlog.
     pub concurrency: usize,
@@ -57,10 +67,14 @@ pub struct Conn {
     /// Bytes that arrived with the handshake response and belong to the
     /// stream after it; a mode feeds them before anything it reads.
     pub leftover: Vec<u8>,
-    /// Output the socket has not taken yet. Empty, with no capacity, unless
-    /// the socket has pushed back.
+    /// Output the socket (or, over TLS, rustls) has not taken yet. Empty,
+    /// with no capacity, unless the socket has pushed back.
     out: Vec<u8>,
     out_pos: usize,
+    /// The TLS session, when there is one: rustls encrypts what is sent
+    /// and holds the records the socket has not taken (at most its buffer
+    /// limit, 64 KiB; the rest waits in `out`), and decrypts what is read.
+    tls: Option<Box<rustls::ClientConnection>>,
     setup: Option<Box<Setup>>,
 }
 
@@ -102,6 +116,21 @@ impl Conn {
             self.out.extend_from_slice(bytes);
             return Ok(());
         }
+        let written = if self.tls.is_some() {
+            self.tls_write(bytes)?
+        } else {
+            self.plain_write(bytes)?
+        };
+        if written < bytes.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            self.out.extend_from_slice(&bytes[written..]);
+        }
+        Ok(())
+    }
+
+    /// Writes to the socket until done or refused; how much it took.
+    fn plain_write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut written = 0;
         while written < bytes.len() {
             match self.stream.write(&bytes[written..]) {
@@ -112,16 +141,45 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        if written < bytes.len() {
-            self.out.clear();
-            self.out_pos = 0;
-            self.out.extend_from_slice(&bytes[written..]);
+        Ok(written)
+    }
+
+    /// Hands `bytes` to rustls and writes its records out, until all are
+    /// written or the socket refuses; how much of `bytes` rustls took.
+    fn tls_write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        let mut taken = 0;
+        loop {
+            let before = taken;
+            if taken < bytes.len() {
+                // Takes less than offered once its buffer limit is reached.
+                taken += tls.writer().write(&bytes[taken..])?;
+            }
+            let had_records = tls.wants_write();
+            if tls::write_records(tls, &mut self.stream)? {
+                return Ok(taken);
+            }
+            if taken == bytes.len() || (taken == before && !had_records) {
+                // Done, or rustls holds the bytes back until its handshake
+                // is done (a later read or flush moves them along).
+                return Ok(taken);
+            }
         }
-        Ok(())
     }
 
     /// Writes queued output until done or refused.
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.tls.is_some() {
+            let out = std::mem::take(&mut self.out);
+            let taken = self.tls_write(&out[self.out_pos..]);
+            self.out = out;
+            self.out_pos += taken?;
+            if self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+            }
+            return Ok(());
+        }
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -138,12 +196,15 @@ impl Conn {
 
     /// Whether output is waiting for the socket.
     pub fn has_pending_output(&self) -> bool {
-        self.out_pos < self.out.len()
+        self.out_pos < self.out.len() || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// One read into `buf`.
     #[inline]
     pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        if self.tls.is_some() {
+            return self.tls_read(buf);
+        }
         loop {
             return match self.stream.read(buf) {
                 Ok(0) => Ok(ReadOutcome::Closed),
@@ -155,6 +216,36 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Err(e),
             };
+        }
+    }
+
+    /// Plaintext into `buf`: what rustls has decrypted already, else what
+    /// it decrypts from the socket's next records. `Data` always says
+    /// `more`, since rustls may hold more than `buf` took; the call that
+    /// finds the socket drained returns `Empty`.
+    fn tls_read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        loop {
+            match tls.reader().read(buf) {
+                // A close_notify.
+                Ok(0) => return Ok(ReadOutcome::Closed),
+                Ok(len) => return Ok(ReadOutcome::Data { len, more: true }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Closed without a close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadOutcome::Closed),
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Empty),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let processed = tls.process_new_packets();
+            // Handshake messages, or the alert that reports an error.
+            let written = tls::write_records(tls, &mut self.stream);
+            processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+            written?;
         }
     }
 }
@@ -183,7 +274,7 @@ impl Nonces {
 /// first connection that cannot be opened, or at the deadline.
 pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Result<Vec<Conn>> {
     let total: usize = groups.iter().map(|g| g.count).sum();
-    let host = dial.addr.to_string();
+    let host = dial.host.as_str();
     let deadline = Instant::now() + dial.timeout;
     let mut nonces = Nonces(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let mut conns: Vec<Conn> = Vec::with_capacity(total);
@@ -204,7 +295,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             let mut request = Vec::with_capacity(256);
             let handshake = match kind {
                 Kind::WebSocket => Some(
-                    ClientRequest::new(&host, target, nonces.next())
+                    ClientRequest::new(host, target, nonces.next())
                         .write(&mut request)
                         .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
                 ),
@@ -219,6 +310,10 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                     None
                 }
             };
+            let tls = match &dial.tls {
+                Some(tls) => Some(Box::new(tls.connect()?)),
+                None => None,
+            };
             conns.push(Conn {
                 stream,
                 kind,
@@ -226,6 +321,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                 leftover: Vec::new(),
                 out: Vec::new(),
                 out_pos: 0,
+                tls,
                 setup: Some(Box::new(Setup {
                     connected: false,
                     request,
@@ -281,11 +377,22 @@ fn advance(conn: &mut Conn) -> io::Result<bool> {
         conn.send(&request)?;
     }
     conn.flush()?;
-    let setup = conn.setup.as_mut().expect("a connection being set up");
     let mut buf = [0u8; 4096];
     loop {
-        match conn.stream.read(&mut buf) {
-            Ok(0) => {
+        match conn.read_into(&mut buf)? {
+            ReadOutcome::Data { len, more } => {
+                let setup = conn.setup.as_mut().expect("a connection being set up");
+                setup.head.extend_from_slice(&buf[..len]);
+                if setup.head.len() > MAX_HEAD {
+                    return Err(io::Error::other(format!("response head over {MAX_HEAD} bytes")));
+                }
+                if !more {
+                    break;
+                }
+            }
+            ReadOutcome::Empty => break,
+            ReadOutcome::Closed => {
+                let setup = conn.setup.as_ref().expect("a connection being set up");
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(
@@ -294,25 +401,15 @@ fn advance(conn: &mut Conn) -> io::Result<bool> {
                     ),
                 ));
             }
-            Ok(n) => setup.head.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        if setup.head.len() > 64 * 1024 {
-            return Err(io::Error::other("response head over 64 KiB"));
         }
     }
+    // Over TLS, the request waits in rustls until its handshake is done.
+    conn.flush()?;
+    let setup = conn.setup.as_ref().expect("a connection being set up");
     let used = match &setup.handshake {
-        Some(handshake) => match handshake.validate_response(&setup.head) {
-            Ok(httparse::Status::Complete((_, used))) => used,
-            Ok(httparse::Status::Partial) => return Ok(false),
-            Err(e) => {
-                return Err(io::Error::other(format!(
-                    "upgrade refused ({e:?}): {:?}",
-                    String::from_utf8_lossy(&setup.head)
-                )));
-            }
+        Some(handshake) => match upgrade_head(handshake, &setup.head)? {
+            Some(used) => used,
+            None => return Ok(false),
         },
         None => match event_stream_head(&setup.head)? {
             Some(used) => used,
@@ -324,40 +421,71 @@ fn advance(conn: &mut Conn) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Parses a response head with tether-http1; `None` while incomplete.
+fn with_head<T>(
+    buf: &[u8],
+    check: impl FnOnce(&ResponseHead<'_, '_>, usize) -> io::Result<T>,
+) -> io::Result<Option<T>> {
+    let mut headers = [EMPTY_HEADER; 32];
+    let limits = Limits::new().max_head(MAX_HEAD);
+    match tether_http1::parse_response(buf, &mut headers, "GET", &limits) {
+        Ok(Status::Complete((head, used))) => check(&head, used).map(Some),
+        Ok(Status::Partial) => Ok(None),
+        Err(e) => Err(io::Error::other(format!(
+            "bad response head ({e}): {:?}",
+            String::from_utf8_lossy(buf)
+        ))),
+    }
+}
+
+/// Checks the response to a WebSocket upgrade; `Some(length)` once it is
+/// complete and accepted. tether-http1 reads the head; tether-handshake
+/// then checks what RFC 6455 asks of it (101, `Upgrade`, `Connection`,
+/// `Sec-WebSocket-Accept`).
+fn upgrade_head(handshake: &ClientHandshake, buf: &[u8]) -> io::Result<Option<usize>> {
+    with_head(buf, |head, used| {
+        let refuse = |why: String| {
+            io::Error::other(format!(
+                "upgrade refused ({why}): {:?}",
+                String::from_utf8_lossy(&buf[..used])
+            ))
+        };
+        if head.status() != 101 {
+            return Err(refuse(format!("status {} {}", head.status(), head.reason())));
+        }
+        match handshake.validate_response(&buf[..used]) {
+            Ok(tether_handshake::Status::Complete((_, n))) if n == used => Ok(used),
+            Ok(_) => Err(refuse("the head's end is unclear".to_owned())),
+            Err(e) => Err(refuse(format!("{e}"))),
+        }
+    })
+}
+
 /// Checks the head of an event-stream response; `Some(length)` once it is
 /// complete and acceptable.
 fn event_stream_head(buf: &[u8]) -> io::Result<Option<usize>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let used = match response.parse(buf) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(io::Error::other(format!("bad response head: {e}"))),
-    };
-    let refuse = |why: &str| {
-        io::Error::other(format!(
-            "event stream refused ({why}): {:?}",
-            String::from_utf8_lossy(&buf[..used])
-        ))
-    };
-    if response.code != Some(200) {
-        return Err(refuse("status"));
-    }
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    if !header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream")) {
-        return Err(refuse("content type"));
-    }
-    if header("transfer-encoding").is_some() {
-        // The body would be chunked: this reader takes a raw stream only.
-        return Err(refuse("transfer-encoding is not supported"));
-    }
-    Ok(Some(used))
+    with_head(buf, |head, used| {
+        let refuse = |why: &str| {
+            io::Error::other(format!(
+                "event stream refused ({why}): {:?}",
+                String::from_utf8_lossy(&buf[..used])
+            ))
+        };
+        if head.status() != 200 {
+            return Err(refuse("status"));
+        }
+        if !head
+            .header("content-type")
+            .is_some_and(|v| v.starts_with(b"text/event-stream"))
+        {
+            return Err(refuse("content type"));
+        }
+        if head.header("transfer-encoding").is_some() {
+            // The body would be chunked: this reader takes a raw stream only.
+            return Err(refuse("transfer-encoding is not supported"));
+        }
+        Ok(used)
+    })
 }
 
 #[cfg(test)]
@@ -378,6 +506,28 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn upgrade_heads() {
+        let mut request = Vec::new();
+        let handshake = ClientRequest::new("h", "/", [7; 16]).write(&mut request).unwrap();
+        let ok = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\nab",
+            handshake.expected_accept()
+        );
+        let ok = ok.as_bytes();
+        assert_eq!(upgrade_head(&handshake, ok).unwrap(), Some(ok.len() - 2));
+        for end in 0..ok.len() - 2 {
+            assert_eq!(upgrade_head(&handshake, &ok[..end]).unwrap(), None, "{end}");
+        }
+        let refused = upgrade_head(&handshake, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        assert!(refused.unwrap_err().to_string().contains("status 404 Not Found"));
+        let wrong = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert!(upgrade_head(&handshake, wrong).is_err());
+        assert!(upgrade_head(&handshake, b"garbage\r\n\r\n").is_err());
     }
 
     #[test]

@@ -22,4 +22,5 @@ pub mod latency;
 pub mod report;
 pub mod summary;
 pub mod sys;
+pub mod tls;
 pub mod wire;
