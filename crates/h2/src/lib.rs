@@ -1,0 +1,8 @@
+//! Sans-IO HTTP/2 (RFC 9113) and HPACK (RFC 7541).
+//!
+//! This crate does no I/O and keeps no clock: bytes go in, frames and
+//! header lists come out, and everything it encodes is appended to a
+//! caller's buffer. Every size it reads from the network is checked against
+//! a limit before anything is allocated for it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
