@@ -1,16 +1,17 @@
 //! A server-role connection fed arbitrary bytes, whole and in pieces whose
-//! sizes come from the input: never a panic, the same events and replies
-//! however the bytes are split, and memory bounded by the limits.
+//! sizes come from the input, copied out (`receive`) and in place
+//! (`receive_in_place`): never a panic, the same events and replies however
+//! the bytes are split and received, and memory bounded by the limits.
 #![no_main]
 
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use tether_ws::{Config, Connection, Event, Role, State};
+use tether_ws::{Config, Connection, Event, Incoming, Role, State};
 
 const MAX_MESSAGE: usize = 4096;
 
-fn run(input: &[u8], sizes: &[u8], now: Instant) -> (Vec<Event>, Vec<u8>, State) {
+fn run(input: &[u8], sizes: &[u8], in_place: bool, now: Instant) -> (Vec<Event>, Vec<u8>, State) {
     let config = Config::default().max_message_size(MAX_MESSAGE).max_frame_size(2048).max_fragments(64);
     let mut conn = Connection::new(Role::Server, config, now);
     let mut events = Vec::new();
@@ -20,12 +21,23 @@ fn run(input: &[u8], sizes: &[u8], now: Instant) -> (Vec<Event>, Vec<u8>, State)
     while !rest.is_empty() {
         let size = if sizes.is_empty() { rest.len() } else { (sizes[i % sizes.len()] as usize).clamp(1, rest.len()) };
         i += 1;
-        let (mut chunk, tail) = rest.split_at(size);
+        let (chunk, tail) = rest.split_at(size);
         rest = tail;
+        let mut copy = chunk.to_vec();
+        let mut chunk = &mut copy[..];
         while !chunk.is_empty() {
-            let (used, event) = conn.receive(chunk, now, &mut out);
+            let (used, event) = if in_place {
+                let (used, incoming) = conn.receive_in_place(chunk, now, &mut out);
+                let event = incoming.map(|incoming| match incoming {
+                    Incoming::Borrowed(message) => Event::Message(message.to_owned()),
+                    Incoming::Event(event) => event,
+                });
+                (used, event)
+            } else {
+                conn.receive(chunk, now, &mut out)
+            };
             assert!(used > 0 || event.is_some(), "no progress");
-            chunk = &chunk[used..];
+            chunk = &mut chunk[used..];
             if let Some(event) = event {
                 if let Event::Message(m) = &event {
                     assert!(m.as_bytes().len() <= MAX_MESSAGE);
@@ -47,9 +59,11 @@ fuzz_target!(|data: &[u8]| {
     let split = (data[0] as usize).min(data.len() - 1);
     let (sizes, input) = data[1..].split_at(split.min(16));
     let now = Instant::now();
-    let whole = run(input, &[], now);
-    let pieces = run(input, sizes, now);
+    let whole = run(input, &[], false, now);
+    let pieces = run(input, sizes, false, now);
     assert_eq!(whole, pieces);
+    assert_eq!(run(input, &[], true, now), whole);
+    assert_eq!(run(input, sizes, true, now), whole);
     // At most one terminal event, and nothing after it.
     if let Some(pos) = whole.0.iter().position(|e| matches!(e, Event::Failed(_) | Event::Close(_))) {
         assert_eq!(pos, whole.0.len() - 1);

@@ -10,8 +10,29 @@ use tether_frame::{
 
 use crate::{
     CloseFrame, Config, ControlPayload, Error, Event, Extension, Limit, MaskSource, Message, MessageKind,
-    Role,
+    MessageRef, Role,
 };
+
+/// What [`Connection::receive_in_place`] found.
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// A data message that lay whole in the input, unmasked there and
+    /// lent out.
+    Borrowed(MessageRef<'a>),
+    /// Any other event, an owned [`Event::Message`] included.
+    Event(Event),
+}
+
+/// What one step of receiving found.
+enum Step {
+    Event(Event),
+    /// A whole message's payload, still masked, from `start` up to the
+    /// bytes used.
+    InPlace {
+        start: usize,
+        kind: MessageKind,
+    },
+}
 
 /// Where the close handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +305,81 @@ impl Connection {
     /// was used. Automatic replies (pong, close echo, the close frame of a
     /// failure) are appended to `out`. Once the connection is closed, input
     /// is consumed and ignored.
+    ///
+    /// Every message is copied out of `data` into one the connection owns;
+    /// [`receive_in_place`](Self::receive_in_place) spares that copy.
     pub fn receive(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) -> (usize, Option<Event>) {
+        match self.step(data, false, now, out) {
+            (used, Some(Step::Event(event))) => (used, Some(event)),
+            // Only asked for in place.
+            (used, Some(Step::InPlace { .. }) | None) => (used, None),
+        }
+    }
+
+    /// As [`receive`](Self::receive), but a data message that lies whole in
+    /// `data` (one frame, not compressed, all of it in this input) is
+    /// unmasked where it lies and lent out as [`Incoming::Borrowed`]: no
+    /// copy, no allocation, and text validated as UTF-8 in one pass. Any
+    /// other message (fragmented, compressed, or split across inputs) is
+    /// assembled and owned as with `receive`. The bytes of `data` before
+    /// the returned count may have been changed (unmasked).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tether_ws::{Config, Connection, Incoming, MessageRef, Role};
+    ///
+    /// let now = Instant::now();
+    /// let mut conn = Connection::new(Role::Server, Config::default(), now);
+    /// // A masked text frame saying "Hello" (RFC 6455, section 5.7).
+    /// let mut input = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// let mut out = Vec::new();
+    /// let (used, incoming) = conn.receive_in_place(&mut input, now, &mut out);
+    /// assert_eq!(used, 11);
+    /// assert!(matches!(incoming, Some(Incoming::Borrowed(MessageRef::Text("Hello")))));
+    /// assert_eq!(&input[6..], b"Hello");
+    /// ```
+    pub fn receive_in_place<'d>(
+        &mut self,
+        data: &'d mut [u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<Incoming<'d>>) {
+        let (used, step) = self.step(data, true, now, out);
+        let (start, kind) = match step {
+            None => return (used, None),
+            Some(Step::Event(event)) => return (used, Some(Incoming::Event(event))),
+            Some(Step::InPlace { start, kind }) => (start, kind),
+        };
+        let len = data.len();
+        // The step reports a payload within the bytes it used.
+        let payload = &mut data[start..used];
+        if let Some(mask) = self.frame.mask {
+            apply_mask(payload, mask, 0);
+        }
+        let payload: &'d [u8] = payload;
+        let message = match kind {
+            MessageKind::Binary => MessageRef::Binary(payload),
+            MessageKind::Text => match std::str::from_utf8(payload) {
+                Ok(text) => MessageRef::Text(text),
+                Err(_) => {
+                    let failed = self.fail(Error::Frame(tether_frame::Error::InvalidUtf8), out);
+                    return (len, Some(Incoming::Event(failed)));
+                }
+            },
+        };
+        (used, Some(Incoming::Borrowed(message)))
+    }
+
+    /// The work of both `receive` forms. With `in_place`, a whole
+    /// single-frame uncompressed message is not copied: its place in
+    /// `data` is reported instead, still masked.
+    fn step(
+        &mut self,
+        data: &[u8],
+        in_place: bool,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<Step>) {
         if self.state == State::Closed {
             return (data.len(), None);
         }
@@ -298,23 +393,34 @@ impl Connection {
         while pos < data.len() {
             let (used, item) = match self.decoder.decode(&data[pos..]) {
                 Ok(step) => step,
-                Err(e) => return (data.len(), Some(self.fail(e.into(), out))),
+                Err(e) => return (data.len(), Some(Step::Event(self.fail(e.into(), out)))),
             };
+            let start = pos;
             pos += used;
             let step = match item {
                 None => break,
-                Some(Item::Header(header)) => self.on_header(header).and_then(|()| {
-                    if header.payload_len == 0 {
-                        self.on_frame_end(&[], out)
-                    } else {
-                        Ok(None)
+                Some(Item::Header(header)) => {
+                    // Room for a whole single-frame message, unless it
+                    // can be lent from the input instead.
+                    let whole_here = in_place && header.payload_len <= (data.len() - pos) as u64;
+                    match self.on_header(header, !whole_here) {
+                        Ok(()) if header.payload_len == 0 && in_place && self.is_whole_message() => {
+                            return (pos, Some(self.lend(pos)));
+                        }
+                        Ok(()) if header.payload_len == 0 => self.on_frame_end(&[], out),
+                        other => other.map(|()| None),
                     }
-                }),
+                }
                 Some(Item::Payload {
                     data: chunk,
                     offset,
                     last,
-                }) => self.on_payload(chunk, offset, last, out),
+                }) => {
+                    if in_place && offset == 0 && last && self.is_whole_message() {
+                        return (pos, Some(self.lend(start)));
+                    }
+                    self.on_payload(chunk, offset, last, out)
+                }
             };
             match step {
                 Ok(None) => {}
@@ -324,15 +430,31 @@ impl Connection {
                     } else {
                         pos
                     };
-                    return (used, Some(event));
+                    return (used, Some(Step::Event(event)));
                 }
-                Err(e) => return (data.len(), Some(self.fail(e, out))),
+                Err(e) => return (data.len(), Some(Step::Event(self.fail(e, out)))),
             }
         }
         (pos, None)
     }
 
-    fn on_header(&mut self, header: FrameHeader) -> Result<(), Error> {
+    /// Ends the whole message whose payload starts at `start` in the input,
+    /// to be lent from there.
+    fn lend(&mut self, start: usize) -> Step {
+        let kind = self.message.take().expect("a data frame belongs to a message");
+        self.fragments = 0;
+        Step::InPlace { start, kind }
+    }
+
+    /// Whether the frame being received is a whole message of its own: the
+    /// first and final frame, not transformed by an extension.
+    fn is_whole_message(&self) -> bool {
+        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed
+    }
+
+    /// A frame begins. `reserve` makes room for a whole single-frame
+    /// message at once.
+    fn on_header(&mut self, header: FrameHeader, reserve: bool) -> Result<(), Error> {
         match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
                 if !header.rsv.is_empty() {
@@ -371,7 +493,7 @@ impl Connection {
                 self.fragments = 1;
                 if !self.compressed {
                     self.check_message_size(header.payload_len)?;
-                    if header.fin {
+                    if header.fin && reserve {
                         // The whole message is one frame of known size;
                         // the limit check above bounds this.
                         self.buffer.reserve_exact(header.payload_len as usize);
@@ -532,10 +654,7 @@ impl Connection {
         self.message = None;
         self.compressed = false;
         self.fragments = 0;
-        Ok(Some(Event::Message(Message::validated(
-            kind,
-            mem::take(&mut self.buffer),
-        ))))
+        Message::received(kind, mem::take(&mut self.buffer)).map(|message| Some(Event::Message(message)))
     }
 
     /// Fails the connection: writes a close frame with the error's code
@@ -566,8 +685,10 @@ impl Connection {
         write_frame(self.masks(), out, opcode, Rsv::NONE, payload).expect("control payloads are checked");
     }
 
-    /// Sends a message (text or binary, as the message says).
-    pub fn send(&mut self, message: &Message, out: &mut Vec<u8>) -> Result<(), Error> {
+    /// Sends a message (text or binary, as the message says): a
+    /// [`&Message`](Message) or a [`MessageRef`], such as one just received.
+    pub fn send<'m>(&mut self, message: impl Into<MessageRef<'m>>, out: &mut Vec<u8>) -> Result<(), Error> {
+        let message = message.into();
         let opcode = match message.kind() {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,

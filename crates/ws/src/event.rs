@@ -18,86 +18,178 @@ pub enum MessageKind {
 /// A complete data message.
 ///
 /// The payload is owned, so a message can be kept, queued or moved to
-/// another connection. A text message's bytes were validated as UTF-8 as
-/// they arrived; the type keeps that promise (it can only be built from a
-/// `String` or from validated input).
+/// another connection. A text message holds a `String`: its bytes were
+/// validated as UTF-8 as they arrived, and the type keeps that promise.
+/// [`MessageRef`] is the borrowed form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
-    kind: MessageKind,
-    data: Vec<u8>,
+    repr: Repr,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Text(String),
+    Binary(Vec<u8>),
 }
 
 impl Message {
     /// A text message.
     pub fn text(text: impl Into<String>) -> Message {
         Message {
-            kind: MessageKind::Text,
-            data: text.into().into_bytes(),
+            repr: Repr::Text(text.into()),
         }
     }
 
     /// A binary message.
     pub fn binary(data: impl Into<Vec<u8>>) -> Message {
         Message {
-            kind: MessageKind::Binary,
-            data: data.into(),
+            repr: Repr::Binary(data.into()),
         }
     }
 
-    /// Only for bytes already known to be valid UTF-8 when `kind` is text.
-    pub(crate) fn validated(kind: MessageKind, data: Vec<u8>) -> Message {
-        debug_assert!(kind == MessageKind::Binary || std::str::from_utf8(&data).is_ok());
-        Message { kind, data }
+    /// A message of `kind` from received bytes; text that is not UTF-8 is
+    /// an error (the bytes are checked again here, once, since the crate
+    /// has no `unsafe` to trust the check made as they arrived).
+    pub(crate) fn received(kind: MessageKind, data: Vec<u8>) -> Result<Message, Error> {
+        match kind {
+            MessageKind::Text => String::from_utf8(data)
+                .map(Message::text)
+                .map_err(|_| Error::Frame(tether_frame::Error::InvalidUtf8)),
+            MessageKind::Binary => Ok(Message::binary(data)),
+        }
     }
 
     /// Text or binary.
     pub fn kind(&self) -> MessageKind {
-        self.kind
+        self.as_ref().kind()
     }
 
     /// Whether this is a text message.
     pub fn is_text(&self) -> bool {
-        self.kind == MessageKind::Text
+        matches!(self.repr, Repr::Text(_))
     }
 
     /// The payload bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.data
+        self.as_ref().as_bytes()
     }
 
     /// The payload.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.data
+        match self.repr {
+            Repr::Text(text) => text.into_bytes(),
+            Repr::Binary(data) => data,
+        }
     }
 
     /// The text of a text message; `None` for a binary one.
-    ///
-    /// This re-runs the (fast, word-at-a-time) standard UTF-8 check rather
-    /// than trusting the earlier one with `unsafe`, since the crate has
-    /// none.
     pub fn as_text(&self) -> Option<&str> {
-        match self.kind {
-            MessageKind::Text => std::str::from_utf8(&self.data).ok(),
-            MessageKind::Binary => None,
-        }
+        self.as_ref().as_text()
     }
 
     /// The text of a text message; a binary message is handed back.
     pub fn into_text(self) -> Result<String, Message> {
-        match self.kind {
-            MessageKind::Text => String::from_utf8(self.data).map_err(|e| Message::binary(e.into_bytes())),
-            MessageKind::Binary => Err(self),
+        match self.repr {
+            Repr::Text(text) => Ok(text),
+            Repr::Binary(_) => Err(self),
+        }
+    }
+
+    /// The message borrowed.
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        match &self.repr {
+            Repr::Text(text) => MessageRef::Text(text),
+            Repr::Binary(data) => MessageRef::Binary(data),
         }
     }
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.as_text() {
-            Some(text) if text.len() <= 64 => write!(f, "Text({text:?})"),
-            Some(_) => write!(f, "Text({} bytes)", self.data.len()),
-            None if self.data.len() <= 32 => write!(f, "Binary({:02x?})", self.data),
-            None => write!(f, "Binary({} bytes)", self.data.len()),
+        fmt::Debug::fmt(&self.as_ref(), f)
+    }
+}
+
+/// A complete data message, borrowed: from an owned [`Message`], or
+/// straight from the bytes a connection received, unmasked where they lay
+/// (see [`Connection::receive_in_place`](crate::Connection::receive_in_place)).
+/// Text is a `&str`, validated once.
+///
+/// ```
+/// use tether_ws::{Message, MessageKind, MessageRef};
+///
+/// let owned = Message::text("hi");
+/// let borrowed: MessageRef<'_> = owned.as_ref();
+/// assert_eq!(borrowed.as_text(), Some("hi"));
+/// assert_eq!(borrowed.kind(), MessageKind::Text);
+/// assert_eq!(borrowed.to_owned(), owned);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> MessageRef<'a> {
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            MessageRef::Text(_) => MessageKind::Text,
+            MessageRef::Binary(_) => MessageKind::Binary,
+        }
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, MessageRef::Text(_))
+    }
+
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match *self {
+            MessageRef::Text(text) => text.as_bytes(),
+            MessageRef::Binary(data) => data,
+        }
+    }
+
+    /// The text of a text message; `None` for a binary one.
+    pub fn as_text(&self) -> Option<&'a str> {
+        match *self {
+            MessageRef::Text(text) => Some(text),
+            MessageRef::Binary(_) => None,
+        }
+    }
+
+    /// An owned copy, to keep beyond the borrow.
+    pub fn to_owned(&self) -> Message {
+        match *self {
+            MessageRef::Text(text) => Message::text(text),
+            MessageRef::Binary(data) => Message::binary(data),
+        }
+    }
+}
+
+impl<'a> From<&'a Message> for MessageRef<'a> {
+    fn from(message: &'a Message) -> MessageRef<'a> {
+        message.as_ref()
+    }
+}
+
+impl<'a> From<&MessageRef<'a>> for MessageRef<'a> {
+    fn from(message: &MessageRef<'a>) -> MessageRef<'a> {
+        *message
+    }
+}
+
+impl fmt::Debug for MessageRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            MessageRef::Text(text) if text.len() <= 64 => write!(f, "Text({text:?})"),
+            MessageRef::Text(text) => write!(f, "Text({} bytes)", text.len()),
+            MessageRef::Binary(data) if data.len() <= 32 => write!(f, "Binary({data:02x?})"),
+            MessageRef::Binary(data) => write!(f, "Binary({} bytes)", data.len()),
         }
     }
 }

@@ -21,8 +21,8 @@ mod event;
 mod extension;
 
 pub use config::{Config, MaskSource, Role};
-pub use connection::{Connection, State};
+pub use connection::{Connection, Incoming, State};
 pub use error::{Error, Limit};
-pub use event::{CloseFrame, ControlPayload, Event, Message, MessageKind};
+pub use event::{CloseFrame, ControlPayload, Event, Message, MessageKind, MessageRef};
 pub use extension::{Extension, ExtensionError};
 pub use tether_frame::{CloseCode, OpCode, Rsv};

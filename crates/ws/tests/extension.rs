@@ -93,6 +93,23 @@ fn transformed_messages_are_decoded_in_any_split() {
     assert_eq!(events.len(), 3);
     assert_eq!(events[1], Event::Message(Message::text("aaabb")));
     assert_eq!(events[2], Event::Message(Message::binary(b"raw".to_vec())));
+    // Received in place, only the plain message is lent: a transformed one
+    // is decoded into a buffer of its own.
+    let single = client_frame_rsv(true, OpCode::Binary, Rsv::RSV1, &[2, b'z']);
+    let (_, _, borrowed) = feed_in_place(
+        &mut server_with_ext(Config::default(), now),
+        &single,
+        single.len(),
+        now,
+    );
+    assert_eq!(borrowed, 0);
+    let (_, _, borrowed) = feed_in_place(
+        &mut server_with_ext(Config::default(), now),
+        &input,
+        input.len(),
+        now,
+    );
+    assert_eq!(borrowed, 1);
 }
 
 #[test]

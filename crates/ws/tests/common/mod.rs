@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use tether_frame::{FrameHeader, OpCode, Rsv, encode_frame};
-use tether_ws::{Config, Connection, Event, Role};
+use tether_ws::{Config, Connection, Event, Incoming, Role};
 
 /// A deterministic mask source for client connections in tests.
 pub fn counting_masks() -> tether_ws::MaskSource {
@@ -39,13 +39,47 @@ pub fn feed(conn: &mut Connection, input: &[u8], piece: usize, now: Instant) -> 
     (events, out)
 }
 
-/// Feeds `input` whole, one byte at a time, in odd pieces, and with
-/// trailing garbage after it (a fresh connection each time); asserts that
-/// every way gives the same events and replies, and returns them.
+/// As [`feed`], through [`Connection::receive_in_place`] (on a copy of
+/// the input): borrowed messages are made owned events, and counted.
+pub fn feed_in_place(
+    conn: &mut Connection,
+    input: &[u8],
+    piece: usize,
+    now: Instant,
+) -> (Vec<Event>, Vec<u8>, usize) {
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    let mut borrowed = 0;
+    let mut input = input.to_vec();
+    for chunk in input.chunks_mut(piece.max(1)) {
+        let mut chunk = &mut chunk[..];
+        while !chunk.is_empty() {
+            let (used, incoming) = conn.receive_in_place(chunk, now, &mut out);
+            assert!(used > 0 || incoming.is_some(), "receive made no progress");
+            match incoming {
+                Some(Incoming::Borrowed(message)) => {
+                    borrowed += 1;
+                    events.push(Event::Message(message.to_owned()));
+                }
+                Some(Incoming::Event(event)) => events.push(event),
+                None => {}
+            }
+            chunk = &mut chunk[used..];
+        }
+    }
+    (events, out, borrowed)
+}
+
+/// Feeds `input` whole, one byte at a time and in odd pieces (a fresh
+/// connection each time), with [`Connection::receive`] and with
+/// [`Connection::receive_in_place`]; asserts that every way gives the same
+/// events and replies, and returns them.
 pub fn feed_every_way(make: impl Fn() -> Connection, input: &[u8], now: Instant) -> (Vec<Event>, Vec<u8>) {
     let whole = feed(&mut make(), input, input.len(), now);
-    for piece in [1, 2, 3, 7, 64] {
+    for piece in [1, 2, 3, 7, 64, input.len()] {
         assert_eq!(feed(&mut make(), input, piece, now), whole, "pieces of {piece}");
+        let (events, out, _) = feed_in_place(&mut make(), input, piece, now);
+        assert_eq!((events, out), whole, "in place, pieces of {piece}");
     }
     whole
 }
