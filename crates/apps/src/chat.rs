@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use tether_server::{CloseReason, ConnId, Ctx, Encoded, Message, Request};
+use tether_server::{CloseReason, ConnId, Ctx, Encoded, MessageRef, Request};
 
 /// The room a request names with `?room=`, or "lobby".
 fn room_of(request: &Request<'_>) -> String {
@@ -68,7 +68,7 @@ impl Chat {
     }
 
     /// Broadcasts a message from `conn` to its room.
-    pub fn message<P>(&mut self, ctx: &mut Ctx<'_, P>, conn: ConnId, message: Message) {
+    pub fn message<P>(&mut self, ctx: &mut Ctx<'_, P>, conn: ConnId, message: MessageRef<'_>) {
         let Some(text) = message.as_text() else { return };
         let Some(room) = self
             .member_of
@@ -77,7 +77,7 @@ impl Chat {
         else {
             return;
         };
-        ctx.send_encoded(room.sockets.iter().copied(), &Encoded::ws(&message));
+        ctx.send_encoded(room.sockets.iter().copied(), &Encoded::ws(message));
         if !room.streams.is_empty() {
             room.last_id += 1;
             let id = room.last_id.to_string();

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{Clock, Echo, HubApp, HubSettings, HubShared};
 use tether_hub::HubMessage;
-use tether_server::{App, CloseReason, ConnId, Ctx, Message, Reply, Request, Response, Route};
+use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 const ECHO: u32 = 1;
 const CLOCK: u32 = 4;
@@ -99,7 +99,7 @@ impl App for Demo {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
         match tag {
             ECHO => Echo::reply(ctx, conn, message),
             _ if HubApp::handles(tag) => self.hub.on_message(ctx, conn, tag, message),

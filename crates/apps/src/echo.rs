@@ -1,6 +1,6 @@
 //! Sends every message back to its sender.
 
-use tether_server::{App, ConnId, Ctx, Message, Request, Route};
+use tether_server::{App, ConnId, Ctx, MessageRef, Request, Route};
 
 /// Echoes every WebSocket message, text or binary, to its sender.
 #[derive(Debug, Clone, Default)]
@@ -21,10 +21,9 @@ impl Echo {
         }
     }
 
-    /// Echoes `message` (for applications that embed the echo); a large
-    /// payload goes back out without being copied.
-    pub fn reply<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, message: Message) {
-        ctx.send_owned(conn, message);
+    /// Echoes `message` (for applications that embed the echo).
+    pub fn reply<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, message: MessageRef<'_>) {
+        ctx.send(conn, message);
     }
 }
 
@@ -38,7 +37,7 @@ impl App for Echo {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
         Echo::reply(ctx, conn, message);
     }
 }

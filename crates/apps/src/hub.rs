@@ -37,7 +37,7 @@ use self::routes::{
 };
 pub use self::settings::HubSettings;
 use tether_server::{
-    App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, Reply, Request, Response, Route,
+    App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, MessageRef, Reply, Request, Response, Route,
 };
 
 /// What every loop's [`HubApp`] shares: the settings, the tickets (a
@@ -521,7 +521,7 @@ impl HubApp {
         }
     }
 
-    fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: Message) {
+    fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
         let max_in_flight = self.shared.settings.max_publish_in_flight;
         let Some(subscriber) = self.conns.get_mut(&conn) else {
             return;
@@ -794,7 +794,13 @@ impl App for HubApp {
         self.subscribe(ctx, conn, subscriber);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, message: Message) {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        _tag: u32,
+        message: MessageRef<'_>,
+    ) {
         self.ws_message(ctx, conn, message);
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{SseClient, TestServer, WsClient, config};
 use tether_apps::{Chat, Echo};
 use tether_frame::{FrameHeader, OpCode};
-use tether_server::{App, CloseReason, ConnId, Ctx, Message, Request, Route};
+use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Request, Route};
 
 #[test]
 fn a_message_reaches_its_room_over_both_transports_and_nobody_else() {
@@ -85,7 +85,7 @@ impl App for RecordingChat {
         self.chat.join(conn, request);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
         self.chat.message(ctx, conn, message);
     }
 

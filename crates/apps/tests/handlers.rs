@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{HttpConn, TestServer, config};
-use tether_server::{App, ConnId, Ctx, Message, Reply, Request, Response, Route};
+use tether_server::{App, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// `POST /echo-body` answers with the body it got; `GET /wait` is held
 /// until something is posted to `/wake` (or times out with 204, or with 504
@@ -38,7 +38,7 @@ impl App for Board {
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: Message) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
 
     fn on_request(
         &mut self,

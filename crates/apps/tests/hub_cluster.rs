@@ -15,8 +15,8 @@ use serde_json::Value;
 use tether_apps::{HubApp, HubSettings, HubShared};
 use tether_hub::HubMessage;
 use tether_server::{
-    App, CloseCode, CloseReason, Cluster, Config, ConnId, Ctx, Handle, Handshake, Message, Reply, Request,
-    Response, Route,
+    App, CloseCode, CloseReason, Cluster, Config, ConnId, Ctx, Handle, Handshake, Message, MessageRef, Reply,
+    Request, Response, Route,
 };
 
 const TOKEN: &str = "cluster-token";
@@ -38,7 +38,7 @@ impl App for Announcing {
         self.0.on_open(ctx, conn, tag, request);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
         self.0.on_message(ctx, conn, tag, message);
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{SseClient, TestServer, config};
 use tether_apps::{Clock, Demo};
-use tether_server::{App, CloseReason, ConnId, Ctx, Message, Request, Route};
+use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Request, Route};
 use tether_sse::{Item, MessageEvent};
 
 /// `apps::Clock` on `/clock`, ticking fast enough for a test.
@@ -24,7 +24,7 @@ impl App for FastClock {
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: Message) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
 
     fn on_subscribe(
         &mut self,

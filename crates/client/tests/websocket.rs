@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{HANG_GUARD, TestServer};
 use tether_apps::{Demo, Echo};
 use tether_client::{Backoff, CloseCode, Error, Event, Message, State, WebSocket, WebSocketBuilder};
-use tether_server::{App, ConnId, Ctx, Handshake, Request, Route};
+use tether_server::{App, ConnId, Ctx, Handshake, MessageRef, Request, Route};
 
 fn builder(url: String) -> WebSocketBuilder {
     WebSocket::builder(url)
@@ -68,11 +68,11 @@ impl App for Closer {
         Route::WebSocket(0)
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
         if message.as_text() == Some("bye") {
             ctx.close(conn, CloseCode(4000), "as you wish");
         } else {
-            ctx.send(conn, &message);
+            ctx.send(conn, message);
         }
     }
 }
@@ -130,8 +130,8 @@ impl App for Inspector {
         self.seen.lock().unwrap().push(seen);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: Message) {
-        ctx.send(conn, &message);
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+        ctx.send(conn, message);
     }
 }
 

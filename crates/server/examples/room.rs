@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use tether_server::{
-    App, CloseReason, Cluster, Config, ConnId, Ctx, Encoded, Handshake, Message, Reply, Request, Response,
-    Route,
+    App, CloseReason, Cluster, Config, ConnId, Ctx, Encoded, Handshake, Message, MessageRef, Reply, Request,
+    Response, Route,
 };
 
 const MEMBER: u32 = 1;
@@ -58,7 +58,7 @@ impl App for Room {
         self.members.insert(conn);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Said>, _conn: ConnId, _tag: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Said>, _conn: ConnId, _tag: u32, message: MessageRef<'_>) {
         let Some(text) = message.as_text() else { return };
         let said = Said(Arc::from(text));
         let (_, loops) = ctx.loop_index();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether_ws::{CloseCode, Message};
+use tether_ws::{CloseCode, Message, MessageRef};
 
 use crate::loops::{Peers, Stats};
 use crate::output::{OutQueue, Pool};
@@ -206,7 +206,9 @@ pub enum CloseReason {
 /// use std::net::TcpStream;
 /// use std::thread;
 ///
-/// use tether_server::{App, Config, ConnId, Ctx, Handshake, Message, Reply, Request, Response, Route, Server};
+/// use tether_server::{
+///     App, Config, ConnId, Ctx, Handshake, Message, MessageRef, Reply, Request, Response, Route, Server,
+/// };
 ///
 /// const GREET: u32 = 1;
 /// const COUNT: u32 = 2;
@@ -229,7 +231,7 @@ pub enum CloseReason {
 ///         }
 ///     }
 ///
-///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
 ///         if let Some(name) = message.as_text() {
 ///             ctx.send(conn, &Message::text(format!("hello, {name}")));
 ///         }
@@ -277,7 +279,14 @@ pub trait App {
     }
 
     /// A complete message arrived. The default ignores it.
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, message: Message) {
+    ///
+    /// The message is borrowed: a message that arrived whole in one read
+    /// is lent straight from the loop's read buffer, unmasked where it lay
+    /// (no copy); one that came in fragments or pieces, or compressed, from
+    /// the buffer it was assembled in. Keep it with
+    /// [`MessageRef::to_owned`](tether_ws::MessageRef::to_owned); send it
+    /// back or on as it is with [`Ctx::send`].
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
         let _ = (ctx, conn, tag, message);
     }
 
@@ -411,7 +420,8 @@ pub struct Encoded(pub(crate) Arc<[u8]>);
 impl Encoded {
     /// Encodes a message as one unmasked WebSocket frame (server to
     /// client).
-    pub fn ws(message: &Message) -> Encoded {
+    pub fn ws<'m>(message: impl Into<MessageRef<'m>>) -> Encoded {
+        let message = message.into();
         let opcode = if message.is_text() {
             tether_frame::OpCode::Text
         } else {
@@ -521,8 +531,10 @@ impl<'a, P> Ctx<'a, P> {
         self.now
     }
 
-    /// Sends a message to a WebSocket session.
-    pub fn send(&mut self, to: ConnId, message: &Message) {
+    /// Sends a message to a WebSocket session: a [`&Message`](Message),
+    /// or a [`MessageRef`] such as the one [`App::on_message`] was given.
+    pub fn send<'m>(&mut self, to: ConnId, message: impl Into<MessageRef<'m>>) {
+        let message = message.into();
         match self.current.as_mut() {
             Some(current) if current.id == to => {
                 if let Some(ws) = current.ws.as_deref_mut() {

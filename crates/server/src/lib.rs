@@ -50,7 +50,7 @@ pub use cluster::Cluster;
 pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};
 pub use server::Server;
-pub use tether_ws::{CloseCode, Message, MessageKind};
+pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
 
 /// permessage-deflate (RFC 7692): register a
 /// [`DeflateConfig`](deflate::DeflateConfig) with

@@ -5,7 +5,7 @@
 use tether_testkit as common;
 
 use common::{HttpConn, SseClient, TestServer, WsClient, config, get};
-use tether_server::{App, CloseCode, ConnId, Ctx, Message, Reply, Request, Response, Route};
+use tether_server::{App, CloseCode, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// Panics wherever a request or message asks it to.
 struct Fragile;
@@ -32,13 +32,13 @@ impl App for Fragile {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
         if message.as_text() == Some("panic") {
             let empty: Vec<u8> = Vec::new();
             // An out-of-bounds index, as a careless handler might.
             let _ = empty[message.as_bytes().len()];
         }
-        ctx.send(conn, &message);
+        ctx.send(conn, message);
     }
 
     fn on_subscribe(

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{WsClient, config};
-use tether_server::{App, Cluster, ConnId, Ctx, Encoded, Handshake, Message, Request, Route};
+use tether_server::{App, Cluster, ConnId, Ctx, Encoded, Handshake, Message, MessageRef, Request, Route};
 
 /// A room spread over all loops: a message from any member is posted to
 /// every loop, and each loop sends it to its own members. Each member also
@@ -31,9 +31,9 @@ impl App for SpreadRoom {
         ctx.send(conn, &Message::text(format!("loop {index}")));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, _: ConnId, _: u32, message: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, _: ConnId, _: u32, message: MessageRef<'_>) {
         let (_, loops) = ctx.loop_index();
-        let shared = Arc::new(message);
+        let shared = Arc::new(message.to_owned());
         for to in 0..loops {
             ctx.post(to, shared.clone());
         }
@@ -50,7 +50,7 @@ impl App for SpreadRoom {
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, message: Arc<Message>) {
-        ctx.send_encoded(self.members.iter().copied(), &Encoded::ws(&message));
+        ctx.send_encoded(self.members.iter().copied(), &Encoded::ws(&*message));
     }
 }
 

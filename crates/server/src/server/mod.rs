@@ -756,7 +756,7 @@ impl<A: App> Server<A> {
                 }
                 Ok(n) => {
                     Stats::add(&self.stats().bytes_in, n as u64);
-                    self.on_input(id, buf.get(..n).unwrap_or_default(), now);
+                    self.on_input(id, buf.get_mut(..n).unwrap_or_default(), now);
                     self.apply_actions(now);
                     // A short read drained the socket: with edge-triggered
                     // readiness, data arriving later raises a new event,
@@ -795,7 +795,7 @@ impl<A: App> Server<A> {
         self.flush_if_dirty(id, now);
     }
 
-    fn on_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
+    fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
         let Some(conn) = self.conn_mut(id) else { return };
         match conn.state {
             // After a response that closes the connection, later requests

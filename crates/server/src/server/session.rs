@@ -1,11 +1,12 @@
 //! WebSocket sessions and event streams: the upgrade, incoming frames,
 //! output pushed from elsewhere and the slow-consumer policy.
 
+use std::mem;
 use std::time::Instant;
 
 use log::debug;
 use tether_handshake::RequestHead;
-use tether_ws::{CloseCode, Event, Role};
+use tether_ws::{CloseCode, Event, Incoming, Role};
 
 use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
 use crate::app::{Current, Encoded};
@@ -85,7 +86,9 @@ impl<A: App> Server<A> {
             return self.close_ws(id, CloseCode::INTERNAL_ERROR, "internal error", now);
         }
         if !rest.is_empty() {
-            self.ws_input(id, rest, now);
+            // What the client sent right behind its upgrade request: rare,
+            // and copied once to be received in place.
+            self.ws_input(id, &mut rest.to_vec(), now);
         }
     }
 
@@ -142,7 +145,7 @@ impl<A: App> Server<A> {
         }
     }
 
-    pub(super) fn ws_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
+    pub(super) fn ws_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
         let max_output = self.config.max_output;
         let Some((conn, app, mut base)) = self.split(id, now) else {
             return;
@@ -165,9 +168,15 @@ impl<A: App> Server<A> {
         }
         let mut input = data;
         while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-            let (used, event) = out.write_with(base.pool, |out| session.ws.receive(input, now, out));
-            input = input.get(used..).unwrap_or_default();
-            let Some(event) = event else { continue };
+            let current = mem::take(&mut input);
+            let (used, incoming) = {
+                let (ws, lent) = (&mut session.ws, &mut *current);
+                out.write_with(base.pool, move |out| ws.receive_in_place(lent, now, out))
+            };
+            let Some(incoming) = incoming else {
+                input = current.get_mut(used..).unwrap_or_default();
+                continue;
+            };
             let tag = session.tag;
             let stats = &base.peers.own().stats;
             let mut ctx = base.with_current(Current {
@@ -176,19 +185,28 @@ impl<A: App> Server<A> {
                 out,
                 closing,
             });
-            let handled = match event {
-                Event::Message(message) => {
+            let handled = match incoming {
+                Incoming::Borrowed(message) => {
                     Stats::add(&stats.messages_in, 1);
                     guarded(stats, "on_message", || app.on_message(&mut ctx, id, tag, message))
                 }
-                Event::Ping(_) | Event::Pong(_) => Some(()),
-                Event::Close(frame) => {
+                Incoming::Event(Event::Message(message)) => {
+                    Stats::add(&stats.messages_in, 1);
+                    let handled = guarded(stats, "on_message", || {
+                        app.on_message(&mut ctx, id, tag, message.as_ref())
+                    });
+                    // The buffer it was assembled in serves the next one.
+                    ctx.pool.give_back(message.into_bytes());
+                    handled
+                }
+                Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
+                Incoming::Event(Event::Close(frame)) => {
                     session.notified = true;
                     guarded(stats, "on_close", || {
                         app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code))
                     })
                 }
-                Event::Failed(error) => {
+                Incoming::Event(Event::Failed(error)) => {
                     debug!("websocket failed: {error}");
                     session.notified = true;
                     let reason = error
@@ -197,6 +215,7 @@ impl<A: App> Server<A> {
                     guarded(stats, "on_close", || app.on_close(&mut ctx, id, tag, reason))
                 }
             };
+            input = current.get_mut(used..).unwrap_or_default();
             if handled.is_none() {
                 // The application's state for this session is unknown:
                 // close it (1011), without telling the application again.
