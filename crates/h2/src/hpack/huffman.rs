@@ -12,8 +12,30 @@ const EOS: u16 = 256;
 /// The decoding tree, built from [`CODES`] at compile time: a complete
 /// prefix code with 257 symbols has exactly 256 internal nodes. Building it
 /// here means a wrong table (a code that is a prefix of another, or a gap)
-/// fails the build instead of decoding wrongly.
-static TREE: [[u16; 2]; 256] = build_tree();
+/// fails the build instead of decoding wrongly. Only the build uses it: the
+/// decoder walks [`STEPS`], made from it.
+const TREE: [[u16; 2]; 256] = build_tree();
+
+/// What the decoder does with four bits from an internal node of [`TREE`]:
+/// the node it ends at, and the symbol it completes on the way, if any.
+/// Since the shortest code has 5 bits, four bits complete at most one.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    next: u8,
+    sym: u8,
+    flags: u8,
+}
+
+/// [`Step::sym`] was completed.
+const EMIT: u8 = 1;
+/// The four bits complete EOS.
+const FAIL: u8 = 2;
+
+static STEPS: [[Step; 16]; 256] = build_steps();
+
+/// The nodes where a string may end: the root (no padding) and the first
+/// seven nodes down the all-ones path (1 to 7 bits of EOS as padding).
+static ACCEPT: [bool; 256] = build_accept();
 
 const fn build_tree() -> [[u16; 2]; 256] {
     let mut nodes = [[0u16; 2]; 256];
@@ -48,6 +70,63 @@ const fn build_tree() -> [[u16; 2]; 256] {
         n += 1;
     }
     nodes
+}
+
+const fn build_steps() -> [[Step; 16]; 256] {
+    let mut steps = [[Step {
+        next: 0,
+        sym: 0,
+        flags: 0,
+    }; 16]; 256];
+    let mut node = 0;
+    while node < 256 {
+        let mut nibble = 0;
+        while nibble < 16 {
+            let mut at = node;
+            let mut sym = 0;
+            let mut flags = 0;
+            let mut i = 4;
+            while i > 0 {
+                i -= 1;
+                let child = TREE[at][(nibble >> i) & 1];
+                if child & LEAF == 0 {
+                    at = child as usize;
+                    continue;
+                }
+                if child & !LEAF == EOS {
+                    flags = FAIL;
+                    break;
+                }
+                assert!(flags & EMIT == 0, "two symbols in four bits");
+                flags |= EMIT;
+                sym = (child & !LEAF) as u8;
+                at = 0;
+            }
+            steps[node][nibble] = Step {
+                next: at as u8,
+                sym,
+                flags,
+            };
+            nibble += 1;
+        }
+        node += 1;
+    }
+    steps
+}
+
+const fn build_accept() -> [bool; 256] {
+    let mut accept = [false; 256];
+    accept[0] = true;
+    let mut at = 0;
+    let mut depth = 0;
+    while depth < 7 {
+        let child = TREE[at][1];
+        assert!(child & LEAF == 0, "a code of 8 or fewer ones");
+        at = child as usize;
+        accept[at] = true;
+        depth += 1;
+    }
+    accept
 }
 
 /// The length in bytes of `src` once Huffman coded, padding included.
@@ -85,34 +164,23 @@ pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
 pub(crate) fn decode(src: &[u8], max_len: usize, dst: &mut Vec<u8>) -> Result<(), Error> {
     let start = dst.len();
     let mut node = 0usize;
-    // Bits read since the last symbol, and whether they were all ones: at
-    // the end these are the padding.
-    let mut depth = 0u32;
-    let mut ones = true;
     for &byte in src {
-        for shift in (0..8).rev() {
-            let bit = (byte >> shift) & 1;
-            let child = TREE[node][usize::from(bit)];
-            if child & LEAF == 0 {
-                node = usize::from(child);
-                depth += 1;
-                ones &= bit == 1;
-                continue;
-            }
-            let sym = child & !LEAF;
-            if sym == EOS {
+        for nibble in [byte >> 4, byte & 0x0f] {
+            let step = STEPS[node][usize::from(nibble)];
+            if step.flags & FAIL != 0 {
                 return Err(Error::HuffmanEos);
             }
-            if dst.len() - start >= max_len {
-                return Err(Error::HeaderListTooLarge);
+            if step.flags & EMIT != 0 {
+                if dst.len() - start >= max_len {
+                    return Err(Error::HeaderListTooLarge);
+                }
+                dst.push(step.sym);
             }
-            dst.push(sym as u8);
-            node = 0;
-            depth = 0;
-            ones = true;
+            node = usize::from(step.next);
         }
     }
-    if depth > 7 || !ones {
+    // The bits since the last symbol are the padding: at most 7, all ones.
+    if !ACCEPT[node] {
         return Err(Error::HuffmanPadding);
     }
     Ok(())
@@ -239,6 +307,56 @@ mod tests {
         assert_eq!(dec(&[0b0000_0000]), Err(Error::HuffmanPadding));
         // 'a' (00011) followed by 011.
         assert_eq!(dec(&[0b0001_1011]), Err(Error::HuffmanPadding));
+    }
+
+    /// The bit-at-a-time walk of [`TREE`] that [`STEPS`] and [`ACCEPT`]
+    /// speed up, as the reference they must agree with.
+    fn reference(src: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        let (mut node, mut depth, mut ones) = (0usize, 0, true);
+        for &byte in src {
+            for shift in (0..8).rev() {
+                let bit = (byte >> shift) & 1;
+                let child = TREE[node][usize::from(bit)];
+                if child & LEAF == 0 {
+                    (node, depth) = (usize::from(child), depth + 1);
+                    ones &= bit == 1;
+                } else if child & !LEAF == EOS {
+                    return Err(Error::HuffmanEos);
+                } else {
+                    out.push(child as u8);
+                    (node, depth, ones) = (0, 0, true);
+                }
+            }
+        }
+        if depth > 7 || !ones {
+            return Err(Error::HuffmanPadding);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_nibble_table_agrees_with_the_tree() {
+        for a in 0..=255u8 {
+            assert_eq!(dec(&[a]), reference(&[a]), "{a:02x}");
+            for b in 0..=255u8 {
+                assert_eq!(dec(&[a, b]), reference(&[a, b]), "{a:02x}{b:02x}");
+            }
+        }
+        // Longer inputs from a fixed pseudo-random sequence, biased to ones
+        // so that long codes and EOS come up.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..2000 {
+            let input: Vec<u8> = (0..len % 40)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x as u8) | ((x >> 8) as u8 & (x >> 16) as u8)
+                })
+                .collect();
+            assert_eq!(dec(&input), reference(&input), "{input:02x?}");
+        }
     }
 
     #[test]
