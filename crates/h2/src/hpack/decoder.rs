@@ -38,10 +38,12 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder whose table starts with, and is limited to,
-    /// `max_table_size` bytes: the SETTINGS_HEADER_TABLE_SIZE this endpoint
-    /// announces (4096, [`super::DEFAULT_TABLE_SIZE`], unless it announces
-    /// another). The header-list limit is
-    /// [`DEFAULT_MAX_HEADER_LIST_SIZE`].
+    /// `max_table_size` bytes. On an HTTP/2 connection that is
+    /// [`super::DEFAULT_TABLE_SIZE`] (4096), which the peer may assume until
+    /// it acknowledges this endpoint's SETTINGS; a different
+    /// SETTINGS_HEADER_TABLE_SIZE is applied with
+    /// [`Decoder::set_max_table_size`] when the acknowledgment arrives. The
+    /// header-list limit is [`DEFAULT_MAX_HEADER_LIST_SIZE`].
     pub fn new(max_table_size: usize) -> Decoder {
         Decoder {
             table: DynamicTable::new(max_table_size),
@@ -137,7 +139,7 @@ impl Decoder {
                 at_start = false;
             }
             // What is left of the list limit; list_size never passes it.
-            let budget = self.max_header_list_size - list_size;
+            let budget = self.max_header_list_size.saturating_sub(list_size);
             let field = if first & 0x80 != 0 {
                 // Section 6.1: indexed header field.
                 let index = integer::decode(block, &mut pos, 7)?;

@@ -77,11 +77,13 @@ impl Encoder {
         }
     }
 
-    /// Follows the peer's SETTINGS_HEADER_TABLE_SIZE: the table is resized to
-    /// that value (but to no more than 4096 bytes), and the next block starts
-    /// with the dynamic table size update(s) that tell the peer: the
-    /// smallest size chosen since the last block, then the final one, as
-    /// section 4.2 requires.
+    /// Follows the peer's SETTINGS_HEADER_TABLE_SIZE, to be called when its
+    /// SETTINGS frame is received (RFC 9113 section 6.5.3): the table is
+    /// resized to that value (but to no more than 4096 bytes), and the next
+    /// block starts with the dynamic table size update(s) that tell the
+    /// peer: the smallest size chosen since the last block, then the final
+    /// one, as section 4.2 requires. Nothing is sent if the size ends where
+    /// it was.
     pub fn set_max_table_size(&mut self, peer_max: usize) {
         let size = peer_max.min(self.own_limit);
         let current = self.table.capacity();
