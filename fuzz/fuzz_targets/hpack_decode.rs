@@ -7,8 +7,10 @@
 //! Input layout: byte 0 picks the first decoder's table size (low nibble,
 //! times 32) and header-list limit (high nibble, times 64, plus 32); byte 1
 //! picks a table size for the encoder side, announced before the second
-//! block. Then blocks, each one length byte followed by up to that many
-//! bytes, at most four.
+//! block, and (low nibble, times 16) a new limit for the first decoder's
+//! table before the third block, which then must start with a size update
+//! if the limit went below the table's size. Then blocks, each one length
+//! byte followed by up to that many bytes, at most four.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -40,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
             encoder.set_max_table_size(size);
             mirror.set_max_table_size(size);
         }
+        if n == 2 {
+            decoder.set_max_table_size(usize::from(resize & 0x0f) * 16);
+        }
 
         let fields = match decoder.decode(block) {
             Ok(fields) => fields,
@@ -48,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
         let size: usize = fields.iter().map(Field::size).sum();
         assert!(size <= limit, "list of {size} past the limit {limit}");
         assert!(decoder.table_size() <= table);
+        assert!(decoder.table_size() <= decoder.max_table_size());
 
         let mut wire = Vec::new();
         encoder.encode(&fields, &mut wire);
