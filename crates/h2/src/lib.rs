@@ -4,5 +4,11 @@
 //! header lists come out, and everything it encodes is appended to a
 //! caller's buffer. Every size it reads from the network is checked against
 //! a limit before anything is allocated for it.
+//!
+//! [`hpack`] is the header compression of RFC 7541: an encoder and a
+//! decoder with their tables, Huffman coding and the limits a decoder needs
+//! against a hostile peer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod hpack;
