@@ -52,4 +52,4 @@ pub use header::{
 };
 pub use mask::apply_mask;
 pub use opcode::OpCode;
-pub use utf8::Utf8Validator;
+pub use utf8::{Utf8Validator, str_from_utf8};

@@ -123,6 +123,23 @@ fn validate(bytes: &[u8]) -> Result<(), Invalid> {
     })
 }
 
+/// `bytes` as text if they are valid UTF-8, checked in one pass: with the
+/// `simd` feature by `simdutf8`, otherwise by the standard library. For a
+/// text that arrived whole; [`Utf8Validator`] is for one that comes in
+/// pieces.
+///
+/// ```
+/// assert_eq!(tether_frame::str_from_utf8("grüße".as_bytes()), Some("grüße"));
+/// assert_eq!(tether_frame::str_from_utf8(b"\xed\xa0\x80"), None);
+/// ```
+pub fn str_from_utf8(bytes: &[u8]) -> Option<&str> {
+    #[cfg(feature = "simd")]
+    let text = simdutf8::basic::from_utf8(bytes).ok();
+    #[cfg(not(feature = "simd"))]
+    let text = core::str::from_utf8(bytes).ok();
+    text
+}
+
 /// The length of the sequence a valid lead byte starts. Only called on
 /// bytes the standard validator accepted as the start of a sequence.
 const fn sequence_len(lead: u8) -> usize {
@@ -137,6 +154,30 @@ const fn sequence_len(lead: u8) -> usize {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_whole_text_is_checked_as_the_standard_library_does() {
+        let euros = "€".repeat(40);
+        let cases: [&[u8]; 10] = [
+            b"",
+            b"plain ascii, long enough to take the vector path of a validator: 0123456789abcdef",
+            "grüße, 東京, 🚀".as_bytes(),
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xc0\xaf",
+            b"ends inside a character \xe2\x82",
+            b"\xff",
+            b"valid then \x80 a stray continuation byte",
+            euros.as_bytes(),
+        ];
+        for bytes in cases {
+            assert_eq!(
+                str_from_utf8(bytes),
+                core::str::from_utf8(bytes).ok(),
+                "{bytes:x?}"
+            );
+        }
+    }
 
     /// Feeds `bytes` in pieces of `size` and reports the byte offset of the
     /// first failing piece's end, or the result of `finish`.

@@ -359,9 +359,9 @@ impl Connection {
         let payload: &'d [u8] = payload;
         let message = match kind {
             MessageKind::Binary => MessageRef::Binary(payload),
-            MessageKind::Text => match std::str::from_utf8(payload) {
-                Ok(text) => MessageRef::Text(text),
-                Err(_) => {
+            MessageKind::Text => match tether_frame::str_from_utf8(payload) {
+                Some(text) => MessageRef::Text(text),
+                None => {
                     let failed = self.fail(Error::Frame(tether_frame::Error::InvalidUtf8), out);
                     return (len, Some(Incoming::Event(failed)));
                 }
