@@ -115,14 +115,13 @@ impl HubSettings {
                 .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim()))
     }
 
-    /// Whether any WebSocket subscriber of `topic` may publish to it.
+    /// Whether any WebSocket subscriber of `topic` may publish to it (the
+    /// patterns of [`tether_auth::TopicPattern`]; one that does not parse
+    /// opens nothing).
     pub fn ws_publish_open(&self, topic: &str) -> bool {
         self.ws_publish
             .iter()
-            .any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => topic.starts_with(prefix),
-                None => pattern == topic,
-            })
+            .any(|pattern| tether_auth::pattern_matches(pattern, topic))
     }
 
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from
@@ -160,6 +159,9 @@ mod tests {
         assert!(s.ws_publish_open("exact"));
         assert!(!s.ws_publish_open("exactly"));
         assert!(!s.ws_publish_open("news"));
+        s.ws_publish = vec!["chat/*".into(), "a*b".into()];
+        assert!(!s.ws_publish_open("chat/x"));
+        assert!(!s.ws_publish_open("a*b"));
         s.publish_token = Some("hunter2".into());
         s.metrics_token = Some("swordfish".into());
         assert!(!format!("{s:?}").contains("hunter2"));

@@ -1,0 +1,560 @@
+//! Verification keys, each pinned to one algorithm.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+
+use crate::Error;
+
+/// Bytes an HMAC secret has at least: 256 bits, the output size of
+/// SHA-256, as RFC 7518 section 3.2 requires for HS256.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Bytes a key file may have, at most.
+pub const MAX_KEY_FILE_LEN: usize = 1 << 20;
+
+/// Keys a set may hold, at most.
+pub const MAX_KEYS: usize = 100;
+
+/// The signature algorithms this crate verifies (RFC 7518, RFC 8037).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC with SHA-256: a shared secret.
+    HS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 8192 bits.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl Algorithm {
+    /// The name of the algorithm in a JWS header's `alg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::RS256 => "RS256",
+            Algorithm::ES256 => "ES256",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Algorithm> {
+        Some(match name {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            "EdDSA" => Algorithm::EdDSA,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+
+    pub(crate) fn from_jwt(alg: jsonwebtoken::Algorithm) -> Option<Algorithm> {
+        Some(match alg {
+            jsonwebtoken::Algorithm::HS256 => Algorithm::HS256,
+            jsonwebtoken::Algorithm::RS256 => Algorithm::RS256,
+            jsonwebtoken::Algorithm::ES256 => Algorithm::ES256,
+            jsonwebtoken::Algorithm::EdDSA => Algorithm::EdDSA,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One verification key and the one algorithm it verifies, with an
+/// optional key id (`kid`). Its `Debug` output shows neither the secret
+/// nor the key.
+#[derive(Clone)]
+pub struct Key {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+impl Key {
+    /// An HS256 key: a shared secret of at least [`MIN_SECRET_LEN`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShortSecret`] for a shorter secret.
+    pub fn hmac(secret: &[u8]) -> Result<Key, Error> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(Error::ShortSecret { len: secret.len() });
+        }
+        Ok(Key {
+            alg: Algorithm::HS256,
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+        })
+    }
+
+    /// A public key from PEM (`-----BEGIN PUBLIC KEY-----`, the
+    /// SubjectPublicKeyInfo of RFC 5280, as `openssl pkey -pubout` writes
+    /// it; or `-----BEGIN RSA PUBLIC KEY-----`). Its type decides its
+    /// algorithm: RSA is RS256, EC (P-256 only) ES256, Ed25519 EdDSA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PrivateKey`] for a private key, [`Error::InvalidKey`] for
+    /// anything else that is not such a public key.
+    pub fn from_pem(pem: &[u8]) -> Result<Key, Error> {
+        let text = std::str::from_utf8(pem).map_err(|_| Error::InvalidKey("PEM that is not text".into()))?;
+        if text.contains("PRIVATE KEY-----") {
+            return Err(Error::PrivateKey);
+        }
+        let key = |alg, key| Key { alg, kid: None, key };
+        if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+            // The DER RSAPublicKey of a 2048-bit modulus is 270 bytes; a
+            // shorter key would fail every verification, so say so now.
+            if k.as_bytes().len() < 264 {
+                return Err(Error::InvalidKey("an RSA key shorter than 2048 bits".into()));
+            }
+            return Ok(key(Algorithm::RS256, k));
+        }
+        if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+            // The uncompressed point of P-256 is 65 bytes: a P-384 or
+            // P-521 key would never verify an ES256 signature.
+            if !is_p256_point(k.as_bytes()) {
+                return Err(Error::InvalidKey("an EC key not on P-256".into()));
+            }
+            return Ok(key(Algorithm::ES256, k));
+        }
+        if let Ok(k) = DecodingKey::from_ed_pem(pem) {
+            if k.as_bytes().len() != 32 {
+                return Err(Error::InvalidKey("an Ed25519 key not of 32 bytes".into()));
+            }
+            return Ok(key(Algorithm::EdDSA, k));
+        }
+        Err(Error::InvalidKey(
+            "not a PEM RSA, EC P-256 or Ed25519 public key".into(),
+        ))
+    }
+
+    /// This key with a key id: a token whose header has this `kid` is
+    /// verified with it.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Key {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_p256_point(point: &[u8]) -> bool {
+    point.len() == 65 && point[0] == 4
+}
+
+/// A key file, by kind (see [`Keys::from_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFile {
+    /// An HMAC secret ([`Keys::from_secret`]).
+    Secret(PathBuf),
+    /// A PEM public key ([`Keys::from_pem`]).
+    Pem(PathBuf),
+    /// A JSON Web Key Set ([`Keys::from_jwks`]).
+    Jwks(PathBuf),
+}
+
+/// The keys that tokens are verified with: one or more [`Key`]s, each
+/// pinned to its algorithm. Build it from file contents (or with
+/// [`Keys::from_files`]) and build it again to rotate keys, e.g. on
+/// SIGHUP; a failed rebuild leaves the caller's old set in use.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    keys: Vec<Key>,
+}
+
+impl Keys {
+    /// A set of these keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoUsableKey`] for no key, [`Error::InvalidKey`] for more
+    /// than [`MAX_KEYS`].
+    pub fn new(keys: Vec<Key>) -> Result<Keys, Error> {
+        if keys.is_empty() {
+            return Err(Error::NoUsableKey);
+        }
+        if keys.len() > MAX_KEYS {
+            return Err(Error::InvalidKey(format!("more than {MAX_KEYS} keys")));
+        }
+        Ok(Keys { keys })
+    }
+
+    /// One HS256 key from the contents of a secret file: its bytes, less
+    /// one line ending at the end (`\n` or `\r\n`, as `echo` and editors
+    /// leave it) so that the secret is the same whichever way the file was
+    /// written. Any other byte, whitespace too, is part of the secret.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShortSecret`] for less than [`MIN_SECRET_LEN`] bytes.
+    pub fn from_secret(contents: &[u8]) -> Result<Keys, Error> {
+        let secret = contents
+            .strip_suffix(b"\r\n")
+            .or_else(|| contents.strip_suffix(b"\n"))
+            .unwrap_or(contents);
+        Keys::new(vec![Key::hmac(secret)?])
+    }
+
+    /// One key from the contents of a PEM public key file ([`Key::from_pem`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::from_pem`].
+    pub fn from_pem(contents: &[u8]) -> Result<Keys, Error> {
+        Keys::new(vec![Key::from_pem(contents)?])
+    }
+
+    /// The keys of a JSON Web Key Set (RFC 7517, section 5:
+    /// `{"keys":[...]}`).
+    ///
+    /// A key's algorithm is its `alg` if it has one, otherwise what its
+    /// type implies: `RSA` RS256, `EC` with `crv` `P-256` ES256, `OKP` with
+    /// `crv` `Ed25519` EdDSA, `oct` HS256. Keys with `use` other than
+    /// `sig`, with an `alg` this crate does not verify (`RS384`,
+    /// `RSA-OAEP`, ...), or of a type or curve it does not know are left
+    /// out; any other key must be valid, or the whole set is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for a set that is not such JSON, or a key
+    /// that is malformed (an `oct` key shorter than [`MIN_SECRET_LEN`]:
+    /// [`Error::ShortSecret`]); [`Error::NoUsableKey`] if no key is left.
+    pub fn from_jwks(contents: &[u8]) -> Result<Keys, Error> {
+        if contents.len() > MAX_KEY_FILE_LEN {
+            return Err(Error::InvalidKey("JWKS too large".into()));
+        }
+        let set: Value =
+            serde_json::from_slice(contents).map_err(|e| Error::InvalidKey(format!("JWKS: {e}")))?;
+        let Some(list) = set.get("keys").and_then(Value::as_array) else {
+            return Err(Error::InvalidKey("JWKS without a \"keys\" array".into()));
+        };
+        if list.len() > MAX_KEYS {
+            return Err(Error::InvalidKey(format!("more than {MAX_KEYS} keys")));
+        }
+        let mut keys = Vec::new();
+        for (i, jwk) in list.iter().enumerate() {
+            if let Some(key) = jwk_key(jwk).map_err(|e| match e {
+                Error::InvalidKey(why) => Error::InvalidKey(format!("JWKS key {i}: {why}")),
+                other => other,
+            })? {
+                keys.push(key);
+            }
+        }
+        Keys::new(keys)
+    }
+
+    /// The keys of several files together (see [`KeyFile`]), read at most
+    /// [`MAX_KEY_FILE_LEN`] bytes each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for a file that cannot be read, and those of
+    /// [`Keys::from_secret`], [`Keys::from_pem`] and [`Keys::from_jwks`].
+    pub fn from_files(files: &[KeyFile]) -> Result<Keys, Error> {
+        let mut keys = Vec::new();
+        for file in files {
+            let set = match file {
+                KeyFile::Secret(path) => Keys::from_secret(&read(path)?)?,
+                KeyFile::Pem(path) => Keys::from_pem(&read(path)?)?,
+                KeyFile::Jwks(path) => Keys::from_jwks(&read(path)?)?,
+            };
+            keys.extend(set.keys);
+        }
+        Keys::new(keys)
+    }
+
+    /// The keys, in the order given.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    let err = |e: std::io::Error| Error::InvalidKey(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(err)?;
+    let mut contents = Vec::new();
+    file.take(MAX_KEY_FILE_LEN as u64 + 1)
+        .read_to_end(&mut contents)
+        .map_err(err)?;
+    if contents.len() > MAX_KEY_FILE_LEN {
+        return Err(Error::InvalidKey(format!(
+            "{}: larger than {MAX_KEY_FILE_LEN} bytes",
+            path.display()
+        )));
+    }
+    Ok(contents)
+}
+
+/// The key of one JWK, or `None` for one this crate leaves out.
+fn jwk_key(jwk: &Value) -> Result<Option<Key>, Error> {
+    let field = |name: &str| -> Result<Option<&str>, Error> {
+        match jwk.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::InvalidKey(format!("\"{name}\" is not a string"))),
+        }
+    };
+    if !jwk.is_object() {
+        return Err(Error::InvalidKey("not an object".into()));
+    }
+    if field("use")?.is_some_and(|u| u != "sig") {
+        return Ok(None);
+    }
+    let kty = field("kty")?.ok_or_else(|| Error::InvalidKey("no \"kty\"".into()))?;
+    let crv = field("crv")?;
+    let implied = match (kty, crv) {
+        ("RSA", _) => Algorithm::RS256,
+        ("EC", Some("P-256")) => Algorithm::ES256,
+        ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
+        ("oct", _) => Algorithm::HS256,
+        _ => return Ok(None),
+    };
+    let alg = match field("alg")? {
+        None => implied,
+        Some(name) => match Algorithm::from_name(name) {
+            Some(alg) if alg == implied => alg,
+            Some(alg) => {
+                return Err(Error::InvalidKey(format!(
+                    "\"alg\" {alg} for a key of type {kty}"
+                )));
+            }
+            None => return Ok(None),
+        },
+    };
+    let part = |name: &str| -> Result<Vec<u8>, Error> {
+        let text = field(name)?.ok_or_else(|| Error::InvalidKey(format!("no \"{name}\"")))?;
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| Error::InvalidKey(format!("\"{name}\" is not base64url")))
+    };
+    let key = match alg {
+        Algorithm::HS256 => return Ok(Some(with_kid(Key::hmac(&part("k")?)?, field("kid")?))),
+        Algorithm::RS256 => {
+            let (n, e) = (part("n")?, part("e")?);
+            let n = strip_leading_zeros(&n);
+            if n.len() < 256 {
+                return Err(Error::InvalidKey("an RSA key shorter than 2048 bits".into()));
+            }
+            if e.is_empty() || e.len() > 8 {
+                return Err(Error::InvalidKey("an RSA exponent out of range".into()));
+            }
+            DecodingKey::from_rsa_raw_components(n, &e)
+        }
+        Algorithm::ES256 => {
+            let (x, y) = (part("x")?, part("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err(Error::InvalidKey("P-256 coordinates not of 32 bytes".into()));
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            DecodingKey::from_ec_der(&point)
+        }
+        Algorithm::EdDSA => {
+            let x = part("x")?;
+            if x.len() != 32 {
+                return Err(Error::InvalidKey("an Ed25519 key not of 32 bytes".into()));
+            }
+            DecodingKey::from_ed_der(&x)
+        }
+    };
+    Ok(Some(with_kid(Key { alg, kid: None, key }, field("kid")?)))
+}
+
+fn with_kid(key: Key, kid: Option<&str>) -> Key {
+    match kid {
+        Some(kid) => key.with_kid(kid),
+        None => key,
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets() {
+        assert_eq!(Key::hmac(&[7; 31]).unwrap_err(), Error::ShortSecret { len: 31 });
+        assert_eq!(Key::hmac(&[7; 32]).unwrap().algorithm(), Algorithm::HS256);
+        let mut file = vec![b'x'; 32];
+        file.push(b'\n');
+        assert!(Keys::from_secret(&file).is_ok());
+        // The line ending is not counted: 31 bytes and a newline is short.
+        assert_eq!(
+            Keys::from_secret(&file[1..]).unwrap_err(),
+            Error::ShortSecret { len: 31 }
+        );
+        let crlf = [&[b'x'; 31][..], b"\r\n"].concat();
+        assert_eq!(
+            Keys::from_secret(&crlf).unwrap_err(),
+            Error::ShortSecret { len: 31 }
+        );
+        // Only one line ending goes: the second newline is part of the secret.
+        let two = [&[b'x'; 31][..], b"\n\n"].concat();
+        assert!(Keys::from_secret(&two).is_ok());
+        assert!(Keys::new(vec![]).is_err());
+        let many = vec![Key::hmac(&[1; 32]).unwrap(); MAX_KEYS + 1];
+        assert!(Keys::new(many).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let key = Key::hmac(b"0123456789abcdef0123456789abcdef")
+            .unwrap()
+            .with_kid("k1");
+        let text = format!("{:?}", Keys::new(vec![key]).unwrap());
+        assert!(text.contains("HS256") && text.contains("k1"), "{text}");
+        assert!(!text.contains("0123") && !text.contains("48, 49"), "{text}");
+    }
+
+    #[test]
+    fn algorithm_names() {
+        for alg in [
+            Algorithm::HS256,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
+            assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
+            assert_eq!(Algorithm::from_jwt(alg.to_jwt()), Some(alg));
+            assert_eq!(alg.to_string(), alg.name());
+        }
+        assert_eq!(Algorithm::from_name("none"), None);
+        assert_eq!(Algorithm::from_jwt(jsonwebtoken::Algorithm::HS384), None);
+    }
+
+    #[test]
+    fn jwks_shapes() {
+        let k = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let ok = format!(r#"{{"keys":[{{"kty":"oct","k":"{k}","kid":"a"}}]}}"#);
+        let keys = Keys::from_jwks(ok.as_bytes()).unwrap();
+        assert_eq!(keys.keys()[0].kid(), Some("a"));
+        for bad in [
+            "",
+            "[]",
+            "{}",
+            r#"{"keys":{}}"#,
+            r#"{"keys":[1]}"#,
+            r#"{"keys":[{"k":"AAAA"}]}"#,
+            r#"{"keys":[{"kty":"oct"}]}"#,
+            r#"{"keys":[{"kty":"oct","k":"!!"}]}"#,
+            r#"{"keys":[{"kty":"oct","k":7}]}"#,
+            r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AQAB","y":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"EC","crv":"P-384","alg":"ES256","x":"AQAB","y":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"RSA","alg":"HS256","n":"AQAB","e":"AQAB"}]}"#,
+        ] {
+            let err = Keys::from_jwks(bad.as_bytes()).unwrap_err();
+            assert!(err.is_config(), "{bad}: {err}");
+        }
+        assert_eq!(
+            Keys::from_jwks(
+                format!(
+                    r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#,
+                    URL_SAFE_NO_PAD.encode([1; 31])
+                )
+                .as_bytes()
+            )
+            .unwrap_err(),
+            Error::ShortSecret { len: 31 }
+        );
+        // Left out: encryption keys, other algorithms, other curves and types.
+        let skipped = [
+            r#"{"kty":"oct","use":"enc","k":"AAAA"}"#,
+            r#"{"kty":"RSA","alg":"RSA-OAEP","n":"AQAB","e":"AQAB"}"#,
+            r#"{"kty":"RSA","alg":"RS384","n":"AQAB","e":"AQAB"}"#,
+            r#"{"kty":"EC","crv":"P-384","x":"AQAB","y":"AQAB"}"#,
+            r#"{"kty":"OKP","crv":"X25519","x":"AQAB"}"#,
+            r#"{"kty":"weird"}"#,
+        ];
+        for s in skipped {
+            assert_eq!(
+                Keys::from_jwks(format!(r#"{{"keys":[{s}]}}"#).as_bytes()).unwrap_err(),
+                Error::NoUsableKey,
+                "{s}"
+            );
+            let with_good = format!(r#"{{"keys":[{s},{{"kty":"oct","k":"{k}"}}]}}"#);
+            assert_eq!(
+                Keys::from_jwks(with_good.as_bytes()).unwrap().keys().len(),
+                1,
+                "{s}"
+            );
+        }
+        let huge = vec![b' '; MAX_KEY_FILE_LEN + 1];
+        assert!(Keys::from_jwks(&huge).is_err());
+    }
+
+    #[test]
+    fn pem_shapes() {
+        assert_eq!(
+            Key::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err(),
+            Error::PrivateKey
+        );
+        assert_eq!(
+            Key::from_pem(b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
+                .unwrap_err(),
+            Error::PrivateKey
+        );
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"\xff\xfe",
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ] {
+            assert!(matches!(Key::from_pem(bad), Err(Error::InvalidKey(_))));
+        }
+        assert_eq!(strip_leading_zeros(&[0, 0, 1, 0]), &[1, 0]);
+        assert_eq!(strip_leading_zeros(&[0, 0]), &[] as &[u8]);
+    }
+}
