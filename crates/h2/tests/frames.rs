@@ -5,8 +5,8 @@
 use tether_h2::frame::{
     Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, FrameHeader, FrameKind, GoAway, Headers,
     MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID, PREFACE, Ping, PrefaceMatcher, Priority, PushPromise, RstStream,
-    Setting, Settings, SettingsFrame, StreamDependency, UnknownFrame, WindowUpdate, encode_settings,
-    encode_settings_ack, flags,
+    Setting, Settings, StreamDependency, UnknownFrame, WindowUpdate, encode_settings, encode_settings_ack,
+    flags,
 };
 use tether_h2::{Error, ErrorCode, Misuse, Violation};
 
@@ -1128,9 +1128,4 @@ fn frame_accessors() {
             (GoAway, 0),
         ]
     );
-}
-
-#[allow(dead_code)]
-fn settings_frame_is_copy(s: SettingsFrame<'_>) -> (SettingsFrame<'_>, SettingsFrame<'_>) {
-    (s, s)
 }
