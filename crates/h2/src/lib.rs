@@ -5,10 +5,20 @@
 //! caller's buffer. Every size it reads from the network is checked against
 //! a limit before anything is allocated for it.
 //!
+//! [`frame`] reads and writes the frames of RFC 9113 §4 and §6: a
+//! [`frame::FrameDecoder`] cuts a byte stream into typed frames that borrow
+//! their payload, checks each against its type's rules, and says for every
+//! breach whether it ends the connection or one stream and with which
+//! [`ErrorCode`].
+//!
 //! [`hpack`] is the header compression of RFC 7541: an encoder and a
 //! decoder with their tables, Huffman coding and the limits a decoder needs
 //! against a hostile peer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
+pub mod frame;
 pub mod hpack;
+
+pub use error::{Error, ErrorCode, Misuse, Violation};
