@@ -10,13 +10,14 @@
 //! routes, statuses and message formats are described in the hub's README
 //! (`crates/hub/README.md`).
 
+mod auth;
 mod metrics;
 mod publish;
 mod replies;
 mod routes;
 mod settings;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,8 @@ use tether_hub::{
     Subscribed, Tickets, Transport, is_valid_event_type, is_valid_topic, secret_matches,
 };
 
+use self::auth::Clock;
+pub use self::auth::{DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::metrics::{HubStats, add, sub};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
 use self::replies::{
@@ -65,6 +68,11 @@ pub struct HubShared {
     stats: Arc<[Arc<HubStats>]>,
     /// The brokers of all loops share its topic count.
     local: Arc<LocalBroker>,
+    /// Tickets issued to a token's holder: when issued, and the deadline
+    /// of the token (taken when the ticket is redeemed).
+    ticket_deadlines: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
+    /// Token times are read on it.
+    clock: Clock,
 }
 
 impl fmt::Debug for HubShared {
@@ -87,6 +95,8 @@ impl HubShared {
             stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
             local: Arc::new(LocalBroker::new(settings.hub.clone())),
             settings: Arc::new(settings),
+            clock: Clock::new(),
+            ticket_deadlines: Arc::default(),
         }
     }
 
@@ -115,6 +125,7 @@ impl HubShared {
                 .cloned()
                 .unwrap_or_default(),
             conns: HashMap::new(),
+            deadlines: BTreeSet::new(),
             publishes: HashMap::new(),
             next_token: 0,
         }
@@ -136,6 +147,10 @@ struct Subscriber {
     envelope: bool,
     /// Bytes it published that the sequencer has not answered yet.
     in_flight: usize,
+    /// The Unix second its token stops being good (leeway included), when
+    /// it came in with one: then it is closed (a WebSocket, with 1008) or
+    /// ended (an event stream).
+    deadline: Option<u64>,
 }
 
 impl Subscriber {
@@ -148,6 +163,7 @@ impl Subscriber {
             event_type: None,
             envelope: false,
             in_flight: 0,
+            deadline: None,
         }
     }
 }
@@ -176,11 +192,17 @@ enum Pending {
 ///
 /// | route | what |
 /// | --- | --- |
-/// | `POST /topics/NAME` | publish the body (bearer token; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
+/// | `POST /topics/NAME` | publish the body (the publish token, or a JSON Web Token granting `pub` on the topic; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
-/// | `POST /tickets` | a single-use ticket for `?ticket=` (bearer token) |
+/// | `POST /tickets` | a single-use ticket for `?ticket=` (the publish token, or a JSON Web Token: a ticket for one topic it grants, ending when the token expires) |
+///
+/// With [`HubSettings::auth`], topics it calls private need a JSON Web
+/// Token that grants them to be subscribed to (401 without a good token,
+/// 403 with one that does not grant the topic), and a subscriber whose
+/// token expires is closed (WebSocket, 1008) or ended (event stream) on
+/// the next tick. See [`HubAuth`] for where tokens are read.
 /// | `GET /metrics` | Prometheus text format |
 pub struct HubApp {
     shared: HubShared,
@@ -190,8 +212,20 @@ pub struct HubApp {
     hub: Hub<ConnId>,
     broker: Box<dyn Broker + Send>,
     conns: HashMap<ConnId, Subscriber>,
+    /// The subscribers of `conns` with a deadline, soonest first.
+    deadlines: BTreeSet<(u64, ConnId)>,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
+}
+
+/// Who a request's credentials say it is.
+enum Credential {
+    /// It presented none.
+    None,
+    /// The publish token.
+    Admin,
+    /// A verified JSON Web Token.
+    Token(tether_auth::Identity),
 }
 
 impl fmt::Debug for HubApp {
@@ -314,8 +348,55 @@ impl HubApp {
             .is_none_or(|origin| self.shared.settings.origin_allowed(origin))
     }
 
-    /// Who may subscribe: a ticket, the token, or anyone when tickets are
-    /// not required. The grant says whether a WebSocket may also publish.
+    /// Unix seconds now, on the hub's clock.
+    fn unix_secs(&self, now: Instant) -> u64 {
+        self.shared.clock.unix_secs(now)
+    }
+
+    /// What a request's credentials are: the publish token in
+    /// `Authorization: Bearer`, a JSON Web Token (from the header, the
+    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
+    /// token that is presented and does not verify is refused (401), on
+    /// open topics too: a client that sends a bad token learns it.
+    fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
+        let settings = &self.shared.settings;
+        let given = bearer(request);
+        if let (Some(given), Some(admin)) = (given, &settings.publish_token) {
+            if secret_matches(admin, given) {
+                return Ok(Credential::Admin);
+            }
+        }
+        let Some(auth) = &settings.auth else {
+            return match given {
+                Some(_) => Err(Refusal::BadCredentials),
+                None => Ok(Credential::None),
+            };
+        };
+        let Some(token) = auth.token_of(request) else {
+            return Ok(Credential::None);
+        };
+        match auth.verify(&token, now) {
+            Ok(identity) => Ok(Credential::Token(identity)),
+            Err(e) => {
+                log::debug!("hub: token refused: {e}");
+                Err(Refusal::BadCredentials)
+            }
+        }
+    }
+
+    /// Whether subscribing to `topic` needs a token that grants it.
+    fn is_private(&self, topic: &str) -> bool {
+        self.shared
+            .settings
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.private.needs_grant(topic))
+    }
+
+    /// Who may subscribe: a ticket, the publish token, a JSON Web Token
+    /// (which a private topic needs, granting it), or anyone when tickets
+    /// are not required and the topic is not private. The grant says
+    /// whether a WebSocket may also publish.
     fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
         let settings = &self.shared.settings;
         if let Some(ticket) = request.query_param("ticket") {
@@ -324,33 +405,71 @@ impl HubApp {
                 .redeem(Instant::now(), &ticket, topic)
                 .map_err(|_| Refusal::Ticket);
         }
-        match (bearer(request), &settings.publish_token) {
-            (Some(given), Some(token)) if secret_matches(token, given) => Ok(Grant {
+        let private = self.is_private(topic);
+        match self.credential(request, self.unix_secs(Instant::now()))? {
+            Credential::Admin => Ok(Grant {
                 topic: None,
                 publish: true,
             }),
-            (Some(_), _) => Err(Refusal::BadCredentials),
-            (None, _) if settings.require_ticket => Err(Refusal::NoCredentials),
-            (None, _) => Ok(Grant::default()),
+            Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
+            Credential::Token(who) => Ok(Grant {
+                topic: None,
+                publish: who.rights.may_publish(topic),
+            }),
+            Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
+            Credential::None => Ok(Grant::default()),
         }
     }
 
-    /// Checks the publish token: `None` if it is right, else the answer.
-    fn check_token(&self, request: &Request<'_>) -> Option<Response> {
-        let Some(token) = &self.shared.settings.publish_token else {
+    /// When a subscriber's token stops being good: `None` if it came in
+    /// without a token that expires (a ticket, the publish token, no
+    /// credentials). A token that no longer verifies (the keys changed
+    /// since the request was routed) gives a deadline already passed.
+    fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
+        let auth = self.shared.settings.auth.as_ref()?;
+        if let Some(ticket) = request.query_param("ticket") {
+            let mut deadlines = self
+                .shared
+                .ticket_deadlines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            return deadlines.remove(&ticket).map(|(_, deadline)| deadline);
+        }
+        match self.credential(request, self.unix_secs(now)) {
+            Ok(Credential::Token(who)) => who.expires_at.map(|exp| auth.deadline(exp)),
+            Ok(_) => None,
+            Err(_) => Some(0),
+        }
+    }
+
+    /// Checks who publishes over HTTP (`topic`) or asks for a ticket
+    /// (`None`): the publish token, or a JSON Web Token whose rights grant
+    /// publishing to the topic (tickets check their own). `None` if the
+    /// request may go on, else the answer.
+    fn check_publisher(&self, request: &Request<'_>, topic: Option<&str>) -> Option<Response> {
+        let settings = &self.shared.settings;
+        if settings.publish_token.is_none() && settings.auth.is_none() {
             add(&self.stats().refused_403, 1);
             return Some(Response::text(
                 403,
                 "publishing over HTTP is disabled: the server has no publish token\n",
             ));
+        }
+        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::Admin) => return None,
+            Ok(Credential::Token(who)) => match topic {
+                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
+                _ => return None,
+            },
+            Ok(Credential::None) => Refusal::NoCredentials,
+            Err(refusal) => refusal,
         };
-        let refusal = match bearer(request) {
-            Some(given) if secret_matches(token, given) => return None,
-            Some(_) => unauthorized(true),
-            None => unauthorized(false),
+        let counter = match refusal {
+            Refusal::NotGranted => &self.stats().refused_403,
+            _ => &self.stats().refused_401,
         };
-        add(&self.stats().refused_401, 1);
-        Some(refusal)
+        add(counter, 1);
+        Some(refusal.response())
     }
 
     /// Checks the metrics token, if one is set: `None` if the request may
@@ -371,12 +490,12 @@ impl HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        if let Some(refusal) = self.check_token(request) {
-            return Reply::Now(refusal);
-        }
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
+        if let Some(refusal) = self.check_publisher(request, Some(topic)) {
+            return Reply::Now(refusal);
+        }
         let event_type = request
             .query_param("event")
             .or_else(|| request.header("tether-event").map(str::to_owned));
@@ -408,7 +527,7 @@ impl HubApp {
         if request.method() != "POST" {
             return Refusal::OnlyPost.response();
         }
-        if let Some(refusal) = self.check_token(request) {
+        if let Some(refusal) = self.check_publisher(request, None) {
             return refusal;
         }
         let topic = request.query_param("topic").filter(|t| !t.is_empty());
@@ -419,6 +538,24 @@ impl HubApp {
         if publish && topic.is_none() {
             return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
         }
+        let now = Instant::now();
+        // A token's holder gets a ticket for one topic it may subscribe
+        // to, publishing only if it may publish there, and the connection
+        // it opens ends when the token expires.
+        let mut deadline = None;
+        if let Ok(Credential::Token(who)) = self.credential(request, self.unix_secs(now)) {
+            let Some(topic) = topic.as_deref() else {
+                return Response::text(400, "a ticket for a token's holder names its topic (?topic=)\n");
+            };
+            if (self.is_private(topic) && !who.rights.may_subscribe(topic))
+                || (publish && !who.rights.may_publish(topic))
+            {
+                add(&self.stats().refused_403, 1);
+                return Refusal::NotGranted.response();
+            }
+            let auth = self.shared.settings.auth.as_ref();
+            deadline = who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp)));
+        }
         let mut random = [0u8; 16];
         if getrandom::fill(&mut random).is_err() {
             return Response::text(500, "no randomness for a ticket\n");
@@ -428,8 +565,26 @@ impl HubApp {
             publish,
         };
         let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        match tickets.issue(Instant::now(), random, grant) {
+        match tickets.issue(now, random, grant) {
             Ok(ticket) => {
+                if let Some(deadline) = deadline {
+                    let ttl = tickets.ttl();
+                    let mut deadlines = self
+                        .shared
+                        .ticket_deadlines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    // As many as tickets outstanding: those whose ticket
+                    // has expired go first.
+                    if deadlines.len() >= self.shared.settings.max_tickets {
+                        deadlines.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
+                    }
+                    if deadlines.len() >= self.shared.settings.max_tickets {
+                        return Response::text(503, "too many tickets outstanding\n")
+                            .header("Retry-After", "1");
+                    }
+                    deadlines.insert(ticket.clone(), (now, deadline));
+                }
                 add(&self.stats().tickets_issued, 1);
                 let expires_in = tickets.ttl().as_secs_f64();
                 Response::json(
@@ -472,7 +627,34 @@ impl HubApp {
 
     fn register(&mut self, conn: ConnId, subscriber: Subscriber) {
         add(self.stats().subscribers(subscriber.transport), 1);
-        self.conns.insert(conn, subscriber);
+        if let Some(deadline) = subscriber.deadline {
+            self.deadlines.insert((deadline, conn));
+        }
+        if let Some(old) = self.conns.insert(conn, subscriber) {
+            if let Some(deadline) = old.deadline {
+                self.deadlines.remove(&(deadline, conn));
+            }
+        }
+    }
+
+    /// Closes the WebSocket subscribers and ends the event streams whose
+    /// token has expired by `now` (Unix seconds).
+    fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
+        while let Some(&(deadline, conn)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(transport) = self.conns.get(&conn).map(|s| s.transport) else {
+                continue;
+            };
+            self.leave(ctx, conn, &CloseReason::Ended);
+            match transport {
+                Transport::WebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
+                Transport::EventStream => ctx.end_stream(conn),
+                Transport::Poll => {}
+            }
+        }
     }
 
     /// A WebSocket or event-stream subscriber arrives: register, replay.
@@ -509,6 +691,9 @@ impl HubApp {
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
         if let Some(subscriber) = self.conns.remove(&conn) {
+            if let Some(deadline) = subscriber.deadline {
+                self.deadlines.remove(&(deadline, conn));
+            }
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
                 add(&self.stats().slow_consumer_drops, 1);
@@ -791,6 +976,7 @@ impl App for HubApp {
         subscriber.may_publish = tag == TAG_WS_PUBLISHER;
         subscriber.event_type = request.query_param("event");
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
+        subscriber.deadline = self.deadline_of(request, ctx.now());
         self.subscribe(ctx, conn, subscriber);
     }
 
@@ -818,11 +1004,9 @@ impl App for HubApp {
     ) {
         if let Some((topic, _)) = parse_path(request.path()) {
             let last_id = last_event_id.map(str::to_owned);
-            self.subscribe(
-                ctx,
-                conn,
-                Subscriber::new(Arc::from(topic), Transport::EventStream, last_id),
-            );
+            let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
+            subscriber.deadline = self.deadline_of(request, ctx.now());
+            self.subscribe(ctx, conn, subscriber);
         }
     }
 
@@ -841,6 +1025,8 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        let now = self.unix_secs(ctx.now());
+        self.expire(ctx, now);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.conns, resumed);
@@ -912,7 +1098,8 @@ impl App for HubApp {
             && (request.path() == "/tickets"
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
-            self.check_token(request)
+            let topic = parse_path(request.path()).map(|(topic, _)| topic);
+            self.check_publisher(request, topic)
         } else {
             None
         }

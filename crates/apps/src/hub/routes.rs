@@ -29,10 +29,12 @@ pub(super) enum Refusal {
     Ticket,
     OnlyPost,
     OnlyGet,
+    /// A valid token that does not grant what was asked.
+    NotGranted,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 8] = [
+    pub(super) const ALL: [Refusal; 9] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -41,6 +43,7 @@ impl Refusal {
         Refusal::Ticket,
         Refusal::OnlyPost,
         Refusal::OnlyGet,
+        Refusal::NotGranted,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -57,6 +60,10 @@ impl Refusal {
             Refusal::Ticket => Response::text(403, format!("{}\n", HubError::TicketRefused)),
             Refusal::OnlyPost => Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST"),
             Refusal::OnlyGet => Response::text(405, "405 Method Not Allowed\n").header("Allow", "GET, HEAD"),
+            Refusal::NotGranted => Response::text(403, "the token does not grant this topic\n").header(
+                "WWW-Authenticate",
+                "Bearer realm=\"tether\", error=\"insufficient_scope\"",
+            ),
         }
     }
 }

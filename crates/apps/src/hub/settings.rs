@@ -7,6 +7,8 @@ use tether_hub::Config as HubConfig;
 
 use tether_server::Handshake;
 
+use super::HubAuth;
+
 /// The hub's settings: its limits, and access control.
 ///
 /// Its `Debug` output never shows the publish token.
@@ -16,12 +18,13 @@ pub struct HubSettings {
     /// Backlog bounds, event size, topic limit and idle-topic expiry.
     pub hub: HubConfig,
     /// The bearer token that publishing over HTTP (`POST /topics/NAME`) and
-    /// issuing tickets (`POST /tickets`) require. `None` (the default):
-    /// both are refused with 403.
+    /// issuing tickets (`POST /tickets`) require, unless a JSON Web Token
+    /// grants them ([`HubSettings::auth`]). `None` and no `auth` (the
+    /// default): both are refused with 403.
     pub publish_token: Option<String>,
     /// Subscribing (WebSocket, event stream, long poll) requires a ticket
-    /// (`?ticket=`) or the token (`Authorization: Bearer`). Off by
-    /// default.
+    /// (`?ticket=`), the token (`Authorization: Bearer`) or a JSON Web
+    /// Token that verifies ([`HubSettings::auth`]). Off by default.
     pub require_ticket: bool,
     /// How long a ticket is good for (30 s).
     pub ticket_ttl: Duration,
@@ -57,6 +60,10 @@ pub struct HubSettings {
     /// ([`tether_server::Config::admin_addr`]): the main one answers 404. Off by
     /// default.
     pub metrics_on_admin_listener: bool,
+    /// JSON Web Tokens: the keys they are verified with, the topics that
+    /// need one to be subscribed to, where they are read. `None` (the
+    /// default): only the publish token and tickets identify anyone.
+    pub auth: Option<HubAuth>,
 }
 
 impl Default for HubSettings {
@@ -75,6 +82,7 @@ impl Default for HubSettings {
             metrics_topics: false,
             metrics_token: None,
             metrics_on_admin_listener: false,
+            auth: None,
         }
     }
 }
@@ -101,6 +109,7 @@ impl fmt::Debug for HubSettings {
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
             .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
+            .field("auth", &self.auth)
             .finish()
     }
 }

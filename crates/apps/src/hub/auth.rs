@@ -1,0 +1,148 @@
+//! Identities: JSON Web Tokens verified with `tether-auth`, where the hub
+//! finds them, and what they allow.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tether_auth::{Identity, Keys, Private, Validation, bearer_token, cookie_token, query_token, verify};
+use tether_server::Request;
+
+/// The cookie that holds a token unless [`HubAuth::cookie`] says another.
+pub const DEFAULT_TOKEN_COOKIE: &str = "tether_token";
+
+/// How the hub verifies JSON Web Tokens, and which topics need one.
+///
+/// Tokens are read from `Authorization: Bearer`, from the cookie
+/// [`HubAuth::cookie`] and, if [`HubAuth::query`] is on, from `?token=`,
+/// in that order: the first source present is the one used. A token's
+/// `tether` claim grants topics (see `tether-auth`): `sub` those it may
+/// subscribe to, `pub` those it may publish to.
+///
+/// Clones share their keys: [`HubAuth::set_keys`] on one (after reading
+/// the key files again, on SIGHUP) changes them for all, and for every
+/// loop of a running hub.
+///
+/// ```
+/// use tether_apps::{HubAuth, HubSettings};
+/// use tether_auth::{Keys, Private, Validation};
+///
+/// let keys = Keys::from_secret(b"0123456789abcdef0123456789abcdef")?;
+/// let mut auth = HubAuth::new(keys);
+/// auth.validation = Validation::new().audience(["tether"]).leeway(30);
+/// auth.private = Private::new(["user.*"])?;
+/// let mut settings = HubSettings::default();
+/// settings.auth = Some(auth);
+/// # Ok::<(), tether_auth::Error>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct HubAuth {
+    keys: Arc<RwLock<Arc<Keys>>>,
+    /// The checks of a token's claims: audience, issuer, leeway.
+    pub validation: Validation,
+    /// Topics that only a token whose rights name them may subscribe to;
+    /// all others are open (as without tokens).
+    pub private: Private,
+    /// The cookie a token may come in ([`DEFAULT_TOKEN_COOKIE`]); `None`:
+    /// cookies are not read.
+    pub cookie: Option<String>,
+    /// Read a token from `?token=` too (off by default: query strings end
+    /// up in proxies' and servers' access logs).
+    pub query: bool,
+}
+
+impl fmt::Debug for HubAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubAuth")
+            .field("keys", &self.keys().keys().len())
+            .field("validation", &self.validation)
+            .field("private", &self.private)
+            .field("cookie", &self.cookie)
+            .field("query", &self.query)
+            .finish()
+    }
+}
+
+impl HubAuth {
+    /// Tokens verified with `keys`, the default [`Validation`] (`exp`
+    /// required), no private topic, the cookie [`DEFAULT_TOKEN_COOKIE`],
+    /// no query parameter.
+    pub fn new(keys: Keys) -> HubAuth {
+        HubAuth {
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            validation: Validation::new(),
+            private: Private::default(),
+            cookie: Some(DEFAULT_TOKEN_COOKIE.to_owned()),
+            query: false,
+        }
+    }
+
+    /// The keys in use.
+    pub fn keys(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the keys, for this value and all its clones: tokens are
+    /// verified with the new ones from now on. Connections already open
+    /// keep what their token granted until it expires.
+    pub fn set_keys(&self, keys: Keys) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+    }
+
+    /// The token a request presents, and where it found it: the
+    /// `Authorization` header's if it has one (`Some("")` if it is not a
+    /// bearer token), else the cookie's, else the query's if allowed.
+    pub(super) fn token_of(&self, request: &Request<'_>) -> Option<String> {
+        if let Some(value) = request.header("authorization") {
+            return Some(bearer_token(value).unwrap_or("").to_owned());
+        }
+        if let (Some(name), Some(cookies)) = (&self.cookie, request.header("cookie")) {
+            if let Some(token) = cookie_token(cookies, name) {
+                return Some(token.to_owned());
+            }
+        }
+        if self.query {
+            return request.query().and_then(query_token);
+        }
+        None
+    }
+
+    /// Verifies a token at `now` (Unix seconds).
+    pub(super) fn verify(&self, token: &str, now: u64) -> Result<Identity, tether_auth::Error> {
+        verify(token, &self.keys(), &self.validation, now)
+    }
+
+    /// The Unix second at which a token that expires at `exp` is refused
+    /// (the leeway added).
+    pub(super) fn deadline(&self, exp: u64) -> u64 {
+        exp.saturating_add(self.validation.leeway)
+    }
+}
+
+/// The wall clock read once, and the monotonic clock from there: token
+/// times are compared with it, so that a step of the system clock moves
+/// no deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    start: Instant,
+    unix: Duration,
+}
+
+impl Clock {
+    pub(super) fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+            unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO),
+        }
+    }
+
+    /// Unix seconds at `instant` (whole seconds, rounded down).
+    pub(super) fn unix_secs(&self, instant: Instant) -> u64 {
+        self.unix
+            .saturating_add(instant.saturating_duration_since(self.start))
+            .as_secs()
+    }
+}
