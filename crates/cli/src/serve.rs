@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tether_apps::{Demo, Echo, HubApp, HubSettings, HubShared};
+use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, Echo, HubApp, HubAuth, HubSettings, HubShared};
+use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
@@ -116,6 +118,8 @@ pub(crate) struct Args {
     log_level: log::LevelFilter,
     #[command(flatten)]
     hub: HubArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
     #[cfg(feature = "redis")]
@@ -297,6 +301,145 @@ impl HubArgs {
         settings.poll_timeout = seconds(self.poll_timeout);
         (settings, source)
     }
+}
+
+/// Identities: JSON Web Tokens, the keys that verify them, the topics that
+/// need them.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Identities (JSON Web Tokens, --app demo and --app hub)")]
+pub(crate) struct AuthArgs {
+    /// Verify HS256 tokens with the secret in this file (at least 32
+    /// bytes; one final newline is not part of it). SIGHUP reads every key
+    /// file again.
+    #[arg(long, value_name = "FILE")]
+    jwt_secret_file: Option<PathBuf>,
+    /// Verify RS256, ES256 or EdDSA tokens with this PEM public key.
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+    /// Verify tokens with the keys of this JSON Web Key Set (a file; a
+    /// token's kid chooses the key).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Accept only tokens whose aud names this (repeat for more). Without
+    /// it, tokens with an aud are refused.
+    #[arg(long = "jwt-audience", value_name = "AUD")]
+    jwt_audiences: Vec<String>,
+    /// Accept only tokens whose iss is this (repeat for more).
+    #[arg(long = "jwt-issuer", value_name = "ISS")]
+    jwt_issuers: Vec<String>,
+    /// Seconds of clock difference allowed when checking exp, nbf and iat.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    jwt_leeway: u64,
+    /// Topics that only a token granting them may subscribe to: a name, or
+    /// a prefix ending in * (repeat for more). Others stay open.
+    #[arg(long = "private", value_name = "PATTERN")]
+    private: Vec<String>,
+    /// The cookie a token may come in (browsers: set it HttpOnly; Secure;
+    /// SameSite=Strict).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TOKEN_COOKIE)]
+    token_cookie: String,
+    /// Read a token from ?token= too. Off by default: query strings are
+    /// written to the access logs of proxies and servers.
+    #[arg(long)]
+    token_query: bool,
+}
+
+/// Key files, each with the option that named it.
+type KeyFiles = Vec<(&'static str, KeyFile)>;
+
+impl AuthArgs {
+    /// The key files named, each with its option.
+    fn key_files(&self) -> KeyFiles {
+        let mut files = Vec::new();
+        if let Some(path) = &self.jwt_secret_file {
+            files.push(("--jwt-secret-file", KeyFile::Secret(path.clone())));
+        }
+        if let Some(path) = &self.jwt_public_key {
+            files.push(("--jwt-public-key", KeyFile::Pem(path.clone())));
+        }
+        if let Some(path) = &self.jwks {
+            files.push(("--jwks", KeyFile::Jwks(path.clone())));
+        }
+        files
+    }
+
+    /// How the hub verifies tokens, `None` without a key file; and the key
+    /// files, to read again on SIGHUP.
+    fn hub_auth(&self) -> Result<Option<(HubAuth, KeyFiles)>, String> {
+        let files = self.key_files();
+        if files.is_empty() {
+            let needs_key = [
+                (!self.private.is_empty(), "--private"),
+                (!self.jwt_audiences.is_empty(), "--jwt-audience"),
+                (!self.jwt_issuers.is_empty(), "--jwt-issuer"),
+                (self.token_query, "--token-query"),
+            ];
+            if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
+                ));
+            }
+            return Ok(None);
+        }
+        if !is_cookie_name(&self.token_cookie) {
+            return Err(format!(
+                "--token-cookie {:?} is not a cookie name",
+                self.token_cookie
+            ));
+        }
+        let mut auth = HubAuth::new(load_keys(&files)?);
+        auth.validation = Validation::new()
+            .leeway(self.jwt_leeway)
+            .audience(self.jwt_audiences.iter().cloned())
+            .issuer(self.jwt_issuers.iter().cloned());
+        auth.private = Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
+        auth.cookie = Some(self.token_cookie.clone());
+        auth.query = self.token_query;
+        Ok(Some((auth, files)))
+    }
+}
+
+/// RFC 6265's cookie-name: an HTTP token.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Reads the key files into one set; an error names the option whose file
+/// failed.
+fn load_keys(files: &[(&'static str, KeyFile)]) -> Result<Keys, String> {
+    for (flag, file) in files {
+        let path = match file {
+            KeyFile::Secret(path) | KeyFile::Pem(path) | KeyFile::Jwks(path) => path,
+        };
+        Keys::from_files(std::slice::from_ref(file))
+            .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    }
+    let all: Vec<KeyFile> = files.iter().map(|(_, file)| file.clone()).collect();
+    Keys::from_files(&all).map_err(|e| format!("the key files together: {e}"))
+}
+
+/// Reads the key files again on each SIGHUP: tokens are verified with the
+/// new keys from then on. Keys that cannot be loaded are logged and the
+/// current ones stay.
+fn reload_keys_on_sighup(auth: HubAuth, files: KeyFiles) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("tether-key-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match load_keys(&files) {
+                    Ok(keys) => {
+                        auth.set_keys(keys);
+                        log::info!("hub: token keys reloaded");
+                    }
+                    Err(e) => log::warn!("hub: key reload failed, the current keys stay: {e}"),
+                }
+            }
+        })?;
+    Ok(())
 }
 
 /// Where the hub's /metrics is served and who may read it.
@@ -527,7 +670,23 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .max(1);
     let (mut settings, token_source) = args.hub.settings();
     match args.app {
-        AppChoice::Demo | AppChoice::Hub => args.metrics.apply(&mut settings, &mut config),
+        AppChoice::Demo | AppChoice::Hub => {
+            args.metrics.apply(&mut settings, &mut config);
+            match args.auth.hub_auth() {
+                Ok(None) => {}
+                Ok(Some((auth, files))) => {
+                    if let Err(e) = reload_keys_on_sighup(auth.clone(), files) {
+                        eprintln!("tether serve: SIGHUP: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    settings.auth = Some(auth);
+                }
+                Err(e) => {
+                    eprintln!("tether serve: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         AppChoice::Echo => {
             if args.metrics.metrics_listen.is_some() {
                 log::warn!("--metrics-listen has no effect with --app echo (it has no /metrics)");
@@ -609,7 +768,24 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
         ),
     }
     if settings.require_ticket {
-        log::info!("hub: subscribing needs a ticket or the token");
+        log::info!("hub: subscribing needs a ticket or a token");
+    }
+    if let Some(auth) = &settings.auth {
+        log::info!(
+            "hub: JSON Web Tokens verified with {} key(s), from Authorization: Bearer{}{}",
+            auth.keys().keys().len(),
+            auth.cookie
+                .as_ref()
+                .map_or(String::new(), |name| format!(", the cookie {name}")),
+            if auth.query { " and ?token=" } else { "" }
+        );
+        if !auth.private.patterns().is_empty() {
+            let patterns: Vec<String> = auth.private.patterns().iter().map(ToString::to_string).collect();
+            log::info!(
+                "hub: private topics (a token must grant them): {}",
+                patterns.join(", ")
+            );
+        }
     }
     if !settings.allowed_origins.is_empty() {
         log::info!(

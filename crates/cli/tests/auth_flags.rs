@@ -1,0 +1,272 @@
+//! `tether serve`'s token options: key files refused at start with the
+//! option named, the options wired into the hub (a private topic, the
+//! cookie, `?token=` only when asked for), and keys read again on SIGHUP.
+
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A file of the test's own, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("tether-auth-flags-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write a temporary file");
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tether(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    command
+        .args(["serve", "--port", "0", "--threads", "1", "--log-level", "warn"])
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `tether serve` with `args`, which must make it fail at start:
+/// what it wrote to stderr.
+fn refused(args: &[&str]) -> String {
+    let mut child = tether(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tether") {
+            break status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tether serve {args:?} started instead of failing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "{args:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_key_options_fail_at_start_naming_the_option() {
+    let short = TempFile::new("short", b"only 20 bytes long!\n");
+    let stderr = refused(&["--app", "hub", "--jwt-secret-file", short.path()]);
+    assert!(stderr.contains("--jwt-secret-file"), "{stderr}");
+    assert!(stderr.contains("at least 32"), "{stderr}");
+
+    let missing = std::env::temp_dir().join("tether-auth-flags-no-such-file");
+    let stderr = refused(&["--app", "demo", "--jwks", missing.to_str().unwrap()]);
+    assert!(stderr.contains("--jwks"), "{stderr}");
+
+    let not_pem = TempFile::new("not-pem", b"not a key");
+    let stderr = refused(&["--app", "hub", "--jwt-public-key", not_pem.path()]);
+    assert!(stderr.contains("--jwt-public-key"), "{stderr}");
+
+    let stderr = refused(&["--app", "hub", "--private", "user.*"]);
+    assert!(stderr.contains("--private needs a key"), "{stderr}");
+
+    let secret = TempFile::new("good", &[b'k'; 32]);
+    let stderr = refused(&[
+        "--app",
+        "hub",
+        "--jwt-secret-file",
+        secret.path(),
+        "--private",
+        "a*b",
+    ]);
+    assert!(stderr.contains("--private"), "{stderr}");
+    let stderr = refused(&[
+        "--app",
+        "hub",
+        "--jwt-secret-file",
+        secret.path(),
+        "--token-cookie",
+        "a b",
+    ]);
+    assert!(stderr.contains("--token-cookie"), "{stderr}");
+}
+
+/// A running `tether serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = tether(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run tether");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("no address in {line:?}")
+            });
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// The status of a GET for `target` with these header lines.
+    fn status(&self, target: &str, headers: &str) -> u16 {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("a status line");
+        line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(secret: &[u8]) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "sub": "alice",
+        "aud": "tether",
+        "exp": now + 600,
+        "tether": { "sub": ["user.{sub}.*"] },
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_options_reach_the_hub_and_sighup_reloads_the_keys() {
+    let first = b"the first secret, of 32 bytes!!!";
+    let second = b"the second secret, of 32 bytes!!";
+    let secret = TempFile::new("reload", first);
+    let server = Server::start(&[
+        "--app",
+        "hub",
+        "--jwt-secret-file",
+        secret.path(),
+        "--jwt-audience",
+        "tether",
+        "--private",
+        "user.*",
+        "--token-cookie",
+        "auth",
+    ]);
+    let topic = "/topics/user.alice.inbox/events";
+    let old = token(first);
+    assert_eq!(server.status(topic, ""), 401);
+    assert_eq!(
+        server.status(topic, &format!("Authorization: Bearer {old}\r\n")),
+        200
+    );
+    assert_eq!(server.status(topic, &format!("Cookie: auth={old}\r\n")), 200);
+    assert_eq!(
+        server.status(topic, &format!("Cookie: tether_token={old}\r\n")),
+        401
+    );
+    assert_eq!(server.status(&format!("{topic}?token={old}"), ""), 401);
+    assert_eq!(server.status("/topics/news/events", ""), 200);
+
+    std::fs::write(&secret.0, second).expect("rewrite the secret");
+    let signalled = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signalled.success());
+    let new = token(second);
+    let start = Instant::now();
+    while server.status(topic, &format!("Authorization: Bearer {new}\r\n")) != 200 {
+        assert!(start.elapsed() < PATIENCE, "the keys were not reloaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        server.status(topic, &format!("Authorization: Bearer {old}\r\n")),
+        401
+    );
+
+    // A file that no longer holds a key: the keys in use stay.
+    std::fs::write(&secret.0, b"short").expect("rewrite the secret");
+    Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.status(topic, &format!("Authorization: Bearer {new}\r\n")),
+        200
+    );
+}
+
+#[test]
+fn token_query_reads_the_query() {
+    let secret = TempFile::new("query", b"a secret for the query test, 32b");
+    let server = Server::start(&[
+        "--app",
+        "demo",
+        "--jwt-secret-file",
+        secret.path(),
+        "--jwt-audience",
+        "tether",
+        "--private",
+        "user.*",
+        "--token-query",
+    ]);
+    let token = token(b"a secret for the query test, 32b");
+    let topic = "/topics/user.alice.inbox/events";
+    assert_eq!(server.status(&format!("{topic}?token={token}"), ""), 200);
+    assert_eq!(server.status(&format!("{topic}?token=x{token}"), ""), 401);
+    assert_eq!(
+        server.status(topic, &format!("Cookie: tether_token={token}\r\n")),
+        200
+    );
+}
