@@ -146,3 +146,32 @@ impl Clock {
             .as_secs()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_and_deadlines() {
+        let clock = Clock::new();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = clock.unix_secs(Instant::now());
+        assert!(now.abs_diff(wall) <= 1, "{now} {wall}");
+        let later = clock.start + Duration::from_secs(90);
+        assert_eq!(clock.unix_secs(later), clock.unix.as_secs() + 90);
+        // An instant before the clock was made reads as its start.
+        if let Some(before) = clock.start.checked_sub(Duration::from_secs(5)) {
+            assert_eq!(clock.unix_secs(before), clock.unix.as_secs());
+        }
+
+        let mut auth = HubAuth::new(Keys::from_secret(&[b'k'; 32]).unwrap());
+        auth.validation = Validation::new().leeway(30);
+        assert_eq!(auth.deadline(100), 130);
+        assert_eq!(auth.deadline(u64::MAX - 1), u64::MAX);
+        // Clones share their keys.
+        let clone = auth.clone();
+        clone.set_keys(Keys::from_secret(&[b'j'; 40]).unwrap());
+        assert!(Arc::ptr_eq(&auth.keys(), &clone.keys()));
+        assert!(!format!("{auth:?}").contains("kkkk"));
+    }
+}
