@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Instructions per echoed message, counted by valgrind's callgrind: a
+# figure that the noise of a shared machine does not move, for comparing
+# tether builds (or one build's changes) where throughput runs disagree.
+#
+#   BINS="old/target/release/tether target/release/tether" bash benches/instructions.sh
+#
+# Options: --scenarios "100x20 200x16384" (connections x bytes), --duration
+# SECONDS of echo per run (default 10; under callgrind the server runs some
+# 50 times slower, so a run still handles tens of thousands of messages).
+# Each binary runs `serve --app echo --threads 1` under callgrind, once idle
+# (start, then stop: the cost of starting, accepting nothing and stopping)
+# and once per scenario with the load generator (text messages, no
+# warm-up). A figure is (instructions of the loaded run - those of the idle
+# run) / messages echoed in the measured window; the handshakes of the
+# connections are in it too, spread over the messages. Needs valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCENARIOS="100x20 200x16384"
+DURATION=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scenarios) SCENARIOS=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+: "${BINS:?set BINS to the tether binaries to measure, separated by spaces}"
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 1; }
+
+export CARGO_TERM_COLOR=never
+cargo build --release -p tether-benches --bin loadgen
+LOADGEN=target/release/loadgen
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Runs one binary under callgrind, optionally under load; prints
+# "instructions messages".
+measure() { # bin port scenario|idle
+    local out=$WORK/callgrind.out log=$WORK/server.log messages=0
+    rm -f "$out"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve --app echo --threads 1 \
+        --port "$2" --log-level warn >"$log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 600); do
+        grep -q "listening on" "$log" && break
+        sleep 0.1
+    done
+    grep -q "listening on" "$log" || { cat "$log" >&2; return 1; }
+    if [ "$3" != idle ]; then
+        "$LOADGEN" echo --addr "127.0.0.1:$2" -c "${3%x*}" -s "${3#*x}" -d "$DURATION" --warmup 0 \
+            --connect-timeout 120 >"$WORK/load.out"
+        messages=$(grep -oE '^echo .*: ([0-9]+) messages' "$WORK/load.out" | grep -oE '[0-9]+ messages' | grep -oE '[0-9]+')
+    fi
+    kill -INT "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+    echo "$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}') $messages"
+}
+
+printf '| scenario | binary | instructions per message | messages |\n|---|---|--:|--:|\n'
+port=9700
+for bin in $BINS; do
+    port=$((port + 1))
+    read -r idle _ < <(measure "$bin" "$port" idle)
+    for scenario in $SCENARIOS; do
+        port=$((port + 1))
+        read -r total messages < <(measure "$bin" "$port" "$scenario")
+        per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
+        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$per" "$messages"
+    done
+done
