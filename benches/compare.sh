@@ -11,6 +11,16 @@
 # (default 10), --idle N idle connections (default 10000), --servers "a b"
 # (default: all four), --out FILE (the JSON lines; default under target/).
 # Run it on a quiet machine: it reports the load average it started with.
+#
+# uWebSockets, in the same run, when prebuilt binaries are given (nothing
+# of it is in this repository, nor a way to build it; benches/README.md
+# says which commit was measured and what the servers are):
+#   UWS_ECHO=path        a uWS echo server: takes the port as its argument,
+#                        prints "listening on" once it listens
+#   UWS_LOAD_TEST=path   uWS's benchmarks/load_test (plain, no deflate):
+#                        every echo scenario is run a second time with it as
+#                        the generator, for every server, in its own table
+# With UWS_ECHO the tables' ratios are to uWebSockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,11 +39,15 @@ while [ $# -gt 0 ]; do
         --idle) IDLE=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [ -n "${UWS_ECHO:-}" ] && [[ " $SERVERS " != *" uwebsockets "* ]]; then
+    SERVERS="$SERVERS uwebsockets"
+fi
 
 export CARGO_TERM_COLOR=never
 echo "== building (release): tether, the load generator, the peers"
@@ -80,6 +94,7 @@ server_cmd() { # name port
     case "$1" in
         tether) echo "$TETHER serve --app echo --threads 1 --port $2 --log-level warn" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
+        uwebsockets) echo "$UWS_ECHO $2" ;;
         *) echo "compare.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -122,6 +137,62 @@ run_loadgen() { # name round args...
     grep '^{' "$LOGS/run.out" >>"$OUT" || true
 }
 
+# uWS's load_test as the generator for one echo scenario. It prints the
+# rate of the last LIBUS_TIMEOUT_GRANULARITY (4) seconds every 4 seconds;
+# the first report is the warm-up, the next ones (at least one, about
+# --duration seconds' worth) are measured, with the server's and its own
+# CPU time from /proc over the same span. Writes a JSON line as the load
+# generator does, to $OUT_LOAD_TEST.
+run_load_test() { # name round connections size
+    local name=$1 round=$2 conns=$3 size=$4 reports=$(((DURATION + 3) / 4)) seen=0 sum=0
+    local tick start_server_cpu start_lt_cpu lt_pid line
+    tick=$(getconf CLK_TCK)
+    cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+    [ "$reports" -ge 1 ] || reports=1
+    coproc LT { exec "${LOADGEN_PIN[@]}" stdbuf -oL "$UWS_LOAD_TEST" "$conns" 127.0.0.1 "$port" 0 0 "$size" 2>&1; }
+    lt_pid=$LT_PID
+    while IFS= read -r -t 60 line <&"${LT[0]}"; do
+        case "$line" in
+            Msg/sec:*)
+                if [ "$seen" -eq 0 ]; then
+                    start_server_cpu=$(cpu_ticks "$SERVER_PID")
+                    start_lt_cpu=$(cpu_ticks "$lt_pid")
+                else
+                    sum=$(awk -v a="$sum" -v b="${line#Msg/sec: }" 'BEGIN {printf "%.0f", a + b * 4}')
+                fi
+                seen=$((seen + 1))
+                if [ "$seen" -gt "$reports" ]; then
+                    local server_cpu lt_cpu wall=$((reports * 4))
+                    server_cpu=$(awk -v a="$start_server_cpu" -v b="$(cpu_ticks "$SERVER_PID")" -v t="$tick" 'BEGIN {printf "%.2f", (b - a) / t}')
+                    lt_cpu=$(awk -v a="$start_lt_cpu" -v b="$(cpu_ticks "$lt_pid")" -v t="$tick" 'BEGIN {printf "%.2f", (b - a) / t}')
+                    kill "$lt_pid" 2>/dev/null || true
+                    wait "$lt_pid" 2>/dev/null || true
+                    awk -v n="$name" -v r="$round" -v c="$conns" -v s="$size" -v m="$sum" -v w="$wall" \
+                        -v sc="$server_cpu" -v lc="$lt_cpu" 'BEGIN {
+                        printf "{\"mode\":\"echo\",\"generator\":\"load_test\",\"server\":\"%s\",\"round\":\"%s\",", n, r
+                        printf "\"connections\":%d,\"size\":%d,\"messages\":%d,\"wall_s\":%d,", c, s, m, w
+                        printf "\"msg_per_s\":%.0f,\"server_cpu_s\":%s,\"loadgen_cpu_s\":%s,", m / w, sc, lc
+                        printf "\"msg_per_server_cpu_s\":%.0f,\"msg_per_loadgen_cpu_s\":%.0f,\"problems\":%d}\n",
+                            (sc > 0 ? m / sc : 0), (lc > 0 ? m / lc : 0), (m > 0 ? 0 : 1) }' >>"$OUT_LOAD_TEST"
+                    echo "   $name (load_test): $conns conns x $size B: $((sum / wall)) msg/s, server CPU ${server_cpu}s, load_test CPU ${lt_cpu}s over ${wall}s"
+                    return 0
+                fi
+                ;;
+        esac
+    done
+    kill "$lt_pid" 2>/dev/null || true
+    wait "$lt_pid" 2>/dev/null || true
+    failures=$((failures + 1))
+    echo "   FAILED: load_test against $name ($conns x $size B) reported $seen times" >&2
+}
+
+if [ -n "${UWS_LOAD_TEST:-}" ]; then
+    OUT_LOAD_TEST=${OUT%.jsonl}-load_test.jsonl
+    : >"$OUT_LOAD_TEST"
+fi
+BASELINE=tether
+[ -n "${UWS_ECHO:-}" ] && BASELINE=uwebsockets
+
 echo
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), \
 $(free -g | awk '/^Mem:/ {print $2 " GiB"}') memory"
@@ -147,6 +218,9 @@ for round in $(seq "$ROUNDS"); do
         for scenario in $SCENARIOS; do
             run_loadgen "$name" "$round" echo --addr "127.0.0.1:$port" \
                 -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP"
+            if [ -n "${UWS_LOAD_TEST:-}" ]; then
+                run_load_test "$name" "$round" "${scenario%x*}" "${scenario#*x}"
+            fi
         done
         stop_server
     done
@@ -154,10 +228,17 @@ done
 
 echo
 echo "== $(date '+%Y-%m-%d %H:%M %Z'); load after: $(uptime | sed 's/.*load average/load average/')"
-echo "== medians over $ROUNDS rounds (JSON lines in $OUT); × tether: a server's figure over tether's"
-echo "   (above 1 is better than tether for msg/s, worse for RSS)"
+echo "== medians over $ROUNDS rounds (JSON lines in $OUT); × $BASELINE: a server's figure over $BASELINE's"
+echo "   (above 1 is better than $BASELINE for msg/s, worse for RSS)"
 echo
-"$LOADGEN" summary "$OUT"
+[ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST) to prebuilt binaries to add it"
+echo "== generator: tether's loadgen"
+"$LOADGEN" summary "$OUT" --baseline "$BASELINE"
+if [ -n "${UWS_LOAD_TEST:-}" ]; then
+    echo
+    echo "== generator: uWS load_test (its CPU in the loadgen column)"
+    "$LOADGEN" summary "$OUT_LOAD_TEST" --baseline "$BASELINE"
+fi
 if [ "$failures" -gt 0 ]; then
     echo
     echo "compare.sh: $failures runs failed (left out of the table)" >&2

@@ -89,10 +89,10 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
     let mut out = String::new();
     let echo: Vec<_> = scenarios.iter().filter(|s| s.0 == 0).collect();
     if !echo.is_empty() {
-        out.push_str(
-            "| scenario | server | msg/s | × tether | msg per server CPU-s | × tether | server CPU | \
+        out.push_str(&format!(
+            "| scenario | server | msg/s | × {baseline} | msg per server CPU-s | × {baseline} | server CPU | \
              loadgen msg per CPU-s | runs |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n",
-        );
+        ));
         for &&key in &echo {
             let base = cells.get(&(key, baseline.to_owned()));
             let base_rate = base.and_then(|c| median(&c.msg_per_s));
@@ -124,7 +124,9 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str("| idle connections | server | server RSS per connection (B) | × tether | runs |\n");
+        out.push_str(&format!(
+            "| idle connections | server | server RSS per connection (B) | × {baseline} | runs |\n"
+        ));
         out.push_str("|---|---|--:|--:|--:|\n");
         for &&key in &idle {
             let base = cells
