@@ -623,7 +623,9 @@ impl ServerConnection {
     /// `stream`: the connection's window (and the stream's, if the client
     /// may still send on it) grows again by that much, with WINDOW_UPDATE
     /// frames appended to `out`. Bytes beyond what was delivered and not
-    /// yet released are ignored. The stream may be gone already.
+    /// yet released are ignored. The stream may be gone already: every
+    /// byte delivered must be released some day, also after the stream was
+    /// reset or ended, or the connection's window shrinks for good.
     pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
         if self.closed {
             return;
