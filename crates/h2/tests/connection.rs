@@ -1549,3 +1549,43 @@ fn stream_ids_near_the_end_bring_a_graceful_goaway() {
     t.request(Config::default().goaway_stream_id - 2, &get("/"), true);
     assert!(t.frames().is_empty());
 }
+
+#[test]
+fn a_body_must_match_its_content_length() {
+    let with_length = |n: &'static str| [post(), fields(&[("content-length", n)])].concat();
+    let mut t = Test::started(Config::default());
+    // Exactly the length: fine, in two frames.
+    t.request(1, &with_length("6"), false);
+    assert!(matches!(
+        t.feed(&data(1, b"abc", false))[..],
+        [Event::Data { .. }]
+    ));
+    assert!(matches!(
+        t.feed(&data(1, b"def", true))[..],
+        [Event::Data { end_stream: true, .. }]
+    ));
+    assert!(t.frames().is_empty());
+    // Past it.
+    t.request(3, &with_length("2"), false);
+    t.expect_rst(3, &data(3, b"abc", false), ErrorCode::PROTOCOL_ERROR);
+    // Short of it at END_STREAM.
+    t.request(5, &with_length("4"), false);
+    t.expect_rst(5, &data(5, b"abc", true), ErrorCode::PROTOCOL_ERROR);
+    // Short of it when trailers end the stream.
+    t.request(7, &with_length("4"), false);
+    t.feed(&data(7, b"abc", false));
+    let b = t.client.block(&fields(&[("x-t", "1")]));
+    t.expect_rst(7, &headers_frame(7, &b, true, true), ErrorCode::PROTOCOL_ERROR);
+    // A request with END_STREAM on its HEADERS has an empty body.
+    let b = t.client.block(&with_length("4"));
+    t.expect_rst(9, &headers_frame(9, &b, true, true), ErrorCode::PROTOCOL_ERROR);
+    let ev = t.request(11, &with_length("0"), true);
+    assert!(matches!(ev[..], [Event::Request { stream: 11, .. }]));
+    // Two different values, or not a number.
+    let b = t
+        .client
+        .block(&[with_length("1"), fields(&[("content-length", "2")])].concat());
+    t.expect_rst(13, &headers_frame(13, &b, false, true), ErrorCode::PROTOCOL_ERROR);
+    let b = t.client.block(&with_length("0x10"));
+    t.expect_rst(15, &headers_frame(15, &b, false, true), ErrorCode::PROTOCOL_ERROR);
+}

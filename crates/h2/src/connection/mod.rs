@@ -25,8 +25,9 @@
 //! - answers PING, and takes GOAWAY (no new streams) as an event;
 //! - opens a stream per request (odd, increasing identifiers), joins
 //!   HEADERS and CONTINUATION, decodes the block with HPACK and checks the
-//!   request ([`Request`]): a malformed request is reset with
-//!   PROTOCOL_ERROR, the connection goes on;
+//!   request ([`Request`]), and its body against its content-length: a
+//!   malformed request is reset with PROTOCOL_ERROR, the connection goes
+//!   on;
 //! - counts received DATA against the connection and stream windows and
 //!   opens them again as the caller [`release`](ServerConnection::release)s
 //!   what it consumed (padding, and DATA on streams that are gone, is
@@ -387,6 +388,9 @@ struct Stream {
     recv_window: i64,
     /// Delivered in events and not yet released.
     unreleased: u64,
+    /// The request's content-length, and the body bytes received.
+    content_length: Option<u64>,
+    received: u64,
 }
 
 /// A header block being joined from HEADERS and CONTINUATION.
@@ -780,6 +784,11 @@ impl ServerConnection {
                 self.release_connection(len, out);
                 self.reset_for_fault(stream, ErrorCode::FLOW_CONTROL_ERROR, out, events);
             }
+            Some(_) if !self.body_length_ok(stream, d) => {
+                // §8.1.1: a body that does not match content-length.
+                self.release_connection(len, out);
+                self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+            }
             Some(_) => {
                 let data_len = d.data.len() as i64;
                 let padding = len - data_len;
@@ -809,6 +818,19 @@ impl ServerConnection {
                     self.maybe_remove(stream);
                 }
             }
+        }
+    }
+
+    /// Counts DATA against the request's content-length: false if the body
+    /// goes past it, or ends short of it.
+    fn body_length_ok(&mut self, stream: u32, d: &Data<'_>) -> bool {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return true;
+        };
+        s.received = s.received.saturating_add(d.data.len() as u64);
+        match s.content_length {
+            Some(n) => s.received <= n && (!d.end_stream || s.received == n),
+            None => true,
         }
     }
 
@@ -878,7 +900,11 @@ impl ServerConnection {
             // Trailers.
             let code = if !s.remote_open {
                 Some(ErrorCode::STREAM_CLOSED)
-            } else if !end_stream || self_dependent || request::check_trailers(&fields).is_err() {
+            } else if !end_stream
+                || self_dependent
+                || request::check_trailers(&fields).is_err()
+                || s.content_length.is_some_and(|n| n != s.received)
+            {
                 Some(ErrorCode::PROTOCOL_ERROR)
             } else {
                 None
@@ -911,9 +937,15 @@ impl ServerConnection {
         if self.streams.len() >= self.config.max_concurrent_streams as usize {
             return self.reset_for_fault(stream, ErrorCode::REFUSED_STREAM, out, events);
         }
+        let Ok(content_length) = request::content_length(&fields) else {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        };
         let Ok(request) = request::parse_request(fields) else {
             return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
         };
+        if end_stream && content_length.is_some_and(|n| n != 0) {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        }
         self.streams.insert(
             stream,
             Stream {
@@ -922,6 +954,8 @@ impl ServerConnection {
                 send_window: i64::from(self.peer.initial_window_size),
                 recv_window: i64::from(self.local_initial_window),
                 unreleased: 0,
+                content_length,
+                received: 0,
             },
         );
         events.push(Event::Request {

@@ -61,6 +61,7 @@ pub(crate) enum Malformed {
     ForbiddenPseudo,
     PseudoInTrailers,
     Path,
+    ContentLength,
 }
 
 /// §8.2.1: no empty name, no octet 0x00-0x20, 0x41-0x5a (uppercase) or
@@ -178,6 +179,25 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
     })
 }
 
+/// The request's `content-length`, if it has one: every such field must
+/// hold the same decimal number (§8.1.1 and RFC 9110 §8.6).
+pub(crate) fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
+    let mut length = None;
+    for f in fields.iter().filter(|f| f.name == b"content-length") {
+        let digits = &f.value[..];
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(Malformed::ContentLength);
+        }
+        // At most 19 digits: fits in a u64.
+        let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Err(Malformed::ContentLength);
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
 /// Checks a trailer section (§8.1): regular fields only.
 pub(crate) fn check_trailers(fields: &[Field]) -> Result<(), Malformed> {
     for field in fields {
@@ -245,6 +265,32 @@ mod tests {
         assert!(req(&l).is_ok());
         l[2] = (":path", "");
         assert_eq!(req(&l), Err(Malformed::Path));
+    }
+
+    #[test]
+    fn content_length_values() {
+        let cl = |vals: &[&str]| {
+            content_length(
+                &vals
+                    .iter()
+                    .map(|v| Field::new("content-length", *v))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(cl(&[]), Ok(None));
+        assert_eq!(cl(&["0"]), Ok(Some(0)));
+        assert_eq!(cl(&["42", "42"]), Ok(Some(42)));
+        assert_eq!(cl(&["9999999999999999999"]), Ok(Some(9_999_999_999_999_999_999)));
+        for bad in [
+            &["42", "43"][..],
+            &[""],
+            &["-1"],
+            &["1 2"],
+            &["+1"],
+            &["99999999999999999999"],
+        ] {
+            assert_eq!(cl(bad), Err(Malformed::ContentLength), "{bad:?}");
+        }
     }
 
     #[test]
