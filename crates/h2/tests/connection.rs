@@ -309,7 +309,9 @@ fn settings_are_sent_once_the_preface_is_in() {
     assert!(t.feed(&settings(&[Setting::MaxConcurrentStreams(10)])).is_empty());
     assert_eq!(t.frames(), [F::SettingsAck]);
     assert_eq!(t.conn.peer_settings().max_concurrent_streams, Some(10));
+    assert!(!t.conn.settings_acked());
     assert_eq!(t.feed(&settings_ack()), [Event::SettingsAcked]);
+    assert!(t.conn.settings_acked());
     // A second ACK is ignored.
     assert!(t.feed(&settings_ack()).is_empty());
     assert!(t.frames().is_empty());

@@ -701,6 +701,13 @@ impl ServerConnection {
         Some(s.send_window.min(self.conn_send_window).max(0) as u64)
     }
 
+    /// Whether the client has acknowledged our SETTINGS. A caller that
+    /// wants SETTINGS_TIMEOUT (§6.5.3) checks this against its own clock
+    /// and calls [`ServerConnection::go_away`] with that code.
+    pub fn settings_acked(&self) -> bool {
+        self.settings_acked
+    }
+
     /// The client's settings, as received so far.
     pub fn peer_settings(&self) -> &Settings {
         &self.peer
