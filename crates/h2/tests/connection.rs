@@ -396,6 +396,22 @@ fn ping_is_answered_and_its_ack_is_not() {
 }
 
 #[test]
+fn our_ping_is_reported_when_answered() {
+    let mut t = Test::started(Config::default());
+    assert!(t.conn.ping(*b"rtt-0001", &mut t.out));
+    assert!(!t.conn.ping(*b"rtt-0002", &mut t.out), "one at a time");
+    assert_eq!(t.frames(), [F::Ping(false, *b"rtt-0001")]);
+    // An ACK with other data answers nothing.
+    assert!(t.feed(&ping(true, *b"rtt-9999")).is_empty());
+    assert_eq!(
+        t.feed(&ping(true, *b"rtt-0001")),
+        [Event::PingAck { data: *b"rtt-0001" }]
+    );
+    assert!(t.feed(&ping(true, *b"rtt-0001")).is_empty());
+    assert!(t.conn.ping(*b"rtt-0002", &mut t.out));
+}
+
+#[test]
 fn unknown_frames_and_priority_are_ignored() {
     let mut t = Test::started(Config::default());
     let mut w = Vec::new();

@@ -22,7 +22,8 @@
 //! - requires the client's first frame to be SETTINGS; applies and
 //!   acknowledges every SETTINGS; applies its own frame size, header table
 //!   size and initial window once the client acknowledges them;
-//! - answers PING, and takes GOAWAY (no new streams) as an event;
+//! - answers PING (and sends one on request), and takes GOAWAY (no new
+//!   streams) as an event;
 //! - opens a stream per request (odd, increasing identifiers), joins
 //!   HEADERS and CONTINUATION, decodes the block with HPACK and checks the
 //!   request ([`Request`]), and its body against its content-length: a
@@ -272,6 +273,11 @@ pub enum Event {
     },
     /// The client acknowledged our SETTINGS; they now apply.
     SettingsAcked,
+    /// The client answered the PING sent with [`ServerConnection::ping`].
+    PingAck {
+        /// The opaque data, as sent.
+        data: [u8; 8],
+    },
     /// The client sent GOAWAY: it opens no new stream.
     GoAway {
         /// The last stream it may have processed.
@@ -432,6 +438,8 @@ pub struct ServerConnection {
     goaway_sent: bool,
     goaway_received: bool,
     closed: bool,
+    /// The data of the PING we sent and the client has not answered.
+    ping_sent: Option<[u8; 8]>,
 }
 
 impl ServerConnection {
@@ -463,6 +471,7 @@ impl ServerConnection {
             goaway_sent: false,
             goaway_received: false,
             closed: false,
+            ping_sent: None,
         })
     }
 
@@ -701,6 +710,19 @@ impl ServerConnection {
         Some(s.send_window.min(self.conn_send_window).max(0) as u64)
     }
 
+    /// Sends a PING with `data` (to measure the round trip, or to see
+    /// that the client is alive, by the caller's clock); its answer comes
+    /// as [`Event::PingAck`]. Returns false, sending nothing, while an
+    /// earlier PING is unanswered or once the connection is closed.
+    pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
+        if self.closed || self.ping_sent.is_some() {
+            return false;
+        }
+        Ping { ack: false, data }.encode(out);
+        self.ping_sent = Some(data);
+        true
+    }
+
     /// Whether the client has acknowledged our SETTINGS. A caller that
     /// wants SETTINGS_TIMEOUT (§6.5.3) checks this against its own clock
     /// and calls [`ServerConnection::go_away`] with that code.
@@ -737,7 +759,12 @@ impl ServerConnection {
                     }
                     .encode(out);
                     self.count_ack(out, events);
+                } else if self.ping_sent == Some(p.data) {
+                    self.ping_sent = None;
+                    events.push(Event::PingAck { data: p.data });
                 }
+                // Any other acknowledgement answers nothing we sent, and is
+                // ignored.
             }
             Frame::GoAway(g) => {
                 self.goaway_received = true;
