@@ -86,7 +86,7 @@ fn value_ok(value: &[u8]) -> bool {
 fn connection_specific(field: &Field) -> bool {
     match &field.name[..] {
         b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => true,
-        b"te" => field.value != b"trailers",
+        b"te" => !field.value.eq_ignore_ascii_case(b"trailers"),
         _ => false,
     }
 }
@@ -250,6 +250,8 @@ mod tests {
             );
         }
         assert!(req(&[&GET[..], &[("x", "a b"), ("te", "trailers")]].concat()).is_ok());
+        // A token: compared without regard to case.
+        assert!(req(&[&GET[..], &[("te", "Trailers")]].concat()).is_ok());
         assert_eq!(
             req(&[&GET[..], &[("te", "gzip")]].concat()),
             Err(Malformed::ConnectionSpecific)
