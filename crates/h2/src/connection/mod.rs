@@ -52,7 +52,10 @@
 //! - **SETTINGS and PING floods**: acknowledgements are counted while the
 //!   output buffer is not drained (the count restarts when `receive` is
 //!   called with an empty buffer); beyond [`Config::max_queued_acks`] the
-//!   connection ends with GOAWAY ENHANCE_YOUR_CALM.
+//!   connection ends with GOAWAY ENHANCE_YOUR_CALM. "Drained" means
+//!   written to the socket: a caller that moves the output into an
+//!   unbounded buffer of its own while the client does not read defeats
+//!   this.
 //! - **CONTINUATION flood**: a header block (HEADERS and its
 //!   CONTINUATIONs) larger than [`Config::max_header_list_size`] ends the
 //!   connection with ENHANCE_YOUR_CALM as soon as the frame that passes the
@@ -65,6 +68,18 @@
 //!   identifier at or above [`Config::goaway_stream_id`], a GOAWAY NO_ERROR
 //!   is sent (graceful: the open streams finish) so that the client opens a
 //!   new connection before it runs out of identifiers.
+//!
+//! # Not handled here
+//!
+//! - SETTINGS_TIMEOUT: there is no clock; see
+//!   [`ServerConnection::settings_acked`].
+//! - The client's SETTINGS_MAX_HEADER_LIST_SIZE is advisory and is not
+//!   checked against our responses.
+//! - Priorities (PRIORITY frames and the fields of HEADERS) are parsed and
+//!   ignored, as RFC 9113 §5.3.2 allows; a stream that depends on itself
+//!   is still reset.
+//! - Server push, and the HTTP/1.1 `Upgrade: h2c` path: a connection
+//!   starts with the client preface (prior knowledge, or ALPN `h2`).
 //!
 //! # Example
 //!
