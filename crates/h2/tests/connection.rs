@@ -624,6 +624,15 @@ fn each_connection_error_gets_goaway_with_its_code() {
             ErrorCode::COMPRESSION_ERROR,
         ),
         (
+            "WINDOW_UPDATE of 0 on an idle stream",
+            |_| {
+                let mut w = window_update(9, 1);
+                w[12] = 0;
+                w
+            },
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
             "connection window past 2^31-1",
             |_| window_update(0, MAX_STREAM_ID),
             ErrorCode::FLOW_CONTROL_ERROR,
@@ -1262,6 +1271,7 @@ fn each_malformed_request_is_reset_and_the_connection_survives() {
             vec![(":method", "CONNECT"), (":authority", "a:1"), (":path", "/")],
         ),
         ("CONNECT without :authority", vec![(":method", "CONNECT")]),
+        ("a host other than :authority", with(&[("host", "other.example")])),
     ];
     let mut t = Test::started(Config::default());
     let mut stream = 1;
@@ -1606,4 +1616,45 @@ fn a_body_must_match_its_content_length() {
     t.expect_rst(13, &headers_frame(13, &b, false, true), ErrorCode::PROTOCOL_ERROR);
     let b = t.client.block(&with_length("0x10"));
     t.expect_rst(15, &headers_frame(15, &b, false, true), ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn frames_on_a_stream_closed_both_ways() {
+    let mut t = Test::started(Config::default());
+    t.request(1, &get("/"), true);
+    t.conn
+        .send_headers(1, &fields(&[(":status", "204")]), true, &mut t.out)
+        .unwrap();
+    t.frames();
+    assert_eq!(t.conn.active_streams(), 0);
+    // WINDOW_UPDATE and RST_STREAM may cross our END_STREAM: ignored.
+    assert!(
+        t.feed(&[window_update(1, 10), rst(1, ErrorCode::CANCEL)].concat())
+            .is_empty()
+    );
+    assert!(t.frames().is_empty());
+    // DATA may not: STREAM_CLOSED.
+    t.expect_rst(1, &data(1, b"x", false), ErrorCode::STREAM_CLOSED);
+    // A host equal to :authority (without regard to case) is fine.
+    let ev = t.request(3, &[get("/"), fields(&[("host", "Example.COM")])].concat(), true);
+    assert!(matches!(ev[..], [Event::Request { .. }]));
+}
+
+#[test]
+fn a_zero_window_increment_on_an_open_stream_resets_it() {
+    let mut t = Test::started(Config::default());
+    t.request(1, &get("/"), true);
+    let mut w = window_update(1, 1);
+    w[12] = 0;
+    let ev = t.feed(&w);
+    assert!(matches!(
+        ev[..],
+        [Event::Reset {
+            stream: 1,
+            code: ErrorCode::PROTOCOL_ERROR,
+            by_peer: false
+        }]
+    ));
+    assert_eq!(t.frames(), [F::Rst(1, ErrorCode::PROTOCOL_ERROR)]);
+    assert!(!t.conn.is_closed());
 }

@@ -145,7 +145,7 @@ use std::fmt;
 
 pub use request::Request;
 
-use crate::error::{Error, ErrorCode, Misuse};
+use crate::error::{Error, ErrorCode, Misuse, Violation};
 use crate::frame::{
     Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, MAX_FRAME_SIZE_LIMIT,
     MAX_STREAM_ID, MAX_WINDOW_SIZE, Ping, PrefaceMatcher, RstStream, Setting, Settings, SettingsFrame,
@@ -535,16 +535,24 @@ impl ServerConnection {
                     self.started = true;
                     self.on_frame(frame, out, events);
                 }
-                Err(Error::Stream { stream, code, .. }) => {
+                Err(Error::Stream {
+                    stream,
+                    code,
+                    violation,
+                }) => {
                     used += n;
                     if !self.started {
                         self.fail(ConnectionError::SettingsExpected, out, events);
                     } else if !self.is_idle(stream) {
                         self.reset_for_fault(stream, code, out, events);
+                    } else if violation == Violation::ZeroWindowIncrement {
+                        // WINDOW_UPDATE on an idle stream, whatever its
+                        // increment.
+                        self.fail(ConnectionError::IdleStream(stream), out, events);
                     }
-                    // A stream error on an idle stream (a PRIORITY that
-                    // depends on itself) needs no RST_STREAM, which may
-                    // not be sent on an idle stream.
+                    // Otherwise a PRIORITY, allowed on an idle stream: its
+                    // error needs no RST_STREAM, which may not be sent on
+                    // an idle stream.
                 }
                 Err(e) => self.fail(ConnectionError::Frame(e), out, events),
             }

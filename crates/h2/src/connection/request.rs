@@ -62,6 +62,7 @@ pub(crate) enum Malformed {
     PseudoInTrailers,
     Path,
     ContentLength,
+    Host,
 }
 
 /// §8.2.1: no empty name, no octet 0x00-0x20, 0x41-0x5a (uppercase) or
@@ -167,6 +168,12 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
         let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
         if web && !path.starts_with('/') && !(method == "OPTIONS" && path == "*") {
             return Err(Malformed::Path);
+        }
+    }
+    // §8.3.1: a Host field that names another entity than :authority.
+    if let (Some(authority), Some(host)) = (&authority, regular.iter().find(|f| f.name == b"host")) {
+        if !host.value.eq_ignore_ascii_case(authority.as_bytes()) {
+            return Err(Malformed::Host);
         }
     }
     Ok(Request {
