@@ -1658,3 +1658,15 @@ fn a_zero_window_increment_on_an_open_stream_resets_it() {
     assert_eq!(t.frames(), [F::Rst(1, ErrorCode::PROTOCOL_ERROR)]);
     assert!(!t.conn.is_closed());
 }
+
+#[test]
+fn nothing_is_written_before_our_settings() {
+    let mut t = Test::new(Config::default());
+    t.feed(&PREFACE[..5]);
+    assert!(!t.conn.ping([0; 8], &mut t.out));
+    t.conn.go_away(ErrorCode::NO_ERROR, &mut t.out);
+    assert!(t.out.is_empty());
+    assert!(t.conn.is_closed());
+    assert!(t.feed(&PREFACE[5..]).is_empty());
+    assert!(t.out.is_empty());
+}

@@ -697,9 +697,17 @@ impl ServerConnection {
     /// streams above it are not processed. With NO_ERROR this is a
     /// graceful shutdown: open streams go on, new ones are ignored, and
     /// [`ServerConnection::is_finished`] tells when the last one is done;
-    /// with another code the connection is closed at once.
+    /// with another code the connection is closed at once. Before the
+    /// client preface, nothing is written (our SETTINGS must come first)
+    /// and the connection is closed.
     pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
         if self.closed {
+            return;
+        }
+        if !self.preface.is_complete() {
+            // Our SETTINGS must be the first frame: before the preface
+            // there is nothing to tell, and nothing more will be read.
+            self.closed = true;
             return;
         }
         self.write_goaway(code, out);
@@ -735,10 +743,11 @@ impl ServerConnection {
 
     /// Sends a PING with `data` (to measure the round trip, or to see
     /// that the client is alive, by the caller's clock); its answer comes
-    /// as [`Event::PingAck`]. Returns false, sending nothing, while an
-    /// earlier PING is unanswered or once the connection is closed.
+    /// as [`Event::PingAck`]. Returns false, sending nothing, before the
+    /// client preface, while an earlier PING is unanswered, or once the
+    /// connection is closed.
     pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
-        if self.closed || self.ping_sent.is_some() {
+        if self.closed || self.ping_sent.is_some() || !self.preface.is_complete() {
             return false;
         }
         Ping { ack: false, data }.encode(out);
