@@ -11,12 +11,19 @@
 //! breach whether it ends the connection or one stream and with which
 //! [`ErrorCode`].
 //!
+//! [`connection`] is the server side of a connection built on both: the
+//! client preface, SETTINGS, streams and their state, request validation,
+//! flow control both ways, and the limits that keep a hostile client from
+//! exhausting the server (rapid reset, floods of SETTINGS, PING,
+//! CONTINUATION or empty frames).
+//!
 //! [`hpack`] is the header compression of RFC 7541: an encoder and a
 //! decoder with their tables, Huffman coding and the limits a decoder needs
 //! against a hostile peer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connection;
 mod error;
 pub mod frame;
 pub mod hpack;

@@ -1,0 +1,1262 @@
+//! The server side of an HTTP/2 connection (RFC 9113), sans-IO.
+//!
+//! A [`ServerConnection`] is fed the bytes the client sent with
+//! [`ServerConnection::receive`], which says how many it took (the caller
+//! keeps the rest, an incomplete frame, and passes it again with more),
+//! appends what the connection must send at once (SETTINGS and PING
+//! acknowledgements, WINDOW_UPDATE, RST_STREAM, GOAWAY) to the caller's
+//! output buffer, and pushes [`Event`]s. The caller answers with
+//! [`ServerConnection::send_headers`], [`ServerConnection::send_data`],
+//! [`ServerConnection::reset`], [`ServerConnection::release`] and
+//! [`ServerConnection::go_away`], which append to the same buffer; writing
+//! that buffer to the socket, and dropping what was written, is the
+//! caller's job. No clock is read and nothing is sent on its own.
+//!
+//! The connection:
+//! - checks the client preface (a mismatch is
+//!   [`ConnectionError::NotHttp2`], with nothing written, so that the
+//!   caller can fall back to HTTP/1.1), then sends its SETTINGS (from
+//!   [`Config`], with SETTINGS_ENABLE_PUSH 0 and
+//!   SETTINGS_ENABLE_CONNECT_PROTOCOL 1) and, if [`Config::connection_window`]
+//!   is above 65535, a WINDOW_UPDATE for the connection;
+//! - requires the client's first frame to be SETTINGS; applies and
+//!   acknowledges every SETTINGS; applies its own frame size, header table
+//!   size and initial window once the client acknowledges them;
+//! - answers PING (and sends one on request), and takes GOAWAY (no new
+//!   streams) as an event;
+//! - opens a stream per request (odd, increasing identifiers), joins
+//!   HEADERS and CONTINUATION, decodes the block with HPACK and checks the
+//!   request ([`Request`]), and its body against its content-length: a
+//!   malformed request is reset with PROTOCOL_ERROR, the connection goes
+//!   on;
+//! - counts received DATA against the connection and stream windows and
+//!   opens them again as the caller [`release`](ServerConnection::release)s
+//!   what it consumed (padding, and DATA on streams that are gone, is
+//!   released at once);
+//! - sends only what the peer's windows allow, and reports more room with
+//!   [`Event::WindowOpened`];
+//! - ends the connection on a connection error with GOAWAY and the code,
+//!   reported as [`Event::ConnectionError`].
+//!
+//! # Protections against a hostile client
+//!
+//! - **Concurrent streams**: a HEADERS that would open more streams than
+//!   [`Config::max_concurrent_streams`] is answered with RST_STREAM
+//!   REFUSED_STREAM (safe for the client to retry, §8.7).
+//! - **Rapid reset** (CVE-2023-44487): every stream the client resets, and
+//!   every stream we reset or refuse because of the client, costs one unit
+//!   of a budget of [`Config::max_resets`]; every stream that ends
+//!   normally (END_STREAM both ways) gives one back. When it is spent the
+//!   connection ends with GOAWAY ENHANCE_YOUR_CALM. It counts streams, not
+//!   time, so it needs no clock.
+//! - **SETTINGS and PING floods**: acknowledgements are counted while the
+//!   output buffer is not drained (the count restarts when `receive` is
+//!   called with an empty buffer); beyond [`Config::max_queued_acks`] the
+//!   connection ends with GOAWAY ENHANCE_YOUR_CALM. "Drained" means
+//!   written to the socket: a caller that moves the output into an
+//!   unbounded buffer of its own while the client does not read defeats
+//!   this.
+//! - **CONTINUATION flood**: a header block (HEADERS and its
+//!   CONTINUATIONs) larger than [`Config::max_header_list_size`] ends the
+//!   connection with ENHANCE_YOUR_CALM as soon as the frame that passes the
+//!   limit arrives; empty CONTINUATIONs count as empty frames (below).
+//! - **Empty frames**: DATA frames with no data and no END_STREAM, and
+//!   empty CONTINUATIONs, are counted; each DATA frame with data takes one
+//!   off. Beyond [`Config::max_empty_frames`] the connection ends with
+//!   ENHANCE_YOUR_CALM.
+//! - **Stream identifier exhaustion**: once a client opens a stream with an
+//!   identifier at or above [`Config::goaway_stream_id`], a GOAWAY NO_ERROR
+//!   is sent (graceful: the open streams finish) so that the client opens a
+//!   new connection before it runs out of identifiers.
+//!
+//! # Not handled here
+//!
+//! - SETTINGS_TIMEOUT: there is no clock; see
+//!   [`ServerConnection::settings_acked`].
+//! - The client's SETTINGS_MAX_HEADER_LIST_SIZE is advisory and is not
+//!   checked against our responses.
+//! - Priorities (PRIORITY frames and the fields of HEADERS) are parsed and
+//!   ignored, as RFC 9113 §5.3.2 allows; a stream that depends on itself
+//!   is still reset.
+//! - Server push, and the HTTP/1.1 `Upgrade: h2c` path: a connection
+//!   starts with the client preface (prior knowledge, or ALPN `h2`).
+//!
+//! # Example
+//!
+//! A GET answered with 200 and a body (the client side is written by hand
+//! with [`crate::frame`] and [`crate::hpack`]).
+//!
+//! ```
+//! use tether_h2::connection::{Config, Event, ServerConnection};
+//! use tether_h2::frame::{self, Frame, FrameDecoder, Headers, PREFACE};
+//! use tether_h2::hpack::{Decoder, Encoder, Field};
+//!
+//! // What a client sends: the preface, its SETTINGS and a request.
+//! let mut wire = PREFACE.to_vec();
+//! frame::encode_settings(&mut wire, &[], 16_384)?;
+//! let mut block = Vec::new();
+//! Encoder::new().encode(
+//!     &[
+//!         Field::new(":method", "GET"),
+//!         Field::new(":scheme", "https"),
+//!         Field::new(":path", "/hello"),
+//!         Field::new(":authority", "example.com"),
+//!     ],
+//!     &mut block,
+//! );
+//! let mut headers = Headers::new(1, &block);
+//! headers.end_stream = true;
+//! headers.encode(&mut wire, 16_384)?;
+//!
+//! let mut conn = ServerConnection::new(Config::default())?;
+//! let mut out = Vec::new();
+//! let mut events = Vec::new();
+//! let used = conn.receive(&wire, &mut out, &mut events);
+//! assert_eq!(used, wire.len());
+//! let Some(Event::Request { stream, request, end_stream: true }) = events.pop() else {
+//!     panic!("no request");
+//! };
+//! assert_eq!((request.method.as_str(), request.path.as_deref()), ("GET", Some("/hello")));
+//!
+//! conn.send_headers(stream, &[Field::new(":status", "200")], false, &mut out)?;
+//! assert_eq!(conn.send_data(stream, b"hello", true, &mut out)?, 5);
+//!
+//! // The client reads: SETTINGS, the ACK of its own, HEADERS, DATA.
+//! let mut decoder = FrameDecoder::new();
+//! let mut hpack = Decoder::new(4096);
+//! let mut rest = &out[..];
+//! let mut body = Vec::new();
+//! while let (n, Ok(Some(f))) = decoder.decode(rest) {
+//!     match f {
+//!         Frame::Headers(h) => assert_eq!(hpack.decode(h.fragment)?, [Field::new(":status", "200")]),
+//!         Frame::Data(d) => body.extend_from_slice(d.data),
+//!         _ => {}
+//!     }
+//!     rest = &rest[n..];
+//! }
+//! assert_eq!(body, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod request;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+pub use request::Request;
+
+use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::frame::{
+    Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, MAX_FRAME_SIZE_LIMIT,
+    MAX_STREAM_ID, MAX_WINDOW_SIZE, Ping, PrefaceMatcher, RstStream, Setting, Settings, SettingsFrame,
+    WindowUpdate, encode_settings, encode_settings_ack,
+};
+use crate::hpack::{self, Field};
+
+/// The flow-control window every stream and the connection start with
+/// (§6.9.2).
+const DEFAULT_WINDOW: u32 = 65_535;
+
+/// How many streams reset by us are remembered, so that frames the client
+/// sent before it saw the RST_STREAM are ignored instead of being errors.
+const RECENTLY_RESET: usize = 128;
+
+/// What the server announces and the limits it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; default 100.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: each stream's receive window; at most
+    /// 2^31-1; default 65535.
+    pub initial_window_size: u32,
+    /// The connection's receive window; at least 65535 (raised with a
+    /// WINDOW_UPDATE at the start), at most 2^31-1; default 1 MiB.
+    pub connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE, 16384..=16777215; default 16384.
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, also the largest header block
+    /// accepted before it is decoded; at least 1; default 16 KiB.
+    pub max_header_list_size: u32,
+    /// SETTINGS_HEADER_TABLE_SIZE: the HPACK decoder's table; default 4096.
+    pub header_table_size: u32,
+    /// The rapid-reset budget: see the module docs; at least 1; default
+    /// 100.
+    pub max_resets: u32,
+    /// Acknowledgements (SETTINGS, PING) queued in an undrained output
+    /// before the connection ends; default 64.
+    pub max_queued_acks: u32,
+    /// Empty frames (see the module docs) before the connection ends;
+    /// default 100.
+    pub max_empty_frames: u32,
+    /// A stream opened with this identifier or above makes the server send
+    /// a graceful GOAWAY; default 2^31-1 - 2048.
+    pub goaway_stream_id: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            initial_window_size: DEFAULT_WINDOW,
+            connection_window: 1 << 20,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_header_list_size: 16 * 1024,
+            header_table_size: 4096,
+            max_resets: 100,
+            max_queued_acks: 64,
+            max_empty_frames: 100,
+            goaway_stream_id: MAX_STREAM_ID - 2048,
+        }
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<(), Error> {
+        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
+            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&self.connection_window)
+            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
+            && self.max_header_list_size > 0
+            && self.max_resets > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Misuse(Misuse::InvalidValue))
+        }
+    }
+
+    fn settings(&self) -> [Setting; 7] {
+        [
+            Setting::MaxConcurrentStreams(self.max_concurrent_streams),
+            Setting::InitialWindowSize(self.initial_window_size),
+            Setting::MaxFrameSize(self.max_frame_size),
+            Setting::MaxHeaderListSize(self.max_header_list_size),
+            Setting::HeaderTableSize(self.header_table_size),
+            Setting::EnablePush(false),
+            Setting::EnableConnectProtocol(true),
+        ]
+    }
+}
+
+/// Something the client did, for the caller to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A well-formed request opened `stream`; `end_stream` says it has no
+    /// body. Answer with [`ServerConnection::send_headers`].
+    Request {
+        /// The stream.
+        stream: u32,
+        /// The request.
+        request: Request,
+        /// The client sends nothing more on this stream.
+        end_stream: bool,
+    },
+    /// Body bytes on a stream. Once consumed, give the room back with
+    /// [`ServerConnection::release`].
+    Data {
+        /// The stream.
+        stream: u32,
+        /// The bytes (padding removed).
+        data: Vec<u8>,
+        /// The client sends nothing more on this stream.
+        end_stream: bool,
+    },
+    /// A trailer section, which ends the request.
+    Trailers {
+        /// The stream.
+        stream: u32,
+        /// The fields.
+        fields: Vec<Field>,
+    },
+    /// A stream the caller knew about (one with a [`Event::Request`]) is
+    /// gone: reset by the client (`by_peer`), or by this connection
+    /// because of something the client sent on it (the RST_STREAM is
+    /// already in the output).
+    Reset {
+        /// The stream.
+        stream: u32,
+        /// The code sent or received.
+        code: ErrorCode,
+        /// Whether the client reset it.
+        by_peer: bool,
+    },
+    /// The client's window grew, for `stream` or (0) the connection: data
+    /// that [`ServerConnection::send_data`] did not take may now fit.
+    WindowOpened {
+        /// The stream, or 0.
+        stream: u32,
+    },
+    /// The client acknowledged our SETTINGS; they now apply.
+    SettingsAcked,
+    /// The client answered the PING sent with [`ServerConnection::ping`].
+    PingAck {
+        /// The opaque data, as sent.
+        data: [u8; 8],
+    },
+    /// The client sent GOAWAY: it opens no new stream.
+    GoAway {
+        /// The last stream it may have processed.
+        last_stream_id: u32,
+        /// Its code.
+        code: ErrorCode,
+        /// Its debug data.
+        debug_data: Vec<u8>,
+    },
+    /// The connection ended on an error; a GOAWAY with its code is in the
+    /// output (except for [`ConnectionError::NotHttp2`]). Send the output,
+    /// then close.
+    ConnectionError(ConnectionError),
+}
+
+/// Why the connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The bytes are not the client preface: not HTTP/2. Nothing was
+    /// written.
+    NotHttp2 {
+        /// The first byte that differs.
+        offset: usize,
+    },
+    /// A frame broke a rule of its type or of framing
+    /// ([`Error::Connection`] from the frame decoder).
+    Frame(Error),
+    /// The first frame after the preface was not SETTINGS.
+    SettingsExpected,
+    /// A header block could not be decoded (COMPRESSION_ERROR).
+    Compression(hpack::Error),
+    /// A HEADERS on an even stream, or on a stream below one already
+    /// opened that is not open (PROTOCOL_ERROR).
+    StreamId(u32),
+    /// DATA, RST_STREAM or WINDOW_UPDATE on a stream not yet opened
+    /// (PROTOCOL_ERROR).
+    IdleStream(u32),
+    /// A client sent PUSH_PROMISE (PROTOCOL_ERROR).
+    PushPromise,
+    /// DATA beyond the connection's window, a window pushed past 2^31-1
+    /// (FLOW_CONTROL_ERROR).
+    FlowControl,
+    /// A header block larger than the header list limit
+    /// (ENHANCE_YOUR_CALM).
+    HeaderBlockTooLarge,
+    /// The rapid-reset budget is spent (ENHANCE_YOUR_CALM).
+    TooManyResets,
+    /// Too many acknowledgements queued (ENHANCE_YOUR_CALM).
+    TooManyAcks,
+    /// Too many empty frames (ENHANCE_YOUR_CALM).
+    TooManyEmptyFrames,
+}
+
+impl ConnectionError {
+    /// The code sent in the GOAWAY.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Frame(e) => e.code().unwrap_or(ErrorCode::PROTOCOL_ERROR),
+            Self::NotHttp2 { .. }
+            | Self::SettingsExpected
+            | Self::StreamId(_)
+            | Self::IdleStream(_)
+            | Self::PushPromise => ErrorCode::PROTOCOL_ERROR,
+            Self::Compression(_) => ErrorCode::COMPRESSION_ERROR,
+            Self::FlowControl => ErrorCode::FLOW_CONTROL_ERROR,
+            Self::HeaderBlockTooLarge
+            | Self::TooManyResets
+            | Self::TooManyAcks
+            | Self::TooManyEmptyFrames => ErrorCode::ENHANCE_YOUR_CALM,
+        }
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP/2 connection error {}: {self:?}", self.code())
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+/// Why a method that sends could not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection has ended (an error, or a GOAWAY with an error code).
+    ConnectionClosed,
+    /// The stream is not open for sending: unknown, reset, or ended with
+    /// END_STREAM.
+    StreamNotOpen(u32),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConnectionClosed => f.write_str("the HTTP/2 connection is closed"),
+            Self::StreamNotOpen(s) => write!(f, "HTTP/2 stream {s} is not open for sending"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    /// The client may still send (no END_STREAM from it yet).
+    remote_open: bool,
+    /// We may still send.
+    local_open: bool,
+    /// What we may send.
+    send_window: i64,
+    /// What the client may send.
+    recv_window: i64,
+    /// Delivered in events and not yet released.
+    unreleased: u64,
+    /// The request's content-length, and the body bytes received.
+    content_length: Option<u64>,
+    received: u64,
+}
+
+/// A header block being joined from HEADERS and CONTINUATION.
+#[derive(Debug, Clone)]
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    self_dependent: bool,
+    bytes: Vec<u8>,
+}
+
+/// The server side of one HTTP/2 connection: see the module docs.
+#[derive(Debug, Clone)]
+pub struct ServerConnection {
+    config: Config,
+    preface: PrefaceMatcher,
+    /// The client's first frame (SETTINGS) has come.
+    started: bool,
+    frames: FrameDecoder,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    /// The client's settings.
+    peer: Settings,
+    /// The client acknowledged ours.
+    settings_acked: bool,
+    /// Our initial stream window as the client applies it.
+    local_initial_window: u32,
+    streams: HashMap<u32, Stream>,
+    /// The highest stream the client opened (or tried to).
+    last_stream: u32,
+    recently_reset: VecDeque<u32>,
+    block: Option<Block>,
+    conn_recv_window: i64,
+    conn_unreleased: u64,
+    conn_send_window: i64,
+    reset_budget: u32,
+    queued_acks: u32,
+    empty_frames: u32,
+    goaway_sent: bool,
+    goaway_received: bool,
+    closed: bool,
+    /// The data of the PING we sent and the client has not answered.
+    ping_sent: Option<[u8; 8]>,
+}
+
+impl ServerConnection {
+    /// A connection waiting for the client preface. Fails with
+    /// [`Misuse::InvalidValue`] if a [`Config`] value is out of its range.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.check()?;
+        Ok(Self {
+            config,
+            preface: PrefaceMatcher::new(),
+            started: false,
+            frames: FrameDecoder::new(),
+            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE)
+                .with_max_header_list_size(config.max_header_list_size as usize),
+            encoder: hpack::Encoder::new(),
+            peer: Settings::DEFAULT,
+            settings_acked: false,
+            local_initial_window: DEFAULT_WINDOW,
+            streams: HashMap::new(),
+            last_stream: 0,
+            recently_reset: VecDeque::new(),
+            block: None,
+            conn_recv_window: i64::from(DEFAULT_WINDOW),
+            conn_unreleased: 0,
+            conn_send_window: i64::from(DEFAULT_WINDOW),
+            reset_budget: config.max_resets,
+            queued_acks: 0,
+            empty_frames: 0,
+            goaway_sent: false,
+            goaway_received: false,
+            closed: false,
+            ping_sent: None,
+        })
+    }
+
+    /// Takes the bytes received, from the start of what the caller has not
+    /// yet had taken: returns how many were taken (whole frames, or
+    /// preface bytes); the rest is an incomplete frame, to pass again with
+    /// the bytes that follow. Appends what must be sent to `out` and what
+    /// happened to `events`. After a connection error, or once the
+    /// connection is closed, nothing is taken.
+    pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
+        if self.closed {
+            return 0;
+        }
+        if out.is_empty() {
+            self.queued_acks = 0;
+        }
+        let mut used = 0;
+        if !self.preface.is_complete() {
+            match self.preface.feed(input) {
+                Ok(None) => return input.len(),
+                Ok(Some(n)) => {
+                    used = n;
+                    self.send_preface(out);
+                }
+                Err(e) => {
+                    let offset = match e {
+                        Error::NotHttp2 { offset } => offset,
+                        _ => 0,
+                    };
+                    self.closed = true;
+                    events.push(Event::ConnectionError(ConnectionError::NotHttp2 { offset }));
+                    return 0;
+                }
+            }
+        }
+        while !self.closed {
+            let (n, result) = self.frames.decode(&input[used..]);
+            match result {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    used += n;
+                    if !self.started && !matches!(frame, Frame::Settings(s) if !s.is_ack()) {
+                        self.fail(ConnectionError::SettingsExpected, out, events);
+                        break;
+                    }
+                    self.started = true;
+                    self.on_frame(frame, out, events);
+                }
+                Err(Error::Stream {
+                    stream,
+                    code,
+                    violation,
+                }) => {
+                    used += n;
+                    if !self.started {
+                        self.fail(ConnectionError::SettingsExpected, out, events);
+                    } else if !self.is_idle(stream) {
+                        self.reset_for_fault(stream, code, out, events);
+                    } else if violation == Violation::ZeroWindowIncrement {
+                        // WINDOW_UPDATE on an idle stream, whatever its
+                        // increment.
+                        self.fail(ConnectionError::IdleStream(stream), out, events);
+                    }
+                    // Otherwise a PRIORITY, allowed on an idle stream: its
+                    // error needs no RST_STREAM, which may not be sent on
+                    // an idle stream.
+                }
+                Err(e) => self.fail(ConnectionError::Frame(e), out, events),
+            }
+        }
+        used
+    }
+
+    /// Sends response (or trailer) fields on `stream`, HPACK-encoded and
+    /// split into HEADERS and CONTINUATION frames by the client's
+    /// SETTINGS_MAX_FRAME_SIZE; `end_stream` ends our side of the stream.
+    pub fn send_headers(
+        &mut self,
+        stream: u32,
+        fields: &[Field],
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.writable(stream)?;
+        let mut block = Vec::new();
+        self.encoder.encode(fields, &mut block);
+        let max = self.peer.max_frame_size;
+        let mut chunks = block.chunks(max as usize);
+        let first = chunks.next().unwrap_or(&[]);
+        let rest: Vec<&[u8]> = chunks.collect();
+        let mut headers = Headers::new(stream, first);
+        headers.end_stream = end_stream;
+        headers.end_headers = rest.is_empty();
+        // Each piece fits the frame size and the stream was checked.
+        let _ = headers.encode(out, max);
+        for (i, fragment) in rest.iter().enumerate() {
+            let c = Continuation {
+                stream_id: stream,
+                fragment,
+                end_headers: i + 1 == rest.len(),
+            };
+            let _ = c.encode(out, max);
+        }
+        if end_stream {
+            self.end_local(stream);
+        }
+        Ok(())
+    }
+
+    /// Sends as much of `data` on `stream` as the stream's and the
+    /// connection's windows allow, in DATA frames no larger than the
+    /// client's SETTINGS_MAX_FRAME_SIZE, and returns how much it took.
+    /// END_STREAM is set only if `end_stream` and all of `data` was taken
+    /// (an empty `data` with `end_stream` sends an empty DATA frame that
+    /// ends the stream). Keep the rest and try again after an
+    /// [`Event::WindowOpened`].
+    pub fn send_data(
+        &mut self,
+        stream: u32,
+        data: &[u8],
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, SendError> {
+        let s = self.writable(stream)?;
+        let room = s.send_window.min(self.conn_send_window).max(0);
+        let take = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let ends = end_stream && take == data.len();
+        if take == 0 && !ends {
+            return Ok(0);
+        }
+        let max = self.peer.max_frame_size;
+        let mut chunks = data[..take].chunks(max as usize).peekable();
+        if take == 0 {
+            let mut frame = Data::new(stream, &[]);
+            frame.end_stream = true;
+            let _ = frame.encode(out, max);
+        }
+        while let Some(chunk) = chunks.next() {
+            let mut frame = Data::new(stream, chunk);
+            frame.end_stream = ends && chunks.peek().is_none();
+            let _ = frame.encode(out, max);
+        }
+        // `take` is at most `room`, an i64.
+        let taken = take as i64;
+        self.conn_send_window -= taken;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.send_window -= taken;
+        }
+        if ends {
+            self.end_local(stream);
+        }
+        Ok(take)
+    }
+
+    /// Resets `stream` with RST_STREAM and `code` (CANCEL, INTERNAL_ERROR,
+    /// ...). The stream's window is given back, and frames the client sent
+    /// before it saw the reset are ignored.
+    pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::ConnectionClosed);
+        }
+        if !self.streams.contains_key(&stream) {
+            return Err(SendError::StreamNotOpen(stream));
+        }
+        self.write_reset(stream, code, out);
+        Ok(())
+    }
+
+    /// Says that the caller consumed `n` bytes of [`Event::Data`] on
+    /// `stream`: the connection's window (and the stream's, if the client
+    /// may still send on it) grows again by that much, with WINDOW_UPDATE
+    /// frames appended to `out`. Bytes beyond what was delivered and not
+    /// yet released are ignored. The stream may be gone already: every
+    /// byte delivered must be released some day, also after the stream was
+    /// reset or ended, or the connection's window shrinks for good.
+    pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        let n = (n as u64).min(self.conn_unreleased);
+        if n == 0 {
+            return;
+        }
+        self.conn_unreleased -= n;
+        // At most the connection window, itself at most 2^31-1.
+        let n = n as u32;
+        self.conn_recv_window += i64::from(n);
+        let _ = WindowUpdate {
+            stream_id: 0,
+            increment: n,
+        }
+        .encode(out);
+        if let Some(s) = self.streams.get_mut(&stream) {
+            let m = u64::from(n).min(s.unreleased);
+            s.unreleased -= m;
+            if s.remote_open && m > 0 {
+                s.recv_window += m as i64;
+                let _ = WindowUpdate {
+                    stream_id: stream,
+                    increment: m as u32,
+                }
+                .encode(out);
+            }
+        }
+    }
+
+    /// Sends GOAWAY with `code` and the last stream the client opened:
+    /// streams above it are not processed. With NO_ERROR this is a
+    /// graceful shutdown: open streams go on, new ones are ignored, and
+    /// [`ServerConnection::is_finished`] tells when the last one is done;
+    /// with another code the connection is closed at once. Before the
+    /// client preface, nothing is written (our SETTINGS must come first)
+    /// and the connection is closed.
+    pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        if !self.preface.is_complete() {
+            // Our SETTINGS must be the first frame: before the preface
+            // there is nothing to tell, and nothing more will be read.
+            self.closed = true;
+            return;
+        }
+        self.write_goaway(code, out);
+        if code != ErrorCode::NO_ERROR {
+            self.closed = true;
+        }
+    }
+
+    /// Whether the connection has ended: after a connection error or a
+    /// GOAWAY with an error code. Send the output, then close the socket.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether there is nothing more to do: closed, or a GOAWAY went either
+    /// way and no stream is left.
+    pub fn is_finished(&self) -> bool {
+        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+    }
+
+    /// How many streams are open or half-closed.
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// How much [`ServerConnection::send_data`] may send now on `stream`
+    /// (the smaller of its window and the connection's, never negative),
+    /// or `None` if we cannot send on it.
+    pub fn send_capacity(&self, stream: u32) -> Option<u64> {
+        let s = self.streams.get(&stream).filter(|s| s.local_open)?;
+        Some(s.send_window.min(self.conn_send_window).max(0) as u64)
+    }
+
+    /// Sends a PING with `data` (to measure the round trip, or to see
+    /// that the client is alive, by the caller's clock); its answer comes
+    /// as [`Event::PingAck`]. Returns false, sending nothing, before the
+    /// client preface, while an earlier PING is unanswered, or once the
+    /// connection is closed.
+    pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
+        if self.closed || self.ping_sent.is_some() || !self.preface.is_complete() {
+            return false;
+        }
+        Ping { ack: false, data }.encode(out);
+        self.ping_sent = Some(data);
+        true
+    }
+
+    /// Whether the client has acknowledged our SETTINGS. A caller that
+    /// wants SETTINGS_TIMEOUT (§6.5.3) checks this against its own clock
+    /// and calls [`ServerConnection::go_away`] with that code.
+    pub fn settings_acked(&self) -> bool {
+        self.settings_acked
+    }
+
+    /// The client's settings, as received so far.
+    pub fn peer_settings(&self) -> &Settings {
+        &self.peer
+    }
+
+    /// The highest stream identifier the client has used.
+    pub fn last_stream_id(&self) -> u32 {
+        self.last_stream
+    }
+
+    // --- receiving ------------------------------------------------------
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        match frame {
+            Frame::Data(d) => self.on_data(&d, out, events),
+            Frame::Headers(h) => self.on_headers(&h, out, events),
+            Frame::Continuation(c) => self.on_continuation(&c, out, events),
+            Frame::Priority(_) | Frame::Unknown(_) => {}
+            Frame::RstStream(r) => self.on_rst(r, out, events),
+            Frame::Settings(s) => self.on_settings(&s, out, events),
+            Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
+            Frame::Ping(p) => {
+                if !p.ack {
+                    Ping {
+                        ack: true,
+                        data: p.data,
+                    }
+                    .encode(out);
+                    self.count_ack(out, events);
+                } else if self.ping_sent == Some(p.data) {
+                    self.ping_sent = None;
+                    events.push(Event::PingAck { data: p.data });
+                }
+                // Any other acknowledgement answers nothing we sent, and is
+                // ignored.
+            }
+            Frame::GoAway(g) => {
+                self.goaway_received = true;
+                events.push(Event::GoAway {
+                    last_stream_id: g.last_stream_id,
+                    code: g.code,
+                    debug_data: g.debug_data.to_vec(),
+                });
+            }
+            Frame::WindowUpdate(w) => self.on_window_update(w, out, events),
+        }
+    }
+
+    /// Client-initiated streams are odd; even ones would be ours, and we
+    /// open none.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream % 2 == 0 || stream > self.last_stream
+    }
+
+    fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        let stream = d.stream_id;
+        if self.is_idle(stream) {
+            return self.fail(ConnectionError::IdleStream(stream), out, events);
+        }
+        // At most 2^24-1 + 256.
+        let len = d.flow_controlled_len() as i64;
+        if len > self.conn_recv_window {
+            return self.fail(ConnectionError::FlowControl, out, events);
+        }
+        self.conn_recv_window -= len;
+        if d.data.is_empty() {
+            if !d.end_stream && !self.count_empty(out, events) {
+                return;
+            }
+        } else {
+            self.empty_frames = self.empty_frames.saturating_sub(1);
+        }
+        let state = self.streams.get(&stream).map(|s| (s.remote_open, s.recv_window));
+        match state {
+            None => {
+                self.release_connection(len, out);
+                if !self.recently_reset.contains(&stream) {
+                    self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
+                }
+            }
+            Some((false, _)) => {
+                self.release_connection(len, out);
+                self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
+            }
+            Some((true, window)) if len > window => {
+                self.release_connection(len, out);
+                self.reset_for_fault(stream, ErrorCode::FLOW_CONTROL_ERROR, out, events);
+            }
+            Some(_) if !self.body_length_ok(stream, d) => {
+                // §8.1.1: a body that does not match content-length.
+                self.release_connection(len, out);
+                self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+            }
+            Some(_) => {
+                let data_len = d.data.len() as i64;
+                let padding = len - data_len;
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.recv_window -= len;
+                    s.unreleased += data_len as u64;
+                    if d.end_stream {
+                        s.remote_open = false;
+                    }
+                    if padding > 0 && s.remote_open {
+                        s.recv_window += padding;
+                        let _ = WindowUpdate {
+                            stream_id: stream,
+                            increment: padding as u32,
+                        }
+                        .encode(out);
+                    }
+                }
+                self.conn_unreleased += data_len as u64;
+                self.release_connection(padding, out);
+                events.push(Event::Data {
+                    stream,
+                    data: d.data.to_vec(),
+                    end_stream: d.end_stream,
+                });
+                if d.end_stream {
+                    self.maybe_remove(stream);
+                }
+            }
+        }
+    }
+
+    /// Counts DATA against the request's content-length: false if the body
+    /// goes past it, or ends short of it.
+    fn body_length_ok(&mut self, stream: u32, d: &Data<'_>) -> bool {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return true;
+        };
+        s.received = s.received.saturating_add(d.data.len() as u64);
+        match s.content_length {
+            Some(n) => s.received <= n && (!d.end_stream || s.received == n),
+            None => true,
+        }
+    }
+
+    fn on_headers(&mut self, h: &Headers<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if h.stream_id % 2 == 0 {
+            return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
+        }
+        let self_dependent = h.priority.is_some_and(|p| p.stream_id == h.stream_id);
+        if h.fragment.len() > self.config.max_header_list_size as usize {
+            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
+        }
+        if h.end_headers {
+            self.on_block(h.stream_id, h.end_stream, self_dependent, h.fragment, out, events);
+        } else {
+            self.block = Some(Block {
+                stream: h.stream_id,
+                end_stream: h.end_stream,
+                self_dependent,
+                bytes: h.fragment.to_vec(),
+            });
+        }
+    }
+
+    fn on_continuation(&mut self, c: &Continuation<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        // The frame decoder lets a CONTINUATION through only after a
+        // HEADERS without END_HEADERS on the same stream.
+        let Some(mut block) = self.block.take() else {
+            return;
+        };
+        if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
+            return;
+        }
+        let total = block.bytes.len().saturating_add(c.fragment.len());
+        if total > self.config.max_header_list_size as usize {
+            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
+        }
+        block.bytes.extend_from_slice(c.fragment);
+        if c.end_headers {
+            self.on_block(
+                block.stream,
+                block.end_stream,
+                block.self_dependent,
+                &block.bytes,
+                out,
+                events,
+            );
+        } else {
+            self.block = Some(block);
+        }
+    }
+
+    fn on_block(
+        &mut self,
+        stream: u32,
+        end_stream: bool,
+        self_dependent: bool,
+        block: &[u8],
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event>,
+    ) {
+        // Decoded whatever becomes of the stream, to keep HPACK in step.
+        let fields = match self.decoder.decode(block) {
+            Ok(fields) => fields,
+            Err(e) => return self.fail(ConnectionError::Compression(e), out, events),
+        };
+        if let Some(s) = self.streams.get_mut(&stream) {
+            // Trailers.
+            let code = if !s.remote_open {
+                Some(ErrorCode::STREAM_CLOSED)
+            } else if !end_stream
+                || self_dependent
+                || request::check_trailers(&fields).is_err()
+                || s.content_length.is_some_and(|n| n != s.received)
+            {
+                Some(ErrorCode::PROTOCOL_ERROR)
+            } else {
+                None
+            };
+            match code {
+                Some(code) => self.reset_for_fault(stream, code, out, events),
+                None => {
+                    s.remote_open = false;
+                    events.push(Event::Trailers { stream, fields });
+                    self.maybe_remove(stream);
+                }
+            }
+            return;
+        }
+        if stream <= self.last_stream {
+            if !self.recently_reset.contains(&stream) {
+                self.fail(ConnectionError::StreamId(stream), out, events);
+            }
+            return;
+        }
+        self.last_stream = stream;
+        if self.goaway_sent {
+            // Above the GOAWAY's last stream: not processed (§6.8).
+            self.remember_reset(stream);
+            return;
+        }
+        if self_dependent {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        }
+        if self.streams.len() >= self.config.max_concurrent_streams as usize {
+            return self.reset_for_fault(stream, ErrorCode::REFUSED_STREAM, out, events);
+        }
+        let Ok(content_length) = request::content_length(&fields) else {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        };
+        let Ok(request) = request::parse_request(fields) else {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        };
+        if end_stream && content_length.is_some_and(|n| n != 0) {
+            return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+        }
+        self.streams.insert(
+            stream,
+            Stream {
+                remote_open: !end_stream,
+                local_open: true,
+                send_window: i64::from(self.peer.initial_window_size),
+                recv_window: i64::from(self.local_initial_window),
+                unreleased: 0,
+                content_length,
+                received: 0,
+            },
+        );
+        events.push(Event::Request {
+            stream,
+            request,
+            end_stream,
+        });
+        if stream >= self.config.goaway_stream_id {
+            self.write_goaway(ErrorCode::NO_ERROR, out);
+        }
+    }
+
+    fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.is_idle(r.stream_id) {
+            return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
+        }
+        if self.streams.remove(&r.stream_id).is_some() {
+            events.push(Event::Reset {
+                stream: r.stream_id,
+                code: r.code,
+                by_peer: true,
+            });
+            self.charge_reset(out, events);
+        }
+    }
+
+    fn on_settings(&mut self, s: &SettingsFrame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if s.is_ack() {
+            if !self.settings_acked {
+                self.settings_acked = true;
+                self.apply_local_settings();
+                events.push(Event::SettingsAcked);
+            }
+            return;
+        }
+        for setting in s.iter() {
+            match setting {
+                Setting::InitialWindowSize(v) => {
+                    // §6.9.2: every stream's window moves by the difference,
+                    // and may go negative; past 2^31-1 is an error.
+                    let delta = i64::from(v) - i64::from(self.peer.initial_window_size);
+                    let max = i64::from(MAX_WINDOW_SIZE);
+                    if self.streams.values().any(|st| st.send_window + delta > max) {
+                        return self.fail(ConnectionError::FlowControl, out, events);
+                    }
+                    let mut opened = Vec::new();
+                    for (&id, st) in &mut self.streams {
+                        st.send_window += delta;
+                        if delta > 0 && st.local_open {
+                            opened.push(id);
+                        }
+                    }
+                    opened.sort_unstable();
+                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
+                }
+                Setting::HeaderTableSize(v) => self.encoder.set_max_table_size(v as usize),
+                _ => {}
+            }
+            self.peer.apply(setting);
+        }
+        encode_settings_ack(out);
+        self.count_ack(out, events);
+    }
+
+    fn apply_local_settings(&mut self) {
+        // In range: checked by `Config::check`.
+        let _ = self.frames.set_max_frame_size(self.config.max_frame_size);
+        self.decoder
+            .set_max_table_size(self.config.header_table_size as usize);
+        let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
+        for s in self.streams.values_mut() {
+            s.recv_window += delta;
+        }
+        self.local_initial_window = self.config.initial_window_size;
+    }
+
+    fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        let inc = i64::from(w.increment);
+        let max = i64::from(MAX_WINDOW_SIZE);
+        if w.stream_id == 0 {
+            if self.conn_send_window + inc > max {
+                return self.fail(ConnectionError::FlowControl, out, events);
+            }
+            self.conn_send_window += inc;
+            events.push(Event::WindowOpened { stream: 0 });
+            return;
+        }
+        if self.is_idle(w.stream_id) {
+            return self.fail(ConnectionError::IdleStream(w.stream_id), out, events);
+        }
+        let Some(s) = self.streams.get_mut(&w.stream_id) else {
+            return;
+        };
+        if s.send_window + inc > max {
+            return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
+        }
+        s.send_window += inc;
+        if s.local_open {
+            events.push(Event::WindowOpened { stream: w.stream_id });
+        }
+    }
+
+    // --- budgets --------------------------------------------------------
+
+    fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.queued_acks = self.queued_acks.saturating_add(1);
+        if self.queued_acks > self.config.max_queued_acks {
+            self.fail(ConnectionError::TooManyAcks, out, events);
+        }
+    }
+
+    /// Counts an empty frame; false if the connection ended.
+    fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
+        self.empty_frames = self.empty_frames.saturating_add(1);
+        if self.empty_frames > self.config.max_empty_frames {
+            self.fail(ConnectionError::TooManyEmptyFrames, out, events);
+            return false;
+        }
+        true
+    }
+
+    fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.reset_budget = self.reset_budget.saturating_sub(1);
+        if self.reset_budget == 0 {
+            self.fail(ConnectionError::TooManyResets, out, events);
+        }
+    }
+
+    // --- sending --------------------------------------------------------
+
+    fn send_preface(&mut self, out: &mut Vec<u8>) {
+        // Every value was checked by `Config::check`; 7 settings fit.
+        let _ = encode_settings(out, &self.config.settings(), DEFAULT_MAX_FRAME_SIZE);
+        let extra = self.config.connection_window - DEFAULT_WINDOW;
+        if extra > 0 {
+            let _ = WindowUpdate {
+                stream_id: 0,
+                increment: extra,
+            }
+            .encode(out);
+            self.conn_recv_window += i64::from(extra);
+        }
+    }
+
+    fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
+        if self.closed {
+            return Err(SendError::ConnectionClosed);
+        }
+        self.streams
+            .get_mut(&stream)
+            .filter(|s| s.local_open)
+            .ok_or(SendError::StreamNotOpen(stream))
+    }
+
+    fn end_local(&mut self, stream: u32) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.local_open = false;
+        }
+        self.maybe_remove(stream);
+    }
+
+    /// Forgets a stream ended both ways, which gives one unit back to the
+    /// reset budget.
+    fn maybe_remove(&mut self, stream: u32) {
+        if self
+            .streams
+            .get(&stream)
+            .is_some_and(|s| !s.remote_open && !s.local_open)
+        {
+            self.streams.remove(&stream);
+            self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
+        }
+    }
+
+    /// Gives back to the connection window what no one will release.
+    fn release_connection(&mut self, n: i64, out: &mut Vec<u8>) {
+        if n > 0 {
+            self.conn_recv_window += n;
+            let _ = WindowUpdate {
+                stream_id: 0,
+                increment: n as u32,
+            }
+            .encode(out);
+        }
+    }
+
+    fn remember_reset(&mut self, stream: u32) {
+        if self.recently_reset.len() == RECENTLY_RESET {
+            self.recently_reset.pop_front();
+        }
+        self.recently_reset.push_back(stream);
+    }
+
+    /// Sends RST_STREAM, forgets the stream (telling the caller if it knew
+    /// it), and remembers it was reset.
+    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
+        let _ = RstStream {
+            stream_id: stream,
+            code,
+        }
+        .encode(out);
+        self.remember_reset(stream);
+        self.streams.remove(&stream).is_some()
+    }
+
+    /// A stream error caused by the client: reset, and charged to the
+    /// rapid-reset budget.
+    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.write_reset(stream, code, out) {
+            events.push(Event::Reset {
+                stream,
+                code,
+                by_peer: false,
+            });
+        }
+        self.charge_reset(out, events);
+    }
+
+    fn write_goaway(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        let _ = GoAway {
+            last_stream_id: self.last_stream,
+            code,
+            debug_data: &[],
+        }
+        .encode(out, DEFAULT_MAX_FRAME_SIZE);
+        self.goaway_sent = true;
+    }
+
+    fn fail(&mut self, error: ConnectionError, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.closed {
+            return;
+        }
+        self.write_goaway(error.code(), out);
+        self.closed = true;
+        self.block = None;
+        events.push(Event::ConnectionError(error));
+    }
+}
