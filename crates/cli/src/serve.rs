@@ -342,6 +342,10 @@ pub(crate) struct AuthArgs {
     /// written to the access logs of proxies and servers.
     #[arg(long)]
     token_query: bool,
+    /// Seconds a WebSocket that came without a token, to a topic that needs
+    /// one, has to send {"type":"auth","token":"..."} as its first message.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    auth_timeout: u64,
 }
 
 /// Key files, each with the option that named it.
@@ -395,6 +399,7 @@ impl AuthArgs {
         auth.private = Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
         auth.cookie = Some(self.token_cookie.clone());
         auth.query = self.token_query;
+        auth.auth_timeout = std::time::Duration::from_secs(self.auth_timeout);
         Ok(Some((auth, files)))
     }
 }
