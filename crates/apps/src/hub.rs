@@ -35,8 +35,8 @@ use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
 };
 use self::routes::{
-    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PUBLISH, TAG_REFUSED,
-    TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
+    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT, TAG_PUBLISH,
+    TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
 };
 pub use self::settings::HubSettings;
 use tether_server::{
@@ -128,6 +128,7 @@ impl HubShared {
             deadlines: BTreeSet::new(),
             warnings: BTreeSet::new(),
             awaiting: HashMap::new(),
+            cors_later: HashMap::new(),
             publishes: HashMap::new(),
             next_token: 0,
         }
@@ -217,6 +218,14 @@ fn close_reason(text: &str) -> &str {
     &text[..end]
 }
 
+/// What a CORS preflight may ask for.
+const CORS_METHODS: &str = "GET, HEAD, POST";
+const CORS_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Tether-Event, Tether-Publish-Id";
+/// Headers of the hub's answers that scripts may read.
+const CORS_EXPOSED: &str = "Retry-After, WWW-Authenticate";
+/// How long a browser may keep a preflight's answer, in seconds.
+const CORS_MAX_AGE: &str = "600";
+
 /// A publish waiting for its outcome.
 #[derive(Debug, Clone)]
 enum Pending {
@@ -279,6 +288,9 @@ pub struct HubApp {
     warnings: BTreeSet<(u64, ConnId)>,
     /// WebSockets waiting for their first message, a token.
     awaiting: HashMap<ConnId, Awaiting>,
+    /// The CORS origin of each request answered later (a publish, a long
+    /// poll), named in its answer.
+    cors_later: HashMap<ConnId, Box<str>>,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
 }
@@ -424,6 +436,51 @@ impl HubApp {
         request
             .header("origin")
             .is_none_or(|origin| self.shared.settings.origin_allowed(origin))
+    }
+
+    /// The request's `Origin`, if CORS allows it.
+    fn cors_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
+        request
+            .header("origin")
+            .filter(|origin| self.shared.settings.cors_allowed(origin))
+    }
+
+    /// `response` with the CORS headers for `origin` (an allowed one), and
+    /// `Vary: Origin` whenever CORS is on.
+    fn with_cors(&self, response: Response, origin: Option<&str>) -> Response {
+        if self.shared.settings.cors_origins.is_empty() {
+            return response;
+        }
+        let response = response.header("Vary", "Origin");
+        match origin {
+            Some(origin) => response
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Access-Control-Allow-Credentials", "true")
+                .header("Access-Control-Expose-Headers", CORS_EXPOSED),
+            None => response,
+        }
+    }
+
+    /// Answers a request that was answered later, with its CORS headers.
+    fn respond(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, response: Response) {
+        let origin = self.cors_later.remove(&conn);
+        ctx.respond(conn, self.with_cors(response, origin.as_deref()));
+    }
+
+    /// The answer to a CORS preflight: 204 with what may be asked for, to
+    /// an allowed origin; 403 to any other.
+    fn preflight(&self, request: &Request<'_>) -> Response {
+        match self.cors_origin(request) {
+            Some(origin) => self
+                .with_cors(Response::empty(204), Some(origin))
+                .header("Access-Control-Allow-Methods", CORS_METHODS)
+                .header("Access-Control-Allow-Headers", CORS_HEADERS)
+                .header("Access-Control-Max-Age", CORS_MAX_AGE),
+            None => {
+                add(&self.stats().refused_403, 1);
+                self.with_cors(Response::text(403, "origin not allowed\n"), None)
+            }
+        }
     }
 
     /// Unix seconds now, on the hub's clock.
@@ -1047,19 +1104,23 @@ impl HubApp {
             );
         }
         let events = [event.clone()];
+        let mut answers = Vec::new();
         for waiter in delivery.waiters {
             if let Some(poll) = conns.remove(&waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
                 let since = poll.requested.as_deref();
-                ctx.respond(
+                answers.push((
                     waiter,
                     poll_response(&poll.topic, &events, None, since, event.id()),
-                );
+                ));
             }
         }
         for resumed in delivery.resumed {
             send_resumed(ctx, stats, conns, resumed);
+        }
+        for (conn, response) in answers {
+            self.respond(ctx, conn, response);
         }
     }
 
@@ -1081,9 +1142,9 @@ impl HubApp {
         }
         match (pending, result) {
             (Pending::Http(conn), Ok((id, duplicate))) => {
-                ctx.respond(conn, Response::json(200, published_json(id, duplicate)));
+                self.respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
             }
-            (Pending::Http(conn), Err(e)) => ctx.respond(conn, error_response(&e)),
+            (Pending::Http(conn), Err(e)) => self.respond(ctx, conn, error_response(&e)),
             (
                 Pending::WebSocket {
                     conn,
@@ -1135,8 +1196,9 @@ impl HubApp {
                 Transport::EventStream => ctx.end_stream(conn),
                 Transport::Poll => {
                     if let Some(poll) = self.conns.remove(&conn) {
-                        sub(&stats.subscribers_poll, 1);
-                        ctx.respond(conn, poll_timeout_response(&self.hub, &poll));
+                        sub(&self.stats.subscribers_poll, 1);
+                        let response = poll_timeout_response(&self.hub, &poll);
+                        self.respond(ctx, conn, response);
                     }
                 }
             }
@@ -1154,6 +1216,13 @@ impl App for HubApp {
                 "/metrics" => Route::Handler(TAG_METRICS),
                 _ => Route::NotFound,
             };
+        }
+        let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
+        if request.method() == "OPTIONS"
+            && is_hub_path
+            && request.header("access-control-request-method").is_some()
+        {
+            return Route::Handler(TAG_PREFLIGHT);
         }
         match request.path() {
             "/tickets" => return Route::Handler(TAG_TICKETS),
@@ -1308,43 +1377,39 @@ impl App for HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        match tag {
+        if tag == TAG_METRICS {
+            return self.metrics_request(ctx, request);
+        }
+        let origin = self.cors_origin(request);
+        let reply = match tag {
+            TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
             TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
             TAG_POLL => self.poll(ctx, conn, request),
             TAG_TICKETS => Reply::Now(self.issue_ticket(request)),
-            TAG_METRICS if matches!(request.method(), "GET" | "HEAD") => {
-                Reply::Now(match self.check_metrics_token(request) {
-                    Some(refusal) => refusal,
-                    None => self.metrics(ctx),
-                })
-            }
-            TAG_METRICS => Reply::Now(Refusal::OnlyGet.response()),
             _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
                 Some(refusal) => Reply::Now(refusal.response()),
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
             },
+        };
+        match reply {
+            Reply::Now(response) => Reply::Now(self.with_cors(response, origin)),
+            Reply::Later(wait) => {
+                if let Some(origin) = origin {
+                    self.cors_later.insert(conn, origin.into());
+                }
+                Reply::Later(wait)
+            }
         }
     }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match tag {
-            TAG_POLL => {
-                let response = match self.conns.get(&conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Ended);
-                response
-            }
-            _ => {
-                self.publishes
-                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
-                Response::text(504, "the broker did not answer in time\n")
-            }
-        }
+        let response = self.request_timeout(ctx, conn, tag);
+        let origin = self.cors_later.remove(&conn);
+        self.with_cors(response, origin.as_deref())
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+        self.cors_later.remove(&conn);
         if tag == TAG_POLL {
             self.leave(ctx, conn, &CloseReason::Dropped);
         } else {
@@ -1365,7 +1430,8 @@ impl App for HubApp {
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            self.check_publisher(request, topic)
+            let refusal = self.check_publisher(request, topic)?;
+            Some(self.with_cors(refusal, self.cors_origin(request)))
         } else {
             None
         }
@@ -1379,6 +1445,66 @@ impl App for HubApp {
     }
 
     fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+    ) -> Option<Response> {
+        let response = self.request_shutdown(ctx, conn, tag)?;
+        let origin = self.cors_later.remove(&conn);
+        Some(self.with_cors(response, origin.as_deref()))
+    }
+
+    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
+        match message {
+            HubMessage::Deliver(event) => self.deliver(ctx, event),
+            HubMessage::Published { token, result } => {
+                self.published(ctx, token, result.map(|id| (id, false)));
+            }
+            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } => self.ready(ctx, &topic, history, dropped),
+            HubMessage::Forget(topic) => self.hub.forget(&topic),
+            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
+            other => log::debug!("hub: unexpected {other:?}"),
+        }
+    }
+}
+
+/// The answers of the hub's callbacks, before CORS headers are added.
+impl HubApp {
+    fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
+        match request.method() {
+            "GET" | "HEAD" => Reply::Now(match self.check_metrics_token(request) {
+                Some(refusal) => refusal,
+                None => self.metrics(ctx),
+            }),
+            _ => Reply::Now(Refusal::OnlyGet.response()),
+        }
+    }
+
+    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+        match tag {
+            TAG_POLL => {
+                let response = match self.conns.get(&conn) {
+                    Some(poll) => poll_timeout_response(&self.hub, poll),
+                    None => Response::empty(204),
+                };
+                self.leave(ctx, conn, &CloseReason::Ended);
+                response
+            }
+            _ => {
+                self.publishes
+                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+                Response::text(504, "the broker did not answer in time\n")
+            }
+        }
+    }
+
+    fn request_shutdown(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
@@ -1399,24 +1525,6 @@ impl App for HubApp {
             // A publish waits for its outcome, which every loop's drain
             // guarantees is on its way (or its own timeout answers 504).
             _ => None,
-        }
-    }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        match message {
-            HubMessage::Deliver(event) => self.deliver(ctx, event),
-            HubMessage::Published { token, result } => {
-                self.published(ctx, token, result.map(|id| (id, false)));
-            }
-            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
-            HubMessage::Ready {
-                topic,
-                history,
-                dropped,
-            } => self.ready(ctx, &topic, history, dropped),
-            HubMessage::Forget(topic) => self.hub.forget(&topic),
-            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
-            other => log::debug!("hub: unexpected {other:?}"),
         }
     }
 }
