@@ -237,6 +237,29 @@ impl HubSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is judged without a panic; an origin taken has no
+        /// path, query, user, wildcard or space, and names itself.
+        #[test]
+        fn origins_are_judged_safely(text in ".{0,40}", host in "[a-z0-9.-]{1,20}", port in proptest::option::of(any::<u16>())) {
+            if HubSettings::is_origin(&text) {
+                let rest = text.split_once("://").map_or("", |(_, rest)| rest);
+                prop_assert!(!rest.contains(['/', '?', '#', '@', '*', ' ']), "{}", text);
+            }
+            let origin = match port {
+                Some(port) => format!("https://{host}:{port}"),
+                None => format!("http://{host}"),
+            };
+            prop_assert!(HubSettings::is_origin(&origin), "{}", origin);
+            let s = HubSettings {
+                cors_origins: vec![origin.clone()],
+                ..HubSettings::default()
+            };
+            prop_assert!(s.cors_allowed(&origin.to_ascii_uppercase()));
+        }
+    }
 
     #[test]
     fn settings() {
