@@ -343,3 +343,22 @@ fn an_event_stream_is_told_auth_expired_before_it_ends() {
     assert_eq!(last.event_type(), "auth-expired");
     assert_eq!(last.data(), "token expired");
 }
+
+#[test]
+fn with_tickets_required_any_topic_takes_a_first_message_token() {
+    let mut auth = HubAuth::new(Keys::from_secret(SECRET).unwrap());
+    auth.validation = Validation::new().leeway(0);
+    let mut settings = HubSettings::default();
+    settings.publish_token = Some(ADMIN.into());
+    settings.require_ticket = true;
+    settings.auth = Some(auth);
+    let server = TestServer::start(config(), HubApp::new(settings));
+    let mut client = WsClient::connect(server.addr, "/topics/news/ws");
+    client.send_text(&auth_message(&jwt("bob", &[], &[], 600)));
+    expect_auth_ok(&mut client);
+    publish(&server, "news", "for bob");
+    assert_eq!(recv_json(&mut client)["data"], "for bob");
+    let mut client = WsClient::connect(server.addr, "/topics/news/ws");
+    client.send_text("hello");
+    assert_eq!(client.recv_close().reason, "authentication required");
+}
