@@ -28,15 +28,15 @@ use tether_hub::{
 };
 
 use self::auth::Clock;
-pub use self::auth::{DEFAULT_TOKEN_COOKIE, HubAuth};
+pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::metrics::{HubStats, add, sub};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
 use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
 };
 use self::routes::{
-    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PUBLISH, TAG_REFUSED,
-    TAG_TICKETS, TAG_WS, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
+    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT, TAG_PUBLISH,
+    TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
 };
 pub use self::settings::HubSettings;
 use tether_server::{
@@ -126,6 +126,9 @@ impl HubShared {
                 .unwrap_or_default(),
             conns: HashMap::new(),
             deadlines: BTreeSet::new(),
+            warnings: BTreeSet::new(),
+            awaiting: HashMap::new(),
+            cors_later: HashMap::new(),
             publishes: HashMap::new(),
             next_token: 0,
         }
@@ -151,6 +154,9 @@ struct Subscriber {
     /// it came in with one: then it is closed (a WebSocket, with 1008) or
     /// ended (an event stream).
     deadline: Option<u64>,
+    /// The Unix second a WebSocket subscriber is told its token is about
+    /// to expire (`{"type":"auth-expiring","in":SECONDS}`).
+    warn_at: Option<u64>,
 }
 
 impl Subscriber {
@@ -164,9 +170,61 @@ impl Subscriber {
             envelope: false,
             in_flight: 0,
             deadline: None,
+            warn_at: None,
         }
     }
 }
+
+/// A WebSocket that has to authenticate with its first message: the
+/// subscriber it becomes once it has, and until when it may take.
+#[derive(Debug)]
+struct Awaiting {
+    subscriber: Subscriber,
+    until: Instant,
+}
+
+/// Why a token presented over a WebSocket is not taken.
+enum TokenRefused {
+    /// It does not verify.
+    Invalid(tether_auth::Error),
+    /// It verifies, and does not grant the private topic.
+    NotGranted,
+}
+
+/// What a token presented over a WebSocket grants its connection.
+struct TokenGrant {
+    may_publish: bool,
+    deadline: Option<u64>,
+}
+
+/// The Unix second a WebSocket whose token was taken at `now` and stops
+/// being good at `deadline` is warned: 30 s before the deadline, or a third
+/// of the time the token had left when taken if that is less.
+fn warning_time(deadline: u64, now: u64) -> u64 {
+    let left = deadline.saturating_sub(now);
+    deadline.saturating_sub((left / 3).min(EXPIRY_WARNING_LEAD))
+}
+
+/// The most seconds before its token expires that a WebSocket is warned.
+const EXPIRY_WARNING_LEAD: u64 = 30;
+
+/// A close reason from text: at most 123 bytes (what a close frame holds),
+/// cut at a character boundary.
+fn close_reason(text: &str) -> &str {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// What a CORS preflight may ask for.
+const CORS_METHODS: &str = "GET, HEAD, POST";
+const CORS_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Tether-Event, Tether-Publish-Id";
+/// Headers of the hub's answers that scripts may read.
+const CORS_EXPOSED: &str = "Retry-After, WWW-Authenticate";
+/// How long a browser may keep a preflight's answer, in seconds.
+const CORS_MAX_AGE: &str = "600";
 
 /// A publish waiting for its outcome.
 #[derive(Debug, Clone)]
@@ -197,13 +255,24 @@ enum Pending {
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (the publish token, or a JSON Web Token: a ticket for one topic it grants, ending when the token expires) |
+/// | `GET /metrics` | Prometheus text format |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
 /// 403 with one that does not grant the topic), and a subscriber whose
 /// token expires is closed (WebSocket, 1008) or ended (event stream) on
 /// the next tick. See [`HubAuth`] for where tokens are read.
-/// | `GET /metrics` | Prometheus text format |
+///
+/// A WebSocket upgrade that presents no credential at all, to a topic
+/// that needs one (or with `?auth=1`, to publish on an open topic), is
+/// let in to send `{"type":"auth","token":"..."}` as its first message
+/// (within [`HubAuth::auth_timeout`]): until then it is not subscribed,
+/// and any other message closes it (1008). It is told
+/// `{"type":"auth-ok","expires_in":SECONDS}` when a token is taken, and
+/// `{"type":"auth-expiring","in":SECONDS}` a third of the token's time
+/// left (at most 30 s) before it expires; another auth message replaces
+/// the token in place. An event stream whose token expires gets an
+/// `auth-expired` event before it ends.
 pub struct HubApp {
     shared: HubShared,
     index: usize,
@@ -214,6 +283,14 @@ pub struct HubApp {
     conns: HashMap<ConnId, Subscriber>,
     /// The subscribers of `conns` with a deadline, soonest first.
     deadlines: BTreeSet<(u64, ConnId)>,
+    /// The WebSocket subscribers of `conns` to warn before their token
+    /// expires, soonest first.
+    warnings: BTreeSet<(u64, ConnId)>,
+    /// WebSockets waiting for their first message, a token.
+    awaiting: HashMap<ConnId, Awaiting>,
+    /// The CORS origin of each request answered later (a publish, a long
+    /// poll), named in its answer.
+    cors_later: HashMap<ConnId, Box<str>>,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
 }
@@ -272,6 +349,19 @@ fn poll_timeout(asked: Option<&str>, longest: Duration) -> Duration {
             Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
         }
         _ => longest,
+    }
+}
+
+/// What a WebSocket is told when its token is taken:
+/// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
+/// without `exp`).
+fn auth_ok(deadline: Option<u64>, now: u64) -> String {
+    match deadline {
+        Some(deadline) => format!(
+            "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
+            deadline.saturating_sub(now)
+        ),
+        None => "{\"type\":\"auth-ok\"}".to_owned(),
     }
 }
 
@@ -348,6 +438,51 @@ impl HubApp {
             .is_none_or(|origin| self.shared.settings.origin_allowed(origin))
     }
 
+    /// The request's `Origin`, if CORS allows it.
+    fn cors_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
+        request
+            .header("origin")
+            .filter(|origin| self.shared.settings.cors_allowed(origin))
+    }
+
+    /// `response` with the CORS headers for `origin` (an allowed one), and
+    /// `Vary: Origin` whenever CORS is on.
+    fn with_cors(&self, response: Response, origin: Option<&str>) -> Response {
+        if self.shared.settings.cors_origins.is_empty() {
+            return response;
+        }
+        let response = response.header("Vary", "Origin");
+        match origin {
+            Some(origin) => response
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Access-Control-Allow-Credentials", "true")
+                .header("Access-Control-Expose-Headers", CORS_EXPOSED),
+            None => response,
+        }
+    }
+
+    /// Answers a request that was answered later, with its CORS headers.
+    fn respond(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, response: Response) {
+        let origin = self.cors_later.remove(&conn);
+        ctx.respond(conn, self.with_cors(response, origin.as_deref()));
+    }
+
+    /// The answer to a CORS preflight: 204 with what may be asked for, to
+    /// an allowed origin; 403 to any other.
+    fn preflight(&self, request: &Request<'_>) -> Response {
+        match self.cors_origin(request) {
+            Some(origin) => self
+                .with_cors(Response::empty(204), Some(origin))
+                .header("Access-Control-Allow-Methods", CORS_METHODS)
+                .header("Access-Control-Allow-Headers", CORS_HEADERS)
+                .header("Access-Control-Max-Age", CORS_MAX_AGE),
+            None => {
+                add(&self.stats().refused_403, 1);
+                self.with_cors(Response::text(403, "origin not allowed\n"), None)
+            }
+        }
+    }
+
     /// Unix seconds now, on the hub's clock.
     fn unix_secs(&self, now: Instant) -> u64 {
         self.shared.clock.unix_secs(now)
@@ -382,6 +517,17 @@ impl HubApp {
                 Err(Refusal::BadCredentials)
             }
         }
+    }
+
+    /// Whether a WebSocket upgrade may send its token as its first message:
+    /// tokens are verified, and the request presents no credential at all
+    /// (no ticket, no `Authorization`, no token cookie or query).
+    fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
+        self.shared
+            .settings
+            .auth
+            .as_ref()
+            .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
     }
 
     /// Whether subscribing to `topic` needs a token that grants it.
@@ -630,9 +776,15 @@ impl HubApp {
         if let Some(deadline) = subscriber.deadline {
             self.deadlines.insert((deadline, conn));
         }
+        if let Some(warn_at) = subscriber.warn_at {
+            self.warnings.insert((warn_at, conn));
+        }
         if let Some(old) = self.conns.insert(conn, subscriber) {
             if let Some(deadline) = old.deadline {
                 self.deadlines.remove(&(deadline, conn));
+            }
+            if let Some(warn_at) = old.warn_at {
+                self.warnings.remove(&(warn_at, conn));
             }
         }
     }
@@ -651,8 +803,146 @@ impl HubApp {
             self.leave(ctx, conn, &CloseReason::Ended);
             match transport {
                 Transport::WebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
-                Transport::EventStream => ctx.end_stream(conn),
+                Transport::EventStream => {
+                    let event = tether_sse::Event::new()
+                        .event("auth-expired")
+                        .data("token expired");
+                    if let Err(e) = ctx.send_event(conn, &event) {
+                        log::debug!("hub: auth-expired event not sent: {e}");
+                    }
+                    ctx.end_stream(conn);
+                }
                 Transport::Poll => {}
+            }
+        }
+    }
+
+    /// Tells the WebSocket subscribers whose token expires soon, by `now`
+    /// (Unix seconds), in how many seconds: they may send another.
+    fn warn(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
+        while let Some(&(warn_at, conn)) = self.warnings.first() {
+            if warn_at > now {
+                break;
+            }
+            self.warnings.pop_first();
+            let Some(subscriber) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            subscriber.warn_at = None;
+            let left = subscriber.deadline.map_or(0, |d| d.saturating_sub(now));
+            let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");
+            ctx.send(conn, &Message::text(text));
+        }
+    }
+
+    /// WebSockets that did not authenticate in time are closed.
+    fn time_out_awaiting(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        let now = ctx.now();
+        let late: Vec<ConnId> = self
+            .awaiting
+            .iter()
+            .filter(|(_, a)| a.until <= now)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in late {
+            self.awaiting.remove(&conn);
+            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
+        }
+    }
+
+    /// What a token sent over a WebSocket subscribed (or to subscribe) to
+    /// `topic` grants it at `now` (Unix seconds).
+    fn take_token(&self, token: &str, topic: &str, now: u64) -> Result<TokenGrant, TokenRefused> {
+        let Some(auth) = &self.shared.settings.auth else {
+            return Err(TokenRefused::Invalid(tether_auth::Error::Malformed));
+        };
+        let who = auth.verify(token, now).map_err(|e| {
+            log::debug!("hub: token refused: {e}");
+            TokenRefused::Invalid(e)
+        })?;
+        if self.is_private(topic) && !who.rights.may_subscribe(topic) {
+            return Err(TokenRefused::NotGranted);
+        }
+        Ok(TokenGrant {
+            may_publish: who.rights.may_publish(topic) || self.shared.settings.ws_publish_open(topic),
+            deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+        })
+    }
+
+    /// The first message of a WebSocket that has to authenticate: a token
+    /// that grants its topic subscribes it, anything else closes it.
+    fn first_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
+        let Some(Awaiting { mut subscriber, .. }) = self.awaiting.remove(&conn) else {
+            return;
+        };
+        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
+            return ctx.close(conn, CloseCode::POLICY, "authentication required");
+        };
+        let now = self.unix_secs(ctx.now());
+        match self.take_token(&token, &subscriber.topic, now) {
+            Ok(grant) => {
+                subscriber.may_publish = grant.may_publish;
+                subscriber.deadline = grant.deadline;
+                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
+                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                self.subscribe(ctx, conn, subscriber);
+            }
+            Err(TokenRefused::Invalid(e)) => {
+                add(&self.stats().refused_401, 1);
+                ctx.close(
+                    conn,
+                    CloseCode::POLICY,
+                    close_reason(&format!("invalid token: {e}")),
+                );
+            }
+            Err(TokenRefused::NotGranted) => {
+                add(&self.stats().refused_403, 1);
+                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
+            }
+        }
+    }
+
+    /// Another token from a subscribed WebSocket: its rights replace the
+    /// old ones and its deadline moves; one that does not verify, or no
+    /// longer grants the topic, closes the connection.
+    fn refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, token: &str) {
+        let Some(topic) = self.conns.get(&conn).map(|s| s.topic.clone()) else {
+            return;
+        };
+        let now = self.unix_secs(ctx.now());
+        match self.take_token(token, &topic, now) {
+            Ok(grant) => {
+                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if let Some(old) = subscriber.deadline.take() {
+                    self.deadlines.remove(&(old, conn));
+                }
+                if let Some(old) = subscriber.warn_at.take() {
+                    self.warnings.remove(&(old, conn));
+                }
+                subscriber.may_publish = grant.may_publish;
+                subscriber.deadline = grant.deadline;
+                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
+                if let Some(deadline) = subscriber.deadline {
+                    self.deadlines.insert((deadline, conn));
+                }
+                if let Some(warn_at) = subscriber.warn_at {
+                    self.warnings.insert((warn_at, conn));
+                }
+                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+            }
+            Err(TokenRefused::Invalid(e)) => {
+                self.leave(ctx, conn, &CloseReason::Ended);
+                ctx.close(
+                    conn,
+                    CloseCode::POLICY,
+                    close_reason(&format!("invalid token: {e}")),
+                );
+            }
+            Err(TokenRefused::NotGranted) => {
+                self.leave(ctx, conn, &CloseReason::Ended);
+                ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
             }
         }
     }
@@ -690,9 +980,13 @@ impl HubApp {
 
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
+        self.awaiting.remove(&conn);
         if let Some(subscriber) = self.conns.remove(&conn) {
             if let Some(deadline) = subscriber.deadline {
                 self.deadlines.remove(&(deadline, conn));
+            }
+            if let Some(warn_at) = subscriber.warn_at {
+                self.warnings.remove(&(warn_at, conn));
             }
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
@@ -707,6 +1001,14 @@ impl HubApp {
     }
 
     fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
+        if self.awaiting.contains_key(&conn) {
+            return self.first_message(ctx, conn, message);
+        }
+        if self.shared.settings.auth.is_some() {
+            if let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) {
+                return self.refresh(ctx, conn, &token);
+            }
+        }
         let max_in_flight = self.shared.settings.max_publish_in_flight;
         let Some(subscriber) = self.conns.get_mut(&conn) else {
             return;
@@ -802,19 +1104,23 @@ impl HubApp {
             );
         }
         let events = [event.clone()];
+        let mut answers = Vec::new();
         for waiter in delivery.waiters {
             if let Some(poll) = conns.remove(&waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
                 let since = poll.requested.as_deref();
-                ctx.respond(
+                answers.push((
                     waiter,
                     poll_response(&poll.topic, &events, None, since, event.id()),
-                );
+                ));
             }
         }
         for resumed in delivery.resumed {
             send_resumed(ctx, stats, conns, resumed);
+        }
+        for (conn, response) in answers {
+            self.respond(ctx, conn, response);
         }
     }
 
@@ -836,9 +1142,9 @@ impl HubApp {
         }
         match (pending, result) {
             (Pending::Http(conn), Ok((id, duplicate))) => {
-                ctx.respond(conn, Response::json(200, published_json(id, duplicate)));
+                self.respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
             }
-            (Pending::Http(conn), Err(e)) => ctx.respond(conn, error_response(&e)),
+            (Pending::Http(conn), Err(e)) => self.respond(ctx, conn, error_response(&e)),
             (
                 Pending::WebSocket {
                     conn,
@@ -890,8 +1196,9 @@ impl HubApp {
                 Transport::EventStream => ctx.end_stream(conn),
                 Transport::Poll => {
                     if let Some(poll) = self.conns.remove(&conn) {
-                        sub(&stats.subscribers_poll, 1);
-                        ctx.respond(conn, poll_timeout_response(&self.hub, &poll));
+                        sub(&self.stats.subscribers_poll, 1);
+                        let response = poll_timeout_response(&self.hub, &poll);
+                        self.respond(ctx, conn, response);
                     }
                 }
             }
@@ -909,6 +1216,13 @@ impl App for HubApp {
                 "/metrics" => Route::Handler(TAG_METRICS),
                 _ => Route::NotFound,
             };
+        }
+        let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
+        if request.method() == "OPTIONS"
+            && is_hub_path
+            && request.header("access-control-request-method").is_some()
+        {
+            return Route::Handler(TAG_PREFLIGHT);
         }
         match request.path() {
             "/tickets" => return Route::Handler(TAG_TICKETS),
@@ -937,7 +1251,9 @@ impl App for HubApp {
         if endpoint == Endpoint::Poll && method != "GET" && method != "HEAD" {
             return Refusal::OnlyGet.route();
         }
+        let first_message = endpoint == Endpoint::WebSocket && self.may_authenticate_later(request);
         let grant = match self.authorize_subscriber(request, topic) {
+            Err(Refusal::NoCredentials) if first_message => Grant::default(),
             Ok(grant) => grant,
             Err(refusal) => {
                 let counter = match refusal {
@@ -958,7 +1274,11 @@ impl App for HubApp {
                 {
                     return Refusal::BadEventType.route();
                 }
-                if grant.publish || self.shared.settings.ws_publish_open(topic) {
+                let needs_token = self.is_private(topic) || self.shared.settings.require_ticket;
+                let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
+                if first_message && (needs_token || asks) {
+                    Route::WebSocket(TAG_WS_AUTH)
+                } else if grant.publish || self.shared.settings.ws_publish_open(topic) {
                     Route::WebSocket(TAG_WS_PUBLISHER)
                 } else {
                     Route::WebSocket(TAG_WS)
@@ -976,7 +1296,20 @@ impl App for HubApp {
         subscriber.may_publish = tag == TAG_WS_PUBLISHER;
         subscriber.event_type = request.query_param("event");
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
+        if tag == TAG_WS_AUTH {
+            let timeout = self
+                .shared
+                .settings
+                .auth
+                .as_ref()
+                .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
+            let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
+            self.awaiting.insert(conn, Awaiting { subscriber, until });
+            return;
+        }
         subscriber.deadline = self.deadline_of(request, ctx.now());
+        let now = self.unix_secs(ctx.now());
+        subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
         self.subscribe(ctx, conn, subscriber);
     }
 
@@ -1027,6 +1360,8 @@ impl App for HubApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         let now = self.unix_secs(ctx.now());
         self.expire(ctx, now);
+        self.warn(ctx, now);
+        self.time_out_awaiting(ctx);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.conns, resumed);
@@ -1042,43 +1377,39 @@ impl App for HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        match tag {
+        if tag == TAG_METRICS {
+            return self.metrics_request(ctx, request);
+        }
+        let origin = self.cors_origin(request);
+        let reply = match tag {
+            TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
             TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
             TAG_POLL => self.poll(ctx, conn, request),
             TAG_TICKETS => Reply::Now(self.issue_ticket(request)),
-            TAG_METRICS if matches!(request.method(), "GET" | "HEAD") => {
-                Reply::Now(match self.check_metrics_token(request) {
-                    Some(refusal) => refusal,
-                    None => self.metrics(ctx),
-                })
-            }
-            TAG_METRICS => Reply::Now(Refusal::OnlyGet.response()),
             _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
                 Some(refusal) => Reply::Now(refusal.response()),
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
             },
+        };
+        match reply {
+            Reply::Now(response) => Reply::Now(self.with_cors(response, origin)),
+            Reply::Later(wait) => {
+                if let Some(origin) = origin {
+                    self.cors_later.insert(conn, origin.into());
+                }
+                Reply::Later(wait)
+            }
         }
     }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match tag {
-            TAG_POLL => {
-                let response = match self.conns.get(&conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Ended);
-                response
-            }
-            _ => {
-                self.publishes
-                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
-                Response::text(504, "the broker did not answer in time\n")
-            }
-        }
+        let response = self.request_timeout(ctx, conn, tag);
+        let origin = self.cors_later.remove(&conn);
+        self.with_cors(response, origin.as_deref())
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+        self.cors_later.remove(&conn);
         if tag == TAG_POLL {
             self.leave(ctx, conn, &CloseReason::Dropped);
         } else {
@@ -1099,7 +1430,8 @@ impl App for HubApp {
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            self.check_publisher(request, topic)
+            let refusal = self.check_publisher(request, topic)?;
+            Some(self.with_cors(refusal, self.cors_origin(request)))
         } else {
             None
         }
@@ -1113,6 +1445,66 @@ impl App for HubApp {
     }
 
     fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+    ) -> Option<Response> {
+        let response = self.request_shutdown(ctx, conn, tag)?;
+        let origin = self.cors_later.remove(&conn);
+        Some(self.with_cors(response, origin.as_deref()))
+    }
+
+    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
+        match message {
+            HubMessage::Deliver(event) => self.deliver(ctx, event),
+            HubMessage::Published { token, result } => {
+                self.published(ctx, token, result.map(|id| (id, false)));
+            }
+            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } => self.ready(ctx, &topic, history, dropped),
+            HubMessage::Forget(topic) => self.hub.forget(&topic),
+            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
+            other => log::debug!("hub: unexpected {other:?}"),
+        }
+    }
+}
+
+/// The answers of the hub's callbacks, before CORS headers are added.
+impl HubApp {
+    fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
+        match request.method() {
+            "GET" | "HEAD" => Reply::Now(match self.check_metrics_token(request) {
+                Some(refusal) => refusal,
+                None => self.metrics(ctx),
+            }),
+            _ => Reply::Now(Refusal::OnlyGet.response()),
+        }
+    }
+
+    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+        match tag {
+            TAG_POLL => {
+                let response = match self.conns.get(&conn) {
+                    Some(poll) => poll_timeout_response(&self.hub, poll),
+                    None => Response::empty(204),
+                };
+                self.leave(ctx, conn, &CloseReason::Ended);
+                response
+            }
+            _ => {
+                self.publishes
+                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+                Response::text(504, "the broker did not answer in time\n")
+            }
+        }
+    }
+
+    fn request_shutdown(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
@@ -1135,30 +1527,35 @@ impl App for HubApp {
             _ => None,
         }
     }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        match message {
-            HubMessage::Deliver(event) => self.deliver(ctx, event),
-            HubMessage::Published { token, result } => {
-                self.published(ctx, token, result.map(|id| (id, false)));
-            }
-            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
-            HubMessage::Ready {
-                topic,
-                history,
-                dropped,
-            } => self.ready(ctx, &topic, history, dropped),
-            HubMessage::Forget(topic) => self.hub.forget(&topic),
-            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
-            other => log::debug!("hub: unexpected {other:?}"),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::poll_timeout;
+    use super::{close_reason, poll_timeout, warning_time};
     use std::time::Duration;
+
+    #[test]
+    fn expiry_warnings_come_a_third_of_the_time_left_before_at_most_30_s() {
+        assert_eq!(warning_time(1_000, 400), 970);
+        assert_eq!(warning_time(1_000, 910), 970);
+        assert_eq!(warning_time(1_000, 940), 980);
+        assert_eq!(warning_time(1_000, 994), 998);
+        assert_eq!(warning_time(1_000, 998), 1_000);
+        // A deadline passed already, or at the ends of the range.
+        assert_eq!(warning_time(1_000, 2_000), 1_000);
+        assert_eq!(warning_time(0, 0), 0);
+        assert_eq!(warning_time(u64::MAX, 0), u64::MAX - 30);
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert_eq!(cut.len(), 122);
+        assert!(long.starts_with(cut));
+        assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
+    }
 
     #[test]
     fn poll_timeout_is_clamped_to_the_longest_wait() {

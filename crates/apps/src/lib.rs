@@ -33,4 +33,4 @@ pub use chat::Chat;
 pub use clock::Clock;
 pub use demo::Demo;
 pub use echo::Echo;
-pub use hub::{DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared};
+pub use hub::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared};

@@ -71,6 +71,13 @@ fn status(server: &TestServer, method: &str, target: &str, headers: &str) -> u16
     conn.response().status
 }
 
+/// The answer to a GET for `target`, without credentials.
+fn status_response(server: &TestServer, target: &str) -> Response {
+    let mut conn = HttpConn::connect(server.addr);
+    conn.request("GET", target, "Connection: close\r\n");
+    conn.response()
+}
+
 /// The answer to a WebSocket upgrade for `target` with these header lines.
 fn upgrade(server: &TestServer, target: &str, headers: &str) -> Response {
     let upgrade = common::Upgrade::new(server.addr, target);
@@ -125,12 +132,24 @@ fn subscribe_statuses(server: &TestServer, topic: &str, headers: &str, query: &s
         [expected; 2]
     };
     assert!(poll_expected.contains(&poll), "poll {topic} {headers:?}: {poll}");
-    let ws_expected = if expected == 200 { 101 } else { expected };
+    // A WebSocket without any credential, where one is needed, is let in
+    // to send its token as its first message; with one that is refused,
+    // it is refused.
+    let presented = headers.contains("Authorization:") || headers.contains("tether_token=");
+    let later = expected == 401 && !presented;
+    let ws_expected = if expected == 200 || later { 101 } else { expected };
     let response = upgrade(server, &format!("/topics/{topic}/ws{query}"), headers);
     assert_eq!(
         response.status, ws_expected,
         "WebSocket {topic} {headers:?} {query}"
     );
+    if later {
+        let mut client = ws(server, &format!("/topics/{topic}/ws{query}"), headers);
+        client.send_text("hello");
+        let close = client.recv_close();
+        assert_eq!(close.code, CloseCode::POLICY);
+        assert_eq!(close.reason, "authentication required");
+    }
 }
 
 #[test]
@@ -156,7 +175,7 @@ fn each_token_source_opens_a_private_topic() {
 fn private_topics_need_a_token_that_grants_them() {
     let server = hub(false);
     subscribe_statuses(&server, "user.alice.inbox", "", "", 401);
-    let response = upgrade(&server, "/topics/user.alice.inbox/ws", "");
+    let response = status_response(&server, "/topics/user.alice.inbox/events");
     assert_eq!(response.status, 401);
     assert_eq!(
         response.header("www-authenticate"),

@@ -232,6 +232,19 @@ fn configure_tls(_: &Args, _: &mut Config) -> Result<&'static str, String> {
     Ok("http")
 }
 
+/// A `--cors-origin`: an exact origin. `*` is refused: it cannot go with
+/// credentials (cookies, `Authorization`), which the hub's routes use.
+fn parse_cors_origin(text: &str) -> Result<String, String> {
+    if text == "*" {
+        return Err("* is not accepted: name each origin (the hub's routes take credentials)".to_owned());
+    }
+    if HubSettings::is_origin(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("not an origin: http:// or https://, a host and an optional port, nothing more".to_owned())
+    }
+}
+
 /// The hub's options (`--app demo` and `--app hub`).
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Hub (pub/sub topics)")]
@@ -252,6 +265,11 @@ pub(crate) struct HubArgs {
     /// (repeat for more; e.g. https://example.com). Default: any.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// An origin whose pages may call the hub's HTTP routes from scripts,
+    /// with credentials (CORS; repeat for more; exact origins such as
+    /// https://app.example.com, never *). It passes --allowed-origin too.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
+    cors_origins: Vec<String>,
     /// Topics any WebSocket subscriber may publish to: a name, or a prefix
     /// ending in * (repeat for more). The demo adds chat.*.
     #[arg(long = "ws-publish", value_name = "PATTERN")]
@@ -292,6 +310,7 @@ impl HubArgs {
         settings.require_ticket = self.require_ticket;
         settings.ticket_ttl = seconds(self.ticket_ttl);
         settings.allowed_origins = self.allowed_origins.clone();
+        settings.cors_origins = self.cors_origins.clone();
         settings.ws_publish = self.ws_publish.clone();
         settings.hub.max_backlog_events = self.backlog_events;
         settings.hub.max_backlog_bytes = self.backlog_bytes;
@@ -342,6 +361,10 @@ pub(crate) struct AuthArgs {
     /// written to the access logs of proxies and servers.
     #[arg(long)]
     token_query: bool,
+    /// Seconds a WebSocket that came without a token, to a topic that needs
+    /// one, has to send {"type":"auth","token":"..."} as its first message.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    auth_timeout: u64,
 }
 
 /// Key files, each with the option that named it.
@@ -395,6 +418,7 @@ impl AuthArgs {
         auth.private = Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
         auth.cookie = Some(self.token_cookie.clone());
         auth.query = self.token_query;
+        auth.auth_timeout = std::time::Duration::from_secs(self.auth_timeout);
         Ok(Some((auth, files)))
     }
 }
@@ -791,6 +815,12 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
         log::info!(
             "hub: browsers may connect from {}",
             settings.allowed_origins.join(", ")
+        );
+    }
+    if !settings.cors_origins.is_empty() {
+        log::info!(
+            "hub: CORS with credentials for {}",
+            settings.cors_origins.join(", ")
         );
     }
 }

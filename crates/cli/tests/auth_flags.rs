@@ -1,6 +1,7 @@
 //! `tether serve`'s token options: key files refused at start with the
 //! option named, the options wired into the hub (a private topic, the
-//! cookie, `?token=` only when asked for), and keys read again on SIGHUP.
+//! cookie, `?token=` only when asked for, the time a WebSocket has to send
+//! its token), and keys read again on SIGHUP; and --cors-origin.
 
 #![cfg(unix)]
 
@@ -269,4 +270,99 @@ fn token_query_reads_the_query() {
         server.status(topic, &format!("Cookie: tether_token={token}\r\n")),
         200
     );
+}
+
+#[test]
+fn auth_timeout_bounds_the_wait_for_a_first_message() {
+    let secret = TempFile::new("timeout", b"a secret for the timeout test 32b");
+    let stderr = refused(&[
+        "--app",
+        "hub",
+        "--jwt-secret-file",
+        secret.path(),
+        "--auth-timeout",
+        "0",
+    ]);
+    assert!(stderr.contains("--auth-timeout"), "{stderr}");
+    let server = Server::start(&[
+        "--app",
+        "hub",
+        "--jwt-secret-file",
+        secret.path(),
+        "--private",
+        "user.*",
+        "--auth-timeout",
+        "1",
+    ]);
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    write!(
+        stream,
+        "GET /topics/user.alice.inbox/ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a status line");
+    assert!(line.starts_with("HTTP/1.1 101"), "{line}");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).expect("a header line");
+    }
+    // The server's close frame, unmasked: FIN and close, the length, 1008.
+    let mut head = [0u8; 4];
+    reader.read_exact(&mut head).expect("a close frame");
+    let took = start.elapsed();
+    assert_eq!(head[0], 0x88);
+    assert_eq!(u16::from_be_bytes([head[2], head[3]]), 1008);
+    let mut reason = vec![0u8; usize::from(head[1]) - 2];
+    reader.read_exact(&mut reason).expect("the reason");
+    assert_eq!(reason, b"authentication timeout");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+}
+
+#[test]
+fn cors_origins_are_checked_at_start_and_reach_the_hub() {
+    for bad in [
+        "*",
+        "https://app.example.com/",
+        "app.example.com",
+        "https://a.b/path",
+    ] {
+        let stderr = refused(&["--app", "hub", "--cors-origin", bad]);
+        assert!(stderr.contains("--cors-origin"), "{bad}: {stderr}");
+    }
+    let server = Server::start(&["--app", "hub", "--cors-origin", "https://app.example.com"]);
+    let head = |origin: &str| {
+        let mut stream = TcpStream::connect(server.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        write!(
+            stream,
+            "OPTIONS /topics/news HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut head = String::new();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("a line") == 0 || line == "\r\n" {
+                break head;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+    };
+    let allowed = head("https://app.example.com");
+    assert!(allowed.starts_with("http/1.1 204"), "{allowed}");
+    assert!(
+        allowed.contains("access-control-allow-origin: https://app.example.com\r\n"),
+        "{allowed}"
+    );
+    let other = head("https://other.example");
+    assert!(other.starts_with("http/1.1 403"), "{other}");
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
 }

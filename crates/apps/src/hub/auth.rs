@@ -11,6 +11,10 @@ use tether_server::Request;
 /// The cookie that holds a token unless [`HubAuth::cookie`] says another.
 pub const DEFAULT_TOKEN_COOKIE: &str = "tether_token";
 
+/// How long a WebSocket has to authenticate with its first message unless
+/// [`HubAuth::auth_timeout`] says otherwise.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the hub verifies JSON Web Tokens, and which topics need one.
 ///
 /// Tokens are read from `Authorization: Bearer`, from the cookie
@@ -50,6 +54,10 @@ pub struct HubAuth {
     /// Read a token from `?token=` too (off by default: query strings end
     /// up in proxies' and servers' access logs).
     pub query: bool,
+    /// How long a WebSocket that came in without a token, to a route that
+    /// needs one, has to send `{"type":"auth","token":"..."}` as its first
+    /// message (5 s): then it is closed with 1008.
+    pub auth_timeout: Duration,
 }
 
 impl fmt::Debug for HubAuth {
@@ -60,6 +68,7 @@ impl fmt::Debug for HubAuth {
             .field("private", &self.private)
             .field("cookie", &self.cookie)
             .field("query", &self.query)
+            .field("auth_timeout", &self.auth_timeout)
             .finish()
     }
 }
@@ -67,7 +76,7 @@ impl fmt::Debug for HubAuth {
 impl HubAuth {
     /// Tokens verified with `keys`, the default [`Validation`] (`exp`
     /// required), no private topic, the cookie [`DEFAULT_TOKEN_COOKIE`],
-    /// no query parameter.
+    /// no query parameter, [`DEFAULT_AUTH_TIMEOUT`].
     pub fn new(keys: Keys) -> HubAuth {
         HubAuth {
             keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -75,6 +84,7 @@ impl HubAuth {
             private: Private::default(),
             cookie: Some(DEFAULT_TOKEN_COOKIE.to_owned()),
             query: false,
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
         }
     }
 

@@ -15,6 +15,10 @@ pub(super) const TAG_WS_PUBLISHER: u32 = TAG_BASE | 4;
 pub(super) const TAG_POLL: u32 = TAG_BASE | 5;
 pub(super) const TAG_TICKETS: u32 = TAG_BASE | 6;
 pub(super) const TAG_METRICS: u32 = TAG_BASE | 7;
+/// A WebSocket that authenticates with its first message.
+pub(super) const TAG_WS_AUTH: u32 = TAG_BASE | 8;
+/// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
+pub(super) const TAG_PREFLIGHT: u32 = TAG_BASE | 9;
 /// A refused request: this plus the [`Refusal`].
 pub(super) const TAG_REFUSED: u32 = TAG_BASE | 0x100;
 

@@ -64,6 +64,16 @@ pub struct HubSettings {
     /// need one to be subscribed to, where they are read. `None` (the
     /// default): only the publish token and tickets identify anyone.
     pub auth: Option<HubAuth>,
+    /// Origins whose pages may call the hub's HTTP routes from scripts
+    /// (CORS: `fetch` and `XMLHttpRequest`, with credentials): exact
+    /// origins (`https://app.example.com`), compared case-insensitively;
+    /// never `*` (one would never match). A request with one of them in
+    /// `Origin` gets `Access-Control-Allow-Origin` naming it and
+    /// `Access-Control-Allow-Credentials: true`; preflights from them are
+    /// answered 204, from others 403. They are allowed by the origin check
+    /// of [`HubSettings::allowed_origins`] too. Empty (the default): no
+    /// CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HubSettings {
@@ -83,6 +93,7 @@ impl Default for HubSettings {
             metrics_token: None,
             metrics_on_admin_listener: false,
             auth: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -110,18 +121,89 @@ impl fmt::Debug for HubSettings {
             )
             .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
             .field("auth", &self.auth)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
 
+/// Whether an origin from the settings names the one a request sent.
+fn same_origin(allowed: &str, origin: &str) -> bool {
+    allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim())
+}
+
 impl HubSettings {
-    /// Whether a request with this `Origin` may come in.
+    /// Whether a request with this `Origin` may come in: any if
+    /// [`HubSettings::allowed_origins`] is empty, else those it names and
+    /// those of [`HubSettings::cors_origins`].
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins.is_empty()
             || self
                 .allowed_origins
                 .iter()
-                .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim()))
+                .any(|allowed| same_origin(allowed, origin))
+            || self.cors_allowed(origin)
+    }
+
+    /// Whether a page of this `Origin` may read the hub's HTTP answers
+    /// ([`HubSettings::cors_origins`]).
+    pub fn cors_allowed(&self, origin: &str) -> bool {
+        origin != "*"
+            && self
+                .cors_origins
+                .iter()
+                .any(|allowed| allowed != "*" && same_origin(allowed, origin))
+    }
+
+    /// Whether `text` is an origin as a browser sends it and
+    /// [`HubSettings::cors_origins`] takes it: `http://` or `https://`, a
+    /// host, an optional port, nothing else (no path, no `*`).
+    ///
+    /// ```
+    /// use tether_apps::HubSettings;
+    ///
+    /// assert!(HubSettings::is_origin("https://app.example.com"));
+    /// assert!(HubSettings::is_origin("http://localhost:8080"));
+    /// assert!(!HubSettings::is_origin("*"));
+    /// assert!(!HubSettings::is_origin("https://example.com/path"));
+    /// ```
+    pub fn is_origin(text: &str) -> bool {
+        let Some(rest) = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+        else {
+            return false;
+        };
+        // An IPv6 literal in brackets, or a name or IPv4 address.
+        let (host_ok, after) = match rest.strip_prefix('[') {
+            Some(literal) => match literal.split_once(']') {
+                Some((address, after)) => (
+                    !address.is_empty() && address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+                    after,
+                ),
+                None => (false, ""),
+            },
+            None => {
+                let end = rest.find(':').unwrap_or(rest.len());
+                let host = &rest[..end];
+                let ok = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
+                (ok, &rest[end..])
+            }
+        };
+        let port = match after {
+            "" => None,
+            after => match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return false,
+            },
+        };
+        let port_ok = port.is_none_or(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+        host_ok && port_ok
     }
 
     /// Whether any WebSocket subscriber of `topic` may publish to it (the
@@ -155,6 +237,29 @@ impl HubSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is judged without a panic; an origin taken has no
+        /// path, query, user, wildcard or space, and names itself.
+        #[test]
+        fn origins_are_judged_safely(text in ".{0,40}", host in "[a-z0-9.-]{1,20}", port in proptest::option::of(any::<u16>())) {
+            if HubSettings::is_origin(&text) {
+                let rest = text.split_once("://").map_or("", |(_, rest)| rest);
+                prop_assert!(!rest.contains(['/', '?', '#', '@', '*', ' ']), "{}", text);
+            }
+            let origin = match port {
+                Some(port) => format!("https://{host}:{port}"),
+                None => format!("http://{host}"),
+            };
+            prop_assert!(HubSettings::is_origin(&origin), "{}", origin);
+            let s = HubSettings {
+                cors_origins: vec![origin.clone()],
+                ..HubSettings::default()
+            };
+            prop_assert!(s.cors_allowed(&origin.to_ascii_uppercase()));
+        }
+    }
 
     #[test]
     fn settings() {
@@ -163,6 +268,41 @@ mod tests {
         s.allowed_origins = vec!["https://Example.com/".into()];
         assert!(s.origin_allowed("https://example.com"));
         assert!(!s.origin_allowed("https://example.com.evil"));
+        // CORS origins pass the origin check too, `*` never matches.
+        s.cors_origins = vec!["https://app.example.com".into(), "*".into()];
+        assert!(s.origin_allowed("https://APP.example.com"));
+        assert!(s.cors_allowed("https://app.example.com"));
+        assert!(!s.cors_allowed("https://example.com"));
+        assert!(!s.cors_allowed("*"));
+        assert!(!s.cors_allowed("https://other.example"));
+        assert!(!s.origin_allowed("*"));
+        for good in [
+            "https://a.b",
+            "http://localhost:8080",
+            "https://[::1]:443",
+            "http://[::1]",
+        ] {
+            assert!(HubSettings::is_origin(good), "{good}");
+        }
+        for bad in [
+            "*",
+            "null",
+            "https://",
+            "ftp://a.b",
+            "https://a.b/",
+            "https://a.b/path",
+            "https://a.b:",
+            "https://a.b:99999",
+            "https://a b",
+            "https://user@a.b",
+            "https://a.b?x",
+            "https://a.b:+80",
+            "https://[::1",
+            "https://[]",
+            "https://[::1]x",
+        ] {
+            assert!(!HubSettings::is_origin(bad), "{bad}");
+        }
         s.ws_publish = vec!["chat.*".into(), "exact".into()];
         assert!(s.ws_publish_open("chat.lobby"));
         assert!(s.ws_publish_open("exact"));
