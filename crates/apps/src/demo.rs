@@ -113,6 +113,14 @@ impl App for Demo {
         }
     }
 
+    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        if HubApp::handles(tag) {
+            self.hub.event_stream_headers(tag, request)
+        } else {
+            Vec::new()
+        }
+    }
+
     fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,

@@ -1327,6 +1327,13 @@ impl App for HubApp {
         self.leave(ctx, conn, &reason);
     }
 
+    fn event_stream_headers(&mut self, _tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        // The CORS fields a cross-origin EventSource needs, as on the
+        // hub's other routes.
+        self.with_cors(Response::empty(200), self.cors_origin(request))
+            .headers
+    }
+
     fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,

@@ -223,3 +223,33 @@ fn cors_origins_pass_the_origin_check() {
     let events = SseClient::connect(server.addr, "/topics/news/events", &origin(APP));
     assert_eq!(events.response.status, 200);
 }
+
+#[test]
+fn event_streams_carry_cors_headers_for_an_allowed_origin_only() {
+    let server = hub(&[]);
+    let events = SseClient::connect(server.addr, "/topics/news/events", &origin(APP));
+    assert_eq!(events.response.status, 200);
+    assert_eq!(events.response.header("content-type"), Some("text/event-stream"));
+    assert_cors(&events.response, APP);
+
+    let other = SseClient::connect(
+        server.addr,
+        "/topics/news/events",
+        &origin("https://elsewhere.example"),
+    );
+    assert_no_cors(&other.response);
+    assert_eq!(other.response.header("vary"), Some("Origin"));
+
+    // HEAD gets the same head, and no stream.
+    let mut conn = HttpConn::connect(server.addr);
+    conn.send(
+        format!(
+            "HEAD /topics/news/events HTTP/1.1\r\nHost: t\r\n{}\r\n",
+            origin(APP)
+        )
+        .as_bytes(),
+    );
+    let head = conn.head_response();
+    assert_eq!(head.status, 200);
+    assert_cors(&head, APP);
+}

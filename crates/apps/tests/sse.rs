@@ -26,6 +26,15 @@ impl App for FastClock {
 
     fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
 
+    fn event_stream_headers(&mut self, _: u32, _: &Request<'_>) -> Vec<(String, String)> {
+        vec![
+            ("X-Clock".into(), "fast".into()),
+            // Neither may split the head.
+            ("X-Split".into(), "a\r\nInjected: yes".into()),
+            ("Bad Name".into(), "x".into()),
+        ]
+    }
+
     fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -173,4 +182,16 @@ fn an_empty_last_event_id_is_no_resumption() {
     assert_tick(&stream.next_event(), 1);
     drop(stream);
     server.shutdown();
+}
+
+#[test]
+fn the_app_adds_fields_to_the_head_and_none_can_split_it() {
+    let server = TestServer::start(config(), FastClock(Clock::new()));
+    let stream = SseClient::connect(server.addr, "/clock", "");
+    assert_eq!(stream.response.status, 200);
+    assert_eq!(stream.response.header("x-clock"), Some("fast"));
+    assert_eq!(stream.response.header("x-split"), None);
+    assert_eq!(stream.response.header("injected"), None);
+    assert_eq!(stream.response.header("bad name"), None);
+    assert_eq!(stream.response.header("content-type"), Some("text/event-stream"));
 }

@@ -295,6 +295,17 @@ pub trait App {
         let _ = (ctx, conn, tag, reason);
     }
 
+    /// Header fields for the head of an event stream about to start on a
+    /// route tagged `tag`, or of the answer to its `HEAD` (CORS fields,
+    /// say). The server writes `Content-Type`, `Cache-Control`,
+    /// `X-Accel-Buffering` and `Connection` itself; a field whose name is
+    /// not a token or whose value holds a control character is left out.
+    /// The default adds none.
+    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        let _ = (tag, request);
+        Vec::new()
+    }
+
     /// An event stream started. `last_event_id` is the `Last-Event-ID`
     /// header, or else the `lastEventId` query parameter (for clients that
     /// cannot set headers), when non-empty. The `retry` hint has been

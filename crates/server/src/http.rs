@@ -23,7 +23,7 @@ pub(crate) fn write_response(
         let _ = write!(head, "Content-Type: {content_type}\r\n");
     }
     let _ = write!(head, "Content-Length: {}\r\n", body.len());
-    for (name, value) in headers {
+    for (name, value) in headers.iter().filter(|(name, value)| is_safe_field(name, value)) {
         let _ = write!(head, "{name}: {value}\r\n");
     }
     if close {
@@ -50,13 +50,33 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str
     );
 }
 
-/// The head of an event stream. No length and no chunking: the stream
-/// ends when the connection does.
-pub(crate) const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+/// Whether a header field from an application can be written as it is: a
+/// name that is a token, a value without control characters (no CR or LF
+/// to end the head early, no NUL). Others are left out, so that no
+/// application can be made to split a response.
+pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
+    tether_http1::syntax::is_token(name.as_bytes())
+        && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// The head of an event stream, with the application's own fields. No
+/// length and no chunking: the stream ends when the connection does.
+pub(crate) fn write_sse_head(out: &mut Vec<u8>, headers: &[(String, String)]) {
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n";
+Connection: close\r\n",
+    );
+    for (name, value) in headers.iter().filter(|(name, value)| is_safe_field(name, value)) {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
 
 /// The first value of `name` in an `application/x-www-form-urlencoded`
 /// query, decoded. Malformed escapes are kept as they are.
@@ -128,5 +148,33 @@ mod tests {
         out.clear();
         write_response(&mut out, 200, &[], "text/plain", b"hi", true, false);
         assert!(out.ends_with(b"Content-Length: 2\r\n\r\n"));
+    }
+
+    #[test]
+    fn fields_that_could_split_a_head_are_left_out() {
+        assert!(is_safe_field("X-Ok", "a value\twith a tab"));
+        assert!(!is_safe_field("X-Split", "a\r\nInjected: yes"));
+        assert!(!is_safe_field("X-Nul", "a\0b"));
+        assert!(!is_safe_field("Bad Name", "x"));
+        assert!(!is_safe_field("", "x"));
+        let mut out = Vec::new();
+        write_response(
+            &mut out,
+            200,
+            &[("X-Ok", "1"), ("X-Split", "a\r\nInjected: yes")],
+            "text/plain",
+            b"",
+            false,
+            true,
+        );
+        let head = String::from_utf8(out).unwrap();
+        assert!(head.contains("X-Ok: 1\r\n"));
+        assert!(!head.contains("Injected"));
+        let mut out = Vec::new();
+        write_sse_head(
+            &mut out,
+            &[("X-Ok".into(), "1".into()), ("X:".into(), "x".into())],
+        );
+        assert!(out.ends_with(b"Connection: close\r\nX-Ok: 1\r\n\r\n"));
     }
 }

@@ -184,6 +184,21 @@ impl<A: App> Server<A> {
     }
 
     /// Answers with an error status and closes.
+    /// The application's fields for an event stream's head; `None` if it
+    /// panicked.
+    fn event_stream_headers(
+        &mut self,
+        tag: u32,
+        request: &Request<'_>,
+        now: Instant,
+    ) -> Option<Vec<(String, String)>> {
+        let (app, ctx) = self.detached(now);
+        let stats = &ctx.peers.own().stats;
+        guarded(stats, "event_stream_headers", || {
+            app.event_stream_headers(tag, request)
+        })
+    }
+
     pub(super) fn http_error(&mut self, id: ConnId, status: u16) {
         self.respond(id, |out| http::write_error(out, status, &[]), true);
     }
@@ -336,9 +351,13 @@ impl<A: App> Server<A> {
                 self.upgrade(id, head, &request, tag, rest, now);
                 return Next::Stop;
             }
-            Route::EventStream(_) if head_only => {
+            Route::EventStream(tag) if head_only => {
                 // GET's head, and no stream.
-                self.respond(id, |out| out.extend_from_slice(http::SSE_HEAD), true);
+                let Some(headers) = self.event_stream_headers(tag, &request, now) else {
+                    self.http_error(id, 500);
+                    return Next::Stop;
+                };
+                self.respond(id, |out| http::write_sse_head(out, &headers), true);
                 return Next::Stop;
             }
             Route::EventStream(tag) => {
@@ -350,7 +369,11 @@ impl<A: App> Server<A> {
                     );
                     return Next::Stop;
                 }
-                self.start_stream(id, &request, tag, now);
+                let Some(headers) = self.event_stream_headers(tag, &request, now) else {
+                    self.http_error(id, 500);
+                    return Next::Stop;
+                };
+                self.start_stream(id, &request, tag, &headers, now);
                 return Next::Stop;
             }
             Route::Handler(tag) => {

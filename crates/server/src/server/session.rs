@@ -10,7 +10,7 @@ use tether_ws::{CloseCode, Event, Incoming, Role};
 
 use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
 use crate::app::{Current, Encoded};
-use crate::http::SSE_HEAD;
+use crate::http::write_sse_head;
 use crate::transport::Stream;
 use crate::{App, CloseReason, ConnId, Request};
 
@@ -92,12 +92,19 @@ impl<A: App> Server<A> {
         }
     }
 
-    pub(super) fn start_stream(&mut self, id: ConnId, request: &Request<'_>, tag: u32, now: Instant) {
+    pub(super) fn start_stream(
+        &mut self,
+        id: ConnId,
+        request: &Request<'_>,
+        tag: u32,
+        headers: &[(String, String)],
+        now: Instant,
+    ) {
         let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         self.respond(
             id,
             |out| {
-                out.extend_from_slice(SSE_HEAD);
+                write_sse_head(out, headers);
                 tether_sse::retry(retry, out);
                 out.push(b'\n');
             },
