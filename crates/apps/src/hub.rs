@@ -29,7 +29,7 @@ use tether_hub::{
 
 use self::auth::Clock;
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
-use self::metrics::{HubStats, add, sub};
+use self::metrics::{Denial, HubStats, add, sub};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
 use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
@@ -493,6 +493,23 @@ impl HubApp {
     /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
+    /// Counts a refusal by status, and by reason where it is about a
+    /// token.
+    fn count_refusal(&self, refusal: Refusal) {
+        let stats = self.stats();
+        let (status, denial) = match refusal {
+            Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
+            Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
+            Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
+            Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
+            _ => (&stats.refused_403, None),
+        };
+        add(status, 1);
+        if let Some(denial) = denial {
+            stats.deny(denial);
+        }
+    }
+
     fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
         let settings = &self.shared.settings;
         let given = bearer(request);
@@ -512,6 +529,7 @@ impl HubApp {
         };
         match auth.verify(&token, now) {
             Ok(identity) => Ok(Credential::Token(identity)),
+            Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
             Err(e) => {
                 log::debug!("hub: token refused: {e}");
                 Err(Refusal::BadCredentials)
@@ -610,11 +628,7 @@ impl HubApp {
             Ok(Credential::None) => Refusal::NoCredentials,
             Err(refusal) => refusal,
         };
-        let counter = match refusal {
-            Refusal::NotGranted => &self.stats().refused_403,
-            _ => &self.stats().refused_401,
-        };
-        add(counter, 1);
+        self.count_refusal(refusal);
         Some(refusal.response())
     }
 
@@ -696,7 +710,7 @@ impl HubApp {
             if (self.is_private(topic) && !who.rights.may_subscribe(topic))
                 || (publish && !who.rights.may_publish(topic))
             {
-                add(&self.stats().refused_403, 1);
+                self.count_refusal(Refusal::NotGranted);
                 return Refusal::NotGranted.response();
             }
             let auth = self.shared.settings.auth.as_ref();
@@ -801,6 +815,7 @@ impl HubApp {
                 continue;
             };
             self.leave(ctx, conn, &CloseReason::Ended);
+            self.stats().deny(Denial::SessionExpired);
             match transport {
                 Transport::WebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
                 Transport::EventStream => {
@@ -846,6 +861,7 @@ impl HubApp {
             .collect();
         for conn in late {
             self.awaiting.remove(&conn);
+            self.stats().deny(Denial::AuthTimeout);
             ctx.close(conn, CloseCode::POLICY, "authentication timeout");
         }
     }
@@ -876,6 +892,7 @@ impl HubApp {
             return;
         };
         let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
+            self.stats().deny(Denial::NotAuthMessage);
             return ctx.close(conn, CloseCode::POLICY, "authentication required");
         };
         let now = self.unix_secs(ctx.now());
@@ -889,6 +906,7 @@ impl HubApp {
             }
             Err(TokenRefused::Invalid(e)) => {
                 add(&self.stats().refused_401, 1);
+                self.stats().deny(Denial::of(&e));
                 ctx.close(
                     conn,
                     CloseCode::POLICY,
@@ -897,6 +915,7 @@ impl HubApp {
             }
             Err(TokenRefused::NotGranted) => {
                 add(&self.stats().refused_403, 1);
+                self.stats().deny(Denial::NotGranted);
                 ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
             }
         }
@@ -934,6 +953,7 @@ impl HubApp {
             }
             Err(TokenRefused::Invalid(e)) => {
                 self.leave(ctx, conn, &CloseReason::Ended);
+                self.stats().deny(Denial::of(&e));
                 ctx.close(
                     conn,
                     CloseCode::POLICY,
@@ -942,6 +962,7 @@ impl HubApp {
             }
             Err(TokenRefused::NotGranted) => {
                 self.leave(ctx, conn, &CloseReason::Ended);
+                self.stats().deny(Denial::NotGranted);
                 ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
             }
         }
@@ -1256,11 +1277,7 @@ impl App for HubApp {
             Err(Refusal::NoCredentials) if first_message => Grant::default(),
             Ok(grant) => grant,
             Err(refusal) => {
-                let counter = match refusal {
-                    Refusal::NoCredentials | Refusal::BadCredentials => &self.stats().refused_401,
-                    _ => &self.stats().refused_403,
-                };
-                add(counter, 1);
+                self.count_refusal(refusal);
                 return refusal.route();
             }
         };

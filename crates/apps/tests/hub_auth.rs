@@ -378,3 +378,67 @@ fn a_ticket_lives_no_longer_than_the_token_that_minted_it() {
     events.read_to_end();
     assert!(start.elapsed() < Duration::from_millis(4500));
 }
+
+#[test]
+fn denials_are_counted_by_reason_in_metrics() {
+    let server = hub(false);
+    let expired = mint(&json!({
+        "sub": "alice",
+        "exp": now() - 60,
+        "tether": { "sub": ["user.{sub}.*"] },
+    }));
+    assert_eq!(
+        status(&server, "GET", "/topics/user.alice/poll?timeout=0", ""),
+        401
+    );
+    assert_eq!(
+        status(
+            &server,
+            "GET",
+            "/topics/user.alice/poll?timeout=0",
+            &bearer("not.a.token")
+        ),
+        401
+    );
+    let response = {
+        let mut conn = HttpConn::connect(server.addr);
+        conn.request(
+            "GET",
+            "/topics/user.alice/poll?timeout=0",
+            &format!("{}Connection: close\r\n", bearer(&expired)),
+        );
+        conn.response()
+    };
+    assert_eq!(response.status, 401);
+    assert!(
+        response
+            .header("www-authenticate")
+            .is_some_and(|v| v.contains("error=\"invalid_token\"") && v.contains("token expired")),
+        "{:?}",
+        response.header("www-authenticate")
+    );
+    assert_eq!(
+        status(
+            &server,
+            "GET",
+            "/topics/user.bob/poll?timeout=0",
+            &bearer(&alice())
+        ),
+        403
+    );
+    assert_eq!(status(&server, "POST", "/topics/room.8", &bearer(&alice())), 403);
+
+    let mut conn = HttpConn::connect(server.addr);
+    conn.request(
+        "GET",
+        "/metrics",
+        &format!("{}Connection: close\r\n", bearer(ADMIN)),
+    );
+    let metrics = conn.response();
+    let text = String::from_utf8_lossy(&metrics.body);
+    for (reason, count) in [("missing", 1), ("invalid", 1), ("expired", 1), ("not_granted", 2)] {
+        let line = format!("tether_auth_denied_total{{reason=\"{reason}\"}} {count}");
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
+    assert!(text.contains("tether_auth_denied_total{reason=\"session_expired\"} 0"));
+}

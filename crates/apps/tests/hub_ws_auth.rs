@@ -85,6 +85,22 @@ fn published_id(response: &Response) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
+/// `tether_auth_denied_total` for `reason`, from `/metrics`.
+fn denied(server: &TestServer, reason: &str) -> u64 {
+    let mut conn = HttpConn::connect(server.addr);
+    conn.request(
+        "GET",
+        "/metrics",
+        &format!("Authorization: Bearer {ADMIN}\r\nConnection: close\r\n"),
+    );
+    let body = String::from_utf8(conn.response().body).unwrap();
+    let prefix = format!("tether_auth_denied_total{{reason=\"{reason}\"}} ");
+    let line = body.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+    line.unwrap_or_else(|| panic!("no {prefix} in {body}"))
+        .parse()
+        .unwrap()
+}
+
 fn auth_message(token: &str) -> String {
     json!({ "type": "auth", "token": token }).to_string()
 }
@@ -183,6 +199,7 @@ fn any_other_first_message_closes_with_1008() {
     let close = client.recv_close();
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "authentication required");
+    assert_eq!(denied(&server, "not_auth_message"), 5);
 }
 
 #[test]
@@ -215,6 +232,9 @@ fn a_bad_first_message_token_closes_with_1008_and_a_reason() {
     let close = client.recv_close();
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "the token does not grant this topic");
+    assert_eq!(denied(&server, "expired"), 1);
+    assert_eq!(denied(&server, "invalid"), 2);
+    assert_eq!(denied(&server, "not_granted"), 1);
 }
 
 #[test]
@@ -228,6 +248,7 @@ fn no_first_message_in_time_closes_with_1008() {
     assert_eq!(close.reason, "authentication timeout");
     assert!(took >= Duration::from_millis(900), "{took:?}");
     assert!(took < Duration::from_millis(3500), "{took:?}");
+    assert_eq!(denied(&server, "auth_timeout"), 1);
 
     // One that authenticates in time stays past the timeout.
     let mut client = WsClient::connect(server.addr, "/topics/user.alice.inbox/ws");
@@ -279,6 +300,7 @@ fn a_websocket_whose_token_expires_is_closed_with_token_expired() {
             Some(tether_ws::Event::Close(close)) => {
                 assert_eq!(close.code, CloseCode::POLICY);
                 assert_eq!(close.reason, "token expired");
+                assert_eq!(denied(&server, "session_expired"), 1);
                 break;
             }
             Some(tether_ws::Event::Message(message)) => {

@@ -27,6 +27,59 @@ pub(super) struct HubStats {
     pub(super) refused_401: AtomicU64,
     pub(super) refused_403: AtomicU64,
     pub(super) tickets_issued: AtomicU64,
+    denied: [AtomicU64; Denial::ALL.len()],
+}
+
+/// Why a token was refused or a session ended for want of one, as
+/// `tether_auth_denied_total{reason}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Denial {
+    /// No token where one is needed.
+    Missing,
+    /// A token that does not verify (bad signature, wrong audience, ...).
+    Invalid,
+    /// A token past its `exp` (and the leeway) when it was presented.
+    Expired,
+    /// A valid token that does not grant the topic or the publish.
+    NotGranted,
+    /// A WebSocket that sent no token within the auth timeout.
+    AuthTimeout,
+    /// A WebSocket whose first message was not its token.
+    NotAuthMessage,
+    /// A session whose token expired while it was open.
+    SessionExpired,
+}
+
+impl Denial {
+    const ALL: [Denial; 7] = [
+        Denial::Missing,
+        Denial::Invalid,
+        Denial::Expired,
+        Denial::NotGranted,
+        Denial::AuthTimeout,
+        Denial::NotAuthMessage,
+        Denial::SessionExpired,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Denial::Missing => "{reason=\"missing\"}",
+            Denial::Invalid => "{reason=\"invalid\"}",
+            Denial::Expired => "{reason=\"expired\"}",
+            Denial::NotGranted => "{reason=\"not_granted\"}",
+            Denial::AuthTimeout => "{reason=\"auth_timeout\"}",
+            Denial::NotAuthMessage => "{reason=\"not_auth_message\"}",
+            Denial::SessionExpired => "{reason=\"session_expired\"}",
+        }
+    }
+
+    /// Why `error` refused a token.
+    pub(super) fn of(error: &tether_auth::Error) -> Denial {
+        match error {
+            tether_auth::Error::Expired => Denial::Expired,
+            _ => Denial::Invalid,
+        }
+    }
 }
 
 pub(super) fn add(counter: &AtomicU64, n: u64) {
@@ -38,6 +91,13 @@ pub(super) fn sub(counter: &AtomicU64, n: u64) {
 }
 
 impl HubStats {
+    /// Counts a denial.
+    pub(super) fn deny(&self, denial: Denial) {
+        if let Some(counter) = self.denied.get(denial as usize) {
+            add(counter, 1);
+        }
+    }
+
     pub(super) fn subscribers(&self, transport: Transport) -> &AtomicU64 {
         match transport {
             Transport::WebSocket => &self.subscribers_websocket,
@@ -200,6 +260,25 @@ impl HubApp {
             "counter",
             "Tickets issued.",
             &[("", total(|s| &s.tickets_issued))],
+        );
+        let denied: Vec<(&str, u64)> = Denial::ALL
+            .iter()
+            .map(|&denial| {
+                let count = self
+                    .shared
+                    .stats
+                    .iter()
+                    .filter_map(|s| s.denied.get(denial as usize))
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .sum();
+                (denial.label(), count)
+            })
+            .collect();
+        metric(
+            "tether_auth_denied_total",
+            "counter",
+            "Tokens refused, and sessions ended for want of a valid one, by reason.",
+            &denied,
         );
         let (mut topics, mut events, mut bytes) = (0u64, 0u64, 0u64);
         let mut per_topic: Vec<(&Arc<str>, tether_hub::TopicInfo)> = self.hub.topics().collect();

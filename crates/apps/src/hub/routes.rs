@@ -35,10 +35,12 @@ pub(super) enum Refusal {
     OnlyGet,
     /// A valid token that does not grant what was asked.
     NotGranted,
+    /// A token past its expiry.
+    ExpiredCredentials,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 9] = [
+    pub(super) const ALL: [Refusal; 10] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -48,6 +50,7 @@ impl Refusal {
         Refusal::OnlyPost,
         Refusal::OnlyGet,
         Refusal::NotGranted,
+        Refusal::ExpiredCredentials,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -60,6 +63,10 @@ impl Refusal {
             Refusal::BadEventType => Response::text(400, format!("{}\n", HubError::InvalidEventType)),
             Refusal::NoCredentials => unauthorized(false),
             Refusal::BadCredentials => unauthorized(true),
+            Refusal::ExpiredCredentials => Response::text(401, "token expired\n").header(
+                "WWW-Authenticate",
+                "Bearer realm=\"tether\", error=\"invalid_token\", error_description=\"token expired\"",
+            ),
             Refusal::Origin => Response::text(403, "origin not allowed\n"),
             Refusal::Ticket => Response::text(403, format!("{}\n", HubError::TicketRefused)),
             Refusal::OnlyPost => Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST"),
