@@ -8,11 +8,15 @@
 #
 # Environment:
 #   TETHER_CACHE_DIR  where the venv is cached (default: ~/.cache/tether)
-#   PYTHON            the interpreter for the venv (default: python3; >= 3.9)
+#   PYTHON            the interpreter for the venv (default: python3; >= 3.11)
 set -euo pipefail
 
 PYJWT_VERSION=2.15.1
 CRYPTOGRAPHY_VERSION=50.0.2
+# cryptography's own dependencies, pinned too so that every run installs the
+# same packages (pycparser 3.12 is why Python 3.11 is needed).
+CFFI_VERSION=2.1.1
+PYCPARSER_VERSION=3.12
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -26,11 +30,12 @@ die() { printf 'auth-interop: FAILED: %s\n' "$*" >&2; exit 1; }
 work="$(mktemp -d "${TMPDIR:-/tmp}/tether-auth.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null \
-    || die "$python is missing or older than 3.9; set PYTHON"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    || die "$python is missing or older than 3.11; set PYTHON"
 
 # --- the venv (cached; rebuilt when a pin changes or a build was cut short) --
-stamp="pyjwt==$PYJWT_VERSION cryptography==$CRYPTOGRAPHY_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"
+pins=("pyjwt==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION" "cffi==$CFFI_VERSION" "pycparser==$PYCPARSER_VERSION")
+stamp="${pins[*]} $("$python" -c 'import sys; print(sys.version.split()[0])')"
 mkdir -p "$cache"
 (
     flock 9
@@ -39,7 +44,7 @@ mkdir -p "$cache"
         rm -rf "$venv"
         "$python" -m venv "$venv"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            "pyjwt==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+            "${pins[@]}"
         printf '%s\n' "$stamp" >"$venv/.tether-stamp"
     fi
 ) 9>"$cache/auth-venv.lock" || die "could not create the venv at $venv"
