@@ -25,6 +25,7 @@ import sys
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 NOW = 1_700_000_000
 AUDIENCE = "tether"
@@ -196,6 +197,64 @@ def main(out: str) -> None:
     case("hs256/garbage_parts", f"{b64(os.urandom(24))}.{b64(os.urandom(24))}.{b64(os.urandom(32))}", "HS256", "malformed")
     case("hs256/empty", "", "HS256", "malformed")
     case("hs256/four_parts", f"{hs(claims())}.e30", "HS256", "malformed")
+
+    # The same keys as a JSON Web Key Set written by PyJWT (`to_jwk`), each
+    # with a kid, and a second EC key: the key is chosen by kid, or by alg
+    # when only one key of the set fits.
+    def jwk(algorithm, key, kid):
+        j = algorithm.to_jwk(key, as_dict=True)
+        j["kid"] = kid
+        return j
+
+    jwks_file = write(
+        "keys.jwks.json",
+        json.dumps(
+            {
+                "keys": [
+                    jwk(HMACAlgorithm, secret, "hs"),
+                    jwk(RSAAlgorithm, rsa_key.public_key(), "rs"),
+                    jwk(ECAlgorithm, ec_key.public_key(), "ec"),
+                    jwk(ECAlgorithm, ec_other.public_key(), "ec-2"),
+                    jwk(OKPAlgorithm, ed_key.public_key(), "ed"),
+                ]
+            }
+        ).encode(),
+    )
+    kids = {"HS256": "hs", "RS256": "rs", "ES256": "ec", "EdDSA": "ed"}
+
+    def jwks_case(name, token, expect):
+        cases.append(
+            {"name": name, "token": token, "key_file": jwks_file, "key_kind": "jwks", "now": NOW, "expect": expect}
+        )
+
+    for alg, kid in kids.items():
+        key = algs[alg]["sign"]
+        jwks_case(f"jwks/{alg.lower()}_by_kid", jwt.encode(claims(), key, algorithm=alg, headers={"kid": kid}), "ok")
+        jwks_case(
+            f"jwks/{alg.lower()}_unknown_kid",
+            jwt.encode(claims(), key, algorithm=alg, headers={"kid": kid + "-old"}),
+            "unknown_key_id",
+        )
+    for alg in ("HS256", "RS256", "EdDSA"):
+        jwks_case(f"jwks/{alg.lower()}_no_kid_one_key_fits", jwt.encode(claims(), algs[alg]["sign"], algorithm=alg), "ok")
+    jwks_case("jwks/es256_no_kid_two_keys_fit", jwt.encode(claims(), ec_key, algorithm="ES256"), "ambiguous_key")
+    jwks_case(
+        "jwks/es256_signed_with_the_other_ec_key",
+        jwt.encode(claims(), ec_other, algorithm="ES256", headers={"kid": "ec"}),
+        "bad_signature",
+    )
+    jwks_case(
+        "jwks/es256_under_the_rsa_kid",
+        jwt.encode(claims(), ec_key, algorithm="ES256", headers={"kid": "rs"}),
+        "algorithm_mismatch",
+    )
+    with open(os.path.join(out, algs["RS256"]["file"]), "rb") as f:
+        rsa_pem = f.read()
+    jwks_case(
+        "jwks/hs256_signed_with_rsa_pem_under_the_rsa_kid",
+        hs256_by_hand({"alg": "HS256", "kid": "rs"}, claims(), rsa_pem),
+        "algorithm_mismatch",
+    )
 
     # RFC 7515 A.1, with its JWK in a key set. Check the copy first: the
     # HMAC of the printed signing input must be the printed signature.
