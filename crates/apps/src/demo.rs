@@ -33,12 +33,16 @@ pub const DEFAULT_DEMO_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// [`MAX_DEMO_NAME_LEN`] ASCII letters, digits, `_` and `-`; and
 /// optionally `ttl=SECONDS`, shorter than [`DemoLogin::ttl`]) answers
 /// `{"token":"...","sub":"NAME","expires_in":S}` and sets the hub's token
-/// cookie to the token (`HttpOnly; SameSite=Lax; Path=/`, and `Secure`
-/// if [`DemoLogin::secure`]). The token lets its holder subscribe to
+/// cookie to the token (`HttpOnly; SameSite=Lax`, and `Secure` if
+/// [`DemoLogin::secure`]), for the paths of the user's own topic
+/// (`Path=/topics/user.NAME`: the browser sends it to its event stream,
+/// WebSocket and long poll, and nowhere else, so that a stale cookie
+/// never spoils the open topics). The token lets its holder subscribe to
 /// `chat.*` and `user.NAME`, and publish to `chat.*` and `user.*` (so
-/// that users can write to each other); `user.*` is private in the demo.
-/// Anyone may sign in under any free-form name: the demo checks nobody's
-/// identity, it shows what a token does. `POST /demo/logout` clears the
+/// that users can write to each other: with the token in
+/// `Authorization`); `user.*` is private in the demo. Anyone may sign in
+/// under any free-form name: the demo checks nobody's identity, it shows
+/// what a token does. `POST /demo/logout` with `name=NAME` clears the
 /// cookie.
 ///
 /// Its `Debug` output never shows the secret.
@@ -112,6 +116,29 @@ impl DemoLogin {
             vec!["chat.*".into(), "user.*".into()],
         )
     }
+}
+
+/// The value of `name` in a form body (`a=1&b=2`), as it is: names are
+/// taken without percent-decoding, so only plain ones pass.
+fn form_field<'b>(body: &'b [u8], name: &str) -> Option<&'b str> {
+    let form = std::str::from_utf8(body).ok()?;
+    form.split('&')
+        .find_map(|pair| pair.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+}
+
+/// The name of a sign-in form, or the answer that refuses it.
+fn demo_name(body: &[u8]) -> Result<&str, Response> {
+    if body.len() > 1024 {
+        return Err(Response::text(413, "the form is too long\n"));
+    }
+    form_field(body, "name")
+        .filter(|n| is_demo_name(n))
+        .ok_or_else(|| {
+            Response::text(
+                400,
+                format!("a name is 1 to {MAX_DEMO_NAME_LEN} letters, digits, _ and -\n"),
+            )
+        })
 }
 
 /// Whether `name` may sign in to the demo.
@@ -247,22 +274,12 @@ impl Demo {
         let Some(auth) = &self.hub.settings().auth else {
             return Response::text(404, "the demo's sign-in is off\n");
         };
-        if body.len() > 1024 {
-            return Response::text(413, "the form is too long\n");
-        }
-        let form = std::str::from_utf8(body).unwrap_or_default();
-        let field = |name: &str| {
-            form.split('&')
-                .find_map(|pair| pair.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-        };
-        let Some(name) = field("name").filter(|n| is_demo_name(n)) else {
-            return Response::text(
-                400,
-                format!("a name is 1 to {MAX_DEMO_NAME_LEN} letters, digits, _ and -\n"),
-            );
+        let name = match demo_name(body) {
+            Ok(name) => name,
+            Err(refusal) => return refusal,
         };
         let longest = login.ttl.as_secs().max(1);
-        let ttl = match field("ttl") {
+        let ttl = match form_field(body, "ttl") {
             None => longest,
             Some(asked) => match asked.parse::<u64>() {
                 Ok(asked) if (1..=longest).contains(&asked) => asked,
@@ -290,13 +307,19 @@ impl Demo {
         )
         .header(
             "Set-Cookie",
-            &format!("{cookie}={signed}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"),
+            &format!(
+                "{cookie}={signed}; Path=/topics/user.{name}; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
+            ),
         )
         .header("Cache-Control", "no-store")
     }
 
-    /// `POST /demo/logout`: the cookie cleared.
-    fn logout(&self) -> Response {
+    /// `POST /demo/logout`: the cookie of `name=NAME` cleared.
+    fn logout(&self, body: &[u8]) -> Response {
+        let name = match demo_name(body) {
+            Ok(name) => name,
+            Err(refusal) => return refusal,
+        };
         let cookie = self
             .hub
             .settings()
@@ -311,7 +334,7 @@ impl Demo {
         };
         Response::empty(204).header(
             "Set-Cookie",
-            &format!("{cookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+            &format!("{cookie}=; Path=/topics/user.{name}; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
         )
     }
 
@@ -459,7 +482,7 @@ impl App for Demo {
         let response = match tag {
             LOGIN | LOGOUT if !self.login_origin_ok(request) => Response::text(403, "origin not allowed\n"),
             LOGIN => self.login(body),
-            LOGOUT => self.logout(),
+            LOGOUT => self.logout(body),
             LOGIN_PREFLIGHT
                 if request
                     .header("origin")

@@ -87,7 +87,7 @@ fn a_name_gets_a_token_with_the_documented_rights_and_cookie() {
     let set = response.header("set-cookie").unwrap();
     assert_eq!(
         set,
-        format!("tether_token={token}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax")
+        format!("tether_token={token}; Path=/topics/user.alice; Max-Age=600; HttpOnly; SameSite=Lax")
     );
 
     // A shorter life may be asked for, not a longer one.
@@ -150,7 +150,10 @@ fn bad_names_are_refused() {
 #[test]
 fn the_cookie_opens_the_users_own_topic_and_writes_to_others() {
     let server = demo(false);
-    let alice = cookie_of(&login(&server, "name=alice"));
+    let signed_in = login(&server, "name=alice");
+    let alice = cookie_of(&signed_in);
+    let answer: Value = serde_json::from_slice(&signed_in.body).unwrap();
+    let alice_token = format!("Authorization: Bearer {}\r\n", answer["token"].as_str().unwrap());
     let bob = cookie_of(&login(&server, "name=bob"));
 
     let mut bob_inbox = SseClient::connect(server.addr, "/topics/user.bob/events", &bob);
@@ -163,10 +166,12 @@ fn the_cookie_opens_the_users_own_topic_and_writes_to_others() {
     // Public rooms stay open to all.
     assert_eq!(status("/topics/chat.lobby/events", ""), 200);
 
+    // The cookie's path is alice's own topic: she writes to bob with the
+    // token in Authorization (a client that sends the cookie anyway may).
     let sent = post(
         &server,
         "/topics/user.bob",
-        &alice,
+        &alice_token,
         r#"{"from":"alice","text":"hi bob"}"#,
     );
     assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
@@ -174,17 +179,20 @@ fn the_cookie_opens_the_users_own_topic_and_writes_to_others() {
         bob_inbox.next_event().data(),
         r#"{"from":"alice","text":"hi bob"}"#
     );
+    assert_eq!(post(&server, "/topics/user.bob", &alice, "by cookie").status, 200);
+    assert_eq!(bob_inbox.next_event().data(), "by cookie");
     // Not the clock, and not without a token.
-    assert_eq!(post(&server, "/topics/clock", &alice, "x").status, 403);
+    assert_eq!(post(&server, "/topics/clock", &alice_token, "x").status, 403);
     assert_eq!(post(&server, "/topics/user.bob", "", "x").status, 401);
 
     // Signing out clears the cookie.
-    let out = post(&server, "/demo/logout", &alice, "");
+    let out = post(&server, "/demo/logout", &alice, "name=alice");
     assert_eq!(out.status, 204);
     assert_eq!(
         out.header("set-cookie"),
-        Some("tether_token=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
+        Some("tether_token=; Path=/topics/user.alice; Max-Age=0; HttpOnly; SameSite=Lax")
     );
+    assert_eq!(post(&server, "/demo/logout", "", "name=a.b").status, 400);
 }
 
 #[test]

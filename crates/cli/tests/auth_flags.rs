@@ -403,7 +403,7 @@ fn the_demo_signs_in_with_a_secret_of_its_own() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"expires_in\":120"), "{answer}");
     assert!(
-        answer.contains("; Max-Age=120; HttpOnly; SameSite=Lax\r\n"),
+        answer.contains("; Path=/topics/user.alice; Max-Age=120; HttpOnly; SameSite=Lax\r\n"),
         "{answer}"
     );
     let alice = cookie_header(&answer);
