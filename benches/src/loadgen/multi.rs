@@ -261,10 +261,14 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
             "{child_problems} problems in the processes (shown above)"
         ));
     }
-    let main = if mode == "echo" { "rtt_us" } else { "latency_us" };
+    let (main, label) = if mode == "echo" {
+        ("rtt_us", "round trip")
+    } else {
+        ("latency_us", "latency")
+    };
     let latency = hists.iter().find(|(k, _)| k == main).map_or_else(
         || "no samples".to_owned(),
-        |(_, h)| format!("latency {}", report::percentiles_human(h)),
+        |(_, h)| format!("{label} {}", report::percentiles_human(h)),
     );
     Ok(Report {
         human: format!(
