@@ -113,6 +113,10 @@ pub(crate) struct Args {
     /// Seconds a graceful shutdown may take.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
     shutdown_timeout: f64,
+    /// HTTP/2: with prior knowledge (h2c) on plain ports, by ALPN `h2`
+    /// over TLS; HTTP/1.1 is served beside it either way.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    http2: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
@@ -644,6 +648,14 @@ fn handshake(_: &Args) -> Handshake {
 const MAX_SECONDS: f64 = 86_400.0;
 
 /// A duration option: seconds from 0 to a day, fractions allowed.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?} is neither on nor off")),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()
@@ -675,6 +687,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     config.handshake_timeout = seconds(args.handshake_timeout);
     config.sse_heartbeat = seconds(args.sse_heartbeat);
     config.shutdown_timeout = seconds(args.shutdown_timeout);
+    config.http2 = args.http2;
     config.ws = tether_ws::Config::default()
         .max_frame_size(args.max_frame_size)
         .max_message_size(args.max_message_size)
