@@ -282,6 +282,8 @@ impl Log {
     ///   file of the old name, so the next open finds the same records.
     /// - No record is visited that does not pass its checksum, and none
     ///   twice; nothing here panics on any content of the directory.
+    /// - What recovery changes is synced (files and directory) unless the
+    ///   policy is [`Fsync::Never`].
     ///
     /// # Errors
     ///
@@ -313,6 +315,7 @@ impl Log {
         let mut segments: VecDeque<Segment> = VecDeque::new();
         let count = bases.len();
         let mut next_base = 0u64;
+        let durable = options.fsync != Fsync::Never;
         for (i, &base) in bases.iter().enumerate() {
             let last = i.saturating_add(1) == count;
             next_base = next_base.max(base);
@@ -325,7 +328,9 @@ impl Log {
                         let file = OpenOptions::new().write(true).open(&path)?;
                         let len = file.metadata()?.len();
                         file.set_len(cut)?;
-                        file.sync_all()?;
+                        if durable {
+                            file.sync_all()?;
+                        }
                         recovery.torn_tails = recovery.torn_tails.saturating_add(1);
                         recovery.truncated_bytes =
                             recovery.truncated_bytes.saturating_add(len.saturating_sub(cut));
@@ -336,13 +341,15 @@ impl Log {
                 Scanned::TornHeader => {
                     let len = fs::metadata(&path)?.len();
                     fs::remove_file(&path)?;
-                    sync_dir(&dir)?;
+                    if durable {
+                        sync_dir(&dir)?;
+                    }
                     recovery.torn_tails = recovery.torn_tails.saturating_add(1);
                     recovery.truncated_bytes = recovery.truncated_bytes.saturating_add(len);
                 }
                 Scanned::Damaged { damage, segment } => {
                     let kept = segment.filter(|s| s.records() > 0);
-                    let corrupt = quarantine(&dir, &path, kept.map_or(0, |s| s.bytes))?;
+                    let corrupt = quarantine(&dir, &path, kept.map_or(0, |s| s.bytes), durable)?;
                     recovery.quarantined.push(Quarantined {
                         path: corrupt,
                         base,
@@ -362,7 +369,7 @@ impl Log {
                 .append(true)
                 .open(dir.join(segment_name(active.base)))?,
             None => {
-                let (file, segment) = create_segment(&dir, next_base, options.fsync != Fsync::Never)?;
+                let (file, segment) = create_segment(&dir, next_base, durable)?;
                 segments.push_back(segment);
                 file
             }
@@ -746,8 +753,8 @@ fn scan_segment(
 }
 
 /// Renames `path` to a free `.corrupt` name and, if `keep` > 0, writes its
-/// first `keep` bytes back under `path`.
-fn quarantine(dir: &Path, path: &Path, keep: u64) -> Result<PathBuf, Error> {
+/// first `keep` bytes back under `path` (synced when `durable`).
+fn quarantine(dir: &Path, path: &Path, keep: u64, durable: bool) -> Result<PathBuf, Error> {
     let mut corrupt = path.with_extension("log.corrupt");
     let mut n = 0u32;
     while corrupt.exists() {
@@ -771,9 +778,13 @@ fn quarantine(dir: &Path, path: &Path, keep: u64) -> Result<PathBuf, Error> {
                 "a quarantined segment shrank while its good records were copied",
             )));
         }
-        dst.sync_all()?;
+        if durable {
+            dst.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
     }
-    sync_dir(dir)?;
+    if durable {
+        sync_dir(dir)?;
+    }
     Ok(corrupt)
 }
