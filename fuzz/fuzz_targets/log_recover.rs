@@ -50,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
     let [flags, limit, rest @ ..] = data else { return };
     let count = usize::from(flags & 3).clamp(1, 3);
     let max = u32::from(*limit) * 4 + 4;
-    let options = Options::default().with_fsync(Fsync::Never).with_max_record_bytes(max);
+    let options = Options::default()
+        .with_fsync(Fsync::Never)
+        .with_max_record_bytes(max);
 
     let dir = dir();
     let _ = fs::remove_dir_all(dir);
@@ -62,7 +64,9 @@ fuzz_target!(|data: &[u8]| {
         let body = if i + 1 == count {
             std::mem::take(&mut input)
         } else {
-            let Some((&len, tail)) = input.split_first() else { break };
+            let Some((&len, tail)) = input.split_first() else {
+                break;
+            };
             let (body, tail) = tail.split_at(usize::from(len).min(tail.len()));
             input = tail;
             body
