@@ -548,6 +548,24 @@ impl Log {
         self.segments.iter().copied()
     }
 
+    /// Another handle on the file being appended to, so that another
+    /// thread can sync it (`sync_data` on it syncs the same file); after
+    /// [`Log::roll`] (which syncs the segment it closes unless the policy
+    /// is [`Fsync::Never`]) appends go to a new file: see
+    /// [`Log::active_base`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the descriptor cannot be duplicated.
+    pub fn try_clone_active(&self) -> Result<File, Error> {
+        Ok(self.file.try_clone()?)
+    }
+
+    /// The base index of the segment being appended to.
+    pub fn active_base(&self) -> u64 {
+        self.active().base
+    }
+
     /// The index the next append gets.
     pub fn next_index(&self) -> u64 {
         self.active().end
