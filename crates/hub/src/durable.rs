@@ -946,3 +946,274 @@ impl Drop for DurableBroker {
         let _ = self.log.sync();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hub, Subscribed, Transport};
+
+    /// Loops whose posts are queued, with a wall clock the test sets.
+    struct Loops {
+        count: usize,
+        this: usize,
+        now_ms: u64,
+        posted: Vec<(usize, HubMessage)>,
+    }
+
+    impl Context for Loops {
+        fn loops(&self) -> usize {
+            self.count
+        }
+        fn this_loop(&self) -> usize {
+            self.this
+        }
+        fn post(&mut self, to: usize, message: HubMessage) {
+            self.posted.push((to, message));
+        }
+        fn unix_ms(&self) -> u64 {
+            self.now_ms
+        }
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!("tether-hub-durable-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn durable(dir: &TempDir) -> DurableConfig {
+        let mut config = DurableConfig::new(&dir.0);
+        config.fsync = Fsync::Never;
+        config
+    }
+
+    /// Publishes on loop 0 of one: the outcome.
+    fn publish(
+        broker: &mut DurableBroker,
+        cx: &mut Loops,
+        topic: &str,
+        data: &str,
+        key: Option<&str>,
+    ) -> HubMessage {
+        let config = Config::default();
+        let mut publish = Publish::new(topic, None, data, &config)
+            .unwrap()
+            .reply_to(crate::ReplyTo {
+                loop_index: 0,
+                token: 7,
+            });
+        if let Some(key) = key {
+            publish = publish.with_key(key).unwrap();
+        }
+        broker.publish(publish, cx).unwrap();
+        cx.posted.pop().unwrap().1
+    }
+
+    fn published_id(message: HubMessage) -> EventId {
+        match message {
+            HubMessage::Published { result: Ok(id), .. } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What a loop's hub answers a subscriber resuming from `last_id`,
+    /// after following the topic: the gap, if any, and the events' data.
+    fn resume(broker: &mut DurableBroker, cx: &mut Loops, topic: &str, last_id: &str) -> (bool, Vec<String>) {
+        let mut hub: Hub<u32> = Hub::new(Config::default(), false);
+        let topic: Arc<str> = Arc::from(topic);
+        assert!(matches!(
+            hub.subscribe(&topic, 1, Transport::EventStream, Some(last_id))
+                .unwrap(),
+            Subscribed::Held { follow: true }
+        ));
+        cx.posted.clear();
+        broker.follow(&topic, cx);
+        let Some((
+            _,
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            },
+        )) = cx.posted.pop()
+        else {
+            panic!()
+        };
+        let readied = hub.ready(&topic, history, dropped).unwrap();
+        let resumed = readied.resumed.into_iter().next().unwrap();
+        let data = resumed.events.iter().map(|e| e.json().to_owned()).collect();
+        (resumed.gap.is_some(), data)
+    }
+
+    fn open(dir: &TempDir, now_ms: u64) -> DurableBroker {
+        DurableBroker::open_all(&Config::default(), &durable(dir), 1, now_ms)
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_restart_keeps_events_keys_and_growing_ids() {
+        let dir = TempDir::new("restart");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 1_000,
+            posted: Vec::new(),
+        };
+        let mut broker = open(&dir, 1_000);
+        let first = published_id(publish(&mut broker, &mut cx, "news", "a", Some("k1")));
+        let second = published_id(publish(&mut broker, &mut cx, "news", "b", None));
+        assert_eq!((first, second), (EventId::new(1_000, 1), EventId::new(1_000, 2)));
+        drop(broker);
+
+        cx.now_ms = 2_000;
+        let mut broker = open(&dir, 2_000);
+        assert_eq!(broker.recovered().records, 2);
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "1000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].contains(r#""id":"1000-2""#), "{events:?}");
+        // The key is remembered across the restart.
+        assert!(matches!(
+            publish(&mut broker, &mut cx, "news", "again", Some("k1")),
+            HubMessage::Duplicate { id, .. } if id == first
+        ));
+        // A new epoch, after every old id; the history goes on.
+        let third = published_id(publish(&mut broker, &mut cx, "news", "c", None));
+        assert_eq!(third, EventId::new(2_000, 1));
+        drop(broker);
+
+        let mut broker = open(&dir, 3_000);
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "1000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[1].contains(r#""id":"2000-1""#));
+    }
+
+    #[test]
+    fn a_lost_segment_is_a_gap_not_a_wrong_replay() {
+        let dir = TempDir::new("hole");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 5_000,
+            posted: Vec::new(),
+        };
+        let mut config = durable(&dir);
+        // A segment for each event or two.
+        config.segment_bytes = 120;
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 5_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        for n in 0..6 {
+            published_id(publish(&mut broker, &mut cx, "news", &format!("event {n}"), None));
+        }
+        let segments: Vec<_> = broker.log.segments().collect();
+        assert!(segments.len() >= 3, "{segments:?}");
+        drop(broker);
+        // The second segment goes missing.
+        let name = format!("{:020}.log", segments[1].base);
+        std::fs::remove_file(dir.0.join("loop-0").join(name)).unwrap();
+
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 6_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "5000-1");
+        assert!(gap, "events were lost after 5000-1: {events:?}");
+        // After the hole, the events that are left are known again.
+        let last = segments[1].end; // the first index after the hole
+        let (gap, _) = resume(&mut broker, &mut cx, "news", &format!("5000-{last}"));
+        assert!(!gap);
+    }
+
+    #[test]
+    fn topics_past_their_ttl_and_events_past_retention_are_not_recovered() {
+        let dir = TempDir::new("ttl");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 10_000,
+            posted: Vec::new(),
+        };
+        let mut config = durable(&dir);
+        config.retention = Some(Duration::from_secs(60));
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 10_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        publish(&mut broker, &mut cx, "news", "old", None);
+        cx.now_ms = 50_000;
+        publish(&mut broker, &mut cx, "news", "new", None);
+        drop(broker);
+
+        // 80 s later: the first event is past the 60 s retention.
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 80_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "10000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 1);
+        let (gap, _) = resume(&mut broker, &mut cx, "news", "0-0");
+        assert!(gap, "the first event is gone");
+        drop(broker);
+
+        // Past the topic's time to live (an hour): forgotten.
+        let broker = DurableBroker::open_all(&Config::default(), &config, 1, 50_000 + 3_600_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert!(broker.backlog("news").is_none());
+    }
+
+    #[test]
+    fn another_number_of_loops_is_refused() {
+        let dir = TempDir::new("loops");
+        let config = durable(&dir);
+        drop(DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap());
+        let error = DurableBroker::open_all(&Config::default(), &config, 3, 0).unwrap_err();
+        assert!(error.contains("--threads 2"), "{error}");
+    }
+
+    #[test]
+    fn records_round_trip_and_foreign_payloads_are_refused() {
+        let event = Event::keyed(Arc::from("t"), EventId::new(3, 4), "tick", "dätä", Some("k")).unwrap();
+        let mut out = Vec::new();
+        encode_event(&mut out, &event, "dätä", 99, true);
+        let stored = decode_event(&out).unwrap();
+        assert_eq!(
+            (
+                stored.continues,
+                stored.topic,
+                stored.id,
+                stored.unix_ms,
+                stored.event_type,
+                stored.key,
+                stored.data
+            ),
+            (true, "t", EventId::new(3, 4), 99, "tick", Some("k"), "dätä")
+        );
+        for cut in 0..out.len() - "dätä".len() {
+            assert!(decode_event(&out[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = out.clone();
+        bad[0] = 2;
+        assert!(decode_event(&bad).is_none(), "another version");
+        let mut bad = out.clone();
+        bad[3] = b' ';
+        assert!(decode_event(&bad).is_none(), "a topic that is not a name");
+    }
+}
