@@ -82,7 +82,7 @@ check() { # name, then the loadgen arguments
 
 # Pings every half second and a 1.5 s idle timeout: a connection that does
 # not answer pings is closed within the idle check below.
-if start_server --app demo --ping-interval 0.5 --idle-timeout 1.5; then
+if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
     check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
     check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
