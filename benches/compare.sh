@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Side-by-side echo benchmark of tether and the strongest Rust WebSocket
-# servers (benches/peers): each server pinned to core 0, the load generator
-# to core 1, servers in alternating order over several rounds; then a table
-# of medians and each server's ratio to tether.
+# Side-by-side echo benchmark of tether, the strongest Rust WebSocket
+# servers (benches/peers) and the floor (src/bin/floor.rs: read, unmask,
+# write, nothing else): each server pinned to core 0, the load generator to
+# the other cores, servers in alternating order over several rounds; then
+# one table of medians with each server's ratio to the baseline, tether's
+# ratio to every other server, and an SVG chart of it (benches/chart.py).
 #
-#   bash benches/compare.sh            # the full comparison (about 6 minutes)
+#   bash benches/compare.sh            # the full comparison (about 7 minutes)
 #   bash benches/compare.sh --quick    # a smoke run of the same (about 1 minute)
 #
 # Options: --rounds N (default 2), --duration SECONDS per echo scenario
 # (default 10), --idle N idle connections (default 10000), --servers "a b"
-# (default: all four), --out FILE (the JSON lines; default under target/).
-# Run it on a quiet machine: it reports the load average it started with.
+# (default: all five), --procs N load-generator processes per echo and
+# fan-out run (default 1), --out FILE (the JSON lines; default under
+# target/). Run it on a quiet machine: it reports the load average it
+# started with.
 #
 # uWebSockets, in the same run, when prebuilt binaries are given (nothing
 # of it is in this repository, nor a way to build it; benches/README.md
@@ -19,7 +23,12 @@
 #                        prints "listening on" once it listens
 #   UWS_LOAD_TEST=path   uWS's benchmarks/load_test (plain, no deflate):
 #                        every echo scenario is run a second time with it as
-#                        the generator, for every server, in its own table
+#                        the generator, for every server (rows of their own)
+#   UWS_PUBSUB=path      a uWS pub/sub server: takes the port, joins every
+#                        WebSocket to topic "t" on open, publishes every
+#                        message it receives to "t"; fan-out runs against it
+#                        with raw messages (--fanout-subs N, default 1000;
+#                        --fanout-rates "R ...", default "1000 4000")
 # With UWS_ECHO the tables' ratios are to uWebSockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,17 +38,23 @@ DURATION=10
 WARMUP=1
 IDLE=10000
 SCENARIOS="100x20 200x16384 500x16384"
-SERVERS="tether tokio-tungstenite fastwebsockets tokio-websockets"
+SERVERS="tether floor tokio-tungstenite fastwebsockets tokio-websockets"
+PROCS=1
+FANOUT_SUBS=1000
+FANOUT_RATES="1000 4000"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 ;;
+        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_RATES=500 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --idle) IDLE=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
+        --procs) PROCS=$2; shift ;;
+        --fanout-subs) FANOUT_SUBS=$2; shift ;;
+        --fanout-rates) FANOUT_RATES=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -48,14 +63,22 @@ done
 if [ -n "${UWS_ECHO:-}" ] && [[ " $SERVERS " != *" uwebsockets "* ]]; then
     SERVERS="$SERVERS uwebsockets"
 fi
+# The pub/sub server takes its turn in the rounds like the others; its rows
+# are tagged server=uwebsockets.
+if [ -n "${UWS_PUBSUB:-}" ] && [[ " $SERVERS " != *" uwebsockets-pubsub "* ]]; then
+    SERVERS="$SERVERS uwebsockets-pubsub"
+fi
 
 export CARGO_TERM_COLOR=never
-echo "== building (release): tether, the load generator, the peers"
+echo "== building (release): tether, the load generator and the floor, the peers (when run)"
 cargo build --release -p tether
-cargo build --release -p tether-benches --bin loadgen
-cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir target/peers
+cargo build --release -p tether-benches --bin loadgen --bin floor
+if [[ " $SERVERS " =~ \ (tokio-tungstenite|fastwebsockets|tokio-websockets)\  ]]; then
+    cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir target/peers
+fi
 TETHER=target/release/tether
 LOADGEN=target/release/loadgen
+FLOOR=target/release/floor
 PEERS=target/peers/release
 
 # Each connection is a descriptor, in the servers and in the load generator.
@@ -67,7 +90,7 @@ fi
 
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     SERVER_PIN=(taskset -c 0)
-    LOADGEN_PIN=(taskset -c 1)
+    LOADGEN_PIN=(taskset -c "1-$(($(nproc) - 1))")
 else
     echo "compare.sh: fewer than 2 cores or no taskset: running unpinned" >&2
     SERVER_PIN=()
@@ -93,8 +116,10 @@ trap cleanup EXIT
 server_cmd() { # name port
     case "$1" in
         tether) echo "$TETHER serve --app echo --threads 1 --port $2 --log-level warn" ;;
+        floor) echo "$FLOOR $2" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
         uwebsockets) echo "$UWS_ECHO $2" ;;
+        uwebsockets-pubsub) echo "$UWS_PUBSUB $2" ;;
         *) echo "compare.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -142,7 +167,7 @@ run_loadgen() { # name round args...
 # the first report is the warm-up, the next ones (at least one, about
 # --duration seconds' worth) are measured, with the server's and its own
 # CPU time from /proc over the same span. Writes a JSON line as the load
-# generator does, to $OUT_LOAD_TEST.
+# generator does (with generator=load_test), to $OUT.
 run_load_test() { # name round connections size
     local name=$1 round=$2 conns=$3 size=$4 reports=$(((DURATION + 3) / 4)) seen=0 sum=0
     local tick start_server_cpu start_lt_cpu lt_pid line
@@ -173,7 +198,7 @@ run_load_test() { # name round connections size
                         printf "\"connections\":%d,\"size\":%d,\"messages\":%d,\"wall_s\":%d,", c, s, m, w
                         printf "\"msg_per_s\":%.0f,\"server_cpu_s\":%s,\"loadgen_cpu_s\":%s,", m / w, sc, lc
                         printf "\"msg_per_server_cpu_s\":%.0f,\"msg_per_loadgen_cpu_s\":%.0f,\"problems\":%d}\n",
-                            (sc > 0 ? m / sc : 0), (lc > 0 ? m / lc : 0), (m > 0 ? 0 : 1) }' >>"$OUT_LOAD_TEST"
+                            (sc > 0 ? m / sc : 0), (lc > 0 ? m / lc : 0), (m > 0 ? 0 : 1) }' >>"$OUT"
                     echo "   $name (load_test): $conns conns x $size B: $((sum / wall)) msg/s, server CPU ${server_cpu}s, load_test CPU ${lt_cpu}s over ${wall}s"
                     return 0
                 fi
@@ -186,10 +211,6 @@ run_load_test() { # name round connections size
     echo "   FAILED: load_test against $name ($conns x $size B) reported $seen times" >&2
 }
 
-if [ -n "${UWS_LOAD_TEST:-}" ]; then
-    OUT_LOAD_TEST=${OUT%.jsonl}-load_test.jsonl
-    : >"$OUT_LOAD_TEST"
-fi
 BASELINE=tether
 [ -n "${UWS_ECHO:-}" ] && BASELINE=uwebsockets
 
@@ -197,7 +218,9 @@ echo
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), \
 $(free -g | awk '/^Mem:/ {print $2 " GiB"}') memory"
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
-echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS; idle $IDLE connections"
+echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS; idle $IDLE connections; \
+loadgen in $PROCS process(es)"
+[ -n "${UWS_PUBSUB:-}" ] && echo "== fan-out: $FANOUT_SUBS subscribers, ${DURATION}s at each of $FANOUT_RATES msg/s"
 
 read -r -a servers <<<"$SERVERS"
 for round in $(seq "$ROUNDS"); do
@@ -213,11 +236,21 @@ for round in $(seq "$ROUNDS"); do
         port=$((9400 + round * 10 + index))
         echo "-- round $round: $name on port $port"
         start_server "$name" "$port"
+        if [ "$name" = uwebsockets-pubsub ]; then
+            # One publisher, raw messages ("<seq> <ns> ...."), every
+            # subscriber checks each one arrives, once and in order.
+            for rate in $FANOUT_RATES; do
+                run_loadgen uwebsockets "$round" fanout --addr "127.0.0.1:$port" --raw --pub-path / --sub-path / \
+                    -n "$FANOUT_SUBS" -r "$rate" -s 64 -d "$DURATION" --drain 5 --procs "$PROCS"
+            done
+            stop_server
+            continue
+        fi
         # Idle first, on a fresh process, so its RSS baseline is clean.
         run_loadgen "$name" "$round" idle --addr "127.0.0.1:$port" -c "$IDLE" --settle 1 --hold 1
         for scenario in $SCENARIOS; do
             run_loadgen "$name" "$round" echo --addr "127.0.0.1:$port" \
-                -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP"
+                -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP" --procs "$PROCS"
             if [ -n "${UWS_LOAD_TEST:-}" ]; then
                 run_load_test "$name" "$round" "${scenario%x*}" "${scenario#*x}"
             fi
@@ -231,13 +264,20 @@ echo "== $(date '+%Y-%m-%d %H:%M %Z'); load after: $(uptime | sed 's/.*load aver
 echo "== medians over $ROUNDS rounds (JSON lines in $OUT); × $BASELINE: a server's figure over $BASELINE's"
 echo "   (above 1 is better than $BASELINE for msg/s, worse for RSS)"
 echo
-[ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST) to prebuilt binaries to add it"
-echo "== generator: tether's loadgen"
+[ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST, UWS_PUBSUB) to prebuilt binaries to add it"
+[ -n "${UWS_PUBSUB:-}" ] && echo "== fan-out: tether's row waits for the hub's raw message format (?format=raw)"
+echo "== generator: loadgen (×N: in N processes) or load_test; the loadgen columns are the generator's own CPU"
+echo
 "$LOADGEN" summary "$OUT" --baseline "$BASELINE"
-if [ -n "${UWS_LOAD_TEST:-}" ]; then
-    echo
-    echo "== generator: uWS load_test (its CPU in the loadgen column)"
-    "$LOADGEN" summary "$OUT_LOAD_TEST" --baseline "$BASELINE"
+if command -v python3 >/dev/null; then
+    if python3 benches/chart.py "$OUT" --baseline "$BASELINE" --out target/compare/compare.svg; then
+        echo
+        echo "== chart: target/compare/compare.svg"
+    else
+        failures=$((failures + 1))
+    fi
+else
+    echo "== no python3: no chart"
 fi
 if [ "$failures" -gt 0 ]; then
     echo

@@ -3,13 +3,16 @@
 # (about 20 seconds): echo (with every byte checked), latency, fan-out
 # through a hub chat topic to WebSocket and to SSE subscribers (every event
 # checked, in order), and idle
-# connections that must answer the server's pings to stay open; then echo
+# connections that must answer the server's pings to stay open, echo and
+# fan-out with the load generator in two processes (--procs 2); then echo
 # over TLS (wss://) against `tether serve --app echo` with a certificate
 # from a CA made here with openssl, which the load generator trusts through
-# --ca (and must refuse without it). A check fails when the load generator
-# exits non-zero: a connection failed, an echo differed, a subscriber
-# missed an event or got one out of order. Nothing here judges speed. Ends
-# with "loadgen: N passed, M failed".
+# --ca (and must refuse without it); then echo against the floor server
+# (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
+# those runs. A check fails when the load generator exits non-zero: a
+# connection failed, an echo differed, a subscriber missed an event or got
+# one out of order. Nothing here judges speed. Ends with
+# "loadgen: N passed, M failed".
 #
 # Uses $TETHER_BIN when set (CI builds it), else builds tether in release.
 set -euo pipefail
@@ -20,8 +23,9 @@ if [ -z "${TETHER_BIN:-}" ]; then
     cargo build --release -p tether
     TETHER_BIN=$PWD/target/release/tether
 fi
-cargo build --release -p tether-benches --bin loadgen
+cargo build --release -p tether-benches --bin loadgen --bin floor
 LOADGEN=$PWD/target/release/loadgen
+FLOOR=$PWD/target/release/floor
 
 LOGS=$(mktemp -d)
 SERVER_PID=""
@@ -78,7 +82,7 @@ check() { # name, then the loadgen arguments
 
 # Pings every half second and a 1.5 s idle timeout: a connection that does
 # not answer pings is closed within the idle check below.
-if start_server --app demo --ping-interval 0.5 --idle-timeout 1.5; then
+if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
     check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
     check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
@@ -87,6 +91,9 @@ if start_server --app demo --ping-interval 0.5 --idle-timeout 1.5; then
     check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
     check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
+    check "echo 6 x 20 B in 2 processes" echo --path /echo -c 6 -s 20 -d 1 --warmup 0.2 --verify --procs 2
+    check "fanout 20 ws subscribers in 2 processes" fanout --transport ws -n 20 -r 200 -s 64 -d 1 --drain 3 \
+        --pub-path /topics/chat.smoke-procs/ws --procs 2
     stop_server
 else
     failed=$((failed + 1))
@@ -133,6 +140,41 @@ if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-
 else
     failed=$((failed + 1))
     echo "FAIL tls: no TLS server to run against"
+fi
+
+# The floor: frames echoed with nothing but an unmask in between.
+"$FLOOR" 0 >"$LOGS/server.log" 2>&1 &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 50); do
+    ADDR=$(sed -n 's|^listening on \(.*\)$|\1|p' "$LOGS/server.log")
+    [ -n "$ADDR" ] && break
+    sleep 0.1
+done
+if [ -n "$ADDR" ]; then
+    echo "floor on $ADDR (pid $SERVER_PID)"
+    PREFIX=""
+    EXTRA=(--tag server=floor)
+    : >"$LOGS/floor.jsonl"
+    check "floor echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
+    grep '^{' "$LOGS/out" >>"$LOGS/floor.jsonl" || true
+    check "floor echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    check "floor echo 6 x 16 KiB in 2 processes" echo -c 6 -s 16384 -d 1 --warmup 0.2 --verify --procs 2
+    grep '^{' "$LOGS/out" >>"$LOGS/floor.jsonl" || true
+    stop_server
+    if python3 benches/chart.py "$LOGS/floor.jsonl" --baseline floor --out "$LOGS/chart.svg" &&
+        python3 -c 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); sys.exit(len(d.getElementsByTagName("rect")) != 3)' \
+            "$LOGS/chart.svg"; then
+        passed=$((passed + 1))
+        echo "ok   chart.py: an SVG with a bar per run"
+    else
+        failed=$((failed + 1))
+        echo "FAIL chart.py"
+    fi
+else
+    failed=$((failed + 1))
+    echo "FAIL floor did not start"
+    cat "$LOGS/server.log"
 fi
 
 echo "loadgen: $passed passed, $failed failed"

@@ -55,7 +55,7 @@ function startOnce(port, extra = []) {
   return new Promise((resolve, reject) => {
     const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', String(port),
-      '--app', 'demo', '--log-level', 'info', ...tlsArgs, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--app', 'demo', '--memory', '--log-level', 'info', ...tlsArgs, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);

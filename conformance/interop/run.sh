@@ -85,7 +85,7 @@ token="interop-$RANDOM$RANDOM"
 # Starts the server (extra options in "$@") and waits for its listening
 # line; sets server_pid and port.
 start_server() {
-    TETHER_PUBLISH_TOKEN="$token" "$bin" serve --addr 127.0.0.1 --port 0 --app demo --log-level warn "$@" \
+    TETHER_PUBLISH_TOKEN="$token" "$bin" serve --addr 127.0.0.1 --port 0 --app demo --memory --log-level warn "$@" \
         >"$work/server.out" 2>"$work/server.err" &
     server_pid=$!
     port=""

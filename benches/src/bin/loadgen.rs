@@ -14,7 +14,7 @@ use serde_json::Value;
 use tether_benches::loadgen::conn::{Dial, Kind};
 use tether_benches::loadgen::report::Report;
 use tether_benches::loadgen::tls::Tls;
-use tether_benches::loadgen::{echo, fanout, idle, latency, summary, sys};
+use tether_benches::loadgen::{echo, fanout, idle, latency, multi, summary, sys};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,7 +36,7 @@ enum Mode {
     Fanout(FanoutArgs),
     /// N idle WebSockets held open: the server's RSS growth per connection.
     Idle(IdleArgs),
-    /// Reads JSON lines tagged with server=NAME and prints the comparison table.
+    /// Reads JSON lines tagged with server=NAME and prints the comparison tables.
     Summary(SummaryArgs),
 }
 
@@ -63,6 +63,33 @@ struct Common {
     /// KEY=VALUE added to the JSON line (repeatable), e.g. server=tether.
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
+    /// Run as N processes started together, each with its share of the
+    /// connections (subscribers; offered rate), and report them as one
+    /// (echo, latency and fanout).
+    #[arg(long, value_parser = at_least_one, default_value_t = 1)]
+    procs: usize,
+    /// Set by the parent of a multi-process run: this is process I of N.
+    #[arg(long, hide = true, value_name = "I/N", value_parser = multi::Share::parse)]
+    child: Option<multi::Share>,
+}
+
+impl Common {
+    /// `Some(procs)` when this is the parent of a multi-process run.
+    fn parent_of(&self) -> Option<usize> {
+        (self.procs > 1 && self.child.is_none()).then_some(self.procs)
+    }
+
+    /// This process's part of `total`: all of it unless it is one of
+    /// several.
+    fn share(&self, total: usize, what: &str) -> Result<usize, String> {
+        match self.child {
+            None => Ok(total),
+            Some(share) => match share.of(total) {
+                0 => Err(format!("--procs {} is more than {what} ({total})", share.count)),
+                n => Ok(n),
+            },
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +187,11 @@ struct FanoutArgs {
     /// Seconds to wait for the last deliveries.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
+    /// Subscribers take raw messages only, no JSON envelope (a server
+    /// that sends each published message as it came, such as a plain
+    /// pub/sub echo).
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Args, Debug)]
@@ -182,8 +214,10 @@ struct IdleArgs {
 
 #[derive(Args, Debug)]
 struct SummaryArgs {
-    /// A file of JSON lines (from runs tagged with server=NAME).
-    file: std::path::PathBuf,
+    /// Files of JSON lines (from runs tagged with server=NAME, and
+    /// generator=NAME when another generator ran them).
+    #[arg(required = true)]
+    files: Vec<std::path::PathBuf>,
     /// The server the ratios are to.
     #[arg(long, default_value = "tether")]
     baseline: String,
@@ -251,17 +285,27 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
     sys::raise_open_files_limit().map_err(|e| format!("raising the open-files limit: {e}"))?;
     let io = |e: std::io::Error| e.to_string();
     Ok(match cli.mode {
+        Mode::Echo(a) if a.common.parent_of().is_some() => {
+            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
+        }
+        Mode::Latency(a) if a.common.parent_of().is_some() => {
+            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
+        }
+        Mode::Fanout(a) if a.common.parent_of().is_some() => {
+            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
+        }
         Mode::Echo(a) => {
             let opts = echo::Options {
                 dial: dial(&a.common)?,
                 target: a.path,
-                connections: a.connections,
+                connections: a.common.share(a.connections, "--connections")?,
                 size: a.size,
                 binary: a.binary,
                 verify: a.verify,
                 warmup: seconds(a.warmup, "warmup")?,
                 duration: seconds(a.duration, "duration")?,
                 server_pid: a.common.pid,
+                child: a.common.child.is_some(),
             };
             (echo::run(&opts).map_err(io)?, a.common.tags)
         }
@@ -269,14 +313,15 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
             let opts = latency::Options {
                 dial: dial(&a.common)?,
                 target: a.path,
-                connections: a.connections,
+                connections: a.common.share(a.connections, "--connections")?,
                 size: a.size,
                 binary: a.binary,
-                rate: a.rate,
+                rate: a.rate / a.common.child.map_or(1, |s| s.count) as f64,
                 warmup: seconds(a.warmup, "warmup")?,
                 duration: seconds(a.duration, "duration")?,
                 drain: seconds(a.drain, "drain")?,
                 server_pid: a.common.pid,
+                child: a.common.child.is_some(),
             };
             (latency::run(&opts).map_err(io)?, a.common.tags)
         }
@@ -296,7 +341,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
             let opts = fanout::Options {
                 dial: dial(&a.common)?,
                 transport,
-                subscribers: a.subscribers,
+                subscribers: a.common.share(a.subscribers, "--subscribers")?,
                 publish_target: a.pub_path,
                 subscribe_target,
                 rate: a.rate,
@@ -304,10 +349,16 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 duration: seconds(a.duration, "duration")?,
                 drain: seconds(a.drain, "drain")?,
                 server_pid: a.common.pid,
+                publish: a.common.child.is_none_or(|s| s.index == 0),
+                raw: a.raw,
+                child: a.common.child.is_some(),
             };
             (fanout::run(&opts).map_err(io)?, a.common.tags)
         }
         Mode::Idle(a) => {
+            if a.common.procs > 1 {
+                return Err("idle runs as one process (--procs is for echo, latency and fanout)".into());
+            }
             let opts = idle::Options {
                 dial: dial(&a.common)?,
                 target: a.path,
@@ -319,7 +370,11 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
             (idle::run(&opts).map_err(io)?, a.common.tags)
         }
         Mode::Summary(a) => {
-            let text = std::fs::read_to_string(&a.file).map_err(|e| format!("{}: {e}", a.file.display()))?;
+            let mut text = String::new();
+            for file in &a.files {
+                text += &std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                text.push('\n');
+            }
             print!("{}", summary::table(&text, &a.baseline));
             std::process::exit(0);
         }

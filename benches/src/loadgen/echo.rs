@@ -34,6 +34,9 @@ pub struct Options {
     pub duration: Duration,
     /// The server's pid, for its CPU time.
     pub server_pid: Option<u32>,
+    /// Part of a multi-process run: wait at the start gate, and put the
+    /// latency histograms' counts in the JSON line.
+    pub child: bool,
 }
 
 /// The payload every message carries: printable ASCII, so it is valid
@@ -62,6 +65,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             count: opts.connections,
         }],
     )?;
+    if opts.child {
+        report::wait_for_start()?;
+    }
     let body = payload(opts.size);
     let opcode = if opts.binary { OpCode::Binary } else { OpCode::Text };
     // Encoded (and masked) once; every send writes these same bytes.
@@ -144,6 +150,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     json.insert("messages".into(), json!(count));
     json.extend(span.rates("msg", count));
     json.insert("rtt_us".into(), report::percentiles_us(&hist));
+    if opts.child {
+        json.insert(
+            "hist".into(),
+            json!({ "rtt_us": report::histogram_counts(&hist) }),
+        );
+    }
     json.insert("problems".into(), json!(problems.len()));
     Ok(Report {
         human: format!(

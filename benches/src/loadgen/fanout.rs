@@ -4,9 +4,10 @@
 //! that it gets every message, in order, and times each delivery from the
 //! moment the message was published.
 //!
-//! Each message's text is `"<seq> <ns since start> "` padded with dots to
-//! the requested size, so a subscriber needs no shared state to check order
-//! and latency. The default topic is a chat topic of tether's hub: the
+//! Each message's text is `"<seq> <ns> "` padded with dots to the
+//! requested size, where `ns` is when it was written on the system's
+//! monotonic clock: a subscriber, in this process or another, needs no
+//! shared state to check order and latency. The default topic is a chat topic of tether's hub: the
 //! publisher sends text messages on `/topics/chat.T/ws` (and gets its own
 //! events back, which it reads and checks for error messages), WebSocket
 //! subscribers read the same route, event-stream subscribers read
@@ -26,6 +27,7 @@ use tether_sse::{Item, Parser};
 
 use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{self, Report, Window};
+use super::sys;
 use super::wire::{self, Event};
 
 /// What to run.
@@ -52,6 +54,16 @@ pub struct Options {
     pub drain: Duration,
     /// The server's pid, for its CPU time.
     pub server_pid: Option<u32>,
+    /// Whether this process publishes. Off in all but the first process of
+    /// a multi-process run: the others only subscribe, and count the
+    /// messages due from the rate and the duration as the publisher does.
+    pub publish: bool,
+    /// Subscribers take raw messages only (`"<seq> <ns> ...."`, no JSON
+    /// envelope): a hub event counts as unreadable.
+    pub raw: bool,
+    /// Part of a multi-process run: wait at the start gate, and put the
+    /// latency histogram's counts in the JSON line.
+    pub child: bool,
 }
 
 /// What a subscriber has seen.
@@ -71,6 +83,8 @@ pub struct Tally {
     last_id: (u64, u64),
     /// The first message that could not be read, for the report.
     pub first_garbled: Option<String>,
+    /// Raw messages only: a JSON envelope is unreadable.
+    raw: bool,
 }
 
 impl Tally {
@@ -82,10 +96,18 @@ impl Tally {
         }
     }
 
+    /// A subscriber that expects message 1 first, as raw text only.
+    pub fn raw() -> Tally {
+        Tally {
+            raw: true,
+            ..Tally::new()
+        }
+    }
+
     /// Checks one delivered message; returns its publication time (ns
     /// since the start) when it could be read.
     pub fn deliver(&mut self, text: &[u8]) -> Option<u64> {
-        let Some((seq, sent_ns)) = parse_message(text) else {
+        let Some((seq, sent_ns)) = parse_message(text, self.raw) else {
             self.garbled += 1;
             if self.first_garbled.is_none() {
                 let shown = &text[..text.len().min(200)];
@@ -121,11 +143,11 @@ impl Tally {
     }
 }
 
-/// `"<seq> <ns> ...."` into its two numbers; the text may also be the
-/// `data` of a hub event in JSON (the numbers, spaces and dots need no
-/// escaping, so they stand as they are).
-fn parse_message(text: &[u8]) -> Option<(u64, u64)> {
-    let text = if text.first() == Some(&b'{') {
+/// `"<seq> <ns> ...."` into its two numbers; unless `raw`, the text may
+/// also be the `data` of a hub event in JSON (the numbers, spaces and dots
+/// need no escaping, so they stand as they are).
+fn parse_message(text: &[u8], raw: bool) -> Option<(u64, u64)> {
+    let text = if !raw && text.first() == Some(&b'{') {
         const DATA: &[u8] = b"\"data\":\"";
         let at = text.windows(DATA.len()).position(|w| w == DATA)?;
         &text[at + DATA.len()..]
@@ -137,12 +159,29 @@ fn parse_message(text: &[u8]) -> Option<(u64, u64)> {
     Some((number(parts.next())?, number(parts.next())?))
 }
 
-/// The message numbered `seq`, published `ns` after the start.
+/// The message numbered `seq`, published at `ns` on the system's monotonic
+/// clock (`CLOCK_MONOTONIC`, the same in every process).
 pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
     out.clear();
     let _ = write!(out, "{seq} {ns} ");
     if out.len() < size {
         out.resize(size, b'.');
+    }
+}
+
+/// Instants as nanoseconds of the system's monotonic clock, so that a
+/// message stamped in one process is timed in another.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    /// `CLOCK_MONOTONIC` at `start`.
+    base_ns: u64,
+}
+
+impl Clock {
+    fn ns(&self, at: Instant) -> u64 {
+        self.base_ns
+            .saturating_add(at.saturating_duration_since(self.start).as_nanos() as u64)
     }
 }
 
@@ -162,30 +201,32 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     }
     let mut poll = Poll::new()?;
     // Subscribers first, then the publisher (the last token): when the
-    // publisher is open, every subscriber's join has been handled.
-    let mut conns = connect_all(
-        &mut poll,
-        &opts.dial,
-        &[
-            Group {
-                kind: opts.transport,
-                target: &opts.subscribe_target,
-                count: opts.subscribers,
-            },
-            Group {
-                kind: Kind::WebSocket,
-                target: &opts.publish_target,
-                count: 1,
-            },
-        ],
-    )?;
+    // publisher is open, every subscriber's join has been handled (in a
+    // multi-process run, the start gate waits for every process's).
+    let groups = [
+        Group {
+            kind: opts.transport,
+            target: &opts.subscribe_target,
+            count: opts.subscribers,
+        },
+        Group {
+            kind: Kind::WebSocket,
+            target: &opts.publish_target,
+            count: 1,
+        },
+    ];
+    let groups = if opts.publish { &groups[..] } else { &groups[..1] };
+    let mut conns = connect_all(&mut poll, &opts.dial, groups)?;
+    if opts.child {
+        report::wait_for_start()?;
+    }
     let publisher = opts.subscribers;
     // The publisher reads its own messages back like a WebSocket
     // subscriber (it is one, of a hub topic or a chat room), which also
     // shows an error the server sends it instead of publishing.
     let mut subs: Vec<Sub> = (0..=opts.subscribers)
         .map(|i| Sub {
-            tally: Tally::new(),
+            tally: if opts.raw { Tally::raw() } else { Tally::new() },
             message: Vec::new(),
             sse: (opts.transport == Kind::EventStream && i < publisher).then(Parser::new),
         })
@@ -203,6 +244,10 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let interval_ns = 1e9 / opts.rate;
     let window = Window::start(opts.server_pid)?;
     let start = window.started();
+    let clock = Clock {
+        start,
+        base_ns: sys::monotonic_ns()?,
+    };
     let send_end = start + opts.duration;
     let due_at = |k: u64| start + Duration::from_nanos((k as f64 * interval_ns) as u64);
     let mut published = 0u64;
@@ -226,7 +271,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 &mut conn.ws,
                 &mut pong,
                 hist,
-                start,
+                clock,
                 now,
                 delivered,
             )?;
@@ -245,11 +290,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             // (by up to the millisecond that epoll's timeout resolution
             // allows) does not count against the server. A stalled server
             // does, since writes do not wait for it.
-            let stamp = (now - start).as_nanos() as u64;
-            write_message(&mut text, published, stamp, opts.size);
-            frame.clear();
-            wire::push_frame(&mut frame, OpCode::Text, &text);
-            conns[publisher].send(&frame)?;
+            if opts.publish {
+                write_message(&mut text, published, clock.ns(now), opts.size);
+                frame.clear();
+                wire::push_frame(&mut frame, OpCode::Text, &text);
+                conns[publisher].send(&frame)?;
+            }
             next_due = due_at(published);
         }
         let all_in = || {
@@ -298,7 +344,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         &mut conn.ws,
                         &mut pong,
                         &mut own_hist,
-                        start,
+                        clock,
                         now,
                         &mut own_echoes,
                     )
@@ -314,7 +360,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         &mut conn.ws,
                         &mut pong,
                         &mut hist,
-                        start,
+                        clock,
                         now,
                         &mut delivered,
                     )
@@ -381,6 +427,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     json.insert("published".into(), json!(published));
     json.insert("delivered".into(), json!(delivered));
     json.insert("publisher_echoes".into(), json!(own_echoes));
+    json.insert("publisher".into(), json!(opts.publish));
+    json.insert("raw".into(), json!(opts.raw));
     json.extend(span.rates("events", delivered));
     json.insert(
         "delivered_per_s_while_busy".into(),
@@ -390,7 +438,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             0.0
         }),
     );
+    json.insert("busy_s".into(), json!(report::round3(busy)));
     json.insert("latency_us".into(), report::percentiles_us(&hist));
+    if opts.child {
+        json.insert(
+            "hist".into(),
+            json!({ "latency_us": report::histogram_counts(&hist) }),
+        );
+    }
     json.insert("missing".into(), json!(missing));
     json.insert("out_of_order".into(), json!(out_of_order));
     json.insert("unreadable".into(), json!(garbled));
@@ -424,12 +479,12 @@ fn consume(
     ws: &mut wire::FrameReader,
     pong: &mut Vec<u8>,
     hist: &mut Histogram<u64>,
-    start: Instant,
+    clock: Clock,
     now: Instant,
     delivered: &mut u64,
 ) -> io::Result<()> {
     pong.clear();
-    let now_ns = (now - start).as_nanos() as u64;
+    let now_ns = clock.ns(now);
     let mut on_message = |tally: &mut Tally, text: &[u8]| {
         *delivered += 1;
         if let Some(sent_ns) = tally.deliver(text) {
@@ -504,10 +559,10 @@ mod tests {
         write_message(&mut out, 42, 123_456, 64);
         assert_eq!(out.len(), 64);
         assert!(out.starts_with(b"42 123456 ...."));
-        assert_eq!(parse_message(&out), Some((42, 123_456)));
+        assert_eq!(parse_message(&out, false), Some((42, 123_456)));
         write_message(&mut out, 7, 9, 1);
-        assert_eq!(parse_message(&out), Some((7, 9)));
-        assert_eq!(parse_message(b"hello"), None);
+        assert_eq!(parse_message(&out, false), Some((7, 9)));
+        assert_eq!(parse_message(b"hello", false), None);
     }
 
     #[test]
@@ -543,6 +598,25 @@ mod tests {
     }
 
     #[test]
+    fn raw_subscribers_take_no_envelope() {
+        let mut text = Vec::new();
+        write_message(&mut text, 1, 345, 40);
+        let event = format!(
+            r#"{{"topic":"chat.t","id":"1-1","event":"message","data":"{}"}}"#,
+            String::from_utf8(text.clone()).unwrap()
+        );
+        let mut raw = Tally::raw();
+        raw.deliver(event.as_bytes());
+        assert_eq!(raw.garbled, 1);
+        let mut raw = Tally::raw();
+        raw.deliver(&text);
+        assert!(raw.complete(1));
+        let mut any = Tally::new();
+        any.deliver(event.as_bytes());
+        assert!(any.complete(1));
+    }
+
+    #[test]
     fn event_ids_must_increase() {
         let mut t = Tally::new();
         t.event_id("1");
@@ -570,9 +644,9 @@ mod tests {
             r#"{{"topic":"chat.t","id":"1-12","event":"message","data":"{}"}}"#,
             String::from_utf8(text).unwrap()
         );
-        assert_eq!(parse_message(event.as_bytes()), Some((12, 345)));
+        assert_eq!(parse_message(event.as_bytes(), false), Some((12, 345)));
         let gap = br#"{"control":"gap","topic":"chat.t","requested":"1-1","first":null,"resume":"0-0"}"#;
-        assert_eq!(parse_message(gap), None);
+        assert_eq!(parse_message(gap, false), None);
         let mut t = Tally::new();
         t.deliver(gap);
         assert_eq!(
@@ -602,6 +676,7 @@ mod tests {
         let mut hist = report::latency_histogram();
         let mut delivered = 0;
         let start = Instant::now();
+        let clock = Clock { start, base_ns: 0 };
         for piece in bytes.chunks(step) {
             consume(
                 piece,
@@ -609,7 +684,7 @@ mod tests {
                 &mut ws,
                 &mut pong,
                 &mut hist,
-                start,
+                clock,
                 start,
                 &mut delivered,
             )

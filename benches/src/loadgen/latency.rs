@@ -45,6 +45,9 @@ pub struct Options {
     pub drain: Duration,
     /// The server's pid, for its CPU time.
     pub server_pid: Option<u32>,
+    /// Part of a multi-process run: wait at the start gate, and put the
+    /// latency histograms' counts in the JSON line.
+    pub child: bool,
 }
 
 /// Runs the latency test.
@@ -62,6 +65,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             count: opts.connections,
         }],
     )?;
+    if opts.child {
+        report::wait_for_start()?;
+    }
     let n = conns.len();
     let body = payload(opts.size);
     let frame = wire::frame(if opts.binary { OpCode::Binary } else { OpCode::Text }, &body);
@@ -194,6 +200,15 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         "latency_from_write_us".into(),
         report::percentiles_us(&from_write),
     );
+    if opts.child {
+        json.insert(
+            "hist".into(),
+            json!({
+                "latency_us": report::histogram_counts(&hist),
+                "latency_from_write_us": report::histogram_counts(&from_write),
+            }),
+        );
+    }
     json.insert("missing".into(), json!(missing));
     json.insert("problems".into(), json!(problems.len()));
     Ok(Report {

@@ -12,13 +12,15 @@
 //!
 //! Server CPU time and memory come from `/proc` for the pid given; the load
 //! generator's own CPU time is reported beside them, to show it is not the
-//! bottleneck.
+//! bottleneck. When one process is not enough, [`multi`] runs echo, latency
+//! and fan-out as several, started together, and adds up their reports.
 
 pub mod conn;
 pub mod echo;
 pub mod fanout;
 pub mod idle;
 pub mod latency;
+pub mod multi;
 pub mod report;
 pub mod summary;
 pub mod sys;

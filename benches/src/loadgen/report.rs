@@ -52,6 +52,46 @@ pub fn percentiles_human(h: &Histogram<u64>) -> String {
     )
 }
 
+/// The histogram's counts as JSON, `[[value, count], ...]` for each bucket
+/// recorded (its highest value): what a process of a multi-process run
+/// sends its parent, which adds them with [`merge_counts`].
+pub fn histogram_counts(h: &Histogram<u64>) -> Value {
+    Value::Array(
+        h.iter_recorded()
+            .map(|v| json!([v.value_iterated_to(), v.count_at_value()]))
+            .collect(),
+    )
+}
+
+/// Adds counts from [`histogram_counts`] to `h` (a histogram made by
+/// [`latency_histogram`], so each value lands in the bucket it came from).
+pub fn merge_counts(h: &mut Histogram<u64>, counts: &Value) -> Result<(), String> {
+    let pairs = counts.as_array().ok_or("histogram counts: not an array")?;
+    for pair in pairs {
+        match (pair[0].as_u64(), pair[1].as_u64()) {
+            (Some(value), Some(count)) => h.saturating_record_n(value, count),
+            _ => return Err(format!("histogram counts: bad pair {pair}")),
+        }
+    }
+    Ok(())
+}
+
+/// In a process of a multi-process run, once its connections are open:
+/// says `ready` on stdout and waits for a line on stdin, which the parent
+/// sends when every process is ready, so that all start together.
+pub fn wait_for_start() -> io::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut out = io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    drop(out);
+    let mut line = String::new();
+    if io::stdin().lock().read_line(&mut line)? == 0 {
+        return Err(io::Error::other("the parent process went away before the start"));
+    }
+    Ok(())
+}
+
 /// The clock and CPU counters at the start of a measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
@@ -183,5 +223,31 @@ impl Report {
         for p in &self.problems {
             eprintln!("problem: {p}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_merge_into_the_same_percentiles() {
+        let mut a = latency_histogram();
+        let mut b = latency_histogram();
+        let mut both = latency_histogram();
+        for i in 1..=1000u64 {
+            let (one, other) = (i * 1_000, i * 1_337 + 250_000);
+            a.record(one).unwrap();
+            b.record(other).unwrap();
+            both.record(one).unwrap();
+            both.record(other).unwrap();
+        }
+        let mut merged = latency_histogram();
+        merge_counts(&mut merged, &histogram_counts(&a)).unwrap();
+        merge_counts(&mut merged, &histogram_counts(&b)).unwrap();
+        assert_eq!(merged.len(), 2000);
+        assert_eq!(percentiles_us(&merged), percentiles_us(&both));
+        assert!(merge_counts(&mut merged, &json!([[1, "x"]])).is_err());
+        assert!(merge_counts(&mut merged, &json!({})).is_err());
     }
 }

@@ -1,19 +1,81 @@
-//! The comparison table: medians over rounds of the JSON lines that runs
-//! tagged with `server=NAME`, and each server's ratio to a baseline.
+//! The comparison tables: medians over rounds of the JSON lines of runs
+//! tagged with `server=NAME` (and `generator=NAME` when the load came from
+//! another generator than this one), each server's ratio to a baseline,
+//! and tether's ratio to every other server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-/// One scenario's figures for one server, a value per round.
+/// The server whose ratios to every other server get a table of their own.
+pub const SUBJECT: &str = "tether";
+
+/// What was run, whatever the server.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scenario {
+    Echo {
+        connections: u64,
+        size: u64,
+    },
+    Fanout {
+        transport: String,
+        subscribers: u64,
+        size: u64,
+        rate: u64,
+    },
+    Idle {
+        connections: u64,
+    },
+}
+
+impl Scenario {
+    fn from_json(v: &Value) -> Option<Scenario> {
+        let num = |k: &str| v[k].as_f64().map_or(0, |x| x.round() as u64);
+        match v["mode"].as_str()? {
+            "echo" => Some(Scenario::Echo {
+                connections: num("connections"),
+                size: num("size"),
+            }),
+            "fanout" => Some(Scenario::Fanout {
+                transport: v["transport"].as_str().unwrap_or("ws").to_owned(),
+                subscribers: num("subscribers"),
+                size: num("size"),
+                rate: num("rate"),
+            }),
+            "idle" => Some(Scenario::Idle {
+                connections: num("connections"),
+            }),
+            _ => None,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Scenario::Echo { connections, size } => format!("{connections} × {size} B"),
+            Scenario::Fanout {
+                transport,
+                subscribers,
+                size,
+                rate,
+            } => format!("{rate}/s × {size} B to {subscribers} {transport}"),
+            Scenario::Idle { connections } => format!("{connections}"),
+        }
+    }
+}
+
+/// One scenario's figures for one generator and server, a value per round.
 #[derive(Debug, Default)]
 struct Cell {
-    msg_per_s: Vec<f64>,
-    msg_per_server_cpu_s: Vec<f64>,
+    per_s: Vec<f64>,
+    per_server_cpu_s: Vec<f64>,
     server_cpu_share: Vec<f64>,
-    msg_per_loadgen_cpu_s: Vec<f64>,
+    loadgen_cpu_share: Vec<f64>,
+    per_loadgen_cpu_s: Vec<f64>,
     rss_per_conn: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    p99_9: Vec<f64>,
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -31,49 +93,96 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// Which generator a line came from: `generator` when tagged, else this
+/// load generator (with its process count when above one).
+fn generator(v: &Value) -> String {
+    match v["generator"].as_str() {
+        Some(g) => g.to_owned(),
+        None => match v["procs"].as_u64() {
+            Some(n) if n > 1 => format!("loadgen ×{n}"),
+            _ => "loadgen".to_owned(),
+        },
+    }
+}
+
+fn fmt_num(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{x:.0}"))
+}
+
+fn fmt_ratio(x: Option<f64>, base: Option<f64>) -> String {
+    match (x, base) {
+        (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
+        _ => "-".to_owned(),
+    }
+}
+
+fn fmt_share(values: &[f64]) -> String {
+    median(values).map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0))
+}
+
+fn fmt_ms(values: &[f64]) -> String {
+    median(values).map_or("-".to_owned(), |us| format!("{:.2}", us / 1000.0))
+}
+
 /// Builds the Markdown tables from JSON lines (other lines are skipped).
-/// Rows keep the order in which scenarios and servers first appear, with
-/// `baseline` first; ratios are to it.
+/// Rows keep the order in which scenarios, generators and servers first
+/// appear, with `baseline` first; ratios are to it. Runs that found
+/// problems are left out of the medians (the `runs` column counts the
+/// others).
 pub fn table(jsonl: &str, baseline: &str) -> String {
-    let mut scenarios: Vec<(u8, u64, u64)> = Vec::new();
+    let mut rows: Vec<(Scenario, String)> = Vec::new();
     let mut servers: Vec<String> = Vec::new();
-    let mut cells: BTreeMap<((u8, u64, u64), String), Cell> = BTreeMap::new();
+    let mut cells: BTreeMap<(Scenario, String, String), Cell> = BTreeMap::new();
     for line in jsonl.lines().filter(|l| l.starts_with('{')) {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let Some(server) = v["server"].as_str() else {
+        let (Some(server), Some(scenario)) = (v["server"].as_str(), Scenario::from_json(&v)) else {
             continue;
         };
-        let num = |k: &str| v[k].as_f64();
-        let key = match v["mode"].as_str() {
-            Some("echo") => (
-                0,
-                num("connections").unwrap_or(0.0) as u64,
-                num("size").unwrap_or(0.0) as u64,
-            ),
-            Some("idle") => (1, num("connections").unwrap_or(0.0) as u64, 0),
-            _ => continue,
-        };
-        if !scenarios.contains(&key) {
-            scenarios.push(key);
+        let generator = generator(&v);
+        let row = (scenario.clone(), generator.clone());
+        if !rows.contains(&row) {
+            rows.push(row);
         }
         if !servers.iter().any(|s| s == server) {
             servers.push(server.to_owned());
         }
-        let cell = cells.entry((key, server.to_owned())).or_default();
+        let cell = cells
+            .entry((scenario.clone(), generator, server.to_owned()))
+            .or_default();
         if v["problems"].as_u64().unwrap_or(0) > 0 {
             continue;
         }
+        let num = |k: &str| v[k].as_f64();
+        let what = if matches!(scenario, Scenario::Fanout { .. }) {
+            "events"
+        } else {
+            "msg"
+        };
         let push = |to: &mut Vec<f64>, x: Option<f64>| to.extend(x);
-        push(&mut cell.msg_per_s, num("msg_per_s"));
-        push(&mut cell.msg_per_server_cpu_s, num("msg_per_server_cpu_s"));
+        push(&mut cell.per_s, num(&format!("{what}_per_s")));
+        push(
+            &mut cell.per_server_cpu_s,
+            num(&format!("{what}_per_server_cpu_s")),
+        );
+        push(
+            &mut cell.per_loadgen_cpu_s,
+            num(&format!("{what}_per_loadgen_cpu_s")),
+        );
         push(
             &mut cell.server_cpu_share,
             num("server_cpu_s").zip(num("wall_s")).map(|(c, w)| c / w),
         );
-        push(&mut cell.msg_per_loadgen_cpu_s, num("msg_per_loadgen_cpu_s"));
+        push(
+            &mut cell.loadgen_cpu_share,
+            num("loadgen_cpu_s").zip(num("wall_s")).map(|(c, w)| c / w),
+        );
         push(&mut cell.rss_per_conn, num("rss_per_conn"));
+        let latency = &v["latency_us"];
+        push(&mut cell.p50, latency["p50"].as_f64());
+        push(&mut cell.p99, latency["p99"].as_f64());
+        push(&mut cell.p99_9, latency["p99_9"].as_f64());
     }
 
     // The baseline first, whatever order the runs came in.
@@ -81,69 +190,134 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         let base = servers.remove(at);
         servers.insert(0, base);
     }
-    let fmt_num = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{:.0}", x));
-    let fmt_ratio = |x: Option<f64>, base: Option<f64>| match (x, base) {
-        (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
-        _ => "-".to_owned(),
-    };
     let mut out = String::new();
-    let echo: Vec<_> = scenarios.iter().filter(|s| s.0 == 0).collect();
-    if !echo.is_empty() {
-        out.push_str(&format!(
-            "| scenario | server | msg/s | × {baseline} | msg per server CPU-s | × {baseline} | server CPU | \
-             loadgen msg per CPU-s | runs |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n",
-        ));
-        for &&key in &echo {
-            let base = cells.get(&(key, baseline.to_owned()));
-            let base_rate = base.and_then(|c| median(&c.msg_per_s));
-            let base_cpu = base.and_then(|c| median(&c.msg_per_server_cpu_s));
+    let section = |out: &mut String, head: &str| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(head);
+    };
+    let cell = |row: &(Scenario, String), server: &str| {
+        cells.get(&(row.0.clone(), row.1.clone(), server.to_owned()))
+    };
+
+    let echo: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Scenario::Echo { .. }))
+        .collect();
+    let fanout: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Scenario::Fanout { .. }))
+        .collect();
+    for (rows, head) in [
+        (
+            &echo,
+            format!(
+                "| scenario | generator | server | msg/s | × {baseline} | msg per server CPU-s | × {baseline} | \
+                 server CPU | loadgen CPU | loadgen msg per CPU-s | runs |\n\
+                 |---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+            ),
+        ),
+        (
+            &fanout,
+            format!(
+                "| fan-out | generator | server | deliveries/s | × {baseline} | deliveries per server CPU-s | \
+                 × {baseline} | server CPU | p50 / p99 / p99.9 ms | loadgen CPU | loadgen deliveries per CPU-s | \
+                 runs |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+            ),
+        ),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        section(&mut out, &head);
+        let is_fanout = matches!(rows[0].0, Scenario::Fanout { .. });
+        for &row in rows {
+            let base = cell(row, baseline);
+            let base_rate = base.and_then(|c| median(&c.per_s));
+            let base_cpu = base.and_then(|c| median(&c.per_server_cpu_s));
             for server in &servers {
-                let Some(cell) = cells.get(&(key, server.clone())) else {
-                    continue;
+                let Some(c) = cell(row, server) else { continue };
+                let rate = median(&c.per_s);
+                let cpu = median(&c.per_server_cpu_s);
+                let latency = if is_fanout {
+                    format!(
+                        " {} / {} / {} |",
+                        fmt_ms(&c.p50),
+                        fmt_ms(&c.p99),
+                        fmt_ms(&c.p99_9)
+                    )
+                } else {
+                    String::new()
                 };
-                let rate = median(&cell.msg_per_s);
-                let cpu = median(&cell.msg_per_server_cpu_s);
                 let _ = writeln!(
                     out,
-                    "| {} × {} B | {server} | {} | {} | {} | {} | {} | {} | {} |",
-                    key.1,
-                    key.2,
+                    "| {} | {} | {server} | {} | {} | {} | {} | {} |{latency} {} | {} | {} |",
+                    row.0.label(),
+                    row.1,
                     fmt_num(rate),
                     fmt_ratio(rate, base_rate),
                     fmt_num(cpu),
                     fmt_ratio(cpu, base_cpu),
-                    median(&cell.server_cpu_share).map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0)),
-                    fmt_num(median(&cell.msg_per_loadgen_cpu_s)),
-                    cell.msg_per_s.len(),
+                    fmt_share(&c.server_cpu_share),
+                    fmt_share(&c.loadgen_cpu_share),
+                    fmt_num(median(&c.per_loadgen_cpu_s)),
+                    c.per_s.len(),
                 );
             }
         }
     }
-    let idle: Vec<_> = scenarios.iter().filter(|s| s.0 == 1).collect();
-    if !idle.is_empty() {
-        if !out.is_empty() {
+
+    // tether over every other server, per server CPU-second: the figure
+    // that does not depend on how much CPU the generator left the server.
+    let others: Vec<&String> = servers.iter().filter(|s| *s != SUBJECT).collect();
+    let throughput: Vec<_> = echo.iter().chain(&fanout).copied().collect();
+    if !others.is_empty() && throughput.iter().any(|row| cell(row, SUBJECT).is_some()) {
+        let mut head = "| scenario | generator |".to_owned();
+        for other in &others {
+            let _ = write!(head, " {SUBJECT} / {other} |");
+        }
+        head.push_str("\n|---|---|");
+        head.push_str(&"--:|".repeat(others.len()));
+        head.push('\n');
+        section(&mut out, &head);
+        for &row in &throughput {
+            let Some(subject) = cell(row, SUBJECT).and_then(|c| median(&c.per_server_cpu_s)) else {
+                continue;
+            };
+            let _ = write!(out, "| {} | {} |", row.0.label(), row.1);
+            for other in &others {
+                let theirs = cell(row, other).and_then(|c| median(&c.per_server_cpu_s));
+                let _ = write!(out, " {} |", fmt_ratio(Some(subject), theirs));
+            }
             out.push('\n');
         }
-        out.push_str(&format!(
-            "| idle connections | server | server RSS per connection (B) | × {baseline} | runs |\n"
-        ));
-        out.push_str("|---|---|--:|--:|--:|\n");
-        for &&key in &idle {
-            let base = cells
-                .get(&(key, baseline.to_owned()))
-                .and_then(|c| median(&c.rss_per_conn));
+    }
+
+    let idle: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Scenario::Idle { .. }))
+        .collect();
+    if !idle.is_empty() {
+        section(
+            &mut out,
+            &format!(
+                "| idle connections | server | server RSS per connection (B) | × {baseline} | runs |\n\
+                 |---|---|--:|--:|--:|\n"
+            ),
+        );
+        for &row in &idle {
+            let base = cell(row, baseline).and_then(|c| median(&c.rss_per_conn));
             for server in &servers {
-                let Some(cell) = cells.get(&(key, server.clone())) else {
-                    continue;
-                };
-                let rss = median(&cell.rss_per_conn);
+                let Some(c) = cell(row, server) else { continue };
+                let rss = median(&c.rss_per_conn);
                 let _ = writeln!(
                     out,
                     "| {} | {server} | {} | {} | {} |",
-                    key.1,
+                    row.0.label(),
                     fmt_num(rss),
                     fmt_ratio(rss, base),
-                    cell.rss_per_conn.len()
+                    c.rss_per_conn.len()
                 );
             }
         }
@@ -163,35 +337,82 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 
-    #[test]
-    fn table_has_medians_and_ratios() {
-        let lines = r#"
+    const LINES: &str = r#"
 echo 100 conns: a human line
-{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":100,"msg_per_server_cpu_s":200,"server_cpu_s":1,"wall_s":2,"msg_per_loadgen_cpu_s":300,"problems":0}
-{"mode":"echo","server":"peer","connections":100,"size":20,"msg_per_s":50,"msg_per_server_cpu_s":100,"server_cpu_s":1,"wall_s":1,"msg_per_loadgen_cpu_s":300,"problems":0}
-{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":300,"msg_per_server_cpu_s":400,"server_cpu_s":1,"wall_s":2,"msg_per_loadgen_cpu_s":300,"problems":0}
+{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":100,"msg_per_server_cpu_s":200,"server_cpu_s":1,"wall_s":2,"loadgen_cpu_s":1.5,"msg_per_loadgen_cpu_s":300,"problems":0}
+{"mode":"echo","server":"peer","connections":100,"size":20,"msg_per_s":50,"msg_per_server_cpu_s":100,"server_cpu_s":1,"wall_s":1,"loadgen_cpu_s":0.5,"msg_per_loadgen_cpu_s":300,"problems":0}
+{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":300,"msg_per_server_cpu_s":400,"server_cpu_s":1,"wall_s":2,"loadgen_cpu_s":1.5,"msg_per_loadgen_cpu_s":300,"problems":0}
 {"mode":"echo","server":"peer","connections":100,"size":20,"msg_per_s":1,"problems":3}
+{"mode":"echo","server":"floor","connections":100,"size":20,"msg_per_s":600,"msg_per_server_cpu_s":600,"server_cpu_s":1,"wall_s":1,"loadgen_cpu_s":1.8,"msg_per_loadgen_cpu_s":330,"procs":2,"problems":0}
+{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":400,"msg_per_server_cpu_s":450,"server_cpu_s":1,"wall_s":1,"loadgen_cpu_s":1.8,"msg_per_loadgen_cpu_s":330,"procs":2,"problems":0}
+{"mode":"echo","generator":"load_test","server":"peer","connections":100,"size":20,"msg_per_s":90,"msg_per_server_cpu_s":90,"server_cpu_s":1,"wall_s":1,"loadgen_cpu_s":0.5,"msg_per_loadgen_cpu_s":180,"problems":0}
+{"mode":"fanout","transport":"ws","server":"uws","subscribers":1000,"size":64,"rate":100,"events_per_s":100000,"events_per_server_cpu_s":200000,"server_cpu_s":0.5,"wall_s":1,"loadgen_cpu_s":0.4,"events_per_loadgen_cpu_s":250000,"latency_us":{"p50":1500,"p99":20000,"p99_9":45000},"problems":0}
 {"mode":"idle","server":"tether","connections":10,"rss_per_conn":250,"problems":0}
 {"mode":"idle","server":"peer","connections":10,"rss_per_conn":1000,"problems":0}
 "#;
-        let t = table(lines, "tether");
-        let tether_row = t.find("| 100 × 20 B | tether").unwrap();
-        assert!(tether_row < t.find("| 100 × 20 B | peer").unwrap(), "{t}");
-        let reordered: String = lines.lines().rev().map(|l| format!("{l}\n")).collect();
+
+    #[test]
+    fn table_has_medians_and_ratios() {
+        let t = table(LINES, "tether");
+        let tether_row = t.find("| 100 × 20 B | loadgen | tether").unwrap();
+        assert!(
+            tether_row < t.find("| 100 × 20 B | loadgen | peer").unwrap(),
+            "{t}"
+        );
+        let reordered: String = LINES.lines().rev().map(|l| format!("{l}\n")).collect();
         let r = table(&reordered, "tether");
         assert!(
-            r.find("| 100 × 20 B | tether").unwrap() < r.find("| 100 × 20 B | peer").unwrap(),
+            r.find("| 100 × 20 B | loadgen | tether").unwrap()
+                < r.find("| 100 × 20 B | loadgen | peer").unwrap(),
             "{r}"
         );
         assert!(
-            t.contains("| 100 × 20 B | tether | 200 | 1.00 | 300 | 1.00 | 50% | 300 | 2 |"),
+            t.contains("| 100 × 20 B | loadgen | tether | 200 | 1.00 | 300 | 1.00 | 50% | 75% | 300 | 2 |"),
             "{t}"
         );
         // The run with problems is left out of the medians.
         assert!(
-            t.contains("| 100 × 20 B | peer | 50 | 0.25 | 100 | 0.33 | 100% | 300 | 1 |"),
+            t.contains("| 100 × 20 B | loadgen | peer | 50 | 0.25 | 100 | 0.33 | 100% | 50% | 300 | 1 |"),
+            "{t}"
+        );
+        // Other generators get rows of their own.
+        assert!(
+            t.contains(
+                "| 100 × 20 B | loadgen ×2 | floor | 600 | 1.50 | 600 | 1.33 | 100% | 180% | 330 | 1 |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 100 × 20 B | load_test | peer | 90 | - | 90 | - | 100% | 50% | 180 | 1 |"),
             "{t}"
         );
         assert!(t.contains("| 10 | peer | 1000 | 4.00 | 1 |"), "{t}");
+    }
+
+    #[test]
+    fn tether_over_every_other_server() {
+        let t = table(LINES, "peer");
+        assert!(
+            t.contains("| scenario | generator | tether / peer | tether / floor | tether / uws |"),
+            "{t}"
+        );
+        assert!(t.contains("| 100 × 20 B | loadgen | 3.00 | - | - |"), "{t}");
+        assert!(t.contains("| 100 × 20 B | loadgen ×2 | - | 0.75 | - |"), "{t}");
+        // Baseline first in the per-server rows.
+        assert!(
+            t.find("| loadgen | peer").unwrap() < t.find("| loadgen | tether").unwrap(),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn fanout_rows_have_percentiles() {
+        let t = table(LINES, "uws");
+        assert!(
+            t.contains(
+                "| 100/s × 64 B to 1000 ws | loadgen | uws | 100000 | 1.00 | 200000 | 1.00 | 50% | 1.50 / 20.00 / 45.00 | 40% | 250000 | 1 |"
+            ),
+            "{t}"
+        );
     }
 }

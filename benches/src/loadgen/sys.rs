@@ -37,6 +37,22 @@ fn clock_ticks_per_second() -> u64 {
     if ticks > 0 { ticks as u64 } else { 100 }
 }
 
+/// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process of the
+/// machine (unlike `Instant`, whose values cannot leave the process).
+pub fn monotonic_ns() -> io::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = u64::try_from(ts.tv_sec).map_err(io::Error::other)?;
+    let nanos = u64::try_from(ts.tv_nsec).map_err(io::Error::other)?;
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 /// Resident set size of a process, in bytes, from the `VmRSS` line of
 /// `/proc/PID/status`.
 pub fn rss_bytes(pid: u32) -> io::Result<u64> {
@@ -96,6 +112,13 @@ mod tests {
         let status = "Name:\ttether\nVmPeak:\t  9000 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn monotonic_clock_moves_on() {
+        let a = monotonic_ns().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(monotonic_ns().unwrap() >= a + 2_000_000);
     }
 
     #[test]

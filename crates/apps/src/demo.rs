@@ -237,14 +237,13 @@ impl Demo {
         if !settings.ws_publish.iter().any(|p| p == "chat.*") {
             settings.ws_publish.push("chat.*".to_owned());
         }
-        if let Some(auth) = &mut settings.auth {
-            if !auth.private.needs_grant("user.x") {
-                let mut patterns: Vec<String> =
-                    auth.private.patterns().iter().map(ToString::to_string).collect();
-                patterns.push("user.*".to_owned());
-                if let Ok(private) = Private::new(patterns) {
-                    auth.private = private;
-                }
+        if let Some(auth) = &mut settings.auth
+            && !auth.private.needs_grant("user.x")
+        {
+            let mut patterns: Vec<String> = auth.private.patterns().iter().map(ToString::to_string).collect();
+            patterns.push("user.*".to_owned());
+            if let Ok(private) = Private::new(patterns) {
+                auth.private = private;
             }
         }
         settings

@@ -527,10 +527,10 @@ impl HubApp {
     fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
         let settings = &self.shared.settings;
         let given = bearer(request);
-        if let (Some(given), Some(admin)) = (given, &settings.publish_token) {
-            if secret_matches(admin, given) {
-                return Ok(Credential::Admin);
-            }
+        if let (Some(given), Some(admin)) = (given, &settings.publish_token)
+            && secret_matches(admin, given)
+        {
+            return Ok(Credential::Admin);
         }
         let Some(auth) = &settings.auth else {
             return match given {
@@ -768,13 +768,12 @@ impl HubApp {
                 Err(response) => return response,
             },
         };
-        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref()) {
-            if (self.is_private(topic) && !holder.rights.may_subscribe(topic))
-                || (publish && !holder.rights.may_publish(topic))
-            {
-                self.count_refusal(Refusal::NotGranted);
-                return Refusal::NotGranted.response();
-            }
+        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref())
+            && ((self.is_private(topic) && !holder.rights.may_subscribe(topic))
+                || (publish && !holder.rights.may_publish(topic)))
+        {
+            self.count_refusal(Refusal::NotGranted);
+            return Refusal::NotGranted.response();
         }
         let mut random = [0u8; 16];
         if getrandom::fill(&mut random).is_err() {
@@ -1104,10 +1103,10 @@ impl HubApp {
                 add(&self.stats().slow_consumer_drops, 1);
             }
         }
-        if let Some(left) = self.hub.unsubscribe(conn) {
-            if left.unfollow {
-                self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
-            }
+        if let Some(left) = self.hub.unsubscribe(conn)
+            && left.unfollow
+        {
+            self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
         }
     }
 
@@ -1115,10 +1114,10 @@ impl HubApp {
         if self.awaiting.contains_key(&conn) {
             return self.first_message(ctx, conn, message);
         }
-        if self.shared.settings.auth.is_some() {
-            if let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) {
-                return self.refresh(ctx, conn, &token);
-            }
+        if self.shared.settings.auth.is_some()
+            && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
+        {
+            return self.refresh(ctx, conn, &token);
         }
         let max_in_flight = self.shared.settings.max_publish_in_flight;
         let Some(subscriber) = self.conns.get_mut(&conn) else {

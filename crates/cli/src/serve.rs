@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{KeyFile, Keys, Private, Validation};
-use tether_hub::HubMessage;
+use tether_hub::{DurableBroker, DurableConfig, Fsync, HubMessage};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
 use crate::logger;
@@ -113,6 +113,10 @@ pub(crate) struct Args {
     /// Seconds a graceful shutdown may take.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
     shutdown_timeout: f64,
+    /// HTTP/2: with prior knowledge (h2c) on plain ports, by ALPN `h2`
+    /// over TLS; HTTP/1.1 is served beside it either way.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    http2: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
@@ -122,6 +126,8 @@ pub(crate) struct Args {
     auth: AuthArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    durable: DurableArgs,
     #[cfg(feature = "redis")]
     #[command(flatten)]
     redis: RedisArgs,
@@ -509,6 +515,74 @@ impl MetricsArgs {
     }
 }
 
+/// Where the hub keeps its events (`--app demo` and `--app hub`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Durability (the hub's events on disk)")]
+pub(crate) struct DurableArgs {
+    /// Keep every topic's events in an append-only log in this directory
+    /// (created at start; one log per event loop), and recover them on
+    /// start: clients resume with their Last-Event-ID across a restart.
+    #[arg(long, value_name = "DIR", default_value = "./tether-data")]
+    data_dir: PathBuf,
+    /// Keep events in memory only (lost on restart), as before.
+    #[arg(long, conflicts_with_all = ["data_dir", "fsync", "retention"])]
+    memory: bool,
+    /// When appended events reach the disk: always (before each publish is
+    /// answered), interval=MS (at most MS milliseconds after), or never
+    /// (when the kernel writes back). Killing the process loses nothing
+    /// answered in any mode; a power loss loses nothing with always, up to
+    /// MS ms of publishes with interval, and up to the kernel's writeback
+    /// delay (about 30 s on Linux) with never.
+    #[arg(long, value_name = "MODE", value_parser = parse_fsync, default_value = "interval=10")]
+    fsync: Fsync,
+    /// Delete logged events older than this many seconds (they are not
+    /// recovered after a restart either); without it, only the backlog
+    /// bounds (--backlog-*) decide.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    retention: Option<f64>,
+}
+
+fn parse_fsync(text: &str) -> Result<Fsync, String> {
+    match text {
+        "always" => Ok(Fsync::Always),
+        "never" => Ok(Fsync::Never),
+        _ => {
+            let ms = text
+                .strip_prefix("interval=")
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .filter(|ms| (1..=60_000).contains(ms))
+                .ok_or_else(|| "always, never, or interval=MS with MS from 1 to 60000".to_string())?;
+            Ok(Fsync::Interval(Duration::from_millis(ms)))
+        }
+    }
+}
+
+/// Each loop's durable broker, unless `--memory` (or `--redis`, which
+/// keeps the events in Redis).
+fn durable_brokers(
+    args: &Args,
+    settings: &HubSettings,
+    threads: usize,
+) -> Result<Vec<Option<DurableBroker>>, String> {
+    if args.durable.memory {
+        log::info!("hub: events in memory only (--memory): a restart loses them");
+        return Ok((0..threads).map(|_| None).collect());
+    }
+    let mut config = DurableConfig::new(args.durable.data_dir.clone());
+    config.fsync = args.durable.fsync;
+    config.retention = args.durable.retention.map(seconds);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let brokers = DurableBroker::open_all(&settings.hub, &config, threads, now_ms)?;
+    log::info!(
+        "hub: events kept in {} (fsync {:?})",
+        args.durable.data_dir.display(),
+        args.durable.fsync
+    );
+    Ok(brokers.into_iter().map(Some).collect())
+}
+
 /// The Redis bridge's options (`--app demo` and `--app hub`).
 #[cfg(feature = "redis")]
 #[derive(clap::Args, Debug)]
@@ -557,14 +631,23 @@ fn redis_bridge(_: &Args, _: &HubSettings) -> Result<Option<Bridge>, String> {
     Ok(None)
 }
 
-/// Loop `index`'s hub: on the Redis bridge, or with the in-process broker.
-fn hub_app(shared: &HubShared, bridge: Option<&Bridge>, index: usize) -> HubApp {
+/// Loop `index`'s hub: on the Redis bridge, with its durable broker, or
+/// with the in-process broker.
+fn hub_app(
+    shared: &HubShared,
+    bridge: Option<&Bridge>,
+    durable: &mut [Option<DurableBroker>],
+    index: usize,
+) -> HubApp {
     match bridge {
         #[cfg(feature = "redis")]
         Some(bridge) => shared.app_with_broker(index, Box::new(bridge.broker())),
         #[cfg(not(feature = "redis"))]
         Some(never) => match *never {},
-        None => shared.app(index),
+        None => match durable.get_mut(index).and_then(Option::take) {
+            Some(broker) => shared.app_with_broker(index, Box::new(broker)),
+            None => shared.app(index),
+        },
     }
 }
 
@@ -653,6 +736,14 @@ fn handshake(_: &Args) -> Handshake {
 const MAX_SECONDS: f64 = 86_400.0;
 
 /// A duration option: seconds from 0 to a day, fractions allowed.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?} is neither on nor off")),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()
@@ -684,6 +775,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     config.handshake_timeout = seconds(args.handshake_timeout);
     config.sse_heartbeat = seconds(args.sse_heartbeat);
     config.shutdown_timeout = seconds(args.shutdown_timeout);
+    config.http2 = args.http2;
     config.ws = tether_ws::Config::default()
         .max_frame_size(args.max_frame_size)
         .max_message_size(args.max_message_size)
@@ -759,6 +851,18 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         }
     };
     let bridge = bridge.as_ref();
+    let mut durable = match args.app {
+        AppChoice::Demo | AppChoice::Hub if bridge.is_none() => {
+            match durable_brokers(args, &settings, threads) {
+                Ok(brokers) => brokers,
+                Err(e) => {
+                    eprintln!("tether serve: --data-dir: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
     let result = match args.app {
         AppChoice::Demo => {
             announce_hub(&settings, token_source);
@@ -775,7 +879,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 handshake,
                 threads,
                 |index| {
-                    let hub = hub_app(&shared, bridge, index);
+                    let hub = hub_app(&shared, bridge, &mut durable, index);
                     match &login {
                         Some(login) => Demo::with_login(hub, login.clone()),
                         None => Demo::with_hub(hub),
@@ -793,7 +897,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 scheme,
                 handshake,
                 threads,
-                |index| hub_app(&shared, bridge, index),
+                |index| hub_app(&shared, bridge, &mut durable, index),
                 "the pub/sub hub at /topics",
                 |handle| start_bridge(bridge, handle),
             )

@@ -38,7 +38,16 @@ impl Drop for TempFile {
 fn tether(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
     command
-        .args(["serve", "--port", "0", "--threads", "1", "--log-level", "warn"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--memory",
+            "--log-level",
+            "warn",
+        ])
         .args(args)
         .stdin(Stdio::null());
     command

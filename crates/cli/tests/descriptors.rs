@@ -44,7 +44,16 @@ impl Server {
         let spawned = Command::new("prlimit")
             .arg(&nofile)
             .arg(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "hub", "--port", "0", "--threads", "1"])
+            .args([
+                "serve",
+                "--app",
+                "hub",
+                "--port",
+                "0",
+                "--threads",
+                "1",
+                "--memory",
+            ])
             .args(["--max-connections", "100000"])
             .args(["--accept-patience", accept_patience])
             .args(["--log-level", "info"])

@@ -1670,3 +1670,65 @@ fn nothing_is_written_before_our_settings() {
     assert!(t.feed(&PREFACE[5..]).is_empty());
     assert!(t.out.is_empty());
 }
+
+#[test]
+fn a_data_head_announces_one_frame_within_the_windows_for_the_caller_to_fill() {
+    let mut t = Test::started(Config::default());
+    t.request(1, &get("/shared"), true);
+    t.conn
+        .send_headers(1, &fields(&[(":status", "200")]), false, &mut t.out)
+        .unwrap();
+    // At most one frame of the peer's frame size.
+    let payload = vec![3u8; 20_000];
+    let n = t.conn.send_data_head(1, payload.len(), true, &mut t.out).unwrap();
+    assert_eq!(n, 16_384);
+    t.out.extend_from_slice(&payload[..n]);
+    let mut sent = n;
+    // Then what the 65535 windows leave.
+    while sent < payload.len() {
+        let n = t
+            .conn
+            .send_data_head(1, payload.len() - sent, true, &mut t.out)
+            .unwrap();
+        assert!(n > 0);
+        t.out.extend_from_slice(&payload[sent..sent + n]);
+        sent += n;
+    }
+    let frames = t.frames();
+    let body: Vec<u8> = frames
+        .iter()
+        .filter_map(|f| match f {
+            F::Data(1, d, _) => Some(d.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(body, payload);
+    assert_eq!(frames.last(), Some(&F::Data(1, vec![3; 20_000 - 16_384], true)));
+    assert_eq!(t.conn.active_streams(), 0);
+
+    // A closed window: nothing is written.
+    t.request(3, &get("/more"), true);
+    t.conn
+        .send_headers(3, &fields(&[(":status", "200")]), false, &mut t.out)
+        .unwrap();
+    t.frames();
+    let big = 65_535 - 20_000;
+    let mut left = big;
+    while left > 0 {
+        let n = t.conn.send_data_head(3, left, false, &mut t.out).unwrap();
+        t.out.extend(std::iter::repeat_n(0u8, n));
+        left -= n;
+    }
+    assert_eq!(t.conn.send_capacity(3), Some(0));
+    t.frames();
+    assert_eq!(t.conn.send_data_head(3, 10, false, &mut t.out), Ok(0));
+    assert!(t.out.is_empty());
+    // An empty frame that ends the stream needs no window.
+    assert_eq!(t.conn.send_data_head(3, 0, true, &mut t.out), Ok(0));
+    assert_eq!(t.frames(), [F::Data(3, Vec::new(), true)]);
+    assert_eq!(
+        t.conn.send_data_head(3, 1, false, &mut t.out),
+        Err(SendError::StreamNotOpen(3))
+    );
+}

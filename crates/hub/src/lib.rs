@@ -24,6 +24,9 @@
 //! - [`Broker`]: sequences publishes and delivers events to every loop in
 //!   one order per topic; its contract is on the trait. [`LocalBroker`] is
 //!   the in-process one: each topic is sequenced by one loop.
+//! - [`DurableBroker`]: the in-process broker with each loop's events
+//!   written to a log of its own (`tether-log`) before they are
+//!   acknowledged, and recovered on start.
 //! - [`Publish::with_key`]: a publisher's own id for a publish (a *publish
 //!   key*), which makes retries safe: the topic's sequencer remembers the
 //!   key while the event is in the backlog, and a publish with a key it
@@ -89,6 +92,7 @@
 mod backlog;
 mod broker;
 mod config;
+mod durable;
 mod error;
 mod event;
 mod hub;
@@ -100,6 +104,7 @@ mod tickets;
 pub use backlog::{Backlog, Events, Replay};
 pub use broker::{Broker, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of};
 pub use config::Config;
+pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, MAX_TOPIC_LEN, is_valid_event_type,
@@ -109,4 +114,6 @@ pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicIn
 pub use id::EventId;
 pub use json::{Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
+/// The log under [`DurableBroker`], for its fsync policy.
+pub use tether_log::Fsync;
 pub use tickets::{Grant, Tickets, secret_matches};

@@ -11,10 +11,16 @@ use crate::output::{OutQueue, Pool};
 
 /// A connection's identity for as long as it lives. Ids are never reused
 /// for a later connection, so a stale id simply addresses nobody.
+///
+/// Over HTTP/2 each stream the application sees (a request, an event
+/// stream, a WebSocket) has an id of its own: the connection's, with the
+/// stream's identifier beside it (0 for HTTP/1.1 and for the connection
+/// itself). Every [`Ctx`] method routes to that stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     index: u32,
     generation: u32,
+    stream: u32,
 }
 
 impl ConnId {
@@ -25,7 +31,23 @@ impl ConnId {
         ConnId {
             index: u32::try_from(index).unwrap_or(u32::MAX),
             generation,
+            stream: 0,
         }
+    }
+
+    /// The id of HTTP/2 stream `stream` of this connection.
+    pub(crate) fn with_stream(self, stream: u32) -> ConnId {
+        ConnId { stream, ..self }
+    }
+
+    /// The HTTP/2 stream this id names, 0 for a whole connection.
+    pub(crate) fn stream(self) -> u32 {
+        self.stream
+    }
+
+    /// The connection this id belongs to (stream 0).
+    pub(crate) fn connection(self) -> ConnId {
+        self.with_stream(0)
     }
 
     pub(crate) fn index(self) -> usize {

@@ -94,6 +94,17 @@ pub struct Config {
     /// serve what belongs there (the hub serves `/metrics` there and
     /// nothing else). Meant for a private address. `None` by default.
     pub admin_addr: Option<SocketAddr>,
+    /// Serve HTTP/2 (on by default): with prior knowledge (h2c) on plain
+    /// listeners, where a connection whose first bytes are the HTTP/2
+    /// preface becomes an HTTP/2 session and any other stays HTTP/1.1, and
+    /// by ALPN `h2` on TLS ones (the TLS configuration's ALPN list is set
+    /// to `h2, http/1.1` at bind; `http/1.1` alone when off).
+    pub http2: bool,
+    /// The HTTP/2 connection's limits (concurrent streams, windows, frame
+    /// size, the rapid-reset and flood budgets: see
+    /// [`tether_h2::connection::Config`]). Its header list limit is
+    /// lowered to [`Config::max_request_head`] when that is smaller.
+    pub h2: tether_h2::connection::Config,
 }
 
 impl Config {
@@ -120,6 +131,8 @@ impl Config {
             #[cfg(feature = "tls")]
             tls_addr: None,
             admin_addr: None,
+            http2: true,
+            h2: tether_h2::connection::Config::default(),
         }
     }
 }

@@ -52,6 +52,10 @@ pub use loops::{Handle, Poster, StatsSnapshot};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
 
+/// The sans-IO HTTP/2 crate the server's HTTP/2 sessions run on, for its
+/// [`Config`](h2::connection::Config) ([`Config::h2`]).
+pub use tether_h2 as h2;
+
 /// permessage-deflate (RFC 7692): register a
 /// [`DeflateConfig`](deflate::DeflateConfig) with
 /// [`Handshake::negotiator`](tether_handshake::ServerConfig::negotiator).

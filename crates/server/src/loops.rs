@@ -295,6 +295,11 @@ counters! {
     /// TLS connections closed because what the peer sent was not valid
     /// TLS (or the handshake failed).
     tls_errors,
+    /// Connections that became HTTP/2 sessions.
+    h2_connections,
+    /// HTTP/2 streams opened by clients (each request, event stream or
+    /// WebSocket).
+    h2_streams,
 }
 
 impl Stats {

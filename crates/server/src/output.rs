@@ -101,6 +101,14 @@ impl OutQueue {
             .map_or(0, |c| c.as_slice().len() - self.offset);
     }
 
+    /// Takes every chunk out (a queue that was never flushed: none is
+    /// partly written), leaving the queue empty.
+    pub(crate) fn take_chunks(&mut self) -> VecDeque<Chunk> {
+        self.offset = 0;
+        self.len = 0;
+        std::mem::take(&mut self.chunks)
+    }
+
     /// Drops everything queued.
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
         for chunk in self.chunks.drain(..) {

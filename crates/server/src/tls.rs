@@ -1,7 +1,8 @@
 //! TLS for the server (`https://`, `wss://`): a rustls configuration from
 //! a certificate chain and private key in PEM, for [`crate::Config::tls`].
 //! rustls with its `ring` provider; TLS 1.3 and 1.2 with rustls' safe
-//! defaults, no client certificates, ALPN `http/1.1`.
+//! defaults, no client certificates, ALPN `http/1.1` (the server puts `h2`
+//! before it at bind when [`crate::Config::http2`] is on).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -144,7 +145,8 @@ impl ReloadableCert {
 
     /// A server configuration that presents whatever pair is current at
     /// each handshake: TLS 1.3 and 1.2 with rustls' safe defaults, no
-    /// client certificates, ALPN `http/1.1`.
+    /// client certificates, ALPN `http/1.1` (the server puts `h2` before
+    /// it at bind when [`crate::Config::http2`] is on).
     pub fn server_config(self: &Arc<Self>) -> Arc<rustls::ServerConfig> {
         let builder = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions();

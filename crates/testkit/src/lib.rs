@@ -1,11 +1,13 @@
 //! Test support for the end-to-end tests of tether-server and tether-apps
 //! (not published): a server harness, a raw HTTP connection, a small
-//! blocking WebSocket client built on tether-handshake and tether-ws, and
-//! an SSE reader built on tether-sse.
+//! blocking WebSocket client built on tether-handshake and tether-ws,
+//! an SSE reader built on tether-sse, and an HTTP/2 client ([`h2`]).
 //!
 //! Every socket has read and write timeouts, so a server that stops
 //! answering fails a test instead of hanging it.
 #![allow(missing_docs, clippy::missing_panics_doc)]
+
+pub mod h2;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -641,6 +641,51 @@ impl ServerConnection {
         Ok(take)
     }
 
+    /// [`ServerConnection::send_data`] for a caller that appends the
+    /// payload itself (bytes shared with other streams, say, without a
+    /// copy): takes as much of `len` as the windows allow and fits in one
+    /// DATA frame, writes that frame's 9-byte header to `out` and returns
+    /// how many payload bytes it announced. The caller must append exactly
+    /// that many bytes of its payload right after, before anything else
+    /// goes into `out`. END_STREAM is set only if `end_stream` and all of
+    /// `len` was taken; with `len` 0 and `end_stream`, an empty frame ends
+    /// the stream. Returns 0, writing nothing, when no room is left.
+    pub fn send_data_head(
+        &mut self,
+        stream: u32,
+        len: usize,
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, SendError> {
+        let s = self.writable(stream)?;
+        let room = s.send_window.min(self.conn_send_window).max(0);
+        let max = self.peer.max_frame_size;
+        let take = len
+            .min(usize::try_from(room).unwrap_or(usize::MAX))
+            .min(max as usize);
+        let ends = end_stream && take == len;
+        if take == 0 && !ends {
+            return Ok(0);
+        }
+        let header = crate::frame::FrameHeader {
+            // At most the frame size, itself at most 2^24-1.
+            length: take as u32,
+            kind: crate::frame::FrameKind::Data,
+            flags: if ends { crate::frame::flags::END_STREAM } else { 0 },
+            stream_id: stream,
+        };
+        out.extend_from_slice(&header.to_bytes());
+        let taken = take as i64;
+        self.conn_send_window -= taken;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.send_window -= taken;
+        }
+        if ends {
+            self.end_local(stream);
+        }
+        Ok(take)
+    }
+
     /// Resets `stream` with RST_STREAM and `code` (CANCEL, INTERNAL_ERROR,
     /// ...). The stream's window is given back, and frames the client sent
     /// before it saw the reset are ignored.

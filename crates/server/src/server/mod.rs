@@ -22,6 +22,7 @@ use crate::transport::{Stream, TlsSession};
 use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
 mod guard;
+mod h2;
 mod requests;
 mod session;
 
@@ -121,8 +122,13 @@ enum State {
         head_checked: bool,
         /// A request the application answers later.
         waiting: Option<Deferred>,
+        /// Nothing has been read yet: the first bytes may still be the
+        /// HTTP/2 preface, or ALPN may have chosen `h2`.
+        fresh: bool,
     },
     WebSocket(Session),
+    /// An HTTP/2 session (see the `h2` module).
+    H2(Box<h2::H2>),
     Sse {
         tag: u32,
         heartbeat_at: Instant,
@@ -254,6 +260,12 @@ impl<A: App> Server<A> {
         reuse_port: bool,
         admin: bool,
     ) -> io::Result<Server<A>> {
+        #[cfg(feature = "tls")]
+        let config = {
+            let mut config = config;
+            config.tls = config.tls.as_ref().map(|tls| with_alpn(tls, config.http2));
+            config
+        };
         let poll = Poll::new()?;
         let mut listener = listen(config.addr, reuse_port)?;
         let local_addr = listener.local_addr()?;
@@ -635,6 +647,7 @@ impl<A: App> Server<A> {
                     continued: false,
                     head_checked: false,
                     waiting: None,
+                    fresh: true,
                 },
                 out: None,
                 scheduled: Scheduled::default(),
@@ -796,16 +809,59 @@ impl<A: App> Server<A> {
     }
 
     fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
+        let http2 = self.config.http2;
         let Some(conn) = self.conn_mut(id) else { return };
         match conn.state {
             // After a response that closes the connection, later requests
             // are not answered.
             State::Http { .. } if conn.closing => {}
+            State::Http { fresh: true, .. } if http2 => self.first_input(id, data, now),
             State::Http { .. } => self.http_input(id, data, now),
+            State::H2(_) => self.h2_input(id, data, now),
             State::WebSocket(_) => self.ws_input(id, data, now),
             // Nothing is expected from an event-stream client, and a
             // draining connection's input is discarded.
             State::Sse { .. } | State::Draining { .. } => {}
+        }
+    }
+
+    /// The first bytes of a connection, with HTTP/2 on: a TLS connection
+    /// whose ALPN chose `h2`, or a plain one that starts with the client
+    /// preface, becomes an HTTP/2 session; any other is HTTP/1.1 from its
+    /// first byte that differs from the preface (so a request is never
+    /// held back, and one starting `P` waits for at most 23 bytes).
+    fn first_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
+        let tls = session(&mut self.tls, id.index()).map(|tls| alpn_is_h2(tls));
+        let Some(conn) = self.conn_mut(id) else { return };
+        let State::Http { partial, fresh, .. } = &mut conn.state else {
+            return;
+        };
+        let preface: &[u8] = tether_h2::frame::PREFACE;
+        let h2 = match tls {
+            Some(h2) => h2,
+            None => {
+                let seen = partial.len() + data.len();
+                let mut bytes = partial.iter().chain(data.iter());
+                let same = preface.iter().zip(&mut bytes).all(|(a, b)| a == b);
+                if same && seen < preface.len() {
+                    // Could still be either: wait for more (within the
+                    // handshake timeout that runs already).
+                    partial.extend_from_slice(data);
+                    return;
+                }
+                same
+            }
+        };
+        *fresh = false;
+        if !h2 {
+            return self.http_input(id, data, now);
+        }
+        let mut buffered = mem::take(partial);
+        buffered.extend_from_slice(data);
+        if self.start_h2(id, now) {
+            self.h2_input(id, &buffered, now);
+        } else {
+            self.remove(id, CloseReason::Dropped);
         }
     }
 
@@ -817,7 +873,7 @@ impl<A: App> Server<A> {
             State::WebSocket(session) if session.ws.state() != tether_ws::State::Closed => {
                 self.remove(id, CloseReason::Dropped)
             }
-            State::Sse { .. } => self.remove(id, CloseReason::Dropped),
+            State::Sse { .. } | State::H2(_) => self.remove(id, CloseReason::Dropped),
             // A plain HTTP client may half-close after its request: its
             // responses are still written before the connection closes.
             _ => {
@@ -970,6 +1026,7 @@ impl<A: App> Server<A> {
             State::WebSocket(session) => session.ws.poll_timeout(),
             State::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
             State::Draining { deadline } => Some(*deadline),
+            State::H2(h2) => h2.next_deadline(),
         };
         if let Some(at) = next {
             timers.schedule(id, at, &mut conn.scheduled);
@@ -1018,6 +1075,7 @@ impl<A: App> Server<A> {
                     self.remove(id, CloseReason::Dropped);
                 }
             }
+            State::H2(_) => self.h2_timer(id, now),
             State::Sse { heartbeat_at, .. } => {
                 if now >= *heartbeat_at && conn.closing {
                     debug!("event stream could not flush its end in time; dropping");
@@ -1108,6 +1166,7 @@ impl<A: App> Server<A> {
                     waiting: Some(deferred),
                     ..
                 } => app.on_request_abandoned(&mut ctx, id, deferred.tag),
+                State::H2(session) => h2::notify_removed(app, &mut ctx, id, *session, reason),
                 _ => {}
             }
         });
@@ -1152,6 +1211,7 @@ impl<A: App> Server<A> {
         // After on_shutdown, so that nothing this loop accepts from now on
         // is posted behind the mark.
         self.peers.drained();
+        let mut sessions = Vec::new();
         for id in self.conn_ids() {
             let Some(conn) = self.conn_mut(id) else { continue };
             // Idle: nothing to answer. A request under way gets its
@@ -1165,12 +1225,19 @@ impl<A: App> Server<A> {
                     false
                 }
                 State::Http { partial, .. } => partial.is_empty(),
+                State::H2(_) => {
+                    sessions.push(id);
+                    false
+                }
                 State::WebSocket(_) | State::Sse { .. } | State::Draining { .. } => false,
             };
             if idle {
                 conn.closing = true;
                 self.mark_dirty(id);
             }
+        }
+        for id in sessions {
+            self.h2_begin_shutdown(id);
         }
     }
 
@@ -1205,6 +1272,7 @@ impl<A: App> Server<A> {
                 }
                 State::WebSocket(_) => self.close_ws(id, CloseCode::GOING_AWAY, "server shutting down", now),
                 State::Sse { .. } => self.end_stream(id, CloseReason::Shutdown, now),
+                State::H2(_) => self.h2_close_sessions(id, now),
                 State::Draining { .. } => {}
             }
         }
@@ -1383,6 +1451,37 @@ fn start_tls(
 #[cfg(not(feature = "tls"))]
 fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize, _: bool) -> io::Result<()> {
     Ok(())
+}
+
+/// Whether the TLS handshake chose HTTP/2 by ALPN.
+#[cfg(feature = "tls")]
+fn alpn_is_h2(tls: &TlsSession) -> bool {
+    tls.alpn_protocol() == Some(&b"h2"[..])
+}
+
+#[cfg(not(feature = "tls"))]
+fn alpn_is_h2(tls: &TlsSession) -> bool {
+    match *tls {}
+}
+
+/// The TLS configuration with the ALPN list `http2` calls for: `h2` and
+/// `http/1.1`, or `http/1.1` alone (other protocols an embedder listed
+/// stay, after them).
+#[cfg(feature = "tls")]
+fn with_alpn(tls: &Arc<rustls::ServerConfig>, http2: bool) -> Arc<rustls::ServerConfig> {
+    let mut config = (**tls).clone();
+    let mut alpn: Vec<Vec<u8>> = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    for other in &tls.alpn_protocols {
+        if other.as_slice() != b"h2" && !alpn.contains(other) {
+            alpn.push(other.clone());
+        }
+    }
+    config.alpn_protocols = alpn;
+    Arc::new(config)
 }
 
 /// Whether `accept` failed for want of a descriptor or of kernel memory

@@ -14,7 +14,7 @@ use crate::{App, ConnId, Request, Response, Route};
 
 /// The deadline of a request the application defers for longer than an
 /// `Instant` can hold: a year, which no connection outlives.
-const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(super) const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
@@ -186,7 +186,7 @@ impl<A: App> Server<A> {
     /// Answers with an error status and closes.
     /// The application's fields for an event stream's head; `None` if it
     /// panicked.
-    fn event_stream_headers(
+    pub(super) fn event_stream_headers(
         &mut self,
         tag: u32,
         request: &Request<'_>,
@@ -423,6 +423,9 @@ impl<A: App> Server<A> {
     /// Sends the application's deferred answer, then carries on with any
     /// request that arrived behind it.
     pub(super) fn respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
+        if id.stream() != 0 {
+            return self.h2_respond_later(id, response);
+        }
         let keep_alive_deadline = now + self.config.keep_alive_timeout;
         let Some(State::Http {
             waiting,

@@ -248,6 +248,9 @@ impl<A: App> Server<A> {
     }
 
     pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
+        if id.stream() != 0 {
+            return self.h2_push(id, encoded, now);
+        }
         let max_output = self.config.max_output;
         let heartbeat = self.config.sse_heartbeat;
         let Self {
@@ -337,6 +340,9 @@ impl<A: App> Server<A> {
     }
 
     pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
+        if id.stream() != 0 {
+            return self.h2_close_ws(id, code, reason, now);
+        }
         let Some((conn, _, ctx)) = self.split(id, now) else {
             return;
         };
@@ -349,6 +355,9 @@ impl<A: App> Server<A> {
     }
 
     pub(super) fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        if id.stream() != 0 {
+            return self.h2_end_stream(id, reason, now);
+        }
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };

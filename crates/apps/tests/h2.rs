@@ -1,0 +1,427 @@
+//! HTTP/2 end to end: h2c with prior knowledge and ALPN `h2` over TLS,
+//! every kind of route on streams of one connection (pages, publishes,
+//! long polls, event streams, RFC 8441 WebSockets with and without
+//! permessage-deflate), the slow-consumer policy on a stream whose
+//! window stays shut, graceful shutdown, and HTTP/1.1 with HTTP/2 off.
+//! The client is tether-testkit's, made of tether-h2's frames and HPACK.
+
+use tether_testkit as common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::h2::H2Client;
+use common::{HttpConn, TestServer, client_connection, config, tcp};
+use tether_apps::{Demo, Echo, HubSettings, HubShared};
+use tether_h2::ErrorCode;
+use tether_server::deflate::{ClientOffer, DeflateConfig};
+use tether_server::{Config, Handshake, Message, tls};
+use tether_ws::{CloseCode, Connection, Event};
+
+const TOKEN: &str = "h2-token";
+const BEARER: &str = "Bearer h2-token";
+
+fn hub_with(config: Config) -> TestServer {
+    let mut settings = HubSettings::default();
+    settings.publish_token = Some(TOKEN.to_owned());
+    settings.poll_timeout = Duration::from_secs(5);
+    let shared = HubShared::new(settings, 1);
+    let handshake = shared.settings().origin_policy(Handshake::new());
+    TestServer::start_with(config, handshake, shared.app(0))
+}
+
+fn hub() -> TestServer {
+    hub_with(config())
+}
+
+fn publish(client: &mut H2Client, topic: &str, body: &str) -> u32 {
+    let path = format!("/topics/{topic}");
+    client.request_with_body("POST", &path, &[("authorization", BEARER)], body.as_bytes())
+}
+
+/// Feeds what the server sent on a WebSocket stream to the client's
+/// connection until it yields an event.
+fn ws_event(client: &mut H2Client, stream: u32, ws: &mut Connection, pending: &mut Vec<u8>) -> Event {
+    loop {
+        pending.extend(client.take_data(stream));
+        let mut out = Vec::new();
+        let (used, event) = ws.receive(pending, Instant::now(), &mut out);
+        pending.drain(..used);
+        if !out.is_empty() {
+            client.data(stream, &out, false);
+        }
+        if let Some(event) = event {
+            return event;
+        }
+        assert!(client.read_frame(), "the connection ended");
+        let state = &client.streams[&stream];
+        assert!(state.reset.is_none(), "stream reset: {:?}", state.reset);
+    }
+}
+
+fn ws_send(client: &mut H2Client, stream: u32, ws: &mut Connection, message: &Message) {
+    let mut wire = Vec::new();
+    ws.send(message, &mut wire).expect("encode");
+    client.data(stream, &wire, false);
+}
+
+#[test]
+fn h2c_prior_knowledge_serves_healthz_and_http1_still_works() {
+    let server = TestServer::start(config(), Demo::new());
+    let mut client = H2Client::connect(server.addr);
+    let stream = client.get("/healthz", &[]);
+    let response = client.finish(stream);
+    assert_eq!(response.status(), Some(200));
+    assert_eq!(response.data, b"ok\n");
+    assert_eq!(response.field("content-length").as_deref(), Some("3"));
+    // No connection-specific field in an HTTP/2 response.
+    for name in ["connection", "keep-alive", "transfer-encoding", "upgrade"] {
+        assert_eq!(response.field(name), None, "{name}");
+    }
+    // The server's SETTINGS allow RFC 8441.
+    assert!(
+        client
+            .settings
+            .contains(&tether_h2::frame::Setting::EnableConnectProtocol(true))
+    );
+    // A second request on the same connection, and a 404.
+    let missing = client.get("/no-such-page", &[]);
+    assert_eq!(client.finish(missing).status(), Some(404));
+    assert_eq!(server.stats().h2_connections, 1);
+    assert_eq!(server.stats().h2_streams, 2);
+    // HTTP/1.1 beside it, on the same port, even a request starting with
+    // the preface's first letter.
+    let mut http = HttpConn::connect(server.addr);
+    http.request("GET", "/healthz", "");
+    assert_eq!(http.response().status, 200);
+    http.send(b"PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(http.response().status, 405);
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn with_http2_off_the_preface_is_refused_and_http1_served() {
+    let mut config = config();
+    config.http2 = false;
+    let server = TestServer::start(config, Demo::new());
+    let mut stream = tcp(server.addr);
+    stream.write_all(tether_h2::frame::PREFACE).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 505") || text.starts_with("HTTP/1.1 400"),
+        "{text:?}"
+    );
+    let mut http = HttpConn::connect(server.addr);
+    http.request("GET", "/healthz", "");
+    assert_eq!(http.response().status, 200);
+    assert_eq!(server.stats().h2_connections, 0);
+    server.shutdown();
+}
+
+#[test]
+fn alpn_h2_over_tls() {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let (cert_pem, key_pem) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let mut config = config();
+    config.tls = Some(tls::server_config_from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).expect("TLS"));
+    let server = TestServer::start(config, Demo::new());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).expect("the root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client_config = |alpn: &[&[u8]]| {
+        let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(c)
+    };
+    let connect = |config: Arc<rustls::ClientConfig>| {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+        let session = rustls::ClientConnection::new(config, name).expect("a session");
+        rustls::StreamOwned::new(session, tcp(server.addr))
+    };
+    let mut client = H2Client::start(connect(client_config(&[b"h2", b"http/1.1"])), &[]);
+    let stream = client.get("/healthz", &[]);
+    let response = client.finish(stream);
+    assert_eq!(client.stream.conn.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!((response.status(), &response.data[..]), (Some(200), &b"ok\n"[..]));
+    // A client that offers only http/1.1 gets HTTP/1.1.
+    let mut old = connect(client_config(&[b"http/1.1"]));
+    old.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    let _ = old.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(old.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_publish_reaches_an_event_stream_on_the_same_connection() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let events = client.get("/topics/news/events", &[]);
+    let head = client.head(events);
+    assert_eq!(head.status(), Some(200));
+    assert_eq!(head.field("content-type").as_deref(), Some("text/event-stream"));
+    client.data_contains(events, b"retry:");
+    let published = publish(&mut client, "news", "hello over h2");
+    let answer = client.finish(published);
+    assert_eq!(
+        answer.status(),
+        Some(200),
+        "{:?}",
+        String::from_utf8_lossy(&answer.data)
+    );
+    client.data_contains(events, b"data: hello over h2\n");
+    // A publish without the token is refused before its body is read.
+    let refused = client.request_with_body("POST", "/topics/news", &[], b"nope");
+    assert_eq!(client.finish(refused).status(), Some(401));
+    // A body over the limit is refused with 413.
+    let big = vec![b'x'; (1 << 20) + 1];
+    let length = big.len().to_string();
+    let too_big = client.open(
+        &[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/topics/news"),
+            (":authority", "localhost"),
+            ("authorization", BEARER),
+            ("content-length", &length),
+        ],
+        false,
+    );
+    assert_eq!(client.head(too_big).status(), Some(413));
+    // The event stream lives on.
+    let again = publish(&mut client, "news", "still here");
+    assert_eq!(client.finish(again).status(), Some(200));
+    client.data_contains(events, b"data: still here\n");
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn ten_event_streams_on_one_connection_all_get_a_broadcast() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let streams: Vec<u32> = (0..10).map(|_| client.get("/topics/fan/events", &[])).collect();
+    for &s in &streams {
+        client.data_contains(s, b"retry:");
+    }
+    assert_eq!(server.stats().open_event_stream, 10);
+    // Published over HTTP/1.1, to all ten streams.
+    let mut http = HttpConn::connect(server.addr);
+    http.send(
+        format!(
+            "POST /topics/fan HTTP/1.1\r\nHost: x\r\nAuthorization: {BEARER}\r\nContent-Length: 9\r\n\r\nbroadcast"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(http.response().status, 200);
+    for &s in &streams {
+        client.data_contains(s, b"data: broadcast\n");
+    }
+    drop(client);
+    // The streams are gone with their connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().open_event_stream != 0 {
+        assert!(Instant::now() < deadline, "event streams still counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.shutdown();
+}
+
+#[test]
+fn a_long_poll_waits_on_its_stream_while_others_go_on() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let poll = client.get("/topics/polled/poll", &[]);
+    // Other requests on the connection are answered meanwhile.
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    assert!(!client.streams[&poll].is_closed());
+    let published = publish(&mut client, "polled", "for the poll");
+    assert_eq!(client.finish(published).status(), Some(200));
+    let answer = client.finish(poll);
+    assert_eq!(answer.status(), Some(200));
+    let body = String::from_utf8_lossy(&answer.data);
+    assert!(body.contains("for the poll"), "{body}");
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_websocket_over_an_extended_connect_echoes() {
+    let server = TestServer::start(config(), Echo::at("/echo"));
+    let mut client = H2Client::connect(server.addr);
+    let stream = client.websocket("/echo", &[]);
+    let head = client.head(stream);
+    assert_eq!(head.status(), Some(200));
+    assert_eq!(head.field("sec-websocket-accept"), None);
+    assert_eq!(head.field("sec-websocket-extensions"), None);
+    assert_eq!(server.stats().open_websocket, 1);
+    let mut ws = client_connection(3);
+    let mut pending = Vec::new();
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    for message in [Message::text("hello over h2"), Message::binary(large)] {
+        ws_send(&mut client, stream, &mut ws, &message);
+        match ws_event(&mut client, stream, &mut ws, &mut pending) {
+            Event::Message(echoed) => assert_eq!(echoed.as_bytes(), message.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The client closes: the server answers its close frame and ends the
+    // stream.
+    let mut wire = Vec::new();
+    ws.close(CloseCode::NORMAL, "bye", Instant::now(), &mut wire)
+        .expect("close");
+    client.data(stream, &wire, false);
+    match ws_event(&mut client, stream, &mut ws, &mut pending) {
+        Event::Close(frame) => assert_eq!(frame.code, CloseCode::NORMAL),
+        other => panic!("{other:?}"),
+    }
+    let state = client.finish(stream);
+    assert!(state.ended && state.reset.is_none());
+    // The connection serves on.
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_websocket_over_h2_with_permessage_deflate() {
+    let handshake = Handshake::new().negotiator(DeflateConfig::new().min_size(0));
+    let server = TestServer::start_with(config(), handshake, Echo::at("/echo"));
+    let mut client = H2Client::connect(server.addr);
+    let offer = ClientOffer::new();
+    let stream = client.websocket("/echo", &[("sec-websocket-extensions", &offer.element())]);
+    let head = client.head(stream);
+    assert_eq!(head.status(), Some(200));
+    let agreed = head
+        .field("sec-websocket-extensions")
+        .expect("deflate negotiated");
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+    let parsed = tether_handshake::parse_extensions(&agreed).expect("a valid header");
+    let params = offer.accept(&parsed[0]).expect("acceptable parameters");
+    let mut ws = client_connection(5).with_extension(Box::new(offer.extension(params)));
+    let text = "compress me ".repeat(500);
+    ws_send(&mut client, stream, &mut ws, &Message::text(text.clone()));
+    // The echo comes compressed: RSV1 on its first frame.
+    client.until(|c| !c.streams[&stream].data.is_empty());
+    let first = client.streams[&stream].data[0];
+    assert_eq!(first & 0x40, 0x40, "RSV1 set: {first:#x}");
+    let mut pending = Vec::new();
+    match ws_event(&mut client, stream, &mut ws, &mut pending) {
+        Event::Message(echoed) => assert_eq!(echoed.as_bytes(), text.as_bytes()),
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_websocket_and_an_event_stream_share_a_connection() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let events = client.get("/topics/both/events", &[]);
+    client.data_contains(events, b"retry:");
+    let socket = client.websocket("/topics/both/ws", &[]);
+    assert_eq!(client.head(socket).status(), Some(200));
+    let mut ws = client_connection(9);
+    let mut pending = Vec::new();
+    let published = publish(&mut client, "both", "to everyone");
+    assert_eq!(client.finish(published).status(), Some(200));
+    client.data_contains(events, b"data: to everyone\n");
+    loop {
+        match ws_event(&mut client, socket, &mut ws, &mut pending) {
+            Event::Message(message) => {
+                let text = String::from_utf8_lossy(message.as_bytes()).into_owned();
+                if text.contains("to everyone") {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_stream_that_never_opens_its_window_is_cut_loose_alone() {
+    let mut config = config();
+    config.max_output = 64 * 1024;
+    let server = hub_with(config);
+    let mut client = H2Client::connect(server.addr);
+    let stalled = client.get("/topics/flood/events", &[]);
+    client.held.insert(stalled);
+    let healthy = client.get("/topics/flood/events", &[]);
+    client.data_contains(stalled, b"retry:");
+    client.data_contains(healthy, b"retry:");
+    let mut http = HttpConn::connect(server.addr);
+    let payload = "y".repeat(4000);
+    for i in 0..80 {
+        let body = format!("{i:03}{payload}");
+        http.send(
+            format!(
+                "POST /topics/flood HTTP/1.1\r\nHost: x\r\nAuthorization: {BEARER}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(http.response().status, 200);
+        // The healthy stream reads everything as it comes.
+        client.data_contains(healthy, format!("data: {i:03}").as_bytes());
+        client.take_data(healthy);
+    }
+    let state = client.finish(stalled);
+    assert_eq!(state.reset, Some(ErrorCode::CANCEL));
+    assert!(server.stats().slow_consumers >= 1);
+    assert!(client.streams[&healthy].reset.is_none() && !client.streams[&healthy].ended);
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn graceful_shutdown_sends_goaway_then_1001_and_ends_event_streams() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let events = client.get("/topics/bye/events", &[]);
+    client.data_contains(events, b"retry:");
+    let socket = client.websocket("/topics/bye/ws", &[]);
+    assert_eq!(client.head(socket).status(), Some(200));
+    server.begin_shutdown();
+    client.until(|c| c.goaway.is_some());
+    let (last, code) = client.goaway.expect("GOAWAY");
+    assert_eq!((last, code), (socket, ErrorCode::NO_ERROR));
+    let mut ws = client_connection(11);
+    let mut pending = Vec::new();
+    let close = loop {
+        match ws_event(&mut client, socket, &mut ws, &mut pending) {
+            Event::Close(frame) => break frame,
+            Event::Message(_) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    let ended = client.finish(events);
+    assert!(ended.ended && ended.reset.is_none());
+    let socket_state = client.finish(socket);
+    assert!(socket_state.ended);
+    client.read_to_end();
+    server.join();
+}

@@ -1,0 +1,351 @@
+//! `tether serve --app hub --data-dir DIR`: events published before a
+//! stop (SIGTERM, or `kill -9` during a storm of publishes with
+//! `--fsync always`) are replayed after a restart to an event-stream
+//! subscriber that resumes with its old `Last-Event-ID`, exactly, with no
+//! gap signal; new publishes get greater ids.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tether_sse::{Item, Parser};
+
+const TOKEN: &str = "durable-token";
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A directory of the test's own, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("tether-durable-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `tether serve --app hub --data-dir DIR` process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(data: &Path, fsync: &str, log: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args([
+                "serve",
+                "--app",
+                "hub",
+                "--port",
+                "0",
+                "--threads",
+                "2",
+                "--log-level",
+                "info",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--fsync", fsync])
+            .env("TETHER_PUBLISH_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("run tether serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "did not start: {line:?}\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            });
+        Server {
+            child,
+            addr,
+            log: log.to_path_buf(),
+            _stdout: stdout,
+        }
+    }
+
+    /// SIGTERM, and waits for the process to end.
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}: {}", self.log());
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Publishes over HTTP on a connection of its own: the id, or the status.
+fn publish(addr: SocketAddr, topic: &str, data: &str) -> Result<String, u16> {
+    let mut stream = TcpStream::connect(addr).map_err(|_| 0u16)?;
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let head = format!(
+        "POST /topics/{topic} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: {}\r\n\r\n{data}",
+        data.len()
+    );
+    stream.write_all(head.as_bytes()).map_err(|_| 0u16)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|_| 0u16)?;
+    let status: u16 = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if status != 200 {
+        return Err(status);
+    }
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    Ok(json["id"].as_str().unwrap().to_owned())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Event { id: String, data: String },
+    Gap,
+}
+
+/// Subscribes over SSE with `Last-Event-ID` and collects `count` items
+/// (events, and gap signals if any come).
+fn subscribe(addr: SocketAddr, topic: &str, last_id: &str, count: usize) -> Vec<Seen> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "GET /topics/{topic}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
+         Last-Event-ID: {last_id}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed early");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut parser = Parser::new();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while seen.len() < count {
+        match parser.poll() {
+            Some(Ok(Item::Event(event))) if event.event_type() == "gap" => seen.push(Seen::Gap),
+            Some(Ok(Item::Event(event))) => seen.push(Seen::Event {
+                id: event.last_event_id().to_owned(),
+                data: event.data().to_owned(),
+            }),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("a malformed event stream: {e:?}"),
+            None => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(
+                    !left.is_zero(),
+                    "only {} of {count} within {PATIENCE:?}: {seen:?}",
+                    seen.len()
+                );
+                stream.set_read_timeout(Some(left)).unwrap();
+                let mut buf = [0u8; 8192];
+                match stream.read(&mut buf) {
+                    Ok(0) => panic!("the stream ended after {seen:?}"),
+                    Ok(n) => parser.feed(&buf[..n]),
+                    Err(e) => panic!("reading the event stream after {} items: {e}", seen.len()),
+                }
+            }
+        }
+    }
+    seen
+}
+
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap();
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+#[test]
+fn events_survive_a_graceful_restart() {
+    let dir = TempDir::new("graceful");
+    let data = dir.0.join("data");
+    let log = dir.0.join("server.log");
+    let mut server = Server::start(&data, "interval=10", &log);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(publish(server.addr, "news", &format!("event {n}")).unwrap());
+    }
+    // A topic sequenced by the other loop too.
+    let other: Vec<String> = (0..3)
+        .map(|n| publish(server.addr, "weather", &format!("w{n}")).unwrap())
+        .collect();
+    server.terminate();
+
+    let mut server = Server::start(&data, "interval=10", &log);
+    // A client that had seen event 4 resumes: events 5 to 19, no gap.
+    let seen = subscribe(server.addr, "news", &ids[4], 15);
+    let expected: Vec<Seen> = (5..20)
+        .map(|n| Seen::Event {
+            id: ids[n].clone(),
+            data: format!("event {n}"),
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    let seen = subscribe(server.addr, "weather", "0-0", 3);
+    assert_eq!(
+        seen.iter()
+            .map(|s| match s {
+                Seen::Event { id, .. } => id.clone(),
+                Seen::Gap => "gap".into(),
+            })
+            .collect::<Vec<_>>(),
+        other
+    );
+    // New publishes come after the old ones, and reach a subscriber that
+    // has every old event; a second restart keeps both epochs' events.
+    let new = publish(server.addr, "news", "after").unwrap();
+    assert!(parse_id(&new) > parse_id(&ids[19]), "{new} after {}", ids[19]);
+    let seen = subscribe(server.addr, "news", &ids[19], 1);
+    assert_eq!(
+        seen,
+        [Seen::Event {
+            id: new.clone(),
+            data: "after".into()
+        }]
+    );
+    server.terminate();
+    let server = Server::start(&data, "interval=10", &log);
+    let seen = subscribe(server.addr, "news", &ids[17], 3);
+    let got: Vec<&Seen> = seen.iter().collect();
+    assert_eq!(
+        got,
+        [
+            &Seen::Event {
+                id: ids[18].clone(),
+                data: "event 18".into()
+            },
+            &Seen::Event {
+                id: ids[19].clone(),
+                data: "event 19".into()
+            },
+            &Seen::Event {
+                id: new,
+                data: "after".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn acknowledged_events_survive_kill_9_with_fsync_always() {
+    let dir = TempDir::new("kill");
+    let data = dir.0.join("data");
+    let log = dir.0.join("server.log");
+    let mut server = Server::start(&data, "always", &log);
+    let addr = server.addr;
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..4)
+        .map(|p| {
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 5000 {
+                    let data = format!("p{p} n{n}");
+                    match publish(addr, "storm", &data) {
+                        Ok(id) => acknowledged.lock().unwrap().push((id, data)),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while acknowledged.lock().unwrap().len() < 200 && start.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Mid-storm: no goodbye.
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let mut acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 200, "{} acknowledged", acknowledged.len());
+    acknowledged.sort_by_key(|(id, _)| parse_id(id));
+
+    let server = Server::start(&data, "always", &log);
+    // Everything from the beginning: every acknowledged event is there, in
+    // order (an event written but not yet acknowledged when the process
+    // died may come too), and no gap.
+    let last = parse_id(&acknowledged.last().unwrap().0);
+    // One run of the server, one epoch: the ids up to the last
+    // acknowledged one are its sequence numbers.
+    let seen: Vec<(String, String)> = subscribe(server.addr, "storm", "0-0", last.1 as usize)
+        .into_iter()
+        .map(|s| match s {
+            Seen::Event { id, data } => (id, data),
+            Seen::Gap => panic!("a gap signal"),
+        })
+        .collect();
+    let mut replayed = seen.iter();
+    for event in &acknowledged {
+        assert!(
+            replayed.any(|r| r == event),
+            "acknowledged {event:?} not replayed in order"
+        );
+    }
+    // Ids run without a hole.
+    for pair in seen.windows(2) {
+        let (a, b) = (parse_id(&pair[0].0), parse_id(&pair[1].0));
+        assert_eq!((a.0, a.1 + 1), b, "{pair:?}");
+    }
+    let new = publish(server.addr, "storm", "after").unwrap();
+    assert!(parse_id(&new) > last);
+    assert!(server.log().contains("records"), "{}", server.log());
+}

@@ -1,0 +1,1267 @@
+//! The durable broker: the in-process broker with each loop's events
+//! written to a log of its own ([`tether_log`]) before they are delivered,
+//! and recovered on start.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tether_log::{Fsync, Log, Options as LogOptions};
+
+use crate::key::KeyWindow;
+use crate::{
+    Backlog, Broker, Config, Context, Error, Event, EventId, HubMessage, Publish, is_valid_event_type,
+    is_valid_publish_key, is_valid_topic, sequencer_of,
+};
+
+/// How a [`DurableBroker`] keeps its events.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DurableConfig {
+    /// The data directory: one log per loop in `DIR/loop-N/`.
+    pub dir: PathBuf,
+    /// When appends reach stable storage.
+    pub fsync: Fsync,
+    /// Events older than this are not kept on disk (segments whose newest
+    /// event is older are deleted) nor recovered; `None`: only the backlog
+    /// bounds decide.
+    pub retention: Option<Duration>,
+    /// Segment size (64 MiB).
+    pub segment_bytes: u64,
+}
+
+impl DurableConfig {
+    /// Logs in `dir`, synced at most 10 ms after an append, no retention
+    /// time.
+    pub fn new(dir: impl Into<PathBuf>) -> DurableConfig {
+        DurableConfig {
+            dir: dir.into(),
+            fsync: Fsync::Interval(Duration::from_millis(10)),
+            retention: None,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What recovery found in one loop's log, for the logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovered {
+    /// Records read back.
+    pub records: u64,
+    /// Topics rebuilt.
+    pub topics: usize,
+    /// Torn tails cut off.
+    pub torn_tails: u64,
+    /// Segments quarantined (renamed `.corrupt`).
+    pub quarantined: usize,
+    /// Records whose payload was not a hub event, or out of order: skipped.
+    pub skipped: u64,
+}
+
+/// One topic, on its sequencer.
+struct Topic {
+    epoch: u64,
+    seq: u64,
+    last_publish_ms: u64,
+    /// Restored from the log: the next event starts a new epoch, so that
+    /// no id that might have been handed out before a crash (and lost with
+    /// the tail of the log) is ever given to another event.
+    restored: bool,
+    keys: KeyWindow,
+    backlog: Backlog,
+    /// The log index of each event the backlog holds, oldest first.
+    indices: VecDeque<(EventId, u64)>,
+    /// The id just before the backlog's first event, if any.
+    dropped: Option<EventId>,
+    /// The log index of the topic's last event.
+    last_index: u64,
+}
+
+impl Topic {
+    fn new(config: &Config, epoch: u64, dropped: Option<EventId>) -> Topic {
+        let mut backlog = Backlog::new(config.max_backlog_events, config.max_backlog_bytes);
+        // An empty history with a known id before it cannot be out of order.
+        let _ = backlog.reset(Vec::new(), dropped);
+        Topic {
+            epoch,
+            seq: dropped.map_or(0, EventId::seq),
+            last_publish_ms: 0,
+            restored: false,
+            keys: KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes),
+            backlog,
+            indices: VecDeque::new(),
+            dropped,
+            last_index: 0,
+        }
+    }
+
+    /// Takes an event into the backlog (already numbered in order).
+    fn push(&mut self, event: Arc<Event>, index: u64, key: Option<&Arc<str>>) {
+        let id = event.id();
+        self.keys.push(id, event.cost(), key);
+        self.last_index = index;
+        if self.backlog.push(event).is_err() {
+            return;
+        }
+        self.indices.push_back((id, index));
+        let first = self.backlog.first_id();
+        while let Some(&(oldest, _)) = self.indices.front() {
+            if Some(oldest) == first {
+                break;
+            }
+            self.indices.pop_front();
+            self.dropped = Some(oldest);
+        }
+    }
+
+    /// The oldest log index this topic still needs: its oldest held event,
+    /// or its last one (so that its numbering survives a restart).
+    fn first_needed(&self) -> u64 {
+        self.indices.front().map_or(self.last_index, |&(_, index)| index)
+    }
+}
+
+/// A publish forwarded to its topic's sequencer, or a loop's follow.
+enum Message {
+    Forward(Publish),
+    Follow { topic: Arc<str>, loop_index: usize },
+    Unfollow { topic: Arc<str>, loop_index: usize },
+}
+
+/// Syncs a log's active file from a thread of its own, at most an
+/// interval after the first unsynced append, so that the loop never waits
+/// for the disk (with [`Fsync::Interval`]).
+struct Syncer {
+    state: Arc<(Mutex<SyncState>, Condvar)>,
+    base: u64,
+}
+
+struct SyncState {
+    file: Option<Arc<File>>,
+    dirty: bool,
+    stop: bool,
+    errors: u64,
+}
+
+impl Syncer {
+    fn start(log: &Log, interval: Duration) -> Result<Syncer, Error> {
+        let file = log.try_clone_active().map_err(|_| Error::BrokerUnavailable)?;
+        let state = Arc::new((
+            Mutex::new(SyncState {
+                file: Some(Arc::new(file)),
+                dirty: false,
+                stop: false,
+                errors: 0,
+            }),
+            Condvar::new(),
+        ));
+        let shared = state.clone();
+        std::thread::Builder::new()
+            .name("tether-log-sync".into())
+            .spawn(move || sync_loop(&shared, interval))
+            .map_err(|_| Error::BrokerUnavailable)?;
+        Ok(Syncer {
+            state,
+            base: log.active_base(),
+        })
+    }
+
+    /// An append was made to `log`.
+    fn appended(&mut self, log: &Log) {
+        let (lock, wake) = &*self.state;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if log.active_base() != self.base {
+            // Rolled: the log synced the segment it closed.
+            self.base = log.active_base();
+            state.file = log.try_clone_active().ok().map(Arc::new);
+        }
+        if !state.dirty {
+            state.dirty = true;
+            wake.notify_one();
+        }
+    }
+
+    fn errors(&self) -> u64 {
+        self.state.0.lock().map_or(0, |state| state.errors)
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.state;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        state.stop = true;
+        wake.notify_one();
+    }
+}
+
+fn sync_loop(state: &(Mutex<SyncState>, Condvar), interval: Duration) {
+    let (lock, wake) = state;
+    loop {
+        {
+            let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !guard.dirty && !guard.stop {
+                guard = wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+            if guard.stop {
+                return;
+            }
+        }
+        std::thread::sleep(interval);
+        let file = {
+            let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            guard.dirty = false;
+            guard.file.clone()
+        };
+        if let Some(file) = file {
+            if file.sync_data().is_err() {
+                let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+                guard.errors = guard.errors.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// The in-process broker made durable: as [`crate::LocalBroker`], one loop
+/// sequences each topic ([`sequencer_of`]), but that loop first appends
+/// the event to its own log (`DIR/loop-N/`, a [`tether_log::Log`]) and
+/// only then delivers it and acknowledges the publish. With
+/// [`Fsync::Always`] the append is synced before that; with
+/// [`Fsync::Interval`] a thread of the broker's syncs the log at most the
+/// interval after an append; with [`Fsync::Never`] the kernel writes back
+/// when it will. Every event is written to the file before it is
+/// acknowledged, so a killed process loses nothing that was acknowledged;
+/// a power loss may lose what was not yet synced.
+///
+/// On start ([`DurableBroker::open_all`]) each loop's log is recovered
+/// (see [`tether_log::Log::open_with`]) and its topics rebuilt: backlogs
+/// within [`Config`]'s bounds, publish keys, and numbering. A restored
+/// topic's next event starts a new epoch, so ids keep growing and an id
+/// from before the restart still resolves (or, if its event was lost,
+/// gets a gap signal, never another event's place). A hole in a topic's
+/// ids (a segment lost) is a known gap: resuming from before it gets the
+/// gap signal.
+///
+/// Loops follow topics on demand (not [`Broker::complete`]): a loop's
+/// first subscriber of a topic gets [`HubMessage::Ready`] with the
+/// sequencer's backlog, then every later event. Segments are deleted
+/// once every topic's backlog has moved past them (and, with
+/// [`DurableConfig::retention`], once their newest event is older).
+///
+/// The data directory is written by one number of loops: starting with
+/// another is refused rather than mixing up which loop sequences a topic.
+pub struct DurableBroker {
+    config: Config,
+    durable: DurableConfig,
+    loop_index: usize,
+    loops: usize,
+    log: Log,
+    syncer: Option<Syncer>,
+    topics: HashMap<Arc<str>, Topic>,
+    /// Loops following each topic of this sequencer.
+    followers: HashMap<Arc<str>, Vec<usize>>,
+    topic_count: Arc<AtomicUsize>,
+    last_epoch: u64,
+    /// The newest publish time in each segment (by base index).
+    segment_newest: VecDeque<(u64, u64)>,
+    shutting_down: bool,
+    recovered: Recovered,
+    append_errors: u64,
+    /// The data directory's lock, shared by the loops' brokers: held
+    /// while any of them lives.
+    _lock: Arc<File>,
+}
+
+impl fmt::Debug for DurableBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableBroker")
+            .field("loop", &self.loop_index)
+            .field("topics", &self.topics.len())
+            .field("log", &self.log.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The record's format version.
+const RECORD_VERSION: u8 = 1;
+
+/// A record's flag: the first event of a topic's new epoch that goes on
+/// from the epoch before (a restart), rather than starting the topic over
+/// (it was forgotten).
+const CONTINUES: u8 = 1;
+
+/// The hub's record: version, flags, topic, id, publish time, event
+/// type, key, data (each name with a one-byte length, the data the rest).
+fn encode_event(out: &mut Vec<u8>, event: &Event, data: &str, unix_ms: u64, continues: bool) {
+    out.clear();
+    out.push(RECORD_VERSION);
+    out.push(if continues { CONTINUES } else { 0 });
+    push_short(out, event.topic());
+    out.extend_from_slice(&event.id().ms().to_le_bytes());
+    out.extend_from_slice(&event.id().seq().to_le_bytes());
+    out.extend_from_slice(&unix_ms.to_le_bytes());
+    push_short(out, event.event_type());
+    push_short(out, event.key().unwrap_or(""));
+    out.extend_from_slice(data.as_bytes());
+}
+
+/// A name of at most 255 bytes (topics, event types and keys are all
+/// shorter) with its length.
+fn push_short(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let len = u8::try_from(bytes.len()).unwrap_or(u8::MAX);
+    out.push(len);
+    out.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or_default());
+}
+
+/// A hub record read back.
+struct Stored<'a> {
+    continues: bool,
+    topic: &'a str,
+    id: EventId,
+    unix_ms: u64,
+    event_type: &'a str,
+    key: Option<&'a str>,
+    data: &'a str,
+}
+
+fn take_short<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
+    let (&len, rest) = bytes.split_first()?;
+    let (text, rest) = rest.split_at_checked(usize::from(len))?;
+    *bytes = rest;
+    std::str::from_utf8(text).ok()
+}
+
+fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
+    let (value, rest) = bytes.split_first_chunk::<8>()?;
+    *bytes = rest;
+    Some(u64::from_le_bytes(*value))
+}
+
+/// Reads a hub record, checking every name as a publish is checked.
+fn decode_event(mut bytes: &[u8]) -> Option<Stored<'_>> {
+    let (&version, rest) = bytes.split_first()?;
+    if version != RECORD_VERSION {
+        return None;
+    }
+    let (&flags, rest) = rest.split_first()?;
+    bytes = rest;
+    let topic = take_short(&mut bytes)?;
+    let ms = take_u64(&mut bytes)?;
+    let seq = take_u64(&mut bytes)?;
+    let unix_ms = take_u64(&mut bytes)?;
+    let event_type = take_short(&mut bytes)?;
+    let key = take_short(&mut bytes)?;
+    let data = std::str::from_utf8(bytes).ok()?;
+    let key = (!key.is_empty()).then_some(key);
+    if !is_valid_topic(topic)
+        || !is_valid_event_type(event_type)
+        || key.is_some_and(|key| !is_valid_publish_key(key))
+        || seq == 0
+    {
+        return None;
+    }
+    Some(Stored {
+        continues: flags & CONTINUES != 0,
+        topic,
+        id: EventId::new(ms, seq),
+        unix_ms,
+        event_type,
+        key,
+        data,
+    })
+}
+
+/// The file that says how many loops wrote the data directory.
+const LAYOUT_FILE: &str = "loops";
+
+/// The file locked while a process uses the directory.
+const LOCK_FILE: &str = "lock";
+
+impl DurableBroker {
+    /// Opens (creating them if need be) the logs of `loops` loops in
+    /// `durable.dir`, recovers them, and returns one broker per loop, in
+    /// loop order. `now_ms` is the wall clock (Unix milliseconds), for
+    /// [`Config::topic_ttl`] and [`DurableConfig::retention`].
+    ///
+    /// # Errors
+    ///
+    /// A message for the operator: the directory cannot be used, or was
+    /// written by another number of loops.
+    pub fn open_all(
+        config: &Config,
+        durable: &DurableConfig,
+        loops: usize,
+        now_ms: u64,
+    ) -> Result<Vec<DurableBroker>, String> {
+        let loops = loops.max(1);
+        let dir = &durable.dir;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock = Arc::new(lock_dir(dir)?);
+        check_layout(dir, loops)?;
+        let topic_count = Arc::new(AtomicUsize::new(0));
+        let mut brokers = Vec::with_capacity(loops);
+        for loop_index in 0..loops {
+            let broker =
+                DurableBroker::open(config, durable, loop_index, loops, now_ms, &topic_count, &lock)?;
+            brokers.push(broker);
+        }
+        Ok(brokers)
+    }
+
+    fn open(
+        config: &Config,
+        durable: &DurableConfig,
+        loop_index: usize,
+        loops: usize,
+        now_ms: u64,
+        topic_count: &Arc<AtomicUsize>,
+        lock: &Arc<File>,
+    ) -> Result<DurableBroker, String> {
+        let dir = durable.dir.join(format!("loop-{loop_index}"));
+        let max_record = u32::try_from(config.max_event_size.saturating_add(1024))
+            .unwrap_or(u32::MAX)
+            .max(16 << 20);
+        let options = LogOptions::default()
+            .with_fsync(durable.fsync)
+            .with_segment_bytes(durable.segment_bytes)
+            .with_max_record_bytes(max_record);
+        let ttl_ms = config.topic_ttl.map(duration_ms);
+        let retention_ms = durable.retention.map(duration_ms);
+        let mut topics: HashMap<Arc<str>, Topic> = HashMap::new();
+        let mut recovered = Recovered::default();
+        let mut last_epoch = 0u64;
+        // The newest publish time up to each index, where it grew.
+        let mut newest: Vec<(u64, u64)> = Vec::new();
+        let (log, recovery) = Log::open_with(&dir, options, |record| {
+            let Some(stored) = decode_event(record.payload) else {
+                recovered.skipped = recovered.skipped.saturating_add(1);
+                return;
+            };
+            if newest.last().is_none_or(|&(_, ms)| stored.unix_ms > ms) {
+                newest.push((record.index, stored.unix_ms));
+            }
+            if sequencer_of(stored.topic, loops) != loop_index {
+                recovered.skipped = recovered.skipped.saturating_add(1);
+                return;
+            }
+            let (epoch, seq) = (stored.id.ms(), stored.id.seq());
+            last_epoch = last_epoch.max(epoch);
+            let topic = match topics.get_mut(stored.topic) {
+                Some(topic) if epoch < topic.epoch || (epoch == topic.epoch && seq <= topic.seq) => {
+                    recovered.skipped = recovered.skipped.saturating_add(1);
+                    return;
+                }
+                Some(topic) if epoch == topic.epoch && Some(seq) == topic.seq.checked_add(1) => topic,
+                Some(topic) if stored.continues && seq == 1 => {
+                    // The same topic after a restart: its history goes on.
+                    topic.epoch = epoch;
+                    topic
+                }
+                _ => {
+                    // A new topic, a new epoch of it, or a hole in its ids:
+                    // what came before is not held, and known to be missed.
+                    let dropped = seq
+                        .checked_sub(1)
+                        .filter(|&s| s > 0)
+                        .map(|s| EventId::new(epoch, s));
+                    let name: Arc<str> = Arc::from(stored.topic);
+                    topics.insert(name.clone(), Topic::new(config, epoch, dropped));
+                    let Some(topic) = topics.get_mut(&name) else {
+                        return;
+                    };
+                    topic
+                }
+            };
+            topic.seq = seq;
+            topic.last_publish_ms = topic.last_publish_ms.max(stored.unix_ms);
+            topic.last_index = record.index;
+            let expired = retention_ms.is_some_and(|r| now_ms.saturating_sub(stored.unix_ms) >= r);
+            if expired {
+                // Known, but no longer kept.
+                topic.indices.clear();
+                topic.dropped = Some(stored.id);
+                let _ = topic.backlog.reset(Vec::new(), Some(stored.id));
+                topic.keys = KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes);
+                return;
+            }
+            let Ok(event) = Event::keyed(
+                Arc::from(stored.topic),
+                stored.id,
+                stored.event_type,
+                stored.data,
+                stored.key,
+            ) else {
+                recovered.skipped = recovered.skipped.saturating_add(1);
+                return;
+            };
+            let key: Option<Arc<str>> = stored.key.map(Arc::from);
+            topic.push(event, record.index, key.as_ref());
+        })
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        recovered.records = recovery.records;
+        recovered.torn_tails = recovery.torn_tails;
+        recovered.quarantined = recovery.quarantined.len();
+        for quarantined in &recovery.quarantined {
+            log::warn!(
+                "durable log: segment {} set aside as {} ({:?}; {} good records kept)",
+                quarantined.base,
+                quarantined.path.display(),
+                quarantined.damage,
+                quarantined.kept_records
+            );
+        }
+        if recovery.torn_tails > 0 {
+            log::warn!(
+                "durable log {}: a torn tail of {} bytes was cut off",
+                dir.display(),
+                recovery.truncated_bytes
+            );
+        }
+        // Topics idle past their time to live are forgotten, as they
+        // would have been had the server run on.
+        if let Some(ttl) = ttl_ms {
+            topics.retain(|_, topic| now_ms.saturating_sub(topic.last_publish_ms) < ttl);
+        }
+        for topic in topics.values_mut() {
+            topic.restored = true;
+        }
+        recovered.topics = topics.len();
+        topic_count.fetch_add(topics.len(), Ordering::Relaxed);
+        let segment_newest = log
+            .segments()
+            .map(|segment| {
+                let last = segment.end.saturating_sub(1);
+                let ms = newest
+                    .iter()
+                    .take_while(|&&(index, _)| index <= last)
+                    .last()
+                    .map_or(0, |&(_, ms)| ms);
+                (segment.base, ms)
+            })
+            .collect();
+        let syncer = match durable.fsync {
+            Fsync::Interval(interval) => Some(
+                Syncer::start(&log, interval).map_err(|_| format!("{}: no thread to sync", dir.display()))?,
+            ),
+            Fsync::Always | Fsync::Never => None,
+        };
+        if recovered.records > 0 || !recovery.is_clean() {
+            log::info!(
+                "durable log {}: {} records, {} topics recovered ({} skipped)",
+                dir.display(),
+                recovered.records,
+                recovered.topics,
+                recovered.skipped
+            );
+        }
+        Ok(DurableBroker {
+            config: config.clone(),
+            durable: durable.clone(),
+            loop_index,
+            loops,
+            log,
+            syncer,
+            topics,
+            followers: HashMap::new(),
+            topic_count: topic_count.clone(),
+            last_epoch,
+            segment_newest,
+            shutting_down: false,
+            recovered,
+            append_errors: 0,
+            _lock: Arc::clone(lock),
+        })
+    }
+
+    /// What recovery found in this loop's log.
+    pub fn recovered(&self) -> &Recovered {
+        &self.recovered
+    }
+
+    /// The backlog this loop sequences for `topic`, if it has the topic.
+    pub fn backlog(&self, topic: &str) -> Option<&Backlog> {
+        self.topics.get(topic).map(|t| &t.backlog)
+    }
+
+    fn reply(cx: &mut dyn Context, publish: &Publish, result: Result<EventId, Error>) {
+        if let Some(reply) = publish.reply {
+            cx.post(
+                reply.loop_index,
+                HubMessage::Published {
+                    token: reply.token,
+                    result,
+                },
+            );
+        }
+    }
+
+    fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
+        if self.shutting_down {
+            return DurableBroker::reply(cx, &publish, Err(Error::ShuttingDown));
+        }
+        let now = cx.unix_ms();
+        if let Some(key) = &publish.key {
+            if let Some(id) = self.topics.get(&publish.topic).and_then(|t| t.keys.get(key)) {
+                if let Some(reply) = publish.reply {
+                    cx.post(
+                        reply.loop_index,
+                        HubMessage::Duplicate {
+                            token: reply.token,
+                            id,
+                        },
+                    );
+                }
+                return;
+            }
+        }
+        let result = self.append(&publish, now);
+        if let Ok((event, _)) = &result {
+            for &to in self.followers.get(&publish.topic).into_iter().flatten() {
+                cx.post(to, HubMessage::Deliver(event.clone()));
+            }
+        }
+        DurableBroker::reply(cx, &publish, result.map(|(event, _)| event.id()));
+    }
+
+    /// Numbers, encodes and writes the event; on failure nothing changed.
+    fn append(&mut self, publish: &Publish, now: u64) -> Result<(Arc<Event>, u64), Error> {
+        let created = !self.topics.contains_key(&publish.topic);
+        if created {
+            let max = self.config.max_topics;
+            if self.topic_count.fetch_add(1, Ordering::Relaxed) >= max {
+                self.topic_count.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::TopicLimit { max });
+            }
+        }
+        let fresh_epoch = now.max(self.last_epoch.saturating_add(1));
+        let (id, new_epoch) = match self.topics.get(&publish.topic) {
+            Some(topic) if !topic.restored => (EventId::new(topic.epoch, topic.seq.saturating_add(1)), false),
+            _ => (EventId::new(fresh_epoch, 1), true),
+        };
+        let undo = |broker: &mut DurableBroker| {
+            if created {
+                broker.topic_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
+        let event = match Event::keyed(
+            publish.topic.clone(),
+            id,
+            &publish.event_type,
+            &publish.data,
+            publish.key.as_deref(),
+        ) {
+            Ok(event) => event,
+            Err(e) => {
+                undo(self);
+                return Err(e);
+            }
+        };
+        let mut payload = Vec::with_capacity(publish.data.len().saturating_add(64));
+        let continues = new_epoch && !created;
+        encode_event(&mut payload, &event, &publish.data, now, continues);
+        let index = match self.log.append(&payload, Instant::now()) {
+            Ok(index) => index,
+            Err(e) => {
+                self.append_errors = self.append_errors.saturating_add(1);
+                log::error!("durable log {}: {e}; publish refused", self.log.dir().display());
+                undo(self);
+                return Err(Error::BrokerUnavailable);
+            }
+        };
+        if let Some(syncer) = &mut self.syncer {
+            syncer.appended(&self.log);
+        }
+        let base = self.log.active_base();
+        match self.segment_newest.back_mut() {
+            Some((last_base, ms)) if *last_base == base => *ms = (*ms).max(now),
+            _ => self.segment_newest.push_back((base, now)),
+        }
+        if new_epoch {
+            self.last_epoch = id.ms();
+            let mut topic = Topic::new(&self.config, id.ms(), None);
+            if let Some(old) = self.topics.remove(&publish.topic) {
+                // A restored topic goes on in a new epoch: its history stays.
+                topic.keys = old.keys;
+                topic.backlog = old.backlog;
+                topic.indices = old.indices;
+                topic.dropped = old.dropped;
+            }
+            self.topics.insert(publish.topic.clone(), topic);
+        }
+        if let Some(topic) = self.topics.get_mut(&publish.topic) {
+            topic.seq = id.seq();
+            topic.last_publish_ms = now;
+            topic.push(event.clone(), index, publish.key.as_ref());
+        }
+        Ok((event, index))
+    }
+
+    fn follow_here(&mut self, topic: Arc<str>, loop_index: usize, cx: &mut dyn Context) {
+        let followers = self.followers.entry(topic.clone()).or_default();
+        if !followers.contains(&loop_index) {
+            followers.push(loop_index);
+        }
+        let (history, dropped) = match self.topics.get(&topic) {
+            Some(t) => (t.backlog.iter().cloned().collect(), t.dropped),
+            None => (Vec::new(), None),
+        };
+        cx.post(
+            loop_index,
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            },
+        );
+    }
+
+    fn unfollow_here(&mut self, topic: &Arc<str>, loop_index: usize) {
+        if let Some(followers) = self.followers.get_mut(topic) {
+            followers.retain(|&l| l != loop_index);
+            if followers.is_empty() {
+                self.followers.remove(topic);
+            }
+        }
+    }
+
+    /// Deletes the segments no topic needs any more.
+    fn remove_segments(&mut self, now_ms: u64) {
+        let needed = self
+            .topics
+            .values()
+            .map(Topic::first_needed)
+            .min()
+            .unwrap_or(self.log.next_index());
+        let retention = self.durable.retention.map(duration_ms);
+        let mut until = None;
+        for segment in self.log.segments() {
+            let newest = self
+                .segment_newest
+                .iter()
+                .find(|(base, _)| *base == segment.base)
+                .map_or(0, |&(_, ms)| ms);
+            let expired = retention.is_some_and(|r| now_ms.saturating_sub(newest) >= r);
+            if segment.end <= needed || expired {
+                until = Some(segment.end);
+            } else {
+                break;
+            }
+        }
+        let Some(until) = until else { return };
+        match self.log.remove_before(until) {
+            Ok(0) => {}
+            Ok(_) => {
+                let first = self.log.segments().next().map_or(0, |s| s.base);
+                while self.segment_newest.front().is_some_and(|&(base, _)| base < first) {
+                    self.segment_newest.pop_front();
+                }
+            }
+            Err(e) => log::warn!("durable log {}: {e}", self.log.dir().display()),
+        }
+    }
+
+    fn forward(&self, to: usize, message: Message, cx: &mut dyn Context) {
+        cx.post(to, HubMessage::Broker(Box::new(message)));
+    }
+}
+
+/// Refuses a data directory written by another number of loops, and
+/// records the number in a new one.
+/// Takes the data directory's lock (`DIR/lock`, an advisory lock the
+/// kernel drops with the process, so a crash leaves nothing to clean up):
+/// two processes appending to one directory would interleave their
+/// records and each recover the other's as its own.
+fn lock_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is in use by another process (each data directory belongs to one server; give this one \
+             its own --data-dir)",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn check_layout(dir: &Path, loops: usize) -> Result<(), String> {
+    let path = dir.join(LAYOUT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n == loops => Ok(()),
+            Ok(n) => Err(format!(
+                "{} was written by {n} event loop(s): start with --threads {n} (topics are sequenced by \
+                 loop, and each loop keeps its own log)",
+                dir.display()
+            )),
+            Err(_) => Err(format!("{}: not a number of loops", path.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_logs = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .flatten()
+                .any(|entry| entry.file_name().to_str().is_some_and(|n| n.starts_with("loop-")));
+            if has_logs {
+                return Err(format!("{}: loop logs without {LAYOUT_FILE}", dir.display()));
+            }
+            std::fs::write(&path, format!("{loops}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Broker for DurableBroker {
+    fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        let owner = sequencer_of(&publish.topic, cx.loops());
+        if owner == self.loop_index {
+            self.sequence(publish, cx);
+        } else {
+            self.forward(owner, Message::Forward(publish), cx);
+        }
+        Ok(())
+    }
+
+    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
+        let Ok(message) = message.downcast::<Message>() else {
+            return;
+        };
+        match *message {
+            Message::Forward(publish) => self.sequence(publish, cx),
+            Message::Follow { topic, loop_index } => self.follow_here(topic, loop_index, cx),
+            Message::Unfollow { topic, loop_index } => self.unfollow_here(&topic, loop_index),
+        }
+    }
+
+    fn tick(&mut self, cx: &mut dyn Context) {
+        let now = cx.unix_ms();
+        if let Some(ttl) = self.config.topic_ttl.map(duration_ms) {
+            let idle: Vec<Arc<str>> = self
+                .topics
+                .iter()
+                .filter(|(_, t)| now.saturating_sub(t.last_publish_ms) >= ttl)
+                .map(|(topic, _)| topic.clone())
+                .collect();
+            for topic in idle {
+                self.topics.remove(&topic);
+                self.topic_count.fetch_sub(1, Ordering::Relaxed);
+                for &to in self.followers.get(&topic).into_iter().flatten() {
+                    cx.post(to, HubMessage::Forget(topic.clone()));
+                }
+            }
+        }
+        self.remove_segments(now);
+    }
+
+    fn shutdown(&mut self, _cx: &mut dyn Context) {
+        self.shutting_down = true;
+        if let Err(e) = self.log.sync() {
+            log::error!("durable log {}: {e}", self.log.dir().display());
+        }
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let owner = sequencer_of(topic, self.loops);
+        let message = Message::Follow {
+            topic: topic.clone(),
+            loop_index: self.loop_index,
+        };
+        if owner == self.loop_index {
+            self.follow_here(topic.clone(), self.loop_index, cx);
+        } else {
+            self.forward(owner, message, cx);
+        }
+    }
+
+    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let owner = sequencer_of(topic, self.loops);
+        if owner == self.loop_index {
+            self.unfollow_here(topic, self.loop_index);
+        } else {
+            let message = Message::Unfollow {
+                topic: topic.clone(),
+                loop_index: self.loop_index,
+            };
+            self.forward(owner, message, cx);
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "durable"
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        let l = self.loop_index;
+        let sync_errors = self.syncer.as_ref().map_or(0, Syncer::errors);
+        let lines = [
+            (
+                "tether_log_bytes",
+                "gauge",
+                "Bytes of this loop's durable log.",
+                self.log.bytes(),
+            ),
+            (
+                "tether_log_segments",
+                "gauge",
+                "Segments of this loop's durable log.",
+                u64::try_from(self.log.segments().len()).unwrap_or(u64::MAX),
+            ),
+            (
+                "tether_log_recovered_records",
+                "gauge",
+                "Records read back when the log was opened.",
+                self.recovered.records,
+            ),
+            (
+                "tether_log_torn_tails",
+                "gauge",
+                "Torn tails cut off when the log was opened.",
+                self.recovered.torn_tails,
+            ),
+            (
+                "tether_log_quarantined_segments",
+                "gauge",
+                "Segments set aside as damaged when the log was opened.",
+                u64::try_from(self.recovered.quarantined).unwrap_or(u64::MAX),
+            ),
+            (
+                "tether_log_append_errors_total",
+                "counter",
+                "Appends that failed (their publishes were refused).",
+                self.append_errors,
+            ),
+            (
+                "tether_log_sync_errors_total",
+                "counter",
+                "Background syncs that failed.",
+                sync_errors,
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{loop=\"{l}\"}} {value}"
+            );
+        }
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        let _ = self.log.sync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hub, Subscribed, Transport};
+
+    /// Loops whose posts are queued, with a wall clock the test sets.
+    struct Loops {
+        count: usize,
+        this: usize,
+        now_ms: u64,
+        posted: Vec<(usize, HubMessage)>,
+    }
+
+    impl Context for Loops {
+        fn loops(&self) -> usize {
+            self.count
+        }
+        fn this_loop(&self) -> usize {
+            self.this
+        }
+        fn post(&mut self, to: usize, message: HubMessage) {
+            self.posted.push((to, message));
+        }
+        fn unix_ms(&self) -> u64 {
+            self.now_ms
+        }
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!("tether-hub-durable-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn durable(dir: &TempDir) -> DurableConfig {
+        let mut config = DurableConfig::new(&dir.0);
+        config.fsync = Fsync::Never;
+        config
+    }
+
+    /// Publishes on loop 0 of one: the outcome.
+    fn publish(
+        broker: &mut DurableBroker,
+        cx: &mut Loops,
+        topic: &str,
+        data: &str,
+        key: Option<&str>,
+    ) -> HubMessage {
+        let config = Config::default();
+        let mut publish = Publish::new(topic, None, data, &config)
+            .unwrap()
+            .reply_to(crate::ReplyTo {
+                loop_index: 0,
+                token: 7,
+            });
+        if let Some(key) = key {
+            publish = publish.with_key(key).unwrap();
+        }
+        broker.publish(publish, cx).unwrap();
+        cx.posted.pop().unwrap().1
+    }
+
+    fn published_id(message: HubMessage) -> EventId {
+        match message {
+            HubMessage::Published { result: Ok(id), .. } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What a loop's hub answers a subscriber resuming from `last_id`,
+    /// after following the topic: the gap, if any, and the events' data.
+    fn resume(broker: &mut DurableBroker, cx: &mut Loops, topic: &str, last_id: &str) -> (bool, Vec<String>) {
+        let mut hub: Hub<u32> = Hub::new(Config::default(), false);
+        let topic: Arc<str> = Arc::from(topic);
+        assert!(matches!(
+            hub.subscribe(&topic, 1, Transport::EventStream, Some(last_id))
+                .unwrap(),
+            Subscribed::Held { follow: true }
+        ));
+        cx.posted.clear();
+        broker.follow(&topic, cx);
+        let Some((
+            _,
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            },
+        )) = cx.posted.pop()
+        else {
+            panic!()
+        };
+        let readied = hub.ready(&topic, history, dropped).unwrap();
+        let resumed = readied.resumed.into_iter().next().unwrap();
+        let data = resumed.events.iter().map(|e| e.json().to_owned()).collect();
+        (resumed.gap.is_some(), data)
+    }
+
+    fn open(dir: &TempDir, now_ms: u64) -> DurableBroker {
+        DurableBroker::open_all(&Config::default(), &durable(dir), 1, now_ms)
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_restart_keeps_events_keys_and_growing_ids() {
+        let dir = TempDir::new("restart");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 1_000,
+            posted: Vec::new(),
+        };
+        let mut broker = open(&dir, 1_000);
+        let first = published_id(publish(&mut broker, &mut cx, "news", "a", Some("k1")));
+        let second = published_id(publish(&mut broker, &mut cx, "news", "b", None));
+        assert_eq!((first, second), (EventId::new(1_000, 1), EventId::new(1_000, 2)));
+        drop(broker);
+
+        cx.now_ms = 2_000;
+        let mut broker = open(&dir, 2_000);
+        assert_eq!(broker.recovered().records, 2);
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "1000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].contains(r#""id":"1000-2""#), "{events:?}");
+        // The key is remembered across the restart.
+        assert!(matches!(
+            publish(&mut broker, &mut cx, "news", "again", Some("k1")),
+            HubMessage::Duplicate { id, .. } if id == first
+        ));
+        // A new epoch, after every old id; the history goes on.
+        let third = published_id(publish(&mut broker, &mut cx, "news", "c", None));
+        assert_eq!(third, EventId::new(2_000, 1));
+        drop(broker);
+
+        let mut broker = open(&dir, 3_000);
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "1000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[1].contains(r#""id":"2000-1""#));
+    }
+
+    #[test]
+    fn a_lost_segment_is_a_gap_not_a_wrong_replay() {
+        let dir = TempDir::new("hole");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 5_000,
+            posted: Vec::new(),
+        };
+        let mut config = durable(&dir);
+        // A segment for each event or two.
+        config.segment_bytes = 120;
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 5_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        for n in 0..6 {
+            published_id(publish(&mut broker, &mut cx, "news", &format!("event {n}"), None));
+        }
+        let segments: Vec<_> = broker.log.segments().collect();
+        assert!(segments.len() >= 3, "{segments:?}");
+        drop(broker);
+        // The second segment goes missing.
+        let name = format!("{:020}.log", segments[1].base);
+        std::fs::remove_file(dir.0.join("loop-0").join(name)).unwrap();
+
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 6_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "5000-1");
+        assert!(gap, "events were lost after 5000-1: {events:?}");
+        // After the hole, the events that are left are known again.
+        let last = segments[1].end; // the first index after the hole
+        let (gap, _) = resume(&mut broker, &mut cx, "news", &format!("5000-{last}"));
+        assert!(!gap);
+    }
+
+    #[test]
+    fn topics_past_their_ttl_and_events_past_retention_are_not_recovered() {
+        let dir = TempDir::new("ttl");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 10_000,
+            posted: Vec::new(),
+        };
+        let mut config = durable(&dir);
+        config.retention = Some(Duration::from_secs(60));
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 10_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        publish(&mut broker, &mut cx, "news", "old", None);
+        cx.now_ms = 50_000;
+        publish(&mut broker, &mut cx, "news", "new", None);
+        drop(broker);
+
+        // 80 s later: the first event is past the 60 s retention.
+        let mut broker = DurableBroker::open_all(&Config::default(), &config, 1, 80_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (gap, events) = resume(&mut broker, &mut cx, "news", "10000-1");
+        assert!(!gap);
+        assert_eq!(events.len(), 1);
+        let (gap, _) = resume(&mut broker, &mut cx, "news", "0-0");
+        assert!(gap, "the first event is gone");
+        drop(broker);
+
+        // Past the topic's time to live (an hour): forgotten.
+        let broker = DurableBroker::open_all(&Config::default(), &config, 1, 50_000 + 3_600_000)
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert!(broker.backlog("news").is_none());
+    }
+
+    #[test]
+    fn another_number_of_loops_is_refused() {
+        let dir = TempDir::new("loops");
+        let config = durable(&dir);
+        drop(DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap());
+        let error = DurableBroker::open_all(&Config::default(), &config, 3, 0).unwrap_err();
+        assert!(error.contains("--threads 2"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_until_its_brokers_are_gone() {
+        let dir = TempDir::new("lock");
+        let config = durable(&dir);
+        let first = DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap();
+        let error = DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap_err();
+        assert!(error.contains("in use by another process"), "{error}");
+        // One loop's broker still holds the lock.
+        let mut first = first;
+        first.pop();
+        assert!(DurableBroker::open_all(&Config::default(), &config, 2, 0).is_err());
+        drop(first);
+        DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_and_foreign_payloads_are_refused() {
+        let event = Event::keyed(Arc::from("t"), EventId::new(3, 4), "tick", "dätä", Some("k")).unwrap();
+        let mut out = Vec::new();
+        encode_event(&mut out, &event, "dätä", 99, true);
+        let stored = decode_event(&out).unwrap();
+        assert_eq!(
+            (
+                stored.continues,
+                stored.topic,
+                stored.id,
+                stored.unix_ms,
+                stored.event_type,
+                stored.key,
+                stored.data
+            ),
+            (true, "t", EventId::new(3, 4), 99, "tick", Some("k"), "dätä")
+        );
+        for cut in 0..out.len() - "dätä".len() {
+            assert!(decode_event(&out[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = out.clone();
+        bad[0] = 2;
+        assert!(decode_event(&bad).is_none(), "another version");
+        let mut bad = out.clone();
+        bad[3] = b' ';
+        assert!(decode_event(&bad).is_none(), "a topic that is not a name");
+    }
+}

@@ -1,0 +1,1445 @@
+//! HTTP/2 sessions (RFC 9113): a connection whose first bytes are the
+//! client preface (plain listeners, prior knowledge) or whose TLS
+//! handshake chose ALPN `h2` is served by a [`ServerConnection`] from
+//! tether-h2, and each of its streams is what an HTTP/1.1 connection
+//! would be: a request answered now or later, an event stream, or a
+//! WebSocket over an extended CONNECT (RFC 8441).
+//!
+//! Every stream the application sees has an id of its own
+//! ([`ConnId::with_stream`]); callbacks for streams get a context that
+//! acts through the loop's actions (or, for a WebSocket, a scratch queue
+//! whose bytes become the stream's DATA), so the application cannot tell
+//! HTTP/2 from HTTP/1.1.
+//!
+//! Output on a stream goes out as DATA frames as far as the client's
+//! windows allow; the rest waits in the stream's queue (bytes shared with
+//! other streams, a broadcast, stay shared: a frame header is written and
+//! the shared payload queued behind it, no copy). A stream whose queue
+//! grows while the connection's queued total is beyond
+//! [`crate::Config::max_output`] (a client that does not open its window)
+//! is reset (CANCEL) by the slow-consumer policy; other streams go on.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::ErrorCode;
+use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
+use tether_h2::hpack::Field;
+use tether_ws::{CloseCode, Event, Incoming, Role};
+
+use super::{Server, Session, State, Stats, guarded, live};
+use crate::app::{Current, Encoded, Reply};
+use crate::http::is_safe_field;
+use crate::output::{Chunk, OutQueue, Pool};
+use crate::transport::Stream;
+use crate::{App, CloseReason, ConnId, Ctx, Request, Response, Route};
+
+/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
+/// the handshake checks (origin policy, subprotocols, extensions) are
+/// shared with HTTP/1.1 through an upgrade head built for them.
+const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
+
+/// One HTTP/2 connection's session.
+pub(crate) struct H2 {
+    conn: ServerConnection,
+    /// The start of a frame not yet whole.
+    partial: Vec<u8>,
+    streams: BTreeMap<u32, H2Stream>,
+    /// With no stream open, the connection closes at this time (the
+    /// handshake timeout at first, then the keep-alive timeout from the
+    /// last input).
+    deadline: Instant,
+    /// Bytes queued on all streams, waiting for window.
+    queued: usize,
+}
+
+/// What the server keeps for one stream.
+struct H2Stream {
+    kind: Kind,
+    /// DATA waiting for the client's window.
+    queue: VecDeque<Piece>,
+    queued: usize,
+    /// END_STREAM once the queue is sent.
+    end: bool,
+}
+
+/// Bytes waiting on a stream, and how much of them is sent.
+enum Piece {
+    Owned(Vec<u8>, usize),
+    Shared(Arc<[u8]>, usize),
+}
+
+impl Piece {
+    fn rest(&self) -> &[u8] {
+        match self {
+            Piece::Owned(bytes, at) => bytes.get(*at..).unwrap_or_default(),
+            Piece::Shared(bytes, at) => bytes.get(*at..).unwrap_or_default(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Piece::Owned(_, at) | Piece::Shared(_, at) => *at += n,
+        }
+    }
+}
+
+enum Kind {
+    /// The request's body is arriving.
+    Body { request: Box<H2Request>, body: Vec<u8> },
+    /// The response is on its way; the stream is forgotten once it is
+    /// sent.
+    Answered,
+    /// The application answers later ([`Reply::Later`]).
+    Waiting {
+        tag: u32,
+        head_only: bool,
+        deadline: Instant,
+    },
+    /// An event stream; `ended` once the application was told it ended.
+    Sse {
+        tag: u32,
+        heartbeat_at: Instant,
+        ended: bool,
+    },
+    /// A WebSocket (RFC 8441).
+    WebSocket(Session),
+}
+
+impl H2Stream {
+    fn new(kind: Kind) -> H2Stream {
+        H2Stream {
+            kind,
+            queue: VecDeque::new(),
+            queued: 0,
+            end: false,
+        }
+    }
+}
+
+impl H2 {
+    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2> {
+        Some(H2 {
+            conn: ServerConnection::new(config).ok()?,
+            partial: Vec::new(),
+            streams: BTreeMap::new(),
+            deadline,
+            queued: 0,
+        })
+    }
+
+    /// The next time the session has something to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.streams.is_empty().then_some(self.deadline);
+        for stream in self.streams.values() {
+            let at = match &stream.kind {
+                Kind::Waiting { deadline, .. } => Some(*deadline),
+                Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
+                Kind::WebSocket(session) => session.ws.poll_timeout(),
+                Kind::Body { .. } | Kind::Answered => None,
+            };
+            next = match (next, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next
+    }
+
+    fn enqueue(&mut self, stream: u32, piece: Piece) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let len = piece.rest().len();
+        if len == 0 {
+            return;
+        }
+        s.queued = s.queued.saturating_add(len);
+        self.queued = self.queued.saturating_add(len);
+        s.queue.push_back(piece);
+    }
+
+    /// Sends what the windows allow of `stream`'s queue, and END_STREAM
+    /// once it is empty and the stream is to end; returns the stream if
+    /// that ended it (it is forgotten).
+    fn drain(&mut self, stream: u32, out: &mut OutQueue, pool: &mut Pool) -> Option<H2Stream> {
+        let H2 {
+            conn,
+            streams,
+            queued,
+            ..
+        } = self;
+        let s = streams.get_mut(&stream)?;
+        while let Some(front) = s.queue.front_mut() {
+            let rest = front.rest().len();
+            let n = match out.write_with(pool, |o| conn.send_data_head(stream, rest, false, o)) {
+                Ok(n) => n,
+                Err(_) => {
+                    // The stream is gone on the connection's side (reset,
+                    // or the connection ended): nothing more goes.
+                    *queued = queued.saturating_sub(s.queued);
+                    s.queued = 0;
+                    s.queue.clear();
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            match front {
+                // The common case: a whole shared payload in one frame.
+                Piece::Shared(bytes, 0) if n == bytes.len() => out.push_shared(bytes.clone()),
+                _ => {
+                    let bytes = front.rest().get(..n).unwrap_or_default();
+                    out.write_with(pool, |o| o.extend_from_slice(bytes));
+                }
+            }
+            front.advance(n);
+            if n == rest {
+                if let Some(Piece::Owned(bytes, _)) = s.queue.pop_front() {
+                    pool.give_back(bytes);
+                }
+            }
+            s.queued = s.queued.saturating_sub(n);
+            *queued = queued.saturating_sub(n);
+        }
+        if s.queue.is_empty() && s.end {
+            let _ = out.write_with(pool, |o| conn.send_data_head(stream, 0, true, o));
+            return streams.remove(&stream);
+        }
+        None
+    }
+
+    /// Forgets a stream, with what it had queued.
+    fn forget(&mut self, stream: u32) -> Option<H2Stream> {
+        let s = self.streams.remove(&stream)?;
+        self.queued = self.queued.saturating_sub(s.queued);
+        Some(s)
+    }
+}
+
+/// Header fields the server never sends over HTTP/2 (RFC 9113 §8.2.2),
+/// and those it writes itself.
+fn sendable(name: &str, value: &str) -> bool {
+    is_safe_field(name, value)
+        && ![
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "content-length",
+            "te",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// A response head: `:status`, the content type and length if given, and
+/// the further fields, lower-cased, without connection-specific ones.
+fn response_fields<'h>(
+    status: u16,
+    content_type: &str,
+    content_length: Option<usize>,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Vec<Field> {
+    let mut fields = vec![Field::new(":status", status.to_string())];
+    if !content_type.is_empty() && is_safe_field("content-type", content_type) {
+        fields.push(Field::new("content-type", content_type));
+    }
+    if let Some(length) = content_length {
+        fields.push(Field::new("content-length", length.to_string()));
+    }
+    for (name, value) in headers {
+        if sendable(name, value) {
+            fields.push(Field::new(name.to_ascii_lowercase(), value));
+        }
+    }
+    fields
+}
+
+/// The request's fields as the application's [`Request`] shows them:
+/// `host` from `:authority` when there is none, and the `cookie` fields
+/// joined into one (RFC 9113 §8.2.3). Names are ASCII (checked by
+/// tether-h2); a value that is not UTF-8 is still given as bytes.
+fn app_headers<'r>(request: &'r H2Request, cookie: &'r Option<Vec<u8>>) -> Vec<httparse::Header<'r>> {
+    let mut headers = Vec::with_capacity(request.fields.len() + 1);
+    if request.field("host").is_none() {
+        if let Some(authority) = request.authority.as_deref() {
+            headers.push(httparse::Header {
+                name: "host",
+                value: authority.as_bytes(),
+            });
+        }
+    }
+    for field in &request.fields {
+        if field.name == b"cookie" {
+            continue;
+        }
+        if let Ok(name) = std::str::from_utf8(&field.name) {
+            headers.push(httparse::Header {
+                name,
+                value: &field.value,
+            });
+        }
+    }
+    if let Some(cookie) = cookie {
+        headers.push(httparse::Header {
+            name: "cookie",
+            value: cookie,
+        });
+    }
+    headers
+}
+
+fn joined_cookies(request: &H2Request) -> Option<Vec<u8>> {
+    let mut cookies = request.fields.iter().filter(|f| f.name == b"cookie");
+    let mut joined = cookies.next()?.value.clone();
+    for more in cookies {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(&more.value);
+    }
+    Some(joined)
+}
+
+/// The method the application sees: an extended CONNECT for a WebSocket
+/// is the GET of an HTTP/1.1 upgrade.
+fn app_method(request: &H2Request) -> &str {
+    if request.is_extended_connect("websocket") {
+        "GET"
+    } else {
+        &request.method
+    }
+}
+
+fn split_target(request: &H2Request) -> (&str, Option<&str>) {
+    let target = request.path.as_deref().unwrap_or("/");
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+fn error_body(status: u16) -> Response {
+    Response::text(
+        status,
+        format!("{status} {}\n", tether_http1::reason_phrase(status)),
+    )
+}
+
+impl<A: App> Server<A> {
+    /// Makes connection `id` an HTTP/2 session.
+    pub(super) fn start_h2(&mut self, id: ConnId, now: Instant) -> bool {
+        let mut config = self.config.h2;
+        let head_limit = u32::try_from(self.config.max_request_head).unwrap_or(u32::MAX);
+        config.max_header_list_size = config.max_header_list_size.min(head_limit).max(1);
+        let deadline = now + self.config.handshake_timeout;
+        let Some(session) = H2::new(config, deadline) else {
+            return false;
+        };
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        conn.state = State::H2(Box::new(session));
+        Stats::add(&self.stats().h2_connections, 1);
+        debug!("HTTP/2 session");
+        true
+    }
+
+    /// The session, the connection's output queue and the pool.
+    fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut Pool)> {
+        let Self { conns, pool, .. } = self;
+        let conn = live(conns, id)?;
+        let State::H2(h2) = &mut conn.state else {
+            return None;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        Some((h2, out, pool))
+    }
+
+    /// Bytes from the client of an HTTP/2 session.
+    pub(super) fn h2_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
+        let keep_alive = self.config.keep_alive_timeout;
+        let mut events = Vec::new();
+        {
+            let Some((h2, out, pool)) = self.h2_parts(id) else {
+                return;
+            };
+            if h2.conn.is_closed() {
+                return;
+            }
+            h2.deadline = now + keep_alive;
+            let used = if h2.partial.is_empty() {
+                let used = out.write_with(pool, |o| h2.conn.receive(data, o, &mut events));
+                h2.partial.extend_from_slice(data.get(used..).unwrap_or_default());
+                used
+            } else {
+                let mut buf = std::mem::take(&mut h2.partial);
+                buf.extend_from_slice(data);
+                let used = out.write_with(pool, |o| h2.conn.receive(&buf, o, &mut events));
+                buf.drain(..used.min(buf.len()));
+                h2.partial = buf;
+                used
+            };
+            let _ = used;
+            if h2.conn.is_closed() {
+                h2.partial = Vec::new();
+            }
+        }
+        for event in events {
+            self.h2_event(id, event, now);
+        }
+        self.h2_after(id, now);
+    }
+
+    fn h2_event(&mut self, id: ConnId, event: H2Event, now: Instant) {
+        match event {
+            H2Event::Request {
+                stream,
+                request,
+                end_stream,
+            } => self.h2_request(id, stream, request, end_stream, now),
+            H2Event::Data {
+                stream,
+                data,
+                end_stream,
+            } => self.h2_data(id, stream, data, end_stream, now),
+            H2Event::Trailers { stream, .. } => self.h2_data(id, stream, Vec::new(), true, now),
+            H2Event::Reset { stream, code, .. } => {
+                debug!("HTTP/2 stream {stream} reset: {code:?}");
+                self.h2_gone(id.with_stream(stream), CloseReason::Dropped, now);
+            }
+            H2Event::WindowOpened { stream } => self.h2_drain(id, (stream != 0).then_some(stream)),
+            H2Event::ConnectionError(error) => debug!("HTTP/2 connection error: {error}"),
+            _ => {}
+        }
+    }
+
+    /// A new stream's request.
+    fn h2_request(&mut self, id: ConnId, stream: u32, request: H2Request, end_stream: bool, now: Instant) {
+        Stats::add(&self.stats().h2_streams, 1);
+        let max_body = self.config.max_request_body;
+        let Some((h2, _, _)) = self.h2_parts(id) else {
+            return;
+        };
+        let websocket = request.is_extended_connect("websocket");
+        h2.streams.insert(stream, H2Stream::new(Kind::Answered));
+        if end_stream || websocket {
+            return self.h2_dispatch(id, stream, &request, &[], now);
+        }
+        let announced = request
+            .field("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > max_body as u64) {
+            return self.h2_refuse(id, stream, &error_body(413));
+        }
+        // The head is in and the body is not: a request refused whatever
+        // its body is answered now, its body never read.
+        let admin = self.conn_mut(id).is_some_and(|c| c.admin);
+        let cookie = joined_cookies(&request);
+        let headers = app_headers(&request, &cookie);
+        let (path, query) = split_target(&request);
+        let app_request = Request {
+            method: app_method(&request),
+            path,
+            query,
+            headers: &headers,
+            admin,
+        };
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
+            app.refuse_before_body(&mut ctx, &app_request)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
+        if let Some(refusal) = refusal {
+            return self.h2_refuse(id, stream, &refusal);
+        }
+        if let Some((h2, _, _)) = self.h2_parts(id) {
+            if let Some(s) = h2.streams.get_mut(&stream) {
+                s.kind = Kind::Body {
+                    request: Box::new(request),
+                    body: Vec::new(),
+                };
+            }
+        }
+    }
+
+    /// Body bytes (or, empty with `end_stream`, the end of a body).
+    fn h2_data(&mut self, id: ConnId, stream: u32, mut data: Vec<u8>, end_stream: bool, now: Instant) {
+        let max_body = self.config.max_request_body;
+        let len = data.len();
+        let Some((h2, out, pool)) = self.h2_parts(id) else {
+            return;
+        };
+        // Every byte delivered is given back to the windows, whatever
+        // becomes of it: the body is copied, a WebSocket's input is
+        // handled below, and anything else is not wanted.
+        out.write_with(pool, |o| h2.conn.release(stream, len, o));
+        let Some(s) = h2.streams.get_mut(&stream) else {
+            return;
+        };
+        match &mut s.kind {
+            Kind::Body { body, .. } => {
+                if body.len().saturating_add(len) > max_body {
+                    return self.h2_refuse(id, stream, &error_body(413));
+                }
+                body.extend_from_slice(&data);
+                if end_stream {
+                    let Kind::Body { request, body } = std::mem::replace(&mut s.kind, Kind::Answered) else {
+                        return;
+                    };
+                    self.h2_dispatch(id, stream, &request, &body, now);
+                }
+            }
+            Kind::WebSocket(_) => {
+                if !data.is_empty() {
+                    self.h2_ws_input(id, stream, &mut data, now);
+                }
+                if end_stream {
+                    // The client will send nothing more: a WebSocket
+                    // without its close handshake.
+                    self.h2_reset(
+                        id.with_stream(stream),
+                        ErrorCode::NO_ERROR,
+                        CloseReason::Dropped,
+                        now,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers `response` before the request's body is in, and resets the
+    /// stream (NO_ERROR) so that the client stops sending it.
+    fn h2_refuse(&mut self, id: ConnId, stream: u32, response: &Response) {
+        self.h2_answer(id, stream, response, false);
+        if let Some((h2, out, pool)) = self.h2_parts(id) {
+            let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+            h2.forget(stream);
+        }
+    }
+
+    /// Sends a whole response on `stream`, which is forgotten once it is
+    /// sent.
+    fn h2_answer(&mut self, id: ConnId, stream: u32, response: &Response, head_only: bool) {
+        let fields = response_fields(
+            response.status,
+            &response.content_type,
+            Some(response.body.len()),
+            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let Some((h2, out, pool)) = self.h2_parts(id) else {
+            return;
+        };
+        let no_body = head_only || response.body.is_empty();
+        if out
+            .write_with(pool, |o| h2.conn.send_headers(stream, &fields, no_body, o))
+            .is_err()
+            || no_body
+        {
+            h2.forget(stream);
+            return;
+        }
+        let Some(s) = h2.streams.get_mut(&stream) else {
+            return;
+        };
+        s.kind = Kind::Answered;
+        s.end = true;
+        h2.enqueue(stream, Piece::Owned(response.body.clone(), 0));
+        h2.drain(stream, out, pool);
+    }
+
+    /// A complete request: routed and answered as on HTTP/1.1.
+    fn h2_dispatch(&mut self, id: ConnId, stream: u32, h2_request: &H2Request, body: &[u8], now: Instant) {
+        Stats::add(&self.stats().http_requests, 1);
+        let admin = self.conn_mut(id).is_some_and(|c| c.admin);
+        let sid = id.with_stream(stream);
+        let cookie = joined_cookies(h2_request);
+        let headers = app_headers(h2_request, &cookie);
+        let (path, query) = split_target(h2_request);
+        let method = app_method(h2_request);
+        let request = Request {
+            method,
+            path,
+            query,
+            headers: &headers,
+            admin,
+        };
+        let head_only = method == "HEAD";
+        let websocket = h2_request.is_extended_connect("websocket");
+        if h2_request.method == "CONNECT" && !websocket {
+            // Not a proxy; and no other protocol over CONNECT.
+            return self.h2_answer(id, stream, &error_body(501), false);
+        }
+        if h2_request.method == "OPTIONS" && path == "*" {
+            let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
+            return self.h2_answer(id, stream, &answer, false);
+        }
+        let route = if path == "/healthz" {
+            Route::Page {
+                content_type: "text/plain; charset=utf-8",
+                body: b"ok\n",
+            }
+        } else {
+            let Self { app, peers, .. } = self;
+            match guarded(&peers.own().stats, "route", || app.route(&request)) {
+                Some(route) => route,
+                None => return self.h2_answer(id, stream, &error_body(500), false),
+            }
+        };
+        if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
+            let busy = error_body(503).header("Retry-After", "1");
+            return self.h2_answer(id, stream, &busy, false);
+        }
+        if websocket && !matches!(route, Route::WebSocket(_) | Route::NotFound) {
+            return self.h2_answer(id, stream, &error_body(400), false);
+        }
+        match route {
+            Route::NotFound => self.h2_answer(id, stream, &error_body(404), head_only),
+            Route::Page { content_type, body } => {
+                if method != "GET" && !head_only {
+                    let refused = error_body(405).header("Allow", "GET, HEAD");
+                    return self.h2_answer(id, stream, &refused, false);
+                }
+                let page = Response::new(200, content_type, body).header("Cache-Control", "no-cache");
+                self.h2_answer(id, stream, &page, head_only);
+            }
+            Route::WebSocket(tag) => {
+                if !websocket {
+                    // A WebSocket over HTTP/2 is an extended CONNECT.
+                    let refused = if method == "GET" {
+                        error_body(426)
+                    } else {
+                        error_body(405).header("Allow", "GET")
+                    };
+                    return self.h2_answer(id, stream, &refused, false);
+                }
+                self.h2_accept_websocket(id, stream, h2_request, &request, tag, now);
+            }
+            Route::EventStream(tag) => {
+                if method != "GET" && !head_only {
+                    let refused = error_body(405).header("Allow", "GET, HEAD");
+                    return self.h2_answer(id, stream, &refused, false);
+                }
+                let Some(extra) = self.event_stream_headers(tag, &request, now) else {
+                    return self.h2_answer(id, stream, &error_body(500), false);
+                };
+                self.h2_start_stream(id, stream, &request, tag, &extra, head_only, now);
+            }
+            Route::Handler(tag) => {
+                let (app, mut ctx) = self.detached(now);
+                let peers = ctx.peers;
+                let reply = guarded(&peers.own().stats, "on_request", || {
+                    app.on_request(&mut ctx, sid, tag, &request, body)
+                });
+                match reply {
+                    None => self.h2_answer(id, stream, &error_body(500), false),
+                    Some(Reply::Now(response)) => self.h2_answer(id, stream, &response, head_only),
+                    Some(Reply::Later(wait)) => {
+                        let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
+                        if let Some((h2, _, _)) = self.h2_parts(id) {
+                            if let Some(s) = h2.streams.get_mut(&stream) {
+                                s.kind = Kind::Waiting {
+                                    tag,
+                                    head_only,
+                                    deadline,
+                                };
+                            }
+                        }
+                        if self.closing_sessions() {
+                            self.answer_at_shutdown(sid, tag, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An event stream on `stream` (or, for HEAD, only its head).
+    #[allow(clippy::too_many_arguments)]
+    fn h2_start_stream(
+        &mut self,
+        id: ConnId,
+        stream: u32,
+        request: &Request<'_>,
+        tag: u32,
+        extra: &[(String, String)],
+        head_only: bool,
+        now: Instant,
+    ) {
+        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let heartbeat_at = now + self.config.sse_heartbeat;
+        let fields = response_fields(
+            200,
+            "text/event-stream",
+            None,
+            [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+                .into_iter()
+                .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        );
+        {
+            let Some((h2, out, pool)) = self.h2_parts(id) else {
+                return;
+            };
+            if out
+                .write_with(pool, |o| h2.conn.send_headers(stream, &fields, head_only, o))
+                .is_err()
+                || head_only
+            {
+                h2.forget(stream);
+                return;
+            }
+            let Some(s) = h2.streams.get_mut(&stream) else {
+                return;
+            };
+            s.kind = Kind::Sse {
+                tag,
+                heartbeat_at,
+                ended: false,
+            };
+            let mut hint = Vec::with_capacity(16);
+            tether_sse::retry(retry, &mut hint);
+            hint.push(b'\n');
+            h2.enqueue(stream, Piece::Owned(hint, 0));
+            h2.drain(stream, out, pool);
+        }
+        Stats::add(&self.stats().open_event_stream, 1);
+        let last_event_id = request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .or_else(|| request.query_param("lastEventId"))
+            .filter(|id| !id.is_empty());
+        let sid = id.with_stream(stream);
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
+            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
+        });
+        if subscribed.is_none() {
+            // The application, in an unknown state, is not told.
+            if let Some((h2, out, pool)) = self.h2_parts(id) {
+                if let Some(s) = h2.streams.get_mut(&stream) {
+                    if let Kind::Sse { ended, .. } = &mut s.kind {
+                        *ended = true;
+                    }
+                    s.end = true;
+                }
+                if let Some(gone) = h2.drain(stream, out, pool) {
+                    self.h2_count_gone(&gone);
+                }
+            }
+        }
+    }
+
+    /// RFC 8441: the extended CONNECT is judged like an upgrade (the
+    /// handshake's policy, subprotocols and extensions), answered 200, and
+    /// the stream carries WebSocket frames both ways.
+    fn h2_accept_websocket(
+        &mut self,
+        id: ConnId,
+        stream: u32,
+        h2_request: &H2Request,
+        request: &Request<'_>,
+        tag: u32,
+        now: Instant,
+    ) {
+        let target = h2_request.path.as_deref().unwrap_or("/");
+        let authority = h2_request.authority.as_deref().unwrap_or_default();
+        let mut head_fields = vec![
+            httparse::Header {
+                name: "Host",
+                value: authority.as_bytes(),
+            },
+            httparse::Header {
+                name: "Upgrade",
+                value: b"websocket",
+            },
+            httparse::Header {
+                name: "Connection",
+                value: b"Upgrade",
+            },
+            httparse::Header {
+                name: "Sec-WebSocket-Key",
+                value: PLACEHOLDER_KEY,
+            },
+        ];
+        head_fields.extend(request.headers.iter().copied().filter(|h| {
+            !["host", "sec-websocket-key", "upgrade", "connection"]
+                .iter()
+                .any(|n| h.name.eq_ignore_ascii_case(n))
+        }));
+        let handshake = self.handshake.clone();
+        let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
+        let accepted = match handshake.accept(head) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                debug!(
+                    "HTTP/2 WebSocket refused: {} {}",
+                    rejection.status(),
+                    rejection.reason()
+                );
+                let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
+                return self.h2_answer(id, stream, &response, false);
+            }
+        };
+        let protocol = accepted.protocol().map(str::to_owned);
+        let extensions = accepted
+            .extensions()
+            .iter()
+            .map(|e| e.element())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut extra = Vec::new();
+        if let Some(protocol) = protocol.as_deref() {
+            extra.push(("sec-websocket-protocol", protocol));
+        }
+        if !extensions.is_empty() {
+            extra.push(("sec-websocket-extensions", extensions.as_str()));
+        }
+        let fields = response_fields(200, "", None, extra);
+        let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
+        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
+            ws = ws.with_extension(extension);
+        }
+        {
+            let Some((h2, out, pool)) = self.h2_parts(id) else {
+                return;
+            };
+            if out
+                .write_with(pool, |o| h2.conn.send_headers(stream, &fields, false, o))
+                .is_err()
+            {
+                h2.forget(stream);
+                return;
+            }
+            let Some(s) = h2.streams.get_mut(&stream) else {
+                return;
+            };
+            s.kind = Kind::WebSocket(Session {
+                ws,
+                tag,
+                notified: false,
+            });
+        }
+        Stats::add(&self.stats().open_websocket, 1);
+        let opened = self.h2_with_ws(id, stream, now, |app, ctx, sid, tag| {
+            app.on_open(ctx, sid, tag, request);
+        });
+        if opened == Some(None) {
+            // Its state is unknown: the application is not told of the
+            // session's end either.
+            self.h2_ws_fail(id, stream, now);
+        }
+    }
+
+    /// Runs `f` with the application and a context whose current
+    /// connection is the WebSocket on `stream` (what it sends to that
+    /// session is encoded there, compressed if negotiated), then queues
+    /// what was written on the stream. `None` if there is no such
+    /// session; `Some(None)` if the callback panicked.
+    fn h2_with_ws(
+        &mut self,
+        id: ConnId,
+        stream: u32,
+        now: Instant,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+    ) -> Option<Option<()>> {
+        let sid = id.with_stream(stream);
+        let Self {
+            conns,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let conn = live(conns, id)?;
+        let State::H2(h2) = &mut conn.state else {
+            return None;
+        };
+        let s = h2.streams.get_mut(&stream)?;
+        let Kind::WebSocket(session) = &mut s.kind else {
+            return None;
+        };
+        let mut scratch = pool.queue();
+        let mut closing = false;
+        let tag = session.tag;
+        let mut base = Ctx::new(now, actions, pool, peers);
+        let mut ctx = base.with_current(Current {
+            id: sid,
+            ws: Some(&mut session.ws),
+            out: &mut scratch,
+            closing: &mut closing,
+        });
+        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
+            f(app, &mut ctx, sid, tag)
+        });
+        let closed = session.ws.state() == tether_ws::State::Closed;
+        self.h2_take_scratch(id, stream, scratch, closed);
+        Some(result)
+    }
+
+    /// Moves what a WebSocket wrote into `scratch` onto its stream, and
+    /// sends what the windows allow.
+    fn h2_take_scratch(&mut self, id: ConnId, stream: u32, mut scratch: Box<OutQueue>, closed: bool) {
+        let chunks = scratch.take_chunks();
+        let gone = {
+            let Some((h2, out, pool)) = self.h2_parts(id) else {
+                return;
+            };
+            pool.give_back_queue(scratch);
+            for chunk in chunks {
+                let piece = match chunk {
+                    Chunk::Owned(bytes) | Chunk::Payload(bytes) => Piece::Owned(bytes, 0),
+                    Chunk::Shared(bytes) => Piece::Shared(bytes, 0),
+                };
+                h2.enqueue(stream, piece);
+            }
+            if closed {
+                if let Some(s) = h2.streams.get_mut(&stream) {
+                    s.end = true;
+                }
+            }
+            h2.drain(stream, out, pool)
+        };
+        if let Some(gone) = gone {
+            self.h2_count_gone(&gone);
+        }
+    }
+
+    /// A WebSocket whose application callback panicked: closed with
+    /// 1011, without telling the application again.
+    fn h2_ws_fail(&mut self, id: ConnId, stream: u32, now: Instant) {
+        if let Some((h2, _, _)) = self.h2_parts(id) {
+            if let Some(Kind::WebSocket(session)) = h2.streams.get_mut(&stream).map(|s| &mut s.kind) {
+                session.notified = true;
+            }
+        }
+        self.h2_with_ws(id, stream, now, |_, ctx, sid, _| {
+            ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
+        });
+    }
+
+    /// WebSocket frames in DATA on `stream`.
+    fn h2_ws_input(&mut self, id: ConnId, stream: u32, data: &mut [u8], now: Instant) {
+        let sid = id.with_stream(stream);
+        let result = {
+            let Self {
+                conns,
+                app,
+                actions,
+                pool,
+                peers,
+                ..
+            } = self;
+            let Some(conn) = live(conns, id) else { return };
+            let State::H2(h2) = &mut conn.state else { return };
+            let Some(s) = h2.streams.get_mut(&stream) else {
+                return;
+            };
+            let Kind::WebSocket(session) = &mut s.kind else {
+                return;
+            };
+            let mut scratch = pool.queue();
+            let mut base = Ctx::new(now, actions, pool, peers);
+            if let Some(unused) = session.ws.lend_buffer(base.pool.buffer()) {
+                base.pool.give_back(unused);
+            }
+            let mut input = data;
+            let mut closing = false;
+            while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
+                let current = std::mem::take(&mut input);
+                let (used, incoming) = {
+                    let (ws, lent) = (&mut session.ws, &mut *current);
+                    scratch.write_with(base.pool, move |o| ws.receive_in_place(lent, now, o))
+                };
+                let Some(incoming) = incoming else {
+                    input = current.get_mut(used..).unwrap_or_default();
+                    continue;
+                };
+                let tag = session.tag;
+                let stats = &base.peers.own().stats;
+                let mut ctx = base.with_current(Current {
+                    id: sid,
+                    ws: Some(&mut session.ws),
+                    out: &mut scratch,
+                    closing: &mut closing,
+                });
+                let handled = match incoming {
+                    Incoming::Borrowed(message) => {
+                        Stats::add(&stats.messages_in, 1);
+                        guarded(stats, "on_message", || {
+                            app.on_message(&mut ctx, sid, tag, message)
+                        })
+                    }
+                    Incoming::Event(Event::Message(message)) => {
+                        Stats::add(&stats.messages_in, 1);
+                        let handled = guarded(stats, "on_message", || {
+                            app.on_message(&mut ctx, sid, tag, message.as_ref())
+                        });
+                        ctx.pool.give_back(message.into_bytes());
+                        handled
+                    }
+                    Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
+                    Incoming::Event(Event::Close(frame)) => {
+                        session.notified = true;
+                        guarded(stats, "on_close", || {
+                            app.on_close(&mut ctx, sid, tag, CloseReason::Closed(frame.code))
+                        })
+                    }
+                    Incoming::Event(Event::Failed(error)) => {
+                        debug!("websocket failed: {error}");
+                        session.notified = true;
+                        let reason = error
+                            .close_code()
+                            .map_or(CloseReason::Dropped, CloseReason::Failed);
+                        guarded(stats, "on_close", || app.on_close(&mut ctx, sid, tag, reason))
+                    }
+                };
+                input = current.get_mut(used..).unwrap_or_default();
+                if handled.is_none() {
+                    session.notified = true;
+                    let _ = scratch.write_with(base.pool, |o| {
+                        session
+                            .ws
+                            .close(CloseCode::INTERNAL_ERROR, "internal error", now, o)
+                    });
+                    break;
+                }
+            }
+            if let Some(spare) = session.ws.reclaim_buffer() {
+                base.pool.give_back(spare);
+            }
+            (scratch, session.ws.state() == tether_ws::State::Closed)
+        };
+        let (scratch, closed) = result;
+        self.h2_take_scratch(id, stream, scratch, closed);
+    }
+
+    /// Sends what the windows now allow: on `stream`, or on every stream.
+    fn h2_drain(&mut self, id: ConnId, stream: Option<u32>) {
+        let mut gone = Vec::new();
+        {
+            let Some((h2, out, pool)) = self.h2_parts(id) else {
+                return;
+            };
+            let streams: Vec<u32> = match stream {
+                Some(s) => vec![s],
+                None => h2
+                    .streams
+                    .iter()
+                    .filter(|(_, s)| !s.queue.is_empty() || s.end)
+                    .map(|(&k, _)| k)
+                    .collect(),
+            };
+            for s in streams {
+                gone.extend(h2.drain(s, out, pool));
+            }
+        }
+        for s in &gone {
+            self.h2_count_gone(s);
+        }
+    }
+
+    /// The open-session gauges, for a stream that is gone.
+    fn h2_count_gone(&self, stream: &H2Stream) {
+        let stats = self.stats();
+        match stream.kind {
+            Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
+            Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
+            _ => {}
+        }
+    }
+
+    /// A stream ended by the client or the connection: forgotten, and the
+    /// application told (as for a dropped connection).
+    fn h2_gone(&mut self, sid: ConnId, reason: CloseReason, now: Instant) {
+        let Some((h2, _, _)) = self.h2_parts(sid.connection()) else {
+            return;
+        };
+        let Some(gone) = h2.forget(sid.stream()) else {
+            return;
+        };
+        self.h2_count_gone(&gone);
+        self.h2_notify(sid, gone.kind, reason, now);
+    }
+
+    fn h2_notify(&mut self, sid: ConnId, kind: Kind, reason: CloseReason, now: Instant) {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a stream", || match kind {
+            Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
+            Kind::Sse {
+                tag, ended: false, ..
+            } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
+            Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
+            _ => {}
+        });
+    }
+
+    /// Resets a stream with `code` and forgets it, telling the
+    /// application.
+    fn h2_reset(&mut self, sid: ConnId, code: ErrorCode, reason: CloseReason, now: Instant) {
+        if let Some((h2, out, pool)) = self.h2_parts(sid.connection()) {
+            let _ = out.write_with(pool, |o| h2.conn.reset(sid.stream(), code, o));
+        }
+        self.h2_gone(sid, reason, now);
+    }
+
+    /// Encoded bytes (a WebSocket frame, an SSE event) for a stream.
+    pub(super) fn h2_push(&mut self, sid: ConnId, encoded: Encoded, now: Instant) {
+        let id = sid.connection();
+        let stream = sid.stream();
+        let max_output = self.config.max_output;
+        let heartbeat = self.config.sse_heartbeat;
+        let (gone, over) = {
+            let Self {
+                conns,
+                pool,
+                peers,
+                tls,
+                ..
+            } = self;
+            let Some(conn) = live(conns, id) else { return };
+            if conn.closing {
+                return;
+            }
+            let State::H2(h2) = &mut conn.state else { return };
+            let Some(s) = h2.streams.get_mut(&stream) else {
+                return;
+            };
+            match &mut s.kind {
+                Kind::WebSocket(session) if session.ws.can_send() && !s.end => {}
+                Kind::Sse {
+                    heartbeat_at,
+                    ended: false,
+                    ..
+                } => *heartbeat_at = now + heartbeat,
+                _ => return,
+            }
+            h2.enqueue(stream, Piece::Shared(encoded.0, 0));
+            Stats::add(&peers.own().stats.messages_out, 1);
+            let out = conn.out.get_or_insert_with(|| pool.queue());
+            let gone = h2.drain(stream, out, pool);
+            if out.len() > max_output {
+                // As on HTTP/1.1: judge only what the socket refuses.
+                let mut socket = Stream {
+                    socket: &mut conn.socket,
+                    tls: super::session(tls, id.index()),
+                };
+                if out.flush(&mut socket, pool).is_err() {
+                    return self.remove(id, CloseReason::Dropped);
+                }
+            }
+            // A stream whose client does not open its window, while the
+            // connection holds more than its limit, or a client that does
+            // not read the socket at all.
+            let stalled = h2.streams.get(&stream).is_some_and(|s| s.queued > 0) && h2.queued > max_output;
+            (gone, stalled || out.len() > max_output)
+        };
+        if let Some(gone) = gone {
+            self.h2_count_gone(&gone);
+        }
+        if over {
+            debug!("slow consumer on HTTP/2 stream {stream}: resetting it");
+            Stats::add(&self.stats().slow_consumers, 1);
+            self.h2_reset(sid, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Starts the close handshake of the WebSocket on a stream.
+    pub(super) fn h2_close_ws(&mut self, sid: ConnId, code: CloseCode, reason: &str, now: Instant) {
+        self.h2_with_ws(sid.connection(), sid.stream(), now, |_, ctx, sid, _| {
+            ctx.close(sid, code, reason);
+        });
+        self.mark_dirty(sid.connection());
+    }
+
+    /// Ends an event stream on a stream: the application is told, and
+    /// END_STREAM follows what is queued.
+    pub(super) fn h2_end_stream(&mut self, sid: ConnId, reason: CloseReason, now: Instant) {
+        let id = sid.connection();
+        let linger = self.config.linger;
+        let tag = {
+            let Some((h2, _, _)) = self.h2_parts(id) else {
+                return;
+            };
+            let Some(s) = h2.streams.get_mut(&sid.stream()) else {
+                return;
+            };
+            let Kind::Sse {
+                tag,
+                ended,
+                heartbeat_at,
+            } = &mut s.kind
+            else {
+                return;
+            };
+            if *ended {
+                return;
+            }
+            *ended = true;
+            // From now, the heartbeat timer is the deadline to send it.
+            *heartbeat_at = now + linger;
+            s.end = true;
+            *tag
+        };
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_unsubscribe", || {
+            app.on_unsubscribe(&mut ctx, sid, tag, reason)
+        });
+        self.h2_drain(id, Some(sid.stream()));
+        self.mark_dirty(id);
+    }
+
+    /// The application's deferred answer to a request on a stream.
+    pub(super) fn h2_respond_later(&mut self, sid: ConnId, response: &Response) {
+        let id = sid.connection();
+        let Some((h2, _, _)) = self.h2_parts(id) else {
+            return;
+        };
+        let Some(Kind::Waiting { head_only, .. }) = h2.streams.get(&sid.stream()).map(|s| &s.kind) else {
+            return;
+        };
+        let head_only = *head_only;
+        self.h2_answer(id, sid.stream(), response, head_only);
+        self.mark_dirty(id);
+    }
+
+    /// What is due on an HTTP/2 session: deferred answers, heartbeats,
+    /// WebSocket timers, the idle timeout.
+    pub(super) fn h2_timer(&mut self, id: ConnId, now: Instant) {
+        let heartbeat = self.config.sse_heartbeat;
+        let Some((h2, out, pool)) = self.h2_parts(id) else {
+            return;
+        };
+        if h2.streams.is_empty() && now >= h2.deadline {
+            debug!("HTTP/2 connection idle; GOAWAY");
+            out.write_with(pool, |o| h2.conn.go_away(ErrorCode::NO_ERROR, o));
+            if let Some(conn) = self.conn_mut(id) {
+                conn.closing = true;
+            }
+            self.mark_dirty(id);
+            return;
+        }
+        let mut timed_out = Vec::new();
+        let mut unsent = Vec::new();
+        let mut ws_due = Vec::new();
+        for (&stream, s) in h2.streams.iter_mut() {
+            match &mut s.kind {
+                Kind::Waiting { tag, deadline, .. } if now >= *deadline => timed_out.push((stream, *tag)),
+                Kind::Sse {
+                    heartbeat_at,
+                    ended: true,
+                    ..
+                } if now >= *heartbeat_at => unsent.push(stream),
+                Kind::Sse { heartbeat_at, .. } if now >= *heartbeat_at => {
+                    *heartbeat_at = now + heartbeat;
+                    let mut comment = Vec::with_capacity(4);
+                    tether_sse::heartbeat(&mut comment);
+                    s.queued = s.queued.saturating_add(comment.len());
+                    h2.queued = h2.queued.saturating_add(comment.len());
+                    s.queue.push_back(Piece::Owned(comment, 0));
+                }
+                Kind::WebSocket(session) if session.ws.poll_timeout().is_some_and(|at| now >= at) => {
+                    ws_due.push(stream);
+                }
+                _ => {}
+            }
+        }
+        self.h2_drain(id, None);
+        for stream in unsent {
+            debug!("event stream {stream} could not send its end in time; resetting");
+            self.h2_reset(
+                id.with_stream(stream),
+                ErrorCode::CANCEL,
+                CloseReason::Dropped,
+                now,
+            );
+        }
+        for (stream, tag) in timed_out {
+            self.request_timed_out(id.with_stream(stream), tag, now);
+        }
+        for stream in ws_due {
+            self.h2_ws_timer(id, stream, now);
+        }
+        self.h2_after(id, now);
+    }
+
+    fn h2_ws_timer(&mut self, id: ConnId, stream: u32, now: Instant) {
+        let mut failure = None;
+        self.h2_with_ws(id, stream, now, |_, ctx, _, _| {
+            if let Some(Current {
+                ws: Some(ws), out, ..
+            }) = ctx.current.as_mut()
+            {
+                let pool = &mut *ctx.pool;
+                if let Some(Event::Failed(error)) = out.write_with(pool, |o| ws.handle_timeout(now, o)) {
+                    failure = Some(error);
+                }
+            }
+        });
+        let Some(error) = failure else { return };
+        debug!("websocket timer on stream {stream}: {error}");
+        let sid = id.with_stream(stream);
+        let reason = match error {
+            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
+            _ => CloseReason::Dropped,
+        };
+        if matches!(error, tether_ws::Error::CloseTimeout) {
+            return self.h2_reset(sid, ErrorCode::CANCEL, reason, now);
+        }
+        let tag = {
+            let Some((h2, _, _)) = self.h2_parts(id) else {
+                return;
+            };
+            let Some(Kind::WebSocket(session)) = h2.streams.get_mut(&stream).map(|s| &mut s.kind) else {
+                return;
+            };
+            if session.notified {
+                return;
+            }
+            session.notified = true;
+            session.tag
+        };
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_close", || {
+            app.on_close(&mut ctx, sid, tag, reason)
+        });
+    }
+
+    /// After input, a timer or an action: a connection that ended (an
+    /// error, or a GOAWAY with no stream left) closes once its output is
+    /// written; a client whose own answers pile up is not read until it
+    /// takes them.
+    pub(super) fn h2_after(&mut self, id: ConnId, now: Instant) {
+        let max_output = self.config.max_output;
+        let (closed, finished) = {
+            let Some((h2, out, _)) = self.h2_parts(id) else {
+                return;
+            };
+            let over = out.len() > max_output;
+            let closed = h2.conn.is_closed();
+            let finished = closed || (h2.streams.is_empty() && h2.conn.is_finished());
+            if let Some(conn) = self.conn_mut(id) {
+                if over {
+                    conn.paused = true;
+                }
+            }
+            (closed, finished)
+        };
+        if closed {
+            self.h2_drop_streams(id, CloseReason::Dropped, now);
+        }
+        if finished {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.closing = true;
+            }
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Forgets every stream, telling the application.
+    pub(super) fn h2_drop_streams(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let streams: Vec<u32> = match self.h2_parts(id) {
+            Some((h2, _, _)) => h2.streams.keys().copied().collect(),
+            None => return,
+        };
+        for stream in streams {
+            self.h2_gone(id.with_stream(stream), reason.clone(), now);
+        }
+    }
+
+    /// The first step of a graceful shutdown: GOAWAY, so that the client
+    /// opens no new stream; a connection with none open closes.
+    pub(super) fn h2_begin_shutdown(&mut self, id: ConnId) {
+        let Some((h2, out, pool)) = self.h2_parts(id) else {
+            return;
+        };
+        out.write_with(pool, |o| h2.conn.go_away(ErrorCode::NO_ERROR, o));
+        let idle = h2.streams.is_empty();
+        if let Some(conn) = self.conn_mut(id) {
+            if idle {
+                conn.closing = true;
+            }
+        }
+        self.mark_dirty(id);
+    }
+
+    /// The second step: deferred requests are answered, WebSockets closed
+    /// with 1001, event streams ended.
+    pub(super) fn h2_close_sessions(&mut self, id: ConnId, now: Instant) {
+        let mut waiting = Vec::new();
+        let mut sockets = Vec::new();
+        let mut events = Vec::new();
+        {
+            let Some((h2, _, _)) = self.h2_parts(id) else {
+                return;
+            };
+            for (&stream, s) in &h2.streams {
+                match s.kind {
+                    Kind::Waiting { tag, .. } => waiting.push((stream, tag)),
+                    Kind::WebSocket(_) => sockets.push(stream),
+                    Kind::Sse { ended: false, .. } => events.push(stream),
+                    _ => {}
+                }
+            }
+        }
+        for (stream, tag) in waiting {
+            self.answer_at_shutdown(id.with_stream(stream), tag, now);
+        }
+        for stream in sockets {
+            self.h2_close_ws(
+                id.with_stream(stream),
+                CloseCode::GOING_AWAY,
+                "server shutting down",
+                now,
+            );
+        }
+        for stream in events {
+            self.h2_end_stream(id.with_stream(stream), CloseReason::Shutdown, now);
+        }
+        self.h2_after(id, now);
+    }
+}
+
+/// Tells the application that every stream of a connection being dropped
+/// has ended, and keeps the gauges right.
+pub(super) fn notify_removed<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    id: ConnId,
+    session: H2,
+    reason: CloseReason,
+) {
+    let stats = &ctx.peers.own().stats;
+    for (stream, s) in session.streams {
+        let sid = id.with_stream(stream);
+        match s.kind {
+            Kind::WebSocket(session) => {
+                Stats::sub(&stats.open_websocket, 1);
+                if !session.notified {
+                    app.on_close(ctx, sid, session.tag, reason.clone());
+                }
+            }
+            Kind::Sse { tag, ended, .. } => {
+                Stats::sub(&stats.open_event_stream, 1);
+                if !ended {
+                    app.on_unsubscribe(ctx, sid, tag, reason.clone());
+                }
+            }
+            Kind::Waiting { tag, .. } => app.on_request_abandoned(ctx, sid, tag),
+            Kind::Body { .. } | Kind::Answered => {}
+        }
+    }
+}
