@@ -14,7 +14,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,12 +50,12 @@ process.on('exit', () => {
   }
 });
 
-/** Starts `tether serve` on `port` (0: a free one); resolves once it listens. */
-function startOnce(port) {
+/** Starts `tether serve` on `port` (0: a free one) with `extra` options; resolves once it listens. */
+function startOnce(port, extra = []) {
   return new Promise((resolve, reject) => {
     const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', String(port),
-      '--app', 'demo', '--memory', '--log-level', 'info', ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--app', 'demo', '--memory', '--log-level', 'info', ...tlsArgs, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
@@ -88,11 +90,11 @@ function startOnce(port) {
 }
 
 /** Starts a server; on a given port, retries for a while (the old one's port). */
-async function startServer(port = 0) {
+async function startServer(port = 0, extra = []) {
   let lastError;
   for (let attempt = 0; attempt < 20; attempt++) {
     try {
-      return await startOnce(port);
+      return await startOnce(port, extra);
     } catch (e) {
       lastError = e;
       if (port === 0) break;
@@ -309,6 +311,258 @@ test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: 
   assert.ok(result.binEqual, 'binary echo differs');
   assert.equal(result.emptyLength, 0);
   assert.deepEqual(result.close, { code: 1000, wasClean: true });
+});
+
+// ---------------------------------------------------------------------------
+// Cross-origin, signed in: a page of another origin (another port of
+// 127.0.0.1: same site, so the demo's SameSite=Lax cookie goes with
+// credentialed requests) against a demo server that lets that origin in
+// with --cors-origin, and tokens that expire in seconds (--jwt-leeway 0).
+
+/** The other origin's page: helpers for the tests, over `?hub=URL`. */
+const OTHER_PAGE = `<!doctype html><meta charset="utf-8"><title>another origin</title>
+<script>
+"use strict";
+const base = new URLSearchParams(location.search).get("hub").replace(/\\/$/, "");
+const wsBase = base.replace(/^http/, "ws");
+window.streams = {};
+window.sockets = {};
+// POST /demo/login: with the cookie stored (include) or not (omit).
+window.login = async (name, { ttl, cookie }) => {
+  const body = new URLSearchParams({ name });
+  if (ttl) body.set("ttl", String(ttl));
+  const r = await fetch(base + "/demo/login", { method: "POST", body, credentials: cookie ? "include" : "omit" });
+  return { status: r.status, body: r.ok ? await r.json() : await r.text() };
+};
+// An EventSource with credentials; resolves "open" or "closed".
+window.openSse = (id, topic) => new Promise((resolve) => {
+  const source = new EventSource(base + "/topics/" + topic + "/events", { withCredentials: true });
+  const rec = { events: [], expired: 0, opened: 0, closed: false };
+  streams[id] = rec;
+  source.onopen = () => { rec.opened += 1; resolve("open"); };
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) { rec.closed = true; resolve("closed"); } };
+  source.onmessage = (e) => rec.events.push(e.data);
+  source.addEventListener("auth-expired", () => { rec.expired += 1; });
+});
+// A preflighted publish: JSON and Authorization.
+window.publish = async (topic, token, data) => {
+  const r = await fetch(base + "/topics/" + topic, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+    body: JSON.stringify(data),
+  });
+  return { status: r.status, body: await r.text() };
+};
+// A long poll's status, with the cookie if one applies, and a token if given.
+window.pollStatus = async (topic, token) => (await fetch(base + "/topics/" + topic + "/poll?timeout=0", {
+  credentials: "include",
+  headers: token ? { "Authorization": "Bearer " + token } : {},
+})).status;
+// A WebSocket that sends its token as its first message; resolves with
+// auth-ok, or with how it closed.
+window.openWs = (id, topic, token) => new Promise((resolve) => {
+  const ws = new WebSocket(wsBase + "/topics/" + topic + "/ws");
+  const rec = { messages: [], close: null, ws };
+  sockets[id] = rec;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token }));
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    rec.messages.push(m);
+    if (m.type === "auth-ok" && !rec.ok) { rec.ok = m; resolve(m); }
+  };
+  ws.onclose = (e) => { rec.close = { code: e.code, reason: e.reason }; resolve({ closed: rec.close }); };
+});
+</script>`;
+
+const cross = { statics: null, origin: '', server: null, contexts: [], pages: {} };
+const suffix = `${process.pid % 100000}`;
+const user = (name) => `${name}_${suffix}`;
+
+/** The static server of the other origin, and a demo server that lets it in. */
+async function crossOrigin() {
+  if (cross.server) return cross;
+  const serve = (req, res) => {
+    if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(OTHER_PAGE);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  };
+  cross.statics = TLS
+    ? createHttpsServer({ cert: readFileSync(TLS.cert), key: readFileSync(TLS.key) }, serve)
+    : createHttpServer(serve);
+  await new Promise((resolve) => cross.statics.listen(0, '127.0.0.1', resolve));
+  cross.origin = `${TLS ? 'https' : 'http'}://127.0.0.1:${cross.statics.address().port}`;
+  cross.server = await startServer(0, ['--cors-origin', cross.origin, '--jwt-leeway', '0']);
+  console.log(`# the other origin ${cross.origin}, its hub ${cross.server.url}`);
+  return cross;
+}
+
+/** A page of the other origin in a browser context of its own. */
+async function otherPage(who) {
+  if (cross.pages[who]) return cross.pages[who];
+  const { origin, server: hub } = await crossOrigin();
+  const context = await browser.newContext();
+  cross.contexts.push(context);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`${origin} (${who}): ${e.message}`));
+  const response = await page.goto(`${origin}/?hub=${encodeURIComponent(hub.url)}`, { timeout: WAIT });
+  assert.equal(response?.status(), 200);
+  cross.pages[who] = page;
+  return page;
+}
+
+/** Signs `who` in from its page; the token. */
+async function signIn(page, who, options) {
+  const login = await page.evaluate(([name, o]) => window.login(name, o), [user(who), options]);
+  assert.equal(login.status, 200, `login of ${who}: ${JSON.stringify(login.body)}`);
+  assert.equal(login.body.sub, user(who));
+  return login.body.token;
+}
+
+const waitIn = (page, fn, arg, what) => page.waitForFunction(fn, arg, { timeout: WAIT })
+  .catch((e) => { throw new Error(`waited for ${what}: ${e.message}`); });
+
+after(async () => {
+  for (const c of cross.contexts) await c.close().catch(() => {});
+  if (cross.statics) cross.statics.close();
+});
+
+test('e. cross-origin: an EventSource withCredentials, signed in by cookie, receives its private topic', { timeout: TEST_TIMEOUT }, async () => {
+  const alice = await otherPage('alice');
+  const token = await signIn(alice, 'alice', { cookie: true });
+  const topic = `user.${user('alice')}`;
+  assert.equal(await alice.evaluate((t) => window.openSse('inbox', t), topic), 'open');
+  const sent = await alice.evaluate(([t, k]) => window.publish(t, k, { from: 'me', text: 'to myself' }), [topic, token]);
+  assert.equal(sent.status, 200, sent.body);
+  await waitIn(alice, () => window.streams.inbox.events.length >= 1, null, 'the event');
+  assert.deepEqual(JSON.parse(await alice.evaluate(() => window.streams.inbox.events[0])),
+    { from: 'me', text: 'to myself' });
+});
+
+test('f. cross-origin: a preflighted fetch publish (JSON, Authorization) from another user arrives', { timeout: TEST_TIMEOUT }, async () => {
+  const alice = await otherPage('alice');
+  const bob = await otherPage('bob');
+  const token = await signIn(bob, 'bob', { cookie: true });
+  const before = await alice.evaluate(() => window.streams.inbox.events.length);
+  const sent = await bob.evaluate(([t, k]) => window.publish(t, k, { from: 'bob', text: 'hello alice' }),
+    [`user.${user('alice')}`, token]);
+  assert.equal(sent.status, 200, sent.body);
+  assert.match(JSON.parse(sent.body).id, /^\d+-\d+$/, 'the answer is readable across origins');
+  await waitIn(alice, (n) => window.streams.inbox.events.length > n, before, 'bob\'s message');
+  assert.deepEqual(JSON.parse(await alice.evaluate((n) => window.streams.inbox.events[n], before)),
+    { from: 'bob', text: 'hello alice' });
+});
+
+test('g. cross-origin: a WebSocket that authenticates with its first message gets its private topic', { timeout: TEST_TIMEOUT }, async () => {
+  const carol = await otherPage('carol');
+  // No cookie: the WebSocket carries no credential, and sends the token.
+  const token = await signIn(carol, 'carol', { cookie: false });
+  const topic = `user.${user('carol')}`;
+  const ok = await carol.evaluate(([t, k]) => window.openWs('ws', t, k), [topic, token]);
+  assert.equal(ok.type, 'auth-ok', JSON.stringify(ok));
+  const sent = await carol.evaluate(([t, k]) => window.publish(t, k, { text: 'over the socket' }), [topic, token]);
+  assert.equal(sent.status, 200, sent.body);
+  await waitIn(carol, () => window.sockets.ws.messages.some((m) => m.data), null, 'the event');
+  const event = await carol.evaluate(() => window.sockets.ws.messages.find((m) => m.data));
+  assert.deepEqual(JSON.parse(event.data), { text: 'over the socket' });
+});
+
+test('h. cross-origin: a private topic is unreadable without its right, by another user or anonymously', { timeout: TEST_TIMEOUT }, async () => {
+  const bob = await otherPage('bob');
+  const topic = `user.${user('alice')}`;
+  assert.equal(await bob.evaluate((t) => window.openSse('alices', t), topic), 'closed', 'bob reads alice\'s topic');
+  assert.equal(await bob.evaluate(() => window.streams.alices.events.length), 0);
+  // With bob's token: a good token that does not grant the topic.
+  const bobs = await signIn(bob, 'bob', { cookie: true });
+  assert.equal(await bob.evaluate(([t, k]) => window.pollStatus(t, k), [topic, bobs]), 403);
+  // Bob's cookie is for his own topic only: there it opens.
+  assert.equal(await bob.evaluate((t) => window.openSse('own', t), `user.${user('bob')}`), 'open');
+  const nobody = await otherPage('nobody');
+  assert.equal(await nobody.evaluate((t) => window.openSse('alices', t), topic), 'closed');
+  assert.equal(await nobody.evaluate((t) => window.pollStatus(t), topic), 401);
+  // A WebSocket with bob's token on alice's topic is closed with 1008.
+  const token = await signIn(nobody, 'bob', { cookie: false });
+  const result = await nobody.evaluate(([t, k]) => window.openWs('alices', t, k), [topic, token]);
+  assert.equal(result.closed?.code, 1008, JSON.stringify(result));
+});
+
+test('i. cross-origin: a WebSocket that refreshes its token before it expires stays', { timeout: TEST_TIMEOUT }, async () => {
+  const dave = await otherPage('dave');
+  const topic = `user.${user('dave')}`;
+  const short = await signIn(dave, 'dave', { cookie: false, ttl: 3 });
+  const started = Date.now();
+  const ok = await dave.evaluate(([t, k]) => window.openWs('ws', t, k), [topic, short]);
+  assert.equal(ok.type, 'auth-ok', JSON.stringify(ok));
+  assert.ok(ok.expires_in <= 3, JSON.stringify(ok));
+  // Warned before the token expires, it sends a longer-lived one.
+  await waitIn(dave, () => window.sockets.ws.messages.some((m) => m.type === 'auth-expiring'), null, 'auth-expiring');
+  const fresh = await signIn(dave, 'dave', { cookie: false, ttl: 60 });
+  await dave.evaluate((k) => window.sockets.ws.ws.send(JSON.stringify({ type: 'auth', token: k })), fresh);
+  await waitIn(dave, () => window.sockets.ws.messages.filter((m) => m.type === 'auth-ok').length >= 2, null, 'the second auth-ok');
+  // Past the first token's expiry (and the hub's next tick), still open and receiving.
+  const wait = Math.max(0, started + 5000 - Date.now());
+  await sleep(wait);
+  const sent = await dave.evaluate(([t, k]) => window.publish(t, k, { text: 'still here' }), [topic, fresh]);
+  assert.equal(sent.status, 200, sent.body);
+  await waitIn(dave, () => window.sockets.ws.messages.some((m) => m.data), null, 'the event after the refresh');
+  const state = await dave.evaluate(() => ({ open: window.sockets.ws.ws.readyState === WebSocket.OPEN, close: window.sockets.ws.close }));
+  assert.deepEqual(state, { open: true, close: null });
+});
+
+test('j. cross-origin: without a refresh, the token\'s expiry ends the event stream (auth-expired) and closes the WebSocket (1008)', { timeout: TEST_TIMEOUT }, async () => {
+  const erin = await otherPage('erin');
+  const topic = `user.${user('erin')}`;
+  // The cookie lives as long as the token: 2 s.
+  await signIn(erin, 'erin', { cookie: true, ttl: 2 });
+  assert.equal(await erin.evaluate((t) => window.openSse('inbox', t), topic), 'open');
+  const frank = await otherPage('frank');
+  const token = await signIn(frank, 'frank', { cookie: false, ttl: 2 });
+  const ok = await frank.evaluate(([t, k]) => window.openWs('ws', t, k), [`user.${user('frank')}`, token]);
+  assert.equal(ok.type, 'auth-ok', JSON.stringify(ok));
+  await waitIn(erin, () => window.streams.inbox.expired >= 1, null, 'auth-expired');
+  // Its reconnect has no cookie left (or an expired token): it stays shut.
+  await waitIn(erin, () => window.streams.inbox.closed, null, 'the EventSource to give up');
+  assert.equal(await erin.evaluate(() => window.streams.inbox.opened), 1);
+  await waitIn(frank, () => window.sockets.ws.close !== null, null, 'the close');
+  assert.deepEqual(await frank.evaluate(() => window.sockets.ws.close), { code: 1008, reason: 'token expired' });
+});
+
+test('k. the page signs two users in; one writes privately to the other, whom a third cannot read', { timeout: TEST_TIMEOUT }, async () => {
+  const contexts = [await browser.newContext(), await browser.newContext()];
+  try {
+    const [a, b] = [await openPage(contexts[0], '/'), await openPage(contexts[1], '/')];
+    const [na, nb] = [`ann_${suffix}`, `ben_${suffix}`];
+    for (const [page, name] of [[a, na], [b, nb]]) {
+      await page.fill('#login-name', name);
+      await page.click('#login-send');
+      await waitText(page, 'me-status', (s) => s === 'signed in', 'signed in');
+      assert.equal(await text(page, 'me-name'), name);
+      await waitText(page, 'inbox-status', (s) => s === 'open', 'the inbox open');
+    }
+    await b.fill('#dm-to', na);
+    await b.fill('#dm-text', 'psst, ann');
+    await b.click('#dm-send');
+    await waitText(b, 'dm-result', (s) => s === `sent to ${na}`, 'sent');
+    const inboxOf = (page) => page.locator('#inbox li').allTextContents();
+    const deadline = Date.now() + WAIT;
+    while (!(await inboxOf(a)).includes(`${nb}: psst, ann`) && Date.now() < deadline) await sleep(100);
+    assert.deepEqual(await inboxOf(a), [`${nb}: psst, ann`]);
+    assert.deepEqual(await inboxOf(b), []);
+    // Ben's page may not read Ann's topic: its cookie is for his own.
+    const status = await b.evaluate(async (n) => (await fetch(`/topics/user.${n}/poll?timeout=0`)).status, na);
+    assert.equal(status, 401);
+    // A bad name is refused by the page and by the server.
+    await b.fill('#login-name', 'no spaces');
+    await b.click('#login-send');
+    await waitText(b, 'me-status', (s) => s.startsWith('a name is'), 'the refusal');
+    const refused = await b.evaluate(async () => (await fetch('/demo/login', { method: 'POST', body: new URLSearchParams({ name: 'a.b' }) })).status);
+    assert.equal(refused, 400);
+  } finally {
+    for (const c of contexts) await c.close();
+  }
 });
 
 test('b. after a server restart on the same port the page resumes and is told it missed events', { timeout: TEST_TIMEOUT }, async () => {

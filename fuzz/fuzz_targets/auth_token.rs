@@ -1,6 +1,7 @@
-//! Arbitrary bytes as a token, and as the header values and messages a
-//! token is taken out of: extraction and verification answer, never
-//! panic.
+//! Arbitrary bytes as a token, as the header values and WebSocket first
+//! messages (`{"type":"auth","token":"..."}`) a token is taken out of, and
+//! as the claims a ticket's holder is named by: extraction, verification
+//! and claim parsing answer, never panic.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -36,6 +37,14 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(t) = tether_auth::ws_auth_token(&text) {
         assert!(tether_auth::is_token_syntax(&t));
+    }
+    // The claims of a ticket's holder: the same strict reading as a
+    // token's, and rights that only ever name topics.
+    if let Ok(who) = tether_auth::identity_from_claims(&text, now) {
+        assert!(who.expires_at.is_none_or(|exp| exp > now));
+        for pattern in who.rights.subscribe_patterns().iter().chain(who.rights.publish_patterns()) {
+            assert!(tether_auth::TopicPattern::parse(&pattern.to_string()).is_ok());
+        }
     }
     let _ = tether_auth::Keys::from_jwks(data);
     let _ = tether_auth::Keys::from_pem(data);

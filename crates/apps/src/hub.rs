@@ -68,9 +68,9 @@ pub struct HubShared {
     stats: Arc<[Arc<HubStats>]>,
     /// The brokers of all loops share its topic count.
     local: Arc<LocalBroker>,
-    /// Tickets issued to a token's holder: when issued, and the deadline
-    /// of the token (taken when the ticket is redeemed).
-    ticket_deadlines: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
+    /// Tickets issued for a holder (a token's, or one the publish token
+    /// named): when issued, and who (taken when the ticket is redeemed).
+    ticket_holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
     /// Token times are read on it.
     clock: Clock,
 }
@@ -96,7 +96,7 @@ impl HubShared {
             local: Arc::new(LocalBroker::new(settings.hub.clone())),
             settings: Arc::new(settings),
             clock: Clock::new(),
-            ticket_deadlines: Arc::default(),
+            ticket_holders: Arc::default(),
         }
     }
 
@@ -134,6 +134,20 @@ impl HubShared {
         }
     }
 }
+
+/// Whom a ticket was issued for: the subject and rights of the token that
+/// asked for it (or that the publish token named), and when that token
+/// stops being good.
+#[derive(Debug, Clone)]
+struct TicketHolder {
+    subject: Option<String>,
+    rights: tether_auth::Rights,
+    /// Unix seconds, the leeway included.
+    deadline: Option<u64>,
+}
+
+/// The most bytes of claims a ticket request may carry.
+const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
 
 /// A subscriber or long poll of this loop.
 #[derive(Debug)]
@@ -254,14 +268,14 @@ enum Pending {
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
-/// | `POST /tickets` | a single-use ticket for `?ticket=` (the publish token, or a JSON Web Token: a ticket for one topic it grants, ending when the token expires) |
+/// | `POST /tickets` | a single-use ticket for `?ticket=` (`?topic=` limits it to one topic): asked for with a JSON Web Token, it carries the token's subject and rights, exactly, until the token expires; with the publish token, those of the holder its body names (`{"sub":"alice","exp":T,"tether":{"sub":[...],"pub":[...]}}`), or without a body the publish token's reach |
 /// | `GET /metrics` | Prometheus text format |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
 /// 403 with one that does not grant the topic), and a subscriber whose
-/// token expires is closed (WebSocket, 1008) or ended (event stream) on
-/// the next tick. See [`HubAuth`] for where tokens are read.
+/// token expires is closed (WebSocket, 1008), ended (event stream) or
+/// answered (long poll: 401, `token expired`) on the next tick. See [`HubAuth`] for where tokens are read.
 ///
 /// A WebSocket upgrade that presents no credential at all, to a topic
 /// that needs one (or with `?auth=1`, to publish on an open topic), is
@@ -513,10 +527,10 @@ impl HubApp {
     fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
         let settings = &self.shared.settings;
         let given = bearer(request);
-        if let (Some(given), Some(admin)) = (given, &settings.publish_token) {
-            if secret_matches(admin, given) {
-                return Ok(Credential::Admin);
-            }
+        if let (Some(given), Some(admin)) = (given, &settings.publish_token)
+            && secret_matches(admin, given)
+        {
+            return Ok(Credential::Admin);
         }
         let Some(auth) = &settings.auth else {
             return match given {
@@ -563,13 +577,38 @@ impl HubApp {
     /// whether a WebSocket may also publish.
     fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
         let settings = &self.shared.settings;
-        if let Some(ticket) = request.query_param("ticket") {
-            let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-            return tickets
-                .redeem(Instant::now(), &ticket, topic)
-                .map_err(|_| Refusal::Ticket);
-        }
         let private = self.is_private(topic);
+        if let Some(ticket) = request.query_param("ticket") {
+            let grant = {
+                let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
+                tickets
+                    .redeem(Instant::now(), &ticket, topic)
+                    .map_err(|_| Refusal::Ticket)?
+            };
+            let mut holders = self
+                .shared
+                .ticket_holders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A ticket issued for a holder gives exactly the holder's
+            // rights, until the holder's token expires.
+            let Some((_, holder)) = holders.get(&ticket) else {
+                return Ok(grant);
+            };
+            let now = self.unix_secs(Instant::now());
+            let refusal = if holder.deadline.is_some_and(|d| d <= now) {
+                Refusal::ExpiredCredentials
+            } else if private && !holder.rights.may_subscribe(topic) {
+                Refusal::NotGranted
+            } else {
+                return Ok(Grant {
+                    topic: grant.topic,
+                    publish: holder.rights.may_publish(topic),
+                });
+            };
+            holders.remove(&ticket);
+            return Err(refusal);
+        }
         match self.credential(request, self.unix_secs(Instant::now()))? {
             Credential::Admin => Ok(Grant {
                 topic: None,
@@ -590,15 +629,15 @@ impl HubApp {
     /// credentials). A token that no longer verifies (the keys changed
     /// since the request was routed) gives a deadline already passed.
     fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
-        let auth = self.shared.settings.auth.as_ref()?;
         if let Some(ticket) = request.query_param("ticket") {
-            let mut deadlines = self
+            let mut holders = self
                 .shared
-                .ticket_deadlines
+                .ticket_holders
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            return deadlines.remove(&ticket).map(|(_, deadline)| deadline);
+            return holders.remove(&ticket).and_then(|(_, holder)| holder.deadline);
         }
+        let auth = self.shared.settings.auth.as_ref()?;
         match self.credential(request, self.unix_secs(now)) {
             Ok(Credential::Token(who)) => who.expires_at.map(|exp| auth.deadline(exp)),
             Ok(_) => None,
@@ -683,7 +722,13 @@ impl HubApp {
         }
     }
 
-    fn issue_ticket(&mut self, request: &Request<'_>) -> Response {
+    /// `POST /tickets`: a single-use ticket. Asked for with a token, it
+    /// is issued for the token's holder (its subject and rights, until it
+    /// expires); with the publish token, for the holder the body names, if
+    /// it names one (claims as in a token: `{"sub":"alice","exp":T,
+    /// "tether":{"sub":[...],"pub":[...]}}`), else with the publish
+    /// token's own reach.
+    fn issue_ticket(&mut self, request: &Request<'_>, body: &[u8]) -> Response {
         if request.method() != "POST" {
             return Refusal::OnlyPost.response();
         }
@@ -699,22 +744,36 @@ impl HubApp {
             return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
         }
         let now = Instant::now();
-        // A token's holder gets a ticket for one topic it may subscribe
-        // to, publishing only if it may publish there, and the connection
-        // it opens ends when the token expires.
-        let mut deadline = None;
-        if let Ok(Credential::Token(who)) = self.credential(request, self.unix_secs(now)) {
-            let Some(topic) = topic.as_deref() else {
-                return Response::text(400, "a ticket for a token's holder names its topic (?topic=)\n");
-            };
-            if (self.is_private(topic) && !who.rights.may_subscribe(topic))
-                || (publish && !who.rights.may_publish(topic))
-            {
-                self.count_refusal(Refusal::NotGranted);
-                return Refusal::NotGranted.response();
+        let unix = self.unix_secs(now);
+        let holder = match self.credential(request, unix) {
+            // A token's holder gets a ticket with the token's subject and
+            // rights, no more, and ending when the token does.
+            Ok(Credential::Token(who)) => {
+                if !body.is_empty() {
+                    return Response::text(
+                        400,
+                        "only the publish token names the holder of a ticket; a token's ticket is its own\n",
+                    );
+                }
+                let auth = self.shared.settings.auth.as_ref();
+                Some(TicketHolder {
+                    subject: who.subject,
+                    rights: who.rights,
+                    deadline: who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp))),
+                })
             }
-            let auth = self.shared.settings.auth.as_ref();
-            deadline = who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp)));
+            _ if body.is_empty() => None,
+            _ => match self.named_holder(body, unix) {
+                Ok(holder) => Some(holder),
+                Err(response) => return response,
+            },
+        };
+        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref())
+            && ((self.is_private(topic) && !holder.rights.may_subscribe(topic))
+                || (publish && !holder.rights.may_publish(topic)))
+        {
+            self.count_refusal(Refusal::NotGranted);
+            return Refusal::NotGranted.response();
         }
         let mut random = [0u8; 16];
         if getrandom::fill(&mut random).is_err() {
@@ -727,29 +786,33 @@ impl HubApp {
         let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
         match tickets.issue(now, random, grant) {
             Ok(ticket) => {
-                if let Some(deadline) = deadline {
+                let mut subject = String::new();
+                if let Some(holder) = holder {
                     let ttl = tickets.ttl();
-                    let mut deadlines = self
+                    let mut holders = self
                         .shared
-                        .ticket_deadlines
+                        .ticket_holders
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     // As many as tickets outstanding: those whose ticket
                     // has expired go first.
-                    if deadlines.len() >= self.shared.settings.max_tickets {
-                        deadlines.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
+                    if holders.len() >= self.shared.settings.max_tickets {
+                        holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
                     }
-                    if deadlines.len() >= self.shared.settings.max_tickets {
+                    if holders.len() >= self.shared.settings.max_tickets {
                         return Response::text(503, "too many tickets outstanding\n")
                             .header("Retry-After", "1");
                     }
-                    deadlines.insert(ticket.clone(), (now, deadline));
+                    if let Some(name) = &holder.subject {
+                        subject = format!(",\"sub\":{}", tether_hub::json_string(name));
+                    }
+                    holders.insert(ticket.clone(), (now, holder));
                 }
                 add(&self.stats().tickets_issued, 1);
                 let expires_in = tickets.ttl().as_secs_f64();
                 Response::json(
                     200,
-                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}}}"),
+                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}{subject}}}"),
                 )
                 .header("Cache-Control", "no-store")
             }
@@ -757,10 +820,32 @@ impl HubApp {
         }
     }
 
+    /// The holder that the publish token names in a ticket request's body,
+    /// or the 400 that says why not.
+    fn named_holder(&self, body: &[u8], now: u64) -> Result<TicketHolder, Response> {
+        if body.len() > MAX_TICKET_CLAIMS {
+            return Err(Response::text(400, "the ticket's claims are too long\n"));
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Err(Response::text(400, "the ticket's claims must be UTF-8 JSON\n"));
+        };
+        match tether_auth::identity_from_claims(text, now) {
+            Ok(who) => Ok(TicketHolder {
+                subject: who.subject,
+                rights: who.rights,
+                deadline: who.expires_at,
+            }),
+            Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
+        }
+    }
+
     fn poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, request: &Request<'_>) -> Reply {
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
+        // Taken first: a ticket's holder is forgotten here whatever the
+        // answer.
+        let deadline = self.deadline_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let longest = self.shared.settings.poll_timeout;
         let timeout = poll_timeout(request.query_param("timeout").as_deref(), longest);
@@ -778,7 +863,10 @@ impl HubApp {
                 if let Polled::Held { follow: true } = held {
                     self.broker.follow(&topic, &mut LoopContext { ctx });
                 }
-                self.register(conn, Subscriber::new(topic, Transport::Poll, since));
+                let mut poll = Subscriber::new(topic, Transport::Poll, since);
+                // Answered when its token expires, if that comes first.
+                poll.deadline = deadline;
+                self.register(conn, poll);
                 Reply::Later(timeout)
             }
             Err(e) => Reply::Now(error_response(&e)),
@@ -803,8 +891,9 @@ impl HubApp {
         }
     }
 
-    /// Closes the WebSocket subscribers and ends the event streams whose
-    /// token has expired by `now` (Unix seconds).
+    /// Closes the WebSocket subscribers, ends the event streams and
+    /// answers the long polls (401, the token expired) whose token has
+    /// expired by `now` (Unix seconds).
     fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
         while let Some(&(deadline, conn)) = self.deadlines.first() {
             if deadline > now {
@@ -827,7 +916,7 @@ impl HubApp {
                     }
                     ctx.end_stream(conn);
                 }
-                Transport::Poll => {}
+                Transport::Poll => self.respond(ctx, conn, Refusal::ExpiredCredentials.response()),
             }
         }
     }
@@ -1014,10 +1103,10 @@ impl HubApp {
                 add(&self.stats().slow_consumer_drops, 1);
             }
         }
-        if let Some(left) = self.hub.unsubscribe(conn) {
-            if left.unfollow {
-                self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
-            }
+        if let Some(left) = self.hub.unsubscribe(conn)
+            && left.unfollow
+        {
+            self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
         }
     }
 
@@ -1025,10 +1114,10 @@ impl HubApp {
         if self.awaiting.contains_key(&conn) {
             return self.first_message(ctx, conn, message);
         }
-        if self.shared.settings.auth.is_some() {
-            if let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) {
-                return self.refresh(ctx, conn, &token);
-            }
+        if self.shared.settings.auth.is_some()
+            && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
+        {
+            return self.refresh(ctx, conn, &token);
         }
         let max_in_flight = self.shared.settings.max_publish_in_flight;
         let Some(subscriber) = self.conns.get_mut(&conn) else {
@@ -1409,7 +1498,7 @@ impl App for HubApp {
             TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
             TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
             TAG_POLL => self.poll(ctx, conn, request),
-            TAG_TICKETS => Reply::Now(self.issue_ticket(request)),
+            TAG_TICKETS => Reply::Now(self.issue_ticket(request, body)),
             _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
                 Some(refusal) => Reply::Now(refusal.response()),
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),

@@ -31,6 +31,6 @@ mod hub;
 
 pub use chat::Chat;
 pub use clock::Clock;
-pub use demo::Demo;
+pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN};
 pub use echo::Echo;
 pub use hub::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared};

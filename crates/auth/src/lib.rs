@@ -17,6 +17,9 @@
 //! - [`bearer_token`], [`cookie_token`], [`query_token`],
 //!   [`ws_auth_token`]: the token out of an `Authorization` header, a
 //!   `Cookie` header, a query string, or a WebSocket first message.
+//! - [`identity_from_claims`]: the same claims given by a trusted caller
+//!   (the holder a ticket is minted for); [`NewToken`]: a token signed
+//!   with HS256, for a server that is its own issuer.
 //!
 //! # What is refused
 //!
@@ -123,6 +126,7 @@
 mod error;
 mod extract;
 mod keys;
+mod mint;
 mod object;
 mod pattern;
 mod rights;
@@ -131,6 +135,7 @@ mod verify;
 pub use error::Error;
 pub use extract::{QUERY_PARAMETER, bearer_token, cookie_token, is_token_syntax, query_token, ws_auth_token};
 pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, MIN_SECRET_LEN};
+pub use mint::NewToken;
 pub use pattern::{Private, TopicPattern, pattern_matches};
 pub use rights::{MAX_PATTERNS, MAX_SUBJECT_LEN, Rights, TetherClaim};
-pub use verify::{Identity, MAX_TOKEN_LEN, Validation, verify};
+pub use verify::{Identity, MAX_TOKEN_LEN, Validation, identity_from_claims, verify};

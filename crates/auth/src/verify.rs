@@ -182,6 +182,54 @@ pub fn verify(token: &str, keys: &Keys, validation: &Validation, now: u64) -> Re
     })
 }
 
+/// Who a set of claims names and what they allow, as [`verify`] reads
+/// them from a token, for claims that come from a trusted caller rather
+/// than a signed token (the hub's operator naming the holder of a ticket,
+/// say): a JSON object with `sub`, `exp` and `tether`, the same strict
+/// types. `exp` may be left out (no expiry); if given, it must be after
+/// `now`, with no leeway. Other claims (`aud`, `iss`, `nbf`, `iat`, any
+/// other) are checked for their type and otherwise ignored.
+///
+/// # Errors
+///
+/// [`Error::TokenTooLong`] past [`MAX_TOKEN_LEN`] bytes,
+/// [`Error::InvalidClaims`] for anything but an object of the right
+/// types, [`Error::Expired`] for an `exp` not after `now`, and
+/// [`Error::Grant`] for a `tether` claim that does not give rights (see
+/// [`Rights::from_claim`]).
+///
+/// ```
+/// use tether_auth::identity_from_claims;
+///
+/// let json = r#"{"sub":"alice","exp":2000,"tether":{"sub":["user.{sub}"],"pub":["chat.*"]}}"#;
+/// let who = identity_from_claims(json, 1000)?;
+/// assert_eq!(who.subject.as_deref(), Some("alice"));
+/// assert!(who.rights.may_subscribe("user.alice") && !who.rights.may_subscribe("user.bob"));
+/// assert!(who.rights.may_publish("chat.lobby"));
+/// assert_eq!(who.expires_at, Some(2000));
+/// assert_eq!(identity_from_claims(json, 2000), Err(tether_auth::Error::Expired));
+/// assert_eq!(identity_from_claims(r#"{"sub":7}"#, 0), Err(tether_auth::Error::InvalidClaims));
+/// # Ok::<(), tether_auth::Error>(())
+/// ```
+pub fn identity_from_claims(json: &str, now: u64) -> Result<Identity, Error> {
+    if json.len() > MAX_TOKEN_LEN {
+        return Err(Error::TokenTooLong);
+    }
+    let Object(claims) = serde_json::from_str::<Object<Claims>>(json).map_err(|_| Error::InvalidClaims)?;
+    if claims.exp.is_some_and(|exp| now >= exp.floor) {
+        return Err(Error::Expired);
+    }
+    let rights = match &claims.tether {
+        Some(claim) => Rights::from_claim(claim, claims.sub.as_deref())?,
+        None => Rights::default(),
+    };
+    Ok(Identity {
+        subject: claims.sub,
+        rights,
+        expires_at: claims.exp.map(|d| d.floor),
+    })
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
@@ -396,6 +444,38 @@ mod tests {
         assert!(!parse("[null,null,null,1]"));
         assert!(!parse("null"));
         assert!(serde_json::from_str::<Claims>("[]").is_ok(), "what Object is for");
+    }
+
+    #[test]
+    fn claims_from_a_trusted_caller() {
+        let who =
+            identity_from_claims(r#"{"sub":"bob","tether":{"sub":["user.{sub}.*"]},"aud":"x"}"#, 5).unwrap();
+        assert_eq!(who.subject.as_deref(), Some("bob"));
+        assert_eq!(who.expires_at, None);
+        assert!(who.rights.may_subscribe("user.bob.in") && !who.rights.may_publish("user.bob.in"));
+        assert_eq!(identity_from_claims("{}", 0).unwrap().rights, Rights::default());
+        assert_eq!(
+            identity_from_claims(r#"{"exp":10}"#, 9).unwrap().expires_at,
+            Some(10)
+        );
+        assert_eq!(identity_from_claims(r#"{"exp":10}"#, 10), Err(Error::Expired));
+        for bad in [
+            "",
+            "[]",
+            "null",
+            r#"{"sub":1}"#,
+            r#"{"exp":"1"}"#,
+            r#"{"tether":[]}"#,
+            r#"{"sub":"a","sub":"b"}"#,
+        ] {
+            assert_eq!(identity_from_claims(bad, 0), Err(Error::InvalidClaims), "{bad}");
+        }
+        assert!(matches!(
+            identity_from_claims(r#"{"sub":"a.b","tether":{"sub":["user.{sub}"]}}"#, 0),
+            Err(Error::Grant(_))
+        ));
+        let long = format!(r#"{{"sub":"{}"}}"#, "a".repeat(MAX_TOKEN_LEN));
+        assert_eq!(identity_from_claims(&long, 0), Err(Error::TokenTooLong));
     }
 
     fn claims(exp: Option<u64>, nbf: Option<u64>, iat: Option<u64>) -> Claims {

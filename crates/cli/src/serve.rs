@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, Echo, HubApp, HubAuth, HubSettings, HubShared};
+use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::{DurableBroker, DurableConfig, Fsync, HubMessage};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
@@ -371,6 +371,11 @@ pub(crate) struct AuthArgs {
     /// one, has to send {"type":"auth","token":"..."} as its first message.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     auth_timeout: u64,
+    /// Seconds a token from the demo's sign-in (POST /demo/login) is good
+    /// for. The demo signs them with a random secret made at start, unless
+    /// a key is given above: then the sign-in is off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    demo_token_ttl: u64,
 }
 
 /// Key files, each with the option that named it.
@@ -392,11 +397,11 @@ impl AuthArgs {
         files
     }
 
-    /// How the hub verifies tokens, `None` without a key file; and the key
-    /// files, to read again on SIGHUP.
-    fn hub_auth(&self) -> Result<Option<(HubAuth, KeyFiles)>, String> {
+    /// How the hub verifies tokens, `None` without a key file or
+    /// `demo_keys`; and the key files, to read again on SIGHUP.
+    fn hub_auth(&self, demo_keys: Option<Keys>) -> Result<Option<(HubAuth, KeyFiles)>, String> {
         let files = self.key_files();
-        if files.is_empty() {
+        if files.is_empty() && demo_keys.is_none() {
             let needs_key = [
                 (!self.private.is_empty(), "--private"),
                 (!self.jwt_audiences.is_empty(), "--jwt-audience"),
@@ -416,7 +421,11 @@ impl AuthArgs {
                 self.token_cookie
             ));
         }
-        let mut auth = HubAuth::new(load_keys(&files)?);
+        let keys = match demo_keys {
+            Some(keys) if files.is_empty() => keys,
+            _ => load_keys(&files)?,
+        };
+        let mut auth = HubAuth::new(keys);
         auth.validation = Validation::new()
             .leeway(self.jwt_leeway)
             .audience(self.jwt_audiences.iter().cloned())
@@ -785,11 +794,26 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
     let (mut settings, token_source) = args.hub.settings();
+    let login = match demo_login(args, scheme) {
+        Ok(login) => login,
+        Err(e) => {
+            eprintln!("tether serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
             args.metrics.apply(&mut settings, &mut config);
-            match args.auth.hub_auth() {
+            let demo_keys = match login.as_ref().map(DemoLogin::keys).transpose() {
+                Ok(keys) => keys,
+                Err(e) => {
+                    eprintln!("tether serve: the demo's key: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match args.auth.hub_auth(demo_keys) {
                 Ok(None) => {}
+                Ok(Some((auth, files))) if files.is_empty() => settings.auth = Some(auth),
                 Ok(Some((auth, files))) => {
                     if let Err(e) = reload_keys_on_sighup(auth.clone(), files) {
                         eprintln!("tether serve: SIGHUP: {e}");
@@ -843,12 +867,24 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         AppChoice::Demo => {
             announce_hub(&settings, token_source);
             let shared = HubShared::new(Demo::settings(settings), threads);
+            if let Some(login) = &login {
+                log::info!(
+                    "demo: POST /demo/login gives tokens good for {} s, signed with a secret made at start",
+                    login.ttl.as_secs()
+                );
+            }
             serve(
                 config,
                 scheme,
                 handshake,
                 threads,
-                |index| Demo::with_hub(hub_app(&shared, bridge, &mut durable, index)),
+                |index| {
+                    let hub = hub_app(&shared, bridge, &mut durable, index);
+                    match &login {
+                        Some(login) => Demo::with_login(hub, login.clone()),
+                        None => Demo::with_hub(hub),
+                    }
+                },
                 "open it in a browser",
                 |handle| start_bridge(bridge, handle),
             )
@@ -884,6 +920,19 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The demo's sign-in: with `--app demo` and no key file, a random secret
+/// made now (never shown), its tokens good for `--demo-token-ttl`, its
+/// cookie `Secure` when the port serves TLS.
+fn demo_login(args: &Args, scheme: &str) -> Result<Option<DemoLogin>, String> {
+    if !matches!(args.app, AppChoice::Demo) || !args.auth.key_files().is_empty() {
+        return Ok(None);
+    }
+    let mut login = DemoLogin::generate().map_err(|e| format!("the demo's secret: {e}"))?;
+    login.ttl = Duration::from_secs(args.auth.demo_token_ttl);
+    login.secure = scheme == "https";
+    Ok(Some(login))
 }
 
 /// Says how publishing is set up, without the token itself.

@@ -1,7 +1,8 @@
 //! `tether serve`'s token options: key files refused at start with the
 //! option named, the options wired into the hub (a private topic, the
 //! cookie, `?token=` only when asked for, the time a WebSocket has to send
-//! its token), and keys read again on SIGHUP; and --cors-origin.
+//! its token), and keys read again on SIGHUP; --cors-origin; and the
+//! demo's sign-in with a secret of its own, off when a key is given.
 
 #![cfg(unix)]
 
@@ -374,4 +375,68 @@ fn cors_origins_are_checked_at_start_and_reach_the_hub() {
     let other = head("https://other.example");
     assert!(other.starts_with("http/1.1 403"), "{other}");
     assert!(!other.contains("access-control-allow-origin"), "{other}");
+}
+
+/// A POST of a form to `target`: the whole answer, head and body.
+fn post_form(addr: SocketAddr, target: &str, headers: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    write!(
+        stream,
+        "POST {target} HTTP/1.1\r\nHost: t\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answer");
+    answer
+}
+
+/// The cookie an answer sets, as a browser sends it back.
+fn cookie_header(answer: &str) -> String {
+    let set = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no Set-Cookie in {answer}"));
+    format!("Cookie: {}\r\n", set.split(';').next().unwrap())
+}
+
+#[test]
+fn the_demo_signs_in_with_a_secret_of_its_own() {
+    let server = Server::start(&["--app", "demo", "--demo-token-ttl", "120"]);
+    let answer = post_form(server.addr, "/demo/login", "", "name=alice");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"expires_in\":120"), "{answer}");
+    assert!(
+        answer.contains("; Path=/topics/user.alice; Max-Age=120; HttpOnly; SameSite=Lax\r\n"),
+        "{answer}"
+    );
+    let alice = cookie_header(&answer);
+    // user.* is private: alice's own topic opens with her cookie only.
+    assert_eq!(server.status("/topics/user.alice/events", &alice), 200);
+    assert_eq!(server.status("/topics/user.alice/events", ""), 401);
+    assert_eq!(server.status("/topics/user.bob/events", &alice), 403);
+    assert_eq!(server.status("/topics/chat.lobby/events", ""), 200);
+    assert!(post_form(server.addr, "/demo/login", "", "name=a.b").starts_with("HTTP/1.1 400"));
+
+    // Another run has another secret: the first run's token means nothing
+    // there.
+    let other = Server::start(&["--app", "demo"]);
+    assert_eq!(other.status("/topics/user.alice/events", &alice), 401);
+    let answer = post_form(other.addr, "/demo/login", "", "name=alice");
+    assert!(answer.contains("\"expires_in\":600"), "{answer}");
+
+    // With a key of the operator's, the sign-in is off (the tokens come
+    // from the operator's issuer), and user.* is private still.
+    let secret = TempFile::new("demo", b"the operator's own secret, 32 b!");
+    let keyed = Server::start(&["--app", "demo", "--jwt-secret-file", secret.path()]);
+    assert!(post_form(keyed.addr, "/demo/login", "", "name=alice").starts_with("HTTP/1.1 404"));
+    assert_eq!(keyed.status("/topics/user.alice/events", ""), 401);
+    // And the hub app has no sign-in.
+    let hub = Server::start(&["--app", "hub"]);
+    assert!(post_form(hub.addr, "/demo/login", "", "name=alice").starts_with("HTTP/1.1 404"));
 }

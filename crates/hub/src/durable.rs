@@ -274,6 +274,9 @@ pub struct DurableBroker {
     shutting_down: bool,
     recovered: Recovered,
     append_errors: u64,
+    /// The data directory's lock, shared by the loops' brokers: held
+    /// while any of them lives.
+    _lock: Arc<File>,
 }
 
 impl fmt::Debug for DurableBroker {
@@ -379,6 +382,9 @@ fn decode_event(mut bytes: &[u8]) -> Option<Stored<'_>> {
 /// The file that says how many loops wrote the data directory.
 const LAYOUT_FILE: &str = "loops";
 
+/// The file locked while a process uses the directory.
+const LOCK_FILE: &str = "lock";
+
 impl DurableBroker {
     /// Opens (creating them if need be) the logs of `loops` loops in
     /// `durable.dir`, recovers them, and returns one broker per loop, in
@@ -398,11 +404,13 @@ impl DurableBroker {
         let loops = loops.max(1);
         let dir = &durable.dir;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock = Arc::new(lock_dir(dir)?);
         check_layout(dir, loops)?;
         let topic_count = Arc::new(AtomicUsize::new(0));
         let mut brokers = Vec::with_capacity(loops);
         for loop_index in 0..loops {
-            let broker = DurableBroker::open(config, durable, loop_index, loops, now_ms, &topic_count)?;
+            let broker =
+                DurableBroker::open(config, durable, loop_index, loops, now_ms, &topic_count, &lock)?;
             brokers.push(broker);
         }
         Ok(brokers)
@@ -415,6 +423,7 @@ impl DurableBroker {
         loops: usize,
         now_ms: u64,
         topic_count: &Arc<AtomicUsize>,
+        lock: &Arc<File>,
     ) -> Result<DurableBroker, String> {
         let dir = durable.dir.join(format!("loop-{loop_index}"));
         let max_record = u32::try_from(config.max_event_size.saturating_add(1024))
@@ -568,6 +577,7 @@ impl DurableBroker {
             shutting_down: false,
             recovered,
             append_errors: 0,
+            _lock: Arc::clone(lock),
         })
     }
 
@@ -765,6 +775,29 @@ impl DurableBroker {
 
 /// Refuses a data directory written by another number of loops, and
 /// records the number in a new one.
+/// Takes the data directory's lock (`DIR/lock`, an advisory lock the
+/// kernel drops with the process, so a crash leaves nothing to clean up):
+/// two processes appending to one directory would interleave their
+/// records and each recover the other's as its own.
+fn lock_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is in use by another process (each data directory belongs to one server; give this one \
+             its own --data-dir)",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 fn check_layout(dir: &Path, loops: usize) -> Result<(), String> {
     let path = dir.join(LAYOUT_FILE);
     match std::fs::read_to_string(&path) {
@@ -1186,6 +1219,21 @@ mod tests {
         drop(DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap());
         let error = DurableBroker::open_all(&Config::default(), &config, 3, 0).unwrap_err();
         assert!(error.contains("--threads 2"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_until_its_brokers_are_gone() {
+        let dir = TempDir::new("lock");
+        let config = durable(&dir);
+        let first = DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap();
+        let error = DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap_err();
+        assert!(error.contains("in use by another process"), "{error}");
+        // One loop's broker still holds the lock.
+        let mut first = first;
+        first.pop();
+        assert!(DurableBroker::open_all(&Config::default(), &config, 2, 0).is_err());
+        drop(first);
+        DurableBroker::open_all(&Config::default(), &config, 2, 0).unwrap();
     }
 
     #[test]

@@ -107,10 +107,10 @@ impl HubAuth {
         if let Some(value) = request.header("authorization") {
             return Some(bearer_token(value).unwrap_or("").to_owned());
         }
-        if let (Some(name), Some(cookies)) = (&self.cookie, request.header("cookie")) {
-            if let Some(token) = cookie_token(cookies, name) {
-                return Some(token.to_owned());
-            }
+        if let (Some(name), Some(cookies)) = (&self.cookie, request.header("cookie"))
+            && let Some(token) = cookie_token(cookies, name)
+        {
+            return Some(token.to_owned());
         }
         if self.query {
             return request.query().and_then(query_token);

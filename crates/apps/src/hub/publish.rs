@@ -116,10 +116,10 @@ pub(super) fn parse_envelope(text: &str) -> Result<Envelope, String> {
     if !has_data {
         return Err("the envelope has no \"data\"".to_owned());
     }
-    if let Some(key) = &envelope.key {
-        if !is_valid_publish_key(key) {
-            return Err(HubError::InvalidPublishKey.to_string());
-        }
+    if let Some(key) = &envelope.key
+        && !is_valid_publish_key(key)
+    {
+        return Err(HubError::InvalidPublishKey.to_string());
     }
     Ok(envelope)
 }
