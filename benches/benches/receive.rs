@@ -33,7 +33,7 @@ fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 fn text(len: usize) -> Vec<u8> {
     let mut text = String::with_capacity(len + 4);
     while text.len() < len {
-        text.push_str(if text.len() % 97 == 0 { "é" } else { "a" });
+        text.push_str(if text.len().is_multiple_of(97) { "é" } else { "a" });
     }
     while text.len() > len {
         text.pop();

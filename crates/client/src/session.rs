@@ -113,11 +113,11 @@ impl Session {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        if self.consumed == self.input.len() {
-            if let Some(error) = self.terminal.take() {
-                self.phase = Phase::Done;
-                return Some(Err(error));
-            }
+        if self.consumed == self.input.len()
+            && let Some(error) = self.terminal.take()
+        {
+            self.phase = Phase::Done;
+            return Some(Err(error));
         }
         None
     }

@@ -115,10 +115,10 @@ impl Backlog {
     /// (a broker broke its contract); the backlog is unchanged.
     pub fn push(&mut self, event: Arc<Event>) -> Result<(), Error> {
         let id = event.id();
-        if let Some(last) = self.last {
-            if id <= last {
-                return Err(Error::OutOfOrder { last, got: id });
-            }
+        if let Some(last) = self.last
+            && id <= last
+        {
+            return Err(Error::OutOfOrder { last, got: id });
         }
         self.last = Some(id);
         self.bytes += event.cost();

@@ -220,11 +220,11 @@ fn sync_loop(state: &(Mutex<SyncState>, Condvar), interval: Duration) {
             guard.dirty = false;
             guard.file.clone()
         };
-        if let Some(file) = file {
-            if file.sync_data().is_err() {
-                let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-                guard.errors = guard.errors.saturating_add(1);
-            }
+        if let Some(file) = file
+            && file.sync_data().is_err()
+        {
+            let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            guard.errors = guard.errors.saturating_add(1);
         }
     }
 }
@@ -608,19 +608,19 @@ impl DurableBroker {
             return DurableBroker::reply(cx, &publish, Err(Error::ShuttingDown));
         }
         let now = cx.unix_ms();
-        if let Some(key) = &publish.key {
-            if let Some(id) = self.topics.get(&publish.topic).and_then(|t| t.keys.get(key)) {
-                if let Some(reply) = publish.reply {
-                    cx.post(
-                        reply.loop_index,
-                        HubMessage::Duplicate {
-                            token: reply.token,
-                            id,
-                        },
-                    );
-                }
-                return;
+        if let Some(key) = &publish.key
+            && let Some(id) = self.topics.get(&publish.topic).and_then(|t| t.keys.get(key))
+        {
+            if let Some(reply) = publish.reply {
+                cx.post(
+                    reply.loop_index,
+                    HubMessage::Duplicate {
+                        token: reply.token,
+                        id,
+                    },
+                );
             }
+            return;
         }
         let result = self.append(&publish, now);
         if let Ok((event, _)) = &result {

@@ -466,10 +466,10 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                 Place::Live(index) => {
                     let list = topic.list(registration.transport);
                     list.swap_remove(index);
-                    if let Some(&moved) = list.get(index) {
-                        if let Some(r) = self.subs.get_mut(&moved) {
-                            r.place = Place::Live(index);
-                        }
+                    if let Some(&moved) = list.get(index)
+                        && let Some(r) = self.subs.get_mut(&moved)
+                    {
+                        r.place = Place::Live(index);
                     }
                 }
                 Place::Pending => topic.pending.retain(|p| p.sub != sub),
@@ -717,32 +717,32 @@ fn admit<S: Copy + Eq + Hash>(
     last_id: Option<&str>,
     ticks: u64,
 ) -> Admission {
-    if let Some(id) = last_id.and_then(EventId::parse) {
-        if id > topic.backlog.head() {
-            topic.ahead.push(AheadSub {
-                sub,
+    if let Some(id) = last_id.and_then(EventId::parse)
+        && id > topic.backlog.head()
+    {
+        topic.ahead.push(AheadSub {
+            sub,
+            transport,
+            id,
+            since_tick: ticks,
+        });
+        subs.insert(
+            sub,
+            Registration {
+                topic: name.clone(),
                 transport,
-                id,
-                since_tick: ticks,
-            });
-            subs.insert(
-                sub,
-                Registration {
-                    topic: name.clone(),
-                    transport,
-                    place: Place::Ahead,
-                },
-            );
-            return Admission::Ahead;
-        }
+                place: Place::Ahead,
+            },
+        );
+        return Admission::Ahead;
     }
-    if transport == Transport::Poll {
-        if let Some(since) = last_id {
-            let replay = topic.backlog.replay(since);
-            if replay.gap().is_some() || replay.events().len() > 0 {
-                subs.remove(&sub);
-                return Admission::Answer;
-            }
+    if transport == Transport::Poll
+        && let Some(since) = last_id
+    {
+        let replay = topic.backlog.replay(since);
+        if replay.gap().is_some() || replay.events().len() > 0 {
+            subs.remove(&sub);
+            return Admission::Answer;
         }
     }
     place_live(topic, subs, name, sub, transport);

@@ -97,10 +97,10 @@ impl KeyWindow {
             return;
         };
         self.bytes -= slot.cost;
-        if let Some(key) = slot.key {
-            if self.ids.get(&key) == Some(&slot.id) {
-                self.ids.remove(&key);
-            }
+        if let Some(key) = slot.key
+            && self.ids.get(&key) == Some(&slot.id)
+        {
+            self.ids.remove(&key);
         }
     }
 

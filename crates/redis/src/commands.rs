@@ -323,10 +323,10 @@ fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     for (field, value) in pairs(fields).unwrap_or_default() {
         match (text(field), text(value)) {
             (Some(f), Some(v)) if f == FIELD_EVENT.as_bytes() => {
-                if let Ok(t) = std::str::from_utf8(v) {
-                    if is_valid_event_type(t) {
-                        t.clone_into(&mut event_type);
-                    }
+                if let Ok(t) = std::str::from_utf8(v)
+                    && is_valid_event_type(t)
+                {
+                    t.clone_into(&mut event_type);
                 }
             }
             (Some(f), Some(v)) if f == FIELD_DATA.as_bytes() => {

@@ -570,14 +570,13 @@ impl<'a, P> Ctx<'a, P> {
         let message = message.into();
         match self.current.as_mut() {
             Some(current) if current.id == to => {
-                if let Some(ws) = current.ws.as_deref_mut() {
-                    if current
+                if let Some(ws) = current.ws.as_deref_mut()
+                    && current
                         .out
                         .write_with(self.pool, |out| ws.send(message, out))
                         .is_ok()
-                    {
-                        Stats::add(&self.peers.own().stats.messages_out, 1);
-                    }
+                {
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
                 }
             }
             _ => self.actions.push(Action::Send(to, Encoded::ws(message))),
@@ -590,16 +589,15 @@ impl<'a, P> Ctx<'a, P> {
     pub fn send_owned(&mut self, to: ConnId, message: Message) {
         match self.current.as_mut() {
             Some(current) if current.id == to => {
-                if let Some(ws) = current.ws.as_deref_mut() {
-                    if let Ok(payload) = current
+                if let Some(ws) = current.ws.as_deref_mut()
+                    && let Ok(payload) = current
                         .out
                         .write_with(self.pool, |out| ws.send_owned(message, out))
-                    {
-                        if let Some(payload) = payload {
-                            current.out.push_payload(payload);
-                        }
-                        Stats::add(&self.peers.own().stats.messages_out, 1);
+                {
+                    if let Some(payload) = payload {
+                        current.out.push_payload(payload);
                     }
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
                 }
             }
             _ => self.actions.push(Action::Send(to, Encoded::ws(&message))),

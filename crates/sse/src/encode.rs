@@ -94,10 +94,10 @@ impl<'a> Event<'a> {
                 return Err(Error::IdContainsNul);
             }
         }
-        if let Some(event) = self.event {
-            if find_eol(event.as_bytes()).is_some() {
-                return Err(Error::EventTypeContainsLineBreak);
-            }
+        if let Some(event) = self.event
+            && find_eol(event.as_bytes()).is_some()
+        {
+            return Err(Error::EventTypeContainsLineBreak);
         }
         Ok(())
     }

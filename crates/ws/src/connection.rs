@@ -866,16 +866,17 @@ impl Connection {
             }
             State::Closing => None,
             State::Open => {
-                if let Some(timeout) = self.limits.idle_timeout() {
-                    if now >= self.timer + timeout {
-                        return Some(self.fail(Error::IdleTimeout, out));
-                    }
+                if let Some(timeout) = self.limits.idle_timeout()
+                    && now >= self.timer + timeout
+                {
+                    return Some(self.fail(Error::IdleTimeout, out));
                 }
-                if let Some(interval) = self.limits.ping_interval() {
-                    if !self.ping_sent && now >= self.timer + interval {
-                        self.write_control(OpCode::Ping, &[], out);
-                        self.ping_sent = true;
-                    }
+                if let Some(interval) = self.limits.ping_interval()
+                    && !self.ping_sent
+                    && now >= self.timer + interval
+                {
+                    self.write_control(OpCode::Ping, &[], out);
+                    self.ping_sent = true;
                 }
                 None
             }

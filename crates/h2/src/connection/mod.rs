@@ -858,7 +858,7 @@ impl ServerConnection {
     /// Client-initiated streams are odd; even ones would be ours, and we
     /// open none.
     fn is_idle(&self, stream: u32) -> bool {
-        stream % 2 == 0 || stream > self.last_stream
+        stream.is_multiple_of(2) || stream > self.last_stream
     }
 
     fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
@@ -946,7 +946,7 @@ impl ServerConnection {
     }
 
     fn on_headers(&mut self, h: &Headers<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if h.stream_id % 2 == 0 {
+        if h.stream_id.is_multiple_of(2) {
             return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
         }
         let self_dependent = h.priority.is_some_and(|p| p.stream_id == h.stream_id);

@@ -171,10 +171,10 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
         }
     }
     // §8.3.1: a Host field that names another entity than :authority.
-    if let (Some(authority), Some(host)) = (&authority, regular.iter().find(|f| f.name == b"host")) {
-        if !host.value.eq_ignore_ascii_case(authority.as_bytes()) {
-            return Err(Malformed::Host);
-        }
+    if let (Some(authority), Some(host)) = (&authority, regular.iter().find(|f| f.name == b"host"))
+        && !host.value.eq_ignore_ascii_case(authority.as_bytes())
+    {
+        return Err(Malformed::Host);
     }
     Ok(Request {
         method,

@@ -193,7 +193,7 @@ impl<'a> SettingsFrame<'a> {
         if ack && !payload.is_empty() {
             return Err(size_error(Violation::SettingsAckWithPayload));
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(size_error(Violation::SettingsLength));
         }
         for pair in payload.chunks_exact(6) {

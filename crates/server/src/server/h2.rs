@@ -197,10 +197,10 @@ impl H2 {
                 }
             }
             front.advance(n);
-            if n == rest {
-                if let Some(Piece::Owned(bytes, _)) = s.queue.pop_front() {
-                    pool.give_back(bytes);
-                }
+            if n == rest
+                && let Some(Piece::Owned(bytes, _)) = s.queue.pop_front()
+            {
+                pool.give_back(bytes);
             }
             s.queued = s.queued.saturating_sub(n);
             *queued = queued.saturating_sub(n);
@@ -266,13 +266,13 @@ fn response_fields<'h>(
 /// tether-h2); a value that is not UTF-8 is still given as bytes.
 fn app_headers<'r>(request: &'r H2Request, cookie: &'r Option<Vec<u8>>) -> Vec<httparse::Header<'r>> {
     let mut headers = Vec::with_capacity(request.fields.len() + 1);
-    if request.field("host").is_none() {
-        if let Some(authority) = request.authority.as_deref() {
-            headers.push(httparse::Header {
-                name: "host",
-                value: authority.as_bytes(),
-            });
-        }
+    if request.field("host").is_none()
+        && let Some(authority) = request.authority.as_deref()
+    {
+        headers.push(httparse::Header {
+            name: "host",
+            value: authority.as_bytes(),
+        });
     }
     for field in &request.fields {
         if field.name == b"cookie" {
@@ -458,13 +458,13 @@ impl<A: App> Server<A> {
         if let Some(refusal) = refusal {
             return self.h2_refuse(id, stream, &refusal);
         }
-        if let Some((h2, _, _)) = self.h2_parts(id) {
-            if let Some(s) = h2.streams.get_mut(&stream) {
-                s.kind = Kind::Body {
-                    request: Box::new(request),
-                    body: Vec::new(),
-                };
-            }
+        if let Some((h2, _, _)) = self.h2_parts(id)
+            && let Some(s) = h2.streams.get_mut(&stream)
+        {
+            s.kind = Kind::Body {
+                request: Box::new(request),
+                body: Vec::new(),
+            };
         }
     }
 
@@ -642,14 +642,14 @@ impl<A: App> Server<A> {
                     Some(Reply::Now(response)) => self.h2_answer(id, stream, &response, head_only),
                     Some(Reply::Later(wait)) => {
                         let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
-                        if let Some((h2, _, _)) = self.h2_parts(id) {
-                            if let Some(s) = h2.streams.get_mut(&stream) {
-                                s.kind = Kind::Waiting {
-                                    tag,
-                                    head_only,
-                                    deadline,
-                                };
-                            }
+                        if let Some((h2, _, _)) = self.h2_parts(id)
+                            && let Some(s) = h2.streams.get_mut(&stream)
+                        {
+                            s.kind = Kind::Waiting {
+                                tag,
+                                head_only,
+                                deadline,
+                            };
                         }
                         if self.closing_sessions() {
                             self.answer_at_shutdown(sid, tag, now);
@@ -902,10 +902,8 @@ impl<A: App> Server<A> {
                 };
                 h2.enqueue(stream, piece);
             }
-            if closed {
-                if let Some(s) = h2.streams.get_mut(&stream) {
-                    s.end = true;
-                }
+            if closed && let Some(s) = h2.streams.get_mut(&stream) {
+                s.end = true;
             }
             h2.drain(stream, out, pool)
         };
@@ -917,10 +915,10 @@ impl<A: App> Server<A> {
     /// A WebSocket whose application callback panicked: closed with
     /// 1011, without telling the application again.
     fn h2_ws_fail(&mut self, id: ConnId, stream: u32, now: Instant) {
-        if let Some((h2, _, _)) = self.h2_parts(id) {
-            if let Some(Kind::WebSocket(session)) = h2.streams.get_mut(&stream).map(|s| &mut s.kind) {
-                session.notified = true;
-            }
+        if let Some((h2, _, _)) = self.h2_parts(id)
+            && let Some(Kind::WebSocket(session)) = h2.streams.get_mut(&stream).map(|s| &mut s.kind)
+        {
+            session.notified = true;
         }
         self.h2_with_ws(id, stream, now, |_, ctx, sid, _| {
             ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
@@ -1331,20 +1329,18 @@ impl<A: App> Server<A> {
             let over = out.len() > max_output;
             let closed = h2.conn.is_closed();
             let finished = closed || (h2.streams.is_empty() && h2.conn.is_finished());
-            if let Some(conn) = self.conn_mut(id) {
-                if over {
-                    conn.paused = true;
-                }
+            if let Some(conn) = self.conn_mut(id)
+                && over
+            {
+                conn.paused = true;
             }
             (closed, finished)
         };
         if closed {
             self.h2_drop_streams(id, CloseReason::Dropped, now);
         }
-        if finished {
-            if let Some(conn) = self.conn_mut(id) {
-                conn.closing = true;
-            }
+        if finished && let Some(conn) = self.conn_mut(id) {
+            conn.closing = true;
         }
         self.mark_dirty(id);
     }
@@ -1368,10 +1364,10 @@ impl<A: App> Server<A> {
         };
         out.write_with(pool, |o| h2.conn.go_away(ErrorCode::NO_ERROR, o));
         let idle = h2.streams.is_empty();
-        if let Some(conn) = self.conn_mut(id) {
-            if idle {
-                conn.closing = true;
-            }
+        if let Some(conn) = self.conn_mut(id)
+            && idle
+        {
+            conn.closing = true;
         }
         self.mark_dirty(id);
     }

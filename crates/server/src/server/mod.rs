@@ -545,11 +545,11 @@ impl<A: App> Server<A> {
     }
 
     fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(id);
-            }
+        if let Some(conn) = self.conn_mut(id)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
         }
     }
 
@@ -913,11 +913,11 @@ impl<A: App> Server<A> {
 
     /// Flushes a connection marked dirty (and not flushed since).
     fn flush_if_dirty(&mut self, id: ConnId, now: Instant) {
-        if let Some(conn) = self.conn_mut(id) {
-            if conn.dirty {
-                conn.dirty = false;
-                self.flush(id, now);
-            }
+        if let Some(conn) = self.conn_mut(id)
+            && conn.dirty
+        {
+            conn.dirty = false;
+            self.flush(id, now);
         }
     }
 
