@@ -156,8 +156,20 @@ impl RedisBridge {
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
         }
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        let client = shared::Client::open(&config.url, &config).map_err(Error::InvalidUrl)?;
+        let cluster = client.is_cluster();
+        if cluster && config.prefix.contains(['{', '}']) {
+            return Err(Error::InvalidConfig(
+                "on a Redis Cluster the prefix may not hold { or } (each topic's name is its keys' hash tag)",
+            ));
+        }
+        if cluster && config.cluster_poll.is_zero() {
+            return Err(Error::InvalidConfig("cluster_poll must be more than zero"));
+        }
+        let keys = commands::Keys {
+            prefix: config.prefix.clone(),
+            cluster,
+        };
         let server = config::redact(&config.url);
         let wake_key = commands::wake_key(&config.prefix, commands::random_node_id());
         let (writer_tx, writer_rx) = mpsc::sync_channel(config.max_queued_publishes);
@@ -165,6 +177,7 @@ impl RedisBridge {
         Ok(RedisBridge {
             shared: Arc::new(Shared {
                 config,
+                keys,
                 client,
                 server,
                 wake_key,
