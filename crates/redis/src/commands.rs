@@ -5,7 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use redis::{Cmd, ErrorKind, RedisError, Value};
+use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::shared::Con;
 use tether_hub::{
@@ -476,10 +476,27 @@ pub(crate) fn parse_run_id(value: &Value) -> Option<String> {
         .map(|id| id.trim().to_owned())
 }
 
-/// Whether Redis answered the command with an error (the connection is
-/// fine), rather than the connection failing.
+/// Whether Redis answered the command with an error about the command
+/// itself (the connection is fine), rather than the connection failing.
+/// The errors of a server that cannot serve the key now (a redirection
+/// the cluster client gave up following, a cluster failing over, a
+/// replica still loading or read-only) count as a failing connection: it
+/// is made again, which finds the cluster's primaries anew.
 pub(crate) fn is_server_error(e: &RedisError) -> bool {
-    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+    match e.kind() {
+        ErrorKind::Server(kind) => !matches!(
+            kind,
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading
+        ),
+        ErrorKind::Extension => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -815,5 +832,33 @@ mod tests {
         let info = bulk("# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n");
         assert_eq!(parse_run_id(&info).as_deref(), Some("abc123"));
         assert_eq!(parse_run_id(&bulk("# Server\r\n")), None);
+    }
+
+    #[test]
+    fn which_errors_are_the_commands() {
+        let server = |line: &str| {
+            let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+            let Value::ServerError(e) = reply else {
+                panic!("{reply:?}")
+            };
+            RedisError::from(e)
+        };
+        assert!(is_server_error(&server(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        )));
+        assert!(is_server_error(&server("ERR unknown command")));
+        for transient in [
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+        ] {
+            assert!(!is_server_error(&server(transient)), "{transient}");
+        }
+        assert!(!is_server_error(&RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
     }
 }

@@ -388,9 +388,15 @@ pub(crate) struct Link {
     next_attempt: Instant,
     /// When it was lost (`None` while up, or before the first connection).
     lost_at: Option<Instant>,
+    /// When it was last made.
+    up_since: Option<Instant>,
     connected_once: bool,
     failures: u32,
 }
+
+/// How long a connection must have lasted for the reconnection schedule
+/// to start over when it is lost.
+const STABLE: Duration = Duration::from_secs(1);
 
 /// The reconnection schedule: `min` (at least 1 ms), doubling up to `max`
 /// (at least `min`), each delay drawn at random from its upper half (so
@@ -416,6 +422,7 @@ impl Link {
             backoff,
             next_attempt: Instant::now(),
             lost_at: None,
+            up_since: None,
             connected_once: false,
             failures: 0,
         }
@@ -489,7 +496,10 @@ impl Link {
         }
         self.connected_once = true;
         self.failures = 0;
-        self.backoff.reset();
+        // The backoff starts over once a connection has lasted (see
+        // `lost`): a cluster whose slot has no primary yet lets the
+        // bridge connect, then fails its first command.
+        self.up_since = Some(Instant::now());
         self.flag().store(true, Ordering::Relaxed);
     }
 
@@ -520,6 +530,9 @@ impl Link {
         self.flag().store(false, Ordering::Relaxed);
         self.shared.stats.error();
         self.lost_at = Some(Instant::now());
+        if self.up_since.take().is_some_and(|up| up.elapsed() >= STABLE) {
+            self.backoff.reset();
+        }
         let delay = self.backoff.next_delay();
         self.next_attempt = Instant::now() + delay;
         log::warn!(

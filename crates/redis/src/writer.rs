@@ -113,7 +113,8 @@ impl Writer {
         let (replies, failure) = con.pipeline(&cmds);
         let mut told_reader = false;
         let mut publishes = publishes.into_iter();
-        for (publish, reply) in publishes.by_ref().zip(replies) {
+        // Replies first: `zip` takes no publish past the last reply.
+        for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
             let outcome = reply.and_then(|reply| {
                 commands::parse_published(&reply).ok_or_else(|| {
                     RedisError::from((redis::ErrorKind::Parse, "unexpected reply", format!("{reply:?}")))
