@@ -270,6 +270,59 @@ impl Drop for RedisBridge {
     }
 }
 
+/// Not part of the API: the parsing of Redis replies the bridge does, for
+/// the fuzz target (`fuzz/fuzz_targets/redis_reply.rs`).
+#[doc(hidden)]
+pub mod fuzz {
+    use std::sync::Arc;
+
+    use redis::Value;
+
+    use crate::commands::{self, Keys};
+
+    /// Reads `value` as each reply the bridge parses (an `XREAD`, an
+    /// `XRANGE`, a publish's answer, an `XINFO STREAM`, an `INFO`) and
+    /// makes the hub's events of its entries, as the reader does; how
+    /// many events were made. Never panics; an event keeps its entry's id.
+    pub fn replies(value: &Value) -> usize {
+        let mut events = 0;
+        let topic: Arc<str> = Arc::from("fuzz");
+        let mut to_events = |entries: &[commands::Entry]| {
+            for entry in entries {
+                if let Some(event) = entry.to_event(&topic) {
+                    debug_assert_eq!(event.id(), entry.id);
+                    events += 1;
+                }
+            }
+        };
+        if let Ok(streams) = commands::parse_xread(value) {
+            for cluster in [false, true] {
+                let keys = Keys {
+                    prefix: "t:".to_owned(),
+                    cluster,
+                };
+                for (key, _) in &streams {
+                    if let Some(name) = keys.topic_of(key) {
+                        debug_assert_eq!(keys.stream(name).as_bytes(), &key[..]);
+                    }
+                }
+            }
+            for (_, entries) in &streams {
+                to_events(entries);
+            }
+        }
+        if let Ok(entries) = commands::parse_entries(value) {
+            to_events(&entries);
+        }
+        let _ = commands::parse_published(value);
+        if let Some(info) = commands::parse_stream_info(value) {
+            let _ = info.lost_entries();
+        }
+        let _ = commands::parse_run_id(value);
+        events
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
