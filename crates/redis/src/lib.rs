@@ -46,6 +46,14 @@
 //!   topic's loops get a new `Ready`, and the hub ends the topic's
 //!   subscriptions so that clients resume from their last ids (with a gap
 //!   signal if events are gone).
+//! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): each topic's
+//!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
+//!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
+//!   connections are the `redis` crate's cluster connections (routing,
+//!   `MOVED`, `ASK`); publishes go one command each; the reader polls each
+//!   followed stream with a plain `XREAD` every
+//!   [`RedisConfig::cluster_poll`] while nothing comes, instead of
+//!   blocking; a failed-over primary is a lost connection, made again.
 //!
 //! # Example
 //!
@@ -125,6 +133,12 @@ use shared::{Post, ReaderMsg, Shared, Stats, WriterMsg};
 /// assert_eq!(broker.state(), BrokerState::Connecting);
 /// assert!(!broker.complete(), "loops follow topics on demand");
 /// assert!(RedisBridge::new(RedisConfig::new("http://nope")).is_err());
+/// // A Redis Cluster: any of its nodes; the prefix may hold no brace.
+/// let mut config = RedisConfig::new("redis+cluster://127.0.0.1:7000,127.0.0.1:7001");
+/// assert!(RedisBridge::new(config.clone()).is_ok());
+/// config.prefix = "{app}:".into();
+/// assert!(RedisBridge::new(config).is_err());
+/// assert!(RedisBridge::new(RedisConfig::new("redis+cluster://a:1/3")).is_err());
 /// # Ok::<(), tether_redis::Error>(())
 /// ```
 pub struct RedisBridge {
