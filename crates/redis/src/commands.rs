@@ -5,7 +5,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use redis::{Cmd, ErrorKind, RedisError, Value};
+use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
+
+use crate::shared::Con;
 use tether_hub::{
     DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
@@ -17,17 +19,58 @@ pub(crate) const FIELD_DATA: &str = "data";
 /// The stream field that holds an event's publish key, if it has one.
 pub(crate) const FIELD_KEY: &str = "key";
 
-/// The key of a topic's stream: the prefix, then the name.
-pub(crate) fn stream_key(prefix: &str, topic: &str) -> String {
-    format!("{prefix}{topic}")
+/// How topics' keys are named: the prefix, then the topic's name; on a
+/// Redis Cluster the name is a hash tag (`PREFIX{TOPIC}`), so that the
+/// keys of a topic (its stream and its publish-key index) share one slot.
+/// Topic names never hold `{` or `}` (nor `!`), and a cluster's prefix
+/// holds neither brace (checked by `RedisBridge::new`), so the tag is
+/// exactly the topic's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    pub(crate) prefix: String,
+    pub(crate) cluster: bool,
 }
 
-/// The topic whose stream is `key`, if `key` is one (the prefix, then a
-/// valid topic name).
-pub(crate) fn topic_of<'k>(prefix: &str, key: &'k [u8]) -> Option<&'k str> {
-    let name = key.strip_prefix(prefix.as_bytes())?;
-    let name = std::str::from_utf8(name).ok()?;
-    is_valid_topic(name).then_some(name)
+impl Keys {
+    /// The key of a topic's stream.
+    pub(crate) fn stream(&self, topic: &str) -> String {
+        if self.cluster {
+            format!("{}{{{topic}}}", self.prefix)
+        } else {
+            format!("{}{topic}", self.prefix)
+        }
+    }
+
+    /// The topic whose stream is `key`, if `key` is one (the prefix, then
+    /// a valid topic name, in braces on a cluster).
+    pub(crate) fn topic_of<'k>(&self, key: &'k [u8]) -> Option<&'k str> {
+        let mut name = key.strip_prefix(self.prefix.as_bytes())?;
+        if self.cluster {
+            name = name.strip_prefix(b"{")?.strip_suffix(b"}")?;
+        }
+        let name = std::str::from_utf8(name).ok()?;
+        is_valid_topic(name).then_some(name)
+    }
+
+    /// The keys of a topic's publish-key index: a hash from each
+    /// remembered publish key to its entry's id, and a sorted set of the
+    /// same keys by their entry's milliseconds (to forget those trimmed
+    /// from the stream). `!` is not allowed in topic names, so neither is
+    /// ever a stream's key.
+    pub(crate) fn index(&self, topic: &str) -> (String, String) {
+        let prefix = &self.prefix;
+        if self.cluster {
+            (
+                format!("{prefix}!pub:{{{topic}}}"),
+                format!("{prefix}!pub-ms:{{{topic}}}"),
+            )
+        } else {
+            (
+                format!("{prefix}!pub:{topic}"),
+                format!("{prefix}!pub-ms:{topic}"),
+            )
+        }
+    }
 }
 
 /// The key of a node's wake stream. `!` is not allowed in topic names, so
@@ -42,17 +85,6 @@ pub(crate) fn random_node_id() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(std::process::id().into());
     hasher.finish()
-}
-
-/// The keys of a topic's publish-key index: a hash from each remembered
-/// publish key to its entry's id, and a sorted set of the same keys by
-/// their entry's milliseconds (to forget those trimmed from the stream).
-/// `!` is not allowed in topic names, so neither is ever a stream's key.
-pub(crate) fn key_index(prefix: &str, topic: &str) -> (String, String) {
-    (
-        format!("{prefix}!pub:{topic}"),
-        format!("{prefix}!pub-ms:{topic}"),
-    )
 }
 
 /// Keys forgotten at most per keyed publish (bounds a script's work).
@@ -110,12 +142,12 @@ return {1, id}
 /// What publishes `publish` to the stream `key`: a bare `XADD` without a
 /// publish key, else [`PUBLISH_KEYED`] (`EVAL`), which checks the key and
 /// adds the entry atomically.
-pub(crate) fn publish(prefix: &str, max_len: usize, publish: &Publish) -> Cmd {
-    let key = stream_key(prefix, &publish.topic);
+pub(crate) fn publish(keys: &Keys, max_len: usize, publish: &Publish) -> Cmd {
+    let key = keys.stream(&publish.topic);
     let Some(publish_key) = &publish.key else {
         return xadd(&key, max_len, publish);
     };
-    let (index, by_ms) = key_index(prefix, &publish.topic);
+    let (index, by_ms) = keys.index(&publish.topic);
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(PUBLISH_KEYED)
         .arg(3)
@@ -194,15 +226,15 @@ pub(crate) fn wake_expiry(key: &str) -> Cmd {
     cmd
 }
 
-/// `XREAD COUNT count BLOCK ms STREAMS key... id...`: the entries after
-/// each id, waiting up to `block_ms` for the first.
-pub(crate) fn xread(streams: &[(&str, EventId)], count: usize, block_ms: u64) -> Cmd {
+/// `XREAD COUNT count [BLOCK ms] STREAMS key... id...`: the entries after
+/// each id, waiting up to `block_ms` for the first (if given).
+pub(crate) fn xread(streams: &[(&str, EventId)], count: usize, block_ms: Option<u64>) -> Cmd {
     let mut cmd = redis::cmd("XREAD");
-    cmd.arg("COUNT")
-        .arg(count)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS");
+    cmd.arg("COUNT").arg(count);
+    if let Some(ms) = block_ms {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS");
     for (key, _) in streams {
         cmd.arg(*key);
     }
@@ -265,7 +297,7 @@ impl Entry {
 
 /// The connection a thread holds while it is up; an error (treated like a
 /// lost connection) if it has none.
-pub(crate) fn connected(con: &mut Option<redis::Connection>) -> Result<&mut redis::Connection, RedisError> {
+pub(crate) fn connected(con: &mut Option<Con>) -> Result<&mut Con, RedisError> {
     con.as_mut()
         .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis")))
 }
@@ -444,10 +476,27 @@ pub(crate) fn parse_run_id(value: &Value) -> Option<String> {
         .map(|id| id.trim().to_owned())
 }
 
-/// Whether Redis answered the command with an error (the connection is
-/// fine), rather than the connection failing.
+/// Whether Redis answered the command with an error about the command
+/// itself (the connection is fine), rather than the connection failing.
+/// The errors of a server that cannot serve the key now (a redirection
+/// the cluster client gave up following, a cluster failing over, a
+/// replica still loading or read-only) count as a failing connection: it
+/// is made again, which finds the cluster's primaries anew.
 pub(crate) fn is_server_error(e: &RedisError) -> bool {
-    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+    match e.kind() {
+        ErrorKind::Server(kind) => !matches!(
+            kind,
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading
+        ),
+        ErrorKind::Extension => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -476,17 +525,79 @@ mod tests {
         ])
     }
 
+    fn plain(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            cluster: false,
+        }
+    }
+
+    fn cluster(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            cluster: true,
+        }
+    }
+
     #[test]
     fn keys() {
-        assert_eq!(stream_key("tether:", "news"), "tether:news");
-        assert_eq!(topic_of("tether:", b"tether:news"), Some("news"));
-        assert_eq!(topic_of("tether:", b"other:news"), None);
-        assert_eq!(topic_of("tether:", b"tether:"), None);
-        assert_eq!(topic_of("tether:", b"tether:a b"), None);
-        assert_eq!(topic_of("", b"news"), Some("news"));
+        let keys = plain("tether:");
+        assert_eq!(keys.stream("news"), "tether:news");
+        assert_eq!(keys.topic_of(b"tether:news"), Some("news"));
+        assert_eq!(keys.topic_of(b"other:news"), None);
+        assert_eq!(keys.topic_of(b"tether:"), None);
+        assert_eq!(keys.topic_of(b"tether:a b"), None);
+        assert_eq!(keys.topic_of(b"tether:{news}"), None);
+        assert_eq!(plain("").topic_of(b"news"), Some("news"));
         let wake = wake_key("tether:", 0xabc);
         assert_eq!(wake, "tether:!wake:0000000000000abc");
-        assert_eq!(topic_of("tether:", wake.as_bytes()), None, "never a topic");
+        assert_eq!(keys.topic_of(wake.as_bytes()), None, "never a topic");
+    }
+
+    /// The hash tag of a key, as Redis Cluster finds it: what is between
+    /// the first `{` and the next `}`, if that is not empty; else the
+    /// whole key.
+    fn hash_tag(key: &str) -> &str {
+        key.find('{')
+            .and_then(|open| {
+                let rest = &key[open + 1..];
+                rest.find('}')
+                    .filter(|&close| close > 0)
+                    .map(|close| &rest[..close])
+            })
+            .unwrap_or(key)
+    }
+
+    #[test]
+    fn cluster_keys_share_the_topics_slot() {
+        let keys = cluster("tether:");
+        assert_eq!(keys.stream("news"), "tether:{news}");
+        assert_eq!(
+            keys.index("news"),
+            (
+                "tether:!pub:{news}".to_owned(),
+                "tether:!pub-ms:{news}".to_owned()
+            )
+        );
+        for topic in ["news", "a.b:c-d_e", "x"] {
+            let (index, by_ms) = keys.index(topic);
+            for key in [keys.stream(topic), index, by_ms] {
+                assert_eq!(hash_tag(&key), topic, "{key}");
+            }
+        }
+        assert_eq!(keys.topic_of(b"tether:{news}"), Some("news"));
+        assert_eq!(keys.topic_of(b"tether:news"), None);
+        assert_eq!(keys.topic_of(b"tether:{news"), None);
+        assert_eq!(keys.topic_of(b"tether:{}"), None);
+        assert_eq!(keys.topic_of(b"tether:!pub:{news}"), None);
+        let keyed = Publish::new("news", None, "x", &tether_hub::Config::default())
+            .unwrap()
+            .with_key("k")
+            .unwrap();
+        assert_eq!(
+            args(&publish(&keys, 10, &keyed))[3..6],
+            ["tether:{news}", "tether:!pub:{news}", "tether:!pub-ms:{news}"]
+        );
     }
 
     #[test]
@@ -542,11 +653,15 @@ mod tests {
             args(&xread(
                 &[("t:a", EventId::new(5, 1)), ("t:!wake", EventId::ZERO)],
                 256,
-                2000
+                Some(2000)
             )),
             [
                 "XREAD", "COUNT", "256", "BLOCK", "2000", "STREAMS", "t:a", "t:!wake", "5-1", "0-0"
             ]
+        );
+        assert_eq!(
+            args(&xread(&[("t:{a}", EventId::new(5, 1))], 256, None)),
+            ["XREAD", "COUNT", "256", "STREAMS", "t:{a}", "5-1"]
         );
         assert_eq!(
             args(&xrevrange("t:a", None, 11)),
@@ -567,9 +682,12 @@ mod tests {
     fn keyed_publishes() {
         let config = Config::default();
         let plain = Publish::new("news", None, "x", &config).unwrap();
-        assert_eq!(args(&publish("t:", 10, &plain))[..2], ["XADD", "t:news"]);
+        assert_eq!(
+            args(&publish(&self::plain("t:"), 10, &plain))[..2],
+            ["XADD", "t:news"]
+        );
         let keyed = plain.with_key("order-1").unwrap();
-        let sent = args(&publish("t:", 10, &keyed));
+        let sent = args(&publish(&self::plain("t:"), 10, &keyed));
         assert_eq!(sent[0], "EVAL");
         assert_eq!(sent[1], PUBLISH_KEYED);
         assert_eq!(
@@ -586,8 +704,12 @@ mod tests {
                 "1000"
             ]
         );
-        assert_eq!(topic_of("t:", b"t:!pub:news"), None, "never a topic");
-        assert_eq!(topic_of("t:", b"t:!pub-ms:news"), None, "never a topic");
+        assert_eq!(self::plain("t:").topic_of(b"t:!pub:news"), None, "never a topic");
+        assert_eq!(
+            self::plain("t:").topic_of(b"t:!pub-ms:news"),
+            None,
+            "never a topic"
+        );
         assert_eq!(
             parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])),
             Some((EventId::new(5, 1), false))
@@ -710,5 +832,33 @@ mod tests {
         let info = bulk("# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n");
         assert_eq!(parse_run_id(&info).as_deref(), Some("abc123"));
         assert_eq!(parse_run_id(&bulk("# Server\r\n")), None);
+    }
+
+    #[test]
+    fn which_errors_are_the_commands() {
+        let server = |line: &str| {
+            let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+            let Value::ServerError(e) = reply else {
+                panic!("{reply:?}")
+            };
+            RedisError::from(e)
+        };
+        assert!(is_server_error(&server(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        )));
+        assert!(is_server_error(&server("ERR unknown command")));
+        for transient in [
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+        ] {
+            assert!(!is_server_error(&server(transient)), "{transient}");
+        }
+        assert!(!is_server_error(&RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
     }
 }

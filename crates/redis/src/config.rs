@@ -22,10 +22,15 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (or
-    /// `redis+unix:///PATH`).
+    /// `redis+unix:///PATH`), or for a Redis Cluster
+    /// `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]`: any
+    /// of its nodes (the others are found from them; the credentials
+    /// hold for every node).
     pub url: String,
     /// Put before each topic's name to make its stream's key (`tether:`:
-    /// topic `news` is the stream `tether:news`).
+    /// topic `news` is the stream `tether:news`; on a Redis Cluster the
+    /// topic is a hash tag, `tether:{news}`, and the prefix may not hold
+    /// `{` or `}`).
     pub prefix: String,
     /// Each stream is trimmed to about this many entries, never fewer
     /// (`XADD ... MAXLEN ~`); 1000, as the hub's backlog.
@@ -45,6 +50,12 @@ pub struct RedisConfig {
     /// woken sooner when it has something to do; this bounds how long a
     /// dead connection can go unnoticed while idle.
     pub block: Duration,
+    /// On a Redis Cluster, how long the reader waits between two reads of
+    /// the followed streams when nothing came (20 ms): a blocking `XREAD`
+    /// cannot span streams of several slots, so the reader polls each
+    /// stream with a plain `XREAD` instead. The latency of an event from
+    /// another node is at most about this.
+    pub cluster_poll: Duration,
     /// The first delay before reconnecting (100 ms); it doubles at each
     /// failed attempt, with jitter.
     pub backoff_min: Duration,
@@ -67,6 +78,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(5),
             block: Duration::from_secs(2),
+            cluster_poll: Duration::from_millis(20),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             max_queued_publishes: 10_000,
@@ -96,6 +108,40 @@ impl RedisConfig {
     }
 }
 
+/// The scheme of a Redis Cluster's URL.
+pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The nodes of a `redis+cluster://` URL, each as a `redis://` URL with
+/// the URL's credentials; `Ok(None)` for another scheme. The reason when
+/// it is malformed never holds the URL (which may hold a password).
+pub(crate) fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, String> {
+    let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) else {
+        return Ok(None);
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    if !matches!(path, "" | "/" | "/0") {
+        return Err("a Redis Cluster has only database 0".to_owned());
+    }
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (
+            authority.get(..=at).unwrap_or_default(),
+            authority.get(at + 1..).unwrap_or_default(),
+        ),
+        None => ("", authority),
+    };
+    let mut nodes = Vec::new();
+    for host in hosts.split(',') {
+        if host.is_empty() || host.contains(['@', '/', '?', '#']) {
+            return Err("expected redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]".to_owned());
+        }
+        nodes.push(format!("redis://{userinfo}{host}/"));
+    }
+    Ok(Some(nodes))
+}
+
 /// The URL with its password, if any, replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -123,6 +169,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("block", &self.block)
+            .field("cluster_poll", &self.cluster_poll)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("max_queued_publishes", &self.max_queued_publishes)
@@ -145,6 +192,43 @@ mod tests {
         );
         let debug = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn cluster_urls() {
+        assert_eq!(cluster_nodes("redis://h:1/"), Ok(None));
+        assert_eq!(
+            cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001"),
+            Ok(Some(vec![
+                "redis://10.0.0.1:7000/".to_owned(),
+                "redis://10.0.0.2:7001/".to_owned()
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://me:pw@a:1,b:2/"),
+            Ok(Some(vec![
+                "redis://me:pw@a:1/".to_owned(),
+                "redis://me:pw@b:2/".to_owned()
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://a:1/0"),
+            Ok(Some(vec!["redis://a:1/".to_owned()]))
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://a:1,,b:2",
+            "redis+cluster://a:1/2",
+            "redis+cluster://:pw@",
+            "redis+cluster://a:1?x=y",
+        ] {
+            let why = cluster_nodes(bad).unwrap_err();
+            assert!(!why.contains("pw"), "{why}");
+        }
+        assert_eq!(
+            redact("redis+cluster://:hunter2@a:1,b:2"),
+            "redis+cluster://:***@a:1,b:2"
+        );
     }
 
     #[test]

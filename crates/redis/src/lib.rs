@@ -46,6 +46,14 @@
 //!   topic's loops get a new `Ready`, and the hub ends the topic's
 //!   subscriptions so that clients resume from their last ids (with a gap
 //!   signal if events are gone).
+//! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): each topic's
+//!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
+//!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
+//!   connections are the `redis` crate's cluster connections (routing,
+//!   `MOVED`, `ASK`); publishes go one command each; the reader polls each
+//!   followed stream with a plain `XREAD` every
+//!   [`RedisConfig::cluster_poll`] while nothing comes, instead of
+//!   blocking; a failed-over primary is a lost connection, made again.
 //!
 //! # Example
 //!
@@ -125,6 +133,12 @@ use shared::{Post, ReaderMsg, Shared, Stats, WriterMsg};
 /// assert_eq!(broker.state(), BrokerState::Connecting);
 /// assert!(!broker.complete(), "loops follow topics on demand");
 /// assert!(RedisBridge::new(RedisConfig::new("http://nope")).is_err());
+/// // A Redis Cluster: any of its nodes; the prefix may hold no brace.
+/// let mut config = RedisConfig::new("redis+cluster://127.0.0.1:7000,127.0.0.1:7001");
+/// assert!(RedisBridge::new(config.clone()).is_ok());
+/// config.prefix = "{app}:".into();
+/// assert!(RedisBridge::new(config).is_err());
+/// assert!(RedisBridge::new(RedisConfig::new("redis+cluster://a:1/3")).is_err());
 /// # Ok::<(), tether_redis::Error>(())
 /// ```
 pub struct RedisBridge {
@@ -156,8 +170,20 @@ impl RedisBridge {
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
         }
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        let client = shared::Client::open(&config.url, &config).map_err(Error::InvalidUrl)?;
+        let cluster = client.is_cluster();
+        if cluster && config.prefix.contains(['{', '}']) {
+            return Err(Error::InvalidConfig(
+                "on a Redis Cluster the prefix may not hold { or } (each topic's name is its keys' hash tag)",
+            ));
+        }
+        if cluster && config.cluster_poll.is_zero() {
+            return Err(Error::InvalidConfig("cluster_poll must be more than zero"));
+        }
+        let keys = commands::Keys {
+            prefix: config.prefix.clone(),
+            cluster,
+        };
         let server = config::redact(&config.url);
         let wake_key = commands::wake_key(&config.prefix, commands::random_node_id());
         let (writer_tx, writer_rx) = mpsc::sync_channel(config.max_queued_publishes);
@@ -165,6 +191,7 @@ impl RedisBridge {
         Ok(RedisBridge {
             shared: Arc::new(Shared {
                 config,
+                keys,
                 client,
                 server,
                 wake_key,
@@ -254,6 +281,59 @@ impl RedisBridge {
 impl Drop for RedisBridge {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Not part of the API: the parsing of Redis replies the bridge does, for
+/// the fuzz target (`fuzz/fuzz_targets/redis_reply.rs`).
+#[doc(hidden)]
+pub mod fuzz {
+    use std::sync::Arc;
+
+    use redis::Value;
+
+    use crate::commands::{self, Keys};
+
+    /// Reads `value` as each reply the bridge parses (an `XREAD`, an
+    /// `XRANGE`, a publish's answer, an `XINFO STREAM`, an `INFO`) and
+    /// makes the hub's events of its entries, as the reader does; how
+    /// many events were made. Never panics; an event keeps its entry's id.
+    pub fn replies(value: &Value) -> usize {
+        let mut events = 0;
+        let topic: Arc<str> = Arc::from("fuzz");
+        let mut to_events = |entries: &[commands::Entry]| {
+            for entry in entries {
+                if let Some(event) = entry.to_event(&topic) {
+                    debug_assert_eq!(event.id(), entry.id);
+                    events += 1;
+                }
+            }
+        };
+        if let Ok(streams) = commands::parse_xread(value) {
+            for cluster in [false, true] {
+                let keys = Keys {
+                    prefix: "t:".to_owned(),
+                    cluster,
+                };
+                for (key, _) in &streams {
+                    if let Some(name) = keys.topic_of(key) {
+                        debug_assert_eq!(keys.stream(name).as_bytes(), &key[..]);
+                    }
+                }
+            }
+            for (_, entries) in &streams {
+                to_events(entries);
+            }
+        }
+        if let Ok(entries) = commands::parse_entries(value) {
+            to_events(&entries);
+        }
+        let _ = commands::parse_published(value);
+        if let Some(info) = commands::parse_stream_info(value) {
+            let _ = info.lost_entries();
+        }
+        let _ = commands::parse_run_id(value);
+        events
     }
 }
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
-use redis::{Connection, RedisError, Value};
+use redis::RedisError;
 use tether_hub::{Event, EventId, HubMessage, ReplyTo};
 
 use crate::commands::{self, Entry};
-use crate::shared::{Link, Post, ReaderMsg, Shared, add};
+use crate::shared::{Con, Link, Post, ReaderMsg, Shared, add};
 
 /// Entries one `XREAD` takes from each stream at most.
 const READ_COUNT: usize = 256;
@@ -80,7 +80,7 @@ pub(crate) struct Reader {
     shared: Arc<Shared>,
     post: Post,
     rx: Receiver<ReaderMsg>,
-    con: Option<Connection>,
+    con: Option<Con>,
     link: Link,
     /// The Redis server's `run_id` on the last connection.
     run_id: Option<String>,
@@ -116,7 +116,12 @@ impl Reader {
             }
             if self.con.is_none() {
                 if self.link.wait().is_zero() {
-                    let read_timeout = self.shared.config.block + self.shared.config.command_timeout;
+                    // On a cluster no read blocks in Redis.
+                    let read_timeout = if self.shared.keys.cluster {
+                        self.shared.config.command_timeout
+                    } else {
+                        self.shared.config.block + self.shared.config.command_timeout
+                    };
                     if let Some(con) = self.link.connect(read_timeout) {
                         self.con = Some(con);
                         if let Err(e) = self.check_continuity() {
@@ -133,20 +138,42 @@ impl Reader {
                     continue;
                 }
             }
-            if let Err(e) = self.serve_follows().and_then(|()| self.read()) {
-                self.lost(&e);
+            match self.serve_follows().and_then(|()| self.read()) {
+                Err(e) => self.lost(&e),
+                // Nothing came (on a cluster, where reads do not block):
+                // wait for work, or the next poll.
+                Ok(false) => {
+                    let wait = if self.readable().next().is_some() {
+                        self.shared.config.cluster_poll
+                    } else {
+                        self.shared.config.block
+                    };
+                    match self.rx.recv_timeout(wait) {
+                        Ok(ReaderMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
+                        Ok(message) => self.apply(message),
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                }
+                Ok(true) => {}
             }
         }
+    }
+
+    /// The followed topics whose streams are read now.
+    fn readable(&self) -> impl Iterator<Item = (&Arc<str>, &Followed)> {
+        self.topics
+            .iter()
+            .filter(|(_, f)| f.known && !f.broken && !f.loops.is_empty())
     }
 
     fn apply(&mut self, message: ReaderMsg) {
         match message {
             ReaderMsg::Follow { topic, loop_index } => {
-                let prefix = &self.shared.config.prefix;
+                let keys = &self.shared.keys;
                 let followed = self
                     .topics
                     .entry(topic.clone())
-                    .or_insert_with(|| Followed::new(commands::stream_key(prefix, &topic)));
+                    .or_insert_with(|| Followed::new(keys.stream(&topic)));
                 // A loop follows once between unfollows; a repeat means it
                 // wants the backlog again.
                 followed.loops.retain(|&l| l != loop_index);
@@ -288,19 +315,23 @@ impl Reader {
         Ok(())
     }
 
-    /// One `XREAD` of every followed stream and the wake stream; posts
-    /// what it returns.
-    fn read(&mut self) -> Result<(), RedisError> {
-        let con = commands::connected(&mut self.con)?;
-        let mut streams: Vec<(&str, EventId)> = self
-            .topics
-            .values()
-            .filter(|f| f.known && !f.broken && !f.loops.is_empty())
-            .map(|f| (f.key.as_str(), f.last))
-            .collect();
+    /// Reads the followed streams and posts what comes; whether anything
+    /// may have come (false: nothing did, and nothing waited for it).
+    ///
+    /// On one server: one `XREAD BLOCK` of every followed stream and the
+    /// wake stream. On a cluster, where one command may only touch keys
+    /// of one slot and blocking would hold that node's connection, one
+    /// plain `XREAD` for each followed stream (each its topic's slot).
+    fn read(&mut self) -> Result<bool, RedisError> {
+        if self.shared.keys.cluster {
+            return self.read_cluster();
+        }
+        let mut streams: Vec<(&str, EventId)> =
+            self.readable().map(|(_, f)| (f.key.as_str(), f.last)).collect();
         streams.push((&self.shared.wake_key, self.wake_last));
         let block_ms = u64::try_from(self.shared.config.block.as_millis()).unwrap_or(u64::MAX);
-        let reply = commands::xread(&streams, READ_COUNT, block_ms.max(1)).query::<Value>(con)?;
+        let xread = commands::xread(&streams, READ_COUNT, Some(block_ms.max(1)));
+        let reply = commands::connected(&mut self.con)?.query(&xread)?;
         for (key, entries) in commands::parse_xread(&reply)? {
             if key == self.shared.wake_key.as_bytes() {
                 if let Some(last) = entries.last() {
@@ -308,7 +339,10 @@ impl Reader {
                 }
                 continue;
             }
-            let Some(topic) = commands::topic_of(&self.shared.config.prefix, &key)
+            let Some(topic) = self
+                .shared
+                .keys
+                .topic_of(&key)
                 .and_then(|name| self.topics.get_key_value(name))
                 .map(|(topic, _)| topic.clone())
             else {
@@ -317,7 +351,36 @@ impl Reader {
             self.deliver(&topic, &entries);
             self.flush_outcomes(&topic);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    fn read_cluster(&mut self) -> Result<bool, RedisError> {
+        let streams: Vec<(Arc<str>, String, EventId)> = self
+            .readable()
+            .map(|(topic, f)| (topic.clone(), f.key.clone(), f.last))
+            .collect();
+        let con = commands::connected(&mut self.con)?;
+        if streams.is_empty() {
+            // Idle: a check that the cluster is still there.
+            con.query(&redis::cmd("PING"))?;
+            return Ok(false);
+        }
+        let mut replies = Vec::with_capacity(streams.len());
+        for (topic, key, last) in streams {
+            let reply = con.query(&commands::xread(&[(&key, last)], READ_COUNT, None))?;
+            replies.push((topic, key, reply));
+        }
+        let mut read = false;
+        for (topic, key, reply) in replies {
+            for (stream, entries) in commands::parse_xread(&reply)? {
+                if stream == key.as_bytes() && !entries.is_empty() {
+                    read = true;
+                    self.deliver(&topic, &entries);
+                }
+            }
+            self.flush_outcomes(&topic);
+        }
+        Ok(read)
     }
 
     fn deliver(&mut self, topic: &Arc<str>, entries: &[Entry]) {
@@ -346,13 +409,20 @@ impl Reader {
     /// Otherwise reading goes on from the last delivered id.
     fn check_continuity(&mut self) -> Result<(), RedisError> {
         let con = commands::connected(&mut self.con)?;
-        let info = redis::cmd("INFO").arg("server").query::<Value>(con)?;
-        let run_id = commands::parse_run_id(&info);
-        let restarted = self.run_id.is_some() && run_id != self.run_id;
-        if restarted {
-            log::warn!("redis: the Redis server restarted: every followed topic is resynchronised");
-        }
-        self.run_id = run_id;
+        // A cluster's nodes restart and fail over one by one: each
+        // topic's check below is what tells.
+        let restarted = if self.shared.keys.cluster {
+            false
+        } else {
+            let info = con.query(redis::cmd("INFO").arg("server"))?;
+            let run_id = commands::parse_run_id(&info);
+            let restarted = self.run_id.is_some() && run_id != self.run_id;
+            if restarted {
+                log::warn!("redis: the Redis server restarted: every followed topic is resynchronised");
+            }
+            self.run_id = run_id;
+            restarted
+        };
         let mut lost = Vec::new();
         for (topic, followed) in &mut self.topics {
             if !followed.known || followed.broken {
@@ -360,7 +430,7 @@ impl Reader {
             }
             let intact = !restarted
                 && (followed.last == EventId::ZERO
-                    || match commands::xrange_one(&followed.key, followed.last).query::<Value>(con) {
+                    || match con.query(&commands::xrange_one(&followed.key, followed.last)) {
                         Ok(reply) => !commands::parse_entries(&reply)?.is_empty(),
                         Err(e) if commands::is_server_error(&e) => {
                             log::warn!(
@@ -410,8 +480,8 @@ impl Reader {
     }
 
     fn stop(mut self) {
-        if let Some(con) = self.con.as_mut() {
-            let _ = redis::cmd("DEL").arg(&self.shared.wake_key).query::<Value>(con);
+        if let Some(con) = self.con.as_mut().filter(|_| !self.shared.keys.cluster) {
+            let _ = con.query(redis::cmd("DEL").arg(&self.shared.wake_key));
         }
         self.shared.stats.reader_up.store(false, Ordering::Relaxed);
     }
@@ -423,7 +493,7 @@ impl Reader {
 /// if there was one (still held; or, when entries were trimmed from the
 /// stream's start, the id just before the first held).
 fn fetch_history(
-    con: &mut Connection,
+    con: &mut Con,
     topic: &Arc<str>,
     key: &str,
     end: Option<EventId>,
@@ -436,7 +506,7 @@ fn fetch_history(
     let mut end = end;
     'pages: loop {
         let want = (max_events + 1 - newest_first.len()).min(PAGE);
-        let page = commands::parse_entries(&commands::xrevrange(key, end, want).query::<Value>(con)?)?;
+        let page = commands::parse_entries(&con.query(&commands::xrevrange(key, end, want))?)?;
         let got = page.len();
         let page_oldest = page.last().map(|entry| entry.id);
         for entry in page {
@@ -460,7 +530,7 @@ fn fetch_history(
         // were entries before it trimmed? Then the id just before it
         // stands for them (a client that comes back with one of them, or
         // with 0-0, gets a gap signal).
-        dropped = match commands::xinfo_stream(key).query::<Value>(con) {
+        dropped = match con.query(&commands::xinfo_stream(key)) {
             Ok(info) => match commands::parse_stream_info(&info) {
                 Some(info) if info.lost_entries() => match newest_first.last() {
                     Some(oldest) => commands::prev_id(oldest.id()),

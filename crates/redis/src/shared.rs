@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisError};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, Connection, RedisError, Value};
 use tether_backoff::{Attempts, Backoff};
 use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo};
 
@@ -251,10 +252,114 @@ impl Status {
     }
 }
 
+/// Where the bridge connects: one Redis server, or a Redis Cluster.
+pub(crate) enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A thread's connection: to one server, or the `redis` crate's cluster
+/// connection (which routes each command to the node of its key's slot,
+/// follows `MOVED` and `ASK`, and finds the new primary after a
+/// failover).
+pub(crate) enum Con {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+/// Attempts of a command on a cluster (the crate's own retries, for
+/// redirections and a node that went away) before the bridge counts the
+/// connection as lost and reconnects with its backoff.
+const CLUSTER_RETRIES: u32 = 3;
+
+impl Client {
+    pub(crate) fn open(url: &str, config: &RedisConfig) -> Result<Client, String> {
+        match crate::config::cluster_nodes(url)? {
+            None => redis::Client::open(url)
+                .map(Client::Single)
+                .map_err(|e| e.to_string()),
+            Some(nodes) => ClusterClient::builder(nodes)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .map(Client::Cluster)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Client::Cluster(_))
+    }
+}
+
+impl Con {
+    /// Sends one command; its reply (an error reply is an error).
+    pub(crate) fn query(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Con::Single(con) => cmd.query(con),
+            Con::Cluster(con) => cmd.query(&mut **con),
+        }
+    }
+
+    /// Sends `cmds` in order; each one's reply, an error reply as an
+    /// `Err` of its own, up to the first failure of the connection (the
+    /// second value; the commands after it were maybe not sent, and that
+    /// one maybe ran). One round trip to one server; on a cluster, one a
+    /// command (its pipelines stop at the first error reply, and do not
+    /// follow redirections).
+    pub(crate) fn pipeline(&mut self, cmds: &[Cmd]) -> (Vec<Result<Value, RedisError>>, Option<RedisError>) {
+        match self {
+            Con::Single(con) => {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                match pipe.query::<Vec<Value>>(con) {
+                    Ok(replies) if replies.len() == cmds.len() => (
+                        replies
+                            .into_iter()
+                            .map(|reply| match reply {
+                                Value::ServerError(e) => Err(e.into()),
+                                other => Ok(other),
+                            })
+                            .collect(),
+                        None,
+                    ),
+                    // Cannot happen with a sane server; the connection is
+                    // out of step, so make it again.
+                    Ok(_) => (
+                        Vec::new(),
+                        Some(RedisError::from((
+                            redis::ErrorKind::Parse,
+                            "pipeline reply of the wrong length",
+                        ))),
+                    ),
+                    Err(e) => (Vec::new(), Some(e)),
+                }
+            }
+            Con::Cluster(con) => {
+                let mut replies = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    match cmd.query::<Value>(&mut **con) {
+                        Err(e) if !crate::commands::is_server_error(&e) => return (replies, Some(e)),
+                        reply => replies.push(reply),
+                    }
+                }
+                (replies, None)
+            }
+        }
+    }
+}
+
 /// The part every broker and thread holds.
 pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
-    pub(crate) client: redis::Client,
+    pub(crate) keys: crate::commands::Keys,
+    pub(crate) client: Client,
     /// Where Redis is, for the logs (no password).
     pub(crate) server: String,
     pub(crate) wake_key: String,
@@ -265,9 +370,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Asks the writer to wake the reader; a full queue will wake it
-    /// anyway once drained.
+    /// anyway once drained. On a cluster the reader never waits in Redis,
+    /// but on its channel, which wakes it.
     pub(crate) fn wake_reader(&self) {
-        let _ = self.writer_tx.try_send(WriterMsg::Wake);
+        if !self.keys.cluster {
+            let _ = self.writer_tx.try_send(WriterMsg::Wake);
+        }
     }
 }
 
@@ -280,9 +388,15 @@ pub(crate) struct Link {
     next_attempt: Instant,
     /// When it was lost (`None` while up, or before the first connection).
     lost_at: Option<Instant>,
+    /// When it was last made.
+    up_since: Option<Instant>,
     connected_once: bool,
     failures: u32,
 }
+
+/// How long a connection must have lasted for the reconnection schedule
+/// to start over when it is lost.
+const STABLE: Duration = Duration::from_secs(1);
 
 /// The reconnection schedule: `min` (at least 1 ms), doubling up to `max`
 /// (at least `min`), each delay drawn at random from its upper half (so
@@ -308,6 +422,7 @@ impl Link {
             backoff,
             next_attempt: Instant::now(),
             lost_at: None,
+            up_since: None,
             connected_once: false,
             failures: 0,
         }
@@ -327,26 +442,31 @@ impl Link {
 
     /// One attempt to connect, with the timeouts set (`read_timeout`: how
     /// long a reply may take).
-    pub(crate) fn connect(&mut self, read_timeout: Duration) -> Option<Connection> {
+    pub(crate) fn connect(&mut self, read_timeout: Duration) -> Option<Con> {
         let config = &self.shared.config;
-        let result = self
-            .shared
-            .client
-            .get_connection_with_timeout(config.connect_timeout)
-            .and_then(|mut con| {
+        let result = match &self.shared.client {
+            Client::Single(client) => client
+                .get_connection_with_timeout(config.connect_timeout)
+                .and_then(|mut con| {
+                    con.set_read_timeout(Some(read_timeout))?;
+                    con.set_write_timeout(Some(config.command_timeout))?;
+                    // Named, so that `CLIENT LIST` shows what it is (an ACL
+                    // that forbids it is no reason to fail).
+                    let name = redis::cmd("CLIENT")
+                        .arg("SETNAME")
+                        .arg(format!("tether-redis-{}", self.name))
+                        .query::<redis::Value>(&mut con);
+                    match name {
+                        Err(e) if !crate::commands::is_server_error(&e) => Err(e),
+                        _ => Ok(Con::Single(con)),
+                    }
+                }),
+            Client::Cluster(client) => client.get_connection().and_then(|con| {
                 con.set_read_timeout(Some(read_timeout))?;
                 con.set_write_timeout(Some(config.command_timeout))?;
-                // Named, so that `CLIENT LIST` shows what it is (an ACL
-                // that forbids it is no reason to fail).
-                let name = redis::cmd("CLIENT")
-                    .arg("SETNAME")
-                    .arg(format!("tether-redis-{}", self.name))
-                    .query::<redis::Value>(&mut con);
-                match name {
-                    Err(e) if !crate::commands::is_server_error(&e) => Err(e),
-                    _ => Ok(con),
-                }
-            });
+                Ok(Con::Cluster(Box::new(con)))
+            }),
+        };
         match result {
             Ok(con) => {
                 self.connected();
@@ -376,7 +496,10 @@ impl Link {
         }
         self.connected_once = true;
         self.failures = 0;
-        self.backoff.reset();
+        // The backoff starts over once a connection has lasted (see
+        // `lost`): a cluster whose slot has no primary yet lets the
+        // bridge connect, then fails its first command.
+        self.up_since = Some(Instant::now());
         self.flag().store(true, Ordering::Relaxed);
     }
 
@@ -407,6 +530,9 @@ impl Link {
         self.flag().store(false, Ordering::Relaxed);
         self.shared.stats.error();
         self.lost_at = Some(Instant::now());
+        if self.up_since.take().is_some_and(|up| up.elapsed() >= STABLE) {
+            self.backoff.reset();
+        }
         let delay = self.backoff.next_delay();
         self.next_attempt = Instant::now() + delay;
         log::warn!(

@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use redis::{Connection, RedisError, Value};
+use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
 use crate::commands;
-use crate::shared::{Link, Post, ReaderMsg, Shared, WriterMsg, add};
+use crate::shared::{Con, Link, Post, ReaderMsg, Shared, WriterMsg, add};
 
 /// Publishes sent to Redis in one round trip at most.
 const MAX_BATCH: usize = 256;
@@ -24,7 +24,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     post: Post,
     rx: Receiver<WriterMsg>,
-    con: Option<Connection>,
+    con: Option<Con>,
     link: Link,
 }
 
@@ -62,8 +62,8 @@ impl Writer {
                     if self.shared.stats.stopped() {
                         return self.stop();
                     }
-                    let ping = commands::connected(&mut self.con)
-                        .and_then(|con| redis::cmd("PING").query::<Value>(con));
+                    let ping =
+                        commands::connected(&mut self.con).and_then(|con| con.query(&redis::cmd("PING")));
                     if let Err(e) = ping {
                         self.lost(&e);
                     }
@@ -97,42 +97,31 @@ impl Writer {
     }
 
     /// `XADD`s a batch in one round trip (in order; a keyed publish by
-    /// `EVAL`, which may find its key remembered and add nothing); tells
-    /// the reader each event's id (it answers the publishers once it has
-    /// delivered the events). True if the reader has something new to do.
+    /// `EVAL`, which may find its key remembered and add nothing; on a
+    /// cluster, a round trip each); tells the reader each event's id (it
+    /// answers the publishers once it has delivered the events). True if
+    /// the reader has something new to do.
     fn add(&mut self, publishes: Vec<Publish>) -> bool {
         let Some(con) = self.con.as_mut() else {
             publishes.into_iter().for_each(|p| self.refuse(p));
             return false;
         };
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let prefix = &self.shared.config.prefix;
-        for publish in &publishes {
-            pipe.add_command(commands::publish(prefix, self.shared.config.max_len, publish));
-        }
-        let replies = match pipe.query::<Vec<Value>>(con) {
-            Ok(replies) if replies.len() == publishes.len() => replies,
-            Ok(_) => {
-                // Cannot happen with a sane server; the connection is
-                // out of step, so make it again.
-                let e = RedisError::from((redis::ErrorKind::Parse, "pipeline reply of the wrong length"));
-                self.lost(&e);
-                publishes.into_iter().for_each(|p| self.refuse(p));
-                return false;
-            }
-            Err(e) => {
-                // Some of these may have been added; answering 503 lets
-                // the publisher decide whether to publish again.
-                self.lost(&e);
-                publishes.into_iter().for_each(|p| self.refuse(p));
-                return false;
-            }
-        };
+        let cmds: Vec<_> = publishes
+            .iter()
+            .map(|publish| commands::publish(&self.shared.keys, self.shared.config.max_len, publish))
+            .collect();
+        let (replies, failure) = con.pipeline(&cmds);
         let mut told_reader = false;
-        for (publish, reply) in publishes.into_iter().zip(replies) {
-            match commands::parse_published(&reply) {
-                Some((id, duplicate)) => {
+        let mut publishes = publishes.into_iter();
+        // Replies first: `zip` takes no publish past the last reply.
+        for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
+            let outcome = reply.and_then(|reply| {
+                commands::parse_published(&reply).ok_or_else(|| {
+                    RedisError::from((redis::ErrorKind::Parse, "unexpected reply", format!("{reply:?}")))
+                })
+            });
+            match outcome {
+                Ok((id, duplicate)) => {
                     let counter = if duplicate {
                         &self.shared.stats.duplicates
                     } else {
@@ -149,15 +138,21 @@ impl Writer {
                         told_reader = true;
                     }
                 }
-                None => {
+                Err(e) => {
                     log::warn!(
-                        "redis: publish to {}{} refused: {reply:?}",
-                        self.shared.config.prefix,
-                        publish.topic
+                        "redis: publish to {} refused: {e}",
+                        self.shared.keys.stream(&publish.topic)
                     );
                     self.refuse(publish);
                 }
             }
+        }
+        if let Some(e) = failure {
+            // The rest may or may not have been added (the one under way
+            // when the connection failed); answering 503 lets their
+            // publishers decide whether to publish again.
+            self.lost(&e);
+            publishes.for_each(|p| self.refuse(p));
         }
         told_reader
     }
@@ -165,18 +160,21 @@ impl Writer {
     /// Wakes the reader out of its `XREAD`: an entry in its wake stream.
     /// Whatever was sent to the reader before this is there when it wakes.
     fn wake(&mut self) {
+        if self.shared.keys.cluster {
+            // The reader waits on its channel, not in Redis.
+            return;
+        }
         let Some(con) = self.con.as_mut() else { return };
         let seq = self.shared.stats.wake_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let key = &self.shared.wake_key;
-        let mut pipe = redis::pipe();
-        pipe.add_command(commands::wake(key, seq))
-            .add_command(commands::wake_expiry(key));
-        match pipe.query::<Value>(con) {
-            Ok(_) => {}
-            // Redis refused it (out of memory, say): the reader wakes by
-            // itself within `block`.
-            Err(e) if commands::is_server_error(&e) => log::debug!("redis: wake-up refused: {e}"),
-            Err(e) => self.lost(&e),
+        let (replies, failure) = con.pipeline(&[commands::wake(key, seq), commands::wake_expiry(key)]);
+        // Redis refused it (out of memory, say): the reader wakes by
+        // itself within `block`.
+        for e in replies.into_iter().filter_map(Result::err) {
+            log::debug!("redis: wake-up refused: {e}");
+        }
+        if let Some(e) = failure {
+            self.lost(&e);
         }
     }
 

@@ -4,202 +4,15 @@
 //! connections and a restarted Redis are survived, with a resync exactly
 //! when continuity is lost.
 
+mod node;
 mod support;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{PATIENCE, RedisServer, available, wait_until};
-use tether_hub::{
-    Broker, BrokerState, Context, Error as HubError, Event, EventId, HubMessage, Publish, ReplyTo,
-};
-use tether_redis::{RedisBridge, RedisBroker, RedisConfig};
-
-const PREFIX: &str = "tether-test:";
-const LOOPS: usize = 2;
-
-/// The context a loop gives its broker; the Redis broker posts from its
-/// own threads, never through it.
-struct Cx(usize);
-
-impl Context for Cx {
-    fn loops(&self) -> usize {
-        LOOPS
-    }
-    fn this_loop(&self) -> usize {
-        self.0
-    }
-    fn post(&mut self, _: usize, message: HubMessage) {
-        panic!("the Redis broker posted {message:?} from a loop")
-    }
-    fn unix_ms(&self) -> u64 {
-        0
-    }
-}
-
-/// A bridge with the brokers of two pretend loops, and what the bridge
-/// posted to each loop, in order.
-struct Node {
-    bridge: RedisBridge,
-    brokers: Vec<RedisBroker>,
-    posted: Receiver<(usize, HubMessage)>,
-    inbox: Vec<VecDeque<HubMessage>>,
-    next_token: u64,
-}
-
-impl Node {
-    fn start(redis: &RedisServer, tweak: impl FnOnce(&mut RedisConfig)) -> Node {
-        let mut config = RedisConfig::new(redis.url());
-        config.prefix = PREFIX.to_owned();
-        tweak(&mut config);
-        let bridge = RedisBridge::new(config).expect("a valid configuration");
-        let brokers = (0..LOOPS).map(|_| bridge.broker()).collect();
-        let (tx, posted) = mpsc::channel();
-        bridge
-            .start(move |to, message| {
-                let _ = tx.send((to, message));
-            })
-            .expect("the threads start");
-        let node = Node {
-            bridge,
-            brokers,
-            posted,
-            inbox: (0..LOOPS).map(|_| VecDeque::new()).collect(),
-            next_token: 0,
-        };
-        node.wait_for_state(BrokerState::Up);
-        node
-    }
-
-    fn wait_for_state(&self, state: BrokerState) {
-        wait_until(&format!("the bridge to be {state:?}"), || {
-            self.bridge.status().state == state
-        });
-    }
-
-    /// Publishes from `loop_index`; the token that its answer will carry.
-    fn publish(&mut self, loop_index: usize, topic: &str, data: &str) -> Result<u64, HubError> {
-        self.publish_keyed(loop_index, topic, data, None)
-    }
-
-    /// Publishes with a publish key, if any.
-    fn publish_keyed(
-        &mut self,
-        loop_index: usize,
-        topic: &str,
-        data: &str,
-        key: Option<&str>,
-    ) -> Result<u64, HubError> {
-        self.next_token += 1;
-        let token = self.next_token;
-        let mut publish = Publish::new(topic, None, data, &tether_hub::Config::default())?;
-        if let Some(key) = key {
-            publish = publish.with_key(key)?;
-        }
-        let publish = publish.reply_to(ReplyTo { loop_index, token });
-        self.brokers[loop_index].publish(publish, &mut Cx(loop_index))?;
-        Ok(token)
-    }
-
-    /// Publishes from a loop that does not follow `topic` (so the answer
-    /// is the next thing posted to it); the event's id.
-    fn publish_ok(&mut self, loop_index: usize, topic: &str, data: &str) -> EventId {
-        let token = self.publish(loop_index, topic, data).unwrap();
-        self.published(loop_index, token).unwrap()
-    }
-
-    fn follow(&mut self, loop_index: usize, topic: &str) {
-        self.brokers[loop_index].follow(&Arc::from(topic), &mut Cx(loop_index));
-    }
-
-    fn unfollow(&mut self, loop_index: usize, topic: &str) {
-        self.brokers[loop_index].unfollow(&Arc::from(topic), &mut Cx(loop_index));
-    }
-
-    /// The next message posted to `loop_index` (a hang guard fails the
-    /// test if none comes).
-    fn next(&mut self, loop_index: usize) -> HubMessage {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(message) = self.inbox[loop_index].pop_front() {
-                return message;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.posted.recv_timeout(left) {
-                Ok((to, message)) => self.inbox[to].push_back(message),
-                Err(_) => panic!("nothing posted to loop {loop_index}"),
-            }
-        }
-    }
-
-    /// Nothing more is posted to `loop_index` for a while.
-    fn expect_quiet(&mut self, loop_index: usize) {
-        let until = Instant::now() + Duration::from_millis(300);
-        while let Ok((to, message)) = self
-            .posted
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.inbox[to].push_back(message);
-        }
-        assert!(
-            self.inbox[loop_index].is_empty(),
-            "unexpected: {:?}",
-            self.inbox[loop_index]
-        );
-    }
-
-    fn ready(&mut self, loop_index: usize) -> (Vec<Arc<Event>>, Option<EventId>) {
-        match self.next(loop_index) {
-            HubMessage::Ready { history, dropped, .. } => (history, dropped),
-            other => panic!("expected Ready, got {other:?}"),
-        }
-    }
-
-    fn deliver(&mut self, loop_index: usize) -> Arc<Event> {
-        match self.next(loop_index) {
-            HubMessage::Deliver(event) => event,
-            other => panic!("expected Deliver, got {other:?}"),
-        }
-    }
-
-    fn published(&mut self, loop_index: usize, token: u64) -> Result<EventId, HubError> {
-        match self.next(loop_index) {
-            HubMessage::Published { token: t, result } if t == token => result,
-            other => panic!("expected Published {{ token: {token} }}, got {other:?}"),
-        }
-    }
-
-    /// The answer to a publish: its event's id, and whether it was a
-    /// duplicate.
-    fn outcome(&mut self, loop_index: usize, token: u64) -> (EventId, bool) {
-        match self.next(loop_index) {
-            HubMessage::Published {
-                token: t,
-                result: Ok(id),
-            } if t == token => (id, false),
-            HubMessage::Duplicate { token: t, id } if t == token => (id, true),
-            other => panic!("expected the outcome of {token}, got {other:?}"),
-        }
-    }
-
-    fn metrics(&self) -> String {
-        let mut out = String::new();
-        self.brokers[0].write_metrics(&mut out);
-        out
-    }
-}
-
-fn data(events: &[Arc<Event>]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| {
-            let json: serde_json::Value = serde_json::from_str(e.json()).unwrap();
-            json["data"].as_str().unwrap().to_owned()
-        })
-        .collect()
-}
+use node::{LOOPS, Node, PREFIX, data};
+use support::{RedisServer, available, wait_until};
+use tether_hub::{Broker, BrokerState, Error as HubError, Event, EventId, HubMessage};
 
 /// The ids of a stream, from Redis itself.
 fn stream_ids(redis: &RedisServer, topic: &str) -> Vec<EventId> {
@@ -218,8 +31,8 @@ fn events_reach_every_node_in_the_streams_order() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
-    let mut b = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
     for l in 0..LOOPS {
         b.follow(l, "news");
         let (history, dropped) = b.ready(l);
@@ -282,14 +95,14 @@ fn a_follow_gets_the_backlog_from_redis() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
     for n in 1..=10 {
         a.publish_ok(0, "hist", &format!("e{n}"));
     }
     let ids = stream_ids(&redis, "hist");
 
     // Four events are kept for replay: the one before them is known.
-    let mut b = Node::start(&redis, |c| c.history_events = 4);
+    let mut b = Node::start(&redis.url(), |c| c.history_events = 4);
     b.follow(0, "hist");
     let (history, dropped) = b.ready(0);
     assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
@@ -298,7 +111,7 @@ fn a_follow_gets_the_backlog_from_redis() {
 
     // A byte bound keeps fewer.
     let two_events = history[2].cost() + history[3].cost();
-    let mut c = Node::start(&redis, |c| c.history_bytes = two_events);
+    let mut c = Node::start(&redis.url(), |c| c.history_bytes = two_events);
     c.follow(0, "hist");
     let (history, dropped) = c.ready(0);
     assert_eq!(data(&history), ["e9", "e10"]);
@@ -311,7 +124,7 @@ fn a_follow_gets_the_backlog_from_redis() {
         .arg(3)
         .query(&mut redis.client())
         .unwrap();
-    let mut d = Node::start(&redis, |_| {});
+    let mut d = Node::start(&redis.url(), |_| {});
     d.follow(1, "hist");
     let (history, dropped) = d.ready(1);
     assert_eq!(data(&history), ["e8", "e9", "e10"]);
@@ -339,9 +152,9 @@ fn a_lost_connection_goes_on_where_it_stopped() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
     // Slow to reconnect, so that events are published while it is away.
-    let mut b = Node::start(&redis, |c| {
+    let mut b = Node::start(&redis.url(), |c| {
         c.backoff_min = Duration::from_millis(600);
         c.backoff_max = Duration::from_millis(600);
     });
@@ -387,8 +200,8 @@ fn lost_continuity_sends_the_backlog_again() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
-    let mut b = Node::start(&redis, |c| {
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |c| {
         c.backoff_min = Duration::from_millis(600);
         c.backoff_max = Duration::from_millis(600);
     });
@@ -428,8 +241,8 @@ fn a_restarted_redis_is_survived() {
         return;
     }
     let mut redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
-    let mut b = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
     b.follow(0, "r");
     b.ready(0);
     a.publish_ok(0, "r", "before");
@@ -480,7 +293,7 @@ fn a_key_that_is_not_a_stream_is_left_alone() {
         .arg("not a stream")
         .query(&mut redis.client())
         .unwrap();
-    let mut a = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
     a.follow(0, "wrong");
     let (history, dropped) = a.ready(0);
     assert!(history.is_empty() && dropped.is_none());
@@ -536,8 +349,8 @@ fn a_publish_key_holds_across_nodes() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
-    let mut b = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
     b.follow(0, "keyed");
     b.ready(0);
 
@@ -625,7 +438,7 @@ fn a_trimmed_key_of_the_first_entrys_millisecond_is_forgotten() {
         return;
     }
     let redis = RedisServer::start();
-    let mut a = Node::start(&redis, |_| {});
+    let mut a = Node::start(&redis.url(), |_| {});
     let token = a.publish_keyed(0, "edge", "old", Some("old")).unwrap();
     let (old, duplicate) = a.outcome(0, token);
     assert!(!duplicate);

@@ -1,0 +1,312 @@
+//! The bridge against a real Redis Cluster of three primaries and three
+//! replicas (see `support::cluster`): topics spread over every primary
+//! reach other nodes in order with their stream ids, publish keys hold,
+//! a follow replays a topic's stream, no command ever spans two slots
+//! (Redis's own error counts show no `CROSSSLOT`), and a primary killed
+//! with SIGKILL is survived: its replica takes over, publishes go on, and
+//! every subscriber gets every event exactly once, in order.
+//!
+//! Skipped (with a printed reason) when `redis-server` or `redis-cli` is
+//! not installed, unless `TETHER_REQUIRE_REDIS` is set.
+
+mod node;
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use node::{Node, PREFIX, data};
+use support::PATIENCE;
+use support::cluster::{self, RedisCluster};
+use tether_hub::{Error as HubError, Event, EventId, HubMessage};
+
+/// The stream key of `topic` on a cluster.
+fn stream_key(topic: &str) -> String {
+    format!("{PREFIX}{{{topic}}}")
+}
+
+/// `per_primary` topics served by each primary, in primary order.
+fn topics_on_every_primary(cluster: &RedisCluster, per_primary: usize) -> Vec<String> {
+    let mut by_primary: HashMap<u16, Vec<String>> = HashMap::new();
+    for n in 0.. {
+        let topic = format!("t{n}");
+        let primary = cluster.primary_of(cluster.slot(&stream_key(&topic)));
+        let topics = by_primary.entry(primary).or_default();
+        if topics.len() < per_primary {
+            topics.push(topic);
+        }
+        if by_primary.len() == 3 && by_primary.values().all(|t| t.len() == per_primary) {
+            break;
+        }
+        assert!(n < 1000, "no topics on every primary: {by_primary:?}");
+    }
+    let mut primaries: Vec<u16> = by_primary.keys().copied().collect();
+    primaries.sort_unstable();
+    primaries.iter().flat_map(|p| by_primary[p].clone()).collect()
+}
+
+fn crossslot_errors(cluster: &RedisCluster) -> u64 {
+    cluster.error_counts().get("CROSSSLOT").copied().unwrap_or(0)
+}
+
+#[test]
+fn topics_on_every_primary_work_as_on_one_server() {
+    if !cluster::available("topics_on_every_primary_work_as_on_one_server") {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let topics = topics_on_every_primary(&cluster, 2);
+    let mut a = Node::start(&cluster.url(), |_| {});
+    let mut b = Node::start(&cluster.url(), |_| {});
+    // Node b's loop 0 follows all six at once (one `XREAD` over them
+    // would be refused: CROSSSLOT); its loop 1 follows the first.
+    for topic in &topics {
+        b.follow(0, topic);
+    }
+    b.follow(1, &topics[0]);
+    for _ in &topics {
+        let (history, dropped) = b.ready(0);
+        assert!(history.is_empty() && dropped.is_none());
+    }
+    b.ready(1);
+
+    // Interleaved publishes from node a (whose loops follow nothing: each
+    // answer is the next thing posted).
+    let mut published: HashMap<&str, Vec<(EventId, String)>> = HashMap::new();
+    for n in 1..=5 {
+        for topic in &topics {
+            let data = format!("{topic}-{n}");
+            let id = a.publish_ok(0, topic, &data);
+            published.entry(topic.as_str()).or_default().push((id, data));
+        }
+    }
+    let mut delivered: HashMap<String, Vec<(EventId, String)>> = HashMap::new();
+    for _ in 0..topics.len() * 5 {
+        let event = b.deliver(0);
+        let topic = event_topic(&event);
+        delivered
+            .entry(topic)
+            .or_default()
+            .push((event.id(), data(std::slice::from_ref(&event)).remove(0)));
+    }
+    for topic in &topics {
+        assert_eq!(delivered[topic.as_str()], published[topic.as_str()], "{topic}");
+        // The ids are the stream's own.
+        let ids: Vec<EventId> = stream_ids(&cluster, topic);
+        let expected: Vec<EventId> = published[topic.as_str()].iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, expected);
+    }
+    let loop1: Vec<EventId> = (0..5).map(|_| b.deliver(1).id()).collect();
+    let expected: Vec<EventId> = published[topics[0].as_str()].iter().map(|(id, _)| *id).collect();
+    assert_eq!(loop1, expected);
+    b.expect_quiet(0);
+    b.expect_quiet(1);
+
+    // A publish key holds across nodes; the script's keys are all in the
+    // topic's slot.
+    let keyed = &topics[3];
+    let token = a.publish_keyed(0, keyed, "once", Some("k1")).unwrap();
+    let (id, duplicate) = a.outcome(0, token);
+    assert!(!duplicate);
+    let token = b.publish_keyed(1, keyed, "once again", Some("k1")).unwrap();
+    assert_eq!(b.outcome(1, token), (id, true));
+    let event = b.deliver(0);
+    assert_eq!((event.id(), event.key()), (id, Some("k1")));
+    let slot = cluster.slot(&stream_key(keyed));
+    for key in [
+        format!("{PREFIX}!pub:{{{keyed}}}"),
+        format!("{PREFIX}!pub-ms:{{{keyed}}}"),
+    ] {
+        assert_eq!(cluster.slot(&key), slot, "{key}");
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query(&mut cluster.client())
+            .unwrap();
+        assert_eq!(exists, 1, "{key}");
+    }
+    let (sa, sb) = (a.bridge.status(), b.bridge.status());
+    assert_eq!((sa.added, sa.duplicates, sb.duplicates), (31, 0, 1));
+
+    // A node that never saw a topic replays it from its stream.
+    let mut c = Node::start(&cluster.url(), |c| c.history_events = 3);
+    c.follow(0, &topics[5]);
+    let (history, dropped) = c.ready(0);
+    let all = &published[topics[5].as_str()];
+    assert_eq!(
+        history.iter().map(|e| e.id()).collect::<Vec<_>>(),
+        all[2..].iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
+    assert_eq!(dropped, Some(all[1].0));
+    let id = a.publish_ok(0, &topics[5], "after the backlog");
+    assert_eq!(c.deliver(0).id(), id);
+
+    // Nothing the bridges sent spanned two slots; and that count is
+    // real: a command that does is counted.
+    assert_eq!(crossslot_errors(&cluster), 0, "{:?}", cluster.error_counts());
+    let mut node = cluster::node_client(cluster.primary_of(cluster.slot(&stream_key(&topics[0])))).unwrap();
+    let crossed = redis::cmd("XREAD")
+        .arg("STREAMS")
+        .arg(stream_key(&topics[0]))
+        .arg(stream_key(&topics[1]))
+        .arg("0-0")
+        .arg("0-0")
+        .query::<redis::Value>(&mut node);
+    assert!(crossed.is_err(), "{crossed:?}");
+    assert_eq!(crossslot_errors(&cluster), 1);
+}
+
+#[test]
+fn a_killed_primary_loses_no_event() {
+    if !cluster::available("a_killed_primary_loses_no_event") {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let topics = topics_on_every_primary(&cluster, 1);
+    let (doomed, other) = (&topics[0], &topics[1]);
+    let doomed_primary = cluster.primary_of(cluster.slot(&stream_key(doomed)));
+    let quick = |c: &mut tether_redis::RedisConfig| {
+        c.backoff_min = Duration::from_millis(50);
+        c.backoff_max = Duration::from_millis(500);
+    };
+    let mut a = Node::start(&cluster.url(), quick);
+    let mut b = Node::start(&cluster.url(), quick);
+    for topic in [doomed, other] {
+        b.follow(0, topic);
+        b.ready(0);
+    }
+    let mut published: HashMap<String, Vec<(EventId, String)>> = HashMap::new();
+    let mut seen: HashMap<String, Vec<(EventId, String)>> = HashMap::new();
+    for n in 1..=5 {
+        for topic in [doomed, other] {
+            publish_until_added(&mut a, topic, n, &mut published);
+        }
+    }
+    collect(&mut b, &mut seen, 10);
+    cluster.wait_replicated();
+
+    cluster.kill(doomed_primary);
+    // Publishes go on (refused while the slot has no primary, then
+    // published again with the same key, so that one whose outcome was
+    // unknown is added once).
+    for n in 6..=20 {
+        for topic in [doomed, other] {
+            publish_until_added(&mut a, topic, n, &mut published);
+        }
+    }
+    cluster.wait_healthy();
+    assert_ne!(
+        cluster.primary_of(cluster.slot(&stream_key(doomed))),
+        doomed_primary,
+        "the replica took over"
+    );
+    collect(&mut b, &mut seen, 40);
+    for topic in [doomed, other] {
+        let expected: Vec<String> = (1..=20).map(|n| format!("{topic}-{n}")).collect();
+        let got: Vec<String> = seen[topic].iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(got, expected, "{topic}: every event once, in order");
+        assert_eq!(
+            seen[topic], published[topic],
+            "{topic}: with the ids publishers got"
+        );
+        assert_eq!(
+            stream_ids(&cluster, topic),
+            published[topic].iter().map(|(id, _)| *id).collect::<Vec<_>>()
+        );
+    }
+    b.expect_quiet(0);
+    let status = b.bridge.status();
+    assert!(status.reconnects >= 1, "{status:?}");
+}
+
+/// Publishes `TOPIC-n` with the key `n` from node `a`'s loop 0 until
+/// Redis has it (refused while the cluster fails over); records its id.
+fn publish_until_added(
+    a: &mut Node,
+    topic: &str,
+    n: u32,
+    published: &mut HashMap<String, Vec<(EventId, String)>>,
+) {
+    let data = format!("{topic}-{n}");
+    let key = n.to_string();
+    let deadline = Instant::now() + PATIENCE * 2;
+    loop {
+        assert!(Instant::now() < deadline, "{data} was never published");
+        let token = match a.publish_keyed(0, topic, &data, Some(&key)) {
+            Ok(token) => token,
+            Err(HubError::BrokerUnavailable) => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => panic!("{data}: {e:?}"),
+        };
+        match a.next(0) {
+            HubMessage::Published {
+                token: t,
+                result: Ok(id),
+            }
+            | HubMessage::Duplicate { token: t, id }
+                if t == token =>
+            {
+                published.entry(topic.to_owned()).or_default().push((id, data));
+                return;
+            }
+            HubMessage::Published {
+                token: t,
+                result: Err(HubError::BrokerUnavailable),
+            } if t == token => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("{data}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// Takes what node `b`'s loop 0 is sent until it has `total` events, as
+/// a subscriber would: each delivered event, and after a resync (a new
+/// `Ready`) the backlog's events after the last one it has.
+fn collect(b: &mut Node, seen: &mut HashMap<String, Vec<(EventId, String)>>, total: usize) {
+    let after_last = |seen: &HashMap<String, Vec<(EventId, String)>>, event: &Arc<Event>| {
+        seen.get(&event_topic(event))
+            .and_then(|list| list.last())
+            .is_none_or(|(last, _)| event.id() > *last)
+    };
+    let take = |seen: &mut HashMap<String, Vec<(EventId, String)>>, event: &Arc<Event>| {
+        let entry = (event.id(), data(std::slice::from_ref(event)).remove(0));
+        seen.entry(event_topic(event)).or_default().push(entry);
+    };
+    while seen.values().map(Vec::len).sum::<usize>() < total {
+        match b.next(0) {
+            HubMessage::Deliver(event) => {
+                assert!(
+                    after_last(seen, &event),
+                    "{} delivered again or out of order",
+                    event.json()
+                );
+                take(seen, &event);
+            }
+            HubMessage::Ready { history, .. } => {
+                for event in &history {
+                    if after_last(seen, event) {
+                        take(seen, event);
+                    }
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn event_topic(event: &Event) -> String {
+    let json: serde_json::Value = serde_json::from_str(event.json()).unwrap();
+    json["topic"].as_str().unwrap().to_owned()
+}
+
+/// The ids of a topic's stream, from the cluster itself.
+fn stream_ids(cluster: &RedisCluster, topic: &str) -> Vec<EventId> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream_key(topic))
+        .arg("-")
+        .arg("+")
+        .query(&mut cluster.client())
+        .unwrap();
+    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
+}
