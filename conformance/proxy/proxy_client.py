@@ -434,7 +434,7 @@ class Checks:
         received = []
         reconnects = 0
 
-        async def sse_session(last_id):
+        async def sse_connect(last_id):
             stream = await EventStream.open(base, f"/topics/{topic}/events", last_id)
             if stream.status != 200:
                 stream.close()
@@ -445,7 +445,7 @@ class Checks:
                 return None if event is None else (event["id"], event["data"])
             return stream, next_event
 
-        async def ws_session(last_id):
+        async def ws_connect_topic(last_id):
             query = f"?lastEventId={last_id}" if last_id else ""
             ws = await ws_connect(ws_url(base, f"/topics/{topic}/ws{query}"), open_timeout=3)
 
@@ -462,13 +462,13 @@ class Checks:
                     asyncio.ensure_future(ws.close())
             return Closer(), next_event
 
-        session = sse_session if transport == "sse" else ws_session
+        connect_once = sse_connect if transport == "sse" else ws_connect_topic
 
         async def reconnect(last_id):
             deadline = time.monotonic() + 8
             while True:
                 try:
-                    return await session(last_id)
+                    return await connect_once(last_id)
                 # Refused connections, a 502 or 503 from the proxy, a
                 # handshake the proxy could not complete: a client retries.
                 except Exception as error:
