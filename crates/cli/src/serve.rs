@@ -589,10 +589,11 @@ fn durable_brokers(
 #[command(next_help_heading = "Redis (several tether nodes share the topics)")]
 pub(crate) struct RedisArgs {
     /// Share the hub's topics with other tether nodes through this Redis
-    /// server (redis://HOST:PORT[/DB]): each topic is a Redis stream, which
-    /// numbers and orders its events for every node and keeps their
-    /// backlog for Last-Event-ID replay. Without it, the hub runs in this
-    /// process alone.
+    /// server (redis://HOST:PORT[/DB]) or Redis Cluster
+    /// (redis+cluster://HOST:PORT[,HOST:PORT...]): each topic is a Redis
+    /// stream, which numbers and orders its events for every node and
+    /// keeps their backlog for Last-Event-ID replay. Without it, the hub
+    /// runs in this process alone.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// Put before each topic's name to make its stream's key (topic news:
@@ -618,10 +619,13 @@ fn redis_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, S
     let mut config = tether_redis::RedisConfig::new(url.as_str()).backlog(&settings.hub);
     config.prefix = args.redis.redis_prefix.clone();
     let bridge = tether_redis::RedisBridge::new(config).map_err(|e| e.to_string())?;
+    let cluster = url.starts_with("redis+cluster://");
     log::info!(
-        "hub: topics are shared through Redis at {} (streams {}TOPIC)",
+        "hub: topics are shared through Redis{} at {} (streams {}{})",
+        if cluster { " Cluster" } else { "" },
         bridge.config().server(),
-        bridge.config().prefix
+        bridge.config().prefix,
+        if cluster { "{TOPIC}" } else { "TOPIC" }
     );
     Ok(Some(bridge))
 }
