@@ -602,6 +602,30 @@ fn each_connection_error_gets_goaway_with_its_code() {
             ErrorCode::PROTOCOL_ERROR,
         ),
         (
+            "HEADERS again on a stream that ended both ways",
+            |t| {
+                t.request(1, &get("/"), true);
+                t.conn
+                    .send_headers(1, &fields(&[(":status", "204")]), true, &mut t.out)
+                    .unwrap();
+                t.frames();
+                let b = t.client.block(&get("/"));
+                headers_frame(1, &b, true, true)
+            },
+            ErrorCode::STREAM_CLOSED,
+        ),
+        (
+            "HEADERS again on a stream the client reset",
+            |t| {
+                t.request(1, &post(), false);
+                t.feed(&rst(1, ErrorCode::CANCEL));
+                t.frames();
+                let b = t.client.block(&get("/"));
+                headers_frame(1, &b, true, true)
+            },
+            ErrorCode::STREAM_CLOSED,
+        ),
+        (
             "PUSH_PROMISE from a client",
             |_| {
                 let mut w = Vec::new();

@@ -161,6 +161,12 @@ const DEFAULT_WINDOW: u32 = 65_535;
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
 const RECENTLY_RESET: usize = 128;
 
+/// How many streams that closed otherwise (both sides ended, or the client
+/// reset them) are remembered, so that a HEADERS on one is the closed
+/// state's STREAM_CLOSED (§5.1) rather than §5.1.1's PROTOCOL_ERROR for a
+/// stream identifier that was never used.
+const RECENTLY_CLOSED: usize = 128;
+
 /// What the server announces and the limits it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -326,8 +332,12 @@ pub enum ConnectionError {
     /// A header block could not be decoded (COMPRESSION_ERROR).
     Compression(hpack::Error),
     /// A HEADERS on an even stream, or on a stream below one already
-    /// opened that is not open (PROTOCOL_ERROR).
+    /// opened that was never used (PROTOCOL_ERROR).
     StreamId(u32),
+    /// A HEADERS on a stream that was open and has closed: ended both
+    /// ways, or reset by the client (STREAM_CLOSED, §5.1; a stream
+    /// closed long ago, beyond the last 128, is [`ConnectionError::StreamId`]).
+    StreamClosed(u32),
     /// DATA, RST_STREAM or WINDOW_UPDATE on a stream not yet opened
     /// (PROTOCOL_ERROR).
     IdleStream(u32),
@@ -358,6 +368,7 @@ impl ConnectionError {
             | Self::IdleStream(_)
             | Self::PushPromise => ErrorCode::PROTOCOL_ERROR,
             Self::Compression(_) => ErrorCode::COMPRESSION_ERROR,
+            Self::StreamClosed(_) => ErrorCode::STREAM_CLOSED,
             Self::FlowControl => ErrorCode::FLOW_CONTROL_ERROR,
             Self::HeaderBlockTooLarge
             | Self::TooManyResets
@@ -443,6 +454,7 @@ pub struct ServerConnection {
     /// The highest stream the client opened (or tried to).
     last_stream: u32,
     recently_reset: VecDeque<u32>,
+    recently_closed: VecDeque<u32>,
     block: Option<Block>,
     conn_recv_window: i64,
     conn_unreleased: u64,
@@ -476,6 +488,7 @@ impl ServerConnection {
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),
+            recently_closed: VecDeque::new(),
             block: None,
             conn_recv_window: i64::from(DEFAULT_WINDOW),
             conn_unreleased: 0,
@@ -1031,7 +1044,9 @@ impl ServerConnection {
             return;
         }
         if stream <= self.last_stream {
-            if !self.recently_reset.contains(&stream) {
+            if self.recently_closed.contains(&stream) {
+                self.fail(ConnectionError::StreamClosed(stream), out, events);
+            } else if !self.recently_reset.contains(&stream) {
                 self.fail(ConnectionError::StreamId(stream), out, events);
             }
             return;
@@ -1084,6 +1099,7 @@ impl ServerConnection {
             return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
         }
         if self.streams.remove(&r.stream_id).is_some() {
+            self.remember_closed(r.stream_id);
             events.push(Event::Reset {
                 stream: r.stream_id,
                 code: r.code,
@@ -1237,6 +1253,7 @@ impl ServerConnection {
             .is_some_and(|s| !s.remote_open && !s.local_open)
         {
             self.streams.remove(&stream);
+            self.remember_closed(stream);
             self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
         }
     }
@@ -1251,6 +1268,13 @@ impl ServerConnection {
             }
             .encode(out);
         }
+    }
+
+    fn remember_closed(&mut self, stream: u32) {
+        if self.recently_closed.len() == RECENTLY_CLOSED {
+            self.recently_closed.pop_front();
+        }
+        self.recently_closed.push_back(stream);
     }
 
     fn remember_reset(&mut self, stream: u32) {
