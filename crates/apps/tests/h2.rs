@@ -732,3 +732,29 @@ fn te_trailers_is_accepted_and_any_other_te_is_malformed() {
     drop(client);
     server.shutdown();
 }
+
+#[test]
+fn the_clients_goaway_leaves_the_connection_open() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    // With an unknown code, which must change nothing (RFC 9113 §7): it
+    // refuses streams the server would open, and the server opens none.
+    let mut wire = Vec::new();
+    tether_h2::frame::GoAway {
+        last_stream_id: 0,
+        code: ErrorCode(0xff),
+        debug_data: b"",
+    }
+    .encode(&mut wire, 16_384)
+    .expect("GOAWAY");
+    client.send(&wire);
+    // Still served a moment later, by when a close would have come.
+    std::thread::sleep(Duration::from_millis(200));
+    let again = client.get("/healthz", &[]);
+    assert_eq!(client.finish(again).status(), Some(200));
+    assert!(!client.eof && client.goaway.is_none());
+    drop(client);
+    server.shutdown();
+}

@@ -22,8 +22,10 @@
 //! - requires the client's first frame to be SETTINGS; applies and
 //!   acknowledges every SETTINGS; applies its own frame size, header table
 //!   size and initial window once the client acknowledges them;
-//! - answers PING (and sends one on request), and takes GOAWAY (no new
-//!   streams) as an event;
+//! - answers PING (and sends one on request), and reports the client's
+//!   GOAWAY as an event (it refuses streams the server would open, and
+//!   this one opens none, so the connection goes on until the client
+//!   closes it);
 //! - opens a stream per request (odd, increasing identifiers), joins
 //!   HEADERS and CONTINUATION, decodes the block with HPACK and checks the
 //!   request ([`Request`]), and its body against its content-length: a
@@ -780,10 +782,18 @@ impl ServerConnection {
         self.closed
     }
 
-    /// Whether there is nothing more to do: closed, or a GOAWAY went either
-    /// way and no stream is left.
+    /// Whether there is nothing more to do: closed, or our GOAWAY went out
+    /// and no stream is left. The client's GOAWAY does not finish the
+    /// connection: it refuses streams we would open, and we open none, so
+    /// the client may go on (RFC 9113 §6.8; an unknown code in it must not
+    /// change anything, §7) until it closes the connection itself.
     pub fn is_finished(&self) -> bool {
-        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+        self.closed || (self.goaway_sent && self.streams.is_empty())
+    }
+
+    /// Whether the client sent GOAWAY.
+    pub fn goaway_received(&self) -> bool {
+        self.goaway_received
     }
 
     /// How many streams are open or half-closed.

@@ -1377,7 +1377,7 @@ impl<A: App> Server<A> {
     }
 
     /// After input, a timer or an action: a connection that ended (an
-    /// error, or a GOAWAY with no stream left) closes once its output is
+    /// error, or our GOAWAY with no stream left) closes once its output is
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
     pub(super) fn h2_after(&mut self, id: ConnId, now: Instant) {
