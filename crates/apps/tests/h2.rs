@@ -425,3 +425,336 @@ fn graceful_shutdown_sends_goaway_then_1001_and_ends_event_streams() {
     client.read_to_end();
     server.join();
 }
+
+/// Polls the server's counters until `done` holds (they are written by
+/// the loop, a moment after the client saw the result).
+fn wait_for_stats(server: &TestServer, what: &str, done: impl Fn(&tether_server::StatsSnapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done(&server.stats()) {
+        assert!(Instant::now() < deadline, "{what}: {:?}", server.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
+    const BUDGET: usize = 512 * 1024;
+    let mut config = config();
+    config.max_request_body = 128 * 1024;
+    config.h2_request_bodies = BUDGET;
+    let server = hub_with(config);
+    let mut client = H2Client::connect(server.addr);
+    // Twenty publishes whose bodies stop one byte short: 1.2 MB that the
+    // windows let through, as they reopen while the bodies are read.
+    let part = vec![b'b'; 60_000];
+    let length = (part.len() + 1).to_string();
+    let head = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/topics/big"),
+        (":authority", "localhost"),
+        ("authorization", BEARER),
+        ("content-length", length.as_str()),
+    ];
+    let streams: Vec<u32> = (0..20)
+        .map(|_| {
+            let s = client.open(&head, false);
+            client.data(s, &part, false);
+            s
+        })
+        .collect();
+    // Answered after everything before it was read.
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    let refused: Vec<u32> = streams
+        .iter()
+        .copied()
+        .filter(|s| client.streams[s].reset == Some(ErrorCode::REFUSED_STREAM))
+        .collect();
+    let held: Vec<u32> = streams
+        .iter()
+        .copied()
+        .filter(|s| !client.streams[s].is_closed())
+        .collect();
+    assert_eq!(refused.len() + held.len(), streams.len(), "{:?}", client.streams);
+    assert!(
+        !refused.is_empty() && !held.is_empty(),
+        "refused {refused:?}, held {held:?}"
+    );
+    wait_for_stats(&server, "the gauge counts the held bodies", |s| {
+        s.h2_refused_bodies == refused.len() as u64
+            && s.h2_request_body_bytes >= (held.len() * part.len()) as u64
+    });
+    let stats = server.stats();
+    assert!(stats.h2_request_body_bytes <= BUDGET as u64, "{stats:?}");
+    // Another connection is not held up.
+    let mut other = H2Client::connect(server.addr);
+    let published = publish(&mut other, "big", "from elsewhere");
+    assert_eq!(other.finish(published).status(), Some(200));
+    // A body that ends is handed on, and its memory is free again: a new
+    // body as large, in two parts, fits on the same connection.
+    let first = held[0];
+    client.data(first, b"!", true);
+    assert_eq!(client.finish(first).status(), Some(200));
+    let again = client.open(&head, false);
+    client.data(again, &part, false);
+    client.data(again, b"!", true);
+    let answer = client.finish(again);
+    assert_eq!(answer.status(), Some(200), "{answer:?}");
+    wait_for_stats(&server, "one body fewer", |s| {
+        s.h2_request_body_bytes < stats.h2_request_body_bytes
+    });
+    // The rest go with their connection.
+    drop(client);
+    wait_for_stats(&server, "no body held", |s| s.h2_request_body_bytes == 0);
+    drop(other);
+    server.shutdown();
+}
+
+/// Reads until the server's GOAWAY and the end of the connection; returns
+/// the GOAWAY's code.
+fn goaway_and_close(client: &mut H2Client) -> ErrorCode {
+    client.read_to_end();
+    client.goaway.expect("a GOAWAY before the close").1
+}
+
+/// After an attack: the server still serves a new connection.
+fn still_serving(server: &TestServer) {
+    let mut client = H2Client::connect(server.addr);
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+}
+
+#[test]
+fn rapid_reset_ends_the_connection_with_enhance_your_calm() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    // Streams that would stay open (event streams), each reset at once
+    // (CVE-2023-44487): past the budget of 100, GOAWAY.
+    for _ in 0..150 {
+        let stream = client.get("/topics/reset/events", &[]);
+        client.reset(stream, ErrorCode::CANCEL);
+    }
+    assert_eq!(goaway_and_close(&mut client), ErrorCode::ENHANCE_YOUR_CALM);
+    let (last, _) = client.goaway.expect("GOAWAY");
+    assert!(last < 150 * 2, "the GOAWAY came before the last stream: {last}");
+    // Every stream the application saw is gone with the connection.
+    wait_for_stats(&server, "no event stream left", |s| s.open_event_stream == 0);
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
+fn streams_that_end_normally_do_not_spend_the_reset_budget() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    // Two hundred requests answered, with a reset between each pair:
+    // each finished stream gives back what a reset took.
+    for _ in 0..200 {
+        let stream = client.get("/healthz", &[]);
+        assert_eq!(client.finish(stream).status(), Some(200));
+        let events = client.get("/topics/calm/events", &[]);
+        client.data_contains(events, b"retry:");
+        client.reset(events, ErrorCode::CANCEL);
+    }
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    assert_eq!(client.goaway, None);
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_continuation_flood_ends_at_the_header_limit() {
+    let mut config = config();
+    config.max_request_head = 8 * 1024;
+    let server = hub_with(config);
+    let mut client = H2Client::connect(server.addr);
+    // A HEADERS without END_HEADERS, then CONTINUATIONs of 1 KiB that
+    // never end the block: the server stops at 8 KiB of it.
+    let stream = client.next_stream_id();
+    let block = client.block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/healthz"),
+        (":authority", "localhost"),
+    ]);
+    let mut wire = Vec::new();
+    let mut headers = tether_h2::frame::Headers::new(stream, &block);
+    headers.end_stream = true;
+    headers.end_headers = false;
+    headers.encode(&mut wire, 16_384).expect("HEADERS");
+    // A literal field without indexing, repeated: valid HPACK, never
+    // decoded.
+    let fragment = [&[0x00, 0x01, b'x', 0x7f, 0x80, 0x07][..], &[b'v'; 1018]].concat();
+    for _ in 0..64 {
+        tether_h2::frame::Continuation {
+            stream_id: stream,
+            fragment: &fragment,
+            end_headers: false,
+        }
+        .encode(&mut wire, 16_384)
+        .expect("CONTINUATION");
+    }
+    // The server may close before it has read all of it.
+    let _ = client.stream.write_all(&wire);
+    assert_eq!(goaway_and_close(&mut client), ErrorCode::ENHANCE_YOUR_CALM);
+    assert!(!client.streams.contains_key(&stream), "no answer");
+
+    // Empty CONTINUATIONs, which add nothing to the block, are counted
+    // as empty frames.
+    let mut client = H2Client::connect(server.addr);
+    let stream = client.next_stream_id();
+    let mut wire = Vec::new();
+    let mut headers = tether_h2::frame::Headers::new(stream, &block);
+    headers.end_headers = false;
+    headers.encode(&mut wire, 16_384).expect("HEADERS");
+    for _ in 0..200 {
+        tether_h2::frame::Continuation {
+            stream_id: stream,
+            fragment: &[],
+            end_headers: false,
+        }
+        .encode(&mut wire, 16_384)
+        .expect("CONTINUATION");
+    }
+    let _ = client.stream.write_all(&wire);
+    assert_eq!(goaway_and_close(&mut client), ErrorCode::ENHANCE_YOUR_CALM);
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
+fn an_hpack_bomb_ends_the_connection_without_expanding() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    // One 4000-byte entry in the dynamic table, then 1000 one-byte
+    // references to it: 4 MB of fields from a 5 KB block, past the
+    // 16 KiB header list limit after four references.
+    let stream = client.next_stream_id();
+    let mut block = client.block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/healthz"),
+        (":authority", "localhost"),
+    ]);
+    // Literal with incremental indexing, new name "x", a 4000-byte value
+    // (length 4000 = 127 + 3873: 0x7f, then 3873 in 7-bit groups).
+    block.extend_from_slice(&[0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e]);
+    block.extend_from_slice(&[b'a'; 4000]);
+    // Index 62: the newest dynamic entry.
+    block.extend(std::iter::repeat_n(0x80 | 62, 1000));
+    let mut wire = Vec::new();
+    let mut headers = tether_h2::frame::Headers::new(stream, &block);
+    headers.end_stream = true;
+    headers.encode(&mut wire, 16_384).expect("HEADERS");
+    let _ = client.stream.write_all(&wire);
+    let code = goaway_and_close(&mut client);
+    assert_eq!(code, ErrorCode::COMPRESSION_ERROR);
+    assert!(!client.streams.contains_key(&stream), "no answer");
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
+fn settings_and_ping_floods_end_the_connection() {
+    let server = hub();
+    for flood in ["PING", "SETTINGS"] {
+        let mut client = H2Client::connect(server.addr);
+        // Answered while the client takes its answers: no flood.
+        let health = client.get("/healthz", &[]);
+        assert_eq!(client.finish(health).status(), Some(200));
+        // 1000 in one write, not reading the acknowledgements: past 64
+        // queued, GOAWAY.
+        let mut wire = Vec::new();
+        for i in 0..1000u32 {
+            match flood {
+                "PING" => tether_h2::frame::Ping {
+                    ack: false,
+                    data: [0, 0, 0, 0, 0, 0, (i >> 8) as u8, i as u8],
+                }
+                .encode(&mut wire),
+                _ => tether_h2::frame::encode_settings(&mut wire, &[], 16_384).expect("SETTINGS"),
+            }
+        }
+        let _ = client.stream.write_all(&wire);
+        assert_eq!(
+            goaway_and_close(&mut client),
+            ErrorCode::ENHANCE_YOUR_CALM,
+            "{flood}"
+        );
+    }
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
+fn near_the_last_stream_identifier_the_server_sends_goaway_and_finishes() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let before = client.get("/healthz", &[]);
+    assert_eq!(client.finish(before).status(), Some(200));
+    // A stream within 2048 of 2^31-1: the request is answered, and a
+    // graceful GOAWAY tells the client to go on over a new connection.
+    let last = tether_h2::frame::MAX_STREAM_ID - 1000;
+    client.skip_to(last);
+    let stream = client.get("/healthz", &[]);
+    assert_eq!(stream, last);
+    assert_eq!(client.finish(stream).status(), Some(200));
+    client.until(|c| c.goaway.is_some());
+    assert_eq!(client.goaway, Some((last, ErrorCode::NO_ERROR)));
+    // Nothing above it is served; the connection ends once the streams
+    // are done.
+    let above = client.get("/healthz", &[]);
+    client.read_to_end();
+    assert!(client.streams[&above].heads.is_empty());
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
+fn te_trailers_is_accepted_and_any_other_te_is_malformed() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    // RFC 9113 §8.2.2: TE may be present, with "trailers" only.
+    let path = "/topics/te";
+    let ok = client.request_with_body(
+        "POST",
+        path,
+        &[("authorization", BEARER), ("te", "trailers")],
+        b"x",
+    );
+    assert_eq!(client.finish(ok).status(), Some(200));
+    let bad = client.get(path, &[("te", "gzip")]);
+    assert_eq!(client.finish(bad).reset, Some(ErrorCode::PROTOCOL_ERROR));
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn the_clients_goaway_leaves_the_connection_open() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    // With an unknown code, which must change nothing (RFC 9113 §7): it
+    // refuses streams the server would open, and the server opens none.
+    let mut wire = Vec::new();
+    tether_h2::frame::GoAway {
+        last_stream_id: 0,
+        code: ErrorCode(0xff),
+        debug_data: b"",
+    }
+    .encode(&mut wire, 16_384)
+    .expect("GOAWAY");
+    client.send(&wire);
+    // Still served a moment later, by when a close would have come.
+    std::thread::sleep(Duration::from_millis(200));
+    let again = client.get("/healthz", &[]);
+    assert_eq!(client.finish(again).status(), Some(200));
+    assert!(!client.eof && client.goaway.is_none());
+    drop(client);
+    server.shutdown();
+}

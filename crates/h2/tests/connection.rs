@@ -515,11 +515,18 @@ fn goaway_from_the_client_is_an_event() {
             debug_data: b"bye".to_vec()
         }]
     );
-    assert!(!t.conn.is_finished(), "stream 1 is still to be answered");
+    assert!(t.conn.goaway_received());
     t.conn
         .send_headers(1, &fields(&[(":status", "204")]), true, &mut t.out)
         .unwrap();
-    assert!(t.conn.is_finished());
+    // It refuses only streams we would open: the connection goes on until
+    // the client closes it (§6.8), a PING is answered, a request served.
+    assert!(!t.conn.is_finished() && !t.conn.is_closed());
+    t.frames();
+    assert!(t.feed(&ping(false, [7; 8])).is_empty());
+    assert_eq!(t.frames(), [F::Ping(true, [7; 8])]);
+    let ev = t.request(3, &get("/"), true);
+    assert!(matches!(ev[..], [Event::Request { stream: 3, .. }]), "{ev:?}");
 }
 
 #[test]
@@ -600,6 +607,30 @@ fn each_connection_error_gets_goaway_with_its_code() {
                 headers_frame(3, &b, true, true)
             },
             ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            "HEADERS again on a stream that ended both ways",
+            |t| {
+                t.request(1, &get("/"), true);
+                t.conn
+                    .send_headers(1, &fields(&[(":status", "204")]), true, &mut t.out)
+                    .unwrap();
+                t.frames();
+                let b = t.client.block(&get("/"));
+                headers_frame(1, &b, true, true)
+            },
+            ErrorCode::STREAM_CLOSED,
+        ),
+        (
+            "HEADERS again on a stream the client reset",
+            |t| {
+                t.request(1, &post(), false);
+                t.feed(&rst(1, ErrorCode::CANCEL));
+                t.frames();
+                let b = t.client.block(&get("/"));
+                headers_frame(1, &b, true, true)
+            },
+            ErrorCode::STREAM_CLOSED,
         ),
         (
             "PUSH_PROMISE from a client",

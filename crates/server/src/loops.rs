@@ -300,6 +300,13 @@ counters! {
     /// HTTP/2 streams opened by clients (each request, event stream or
     /// WebSocket).
     h2_streams,
+    /// Bytes held for HTTP/2 request bodies still arriving (the capacity
+    /// of their buffers), over all connections; each connection holds at
+    /// most [`crate::Config::h2_request_bodies`].
+    h2_request_body_bytes,
+    /// HTTP/2 streams reset with REFUSED_STREAM because their connection's
+    /// request bodies were at [`crate::Config::h2_request_bodies`].
+    h2_refused_bodies,
 }
 
 impl Stats {

@@ -127,6 +127,40 @@ impl<S: Read + Write> H2Client<S> {
         id
     }
 
+    /// The identifier the next stream opened gets, and the one after.
+    pub fn next_stream_id(&mut self) -> u32 {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        id
+    }
+
+    /// Makes the next stream opened `id` (odd), skipping those below.
+    pub fn skip_to(&mut self, id: u32) {
+        assert!(id % 2 == 1 && id >= self.next_stream, "a new odd stream id");
+        self.next_stream = id;
+    }
+
+    /// Encodes a header block with the connection's HPACK encoder,
+    /// for a test that frames it itself.
+    pub fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
+        let fields: Vec<Field> = fields.iter().map(|(n, v)| Field::new(*n, *v)).collect();
+        let mut block = Vec::new();
+        self.encoder.encode(&fields, &mut block);
+        block
+    }
+
+    /// Sends RST_STREAM.
+    pub fn reset(&mut self, stream: u32, code: ErrorCode) {
+        let mut wire = Vec::new();
+        tether_h2::frame::RstStream {
+            stream_id: stream,
+            code,
+        }
+        .encode(&mut wire)
+        .expect("RST_STREAM");
+        self.send(&wire);
+    }
+
     /// A GET of `path` (with `extra` fields).
     pub fn get(&mut self, path: &str, extra: &[(&str, &str)]) -> u32 {
         let mut fields = vec![

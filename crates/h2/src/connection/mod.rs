@@ -22,8 +22,10 @@
 //! - requires the client's first frame to be SETTINGS; applies and
 //!   acknowledges every SETTINGS; applies its own frame size, header table
 //!   size and initial window once the client acknowledges them;
-//! - answers PING (and sends one on request), and takes GOAWAY (no new
-//!   streams) as an event;
+//! - answers PING (and sends one on request), and reports the client's
+//!   GOAWAY as an event (it refuses streams the server would open, and
+//!   this one opens none, so the connection goes on until the client
+//!   closes it);
 //! - opens a stream per request (odd, increasing identifiers), joins
 //!   HEADERS and CONTINUATION, decodes the block with HPACK and checks the
 //!   request ([`Request`]), and its body against its content-length: a
@@ -160,6 +162,12 @@ const DEFAULT_WINDOW: u32 = 65_535;
 /// How many streams reset by us are remembered, so that frames the client
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
 const RECENTLY_RESET: usize = 128;
+
+/// How many streams that closed otherwise (both sides ended, or the client
+/// reset them) are remembered, so that a HEADERS on one is the closed
+/// state's STREAM_CLOSED (§5.1) rather than §5.1.1's PROTOCOL_ERROR for a
+/// stream identifier that was never used.
+const RECENTLY_CLOSED: usize = 128;
 
 /// What the server announces and the limits it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,8 +334,12 @@ pub enum ConnectionError {
     /// A header block could not be decoded (COMPRESSION_ERROR).
     Compression(hpack::Error),
     /// A HEADERS on an even stream, or on a stream below one already
-    /// opened that is not open (PROTOCOL_ERROR).
+    /// opened that was never used (PROTOCOL_ERROR).
     StreamId(u32),
+    /// A HEADERS on a stream that was open and has closed: ended both
+    /// ways, or reset by the client (STREAM_CLOSED, §5.1; a stream
+    /// closed long ago, beyond the last 128, is [`ConnectionError::StreamId`]).
+    StreamClosed(u32),
     /// DATA, RST_STREAM or WINDOW_UPDATE on a stream not yet opened
     /// (PROTOCOL_ERROR).
     IdleStream(u32),
@@ -358,6 +370,7 @@ impl ConnectionError {
             | Self::IdleStream(_)
             | Self::PushPromise => ErrorCode::PROTOCOL_ERROR,
             Self::Compression(_) => ErrorCode::COMPRESSION_ERROR,
+            Self::StreamClosed(_) => ErrorCode::STREAM_CLOSED,
             Self::FlowControl => ErrorCode::FLOW_CONTROL_ERROR,
             Self::HeaderBlockTooLarge
             | Self::TooManyResets
@@ -443,6 +456,7 @@ pub struct ServerConnection {
     /// The highest stream the client opened (or tried to).
     last_stream: u32,
     recently_reset: VecDeque<u32>,
+    recently_closed: VecDeque<u32>,
     block: Option<Block>,
     conn_recv_window: i64,
     conn_unreleased: u64,
@@ -476,6 +490,7 @@ impl ServerConnection {
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),
+            recently_closed: VecDeque::new(),
             block: None,
             conn_recv_window: i64::from(DEFAULT_WINDOW),
             conn_unreleased: 0,
@@ -767,10 +782,18 @@ impl ServerConnection {
         self.closed
     }
 
-    /// Whether there is nothing more to do: closed, or a GOAWAY went either
-    /// way and no stream is left.
+    /// Whether there is nothing more to do: closed, or our GOAWAY went out
+    /// and no stream is left. The client's GOAWAY does not finish the
+    /// connection: it refuses streams we would open, and we open none, so
+    /// the client may go on (RFC 9113 §6.8; an unknown code in it must not
+    /// change anything, §7) until it closes the connection itself.
     pub fn is_finished(&self) -> bool {
-        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+        self.closed || (self.goaway_sent && self.streams.is_empty())
+    }
+
+    /// Whether the client sent GOAWAY.
+    pub fn goaway_received(&self) -> bool {
+        self.goaway_received
     }
 
     /// How many streams are open or half-closed.
@@ -1031,7 +1054,9 @@ impl ServerConnection {
             return;
         }
         if stream <= self.last_stream {
-            if !self.recently_reset.contains(&stream) {
+            if self.recently_closed.contains(&stream) {
+                self.fail(ConnectionError::StreamClosed(stream), out, events);
+            } else if !self.recently_reset.contains(&stream) {
                 self.fail(ConnectionError::StreamId(stream), out, events);
             }
             return;
@@ -1084,6 +1109,7 @@ impl ServerConnection {
             return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
         }
         if self.streams.remove(&r.stream_id).is_some() {
+            self.remember_closed(r.stream_id);
             events.push(Event::Reset {
                 stream: r.stream_id,
                 code: r.code,
@@ -1237,6 +1263,7 @@ impl ServerConnection {
             .is_some_and(|s| !s.remote_open && !s.local_open)
         {
             self.streams.remove(&stream);
+            self.remember_closed(stream);
             self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
         }
     }
@@ -1251,6 +1278,13 @@ impl ServerConnection {
             }
             .encode(out);
         }
+    }
+
+    fn remember_closed(&mut self, stream: u32) {
+        if self.recently_closed.len() == RECENTLY_CLOSED {
+            self.recently_closed.pop_front();
+        }
+        self.recently_closed.push_back(stream);
     }
 
     fn remember_reset(&mut self, stream: u32) {

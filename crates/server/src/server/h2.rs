@@ -18,6 +18,16 @@
 //! grows while the connection's queued total is beyond
 //! [`crate::Config::max_output`] (a client that does not open its window)
 //! is reset (CANCEL) by the slow-consumer policy; other streams go on.
+//!
+//! Request bodies are gathered until they are complete, and the windows
+//! reopened as they are, so that a body larger than a window gets through;
+//! what bounds a connection's memory is [`crate::Config::h2_request_bodies`]:
+//! the bodies still arriving on a connection hold at most that much (the
+//! capacity of their buffers), and a stream whose body would need more is
+//! reset with REFUSED_STREAM. With the request heads, each at most
+//! [`crate::Config::max_request_head`] and at most
+//! `max_concurrent_streams` of them, and the one incomplete frame kept
+//! between reads, that is what a connection's input can hold.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -53,6 +63,8 @@ pub(crate) struct H2 {
     deadline: Instant,
     /// Bytes queued on all streams, waiting for window.
     queued: usize,
+    /// What [`H2::body_bytes`] was when last added to the loop's gauge.
+    reported_body_bytes: usize,
 }
 
 /// What the server keeps for one stream.
@@ -127,6 +139,7 @@ impl H2 {
             streams: BTreeMap::new(),
             deadline,
             queued: 0,
+            reported_body_bytes: 0,
         })
     }
 
@@ -146,6 +159,17 @@ impl H2 {
             };
         }
         next
+    }
+
+    /// The memory held by request bodies still arriving.
+    fn body_bytes(&self) -> usize {
+        self.streams
+            .values()
+            .map(|s| match &s.kind {
+                Kind::Body { body, .. } => body.capacity(),
+                _ => 0,
+            })
+            .fold(0, usize::saturating_add)
     }
 
     fn enqueue(&mut self, stream: u32, piece: Piece) {
@@ -471,21 +495,43 @@ impl<A: App> Server<A> {
     /// Body bytes (or, empty with `end_stream`, the end of a body).
     fn h2_data(&mut self, id: ConnId, stream: u32, mut data: Vec<u8>, end_stream: bool, now: Instant) {
         let max_body = self.config.max_request_body;
+        let budget = self.config.h2_request_bodies.max(max_body);
         let len = data.len();
         let Some((h2, out, pool)) = self.h2_parts(id) else {
             return;
         };
         // Every byte delivered is given back to the windows, whatever
-        // becomes of it: the body is copied, a WebSocket's input is
-        // handled below, and anything else is not wanted.
+        // becomes of it: the body is copied (and bounded below), a
+        // WebSocket's input is handled below, and anything else is not
+        // wanted.
         out.write_with(pool, |o| h2.conn.release(stream, len, o));
+        let held = h2.body_bytes();
         let Some(s) = h2.streams.get_mut(&stream) else {
             return;
         };
         match &mut s.kind {
             Kind::Body { body, .. } => {
-                if body.len().saturating_add(len) > max_body {
+                let needed = body.len().saturating_add(len);
+                if needed > max_body {
                     return self.h2_refuse(id, stream, &error_body(413));
+                }
+                if end_stream && body.is_empty() {
+                    // The whole body in one frame: no copy.
+                    let Kind::Body { request, .. } = std::mem::replace(&mut s.kind, Kind::Answered) else {
+                        return;
+                    };
+                    return self.h2_dispatch(id, stream, &request, &data, now);
+                }
+                if needed > body.capacity() {
+                    // Grown by doubling, as a Vec would, but never past
+                    // the largest body, and only within the connection's
+                    // budget.
+                    let grown = body.capacity().saturating_mul(2).max(needed).min(max_body);
+                    let extra = grown.saturating_sub(body.capacity());
+                    if held.saturating_add(extra) > budget {
+                        return self.h2_refuse_body(id, stream);
+                    }
+                    body.reserve_exact(grown.saturating_sub(body.len()));
                 }
                 body.extend_from_slice(&data);
                 if end_stream {
@@ -520,6 +566,18 @@ impl<A: App> Server<A> {
         self.h2_answer(id, stream, response, false);
         if let Some((h2, out, pool)) = self.h2_parts(id) {
             let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+            h2.forget(stream);
+        }
+    }
+
+    /// Resets a stream whose body would pass the connection's budget for
+    /// request bodies with REFUSED_STREAM: it was not processed, and the
+    /// client may send it again (RFC 9113 §8.7).
+    fn h2_refuse_body(&mut self, id: ConnId, stream: u32) {
+        debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
+        Stats::add(&self.stats().h2_refused_bodies, 1);
+        if let Some((h2, out, pool)) = self.h2_parts(id) {
+            let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::REFUSED_STREAM, o));
             h2.forget(stream);
         }
     }
@@ -1317,15 +1375,17 @@ impl<A: App> Server<A> {
     }
 
     /// After input, a timer or an action: a connection that ended (an
-    /// error, or a GOAWAY with no stream left) closes once its output is
+    /// error, or our GOAWAY with no stream left) closes once its output is
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
     pub(super) fn h2_after(&mut self, id: ConnId, now: Instant) {
         let max_output = self.config.max_output;
-        let (closed, finished) = {
+        let (closed, finished, held, before) = {
             let Some((h2, out, _)) = self.h2_parts(id) else {
                 return;
             };
+            let held = h2.body_bytes();
+            let before = std::mem::replace(&mut h2.reported_body_bytes, held);
             let over = out.len() > max_output;
             let closed = h2.conn.is_closed();
             let finished = closed || (h2.streams.is_empty() && h2.conn.is_finished());
@@ -1334,8 +1394,14 @@ impl<A: App> Server<A> {
             {
                 conn.paused = true;
             }
-            (closed, finished)
+            (closed, finished, held, before)
         };
+        let gauge = &self.stats().h2_request_body_bytes;
+        if held > before {
+            Stats::add(gauge, (held - before) as u64);
+        } else {
+            Stats::sub(gauge, (before - held) as u64);
+        }
         if closed {
             self.h2_drop_streams(id, CloseReason::Dropped, now);
         }
@@ -1419,6 +1485,7 @@ pub(super) fn notify_removed<A: App>(
     reason: CloseReason,
 ) {
     let stats = &ctx.peers.own().stats;
+    Stats::sub(&stats.h2_request_body_bytes, session.reported_body_bytes as u64);
     for (stream, s) in session.streams {
         let sid = id.with_stream(stream);
         match s.kind {

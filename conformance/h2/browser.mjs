@@ -1,0 +1,201 @@
+// Headless Chromium over https:// against `tether serve --app demo
+// --tls-self-signed`: one page opens ten EventSources on distinct topics
+// and a WebSocket; every topic gets a publish. Over HTTP/2 all eleven
+// receive at once on one connection; with `--http2 off` the seventh
+// EventSource waits behind Chromium's six connections per host. Started
+// by browser.sh beside this file (which provides Chromium, playwright-core
+// and the binary).
+//
+// Environment:
+//   TETHER_BIN  the tether binary (required)
+//   CHROMIUM    the browser (default /usr/bin/chromium)
+//   WORK        a scratch directory (required; server pids go to WORK/pids)
+//
+// Prints "h2-browser: N passed, M failed" last.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync } from 'node:fs';
+import { request } from 'node:https';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+// playwright-core from conformance/browser's node_modules: one copy.
+const require = createRequire(new URL('../browser/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const BIN = process.env.TETHER_BIN;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WORK = process.env.WORK;
+if (!BIN || !WORK) throw new Error('TETHER_BIN and WORK must be set');
+
+const TOKEN = 'h2-browser-token';
+const SOURCES = 10;
+// Chromium opens at most six HTTP/1.1 connections per host.
+const HTTP1_LIMIT = 6;
+
+let passed = 0;
+let failed = 0;
+function check(name, ok, detail = '') {
+  if (ok) {
+    passed++;
+    console.log(`ok   ${name}`);
+  } else {
+    failed++;
+    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+/** Starts the server with `extra` arguments; resolves with it once it listens. */
+function startServer(extra) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(BIN, ['serve', '--app', 'demo', '--addr', '127.0.0.1', '--port', '0', '--threads', '1',
+      '--tls-self-signed', '--publish-token', TOKEN, '--log-level', 'warn', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
+    let out = '';
+    let log = '';
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`no start in 10 s:\n${log}`)); }, 10_000);
+    proc.stderr.on('data', (d) => { log += d; });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /tether listening on (https:\/\/127\.0\.0\.1:(\d+)\/)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1], port: Number(m[2]) });
+      }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited (${code}):\n${log}`)); });
+  });
+}
+
+async function stopServer(server) {
+  const exited = new Promise((res) => server.proc.once('exit', res));
+  server.proc.kill('SIGTERM');
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Established TCP connections to the server's port (its side of them). */
+function connections(port) {
+  const out = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim()).length;
+}
+
+/** A publish over HTTP/1.1 on a connection of its own (closed after). */
+function publish(server, topic, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}topics/${topic}`, {
+      method: 'POST', agent: false, rejectUnauthorized: false,
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'text/plain', Connection: 'close' },
+    }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * One run: a page of the server's origin opens the EventSources and the
+ * WebSocket; every topic gets a publish; returns what the page saw.
+ */
+async function run(browser, server, label) {
+  const page = await browser.newPage();
+  const cdp = await page.context().newCDPSession(page);
+  const protocols = new Map();
+  cdp.on('Network.responseReceived', ({ response }) => protocols.set(response.url, response.protocol));
+  await cdp.send('Network.enable');
+  const landing = await page.goto(`${server.url}healthz`);
+  check(`${label}: the page loads`, landing?.status() === 200, `status ${landing?.status()}`);
+  const topics = Array.from({ length: SOURCES }, (_, i) => `h2b.${label}.${i + 1}`);
+  const wsTopic = `h2b.${label}.ws`;
+  await page.evaluate(({ topics, wsTopic }) => {
+    window.seen = { open: topics.map(() => false), data: topics.map(() => []), ws: [], wsOpen: false };
+    window.sources = topics.map((t, i) => {
+      const es = new EventSource(`/topics/${t}/events`);
+      es.onopen = () => { window.seen.open[i] = true; };
+      es.onmessage = (e) => { window.seen.data[i].push(e.data); };
+      return es;
+    });
+    const ws = new WebSocket(`wss://${location.host}/topics/${wsTopic}/ws`);
+    ws.onopen = () => { window.seen.wsOpen = true; };
+    ws.onmessage = (e) => { window.seen.ws.push(String(e.data)); };
+    window.socket = ws;
+  }, { topics, wsTopic });
+  const seen = () => page.evaluate(() => window.seen);
+  // Wait for everything to open, or (over HTTP/1.1) for the time it
+  // would take.
+  const deadline = Date.now() + 5_000;
+  let state = await seen();
+  while (Date.now() < deadline && !(state.open.every(Boolean) && state.wsOpen)) {
+    await sleep(100);
+    state = await seen();
+  }
+  const openConnections = connections(server.port);
+  const statuses = [];
+  for (const [i, topic] of topics.entries()) statuses.push(await publish(server, topic, `to ${i + 1}`));
+  statuses.push(await publish(server, wsTopic, 'to the socket'));
+  check(`${label}: every publish answered 200`, statuses.every((s) => s === 200), statuses.join(' '));
+  // Four seconds for the events to come (far more than they take).
+  const until = Date.now() + 4_000;
+  const got = (s) => s.data.map((d, i) => d.some((x) => x.includes(`to ${i + 1}`)));
+  state = await seen();
+  while (Date.now() < until && !(got(state).every(Boolean) && state.ws.some((m) => m.includes('to the socket')))) {
+    await sleep(100);
+    state = await seen();
+  }
+  const result = {
+    open: state.open,
+    received: got(state),
+    wsOpen: state.wsOpen,
+    wsReceived: state.ws.some((m) => m.includes('to the socket')),
+    openConnections,
+    protocols: topics.map((t) => protocols.get(`${server.url}topics/${t}/events`)),
+  };
+  await page.evaluate(() => { window.sources.forEach((es) => es.close()); window.socket.close(); });
+  await page.close();
+  return result;
+}
+
+const server2 = await startServer([]);
+const server1 = await startServer(['--http2', 'off']);
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(WORK, 'profile-')), {
+  executablePath: CHROMIUM,
+  headless: true,
+  ignoreHTTPSErrors: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--ignore-certificate-errors'],
+  timeout: 60_000,
+});
+try {
+  console.log(`# chromium ${browser.browser()?.version() ?? ''}, ${server2.url} (HTTP/2) and ${server1.url} (--http2 off)`);
+
+  const h2 = await run(browser, server2, 'h2');
+  console.log(`# over HTTP/2: ${JSON.stringify(h2)}`);
+  check('h2: all ten EventSources open at once', h2.open.every(Boolean), JSON.stringify(h2.open));
+  check('h2: all ten EventSources receive their event', h2.received.every(Boolean), JSON.stringify(h2.received));
+  check('h2: the WebSocket opens and receives its message', h2.wsOpen && h2.wsReceived);
+  check('h2: every EventSource went over HTTP/2', h2.protocols.every((p) => p === 'h2'), h2.protocols.join(' '));
+  check('h2: one connection carries them all', h2.openConnections === 1, `${h2.openConnections} connections`);
+
+  const h1 = await run(browser, server1, 'http1');
+  console.log(`# with --http2 off: ${JSON.stringify(h1)}`);
+  check('http1: every EventSource went over HTTP/1.1',
+    h1.protocols.every((p) => p === undefined || p === 'http/1.1'), h1.protocols.join(' '));
+  check(`http1: the first ${HTTP1_LIMIT} EventSources receive their event`,
+    h1.received.slice(0, HTTP1_LIMIT).every(Boolean), JSON.stringify(h1.received));
+  check(`http1: the ${HTTP1_LIMIT + 1}th EventSource is stalled (never opened, no event in 4 s)`,
+    !h1.open[HTTP1_LIMIT] && !h1.received[HTTP1_LIMIT], JSON.stringify(h1.open));
+  check('http1: the WebSocket, on a connection of its own, still works', h1.wsOpen && h1.wsReceived);
+  check(`http1: ${HTTP1_LIMIT} connections for the EventSources, one for the WebSocket`,
+    h1.openConnections === HTTP1_LIMIT + 1, `${h1.openConnections} connections`);
+} catch (e) {
+  check('the run', false, e.stack);
+} finally {
+  await browser.close();
+  await stopServer(server2);
+  await stopServer(server1);
+}
+
+console.log(`h2-browser: ${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
