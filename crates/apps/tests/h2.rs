@@ -758,3 +758,26 @@ fn the_clients_goaway_leaves_the_connection_open() {
     drop(client);
     server.shutdown();
 }
+
+#[test]
+fn the_hubs_metrics_count_http2_connections_and_streams() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    let healthz = client.get("/healthz", &[]);
+    assert_eq!(client.finish(healthz).status(), Some(200));
+    // The metrics request is the connection's second stream.
+    let metrics = client.get("/metrics", &[]);
+    let response = client.finish(metrics);
+    assert_eq!(response.status(), Some(200));
+    let text = String::from_utf8(response.data).unwrap();
+    for line in [
+        "tether_h2_connections_total 1\n",
+        "tether_h2_streams_total 2\n",
+        "tether_h2_request_body_bytes 0\n",
+        "tether_h2_refused_bodies_total 0\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    drop(client);
+    server.shutdown();
+}

@@ -175,6 +175,30 @@ impl HubApp {
             &[("", server.tls_errors)],
         );
         metric(
+            "tether_h2_connections_total",
+            "counter",
+            "Connections that became HTTP/2 sessions (h2c prior knowledge or ALPN h2).",
+            &[("", server.h2_connections)],
+        );
+        metric(
+            "tether_h2_streams_total",
+            "counter",
+            "HTTP/2 streams opened by clients (requests, event streams, WebSockets).",
+            &[("", server.h2_streams)],
+        );
+        metric(
+            "tether_h2_request_body_bytes",
+            "gauge",
+            "Bytes held for HTTP/2 request bodies still arriving.",
+            &[("", server.h2_request_body_bytes)],
+        );
+        metric(
+            "tether_h2_refused_bodies_total",
+            "counter",
+            "HTTP/2 streams refused because their connection's request bodies were at the limit.",
+            &[("", server.h2_refused_bodies)],
+        );
+        metric(
             "tether_messages_received_total",
             "counter",
             "WebSocket messages received.",
