@@ -11,10 +11,22 @@
 #
 # Options: --rounds N (default 2), --duration SECONDS per echo scenario
 # (default 10), --idle N idle connections (default 10000), --servers "a b"
-# (default: all five), --procs N load-generator processes per echo and
+# (default: all six), --procs N load-generator processes per echo and
 # fan-out run (default 1), --out FILE (the JSON lines; default under
 # target/). Run it on a quiet machine: it reports the load average it
 # started with.
+#
+# Pub/sub fan-out (server tether-pubsub: `tether serve --app hub --memory
+# --ws-publish bench.fan`, one publisher and every subscriber on
+# /topics/bench.fan/ws?format=raw): for each of --fanout-subs (default
+# "1000 10000") and --fanout-sizes (default "20 1024" bytes; a message is
+# never shorter than its "<seq> <ns> " header, about 24 bytes), the rates
+# of --fanout-rates (default "500 1000 2000 4000 8000 16000" a second) in
+# turn, stopping after the first one not sustained: a rate is sustained
+# when every subscriber got every message, in order, and the p99 of
+# delivery is under 100 ms. The summary names each server's highest rate
+# sustained (in every round) with its deliveries per second, and p50 / p99
+# / p99.9 at the first rate, the common one.
 #
 # uWebSockets, in the same run, when prebuilt binaries are given (nothing
 # of it is in this repository, nor a way to build it; benches/README.md
@@ -26,9 +38,8 @@
 #                        the generator, for every server (rows of their own)
 #   UWS_PUBSUB=path      a uWS pub/sub server: takes the port, joins every
 #                        WebSocket to topic "t" on open, publishes every
-#                        message it receives to "t"; fan-out runs against it
-#                        with raw messages (--fanout-subs N, default 1000;
-#                        --fanout-rates "R ...", default "1000 4000")
+#                        message it receives to "t"; the same fan-out runs
+#                        against it as against tether-pubsub
 # With UWS_ECHO the tables' ratios are to uWebSockets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,14 +49,15 @@ DURATION=10
 WARMUP=1
 IDLE=10000
 SCENARIOS="100x20 200x16384 500x16384"
-SERVERS="tether floor tokio-tungstenite fastwebsockets tokio-websockets"
+SERVERS="tether floor tokio-tungstenite fastwebsockets tokio-websockets tether-pubsub"
 PROCS=1
-FANOUT_SUBS=1000
-FANOUT_RATES="1000 4000"
+FANOUT_SUBS="1000 10000"
+FANOUT_SIZES="20 1024"
+FANOUT_RATES="500 1000 2000 4000 8000 16000"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_RATES=500 ;;
+        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --idle) IDLE=$2; shift ;;
@@ -53,8 +65,9 @@ while [ $# -gt 0 ]; do
         --procs) PROCS=$2; shift ;;
         --fanout-subs) FANOUT_SUBS=$2; shift ;;
         --fanout-rates) FANOUT_RATES=$2; shift ;;
+        --fanout-sizes) FANOUT_SIZES=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -83,8 +96,10 @@ PEERS=target/peers/release
 
 # Each connection is a descriptor, in the servers and in the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 100)) ]; then
-    echo "compare.sh: the open-files limit ($(ulimit -n)) is too low for --idle $IDLE" >&2
+MOST_CONNS=$IDLE
+for n in $FANOUT_SUBS; do [ "$n" -gt "$MOST_CONNS" ] && MOST_CONNS=$n; done
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((MOST_CONNS + 100)) ]; then
+    echo "compare.sh: the open-files limit ($(ulimit -n)) is too low for $MOST_CONNS connections" >&2
     exit 1
 fi
 
@@ -116,6 +131,7 @@ trap cleanup EXIT
 server_cmd() { # name port
     case "$1" in
         tether) echo "$TETHER serve --app echo --threads 1 --port $2 --log-level warn" ;;
+        tether-pubsub) echo "$TETHER serve --app hub --memory --ws-publish bench.fan --threads 1 --port $2 --log-level warn" ;;
         floor) echo "$FLOOR $2" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
         uwebsockets) echo "$UWS_ECHO $2" ;;
@@ -160,6 +176,43 @@ run_loadgen() { # name round args...
     line=$(head -1 "$LOGS/run.out" || true)
     [ -n "$line" ] && echo "   $name: $line"
     grep '^{' "$LOGS/run.out" >>"$OUT" || true
+}
+
+# One fan-out ladder against the server running: for each subscriber count
+# and size, the rates in turn until one is not sustained (that run's
+# problems are the measurement, not a failure of the script).
+run_fanout_ladder() { # name round target
+    local name=$1 round=$2 target=$3 subs size rate line
+    for subs in $FANOUT_SUBS; do
+        for size in $FANOUT_SIZES; do
+            for rate in $FANOUT_RATES; do
+                "${LOADGEN_PIN[@]}" "$LOADGEN" fanout --addr "127.0.0.1:$port" --raw \
+                    --pub-path "$target" --sub-path "$target" -n "$subs" -r "$rate" -s "$size" \
+                    -d "$DURATION" --drain 5 --procs "$PROCS" --pid "$SERVER_PID" \
+                    --tag "server=$name" --tag "round=$round" >"$LOGS/run.out" 2>"$LOGS/run.err" || true
+                line=$(grep -m1 '^{' "$LOGS/run.out" || true)
+                if [ -z "$line" ]; then
+                    failures=$((failures + 1))
+                    echo "   FAILED: fanout $subs x $size B at $rate/s against $name" >&2
+                    cat "$LOGS/run.err" >&2
+                    break
+                fi
+                echo "$line" >>"$OUT"
+                echo "   $name: $(head -1 "$LOGS/run.out")"
+                sustained "$line" || break
+            done
+        done
+    done
+}
+
+# Whether a fan-out JSON line is a rate sustained: no problems, p99 under
+# 100 ms. Without python3, every rate is run.
+sustained() {
+    command -v python3 >/dev/null || return 0
+    python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+p99 = (r.get("latency_us") or {}).get("p99")
+sys.exit(0 if r.get("problems") == 0 and p99 is not None and p99 < 100000 else 1)' "$1"
 }
 
 # uWS's load_test as the generator for one echo scenario. It prints the
@@ -220,7 +273,8 @@ $(free -g | awk '/^Mem:/ {print $2 " GiB"}') memory"
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
 echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS; idle $IDLE connections; \
 loadgen in $PROCS process(es)"
-[ -n "${UWS_PUBSUB:-}" ] && echo "== fan-out: $FANOUT_SUBS subscribers, ${DURATION}s at each of $FANOUT_RATES msg/s"
+[[ " $SERVERS " == *" tether-pubsub "* || " $SERVERS " == *" uwebsockets-pubsub "* ]] &&
+    echo "== fan-out: $FANOUT_SUBS subscribers x $FANOUT_SIZES B, ${DURATION}s at each of $FANOUT_RATES msg/s until one is not sustained"
 
 read -r -a servers <<<"$SERVERS"
 for round in $(seq "$ROUNDS"); do
@@ -236,13 +290,16 @@ for round in $(seq "$ROUNDS"); do
         port=$((9400 + round * 10 + index))
         echo "-- round $round: $name on port $port"
         start_server "$name" "$port"
+        # Pub/sub: one publisher, raw messages ("<seq> <ns> ...."), every
+        # subscriber checks each one arrives, once and in order. Rows are
+        # tagged with the server's own name.
         if [ "$name" = uwebsockets-pubsub ]; then
-            # One publisher, raw messages ("<seq> <ns> ...."), every
-            # subscriber checks each one arrives, once and in order.
-            for rate in $FANOUT_RATES; do
-                run_loadgen uwebsockets "$round" fanout --addr "127.0.0.1:$port" --raw --pub-path / --sub-path / \
-                    -n "$FANOUT_SUBS" -r "$rate" -s 64 -d "$DURATION" --drain 5 --procs "$PROCS"
-            done
+            run_fanout_ladder uwebsockets "$round" /
+            stop_server
+            continue
+        fi
+        if [ "$name" = tether-pubsub ]; then
+            run_fanout_ladder tether "$round" "/topics/bench.fan/ws?format=raw"
             stop_server
             continue
         fi
@@ -265,10 +322,42 @@ echo "== medians over $ROUNDS rounds (JSON lines in $OUT); × $BASELINE: a serve
 echo "   (above 1 is better than $BASELINE for msg/s, worse for RSS)"
 echo
 [ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST, UWS_PUBSUB) to prebuilt binaries to add it"
-[ -n "${UWS_PUBSUB:-}" ] && echo "== fan-out: tether's row waits for the hub's raw message format (?format=raw)"
 echo "== generator: loadgen (×N: in N processes) or load_test; the loadgen columns are the generator's own CPU"
 echo
 "$LOADGEN" summary "$OUT" --baseline "$BASELINE"
+if [ -s "$OUT" ] && grep -q '"mode":"fanout"' "$OUT" && command -v python3 >/dev/null; then
+    echo
+    echo "== pub/sub fan-out: the highest rate sustained in every round (every delivery, in order, p99 < 100 ms),"
+    echo "   deliveries per second there (median), and latency at the first rate ($(echo "$FANOUT_RATES" | cut -d' ' -f1)/s, median)"
+    python3 - "$OUT" "$(echo "$FANOUT_RATES" | cut -d' ' -f1)" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+common = float(sys.argv[2])
+runs = defaultdict(list)
+for r in rows:
+    if r.get("mode") == "fanout" and r.get("raw"):
+        runs[(r["server"], r["subscribers"], r["size"])].append(r)
+def ok(r):
+    p99 = (r.get("latency_us") or {}).get("p99")
+    return r.get("problems") == 0 and p99 is not None and p99 < 100000
+print(f"   {'server':<12} {'subs':>6} {'size':>5} {'rate/s':>7} {'deliveries/s':>13}   at {common:.0f}/s: {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8}")
+for (server, subs, size), rs in sorted(runs.items()):
+    rounds = {r.get("round") for r in rs}
+    by_rate = defaultdict(list)
+    for r in rs:
+        by_rate[r["rate"]].append(r)
+    best = None
+    for rate in sorted(by_rate):
+        if len(by_rate[rate]) == len(rounds) and all(ok(r) for r in by_rate[rate]):
+            best = rate
+    rate_s = f"{best:.0f}" if best else "none"
+    per_s = f"{statistics.median(r['events_per_s'] for r in by_rate[best]):.0f}" if best else "-"
+    lat = [r["latency_us"] for r in by_rate.get(common, []) if r.get("latency_us")]
+    ms = lambda k: f"{statistics.median(l[k] for l in lat) / 1000:.2f}" if lat else "-"
+    print(f"   {server:<12} {subs:>6} {size:>5} {rate_s:>7} {per_s:>13}   {'':>{len(str(int(common))) + 6}} {ms('p50'):>7} {ms('p99'):>7} {ms('p99_9'):>8}")
+PY
+fi
 if command -v python3 >/dev/null; then
     if python3 benches/chart.py "$OUT" --baseline "$BASELINE" --out target/compare/compare.svg; then
         echo

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
 # (about 20 seconds): echo (with every byte checked), latency, fan-out
-# through a hub chat topic to WebSocket and to SSE subscribers (every event
-# checked, in order), and idle
+# through a hub chat topic to WebSocket (JSON events, and raw ones with
+# ?format=raw) and to SSE subscribers (every event checked, in order), and idle
 # connections that must answer the server's pings to stay open, echo and
 # fan-out with the load generator in two processes (--procs 2); then echo
 # over TLS (wss://) against `tether serve --app echo` with a certificate
@@ -88,6 +88,8 @@ if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
     check "fanout 20 ws subscribers" fanout --transport ws -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-ws/ws
+    check "fanout 20 raw ws subscribers (?format=raw)" fanout --raw -n 20 -r 200 -s 20 -d 2 --drain 3 \
+        --pub-path '/topics/chat.smoke-raw/ws?format=raw'
     check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
     check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5

@@ -35,8 +35,9 @@ use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
 };
 use self::routes::{
-    Endpoint, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT, TAG_PUBLISH,
-    TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, parse_path, unauthorized,
+    Endpoint, Format, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT,
+    TAG_PUBLISH, TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, format, parse_path,
+    unauthorized,
 };
 pub use self::settings::HubSettings;
 use tether_server::{
@@ -232,6 +233,25 @@ fn close_reason(text: &str) -> &str {
     &text[..end]
 }
 
+/// Why a `?format=raw` request cannot be served, if it cannot: raw is for
+/// WebSocket subscribers, which never learn ids (so cannot resume) and get
+/// no acknowledgements.
+fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
+    if endpoint != Endpoint::WebSocket {
+        return Some(Refusal::RawNotWebSocket);
+    }
+    if request
+        .query_param("lastEventId")
+        .is_some_and(|id| !id.is_empty())
+    {
+        return Some(Refusal::RawResume);
+    }
+    if matches!(request.query_param("envelope").as_deref(), Some("1" | "true")) {
+        return Some(Refusal::RawEnvelope);
+    }
+    None
+}
+
 /// What a CORS preflight may ask for.
 const CORS_METHODS: &str = "GET, HEAD, POST";
 const CORS_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Tether-Event, Tether-Publish-Id";
@@ -266,7 +286,7 @@ enum Pending {
 /// | --- | --- |
 /// | `POST /topics/NAME` | publish the body (the publish token, or a JSON Web Token granting `pub` on the topic; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
-/// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged) |
+/// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged); `?format=raw`: each event's data alone, no ids, no resume, every message sent is published, errors close the socket |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (`?topic=` limits it to one topic): asked for with a JSON Web Token, it carries the token's subject and rights, exactly, until the token expires; with the publish token, those of the holder its body names (`{"sub":"alice","exp":T,"tether":{"sub":[...],"pub":[...]}}`), or without a body the publish token's reach |
 /// | `GET /metrics` | Prometheus text format |
@@ -906,7 +926,9 @@ impl HubApp {
             self.leave(ctx, conn, &CloseReason::Ended);
             self.stats().deny(Denial::SessionExpired);
             match transport {
-                Transport::WebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
+                Transport::WebSocket | Transport::RawWebSocket => {
+                    ctx.close(conn, CloseCode::POLICY, "token expired")
+                }
                 Transport::EventStream => {
                     let event = tether_sse::Event::new()
                         .event("auth-expired")
@@ -1081,7 +1103,9 @@ impl HubApp {
                 log::warn!("hub: subscribe failed: {e}");
                 self.leave(ctx, conn, &CloseReason::Ended);
                 match transport {
-                    Transport::WebSocket => ctx.close(conn, CloseCode::INTERNAL_ERROR, "subscribe failed"),
+                    Transport::WebSocket | Transport::RawWebSocket => {
+                        ctx.close(conn, CloseCode::INTERNAL_ERROR, "subscribe failed")
+                    }
                     _ => ctx.end_stream(conn),
                 }
             }
@@ -1114,7 +1138,13 @@ impl HubApp {
         if self.awaiting.contains_key(&conn) {
             return self.first_message(ctx, conn, message);
         }
-        if self.shared.settings.auth.is_some()
+        let raw = self
+            .conns
+            .get(&conn)
+            .is_some_and(|s| s.transport == Transport::RawWebSocket);
+        // On a raw socket every message is data, an auth message too.
+        if !raw
+            && self.shared.settings.auth.is_some()
             && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
         {
             return self.refresh(ctx, conn, &token);
@@ -1124,14 +1154,20 @@ impl HubApp {
             return;
         };
         if !subscriber.may_publish {
-            return send_error(
-                ctx,
-                conn,
-                "publishing to this topic over WebSocket is not allowed",
-            );
+            let why = "publishing to this topic over WebSocket is not allowed";
+            return if raw {
+                self.close_raw(ctx, conn, CloseCode::POLICY, why)
+            } else {
+                send_error(ctx, conn, why)
+            };
         }
         let Some(text) = message.as_text() else {
-            return send_error(ctx, conn, "only text messages are published");
+            let why = "only text messages are published";
+            return if raw {
+                self.close_raw(ctx, conn, CloseCode::UNSUPPORTED_DATA, why)
+            } else {
+                send_error(ctx, conn, why)
+            };
         };
         if subscriber.in_flight + text.len() > max_in_flight {
             ctx.close(
@@ -1162,6 +1198,7 @@ impl HubApp {
         });
         let publish = match publish {
             Ok(publish) => publish,
+            Err(e) if raw => return self.refuse_raw(ctx, conn, &e),
             Err(e) => {
                 let text = error_json(&e.to_string(), key.as_deref());
                 return ctx.send(conn, &Message::text(text));
@@ -1179,9 +1216,31 @@ impl HubApp {
             if let Some(subscriber) = self.conns.get_mut(&conn) {
                 subscriber.in_flight -= len;
             }
+            if raw {
+                return self.refuse_raw(ctx, conn, &e);
+            }
             let text = error_json(&e.to_string(), key.as_deref());
             ctx.send(conn, &Message::text(text));
         }
+    }
+
+    /// A raw subscriber's publish is refused: it has no messages but data,
+    /// so it is closed, with the reason (1008 for what it sent, 1013 when
+    /// the hub cannot take publishes now).
+    fn refuse_raw(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, e: &HubError) {
+        let code = if e.http_status() == 503 {
+            CloseCode::TRY_AGAIN_LATER
+        } else {
+            CloseCode::POLICY
+        };
+        self.close_raw(ctx, conn, code, &e.to_string());
+    }
+
+    /// Closes a raw subscriber: it leaves at once, so that nothing more is
+    /// sent to it before the close frame.
+    fn close_raw(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, code: CloseCode, why: &str) {
+        self.leave(ctx, conn, &CloseReason::Ended);
+        ctx.close(conn, code, close_reason(why));
     }
 
     fn deliver(&mut self, ctx: &mut Ctx<'_, HubMessage>, event: Arc<Event>) {
@@ -1204,6 +1263,13 @@ impl HubApp {
             ctx.send_encoded(
                 delivery.websocket.iter().copied(),
                 &Encoded::from(event.ws_frame().clone()),
+            );
+        }
+        if !delivery.raw_websocket.is_empty() {
+            add(&stats.sent_websocket, delivery.raw_websocket.len() as u64);
+            ctx.send_encoded(
+                delivery.raw_websocket.iter().copied(),
+                &Encoded::from(event.ws_raw_frame().clone()),
             );
         }
         if !delivery.event_stream.is_empty() {
@@ -1268,6 +1334,12 @@ impl HubApp {
                     return;
                 };
                 subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+                if subscriber.transport == Transport::RawWebSocket {
+                    if let Err(e) = result {
+                        self.refuse_raw(ctx, conn, &e);
+                    }
+                    return;
+                }
                 let text = match result {
                     Ok((id, duplicate)) if envelope => ack_json(id, key.as_deref(), duplicate),
                     Ok(_) => return,
@@ -1300,7 +1372,7 @@ impl HubApp {
         }
         for (conn, transport) in readied.resync {
             match transport {
-                Transport::WebSocket => {
+                Transport::WebSocket | Transport::RawWebSocket => {
                     ctx.close(conn, CloseCode::SERVICE_RESTART, "resynchronising: resume")
                 }
                 Transport::EventStream => ctx.end_stream(conn),
@@ -1361,6 +1433,13 @@ impl App for HubApp {
         if endpoint == Endpoint::Poll && method != "GET" && method != "HEAD" {
             return Refusal::OnlyGet.route();
         }
+        let raw = match format(request) {
+            Ok(format) => format == Format::Raw,
+            Err(refusal) => return refusal.route(),
+        };
+        if raw && let Some(refusal) = raw_refusal(request, endpoint) {
+            return refusal.route();
+        }
         let first_message = endpoint == Endpoint::WebSocket && self.may_authenticate_later(request);
         let grant = match self.authorize_subscriber(request, topic) {
             Err(Refusal::NoCredentials) if first_message => Grant::default(),
@@ -1383,6 +1462,9 @@ impl App for HubApp {
                 let needs_token = self.is_private(topic) || self.shared.settings.require_ticket;
                 let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
                 if first_message && (needs_token || asks) {
+                    if raw {
+                        return Refusal::RawFirstMessage.route();
+                    }
                     Route::WebSocket(TAG_WS_AUTH)
                 } else if grant.publish || self.shared.settings.ws_publish_open(topic) {
                     Route::WebSocket(TAG_WS_PUBLISHER)
@@ -1398,7 +1480,12 @@ impl App for HubApp {
             return;
         };
         let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
-        let mut subscriber = Subscriber::new(Arc::from(topic), Transport::WebSocket, last_id);
+        // The route refused a raw subscriber with anything it cannot have.
+        let transport = match format(request) {
+            Ok(Format::Raw) => Transport::RawWebSocket,
+            _ => Transport::WebSocket,
+        };
+        let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
         subscriber.may_publish = tag == TAG_WS_PUBLISHER;
         subscriber.event_type = request.query_param("event");
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
@@ -1415,7 +1502,12 @@ impl App for HubApp {
         }
         subscriber.deadline = self.deadline_of(request, ctx.now());
         let now = self.unix_secs(ctx.now());
-        subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
+        // A raw subscriber gets no warning (it could not tell it from
+        // data, nor send another token): it is closed when its token
+        // expires.
+        if transport == Transport::WebSocket {
+            subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
+        }
         self.subscribe(ctx, conn, subscriber);
     }
 

@@ -1,6 +1,6 @@
 //! A sequenced event, encoded once for every wire format.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tether_frame::{FrameHeader, OpCode};
 
@@ -63,7 +63,10 @@ fn is_name(name: &str, max: usize) -> bool {
 /// - [`Event::json`]: the JSON object
 ///   `{"topic":"T","id":"ID","event":"TYPE","data":"DATA"}`, also what a
 ///   long poll answers with; an event published with a publish key
-///   ([`Event::keyed`]) has it last, as `"key":"KEY"`.
+///   ([`Event::keyed`]) has it last, as `"key":"KEY"`;
+/// - [`Event::ws_raw_frame`]: one unmasked WebSocket text frame whose
+///   payload is the data alone (no id, type or topic), built the first
+///   time it is asked for and shared from then on.
 ///
 /// The event-stream form never carries the key: its `id:` is the event's
 /// id, which resuming depends on.
@@ -77,6 +80,7 @@ fn is_name(name: &str, max: usize) -> bool {
 /// assert_eq!(&event.sse()[..], b"id: 7-1\nevent: update\ndata: two\ndata: lines\n\n");
 /// assert_eq!(event.ws_frame()[0], 0x81); // FIN + text
 /// assert_eq!(&event.ws_frame()[2..], event.json().as_bytes());
+/// assert_eq!(&event.ws_raw_frame()[..], b"\x81\x09two\nlines");
 /// # Ok::<(), tether_hub::Error>(())
 /// ```
 #[derive(Debug)]
@@ -88,7 +92,11 @@ pub struct Event {
     ws: Arc<[u8]>,
     /// Where the JSON payload starts in `ws` (after the frame header).
     json_start: usize,
+    /// Where the data's JSON string literal (quotes included) is in `ws`.
+    data_span: (usize, usize),
     sse: Arc<[u8]>,
+    /// The raw frame, once asked for.
+    raw: OnceLock<Arc<[u8]>>,
 }
 
 impl Event {
@@ -154,7 +162,9 @@ impl Event {
         json.push_str("\",\"event\":\"");
         json.push_str(event_type);
         json.push_str("\",\"data\":");
+        let data_start = json.len();
         push_json_string(&mut json, data);
+        let data_end = json.len();
         if let Some(key) = key {
             json.push_str(",\"key\":");
             push_json_string(&mut json, key);
@@ -177,8 +187,10 @@ impl Event {
             event_type: event_type.into(),
             key: key.map(Box::from),
             json_start: header.len(),
+            data_span: (header.len() + data_start, header.len() + data_end),
             ws: ws.into(),
             sse: sse.into(),
+            raw: OnceLock::new(),
         }))
     }
 
@@ -207,6 +219,26 @@ impl Event {
         &self.ws
     }
 
+    /// The WebSocket frame of the data alone (server to client: unmasked,
+    /// one text frame, the data as published): what a subscriber that
+    /// asked for no envelope gets. Built from the JSON form the first time
+    /// it is asked for, so that events nobody reads this way cost nothing
+    /// more; every later call returns the same shared bytes. It is not
+    /// counted in [`Event::cost`] (it is at most the data's length plus 10
+    /// bytes).
+    pub fn ws_raw_frame(&self) -> &Arc<[u8]> {
+        self.raw.get_or_init(|| {
+            let (start, end) = self.data_span;
+            let literal = self.ws.get(start..end).unwrap_or_default();
+            let data = unescape_json_string(literal);
+            let header = FrameHeader::new(true, OpCode::Text, data.len() as u64).to_bytes();
+            let mut frame = Vec::with_capacity(header.len() + data.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(&data);
+            frame.into()
+        })
+    }
+
     /// The event-stream event.
     pub fn sse(&self) -> &Arc<[u8]> {
         &self.sse
@@ -223,6 +255,46 @@ impl Event {
     pub fn cost(&self) -> usize {
         self.ws.len() + self.sse.len()
     }
+}
+
+/// The bytes of a JSON string literal (quotes included) as written by
+/// `push_json_string`: `\"`, `\\`, `\n`, `\r`, `\t` and `\u00XX` are
+/// the only escapes it writes, and everything else is the text's own
+/// bytes.
+fn unescape_json_string(literal: &[u8]) -> Vec<u8> {
+    let inner = literal
+        .strip_prefix(b"\"")
+        .and_then(|l| l.strip_suffix(b"\""))
+        .unwrap_or(literal);
+    let mut out = Vec::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let Some((&escape, tail)) = rest.split_first() else {
+            break;
+        };
+        rest = tail;
+        match escape {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                // `\u00XX`, a control character.
+                let code = rest
+                    .get(..4)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex.get(2..)?, 16).ok());
+                rest = rest.get(4..).unwrap_or_default();
+                out.extend(code);
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -263,6 +335,31 @@ mod tests {
         assert_eq!(big.ws_frame()[1], 127);
         assert_eq!(&big.ws_frame()[10..], big.json().as_bytes());
         assert_eq!(big.cost(), big.ws_frame().len() + big.sse().len());
+        assert_eq!(
+            &big.ws_raw_frame()[..10],
+            [0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+        assert_eq!(&big.ws_raw_frame()[10..], "y".repeat(70_000).as_bytes());
+    }
+
+    #[test]
+    fn the_raw_frame_is_the_data_exactly_and_built_once() {
+        let control: String = (0u8..0x20).map(char::from).collect();
+        for data in [
+            "",
+            "plain",
+            "quote \" backslash \\ tab \t nul \0 crlf \r\n unicode é ✓ \u{2028}",
+            control.as_str(),
+            "\\u0041 is not an escape here",
+        ] {
+            let event = Event::keyed(Arc::from("t"), EventId::new(1, 2), "x", data, Some("k")).unwrap();
+            let frame = event.ws_raw_frame();
+            assert_eq!(frame[0], 0x81, "{data:?}");
+            assert_eq!(usize::from(frame[1]), data.len(), "{data:?}");
+            assert_eq!(&frame[2..], data.as_bytes(), "{data:?}");
+            // The same bytes every time: built once, shared.
+            assert!(Arc::ptr_eq(frame, event.ws_raw_frame()));
+        }
     }
 
     #[test]

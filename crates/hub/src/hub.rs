@@ -14,6 +14,9 @@ use crate::{Backlog, Config, Error, Event, EventId, Gap, Replay, is_valid_topic}
 pub enum Transport {
     /// A WebSocket session: [`Event::ws_frame`].
     WebSocket,
+    /// A WebSocket session that gets each event's data alone:
+    /// [`Event::ws_raw_frame`].
+    RawWebSocket,
     /// A Server-Sent Events stream: [`Event::sse`].
     EventStream,
     /// A long poll: answered once, with [`Event::json`].
@@ -28,6 +31,7 @@ struct Topic<S> {
     /// broker that delivers everything everywhere).
     ready: bool,
     websocket: Vec<S>,
+    raw_websocket: Vec<S>,
     event_stream: Vec<S>,
     waiters: Vec<S>,
     /// Subscribers waiting for the topic to be ready.
@@ -58,6 +62,7 @@ impl<S> Topic<S> {
             backlog: Backlog::new(config.max_backlog_events, config.max_backlog_bytes),
             ready,
             websocket: Vec::new(),
+            raw_websocket: Vec::new(),
             event_stream: Vec::new(),
             waiters: Vec::new(),
             pending: Vec::new(),
@@ -67,6 +72,7 @@ impl<S> Topic<S> {
 
     fn is_unwatched(&self) -> bool {
         self.websocket.is_empty()
+            && self.raw_websocket.is_empty()
             && self.event_stream.is_empty()
             && self.waiters.is_empty()
             && self.pending.is_empty()
@@ -76,6 +82,7 @@ impl<S> Topic<S> {
     fn list(&mut self, transport: Transport) -> &mut Vec<S> {
         match transport {
             Transport::WebSocket => &mut self.websocket,
+            Transport::RawWebSocket => &mut self.raw_websocket,
             Transport::EventStream => &mut self.event_stream,
             Transport::Poll => &mut self.waiters,
         }
@@ -158,6 +165,8 @@ pub enum Polled {
 pub struct Delivery<'a, S> {
     /// WebSocket subscribers: send them [`Event::ws_frame`].
     pub websocket: &'a [S],
+    /// Raw WebSocket subscribers: send them [`Event::ws_raw_frame`].
+    pub raw_websocket: &'a [S],
     /// Event-stream subscribers: send them [`Event::sse`].
     pub event_stream: &'a [S],
     /// Long polls to answer with the event; they are no longer registered.
@@ -218,7 +227,7 @@ pub struct TopicInfo {
     pub bytes: usize,
     /// The last event's id, or `0-0`.
     pub head: EventId,
-    /// WebSocket subscribers on this loop.
+    /// WebSocket subscribers on this loop, raw ones included.
     pub websocket: usize,
     /// Event-stream subscribers on this loop.
     pub event_stream: usize,
@@ -522,7 +531,11 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         }
         // Subscribers held for this id (or one it went past) are placed
         // after these lengths, so that this delivery does not reach them.
-        let (websocket_len, event_stream_len) = (topic.websocket.len(), topic.event_stream.len());
+        let (websocket_len, raw_len, event_stream_len) = (
+            topic.websocket.len(),
+            topic.raw_websocket.len(),
+            topic.event_stream.len(),
+        );
         let mut resumed = Vec::new();
         let mut i = 0;
         while let Some(waiting) = topic.ahead.get(i) {
@@ -542,6 +555,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         Ok(Delivery {
             // The lists only grew since their lengths were taken.
             websocket: topic.websocket.get(..websocket_len).unwrap_or_default(),
+            raw_websocket: topic.raw_websocket.get(..raw_len).unwrap_or_default(),
             event_stream: topic.event_stream.get(..event_stream_len).unwrap_or_default(),
             waiters,
             resumed,
@@ -625,6 +639,9 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                 .extend(entry.websocket.iter().map(|&s| (s, Transport::WebSocket)));
             readied
                 .resync
+                .extend(entry.raw_websocket.iter().map(|&s| (s, Transport::RawWebSocket)));
+            readied
+                .resync
                 .extend(entry.event_stream.iter().map(|&s| (s, Transport::EventStream)));
             for waiter in mem::take(&mut entry.waiters) {
                 subs.remove(&waiter);
@@ -695,7 +712,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                     events: t.backlog.len(),
                     bytes: t.backlog.bytes(),
                     head: t.backlog.head(),
-                    websocket: t.websocket.len(),
+                    websocket: t.websocket.len() + t.raw_websocket.len(),
                     event_stream: t.event_stream.len(),
                     waiting: t.waiters.len(),
                     held: t.pending.len() + t.ahead.len(),

@@ -633,3 +633,31 @@ fn the_topic_limit_is_shared_and_idle_topics_are_forgotten() {
         [Ok(EventId::new(11_000, 1)), Err(Error::TopicLimit { max: 2 })]
     );
 }
+
+#[test]
+fn raw_websocket_subscribers_have_a_list_of_their_own() {
+    let mut hub: Hub<u32> = Hub::new(Config::default(), true);
+    hub.subscribe("a", 1, Transport::WebSocket, None).unwrap();
+    hub.subscribe("a", 2, Transport::RawWebSocket, None).unwrap();
+    hub.subscribe("a", 3, Transport::RawWebSocket, None).unwrap();
+    let d = hub.deliver(event("a", 1)).unwrap();
+    assert_eq!(
+        (d.websocket, d.raw_websocket, d.event_stream),
+        (&[1][..], &[2, 3][..], &[][..])
+    );
+    let info: HashMap<String, _> = hub.topics().map(|(t, i)| (t.to_string(), i)).collect();
+    assert_eq!(info["a"].websocket, 3);
+    assert_eq!(
+        hub.unsubscribe(2).map(|l| l.transport),
+        Some(Transport::RawWebSocket)
+    );
+    let d = hub.deliver(event("a", 2)).unwrap();
+    assert_eq!((d.websocket, d.raw_websocket), (&[1][..], &[3][..]));
+    // A resynchronisation ends raw subscriptions too.
+    let mut resync = hub
+        .ready("a", vec![event("a", 9)], Some(EventId::new(10, 8)))
+        .unwrap()
+        .resync;
+    resync.sort_by_key(|(s, _)| *s);
+    assert_eq!(resync, [(1, Transport::WebSocket), (3, Transport::RawWebSocket)]);
+}

@@ -100,7 +100,7 @@ impl HubStats {
 
     pub(super) fn subscribers(&self, transport: Transport) -> &AtomicU64 {
         match transport {
-            Transport::WebSocket => &self.subscribers_websocket,
+            Transport::WebSocket | Transport::RawWebSocket => &self.subscribers_websocket,
             Transport::EventStream => &self.subscribers_event_stream,
             Transport::Poll => &self.subscribers_poll,
         }
@@ -108,7 +108,7 @@ impl HubStats {
 
     pub(super) fn sent(&self, transport: Transport) -> &AtomicU64 {
         match transport {
-            Transport::WebSocket => &self.sent_websocket,
+            Transport::WebSocket | Transport::RawWebSocket => &self.sent_websocket,
             Transport::EventStream => &self.sent_event_stream,
             Transport::Poll => &self.sent_poll,
         }

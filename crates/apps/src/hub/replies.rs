@@ -37,7 +37,9 @@ pub(super) fn send_replay<'e, P>(
     events: impl Iterator<Item = &'e Arc<Event>>,
 ) {
     let transport = subscriber.transport;
-    if let Some(gap) = gap {
+    // A raw subscriber never resumes from an id (the route refuses it), so
+    // it has no gap to be told of, and no message to tell it with.
+    if let Some(gap) = gap.filter(|_| transport != Transport::RawWebSocket) {
         add(&stats.gaps, 1);
         let (topic, requested) = (
             &subscriber.topic,
@@ -55,6 +57,7 @@ pub(super) fn send_replay<'e, P>(
     for event in events {
         let bytes = match transport {
             Transport::WebSocket => event.ws_frame(),
+            Transport::RawWebSocket => event.ws_raw_frame(),
             _ => event.sse(),
         };
         ctx.send_encoded([conn], &Encoded::from(bytes.clone()));

@@ -37,10 +37,22 @@ pub(super) enum Refusal {
     NotGranted,
     /// A token past its expiry.
     ExpiredCredentials,
+    /// `?format=` is neither `json` nor `raw`.
+    BadFormat,
+    /// `?format=raw` on an event stream or a long poll.
+    RawNotWebSocket,
+    /// `?format=raw` with an id to resume from: a raw subscriber never
+    /// learns ids.
+    RawResume,
+    /// `?format=raw` with `?envelope=1`: a raw socket has no acknowledgements.
+    RawEnvelope,
+    /// `?format=raw` that would authenticate with its first message: on a
+    /// raw socket, every message is data.
+    RawFirstMessage,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 10] = [
+    pub(super) const ALL: [Refusal; 15] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -51,6 +63,11 @@ impl Refusal {
         Refusal::OnlyGet,
         Refusal::NotGranted,
         Refusal::ExpiredCredentials,
+        Refusal::BadFormat,
+        Refusal::RawNotWebSocket,
+        Refusal::RawResume,
+        Refusal::RawEnvelope,
+        Refusal::RawFirstMessage,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -75,6 +92,21 @@ impl Refusal {
                 "WWW-Authenticate",
                 "Bearer realm=\"tether\", error=\"insufficient_scope\"",
             ),
+            Refusal::BadFormat => Response::text(400, "format is json or raw\n"),
+            Refusal::RawNotWebSocket => {
+                Response::text(400, "format=raw is for WebSocket subscribers (/topics/NAME/ws)\n")
+            }
+            Refusal::RawResume => Response::text(
+                400,
+                "format=raw carries no event ids, so it cannot resume: leave out lastEventId\n",
+            ),
+            Refusal::RawEnvelope => {
+                Response::text(400, "format=raw has no acknowledgements: leave out envelope\n")
+            }
+            Refusal::RawFirstMessage => Response::text(
+                400,
+                "format=raw takes its credentials with the upgrade (a ticket, the token cookie or Authorization): every message on it is data\n",
+            ),
         }
     }
 }
@@ -88,6 +120,25 @@ pub(super) fn unauthorized(invalid: bool) -> Response {
     } else {
         Response::text(401, "a bearer token is required\n")
             .header("WWW-Authenticate", "Bearer realm=\"tether\"")
+    }
+}
+
+/// What a subscriber asked to receive (`?format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    /// Each event as its JSON object (the default).
+    Json,
+    /// Each event's data alone, one WebSocket message each.
+    Raw,
+}
+
+/// The `?format=` of a request: `json` (or none) or `raw`; anything else
+/// is refused.
+pub(super) fn format(request: &Request<'_>) -> Result<Format, Refusal> {
+    match request.query_param("format").as_deref() {
+        None | Some("json") => Ok(Format::Json),
+        Some("raw") => Ok(Format::Raw),
+        Some(_) => Err(Refusal::BadFormat),
     }
 }
 
