@@ -184,6 +184,10 @@ fn a_killed_primary_loses_no_event() {
     }
     collect(&mut b, &mut seen, 10);
     cluster.wait_replicated();
+    // The promise under test is "nothing acknowledged and replicated is
+    // lost": the replica that will take over holds the events, asked of
+    // the replica itself.
+    assert_eq!(replica_stream_len(replica_of(doomed_primary), doomed), Some(5));
 
     cluster.kill(doomed_primary);
     // Publishes go on (refused while the slot has no primary, then
@@ -301,6 +305,24 @@ fn event_topic(event: &Event) -> String {
 }
 
 /// The ids of a topic's stream, from the cluster itself.
+/// The port of `primary`'s replica, from the primary's own account.
+fn replica_of(primary: u16) -> u16 {
+    let mut con = support::cluster::node_client(primary).expect("the primary answers");
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("slave"))
+        .find_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("port=")))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a replica")
+}
+
+/// The length of `topic`'s stream as the replica at `port` holds it.
+fn replica_stream_len(port: u16, topic: &str) -> Option<usize> {
+    let mut con = support::cluster::node_client(port)?;
+    redis::cmd("READONLY").query::<()>(&mut con).ok()?;
+    redis::cmd("XLEN").arg(stream_key(topic)).query(&mut con).ok()
+}
+
 fn stream_ids(cluster: &RedisCluster, topic: &str) -> Vec<EventId> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg(stream_key(topic))

@@ -81,6 +81,12 @@ impl RedisCluster {
                 .arg(cluster.dir.join(format!("nodes-{port}.conf")))
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                // A snapshot file of its own: a replica's first sync goes
+                // through its primary's RDB file, and with one file for
+                // all six nodes a replica could load another primary's
+                // snapshot (and lack its own primary's data while its
+                // offset said it was in sync).
+                .args(["--dbfilename", &format!("dump-{port}.rdb")])
                 .arg("--dir")
                 .arg(&cluster.dir)
                 .stdout(Stdio::null())
