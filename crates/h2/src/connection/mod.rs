@@ -139,6 +139,7 @@
 //! ```
 
 mod request;
+pub(crate) mod shared;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -152,10 +153,7 @@ use crate::frame::{
     WindowUpdate, encode_settings, encode_settings_ack,
 };
 use crate::hpack::{self, Field};
-
-/// The flow-control window every stream and the connection start with
-/// (§6.9.2).
-const DEFAULT_WINDOW: u32 = 65_535;
+use shared::{Budgets, ConnFlow, DEFAULT_WINDOW, Joiner, PingOutcome, StreamFlow};
 
 /// How many streams reset by us are remembered, so that frames the client
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
@@ -403,24 +401,10 @@ struct Stream {
     remote_open: bool,
     /// We may still send.
     local_open: bool,
-    /// What we may send.
-    send_window: i64,
-    /// What the client may send.
-    recv_window: i64,
-    /// Delivered in events and not yet released.
-    unreleased: u64,
+    flow: StreamFlow,
     /// The request's content-length, and the body bytes received.
     content_length: Option<u64>,
     received: u64,
-}
-
-/// A header block being joined from HEADERS and CONTINUATION.
-#[derive(Debug, Clone)]
-struct Block {
-    stream: u32,
-    end_stream: bool,
-    self_dependent: bool,
-    bytes: Vec<u8>,
 }
 
 /// The server side of one HTTP/2 connection: see the module docs.
@@ -443,13 +427,10 @@ pub struct ServerConnection {
     /// The highest stream the client opened (or tried to).
     last_stream: u32,
     recently_reset: VecDeque<u32>,
-    block: Option<Block>,
-    conn_recv_window: i64,
-    conn_unreleased: u64,
-    conn_send_window: i64,
+    joiner: Joiner,
+    flow: ConnFlow,
     reset_budget: u32,
-    queued_acks: u32,
-    empty_frames: u32,
+    budgets: Budgets,
     goaway_sent: bool,
     goaway_received: bool,
     closed: bool,
@@ -476,13 +457,10 @@ impl ServerConnection {
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),
-            block: None,
-            conn_recv_window: i64::from(DEFAULT_WINDOW),
-            conn_unreleased: 0,
-            conn_send_window: i64::from(DEFAULT_WINDOW),
+            joiner: Joiner::default(),
+            flow: ConnFlow::new(),
             reset_budget: config.max_resets,
-            queued_acks: 0,
-            empty_frames: 0,
+            budgets: Budgets::new(config.max_queued_acks, config.max_empty_frames),
             goaway_sent: false,
             goaway_received: false,
             closed: false,
@@ -501,7 +479,7 @@ impl ServerConnection {
             return 0;
         }
         if out.is_empty() {
-            self.queued_acks = 0;
+            self.budgets.drained();
         }
         let mut used = 0;
         if !self.preface.is_complete() {
@@ -571,25 +549,8 @@ impl ServerConnection {
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
         self.writable(stream)?;
-        let mut block = Vec::new();
-        self.encoder.encode(fields, &mut block);
         let max = self.peer.max_frame_size;
-        let mut chunks = block.chunks(max as usize);
-        let first = chunks.next().unwrap_or(&[]);
-        let rest: Vec<&[u8]> = chunks.collect();
-        let mut headers = Headers::new(stream, first);
-        headers.end_stream = end_stream;
-        headers.end_headers = rest.is_empty();
-        // Each piece fits the frame size and the stream was checked.
-        let _ = headers.encode(out, max);
-        for (i, fragment) in rest.iter().enumerate() {
-            let c = Continuation {
-                stream_id: stream,
-                fragment,
-                end_headers: i + 1 == rest.len(),
-            };
-            let _ = c.encode(out, max);
-        }
+        shared::write_fields(&mut self.encoder, stream, fields, end_stream, max, out);
         if end_stream {
             self.end_local(stream);
         }
@@ -610,31 +571,15 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let s = self.writable(stream)?;
-        let room = s.send_window.min(self.conn_send_window).max(0);
-        let take = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let flow = self.writable(stream)?.flow;
+        let take = data.len().min(self.flow.room(&flow));
         let ends = end_stream && take == data.len();
         if take == 0 && !ends {
             return Ok(0);
         }
-        let max = self.peer.max_frame_size;
-        let mut chunks = data[..take].chunks(max as usize).peekable();
-        if take == 0 {
-            let mut frame = Data::new(stream, &[]);
-            frame.end_stream = true;
-            let _ = frame.encode(out, max);
-        }
-        while let Some(chunk) = chunks.next() {
-            let mut frame = Data::new(stream, chunk);
-            frame.end_stream = ends && chunks.peek().is_none();
-            let _ = frame.encode(out, max);
-        }
-        // `take` is at most `room`, an i64.
-        let taken = take as i64;
-        self.conn_send_window -= taken;
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.send_window -= taken;
-        }
+        shared::write_data(stream, &data[..take], ends, self.peer.max_frame_size, out);
+        self.flow
+            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
         if ends {
             self.end_local(stream);
         }
@@ -657,29 +602,16 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let s = self.writable(stream)?;
-        let room = s.send_window.min(self.conn_send_window).max(0);
+        let flow = self.writable(stream)?.flow;
         let max = self.peer.max_frame_size;
-        let take = len
-            .min(usize::try_from(room).unwrap_or(usize::MAX))
-            .min(max as usize);
+        let take = len.min(self.flow.room(&flow)).min(max as usize);
         let ends = end_stream && take == len;
         if take == 0 && !ends {
             return Ok(0);
         }
-        let header = crate::frame::FrameHeader {
-            // At most the frame size, itself at most 2^24-1.
-            length: take as u32,
-            kind: crate::frame::FrameKind::Data,
-            flags: if ends { crate::frame::flags::END_STREAM } else { 0 },
-            stream_id: stream,
-        };
-        out.extend_from_slice(&header.to_bytes());
-        let taken = take as i64;
-        self.conn_send_window -= taken;
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.send_window -= taken;
-        }
+        shared::write_data_head(stream, take, ends, out);
+        self.flow
+            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
         if ends {
             self.end_local(stream);
         }
@@ -711,31 +643,11 @@ impl ServerConnection {
         if self.closed {
             return;
         }
-        let n = (n as u64).min(self.conn_unreleased);
-        if n == 0 {
-            return;
-        }
-        self.conn_unreleased -= n;
-        // At most the connection window, itself at most 2^31-1.
-        let n = n as u32;
-        self.conn_recv_window += i64::from(n);
-        let _ = WindowUpdate {
-            stream_id: 0,
-            increment: n,
-        }
-        .encode(out);
-        if let Some(s) = self.streams.get_mut(&stream) {
-            let m = u64::from(n).min(s.unreleased);
-            s.unreleased -= m;
-            if s.remote_open && m > 0 {
-                s.recv_window += m as i64;
-                let _ = WindowUpdate {
-                    stream_id: stream,
-                    increment: m as u32,
-                }
-                .encode(out);
-            }
-        }
+        let s = self
+            .streams
+            .get_mut(&stream)
+            .map(|s| (&mut s.flow, s.remote_open));
+        self.flow.release(stream, s, n, out);
     }
 
     /// Sends GOAWAY with `code` and the last stream the client opened:
@@ -783,7 +695,7 @@ impl ServerConnection {
     /// or `None` if we cannot send on it.
     pub fn send_capacity(&self, stream: u32) -> Option<u64> {
         let s = self.streams.get(&stream).filter(|s| s.local_open)?;
-        Some(s.send_window.min(self.conn_send_window).max(0) as u64)
+        Some(self.flow.room(&s.flow) as u64)
     }
 
     /// Sends a PING with `data` (to measure the round trip, or to see
@@ -828,21 +740,11 @@ impl ServerConnection {
             Frame::RstStream(r) => self.on_rst(r, out, events),
             Frame::Settings(s) => self.on_settings(&s, out, events),
             Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => {
-                if !p.ack {
-                    Ping {
-                        ack: true,
-                        data: p.data,
-                    }
-                    .encode(out);
-                    self.count_ack(out, events);
-                } else if self.ping_sent == Some(p.data) {
-                    self.ping_sent = None;
-                    events.push(Event::PingAck { data: p.data });
-                }
-                // Any other acknowledgement answers nothing we sent, and is
-                // ignored.
-            }
+            Frame::Ping(p) => match shared::on_ping(p, &mut self.ping_sent, out) {
+                PingOutcome::Answered => self.count_ack(out, events),
+                PingOutcome::Acked(data) => events.push(Event::PingAck { data }),
+                PingOutcome::Ignored => {}
+            },
             Frame::GoAway(g) => {
                 self.goaway_received = true;
                 events.push(Event::GoAway {
@@ -868,58 +770,49 @@ impl ServerConnection {
         }
         // At most 2^24-1 + 256.
         let len = d.flow_controlled_len() as i64;
-        if len > self.conn_recv_window {
+        if !self.flow.receive(len) {
             return self.fail(ConnectionError::FlowControl, out, events);
         }
-        self.conn_recv_window -= len;
         if d.data.is_empty() {
             if !d.end_stream && !self.count_empty(out, events) {
                 return;
             }
         } else {
-            self.empty_frames = self.empty_frames.saturating_sub(1);
+            self.budgets.not_empty();
         }
-        let state = self.streams.get(&stream).map(|s| (s.remote_open, s.recv_window));
+        let state = self
+            .streams
+            .get(&stream)
+            .map(|s| (s.remote_open, s.flow.recv_window));
         match state {
             None => {
-                self.release_connection(len, out);
+                self.flow.give_back(len, out);
                 if !self.recently_reset.contains(&stream) {
                     self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
                 }
             }
             Some((false, _)) => {
-                self.release_connection(len, out);
+                self.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
             }
             Some((true, window)) if len > window => {
-                self.release_connection(len, out);
+                self.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::FLOW_CONTROL_ERROR, out, events);
             }
             Some(_) if !self.body_length_ok(stream, d) => {
                 // §8.1.1: a body that does not match content-length.
-                self.release_connection(len, out);
+                self.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
             }
             Some(_) => {
-                let data_len = d.data.len() as i64;
-                let padding = len - data_len;
                 if let Some(s) = self.streams.get_mut(&stream) {
-                    s.recv_window -= len;
-                    s.unreleased += data_len as u64;
                     if d.end_stream {
                         s.remote_open = false;
                     }
-                    if padding > 0 && s.remote_open {
-                        s.recv_window += padding;
-                        let _ = WindowUpdate {
-                            stream_id: stream,
-                            increment: padding as u32,
-                        }
-                        .encode(out);
-                    }
+                    let open = s.remote_open;
+                    self.flow
+                        .accept(stream, &mut s.flow, len, d.data.len(), open, out);
                 }
-                self.conn_unreleased += data_len as u64;
-                self.release_connection(padding, out);
                 events.push(Event::Data {
                     stream,
                     data: d.data.to_vec(),
@@ -949,47 +842,26 @@ impl ServerConnection {
         if h.stream_id % 2 == 0 {
             return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
         }
-        let self_dependent = h.priority.is_some_and(|p| p.stream_id == h.stream_id);
-        if h.fragment.len() > self.config.max_header_list_size as usize {
-            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
-        }
-        if h.end_headers {
-            self.on_block(h.stream_id, h.end_stream, self_dependent, h.fragment, out, events);
-        } else {
-            self.block = Some(Block {
-                stream: h.stream_id,
-                end_stream: h.end_stream,
-                self_dependent,
-                bytes: h.fragment.to_vec(),
-            });
+        match self.joiner.headers(h, self.config.max_header_list_size as usize) {
+            Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
+            Ok(Some(b)) => self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events),
+            Ok(None) => {}
         }
     }
 
     fn on_continuation(&mut self, c: &Continuation<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         // The frame decoder lets a CONTINUATION through only after a
         // HEADERS without END_HEADERS on the same stream.
-        let Some(mut block) = self.block.take() else {
-            return;
-        };
         if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
             return;
         }
-        let total = block.bytes.len().saturating_add(c.fragment.len());
-        if total > self.config.max_header_list_size as usize {
-            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
-        }
-        block.bytes.extend_from_slice(c.fragment);
-        if c.end_headers {
-            self.on_block(
-                block.stream,
-                block.end_stream,
-                block.self_dependent,
-                &block.bytes,
-                out,
-                events,
-            );
-        } else {
-            self.block = Some(block);
+        match self
+            .joiner
+            .continuation(c, self.config.max_header_list_size as usize)
+        {
+            Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
+            Ok(Some(b)) => self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events),
+            Ok(None) => {}
         }
     }
 
@@ -1062,9 +934,7 @@ impl ServerConnection {
             Stream {
                 remote_open: !end_stream,
                 local_open: true,
-                send_window: i64::from(self.peer.initial_window_size),
-                recv_window: i64::from(self.local_initial_window),
-                unreleased: 0,
+                flow: StreamFlow::new(self.peer.initial_window_size, self.local_initial_window),
                 content_length,
                 received: 0,
             },
@@ -1105,20 +975,21 @@ impl ServerConnection {
         for setting in s.iter() {
             match setting {
                 Setting::InitialWindowSize(v) => {
-                    // §6.9.2: every stream's window moves by the difference,
-                    // and may go negative; past 2^31-1 is an error.
-                    let delta = i64::from(v) - i64::from(self.peer.initial_window_size);
-                    let max = i64::from(MAX_WINDOW_SIZE);
-                    if self.streams.values().any(|st| st.send_window + delta > max) {
+                    let old = self.peer.initial_window_size;
+                    let mut flows: Vec<_> = self.streams.values_mut().map(|st| &mut st.flow).collect();
+                    if !shared::shift_send_windows(&mut flows, old, v) {
                         return self.fail(ConnectionError::FlowControl, out, events);
                     }
-                    let mut opened = Vec::new();
-                    for (&id, st) in &mut self.streams {
-                        st.send_window += delta;
-                        if delta > 0 && st.local_open {
-                            opened.push(id);
-                        }
-                    }
+                    let mut opened: Vec<u32> = (v > old)
+                        .then(|| {
+                            self.streams
+                                .iter()
+                                .filter(|(_, st)| st.local_open)
+                                .map(|(&id, _)| id)
+                        })
+                        .into_iter()
+                        .flatten()
+                        .collect();
                     opened.sort_unstable();
                     events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
                 }
@@ -1138,19 +1009,16 @@ impl ServerConnection {
             .set_max_table_size(self.config.header_table_size as usize);
         let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
         for s in self.streams.values_mut() {
-            s.recv_window += delta;
+            s.flow.recv_window += delta;
         }
         self.local_initial_window = self.config.initial_window_size;
     }
 
     fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        let inc = i64::from(w.increment);
-        let max = i64::from(MAX_WINDOW_SIZE);
         if w.stream_id == 0 {
-            if self.conn_send_window + inc > max {
+            if !self.flow.grow_send(w.increment) {
                 return self.fail(ConnectionError::FlowControl, out, events);
             }
-            self.conn_send_window += inc;
             events.push(Event::WindowOpened { stream: 0 });
             return;
         }
@@ -1160,10 +1028,9 @@ impl ServerConnection {
         let Some(s) = self.streams.get_mut(&w.stream_id) else {
             return;
         };
-        if s.send_window + inc > max {
+        if !s.flow.grow_send(w.increment) {
             return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
         }
-        s.send_window += inc;
         if s.local_open {
             events.push(Event::WindowOpened { stream: w.stream_id });
         }
@@ -1172,16 +1039,14 @@ impl ServerConnection {
     // --- budgets --------------------------------------------------------
 
     fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        self.queued_acks = self.queued_acks.saturating_add(1);
-        if self.queued_acks > self.config.max_queued_acks {
+        if !self.budgets.ack() {
             self.fail(ConnectionError::TooManyAcks, out, events);
         }
     }
 
     /// Counts an empty frame; false if the connection ended.
     fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
-        self.empty_frames = self.empty_frames.saturating_add(1);
-        if self.empty_frames > self.config.max_empty_frames {
+        if !self.budgets.empty() {
             self.fail(ConnectionError::TooManyEmptyFrames, out, events);
             return false;
         }
@@ -1200,15 +1065,7 @@ impl ServerConnection {
     fn send_preface(&mut self, out: &mut Vec<u8>) {
         // Every value was checked by `Config::check`; 7 settings fit.
         let _ = encode_settings(out, &self.config.settings(), DEFAULT_MAX_FRAME_SIZE);
-        let extra = self.config.connection_window - DEFAULT_WINDOW;
-        if extra > 0 {
-            let _ = WindowUpdate {
-                stream_id: 0,
-                increment: extra,
-            }
-            .encode(out);
-            self.conn_recv_window += i64::from(extra);
-        }
+        self.flow.open_to(self.config.connection_window, out);
     }
 
     fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
@@ -1238,18 +1095,6 @@ impl ServerConnection {
         {
             self.streams.remove(&stream);
             self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
-        }
-    }
-
-    /// Gives back to the connection window what no one will release.
-    fn release_connection(&mut self, n: i64, out: &mut Vec<u8>) {
-        if n > 0 {
-            self.conn_recv_window += n;
-            let _ = WindowUpdate {
-                stream_id: 0,
-                increment: n as u32,
-            }
-            .encode(out);
         }
     }
 
@@ -1301,7 +1146,7 @@ impl ServerConnection {
         }
         self.write_goaway(error.code(), out);
         self.closed = true;
-        self.block = None;
+        self.joiner.clear();
         events.push(Event::ConnectionError(error));
     }
 }
