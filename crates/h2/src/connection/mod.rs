@@ -138,7 +138,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod request;
+pub(crate) mod request;
 pub(crate) mod shared;
 
 use std::collections::{HashMap, VecDeque};
@@ -319,7 +319,8 @@ pub enum ConnectionError {
     /// A frame broke a rule of its type or of framing
     /// ([`Error::Connection`] from the frame decoder).
     Frame(Error),
-    /// The first frame after the preface was not SETTINGS.
+    /// The peer's first frame (after the client preface) was not
+    /// SETTINGS.
     SettingsExpected,
     /// A header block could not be decoded (COMPRESSION_ERROR).
     Compression(hpack::Error),
@@ -329,7 +330,8 @@ pub enum ConnectionError {
     /// DATA, RST_STREAM or WINDOW_UPDATE on a stream not yet opened
     /// (PROTOCOL_ERROR).
     IdleStream(u32),
-    /// A client sent PUSH_PROMISE (PROTOCOL_ERROR).
+    /// A client sent PUSH_PROMISE, or a server did although push is off
+    /// (PROTOCOL_ERROR).
     PushPromise,
     /// DATA beyond the connection's window, a window pushed past 2^31-1
     /// (FLOW_CONTROL_ERROR).
@@ -382,6 +384,16 @@ pub enum SendError {
     /// The stream is not open for sending: unknown, reset, or ended with
     /// END_STREAM.
     StreamNotOpen(u32),
+    /// A client cannot open a stream: the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS streams are open.
+    StreamLimit,
+    /// A client cannot open a stream: a GOAWAY went one way or the other.
+    GoingAway,
+    /// A client cannot open a stream: every identifier has been used.
+    StreamIdsExhausted,
+    /// A client cannot send an extended CONNECT: the server has not
+    /// announced SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
+    ExtendedConnectDisabled,
 }
 
 impl fmt::Display for SendError {
@@ -389,6 +401,12 @@ impl fmt::Display for SendError {
         match self {
             Self::ConnectionClosed => f.write_str("the HTTP/2 connection is closed"),
             Self::StreamNotOpen(s) => write!(f, "HTTP/2 stream {s} is not open for sending"),
+            Self::StreamLimit => f.write_str("the HTTP/2 server's limit of concurrent streams is reached"),
+            Self::GoingAway => f.write_str("the HTTP/2 connection is going away: no new stream"),
+            Self::StreamIdsExhausted => f.write_str("the HTTP/2 connection has used every stream identifier"),
+            Self::ExtendedConnectDisabled => {
+                f.write_str("the HTTP/2 server has not enabled the extended CONNECT (RFC 8441)")
+            }
         }
     }
 }

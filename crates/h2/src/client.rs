@@ -1,0 +1,902 @@
+//! The client side of an HTTP/2 connection (RFC 9113), sans-IO.
+//!
+//! The calling contract mirrors [`ServerConnection`](crate::connection::ServerConnection)'s:
+//! [`ClientConnection::new`] appends the connection preface and our
+//! SETTINGS to the caller's output buffer; [`ClientConnection::receive`]
+//! is fed the bytes the server sent, says how many it took (the caller
+//! keeps the rest, an incomplete frame, and passes it again with more),
+//! appends what must be sent at once (SETTINGS and PING
+//! acknowledgements, WINDOW_UPDATE, RST_STREAM, GOAWAY) and pushes
+//! [`Event`]s. Requests go out with [`ClientConnection::open_stream`]
+//! (odd stream identifiers, increasing), bodies with
+//! [`ClientConnection::send_data`]; [`ClientConnection::release`],
+//! [`ClientConnection::reset`], [`ClientConnection::ping`] and
+//! [`ClientConnection::go_away`] do the rest. Writing the buffer to the
+//! socket is the caller's job; no clock is read and nothing is sent on its
+//! own.
+//!
+//! The connection:
+//! - requires the server's first frame to be SETTINGS, applies and
+//!   acknowledges every SETTINGS, and applies its own (frame size, header
+//!   table size, initial window) once the server acknowledges them;
+//! - keeps to the server's SETTINGS_MAX_CONCURRENT_STREAMS
+//!   ([`SendError::StreamLimit`]) and SETTINGS_MAX_FRAME_SIZE, and sends
+//!   an extended CONNECT (a `:protocol` field, RFC 8441) only once the
+//!   server has announced SETTINGS_ENABLE_CONNECT_PROTOCOL
+//!   ([`ClientConnection::connect_protocol_enabled`]);
+//! - joins HEADERS and CONTINUATION, decodes responses with HPACK within
+//!   [`Config::max_header_list_size`], checks them (`:status`, field names
+//!   and values) and resets a stream whose response is malformed;
+//!   informational (1xx) responses are skipped;
+//! - counts received DATA against the windows and opens them again as the
+//!   caller [`release`](ClientConnection::release)s what it consumed, and
+//!   sends only what the server's windows allow;
+//! - refuses server push (SETTINGS_ENABLE_PUSH 0: a PUSH_PROMISE is a
+//!   connection error);
+//! - on GOAWAY opens no new stream, and reports the streams above its last
+//!   stream identifier as reset with REFUSED_STREAM (safe to retry on a
+//!   new connection).
+//!
+//! A hostile server meets the same limits as a hostile client does on the
+//! server side: header blocks larger than the header list limit and floods
+//! of unread acknowledgements or empty frames end the connection with
+//! ENHANCE_YOUR_CALM; every size is checked before anything is allocated.
+//!
+//! # Example
+//!
+//! A client and a [`ServerConnection`](crate::connection::ServerConnection)
+//! in memory: a GET answered with a body.
+//!
+//! ```
+//! use tether_h2::client::{ClientConnection, Config as ClientConfig, Event};
+//! use tether_h2::connection::{Config, Event as ServerEvent, ServerConnection};
+//! use tether_h2::hpack::Field;
+//!
+//! let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+//! let mut client = ClientConnection::new(ClientConfig::default(), &mut to_server)?;
+//! let mut server = ServerConnection::new(Config::default())?;
+//! let request = [
+//!     Field::new(":method", "GET"),
+//!     Field::new(":scheme", "http"),
+//!     Field::new(":path", "/hello"),
+//!     Field::new(":authority", "example.com"),
+//! ];
+//! let stream = client.open_stream(&request, true, &mut to_server)?;
+//!
+//! let mut server_events = Vec::new();
+//! server.receive(&to_server, &mut to_client, &mut server_events);
+//! let Some(ServerEvent::Request { stream: s, .. }) = server_events.pop() else { panic!() };
+//! server.send_headers(s, &[Field::new(":status", "200")], false, &mut to_client)?;
+//! server.send_data(s, b"hello", true, &mut to_client)?;
+//!
+//! let (mut out, mut events) = (Vec::new(), Vec::new());
+//! assert_eq!(client.receive(&to_client, &mut out, &mut events), to_client.len());
+//! assert!(events.contains(&Event::Response {
+//!     stream,
+//!     status: 200,
+//!     fields: vec![],
+//!     end_stream: false,
+//! }));
+//! assert!(events.contains(&Event::Data { stream, data: b"hello".to_vec(), end_stream: true }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+
+use crate::connection::request;
+use crate::connection::shared::{self, Budgets, ConnFlow, DEFAULT_WINDOW, Joiner, PingOutcome, StreamFlow};
+pub use crate::connection::{ConnectionError, SendError};
+use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::frame::{
+    DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID,
+    MAX_WINDOW_SIZE, PREFACE, Ping, RstStream, Setting, Settings, SettingsFrame, WindowUpdate,
+    encode_settings, encode_settings_ack,
+};
+use crate::hpack::{self, Field};
+
+/// What the client announces and the limits it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// SETTINGS_INITIAL_WINDOW_SIZE: each stream's receive window; at most
+    /// 2^31-1; default 65535.
+    pub initial_window_size: u32,
+    /// The connection's receive window; at least 65535 (raised with a
+    /// WINDOW_UPDATE at the start), at most 2^31-1; default 1 MiB.
+    pub connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE, 16384..=16777215; default 16384.
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, also the largest header block
+    /// accepted before it is decoded; at least 1; default 64 KiB.
+    pub max_header_list_size: u32,
+    /// SETTINGS_HEADER_TABLE_SIZE: the HPACK decoder's table; default 4096.
+    pub header_table_size: u32,
+    /// Acknowledgements (SETTINGS, PING) queued in an undrained output
+    /// before the connection ends; default 64.
+    pub max_queued_acks: u32,
+    /// DATA frames without data or END_STREAM, and empty CONTINUATIONs,
+    /// before the connection ends (each DATA frame with data takes one
+    /// off); default 100.
+    pub max_empty_frames: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            initial_window_size: DEFAULT_WINDOW,
+            connection_window: 1 << 20,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_header_list_size: 64 * 1024,
+            header_table_size: 4096,
+            max_queued_acks: 64,
+            max_empty_frames: 100,
+        }
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<(), Error> {
+        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
+            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&self.connection_window)
+            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
+            && self.max_header_list_size > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Misuse(Misuse::InvalidValue))
+        }
+    }
+
+    fn settings(&self) -> [Setting; 5] {
+        [
+            Setting::EnablePush(false),
+            Setting::InitialWindowSize(self.initial_window_size),
+            Setting::MaxFrameSize(self.max_frame_size),
+            Setting::MaxHeaderListSize(self.max_header_list_size),
+            Setting::HeaderTableSize(self.header_table_size),
+        ]
+    }
+}
+
+/// Something the server did, for the caller to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A SETTINGS frame from the server was applied (and acknowledged);
+    /// see [`ClientConnection::peer_settings`]. The first one comes before
+    /// anything else the server sends.
+    Settings,
+    /// The final response head on `stream` (informational 1xx responses
+    /// are skipped).
+    Response {
+        /// The stream.
+        stream: u32,
+        /// `:status`.
+        status: u16,
+        /// The regular fields, in the order received.
+        fields: Vec<Field>,
+        /// The server sends nothing more on this stream.
+        end_stream: bool,
+    },
+    /// Response body bytes. Once consumed, give the room back with
+    /// [`ClientConnection::release`].
+    Data {
+        /// The stream.
+        stream: u32,
+        /// The bytes (padding removed).
+        data: Vec<u8>,
+        /// The server sends nothing more on this stream.
+        end_stream: bool,
+    },
+    /// A trailer section, which ends the response.
+    Trailers {
+        /// The stream.
+        stream: u32,
+        /// The fields.
+        fields: Vec<Field>,
+    },
+    /// A stream is gone: reset by the server (`by_peer`; also the streams
+    /// a GOAWAY left unprocessed, with REFUSED_STREAM), or by this
+    /// connection because of what the server sent on it (the RST_STREAM is
+    /// already in the output).
+    Reset {
+        /// The stream.
+        stream: u32,
+        /// The code sent or received.
+        code: ErrorCode,
+        /// Whether the server reset it.
+        by_peer: bool,
+    },
+    /// The server's window grew, for `stream` or (0) the connection: data
+    /// that [`ClientConnection::send_data`] did not take may now fit.
+    WindowOpened {
+        /// The stream, or 0.
+        stream: u32,
+    },
+    /// The server acknowledged our SETTINGS; they now apply.
+    SettingsAcked,
+    /// The server answered the PING sent with [`ClientConnection::ping`].
+    PingAck {
+        /// The opaque data, as sent.
+        data: [u8; 8],
+    },
+    /// The server sent GOAWAY: no new stream may be opened.
+    GoAway {
+        /// The last stream it may have processed.
+        last_stream_id: u32,
+        /// Its code.
+        code: ErrorCode,
+        /// Its debug data.
+        debug_data: Vec<u8>,
+    },
+    /// The connection ended on an error; a GOAWAY with its code is in the
+    /// output. Send the output, then close.
+    ConnectionError(ConnectionError),
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    /// The server may still send (no END_STREAM from it yet).
+    remote_open: bool,
+    /// We may still send.
+    local_open: bool,
+    /// The final response head has come.
+    responded: bool,
+    flow: StreamFlow,
+}
+
+/// The client side of one HTTP/2 connection: see the module docs.
+#[derive(Debug, Clone)]
+pub struct ClientConnection {
+    config: Config,
+    /// The server's first frame (SETTINGS) has come.
+    started: bool,
+    frames: FrameDecoder,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    /// The server's settings.
+    peer: Settings,
+    settings_acked: bool,
+    /// Our initial stream window as the server applies it.
+    local_initial_window: u32,
+    streams: HashMap<u32, Stream>,
+    /// The identifier the next stream gets; above MAX_STREAM_ID once they
+    /// are spent.
+    next_stream: u32,
+    joiner: Joiner,
+    flow: ConnFlow,
+    budgets: Budgets,
+    goaway_sent: bool,
+    goaway_received: bool,
+    closed: bool,
+    ping_sent: Option<[u8; 8]>,
+}
+
+impl ClientConnection {
+    /// A connection that has written the client preface, its SETTINGS
+    /// (SETTINGS_ENABLE_PUSH 0 and the values of `config`) and, if
+    /// [`Config::connection_window`] is above 65535, a WINDOW_UPDATE for
+    /// the connection, to `out`. Requests may be opened at once (§3.4).
+    /// Fails with [`Misuse::InvalidValue`], writing nothing, if a
+    /// [`Config`] value is out of its range.
+    pub fn new(config: Config, out: &mut Vec<u8>) -> Result<Self, Error> {
+        config.check()?;
+        let mut flow = ConnFlow::new();
+        out.extend_from_slice(PREFACE);
+        // Every value was checked; 5 settings fit.
+        let _ = encode_settings(out, &config.settings(), DEFAULT_MAX_FRAME_SIZE);
+        flow.open_to(config.connection_window, out);
+        Ok(Self {
+            config,
+            started: false,
+            frames: FrameDecoder::new(),
+            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE)
+                .with_max_header_list_size(config.max_header_list_size as usize),
+            encoder: hpack::Encoder::new(),
+            peer: Settings::DEFAULT,
+            settings_acked: false,
+            local_initial_window: DEFAULT_WINDOW,
+            streams: HashMap::new(),
+            next_stream: 1,
+            joiner: Joiner::default(),
+            flow,
+            budgets: Budgets::new(config.max_queued_acks, config.max_empty_frames),
+            goaway_sent: false,
+            goaway_received: false,
+            closed: false,
+            ping_sent: None,
+        })
+    }
+
+    /// Takes the bytes received, from the start of what the caller has not
+    /// yet had taken: returns how many were taken (whole frames); the rest
+    /// is an incomplete frame, to pass again with the bytes that follow.
+    /// Appends what must be sent to `out` and what happened to `events`.
+    /// After a connection error, or once the connection is closed, nothing
+    /// is taken.
+    pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
+        if out.is_empty() {
+            self.budgets.drained();
+        }
+        let mut used = 0;
+        while !self.closed {
+            let (n, result) = self.frames.decode(&input[used..]);
+            match result {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    used += n;
+                    if !self.started && !matches!(frame, Frame::Settings(s) if !s.is_ack()) {
+                        self.fail(ConnectionError::SettingsExpected, out, events);
+                        break;
+                    }
+                    self.started = true;
+                    self.on_frame(frame, out, events);
+                }
+                Err(Error::Stream {
+                    stream,
+                    code,
+                    violation,
+                }) => {
+                    used += n;
+                    if !self.started {
+                        self.fail(ConnectionError::SettingsExpected, out, events);
+                    } else if !self.is_idle(stream) {
+                        self.reset_for_fault(stream, code, out, events);
+                    } else if violation == Violation::ZeroWindowIncrement {
+                        self.fail(ConnectionError::IdleStream(stream), out, events);
+                    }
+                    // Otherwise a PRIORITY, allowed on an idle stream.
+                }
+                Err(e) => self.fail(ConnectionError::Frame(e), out, events),
+            }
+        }
+        used
+    }
+
+    /// Opens a stream with the request `fields` (`:method`, `:scheme`,
+    /// `:path`, `:authority`, then regular fields, names in lowercase),
+    /// HPACK-encoded and cut into HEADERS and CONTINUATION frames by the
+    /// server's SETTINGS_MAX_FRAME_SIZE; `end_stream` says the request has
+    /// no body. Returns the stream's identifier.
+    ///
+    /// Fails, writing nothing, once the connection is closed or a GOAWAY
+    /// went either way, when the server's SETTINGS_MAX_CONCURRENT_STREAMS
+    /// streams are open, when identifiers are spent, and for an extended
+    /// CONNECT (a `:protocol` field) the server has not enabled.
+    pub fn open_stream(
+        &mut self,
+        fields: &[Field],
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, SendError> {
+        if self.closed {
+            return Err(SendError::ConnectionClosed);
+        }
+        if self.goaway_received || self.goaway_sent {
+            return Err(SendError::GoingAway);
+        }
+        if self.next_stream > MAX_STREAM_ID {
+            return Err(SendError::StreamIdsExhausted);
+        }
+        if !self.can_open() {
+            return Err(SendError::StreamLimit);
+        }
+        if !self.peer.enable_connect_protocol && fields.iter().any(|f| f.name == b":protocol") {
+            return Err(SendError::ExtendedConnectDisabled);
+        }
+        let stream = self.next_stream;
+        self.next_stream += 2;
+        shared::write_fields(
+            &mut self.encoder,
+            stream,
+            fields,
+            end_stream,
+            self.peer.max_frame_size,
+            out,
+        );
+        self.streams.insert(
+            stream,
+            Stream {
+                remote_open: true,
+                local_open: !end_stream,
+                responded: false,
+                flow: StreamFlow::new(self.peer.initial_window_size, self.local_initial_window),
+            },
+        );
+        Ok(stream)
+    }
+
+    /// Whether [`ClientConnection::open_stream`] may open one more stream
+    /// now, as far as the server's concurrency limit goes.
+    pub fn can_open(&self) -> bool {
+        self.peer
+            .max_concurrent_streams
+            .is_none_or(|max| self.streams.len() < max as usize)
+    }
+
+    /// Sends as much of `data` on `stream` as the stream's and the
+    /// connection's windows allow, in DATA frames no larger than the
+    /// server's SETTINGS_MAX_FRAME_SIZE, and returns how much it took.
+    /// END_STREAM is set only if `end_stream` and all of `data` was taken
+    /// (an empty `data` with `end_stream` sends an empty DATA frame that
+    /// ends the stream). Keep the rest and try again after an
+    /// [`Event::WindowOpened`].
+    pub fn send_data(
+        &mut self,
+        stream: u32,
+        data: &[u8],
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, SendError> {
+        let flow = self.writable(stream)?.flow;
+        let take = data.len().min(self.flow.room(&flow));
+        let ends = end_stream && take == data.len();
+        if take == 0 && !ends {
+            return Ok(0);
+        }
+        shared::write_data(stream, &data[..take], ends, self.peer.max_frame_size, out);
+        self.flow
+            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
+        if ends {
+            if let Some(s) = self.streams.get_mut(&stream) {
+                s.local_open = false;
+            }
+            self.maybe_remove(stream);
+        }
+        Ok(take)
+    }
+
+    /// How much [`ClientConnection::send_data`] may send now on `stream`,
+    /// or `None` if we cannot send on it.
+    pub fn send_capacity(&self, stream: u32) -> Option<u64> {
+        let s = self.streams.get(&stream).filter(|s| s.local_open)?;
+        Some(self.flow.room(&s.flow) as u64)
+    }
+
+    /// Says that the caller consumed `n` bytes of [`Event::Data`] on
+    /// `stream`: the connection's window (and the stream's, if the server
+    /// may still send on it) grows again by that much, with WINDOW_UPDATE
+    /// frames appended to `out`. Every byte delivered must be released
+    /// some day, also after its stream ended or was reset, or the
+    /// connection's window shrinks for good.
+    pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        let s = self
+            .streams
+            .get_mut(&stream)
+            .map(|s| (&mut s.flow, s.remote_open));
+        self.flow.release(stream, s, n, out);
+    }
+
+    /// Resets `stream` with RST_STREAM and `code` (CANCEL: the response is
+    /// no longer wanted). Frames the server sent before it saw the reset
+    /// are ignored, and what they count against the connection's window is
+    /// given back.
+    pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::ConnectionClosed);
+        }
+        if !self.streams.contains_key(&stream) {
+            return Err(SendError::StreamNotOpen(stream));
+        }
+        self.write_reset(stream, code, out);
+        Ok(())
+    }
+
+    /// Sends GOAWAY with `code`: no new stream will be opened (the server
+    /// opens none). With NO_ERROR the open streams go on, and
+    /// [`ClientConnection::is_finished`] tells when the last one is done;
+    /// with another code the connection is closed at once.
+    pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        self.write_goaway(code, out);
+        if code != ErrorCode::NO_ERROR {
+            self.closed = true;
+        }
+    }
+
+    /// Sends a PING with `data`; its answer comes as [`Event::PingAck`].
+    /// Returns false, sending nothing, while an earlier PING is unanswered
+    /// or once the connection is closed.
+    pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
+        if self.closed || self.ping_sent.is_some() {
+            return false;
+        }
+        Ping { ack: false, data }.encode(out);
+        self.ping_sent = Some(data);
+        true
+    }
+
+    /// Whether the connection has ended: after a connection error or a
+    /// GOAWAY with an error code sent. Send the output, then close.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether there is nothing more to do: closed, or a GOAWAY went either
+    /// way and no stream is left.
+    pub fn is_finished(&self) -> bool {
+        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+    }
+
+    /// Whether the server has sent GOAWAY.
+    pub fn goaway_received(&self) -> bool {
+        self.goaway_received
+    }
+
+    /// How many streams are open or half-closed.
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether the server's SETTINGS have come (its first frame).
+    pub fn settings_received(&self) -> bool {
+        self.started
+    }
+
+    /// Whether the server has acknowledged our SETTINGS.
+    pub fn settings_acked(&self) -> bool {
+        self.settings_acked
+    }
+
+    /// Whether the server announced SETTINGS_ENABLE_CONNECT_PROTOCOL
+    /// (RFC 8441): WebSockets may be opened with an extended CONNECT.
+    pub fn connect_protocol_enabled(&self) -> bool {
+        self.peer.enable_connect_protocol
+    }
+
+    /// The server's settings, as received so far.
+    pub fn peer_settings(&self) -> &Settings {
+        &self.peer
+    }
+
+    // --- receiving ------------------------------------------------------
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        match frame {
+            Frame::Data(d) => self.on_data(&d, out, events),
+            Frame::Headers(h) => {
+                if self.is_idle(h.stream_id) {
+                    return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
+                }
+                match self.joiner.headers(&h, self.config.max_header_list_size as usize) {
+                    Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
+                    Ok(Some(b)) => self.on_block(b.stream, b.end_stream, &b.bytes, out, events),
+                    Ok(None) => {}
+                }
+            }
+            Frame::Continuation(c) => {
+                if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
+                    return;
+                }
+                match self
+                    .joiner
+                    .continuation(&c, self.config.max_header_list_size as usize)
+                {
+                    Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
+                    Ok(Some(b)) => self.on_block(b.stream, b.end_stream, &b.bytes, out, events),
+                    Ok(None) => {}
+                }
+            }
+            Frame::Priority(_) | Frame::Unknown(_) => {}
+            Frame::RstStream(r) => self.on_rst(r, out, events),
+            Frame::Settings(s) => self.on_settings(&s, out, events),
+            Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
+            Frame::Ping(p) => match shared::on_ping(p, &mut self.ping_sent, out) {
+                PingOutcome::Answered => self.count_ack(out, events),
+                PingOutcome::Acked(data) => events.push(Event::PingAck { data }),
+                PingOutcome::Ignored => {}
+            },
+            Frame::GoAway(g) => self.on_goaway(&g, events),
+            Frame::WindowUpdate(w) => self.on_window_update(w, out, events),
+        }
+    }
+
+    /// Streams are ours (odd); an even one would be pushed, and push is
+    /// off.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream % 2 == 0 || stream >= self.next_stream
+    }
+
+    fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        let stream = d.stream_id;
+        if self.is_idle(stream) {
+            return self.fail(ConnectionError::IdleStream(stream), out, events);
+        }
+        // At most 2^24-1 + 256.
+        let len = d.flow_controlled_len() as i64;
+        if !self.flow.receive(len) {
+            return self.fail(ConnectionError::FlowControl, out, events);
+        }
+        if d.data.is_empty() {
+            if !d.end_stream && !self.count_empty(out, events) {
+                return;
+            }
+        } else {
+            self.budgets.not_empty();
+        }
+        let state = self
+            .streams
+            .get(&stream)
+            .map(|s| (s.remote_open, s.responded, s.flow.recv_window));
+        let fault = match state {
+            // Closed, or reset by us: what it counts is given back.
+            None => {
+                self.flow.give_back(len, out);
+                return;
+            }
+            Some((false, _, _)) => Some(ErrorCode::STREAM_CLOSED),
+            // §8.1: DATA before the response head is malformed.
+            Some((true, false, _)) => Some(ErrorCode::PROTOCOL_ERROR),
+            Some((true, true, window)) if len > window => Some(ErrorCode::FLOW_CONTROL_ERROR),
+            Some(_) => None,
+        };
+        if let Some(code) = fault {
+            self.flow.give_back(len, out);
+            return self.reset_for_fault(stream, code, out, events);
+        }
+        if let Some(s) = self.streams.get_mut(&stream) {
+            if d.end_stream {
+                s.remote_open = false;
+            }
+            let open = s.remote_open;
+            self.flow
+                .accept(stream, &mut s.flow, len, d.data.len(), open, out);
+        }
+        events.push(Event::Data {
+            stream,
+            data: d.data.to_vec(),
+            end_stream: d.end_stream,
+        });
+        if d.end_stream {
+            self.maybe_remove(stream);
+        }
+    }
+
+    fn on_block(
+        &mut self,
+        stream: u32,
+        end_stream: bool,
+        block: &[u8],
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event>,
+    ) {
+        // Decoded whatever becomes of the stream, to keep HPACK in step.
+        let fields = match self.decoder.decode(block) {
+            Ok(fields) => fields,
+            Err(e) => return self.fail(ConnectionError::Compression(e), out, events),
+        };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            // A stream we reset or that ended: nothing more to do.
+            return;
+        };
+        if !s.remote_open {
+            return self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
+        }
+        if s.responded {
+            // Trailers: END_STREAM and regular fields only.
+            if !end_stream || request::check_trailers(&fields).is_err() {
+                return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+            }
+            s.remote_open = false;
+            events.push(Event::Trailers { stream, fields });
+            return self.maybe_remove(stream);
+        }
+        let (status, fields) = match request::parse_response(fields) {
+            // §8.1: an interim response with END_STREAM, and 101 (no
+            // Upgrade in HTTP/2), are malformed.
+            Ok((status, _)) if status == 101 || (status < 200 && end_stream) => {
+                return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
+            }
+            Ok((status, _)) if status < 200 => return,
+            Ok(response) => response,
+            Err(_) => return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events),
+        };
+        s.responded = true;
+        if end_stream {
+            s.remote_open = false;
+        }
+        events.push(Event::Response {
+            stream,
+            status,
+            fields,
+            end_stream,
+        });
+        if end_stream {
+            self.maybe_remove(stream);
+        }
+    }
+
+    fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.is_idle(r.stream_id) {
+            return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
+        }
+        if self.streams.remove(&r.stream_id).is_some() {
+            events.push(Event::Reset {
+                stream: r.stream_id,
+                code: r.code,
+                by_peer: true,
+            });
+        }
+    }
+
+    fn on_settings(&mut self, s: &SettingsFrame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if s.is_ack() {
+            if !self.settings_acked {
+                self.settings_acked = true;
+                self.apply_local_settings();
+                events.push(Event::SettingsAcked);
+            }
+            return;
+        }
+        let mut opened = Vec::new();
+        for setting in s.iter() {
+            match setting {
+                Setting::InitialWindowSize(v) => {
+                    let old = self.peer.initial_window_size;
+                    let mut flows: Vec<_> = self.streams.values_mut().map(|st| &mut st.flow).collect();
+                    if !shared::shift_send_windows(&mut flows, old, v) {
+                        return self.fail(ConnectionError::FlowControl, out, events);
+                    }
+                    if v > old {
+                        opened.extend(
+                            self.streams
+                                .iter()
+                                .filter(|(_, st)| st.local_open)
+                                .map(|(&id, _)| id),
+                        );
+                    }
+                }
+                Setting::HeaderTableSize(v) => self.encoder.set_max_table_size(v as usize),
+                _ => {}
+            }
+            self.peer.apply(setting);
+        }
+        encode_settings_ack(out);
+        events.push(Event::Settings);
+        opened.sort_unstable();
+        opened.dedup();
+        events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
+        self.count_ack(out, events);
+    }
+
+    fn apply_local_settings(&mut self) {
+        // In range: checked by `Config::check`.
+        let _ = self.frames.set_max_frame_size(self.config.max_frame_size);
+        self.decoder
+            .set_max_table_size(self.config.header_table_size as usize);
+        let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
+        for s in self.streams.values_mut() {
+            s.flow.recv_window += delta;
+        }
+        self.local_initial_window = self.config.initial_window_size;
+    }
+
+    fn on_goaway(&mut self, g: &GoAway<'_>, events: &mut Vec<Event>) {
+        self.goaway_received = true;
+        events.push(Event::GoAway {
+            last_stream_id: g.last_stream_id,
+            code: g.code,
+            debug_data: g.debug_data.to_vec(),
+        });
+        // §6.8: streams above the last one were not processed.
+        let mut refused: Vec<u32> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|&id| id > g.last_stream_id)
+            .collect();
+        refused.sort_unstable();
+        for stream in refused {
+            self.streams.remove(&stream);
+            events.push(Event::Reset {
+                stream,
+                code: ErrorCode::REFUSED_STREAM,
+                by_peer: true,
+            });
+        }
+    }
+
+    fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if w.stream_id == 0 {
+            if !self.flow.grow_send(w.increment) {
+                return self.fail(ConnectionError::FlowControl, out, events);
+            }
+            events.push(Event::WindowOpened { stream: 0 });
+            return;
+        }
+        if self.is_idle(w.stream_id) {
+            return self.fail(ConnectionError::IdleStream(w.stream_id), out, events);
+        }
+        let Some(s) = self.streams.get_mut(&w.stream_id) else {
+            return;
+        };
+        if !s.flow.grow_send(w.increment) {
+            return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
+        }
+        if s.local_open {
+            events.push(Event::WindowOpened { stream: w.stream_id });
+        }
+    }
+
+    // --- budgets and sending ---------------------------------------------
+
+    fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if !self.budgets.ack() {
+            self.fail(ConnectionError::TooManyAcks, out, events);
+        }
+    }
+
+    /// Counts an empty frame; false if the connection ended.
+    fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
+        if !self.budgets.empty() {
+            self.fail(ConnectionError::TooManyEmptyFrames, out, events);
+            return false;
+        }
+        true
+    }
+
+    fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
+        if self.closed {
+            return Err(SendError::ConnectionClosed);
+        }
+        self.streams
+            .get_mut(&stream)
+            .filter(|s| s.local_open)
+            .ok_or(SendError::StreamNotOpen(stream))
+    }
+
+    fn maybe_remove(&mut self, stream: u32) {
+        if self
+            .streams
+            .get(&stream)
+            .is_some_and(|s| !s.remote_open && !s.local_open)
+        {
+            self.streams.remove(&stream);
+        }
+    }
+
+    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
+        let _ = RstStream {
+            stream_id: stream,
+            code,
+        }
+        .encode(out);
+        self.streams.remove(&stream).is_some()
+    }
+
+    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.write_reset(stream, code, out) {
+            events.push(Event::Reset {
+                stream,
+                code,
+                by_peer: false,
+            });
+        }
+    }
+
+    fn write_goaway(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        // The client accepts no stream from the server: the last one it
+        // processed is 0.
+        let _ = GoAway {
+            last_stream_id: 0,
+            code,
+            debug_data: &[],
+        }
+        .encode(out, DEFAULT_MAX_FRAME_SIZE);
+        self.goaway_sent = true;
+    }
+
+    fn fail(&mut self, error: ConnectionError, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.closed {
+            return;
+        }
+        self.write_goaway(error.code(), out);
+        self.closed = true;
+        self.joiner.clear();
+        events.push(Event::ConnectionError(error));
+    }
+}
