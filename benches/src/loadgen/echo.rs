@@ -182,7 +182,6 @@ fn on_ready(
     pong: &mut Vec<u8>,
 ) -> io::Result<u32> {
     let mut done = 0u32;
-    let mut bad: Option<String> = None;
     loop {
         let (len, more) = match conn.read_into(rbuf)? {
             ReadOutcome::Data { len, more } => (len, more),
@@ -190,36 +189,7 @@ fn on_ready(
             ReadOutcome::Closed => return Err(io::Error::other("closed by the server")),
         };
         pong.clear();
-        let verify = opts.verify;
-        let mismatch = &mut slot.mismatch;
-        conn.ws
-            .feed(&rbuf[..len], &mut |event| match event {
-                Event::Data { chunk, offset } => {
-                    if verify {
-                        let at = offset as usize;
-                        if body.get(at..at + chunk.len()) != Some(chunk) {
-                            *mismatch = true;
-                        }
-                    }
-                }
-                Event::End { text, len } => {
-                    if len != body.len() as u64 || text == opts.binary {
-                        bad = Some(format!(
-                            "echo of {len} bytes ({}), sent {} bytes",
-                            if text { "text" } else { "binary" },
-                            body.len()
-                        ));
-                    }
-                    done += 1;
-                }
-                Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
-                Event::Pong => {}
-                Event::Close(code) => bad = Some(format!("close frame from the server: {code:?}")),
-            })
-            .map_err(io::Error::other)?;
-        if let Some(why) = bad.take() {
-            return Err(io::Error::other(why));
-        }
+        done += take_echoes(&mut conn.ws, &rbuf[..len], &mut slot.mismatch, body, opts, pong)?;
         if !pong.is_empty() {
             conn.send(pong)?;
         }
@@ -228,4 +198,49 @@ fn on_ready(
         }
     }
     Ok(done)
+}
+
+/// Feeds bytes of one WebSocket through its reader: returns how many
+/// echoes they completed, sets `mismatch` if verified bytes differ, and
+/// appends pongs to `pong`.
+pub(crate) fn take_echoes(
+    reader: &mut wire::FrameReader,
+    bytes: &[u8],
+    mismatch: &mut bool,
+    body: &[u8],
+    opts: &Options,
+    pong: &mut Vec<u8>,
+) -> io::Result<u32> {
+    let mut done = 0u32;
+    let mut bad: Option<String> = None;
+    let verify = opts.verify;
+    reader
+        .feed(bytes, &mut |event| match event {
+            Event::Data { chunk, offset } => {
+                if verify {
+                    let at = offset as usize;
+                    if body.get(at..at + chunk.len()) != Some(chunk) {
+                        *mismatch = true;
+                    }
+                }
+            }
+            Event::End { text, len } => {
+                if len != body.len() as u64 || text == opts.binary {
+                    bad = Some(format!(
+                        "echo of {len} bytes ({}), sent {} bytes",
+                        if text { "text" } else { "binary" },
+                        body.len()
+                    ));
+                }
+                done += 1;
+            }
+            Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
+            Event::Pong => {}
+            Event::Close(code) => bad = Some(format!("close frame from the server: {code:?}")),
+        })
+        .map_err(io::Error::other)?;
+    match bad {
+        Some(why) => Err(io::Error::other(why)),
+        None => Ok(done),
+    }
 }
