@@ -83,16 +83,16 @@
 
 use std::collections::HashMap;
 
+use crate::connection::endpoint::{self, Endpoint, Local, Side, StreamState};
 use crate::connection::request;
-use crate::connection::shared::{self, Budgets, ConnFlow, DEFAULT_WINDOW, Joiner, PingOutcome, StreamFlow};
+use crate::connection::shared::{self, DEFAULT_WINDOW, StreamFlow};
 pub use crate::connection::{ConnectionError, SendError};
-use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::error::{Error, ErrorCode, Misuse};
 use crate::frame::{
-    DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID,
-    MAX_WINDOW_SIZE, PREFACE, Ping, RstStream, Setting, Settings, SettingsFrame, WindowUpdate,
-    encode_settings, encode_settings_ack,
+    DEFAULT_MAX_FRAME_SIZE, Data, Frame, GoAway, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID, MAX_WINDOW_SIZE,
+    PREFACE, RstStream, Setting, Settings, encode_settings,
 };
-use crate::hpack::{self, Field};
+use crate::hpack::Field;
 
 /// What the client announces and the limits it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +234,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone)]
-struct Stream {
+pub(crate) struct Stream {
     /// The server may still send (no END_STREAM from it yet).
     remote_open: bool,
     /// We may still send.
@@ -244,31 +244,32 @@ struct Stream {
     flow: StreamFlow,
 }
 
+impl StreamState for Stream {
+    fn flow(&self) -> &StreamFlow {
+        &self.flow
+    }
+
+    fn flow_mut(&mut self) -> &mut StreamFlow {
+        &mut self.flow
+    }
+
+    fn local_open(&self) -> bool {
+        self.local_open
+    }
+
+    fn remote_open(&self) -> bool {
+        self.remote_open
+    }
+}
+
 /// The client side of one HTTP/2 connection: see the module docs.
 #[derive(Debug, Clone)]
 pub struct ClientConnection {
-    config: Config,
-    /// The server's first frame (SETTINGS) has come.
-    started: bool,
-    frames: FrameDecoder,
-    decoder: hpack::Decoder,
-    encoder: hpack::Encoder,
-    /// The server's settings.
-    peer: Settings,
-    settings_acked: bool,
-    /// Our initial stream window as the server applies it.
-    local_initial_window: u32,
+    ep: Endpoint,
     streams: HashMap<u32, Stream>,
     /// The identifier the next stream gets; above MAX_STREAM_ID once they
     /// are spent.
     next_stream: u32,
-    joiner: Joiner,
-    flow: ConnFlow,
-    budgets: Budgets,
-    goaway_sent: bool,
-    goaway_received: bool,
-    closed: bool,
-    ping_sent: Option<[u8; 8]>,
 }
 
 impl ClientConnection {
@@ -280,30 +281,21 @@ impl ClientConnection {
     /// [`Config`] value is out of its range.
     pub fn new(config: Config, out: &mut Vec<u8>) -> Result<Self, Error> {
         config.check()?;
-        let mut flow = ConnFlow::new();
+        let local = Local {
+            initial_window_size: config.initial_window_size,
+            max_frame_size: config.max_frame_size,
+            header_table_size: config.header_table_size,
+            max_header_list_size: config.max_header_list_size,
+        };
+        let mut ep = Endpoint::new(local, config.max_queued_acks, config.max_empty_frames);
         out.extend_from_slice(PREFACE);
         // Every value was checked; 5 settings fit.
         let _ = encode_settings(out, &config.settings(), DEFAULT_MAX_FRAME_SIZE);
-        flow.open_to(config.connection_window, out);
+        ep.flow.open_to(config.connection_window, out);
         Ok(Self {
-            config,
-            started: false,
-            frames: FrameDecoder::new(),
-            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE)
-                .with_max_header_list_size(config.max_header_list_size as usize),
-            encoder: hpack::Encoder::new(),
-            peer: Settings::DEFAULT,
-            settings_acked: false,
-            local_initial_window: DEFAULT_WINDOW,
+            ep,
             streams: HashMap::new(),
             next_stream: 1,
-            joiner: Joiner::default(),
-            flow,
-            budgets: Budgets::new(config.max_queued_acks, config.max_empty_frames),
-            goaway_sent: false,
-            goaway_received: false,
-            closed: false,
-            ping_sent: None,
         })
     }
 
@@ -315,41 +307,9 @@ impl ClientConnection {
     /// is taken.
     pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
         if out.is_empty() {
-            self.budgets.drained();
+            self.ep.budgets.drained();
         }
-        let mut used = 0;
-        while !self.closed {
-            let (n, result) = self.frames.decode(&input[used..]);
-            match result {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    used += n;
-                    if !self.started && !matches!(frame, Frame::Settings(s) if !s.is_ack()) {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                        break;
-                    }
-                    self.started = true;
-                    self.on_frame(frame, out, events);
-                }
-                Err(Error::Stream {
-                    stream,
-                    code,
-                    violation,
-                }) => {
-                    used += n;
-                    if !self.started {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                    } else if !self.is_idle(stream) {
-                        self.reset_for_fault(stream, code, out, events);
-                    } else if violation == Violation::ZeroWindowIncrement {
-                        self.fail(ConnectionError::IdleStream(stream), out, events);
-                    }
-                    // Otherwise a PRIORITY, allowed on an idle stream.
-                }
-                Err(e) => self.fail(ConnectionError::Frame(e), out, events),
-            }
-        }
-        used
+        endpoint::receive_frames(self, input, 0, out, events)
     }
 
     /// Opens a stream with the request `fields` (`:method`, `:scheme`,
@@ -368,10 +328,11 @@ impl ClientConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<u32, SendError> {
-        if self.closed {
+        let ep = &mut self.ep;
+        if ep.closed {
             return Err(SendError::ConnectionClosed);
         }
-        if self.goaway_received || self.goaway_sent {
+        if ep.goaway_received || ep.goaway_sent {
             return Err(SendError::GoingAway);
         }
         if self.next_stream > MAX_STREAM_ID {
@@ -380,17 +341,18 @@ impl ClientConnection {
         if !self.can_open() {
             return Err(SendError::StreamLimit);
         }
-        if !self.peer.enable_connect_protocol && fields.iter().any(|f| f.name == b":protocol") {
+        let ep = &mut self.ep;
+        if !ep.peer.enable_connect_protocol && fields.iter().any(|f| f.name == b":protocol") {
             return Err(SendError::ExtendedConnectDisabled);
         }
         let stream = self.next_stream;
         self.next_stream += 2;
         shared::write_fields(
-            &mut self.encoder,
+            &mut ep.encoder,
             stream,
             fields,
             end_stream,
-            self.peer.max_frame_size,
+            ep.peer.max_frame_size,
             out,
         );
         self.streams.insert(
@@ -399,7 +361,7 @@ impl ClientConnection {
                 remote_open: true,
                 local_open: !end_stream,
                 responded: false,
-                flow: StreamFlow::new(self.peer.initial_window_size, self.local_initial_window),
+                flow: StreamFlow::new(ep.peer.initial_window_size, ep.local_initial_window),
             },
         );
         Ok(stream)
@@ -408,7 +370,8 @@ impl ClientConnection {
     /// Whether [`ClientConnection::open_stream`] may open one more stream
     /// now, as far as the server's concurrency limit goes.
     pub fn can_open(&self) -> bool {
-        self.peer
+        self.ep
+            .peer
             .max_concurrent_streams
             .is_none_or(|max| self.streams.len() < max as usize)
     }
@@ -427,29 +390,13 @@ impl ClientConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let flow = self.writable(stream)?.flow;
-        let take = data.len().min(self.flow.room(&flow));
-        let ends = end_stream && take == data.len();
-        if take == 0 && !ends {
-            return Ok(0);
-        }
-        shared::write_data(stream, &data[..take], ends, self.peer.max_frame_size, out);
-        self.flow
-            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
-        if ends {
-            if let Some(s) = self.streams.get_mut(&stream) {
-                s.local_open = false;
-            }
-            self.maybe_remove(stream);
-        }
-        Ok(take)
+        endpoint::send_data(self, stream, data, end_stream, out)
     }
 
     /// How much [`ClientConnection::send_data`] may send now on `stream`,
     /// or `None` if we cannot send on it.
     pub fn send_capacity(&self, stream: u32) -> Option<u64> {
-        let s = self.streams.get(&stream).filter(|s| s.local_open)?;
-        Some(self.flow.room(&s.flow) as u64)
+        endpoint::send_capacity(&self.ep, &self.streams, stream)
     }
 
     /// Says that the caller consumed `n` bytes of [`Event::Data`] on
@@ -459,14 +406,7 @@ impl ClientConnection {
     /// some day, also after its stream ended or was reset, or the
     /// connection's window shrinks for good.
     pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        let s = self
-            .streams
-            .get_mut(&stream)
-            .map(|s| (&mut s.flow, s.remote_open));
-        self.flow.release(stream, s, n, out);
+        endpoint::release(self, stream, n, out);
     }
 
     /// Resets `stream` with RST_STREAM and `code` (CANCEL: the response is
@@ -474,7 +414,7 @@ impl ClientConnection {
     /// are ignored, and what they count against the connection's window is
     /// given back.
     pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
-        if self.closed {
+        if self.ep.closed {
             return Err(SendError::ConnectionClosed);
         }
         if !self.streams.contains_key(&stream) {
@@ -489,12 +429,14 @@ impl ClientConnection {
     /// [`ClientConnection::is_finished`] tells when the last one is done;
     /// with another code the connection is closed at once.
     pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        if self.closed {
+        if self.ep.closed {
             return;
         }
-        self.write_goaway(code, out);
+        // The client accepts no stream from the server: the last one it
+        // processed is 0.
+        self.ep.write_goaway(0, code, out);
         if code != ErrorCode::NO_ERROR {
-            self.closed = true;
+            self.ep.closed = true;
         }
     }
 
@@ -502,29 +444,24 @@ impl ClientConnection {
     /// Returns false, sending nothing, while an earlier PING is unanswered
     /// or once the connection is closed.
     pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
-        if self.closed || self.ping_sent.is_some() {
-            return false;
-        }
-        Ping { ack: false, data }.encode(out);
-        self.ping_sent = Some(data);
-        true
+        self.ep.ping(data, out)
     }
 
     /// Whether the connection has ended: after a connection error or a
     /// GOAWAY with an error code sent. Send the output, then close.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.ep.closed
     }
 
     /// Whether there is nothing more to do: closed, or a GOAWAY went either
     /// way and no stream is left.
     pub fn is_finished(&self) -> bool {
-        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+        self.ep.is_finished(self.streams.len())
     }
 
     /// Whether the server has sent GOAWAY.
     pub fn goaway_received(&self) -> bool {
-        self.goaway_received
+        self.ep.goaway_received
     }
 
     /// How many streams are open or half-closed.
@@ -534,90 +471,32 @@ impl ClientConnection {
 
     /// Whether the server's SETTINGS have come (its first frame).
     pub fn settings_received(&self) -> bool {
-        self.started
+        self.ep.started
     }
 
     /// Whether the server has acknowledged our SETTINGS.
     pub fn settings_acked(&self) -> bool {
-        self.settings_acked
+        self.ep.settings_acked
     }
 
     /// Whether the server announced SETTINGS_ENABLE_CONNECT_PROTOCOL
     /// (RFC 8441): WebSockets may be opened with an extended CONNECT.
     pub fn connect_protocol_enabled(&self) -> bool {
-        self.peer.enable_connect_protocol
+        self.ep.peer.enable_connect_protocol
     }
 
     /// The server's settings, as received so far.
     pub fn peer_settings(&self) -> &Settings {
-        &self.peer
+        &self.ep.peer
     }
 
     // --- receiving ------------------------------------------------------
 
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        match frame {
-            Frame::Data(d) => self.on_data(&d, out, events),
-            Frame::Headers(h) => {
-                if self.is_idle(h.stream_id) {
-                    return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
-                }
-                match self.joiner.headers(&h, self.config.max_header_list_size as usize) {
-                    Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
-                    Ok(Some(b)) => self.on_block(b.stream, b.end_stream, &b.bytes, out, events),
-                    Ok(None) => {}
-                }
-            }
-            Frame::Continuation(c) => {
-                if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
-                    return;
-                }
-                match self
-                    .joiner
-                    .continuation(&c, self.config.max_header_list_size as usize)
-                {
-                    Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
-                    Ok(Some(b)) => self.on_block(b.stream, b.end_stream, &b.bytes, out, events),
-                    Ok(None) => {}
-                }
-            }
-            Frame::Priority(_) | Frame::Unknown(_) => {}
-            Frame::RstStream(r) => self.on_rst(r, out, events),
-            Frame::Settings(s) => self.on_settings(&s, out, events),
-            Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => match shared::on_ping(p, &mut self.ping_sent, out) {
-                PingOutcome::Answered => self.count_ack(out, events),
-                PingOutcome::Acked(data) => events.push(Event::PingAck { data }),
-                PingOutcome::Ignored => {}
-            },
-            Frame::GoAway(g) => self.on_goaway(&g, events),
-            Frame::WindowUpdate(w) => self.on_window_update(w, out, events),
-        }
-    }
-
-    /// Streams are ours (odd); an even one would be pushed, and push is
-    /// off.
-    fn is_idle(&self, stream: u32) -> bool {
-        stream % 2 == 0 || stream >= self.next_stream
-    }
-
     fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let stream = d.stream_id;
-        if self.is_idle(stream) {
-            return self.fail(ConnectionError::IdleStream(stream), out, events);
-        }
-        // At most 2^24-1 + 256.
-        let len = d.flow_controlled_len() as i64;
-        if !self.flow.receive(len) {
-            return self.fail(ConnectionError::FlowControl, out, events);
-        }
-        if d.data.is_empty() {
-            if !d.end_stream && !self.count_empty(out, events) {
-                return;
-            }
-        } else {
-            self.budgets.not_empty();
-        }
+        let Some(len) = endpoint::data_prelude(self, d, out, events) else {
+            return;
+        };
         let state = self
             .streams
             .get(&stream)
@@ -625,7 +504,7 @@ impl ClientConnection {
         let fault = match state {
             // Closed, or reset by us: what it counts is given back.
             None => {
-                self.flow.give_back(len, out);
+                self.ep.flow.give_back(len, out);
                 return;
             }
             Some((false, _, _)) => Some(ErrorCode::STREAM_CLOSED),
@@ -635,7 +514,7 @@ impl ClientConnection {
             Some(_) => None,
         };
         if let Some(code) = fault {
-            self.flow.give_back(len, out);
+            self.ep.flow.give_back(len, out);
             return self.reset_for_fault(stream, code, out, events);
         }
         if let Some(s) = self.streams.get_mut(&stream) {
@@ -643,7 +522,8 @@ impl ClientConnection {
                 s.remote_open = false;
             }
             let open = s.remote_open;
-            self.flow
+            self.ep
+                .flow
                 .accept(stream, &mut s.flow, len, d.data.len(), open, out);
         }
         events.push(Event::Data {
@@ -665,9 +545,9 @@ impl ClientConnection {
         events: &mut Vec<Event>,
     ) {
         // Decoded whatever becomes of the stream, to keep HPACK in step.
-        let fields = match self.decoder.decode(block) {
+        let fields = match self.ep.decoder.decode(block) {
             Ok(fields) => fields,
-            Err(e) => return self.fail(ConnectionError::Compression(e), out, events),
+            Err(e) => return endpoint::fail(self, ConnectionError::Compression(e), out, events),
         };
         let Some(s) = self.streams.get_mut(&stream) else {
             // A stream we reset or that ended: nothing more to do.
@@ -712,7 +592,7 @@ impl ClientConnection {
 
     fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         if self.is_idle(r.stream_id) {
-            return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
+            return endpoint::fail(self, ConnectionError::IdleStream(r.stream_id), out, events);
         }
         if self.streams.remove(&r.stream_id).is_some() {
             events.push(Event::Reset {
@@ -723,60 +603,8 @@ impl ClientConnection {
         }
     }
 
-    fn on_settings(&mut self, s: &SettingsFrame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if s.is_ack() {
-            if !self.settings_acked {
-                self.settings_acked = true;
-                self.apply_local_settings();
-                events.push(Event::SettingsAcked);
-            }
-            return;
-        }
-        let mut opened = Vec::new();
-        for setting in s.iter() {
-            match setting {
-                Setting::InitialWindowSize(v) => {
-                    let old = self.peer.initial_window_size;
-                    let mut flows: Vec<_> = self.streams.values_mut().map(|st| &mut st.flow).collect();
-                    if !shared::shift_send_windows(&mut flows, old, v) {
-                        return self.fail(ConnectionError::FlowControl, out, events);
-                    }
-                    if v > old {
-                        opened.extend(
-                            self.streams
-                                .iter()
-                                .filter(|(_, st)| st.local_open)
-                                .map(|(&id, _)| id),
-                        );
-                    }
-                }
-                Setting::HeaderTableSize(v) => self.encoder.set_max_table_size(v as usize),
-                _ => {}
-            }
-            self.peer.apply(setting);
-        }
-        encode_settings_ack(out);
-        events.push(Event::Settings);
-        opened.sort_unstable();
-        opened.dedup();
-        events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
-        self.count_ack(out, events);
-    }
-
-    fn apply_local_settings(&mut self) {
-        // In range: checked by `Config::check`.
-        let _ = self.frames.set_max_frame_size(self.config.max_frame_size);
-        self.decoder
-            .set_max_table_size(self.config.header_table_size as usize);
-        let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
-        for s in self.streams.values_mut() {
-            s.flow.recv_window += delta;
-        }
-        self.local_initial_window = self.config.initial_window_size;
-    }
-
     fn on_goaway(&mut self, g: &GoAway<'_>, events: &mut Vec<Event>) {
-        self.goaway_received = true;
+        self.ep.goaway_received = true;
         events.push(Event::GoAway {
             last_stream_id: g.last_stream_id,
             code: g.code,
@@ -800,55 +628,6 @@ impl ClientConnection {
         }
     }
 
-    fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if w.stream_id == 0 {
-            if !self.flow.grow_send(w.increment) {
-                return self.fail(ConnectionError::FlowControl, out, events);
-            }
-            events.push(Event::WindowOpened { stream: 0 });
-            return;
-        }
-        if self.is_idle(w.stream_id) {
-            return self.fail(ConnectionError::IdleStream(w.stream_id), out, events);
-        }
-        let Some(s) = self.streams.get_mut(&w.stream_id) else {
-            return;
-        };
-        if !s.flow.grow_send(w.increment) {
-            return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
-        }
-        if s.local_open {
-            events.push(Event::WindowOpened { stream: w.stream_id });
-        }
-    }
-
-    // --- budgets and sending ---------------------------------------------
-
-    fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if !self.budgets.ack() {
-            self.fail(ConnectionError::TooManyAcks, out, events);
-        }
-    }
-
-    /// Counts an empty frame; false if the connection ended.
-    fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
-        if !self.budgets.empty() {
-            self.fail(ConnectionError::TooManyEmptyFrames, out, events);
-            return false;
-        }
-        true
-    }
-
-    fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
-        if self.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        self.streams
-            .get_mut(&stream)
-            .filter(|s| s.local_open)
-            .ok_or(SendError::StreamNotOpen(stream))
-    }
-
     fn maybe_remove(&mut self, stream: u32) {
         if self
             .streams
@@ -867,6 +646,66 @@ impl ClientConnection {
         .encode(out);
         self.streams.remove(&stream).is_some()
     }
+}
+
+impl Side for ClientConnection {
+    type Event = Event;
+    type Stream = Stream;
+
+    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
+        (&mut self.ep, &mut self.streams)
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        match frame {
+            Frame::Data(d) => self.on_data(&d, out, events),
+            Frame::Headers(h) => {
+                if self.is_idle(h.stream_id) {
+                    return endpoint::fail(self, ConnectionError::StreamId(h.stream_id), out, events);
+                }
+                if let Some(b) = endpoint::join_headers(self, &h, out, events) {
+                    self.on_block(b.stream, b.end_stream, &b.bytes, out, events);
+                }
+            }
+            Frame::Continuation(c) => {
+                if let Some(b) = endpoint::join_continuation(self, &c, out, events) {
+                    self.on_block(b.stream, b.end_stream, &b.bytes, out, events);
+                }
+            }
+            Frame::Priority(_) | Frame::Unknown(_) => {}
+            Frame::RstStream(r) => self.on_rst(r, out, events),
+            Frame::Settings(s) if s.is_ack() => {
+                if endpoint::on_settings_ack(self) {
+                    events.push(Event::SettingsAcked);
+                }
+            }
+            Frame::Settings(s) => {
+                if let Some(opened) = endpoint::on_settings(self, &s, out, events) {
+                    events.push(Event::Settings);
+                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
+                    endpoint::count_ack(self, out, events);
+                }
+            }
+            Frame::PushPromise(_) => endpoint::fail(self, ConnectionError::PushPromise, out, events),
+            Frame::Ping(p) => {
+                if let Some(data) = endpoint::on_ping(self, p, out, events) {
+                    events.push(Event::PingAck { data });
+                }
+            }
+            Frame::GoAway(g) => self.on_goaway(&g, events),
+            Frame::WindowUpdate(w) => endpoint::on_window_update(self, w, out, events),
+        }
+    }
+
+    /// Streams are ours (odd); an even one would be pushed, and push is
+    /// off.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream % 2 == 0 || stream >= self.next_stream
+    }
 
     fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         if self.write_reset(stream, code, out) {
@@ -878,25 +717,22 @@ impl ClientConnection {
         }
     }
 
-    fn write_goaway(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        // The client accepts no stream from the server: the last one it
-        // processed is 0.
-        let _ = GoAway {
-            last_stream_id: 0,
-            code,
-            debug_data: &[],
+    fn end_local(&mut self, stream: u32) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.local_open = false;
         }
-        .encode(out, DEFAULT_MAX_FRAME_SIZE);
-        self.goaway_sent = true;
+        self.maybe_remove(stream);
     }
 
-    fn fail(&mut self, error: ConnectionError, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.closed {
-            return;
-        }
-        self.write_goaway(error.code(), out);
-        self.closed = true;
-        self.joiner.clear();
-        events.push(Event::ConnectionError(error));
+    fn goaway_last_stream(&self) -> u32 {
+        0
+    }
+
+    fn connection_error(error: ConnectionError) -> Event {
+        Event::ConnectionError(error)
+    }
+
+    fn window_opened(stream: u32) -> Event {
+        Event::WindowOpened { stream }
     }
 }

@@ -138,6 +138,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub(crate) mod endpoint;
 pub(crate) mod request;
 pub(crate) mod shared;
 
@@ -146,14 +147,14 @@ use std::fmt;
 
 pub use request::Request;
 
-use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::error::{Error, ErrorCode, Misuse};
 use crate::frame::{
-    Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, MAX_FRAME_SIZE_LIMIT,
-    MAX_STREAM_ID, MAX_WINDOW_SIZE, Ping, PrefaceMatcher, RstStream, Setting, Settings, SettingsFrame,
-    WindowUpdate, encode_settings, encode_settings_ack,
+    DEFAULT_MAX_FRAME_SIZE, Data, Frame, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID, MAX_WINDOW_SIZE,
+    PrefaceMatcher, RstStream, Setting, Settings, encode_settings,
 };
 use crate::hpack::{self, Field};
-use shared::{Budgets, ConnFlow, DEFAULT_WINDOW, Joiner, PingOutcome, StreamFlow};
+use endpoint::{Endpoint, Local, Side, StreamState};
+use shared::{DEFAULT_WINDOW, StreamFlow};
 
 /// How many streams reset by us are remembered, so that frames the client
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
@@ -414,7 +415,7 @@ impl fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 #[derive(Debug, Clone)]
-struct Stream {
+pub(crate) struct Stream {
     /// The client may still send (no END_STREAM from it yet).
     remote_open: bool,
     /// We may still send.
@@ -430,30 +431,130 @@ struct Stream {
 pub struct ServerConnection {
     config: Config,
     preface: PrefaceMatcher,
-    /// The client's first frame (SETTINGS) has come.
-    started: bool,
-    frames: FrameDecoder,
-    decoder: hpack::Decoder,
-    encoder: hpack::Encoder,
-    /// The client's settings.
-    peer: Settings,
-    /// The client acknowledged ours.
-    settings_acked: bool,
-    /// Our initial stream window as the client applies it.
-    local_initial_window: u32,
+    ep: Endpoint,
     streams: HashMap<u32, Stream>,
     /// The highest stream the client opened (or tried to).
     last_stream: u32,
     recently_reset: VecDeque<u32>,
-    joiner: Joiner,
-    flow: ConnFlow,
     reset_budget: u32,
-    budgets: Budgets,
-    goaway_sent: bool,
-    goaway_received: bool,
-    closed: bool,
-    /// The data of the PING we sent and the client has not answered.
-    ping_sent: Option<[u8; 8]>,
+}
+
+impl StreamState for Stream {
+    fn flow(&self) -> &StreamFlow {
+        &self.flow
+    }
+
+    fn flow_mut(&mut self) -> &mut StreamFlow {
+        &mut self.flow
+    }
+
+    fn local_open(&self) -> bool {
+        self.local_open
+    }
+
+    fn remote_open(&self) -> bool {
+        self.remote_open
+    }
+}
+
+impl Side for ServerConnection {
+    type Event = Event;
+    type Stream = Stream;
+
+    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
+        (&mut self.ep, &mut self.streams)
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        match frame {
+            Frame::Data(d) => self.on_data(&d, out, events),
+            Frame::Headers(h) => {
+                if h.stream_id % 2 == 0 {
+                    return endpoint::fail(self, ConnectionError::StreamId(h.stream_id), out, events);
+                }
+                if let Some(b) = endpoint::join_headers(self, &h, out, events) {
+                    self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
+                }
+            }
+            Frame::Continuation(c) => {
+                // The frame decoder lets a CONTINUATION through only after
+                // a HEADERS without END_HEADERS on the same stream.
+                if let Some(b) = endpoint::join_continuation(self, &c, out, events) {
+                    self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
+                }
+            }
+            Frame::Priority(_) | Frame::Unknown(_) => {}
+            Frame::RstStream(r) => self.on_rst(r, out, events),
+            Frame::Settings(s) if s.is_ack() => {
+                if endpoint::on_settings_ack(self) {
+                    events.push(Event::SettingsAcked);
+                }
+            }
+            Frame::Settings(s) => {
+                if let Some(opened) = endpoint::on_settings(self, &s, out, events) {
+                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
+                    endpoint::count_ack(self, out, events);
+                }
+            }
+            Frame::PushPromise(_) => endpoint::fail(self, ConnectionError::PushPromise, out, events),
+            Frame::Ping(p) => {
+                if let Some(data) = endpoint::on_ping(self, p, out, events) {
+                    events.push(Event::PingAck { data });
+                }
+            }
+            Frame::GoAway(g) => {
+                self.ep.goaway_received = true;
+                events.push(Event::GoAway {
+                    last_stream_id: g.last_stream_id,
+                    code: g.code,
+                    debug_data: g.debug_data.to_vec(),
+                });
+            }
+            Frame::WindowUpdate(w) => endpoint::on_window_update(self, w, out, events),
+        }
+    }
+
+    /// Client-initiated streams are odd; even ones would be ours, and we
+    /// open none.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream % 2 == 0 || stream > self.last_stream
+    }
+
+    /// A stream error caused by the client: reset, and charged to the
+    /// rapid-reset budget.
+    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        if self.write_reset(stream, code, out) {
+            events.push(Event::Reset {
+                stream,
+                code,
+                by_peer: false,
+            });
+        }
+        self.charge_reset(out, events);
+    }
+
+    fn end_local(&mut self, stream: u32) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.local_open = false;
+        }
+        self.maybe_remove(stream);
+    }
+
+    fn goaway_last_stream(&self) -> u32 {
+        self.last_stream
+    }
+
+    fn connection_error(error: ConnectionError) -> Event {
+        Event::ConnectionError(error)
+    }
+
+    fn window_opened(stream: u32) -> Event {
+        Event::WindowOpened { stream }
+    }
 }
 
 impl ServerConnection {
@@ -461,28 +562,20 @@ impl ServerConnection {
     /// [`Misuse::InvalidValue`] if a [`Config`] value is out of its range.
     pub fn new(config: Config) -> Result<Self, Error> {
         config.check()?;
+        let local = Local {
+            initial_window_size: config.initial_window_size,
+            max_frame_size: config.max_frame_size,
+            header_table_size: config.header_table_size,
+            max_header_list_size: config.max_header_list_size,
+        };
         Ok(Self {
             config,
             preface: PrefaceMatcher::new(),
-            started: false,
-            frames: FrameDecoder::new(),
-            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE)
-                .with_max_header_list_size(config.max_header_list_size as usize),
-            encoder: hpack::Encoder::new(),
-            peer: Settings::DEFAULT,
-            settings_acked: false,
-            local_initial_window: DEFAULT_WINDOW,
+            ep: Endpoint::new(local, config.max_queued_acks, config.max_empty_frames),
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),
-            joiner: Joiner::default(),
-            flow: ConnFlow::new(),
             reset_budget: config.max_resets,
-            budgets: Budgets::new(config.max_queued_acks, config.max_empty_frames),
-            goaway_sent: false,
-            goaway_received: false,
-            closed: false,
-            ping_sent: None,
         })
     }
 
@@ -493,11 +586,11 @@ impl ServerConnection {
     /// happened to `events`. After a connection error, or once the
     /// connection is closed, nothing is taken.
     pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
-        if self.closed {
+        if self.ep.closed {
             return 0;
         }
         if out.is_empty() {
-            self.budgets.drained();
+            self.ep.budgets.drained();
         }
         let mut used = 0;
         if !self.preface.is_complete() {
@@ -512,48 +605,13 @@ impl ServerConnection {
                         Error::NotHttp2 { offset } => offset,
                         _ => 0,
                     };
-                    self.closed = true;
+                    self.ep.closed = true;
                     events.push(Event::ConnectionError(ConnectionError::NotHttp2 { offset }));
                     return 0;
                 }
             }
         }
-        while !self.closed {
-            let (n, result) = self.frames.decode(&input[used..]);
-            match result {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    used += n;
-                    if !self.started && !matches!(frame, Frame::Settings(s) if !s.is_ack()) {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                        break;
-                    }
-                    self.started = true;
-                    self.on_frame(frame, out, events);
-                }
-                Err(Error::Stream {
-                    stream,
-                    code,
-                    violation,
-                }) => {
-                    used += n;
-                    if !self.started {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                    } else if !self.is_idle(stream) {
-                        self.reset_for_fault(stream, code, out, events);
-                    } else if violation == Violation::ZeroWindowIncrement {
-                        // WINDOW_UPDATE on an idle stream, whatever its
-                        // increment.
-                        self.fail(ConnectionError::IdleStream(stream), out, events);
-                    }
-                    // Otherwise a PRIORITY, allowed on an idle stream: its
-                    // error needs no RST_STREAM, which may not be sent on
-                    // an idle stream.
-                }
-                Err(e) => self.fail(ConnectionError::Frame(e), out, events),
-            }
-        }
-        used
+        endpoint::receive_frames(self, input, used, out, events)
     }
 
     /// Sends response (or trailer) fields on `stream`, HPACK-encoded and
@@ -566,11 +624,11 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        self.writable(stream)?;
-        let max = self.peer.max_frame_size;
-        shared::write_fields(&mut self.encoder, stream, fields, end_stream, max, out);
+        endpoint::writable(self, stream)?;
+        let max = self.ep.peer.max_frame_size;
+        shared::write_fields(&mut self.ep.encoder, stream, fields, end_stream, max, out);
         if end_stream {
-            self.end_local(stream);
+            Side::end_local(self, stream);
         }
         Ok(())
     }
@@ -589,19 +647,7 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let flow = self.writable(stream)?.flow;
-        let take = data.len().min(self.flow.room(&flow));
-        let ends = end_stream && take == data.len();
-        if take == 0 && !ends {
-            return Ok(0);
-        }
-        shared::write_data(stream, &data[..take], ends, self.peer.max_frame_size, out);
-        self.flow
-            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
-        if ends {
-            self.end_local(stream);
-        }
-        Ok(take)
+        endpoint::send_data(self, stream, data, end_stream, out)
     }
 
     /// [`ServerConnection::send_data`] for a caller that appends the
@@ -620,18 +666,19 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let flow = self.writable(stream)?.flow;
-        let max = self.peer.max_frame_size;
-        let take = len.min(self.flow.room(&flow)).min(max as usize);
+        let flow = endpoint::writable(self, stream)?;
+        let max = self.ep.peer.max_frame_size;
+        let take = len.min(self.ep.flow.room(&flow)).min(max as usize);
         let ends = end_stream && take == len;
         if take == 0 && !ends {
             return Ok(0);
         }
         shared::write_data_head(stream, take, ends, out);
-        self.flow
+        self.ep
+            .flow
             .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
         if ends {
-            self.end_local(stream);
+            Side::end_local(self, stream);
         }
         Ok(take)
     }
@@ -640,7 +687,7 @@ impl ServerConnection {
     /// ...). The stream's window is given back, and frames the client sent
     /// before it saw the reset are ignored.
     pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
-        if self.closed {
+        if self.ep.closed {
             return Err(SendError::ConnectionClosed);
         }
         if !self.streams.contains_key(&stream) {
@@ -658,14 +705,7 @@ impl ServerConnection {
     /// byte delivered must be released some day, also after the stream was
     /// reset or ended, or the connection's window shrinks for good.
     pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        let s = self
-            .streams
-            .get_mut(&stream)
-            .map(|s| (&mut s.flow, s.remote_open));
-        self.flow.release(stream, s, n, out);
+        endpoint::release(self, stream, n, out);
     }
 
     /// Sends GOAWAY with `code` and the last stream the client opened:
@@ -676,31 +716,31 @@ impl ServerConnection {
     /// client preface, nothing is written (our SETTINGS must come first)
     /// and the connection is closed.
     pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        if self.closed {
+        if self.ep.closed {
             return;
         }
         if !self.preface.is_complete() {
             // Our SETTINGS must be the first frame: before the preface
             // there is nothing to tell, and nothing more will be read.
-            self.closed = true;
+            self.ep.closed = true;
             return;
         }
-        self.write_goaway(code, out);
+        self.ep.write_goaway(self.last_stream, code, out);
         if code != ErrorCode::NO_ERROR {
-            self.closed = true;
+            self.ep.closed = true;
         }
     }
 
     /// Whether the connection has ended: after a connection error or a
     /// GOAWAY with an error code. Send the output, then close the socket.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.ep.closed
     }
 
     /// Whether there is nothing more to do: closed, or a GOAWAY went either
     /// way and no stream is left.
     pub fn is_finished(&self) -> bool {
-        self.closed || ((self.goaway_sent || self.goaway_received) && self.streams.is_empty())
+        self.ep.is_finished(self.streams.len())
     }
 
     /// How many streams are open or half-closed.
@@ -712,8 +752,7 @@ impl ServerConnection {
     /// (the smaller of its window and the connection's, never negative),
     /// or `None` if we cannot send on it.
     pub fn send_capacity(&self, stream: u32) -> Option<u64> {
-        let s = self.streams.get(&stream).filter(|s| s.local_open)?;
-        Some(self.flow.room(&s.flow) as u64)
+        endpoint::send_capacity(&self.ep, &self.streams, stream)
     }
 
     /// Sends a PING with `data` (to measure the round trip, or to see
@@ -722,24 +761,19 @@ impl ServerConnection {
     /// client preface, while an earlier PING is unanswered, or once the
     /// connection is closed.
     pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
-        if self.closed || self.ping_sent.is_some() || !self.preface.is_complete() {
-            return false;
-        }
-        Ping { ack: false, data }.encode(out);
-        self.ping_sent = Some(data);
-        true
+        self.preface.is_complete() && self.ep.ping(data, out)
     }
 
     /// Whether the client has acknowledged our SETTINGS. A caller that
     /// wants SETTINGS_TIMEOUT (§6.5.3) checks this against its own clock
     /// and calls [`ServerConnection::go_away`] with that code.
     pub fn settings_acked(&self) -> bool {
-        self.settings_acked
+        self.ep.settings_acked
     }
 
     /// The client's settings, as received so far.
     pub fn peer_settings(&self) -> &Settings {
-        &self.peer
+        &self.ep.peer
     }
 
     /// The highest stream identifier the client has used.
@@ -749,77 +783,33 @@ impl ServerConnection {
 
     // --- receiving ------------------------------------------------------
 
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        match frame {
-            Frame::Data(d) => self.on_data(&d, out, events),
-            Frame::Headers(h) => self.on_headers(&h, out, events),
-            Frame::Continuation(c) => self.on_continuation(&c, out, events),
-            Frame::Priority(_) | Frame::Unknown(_) => {}
-            Frame::RstStream(r) => self.on_rst(r, out, events),
-            Frame::Settings(s) => self.on_settings(&s, out, events),
-            Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => match shared::on_ping(p, &mut self.ping_sent, out) {
-                PingOutcome::Answered => self.count_ack(out, events),
-                PingOutcome::Acked(data) => events.push(Event::PingAck { data }),
-                PingOutcome::Ignored => {}
-            },
-            Frame::GoAway(g) => {
-                self.goaway_received = true;
-                events.push(Event::GoAway {
-                    last_stream_id: g.last_stream_id,
-                    code: g.code,
-                    debug_data: g.debug_data.to_vec(),
-                });
-            }
-            Frame::WindowUpdate(w) => self.on_window_update(w, out, events),
-        }
-    }
-
-    /// Client-initiated streams are odd; even ones would be ours, and we
-    /// open none.
-    fn is_idle(&self, stream: u32) -> bool {
-        stream % 2 == 0 || stream > self.last_stream
-    }
-
     fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let stream = d.stream_id;
-        if self.is_idle(stream) {
-            return self.fail(ConnectionError::IdleStream(stream), out, events);
-        }
-        // At most 2^24-1 + 256.
-        let len = d.flow_controlled_len() as i64;
-        if !self.flow.receive(len) {
-            return self.fail(ConnectionError::FlowControl, out, events);
-        }
-        if d.data.is_empty() {
-            if !d.end_stream && !self.count_empty(out, events) {
-                return;
-            }
-        } else {
-            self.budgets.not_empty();
-        }
+        let Some(len) = endpoint::data_prelude(self, d, out, events) else {
+            return;
+        };
         let state = self
             .streams
             .get(&stream)
             .map(|s| (s.remote_open, s.flow.recv_window));
         match state {
             None => {
-                self.flow.give_back(len, out);
+                self.ep.flow.give_back(len, out);
                 if !self.recently_reset.contains(&stream) {
                     self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
                 }
             }
             Some((false, _)) => {
-                self.flow.give_back(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
             }
             Some((true, window)) if len > window => {
-                self.flow.give_back(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::FLOW_CONTROL_ERROR, out, events);
             }
             Some(_) if !self.body_length_ok(stream, d) => {
                 // §8.1.1: a body that does not match content-length.
-                self.flow.give_back(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
             }
             Some(_) => {
@@ -828,7 +818,8 @@ impl ServerConnection {
                         s.remote_open = false;
                     }
                     let open = s.remote_open;
-                    self.flow
+                    self.ep
+                        .flow
                         .accept(stream, &mut s.flow, len, d.data.len(), open, out);
                 }
                 events.push(Event::Data {
@@ -856,33 +847,6 @@ impl ServerConnection {
         }
     }
 
-    fn on_headers(&mut self, h: &Headers<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if h.stream_id % 2 == 0 {
-            return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
-        }
-        match self.joiner.headers(h, self.config.max_header_list_size as usize) {
-            Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
-            Ok(Some(b)) => self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events),
-            Ok(None) => {}
-        }
-    }
-
-    fn on_continuation(&mut self, c: &Continuation<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        // The frame decoder lets a CONTINUATION through only after a
-        // HEADERS without END_HEADERS on the same stream.
-        if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
-            return;
-        }
-        match self
-            .joiner
-            .continuation(c, self.config.max_header_list_size as usize)
-        {
-            Err(_) => self.fail(ConnectionError::HeaderBlockTooLarge, out, events),
-            Ok(Some(b)) => self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events),
-            Ok(None) => {}
-        }
-    }
-
     fn on_block(
         &mut self,
         stream: u32,
@@ -893,9 +857,9 @@ impl ServerConnection {
         events: &mut Vec<Event>,
     ) {
         // Decoded whatever becomes of the stream, to keep HPACK in step.
-        let fields = match self.decoder.decode(block) {
+        let fields = match self.ep.decoder.decode(block) {
             Ok(fields) => fields,
-            Err(e) => return self.fail(ConnectionError::Compression(e), out, events),
+            Err(e) => return endpoint::fail(self, ConnectionError::Compression(e), out, events),
         };
         if let Some(s) = self.streams.get_mut(&stream) {
             // Trailers.
@@ -922,12 +886,12 @@ impl ServerConnection {
         }
         if stream <= self.last_stream {
             if !self.recently_reset.contains(&stream) {
-                self.fail(ConnectionError::StreamId(stream), out, events);
+                endpoint::fail(self, ConnectionError::StreamId(stream), out, events);
             }
             return;
         }
         self.last_stream = stream;
-        if self.goaway_sent {
+        if self.ep.goaway_sent {
             // Above the GOAWAY's last stream: not processed (§6.8).
             self.remember_reset(stream);
             return;
@@ -952,7 +916,7 @@ impl ServerConnection {
             Stream {
                 remote_open: !end_stream,
                 local_open: true,
-                flow: StreamFlow::new(self.peer.initial_window_size, self.local_initial_window),
+                flow: StreamFlow::new(self.ep.peer.initial_window_size, self.ep.local_initial_window),
                 content_length,
                 received: 0,
             },
@@ -963,13 +927,13 @@ impl ServerConnection {
             end_stream,
         });
         if stream >= self.config.goaway_stream_id {
-            self.write_goaway(ErrorCode::NO_ERROR, out);
+            self.ep.write_goaway(self.last_stream, ErrorCode::NO_ERROR, out);
         }
     }
 
     fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         if self.is_idle(r.stream_id) {
-            return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
+            return endpoint::fail(self, ConnectionError::IdleStream(r.stream_id), out, events);
         }
         if self.streams.remove(&r.stream_id).is_some() {
             events.push(Event::Reset {
@@ -981,100 +945,12 @@ impl ServerConnection {
         }
     }
 
-    fn on_settings(&mut self, s: &SettingsFrame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if s.is_ack() {
-            if !self.settings_acked {
-                self.settings_acked = true;
-                self.apply_local_settings();
-                events.push(Event::SettingsAcked);
-            }
-            return;
-        }
-        for setting in s.iter() {
-            match setting {
-                Setting::InitialWindowSize(v) => {
-                    let old = self.peer.initial_window_size;
-                    let mut flows: Vec<_> = self.streams.values_mut().map(|st| &mut st.flow).collect();
-                    if !shared::shift_send_windows(&mut flows, old, v) {
-                        return self.fail(ConnectionError::FlowControl, out, events);
-                    }
-                    let mut opened: Vec<u32> = (v > old)
-                        .then(|| {
-                            self.streams
-                                .iter()
-                                .filter(|(_, st)| st.local_open)
-                                .map(|(&id, _)| id)
-                        })
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    opened.sort_unstable();
-                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
-                }
-                Setting::HeaderTableSize(v) => self.encoder.set_max_table_size(v as usize),
-                _ => {}
-            }
-            self.peer.apply(setting);
-        }
-        encode_settings_ack(out);
-        self.count_ack(out, events);
-    }
-
-    fn apply_local_settings(&mut self) {
-        // In range: checked by `Config::check`.
-        let _ = self.frames.set_max_frame_size(self.config.max_frame_size);
-        self.decoder
-            .set_max_table_size(self.config.header_table_size as usize);
-        let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
-        for s in self.streams.values_mut() {
-            s.flow.recv_window += delta;
-        }
-        self.local_initial_window = self.config.initial_window_size;
-    }
-
-    fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if w.stream_id == 0 {
-            if !self.flow.grow_send(w.increment) {
-                return self.fail(ConnectionError::FlowControl, out, events);
-            }
-            events.push(Event::WindowOpened { stream: 0 });
-            return;
-        }
-        if self.is_idle(w.stream_id) {
-            return self.fail(ConnectionError::IdleStream(w.stream_id), out, events);
-        }
-        let Some(s) = self.streams.get_mut(&w.stream_id) else {
-            return;
-        };
-        if !s.flow.grow_send(w.increment) {
-            return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
-        }
-        if s.local_open {
-            events.push(Event::WindowOpened { stream: w.stream_id });
-        }
-    }
-
     // --- budgets --------------------------------------------------------
-
-    fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if !self.budgets.ack() {
-            self.fail(ConnectionError::TooManyAcks, out, events);
-        }
-    }
-
-    /// Counts an empty frame; false if the connection ended.
-    fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
-        if !self.budgets.empty() {
-            self.fail(ConnectionError::TooManyEmptyFrames, out, events);
-            return false;
-        }
-        true
-    }
 
     fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         self.reset_budget = self.reset_budget.saturating_sub(1);
         if self.reset_budget == 0 {
-            self.fail(ConnectionError::TooManyResets, out, events);
+            endpoint::fail(self, ConnectionError::TooManyResets, out, events);
         }
     }
 
@@ -1083,24 +959,7 @@ impl ServerConnection {
     fn send_preface(&mut self, out: &mut Vec<u8>) {
         // Every value was checked by `Config::check`; 7 settings fit.
         let _ = encode_settings(out, &self.config.settings(), DEFAULT_MAX_FRAME_SIZE);
-        self.flow.open_to(self.config.connection_window, out);
-    }
-
-    fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
-        if self.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        self.streams
-            .get_mut(&stream)
-            .filter(|s| s.local_open)
-            .ok_or(SendError::StreamNotOpen(stream))
-    }
-
-    fn end_local(&mut self, stream: u32) {
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.local_open = false;
-        }
-        self.maybe_remove(stream);
+        self.ep.flow.open_to(self.config.connection_window, out);
     }
 
     /// Forgets a stream ended both ways, which gives one unit back to the
@@ -1133,38 +992,5 @@ impl ServerConnection {
         .encode(out);
         self.remember_reset(stream);
         self.streams.remove(&stream).is_some()
-    }
-
-    /// A stream error caused by the client: reset, and charged to the
-    /// rapid-reset budget.
-    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.write_reset(stream, code, out) {
-            events.push(Event::Reset {
-                stream,
-                code,
-                by_peer: false,
-            });
-        }
-        self.charge_reset(out, events);
-    }
-
-    fn write_goaway(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        let _ = GoAway {
-            last_stream_id: self.last_stream,
-            code,
-            debug_data: &[],
-        }
-        .encode(out, DEFAULT_MAX_FRAME_SIZE);
-        self.goaway_sent = true;
-    }
-
-    fn fail(&mut self, error: ConnectionError, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.closed {
-            return;
-        }
-        self.write_goaway(error.code(), out);
-        self.closed = true;
-        self.joiner.clear();
-        events.push(Event::ConnectionError(error));
     }
 }
