@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use serde_json::json;
 use tether_frame::OpCode;
 use tether_h2::ErrorCode;
 use tether_h2::client::{ClientConnection, Config, Event as H2Event};
@@ -18,7 +17,7 @@ use tether_h2::hpack::Field;
 
 use super::conn::{Dial, Kind};
 use super::echo;
-use super::report::{self, Report, Window};
+use super::report::{self, Report};
 use super::wire::{self, FrameReader};
 
 /// Tokens of HTTP/2 connections start here, above those of HTTP/1.1
@@ -338,23 +337,11 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
         }
     }
 
-    let measure_from = start + opts.warmup;
-    let end = measure_from + opts.duration;
-    let mut window: Option<Window> = None;
+    let mut clock = echo::Measure::new(start, opts);
     let mut count = 0u64;
     let mut events = Events::with_capacity(1024);
-    loop {
-        let now = Instant::now();
-        if window.is_none() && now >= measure_from {
-            window = Some(Window::start(opts.server_pid)?);
-            count = 0;
-            hist.reset();
-        }
-        if now >= end {
-            break;
-        }
-        let wake = if window.is_some() { end } else { measure_from };
-        poll.poll(&mut events, Some(wake - now))?;
+    while let Some(wait) = clock.next(&mut count, &mut hist)? {
+        poll.poll(&mut events, Some(wait))?;
         let now = Instant::now();
         for event in events.iter() {
             let c = event.token().0 - TOKEN_BASE;
@@ -399,39 +386,13 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
             }
         }
     }
-    let span = window.expect("the window starts before the end").stop()?;
     for conn in &mut conns {
         conn.go_away();
     }
-    problems.truncate(10);
-    let mut json = serde_json::Map::new();
-    json.insert("mode".into(), json!("echo"));
-    json.insert("h2".into(), json!(true));
-    json.insert("connections".into(), json!(conns.len()));
-    json.insert("streams".into(), json!(opts.connections));
-    json.insert("size".into(), json!(opts.size));
-    json.insert("binary".into(), json!(opts.binary));
-    json.insert("messages".into(), json!(count));
-    json.extend(span.rates("msg", count));
-    json.insert("rtt_us".into(), report::percentiles_us(&hist));
-    if opts.child {
-        json.insert(
-            "hist".into(),
-            json!({ "rtt_us": report::histogram_counts(&hist) }),
-        );
-    }
-    json.insert("problems".into(), json!(problems.len()));
-    Ok(Report {
-        human: format!(
-            "echo over h2: {} streams on {} conns x {} B: {count} messages in {:.2} s: {}; round trip {}",
-            opts.connections,
-            conns.len(),
-            opts.size,
-            span.wall,
-            span.rates_human("msg", count),
-            report::percentiles_human(&hist)
-        ),
-        json: json.into(),
-        problems,
-    })
+    let what = format!(
+        "echo over h2: {} streams on {} conns",
+        opts.connections,
+        conns.len()
+    );
+    echo::finish(opts, clock, count, &hist, problems, &what, Some(conns.len()))
 }

@@ -83,14 +83,13 @@
 
 use std::collections::HashMap;
 
-use crate::connection::endpoint::{self, Endpoint, Local, Side, StreamState};
+use crate::connection::endpoint::{self, Endpoint, Local, Side};
 use crate::connection::request;
-use crate::connection::shared::{self, DEFAULT_WINDOW, StreamFlow};
+use crate::connection::shared::{self, Block, DEFAULT_WINDOW, StreamFlow};
 pub use crate::connection::{ConnectionError, SendError};
-use crate::error::{Error, ErrorCode, Misuse};
+use crate::error::{Error, ErrorCode};
 use crate::frame::{
-    DEFAULT_MAX_FRAME_SIZE, Data, Frame, GoAway, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID, MAX_WINDOW_SIZE,
-    PREFACE, RstStream, Setting, Settings, encode_settings,
+    DEFAULT_MAX_FRAME_SIZE, Data, MAX_STREAM_ID, PREFACE, Setting, Settings, encode_settings,
 };
 use crate::hpack::Field;
 
@@ -134,15 +133,12 @@ impl Default for Config {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), Error> {
-        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
-            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&self.connection_window)
-            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
-            && self.max_header_list_size > 0;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Misuse(Misuse::InvalidValue))
+    fn local(&self) -> Local {
+        Local {
+            initial_window_size: self.initial_window_size,
+            max_frame_size: self.max_frame_size,
+            header_table_size: self.header_table_size,
+            max_header_list_size: self.max_header_list_size,
         }
     }
 
@@ -233,34 +229,14 @@ pub enum Event {
     ConnectionError(ConnectionError),
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Stream {
-    /// The server may still send (no END_STREAM from it yet).
-    remote_open: bool,
-    /// We may still send.
-    local_open: bool,
-    /// The final response head has come.
+/// What the client keeps per stream: whether the final response head has
+/// come.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Progress {
     responded: bool,
-    flow: StreamFlow,
 }
 
-impl StreamState for Stream {
-    fn flow(&self) -> &StreamFlow {
-        &self.flow
-    }
-
-    fn flow_mut(&mut self) -> &mut StreamFlow {
-        &mut self.flow
-    }
-
-    fn local_open(&self) -> bool {
-        self.local_open
-    }
-
-    fn remote_open(&self) -> bool {
-        self.remote_open
-    }
-}
+type Stream = endpoint::Stream<Progress>;
 
 /// The client side of one HTTP/2 connection: see the module docs.
 #[derive(Debug, Clone)]
@@ -277,16 +253,11 @@ impl ClientConnection {
     /// (SETTINGS_ENABLE_PUSH 0 and the values of `config`) and, if
     /// [`Config::connection_window`] is above 65535, a WINDOW_UPDATE for
     /// the connection, to `out`. Requests may be opened at once (§3.4).
-    /// Fails with [`Misuse::InvalidValue`], writing nothing, if a
+    /// Fails with [`Misuse::InvalidValue`](crate::Misuse::InvalidValue), writing nothing, if a
     /// [`Config`] value is out of its range.
     pub fn new(config: Config, out: &mut Vec<u8>) -> Result<Self, Error> {
-        config.check()?;
-        let local = Local {
-            initial_window_size: config.initial_window_size,
-            max_frame_size: config.max_frame_size,
-            header_table_size: config.header_table_size,
-            max_header_list_size: config.max_header_list_size,
-        };
+        let local = config.local();
+        local.check(config.connection_window)?;
         let mut ep = Endpoint::new(local, config.max_queued_acks, config.max_empty_frames);
         out.extend_from_slice(PREFACE);
         // Every value was checked; 5 settings fit.
@@ -360,7 +331,7 @@ impl ClientConnection {
             Stream {
                 remote_open: true,
                 local_open: !end_stream,
-                responded: false,
+                extra: Progress { responded: false },
                 flow: StreamFlow::new(ep.peer.initial_window_size, ep.local_initial_window),
             },
         );
@@ -414,14 +385,7 @@ impl ClientConnection {
     /// are ignored, and what they count against the connection's window is
     /// given back.
     pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
-        if self.ep.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        if !self.streams.contains_key(&stream) {
-            return Err(SendError::StreamNotOpen(stream));
-        }
-        self.write_reset(stream, code, out);
-        Ok(())
+        endpoint::reset(self, stream, code, out)
     }
 
     /// Sends GOAWAY with `code`: no new stream will be opened (the server
@@ -492,15 +456,12 @@ impl ClientConnection {
 
     // --- receiving ------------------------------------------------------
 
-    fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+    fn on_body(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let stream = d.stream_id;
-        let Some(len) = endpoint::data_prelude(self, d, out, events) else {
-            return;
-        };
         let state = self
             .streams
             .get(&stream)
-            .map(|s| (s.remote_open, s.responded, s.flow.recv_window));
+            .map(|s| (s.remote_open, s.extra.responded, s.flow.recv_window));
         let fault = match state {
             // Closed, or reset by us: what it counts is given back.
             None => {
@@ -517,26 +478,10 @@ impl ClientConnection {
             self.ep.flow.give_back(len, out);
             return self.reset_for_fault(stream, code, out, events);
         }
-        if let Some(s) = self.streams.get_mut(&stream) {
-            if d.end_stream {
-                s.remote_open = false;
-            }
-            let open = s.remote_open;
-            self.ep
-                .flow
-                .accept(stream, &mut s.flow, len, d.data.len(), open, out);
-        }
-        events.push(Event::Data {
-            stream,
-            data: d.data.to_vec(),
-            end_stream: d.end_stream,
-        });
-        if d.end_stream {
-            self.maybe_remove(stream);
-        }
+        endpoint::deliver(self, d, len, out, events);
     }
 
-    fn on_block(
+    fn on_response_block(
         &mut self,
         stream: u32,
         end_stream: bool,
@@ -544,10 +489,8 @@ impl ClientConnection {
         out: &mut Vec<u8>,
         events: &mut Vec<Event>,
     ) {
-        // Decoded whatever becomes of the stream, to keep HPACK in step.
-        let fields = match self.ep.decoder.decode(block) {
-            Ok(fields) => fields,
-            Err(e) => return endpoint::fail(self, ConnectionError::Compression(e), out, events),
+        let Some(fields) = endpoint::decode_block(self, block, out, events) else {
+            return;
         };
         let Some(s) = self.streams.get_mut(&stream) else {
             // A stream we reset or that ended: nothing more to do.
@@ -556,7 +499,7 @@ impl ClientConnection {
         if !s.remote_open {
             return self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
         }
-        if s.responded {
+        if s.extra.responded {
             // Trailers: END_STREAM and regular fields only.
             if !end_stream || request::check_trailers(&fields).is_err() {
                 return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
@@ -575,7 +518,7 @@ impl ClientConnection {
             Ok(response) => response,
             Err(_) => return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events),
         };
-        s.responded = true;
+        s.extra.responded = true;
         if end_stream {
             s.remote_open = false;
         }
@@ -589,33 +532,46 @@ impl ClientConnection {
             self.maybe_remove(stream);
         }
     }
+}
 
-    fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.is_idle(r.stream_id) {
-            return endpoint::fail(self, ConnectionError::IdleStream(r.stream_id), out, events);
-        }
-        if self.streams.remove(&r.stream_id).is_some() {
-            events.push(Event::Reset {
-                stream: r.stream_id,
-                code: r.code,
-                by_peer: true,
-            });
-        }
+impl Side for ClientConnection {
+    type Event = Event;
+    type Extra = Progress;
+
+    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
+        (&mut self.ep, &mut self.streams)
     }
 
-    fn on_goaway(&mut self, g: &GoAway<'_>, events: &mut Vec<Event>) {
-        self.ep.goaway_received = true;
-        events.push(Event::GoAway {
-            last_stream_id: g.last_stream_id,
-            code: g.code,
-            debug_data: g.debug_data.to_vec(),
-        });
-        // §6.8: streams above the last one were not processed.
+    fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    fn on_data(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_body(d, len, out, events);
+    }
+
+    fn on_block(&mut self, b: Block<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_response_block(b.stream, b.end_stream, &b.bytes, out, events);
+    }
+
+    /// Streams are ours (odd); an even one would be pushed, and push is
+    /// off.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream % 2 == 0 || stream >= self.next_stream
+    }
+
+    fn headers_allowed(&self, stream: u32) -> bool {
+        !self.is_idle(stream)
+    }
+
+    /// §6.8: the streams above the last one were not processed; they may
+    /// be retried elsewhere.
+    fn after_goaway(&mut self, last_stream_id: u32, events: &mut Vec<Event>) {
         let mut refused: Vec<u32> = self
             .streams
             .keys()
             .copied()
-            .filter(|&id| id > g.last_stream_id)
+            .filter(|&id| id > last_stream_id)
             .collect();
         refused.sort_unstable();
         for stream in refused {
@@ -628,102 +584,12 @@ impl ClientConnection {
         }
     }
 
-    fn maybe_remove(&mut self, stream: u32) {
-        if self
-            .streams
-            .get(&stream)
-            .is_some_and(|s| !s.remote_open && !s.local_open)
-        {
-            self.streams.remove(&stream);
-        }
+    fn settings_applied(&mut self, events: &mut Vec<Event>) {
+        events.push(Event::Settings);
     }
 
-    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
-        let _ = RstStream {
-            stream_id: stream,
-            code,
-        }
-        .encode(out);
-        self.streams.remove(&stream).is_some()
-    }
-}
-
-impl Side for ClientConnection {
-    type Event = Event;
-    type Stream = Stream;
-
-    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
-        (&mut self.ep, &mut self.streams)
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.ep
-    }
-
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        match frame {
-            Frame::Data(d) => self.on_data(&d, out, events),
-            Frame::Headers(h) => {
-                if self.is_idle(h.stream_id) {
-                    return endpoint::fail(self, ConnectionError::StreamId(h.stream_id), out, events);
-                }
-                if let Some(b) = endpoint::join_headers(self, &h, out, events) {
-                    self.on_block(b.stream, b.end_stream, &b.bytes, out, events);
-                }
-            }
-            Frame::Continuation(c) => {
-                if let Some(b) = endpoint::join_continuation(self, &c, out, events) {
-                    self.on_block(b.stream, b.end_stream, &b.bytes, out, events);
-                }
-            }
-            Frame::Priority(_) | Frame::Unknown(_) => {}
-            Frame::RstStream(r) => self.on_rst(r, out, events),
-            Frame::Settings(s) if s.is_ack() => {
-                if endpoint::on_settings_ack(self) {
-                    events.push(Event::SettingsAcked);
-                }
-            }
-            Frame::Settings(s) => {
-                if let Some(opened) = endpoint::on_settings(self, &s, out, events) {
-                    events.push(Event::Settings);
-                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
-                    endpoint::count_ack(self, out, events);
-                }
-            }
-            Frame::PushPromise(_) => endpoint::fail(self, ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => {
-                if let Some(data) = endpoint::on_ping(self, p, out, events) {
-                    events.push(Event::PingAck { data });
-                }
-            }
-            Frame::GoAway(g) => self.on_goaway(&g, events),
-            Frame::WindowUpdate(w) => endpoint::on_window_update(self, w, out, events),
-        }
-    }
-
-    /// Streams are ours (odd); an even one would be pushed, and push is
-    /// off.
-    fn is_idle(&self, stream: u32) -> bool {
-        stream % 2 == 0 || stream >= self.next_stream
-    }
-
-    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.write_reset(stream, code, out) {
-            events.push(Event::Reset {
-                stream,
-                code,
-                by_peer: false,
-            });
-        }
-    }
-
-    fn end_local(&mut self, stream: u32) {
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.local_open = false;
-        }
-        self.maybe_remove(stream);
-    }
-
+    /// The client accepts no stream from the server: the last one it
+    /// processed is 0.
     fn goaway_last_stream(&self) -> u32 {
         0
     }
@@ -734,5 +600,37 @@ impl Side for ClientConnection {
 
     fn window_opened(stream: u32) -> Event {
         Event::WindowOpened { stream }
+    }
+
+    fn settings_acked() -> Event {
+        Event::SettingsAcked
+    }
+
+    fn ping_acked(data: [u8; 8]) -> Event {
+        Event::PingAck { data }
+    }
+
+    fn goaway(last_stream_id: u32, code: ErrorCode, debug_data: Vec<u8>) -> Event {
+        Event::GoAway {
+            last_stream_id,
+            code,
+            debug_data,
+        }
+    }
+
+    fn reset_event(stream: u32, code: ErrorCode, by_peer: bool) -> Event {
+        Event::Reset {
+            stream,
+            code,
+            by_peer,
+        }
+    }
+
+    fn data_event(stream: u32, data: Vec<u8>, end_stream: bool) -> Event {
+        Event::Data {
+            stream,
+            data,
+            end_stream,
+        }
     }
 }

@@ -1,19 +1,21 @@
 //! What the server and the client connection do alike, written once: the
-//! frame loop, SETTINGS both ways, PING, WINDOW_UPDATE, sending DATA and
-//! releasing what was received, the flood budgets and failing with
-//! GOAWAY. Each side implements [`Side`] for what differs (its events, its
-//! streams, which identifiers are idle, how it resets a stream).
+//! frame loop and the handling of every frame but what a side does with
+//! DATA and header blocks, SETTINGS both ways, PING, WINDOW_UPDATE,
+//! RST_STREAM and GOAWAY, sending DATA and releasing what was received,
+//! the flood budgets and failing with GOAWAY. Each side implements
+//! [`Side`] for what differs (its events, which streams are idle, what it
+//! keeps per stream, how it resets one).
 
 use std::collections::HashMap;
 
 use super::shared::{self, Block, Budgets, ConnFlow, DEFAULT_WINDOW, Joiner, PingOutcome, StreamFlow};
 use super::{ConnectionError, SendError};
-use crate::error::{Error, ErrorCode, Violation};
+use crate::error::{Error, ErrorCode, Misuse, Violation};
 use crate::frame::{
-    Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, Ping, Setting,
-    Settings, SettingsFrame, WindowUpdate, encode_settings_ack,
+    Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, MAX_FRAME_SIZE_LIMIT,
+    MAX_WINDOW_SIZE, Ping, RstStream, Setting, Settings, SettingsFrame, WindowUpdate, encode_settings_ack,
 };
-use crate::hpack;
+use crate::hpack::{self, Field};
 
 /// The settings we announce that apply once the peer acknowledges them.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +24,23 @@ pub(crate) struct Local {
     pub(crate) max_frame_size: u32,
     pub(crate) header_table_size: u32,
     pub(crate) max_header_list_size: u32,
+}
+
+impl Local {
+    /// Checks the values both sides' configurations share, with the
+    /// connection's window: [`Misuse::InvalidValue`] when one is out of
+    /// its range.
+    pub(crate) fn check(&self, connection_window: u32) -> Result<(), Error> {
+        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
+            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&connection_window)
+            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
+            && self.max_header_list_size > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Misuse(Misuse::InvalidValue))
+        }
+    }
 }
 
 /// The state of a connection besides its streams.
@@ -98,41 +117,119 @@ impl Endpoint {
     }
 }
 
-/// A stream as the shared code sees it.
-pub(crate) trait StreamState {
-    fn flow(&self) -> &StreamFlow;
-    fn flow_mut(&mut self) -> &mut StreamFlow;
+/// A stream: whether each side may still send, its windows, and what the
+/// side keeps besides.
+#[derive(Debug, Clone)]
+pub(crate) struct Stream<X> {
+    /// The peer may still send (no END_STREAM from it yet).
+    pub(crate) remote_open: bool,
     /// We may still send.
-    fn local_open(&self) -> bool;
-    /// The peer may still send.
-    fn remote_open(&self) -> bool;
+    pub(crate) local_open: bool,
+    pub(crate) flow: StreamFlow,
+    pub(crate) extra: X,
 }
 
-/// One end of a connection.
+/// One end of a connection: what differs between the server and the
+/// client.
 pub(crate) trait Side {
     type Event;
-    type Stream: StreamState;
+    /// What the side keeps per stream besides [`Stream`]'s fields.
+    type Extra;
 
-    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Self::Stream>);
+    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream<Self::Extra>>);
     fn endpoint(&self) -> &Endpoint;
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Self::Event>);
+    /// DATA on a stream that is not idle, already counted against the
+    /// connection's window: `len` is its flow-controlled length.
+    fn on_data(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Self::Event>);
+    /// A whole header block, on a stream HEADERS may come on.
+    fn on_block(&mut self, block: Block<'_>, out: &mut Vec<u8>, events: &mut Vec<Self::Event>);
     /// Whether `stream` is one the peer may not use yet.
     fn is_idle(&self, stream: u32) -> bool;
-    /// A stream error caused by the peer: RST_STREAM and whatever the side
-    /// counts.
+    /// Whether the peer may send HEADERS on `stream` (to open it, or on
+    /// one open).
+    fn headers_allowed(&self, stream: u32) -> bool;
+    /// After the event of the peer's GOAWAY.
+    fn after_goaway(&mut self, last_stream_id: u32, events: &mut Vec<Self::Event>);
+    /// The peer's SETTINGS were applied; before the events of the streams
+    /// whose window they opened.
+    fn settings_applied(&mut self, events: &mut Vec<Self::Event>);
+    /// The last stream a GOAWAY we send names.
+    fn goaway_last_stream(&self) -> u32;
+    fn connection_error(error: ConnectionError) -> Self::Event;
+    fn window_opened(stream: u32) -> Self::Event;
+    fn settings_acked() -> Self::Event;
+    fn ping_acked(data: [u8; 8]) -> Self::Event;
+    fn goaway(last_stream_id: u32, code: ErrorCode, debug_data: Vec<u8>) -> Self::Event;
+    fn reset_event(stream: u32, code: ErrorCode, by_peer: bool) -> Self::Event;
+    fn data_event(stream: u32, data: Vec<u8>, end_stream: bool) -> Self::Event;
+
+    /// A stream we reset: the server remembers it, to ignore what the
+    /// client sent before it knew.
+    fn remember_reset(&mut self, _stream: u32) {}
+    /// A stream was reset because of the peer, or by the peer: what the
+    /// side counts (the server's rapid-reset budget).
+    fn charge_reset(&mut self, _out: &mut Vec<u8>, _events: &mut Vec<Self::Event>) {}
+    /// A stream ended both ways was forgotten.
+    fn stream_finished(&mut self) {}
+
+    /// Writes RST_STREAM and forgets the stream; whether the caller knew
+    /// it.
+    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
+        let _ = RstStream {
+            stream_id: stream,
+            code,
+        }
+        .encode(out);
+        self.remember_reset(stream);
+        self.parts().1.remove(&stream).is_some()
+    }
+
+    /// A stream error caused by the peer: RST_STREAM, an event if the
+    /// caller knew the stream, and what the side counts.
     fn reset_for_fault(
         &mut self,
         stream: u32,
         code: ErrorCode,
         out: &mut Vec<u8>,
         events: &mut Vec<Self::Event>,
-    );
+    ) {
+        if self.write_reset(stream, code, out) {
+            events.push(Self::reset_event(stream, code, false));
+        }
+        self.charge_reset(out, events);
+    }
+
+    /// The peer reset a stream the caller knew (already forgotten).
+    fn reset_by_peer(
+        &mut self,
+        stream: u32,
+        code: ErrorCode,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Self::Event>,
+    ) {
+        events.push(Self::reset_event(stream, code, true));
+        self.charge_reset(out, events);
+    }
+
+    /// Forgets `stream` if both sides have ended it.
+    fn maybe_remove(&mut self, stream: u32) {
+        let streams = self.parts().1;
+        if streams
+            .get(&stream)
+            .is_some_and(|s| !s.remote_open && !s.local_open)
+        {
+            streams.remove(&stream);
+            self.stream_finished();
+        }
+    }
+
     /// We sent END_STREAM on `stream`.
-    fn end_local(&mut self, stream: u32);
-    /// The last stream a GOAWAY we send names.
-    fn goaway_last_stream(&self) -> u32;
-    fn connection_error(error: ConnectionError) -> Self::Event;
-    fn window_opened(stream: u32) -> Self::Event;
+    fn end_local(&mut self, stream: u32) {
+        if let Some(s) = self.parts().1.get_mut(&stream) {
+            s.local_open = false;
+        }
+        self.maybe_remove(stream);
+    }
 }
 
 /// Decodes and handles frames from `input[used..]` until it runs out or
@@ -156,7 +253,7 @@ pub(crate) fn receive_frames<S: Side>(
                     break;
                 }
                 side.parts().0.started = true;
-                side.on_frame(frame, out, events);
+                on_frame(side, frame, out, events);
             }
             Err(Error::Stream {
                 stream,
@@ -183,6 +280,70 @@ pub(crate) fn receive_frames<S: Side>(
     used
 }
 
+fn on_frame<S: Side>(side: &mut S, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<S::Event>) {
+    match frame {
+        Frame::Data(d) => {
+            if let Some(len) = data_prelude(side, &d, out, events) {
+                side.on_data(&d, len, out, events);
+            }
+        }
+        Frame::Headers(h) => {
+            if !side.headers_allowed(h.stream_id) {
+                return fail(side, ConnectionError::StreamId(h.stream_id), out, events);
+            }
+            if let Some(block) = join_headers(side, &h, out, events) {
+                side.on_block(block, out, events);
+            }
+        }
+        Frame::Continuation(c) => {
+            // The frame decoder lets a CONTINUATION through only after a
+            // HEADERS without END_HEADERS on the same stream.
+            if let Some(block) = join_continuation(side, &c, out, events) {
+                side.on_block(block, out, events);
+            }
+        }
+        // Priorities are parsed and ignored (§5.3.2), unknown types too.
+        Frame::Priority(_) | Frame::Unknown(_) => {}
+        Frame::RstStream(r) => {
+            if side.is_idle(r.stream_id) {
+                return fail(side, ConnectionError::IdleStream(r.stream_id), out, events);
+            }
+            if side.parts().1.remove(&r.stream_id).is_some() {
+                side.reset_by_peer(r.stream_id, r.code, out, events);
+            }
+        }
+        Frame::Settings(s) if s.is_ack() => {
+            if on_settings_ack(side) {
+                events.push(S::settings_acked());
+            }
+        }
+        Frame::Settings(s) => {
+            if let Some(opened) = on_settings(side, &s, out, events) {
+                side.settings_applied(events);
+                events.extend(opened.into_iter().map(S::window_opened));
+                count_ack(side, out, events);
+            }
+        }
+        // A client may not push, and a server may not push to a client
+        // that turned push off, as ours does.
+        Frame::PushPromise(_) => fail(side, ConnectionError::PushPromise, out, events),
+        Frame::Ping(p) => {
+            let ep = side.parts().0;
+            match shared::on_ping(p, &mut ep.ping_sent, out) {
+                PingOutcome::Answered => count_ack(side, out, events),
+                PingOutcome::Acked(data) => events.push(S::ping_acked(data)),
+                PingOutcome::Ignored => {}
+            }
+        }
+        Frame::GoAway(g) => {
+            side.parts().0.goaway_received = true;
+            events.push(S::goaway(g.last_stream_id, g.code, g.debug_data.to_vec()));
+            side.after_goaway(g.last_stream_id, events);
+        }
+        Frame::WindowUpdate(w) => on_window_update(side, w, out, events),
+    }
+}
+
 /// Ends the connection with GOAWAY and the error's code.
 pub(crate) fn fail<S: Side>(
     side: &mut S,
@@ -194,21 +355,21 @@ pub(crate) fn fail<S: Side>(
         return;
     }
     let last = side.goaway_last_stream();
-    let (ep, _) = side.parts();
+    let ep = side.parts().0;
     ep.write_goaway(last, error.code(), out);
     ep.closed = true;
     ep.joiner.clear();
     events.push(S::connection_error(error));
 }
 
-pub(crate) fn count_ack<S: Side>(side: &mut S, out: &mut Vec<u8>, events: &mut Vec<S::Event>) {
+fn count_ack<S: Side>(side: &mut S, out: &mut Vec<u8>, events: &mut Vec<S::Event>) {
     if !side.parts().0.budgets.ack() {
         fail(side, ConnectionError::TooManyAcks, out, events);
     }
 }
 
 /// Counts an empty frame; false if the connection ended.
-pub(crate) fn count_empty<S: Side>(side: &mut S, out: &mut Vec<u8>, events: &mut Vec<S::Event>) -> bool {
+fn count_empty<S: Side>(side: &mut S, out: &mut Vec<u8>, events: &mut Vec<S::Event>) -> bool {
     if !side.parts().0.budgets.empty() {
         fail(side, ConnectionError::TooManyEmptyFrames, out, events);
         return false;
@@ -216,26 +377,8 @@ pub(crate) fn count_empty<S: Side>(side: &mut S, out: &mut Vec<u8>, events: &mut
     true
 }
 
-/// A PING: answered (and counted), or the answer to ours (returned).
-pub(crate) fn on_ping<S: Side>(
-    side: &mut S,
-    p: Ping,
-    out: &mut Vec<u8>,
-    events: &mut Vec<S::Event>,
-) -> Option<[u8; 8]> {
-    let ep = side.parts().0;
-    match shared::on_ping(p, &mut ep.ping_sent, out) {
-        PingOutcome::Answered => {
-            count_ack(side, out, events);
-            None
-        }
-        PingOutcome::Acked(data) => Some(data),
-        PingOutcome::Ignored => None,
-    }
-}
-
-/// The start of a HEADERS block: whole, or kept for its CONTINUATIONs.
-pub(crate) fn join_headers<'a, S: Side>(
+/// The start of a field block: whole, or kept for its CONTINUATIONs.
+fn join_headers<'a, S: Side>(
     side: &mut S,
     h: &Headers<'a>,
     out: &mut Vec<u8>,
@@ -253,7 +396,7 @@ pub(crate) fn join_headers<'a, S: Side>(
 }
 
 /// A CONTINUATION: the whole block once it ends.
-pub(crate) fn join_continuation<S: Side>(
+fn join_continuation<S: Side>(
     side: &mut S,
     c: &Continuation<'_>,
     out: &mut Vec<u8>,
@@ -273,10 +416,10 @@ pub(crate) fn join_continuation<S: Side>(
     }
 }
 
-/// Checks a DATA frame against the idle streams, the connection's window
-/// and the empty-frame budget; returns its flow-controlled length when the
-/// side is to go on with it.
-pub(crate) fn data_prelude<S: Side>(
+/// Checks DATA against the idle streams, the connection's window and the
+/// empty-frame budget; its flow-controlled length when the side is to go
+/// on with it.
+fn data_prelude<S: Side>(
     side: &mut S,
     d: &Data<'_>,
     out: &mut Vec<u8>,
@@ -302,10 +445,9 @@ pub(crate) fn data_prelude<S: Side>(
     Some(len)
 }
 
-/// Applies the peer's SETTINGS (not an acknowledgement) and acknowledges
-/// them; returns the streams whose send window grew, in order, or `None`
-/// if the connection ended.
-pub(crate) fn on_settings<S: Side>(
+/// Applies the peer's SETTINGS and acknowledges them; returns the streams
+/// whose send window grew, in order, or `None` if the connection ended.
+fn on_settings<S: Side>(
     side: &mut S,
     s: &SettingsFrame<'_>,
     out: &mut Vec<u8>,
@@ -317,18 +459,13 @@ pub(crate) fn on_settings<S: Side>(
         match setting {
             Setting::InitialWindowSize(v) => {
                 let old = ep.peer.initial_window_size;
-                let mut flows: Vec<_> = streams.values_mut().map(StreamState::flow_mut).collect();
+                let mut flows: Vec<_> = streams.values_mut().map(|st| &mut st.flow).collect();
                 if !shared::shift_send_windows(&mut flows, old, v) {
                     fail(side, ConnectionError::FlowControl, out, events);
                     return None;
                 }
                 if v > old {
-                    opened.extend(
-                        streams
-                            .iter()
-                            .filter(|(_, st)| st.local_open())
-                            .map(|(&id, _)| id),
-                    );
+                    opened.extend(streams.iter().filter(|(_, st)| st.local_open).map(|(&id, _)| id));
                 }
             }
             Setting::HeaderTableSize(v) => ep.encoder.set_max_table_size(v as usize),
@@ -344,7 +481,7 @@ pub(crate) fn on_settings<S: Side>(
 
 /// The peer acknowledged our SETTINGS: true the first time, when they
 /// start to apply.
-pub(crate) fn on_settings_ack<S: Side>(side: &mut S) -> bool {
+fn on_settings_ack<S: Side>(side: &mut S) -> bool {
     let (ep, streams) = side.parts();
     if ep.settings_acked {
         return false;
@@ -355,18 +492,13 @@ pub(crate) fn on_settings_ack<S: Side>(side: &mut S) -> bool {
     ep.decoder.set_max_table_size(ep.local.header_table_size as usize);
     let delta = i64::from(ep.local.initial_window_size) - i64::from(ep.local_initial_window);
     for s in streams.values_mut() {
-        s.flow_mut().recv_window += delta;
+        s.flow.recv_window += delta;
     }
     ep.local_initial_window = ep.local.initial_window_size;
     true
 }
 
-pub(crate) fn on_window_update<S: Side>(
-    side: &mut S,
-    w: WindowUpdate,
-    out: &mut Vec<u8>,
-    events: &mut Vec<S::Event>,
-) {
+fn on_window_update<S: Side>(side: &mut S, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<S::Event>) {
     if w.stream_id == 0 {
         if !side.parts().0.flow.grow_send(w.increment) {
             return fail(side, ConnectionError::FlowControl, out, events);
@@ -380,12 +512,71 @@ pub(crate) fn on_window_update<S: Side>(
     let Some(s) = side.parts().1.get_mut(&w.stream_id) else {
         return;
     };
-    if !s.flow_mut().grow_send(w.increment) {
+    if !s.flow.grow_send(w.increment) {
         return side.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
     }
-    if s.local_open() {
+    if s.local_open {
         events.push(S::window_opened(w.stream_id));
     }
+}
+
+/// Hands DATA that passed the side's checks to the caller, counting it
+/// against the stream's window.
+pub(crate) fn deliver<S: Side>(
+    side: &mut S,
+    d: &Data<'_>,
+    len: i64,
+    out: &mut Vec<u8>,
+    events: &mut Vec<S::Event>,
+) {
+    let (ep, streams) = side.parts();
+    if let Some(s) = streams.get_mut(&d.stream_id) {
+        if d.end_stream {
+            s.remote_open = false;
+        }
+        let open = s.remote_open;
+        ep.flow
+            .accept(d.stream_id, &mut s.flow, len, d.data.len(), open, out);
+    }
+    events.push(S::data_event(d.stream_id, d.data.to_vec(), d.end_stream));
+    if d.end_stream {
+        side.maybe_remove(d.stream_id);
+    }
+}
+
+/// Decodes a whole field block, whatever becomes of its stream, to keep
+/// HPACK in step; a block that does not decode ends the connection.
+pub(crate) fn decode_block<S: Side>(
+    side: &mut S,
+    block: &[u8],
+    out: &mut Vec<u8>,
+    events: &mut Vec<S::Event>,
+) -> Option<Vec<Field>> {
+    match side.parts().0.decoder.decode(block) {
+        Ok(fields) => Some(fields),
+        Err(e) => {
+            fail(side, ConnectionError::Compression(e), out, events);
+            None
+        }
+    }
+}
+
+/// See the connections' `reset`.
+pub(crate) fn reset<S: Side>(
+    side: &mut S,
+    stream: u32,
+    code: ErrorCode,
+    out: &mut Vec<u8>,
+) -> Result<(), SendError> {
+    let (ep, streams) = side.parts();
+    if ep.closed {
+        return Err(SendError::ConnectionClosed);
+    }
+    if !streams.contains_key(&stream) {
+        return Err(SendError::StreamNotOpen(stream));
+    }
+    side.write_reset(stream, code, out);
+    Ok(())
 }
 
 /// The stream's windows if we may send on it.
@@ -396,8 +587,8 @@ pub(crate) fn writable<S: Side>(side: &mut S, stream: u32) -> Result<StreamFlow,
     }
     streams
         .get(&stream)
-        .filter(|s| s.local_open())
-        .map(|s| *s.flow())
+        .filter(|s| s.local_open)
+        .map(|s| s.flow)
         .ok_or(SendError::StreamNotOpen(stream))
 }
 
@@ -417,8 +608,7 @@ pub(crate) fn send_data<S: Side>(
         return Ok(0);
     }
     shared::write_data(stream, &data[..take], ends, ep.peer.max_frame_size, out);
-    ep.flow
-        .sent(streams.get_mut(&stream).map(StreamState::flow_mut), take);
+    ep.flow.sent(streams.get_mut(&stream).map(|s| &mut s.flow), take);
     if ends {
         side.end_local(stream);
     }
@@ -426,13 +616,9 @@ pub(crate) fn send_data<S: Side>(
 }
 
 /// See the connections' `send_capacity`.
-pub(crate) fn send_capacity<S: StreamState>(
-    ep: &Endpoint,
-    streams: &HashMap<u32, S>,
-    stream: u32,
-) -> Option<u64> {
-    let s = streams.get(&stream).filter(|s| s.local_open())?;
-    Some(ep.flow.room(s.flow()) as u64)
+pub(crate) fn send_capacity<X>(ep: &Endpoint, streams: &HashMap<u32, Stream<X>>, stream: u32) -> Option<u64> {
+    let s = streams.get(&stream).filter(|s| s.local_open)?;
+    Some(ep.flow.room(&s.flow) as u64)
 }
 
 /// See the connections' `release`.
@@ -441,9 +627,6 @@ pub(crate) fn release<S: Side>(side: &mut S, stream: u32, n: usize, out: &mut Ve
     if ep.closed {
         return;
     }
-    let s = streams.get_mut(&stream).map(|s| {
-        let open = s.remote_open();
-        (s.flow_mut(), open)
-    });
+    let s = streams.get_mut(&stream).map(|s| (&mut s.flow, s.remote_open));
     ep.flow.release(stream, s, n, out);
 }

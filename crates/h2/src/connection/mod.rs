@@ -149,12 +149,11 @@ pub use request::Request;
 
 use crate::error::{Error, ErrorCode, Misuse};
 use crate::frame::{
-    DEFAULT_MAX_FRAME_SIZE, Data, Frame, MAX_FRAME_SIZE_LIMIT, MAX_STREAM_ID, MAX_WINDOW_SIZE,
-    PrefaceMatcher, RstStream, Setting, Settings, encode_settings,
+    DEFAULT_MAX_FRAME_SIZE, Data, MAX_STREAM_ID, PrefaceMatcher, Setting, Settings, encode_settings,
 };
 use crate::hpack::{self, Field};
-use endpoint::{Endpoint, Local, Side, StreamState};
-use shared::{DEFAULT_WINDOW, StreamFlow};
+use endpoint::{Endpoint, Local, Side};
+use shared::{Block, DEFAULT_WINDOW, StreamFlow};
 
 /// How many streams reset by us are remembered, so that frames the client
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
@@ -210,17 +209,21 @@ impl Default for Config {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), Error> {
-        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
-            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&self.connection_window)
-            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
-            && self.max_header_list_size > 0
-            && self.max_resets > 0;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Misuse(Misuse::InvalidValue))
+    fn local(&self) -> Local {
+        Local {
+            initial_window_size: self.initial_window_size,
+            max_frame_size: self.max_frame_size,
+            header_table_size: self.header_table_size,
+            max_header_list_size: self.max_header_list_size,
         }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.local().check(self.connection_window)?;
+        if self.max_resets == 0 {
+            return Err(Error::Misuse(Misuse::InvalidValue));
+        }
+        Ok(())
     }
 
     fn settings(&self) -> [Setting; 7] {
@@ -414,17 +417,15 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-#[derive(Debug, Clone)]
-pub(crate) struct Stream {
-    /// The client may still send (no END_STREAM from it yet).
-    remote_open: bool,
-    /// We may still send.
-    local_open: bool,
-    flow: StreamFlow,
-    /// The request's content-length, and the body bytes received.
+/// What the server keeps per stream: the request's content-length, and
+/// the body bytes received.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Body {
     content_length: Option<u64>,
     received: u64,
 }
+
+type Stream = endpoint::Stream<Body>;
 
 /// The server side of one HTTP/2 connection: see the module docs.
 #[derive(Debug, Clone)]
@@ -439,27 +440,9 @@ pub struct ServerConnection {
     reset_budget: u32,
 }
 
-impl StreamState for Stream {
-    fn flow(&self) -> &StreamFlow {
-        &self.flow
-    }
-
-    fn flow_mut(&mut self) -> &mut StreamFlow {
-        &mut self.flow
-    }
-
-    fn local_open(&self) -> bool {
-        self.local_open
-    }
-
-    fn remote_open(&self) -> bool {
-        self.remote_open
-    }
-}
-
 impl Side for ServerConnection {
     type Event = Event;
-    type Stream = Stream;
+    type Extra = Body;
 
     fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
         (&mut self.ep, &mut self.streams)
@@ -469,53 +452,12 @@ impl Side for ServerConnection {
         &self.ep
     }
 
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        match frame {
-            Frame::Data(d) => self.on_data(&d, out, events),
-            Frame::Headers(h) => {
-                if h.stream_id % 2 == 0 {
-                    return endpoint::fail(self, ConnectionError::StreamId(h.stream_id), out, events);
-                }
-                if let Some(b) = endpoint::join_headers(self, &h, out, events) {
-                    self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
-                }
-            }
-            Frame::Continuation(c) => {
-                // The frame decoder lets a CONTINUATION through only after
-                // a HEADERS without END_HEADERS on the same stream.
-                if let Some(b) = endpoint::join_continuation(self, &c, out, events) {
-                    self.on_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
-                }
-            }
-            Frame::Priority(_) | Frame::Unknown(_) => {}
-            Frame::RstStream(r) => self.on_rst(r, out, events),
-            Frame::Settings(s) if s.is_ack() => {
-                if endpoint::on_settings_ack(self) {
-                    events.push(Event::SettingsAcked);
-                }
-            }
-            Frame::Settings(s) => {
-                if let Some(opened) = endpoint::on_settings(self, &s, out, events) {
-                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
-                    endpoint::count_ack(self, out, events);
-                }
-            }
-            Frame::PushPromise(_) => endpoint::fail(self, ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => {
-                if let Some(data) = endpoint::on_ping(self, p, out, events) {
-                    events.push(Event::PingAck { data });
-                }
-            }
-            Frame::GoAway(g) => {
-                self.ep.goaway_received = true;
-                events.push(Event::GoAway {
-                    last_stream_id: g.last_stream_id,
-                    code: g.code,
-                    debug_data: g.debug_data.to_vec(),
-                });
-            }
-            Frame::WindowUpdate(w) => endpoint::on_window_update(self, w, out, events),
-        }
+    fn on_data(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_body(d, len, out, events);
+    }
+
+    fn on_block(&mut self, b: Block<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_request_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
     }
 
     /// Client-initiated streams are odd; even ones would be ours, and we
@@ -524,24 +466,35 @@ impl Side for ServerConnection {
         stream % 2 == 0 || stream > self.last_stream
     }
 
-    /// A stream error caused by the client: reset, and charged to the
-    /// rapid-reset budget.
-    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.write_reset(stream, code, out) {
-            events.push(Event::Reset {
-                stream,
-                code,
-                by_peer: false,
-            });
-        }
-        self.charge_reset(out, events);
+    fn headers_allowed(&self, stream: u32) -> bool {
+        stream % 2 == 1
     }
 
-    fn end_local(&mut self, stream: u32) {
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.local_open = false;
+    fn after_goaway(&mut self, _: u32, _: &mut Vec<Event>) {}
+
+    fn settings_applied(&mut self, _: &mut Vec<Event>) {}
+
+    /// A stream ended both ways gives one unit back to the reset budget.
+    fn stream_finished(&mut self) {
+        self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
+    }
+
+    /// Remembered so that frames the client sent before it saw the
+    /// RST_STREAM are ignored instead of being errors.
+    fn remember_reset(&mut self, stream: u32) {
+        if self.recently_reset.len() == RECENTLY_RESET {
+            self.recently_reset.pop_front();
         }
-        self.maybe_remove(stream);
+        self.recently_reset.push_back(stream);
+    }
+
+    /// Every stream the client resets, or we reset because of it, costs
+    /// one unit of the rapid-reset budget.
+    fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.reset_budget = self.reset_budget.saturating_sub(1);
+        if self.reset_budget == 0 {
+            endpoint::fail(self, ConnectionError::TooManyResets, out, events);
+        }
     }
 
     fn goaway_last_stream(&self) -> u32 {
@@ -555,6 +508,38 @@ impl Side for ServerConnection {
     fn window_opened(stream: u32) -> Event {
         Event::WindowOpened { stream }
     }
+
+    fn settings_acked() -> Event {
+        Event::SettingsAcked
+    }
+
+    fn ping_acked(data: [u8; 8]) -> Event {
+        Event::PingAck { data }
+    }
+
+    fn goaway(last_stream_id: u32, code: ErrorCode, debug_data: Vec<u8>) -> Event {
+        Event::GoAway {
+            last_stream_id,
+            code,
+            debug_data,
+        }
+    }
+
+    fn reset_event(stream: u32, code: ErrorCode, by_peer: bool) -> Event {
+        Event::Reset {
+            stream,
+            code,
+            by_peer,
+        }
+    }
+
+    fn data_event(stream: u32, data: Vec<u8>, end_stream: bool) -> Event {
+        Event::Data {
+            stream,
+            data,
+            end_stream,
+        }
+    }
 }
 
 impl ServerConnection {
@@ -562,12 +547,7 @@ impl ServerConnection {
     /// [`Misuse::InvalidValue`] if a [`Config`] value is out of its range.
     pub fn new(config: Config) -> Result<Self, Error> {
         config.check()?;
-        let local = Local {
-            initial_window_size: config.initial_window_size,
-            max_frame_size: config.max_frame_size,
-            header_table_size: config.header_table_size,
-            max_header_list_size: config.max_header_list_size,
-        };
+        let local = config.local();
         Ok(Self {
             config,
             preface: PrefaceMatcher::new(),
@@ -687,14 +667,7 @@ impl ServerConnection {
     /// ...). The stream's window is given back, and frames the client sent
     /// before it saw the reset are ignored.
     pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
-        if self.ep.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        if !self.streams.contains_key(&stream) {
-            return Err(SendError::StreamNotOpen(stream));
-        }
-        self.write_reset(stream, code, out);
-        Ok(())
+        endpoint::reset(self, stream, code, out)
     }
 
     /// Says that the caller consumed `n` bytes of [`Event::Data`] on
@@ -783,11 +756,8 @@ impl ServerConnection {
 
     // --- receiving ------------------------------------------------------
 
-    fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+    fn on_body(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let stream = d.stream_id;
-        let Some(len) = endpoint::data_prelude(self, d, out, events) else {
-            return;
-        };
         let state = self
             .streams
             .get(&stream)
@@ -812,25 +782,7 @@ impl ServerConnection {
                 self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
             }
-            Some(_) => {
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    if d.end_stream {
-                        s.remote_open = false;
-                    }
-                    let open = s.remote_open;
-                    self.ep
-                        .flow
-                        .accept(stream, &mut s.flow, len, d.data.len(), open, out);
-                }
-                events.push(Event::Data {
-                    stream,
-                    data: d.data.to_vec(),
-                    end_stream: d.end_stream,
-                });
-                if d.end_stream {
-                    self.maybe_remove(stream);
-                }
-            }
+            Some(_) => endpoint::deliver(self, d, len, out, events),
         }
     }
 
@@ -840,14 +792,14 @@ impl ServerConnection {
         let Some(s) = self.streams.get_mut(&stream) else {
             return true;
         };
-        s.received = s.received.saturating_add(d.data.len() as u64);
-        match s.content_length {
-            Some(n) => s.received <= n && (!d.end_stream || s.received == n),
+        s.extra.received = s.extra.received.saturating_add(d.data.len() as u64);
+        match s.extra.content_length {
+            Some(n) => s.extra.received <= n && (!d.end_stream || s.extra.received == n),
             None => true,
         }
     }
 
-    fn on_block(
+    fn on_request_block(
         &mut self,
         stream: u32,
         end_stream: bool,
@@ -856,10 +808,8 @@ impl ServerConnection {
         out: &mut Vec<u8>,
         events: &mut Vec<Event>,
     ) {
-        // Decoded whatever becomes of the stream, to keep HPACK in step.
-        let fields = match self.ep.decoder.decode(block) {
-            Ok(fields) => fields,
-            Err(e) => return endpoint::fail(self, ConnectionError::Compression(e), out, events),
+        let Some(fields) = endpoint::decode_block(self, block, out, events) else {
+            return;
         };
         if let Some(s) = self.streams.get_mut(&stream) {
             // Trailers.
@@ -868,7 +818,7 @@ impl ServerConnection {
             } else if !end_stream
                 || self_dependent
                 || request::check_trailers(&fields).is_err()
-                || s.content_length.is_some_and(|n| n != s.received)
+                || s.extra.content_length.is_some_and(|n| n != s.extra.received)
             {
                 Some(ErrorCode::PROTOCOL_ERROR)
             } else {
@@ -917,8 +867,10 @@ impl ServerConnection {
                 remote_open: !end_stream,
                 local_open: true,
                 flow: StreamFlow::new(self.ep.peer.initial_window_size, self.ep.local_initial_window),
-                content_length,
-                received: 0,
+                extra: Body {
+                    content_length,
+                    received: 0,
+                },
             },
         );
         events.push(Event::Request {
@@ -931,28 +883,7 @@ impl ServerConnection {
         }
     }
 
-    fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.is_idle(r.stream_id) {
-            return endpoint::fail(self, ConnectionError::IdleStream(r.stream_id), out, events);
-        }
-        if self.streams.remove(&r.stream_id).is_some() {
-            events.push(Event::Reset {
-                stream: r.stream_id,
-                code: r.code,
-                by_peer: true,
-            });
-            self.charge_reset(out, events);
-        }
-    }
-
     // --- budgets --------------------------------------------------------
-
-    fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        self.reset_budget = self.reset_budget.saturating_sub(1);
-        if self.reset_budget == 0 {
-            endpoint::fail(self, ConnectionError::TooManyResets, out, events);
-        }
-    }
 
     // --- sending --------------------------------------------------------
 
@@ -960,37 +891,5 @@ impl ServerConnection {
         // Every value was checked by `Config::check`; 7 settings fit.
         let _ = encode_settings(out, &self.config.settings(), DEFAULT_MAX_FRAME_SIZE);
         self.ep.flow.open_to(self.config.connection_window, out);
-    }
-
-    /// Forgets a stream ended both ways, which gives one unit back to the
-    /// reset budget.
-    fn maybe_remove(&mut self, stream: u32) {
-        if self
-            .streams
-            .get(&stream)
-            .is_some_and(|s| !s.remote_open && !s.local_open)
-        {
-            self.streams.remove(&stream);
-            self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
-        }
-    }
-
-    fn remember_reset(&mut self, stream: u32) {
-        if self.recently_reset.len() == RECENTLY_RESET {
-            self.recently_reset.pop_front();
-        }
-        self.recently_reset.push_back(stream);
-    }
-
-    /// Sends RST_STREAM, forgets the stream (telling the caller if it knew
-    /// it), and remembers it was reset.
-    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
-        let _ = RstStream {
-            stream_id: stream,
-            code,
-        }
-        .encode(out);
-        self.remember_reset(stream);
-        self.streams.remove(&stream).is_some()
     }
 }
