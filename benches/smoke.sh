@@ -4,6 +4,7 @@
 # through a hub chat topic to WebSocket (JSON events, and raw ones with
 # ?format=raw) and to SSE subscribers (every event checked, in order), and idle
 # connections that must answer the server's pings to stay open, echo and
+# SSE fan-out as streams of HTTP/2 connections (--h2), echo and
 # fan-out with the load generator in two processes (--procs 2); then echo
 # over TLS (wss://) against `tether serve --app echo` with a certificate
 # from a CA made here with openssl, which the load generator trusts through
@@ -93,6 +94,14 @@ if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
     check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
+    # HTTP/2 (h2c): WebSockets and event streams as streams of a few
+    # connections; the pings above reach the streams too.
+    check "h2 echo 20 streams on 3 conns" echo --h2 --streams-per-conn 8 --path /echo -c 20 -s 20 -d 1 \
+        --warmup 0.2 --verify
+    check "h2 echo 4 x 64 KiB binary on 2 conns" echo --h2 --streams-per-conn 2 --path /echo -c 4 -s 65536 \
+        -d 1 --warmup 0.2 --verify --binary
+    check "h2 fanout 100 sse streams on 2 conns" fanout --h2 --streams-per-conn 50 --transport sse -n 100 \
+        -r 200 -s 64 -d 2 --drain 3 --pub-path /topics/chat.smoke-h2/ws --sub-path /topics/chat.smoke-h2/events
     check "echo 6 x 20 B in 2 processes" echo --path /echo -c 6 -s 20 -d 1 --warmup 0.2 --verify --procs 2
     check "fanout 20 ws subscribers in 2 processes" fanout --transport ws -n 20 -r 200 -s 64 -d 1 --drain 3 \
         --pub-path /topics/chat.smoke-procs/ws --procs 2

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tether_benches::loadgen::conn::{Dial, Kind};
 use tether_benches::loadgen::report::Report;
 use tether_benches::loadgen::tls::Tls;
-use tether_benches::loadgen::{echo, fanout, idle, latency, multi, summary, sys};
+use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, summary, sys};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -117,6 +117,13 @@ struct EchoArgs {
     /// Compare every echoed byte with what was sent.
     #[arg(long)]
     verify: bool,
+    /// Over HTTP/2 (h2c with prior knowledge): each WebSocket (--connections counts them) is a stream,
+    /// --streams-per-conn of them to a connection.
+    #[arg(long)]
+    h2: bool,
+    /// With --h2: streams on each connection.
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
+    streams_per_conn: usize,
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +199,13 @@ struct FanoutArgs {
     /// pub/sub echo).
     #[arg(long)]
     raw: bool,
+    /// Over HTTP/2 (h2c with prior knowledge): each subscriber is a stream,
+    /// --streams-per-conn of them to a connection.
+    #[arg(long)]
+    h2: bool,
+    /// With --h2: streams on each connection.
+    #[arg(long, value_parser = at_least_one, default_value_t = 100)]
+    streams_per_conn: usize,
 }
 
 #[derive(Args, Debug)]
@@ -307,7 +321,12 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 server_pid: a.common.pid,
                 child: a.common.child.is_some(),
             };
-            (echo::run(&opts).map_err(io)?, a.common.tags)
+            let report = if a.h2 {
+                h2::echo(&opts, a.streams_per_conn)
+            } else {
+                echo::run(&opts)
+            };
+            (report.map_err(io)?, a.common.tags)
         }
         Mode::Latency(a) => {
             let opts = latency::Options {
@@ -352,6 +371,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 publish: a.common.child.is_none_or(|s| s.index == 0),
                 raw: a.raw,
                 child: a.common.child.is_some(),
+                h2: a.h2.then_some(a.streams_per_conn),
             };
             (fanout::run(&opts).map_err(io)?, a.common.tags)
         }

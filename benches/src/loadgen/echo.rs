@@ -93,23 +93,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         conn.send(&frame)?;
     }
 
-    let measure_from = start + opts.warmup;
-    let end = measure_from + opts.duration;
-    let mut window: Option<Window> = None;
+    let mut clock = Measure::new(start, opts);
     let mut count = 0u64;
     let mut events = Events::with_capacity(1024);
-    loop {
-        let now = Instant::now();
-        if window.is_none() && now >= measure_from {
-            window = Some(Window::start(opts.server_pid)?);
-            count = 0;
-            hist.reset();
-        }
-        if now >= end {
-            break;
-        }
-        let wake = if window.is_some() { end } else { measure_from };
-        poll.poll(&mut events, Some(wake - now))?;
+    while let Some(wait) = clock.next(&mut count, &mut hist)? {
+        poll.poll(&mut events, Some(wait))?;
         // One clock read per wake-up: the round trips that complete in it
         // share it.
         let now = Instant::now();
@@ -139,32 +127,93 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             }
         }
     }
-    let span = window.expect("the window starts before the end").stop()?;
-    problems.truncate(10);
+    let what = format!("echo {} conns", opts.connections);
+    finish(opts, clock, count, &hist, problems, &what, None)
+}
 
+/// The warm-up, then the measured window of an echo run.
+pub(crate) struct Measure {
+    measure_from: Instant,
+    end: Instant,
+    window: Option<Window>,
+    server_pid: Option<u32>,
+}
+
+impl Measure {
+    pub(crate) fn new(start: Instant, opts: &Options) -> Measure {
+        let measure_from = start + opts.warmup;
+        Measure {
+            measure_from,
+            end: measure_from + opts.duration,
+            window: None,
+            server_pid: opts.server_pid,
+        }
+    }
+
+    /// How long to wait for events now, or `None` once the run is over.
+    /// When the measurement starts, `count` and `hist` start again.
+    pub(crate) fn next(
+        &mut self,
+        count: &mut u64,
+        hist: &mut hdrhistogram::Histogram<u64>,
+    ) -> io::Result<Option<Duration>> {
+        let now = Instant::now();
+        if self.window.is_none() && now >= self.measure_from {
+            self.window = Some(Window::start(self.server_pid)?);
+            *count = 0;
+            hist.reset();
+        }
+        if now >= self.end {
+            return Ok(None);
+        }
+        let wake = if self.window.is_some() {
+            self.end
+        } else {
+            self.measure_from
+        };
+        Ok(Some(wake - now))
+    }
+}
+
+/// The report of an echo run; `h2` gives the streams and connections of a
+/// run over HTTP/2.
+pub(crate) fn finish(
+    opts: &Options,
+    clock: Measure,
+    count: u64,
+    hist: &hdrhistogram::Histogram<u64>,
+    mut problems: Vec<String>,
+    what: &str,
+    h2: Option<usize>,
+) -> io::Result<Report> {
+    let span = clock
+        .window
+        .ok_or_else(|| io::Error::other("the run ended before its window"))?
+        .stop()?;
+    problems.truncate(10);
     let mut json = serde_json::Map::new();
     json.insert("mode".into(), json!("echo"));
-    json.insert("connections".into(), json!(opts.connections));
+    json.insert("connections".into(), json!(h2.unwrap_or(opts.connections)));
+    if h2.is_some() {
+        json.insert("h2".into(), json!(true));
+        json.insert("streams".into(), json!(opts.connections));
+    }
     json.insert("size".into(), json!(opts.size));
     json.insert("binary".into(), json!(opts.binary));
     json.insert("messages".into(), json!(count));
     json.extend(span.rates("msg", count));
-    json.insert("rtt_us".into(), report::percentiles_us(&hist));
+    json.insert("rtt_us".into(), report::percentiles_us(hist));
     if opts.child {
-        json.insert(
-            "hist".into(),
-            json!({ "rtt_us": report::histogram_counts(&hist) }),
-        );
+        json.insert("hist".into(), json!({ "rtt_us": report::histogram_counts(hist) }));
     }
     json.insert("problems".into(), json!(problems.len()));
     Ok(Report {
         human: format!(
-            "echo {} conns x {} B: {count} messages in {:.2} s: {}; round trip {}",
-            opts.connections,
+            "{what} x {} B: {count} messages in {:.2} s: {}; round trip {}",
             opts.size,
             span.wall,
             span.rates_human("msg", count),
-            report::percentiles_human(&hist)
+            report::percentiles_human(hist)
         ),
         json: json.into(),
         problems,
@@ -182,7 +231,6 @@ fn on_ready(
     pong: &mut Vec<u8>,
 ) -> io::Result<u32> {
     let mut done = 0u32;
-    let mut bad: Option<String> = None;
     loop {
         let (len, more) = match conn.read_into(rbuf)? {
             ReadOutcome::Data { len, more } => (len, more),
@@ -190,36 +238,7 @@ fn on_ready(
             ReadOutcome::Closed => return Err(io::Error::other("closed by the server")),
         };
         pong.clear();
-        let verify = opts.verify;
-        let mismatch = &mut slot.mismatch;
-        conn.ws
-            .feed(&rbuf[..len], &mut |event| match event {
-                Event::Data { chunk, offset } => {
-                    if verify {
-                        let at = offset as usize;
-                        if body.get(at..at + chunk.len()) != Some(chunk) {
-                            *mismatch = true;
-                        }
-                    }
-                }
-                Event::End { text, len } => {
-                    if len != body.len() as u64 || text == opts.binary {
-                        bad = Some(format!(
-                            "echo of {len} bytes ({}), sent {} bytes",
-                            if text { "text" } else { "binary" },
-                            body.len()
-                        ));
-                    }
-                    done += 1;
-                }
-                Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
-                Event::Pong => {}
-                Event::Close(code) => bad = Some(format!("close frame from the server: {code:?}")),
-            })
-            .map_err(io::Error::other)?;
-        if let Some(why) = bad.take() {
-            return Err(io::Error::other(why));
-        }
+        done += take_echoes(&mut conn.ws, &rbuf[..len], &mut slot.mismatch, body, opts, pong)?;
         if !pong.is_empty() {
             conn.send(pong)?;
         }
@@ -228,4 +247,49 @@ fn on_ready(
         }
     }
     Ok(done)
+}
+
+/// Feeds bytes of one WebSocket through its reader: returns how many
+/// echoes they completed, sets `mismatch` if verified bytes differ, and
+/// appends pongs to `pong`.
+pub(crate) fn take_echoes(
+    reader: &mut wire::FrameReader,
+    bytes: &[u8],
+    mismatch: &mut bool,
+    body: &[u8],
+    opts: &Options,
+    pong: &mut Vec<u8>,
+) -> io::Result<u32> {
+    let mut done = 0u32;
+    let mut bad: Option<String> = None;
+    let verify = opts.verify;
+    reader
+        .feed(bytes, &mut |event| match event {
+            Event::Data { chunk, offset } => {
+                if verify {
+                    let at = offset as usize;
+                    if body.get(at..at + chunk.len()) != Some(chunk) {
+                        *mismatch = true;
+                    }
+                }
+            }
+            Event::End { text, len } => {
+                if len != body.len() as u64 || text == opts.binary {
+                    bad = Some(format!(
+                        "echo of {len} bytes ({}), sent {} bytes",
+                        if text { "text" } else { "binary" },
+                        body.len()
+                    ));
+                }
+                done += 1;
+            }
+            Event::Ping(payload) => wire::push_frame(pong, OpCode::Pong, payload),
+            Event::Pong => {}
+            Event::Close(code) => bad = Some(format!("close frame from the server: {code:?}")),
+        })
+        .map_err(io::Error::other)?;
+    match bad {
+        Some(why) => Err(io::Error::other(why)),
+        None => Ok(done),
+    }
 }

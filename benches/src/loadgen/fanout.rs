@@ -27,8 +27,8 @@ use tether_sse::{Item, Parser};
 
 use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{self, Report, Window};
-use super::sys;
 use super::wire::{self, Event};
+use super::{h2, sys};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -64,6 +64,9 @@ pub struct Options {
     /// Part of a multi-process run: wait at the start gate, and put the
     /// latency histogram's counts in the JSON line.
     pub child: bool,
+    /// Subscribers as streams of HTTP/2 connections, this many to a
+    /// connection (h2c); `None`: a connection each.
+    pub h2: Option<usize>,
 }
 
 /// What a subscriber has seen.
@@ -215,12 +218,39 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             count: 1,
         },
     ];
-    let groups = if opts.publish { &groups[..] } else { &groups[..1] };
+    // Over HTTP/2 the subscribers are streams of connections of their
+    // own, opened first; the publisher is then the only HTTP/1.1
+    // connection.
+    let mut h2conns = match opts.h2 {
+        Some(per_conn) => h2::connect_all(
+            &mut poll,
+            &opts.dial,
+            opts.transport,
+            &opts.subscribe_target,
+            opts.subscribers,
+            per_conn,
+        )?,
+        None => Vec::new(),
+    };
+    let per_conn = opts.h2.unwrap_or(1).max(1);
+    let groups = match (opts.h2.is_some(), opts.publish) {
+        (false, true) => &groups[..],
+        (false, false) => &groups[..1],
+        (true, true) => &groups[1..],
+        (true, false) => &groups[..0],
+    };
     let mut conns = connect_all(&mut poll, &opts.dial, groups)?;
     if opts.child {
         report::wait_for_start()?;
     }
     let publisher = opts.subscribers;
+    // The publisher's connection, and the subscriber a connection's token
+    // stands for.
+    let pub_conn = if opts.h2.is_some() { 0 } else { publisher };
+    let sub_of = |i: usize| if i == pub_conn { publisher } else { i };
+    let mut h2_readers: Vec<wire::FrameReader> = (0..if opts.h2.is_some() { opts.subscribers } else { 0 })
+        .map(|_| wire::FrameReader::new())
+        .collect();
     // The publisher reads its own messages back like a WebSocket
     // subscriber (it is one, of a hub topic or a chat room), which also
     // shows an error the server sends it instead of publishing.
@@ -260,6 +290,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         let leftover = std::mem::take(&mut conn.leftover);
         if !leftover.is_empty() {
             let now = Instant::now();
+            let i = sub_of(i);
             let (hist, delivered) = if i == publisher {
                 (&mut own_hist, &mut own_echoes)
             } else {
@@ -294,7 +325,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 write_message(&mut text, published, clock.ns(now), opts.size);
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
-                conns[publisher].send(&frame)?;
+                conns[pub_conn].send(&frame)?;
             }
             next_due = due_at(published);
         }
@@ -319,8 +350,45 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         // what this mode measures on the load generator's side.
         poll.poll(&mut events, Some(wake.saturating_duration_since(now)))?;
         for event in events.iter() {
-            let i = event.token().0;
-            let conn = &mut conns[i];
+            if let Some(c) = event.token().0.checked_sub(h2::TOKEN_BASE) {
+                let now = Instant::now();
+                let before = delivered;
+                let mut failure = None;
+                let mut pongs = Vec::new();
+                h2conns[c]
+                    .on_readable(&mut rbuf, &mut |s, data| {
+                        let i = c * per_conn + s;
+                        let consumed = consume(
+                            data,
+                            &mut subs[i],
+                            &mut h2_readers[i],
+                            &mut pong,
+                            &mut hist,
+                            clock,
+                            now,
+                            &mut delivered,
+                        );
+                        if let Err(e) = consumed {
+                            failure.get_or_insert(format!("subscriber {i}: {e}"));
+                        }
+                        if !pong.is_empty() {
+                            pongs.push((s, pong.clone()));
+                        }
+                    })
+                    .map_err(|e| io::Error::new(e.kind(), format!("HTTP/2 connection {c}: {e}")))?;
+                if let Some(why) = failure {
+                    return Err(io::Error::other(why));
+                }
+                for (s, bytes) in pongs {
+                    h2conns[c].send(s, &bytes)?;
+                }
+                if delivered > before {
+                    last_delivery = now;
+                }
+                continue;
+            }
+            let i = sub_of(event.token().0);
+            let conn = &mut conns[event.token().0];
             loop {
                 let (len, more) = match conn.read_into(&mut rbuf)? {
                     ReadOutcome::Data { len, more } => (len, more),
@@ -382,6 +450,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }
     }
     let span = window.stop()?;
+    for conn in &mut h2conns {
+        conn.go_away();
+    }
     let busy = (last_delivery - start).as_secs_f64();
 
     let mut problems = Vec::new();
@@ -421,6 +492,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut json = serde_json::Map::new();
     json.insert("mode".into(), json!("fanout"));
     json.insert("transport".into(), json!(transport));
+    json.insert("h2".into(), json!(opts.h2.is_some()));
     json.insert("subscribers".into(), json!(opts.subscribers));
     json.insert("size".into(), json!(opts.size));
     json.insert("rate".into(), json!(opts.rate));
@@ -455,9 +527,10 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     json.insert("problems".into(), json!(problems.len()));
     Ok(Report {
         human: format!(
-            "fanout {} {transport} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
+            "fanout {} {transport}{} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
              ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}",
             opts.subscribers,
+            if opts.h2.is_some() { " (h2)" } else { "" },
             opts.rate,
             opts.size,
             missing,

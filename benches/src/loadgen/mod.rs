@@ -14,10 +14,13 @@
 //! generator's own CPU time is reported beside them, to show it is not the
 //! bottleneck. When one process is not enough, [`multi`] runs echo, latency
 //! and fan-out as several, started together, and adds up their reports.
+//! With [`h2`], echo WebSockets and fan-out event streams are streams of a
+//! few HTTP/2 connections instead of a connection each.
 
 pub mod conn;
 pub mod echo;
 pub mod fanout;
+pub mod h2;
 pub mod idle;
 pub mod latency;
 pub mod multi;

@@ -100,6 +100,12 @@ pub enum Error {
     /// Peer: an event stream went past the parser's limits (line or event
     /// size).
     Sse(tether_sse::Error),
+    /// Peer: the server broke HTTP/2, or went past a limit; the connection
+    /// ended with a GOAWAY carrying this error's code.
+    H2(tether_h2::client::ConnectionError),
+    /// Peer: the server reset the HTTP/2 stream (RST_STREAM, or a GOAWAY
+    /// that left it unprocessed: REFUSED_STREAM) with this code.
+    StreamReset(tether_h2::ErrorCode),
 }
 
 impl Error {
@@ -204,6 +210,8 @@ impl fmt::Display for Error {
             Error::TooManyRedirects { limit } => write!(f, "more than {limit} redirects"),
             Error::BadRedirect(what) => write!(f, "bad redirect: {what}"),
             Error::Sse(e) => write!(f, "event stream: {e}"),
+            Error::H2(e) => write!(f, "{e}"),
+            Error::StreamReset(code) => write!(f, "the server reset the HTTP/2 stream ({code})"),
         }
     }
 }
@@ -217,6 +225,7 @@ impl std::error::Error for Error {
             Error::Deflate(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Sse(e) => Some(e),
+            Error::H2(e) => Some(e),
             _ => None,
         }
     }

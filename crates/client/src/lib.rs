@@ -11,6 +11,10 @@
 //! - [`EventSource`]: a blocking Server-Sent Events client with the WHATWG
 //!   `EventSource` semantics (redirects, `Last-Event-ID`, `retry`, 204,
 //!   content type checks, chunked and `Content-Length` bodies).
+//! - [`H2Connection`]: HTTP/2 (h2c with prior knowledge for `http://` and
+//!   `ws://`, ALPN `h2` over TLS for `https://` and `wss://`) carrying
+//!   event streams ([`H2EventStream`]) and RFC 8441 WebSockets
+//!   ([`H2WebSocket`]) as streams of one connection, on `tether-h2`.
 //!
 //! The protocol work is `tether-handshake`'s, `tether-ws`'s, `tether-sse`'s
 //! and `tether-deflate`'s; this crate adds sockets, timeouts and policy.
@@ -42,6 +46,7 @@
 
 mod builder;
 mod error;
+mod h2;
 mod http;
 mod nonblocking;
 mod rng;
@@ -54,6 +59,7 @@ mod websocket;
 
 pub use builder::WebSocketBuilder;
 pub use error::Error;
+pub use h2::{H2Builder, H2Connection, H2EventStream, H2WebSocket, WsOptions};
 pub use nonblocking::NonBlockingClient;
 pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
 pub use tether_backoff::Backoff;
@@ -101,5 +107,8 @@ mod tests {
         send::<crate::EventSource>();
         send::<crate::StopHandle>();
         send::<crate::Error>();
+        send::<crate::H2Connection>();
+        send::<crate::H2EventStream>();
+        send::<crate::H2WebSocket>();
     }
 }

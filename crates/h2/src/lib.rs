@@ -17,12 +17,18 @@
 //! exhausting the server (rapid reset, floods of SETTINGS, PING,
 //! CONTINUATION or empty frames).
 //!
+//! [`client`] is the client side: a [`client::ClientConnection`] opens
+//! streams (requests, and RFC 8441 extended CONNECTs for WebSockets) and
+//! keeps to the server's limits, with the same protections against a
+//! hostile peer.
+//!
 //! [`hpack`] is the header compression of RFC 7541: an encoder and a
 //! decoder with their tables, Huffman coding and the limits a decoder needs
 //! against a hostile peer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod connection;
 mod error;
 pub mod frame;

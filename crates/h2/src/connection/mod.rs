@@ -140,24 +140,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod request;
+pub(crate) mod endpoint;
+pub(crate) mod request;
+pub(crate) mod shared;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 pub use request::Request;
 
-use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::error::{Error, ErrorCode, Misuse};
 use crate::frame::{
-    Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, GoAway, Headers, MAX_FRAME_SIZE_LIMIT,
-    MAX_STREAM_ID, MAX_WINDOW_SIZE, Ping, PrefaceMatcher, RstStream, Setting, Settings, SettingsFrame,
-    WindowUpdate, encode_settings, encode_settings_ack,
+    DEFAULT_MAX_FRAME_SIZE, Data, MAX_STREAM_ID, PrefaceMatcher, Setting, Settings, encode_settings,
 };
 use crate::hpack::{self, Field};
-
-/// The flow-control window every stream and the connection start with
-/// (§6.9.2).
-const DEFAULT_WINDOW: u32 = 65_535;
+use endpoint::{Endpoint, Local, Side};
+use shared::{Block, DEFAULT_WINDOW, StreamFlow};
 
 /// How many streams reset by us are remembered, so that frames the client
 /// sent before it saw the RST_STREAM are ignored instead of being errors.
@@ -219,17 +217,21 @@ impl Default for Config {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), Error> {
-        let ok = self.initial_window_size <= MAX_WINDOW_SIZE
-            && (DEFAULT_WINDOW..=MAX_WINDOW_SIZE).contains(&self.connection_window)
-            && (DEFAULT_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_LIMIT).contains(&self.max_frame_size)
-            && self.max_header_list_size > 0
-            && self.max_resets > 0;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Misuse(Misuse::InvalidValue))
+    fn local(&self) -> Local {
+        Local {
+            initial_window_size: self.initial_window_size,
+            max_frame_size: self.max_frame_size,
+            header_table_size: self.header_table_size,
+            max_header_list_size: self.max_header_list_size,
         }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.local().check(self.connection_window)?;
+        if self.max_resets == 0 {
+            return Err(Error::Misuse(Misuse::InvalidValue));
+        }
+        Ok(())
     }
 
     fn settings(&self) -> [Setting; 7] {
@@ -329,7 +331,8 @@ pub enum ConnectionError {
     /// A frame broke a rule of its type or of framing
     /// ([`Error::Connection`] from the frame decoder).
     Frame(Error),
-    /// The first frame after the preface was not SETTINGS.
+    /// The peer's first frame (after the client preface) was not
+    /// SETTINGS.
     SettingsExpected,
     /// A header block could not be decoded (COMPRESSION_ERROR).
     Compression(hpack::Error),
@@ -343,7 +346,8 @@ pub enum ConnectionError {
     /// DATA, RST_STREAM or WINDOW_UPDATE on a stream not yet opened
     /// (PROTOCOL_ERROR).
     IdleStream(u32),
-    /// A client sent PUSH_PROMISE (PROTOCOL_ERROR).
+    /// A client sent PUSH_PROMISE, or a server did although push is off
+    /// (PROTOCOL_ERROR).
     PushPromise,
     /// DATA beyond the connection's window, a window pushed past 2^31-1
     /// (FLOW_CONTROL_ERROR).
@@ -397,6 +401,16 @@ pub enum SendError {
     /// The stream is not open for sending: unknown, reset, or ended with
     /// END_STREAM.
     StreamNotOpen(u32),
+    /// A client cannot open a stream: the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS streams are open.
+    StreamLimit,
+    /// A client cannot open a stream: a GOAWAY went one way or the other.
+    GoingAway,
+    /// A client cannot open a stream: every identifier has been used.
+    StreamIdsExhausted,
+    /// A client cannot send an extended CONNECT: the server has not
+    /// announced SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
+    ExtendedConnectDisabled,
 }
 
 impl fmt::Display for SendError {
@@ -404,71 +418,149 @@ impl fmt::Display for SendError {
         match self {
             Self::ConnectionClosed => f.write_str("the HTTP/2 connection is closed"),
             Self::StreamNotOpen(s) => write!(f, "HTTP/2 stream {s} is not open for sending"),
+            Self::StreamLimit => f.write_str("the HTTP/2 server's limit of concurrent streams is reached"),
+            Self::GoingAway => f.write_str("the HTTP/2 connection is going away: no new stream"),
+            Self::StreamIdsExhausted => f.write_str("the HTTP/2 connection has used every stream identifier"),
+            Self::ExtendedConnectDisabled => {
+                f.write_str("the HTTP/2 server has not enabled the extended CONNECT (RFC 8441)")
+            }
         }
     }
 }
 
 impl std::error::Error for SendError {}
 
-#[derive(Debug, Clone)]
-struct Stream {
-    /// The client may still send (no END_STREAM from it yet).
-    remote_open: bool,
-    /// We may still send.
-    local_open: bool,
-    /// What we may send.
-    send_window: i64,
-    /// What the client may send.
-    recv_window: i64,
-    /// Delivered in events and not yet released.
-    unreleased: u64,
-    /// The request's content-length, and the body bytes received.
+/// What the server keeps per stream: the request's content-length, and
+/// the body bytes received.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Body {
     content_length: Option<u64>,
     received: u64,
 }
 
-/// A header block being joined from HEADERS and CONTINUATION.
-#[derive(Debug, Clone)]
-struct Block {
-    stream: u32,
-    end_stream: bool,
-    self_dependent: bool,
-    bytes: Vec<u8>,
-}
+type Stream = endpoint::Stream<Body>;
 
 /// The server side of one HTTP/2 connection: see the module docs.
 #[derive(Debug, Clone)]
 pub struct ServerConnection {
     config: Config,
     preface: PrefaceMatcher,
-    /// The client's first frame (SETTINGS) has come.
-    started: bool,
-    frames: FrameDecoder,
-    decoder: hpack::Decoder,
-    encoder: hpack::Encoder,
-    /// The client's settings.
-    peer: Settings,
-    /// The client acknowledged ours.
-    settings_acked: bool,
-    /// Our initial stream window as the client applies it.
-    local_initial_window: u32,
+    ep: Endpoint,
     streams: HashMap<u32, Stream>,
     /// The highest stream the client opened (or tried to).
     last_stream: u32,
     recently_reset: VecDeque<u32>,
     recently_closed: VecDeque<u32>,
-    block: Option<Block>,
-    conn_recv_window: i64,
-    conn_unreleased: u64,
-    conn_send_window: i64,
     reset_budget: u32,
-    queued_acks: u32,
-    empty_frames: u32,
-    goaway_sent: bool,
-    goaway_received: bool,
-    closed: bool,
-    /// The data of the PING we sent and the client has not answered.
-    ping_sent: Option<[u8; 8]>,
+}
+
+impl Side for ServerConnection {
+    type Event = Event;
+    type Extra = Body;
+
+    fn parts(&mut self) -> (&mut Endpoint, &mut HashMap<u32, Stream>) {
+        (&mut self.ep, &mut self.streams)
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    fn on_data(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_body(d, len, out, events);
+    }
+
+    fn on_block(&mut self, b: Block<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.on_request_block(b.stream, b.end_stream, b.self_dependent, &b.bytes, out, events);
+    }
+
+    /// Client-initiated streams are odd; even ones would be ours, and we
+    /// open none.
+    fn is_idle(&self, stream: u32) -> bool {
+        stream.is_multiple_of(2) || stream > self.last_stream
+    }
+
+    fn headers_allowed(&self, stream: u32) -> bool {
+        stream % 2 == 1
+    }
+
+    fn after_goaway(&mut self, _: u32, _: &mut Vec<Event>) {}
+
+    fn settings_applied(&mut self, _: &mut Vec<Event>) {}
+
+    /// A stream ended both ways gives one unit back to the reset budget.
+    fn stream_finished(&mut self) {
+        self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
+    }
+
+    /// Remembered so that frames the client sent before it saw the
+    /// RST_STREAM are ignored instead of being errors.
+    fn remember_closed(&mut self, stream: u32) {
+        if self.recently_closed.len() == RECENTLY_CLOSED {
+            self.recently_closed.pop_front();
+        }
+        self.recently_closed.push_back(stream);
+    }
+
+    fn remember_reset(&mut self, stream: u32) {
+        if self.recently_reset.len() == RECENTLY_RESET {
+            self.recently_reset.pop_front();
+        }
+        self.recently_reset.push_back(stream);
+    }
+
+    /// Every stream the client resets, or we reset because of it, costs
+    /// one unit of the rapid-reset budget.
+    fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+        self.reset_budget = self.reset_budget.saturating_sub(1);
+        if self.reset_budget == 0 {
+            endpoint::fail(self, ConnectionError::TooManyResets, out, events);
+        }
+    }
+
+    fn goaway_last_stream(&self) -> u32 {
+        self.last_stream
+    }
+
+    fn connection_error(error: ConnectionError) -> Event {
+        Event::ConnectionError(error)
+    }
+
+    fn window_opened(stream: u32) -> Event {
+        Event::WindowOpened { stream }
+    }
+
+    fn settings_acked() -> Event {
+        Event::SettingsAcked
+    }
+
+    fn ping_acked(data: [u8; 8]) -> Event {
+        Event::PingAck { data }
+    }
+
+    fn goaway(last_stream_id: u32, code: ErrorCode, debug_data: Vec<u8>) -> Event {
+        Event::GoAway {
+            last_stream_id,
+            code,
+            debug_data,
+        }
+    }
+
+    fn reset_event(stream: u32, code: ErrorCode, by_peer: bool) -> Event {
+        Event::Reset {
+            stream,
+            code,
+            by_peer,
+        }
+    }
+
+    fn data_event(stream: u32, data: Vec<u8>, end_stream: bool) -> Event {
+        Event::Data {
+            stream,
+            data,
+            end_stream,
+        }
+    }
 }
 
 impl ServerConnection {
@@ -476,32 +568,16 @@ impl ServerConnection {
     /// [`Misuse::InvalidValue`] if a [`Config`] value is out of its range.
     pub fn new(config: Config) -> Result<Self, Error> {
         config.check()?;
+        let local = config.local();
         Ok(Self {
             config,
             preface: PrefaceMatcher::new(),
-            started: false,
-            frames: FrameDecoder::new(),
-            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE)
-                .with_max_header_list_size(config.max_header_list_size as usize),
-            encoder: hpack::Encoder::new(),
-            peer: Settings::DEFAULT,
-            settings_acked: false,
-            local_initial_window: DEFAULT_WINDOW,
+            ep: Endpoint::new(local, config.max_queued_acks, config.max_empty_frames),
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),
             recently_closed: VecDeque::new(),
-            block: None,
-            conn_recv_window: i64::from(DEFAULT_WINDOW),
-            conn_unreleased: 0,
-            conn_send_window: i64::from(DEFAULT_WINDOW),
             reset_budget: config.max_resets,
-            queued_acks: 0,
-            empty_frames: 0,
-            goaway_sent: false,
-            goaway_received: false,
-            closed: false,
-            ping_sent: None,
         })
     }
 
@@ -512,11 +588,11 @@ impl ServerConnection {
     /// happened to `events`. After a connection error, or once the
     /// connection is closed, nothing is taken.
     pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
-        if self.closed {
+        if self.ep.closed {
             return 0;
         }
         if out.is_empty() {
-            self.queued_acks = 0;
+            self.ep.budgets.drained();
         }
         let mut used = 0;
         if !self.preface.is_complete() {
@@ -531,48 +607,13 @@ impl ServerConnection {
                         Error::NotHttp2 { offset } => offset,
                         _ => 0,
                     };
-                    self.closed = true;
+                    self.ep.closed = true;
                     events.push(Event::ConnectionError(ConnectionError::NotHttp2 { offset }));
                     return 0;
                 }
             }
         }
-        while !self.closed {
-            let (n, result) = self.frames.decode(&input[used..]);
-            match result {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    used += n;
-                    if !self.started && !matches!(frame, Frame::Settings(s) if !s.is_ack()) {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                        break;
-                    }
-                    self.started = true;
-                    self.on_frame(frame, out, events);
-                }
-                Err(Error::Stream {
-                    stream,
-                    code,
-                    violation,
-                }) => {
-                    used += n;
-                    if !self.started {
-                        self.fail(ConnectionError::SettingsExpected, out, events);
-                    } else if !self.is_idle(stream) {
-                        self.reset_for_fault(stream, code, out, events);
-                    } else if violation == Violation::ZeroWindowIncrement {
-                        // WINDOW_UPDATE on an idle stream, whatever its
-                        // increment.
-                        self.fail(ConnectionError::IdleStream(stream), out, events);
-                    }
-                    // Otherwise a PRIORITY, allowed on an idle stream: its
-                    // error needs no RST_STREAM, which may not be sent on
-                    // an idle stream.
-                }
-                Err(e) => self.fail(ConnectionError::Frame(e), out, events),
-            }
-        }
-        used
+        endpoint::receive_frames(self, input, used, out, events)
     }
 
     /// Sends response (or trailer) fields on `stream`, HPACK-encoded and
@@ -585,28 +626,11 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        self.writable(stream)?;
-        let mut block = Vec::new();
-        self.encoder.encode(fields, &mut block);
-        let max = self.peer.max_frame_size;
-        let mut chunks = block.chunks(max as usize);
-        let first = chunks.next().unwrap_or(&[]);
-        let rest: Vec<&[u8]> = chunks.collect();
-        let mut headers = Headers::new(stream, first);
-        headers.end_stream = end_stream;
-        headers.end_headers = rest.is_empty();
-        // Each piece fits the frame size and the stream was checked.
-        let _ = headers.encode(out, max);
-        for (i, fragment) in rest.iter().enumerate() {
-            let c = Continuation {
-                stream_id: stream,
-                fragment,
-                end_headers: i + 1 == rest.len(),
-            };
-            let _ = c.encode(out, max);
-        }
+        endpoint::writable(self, stream)?;
+        let max = self.ep.peer.max_frame_size;
+        shared::write_fields(&mut self.ep.encoder, stream, fields, end_stream, max, out);
         if end_stream {
-            self.end_local(stream);
+            Side::end_local(self, stream);
         }
         Ok(())
     }
@@ -625,35 +649,7 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let s = self.writable(stream)?;
-        let room = s.send_window.min(self.conn_send_window).max(0);
-        let take = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        let ends = end_stream && take == data.len();
-        if take == 0 && !ends {
-            return Ok(0);
-        }
-        let max = self.peer.max_frame_size;
-        let mut chunks = data[..take].chunks(max as usize).peekable();
-        if take == 0 {
-            let mut frame = Data::new(stream, &[]);
-            frame.end_stream = true;
-            let _ = frame.encode(out, max);
-        }
-        while let Some(chunk) = chunks.next() {
-            let mut frame = Data::new(stream, chunk);
-            frame.end_stream = ends && chunks.peek().is_none();
-            let _ = frame.encode(out, max);
-        }
-        // `take` is at most `room`, an i64.
-        let taken = take as i64;
-        self.conn_send_window -= taken;
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.send_window -= taken;
-        }
-        if ends {
-            self.end_local(stream);
-        }
-        Ok(take)
+        endpoint::send_data(self, stream, data, end_stream, out)
     }
 
     /// [`ServerConnection::send_data`] for a caller that appends the
@@ -672,31 +668,19 @@ impl ServerConnection {
         end_stream: bool,
         out: &mut Vec<u8>,
     ) -> Result<usize, SendError> {
-        let s = self.writable(stream)?;
-        let room = s.send_window.min(self.conn_send_window).max(0);
-        let max = self.peer.max_frame_size;
-        let take = len
-            .min(usize::try_from(room).unwrap_or(usize::MAX))
-            .min(max as usize);
+        let flow = endpoint::writable(self, stream)?;
+        let max = self.ep.peer.max_frame_size;
+        let take = len.min(self.ep.flow.room(&flow)).min(max as usize);
         let ends = end_stream && take == len;
         if take == 0 && !ends {
             return Ok(0);
         }
-        let header = crate::frame::FrameHeader {
-            // At most the frame size, itself at most 2^24-1.
-            length: take as u32,
-            kind: crate::frame::FrameKind::Data,
-            flags: if ends { crate::frame::flags::END_STREAM } else { 0 },
-            stream_id: stream,
-        };
-        out.extend_from_slice(&header.to_bytes());
-        let taken = take as i64;
-        self.conn_send_window -= taken;
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.send_window -= taken;
-        }
+        shared::write_data_head(stream, take, ends, out);
+        self.ep
+            .flow
+            .sent(self.streams.get_mut(&stream).map(|s| &mut s.flow), take);
         if ends {
-            self.end_local(stream);
+            Side::end_local(self, stream);
         }
         Ok(take)
     }
@@ -705,14 +689,7 @@ impl ServerConnection {
     /// ...). The stream's window is given back, and frames the client sent
     /// before it saw the reset are ignored.
     pub fn reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> Result<(), SendError> {
-        if self.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        if !self.streams.contains_key(&stream) {
-            return Err(SendError::StreamNotOpen(stream));
-        }
-        self.write_reset(stream, code, out);
-        Ok(())
+        endpoint::reset(self, stream, code, out)
     }
 
     /// Says that the caller consumed `n` bytes of [`Event::Data`] on
@@ -723,34 +700,7 @@ impl ServerConnection {
     /// byte delivered must be released some day, also after the stream was
     /// reset or ended, or the connection's window shrinks for good.
     pub fn release(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        let n = (n as u64).min(self.conn_unreleased);
-        if n == 0 {
-            return;
-        }
-        self.conn_unreleased -= n;
-        // At most the connection window, itself at most 2^31-1.
-        let n = n as u32;
-        self.conn_recv_window += i64::from(n);
-        let _ = WindowUpdate {
-            stream_id: 0,
-            increment: n,
-        }
-        .encode(out);
-        if let Some(s) = self.streams.get_mut(&stream) {
-            let m = u64::from(n).min(s.unreleased);
-            s.unreleased -= m;
-            if s.remote_open && m > 0 {
-                s.recv_window += m as i64;
-                let _ = WindowUpdate {
-                    stream_id: stream,
-                    increment: m as u32,
-                }
-                .encode(out);
-            }
-        }
+        endpoint::release(self, stream, n, out);
     }
 
     /// Sends GOAWAY with `code` and the last stream the client opened:
@@ -761,25 +711,25 @@ impl ServerConnection {
     /// client preface, nothing is written (our SETTINGS must come first)
     /// and the connection is closed.
     pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        if self.closed {
+        if self.ep.closed {
             return;
         }
         if !self.preface.is_complete() {
             // Our SETTINGS must be the first frame: before the preface
             // there is nothing to tell, and nothing more will be read.
-            self.closed = true;
+            self.ep.closed = true;
             return;
         }
-        self.write_goaway(code, out);
+        self.ep.write_goaway(self.last_stream, code, out);
         if code != ErrorCode::NO_ERROR {
-            self.closed = true;
+            self.ep.closed = true;
         }
     }
 
     /// Whether the connection has ended: after a connection error or a
     /// GOAWAY with an error code. Send the output, then close the socket.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.ep.closed
     }
 
     /// Whether there is nothing more to do: closed, or our GOAWAY went out
@@ -788,12 +738,12 @@ impl ServerConnection {
     /// the client may go on (RFC 9113 §6.8; an unknown code in it must not
     /// change anything, §7) until it closes the connection itself.
     pub fn is_finished(&self) -> bool {
-        self.closed || (self.goaway_sent && self.streams.is_empty())
+        self.ep.closed || (self.ep.goaway_sent && self.streams.is_empty())
     }
 
     /// Whether the client sent GOAWAY.
     pub fn goaway_received(&self) -> bool {
-        self.goaway_received
+        self.ep.goaway_received
     }
 
     /// How many streams are open or half-closed.
@@ -805,8 +755,7 @@ impl ServerConnection {
     /// (the smaller of its window and the connection's, never negative),
     /// or `None` if we cannot send on it.
     pub fn send_capacity(&self, stream: u32) -> Option<u64> {
-        let s = self.streams.get(&stream).filter(|s| s.local_open)?;
-        Some(s.send_window.min(self.conn_send_window).max(0) as u64)
+        endpoint::send_capacity(&self.ep, &self.streams, stream)
     }
 
     /// Sends a PING with `data` (to measure the round trip, or to see
@@ -815,24 +764,19 @@ impl ServerConnection {
     /// client preface, while an earlier PING is unanswered, or once the
     /// connection is closed.
     pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) -> bool {
-        if self.closed || self.ping_sent.is_some() || !self.preface.is_complete() {
-            return false;
-        }
-        Ping { ack: false, data }.encode(out);
-        self.ping_sent = Some(data);
-        true
+        self.preface.is_complete() && self.ep.ping(data, out)
     }
 
     /// Whether the client has acknowledged our SETTINGS. A caller that
     /// wants SETTINGS_TIMEOUT (§6.5.3) checks this against its own clock
     /// and calls [`ServerConnection::go_away`] with that code.
     pub fn settings_acked(&self) -> bool {
-        self.settings_acked
+        self.ep.settings_acked
     }
 
     /// The client's settings, as received so far.
     pub fn peer_settings(&self) -> &Settings {
-        &self.peer
+        &self.ep.peer
     }
 
     /// The highest stream identifier the client has used.
@@ -842,116 +786,33 @@ impl ServerConnection {
 
     // --- receiving ------------------------------------------------------
 
-    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        match frame {
-            Frame::Data(d) => self.on_data(&d, out, events),
-            Frame::Headers(h) => self.on_headers(&h, out, events),
-            Frame::Continuation(c) => self.on_continuation(&c, out, events),
-            Frame::Priority(_) | Frame::Unknown(_) => {}
-            Frame::RstStream(r) => self.on_rst(r, out, events),
-            Frame::Settings(s) => self.on_settings(&s, out, events),
-            Frame::PushPromise(_) => self.fail(ConnectionError::PushPromise, out, events),
-            Frame::Ping(p) => {
-                if !p.ack {
-                    Ping {
-                        ack: true,
-                        data: p.data,
-                    }
-                    .encode(out);
-                    self.count_ack(out, events);
-                } else if self.ping_sent == Some(p.data) {
-                    self.ping_sent = None;
-                    events.push(Event::PingAck { data: p.data });
-                }
-                // Any other acknowledgement answers nothing we sent, and is
-                // ignored.
-            }
-            Frame::GoAway(g) => {
-                self.goaway_received = true;
-                events.push(Event::GoAway {
-                    last_stream_id: g.last_stream_id,
-                    code: g.code,
-                    debug_data: g.debug_data.to_vec(),
-                });
-            }
-            Frame::WindowUpdate(w) => self.on_window_update(w, out, events),
-        }
-    }
-
-    /// Client-initiated streams are odd; even ones would be ours, and we
-    /// open none.
-    fn is_idle(&self, stream: u32) -> bool {
-        stream.is_multiple_of(2) || stream > self.last_stream
-    }
-
-    fn on_data(&mut self, d: &Data<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
+    fn on_body(&mut self, d: &Data<'_>, len: i64, out: &mut Vec<u8>, events: &mut Vec<Event>) {
         let stream = d.stream_id;
-        if self.is_idle(stream) {
-            return self.fail(ConnectionError::IdleStream(stream), out, events);
-        }
-        // At most 2^24-1 + 256.
-        let len = d.flow_controlled_len() as i64;
-        if len > self.conn_recv_window {
-            return self.fail(ConnectionError::FlowControl, out, events);
-        }
-        self.conn_recv_window -= len;
-        if d.data.is_empty() {
-            if !d.end_stream && !self.count_empty(out, events) {
-                return;
-            }
-        } else {
-            self.empty_frames = self.empty_frames.saturating_sub(1);
-        }
-        let state = self.streams.get(&stream).map(|s| (s.remote_open, s.recv_window));
+        let state = self
+            .streams
+            .get(&stream)
+            .map(|s| (s.remote_open, s.flow.recv_window));
         match state {
             None => {
-                self.release_connection(len, out);
+                self.ep.flow.give_back(len, out);
                 if !self.recently_reset.contains(&stream) {
                     self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
                 }
             }
             Some((false, _)) => {
-                self.release_connection(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::STREAM_CLOSED, out, events);
             }
             Some((true, window)) if len > window => {
-                self.release_connection(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::FLOW_CONTROL_ERROR, out, events);
             }
             Some(_) if !self.body_length_ok(stream, d) => {
                 // §8.1.1: a body that does not match content-length.
-                self.release_connection(len, out);
+                self.ep.flow.give_back(len, out);
                 self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
             }
-            Some(_) => {
-                let data_len = d.data.len() as i64;
-                let padding = len - data_len;
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.recv_window -= len;
-                    s.unreleased += data_len as u64;
-                    if d.end_stream {
-                        s.remote_open = false;
-                    }
-                    if padding > 0 && s.remote_open {
-                        s.recv_window += padding;
-                        let _ = WindowUpdate {
-                            stream_id: stream,
-                            increment: padding as u32,
-                        }
-                        .encode(out);
-                    }
-                }
-                self.conn_unreleased += data_len as u64;
-                self.release_connection(padding, out);
-                events.push(Event::Data {
-                    stream,
-                    data: d.data.to_vec(),
-                    end_stream: d.end_stream,
-                });
-                if d.end_stream {
-                    self.maybe_remove(stream);
-                }
-            }
+            Some(_) => endpoint::deliver(self, d, len, out, events),
         }
     }
 
@@ -961,62 +822,14 @@ impl ServerConnection {
         let Some(s) = self.streams.get_mut(&stream) else {
             return true;
         };
-        s.received = s.received.saturating_add(d.data.len() as u64);
-        match s.content_length {
-            Some(n) => s.received <= n && (!d.end_stream || s.received == n),
+        s.extra.received = s.extra.received.saturating_add(d.data.len() as u64);
+        match s.extra.content_length {
+            Some(n) => s.extra.received <= n && (!d.end_stream || s.extra.received == n),
             None => true,
         }
     }
 
-    fn on_headers(&mut self, h: &Headers<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if h.stream_id.is_multiple_of(2) {
-            return self.fail(ConnectionError::StreamId(h.stream_id), out, events);
-        }
-        let self_dependent = h.priority.is_some_and(|p| p.stream_id == h.stream_id);
-        if h.fragment.len() > self.config.max_header_list_size as usize {
-            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
-        }
-        if h.end_headers {
-            self.on_block(h.stream_id, h.end_stream, self_dependent, h.fragment, out, events);
-        } else {
-            self.block = Some(Block {
-                stream: h.stream_id,
-                end_stream: h.end_stream,
-                self_dependent,
-                bytes: h.fragment.to_vec(),
-            });
-        }
-    }
-
-    fn on_continuation(&mut self, c: &Continuation<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        // The frame decoder lets a CONTINUATION through only after a
-        // HEADERS without END_HEADERS on the same stream.
-        let Some(mut block) = self.block.take() else {
-            return;
-        };
-        if c.fragment.is_empty() && !c.end_headers && !self.count_empty(out, events) {
-            return;
-        }
-        let total = block.bytes.len().saturating_add(c.fragment.len());
-        if total > self.config.max_header_list_size as usize {
-            return self.fail(ConnectionError::HeaderBlockTooLarge, out, events);
-        }
-        block.bytes.extend_from_slice(c.fragment);
-        if c.end_headers {
-            self.on_block(
-                block.stream,
-                block.end_stream,
-                block.self_dependent,
-                &block.bytes,
-                out,
-                events,
-            );
-        } else {
-            self.block = Some(block);
-        }
-    }
-
-    fn on_block(
+    fn on_request_block(
         &mut self,
         stream: u32,
         end_stream: bool,
@@ -1025,10 +838,8 @@ impl ServerConnection {
         out: &mut Vec<u8>,
         events: &mut Vec<Event>,
     ) {
-        // Decoded whatever becomes of the stream, to keep HPACK in step.
-        let fields = match self.decoder.decode(block) {
-            Ok(fields) => fields,
-            Err(e) => return self.fail(ConnectionError::Compression(e), out, events),
+        let Some(fields) = endpoint::decode_block(self, block, out, events) else {
+            return;
         };
         if let Some(s) = self.streams.get_mut(&stream) {
             // Trailers.
@@ -1037,7 +848,7 @@ impl ServerConnection {
             } else if !end_stream
                 || self_dependent
                 || request::check_trailers(&fields).is_err()
-                || s.content_length.is_some_and(|n| n != s.received)
+                || s.extra.content_length.is_some_and(|n| n != s.extra.received)
             {
                 Some(ErrorCode::PROTOCOL_ERROR)
             } else {
@@ -1055,14 +866,14 @@ impl ServerConnection {
         }
         if stream <= self.last_stream {
             if self.recently_closed.contains(&stream) {
-                self.fail(ConnectionError::StreamClosed(stream), out, events);
+                endpoint::fail(self, ConnectionError::StreamClosed(stream), out, events);
             } else if !self.recently_reset.contains(&stream) {
-                self.fail(ConnectionError::StreamId(stream), out, events);
+                endpoint::fail(self, ConnectionError::StreamId(stream), out, events);
             }
             return;
         }
         self.last_stream = stream;
-        if self.goaway_sent {
+        if self.ep.goaway_sent {
             // Above the GOAWAY's last stream: not processed (§6.8).
             self.remember_reset(stream);
             return;
@@ -1087,11 +898,11 @@ impl ServerConnection {
             Stream {
                 remote_open: !end_stream,
                 local_open: true,
-                send_window: i64::from(self.peer.initial_window_size),
-                recv_window: i64::from(self.local_initial_window),
-                unreleased: 0,
-                content_length,
-                received: 0,
+                flow: StreamFlow::new(self.ep.peer.initial_window_size, self.ep.local_initial_window),
+                extra: Body {
+                    content_length,
+                    received: 0,
+                },
             },
         );
         events.push(Event::Request {
@@ -1100,242 +911,17 @@ impl ServerConnection {
             end_stream,
         });
         if stream >= self.config.goaway_stream_id {
-            self.write_goaway(ErrorCode::NO_ERROR, out);
-        }
-    }
-
-    fn on_rst(&mut self, r: RstStream, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.is_idle(r.stream_id) {
-            return self.fail(ConnectionError::IdleStream(r.stream_id), out, events);
-        }
-        if self.streams.remove(&r.stream_id).is_some() {
-            self.remember_closed(r.stream_id);
-            events.push(Event::Reset {
-                stream: r.stream_id,
-                code: r.code,
-                by_peer: true,
-            });
-            self.charge_reset(out, events);
-        }
-    }
-
-    fn on_settings(&mut self, s: &SettingsFrame<'_>, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if s.is_ack() {
-            if !self.settings_acked {
-                self.settings_acked = true;
-                self.apply_local_settings();
-                events.push(Event::SettingsAcked);
-            }
-            return;
-        }
-        for setting in s.iter() {
-            match setting {
-                Setting::InitialWindowSize(v) => {
-                    // §6.9.2: every stream's window moves by the difference,
-                    // and may go negative; past 2^31-1 is an error.
-                    let delta = i64::from(v) - i64::from(self.peer.initial_window_size);
-                    let max = i64::from(MAX_WINDOW_SIZE);
-                    if self.streams.values().any(|st| st.send_window + delta > max) {
-                        return self.fail(ConnectionError::FlowControl, out, events);
-                    }
-                    let mut opened = Vec::new();
-                    for (&id, st) in &mut self.streams {
-                        st.send_window += delta;
-                        if delta > 0 && st.local_open {
-                            opened.push(id);
-                        }
-                    }
-                    opened.sort_unstable();
-                    events.extend(opened.into_iter().map(|stream| Event::WindowOpened { stream }));
-                }
-                Setting::HeaderTableSize(v) => self.encoder.set_max_table_size(v as usize),
-                _ => {}
-            }
-            self.peer.apply(setting);
-        }
-        encode_settings_ack(out);
-        self.count_ack(out, events);
-    }
-
-    fn apply_local_settings(&mut self) {
-        // In range: checked by `Config::check`.
-        let _ = self.frames.set_max_frame_size(self.config.max_frame_size);
-        self.decoder
-            .set_max_table_size(self.config.header_table_size as usize);
-        let delta = i64::from(self.config.initial_window_size) - i64::from(self.local_initial_window);
-        for s in self.streams.values_mut() {
-            s.recv_window += delta;
-        }
-        self.local_initial_window = self.config.initial_window_size;
-    }
-
-    fn on_window_update(&mut self, w: WindowUpdate, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        let inc = i64::from(w.increment);
-        let max = i64::from(MAX_WINDOW_SIZE);
-        if w.stream_id == 0 {
-            if self.conn_send_window + inc > max {
-                return self.fail(ConnectionError::FlowControl, out, events);
-            }
-            self.conn_send_window += inc;
-            events.push(Event::WindowOpened { stream: 0 });
-            return;
-        }
-        if self.is_idle(w.stream_id) {
-            return self.fail(ConnectionError::IdleStream(w.stream_id), out, events);
-        }
-        let Some(s) = self.streams.get_mut(&w.stream_id) else {
-            return;
-        };
-        if s.send_window + inc > max {
-            return self.reset_for_fault(w.stream_id, ErrorCode::FLOW_CONTROL_ERROR, out, events);
-        }
-        s.send_window += inc;
-        if s.local_open {
-            events.push(Event::WindowOpened { stream: w.stream_id });
+            self.ep.write_goaway(self.last_stream, ErrorCode::NO_ERROR, out);
         }
     }
 
     // --- budgets --------------------------------------------------------
-
-    fn count_ack(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        self.queued_acks = self.queued_acks.saturating_add(1);
-        if self.queued_acks > self.config.max_queued_acks {
-            self.fail(ConnectionError::TooManyAcks, out, events);
-        }
-    }
-
-    /// Counts an empty frame; false if the connection ended.
-    fn count_empty(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) -> bool {
-        self.empty_frames = self.empty_frames.saturating_add(1);
-        if self.empty_frames > self.config.max_empty_frames {
-            self.fail(ConnectionError::TooManyEmptyFrames, out, events);
-            return false;
-        }
-        true
-    }
-
-    fn charge_reset(&mut self, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        self.reset_budget = self.reset_budget.saturating_sub(1);
-        if self.reset_budget == 0 {
-            self.fail(ConnectionError::TooManyResets, out, events);
-        }
-    }
 
     // --- sending --------------------------------------------------------
 
     fn send_preface(&mut self, out: &mut Vec<u8>) {
         // Every value was checked by `Config::check`; 7 settings fit.
         let _ = encode_settings(out, &self.config.settings(), DEFAULT_MAX_FRAME_SIZE);
-        let extra = self.config.connection_window - DEFAULT_WINDOW;
-        if extra > 0 {
-            let _ = WindowUpdate {
-                stream_id: 0,
-                increment: extra,
-            }
-            .encode(out);
-            self.conn_recv_window += i64::from(extra);
-        }
-    }
-
-    fn writable(&mut self, stream: u32) -> Result<&mut Stream, SendError> {
-        if self.closed {
-            return Err(SendError::ConnectionClosed);
-        }
-        self.streams
-            .get_mut(&stream)
-            .filter(|s| s.local_open)
-            .ok_or(SendError::StreamNotOpen(stream))
-    }
-
-    fn end_local(&mut self, stream: u32) {
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.local_open = false;
-        }
-        self.maybe_remove(stream);
-    }
-
-    /// Forgets a stream ended both ways, which gives one unit back to the
-    /// reset budget.
-    fn maybe_remove(&mut self, stream: u32) {
-        if self
-            .streams
-            .get(&stream)
-            .is_some_and(|s| !s.remote_open && !s.local_open)
-        {
-            self.streams.remove(&stream);
-            self.remember_closed(stream);
-            self.reset_budget = (self.reset_budget + 1).min(self.config.max_resets);
-        }
-    }
-
-    /// Gives back to the connection window what no one will release.
-    fn release_connection(&mut self, n: i64, out: &mut Vec<u8>) {
-        if n > 0 {
-            self.conn_recv_window += n;
-            let _ = WindowUpdate {
-                stream_id: 0,
-                increment: n as u32,
-            }
-            .encode(out);
-        }
-    }
-
-    fn remember_closed(&mut self, stream: u32) {
-        if self.recently_closed.len() == RECENTLY_CLOSED {
-            self.recently_closed.pop_front();
-        }
-        self.recently_closed.push_back(stream);
-    }
-
-    fn remember_reset(&mut self, stream: u32) {
-        if self.recently_reset.len() == RECENTLY_RESET {
-            self.recently_reset.pop_front();
-        }
-        self.recently_reset.push_back(stream);
-    }
-
-    /// Sends RST_STREAM, forgets the stream (telling the caller if it knew
-    /// it), and remembers it was reset.
-    fn write_reset(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) -> bool {
-        let _ = RstStream {
-            stream_id: stream,
-            code,
-        }
-        .encode(out);
-        self.remember_reset(stream);
-        self.streams.remove(&stream).is_some()
-    }
-
-    /// A stream error caused by the client: reset, and charged to the
-    /// rapid-reset budget.
-    fn reset_for_fault(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.write_reset(stream, code, out) {
-            events.push(Event::Reset {
-                stream,
-                code,
-                by_peer: false,
-            });
-        }
-        self.charge_reset(out, events);
-    }
-
-    fn write_goaway(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
-        let _ = GoAway {
-            last_stream_id: self.last_stream,
-            code,
-            debug_data: &[],
-        }
-        .encode(out, DEFAULT_MAX_FRAME_SIZE);
-        self.goaway_sent = true;
-    }
-
-    fn fail(&mut self, error: ConnectionError, out: &mut Vec<u8>, events: &mut Vec<Event>) {
-        if self.closed {
-            return;
-        }
-        self.write_goaway(error.code(), out);
-        self.closed = true;
-        self.block = None;
-        events.push(Event::ConnectionError(error));
+        self.ep.flow.open_to(self.config.connection_window, out);
     }
 }

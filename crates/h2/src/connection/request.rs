@@ -1,4 +1,5 @@
-//! Request and trailer validation (RFC 9113 §8.2 and §8.3, RFC 8441 §4).
+//! Request, response and trailer validation (RFC 9113 §8.2 and §8.3, RFC
+//! 8441 §4).
 
 use crate::hpack::Field;
 
@@ -61,6 +62,7 @@ pub(crate) enum Malformed {
     ForbiddenPseudo,
     PseudoInTrailers,
     Path,
+    Status,
     ContentLength,
     Host,
 }
@@ -186,6 +188,40 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
     })
 }
 
+/// Checks a decoded response field section (§8.3.2): `:status` first and
+/// alone among pseudo-headers, three digits from 100 to 599; returns it
+/// with the regular fields.
+pub(crate) fn parse_response(fields: Vec<Field>) -> Result<(u16, Vec<Field>), Malformed> {
+    let mut status = None;
+    let mut regular = Vec::with_capacity(fields.len());
+    for field in fields {
+        if field.name.first() == Some(&b':') {
+            if !regular.is_empty() {
+                return Err(Malformed::PseudoAfterRegular);
+            }
+            if field.name != b":status" {
+                return Err(Malformed::UnknownPseudo);
+            }
+            if status.is_some() {
+                return Err(Malformed::DuplicatePseudo);
+            }
+            let v = &field.value[..];
+            if v.len() != 3 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(Malformed::Status);
+            }
+            let n = v.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+            if !(100..=599).contains(&n) {
+                return Err(Malformed::Status);
+            }
+            status = Some(n);
+        } else {
+            check_regular(&field)?;
+            regular.push(field);
+        }
+    }
+    Ok((status.ok_or(Malformed::MissingPseudo)?, regular))
+}
+
 /// The request's `content-length`, if it has one: every such field must
 /// hold the same decimal number (§8.1.1 and RFC 9110 §8.6).
 pub(crate) fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
@@ -300,6 +336,37 @@ mod tests {
         ] {
             assert_eq!(cl(bad), Err(Malformed::ContentLength), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn responses() {
+        let resp =
+            |list: &[(&str, &str)]| parse_response(list.iter().map(|(n, v)| Field::new(*n, *v)).collect());
+        assert_eq!(
+            resp(&[(":status", "200"), ("content-type", "text/plain")]),
+            Ok((200, vec![Field::new("content-type", "text/plain")]))
+        );
+        assert_eq!(resp(&[(":status", "103")]), Ok((103, vec![])));
+        for bad in ["20", "2000", "099", "600", "2x0", ""] {
+            assert_eq!(resp(&[(":status", bad)]), Err(Malformed::Status), "{bad:?}");
+        }
+        assert_eq!(resp(&[("a", "b")]), Err(Malformed::MissingPseudo));
+        assert_eq!(
+            resp(&[(":status", "200"), (":status", "200")]),
+            Err(Malformed::DuplicatePseudo)
+        );
+        assert_eq!(
+            resp(&[(":status", "200"), (":path", "/")]),
+            Err(Malformed::UnknownPseudo)
+        );
+        assert_eq!(
+            resp(&[("a", "b"), (":status", "200")]),
+            Err(Malformed::PseudoAfterRegular)
+        );
+        assert_eq!(
+            resp(&[(":status", "200"), ("connection", "close")]),
+            Err(Malformed::ConnectionSpecific)
+        );
     }
 
     #[test]
