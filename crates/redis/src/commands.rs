@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
-use crate::shared::Con;
 use tether_hub::{
     DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
@@ -293,13 +292,6 @@ impl Entry {
         )
         .ok()
     }
-}
-
-/// The connection a thread holds while it is up; an error (treated like a
-/// lost connection) if it has none.
-pub(crate) fn connected(con: &mut Option<Con>) -> Result<&mut Con, RedisError> {
-    con.as_mut()
-        .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis")))
 }
 
 fn malformed(what: &'static str) -> RedisError {

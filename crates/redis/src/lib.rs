@@ -96,6 +96,7 @@
 
 mod commands;
 mod config;
+mod connection;
 mod error;
 mod reader;
 mod shared;
@@ -170,7 +171,7 @@ impl RedisBridge {
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
         }
-        let client = shared::Client::open(&config.url, &config).map_err(Error::InvalidUrl)?;
+        let client = connection::Client::open(&config.url, &config).map_err(Error::InvalidUrl)?;
         let cluster = client.is_cluster();
         if cluster && config.prefix.contains(['{', '}']) {
             return Err(Error::InvalidConfig(

@@ -13,7 +13,8 @@ use redis::RedisError;
 use tether_hub::{Event, EventId, HubMessage, ReplyTo};
 
 use crate::commands::{self, Entry};
-use crate::shared::{Con, Link, Post, ReaderMsg, Shared, add};
+use crate::connection::{self, Con};
+use crate::shared::{Link, Post, ReaderMsg, Shared, add};
 
 /// Entries one `XREAD` takes from each stream at most.
 const READ_COUNT: usize = 256;
@@ -260,7 +261,7 @@ impl Reader {
             .map(|(topic, _)| topic.clone())
             .collect();
         for topic in owed {
-            let con = commands::connected(&mut self.con)?;
+            let con = connection::connected(&mut self.con)?;
             let config = &self.shared.config;
             let Some(followed) = self.topics.get_mut(&topic) else {
                 continue;
@@ -331,7 +332,7 @@ impl Reader {
         streams.push((&self.shared.wake_key, self.wake_last));
         let block_ms = u64::try_from(self.shared.config.block.as_millis()).unwrap_or(u64::MAX);
         let xread = commands::xread(&streams, READ_COUNT, Some(block_ms.max(1)));
-        let reply = commands::connected(&mut self.con)?.query(&xread)?;
+        let reply = connection::connected(&mut self.con)?.query(&xread)?;
         for (key, entries) in commands::parse_xread(&reply)? {
             if key == self.shared.wake_key.as_bytes() {
                 if let Some(last) = entries.last() {
@@ -359,7 +360,7 @@ impl Reader {
             .readable()
             .map(|(topic, f)| (topic.clone(), f.key.clone(), f.last))
             .collect();
-        let con = commands::connected(&mut self.con)?;
+        let con = connection::connected(&mut self.con)?;
         if streams.is_empty() {
             // Idle: a check that the cluster is still there.
             con.query(&redis::cmd("PING"))?;
@@ -408,7 +409,7 @@ impl Reader {
     /// get a new `Ready` (their subscribers resume from their last ids).
     /// Otherwise reading goes on from the last delivered id.
     fn check_continuity(&mut self) -> Result<(), RedisError> {
-        let con = commands::connected(&mut self.con)?;
+        let con = connection::connected(&mut self.con)?;
         // A cluster's nodes restart and fail over one by one: each
         // topic's check below is what tells.
         let restarted = if self.shared.keys.cluster {

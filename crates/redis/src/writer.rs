@@ -11,7 +11,8 @@ use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
 use crate::commands;
-use crate::shared::{Con, Link, Post, ReaderMsg, Shared, WriterMsg, add};
+use crate::connection::{self, Con};
+use crate::shared::{Link, Post, ReaderMsg, Shared, WriterMsg, add};
 
 /// Publishes sent to Redis in one round trip at most.
 const MAX_BATCH: usize = 256;
@@ -63,7 +64,7 @@ impl Writer {
                         return self.stop();
                     }
                     let ping =
-                        commands::connected(&mut self.con).and_then(|con| con.query(&redis::cmd("PING")));
+                        connection::connected(&mut self.con).and_then(|con| con.query(&redis::cmd("PING")));
                     if let Err(e) = ping {
                         self.lost(&e);
                     }

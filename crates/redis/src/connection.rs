@@ -1,0 +1,117 @@
+//! The connection each bridge thread holds: to one Redis server, or to a
+//! Redis Cluster through the `redis` crate's cluster client.
+
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, Connection, ErrorKind, RedisError, Value};
+
+use crate::RedisConfig;
+
+/// Where the bridge connects: one Redis server, or a Redis Cluster.
+pub(crate) enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A thread's connection: to one server, or the `redis` crate's cluster
+/// connection (which routes each command to the node of its key's slot,
+/// follows `MOVED` and `ASK`, and finds the new primary after a
+/// failover).
+pub(crate) enum Con {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+/// Attempts of a command on a cluster (the crate's own retries, for
+/// redirections and a node that went away) before the bridge counts the
+/// connection as lost and reconnects with its backoff.
+const CLUSTER_RETRIES: u32 = 3;
+
+impl Client {
+    pub(crate) fn open(url: &str, config: &RedisConfig) -> Result<Client, String> {
+        match crate::config::cluster_nodes(url)? {
+            None => redis::Client::open(url)
+                .map(Client::Single)
+                .map_err(|e| e.to_string()),
+            Some(nodes) => ClusterClient::builder(nodes)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .map(Client::Cluster)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Client::Cluster(_))
+    }
+}
+
+impl Con {
+    /// Sends one command; its reply (an error reply is an error).
+    pub(crate) fn query(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Con::Single(con) => cmd.query(con),
+            Con::Cluster(con) => cmd.query(&mut **con),
+        }
+    }
+
+    /// Sends `cmds` in order; each one's reply, an error reply as an
+    /// `Err` of its own, up to the first failure of the connection (the
+    /// second value; the commands after it were maybe not sent, and that
+    /// one maybe ran). One round trip to one server; on a cluster, one a
+    /// command (its pipelines stop at the first error reply, and do not
+    /// follow redirections).
+    pub(crate) fn pipeline(&mut self, cmds: &[Cmd]) -> (Vec<Result<Value, RedisError>>, Option<RedisError>) {
+        match self {
+            Con::Single(con) => {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                match pipe.query::<Vec<Value>>(con) {
+                    Ok(replies) if replies.len() == cmds.len() => (
+                        replies
+                            .into_iter()
+                            .map(|reply| match reply {
+                                Value::ServerError(e) => Err(e.into()),
+                                other => Ok(other),
+                            })
+                            .collect(),
+                        None,
+                    ),
+                    // Cannot happen with a sane server; the connection is
+                    // out of step, so make it again.
+                    Ok(_) => (
+                        Vec::new(),
+                        Some(RedisError::from((
+                            redis::ErrorKind::Parse,
+                            "pipeline reply of the wrong length",
+                        ))),
+                    ),
+                    Err(e) => (Vec::new(), Some(e)),
+                }
+            }
+            Con::Cluster(con) => {
+                let mut replies = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    match cmd.query::<Value>(&mut **con) {
+                        Err(e) if !crate::commands::is_server_error(&e) => return (replies, Some(e)),
+                        reply => replies.push(reply),
+                    }
+                }
+                (replies, None)
+            }
+        }
+    }
+}
+
+/// The connection a thread holds while it is up; an error (treated like a
+/// lost connection) if it has none.
+pub(crate) fn connected(con: &mut Option<Con>) -> Result<&mut Con, RedisError> {
+    con.as_mut()
+        .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis")))
+}
