@@ -88,6 +88,10 @@ class RedisCluster:
                 "--cluster-config-file", os.path.join(self.dir, f"nodes-{port}.conf"),
                 "--cluster-node-timeout", "2000",
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
+                # A snapshot file per node: a replica's first sync goes
+                # through its primary's RDB file, and one shared file could
+                # hand a replica another primary's data.
+                "--dbfilename", f"dump-{port}.rdb",
             ], stdout=log, stderr=subprocess.STDOUT)
             log.close()
         for port in self.ports:
