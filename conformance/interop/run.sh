@@ -106,8 +106,12 @@ start_server() {
 run_suite() {
     local url="$1" status=0
     # In the background, so that a signal reaches the traps at once.
+    # curl speaks HTTP/1.1 here, over TLS too (where ALPN would pick h2):
+    # this suite is the HTTP/1.1 path; HTTP/2 has conformance/h2.
+    printf '#!/bin/sh\nexec curl --http1.1 "$@"\n' > "$work/curl-http1.1"
+    chmod +x "$work/curl-http1.1"
     setsid timeout 300 "$venv/bin/python" "$here/test_interop.py" \
-        --url "$url" --tether "$bin" --token "$token" &
+        --url "$url" --tether "$bin" --token "$token" --curl "$work/curl-http1.1" &
     tests_pid=$!
     wait "$tests_pid" || status=$?
     tests_pid=""
