@@ -49,7 +49,7 @@ function check(name, ok, detail = '') {
 /** Starts the server with `extra` arguments; resolves with it once it listens. */
 function startServer(extra) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--app', 'demo', '--addr', '127.0.0.1', '--port', '0', '--threads', '1',
+    const proc = spawn(BIN, ['serve', '--app', 'demo', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '1',
       '--tls-self-signed', '--publish-token', TOKEN, '--log-level', 'warn', ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] });
     appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);

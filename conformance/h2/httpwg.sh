@@ -65,7 +65,7 @@ else
 fi
 
 # Port 0 and the address the server prints: no race for a free port.
-"$bin" serve --app hub --threads 1 --port 0 --log-level info >"$work/server.log" 2>&1 &
+"$bin" serve --app hub --memory --threads 1 --port 0 --log-level info >"$work/server.log" 2>&1 &
 server=$!
 port=""
 for _ in $(seq 100); do

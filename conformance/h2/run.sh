@@ -63,7 +63,7 @@ free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 start() {
     local port=$1
     shift
-    "$bin" serve --app demo --threads 1 --port "$port" --publish-token "$token" --log-level warn "$@" \
+    "$bin" serve --app demo --memory --threads 1 --port "$port" --publish-token "$token" --log-level warn "$@" \
         >"$work/server-$port.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
