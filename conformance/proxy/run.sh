@@ -63,41 +63,12 @@ trap 'say interrupted; exit 130' INT
 trap 'say interrupted; exit 143' TERM
 
 # --- what it needs ------------------------------------------------------------
-missing=()
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v nginx >/dev/null || missing+=(nginx-light)
-command -v redis-server >/dev/null || missing+=(redis-server)
-if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null \
-        || give_up "missing ${missing[*]}, and apt-get cannot install them here (not root)"
-    say "installing ${missing[*]}"
-    apt-get update -qq >/dev/null 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >"$work/apt.log" 2>&1 \
-        || { tail -20 "$work/apt.log"; give_up "apt-get install ${missing[*]} failed"; }
-fi
+. "$here/prepare.sh"
+install_missing haproxy=haproxy nginx=nginx-light redis-server=redis-server redis-cli=redis-tools
 command -v redis-server >/dev/null || give_up "redis-server is unavailable: the two nodes share their topics through it"
 command -v curl >/dev/null || give_up "curl is not installed"
-
-if [[ -n "${TETHER_BIN:-}" ]]; then
-    bin="$TETHER_BIN"
-else
-    say "building: cargo build --release -p tether"
-    (cd "$root" && cargo build --release -p tether) || give_up "cargo build failed"
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/tether"
-fi
-[[ -x "$bin" ]] || give_up "no tether binary at $bin"
-
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-    || give_up "$python is missing or older than 3.11 (websockets $WEBSOCKETS_VERSION needs 3.11); set PYTHON"
-stamp="websockets==$WEBSOCKETS_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"
-if [[ "$(cat "$venv/.tether-stamp" 2>/dev/null)" != "$stamp" ]]; then
-    say "creating $venv ($stamp)"
-    rm -rf "$venv"
-    "$python" -m venv "$venv" \
-        && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION" \
-        && printf '%s\n' "$stamp" >"$venv/.tether-stamp" \
-        || give_up "could not make the venv at $venv"
-fi
+find_tether
+websockets_venv
 
 # --- Redis and the proxies ------------------------------------------------------
 free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
