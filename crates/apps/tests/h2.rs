@@ -211,6 +211,53 @@ fn a_publish_reaches_an_event_stream_on_the_same_connection() {
     server.shutdown();
 }
 
+/// A POST without the token, its body still to come.
+fn open_unauthorized_publish(client: &mut H2Client, length: Option<&str>) -> u32 {
+    let mut fields = vec![
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/topics/news"),
+        (":authority", "localhost"),
+    ];
+    fields.extend(length.map(|l| ("content-length", l)));
+    client.open(&fields, false)
+}
+
+#[test]
+fn a_request_refused_before_its_body_is_answered_and_its_body_read_to_the_end() {
+    let server = hub();
+    let mut client = H2Client::connect(server.addr);
+    // More than a stream's first window: the client needs the server's
+    // WINDOW_UPDATEs to finish it, after the answer.
+    let refused = open_unauthorized_publish(&mut client, Some("200000"));
+    let head = client.finish(refused);
+    assert_eq!(head.status(), Some(401));
+    assert!(!head.data.is_empty(), "the answer's body arrives whole");
+    client.data(refused, &vec![b'x'; 200_000], true);
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    // Not reset: a client still sending when a reset came would lose the
+    // answer (curl 7.88 does).
+    assert_eq!(client.streams[&refused].reset, None);
+
+    // A body past what is dropped after an early answer is stopped with
+    // RST_STREAM(NO_ERROR) (RFC 9113 §8.1)...
+    let endless = open_unauthorized_publish(&mut client, None);
+    assert_eq!(client.finish(endless).status(), Some(401));
+    client.data(endless, &vec![b'y'; (1 << 20) + 1], false);
+    client.until(|c| c.streams[&endless].reset.is_some());
+    assert_eq!(client.streams[&endless].reset, Some(ErrorCode::NO_ERROR));
+    // ... and so is one announced past it, at once.
+    let announced = open_unauthorized_publish(&mut client, Some("2000000"));
+    client.until(|c| c.streams.get(&announced).is_some_and(|s| s.reset.is_some()));
+    assert_eq!(client.streams[&announced].status(), Some(413));
+    // The connection goes on.
+    let health = client.get("/healthz", &[]);
+    assert_eq!(client.finish(health).status(), Some(200));
+    drop(client);
+    server.shutdown();
+}
+
 #[test]
 fn ten_event_streams_on_one_connection_all_get_a_broadcast() {
     let server = hub();

@@ -51,12 +51,28 @@ use crate::{App, CloseReason, ConnId, Ctx, Request, Response, Route};
 /// shared with HTTP/1.1 through an upgrade head built for them.
 const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
+/// How much of a refused request's body is read and dropped after its
+/// answer, so that the client finishes sending and then reads the answer.
+/// RFC 9113 §8.1 lets a server stop the upload with RST_STREAM(NO_ERROR)
+/// instead, but clients that are still sending when it arrives (curl 7.88
+/// among them) report a stream error and lose the answer. A body larger
+/// than this (announced or sent) is stopped with the reset.
+const REFUSED_BODY_DISCARD: usize = 1 << 20;
+
+/// Streams of one connection whose bodies are being dropped at once: they
+/// count against the concurrent-stream limit anyway, this bounds the map
+/// even if that limit is set high.
+const MAX_DISCARDING_STREAMS: usize = 256;
+
 /// One HTTP/2 connection's session.
 pub(crate) struct H2 {
     conn: ServerConnection,
     /// The start of a frame not yet whole.
     partial: Vec<u8>,
     streams: BTreeMap<u32, H2Stream>,
+    /// Answered streams whose request bodies are still arriving, with how
+    /// many more of their bytes are read and dropped before a reset.
+    discarding: BTreeMap<u32, usize>,
     /// With no stream open, the connection closes at this time (the
     /// handshake timeout at first, then the keep-alive timeout from the
     /// last input).
@@ -137,6 +153,7 @@ impl H2 {
             conn: ServerConnection::new(config).ok()?,
             partial: Vec::new(),
             streams: BTreeMap::new(),
+            discarding: BTreeMap::new(),
             deadline,
             queued: 0,
             reported_body_bytes: 0,
@@ -458,7 +475,7 @@ impl<A: App> Server<A> {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse::<u64>().ok());
         if announced.is_some_and(|n| n > max_body as u64) {
-            return self.h2_refuse(id, stream, &error_body(413));
+            return self.h2_refuse(id, stream, &error_body(413), None);
         }
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
@@ -480,7 +497,10 @@ impl<A: App> Server<A> {
         })
         .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
         if let Some(refusal) = refusal {
-            return self.h2_refuse(id, stream, &refusal);
+            let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
+                usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
+            });
+            return self.h2_refuse(id, stream, &refusal, discard);
         }
         if let Some((h2, _, _)) = self.h2_parts(id)
             && let Some(s) = h2.streams.get_mut(&stream)
@@ -505,6 +525,20 @@ impl<A: App> Server<A> {
         // WebSocket's input is handled below, and anything else is not
         // wanted.
         out.write_with(pool, |o| h2.conn.release(stream, len, o));
+        if let Some(left) = h2.discarding.get_mut(&stream) {
+            // The body of a request already answered.
+            match left.checked_sub(len) {
+                Some(rest) if !end_stream => *left = rest,
+                Some(_) => {
+                    h2.discarding.remove(&stream);
+                }
+                None => {
+                    h2.discarding.remove(&stream);
+                    let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+                }
+            }
+            return;
+        }
         let held = h2.body_bytes();
         let Some(s) = h2.streams.get_mut(&stream) else {
             return;
@@ -513,7 +547,7 @@ impl<A: App> Server<A> {
             Kind::Body { body, .. } => {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
-                    return self.h2_refuse(id, stream, &error_body(413));
+                    return self.h2_refuse(id, stream, &error_body(413), None);
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
@@ -560,13 +594,23 @@ impl<A: App> Server<A> {
         }
     }
 
-    /// Answers `response` before the request's body is in, and resets the
-    /// stream (NO_ERROR) so that the client stops sending it.
-    fn h2_refuse(&mut self, id: ConnId, stream: u32, response: &Response) {
+    /// Answers `response` before the request's body is in. With `discard`,
+    /// up to that many bytes of the body are then read and dropped until the
+    /// client ends the stream; without it (or past it), the stream is reset
+    /// with NO_ERROR so that the client stops sending (RFC 9113 §8.1).
+    fn h2_refuse(&mut self, id: ConnId, stream: u32, response: &Response, discard: Option<usize>) {
         self.h2_answer(id, stream, response, false);
         if let Some((h2, out, pool)) = self.h2_parts(id) {
-            let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
-            h2.forget(stream);
+            match discard {
+                // The answer may still wait for window: it stays queued.
+                Some(left) if h2.discarding.len() < MAX_DISCARDING_STREAMS => {
+                    h2.discarding.insert(stream, left);
+                }
+                _ => {
+                    let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+                    h2.forget(stream);
+                }
+            }
         }
     }
 
@@ -1120,6 +1164,7 @@ impl<A: App> Server<A> {
         let Some((h2, _, _)) = self.h2_parts(sid.connection()) else {
             return;
         };
+        h2.discarding.remove(&sid.stream());
         let Some(gone) = h2.forget(sid.stream()) else {
             return;
         };
