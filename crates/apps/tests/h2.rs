@@ -592,6 +592,35 @@ fn rapid_reset_ends_the_connection_with_enhance_your_calm() {
 }
 
 #[test]
+fn streams_the_server_resets_for_their_bodies_spend_the_reset_budget() {
+    let mut config = config();
+    config.h2.max_resets = 5;
+    let server = hub_with(config);
+    let mut client = H2Client::connect(server.addr);
+    // Each announces a body over the limit: answered 413 and reset at once,
+    // which costs the server a stream as a client's reset does.
+    let head = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/topics/big"),
+        (":authority", "localhost"),
+        ("authorization", BEARER),
+        ("content-length", "100000000"),
+    ];
+    for refused in 1..=5 {
+        let s = client.open(&head, false);
+        client.until(|c| c.goaway.is_some() || c.streams[&s].reset.is_some());
+        assert_eq!(client.streams[&s].status(), Some(413));
+        if client.goaway.is_some() {
+            assert_eq!(refused, 5, "the budget ended the connection early");
+        }
+    }
+    assert_eq!(goaway_and_close(&mut client), ErrorCode::ENHANCE_YOUR_CALM);
+    still_serving(&server);
+    server.shutdown();
+}
+
+#[test]
 fn streams_that_end_normally_do_not_spend_the_reset_budget() {
     let server = hub();
     let mut client = H2Client::connect(server.addr);

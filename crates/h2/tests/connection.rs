@@ -1466,6 +1466,35 @@ fn rapid_reset_ends_the_connection() {
 }
 
 #[test]
+fn streams_refused_because_of_the_client_spend_the_reset_budget() {
+    let mut t = Test::started(Config {
+        max_resets: 10,
+        ..Config::default()
+    });
+    let mut stream = 1;
+    for _ in 0..9 {
+        t.request(stream, &post(), false);
+        let event = t
+            .conn
+            .refuse(stream, ErrorCode::REFUSED_STREAM, &mut t.out)
+            .unwrap();
+        assert!(event.is_none());
+        stream += 2;
+    }
+    assert!(!t.conn.is_closed());
+    t.request(stream, &post(), false);
+    let event = t
+        .conn
+        .refuse(stream, ErrorCode::REFUSED_STREAM, &mut t.out)
+        .unwrap();
+    assert!(matches!(
+        event,
+        Some(Event::ConnectionError(ConnectionError::TooManyResets))
+    ));
+    assert!(t.conn.is_closed());
+}
+
+#[test]
 fn streams_that_end_normally_refill_the_reset_budget() {
     let mut t = Test::started(Config {
         max_resets: 10,

@@ -692,6 +692,26 @@ impl ServerConnection {
         endpoint::reset(self, stream, code, out)
     }
 
+    /// Resets `stream` because of what the client did with it (a body over
+    /// the caller's budget, say, with REFUSED_STREAM): as [`reset`], and it
+    /// costs one unit of the rapid-reset budget like a reset by the client,
+    /// so that a client cannot have streams refused without end. When the
+    /// budget is spent the connection ends with GOAWAY ENHANCE_YOUR_CALM,
+    /// returned as [`Event::ConnectionError`].
+    ///
+    /// [`reset`]: ServerConnection::reset
+    pub fn refuse(
+        &mut self,
+        stream: u32,
+        code: ErrorCode,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Event>, SendError> {
+        endpoint::reset(self, stream, code, out)?;
+        let mut events = Vec::new();
+        Side::charge_reset(self, out, &mut events);
+        Ok(events.pop())
+    }
+
     /// Says that the caller consumed `n` bytes of [`Event::Data`] on
     /// `stream`: the connection's window (and the stream's, if the client
     /// may still send on it) grows again by that much, with WINDOW_UPDATE

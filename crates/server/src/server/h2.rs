@@ -253,6 +253,16 @@ impl H2 {
         None
     }
 
+    /// Resets a stream because of what the client did with it, charged to
+    /// the connection's rapid-reset budget (which may end the connection).
+    fn refuse(&mut self, stream: u32, code: ErrorCode, out: &mut OutQueue, pool: &mut Pool) {
+        if let Ok(Some(H2Event::ConnectionError(error))) =
+            out.write_with(pool, |o| self.conn.refuse(stream, code, o))
+        {
+            debug!("HTTP/2 connection error: {error}");
+        }
+    }
+
     /// Forgets a stream, with what it had queued.
     fn forget(&mut self, stream: u32) -> Option<H2Stream> {
         let s = self.streams.remove(&stream)?;
@@ -534,7 +544,7 @@ impl<A: App> Server<A> {
                 }
                 None => {
                     h2.discarding.remove(&stream);
-                    let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+                    h2.refuse(stream, ErrorCode::NO_ERROR, out, pool);
                 }
             }
             return;
@@ -607,7 +617,7 @@ impl<A: App> Server<A> {
                     h2.discarding.insert(stream, left);
                 }
                 _ => {
-                    let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::NO_ERROR, o));
+                    h2.refuse(stream, ErrorCode::NO_ERROR, out, pool);
                     h2.forget(stream);
                 }
             }
@@ -621,7 +631,7 @@ impl<A: App> Server<A> {
         debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
         Stats::add(&self.stats().h2_refused_bodies, 1);
         if let Some((h2, out, pool)) = self.h2_parts(id) {
-            let _ = out.write_with(pool, |o| h2.conn.reset(stream, ErrorCode::REFUSED_STREAM, o));
+            h2.refuse(stream, ErrorCode::REFUSED_STREAM, out, pool);
             h2.forget(stream);
         }
     }
