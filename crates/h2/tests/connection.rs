@@ -1548,6 +1548,37 @@ fn a_ping_flood_with_an_undrained_output_ends_the_connection() {
 }
 
 #[test]
+fn a_ping_flood_behind_the_callers_own_unsent_output_ends_the_connection() {
+    // Each time `out` is handed over empty, but the caller still holds
+    // unsent bytes of its own ahead of it: the count goes on.
+    let mut t = Test::started(Config::default());
+    let mut events = Vec::new();
+    // Everything written so far is on the socket.
+    t.conn.receive_queued(&[], 0, &mut Vec::new(), &mut events);
+    for _ in 0..64 {
+        let mut out = Vec::new();
+        t.conn
+            .receive_queued(&ping(false, [1; 8]), 100, &mut out, &mut events);
+        assert!(!t.conn.is_closed());
+    }
+    let mut out = Vec::new();
+    t.conn
+        .receive_queued(&ping(false, [1; 8]), 100, &mut out, &mut events);
+    assert!(matches!(
+        events.last(),
+        Some(Event::ConnectionError(ConnectionError::TooManyAcks))
+    ));
+    // With nothing unsent, the same pings are fine.
+    let mut t = Test::started(Config::default());
+    for _ in 0..1000 {
+        let mut out = Vec::new();
+        t.conn
+            .receive_queued(&ping(false, [1; 8]), 0, &mut out, &mut events);
+    }
+    assert!(!t.conn.is_closed());
+}
+
+#[test]
 fn pings_answered_as_the_output_drains_are_fine() {
     let mut t = Test::started(Config::default());
     for _ in 0..1000 {

@@ -53,8 +53,8 @@
 //!   time, so it needs no clock.
 //! - **SETTINGS and PING floods**: acknowledgements are counted while the
 //!   output buffer is not drained (the count restarts when `receive` is
-//!   called with an empty buffer); beyond [`Config::max_queued_acks`] the
-//!   connection ends with GOAWAY ENHANCE_YOUR_CALM. "Drained" means
+//!   called with an empty buffer, or `receive_queued` with nothing unsent);
+//!   beyond [`Config::max_queued_acks`] the connection ends with GOAWAY ENHANCE_YOUR_CALM. "Drained" means
 //!   written to the socket: a caller that moves the output into an
 //!   unbounded buffer of its own while the client does not read defeats
 //!   this.
@@ -588,10 +588,28 @@ impl ServerConnection {
     /// happened to `events`. After a connection error, or once the
     /// connection is closed, nothing is taken.
     pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<Event>) -> usize {
+        self.receive_queued(input, 0, out, events)
+    }
+
+    /// [`receive`] for a caller that keeps output of its own besides `out`
+    /// (a write queue of shared buffers, say): `unsent` is how many bytes of
+    /// it are not yet written to the socket. The SETTINGS and PING
+    /// acknowledgement count restarts only when that and `out` are both
+    /// empty, so a client that does not read cannot have acks queued
+    /// without end behind a caller's buffers.
+    ///
+    /// [`receive`]: ServerConnection::receive
+    pub fn receive_queued(
+        &mut self,
+        input: &[u8],
+        unsent: usize,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event>,
+    ) -> usize {
         if self.ep.closed {
             return 0;
         }
-        if out.is_empty() {
+        if out.is_empty() && unsent == 0 {
             self.ep.budgets.drained();
         }
         let mut used = 0;

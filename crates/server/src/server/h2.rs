@@ -423,13 +423,15 @@ impl<A: App> Server<A> {
             }
             h2.deadline = now + keep_alive;
             let used = if h2.partial.is_empty() {
-                let used = out.write_with(pool, |o| h2.conn.receive(data, o, &mut events));
+                let unsent = out.len();
+                let used = out.write_with(pool, |o| h2.conn.receive_queued(data, unsent, o, &mut events));
                 h2.partial.extend_from_slice(data.get(used..).unwrap_or_default());
                 used
             } else {
                 let mut buf = std::mem::take(&mut h2.partial);
                 buf.extend_from_slice(data);
-                let used = out.write_with(pool, |o| h2.conn.receive(&buf, o, &mut events));
+                let unsent = out.len();
+                let used = out.write_with(pool, |o| h2.conn.receive_queued(&buf, unsent, o, &mut events));
                 buf.drain(..used.min(buf.len()));
                 h2.partial = buf;
                 used
