@@ -37,7 +37,7 @@ use log::debug;
 use tether_h2::ErrorCode;
 use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
 use tether_h2::hpack::Field;
-use tether_ws::{CloseCode, Event, Incoming, Role};
+use tether_ws::{CloseCode, Event, Role};
 
 use super::{Server, Session, State, Stats, guarded, live};
 use crate::app::{Current, Encoded, Reply};
@@ -1084,37 +1084,8 @@ impl<A: App> Server<A> {
                     out: &mut scratch,
                     closing: &mut closing,
                 });
-                let handled = match incoming {
-                    Incoming::Borrowed(message) => {
-                        Stats::add(&stats.messages_in, 1);
-                        guarded(stats, "on_message", || {
-                            app.on_message(&mut ctx, sid, tag, message)
-                        })
-                    }
-                    Incoming::Event(Event::Message(message)) => {
-                        Stats::add(&stats.messages_in, 1);
-                        let handled = guarded(stats, "on_message", || {
-                            app.on_message(&mut ctx, sid, tag, message.as_ref())
-                        });
-                        ctx.pool.give_back(message.into_bytes());
-                        handled
-                    }
-                    Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
-                    Incoming::Event(Event::Close(frame)) => {
-                        session.notified = true;
-                        guarded(stats, "on_close", || {
-                            app.on_close(&mut ctx, sid, tag, CloseReason::Closed(frame.code))
-                        })
-                    }
-                    Incoming::Event(Event::Failed(error)) => {
-                        debug!("websocket failed: {error}");
-                        session.notified = true;
-                        let reason = error
-                            .close_code()
-                            .map_or(CloseReason::Dropped, CloseReason::Failed);
-                        guarded(stats, "on_close", || app.on_close(&mut ctx, sid, tag, reason))
-                    }
-                };
+                let handled =
+                    super::session::to_app(app, &mut ctx, stats, sid, tag, &mut session.notified, incoming);
                 input = current.get_mut(used..).unwrap_or_default();
                 if handled.is_none() {
                     session.notified = true;

@@ -12,7 +12,7 @@ use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
 use crate::app::{Current, Encoded};
 use crate::http::write_sse_head;
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Request};
+use crate::{App, CloseReason, ConnId, Ctx, Request};
 
 impl<A: App> Server<A> {
     pub(super) fn upgrade(
@@ -192,36 +192,7 @@ impl<A: App> Server<A> {
                 out,
                 closing,
             });
-            let handled = match incoming {
-                Incoming::Borrowed(message) => {
-                    Stats::add(&stats.messages_in, 1);
-                    guarded(stats, "on_message", || app.on_message(&mut ctx, id, tag, message))
-                }
-                Incoming::Event(Event::Message(message)) => {
-                    Stats::add(&stats.messages_in, 1);
-                    let handled = guarded(stats, "on_message", || {
-                        app.on_message(&mut ctx, id, tag, message.as_ref())
-                    });
-                    // The buffer it was assembled in serves the next one.
-                    ctx.pool.give_back(message.into_bytes());
-                    handled
-                }
-                Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
-                Incoming::Event(Event::Close(frame)) => {
-                    session.notified = true;
-                    guarded(stats, "on_close", || {
-                        app.on_close(&mut ctx, id, tag, CloseReason::Closed(frame.code))
-                    })
-                }
-                Incoming::Event(Event::Failed(error)) => {
-                    debug!("websocket failed: {error}");
-                    session.notified = true;
-                    let reason = error
-                        .close_code()
-                        .map_or(CloseReason::Dropped, CloseReason::Failed);
-                    guarded(stats, "on_close", || app.on_close(&mut ctx, id, tag, reason))
-                }
-            };
+            let handled = to_app(app, &mut ctx, stats, id, tag, &mut session.notified, incoming);
             input = current.get_mut(used..).unwrap_or_default();
             if handled.is_none() {
                 // The application's state for this session is unknown:
@@ -373,5 +344,50 @@ impl<A: App> Server<A> {
             app.on_unsubscribe(&mut ctx, id, tag, reason)
         });
         self.mark_dirty(id);
+    }
+}
+
+/// Hands a received WebSocket message, or the end of the session, to the
+/// application; on HTTP/1.1 and on an HTTP/2 stream alike. `notified` is
+/// set once the application was told that the session ended. `None` when
+/// the application panicked.
+pub(super) fn to_app<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    stats: &Stats,
+    id: ConnId,
+    tag: u32,
+    notified: &mut bool,
+    incoming: Incoming<'_>,
+) -> Option<()> {
+    match incoming {
+        Incoming::Borrowed(message) => {
+            Stats::add(&stats.messages_in, 1);
+            guarded(stats, "on_message", || app.on_message(ctx, id, tag, message))
+        }
+        Incoming::Event(Event::Message(message)) => {
+            Stats::add(&stats.messages_in, 1);
+            let handled = guarded(stats, "on_message", || {
+                app.on_message(ctx, id, tag, message.as_ref())
+            });
+            // The buffer it was assembled in serves the next one.
+            ctx.pool.give_back(message.into_bytes());
+            handled
+        }
+        Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
+        Incoming::Event(Event::Close(frame)) => {
+            *notified = true;
+            guarded(stats, "on_close", || {
+                app.on_close(ctx, id, tag, CloseReason::Closed(frame.code))
+            })
+        }
+        Incoming::Event(Event::Failed(error)) => {
+            debug!("websocket failed: {error}");
+            *notified = true;
+            let reason = error
+                .close_code()
+                .map_or(CloseReason::Dropped, CloseReason::Failed);
+            guarded(stats, "on_close", || app.on_close(ctx, id, tag, reason))
+        }
     }
 }
