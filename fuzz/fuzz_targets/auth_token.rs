@@ -42,7 +42,12 @@ fuzz_target!(|data: &[u8]| {
     // token's, and rights that only ever name topics.
     if let Ok(who) = tether_auth::identity_from_claims(&text, now) {
         assert!(who.expires_at.is_none_or(|exp| exp > now));
-        for pattern in who.rights.subscribe_patterns().iter().chain(who.rights.publish_patterns()) {
+        for pattern in who
+            .rights
+            .subscribe_patterns()
+            .iter()
+            .chain(who.rights.publish_patterns())
+        {
             assert!(tether_auth::TopicPattern::parse(&pattern.to_string()).is_ok());
         }
     }

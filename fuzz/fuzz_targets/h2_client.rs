@@ -13,9 +13,12 @@
 
 #![no_main]
 
+#[path = "shared/h2_output.rs"]
+mod h2_output;
+
 use libfuzzer_sys::fuzz_target;
 use tether_h2::client::{ClientConnection, Config, Event};
-use tether_h2::frame::{Frame, FrameDecoder, MAX_FRAME_SIZE_LIMIT, PREFACE};
+use tether_h2::frame::PREFACE;
 use tether_h2::hpack::Field;
 
 fn config() -> Config {
@@ -92,17 +95,7 @@ fn run(input: &[u8], chunk: usize, answer: bool) -> (Vec<Event>, Vec<u8>, u32) {
 
 fn check_output(bytes: &[u8], peer_max: u32) {
     let bytes = bytes.strip_prefix(PREFACE).expect("the preface first");
-    let mut decoder = FrameDecoder::new();
-    decoder.set_max_frame_size(MAX_FRAME_SIZE_LIMIT).unwrap();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (n, frame) = decoder.decode(rest);
-        let frame = frame.expect("valid frames").expect("whole frames");
-        if let Frame::Data(d) = frame {
-            assert!(d.data.len() <= peer_max as usize);
-        }
-        rest = &rest[n..];
-    }
+    h2_output::check_frames(bytes, peer_max);
 }
 
 fuzz_target!(|input: &[u8]| {

@@ -11,9 +11,12 @@
 
 #![no_main]
 
+#[path = "shared/h2_output.rs"]
+mod h2_output;
+
 use libfuzzer_sys::fuzz_target;
 use tether_h2::connection::{Config, Event, ServerConnection};
-use tether_h2::frame::{Frame, FrameDecoder, MAX_FRAME_SIZE_LIMIT, PREFACE};
+use tether_h2::frame::PREFACE;
 use tether_h2::hpack::Field;
 
 fn config() -> Config {
@@ -64,20 +67,6 @@ fn run(input: &[u8], chunk: usize, answer: bool) -> (Vec<Event>, Vec<u8>, u32) {
     (events, written, peer_max)
 }
 
-fn check_output(bytes: &[u8], peer_max: u32) {
-    let mut decoder = FrameDecoder::new();
-    decoder.set_max_frame_size(MAX_FRAME_SIZE_LIMIT).unwrap();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (n, frame) = decoder.decode(rest);
-        let frame = frame.expect("valid frames").expect("whole frames");
-        if let Frame::Data(d) = frame {
-            assert!(d.data.len() <= peer_max as usize);
-        }
-        rest = &rest[n..];
-    }
-}
-
 fuzz_target!(|input: &[u8]| {
     let Some((&control, body)) = input.split_first() else {
         return;
@@ -91,7 +80,7 @@ fuzz_target!(|input: &[u8]| {
     let whole = run(&stream, stream.len().max(1), false);
     let pieces = run(&stream, chunk, false);
     assert_eq!(whole, pieces);
-    check_output(&whole.1, whole.2);
+    h2_output::check_frames(&whole.1, whole.2);
     let answered = run(&stream, chunk, true);
-    check_output(&answered.1, answered.2);
+    h2_output::check_frames(&answered.1, answered.2);
 });

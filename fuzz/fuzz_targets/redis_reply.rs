@@ -32,8 +32,17 @@ impl Bytes<'_> {
         let kind = self.byte();
         if kind % 8 == 0 {
             const WORDS: [&str; 12] = [
-                "event", "data", "key", "length", "entries-added", "max-deleted-entry-id",
-                "last-generated-id", "t:fuzz", "t:{fuzz}", "1-1", "18446744073709551615-0",
+                "event",
+                "data",
+                "key",
+                "length",
+                "entries-added",
+                "max-deleted-entry-id",
+                "last-generated-id",
+                "t:fuzz",
+                "t:{fuzz}",
+                "1-1",
+                "18446744073709551615-0",
                 "# Server\r\nrun_id:abc\r\n",
             ];
             return WORDS[usize::from(kind / 8) % WORDS.len()].as_bytes().to_vec();

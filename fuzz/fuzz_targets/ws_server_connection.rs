@@ -12,14 +12,21 @@ use tether_ws::{Config, Connection, Event, Incoming, Role, State};
 const MAX_MESSAGE: usize = 4096;
 
 fn run(input: &[u8], sizes: &[u8], in_place: bool, now: Instant) -> (Vec<Event>, Vec<u8>, State) {
-    let config = Config::default().max_message_size(MAX_MESSAGE).max_frame_size(2048).max_fragments(64);
+    let config = Config::default()
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(2048)
+        .max_fragments(64);
     let mut conn = Connection::new(Role::Server, config, now);
     let mut events = Vec::new();
     let mut out = Vec::new();
     let mut rest = input;
     let mut i = 0;
     while !rest.is_empty() {
-        let size = if sizes.is_empty() { rest.len() } else { (sizes[i % sizes.len()] as usize).clamp(1, rest.len()) };
+        let size = if sizes.is_empty() {
+            rest.len()
+        } else {
+            (sizes[i % sizes.len()] as usize).clamp(1, rest.len())
+        };
         i += 1;
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
@@ -65,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(run(input, &[], true, now), whole);
     assert_eq!(run(input, sizes, true, now), whole);
     // At most one terminal event, and nothing after it.
-    if let Some(pos) = whole.0.iter().position(|e| matches!(e, Event::Failed(_) | Event::Close(_))) {
+    if let Some(pos) = whole
+        .0
+        .iter()
+        .position(|e| matches!(e, Event::Failed(_) | Event::Close(_)))
+    {
         assert_eq!(pos, whole.0.len() - 1);
         assert_eq!(whole.2, State::Closed);
     }
