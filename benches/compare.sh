@@ -40,7 +40,19 @@
 #                        WebSocket to topic "t" on open, publishes every
 #                        message it receives to "t"; the same fan-out runs
 #                        against it as against tether-pubsub
+#   UWS_TLS_ECHO=path    a uWS echo server over TLS (OpenSSL): takes the
+#                        port, a certificate and a key file (PEM)
 # With UWS_ECHO the tables' ratios are to uWebSockets.
+#
+# Round trips at a fixed offered rate (loadgen latency, open loop): 100
+# connections x 20 B at --latency-rate messages a second (default 20000,
+# below what every server here sustains on one core), p50 / p99 / p99.9,
+# for every echo server.
+#
+# Over TLS (a self-signed certificate made with openssl for the run):
+# tether (rustls) and, with UWS_TLS_ECHO, uWS: idle memory and the echo
+# scenarios of --tls-scenarios (default "100x20 200x16384"), rows marked
+# TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +61,9 @@ DURATION=10
 WARMUP=1
 IDLE=10000
 SCENARIOS="100x20 200x16384 500x16384"
-SERVERS="tether floor tokio-tungstenite fastwebsockets tokio-websockets tether-pubsub"
+TLS_SCENARIOS="100x20 200x16384"
+LATENCY_RATE=20000
+SERVERS="tether floor tokio-tungstenite fastwebsockets tokio-websockets tether-pubsub tether-tls"
 PROCS=1
 FANOUT_SUBS="1000 10000"
 FANOUT_SIZES="20 1024"
@@ -66,6 +80,8 @@ while [ $# -gt 0 ]; do
         --fanout-subs) FANOUT_SUBS=$2; shift ;;
         --fanout-rates) FANOUT_RATES=$2; shift ;;
         --fanout-sizes) FANOUT_SIZES=$2; shift ;;
+        --latency-rate) LATENCY_RATE=$2; shift ;;
+        --tls-scenarios) TLS_SCENARIOS=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h | --help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
@@ -78,6 +94,9 @@ if [ -n "${UWS_ECHO:-}" ] && [[ " $SERVERS " != *" uwebsockets "* ]]; then
 fi
 # The pub/sub server takes its turn in the rounds like the others; its rows
 # are tagged server=uwebsockets.
+if [ -n "${UWS_TLS_ECHO:-}" ] && [[ " $SERVERS " != *" uwebsockets-tls "* ]]; then
+    SERVERS="$SERVERS uwebsockets-tls"
+fi
 if [ -n "${UWS_PUBSUB:-}" ] && [[ " $SERVERS " != *" uwebsockets-pubsub "* ]]; then
     SERVERS="$SERVERS uwebsockets-pubsub"
 fi
@@ -128,9 +147,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# One certificate for every TLS server of the run (an end-entity
+# certificate for 127.0.0.1, trusted by the load generator with --ca).
+CERT=$LOGS/cert.pem
+KEY=$LOGS/key.pem
+if [[ " $SERVERS " == *"-tls "* ]]; then
+    if ! command -v openssl >/dev/null ||
+        ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -keyout "$KEY" -out "$CERT" -subj /CN=localhost \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -addext "basicConstraints=critical,CA:FALSE" 2>"$LOGS/openssl.err"; then
+        echo "compare.sh: no certificate (openssl missing or failed): the TLS rows are left out" >&2
+        SERVERS=$(echo " $SERVERS " | sed 's/ [a-z]*-tls / /g')
+    fi
+fi
+
 server_cmd() { # name port
     case "$1" in
         tether) echo "$TETHER serve --app echo --threads 1 --port $2 --log-level warn" ;;
+        tether-tls) echo "$TETHER serve --app echo --threads 1 --port $2 --tls-cert $CERT --tls-key $KEY --log-level warn" ;;
+        uwebsockets-tls) echo "$UWS_TLS_ECHO $2 $CERT $KEY" ;;
         tether-pubsub) echo "$TETHER serve --app hub --memory --ws-publish bench.fan --threads 1 --port $2 --log-level warn" ;;
         floor) echo "$FLOOR $2" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
@@ -303,6 +339,17 @@ for round in $(seq "$ROUNDS"); do
             stop_server
             continue
         fi
+        # Over TLS: rows tagged with the server's own name and tls=1.
+        if [[ "$name" == *-tls ]]; then
+            tls_args=(--addr "wss://127.0.0.1:$port" --ca "$CERT" --tag tls=1)
+            run_loadgen "${name%-tls}" "$round" idle "${tls_args[@]}" -c "$IDLE" --settle 1 --hold 1
+            for scenario in $TLS_SCENARIOS; do
+                run_loadgen "${name%-tls}" "$round" echo "${tls_args[@]}" \
+                    -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP" --procs "$PROCS"
+            done
+            stop_server
+            continue
+        fi
         # Idle first, on a fresh process, so its RSS baseline is clean.
         run_loadgen "$name" "$round" idle --addr "127.0.0.1:$port" -c "$IDLE" --settle 1 --hold 1
         for scenario in $SCENARIOS; do
@@ -312,6 +359,8 @@ for round in $(seq "$ROUNDS"); do
                 run_load_test "$name" "$round" "${scenario%x*}" "${scenario#*x}"
             fi
         done
+        run_loadgen "$name" "$round" latency --addr "127.0.0.1:$port" -c 100 -s 20 \
+            -r "$LATENCY_RATE" -d "$DURATION" --warmup "$WARMUP"
         stop_server
     done
 done
@@ -321,7 +370,8 @@ echo "== $(date '+%Y-%m-%d %H:%M %Z'); load after: $(uptime | sed 's/.*load aver
 echo "== medians over $ROUNDS rounds (JSON lines in $OUT); × $BASELINE: a server's figure over $BASELINE's"
 echo "   (above 1 is better than $BASELINE for msg/s, worse for RSS)"
 echo
-[ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST, UWS_PUBSUB) to prebuilt binaries to add it"
+[ -z "${UWS_ECHO:-}" ] && echo "== uWebSockets not measured: set UWS_ECHO (and UWS_LOAD_TEST, UWS_PUBSUB, UWS_TLS_ECHO) to prebuilt binaries to add it"
+[ -n "${UWS_ECHO:-}" ] && [ -z "${UWS_TLS_ECHO:-}" ] && echo "== uWebSockets over TLS not measured: set UWS_TLS_ECHO"
 echo "== generator: loadgen (×N: in N processes) or load_test; the loadgen columns are the generator's own CPU"
 echo
 "$LOADGEN" summary "$OUT" --baseline "$BASELINE"

@@ -11,12 +11,14 @@ use serde_json::Value;
 /// The server whose ratios to every other server get a table of their own.
 pub const SUBJECT: &str = "tether";
 
-/// What was run, whatever the server.
+/// What was run, whatever the server; `tls` for runs over TLS (tagged
+/// `tls=1`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Scenario {
     Echo {
         connections: u64,
         size: u64,
+        tls: bool,
     },
     Fanout {
         transport: String,
@@ -24,18 +26,31 @@ enum Scenario {
         size: u64,
         rate: u64,
     },
+    Latency {
+        connections: u64,
+        size: u64,
+        rate: u64,
+        tls: bool,
+    },
     Idle {
         connections: u64,
+        tls: bool,
     },
 }
 
 impl Scenario {
     fn from_json(v: &Value) -> Option<Scenario> {
         let num = |k: &str| v[k].as_f64().map_or(0, |x| x.round() as u64);
+        let tls = match &v["tls"] {
+            Value::Bool(b) => *b,
+            Value::String(s) => s == "1" || s == "true",
+            _ => false,
+        };
         match v["mode"].as_str()? {
             "echo" => Some(Scenario::Echo {
                 connections: num("connections"),
                 size: num("size"),
+                tls,
             }),
             "fanout" => Some(Scenario::Fanout {
                 transport: v["transport"].as_str().unwrap_or("ws").to_owned(),
@@ -43,23 +58,41 @@ impl Scenario {
                 size: num("size"),
                 rate: num("rate"),
             }),
+            "latency" => Some(Scenario::Latency {
+                connections: num("connections"),
+                size: num("size"),
+                rate: num("offered_rate"),
+                tls,
+            }),
             "idle" => Some(Scenario::Idle {
                 connections: num("connections"),
+                tls,
             }),
             _ => None,
         }
     }
 
     fn label(&self) -> String {
+        let over = |tls: bool| if tls { " TLS" } else { "" };
         match self {
-            Scenario::Echo { connections, size } => format!("{connections} × {size} B"),
+            Scenario::Echo {
+                connections,
+                size,
+                tls,
+            } => format!("{connections} × {size} B{}", over(*tls)),
             Scenario::Fanout {
                 transport,
                 subscribers,
                 size,
                 rate,
             } => format!("{rate}/s × {size} B to {subscribers} {transport}"),
-            Scenario::Idle { connections } => format!("{connections}"),
+            Scenario::Latency {
+                connections,
+                size,
+                rate,
+                tls,
+            } => format!("{rate}/s × {size} B on {connections}{}", over(*tls)),
+            Scenario::Idle { connections, tls } => format!("{connections}{}", over(*tls)),
         }
     }
 }
@@ -294,6 +327,38 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         }
     }
 
+    // Round trips at a fixed offered rate: lower is better.
+    let latency: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Scenario::Latency { .. }))
+        .collect();
+    if !latency.is_empty() {
+        section(
+            &mut out,
+            &format!(
+                "| round trip at a fixed rate | generator | server | p50 / p99 / p99.9 ms | p99 × {baseline} | runs |\n\
+                 |---|---|---|--:|--:|--:|\n"
+            ),
+        );
+        for &row in &latency {
+            let base = cell(row, baseline).and_then(|c| median(&c.p99));
+            for server in &servers {
+                let Some(c) = cell(row, server) else { continue };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {server} | {} / {} / {} | {} | {} |",
+                    row.0.label(),
+                    row.1,
+                    fmt_ms(&c.p50),
+                    fmt_ms(&c.p99),
+                    fmt_ms(&c.p99_9),
+                    fmt_ratio(median(&c.p99), base),
+                    c.p99.len()
+                );
+            }
+        }
+    }
+
     let idle: Vec<_> = rows
         .iter()
         .filter(|r| matches!(r.0, Scenario::Idle { .. }))
@@ -403,6 +468,32 @@ echo 100 conns: a human line
             t.find("| loadgen | peer").unwrap() < t.find("| loadgen | tether").unwrap(),
             "{t}"
         );
+    }
+
+    #[test]
+    fn tls_rows_and_fixed_rate_latency_have_rows_of_their_own() {
+        let lines = r#"{"mode":"echo","server":"tether","tls":"1","connections":100,"size":20,"msg_per_s":90,"msg_per_server_cpu_s":300,"problems":0}
+{"mode":"echo","server":"uws","tls":"1","connections":100,"size":20,"msg_per_s":90,"msg_per_server_cpu_s":200,"problems":0}
+{"mode":"echo","server":"tether","connections":100,"size":20,"msg_per_s":100,"msg_per_server_cpu_s":500,"problems":0}
+{"mode":"latency","server":"tether","connections":100,"size":20,"offered_rate":20000,"latency_us":{"p50":100,"p99":400,"p99_9":900},"problems":0}
+{"mode":"latency","server":"uws","connections":100,"size":20,"offered_rate":20000,"latency_us":{"p50":120,"p99":800,"p99_9":1500},"problems":0}
+{"mode":"idle","server":"tether","tls":"1","connections":10,"rss_per_conn":5000,"problems":0}
+{"mode":"idle","server":"uws","tls":"1","connections":10,"rss_per_conn":10000,"problems":0}"#;
+        let t = table(lines, "uws");
+        assert!(
+            t.contains("| 100 × 20 B TLS | loadgen | tether | 90 | 1.00 | 300 | 1.50 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 100 × 20 B | loadgen | tether | 100 | - | 500 | - |"),
+            "{t}"
+        );
+        assert!(t.contains("| 100 × 20 B TLS | loadgen | 1.50 |"), "{t}");
+        assert!(
+            t.contains("| 20000/s × 20 B on 100 | loadgen | tether | 0.10 / 0.40 / 0.90 | 0.50 | 1 |"),
+            "{t}"
+        );
+        assert!(t.contains("| 10 TLS | tether | 5000 | 0.50 | 1 |"), "{t}");
     }
 
     #[test]
