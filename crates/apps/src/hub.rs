@@ -1516,11 +1516,9 @@ impl HubApp {
             return;
         };
         let (mut websocket, mut event_stream) = (Vec::new(), Vec::new());
+        // Held subscribers too (waiting for the topic's backlog): these
+        // events carry no id and are no part of the topic's order.
         for &conn in watchers {
-            // A held subscriber is sent nothing until its replay.
-            if !self.hub.is_live(conn) {
-                continue;
-            }
             match self.conns.get(&conn).map(|s| s.transport) {
                 Some(Transport::WebSocket) => websocket.push(conn),
                 Some(Transport::EventStream) => event_stream.push(conn),

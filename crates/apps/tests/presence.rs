@@ -160,7 +160,11 @@ fn members_join_are_listed_and_leave_across_two_loops() {
             assert_eq!(sse_change(&mut watcher), ("join".to_owned(), name.clone()));
             drop(sub);
             assert_eq!(sse_change(&mut watcher), ("leave".to_owned(), name.clone()));
-            assert_eq!(server.members(&topic, ""), std::slice::from_ref(&me), "round {round}");
+            assert_eq!(
+                server.members(&topic, ""),
+                std::slice::from_ref(&me),
+                "round {round}"
+            );
         }
     }
 }

@@ -698,14 +698,6 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         self.backlog(topic).map_or(EventId::ZERO, Backlog::head)
     }
 
-    /// Whether a subscriber is live: registered, and neither held nor a
-    /// long poll waiting.
-    pub fn is_live(&self, sub: S) -> bool {
-        self.subs
-            .get(&sub)
-            .is_some_and(|r| matches!(r.place, Place::Live(_)) && r.transport != Transport::Poll)
-    }
-
     /// A subscriber's topic and transport.
     pub fn subscription(&self, sub: S) -> Option<(&Arc<str>, Transport)> {
         self.subs.get(&sub).map(|r| (&r.topic, r.transport))
