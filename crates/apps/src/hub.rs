@@ -317,6 +317,7 @@ enum Pending {
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged); `?format=raw`: each event's data alone, no ids, no resume, every message sent is published, errors close the socket |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
+/// | `GET /topics/NAME/presence` | the topic's members (`{"topic","members","count"}`), from its sequencer loop; `?presence=1` on `/events` and `/ws` adds `join` and `leave` events (no id, not kept) |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (`?topic=` limits it to one topic): asked for with a JSON Web Token, it carries the token's subject and rights, exactly, until the token expires; with the publish token, those of the holder its body names (`{"sub":"alice","exp":T,"tether":{"sub":[...],"pub":[...]}}`), or without a body the publish token's reach |
 /// | `GET /metrics` | Prometheus text format |
 ///
