@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tether_hub::{
-    Broker, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Polled, Publish, ReplyTo,
-    Subscribed, Tickets, Transport, is_valid_event_type, is_valid_topic, secret_matches,
+    Broker, Change, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Members, Polled,
+    Presence, PresenceMessage, Publish, ReplyTo, Subscribed, Tickets, Transport, is_valid_event_type,
+    is_valid_member, is_valid_topic, secret_matches,
 };
 
 use self::auth::Clock;
@@ -36,8 +37,8 @@ use self::replies::{
 };
 use self::routes::{
     Endpoint, Format, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT,
-    TAG_PUBLISH, TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer, format, parse_path,
-    unauthorized,
+    TAG_PRESENCE, TAG_PUBLISH, TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer,
+    format, parse_path, unauthorized, wants_presence,
 };
 pub use self::settings::HubSettings;
 use tether_server::{
@@ -74,6 +75,9 @@ pub struct HubShared {
     ticket_holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
     /// Token times are read on it.
     clock: Clock,
+    /// Random, made at start: names anonymous members apart from other
+    /// processes'.
+    node: Arc<str>,
 }
 
 impl fmt::Debug for HubShared {
@@ -98,6 +102,7 @@ impl HubShared {
             settings: Arc::new(settings),
             clock: Clock::new(),
             ticket_holders: Arc::default(),
+            node: node_tag(),
         }
     }
 
@@ -132,8 +137,22 @@ impl HubShared {
             cors_later: HashMap::new(),
             publishes: HashMap::new(),
             next_token: 0,
+            presence: Presence::new(),
+            watchers: HashMap::new(),
+            presence_queries: HashMap::new(),
+            next_member: 0,
         }
     }
+}
+
+/// Eight random hex digits (or, without randomness, the process id).
+fn node_tag() -> Arc<str> {
+    let mut random = [0u8; 4];
+    let tag = match getrandom::fill(&mut random) {
+        Ok(()) => u32::from_be_bytes(random),
+        Err(_) => std::process::id(),
+    };
+    Arc::from(format!("{tag:08x}"))
 }
 
 /// Whom a ticket was issued for: the subject and rights of the token that
@@ -172,6 +191,12 @@ struct Subscriber {
     /// The Unix second a WebSocket subscriber is told its token is about
     /// to expire (`{"type":"auth-expiring","in":SECONDS}`).
     warn_at: Option<u64>,
+    /// Its credential's subject, if it had one.
+    subject: Option<String>,
+    /// Who it is present as (WebSocket and event-stream subscribers).
+    member: Option<Arc<str>>,
+    /// It gets the topic's join and leave events (`?presence=1`).
+    watches: bool,
 }
 
 impl Subscriber {
@@ -186,6 +211,9 @@ impl Subscriber {
             in_flight: 0,
             deadline: None,
             warn_at: None,
+            subject: None,
+            member: None,
+            watches: false,
         }
     }
 }
@@ -210,6 +238,7 @@ enum TokenRefused {
 struct TokenGrant {
     may_publish: bool,
     deadline: Option<u64>,
+    subject: Option<String>,
 }
 
 /// The Unix second a WebSocket whose token was taken at `now` and stops
@@ -288,6 +317,7 @@ enum Pending {
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged); `?format=raw`: each event's data alone, no ids, no resume, every message sent is published, errors close the socket |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
+/// | `GET /topics/NAME/presence` | the topic's members (`{"topic","members","count"}`), from its sequencer loop; `?presence=1` on `/events` and `/ws` adds `join` and `leave` events (no id, not kept) |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (`?topic=` limits it to one topic): asked for with a JSON Web Token, it carries the token's subject and rights, exactly, until the token expires; with the publish token, those of the holder its body names (`{"sub":"alice","exp":T,"tether":{"sub":[...],"pub":[...]}}`), or without a body the publish token's reach |
 /// | `GET /metrics` | Prometheus text format |
 ///
@@ -327,6 +357,14 @@ pub struct HubApp {
     cors_later: HashMap<ConnId, Box<str>>,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
+    /// The members of the topics this loop sequences.
+    presence: Presence,
+    /// This loop's subscribers that get join and leave events, by topic.
+    watchers: HashMap<Arc<str>, Vec<ConnId>>,
+    /// `GET /topics/NAME/presence` requests waiting for the sequencer.
+    presence_queries: HashMap<u64, (ConnId, Arc<str>)>,
+    /// Numbers this loop's anonymous members.
+    next_member: u64,
 }
 
 /// Who a request's credentials say it is.
@@ -649,19 +687,29 @@ impl HubApp {
     /// credentials). A token that no longer verifies (the keys changed
     /// since the request was routed) gives a deadline already passed.
     fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
+        self.holder_of(request, now).0
+    }
+
+    /// [`HubApp::deadline_of`], and the subject of the credential (a
+    /// token's, or a ticket holder's).
+    fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
         if let Some(ticket) = request.query_param("ticket") {
             let mut holders = self
                 .shared
                 .ticket_holders
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            return holders.remove(&ticket).and_then(|(_, holder)| holder.deadline);
+            return holders
+                .remove(&ticket)
+                .map_or((None, None), |(_, holder)| (holder.deadline, holder.subject));
         }
-        let auth = self.shared.settings.auth.as_ref()?;
+        let Some(auth) = self.shared.settings.auth.as_ref() else {
+            return (None, None);
+        };
         match self.credential(request, self.unix_secs(now)) {
-            Ok(Credential::Token(who)) => who.expires_at.map(|exp| auth.deadline(exp)),
-            Ok(_) => None,
-            Err(_) => Some(0),
+            Ok(Credential::Token(who)) => (who.expires_at.map(|exp| auth.deadline(exp)), who.subject),
+            Ok(_) => (None, None),
+            Err(_) => (Some(0), None),
         }
     }
 
@@ -993,6 +1041,7 @@ impl HubApp {
         Ok(TokenGrant {
             may_publish: who.rights.may_publish(topic) || self.shared.settings.ws_publish_open(topic),
             deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+            subject: who.subject,
         })
     }
 
@@ -1012,6 +1061,7 @@ impl HubApp {
                 subscriber.may_publish = grant.may_publish;
                 subscriber.deadline = grant.deadline;
                 subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
+                subscriber.subject = grant.subject;
                 ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
                 self.subscribe(ctx, conn, subscriber);
             }
@@ -1080,9 +1130,15 @@ impl HubApp {
     }
 
     /// A WebSocket or event-stream subscriber arrives: register, replay.
-    fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, subscriber: Subscriber) {
+    fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
+        let member = self.member_name(subscriber.subject.as_deref());
+        Presence::post(&mut LoopContext { ctx }, &topic, &member, true);
+        subscriber.member = Some(member);
+        if subscriber.watches {
+            self.watchers.entry(topic.clone()).or_default().push(conn);
+        }
         self.register(conn, subscriber);
         let Self {
             hub, stats, conns, ..
@@ -1125,6 +1181,17 @@ impl HubApp {
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
                 add(&self.stats().slow_consumer_drops, 1);
+            }
+            if let Some(member) = &subscriber.member {
+                Presence::post(&mut LoopContext { ctx }, &subscriber.topic, member, false);
+            }
+            if subscriber.watches
+                && let Some(watchers) = self.watchers.get_mut(&subscriber.topic)
+            {
+                watchers.retain(|&w| w != conn);
+                if watchers.is_empty() {
+                    self.watchers.remove(&subscriber.topic);
+                }
             }
         }
         if let Some(left) = self.hub.unsubscribe(conn)
@@ -1388,6 +1455,99 @@ impl HubApp {
     }
 }
 
+/// Presence: members, their join and leave events, `GET .../presence`.
+impl HubApp {
+    /// The member a subscriber is present as: its subject, if it is a
+    /// valid member name, else a name for the connection,
+    /// `conn-NODE-LOOP-N`.
+    fn member_name(&mut self, subject: Option<&str>) -> Arc<str> {
+        if let Some(subject) = subject.filter(|s| is_valid_member(s)) {
+            return Arc::from(subject);
+        }
+        self.next_member += 1;
+        Arc::from(format!(
+            "conn-{}-{}-{}",
+            self.shared.node, self.index, self.next_member
+        ))
+    }
+
+    /// `GET /topics/NAME/presence`: asks the topic's sequencer; answered
+    /// when it replies.
+    fn presence_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+    ) -> Reply {
+        let Some((topic, _)) = parse_path(request.path()) else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        let topic: Arc<str> = Arc::from(topic);
+        self.presence_queries.insert(token, (conn, topic.clone()));
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        Presence::query(&mut LoopContext { ctx }, &topic, reply);
+        Reply::Later(self.shared.settings.publish_timeout)
+    }
+
+    fn presence_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: PresenceMessage) {
+        let handed_back = self
+            .presence
+            .receive(message, &mut *self.broker, &mut LoopContext { ctx });
+        match handed_back {
+            Some(PresenceMessage::Changed(change)) => self.presence_changed(ctx, &change),
+            Some(PresenceMessage::Members { token, members }) => self.presence_answer(ctx, token, &members),
+            Some(other) => log::debug!("hub: unexpected {other:?}"),
+            None => {
+                self.stats
+                    .presence_members
+                    .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A join or leave: to this loop's live watchers of the topic, encoded
+    /// once per transport.
+    fn presence_changed(&mut self, ctx: &mut Ctx<'_, HubMessage>, change: &Change) {
+        let Some(watchers) = self.watchers.get(&change.topic) else {
+            return;
+        };
+        let (mut websocket, mut event_stream) = (Vec::new(), Vec::new());
+        // Held subscribers too (waiting for the topic's backlog): these
+        // events carry no id and are no part of the topic's order.
+        for &conn in watchers {
+            match self.conns.get(&conn).map(|s| s.transport) {
+                Some(Transport::WebSocket) => websocket.push(conn),
+                Some(Transport::EventStream) => event_stream.push(conn),
+                _ => {}
+            }
+        }
+        if !websocket.is_empty() {
+            ctx.send_encoded(websocket, &Encoded::ws(&Message::text(change.json())));
+        }
+        if !event_stream.is_empty() {
+            let data = change.data();
+            let event = tether_sse::Event::new().event(change.event_type()).data(&data);
+            match Encoded::sse(&event) {
+                Ok(encoded) => ctx.send_encoded(event_stream, &encoded),
+                Err(e) => log::debug!("hub: a presence event was not encoded: {e}"),
+            }
+        }
+    }
+
+    fn presence_answer(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, members: &Members) {
+        let Some((conn, topic)) = self.presence_queries.remove(&token) else {
+            return;
+        };
+        let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
+        self.respond(ctx, conn, response);
+    }
+}
+
 impl App for HubApp {
     type Post = HubMessage;
 
@@ -1430,7 +1590,7 @@ impl App for HubApp {
                 Refusal::OnlyPost.route()
             };
         }
-        if endpoint == Endpoint::Poll && method != "GET" && method != "HEAD" {
+        if matches!(endpoint, Endpoint::Poll | Endpoint::Presence) && method != "GET" && method != "HEAD" {
             return Refusal::OnlyGet.route();
         }
         let raw = match format(request) {
@@ -1439,6 +1599,9 @@ impl App for HubApp {
         };
         if raw && let Some(refusal) = raw_refusal(request, endpoint) {
             return refusal.route();
+        }
+        if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
+            return Refusal::PresenceNotStream.route();
         }
         let first_message = endpoint == Endpoint::WebSocket && self.may_authenticate_later(request);
         let grant = match self.authorize_subscriber(request, topic) {
@@ -1452,6 +1615,8 @@ impl App for HubApp {
         match endpoint {
             Endpoint::Events => Route::EventStream(TAG_EVENTS),
             Endpoint::Poll => Route::Handler(TAG_POLL),
+            // Who is present is as private as the topic's events.
+            Endpoint::Presence => Route::Handler(TAG_PRESENCE),
             _ => {
                 if request
                     .query_param("event")
@@ -1489,6 +1654,7 @@ impl App for HubApp {
         subscriber.may_publish = tag == TAG_WS_PUBLISHER;
         subscriber.event_type = request.query_param("event");
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
+        subscriber.watches = wants_presence(request);
         if tag == TAG_WS_AUTH {
             let timeout = self
                 .shared
@@ -1500,7 +1666,8 @@ impl App for HubApp {
             self.awaiting.insert(conn, Awaiting { subscriber, until });
             return;
         }
-        subscriber.deadline = self.deadline_of(request, ctx.now());
+        subscriber.watches = wants_presence(request);
+        (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
         let now = self.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
@@ -1543,7 +1710,8 @@ impl App for HubApp {
         if let Some((topic, _)) = parse_path(request.path()) {
             let last_id = last_event_id.map(str::to_owned);
             let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
-            subscriber.deadline = self.deadline_of(request, ctx.now());
+            (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
+            subscriber.watches = wants_presence(request);
             self.subscribe(ctx, conn, subscriber);
         }
     }
@@ -1572,6 +1740,10 @@ impl App for HubApp {
             send_resumed(ctx, stats, &mut self.conns, resumed);
         }
         self.broker.tick(&mut LoopContext { ctx });
+        self.presence.tick(&mut *self.broker, &mut LoopContext { ctx });
+        self.stats
+            .presence_members
+            .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn on_request(
@@ -1590,6 +1762,7 @@ impl App for HubApp {
             TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
             TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
             TAG_POLL => self.poll(ctx, conn, request),
+            TAG_PRESENCE => self.presence_request(ctx, conn, request),
             TAG_TICKETS => Reply::Now(self.issue_ticket(request, body)),
             _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
                 Some(refusal) => Reply::Now(refusal.response()),
@@ -1617,6 +1790,8 @@ impl App for HubApp {
         self.cors_later.remove(&conn);
         if tag == TAG_POLL {
             self.leave(ctx, conn, &CloseReason::Dropped);
+        } else if tag == TAG_PRESENCE {
+            self.presence_queries.retain(|_, (c, _)| *c != conn);
         } else {
             self.publishes
                 .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
@@ -1674,6 +1849,7 @@ impl App for HubApp {
             } => self.ready(ctx, &topic, history, dropped),
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
+            HubMessage::Presence(message) => self.presence_message(ctx, message),
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }
@@ -1701,6 +1877,10 @@ impl HubApp {
                 self.leave(ctx, conn, &CloseReason::Ended);
                 response
             }
+            TAG_PRESENCE => {
+                self.presence_queries.retain(|_, (c, _)| *c != conn);
+                Response::text(504, "the members were not known in time\n")
+            }
             _ => {
                 self.publishes
                     .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
@@ -1726,6 +1906,11 @@ impl HubApp {
                 };
                 self.leave(ctx, conn, &CloseReason::Shutdown);
                 Some(response.header("Retry-After", "1"))
+            }
+            // The sequencer may be gone already.
+            TAG_PRESENCE => {
+                self.presence_queries.retain(|_, (c, _)| *c != conn);
+                Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
             }
             // A publish waits for its outcome, which every loop's drain
             // guarantees is on its way (or its own timeout answers 504).

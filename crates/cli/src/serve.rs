@@ -600,6 +600,22 @@ pub(crate) struct RedisArgs {
     /// tether:news); nodes that share topics use the same prefix.
     #[arg(long, value_name = "PREFIX", default_value = "tether:", requires = "redis")]
     redis_prefix: String,
+    /// How long this node's presence entries (who is subscribed here) live
+    /// in Redis unless renewed; they are renewed every third of it, so a
+    /// node that dies has its members leave the other nodes' lists within
+    /// about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "redis",
+          value_parser = parse_presence_ttl)]
+    redis_presence_ttl: f64,
+}
+
+/// `--redis-presence-ttl`: 0.1 to 3600 seconds.
+#[cfg(feature = "redis")]
+fn parse_presence_ttl(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
+        _ => Err("a number of seconds from 0.1 to 3600".to_owned()),
+    }
 }
 
 /// The Redis bridge, when built in.
@@ -618,6 +634,7 @@ fn redis_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, S
     };
     let mut config = tether_redis::RedisConfig::new(url.as_str()).backlog(&settings.hub);
     config.prefix = args.redis.redis_prefix.clone();
+    config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
     let bridge = tether_redis::RedisBridge::new(config).map_err(|e| e.to_string())?;
     let cluster = url.starts_with("redis+cluster://");
     log::info!(

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::key::KeyWindow;
 use crate::{
-    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, is_valid_event_type, is_valid_publish_key,
-    is_valid_topic,
+    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, is_valid_event_type,
+    is_valid_publish_key, is_valid_topic,
 };
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
@@ -165,6 +165,8 @@ pub enum HubMessage {
     /// Something a broker sends to itself on another loop, for
     /// [`Broker::receive`].
     Broker(Box<dyn Any + Send>),
+    /// Who is present on a topic (see [`crate::Presence`]).
+    Presence(PresenceMessage),
 }
 
 impl fmt::Debug for HubMessage {
@@ -193,6 +195,7 @@ impl fmt::Debug for HubMessage {
                 .finish(),
             HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
             HubMessage::Broker(_) => f.write_str("Broker(..)"),
+            HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
         }
     }
 }
@@ -346,6 +349,30 @@ pub trait Broker {
 
     /// A short name for the metrics (`local`, `redis`).
     fn kind(&self) -> &'static str;
+
+    /// Whether this broker shares presence with other nodes (see
+    /// [`crate::Presence`]): it is told of this node's members
+    /// ([`Broker::presence`]) and posts the other nodes' members of the
+    /// topics it watches ([`Broker::watch_presence`]) to each topic's
+    /// sequencer as [`PresenceMessage::Remote`], now and then. False by
+    /// default: presence is this process's alone.
+    fn shares_presence(&self) -> bool {
+        false
+    }
+
+    /// On `topic`'s sequencer loop, for a broker that shares presence:
+    /// `member`'s first connection on this node arrived (`present`), or
+    /// its last left.
+    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, cx: &mut dyn Context) {
+        let _ = (topic, member, present, cx);
+    }
+
+    /// On `topic`'s sequencer loop, for a broker that shares presence:
+    /// start (`watch`) or stop posting the other nodes' members of
+    /// `topic` to this loop.
+    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
+        let _ = (topic, watch, cx);
+    }
 
     /// Appends the broker's own metrics (its connection, say) to what
     /// `/metrics` answers, in the Prometheus text format: `# HELP` and

@@ -32,6 +32,9 @@
 //!   key while the event is in the backlog, and a publish with a key it
 //!   remembers is answered [`HubMessage::Duplicate`] with the first
 //!   event's id instead of being published again.
+//! - [`Presence`]: who is present on each topic (members counted by
+//!   connection, held by the topic's sequencer loop, shared across nodes
+//!   by a broker that can), and the join and leave changes.
 //! - [`Tickets`] and [`secret_matches`]: access control.
 //!
 //! # One publish, start to end
@@ -99,6 +102,7 @@ mod hub;
 mod id;
 mod json;
 mod key;
+mod presence;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
@@ -114,6 +118,10 @@ pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicIn
 pub use id::EventId;
 pub use json::{Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
+pub use presence::{
+    Change, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Members, Outcome, PRESENCE_LINGER_MS,
+    Presence, PresenceMessage, is_valid_member,
+};
 /// The log under [`DurableBroker`], for its fsync policy.
 pub use tether_log::Fsync;
 pub use tickets::{Grant, Tickets, secret_matches};

@@ -72,6 +72,20 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The key of a topic's presence set: `PREFIX!presence:TOPIC`
+    /// (`PREFIX!presence:{TOPIC}` on a cluster, the stream's slot). `!` is
+    /// not allowed in topic names, so no topic's stream has this key
+    /// (`PREFIX{TOPIC}:presence` could be the stream of a topic named so).
+    pub(crate) fn presence(&self, topic: &str) -> String {
+        if self.cluster {
+            format!("{}!presence:{{{topic}}}", self.prefix)
+        } else {
+            format!("{}!presence:{topic}", self.prefix)
+        }
+    }
+}
+
 /// The key of a node's wake stream. `!` is not allowed in topic names, so
 /// no topic's stream can have this key.
 pub(crate) fn wake_key(prefix: &str, node: u64) -> String {

@@ -64,6 +64,14 @@ pub struct RedisConfig {
     /// Publishes waiting for the writer at most (10 000); more are refused
     /// (503).
     pub max_queued_publishes: usize,
+    /// How long a node's presence entries live in Redis unless scored
+    /// again (15 s; at least 30 ms). A node scores its own every third of
+    /// it, so a node that dies (`kill -9`, a lost network) has its members
+    /// leave everywhere within about this long.
+    pub presence_ttl: Duration,
+    /// How often the other nodes' members of a watched topic are read (1
+    /// s): a join or leave on another node is seen within about this long.
+    pub presence_poll: Duration,
 }
 
 impl RedisConfig {
@@ -82,6 +90,8 @@ impl RedisConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             max_queued_publishes: 10_000,
+            presence_ttl: Duration::from_secs(15),
+            presence_poll: Duration::from_secs(1),
         }
     }
 

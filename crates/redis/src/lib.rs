@@ -46,6 +46,19 @@
 //!   topic's loops get a new `Ready`, and the hub ends the topic's
 //!   subscriptions so that clients resume from their last ids (with a gap
 //!   signal if events are gone).
+//! - **Presence** (who is subscribed, `tether_hub::Presence`): a third
+//!   thread with its own connection writes this node's members of each
+//!   topic to a sorted set (`PREFIX!presence:TOPIC`, on a cluster
+//!   `PREFIX!presence:{TOPIC}`, the stream's slot) as `NODE/MEMBER`
+//!   scored by the Unix millisecond it expires at
+//!   ([`RedisConfig::presence_ttl`], 15 s), scores them again every third
+//!   of that, removes a member when its last connection here leaves (and
+//!   all of them at shutdown), and every [`RedisConfig::presence_poll`]
+//!   (1 s) drops expired entries (`ZREMRANGEBYSCORE`) and reads the other
+//!   nodes' members of the topics this node watches, for their
+//!   sequencer loops. A join or leave elsewhere shows here within about
+//!   the poll; a node that dies, within about the time to live. Nodes'
+//!   clocks are compared through the scores: keep them in sync.
 //! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): each topic's
 //!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
 //!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
@@ -98,6 +111,7 @@ mod commands;
 mod config;
 mod connection;
 mod error;
+mod presence;
 mod reader;
 mod shared;
 mod writer;
@@ -113,7 +127,7 @@ pub use config::RedisConfig;
 pub use error::Error;
 pub use shared::Status;
 
-use shared::{Post, ReaderMsg, Shared, Stats, WriterMsg};
+use shared::{Post, PresenceMsg, ReaderMsg, Shared, Stats, WriterMsg};
 
 /// The bridge between a tether server's hub and Redis: its settings, its
 /// two threads, and the brokers of the event loops. See the crate's
@@ -144,9 +158,12 @@ use shared::{Post, ReaderMsg, Shared, Stats, WriterMsg};
 /// ```
 pub struct RedisBridge {
     shared: Arc<Shared>,
-    receivers: Mutex<Option<(Receiver<WriterMsg>, Receiver<ReaderMsg>)>>,
+    receivers: Mutex<Option<Receivers>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// The threads' ends of their channels, until they start.
+type Receivers = (Receiver<WriterMsg>, Receiver<ReaderMsg>, Receiver<PresenceMsg>);
 
 impl fmt::Debug for RedisBridge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -186,9 +203,14 @@ impl RedisBridge {
             cluster,
         };
         let server = config::redact(&config.url);
-        let wake_key = commands::wake_key(&config.prefix, commands::random_node_id());
+        if config.presence_poll.is_zero() {
+            return Err(Error::InvalidConfig("presence_poll must be more than zero"));
+        }
+        let node_id = commands::random_node_id();
+        let wake_key = commands::wake_key(&config.prefix, node_id);
         let (writer_tx, writer_rx) = mpsc::sync_channel(config.max_queued_publishes);
         let (reader_tx, reader_rx) = mpsc::channel();
+        let (presence_tx, presence_rx) = mpsc::channel();
         Ok(RedisBridge {
             shared: Arc::new(Shared {
                 config,
@@ -196,11 +218,13 @@ impl RedisBridge {
                 client,
                 server,
                 wake_key,
+                node_id,
                 writer_tx,
                 reader_tx,
+                presence_tx,
                 stats: Stats::new(),
             }),
-            receivers: Mutex::new(Some((writer_rx, reader_rx))),
+            receivers: Mutex::new(Some((writer_rx, reader_rx, presence_rx))),
             threads: Mutex::new(Vec::new()),
         })
     }
@@ -227,11 +251,12 @@ impl RedisBridge {
     ///
     /// [`Error::AlreadyStarted`], [`Error::Spawn`].
     pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((writer_rx, reader_rx)) = lock(&self.receivers).take() else {
+        let Some((writer_rx, reader_rx, presence_rx)) = lock(&self.receivers).take() else {
             return Err(Error::AlreadyStarted);
         };
         let post: Post = Arc::new(post);
         let writer = writer::Writer::new(self.shared.clone(), post.clone(), writer_rx);
+        let presence = presence::PresenceThread::new(self.shared.clone(), post.clone(), presence_rx);
         let reader = reader::Reader::new(self.shared.clone(), post, reader_rx);
         let mut threads = lock(&self.threads);
         threads.push(
@@ -240,10 +265,16 @@ impl RedisBridge {
                 .spawn(move || writer.run())
                 .map_err(Error::Spawn)?,
         );
-        match thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name("tether-redis-reader".into())
             .spawn(move || reader.run())
-        {
+            .and_then(|reader| {
+                threads.push(reader);
+                thread::Builder::new()
+                    .name("tether-redis-presence".into())
+                    .spawn(move || presence.run())
+            });
+        match spawned {
             Ok(thread) => threads.push(thread),
             Err(e) => {
                 drop(threads);
@@ -270,6 +301,7 @@ impl RedisBridge {
             .store(true, std::sync::atomic::Ordering::Release);
         let _ = self.shared.writer_tx.try_send(WriterMsg::Stop);
         let _ = self.shared.reader_tx.send(ReaderMsg::Stop);
+        let _ = self.shared.presence_tx.send(PresenceMsg::Stop);
         // The writer first: its last act wakes the reader.
         for thread in lock(&self.threads).drain(..) {
             if thread.join().is_err() {
@@ -426,6 +458,26 @@ impl Broker for RedisBroker {
 
     fn state(&self) -> BrokerState {
         self.shared.stats.state()
+    }
+
+    fn shares_presence(&self) -> bool {
+        true
+    }
+
+    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
+        let _ = self.shared.presence_tx.send(PresenceMsg::Member {
+            topic: topic.clone(),
+            member: member.clone(),
+            present,
+        });
+    }
+
+    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
+        let _ = self.shared.presence_tx.send(PresenceMsg::Watch {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            watch,
+        });
     }
 
     fn kind(&self) -> &'static str {

@@ -51,14 +51,37 @@ pub(crate) enum ReaderMsg {
     Stop,
 }
 
+/// To the presence thread.
+#[derive(Debug)]
+pub(crate) enum PresenceMsg {
+    /// A member's first connection on this node arrived (`present`), or
+    /// its last left.
+    Member {
+        topic: Arc<str>,
+        member: Arc<str>,
+        present: bool,
+    },
+    /// Start (`watch`) or stop posting the other nodes' members of `topic`
+    /// to `loop_index`.
+    Watch {
+        topic: Arc<str>,
+        loop_index: usize,
+        watch: bool,
+    },
+    /// Remove this node's entries, and stop.
+    Stop,
+}
+
 /// Counters and flags, written by the threads, read by anyone.
 #[derive(Debug)]
 pub(crate) struct Stats {
     base: Instant,
     pub(crate) writer_up: AtomicBool,
     pub(crate) reader_up: AtomicBool,
+    pub(crate) presence_up: AtomicBool,
     pub(crate) stopped: AtomicBool,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) presence_reconnects: AtomicU64,
     pub(crate) errors: AtomicU64,
     /// Milliseconds from `base` to the last error, plus one; 0: none yet.
     last_error: AtomicU64,
@@ -82,8 +105,10 @@ impl Stats {
             base: Instant::now(),
             writer_up: AtomicBool::new(false),
             reader_up: AtomicBool::new(false),
+            presence_up: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
+            presence_reconnects: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
@@ -123,7 +148,9 @@ impl Stats {
             state: self.state(),
             writer_connected: self.writer_up.load(Ordering::Relaxed),
             reader_connected: self.reader_up.load(Ordering::Relaxed),
+            presence_connected: self.presence_up.load(Ordering::Relaxed),
             reconnects: load(&self.reconnects),
+            presence_reconnects: load(&self.presence_reconnects),
             errors: load(&self.errors),
             last_error_age: (last_error > 0).then(|| {
                 self.base
@@ -152,8 +179,14 @@ pub struct Status {
     pub writer_connected: bool,
     /// The reader's connection (deliveries) is up.
     pub reader_connected: bool,
-    /// Connections made again after being lost.
+    /// The presence thread's connection (members) is up.
+    pub presence_connected: bool,
+    /// The writer's and reader's connections made again after being
+    /// lost.
     pub reconnects: u64,
+    /// The presence connection made again after being lost (it only
+    /// notices a loss when it has something to do).
+    pub presence_reconnects: u64,
     /// Failed connection attempts and lost connections.
     pub errors: u64,
     /// Time since the last of those, if any.
@@ -191,13 +224,20 @@ impl Status {
             &[
                 ("{connection=\"writer\"}", flag(self.writer_connected)),
                 ("{connection=\"reader\"}", flag(self.reader_connected)),
+                ("{connection=\"presence\"}", flag(self.presence_connected)),
             ],
         );
         metric(
             "tether_redis_reconnects_total",
             "counter",
-            "Connections to Redis made again after being lost.",
+            "The writer's and reader's connections to Redis made again after being lost.",
             &[("", self.reconnects.to_string())],
+        );
+        metric(
+            "tether_redis_presence_reconnects_total",
+            "counter",
+            "The presence connection to Redis made again after being lost.",
+            &[("", self.presence_reconnects.to_string())],
         );
         metric(
             "tether_redis_errors_total",
@@ -260,8 +300,11 @@ pub(crate) struct Shared {
     /// Where Redis is, for the logs (no password).
     pub(crate) server: String,
     pub(crate) wake_key: String,
+    /// This node's name in the presence sets (and its wake key's).
+    pub(crate) node_id: u64,
     pub(crate) writer_tx: SyncSender<WriterMsg>,
     pub(crate) reader_tx: Sender<ReaderMsg>,
+    pub(crate) presence_tx: Sender<PresenceMsg>,
     pub(crate) stats: Stats,
 }
 
@@ -328,6 +371,7 @@ impl Link {
     fn flag(&self) -> &AtomicBool {
         match self.name {
             "writer" => &self.shared.stats.writer_up,
+            "presence" => &self.shared.stats.presence_up,
             _ => &self.shared.stats.reader_up,
         }
     }
@@ -380,7 +424,11 @@ impl Link {
         let server = &self.shared.server;
         match self.lost_at.take() {
             Some(lost) => {
-                add(&self.shared.stats.reconnects, 1);
+                let counter = match self.name {
+                    "presence" => &self.shared.stats.presence_reconnects,
+                    _ => &self.shared.stats.reconnects,
+                };
+                add(counter, 1);
                 log::info!(
                     "redis: {} reconnected to {server} after {:.1} s ({} failed attempts)",
                     self.name,

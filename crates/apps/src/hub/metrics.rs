@@ -27,6 +27,8 @@ pub(super) struct HubStats {
     pub(super) refused_401: AtomicU64,
     pub(super) refused_403: AtomicU64,
     pub(super) tickets_issued: AtomicU64,
+    /// Members present on the topics this loop sequences.
+    pub(super) presence_members: AtomicU64,
     denied: [AtomicU64; Denial::ALL.len()],
 }
 
@@ -284,6 +286,12 @@ impl HubApp {
             "counter",
             "Tickets issued.",
             &[("", total(|s| &s.tickets_issued))],
+        );
+        metric(
+            "tether_hub_presence_members",
+            "gauge",
+            "Members present, added over topics (a member of two topics counts twice; with Redis, other nodes' members of the topics followed here too).",
+            &[("", total(|s| &s.presence_members))],
         );
         let denied: Vec<(&str, u64)> = Denial::ALL
             .iter()

@@ -19,6 +19,8 @@ pub(super) const TAG_METRICS: u32 = TAG_BASE | 7;
 pub(super) const TAG_WS_AUTH: u32 = TAG_BASE | 8;
 /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
 pub(super) const TAG_PREFLIGHT: u32 = TAG_BASE | 9;
+/// `GET /topics/NAME/presence`.
+pub(super) const TAG_PRESENCE: u32 = TAG_BASE | 10;
 /// A refused request: this plus the [`Refusal`].
 pub(super) const TAG_REFUSED: u32 = TAG_BASE | 0x100;
 
@@ -49,10 +51,13 @@ pub(super) enum Refusal {
     /// `?format=raw` that would authenticate with its first message: on a
     /// raw socket, every message is data.
     RawFirstMessage,
+    /// `?presence=1` on a long poll or a raw WebSocket: join and leave
+    /// events go to event streams and JSON WebSockets.
+    PresenceNotStream,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 15] = [
+    pub(super) const ALL: [Refusal; 16] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -68,6 +73,7 @@ impl Refusal {
         Refusal::RawResume,
         Refusal::RawEnvelope,
         Refusal::RawFirstMessage,
+        Refusal::PresenceNotStream,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -107,6 +113,10 @@ impl Refusal {
                 400,
                 "format=raw takes its credentials with the upgrade (a ticket, the token cookie or Authorization): every message on it is data\n",
             ),
+            Refusal::PresenceNotStream => Response::text(
+                400,
+                "presence=1 is for event streams and JSON WebSockets (/topics/NAME/events, /topics/NAME/ws)\n",
+            ),
         }
     }
 }
@@ -121,6 +131,11 @@ pub(super) fn unauthorized(invalid: bool) -> Response {
         Response::text(401, "a bearer token is required\n")
             .header("WWW-Authenticate", "Bearer realm=\"tether\"")
     }
+}
+
+/// Whether a subscriber asked for join and leave events (`?presence=1`).
+pub(super) fn wants_presence(request: &Request<'_>) -> bool {
+    matches!(request.query_param("presence").as_deref(), Some("1" | "true"))
 }
 
 /// What a subscriber asked to receive (`?format=`).
@@ -149,6 +164,8 @@ pub(super) enum Endpoint {
     Events,
     WebSocket,
     Poll,
+    /// `/topics/NAME/presence`: who is present.
+    Presence,
 }
 
 /// `/topics/NAME[/events|/ws|/poll]`: the topic and the endpoint.
@@ -159,6 +176,7 @@ pub(super) fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
         Some((topic, "events")) => (topic, Endpoint::Events),
         Some((topic, "ws")) => (topic, Endpoint::WebSocket),
         Some((topic, "poll")) => (topic, Endpoint::Poll),
+        Some((topic, "presence")) => (topic, Endpoint::Presence),
         Some(_) => return None,
     })
 }
@@ -184,6 +202,7 @@ mod tests {
         assert_eq!(parse_path("/topics/a/events"), Some(("a", Endpoint::Events)));
         assert_eq!(parse_path("/topics/a/ws"), Some(("a", Endpoint::WebSocket)));
         assert_eq!(parse_path("/topics/a/poll"), Some(("a", Endpoint::Poll)));
+        assert_eq!(parse_path("/topics/a/presence"), Some(("a", Endpoint::Presence)));
         assert_eq!(parse_path("/topics/"), Some(("", Endpoint::Publish)));
         assert_eq!(parse_path("/topics/a/other"), None);
         assert_eq!(parse_path("/topic/a"), None);

@@ -1,0 +1,601 @@
+//! Who is present on each topic: the members of its subscribers, counted
+//! by connection, held by the topic's sequencer loop.
+//!
+//! A *member* is a subscriber's identity (a token's subject) or, without
+//! one, a name the application makes for the connection. A member with
+//! two connections to a topic (two tabs) joins once, when the first
+//! arrives, and leaves once, when the last is gone.
+//!
+//! Across loops: each loop posts [`PresenceMessage::Join`] and
+//! [`PresenceMessage::Leave`] for its subscribers to the topic's sequencer
+//! ([`crate::sequencer_of`]), whose [`Presence`] owns the topic's member
+//! set, tells every loop of each change ([`PresenceMessage::Changed`]) and
+//! answers [`PresenceMessage::Query`] with the set. Across nodes, a broker
+//! that shares presence ([`crate::Broker::shares_presence`]) is told of
+//! this node's members and brings the other nodes' members back as
+//! [`PresenceMessage::Remote`]; a member is present while any node has it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tether_hub::Presence;
+//!
+//! let mut presence = Presence::new();
+//! let (topic, alice): (Arc<str>, Arc<str>) = (Arc::from("room"), Arc::from("alice"));
+//! assert!(presence.join(&topic, &alice).changed, "her first tab: she joins");
+//! assert!(!presence.join(&topic, &alice).changed, "a second tab: nothing new");
+//! assert!(!presence.leave(&topic, &alice).changed);
+//! assert_eq!(presence.list("room").members, [alice.clone()]);
+//! assert!(presence.leave(&topic, &alice).changed, "her last tab: she leaves");
+//! assert_eq!(presence.list("room").count, 0);
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::{Broker, Context, HubMessage, ReplyTo, json_string, sequencer_of};
+
+/// The longest member name, in bytes. A subject that is longer (or not
+/// a [valid member](is_valid_member)) is not used: the connection's own
+/// name stands instead.
+pub const MAX_MEMBER_LEN: usize = 128;
+
+/// The most members one answer lists ([`Members::members`]); the count
+/// ([`Members::count`]) is always the whole.
+pub const MAX_LISTED_MEMBERS: usize = 1000;
+
+/// The most members of other nodes kept per topic
+/// ([`PresenceMessage::Remote`] beyond it is cut).
+pub const MAX_REMOTE_MEMBERS: usize = 10_000;
+
+/// How long a topic that nobody here is in stays followed across nodes
+/// after the last question about it, in milliseconds.
+pub const PRESENCE_LINGER_MS: u64 = 30_000;
+
+/// Whether `name` may be a member: 1 to [`MAX_MEMBER_LEN`] bytes, no
+/// control characters.
+///
+/// ```
+/// assert!(tether_hub::is_valid_member("alice@example.com"));
+/// assert!(!tether_hub::is_valid_member(""));
+/// assert!(!tether_hub::is_valid_member("a\nb"));
+/// assert!(!tether_hub::is_valid_member(&"a".repeat(129)));
+/// ```
+pub fn is_valid_member(name: &str) -> bool {
+    (1..=MAX_MEMBER_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
+}
+
+/// A member arrived or left a topic (anywhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The member.
+    pub member: Arc<str>,
+    /// Joined (true) or left (false).
+    pub joined: bool,
+}
+
+impl Change {
+    /// The event type: `join` or `leave`.
+    pub fn event_type(&self) -> &'static str {
+        if self.joined { "join" } else { "leave" }
+    }
+
+    /// The event's data: `{"member":"NAME"}`.
+    pub fn data(&self) -> String {
+        format!("{{\"member\":{}}}", json_string(&self.member))
+    }
+
+    /// The WebSocket (JSON) form:
+    /// `{"topic":"T","event":"join","member":"NAME"}`, without an id (it
+    /// is not one of the topic's events).
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"topic\":{},\"event\":\"{}\",\"member\":{}}}",
+            json_string(&self.topic),
+            self.event_type(),
+            json_string(&self.member)
+        )
+    }
+}
+
+/// What a [`Presence::join`] or [`Presence::leave`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The member's first connection on this node arrived, or its last
+    /// left (what a broker sharing presence is told).
+    pub here: bool,
+    /// The member became present, or stopped being present, anywhere (a
+    /// join or leave event).
+    pub changed: bool,
+}
+
+/// A topic's members, from [`Presence::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The members, sorted, at most [`MAX_LISTED_MEMBERS`].
+    pub members: Vec<Arc<str>>,
+    /// How many members there are in all.
+    pub count: usize,
+}
+
+impl Members {
+    /// `{"topic":"T","members":["a","b"],"count":2}`, with
+    /// `"truncated":true` when not every member is listed.
+    pub fn json(&self, topic: &str) -> String {
+        let mut out = format!("{{\"topic\":{},\"members\":[", json_string(topic));
+        for (i, member) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&json_string(member));
+        }
+        out.push_str(&format!("],\"count\":{}", self.count));
+        if self.count > self.members.len() {
+            out.push_str(",\"truncated\":true");
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Presence between loops (inside [`HubMessage::Presence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PresenceMessage {
+    /// To the topic's sequencer: a connection of `member` subscribed.
+    Join {
+        /// The topic.
+        topic: Arc<str>,
+        /// The member.
+        member: Arc<str>,
+    },
+    /// To the topic's sequencer: a connection of `member` left.
+    Leave {
+        /// The topic.
+        topic: Arc<str>,
+        /// The member.
+        member: Arc<str>,
+    },
+    /// To the topic's sequencer: who is present? Answered with
+    /// [`PresenceMessage::Members`] to `reply`.
+    Query {
+        /// The topic.
+        topic: Arc<str>,
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
+    /// The answer to a [`PresenceMessage::Query`].
+    Members {
+        /// [`ReplyTo::token`].
+        token: u64,
+        /// The members.
+        members: Members,
+    },
+    /// To every loop: a member joined or left.
+    Changed(Change),
+    /// To the topic's sequencer, from a broker sharing presence: the
+    /// members other nodes have now (every one of them: it replaces the
+    /// last such message).
+    Remote {
+        /// The topic.
+        topic: Arc<str>,
+        /// The other nodes' members (a member on two nodes may be named
+        /// twice).
+        members: Vec<Arc<str>>,
+    },
+}
+
+/// A topic's members on its sequencer.
+#[derive(Debug, Default)]
+struct TopicMembers {
+    /// This node's members, with their connections (every loop's).
+    local: HashMap<Arc<str>, u32>,
+    /// The other nodes' members, as last heard.
+    remote: HashSet<Arc<str>>,
+    /// Heard from the other nodes since the topic was followed.
+    remote_known: bool,
+    /// Followed across nodes ([`Broker::watch_presence`]).
+    watched: bool,
+    /// The last question about the topic, in Unix ms.
+    last_query_ms: u64,
+    /// Questions waiting for the other nodes' members.
+    waiting: Vec<ReplyTo>,
+}
+
+impl TopicMembers {
+    fn is_present(&self, member: &str) -> bool {
+        self.local.contains_key(member) || self.remote.contains(member)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.local.is_empty() && self.remote.is_empty() && !self.watched && self.waiting.is_empty()
+    }
+}
+
+/// The member sets of the topics a loop sequences. Sans-IO: the calls say
+/// what changed; [`Presence::receive`] does the posting.
+#[derive(Debug, Default)]
+pub struct Presence {
+    topics: HashMap<Arc<str>, TopicMembers>,
+}
+
+impl Presence {
+    /// Nobody anywhere.
+    pub fn new() -> Presence {
+        Presence::default()
+    }
+
+    /// One more connection of `member` on `topic`, on this node.
+    pub fn join(&mut self, topic: &Arc<str>, member: &Arc<str>) -> Outcome {
+        let entry = self.topics.entry(topic.clone()).or_default();
+        let was_present = entry.is_present(member);
+        let count = entry.local.entry(member.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        Outcome {
+            here: *count == 1,
+            changed: !was_present,
+        }
+    }
+
+    /// One connection fewer of `member` on `topic`, on this node (nothing
+    /// if it had none).
+    pub fn leave(&mut self, topic: &str, member: &str) -> Outcome {
+        let Some(entry) = self.topics.get_mut(topic) else {
+            return Outcome::default();
+        };
+        let Some(count) = entry.local.get_mut(member) else {
+            return Outcome::default();
+        };
+        *count = count.saturating_sub(1);
+        let here = *count == 0;
+        if here {
+            entry.local.remove(member);
+        }
+        let changed = here && !entry.remote.contains(member);
+        if entry.is_idle() {
+            self.topics.remove(topic);
+        }
+        Outcome { here, changed }
+    }
+
+    /// The other nodes' members of `topic` now (at most
+    /// [`MAX_REMOTE_MEMBERS`]; invalid names are skipped); the changes it
+    /// makes, joins first.
+    pub fn set_remote(&mut self, topic: &Arc<str>, members: Vec<Arc<str>>) -> Vec<Change> {
+        let entry = self.topics.entry(topic.clone()).or_default();
+        entry.remote_known = true;
+        let mut remote = HashSet::with_capacity(members.len().min(MAX_REMOTE_MEMBERS));
+        for member in members {
+            if remote.len() >= MAX_REMOTE_MEMBERS {
+                break;
+            }
+            if is_valid_member(&member) {
+                remote.insert(member);
+            }
+        }
+        let old = std::mem::replace(&mut entry.remote, remote);
+        let mut changes = Vec::new();
+        for member in entry.remote.difference(&old) {
+            if !entry.local.contains_key(member) {
+                changes.push(Change {
+                    topic: topic.clone(),
+                    member: member.clone(),
+                    joined: true,
+                });
+            }
+        }
+        for member in old.difference(&entry.remote) {
+            if !entry.local.contains_key(member) {
+                changes.push(Change {
+                    topic: topic.clone(),
+                    member: member.clone(),
+                    joined: false,
+                });
+            }
+        }
+        if entry.is_idle() {
+            self.topics.remove(topic);
+        }
+        changes
+    }
+
+    /// The members of `topic` (here and, as last heard, elsewhere).
+    pub fn list(&self, topic: &str) -> Members {
+        let Some(entry) = self.topics.get(topic) else {
+            return Members::default();
+        };
+        let mut all: Vec<&Arc<str>> = entry.local.keys().collect();
+        all.extend(entry.remote.iter().filter(|m| !entry.local.contains_key(*m)));
+        all.sort_unstable();
+        Members {
+            count: all.len(),
+            members: all.into_iter().take(MAX_LISTED_MEMBERS).cloned().collect(),
+        }
+    }
+
+    /// This node's members of `topic`.
+    pub fn local_members(&self, topic: &str) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.topics.get(topic).into_iter().flat_map(|t| t.local.keys())
+    }
+
+    /// Members present over all the topics held here (a member of two
+    /// topics counts twice).
+    pub fn count(&self) -> usize {
+        self.topics
+            .values()
+            .map(|t| t.local.len() + t.remote.iter().filter(|m| !t.local.contains_key(*m)).count())
+            .sum()
+    }
+
+    /// On any loop: tells `topic`'s sequencer that a connection of
+    /// `member` subscribed (`joined`) or left.
+    pub fn post(cx: &mut dyn Context, topic: &Arc<str>, member: &Arc<str>, joined: bool) {
+        let to = sequencer_of(topic, cx.loops());
+        let (topic, member) = (topic.clone(), member.clone());
+        let message = if joined {
+            PresenceMessage::Join { topic, member }
+        } else {
+            PresenceMessage::Leave { topic, member }
+        };
+        cx.post(to, HubMessage::Presence(message));
+    }
+
+    /// On any loop: asks `topic`'s sequencer who is present; the answer
+    /// comes to `reply` as [`PresenceMessage::Members`].
+    pub fn query(cx: &mut dyn Context, topic: &Arc<str>, reply: ReplyTo) {
+        let to = sequencer_of(topic, cx.loops());
+        let message = PresenceMessage::Query {
+            topic: topic.clone(),
+            reply,
+        };
+        cx.post(to, HubMessage::Presence(message));
+    }
+
+    /// On the sequencer: takes a [`PresenceMessage::Join`], `Leave`,
+    /// `Query` or `Remote`, posts the changes to every loop and the
+    /// answers to those who asked, and tells the broker what it needs to
+    /// know. `Members` and `Changed` are for the application, not for
+    /// this: they are handed back.
+    pub fn receive(
+        &mut self,
+        message: PresenceMessage,
+        broker: &mut dyn Broker,
+        cx: &mut dyn Context,
+    ) -> Option<PresenceMessage> {
+        let shared = broker.shares_presence();
+        match message {
+            PresenceMessage::Join { topic, member } => {
+                let outcome = self.join(&topic, &member);
+                if outcome.here && shared {
+                    broker.presence(&topic, &member, true, cx);
+                    self.watch(&topic, broker, cx);
+                }
+                if outcome.changed {
+                    changed(cx, topic, member, true);
+                }
+            }
+            PresenceMessage::Leave { topic, member } => {
+                let outcome = self.leave(&topic, &member);
+                if outcome.here && shared {
+                    broker.presence(&topic, &member, false, cx);
+                }
+                if outcome.changed {
+                    changed(cx, topic, member, false);
+                }
+            }
+            PresenceMessage::Query { topic, reply } => {
+                if shared {
+                    let now = cx.unix_ms();
+                    let entry = self.topics.entry(topic.clone()).or_default();
+                    entry.last_query_ms = now;
+                    if !entry.remote_known {
+                        entry.waiting.push(reply);
+                        self.watch(&topic, broker, cx);
+                        return None;
+                    }
+                }
+                let members = self.list(&topic);
+                answer(cx, reply, members);
+            }
+            PresenceMessage::Remote { topic, members } => {
+                // Late news of a topic no longer followed is dropped.
+                if !self.topics.get(&topic).is_some_and(|t| t.watched) {
+                    return None;
+                }
+                for change in self.set_remote(&topic, members) {
+                    post_changed(cx, change);
+                }
+                let waiting = match self.topics.get_mut(&topic) {
+                    Some(entry) => std::mem::take(&mut entry.waiting),
+                    None => Vec::new(),
+                };
+                if !waiting.is_empty() {
+                    let members = self.list(&topic);
+                    for reply in waiting {
+                        answer(cx, reply, members.clone());
+                    }
+                }
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Called now and then on the sequencer: topics nobody here is in and
+    /// nobody asked about for [`PRESENCE_LINGER_MS`] stop being followed
+    /// across nodes, and what the other nodes had of them is forgotten
+    /// (without leave events: nobody here listens).
+    pub fn tick(&mut self, broker: &mut dyn Broker, cx: &mut dyn Context) {
+        let now = cx.unix_ms();
+        let stale: Vec<Arc<str>> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| {
+                t.watched
+                    && t.local.is_empty()
+                    && t.waiting.is_empty()
+                    && now.saturating_sub(t.last_query_ms) >= PRESENCE_LINGER_MS
+            })
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        for topic in stale {
+            broker.watch_presence(&topic, false, cx);
+            self.topics.remove(&topic);
+        }
+    }
+
+    fn watch(&mut self, topic: &Arc<str>, broker: &mut dyn Broker, cx: &mut dyn Context) {
+        let entry = self.topics.entry(topic.clone()).or_default();
+        if !entry.watched {
+            entry.watched = true;
+            broker.watch_presence(topic, true, cx);
+        }
+    }
+}
+
+fn changed(cx: &mut dyn Context, topic: Arc<str>, member: Arc<str>, joined: bool) {
+    post_changed(
+        cx,
+        Change {
+            topic,
+            member,
+            joined,
+        },
+    );
+}
+
+/// Posts a change to every loop.
+fn post_changed(cx: &mut dyn Context, change: Change) {
+    for to in 0..cx.loops() {
+        cx.post(to, HubMessage::Presence(PresenceMessage::Changed(change.clone())));
+    }
+}
+
+fn answer(cx: &mut dyn Context, reply: ReplyTo, members: Members) {
+    cx.post(
+        reply.loop_index,
+        HubMessage::Presence(PresenceMessage::Members {
+            token: reply.token,
+            members,
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn two_connections_of_one_member_join_once_and_leave_with_the_last() {
+        let mut p = Presence::new();
+        let (t, a) = (name("t"), name("alice"));
+        assert_eq!(
+            p.join(&t, &a),
+            Outcome {
+                here: true,
+                changed: true
+            }
+        );
+        assert_eq!(p.join(&t, &a), Outcome::default());
+        assert_eq!(p.list("t").count, 1);
+        assert_eq!(p.leave(&t, &a), Outcome::default());
+        assert_eq!(p.list("t").members, std::slice::from_ref(&a));
+        assert_eq!(
+            p.leave(&t, &a),
+            Outcome {
+                here: true,
+                changed: true
+            }
+        );
+        assert_eq!(p.list("t"), Members::default());
+        assert!(p.topics.is_empty(), "an empty topic is dropped");
+        // A leave of someone who is not here changes nothing.
+        assert_eq!(p.leave(&t, &a), Outcome::default());
+    }
+
+    #[test]
+    fn topics_are_apart() {
+        let mut p = Presence::new();
+        let a = name("alice");
+        p.join(&name("x"), &a);
+        assert!(p.join(&name("y"), &a).changed);
+        assert_eq!(p.count(), 2);
+        assert!(p.leave("x", "alice").changed);
+        assert_eq!(p.list("y").count, 1);
+    }
+
+    #[test]
+    fn members_of_other_nodes_are_merged() {
+        let mut p = Presence::new();
+        let (t, a, b) = (name("t"), name("alice"), name("bob"));
+        p.join(&t, &a);
+        // Alice elsewhere too, and Bob: only Bob joins.
+        let changes = p.set_remote(&t, vec![a.clone(), b.clone(), b.clone(), name("bad\n")]);
+        assert_eq!(
+            changes,
+            [Change {
+                topic: t.clone(),
+                member: b.clone(),
+                joined: true
+            }]
+        );
+        assert_eq!(p.list("t").members, [a.clone(), b.clone()]);
+        // Alice leaves here but is still elsewhere: no leave.
+        assert_eq!(
+            p.leave(&t, &a),
+            Outcome {
+                here: true,
+                changed: false
+            }
+        );
+        // The other node lost both (it crashed and its entries expired).
+        let changes = p.set_remote(&t, Vec::new());
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().all(|c| !c.joined));
+        assert_eq!(p.list("t").count, 0);
+    }
+
+    #[test]
+    fn listing_is_bounded_and_counts_everyone() {
+        let mut p = Presence::new();
+        let t = name("t");
+        let remote: Vec<Arc<str>> = (0..MAX_REMOTE_MEMBERS + 5)
+            .map(|i| name(&format!("m{i:06}")))
+            .collect();
+        p.set_remote(&t, remote);
+        let list = p.list("t");
+        assert_eq!(list.count, MAX_REMOTE_MEMBERS);
+        assert_eq!(list.members.len(), MAX_LISTED_MEMBERS);
+        assert!(list.members.windows(2).all(|w| w[0] < w[1]), "sorted");
+        let json = list.json("t");
+        assert!(json.ends_with(&format!(",\"count\":{MAX_REMOTE_MEMBERS},\"truncated\":true}}")));
+    }
+
+    #[test]
+    fn json_forms() {
+        let change = Change {
+            topic: name("room"),
+            member: name("a\"b"),
+            joined: false,
+        };
+        assert_eq!(change.event_type(), "leave");
+        assert_eq!(change.data(), r#"{"member":"a\"b"}"#);
+        assert_eq!(
+            change.json(),
+            r#"{"topic":"room","event":"leave","member":"a\"b"}"#
+        );
+        let members = Members {
+            members: vec![name("a"), name("b")],
+            count: 2,
+        };
+        assert_eq!(
+            members.json("room"),
+            r#"{"topic":"room","members":["a","b"],"count":2}"#
+        );
+    }
+}

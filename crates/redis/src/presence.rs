@@ -1,0 +1,360 @@
+//! The presence thread: writes this node's members of each topic to the
+//! topic's sorted set in Redis, refreshes them before they expire, and
+//! reads the other nodes' members of the topics the loops watch.
+//!
+//! Each topic's set (`Keys::presence`) holds `NODE/MEMBER` entries scored
+//! by the Unix millisecond they expire at. A node adds its entries when a
+//! member's first connection arrives, removes them when its last leaves
+//! (and all of them when it shuts down), and scores them again every
+//! third of the time to live; a node that dies stops doing so, and its
+//! entries drop out of every reader's view once their time is past
+//! (readers remove them, `ZREMRANGEBYSCORE`). Every command names one
+//! key, so on a Redis Cluster each goes to the topic's slot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::{Cmd, RedisError, Value};
+use tether_hub::{HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, is_valid_member};
+
+use crate::commands::is_server_error;
+use crate::connection::Con;
+use crate::shared::{Link, Post, PresenceMsg, Shared};
+
+/// Members added or scored again in one command at most.
+const BATCH: usize = 512;
+
+pub(crate) struct PresenceThread {
+    shared: Arc<Shared>,
+    post: Post,
+    rx: Receiver<PresenceMsg>,
+    con: Option<Con>,
+    link: Link,
+    /// This node's name in the entries.
+    node: String,
+    /// This node's members, by topic.
+    mine: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Topics whose other members are read, and the loop (the topic's
+    /// sequencer) they go to.
+    watched: HashMap<Arc<str>, usize>,
+    next_refresh: Instant,
+    next_read: Instant,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The member of a `NODE/MEMBER` entry of another node than `node`.
+pub(crate) fn other_member<'e>(entry: &'e [u8], node: &str) -> Option<&'e str> {
+    let entry = std::str::from_utf8(entry).ok()?;
+    let (owner, member) = entry.split_once('/')?;
+    (owner != node && is_valid_member(member)).then_some(member)
+}
+
+/// The entries of a `ZRANGEBYSCORE` reply.
+pub(crate) fn parse_members(value: &Value) -> Vec<&[u8]> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items
+            .iter()
+            .filter_map(|item| match item {
+                Value::BulkString(bytes) => Some(&bytes[..]),
+                _ => None,
+            })
+            .take(MAX_REMOTE_MEMBERS)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl PresenceThread {
+    pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<PresenceMsg>) -> PresenceThread {
+        let now = Instant::now();
+        PresenceThread {
+            link: Link::new("presence", shared.clone()),
+            node: format!("{:016x}", shared.node_id),
+            shared,
+            post,
+            rx,
+            con: None,
+            mine: HashMap::new(),
+            watched: HashMap::new(),
+            next_refresh: now,
+            next_read: now,
+        }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.shared.config.presence_ttl.max(Duration::from_millis(30))
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            if self.con.is_none() && self.link.wait().is_zero() {
+                self.con = self.link.connect(self.shared.config.command_timeout);
+                if self.con.is_some() {
+                    // Everything again: entries may have expired meanwhile.
+                    self.next_refresh = Instant::now();
+                    self.next_read = Instant::now();
+                }
+            }
+            let due = self.next_refresh.min(self.next_read);
+            let wait = if self.con.is_none() {
+                self.link.wait()
+            } else {
+                due.saturating_duration_since(Instant::now())
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(message) => {
+                    if !self.handle(message) {
+                        return self.stop();
+                    }
+                    while let Ok(message) = self.rx.try_recv() {
+                        if !self.handle(message) {
+                            return self.stop();
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.stop(),
+            }
+            if self.con.is_none() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= self.next_refresh {
+                self.next_refresh = now + self.ttl() / 3;
+                let topics: Vec<Arc<str>> = self.mine.keys().cloned().collect();
+                for topic in topics {
+                    self.refresh(&topic);
+                }
+            }
+            if now >= self.next_read {
+                self.next_read = now + self.shared.config.presence_poll;
+                let topics: Vec<(Arc<str>, usize)> =
+                    self.watched.iter().map(|(t, l)| (t.clone(), *l)).collect();
+                for (topic, loop_index) in topics {
+                    self.read(&topic, loop_index);
+                }
+            }
+        }
+    }
+
+    /// False to stop.
+    fn handle(&mut self, message: PresenceMsg) -> bool {
+        match message {
+            PresenceMsg::Member {
+                topic,
+                member,
+                present,
+            } => {
+                let entry = format!("{}/{member}", self.node);
+                if present {
+                    self.mine.entry(topic.clone()).or_default().insert(member);
+                    let expiry = unix_ms().saturating_add(millis(self.ttl()));
+                    let key = self.shared.keys.presence(&topic);
+                    let add = redis::cmd("ZADD").arg(&key).arg(expiry).arg(&entry).clone();
+                    self.send(&[add, self.pexpire(&key)]);
+                } else {
+                    if let Some(members) = self.mine.get_mut(&topic) {
+                        members.remove(&member);
+                        if members.is_empty() {
+                            self.mine.remove(&topic);
+                        }
+                    }
+                    let key = self.shared.keys.presence(&topic);
+                    self.send(&[redis::cmd("ZREM").arg(&key).arg(&entry).clone()]);
+                }
+            }
+            PresenceMsg::Watch {
+                topic,
+                loop_index,
+                watch,
+            } => {
+                if watch {
+                    self.watched.insert(topic.clone(), loop_index);
+                    if self.con.is_some() {
+                        // A question may be waiting for this.
+                        self.read(&topic, loop_index);
+                    }
+                } else {
+                    self.watched.remove(&topic);
+                }
+            }
+            PresenceMsg::Stop => return false,
+        }
+        true
+    }
+
+    /// The key expires a while after its last write, so that a set every
+    /// node of which is gone does not stay behind.
+    fn pexpire(&self, key: &str) -> Cmd {
+        redis::cmd("PEXPIRE")
+            .arg(key)
+            .arg(millis(self.ttl()).saturating_mul(2))
+            .clone()
+    }
+
+    /// Scores this node's members of `topic` again.
+    fn refresh(&mut self, topic: &Arc<str>) {
+        let Some(members) = self.mine.get(topic) else {
+            return;
+        };
+        let expiry = unix_ms().saturating_add(millis(self.ttl()));
+        let key = self.shared.keys.presence(topic);
+        let members: Vec<&Arc<str>> = members.iter().collect();
+        let mut cmds = Vec::new();
+        for chunk in members.chunks(BATCH) {
+            let mut add = redis::cmd("ZADD");
+            add.arg(&key);
+            for member in chunk {
+                add.arg(expiry).arg(format!("{}/{member}", self.node));
+            }
+            cmds.push(add);
+        }
+        cmds.push(self.pexpire(&key));
+        self.send(&cmds);
+    }
+
+    /// Reads the other nodes' members of `topic` (dropping the expired
+    /// entries first) and posts them to its sequencer.
+    fn read(&mut self, topic: &Arc<str>, loop_index: usize) {
+        let Some(con) = self.con.as_mut() else { return };
+        let now = unix_ms();
+        let key = self.shared.keys.presence(topic);
+        let cmds = [
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(format!("({now}"))
+                .clone(),
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(now)
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(MAX_REMOTE_MEMBERS)
+                .clone(),
+        ];
+        let (replies, failure) = con.pipeline(&cmds);
+        if let Some(e) = failure {
+            return self.lost(&e);
+        }
+        let Some(Ok(reply)) = replies.get(1) else {
+            log::debug!("redis: presence of {topic} not read");
+            return;
+        };
+        let members: Vec<Arc<str>> = parse_members(reply)
+            .into_iter()
+            .filter_map(|entry| other_member(entry, &self.node))
+            .map(Arc::from)
+            .collect();
+        (self.post)(
+            loop_index,
+            HubMessage::Presence(PresenceMessage::Remote {
+                topic: topic.clone(),
+                members,
+            }),
+        );
+    }
+
+    fn send(&mut self, cmds: &[Cmd]) {
+        let Some(con) = self.con.as_mut() else { return };
+        let (replies, failure) = con.pipeline(cmds);
+        for e in replies.into_iter().filter_map(Result::err) {
+            log::debug!("redis: presence command refused: {e}");
+        }
+        if let Some(e) = failure {
+            self.lost(&e);
+        }
+    }
+
+    fn lost(&mut self, e: &RedisError) {
+        if is_server_error(e) {
+            return;
+        }
+        self.con = None;
+        self.link.lost(
+            e,
+            "this node's members expire elsewhere if it stays away; they are written again once it is back",
+        );
+    }
+
+    /// Shutting down: this node's members leave at once, everywhere.
+    fn stop(mut self) {
+        let mine = std::mem::take(&mut self.mine);
+        for (topic, members) in mine {
+            let key = self.shared.keys.presence(&topic);
+            let members: Vec<&Arc<str>> = members.iter().collect();
+            let cmds: Vec<Cmd> = members
+                .chunks(BATCH)
+                .map(|chunk| {
+                    let mut rem = redis::cmd("ZREM");
+                    rem.arg(&key);
+                    for member in chunk {
+                        rem.arg(format!("{}/{member}", self.node));
+                    }
+                    rem
+                })
+                .collect();
+            self.send(&cmds);
+        }
+        self.shared.stats.presence_up.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_other_nodes_only() {
+        assert_eq!(other_member(b"b/alice", "a"), Some("alice"));
+        assert_eq!(other_member(b"b/x/y", "a"), Some("x/y"));
+        assert_eq!(other_member(b"a/alice", "a"), None);
+        assert_eq!(other_member(b"alice", "a"), None);
+        assert_eq!(other_member(b"b/", "a"), None);
+        assert_eq!(other_member(b"b/\xff", "a"), None);
+        assert_eq!(other_member(b"b/a\nb", "a"), None);
+    }
+
+    #[test]
+    fn a_topics_presence_set_shares_its_streams_slot_and_never_its_key() {
+        let single = crate::commands::Keys {
+            prefix: "t:".into(),
+            cluster: false,
+        };
+        assert_eq!(single.presence("a"), "t:!presence:a");
+        // A topic may be named `a:presence`; its stream is not the set.
+        assert_ne!(single.stream("a:presence"), single.presence("a"));
+        let cluster = crate::commands::Keys {
+            prefix: "t:".into(),
+            cluster: true,
+        };
+        assert_eq!(cluster.presence("a.b"), "t:!presence:{a.b}");
+        assert_eq!(cluster.stream("a.b"), "t:{a.b}");
+    }
+
+    #[test]
+    fn replies_are_read_as_they_come() {
+        let reply = Value::Array(vec![
+            Value::BulkString(b"n/a".to_vec()),
+            Value::Int(3),
+            Value::BulkString(b"n/b".to_vec()),
+        ]);
+        assert_eq!(parse_members(&reply), [&b"n/a"[..], &b"n/b"[..]]);
+        assert!(parse_members(&Value::Nil).is_empty());
+        let many = Value::Array(vec![Value::BulkString(b"n/a".to_vec()); MAX_REMOTE_MEMBERS + 3]);
+        assert_eq!(parse_members(&many).len(), MAX_REMOTE_MEMBERS);
+    }
+}
