@@ -10,119 +10,52 @@
 
 #![cfg(feature = "redis")]
 
+mod serve;
 #[path = "../../redis/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use serve::Node;
 use support::{PATIENCE, RedisServer, available, wait_until};
 use tether_sse::{Item, Parser};
 
 const SECRET: &[u8] = b"a presence e2e secret, 32 bytes!";
 const TOPIC: &str = "room";
 
-/// A `tether serve --app hub --redis URL` process whose presence entries
+/// A `tether serve --app hub --redis URL` node whose presence entries
 /// live `ttl` seconds.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
+fn start_node(redis: &RedisServer, dir: &Path, name: &str, ttl: &str) -> Node {
+    let secret = dir.join("jwt.secret");
+    let url = redis.url();
+    let args = [
+        "--redis",
+        url.as_str(),
+        "--redis-prefix",
+        "presence-test:",
+        "--redis-presence-ttl",
+        ttl,
+        "--jwt-secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ];
+    Node::start(dir, name, &args, &[])
 }
 
-impl Node {
-    fn start(redis: &RedisServer, dir: &Path, name: &str, ttl: &str) -> Node {
-        let log = dir.join(format!("{name}.log"));
-        let secret = dir.join("jwt.secret");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
-            .args(["--redis", &redis.url(), "--redis-prefix", "presence-test:"])
-            .args(["--redis-presence-ttl", ttl])
-            .arg("--jwt-secret-file")
-            .arg(&secret)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "{name} did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let node = Node {
-            child,
-            addr,
-            log,
-            _stdout: stdout,
-        };
-        wait_until(&format!("{name} to connect to Redis"), || {
-            node.get("/metrics").1.contains("tether_broker_up 1\n")
-        });
-        node
-    }
-
-    /// A GET on its own connection: the status and the body.
-    fn get(&self, target: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let head = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("a response");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not a response: {response:?}"));
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        (status, body)
-    }
-
-    /// Who this node says is present.
-    fn members(&self) -> Vec<String> {
-        let (status, body) = self.get(&format!("/topics/{TOPIC}/presence"));
-        assert_eq!(status, 200, "{body}\n{}", self.log());
-        let json: Value = serde_json::from_str(&body).unwrap();
-        json["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -9`: no goodbye to its clients or to Redis.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Who `node` says is present.
+fn members(node: &Node) -> Vec<String> {
+    let (status, body) = node.request("GET", &format!("/topics/{TOPIC}/presence"), "", "");
+    assert_eq!(status, 200, "{body}\n{}", node.log());
+    let json: Value = serde_json::from_str(&body).unwrap();
+    json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn token(subject: &str) -> String {
@@ -215,8 +148,8 @@ fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
     let dir = std::env::temp_dir().join(format!("tether-e2e-presence-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("jwt.secret"), SECRET).unwrap();
-    let mut a = Node::start(&redis, &dir, "a", "2");
-    let b = Node::start(&redis, &dir, "b", "2");
+    let mut a = start_node(&redis, &dir, "a", "2");
+    let b = start_node(&redis, &dir, "b", "2");
 
     // A watcher on B (present itself, as a connection name).
     let mut watcher = Sse::open(&b, "?presence=1", None);
@@ -226,15 +159,15 @@ fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
 
     // A has nobody there: its first answer waits for what the other
     // nodes have.
-    assert_eq!(a.members(), std::slice::from_ref(&watcher_name));
+    assert_eq!(members(&a), std::slice::from_ref(&watcher_name));
 
     // Alice on A: B lists her and announces her.
     let alice = Sse::open(&a, "", Some(&token("alice")));
     assert_eq!(watcher.until("join", "alice"), [("join".into(), "alice".into())]);
-    assert!(b.members().contains(&"alice".to_owned()));
+    assert!(members(&b).contains(&"alice".to_owned()));
     // And A lists B's watcher: both ways.
     wait_until("A to list B's member", || {
-        a.members() == {
+        members(&a) == {
             let mut both = vec!["alice".to_owned(), watcher_name.clone()];
             both.sort();
             both
@@ -246,7 +179,7 @@ fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
     watcher.until("join", "bob");
     drop(bob);
     assert_eq!(watcher.until("leave", "bob"), [("leave".into(), "bob".into())]);
-    assert!(!b.members().contains(&"bob".to_owned()));
+    assert!(!members(&b).contains(&"bob".to_owned()));
 
     // A dies without a word: Alice leaves B's list once her entry expires
     // (2 s here; then the next read, every second).
@@ -256,7 +189,7 @@ fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
         watcher.until("leave", "alice"),
         [("leave".into(), "alice".into())]
     );
-    assert_eq!(b.members(), std::slice::from_ref(&watcher_name));
+    assert_eq!(members(&b), std::slice::from_ref(&watcher_name));
     drop(alice);
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);

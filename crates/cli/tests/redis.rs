@@ -11,15 +11,16 @@
 
 #![cfg(feature = "redis")]
 
+mod serve;
 #[path = "../../redis/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::Instant;
 
+use serve::{Node, request};
 use support::{PATIENCE, RedisServer, available, wait_until};
 use tether_client::{CloseCode, Event as WsEvent, WebSocket};
 use tether_sse::{Item as SseItem, Parser};
@@ -27,96 +28,11 @@ use tether_sse::{Item as SseItem, Parser};
 const TOKEN: &str = "e2e-token";
 const TOPIC: &str = "e2e";
 
-/// A `tether serve --app hub --redis URL` process.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Node {
-    fn start(redis: &RedisServer, dir: &Path, name: &str) -> Node {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
-            .args(["--redis", &redis.url(), "--redis-prefix", "e2e-test:"])
-            .args(["--log-level", "info"])
-            .env("TETHER_PUBLISH_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "{name} did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let node = Node {
-            child,
-            addr,
-            log,
-            _stdout: stdout,
-        };
-        wait_until(&format!("{name} to connect to Redis"), || {
-            node.metrics().contains("tether_broker_up 1\n")
-        });
-        node
-    }
-
-    fn metrics(&self) -> String {
-        let (status, body) = request(self.addr, "GET", "/metrics", "", "");
-        assert_eq!(status, 200);
-        body
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `kill -9`: no goodbye to its clients or to Redis.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// One HTTP/1.1 request on its own connection: the status and the body.
-fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("a response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a response: {response:?}"));
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    (status, body)
+/// A `tether serve --app hub --redis URL` node of these tests.
+fn start_node(redis: &RedisServer, dir: &Path, name: &str) -> Node {
+    let url = redis.url();
+    let args = ["--redis", url.as_str(), "--redis-prefix", "e2e-test:"];
+    Node::start(dir, name, &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)])
 }
 
 /// Publishes over HTTP; the event's id, or the status of a refusal.
@@ -300,8 +216,8 @@ fn two_nodes_share_topics_through_redis() {
     let dir = std::env::temp_dir().join(format!("tether-e2e-redis-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut redis = RedisServer::start();
-    let a = Node::start(&redis, &dir, "a");
-    let mut b = Node::start(&redis, &dir, "b");
+    let a = start_node(&redis, &dir, "a");
+    let mut b = start_node(&redis, &dir, "b");
 
     // Subscribers on node b, from the topic's beginning; events
     // published on node a.
@@ -354,7 +270,7 @@ fn two_nodes_share_topics_through_redis() {
 
     // Redis goes away mid-stream: both nodes say so, refuse publishes,
     // and reconnect when it is back.
-    let c = Node::start(&redis, &dir, "c");
+    let c = start_node(&redis, &dir, "c");
     redis.stop();
     for node in [&a, &c] {
         wait_until("the nodes to see Redis gone", || {
@@ -444,8 +360,8 @@ fn a_publish_key_holds_across_nodes() {
     let dir = std::env::temp_dir().join(format!("tether-e2e-redis-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let redis = RedisServer::start();
-    let a = Node::start(&redis, &dir, "a");
-    let b = Node::start(&redis, &dir, "b");
+    let a = start_node(&redis, &dir, "a");
+    let b = start_node(&redis, &dir, "b");
     let mut subscribers = [Subscriber::sse(&b, "0-0"), Subscriber::ws(&a, "0-0")];
 
     // Published on node a; retried on node b (the header form): the same

@@ -12,16 +12,17 @@
 
 #![cfg(feature = "redis")]
 
+mod serve;
 #[path = "../../redis/tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
+use serve::{Node, request};
 use support::cluster::{self, RedisCluster};
 use support::{PATIENCE, wait_until};
 use tether_sse::{Item as SseItem, Parser};
@@ -29,81 +30,11 @@ use tether_sse::{Item as SseItem, Parser};
 const TOKEN: &str = "e2e-token";
 const PREFIX: &str = "e2e-cluster:";
 
-/// A `tether serve --app hub --redis redis+cluster://...` process.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Node {
-    fn start(cluster: &RedisCluster, dir: &Path, name: &str) -> Node {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
-            .args(["--redis", &cluster.url(), "--redis-prefix", PREFIX])
-            .args(["--log-level", "info"])
-            .env("TETHER_PUBLISH_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "{name} did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let node = Node {
-            child,
-            addr,
-            _stdout: stdout,
-        };
-        wait_until(&format!("{name} to connect to the cluster"), || {
-            request(node.addr, "GET", "/metrics", "", "")
-                .1
-                .contains("tether_broker_up 1\n")
-        });
-        node
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request on its own connection: the status and the body.
-fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("a response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a response: {response:?}"));
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    (status, body)
+/// A `tether serve --app hub --redis redis+cluster://...` node.
+fn start_node(cluster: &RedisCluster, dir: &Path, name: &str) -> Node {
+    let url = cluster.url();
+    let args = ["--redis", url.as_str(), "--redis-prefix", PREFIX];
+    Node::start(dir, name, &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)])
 }
 
 /// Publishes over HTTP (with a publish key, if any): the answer's JSON.
@@ -202,8 +133,8 @@ fn two_nodes_share_topics_through_a_redis_cluster() {
     std::fs::create_dir_all(&dir).unwrap();
     let cluster = RedisCluster::start();
     let topics = topic_per_primary(&cluster);
-    let a = Node::start(&cluster, &dir, "a");
-    let b = Node::start(&cluster, &dir, "b");
+    let a = start_node(&cluster, &dir, "a");
+    let b = start_node(&cluster, &dir, "b");
 
     let mut subscribers: Vec<Subscriber> = topics.iter().map(|t| Subscriber::new(&b, t, None)).collect();
     wait_until("node b to follow the topics", || {
