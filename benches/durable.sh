@@ -266,6 +266,7 @@ startup() { # name, then the server arguments: RESTARTS starts, the median
             return
         fi
         times+=("$STARTUP_MS")
+        RSS[$name]=$(($(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status") >> 10))
         stop_server
     done
     STARTUP[$name]=$(printf '%s\n' "${times[@]}" | median)
@@ -273,21 +274,26 @@ startup() { # name, then the server arguments: RESTARTS starts, the median
     passed=$((passed + 1))
     echo "ok   start $name: ${times[*]} ms"
 }
-declare -A STARTUP
+declare -A STARTUP RSS
 STARTED=()
-startup memory --memory
-mkdir -p "$WORK/data"
-startup "empty dir" --data-dir "$WORK/data"
-rm -rf "$WORK/data"
+# The log keeps a segment while a topic's backlog holds one of its events:
+# backlog bounds above RECOVERY_MIB keep every event (in memory too, both
+# encodings of each), so that the whole directory is recovered.
 BIG_EVENTS=$(((RECOVERY_MIB << 20) / BIG + 1))
+KEEP=(--backlog-events $((BIG_EVENTS + 1000)) --backlog-bytes $(((RECOVERY_MIB * 4 + 64) << 20))
+    --max-output $(((RECOVERY_MIB * 4 + 128) << 20)))
+startup memory --memory "${KEEP[@]}"
+mkdir -p "$WORK/data"
+startup "empty dir" --data-dir "$WORK/data" "${KEEP[@]}"
+rm -rf "$WORK/data"
 DATA_BYTES=""
-if start_server --data-dir "$WORK/data" --fsync never --max-event-size 65536; then
+if start_server --data-dir "$WORK/data" --fsync never "${KEEP[@]}"; then
     if timeout 600 "${LOADGEN_PIN[@]}" "$LOADGEN" replay --addr "$ADDR" -n "$BIG_EVENTS" -s "$BIG" \
         --topic /topics/bench.big --publish --no-replay --window 16 >"$WORK/out" 2>"$WORK/err"; then
         echo "ok   filled: $(head -1 "$WORK/out")"
         stop_server
         DATA_BYTES=$(du -sb "$WORK/data" | cut -f1)
-        startup "$((DATA_BYTES >> 20)) MiB dir" --data-dir "$WORK/data"
+        startup "$((DATA_BYTES >> 20)) MiB dir" --data-dir "$WORK/data" "${KEEP[@]}"
     else
         fail "filling the data dir"
         cat "$WORK/out" "$WORK/err"
@@ -338,10 +344,10 @@ for name in memory durable restarted; do
     echo "| $label | ${REPLAY_MS[$name]:-failed} | $(ratio "${REPLAY_MS[$name]:-}" "${REPLAY_MS[memory]:-}") |"
 done
 echo
-echo "| start to /healthz (median of $RESTARTS) | ms | x mem |"
-echo "| --- | ---: | ---: |"
+echo "| start to /healthz (median of $RESTARTS) | ms | x mem | server RSS then, MiB |"
+echo "| --- | ---: | ---: | ---: |"
 for name in "${STARTED[@]}"; do
-    echo "| $name | ${STARTUP[$name]} | $(ratio "${STARTUP[$name]}" "${STARTUP[memory]:-}") |"
+    echo "| $name | ${STARTUP[$name]} | $(ratio "${STARTUP[$name]}" "${STARTUP[memory]:-}") | ${RSS[$name]} |"
 done
 echo
 echo "durable-bench: $passed passed, $failed failed"

@@ -380,7 +380,8 @@ mod tests {
 
     /// A server that answers one request with `body` after an event-stream
     /// response head, and keeps the connection open for a while.
-    fn sse_server(body: &'static str) -> (Dial, std::thread::JoinHandle<String>) {
+    fn sse_server(body: impl Into<String>) -> (Dial, std::thread::JoinHandle<String>) {
+        let body: String = body.into();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
@@ -391,10 +392,8 @@ mod tests {
                 socket.read_exact(&mut byte).unwrap();
                 head.push(byte[0]);
             }
-            socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
-                .unwrap();
-            socket.write_all(body.as_bytes()).unwrap();
+            let response = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{body}");
+            socket.write_all(response.as_bytes()).unwrap();
             std::thread::sleep(Duration::from_millis(600));
             String::from_utf8(head).unwrap()
         });
@@ -438,6 +437,23 @@ mod tests {
             "{head}"
         );
     }
+
+    #[test]
+    fn a_backlog_longer_than_any_head_may_come_with_the_head() {
+        let events = 8000u64;
+        let body: String = (1..=events)
+            .map(|i| format!("id: 5-{i}\ndata: {i} 10 ....\n\n"))
+            .collect();
+        assert!(body.len() > 2 * MAX_HEAD_FOR_TEST);
+        let (dial, server) = sse_server(body);
+        let report = run(&options(dial, events)).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.json["replayed"], events);
+        server.join().unwrap();
+    }
+
+    /// conn.rs's limit on a response head.
+    const MAX_HEAD_FOR_TEST: usize = 64 * 1024;
 
     #[test]
     fn a_short_or_disordered_backlog_is_a_problem() {
