@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
-# (about 20 seconds): echo (with every byte checked), latency, fan-out
+# (about 40 seconds): echo (with every byte checked), latency, fan-out
 # through a hub chat topic to WebSocket (JSON events, and raw ones with
 # ?format=raw) and to SSE subscribers (every event checked, in order), and idle
 # connections that must answer the server's pings to stay open, echo and
@@ -10,7 +10,8 @@
 # from a CA made here with openssl, which the load generator trusts through
 # --ca (and must refuse without it); then echo against the floor server
 # (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
-# those runs. A check fails when the load generator exits non-zero: a
+# those runs; last, benches/durable.sh with QUICK=1 (the durable log in
+# each --fsync mode beside --memory, replay and recovery), every row there. A check fails when the load generator exits non-zero: a
 # connection failed, an echo differed, a subscriber missed an event or got
 # one out of order. Nothing here judges speed. Ends with
 # "loadgen: N passed, M failed".
@@ -186,6 +187,26 @@ else
     failed=$((failed + 1))
     echo "FAIL floor did not start"
     cat "$LOGS/server.log"
+fi
+
+# The durable log through the server (benches/durable.sh, QUICK=1, about
+# 20 s): every run clean and every row of its tables there; the figures
+# are not judged.
+if TETHER_BIN=$TETHER_BIN QUICK=1 timeout 300 bash benches/durable.sh >"$LOGS/durable" 2>&1; then
+    # Data rows: every table line but the headers and their separators.
+    rows=$(awk '/^\| ---/ { sep++ } /^\| / { n++ } END { print n - 2 * sep }' "$LOGS/durable")
+    if [ "$rows" = 14 ] && ! grep -q '^|.*| failed |' "$LOGS/durable"; then
+        passed=$((passed + 1))
+        echo "ok   durable.sh QUICK=1: $rows rows, $(grep '^durable-bench: ' "$LOGS/durable")"
+    else
+        failed=$((failed + 1))
+        echo "FAIL durable.sh QUICK=1: $rows table rows, 14 expected"
+        cat "$LOGS/durable"
+    fi
+else
+    failed=$((failed + 1))
+    echo "FAIL durable.sh QUICK=1"
+    tail -40 "$LOGS/durable"
 fi
 
 echo "loadgen: $passed passed, $failed failed"

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tether_benches::loadgen::conn::{Dial, Kind};
 use tether_benches::loadgen::report::Report;
 use tether_benches::loadgen::tls::Tls;
-use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, summary, sys};
+use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, replay, summary, sys};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,8 @@ enum Mode {
     Fanout(FanoutArgs),
     /// N idle WebSockets held open: the server's RSS growth per connection.
     Idle(IdleArgs),
+    /// A topic's backlog read from its start (lastEventId=0-0), timed; optionally published first.
+    Replay(ReplayArgs),
     /// Reads JSON lines tagged with server=NAME and prints the comparison tables.
     Summary(SummaryArgs),
 }
@@ -206,6 +208,47 @@ struct FanoutArgs {
     /// With --h2: streams on each connection.
     #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     streams_per_conn: usize,
+    /// The publisher sends the hub's JSON envelopes (?envelope=1 is added to
+    /// --pub-path) and times and checks the acknowledgement of each (one
+    /// process only).
+    #[arg(long)]
+    ack: bool,
+    /// With --ack: most publishes unacknowledged at once; the schedule
+    /// waits while that many are (with a --rate above what the server
+    /// takes, this measures the acknowledged publishes per second).
+    #[arg(long, value_parser = at_least_one, requires = "ack")]
+    window: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The topic's path: the publisher opens PATH/ws?envelope=1, the reader
+    /// PATH/events (sse) or PATH/ws (ws), with ?lastEventId=0-0.
+    #[arg(long, default_value = "/topics/bench.replay")]
+    topic: String,
+    /// How the reader connects.
+    #[arg(long, value_enum, default_value = "sse")]
+    transport: Transport,
+    /// Events to publish and to read back.
+    #[arg(long, short = 'n', value_parser = at_least_one_u64, default_value_t = 100_000)]
+    events: u64,
+    /// Publish the events first (as the hub's JSON envelopes, each acknowledged).
+    #[arg(long)]
+    publish: bool,
+    /// Publish only; do not read them back.
+    #[arg(long, requires = "publish")]
+    no_replay: bool,
+    /// Message size in bytes.
+    #[arg(long, short = 's', default_value_t = 64)]
+    size: usize,
+    /// Most publishes unacknowledged at once.
+    #[arg(long, value_parser = at_least_one, default_value_t = 256)]
+    window: usize,
+    /// Seconds publishing may take, and reading back.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -239,6 +282,13 @@ struct SummaryArgs {
 
 fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+fn at_least_one_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("must be a whole number, at least 1".into()),
     }
@@ -305,6 +355,11 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
         Mode::Latency(a) if a.common.parent_of().is_some() => {
             (multi::run(a.common.procs).map_err(io)?, a.common.tags)
         }
+        Mode::Fanout(a) if a.ack && a.common.procs > 1 => {
+            return Err(
+                "--ack runs as one process (the acknowledgements go to the publisher's alone)".into(),
+            );
+        }
         Mode::Fanout(a) if a.common.parent_of().is_some() => {
             (multi::run(a.common.procs).map_err(io)?, a.common.tags)
         }
@@ -357,11 +412,17 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                     None => return Err("--transport sse needs --sub-path with this --pub-path".into()),
                 },
             };
+            let publish_target = if a.ack {
+                let sep = if a.pub_path.contains('?') { '&' } else { '?' };
+                format!("{}{sep}envelope=1", a.pub_path)
+            } else {
+                a.pub_path
+            };
             let opts = fanout::Options {
                 dial: dial(&a.common)?,
                 transport,
                 subscribers: a.common.share(a.subscribers, "--subscribers")?,
-                publish_target: a.pub_path,
+                publish_target,
                 subscribe_target,
                 rate: a.rate,
                 size: a.size,
@@ -372,6 +433,8 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 raw: a.raw,
                 child: a.common.child.is_some(),
                 h2: a.h2.then_some(a.streams_per_conn),
+                ack: a.ack,
+                window: a.window,
             };
             (fanout::run(&opts).map_err(io)?, a.common.tags)
         }
@@ -388,6 +451,26 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 server_pid: a.common.pid,
             };
             (idle::run(&opts).map_err(io)?, a.common.tags)
+        }
+        Mode::Replay(a) => {
+            if a.common.procs > 1 {
+                return Err("replay runs as one process".into());
+            }
+            let opts = replay::Options {
+                dial: dial(&a.common)?,
+                topic: a.topic,
+                transport: match a.transport {
+                    Transport::Ws => Kind::WebSocket,
+                    Transport::Sse => Kind::EventStream,
+                },
+                events: a.events,
+                publish: a.publish,
+                replay: !a.no_replay,
+                size: a.size,
+                window: a.window,
+                timeout: seconds(a.timeout, "timeout")?,
+            };
+            (replay::run(&opts).map_err(io)?, a.common.tags)
         }
         Mode::Summary(a) => {
             let mut text = String::new();

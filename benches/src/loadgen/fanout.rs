@@ -15,7 +15,17 @@
 //! JSON events (`{"topic":..,"id":..,"event":..,"data":"<text>"}`) or the
 //! raw text (a plain chat room); SSE ids may be numbers or the hub's
 //! `ms-seq`. Both targets are options.
+//!
+//! With [`Options::ack`] the publisher sends each message as the hub's
+//! JSON envelope (`{"data":"<text>"}`, on a route with `?envelope=1`) and
+//! reads the hub's acknowledgement of each (`{"control":"published",
+//! "id":..}`): they come back in the order of the publishes, so each is
+//! timed from its own publish, and their ids must increase. With
+//! [`Options::window`] as well, no more than that many publishes wait for
+//! their acknowledgement at once: with a rate above what the server
+//! takes, the run measures how many publishes a second it acknowledges.
 
+use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
@@ -67,6 +77,98 @@ pub struct Options {
     /// Subscribers as streams of HTTP/2 connections, this many to a
     /// connection (h2c); `None`: a connection each.
     pub h2: Option<usize>,
+    /// The publisher sends JSON envelopes and checks and times the
+    /// acknowledgement of each (the publish target must ask for them:
+    /// `?envelope=1`).
+    pub ack: bool,
+    /// With `ack`: most publishes unacknowledged at once (the schedule
+    /// waits while that many are).
+    pub window: Option<usize>,
+}
+
+/// The publisher's acknowledgements (`{"control":"published","id":"ID"}`):
+/// when each publish not yet acknowledged was written, and what came back.
+#[derive(Debug)]
+pub struct Acks {
+    /// Write times (ns) of the publishes not yet acknowledged, oldest first.
+    pending: VecDeque<u64>,
+    /// Acknowledgements received.
+    pub count: u64,
+    /// Acknowledgements whose id was not above the last one's, or that
+    /// came with no publish waiting for one.
+    pub bad: u64,
+    last_id: (u64, u64),
+    /// From each publish's write to its acknowledgement.
+    pub hist: Histogram<u64>,
+    /// When the last acknowledgement came (ns, as the publishes).
+    pub last_ns: u64,
+}
+
+impl Default for Acks {
+    fn default() -> Self {
+        Acks::new()
+    }
+}
+
+impl Acks {
+    /// No publishes yet.
+    pub fn new() -> Acks {
+        Acks {
+            pending: VecDeque::new(),
+            count: 0,
+            bad: 0,
+            last_id: (0, 0),
+            hist: report::latency_histogram(),
+            last_ns: 0,
+        }
+    }
+
+    /// A publish was written at `ns`.
+    pub fn sent(&mut self, ns: u64) {
+        self.pending.push_back(ns);
+    }
+
+    /// Publishes waiting for their acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Takes `text` if it is an acknowledgement (and returns whether it
+    /// was): times it against the oldest publish waiting, and checks that
+    /// its id is above the last one's.
+    pub fn take(&mut self, text: &[u8], now_ns: u64) -> bool {
+        const ACK: &[u8] = br#"{"control":"published","id":""#;
+        let Some(rest) = text.strip_prefix(ACK) else {
+            return false;
+        };
+        self.count += 1;
+        self.last_ns = now_ns;
+        let id = rest
+            .iter()
+            .position(|&b| b == b'"')
+            .and_then(|end| std::str::from_utf8(&rest[..end]).ok())
+            .and_then(parse_id);
+        match id {
+            Some(id) if id > self.last_id => self.last_id = id,
+            _ => self.bad += 1,
+        }
+        match self.pending.pop_front() {
+            Some(sent_ns) => report::record(
+                &mut self.hist,
+                Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
+            ),
+            None => self.bad += 1,
+        }
+        true
+    }
+}
+
+/// An event id: a number, or the hub's `ms-seq` pair of numbers.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    match id.split_once('-') {
+        Some((ms, seq)) => ms.parse().ok().zip(seq.parse().ok()),
+        None => id.parse().ok().map(|n| (0, n)),
+    }
 }
 
 /// What a subscriber has seen.
@@ -130,11 +232,7 @@ impl Tally {
     /// Checks an event-stream id: each must be above the last, as a
     /// number or as the hub's `ms-seq` pair of numbers.
     pub fn event_id(&mut self, id: &str) {
-        let parsed = match id.split_once('-') {
-            Some((ms, seq)) => ms.parse().ok().zip(seq.parse().ok()),
-            None => id.parse().ok().map(|n| (0, n)),
-        };
-        match parsed {
+        match parse_id(id) {
             Some(id) if id > self.last_id => self.last_id = id,
             _ => self.bad_ids += 1,
         }
@@ -172,17 +270,42 @@ pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
     }
 }
 
+/// The message numbered `seq` inside the hub's publish envelope:
+/// `{"data":"<seq> <ns> ...."}`, the data `size` bytes as without one
+/// (its characters need no escaping).
+pub fn write_envelope(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
+    let mut text = Vec::with_capacity(size.max(32));
+    write_message(&mut text, seq, ns, size);
+    out.clear();
+    out.extend_from_slice(br#"{"data":""#);
+    out.extend_from_slice(&text);
+    out.extend_from_slice(br#""}"#);
+}
+
 /// Instants as nanoseconds of the system's monotonic clock, so that a
 /// message stamped in one process is timed in another.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     start: Instant,
     /// `CLOCK_MONOTONIC` at `start`.
     base_ns: u64,
 }
 
 impl Clock {
-    fn ns(&self, at: Instant) -> u64 {
+    /// The clock now, from `start` on.
+    pub(crate) fn start() -> io::Result<Clock> {
+        Ok(Clock {
+            start: Instant::now(),
+            base_ns: sys::monotonic_ns()?,
+        })
+    }
+
+    /// When it started.
+    pub(crate) fn started(&self) -> Instant {
+        self.start
+    }
+
+    pub(crate) fn ns(&self, at: Instant) -> u64 {
         self.base_ns
             .saturating_add(at.saturating_duration_since(self.start).as_nanos() as u64)
     }
@@ -190,17 +313,37 @@ impl Clock {
 
 /// A subscriber's reader state besides the socket.
 #[derive(Debug)]
-struct Sub {
-    tally: Tally,
+pub(crate) struct Sub {
+    pub(crate) tally: Tally,
     /// A WebSocket message that spans reads.
     message: Vec<u8>,
     sse: Option<Parser>,
+    /// The publisher's acknowledgements, when it asks for them.
+    pub(crate) acks: Option<Acks>,
+}
+
+impl Sub {
+    /// A reader of a WebSocket (JSON events, or raw ones) or an event
+    /// stream, that expects message 1 first.
+    pub(crate) fn new(kind: Kind, raw: bool) -> Sub {
+        Sub {
+            tally: if raw { Tally::raw() } else { Tally::new() },
+            message: Vec::new(),
+            sse: (kind == Kind::EventStream).then(Parser::new),
+            acks: None,
+        }
+    }
 }
 
 /// Runs the fan-out test.
 pub fn run(opts: &Options) -> io::Result<Report> {
     if opts.rate.is_nan() || opts.rate <= 0.0 {
         return Err(io::Error::other("--rate must be positive"));
+    }
+    if opts.window.is_some() && !opts.ack {
+        return Err(io::Error::other(
+            "a window of publishes needs their acknowledgements",
+        ));
     }
     let mut poll = Poll::new()?;
     // Subscribers first, then the publisher (the last token): when the
@@ -255,10 +398,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // subscriber (it is one, of a hub topic or a chat room), which also
     // shows an error the server sends it instead of publishing.
     let mut subs: Vec<Sub> = (0..=opts.subscribers)
-        .map(|i| Sub {
-            tally: if opts.raw { Tally::raw() } else { Tally::new() },
-            message: Vec::new(),
-            sse: (opts.transport == Kind::EventStream && i < publisher).then(Parser::new),
+        .map(|i| {
+            if i < publisher {
+                Sub::new(opts.transport, opts.raw)
+            } else {
+                let mut sub = Sub::new(Kind::WebSocket, opts.raw);
+                sub.acks = (opts.ack && opts.publish).then(Acks::new);
+                sub
+            }
         })
         .collect();
     let mut rbuf = vec![0u8; 256 * 1024];
@@ -314,14 +461,26 @@ pub fn run(opts: &Options) -> io::Result<Report> {
 
     loop {
         let now = Instant::now();
+        let room = |subs: &[Sub]| match (opts.window, &subs[publisher].acks) {
+            (Some(window), Some(acks)) => acks.in_flight() < window,
+            _ => true,
+        };
         let mut next_due = due_at(published);
-        while next_due <= now && next_due < send_end {
+        // Behind the schedule (a full window), publishing still stops at
+        // the end.
+        while next_due <= now && next_due < send_end && now < send_end && room(&subs) {
             published += 1;
             // Stamped with when it is written: a publisher that is late
             // (by up to the millisecond that epoll's timeout resolution
             // allows) does not count against the server. A stalled server
             // does, since writes do not wait for it.
-            if opts.publish {
+            if let Some(acks) = &mut subs[publisher].acks {
+                write_envelope(&mut text, published, clock.ns(now), opts.size);
+                acks.sent(clock.ns(now));
+                frame.clear();
+                wire::push_frame(&mut frame, OpCode::Text, &text);
+                conns[pub_conn].send(&frame)?;
+            } else if opts.publish {
                 write_message(&mut text, published, clock.ns(now), opts.size);
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
@@ -333,6 +492,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             subs[..publisher]
                 .iter()
                 .all(|s| s.tally.in_order + s.tally.out_of_order >= published)
+                && subs[publisher].acks.as_ref().is_none_or(|a| a.count >= published)
         };
         if now >= send_end && drain_until.is_none() {
             drain_until = Some(now + opts.drain);
@@ -344,6 +504,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 }
                 until
             }
+            // A full window: the next publish waits for an acknowledgement.
+            None if !room(&subs) => send_end,
             None => next_due.min(send_end),
         };
         // No spinning for the exact due time: the subscribers' CPU cost is
@@ -485,6 +647,15 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             }
         }
     }
+    let acks = subs[publisher].acks.as_ref();
+    if let Some(acks) = acks
+        && (acks.count != published || acks.bad > 0)
+    {
+        problems.push(format!(
+            "{} of {published} publishes acknowledged ({} out of order or unexpected)",
+            acks.count, acks.bad
+        ));
+    }
     let transport = match opts.transport {
         Kind::WebSocket => "ws",
         Kind::EventStream => "sse",
@@ -512,6 +683,21 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     );
     json.insert("busy_s".into(), json!(report::round3(busy)));
     json.insert("latency_us".into(), report::percentiles_us(&hist));
+    if let Some(acks) = acks {
+        json.insert("acked".into(), json!(acks.count));
+        json.insert("ack_bad".into(), json!(acks.bad));
+        let acking = (acks.last_ns.saturating_sub(clock.base_ns)) as f64 / 1e9;
+        json.insert(
+            "acked_per_s".into(),
+            json!(if acking > 0.0 {
+                (acks.count as f64 / acking).round()
+            } else {
+                0.0
+            }),
+        );
+        json.insert("ack_latency_us".into(), report::percentiles_us(&acks.hist));
+        json.insert("window".into(), json!(opts.window));
+    }
     if opts.child {
         json.insert(
             "hist".into(),
@@ -528,7 +714,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     Ok(Report {
         human: format!(
             "fanout {} {transport}{} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
-             ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}",
+             ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}{}",
             opts.subscribers,
             if opts.h2.is_some() { " (h2)" } else { "" },
             opts.rate,
@@ -537,6 +723,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             out_of_order,
             span.rates_human("events", delivered),
             report::percentiles_human(&hist),
+            acks.map_or(String::new(), |a| format!(
+                "; {} acknowledged, publish to acknowledgement {}",
+                a.count,
+                report::percentiles_human(&a.hist)
+            )),
         ),
         json: json.into(),
         problems,
@@ -546,7 +737,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
 /// Feeds a subscriber's bytes through its reader and tallies what they
 /// deliver.
 #[allow(clippy::too_many_arguments)]
-fn consume(
+pub(crate) fn consume(
     bytes: &[u8],
     sub: &mut Sub,
     ws: &mut wire::FrameReader,
@@ -558,7 +749,12 @@ fn consume(
 ) -> io::Result<()> {
     pong.clear();
     let now_ns = clock.ns(now);
-    let mut on_message = |tally: &mut Tally, text: &[u8]| {
+    let mut on_message = |tally: &mut Tally, acks: &mut Option<Acks>, text: &[u8]| {
+        if let Some(acks) = acks
+            && acks.take(text, now_ns)
+        {
+            return;
+        }
         *delivered += 1;
         if let Some(sent_ns) = tally.deliver(text) {
             report::record(hist, Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
@@ -571,7 +767,7 @@ fn consume(
                 match item {
                     Ok(Item::Event(event)) => {
                         sub.tally.event_id(event.last_event_id());
-                        on_message(&mut sub.tally, event.data().as_bytes());
+                        on_message(&mut sub.tally, &mut sub.acks, event.data().as_bytes());
                     }
                     Ok(_) => {}
                     Err(e) => return Err(io::Error::other(format!("event stream: {e}"))),
@@ -579,7 +775,7 @@ fn consume(
             }
         }
         None => {
-            let (tally, message) = (&mut sub.tally, &mut sub.message);
+            let (tally, message, acks) = (&mut sub.tally, &mut sub.message, &mut sub.acks);
             let mut closed = None;
             // Bytes of a message whose start arrived in an earlier read are
             // collected in `message`; a message wholly inside this read is
@@ -600,8 +796,8 @@ fn consume(
                 }
                 Event::End { .. } => {
                     match whole.take() {
-                        Some((at, len)) => on_message(tally, &bytes[at..at + len]),
-                        None => on_message(tally, message),
+                        Some((at, len)) => on_message(tally, acks, &bytes[at..at + len]),
+                        None => on_message(tally, acks, message),
                     }
                     message.clear();
                 }
@@ -728,6 +924,79 @@ mod tests {
         );
     }
 
+    #[test]
+    fn envelopes_carry_the_message_as_data() {
+        let mut out = Vec::new();
+        write_envelope(&mut out, 9, 1234, 64);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let data = value["data"].as_str().unwrap();
+        assert_eq!(data.len(), 64);
+        assert_eq!(parse_message(data.as_bytes(), true), Some((9, 1234)));
+        assert_eq!(value.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn acks_are_timed_in_order_and_their_ids_checked() {
+        let mut acks = Acks::new();
+        acks.sent(1_000);
+        acks.sent(2_000);
+        assert_eq!(acks.in_flight(), 2);
+        assert!(!acks.take(
+            br#"{"topic":"t","id":"5-1","event":"message","data":"1 1 ."}"#,
+            9_000
+        ));
+        assert!(!acks.take(br#"{"control":"error","error":"no"}"#, 9_000));
+        assert!(acks.take(br#"{"control":"published","id":"5-1"}"#, 11_000));
+        assert!(acks.take(br#"{"control":"published","id":"5-2"}"#, 32_000));
+        assert_eq!((acks.count, acks.bad, acks.in_flight()), (2, 0, 0));
+        assert_eq!(acks.hist.len(), 2);
+        // 10 µs and 30 µs.
+        assert!(
+            acks.hist.min() >= 9_990 && acks.hist.max() <= 30_100,
+            "{:?}",
+            acks.hist
+        );
+        assert_eq!(acks.last_ns, 32_000);
+        // One with no publish waiting, one going back, one unreadable.
+        assert!(acks.take(br#"{"control":"published","id":"5-3"}"#, 40_000));
+        acks.sent(50_000);
+        acks.sent(50_000);
+        assert!(acks.take(br#"{"control":"published","id":"5-2"}"#, 60_000));
+        assert!(acks.take(br#"{"control":"published","id":"x"}"#, 60_000));
+        assert_eq!((acks.count, acks.bad), (5, 3));
+    }
+
+    #[test]
+    fn the_publisher_takes_acks_apart_from_its_own_events() {
+        let mut wire = Vec::new();
+        let mut push = |text: &[u8]| {
+            tether_frame::encode_frame(
+                &mut wire,
+                tether_frame::FrameHeader::new(true, OpCode::Text, 0),
+                text,
+            )
+            .unwrap();
+        };
+        push(br#"{"control":"published","id":"7-1"}"#);
+        push(br#"{"topic":"chat.t","id":"7-1","event":"message","data":"1 5 ...."}"#);
+        push(br#"{"control":"published","id":"7-2"}"#);
+        for step in [1, 9, wire.len()] {
+            let mut sub = Sub::new(Kind::WebSocket, false);
+            let mut acks = Acks::new();
+            acks.sent(0);
+            acks.sent(0);
+            sub.acks = Some(acks);
+            assert_eq!(feed_in_steps(&mut sub, &wire, step), 1, "step {step}");
+            assert!(sub.tally.complete(1));
+            let acks = sub.acks.unwrap();
+            assert_eq!((acks.count, acks.bad, acks.in_flight()), (2, 0, 0));
+        }
+        // Without acks asked for, an acknowledgement is unreadable.
+        let mut sub = Sub::new(Kind::WebSocket, false);
+        assert_eq!(feed_in_steps(&mut sub, &wire, wire.len()), 3);
+        assert_eq!(sub.tally.garbled, 2);
+    }
+
     fn ws_stream(seqs: &[u64]) -> Vec<u8> {
         let mut wire = Vec::new();
         let mut text = Vec::new();
@@ -770,11 +1039,7 @@ mod tests {
     fn websocket_subscriber_reads_messages_split_anywhere() {
         let wire = ws_stream(&[1, 2, 3, 4]);
         for step in [1, 7, 150, 302, 1000, wire.len()] {
-            let mut sub = Sub {
-                tally: Tally::new(),
-                message: Vec::new(),
-                sse: None,
-            };
+            let mut sub = Sub::new(Kind::WebSocket, false);
             assert_eq!(feed_in_steps(&mut sub, &wire, step), 4, "step {step}");
             assert!(sub.tally.complete(4), "step {step}: {:?}", sub.tally);
         }
@@ -785,20 +1050,12 @@ mod tests {
         let stream =
             b": hi\n\nid: 1\nevent: message\ndata: 1 5 ..\n\nid: 2\nevent: message\ndata: 2 6 ..\n\n";
         for step in [1, 5, stream.len()] {
-            let mut sub = Sub {
-                tally: Tally::new(),
-                message: Vec::new(),
-                sse: Some(Parser::new()),
-            };
+            let mut sub = Sub::new(Kind::EventStream, false);
             assert_eq!(feed_in_steps(&mut sub, stream, step), 2);
             assert!(sub.tally.complete(2), "{:?}", sub.tally);
         }
         let skipped = b"id: 1\ndata: 1 5\n\nid: 3\ndata: 3 6\n\n";
-        let mut sub = Sub {
-            tally: Tally::new(),
-            message: Vec::new(),
-            sse: Some(Parser::new()),
-        };
+        let mut sub = Sub::new(Kind::EventStream, false);
         feed_in_steps(&mut sub, skipped, 4);
         assert!(!sub.tally.complete(2));
     }

@@ -2,13 +2,15 @@
 //! process, one thread, one mio event loop, lean enough per message that
 //! one core of it keeps one core of a fast server busy.
 //!
-//! Four modes, each a module with an `Options` and a `run` that returns a
+//! Five modes, each a module with an `Options` and a `run` that returns a
 //! [`Report`](report::Report):
 //!
 //! - [`echo`]: throughput of send, wait for the echo, send again;
 //! - [`latency`]: round-trip percentiles at a fixed offered rate;
 //! - [`fanout`]: one publisher, many subscribers, every event checked;
-//! - [`idle`]: the server's memory per idle connection.
+//! - [`idle`]: the server's memory per idle connection;
+//! - [`replay`]: how long a client resuming from a topic's start takes to
+//!   get its backlog.
 //!
 //! Server CPU time and memory come from `/proc` for the pid given; the load
 //! generator's own CPU time is reported beside them, to show it is not the
@@ -24,6 +26,7 @@ pub mod h2;
 pub mod idle;
 pub mod latency;
 pub mod multi;
+pub mod replay;
 pub mod report;
 pub mod summary;
 pub mod sys;
