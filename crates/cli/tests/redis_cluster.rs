@@ -176,6 +176,18 @@ fn two_nodes_share_topics_through_a_redis_cluster() {
         )
     );
 
+    // Presence across the cluster: node a lists node b's subscriber of
+    // each topic (one topic per primary), by its connection name.
+    for topic in &topics[..2] {
+        wait_until(&format!("node a to list node b's member of {topic}"), || {
+            let (status, body) = request(a.addr, "GET", &format!("/topics/{topic}/presence"), "", "");
+            assert_eq!(status, 200, "{body}");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let members = json["members"].as_array().unwrap();
+            members.len() == 1 && members[0].as_str().unwrap().starts_with("conn-")
+        });
+    }
+
     assert_eq!(
         cluster.error_counts().get("CROSSSLOT"),
         None,
