@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # HTTP/2 against `tether serve --app demo` with real clients: curl over h2c
 # (prior knowledge) and over TLS (ALPN h2), Python's `h2` (an event stream
-# and an RFC 8441 WebSocket echo), nghttp when it can be installed, and a
+# and an RFC 8441 WebSocket echo), Node's `node:http2` over both (event
+# streams on one session, a resume, RFC 8441 WebSockets, a refused
+# publish; see node-client.mjs), nghttp when it can be installed, and a
 # server with `--http2 off` that serves HTTP/1.1 only.
 #
 #   conformance/h2/run.sh
@@ -156,6 +158,34 @@ if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import h2' 2>/dev/null;
     done < <(timeout 60 "$venv/bin/python" "$here/h2_client.py" 127.0.0.1 "$plain" "$token" 2>&1)
 else
     bad "python-h2: the venv could not be made"
+fi
+
+# --- Node's http2 module, over h2c and over TLS (ALPN h2) ----------------------
+if ! command -v node >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing nodejs"
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq nodejs >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq nodejs >/dev/null 2>&1; } \
+        || true
+fi
+if command -v node >/dev/null; then
+    for transport in "h2c $plain" "tls $tls"; do
+        read -r mode port <<<"$transport"
+        log="$work/node-$mode.log"
+        timeout 150 node "$here/node-client.mjs" "$mode" 127.0.0.1 "$port" "$token" >"$log" 2>&1
+        status=$?
+        before=$failed
+        while IFS= read -r line; do
+            case "$line" in
+                ok\ *) ok "${line#ok }" ;;
+                FAIL\ *) bad "${line#FAIL }" ;;
+                *) echo "    $line" ;;
+            esac
+        done <"$log"
+        # A crash or a kill that left no FAIL line still counts as one.
+        [[ $status == 0 || $failed -gt $before ]] || bad "node-http2 $mode: the client exited with $status"
+    done
+else
+    bad "node-http2: node is not installed"
 fi
 
 # --- nghttp (Debian's nghttp2-client), when it installs ------------------------
