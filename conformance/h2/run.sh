@@ -129,6 +129,21 @@ tls_healthz() {
 check "curl --http2 -k over TLS (ALPN h2) GET /healthz" tls_healthz
 check "curl -N --http2 -k event stream over TLS gets a publish" sse https "$tls" --http2 -k
 
+# A publish refused on its head (no token) while curl still sends a body
+# larger than a stream's window: curl must get the 401, not a stream error
+# (the server reads and drops the rest of the body instead of resetting).
+refused() {
+    local out
+    head -c 200000 /dev/zero | tr '\0' x >"$work/body"
+    out=$(curl -s --max-time 5 "$@" --data-binary @"$work/body" -o /dev/null -w '%{http_version} %{http_code}') ||
+        { echo "    curl exited $? ($out)"; return 1; }
+    [[ "$out" == "2 401" ]] || { echo "    got: $out"; return 1; }
+}
+check "curl --http2-prior-knowledge publish without a token, 200 KB body: 401" \
+    refused --http2-prior-knowledge "http://127.0.0.1:$plain/topics/curl"
+check "curl --http2 -k publish without a token over TLS, 200 KB body: 401" \
+    refused --http2 -k --resolve "localhost:$tls:127.0.0.1" "https://localhost:$tls/topics/curl"
+
 # --- --http2 off --------------------------------------------------------------
 h1_only() {
     local out
