@@ -56,4 +56,4 @@ pub use negotiate::{
     ClientOffer, ClientWindow, DeflateConfig, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params,
     accept_response, offer_header,
 };
-pub use shared::{shared_frame, shared_frames_made, window_bits_for};
+pub use shared::{shared_frame, window_bits_for};

@@ -2,15 +2,10 @@
 //! (fan-out): a whole server-to-client frame, compressed with a fresh
 //! window, valid on every connection whose server does not keep context.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use tether_frame::{FrameHeader, OpCode, Rsv};
 
 use crate::codec::{Key, compress_into, return_compressor, take_compressor};
 use crate::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
-
-/// Shared frames compressed by this process, for [`shared_frames_made`].
-static MADE: AtomicU64 = AtomicU64::new(0);
 
 /// The compression level of shared frames: the fastest, as
 /// [`DeflateConfig`](crate::DeflateConfig)'s default.
@@ -32,8 +27,6 @@ const LEVEL: u8 = 1;
 /// would not know of the message the peer's window now holds: send the
 /// plain frame there.
 ///
-/// Each call counts in [`shared_frames_made`].
-///
 /// ```
 /// use std::time::Instant;
 /// use tether_deflate::{Deflate, Params, Role, shared_frame};
@@ -53,7 +46,6 @@ const LEVEL: u8 = 1;
 /// assert_eq!(event, Some(Event::Message(Message::text(text))));
 /// ```
 pub fn shared_frame(opcode: OpCode, payload: &[u8]) -> Option<Vec<u8>> {
-    MADE.fetch_add(1, Ordering::Relaxed);
     let key = Key::new(MAX_WINDOW_BITS, LEVEL);
     let mut compressor = take_compressor(key);
     let mut compressed = Vec::new();
@@ -68,13 +60,6 @@ pub fn shared_frame(opcode: OpCode, payload: &[u8]) -> Option<Vec<u8>> {
     frame.extend_from_slice(&header);
     frame.extend_from_slice(&compressed);
     Some(frame)
-}
-
-/// How many times [`shared_frame`] has compressed a message in this
-/// process (a counter for metrics: with fan-out, one per message however
-/// many connections it reaches).
-pub fn shared_frames_made() -> u64 {
-    MADE.load(Ordering::Relaxed)
 }
 
 /// The smallest `server_max_window_bits` (8 to 15) under which a message
@@ -160,14 +145,12 @@ mod tests {
     }
 
     #[test]
-    fn long_frames_get_the_long_length_forms_and_counts_go_up() {
-        let before = shared_frames_made();
+    fn long_frames_get_the_long_length_forms() {
         let big = "abcdefgh".repeat(100_000);
         let frame = shared_frame(OpCode::Binary, big.as_bytes()).unwrap();
         assert_eq!(frame[0], 0xC2);
         assert_eq!(frame[1], 126, "a 16-bit length");
         assert_eq!(inflate(&frame, 15).unwrap(), big.as_bytes());
-        assert!(shared_frames_made() > before);
     }
 
     /// Inflates a frame's payload with a raw inflater of `bits`, as a

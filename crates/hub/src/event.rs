@@ -1,5 +1,6 @@
 //! A sequenced event, encoded once for every wire format.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tether_frame::{FrameHeader, OpCode};
@@ -312,8 +313,21 @@ impl Event {
     }
 }
 
+/// Frames compressed by [`Event::ws_frame_deflated`] and
+/// [`Event::ws_raw_frame_deflated`] in this process.
+static COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many event frames this process has compressed for sharing
+/// ([`Event::ws_frame_deflated`], [`Event::ws_raw_frame_deflated`]): at
+/// most one per event and form, however many subscribers received them.
+/// A counter for metrics.
+pub fn shared_compressions() -> u64 {
+    COMPRESSIONS.load(Ordering::Relaxed)
+}
+
 /// A whole unmasked text frame, compressed as a frame of its own.
 fn deflate_frame(frame: &[u8]) -> Option<Arc<[u8]>> {
+    COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
     let payload = frame.get(frame_header_len(frame)?..)?;
     tether_deflate::shared_frame(OpCode::Text, payload).map(Arc::from)
 }
