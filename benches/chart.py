@@ -34,7 +34,8 @@ def scenario(line):
     if mode == "fanout":
         rate = round(float(line.get("rate") or 0))
         return (
-            f"fan-out {rate}/s × {line.get('size')} B to {line.get('subscribers')} {line.get('transport', 'ws')}",
+            f"fan-out {rate}/s × {line.get('size')} B to {line.get('subscribers')} {line.get('transport', 'ws')}"
+            + (" json" if line.get("json_payload") else "") + (" deflate" if line.get("deflate") else ""),
             "events",
         )
     return None, None

@@ -28,6 +28,14 @@
 # sustained (in every round) with its deliveries per second, and p50 / p99
 # / p99.9 at the first rate, the common one.
 #
+# Compressed fan-out (tether-pubsub, and uWS with UWS_PUBSUB_DEFLATE): one
+# run of --fanout-deflate-subs (default 1000) subscribers at
+# --fanout-deflate-rate (default 1000) messages a second of 1 KiB JSON-like
+# text (loadgen --json-payload), once with plain subscribers and once with
+# subscribers that offer permessage-deflate and inflate and check every
+# message (loadgen --deflate); the summary gives bytes read per delivery and
+# server CPU per delivery, each pair's compressed row over its plain one.
+#
 # uWebSockets, in the same run, when prebuilt binaries are given (nothing
 # of it is in this repository, nor a way to build it; benches/README.md
 # says which commit was measured and what the servers are):
@@ -42,6 +50,10 @@
 #                        against it as against tether-pubsub
 #   UWS_TLS_ECHO=path    a uWS echo server over TLS (OpenSSL): takes the
 #                        port, a certificate and a key file (PEM)
+#   UWS_PUBSUB_DEFLATE=path  the same pub/sub server built with
+#                        SHARED_COMPRESSOR (each message compressed once
+#                        for all): the compressed fan-out pair runs against
+#                        it as against tether-pubsub
 # With UWS_ECHO the tables' ratios are to uWebSockets.
 #
 # Round trips at a fixed offered rate (loadgen latency, open loop): 100
@@ -68,10 +80,12 @@ PROCS=1
 FANOUT_SUBS="1000 10000"
 FANOUT_SIZES="20 1024"
 FANOUT_RATES="500 1000 2000 4000 8000 16000"
+FANOUT_DEFLATE_SUBS=1000
+FANOUT_DEFLATE_RATE=1000
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" ;;
+        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" FANOUT_DEFLATE_SUBS=100 FANOUT_DEFLATE_RATE=500 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --idle) IDLE=$2; shift ;;
@@ -82,8 +96,10 @@ while [ $# -gt 0 ]; do
         --fanout-sizes) FANOUT_SIZES=$2; shift ;;
         --latency-rate) LATENCY_RATE=$2; shift ;;
         --tls-scenarios) TLS_SCENARIOS=$2; shift ;;
+        --fanout-deflate-subs) FANOUT_DEFLATE_SUBS=$2; shift ;;
+        --fanout-deflate-rate) FANOUT_DEFLATE_RATE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,49p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,67p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -99,6 +115,9 @@ if [ -n "${UWS_TLS_ECHO:-}" ] && [[ " $SERVERS " != *" uwebsockets-tls "* ]]; th
 fi
 if [ -n "${UWS_PUBSUB:-}" ] && [[ " $SERVERS " != *" uwebsockets-pubsub "* ]]; then
     SERVERS="$SERVERS uwebsockets-pubsub"
+fi
+if [ -n "${UWS_PUBSUB_DEFLATE:-}" ] && [[ " $SERVERS " != *" uwebsockets-pubsub-deflate "* ]]; then
+    SERVERS="$SERVERS uwebsockets-pubsub-deflate"
 fi
 
 export CARGO_TERM_COLOR=never
@@ -172,6 +191,7 @@ server_cmd() { # name port
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
         uwebsockets) echo "$UWS_ECHO $2" ;;
         uwebsockets-pubsub) echo "$UWS_PUBSUB $2" ;;
+        uwebsockets-pubsub-deflate) echo "$UWS_PUBSUB_DEFLATE $2" ;;
         *) echo "compare.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -238,6 +258,27 @@ run_fanout_ladder() { # name round target
                 sustained "$line" || break
             done
         done
+    done
+}
+
+# The compressed fan-out pair against the server running: the same run
+# with plain subscribers, then with permessage-deflate ones.
+run_deflate_pair() { # name round target
+    local name=$1 round=$2 target=$3 deflate line
+    for deflate in "" --deflate; do
+        "${LOADGEN_PIN[@]}" "$LOADGEN" fanout --addr "127.0.0.1:$port" --raw --json-payload $deflate \
+            --pub-path "$target" --sub-path "$target" -n "$FANOUT_DEFLATE_SUBS" -r "$FANOUT_DEFLATE_RATE" \
+            -s 1024 -d "$DURATION" --drain 5 --procs "$PROCS" --pid "$SERVER_PID" \
+            --tag "server=$name" --tag "round=$round" >"$LOGS/run.out" 2>"$LOGS/run.err" || true
+        line=$(grep -m1 '^{' "$LOGS/run.out" || true)
+        if [ -z "$line" ]; then
+            failures=$((failures + 1))
+            echo "   FAILED: fanout ${deflate:-plain} against $name" >&2
+            cat "$LOGS/run.err" >&2
+            continue
+        fi
+        echo "$line" >>"$OUT"
+        echo "   $name ${deflate:-plain}: $(head -1 "$LOGS/run.out")"
     done
 }
 
@@ -309,7 +350,7 @@ $(free -g | awk '/^Mem:/ {print $2 " GiB"}') memory"
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
 echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS; idle $IDLE connections; \
 loadgen in $PROCS process(es)"
-[[ " $SERVERS " == *" tether-pubsub "* || " $SERVERS " == *" uwebsockets-pubsub "* ]] &&
+[[ " $SERVERS " == *" tether-pubsub "* || " $SERVERS " == *" uwebsockets-pubsub"* ]] &&
     echo "== fan-out: $FANOUT_SUBS subscribers x $FANOUT_SIZES B, ${DURATION}s at each of $FANOUT_RATES msg/s until one is not sustained"
 
 read -r -a servers <<<"$SERVERS"
@@ -334,8 +375,14 @@ for round in $(seq "$ROUNDS"); do
             stop_server
             continue
         fi
+        if [ "$name" = uwebsockets-pubsub-deflate ]; then
+            run_deflate_pair uwebsockets "$round" /
+            stop_server
+            continue
+        fi
         if [ "$name" = tether-pubsub ]; then
             run_fanout_ladder tether "$round" "/topics/bench.fan/ws?format=raw"
+            run_deflate_pair tether "$round" "/topics/bench.fan/ws?format=raw"
             stop_server
             continue
         fi
@@ -386,7 +433,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 common = float(sys.argv[2])
 runs = defaultdict(list)
 for r in rows:
-    if r.get("mode") == "fanout" and r.get("raw"):
+    if r.get("mode") == "fanout" and r.get("raw") and not r.get("json_payload"):
         runs[(r["server"], r["subscribers"], r["size"])].append(r)
 def ok(r):
     p99 = (r.get("latency_us") or {}).get("p99")
@@ -406,6 +453,37 @@ for (server, subs, size), rs in sorted(runs.items()):
     lat = [r["latency_us"] for r in by_rate.get(common, []) if r.get("latency_us")]
     ms = lambda k: f"{statistics.median(l[k] for l in lat) / 1000:.2f}" if lat else "-"
     print(f"   {server:<12} {subs:>6} {size:>5} {rate_s:>7} {per_s:>13}   {'':>{len(str(int(common))) + 6}} {ms('p50'):>7} {ms('p99'):>7} {ms('p99_9'):>8}")
+PY
+fi
+if [ -s "$OUT" ] && grep -q '"json_payload":true' "$OUT" && command -v python3 >/dev/null; then
+    echo
+    echo "== compressed fan-out: $FANOUT_DEFLATE_SUBS subscribers x $FANOUT_DEFLATE_RATE/s x 1 KiB JSON-like, plain"
+    echo "   subscribers vs permessage-deflate ones (medians; × plain: the compressed figure over the plain one)"
+    [ -z "${UWS_PUBSUB_DEFLATE:-}" ] && echo "   (uWebSockets not measured: set UWS_PUBSUB_DEFLATE to a pub/sub server built with SHARED_COMPRESSOR)"
+    python3 - "$OUT" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+runs = defaultdict(list)
+for r in rows:
+    if r.get("mode") == "fanout" and r.get("json_payload"):
+        runs[(r["server"], bool(r.get("deflate")))].append(r)
+def med(rs, k):
+    v = [r[k] for r in rs if r.get(k) is not None]
+    return statistics.median(v) if v else None
+print(f"   {'server':<12} {'subscribers':<12} {'bytes/delivery':>14} {'× plain':>8} {'server ns/delivery':>19} {'× plain':>8} {'compressed':>10} {'problems':>8}")
+for server in sorted({s for s, _ in runs}):
+    plain = runs.get((server, False), [])
+    for deflate in (False, True):
+        rs = runs.get((server, deflate), [])
+        if not rs:
+            continue
+        b, c = med(rs, "wire_bytes_per_delivery"), med(rs, "server_cpu_ns_per_delivery")
+        pb, pc = med(plain, "wire_bytes_per_delivery"), med(plain, "server_cpu_ns_per_delivery")
+        ratio = lambda x, y: f"{x / y:.2f}" if x is not None and y else "-"
+        fmt = lambda x: f"{x:.0f}" if x is not None else "-"
+        share = sum(r.get("compressed", 0) for r in rs) / max(1, sum(r.get("delivered", 0) for r in rs))
+        print(f"   {server:<12} {'deflate' if deflate else 'plain':<12} {fmt(b):>14} {ratio(b, pb):>8} {fmt(c):>19} {ratio(c, pc):>8} {share:>10.0%} {sum(r.get('problems', 0) for r in rs):>8}")
 PY
 fi
 if command -v python3 >/dev/null; then

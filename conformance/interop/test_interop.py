@@ -416,6 +416,34 @@ class Interop:
         check(published >= 6, f"publishes counted: {published}")
         check(samples.get('tether_hub_gaps_total', 0) >= 1, "the gap was not counted")
 
+    async def test_hub_compressed(self):
+        """A websockets subscriber (permessage-deflate by default) gets a hub
+        event as the frame compressed once and shared (counted in /metrics);
+        one without the extension gets the same event plain."""
+        topic = "interop-deflate-" + uuid.uuid4().hex[:8]
+        data = json.dumps([{"symbol": f"SYM{i}", "bid": 100.25 + i, "ask": 100.5 + i, "venue": "main"}
+                           for i in range(16)])
+
+        def deflated_sent():
+            status, body = self.curl_http(f"{self.http}/metrics")
+            check(status == 200, f"/metrics: {status}")
+            for line in body.splitlines():
+                if line.startswith("tether_ws_deflated_sent_total "):
+                    return float(line.split()[1])
+            raise Failure("/metrics has no tether_ws_deflated_sent_total")
+
+        before = await asyncio.to_thread(deflated_sent)
+        async with connect(f"{self.ws}/topics/{topic}/ws", open_timeout=WS_TIMEOUT) as compressed, \
+                connect(f"{self.ws}/topics/{topic}/ws", compression=None, open_timeout=WS_TIMEOUT) as plain:
+            ext = compressed.response.headers.get("Sec-WebSocket-Extensions") or ""
+            check("server_no_context_takeover" in ext, f"the server answered {ext!r}")
+            event_id = await asyncio.to_thread(self.publish, topic, data)
+            for ws in (compressed, plain):
+                event = await self.ws_event(ws)
+                check((event["id"], event["data"]) == (event_id, data), f"got {event}")
+        after = await asyncio.to_thread(deflated_sent)
+        check(after - before == 1, f"compressed deliveries counted: {after - before}, expected 1")
+
     # -- Server-Sent Events through curl ---------------------------------
 
     def sse_decode(self, raw, chunk=None):
@@ -552,6 +580,8 @@ class Interop:
         await self.run("hub: long polls with curl", self.test_hub_poll)
         await self.run("hub: publish token, single-use tickets", self.test_hub_auth)
         await self.run("hub: /metrics counts", self.test_hub_metrics)
+        await self.run("hub: a websockets subscriber gets events compressed once and shared",
+                       self.test_hub_compressed)
 
 
 def main():

@@ -36,7 +36,13 @@ pub struct Group<'a> {
     pub target: &'a str,
     /// How many.
     pub count: usize,
+    /// WebSockets only: offer permessage-deflate
+    /// (`permessage-deflate; client_max_window_bits`).
+    pub deflate: bool,
 }
+
+/// The permessage-deflate offer of a [`Group`] with `deflate`.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// How to open connections.
 #[derive(Clone, Debug)]
@@ -64,6 +70,9 @@ pub struct Conn {
     pub kind: Kind,
     /// Reader state for WebSocket frames (unused on an event stream).
     pub ws: FrameReader,
+    /// permessage-deflate, when the server accepted it: what inflates the
+    /// messages that come compressed (RSV1).
+    pub deflate: Option<Box<tether_deflate::Deflate>>,
     /// Bytes that arrived with the handshake response and belong to the
     /// stream after it; a mode feeds them before anything it reads.
     pub leftover: Vec<u8>,
@@ -280,13 +289,15 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
     let mut conns: Vec<Conn> = Vec::with_capacity(total);
     let mut plan = groups
         .iter()
-        .flat_map(|g| std::iter::repeat_n((g.kind, g.target), g.count));
+        .flat_map(|g| std::iter::repeat_n((g.kind, g.target, g.deflate), g.count));
     let mut in_progress = 0usize;
     let mut open = 0usize;
     let mut events = Events::with_capacity(1024);
     while open < total {
         while in_progress < dial.concurrency.max(1) && conns.len() < total {
-            let Some((kind, target)) = plan.next() else { break };
+            let Some((kind, target, deflate)) = plan.next() else {
+                break;
+            };
             let mut stream = TcpStream::connect(dial.addr)?;
             stream.set_nodelay(true)?;
             let token = Token(conns.len());
@@ -294,11 +305,17 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                 .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
             let mut request = Vec::with_capacity(256);
             let handshake = match kind {
-                Kind::WebSocket => Some(
-                    ClientRequest::new(host, target, nonces.next())
-                        .write(&mut request)
-                        .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
-                ),
+                Kind::WebSocket => {
+                    let mut upgrade = ClientRequest::new(host, target, nonces.next());
+                    if deflate {
+                        upgrade = upgrade.extensions(DEFLATE_OFFER);
+                    }
+                    Some(
+                        upgrade
+                            .write(&mut request)
+                            .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
+                    )
+                }
                 Kind::EventStream => {
                     request.extend_from_slice(
                         format!(
@@ -318,6 +335,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                 stream,
                 kind,
                 ws: FrameReader::new(),
+                deflate: None,
                 leftover: Vec::new(),
                 out: Vec::new(),
                 out_pos: 0,
@@ -411,7 +429,10 @@ fn advance(conn: &mut Conn) -> io::Result<bool> {
     let setup = conn.setup.as_ref().expect("a connection being set up");
     let used = match &setup.handshake {
         Some(handshake) => match upgrade_head(handshake, &setup.head)? {
-            Some(used) => used,
+            Some((used, params)) => {
+                conn.deflate = params.map(|p| Box::new(tether_deflate::ClientOffer::new().extension(p)));
+                used
+            }
             None => return Ok(false),
         },
         None => match event_stream_head(&setup.head)? {
@@ -442,10 +463,14 @@ fn with_head<T>(
 }
 
 /// Checks the response to a WebSocket upgrade; `Some(length)` once it is
-/// complete and accepted. tether-http1 reads the head; tether-handshake
-/// then checks what RFC 6455 asks of it (101, `Upgrade`, `Connection`,
-/// `Sec-WebSocket-Accept`).
-fn upgrade_head(handshake: &ClientHandshake, buf: &[u8]) -> io::Result<Option<usize>> {
+/// complete and accepted, with the permessage-deflate parameters if the
+/// server accepted the offer. tether-http1 reads the head;
+/// tether-handshake then checks what RFC 6455 asks of it (101, `Upgrade`,
+/// `Connection`, `Sec-WebSocket-Accept`, extensions offered).
+fn upgrade_head(
+    handshake: &ClientHandshake,
+    buf: &[u8],
+) -> io::Result<Option<(usize, Option<tether_deflate::Params>)>> {
     with_head(buf, |head, used| {
         let refuse = |why: String| {
             io::Error::other(format!(
@@ -457,7 +482,12 @@ fn upgrade_head(handshake: &ClientHandshake, buf: &[u8]) -> io::Result<Option<us
             return Err(refuse(format!("status {} {}", head.status(), head.reason())));
         }
         match handshake.validate_response(&buf[..used]) {
-            Ok(tether_handshake::Status::Complete((_, n))) if n == used => Ok(used),
+            Ok(tether_handshake::Status::Complete((response, n))) if n == used => {
+                let offers = [tether_deflate::ClientOffer::new()];
+                let params = tether_deflate::accept_response(&offers, response.extensions())
+                    .map_err(|e| refuse(format!("permessage-deflate: {e}")))?;
+                Ok((used, params))
+            }
             Ok(_) => Err(refuse("the head's end is unclear".to_owned())),
             Err(e) => Err(refuse(format!("{e}"))),
         }
@@ -521,7 +551,7 @@ mod tests {
             handshake.expected_accept()
         );
         let ok = ok.as_bytes();
-        assert_eq!(upgrade_head(&handshake, ok).unwrap(), Some(ok.len() - 2));
+        assert_eq!(upgrade_head(&handshake, ok).unwrap(), Some((ok.len() - 2, None)));
         for end in 0..ok.len() - 2 {
             assert_eq!(upgrade_head(&handshake, &ok[..end]).unwrap(), None, "{end}");
         }

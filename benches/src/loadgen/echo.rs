@@ -63,6 +63,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             kind: Kind::WebSocket,
             target: &opts.target,
             count: opts.connections,
+            deflate: false,
         }],
     )?;
     if opts.child {
@@ -273,7 +274,7 @@ pub(crate) fn take_echoes(
                     }
                 }
             }
-            Event::End { text, len } => {
+            Event::End { text, len, .. } => {
                 if len != body.len() as u64 || text == opts.binary {
                     bad = Some(format!(
                         "echo of {len} bytes ({}), sent {} bytes",

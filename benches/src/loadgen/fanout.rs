@@ -84,6 +84,13 @@ pub struct Options {
     /// With `ack`: most publishes unacknowledged at once (the schedule
     /// waits while that many are).
     pub window: Option<usize>,
+    /// WebSocket subscribers offer permessage-deflate and inflate what
+    /// comes compressed; with `raw`, each message is then checked byte for
+    /// byte against the one published.
+    pub deflate: bool,
+    /// Pad messages with JSON-like text (compressible as real feeds are)
+    /// instead of dots.
+    pub json_payload: bool,
 }
 
 /// The publisher's acknowledgements (`{"control":"published","id":"ID"}`):
@@ -190,6 +197,10 @@ pub struct Tally {
     pub first_garbled: Option<String>,
     /// Raw messages only: a JSON envelope is unreadable.
     raw: bool,
+    /// Check each raw message whole against the one published: its size
+    /// and whether it is padded with JSON.
+    verify: Option<(usize, bool)>,
+    scratch: Vec<u8>,
 }
 
 impl Tally {
@@ -212,7 +223,14 @@ impl Tally {
     /// Checks one delivered message; returns its publication time (ns
     /// since the start) when it could be read.
     pub fn deliver(&mut self, text: &[u8]) -> Option<u64> {
-        let Some((seq, sent_ns)) = parse_message(text, self.raw) else {
+        let parsed = parse_message(text, self.raw).filter(|&(seq, ns)| match self.verify {
+            Some((size, json)) if self.raw => {
+                write_message(&mut self.scratch, seq, ns, size, json);
+                self.scratch == text
+            }
+            _ => true,
+        });
+        let Some((seq, sent_ns)) = parsed else {
             self.garbled += 1;
             if self.first_garbled.is_none() {
                 let shown = &text[..text.len().min(200)];
@@ -261,10 +279,33 @@ fn parse_message(text: &[u8], raw: bool) -> Option<(u64, u64)> {
 }
 
 /// The message numbered `seq`, published at `ns` on the system's monotonic
-/// clock (`CLOCK_MONOTONIC`, the same in every process).
-pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
+/// clock (`CLOCK_MONOTONIC`, the same in every process), padded to `size`
+/// with dots, or with `json` with quotes of a made-up feed (numbers from
+/// `seq`, so that no two messages are alike; about 3 to 1 with deflate, as
+/// such feeds are).
+pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize, json: bool) {
     out.clear();
     let _ = write!(out, "{seq} {ns} ");
+    if json {
+        let mut x = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut k = 0u64;
+        while out.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let _ = write!(
+                out,
+                "{{\"id\":{},\"symbol\":\"S{:02}\",\"bid\":{}.{:02},\"qty\":{}}},",
+                seq * 64 + k,
+                x % 40,
+                100 + x % 900,
+                (x >> 12) % 100,
+                (x >> 24) % 5000
+            );
+            k += 1;
+        }
+        out.truncate(size.max(out.iter().position(|&b| b == b'{').unwrap_or(out.len())));
+    }
     if out.len() < size {
         out.resize(size, b'.');
     }
@@ -275,7 +316,7 @@ pub fn write_message(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
 /// (its characters need no escaping).
 pub fn write_envelope(out: &mut Vec<u8>, seq: u64, ns: u64, size: usize) {
     let mut text = Vec::with_capacity(size.max(32));
-    write_message(&mut text, seq, ns, size);
+    write_message(&mut text, seq, ns, size, false);
     out.clear();
     out.extend_from_slice(br#"{"data":""#);
     out.extend_from_slice(&text);
@@ -317,6 +358,10 @@ pub(crate) struct Sub {
     pub(crate) tally: Tally,
     /// A WebSocket message that spans reads.
     message: Vec<u8>,
+    /// A compressed message, inflated.
+    inflated: Vec<u8>,
+    /// Messages that came compressed.
+    compressed: u64,
     sse: Option<Parser>,
     /// The publisher's acknowledgements, when it asks for them.
     pub(crate) acks: Option<Acks>,
@@ -329,6 +374,8 @@ impl Sub {
         Sub {
             tally: if raw { Tally::raw() } else { Tally::new() },
             message: Vec::new(),
+            inflated: Vec::new(),
+            compressed: 0,
             sse: (kind == Kind::EventStream).then(Parser::new),
             acks: None,
         }
@@ -345,6 +392,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             "a window of publishes needs their acknowledgements",
         ));
     }
+    if opts.deflate && (opts.h2.is_some() || opts.transport != Kind::WebSocket) {
+        return Err(io::Error::other(
+            "--deflate is for WebSocket subscribers over HTTP/1.1",
+        ));
+    }
     let mut poll = Poll::new()?;
     // Subscribers first, then the publisher (the last token): when the
     // publisher is open, every subscriber's join has been handled (in a
@@ -354,11 +406,13 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             kind: opts.transport,
             target: &opts.subscribe_target,
             count: opts.subscribers,
+            deflate: opts.deflate,
         },
         Group {
             kind: Kind::WebSocket,
             target: &opts.publish_target,
             count: 1,
+            deflate: false,
         },
     ];
     // Over HTTP/2 the subscribers are streams of connections of their
@@ -400,7 +454,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut subs: Vec<Sub> = (0..=opts.subscribers)
         .map(|i| {
             if i < publisher {
-                Sub::new(opts.transport, opts.raw)
+                let mut sub = Sub::new(opts.transport, opts.raw);
+                sub.tally.verify = opts.deflate.then_some((opts.size, opts.json_payload));
+                sub
             } else {
                 let mut sub = Sub::new(Kind::WebSocket, opts.raw);
                 sub.acks = (opts.ack && opts.publish).then(Acks::new);
@@ -417,6 +473,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut own_echoes = 0u64;
     let mut delivered = 0u64;
     let mut dropped = Vec::new();
+    // Bytes the subscribers read (over HTTP/2: their streams' DATA).
+    let mut wire_bytes = 0u64;
 
     let interval_ns = 1e9 / opts.rate;
     let window = Window::start(opts.server_pid)?;
@@ -447,6 +505,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 &leftover,
                 &mut subs[i],
                 &mut conn.ws,
+                conn.deflate.as_deref_mut(),
                 &mut pong,
                 hist,
                 clock,
@@ -481,7 +540,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 wire::push_frame(&mut frame, OpCode::Text, &text);
                 conns[pub_conn].send(&frame)?;
             } else if opts.publish {
-                write_message(&mut text, published, clock.ns(now), opts.size);
+                write_message(&mut text, published, clock.ns(now), opts.size, opts.json_payload);
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
                 conns[pub_conn].send(&frame)?;
@@ -520,10 +579,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 h2conns[c]
                     .on_readable(&mut rbuf, &mut |s, data| {
                         let i = c * per_conn + s;
+                        wire_bytes += data.len() as u64;
                         let consumed = consume(
                             data,
                             &mut subs[i],
                             &mut h2_readers[i],
+                            None,
                             &mut pong,
                             &mut hist,
                             clock,
@@ -572,6 +633,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         &rbuf[..len],
                         &mut subs[i],
                         &mut conn.ws,
+                        conn.deflate.as_deref_mut(),
                         &mut pong,
                         &mut own_hist,
                         clock,
@@ -584,10 +646,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                     }
                 } else {
                     let before = delivered;
+                    wire_bytes += len as u64;
                     consume(
                         &rbuf[..len],
                         &mut subs[i],
                         &mut conn.ws,
+                        conn.deflate.as_deref_mut(),
                         &mut pong,
                         &mut hist,
                         clock,
@@ -672,7 +736,15 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     json.insert("publisher_echoes".into(), json!(own_echoes));
     json.insert("publisher".into(), json!(opts.publish));
     json.insert("raw".into(), json!(opts.raw));
+    json.insert("deflate".into(), json!(opts.deflate));
+    json.insert("json_payload".into(), json!(opts.json_payload));
+    json.insert(
+        "compressed".into(),
+        json!(subs[..publisher].iter().map(|s| s.compressed).sum::<u64>()),
+    );
+    json.insert("wire_bytes".into(), json!(wire_bytes));
     json.extend(span.rates("events", delivered));
+    json.extend(per_delivery(wire_bytes, span.server_cpu, delivered));
     json.insert(
         "delivered_per_s_while_busy".into(),
         json!(if busy > 0.0 {
@@ -734,13 +806,34 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     })
 }
 
+/// Bytes on the wire and server CPU per delivery (JSON fields).
+pub fn per_delivery(
+    wire_bytes: u64,
+    server_cpu: Option<f64>,
+    delivered: u64,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    let per = |x: f64| (delivered > 0).then(|| x / delivered as f64);
+    m.insert(
+        "wire_bytes_per_delivery".into(),
+        json!(per(wire_bytes as f64).map(|b| (b * 10.0).round() / 10.0)),
+    );
+    m.insert(
+        "server_cpu_ns_per_delivery".into(),
+        json!(server_cpu.and_then(|c| per(c * 1e9)).map(f64::round)),
+    );
+    m
+}
+
 /// Feeds a subscriber's bytes through its reader and tallies what they
-/// deliver.
+/// deliver; a message that came compressed is inflated with `deflate`
+/// first (and is an error without it).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn consume(
     bytes: &[u8],
     sub: &mut Sub,
     ws: &mut wire::FrameReader,
+    mut deflate: Option<&mut tether_deflate::Deflate>,
     pong: &mut Vec<u8>,
     hist: &mut Histogram<u64>,
     clock: Clock,
@@ -775,8 +868,11 @@ pub(crate) fn consume(
             }
         }
         None => {
-            let (tally, message, acks) = (&mut sub.tally, &mut sub.message, &mut sub.acks);
+            let (tally, message, inflated, acks) =
+                (&mut sub.tally, &mut sub.message, &mut sub.inflated, &mut sub.acks);
+            let compressed = &mut sub.compressed;
             let mut closed = None;
+            let mut failed = None;
             // Bytes of a message whose start arrived in an earlier read are
             // collected in `message`; a message wholly inside this read is
             // handled in place.
@@ -794,10 +890,34 @@ pub(crate) fn consume(
                         message.extend_from_slice(chunk);
                     }
                 }
-                Event::End { .. } => {
+                Event::End {
+                    compressed: false, ..
+                } => {
                     match whole.take() {
                         Some((at, len)) => on_message(tally, acks, &bytes[at..at + len]),
                         None => on_message(tally, acks, message),
+                    }
+                    message.clear();
+                }
+                Event::End { compressed: true, .. } => {
+                    let input = match whole.take() {
+                        Some((at, len)) => &bytes[at..at + len],
+                        None => &message[..],
+                    };
+                    inflated.clear();
+                    let result = match deflate.as_deref_mut() {
+                        Some(d) => tether_ws::Extension::decode(d, input, true, inflated, 64 << 20)
+                            .map_err(|e| format!("inflating a message: {}", e.reason)),
+                        None => Err("a compressed message without permessage-deflate".to_owned()),
+                    };
+                    match result {
+                        Ok(()) => {
+                            *compressed += 1;
+                            on_message(tally, acks, inflated);
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
                     }
                     message.clear();
                 }
@@ -813,6 +933,9 @@ pub(crate) fn consume(
             if let Some(code) = closed {
                 return Err(io::Error::other(format!("close frame from the server: {code:?}")));
             }
+            if let Some(why) = failed {
+                return Err(io::Error::other(why));
+            }
         }
     }
     Ok(())
@@ -823,13 +946,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_padded_messages_are_exact_readable_and_compressible() {
+        let mut out = Vec::new();
+        for seq in [1, 2, 1000] {
+            write_message(&mut out, seq, 77, 1024, true);
+            assert_eq!(out.len(), 1024);
+            assert_eq!(parse_message(&out, true), Some((seq, 77)));
+            assert!(out[10..].starts_with(b"{\"id\":") || out.contains(&b'{'));
+            let frame = tether_deflate::shared_frame(OpCode::Text, &out).expect("compressible");
+            assert!(frame.len() < out.len() / 2, "{} of {}", frame.len(), out.len());
+        }
+        // Messages differ with their number.
+        let mut other = Vec::new();
+        write_message(&mut other, 3, 77, 1024, true);
+        assert_ne!(out[12..], other[12..]);
+        // Verified whole: one byte off is unreadable.
+        let mut tally = Tally {
+            verify: Some((1024, true)),
+            ..Tally::raw()
+        };
+        assert!(tally.deliver(&other).is_some() || tally.out_of_order == 1);
+        other[500] ^= 1;
+        assert_eq!(tally.deliver(&other), None);
+        assert_eq!(tally.garbled, 1);
+    }
+
+    #[test]
     fn messages_round_trip() {
         let mut out = Vec::new();
-        write_message(&mut out, 42, 123_456, 64);
+        write_message(&mut out, 42, 123_456, 64, false);
         assert_eq!(out.len(), 64);
         assert!(out.starts_with(b"42 123456 ...."));
         assert_eq!(parse_message(&out, false), Some((42, 123_456)));
-        write_message(&mut out, 7, 9, 1);
+        write_message(&mut out, 7, 9, 1, false);
         assert_eq!(parse_message(&out, false), Some((7, 9)));
         assert_eq!(parse_message(b"hello", false), None);
     }
@@ -838,7 +987,7 @@ mod tests {
     fn tally_sees_gaps_repeats_and_garbage() {
         let msg = |seq| {
             let mut v = Vec::new();
-            write_message(&mut v, seq, 1, 16);
+            write_message(&mut v, seq, 1, 16, false);
             v
         };
         let mut t = Tally::new();
@@ -869,7 +1018,7 @@ mod tests {
     #[test]
     fn raw_subscribers_take_no_envelope() {
         let mut text = Vec::new();
-        write_message(&mut text, 1, 345, 40);
+        write_message(&mut text, 1, 345, 40, false);
         let event = format!(
             r#"{{"topic":"chat.t","id":"1-1","event":"message","data":"{}"}}"#,
             String::from_utf8(text.clone()).unwrap()
@@ -908,7 +1057,7 @@ mod tests {
     #[test]
     fn hub_events_in_json_carry_the_message() {
         let mut text = Vec::new();
-        write_message(&mut text, 12, 345, 40);
+        write_message(&mut text, 12, 345, 40, false);
         let event = format!(
             r#"{{"topic":"chat.t","id":"1-12","event":"message","data":"{}"}}"#,
             String::from_utf8(text).unwrap()
@@ -1001,7 +1150,7 @@ mod tests {
         let mut wire = Vec::new();
         let mut text = Vec::new();
         for &seq in seqs {
-            write_message(&mut text, seq, 5, 300);
+            write_message(&mut text, seq, 5, 300, false);
             tether_frame::encode_frame(
                 &mut wire,
                 tether_frame::FrameHeader::new(true, OpCode::Text, 0),
@@ -1013,6 +1162,15 @@ mod tests {
     }
 
     fn feed_in_steps(sub: &mut Sub, bytes: &[u8], step: usize) -> u64 {
+        feed_deflated(sub, bytes, step, None).unwrap()
+    }
+
+    fn feed_deflated(
+        sub: &mut Sub,
+        bytes: &[u8],
+        step: usize,
+        mut deflate: Option<tether_deflate::Deflate>,
+    ) -> io::Result<u64> {
         let mut ws = wire::FrameReader::new();
         let mut pong = Vec::new();
         let mut hist = report::latency_histogram();
@@ -1024,15 +1182,43 @@ mod tests {
                 piece,
                 sub,
                 &mut ws,
+                deflate.as_mut(),
                 &mut pong,
                 &mut hist,
                 clock,
                 start,
                 &mut delivered,
-            )
-            .unwrap();
+            )?;
         }
-        delivered
+        Ok(delivered)
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_and_checked_whole() {
+        let mut wire = Vec::new();
+        let mut text = Vec::new();
+        for seq in 1..=4 {
+            write_message(&mut text, seq, 5, 1024, true);
+            wire.extend(tether_deflate::shared_frame(OpCode::Text, &text).expect("compressible"));
+        }
+        let params = tether_deflate::Params {
+            server_no_context_takeover: true,
+            ..tether_deflate::Params::default()
+        };
+        let new_sub = || {
+            let mut sub = Sub::new(Kind::WebSocket, true);
+            sub.tally.verify = Some((1024, true));
+            sub
+        };
+        for step in [1, 100, 333, wire.len()] {
+            let mut sub = new_sub();
+            let deflate = tether_deflate::ClientOffer::new().extension(params);
+            assert_eq!(feed_deflated(&mut sub, &wire, step, Some(deflate)).unwrap(), 4);
+            assert!(sub.tally.complete(4), "step {step}: {:?}", sub.tally);
+            assert_eq!(sub.compressed, 4);
+        }
+        // Without permessage-deflate, a compressed message is an error.
+        assert!(feed_deflated(&mut new_sub(), &wire, wire.len(), None).is_err());
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             kind: Kind::WebSocket,
             target: &opts.target,
             count: opts.connections,
+            deflate: false,
         }],
     )?;
     let connect_s = started.elapsed().as_secs_f64();

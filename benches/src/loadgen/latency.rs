@@ -63,6 +63,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             kind: Kind::WebSocket,
             target: &opts.target,
             count: opts.connections,
+            deflate: false,
         }],
     )?;
     if opts.child {

@@ -186,7 +186,10 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
             ("msg", sum(lines, "messages"))
         }
         "fanout" => {
-            copy(&mut json, &["transport", "size", "rate", "raw"]);
+            copy(
+                &mut json,
+                &["transport", "size", "rate", "raw", "deflate", "json_payload"],
+            );
             add(&mut json, &["subscribers"]);
             let publishers: Vec<&Value> = lines.iter().filter(|v| v["publisher"] == json!(true)).collect();
             let [publisher] = publishers[..] else {
@@ -208,6 +211,8 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
                     "bad_ids",
                     "incomplete_subscribers",
                     "closed_subscribers",
+                    "compressed",
+                    "wire_bytes",
                 ],
             );
             let busy = lines
@@ -233,6 +238,13 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
         own_cpu: lines.iter().filter_map(|v| v["loadgen_cpu_s"].as_f64()).sum(),
     };
     json.extend(span.rates(what, count));
+    if mode == "fanout" {
+        json.extend(super::fanout::per_delivery(
+            sum(lines, "wire_bytes"),
+            span.server_cpu,
+            count,
+        ));
+    }
 
     // The histograms, merged: every key any process sent.
     let mut hists: Vec<(String, Histogram<u64>)> = Vec::new();

@@ -149,6 +149,7 @@ fn publish(opts: &Options, problems: &mut Vec<String>) -> io::Result<Published> 
             kind: Kind::WebSocket,
             target: &target,
             count: 1,
+            deflate: false,
         }],
     )?;
     let Some(conn) = conns.first_mut() else {
@@ -239,6 +240,7 @@ fn replay(opts: &Options, problems: &mut Vec<String>) -> io::Result<Replayed> {
             kind: opts.transport,
             target: &target,
             count: 1,
+            deflate: false,
         }],
     )?;
     let Some(conn) = conns.first_mut() else {
@@ -327,6 +329,7 @@ impl Reader {
             bytes,
             sub,
             ws,
+            None,
             &mut self.pong,
             &mut self.hist,
             clock,

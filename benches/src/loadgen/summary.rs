@@ -53,7 +53,14 @@ impl Scenario {
                 tls,
             }),
             "fanout" => Some(Scenario::Fanout {
-                transport: v["transport"].as_str().unwrap_or("ws").to_owned(),
+                // Compressed fan-out pairs (JSON-like payloads, with and
+                // without permessage-deflate) are scenarios of their own.
+                transport: format!(
+                    "{}{}{}",
+                    v["transport"].as_str().unwrap_or("ws"),
+                    if v["json_payload"] == true { " json" } else { "" },
+                    if v["deflate"] == true { " deflate" } else { "" }
+                ),
                 subscribers: num("subscribers"),
                 size: num("size"),
                 rate: num("rate"),

@@ -46,8 +46,11 @@ pub enum Event<'a> {
     End {
         /// Text (else binary).
         text: bool,
-        /// Its length in bytes.
+        /// Its length in bytes (on the wire, when compressed).
         len: u64,
+        /// Its first frame had RSV1 set: compressed with permessage-deflate
+        /// (the caller inflates it, and fails if none was negotiated).
+        compressed: bool,
     },
     /// A ping, with its payload: answer it with a pong.
     Ping(&'a [u8]),
@@ -86,7 +89,8 @@ impl From<tether_frame::Error> for ReadError {
     }
 }
 
-/// An incremental reader of server frames (unmasked, no extension).
+/// An incremental reader of server frames (unmasked; RSV1 is taken and
+/// reported, for permessage-deflate).
 ///
 /// Feed it the bytes as they come, in chunks of any size. Payload is not
 /// copied: [`Event::Data`] borrows from the input. Only a header split
@@ -104,6 +108,7 @@ pub struct FrameReader {
     remaining: u64,
     in_message: bool,
     text: bool,
+    compressed: bool,
     msg_len: u64,
     ctrl_len: u8,
     ctrl: [u8; 125],
@@ -117,6 +122,7 @@ impl Default for FrameReader {
 
 const RULES: DecodeRules = DecodeRules {
     max_payload: u64::MAX >> 1,
+    allowed_rsv: tether_frame::Rsv::RSV1,
     ..DecodeRules::client()
 };
 
@@ -132,6 +138,7 @@ impl FrameReader {
             remaining: 0,
             in_message: false,
             text: false,
+            compressed: false,
             msg_len: 0,
             ctrl_len: 0,
             ctrl: [0; 125],
@@ -209,6 +216,7 @@ impl FrameReader {
             OpCode::Text | OpCode::Binary => {
                 self.in_message = true;
                 self.text = header.opcode == OpCode::Text;
+                self.compressed = header.rsv.bits() & tether_frame::Rsv::RSV1.bits() != 0;
                 self.msg_len = 0;
             }
             OpCode::Continuation => {}
@@ -235,6 +243,7 @@ impl FrameReader {
                 on(Event::End {
                     text: self.text,
                     len: self.msg_len,
+                    compressed: self.compressed,
                 });
             }
             _ => {}
@@ -258,9 +267,18 @@ mod tests {
                     assert_eq!(offset as usize, message.len());
                     message.extend_from_slice(chunk);
                 }
-                Event::End { text, len } => {
+                Event::End {
+                    text,
+                    len,
+                    compressed,
+                } => {
                     assert_eq!(len as usize, message.len());
-                    let kind = if text { "text" } else { "binary" };
+                    let kind = match (text, compressed) {
+                        (true, false) => "text",
+                        (false, false) => "binary",
+                        (true, true) => "deflated text",
+                        (false, true) => "deflated binary",
+                    };
                     out.push(format!("{kind}:{}", String::from_utf8_lossy(&message)));
                     message.clear();
                 }
@@ -274,6 +292,22 @@ mod tests {
 
     fn server_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
         encode_frame(out, FrameHeader::new(fin, opcode, 0), payload).unwrap();
+    }
+
+    #[test]
+    fn rsv1_marks_a_message_compressed_from_its_first_frame() {
+        let mut wire = Vec::new();
+        let header = FrameHeader::new(false, OpCode::Text, 0).with_rsv(tether_frame::Rsv::RSV1);
+        encode_frame(&mut wire, header, b"ab").unwrap();
+        server_frame(&mut wire, true, OpCode::Continuation, b"cd");
+        server_frame(&mut wire, true, OpCode::Text, b"plain");
+        for step in [1, 3, wire.len()] {
+            assert_eq!(
+                read(&wire, step).unwrap(),
+                ["deflated text:abcd", "text:plain"],
+                "{step}"
+            );
+        }
     }
 
     fn stream() -> (Vec<u8>, Vec<String>) {

@@ -1327,16 +1327,22 @@ impl HubApp {
         };
         if !delivery.websocket.is_empty() {
             add(&stats.sent_websocket, delivery.websocket.len() as u64);
+            // Compressed once per event, by the first loop with a
+            // subscriber that takes it (see `Encoded`).
+            let deflated = Arc::clone(&event);
             ctx.send_encoded(
                 delivery.websocket.iter().copied(),
-                &Encoded::from(event.ws_frame().clone()),
+                &Encoded::from(event.ws_frame().clone())
+                    .with_deflated_lazy(move || deflated.ws_frame_deflated().cloned()),
             );
         }
         if !delivery.raw_websocket.is_empty() {
             add(&stats.sent_websocket, delivery.raw_websocket.len() as u64);
+            let deflated = Arc::clone(&event);
             ctx.send_encoded(
                 delivery.raw_websocket.iter().copied(),
-                &Encoded::from(event.ws_raw_frame().clone()),
+                &Encoded::from(event.ws_raw_frame().clone())
+                    .with_deflated_lazy(move || deflated.ws_raw_frame_deflated().cloned()),
             );
         }
         if !delivery.event_stream.is_empty() {

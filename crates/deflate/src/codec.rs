@@ -40,7 +40,7 @@ pub enum Role {
 /// The compressor settings that decide whether two compressors are
 /// interchangeable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
+pub(crate) struct Key {
     /// Raw deflate window bits handed to zlib-rs, 9 to 15.
     window_bits: u8,
     /// Run-length matches only (distance 1), for an 8-bit window.
@@ -49,7 +49,7 @@ struct Key {
 }
 
 impl Key {
-    fn new(negotiated_bits: u8, level: u8) -> Key {
+    pub(crate) fn new(negotiated_bits: u8, level: u8) -> Key {
         // zlib (and zlib-rs) refuse a raw 8-bit window. A run-length-only
         // compressor refers back exactly one byte, so whatever window it
         // is built with, its output is valid for a 256-byte window (RFC 7692
@@ -93,7 +93,7 @@ thread_local! {
     static INFLATERS: RefCell<Vec<zlib_rs::Inflate>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_compressor(key: Key) -> zlib_rs::Deflate {
+pub(crate) fn take_compressor(key: Key) -> zlib_rs::Deflate {
     COMPRESSORS
         .with_borrow_mut(|pool| {
             let i = pool.iter().position(|(k, _)| *k == key)?;
@@ -102,7 +102,7 @@ fn take_compressor(key: Key) -> zlib_rs::Deflate {
         .unwrap_or_else(|| key.compressor())
 }
 
-fn return_compressor(key: Key, mut compressor: zlib_rs::Deflate) {
+pub(crate) fn return_compressor(key: Key, mut compressor: zlib_rs::Deflate) {
     compressor.reset();
     COMPRESSORS.with_borrow_mut(|pool| {
         if pool.len() < POOL_LIMIT {
@@ -372,7 +372,7 @@ fn inflate_into(
 
 /// Compresses a whole message with a sync flush, appending to `out`, and
 /// strips the flush's empty stored block tail (RFC 7692 section 7.2.1).
-fn compress_into(
+pub(crate) fn compress_into(
     compressor: &mut zlib_rs::Deflate,
     payload: &[u8],
     out: &mut Vec<u8>,

@@ -48,6 +48,7 @@
 mod codec;
 mod error;
 mod negotiate;
+mod shared;
 
 pub use codec::{Deflate, MIN_SIZE_WITH_CONTEXT, MIN_SIZE_WITHOUT_CONTEXT, Role};
 pub use error::Error;
@@ -55,3 +56,4 @@ pub use negotiate::{
     ClientOffer, ClientWindow, DeflateConfig, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params,
     accept_response, offer_header,
 };
+pub use shared::{shared_frame, window_bits_for};

@@ -50,6 +50,49 @@ impl Default for Params {
     }
 }
 
+impl Params {
+    /// What a server's own response element says was agreed: the element
+    /// its negotiator wrote into `Sec-WebSocket-Extensions` (for example
+    /// `tether_handshake::NegotiatedExtension::element`, parsed with
+    /// `tether_handshake::parse_extensions`). A server that installed the
+    /// extension learns from it, for instance, whether the connection
+    /// takes frames compressed once for many ([`crate::shared_frame`]).
+    ///
+    /// ```
+    /// use tether_deflate::Params;
+    /// use tether_handshake::parse_extensions;
+    ///
+    /// let element = parse_extensions("permessage-deflate; server_no_context_takeover; server_max_window_bits=10")?;
+    /// let params = Params::from_response(&element[0]).expect("a permessage-deflate response");
+    /// assert!(params.server_no_context_takeover && !params.client_no_context_takeover);
+    /// assert_eq!((params.server_max_window_bits, params.client_max_window_bits), (10, 15));
+    /// # Ok::<(), tether_handshake::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOffered`] for an element of another extension, and the
+    /// syntax errors of [`ClientOffer::accept`] (a response never carries
+    /// a bare `client_max_window_bits`).
+    pub fn from_response(element: &Extension<'_>) -> Result<Params, Error> {
+        if !element.is(EXTENSION_NAME) {
+            return Err(Error::NotOffered(EXTENSION_NAME));
+        }
+        let parsed = parse(element)?;
+        let client_max_window_bits = match parsed.client_max_window_bits {
+            Some(None) => return Err(Error::InvalidValue(CLIENT_MAX_WINDOW_BITS)),
+            Some(Some(bits)) => bits,
+            None => MAX_WINDOW_BITS,
+        };
+        Ok(Params {
+            server_no_context_takeover: parsed.server_no_context_takeover,
+            client_no_context_takeover: parsed.client_no_context_takeover,
+            server_max_window_bits: parsed.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+            client_max_window_bits,
+        })
+    }
+}
+
 /// The parameters of one element, checked for the syntax RFC 7692 section
 /// 7 gives them: known names only, each at most once, values where values
 /// belong. `client_max_window_bits` is `Some(None)` when given bare.

@@ -1,5 +1,6 @@
 //! A sequenced event, encoded once for every wire format.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tether_frame::{FrameHeader, OpCode};
@@ -66,7 +67,12 @@ fn is_name(name: &str, max: usize) -> bool {
 ///   ([`Event::keyed`]) has it last, as `"key":"KEY"`;
 /// - [`Event::ws_raw_frame`]: one unmasked WebSocket text frame whose
 ///   payload is the data alone (no id, type or topic), built the first
-///   time it is asked for and shared from then on.
+///   time it is asked for and shared from then on;
+/// - [`Event::ws_frame_deflated`] and [`Event::ws_raw_frame_deflated`]:
+///   those two frames compressed (permessage-deflate, RFC 7692, each
+///   message on its own), for subscribers whose connection negotiated
+///   `server_no_context_takeover`; each compressed once, by whichever
+///   thread asks first, and shared from then on.
 ///
 /// The event-stream form never carries the key: its `id:` is the event's
 /// id, which resuming depends on.
@@ -97,6 +103,10 @@ pub struct Event {
     sse: Arc<[u8]>,
     /// The raw frame, once asked for.
     raw: OnceLock<Arc<[u8]>>,
+    /// `ws` compressed, once asked for; `None` if it does not shrink.
+    ws_deflated: OnceLock<Option<Arc<[u8]>>>,
+    /// The raw frame compressed, likewise.
+    raw_deflated: OnceLock<Option<Arc<[u8]>>>,
 }
 
 impl Event {
@@ -191,6 +201,8 @@ impl Event {
             ws: ws.into(),
             sse: sse.into(),
             raw: OnceLock::new(),
+            ws_deflated: OnceLock::new(),
+            raw_deflated: OnceLock::new(),
         }))
     }
 
@@ -239,6 +251,50 @@ impl Event {
         })
     }
 
+    /// [`Event::ws_frame`] compressed with permessage-deflate (RFC 7692):
+    /// one unmasked text frame with RSV1 set whose payload is the JSON
+    /// form deflated on its own (a fresh window, the sync flush's tail
+    /// removed), or `None` when that is not smaller than the JSON (send
+    /// the plain frame then). Compressed the first time it is asked for,
+    /// by whichever event loop needs it first; every later call, from
+    /// any thread, returns the same shared bytes, so an event is
+    /// compressed at most once however many subscribers get it.
+    ///
+    /// Valid only on connections where the server compresses without
+    /// context takeover (`server_no_context_takeover` in the handshake
+    /// response) and whose `server_max_window_bits` is at least
+    /// `tether_deflate::window_bits_for` of the JSON's length (15, the
+    /// default, takes any). Like the raw frame, it is not counted in
+    /// [`Event::cost`] (it is smaller than the frame it replaces).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_hub::{Event, EventId};
+    ///
+    /// let data = "{\"price\":101.25,\"symbol\":\"ACME\"}".repeat(20);
+    /// let event = Event::new(Arc::from("quotes"), EventId::new(7, 1), "quote", &data)?;
+    /// let deflated = event.ws_frame_deflated().expect("repetitive JSON shrinks");
+    /// assert_eq!(deflated[0], 0xC1); // FIN + RSV1 + text
+    /// assert!(deflated.len() < event.ws_frame().len() / 4);
+    /// assert!(Arc::ptr_eq(deflated, event.ws_frame_deflated().unwrap()));
+    /// // A short event does not shrink, and goes plain.
+    /// let short = Event::new(Arc::from("t"), EventId::new(7, 2), "x", "1")?;
+    /// assert!(short.ws_frame_deflated().is_none());
+    /// # Ok::<(), tether_hub::Error>(())
+    /// ```
+    pub fn ws_frame_deflated(&self) -> Option<&Arc<[u8]>> {
+        self.ws_deflated.get_or_init(|| deflate_frame(&self.ws)).as_ref()
+    }
+
+    /// [`Event::ws_raw_frame`] compressed, as [`Event::ws_frame_deflated`]
+    /// is [`Event::ws_frame`]: made at most once, shared, `None` when it
+    /// does not shrink.
+    pub fn ws_raw_frame_deflated(&self) -> Option<&Arc<[u8]>> {
+        self.raw_deflated
+            .get_or_init(|| deflate_frame(self.ws_raw_frame()))
+            .as_ref()
+    }
+
     /// The event-stream event.
     pub fn sse(&self) -> &Arc<[u8]> {
         &self.sse
@@ -255,6 +311,34 @@ impl Event {
     pub fn cost(&self) -> usize {
         self.ws.len() + self.sse.len()
     }
+}
+
+/// Frames compressed by [`Event::ws_frame_deflated`] and
+/// [`Event::ws_raw_frame_deflated`] in this process.
+static COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many event frames this process has compressed for sharing
+/// ([`Event::ws_frame_deflated`], [`Event::ws_raw_frame_deflated`]): at
+/// most one per event and form, however many subscribers received them.
+/// A counter for metrics.
+pub fn shared_compressions() -> u64 {
+    COMPRESSIONS.load(Ordering::Relaxed)
+}
+
+/// A whole unmasked text frame, compressed as a frame of its own.
+fn deflate_frame(frame: &[u8]) -> Option<Arc<[u8]>> {
+    COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
+    let payload = frame.get(frame_header_len(frame)?..)?;
+    tether_deflate::shared_frame(OpCode::Text, payload).map(Arc::from)
+}
+
+/// The length of a server frame's header, from its second byte.
+fn frame_header_len(frame: &[u8]) -> Option<usize> {
+    Some(match frame.get(1)? & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    })
 }
 
 /// The bytes of a JSON string literal (quotes included) as written by
@@ -360,6 +444,79 @@ mod tests {
             // The same bytes every time: built once, shared.
             assert!(Arc::ptr_eq(frame, event.ws_raw_frame()));
         }
+    }
+
+    /// What a client that negotiated permessage-deflate reads from `frame`.
+    fn client_reads(frame: &[u8]) -> String {
+        use std::time::Instant;
+        let params = tether_deflate::Params {
+            server_no_context_takeover: true,
+            ..tether_deflate::Params::default()
+        };
+        let now = Instant::now();
+        let masks = Box::new(|| [0; 4]);
+        let mut client =
+            tether_ws::Connection::new(tether_ws::Role::Client(masks), tether_ws::Config::default(), now)
+                .with_extension(Box::new(tether_deflate::Deflate::new(
+                    tether_deflate::Role::Client,
+                    params,
+                )));
+        let (used, event) = client.receive(frame, now, &mut Vec::new());
+        assert_eq!(used, frame.len());
+        match event {
+            Some(tether_ws::Event::Message(message)) => message.as_text().unwrap().to_owned(),
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deflated_frames_inflate_to_the_plain_ones_and_are_made_once() {
+        let data =
+            "{\"symbol\":\"ACME\",\"bid\":101.25,\"ask\":101.5,\"note\":\"tab\tquote\\\"\"}\n".repeat(16);
+        let event = Event::new(Arc::from("quotes"), EventId::new(3, 9), "quote", &data).unwrap();
+        // Asked for on two threads at once: one compression, one shared
+        // allocation.
+        let frames: Vec<_> = (0..2)
+            .map(|_| {
+                let event = Arc::clone(&event);
+                std::thread::spawn(move || event.ws_frame_deflated().cloned())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("compressible"))
+            .collect();
+        assert!(Arc::ptr_eq(&frames[0], &frames[1]));
+        let frame = &frames[0];
+        assert_eq!(frame[0], 0xC1, "FIN, RSV1, text");
+        assert!(frame.len() < event.ws_frame().len() / 3);
+        assert_eq!(client_reads(frame), event.json());
+        let raw = event.ws_raw_frame_deflated().expect("compressible");
+        assert_eq!(raw[0], 0xC1);
+        assert_eq!(client_reads(raw), data);
+        assert!(Arc::ptr_eq(raw, event.ws_raw_frame_deflated().unwrap()));
+        // A 16-bit length plain frame (more than 125 bytes) is read past
+        // its 4-byte header.
+        assert_eq!(event.ws_frame()[1], 126);
+    }
+
+    #[test]
+    fn events_that_do_not_shrink_have_no_deflated_frame() {
+        let event = Event::new(Arc::from("t"), EventId::new(1, 1), "x", "hi").unwrap();
+        assert!(event.ws_frame_deflated().is_none());
+        assert!(event.ws_raw_frame_deflated().is_none());
+        // Incompressible data, long enough for the 16-bit length form.
+        let mut x: u32 = 1;
+        let noise: String = (0..400)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                char::from(b'!' + (x % 90) as u8)
+            })
+            .filter(|c| *c != '"' && *c != '\\')
+            .collect();
+        let event = Event::new(Arc::from("t"), EventId::new(1, 2), "x", &noise).unwrap();
+        assert!(event.ws_raw_frame_deflated().is_none());
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, MAX_TOPIC_LEN, is_valid_event_type,
-    is_valid_topic,
+    is_valid_topic, shared_compressions,
 };
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;

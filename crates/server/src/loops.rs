@@ -281,6 +281,9 @@ counters! {
     messages_in,
     /// WebSocket messages and SSE events sent.
     messages_out,
+    /// WebSocket messages sent as a shared compressed frame (counted in
+    /// `messages_out` too): see [`crate::Encoded`].
+    deflated_out,
     /// Bytes read from sockets.
     bytes_in,
     /// Bytes written to sockets.

@@ -213,6 +213,18 @@ impl HubApp {
             &[("", server.messages_out)],
         );
         metric(
+            "tether_ws_deflated_sent_total",
+            "counter",
+            "WebSocket messages sent as a shared compressed frame (permessage-deflate without server context takeover).",
+            &[("", server.deflated_out)],
+        );
+        metric(
+            "tether_ws_shared_compressions_total",
+            "counter",
+            "Messages compressed once to be shared by every subscriber that takes them (at most one per event and form).",
+            &[("", tether_hub::shared_compressions())],
+        );
+        metric(
             "tether_bytes_received_total",
             "counter",
             "Bytes read from sockets.",

@@ -918,6 +918,7 @@ impl<A: App> Server<A> {
             extra.push(("sec-websocket-extensions", extensions.as_str()));
         }
         let fields = response_fields(200, "", None, extra);
+        let deflate_window = super::deflate_window(accepted.extensions().first().map(|e| e.element()));
         let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
         if let Some(extension) = accepted.into_extension_values().into_iter().next() {
             ws = ws.with_extension(extension);
@@ -940,6 +941,7 @@ impl<A: App> Server<A> {
                 ws,
                 tag,
                 notified: false,
+                deflate_window,
             });
         }
         Stats::add(&self.stats().open_websocket, 1);
@@ -989,6 +991,7 @@ impl<A: App> Server<A> {
         let mut ctx = base.with_current(Current {
             id: sid,
             ws: Some(&mut session.ws),
+            deflate_window: session.deflate_window,
             out: &mut scratch,
             closing: &mut closing,
         });
@@ -1081,6 +1084,7 @@ impl<A: App> Server<A> {
                 let mut ctx = base.with_current(Current {
                     id: sid,
                     ws: Some(&mut session.ws),
+                    deflate_window: session.deflate_window,
                     out: &mut scratch,
                     closing: &mut closing,
                 });
@@ -1199,16 +1203,25 @@ impl<A: App> Server<A> {
             let Some(s) = h2.streams.get_mut(&stream) else {
                 return;
             };
-            match &mut s.kind {
-                Kind::WebSocket(session) if session.ws.can_send() && !s.end => {}
+            let bytes = match &mut s.kind {
+                Kind::WebSocket(session) if session.ws.can_send() && !s.end => {
+                    let (bytes, deflated) = encoded.for_session(session.deflate_window);
+                    if deflated {
+                        Stats::add(&peers.own().stats.deflated_out, 1);
+                    }
+                    bytes.clone()
+                }
                 Kind::Sse {
                     heartbeat_at,
                     ended: false,
                     ..
-                } => *heartbeat_at = now + heartbeat,
+                } => {
+                    *heartbeat_at = now + heartbeat;
+                    encoded.bytes
+                }
                 _ => return,
-            }
-            h2.enqueue(stream, Piece::Shared(encoded.0, 0));
+            };
+            h2.enqueue(stream, Piece::Shared(bytes, 0));
             Stats::add(&peers.own().stats.messages_out, 1);
             let out = conn.out.get_or_insert_with(|| pool.queue());
             let gone = h2.drain(stream, out, pool);

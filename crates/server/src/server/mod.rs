@@ -154,6 +154,27 @@ struct Session {
     tag: u32,
     /// The application has been told the session ended.
     notified: bool,
+    /// The largest window of the shared compressed frames this session
+    /// takes ([`crate::Encoded`]): its `server_max_window_bits` when it
+    /// negotiated permessage-deflate without server context takeover, 0
+    /// when it takes none.
+    deflate_window: u8,
+}
+
+/// [`Session::deflate_window`] for a session whose handshake response
+/// carried `element` as its first (installed) extension.
+fn deflate_window(element: Option<&str>) -> u8 {
+    #[cfg(feature = "deflate")]
+    if let Some(element) = element
+        && let Ok(extensions) = tether_handshake::parse_extensions(element)
+        && let Some(first) = extensions.first()
+        && let Ok(params) = tether_deflate::Params::from_response(first)
+        && params.server_no_context_takeover
+    {
+        return params.server_max_window_bits;
+    }
+    let _ = element;
+    0
 }
 
 /// What to do after one HTTP request.

@@ -8,7 +8,7 @@ use log::debug;
 use tether_handshake::RequestHead;
 use tether_ws::{CloseCode, Event, Incoming, Role};
 
-use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
+use super::{Conn, Kind, Server, Session, State, Stats, deflate_window, guarded, live, session};
 use crate::app::{Current, Encoded};
 use crate::http::write_sse_head;
 use crate::transport::Stream;
@@ -41,6 +41,7 @@ impl<A: App> Server<A> {
         if accepted.write_response(&mut response, &[]).is_err() {
             return self.http_error(id, 500);
         }
+        let deflate_window = deflate_window(accepted.extensions().first().map(|e| e.element()));
         let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
         if let Some(extension) = accepted.into_extension_values().into_iter().next() {
             ws = ws.with_extension(extension);
@@ -57,6 +58,7 @@ impl<A: App> Server<A> {
             ws,
             tag,
             notified: false,
+            deflate_window,
         });
         let Conn {
             state: State::WebSocket(session),
@@ -72,6 +74,7 @@ impl<A: App> Server<A> {
         let mut ctx = ctx.with_current(Current {
             id,
             ws: Some(&mut session.ws),
+            deflate_window: session.deflate_window,
             out,
             closing,
         });
@@ -134,6 +137,7 @@ impl<A: App> Server<A> {
         let mut ctx = base.with_current(Current {
             id,
             ws: None,
+            deflate_window: 0,
             out,
             closing: &mut conn.closing,
         });
@@ -189,6 +193,7 @@ impl<A: App> Server<A> {
             let mut ctx = base.with_current(Current {
                 id,
                 ws: Some(&mut session.ws),
+                deflate_window: session.deflate_window,
                 out,
                 closing,
             });
@@ -237,13 +242,22 @@ impl<A: App> Server<A> {
         if conn.closing {
             return;
         }
-        match &mut conn.state {
-            State::WebSocket(session) if session.ws.can_send() => {}
-            State::Sse { heartbeat_at, .. } => *heartbeat_at = now + heartbeat,
+        let bytes = match &mut conn.state {
+            State::WebSocket(session) if session.ws.can_send() => {
+                let (bytes, deflated) = encoded.for_session(session.deflate_window);
+                if deflated {
+                    Stats::add(&peers.own().stats.deflated_out, 1);
+                }
+                bytes.clone()
+            }
+            State::Sse { heartbeat_at, .. } => {
+                *heartbeat_at = now + heartbeat;
+                encoded.bytes
+            }
             _ => return,
-        }
+        };
         let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.push_shared(encoded.0);
+        out.push_shared(bytes);
         Stats::add(&peers.own().stats.messages_out, 1);
         if out.len() > max_output {
             // Output is written only once per loop turn, so a burst of
