@@ -94,6 +94,10 @@ if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
         --pub-path '/topics/chat.smoke-raw/ws?format=raw'
     check "fanout 20 sse subscribers" fanout --transport sse -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-sse/ws --sub-path /topics/chat.smoke-sse/events
+    check "fanout 20 raw ws subscribers with permessage-deflate" fanout --raw --deflate --json-payload -n 20 \
+        -r 200 -s 1024 -d 2 --drain 3 --pub-path '/topics/chat.smoke-deflate/ws?format=raw'
+    check "fanout with every publish acknowledged" fanout --transport ws --ack --window 16 -n 10 -r 200 -s 64 \
+        -d 2 --drain 3 --pub-path /topics/chat.smoke-ack/ws
     check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
     # HTTP/2 (h2c): WebSockets and event streams as streams of a few
     # connections; the pings above reach the streams too.
