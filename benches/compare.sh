@@ -28,6 +28,11 @@
 # sustained (in every round) with its deliveries per second, and p50 / p99
 # / p99.9 at the first rate, the common one.
 #
+# SSE fan-out (tether-pubsub only: uWS serves no event streams): one run
+# of --fanout-sse-subs (default 10000) event-stream subscribers of the
+# same topic at --fanout-sse-rate (default 100) messages a second of 20 B,
+# every event checked; a row "to N sse" in the fan-out table.
+#
 # Compressed fan-out (tether-pubsub, and uWS with UWS_PUBSUB_DEFLATE): one
 # run of --fanout-deflate-subs (default 1000) subscribers at
 # --fanout-deflate-rate (default 1000) messages a second of 1 KiB JSON-like
@@ -81,11 +86,13 @@ FANOUT_SUBS="1000 10000"
 FANOUT_SIZES="20 1024"
 FANOUT_RATES="500 1000 2000 4000 8000 16000"
 FANOUT_DEFLATE_SUBS=1000
+FANOUT_SSE_SUBS=10000
+FANOUT_SSE_RATE=100
 FANOUT_DEFLATE_RATE=1000
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" FANOUT_DEFLATE_SUBS=100 FANOUT_DEFLATE_RATE=500 ;;
+        --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" FANOUT_DEFLATE_SUBS=100 FANOUT_DEFLATE_RATE=500 FANOUT_SSE_SUBS=100 FANOUT_SSE_RATE=200 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --idle) IDLE=$2; shift ;;
@@ -98,8 +105,10 @@ while [ $# -gt 0 ]; do
         --tls-scenarios) TLS_SCENARIOS=$2; shift ;;
         --fanout-deflate-subs) FANOUT_DEFLATE_SUBS=$2; shift ;;
         --fanout-deflate-rate) FANOUT_DEFLATE_RATE=$2; shift ;;
+        --fanout-sse-subs) FANOUT_SSE_SUBS=$2; shift ;;
+        --fanout-sse-rate) FANOUT_SSE_RATE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,67p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,72p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -383,6 +392,9 @@ for round in $(seq "$ROUNDS"); do
         if [ "$name" = tether-pubsub ]; then
             run_fanout_ladder tether "$round" "/topics/bench.fan/ws?format=raw"
             run_deflate_pair tether "$round" "/topics/bench.fan/ws?format=raw"
+            run_loadgen tether "$round" fanout --addr "127.0.0.1:$port" --transport sse \
+                --pub-path /topics/bench.fan/ws --sub-path /topics/bench.fan/events \
+                -n "$FANOUT_SSE_SUBS" -r "$FANOUT_SSE_RATE" -s 20 -d "$DURATION" --drain 5
             stop_server
             continue
         fi
