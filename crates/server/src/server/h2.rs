@@ -1205,11 +1205,7 @@ impl<A: App> Server<A> {
             };
             let bytes = match &mut s.kind {
                 Kind::WebSocket(session) if session.ws.can_send() && !s.end => {
-                    let (bytes, deflated) = encoded.for_session(session.deflate_window);
-                    if deflated {
-                        Stats::add(&peers.own().stats.deflated_out, 1);
-                    }
-                    bytes.clone()
+                    session.frame_of(&encoded, &peers.own().stats)
                 }
                 Kind::Sse {
                     heartbeat_at,

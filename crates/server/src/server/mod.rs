@@ -161,6 +161,18 @@ struct Session {
     deflate_window: u8,
 }
 
+impl Session {
+    /// What this session is sent of `encoded`: the shared compressed twin
+    /// when it takes it (counted in `stats`), else the plain frame.
+    fn frame_of(&self, encoded: &crate::Encoded, stats: &Stats) -> Arc<[u8]> {
+        let (bytes, deflated) = encoded.for_session(self.deflate_window);
+        if deflated {
+            Stats::add(&stats.deflated_out, 1);
+        }
+        bytes.clone()
+    }
+}
+
 /// [`Session::deflate_window`] for a session whose handshake response
 /// carried `element` as its first (installed) extension.
 fn deflate_window(element: Option<&str>) -> u8 {

@@ -244,11 +244,7 @@ impl<A: App> Server<A> {
         }
         let bytes = match &mut conn.state {
             State::WebSocket(session) if session.ws.can_send() => {
-                let (bytes, deflated) = encoded.for_session(session.deflate_window);
-                if deflated {
-                    Stats::add(&peers.own().stats.deflated_out, 1);
-                }
-                bytes.clone()
+                session.frame_of(&encoded, &peers.own().stats)
             }
             State::Sse { heartbeat_at, .. } => {
                 *heartbeat_at = now + heartbeat;
