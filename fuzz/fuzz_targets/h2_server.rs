@@ -79,7 +79,11 @@ fuzz_target!(|input: &[u8]| {
     };
     let whole = run(&stream, stream.len().max(1), false);
     let pieces = run(&stream, chunk, false);
-    assert_eq!(whole, pieces);
+    // Events and bytes written must not depend on how the input was cut;
+    // the largest frame size seen may (two SETTINGS read in one call show
+    // only the second).
+    assert_eq!((&whole.0, &whole.1), (&pieces.0, &pieces.1));
+    h2_output::check_frames(&pieces.1, pieces.2);
     h2_output::check_frames(&whole.1, whole.2);
     let answered = run(&stream, chunk, true);
     h2_output::check_frames(&answered.1, answered.2);
