@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 use serde_json::json;
-use tether_frame::OpCode;
+use tether_frame::{FrameHeader, OpCode, encode_frame};
 
 use super::conn::{Conn, Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{self, Report, Window};
@@ -48,7 +48,10 @@ pub fn payload(size: usize) -> Vec<u8> {
 /// Per-connection state besides the socket.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    sent_at: Instant,
+    /// When the message in flight was sent, in nanoseconds from the start
+    /// of the run: one clock subtraction per wake-up instead of one per
+    /// message.
+    sent_ns: u64,
     /// Echoed bytes that differ from the payload, in the current message.
     mismatch: bool,
 }
@@ -73,15 +76,21 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let opcode = if opts.binary { OpCode::Binary } else { OpCode::Text };
     // Encoded (and masked) once; every send writes these same bytes.
     let frame = wire::frame(opcode, &body);
+    // The exact bytes of a correct echo: the same message in one unmasked
+    // frame, as a server sends it. A read that is exactly these bytes, at
+    // a message boundary, is one echo, checked by one comparison; anything
+    // else goes through the frame reader.
+    let expected = server_frame(opcode, &body);
     let mut rbuf = vec![0u8; 256 * 1024];
     let mut pong = Vec::with_capacity(256);
     let mut hist = report::latency_histogram();
     let mut problems = Vec::new();
 
     let start = Instant::now();
+    let since_start = |at: Instant| at.saturating_duration_since(start).as_nanos() as u64;
     let mut slots = vec![
         Slot {
-            sent_at: start,
+            sent_ns: 0,
             mismatch: false,
         };
         conns.len()
@@ -90,23 +99,32 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         if !conn.leftover.is_empty() {
             return Err(io::Error::other("the server sent data before the first message"));
         }
-        slot.sent_at = Instant::now();
+        slot.sent_ns = since_start(Instant::now());
         conn.send(&frame)?;
     }
 
     let mut clock = Measure::new(start, opts);
     let mut count = 0u64;
     let mut events = Events::with_capacity(1024);
-    while let Some(wait) = clock.next(&mut count, &mut hist)? {
+    // Round trips are counted here and handed to `hist` at the end.
+    let mut rec = report::Recorder::new();
+    loop {
+        let warming = !clock.measuring();
+        let Some(wait) = clock.next(&mut count, &mut hist)? else {
+            break;
+        };
+        if warming && clock.measuring() {
+            rec.clear();
+        }
         poll.poll(&mut events, Some(wait))?;
         // One clock read per wake-up: the round trips that complete in it
         // share it.
-        let now = Instant::now();
+        let now = since_start(Instant::now());
         for event in events.iter() {
             let i = event.token().0;
             let conn = &mut conns[i];
             let slot = &mut slots[i];
-            let done = on_ready(conn, slot, &mut rbuf, &body, opts, &mut pong)
+            let done = on_ready(conn, slot, &mut rbuf, &body, &expected, opts, &mut pong)
                 .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
             if done > 1 {
                 return Err(io::Error::other(format!(
@@ -118,9 +136,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                     problems.push(format!("connection {i}: echoed bytes differ from those sent"));
                     slot.mismatch = false;
                 }
-                report::record(&mut hist, now - slot.sent_at);
+                rec.record(now.saturating_sub(slot.sent_ns));
                 count += 1;
-                slot.sent_at = now;
+                slot.sent_ns = now;
                 conn.send(&frame)?;
             }
             if event.is_writable() && conn.has_pending_output() {
@@ -128,6 +146,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             }
         }
     }
+    rec.drain_into(&mut hist);
     let what = format!("echo {} conns", opts.connections);
     finish(opts, clock, count, &hist, problems, &what, None)
 }
@@ -149,6 +168,11 @@ impl Measure {
             window: None,
             server_pid: opts.server_pid,
         }
+    }
+
+    /// The measured window has started.
+    pub(crate) fn measuring(&self) -> bool {
+        self.window.is_some()
     }
 
     /// How long to wait for events now, or `None` once the run is over.
@@ -221,6 +245,14 @@ pub(crate) fn finish(
     })
 }
 
+/// The frame a server echoes `body` in: unmasked, final, `opcode`.
+fn server_frame(opcode: OpCode, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 10);
+    let header = FrameHeader::new(true, opcode, body.len() as u64);
+    encode_frame(&mut out, header, body).expect("a data frame always encodes");
+    out
+}
+
 /// Reads what a connection has; returns how many echoes it completed.
 #[inline]
 fn on_ready(
@@ -228,6 +260,7 @@ fn on_ready(
     slot: &mut Slot,
     rbuf: &mut [u8],
     body: &[u8],
+    expected: &[u8],
     opts: &Options,
     pong: &mut Vec<u8>,
 ) -> io::Result<u32> {
@@ -238,8 +271,16 @@ fn on_ready(
             ReadOutcome::Empty => break,
             ReadOutcome::Closed => return Err(io::Error::other("closed by the server")),
         };
+        let read = &rbuf[..len];
+        if read == expected && conn.ws.at_message_start() {
+            done += 1;
+            if !more {
+                break;
+            }
+            continue;
+        }
         pong.clear();
-        done += take_echoes(&mut conn.ws, &rbuf[..len], &mut slot.mismatch, body, opts, pong)?;
+        done += take_echoes(&mut conn.ws, read, &mut slot.mismatch, body, opts, pong)?;
         if !pong.is_empty() {
             conn.send(pong)?;
         }

@@ -21,6 +21,84 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record((d.as_nanos() as u64).max(1));
 }
 
+/// Latencies counted in the buckets of [`latency_histogram`], cheaply: a
+/// recording is a shift, a leading-zero count and an increment, where
+/// `Histogram::record` spends about five times as many instructions on
+/// the same (generic casts and checks), which shows in the echo run's
+/// per-message cost. [`drain_into`](Self::drain_into) hands the counts to
+/// a histogram; every value lands in the bucket it would have reached when
+/// recorded there directly, so the percentiles are the same.
+pub struct Recorder {
+    counts: Vec<u32>,
+}
+
+/// Values below this are their own bucket; above it, 1024 buckets per
+/// power of two (the resolution of three significant digits).
+const EXACT: u64 = 2048;
+/// The histogram's highest value, 100 s in nanoseconds.
+const HIGHEST: u64 = 100_000_000_000;
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Recorder {
+        Recorder {
+            counts: vec![0; Recorder::index(HIGHEST) + 1],
+        }
+    }
+
+    /// The bucket of `ns`, clamped into 1 ns ..= 100 s.
+    #[inline]
+    fn index(ns: u64) -> usize {
+        let v = ns.clamp(1, HIGHEST);
+        if v < EXACT {
+            return v as usize;
+        }
+        // v's top eleven bits: 1024 ..= 2047 after the shift.
+        let shift = 63 - v.leading_zeros() - 10;
+        (EXACT as usize) + (shift as usize - 1) * 1024 + ((v >> shift) as usize - 1024)
+    }
+
+    /// The lowest value of bucket `i`.
+    fn value(i: usize) -> u64 {
+        if (i as u64) < EXACT {
+            return i as u64;
+        }
+        let rest = i - EXACT as usize;
+        let shift = rest / 1024 + 1;
+        ((rest % 1024 + 1024) as u64) << shift
+    }
+
+    /// Counts one latency of `ns` nanoseconds.
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        let i = Recorder::index(ns);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c = c.saturating_add(1);
+        }
+    }
+
+    /// Forgets every count.
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
+    }
+
+    /// Adds every count to `h` and forgets them.
+    pub fn drain_into(&mut self, h: &mut Histogram<u64>) {
+        for (i, c) in self.counts.iter_mut().enumerate() {
+            if *c > 0 {
+                h.saturating_record_n(Recorder::value(i).max(1), u64::from(*c));
+                *c = 0;
+            }
+        }
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
 /// The percentiles this tool reports, in microseconds.
 pub fn percentiles_us(h: &Histogram<u64>) -> Value {
     let us = |ns: u64| (ns as f64 / 1000.0 * 10.0).round() / 10.0;
@@ -229,6 +307,54 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recorder_gives_the_histogram_the_same_buckets() {
+        let mut direct = latency_histogram();
+        let mut rec = Recorder::new();
+        // Every magnitude, bucket edges and their neighbours, the clamps.
+        let mut values = vec![
+            0,
+            1,
+            2,
+            2047,
+            2048,
+            2049,
+            4095,
+            4096,
+            HIGHEST,
+            HIGHEST + 1,
+            u64::MAX,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
+        }
+        for shift in 0..37 {
+            for d in [0u64, 1, 2] {
+                values.push((1u64 << shift).saturating_sub(d));
+                values.push((1u64 << shift) + d);
+            }
+        }
+        for &v in &values {
+            direct.saturating_record(v.clamp(1, HIGHEST));
+            rec.record(v);
+        }
+        let mut drained = latency_histogram();
+        rec.drain_into(&mut drained);
+        assert_eq!(drained.len(), direct.len());
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0] {
+            assert_eq!(drained.value_at_quantile(q), direct.value_at_quantile(q), "q {q}");
+        }
+        assert_eq!(histogram_counts(&drained), histogram_counts(&direct));
+        // Drained: nothing is added twice.
+        let mut again = latency_histogram();
+        rec.drain_into(&mut again);
+        assert!(again.is_empty());
+    }
 
     #[test]
     fn counts_merge_into_the_same_percentiles() {

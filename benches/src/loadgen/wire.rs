@@ -145,6 +145,14 @@ impl FrameReader {
         }
     }
 
+    /// Whether the reader is between messages: no header, frame or
+    /// fragmented message under way. A whole frame fed then leaves it so
+    /// again, which lets a caller that knows the exact bytes it expects
+    /// compare them instead of parsing them.
+    pub fn at_message_start(&self) -> bool {
+        self.hdr_len == 0 && !self.in_frame && !self.in_message
+    }
+
     /// Parses `input`, calling `on` for everything it completes or carries.
     /// After an error the reader is in an unspecified state: drop the
     /// connection.
