@@ -46,6 +46,9 @@ fn text(len: usize) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// Builds a payload of the given length.
+type MakePayload = fn(usize) -> Vec<u8>;
+
 /// ASCII text only: the UTF-8 check's fastest case.
 fn ascii(len: usize) -> Vec<u8> {
     b"The quick brown fox jumps over the lazy dog. "
@@ -62,7 +65,7 @@ fn receive(c: &mut Criterion) {
     let config = Config::default()
         .max_message_size(1 << 20)
         .max_frame_size(1 << 20);
-    let kinds: [(&str, OpCode, fn(usize) -> Vec<u8>); 3] = [
+    let kinds: [(&str, OpCode, MakePayload); 3] = [
         ("text", OpCode::Text, text),
         ("ascii", OpCode::Text, ascii),
         ("binary", OpCode::Binary, text),

@@ -120,7 +120,27 @@ impl Conn {
     /// Writes `bytes`, or queues what the socket does not take now (to be
     /// written by [`Conn::flush`] when it becomes writable). Output always
     /// leaves in order.
+    #[inline]
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // The common case, inline in the caller's loop: nothing queued, no
+        // TLS, and the socket takes it all in one write.
+        if self.out_pos >= self.out.len()
+            && self.tls.is_none()
+            && let Ok(n) = self.stream.write(bytes)
+        {
+            return match bytes.get(n..) {
+                Some([]) => Ok(()),
+                Some(rest) if n > 0 => self.send_slow(rest),
+                _ => Err(io::ErrorKind::WriteZero.into()),
+            };
+        }
+        self.send_slow(bytes)
+    }
+
+    /// [`Conn::send`] in full: queue behind earlier output, TLS, partial
+    /// and refused writes.
+    #[inline(never)]
+    fn send_slow(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.out_pos < self.out.len() {
             self.out.extend_from_slice(bytes);
             return Ok(());
