@@ -1067,14 +1067,15 @@ impl<A: App> Server<A> {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((entry, id)) = self.timers.pop_due(now) {
+        while let Some((entry, slot)) = self.timers.pop_due(now) {
             let Self { conns, timers, .. } = self;
-            let Some(conn) = live(conns, id) else {
+            let Some(conn) = conns.get_mut(slot) else {
                 continue;
             };
             if !timers.take_if_current(entry, &mut conn.scheduled) {
                 continue;
             }
+            let id = ConnId::new(slot, conn.generation);
             self.on_timer(id, now);
             self.apply_actions(now);
             self.reschedule(id);
