@@ -1,6 +1,7 @@
 //! The connection state machine.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_frame::{
@@ -120,7 +121,9 @@ const EXTENSION_CHUNK: usize = 4096;
 /// # Ok::<(), tether_ws::Error>(())
 /// ```
 pub struct Connection {
-    limits: Limits,
+    /// The limits and timers, shared with the other connections made from
+    /// the same [`SharedConfig`].
+    shared: SharedConfig,
     /// The client's mask source and any negotiated extension: rare, so
     /// kept out of line to keep every connection small.
     extras: Option<Box<Extras>>,
@@ -139,8 +142,89 @@ pub struct Connection {
     /// `None` otherwise).
     control: Option<Box<ControlPayload>>,
     /// In the Open state, when something last arrived (the ping and idle
-    /// timers count from it); in the Closing state, the close deadline.
-    timer: Instant,
+    /// timers count from it); in the Closing state, the close deadline. As
+    /// nanoseconds from the shared epoch ([`SharedConfig::offset`]): 8
+    /// bytes where an `Instant` takes 16.
+    timer: i64,
+}
+
+/// A [`Config`] made ready once for many connections: each connection
+/// made from it with [`Connection::with_shared`] holds a pointer to it
+/// rather than its own copy of the limits (a server with thousands of
+/// idle connections keeps them all small this way). Cloning it is cheap.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_ws::{Config, Connection, Role, SharedConfig};
+///
+/// let now = Instant::now();
+/// let shared = SharedConfig::new(Config::default().max_fragments(10), now);
+/// let a = Connection::with_shared(Role::Server, &shared, now);
+/// let b = Connection::with_shared(Role::Server, &shared, now);
+/// assert_eq!(a.config(), b.config());
+/// assert_eq!(a.config().max_fragments, 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedConfig(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    limits: Limits,
+    max_frame_size: u64,
+    /// What connection timers count from. Any instant works, before or
+    /// after it: the count is signed.
+    epoch: Instant,
+}
+
+impl SharedConfig {
+    /// `config`, ready to be shared. `epoch` is any instant near the
+    /// times the connections will see (the time now, say): their timers
+    /// are kept as nanoseconds from it, up to 292 years either way.
+    pub fn new(config: Config, epoch: Instant) -> SharedConfig {
+        SharedConfig(Arc::new(Shared {
+            limits: Limits::new(&config),
+            max_frame_size: config.max_frame_size,
+            epoch,
+        }))
+    }
+
+    /// The limits and timers (timers to the millisecond).
+    pub fn config(&self) -> Config {
+        let limits = &self.0.limits;
+        Config::DEFAULT
+            .max_frame_size(self.0.max_frame_size)
+            .max_message_size(limits.max_message_size)
+            .max_fragments(limits.max_fragments)
+            .ping_interval(limits.ping_interval())
+            .idle_timeout(limits.idle_timeout())
+            .close_timeout(limits.close_timeout())
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// `at` as signed nanoseconds from the epoch (saturating beyond 292
+    /// years).
+    fn offset(&self, at: Instant) -> i64 {
+        let epoch = self.0.epoch;
+        match at.checked_duration_since(epoch) {
+            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            None => i64::try_from(epoch.duration_since(at).as_nanos()).map_or(i64::MIN, |before| -before),
+        }
+    }
+
+    /// The instant `offset` names (see [`SharedConfig::offset`]).
+    fn instant(&self, offset: i64) -> Instant {
+        let epoch = self.0.epoch;
+        let span = Duration::from_nanos(offset.unsigned_abs());
+        if offset >= 0 {
+            epoch.checked_add(span)
+        } else {
+            epoch.checked_sub(span)
+        }
+        .unwrap_or(epoch)
+    }
 }
 
 /// What few connections have.
@@ -199,7 +283,17 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// A connection whose opening handshake has just completed at `now`.
+    ///
+    /// It keeps `config` in an allocation of its own; many connections
+    /// with the same configuration share one with
+    /// [`with_shared`](Self::with_shared) instead.
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
+        Connection::with_shared(role, &SharedConfig::new(config, now), now)
+    }
+
+    /// As [`new`](Self::new), with the configuration `shared` with other
+    /// connections.
+    pub fn with_shared(role: Role, shared: &SharedConfig, now: Instant) -> Connection {
         let (rules, extras) = match role {
             Role::Server => (DecodeRules::server(), None),
             Role::Client(source) => (
@@ -211,10 +305,10 @@ impl Connection {
             ),
         };
         Connection {
-            limits: Limits::new(&config),
+            shared: shared.clone(),
             extras,
             decoder: FrameDecoder::new(DecodeRules {
-                max_payload: config.max_frame_size,
+                max_payload: shared.0.max_frame_size,
                 ..rules
             }),
             state: State::Open,
@@ -231,7 +325,7 @@ impl Connection {
             utf8: Utf8Validator::new(),
             buffer: Vec::new(),
             control: None,
-            timer: now,
+            timer: shared.offset(now),
         }
     }
 
@@ -254,13 +348,7 @@ impl Connection {
 
     /// The limits and timers in force (timers to the millisecond).
     pub fn config(&self) -> Config {
-        Config::DEFAULT
-            .max_frame_size(self.decoder.rules().max_payload)
-            .max_message_size(self.limits.max_message_size)
-            .max_fragments(self.limits.max_fragments)
-            .ping_interval(self.limits.ping_interval())
-            .idle_timeout(self.limits.idle_timeout())
-            .close_timeout(self.limits.close_timeout())
+        self.shared.config()
     }
 
     /// Whether this is the client end.
@@ -385,7 +473,7 @@ impl Connection {
         }
         if !data.is_empty() {
             if self.state == State::Open {
-                self.timer = now;
+                self.timer = self.shared.offset(now);
             }
             self.ping_sent = false;
         }
@@ -470,10 +558,10 @@ impl Connection {
                     return Err(Error::UnexpectedContinuation);
                 }
                 self.fragments += 1;
-                if self.fragments > self.limits.max_fragments {
+                if self.fragments > self.shared.limits().max_fragments {
                     return Err(Error::Limit {
                         limit: Limit::Fragments,
-                        max: self.limits.max_fragments.into(),
+                        max: self.shared.limits().max_fragments.into(),
                     });
                 }
                 if !self.compressed {
@@ -510,10 +598,10 @@ impl Connection {
     }
 
     fn check_message_size(&self, len: u64) -> Result<(), Error> {
-        if len > self.limits.max_message_size as u64 {
+        if len > self.shared.limits().max_message_size as u64 {
             return Err(Error::Limit {
                 limit: Limit::MessageSize,
-                max: self.limits.max_message_size as u64,
+                max: self.shared.limits().max_message_size as u64,
             });
         }
         Ok(())
@@ -557,7 +645,12 @@ impl Connection {
                     apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
                 }
                 extension
-                    .decode(plain, false, &mut self.buffer, self.limits.max_message_size)
+                    .decode(
+                        plain,
+                        false,
+                        &mut self.buffer,
+                        self.shared.limits().max_message_size,
+                    )
                     .map_err(Error::Extension)?;
             }
         } else {
@@ -642,7 +735,7 @@ impl Connection {
                 .and_then(|e| e.extension.as_mut())
                 .expect("RSV bits are only allowed with an extension");
             extension
-                .decode(&[], true, &mut self.buffer, self.limits.max_message_size)
+                .decode(&[], true, &mut self.buffer, self.shared.limits().max_message_size)
                 .map_err(Error::Extension)?;
             if kind == MessageKind::Text {
                 self.utf8.feed(&self.buffer[start..])?;
@@ -830,7 +923,7 @@ impl Connection {
         self.sent_close = true;
         self.state = State::Closing;
         // From here the timer is the close deadline.
-        self.timer = now + self.limits.close_timeout();
+        self.timer = self.shared.offset(now + self.shared.limits().close_timeout());
         Ok(())
     }
 
@@ -838,15 +931,16 @@ impl Connection {
     /// to do: a keepalive ping, the idle timeout or the close timeout.
     /// `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.shared.instant(self.timer);
         match self.state {
             State::Closed => None,
-            State::Closing => Some(self.timer),
+            State::Closing => Some(timer),
             State::Open => {
-                let ping = match self.limits.ping_interval() {
-                    Some(interval) if !self.ping_sent => Some(self.timer + interval),
+                let ping = match self.shared.limits().ping_interval() {
+                    Some(interval) if !self.ping_sent => Some(timer + interval),
                     _ => None,
                 };
-                let idle = self.limits.idle_timeout().map(|t| self.timer + t);
+                let idle = self.shared.limits().idle_timeout().map(|t| timer + t);
                 match (ping, idle) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -858,22 +952,23 @@ impl Connection {
     /// Acts on timers that are due at `now`: sends the keepalive ping
     /// (into `out`), or fails the connection on the idle or close timeout.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
+        let timer = self.shared.instant(self.timer);
         match self.state {
             State::Closed => None,
-            State::Closing if now >= self.timer => {
+            State::Closing if now >= timer => {
                 self.finish_closed();
                 Some(Event::Failed(Error::CloseTimeout))
             }
             State::Closing => None,
             State::Open => {
-                if let Some(timeout) = self.limits.idle_timeout()
-                    && now >= self.timer + timeout
+                if let Some(timeout) = self.shared.limits().idle_timeout()
+                    && now >= timer + timeout
                 {
                     return Some(self.fail(Error::IdleTimeout, out));
                 }
-                if let Some(interval) = self.limits.ping_interval()
+                if let Some(interval) = self.shared.limits().ping_interval()
                     && !self.ping_sent
-                    && now >= self.timer + interval
+                    && now >= timer + interval
                 {
                     self.write_control(OpCode::Ping, &[], out);
                     self.ping_sent = true;
