@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_frame::{
-    CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, MAX_HEADER_LEN, OpCode, Rsv, Utf8Validator,
-    apply_mask, encode_close_payload, encode_frame, parse_close_payload,
+    CloseCode, DecodeRules, FrameHeader, FrameReader, Item, MAX_HEADER_LEN, MaskRule, OpCode, Rsv,
+    Utf8Validator, apply_mask, encode_close_payload, encode_frame, parse_close_payload,
 };
 
 use crate::{
@@ -124,10 +124,14 @@ pub struct Connection {
     /// The limits and timers, shared with the other connections made from
     /// the same [`SharedConfig`].
     shared: SharedConfig,
-    /// The client's mask source and any negotiated extension: rare, so
-    /// kept out of line to keep every connection small.
+    /// The client's mask source, any negotiated extension and a control
+    /// frame split across reads: rare, so kept out of line to keep every
+    /// connection small.
     extras: Option<Box<Extras>>,
-    decoder: FrameDecoder,
+    /// The frame decoder, under [`Connection::rules`].
+    reader: FrameReader,
+    /// The RSV bits the extension owns.
+    allowed_rsv: Rsv,
     state: State,
     sent_close: bool,
     ping_sent: bool,
@@ -138,9 +142,6 @@ pub struct Connection {
     fragments: u32,
     utf8: Utf8Validator,
     buffer: Vec<u8>,
-    /// A control frame's payload when it arrives split across reads (rare;
-    /// `None` otherwise).
-    control: Option<Box<ControlPayload>>,
     /// In the Open state, when something last arrived (the ping and idle
     /// timers count from it); in the Closing state, the close deadline. As
     /// nanoseconds from the shared epoch ([`SharedConfig::offset`]): 8
@@ -232,10 +233,13 @@ impl SharedConfig {
 struct Extras {
     masks: Option<MaskSource>,
     extension: Option<Box<dyn Extension>>,
+    /// A control frame's payload when it arrives split across reads
+    /// (rare; `None` otherwise).
+    control: Option<Box<ControlPayload>>,
 }
 
-/// [`Config`] as a connection keeps it: milliseconds in 32 bits (up to 49
-/// days), 0 for "none", and the frame limit left to the decoder's rules.
+/// [`Config`] as connections share it: milliseconds in 32 bits (up to 49
+/// days), 0 for "none", and the frame limit beside it.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     max_message_size: usize,
@@ -294,23 +298,18 @@ impl Connection {
     /// As [`new`](Self::new), with the configuration `shared` with other
     /// connections.
     pub fn with_shared(role: Role, shared: &SharedConfig, now: Instant) -> Connection {
-        let (rules, extras) = match role {
-            Role::Server => (DecodeRules::server(), None),
-            Role::Client(source) => (
-                DecodeRules::client(),
-                Some(Box::new(Extras {
-                    masks: Some(source),
-                    extension: None,
-                })),
-            ),
+        let extras = match role {
+            Role::Server => None,
+            Role::Client(source) => Some(Box::new(Extras {
+                masks: Some(source),
+                ..Extras::default()
+            })),
         };
         Connection {
             shared: shared.clone(),
             extras,
-            decoder: FrameDecoder::new(DecodeRules {
-                max_payload: shared.0.max_frame_size,
-                ..rules
-            }),
+            reader: FrameReader::new(),
+            allowed_rsv: Rsv::NONE,
             state: State::Open,
             sent_close: false,
             ping_sent: false,
@@ -324,7 +323,6 @@ impl Connection {
             fragments: 0,
             utf8: Utf8Validator::new(),
             buffer: Vec::new(),
-            control: None,
             timer: shared.offset(now),
         }
     }
@@ -332,11 +330,7 @@ impl Connection {
     /// Installs a negotiated extension; its RSV bits become legal on data
     /// frames.
     pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Connection {
-        let rules = DecodeRules {
-            allowed_rsv: extension.rsv(),
-            ..*self.decoder.rules()
-        };
-        self.decoder.set_rules(rules);
+        self.allowed_rsv = extension.rsv();
         self.extras.get_or_insert_with(Box::default).extension = Some(extension);
         self
     }
@@ -354,6 +348,36 @@ impl Connection {
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
         self.extras.as_ref().is_some_and(|e| e.masks.is_some())
+    }
+
+    /// What the frame decoder enforces: the role's masking, the
+    /// extension's RSV bits and the shared frame size limit.
+    fn rules(&self) -> DecodeRules {
+        DecodeRules {
+            mask: if self.is_client() {
+                MaskRule::Forbidden
+            } else {
+                MaskRule::Required
+            },
+            allowed_rsv: self.allowed_rsv,
+            max_payload: self.shared.0.max_frame_size,
+        }
+    }
+
+    /// The control payload being gathered, if any.
+    fn control(&self) -> Option<&ControlPayload> {
+        self.extras.as_ref().and_then(|e| e.control.as_deref())
+    }
+
+    /// Drops the control payload being gathered, and the out-of-line room
+    /// with it when nothing else is there.
+    fn take_control(&mut self) -> Option<Box<ControlPayload>> {
+        let extras = self.extras.as_mut()?;
+        let control = extras.control.take();
+        if extras.masks.is_none() && extras.extension.is_none() {
+            self.extras = None;
+        }
+        control
     }
 
     fn masks(&mut self) -> Option<&mut MaskSource> {
@@ -477,9 +501,10 @@ impl Connection {
             }
             self.ping_sent = false;
         }
+        let rules = self.rules();
         let mut pos = 0;
         while pos < data.len() {
-            let (used, item) = match self.decoder.decode(&data[pos..]) {
+            let (used, item) = match self.reader.decode(&data[pos..], &rules) {
                 Ok(step) => step,
                 Err(e) => return (data.len(), Some(Step::Event(self.fail(e.into(), out)))),
             };
@@ -548,7 +573,7 @@ impl Connection {
                 if !header.rsv.is_empty() {
                     return Err(Error::MisplacedRsv);
                 }
-                self.control = None;
+                self.take_control();
             }
             OpCode::Continuation => {
                 if !header.rsv.is_empty() {
@@ -615,18 +640,20 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Result<Option<Event>, Error> {
         if self.frame.opcode.is_control() {
-            if self.control.is_none() && last && offset == 0 {
+            if self.control().is_none() && last && offset == 0 {
                 // The whole payload is in this read: no buffering.
                 return self.on_frame_end(chunk, out);
             }
             let control = self
+                .extras
+                .get_or_insert_with(Box::default)
                 .control
                 .get_or_insert_with(|| Box::new(ControlPayload::EMPTY));
             control.extend(chunk);
             if !last {
                 return Ok(None);
             }
-            let payload = self.control.take().expect("filled above");
+            let payload = self.take_control().expect("filled above");
             return self.on_frame_end(payload.as_slice(), out);
         }
         let text = self.message == Some(MessageKind::Text);
@@ -771,7 +798,7 @@ impl Connection {
         self.state = State::Closed;
         self.message = None;
         self.buffer = Vec::new();
-        self.control = None;
+        self.take_control();
     }
 
     fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
@@ -847,6 +874,7 @@ impl Connection {
         if let Some(Extras {
             masks,
             extension: Some(extension),
+            ..
         }) = self.extras.as_deref_mut()
         {
             // The extension appends its output after room for the longest
