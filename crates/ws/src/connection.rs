@@ -54,7 +54,27 @@ pub enum State {
 struct CurrentFrame {
     opcode: OpCode,
     fin: bool,
-    mask: Option<[u8; 4]>,
+    /// The masking key; all zero for none, since unmasking with a zero
+    /// key changes nothing (a byte less than an `Option`).
+    key: [u8; 4],
+}
+
+impl CurrentFrame {
+    /// The key to unmask the payload with, if it changes anything.
+    fn mask(&self) -> Option<[u8; 4]> {
+        (self.key != [0; 4]).then_some(self.key)
+    }
+}
+
+/// [`State`] with the keepalive ping folded in: one byte for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Open, and no ping sent since something last arrived.
+    Open,
+    /// Open, and a keepalive ping sent since something last arrived.
+    Pinged,
+    Closing,
+    Closed,
 }
 
 /// Below this size [`Connection::send_owned`] copies the payload after
@@ -130,15 +150,12 @@ pub struct Connection {
     extras: Option<Box<Extras>>,
     /// The frame decoder, under [`Connection::rules`].
     reader: FrameReader,
-    /// The RSV bits the extension owns.
-    allowed_rsv: Rsv,
-    state: State,
-    sent_close: bool,
-    ping_sent: bool,
+    /// Where the close handshake stands (a close frame has been sent
+    /// once it is past `Open`), and whether a keepalive ping is out.
+    phase: Phase,
     frame: CurrentFrame,
     /// The data message being received, if any.
     message: Option<MessageKind>,
-    compressed: bool,
     fragments: u32,
     utf8: Utf8Validator,
     buffer: Vec<u8>,
@@ -236,6 +253,8 @@ struct Extras {
     /// A control frame's payload when it arrives split across reads
     /// (rare; `None` otherwise).
     control: Option<Box<ControlPayload>>,
+    /// The data message being received is transformed by the extension.
+    compressed: bool,
 }
 
 /// [`Config`] as connections share it: milliseconds in 32 bits (up to 49
@@ -278,7 +297,7 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("role", &if self.is_client() { "client" } else { "server" })
-            .field("state", &self.state)
+            .field("state", &self.state())
             .field("message", &self.message)
             .field("buffered", &self.buffer.len())
             .finish_non_exhaustive()
@@ -309,17 +328,13 @@ impl Connection {
             shared: shared.clone(),
             extras,
             reader: FrameReader::new(),
-            allowed_rsv: Rsv::NONE,
-            state: State::Open,
-            sent_close: false,
-            ping_sent: false,
+            phase: Phase::Open,
             frame: CurrentFrame {
                 opcode: OpCode::Continuation,
                 fin: true,
-                mask: None,
+                key: [0; 4],
             },
             message: None,
-            compressed: false,
             fragments: 0,
             utf8: Utf8Validator::new(),
             buffer: Vec::new(),
@@ -330,14 +345,36 @@ impl Connection {
     /// Installs a negotiated extension; its RSV bits become legal on data
     /// frames.
     pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Connection {
-        self.allowed_rsv = extension.rsv();
         self.extras.get_or_insert_with(Box::default).extension = Some(extension);
         self
     }
 
     /// Where the close handshake stands.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Open | Phase::Pinged => State::Open,
+            Phase::Closing => State::Closing,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// Whether our close frame has gone out (or the connection failed).
+    fn sent_close(&self) -> bool {
+        matches!(self.phase, Phase::Closing | Phase::Closed)
+    }
+
+    /// Whether the data message being received is transformed by the
+    /// extension (kept beside the extension, out of line).
+    fn compressed(&self) -> bool {
+        self.extras.as_ref().is_some_and(|e| e.compressed)
+    }
+
+    fn set_compressed(&mut self, compressed: bool) {
+        if compressed {
+            self.extras.get_or_insert_with(Box::default).compressed = true;
+        } else if let Some(extras) = self.extras.as_mut() {
+            extras.compressed = false;
+        }
     }
 
     /// The limits and timers in force (timers to the millisecond).
@@ -359,7 +396,11 @@ impl Connection {
             } else {
                 MaskRule::Required
             },
-            allowed_rsv: self.allowed_rsv,
+            allowed_rsv: self
+                .extras
+                .as_ref()
+                .and_then(|e| e.extension.as_ref())
+                .map_or(Rsv::NONE, |extension| extension.rsv()),
             max_payload: self.shared.0.max_frame_size,
         }
     }
@@ -407,7 +448,7 @@ impl Connection {
 
     /// Whether a data message may still be sent (no close frame sent yet).
     pub fn can_send(&self) -> bool {
-        !self.sent_close
+        !self.sent_close()
     }
 
     /// Feeds bytes read from the transport.
@@ -465,7 +506,7 @@ impl Connection {
         let len = data.len();
         // The step reports a payload within the bytes it used.
         let payload = &mut data[start..used];
-        if let Some(mask) = self.frame.mask {
+        if let Some(mask) = self.frame.mask() {
             apply_mask(payload, mask, 0);
         }
         let payload: &'d [u8] = payload;
@@ -492,14 +533,12 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> (usize, Option<Step>) {
-        if self.state == State::Closed {
+        if self.phase == Phase::Closed {
             return (data.len(), None);
         }
-        if !data.is_empty() {
-            if self.state == State::Open {
-                self.timer = self.shared.offset(now);
-            }
-            self.ping_sent = false;
+        if !data.is_empty() && matches!(self.phase, Phase::Open | Phase::Pinged) {
+            self.timer = self.shared.offset(now);
+            self.phase = Phase::Open;
         }
         let rules = self.rules();
         let mut pos = 0;
@@ -538,7 +577,7 @@ impl Connection {
             match step {
                 Ok(None) => {}
                 Ok(Some(event)) => {
-                    let used = if self.state == State::Closed {
+                    let used = if self.phase == Phase::Closed {
                         data.len()
                     } else {
                         pos
@@ -562,7 +601,7 @@ impl Connection {
     /// Whether the frame being received is a whole message of its own: the
     /// first and final frame, not transformed by an extension.
     fn is_whole_message(&self) -> bool {
-        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed
+        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed()
     }
 
     /// A frame begins. `reserve` makes room for a whole single-frame
@@ -589,7 +628,7 @@ impl Connection {
                         max: self.shared.limits().max_fragments.into(),
                     });
                 }
-                if !self.compressed {
+                if !self.compressed() {
                     self.check_message_size(self.buffer.len() as u64 + header.payload_len)?;
                 }
             }
@@ -602,9 +641,9 @@ impl Connection {
                 } else {
                     MessageKind::Binary
                 });
-                self.compressed = !header.rsv.is_empty();
+                self.set_compressed(!header.rsv.is_empty());
                 self.fragments = 1;
-                if !self.compressed {
+                if !self.compressed() {
                     self.check_message_size(header.payload_len)?;
                     if header.fin && reserve {
                         // The whole message is one frame of known size;
@@ -617,7 +656,7 @@ impl Connection {
         self.frame = CurrentFrame {
             opcode: header.opcode,
             fin: header.fin,
-            mask: header.mask,
+            key: header.mask.unwrap_or([0; 4]),
         };
         Ok(())
     }
@@ -658,7 +697,7 @@ impl Connection {
         }
         let text = self.message == Some(MessageKind::Text);
         let start = self.buffer.len();
-        if self.compressed {
+        if self.compressed() {
             let extension = self
                 .extras
                 .as_mut()
@@ -668,7 +707,7 @@ impl Connection {
             for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
                 let plain = &mut scratch[..piece.len()];
                 plain.copy_from_slice(piece);
-                if let Some(mask) = self.frame.mask {
+                if let Some(mask) = self.frame.mask() {
                     apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
                 }
                 extension
@@ -682,7 +721,7 @@ impl Connection {
             }
         } else {
             self.buffer.extend_from_slice(chunk);
-            if let Some(mask) = self.frame.mask {
+            if let Some(mask) = self.frame.mask() {
                 apply_mask(&mut self.buffer[start..], mask, offset as usize);
             }
         }
@@ -703,7 +742,7 @@ impl Connection {
             OpCode::Ping | OpCode::Pong | OpCode::Close => {
                 let mut control =
                     ControlPayload::new(payload).expect("the decoder limits control frames to 125 bytes");
-                if let Some(mask) = self.frame.mask {
+                if let Some(mask) = self.frame.mask() {
                     control.unmask(mask);
                 }
                 self.on_control(control, out).map(Some)
@@ -715,7 +754,7 @@ impl Connection {
     fn on_control(&mut self, payload: ControlPayload, out: &mut Vec<u8>) -> Result<Event, Error> {
         match self.frame.opcode {
             OpCode::Ping => {
-                if !self.sent_close {
+                if !self.sent_close() {
                     self.write_control(OpCode::Pong, &payload, out);
                 }
                 Ok(Event::Ping(payload))
@@ -732,7 +771,7 @@ impl Connection {
                         reason: reason.to_owned(),
                     },
                 };
-                if !self.sent_close {
+                if !self.sent_close() {
                     // Echo the code (not the reason), or nothing if the
                     // peer gave none.
                     let echo = if frame.code == CloseCode::NO_STATUS {
@@ -741,7 +780,6 @@ impl Connection {
                         &payload[..2]
                     };
                     self.write_control(OpCode::Close, echo, out);
-                    self.sent_close = true;
                 }
                 self.finish_closed();
                 Ok(Event::Close(frame))
@@ -754,7 +792,7 @@ impl Connection {
             return Ok(None);
         }
         let kind = self.message.expect("a data frame belongs to a message");
-        if self.compressed {
+        if self.compressed() {
             let start = self.buffer.len();
             let extension = self
                 .extras
@@ -772,7 +810,7 @@ impl Connection {
             self.utf8.finish()?;
         }
         self.message = None;
-        self.compressed = false;
+        self.set_compressed(false);
         self.fragments = 0;
         Message::received(kind, mem::take(&mut self.buffer)).map(|message| Some(Event::Message(message)))
     }
@@ -780,22 +818,21 @@ impl Connection {
     /// Fails the connection: writes a close frame with the error's code
     /// unless one was already sent, and closes.
     fn fail(&mut self, error: Error, out: &mut Vec<u8>) -> Event {
-        if !self.sent_close {
-            if let Some(code) = error.close_code() {
-                let mut payload = Vec::with_capacity(125);
-                let reason = error.to_string();
-                let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
-                encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
-                self.write_control(OpCode::Close, &payload, out);
-            }
-            self.sent_close = true;
+        if !self.sent_close()
+            && let Some(code) = error.close_code()
+        {
+            let mut payload = Vec::with_capacity(125);
+            let reason = error.to_string();
+            let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
+            encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
+            self.write_control(OpCode::Close, &payload, out);
         }
         self.finish_closed();
         Event::Failed(error)
     }
 
     fn finish_closed(&mut self) {
-        self.state = State::Closed;
+        self.phase = Phase::Closed;
         self.message = None;
         self.buffer = Vec::new();
         self.take_control();
@@ -839,7 +876,7 @@ impl Connection {
             self.send(&message, out)?;
             return Ok(None);
         }
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         let opcode = match message.kind() {
@@ -868,7 +905,7 @@ impl Connection {
     }
 
     fn send_data(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         if let Some(Extras {
@@ -920,7 +957,7 @@ impl Connection {
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         if payload.len() > 125 {
@@ -942,14 +979,13 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         let mut payload = Vec::with_capacity(2 + reason.len());
         encode_close_payload(&mut payload, code, reason).map_err(Error::InvalidClose)?;
         self.write_control(OpCode::Close, &payload, out);
-        self.sent_close = true;
-        self.state = State::Closing;
+        self.phase = Phase::Closing;
         // From here the timer is the close deadline.
         self.timer = self.shared.offset(now + self.shared.limits().close_timeout());
         Ok(())
@@ -960,12 +996,12 @@ impl Connection {
     /// `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.shared.instant(self.timer);
-        match self.state {
-            State::Closed => None,
-            State::Closing => Some(timer),
-            State::Open => {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Closing => Some(timer),
+            Phase::Open | Phase::Pinged => {
                 let ping = match self.shared.limits().ping_interval() {
-                    Some(interval) if !self.ping_sent => Some(timer + interval),
+                    Some(interval) if self.phase == Phase::Open => Some(timer + interval),
                     _ => None,
                 };
                 let idle = self.shared.limits().idle_timeout().map(|t| timer + t);
@@ -981,25 +1017,25 @@ impl Connection {
     /// (into `out`), or fails the connection on the idle or close timeout.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
         let timer = self.shared.instant(self.timer);
-        match self.state {
-            State::Closed => None,
-            State::Closing if now >= timer => {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Closing if now >= timer => {
                 self.finish_closed();
                 Some(Event::Failed(Error::CloseTimeout))
             }
-            State::Closing => None,
-            State::Open => {
+            Phase::Closing => None,
+            Phase::Open | Phase::Pinged => {
                 if let Some(timeout) = self.shared.limits().idle_timeout()
                     && now >= timer + timeout
                 {
                     return Some(self.fail(Error::IdleTimeout, out));
                 }
                 if let Some(interval) = self.shared.limits().ping_interval()
-                    && !self.ping_sent
+                    && self.phase == Phase::Open
                     && now >= timer + interval
                 {
                     self.write_control(OpCode::Ping, &[], out);
-                    self.ping_sent = true;
+                    self.phase = Phase::Pinged;
                 }
                 None
             }
