@@ -1560,10 +1560,10 @@ mod tests {
     /// target is 200 bytes of RSS per idle WebSocket, all included). The
     /// socket is left out of the count: mio keeps a selector id beside
     /// the descriptor in debug builds (16 bytes there, 4 in release,
-    /// where a `Conn` takes 136).
+    /// where a `Conn` takes 128).
     #[test]
     fn a_connection_stays_small() {
         let conn = std::mem::size_of::<super::Conn>() - std::mem::size_of::<mio::net::TcpStream>();
-        assert!(conn <= 136, "Conn is {conn} bytes besides its socket");
+        assert!(conn <= 128, "Conn is {conn} bytes besides its socket");
     }
 }
