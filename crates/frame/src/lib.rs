@@ -47,8 +47,8 @@ mod utf8;
 pub use close::{CloseCode, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
 pub use error::Error;
 pub use header::{
-    DecodeRules, FrameDecoder, FrameHeader, HeaderBytes, Item, MAX_HEADER_LEN, MaskRule, Rsv, Status,
-    decode_header, encode_frame,
+    DecodeRules, FrameDecoder, FrameHeader, FrameReader, HeaderBytes, Item, MAX_HEADER_LEN, MaskRule, Rsv,
+    Status, decode_header, encode_frame,
 };
 pub use mask::apply_mask;
 pub use opcode::OpCode;

@@ -29,7 +29,9 @@ use crate::Error;
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Utf8Validator {
-    pending: [u8; 4],
+    /// The start of an unfinished character: at most 3 bytes, since 4
+    /// would finish it.
+    pending: [u8; 3],
     pending_len: u8,
 }
 
@@ -37,7 +39,7 @@ impl Utf8Validator {
     /// A validator at the start of a text.
     pub const fn new() -> Utf8Validator {
         Utf8Validator {
-            pending: [0; 4],
+            pending: [0; 3],
             pending_len: 0,
         }
     }
@@ -50,7 +52,8 @@ impl Utf8Validator {
             let have = self.pending_len as usize;
             let want = sequence_len(self.pending[0]) - have;
             let take = want.min(bytes.len());
-            let mut seq = self.pending;
+            let mut seq = [0; 4];
+            seq[..have].copy_from_slice(&self.pending[..have]);
             seq[have..have + take].copy_from_slice(&bytes[..take]);
             match core::str::from_utf8(&seq[..have + take]) {
                 Ok(_) => {
@@ -59,8 +62,9 @@ impl Utf8Validator {
                 }
                 Err(e) if e.error_len().is_some() => return Err(Error::InvalidUtf8),
                 Err(_) => {
-                    // Still a valid prefix, and the piece is used up.
-                    self.pending = seq;
+                    // Still a valid prefix (so shorter than 4 bytes), and
+                    // the piece is used up.
+                    self.pending[..have + take].copy_from_slice(&seq[..have + take]);
                     self.pending_len = (have + take) as u8;
                     return Ok(());
                 }
@@ -154,6 +158,23 @@ const fn sequence_len(lead: u8) -> usize {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_validator_stays_small_and_carries_a_four_byte_character_across_every_split() {
+        // Every WebSocket connection holds one.
+        assert_eq!(core::mem::size_of::<Utf8Validator>(), 4);
+        let rocket = "🚀".as_bytes();
+        for first in 0..=rocket.len() {
+            for second in first..=rocket.len() {
+                let mut v = Utf8Validator::new();
+                v.feed(&rocket[..first]).expect("a prefix");
+                v.feed(&rocket[first..second]).expect("a prefix");
+                v.feed(&rocket[second..]).expect("the rest");
+                assert!(v.is_complete());
+                v.finish().expect("whole");
+            }
+        }
+    }
 
     #[test]
     fn a_whole_text_is_checked_as_the_standard_library_does() {

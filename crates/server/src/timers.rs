@@ -7,6 +7,12 @@
 //! deadline later, so the common case (a message arrives, the idle timer
 //! moves) touches the heap not at all; when an entry fires early, the
 //! connection is simply rescheduled at its real deadline.
+//!
+//! An entry names its connection by slab slot alone, not by generation:
+//! a stale entry of a closed connection whose slot was taken again only
+//! fires for the new one if its key equals the new connection's recorded
+//! key, which means the same deadline, so the new connection is woken
+//! exactly when it asked to be.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,11 +23,28 @@ use crate::ConnId;
 /// The wake-ups of a loop's connections.
 #[derive(Debug)]
 pub(crate) struct Timers {
-    /// Entries as (key, connection), the key being the deadline as
-    /// [`Scheduled`] counts it: 16 bytes an entry rather than 24.
-    heap: BinaryHeap<Reverse<(u64, ConnId)>>,
+    /// One entry per connection with a deadline, at least: 12 bytes each
+    /// (a `(u64, ConnId)` would take 24).
+    heap: BinaryHeap<Reverse<HeapEntry>>,
     /// What [`Scheduled`] counts from.
     epoch: Instant,
+}
+
+/// A heap entry: the key (the deadline as [`Scheduled`] counts it) in
+/// two halves, so that the entry is aligned to 4 bytes and takes 12, and
+/// the connection's slab slot. Ordered by key first (the derived order
+/// compares the fields in turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct HeapEntry {
+    key_high: u32,
+    key_low: u32,
+    slot: u32,
+}
+
+impl HeapEntry {
+    fn key(&self) -> u64 {
+        (u64::from(self.key_high) << 32) | u64::from(self.key_low)
+    }
 }
 
 /// A popped heap entry, to be checked with [`Timers::take_if_current`].
@@ -54,7 +77,13 @@ impl Timers {
     pub(crate) fn schedule(&mut self, conn: ConnId, at: Instant, scheduled: &mut Scheduled) {
         let key = self.key(at);
         if scheduled.0 == 0 || key < scheduled.0 {
-            self.heap.push(Reverse((key, conn)));
+            // Neither conversion can fail: the halves fit by construction,
+            // and a slot is a `ConnId`'s `u32` index.
+            self.heap.push(Reverse(HeapEntry {
+                key_high: u32::try_from(key >> 32).unwrap_or(u32::MAX),
+                key_low: u32::try_from(key & u64::from(u32::MAX)).unwrap_or(u32::MAX),
+                slot: u32::try_from(conn.index()).unwrap_or(u32::MAX),
+            }));
             scheduled.0 = key;
         }
     }
@@ -75,17 +104,19 @@ impl Timers {
 
     /// The earliest entry's deadline (the entry may be stale).
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((key, _))| self.instant(*key))
+        self.heap.peek().map(|Reverse(entry)| self.instant(entry.key()))
     }
 
-    /// Removes and returns the next entry due at `now`, with its
-    /// connection.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Entry, ConnId)> {
+    /// Removes and returns the next entry due at `now`, with the slab
+    /// slot of its connection (whichever connection holds it now: see
+    /// [`Timers::take_if_current`]).
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Entry, usize)> {
         let now = self.key(now);
         match self.heap.peek() {
-            Some(Reverse((key, _))) if *key <= now => {
-                self.heap.pop().map(|Reverse((key, conn))| (Entry(key), conn))
-            }
+            Some(Reverse(entry)) if entry.key() <= now => self
+                .heap
+                .pop()
+                .map(|Reverse(entry)| (Entry(entry.key()), entry.slot as usize)),
             _ => None,
         }
     }
@@ -116,7 +147,7 @@ mod tests {
         assert_eq!(timers.len(), 2, "an earlier deadline is pushed");
         assert_eq!(timers.next(), Some(now));
         let (entry, popped) = timers.pop_due(now).expect("due");
-        assert_eq!(popped, conn);
+        assert_eq!(popped, conn.index());
         assert!(timers.take_if_current(entry, &mut scheduled));
         assert!(!timers.take_if_current(entry, &mut scheduled), "taken once");
         assert_eq!(timers.pop_due(now), None);
@@ -125,5 +156,37 @@ mod tests {
             .pop_due(now + Duration::from_secs(1))
             .expect("the first, stale entry");
         assert!(!timers.take_if_current(stale, &mut scheduled));
+    }
+
+    #[test]
+    fn entries_pop_in_deadline_order_across_the_halves_of_the_key() {
+        let mut timers = Timers::default();
+        let epoch = timers.epoch;
+        // Keys below and above 2^32 ns (4.29 s), and one far beyond, so
+        // that both halves of the key decide the order somewhere.
+        let deadlines = [
+            Duration::from_secs(5),
+            Duration::from_millis(4294),
+            Duration::from_secs(4),
+            Duration::from_millis(4296),
+            Duration::from_secs(86_400 * 400),
+            Duration::from_nanos(1),
+            Duration::from_secs(9),
+        ];
+        let mut records = vec![Scheduled::default(); deadlines.len()];
+        for (slot, (after, record)) in deadlines.iter().zip(&mut records).enumerate() {
+            timers.schedule(ConnId::new(slot, 7), epoch + *after, record);
+        }
+        let mut popped = Vec::new();
+        while let Some((entry, slot)) = timers.pop_due(epoch + Duration::from_secs(86_400 * 401)) {
+            assert!(timers.take_if_current(entry, &mut records[slot]));
+            popped.push(slot);
+        }
+        assert_eq!(popped, [5, 2, 1, 3, 0, 6, 4]);
+    }
+
+    #[test]
+    fn an_entry_takes_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Reverse<HeapEntry>>(), 12);
     }
 }

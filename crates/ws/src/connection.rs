@@ -1,11 +1,12 @@
 //! The connection state machine.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_frame::{
-    CloseCode, DecodeRules, FrameDecoder, FrameHeader, Item, MAX_HEADER_LEN, OpCode, Rsv, Utf8Validator,
-    apply_mask, encode_close_payload, encode_frame, parse_close_payload,
+    CloseCode, DecodeRules, FrameHeader, FrameReader, Item, MAX_HEADER_LEN, MaskRule, OpCode, Rsv,
+    Utf8Validator, apply_mask, encode_close_payload, encode_frame, parse_close_payload,
 };
 
 use crate::{
@@ -53,7 +54,27 @@ pub enum State {
 struct CurrentFrame {
     opcode: OpCode,
     fin: bool,
-    mask: Option<[u8; 4]>,
+    /// The masking key; all zero for none, since unmasking with a zero
+    /// key changes nothing (a byte less than an `Option`).
+    key: [u8; 4],
+}
+
+impl CurrentFrame {
+    /// The key to unmask the payload with, if it changes anything.
+    fn mask(&self) -> Option<[u8; 4]> {
+        (self.key != [0; 4]).then_some(self.key)
+    }
+}
+
+/// [`State`] with the keepalive ping folded in: one byte for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Open, and no ping sent since something last arrived.
+    Open,
+    /// Open, and a keepalive ping sent since something last arrived.
+    Pinged,
+    Closing,
+    Closed,
 }
 
 /// Below this size [`Connection::send_owned`] copies the payload after
@@ -120,27 +141,108 @@ const EXTENSION_CHUNK: usize = 4096;
 /// # Ok::<(), tether_ws::Error>(())
 /// ```
 pub struct Connection {
-    limits: Limits,
-    /// The client's mask source and any negotiated extension: rare, so
-    /// kept out of line to keep every connection small.
+    /// The limits and timers, shared with the other connections made from
+    /// the same [`SharedConfig`].
+    shared: SharedConfig,
+    /// The client's mask source, any negotiated extension and a control
+    /// frame split across reads: rare, so kept out of line to keep every
+    /// connection small.
     extras: Option<Box<Extras>>,
-    decoder: FrameDecoder,
-    state: State,
-    sent_close: bool,
-    ping_sent: bool,
+    /// The frame decoder, under [`Connection::rules`].
+    reader: FrameReader,
+    /// Where the close handshake stands (a close frame has been sent
+    /// once it is past `Open`), and whether a keepalive ping is out.
+    phase: Phase,
     frame: CurrentFrame,
     /// The data message being received, if any.
     message: Option<MessageKind>,
-    compressed: bool,
     fragments: u32,
     utf8: Utf8Validator,
     buffer: Vec<u8>,
-    /// A control frame's payload when it arrives split across reads (rare;
-    /// `None` otherwise).
-    control: Option<Box<ControlPayload>>,
     /// In the Open state, when something last arrived (the ping and idle
-    /// timers count from it); in the Closing state, the close deadline.
-    timer: Instant,
+    /// timers count from it); in the Closing state, the close deadline. As
+    /// nanoseconds from the shared epoch ([`SharedConfig::offset`]): 8
+    /// bytes where an `Instant` takes 16.
+    timer: i64,
+}
+
+/// A [`Config`] made ready once for many connections: each connection
+/// made from it with [`Connection::with_shared`] holds a pointer to it
+/// rather than its own copy of the limits (a server with thousands of
+/// idle connections keeps them all small this way). Cloning it is cheap.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_ws::{Config, Connection, Role, SharedConfig};
+///
+/// let now = Instant::now();
+/// let shared = SharedConfig::new(Config::default().max_fragments(10), now);
+/// let a = Connection::with_shared(Role::Server, &shared, now);
+/// let b = Connection::with_shared(Role::Server, &shared, now);
+/// assert_eq!(a.config(), b.config());
+/// assert_eq!(a.config().max_fragments, 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedConfig(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    limits: Limits,
+    max_frame_size: u64,
+    /// What connection timers count from. Any instant works, before or
+    /// after it: the count is signed.
+    epoch: Instant,
+}
+
+impl SharedConfig {
+    /// `config`, ready to be shared. `epoch` is any instant near the
+    /// times the connections will see (the time now, say): their timers
+    /// are kept as nanoseconds from it, up to 292 years either way.
+    pub fn new(config: Config, epoch: Instant) -> SharedConfig {
+        SharedConfig(Arc::new(Shared {
+            limits: Limits::new(&config),
+            max_frame_size: config.max_frame_size,
+            epoch,
+        }))
+    }
+
+    /// The limits and timers (timers to the millisecond).
+    pub fn config(&self) -> Config {
+        let limits = &self.0.limits;
+        Config::DEFAULT
+            .max_frame_size(self.0.max_frame_size)
+            .max_message_size(limits.max_message_size)
+            .max_fragments(limits.max_fragments)
+            .ping_interval(limits.ping_interval())
+            .idle_timeout(limits.idle_timeout())
+            .close_timeout(limits.close_timeout())
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// `at` as signed nanoseconds from the epoch (saturating beyond 292
+    /// years).
+    fn offset(&self, at: Instant) -> i64 {
+        let epoch = self.0.epoch;
+        match at.checked_duration_since(epoch) {
+            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            None => i64::try_from(epoch.duration_since(at).as_nanos()).map_or(i64::MIN, |before| -before),
+        }
+    }
+
+    /// The instant `offset` names (see [`SharedConfig::offset`]).
+    fn instant(&self, offset: i64) -> Instant {
+        let epoch = self.0.epoch;
+        let span = Duration::from_nanos(offset.unsigned_abs());
+        if offset >= 0 {
+            epoch.checked_add(span)
+        } else {
+            epoch.checked_sub(span)
+        }
+        .unwrap_or(epoch)
+    }
 }
 
 /// What few connections have.
@@ -148,10 +250,15 @@ pub struct Connection {
 struct Extras {
     masks: Option<MaskSource>,
     extension: Option<Box<dyn Extension>>,
+    /// A control frame's payload when it arrives split across reads
+    /// (rare; `None` otherwise).
+    control: Option<Box<ControlPayload>>,
+    /// The data message being received is transformed by the extension.
+    compressed: bool,
 }
 
-/// [`Config`] as a connection keeps it: milliseconds in 32 bits (up to 49
-/// days), 0 for "none", and the frame limit left to the decoder's rules.
+/// [`Config`] as connections share it: milliseconds in 32 bits (up to 49
+/// days), 0 for "none", and the frame limit beside it.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     max_message_size: usize,
@@ -190,7 +297,7 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("role", &if self.is_client() { "client" } else { "server" })
-            .field("state", &self.state)
+            .field("state", &self.state())
             .field("message", &self.message)
             .field("buffered", &self.buffer.len())
             .finish_non_exhaustive()
@@ -199,73 +306,119 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// A connection whose opening handshake has just completed at `now`.
+    ///
+    /// It keeps `config` in an allocation of its own; many connections
+    /// with the same configuration share one with
+    /// [`with_shared`](Self::with_shared) instead.
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
-        let (rules, extras) = match role {
-            Role::Server => (DecodeRules::server(), None),
-            Role::Client(source) => (
-                DecodeRules::client(),
-                Some(Box::new(Extras {
-                    masks: Some(source),
-                    extension: None,
-                })),
-            ),
+        Connection::with_shared(role, &SharedConfig::new(config, now), now)
+    }
+
+    /// As [`new`](Self::new), with the configuration `shared` with other
+    /// connections.
+    pub fn with_shared(role: Role, shared: &SharedConfig, now: Instant) -> Connection {
+        let extras = match role {
+            Role::Server => None,
+            Role::Client(source) => Some(Box::new(Extras {
+                masks: Some(source),
+                ..Extras::default()
+            })),
         };
         Connection {
-            limits: Limits::new(&config),
+            shared: shared.clone(),
             extras,
-            decoder: FrameDecoder::new(DecodeRules {
-                max_payload: config.max_frame_size,
-                ..rules
-            }),
-            state: State::Open,
-            sent_close: false,
-            ping_sent: false,
+            reader: FrameReader::new(),
+            phase: Phase::Open,
             frame: CurrentFrame {
                 opcode: OpCode::Continuation,
                 fin: true,
-                mask: None,
+                key: [0; 4],
             },
             message: None,
-            compressed: false,
             fragments: 0,
             utf8: Utf8Validator::new(),
             buffer: Vec::new(),
-            control: None,
-            timer: now,
+            timer: shared.offset(now),
         }
     }
 
     /// Installs a negotiated extension; its RSV bits become legal on data
     /// frames.
     pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Connection {
-        let rules = DecodeRules {
-            allowed_rsv: extension.rsv(),
-            ..*self.decoder.rules()
-        };
-        self.decoder.set_rules(rules);
         self.extras.get_or_insert_with(Box::default).extension = Some(extension);
         self
     }
 
     /// Where the close handshake stands.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Open | Phase::Pinged => State::Open,
+            Phase::Closing => State::Closing,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// Whether our close frame has gone out (or the connection failed).
+    fn sent_close(&self) -> bool {
+        matches!(self.phase, Phase::Closing | Phase::Closed)
+    }
+
+    /// Whether the data message being received is transformed by the
+    /// extension (kept beside the extension, out of line).
+    fn compressed(&self) -> bool {
+        self.extras.as_ref().is_some_and(|e| e.compressed)
+    }
+
+    fn set_compressed(&mut self, compressed: bool) {
+        if compressed {
+            self.extras.get_or_insert_with(Box::default).compressed = true;
+        } else if let Some(extras) = self.extras.as_mut() {
+            extras.compressed = false;
+        }
     }
 
     /// The limits and timers in force (timers to the millisecond).
     pub fn config(&self) -> Config {
-        Config::DEFAULT
-            .max_frame_size(self.decoder.rules().max_payload)
-            .max_message_size(self.limits.max_message_size)
-            .max_fragments(self.limits.max_fragments)
-            .ping_interval(self.limits.ping_interval())
-            .idle_timeout(self.limits.idle_timeout())
-            .close_timeout(self.limits.close_timeout())
+        self.shared.config()
     }
 
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
         self.extras.as_ref().is_some_and(|e| e.masks.is_some())
+    }
+
+    /// What the frame decoder enforces: the role's masking, the
+    /// extension's RSV bits and the shared frame size limit.
+    fn rules(&self) -> DecodeRules {
+        DecodeRules {
+            mask: if self.is_client() {
+                MaskRule::Forbidden
+            } else {
+                MaskRule::Required
+            },
+            allowed_rsv: self
+                .extras
+                .as_ref()
+                .and_then(|e| e.extension.as_ref())
+                .map_or(Rsv::NONE, |extension| extension.rsv()),
+            max_payload: self.shared.0.max_frame_size,
+        }
+    }
+
+    /// The control payload being gathered, if any.
+    fn control(&self) -> Option<&ControlPayload> {
+        self.extras.as_ref().and_then(|e| e.control.as_deref())
+    }
+
+    /// Drops the control payload being gathered, and the out-of-line room
+    /// with it when nothing else is there.
+    fn take_control(&mut self) -> Option<Box<ControlPayload>> {
+        let extras = self.extras.as_mut()?;
+        let control = extras.control.take();
+        if extras.masks.is_none() && extras.extension.is_none() {
+            self.extras = None;
+        }
+        control
     }
 
     fn masks(&mut self) -> Option<&mut MaskSource> {
@@ -295,7 +448,7 @@ impl Connection {
 
     /// Whether a data message may still be sent (no close frame sent yet).
     pub fn can_send(&self) -> bool {
-        !self.sent_close
+        !self.sent_close()
     }
 
     /// Feeds bytes read from the transport.
@@ -353,7 +506,7 @@ impl Connection {
         let len = data.len();
         // The step reports a payload within the bytes it used.
         let payload = &mut data[start..used];
-        if let Some(mask) = self.frame.mask {
+        if let Some(mask) = self.frame.mask() {
             apply_mask(payload, mask, 0);
         }
         let payload: &'d [u8] = payload;
@@ -380,18 +533,17 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> (usize, Option<Step>) {
-        if self.state == State::Closed {
+        if self.phase == Phase::Closed {
             return (data.len(), None);
         }
-        if !data.is_empty() {
-            if self.state == State::Open {
-                self.timer = now;
-            }
-            self.ping_sent = false;
+        if !data.is_empty() && matches!(self.phase, Phase::Open | Phase::Pinged) {
+            self.timer = self.shared.offset(now);
+            self.phase = Phase::Open;
         }
+        let rules = self.rules();
         let mut pos = 0;
         while pos < data.len() {
-            let (used, item) = match self.decoder.decode(&data[pos..]) {
+            let (used, item) = match self.reader.decode(&data[pos..], &rules) {
                 Ok(step) => step,
                 Err(e) => return (data.len(), Some(Step::Event(self.fail(e.into(), out)))),
             };
@@ -425,7 +577,7 @@ impl Connection {
             match step {
                 Ok(None) => {}
                 Ok(Some(event)) => {
-                    let used = if self.state == State::Closed {
+                    let used = if self.phase == Phase::Closed {
                         data.len()
                     } else {
                         pos
@@ -449,7 +601,7 @@ impl Connection {
     /// Whether the frame being received is a whole message of its own: the
     /// first and final frame, not transformed by an extension.
     fn is_whole_message(&self) -> bool {
-        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed
+        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed()
     }
 
     /// A frame begins. `reserve` makes room for a whole single-frame
@@ -460,7 +612,7 @@ impl Connection {
                 if !header.rsv.is_empty() {
                     return Err(Error::MisplacedRsv);
                 }
-                self.control = None;
+                self.take_control();
             }
             OpCode::Continuation => {
                 if !header.rsv.is_empty() {
@@ -470,13 +622,13 @@ impl Connection {
                     return Err(Error::UnexpectedContinuation);
                 }
                 self.fragments += 1;
-                if self.fragments > self.limits.max_fragments {
+                if self.fragments > self.shared.limits().max_fragments {
                     return Err(Error::Limit {
                         limit: Limit::Fragments,
-                        max: self.limits.max_fragments.into(),
+                        max: self.shared.limits().max_fragments.into(),
                     });
                 }
-                if !self.compressed {
+                if !self.compressed() {
                     self.check_message_size(self.buffer.len() as u64 + header.payload_len)?;
                 }
             }
@@ -489,9 +641,9 @@ impl Connection {
                 } else {
                     MessageKind::Binary
                 });
-                self.compressed = !header.rsv.is_empty();
+                self.set_compressed(!header.rsv.is_empty());
                 self.fragments = 1;
-                if !self.compressed {
+                if !self.compressed() {
                     self.check_message_size(header.payload_len)?;
                     if header.fin && reserve {
                         // The whole message is one frame of known size;
@@ -504,16 +656,16 @@ impl Connection {
         self.frame = CurrentFrame {
             opcode: header.opcode,
             fin: header.fin,
-            mask: header.mask,
+            key: header.mask.unwrap_or([0; 4]),
         };
         Ok(())
     }
 
     fn check_message_size(&self, len: u64) -> Result<(), Error> {
-        if len > self.limits.max_message_size as u64 {
+        if len > self.shared.limits().max_message_size as u64 {
             return Err(Error::Limit {
                 limit: Limit::MessageSize,
-                max: self.limits.max_message_size as u64,
+                max: self.shared.limits().max_message_size as u64,
             });
         }
         Ok(())
@@ -527,23 +679,25 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Result<Option<Event>, Error> {
         if self.frame.opcode.is_control() {
-            if self.control.is_none() && last && offset == 0 {
+            if self.control().is_none() && last && offset == 0 {
                 // The whole payload is in this read: no buffering.
                 return self.on_frame_end(chunk, out);
             }
             let control = self
+                .extras
+                .get_or_insert_with(Box::default)
                 .control
                 .get_or_insert_with(|| Box::new(ControlPayload::EMPTY));
             control.extend(chunk);
             if !last {
                 return Ok(None);
             }
-            let payload = self.control.take().expect("filled above");
+            let payload = self.take_control().expect("filled above");
             return self.on_frame_end(payload.as_slice(), out);
         }
         let text = self.message == Some(MessageKind::Text);
         let start = self.buffer.len();
-        if self.compressed {
+        if self.compressed() {
             let extension = self
                 .extras
                 .as_mut()
@@ -553,16 +707,21 @@ impl Connection {
             for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
                 let plain = &mut scratch[..piece.len()];
                 plain.copy_from_slice(piece);
-                if let Some(mask) = self.frame.mask {
+                if let Some(mask) = self.frame.mask() {
                     apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
                 }
                 extension
-                    .decode(plain, false, &mut self.buffer, self.limits.max_message_size)
+                    .decode(
+                        plain,
+                        false,
+                        &mut self.buffer,
+                        self.shared.limits().max_message_size,
+                    )
                     .map_err(Error::Extension)?;
             }
         } else {
             self.buffer.extend_from_slice(chunk);
-            if let Some(mask) = self.frame.mask {
+            if let Some(mask) = self.frame.mask() {
                 apply_mask(&mut self.buffer[start..], mask, offset as usize);
             }
         }
@@ -583,7 +742,7 @@ impl Connection {
             OpCode::Ping | OpCode::Pong | OpCode::Close => {
                 let mut control =
                     ControlPayload::new(payload).expect("the decoder limits control frames to 125 bytes");
-                if let Some(mask) = self.frame.mask {
+                if let Some(mask) = self.frame.mask() {
                     control.unmask(mask);
                 }
                 self.on_control(control, out).map(Some)
@@ -595,7 +754,7 @@ impl Connection {
     fn on_control(&mut self, payload: ControlPayload, out: &mut Vec<u8>) -> Result<Event, Error> {
         match self.frame.opcode {
             OpCode::Ping => {
-                if !self.sent_close {
+                if !self.sent_close() {
                     self.write_control(OpCode::Pong, &payload, out);
                 }
                 Ok(Event::Ping(payload))
@@ -612,7 +771,7 @@ impl Connection {
                         reason: reason.to_owned(),
                     },
                 };
-                if !self.sent_close {
+                if !self.sent_close() {
                     // Echo the code (not the reason), or nothing if the
                     // peer gave none.
                     let echo = if frame.code == CloseCode::NO_STATUS {
@@ -621,7 +780,6 @@ impl Connection {
                         &payload[..2]
                     };
                     self.write_control(OpCode::Close, echo, out);
-                    self.sent_close = true;
                 }
                 self.finish_closed();
                 Ok(Event::Close(frame))
@@ -634,7 +792,7 @@ impl Connection {
             return Ok(None);
         }
         let kind = self.message.expect("a data frame belongs to a message");
-        if self.compressed {
+        if self.compressed() {
             let start = self.buffer.len();
             let extension = self
                 .extras
@@ -642,7 +800,7 @@ impl Connection {
                 .and_then(|e| e.extension.as_mut())
                 .expect("RSV bits are only allowed with an extension");
             extension
-                .decode(&[], true, &mut self.buffer, self.limits.max_message_size)
+                .decode(&[], true, &mut self.buffer, self.shared.limits().max_message_size)
                 .map_err(Error::Extension)?;
             if kind == MessageKind::Text {
                 self.utf8.feed(&self.buffer[start..])?;
@@ -652,7 +810,7 @@ impl Connection {
             self.utf8.finish()?;
         }
         self.message = None;
-        self.compressed = false;
+        self.set_compressed(false);
         self.fragments = 0;
         Message::received(kind, mem::take(&mut self.buffer)).map(|message| Some(Event::Message(message)))
     }
@@ -660,25 +818,24 @@ impl Connection {
     /// Fails the connection: writes a close frame with the error's code
     /// unless one was already sent, and closes.
     fn fail(&mut self, error: Error, out: &mut Vec<u8>) -> Event {
-        if !self.sent_close {
-            if let Some(code) = error.close_code() {
-                let mut payload = Vec::with_capacity(125);
-                let reason = error.to_string();
-                let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
-                encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
-                self.write_control(OpCode::Close, &payload, out);
-            }
-            self.sent_close = true;
+        if !self.sent_close()
+            && let Some(code) = error.close_code()
+        {
+            let mut payload = Vec::with_capacity(125);
+            let reason = error.to_string();
+            let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
+            encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
+            self.write_control(OpCode::Close, &payload, out);
         }
         self.finish_closed();
         Event::Failed(error)
     }
 
     fn finish_closed(&mut self) {
-        self.state = State::Closed;
+        self.phase = Phase::Closed;
         self.message = None;
         self.buffer = Vec::new();
-        self.control = None;
+        self.take_control();
     }
 
     fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
@@ -719,7 +876,7 @@ impl Connection {
             self.send(&message, out)?;
             return Ok(None);
         }
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         let opcode = match message.kind() {
@@ -748,12 +905,13 @@ impl Connection {
     }
 
     fn send_data(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         if let Some(Extras {
             masks,
             extension: Some(extension),
+            ..
         }) = self.extras.as_deref_mut()
         {
             // The extension appends its output after room for the longest
@@ -799,7 +957,7 @@ impl Connection {
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         if payload.len() > 125 {
@@ -821,16 +979,15 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        if self.sent_close {
+        if self.sent_close() {
             return Err(Error::AlreadyClosing);
         }
         let mut payload = Vec::with_capacity(2 + reason.len());
         encode_close_payload(&mut payload, code, reason).map_err(Error::InvalidClose)?;
         self.write_control(OpCode::Close, &payload, out);
-        self.sent_close = true;
-        self.state = State::Closing;
+        self.phase = Phase::Closing;
         // From here the timer is the close deadline.
-        self.timer = now + self.limits.close_timeout();
+        self.timer = self.shared.offset(now + self.shared.limits().close_timeout());
         Ok(())
     }
 
@@ -838,15 +995,16 @@ impl Connection {
     /// to do: a keepalive ping, the idle timeout or the close timeout.
     /// `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            State::Closed => None,
-            State::Closing => Some(self.timer),
-            State::Open => {
-                let ping = match self.limits.ping_interval() {
-                    Some(interval) if !self.ping_sent => Some(self.timer + interval),
+        let timer = self.shared.instant(self.timer);
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Closing => Some(timer),
+            Phase::Open | Phase::Pinged => {
+                let ping = match self.shared.limits().ping_interval() {
+                    Some(interval) if self.phase == Phase::Open => Some(timer + interval),
                     _ => None,
                 };
-                let idle = self.limits.idle_timeout().map(|t| self.timer + t);
+                let idle = self.shared.limits().idle_timeout().map(|t| timer + t);
                 match (ping, idle) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -858,25 +1016,26 @@ impl Connection {
     /// Acts on timers that are due at `now`: sends the keepalive ping
     /// (into `out`), or fails the connection on the idle or close timeout.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
-        match self.state {
-            State::Closed => None,
-            State::Closing if now >= self.timer => {
+        let timer = self.shared.instant(self.timer);
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Closing if now >= timer => {
                 self.finish_closed();
                 Some(Event::Failed(Error::CloseTimeout))
             }
-            State::Closing => None,
-            State::Open => {
-                if let Some(timeout) = self.limits.idle_timeout()
-                    && now >= self.timer + timeout
+            Phase::Closing => None,
+            Phase::Open | Phase::Pinged => {
+                if let Some(timeout) = self.shared.limits().idle_timeout()
+                    && now >= timer + timeout
                 {
                     return Some(self.fail(Error::IdleTimeout, out));
                 }
-                if let Some(interval) = self.limits.ping_interval()
-                    && !self.ping_sent
-                    && now >= self.timer + interval
+                if let Some(interval) = self.shared.limits().ping_interval()
+                    && self.phase == Phase::Open
+                    && now >= timer + interval
                 {
                     self.write_control(OpCode::Ping, &[], out);
-                    self.ping_sent = true;
+                    self.phase = Phase::Pinged;
                 }
                 None
             }

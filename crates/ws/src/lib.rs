@@ -21,7 +21,7 @@ mod event;
 mod extension;
 
 pub use config::{Config, MaskSource, Role};
-pub use connection::{Connection, Incoming, State};
+pub use connection::{Connection, Incoming, SharedConfig, State};
 pub use error::{Error, Limit};
 pub use event::{CloseFrame, ControlPayload, Event, Message, MessageKind, MessageRef};
 pub use extension::{Extension, ExtensionError};
