@@ -919,7 +919,7 @@ impl<A: App> Server<A> {
         }
         let fields = response_fields(200, "", None, extra);
         let deflate_window = super::deflate_window(accepted.extensions().first().map(|e| e.element()));
-        let mut ws = tether_ws::Connection::new(Role::Server, self.config.ws, now);
+        let mut ws = tether_ws::Connection::with_shared(Role::Server, &self.ws_config, now);
         if let Some(extension) = accepted.into_extension_values().into_iter().next() {
             ws = ws.with_extension(extension);
         }
