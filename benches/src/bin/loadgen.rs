@@ -34,7 +34,7 @@ enum Mode {
     Latency(LatencyArgs),
     /// One publisher, N subscribers: delivery rate, latency, and every event checked.
     Fanout(FanoutArgs),
-    /// N idle WebSockets held open: the server's RSS growth per connection.
+    /// N idle WebSockets held open: the server's RSS growth per connection (after one WebSocket opened and closed, so that code paged in once is not counted).
     Idle(IdleArgs),
     /// A topic's backlog read from its start (lastEventId=0-0), timed; optionally published first.
     Replay(ReplayArgs),
