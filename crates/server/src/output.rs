@@ -150,7 +150,14 @@ impl OutQueue {
                         n += 1;
                     }
                 }
-                match socket.write_vectored(slices.get(..n).unwrap_or_default()) {
+                let written = match slices.get(..n).unwrap_or_default() {
+                    // One non-empty chunk among empty ones (a shared frame
+                    // behind an owned buffer that got nothing, say): a plain
+                    // write, `send` rather than `writev`.
+                    [only] => socket.write(only),
+                    several => socket.write_vectored(several),
+                };
+                match written {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => written,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
