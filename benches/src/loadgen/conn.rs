@@ -13,7 +13,7 @@ use tether_handshake::{ClientHandshake, ClientRequest};
 use tether_http1::{EMPTY_HEADER, Limits, ResponseHead, Status};
 
 use super::tls::{self, Tls};
-use super::wire::FrameReader;
+use super::wire::EventReader;
 
 /// The longest response head taken.
 const MAX_HEAD: usize = 64 * 1024;
@@ -69,7 +69,7 @@ pub struct Conn {
     /// What it speaks.
     pub kind: Kind,
     /// Reader state for WebSocket frames (unused on an event stream).
-    pub ws: FrameReader,
+    pub ws: EventReader,
     /// permessage-deflate, when the server accepted it: what inflates the
     /// messages that come compressed (RSV1).
     pub deflate: Option<Box<tether_deflate::Deflate>>,
@@ -354,7 +354,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             conns.push(Conn {
                 stream,
                 kind,
-                ws: FrameReader::new(),
+                ws: EventReader::new(),
                 deflate: None,
                 leftover: Vec::new(),
                 out: Vec::new(),

@@ -315,7 +315,7 @@ fn on_ready(
 /// echoes they completed, sets `mismatch` if verified bytes differ, and
 /// appends pongs to `pong`.
 pub(crate) fn take_echoes(
-    reader: &mut wire::FrameReader,
+    reader: &mut wire::EventReader,
     bytes: &[u8],
     mismatch: &mut bool,
     body: &[u8],
@@ -379,7 +379,7 @@ mod tests {
     fn the_expected_echo_is_what_a_server_sends() {
         let body = payload(20);
         let frame = server_frame(OpCode::Text, &body);
-        let mut reader = wire::FrameReader::new();
+        let mut reader = wire::EventReader::new();
         assert!(reader.at_message_start());
         let opts = Options {
             dial: Dial {

@@ -445,8 +445,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // stands for.
     let pub_conn = if opts.h2.is_some() { 0 } else { publisher };
     let sub_of = |i: usize| if i == pub_conn { publisher } else { i };
-    let mut h2_readers: Vec<wire::FrameReader> = (0..if opts.h2.is_some() { opts.subscribers } else { 0 })
-        .map(|_| wire::FrameReader::new())
+    let mut h2_readers: Vec<wire::EventReader> = (0..if opts.h2.is_some() { opts.subscribers } else { 0 })
+        .map(|_| wire::EventReader::new())
         .collect();
     // The publisher reads its own messages back like a WebSocket
     // subscriber (it is one, of a hub topic or a chat room), which also
@@ -832,7 +832,7 @@ pub fn per_delivery(
 pub(crate) fn consume(
     bytes: &[u8],
     sub: &mut Sub,
-    ws: &mut wire::FrameReader,
+    ws: &mut wire::EventReader,
     mut deflate: Option<&mut tether_deflate::Deflate>,
     pong: &mut Vec<u8>,
     hist: &mut Histogram<u64>,
@@ -1171,7 +1171,7 @@ mod tests {
         step: usize,
         mut deflate: Option<tether_deflate::Deflate>,
     ) -> io::Result<u64> {
-        let mut ws = wire::FrameReader::new();
+        let mut ws = wire::EventReader::new();
         let mut pong = Vec::new();
         let mut hist = report::latency_histogram();
         let mut delivered = 0;

@@ -18,7 +18,7 @@ use tether_h2::hpack::Field;
 use super::conn::{Dial, Kind};
 use super::echo;
 use super::report::{self, Report};
-use super::wire::{self, FrameReader};
+use super::wire::{self, EventReader};
 
 /// Tokens of HTTP/2 connections start here, above those of HTTP/1.1
 /// connections in the same poll.
@@ -327,7 +327,7 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
 
     let start = Instant::now();
     let total = opts.connections;
-    let mut readers: Vec<FrameReader> = (0..total).map(|_| FrameReader::new()).collect();
+    let mut readers: Vec<EventReader> = (0..total).map(|_| EventReader::new()).collect();
     let mut sent_at = vec![start; total];
     let mut mismatch = vec![false; total];
     for (c, conn) in conns.iter_mut().enumerate() {

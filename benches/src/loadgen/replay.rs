@@ -322,7 +322,7 @@ impl Reader {
         &mut self,
         bytes: &[u8],
         sub: &mut Sub,
-        ws: &mut wire::FrameReader,
+        ws: &mut wire::EventReader,
         clock: Clock,
     ) -> io::Result<()> {
         consume(

@@ -30,7 +30,7 @@ pub fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What [`FrameReader::feed`] found, in stream order.
+/// What [`EventReader::feed`] found, in stream order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
     /// Payload bytes of a text or binary message: `chunk` starts `offset`
@@ -89,7 +89,7 @@ impl From<tether_frame::Error> for ReadError {
     }
 }
 
-/// An incremental reader of server frames (unmasked; RSV1 is taken and
+/// An incremental reader of a server's frames, as [`Event`]s (unmasked; RSV1 is taken and
 /// reported, for permessage-deflate).
 ///
 /// Feed it the bytes as they come, in chunks of any size. Payload is not
@@ -97,7 +97,7 @@ impl From<tether_frame::Error> for ReadError {
 /// across reads (at most 14 bytes) and control frame payloads (at most 125
 /// bytes) are kept.
 #[derive(Debug, Clone)]
-pub struct FrameReader {
+pub struct EventReader {
     hdr: [u8; MAX_HEADER_LEN],
     hdr_len: u8,
     in_frame: bool,
@@ -114,7 +114,7 @@ pub struct FrameReader {
     ctrl: [u8; 125],
 }
 
-impl Default for FrameReader {
+impl Default for EventReader {
     fn default() -> Self {
         Self::new()
     }
@@ -126,10 +126,10 @@ const RULES: DecodeRules = DecodeRules {
     ..DecodeRules::client()
 };
 
-impl FrameReader {
+impl EventReader {
     /// A reader at the start of a stream.
     pub fn new() -> Self {
-        FrameReader {
+        EventReader {
             hdr: [0; MAX_HEADER_LEN],
             hdr_len: 0,
             in_frame: false,
@@ -266,7 +266,7 @@ mod tests {
     /// What a reader reports for `input` fed in pieces of `step` bytes,
     /// with data chunks merged back into whole messages.
     fn read(input: &[u8], step: usize) -> Result<Vec<String>, ReadError> {
-        let mut reader = FrameReader::new();
+        let mut reader = EventReader::new();
         let mut out = Vec::new();
         let mut message = Vec::new();
         for piece in input.chunks(step) {
@@ -370,7 +370,7 @@ mod tests {
         server_frame(&mut wire, true, OpCode::Text, b"one");
         server_frame(&mut wire, true, OpCode::Text, &[b'z'; 200]);
         let cut = wire.len() - 50;
-        let mut reader = FrameReader::new();
+        let mut reader = EventReader::new();
         let mut ends = 0;
         reader
             .feed(&wire[..cut], &mut |e| {
