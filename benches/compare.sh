@@ -2,11 +2,13 @@
 # Side-by-side echo benchmark of tether, the strongest Rust WebSocket
 # servers (benches/peers) and the floor (src/bin/floor.rs: read, unmask,
 # write, nothing else): each server pinned to core 0, the load generator to
-# the other cores, servers in alternating order over several rounds; then
-# one table of medians with each server's ratio to the baseline, tether's
-# ratio to every other server, and an SVG chart of it (benches/chart.py).
+# the other cores, servers in alternating order over several rounds, every
+# echo scenario run on each echo server back to back; then one table of
+# medians with each server's ratio to the baseline, tether's ratio to every
+# other server (with the range of the single rounds' ratios), and an SVG
+# chart of it (benches/chart.py).
 #
-#   bash benches/compare.sh            # the full comparison (about 7 minutes)
+#   bash benches/compare.sh            # everything (long; --servers, --rounds shorten it)
 #   bash benches/compare.sh --quick    # a smoke run of the same (about 1 minute)
 #
 # Options: --rounds N (default 2), --duration SECONDS per echo scenario
@@ -108,7 +110,7 @@ while [ $# -gt 0 ]; do
         --fanout-sse-subs) FANOUT_SSE_SUBS=$2; shift ;;
         --fanout-sse-rate) FANOUT_SSE_RATE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,72p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,74p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -165,12 +167,20 @@ OUT=${OUT:-target/compare/results-$STAMP.jsonl}
 LOGS=$(mktemp -d)
 : >"$OUT"
 
+# The server the next run measures, and every server running.
 SERVER_PID=""
+SERVER_PIDS=""
+stop_servers() {
+    local pid
+    for pid in $SERVER_PIDS; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    SERVER_PIDS=""
+    SERVER_PID=""
+}
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_servers
     rm -rf "$LOGS"
 }
 trap cleanup EXIT
@@ -220,12 +230,6 @@ start_server() { # name port
     echo "compare.sh: $1 did not start:" >&2
     cat "$log" >&2
     return 1
-}
-
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
 }
 
 failures=0
@@ -363,64 +367,98 @@ loadgen in $PROCS process(es)"
     echo "== fan-out: $FANOUT_SUBS subscribers x $FANOUT_SIZES B, ${DURATION}s at each of $FANOUT_RATES msg/s until one is not sustained"
 
 read -r -a servers <<<"$SERVERS"
+# A port per server and round: no connection of an earlier run (in
+# TIME_WAIT) shares a 4-tuple with this one.
+port_of() { # name round
+    local i
+    for i in "${!servers[@]}"; do
+        if [ "${servers[i]}" = "$1" ]; then echo $((9400 + $2 * 10 + i)); fi
+    done
+}
+# The plain echo servers (every server not named *-tls or *-pubsub*) all
+# run for the whole round, idle on core 0 but for their turn, so that each
+# echo scenario is measured on every one of them back to back: the rounds'
+# figures for two servers are then seconds apart, not minutes, and their
+# ratio in one round is a paired comparison on a machine whose speed moves
+# from minute to minute (the summary gives its range over the rounds).
+is_plain_echo() { [[ "$1" != *-tls && "$1" != *-pubsub* ]]; }
+declare -A PID_OF
+use_server() { # name round: the next runs go to this one
+    SERVER_PID=${PID_OF[$1]}
+    port=$(port_of "$1" "$2")
+}
 for round in $(seq "$ROUNDS"); do
     order=("${servers[@]}")
     if [ $((round % 2)) -eq 0 ]; then
         order=()
         for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done
     fi
+    echo_order=()
     for name in "${order[@]}"; do
-        # A port per server and round: no connection of an earlier run (in
-        # TIME_WAIT) shares a 4-tuple with this one.
-        for i in "${!servers[@]}"; do [ "${servers[i]}" = "$name" ] && index=$i; done
-        port=$((9400 + round * 10 + index))
+        if is_plain_echo "$name"; then echo_order+=("$name"); fi
+    done
+    if [ ${#echo_order[@]} -gt 0 ]; then
+        # Idle first, each on its fresh process, so its RSS baseline is
+        # clean (the others are idle meanwhile).
+        for name in "${echo_order[@]}"; do
+            port=$(port_of "$name" "$round")
+            echo "-- round $round: $name on port $port"
+            start_server "$name" "$port"
+            PID_OF[$name]=$SERVER_PID
+            SERVER_PIDS="$SERVER_PIDS $SERVER_PID"
+            run_loadgen "$name" "$round" idle --addr "127.0.0.1:$port" -c "$IDLE" --settle 1 --hold 1
+        done
+        for scenario in $SCENARIOS; do
+            echo "-- round $round: echo $scenario"
+            for name in "${echo_order[@]}"; do
+                use_server "$name" "$round"
+                run_loadgen "$name" "$round" echo --addr "127.0.0.1:$port" \
+                    -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP" --procs "$PROCS"
+            done
+            if [ -n "${UWS_LOAD_TEST:-}" ]; then
+                for name in "${echo_order[@]}"; do
+                    use_server "$name" "$round"
+                    run_load_test "$name" "$round" "${scenario%x*}" "${scenario#*x}"
+                done
+            fi
+        done
+        echo "-- round $round: round trips at $LATENCY_RATE/s"
+        for name in "${echo_order[@]}"; do
+            use_server "$name" "$round"
+            run_loadgen "$name" "$round" latency --addr "127.0.0.1:$port" -c 100 -s 20 \
+                -r "$LATENCY_RATE" -d "$DURATION" --warmup "$WARMUP"
+        done
+        stop_servers
+    fi
+    for name in "${order[@]}"; do
+        if is_plain_echo "$name"; then continue; fi
+        port=$(port_of "$name" "$round")
         echo "-- round $round: $name on port $port"
         start_server "$name" "$port"
+        SERVER_PIDS="$SERVER_PIDS $SERVER_PID"
         # Pub/sub: one publisher, raw messages ("<seq> <ns> ...."), every
         # subscriber checks each one arrives, once and in order. Rows are
         # tagged with the server's own name.
         if [ "$name" = uwebsockets-pubsub ]; then
             run_fanout_ladder uwebsockets "$round" /
-            stop_server
-            continue
-        fi
-        if [ "$name" = uwebsockets-pubsub-deflate ]; then
+        elif [ "$name" = uwebsockets-pubsub-deflate ]; then
             run_deflate_pair uwebsockets "$round" /
-            stop_server
-            continue
-        fi
-        if [ "$name" = tether-pubsub ]; then
+        elif [ "$name" = tether-pubsub ]; then
             run_fanout_ladder tether "$round" "/topics/bench.fan/ws?format=raw"
             run_deflate_pair tether "$round" "/topics/bench.fan/ws?format=raw"
             run_loadgen tether "$round" fanout --addr "127.0.0.1:$port" --transport sse \
                 --pub-path /topics/bench.fan/ws --sub-path /topics/bench.fan/events \
                 -n "$FANOUT_SSE_SUBS" -r "$FANOUT_SSE_RATE" -s 20 -d "$DURATION" --drain 5
-            stop_server
-            continue
-        fi
-        # Over TLS: rows tagged with the server's own name and tls=1.
-        if [[ "$name" == *-tls ]]; then
+        else
+            # Over TLS: rows tagged with the server's own name and tls=1.
             tls_args=(--addr "wss://127.0.0.1:$port" --ca "$CERT" --tag tls=1)
             run_loadgen "${name%-tls}" "$round" idle "${tls_args[@]}" -c "$IDLE" --settle 1 --hold 1
             for scenario in $TLS_SCENARIOS; do
                 run_loadgen "${name%-tls}" "$round" echo "${tls_args[@]}" \
                     -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP" --procs "$PROCS"
             done
-            stop_server
-            continue
         fi
-        # Idle first, on a fresh process, so its RSS baseline is clean.
-        run_loadgen "$name" "$round" idle --addr "127.0.0.1:$port" -c "$IDLE" --settle 1 --hold 1
-        for scenario in $SCENARIOS; do
-            run_loadgen "$name" "$round" echo --addr "127.0.0.1:$port" \
-                -c "${scenario%x*}" -s "${scenario#*x}" -d "$DURATION" --warmup "$WARMUP" --procs "$PROCS"
-            if [ -n "${UWS_LOAD_TEST:-}" ]; then
-                run_load_test "$name" "$round" "${scenario%x*}" "${scenario#*x}"
-            fi
-        done
-        run_loadgen "$name" "$round" latency --addr "127.0.0.1:$port" -c 100 -s 20 \
-            -r "$LATENCY_RATE" -d "$DURATION" --warmup "$WARMUP"
-        stop_server
+        stop_servers
     done
 done
 

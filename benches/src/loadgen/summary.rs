@@ -109,6 +109,8 @@ impl Scenario {
 struct Cell {
     per_s: Vec<f64>,
     per_server_cpu_s: Vec<f64>,
+    /// `per_server_cpu_s` of the runs tagged with a round, by round.
+    per_server_cpu_s_by_round: BTreeMap<String, f64>,
     server_cpu_share: Vec<f64>,
     loadgen_cpu_share: Vec<f64>,
     per_loadgen_cpu_s: Vec<f64>,
@@ -143,6 +145,35 @@ fn generator(v: &Value) -> String {
             _ => "loadgen".to_owned(),
         },
     }
+}
+
+/// The round a line was tagged with (`round=N`), as text.
+fn round(v: &Value) -> Option<String> {
+    match &v["round"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `subject` over `other` per round, for the rounds both ran in.
+fn ratios_by_round(subject: &BTreeMap<String, f64>, other: &BTreeMap<String, f64>) -> Vec<f64> {
+    subject
+        .iter()
+        .filter_map(|(round, x)| other.get(round).filter(|y| **y > 0.0).map(|y| x / y))
+        .collect()
+}
+
+/// A ratio of medians, followed, when two or more rounds ran both, by the
+/// lowest and highest of the rounds' own ratios: "1.05 (0.98–1.12)".
+fn fmt_ratio_with_range(x: Option<f64>, base: Option<f64>, by_round: &[f64]) -> String {
+    let ratio = fmt_ratio(x, base);
+    if by_round.len() < 2 || ratio == "-" {
+        return ratio;
+    }
+    let lo = by_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = by_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{ratio} ({lo:.2}–{hi:.2})")
 }
 
 fn fmt_num(x: Option<f64>) -> String {
@@ -202,10 +233,11 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         };
         let push = |to: &mut Vec<f64>, x: Option<f64>| to.extend(x);
         push(&mut cell.per_s, num(&format!("{what}_per_s")));
-        push(
-            &mut cell.per_server_cpu_s,
-            num(&format!("{what}_per_server_cpu_s")),
-        );
+        let per_server_cpu_s = num(&format!("{what}_per_server_cpu_s"));
+        push(&mut cell.per_server_cpu_s, per_server_cpu_s);
+        if let (Some(round), Some(x)) = (round(&v), per_server_cpu_s) {
+            cell.per_server_cpu_s_by_round.insert(round, x);
+        }
         push(
             &mut cell.per_loadgen_cpu_s,
             num(&format!("{what}_per_loadgen_cpu_s")),
@@ -309,7 +341,9 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
     }
 
     // tether over every other server, per server CPU-second: the figure
-    // that does not depend on how much CPU the generator left the server.
+    // that does not depend on how much CPU the generator left the server;
+    // with the range of the ratios of single rounds, each a pair of runs
+    // made close together.
     let others: Vec<&String> = servers.iter().filter(|s| *s != SUBJECT).collect();
     let throughput: Vec<_> = echo.iter().chain(&fanout).copied().collect();
     if !others.is_empty() && throughput.iter().any(|row| cell(row, SUBJECT).is_some()) {
@@ -322,13 +356,22 @@ pub fn table(jsonl: &str, baseline: &str) -> String {
         head.push('\n');
         section(&mut out, &head);
         for &row in &throughput {
-            let Some(subject) = cell(row, SUBJECT).and_then(|c| median(&c.per_server_cpu_s)) else {
+            let Some(subject) = cell(row, SUBJECT) else {
+                continue;
+            };
+            let Some(ours) = median(&subject.per_server_cpu_s) else {
                 continue;
             };
             let _ = write!(out, "| {} | {} |", row.0.label(), row.1);
             for other in &others {
-                let theirs = cell(row, other).and_then(|c| median(&c.per_server_cpu_s));
-                let _ = write!(out, " {} |", fmt_ratio(Some(subject), theirs));
+                let (theirs, by_round) = match cell(row, other) {
+                    Some(c) => (
+                        median(&c.per_server_cpu_s),
+                        ratios_by_round(&subject.per_server_cpu_s_by_round, &c.per_server_cpu_s_by_round),
+                    ),
+                    None => (None, Vec::new()),
+                };
+                let _ = write!(out, " {} |", fmt_ratio_with_range(Some(ours), theirs, &by_round));
             }
             out.push('\n');
         }
@@ -475,6 +518,25 @@ echo 100 conns: a human line
             t.find("| loadgen | peer").unwrap() < t.find("| loadgen | tether").unwrap(),
             "{t}"
         );
+    }
+
+    #[test]
+    fn tether_over_another_server_gives_the_range_of_the_rounds_ratios() {
+        let lines = r#"{"mode":"echo","server":"tether","round":"1","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":110,"problems":0}
+{"mode":"echo","server":"uws","round":"1","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":100,"problems":0}
+{"mode":"echo","server":"tether","round":"2","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":90,"problems":0}
+{"mode":"echo","server":"uws","round":"2","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":100,"problems":0}
+{"mode":"echo","server":"tether","round":"3","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":200,"problems":0}
+{"mode":"echo","server":"uws","round":"3","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":160,"problems":0}
+{"mode":"echo","server":"tether","round":"4","connections":100,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":500,"problems":0}
+{"mode":"echo","server":"tether","round":"1","connections":200,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":100,"problems":0}
+{"mode":"echo","server":"uws","round":"1","connections":200,"size":20,"msg_per_s":1,"msg_per_server_cpu_s":100,"problems":0}"#;
+        let t = table(lines, "uws");
+        // Medians 155 over 100; the rounds run by both give 1.10, 0.90 and
+        // 1.25 (round 4 ran tether only).
+        assert!(t.contains("| 100 × 20 B | loadgen | 1.55 (0.90–1.25) |"), "{t}");
+        // One round: no range.
+        assert!(t.contains("| 200 × 20 B | loadgen | 1.00 |"), "{t}");
     }
 
     #[test]
