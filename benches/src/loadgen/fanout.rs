@@ -40,6 +40,9 @@ use super::report::{self, Report, Window};
 use super::wire::{self, Event};
 use super::{h2, sys};
 
+/// How a close frame from the server starts the error it becomes.
+const CLOSED_BY_SERVER: &str = "close frame from the server";
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -518,7 +521,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }
     }
 
-    loop {
+    // Why the server ended the publisher's connection, if it did (a
+    // publisher that reads its own events back too slowly is closed as a
+    // slow consumer): the run stops there and reports it as a problem, a
+    // rate not sustained, rather than failing.
+    let mut publisher_lost: Option<String> = None;
+    'run: loop {
         let now = Instant::now();
         let room = |subs: &[Sub]| match (opts.window, &subs[publisher].acks) {
             (Some(window), Some(acks)) => acks.in_flight() < window,
@@ -538,12 +546,18 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 acks.sent(clock.ns(now));
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
-                conns[pub_conn].send(&frame)?;
+                if let Err(e) = conns[pub_conn].send(&frame) {
+                    publisher_lost = Some(format!("writing to it: {e}"));
+                    break 'run;
+                }
             } else if opts.publish {
                 write_message(&mut text, published, clock.ns(now), opts.size, opts.json_payload);
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
-                conns[pub_conn].send(&frame)?;
+                if let Err(e) = conns[pub_conn].send(&frame) {
+                    publisher_lost = Some(format!("writing to it: {e}"));
+                    break 'run;
+                }
             }
             next_due = due_at(published);
         }
@@ -618,7 +632,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                     ReadOutcome::Empty => break,
                     ReadOutcome::Closed => {
                         if i == publisher {
-                            return Err(io::Error::other("the publisher's connection was closed"));
+                            publisher_lost = Some("the server closed the connection".to_owned());
+                            break 'run;
                         }
                         // Counted as missing events at the end; a closed
                         // socket stays readable, so stop watching it.
@@ -629,7 +644,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 };
                 let now = Instant::now();
                 if i == publisher {
-                    consume(
+                    let consumed = consume(
                         &rbuf[..len],
                         &mut subs[i],
                         &mut conn.ws,
@@ -639,8 +654,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         clock,
                         now,
                         &mut own_echoes,
-                    )
-                    .map_err(|e| io::Error::new(e.kind(), format!("publisher: {e}")))?;
+                    );
+                    match consumed {
+                        Err(e) if e.to_string().starts_with(CLOSED_BY_SERVER) => {
+                            publisher_lost = Some(e.to_string());
+                            break 'run;
+                        }
+                        other => other.map_err(|e| io::Error::new(e.kind(), format!("publisher: {e}")))?,
+                    }
                     if !pong.is_empty() {
                         conn.send(&pong)?;
                     }
@@ -682,6 +703,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let busy = (last_delivery - start).as_secs_f64();
 
     let mut problems = Vec::new();
+    if let Some(why) = &publisher_lost {
+        problems.push(format!(
+            "the publisher was cut off after {published} messages: {why}"
+        ));
+    }
     let mut incomplete = 0usize;
     let mut missing = 0u64;
     let (mut out_of_order, mut garbled, mut bad_ids) = (0u64, 0u64, 0u64);
@@ -931,7 +957,7 @@ pub(crate) fn consume(
                 message.extend_from_slice(&bytes[at..at + len]);
             }
             if let Some(code) = closed {
-                return Err(io::Error::other(format!("close frame from the server: {code:?}")));
+                return Err(io::Error::other(format!("{CLOSED_BY_SERVER}: {code:?}")));
             }
             if let Some(why) = failed {
                 return Err(io::Error::other(why));
