@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared};
-use tether_auth::{Keys, NewToken, Private, TetherClaim};
+use tether_auth::{Key, Keys, NewToken, Private, TetherClaim};
 use tether_hub::HubMessage;
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
@@ -92,7 +92,7 @@ impl DemoLogin {
     /// [`tether_auth::Error::ShortSecret`] for a shorter one.
     pub fn with_secret(secret: &[u8]) -> Result<DemoLogin, tether_auth::Error> {
         // The same check as the verifying side's.
-        Keys::from_secret(secret)?;
+        Key::hmac(secret)?;
         Ok(DemoLogin {
             secret: Arc::from(secret),
             ttl: DEFAULT_DEMO_TOKEN_TTL,
@@ -106,7 +106,11 @@ impl DemoLogin {
     ///
     /// None in practice: the secret was checked when made.
     pub fn keys(&self) -> Result<Keys, tether_auth::Error> {
-        Keys::from_secret(&self.secret)
+        // The secret's bytes as they are: not `Keys::from_secret`, which
+        // reads a key file and drops a final line break, so that a
+        // secret ending in 0x0A (one random secret in 256) would verify
+        // with one byte fewer than it signs with.
+        Keys::new(vec![Key::hmac(&self.secret)?])
     }
 
     /// The rights of a demo user's token (`{sub}` is the name).

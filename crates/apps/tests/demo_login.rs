@@ -196,6 +196,23 @@ fn the_cookie_opens_the_users_own_topic_and_writes_to_others() {
 }
 
 #[test]
+fn a_secret_ending_in_a_line_break_signs_and_verifies_with_all_its_bytes() {
+    // A random secret ends in 0x0A one time in 256: it is a secret's byte,
+    // not the end of a line of a key file.
+    let mut secret = SECRET.to_vec();
+    *secret.last_mut().unwrap() = b'\n';
+    let sign_in = DemoLogin::with_secret(&secret).unwrap();
+    let keys = sign_in.keys().unwrap();
+    let server = TestServer::start(config(), Demo::signed_in(sign_in));
+    let response = login(&server, "name=alice");
+    assert_eq!(response.status, 200);
+    let answer: Value = serde_json::from_slice(&response.body).unwrap();
+    let token = answer["token"].as_str().unwrap();
+    let who = verify(token, &keys, &Validation::new().leeway(0), now()).unwrap();
+    assert_eq!(who.subject.as_deref(), Some("alice"));
+}
+
+#[test]
 fn without_a_sign_in_the_route_is_off() {
     let server = TestServer::start(config(), Demo::new());
     assert_eq!(login(&server, "name=alice").status, 404);
