@@ -125,16 +125,10 @@ impl OutQueue {
     /// would block with bytes left.
     pub(crate) fn flush<W: Write>(&mut self, socket: &mut W, pool: &mut Pool) -> io::Result<bool> {
         while self.len > 0 {
-            let written = if let (1, Some(only)) = (self.chunks.len(), self.chunks.front()) {
+            let result = if let (1, Some(only)) = (self.chunks.len(), self.chunks.front()) {
                 // The common case (one reply, one event): a plain write,
                 // without building a slice array for one slice.
-                match socket.write(only.as_slice().get(self.offset..).unwrap_or_default()) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(written) => written,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
+                socket.write(only.as_slice().get(self.offset..).unwrap_or_default())
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -150,20 +144,20 @@ impl OutQueue {
                         n += 1;
                     }
                 }
-                let written = match slices.get(..n).unwrap_or_default() {
+                match slices.get(..n).unwrap_or_default() {
                     // One non-empty chunk among empty ones (a shared frame
                     // behind an owned buffer that got nothing, say): a plain
                     // write, `send` rather than `writev`.
                     [only] => socket.write(only),
                     several => socket.write_vectored(several),
-                };
-                match written {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(written) => written,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
                 }
+            };
+            let written = match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => written,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
             self.consume(written, pool);
         }
