@@ -224,6 +224,7 @@ start_server() { # name port
     # shellcheck disable=SC2086 # the command is words on purpose
     "${SERVER_PIN[@]}" $cmd >"$log" 2>&1 &
     SERVER_PID=$!
+    SERVER_PIDS="$SERVER_PIDS $SERVER_PID"
     for _ in $(seq 100); do
         grep -q "listening on" "$log" && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -407,7 +408,6 @@ for round in $(seq "$ROUNDS"); do
             echo "-- round $round: $name on port $port"
             start_server "$name" "$port"
             PID_OF[$name]=$SERVER_PID
-            SERVER_PIDS="$SERVER_PIDS $SERVER_PID"
             run_loadgen "$name" "$round" idle --addr "127.0.0.1:$port" -c "$IDLE" --settle 1 --hold 1
         done
         for scenario in $SCENARIOS; do
@@ -437,7 +437,6 @@ for round in $(seq "$ROUNDS"); do
         port=$(port_of "$name" "$round")
         echo "-- round $round: $name on port $port"
         start_server "$name" "$port"
-        SERVER_PIDS="$SERVER_PIDS $SERVER_PID"
         # Pub/sub: one publisher, raw messages ("<seq> <ns> ...."), every
         # subscriber checks each one arrives, once and in order. Rows are
         # tagged with the server's own name.

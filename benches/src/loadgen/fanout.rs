@@ -40,9 +40,6 @@ use super::report::{self, Report, Window};
 use super::wire::{self, Event};
 use super::{h2, sys};
 
-/// How a close frame from the server starts the error it becomes.
-const CLOSED_BY_SERVER: &str = "close frame from the server";
-
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -541,17 +538,17 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             // (by up to the millisecond that epoll's timeout resolution
             // allows) does not count against the server. A stalled server
             // does, since writes do not wait for it.
-            if let Some(acks) = &mut subs[publisher].acks {
+            let written = if let Some(acks) = &mut subs[publisher].acks {
                 write_envelope(&mut text, published, clock.ns(now), opts.size);
                 acks.sent(clock.ns(now));
-                frame.clear();
-                wire::push_frame(&mut frame, OpCode::Text, &text);
-                if let Err(e) = conns[pub_conn].send(&frame) {
-                    publisher_lost = Some(format!("writing to it: {e}"));
-                    break 'run;
-                }
+                true
             } else if opts.publish {
                 write_message(&mut text, published, clock.ns(now), opts.size, opts.json_payload);
+                true
+            } else {
+                false
+            };
+            if written {
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
                 if let Err(e) = conns[pub_conn].send(&frame) {
@@ -656,7 +653,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         &mut own_echoes,
                     );
                     match consumed {
-                        Err(e) if e.to_string().starts_with(CLOSED_BY_SERVER) => {
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
                             publisher_lost = Some(e.to_string());
                             break 'run;
                         }
@@ -853,7 +850,8 @@ pub fn per_delivery(
 
 /// Feeds a subscriber's bytes through its reader and tallies what they
 /// deliver; a message that came compressed is inflated with `deflate`
-/// first (and is an error without it).
+/// first (and is an error without it). A close frame from the server is an
+/// error of kind `ConnectionAborted`, and only that.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn consume(
     bytes: &[u8],
@@ -957,7 +955,10 @@ pub(crate) fn consume(
                 message.extend_from_slice(&bytes[at..at + len]);
             }
             if let Some(code) = closed {
-                return Err(io::Error::other(format!("{CLOSED_BY_SERVER}: {code:?}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!("close frame from the server: {code:?}"),
+                ));
             }
             if let Some(why) = failed {
                 return Err(io::Error::other(why));
