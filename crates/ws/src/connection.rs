@@ -1,6 +1,7 @@
 //! The connection state machine.
 
 use std::mem;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -892,6 +893,66 @@ impl Connection {
         }
         out.extend_from_slice(&header.to_bytes());
         Ok(Some(payload))
+    }
+
+    /// Frames a data message where its payload lies, to send it without a
+    /// copy (an echo): `data[payload]` is the payload, e.g. a message
+    /// [`receive_in_place`](Self::receive_in_place) lent out, and the bytes
+    /// before it are free to overwrite (there, the header it came with,
+    /// which is always longer than this side's for the same payload). This
+    /// side's header for one final frame goes right before the payload (a
+    /// client also masks the payload where it lies), and the frame's start
+    /// is returned: `data[start..payload.end]` is the whole frame, to be
+    /// written as it is.
+    ///
+    /// `None`, with nothing changed, when the message cannot go out that
+    /// way: the close handshake has begun, a negotiated extension would
+    /// transform the payload, `payload` is not within `data`, or fewer
+    /// bytes than the header lie before it. [`send`](Self::send) then does
+    /// what is right (sends it transformed, or refuses it).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tether_ws::{Config, Connection, Incoming, MessageKind, Role};
+    /// let now = Instant::now();
+    /// let mut conn = Connection::new(Role::Server, Config::default(), now);
+    /// // A client's masked "hi" (mask 0, so the payload reads as it is).
+    /// let mut input = vec![0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+    /// let (used, incoming) = conn.receive_in_place(&mut input, now, &mut Vec::new());
+    /// assert!(matches!(incoming, Some(Incoming::Borrowed(_))));
+    /// let start = conn.frame_in_place(MessageKind::Text, &mut input, 6..used);
+    /// assert_eq!(start, Some(4));
+    /// assert_eq!(&input[4..], [0x81, 0x02, b'h', b'i']);
+    /// ```
+    pub fn frame_in_place(
+        &mut self,
+        kind: MessageKind,
+        data: &mut [u8],
+        payload: Range<usize>,
+    ) -> Option<usize> {
+        let transformed = self.extras.as_ref().is_some_and(|e| e.extension.is_some());
+        if transformed || self.sent_close() || payload.start > payload.end || payload.end > data.len() {
+            return None;
+        }
+        let opcode = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        let mut header = FrameHeader::new(true, opcode, (payload.end - payload.start) as u64);
+        let masked = self.masks().is_some();
+        let start = payload
+            .start
+            .checked_sub(header.encoded_len() + if masked { 4 } else { 0 })?;
+        let mask = self.masks().map(|source| source());
+        if let Some(mask) = mask {
+            header = header.with_mask(mask);
+        }
+        data.get_mut(start..payload.start)?
+            .copy_from_slice(&header.to_bytes());
+        if let (Some(mask), Some(bytes)) = (mask, data.get_mut(payload)) {
+            apply_mask(bytes, mask, 0);
+        }
+        Some(start)
     }
 
     /// Sends a text message.

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use common::*;
 use tether_frame::{OpCode, Rsv};
-use tether_ws::{CloseCode, Config, Connection, Error, Event, Extension, ExtensionError, Message, Role};
+use tether_ws::{
+    CloseCode, Config, Connection, Error, Event, Extension, ExtensionError, Message, MessageKind, Role,
+};
 
 /// Encodes a message as (count, byte) pairs. Decoding is streamed: a pair
 /// may be split between pieces.
@@ -225,4 +227,14 @@ fn encoded_frames_have_the_right_header_for_every_length_in_both_roles() {
             );
         }
     }
+}
+
+#[test]
+fn with_an_extension_a_payload_is_not_framed_where_it_lies() {
+    // The extension may transform it: only `send` knows how it goes out.
+    let now = Instant::now();
+    let mut data = b"......payload".to_vec();
+    let mut conn = server_with_ext(Config::default(), now);
+    assert_eq!(conn.frame_in_place(MessageKind::Binary, &mut data, 6..13), None);
+    assert_eq!(data, b"......payload");
 }

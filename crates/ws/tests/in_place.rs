@@ -8,7 +8,7 @@ use std::time::Instant;
 use common::*;
 use proptest::prelude::*;
 use tether_frame::OpCode;
-use tether_ws::{CloseCode, Config, Error, Event, Incoming, Message, MessageRef};
+use tether_ws::{CloseCode, Config, Error, Event, Incoming, Message, MessageKind, MessageRef};
 
 #[test]
 fn a_whole_frame_is_lent_from_the_input_unmasked() {
@@ -130,6 +130,98 @@ fn a_closing_connection_still_lends_and_a_closed_one_ignores_input() {
     assert!(matches!(incoming, Some(Incoming::Event(Event::Close(_)))));
 }
 
+/// Receives `frame` (one client frame) in place and frames its payload
+/// back where it lies with `conn`: the bytes to send.
+fn echo_in_place(conn: &mut tether_ws::Connection, frame: &mut [u8], now: Instant) -> Vec<u8> {
+    let base = frame.as_ptr() as usize;
+    let (used, incoming) = conn.receive_in_place(frame, now, &mut Vec::new());
+    let Some(Incoming::Borrowed(message)) = incoming else {
+        panic!("expected a lent message, got {incoming:?}");
+    };
+    let at = message.as_bytes().as_ptr() as usize - base;
+    let kind = message.kind();
+    assert_eq!(at + message.as_bytes().len(), used);
+    let start = conn
+        .frame_in_place(kind, frame, at..used)
+        .expect("room for the header");
+    frame[start..used].to_vec()
+}
+
+#[test]
+fn a_payload_framed_where_it_lies_is_the_frame_send_writes() {
+    let now = Instant::now();
+    for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+        for opcode in [OpCode::Text, OpCode::Binary] {
+            let payload = vec![b'e'; len];
+            let mut frame = client_frame(true, opcode, &payload);
+            let echoed = echo_in_place(&mut server(Config::default(), now), &mut frame, now);
+            let mut expected = Vec::new();
+            let message = match opcode {
+                OpCode::Text => MessageRef::Text(std::str::from_utf8(&payload).unwrap()),
+                _ => MessageRef::Binary(&payload),
+            };
+            server(Config::default(), now)
+                .send(message, &mut expected)
+                .unwrap();
+            assert_eq!(echoed, expected, "{len} bytes, {opcode:?}");
+        }
+    }
+}
+
+#[test]
+fn a_client_masks_a_payload_framed_where_it_lies_as_send_would() {
+    let now = Instant::now();
+    let payload = b"masked where it lies".to_vec();
+    // Room for a masked header (2 + 4 bytes) before the payload.
+    let at = 6;
+    let mut room = [vec![0; at], payload.clone()].concat();
+    let mut too_little = [vec![0; at - 1], payload.clone()].concat();
+    assert_eq!(
+        client(Config::default(), now).frame_in_place(MessageKind::Binary, &mut too_little, 5..25),
+        None
+    );
+    let start = client(Config::default(), now)
+        .frame_in_place(MessageKind::Binary, &mut room, at..at + payload.len())
+        .unwrap();
+    let mut expected = Vec::new();
+    client(Config::default(), now)
+        .send(MessageRef::Binary(&payload), &mut expected)
+        .unwrap();
+    assert_eq!(room[start..], expected[..]);
+}
+
+#[test]
+fn framing_in_place_is_refused_without_room_after_close_or_out_of_bounds() {
+    let now = Instant::now();
+    let mut conn = server(Config::default(), now);
+    let mut data = vec![1, 2, 3, 4];
+    assert_eq!(
+        conn.frame_in_place(MessageKind::Binary, &mut data, 1..4),
+        None,
+        "no room"
+    );
+    assert_eq!(
+        conn.frame_in_place(MessageKind::Binary, &mut data, 2..9),
+        None,
+        "past the end"
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = 3..2;
+    assert_eq!(
+        conn.frame_in_place(MessageKind::Binary, &mut data, reversed),
+        None,
+        "reversed"
+    );
+    assert_eq!(data, [1, 2, 3, 4], "nothing changed");
+    conn.close(CloseCode::NORMAL, "", now, &mut Vec::new()).unwrap();
+    assert_eq!(
+        conn.frame_in_place(MessageKind::Binary, &mut data, 2..4),
+        None,
+        "closing"
+    );
+    assert_eq!(data, [1, 2, 3, 4], "nothing changed");
+}
+
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         any::<String>().prop_map(Message::text),
@@ -174,5 +266,16 @@ proptest! {
         let (_, _, borrowed) = feed_in_place(&mut server(Config::default(), now), &wire, wire.len(), now);
         let last_valid = usize::from(std::str::from_utf8(&raw_text).is_ok());
         prop_assert_eq!(borrowed, single_frames + last_valid);
+    }
+
+    #[test]
+    fn any_message_echoed_in_place_is_the_frame_send_writes(message in message()) {
+        let now = Instant::now();
+        let opcode = if message.is_text() { OpCode::Text } else { OpCode::Binary };
+        let mut frame = client_frame(true, opcode, message.as_bytes());
+        let echoed = echo_in_place(&mut server(Config::default(), now), &mut frame, now);
+        let mut expected = Vec::new();
+        server(Config::default(), now).send(&message, &mut expected).unwrap();
+        prop_assert_eq!(echoed, expected);
     }
 }
