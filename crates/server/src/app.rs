@@ -687,6 +687,61 @@ pub(crate) struct Current<'a> {
     pub(crate) deflate_window: u8,
     pub(crate) out: &'a mut OutQueue,
     pub(crate) closing: &'a mut bool,
+    /// The message being handled, when it can be echoed where it lies.
+    pub(crate) in_place: InPlace<'a>,
+}
+
+/// A received message that lies whole, unmasked, at the end of the bytes
+/// just read (at `at` in them), and what the application did with it. Sent
+/// back unchanged to its sender ahead of anything else, it is not copied:
+/// the driver writes the frame header over the bytes before the payload
+/// and the socket takes the frame from the read buffer
+/// ([`tether_ws::Connection::frame_in_place`]); only what the socket does
+/// not take is queued.
+#[derive(Clone, Copy)]
+pub(crate) enum InPlace<'a> {
+    /// No message, or one that cannot go back in place.
+    No,
+    /// Lent to the application.
+    Lent(MessageRef<'a>, usize),
+    /// Sent back to its sender: the driver frames and writes it.
+    Echoed(MessageRef<'a>, usize),
+}
+
+impl Current<'_> {
+    /// Takes a message sent to this connection as an echo in place, when
+    /// it is the one lent and nothing is queued ahead of it.
+    fn echo_in_place(&mut self, message: MessageRef<'_>) -> bool {
+        let InPlace::Lent(lent, at) = self.in_place else {
+            return false;
+        };
+        let same = lent.kind() == message.kind()
+            && std::ptr::eq(lent.as_bytes(), message.as_bytes())
+            && self.out.is_empty()
+            && self.ws.as_deref().is_some_and(|ws| ws.can_send());
+        if same {
+            self.in_place = InPlace::Echoed(lent, at);
+        }
+        same
+    }
+
+    /// Queues an echo taken in place, before anything else is written to
+    /// this connection: from then on it is sent as any message.
+    fn settle(&mut self, pool: &mut Pool) {
+        if let (InPlace::Echoed(message, _), Some(ws)) = (self.in_place, self.ws.as_deref_mut()) {
+            let _ = self.out.write_with(pool, |out| ws.send(message, out));
+        }
+        self.in_place = InPlace::No;
+    }
+
+    /// Where the payload of the message echoed in place lies in the bytes
+    /// read, and its kind.
+    pub(crate) fn echoed(&self) -> Option<(std::ops::Range<usize>, tether_ws::MessageKind)> {
+        match self.in_place {
+            InPlace::Echoed(message, at) => Some((at..at + message.as_bytes().len(), message.kind())),
+            _ => None,
+        }
+    }
 }
 
 /// What an application callback can do. `P` is the application's
@@ -738,6 +793,11 @@ impl<'a, P> Ctx<'a, P> {
         let message = message.into();
         match self.current.as_mut() {
             Some(current) if current.id == to => {
+                if current.echo_in_place(message) {
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
+                    return;
+                }
+                current.settle(self.pool);
                 if let Some(ws) = current.ws.as_deref_mut()
                     && current
                         .out
@@ -757,6 +817,7 @@ impl<'a, P> Ctx<'a, P> {
     pub fn send_owned(&mut self, to: ConnId, message: Message) {
         match self.current.as_mut() {
             Some(current) if current.id == to => {
+                current.settle(self.pool);
                 if let Some(ws) = current.ws.as_deref_mut()
                     && let Ok(payload) = current
                         .out
@@ -778,6 +839,7 @@ impl<'a, P> Ctx<'a, P> {
         for id in to {
             match self.current.as_mut() {
                 Some(current) if current.id == id => {
+                    current.settle(self.pool);
                     let open = current.ws.as_deref().is_none_or(|ws| ws.can_send());
                     if open && !*current.closing {
                         let stats = &self.peers.own().stats;
@@ -809,14 +871,14 @@ impl<'a, P> Ctx<'a, P> {
     /// Starts the close handshake of a WebSocket session.
     pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
         match self.current.as_mut() {
-            Some(Current {
-                id,
-                ws: Some(ws),
-                out,
-                ..
-            }) if *id == conn => {
+            Some(current) if current.id == conn && current.ws.is_some() => {
+                current.settle(self.pool);
                 let now = self.now;
-                let _ = out.write_with(self.pool, |out| ws.close(code, reason, now, out));
+                if let Some(ws) = current.ws.as_deref_mut() {
+                    let _ = current
+                        .out
+                        .write_with(self.pool, |out| ws.close(code, reason, now, out));
+                }
             }
             _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
         }

@@ -50,9 +50,31 @@ impl OutQueue {
         self.len
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Writes `bytes` straight to `socket` when nothing is queued ahead of
+    /// them (one write, no copy), and queues what the socket does not take
+    /// (all of them behind queued bytes). Returns how many were written. A
+    /// write error leaves the bytes queued: the next flush meets it again
+    /// and reports it.
+    pub(crate) fn write_through<W: Write>(&mut self, socket: &mut W, bytes: &[u8], pool: &mut Pool) -> usize {
+        let mut written = 0;
+        if self.len == 0 {
+            loop {
+                match socket.write(bytes) {
+                    Ok(n) => written = n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {}
+                }
+                break;
+            }
+        }
+        if let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) {
+            self.write_with(pool, |out| out.extend_from_slice(rest));
+        }
+        written
     }
 
     /// Lets `write` append to the owned buffer at the back of the queue
@@ -281,6 +303,49 @@ mod tests {
         assert_eq!(w.written, b"one SHARED twoSHARED");
         assert!(q.is_empty());
         assert_eq!(pool.buffers.len(), 2, "owned buffers are recycled");
+    }
+
+    #[test]
+    fn a_write_through_goes_out_at_once_or_queues_what_the_socket_refuses() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 4,
+            budget: 100,
+        };
+        // Nothing queued: one write, the rest queued.
+        assert_eq!(q.write_through(&mut w, b"abcdefg", &mut pool), 4);
+        assert_eq!((w.written.as_slice(), q.len()), (&b"abcd"[..], 3));
+        // Bytes queued ahead: no write, all of it queued behind them.
+        assert_eq!(q.write_through(&mut w, b"hij", &mut pool), 0);
+        assert_eq!((w.written.len(), q.len()), (4, 6));
+        w.cap = 100;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written, b"abcdefghij");
+        // A socket that would block: all of it queued.
+        w.budget = 0;
+        assert_eq!(q.write_through(&mut w, b"kl", &mut pool), 0);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_write_through_that_fails_leaves_the_error_to_the_next_flush() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        assert_eq!(q.write_through(&mut Broken, b"lost?", &mut pool), 0);
+        assert_eq!(q.len(), 5);
+        let error = q.flush(&mut Broken, &mut pool).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use tether_h2::hpack::Field;
 use tether_ws::{CloseCode, Event, Role};
 
 use super::{Server, Session, State, Stats, guarded, live};
-use crate::app::{Current, Encoded, Reply};
+use crate::app::{Current, Encoded, InPlace, Reply};
 use crate::http::is_safe_field;
 use crate::output::{Chunk, OutQueue, Pool};
 use crate::transport::Stream;
@@ -994,6 +994,7 @@ impl<A: App> Server<A> {
             deflate_window: session.deflate_window,
             out: &mut scratch,
             closing: &mut closing,
+            in_place: InPlace::No,
         });
         let result = guarded(&peers.own().stats, "a WebSocket callback", || {
             f(app, &mut ctx, sid, tag)
@@ -1087,6 +1088,7 @@ impl<A: App> Server<A> {
                     deflate_window: session.deflate_window,
                     out: &mut scratch,
                     closing: &mut closing,
+                    in_place: InPlace::No,
                 });
                 let handled =
                     super::session::to_app(app, &mut ctx, stats, sid, tag, &mut session.notified, incoming);

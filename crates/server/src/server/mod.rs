@@ -520,6 +520,23 @@ impl<A: App> Server<A> {
         Some((conn, app, Ctx::new(now, actions, pool, peers)))
     }
 
+    /// As [`Server::split`], with the connection's TLS session if it has
+    /// one (to write to its stream).
+    fn split_with_tls(&mut self, id: ConnId, now: Instant) -> Option<WithTls<'_, A>> {
+        let Self {
+            conns,
+            tls,
+            app,
+            actions,
+            pool,
+            peers,
+            ..
+        } = self;
+        let conn = live(conns, id)?;
+        let tls = session(tls, id.index());
+        Some((conn, tls, app, Ctx::new(now, actions, pool, peers)))
+    }
+
     /// The application and a context that acts on no connection in
     /// particular.
     fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
@@ -1459,6 +1476,15 @@ fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
 fn session(sessions: &mut [Option<Box<TlsSession>>], index: usize) -> Option<&mut TlsSession> {
     sessions.get_mut(index).and_then(|s| s.as_deref_mut())
 }
+
+/// A connection with its TLS session, the application and a context: what
+/// [`Server::split_with_tls`] gives.
+type WithTls<'s, A> = (
+    &'s mut Conn,
+    Option<&'s mut TlsSession>,
+    &'s mut A,
+    Ctx<'s, <A as App>::Post>,
+);
 
 /// Gives the connection about to take slot `index` its TLS session, when
 /// it speaks TLS.

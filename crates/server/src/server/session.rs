@@ -2,15 +2,17 @@
 //! output pushed from elsewhere and the slow-consumer policy.
 
 use std::mem;
+use std::ops::Range;
 use std::time::Instant;
 
 use log::debug;
 use tether_handshake::RequestHead;
-use tether_ws::{CloseCode, Event, Incoming, Role};
+use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
 
 use super::{Conn, Kind, Server, Session, State, Stats, deflate_window, guarded, live, session};
-use crate::app::{Current, Encoded};
+use crate::app::{Current, Encoded, InPlace};
 use crate::http::write_sse_head;
+use crate::output::{OutQueue, Pool};
 use crate::transport::Stream;
 use crate::{App, CloseReason, ConnId, Ctx, Request};
 
@@ -77,6 +79,7 @@ impl<A: App> Server<A> {
             deflate_window: session.deflate_window,
             out,
             closing,
+            in_place: InPlace::No,
         });
         if guarded(&peers.own().stats, "on_open", || {
             app.on_open(&mut ctx, id, tag, request)
@@ -140,6 +143,7 @@ impl<A: App> Server<A> {
             deflate_window: 0,
             out,
             closing: &mut conn.closing,
+            in_place: InPlace::No,
         });
         let subscribed = guarded(stats, "on_subscribe", || {
             app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref())
@@ -158,11 +162,12 @@ impl<A: App> Server<A> {
 
     pub(super) fn ws_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
         let max_output = self.config.max_output;
-        let Some((conn, app, mut base)) = self.split(id, now) else {
+        let Some((conn, mut tls, app, mut base)) = self.split_with_tls(id, now) else {
             return;
         };
         let Conn {
             state: State::WebSocket(session),
+            socket,
             out,
             closing,
             paused,
@@ -180,6 +185,7 @@ impl<A: App> Server<A> {
         let mut input = data;
         while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
             let current = mem::take(&mut input);
+            let (start, len) = (current.as_ptr() as usize, current.len());
             let (used, incoming) = {
                 let (ws, lent) = (&mut session.ws, &mut *current);
                 out.write_with(base.pool, move |out| ws.receive_in_place(lent, now, out))
@@ -187,6 +193,15 @@ impl<A: App> Server<A> {
             let Some(incoming) = incoming else {
                 input = current.get_mut(used..).unwrap_or_default();
                 continue;
+            };
+            // Only the last message of what was read may go back in place:
+            // an echo of each of several would cost a write each, where
+            // copied they go out in one.
+            let in_place = match incoming {
+                Incoming::Borrowed(message) if used == len => {
+                    InPlace::Lent(message, message.as_bytes().as_ptr() as usize - start)
+                }
+                _ => InPlace::No,
             };
             let tag = session.tag;
             let stats = &base.peers.own().stats;
@@ -196,8 +211,25 @@ impl<A: App> Server<A> {
                 deflate_window: session.deflate_window,
                 out,
                 closing,
+                in_place,
             });
             let handled = to_app(app, &mut ctx, stats, id, tag, &mut session.notified, incoming);
+            if let Some((payload, kind)) = ctx.current.as_ref().and_then(|c| c.echoed()) {
+                let mut stream = Stream {
+                    socket: &mut *socket,
+                    tls: tls.as_deref_mut(),
+                };
+                let written = echo_in_place(
+                    &mut session.ws,
+                    current,
+                    payload,
+                    kind,
+                    &mut stream,
+                    out,
+                    base.pool,
+                );
+                Stats::add(&stats.bytes_out, written as u64);
+            }
             input = current.get_mut(used..).unwrap_or_default();
             if handled.is_none() {
                 // The application's state for this session is unknown:
@@ -398,6 +430,37 @@ pub(super) fn to_app<A: App>(
                 .close_code()
                 .map_or(CloseReason::Dropped, CloseReason::Failed);
             guarded(stats, "on_close", || app.on_close(ctx, id, tag, reason))
+        }
+    }
+}
+
+/// Writes a message the application echoed in place: the frame is made
+/// where the payload lies in the bytes read and written from there at
+/// once; only what the socket does not take is copied (queued). Returns
+/// the bytes written. Should the session refuse to frame it there (an
+/// extension negotiated since, say), it is sent as any message.
+fn echo_in_place(
+    ws: &mut tether_ws::Connection,
+    data: &mut [u8],
+    payload: Range<usize>,
+    kind: MessageKind,
+    stream: &mut Stream<'_>,
+    out: &mut OutQueue,
+    pool: &mut Pool,
+) -> usize {
+    match ws.frame_in_place(kind, data, payload.clone()) {
+        Some(start) => out.write_through(stream, data.get(start..payload.end).unwrap_or_default(), pool),
+        None => {
+            let bytes = data.get(payload).unwrap_or_default();
+            let message = match kind {
+                MessageKind::Binary => Some(MessageRef::Binary(bytes)),
+                // Validated when it was received.
+                MessageKind::Text => std::str::from_utf8(bytes).ok().map(MessageRef::Text),
+            };
+            if let Some(message) = message {
+                let _ = out.write_with(pool, |out| ws.send(message, out));
+            }
+            0
         }
     }
 }
