@@ -789,6 +789,11 @@ impl<'a, P> Ctx<'a, P> {
 
     /// Sends a message to a WebSocket session: a [`&Message`](Message),
     /// or a [`MessageRef`] such as the one [`App::on_message`] was given.
+    ///
+    /// The message [`App::on_message`] was given, sent back unchanged to
+    /// its sender before anything else, is not copied when it lay whole
+    /// at the end of what was read: its frame is made where it lies and
+    /// written from there (an echo costs one write and no copy).
     pub fn send<'m>(&mut self, to: ConnId, message: impl Into<MessageRef<'m>>) {
         let message = message.into();
         match self.current.as_mut() {

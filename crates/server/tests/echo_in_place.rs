@@ -63,6 +63,8 @@ fn what_the_application_sends_after_an_echo_comes_after_it() {
         Some(tether_ws::Event::Close(frame)) => assert_eq!(frame.code, CloseCode::NORMAL),
         other => panic!("expected the close frame, got {other:?}"),
     }
+    // Gone, so that the graceful shutdown need not wait for its close.
+    drop(client);
     server.shutdown();
 }
 
@@ -82,6 +84,33 @@ fn several_messages_in_one_read_are_echoed_in_order() {
     for (i, &size) in sizes.iter().enumerate() {
         assert_eq!(client.recv(), Message::binary(vec![i as u8; size]), "message {i}");
     }
+    // Gone, so that the graceful shutdown need not wait for its close.
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_message_whose_header_came_in_an_earlier_read_is_echoed_by_copy() {
+    // The payload lies whole in the second read, with no room before it
+    // for the echo's header: it goes back the usual way.
+    let server = TestServer::start(config(), EchoAndMore);
+    let mut client = WsClient::connect(server.addr, "/");
+    for message in [Message::text("héllo, later"), Message::binary(vec![5; 300])] {
+        let mut frame = Vec::new();
+        client.conn.send(&message, &mut frame).expect("frame a message");
+        let header_len = frame.len() - message.as_bytes().len();
+        let before = server.stats().bytes_in;
+        client.send_raw(&frame[..header_len]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.stats().bytes_in < before + header_len as u64 {
+            assert!(Instant::now() < deadline, "the server never read the header");
+            thread::sleep(Duration::from_millis(1));
+        }
+        client.send_raw(&frame[header_len..]);
+        assert_eq!(client.recv(), message);
+    }
+    // Gone, so that the graceful shutdown need not wait for its close.
+    drop(client);
     server.shutdown();
 }
 

@@ -899,7 +899,8 @@ impl Connection {
     /// copy (an echo): `data[payload]` is the payload, e.g. a message
     /// [`receive_in_place`](Self::receive_in_place) lent out, and the bytes
     /// before it are free to overwrite (there, the header it came with,
-    /// which is always longer than this side's for the same payload). This
+    /// which is always longer than this side's for the same payload, unless
+    /// that header came in an earlier input). This
     /// side's header for one final frame goes right before the payload (a
     /// client also masks the payload where it lies), and the frame's start
     /// is returned: `data[start..payload.end]` is the whole frame, to be
@@ -908,7 +909,8 @@ impl Connection {
     /// `None`, with nothing changed, when the message cannot go out that
     /// way: the close handshake has begun, a negotiated extension would
     /// transform the payload, `payload` is not within `data`, or fewer
-    /// bytes than the header lie before it. [`send`](Self::send) then does
+    /// bytes than the header lie before it (a message lent whose header
+    /// came in an earlier input). [`send`](Self::send) then does
     /// what is right (sends it transformed, or refuses it).
     ///
     /// ```

@@ -73,6 +73,9 @@ fn a_header_read_before_its_whole_payload_is_lent_still() {
         incoming,
         Some(Incoming::Borrowed(MessageRef::Text("later")))
     ));
+    // No room before it to frame it back where it lies: `send` it is.
+    assert_eq!(conn.frame_in_place(MessageKind::Text, &mut payload, 0..5), None);
+    assert_eq!(payload, b"later");
 }
 
 #[test]
