@@ -1,13 +1,16 @@
 //! A server-role connection fed arbitrary bytes, whole and in pieces whose
 //! sizes come from the input, copied out (`receive`) and in place
 //! (`receive_in_place`): never a panic, the same events and replies however
-//! the bytes are split and received, and memory bounded by the limits.
+//! the bytes are split and received, and memory bounded by the limits. A
+//! message lent in place, framed back where it lies, is the frame `send`
+//! writes.
 #![no_main]
 
+use std::ops::Range;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use tether_ws::{Config, Connection, Event, Incoming, Role, State};
+use tether_ws::{Config, Connection, Event, Incoming, Message, MessageKind, Role, State};
 
 const MAX_MESSAGE: usize = 4096;
 
@@ -34,11 +37,19 @@ fn run(input: &[u8], sizes: &[u8], in_place: bool, now: Instant) -> (Vec<Event>,
         let mut chunk = &mut copy[..];
         while !chunk.is_empty() {
             let (used, event) = if in_place {
+                let start = chunk.as_ptr() as usize;
                 let (used, incoming) = conn.receive_in_place(chunk, now, &mut out);
+                let mut lent = None;
                 let event = incoming.map(|incoming| match incoming {
-                    Incoming::Borrowed(message) => Event::Message(message.to_owned()),
+                    Incoming::Borrowed(message) => {
+                        lent = Some((message.as_bytes().as_ptr() as usize - start, message.kind()));
+                        Event::Message(message.to_owned())
+                    }
                     Incoming::Event(event) => event,
                 });
+                if let (Some((at, kind)), Some(Event::Message(message))) = (lent, &event) {
+                    echo_in_place(chunk, at..used, kind, message, now);
+                }
                 (used, event)
             } else {
                 conn.receive(chunk, now, &mut out)
@@ -57,6 +68,20 @@ fn run(input: &[u8], sizes: &[u8], in_place: bool, now: Instant) -> (Vec<Event>,
         }
     }
     (events, out, conn.state())
+}
+
+/// A lent message framed where it lies (an echo without a copy) is the
+/// frame `send` writes for it; it is refused only when its header came in
+/// an earlier input, leaving too little room before the payload.
+fn echo_in_place(data: &mut [u8], payload: Range<usize>, kind: MessageKind, message: &Message, now: Instant) {
+    let mut echoer = Connection::new(Role::Server, Config::default(), now);
+    let mut expected = Vec::new();
+    echoer.send(message, &mut expected).expect("an open connection sends");
+    let header_len = expected.len() - message.as_bytes().len();
+    match echoer.frame_in_place(kind, data, payload.clone()) {
+        Some(start) => assert_eq!(data[start..payload.end], expected[..]),
+        None => assert!(payload.start < header_len, "refused with room for the header"),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
