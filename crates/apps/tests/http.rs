@@ -54,6 +54,29 @@ fn head_gets_the_headers_and_no_body() {
 }
 
 #[test]
+fn an_error_answering_head_has_no_body_either() {
+    // The demo's /echo is a WebSocket: HEAD there is 405, and a HEAD whose
+    // chunked body does not parse is 400; both answers are a head alone.
+    let server = demo();
+    let requests: [(&[u8], u16); 2] = [
+        (b"HEAD /echo HTTP/1.1\r\nHost: test\r\n\r\n", 405),
+        (
+            b"HEAD / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+    ];
+    for (request, status) in requests {
+        let mut conn = HttpConn::connect(server.addr);
+        conn.send(request);
+        let head = conn.head_response();
+        assert_eq!(head.status, status);
+        assert!(head.closes());
+        conn.expect_eof();
+    }
+    server.shutdown();
+}
+
+#[test]
 fn unknown_path_is_404() {
     let server = demo();
     let response = get(server.addr, "/no/such/thing?x=1");

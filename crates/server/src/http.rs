@@ -37,7 +37,7 @@ pub(crate) fn write_response(
 }
 
 /// A short plain-text error response that closes the connection.
-pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
+pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], head_only: bool) {
     let body = format!("{status} {}\n", tether_http1::reason_phrase(status));
     write_response(
         out,
@@ -45,7 +45,7 @@ pub(crate) fn write_error(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str
         headers,
         "text/plain; charset=utf-8",
         body.as_bytes(),
-        false,
+        head_only,
         true,
     );
 }

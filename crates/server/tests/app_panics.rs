@@ -86,6 +86,16 @@ fn a_panic_in_a_callback_closes_only_its_connection() {
         conn.expect_eof();
     }
 
+    // To HEAD, the 500 is a head alone (RFC 9110 section 9.3.2).
+    for path in ["/route-panics", "/handler-panics"] {
+        let mut conn = HttpConn::connect(server.addr);
+        conn.request("HEAD", path, "");
+        let response = conn.head_response();
+        assert_eq!(response.status, 500, "HEAD {path}");
+        assert!(response.closes());
+        conn.expect_eof();
+    }
+
     let mut victim = WsClient::connect(server.addr, "/ws");
     victim.send_text("panic");
     assert_eq!(victim.recv_close().code, CloseCode::INTERNAL_ERROR);
@@ -102,7 +112,7 @@ fn a_panic_in_a_callback_closes_only_its_connection() {
     assert_eq!(bystander.recv_text(), "still here");
     assert_eq!(get(server.addr, "/fine").status, 200);
     let stats = server.stats();
-    assert_eq!(stats.app_panics, 5);
+    assert_eq!(stats.app_panics, 7);
     drop((bystander, victim, opened, broken_stream));
     server.begin_shutdown();
     // The other stream was open all along: it ends only now.

@@ -1571,7 +1571,8 @@ fn refuse_busy(mut socket: TcpStream, tls: bool) {
         return;
     }
     let mut response = Vec::new();
-    http::write_error(&mut response, 503, &[("Retry-After", "1")]);
+    // Nothing of the request is read: its method is unknown.
+    http::write_error(&mut response, 503, &[("Retry-After", "1")], false);
     let _ = socket.write(&response);
     let _ = socket.shutdown(Shutdown::Write);
     // Read whatever the client already sent, so that closing does not

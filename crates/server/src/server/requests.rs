@@ -29,7 +29,8 @@ impl<A: App> Server<A> {
             // A pipelined request behind one the application has not
             // answered yet: keep it, within the limits of one request.
             if partial.len() + data.len() > pipeline_limit {
-                self.http_error(id, 413);
+                // The pipelined request is not parsed: its method is unknown.
+                self.http_error(id, 413, false);
             } else {
                 partial.extend_from_slice(data);
             }
@@ -63,7 +64,7 @@ impl<A: App> Server<A> {
                 }
                 Err(e) => {
                     debug!("bad request: {e}");
-                    return self.http_error(id, e.status().unwrap_or(400));
+                    return self.http_error(id, e.status().unwrap_or(400), false);
                 }
             };
             let after_head = rest.get(head_len..).unwrap_or_default();
@@ -81,7 +82,8 @@ impl<A: App> Server<A> {
                         Ok((_, false)) => None,
                         Err(e) => {
                             debug!("bad request body: {e}");
-                            return self.http_error(id, e.status().unwrap_or(400));
+                            let head_only = head.method() == "HEAD";
+                            return self.http_error(id, e.status().unwrap_or(400), head_only);
                         }
                     }
                 }
@@ -199,8 +201,10 @@ impl<A: App> Server<A> {
         })
     }
 
-    pub(super) fn http_error(&mut self, id: ConnId, status: u16) {
-        self.respond(id, |out| http::write_error(out, status, &[]), true);
+    /// Answers with an error and closes; `head_only` for a HEAD request,
+    /// whose answer has no body.
+    pub(super) fn http_error(&mut self, id: ConnId, status: u16, head_only: bool) {
+        self.respond(id, |out| http::write_error(out, status, &[], head_only), true);
     }
 
     /// Appends a response to a connection's output, optionally closing
@@ -279,7 +283,7 @@ impl<A: App> Server<A> {
             }
             // CONNECT: not a proxy.
             tether_http1::TargetForm::Authority => {
-                self.http_error(id, 501);
+                self.http_error(id, 501, false);
                 return Next::Stop;
             }
             tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => {}
@@ -294,7 +298,7 @@ impl<A: App> Server<A> {
             match guarded(&peers.own().stats, "route", || app.route(&request)) {
                 Some(route) => route,
                 None => {
-                    self.http_error(id, 500);
+                    self.http_error(id, 500, head_only);
                     return Next::Stop;
                 }
             }
@@ -304,7 +308,7 @@ impl<A: App> Server<A> {
             // closed again, or keep the loop from exiting.
             self.respond(
                 id,
-                |out| http::write_error(out, 503, &[("Retry-After", "1")]),
+                |out| http::write_error(out, 503, &[("Retry-After", "1")], head_only),
                 true,
             );
             return Next::Stop;
@@ -322,7 +326,7 @@ impl<A: App> Server<A> {
                 if method != "GET" && !head_only {
                     self.respond(
                         id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")]),
+                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")], false),
                         true,
                     );
                     return Next::Stop;
@@ -345,7 +349,11 @@ impl<A: App> Server<A> {
             }
             Route::WebSocket(tag) => {
                 if method != "GET" {
-                    self.respond(id, |out| http::write_error(out, 405, &[("Allow", "GET")]), true);
+                    self.respond(
+                        id,
+                        |out| http::write_error(out, 405, &[("Allow", "GET")], head_only),
+                        true,
+                    );
                     return Next::Stop;
                 }
                 self.upgrade(id, head, &request, tag, rest, now);
@@ -354,7 +362,7 @@ impl<A: App> Server<A> {
             Route::EventStream(tag) if head_only => {
                 // GET's head, and no stream.
                 let Some(headers) = self.event_stream_headers(tag, &request, now) else {
-                    self.http_error(id, 500);
+                    self.http_error(id, 500, head_only);
                     return Next::Stop;
                 };
                 self.respond(id, |out| http::write_sse_head(out, &headers), true);
@@ -364,13 +372,13 @@ impl<A: App> Server<A> {
                 if method != "GET" {
                     self.respond(
                         id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")]),
+                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")], false),
                         true,
                     );
                     return Next::Stop;
                 }
                 let Some(headers) = self.event_stream_headers(tag, &request, now) else {
-                    self.http_error(id, 500);
+                    self.http_error(id, 500, head_only);
                     return Next::Stop;
                 };
                 self.start_stream(id, &request, tag, &headers, now);
@@ -384,7 +392,7 @@ impl<A: App> Server<A> {
                 });
                 match reply {
                     None => {
-                        self.http_error(id, 500);
+                        self.http_error(id, 500, head_only);
                         return Next::Stop;
                     }
                     Some(Reply::Now(response)) => self.respond_with(id, &response, head_only, !keep_alive),

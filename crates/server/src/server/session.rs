@@ -41,7 +41,8 @@ impl<A: App> Server<A> {
         };
         let mut response = Vec::with_capacity(160);
         if accepted.write_response(&mut response, &[]).is_err() {
-            return self.http_error(id, 500);
+            // Only GET upgrades.
+            return self.http_error(id, 500, false);
         }
         let deflate_window = deflate_window(accepted.extensions().first().map(|e| e.element()));
         let mut ws = tether_ws::Connection::with_shared(Role::Server, &self.ws_config, now);
