@@ -62,6 +62,10 @@ impl App for Fan {
             // To this session alone, through its own extension.
             return ctx.send(conn, &Message::text(text));
         }
+        if message.as_text().is_some_and(|t| t.starts_with("mirror ")) {
+            // The message itself, as it was lent.
+            return ctx.send(conn, message);
+        }
         let encoded = match message.as_text() {
             Some("eager") => Encoded::ws_deflated(&Message::text(payload())),
             Some(what @ ("lazy" | "small")) => {
@@ -376,5 +380,31 @@ fn over_http2_streams_choose_as_sessions_do() {
     assert_eq!(plain.next(&mut client), (0x81, text));
     assert_eq!(made.load(Ordering::SeqCst), 2, "one per message");
     assert_eq!(server.stats().deflated_out, 4);
+    server.shutdown();
+}
+
+#[test]
+fn a_plain_message_echoed_as_lent_goes_back_through_the_extension() {
+    // A client may send a message uncompressed on a session that agreed on
+    // permessage-deflate: it is lent in place, and the echo of it cannot go
+    // back where it lies, since the extension compresses it.
+    let (server, _) = start(DeflateConfig::new());
+    let mut session = H1::open(
+        server.addr,
+        Some("permessage-deflate; server_no_context_takeover"),
+        5,
+    );
+    assert!(session.session.params.is_some());
+    let text = format!("mirror {}", payload());
+    let mut frame = Vec::new();
+    client_connection(6)
+        .send(&Message::text(text.as_str()), &mut frame)
+        .expect("frame it");
+    assert_eq!(frame[0], 0x81, "FIN, text, not compressed");
+    session.stream.write_all(&frame).expect("write");
+    let (first, echoed) = session.next();
+    assert_eq!(first, 0xC1, "FIN, RSV1, text: compressed");
+    assert_eq!(echoed, text.as_bytes());
+    drop(session);
     server.shutdown();
 }
