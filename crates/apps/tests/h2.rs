@@ -67,6 +67,34 @@ fn ws_send(client: &mut H2Client, stream: u32, ws: &mut Connection, message: &Me
 }
 
 #[test]
+fn an_error_answering_head_over_h2_has_no_data() {
+    // 405 (HEAD on the demo's WebSocket route) and 413 (a HEAD announcing
+    // a body over the limit): a head that ends the stream, no DATA.
+    let server = TestServer::start(config(), Demo::new());
+    let mut client = H2Client::connect(server.addr);
+    let head = |path| {
+        vec![
+            (":method", "HEAD"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "localhost"),
+        ]
+    };
+    let refused = client.open(&head("/echo"), true);
+    let mut too_big = head("/");
+    too_big.push(("content-length", "100000000"));
+    let too_big = client.open(&too_big, false);
+    for (stream, status) in [(refused, 405), (too_big, 413)] {
+        let response = client.head(stream);
+        assert_eq!(response.status(), Some(status));
+        assert!(response.ended, "the head ends the stream");
+        assert!(response.data.is_empty());
+    }
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
 fn h2c_prior_knowledge_serves_healthz_and_http1_still_works() {
     let server = TestServer::start(config(), Demo::new());
     let mut client = H2Client::connect(server.addr);

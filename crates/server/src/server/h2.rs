@@ -486,8 +486,9 @@ impl<A: App> Server<A> {
             .field("content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
-            return self.h2_refuse(id, stream, &error_body(413), None);
+            return self.h2_refuse(id, stream, &error_body(413), head_only, None);
         }
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
@@ -512,7 +513,7 @@ impl<A: App> Server<A> {
             let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
                 usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
             });
-            return self.h2_refuse(id, stream, &refusal, discard);
+            return self.h2_refuse(id, stream, &refusal, head_only, discard);
         }
         if let Some((h2, _, _)) = self.h2_parts(id)
             && let Some(s) = h2.streams.get_mut(&stream)
@@ -556,10 +557,11 @@ impl<A: App> Server<A> {
             return;
         };
         match &mut s.kind {
-            Kind::Body { body, .. } => {
+            Kind::Body { body, request } => {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
-                    return self.h2_refuse(id, stream, &error_body(413), None);
+                    let head_only = request.method == "HEAD";
+                    return self.h2_refuse(id, stream, &error_body(413), head_only, None);
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
@@ -610,8 +612,16 @@ impl<A: App> Server<A> {
     /// up to that many bytes of the body are then read and dropped until the
     /// client ends the stream; without it (or past it), the stream is reset
     /// with NO_ERROR so that the client stops sending (RFC 9113 §8.1).
-    fn h2_refuse(&mut self, id: ConnId, stream: u32, response: &Response, discard: Option<usize>) {
-        self.h2_answer(id, stream, response, false);
+    /// `head_only` for a HEAD request, whose answer has no body.
+    fn h2_refuse(
+        &mut self,
+        id: ConnId,
+        stream: u32,
+        response: &Response,
+        head_only: bool,
+        discard: Option<usize>,
+    ) {
+        self.h2_answer(id, stream, response, head_only);
         if let Some((h2, out, pool)) = self.h2_parts(id) {
             match discard {
                 // The answer may still wait for window: it stays queued.
@@ -688,11 +698,11 @@ impl<A: App> Server<A> {
         let websocket = h2_request.is_extended_connect("websocket");
         if h2_request.method == "CONNECT" && !websocket {
             // Not a proxy; and no other protocol over CONNECT.
-            return self.h2_answer(id, stream, &error_body(501), false);
+            return self.h2_answer(id, stream, &error_body(501), head_only);
         }
         if h2_request.method == "OPTIONS" && path == "*" {
             let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
-            return self.h2_answer(id, stream, &answer, false);
+            return self.h2_answer(id, stream, &answer, head_only);
         }
         let route = if path == "/healthz" {
             Route::Page {
@@ -703,22 +713,22 @@ impl<A: App> Server<A> {
             let Self { app, peers, .. } = self;
             match guarded(&peers.own().stats, "route", || app.route(&request)) {
                 Some(route) => route,
-                None => return self.h2_answer(id, stream, &error_body(500), false),
+                None => return self.h2_answer(id, stream, &error_body(500), head_only),
             }
         };
         if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
             let busy = error_body(503).header("Retry-After", "1");
-            return self.h2_answer(id, stream, &busy, false);
+            return self.h2_answer(id, stream, &busy, head_only);
         }
         if websocket && !matches!(route, Route::WebSocket(_) | Route::NotFound) {
-            return self.h2_answer(id, stream, &error_body(400), false);
+            return self.h2_answer(id, stream, &error_body(400), head_only);
         }
         match route {
             Route::NotFound => self.h2_answer(id, stream, &error_body(404), head_only),
             Route::Page { content_type, body } => {
                 if method != "GET" && !head_only {
                     let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, false);
+                    return self.h2_answer(id, stream, &refused, head_only);
                 }
                 let page = Response::new(200, content_type, body).header("Cache-Control", "no-cache");
                 self.h2_answer(id, stream, &page, head_only);
@@ -731,17 +741,17 @@ impl<A: App> Server<A> {
                     } else {
                         error_body(405).header("Allow", "GET")
                     };
-                    return self.h2_answer(id, stream, &refused, false);
+                    return self.h2_answer(id, stream, &refused, head_only);
                 }
                 self.h2_accept_websocket(id, stream, h2_request, &request, tag, now);
             }
             Route::EventStream(tag) => {
                 if method != "GET" && !head_only {
                     let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, false);
+                    return self.h2_answer(id, stream, &refused, head_only);
                 }
                 let Some(extra) = self.event_stream_headers(tag, &request, now) else {
-                    return self.h2_answer(id, stream, &error_body(500), false);
+                    return self.h2_answer(id, stream, &error_body(500), head_only);
                 };
                 self.h2_start_stream(id, stream, &request, tag, &extra, head_only, now);
             }
@@ -752,7 +762,7 @@ impl<A: App> Server<A> {
                     app.on_request(&mut ctx, sid, tag, &request, body)
                 });
                 match reply {
-                    None => self.h2_answer(id, stream, &error_body(500), false),
+                    None => self.h2_answer(id, stream, &error_body(500), head_only),
                     Some(Reply::Now(response)) => self.h2_answer(id, stream, &response, head_only),
                     Some(Reply::Later(wait)) => {
                         let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
