@@ -1,4 +1,5 @@
 //! Benchmark support code, and the load generator behind the `loadgen`
 //! binary.
 
+pub mod floor;
 pub mod loadgen;
