@@ -13,7 +13,9 @@
 #
 # Options: --rounds N (default 2), --duration SECONDS per echo scenario
 # (default 10), --idle N idle connections (default 10000), --servers "a b"
-# (default: all six), --procs N load-generator processes per echo and
+# (default: all seven but floor-uring, the floor on io_uring instead of
+# epoll, src/bin/floor_uring.rs, which is named to be run), --procs N
+# load-generator processes per echo and
 # fan-out run (default 1), --out FILE (the JSON lines; default under
 # target/). Run it on a quiet machine: it reports the load average it
 # started with.
@@ -112,7 +114,7 @@ while [ $# -gt 0 ]; do
         --fanout-sse-subs) FANOUT_SSE_SUBS=$2; shift ;;
         --fanout-sse-rate) FANOUT_SSE_RATE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,76p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,78p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -136,13 +138,14 @@ fi
 export CARGO_TERM_COLOR=never
 echo "== building (release): tether, the load generator and the floor, the peers (when run)"
 cargo build --release -p tether
-cargo build --release -p tether-benches --bin loadgen --bin floor
+cargo build --release -p tether-benches --bin loadgen --bin floor --bin floor_uring
 if [[ " $SERVERS " =~ \ (tokio-tungstenite|fastwebsockets|tokio-websockets)\  ]]; then
     cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir target/peers
 fi
 TETHER=target/release/tether
 LOADGEN=target/release/loadgen
 FLOOR=target/release/floor
+FLOOR_URING=target/release/floor_uring
 PEERS=target/peers/release
 
 # Each connection is a descriptor, in the servers and in the load generator.
@@ -209,6 +212,7 @@ server_cmd() { # name port
         uwebsockets-tls) echo "$UWS_TLS_ECHO $2 $CERT $KEY" ;;
         tether-pubsub) echo "$TETHER serve --app hub --memory --ws-publish bench.fan --threads 1 --port $2 --log-level warn" ;;
         floor) echo "$FLOOR $2" ;;
+        floor-uring) echo "$FLOOR_URING $2" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets) echo "$PEERS/echo-$1 --port $2" ;;
         uwebsockets) echo "$UWS_ECHO $2" ;;
         uwebsockets-pubsub) echo "$UWS_PUBSUB $2" ;;

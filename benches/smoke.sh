@@ -10,7 +10,8 @@
 # from a CA made here with openssl, which the load generator trusts through
 # --ca (and must refuse without it); then echo against the floor server
 # (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
-# those runs; last, benches/durable.sh with QUICK=1 (the durable log in
+# those runs; the same against the floor on io_uring (src/bin/floor_uring.rs;
+# said and skipped where the kernel has no io_uring); last, benches/durable.sh with QUICK=1 (the durable log in
 # each --fsync mode beside --memory, replay and recovery), every row there. A check fails when the load generator exits non-zero: a
 # connection failed, an echo differed, a subscriber missed an event or got
 # one out of order. Nothing here judges speed. Ends with
@@ -25,9 +26,10 @@ if [ -z "${TETHER_BIN:-}" ]; then
     cargo build --release -p tether
     TETHER_BIN=$PWD/target/release/tether
 fi
-cargo build --release -p tether-benches --bin loadgen --bin floor
+cargo build --release -p tether-benches --bin loadgen --bin floor --bin floor_uring
 LOADGEN=$PWD/target/release/loadgen
 FLOOR=$PWD/target/release/floor
+FLOOR_URING=$PWD/target/release/floor_uring
 
 LOGS=$(mktemp -d)
 SERVER_PID=""
@@ -159,14 +161,18 @@ else
 fi
 
 # The floor: frames echoed with nothing but an unmask in between.
-"$FLOOR" 0 >"$LOGS/server.log" 2>&1 &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 50); do
-    ADDR=$(sed -n 's|^listening on \(.*\)$|\1|p' "$LOGS/server.log")
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
+start_floor() { # the binary; sets SERVER_PID and ADDR (empty if it did not start)
+    "$1" 0 >"$LOGS/server.log" 2>&1 &
+    SERVER_PID=$!
+    ADDR=""
+    for _ in $(seq 50); do
+        ADDR=$(sed -n 's|^listening on \(.*\)$|\1|p' "$LOGS/server.log")
+        [ -n "$ADDR" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+}
+start_floor "$FLOOR"
 if [ -n "$ADDR" ]; then
     echo "floor on $ADDR (pid $SERVER_PID)"
     PREFIX=""
@@ -190,6 +196,26 @@ if [ -n "$ADDR" ]; then
 else
     failed=$((failed + 1))
     echo "FAIL floor did not start"
+    cat "$LOGS/server.log"
+fi
+
+# The same floor on io_uring (src/bin/floor_uring.rs). A kernel without
+# io_uring, or one that forbids it (kernel.io_uring_disabled), cannot run
+# it: that is said and not counted.
+start_floor "$FLOOR_URING"
+if [ -n "$ADDR" ]; then
+    echo "floor_uring on $ADDR (pid $SERVER_PID)"
+    EXTRA=(--tag server=floor-uring)
+    check "floor_uring echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
+    check "floor_uring echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    check "floor_uring echo 6 x 16 KiB in 2 processes" echo -c 6 -s 16384 -d 1 --warmup 0.2 --verify --procs 2
+    stop_server
+elif grep -qiE 'not permitted|not implemented|not supported' "$LOGS/server.log"; then
+    echo "skip floor_uring: io_uring is not available here ($(head -1 "$LOGS/server.log"))"
+    SERVER_PID=""
+else
+    failed=$((failed + 1))
+    echo "FAIL floor_uring did not start"
     cat "$LOGS/server.log"
 fi
 
