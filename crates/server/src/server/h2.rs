@@ -978,15 +978,7 @@ impl<A: App> Server<A> {
         f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> Option<Option<()>> {
         let sid = id.with_stream(stream);
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let conn = live(conns, id)?;
+        let (conn, app, mut base) = self.split(id, now)?;
         let State::H2(h2) = &mut conn.state else {
             return None;
         };
@@ -994,10 +986,10 @@ impl<A: App> Server<A> {
         let Kind::WebSocket(session) = &mut s.kind else {
             return None;
         };
-        let mut scratch = pool.queue();
+        let mut scratch = base.pool.queue();
         let mut closing = false;
         let tag = session.tag;
-        let mut base = Ctx::new(now, actions, pool, peers);
+        let peers = base.peers;
         let mut ctx = base.with_current(Current {
             id: sid,
             ws: Some(&mut session.ws),

@@ -508,16 +508,8 @@ impl<A: App> Server<A> {
     /// connection `id` (if it still exists), the application, and a context
     /// for the callback (acting on no connection until `current` is set).
     fn split(&mut self, id: ConnId, now: Instant) -> Option<(&mut Conn, &mut A, Ctx<'_, A::Post>)> {
-        let Self {
-            conns,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
-        let conn = live(conns, id)?;
-        Some((conn, app, Ctx::new(now, actions, pool, peers)))
+        self.split_with_tls(id, now)
+            .map(|(conn, _, app, ctx)| (conn, app, ctx))
     }
 
     /// As [`Server::split`], with the connection's TLS session if it has

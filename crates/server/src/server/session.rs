@@ -199,9 +199,9 @@ impl<A: App> Server<A> {
             // an echo of each of several would cost a write each, where
             // copied they go out in one.
             let in_place = match incoming {
-                Incoming::Borrowed(message) if used == len => {
-                    InPlace::Lent(message, message.as_bytes().as_ptr() as usize - start)
-                }
+                Incoming::Borrowed(message) if used == len => (message.as_bytes().as_ptr() as usize)
+                    .checked_sub(start)
+                    .map_or(InPlace::No, |at| InPlace::Lent(message, at)),
                 _ => InPlace::No,
             };
             let tag = session.tag;
@@ -438,8 +438,9 @@ pub(super) fn to_app<A: App>(
 /// Writes a message the application echoed in place: the frame is made
 /// where the payload lies in the bytes read and written from there at
 /// once; only what the socket does not take is copied (queued). Returns
-/// the bytes written. Should the session refuse to frame it there (an
-/// extension negotiated since, say), it is sent as any message.
+/// the bytes written. Where the session cannot frame it there (its
+/// header came in an earlier read and left no room before it, or an
+/// extension transforms what is sent), it is sent as any message.
 fn echo_in_place(
     ws: &mut tether_ws::Connection,
     data: &mut [u8],
