@@ -67,6 +67,7 @@ pub struct Request<'a> {
     pub(crate) query: Option<&'a str>,
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) admin: bool,
+    pub(crate) secure: bool,
 }
 
 impl<'a> Request<'a> {
@@ -101,6 +102,12 @@ impl<'a> Request<'a> {
     /// ([`crate::Config::admin_addr`]).
     pub fn via_admin_listener(&self) -> bool {
         self.admin
+    }
+
+    /// Whether the request came over TLS (its scheme is `https`): what the
+    /// connection is, whatever the request's headers say.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The first header with this name (case-insensitive), if it is UTF-8.

@@ -493,6 +493,7 @@ impl<A: App> Server<A> {
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
         let admin = self.conn_mut(id).is_some_and(|c| c.admin);
+        let secure = self.is_tls(id);
         let cookie = joined_cookies(&request);
         let headers = app_headers(&request, &cookie);
         let (path, query) = split_target(&request);
@@ -502,6 +503,7 @@ impl<A: App> Server<A> {
             query,
             headers: &headers,
             admin,
+            secure,
         };
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
@@ -678,10 +680,36 @@ impl<A: App> Server<A> {
         h2.drain(stream, out, pool);
     }
 
+    /// An extended CONNECT that the application routed to a handler: its
+    /// answer when it is a refusal (401, 403, ... as an HTTP/1.1 upgrade
+    /// gets), else 400, since a 2xx would tell the client its WebSocket
+    /// is open (RFC 8441 section 5).
+    fn h2_refuse_connect(&mut self, id: ConnId, stream: u32, tag: u32, request: &Request<'_>, now: Instant) {
+        let sid = id.with_stream(stream);
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        let reply = guarded(&peers.own().stats, "on_request", || {
+            match app.on_request(&mut ctx, sid, tag, request, &[]) {
+                Reply::Now(response) => Some(response),
+                Reply::Later(_) => {
+                    app.on_request_abandoned(&mut ctx, sid, tag);
+                    None
+                }
+            }
+        });
+        let answer = match reply {
+            None => error_body(500),
+            Some(Some(response)) if response.status >= 300 => response,
+            Some(_) => error_body(400),
+        };
+        self.h2_answer(id, stream, &answer, false);
+    }
+
     /// A complete request: routed and answered as on HTTP/1.1.
     fn h2_dispatch(&mut self, id: ConnId, stream: u32, h2_request: &H2Request, body: &[u8], now: Instant) {
         Stats::add(&self.stats().http_requests, 1);
         let admin = self.conn_mut(id).is_some_and(|c| c.admin);
+        let secure = self.is_tls(id);
         let sid = id.with_stream(stream);
         let cookie = joined_cookies(h2_request);
         let headers = app_headers(h2_request, &cookie);
@@ -693,6 +721,7 @@ impl<A: App> Server<A> {
             query,
             headers: &headers,
             admin,
+            secure,
         };
         let head_only = method == "HEAD";
         let websocket = h2_request.is_extended_connect("websocket");
@@ -719,6 +748,9 @@ impl<A: App> Server<A> {
         if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
             let busy = error_body(503).header("Retry-After", "1");
             return self.h2_answer(id, stream, &busy, head_only);
+        }
+        if websocket && let Route::Handler(tag) = route {
+            return self.h2_refuse_connect(id, stream, tag, &request, now);
         }
         if websocket && !matches!(route, Route::WebSocket(_) | Route::NotFound) {
             return self.h2_answer(id, stream, &error_body(400), head_only);

@@ -1355,6 +1355,11 @@ impl<A: App> Server<A> {
         }
     }
 
+    /// Whether connection `id` speaks TLS.
+    fn is_tls(&self, id: ConnId) -> bool {
+        self.tls.get(id.index()).is_some_and(Option::is_some)
+    }
+
     /// Whether connections through `entry` speak TLS.
     fn serves_tls(&self, entry: Entry) -> bool {
         match entry {

@@ -126,6 +126,7 @@ impl<A: App> Server<A> {
         head: &tether_http1::RequestHead<'_, '_>,
         now: Instant,
     ) -> Option<Response> {
+        let secure = self.is_tls(id);
         let conn = self.conn_mut(id)?;
         let admin = conn.admin;
         let State::Http { head_checked, .. } = &mut conn.state else {
@@ -140,6 +141,7 @@ impl<A: App> Server<A> {
             query: head.query(),
             headers: head.headers(),
             admin,
+            secure,
         };
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
@@ -268,6 +270,7 @@ impl<A: App> Server<A> {
             query: head.query(),
             headers: head.headers(),
             admin: self.conn_mut(id).is_some_and(|c| c.admin),
+            secure: self.is_tls(id),
         };
         let path = request.path;
         // Once a shutdown has begun, every answer closes its connection.
