@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::hub::origin;
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{Key, Keys, NewToken, Private, TetherClaim};
 use tether_hub::HubMessage;
@@ -342,32 +343,23 @@ impl Demo {
     }
 
     /// Whether a sign-in request comes from the demo's own page or an
-    /// origin the hub lets in (no `Origin`: not from a browser): another
+    /// origin the hub trusts (no `Origin`: not from a browser): another
     /// site may not sign a visitor in under a name of its choosing.
     fn login_origin_ok(&self, request: &Request<'_>) -> bool {
-        let Some(origin) = request.header("origin") else {
-            return true;
-        };
         let settings = self.hub.settings();
-        let same = origin
-            .split_once("://")
-            .zip(request.header("host"))
-            .is_some_and(|((_, host), ours)| host.eq_ignore_ascii_case(ours.trim()));
-        same || settings.cors_allowed(origin)
-            || settings
-                .allowed_origins
-                .iter()
-                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        request
+            .header("origin")
+            .is_none_or(|origin| settings.is_trusted(origin) || origin::is_own_origin(request, origin))
     }
 
-    /// The CORS fields of an answer to `origin`, if the hub allows it.
+    /// The CORS fields of an answer to `origin`, if the hub trusts it.
     fn with_cors(&self, response: Response, request: &Request<'_>) -> Response {
         let settings = self.hub.settings();
-        if settings.cors_origins.is_empty() {
+        if settings.trusted_origins.is_empty() {
             return response;
         }
         let response = response.header("Vary", "Origin");
-        match request.header("origin").filter(|o| settings.cors_allowed(o)) {
+        match request.header("origin").filter(|o| settings.is_trusted(o)) {
             Some(origin) => response
                 .header("Access-Control-Allow-Origin", origin)
                 .header("Access-Control-Allow-Credentials", "true"),
@@ -489,7 +481,7 @@ impl App for Demo {
             LOGIN_PREFLIGHT
                 if request
                     .header("origin")
-                    .is_some_and(|o| self.hub.settings().cors_allowed(o)) =>
+                    .is_some_and(|o| self.hub.settings().is_trusted(o)) =>
             {
                 Response::empty(204)
                     .header("Access-Control-Allow-Methods", "POST")

@@ -12,6 +12,7 @@
 
 mod auth;
 mod metrics;
+pub(crate) mod origin;
 mod publish;
 mod replies;
 mod routes;
@@ -28,7 +29,7 @@ use tether_hub::{
     is_valid_member, is_valid_topic, secret_matches,
 };
 
-use self::auth::Clock;
+use self::auth::{Clock, TokenSource};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::metrics::{Denial, HubStats, add, sub};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
@@ -505,22 +506,21 @@ impl HubApp {
     }
 
     fn origin_ok(&self, request: &Request<'_>) -> bool {
-        request
-            .header("origin")
-            .is_none_or(|origin| self.shared.settings.origin_allowed(origin))
+        origin::origin_ok(&self.shared.settings, request)
     }
 
-    /// The request's `Origin`, if CORS allows it.
+    /// The request's `Origin`, if it is a trusted one (which gets CORS
+    /// answers).
     fn cors_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
         request
             .header("origin")
-            .filter(|origin| self.shared.settings.cors_allowed(origin))
+            .filter(|origin| self.shared.settings.is_trusted(origin))
     }
 
     /// `response` with the CORS headers for `origin` (an allowed one), and
     /// `Vary: Origin` whenever CORS is on.
     fn with_cors(&self, response: Response, origin: Option<&str>) -> Response {
-        if self.shared.settings.cors_origins.is_empty() {
+        if self.shared.settings.trusted_origins.is_empty() {
             return response;
         }
         let response = response.header("Vary", "Origin");
@@ -574,6 +574,7 @@ impl HubApp {
             Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
             Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
             Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
+            Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
             _ => (&stats.refused_403, None),
         };
         add(status, 1);
@@ -596,9 +597,12 @@ impl HubApp {
                 None => Ok(Credential::None),
             };
         };
-        let Some(token) = auth.token_of(request) else {
+        let Some((token, source)) = auth.token_of(request) else {
             return Ok(Credential::None);
         };
+        if source == TokenSource::Cookie && !origin::cookie_ok(settings, request) {
+            return Err(Refusal::CrossOriginCookie);
+        }
         match auth.verify(&token, now) {
             Ok(identity) => Ok(Credential::Token(identity)),
             Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
@@ -607,6 +611,17 @@ impl HubApp {
                 Err(Refusal::BadCredentials)
             }
         }
+    }
+
+    /// Whether the request's token (when tokens are verified) is the one
+    /// in the cookie.
+    fn cookie_token(&self, request: &Request<'_>) -> bool {
+        self.shared
+            .settings
+            .auth
+            .as_ref()
+            .and_then(|auth| auth.token_of(request))
+            .is_some_and(|(_, source)| source == TokenSource::Cookie)
     }
 
     /// Whether a WebSocket upgrade may send its token as its first message:
@@ -1572,6 +1587,17 @@ impl App for HubApp {
         {
             return Route::Handler(TAG_PREFLIGHT);
         }
+        if is_hub_path && !self.origin_ok(request) {
+            // Another site's page: with the user's cookie, that is the
+            // attack the cookie rule is there for, and counted as such.
+            let refusal = if self.cookie_token(request) {
+                Refusal::CrossOriginCookie
+            } else {
+                Refusal::Origin
+            };
+            self.count_refusal(refusal);
+            return refusal.route();
+        }
         match request.path() {
             "/tickets" => return Route::Handler(TAG_TICKETS),
             "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
@@ -1583,10 +1609,6 @@ impl App for HubApp {
         };
         if !is_valid_topic(topic) {
             return Refusal::BadTopic.route();
-        }
-        if !self.origin_ok(request) {
-            add(&self.stats().refused_403, 1);
-            return Refusal::Origin.route();
         }
         let method = request.method();
         if endpoint == Endpoint::Publish {

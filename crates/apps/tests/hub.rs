@@ -518,7 +518,7 @@ fn tickets_are_single_use_scoped_and_expire() {
 #[test]
 fn origins_outside_the_allowlist_are_refused() {
     let mut settings = settings();
-    settings.allowed_origins = vec!["http://good.example".to_owned()];
+    settings.trusted_origins = vec!["http://good.example".to_owned()];
     let server = HubServer::start(settings);
     let try_upgrade = |extra: &str| {
         let mut raw = tcp(server.addr);
@@ -554,7 +554,7 @@ fn origins_outside_the_allowlist_are_refused() {
 fn the_origin_policy_guards_every_websocket_route() {
     // Not only the hub's: an echo on every path, behind the same policy.
     let mut settings = HubSettings::default();
-    settings.allowed_origins = vec!["http://good.example".to_owned()];
+    settings.trusted_origins = vec!["http://good.example".to_owned()];
     let handshake = settings.origin_policy(Handshake::new());
     let (tx, rx) = mpsc::channel();
     let thread = thread::spawn(move || {

@@ -1,8 +1,8 @@
 //! CORS on the hub's HTTP routes: an allowed origin gets
 //! `Access-Control-Allow-Origin` naming it, with credentials, on publishes,
 //! long polls (answered at once and later), tickets and refusals; others
-//! get no CORS header; preflights are answered 204 or 403; and CORS
-//! origins pass the origin check of `allowed_origins`.
+//! get no CORS header; preflights are answered 204 or 403; and one list
+//! of trusted origins decides both who may come in and who gets CORS.
 
 use tether_testkit as common;
 
@@ -12,11 +12,13 @@ use tether_apps::{HubApp, HubSettings};
 const ADMIN: &str = "admin-publish-token";
 const APP: &str = "https://app.example.com";
 
-fn hub(allowed_origins: &[&str]) -> TestServer {
+fn hub(more_trusted: &[&str]) -> TestServer {
     let mut settings = HubSettings::default();
     settings.publish_token = Some(ADMIN.into());
-    settings.cors_origins = vec![APP.into()];
-    settings.allowed_origins = allowed_origins.iter().map(|o| (*o).to_owned()).collect();
+    settings.trusted_origins = vec![APP.into()];
+    settings
+        .trusted_origins
+        .extend(more_trusted.iter().map(|o| (*o).to_owned()));
     TestServer::start(config(), HubApp::new(settings))
 }
 
@@ -124,7 +126,11 @@ fn other_origins_and_requests_without_one_get_no_cors_headers() {
             &format!("{headers}{}", admin()),
             "x",
         );
-        assert_eq!(response.status, 200);
+        // With trusted origins, a page of any other origin is refused
+        // (one list: who comes in is who gets CORS); a request without
+        // `Origin` is not a browser's cross-origin one.
+        let expected = if headers.is_empty() { 200 } else { 403 };
+        assert_eq!(response.status, expected, "{headers:?}");
         assert_no_cors(&response);
         assert_eq!(response.header("vary"), Some("Origin"));
         let response = request(&server, "GET", "/topics/news/poll?timeout=0", &headers, "");
@@ -196,12 +202,13 @@ fn preflights_are_answered_for_allowed_origins_only() {
 }
 
 #[test]
-fn cors_origins_pass_the_origin_check() {
+fn trusted_origins_pass_the_origin_check_and_get_cors() {
     let server = hub(&["https://site.example.com"]);
     let response = request(&server, "GET", "/topics/news/poll?timeout=0", &origin(APP), "");
     assert_eq!(response.status, 200);
     assert_cors(&response, APP);
-    // An allowed origin that is not a CORS one gets in, without CORS.
+    // Every trusted origin gets in and can read what it gets: one list,
+    // where an origin let in used to get no CORS header.
     let response = request(
         &server,
         "GET",
@@ -210,7 +217,17 @@ fn cors_origins_pass_the_origin_check() {
         "",
     );
     assert_eq!(response.status, 200);
-    assert_no_cors(&response);
+    assert_cors(&response, "https://site.example.com");
+    let events = SseClient::connect(
+        server.addr,
+        "/topics/news/events",
+        &origin("https://site.example.com"),
+    );
+    assert_eq!(events.response.status, 200);
+    assert_eq!(
+        events.response.header("access-control-allow-origin"),
+        Some("https://site.example.com")
+    );
     let response = request(
         &server,
         "GET",

@@ -238,9 +238,9 @@ fn configure_tls(_: &Args, _: &mut Config) -> Result<&'static str, String> {
     Ok("http")
 }
 
-/// A `--cors-origin`: an exact origin. `*` is refused: it cannot go with
-/// credentials (cookies, `Authorization`), which the hub's routes use.
-fn parse_cors_origin(text: &str) -> Result<String, String> {
+/// A `--trusted-origin`: an exact origin. `*` is refused: it cannot go
+/// with credentials (cookies, `Authorization`), which the hub's routes use.
+fn parse_trusted_origin(text: &str) -> Result<String, String> {
     if text == "*" {
         return Err("* is not accepted: name each origin (the hub's routes take credentials)".to_owned());
     }
@@ -267,15 +267,20 @@ pub(crate) struct HubArgs {
     /// Seconds a ticket is good for.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 30.0)]
     ticket_ttl: f64,
-    /// An origin allowed to open WebSockets and subscribe from a browser
-    /// (repeat for more; e.g. https://example.com). Default: any.
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    allowed_origins: Vec<String>,
-    /// An origin whose pages may call the hub's HTTP routes from scripts,
-    /// with credentials (CORS; repeat for more; exact origins such as
-    /// https://app.example.com, never *). It passes --allowed-origin too.
-    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
-    cors_origins: Vec<String>,
+    /// An origin whose pages may use the hub from a browser, besides the
+    /// server's own (repeat for more; exact origins such as
+    /// https://app.example.com, never *): they may subscribe and publish,
+    /// get CORS answers with credentials, and may use the token cookie.
+    /// When any is given, other origins are refused (403). Whatever is
+    /// given, a token cookie counts only from the server's own origin and
+    /// these. --allowed-origin and --cors-origin are other names for it.
+    #[arg(
+        long = "trusted-origin",
+        visible_aliases = ["allowed-origin", "cors-origin"],
+        value_name = "ORIGIN",
+        value_parser = parse_trusted_origin
+    )]
+    trusted_origins: Vec<String>,
     /// Topics any WebSocket subscriber may publish to: a name, or a prefix
     /// ending in * (repeat for more). The demo adds chat.*.
     #[arg(long = "ws-publish", value_name = "PATTERN")]
@@ -315,8 +320,7 @@ impl HubArgs {
         settings.publish_token = token;
         settings.require_ticket = self.require_ticket;
         settings.ticket_ttl = seconds(self.ticket_ttl);
-        settings.allowed_origins = self.allowed_origins.clone();
-        settings.cors_origins = self.cors_origins.clone();
+        settings.trusted_origins = self.trusted_origins.clone();
         settings.ws_publish = self.ws_publish.clone();
         settings.hub.max_backlog_events = self.backlog_events;
         settings.hub.max_backlog_bytes = self.backlog_bytes;
@@ -985,16 +989,10 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
             );
         }
     }
-    if !settings.allowed_origins.is_empty() {
+    if !settings.trusted_origins.is_empty() {
         log::info!(
-            "hub: browsers may connect from {}",
-            settings.allowed_origins.join(", ")
-        );
-    }
-    if !settings.cors_origins.is_empty() {
-        log::info!(
-            "hub: CORS with credentials for {}",
-            settings.cors_origins.join(", ")
+            "hub: browsers may connect from this server's own origin and {} (CORS with credentials); other origins get 403",
+            settings.trusted_origins.join(", ")
         );
     }
 }

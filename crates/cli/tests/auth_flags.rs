@@ -336,15 +336,19 @@ fn auth_timeout_bounds_the_wait_for_a_first_message() {
 }
 
 #[test]
-fn cors_origins_are_checked_at_start_and_reach_the_hub() {
-    for bad in [
-        "*",
-        "https://app.example.com/",
-        "app.example.com",
-        "https://a.b/path",
-    ] {
-        let stderr = refused(&["--app", "hub", "--cors-origin", bad]);
-        assert!(stderr.contains("--cors-origin"), "{bad}: {stderr}");
+fn trusted_origins_are_checked_at_start_and_reach_the_hub() {
+    // One list under three names: --allowed-origin and --cors-origin are
+    // other names of --trusted-origin, checked the same way.
+    for flag in ["--trusted-origin", "--allowed-origin", "--cors-origin"] {
+        for bad in [
+            "*",
+            "https://app.example.com/",
+            "app.example.com",
+            "https://a.b/path",
+        ] {
+            let stderr = refused(&["--app", "hub", flag, bad]);
+            assert!(stderr.contains("--trusted-origin"), "{flag} {bad}: {stderr}");
+        }
     }
     let server = Server::start(&["--app", "hub", "--cors-origin", "https://app.example.com"]);
     let head = |origin: &str| {

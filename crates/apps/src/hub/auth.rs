@@ -101,19 +101,22 @@ impl HubAuth {
     }
 
     /// The token a request presents, and where it found it: the
-    /// `Authorization` header's if it has one (`Some("")` if it is not a
-    /// bearer token), else the cookie's, else the query's if allowed.
-    pub(super) fn token_of(&self, request: &Request<'_>) -> Option<String> {
+    /// `Authorization` header's if it has one (`""` if it is not a bearer
+    /// token), else the cookie's, else the query's if allowed.
+    pub(super) fn token_of(&self, request: &Request<'_>) -> Option<(String, TokenSource)> {
         if let Some(value) = request.header("authorization") {
-            return Some(bearer_token(value).unwrap_or("").to_owned());
+            return Some((bearer_token(value).unwrap_or("").to_owned(), TokenSource::Header));
         }
         if let (Some(name), Some(cookies)) = (&self.cookie, request.header("cookie"))
             && let Some(token) = cookie_token(cookies, name)
         {
-            return Some(token.to_owned());
+            return Some((token.to_owned(), TokenSource::Cookie));
         }
         if self.query {
-            return request.query().and_then(query_token);
+            return request
+                .query()
+                .and_then(query_token)
+                .map(|token| (token, TokenSource::Query));
         }
         None
     }
@@ -128,6 +131,19 @@ impl HubAuth {
     pub(super) fn deadline(&self, exp: u64) -> u64 {
         exp.saturating_add(self.validation.leeway)
     }
+}
+
+/// Where a request's token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenSource {
+    /// `Authorization: Bearer`: set by a script or a server, never by a
+    /// browser on its own.
+    Header,
+    /// The token cookie: the browser attaches it to requests that other
+    /// sites' pages make, so it counts only from a trusted origin.
+    Cookie,
+    /// `?token=`.
+    Query,
 }
 
 /// The wall clock read once, and the monotonic clock from there: token

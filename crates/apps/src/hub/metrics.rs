@@ -50,10 +50,13 @@ pub(super) enum Denial {
     NotAuthMessage,
     /// A session whose token expired while it was open.
     SessionExpired,
+    /// A token in the cookie on a request from another origin than the
+    /// server's own or a trusted one.
+    CrossOriginCookie,
 }
 
 impl Denial {
-    const ALL: [Denial; 7] = [
+    const ALL: [Denial; 8] = [
         Denial::Missing,
         Denial::Invalid,
         Denial::Expired,
@@ -61,6 +64,7 @@ impl Denial {
         Denial::AuthTimeout,
         Denial::NotAuthMessage,
         Denial::SessionExpired,
+        Denial::CrossOriginCookie,
     ];
 
     fn label(self) -> &'static str {
@@ -72,6 +76,7 @@ impl Denial {
             Denial::AuthTimeout => "{reason=\"auth_timeout\"}",
             Denial::NotAuthMessage => "{reason=\"not_auth_message\"}",
             Denial::SessionExpired => "{reason=\"session_expired\"}",
+            Denial::CrossOriginCookie => "{reason=\"cross_origin_cookie\"}",
         }
     }
 

@@ -54,10 +54,13 @@ pub(super) enum Refusal {
     /// `?presence=1` on a long poll or a raw WebSocket: join and leave
     /// events go to event streams and JSON WebSockets.
     PresenceNotStream,
+    /// A token from the cookie on a request from an origin that is neither
+    /// the server's own nor a trusted one.
+    CrossOriginCookie,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 16] = [
+    pub(super) const ALL: [Refusal; 17] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -74,6 +77,7 @@ impl Refusal {
         Refusal::RawEnvelope,
         Refusal::RawFirstMessage,
         Refusal::PresenceNotStream,
+        Refusal::CrossOriginCookie,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -116,6 +120,10 @@ impl Refusal {
             Refusal::PresenceNotStream => Response::text(
                 400,
                 "presence=1 is for event streams and JSON WebSockets (/topics/NAME/events, /topics/NAME/ws)\n",
+            ),
+            Refusal::CrossOriginCookie => Response::text(
+                403,
+                "the token cookie is not accepted from this origin: send the token in Authorization or as the WebSocket's first message, or trust the origin\n",
             ),
         }
     }

@@ -30,12 +30,25 @@ pub struct HubSettings {
     pub ticket_ttl: Duration,
     /// Tickets outstanding at most (10 000); more get 503.
     pub max_tickets: usize,
-    /// Origins allowed to subscribe or publish from a browser (an `Origin`
-    /// header, compared case-insensitively, e.g. `https://example.com`).
-    /// Empty (the default): any. Requests without `Origin` (not from a
-    /// browser) are always allowed: the check is against cross-site
-    /// WebSocket hijacking and its SSE equivalent.
-    pub allowed_origins: Vec<String>,
+    /// The origins trusted to use the hub from a browser, besides the
+    /// server's own (exact origins such as `https://app.example.com`,
+    /// compared case-insensitively; never `*`, which matches nothing). A
+    /// page of a trusted origin may subscribe and publish (WebSocket
+    /// upgrades, event streams, long polls, publishes, tickets), gets CORS
+    /// answers with credentials (`Access-Control-Allow-Origin` naming it,
+    /// `Access-Control-Allow-Credentials: true`, preflights answered 204),
+    /// and its requests may carry the token cookie. When the list is not
+    /// empty, requests from any other origin are refused (403). Empty (the
+    /// default): any origin may use the hub without cookies, and no CORS
+    /// header is sent.
+    ///
+    /// Whatever the list, a credential that came in a cookie counts only
+    /// from the server's own origin (scheme, host and port of the request)
+    /// or a trusted one: from any other, the request is refused (403)
+    /// before the upgrade, the stream or the body. Requests without
+    /// `Origin` (not from a browser's cross-origin request) keep their
+    /// cookie, unless `Sec-Fetch-Site` says another site sent them.
+    pub trusted_origins: Vec<String>,
     /// Topics that any WebSocket subscriber may publish to: exact names, or
     /// prefixes ending in `*` (`chat.*`). A subscriber whose ticket grants
     /// publishing, or who presented the token, may publish to its topic
@@ -64,16 +77,6 @@ pub struct HubSettings {
     /// need one to be subscribed to, where they are read. `None` (the
     /// default): only the publish token and tickets identify anyone.
     pub auth: Option<HubAuth>,
-    /// Origins whose pages may call the hub's HTTP routes from scripts
-    /// (CORS: `fetch` and `XMLHttpRequest`, with credentials): exact
-    /// origins (`https://app.example.com`), compared case-insensitively;
-    /// never `*` (one would never match). A request with one of them in
-    /// `Origin` gets `Access-Control-Allow-Origin` naming it and
-    /// `Access-Control-Allow-Credentials: true`; preflights from them are
-    /// answered 204, from others 403. They are allowed by the origin check
-    /// of [`HubSettings::allowed_origins`] too. Empty (the default): no
-    /// CORS headers.
-    pub cors_origins: Vec<String>,
 }
 
 impl Default for HubSettings {
@@ -84,7 +87,7 @@ impl Default for HubSettings {
             require_ticket: false,
             ticket_ttl: Duration::from_secs(30),
             max_tickets: 10_000,
-            allowed_origins: Vec::new(),
+            trusted_origins: Vec::new(),
             ws_publish: Vec::new(),
             poll_timeout: Duration::from_secs(25),
             publish_timeout: Duration::from_secs(10),
@@ -93,7 +96,6 @@ impl Default for HubSettings {
             metrics_token: None,
             metrics_on_admin_listener: false,
             auth: None,
-            cors_origins: Vec::new(),
         }
     }
 }
@@ -109,7 +111,7 @@ impl fmt::Debug for HubSettings {
             .field("require_ticket", &self.require_ticket)
             .field("ticket_ttl", &self.ticket_ttl)
             .field("max_tickets", &self.max_tickets)
-            .field("allowed_origins", &self.allowed_origins)
+            .field("trusted_origins", &self.trusted_origins)
             .field("ws_publish", &self.ws_publish)
             .field("poll_timeout", &self.poll_timeout)
             .field("publish_timeout", &self.publish_timeout)
@@ -121,7 +123,6 @@ impl fmt::Debug for HubSettings {
             )
             .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
             .field("auth", &self.auth)
-            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -132,30 +133,17 @@ fn same_origin(allowed: &str, origin: &str) -> bool {
 }
 
 impl HubSettings {
-    /// Whether a request with this `Origin` may come in: any if
-    /// [`HubSettings::allowed_origins`] is empty, else those it names and
-    /// those of [`HubSettings::cors_origins`].
-    pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.is_empty()
-            || self
-                .allowed_origins
-                .iter()
-                .any(|allowed| same_origin(allowed, origin))
-            || self.cors_allowed(origin)
-    }
-
-    /// Whether a page of this `Origin` may read the hub's HTTP answers
-    /// ([`HubSettings::cors_origins`]).
-    pub fn cors_allowed(&self, origin: &str) -> bool {
+    /// Whether `origin` is one of [`HubSettings::trusted_origins`].
+    pub fn is_trusted(&self, origin: &str) -> bool {
         origin != "*"
             && self
-                .cors_origins
+                .trusted_origins
                 .iter()
-                .any(|allowed| allowed != "*" && same_origin(allowed, origin))
+                .any(|trusted| trusted != "*" && same_origin(trusted, origin))
     }
 
     /// Whether `text` is an origin as a browser sends it and
-    /// [`HubSettings::cors_origins`] takes it: `http://` or `https://`, a
+    /// [`HubSettings::trusted_origins`] takes it: `http://` or `https://`, a
     /// host, an optional port, nothing else (no path, no `*`).
     ///
     /// ```
@@ -216,22 +204,32 @@ impl HubSettings {
     }
 
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from
-    /// origins not in [`HubSettings::allowed_origins`], on every route
-    /// (the hub's own routes check it too, for every transport).
+    /// origins other than the trusted ones and the server's own (its
+    /// `Host`), on every route, when [`HubSettings::trusted_origins`] is
+    /// not empty (the hub's own routes check it too, for every transport,
+    /// with the scheme).
     pub fn origin_policy(&self, handshake: Handshake) -> Handshake {
-        if self.allowed_origins.is_empty() {
+        if self.trusted_origins.is_empty() {
             return handshake;
         }
         let settings = self.clone();
         handshake.policy(
             move |request: &tether_handshake::UpgradeRequest<'_>| match request.origin() {
-                Some(origin) if !settings.origin_allowed(origin) => {
+                Some(origin) if !settings.is_trusted(origin) && !names_host(origin, request.host()) => {
                     Err(tether_handshake::Rejection::forbidden("origin not allowed"))
                 }
                 _ => Ok(()),
             },
         )
     }
+}
+
+/// Whether `origin`'s host and port are `host` (a `Host` header), the
+/// scheme aside.
+fn names_host(origin: &str, host: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
 }
 
 #[cfg(test)]
@@ -254,28 +252,31 @@ mod tests {
             };
             prop_assert!(HubSettings::is_origin(&origin), "{}", origin);
             let s = HubSettings {
-                cors_origins: vec![origin.clone()],
+                trusted_origins: vec![origin.clone()],
                 ..HubSettings::default()
             };
-            prop_assert!(s.cors_allowed(&origin.to_ascii_uppercase()));
+            prop_assert!(s.is_trusted(&origin.to_ascii_uppercase()));
         }
     }
 
     #[test]
     fn settings() {
         let mut s = HubSettings::default();
-        assert!(s.origin_allowed("https://anything"));
-        s.allowed_origins = vec!["https://Example.com/".into()];
-        assert!(s.origin_allowed("https://example.com"));
-        assert!(!s.origin_allowed("https://example.com.evil"));
-        // CORS origins pass the origin check too, `*` never matches.
-        s.cors_origins = vec!["https://app.example.com".into(), "*".into()];
-        assert!(s.origin_allowed("https://APP.example.com"));
-        assert!(s.cors_allowed("https://app.example.com"));
-        assert!(!s.cors_allowed("https://example.com"));
-        assert!(!s.cors_allowed("*"));
-        assert!(!s.cors_allowed("https://other.example"));
-        assert!(!s.origin_allowed("*"));
+        assert!(!s.is_trusted("https://anything"));
+        s.trusted_origins = vec![
+            "https://Example.com/".into(),
+            "https://app.example.com".into(),
+            "*".into(),
+        ];
+        assert!(s.is_trusted("https://example.com"));
+        assert!(s.is_trusted("https://APP.example.com"));
+        assert!(!s.is_trusted("https://example.com.evil"));
+        assert!(!s.is_trusted("http://example.com"));
+        assert!(!s.is_trusted("https://other.example"));
+        // `*` never matches, not even itself.
+        assert!(!s.is_trusted("*"));
+        assert!(names_host("http://a.b:8080", "A.b:8080"));
+        assert!(!names_host("http://a.b:8080", "a.b"));
         for good in [
             "https://a.b",
             "http://localhost:8080",

@@ -1,0 +1,185 @@
+//! Which browser origins may use the hub, and when a credential that came
+//! in a cookie counts.
+//!
+//! The threat is a page of another site that the user's browser visits:
+//! the browser attaches the hub's cookies to the WebSocket upgrades,
+//! event streams and form posts that page makes (cross-site WebSocket
+//! hijacking and request forgery), and tells which page made them only in
+//! `Origin`. So a cookie credential is honoured only from the server's own
+//! origin or a trusted one; a request without `Origin` is not from a
+//! browser's cross-origin request (browsers send it on every WebSocket
+//! upgrade, every CORS request and every POST), and keeps its cookie,
+//! unless `Sec-Fetch-Site` says another site made it.
+
+use tether_server::Request;
+
+use super::HubSettings;
+
+/// An origin's parts: scheme, host (lower-cased; an IPv6 literal keeps
+/// its brackets) and port (the scheme's default when none is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parts {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+/// `scheme://host[:port]` as browsers write `Origin`; `None` for anything
+/// else (`null`, a path, a port that is not a number).
+fn parse_origin(origin: &str) -> Option<Parts> {
+    let origin = origin.trim();
+    let (https, authority) = if let Some(rest) = strip_prefix_ignore_case(origin, "https://") {
+        (true, rest)
+    } else {
+        (false, strip_prefix_ignore_case(origin, "http://")?)
+    };
+    parse_authority(authority, https)
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
+}
+
+/// `host[:port]` (a `Host` header, `:authority`, or an origin's tail).
+fn parse_authority(authority: &str, https: bool) -> Option<Parts> {
+    let authority = authority.trim();
+    // An IPv6 literal keeps its brackets; the port is what follows it.
+    let end = if authority.starts_with('[') {
+        authority.find(']')?.checked_add(1)?
+    } else {
+        authority.find(':').unwrap_or(authority.len())
+    };
+    let (host, port) = authority.split_at_checked(end)?;
+    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+        return None;
+    }
+    let port = match port {
+        "" => {
+            if https {
+                443
+            } else {
+                80
+            }
+        }
+        port => {
+            let digits = port.strip_prefix(':')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse().ok()?
+        }
+    };
+    Some(Parts {
+        https,
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// Whether the request's scheme is `https`: `X-Forwarded-Proto` where a
+/// proxy that ends TLS says so, else the connection's own. A page cannot
+/// make a browser send that header on a WebSocket, an `EventSource` or a
+/// form post, so it cannot pass a foreign origin off as this one by it.
+fn request_is_https(request: &Request<'_>) -> bool {
+    match request.header("x-forwarded-proto") {
+        Some(proto) => proto
+            .split(',')
+            .next()
+            .is_some_and(|first| first.trim().eq_ignore_ascii_case("https")),
+        None => request.is_secure(),
+    }
+}
+
+/// Whether `origin` is the server's own as this request reached it: the
+/// same scheme, host and port as the request (its `Host`, or HTTP/2's
+/// `:authority`).
+pub(crate) fn is_own_origin(request: &Request<'_>, origin: &str) -> bool {
+    let Some(origin) = parse_origin(origin) else {
+        return false;
+    };
+    let https = request_is_https(request);
+    request
+        .header("host")
+        .and_then(|host| parse_authority(host, https))
+        .is_some_and(|own| own == origin)
+}
+
+/// Whether a browser page of `origin` may use the hub: any when no origin
+/// is trusted, else the server's own and the trusted ones.
+pub(crate) fn origin_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
+    request.header("origin").is_none_or(|origin| {
+        settings.trusted_origins.is_empty() || settings.is_trusted(origin) || is_own_origin(request, origin)
+    })
+}
+
+/// Whether a credential read from a cookie may be used for this request:
+/// its `Origin` is the server's own or a trusted one, or it has none and
+/// `Sec-Fetch-Site` (when the browser sends it) does not name another
+/// site. `Sec-Fetch-Site` is a second opinion, never the only one: a
+/// request claiming this origin that the browser says another site made is
+/// refused too.
+pub(crate) fn cookie_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
+    let other_site = request
+        .header("sec-fetch-site")
+        .map(str::trim)
+        .is_some_and(|site| {
+            site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+        });
+    match request.header("origin") {
+        Some(origin) if is_own_origin(request, origin) => !other_site,
+        Some(origin) => settings.is_trusted(origin),
+        None => !other_site,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn origins_parse_to_their_parts() {
+        let parts = |https, host: &str, port| {
+            Some(Parts {
+                https,
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            parse_origin("https://App.Example.com"),
+            parts(true, "app.example.com", 443)
+        );
+        assert_eq!(parse_origin("http://a.b"), parts(false, "a.b", 80));
+        assert_eq!(parse_origin("HTTP://a.b:8080"), parts(false, "a.b", 8080));
+        assert_eq!(parse_origin("http://[::1]:9"), parts(false, "[::1]", 9));
+        assert_eq!(parse_origin("https://[::1]"), parts(true, "[::1]", 443));
+        for bad in [
+            "null",
+            "",
+            "ftp://a.b",
+            "https://",
+            "https://a.b:",
+            "https://a.b:x",
+            "https://a.b:99999",
+            "https://a.b/path",
+            "https://u@a.b",
+            "https://[::1",
+            "https://a.b:+1",
+        ] {
+            assert_eq!(parse_origin(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Nothing panics on any text.
+        #[test]
+        fn any_text_is_judged(text in ".{0,40}") {
+            let _ = parse_origin(&text);
+            let _ = parse_authority(&text, true);
+        }
+    }
+}
