@@ -358,6 +358,24 @@ window.pollStatus = async (topic, token) => (await fetch(base + "/topics/" + top
   credentials: "include",
   headers: token ? { "Authorization": "Bearer " + token } : {},
 })).status;
+// A WebSocket that sends nothing (its credential, if any, is the cookie);
+// resolves "open" or how it closed.
+window.openWsCookie = (id, topic) => new Promise((resolve) => {
+  const ws = new WebSocket(wsBase + "/topics/" + topic + "/ws");
+  const rec = { messages: [], close: null, ws };
+  sockets[id] = rec;
+  ws.onopen = () => resolve("open");
+  ws.onmessage = (e) => rec.messages.push(JSON.parse(e.data));
+  ws.onclose = (e) => { rec.close = { code: e.code, reason: e.reason }; resolve({ closed: rec.close }); };
+});
+// A form post, as any page may make without a preflight (the answer is
+// opaque to it): the cookie goes along.
+window.forgePost = async (topic, text) => {
+  await fetch(base + "/topics/" + topic, {
+    method: "POST", mode: "no-cors", credentials: "include",
+    headers: { "Content-Type": "text/plain" }, body: text,
+  });
+};
 // A WebSocket that sends its token as its first message; resolves with
 // auth-ok, or with how it closed.
 window.openWs = (id, topic, token) => new Promise((resolve) => {
@@ -378,9 +396,8 @@ const cross = { statics: null, origin: '', server: null, contexts: [], pages: {}
 const suffix = `${process.pid % 100000}`;
 const user = (name) => `${name}_${suffix}`;
 
-/** The static server of the other origin, and a demo server that lets it in. */
-async function crossOrigin() {
-  if (cross.server) return cross;
+/** A static server of another origin (another port) serving OTHER_PAGE; its origin. */
+async function staticOrigin() {
   const serve = (req, res) => {
     if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
@@ -390,11 +407,17 @@ async function crossOrigin() {
       res.end();
     }
   };
-  cross.statics = TLS
+  const statics = TLS
     ? createHttpsServer({ cert: readFileSync(TLS.cert), key: readFileSync(TLS.key) }, serve)
     : createHttpServer(serve);
-  await new Promise((resolve) => cross.statics.listen(0, '127.0.0.1', resolve));
-  cross.origin = `${TLS ? 'https' : 'http'}://127.0.0.1:${cross.statics.address().port}`;
+  await new Promise((resolve) => statics.listen(0, '127.0.0.1', resolve));
+  return { statics, origin: `${TLS ? 'https' : 'http'}://127.0.0.1:${statics.address().port}` };
+}
+
+/** The static server of the other origin, and a demo server that lets it in. */
+async function crossOrigin() {
+  if (cross.server) return cross;
+  ({ statics: cross.statics, origin: cross.origin } = await staticOrigin());
   cross.server = await startServer(0, ['--cors-origin', cross.origin, '--jwt-leeway', '0']);
   console.log(`# the other origin ${cross.origin}, its hub ${cross.server.url}`);
   return cross;
@@ -528,6 +551,56 @@ test('j. cross-origin: without a refresh, the token\'s expiry ends the event str
   assert.equal(await erin.evaluate(() => window.streams.inbox.opened), 1);
   await waitIn(frank, () => window.sockets.ws.close !== null, null, 'the close');
   assert.deepEqual(await frank.evaluate(() => window.sockets.ws.close), { code: 1008, reason: 'token expired' });
+});
+
+test('l. a page of another origin (another port) with the user\'s cookie is refused; the server\'s own origin gets in', { timeout: TEST_TIMEOUT }, async () => {
+  // The demo server of test a: no trusted origin, so a cookie counts
+  // only from its own.
+  const evil = await staticOrigin();
+  const context = await browser.newContext();
+  try {
+    // Grace signs in on the server's own page: the browser keeps her
+    // cookie for 127.0.0.1, whatever the port.
+    const own = await context.newPage();
+    assert.equal((await own.goto(server.url, { timeout: WAIT }))?.status(), 200);
+    const name = user('grace');
+    const topic = `user.${name}`;
+    const token = await own.evaluate(async (n) => {
+      const r = await fetch('/demo/login', { method: 'POST', body: new URLSearchParams({ name: n }) });
+      return (await r.json()).token;
+    }, name);
+    assert.ok(token, 'signed in');
+    await own.evaluate((t) => new Promise((resolve, reject) => {
+      window.__grace = [];
+      const source = new EventSource(`/topics/${t}/events`);
+      source.onopen = () => resolve();
+      source.onmessage = (e) => window.__grace.push(e.data);
+      source.onerror = () => { if (source.readyState === EventSource.CLOSED) reject(new Error('refused')); };
+    }), topic);
+    // A page of another port of the same host (the same site, so the
+    // cookie goes along): no stream, no socket, no forged publish.
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${evil.origin} (another origin): ${e.message}`));
+    assert.equal((await page.goto(`${evil.origin}/?hub=${encodeURIComponent(server.url)}`, { timeout: WAIT }))?.status(), 200);
+    assert.equal(await page.evaluate((t) => window.openSse('stolen', t), topic), 'closed');
+    const ws = await page.evaluate((t) => window.openWsCookie('stolen', t), topic);
+    assert.equal(ws.closed?.code, 1006, `the upgrade is refused: ${JSON.stringify(ws)}`);
+    await page.evaluate((t) => window.forgePost(t, 'forged'), topic);
+    // The own page publishes with its token and reads it with its cookie.
+    const status = await own.evaluate(async ([t, k]) => (await fetch(`/topics/${t}`, {
+      method: 'POST', headers: { Authorization: `Bearer ${k}` }, body: 'real',
+    })).status, [topic, token]);
+    assert.equal(status, 200);
+    await waitIn(own, () => window.__grace.length >= 1, null, 'the real event');
+    await sleep(300);
+    assert.deepEqual(await own.evaluate(() => window.__grace), ['real'], 'the forged post was not published');
+    const metrics = await own.evaluate(async () => (await fetch('/metrics')).text());
+    const denied = Number(/^tether_auth_denied_total\{reason="cross_origin_cookie"\} (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(denied >= 3, `the refusals are counted: ${denied}`);
+  } finally {
+    await context.close();
+    evil.statics.close();
+  }
 });
 
 test('k. the page signs two users in; one writes privately to the other, whom a third cannot read', { timeout: TEST_TIMEOUT }, async () => {
