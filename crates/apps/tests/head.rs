@@ -4,8 +4,11 @@
 
 use tether_testkit as common;
 
+use std::time::{Duration, Instant};
+
+use common::h2::H2Client;
 use common::{HttpConn, TestServer, config};
-use tether_apps::Demo;
+use tether_apps::{Demo, HubApp, HubSettings};
 
 const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
 
@@ -74,5 +77,60 @@ fn a_method_a_server_route_does_not_take_is_405_and_the_connection_goes_on() {
         assert_eq!(answer.header("allow"), Some(allow), "{request:?}");
         assert_eq!(answer.header("content-length"), Some("23"), "{request:?}");
     }
+    server.shutdown();
+}
+
+fn hub_with_long_polls() -> TestServer {
+    let mut settings = HubSettings::default();
+    settings.poll_timeout = Duration::from_secs(20);
+    TestServer::start(config(), HubApp::new(settings))
+}
+
+#[test]
+fn head_of_a_long_poll_is_answered_at_once_over_http1() {
+    let server = hub_with_long_polls();
+    let started = Instant::now();
+    let answer = pipelined(
+        &server,
+        "HEAD /topics/p/poll HTTP/1.1\r\nHost: test\r\n\r\n",
+        true,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, 200);
+    // GET's length, had GET's wait ended with nothing new.
+    let get = common::get(server.addr, "/topics/p/poll?timeout=0");
+    assert_eq!(
+        answer.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
+    server.shutdown();
+}
+
+#[test]
+fn head_of_a_long_poll_is_answered_at_once_over_http2() {
+    let server = hub_with_long_polls();
+    let mut client = H2Client::connect(server.addr);
+    let started = Instant::now();
+    let fields = [
+        (":method", "HEAD"),
+        (":scheme", "http"),
+        (":path", "/topics/p/poll"),
+        (":authority", "localhost"),
+    ];
+    let stream = client.open(&fields, true);
+    let answer = client.finish(stream);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status(), Some(200));
+    assert!(answer.ended && answer.data.is_empty(), "{answer:?}");
+    assert!(answer.field("content-length").is_some());
+    drop(client);
     server.shutdown();
 }
