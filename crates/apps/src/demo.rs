@@ -386,7 +386,10 @@ impl App for Demo {
             "/demo/login" | "/demo/logout" => match request.method() {
                 "POST" if request.path() == "/demo/login" => Route::Handler(LOGIN),
                 "POST" => Route::Handler(LOGOUT),
-                "OPTIONS" => Route::Handler(LOGIN_PREFLIGHT),
+                // A plain OPTIONS is a method the route does not take.
+                "OPTIONS" if request.header("access-control-request-method").is_some() => {
+                    Route::Handler(LOGIN_PREFLIGHT)
+                }
                 _ => Route::Handler(ONLY_POST),
             },
             _ => self.hub.route(request),

@@ -411,17 +411,27 @@ impl tether_hub::Context for LoopContext<'_, '_> {
     }
 }
 
-/// The wait a long poll asked for with `?timeout=` seconds, within
-/// `longest`. Anything that is not a finite non-negative number of seconds
-/// at most `longest` (`1e20`, `NaN`, `inf`, `-1`, text) gets `longest`:
-/// `Duration::from_secs_f64` panics past `u64::MAX` seconds, so the value
-/// is compared as a float before it becomes a `Duration`.
-fn poll_timeout(asked: Option<&str>, longest: Duration) -> Duration {
-    match asked.and_then(|t| t.parse::<f64>().ok()) {
-        Some(t) if t.is_finite() && t >= 0.0 && t <= longest.as_secs_f64() => {
+/// The wait a long poll asked for with `?timeout=` seconds: none asked is
+/// `longest`, a number of seconds from 0 up is that wait, clamped to
+/// `longest`. Anything else (empty, text, `-1`, `NaN`, `inf`, `1e999`,
+/// which is infinite as a float) is refused with the message the client
+/// gets in its 400: held for `longest` it would look like a poll that
+/// worked. The value is compared as a float before it becomes a
+/// `Duration`, whose conversion panics past `u64::MAX` seconds.
+fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, String> {
+    let Some(asked) = asked else {
+        return Ok(longest);
+    };
+    match asked.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(if t >= longest.as_secs_f64() {
+            longest
+        } else {
             Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
-        }
-        _ => longest,
+        }),
+        _ => Err(format!(
+            "timeout is a number of seconds, 0 or more (0 answers at once, more than {0} waits {0})\n",
+            longest.as_secs_f64()
+        )),
     }
 }
 
@@ -931,7 +941,13 @@ impl HubApp {
         let deadline = self.deadline_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let longest = self.shared.settings.poll_timeout;
-        let timeout = poll_timeout(request.query_param("timeout").as_deref(), longest);
+        let timeout = match poll_timeout(request.query_param("timeout").as_deref(), longest) {
+            // A HEAD wants GET's head, not its wait: it is answered as a
+            // poll whose wait is over.
+            Ok(_) if request.method() == "HEAD" => Duration::ZERO,
+            Ok(timeout) => timeout,
+            Err(refused) => return Reply::Now(Response::text(400, refused)),
+        };
         match self.hub.poll(topic, conn, since.as_deref()) {
             Ok(Polled::Now { gap, events }) => {
                 add(&self.stats().sent_poll, events.len() as u64);
@@ -1976,24 +1992,24 @@ mod tests {
     }
 
     #[test]
-    fn poll_timeout_is_clamped_to_the_longest_wait() {
+    fn poll_timeout_is_clamped_to_the_longest_wait_and_refuses_what_is_not_a_wait() {
         let longest = Duration::from_secs(25);
-        assert_eq!(poll_timeout(Some("1.5"), longest), Duration::from_millis(1500));
-        assert_eq!(poll_timeout(Some("0"), longest), Duration::ZERO);
-        assert_eq!(poll_timeout(Some("25"), longest), longest);
-        for odd in [
-            None,
-            Some(""),
-            Some("soon"),
-            Some("26"),
-            Some("1e20"),
-            Some("18446744073709551616"),
-            Some("NaN"),
-            Some("inf"),
-            Some("-inf"),
-            Some("-1"),
-        ] {
-            assert_eq!(poll_timeout(odd, longest), longest, "{odd:?}");
+        assert_eq!(poll_timeout(None, longest), Ok(longest));
+        assert_eq!(
+            poll_timeout(Some("1.5"), longest),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(poll_timeout(Some("0"), longest), Ok(Duration::ZERO));
+        assert_eq!(poll_timeout(Some("25"), longest), Ok(longest));
+        for above in ["26", "1e20", "18446744073709551616"] {
+            assert_eq!(poll_timeout(Some(above), longest), Ok(longest), "{above}");
+        }
+        for odd in ["", "soon", "NaN", "inf", "-inf", "1e999", "-1", "-0.5", "0x10"] {
+            let refused = poll_timeout(Some(odd), longest).expect_err(odd);
+            assert!(
+                refused.contains("timeout is a number of seconds"),
+                "{odd}: {refused}"
+            );
         }
     }
 }

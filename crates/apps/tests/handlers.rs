@@ -340,9 +340,13 @@ fn head_on_an_event_stream_gets_its_head_and_no_stream() {
     let server = TestServer::start(config(), tether_apps::Demo::new());
     let mut conn = HttpConn::connect(server.addr);
     conn.request("HEAD", "/clock", "");
+    conn.request("GET", "/healthz", "Connection: close\r\n");
     let response = conn.head_response();
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    // No stream: the next request's answer follows the head.
+    assert!(!response.closes());
+    assert_eq!(conn.response().body, b"ok\n");
     conn.expect_eof();
     server.shutdown();
 }

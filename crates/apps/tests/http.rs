@@ -57,20 +57,27 @@ fn head_gets_the_headers_and_no_body() {
 fn an_error_answering_head_has_no_body_either() {
     // The demo's /echo is a WebSocket: HEAD there is 405, and a HEAD whose
     // chunked body does not parse is 400; both answers are a head alone.
+    // The 405 refuses a request read whole, and the connection goes on;
+    // after the 400 the request's end is unknown, and it closes.
     let server = demo();
-    let requests: [(&[u8], u16); 2] = [
-        (b"HEAD /echo HTTP/1.1\r\nHost: test\r\n\r\n", 405),
+    let requests: [(&[u8], u16, bool); 2] = [
+        (b"HEAD /echo HTTP/1.1\r\nHost: test\r\n\r\n", 405, false),
         (
             b"HEAD / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             400,
+            true,
         ),
     ];
-    for (request, status) in requests {
+    for (request, status, closes) in requests {
         let mut conn = HttpConn::connect(server.addr);
         conn.send(request);
         let head = conn.head_response();
         assert_eq!(head.status, status);
-        assert!(head.closes());
+        assert_eq!(head.closes(), closes);
+        if !closes {
+            conn.request("GET", "/healthz", "Connection: close\r\n");
+            assert_eq!(conn.response().body, b"ok\n");
+        }
         conn.expect_eof();
     }
     server.shutdown();
@@ -93,7 +100,10 @@ fn post_to_a_page_is_405_with_allow() {
     assert_eq!(response.status, 405);
     let allow = response.header("allow").expect("an Allow header");
     assert!(allow.contains("GET"), "Allow: {allow}");
-    assert!(response.closes());
+    // The body was read with the request: the connection goes on.
+    assert!(!response.closes());
+    conn.request("GET", "/healthz", "Connection: close\r\n");
+    assert_eq!(conn.response().body, b"ok\n");
     conn.expect_eof();
     drop(conn);
     server.shutdown();

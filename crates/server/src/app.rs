@@ -122,13 +122,15 @@ impl<'a> Request<'a> {
 /// What a path is, decided by [`App::route`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// A WebSocket endpoint (GET with an upgrade; anything else gets 426).
+    /// A WebSocket endpoint (GET with an upgrade; a GET without one gets
+    /// 426, any other method 405 with `Allow: GET`, `HEAD` included).
     /// The tag is the application's own and comes back in every callback
     /// for connections of this route.
     WebSocket(u32),
-    /// A Server-Sent Events stream (GET).
+    /// A Server-Sent Events stream (GET). `HEAD` gets the stream's head
+    /// alone, and the connection goes on; other methods get 405.
     EventStream(u32),
-    /// A fixed page (GET or HEAD).
+    /// A fixed page (GET or HEAD; other methods get 405).
     Page {
         /// The `Content-Type` header.
         content_type: &'static str,
@@ -138,7 +140,10 @@ pub enum Route {
     /// A request the application answers itself, in
     /// [`App::on_request`], with any method; its body (announced with
     /// `Content-Length`, up to [`crate::Config::max_request_body`]) is read
-    /// first.
+    /// first. The answer to `HEAD`, now or later, goes out as its head
+    /// alone, with the `Content-Length` of its body; a `HEAD` answered
+    /// with [`Reply::Later`] waits like its GET would, so an application
+    /// that holds GETs (a long poll) answers their `HEAD` at once.
     Handler(u32),
     /// Nothing here: 404.
     NotFound,

@@ -60,15 +60,20 @@ pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
 }
 
 /// The head of an event stream, with the application's own fields. No
-/// length and no chunking: the stream ends when the connection does.
-pub(crate) fn write_sse_head(out: &mut Vec<u8>, headers: &[(String, String)]) {
+/// length and no chunking: the stream ends when the connection does, so
+/// the head of a stream says `close`. The same head answering `HEAD`
+/// (`close` false) has no body to delimit and leaves the connection open
+/// for the next request.
+pub(crate) fn write_sse_head(out: &mut Vec<u8>, headers: &[(String, String)], close: bool) {
     out.extend_from_slice(
         b"HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n",
+X-Accel-Buffering: no\r\n",
     );
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
     for (name, value) in headers.iter().filter(|(name, value)| is_safe_field(name, value)) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -174,7 +179,11 @@ mod tests {
         write_sse_head(
             &mut out,
             &[("X-Ok".into(), "1".into()), ("X:".into(), "x".into())],
+            true,
         );
         assert!(out.ends_with(b"Connection: close\r\nX-Ok: 1\r\n\r\n"));
+        out.clear();
+        write_sse_head(&mut out, &[], false);
+        assert!(out.ends_with(b"X-Accel-Buffering: no\r\n\r\n"));
     }
 }

@@ -231,6 +231,13 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
+    /// Answers 405 for a method the route does not take, naming those it
+    /// does; the connection stays open unless the request said otherwise.
+    fn refuse_method(&mut self, id: ConnId, allow: &str, head_only: bool, keep_alive: bool) {
+        let answer = Response::text(405, "405 Method Not Allowed\n").header("Allow", allow);
+        self.respond_with(id, &answer, head_only, !keep_alive);
+    }
+
     fn respond_with(&mut self, id: ConnId, response: &Response, head_only: bool, close: bool) {
         let headers: Vec<(&str, &str)> = response
             .headers
@@ -325,15 +332,10 @@ impl<A: App> Server<A> {
                     !keep_alive,
                 );
             }
+            Route::Page { .. } if method != "GET" && !head_only => {
+                self.refuse_method(id, "GET, HEAD", false, keep_alive);
+            }
             Route::Page { content_type, body } => {
-                if method != "GET" && !head_only {
-                    self.respond(
-                        id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")], false),
-                        true,
-                    );
-                    return Next::Stop;
-                }
                 self.respond(
                     id,
                     |out| {
@@ -350,36 +352,32 @@ impl<A: App> Server<A> {
                     !keep_alive,
                 );
             }
+            // The request, body included, has been read whole: refusing its
+            // method leaves the connection's framing intact.
+            Route::WebSocket(_) if method != "GET" => {
+                self.refuse_method(id, "GET", head_only, keep_alive);
+            }
             Route::WebSocket(tag) => {
-                if method != "GET" {
-                    self.respond(
-                        id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET")], head_only),
-                        true,
-                    );
-                    return Next::Stop;
-                }
                 self.upgrade(id, head, &request, tag, rest, now);
                 return Next::Stop;
             }
+            Route::EventStream(_) if method != "GET" && !head_only => {
+                self.refuse_method(id, "GET, HEAD", false, keep_alive);
+            }
             Route::EventStream(tag) if head_only => {
-                // GET's head, and no stream.
+                // GET's head, and no stream: nothing follows it, so the
+                // connection goes on to the next request.
                 let Some(headers) = self.event_stream_headers(tag, &request, now) else {
                     self.http_error(id, 500, head_only);
                     return Next::Stop;
                 };
-                self.respond(id, |out| http::write_sse_head(out, &headers), true);
-                return Next::Stop;
+                self.respond(
+                    id,
+                    |out| http::write_sse_head(out, &headers, !keep_alive),
+                    !keep_alive,
+                );
             }
             Route::EventStream(tag) => {
-                if method != "GET" {
-                    self.respond(
-                        id,
-                        |out| http::write_error(out, 405, &[("Allow", "GET, HEAD")], false),
-                        true,
-                    );
-                    return Next::Stop;
-                }
                 let Some(headers) = self.event_stream_headers(tag, &request, now) else {
                     self.http_error(id, 500, head_only);
                     return Next::Stop;

@@ -111,7 +111,7 @@ impl<A: App> Server<A> {
         self.respond(
             id,
             |out| {
-                write_sse_head(out, headers);
+                write_sse_head(out, headers, true);
                 tether_sse::retry(retry, out);
                 out.push(b'\n');
             },
