@@ -370,9 +370,10 @@ impl Log {
             let Some(name) = name.to_str() else { continue };
             if let Some(base) = parse_segment_name(name) {
                 bases.push(base);
-            } else if name.ends_with(".log.tmp") {
-                // Left by a quarantine that did not finish: its segment is
-                // still under its `.corrupt` name.
+            } else if name.ends_with(".log.tmp") || name.ends_with(".log.damaged.tmp") {
+                // Left by a quarantine that did not finish (its segment is
+                // still under its `.corrupt` name), or by a copy of damaged
+                // bytes that did not (they are still in their segment).
                 fs::remove_file(entry.path())?;
             }
         }

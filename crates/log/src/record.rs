@@ -275,20 +275,24 @@ pub(crate) fn decode_raw(buf: &[u8], max_payload: u32) -> Raw {
     }
 }
 
-/// Whether `body` is a well-escaped payload: every `0xFF` followed by
-/// `0x00`.
-fn escapes_hold(body: &[u8]) -> bool {
+/// How many escapes `body` holds, if it is a well-escaped payload: every
+/// `0xFF` followed by `0x00`.
+fn escapes(body: &[u8]) -> Option<usize> {
     let mut rest = body;
+    let mut count = 0usize;
     while let Some(at) = memchr::memchr(ESCAPE, rest) {
         match rest.get(at.saturating_add(1)..) {
-            Some([LITERAL, after @ ..]) => rest = after,
-            _ => return false,
+            Some([LITERAL, after @ ..]) => {
+                rest = after;
+                count = count.saturating_add(1);
+            }
+            _ => return None,
         }
     }
-    true
+    Some(count)
 }
 
-/// Unescapes a well-escaped payload in place (see [`escapes_hold`]) and
+/// Unescapes a well-escaped payload in place (see [`escapes`]) and
 /// returns its length; nothing moves when it holds no `0xFF`.
 fn unescape_in_place(body: &mut [u8]) -> usize {
     let Some(first) = memchr::memchr(ESCAPE, body) else {
@@ -322,13 +326,17 @@ pub(crate) fn unescape_record(
     let Some(bytes) = buf.get_mut(body) else {
         return Err(Invalid::Escape { used });
     };
-    if !escapes_hold(bytes) {
+    // Everything is checked before a byte moves: a record refused here is
+    // left as it lies, so that the search for the next marker never reads
+    // bytes this changed (compacting `0xFF 0x00 0x01` would make one).
+    let Some(count) = escapes(bytes) else {
+        return Err(Invalid::Escape { used });
+    };
+    let unescaped = bytes.len().saturating_sub(count);
+    if u64::try_from(unescaped).map_or(true, |len| len > u64::from(max_payload)) {
         return Err(Invalid::Escape { used });
     }
     let len = unescape_in_place(bytes);
-    if u64::try_from(len).map_or(true, |len| len > u64::from(max_payload)) {
-        return Err(Invalid::Escape { used });
-    }
     Ok(start..start.saturating_add(len))
 }
 
@@ -617,6 +625,21 @@ mod tests {
             decode_record(&mut wire, 64),
             Decoded::Invalid(Invalid::Escape { used })
         );
+    }
+
+    #[test]
+    fn a_record_over_the_limit_unescaped_is_left_as_it_lies() {
+        // Escaped it fits twice the limit, unescaped it is over the limit;
+        // compacting it would turn `0xFF 0x00 0x01` into a marker.
+        let payload = [0xFF, 0x01, 0xFF, 0x01, 0xFF];
+        let mut wire = encoded(&payload, 5);
+        let copy = wire.clone();
+        let used = wire.len();
+        assert_eq!(
+            decode_record(&mut wire, 4),
+            Decoded::Invalid(Invalid::Escape { used })
+        );
+        assert_eq!(wire, copy);
     }
 
     #[test]

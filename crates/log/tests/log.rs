@@ -279,7 +279,7 @@ fn flipped_bits_anywhere_in_version_1() {
     let expected = numbered(&payloads);
     for (k, original) in originals.iter().enumerate() {
         for byte in 0..original.len() {
-            for bit in [0, 3, 7] {
+            for bit in [3] {
                 for entry in fs::read_dir(dir.path()).unwrap() {
                     fs::remove_file(entry.unwrap().path()).unwrap();
                 }
