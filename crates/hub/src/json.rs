@@ -79,6 +79,15 @@ impl Gap {
     ///     gap.json("news", "4-9"),
     ///     r#"{"topic":"news","requested":"4-9","first":"5-3","resume":"5-2"}"#
     /// );
+    /// let lost = Gap {
+    ///     first: Some(EventId::new(5, 2)),
+    ///     resume: EventId::new(5, 1),
+    ///     lost: Some((EventId::new(5, 4), EventId::new(5, 6))),
+    /// };
+    /// assert_eq!(
+    ///     lost.json("news", "5-1"),
+    ///     r#"{"topic":"news","requested":"5-1","first":"5-2","resume":"5-1","lost":{"first":"5-4","last":"5-6"}}"#
+    /// );
     /// ```
     pub fn json(&self, topic: &str, requested: &str) -> String {
         self.object(topic, requested, "")
