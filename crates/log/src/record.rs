@@ -90,11 +90,17 @@ fn get7(bytes: &[u8]) -> Option<u64> {
     Some(value)
 }
 
-/// How many bytes `payload` takes on disk, escaped.
-fn escaped_len(payload: &[u8]) -> usize {
+/// How many bytes `payload` takes on disk, escaped, given where its
+/// first `0xFF` is (text has none: then nothing more is searched).
+fn escaped_len(payload: &[u8], first: Option<usize>) -> usize {
+    let Some(first) = first else {
+        return payload.len();
+    };
+    let rest = payload.get(first.saturating_add(1)..).unwrap_or_default();
     payload
         .len()
-        .saturating_add(memchr::memchr_iter(ESCAPE, payload).count())
+        .saturating_add(1)
+        .saturating_add(memchr::memchr_iter(ESCAPE, rest).count())
 }
 
 /// Appends one record (version 2) with its index to `out`.
@@ -124,7 +130,8 @@ pub fn encode_record(payload: &[u8], index: u64, out: &mut Vec<u8>) -> Result<()
             max: u32::MAX,
         });
     }
-    let stored = escaped_len(payload);
+    let first = memchr::memchr(ESCAPE, payload);
+    let stored = escaped_len(payload, first);
     let stored64 = u64::try_from(stored).unwrap_or(u64::MAX);
     let len_width = width7(stored64);
     let index_width = width7(index);
@@ -140,18 +147,22 @@ pub fn encode_record(payload: &[u8], index: u64, out: &mut Vec<u8>) -> Result<()
     put7(out, 0, CRC_WIDTH);
     let body = out.len();
     let mut rest = payload;
-    while let Some(at) = memchr::memchr(ESCAPE, rest) {
+    let mut next = first;
+    while let Some(at) = next {
         let (before, after) = rest.split_at(at.saturating_add(1));
         out.extend_from_slice(before);
         out.push(LITERAL);
         rest = after;
+        next = memchr::memchr(ESCAPE, rest);
     }
     out.extend_from_slice(rest);
     let crc = crc32c::crc32c_append(crc, out.get(body..).unwrap_or_default());
-    let mut crc_field = Vec::with_capacity(CRC_WIDTH);
-    put7(&mut crc_field, u64::from(crc), CRC_WIDTH);
     if let Some(slot) = out.get_mut(crc_at..body) {
-        slot.copy_from_slice(&crc_field);
+        let mut value = crc;
+        for byte in slot {
+            *byte = u8::try_from(value & 0x7F).unwrap_or(0);
+            value >>= 7;
+        }
     }
     Ok(())
 }
