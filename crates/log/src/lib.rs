@@ -3,12 +3,12 @@
 //!
 //! - Records are opaque payloads, each framed so that a reader can find
 //!   the next record after a damaged one ([`encode_record`],
-//!   [`decode_record`]): a two-byte marker (`0xFF 0x01`), then the
-//!   payload's length, the record's index in the log and a CRC32C
+//!   [`decode_record`]): a two-byte marker (`0xFF 0x01`), a CRC32C
 //!   (Castagnoli, from the `crc32c` crate, which uses the CPU's instruction
-//!   where there is one) of those fields and the payload, the fields
-//!   written seven bits to a byte, then the payload with each `0xFF`
-//!   written `0xFF 0x00`. The marker therefore appears on disk only where
+//!   where there is one) of all that follows, the widths of the next two
+//!   fields, the payload's length and the record's index in the log (the
+//!   header fields written seven bits to a byte), then the payload with
+//!   each `0xFF` written `0xFF 0x00`. The marker therefore appears on disk only where
 //!   a record starts, whatever the payloads hold (they are the publishers'
 //!   data: an event may hold the bytes of an encoded record), and text
 //!   payloads (no `0xFF` in UTF-8) cost nothing more. A length prefix alone

@@ -22,10 +22,10 @@ use crate::Error;
 /// both little-endian `u32`.
 pub const RECORD_HEADER_LEN_V1: usize = 8;
 
-/// The most bytes before a record's payload: the marker, the widths byte,
-/// the payload length (at most 5 bytes), the index (at most 10) and the
-/// CRC32C (5).
-pub const MAX_RECORD_HEADER_LEN: usize = 2 + 1 + 5 + 10 + 5;
+/// The most bytes before a record's payload: the marker, the CRC32C (5
+/// bytes), the widths byte, the payload length (at most 5 bytes) and the
+/// index (at most 10).
+pub const MAX_RECORD_HEADER_LEN: usize = 2 + 5 + 1 + 5 + 10;
 
 /// The two bytes that start every record (version 2), and appear nowhere
 /// else in a segment's records.
@@ -137,15 +137,15 @@ pub fn encode_record(payload: &[u8], index: u64, out: &mut Vec<u8>) -> Result<()
     let index_width = width7(index);
     out.reserve(MAX_RECORD_HEADER_LEN.saturating_add(stored));
     out.extend_from_slice(&RECORD_MARKER);
+    // The CRC comes first so that what it covers (the fields and the
+    // payload) lies in one piece: one checksum call per record.
+    let crc_at = out.len();
+    put7(out, 0, CRC_WIDTH);
     let fields = out.len();
     // Both widths fit a nibble (at most 5 and 10): the byte is below 0x80.
     out.push(u8::try_from((len_width << 4) | index_width).unwrap_or(0));
     put7(out, stored64, len_width);
     put7(out, index, index_width);
-    let crc = crc32c::crc32c(out.get(fields..).unwrap_or_default());
-    let crc_at = out.len();
-    put7(out, 0, CRC_WIDTH);
-    let body = out.len();
     let mut rest = payload;
     let mut next = first;
     while let Some(at) = next {
@@ -156,8 +156,8 @@ pub fn encode_record(payload: &[u8], index: u64, out: &mut Vec<u8>) -> Result<()
         next = memchr::memchr(ESCAPE, rest);
     }
     out.extend_from_slice(rest);
-    let crc = crc32c::crc32c_append(crc, out.get(body..).unwrap_or_default());
-    if let Some(slot) = out.get_mut(crc_at..body) {
+    let crc = crc32c::crc32c(out.get(fields..).unwrap_or_default());
+    if let Some(slot) = out.get_mut(crc_at..fields) {
         let mut value = crc;
         for byte in slot {
             *byte = u8::try_from(value & 0x7F).unwrap_or(0);
@@ -236,30 +236,33 @@ pub(crate) enum Raw {
 /// Reads the header and checks the checksum of the record at the start of
 /// `buf`, without changing it.
 pub(crate) fn decode_raw(buf: &[u8], max_payload: u32) -> Raw {
+    // The marker, the CRC field, the widths byte.
+    const FIXED: usize = 2 + CRC_WIDTH + 1;
     let Some((marker, rest)) = buf.split_first_chunk::<2>() else {
         return match buf {
-            [] | [ESCAPE] => Raw::Incomplete { needed: 3 },
+            [] | [ESCAPE] => Raw::Incomplete { needed: FIXED },
             _ => Raw::Invalid(Invalid::NoMarker),
         };
     };
     if *marker != RECORD_MARKER {
         return Raw::Invalid(Invalid::NoMarker);
     }
+    let Some((crc_field, rest)) = rest.split_first_chunk::<CRC_WIDTH>() else {
+        return Raw::Incomplete { needed: FIXED };
+    };
     let Some((&widths, rest)) = rest.split_first() else {
-        return Raw::Incomplete { needed: 3 };
+        return Raw::Incomplete { needed: FIXED };
     };
     let len_width = usize::from(widths >> 4);
     let index_width = usize::from(widths & 0x0F);
     if widths >= 0x80 || !(1..=5).contains(&len_width) || !(1..=10).contains(&index_width) {
         return Raw::Invalid(Invalid::Header);
     }
-    let fields_len = 1usize.saturating_add(len_width).saturating_add(index_width);
-    let header_len = 2usize.saturating_add(fields_len).saturating_add(CRC_WIDTH);
-    let Some(rest) = rest.get(..header_len.saturating_sub(3)) else {
+    let header_len = FIXED.saturating_add(len_width).saturating_add(index_width);
+    let Some(rest) = rest.get(..header_len.saturating_sub(FIXED)) else {
         return Raw::Incomplete { needed: header_len };
     };
-    let (len_field, rest) = rest.split_at(len_width.min(rest.len()));
-    let (index_field, crc_field) = rest.split_at(index_width.min(rest.len()));
+    let (len_field, index_field) = rest.split_at(len_width.min(rest.len()));
     let (Some(len), Some(index), Some(crc)) = (get7(len_field), get7(index_field), get7(crc_field)) else {
         return Raw::Invalid(Invalid::Header);
     };
@@ -272,11 +275,10 @@ pub(crate) fn decode_raw(buf: &[u8], max_payload: u32) -> Raw {
     };
     let stored = usize::try_from(len).unwrap_or(usize::MAX);
     let used = header_len.saturating_add(stored);
-    let Some(payload) = buf.get(header_len..used) else {
+    let Some(covered) = buf.get(FIXED - 1..used) else {
         return Raw::Incomplete { needed: used };
     };
-    let fields = buf.get(2..2usize.saturating_add(fields_len)).unwrap_or_default();
-    if crc32c::crc32c_append(crc32c::crc32c(fields), payload) != crc {
+    if crc32c::crc32c(covered) != crc {
         return Raw::Invalid(Invalid::Checksum { used });
     }
     Raw::Record {
@@ -340,15 +342,23 @@ pub(crate) fn unescape_record(
     // Everything is checked before a byte moves: a record refused here is
     // left as it lies, so that the search for the next marker never reads
     // bytes this changed (compacting `0xFF 0x00 0x01` would make one).
-    let Some(count) = escapes(bytes) else {
-        return Err(Invalid::Escape { used });
+    let first = memchr::memchr(ESCAPE, bytes);
+    let count = match first {
+        // Text: nothing to check or move, one search.
+        None => 0,
+        Some(first) => match bytes.get(first..).and_then(escapes) {
+            Some(count) => count,
+            None => return Err(Invalid::Escape { used }),
+        },
     };
     let unescaped = bytes.len().saturating_sub(count);
     if u64::try_from(unescaped).map_or(true, |len| len > u64::from(max_payload)) {
         return Err(Invalid::Escape { used });
     }
-    let len = unescape_in_place(bytes);
-    Ok(start..start.saturating_add(len))
+    if first.is_some() {
+        unescape_in_place(bytes);
+    }
+    Ok(start..start.saturating_add(unescaped))
 }
 
 /// Reads one record (version 2) from the start of `buf`, allowing
@@ -516,12 +526,13 @@ mod tests {
     #[test]
     fn record_layout() {
         let wire = encoded(b"ab", 3);
-        // Marker, widths (length 1 byte, index 1 byte), length, index, CRC.
-        assert_eq!(&wire[..5], &[0xFF, 0x01, 0x11, 2, 3]);
-        let crc = crc32c::crc32c_append(crc32c(&[0x11, 2, 3]), b"ab");
+        // Marker, CRC, widths (length 1 byte, index 1 byte), length,
+        // index, payload; the CRC covers all after it.
+        assert_eq!(&wire[..2], &[0xFF, 0x01]);
+        assert_eq!(&wire[7..10], &[0x11, 2, 3]);
         let mut crc_field = Vec::new();
-        put7(&mut crc_field, u64::from(crc), 5);
-        assert_eq!(&wire[5..10], &crc_field[..]);
+        put7(&mut crc_field, u64::from(crc32c(&wire[7..])), 5);
+        assert_eq!(&wire[2..7], &crc_field[..]);
         assert_eq!(&wire[10..], b"ab");
         assert!(wire[2..10].iter().all(|&b| b < 0x80));
     }
@@ -624,13 +635,10 @@ mod tests {
     #[test]
     fn escapes_must_hold_even_under_a_good_checksum() {
         // A crafted record: a lone 0xFF before the end, checksum right.
-        let fields = [0x11, 2, 0];
-        let body = [b'a', 0xFF];
-        let crc = crc32c::crc32c_append(crc32c(&fields), &body);
+        let covered = [0x11, 2, 0, b'a', 0xFF];
         let mut wire = vec![0xFF, 0x01];
-        wire.extend_from_slice(&fields);
-        put7(&mut wire, u64::from(crc), 5);
-        wire.extend_from_slice(&body);
+        put7(&mut wire, u64::from(crc32c(&covered)), 5);
+        wire.extend_from_slice(&covered);
         let used = wire.len();
         assert_eq!(
             decode_record(&mut wire, 64),
@@ -660,14 +668,19 @@ mod tests {
             Decoded::Invalid(Invalid::NoMarker)
         );
         assert_eq!(
-            decode_record(&mut [0xFF, 0x01, 0x80, 0, 0], 16),
+            decode_record(&mut [0xFF, 0x01, 0, 0, 0, 0, 0, 0x80, 0, 0], 16),
             Decoded::Invalid(Invalid::Header)
         );
         assert_eq!(
-            decode_record(&mut [0xFF, 0x01, 0x61, 0, 0], 16),
+            decode_record(&mut [0xFF, 0x01, 0, 0, 0, 0, 0, 0x61, 0, 0], 16),
             Decoded::Invalid(Invalid::Header)
         );
-        assert_eq!(decode_record(&mut [0xFF], 16), Decoded::Incomplete { needed: 3 });
+        // A CRC field of more than 32 bits.
+        assert_eq!(
+            decode_record(&mut [0xFF, 0x01, 0, 0, 0, 0, 0x7F, 0x11, 0, 0], 16),
+            Decoded::Invalid(Invalid::Header)
+        );
+        assert_eq!(decode_record(&mut [0xFF], 16), Decoded::Incomplete { needed: 8 });
     }
 
     #[test]
