@@ -644,3 +644,47 @@ fn fsync_always_syncs_each_append_and_never_never_does() {
     log.sync().unwrap();
     assert_eq!((log.syncs(), log.is_dirty()), (1, false));
 }
+
+#[test]
+fn a_version_1_log_upgrades_losing_nothing() {
+    let dir = TempDir::new();
+    let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![i as u8; 20]).collect();
+    write_v1(dir.path(), 108, &payloads);
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    let (mut log, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean(), "{recovery:?}");
+    assert_eq!(seen, numbered(&payloads));
+    // Appends go to a new segment, of version 2, after the old records.
+    assert_eq!(log.append(b"new", Instant::now()).unwrap(), 9);
+    assert_eq!(log.active_base(), 9);
+    let mut read = Vec::new();
+    log.read_from(0, |r| read.push(r.index)).unwrap();
+    assert_eq!(read, (0..10).collect::<Vec<u64>>());
+    drop(log);
+    let newest = segment_files(dir.path()).pop().unwrap();
+    assert_eq!(
+        tether_log::decode_segment_header(&fs::read(&newest).unwrap()).map(|h| h.version),
+        Some(tether_log::SEGMENT_VERSION)
+    );
+    let (_, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean());
+    assert_eq!(seen.len(), 10);
+
+    // An empty version 1 segment left last gives way to a version 2 one
+    // of the same base.
+    let dir = TempDir::new();
+    write_v1(dir.path(), 108, &payloads[..3]);
+    fs::write(
+        dir.path().join(format!("{:020}.log", 3)),
+        encode_segment_header_v1(3),
+    )
+    .unwrap();
+    let (mut log, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean());
+    assert_eq!(seen.len(), 3);
+    assert_eq!(log.append(b"next", Instant::now()).unwrap(), 3);
+    assert_eq!(log.segments().map(|s| s.base).collect::<Vec<_>>(), [0, 3]);
+    drop(log);
+    let (_, _, seen) = reopen(dir.path(), options());
+    assert_eq!(seen.last().unwrap(), &(3, b"next".to_vec()));
+}
