@@ -56,7 +56,7 @@ fn appends(c: &mut Criterion) {
     for size in [100usize, 1024] {
         let payload = record(size);
         let mut framed = Vec::new();
-        encode_record(&payload, &mut framed).expect("a small record");
+        encode_record(&payload, 0, &mut framed).expect("a small record");
         group.throughput(Throughput::Bytes(framed.len() as u64));
         group.measurement_time(Duration::from_secs(3));
         group.sample_size(20);
@@ -110,7 +110,7 @@ fn appends(c: &mut Criterion) {
     for size in [100usize, 1024] {
         let payload = record(size);
         let mut framed = Vec::new();
-        encode_record(&payload, &mut framed).expect("a small record");
+        encode_record(&payload, 0, &mut framed).expect("a small record");
         group.throughput(Throughput::Bytes(framed.len() as u64));
 
         let dir = scratch("write_all_fdatasync");

@@ -47,6 +47,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, fsync: &str, log: &Path) -> Server {
+        Server::start_with(data, fsync, log, &[])
+    }
+
+    /// With more arguments.
+    fn start_with(data: &Path, fsync: &str, log: &Path, more: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
             .args([
                 "serve",
@@ -62,6 +67,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .args(["--fsync", fsync])
+            .args(more)
             .env("TETHER_PUBLISH_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -146,8 +152,12 @@ fn publish(addr: SocketAddr, topic: &str, data: &str) -> Result<String, u16> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
-    Event { id: String, data: String },
-    Gap,
+    Event {
+        id: String,
+        data: String,
+    },
+    /// The gap signal, with its data.
+    Gap(String),
 }
 
 /// Subscribes over SSE with `Last-Event-ID` and collects `count` items
@@ -176,7 +186,9 @@ fn subscribe(addr: SocketAddr, topic: &str, last_id: &str, count: usize) -> Vec<
     let deadline = Instant::now() + PATIENCE;
     while seen.len() < count {
         match parser.poll() {
-            Some(Ok(Item::Event(event))) if event.event_type() == "gap" => seen.push(Seen::Gap),
+            Some(Ok(Item::Event(event))) if event.event_type() == "gap" => {
+                seen.push(Seen::Gap(event.data().to_owned()))
+            }
             Some(Ok(Item::Event(event))) => seen.push(Seen::Event {
                 id: event.last_event_id().to_owned(),
                 data: event.data().to_owned(),
@@ -239,7 +251,7 @@ fn events_survive_a_graceful_restart() {
         seen.iter()
             .map(|s| match s {
                 Seen::Event { id, .. } => id.clone(),
-                Seen::Gap => "gap".into(),
+                Seen::Gap(_) => "gap".into(),
             })
             .collect::<Vec<_>>(),
         other
@@ -277,6 +289,116 @@ fn events_survive_a_graceful_restart() {
             },
         ]
     );
+}
+
+/// The segment file of the data directory that holds the most bytes
+/// (the one the topic's loop wrote).
+fn largest_segment(data: &Path) -> PathBuf {
+    let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(data)
+        .unwrap()
+        .flat_map(|entry| std::fs::read_dir(entry.unwrap().path()).into_iter().flatten())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .map(|path| (std::fs::metadata(&path).unwrap().len(), path))
+        .collect();
+    segments.sort();
+    segments.pop().unwrap().1
+}
+
+/// The reproduction: 3000 events of 1 KiB, a byte flipped in the
+/// middle of their segment while the server is stopped. After a restart
+/// the flip costs the one event it hit: a client resuming from the first
+/// event gets the gap signal naming it, then every other event, in order;
+/// the damaged bytes are kept beside the segment and counted in /metrics.
+#[test]
+fn a_flipped_byte_costs_one_event_and_a_resume_across_it_gets_the_gap() {
+    let dir = TempDir::new("flip");
+    let data = dir.0.join("data");
+    let log = dir.0.join("server.log");
+    // A backlog (and an output bound) that hold every event, so that only
+    // the damage can cost one.
+    let room = [
+        "--backlog-events",
+        "4000",
+        "--backlog-bytes",
+        "33554432",
+        "--max-output",
+        "67108864",
+    ];
+    let mut server = Server::start_with(&data, "never", &log, &room);
+    let body = "x".repeat(1024);
+    let ids: Vec<String> = (1..=3000)
+        .map(|n| publish(server.addr, "news", &format!("{n} {body}")).unwrap())
+        .collect();
+    server.terminate();
+
+    let segment = largest_segment(&data);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let server = Server::start_with(&data, "never", &log, &room);
+    let seen = subscribe(server.addr, "news", &ids[0], 1 + 2998);
+    let Seen::Gap(gap) = &seen[0] else {
+        panic!("no gap signal first: {:?}", &seen[..3])
+    };
+    let numbers: Vec<usize> = seen[1..]
+        .iter()
+        .map(|s| match s {
+            Seen::Event { data, .. } => data.split(' ').next().unwrap().parse().unwrap(),
+            Seen::Gap(_) => panic!("a second gap signal"),
+        })
+        .collect();
+    let lost = (2..=3000).find(|n| !numbers.contains(n)).unwrap();
+    let expected: Vec<usize> = (2..=3000).filter(|&n| n != lost).collect();
+    assert_eq!(numbers, expected);
+    let gap: serde_json::Value = serde_json::from_str(gap).unwrap();
+    assert_eq!(gap["lost"]["first"], ids[lost - 1].as_str(), "{gap}");
+    assert_eq!(gap["lost"]["last"], ids[lost - 1].as_str(), "{gap}");
+    assert_eq!(gap["resume"], ids[0].as_str(), "{gap}");
+    // Resuming from the last event: nothing missed, no gap.
+    let new = publish(server.addr, "news", "after").unwrap();
+    let seen = subscribe(server.addr, "news", &ids[2999], 1);
+    assert_eq!(
+        seen,
+        [Seen::Event {
+            id: new,
+            data: "after".into()
+        }]
+    );
+    let damaged = segment.with_extension("log.damaged");
+    assert!(damaged.exists(), "the damaged bytes are kept");
+    // Each loop shows its own log's figures, and any loop may answer:
+    // ask until the one that owns the damaged segment does.
+    let owner = segment.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let series = format!(
+        "tether_log_lost_records{{loop=\"{}\"}}",
+        owner.trim_start_matches("loop-")
+    );
+    let line = (0..200)
+        .find_map(|_| {
+            get(server.addr, "/metrics")
+                .lines()
+                .find(|l| l.starts_with(&series))
+                .map(str::to_owned)
+        })
+        .expect("the owning loop answers /metrics");
+    assert_eq!(line, format!("{series} 1"));
+    assert!(server.log().contains("records lost"), "{}", server.log());
+}
+
+/// A plain GET: the body.
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_owned())
 }
 
 #[test]
@@ -345,7 +467,7 @@ fn publish_storm_killed_and_replayed(fsync: &str) {
         .into_iter()
         .map(|s| match s {
             Seen::Event { id, data } => (id, data),
-            Seen::Gap => panic!("a gap signal"),
+            Seen::Gap(_) => panic!("a gap signal"),
         })
         .collect();
     let mut replayed = seen.iter();

@@ -45,6 +45,9 @@ pub struct Backlog {
     evicted: Option<EventId>,
     /// The last event pushed, held or not.
     last: Option<EventId>,
+    /// Events held with [`Event::lost_before`]: a replay that crosses one
+    /// is a gap. Zero almost always, so replays look for none.
+    holes: usize,
 }
 
 /// The answer to a replay request.
@@ -103,6 +106,7 @@ impl Backlog {
             max_bytes,
             evicted: None,
             last: None,
+            holes: 0,
         }
     }
 
@@ -122,10 +126,12 @@ impl Backlog {
         }
         self.last = Some(id);
         self.bytes += event.cost();
+        self.holes += usize::from(event.lost_before().is_some());
         self.events.push_back(event);
         while self.events.len() > self.max_events || self.bytes > self.max_bytes {
             let Some(old) = self.events.pop_front() else { break };
             self.bytes -= old.cost();
+            self.holes -= usize::from(old.lost_before().is_some());
             self.evicted = Some(old.id());
         }
         Ok(())
@@ -142,13 +148,46 @@ impl Backlog {
 
     /// What follows `id`.
     pub fn replay_id(&self, id: EventId) -> Replay<'_> {
-        if Some(id) == self.evicted || (id == EventId::ZERO && self.evicted.is_none()) {
-            return Replay::Events(Events(self.events.iter()));
+        let from = if Some(id) == self.evicted || (id == EventId::ZERO && self.evicted.is_none()) {
+            0
+        } else {
+            match self.events.binary_search_by(|e| e.id().cmp(&id)) {
+                Ok(index) => index + 1,
+                Err(index) => match self.events.get(index).and_then(|e| e.lost_before()) {
+                    // The last id lost is known: what follows it is held.
+                    Some((_, last)) if last == id => index,
+                    Some((first, last)) if first <= id && id < last => {
+                        return Replay::Gap(
+                            Gap {
+                                first: self.events.get(index).map(|e| e.id()),
+                                resume: id,
+                                lost: Some((first, last)),
+                            },
+                            Events(self.events.range(index..)),
+                        );
+                    }
+                    _ => return self.gap(),
+                },
+            }
+        };
+        let events = self.events.range(from..);
+        if self.holes > 0
+            && let Some(lost) = events
+                .clone()
+                .find_map(|e| e.lost_before().filter(|&(_, last)| last > id))
+        {
+            // Events after the id were lost, not dropped: the client is
+            // told, then gets every event that is left, in order.
+            return Replay::Gap(
+                Gap {
+                    first: self.events.get(from).map(|e| e.id()),
+                    resume: id,
+                    lost: Some(lost),
+                },
+                Events(events),
+            );
         }
-        match self.events.binary_search_by(|e| e.id().cmp(&id)) {
-            Ok(index) => Replay::Events(Events(self.events.range(index + 1..))),
-            Err(_) => self.gap(),
-        }
+        Replay::Events(Events(events))
     }
 
     fn gap(&self) -> Replay<'_> {
@@ -156,6 +195,7 @@ impl Backlog {
             Gap {
                 first: self.first_id(),
                 resume: self.evicted.unwrap_or(EventId::ZERO),
+                lost: None,
             },
             Events(self.events.iter()),
         )
@@ -165,6 +205,7 @@ impl Backlog {
     pub fn clear(&mut self) {
         self.events.clear();
         self.bytes = 0;
+        self.holes = 0;
         self.evicted = None;
         self.last = None;
     }
@@ -324,6 +365,7 @@ mod tests {
         let expected = Gap {
             first: Some(EventId::new(100, 3)),
             resume: EventId::new(100, 2),
+            lost: None,
         };
         for id in [
             "100-1",  // older than the backlog
@@ -339,6 +381,48 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_across_lost_events_is_a_gap_naming_them() {
+        let mut b = Backlog::new(10, usize::MAX);
+        for seq in [1, 2, 5, 6] {
+            let mut e = event(seq, 1);
+            if seq == 5 {
+                Arc::get_mut(&mut e)
+                    .unwrap()
+                    .set_lost_before(EventId::new(100, 3), EventId::new(100, 4));
+            }
+            b.push(e).unwrap();
+        }
+        let lost = Some((EventId::new(100, 3), EventId::new(100, 4)));
+        for (from, first, rest) in [
+            ("0-0", 1, vec![1, 2, 5, 6]),
+            ("100-1", 2, vec![2, 5, 6]),
+            ("100-2", 5, vec![5, 6]),
+        ] {
+            let expected = Gap {
+                first: Some(EventId::new(100, first)),
+                resume: EventId::parse(from).unwrap(),
+                lost,
+            };
+            assert_eq!(gap(b.replay(from)), (expected, rest), "{from}");
+        }
+        // Inside the hole: a gap from there; its last id and after: exact.
+        let inside = Gap {
+            first: Some(EventId::new(100, 5)),
+            resume: EventId::new(100, 3),
+            lost,
+        };
+        assert_eq!(gap(b.replay("100-3")), (inside, vec![5, 6]));
+        assert_eq!(exact(b.replay("100-4")), [5, 6]);
+        assert_eq!(exact(b.replay("100-5")), [6]);
+        // Once the event after the hole is dropped, replays never cross it.
+        for seq in 7..=16 {
+            b.push(event(seq, 1)).unwrap();
+        }
+        assert_eq!(b.holes, 0);
+        assert_eq!(exact(b.replay("100-7")).len(), 9);
+    }
+
+    #[test]
     fn gap_on_an_empty_topic() {
         let b = Backlog::new(2, usize::MAX);
         assert_eq!(
@@ -346,7 +430,8 @@ mod tests {
             (
                 Gap {
                     first: None,
-                    resume: EventId::ZERO
+                    resume: EventId::ZERO,
+                    lost: None,
                 },
                 vec![]
             )

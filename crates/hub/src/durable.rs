@@ -61,6 +61,14 @@ pub struct Recovered {
     pub torn_tails: u64,
     /// Segments quarantined (renamed `.corrupt`).
     pub quarantined: usize,
+    /// Records lost to damaged stretches (their segments keep serving the
+    /// good records around them).
+    pub lost_records: u64,
+    /// Bytes of those stretches.
+    pub damaged_bytes: u64,
+    /// Events recovered with a hole in their topic's ids just before them
+    /// (a client resuming from before the hole gets the gap signal).
+    pub holes: u64,
     /// Records whose payload was not a hub event, or out of order: skipped.
     pub skipped: u64,
 }
@@ -454,6 +462,7 @@ impl DurableBroker {
             }
             let (epoch, seq) = (stored.id.ms(), stored.id.seq());
             last_epoch = last_epoch.max(epoch);
+            let mut lost_before = None;
             let topic = match topics.get_mut(stored.topic) {
                 Some(topic) if epoch < topic.epoch || (epoch == topic.epoch && seq <= topic.seq) => {
                     recovered.skipped = recovered.skipped.saturating_add(1);
@@ -462,6 +471,23 @@ impl DurableBroker {
                 Some(topic) if epoch == topic.epoch && Some(seq) == topic.seq.checked_add(1) => topic,
                 Some(topic) if stored.continues && seq == 1 => {
                     // The same topic after a restart: its history goes on.
+                    topic.epoch = epoch;
+                    topic
+                }
+                Some(topic) if epoch == topic.epoch || seq > 1 => {
+                    // A hole in its ids: the events between were lost
+                    // with damaged records. The history around it is kept,
+                    // and a replay across it says what is missing. (After
+                    // a new epoch whose first event was lost, whether the
+                    // topic went on or started over is not known: kept as
+                    // going on, so that the loss is told either way.)
+                    let first = if epoch == topic.epoch {
+                        EventId::new(epoch, topic.seq.saturating_add(1))
+                    } else {
+                        EventId::new(epoch, 1)
+                    };
+                    lost_before = Some((first, EventId::new(epoch, seq.saturating_sub(1))));
+                    recovered.holes = recovered.holes.saturating_add(1);
                     topic.epoch = epoch;
                     topic
                 }
@@ -492,7 +518,7 @@ impl DurableBroker {
                 topic.keys = KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes);
                 return;
             }
-            let Ok(event) = Event::keyed(
+            let Ok(mut event) = Event::keyed(
                 Arc::from(stored.topic),
                 stored.id,
                 stored.event_type,
@@ -502,6 +528,9 @@ impl DurableBroker {
                 recovered.skipped = recovered.skipped.saturating_add(1);
                 return;
             };
+            if let (Some((first, last)), Some(new)) = (lost_before, Arc::get_mut(&mut event)) {
+                new.set_lost_before(first, last);
+            }
             let key: Option<Arc<str>> = stored.key.map(Arc::from);
             topic.push(event, record.index, key.as_ref());
         })
@@ -509,6 +538,22 @@ impl DurableBroker {
         recovered.records = recovery.records;
         recovered.torn_tails = recovery.torn_tails;
         recovered.quarantined = recovery.quarantined.len();
+        recovered.lost_records = recovery.lost_records();
+        recovered.damaged_bytes = recovery.damaged_bytes();
+        for damaged in &recovery.damaged {
+            log::warn!(
+                "durable log: segment {} is damaged: {} records lost{} in {} stretches of {} bytes, skipped (copied to {}); the records around them are kept",
+                damaged.base,
+                damaged.lost_records,
+                damaged
+                    .first_lost
+                    .map(|first| format!(" from index {first}"))
+                    .unwrap_or_default(),
+                damaged.stretches,
+                damaged.bytes,
+                damaged.kept.display()
+            );
+        }
         for quarantined in &recovery.quarantined {
             log::warn!(
                 "durable log: segment {} set aside as {} ({:?}; {} good records kept)",
@@ -953,6 +998,18 @@ impl Broker for DurableBroker {
                 u64::try_from(self.recovered.quarantined).unwrap_or(u64::MAX),
             ),
             (
+                "tether_log_lost_records",
+                "gauge",
+                "Records lost to damage found when the log was opened (the good records around it were kept).",
+                self.recovered.lost_records,
+            ),
+            (
+                "tether_log_damaged_bytes",
+                "gauge",
+                "Damaged bytes skipped when the log was opened (copied beside their segment, as NNN.log.damaged).",
+                self.recovered.damaged_bytes,
+            ),
+            (
                 "tether_log_append_errors_total",
                 "counter",
                 "Appends that failed (their publishes were refused).",
@@ -1062,6 +1119,16 @@ mod tests {
     /// What a loop's hub answers a subscriber resuming from `last_id`,
     /// after following the topic: the gap, if any, and the events' data.
     fn resume(broker: &mut DurableBroker, cx: &mut Loops, topic: &str, last_id: &str) -> (bool, Vec<String>) {
+        let (gap, data) = resume_gap(broker, cx, topic, last_id);
+        (gap.is_some(), data)
+    }
+
+    fn resume_gap(
+        broker: &mut DurableBroker,
+        cx: &mut Loops,
+        topic: &str,
+        last_id: &str,
+    ) -> (Option<crate::Gap>, Vec<String>) {
         let mut hub: Hub<u32> = Hub::new(Config::default(), false);
         let topic: Arc<str> = Arc::from(topic);
         assert!(matches!(
@@ -1085,7 +1152,7 @@ mod tests {
         let readied = hub.ready(&topic, history, dropped).unwrap();
         let resumed = readied.resumed.into_iter().next().unwrap();
         let data = resumed.events.iter().map(|e| e.json().to_owned()).collect();
-        (resumed.gap.is_some(), data)
+        (resumed.gap, data)
     }
 
     fn open(dir: &TempDir, now_ms: u64) -> DurableBroker {
@@ -1170,6 +1237,91 @@ mod tests {
         let last = segments[1].end; // the first index after the hole
         let (gap, _) = resume(&mut broker, &mut cx, "news", &format!("5000-{last}"));
         assert!(!gap);
+    }
+
+    /// The issue's reproduction: a byte flipped in the middle of the only
+    /// segment costs the one event it hit; a client resuming from the
+    /// first id gets the gap signal naming it, then every other event in
+    /// order; one resuming from the lost id (it had it) misses nothing.
+    #[test]
+    fn a_damaged_record_costs_itself_and_a_replay_across_it_is_a_gap() {
+        let dir = TempDir::new("flip");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 7_000,
+            posted: Vec::new(),
+        };
+        let mut broker = open(&dir, 7_000);
+        let body = "x".repeat(1024);
+        for n in 1..=300 {
+            published_id(publish(
+                &mut broker,
+                &mut cx,
+                "news",
+                &format!("{n} {body}"),
+                None,
+            ));
+        }
+        drop(broker);
+        let segment = dir.0.join("loop-0").join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let mut broker = open(&dir, 8_000);
+        let recovered = broker.recovered().clone();
+        assert_eq!(
+            (recovered.records, recovered.lost_records, recovered.holes),
+            (299, 1, 1)
+        );
+        assert_eq!(recovered.quarantined, 0);
+        // The event the flip hit: the one a replay from the start lacks.
+        let (_, events) = resume_gap(&mut broker, &mut cx, "news", "0-0");
+        assert_eq!(events.len(), 299);
+        let lost = (1..=300u64)
+            .find(|n| !events.iter().any(|e| e.contains(&format!("\"id\":\"7000-{n}\""))))
+            .unwrap();
+        assert!(lost > 1 && lost < 300, "the flip is in the middle: {lost}");
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "news", "7000-1");
+        let gap = gap.expect("the replay crosses the lost event");
+        let lost_id = EventId::new(7_000, lost);
+        assert_eq!(gap.lost, Some((lost_id, lost_id)));
+        assert_eq!(
+            (gap.first, gap.resume),
+            (Some(EventId::new(7_000, 2)), EventId::new(7_000, 1))
+        );
+        let expected: Vec<u64> = (2..=300).filter(|&n| n != lost).collect();
+        let got: Vec<u64> = events
+            .iter()
+            .map(|e| {
+                let at = e.find("\"id\":\"7000-").unwrap() + 11;
+                e[at..].split('"').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(got, expected);
+        // From the lost id itself, or after it: nothing missed.
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "news", &format!("7000-{lost}"));
+        assert!(gap.is_none());
+        assert_eq!(events.len(), 300 - lost as usize);
+        let (gap, _) = resume_gap(&mut broker, &mut cx, "news", "7000-300");
+        assert!(gap.is_none());
+        // The damaged bytes are kept beside the segment.
+        assert!(
+            dir.0
+                .join("loop-0")
+                .join(format!("{:020}.log.damaged", 0))
+                .exists()
+        );
+        let mut metrics = String::new();
+        broker.write_metrics(&mut metrics);
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("tether_log_lost_records") && l.ends_with(" 1")),
+            "{metrics}"
+        );
     }
 
     #[test]

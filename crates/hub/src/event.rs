@@ -107,6 +107,9 @@ pub struct Event {
     ws_deflated: OnceLock<Option<Arc<[u8]>>>,
     /// The raw frame compressed, likewise.
     raw_deflated: OnceLock<Option<Arc<[u8]>>>,
+    /// The ids known lost just before this event (first and last), boxed
+    /// as only events recovered after damage to a log have them.
+    lost_before: Option<Box<(EventId, EventId)>>,
 }
 
 impl Event {
@@ -203,7 +206,23 @@ impl Event {
             raw: OnceLock::new(),
             ws_deflated: OnceLock::new(),
             raw_deflated: OnceLock::new(),
+            lost_before: None,
         }))
+    }
+
+    /// The ids known lost just before this event, first and last (events
+    /// a damaged log lost: see [`Event::set_lost_before`]).
+    pub fn lost_before(&self) -> Option<(EventId, EventId)> {
+        self.lost_before.as_deref().copied()
+    }
+
+    /// Says that the events from `first` to `last` came before this one
+    /// and were lost (a durable broker recovering a damaged log): a
+    /// [`crate::Backlog`] that holds this event answers a replay from
+    /// before it with a [`crate::Gap`] naming them, never "nothing
+    /// missed".
+    pub fn set_lost_before(&mut self, first: EventId, last: EventId) {
+        self.lost_before = Some(Box::new((first, last)));
     }
 
     /// The topic.

@@ -54,23 +54,39 @@ pub struct Gap {
     /// or `None` if none is.
     pub first: Option<EventId>,
     /// The id a subscriber is at once it has the signal: the last event
-    /// dropped from the backlog, or [`EventId::ZERO`].
+    /// dropped from the backlog, or [`EventId::ZERO`]; for a replay across
+    /// events lost ([`Gap::lost`]), the id asked for.
     pub resume: EventId,
+    /// Events known lost after the id asked for (a durable log damaged):
+    /// the first and last ids lost, of the first such hole. `None` when
+    /// the events missed are those dropped from the backlog.
+    pub lost: Option<(EventId, EventId)>,
 }
 
 impl Gap {
     /// The signal's JSON object, as an event stream's `gap` event carries
     /// it in its data and a long poll in its `gap` field:
     /// `{"topic":"T","requested":"ID","first":"ID"|null,"resume":"ID"}`
-    /// (`requested` is what the client sent, as a string).
+    /// (`requested` is what the client sent, as a string), with
+    /// `"lost":{"first":"ID","last":"ID"}` after `resume` when events are
+    /// known lost ([`Gap::lost`]).
     ///
     /// ```
     /// use tether_hub::{EventId, Gap};
     ///
-    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2) };
+    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2), lost: None };
     /// assert_eq!(
     ///     gap.json("news", "4-9"),
     ///     r#"{"topic":"news","requested":"4-9","first":"5-3","resume":"5-2"}"#
+    /// );
+    /// let lost = Gap {
+    ///     first: Some(EventId::new(5, 2)),
+    ///     resume: EventId::new(5, 1),
+    ///     lost: Some((EventId::new(5, 4), EventId::new(5, 6))),
+    /// };
+    /// assert_eq!(
+    ///     lost.json("news", "5-1"),
+    ///     r#"{"topic":"news","requested":"5-1","first":"5-2","resume":"5-1","lost":{"first":"5-4","last":"5-6"}}"#
     /// );
     /// ```
     pub fn json(&self, topic: &str, requested: &str) -> String {
@@ -83,7 +99,7 @@ impl Gap {
     /// ```
     /// use tether_hub::{EventId, Gap};
     ///
-    /// let gap = Gap { first: None, resume: EventId::ZERO };
+    /// let gap = Gap { first: None, resume: EventId::ZERO, lost: None };
     /// assert_eq!(
     ///     gap.ws_json("news", "x"),
     ///     r#"{"control":"gap","topic":"news","requested":"x","first":null,"resume":"0-0"}"#
@@ -100,7 +116,7 @@ impl Gap {
     /// ```
     /// use tether_hub::{EventId, Gap};
     ///
-    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2) };
+    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2), lost: None };
     /// assert_eq!(
     ///     String::from_utf8(gap.sse("n", "1-1")).unwrap(),
     ///     "id: 5-2\nevent: gap\ndata: {\"topic\":\"n\",\"requested\":\"1-1\",\"first\":\"5-3\",\"resume\":\"5-2\"}\n\n"
@@ -134,7 +150,11 @@ impl Gap {
             }
             None => out.push_str("null"),
         }
-        let _ = write!(out, ",\"resume\":\"{}\"}}", self.resume);
+        let _ = write!(out, ",\"resume\":\"{}\"", self.resume);
+        if let Some((first, last)) = self.lost {
+            let _ = write!(out, ",\"lost\":{{\"first\":\"{first}\",\"last\":\"{last}\"}}");
+        }
+        out.push('}');
         out
     }
 }

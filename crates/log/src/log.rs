@@ -2,14 +2,14 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::record::{
-    Invalid, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, decode_segment_header, encode_record,
-    encode_segment_header,
+    Invalid, SEGMENT_HEADER_LEN, SEGMENT_VERSION, SEGMENT_VERSION_V1, SegmentHeader, decode_segment_header,
+    encode_record, encode_segment_header, encode_segment_header_v1,
 };
 use crate::scan::{Scanner, Step};
 
@@ -161,15 +161,63 @@ pub struct Recovery {
     pub torn_tails: u64,
     /// Bytes those cuts removed.
     pub truncated_bytes: u64,
-    /// Segments set aside.
+    /// Segments set aside (version 1 segments only: damage in a version 2
+    /// segment costs only the damaged bytes, see [`Recovery::damaged`]).
     pub quarantined: Vec<Quarantined>,
+    /// Version 2 segments with damaged stretches, skipped: each segment
+    /// keeps its place and serves its good records.
+    pub damaged: Vec<Damaged>,
 }
 
 impl Recovery {
     /// Whether the log was found as it was left by a clean close.
     pub fn is_clean(&self) -> bool {
-        self.torn_tails == 0 && self.quarantined.is_empty()
+        self.torn_tails == 0 && self.quarantined.is_empty() && self.damaged.is_empty()
     }
+
+    /// Records lost to damaged stretches, in all segments.
+    pub fn lost_records(&self) -> u64 {
+        self.damaged
+            .iter()
+            .fold(0u64, |sum, d| sum.saturating_add(d.lost_records))
+    }
+
+    /// Bytes of damaged stretches, in all segments.
+    pub fn damaged_bytes(&self) -> u64 {
+        self.damaged
+            .iter()
+            .fold(0u64, |sum, d| sum.saturating_add(d.bytes))
+    }
+}
+
+/// A version 2 segment in which recovery skipped damaged stretches: bytes
+/// that hold no record whose checksum holds, from a record that failed to
+/// the next one that holds (or the end of the file).
+///
+/// The damaged bytes are copied to `kept` (never deleted by recovery:
+/// each stretch as its offset in the segment and its length, both `u64`
+/// LE, then its bytes). A stretch between good records stays in the
+/// segment too, and is found again at the next open; one at the end of
+/// the last segment is cut off once copied, so that appends go on after
+/// the last good record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Damaged {
+    /// The segment's base index.
+    pub base: u64,
+    /// Where its damaged bytes were copied.
+    pub kept: PathBuf,
+    /// Damaged stretches.
+    pub stretches: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Records lost: the gap in indices across each stretch that a good
+    /// record follows, and for a stretch that reaches the end of the
+    /// segment the record starts it holds (a lower bound, as a record
+    /// whose marker the damage hit is not counted).
+    pub lost_records: u64,
+    /// The first index lost, if the stretches lost any.
+    pub first_lost: Option<u64>,
 }
 
 /// An append-only log of records in a directory, split in segment files.
@@ -182,8 +230,8 @@ impl Recovery {
 ///
 /// Files: `DIR/NNNNNNNNNNNNNNNNNNNN.log`, named by the zero-padded index of
 /// their first record, each a 24-byte header (magic `tetherlg`, version,
-/// base index, CRC32C) and then records: payload length (`u32` LE), the
-/// CRC32C of the length field and the payload (`u32` LE), the payload.
+/// base index, CRC32C) and then records (see [`crate::encode_record`]); beside a
+/// damaged one, `.log.damaged` holds what recovery skipped.
 /// Other files in the directory are left alone.
 ///
 /// Retention is the caller's: [`Log::remove_before`] deletes the oldest
@@ -245,8 +293,16 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// How one segment file turned out.
 enum Scanned {
-    /// Whole, or whole up to a torn tail at `cut` (the last segment only).
-    Kept { segment: Segment, cut: Option<u64> },
+    /// Whole, or whole up to a tail at `cut` (the last segment only) that
+    /// is torn (`true`), or damaged and copied aside; `records` were
+    /// visited (fewer than the segment's span if stretches were lost).
+    Kept {
+        segment: Segment,
+        records: u64,
+        cut: Option<(u64, bool)>,
+        damaged: Option<Damaged>,
+        version: u32,
+    },
     /// The last segment's header was cut short: it holds nothing.
     TornHeader,
     /// To be set aside; its first `keep` bytes (header and whole records)
@@ -276,10 +332,21 @@ impl Log {
     /// - A torn tail of the last segment (see [`Recovery::torn_tails`]) is
     ///   truncated, so that appends continue right after the last good
     ///   record.
-    /// - Any other damage quarantines the segment: the file is renamed
-    ///   with `.corrupt` appended, and the records before the damage (each
-    ///   whole, its checksum right, already visited) are written to a new
-    ///   file of the old name, so the next open finds the same records.
+    /// - A damaged record (its checksum, length or marker wrong) costs only
+    ///   its own bytes: the scan goes on at the next record marker whose
+    ///   record holds, every good record after it is visited, the damaged
+    ///   bytes are copied beside the segment and the records lost counted
+    ///   ([`Damaged`]). A damaged stretch at the end of the last segment
+    ///   that holds more than one record start is copied aside too, then
+    ///   cut off.
+    /// - A bad segment header, or a segment overlapping the one before,
+    ///   quarantines the segment (renamed with `.corrupt` appended), as
+    ///   does any damage in a segment of version 1: there the records
+    ///   before the damage (each whole, its checksum right, already
+    ///   visited) are written to a new file of the old name, so the next
+    ///   open finds the same records.
+    /// - A version 1 segment left last is closed: appends go to a new
+    ///   segment of version 2.
     /// - No record is visited that does not pass its checksum, and none
     ///   twice; nothing here panics on any content of the directory.
     /// - What recovery changes is synced (files and directory) unless the
@@ -303,9 +370,10 @@ impl Log {
             let Some(name) = name.to_str() else { continue };
             if let Some(base) = parse_segment_name(name) {
                 bases.push(base);
-            } else if name.ends_with(".log.tmp") {
-                // Left by a quarantine that did not finish: its segment is
-                // still under its `.corrupt` name.
+            } else if name.ends_with(".log.tmp") || name.ends_with(".log.damaged.tmp") {
+                // Left by a quarantine that did not finish (its segment is
+                // still under its `.corrupt` name), or by a copy of damaged
+                // bytes that did not (they are still in their segment).
                 fs::remove_file(entry.path())?;
             }
         }
@@ -316,26 +384,45 @@ impl Log {
         let count = bases.len();
         let mut next_base = 0u64;
         let durable = options.fsync != Fsync::Never;
+        let mut last_version = SEGMENT_VERSION;
         for (i, &base) in bases.iter().enumerate() {
             let last = i.saturating_add(1) == count;
             next_base = next_base.max(base);
             let path = dir.join(segment_name(base));
             let prev_end = segments.back().map(|s| s.end);
-            let scanned = scan_segment(&path, base, last, prev_end, options.max_record_bytes, &mut visit)?;
+            let scanned = scan_segment(
+                &path,
+                base,
+                last,
+                prev_end,
+                options.max_record_bytes,
+                durable,
+                &mut visit,
+            )?;
             match scanned {
-                Scanned::Kept { segment, cut } => {
-                    if let Some(cut) = cut {
+                Scanned::Kept {
+                    segment,
+                    records,
+                    cut,
+                    damaged,
+                    version,
+                } => {
+                    if let Some((cut, torn)) = cut {
                         let file = OpenOptions::new().write(true).open(&path)?;
                         let len = file.metadata()?.len();
                         file.set_len(cut)?;
                         if durable {
                             file.sync_all()?;
                         }
-                        recovery.torn_tails = recovery.torn_tails.saturating_add(1);
-                        recovery.truncated_bytes =
-                            recovery.truncated_bytes.saturating_add(len.saturating_sub(cut));
+                        if torn {
+                            recovery.torn_tails = recovery.torn_tails.saturating_add(1);
+                            recovery.truncated_bytes =
+                                recovery.truncated_bytes.saturating_add(len.saturating_sub(cut));
+                        }
                     }
-                    recovery.records = recovery.records.saturating_add(segment.records());
+                    recovery.records = recovery.records.saturating_add(records);
+                    recovery.damaged.extend(damaged);
+                    last_version = version;
                     segments.push_back(segment);
                 }
                 Scanned::TornHeader => {
@@ -358,12 +445,28 @@ impl Log {
                     });
                     if let Some(segment) = kept {
                         recovery.records = recovery.records.saturating_add(segment.records());
+                        // Only version 1 segments are set aside with records.
+                        last_version = SEGMENT_VERSION_V1;
                         segments.push_back(segment);
                     }
                 }
             }
         }
 
+        // Appends go to a segment of the format written: a version 1 one
+        // left last is closed (or, empty, replaced).
+        if last_version == SEGMENT_VERSION_V1
+            && let Some(old) = segments.back().copied()
+        {
+            if old.records() == 0 {
+                fs::remove_file(dir.join(segment_name(old.base)))?;
+                segments.pop_back();
+            } else {
+                next_base = next_base.max(old.end);
+            }
+            let (_, segment) = create_segment(&dir, old.end, durable)?;
+            segments.push_back(segment);
+        }
         let file = match segments.back() {
             Some(active) => OpenOptions::new()
                 .append(true)
@@ -411,13 +514,15 @@ impl Log {
                 max,
             });
         }
-        let size = u64::try_from(RECORD_HEADER_LEN.saturating_add(payload.len())).unwrap_or(u64::MAX);
+        // A roll keeps the index: the new segment begins where this one ends.
+        let index = self.active().end;
+        self.scratch.clear();
+        encode_record(payload, index, &mut self.scratch)?;
+        let size = u64::try_from(self.scratch.len()).unwrap_or(u64::MAX);
         let active = self.active();
         if active.records() > 0 && active.bytes.saturating_add(size) > self.options.segment_bytes {
             self.roll()?;
         }
-        self.scratch.clear();
-        encode_record(payload, &mut self.scratch)?;
         let before = self.active().bytes;
         if let Err(error) = self.file.write_all(&self.scratch) {
             // A short write leaves part of a record: cut it off, or stop.
@@ -426,7 +531,6 @@ impl Log {
             }
             return Err(error.into());
         }
-        let index = self.active().end;
         if let Some(active) = self.segments.back_mut() {
             active.end = active.end.saturating_add(1);
             active.bytes = active.bytes.saturating_add(size);
@@ -603,27 +707,53 @@ impl Log {
             let mut file = File::open(self.dir.join(segment_name(segment.base)))?;
             let mut header = [0; SEGMENT_HEADER_LEN];
             file.read_exact(&mut header)?;
-            if decode_segment_header(&header) != Some(segment.base) {
-                return Err(Error::Corrupt {
-                    segment: segment.base,
-                    offset: 0,
-                });
-            }
-            let mut scanner = Scanner::new(file, SEGMENT_HEADER_LEN as u64, self.options.max_record_bytes);
+            let corrupt = |offset| Error::Corrupt {
+                segment: segment.base,
+                offset,
+            };
+            let Some(SegmentHeader { version, .. }) =
+                decode_segment_header(&header).filter(|h| h.base == segment.base)
+            else {
+                return Err(corrupt(0));
+            };
+            let mut scanner = Scanner::new(
+                file,
+                SEGMENT_HEADER_LEN as u64,
+                self.options.max_record_bytes,
+                version,
+            );
             let mut index = segment.base;
             while index < segment.end {
                 match scanner.next_step()? {
-                    Step::Record { payload, .. } => {
-                        if index >= from {
-                            visit(Record { index, payload });
+                    Step::Record {
+                        offset,
+                        index: own,
+                        payload,
+                        ..
+                    } => {
+                        // Version 1 records are counted; version 2 ones
+                        // carry their index, past any stretch skipped.
+                        let at = own.unwrap_or(index);
+                        if at < index {
+                            return Err(corrupt(offset));
                         }
-                        index = index.saturating_add(1);
+                        if at >= from {
+                            visit(Record { index: at, payload });
+                        }
+                        index = at.saturating_add(1);
+                    }
+                    Step::Invalid { offset, .. } | Step::Incomplete { offset }
+                        if version != SEGMENT_VERSION_V1 =>
+                    {
+                        // A damaged stretch recovery found and left in
+                        // place: a good record follows it, or the segment
+                        // changed under the log.
+                        if scanner.resync()?.is_none() {
+                            return Err(corrupt(offset));
+                        }
                     }
                     Step::End { offset } | Step::Incomplete { offset } | Step::Invalid { offset, .. } => {
-                        return Err(Error::Corrupt {
-                            segment: segment.base,
-                            offset,
-                        });
+                        return Err(corrupt(offset));
                     }
                 }
             }
@@ -666,6 +796,7 @@ fn scan_segment(
     last: bool,
     prev_end: Option<u64>,
     max_payload: u32,
+    durable: bool,
     visit: &mut impl FnMut(Record<'_>),
 ) -> Result<Scanned, Error> {
     let mut file = File::open(path)?;
@@ -682,8 +813,8 @@ fn scan_segment(
         }
     }
     let read = header.get(..got).unwrap_or_default();
-    match decode_segment_header(read) {
-        Some(found) if found == base => {}
+    let version = match decode_segment_header(read) {
+        Some(found) if found.base == base => found.version,
         Some(_) => {
             return Ok(Scanned::Damaged {
                 damage: Damage::BadHeader,
@@ -691,10 +822,11 @@ fn scan_segment(
             });
         }
         None => {
-            let expected = encode_segment_header(base);
             let torn = last
                 && u64::try_from(got).is_ok_and(|got| got == file_len)
-                && expected.get(..got) == Some(read);
+                && [encode_segment_header(base), encode_segment_header_v1(base)]
+                    .iter()
+                    .any(|expected| expected.get(..got) == Some(read));
             return Ok(if torn {
                 Scanned::TornHeader
             } else {
@@ -704,14 +836,17 @@ fn scan_segment(
                 }
             });
         }
-    }
+    };
     if prev_end.is_some_and(|end| end > base) {
         return Ok(Scanned::Damaged {
             damage: Damage::Overlap,
             segment: None,
         });
     }
-    let mut scanner = Scanner::new(file, SEGMENT_HEADER_LEN as u64, max_payload);
+    if version == SEGMENT_VERSION {
+        return scan_records(path, file, base, last, max_payload, durable, visit);
+    }
+    let mut scanner = Scanner::new(file, SEGMENT_HEADER_LEN as u64, max_payload, SEGMENT_VERSION_V1);
     let mut segment = Segment {
         base,
         end: base,
@@ -720,7 +855,12 @@ fn scan_segment(
     loop {
         let step = scanner.next_step()?;
         let damage = match step {
-            Step::Record { offset, payload } => {
+            Step::Record {
+                offset,
+                payload,
+                used,
+                ..
+            } => {
                 let Some(end) = segment.end.checked_add(1) else {
                     // Indices would wrap: take nothing more from this file.
                     break Ok(Scanned::Damaged {
@@ -733,16 +873,26 @@ fn scan_segment(
                     payload,
                 });
                 segment.end = end;
-                let used = u64::try_from(RECORD_HEADER_LEN.saturating_add(payload.len())).unwrap_or(u64::MAX);
                 segment.bytes = offset.saturating_add(used);
                 continue;
             }
-            Step::End { .. } => break Ok(Scanned::Kept { segment, cut: None }),
+            Step::End { .. } => {
+                break Ok(Scanned::Kept {
+                    segment,
+                    records: segment.records(),
+                    cut: None,
+                    damaged: None,
+                    version,
+                });
+            }
             Step::Incomplete { offset } => {
                 if last {
                     break Ok(Scanned::Kept {
                         segment,
-                        cut: Some(offset),
+                        records: segment.records(),
+                        cut: Some((offset, true)),
+                        damaged: None,
+                        version,
                     });
                 }
                 Damage::Truncated { offset }
@@ -752,12 +902,15 @@ fn scan_segment(
                     Invalid::Checksum { used } => {
                         u64::try_from(used).is_ok_and(|used| offset.checked_add(used) == Some(file_len))
                     }
-                    Invalid::TooLong { .. } => false,
+                    _ => false,
                 };
                 if last && (ends_the_file || scanner.rest_is_zero()?) {
                     break Ok(Scanned::Kept {
                         segment,
-                        cut: Some(offset),
+                        records: segment.records(),
+                        cut: Some((offset, true)),
+                        damaged: None,
+                        version,
                     });
                 }
                 Damage::BadRecord { offset }
@@ -767,6 +920,230 @@ fn scan_segment(
             damage,
             segment: Some(segment),
         });
+    }
+}
+
+/// Reads the records of a version 2 segment, skipping damaged stretches:
+/// at a record that does not hold, the scan goes on at the next record
+/// marker whose record holds (see the format in `record.rs`), and the
+/// bytes between are copied aside. At the end of the last segment, a
+/// stretch that holds at most one record start is a torn tail (what an
+/// append cut short leaves), cut off as in version 1; a longer one is
+/// copied aside, then cut off.
+fn scan_records(
+    path: &Path,
+    file: File,
+    base: u64,
+    last: bool,
+    max_payload: u32,
+    durable: bool,
+    visit: &mut impl FnMut(Record<'_>),
+) -> Result<Scanned, Error> {
+    let mut scanner = Scanner::new(file, SEGMENT_HEADER_LEN as u64, max_payload, SEGMENT_VERSION);
+    let mut segment = Segment {
+        base,
+        end: base,
+        bytes: SEGMENT_HEADER_LEN as u64,
+    };
+    let mut records = 0u64;
+    let mut aside = Aside::new(path);
+    // The open stretch: where it starts, and the record starts in it that
+    // failed (each a record lost, as far as can be told).
+    let mut stretch: Option<(u64, u64)> = None;
+    let mut cut = None;
+    loop {
+        let at_end = match scanner.next_step()? {
+            Step::Record {
+                offset,
+                index,
+                payload,
+                used,
+            } => {
+                let index = index.unwrap_or(segment.end);
+                let Some(end) = index.checked_add(1).filter(|_| index >= segment.end) else {
+                    // Its checksum holds, but its index goes back (or
+                    // would wrap): not a record of this place in the log.
+                    let open = stretch.get_or_insert((offset, 0));
+                    open.1 = open.1.saturating_add(1);
+                    continue;
+                };
+                if let Some((start, _)) = stretch.take() {
+                    aside.keep(
+                        start,
+                        offset.saturating_sub(start),
+                        index.saturating_sub(segment.end),
+                        segment.end,
+                    )?;
+                } else if index > segment.end {
+                    // No damaged bytes, yet records missing: count them.
+                    aside.lost(index.saturating_sub(segment.end), segment.end);
+                }
+                visit(Record { index, payload });
+                records = records.saturating_add(1);
+                segment.end = end;
+                segment.bytes = offset.saturating_add(used);
+                continue;
+            }
+            Step::End { offset } => offset,
+            Step::Incomplete { offset } | Step::Invalid { offset, .. } => {
+                let open = stretch.get_or_insert((offset, 0));
+                open.1 = open.1.saturating_add(1);
+                match scanner.resync()? {
+                    Some(_) => continue,
+                    None => scanner.offset(),
+                }
+            }
+        };
+        if let Some((start, starts)) = stretch {
+            let len = at_end.saturating_sub(start);
+            if !(last && starts <= 1) {
+                aside.keep(start, len, starts, segment.end)?;
+            }
+            if last {
+                cut = Some((start, starts <= 1));
+            }
+        }
+        break;
+    }
+    let damaged = aside.finish(base, durable)?;
+    Ok(Scanned::Kept {
+        segment,
+        records,
+        cut,
+        damaged,
+        version: SEGMENT_VERSION,
+    })
+}
+
+/// The damaged stretches of one segment, copied to a file beside it as
+/// they are found.
+struct Aside {
+    segment: PathBuf,
+    tmp: PathBuf,
+    /// The segment opened again to copy from, and the copy.
+    files: Option<(File, File)>,
+    stretches: u64,
+    bytes: u64,
+    lost: u64,
+    first_lost: Option<u64>,
+}
+
+impl Aside {
+    fn new(segment: &Path) -> Aside {
+        Aside {
+            segment: segment.to_path_buf(),
+            tmp: segment.with_extension("log.damaged.tmp"),
+            files: None,
+            stretches: 0,
+            bytes: 0,
+            lost: 0,
+            first_lost: None,
+        }
+    }
+
+    fn lost(&mut self, records: u64, first: u64) {
+        self.lost = self.lost.saturating_add(records);
+        if records > 0 {
+            self.first_lost.get_or_insert(first);
+        }
+    }
+
+    /// Copies `len` bytes at `offset` of the segment aside; they cost
+    /// `records` records, the first of index `first`.
+    fn keep(&mut self, offset: u64, len: u64, records: u64, first: u64) -> Result<(), Error> {
+        self.lost(records, first);
+        self.stretches = self.stretches.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(len);
+        let (src, dst) = match &mut self.files {
+            Some(files) => files,
+            None => {
+                let src = File::open(&self.segment)?;
+                let dst = File::create(&self.tmp)?;
+                self.files.insert((src, dst))
+            }
+        };
+        let mut head = [0u8; 16];
+        let (at, size) = head.split_at_mut(8);
+        at.copy_from_slice(&offset.to_le_bytes());
+        size.copy_from_slice(&len.to_le_bytes());
+        dst.write_all(&head)?;
+        src.seek(SeekFrom::Start(offset))?;
+        let copied = io::copy(&mut src.take(len), dst)?;
+        if copied != len {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a segment shrank while its damaged bytes were copied",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Names the copy (`<segment>.log.damaged`, or `.damaged.N` beside an
+    /// older copy that differs; none if an older copy holds the same
+    /// bytes) and says what was found.
+    fn finish(self, base: u64, durable: bool) -> Result<Option<Damaged>, Error> {
+        if self.stretches == 0 && self.lost == 0 {
+            return Ok(None);
+        }
+        let mut kept = self.segment.with_extension("log.damaged");
+        if let Some((_, dst)) = self.files {
+            if durable {
+                dst.sync_all()?;
+            }
+            drop(dst);
+            let mut n = 0u32;
+            loop {
+                if !kept.exists() {
+                    fs::rename(&self.tmp, &kept)?;
+                    if durable && let Some(dir) = kept.parent() {
+                        sync_dir(dir)?;
+                    }
+                    break;
+                }
+                if same_contents(&kept, &self.tmp)? {
+                    fs::remove_file(&self.tmp)?;
+                    break;
+                }
+                n = n.saturating_add(1);
+                if n > 1000 {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "too many copies of one segment's damaged bytes",
+                    )));
+                }
+                kept = self.segment.with_extension(format!("log.damaged.{n}"));
+            }
+        }
+        Ok(Some(Damaged {
+            base,
+            kept,
+            stretches: self.stretches,
+            bytes: self.bytes,
+            lost_records: self.lost,
+            first_lost: self.first_lost,
+        }))
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut a, mut b) = (File::open(a)?, File::open(b)?);
+    if a.metadata()?.len() != b.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut x, mut y) = (vec![0; 64 * 1024], vec![0; 64 * 1024]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        let (Some(x), Some(y)) = (x.get(..n), y.get_mut(..n)) else {
+            return Ok(false);
+        };
+        b.read_exact(y)?;
+        if x != y {
+            return Ok(false);
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tether_log::{
-    Damage, Error, Fsync, Log, Options, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, encode_segment_header,
+    Damage, Error, Fsync, Log, Options, RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN, encode_record,
+    encode_record_v1, encode_segment_header, encode_segment_header_v1,
 };
 
 /// A directory of its own, removed when dropped.
@@ -60,6 +61,31 @@ fn write(dir: &Path, options: Options, payloads: &[Vec<u8>]) -> Log {
         log.append(p, now).unwrap();
     }
     log
+}
+
+/// Writes `payloads` as a log of version 1 segments, as earlier releases
+/// did (rolled the same way: a segment with records takes no record that
+/// would take it past `segment_bytes`).
+fn write_v1(dir: &Path, segment_bytes: u64, payloads: &[Vec<u8>]) {
+    let mut files: Vec<(u64, Vec<u8>)> = vec![(0, encode_segment_header_v1(0).to_vec())];
+    for (i, p) in payloads.iter().enumerate() {
+        let (_, bytes) = files.last().unwrap();
+        let size = (RECORD_HEADER_LEN_V1 + p.len()) as u64;
+        if bytes.len() > SEGMENT_HEADER_LEN && bytes.len() as u64 + size > segment_bytes {
+            files.push((i as u64, encode_segment_header_v1(i as u64).to_vec()));
+        }
+        encode_record_v1(p, &mut files.last_mut().unwrap().1).unwrap();
+    }
+    for (base, bytes) in files {
+        fs::write(dir.join(format!("{base:020}.log")), bytes).unwrap();
+    }
+}
+
+/// The bytes of record `index` as the log writes it.
+fn record_len(payload: &[u8], index: u64) -> usize {
+    let mut wire = Vec::new();
+    encode_record(payload, index, &mut wire).unwrap();
+    wire.len()
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -120,7 +146,7 @@ fn every_cut_of_the_last_record_is_a_torn_tail() {
         panic!("one segment")
     };
     let whole = fs::read(file).unwrap();
-    let last_len = RECORD_HEADER_LEN + payloads[4].len();
+    let last_len = record_len(&payloads[4], 4);
     let last_start = whole.len() - last_len;
     for cut in last_start..whole.len() {
         fs::write(file, &whole[..cut]).unwrap();
@@ -172,13 +198,15 @@ fn a_cut_short_header_of_the_last_segment_is_a_torn_tail() {
 }
 
 /// Flips each bit of a log of three segments in turn: recovery hands out
-/// only records that were written, at their own indices; every record of
-/// the other segments, and those before the damage; and a second open
-/// finds the log as the first left it.
+/// only records that were written, at their own indices, and every one
+/// but the record the flip hit (all three of its segment for a flip in
+/// the segment's header); the lost record is counted, and a second open
+/// finds the same records.
 #[test]
 fn flipped_bits_anywhere() {
     let dir = TempDir::new();
-    let options = options().with_segment_bytes(108);
+    // Header 24 + three records of 10 + 20 = 114.
+    let options = options().with_segment_bytes(114);
     let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![b'a' + i as u8; 20]).collect();
     drop(write(dir.path(), options.clone(), &payloads));
     let files = segment_files(dir.path());
@@ -188,6 +216,70 @@ fn flipped_bits_anywhere() {
     for (k, original) in originals.iter().enumerate() {
         for byte in 0..original.len() {
             for bit in [0, 3, 7] {
+                for entry in fs::read_dir(dir.path()).unwrap() {
+                    fs::remove_file(entry.unwrap().path()).unwrap();
+                }
+                for (file, bytes) in files.iter().zip(&originals) {
+                    fs::write(file, bytes).unwrap();
+                }
+                let mut bad = original.clone();
+                bad[byte] ^= 1 << bit;
+                fs::write(&files[k], &bad).unwrap();
+
+                let (log, recovery, seen) = reopen(dir.path(), options.clone());
+                let what = format!("segment {k} byte {byte} bit {bit}: {recovery:?}");
+                for (index, payload) in &seen {
+                    assert_eq!(&expected[*index as usize].1, payload, "{what}");
+                }
+                let indices: Vec<u64> = seen.iter().map(|(i, _)| *i).collect();
+                let lost: Vec<u64> = if byte < SEGMENT_HEADER_LEN {
+                    (3 * k as u64..3 * k as u64 + 3).collect()
+                } else {
+                    vec![3 * k as u64 + ((byte - SEGMENT_HEADER_LEN) / 30) as u64]
+                };
+                let kept: Vec<u64> = (0..9).filter(|i| !lost.contains(i)).collect();
+                assert_eq!(indices, kept, "{what}");
+                assert!(!recovery.is_clean(), "{what}");
+                if byte < SEGMENT_HEADER_LEN {
+                    assert_eq!(recovery.quarantined.len(), 1, "{what}");
+                } else if k == 2 && lost == [8] {
+                    // The last record of the last segment: a torn tail.
+                    assert_eq!(recovery.torn_tails, 1, "{what}");
+                } else {
+                    assert!(recovery.quarantined.is_empty(), "{what}");
+                    assert_eq!(
+                        (recovery.lost_records(), recovery.damaged.len()),
+                        (1, 1),
+                        "{what}"
+                    );
+                    assert_eq!(recovery.damaged[0].first_lost, Some(lost[0]), "{what}");
+                    assert_eq!(recovery.damaged_bytes(), 30, "{what}");
+                }
+                drop(log);
+                let (_, _, seen_again) = reopen(dir.path(), options.clone());
+                assert_eq!(seen_again, seen, "{what}");
+            }
+        }
+    }
+}
+
+/// Flips each bit of a log of three version 1 segments in turn: recovery hands out
+/// only records that were written, at their own indices; every record of
+/// the other segments, and those before the damage; and a second open
+/// finds the log as the first left it.
+#[test]
+fn flipped_bits_anywhere_in_version_1() {
+    let dir = TempDir::new();
+    let options = options().with_segment_bytes(108);
+    let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![b'a' + i as u8; 20]).collect();
+    write_v1(dir.path(), 108, &payloads);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 3, "three records a segment");
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    let expected = numbered(&payloads);
+    for (k, original) in originals.iter().enumerate() {
+        for byte in 0..original.len() {
+            for bit in [3] {
                 for entry in fs::read_dir(dir.path()).unwrap() {
                     fs::remove_file(entry.unwrap().path()).unwrap();
                 }
@@ -227,7 +319,7 @@ fn flipped_bits_anywhere() {
                 );
                 assert!(kept_of_damaged.len() < 3, "a flipped bit is always found: {what}");
                 assert!(!recovery.is_clean(), "{what}");
-                if k == 2 && byte >= SEGMENT_HEADER_LEN + 2 * (RECORD_HEADER_LEN + 20) {
+                if k == 2 && byte >= SEGMENT_HEADER_LEN + 2 * (RECORD_HEADER_LEN_V1 + 20) {
                     // The last record of the last segment: a torn tail,
                     // unless its length grew past the file (also torn) or
                     // shrank (then bytes follow it: damage).
@@ -237,6 +329,10 @@ fn flipped_bits_anywhere() {
                     );
                 }
                 drop(log);
+                // The log goes on in a segment of version 2.
+                for file in segment_files(dir.path()).iter().filter(|f| !files.contains(f)) {
+                    fs::remove_file(file).unwrap();
+                }
                 let (_, again, seen_again) = reopen(dir.path(), options.clone());
                 assert!(again.is_clean(), "second open of {what}: {again:?}");
                 assert_eq!(seen_again, seen, "{what}");
@@ -246,10 +342,10 @@ fn flipped_bits_anywhere() {
 }
 
 #[test]
-fn damage_inside_a_segment_keeps_the_records_before_it() {
+fn damage_inside_a_version_1_segment_keeps_the_records_before_it() {
     let dir = TempDir::new();
     let payloads: Vec<Vec<u8>> = (0..6).map(payload).collect();
-    drop(write(dir.path(), options(), &payloads));
+    write_v1(dir.path(), u64::MAX, &payloads);
     let [file] = &segment_files(dir.path())[..] else {
         panic!("one segment")
     };
@@ -258,9 +354,9 @@ fn damage_inside_a_segment_keeps_the_records_before_it() {
     let third = SEGMENT_HEADER_LEN
         + payloads[..2]
             .iter()
-            .map(|p| RECORD_HEADER_LEN + p.len())
+            .map(|p| RECORD_HEADER_LEN_V1 + p.len())
             .sum::<usize>()
-        + RECORD_HEADER_LEN;
+        + RECORD_HEADER_LEN_V1;
     bytes[third] ^= 0x40;
     fs::write(file, &bytes).unwrap();
 
@@ -273,7 +369,7 @@ fn damage_inside_a_segment_keeps_the_records_before_it() {
     assert_eq!(
         quarantined.damage,
         Damage::BadRecord {
-            offset: (third - RECORD_HEADER_LEN) as u64
+            offset: (third - RECORD_HEADER_LEN_V1) as u64
         }
     );
     assert_eq!(
@@ -282,8 +378,10 @@ fn damage_inside_a_segment_keeps_the_records_before_it() {
         "the damaged file is kept as it was"
     );
     assert!(quarantined.path.to_str().unwrap().ends_with(".log.corrupt"));
-    // Appends continue after the kept records.
+    // Appends continue after the kept records (in a new segment, of
+    // version 2).
     assert_eq!(log.append(b"after", Instant::now()).unwrap(), 2);
+    assert_eq!(log.segments().map(|s| s.base).collect::<Vec<_>>(), [0, 2]);
     drop(log);
     let (_, recovery, seen) = reopen(dir.path(), options());
     assert!(recovery.is_clean());
@@ -366,7 +464,7 @@ fn empty_zero_length_and_garbage_files() {
 
     // A length field far above the limit is damage, not an allocation.
     let dir = TempDir::new();
-    let mut bytes = encode_segment_header(0).to_vec();
+    let mut bytes = encode_segment_header_v1(0).to_vec();
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     bytes.extend_from_slice(&[0xff; 12]);
     fs::write(dir.path().join(format!("{:020}.log", 0)), &bytes).unwrap();
@@ -386,7 +484,7 @@ fn overlapping_segment_is_quarantined() {
     let payloads: Vec<Vec<u8>> = (0..5).map(payload).collect();
     drop(write(dir.path(), options(), &payloads));
     let mut bytes = encode_segment_header(3).to_vec();
-    tether_log::encode_record(b"intruder", &mut bytes).unwrap();
+    encode_record(b"intruder", 3, &mut bytes).unwrap();
     fs::write(dir.path().join(format!("{:020}.log", 3)), &bytes).unwrap();
     let (mut log, recovery, seen) = reopen(dir.path(), options());
     assert_eq!(seen, numbered(&payloads));
@@ -395,11 +493,11 @@ fn overlapping_segment_is_quarantined() {
 }
 
 #[test]
-fn a_middle_segment_cut_short_is_quarantined_with_its_good_records() {
+fn a_middle_version_1_segment_cut_short_is_quarantined_with_its_good_records() {
     let dir = TempDir::new();
-    let options = options().with_segment_bytes(108);
+    let options = options();
     let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![i as u8; 20]).collect();
-    drop(write(dir.path(), options.clone(), &payloads));
+    write_v1(dir.path(), 108, &payloads);
     let files = segment_files(dir.path());
     let middle = fs::read(&files[1]).unwrap();
     fs::write(&files[1], &middle[..middle.len() - 5]).unwrap();
@@ -414,15 +512,56 @@ fn a_middle_segment_cut_short_is_quarantined_with_its_good_records() {
 }
 
 #[test]
+fn a_middle_segment_cut_short_loses_its_last_record_only() {
+    let dir = TempDir::new();
+    let options = options().with_segment_bytes(114);
+    let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![i as u8; 20]).collect();
+    drop(write(dir.path(), options.clone(), &payloads));
+    let files = segment_files(dir.path());
+    let middle = fs::read(&files[1]).unwrap();
+    fs::write(&files[1], &middle[..middle.len() - 5]).unwrap();
+    let (_, recovery, seen) = reopen(dir.path(), options.clone());
+    let indices: Vec<u64> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4, 6, 7, 8]);
+    assert!(recovery.quarantined.is_empty());
+    let [damaged] = &recovery.damaged[..] else {
+        panic!("{recovery:?}")
+    };
+    assert_eq!((damaged.base, damaged.lost_records, damaged.bytes), (3, 1, 25));
+    // The damaged bytes are kept beside the segment: offset, length, bytes.
+    let kept = fs::read(&damaged.kept).unwrap();
+    assert_eq!(&kept[..8], &(24u64 + 60).to_le_bytes());
+    assert_eq!(&kept[8..16], &25u64.to_le_bytes());
+    assert_eq!(&kept[16..], &middle[84..109]);
+    // The segment still serves its records, and is found the same again,
+    // its copy not made twice.
+    let (_, again, seen_again) = reopen(dir.path(), options);
+    assert_eq!(seen_again, seen);
+    assert_eq!(again.damaged, recovery.damaged);
+    let copies = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .contains(".damaged")
+        })
+        .count();
+    assert_eq!(copies, 1);
+}
+
+#[test]
 fn segments_roll_at_their_size_and_are_removed_whole() {
     let dir = TempDir::new();
-    // Header 24 + three records of 8 + 20 = 108.
-    let options = options().with_segment_bytes(108);
+    // Header 24 + three records of 10 + 20 = 114.
+    let options = options().with_segment_bytes(114);
     let payloads: Vec<Vec<u8>> = (0..10).map(|i| vec![i as u8; 20]).collect();
     let mut log = write(dir.path(), options.clone(), &payloads);
     let segments: Vec<(u64, u64)> = log.segments().map(|s| (s.base, s.end)).collect();
     assert_eq!(segments, [(0, 3), (3, 6), (6, 9), (9, 10)]);
-    assert!(log.segments().all(|s| s.bytes <= 108));
+    assert!(log.segments().all(|s| s.bytes <= 114));
     assert_eq!(segment_files(dir.path()).len(), 4);
 
     // Records 0 to 3 are no longer needed: only the first segment is all
@@ -504,4 +643,48 @@ fn fsync_always_syncs_each_append_and_never_never_does() {
     assert!(!log.sync_due(now + Duration::from_secs(3600)));
     log.sync().unwrap();
     assert_eq!((log.syncs(), log.is_dirty()), (1, false));
+}
+
+#[test]
+fn a_version_1_log_upgrades_losing_nothing() {
+    let dir = TempDir::new();
+    let payloads: Vec<Vec<u8>> = (0..9).map(|i| vec![i as u8; 20]).collect();
+    write_v1(dir.path(), 108, &payloads);
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    let (mut log, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean(), "{recovery:?}");
+    assert_eq!(seen, numbered(&payloads));
+    // Appends go to a new segment, of version 2, after the old records.
+    assert_eq!(log.append(b"new", Instant::now()).unwrap(), 9);
+    assert_eq!(log.active_base(), 9);
+    let mut read = Vec::new();
+    log.read_from(0, |r| read.push(r.index)).unwrap();
+    assert_eq!(read, (0..10).collect::<Vec<u64>>());
+    drop(log);
+    let newest = segment_files(dir.path()).pop().unwrap();
+    assert_eq!(
+        tether_log::decode_segment_header(&fs::read(&newest).unwrap()).map(|h| h.version),
+        Some(tether_log::SEGMENT_VERSION)
+    );
+    let (_, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean());
+    assert_eq!(seen.len(), 10);
+
+    // An empty version 1 segment left last gives way to a version 2 one
+    // of the same base.
+    let dir = TempDir::new();
+    write_v1(dir.path(), 108, &payloads[..3]);
+    fs::write(
+        dir.path().join(format!("{:020}.log", 3)),
+        encode_segment_header_v1(3),
+    )
+    .unwrap();
+    let (mut log, recovery, seen) = reopen(dir.path(), options());
+    assert!(recovery.is_clean());
+    assert_eq!(seen.len(), 3);
+    assert_eq!(log.append(b"next", Instant::now()).unwrap(), 3);
+    assert_eq!(log.segments().map(|s| s.base).collect::<Vec<_>>(), [0, 3]);
+    drop(log);
+    let (_, _, seen) = reopen(dir.path(), options());
+    assert_eq!(seen.last().unwrap(), &(3, b"next".to_vec()));
 }
