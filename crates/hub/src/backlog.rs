@@ -45,9 +45,16 @@ pub struct Backlog {
     evicted: Option<EventId>,
     /// The last event pushed, held or not.
     last: Option<EventId>,
-    /// Events held with [`Event::lost_before`]: a replay that crosses one
-    /// is a gap. Zero almost always, so replays look for none.
+    /// Events held with [`Event::lost_before`] or [`Event::lost_after`]:
+    /// a replay that crosses one is a gap. Zero almost always, so replays
+    /// look for none.
     holes: usize,
+}
+
+/// Whether a replay that crosses `event` must say that events may be
+/// missing.
+fn is_hole(event: &Event) -> bool {
+    event.lost_before().is_some() || event.lost_after()
 }
 
 /// The answer to a replay request.
@@ -126,15 +133,32 @@ impl Backlog {
         }
         self.last = Some(id);
         self.bytes += event.cost();
-        self.holes += usize::from(event.lost_before().is_some());
+        self.holes += usize::from(is_hole(&event));
         self.events.push_back(event);
         while self.events.len() > self.max_events || self.bytes > self.max_bytes {
             let Some(old) = self.events.pop_front() else { break };
             self.bytes -= old.cost();
-            self.holes -= usize::from(old.lost_before().is_some());
+            self.holes -= usize::from(is_hole(&old));
             self.evicted = Some(old.id());
         }
         Ok(())
+    }
+
+    /// Marks the last event held as one after which events of its epoch
+    /// may have been lost ([`Event::set_lost_after`]); false if no event is
+    /// held, or the last one is shared (an event is marked while a
+    /// damaged log is recovered, before anyone else holds it).
+    pub fn mark_lost_after(&mut self) -> bool {
+        let Some(last) = self.events.back_mut() else {
+            return false;
+        };
+        let was_hole = is_hole(last);
+        let Some(event) = Arc::get_mut(last) else {
+            return false;
+        };
+        event.set_lost_after();
+        self.holes += usize::from(!was_hole);
+        true
     }
 
     /// What follows `last_id` (as a client sent it: `Last-Event-ID`,
@@ -153,6 +177,23 @@ impl Backlog {
         } else {
             match self.events.binary_search_by(|e| e.id().cmp(&id)) {
                 Ok(index) => index + 1,
+                // An id of an epoch whose events after the one before it
+                // may have been lost: the client had one of them.
+                Err(index)
+                    if index
+                        .checked_sub(1)
+                        .and_then(|before| self.events.get(before))
+                        .is_some_and(|e| e.lost_after() && e.id().ms() == id.ms()) =>
+                {
+                    return Replay::Gap(
+                        Gap {
+                            first: self.events.get(index).map(|e| e.id()),
+                            resume: id,
+                            lost: None,
+                        },
+                        Events(self.events.range(index..)),
+                    );
+                }
                 Err(index) => match self.events.get(index).and_then(|e| e.lost_before()) {
                     // The last id lost is known: what follows it is held.
                     Some((_, last)) if last == id => index,
@@ -171,21 +212,29 @@ impl Backlog {
             }
         };
         let events = self.events.range(from..);
-        if self.holes > 0
-            && let Some(lost) = events
-                .clone()
-                .find_map(|e| e.lost_before().filter(|&(_, last)| last > id))
-        {
+        if self.holes > 0 {
             // Events after the id were lost, not dropped: the client is
-            // told, then gets every event that is left, in order.
-            return Replay::Gap(
-                Gap {
-                    first: self.events.get(from).map(|e| e.id()),
-                    resume: id,
-                    lost: Some(lost),
-                },
-                Events(events),
-            );
+            // told, then gets every event that is left, in order. The
+            // event the id names counts too when what followed it may be
+            // lost.
+            let resumed = from
+                .checked_sub(1)
+                .and_then(|at| self.events.get(at))
+                .filter(|e| e.id() == id);
+            let known = events
+                .clone()
+                .find_map(|e| e.lost_before().filter(|&(_, last)| last > id));
+            let maybe = resumed.into_iter().chain(events.clone()).any(|e| e.lost_after());
+            if known.is_some() || maybe {
+                return Replay::Gap(
+                    Gap {
+                        first: self.events.get(from).map(|e| e.id()),
+                        resume: id,
+                        lost: known,
+                    },
+                    Events(events),
+                );
+            }
         }
         Replay::Events(Events(events))
     }
@@ -481,5 +530,38 @@ mod tests {
             (0, 0, None, EventId::ZERO)
         );
         assert_eq!(exact(b.replay("0-0")), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn events_after_one_marked_lost_after_are_a_gap_from_it_before_it_and_within_its_epoch() {
+        let mut b = Backlog::new(10, usize::MAX);
+        for seq in 1..=3 {
+            b.push(Event::new(Arc::from("t"), EventId::new(5, seq), "message", "x").unwrap())
+                .unwrap();
+        }
+        assert!(b.mark_lost_after());
+        b.push(Event::new(Arc::from("t"), EventId::new(6, 1), "message", "x").unwrap())
+            .unwrap();
+        for from in ["5-3", "5-4", "5-9"] {
+            let (signal, events) = gap(b.replay(from));
+            assert_eq!((signal.lost, events), (None, vec![1]), "{from}");
+        }
+        let (signal, events) = gap(b.replay("5-1"));
+        assert_eq!((signal.first, signal.lost), (Some(EventId::new(5, 2)), None));
+        assert_eq!(events, vec![2, 3, 1]);
+        // After it, in the next epoch: exact.
+        assert!(b.replay("6-1").gap().is_none());
+        // Once evicted, the mark goes with it.
+        let mut small = Backlog::new(1, usize::MAX);
+        small
+            .push(Event::new(Arc::from("t"), EventId::new(5, 1), "message", "x").unwrap())
+            .unwrap();
+        assert!(small.mark_lost_after());
+        small
+            .push(Event::new(Arc::from("t"), EventId::new(6, 1), "message", "x").unwrap())
+            .unwrap();
+        assert_eq!(small.holes, 0);
+        // Nothing to mark in an empty backlog.
+        assert!(!Backlog::new(1, usize::MAX).mark_lost_after());
     }
 }

@@ -69,6 +69,10 @@ pub struct Recovered {
     /// Events recovered with a hole in their topic's ids just before them
     /// (a client resuming from before the hole gets the gap signal).
     pub holes: u64,
+    /// Topics whose last recovered event came before records that were
+    /// lost, so that their own last events may have been among them (a
+    /// client resuming from there gets the gap signal).
+    pub tails_maybe_lost: u64,
     /// Records whose payload was not a hub event, or out of order: skipped.
     pub skipped: u64,
 }
@@ -448,7 +452,17 @@ impl DurableBroker {
         let mut last_epoch = 0u64;
         // The newest publish time up to each index, where it grew.
         let mut newest: Vec<(u64, u64)> = Vec::new();
+        // Where the log's indices jump: records were lost there, of topics
+        // not known.
+        let mut previous_index: Option<u64> = None;
+        let mut last_hole: Option<u64> = None;
         let (log, recovery) = Log::open_with(&dir, options, |record| {
+            if let Some(previous) = previous_index
+                && record.index > previous.saturating_add(1)
+            {
+                last_hole = Some(previous.saturating_add(1));
+            }
+            previous_index = Some(record.index);
             let Some(stored) = decode_event(record.payload) else {
                 recovered.skipped = recovered.skipped.saturating_add(1);
                 return;
@@ -535,6 +549,17 @@ impl DurableBroker {
             topic.push(event, record.index, key.as_ref());
         })
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // A topic whose last event came before records that were lost may
+        // have lost its last events: no later event of it shows a hole, so
+        // its last event says so, and a client resuming from it (or a later
+        // id of its epoch) gets the gap signal, never "nothing missed".
+        if let Some(hole) = last_hole {
+            for topic in topics.values_mut() {
+                if topic.last_index < hole && topic.backlog.mark_lost_after() {
+                    recovered.tails_maybe_lost = recovered.tails_maybe_lost.saturating_add(1);
+                }
+            }
+        }
         recovered.records = recovery.records;
         recovered.torn_tails = recovery.torn_tails;
         recovered.quarantined = recovery.quarantined.len();
@@ -1004,6 +1029,12 @@ impl Broker for DurableBroker {
                 self.recovered.lost_records,
             ),
             (
+                "tether_log_tails_maybe_lost",
+                "gauge",
+                "Topics whose last events may have been among the records lost (a resume from their last id gets the gap signal).",
+                self.recovered.tails_maybe_lost,
+            ),
+            (
                 "tether_log_damaged_bytes",
                 "gauge",
                 "Damaged bytes skipped when the log was opened (copied beside their segment, as NNN.log.damaged).",
@@ -1322,6 +1353,77 @@ mod tests {
                 .any(|l| l.starts_with("tether_log_lost_records") && l.ends_with(" 1")),
             "{metrics}"
         );
+    }
+
+    /// A topic's last event lost with a damaged record: no later event of
+    /// it shows a hole, yet a client resuming from the event before it
+    /// (or from the lost one) must be told that it may have missed
+    /// something; a topic whose events come after the damage is not.
+    #[test]
+    fn a_topic_whose_last_event_was_lost_answers_a_resume_with_a_gap() {
+        let dir = TempDir::new("tail");
+        let mut cx = Loops {
+            count: 1,
+            this: 0,
+            now_ms: 7_000,
+            posted: Vec::new(),
+        };
+        let mut broker = open(&dir, 7_000);
+        let body = "y".repeat(512);
+        for n in 1..=10 {
+            published_id(publish(
+                &mut broker,
+                &mut cx,
+                "a",
+                &format!("a{n:02} {body}"),
+                None,
+            ));
+        }
+        for n in 1..=10 {
+            published_id(publish(
+                &mut broker,
+                &mut cx,
+                "b",
+                &format!("b{n:02} {body}"),
+                None,
+            ));
+        }
+        drop(broker);
+        let segment = dir.0.join("loop-0").join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"a10 ").unwrap();
+        bytes[at + 100] ^= 0x01;
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let mut broker = open(&dir, 8_000);
+        let recovered = broker.recovered().clone();
+        assert_eq!((recovered.lost_records, recovered.tails_maybe_lost), (1, 1));
+        // From a's last event left: a gap. (An id past the last, such as
+        // the lost 7000-10, is held by the hub for an event on its way, and
+        // then answered with a gap; after the next event, at once, below.)
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "a", "7000-9");
+        assert!(gap.is_some(), "{events:?}");
+        assert!(events.is_empty(), "{events:?}");
+        // From before it: a gap too, then what is left.
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "a", "7000-7");
+        assert!(gap.is_some());
+        assert_eq!(events.len(), 2);
+        // b's events (of the next epoch, as a new topic's are) all came
+        // after the damage: nothing missed.
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "b", "7001-1");
+        assert!(gap.is_none(), "{gap:?} {events:?}");
+        assert_eq!(events.len(), 9);
+        // a goes on in a new epoch: a resume from there is exact.
+        cx.now_ms = 9_000;
+        let next = published_id(publish(&mut broker, &mut cx, "a", "after", None));
+        for from in ["7000-9", "7000-10"] {
+            let (gap, events) = resume_gap(&mut broker, &mut cx, "a", from);
+            assert!(gap.is_some(), "from {from}");
+            assert_eq!(events.len(), 1, "from {from}");
+        }
+        let (gap, events) = resume_gap(&mut broker, &mut cx, "a", &next.to_string());
+        assert!(gap.is_none());
+        assert!(events.is_empty());
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Event {
     /// The ids known lost just before this event (first and last), boxed
     /// as only events recovered after damage to a log have them.
     lost_before: Option<Box<(EventId, EventId)>>,
+    /// Events of its epoch after this one may have been lost (see
+    /// [`Event::set_lost_after`]).
+    lost_after: bool,
 }
 
 impl Event {
@@ -207,6 +210,7 @@ impl Event {
             ws_deflated: OnceLock::new(),
             raw_deflated: OnceLock::new(),
             lost_before: None,
+            lost_after: false,
         }))
     }
 
@@ -223,6 +227,23 @@ impl Event {
     /// missed".
     pub fn set_lost_before(&mut self, first: EventId, last: EventId) {
         self.lost_before = Some(Box::new((first, last)));
+    }
+
+    /// Whether events of this event's epoch after it may have been lost
+    /// (see [`Event::set_lost_after`]).
+    pub fn lost_after(&self) -> bool {
+        self.lost_after
+    }
+
+    /// Says that events after this one, of its epoch, may have been lost:
+    /// a damaged log lost records after it that no later event of its
+    /// topic shows, so whether they were this topic's is not known. A
+    /// [`crate::Backlog`] that holds this event answers a replay from it,
+    /// from before it, or from a later id of its epoch with a
+    /// [`crate::Gap`] (naming nothing lost, since what was is not known),
+    /// never "nothing missed".
+    pub fn set_lost_after(&mut self) {
+        self.lost_after = true;
     }
 
     /// The topic.
