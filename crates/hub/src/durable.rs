@@ -1140,6 +1140,29 @@ mod tests {
         cx.posted.pop().unwrap().1
     }
 
+    /// One loop, at `now_ms`.
+    fn one_loop(now_ms: u64) -> Loops {
+        Loops {
+            count: 1,
+            this: 0,
+            now_ms,
+            posted: Vec::new(),
+        }
+    }
+
+    /// Publishes `count` events to `topic`, each `data(n)`.
+    fn publish_many(
+        broker: &mut DurableBroker,
+        cx: &mut Loops,
+        topic: &str,
+        count: u64,
+        data: impl Fn(u64) -> String,
+    ) {
+        for n in 1..=count {
+            published_id(publish(broker, cx, topic, &data(n), None));
+        }
+    }
+
     fn published_id(message: HubMessage) -> EventId {
         match message {
             HubMessage::Published { result: Ok(id), .. } => id,
@@ -1277,23 +1300,10 @@ mod tests {
     #[test]
     fn a_damaged_record_costs_itself_and_a_replay_across_it_is_a_gap() {
         let dir = TempDir::new("flip");
-        let mut cx = Loops {
-            count: 1,
-            this: 0,
-            now_ms: 7_000,
-            posted: Vec::new(),
-        };
+        let mut cx = one_loop(7_000);
         let mut broker = open(&dir, 7_000);
         let body = "x".repeat(1024);
-        for n in 1..=300 {
-            published_id(publish(
-                &mut broker,
-                &mut cx,
-                "news",
-                &format!("{n} {body}"),
-                None,
-            ));
-        }
+        publish_many(&mut broker, &mut cx, "news", 300, |n| format!("{n} {body}"));
         drop(broker);
         let segment = dir.0.join("loop-0").join(format!("{:020}.log", 0));
         let mut bytes = std::fs::read(&segment).unwrap();
@@ -1362,32 +1372,11 @@ mod tests {
     #[test]
     fn a_topic_whose_last_event_was_lost_answers_a_resume_with_a_gap() {
         let dir = TempDir::new("tail");
-        let mut cx = Loops {
-            count: 1,
-            this: 0,
-            now_ms: 7_000,
-            posted: Vec::new(),
-        };
+        let mut cx = one_loop(7_000);
         let mut broker = open(&dir, 7_000);
         let body = "y".repeat(512);
-        for n in 1..=10 {
-            published_id(publish(
-                &mut broker,
-                &mut cx,
-                "a",
-                &format!("a{n:02} {body}"),
-                None,
-            ));
-        }
-        for n in 1..=10 {
-            published_id(publish(
-                &mut broker,
-                &mut cx,
-                "b",
-                &format!("b{n:02} {body}"),
-                None,
-            ));
-        }
+        publish_many(&mut broker, &mut cx, "a", 10, |n| format!("a{n:02} {body}"));
+        publish_many(&mut broker, &mut cx, "b", 10, |n| format!("b{n:02} {body}"));
         drop(broker);
         let segment = dir.0.join("loop-0").join(format!("{:020}.log", 0));
         let mut bytes = std::fs::read(&segment).unwrap();
