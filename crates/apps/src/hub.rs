@@ -37,9 +37,7 @@ use self::replies::{
     error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
 };
 use self::routes::{
-    Endpoint, Format, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT,
-    TAG_PRESENCE, TAG_PUBLISH, TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer,
-    format, parse_path, unauthorized, wants_presence,
+    Endpoint, Format, HubRoute, Refusal, Socket, bearer, format, parse_path, unauthorized, wants_presence,
 };
 pub use self::settings::HubSettings;
 use tether_server::{
@@ -463,7 +461,7 @@ impl HubApp {
     /// Whether a route tag is one of the hub's (for applications that
     /// embed the hub and pass it the callbacks of its routes).
     pub fn handles(tag: u32) -> bool {
-        tag & TAG_MASK == TAG_BASE
+        HubRoute::decode(tag).is_some()
     }
 
     /// The settings.
@@ -1592,7 +1590,7 @@ impl App for HubApp {
         // The admin listener serves the metrics and nothing else.
         if request.via_admin_listener() {
             return match request.path() {
-                "/metrics" => Route::Handler(TAG_METRICS),
+                "/metrics" => HubRoute::Metrics.route(),
                 _ => Route::NotFound,
             };
         }
@@ -1601,7 +1599,7 @@ impl App for HubApp {
             && is_hub_path
             && request.header("access-control-request-method").is_some()
         {
-            return Route::Handler(TAG_PREFLIGHT);
+            return HubRoute::Preflight.route();
         }
         if is_hub_path && !self.origin_ok(request) {
             // Another site's page: with the user's cookie, that is the
@@ -1615,9 +1613,9 @@ impl App for HubApp {
             return refusal.route();
         }
         match request.path() {
-            "/tickets" => return Route::Handler(TAG_TICKETS),
+            "/tickets" => return HubRoute::Tickets.route(),
             "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
-            "/metrics" => return Route::Handler(TAG_METRICS),
+            "/metrics" => return HubRoute::Metrics.route(),
             _ => {}
         }
         let Some((topic, endpoint)) = parse_path(request.path()) else {
@@ -1629,7 +1627,7 @@ impl App for HubApp {
         let method = request.method();
         if endpoint == Endpoint::Publish {
             return if method == "POST" {
-                Route::Handler(TAG_PUBLISH)
+                HubRoute::Publish.route()
             } else {
                 Refusal::OnlyPost.route()
             };
@@ -1657,10 +1655,10 @@ impl App for HubApp {
             }
         };
         match endpoint {
-            Endpoint::Events => Route::EventStream(TAG_EVENTS),
-            Endpoint::Poll => Route::Handler(TAG_POLL),
+            Endpoint::Events => HubRoute::Events.route(),
+            Endpoint::Poll => HubRoute::Poll.route(),
             // Who is present is as private as the topic's events.
-            Endpoint::Presence => Route::Handler(TAG_PRESENCE),
+            Endpoint::Presence => HubRoute::Presence.route(),
             _ => {
                 if request
                     .query_param("event")
@@ -1674,17 +1672,20 @@ impl App for HubApp {
                     if raw {
                         return Refusal::RawFirstMessage.route();
                     }
-                    Route::WebSocket(TAG_WS_AUTH)
+                    HubRoute::WebSocket(Socket::AuthFirst).route()
                 } else if grant.publish || self.shared.settings.ws_publish_open(topic) {
-                    Route::WebSocket(TAG_WS_PUBLISHER)
+                    HubRoute::WebSocket(Socket::Publisher).route()
                 } else {
-                    Route::WebSocket(TAG_WS)
+                    HubRoute::WebSocket(Socket::Subscriber).route()
                 }
             }
         }
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
+            return;
+        };
         let Some((topic, _)) = parse_path(request.path()) else {
             return;
         };
@@ -1695,11 +1696,11 @@ impl App for HubApp {
             _ => Transport::WebSocket,
         };
         let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
-        subscriber.may_publish = tag == TAG_WS_PUBLISHER;
+        subscriber.may_publish = socket == Socket::Publisher;
         subscriber.event_type = request.query_param("event");
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
         subscriber.watches = wants_presence(request);
-        if tag == TAG_WS_AUTH {
+        if socket == Socket::AuthFirst {
             let timeout = self
                 .shared
                 .settings
@@ -1798,20 +1799,19 @@ impl App for HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        if tag == TAG_METRICS {
+        let route = HubRoute::decode(tag);
+        if route == Some(HubRoute::Metrics) {
             return self.metrics_request(ctx, request);
         }
         let origin = self.cors_origin(request);
-        let reply = match tag {
-            TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
-            TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
-            TAG_POLL => self.poll(ctx, conn, request),
-            TAG_PRESENCE => self.presence_request(ctx, conn, request),
-            TAG_TICKETS => Reply::Now(self.issue_ticket(request, body)),
-            _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
-                Some(refusal) => Reply::Now(refusal.response()),
-                None => Reply::Now(Response::text(404, "404 Not Found\n")),
-            },
+        let reply = match route {
+            Some(HubRoute::Preflight) => return Reply::Now(self.preflight(request)),
+            Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
+            Some(HubRoute::Poll) => self.poll(ctx, conn, request),
+            Some(HubRoute::Presence) => self.presence_request(ctx, conn, request),
+            Some(HubRoute::Tickets) => Reply::Now(self.issue_ticket(request, body)),
+            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
+            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         };
         match reply {
             Reply::Now(response) => Reply::Now(self.with_cors(response, origin)),
@@ -1832,13 +1832,12 @@ impl App for HubApp {
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
         self.cors_later.remove(&conn);
-        if tag == TAG_POLL {
-            self.leave(ctx, conn, &CloseReason::Dropped);
-        } else if tag == TAG_PRESENCE {
-            self.presence_queries.retain(|_, (c, _)| *c != conn);
-        } else {
-            self.publishes
-                .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+        match HubRoute::decode(tag) {
+            Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
+            Some(HubRoute::Presence) => self.presence_queries.retain(|_, (c, _)| *c != conn),
+            _ => self
+                .publishes
+                .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn)),
         }
     }
 
@@ -1912,8 +1911,8 @@ impl HubApp {
     }
 
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match tag {
-            TAG_POLL => {
+        match HubRoute::decode(tag) {
+            Some(HubRoute::Poll) => {
                 let response = match self.conns.get(&conn) {
                     Some(poll) => poll_timeout_response(&self.hub, poll),
                     None => Response::empty(204),
@@ -1921,7 +1920,7 @@ impl HubApp {
                 self.leave(ctx, conn, &CloseReason::Ended);
                 response
             }
-            TAG_PRESENCE => {
+            Some(HubRoute::Presence) => {
                 self.presence_queries.retain(|_, (c, _)| *c != conn);
                 Response::text(504, "the members were not known in time\n")
             }
@@ -1939,11 +1938,11 @@ impl HubApp {
         conn: ConnId,
         tag: u32,
     ) -> Option<Response> {
-        match tag {
+        match HubRoute::decode(tag) {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            TAG_POLL => {
+            Some(HubRoute::Poll) => {
                 let response = match self.conns.get(&conn) {
                     Some(poll) => poll_timeout_response(&self.hub, poll),
                     None => Response::empty(204),
@@ -1952,7 +1951,7 @@ impl HubApp {
                 Some(response.header("Retry-After", "1"))
             }
             // The sequencer may be gone already.
-            TAG_PRESENCE => {
+            Some(HubRoute::Presence) => {
                 self.presence_queries.retain(|_, (c, _)| *c != conn);
                 Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
             }
