@@ -11,6 +11,7 @@
 //! (`crates/hub/README.md`).
 
 mod auth;
+mod cors;
 mod metrics;
 pub(crate) mod origin;
 mod publish;
@@ -31,6 +32,7 @@ use tether_hub::{
 
 use self::auth::{Clock, TokenSource};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
+use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
 use self::replies::{
@@ -133,7 +135,7 @@ impl HubShared {
             deadlines: BTreeSet::new(),
             warnings: BTreeSet::new(),
             awaiting: HashMap::new(),
-            cors_later: HashMap::new(),
+            cors: Cors::new(self.settings.clone()),
             publishes: HashMap::new(),
             next_token: 0,
             presence: Presence::new(),
@@ -280,14 +282,6 @@ fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
     None
 }
 
-/// What a CORS preflight may ask for.
-const CORS_METHODS: &str = "GET, HEAD, POST";
-const CORS_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Tether-Event, Tether-Publish-Id";
-/// Headers of the hub's answers that scripts may read.
-const CORS_EXPOSED: &str = "Retry-After, WWW-Authenticate";
-/// How long a browser may keep a preflight's answer, in seconds.
-const CORS_MAX_AGE: &str = "600";
-
 /// A publish waiting for its outcome.
 #[derive(Debug, Clone)]
 enum Pending {
@@ -351,9 +345,8 @@ pub struct HubApp {
     warnings: BTreeSet<(u64, ConnId)>,
     /// WebSockets waiting for their first message, a token.
     awaiting: HashMap<ConnId, Awaiting>,
-    /// The CORS origin of each request answered later (a publish, a long
-    /// poll), named in its answer.
-    cors_later: HashMap<ConnId, Box<str>>,
+    /// Every answer goes out through it.
+    cors: Cors,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
     /// The members of the topics this loop sequences.
@@ -515,52 +508,6 @@ impl HubApp {
 
     fn origin_ok(&self, request: &Request<'_>) -> bool {
         origin::origin_ok(&self.shared.settings, request)
-    }
-
-    /// The request's `Origin`, if it is a trusted one (which gets CORS
-    /// answers).
-    fn cors_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
-        request
-            .header("origin")
-            .filter(|origin| self.shared.settings.is_trusted(origin))
-    }
-
-    /// `response` with the CORS headers for `origin` (an allowed one), and
-    /// `Vary: Origin` whenever CORS is on.
-    fn with_cors(&self, response: Response, origin: Option<&str>) -> Response {
-        if self.shared.settings.trusted_origins.is_empty() {
-            return response;
-        }
-        let response = response.header("Vary", "Origin");
-        match origin {
-            Some(origin) => response
-                .header("Access-Control-Allow-Origin", origin)
-                .header("Access-Control-Allow-Credentials", "true")
-                .header("Access-Control-Expose-Headers", CORS_EXPOSED),
-            None => response,
-        }
-    }
-
-    /// Answers a request that was answered later, with its CORS headers.
-    fn respond(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, response: Response) {
-        let origin = self.cors_later.remove(&conn);
-        ctx.respond(conn, self.with_cors(response, origin.as_deref()));
-    }
-
-    /// The answer to a CORS preflight: 204 with what may be asked for, to
-    /// an allowed origin; 403 to any other.
-    fn preflight(&self, request: &Request<'_>) -> Response {
-        match self.cors_origin(request) {
-            Some(origin) => self
-                .with_cors(Response::empty(204), Some(origin))
-                .header("Access-Control-Allow-Methods", CORS_METHODS)
-                .header("Access-Control-Allow-Headers", CORS_HEADERS)
-                .header("Access-Control-Max-Age", CORS_MAX_AGE),
-            None => {
-                add(&self.stats().refused_403, 1);
-                self.with_cors(Response::text(403, "origin not allowed\n"), None)
-            }
-        }
     }
 
     /// Unix seconds now, on the hub's clock.
@@ -1015,7 +962,9 @@ impl HubApp {
                     }
                     ctx.end_stream(conn);
                 }
-                Transport::Poll => self.respond(ctx, conn, Refusal::ExpiredCredentials.response()),
+                Transport::Poll => self
+                    .cors
+                    .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
             }
         }
     }
@@ -1395,10 +1344,10 @@ impl HubApp {
             }
         }
         for resumed in delivery.resumed {
-            send_resumed(ctx, stats, conns, resumed);
+            send_resumed(ctx, stats, conns, &mut self.cors, resumed);
         }
         for (conn, response) in answers {
-            self.respond(ctx, conn, response);
+            self.cors.respond(ctx, conn, response);
         }
     }
 
@@ -1420,9 +1369,10 @@ impl HubApp {
         }
         match (pending, result) {
             (Pending::Http(conn), Ok((id, duplicate))) => {
-                self.respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
+                self.cors
+                    .respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
             }
-            (Pending::Http(conn), Err(e)) => self.respond(ctx, conn, error_response(&e)),
+            (Pending::Http(conn), Err(e)) => self.cors.respond(ctx, conn, error_response(&e)),
             (
                 Pending::WebSocket {
                     conn,
@@ -1470,7 +1420,7 @@ impl HubApp {
         };
         let stats = &self.stats;
         for resumed in readied.resumed {
-            send_resumed(ctx, stats, &mut self.conns, resumed);
+            send_resumed(ctx, stats, &mut self.conns, &mut self.cors, resumed);
         }
         for (conn, transport) in readied.resync {
             match transport {
@@ -1482,7 +1432,7 @@ impl HubApp {
                     if let Some(poll) = self.conns.remove(&conn) {
                         sub(&self.stats.subscribers_poll, 1);
                         let response = poll_timeout_response(&self.hub, &poll);
-                        self.respond(ctx, conn, response);
+                        self.cors.respond(ctx, conn, response);
                     }
                 }
             }
@@ -1579,7 +1529,7 @@ impl HubApp {
             return;
         };
         let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
-        self.respond(ctx, conn, response);
+        self.cors.respond(ctx, conn, response);
     }
 }
 
@@ -1740,8 +1690,7 @@ impl App for HubApp {
     fn event_stream_headers(&mut self, _tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
         // The CORS fields a cross-origin EventSource needs, as on the
         // hub's other routes.
-        self.with_cors(Response::empty(200), self.cors_origin(request))
-            .headers
+        self.cors.stream_headers(request)
     }
 
     fn on_subscribe(
@@ -1782,7 +1731,7 @@ impl App for HubApp {
         self.time_out_awaiting(ctx);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
-            send_resumed(ctx, stats, &mut self.conns, resumed);
+            send_resumed(ctx, stats, &mut self.conns, &mut self.cors, resumed);
         }
         self.broker.tick(&mut LoopContext { ctx });
         self.presence.tick(&mut *self.broker, &mut LoopContext { ctx });
@@ -1803,9 +1752,11 @@ impl App for HubApp {
         if route == Some(HubRoute::Metrics) {
             return self.metrics_request(ctx, request);
         }
-        let origin = self.cors_origin(request);
         let reply = match route {
-            Some(HubRoute::Preflight) => return Reply::Now(self.preflight(request)),
+            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
+                add(&self.stats.refused_403, 1);
+                Response::text(403, "origin not allowed\n")
+            })),
             Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
             Some(HubRoute::Poll) => self.poll(ctx, conn, request),
             Some(HubRoute::Presence) => self.presence_request(ctx, conn, request),
@@ -1813,25 +1764,16 @@ impl App for HubApp {
             Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         };
-        match reply {
-            Reply::Now(response) => Reply::Now(self.with_cors(response, origin)),
-            Reply::Later(wait) => {
-                if let Some(origin) = origin {
-                    self.cors_later.insert(conn, origin.into());
-                }
-                Reply::Later(wait)
-            }
-        }
+        self.cors.reply(conn, request, reply)
     }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
         let response = self.request_timeout(ctx, conn, tag);
-        let origin = self.cors_later.remove(&conn);
-        self.with_cors(response, origin.as_deref())
+        self.cors.finish(conn, response)
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        self.cors_later.remove(&conn);
+        self.cors.forget(conn);
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
             Some(HubRoute::Presence) => self.presence_queries.retain(|_, (c, _)| *c != conn),
@@ -1854,7 +1796,7 @@ impl App for HubApp {
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
             let refusal = self.check_publisher(request, topic)?;
-            Some(self.with_cors(refusal, self.cors_origin(request)))
+            Some(self.cors.now(request, refusal))
         } else {
             None
         }
@@ -1874,8 +1816,7 @@ impl App for HubApp {
         tag: u32,
     ) -> Option<Response> {
         let response = self.request_shutdown(ctx, conn, tag)?;
-        let origin = self.cors_later.remove(&conn);
-        Some(self.with_cors(response, origin.as_deref()))
+        Some(self.cors.finish(conn, response))
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tether_hub::{Error as HubError, Event, EventId, Gap, Hub, Resumed, Transport, json_string};
 
 use super::Subscriber;
+use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use tether_server::{ConnId, Ctx, Encoded, Message, Response};
 
@@ -71,6 +72,7 @@ pub(super) fn send_resumed<P>(
     ctx: &mut Ctx<'_, P>,
     stats: &HubStats,
     conns: &mut HashMap<ConnId, Subscriber>,
+    cors: &mut Cors,
     resumed: Resumed<ConnId>,
 ) {
     let conn = resumed.sub;
@@ -83,7 +85,8 @@ pub(super) fn send_resumed<P>(
         }
         let since = poll.requested.as_deref();
         let next = next_id(&resumed.events, resumed.gap, since, || EventId::ZERO);
-        ctx.respond(
+        cors.respond(
+            ctx,
             conn,
             poll_response(&poll.topic, &resumed.events, resumed.gap, since, next),
         );
