@@ -10,10 +10,12 @@
 //! routes, statuses and message formats are described in the hub's README
 //! (`crates/hub/README.md`).
 
+mod access;
 mod auth;
 mod cors;
 mod metrics;
 pub(crate) mod origin;
+mod poll;
 mod publish;
 mod replies;
 mod routes;
@@ -21,26 +23,23 @@ mod settings;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tether_hub::{
     Broker, Change, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Members, Polled,
-    Presence, PresenceMessage, Publish, ReplyTo, Subscribed, Tickets, Transport, is_valid_event_type,
-    is_valid_member, is_valid_topic, secret_matches,
+    Presence, PresenceMessage, Publish, ReplyTo, Subscribed, Transport, is_valid_event_type, is_valid_member,
+    is_valid_topic,
 };
 
-use self::auth::{Clock, TokenSource};
+use self::access::{Access, TokenRefused, auth_ok, count_refusal, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
+use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
-use self::replies::{
-    error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
-};
-use self::routes::{
-    Endpoint, Format, HubRoute, Refusal, Socket, bearer, format, parse_path, unauthorized, wants_presence,
-};
+use self::replies::{error_response, send_error, send_replay, send_resumed};
+use self::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 pub use self::settings::HubSettings;
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, MessageRef, Reply, Request, Response, Route,
@@ -67,15 +66,11 @@ use tether_server::{
 #[derive(Clone)]
 pub struct HubShared {
     settings: Arc<HubSettings>,
-    tickets: Arc<Mutex<Tickets>>,
     stats: Arc<[Arc<HubStats>]>,
     /// The brokers of all loops share its topic count.
     local: Arc<LocalBroker>,
-    /// Tickets issued for a holder (a token's, or one the publish token
-    /// named): when issued, and who (taken when the ticket is redeemed).
-    ticket_holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
-    /// Token times are read on it.
-    clock: Clock,
+    /// Credentials, tickets and their holders.
+    access: Access,
     /// Random, made at start: names anonymous members apart from other
     /// processes'.
     node: Arc<str>,
@@ -93,16 +88,12 @@ impl fmt::Debug for HubShared {
 impl HubShared {
     /// The shared part of a hub of `loops` event loops.
     pub fn new(settings: HubSettings, loops: usize) -> HubShared {
+        let settings = Arc::new(settings);
         HubShared {
-            tickets: Arc::new(Mutex::new(Tickets::new(
-                settings.ticket_ttl,
-                settings.max_tickets,
-            ))),
             stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
             local: Arc::new(LocalBroker::new(settings.hub.clone())),
-            settings: Arc::new(settings),
-            clock: Clock::new(),
-            ticket_holders: Arc::default(),
+            access: Access::new(settings.clone()),
+            settings,
             node: node_tag(),
         }
     }
@@ -155,20 +146,6 @@ fn node_tag() -> Arc<str> {
     };
     Arc::from(format!("{tag:08x}"))
 }
-
-/// Whom a ticket was issued for: the subject and rights of the token that
-/// asked for it (or that the publish token named), and when that token
-/// stops being good.
-#[derive(Debug, Clone)]
-struct TicketHolder {
-    subject: Option<String>,
-    rights: tether_auth::Rights,
-    /// Unix seconds, the leeway included.
-    deadline: Option<u64>,
-}
-
-/// The most bytes of claims a ticket request may carry.
-const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
 
 /// A subscriber or long poll of this loop.
 #[derive(Debug)]
@@ -226,32 +203,6 @@ struct Awaiting {
     subscriber: Subscriber,
     until: Instant,
 }
-
-/// Why a token presented over a WebSocket is not taken.
-enum TokenRefused {
-    /// It does not verify.
-    Invalid(tether_auth::Error),
-    /// It verifies, and does not grant the private topic.
-    NotGranted,
-}
-
-/// What a token presented over a WebSocket grants its connection.
-struct TokenGrant {
-    may_publish: bool,
-    deadline: Option<u64>,
-    subject: Option<String>,
-}
-
-/// The Unix second a WebSocket whose token was taken at `now` and stops
-/// being good at `deadline` is warned: 30 s before the deadline, or a third
-/// of the time the token had left when taken if that is less.
-fn warning_time(deadline: u64, now: u64) -> u64 {
-    let left = deadline.saturating_sub(now);
-    deadline.saturating_sub((left / 3).min(EXPIRY_WARNING_LEAD))
-}
-
-/// The most seconds before its token expires that a WebSocket is warned.
-const EXPIRY_WARNING_LEAD: u64 = 30;
 
 /// A close reason from text: at most 123 bytes (what a close frame holds),
 /// cut at a character boundary.
@@ -359,16 +310,6 @@ pub struct HubApp {
     next_member: u64,
 }
 
-/// Who a request's credentials say it is.
-enum Credential {
-    /// It presented none.
-    None,
-    /// The publish token.
-    Admin,
-    /// A verified JSON Web Token.
-    Token(tether_auth::Identity),
-}
-
 impl fmt::Debug for HubApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubApp")
@@ -399,43 +340,6 @@ impl tether_hub::Context for LoopContext<'_, '_> {
 
     fn unix_ms(&self) -> u64 {
         unix_ms()
-    }
-}
-
-/// The wait a long poll asked for with `?timeout=` seconds: none asked is
-/// `longest`, a number of seconds from 0 up is that wait, clamped to
-/// `longest`. Anything else (empty, text, `-1`, `NaN`, `inf`, `1e999`,
-/// which is infinite as a float) is refused with the message the client
-/// gets in its 400: held for `longest` it would look like a poll that
-/// worked. The value is compared as a float before it becomes a
-/// `Duration`, whose conversion panics past `u64::MAX` seconds.
-fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, String> {
-    let Some(asked) = asked else {
-        return Ok(longest);
-    };
-    match asked.parse::<f64>() {
-        Ok(t) if t.is_finite() && t >= 0.0 => Ok(if t >= longest.as_secs_f64() {
-            longest
-        } else {
-            Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
-        }),
-        _ => Err(format!(
-            "timeout is a number of seconds, 0 or more (0 answers at once, more than {0} waits {0})\n",
-            longest.as_secs_f64()
-        )),
-    }
-}
-
-/// What a WebSocket is told when its token is taken:
-/// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
-/// without `exp`).
-fn auth_ok(deadline: Option<u64>, now: u64) -> String {
-    match deadline {
-        Some(deadline) => format!(
-            "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
-            deadline.saturating_sub(now)
-        ),
-        None => "{\"type\":\"auth-ok\"}".to_owned(),
     }
 }
 
@@ -506,220 +410,6 @@ impl HubApp {
         result
     }
 
-    fn origin_ok(&self, request: &Request<'_>) -> bool {
-        origin::origin_ok(&self.shared.settings, request)
-    }
-
-    /// Unix seconds now, on the hub's clock.
-    fn unix_secs(&self, now: Instant) -> u64 {
-        self.shared.clock.unix_secs(now)
-    }
-
-    /// What a request's credentials are: the publish token in
-    /// `Authorization: Bearer`, a JSON Web Token (from the header, the
-    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
-    /// token that is presented and does not verify is refused (401), on
-    /// open topics too: a client that sends a bad token learns it.
-    /// Counts a refusal by status, and by reason where it is about a
-    /// token.
-    fn count_refusal(&self, refusal: Refusal) {
-        let stats = self.stats();
-        let (status, denial) = match refusal {
-            Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
-            Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
-            Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
-            Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
-            Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
-            _ => (&stats.refused_403, None),
-        };
-        add(status, 1);
-        if let Some(denial) = denial {
-            stats.deny(denial);
-        }
-    }
-
-    fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
-        let settings = &self.shared.settings;
-        let given = bearer(request);
-        if let (Some(given), Some(admin)) = (given, &settings.publish_token)
-            && secret_matches(admin, given)
-        {
-            return Ok(Credential::Admin);
-        }
-        let Some(auth) = &settings.auth else {
-            return match given {
-                Some(_) => Err(Refusal::BadCredentials),
-                None => Ok(Credential::None),
-            };
-        };
-        let Some((token, source)) = auth.token_of(request) else {
-            return Ok(Credential::None);
-        };
-        if source == TokenSource::Cookie && !origin::cookie_ok(settings, request) {
-            return Err(Refusal::CrossOriginCookie);
-        }
-        match auth.verify(&token, now) {
-            Ok(identity) => Ok(Credential::Token(identity)),
-            Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
-            Err(e) => {
-                log::debug!("hub: token refused: {e}");
-                Err(Refusal::BadCredentials)
-            }
-        }
-    }
-
-    /// Whether the request's token (when tokens are verified) is the one
-    /// in the cookie.
-    fn cookie_token(&self, request: &Request<'_>) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .and_then(|auth| auth.token_of(request))
-            .is_some_and(|(_, source)| source == TokenSource::Cookie)
-    }
-
-    /// Whether a WebSocket upgrade may send its token as its first message:
-    /// tokens are verified, and the request presents no credential at all
-    /// (no ticket, no `Authorization`, no token cookie or query).
-    fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
-    }
-
-    /// Whether subscribing to `topic` needs a token that grants it.
-    fn is_private(&self, topic: &str) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| auth.private.needs_grant(topic))
-    }
-
-    /// Who may subscribe: a ticket, the publish token, a JSON Web Token
-    /// (which a private topic needs, granting it), or anyone when tickets
-    /// are not required and the topic is not private. The grant says
-    /// whether a WebSocket may also publish.
-    fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
-        let settings = &self.shared.settings;
-        let private = self.is_private(topic);
-        if let Some(ticket) = request.query_param("ticket") {
-            let grant = {
-                let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-                tickets
-                    .redeem(Instant::now(), &ticket, topic)
-                    .map_err(|_| Refusal::Ticket)?
-            };
-            let mut holders = self
-                .shared
-                .ticket_holders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            // A ticket issued for a holder gives exactly the holder's
-            // rights, until the holder's token expires.
-            let Some((_, holder)) = holders.get(&ticket) else {
-                return Ok(grant);
-            };
-            let now = self.unix_secs(Instant::now());
-            let refusal = if holder.deadline.is_some_and(|d| d <= now) {
-                Refusal::ExpiredCredentials
-            } else if private && !holder.rights.may_subscribe(topic) {
-                Refusal::NotGranted
-            } else {
-                return Ok(Grant {
-                    topic: grant.topic,
-                    publish: holder.rights.may_publish(topic),
-                });
-            };
-            holders.remove(&ticket);
-            return Err(refusal);
-        }
-        match self.credential(request, self.unix_secs(Instant::now()))? {
-            Credential::Admin => Ok(Grant {
-                topic: None,
-                publish: true,
-            }),
-            Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
-            Credential::Token(who) => Ok(Grant {
-                topic: None,
-                publish: who.rights.may_publish(topic),
-            }),
-            Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
-            Credential::None => Ok(Grant::default()),
-        }
-    }
-
-    /// When a subscriber's token stops being good: `None` if it came in
-    /// without a token that expires (a ticket, the publish token, no
-    /// credentials). A token that no longer verifies (the keys changed
-    /// since the request was routed) gives a deadline already passed.
-    fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
-        self.holder_of(request, now).0
-    }
-
-    /// [`HubApp::deadline_of`], and the subject of the credential (a
-    /// token's, or a ticket holder's).
-    fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
-        if let Some(ticket) = request.query_param("ticket") {
-            let mut holders = self
-                .shared
-                .ticket_holders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            return holders
-                .remove(&ticket)
-                .map_or((None, None), |(_, holder)| (holder.deadline, holder.subject));
-        }
-        let Some(auth) = self.shared.settings.auth.as_ref() else {
-            return (None, None);
-        };
-        match self.credential(request, self.unix_secs(now)) {
-            Ok(Credential::Token(who)) => (who.expires_at.map(|exp| auth.deadline(exp)), who.subject),
-            Ok(_) => (None, None),
-            Err(_) => (Some(0), None),
-        }
-    }
-
-    /// Checks who publishes over HTTP (`topic`) or asks for a ticket
-    /// (`None`): the publish token, or a JSON Web Token whose rights grant
-    /// publishing to the topic (tickets check their own). `None` if the
-    /// request may go on, else the answer.
-    fn check_publisher(&self, request: &Request<'_>, topic: Option<&str>) -> Option<Response> {
-        let settings = &self.shared.settings;
-        if settings.publish_token.is_none() && settings.auth.is_none() {
-            add(&self.stats().refused_403, 1);
-            return Some(Response::text(
-                403,
-                "publishing over HTTP is disabled: the server has no publish token\n",
-            ));
-        }
-        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Admin) => return None,
-            Ok(Credential::Token(who)) => match topic {
-                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
-                _ => return None,
-            },
-            Ok(Credential::None) => Refusal::NoCredentials,
-            Err(refusal) => refusal,
-        };
-        self.count_refusal(refusal);
-        Some(refusal.response())
-    }
-
-    /// Checks the metrics token, if one is set: `None` if the request may
-    /// read the metrics, else the 401.
-    fn check_metrics_token(&self, request: &Request<'_>) -> Option<Response> {
-        let token = self.shared.settings.metrics_token.as_ref()?;
-        match bearer(request) {
-            Some(given) if secret_matches(token, given) => None,
-            Some(_) => Some(unauthorized(true)),
-            None => Some(unauthorized(false)),
-        }
-    }
-
     fn http_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -730,7 +420,11 @@ impl HubApp {
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
-        if let Some(refusal) = self.check_publisher(request, Some(topic)) {
+        if let Some(refusal) = self
+            .shared
+            .access
+            .check_publisher(&self.stats, request, Some(topic))
+        {
             return Reply::Now(refusal);
         }
         let event_type = request
@@ -760,130 +454,13 @@ impl HubApp {
         }
     }
 
-    /// `POST /tickets`: a single-use ticket. Asked for with a token, it
-    /// is issued for the token's holder (its subject and rights, until it
-    /// expires); with the publish token, for the holder the body names, if
-    /// it names one (claims as in a token: `{"sub":"alice","exp":T,
-    /// "tether":{"sub":[...],"pub":[...]}}`), else with the publish
-    /// token's own reach.
-    fn issue_ticket(&mut self, request: &Request<'_>, body: &[u8]) -> Response {
-        if request.method() != "POST" {
-            return Refusal::OnlyPost.response();
-        }
-        if let Some(refusal) = self.check_publisher(request, None) {
-            return refusal;
-        }
-        let topic = request.query_param("topic").filter(|t| !t.is_empty());
-        if topic.as_deref().is_some_and(|t| !is_valid_topic(t)) {
-            return Refusal::BadTopic.response();
-        }
-        let publish = matches!(request.query_param("publish").as_deref(), Some("1" | "true"));
-        if publish && topic.is_none() {
-            return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
-        }
-        let now = Instant::now();
-        let unix = self.unix_secs(now);
-        let holder = match self.credential(request, unix) {
-            // A token's holder gets a ticket with the token's subject and
-            // rights, no more, and ending when the token does.
-            Ok(Credential::Token(who)) => {
-                if !body.is_empty() {
-                    return Response::text(
-                        400,
-                        "only the publish token names the holder of a ticket; a token's ticket is its own\n",
-                    );
-                }
-                let auth = self.shared.settings.auth.as_ref();
-                Some(TicketHolder {
-                    subject: who.subject,
-                    rights: who.rights,
-                    deadline: who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp))),
-                })
-            }
-            _ if body.is_empty() => None,
-            _ => match self.named_holder(body, unix) {
-                Ok(holder) => Some(holder),
-                Err(response) => return response,
-            },
-        };
-        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref())
-            && ((self.is_private(topic) && !holder.rights.may_subscribe(topic))
-                || (publish && !holder.rights.may_publish(topic)))
-        {
-            self.count_refusal(Refusal::NotGranted);
-            return Refusal::NotGranted.response();
-        }
-        let mut random = [0u8; 16];
-        if getrandom::fill(&mut random).is_err() {
-            return Response::text(500, "no randomness for a ticket\n");
-        }
-        let grant = Grant {
-            topic: topic.map(Arc::from),
-            publish,
-        };
-        let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        match tickets.issue(now, random, grant) {
-            Ok(ticket) => {
-                let mut subject = String::new();
-                if let Some(holder) = holder {
-                    let ttl = tickets.ttl();
-                    let mut holders = self
-                        .shared
-                        .ticket_holders
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    // As many as tickets outstanding: those whose ticket
-                    // has expired go first.
-                    if holders.len() >= self.shared.settings.max_tickets {
-                        holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
-                    }
-                    if holders.len() >= self.shared.settings.max_tickets {
-                        return Response::text(503, "too many tickets outstanding\n")
-                            .header("Retry-After", "1");
-                    }
-                    if let Some(name) = &holder.subject {
-                        subject = format!(",\"sub\":{}", tether_hub::json_string(name));
-                    }
-                    holders.insert(ticket.clone(), (now, holder));
-                }
-                add(&self.stats().tickets_issued, 1);
-                let expires_in = tickets.ttl().as_secs_f64();
-                Response::json(
-                    200,
-                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}{subject}}}"),
-                )
-                .header("Cache-Control", "no-store")
-            }
-            Err(e) => error_response(&e),
-        }
-    }
-
-    /// The holder that the publish token names in a ticket request's body,
-    /// or the 400 that says why not.
-    fn named_holder(&self, body: &[u8], now: u64) -> Result<TicketHolder, Response> {
-        if body.len() > MAX_TICKET_CLAIMS {
-            return Err(Response::text(400, "the ticket's claims are too long\n"));
-        }
-        let Ok(text) = std::str::from_utf8(body) else {
-            return Err(Response::text(400, "the ticket's claims must be UTF-8 JSON\n"));
-        };
-        match tether_auth::identity_from_claims(text, now) {
-            Ok(who) => Ok(TicketHolder {
-                subject: who.subject,
-                rights: who.rights,
-                deadline: who.expires_at,
-            }),
-            Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
-        }
-    }
-
     fn poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, request: &Request<'_>) -> Reply {
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let deadline = self.deadline_of(request, ctx.now());
+        let deadline = self.shared.access.deadline_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let longest = self.shared.settings.poll_timeout;
         let timeout = match poll_timeout(request.query_param("timeout").as_deref(), longest) {
@@ -1003,26 +580,6 @@ impl HubApp {
         }
     }
 
-    /// What a token sent over a WebSocket subscribed (or to subscribe) to
-    /// `topic` grants it at `now` (Unix seconds).
-    fn take_token(&self, token: &str, topic: &str, now: u64) -> Result<TokenGrant, TokenRefused> {
-        let Some(auth) = &self.shared.settings.auth else {
-            return Err(TokenRefused::Invalid(tether_auth::Error::Malformed));
-        };
-        let who = auth.verify(token, now).map_err(|e| {
-            log::debug!("hub: token refused: {e}");
-            TokenRefused::Invalid(e)
-        })?;
-        if self.is_private(topic) && !who.rights.may_subscribe(topic) {
-            return Err(TokenRefused::NotGranted);
-        }
-        Ok(TokenGrant {
-            may_publish: who.rights.may_publish(topic) || self.shared.settings.ws_publish_open(topic),
-            deadline: who.expires_at.map(|exp| auth.deadline(exp)),
-            subject: who.subject,
-        })
-    }
-
     /// The first message of a WebSocket that has to authenticate: a token
     /// that grants its topic subscribes it, anything else closes it.
     fn first_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
@@ -1033,8 +590,8 @@ impl HubApp {
             self.stats().deny(Denial::NotAuthMessage);
             return ctx.close(conn, CloseCode::POLICY, "authentication required");
         };
-        let now = self.unix_secs(ctx.now());
-        match self.take_token(&token, &subscriber.topic, now) {
+        let now = self.shared.access.unix_secs(ctx.now());
+        match self.shared.access.take_token(&token, &subscriber.topic, now) {
             Ok(grant) => {
                 subscriber.may_publish = grant.may_publish;
                 subscriber.deadline = grant.deadline;
@@ -1067,8 +624,8 @@ impl HubApp {
         let Some(topic) = self.conns.get(&conn).map(|s| s.topic.clone()) else {
             return;
         };
-        let now = self.unix_secs(ctx.now());
-        match self.take_token(token, &topic, now) {
+        let now = self.shared.access.unix_secs(ctx.now());
+        match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
                 let Some(subscriber) = self.conns.get_mut(&conn) else {
                     return;
@@ -1551,15 +1108,15 @@ impl App for HubApp {
         {
             return HubRoute::Preflight.route();
         }
-        if is_hub_path && !self.origin_ok(request) {
+        if is_hub_path && !self.shared.access.origin_ok(request) {
             // Another site's page: with the user's cookie, that is the
             // attack the cookie rule is there for, and counted as such.
-            let refusal = if self.cookie_token(request) {
+            let refusal = if self.shared.access.cookie_token(request) {
                 Refusal::CrossOriginCookie
             } else {
                 Refusal::Origin
             };
-            self.count_refusal(refusal);
+            count_refusal(&self.stats, refusal);
             return refusal.route();
         }
         match request.path() {
@@ -1595,12 +1152,13 @@ impl App for HubApp {
         if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
             return Refusal::PresenceNotStream.route();
         }
-        let first_message = endpoint == Endpoint::WebSocket && self.may_authenticate_later(request);
-        let grant = match self.authorize_subscriber(request, topic) {
+        let first_message =
+            endpoint == Endpoint::WebSocket && self.shared.access.may_authenticate_later(request);
+        let grant = match self.shared.access.authorize_subscriber(request, topic) {
             Err(Refusal::NoCredentials) if first_message => Grant::default(),
             Ok(grant) => grant,
             Err(refusal) => {
-                self.count_refusal(refusal);
+                count_refusal(&self.stats, refusal);
                 return refusal.route();
             }
         };
@@ -1616,7 +1174,7 @@ impl App for HubApp {
                 {
                     return Refusal::BadEventType.route();
                 }
-                let needs_token = self.is_private(topic) || self.shared.settings.require_ticket;
+                let needs_token = self.shared.access.is_private(topic) || self.shared.settings.require_ticket;
                 let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
                 if first_message && (needs_token || asks) {
                     if raw {
@@ -1662,8 +1220,8 @@ impl App for HubApp {
             return;
         }
         subscriber.watches = wants_presence(request);
-        (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
-        let now = self.unix_secs(ctx.now());
+        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+        let now = self.shared.access.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires.
@@ -1704,7 +1262,7 @@ impl App for HubApp {
         if let Some((topic, _)) = parse_path(request.path()) {
             let last_id = last_event_id.map(str::to_owned);
             let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
-            (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
+            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
             subscriber.watches = wants_presence(request);
             self.subscribe(ctx, conn, subscriber);
         }
@@ -1725,7 +1283,7 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        let now = self.unix_secs(ctx.now());
+        let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
         self.warn(ctx, now);
         self.time_out_awaiting(ctx);
@@ -1760,7 +1318,9 @@ impl App for HubApp {
             Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
             Some(HubRoute::Poll) => self.poll(ctx, conn, request),
             Some(HubRoute::Presence) => self.presence_request(ctx, conn, request),
-            Some(HubRoute::Tickets) => Reply::Now(self.issue_ticket(request, body)),
+            Some(HubRoute::Tickets) => {
+                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
+            }
             Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         };
@@ -1795,7 +1355,7 @@ impl App for HubApp {
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            let refusal = self.check_publisher(request, topic)?;
+            let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
             Some(self.cors.now(request, refusal))
         } else {
             None
@@ -1843,7 +1403,7 @@ impl App for HubApp {
 impl HubApp {
     fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
         match request.method() {
-            "GET" | "HEAD" => Reply::Now(match self.check_metrics_token(request) {
+            "GET" | "HEAD" => Reply::Now(match self.shared.access.check_metrics_token(request) {
                 Some(refusal) => refusal,
                 None => self.metrics(ctx),
             }),
@@ -1905,21 +1465,7 @@ impl HubApp {
 
 #[cfg(test)]
 mod tests {
-    use super::{close_reason, poll_timeout, warning_time};
-    use std::time::Duration;
-
-    #[test]
-    fn expiry_warnings_come_a_third_of_the_time_left_before_at_most_30_s() {
-        assert_eq!(warning_time(1_000, 400), 970);
-        assert_eq!(warning_time(1_000, 910), 970);
-        assert_eq!(warning_time(1_000, 940), 980);
-        assert_eq!(warning_time(1_000, 994), 998);
-        assert_eq!(warning_time(1_000, 998), 1_000);
-        // A deadline passed already, or at the ends of the range.
-        assert_eq!(warning_time(1_000, 2_000), 1_000);
-        assert_eq!(warning_time(0, 0), 0);
-        assert_eq!(warning_time(u64::MAX, 0), u64::MAX - 30);
-    }
+    use super::close_reason;
 
     #[test]
     fn close_reasons_fit_a_close_frame() {
@@ -1929,27 +1475,5 @@ mod tests {
         assert_eq!(cut.len(), 122);
         assert!(long.starts_with(cut));
         assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
-    }
-
-    #[test]
-    fn poll_timeout_is_clamped_to_the_longest_wait_and_refuses_what_is_not_a_wait() {
-        let longest = Duration::from_secs(25);
-        assert_eq!(poll_timeout(None, longest), Ok(longest));
-        assert_eq!(
-            poll_timeout(Some("1.5"), longest),
-            Ok(Duration::from_millis(1500))
-        );
-        assert_eq!(poll_timeout(Some("0"), longest), Ok(Duration::ZERO));
-        assert_eq!(poll_timeout(Some("25"), longest), Ok(longest));
-        for above in ["26", "1e20", "18446744073709551616"] {
-            assert_eq!(poll_timeout(Some(above), longest), Ok(longest), "{above}");
-        }
-        for odd in ["", "soon", "NaN", "inf", "-inf", "1e999", "-1", "-0.5", "0x10"] {
-            let refused = poll_timeout(Some(odd), longest).expect_err(odd);
-            assert!(
-                refused.contains("timeout is a number of seconds"),
-                "{odd}: {refused}"
-            );
-        }
     }
 }

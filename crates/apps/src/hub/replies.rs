@@ -2,14 +2,14 @@
 //! polls' answers, errors.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use tether_hub::{Error as HubError, Event, EventId, Gap, Hub, Resumed, Transport, json_string};
+use tether_hub::{Error as HubError, Event, EventId, Gap, Resumed, Transport, json_string};
 
 use super::Subscriber;
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
+use super::poll::{next_id, poll_response};
 use tether_server::{ConnId, Ctx, Encoded, Message, Response};
 
 /// `{"control":"error","error":"..."}` to a WebSocket subscriber.
@@ -96,55 +96,4 @@ pub(super) fn send_resumed<P>(
         return;
     };
     send_replay(ctx, stats, conn, subscriber, resumed.gap, resumed.events.iter());
-}
-
-/// The id a long poller passes as `since` next time.
-pub(super) fn next_id(
-    events: &[Arc<Event>],
-    gap: Option<Gap>,
-    since: Option<&str>,
-    head: impl FnOnce() -> EventId,
-) -> EventId {
-    if let Some(last) = events.last() {
-        return last.id();
-    }
-    if let Some(gap) = gap {
-        return gap.resume;
-    }
-    since.and_then(EventId::parse).unwrap_or_else(head)
-}
-
-/// A long poll's answer:
-/// `{"topic":"T","events":[...],"next":"ID","gap":null|{...}}`.
-pub(super) fn poll_response(
-    topic: &str,
-    events: &[Arc<Event>],
-    gap: Option<Gap>,
-    since: Option<&str>,
-    next: EventId,
-) -> Response {
-    let mut body = String::with_capacity(64 + events.iter().map(|e| e.json().len() + 1).sum::<usize>());
-    body.push_str("{\"topic\":");
-    body.push_str(&json_string(topic));
-    body.push_str(",\"events\":[");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(event.json());
-    }
-    let _ = write!(body, "],\"next\":\"{next}\",\"gap\":");
-    match gap {
-        Some(gap) => body.push_str(&gap.json(topic, since.unwrap_or_default())),
-        None => body.push_str("null"),
-    }
-    body.push('}');
-    Response::json(200, body).header("Cache-Control", "no-cache")
-}
-
-/// A long poll that nothing answered in time.
-pub(super) fn poll_timeout_response(hub: &Hub<ConnId>, poll: &Subscriber) -> Response {
-    let since = poll.requested.as_deref();
-    let next = next_id(&[], None, since, || hub.head(&poll.topic));
-    poll_response(&poll.topic, &[], None, since, next)
 }
