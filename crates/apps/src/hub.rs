@@ -16,33 +16,36 @@ mod cors;
 mod metrics;
 pub(crate) mod origin;
 mod poll;
+mod presence;
 mod publish;
 mod replies;
 mod routes;
 mod settings;
+mod subscribers;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tether_hub::{
-    Broker, Change, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Members, Polled,
-    Presence, PresenceMessage, Publish, ReplyTo, Subscribed, Transport, is_valid_event_type, is_valid_member,
-    is_valid_topic,
+    Broker, Error as HubError, Event, EventId, Hub, HubMessage, LocalBroker, Polled, Publish, ReplyTo,
+    Subscribed, Transport,
 };
 
-use self::access::{Access, TokenRefused, auth_ok, count_refusal, warning_time};
+use self::access::{Access, TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
+use self::presence::Roster;
 use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
-use self::replies::{error_response, send_error, send_replay, send_resumed};
+use self::replies::{error_response, send_error};
 use self::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 pub use self::settings::HubSettings;
+use self::subscribers::{Subscriber, Subscribers, fan_out, send_replay, send_resumed};
 use tether_server::{
-    App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, MessageRef, Reply, Request, Response, Route,
+    App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
 
 /// What every loop's [`HubApp`] shares: the settings, the tickets (a
@@ -122,17 +125,12 @@ impl HubShared {
                 .or(self.stats.last())
                 .cloned()
                 .unwrap_or_default(),
-            conns: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            warnings: BTreeSet::new(),
+            subscribers: Subscribers::default(),
             awaiting: HashMap::new(),
             cors: Cors::new(self.settings.clone()),
             publishes: HashMap::new(),
             next_token: 0,
-            presence: Presence::new(),
-            watchers: HashMap::new(),
-            presence_queries: HashMap::new(),
-            next_member: 0,
+            roster: Roster::new(self.node.clone(), loop_index),
         }
     }
 }
@@ -145,55 +143,6 @@ fn node_tag() -> Arc<str> {
         Err(_) => std::process::id(),
     };
     Arc::from(format!("{tag:08x}"))
-}
-
-/// A subscriber or long poll of this loop.
-#[derive(Debug)]
-struct Subscriber {
-    topic: Arc<str>,
-    transport: Transport,
-    /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
-    requested: Option<String>,
-    /// A WebSocket subscriber may publish to its topic.
-    may_publish: bool,
-    /// The event type of what it publishes (`?event=`).
-    event_type: Option<String>,
-    /// It publishes JSON envelopes (`?envelope=1`), each acknowledged.
-    envelope: bool,
-    /// Bytes it published that the sequencer has not answered yet.
-    in_flight: usize,
-    /// The Unix second its token stops being good (leeway included), when
-    /// it came in with one: then it is closed (a WebSocket, with 1008) or
-    /// ended (an event stream).
-    deadline: Option<u64>,
-    /// The Unix second a WebSocket subscriber is told its token is about
-    /// to expire (`{"type":"auth-expiring","in":SECONDS}`).
-    warn_at: Option<u64>,
-    /// Its credential's subject, if it had one.
-    subject: Option<String>,
-    /// Who it is present as (WebSocket and event-stream subscribers).
-    member: Option<Arc<str>>,
-    /// It gets the topic's join and leave events (`?presence=1`).
-    watches: bool,
-}
-
-impl Subscriber {
-    fn new(topic: Arc<str>, transport: Transport, requested: Option<String>) -> Subscriber {
-        Subscriber {
-            topic,
-            transport,
-            requested,
-            may_publish: false,
-            event_type: None,
-            envelope: false,
-            in_flight: 0,
-            deadline: None,
-            warn_at: None,
-            subject: None,
-            member: None,
-            watches: false,
-        }
-    }
 }
 
 /// A WebSocket that has to authenticate with its first message: the
@@ -212,25 +161,6 @@ fn close_reason(text: &str) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// Why a `?format=raw` request cannot be served, if it cannot: raw is for
-/// WebSocket subscribers, which never learn ids (so cannot resume) and get
-/// no acknowledgements.
-fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
-    if endpoint != Endpoint::WebSocket {
-        return Some(Refusal::RawNotWebSocket);
-    }
-    if request
-        .query_param("lastEventId")
-        .is_some_and(|id| !id.is_empty())
-    {
-        return Some(Refusal::RawResume);
-    }
-    if matches!(request.query_param("envelope").as_deref(), Some("1" | "true")) {
-        return Some(Refusal::RawEnvelope);
-    }
-    None
 }
 
 /// A publish waiting for its outcome.
@@ -288,26 +218,16 @@ pub struct HubApp {
     stats: Arc<HubStats>,
     hub: Hub<ConnId>,
     broker: Box<dyn Broker + Send>,
-    conns: HashMap<ConnId, Subscriber>,
-    /// The subscribers of `conns` with a deadline, soonest first.
-    deadlines: BTreeSet<(u64, ConnId)>,
-    /// The WebSocket subscribers of `conns` to warn before their token
-    /// expires, soonest first.
-    warnings: BTreeSet<(u64, ConnId)>,
+    /// Its subscribers and long polls.
+    subscribers: Subscribers<ConnId>,
     /// WebSockets waiting for their first message, a token.
     awaiting: HashMap<ConnId, Awaiting>,
     /// Every answer goes out through it.
     cors: Cors,
     publishes: HashMap<u64, Pending>,
     next_token: u64,
-    /// The members of the topics this loop sequences.
-    presence: Presence,
-    /// This loop's subscribers that get join and leave events, by topic.
-    watchers: HashMap<Arc<str>, Vec<ConnId>>,
-    /// `GET /topics/NAME/presence` requests waiting for the sequencer.
-    presence_queries: HashMap<u64, (ConnId, Arc<str>)>,
-    /// Numbers this loop's anonymous members.
-    next_member: u64,
+    /// Who is present, and who watches.
+    roster: Roster,
 }
 
 impl fmt::Debug for HubApp {
@@ -315,7 +235,7 @@ impl fmt::Debug for HubApp {
         f.debug_struct("HubApp")
             .field("loop", &self.index)
             .field("broker", &self.broker.kind())
-            .field("subscribers", &self.conns.len())
+            .field("subscribers", &self.subscribers.len())
             .finish_non_exhaustive()
     }
 }
@@ -496,34 +416,14 @@ impl HubApp {
 
     fn register(&mut self, conn: ConnId, subscriber: Subscriber) {
         add(self.stats().subscribers(subscriber.transport), 1);
-        if let Some(deadline) = subscriber.deadline {
-            self.deadlines.insert((deadline, conn));
-        }
-        if let Some(warn_at) = subscriber.warn_at {
-            self.warnings.insert((warn_at, conn));
-        }
-        if let Some(old) = self.conns.insert(conn, subscriber) {
-            if let Some(deadline) = old.deadline {
-                self.deadlines.remove(&(deadline, conn));
-            }
-            if let Some(warn_at) = old.warn_at {
-                self.warnings.remove(&(warn_at, conn));
-            }
-        }
+        self.subscribers.insert(conn, subscriber);
     }
 
     /// Closes the WebSocket subscribers, ends the event streams and
     /// answers the long polls (401, the token expired) whose token has
     /// expired by `now` (Unix seconds).
     fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some(&(deadline, conn)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(transport) = self.conns.get(&conn).map(|s| s.transport) else {
-                continue;
-            };
+        while let Some((conn, transport)) = self.subscribers.next_expired(now) {
             self.leave(ctx, conn, &CloseReason::Ended);
             self.stats().deny(Denial::SessionExpired);
             match transport {
@@ -549,16 +449,7 @@ impl HubApp {
     /// Tells the WebSocket subscribers whose token expires soon, by `now`
     /// (Unix seconds), in how many seconds: they may send another.
     fn warn(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some(&(warn_at, conn)) = self.warnings.first() {
-            if warn_at > now {
-                break;
-            }
-            self.warnings.pop_first();
-            let Some(subscriber) = self.conns.get_mut(&conn) else {
-                continue;
-            };
-            subscriber.warn_at = None;
-            let left = subscriber.deadline.map_or(0, |d| d.saturating_sub(now));
+        while let Some((conn, left)) = self.subscribers.next_warning(now) {
             let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");
             ctx.send(conn, &Message::text(text));
         }
@@ -621,30 +512,17 @@ impl HubApp {
     /// old ones and its deadline moves; one that does not verify, or no
     /// longer grants the topic, closes the connection.
     fn refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, token: &str) {
-        let Some(topic) = self.conns.get(&conn).map(|s| s.topic.clone()) else {
+        let Some(topic) = self.subscribers.get(conn).map(|s| s.topic.clone()) else {
             return;
         };
         let now = self.shared.access.unix_secs(ctx.now());
         match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
-                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                let warn_at = grant.deadline.map(|d| warning_time(d, now));
+                let Some(subscriber) = self.subscribers.renew(conn, grant.deadline, warn_at) else {
                     return;
                 };
-                if let Some(old) = subscriber.deadline.take() {
-                    self.deadlines.remove(&(old, conn));
-                }
-                if let Some(old) = subscriber.warn_at.take() {
-                    self.warnings.remove(&(old, conn));
-                }
                 subscriber.may_publish = grant.may_publish;
-                subscriber.deadline = grant.deadline;
-                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
-                if let Some(deadline) = subscriber.deadline {
-                    self.deadlines.insert((deadline, conn));
-                }
-                if let Some(warn_at) = subscriber.warn_at {
-                    self.warnings.insert((warn_at, conn));
-                }
                 ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
             }
             Err(TokenRefused::Invalid(e)) => {
@@ -668,17 +546,22 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
-        let member = self.member_name(subscriber.subject.as_deref());
-        Presence::post(&mut LoopContext { ctx }, &topic, &member, true);
+        let member = self.roster.join(
+            ctx,
+            &topic,
+            (conn, transport),
+            subscriber.subject.as_deref(),
+            subscriber.watches,
+        );
         subscriber.member = Some(member);
-        if subscriber.watches {
-            self.watchers.entry(topic.clone()).or_default().push(conn);
-        }
         self.register(conn, subscriber);
         let Self {
-            hub, stats, conns, ..
+            hub,
+            stats,
+            subscribers,
+            ..
         } = self;
-        let Some(subscriber) = conns.get(&conn) else {
+        let Some(subscriber) = subscribers.get(conn) else {
             return;
         };
         match hub.subscribe(&topic, conn, transport, subscriber.requested.as_deref()) {
@@ -706,27 +589,14 @@ impl HubApp {
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
         self.awaiting.remove(&conn);
-        if let Some(subscriber) = self.conns.remove(&conn) {
-            if let Some(deadline) = subscriber.deadline {
-                self.deadlines.remove(&(deadline, conn));
-            }
-            if let Some(warn_at) = subscriber.warn_at {
-                self.warnings.remove(&(warn_at, conn));
-            }
+        if let Some(subscriber) = self.subscribers.remove(conn) {
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
                 add(&self.stats().slow_consumer_drops, 1);
             }
-            if let Some(member) = &subscriber.member {
-                Presence::post(&mut LoopContext { ctx }, &subscriber.topic, member, false);
-            }
-            if subscriber.watches
-                && let Some(watchers) = self.watchers.get_mut(&subscriber.topic)
-            {
-                watchers.retain(|&w| w != conn);
-                if watchers.is_empty() {
-                    self.watchers.remove(&subscriber.topic);
-                }
+            if subscriber.member.is_some() || subscriber.watches {
+                self.roster
+                    .leave(ctx, &subscriber.topic, conn, subscriber.member.as_ref());
             }
         }
         if let Some(left) = self.hub.unsubscribe(conn)
@@ -741,8 +611,8 @@ impl HubApp {
             return self.first_message(ctx, conn, message);
         }
         let raw = self
-            .conns
-            .get(&conn)
+            .subscribers
+            .get(conn)
             .is_some_and(|s| s.transport == Transport::RawWebSocket);
         // On a raw socket every message is data, an auth message too.
         if !raw
@@ -752,7 +622,7 @@ impl HubApp {
             return self.refresh(ctx, conn, &token);
         }
         let max_in_flight = self.shared.settings.max_publish_in_flight;
-        let Some(subscriber) = self.conns.get_mut(&conn) else {
+        let Some(subscriber) = self.subscribers.get_mut(conn) else {
             return;
         };
         if !subscriber.may_publish {
@@ -815,7 +685,7 @@ impl HubApp {
             key: publish.key.clone(),
         };
         if let Err(e) = self.submit(ctx, publish, pending) {
-            if let Some(subscriber) = self.conns.get_mut(&conn) {
+            if let Some(subscriber) = self.subscribers.get_mut(conn) {
                 subscriber.in_flight -= len;
             }
             if raw {
@@ -847,7 +717,10 @@ impl HubApp {
 
     fn deliver(&mut self, ctx: &mut Ctx<'_, HubMessage>, event: Arc<Event>) {
         let Self {
-            hub, stats, conns, ..
+            hub,
+            stats,
+            subscribers,
+            ..
         } = self;
         let delivery = match hub.deliver(event.clone()) {
             Ok(delivery) => delivery,
@@ -860,37 +733,11 @@ impl HubApp {
                 return;
             }
         };
-        if !delivery.websocket.is_empty() {
-            add(&stats.sent_websocket, delivery.websocket.len() as u64);
-            // Compressed once per event, by the first loop with a
-            // subscriber that takes it (see `Encoded`).
-            let deflated = Arc::clone(&event);
-            ctx.send_encoded(
-                delivery.websocket.iter().copied(),
-                &Encoded::from(event.ws_frame().clone())
-                    .with_deflated_lazy(move || deflated.ws_frame_deflated().cloned()),
-            );
-        }
-        if !delivery.raw_websocket.is_empty() {
-            add(&stats.sent_websocket, delivery.raw_websocket.len() as u64);
-            let deflated = Arc::clone(&event);
-            ctx.send_encoded(
-                delivery.raw_websocket.iter().copied(),
-                &Encoded::from(event.ws_raw_frame().clone())
-                    .with_deflated_lazy(move || deflated.ws_raw_frame_deflated().cloned()),
-            );
-        }
-        if !delivery.event_stream.is_empty() {
-            add(&stats.sent_event_stream, delivery.event_stream.len() as u64);
-            ctx.send_encoded(
-                delivery.event_stream.iter().copied(),
-                &Encoded::from(event.sse().clone()),
-            );
-        }
+        fan_out(ctx, stats, &event, &delivery);
         let events = [event.clone()];
         let mut answers = Vec::new();
         for waiter in delivery.waiters {
-            if let Some(poll) = conns.remove(&waiter) {
+            if let Some(poll) = subscribers.remove(waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
                 let since = poll.requested.as_deref();
@@ -901,7 +748,7 @@ impl HubApp {
             }
         }
         for resumed in delivery.resumed {
-            send_resumed(ctx, stats, conns, &mut self.cors, resumed);
+            send_resumed(ctx, stats, subscribers, &mut self.cors, resumed);
         }
         for (conn, response) in answers {
             self.cors.respond(ctx, conn, response);
@@ -939,7 +786,7 @@ impl HubApp {
                 },
                 result,
             ) => {
-                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                let Some(subscriber) = self.subscribers.get_mut(conn) else {
                     return;
                 };
                 subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
@@ -977,7 +824,7 @@ impl HubApp {
         };
         let stats = &self.stats;
         for resumed in readied.resumed {
-            send_resumed(ctx, stats, &mut self.conns, &mut self.cors, resumed);
+            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
         }
         for (conn, transport) in readied.resync {
             match transport {
@@ -986,7 +833,7 @@ impl HubApp {
                 }
                 Transport::EventStream => ctx.end_stream(conn),
                 Transport::Poll => {
-                    if let Some(poll) = self.conns.remove(&conn) {
+                    if let Some(poll) = self.subscribers.remove(conn) {
                         sub(&self.stats.subscribers_poll, 1);
                         let response = poll_timeout_response(&self.hub, &poll);
                         self.cors.respond(ctx, conn, response);
@@ -997,197 +844,11 @@ impl HubApp {
     }
 }
 
-/// Presence: members, their join and leave events, `GET .../presence`.
-impl HubApp {
-    /// The member a subscriber is present as: its subject, if it is a
-    /// valid member name, else a name for the connection,
-    /// `conn-NODE-LOOP-N`.
-    fn member_name(&mut self, subject: Option<&str>) -> Arc<str> {
-        if let Some(subject) = subject.filter(|s| is_valid_member(s)) {
-            return Arc::from(subject);
-        }
-        self.next_member += 1;
-        Arc::from(format!(
-            "conn-{}-{}-{}",
-            self.shared.node, self.index, self.next_member
-        ))
-    }
-
-    /// `GET /topics/NAME/presence`: asks the topic's sequencer; answered
-    /// when it replies.
-    fn presence_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        request: &Request<'_>,
-    ) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
-            return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
-        let token = self.next_token;
-        self.next_token += 1;
-        let topic: Arc<str> = Arc::from(topic);
-        self.presence_queries.insert(token, (conn, topic.clone()));
-        let reply = ReplyTo {
-            loop_index: ctx.loop_index().0,
-            token,
-        };
-        Presence::query(&mut LoopContext { ctx }, &topic, reply);
-        Reply::Later(self.shared.settings.publish_timeout)
-    }
-
-    fn presence_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: PresenceMessage) {
-        let handed_back = self
-            .presence
-            .receive(message, &mut *self.broker, &mut LoopContext { ctx });
-        match handed_back {
-            Some(PresenceMessage::Changed(change)) => self.presence_changed(ctx, &change),
-            Some(PresenceMessage::Members { token, members }) => self.presence_answer(ctx, token, &members),
-            Some(other) => log::debug!("hub: unexpected {other:?}"),
-            None => {
-                self.stats
-                    .presence_members
-                    .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// A join or leave: to this loop's live watchers of the topic, encoded
-    /// once per transport.
-    fn presence_changed(&mut self, ctx: &mut Ctx<'_, HubMessage>, change: &Change) {
-        let Some(watchers) = self.watchers.get(&change.topic) else {
-            return;
-        };
-        let (mut websocket, mut event_stream) = (Vec::new(), Vec::new());
-        // Held subscribers too (waiting for the topic's backlog): these
-        // events carry no id and are no part of the topic's order.
-        for &conn in watchers {
-            match self.conns.get(&conn).map(|s| s.transport) {
-                Some(Transport::WebSocket) => websocket.push(conn),
-                Some(Transport::EventStream) => event_stream.push(conn),
-                _ => {}
-            }
-        }
-        if !websocket.is_empty() {
-            ctx.send_encoded(websocket, &Encoded::ws(&Message::text(change.json())));
-        }
-        if !event_stream.is_empty() {
-            let data = change.data();
-            let event = tether_sse::Event::new().event(change.event_type()).data(&data);
-            match Encoded::sse(&event) {
-                Ok(encoded) => ctx.send_encoded(event_stream, &encoded),
-                Err(e) => log::debug!("hub: a presence event was not encoded: {e}"),
-            }
-        }
-    }
-
-    fn presence_answer(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, members: &Members) {
-        let Some((conn, topic)) = self.presence_queries.remove(&token) else {
-            return;
-        };
-        let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
-        self.cors.respond(ctx, conn, response);
-    }
-}
-
 impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
-        // The admin listener serves the metrics and nothing else.
-        if request.via_admin_listener() {
-            return match request.path() {
-                "/metrics" => HubRoute::Metrics.route(),
-                _ => Route::NotFound,
-            };
-        }
-        let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
-        if request.method() == "OPTIONS"
-            && is_hub_path
-            && request.header("access-control-request-method").is_some()
-        {
-            return HubRoute::Preflight.route();
-        }
-        if is_hub_path && !self.shared.access.origin_ok(request) {
-            // Another site's page: with the user's cookie, that is the
-            // attack the cookie rule is there for, and counted as such.
-            let refusal = if self.shared.access.cookie_token(request) {
-                Refusal::CrossOriginCookie
-            } else {
-                Refusal::Origin
-            };
-            count_refusal(&self.stats, refusal);
-            return refusal.route();
-        }
-        match request.path() {
-            "/tickets" => return HubRoute::Tickets.route(),
-            "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
-            "/metrics" => return HubRoute::Metrics.route(),
-            _ => {}
-        }
-        let Some((topic, endpoint)) = parse_path(request.path()) else {
-            return Route::NotFound;
-        };
-        if !is_valid_topic(topic) {
-            return Refusal::BadTopic.route();
-        }
-        let method = request.method();
-        if endpoint == Endpoint::Publish {
-            return if method == "POST" {
-                HubRoute::Publish.route()
-            } else {
-                Refusal::OnlyPost.route()
-            };
-        }
-        if matches!(endpoint, Endpoint::Poll | Endpoint::Presence) && method != "GET" && method != "HEAD" {
-            return Refusal::OnlyGet.route();
-        }
-        let raw = match format(request) {
-            Ok(format) => format == Format::Raw,
-            Err(refusal) => return refusal.route(),
-        };
-        if raw && let Some(refusal) = raw_refusal(request, endpoint) {
-            return refusal.route();
-        }
-        if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
-            return Refusal::PresenceNotStream.route();
-        }
-        let first_message =
-            endpoint == Endpoint::WebSocket && self.shared.access.may_authenticate_later(request);
-        let grant = match self.shared.access.authorize_subscriber(request, topic) {
-            Err(Refusal::NoCredentials) if first_message => Grant::default(),
-            Ok(grant) => grant,
-            Err(refusal) => {
-                count_refusal(&self.stats, refusal);
-                return refusal.route();
-            }
-        };
-        match endpoint {
-            Endpoint::Events => HubRoute::Events.route(),
-            Endpoint::Poll => HubRoute::Poll.route(),
-            // Who is present is as private as the topic's events.
-            Endpoint::Presence => HubRoute::Presence.route(),
-            _ => {
-                if request
-                    .query_param("event")
-                    .is_some_and(|e| !is_valid_event_type(&e))
-                {
-                    return Refusal::BadEventType.route();
-                }
-                let needs_token = self.shared.access.is_private(topic) || self.shared.settings.require_ticket;
-                let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
-                if first_message && (needs_token || asks) {
-                    if raw {
-                        return Refusal::RawFirstMessage.route();
-                    }
-                    HubRoute::WebSocket(Socket::AuthFirst).route()
-                } else if grant.publish || self.shared.settings.ws_publish_open(topic) {
-                    HubRoute::WebSocket(Socket::Publisher).route()
-                } else {
-                    HubRoute::WebSocket(Socket::Subscriber).route()
-                }
-            }
-        }
+        routes::route(&self.shared.access, &self.stats, request)
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
@@ -1289,13 +950,13 @@ impl App for HubApp {
         self.time_out_awaiting(ctx);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
-            send_resumed(ctx, stats, &mut self.conns, &mut self.cors, resumed);
+            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
         }
         self.broker.tick(&mut LoopContext { ctx });
-        self.presence.tick(&mut *self.broker, &mut LoopContext { ctx });
+        self.roster.tick(ctx, &mut *self.broker);
         self.stats
             .presence_members
-            .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
+            .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn on_request(
@@ -1317,7 +978,13 @@ impl App for HubApp {
             })),
             Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
             Some(HubRoute::Poll) => self.poll(ctx, conn, request),
-            Some(HubRoute::Presence) => self.presence_request(ctx, conn, request),
+            Some(HubRoute::Presence) => match parse_path(request.path()) {
+                Some((topic, _)) => {
+                    self.roster.ask(ctx, conn, topic);
+                    Reply::Later(self.shared.settings.publish_timeout)
+                }
+                None => Reply::Now(Response::text(404, "404 Not Found\n")),
+            },
             Some(HubRoute::Tickets) => {
                 Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
             }
@@ -1336,7 +1003,7 @@ impl App for HubApp {
         self.cors.forget(conn);
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
-            Some(HubRoute::Presence) => self.presence_queries.retain(|_, (c, _)| *c != conn),
+            Some(HubRoute::Presence) => self.roster.forget(conn),
             _ => self
                 .publishes
                 .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn)),
@@ -1393,7 +1060,14 @@ impl App for HubApp {
             } => self.ready(ctx, &topic, history, dropped),
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
-            HubMessage::Presence(message) => self.presence_message(ctx, message),
+            HubMessage::Presence(message) => {
+                if let Some((conn, response)) = self.roster.receive(ctx, &mut *self.broker, message) {
+                    self.cors.respond(ctx, conn, response);
+                }
+                self.stats
+                    .presence_members
+                    .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }
@@ -1405,7 +1079,15 @@ impl HubApp {
         match request.method() {
             "GET" | "HEAD" => Reply::Now(match self.shared.access.check_metrics_token(request) {
                 Some(refusal) => refusal,
-                None => self.metrics(ctx),
+                None => metrics::page(
+                    &ctx.stats(),
+                    &metrics::Sources {
+                        loops: &self.shared.stats,
+                        hub: &self.hub,
+                        broker: &*self.broker,
+                        per_topic: self.shared.settings.metrics_topics,
+                    },
+                ),
             }),
             _ => Reply::Now(Refusal::OnlyGet.response()),
         }
@@ -1414,7 +1096,7 @@ impl HubApp {
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => {
-                let response = match self.conns.get(&conn) {
+                let response = match self.subscribers.get(conn) {
                     Some(poll) => poll_timeout_response(&self.hub, poll),
                     None => Response::empty(204),
                 };
@@ -1422,7 +1104,7 @@ impl HubApp {
                 response
             }
             Some(HubRoute::Presence) => {
-                self.presence_queries.retain(|_, (c, _)| *c != conn);
+                self.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
             _ => {
@@ -1444,7 +1126,7 @@ impl HubApp {
             // empty answer (with the id to poll from next), and when to
             // come back.
             Some(HubRoute::Poll) => {
-                let response = match self.conns.get(&conn) {
+                let response = match self.subscribers.get(conn) {
                     Some(poll) => poll_timeout_response(&self.hub, poll),
                     None => Response::empty(204),
                 };
@@ -1453,7 +1135,7 @@ impl HubApp {
             }
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
-                self.presence_queries.retain(|_, (c, _)| *c != conn);
+                self.roster.forget(conn);
                 Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
             }
             // A publish waits for its outcome, which every loop's drain

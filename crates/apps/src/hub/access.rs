@@ -123,6 +123,13 @@ impl Access {
         }
     }
 
+    /// The settings it decides by.
+    pub(super) fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    /// Whether the request's `Origin` may come in (none, the server's
+    /// own, or a trusted one).
     pub(super) fn origin_ok(&self, request: &Request<'_>) -> bool {
         super::origin::origin_ok(&self.settings, request)
     }
