@@ -21,6 +21,7 @@ mod publish;
 mod replies;
 mod routes;
 mod settings;
+mod shared;
 mod subscribers;
 
 use std::collections::HashMap;
@@ -29,121 +30,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tether_hub::{
-    Broker, Error as HubError, Event, EventId, Hub, HubMessage, LocalBroker, Polled, Publish, ReplyTo,
-    Subscribed, Transport,
+    Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
 };
 
-use self::access::{Access, TokenRefused, auth_ok, warning_time};
+use self::access::{TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
 use self::presence::Roster;
-use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
-use self::replies::{error_response, send_error};
+use self::publish::{Pending, Publishes, ack_json, error_json, http_key, parse_envelope, published_json};
+use self::replies::{close_reason, error_response, send_error};
 use self::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 pub use self::settings::HubSettings;
+pub use self::shared::HubShared;
 use self::subscribers::{Subscriber, Subscribers, fan_out, send_replay, send_resumed};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
-
-/// What every loop's [`HubApp`] shares: the settings, the tickets (a
-/// ticket issued on one loop is redeemed on whichever loop the client
-/// lands; the lock is taken only to issue and redeem) and the counters.
-///
-/// ```no_run
-/// use tether_apps::{HubSettings, HubShared};
-/// use tether_server::{Cluster, Config, Handshake};
-///
-/// let mut settings = HubSettings::default();
-/// settings.publish_token = Some("s3cret".into());
-/// let loops = 4;
-/// let shared = HubShared::new(settings, loops);
-/// let config = Config::new("127.0.0.1:8080".parse().unwrap());
-/// let handshake = shared.settings().origin_policy(Handshake::new());
-/// let cluster = Cluster::bind(config, handshake, loops, |index| shared.app(index))?;
-/// cluster.run()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct HubShared {
-    settings: Arc<HubSettings>,
-    stats: Arc<[Arc<HubStats>]>,
-    /// The brokers of all loops share its topic count.
-    local: Arc<LocalBroker>,
-    /// Credentials, tickets and their holders.
-    access: Access,
-    /// Random, made at start: names anonymous members apart from other
-    /// processes'.
-    node: Arc<str>,
-}
-
-impl fmt::Debug for HubShared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubShared")
-            .field("settings", &self.settings)
-            .field("loops", &self.stats.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl HubShared {
-    /// The shared part of a hub of `loops` event loops.
-    pub fn new(settings: HubSettings, loops: usize) -> HubShared {
-        let settings = Arc::new(settings);
-        HubShared {
-            stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
-            local: Arc::new(LocalBroker::new(settings.hub.clone())),
-            access: Access::new(settings.clone()),
-            settings,
-            node: node_tag(),
-        }
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &HubSettings {
-        &self.settings
-    }
-
-    /// The application for loop `loop_index`, with the in-process broker.
-    pub fn app(&self, loop_index: usize) -> HubApp {
-        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
-    }
-
-    /// The application for loop `loop_index`, with another broker (one
-    /// value per loop; see [`tether_hub::Broker`] for the contract).
-    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
-        HubApp {
-            hub: Hub::new(self.settings.hub.clone(), broker.complete()),
-            broker,
-            shared: self.clone(),
-            index: loop_index,
-            stats: self
-                .stats
-                .get(loop_index)
-                .or(self.stats.last())
-                .cloned()
-                .unwrap_or_default(),
-            subscribers: Subscribers::default(),
-            awaiting: HashMap::new(),
-            cors: Cors::new(self.settings.clone()),
-            publishes: HashMap::new(),
-            next_token: 0,
-            roster: Roster::new(self.node.clone(), loop_index),
-        }
-    }
-}
-
-/// Eight random hex digits (or, without randomness, the process id).
-fn node_tag() -> Arc<str> {
-    let mut random = [0u8; 4];
-    let tag = match getrandom::fill(&mut random) {
-        Ok(()) => u32::from_be_bytes(random),
-        Err(_) => std::process::id(),
-    };
-    Arc::from(format!("{tag:08x}"))
-}
 
 /// A WebSocket that has to authenticate with its first message: the
 /// subscriber it becomes once it has, and until when it may take.
@@ -151,32 +55,6 @@ fn node_tag() -> Arc<str> {
 struct Awaiting {
     subscriber: Subscriber,
     until: Instant,
-}
-
-/// A close reason from text: at most 123 bytes (what a close frame holds),
-/// cut at a character boundary.
-fn close_reason(text: &str) -> &str {
-    let mut end = text.len().min(123);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// A publish waiting for its outcome.
-#[derive(Debug, Clone)]
-enum Pending {
-    Http(ConnId),
-    /// A WebSocket publisher and the bytes this publish holds of its
-    /// in-flight allowance; an enveloped publish is acknowledged (with its
-    /// key, if it had one).
-    WebSocket {
-        conn: ConnId,
-        len: usize,
-        envelope: bool,
-        key: Option<Arc<str>>,
-    },
-    Internal,
 }
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
@@ -224,8 +102,8 @@ pub struct HubApp {
     awaiting: HashMap<ConnId, Awaiting>,
     /// Every answer goes out through it.
     cors: Cors,
-    publishes: HashMap<u64, Pending>,
-    next_token: u64,
+    /// Publishes waiting for their outcome.
+    publishes: Publishes,
     /// Who is present, and who watches.
     roster: Roster,
 }
@@ -275,6 +153,28 @@ impl HubApp {
         HubShared::new(settings, 1).app(0)
     }
 
+    /// The hub of loop `index`, with its broker.
+    fn on_loop(shared: HubShared, index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
+        let stats = shared
+            .stats
+            .get(index)
+            .or(shared.stats.last())
+            .cloned()
+            .unwrap_or_default();
+        HubApp {
+            hub: Hub::new(shared.settings.hub.clone(), broker.complete()),
+            broker,
+            index,
+            stats,
+            subscribers: Subscribers::default(),
+            awaiting: HashMap::new(),
+            cors: Cors::new(shared.settings.clone()),
+            publishes: Publishes::default(),
+            roster: Roster::new(shared.node.clone(), index),
+            shared,
+        }
+    }
+
     /// Whether a route tag is one of the hub's (for applications that
     /// embed the hub and pass it the callbacks of its routes).
     pub fn handles(tag: u32) -> bool {
@@ -304,30 +204,13 @@ impl HubApp {
         data: &str,
     ) -> Result<(), HubError> {
         let publish = Publish::new(topic, event_type, data, &self.shared.settings.hub)?;
-        self.submit(ctx, publish, Pending::Internal)
-    }
-
-    fn submit(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Result<(), HubError> {
-        let token = self.next_token;
-        self.next_token += 1;
-        let reply = ReplyTo {
-            loop_index: ctx.loop_index().0,
-            token,
-        };
-        self.publishes.insert(token, pending);
-        let result = self
-            .broker
-            .publish(publish.reply_to(reply), &mut LoopContext { ctx });
-        if result.is_err() {
-            self.publishes.remove(&token);
-            add(&self.stats().publish_refused, 1);
-        }
-        result
+        self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            Pending::Internal,
+        )
     }
 
     fn http_publish(
@@ -368,7 +251,13 @@ impl HubApp {
             Ok(publish) => publish,
             Err(e) => return Reply::Now(error_response(&e)),
         };
-        match self.submit(ctx, publish, Pending::Http(conn)) {
+        match self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            Pending::Http(conn),
+        ) {
             Ok(()) => Reply::Later(self.shared.settings.publish_timeout),
             Err(e) => Reply::Now(error_response(&e)),
         }
@@ -684,7 +573,13 @@ impl HubApp {
             envelope,
             key: publish.key.clone(),
         };
-        if let Err(e) = self.submit(ctx, publish, pending) {
+        if let Err(e) = self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            pending,
+        ) {
             if let Some(subscriber) = self.subscribers.get_mut(conn) {
                 subscriber.in_flight -= len;
             }
@@ -763,7 +658,7 @@ impl HubApp {
         token: u64,
         result: Result<(EventId, bool), HubError>,
     ) {
-        let Some(pending) = self.publishes.remove(&token) else {
+        let Some(pending) = self.publishes.take(token) else {
             return;
         };
         match &result {
@@ -1004,9 +899,7 @@ impl App for HubApp {
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
             Some(HubRoute::Presence) => self.roster.forget(conn),
-            _ => self
-                .publishes
-                .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn)),
+            _ => self.publishes.forget(conn),
         }
     }
 
@@ -1108,8 +1001,7 @@ impl HubApp {
                 Response::text(504, "the members were not known in time\n")
             }
             _ => {
-                self.publishes
-                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+                self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")
             }
         }
@@ -1142,20 +1034,5 @@ impl HubApp {
             // guarantees is on its way (or its own timeout answers 504).
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::close_reason;
-
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = close_reason(&long);
-        assert_eq!(cut.len(), 122);
-        assert!(long.starts_with(cut));
-        assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
     }
 }

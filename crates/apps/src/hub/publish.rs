@@ -1,11 +1,18 @@
 //! What publishers send besides the data: the publish key of an HTTP
 //! publish (`?id=KEY`, `Tether-Publish-Id: KEY`), the JSON envelope of a
 //! WebSocket publisher that opted in (`?envelope=1`), and the answers
-//! that name an event (`{"id":"ID"}`, the WebSocket acknowledgement).
+//! that name an event (`{"id":"ID"}`, the WebSocket acknowledgement);
+//! and the publishes waiting for the sequencer's answer.
 
-use tether_hub::{Error as HubError, EventId, is_valid_publish_key, json_string};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use tether_server::{Request, Response};
+use tether_hub::{
+    Broker, Context, Error as HubError, EventId, Publish, ReplyTo, is_valid_publish_key, json_string,
+};
+use tether_server::{ConnId, Request, Response};
+
+use super::metrics::{HubStats, add};
 
 /// The header that carries an HTTP publish's key.
 pub(super) const KEY_HEADER: &str = "tether-publish-id";
@@ -273,6 +280,67 @@ impl Cursor<'_> {
         }
         self.pos += 4;
         Ok(value)
+    }
+}
+
+/// A publish waiting for its outcome.
+#[derive(Debug, Clone)]
+pub(super) enum Pending {
+    Http(ConnId),
+    /// A WebSocket publisher and the bytes this publish holds of its
+    /// in-flight allowance; an enveloped publish is acknowledged (with its
+    /// key, if it had one).
+    WebSocket {
+        conn: ConnId,
+        len: usize,
+        envelope: bool,
+        key: Option<Arc<str>>,
+    },
+    Internal,
+}
+
+/// This loop's publishes waiting for their outcome from the sequencer, by
+/// the token the answer names.
+#[derive(Debug, Default)]
+pub(super) struct Publishes {
+    pending: HashMap<u64, Pending>,
+    next_token: u64,
+}
+
+impl Publishes {
+    /// Hands `publish` to the broker, to be answered to `pending`.
+    pub(super) fn submit(
+        &mut self,
+        cx: &mut dyn Context,
+        broker: &mut dyn Broker,
+        stats: &HubStats,
+        publish: Publish,
+        pending: Pending,
+    ) -> Result<(), HubError> {
+        let token = self.next_token;
+        self.next_token += 1;
+        let reply = ReplyTo {
+            loop_index: cx.this_loop(),
+            token,
+        };
+        self.pending.insert(token, pending);
+        let result = broker.publish(publish.reply_to(reply), cx);
+        if result.is_err() {
+            self.pending.remove(&token);
+            add(&stats.publish_refused, 1);
+        }
+        result
+    }
+
+    /// Who waits for the outcome named `token`.
+    pub(super) fn take(&mut self, token: u64) -> Option<Pending> {
+        self.pending.remove(&token)
+    }
+
+    /// An HTTP publisher that went away, or was answered otherwise.
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
     }
 }
 

@@ -18,3 +18,28 @@ pub(super) fn error_response(e: &HubError) -> Response {
         response
     }
 }
+
+/// A close reason from text: at most 123 bytes (what a close frame holds),
+/// cut at a character boundary.
+pub(super) fn close_reason(text: &str) -> &str {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_reason;
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert_eq!(cut.len(), 122);
+        assert!(long.starts_with(cut));
+        assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
+    }
+}
