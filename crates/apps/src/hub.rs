@@ -24,22 +24,21 @@ mod settings;
 mod shared;
 mod subscribers;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tether_hub::{
     Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
 };
 
-use self::access::{TokenRefused, auth_ok, warning_time};
+use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
 use self::presence::Roster;
-use self::publish::{Pending, Publishes, ack_json, error_json, http_key, parse_envelope, published_json};
+use self::publish::{NotPublished, Pending, Publishes, ack_json, error_json, published_json};
 use self::replies::{close_reason, error_response, send_error};
 use self::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 pub use self::settings::HubSettings;
@@ -48,14 +47,6 @@ use self::subscribers::{Subscriber, Subscribers, fan_out, send_replay, send_resu
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
-
-/// A WebSocket that has to authenticate with its first message: the
-/// subscriber it becomes once it has, and until when it may take.
-#[derive(Debug)]
-struct Awaiting {
-    subscriber: Subscriber,
-    until: Instant,
-}
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -99,7 +90,7 @@ pub struct HubApp {
     /// Its subscribers and long polls.
     subscribers: Subscribers<ConnId>,
     /// WebSockets waiting for their first message, a token.
-    awaiting: HashMap<ConnId, Awaiting>,
+    awaiting: Awaiting,
     /// Every answer goes out through it.
     cors: Cors,
     /// Publishes waiting for their outcome.
@@ -167,7 +158,7 @@ impl HubApp {
             index,
             stats,
             subscribers: Subscribers::default(),
-            awaiting: HashMap::new(),
+            awaiting: Awaiting::default(),
             cors: Cors::new(shared.settings.clone()),
             publishes: Publishes::default(),
             roster: Roster::new(shared.node.clone(), index),
@@ -230,26 +221,9 @@ impl HubApp {
         {
             return Reply::Now(refusal);
         }
-        let event_type = request
-            .query_param("event")
-            .or_else(|| request.header("tether-event").map(str::to_owned));
-        let key = match http_key(request) {
-            Ok(key) => key,
-            Err(refusal) => return Reply::Now(refusal),
-        };
-        let Ok(data) = std::str::from_utf8(body) else {
-            return Reply::Now(Response::text(400, "the body must be UTF-8 text\n"));
-        };
-        let publish =
-            Publish::new(topic, event_type.as_deref(), data, &self.shared.settings.hub).and_then(|publish| {
-                match &key {
-                    Some(key) => publish.with_key(key),
-                    None => Ok(publish),
-                }
-            });
-        let publish = match publish {
+        let publish = match publish::from_request(topic, request, body, &self.shared.settings) {
             Ok(publish) => publish,
-            Err(e) => return Reply::Now(error_response(&e)),
+            Err(refusal) => return Reply::Now(refusal),
         };
         match self.publishes.submit(
             &mut LoopContext { ctx },
@@ -344,56 +318,14 @@ impl HubApp {
         }
     }
 
-    /// WebSockets that did not authenticate in time are closed.
-    fn time_out_awaiting(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        let now = ctx.now();
-        let late: Vec<ConnId> = self
-            .awaiting
-            .iter()
-            .filter(|(_, a)| a.until <= now)
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in late {
-            self.awaiting.remove(&conn);
-            self.stats().deny(Denial::AuthTimeout);
-            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
-        }
-    }
-
     /// The first message of a WebSocket that has to authenticate: a token
     /// that grants its topic subscribes it, anything else closes it.
     fn first_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        let Some(Awaiting { mut subscriber, .. }) = self.awaiting.remove(&conn) else {
-            return;
-        };
-        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
-            self.stats().deny(Denial::NotAuthMessage);
-            return ctx.close(conn, CloseCode::POLICY, "authentication required");
-        };
-        let now = self.shared.access.unix_secs(ctx.now());
-        match self.shared.access.take_token(&token, &subscriber.topic, now) {
-            Ok(grant) => {
-                subscriber.may_publish = grant.may_publish;
-                subscriber.deadline = grant.deadline;
-                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
-                subscriber.subject = grant.subject;
-                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
-                self.subscribe(ctx, conn, subscriber);
-            }
-            Err(TokenRefused::Invalid(e)) => {
-                add(&self.stats().refused_401, 1);
-                self.stats().deny(Denial::of(&e));
-                ctx.close(
-                    conn,
-                    CloseCode::POLICY,
-                    close_reason(&format!("invalid token: {e}")),
-                );
-            }
-            Err(TokenRefused::NotGranted) => {
-                add(&self.stats().refused_403, 1);
-                self.stats().deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
-            }
+        if let Some(subscriber) =
+            self.awaiting
+                .first_message(ctx, &self.shared.access, &self.stats, conn, message)
+        {
+            self.subscribe(ctx, conn, subscriber);
         }
     }
 
@@ -477,7 +409,7 @@ impl HubApp {
 
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
-        self.awaiting.remove(&conn);
+        self.awaiting.forget(conn);
         if let Some(subscriber) = self.subscribers.remove(conn) {
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
@@ -496,7 +428,7 @@ impl HubApp {
     }
 
     fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        if self.awaiting.contains_key(&conn) {
+        if self.awaiting.contains(conn) {
             return self.first_message(ctx, conn, message);
         }
         let raw = self
@@ -510,84 +442,40 @@ impl HubApp {
         {
             return self.refresh(ctx, conn, &token);
         }
-        let max_in_flight = self.shared.settings.max_publish_in_flight;
         let Some(subscriber) = self.subscribers.get_mut(conn) else {
             return;
         };
-        if !subscriber.may_publish {
-            let why = "publishing to this topic over WebSocket is not allowed";
-            return if raw {
-                self.close_raw(ctx, conn, CloseCode::POLICY, why)
-            } else {
-                send_error(ctx, conn, why)
-            };
-        }
-        let Some(text) = message.as_text() else {
-            let why = "only text messages are published";
-            return if raw {
-                self.close_raw(ctx, conn, CloseCode::UNSUPPORTED_DATA, why)
-            } else {
-                send_error(ctx, conn, why)
-            };
+        let refused = match publish::from_message(subscriber, conn, message, &self.shared.settings) {
+            Ok(ws) => match self.publishes.submit(
+                &mut LoopContext { ctx },
+                &mut *self.broker,
+                &self.stats,
+                ws.publish,
+                ws.pending,
+            ) {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Some(subscriber) = self.subscribers.get_mut(conn) {
+                        subscriber.in_flight -= ws.len;
+                    }
+                    NotPublished::Hub(e, ws.key)
+                }
+            },
+            Err(refused) => refused,
         };
-        if subscriber.in_flight + text.len() > max_in_flight {
-            ctx.close(
+        match (refused, raw) {
+            (NotPublished::TooFast, _) => ctx.close(
                 conn,
                 CloseCode::POLICY,
                 "publishing faster than the hub sequences",
-            );
-            return;
-        }
-        let envelope = subscriber.envelope;
-        let (data, own_type, key) = if envelope {
-            match parse_envelope(text) {
-                Ok(e) => (e.data, e.event, e.key),
-                Err(why) => return send_error(ctx, conn, &why),
+            ),
+            (NotPublished::Refused(code, why), true) => self.close_raw(ctx, conn, code, why),
+            (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
+            (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
+            (NotPublished::Hub(e, _), true) => self.refuse_raw(ctx, conn, &e),
+            (NotPublished::Hub(e, key), false) => {
+                ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
             }
-        } else {
-            (text.to_owned(), None, None)
-        };
-        let publish = Publish::new(
-            &subscriber.topic,
-            own_type.as_deref().or(subscriber.event_type.as_deref()),
-            data,
-            &self.shared.settings.hub,
-        )
-        .and_then(|publish| match &key {
-            Some(key) => publish.with_key(key),
-            None => Ok(publish),
-        });
-        let publish = match publish {
-            Ok(publish) => publish,
-            Err(e) if raw => return self.refuse_raw(ctx, conn, &e),
-            Err(e) => {
-                let text = error_json(&e.to_string(), key.as_deref());
-                return ctx.send(conn, &Message::text(text));
-            }
-        };
-        let len = text.len();
-        subscriber.in_flight += len;
-        let pending = Pending::WebSocket {
-            conn,
-            len,
-            envelope,
-            key: publish.key.clone(),
-        };
-        if let Err(e) = self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            pending,
-        ) {
-            if let Some(subscriber) = self.subscribers.get_mut(conn) {
-                subscriber.in_flight -= len;
-            }
-            if raw {
-                return self.refuse_raw(ctx, conn, &e);
-            }
-            let text = error_json(&e.to_string(), key.as_deref());
-            ctx.send(conn, &Message::text(text));
         }
     }
 
@@ -772,7 +660,7 @@ impl App for HubApp {
                 .as_ref()
                 .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
             let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
-            self.awaiting.insert(conn, Awaiting { subscriber, until });
+            self.awaiting.admit(conn, subscriber, until);
             return;
         }
         subscriber.watches = wants_presence(request);
@@ -842,7 +730,7 @@ impl App for HubApp {
         let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
         self.warn(ctx, now);
-        self.time_out_awaiting(ctx);
+        self.awaiting.time_out(ctx, &self.stats);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
@@ -986,16 +874,20 @@ impl HubApp {
         }
     }
 
+    /// A long poll that nothing answered: its usual empty answer, with the
+    /// id to poll from next.
+    fn end_poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) -> Response {
+        let response = match self.subscribers.get(conn) {
+            Some(poll) => poll_timeout_response(&self.hub, poll),
+            None => Response::empty(204),
+        };
+        self.leave(ctx, conn, reason);
+        response
+    }
+
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
         match HubRoute::decode(tag) {
-            Some(HubRoute::Poll) => {
-                let response = match self.subscribers.get(conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Ended);
-                response
-            }
+            Some(HubRoute::Poll) => self.end_poll(ctx, conn, &CloseReason::Ended),
             Some(HubRoute::Presence) => {
                 self.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
@@ -1017,14 +909,10 @@ impl HubApp {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            Some(HubRoute::Poll) => {
-                let response = match self.subscribers.get(conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Shutdown);
-                Some(response.header("Retry-After", "1"))
-            }
+            Some(HubRoute::Poll) => Some(
+                self.end_poll(ctx, conn, &CloseReason::Shutdown)
+                    .header("Retry-After", "1"),
+            ),
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
                 self.roster.forget(conn);

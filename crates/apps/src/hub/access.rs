@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tether_hub::{Grant, Tickets, is_valid_topic, secret_matches};
-use tether_server::{Request, Response};
+use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Response};
 
 use super::HubSettings;
 use super::auth::{Clock, TokenSource};
 use super::metrics::{Denial, HubStats, add};
-use super::replies::error_response;
+use super::replies::{close_reason, error_response};
 use super::routes::{Refusal, bearer, unauthorized};
+use super::subscribers::Subscriber;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken
@@ -451,6 +452,89 @@ impl Access {
             deadline: who.expires_at.map(|exp| auth.deadline(exp)),
             subject: who.subject,
         })
+    }
+}
+
+/// WebSockets let in without a credential to send their token as their
+/// first message: the subscriber each becomes once it has, and until
+/// when it may take.
+#[derive(Debug, Default)]
+pub(super) struct Awaiting {
+    sockets: HashMap<ConnId, (Subscriber, Instant)>,
+}
+
+impl Awaiting {
+    pub(super) fn admit(&mut self, conn: ConnId, subscriber: Subscriber, until: Instant) {
+        self.sockets.insert(conn, (subscriber, until));
+    }
+
+    pub(super) fn contains(&self, conn: ConnId) -> bool {
+        self.sockets.contains_key(&conn)
+    }
+
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.sockets.remove(&conn);
+    }
+
+    /// Closes the sockets that did not authenticate in time.
+    pub(super) fn time_out<P>(&mut self, ctx: &mut Ctx<'_, P>, stats: &HubStats) {
+        let now = ctx.now();
+        let late: Vec<ConnId> = self
+            .sockets
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in late {
+            self.sockets.remove(&conn);
+            stats.deny(Denial::AuthTimeout);
+            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
+        }
+    }
+
+    /// A socket's first message: a token that grants its topic makes it
+    /// the subscriber returned (told `auth-ok`); anything else closes it,
+    /// counted.
+    pub(super) fn first_message<P>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        access: &Access,
+        stats: &HubStats,
+        conn: ConnId,
+        message: MessageRef<'_>,
+    ) -> Option<Subscriber> {
+        let (mut subscriber, _) = self.sockets.remove(&conn)?;
+        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
+            stats.deny(Denial::NotAuthMessage);
+            ctx.close(conn, CloseCode::POLICY, "authentication required");
+            return None;
+        };
+        let now = access.unix_secs(ctx.now());
+        match access.take_token(&token, &subscriber.topic, now) {
+            Ok(grant) => {
+                subscriber.may_publish = grant.may_publish;
+                subscriber.deadline = grant.deadline;
+                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
+                subscriber.subject = grant.subject;
+                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                return Some(subscriber);
+            }
+            Err(TokenRefused::Invalid(e)) => {
+                add(&stats.refused_401, 1);
+                stats.deny(Denial::of(&e));
+                ctx.close(
+                    conn,
+                    CloseCode::POLICY,
+                    close_reason(&format!("invalid token: {e}")),
+                );
+            }
+            Err(TokenRefused::NotGranted) => {
+                add(&stats.refused_403, 1);
+                stats.deny(Denial::NotGranted);
+                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
+            }
+        }
+        None
     }
 }
 

@@ -10,9 +10,12 @@ use std::sync::Arc;
 use tether_hub::{
     Broker, Context, Error as HubError, EventId, Publish, ReplyTo, is_valid_publish_key, json_string,
 };
-use tether_server::{ConnId, Request, Response};
+use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
+use super::HubSettings;
 use super::metrics::{HubStats, add};
+use super::replies::error_response;
+use super::subscribers::Subscriber;
 
 /// The header that carries an HTTP publish's key.
 pub(super) const KEY_HEADER: &str = "tether-publish-id";
@@ -20,7 +23,7 @@ pub(super) const KEY_HEADER: &str = "tether-publish-id";
 /// The publish key of `POST /topics/NAME`: `?id=KEY` or the
 /// `Tether-Publish-Id` header (both may be given if they agree). `Err`:
 /// the 400 to answer.
-pub(super) fn http_key(request: &Request<'_>) -> Result<Option<String>, Response> {
+fn http_key(request: &Request<'_>) -> Result<Option<String>, Response> {
     let query = request.query_param("id");
     let header = request
         .header(KEY_HEADER)
@@ -92,7 +95,7 @@ pub(super) struct Envelope {
 /// Parses an envelope. Members other than `data`, `event` and `id`, a
 /// member given twice, and values other than strings are refused, so
 /// that a misspelt `id` cannot silently turn deduplication off.
-pub(super) fn parse_envelope(text: &str) -> Result<Envelope, String> {
+fn parse_envelope(text: &str) -> Result<Envelope, String> {
     let mut envelope = Envelope {
         data: String::new(),
         event: None,
@@ -342,6 +345,113 @@ impl Publishes {
         self.pending
             .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
     }
+}
+
+/// The publish an HTTP request makes to `topic`: its body as UTF-8 text,
+/// the event type of `?event=` or `Tether-Event`, the publish key; or
+/// the answer that refuses it.
+pub(super) fn from_request(
+    topic: &str,
+    request: &Request<'_>,
+    body: &[u8],
+    settings: &HubSettings,
+) -> Result<Publish, Response> {
+    let event_type = request
+        .query_param("event")
+        .or_else(|| request.header("tether-event").map(str::to_owned));
+    let key = http_key(request)?;
+    let Ok(data) = std::str::from_utf8(body) else {
+        return Err(Response::text(400, "the body must be UTF-8 text\n"));
+    };
+    Publish::new(topic, event_type.as_deref(), data, &settings.hub)
+        .and_then(|publish| match &key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        })
+        .map_err(|e| error_response(&e))
+}
+
+/// Why a WebSocket subscriber's message is not published.
+#[derive(Debug)]
+pub(super) enum NotPublished {
+    /// It may not publish, or sent other than text: an error message on a
+    /// JSON socket, a close with the code on a raw one.
+    Refused(CloseCode, &'static str),
+    /// More bytes in flight than the hub allows: closed.
+    TooFast,
+    /// An envelope that does not parse.
+    BadEnvelope(String),
+    /// The hub refused the publish (with the envelope's key, if any).
+    Hub(HubError, Option<String>),
+}
+
+/// The publish a WebSocket subscriber's message makes, its bytes counted
+/// in flight until the sequencer answers `pending`.
+#[derive(Debug)]
+pub(super) struct WsPublish {
+    pub(super) publish: Publish,
+    pub(super) pending: Pending,
+    pub(super) len: usize,
+    pub(super) key: Option<String>,
+}
+
+/// What `message`, from the WebSocket subscriber `conn`, publishes.
+pub(super) fn from_message(
+    subscriber: &mut Subscriber,
+    conn: ConnId,
+    message: MessageRef<'_>,
+    settings: &HubSettings,
+) -> Result<WsPublish, NotPublished> {
+    if !subscriber.may_publish {
+        return Err(NotPublished::Refused(
+            CloseCode::POLICY,
+            "publishing to this topic over WebSocket is not allowed",
+        ));
+    }
+    let Some(text) = message.as_text() else {
+        return Err(NotPublished::Refused(
+            CloseCode::UNSUPPORTED_DATA,
+            "only text messages are published",
+        ));
+    };
+    if subscriber.in_flight + text.len() > settings.max_publish_in_flight {
+        return Err(NotPublished::TooFast);
+    }
+    let envelope = subscriber.envelope;
+    let (data, own_type, key) = if envelope {
+        let e = parse_envelope(text).map_err(NotPublished::BadEnvelope)?;
+        (e.data, e.event, e.key)
+    } else {
+        (text.to_owned(), None, None)
+    };
+    let publish = Publish::new(
+        &subscriber.topic,
+        own_type.as_deref().or(subscriber.event_type.as_deref()),
+        data,
+        &settings.hub,
+    )
+    .and_then(|publish| match &key {
+        Some(key) => publish.with_key(key),
+        None => Ok(publish),
+    });
+    let publish = match publish {
+        Ok(publish) => publish,
+        Err(e) => return Err(NotPublished::Hub(e, key)),
+    };
+    let len = text.len();
+    subscriber.in_flight += len;
+    let pending = Pending::WebSocket {
+        conn,
+        len,
+        envelope,
+        key: publish.key.clone(),
+    };
+    Ok(WsPublish {
+        publish,
+        pending,
+        len,
+        key,
+    })
 }
 
 #[cfg(test)]
