@@ -26,7 +26,7 @@ mod subscribers;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tether_hub::{
     Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
@@ -38,11 +38,12 @@ use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
 use self::presence::Roster;
-use self::publish::{NotPublished, Pending, Publishes, ack_json, error_json, published_json};
+use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 use self::replies::{close_reason, error_response, send_error};
-use self::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
+use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::HubShared;
+use self::shared::LoopContext;
 use self::subscribers::{Subscriber, Subscribers, fan_out, send_replay, send_resumed};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
@@ -107,35 +108,6 @@ impl fmt::Debug for HubApp {
             .field("subscribers", &self.subscribers.len())
             .finish_non_exhaustive()
     }
-}
-
-/// The broker's view of the loop, over the server's context.
-struct LoopContext<'c, 'a> {
-    ctx: &'c mut Ctx<'a, HubMessage>,
-}
-
-impl tether_hub::Context for LoopContext<'_, '_> {
-    fn loops(&self) -> usize {
-        self.ctx.loop_index().1
-    }
-
-    fn this_loop(&self) -> usize {
-        self.ctx.loop_index().0
-    }
-
-    fn post(&mut self, to_loop: usize, message: HubMessage) {
-        self.ctx.post(to_loop, message);
-    }
-
-    fn unix_ms(&self) -> u64 {
-        unix_ms()
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl HubApp {
@@ -549,45 +521,11 @@ impl HubApp {
         let Some(pending) = self.publishes.take(token) else {
             return;
         };
-        match &result {
-            Ok((_, false)) => add(&self.stats().published, 1),
-            Ok((_, true)) => add(&self.stats().duplicates, 1),
-            Err(_) => add(&self.stats().publish_refused, 1),
-        }
-        match (pending, result) {
-            (Pending::Http(conn), Ok((id, duplicate))) => {
-                self.cors
-                    .respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
-            }
-            (Pending::Http(conn), Err(e)) => self.cors.respond(ctx, conn, error_response(&e)),
-            (
-                Pending::WebSocket {
-                    conn,
-                    len,
-                    envelope,
-                    key,
-                },
-                result,
-            ) => {
-                let Some(subscriber) = self.subscribers.get_mut(conn) else {
-                    return;
-                };
-                subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
-                if subscriber.transport == Transport::RawWebSocket {
-                    if let Err(e) = result {
-                        self.refuse_raw(ctx, conn, &e);
-                    }
-                    return;
-                }
-                let text = match result {
-                    Ok((id, duplicate)) if envelope => ack_json(id, key.as_deref(), duplicate),
-                    Ok(_) => return,
-                    Err(e) => error_json(&e.to_string(), key.as_deref()),
-                };
-                ctx.send(conn, &Message::text(text));
-            }
-            (Pending::Internal, Err(e)) => log::warn!("hub: a publish of the server's own was refused: {e}"),
-            (Pending::Internal, Ok(_)) => {}
+        match publish::settle(pending, result, &mut self.subscribers, &self.stats) {
+            Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
+            Settled::Tell(conn, text) => ctx.send(conn, &Message::text(text)),
+            Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
+            Settled::Nothing => {}
         }
     }
 
@@ -638,20 +576,9 @@ impl App for HubApp {
         let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
             return;
         };
-        let Some((topic, _)) = parse_path(request.path()) else {
+        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
             return;
         };
-        let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
-        // The route refused a raw subscriber with anything it cannot have.
-        let transport = match format(request) {
-            Ok(Format::Raw) => Transport::RawWebSocket,
-            _ => Transport::WebSocket,
-        };
-        let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
-        subscriber.may_publish = socket == Socket::Publisher;
-        subscriber.event_type = request.query_param("event");
-        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
-        subscriber.watches = wants_presence(request);
         if socket == Socket::AuthFirst {
             let timeout = self
                 .shared
@@ -663,13 +590,12 @@ impl App for HubApp {
             self.awaiting.admit(conn, subscriber, until);
             return;
         }
-        subscriber.watches = wants_presence(request);
         (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
         let now = self.shared.access.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires.
-        if transport == Transport::WebSocket {
+        if subscriber.transport == Transport::WebSocket {
             subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
         }
         self.subscribe(ctx, conn, subscriber);
@@ -703,11 +629,8 @@ impl App for HubApp {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        if let Some((topic, _)) = parse_path(request.path()) {
-            let last_id = last_event_id.map(str::to_owned);
-            let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
+        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
             (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
-            subscriber.watches = wants_presence(request);
             self.subscribe(ctx, conn, subscriber);
         }
     }

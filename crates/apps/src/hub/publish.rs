@@ -8,14 +8,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tether_hub::{
-    Broker, Context, Error as HubError, EventId, Publish, ReplyTo, is_valid_publish_key, json_string,
+    Broker, Context, Error as HubError, EventId, Publish, ReplyTo, Transport, is_valid_publish_key,
+    json_string,
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
 use super::HubSettings;
 use super::metrics::{HubStats, add};
 use super::replies::error_response;
-use super::subscribers::Subscriber;
+use super::subscribers::{Subscriber, Subscribers};
 
 /// The header that carries an HTTP publish's key.
 pub(super) const KEY_HEADER: &str = "tether-publish-id";
@@ -452,6 +453,68 @@ pub(super) fn from_message(
         len,
         key,
     })
+}
+
+/// What the outcome of a publish calls for.
+#[derive(Debug)]
+pub(super) enum Settled {
+    /// Answer the HTTP publisher.
+    Answer(ConnId, Response),
+    /// Tell the WebSocket publisher.
+    Tell(ConnId, String),
+    /// Close the raw WebSocket publisher, for the refusal.
+    CloseRaw(ConnId, HubError),
+    Nothing,
+}
+
+/// Settles `pending` with the outcome of its publish (its event's id and
+/// whether it was a duplicate, or the refusal): counted, a WebSocket
+/// publisher's bytes given back, and what to tell whom.
+pub(super) fn settle(
+    pending: Pending,
+    result: Result<(EventId, bool), HubError>,
+    subscribers: &mut Subscribers<ConnId>,
+    stats: &HubStats,
+) -> Settled {
+    match &result {
+        Ok((_, false)) => add(&stats.published, 1),
+        Ok((_, true)) => add(&stats.duplicates, 1),
+        Err(_) => add(&stats.publish_refused, 1),
+    }
+    match (pending, result) {
+        (Pending::Http(conn), Ok((id, duplicate))) => {
+            Settled::Answer(conn, Response::json(200, published_json(id, duplicate)))
+        }
+        (Pending::Http(conn), Err(e)) => Settled::Answer(conn, error_response(&e)),
+        (
+            Pending::WebSocket {
+                conn,
+                len,
+                envelope,
+                key,
+            },
+            result,
+        ) => {
+            let Some(subscriber) = subscribers.get_mut(conn) else {
+                return Settled::Nothing;
+            };
+            subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+            match result {
+                Err(e) if subscriber.transport == Transport::RawWebSocket => Settled::CloseRaw(conn, e),
+                _ if subscriber.transport == Transport::RawWebSocket => Settled::Nothing,
+                Ok((id, duplicate)) if envelope => {
+                    Settled::Tell(conn, ack_json(id, key.as_deref(), duplicate))
+                }
+                Ok(_) => Settled::Nothing,
+                Err(e) => Settled::Tell(conn, error_json(&e.to_string(), key.as_deref())),
+            }
+        }
+        (Pending::Internal, Err(e)) => {
+            log::warn!("hub: a publish of the server's own was refused: {e}");
+            Settled::Nothing
+        }
+        (Pending::Internal, Ok(_)) => Settled::Nothing,
+    }
 }
 
 #[cfg(test)]

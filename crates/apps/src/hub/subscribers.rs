@@ -7,11 +7,12 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
-use tether_server::{ConnId, Ctx, Encoded, Message};
+use tether_server::{ConnId, Ctx, Encoded, Message, Request};
 
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
+use super::routes::{Format, Socket, format, parse_path, wants_presence};
 
 /// A subscriber or long poll of this loop.
 #[derive(Debug)]
@@ -59,6 +60,38 @@ impl Subscriber {
             member: None,
             watches: false,
         }
+    }
+}
+
+impl Subscriber {
+    /// A WebSocket subscriber of the topic `request` names, let in as
+    /// `socket`, with what it asked for (`?lastEventId=`, `?format=raw`,
+    /// `?event=`, `?envelope=1`, `?presence=1`); the deadline and subject
+    /// of its credential are not read here.
+    pub(super) fn websocket(request: &Request<'_>, socket: Socket) -> Option<Subscriber> {
+        let (topic, _) = parse_path(request.path())?;
+        let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
+        // The route refused a raw subscriber with anything it cannot have.
+        let transport = match format(request) {
+            Ok(Format::Raw) => Transport::RawWebSocket,
+            _ => Transport::WebSocket,
+        };
+        let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
+        subscriber.may_publish = socket == Socket::Publisher;
+        subscriber.event_type = request.query_param("event");
+        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
+        subscriber.watches = wants_presence(request);
+        Some(subscriber)
+    }
+
+    /// An event-stream subscriber of the topic `request` names, resuming
+    /// after `last_event_id`.
+    pub(super) fn event_stream(request: &Request<'_>, last_event_id: Option<&str>) -> Option<Subscriber> {
+        let (topic, _) = parse_path(request.path())?;
+        let last_id = last_event_id.map(str::to_owned);
+        let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
+        subscriber.watches = wants_presence(request);
+        Some(subscriber)
     }
 }
 
