@@ -36,7 +36,7 @@ use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
-use self::poll::{next_id, poll_response, poll_timeout, poll_timeout_response};
+use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::Roster;
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 use self::replies::{close_reason, error_response, send_error};
@@ -44,7 +44,7 @@ use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::HubShared;
 use self::shared::LoopContext;
-use self::subscribers::{Subscriber, Subscribers, fan_out, send_replay, send_resumed};
+use self::subscribers::{Subscriber, Subscribers, close_expired, fan_out, send_replay, send_resumed};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
@@ -217,13 +217,9 @@ impl HubApp {
         // answer.
         let deadline = self.shared.access.deadline_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
-        let longest = self.shared.settings.poll_timeout;
-        let timeout = match poll_timeout(request.query_param("timeout").as_deref(), longest) {
-            // A HEAD wants GET's head, not its wait: it is answered as a
-            // poll whose wait is over.
-            Ok(_) if request.method() == "HEAD" => Duration::ZERO,
+        let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
-            Err(refused) => return Reply::Now(Response::text(400, refused)),
+            Err(refused) => return Reply::Now(refused),
         };
         match self.hub.poll(topic, conn, since.as_deref()) {
             Ok(Polled::Now { gap, events }) => {
@@ -262,21 +258,10 @@ impl HubApp {
             self.leave(ctx, conn, &CloseReason::Ended);
             self.stats().deny(Denial::SessionExpired);
             match transport {
-                Transport::WebSocket | Transport::RawWebSocket => {
-                    ctx.close(conn, CloseCode::POLICY, "token expired")
-                }
-                Transport::EventStream => {
-                    let event = tether_sse::Event::new()
-                        .event("auth-expired")
-                        .data("token expired");
-                    if let Err(e) = ctx.send_event(conn, &event) {
-                        log::debug!("hub: auth-expired event not sent: {e}");
-                    }
-                    ctx.end_stream(conn);
-                }
                 Transport::Poll => self
                     .cors
                     .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
+                _ => close_expired(ctx, conn, transport),
             }
         }
     }
@@ -780,21 +765,18 @@ impl App for HubApp {
 /// The answers of the hub's callbacks, before CORS headers are added.
 impl HubApp {
     fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
-        match request.method() {
-            "GET" | "HEAD" => Reply::Now(match self.shared.access.check_metrics_token(request) {
-                Some(refusal) => refusal,
-                None => metrics::page(
-                    &ctx.stats(),
-                    &metrics::Sources {
-                        loops: &self.shared.stats,
-                        hub: &self.hub,
-                        broker: &*self.broker,
-                        per_topic: self.shared.settings.metrics_topics,
-                    },
-                ),
-            }),
-            _ => Reply::Now(Refusal::OnlyGet.response()),
-        }
+        let sources = metrics::Sources {
+            loops: &self.shared.stats,
+            hub: &self.hub,
+            broker: &*self.broker,
+            per_topic: self.shared.settings.metrics_topics,
+        };
+        Reply::Now(metrics::answer(
+            request,
+            &self.shared.access,
+            || ctx.stats(),
+            &sources,
+        ))
     }
 
     /// A long poll that nothing answered: its usual empty answer, with the

@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tether_hub::Transport;
 
 use tether_hub::{Broker, Hub};
-use tether_server::{ConnId, Response, StatsSnapshot};
+use tether_server::{ConnId, Request, Response, StatsSnapshot};
+
+use super::access::Access;
+use super::routes::Refusal;
 
 /// One loop's hub counters, read by `/metrics` on any loop.
 #[derive(Debug, Default)]
@@ -122,6 +125,23 @@ impl HubStats {
     }
 }
 
+/// `GET /metrics` (and HEAD): the page, or the 401 of a metrics token
+/// that is wanted and not given, or the 405 of another method.
+pub(super) fn answer(
+    request: &Request<'_>,
+    access: &Access,
+    server: impl FnOnce() -> StatsSnapshot,
+    sources: &Sources<'_>,
+) -> Response {
+    match request.method() {
+        "GET" | "HEAD" => match access.check_metrics_token(request) {
+            Some(refusal) => refusal,
+            None => page(&server(), sources),
+        },
+        _ => Refusal::OnlyGet.response(),
+    }
+}
+
 /// What the metrics page reads besides the server's counters: the hub's
 /// counters of every loop, and this loop's replica and broker.
 pub(super) struct Sources<'a> {
@@ -134,7 +154,7 @@ pub(super) struct Sources<'a> {
 
 /// `/metrics`: the server's counters and the hub's, in the Prometheus
 /// text format.
-pub(super) fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
+fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     let total = |f: fn(&HubStats) -> &AtomicU64| -> u64 {
         sources.loops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
     };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{Event, EventId, Gap, Hub, json_string};
-use tether_server::{ConnId, Response};
+use tether_server::{ConnId, Request, Response};
 
 use super::Subscriber;
 
@@ -16,7 +16,7 @@ use super::Subscriber;
 /// gets in its 400: held for `longest` it would look like a poll that
 /// worked. The value is compared as a float before it becomes a
 /// `Duration`, whose conversion panics past `u64::MAX` seconds.
-pub(super) fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, String> {
+fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, String> {
     let Some(asked) = asked else {
         return Ok(longest);
     };
@@ -30,6 +30,17 @@ pub(super) fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Dur
             "timeout is a number of seconds, 0 or more (0 answers at once, more than {0} waits {0})\n",
             longest.as_secs_f64()
         )),
+    }
+}
+
+/// How long a long poll waits: what its `?timeout=` asks for, up to
+/// `longest`, or the 400 that refuses it; a HEAD wants GET's head, not
+/// its wait, so it is answered as a poll whose wait is over.
+pub(super) fn wait(request: &Request<'_>, longest: Duration) -> Result<Duration, Response> {
+    match poll_timeout(request.query_param("timeout").as_deref(), longest) {
+        Ok(_) if request.method() == "HEAD" => Ok(Duration::ZERO),
+        Ok(timeout) => Ok(timeout),
+        Err(refused) => Err(Response::text(400, refused)),
     }
 }
 

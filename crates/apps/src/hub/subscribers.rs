@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
-use tether_server::{ConnId, Ctx, Encoded, Message, Request};
+use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
 
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
@@ -215,6 +215,24 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
 
     pub(super) fn len(&self) -> usize {
         self.conns.len()
+    }
+}
+
+/// Ends a WebSocket (1008) or an event stream (after an `auth-expired`
+/// event) whose token expired; a long poll's answer is the caller's.
+pub(super) fn close_expired<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, transport: Transport) {
+    match transport {
+        Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
+        Transport::EventStream => {
+            let event = tether_sse::Event::new()
+                .event("auth-expired")
+                .data("token expired");
+            if let Err(e) = ctx.send_event(conn, &event) {
+                log::debug!("hub: auth-expired event not sent: {e}");
+            }
+            ctx.end_stream(conn);
+        }
+        Transport::Poll => {}
     }
 }
 
