@@ -19,6 +19,7 @@ mod poll;
 mod presence;
 mod publish;
 mod replies;
+mod router;
 mod routes;
 mod settings;
 mod shared;
@@ -554,7 +555,7 @@ impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
-        routes::route(&self.shared.access, &self.stats, request)
+        router::route(&self.shared.access, &self.stats, request)
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
@@ -771,12 +772,8 @@ impl HubApp {
             broker: &*self.broker,
             per_topic: self.shared.settings.metrics_topics,
         };
-        Reply::Now(metrics::answer(
-            request,
-            &self.shared.access,
-            || ctx.stats(),
-            &sources,
-        ))
+        let token = self.shared.settings.metrics_token.as_deref();
+        Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources))
     }
 
     /// A long poll that nothing answered: its usual empty answer, with the

@@ -14,7 +14,7 @@ use super::HubSettings;
 use super::auth::{Clock, TokenSource};
 use super::metrics::{Denial, HubStats, add};
 use super::replies::{close_reason, error_response};
-use super::routes::{Refusal, bearer, unauthorized};
+use super::routes::{Refusal, bearer};
 use super::subscribers::Subscriber;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
@@ -308,17 +308,6 @@ impl Access {
         };
         count_refusal(stats, refusal);
         Some(refusal.response())
-    }
-
-    /// Checks the metrics token, if one is set: `None` if the request may
-    /// read the metrics, else the 401.
-    pub(super) fn check_metrics_token(&self, request: &Request<'_>) -> Option<Response> {
-        let token = self.settings.metrics_token.as_ref()?;
-        match bearer(request) {
-            Some(given) if secret_matches(token, given) => None,
-            Some(_) => Some(unauthorized(true)),
-            None => Some(unauthorized(false)),
-        }
     }
 
     /// `POST /tickets`: a single-use ticket. Asked for with a token, it

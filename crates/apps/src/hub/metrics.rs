@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_hub::Transport;
 
-use tether_hub::{Broker, Hub};
+use tether_hub::{Broker, Hub, secret_matches};
 use tether_server::{ConnId, Request, Response, StatsSnapshot};
 
-use super::access::Access;
-use super::routes::Refusal;
+use super::routes::{Refusal, bearer, unauthorized};
 
 /// One loop's hub counters, read by `/metrics` on any loop.
 #[derive(Debug, Default)]
@@ -129,16 +128,27 @@ impl HubStats {
 /// that is wanted and not given, or the 405 of another method.
 pub(super) fn answer(
     request: &Request<'_>,
-    access: &Access,
+    token: Option<&str>,
     server: impl FnOnce() -> StatsSnapshot,
     sources: &Sources<'_>,
 ) -> Response {
     match request.method() {
-        "GET" | "HEAD" => match access.check_metrics_token(request) {
+        "GET" | "HEAD" => match check_token(request, token) {
             Some(refusal) => refusal,
             None => page(&server(), sources),
         },
         _ => Refusal::OnlyGet.response(),
+    }
+}
+
+/// Checks the metrics token, if one is set: `None` if the request may
+/// read the metrics, else the 401.
+fn check_token(request: &Request<'_>, token: Option<&str>) -> Option<Response> {
+    let token = token?;
+    match bearer(request) {
+        Some(given) if secret_matches(token, given) => None,
+        Some(_) => Some(unauthorized(true)),
+        None => Some(unauthorized(false)),
     }
 }
 
