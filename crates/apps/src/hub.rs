@@ -12,6 +12,7 @@
 
 mod access;
 mod auth;
+mod broker_view;
 mod cors;
 mod metrics;
 pub(crate) mod origin;
@@ -35,6 +36,7 @@ use tether_hub::{
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
+use self::broker_view::LoopContext;
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout_response};
@@ -44,7 +46,6 @@ use self::replies::{close_reason, error_response, send_error};
 use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::HubShared;
-use self::shared::LoopContext;
 use self::subscribers::{Subscriber, Subscribers, close_expired, fan_out, send_replay, send_resumed};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
@@ -542,7 +543,8 @@ impl HubApp {
                 Transport::Poll => {
                     if let Some(poll) = self.subscribers.remove(conn) {
                         sub(&self.stats.subscribers_poll, 1);
-                        let response = poll_timeout_response(&self.hub, &poll);
+                        let response =
+                            poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref());
                         self.cors.respond(ctx, conn, response);
                     }
                 }
@@ -780,7 +782,7 @@ impl HubApp {
     /// id to poll from next.
     fn end_poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) -> Response {
         let response = match self.subscribers.get(conn) {
-            Some(poll) => poll_timeout_response(&self.hub, poll),
+            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref()),
             None => Response::empty(204),
         };
         self.leave(ctx, conn, reason);

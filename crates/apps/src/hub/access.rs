@@ -10,11 +10,11 @@ use std::time::Instant;
 use tether_hub::{Grant, Tickets, is_valid_topic, secret_matches};
 use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Response};
 
-use super::HubSettings;
 use super::auth::{Clock, TokenSource};
 use super::metrics::{Denial, HubStats, add};
 use super::replies::{close_reason, error_response};
 use super::routes::{Refusal, bearer};
+use super::settings::HubSettings;
 use super::subscribers::Subscriber;
 
 /// What decides access, shared by every loop: a ticket issued on one loop

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
-use super::HubSettings;
+use super::settings::HubSettings;
 
 /// What a CORS preflight may ask for.
 const METHODS: &str = "GET, HEAD, POST";

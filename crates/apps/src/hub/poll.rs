@@ -7,8 +7,6 @@ use std::time::Duration;
 use tether_hub::{Event, EventId, Gap, Hub, json_string};
 use tether_server::{ConnId, Request, Response};
 
-use super::Subscriber;
-
 /// The wait a long poll asked for with `?timeout=` seconds: none asked is
 /// `longest`, a number of seconds from 0 up is that wait, clamped to
 /// `longest`. Anything else (empty, text, `-1`, `NaN`, `inf`, `1e999`,
@@ -89,10 +87,9 @@ pub(super) fn poll_response(
 }
 
 /// A long poll that nothing answered in time.
-pub(super) fn poll_timeout_response(hub: &Hub<ConnId>, poll: &Subscriber) -> Response {
-    let since = poll.requested.as_deref();
-    let next = next_id(&[], None, since, || hub.head(&poll.topic));
-    poll_response(&poll.topic, &[], None, since, next)
+pub(super) fn poll_timeout_response(hub: &Hub<ConnId>, topic: &str, since: Option<&str>) -> Response {
+    let next = next_id(&[], None, since, || hub.head(topic));
+    poll_response(topic, &[], None, since, next)
 }
 
 #[cfg(test)]

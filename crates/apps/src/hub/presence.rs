@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tether_hub::{Broker, Change, Members, Presence, PresenceMessage, ReplyTo, Transport, is_valid_member};
 use tether_server::{ConnId, Ctx, Encoded, Message, Response};
 
-use super::LoopContext;
+use super::broker_view::LoopContext;
 use tether_hub::HubMessage;
 
 /// One loop's part of presence: the members of the topics it sequences,

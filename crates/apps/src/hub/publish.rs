@@ -13,9 +13,9 @@ use tether_hub::{
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
-use super::HubSettings;
 use super::metrics::{HubStats, add};
 use super::replies::error_response;
+use super::settings::HubSettings;
 use super::subscribers::{Subscriber, Subscribers};
 
 /// The header that carries an HTTP publish's key.

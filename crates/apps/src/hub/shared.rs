@@ -1,15 +1,14 @@
-//! What every loop of a hub shares, and a loop as the broker sees it.
+//! What every loop of a hub shares.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use tether_hub::{Broker, HubMessage, LocalBroker};
-use tether_server::Ctx;
+use tether_hub::{Broker, LocalBroker};
 
+use super::HubApp;
 use super::access::Access;
 use super::metrics::HubStats;
-use super::{HubApp, HubSettings};
+use super::settings::HubSettings;
 
 /// What every loop's [`HubApp`] shares: the settings, the tickets (a
 /// ticket issued on one loop is redeemed on whichever loop the client
@@ -89,33 +88,4 @@ fn node_tag() -> Arc<str> {
         Err(_) => std::process::id(),
     };
     Arc::from(format!("{tag:08x}"))
-}
-
-/// The broker's view of the loop, over the server's context.
-pub(super) struct LoopContext<'c, 'a> {
-    pub(super) ctx: &'c mut Ctx<'a, HubMessage>,
-}
-
-impl tether_hub::Context for LoopContext<'_, '_> {
-    fn loops(&self) -> usize {
-        self.ctx.loop_index().1
-    }
-
-    fn this_loop(&self) -> usize {
-        self.ctx.loop_index().0
-    }
-
-    fn post(&mut self, to_loop: usize, message: HubMessage) {
-        self.ctx.post(to_loop, message);
-    }
-
-    fn unix_ms(&self) -> u64 {
-        unix_ms()
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
