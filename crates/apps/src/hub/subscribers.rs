@@ -236,6 +236,15 @@ pub(super) fn close_expired<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, transport: Tr
     }
 }
 
+/// An event's WebSocket frame in one form, and its compressed twin.
+type Frames = (fn(&Event) -> &Arc<[u8]>, fn(&Event) -> Option<&Arc<[u8]>>);
+
+/// The forms of a JSON WebSocket subscriber's frames and a raw one's.
+const WS_FORMS: [Frames; 2] = [
+    (Event::ws_frame, Event::ws_frame_deflated),
+    (Event::ws_raw_frame, Event::ws_raw_frame_deflated),
+];
+
 /// Sends an event to this loop's live subscribers of its topic: one
 /// shared encoding per wire format, whatever their number.
 pub(super) fn fan_out<P>(
@@ -244,24 +253,18 @@ pub(super) fn fan_out<P>(
     event: &Arc<Event>,
     delivery: &Delivery<'_, ConnId>,
 ) {
-    if !delivery.websocket.is_empty() {
-        add(&stats.sent_websocket, delivery.websocket.len() as u64);
-        // Compressed once per event, by the first loop with a
-        // subscriber that takes it (see `Encoded`).
-        let deflated = Arc::clone(event);
+    let sockets = [delivery.websocket, delivery.raw_websocket];
+    for (to, (frame, deflated)) in sockets.into_iter().zip(WS_FORMS) {
+        if to.is_empty() {
+            continue;
+        }
+        add(&stats.sent_websocket, to.len() as u64);
+        // Compressed once per event, by the first loop with a subscriber
+        // that takes it (see `Encoded`).
+        let lazy = Arc::clone(event);
         ctx.send_encoded(
-            delivery.websocket.iter().copied(),
-            &Encoded::from(event.ws_frame().clone())
-                .with_deflated_lazy(move || deflated.ws_frame_deflated().cloned()),
-        );
-    }
-    if !delivery.raw_websocket.is_empty() {
-        add(&stats.sent_websocket, delivery.raw_websocket.len() as u64);
-        let deflated = Arc::clone(event);
-        ctx.send_encoded(
-            delivery.raw_websocket.iter().copied(),
-            &Encoded::from(event.ws_raw_frame().clone())
-                .with_deflated_lazy(move || deflated.ws_raw_frame_deflated().cloned()),
+            to.iter().copied(),
+            &Encoded::from(frame(event).clone()).with_deflated_lazy(move || deflated(&lazy).cloned()),
         );
     }
     if !delivery.event_stream.is_empty() {
