@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::hub::origin;
-use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared};
+use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared, Mount};
 use tether_auth::{Key, Keys, NewToken, Private, TetherClaim};
 use tether_hub::HubMessage;
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
@@ -177,10 +177,21 @@ const PAGE: &[u8] = include_bytes!("../static/index.html");
 /// single-loop building block for embedders who want raw-text rooms.)
 #[derive(Debug)]
 pub struct Demo {
-    hub: HubApp,
-    clock: Clock,
+    apps: Mount<HubApp, Pages>,
     ticks: u64,
+}
+
+/// The paths the hub serves in the demo.
+const HUB_PATHS: &[&str] = &["/topics/", "/tickets", "/metrics"];
+
+/// What the demo serves beside the hub: the page, the echo, the clock
+/// feed and the sign-in.
+#[derive(Debug)]
+struct Pages {
+    clock: Clock,
     login: Option<DemoLogin>,
+    /// The hub's: who is trusted, and the token cookie.
+    settings: HubSettings,
 }
 
 impl Default for Demo {
@@ -217,11 +228,18 @@ impl Demo {
     /// settings passed through [`Demo::settings`]); `/demo/login` answers
     /// 404.
     pub fn with_hub(hub: HubApp) -> Demo {
-        Demo {
-            hub,
+        Demo::mount(hub, None)
+    }
+
+    fn mount(hub: HubApp, login: Option<DemoLogin>) -> Demo {
+        let pages = Pages {
             clock: Clock::new(),
+            login,
+            settings: hub.settings().clone(),
+        };
+        Demo {
+            apps: Mount::new(hub, HUB_PATHS, pages).with_admin_listener(),
             ticks: 0,
-            login: None,
         }
     }
 
@@ -229,10 +247,7 @@ impl Demo {
     /// have come through [`Demo::settings_with_login`] with the same
     /// `login`.
     pub fn with_login(hub: HubApp, login: DemoLogin) -> Demo {
-        Demo {
-            login: Some(login),
-            ..Demo::with_hub(hub)
-        }
+        Demo::mount(hub, Some(login))
     }
 
     /// `settings` with what the demo needs: the chat topics (`chat.*`) open
@@ -265,7 +280,9 @@ impl Demo {
         }
         Demo::settings(settings)
     }
+}
 
+impl Pages {
     /// `POST /demo/login`: a token for the name in the form body, in the
     /// answer and in the cookie.
     fn login(&self, body: &[u8]) -> Response {
@@ -275,7 +292,7 @@ impl Demo {
                 "the demo's sign-in is off: tokens come from the configured issuer\n",
             );
         };
-        let Some(auth) = &self.hub.settings().auth else {
+        let Some(auth) = &self.settings.auth else {
             return Response::text(404, "the demo's sign-in is off\n");
         };
         let name = match demo_name(body) {
@@ -325,8 +342,7 @@ impl Demo {
             Err(refusal) => return refusal,
         };
         let cookie = self
-            .hub
-            .settings()
+            .settings
             .auth
             .as_ref()
             .and_then(|auth| auth.cookie.as_deref())
@@ -346,7 +362,7 @@ impl Demo {
     /// origin the hub trusts (no `Origin`: not from a browser): another
     /// site may not sign a visitor in under a name of its choosing.
     fn login_origin_ok(&self, request: &Request<'_>) -> bool {
-        let settings = self.hub.settings();
+        let settings = &self.settings;
         request
             .header("origin")
             .is_none_or(|origin| settings.is_trusted(origin) || origin::is_own_origin(request, origin))
@@ -354,7 +370,7 @@ impl Demo {
 
     /// The CORS fields of an answer to `origin`, if the hub trusts it.
     fn with_cors(&self, response: Response, request: &Request<'_>) -> Response {
-        let settings = self.hub.settings();
+        let settings = &self.settings;
         if settings.trusted_origins.is_empty() {
             return response;
         }
@@ -368,14 +384,10 @@ impl Demo {
     }
 }
 
-impl App for Demo {
+impl App for Pages {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
-        if request.via_admin_listener() {
-            // The hub decides what an operator's listener serves.
-            return self.hub.route(request);
-        }
         match request.path() {
             "/" | "/index.html" => Route::Page {
                 content_type: "text/html; charset=utf-8",
@@ -392,35 +404,13 @@ impl App for Demo {
                 }
                 _ => Route::Handler(ONLY_POST),
             },
-            _ => self.hub.route(request),
-        }
-    }
-
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        if HubApp::handles(tag) {
-            self.hub.on_open(ctx, conn, tag, request);
+            _ => Route::NotFound,
         }
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        match tag {
-            ECHO => Echo::reply(ctx, conn, message),
-            _ if HubApp::handles(tag) => self.hub.on_message(ctx, conn, tag, message),
-            _ => {}
-        }
-    }
-
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        if HubApp::handles(tag) {
-            self.hub.on_close(ctx, conn, tag, reason);
-        }
-    }
-
-    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
-        if HubApp::handles(tag) {
-            self.hub.event_stream_headers(tag, request)
-        } else {
-            Vec::new()
+        if tag == ECHO {
+            Echo::reply(ctx, conn, message);
         }
     }
 
@@ -429,21 +419,23 @@ impl App for Demo {
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
         tag: u32,
-        request: &Request<'_>,
+        _request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        match tag {
-            CLOCK => self.clock.subscribe(ctx, conn, last_event_id),
-            _ if HubApp::handles(tag) => self.hub.on_subscribe(ctx, conn, tag, request, last_event_id),
-            _ => {}
+        if tag == CLOCK {
+            self.clock.subscribe(ctx, conn, last_event_id);
         }
     }
 
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        match tag {
-            CLOCK => self.clock.unsubscribe(conn),
-            _ if HubApp::handles(tag) => self.hub.on_unsubscribe(ctx, conn, tag, reason),
-            _ => {}
+    fn on_unsubscribe(
+        &mut self,
+        _ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        _reason: CloseReason,
+    ) {
+        if tag == CLOCK {
+            self.clock.unsubscribe(conn);
         }
     }
 
@@ -453,30 +445,16 @@ impl App for Demo {
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         self.clock.tick(ctx);
-        if ctx.loop_index().0 == 0 {
-            self.ticks += 1;
-            let unix_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let data = format!("{{\"n\":{},\"unix_ms\":{unix_ms}}}", self.ticks);
-            if let Err(e) = self.hub.publish(ctx, Demo::CLOCK_TOPIC, Some("tick"), &data) {
-                log::warn!("demo: the clock could not publish: {e}");
-            }
-        }
-        self.hub.on_tick(ctx);
     }
 
     fn on_request(
         &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
+        _ctx: &mut Ctx<'_, HubMessage>,
+        _conn: ConnId,
         tag: u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        if HubApp::handles(tag) {
-            return self.hub.on_request(ctx, conn, tag, request, body);
-        }
         let response = match tag {
             LOGIN | LOGOUT if !self.login_origin_ok(request) => Response::text(403, "origin not allowed\n"),
             LOGIN => self.login(body),
@@ -484,7 +462,7 @@ impl App for Demo {
             LOGIN_PREFLIGHT
                 if request
                     .header("origin")
-                    .is_some_and(|o| self.hub.settings().is_trusted(o)) =>
+                    .is_some_and(|o| self.settings.is_trusted(o)) =>
             {
                 Response::empty(204)
                     .header("Access-Control-Allow-Methods", "POST")
@@ -497,17 +475,88 @@ impl App for Demo {
         };
         Reply::Now(self.with_cors(response, request))
     }
+}
+
+/// The hub mounted beside the demo's pages; loop 0 publishes the clock
+/// topic on every tick.
+impl App for Demo {
+    type Post = HubMessage;
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        self.apps.route(request)
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        self.apps.on_open(ctx, conn, tag, request);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
+        self.apps.on_message(ctx, conn, tag, message);
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
+        self.apps.on_close(ctx, conn, tag, reason);
+    }
+
+    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        self.apps.event_stream_headers(tag, request)
+    }
+
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        self.apps.on_subscribe(ctx, conn, tag, request, last_event_id);
+    }
+
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
+        self.apps.on_unsubscribe(ctx, conn, tag, reason);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.apps.tick_interval()
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        if ctx.loop_index().0 == 0 {
+            self.ticks += 1;
+            let unix_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let data = format!("{{\"n\":{},\"unix_ms\":{unix_ms}}}", self.ticks);
+            let hub = self.apps.mounted_mut();
+            if let Err(e) = hub.publish(ctx, Demo::CLOCK_TOPIC, Some("tick"), &data) {
+                log::warn!("demo: the clock could not publish: {e}");
+            }
+        }
+        self.apps.on_tick(ctx);
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        self.apps.on_request(ctx, conn, tag, request, body)
+    }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        self.hub.on_request_timeout(ctx, conn, tag)
+        self.apps.on_request_timeout(ctx, conn, tag)
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        self.hub.on_request_abandoned(ctx, conn, tag);
+        self.apps.on_request_abandoned(ctx, conn, tag);
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        self.hub.on_post(ctx, message);
+        self.apps.on_post(ctx, message);
     }
 
     fn refuse_before_body(
@@ -515,11 +564,11 @@ impl App for Demo {
         ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
     ) -> Option<Response> {
-        self.hub.refuse_before_body(ctx, request)
+        self.apps.refuse_before_body(ctx, request)
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.hub.on_shutdown(ctx);
+        self.apps.on_shutdown(ctx);
     }
 
     fn on_request_shutdown(
@@ -528,6 +577,6 @@ impl App for Demo {
         conn: ConnId,
         tag: u32,
     ) -> Option<Response> {
-        self.hub.on_request_shutdown(ctx, conn, tag)
+        self.apps.on_request_shutdown(ctx, conn, tag)
     }
 }

@@ -10,301 +10,46 @@
 //! routes, statuses and message formats are described in the hub's README
 //! (`crates/hub/README.md`).
 
+mod access;
 mod auth;
+mod broker_view;
+mod cors;
 mod metrics;
 pub(crate) mod origin;
+mod poll;
+mod presence;
 mod publish;
 mod replies;
+mod router;
 mod routes;
 mod settings;
+mod shared;
+mod subscribers;
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tether_hub::{
-    Broker, Change, Error as HubError, Event, EventId, Grant, Hub, HubMessage, LocalBroker, Members, Polled,
-    Presence, PresenceMessage, Publish, ReplyTo, Subscribed, Tickets, Transport, is_valid_event_type,
-    is_valid_member, is_valid_topic, secret_matches,
+    Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
 };
 
-use self::auth::{Clock, TokenSource};
+use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
+use self::broker_view::LoopContext;
+use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
-use self::publish::{ack_json, error_json, http_key, parse_envelope, published_json};
-use self::replies::{
-    error_response, next_id, poll_response, poll_timeout_response, send_error, send_replay, send_resumed,
-};
-use self::routes::{
-    Endpoint, Format, Refusal, TAG_BASE, TAG_EVENTS, TAG_MASK, TAG_METRICS, TAG_POLL, TAG_PREFLIGHT,
-    TAG_PRESENCE, TAG_PUBLISH, TAG_REFUSED, TAG_TICKETS, TAG_WS, TAG_WS_AUTH, TAG_WS_PUBLISHER, bearer,
-    format, parse_path, unauthorized, wants_presence,
-};
+use self::poll::{next_id, poll_response, poll_timeout_response};
+use self::presence::Roster;
+use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
+use self::replies::{close_reason, error_response, send_error};
+use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
 pub use self::settings::HubSettings;
+pub use self::shared::HubShared;
+use self::subscribers::{Subscriber, Subscribers, close_expired, fan_out, send_replay, send_resumed};
 use tether_server::{
-    App, CloseCode, CloseReason, ConnId, Ctx, Encoded, Message, MessageRef, Reply, Request, Response, Route,
+    App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
-
-/// What every loop's [`HubApp`] shares: the settings, the tickets (a
-/// ticket issued on one loop is redeemed on whichever loop the client
-/// lands; the lock is taken only to issue and redeem) and the counters.
-///
-/// ```no_run
-/// use tether_apps::{HubSettings, HubShared};
-/// use tether_server::{Cluster, Config, Handshake};
-///
-/// let mut settings = HubSettings::default();
-/// settings.publish_token = Some("s3cret".into());
-/// let loops = 4;
-/// let shared = HubShared::new(settings, loops);
-/// let config = Config::new("127.0.0.1:8080".parse().unwrap());
-/// let handshake = shared.settings().origin_policy(Handshake::new());
-/// let cluster = Cluster::bind(config, handshake, loops, |index| shared.app(index))?;
-/// cluster.run()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct HubShared {
-    settings: Arc<HubSettings>,
-    tickets: Arc<Mutex<Tickets>>,
-    stats: Arc<[Arc<HubStats>]>,
-    /// The brokers of all loops share its topic count.
-    local: Arc<LocalBroker>,
-    /// Tickets issued for a holder (a token's, or one the publish token
-    /// named): when issued, and who (taken when the ticket is redeemed).
-    ticket_holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
-    /// Token times are read on it.
-    clock: Clock,
-    /// Random, made at start: names anonymous members apart from other
-    /// processes'.
-    node: Arc<str>,
-}
-
-impl fmt::Debug for HubShared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubShared")
-            .field("settings", &self.settings)
-            .field("loops", &self.stats.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl HubShared {
-    /// The shared part of a hub of `loops` event loops.
-    pub fn new(settings: HubSettings, loops: usize) -> HubShared {
-        HubShared {
-            tickets: Arc::new(Mutex::new(Tickets::new(
-                settings.ticket_ttl,
-                settings.max_tickets,
-            ))),
-            stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
-            local: Arc::new(LocalBroker::new(settings.hub.clone())),
-            settings: Arc::new(settings),
-            clock: Clock::new(),
-            ticket_holders: Arc::default(),
-            node: node_tag(),
-        }
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &HubSettings {
-        &self.settings
-    }
-
-    /// The application for loop `loop_index`, with the in-process broker.
-    pub fn app(&self, loop_index: usize) -> HubApp {
-        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
-    }
-
-    /// The application for loop `loop_index`, with another broker (one
-    /// value per loop; see [`tether_hub::Broker`] for the contract).
-    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
-        HubApp {
-            hub: Hub::new(self.settings.hub.clone(), broker.complete()),
-            broker,
-            shared: self.clone(),
-            index: loop_index,
-            stats: self
-                .stats
-                .get(loop_index)
-                .or(self.stats.last())
-                .cloned()
-                .unwrap_or_default(),
-            conns: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            warnings: BTreeSet::new(),
-            awaiting: HashMap::new(),
-            cors_later: HashMap::new(),
-            publishes: HashMap::new(),
-            next_token: 0,
-            presence: Presence::new(),
-            watchers: HashMap::new(),
-            presence_queries: HashMap::new(),
-            next_member: 0,
-        }
-    }
-}
-
-/// Eight random hex digits (or, without randomness, the process id).
-fn node_tag() -> Arc<str> {
-    let mut random = [0u8; 4];
-    let tag = match getrandom::fill(&mut random) {
-        Ok(()) => u32::from_be_bytes(random),
-        Err(_) => std::process::id(),
-    };
-    Arc::from(format!("{tag:08x}"))
-}
-
-/// Whom a ticket was issued for: the subject and rights of the token that
-/// asked for it (or that the publish token named), and when that token
-/// stops being good.
-#[derive(Debug, Clone)]
-struct TicketHolder {
-    subject: Option<String>,
-    rights: tether_auth::Rights,
-    /// Unix seconds, the leeway included.
-    deadline: Option<u64>,
-}
-
-/// The most bytes of claims a ticket request may carry.
-const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
-
-/// A subscriber or long poll of this loop.
-#[derive(Debug)]
-struct Subscriber {
-    topic: Arc<str>,
-    transport: Transport,
-    /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
-    requested: Option<String>,
-    /// A WebSocket subscriber may publish to its topic.
-    may_publish: bool,
-    /// The event type of what it publishes (`?event=`).
-    event_type: Option<String>,
-    /// It publishes JSON envelopes (`?envelope=1`), each acknowledged.
-    envelope: bool,
-    /// Bytes it published that the sequencer has not answered yet.
-    in_flight: usize,
-    /// The Unix second its token stops being good (leeway included), when
-    /// it came in with one: then it is closed (a WebSocket, with 1008) or
-    /// ended (an event stream).
-    deadline: Option<u64>,
-    /// The Unix second a WebSocket subscriber is told its token is about
-    /// to expire (`{"type":"auth-expiring","in":SECONDS}`).
-    warn_at: Option<u64>,
-    /// Its credential's subject, if it had one.
-    subject: Option<String>,
-    /// Who it is present as (WebSocket and event-stream subscribers).
-    member: Option<Arc<str>>,
-    /// It gets the topic's join and leave events (`?presence=1`).
-    watches: bool,
-}
-
-impl Subscriber {
-    fn new(topic: Arc<str>, transport: Transport, requested: Option<String>) -> Subscriber {
-        Subscriber {
-            topic,
-            transport,
-            requested,
-            may_publish: false,
-            event_type: None,
-            envelope: false,
-            in_flight: 0,
-            deadline: None,
-            warn_at: None,
-            subject: None,
-            member: None,
-            watches: false,
-        }
-    }
-}
-
-/// A WebSocket that has to authenticate with its first message: the
-/// subscriber it becomes once it has, and until when it may take.
-#[derive(Debug)]
-struct Awaiting {
-    subscriber: Subscriber,
-    until: Instant,
-}
-
-/// Why a token presented over a WebSocket is not taken.
-enum TokenRefused {
-    /// It does not verify.
-    Invalid(tether_auth::Error),
-    /// It verifies, and does not grant the private topic.
-    NotGranted,
-}
-
-/// What a token presented over a WebSocket grants its connection.
-struct TokenGrant {
-    may_publish: bool,
-    deadline: Option<u64>,
-    subject: Option<String>,
-}
-
-/// The Unix second a WebSocket whose token was taken at `now` and stops
-/// being good at `deadline` is warned: 30 s before the deadline, or a third
-/// of the time the token had left when taken if that is less.
-fn warning_time(deadline: u64, now: u64) -> u64 {
-    let left = deadline.saturating_sub(now);
-    deadline.saturating_sub((left / 3).min(EXPIRY_WARNING_LEAD))
-}
-
-/// The most seconds before its token expires that a WebSocket is warned.
-const EXPIRY_WARNING_LEAD: u64 = 30;
-
-/// A close reason from text: at most 123 bytes (what a close frame holds),
-/// cut at a character boundary.
-fn close_reason(text: &str) -> &str {
-    let mut end = text.len().min(123);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Why a `?format=raw` request cannot be served, if it cannot: raw is for
-/// WebSocket subscribers, which never learn ids (so cannot resume) and get
-/// no acknowledgements.
-fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
-    if endpoint != Endpoint::WebSocket {
-        return Some(Refusal::RawNotWebSocket);
-    }
-    if request
-        .query_param("lastEventId")
-        .is_some_and(|id| !id.is_empty())
-    {
-        return Some(Refusal::RawResume);
-    }
-    if matches!(request.query_param("envelope").as_deref(), Some("1" | "true")) {
-        return Some(Refusal::RawEnvelope);
-    }
-    None
-}
-
-/// What a CORS preflight may ask for.
-const CORS_METHODS: &str = "GET, HEAD, POST";
-const CORS_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Tether-Event, Tether-Publish-Id";
-/// Headers of the hub's answers that scripts may read.
-const CORS_EXPOSED: &str = "Retry-After, WWW-Authenticate";
-/// How long a browser may keep a preflight's answer, in seconds.
-const CORS_MAX_AGE: &str = "600";
-
-/// A publish waiting for its outcome.
-#[derive(Debug, Clone)]
-enum Pending {
-    Http(ConnId),
-    /// A WebSocket publisher and the bytes this publish holds of its
-    /// in-flight allowance; an enveloped publish is acknowledged (with its
-    /// key, if it had one).
-    WebSocket {
-        conn: ConnId,
-        len: usize,
-        envelope: bool,
-        key: Option<Arc<str>>,
-    },
-    Internal,
-}
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -345,37 +90,16 @@ pub struct HubApp {
     stats: Arc<HubStats>,
     hub: Hub<ConnId>,
     broker: Box<dyn Broker + Send>,
-    conns: HashMap<ConnId, Subscriber>,
-    /// The subscribers of `conns` with a deadline, soonest first.
-    deadlines: BTreeSet<(u64, ConnId)>,
-    /// The WebSocket subscribers of `conns` to warn before their token
-    /// expires, soonest first.
-    warnings: BTreeSet<(u64, ConnId)>,
+    /// Its subscribers and long polls.
+    subscribers: Subscribers<ConnId>,
     /// WebSockets waiting for their first message, a token.
-    awaiting: HashMap<ConnId, Awaiting>,
-    /// The CORS origin of each request answered later (a publish, a long
-    /// poll), named in its answer.
-    cors_later: HashMap<ConnId, Box<str>>,
-    publishes: HashMap<u64, Pending>,
-    next_token: u64,
-    /// The members of the topics this loop sequences.
-    presence: Presence,
-    /// This loop's subscribers that get join and leave events, by topic.
-    watchers: HashMap<Arc<str>, Vec<ConnId>>,
-    /// `GET /topics/NAME/presence` requests waiting for the sequencer.
-    presence_queries: HashMap<u64, (ConnId, Arc<str>)>,
-    /// Numbers this loop's anonymous members.
-    next_member: u64,
-}
-
-/// Who a request's credentials say it is.
-enum Credential {
-    /// It presented none.
-    None,
-    /// The publish token.
-    Admin,
-    /// A verified JSON Web Token.
-    Token(tether_auth::Identity),
+    awaiting: Awaiting,
+    /// Every answer goes out through it.
+    cors: Cors,
+    /// Publishes waiting for their outcome.
+    publishes: Publishes,
+    /// Who is present, and who watches.
+    roster: Roster,
 }
 
 impl fmt::Debug for HubApp {
@@ -383,75 +107,9 @@ impl fmt::Debug for HubApp {
         f.debug_struct("HubApp")
             .field("loop", &self.index)
             .field("broker", &self.broker.kind())
-            .field("subscribers", &self.conns.len())
+            .field("subscribers", &self.subscribers.len())
             .finish_non_exhaustive()
     }
-}
-
-/// The broker's view of the loop, over the server's context.
-struct LoopContext<'c, 'a> {
-    ctx: &'c mut Ctx<'a, HubMessage>,
-}
-
-impl tether_hub::Context for LoopContext<'_, '_> {
-    fn loops(&self) -> usize {
-        self.ctx.loop_index().1
-    }
-
-    fn this_loop(&self) -> usize {
-        self.ctx.loop_index().0
-    }
-
-    fn post(&mut self, to_loop: usize, message: HubMessage) {
-        self.ctx.post(to_loop, message);
-    }
-
-    fn unix_ms(&self) -> u64 {
-        unix_ms()
-    }
-}
-
-/// The wait a long poll asked for with `?timeout=` seconds: none asked is
-/// `longest`, a number of seconds from 0 up is that wait, clamped to
-/// `longest`. Anything else (empty, text, `-1`, `NaN`, `inf`, `1e999`,
-/// which is infinite as a float) is refused with the message the client
-/// gets in its 400: held for `longest` it would look like a poll that
-/// worked. The value is compared as a float before it becomes a
-/// `Duration`, whose conversion panics past `u64::MAX` seconds.
-fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, String> {
-    let Some(asked) = asked else {
-        return Ok(longest);
-    };
-    match asked.parse::<f64>() {
-        Ok(t) if t.is_finite() && t >= 0.0 => Ok(if t >= longest.as_secs_f64() {
-            longest
-        } else {
-            Duration::try_from_secs_f64(t).map_or(longest, |t| t.min(longest))
-        }),
-        _ => Err(format!(
-            "timeout is a number of seconds, 0 or more (0 answers at once, more than {0} waits {0})\n",
-            longest.as_secs_f64()
-        )),
-    }
-}
-
-/// What a WebSocket is told when its token is taken:
-/// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
-/// without `exp`).
-fn auth_ok(deadline: Option<u64>, now: u64) -> String {
-    match deadline {
-        Some(deadline) => format!(
-            "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
-            deadline.saturating_sub(now)
-        ),
-        None => "{\"type\":\"auth-ok\"}".to_owned(),
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl HubApp {
@@ -460,10 +118,32 @@ impl HubApp {
         HubShared::new(settings, 1).app(0)
     }
 
+    /// The hub of loop `index`, with its broker.
+    fn on_loop(shared: HubShared, index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
+        let stats = shared
+            .stats
+            .get(index)
+            .or(shared.stats.last())
+            .cloned()
+            .unwrap_or_default();
+        HubApp {
+            hub: Hub::new(shared.settings.hub.clone(), broker.complete()),
+            broker,
+            index,
+            stats,
+            subscribers: Subscribers::default(),
+            awaiting: Awaiting::default(),
+            cors: Cors::new(shared.settings.clone()),
+            publishes: Publishes::default(),
+            roster: Roster::new(shared.node.clone(), index),
+            shared,
+        }
+    }
+
     /// Whether a route tag is one of the hub's (for applications that
     /// embed the hub and pass it the callbacks of its routes).
     pub fn handles(tag: u32) -> bool {
-        tag & TAG_MASK == TAG_BASE
+        HubRoute::decode(tag).is_some()
     }
 
     /// The settings.
@@ -489,290 +169,13 @@ impl HubApp {
         data: &str,
     ) -> Result<(), HubError> {
         let publish = Publish::new(topic, event_type, data, &self.shared.settings.hub)?;
-        self.submit(ctx, publish, Pending::Internal)
-    }
-
-    fn submit(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Result<(), HubError> {
-        let token = self.next_token;
-        self.next_token += 1;
-        let reply = ReplyTo {
-            loop_index: ctx.loop_index().0,
-            token,
-        };
-        self.publishes.insert(token, pending);
-        let result = self
-            .broker
-            .publish(publish.reply_to(reply), &mut LoopContext { ctx });
-        if result.is_err() {
-            self.publishes.remove(&token);
-            add(&self.stats().publish_refused, 1);
-        }
-        result
-    }
-
-    fn origin_ok(&self, request: &Request<'_>) -> bool {
-        origin::origin_ok(&self.shared.settings, request)
-    }
-
-    /// The request's `Origin`, if it is a trusted one (which gets CORS
-    /// answers).
-    fn cors_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
-        request
-            .header("origin")
-            .filter(|origin| self.shared.settings.is_trusted(origin))
-    }
-
-    /// `response` with the CORS headers for `origin` (an allowed one), and
-    /// `Vary: Origin` whenever CORS is on.
-    fn with_cors(&self, response: Response, origin: Option<&str>) -> Response {
-        if self.shared.settings.trusted_origins.is_empty() {
-            return response;
-        }
-        let response = response.header("Vary", "Origin");
-        match origin {
-            Some(origin) => response
-                .header("Access-Control-Allow-Origin", origin)
-                .header("Access-Control-Allow-Credentials", "true")
-                .header("Access-Control-Expose-Headers", CORS_EXPOSED),
-            None => response,
-        }
-    }
-
-    /// Answers a request that was answered later, with its CORS headers.
-    fn respond(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, response: Response) {
-        let origin = self.cors_later.remove(&conn);
-        ctx.respond(conn, self.with_cors(response, origin.as_deref()));
-    }
-
-    /// The answer to a CORS preflight: 204 with what may be asked for, to
-    /// an allowed origin; 403 to any other.
-    fn preflight(&self, request: &Request<'_>) -> Response {
-        match self.cors_origin(request) {
-            Some(origin) => self
-                .with_cors(Response::empty(204), Some(origin))
-                .header("Access-Control-Allow-Methods", CORS_METHODS)
-                .header("Access-Control-Allow-Headers", CORS_HEADERS)
-                .header("Access-Control-Max-Age", CORS_MAX_AGE),
-            None => {
-                add(&self.stats().refused_403, 1);
-                self.with_cors(Response::text(403, "origin not allowed\n"), None)
-            }
-        }
-    }
-
-    /// Unix seconds now, on the hub's clock.
-    fn unix_secs(&self, now: Instant) -> u64 {
-        self.shared.clock.unix_secs(now)
-    }
-
-    /// What a request's credentials are: the publish token in
-    /// `Authorization: Bearer`, a JSON Web Token (from the header, the
-    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
-    /// token that is presented and does not verify is refused (401), on
-    /// open topics too: a client that sends a bad token learns it.
-    /// Counts a refusal by status, and by reason where it is about a
-    /// token.
-    fn count_refusal(&self, refusal: Refusal) {
-        let stats = self.stats();
-        let (status, denial) = match refusal {
-            Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
-            Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
-            Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
-            Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
-            Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
-            _ => (&stats.refused_403, None),
-        };
-        add(status, 1);
-        if let Some(denial) = denial {
-            stats.deny(denial);
-        }
-    }
-
-    fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
-        let settings = &self.shared.settings;
-        let given = bearer(request);
-        if let (Some(given), Some(admin)) = (given, &settings.publish_token)
-            && secret_matches(admin, given)
-        {
-            return Ok(Credential::Admin);
-        }
-        let Some(auth) = &settings.auth else {
-            return match given {
-                Some(_) => Err(Refusal::BadCredentials),
-                None => Ok(Credential::None),
-            };
-        };
-        let Some((token, source)) = auth.token_of(request) else {
-            return Ok(Credential::None);
-        };
-        if source == TokenSource::Cookie && !origin::cookie_ok(settings, request) {
-            return Err(Refusal::CrossOriginCookie);
-        }
-        match auth.verify(&token, now) {
-            Ok(identity) => Ok(Credential::Token(identity)),
-            Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
-            Err(e) => {
-                log::debug!("hub: token refused: {e}");
-                Err(Refusal::BadCredentials)
-            }
-        }
-    }
-
-    /// Whether the request's token (when tokens are verified) is the one
-    /// in the cookie.
-    fn cookie_token(&self, request: &Request<'_>) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .and_then(|auth| auth.token_of(request))
-            .is_some_and(|(_, source)| source == TokenSource::Cookie)
-    }
-
-    /// Whether a WebSocket upgrade may send its token as its first message:
-    /// tokens are verified, and the request presents no credential at all
-    /// (no ticket, no `Authorization`, no token cookie or query).
-    fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
-    }
-
-    /// Whether subscribing to `topic` needs a token that grants it.
-    fn is_private(&self, topic: &str) -> bool {
-        self.shared
-            .settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| auth.private.needs_grant(topic))
-    }
-
-    /// Who may subscribe: a ticket, the publish token, a JSON Web Token
-    /// (which a private topic needs, granting it), or anyone when tickets
-    /// are not required and the topic is not private. The grant says
-    /// whether a WebSocket may also publish.
-    fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
-        let settings = &self.shared.settings;
-        let private = self.is_private(topic);
-        if let Some(ticket) = request.query_param("ticket") {
-            let grant = {
-                let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-                tickets
-                    .redeem(Instant::now(), &ticket, topic)
-                    .map_err(|_| Refusal::Ticket)?
-            };
-            let mut holders = self
-                .shared
-                .ticket_holders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            // A ticket issued for a holder gives exactly the holder's
-            // rights, until the holder's token expires.
-            let Some((_, holder)) = holders.get(&ticket) else {
-                return Ok(grant);
-            };
-            let now = self.unix_secs(Instant::now());
-            let refusal = if holder.deadline.is_some_and(|d| d <= now) {
-                Refusal::ExpiredCredentials
-            } else if private && !holder.rights.may_subscribe(topic) {
-                Refusal::NotGranted
-            } else {
-                return Ok(Grant {
-                    topic: grant.topic,
-                    publish: holder.rights.may_publish(topic),
-                });
-            };
-            holders.remove(&ticket);
-            return Err(refusal);
-        }
-        match self.credential(request, self.unix_secs(Instant::now()))? {
-            Credential::Admin => Ok(Grant {
-                topic: None,
-                publish: true,
-            }),
-            Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
-            Credential::Token(who) => Ok(Grant {
-                topic: None,
-                publish: who.rights.may_publish(topic),
-            }),
-            Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
-            Credential::None => Ok(Grant::default()),
-        }
-    }
-
-    /// When a subscriber's token stops being good: `None` if it came in
-    /// without a token that expires (a ticket, the publish token, no
-    /// credentials). A token that no longer verifies (the keys changed
-    /// since the request was routed) gives a deadline already passed.
-    fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
-        self.holder_of(request, now).0
-    }
-
-    /// [`HubApp::deadline_of`], and the subject of the credential (a
-    /// token's, or a ticket holder's).
-    fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
-        if let Some(ticket) = request.query_param("ticket") {
-            let mut holders = self
-                .shared
-                .ticket_holders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            return holders
-                .remove(&ticket)
-                .map_or((None, None), |(_, holder)| (holder.deadline, holder.subject));
-        }
-        let Some(auth) = self.shared.settings.auth.as_ref() else {
-            return (None, None);
-        };
-        match self.credential(request, self.unix_secs(now)) {
-            Ok(Credential::Token(who)) => (who.expires_at.map(|exp| auth.deadline(exp)), who.subject),
-            Ok(_) => (None, None),
-            Err(_) => (Some(0), None),
-        }
-    }
-
-    /// Checks who publishes over HTTP (`topic`) or asks for a ticket
-    /// (`None`): the publish token, or a JSON Web Token whose rights grant
-    /// publishing to the topic (tickets check their own). `None` if the
-    /// request may go on, else the answer.
-    fn check_publisher(&self, request: &Request<'_>, topic: Option<&str>) -> Option<Response> {
-        let settings = &self.shared.settings;
-        if settings.publish_token.is_none() && settings.auth.is_none() {
-            add(&self.stats().refused_403, 1);
-            return Some(Response::text(
-                403,
-                "publishing over HTTP is disabled: the server has no publish token\n",
-            ));
-        }
-        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Admin) => return None,
-            Ok(Credential::Token(who)) => match topic {
-                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
-                _ => return None,
-            },
-            Ok(Credential::None) => Refusal::NoCredentials,
-            Err(refusal) => refusal,
-        };
-        self.count_refusal(refusal);
-        Some(refusal.response())
-    }
-
-    /// Checks the metrics token, if one is set: `None` if the request may
-    /// read the metrics, else the 401.
-    fn check_metrics_token(&self, request: &Request<'_>) -> Option<Response> {
-        let token = self.shared.settings.metrics_token.as_ref()?;
-        match bearer(request) {
-            Some(given) if secret_matches(token, given) => None,
-            Some(_) => Some(unauthorized(true)),
-            None => Some(unauthorized(false)),
-        }
+        self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            Pending::Internal,
+        )
     }
 
     fn http_publish(
@@ -785,150 +188,26 @@ impl HubApp {
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
-        if let Some(refusal) = self.check_publisher(request, Some(topic)) {
+        if let Some(refusal) = self
+            .shared
+            .access
+            .check_publisher(&self.stats, request, Some(topic))
+        {
             return Reply::Now(refusal);
         }
-        let event_type = request
-            .query_param("event")
-            .or_else(|| request.header("tether-event").map(str::to_owned));
-        let key = match http_key(request) {
-            Ok(key) => key,
+        let publish = match publish::from_request(topic, request, body, &self.shared.settings) {
+            Ok(publish) => publish,
             Err(refusal) => return Reply::Now(refusal),
         };
-        let Ok(data) = std::str::from_utf8(body) else {
-            return Reply::Now(Response::text(400, "the body must be UTF-8 text\n"));
-        };
-        let publish =
-            Publish::new(topic, event_type.as_deref(), data, &self.shared.settings.hub).and_then(|publish| {
-                match &key {
-                    Some(key) => publish.with_key(key),
-                    None => Ok(publish),
-                }
-            });
-        let publish = match publish {
-            Ok(publish) => publish,
-            Err(e) => return Reply::Now(error_response(&e)),
-        };
-        match self.submit(ctx, publish, Pending::Http(conn)) {
+        match self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            Pending::Http(conn),
+        ) {
             Ok(()) => Reply::Later(self.shared.settings.publish_timeout),
             Err(e) => Reply::Now(error_response(&e)),
-        }
-    }
-
-    /// `POST /tickets`: a single-use ticket. Asked for with a token, it
-    /// is issued for the token's holder (its subject and rights, until it
-    /// expires); with the publish token, for the holder the body names, if
-    /// it names one (claims as in a token: `{"sub":"alice","exp":T,
-    /// "tether":{"sub":[...],"pub":[...]}}`), else with the publish
-    /// token's own reach.
-    fn issue_ticket(&mut self, request: &Request<'_>, body: &[u8]) -> Response {
-        if request.method() != "POST" {
-            return Refusal::OnlyPost.response();
-        }
-        if let Some(refusal) = self.check_publisher(request, None) {
-            return refusal;
-        }
-        let topic = request.query_param("topic").filter(|t| !t.is_empty());
-        if topic.as_deref().is_some_and(|t| !is_valid_topic(t)) {
-            return Refusal::BadTopic.response();
-        }
-        let publish = matches!(request.query_param("publish").as_deref(), Some("1" | "true"));
-        if publish && topic.is_none() {
-            return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
-        }
-        let now = Instant::now();
-        let unix = self.unix_secs(now);
-        let holder = match self.credential(request, unix) {
-            // A token's holder gets a ticket with the token's subject and
-            // rights, no more, and ending when the token does.
-            Ok(Credential::Token(who)) => {
-                if !body.is_empty() {
-                    return Response::text(
-                        400,
-                        "only the publish token names the holder of a ticket; a token's ticket is its own\n",
-                    );
-                }
-                let auth = self.shared.settings.auth.as_ref();
-                Some(TicketHolder {
-                    subject: who.subject,
-                    rights: who.rights,
-                    deadline: who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp))),
-                })
-            }
-            _ if body.is_empty() => None,
-            _ => match self.named_holder(body, unix) {
-                Ok(holder) => Some(holder),
-                Err(response) => return response,
-            },
-        };
-        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref())
-            && ((self.is_private(topic) && !holder.rights.may_subscribe(topic))
-                || (publish && !holder.rights.may_publish(topic)))
-        {
-            self.count_refusal(Refusal::NotGranted);
-            return Refusal::NotGranted.response();
-        }
-        let mut random = [0u8; 16];
-        if getrandom::fill(&mut random).is_err() {
-            return Response::text(500, "no randomness for a ticket\n");
-        }
-        let grant = Grant {
-            topic: topic.map(Arc::from),
-            publish,
-        };
-        let mut tickets = self.shared.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        match tickets.issue(now, random, grant) {
-            Ok(ticket) => {
-                let mut subject = String::new();
-                if let Some(holder) = holder {
-                    let ttl = tickets.ttl();
-                    let mut holders = self
-                        .shared
-                        .ticket_holders
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    // As many as tickets outstanding: those whose ticket
-                    // has expired go first.
-                    if holders.len() >= self.shared.settings.max_tickets {
-                        holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
-                    }
-                    if holders.len() >= self.shared.settings.max_tickets {
-                        return Response::text(503, "too many tickets outstanding\n")
-                            .header("Retry-After", "1");
-                    }
-                    if let Some(name) = &holder.subject {
-                        subject = format!(",\"sub\":{}", tether_hub::json_string(name));
-                    }
-                    holders.insert(ticket.clone(), (now, holder));
-                }
-                add(&self.stats().tickets_issued, 1);
-                let expires_in = tickets.ttl().as_secs_f64();
-                Response::json(
-                    200,
-                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}{subject}}}"),
-                )
-                .header("Cache-Control", "no-store")
-            }
-            Err(e) => error_response(&e),
-        }
-    }
-
-    /// The holder that the publish token names in a ticket request's body,
-    /// or the 400 that says why not.
-    fn named_holder(&self, body: &[u8], now: u64) -> Result<TicketHolder, Response> {
-        if body.len() > MAX_TICKET_CLAIMS {
-            return Err(Response::text(400, "the ticket's claims are too long\n"));
-        }
-        let Ok(text) = std::str::from_utf8(body) else {
-            return Err(Response::text(400, "the ticket's claims must be UTF-8 JSON\n"));
-        };
-        match tether_auth::identity_from_claims(text, now) {
-            Ok(who) => Ok(TicketHolder {
-                subject: who.subject,
-                rights: who.rights,
-                deadline: who.expires_at,
-            }),
-            Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
         }
     }
 
@@ -938,15 +217,11 @@ impl HubApp {
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let deadline = self.deadline_of(request, ctx.now());
+        let deadline = self.shared.access.deadline_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
-        let longest = self.shared.settings.poll_timeout;
-        let timeout = match poll_timeout(request.query_param("timeout").as_deref(), longest) {
-            // A HEAD wants GET's head, not its wait: it is answered as a
-            // poll whose wait is over.
-            Ok(_) if request.method() == "HEAD" => Duration::ZERO,
+        let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
-            Err(refused) => return Reply::Now(Response::text(400, refused)),
+            Err(refused) => return Reply::Now(refused),
         };
         match self.hub.poll(topic, conn, since.as_deref()) {
             Ok(Polled::Now { gap, events }) => {
@@ -974,50 +249,21 @@ impl HubApp {
 
     fn register(&mut self, conn: ConnId, subscriber: Subscriber) {
         add(self.stats().subscribers(subscriber.transport), 1);
-        if let Some(deadline) = subscriber.deadline {
-            self.deadlines.insert((deadline, conn));
-        }
-        if let Some(warn_at) = subscriber.warn_at {
-            self.warnings.insert((warn_at, conn));
-        }
-        if let Some(old) = self.conns.insert(conn, subscriber) {
-            if let Some(deadline) = old.deadline {
-                self.deadlines.remove(&(deadline, conn));
-            }
-            if let Some(warn_at) = old.warn_at {
-                self.warnings.remove(&(warn_at, conn));
-            }
-        }
+        self.subscribers.insert(conn, subscriber);
     }
 
     /// Closes the WebSocket subscribers, ends the event streams and
     /// answers the long polls (401, the token expired) whose token has
     /// expired by `now` (Unix seconds).
     fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some(&(deadline, conn)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(transport) = self.conns.get(&conn).map(|s| s.transport) else {
-                continue;
-            };
+        while let Some((conn, transport)) = self.subscribers.next_expired(now) {
             self.leave(ctx, conn, &CloseReason::Ended);
             self.stats().deny(Denial::SessionExpired);
             match transport {
-                Transport::WebSocket | Transport::RawWebSocket => {
-                    ctx.close(conn, CloseCode::POLICY, "token expired")
-                }
-                Transport::EventStream => {
-                    let event = tether_sse::Event::new()
-                        .event("auth-expired")
-                        .data("token expired");
-                    if let Err(e) = ctx.send_event(conn, &event) {
-                        log::debug!("hub: auth-expired event not sent: {e}");
-                    }
-                    ctx.end_stream(conn);
-                }
-                Transport::Poll => self.respond(ctx, conn, Refusal::ExpiredCredentials.response()),
+                Transport::Poll => self
+                    .cors
+                    .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
+                _ => close_expired(ctx, conn, transport),
             }
         }
     }
@@ -1025,91 +271,20 @@ impl HubApp {
     /// Tells the WebSocket subscribers whose token expires soon, by `now`
     /// (Unix seconds), in how many seconds: they may send another.
     fn warn(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some(&(warn_at, conn)) = self.warnings.first() {
-            if warn_at > now {
-                break;
-            }
-            self.warnings.pop_first();
-            let Some(subscriber) = self.conns.get_mut(&conn) else {
-                continue;
-            };
-            subscriber.warn_at = None;
-            let left = subscriber.deadline.map_or(0, |d| d.saturating_sub(now));
+        while let Some((conn, left)) = self.subscribers.next_warning(now) {
             let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");
             ctx.send(conn, &Message::text(text));
         }
     }
 
-    /// WebSockets that did not authenticate in time are closed.
-    fn time_out_awaiting(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        let now = ctx.now();
-        let late: Vec<ConnId> = self
-            .awaiting
-            .iter()
-            .filter(|(_, a)| a.until <= now)
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in late {
-            self.awaiting.remove(&conn);
-            self.stats().deny(Denial::AuthTimeout);
-            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
-        }
-    }
-
-    /// What a token sent over a WebSocket subscribed (or to subscribe) to
-    /// `topic` grants it at `now` (Unix seconds).
-    fn take_token(&self, token: &str, topic: &str, now: u64) -> Result<TokenGrant, TokenRefused> {
-        let Some(auth) = &self.shared.settings.auth else {
-            return Err(TokenRefused::Invalid(tether_auth::Error::Malformed));
-        };
-        let who = auth.verify(token, now).map_err(|e| {
-            log::debug!("hub: token refused: {e}");
-            TokenRefused::Invalid(e)
-        })?;
-        if self.is_private(topic) && !who.rights.may_subscribe(topic) {
-            return Err(TokenRefused::NotGranted);
-        }
-        Ok(TokenGrant {
-            may_publish: who.rights.may_publish(topic) || self.shared.settings.ws_publish_open(topic),
-            deadline: who.expires_at.map(|exp| auth.deadline(exp)),
-            subject: who.subject,
-        })
-    }
-
     /// The first message of a WebSocket that has to authenticate: a token
     /// that grants its topic subscribes it, anything else closes it.
     fn first_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        let Some(Awaiting { mut subscriber, .. }) = self.awaiting.remove(&conn) else {
-            return;
-        };
-        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
-            self.stats().deny(Denial::NotAuthMessage);
-            return ctx.close(conn, CloseCode::POLICY, "authentication required");
-        };
-        let now = self.unix_secs(ctx.now());
-        match self.take_token(&token, &subscriber.topic, now) {
-            Ok(grant) => {
-                subscriber.may_publish = grant.may_publish;
-                subscriber.deadline = grant.deadline;
-                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
-                subscriber.subject = grant.subject;
-                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
-                self.subscribe(ctx, conn, subscriber);
-            }
-            Err(TokenRefused::Invalid(e)) => {
-                add(&self.stats().refused_401, 1);
-                self.stats().deny(Denial::of(&e));
-                ctx.close(
-                    conn,
-                    CloseCode::POLICY,
-                    close_reason(&format!("invalid token: {e}")),
-                );
-            }
-            Err(TokenRefused::NotGranted) => {
-                add(&self.stats().refused_403, 1);
-                self.stats().deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
-            }
+        if let Some(subscriber) =
+            self.awaiting
+                .first_message(ctx, &self.shared.access, &self.stats, conn, message)
+        {
+            self.subscribe(ctx, conn, subscriber);
         }
     }
 
@@ -1117,30 +292,17 @@ impl HubApp {
     /// old ones and its deadline moves; one that does not verify, or no
     /// longer grants the topic, closes the connection.
     fn refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, token: &str) {
-        let Some(topic) = self.conns.get(&conn).map(|s| s.topic.clone()) else {
+        let Some(topic) = self.subscribers.get(conn).map(|s| s.topic.clone()) else {
             return;
         };
-        let now = self.unix_secs(ctx.now());
-        match self.take_token(token, &topic, now) {
+        let now = self.shared.access.unix_secs(ctx.now());
+        match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
-                let Some(subscriber) = self.conns.get_mut(&conn) else {
+                let warn_at = grant.deadline.map(|d| warning_time(d, now));
+                let Some(subscriber) = self.subscribers.renew(conn, grant.deadline, warn_at) else {
                     return;
                 };
-                if let Some(old) = subscriber.deadline.take() {
-                    self.deadlines.remove(&(old, conn));
-                }
-                if let Some(old) = subscriber.warn_at.take() {
-                    self.warnings.remove(&(old, conn));
-                }
                 subscriber.may_publish = grant.may_publish;
-                subscriber.deadline = grant.deadline;
-                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
-                if let Some(deadline) = subscriber.deadline {
-                    self.deadlines.insert((deadline, conn));
-                }
-                if let Some(warn_at) = subscriber.warn_at {
-                    self.warnings.insert((warn_at, conn));
-                }
                 ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
             }
             Err(TokenRefused::Invalid(e)) => {
@@ -1164,17 +326,22 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
-        let member = self.member_name(subscriber.subject.as_deref());
-        Presence::post(&mut LoopContext { ctx }, &topic, &member, true);
+        let member = self.roster.join(
+            ctx,
+            &topic,
+            (conn, transport),
+            subscriber.subject.as_deref(),
+            subscriber.watches,
+        );
         subscriber.member = Some(member);
-        if subscriber.watches {
-            self.watchers.entry(topic.clone()).or_default().push(conn);
-        }
         self.register(conn, subscriber);
         let Self {
-            hub, stats, conns, ..
+            hub,
+            stats,
+            subscribers,
+            ..
         } = self;
-        let Some(subscriber) = conns.get(&conn) else {
+        let Some(subscriber) = subscribers.get(conn) else {
             return;
         };
         match hub.subscribe(&topic, conn, transport, subscriber.requested.as_deref()) {
@@ -1201,28 +368,15 @@ impl HubApp {
 
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
-        self.awaiting.remove(&conn);
-        if let Some(subscriber) = self.conns.remove(&conn) {
-            if let Some(deadline) = subscriber.deadline {
-                self.deadlines.remove(&(deadline, conn));
-            }
-            if let Some(warn_at) = subscriber.warn_at {
-                self.warnings.remove(&(warn_at, conn));
-            }
+        self.awaiting.forget(conn);
+        if let Some(subscriber) = self.subscribers.remove(conn) {
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
                 add(&self.stats().slow_consumer_drops, 1);
             }
-            if let Some(member) = &subscriber.member {
-                Presence::post(&mut LoopContext { ctx }, &subscriber.topic, member, false);
-            }
-            if subscriber.watches
-                && let Some(watchers) = self.watchers.get_mut(&subscriber.topic)
-            {
-                watchers.retain(|&w| w != conn);
-                if watchers.is_empty() {
-                    self.watchers.remove(&subscriber.topic);
-                }
+            if subscriber.member.is_some() || subscriber.watches {
+                self.roster
+                    .leave(ctx, &subscriber.topic, conn, subscriber.member.as_ref());
             }
         }
         if let Some(left) = self.hub.unsubscribe(conn)
@@ -1233,12 +387,12 @@ impl HubApp {
     }
 
     fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        if self.awaiting.contains_key(&conn) {
+        if self.awaiting.contains(conn) {
             return self.first_message(ctx, conn, message);
         }
         let raw = self
-            .conns
-            .get(&conn)
+            .subscribers
+            .get(conn)
             .is_some_and(|s| s.transport == Transport::RawWebSocket);
         // On a raw socket every message is data, an auth message too.
         if !raw
@@ -1247,78 +401,40 @@ impl HubApp {
         {
             return self.refresh(ctx, conn, &token);
         }
-        let max_in_flight = self.shared.settings.max_publish_in_flight;
-        let Some(subscriber) = self.conns.get_mut(&conn) else {
+        let Some(subscriber) = self.subscribers.get_mut(conn) else {
             return;
         };
-        if !subscriber.may_publish {
-            let why = "publishing to this topic over WebSocket is not allowed";
-            return if raw {
-                self.close_raw(ctx, conn, CloseCode::POLICY, why)
-            } else {
-                send_error(ctx, conn, why)
-            };
-        }
-        let Some(text) = message.as_text() else {
-            let why = "only text messages are published";
-            return if raw {
-                self.close_raw(ctx, conn, CloseCode::UNSUPPORTED_DATA, why)
-            } else {
-                send_error(ctx, conn, why)
-            };
+        let refused = match publish::from_message(subscriber, conn, message, &self.shared.settings) {
+            Ok(ws) => match self.publishes.submit(
+                &mut LoopContext { ctx },
+                &mut *self.broker,
+                &self.stats,
+                ws.publish,
+                ws.pending,
+            ) {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Some(subscriber) = self.subscribers.get_mut(conn) {
+                        subscriber.in_flight -= ws.len;
+                    }
+                    NotPublished::Hub(e, ws.key)
+                }
+            },
+            Err(refused) => refused,
         };
-        if subscriber.in_flight + text.len() > max_in_flight {
-            ctx.close(
+        match (refused, raw) {
+            (NotPublished::TooFast, _) => ctx.close(
                 conn,
                 CloseCode::POLICY,
                 "publishing faster than the hub sequences",
-            );
-            return;
-        }
-        let envelope = subscriber.envelope;
-        let (data, own_type, key) = if envelope {
-            match parse_envelope(text) {
-                Ok(e) => (e.data, e.event, e.key),
-                Err(why) => return send_error(ctx, conn, &why),
+            ),
+            (NotPublished::Refused(code, why), true) => self.close_raw(ctx, conn, code, why),
+            (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
+            (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
+            (NotPublished::Hub(e, _), true) => self.refuse_raw(ctx, conn, &e),
+            (NotPublished::Hub(e, key), false) => {
+                ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
             }
-        } else {
-            (text.to_owned(), None, None)
-        };
-        let publish = Publish::new(
-            &subscriber.topic,
-            own_type.as_deref().or(subscriber.event_type.as_deref()),
-            data,
-            &self.shared.settings.hub,
-        )
-        .and_then(|publish| match &key {
-            Some(key) => publish.with_key(key),
-            None => Ok(publish),
-        });
-        let publish = match publish {
-            Ok(publish) => publish,
-            Err(e) if raw => return self.refuse_raw(ctx, conn, &e),
-            Err(e) => {
-                let text = error_json(&e.to_string(), key.as_deref());
-                return ctx.send(conn, &Message::text(text));
-            }
-        };
-        let len = text.len();
-        subscriber.in_flight += len;
-        let pending = Pending::WebSocket {
-            conn,
-            len,
-            envelope,
-            key: publish.key.clone(),
-        };
-        if let Err(e) = self.submit(ctx, publish, pending) {
-            if let Some(subscriber) = self.conns.get_mut(&conn) {
-                subscriber.in_flight -= len;
-            }
-            if raw {
-                return self.refuse_raw(ctx, conn, &e);
-            }
-            let text = error_json(&e.to_string(), key.as_deref());
-            ctx.send(conn, &Message::text(text));
         }
     }
 
@@ -1343,7 +459,10 @@ impl HubApp {
 
     fn deliver(&mut self, ctx: &mut Ctx<'_, HubMessage>, event: Arc<Event>) {
         let Self {
-            hub, stats, conns, ..
+            hub,
+            stats,
+            subscribers,
+            ..
         } = self;
         let delivery = match hub.deliver(event.clone()) {
             Ok(delivery) => delivery,
@@ -1356,37 +475,11 @@ impl HubApp {
                 return;
             }
         };
-        if !delivery.websocket.is_empty() {
-            add(&stats.sent_websocket, delivery.websocket.len() as u64);
-            // Compressed once per event, by the first loop with a
-            // subscriber that takes it (see `Encoded`).
-            let deflated = Arc::clone(&event);
-            ctx.send_encoded(
-                delivery.websocket.iter().copied(),
-                &Encoded::from(event.ws_frame().clone())
-                    .with_deflated_lazy(move || deflated.ws_frame_deflated().cloned()),
-            );
-        }
-        if !delivery.raw_websocket.is_empty() {
-            add(&stats.sent_websocket, delivery.raw_websocket.len() as u64);
-            let deflated = Arc::clone(&event);
-            ctx.send_encoded(
-                delivery.raw_websocket.iter().copied(),
-                &Encoded::from(event.ws_raw_frame().clone())
-                    .with_deflated_lazy(move || deflated.ws_raw_frame_deflated().cloned()),
-            );
-        }
-        if !delivery.event_stream.is_empty() {
-            add(&stats.sent_event_stream, delivery.event_stream.len() as u64);
-            ctx.send_encoded(
-                delivery.event_stream.iter().copied(),
-                &Encoded::from(event.sse().clone()),
-            );
-        }
+        fan_out(ctx, stats, &event, &delivery);
         let events = [event.clone()];
         let mut answers = Vec::new();
         for waiter in delivery.waiters {
-            if let Some(poll) = conns.remove(&waiter) {
+            if let Some(poll) = subscribers.remove(waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
                 let since = poll.requested.as_deref();
@@ -1397,10 +490,10 @@ impl HubApp {
             }
         }
         for resumed in delivery.resumed {
-            send_resumed(ctx, stats, conns, resumed);
+            send_resumed(ctx, stats, subscribers, &mut self.cors, resumed);
         }
         for (conn, response) in answers {
-            self.respond(ctx, conn, response);
+            self.cors.respond(ctx, conn, response);
         }
     }
 
@@ -1412,47 +505,14 @@ impl HubApp {
         token: u64,
         result: Result<(EventId, bool), HubError>,
     ) {
-        let Some(pending) = self.publishes.remove(&token) else {
+        let Some(pending) = self.publishes.take(token) else {
             return;
         };
-        match &result {
-            Ok((_, false)) => add(&self.stats().published, 1),
-            Ok((_, true)) => add(&self.stats().duplicates, 1),
-            Err(_) => add(&self.stats().publish_refused, 1),
-        }
-        match (pending, result) {
-            (Pending::Http(conn), Ok((id, duplicate))) => {
-                self.respond(ctx, conn, Response::json(200, published_json(id, duplicate)));
-            }
-            (Pending::Http(conn), Err(e)) => self.respond(ctx, conn, error_response(&e)),
-            (
-                Pending::WebSocket {
-                    conn,
-                    len,
-                    envelope,
-                    key,
-                },
-                result,
-            ) => {
-                let Some(subscriber) = self.conns.get_mut(&conn) else {
-                    return;
-                };
-                subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
-                if subscriber.transport == Transport::RawWebSocket {
-                    if let Err(e) = result {
-                        self.refuse_raw(ctx, conn, &e);
-                    }
-                    return;
-                }
-                let text = match result {
-                    Ok((id, duplicate)) if envelope => ack_json(id, key.as_deref(), duplicate),
-                    Ok(_) => return,
-                    Err(e) => error_json(&e.to_string(), key.as_deref()),
-                };
-                ctx.send(conn, &Message::text(text));
-            }
-            (Pending::Internal, Err(e)) => log::warn!("hub: a publish of the server's own was refused: {e}"),
-            (Pending::Internal, Ok(_)) => {}
+        match publish::settle(pending, result, &mut self.subscribers, &self.stats) {
+            Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
+            Settled::Tell(conn, text) => ctx.send(conn, &Message::text(text)),
+            Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
+            Settled::Nothing => {}
         }
     }
 
@@ -1472,7 +532,7 @@ impl HubApp {
         };
         let stats = &self.stats;
         for resumed in readied.resumed {
-            send_resumed(ctx, stats, &mut self.conns, resumed);
+            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
         }
         for (conn, transport) in readied.resync {
             match transport {
@@ -1481,107 +541,15 @@ impl HubApp {
                 }
                 Transport::EventStream => ctx.end_stream(conn),
                 Transport::Poll => {
-                    if let Some(poll) = self.conns.remove(&conn) {
+                    if let Some(poll) = self.subscribers.remove(conn) {
                         sub(&self.stats.subscribers_poll, 1);
-                        let response = poll_timeout_response(&self.hub, &poll);
-                        self.respond(ctx, conn, response);
+                        let response =
+                            poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref());
+                        self.cors.respond(ctx, conn, response);
                     }
                 }
             }
         }
-    }
-}
-
-/// Presence: members, their join and leave events, `GET .../presence`.
-impl HubApp {
-    /// The member a subscriber is present as: its subject, if it is a
-    /// valid member name, else a name for the connection,
-    /// `conn-NODE-LOOP-N`.
-    fn member_name(&mut self, subject: Option<&str>) -> Arc<str> {
-        if let Some(subject) = subject.filter(|s| is_valid_member(s)) {
-            return Arc::from(subject);
-        }
-        self.next_member += 1;
-        Arc::from(format!(
-            "conn-{}-{}-{}",
-            self.shared.node, self.index, self.next_member
-        ))
-    }
-
-    /// `GET /topics/NAME/presence`: asks the topic's sequencer; answered
-    /// when it replies.
-    fn presence_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        request: &Request<'_>,
-    ) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
-            return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
-        let token = self.next_token;
-        self.next_token += 1;
-        let topic: Arc<str> = Arc::from(topic);
-        self.presence_queries.insert(token, (conn, topic.clone()));
-        let reply = ReplyTo {
-            loop_index: ctx.loop_index().0,
-            token,
-        };
-        Presence::query(&mut LoopContext { ctx }, &topic, reply);
-        Reply::Later(self.shared.settings.publish_timeout)
-    }
-
-    fn presence_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: PresenceMessage) {
-        let handed_back = self
-            .presence
-            .receive(message, &mut *self.broker, &mut LoopContext { ctx });
-        match handed_back {
-            Some(PresenceMessage::Changed(change)) => self.presence_changed(ctx, &change),
-            Some(PresenceMessage::Members { token, members }) => self.presence_answer(ctx, token, &members),
-            Some(other) => log::debug!("hub: unexpected {other:?}"),
-            None => {
-                self.stats
-                    .presence_members
-                    .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// A join or leave: to this loop's live watchers of the topic, encoded
-    /// once per transport.
-    fn presence_changed(&mut self, ctx: &mut Ctx<'_, HubMessage>, change: &Change) {
-        let Some(watchers) = self.watchers.get(&change.topic) else {
-            return;
-        };
-        let (mut websocket, mut event_stream) = (Vec::new(), Vec::new());
-        // Held subscribers too (waiting for the topic's backlog): these
-        // events carry no id and are no part of the topic's order.
-        for &conn in watchers {
-            match self.conns.get(&conn).map(|s| s.transport) {
-                Some(Transport::WebSocket) => websocket.push(conn),
-                Some(Transport::EventStream) => event_stream.push(conn),
-                _ => {}
-            }
-        }
-        if !websocket.is_empty() {
-            ctx.send_encoded(websocket, &Encoded::ws(&Message::text(change.json())));
-        }
-        if !event_stream.is_empty() {
-            let data = change.data();
-            let event = tether_sse::Event::new().event(change.event_type()).data(&data);
-            match Encoded::sse(&event) {
-                Ok(encoded) => ctx.send_encoded(event_stream, &encoded),
-                Err(e) => log::debug!("hub: a presence event was not encoded: {e}"),
-            }
-        }
-    }
-
-    fn presence_answer(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, members: &Members) {
-        let Some((conn, topic)) = self.presence_queries.remove(&token) else {
-            return;
-        };
-        let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
-        self.respond(ctx, conn, response);
     }
 }
 
@@ -1589,117 +557,17 @@ impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
-        // The admin listener serves the metrics and nothing else.
-        if request.via_admin_listener() {
-            return match request.path() {
-                "/metrics" => Route::Handler(TAG_METRICS),
-                _ => Route::NotFound,
-            };
-        }
-        let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
-        if request.method() == "OPTIONS"
-            && is_hub_path
-            && request.header("access-control-request-method").is_some()
-        {
-            return Route::Handler(TAG_PREFLIGHT);
-        }
-        if is_hub_path && !self.origin_ok(request) {
-            // Another site's page: with the user's cookie, that is the
-            // attack the cookie rule is there for, and counted as such.
-            let refusal = if self.cookie_token(request) {
-                Refusal::CrossOriginCookie
-            } else {
-                Refusal::Origin
-            };
-            self.count_refusal(refusal);
-            return refusal.route();
-        }
-        match request.path() {
-            "/tickets" => return Route::Handler(TAG_TICKETS),
-            "/metrics" if self.shared.settings.metrics_on_admin_listener => return Route::NotFound,
-            "/metrics" => return Route::Handler(TAG_METRICS),
-            _ => {}
-        }
-        let Some((topic, endpoint)) = parse_path(request.path()) else {
-            return Route::NotFound;
-        };
-        if !is_valid_topic(topic) {
-            return Refusal::BadTopic.route();
-        }
-        let method = request.method();
-        if endpoint == Endpoint::Publish {
-            return if method == "POST" {
-                Route::Handler(TAG_PUBLISH)
-            } else {
-                Refusal::OnlyPost.route()
-            };
-        }
-        if matches!(endpoint, Endpoint::Poll | Endpoint::Presence) && method != "GET" && method != "HEAD" {
-            return Refusal::OnlyGet.route();
-        }
-        let raw = match format(request) {
-            Ok(format) => format == Format::Raw,
-            Err(refusal) => return refusal.route(),
-        };
-        if raw && let Some(refusal) = raw_refusal(request, endpoint) {
-            return refusal.route();
-        }
-        if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
-            return Refusal::PresenceNotStream.route();
-        }
-        let first_message = endpoint == Endpoint::WebSocket && self.may_authenticate_later(request);
-        let grant = match self.authorize_subscriber(request, topic) {
-            Err(Refusal::NoCredentials) if first_message => Grant::default(),
-            Ok(grant) => grant,
-            Err(refusal) => {
-                self.count_refusal(refusal);
-                return refusal.route();
-            }
-        };
-        match endpoint {
-            Endpoint::Events => Route::EventStream(TAG_EVENTS),
-            Endpoint::Poll => Route::Handler(TAG_POLL),
-            // Who is present is as private as the topic's events.
-            Endpoint::Presence => Route::Handler(TAG_PRESENCE),
-            _ => {
-                if request
-                    .query_param("event")
-                    .is_some_and(|e| !is_valid_event_type(&e))
-                {
-                    return Refusal::BadEventType.route();
-                }
-                let needs_token = self.is_private(topic) || self.shared.settings.require_ticket;
-                let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
-                if first_message && (needs_token || asks) {
-                    if raw {
-                        return Refusal::RawFirstMessage.route();
-                    }
-                    Route::WebSocket(TAG_WS_AUTH)
-                } else if grant.publish || self.shared.settings.ws_publish_open(topic) {
-                    Route::WebSocket(TAG_WS_PUBLISHER)
-                } else {
-                    Route::WebSocket(TAG_WS)
-                }
-            }
-        }
+        router::route(&self.shared.access, &self.stats, request)
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let Some((topic, _)) = parse_path(request.path()) else {
+        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
             return;
         };
-        let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
-        // The route refused a raw subscriber with anything it cannot have.
-        let transport = match format(request) {
-            Ok(Format::Raw) => Transport::RawWebSocket,
-            _ => Transport::WebSocket,
+        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
+            return;
         };
-        let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
-        subscriber.may_publish = tag == TAG_WS_PUBLISHER;
-        subscriber.event_type = request.query_param("event");
-        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
-        subscriber.watches = wants_presence(request);
-        if tag == TAG_WS_AUTH {
+        if socket == Socket::AuthFirst {
             let timeout = self
                 .shared
                 .settings
@@ -1707,16 +575,15 @@ impl App for HubApp {
                 .as_ref()
                 .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
             let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
-            self.awaiting.insert(conn, Awaiting { subscriber, until });
+            self.awaiting.admit(conn, subscriber, until);
             return;
         }
-        subscriber.watches = wants_presence(request);
-        (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
-        let now = self.unix_secs(ctx.now());
+        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+        let now = self.shared.access.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires.
-        if transport == Transport::WebSocket {
+        if subscriber.transport == Transport::WebSocket {
             subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
         }
         self.subscribe(ctx, conn, subscriber);
@@ -1739,8 +606,7 @@ impl App for HubApp {
     fn event_stream_headers(&mut self, _tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
         // The CORS fields a cross-origin EventSource needs, as on the
         // hub's other routes.
-        self.with_cors(Response::empty(200), self.cors_origin(request))
-            .headers
+        self.cors.stream_headers(request)
     }
 
     fn on_subscribe(
@@ -1751,11 +617,8 @@ impl App for HubApp {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        if let Some((topic, _)) = parse_path(request.path()) {
-            let last_id = last_event_id.map(str::to_owned);
-            let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
-            (subscriber.deadline, subscriber.subject) = self.holder_of(request, ctx.now());
-            subscriber.watches = wants_presence(request);
+        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
+            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
             self.subscribe(ctx, conn, subscriber);
         }
     }
@@ -1775,19 +638,19 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        let now = self.unix_secs(ctx.now());
+        let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
         self.warn(ctx, now);
-        self.time_out_awaiting(ctx);
+        self.awaiting.time_out(ctx, &self.stats);
         let stats = &self.stats;
         for resumed in self.hub.tick() {
-            send_resumed(ctx, stats, &mut self.conns, resumed);
+            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
         }
         self.broker.tick(&mut LoopContext { ctx });
-        self.presence.tick(&mut *self.broker, &mut LoopContext { ctx });
+        self.roster.tick(ctx, &mut *self.broker);
         self.stats
             .presence_members
-            .store(self.presence.count() as u64, std::sync::atomic::Ordering::Relaxed);
+            .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn on_request(
@@ -1798,47 +661,44 @@ impl App for HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        if tag == TAG_METRICS {
+        let route = HubRoute::decode(tag);
+        if route == Some(HubRoute::Metrics) {
             return self.metrics_request(ctx, request);
         }
-        let origin = self.cors_origin(request);
-        let reply = match tag {
-            TAG_PREFLIGHT => return Reply::Now(self.preflight(request)),
-            TAG_PUBLISH => self.http_publish(ctx, conn, request, body),
-            TAG_POLL => self.poll(ctx, conn, request),
-            TAG_PRESENCE => self.presence_request(ctx, conn, request),
-            TAG_TICKETS => Reply::Now(self.issue_ticket(request, body)),
-            _ => match Refusal::ALL.get(tag.wrapping_sub(TAG_REFUSED) as usize) {
-                Some(refusal) => Reply::Now(refusal.response()),
+        let reply = match route {
+            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
+                add(&self.stats.refused_403, 1);
+                Response::text(403, "origin not allowed\n")
+            })),
+            Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
+            Some(HubRoute::Poll) => self.poll(ctx, conn, request),
+            Some(HubRoute::Presence) => match parse_path(request.path()) {
+                Some((topic, _)) => {
+                    self.roster.ask(ctx, conn, topic);
+                    Reply::Later(self.shared.settings.publish_timeout)
+                }
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
             },
-        };
-        match reply {
-            Reply::Now(response) => Reply::Now(self.with_cors(response, origin)),
-            Reply::Later(wait) => {
-                if let Some(origin) = origin {
-                    self.cors_later.insert(conn, origin.into());
-                }
-                Reply::Later(wait)
+            Some(HubRoute::Tickets) => {
+                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
             }
-        }
+            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
+            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
+        };
+        self.cors.reply(conn, request, reply)
     }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
         let response = self.request_timeout(ctx, conn, tag);
-        let origin = self.cors_later.remove(&conn);
-        self.with_cors(response, origin.as_deref())
+        self.cors.finish(conn, response)
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        self.cors_later.remove(&conn);
-        if tag == TAG_POLL {
-            self.leave(ctx, conn, &CloseReason::Dropped);
-        } else if tag == TAG_PRESENCE {
-            self.presence_queries.retain(|_, (c, _)| *c != conn);
-        } else {
-            self.publishes
-                .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+        self.cors.forget(conn);
+        match HubRoute::decode(tag) {
+            Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
+            Some(HubRoute::Presence) => self.roster.forget(conn),
+            _ => self.publishes.forget(conn),
         }
     }
 
@@ -1854,8 +714,8 @@ impl App for HubApp {
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            let refusal = self.check_publisher(request, topic)?;
-            Some(self.with_cors(refusal, self.cors_origin(request)))
+            let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
+            Some(self.cors.now(request, refusal))
         } else {
             None
         }
@@ -1875,8 +735,7 @@ impl App for HubApp {
         tag: u32,
     ) -> Option<Response> {
         let response = self.request_shutdown(ctx, conn, tag)?;
-        let origin = self.cors_later.remove(&conn);
-        Some(self.with_cors(response, origin.as_deref()))
+        Some(self.cors.finish(conn, response))
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
@@ -1893,7 +752,14 @@ impl App for HubApp {
             } => self.ready(ctx, &topic, history, dropped),
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
-            HubMessage::Presence(message) => self.presence_message(ctx, message),
+            HubMessage::Presence(message) => {
+                if let Some((conn, response)) = self.roster.receive(ctx, &mut *self.broker, message) {
+                    self.cors.respond(ctx, conn, response);
+                }
+                self.stats
+                    .presence_members
+                    .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }
@@ -1902,32 +768,36 @@ impl App for HubApp {
 /// The answers of the hub's callbacks, before CORS headers are added.
 impl HubApp {
     fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
-        match request.method() {
-            "GET" | "HEAD" => Reply::Now(match self.check_metrics_token(request) {
-                Some(refusal) => refusal,
-                None => self.metrics(ctx),
-            }),
-            _ => Reply::Now(Refusal::OnlyGet.response()),
-        }
+        let sources = metrics::Sources {
+            loops: &self.shared.stats,
+            hub: &self.hub,
+            broker: &*self.broker,
+            per_topic: self.shared.settings.metrics_topics,
+        };
+        let token = self.shared.settings.metrics_token.as_deref();
+        Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources))
+    }
+
+    /// A long poll that nothing answered: its usual empty answer, with the
+    /// id to poll from next.
+    fn end_poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) -> Response {
+        let response = match self.subscribers.get(conn) {
+            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref()),
+            None => Response::empty(204),
+        };
+        self.leave(ctx, conn, reason);
+        response
     }
 
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match tag {
-            TAG_POLL => {
-                let response = match self.conns.get(&conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Ended);
-                response
-            }
-            TAG_PRESENCE => {
-                self.presence_queries.retain(|_, (c, _)| *c != conn);
+        match HubRoute::decode(tag) {
+            Some(HubRoute::Poll) => self.end_poll(ctx, conn, &CloseReason::Ended),
+            Some(HubRoute::Presence) => {
+                self.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
             _ => {
-                self.publishes
-                    .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+                self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")
             }
         }
@@ -1939,77 +809,22 @@ impl HubApp {
         conn: ConnId,
         tag: u32,
     ) -> Option<Response> {
-        match tag {
+        match HubRoute::decode(tag) {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            TAG_POLL => {
-                let response = match self.conns.get(&conn) {
-                    Some(poll) => poll_timeout_response(&self.hub, poll),
-                    None => Response::empty(204),
-                };
-                self.leave(ctx, conn, &CloseReason::Shutdown);
-                Some(response.header("Retry-After", "1"))
-            }
+            Some(HubRoute::Poll) => Some(
+                self.end_poll(ctx, conn, &CloseReason::Shutdown)
+                    .header("Retry-After", "1"),
+            ),
             // The sequencer may be gone already.
-            TAG_PRESENCE => {
-                self.presence_queries.retain(|_, (c, _)| *c != conn);
+            Some(HubRoute::Presence) => {
+                self.roster.forget(conn);
                 Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
             }
             // A publish waits for its outcome, which every loop's drain
             // guarantees is on its way (or its own timeout answers 504).
             _ => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{close_reason, poll_timeout, warning_time};
-    use std::time::Duration;
-
-    #[test]
-    fn expiry_warnings_come_a_third_of_the_time_left_before_at_most_30_s() {
-        assert_eq!(warning_time(1_000, 400), 970);
-        assert_eq!(warning_time(1_000, 910), 970);
-        assert_eq!(warning_time(1_000, 940), 980);
-        assert_eq!(warning_time(1_000, 994), 998);
-        assert_eq!(warning_time(1_000, 998), 1_000);
-        // A deadline passed already, or at the ends of the range.
-        assert_eq!(warning_time(1_000, 2_000), 1_000);
-        assert_eq!(warning_time(0, 0), 0);
-        assert_eq!(warning_time(u64::MAX, 0), u64::MAX - 30);
-    }
-
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = close_reason(&long);
-        assert_eq!(cut.len(), 122);
-        assert!(long.starts_with(cut));
-        assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
-    }
-
-    #[test]
-    fn poll_timeout_is_clamped_to_the_longest_wait_and_refuses_what_is_not_a_wait() {
-        let longest = Duration::from_secs(25);
-        assert_eq!(poll_timeout(None, longest), Ok(longest));
-        assert_eq!(
-            poll_timeout(Some("1.5"), longest),
-            Ok(Duration::from_millis(1500))
-        );
-        assert_eq!(poll_timeout(Some("0"), longest), Ok(Duration::ZERO));
-        assert_eq!(poll_timeout(Some("25"), longest), Ok(longest));
-        for above in ["26", "1e20", "18446744073709551616"] {
-            assert_eq!(poll_timeout(Some(above), longest), Ok(longest), "{above}");
-        }
-        for odd in ["", "soon", "NaN", "inf", "-inf", "1e999", "-1", "-0.5", "0x10"] {
-            let refused = poll_timeout(Some(odd), longest).expect_err(odd);
-            assert!(
-                refused.contains("timeout is a number of seconds"),
-                "{odd}: {refused}"
-            );
         }
     }
 }

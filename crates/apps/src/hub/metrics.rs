@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_hub::Transport;
 
-use super::HubApp;
-use tether_server::{Ctx, Response};
+use tether_hub::{Broker, Hub, secret_matches};
+use tether_server::{ConnId, Request, Response, StatsSnapshot};
+
+use super::routes::{Refusal, bearer, unauthorized};
 
 /// One loop's hub counters, read by `/metrics` on any loop.
 #[derive(Debug, Default)]
@@ -122,294 +124,323 @@ impl HubStats {
     }
 }
 
-impl HubApp {
-    /// `/metrics`: the server's counters and the hub's, in the Prometheus
-    /// text format.
-    pub(super) fn metrics<P>(&self, ctx: &Ctx<'_, P>) -> Response {
-        let server = ctx.stats();
-        let total = |f: fn(&HubStats) -> &AtomicU64| -> u64 {
-            self.shared
-                .stats
-                .iter()
-                .map(|s| f(s).load(Ordering::Relaxed))
-                .sum()
-        };
-        let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
-            "tether_connections",
-            "gauge",
-            "Open connections by transport.",
-            &[
-                ("{transport=\"http\"}", server.open_http),
-                ("{transport=\"websocket\"}", server.open_websocket),
-                ("{transport=\"sse\"}", server.open_event_stream),
-            ],
-        );
-        metric(
-            "tether_connections_accepted_total",
-            "counter",
-            "Connections accepted.",
-            &[("", server.accepted)],
-        );
-        metric(
-            "tether_connections_refused_total",
-            "counter",
-            "Connections refused with 503: at the connection limit, or shed while out of descriptors.",
-            &[("", server.refused_busy)],
-        );
-        metric(
-            "tether_http_requests_total",
-            "counter",
-            "HTTP requests answered.",
-            &[("", server.http_requests)],
-        );
-        metric(
-            "tether_app_panics_total",
-            "counter",
-            "Panics caught at the application boundary (each closed its connection with 500 or 1011).",
-            &[("", server.app_panics)],
-        );
-        metric(
-            "tether_tls_errors_total",
-            "counter",
-            "TLS connections closed for what the peer sent (not TLS, a failed handshake).",
-            &[("", server.tls_errors)],
-        );
-        metric(
-            "tether_h2_connections_total",
-            "counter",
-            "Connections that became HTTP/2 sessions (h2c prior knowledge or ALPN h2).",
-            &[("", server.h2_connections)],
-        );
-        metric(
-            "tether_h2_streams_total",
-            "counter",
-            "HTTP/2 streams opened by clients (requests, event streams, WebSockets).",
-            &[("", server.h2_streams)],
-        );
-        metric(
-            "tether_h2_request_body_bytes",
-            "gauge",
-            "Bytes held for HTTP/2 request bodies still arriving.",
-            &[("", server.h2_request_body_bytes)],
-        );
-        metric(
-            "tether_h2_refused_bodies_total",
-            "counter",
-            "HTTP/2 streams refused because their connection's request bodies were at the limit.",
-            &[("", server.h2_refused_bodies)],
-        );
-        metric(
-            "tether_messages_received_total",
-            "counter",
-            "WebSocket messages received.",
-            &[("", server.messages_in)],
-        );
-        metric(
-            "tether_messages_sent_total",
-            "counter",
-            "WebSocket messages and SSE events sent.",
-            &[("", server.messages_out)],
-        );
-        metric(
-            "tether_ws_deflated_sent_total",
-            "counter",
-            "WebSocket messages sent as a shared compressed frame (permessage-deflate without server context takeover).",
-            &[("", server.deflated_out)],
-        );
-        metric(
-            "tether_ws_shared_compressions_total",
-            "counter",
-            "Messages compressed once to be shared by every subscriber that takes them (at most one per event and form).",
-            &[("", tether_hub::shared_compressions())],
-        );
-        metric(
-            "tether_bytes_received_total",
-            "counter",
-            "Bytes read from sockets.",
-            &[("", server.bytes_in)],
-        );
-        metric(
-            "tether_bytes_sent_total",
-            "counter",
-            "Bytes written to sockets.",
-            &[("", server.bytes_out)],
-        );
-        metric(
-            "tether_slow_consumers_total",
-            "counter",
-            "Connections cut loose for not reading their output (WebSocket close 1008, event stream ended).",
-            &[("", server.slow_consumers)],
-        );
-        metric(
-            "tether_hub_subscribers",
-            "gauge",
-            "Hub subscribers by transport (long polls waiting count as poll).",
-            &[
-                ("{transport=\"websocket\"}", total(|s| &s.subscribers_websocket)),
-                ("{transport=\"sse\"}", total(|s| &s.subscribers_event_stream)),
-                ("{transport=\"poll\"}", total(|s| &s.subscribers_poll)),
-            ],
-        );
-        metric(
-            "tether_hub_publishes_total",
-            "counter",
-            "Publishes by outcome (sequenced, refused by the broker, or a duplicate: a publish key the topic remembered).",
-            &[
-                ("{result=\"ok\"}", total(|s| &s.published)),
-                ("{result=\"refused\"}", total(|s| &s.publish_refused)),
-                ("{result=\"duplicate\"}", total(|s| &s.duplicates)),
-            ],
-        );
-        metric(
-            "tether_hub_events_sent_total",
-            "counter",
-            "Events sent to subscribers (live and replayed) by transport.",
-            &[
-                ("{transport=\"websocket\"}", total(|s| &s.sent_websocket)),
-                ("{transport=\"sse\"}", total(|s| &s.sent_event_stream)),
-                ("{transport=\"poll\"}", total(|s| &s.sent_poll)),
-            ],
-        );
-        metric(
-            "tether_hub_gaps_total",
-            "counter",
-            "\"You missed events\" signals sent.",
-            &[("", total(|s| &s.gaps))],
-        );
-        metric(
-            "tether_hub_slow_consumer_drops_total",
-            "counter",
-            "Hub subscribers dropped by the slow-consumer policy.",
-            &[("", total(|s| &s.slow_consumer_drops))],
-        );
-        metric(
-            "tether_hub_refused_total",
-            "counter",
-            "Requests refused by access control, by status.",
-            &[
-                ("{status=\"401\"}", total(|s| &s.refused_401)),
-                ("{status=\"403\"}", total(|s| &s.refused_403)),
-            ],
-        );
-        metric(
-            "tether_hub_tickets_issued_total",
-            "counter",
-            "Tickets issued.",
-            &[("", total(|s| &s.tickets_issued))],
-        );
-        metric(
-            "tether_hub_presence_members",
-            "gauge",
-            "Members present, added over topics (a member of two topics counts twice; with Redis, other nodes' members of the topics followed here too).",
-            &[("", total(|s| &s.presence_members))],
-        );
-        let denied: Vec<(&str, u64)> = Denial::ALL
-            .iter()
-            .map(|&denial| {
-                let count = self
-                    .shared
-                    .stats
-                    .iter()
-                    .filter_map(|s| s.denied.get(denial as usize))
-                    .map(|c| c.load(Ordering::Relaxed))
-                    .sum();
-                (denial.label(), count)
-            })
-            .collect();
-        metric(
-            "tether_auth_denied_total",
-            "counter",
-            "Tokens refused, and sessions ended for want of a valid one, by reason.",
-            &denied,
-        );
-        let (mut topics, mut events, mut bytes) = (0u64, 0u64, 0u64);
-        let mut per_topic: Vec<(&Arc<str>, tether_hub::TopicInfo)> = self.hub.topics().collect();
-        per_topic.sort_by(|a, b| a.0.cmp(b.0));
-        for (_, info) in &per_topic {
-            topics += 1;
-            events += info.events as u64;
-            bytes += info.bytes as u64;
-        }
-        metric(
-            "tether_hub_topics",
-            "gauge",
-            "Topics with a backlog or subscribers.",
-            &[("", topics)],
-        );
-        metric(
-            "tether_hub_backlog_events",
-            "gauge",
-            "Events held for replay, over all topics.",
-            &[("", events)],
-        );
-        metric(
-            "tether_hub_backlog_bytes",
-            "gauge",
-            "Bytes held for replay, over all topics.",
-            &[("", bytes)],
-        );
-        // Per topic only when asked for: the names are labels without
-        // bound, and they name every topic, private ones too.
-        if self.shared.settings.metrics_topics {
-            let labels: Vec<String> = per_topic
-                .iter()
-                .map(|(name, _)| format!("{{topic=\"{name}\"}}"))
-                .collect();
-            let samples = |f: fn(&tether_hub::TopicInfo) -> usize| -> Vec<(&str, u64)> {
-                labels
-                    .iter()
-                    .zip(&per_topic)
-                    .map(|(l, (_, info))| (l.as_str(), f(info) as u64))
-                    .collect()
-            };
-            metric(
-                "tether_hub_topic_backlog_events",
-                "gauge",
-                "Events held for replay, by topic.",
-                &samples(|i| i.events),
-            );
-            metric(
-                "tether_hub_topic_backlog_bytes",
-                "gauge",
-                "Bytes held for replay, by topic.",
-                &samples(|i| i.bytes),
-            );
-        }
-        let state = self.broker.state();
-        metric(
-            "tether_broker_up",
-            "gauge",
-            "Whether the broker takes publishes and delivers (1) or not (0).",
-            &[("", u64::from(state == tether_hub::BrokerState::Up))],
-        );
-        let kind = self.broker.kind();
-        let state_labels: Vec<String> = ["up", "connecting", "down"]
-            .iter()
-            .map(|s| format!("{{broker=\"{kind}\",state=\"{s}\"}}"))
-            .collect();
-        metric(
-            "tether_broker_state",
-            "gauge",
-            "The broker's connection state (1 for the current one).",
-            &state_labels
-                .iter()
-                .map(|l| {
-                    (
-                        l.as_str(),
-                        u64::from(l.contains(&format!("\"{}\"", state.as_str()))),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
-        self.broker.write_metrics(&mut out);
-        Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out)
-            .header("Cache-Control", "no-cache")
+/// `GET /metrics` (and HEAD): the page, or the 401 of a metrics token
+/// that is wanted and not given, or the 405 of another method.
+pub(super) fn answer(
+    request: &Request<'_>,
+    token: Option<&str>,
+    server: impl FnOnce() -> StatsSnapshot,
+    sources: &Sources<'_>,
+) -> Response {
+    match request.method() {
+        "GET" | "HEAD" => match check_token(request, token) {
+            Some(refusal) => refusal,
+            None => page(&server(), sources),
+        },
+        _ => Refusal::OnlyGet.response(),
     }
+}
+
+/// Checks the metrics token, if one is set: `None` if the request may
+/// read the metrics, else the 401.
+fn check_token(request: &Request<'_>, token: Option<&str>) -> Option<Response> {
+    let token = token?;
+    match bearer(request) {
+        Some(given) if secret_matches(token, given) => None,
+        Some(_) => Some(unauthorized(true)),
+        None => Some(unauthorized(false)),
+    }
+}
+
+/// What the metrics page reads besides the server's counters: the hub's
+/// counters of every loop, and this loop's replica and broker.
+pub(super) struct Sources<'a> {
+    pub(super) loops: &'a [Arc<HubStats>],
+    pub(super) hub: &'a Hub<ConnId>,
+    pub(super) broker: &'a dyn Broker,
+    /// Label the backlog by topic ([`super::HubSettings::metrics_topics`]).
+    pub(super) per_topic: bool,
+}
+
+/// `/metrics`: the server's counters and the hub's, in the Prometheus
+/// text format.
+fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
+    let total = |f: fn(&HubStats) -> &AtomicU64| -> u64 {
+        sources.loops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
+    };
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "tether_connections",
+        "gauge",
+        "Open connections by transport.",
+        &[
+            ("{transport=\"http\"}", server.open_http),
+            ("{transport=\"websocket\"}", server.open_websocket),
+            ("{transport=\"sse\"}", server.open_event_stream),
+        ],
+    );
+    metric(
+        "tether_connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &[("", server.accepted)],
+    );
+    metric(
+        "tether_connections_refused_total",
+        "counter",
+        "Connections refused with 503: at the connection limit, or shed while out of descriptors.",
+        &[("", server.refused_busy)],
+    );
+    metric(
+        "tether_http_requests_total",
+        "counter",
+        "HTTP requests answered.",
+        &[("", server.http_requests)],
+    );
+    metric(
+        "tether_app_panics_total",
+        "counter",
+        "Panics caught at the application boundary (each closed its connection with 500 or 1011).",
+        &[("", server.app_panics)],
+    );
+    metric(
+        "tether_tls_errors_total",
+        "counter",
+        "TLS connections closed for what the peer sent (not TLS, a failed handshake).",
+        &[("", server.tls_errors)],
+    );
+    metric(
+        "tether_h2_connections_total",
+        "counter",
+        "Connections that became HTTP/2 sessions (h2c prior knowledge or ALPN h2).",
+        &[("", server.h2_connections)],
+    );
+    metric(
+        "tether_h2_streams_total",
+        "counter",
+        "HTTP/2 streams opened by clients (requests, event streams, WebSockets).",
+        &[("", server.h2_streams)],
+    );
+    metric(
+        "tether_h2_request_body_bytes",
+        "gauge",
+        "Bytes held for HTTP/2 request bodies still arriving.",
+        &[("", server.h2_request_body_bytes)],
+    );
+    metric(
+        "tether_h2_refused_bodies_total",
+        "counter",
+        "HTTP/2 streams refused because their connection's request bodies were at the limit.",
+        &[("", server.h2_refused_bodies)],
+    );
+    metric(
+        "tether_messages_received_total",
+        "counter",
+        "WebSocket messages received.",
+        &[("", server.messages_in)],
+    );
+    metric(
+        "tether_messages_sent_total",
+        "counter",
+        "WebSocket messages and SSE events sent.",
+        &[("", server.messages_out)],
+    );
+    metric(
+        "tether_ws_deflated_sent_total",
+        "counter",
+        "WebSocket messages sent as a shared compressed frame (permessage-deflate without server context takeover).",
+        &[("", server.deflated_out)],
+    );
+    metric(
+        "tether_ws_shared_compressions_total",
+        "counter",
+        "Messages compressed once to be shared by every subscriber that takes them (at most one per event and form).",
+        &[("", tether_hub::shared_compressions())],
+    );
+    metric(
+        "tether_bytes_received_total",
+        "counter",
+        "Bytes read from sockets.",
+        &[("", server.bytes_in)],
+    );
+    metric(
+        "tether_bytes_sent_total",
+        "counter",
+        "Bytes written to sockets.",
+        &[("", server.bytes_out)],
+    );
+    metric(
+        "tether_slow_consumers_total",
+        "counter",
+        "Connections cut loose for not reading their output (WebSocket close 1008, event stream ended).",
+        &[("", server.slow_consumers)],
+    );
+    metric(
+        "tether_hub_subscribers",
+        "gauge",
+        "Hub subscribers by transport (long polls waiting count as poll).",
+        &[
+            ("{transport=\"websocket\"}", total(|s| &s.subscribers_websocket)),
+            ("{transport=\"sse\"}", total(|s| &s.subscribers_event_stream)),
+            ("{transport=\"poll\"}", total(|s| &s.subscribers_poll)),
+        ],
+    );
+    metric(
+        "tether_hub_publishes_total",
+        "counter",
+        "Publishes by outcome (sequenced, refused by the broker, or a duplicate: a publish key the topic remembered).",
+        &[
+            ("{result=\"ok\"}", total(|s| &s.published)),
+            ("{result=\"refused\"}", total(|s| &s.publish_refused)),
+            ("{result=\"duplicate\"}", total(|s| &s.duplicates)),
+        ],
+    );
+    metric(
+        "tether_hub_events_sent_total",
+        "counter",
+        "Events sent to subscribers (live and replayed) by transport.",
+        &[
+            ("{transport=\"websocket\"}", total(|s| &s.sent_websocket)),
+            ("{transport=\"sse\"}", total(|s| &s.sent_event_stream)),
+            ("{transport=\"poll\"}", total(|s| &s.sent_poll)),
+        ],
+    );
+    metric(
+        "tether_hub_gaps_total",
+        "counter",
+        "\"You missed events\" signals sent.",
+        &[("", total(|s| &s.gaps))],
+    );
+    metric(
+        "tether_hub_slow_consumer_drops_total",
+        "counter",
+        "Hub subscribers dropped by the slow-consumer policy.",
+        &[("", total(|s| &s.slow_consumer_drops))],
+    );
+    metric(
+        "tether_hub_refused_total",
+        "counter",
+        "Requests refused by access control, by status.",
+        &[
+            ("{status=\"401\"}", total(|s| &s.refused_401)),
+            ("{status=\"403\"}", total(|s| &s.refused_403)),
+        ],
+    );
+    metric(
+        "tether_hub_tickets_issued_total",
+        "counter",
+        "Tickets issued.",
+        &[("", total(|s| &s.tickets_issued))],
+    );
+    metric(
+        "tether_hub_presence_members",
+        "gauge",
+        "Members present, added over topics (a member of two topics counts twice; with Redis, other nodes' members of the topics followed here too).",
+        &[("", total(|s| &s.presence_members))],
+    );
+    let denied: Vec<(&str, u64)> = Denial::ALL
+        .iter()
+        .map(|&denial| {
+            let count = sources
+                .loops
+                .iter()
+                .filter_map(|s| s.denied.get(denial as usize))
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum();
+            (denial.label(), count)
+        })
+        .collect();
+    metric(
+        "tether_auth_denied_total",
+        "counter",
+        "Tokens refused, and sessions ended for want of a valid one, by reason.",
+        &denied,
+    );
+    let (mut topics, mut events, mut bytes) = (0u64, 0u64, 0u64);
+    let mut per_topic: Vec<(&Arc<str>, tether_hub::TopicInfo)> = sources.hub.topics().collect();
+    per_topic.sort_by(|a, b| a.0.cmp(b.0));
+    for (_, info) in &per_topic {
+        topics += 1;
+        events += info.events as u64;
+        bytes += info.bytes as u64;
+    }
+    metric(
+        "tether_hub_topics",
+        "gauge",
+        "Topics with a backlog or subscribers.",
+        &[("", topics)],
+    );
+    metric(
+        "tether_hub_backlog_events",
+        "gauge",
+        "Events held for replay, over all topics.",
+        &[("", events)],
+    );
+    metric(
+        "tether_hub_backlog_bytes",
+        "gauge",
+        "Bytes held for replay, over all topics.",
+        &[("", bytes)],
+    );
+    // Per topic only when asked for: the names are labels without
+    // bound, and they name every topic, private ones too.
+    if sources.per_topic {
+        let labels: Vec<String> = per_topic
+            .iter()
+            .map(|(name, _)| format!("{{topic=\"{name}\"}}"))
+            .collect();
+        let samples = |f: fn(&tether_hub::TopicInfo) -> usize| -> Vec<(&str, u64)> {
+            labels
+                .iter()
+                .zip(&per_topic)
+                .map(|(l, (_, info))| (l.as_str(), f(info) as u64))
+                .collect()
+        };
+        metric(
+            "tether_hub_topic_backlog_events",
+            "gauge",
+            "Events held for replay, by topic.",
+            &samples(|i| i.events),
+        );
+        metric(
+            "tether_hub_topic_backlog_bytes",
+            "gauge",
+            "Bytes held for replay, by topic.",
+            &samples(|i| i.bytes),
+        );
+    }
+    let state = sources.broker.state();
+    metric(
+        "tether_broker_up",
+        "gauge",
+        "Whether the broker takes publishes and delivers (1) or not (0).",
+        &[("", u64::from(state == tether_hub::BrokerState::Up))],
+    );
+    let kind = sources.broker.kind();
+    let state_labels: Vec<String> = ["up", "connecting", "down"]
+        .iter()
+        .map(|s| format!("{{broker=\"{kind}\",state=\"{s}\"}}"))
+        .collect();
+    metric(
+        "tether_broker_state",
+        "gauge",
+        "The broker's connection state (1 for the current one).",
+        &state_labels
+            .iter()
+            .map(|l| {
+                (
+                    l.as_str(),
+                    u64::from(l.contains(&format!("\"{}\"", state.as_str()))),
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    sources.broker.write_metrics(&mut out);
+    Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out).header("Cache-Control", "no-cache")
 }

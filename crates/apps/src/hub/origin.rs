@@ -13,7 +13,7 @@
 
 use tether_server::Request;
 
-use super::HubSettings;
+use super::settings::HubSettings;
 
 /// An origin's parts: scheme, host (lower-cased; an IPv6 literal keeps
 /// its brackets) and port (the scheme's default when none is written).

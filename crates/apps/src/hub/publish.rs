@@ -1,11 +1,22 @@
 //! What publishers send besides the data: the publish key of an HTTP
 //! publish (`?id=KEY`, `Tether-Publish-Id: KEY`), the JSON envelope of a
 //! WebSocket publisher that opted in (`?envelope=1`), and the answers
-//! that name an event (`{"id":"ID"}`, the WebSocket acknowledgement).
+//! that name an event (`{"id":"ID"}`, the WebSocket acknowledgement);
+//! and the publishes waiting for the sequencer's answer.
 
-use tether_hub::{Error as HubError, EventId, is_valid_publish_key, json_string};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use tether_server::{Request, Response};
+use tether_hub::{
+    Broker, Context, Error as HubError, EventId, Publish, ReplyTo, Transport, is_valid_publish_key,
+    json_string,
+};
+use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
+
+use super::metrics::{HubStats, add};
+use super::replies::error_response;
+use super::settings::HubSettings;
+use super::subscribers::{Subscriber, Subscribers};
 
 /// The header that carries an HTTP publish's key.
 pub(super) const KEY_HEADER: &str = "tether-publish-id";
@@ -13,7 +24,7 @@ pub(super) const KEY_HEADER: &str = "tether-publish-id";
 /// The publish key of `POST /topics/NAME`: `?id=KEY` or the
 /// `Tether-Publish-Id` header (both may be given if they agree). `Err`:
 /// the 400 to answer.
-pub(super) fn http_key(request: &Request<'_>) -> Result<Option<String>, Response> {
+fn http_key(request: &Request<'_>) -> Result<Option<String>, Response> {
     let query = request.query_param("id");
     let header = request
         .header(KEY_HEADER)
@@ -85,7 +96,7 @@ pub(super) struct Envelope {
 /// Parses an envelope. Members other than `data`, `event` and `id`, a
 /// member given twice, and values other than strings are refused, so
 /// that a misspelt `id` cannot silently turn deduplication off.
-pub(super) fn parse_envelope(text: &str) -> Result<Envelope, String> {
+fn parse_envelope(text: &str) -> Result<Envelope, String> {
     let mut envelope = Envelope {
         data: String::new(),
         event: None,
@@ -273,6 +284,236 @@ impl Cursor<'_> {
         }
         self.pos += 4;
         Ok(value)
+    }
+}
+
+/// A publish waiting for its outcome.
+#[derive(Debug, Clone)]
+pub(super) enum Pending {
+    Http(ConnId),
+    /// A WebSocket publisher and the bytes this publish holds of its
+    /// in-flight allowance; an enveloped publish is acknowledged (with its
+    /// key, if it had one).
+    WebSocket {
+        conn: ConnId,
+        len: usize,
+        envelope: bool,
+        key: Option<Arc<str>>,
+    },
+    Internal,
+}
+
+/// This loop's publishes waiting for their outcome from the sequencer, by
+/// the token the answer names.
+#[derive(Debug, Default)]
+pub(super) struct Publishes {
+    pending: HashMap<u64, Pending>,
+    next_token: u64,
+}
+
+impl Publishes {
+    /// Hands `publish` to the broker, to be answered to `pending`.
+    pub(super) fn submit(
+        &mut self,
+        cx: &mut dyn Context,
+        broker: &mut dyn Broker,
+        stats: &HubStats,
+        publish: Publish,
+        pending: Pending,
+    ) -> Result<(), HubError> {
+        let token = self.next_token;
+        self.next_token += 1;
+        let reply = ReplyTo {
+            loop_index: cx.this_loop(),
+            token,
+        };
+        self.pending.insert(token, pending);
+        let result = broker.publish(publish.reply_to(reply), cx);
+        if result.is_err() {
+            self.pending.remove(&token);
+            add(&stats.publish_refused, 1);
+        }
+        result
+    }
+
+    /// Who waits for the outcome named `token`.
+    pub(super) fn take(&mut self, token: u64) -> Option<Pending> {
+        self.pending.remove(&token)
+    }
+
+    /// An HTTP publisher that went away, or was answered otherwise.
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+    }
+}
+
+/// The publish an HTTP request makes to `topic`: its body as UTF-8 text,
+/// the event type of `?event=` or `Tether-Event`, the publish key; or
+/// the answer that refuses it.
+pub(super) fn from_request(
+    topic: &str,
+    request: &Request<'_>,
+    body: &[u8],
+    settings: &HubSettings,
+) -> Result<Publish, Response> {
+    let event_type = request
+        .query_param("event")
+        .or_else(|| request.header("tether-event").map(str::to_owned));
+    let key = http_key(request)?;
+    let Ok(data) = std::str::from_utf8(body) else {
+        return Err(Response::text(400, "the body must be UTF-8 text\n"));
+    };
+    Publish::new(topic, event_type.as_deref(), data, &settings.hub)
+        .and_then(|publish| match &key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        })
+        .map_err(|e| error_response(&e))
+}
+
+/// Why a WebSocket subscriber's message is not published.
+#[derive(Debug)]
+pub(super) enum NotPublished {
+    /// It may not publish, or sent other than text: an error message on a
+    /// JSON socket, a close with the code on a raw one.
+    Refused(CloseCode, &'static str),
+    /// More bytes in flight than the hub allows: closed.
+    TooFast,
+    /// An envelope that does not parse.
+    BadEnvelope(String),
+    /// The hub refused the publish (with the envelope's key, if any).
+    Hub(HubError, Option<String>),
+}
+
+/// The publish a WebSocket subscriber's message makes, its bytes counted
+/// in flight until the sequencer answers `pending`.
+#[derive(Debug)]
+pub(super) struct WsPublish {
+    pub(super) publish: Publish,
+    pub(super) pending: Pending,
+    pub(super) len: usize,
+    pub(super) key: Option<String>,
+}
+
+/// What `message`, from the WebSocket subscriber `conn`, publishes.
+pub(super) fn from_message(
+    subscriber: &mut Subscriber,
+    conn: ConnId,
+    message: MessageRef<'_>,
+    settings: &HubSettings,
+) -> Result<WsPublish, NotPublished> {
+    if !subscriber.may_publish {
+        return Err(NotPublished::Refused(
+            CloseCode::POLICY,
+            "publishing to this topic over WebSocket is not allowed",
+        ));
+    }
+    let Some(text) = message.as_text() else {
+        return Err(NotPublished::Refused(
+            CloseCode::UNSUPPORTED_DATA,
+            "only text messages are published",
+        ));
+    };
+    if subscriber.in_flight + text.len() > settings.max_publish_in_flight {
+        return Err(NotPublished::TooFast);
+    }
+    let envelope = subscriber.envelope;
+    let (data, own_type, key) = if envelope {
+        let e = parse_envelope(text).map_err(NotPublished::BadEnvelope)?;
+        (e.data, e.event, e.key)
+    } else {
+        (text.to_owned(), None, None)
+    };
+    let publish = Publish::new(
+        &subscriber.topic,
+        own_type.as_deref().or(subscriber.event_type.as_deref()),
+        data,
+        &settings.hub,
+    )
+    .and_then(|publish| match &key {
+        Some(key) => publish.with_key(key),
+        None => Ok(publish),
+    });
+    let publish = match publish {
+        Ok(publish) => publish,
+        Err(e) => return Err(NotPublished::Hub(e, key)),
+    };
+    let len = text.len();
+    subscriber.in_flight += len;
+    let pending = Pending::WebSocket {
+        conn,
+        len,
+        envelope,
+        key: publish.key.clone(),
+    };
+    Ok(WsPublish {
+        publish,
+        pending,
+        len,
+        key,
+    })
+}
+
+/// What the outcome of a publish calls for.
+#[derive(Debug)]
+pub(super) enum Settled {
+    /// Answer the HTTP publisher.
+    Answer(ConnId, Response),
+    /// Tell the WebSocket publisher.
+    Tell(ConnId, String),
+    /// Close the raw WebSocket publisher, for the refusal.
+    CloseRaw(ConnId, HubError),
+    Nothing,
+}
+
+/// Settles `pending` with the outcome of its publish (its event's id and
+/// whether it was a duplicate, or the refusal): counted, a WebSocket
+/// publisher's bytes given back, and what to tell whom.
+pub(super) fn settle(
+    pending: Pending,
+    result: Result<(EventId, bool), HubError>,
+    subscribers: &mut Subscribers<ConnId>,
+    stats: &HubStats,
+) -> Settled {
+    match &result {
+        Ok((_, false)) => add(&stats.published, 1),
+        Ok((_, true)) => add(&stats.duplicates, 1),
+        Err(_) => add(&stats.publish_refused, 1),
+    }
+    match (pending, result) {
+        (Pending::Http(conn), Ok((id, duplicate))) => {
+            Settled::Answer(conn, Response::json(200, published_json(id, duplicate)))
+        }
+        (Pending::Http(conn), Err(e)) => Settled::Answer(conn, error_response(&e)),
+        (
+            Pending::WebSocket {
+                conn,
+                len,
+                envelope,
+                key,
+            },
+            result,
+        ) => {
+            let Some(subscriber) = subscribers.get_mut(conn) else {
+                return Settled::Nothing;
+            };
+            subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+            match result {
+                Err(e) if subscriber.transport == Transport::RawWebSocket => Settled::CloseRaw(conn, e),
+                _ if subscriber.transport == Transport::RawWebSocket => Settled::Nothing,
+                Ok((id, duplicate)) if envelope => {
+                    Settled::Tell(conn, ack_json(id, key.as_deref(), duplicate))
+                }
+                Ok(_) => Settled::Nothing,
+                Err(e) => Settled::Tell(conn, error_json(&e.to_string(), key.as_deref())),
+            }
+        }
+        (Pending::Internal, Err(e)) => {
+            log::warn!("hub: a publish of the server's own was refused: {e}");
+            Settled::Nothing
+        }
+        (Pending::Internal, Ok(_)) => Settled::Nothing,
     }
 }
 

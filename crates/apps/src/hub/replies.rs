@@ -1,15 +1,8 @@
-//! What the hub sends: replays and resumptions to subscribers, long
-//! polls' answers, errors.
+//! How the hub says what went wrong: to a WebSocket subscriber, and in
+//! an HTTP answer.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::Arc;
-
-use tether_hub::{Error as HubError, Event, EventId, Gap, Hub, Resumed, Transport, json_string};
-
-use super::Subscriber;
-use super::metrics::{HubStats, add, sub};
-use tether_server::{ConnId, Ctx, Encoded, Message, Response};
+use tether_hub::{Error as HubError, json_string};
+use tether_server::{ConnId, Ctx, Message, Response};
 
 /// `{"control":"error","error":"..."}` to a WebSocket subscriber.
 pub(super) fn send_error<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, message: &str) {
@@ -26,122 +19,27 @@ pub(super) fn error_response(e: &HubError) -> Response {
     }
 }
 
-/// Sends a gap signal (if any) and replayed events to a WebSocket or
-/// event-stream subscriber.
-pub(super) fn send_replay<'e, P>(
-    ctx: &mut Ctx<'_, P>,
-    stats: &HubStats,
-    conn: ConnId,
-    subscriber: &Subscriber,
-    gap: Option<Gap>,
-    events: impl Iterator<Item = &'e Arc<Event>>,
-) {
-    let transport = subscriber.transport;
-    // A raw subscriber never resumes from an id (the route refuses it), so
-    // it has no gap to be told of, and no message to tell it with.
-    if let Some(gap) = gap.filter(|_| transport != Transport::RawWebSocket) {
-        add(&stats.gaps, 1);
-        let (topic, requested) = (
-            &subscriber.topic,
-            subscriber.requested.as_deref().unwrap_or_default(),
-        );
-        match transport {
-            Transport::WebSocket => ctx.send(conn, &Message::text(gap.ws_json(topic, requested))),
-            _ => ctx.send_encoded(
-                [conn],
-                &Encoded::from(Arc::<[u8]>::from(gap.sse(topic, requested))),
-            ),
-        }
+/// A close reason from text: at most 123 bytes (what a close frame holds),
+/// cut at a character boundary.
+pub(super) fn close_reason(text: &str) -> &str {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    let mut sent = 0;
-    for event in events {
-        let bytes = match transport {
-            Transport::WebSocket => event.ws_frame(),
-            Transport::RawWebSocket => event.ws_raw_frame(),
-            _ => event.sse(),
-        };
-        ctx.send_encoded([conn], &Encoded::from(bytes.clone()));
-        sent += 1;
-    }
-    add(stats.sent(transport), sent);
+    &text[..end]
 }
 
-/// A held subscriber is live (or a held long poll answered).
-pub(super) fn send_resumed<P>(
-    ctx: &mut Ctx<'_, P>,
-    stats: &HubStats,
-    conns: &mut HashMap<ConnId, Subscriber>,
-    resumed: Resumed<ConnId>,
-) {
-    let conn = resumed.sub;
-    if resumed.transport == Transport::Poll {
-        let Some(poll) = conns.remove(&conn) else { return };
-        sub(&stats.subscribers_poll, 1);
-        add(&stats.sent_poll, resumed.events.len() as u64);
-        if resumed.gap.is_some() {
-            add(&stats.gaps, 1);
-        }
-        let since = poll.requested.as_deref();
-        let next = next_id(&resumed.events, resumed.gap, since, || EventId::ZERO);
-        ctx.respond(
-            conn,
-            poll_response(&poll.topic, &resumed.events, resumed.gap, since, next),
-        );
-        return;
-    }
-    let Some(subscriber) = conns.get(&conn) else {
-        return;
-    };
-    send_replay(ctx, stats, conn, subscriber, resumed.gap, resumed.events.iter());
-}
+#[cfg(test)]
+mod tests {
+    use super::close_reason;
 
-/// The id a long poller passes as `since` next time.
-pub(super) fn next_id(
-    events: &[Arc<Event>],
-    gap: Option<Gap>,
-    since: Option<&str>,
-    head: impl FnOnce() -> EventId,
-) -> EventId {
-    if let Some(last) = events.last() {
-        return last.id();
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert_eq!(cut.len(), 122);
+        assert!(long.starts_with(cut));
+        assert_eq!(close_reason(&"a".repeat(200)).len(), 123);
     }
-    if let Some(gap) = gap {
-        return gap.resume;
-    }
-    since.and_then(EventId::parse).unwrap_or_else(head)
-}
-
-/// A long poll's answer:
-/// `{"topic":"T","events":[...],"next":"ID","gap":null|{...}}`.
-pub(super) fn poll_response(
-    topic: &str,
-    events: &[Arc<Event>],
-    gap: Option<Gap>,
-    since: Option<&str>,
-    next: EventId,
-) -> Response {
-    let mut body = String::with_capacity(64 + events.iter().map(|e| e.json().len() + 1).sum::<usize>());
-    body.push_str("{\"topic\":");
-    body.push_str(&json_string(topic));
-    body.push_str(",\"events\":[");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(event.json());
-    }
-    let _ = write!(body, "],\"next\":\"{next}\",\"gap\":");
-    match gap {
-        Some(gap) => body.push_str(&gap.json(topic, since.unwrap_or_default())),
-        None => body.push_str("null"),
-    }
-    body.push('}');
-    Response::json(200, body).header("Cache-Control", "no-cache")
-}
-
-/// A long poll that nothing answered in time.
-pub(super) fn poll_timeout_response(hub: &Hub<ConnId>, poll: &Subscriber) -> Response {
-    let since = poll.requested.as_deref();
-    let next = next_id(&[], None, since, || hub.head(&poll.topic));
-    poll_response(&poll.topic, &[], None, since, next)
 }

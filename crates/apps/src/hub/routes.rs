@@ -4,25 +4,98 @@ use tether_hub::Error as HubError;
 
 use tether_server::{Request, Response, Route};
 
-/// Tags of the hub's routes; other applications that embed the hub (the
-/// demo) keep clear of this range (see [`HubApp::handles`]).
-pub(super) const TAG_BASE: u32 = 0x4855_0000;
-pub(super) const TAG_MASK: u32 = 0xFFFF_0000;
-pub(super) const TAG_PUBLISH: u32 = TAG_BASE | 1;
-pub(super) const TAG_EVENTS: u32 = TAG_BASE | 2;
-pub(super) const TAG_WS: u32 = TAG_BASE | 3;
-pub(super) const TAG_WS_PUBLISHER: u32 = TAG_BASE | 4;
-pub(super) const TAG_POLL: u32 = TAG_BASE | 5;
-pub(super) const TAG_TICKETS: u32 = TAG_BASE | 6;
-pub(super) const TAG_METRICS: u32 = TAG_BASE | 7;
-/// A WebSocket that authenticates with its first message.
-pub(super) const TAG_WS_AUTH: u32 = TAG_BASE | 8;
-/// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
-pub(super) const TAG_PREFLIGHT: u32 = TAG_BASE | 9;
-/// `GET /topics/NAME/presence`.
-pub(super) const TAG_PRESENCE: u32 = TAG_BASE | 10;
-/// A refused request: this plus the [`Refusal`].
-pub(super) const TAG_REFUSED: u32 = TAG_BASE | 0x100;
+/// The hub's tags are this prefix and a number below it, so that an
+/// embedder can tell them from its own (see [`HubApp::handles`]).
+const TAG_BASE: u32 = 0x4855_0000;
+const TAG_MASK: u32 = 0xFFFF_0000;
+/// A refused request's tag: this plus the [`Refusal`].
+const TAG_REFUSED: u32 = 0x100;
+
+/// What the hub made of a request in `route`, carried by the route's tag
+/// to the callbacks that serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HubRoute {
+    /// `POST /topics/NAME`.
+    Publish,
+    /// `GET /topics/NAME/events`.
+    Events,
+    /// `GET /topics/NAME/ws`, and what the socket may do.
+    WebSocket(Socket),
+    /// `GET /topics/NAME/poll`.
+    Poll,
+    /// `GET /topics/NAME/presence`.
+    Presence,
+    /// `POST /tickets`.
+    Tickets,
+    /// `GET /metrics`.
+    Metrics,
+    /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
+    Preflight,
+    /// A request refused in `route`, answered in `on_request`.
+    Refused(Refusal),
+}
+
+/// What a WebSocket subscriber was let in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Socket {
+    /// It reads the topic.
+    Subscriber,
+    /// It reads the topic and may publish to it.
+    Publisher,
+    /// It presented no credential: its first message has to be its token.
+    AuthFirst,
+}
+
+impl From<HubRoute> for u32 {
+    fn from(route: HubRoute) -> u32 {
+        TAG_BASE
+            | match route {
+                HubRoute::Publish => 1,
+                HubRoute::Events => 2,
+                HubRoute::WebSocket(Socket::Subscriber) => 3,
+                HubRoute::WebSocket(Socket::Publisher) => 4,
+                HubRoute::Poll => 5,
+                HubRoute::Tickets => 6,
+                HubRoute::Metrics => 7,
+                HubRoute::WebSocket(Socket::AuthFirst) => 8,
+                HubRoute::Preflight => 9,
+                HubRoute::Presence => 10,
+                HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
+            }
+    }
+}
+
+impl HubRoute {
+    /// The route a tag of the hub's stands for; `None` for any other tag.
+    pub(super) fn decode(tag: u32) -> Option<HubRoute> {
+        if tag & TAG_MASK != TAG_BASE {
+            return None;
+        }
+        Some(match tag & !TAG_MASK {
+            1 => HubRoute::Publish,
+            2 => HubRoute::Events,
+            3 => HubRoute::WebSocket(Socket::Subscriber),
+            4 => HubRoute::WebSocket(Socket::Publisher),
+            5 => HubRoute::Poll,
+            6 => HubRoute::Tickets,
+            7 => HubRoute::Metrics,
+            8 => HubRoute::WebSocket(Socket::AuthFirst),
+            9 => HubRoute::Preflight,
+            10 => HubRoute::Presence,
+            n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
+        })
+    }
+
+    /// The server's route: an event stream, a WebSocket or a handler,
+    /// tagged with this.
+    pub(super) fn route(self) -> Route {
+        match self {
+            HubRoute::Events => Route::EventStream(self.into()),
+            HubRoute::WebSocket(_) => Route::WebSocket(self.into()),
+            _ => Route::Handler(self.into()),
+        }
+    }
+}
 
 /// Why `route` refused a request, answered in `on_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +154,7 @@ impl Refusal {
     ];
 
     pub(super) fn route(self) -> Route {
-        Route::Handler(TAG_REFUSED + self as u32)
+        HubRoute::Refused(self).route()
     }
 
     pub(super) fn response(self) -> Response {
@@ -217,13 +290,37 @@ mod tests {
     }
 
     #[test]
-    fn refusal_tags_round_trip() {
-        for refusal in Refusal::ALL {
-            let Route::Handler(tag) = refusal.route() else {
-                panic!()
-            };
+    fn tags_round_trip() {
+        let sockets = [Socket::Subscriber, Socket::Publisher, Socket::AuthFirst];
+        let routes = [
+            HubRoute::Publish,
+            HubRoute::Events,
+            HubRoute::Poll,
+            HubRoute::Presence,
+            HubRoute::Tickets,
+            HubRoute::Metrics,
+            HubRoute::Preflight,
+        ]
+        .into_iter()
+        .chain(sockets.map(HubRoute::WebSocket))
+        .chain(Refusal::ALL.map(HubRoute::Refused));
+        let mut tags = std::collections::HashSet::new();
+        for route in routes {
+            let tag = u32::from(route);
+            assert!(tags.insert(tag), "{route:?}");
             assert!(HubApp::handles(tag));
-            assert_eq!(Refusal::ALL[(tag - TAG_REFUSED) as usize], refusal);
+            assert_eq!(HubRoute::decode(tag), Some(route));
+        }
+        for other in [
+            0,
+            1,
+            TAG_BASE,
+            TAG_BASE | 11,
+            TAG_BASE | 0xFF,
+            TAG_BASE | 0x1FF,
+            u32::MAX,
+        ] {
+            assert_eq!(HubRoute::decode(other), None, "{other:#x}");
         }
     }
 }

@@ -7,7 +7,7 @@ use tether_hub::Config as HubConfig;
 
 use tether_server::Handshake;
 
-use super::HubAuth;
+use super::auth::HubAuth;
 
 /// The hub's settings: its limits, and access control.
 ///

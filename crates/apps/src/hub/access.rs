@@ -1,0 +1,567 @@
+//! Who may do what: the credentials a request presents (the publish
+//! token, a JSON Web Token from the header, the cookie or the query),
+//! tickets and their holders, and the tokens a WebSocket sends to
+//! authenticate or refresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tether_hub::{Grant, Tickets, is_valid_topic, secret_matches};
+use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Response};
+
+use super::auth::{Clock, TokenSource};
+use super::metrics::{Denial, HubStats, add};
+use super::replies::{close_reason, error_response};
+use super::routes::{Refusal, bearer};
+use super::settings::HubSettings;
+use super::subscribers::Subscriber;
+
+/// What decides access, shared by every loop: a ticket issued on one loop
+/// is redeemed on whichever loop the client lands (the locks are taken
+/// only to issue and redeem).
+#[derive(Debug, Clone)]
+pub(super) struct Access {
+    settings: Arc<HubSettings>,
+    tickets: Arc<Mutex<Tickets>>,
+    /// Tickets issued for a holder (a token's, or one the publish token
+    /// named): when issued, and who (taken when the ticket is redeemed).
+    holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
+    /// Token times are read on it.
+    clock: Clock,
+}
+
+/// Whom a ticket was issued for: the subject and rights of the token that
+/// asked for it (or that the publish token named), and when that token
+/// stops being good.
+#[derive(Debug, Clone)]
+struct TicketHolder {
+    subject: Option<String>,
+    rights: tether_auth::Rights,
+    /// Unix seconds, the leeway included.
+    deadline: Option<u64>,
+}
+
+/// Why a token presented over a WebSocket is not taken.
+pub(super) enum TokenRefused {
+    /// It does not verify.
+    Invalid(tether_auth::Error),
+    /// It verifies, and does not grant the private topic.
+    NotGranted,
+}
+
+/// What a token presented over a WebSocket grants its connection.
+pub(super) struct TokenGrant {
+    pub(super) may_publish: bool,
+    pub(super) deadline: Option<u64>,
+    pub(super) subject: Option<String>,
+}
+
+/// The Unix second a WebSocket whose token was taken at `now` and stops
+/// being good at `deadline` is warned: 30 s before the deadline, or a third
+/// of the time the token had left when taken if that is less.
+pub(super) fn warning_time(deadline: u64, now: u64) -> u64 {
+    let left = deadline.saturating_sub(now);
+    deadline.saturating_sub((left / 3).min(EXPIRY_WARNING_LEAD))
+}
+
+/// What a WebSocket is told when its token is taken:
+/// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
+/// without `exp`).
+pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
+    match deadline {
+        Some(deadline) => format!(
+            "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
+            deadline.saturating_sub(now)
+        ),
+        None => "{\"type\":\"auth-ok\"}".to_owned(),
+    }
+}
+
+/// Who a request's credentials say it is.
+pub(super) enum Credential {
+    /// It presented none.
+    None,
+    /// The publish token.
+    Admin,
+    /// A verified JSON Web Token.
+    Token(tether_auth::Identity),
+}
+
+/// The most bytes of claims a ticket request may carry.
+const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
+
+/// The most seconds before its token expires that a WebSocket is warned.
+const EXPIRY_WARNING_LEAD: u64 = 30;
+
+/// Counts a refusal by status, and by reason where it is about a
+/// token.
+pub(super) fn count_refusal(stats: &HubStats, refusal: Refusal) {
+    let (status, denial) = match refusal {
+        Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
+        Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
+        Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
+        Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
+        Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
+        _ => (&stats.refused_403, None),
+    };
+    add(status, 1);
+    if let Some(denial) = denial {
+        stats.deny(denial);
+    }
+}
+
+impl Access {
+    pub(super) fn new(settings: Arc<HubSettings>) -> Access {
+        Access {
+            tickets: Arc::new(Mutex::new(Tickets::new(
+                settings.ticket_ttl,
+                settings.max_tickets,
+            ))),
+            settings,
+            holders: Arc::default(),
+            clock: Clock::new(),
+        }
+    }
+
+    /// The settings it decides by.
+    pub(super) fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    /// Whether the request's `Origin` may come in (none, the server's
+    /// own, or a trusted one).
+    pub(super) fn origin_ok(&self, request: &Request<'_>) -> bool {
+        super::origin::origin_ok(&self.settings, request)
+    }
+
+    /// Unix seconds now, on the hub's clock.
+    pub(super) fn unix_secs(&self, now: Instant) -> u64 {
+        self.clock.unix_secs(now)
+    }
+
+    /// What a request's credentials are: the publish token in
+    /// `Authorization: Bearer`, a JSON Web Token (from the header, the
+    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
+    /// token that is presented and does not verify is refused (401), on
+    /// open topics too: a client that sends a bad token learns it.
+    pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
+        let settings = &self.settings;
+        let given = bearer(request);
+        if let (Some(given), Some(admin)) = (given, &settings.publish_token)
+            && secret_matches(admin, given)
+        {
+            return Ok(Credential::Admin);
+        }
+        let Some(auth) = &settings.auth else {
+            return match given {
+                Some(_) => Err(Refusal::BadCredentials),
+                None => Ok(Credential::None),
+            };
+        };
+        let Some((token, source)) = auth.token_of(request) else {
+            return Ok(Credential::None);
+        };
+        if source == TokenSource::Cookie && !super::origin::cookie_ok(settings, request) {
+            return Err(Refusal::CrossOriginCookie);
+        }
+        match auth.verify(&token, now) {
+            Ok(identity) => Ok(Credential::Token(identity)),
+            Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
+            Err(e) => {
+                log::debug!("hub: token refused: {e}");
+                Err(Refusal::BadCredentials)
+            }
+        }
+    }
+
+    /// Whether the request's token (when tokens are verified) is the one
+    /// in the cookie.
+    pub(super) fn cookie_token(&self, request: &Request<'_>) -> bool {
+        self.settings
+            .auth
+            .as_ref()
+            .and_then(|auth| auth.token_of(request))
+            .is_some_and(|(_, source)| source == TokenSource::Cookie)
+    }
+
+    /// Whether a WebSocket upgrade may send its token as its first message:
+    /// tokens are verified, and the request presents no credential at all
+    /// (no ticket, no `Authorization`, no token cookie or query).
+    pub(super) fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
+        self.settings
+            .auth
+            .as_ref()
+            .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
+    }
+
+    /// Whether subscribing to `topic` needs a token that grants it.
+    pub(super) fn is_private(&self, topic: &str) -> bool {
+        self.settings
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.private.needs_grant(topic))
+    }
+
+    /// Who may subscribe: a ticket, the publish token, a JSON Web Token
+    /// (which a private topic needs, granting it), or anyone when tickets
+    /// are not required and the topic is not private. The grant says
+    /// whether a WebSocket may also publish.
+    pub(super) fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
+        let settings = &self.settings;
+        let private = self.is_private(topic);
+        if let Some(ticket) = request.query_param("ticket") {
+            let grant = {
+                let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+                tickets
+                    .redeem(Instant::now(), &ticket, topic)
+                    .map_err(|_| Refusal::Ticket)?
+            };
+            let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+            // A ticket issued for a holder gives exactly the holder's
+            // rights, until the holder's token expires.
+            let Some((_, holder)) = holders.get(&ticket) else {
+                return Ok(grant);
+            };
+            let now = self.unix_secs(Instant::now());
+            let refusal = if holder.deadline.is_some_and(|d| d <= now) {
+                Refusal::ExpiredCredentials
+            } else if private && !holder.rights.may_subscribe(topic) {
+                Refusal::NotGranted
+            } else {
+                return Ok(Grant {
+                    topic: grant.topic,
+                    publish: holder.rights.may_publish(topic),
+                });
+            };
+            holders.remove(&ticket);
+            return Err(refusal);
+        }
+        match self.credential(request, self.unix_secs(Instant::now()))? {
+            Credential::Admin => Ok(Grant {
+                topic: None,
+                publish: true,
+            }),
+            Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
+            Credential::Token(who) => Ok(Grant {
+                topic: None,
+                publish: who.rights.may_publish(topic),
+            }),
+            Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
+            Credential::None => Ok(Grant::default()),
+        }
+    }
+
+    /// When a subscriber's token stops being good: `None` if it came in
+    /// without a token that expires (a ticket, the publish token, no
+    /// credentials). A token that no longer verifies (the keys changed
+    /// since the request was routed) gives a deadline already passed.
+    pub(super) fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
+        self.holder_of(request, now).0
+    }
+
+    /// [`Access::deadline_of`], and the subject of the credential (a
+    /// token's, or a ticket holder's).
+    pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
+        if let Some(ticket) = request.query_param("ticket") {
+            let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+            return holders
+                .remove(&ticket)
+                .map_or((None, None), |(_, holder)| (holder.deadline, holder.subject));
+        }
+        let Some(auth) = self.settings.auth.as_ref() else {
+            return (None, None);
+        };
+        match self.credential(request, self.unix_secs(now)) {
+            Ok(Credential::Token(who)) => (who.expires_at.map(|exp| auth.deadline(exp)), who.subject),
+            Ok(_) => (None, None),
+            Err(_) => (Some(0), None),
+        }
+    }
+
+    /// Checks who publishes over HTTP (`topic`) or asks for a ticket
+    /// (`None`): the publish token, or a JSON Web Token whose rights grant
+    /// publishing to the topic (tickets check their own). `None` if the
+    /// request may go on, else the answer.
+    pub(super) fn check_publisher(
+        &self,
+        stats: &HubStats,
+        request: &Request<'_>,
+        topic: Option<&str>,
+    ) -> Option<Response> {
+        let settings = &self.settings;
+        if settings.publish_token.is_none() && settings.auth.is_none() {
+            add(&stats.refused_403, 1);
+            return Some(Response::text(
+                403,
+                "publishing over HTTP is disabled: the server has no publish token\n",
+            ));
+        }
+        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::Admin) => return None,
+            Ok(Credential::Token(who)) => match topic {
+                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
+                _ => return None,
+            },
+            Ok(Credential::None) => Refusal::NoCredentials,
+            Err(refusal) => refusal,
+        };
+        count_refusal(stats, refusal);
+        Some(refusal.response())
+    }
+
+    /// `POST /tickets`: a single-use ticket. Asked for with a token, it
+    /// is issued for the token's holder (its subject and rights, until it
+    /// expires); with the publish token, for the holder the body names, if
+    /// it names one (claims as in a token: `{"sub":"alice","exp":T,
+    /// "tether":{"sub":[...],"pub":[...]}}`), else with the publish
+    /// token's own reach.
+    pub(super) fn issue_ticket(&self, stats: &HubStats, request: &Request<'_>, body: &[u8]) -> Response {
+        if request.method() != "POST" {
+            return Refusal::OnlyPost.response();
+        }
+        if let Some(refusal) = self.check_publisher(stats, request, None) {
+            return refusal;
+        }
+        let topic = request.query_param("topic").filter(|t| !t.is_empty());
+        if topic.as_deref().is_some_and(|t| !is_valid_topic(t)) {
+            return Refusal::BadTopic.response();
+        }
+        let publish = matches!(request.query_param("publish").as_deref(), Some("1" | "true"));
+        if publish && topic.is_none() {
+            return Response::text(400, "a ticket that grants publishing names its topic (?topic=)\n");
+        }
+        let now = Instant::now();
+        let unix = self.unix_secs(now);
+        let holder = match self.credential(request, unix) {
+            // A token's holder gets a ticket with the token's subject and
+            // rights, no more, and ending when the token does.
+            Ok(Credential::Token(who)) => {
+                if !body.is_empty() {
+                    return Response::text(
+                        400,
+                        "only the publish token names the holder of a ticket; a token's ticket is its own\n",
+                    );
+                }
+                let auth = self.settings.auth.as_ref();
+                Some(TicketHolder {
+                    subject: who.subject,
+                    rights: who.rights,
+                    deadline: who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp))),
+                })
+            }
+            _ if body.is_empty() => None,
+            _ => match self.named_holder(body, unix) {
+                Ok(holder) => Some(holder),
+                Err(response) => return response,
+            },
+        };
+        if let (Some(holder), Some(topic)) = (&holder, topic.as_deref())
+            && ((self.is_private(topic) && !holder.rights.may_subscribe(topic))
+                || (publish && !holder.rights.may_publish(topic)))
+        {
+            count_refusal(stats, Refusal::NotGranted);
+            return Refusal::NotGranted.response();
+        }
+        let mut random = [0u8; 16];
+        if getrandom::fill(&mut random).is_err() {
+            return Response::text(500, "no randomness for a ticket\n");
+        }
+        let grant = Grant {
+            topic: topic.map(Arc::from),
+            publish,
+        };
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        match tickets.issue(now, random, grant) {
+            Ok(ticket) => {
+                let mut subject = String::new();
+                if let Some(holder) = holder {
+                    let ttl = tickets.ttl();
+                    let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+                    // As many as tickets outstanding: those whose ticket
+                    // has expired go first.
+                    if holders.len() >= self.settings.max_tickets {
+                        holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
+                    }
+                    if holders.len() >= self.settings.max_tickets {
+                        return Response::text(503, "too many tickets outstanding\n")
+                            .header("Retry-After", "1");
+                    }
+                    if let Some(name) = &holder.subject {
+                        subject = format!(",\"sub\":{}", tether_hub::json_string(name));
+                    }
+                    holders.insert(ticket.clone(), (now, holder));
+                }
+                add(&stats.tickets_issued, 1);
+                let expires_in = tickets.ttl().as_secs_f64();
+                Response::json(
+                    200,
+                    format!("{{\"ticket\":\"{ticket}\",\"expires_in\":{expires_in}{subject}}}"),
+                )
+                .header("Cache-Control", "no-store")
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// The holder that the publish token names in a ticket request's body,
+    /// or the 400 that says why not.
+    fn named_holder(&self, body: &[u8], now: u64) -> Result<TicketHolder, Response> {
+        if body.len() > MAX_TICKET_CLAIMS {
+            return Err(Response::text(400, "the ticket's claims are too long\n"));
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Err(Response::text(400, "the ticket's claims must be UTF-8 JSON\n"));
+        };
+        match tether_auth::identity_from_claims(text, now) {
+            Ok(who) => Ok(TicketHolder {
+                subject: who.subject,
+                rights: who.rights,
+                deadline: who.expires_at,
+            }),
+            Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
+        }
+    }
+
+    /// What a token sent over a WebSocket subscribed (or to subscribe) to
+    /// `topic` grants it at `now` (Unix seconds).
+    pub(super) fn take_token(&self, token: &str, topic: &str, now: u64) -> Result<TokenGrant, TokenRefused> {
+        let Some(auth) = &self.settings.auth else {
+            return Err(TokenRefused::Invalid(tether_auth::Error::Malformed));
+        };
+        let who = auth.verify(token, now).map_err(|e| {
+            log::debug!("hub: token refused: {e}");
+            TokenRefused::Invalid(e)
+        })?;
+        if self.is_private(topic) && !who.rights.may_subscribe(topic) {
+            return Err(TokenRefused::NotGranted);
+        }
+        Ok(TokenGrant {
+            may_publish: who.rights.may_publish(topic) || self.settings.ws_publish_open(topic),
+            deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+            subject: who.subject,
+        })
+    }
+}
+
+/// WebSockets let in without a credential to send their token as their
+/// first message: the subscriber each becomes once it has, and until
+/// when it may take.
+#[derive(Debug, Default)]
+pub(super) struct Awaiting {
+    sockets: HashMap<ConnId, (Subscriber, Instant)>,
+}
+
+impl Awaiting {
+    pub(super) fn admit(&mut self, conn: ConnId, subscriber: Subscriber, until: Instant) {
+        self.sockets.insert(conn, (subscriber, until));
+    }
+
+    pub(super) fn contains(&self, conn: ConnId) -> bool {
+        self.sockets.contains_key(&conn)
+    }
+
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.sockets.remove(&conn);
+    }
+
+    /// Closes the sockets that did not authenticate in time.
+    pub(super) fn time_out<P>(&mut self, ctx: &mut Ctx<'_, P>, stats: &HubStats) {
+        let now = ctx.now();
+        let late: Vec<ConnId> = self
+            .sockets
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in late {
+            self.sockets.remove(&conn);
+            stats.deny(Denial::AuthTimeout);
+            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
+        }
+    }
+
+    /// A socket's first message: a token that grants its topic makes it
+    /// the subscriber returned (told `auth-ok`); anything else closes it,
+    /// counted.
+    pub(super) fn first_message<P>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        access: &Access,
+        stats: &HubStats,
+        conn: ConnId,
+        message: MessageRef<'_>,
+    ) -> Option<Subscriber> {
+        let (mut subscriber, _) = self.sockets.remove(&conn)?;
+        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
+            stats.deny(Denial::NotAuthMessage);
+            ctx.close(conn, CloseCode::POLICY, "authentication required");
+            return None;
+        };
+        let now = access.unix_secs(ctx.now());
+        match access.take_token(&token, &subscriber.topic, now) {
+            Ok(grant) => {
+                subscriber.may_publish = grant.may_publish;
+                subscriber.deadline = grant.deadline;
+                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
+                subscriber.subject = grant.subject;
+                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                return Some(subscriber);
+            }
+            Err(TokenRefused::Invalid(e)) => {
+                add(&stats.refused_401, 1);
+                stats.deny(Denial::of(&e));
+                ctx.close(
+                    conn,
+                    CloseCode::POLICY,
+                    close_reason(&format!("invalid token: {e}")),
+                );
+            }
+            Err(TokenRefused::NotGranted) => {
+                add(&stats.refused_403, 1);
+                stats.deny(Denial::NotGranted);
+                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_warnings_come_a_third_of_the_time_left_before_at_most_30_s() {
+        assert_eq!(warning_time(1_000, 400), 970);
+        assert_eq!(warning_time(1_000, 910), 970);
+        assert_eq!(warning_time(1_000, 940), 980);
+        assert_eq!(warning_time(1_000, 994), 998);
+        assert_eq!(warning_time(1_000, 998), 1_000);
+        // A deadline passed already, or at the ends of the range.
+        assert_eq!(warning_time(1_000, 2_000), 1_000);
+        assert_eq!(warning_time(0, 0), 0);
+        assert_eq!(warning_time(u64::MAX, 0), u64::MAX - 30);
+    }
+
+    #[test]
+    fn auth_ok_says_when_the_token_expires() {
+        assert_eq!(
+            auth_ok(Some(130), 100),
+            "{\"type\":\"auth-ok\",\"expires_in\":30}"
+        );
+        assert_eq!(auth_ok(Some(90), 100), "{\"type\":\"auth-ok\",\"expires_in\":0}");
+        assert_eq!(auth_ok(None, 100), "{\"type\":\"auth-ok\"}");
+    }
+
+    #[test]
+    fn refusals_are_counted_by_status_and_reason() {
+        let stats = HubStats::default();
+        count_refusal(&stats, Refusal::CrossOriginCookie);
+        count_refusal(&stats, Refusal::ExpiredCredentials);
+        count_refusal(&stats, Refusal::BadTopic);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(load(&stats.refused_403), 2);
+        assert_eq!(load(&stats.refused_401), 1);
+    }
+}

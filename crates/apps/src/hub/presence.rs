@@ -1,0 +1,192 @@
+//! Presence: who is subscribed to a topic as what member, the join and
+//! leave events its watchers get, and `GET /topics/NAME/presence`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tether_hub::{Broker, Change, Members, Presence, PresenceMessage, ReplyTo, Transport, is_valid_member};
+use tether_server::{ConnId, Ctx, Encoded, Message, Response};
+
+use super::broker_view::LoopContext;
+use tether_hub::HubMessage;
+
+/// One loop's part of presence: the members of the topics it sequences,
+/// the subscribers it has that watch joins and leaves, and the presence
+/// queries waiting for a topic's sequencer.
+#[derive(Debug)]
+pub(super) struct Roster {
+    presence: Presence,
+    /// Subscribers that get join and leave events, by topic.
+    watchers: HashMap<Arc<str>, Vec<(ConnId, Transport)>>,
+    /// `GET /topics/NAME/presence` requests waiting for the sequencer.
+    queries: HashMap<u64, (ConnId, Arc<str>)>,
+    next_query: u64,
+    /// Names anonymous members apart from other processes' and loops'.
+    node: Arc<str>,
+    index: usize,
+    next_member: u64,
+}
+
+impl Roster {
+    pub(super) fn new(node: Arc<str>, index: usize) -> Roster {
+        Roster {
+            presence: Presence::new(),
+            watchers: HashMap::new(),
+            queries: HashMap::new(),
+            next_query: 0,
+            node,
+            index,
+            next_member: 0,
+        }
+    }
+
+    /// The member a subscriber is present as: its subject, if it is a
+    /// valid member name, else a name for the connection,
+    /// `conn-NODE-LOOP-N`.
+    fn member_name(&mut self, subject: Option<&str>) -> Arc<str> {
+        if let Some(subject) = subject.filter(|s| is_valid_member(s)) {
+            return Arc::from(subject);
+        }
+        self.next_member += 1;
+        Arc::from(format!("conn-{}-{}-{}", self.node, self.index, self.next_member))
+    }
+
+    /// A subscriber joins `topic` (told to its sequencer), and watches it
+    /// if it asked to: the member it is present as.
+    pub(super) fn join(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        topic: &Arc<str>,
+        (conn, transport): (ConnId, Transport),
+        subject: Option<&str>,
+        watches: bool,
+    ) -> Arc<str> {
+        let member = self.member_name(subject);
+        Presence::post(&mut LoopContext { ctx }, topic, &member, true);
+        if watches {
+            self.watchers
+                .entry(topic.clone())
+                .or_default()
+                .push((conn, transport));
+        }
+        member
+    }
+
+    /// A subscriber that joined as `member` leaves.
+    pub(super) fn leave(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        topic: &Arc<str>,
+        conn: ConnId,
+        member: Option<&Arc<str>>,
+    ) {
+        if let Some(member) = member {
+            Presence::post(&mut LoopContext { ctx }, topic, member, false);
+        }
+        if let Some(watchers) = self.watchers.get_mut(topic) {
+            watchers.retain(|&(w, _)| w != conn);
+            if watchers.is_empty() {
+                self.watchers.remove(topic);
+            }
+        }
+    }
+
+    /// Asks the sequencer of `topic` who is present, for `conn`'s request.
+    pub(super) fn ask(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
+        let token = self.next_query;
+        self.next_query += 1;
+        let topic: Arc<str> = Arc::from(topic);
+        self.queries.insert(token, (conn, topic.clone()));
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        Presence::query(&mut LoopContext { ctx }, &topic, reply);
+    }
+
+    /// `conn`'s query is answered otherwise, or abandoned.
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.queries.retain(|_, (c, _)| *c != conn);
+    }
+
+    /// A presence message from a loop: kept, a join or leave sent to this
+    /// loop's watchers, or the answer to one of its queries returned for
+    /// its request.
+    pub(super) fn receive(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        broker: &mut dyn Broker,
+        message: PresenceMessage,
+    ) -> Option<(ConnId, Response)> {
+        match self.presence.receive(message, broker, &mut LoopContext { ctx })? {
+            PresenceMessage::Changed(change) => self.changed(ctx, &change),
+            PresenceMessage::Members { token, members } => return self.answer(token, &members),
+            other => log::debug!("hub: unexpected {other:?}"),
+        }
+        None
+    }
+
+    pub(super) fn tick(&mut self, ctx: &mut Ctx<'_, HubMessage>, broker: &mut dyn Broker) {
+        self.presence.tick(broker, &mut LoopContext { ctx });
+    }
+
+    /// Members present on the topics this loop sequences.
+    pub(super) fn count(&self) -> usize {
+        self.presence.count()
+    }
+
+    /// A join or leave: to this loop's watchers of the topic, encoded once
+    /// per transport. Held subscribers get it too (waiting for the
+    /// topic's backlog): these events carry no id and are no part of the
+    /// topic's order.
+    fn changed(&self, ctx: &mut Ctx<'_, HubMessage>, change: &Change) {
+        let Some(watchers) = self.watchers.get(&change.topic) else {
+            return;
+        };
+        let (mut websocket, mut event_stream) = (Vec::new(), Vec::new());
+        for &(conn, transport) in watchers {
+            match transport {
+                Transport::WebSocket => websocket.push(conn),
+                Transport::EventStream => event_stream.push(conn),
+                _ => {}
+            }
+        }
+        if !websocket.is_empty() {
+            ctx.send_encoded(websocket, &Encoded::ws(&Message::text(change.json())));
+        }
+        if !event_stream.is_empty() {
+            let data = change.data();
+            let event = tether_sse::Event::new().event(change.event_type()).data(&data);
+            match Encoded::sse(&event) {
+                Ok(encoded) => ctx.send_encoded(event_stream, &encoded),
+                Err(e) => log::debug!("hub: a presence event was not encoded: {e}"),
+            }
+        }
+    }
+
+    fn answer(&mut self, token: u64, members: &Members) -> Option<(ConnId, Response)> {
+        let (conn, topic) = self.queries.remove(&token)?;
+        let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
+        Some((conn, response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_subjects_or_named_for_their_connection() {
+        let mut roster = Roster::new(Arc::from("0a1b2c3d"), 2);
+        assert_eq!(&*roster.member_name(Some("alice")), "alice");
+        assert_eq!(&*roster.member_name(None), "conn-0a1b2c3d-2-1");
+        assert_eq!(&*roster.member_name(Some("")), "conn-0a1b2c3d-2-2");
+        assert_eq!(&*roster.member_name(Some("not a member\n")), "conn-0a1b2c3d-2-3");
+    }
+
+    #[test]
+    fn answers_go_to_the_query_that_asked_once() {
+        let mut roster = Roster::new(Arc::from("n"), 0);
+        assert!(roster.answer(0, &Presence::new().list("a")).is_none());
+    }
+}

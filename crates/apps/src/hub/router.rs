@@ -1,0 +1,128 @@
+//! Routing: what the hub makes of a request, before its body, from the
+//! path, the method, the origin and the credentials.
+
+use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
+use tether_server::{Request, Route};
+
+use super::access::{Access, count_refusal};
+use super::metrics::HubStats;
+use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
+
+/// What the hub makes of a request: refusals decided here whatever the
+/// body (a bad topic, a credential that does not do, an origin that may
+/// not come in) are counted and answered in `on_request`.
+pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) -> Route {
+    let settings = access.settings();
+    // The admin listener serves the metrics and nothing else.
+    if request.via_admin_listener() {
+        return match request.path() {
+            "/metrics" => HubRoute::Metrics.route(),
+            _ => Route::NotFound,
+        };
+    }
+    let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
+    if request.method() == "OPTIONS"
+        && is_hub_path
+        && request.header("access-control-request-method").is_some()
+    {
+        return HubRoute::Preflight.route();
+    }
+    if is_hub_path && !access.origin_ok(request) {
+        // Another site's page: with the user's cookie, that is the
+        // attack the cookie rule is there for, and counted as such.
+        let refusal = if access.cookie_token(request) {
+            Refusal::CrossOriginCookie
+        } else {
+            Refusal::Origin
+        };
+        count_refusal(stats, refusal);
+        return refusal.route();
+    }
+    match request.path() {
+        "/tickets" => return HubRoute::Tickets.route(),
+        "/metrics" if settings.metrics_on_admin_listener => return Route::NotFound,
+        "/metrics" => return HubRoute::Metrics.route(),
+        _ => {}
+    }
+    let Some((topic, endpoint)) = parse_path(request.path()) else {
+        return Route::NotFound;
+    };
+    if !is_valid_topic(topic) {
+        return Refusal::BadTopic.route();
+    }
+    let method = request.method();
+    if endpoint == Endpoint::Publish {
+        return if method == "POST" {
+            HubRoute::Publish.route()
+        } else {
+            Refusal::OnlyPost.route()
+        };
+    }
+    if matches!(endpoint, Endpoint::Poll | Endpoint::Presence) && method != "GET" && method != "HEAD" {
+        return Refusal::OnlyGet.route();
+    }
+    let raw = match format(request) {
+        Ok(format) => format == Format::Raw,
+        Err(refusal) => return refusal.route(),
+    };
+    if raw && let Some(refusal) = raw_refusal(request, endpoint) {
+        return refusal.route();
+    }
+    if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
+        return Refusal::PresenceNotStream.route();
+    }
+    let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
+    let grant = match access.authorize_subscriber(request, topic) {
+        Err(Refusal::NoCredentials) if first_message => Grant::default(),
+        Ok(grant) => grant,
+        Err(refusal) => {
+            count_refusal(stats, refusal);
+            return refusal.route();
+        }
+    };
+    match endpoint {
+        Endpoint::Events => HubRoute::Events.route(),
+        Endpoint::Poll => HubRoute::Poll.route(),
+        // Who is present is as private as the topic's events.
+        Endpoint::Presence => HubRoute::Presence.route(),
+        _ => {
+            if request
+                .query_param("event")
+                .is_some_and(|e| !is_valid_event_type(&e))
+            {
+                return Refusal::BadEventType.route();
+            }
+            let needs_token = access.is_private(topic) || settings.require_ticket;
+            let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
+            if first_message && (needs_token || asks) {
+                if raw {
+                    return Refusal::RawFirstMessage.route();
+                }
+                HubRoute::WebSocket(Socket::AuthFirst).route()
+            } else if grant.publish || settings.ws_publish_open(topic) {
+                HubRoute::WebSocket(Socket::Publisher).route()
+            } else {
+                HubRoute::WebSocket(Socket::Subscriber).route()
+            }
+        }
+    }
+}
+
+/// Why a `?format=raw` request cannot be served, if it cannot: raw is for
+/// WebSocket subscribers, which never learn ids (so cannot resume) and get
+/// no acknowledgements.
+fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
+    if endpoint != Endpoint::WebSocket {
+        return Some(Refusal::RawNotWebSocket);
+    }
+    if request
+        .query_param("lastEventId")
+        .is_some_and(|id| !id.is_empty())
+    {
+        return Some(Refusal::RawResume);
+    }
+    if matches!(request.query_param("envelope").as_deref(), Some("1" | "true")) {
+        return Some(Refusal::RawEnvelope);
+    }
+    None
+}
