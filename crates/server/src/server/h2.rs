@@ -39,12 +39,13 @@ use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnec
 use tether_h2::hpack::Field;
 use tether_ws::{CloseCode, Event, Role};
 
+use super::dispatch::{Decision, Form, Head, error_response};
 use super::{Server, Session, State, Stats, guarded, live};
-use crate::app::{Current, Encoded, InPlace, Reply};
+use crate::app::{Current, Encoded, InPlace};
 use crate::http::is_safe_field;
 use crate::output::{Chunk, OutQueue, Pool};
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Ctx, Request, Response, Route};
+use crate::{App, CloseReason, ConnId, Ctx, Request, Response};
 
 /// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
 /// the handshake checks (origin policy, subprotocols, extensions) are
@@ -373,13 +374,6 @@ fn split_target(request: &H2Request) -> (&str, Option<&str>) {
     }
 }
 
-fn error_body(status: u16) -> Response {
-    Response::text(
-        status,
-        format!("{status} {}\n", tether_http1::reason_phrase(status)),
-    )
-}
-
 impl<A: App> Server<A> {
     /// Makes connection `id` an HTTP/2 session.
     pub(super) fn start_h2(&mut self, id: ConnId, now: Instant) -> bool {
@@ -488,7 +482,7 @@ impl<A: App> Server<A> {
             .and_then(|v| v.parse::<u64>().ok());
         let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
-            return self.h2_refuse(id, stream, &error_body(413), head_only, None);
+            return self.h2_refuse(id, stream, &error_response(413), head_only, None);
         }
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
@@ -563,7 +557,7 @@ impl<A: App> Server<A> {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
                     let head_only = request.method == "HEAD";
-                    return self.h2_refuse(id, stream, &error_body(413), head_only, None);
+                    return self.h2_refuse(id, stream, &error_response(413), head_only, None);
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
@@ -680,137 +674,70 @@ impl<A: App> Server<A> {
         h2.drain(stream, out, pool);
     }
 
-    /// An extended CONNECT that the application routed to a handler: its
-    /// answer when it is a refusal (401, 403, ... as an HTTP/1.1 upgrade
-    /// gets), else 400, since a 2xx would tell the client its WebSocket
-    /// is open (RFC 8441 section 5).
-    fn h2_refuse_connect(&mut self, id: ConnId, stream: u32, tag: u32, request: &Request<'_>, now: Instant) {
-        let sid = id.with_stream(stream);
-        let (app, mut ctx) = self.detached(now);
-        let peers = ctx.peers;
-        let reply = guarded(&peers.own().stats, "on_request", || {
-            match app.on_request(&mut ctx, sid, tag, request, &[]) {
-                Reply::Now(response) => Some(response),
-                Reply::Later(_) => {
-                    app.on_request_abandoned(&mut ctx, sid, tag);
-                    None
-                }
-            }
-        });
-        let answer = match reply {
-            None => error_body(500),
-            Some(Some(response)) if response.status >= 300 => response,
-            Some(_) => error_body(400),
-        };
-        self.h2_answer(id, stream, &answer, false);
-    }
-
-    /// A complete request: routed and answered as on HTTP/1.1.
+    /// A complete request: routed once for every version, and answered in
+    /// HTTP/2's framing.
     fn h2_dispatch(&mut self, id: ConnId, stream: u32, h2_request: &H2Request, body: &[u8], now: Instant) {
-        Stats::add(&self.stats().http_requests, 1);
-        let admin = self.conn_mut(id).is_some_and(|c| c.admin);
-        let secure = self.is_tls(id);
         let sid = id.with_stream(stream);
         let cookie = joined_cookies(h2_request);
         let headers = app_headers(h2_request, &cookie);
         let (path, query) = split_target(h2_request);
-        let method = app_method(h2_request);
-        let request = Request {
-            method,
-            path,
-            query,
-            headers: &headers,
-            admin,
-            secure,
-        };
-        let head_only = method == "HEAD";
         let websocket = h2_request.is_extended_connect("websocket");
-        if h2_request.method == "CONNECT" && !websocket {
+        let form = if websocket {
+            Form::ConnectWebSocket
+        } else if h2_request.method == "CONNECT" {
             // Not a proxy; and no other protocol over CONNECT.
-            return self.h2_answer(id, stream, &error_body(501), head_only);
-        }
-        if h2_request.method == "OPTIONS" && path == "*" {
-            let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
-            return self.h2_answer(id, stream, &answer, head_only);
-        }
-        let route = if path == "/healthz" {
-            Route::Page {
-                content_type: "text/plain; charset=utf-8",
-                body: b"ok\n",
-            }
+            Form::Connect
+        } else if h2_request.method == "OPTIONS" && path == "*" {
+            Form::Asterisk
         } else {
-            let Self { app, peers, .. } = self;
-            match guarded(&peers.own().stats, "route", || app.route(&request)) {
-                Some(route) => route,
-                None => return self.h2_answer(id, stream, &error_body(500), head_only),
-            }
+            Form::Origin
         };
-        if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
-            let busy = error_body(503).header("Retry-After", "1");
-            return self.h2_answer(id, stream, &busy, head_only);
-        }
-        if websocket && let Route::Handler(tag) = route {
-            return self.h2_refuse_connect(id, stream, tag, &request, now);
-        }
-        if websocket && !matches!(route, Route::WebSocket(_) | Route::NotFound) {
-            return self.h2_answer(id, stream, &error_body(400), head_only);
-        }
-        match route {
-            Route::NotFound => self.h2_answer(id, stream, &error_body(404), head_only),
-            Route::Page { content_type, body } => {
-                if method != "GET" && !head_only {
-                    let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, head_only);
-                }
+        let head = Head {
+            request: Request {
+                method: app_method(h2_request),
+                path,
+                query,
+                headers: &headers,
+                admin: self.conn_mut(id).is_some_and(|c| c.admin),
+                secure: self.is_tls(id),
+            },
+            form,
+        };
+        let head_only = head.head_only();
+        match self.dispatch(sid, &head, body, now) {
+            Decision::Respond(response) => self.h2_answer(id, stream, &response, head_only),
+            Decision::Page { content_type, body } => {
                 let page = Response::new(200, content_type, body).header("Cache-Control", "no-cache");
                 self.h2_answer(id, stream, &page, head_only);
             }
-            Route::WebSocket(tag) => {
-                if !websocket {
-                    // A WebSocket over HTTP/2 is an extended CONNECT.
-                    let refused = if method == "GET" {
-                        error_body(426)
-                    } else {
-                        error_body(405).header("Allow", "GET")
+            Decision::Fail { status, retry_after } => {
+                let mut answer = error_response(status);
+                if retry_after {
+                    answer = answer.header("Retry-After", "1");
+                }
+                self.h2_answer(id, stream, &answer, head_only);
+            }
+            // A WebSocket over HTTP/2 is an extended CONNECT.
+            Decision::Upgrade(_) if !websocket => self.h2_answer(id, stream, &error_response(426), head_only),
+            Decision::Upgrade(tag) => {
+                self.h2_accept_websocket(id, stream, h2_request, &head.request, tag, now)
+            }
+            Decision::EventStream { tag, headers } => {
+                self.h2_start_stream(id, stream, &head.request, tag, &headers, head_only, now);
+            }
+            Decision::Later { tag, wait } => {
+                let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
+                if let Some((h2, _, _)) = self.h2_parts(id)
+                    && let Some(s) = h2.streams.get_mut(&stream)
+                {
+                    s.kind = Kind::Waiting {
+                        tag,
+                        head_only,
+                        deadline,
                     };
-                    return self.h2_answer(id, stream, &refused, head_only);
                 }
-                self.h2_accept_websocket(id, stream, h2_request, &request, tag, now);
-            }
-            Route::EventStream(tag) => {
-                if method != "GET" && !head_only {
-                    let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, head_only);
-                }
-                let Some(extra) = self.event_stream_headers(tag, &request, now) else {
-                    return self.h2_answer(id, stream, &error_body(500), head_only);
-                };
-                self.h2_start_stream(id, stream, &request, tag, &extra, head_only, now);
-            }
-            Route::Handler(tag) => {
-                let (app, mut ctx) = self.detached(now);
-                let peers = ctx.peers;
-                let reply = guarded(&peers.own().stats, "on_request", || {
-                    app.on_request(&mut ctx, sid, tag, &request, body)
-                });
-                match reply {
-                    None => self.h2_answer(id, stream, &error_body(500), head_only),
-                    Some(Reply::Now(response)) => self.h2_answer(id, stream, &response, head_only),
-                    Some(Reply::Later(wait)) => {
-                        let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
-                        if let Some((h2, _, _)) = self.h2_parts(id)
-                            && let Some(s) = h2.streams.get_mut(&stream)
-                        {
-                            s.kind = Kind::Waiting {
-                                tag,
-                                head_only,
-                                deadline,
-                            };
-                        }
-                        if self.closing_sessions() {
-                            self.answer_at_shutdown(sid, tag, now);
-                        }
-                    }
+                if self.closing_sessions() {
+                    self.answer_at_shutdown(sid, tag, now);
                 }
             }
         }

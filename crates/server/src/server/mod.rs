@@ -21,6 +21,7 @@ use crate::timers::{Scheduled, Timers};
 use crate::transport::{Stream, TlsSession};
 use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
+mod dispatch;
 mod guard;
 mod h2;
 mod requests;
@@ -1377,6 +1378,20 @@ impl<A: App> Server<A> {
     /// Whether every loop has drained and sessions are closing.
     fn closing_sessions(&self) -> bool {
         self.shutdown.is_some_and(|s| s.closing)
+    }
+
+    /// Routes a complete request on connection (or stream) `id`: the one
+    /// request path, whichever version carried it.
+    fn dispatch(
+        &mut self,
+        id: ConnId,
+        head: &dispatch::Head<'_>,
+        body: &[u8],
+        now: Instant,
+    ) -> dispatch::Decision {
+        let closing_sessions = self.closing_sessions();
+        let (app, mut ctx) = self.detached(now);
+        dispatch::dispatch(app, &mut ctx, id, head, body, closing_sessions)
     }
 }
 
