@@ -208,6 +208,22 @@ fn refuse_connect<A: App>(
     })
 }
 
+/// Where an event stream resumes: its `Last-Event-ID`, or for a client
+/// that cannot set one (a browser's `EventSource` reconnecting to a new
+/// URL), the `lastEventId` query parameter. An id that is not UTF-8 still
+/// reaches the application, made valid with U+FFFD: as malformed as it
+/// was, so that it gets the "missed events" signal instead of being
+/// mistaken for no id.
+pub(super) fn last_event_id(request: &Request<'_>) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .or_else(|| request.query_param("lastEventId"))
+        .filter(|id| !id.is_empty())
+}
+
 /// A short plain-text error, as every version writes one.
 pub(super) fn error_response(status: u16) -> Response {
     Response::text(

@@ -37,9 +37,9 @@ use log::debug;
 use tether_h2::ErrorCode;
 use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
 use tether_h2::hpack::Field;
-use tether_ws::{CloseCode, Event, Role};
+use tether_ws::{CloseCode, Event};
 
-use super::dispatch::{Decision, Form, Head, error_response};
+use super::dispatch::{Decision, Form, Head, error_response, last_event_id};
 use super::{Server, Session, State, Stats, guarded, live};
 use crate::app::{Current, Encoded, InPlace};
 use crate::http::is_safe_field;
@@ -792,13 +792,7 @@ impl<A: App> Server<A> {
             h2.drain(stream, out, pool);
         }
         Stats::add(&self.stats().open_event_stream, 1);
-        let last_event_id = request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            .or_else(|| request.query_param("lastEventId"))
-            .filter(|id| !id.is_empty());
+        let last_event_id = last_event_id(request);
         let sid = id.with_stream(stream);
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
@@ -887,11 +881,7 @@ impl<A: App> Server<A> {
             extra.push(("sec-websocket-extensions", extensions.as_str()));
         }
         let fields = response_fields(200, "", None, extra);
-        let deflate_window = super::deflate_window(accepted.extensions().first().map(|e| e.element()));
-        let mut ws = tether_ws::Connection::with_shared(Role::Server, &self.ws_config, now);
-        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
-            ws = ws.with_extension(extension);
-        }
+        let session = Session::accepted(accepted, tag, &self.ws_config, now);
         {
             let Some((h2, out, pool)) = self.h2_parts(id) else {
                 return;
@@ -906,12 +896,7 @@ impl<A: App> Server<A> {
             let Some(s) = h2.streams.get_mut(&stream) else {
                 return;
             };
-            s.kind = Kind::WebSocket(Session {
-                ws,
-                tag,
-                notified: false,
-                deflate_window,
-            });
+            s.kind = Kind::WebSocket(session);
         }
         Stats::add(&self.stats().open_websocket, 1);
         let opened = self.h2_with_ws(id, stream, now, |app, ctx, sid, tag| {
@@ -1026,48 +1011,9 @@ impl<A: App> Server<A> {
             };
             let mut scratch = pool.queue();
             let mut base = Ctx::new(now, actions, pool, peers);
-            if let Some(unused) = session.ws.lend_buffer(base.pool.buffer()) {
-                base.pool.give_back(unused);
-            }
-            let mut input = data;
             let mut closing = false;
-            while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-                let current = std::mem::take(&mut input);
-                let (used, incoming) = {
-                    let (ws, lent) = (&mut session.ws, &mut *current);
-                    scratch.write_with(base.pool, move |o| ws.receive_in_place(lent, now, o))
-                };
-                let Some(incoming) = incoming else {
-                    input = current.get_mut(used..).unwrap_or_default();
-                    continue;
-                };
-                let tag = session.tag;
-                let stats = &base.peers.own().stats;
-                let mut ctx = base.with_current(Current {
-                    id: sid,
-                    ws: Some(&mut session.ws),
-                    deflate_window: session.deflate_window,
-                    out: &mut scratch,
-                    closing: &mut closing,
-                    in_place: InPlace::No,
-                });
-                let handled =
-                    super::session::to_app(app, &mut ctx, stats, sid, tag, &mut session.notified, incoming);
-                input = current.get_mut(used..).unwrap_or_default();
-                if handled.is_none() {
-                    session.notified = true;
-                    let _ = scratch.write_with(base.pool, |o| {
-                        session
-                            .ws
-                            .close(CloseCode::INTERNAL_ERROR, "internal error", now, o)
-                    });
-                    break;
-                }
-            }
-            if let Some(spare) = session.ws.reclaim_buffer() {
-                base.pool.give_back(spare);
-            }
-            (scratch, session.ws.state() == tether_ws::State::Closed)
+            session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+            (scratch, session.is_closed())
         };
         let (scratch, closed) = result;
         self.h2_take_scratch(id, stream, scratch, closed);

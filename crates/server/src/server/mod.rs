@@ -26,10 +26,12 @@ mod guard;
 mod h2;
 mod requests;
 mod session;
+mod websocket;
 
 use crate::loops::{LoopHandle, Mail, Mailbox, Peers, Stats};
 use crate::{Handle, Poster};
 use guard::guarded;
+use websocket::Session;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -148,46 +150,6 @@ struct Deferred {
     close: bool,
     /// A `HEAD` request: the answer goes without its body.
     head_only: bool,
-}
-
-struct Session {
-    ws: tether_ws::Connection,
-    tag: u32,
-    /// The application has been told the session ended.
-    notified: bool,
-    /// The largest window of the shared compressed frames this session
-    /// takes ([`crate::Encoded`]): its `server_max_window_bits` when it
-    /// negotiated permessage-deflate without server context takeover, 0
-    /// when it takes none.
-    deflate_window: u8,
-}
-
-impl Session {
-    /// What this session is sent of `encoded`: the shared compressed twin
-    /// when it takes it (counted in `stats`), else the plain frame.
-    fn frame_of(&self, encoded: &crate::Encoded, stats: &Stats) -> Arc<[u8]> {
-        let (bytes, deflated) = encoded.for_session(self.deflate_window);
-        if deflated {
-            Stats::add(&stats.deflated_out, 1);
-        }
-        bytes.clone()
-    }
-}
-
-/// [`Session::deflate_window`] for a session whose handshake response
-/// carried `element` as its first (installed) extension.
-fn deflate_window(element: Option<&str>) -> u8 {
-    #[cfg(feature = "deflate")]
-    if let Some(element) = element
-        && let Ok(extensions) = tether_handshake::parse_extensions(element)
-        && let Some(first) = extensions.first()
-        && let Ok(params) = tether_deflate::Params::from_response(first)
-        && params.server_no_context_takeover
-    {
-        return params.server_max_window_bits;
-    }
-    let _ = element;
-    0
 }
 
 /// What to do after one HTTP request.
