@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 
+use crate::app::App;
+use crate::config::{Config, Handshake};
+use crate::loops::{Handle, Poster};
 use crate::loops::{Mailbox, Peers};
 use crate::server::{Server, connection_budget};
-use crate::{App, Config, Handle, Handshake, Poster};
 
 /// A server of several event loops on one port, one thread each.
 ///

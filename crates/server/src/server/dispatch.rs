@@ -9,12 +9,12 @@
 //! connection's state; whether the connection goes on after an answer is
 //! the session's business.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::guarded;
+use super::guard::guarded;
 use crate::app::Reply;
+use crate::app::{App, ConnId, Ctx, Request, Response, Route};
 use crate::loops::Stats;
-use crate::{App, ConnId, Ctx, Request, Response, Route};
 
 /// What kind of target a request names, beyond its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,16 @@ pub(super) enum Decision {
         /// How long it may take.
         wait: Duration,
     },
+}
+
+/// The deadline of a request the application defers for longer than an
+/// `Instant` can hold: a year, which no connection outlives.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// When the application's answer to a [`Decision::Later`] is due: a wait
+/// too long to represent is as good as forever.
+pub(super) fn answer_by(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait).unwrap_or(now + FOREVER)
 }
 
 /// The answer a refused method gets: 405 naming the methods the route

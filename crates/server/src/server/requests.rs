@@ -3,18 +3,14 @@
 //! now or later.
 
 use std::mem;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::debug;
 
-use super::dispatch::{Decision, Form, Head};
+use super::dispatch::{Decision, Form, Head, answer_by};
 use super::{Deferred, MAX_HEADERS, Next, Server, State, guarded, live};
+use crate::app::{App, ConnId, Request, Response};
 use crate::http;
-use crate::{App, ConnId, Request, Response};
-
-/// The deadline of a request the application defers for longer than an
-/// `Instant` can hold: a year, which no connection outlives.
-pub(super) const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
@@ -316,8 +312,7 @@ impl<A: App> Server<A> {
                         close: !keep_alive,
                         head_only,
                     });
-                    // A wait too long to represent is as good as forever.
-                    *deadline = now.checked_add(wait).unwrap_or(now + FOREVER);
+                    *deadline = answer_by(now, wait);
                 }
                 if self.closing_sessions() {
                     self.answer_at_shutdown(id, tag, now);

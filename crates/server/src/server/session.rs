@@ -9,10 +9,10 @@ use tether_ws::CloseCode;
 
 use super::dispatch::last_event_id;
 use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
+use crate::app::{App, CloseReason, ConnId, Request};
 use crate::app::{Current, Encoded, InPlace};
 use crate::http::write_sse_head;
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Request};
 
 impl<A: App> Server<A> {
     pub(super) fn upgrade(

@@ -19,11 +19,11 @@ use log::debug;
 use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
 
 use super::guard::guarded;
+use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::app::{Current, InPlace};
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Ctx};
 
 /// A WebSocket session and what the application gave it.
 pub(super) struct Session {
@@ -32,7 +32,7 @@ pub(super) struct Session {
     /// The application has been told the session ended.
     pub(super) notified: bool,
     /// The largest window of the shared compressed frames this session
-    /// takes ([`crate::Encoded`]): its `server_max_window_bits` when it
+    /// takes ([`crate::app::Encoded`]): its `server_max_window_bits` when it
     /// negotiated permessage-deflate without server context takeover, 0
     /// when it takes none.
     pub(super) deflate_window: u8,
@@ -62,7 +62,7 @@ impl Session {
 
     /// What this session is sent of `encoded`: the shared compressed twin
     /// when it takes it (counted in `stats`), else the plain frame.
-    pub(super) fn frame_of(&self, encoded: &crate::Encoded, stats: &Stats) -> Arc<[u8]> {
+    pub(super) fn frame_of(&self, encoded: &crate::app::Encoded, stats: &Stats) -> Arc<[u8]> {
         let (bytes, deflated) = encoded.for_session(self.deflate_window);
         if deflated {
             Stats::add(&stats.deflated_out, 1);

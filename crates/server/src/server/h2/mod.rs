@@ -16,363 +16,40 @@
 //! other streams, a broadcast, stay shared: a frame header is written and
 //! the shared payload queued behind it, no copy). A stream whose queue
 //! grows while the connection's queued total is beyond
-//! [`crate::Config::max_output`] (a client that does not open its window)
+//! [`crate::config::Config::max_output`] (a client that does not open its window)
 //! is reset (CANCEL) by the slow-consumer policy; other streams go on.
 //!
 //! Request bodies are gathered until they are complete, and the windows
 //! reopened as they are, so that a body larger than a window gets through;
-//! what bounds a connection's memory is [`crate::Config::h2_request_bodies`]:
+//! what bounds a connection's memory is [`crate::config::Config::h2_request_bodies`]:
 //! the bodies still arriving on a connection hold at most that much (the
 //! capacity of their buffers), and a stream whose body would need more is
 //! reset with REFUSED_STREAM. With the request heads, each at most
-//! [`crate::Config::max_request_head`] and at most
+//! [`crate::config::Config::max_request_head`] and at most
 //! `max_concurrent_streams` of them, and the one incomplete frame kept
 //! between reads, that is what a connection's input can hold.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::Instant;
 
 use log::debug;
 use tether_h2::ErrorCode;
-use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
-use tether_h2::hpack::Field;
+use tether_h2::connection::{Event as H2Event, Request as H2Request};
 use tether_ws::{CloseCode, Event};
 
-use super::dispatch::{Decision, Form, Head, error_response, last_event_id};
+mod state;
+
+pub(crate) use state::H2;
+use state::{
+    H2Stream, Kind, MAX_DISCARDING_STREAMS, PLACEHOLDER_KEY, Piece, REFUSED_BODY_DISCARD, app_headers,
+    app_method, joined_cookies, response_fields, split_target,
+};
+
+use super::dispatch::{Decision, Form, Head, answer_by, error_response, last_event_id};
 use super::{Server, Session, State, Stats, guarded, live};
+use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, Encoded, InPlace};
-use crate::http::is_safe_field;
 use crate::output::{Chunk, OutQueue, Pool};
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Ctx, Request, Response};
-
-/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
-/// the handshake checks (origin policy, subprotocols, extensions) are
-/// shared with HTTP/1.1 through an upgrade head built for them.
-const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
-
-/// How much of a refused request's body is read and dropped after its
-/// answer, so that the client finishes sending and then reads the answer.
-/// RFC 9113 §8.1 lets a server stop the upload with RST_STREAM(NO_ERROR)
-/// instead, but clients that are still sending when it arrives (curl 7.88
-/// among them) report a stream error and lose the answer. A body larger
-/// than this (announced or sent) is stopped with the reset.
-const REFUSED_BODY_DISCARD: usize = 1 << 20;
-
-/// Streams of one connection whose bodies are being dropped at once: they
-/// count against the concurrent-stream limit anyway, this bounds the map
-/// even if that limit is set high.
-const MAX_DISCARDING_STREAMS: usize = 256;
-
-/// One HTTP/2 connection's session.
-pub(crate) struct H2 {
-    conn: ServerConnection,
-    /// The start of a frame not yet whole.
-    partial: Vec<u8>,
-    streams: BTreeMap<u32, H2Stream>,
-    /// Answered streams whose request bodies are still arriving, with how
-    /// many more of their bytes are read and dropped before a reset.
-    discarding: BTreeMap<u32, usize>,
-    /// With no stream open, the connection closes at this time (the
-    /// handshake timeout at first, then the keep-alive timeout from the
-    /// last input).
-    deadline: Instant,
-    /// Bytes queued on all streams, waiting for window.
-    queued: usize,
-    /// What [`H2::body_bytes`] was when last added to the loop's gauge.
-    reported_body_bytes: usize,
-}
-
-/// What the server keeps for one stream.
-struct H2Stream {
-    kind: Kind,
-    /// DATA waiting for the client's window.
-    queue: VecDeque<Piece>,
-    queued: usize,
-    /// END_STREAM once the queue is sent.
-    end: bool,
-}
-
-/// Bytes waiting on a stream, and how much of them is sent.
-enum Piece {
-    Owned(Vec<u8>, usize),
-    Shared(Arc<[u8]>, usize),
-}
-
-impl Piece {
-    fn rest(&self) -> &[u8] {
-        match self {
-            Piece::Owned(bytes, at) => bytes.get(*at..).unwrap_or_default(),
-            Piece::Shared(bytes, at) => bytes.get(*at..).unwrap_or_default(),
-        }
-    }
-
-    fn advance(&mut self, n: usize) {
-        match self {
-            Piece::Owned(_, at) | Piece::Shared(_, at) => *at += n,
-        }
-    }
-}
-
-enum Kind {
-    /// The request's body is arriving.
-    Body { request: Box<H2Request>, body: Vec<u8> },
-    /// The response is on its way; the stream is forgotten once it is
-    /// sent.
-    Answered,
-    /// The application answers later ([`Reply::Later`]).
-    Waiting {
-        tag: u32,
-        head_only: bool,
-        deadline: Instant,
-    },
-    /// An event stream; `ended` once the application was told it ended.
-    Sse {
-        tag: u32,
-        heartbeat_at: Instant,
-        ended: bool,
-    },
-    /// A WebSocket (RFC 8441).
-    WebSocket(Session),
-}
-
-impl H2Stream {
-    fn new(kind: Kind) -> H2Stream {
-        H2Stream {
-            kind,
-            queue: VecDeque::new(),
-            queued: 0,
-            end: false,
-        }
-    }
-}
-
-impl H2 {
-    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2> {
-        Some(H2 {
-            conn: ServerConnection::new(config).ok()?,
-            partial: Vec::new(),
-            streams: BTreeMap::new(),
-            discarding: BTreeMap::new(),
-            deadline,
-            queued: 0,
-            reported_body_bytes: 0,
-        })
-    }
-
-    /// The next time the session has something to do.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self.streams.is_empty().then_some(self.deadline);
-        for stream in self.streams.values() {
-            let at = match &stream.kind {
-                Kind::Waiting { deadline, .. } => Some(*deadline),
-                Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
-                Kind::WebSocket(session) => session.ws.poll_timeout(),
-                Kind::Body { .. } | Kind::Answered => None,
-            };
-            next = match (next, at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        next
-    }
-
-    /// The memory held by request bodies still arriving.
-    fn body_bytes(&self) -> usize {
-        self.streams
-            .values()
-            .map(|s| match &s.kind {
-                Kind::Body { body, .. } => body.capacity(),
-                _ => 0,
-            })
-            .fold(0, usize::saturating_add)
-    }
-
-    fn enqueue(&mut self, stream: u32, piece: Piece) {
-        let Some(s) = self.streams.get_mut(&stream) else {
-            return;
-        };
-        let len = piece.rest().len();
-        if len == 0 {
-            return;
-        }
-        s.queued = s.queued.saturating_add(len);
-        self.queued = self.queued.saturating_add(len);
-        s.queue.push_back(piece);
-    }
-
-    /// Sends what the windows allow of `stream`'s queue, and END_STREAM
-    /// once it is empty and the stream is to end; returns the stream if
-    /// that ended it (it is forgotten).
-    fn drain(&mut self, stream: u32, out: &mut OutQueue, pool: &mut Pool) -> Option<H2Stream> {
-        let H2 {
-            conn,
-            streams,
-            queued,
-            ..
-        } = self;
-        let s = streams.get_mut(&stream)?;
-        while let Some(front) = s.queue.front_mut() {
-            let rest = front.rest().len();
-            let n = match out.write_with(pool, |o| conn.send_data_head(stream, rest, false, o)) {
-                Ok(n) => n,
-                Err(_) => {
-                    // The stream is gone on the connection's side (reset,
-                    // or the connection ended): nothing more goes.
-                    *queued = queued.saturating_sub(s.queued);
-                    s.queued = 0;
-                    s.queue.clear();
-                    break;
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            match front {
-                // The common case: a whole shared payload in one frame.
-                Piece::Shared(bytes, 0) if n == bytes.len() => out.push_shared(bytes.clone()),
-                _ => {
-                    let bytes = front.rest().get(..n).unwrap_or_default();
-                    out.write_with(pool, |o| o.extend_from_slice(bytes));
-                }
-            }
-            front.advance(n);
-            if n == rest
-                && let Some(Piece::Owned(bytes, _)) = s.queue.pop_front()
-            {
-                pool.give_back(bytes);
-            }
-            s.queued = s.queued.saturating_sub(n);
-            *queued = queued.saturating_sub(n);
-        }
-        if s.queue.is_empty() && s.end {
-            let _ = out.write_with(pool, |o| conn.send_data_head(stream, 0, true, o));
-            return streams.remove(&stream);
-        }
-        None
-    }
-
-    /// Resets a stream because of what the client did with it, charged to
-    /// the connection's rapid-reset budget (which may end the connection).
-    fn refuse(&mut self, stream: u32, code: ErrorCode, out: &mut OutQueue, pool: &mut Pool) {
-        if let Ok(Some(H2Event::ConnectionError(error))) =
-            out.write_with(pool, |o| self.conn.refuse(stream, code, o))
-        {
-            debug!("HTTP/2 connection error: {error}");
-        }
-    }
-
-    /// Forgets a stream, with what it had queued.
-    fn forget(&mut self, stream: u32) -> Option<H2Stream> {
-        let s = self.streams.remove(&stream)?;
-        self.queued = self.queued.saturating_sub(s.queued);
-        Some(s)
-    }
-}
-
-/// Header fields the server never sends over HTTP/2 (RFC 9113 §8.2.2),
-/// and those it writes itself.
-fn sendable(name: &str, value: &str) -> bool {
-    is_safe_field(name, value)
-        && ![
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "transfer-encoding",
-            "upgrade",
-            "content-length",
-            "te",
-        ]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
-}
-
-/// A response head: `:status`, the content type and length if given, and
-/// the further fields, lower-cased, without connection-specific ones.
-fn response_fields<'h>(
-    status: u16,
-    content_type: &str,
-    content_length: Option<usize>,
-    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
-) -> Vec<Field> {
-    let mut fields = vec![Field::new(":status", status.to_string())];
-    if !content_type.is_empty() && is_safe_field("content-type", content_type) {
-        fields.push(Field::new("content-type", content_type));
-    }
-    if let Some(length) = content_length {
-        fields.push(Field::new("content-length", length.to_string()));
-    }
-    for (name, value) in headers {
-        if sendable(name, value) {
-            fields.push(Field::new(name.to_ascii_lowercase(), value));
-        }
-    }
-    fields
-}
-
-/// The request's fields as the application's [`Request`] shows them:
-/// `host` from `:authority` when there is none, and the `cookie` fields
-/// joined into one (RFC 9113 §8.2.3). Names are ASCII (checked by
-/// tether-h2); a value that is not UTF-8 is still given as bytes.
-fn app_headers<'r>(request: &'r H2Request, cookie: &'r Option<Vec<u8>>) -> Vec<httparse::Header<'r>> {
-    let mut headers = Vec::with_capacity(request.fields.len() + 1);
-    if request.field("host").is_none()
-        && let Some(authority) = request.authority.as_deref()
-    {
-        headers.push(httparse::Header {
-            name: "host",
-            value: authority.as_bytes(),
-        });
-    }
-    for field in &request.fields {
-        if field.name == b"cookie" {
-            continue;
-        }
-        if let Ok(name) = std::str::from_utf8(&field.name) {
-            headers.push(httparse::Header {
-                name,
-                value: &field.value,
-            });
-        }
-    }
-    if let Some(cookie) = cookie {
-        headers.push(httparse::Header {
-            name: "cookie",
-            value: cookie,
-        });
-    }
-    headers
-}
-
-fn joined_cookies(request: &H2Request) -> Option<Vec<u8>> {
-    let mut cookies = request.fields.iter().filter(|f| f.name == b"cookie");
-    let mut joined = cookies.next()?.value.clone();
-    for more in cookies {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(&more.value);
-    }
-    Some(joined)
-}
-
-/// The method the application sees: an extended CONNECT for a WebSocket
-/// is the GET of an HTTP/1.1 upgrade.
-fn app_method(request: &H2Request) -> &str {
-    if request.is_extended_connect("websocket") {
-        "GET"
-    } else {
-        &request.method
-    }
-}
-
-fn split_target(request: &H2Request) -> (&str, Option<&str>) {
-    let target = request.path.as_deref().unwrap_or("/");
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    }
-}
 
 impl<A: App> Server<A> {
     /// Makes connection `id` an HTTP/2 session.
@@ -726,7 +403,7 @@ impl<A: App> Server<A> {
                 self.h2_start_stream(id, stream, &head.request, tag, &headers, head_only, now);
             }
             Decision::Later { tag, wait } => {
-                let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
+                let deadline = answer_by(now, wait);
                 if let Some((h2, _, _)) = self.h2_parts(id)
                     && let Some(s) = h2.streams.get_mut(&stream)
                 {
