@@ -27,6 +27,7 @@ mod h2;
 mod listen;
 mod requests;
 mod session;
+mod sink;
 mod websocket;
 
 use crate::loops::{Handle, Poster};

@@ -331,12 +331,9 @@ impl<A: App> Server<A> {
         Next::Continue
     }
 
-    /// Sends the application's deferred answer, then carries on with any
-    /// request that arrived behind it.
-    pub(super) fn respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_respond_later(id, response);
-        }
+    /// [`Server::respond_later`] on an HTTP/1.1 connection: the answer,
+    /// then any request that arrived behind it.
+    pub(super) fn conn_respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
         let keep_alive_deadline = now + self.config.keep_alive_timeout;
         let Some(State::Http {
             waiting,

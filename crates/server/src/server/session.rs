@@ -171,10 +171,8 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_push(id, encoded, now);
-        }
+    /// [`Server::push`] on an HTTP/1.1 connection.
+    pub(super) fn conn_push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
         let max_output = self.config.max_output;
         let heartbeat = self.config.sse_heartbeat;
         let Self {
@@ -268,10 +266,8 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_close_ws(id, code, reason, now);
-        }
+    /// [`Server::close_ws`] on an HTTP/1.1 connection.
+    pub(super) fn conn_close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
         let Some((conn, _, ctx)) = self.split(id, now) else {
             return;
         };
@@ -283,10 +279,8 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    pub(super) fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_end_stream(id, reason, now);
-        }
+    /// [`Server::end_stream`] on an HTTP/1.1 connection.
+    pub(super) fn conn_end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
