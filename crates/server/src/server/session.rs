@@ -8,9 +8,9 @@ use tether_handshake::RequestHead;
 use tether_ws::CloseCode;
 
 use super::dispatch::last_event_id;
-use super::{Conn, Kind, Server, Session, State, Stats, guarded, live, session};
+use super::{Conn, Kind, Server, Session, State, Stats, guarded};
 use crate::app::{App, CloseReason, ConnId, Request};
-use crate::app::{Current, Encoded, InPlace};
+use crate::app::{Current, InPlace};
 use crate::http::write_sse_head;
 use crate::transport::Stream;
 
@@ -167,59 +167,6 @@ impl<A: App> Server<A> {
         }
         if out.len() > max_output {
             *paused = true;
-        }
-        self.mark_dirty(id);
-    }
-
-    /// [`Server::push`] on an HTTP/1.1 connection.
-    pub(super) fn conn_push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let Self {
-            conns,
-            pool,
-            peers,
-            tls,
-            ..
-        } = self;
-        let Some(conn) = live(conns, id) else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        let bytes = match &mut conn.state {
-            State::WebSocket(session) if session.ws.can_send() => {
-                session.frame_of(&encoded, &peers.own().stats)
-            }
-            State::Sse { heartbeat_at, .. } => {
-                *heartbeat_at = now + heartbeat;
-                encoded.bytes
-            }
-            _ => return,
-        };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.push_shared(bytes);
-        Stats::add(&peers.own().stats.messages_out, 1);
-        if out.len() > max_output {
-            // Output is written only once per loop turn, so a burst of
-            // broadcasts can queue more than the limit for a peer that
-            // reads promptly. Bytes its socket takes now say nothing
-            // against it: judge only what the socket refuses.
-            let mut stream = Stream {
-                socket: &mut conn.socket,
-                tls: session(tls, id.index()),
-            };
-            if let Err(e) = out.flush(&mut stream, pool) {
-                debug!("write error: {e}");
-                self.remove(id, CloseReason::Dropped);
-                return;
-            }
-        }
-        if out.len() > max_output {
-            debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
-            self.cut_loose(id, now);
-            return;
         }
         self.mark_dirty(id);
     }

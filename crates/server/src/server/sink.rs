@@ -9,12 +9,15 @@
 //! that owns the sink writes in its own framing, and an id whose
 //! connection or stream is gone is ignored.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use log::debug;
 use tether_ws::CloseCode;
 
-use super::Server;
+use super::{Server, Session, State, Stats, live, session};
 use crate::app::{App, CloseReason, ConnId, Encoded, Response};
+use crate::transport::Stream;
 
 /// The carrier an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +39,115 @@ impl Sink {
     }
 }
 
+/// A session that takes broadcasts, where its carrier keeps it.
+pub(super) enum Pushee<'a> {
+    WebSocket(&'a Session),
+    /// An event stream, with when its next heartbeat is due.
+    EventStream(&'a mut Instant),
+}
+
+impl Pushee<'_> {
+    /// The session of a connection's state, while it takes broadcasts.
+    fn of(state: &mut State) -> Option<Pushee<'_>> {
+        match state {
+            State::WebSocket(session) if session.ws.can_send() => Some(Pushee::WebSocket(session)),
+            State::Sse { heartbeat_at, .. } => Some(Pushee::EventStream(heartbeat_at)),
+            _ => None,
+        }
+    }
+
+    /// What of `encoded` this session is sent: a WebSocket's frame (the
+    /// shared compressed twin if it negotiated one), or an event stream's
+    /// bytes, which put its next heartbeat off as a heartbeat would.
+    #[inline]
+    fn bytes(self, encoded: Encoded, stats: &Stats, now: Instant, heartbeat: Duration) -> Arc<[u8]> {
+        match self {
+            Pushee::WebSocket(session) => session.frame_of(&encoded, stats),
+            Pushee::EventStream(heartbeat_at) => {
+                *heartbeat_at = now + heartbeat;
+                encoded.bytes
+            }
+        }
+    }
+}
+
 impl<A: App> Server<A> {
     /// Queues a broadcast (shared bytes, compressed where the session
     /// takes them so) for a WebSocket or an event stream; the
     /// slow-consumer policy applies to what its client does not take.
     pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        match Sink::of(id) {
-            Sink::Connection(id) => self.conn_push(id, encoded, now),
-            Sink::Stream(sid) => self.h2_push(sid, encoded, now),
+        let max_output = self.config.max_output;
+        let heartbeat = self.config.sse_heartbeat;
+        let Self {
+            conns,
+            pool,
+            peers,
+            tls,
+            ..
+        } = self;
+        let Some(conn) = live(conns, id.connection()) else {
+            return;
+        };
+        if conn.closing {
+            return;
         }
+        let stats = &peers.own().stats;
+        let pushee = match (Sink::of(id), &mut conn.state) {
+            (Sink::Stream(sid), State::H2(h2)) => h2.pushee(sid.stream()),
+            (Sink::Connection(_), state) => Pushee::of(state),
+            (Sink::Stream(_), _) => None,
+        };
+        let Some(bytes) = pushee.map(|p| p.bytes(encoded, stats, now, heartbeat)) else {
+            return;
+        };
+        let out = conn.out.get_or_insert_with(|| pool.queue());
+        // How the carrier queues the bytes: on the connection's queue as
+        // they are, or as DATA on the stream, as far as its windows allow.
+        let gone = match &mut conn.state {
+            State::H2(h2) => h2.push_shared(id.stream(), bytes, out, pool),
+            _ => {
+                out.push_shared(bytes);
+                None
+            }
+        };
+        Stats::add(&stats.messages_out, 1);
+        if out.len() > max_output {
+            // Output is written only once per loop turn, so a burst of
+            // broadcasts can queue more than the limit for a peer that
+            // reads promptly. Bytes its socket takes now say nothing
+            // against it: judge only what the socket refuses.
+            let mut socket = Stream {
+                socket: &mut conn.socket,
+                tls: session(tls, id.index()),
+            };
+            if let Err(e) = out.flush(&mut socket, pool) {
+                debug!("write error: {e}");
+                self.remove(id.connection(), CloseReason::Dropped);
+                return;
+            }
+        }
+        // A client that does not read the socket, or (on HTTP/2) does not
+        // open a stream's window while the connection holds more than
+        // the limit.
+        let stalled = match &conn.state {
+            State::H2(h2) => h2.stalled(id.stream(), max_output),
+            _ => false,
+        };
+        let queued = out.len();
+        let over = stalled || queued > max_output;
+        if let Some(gone) = gone {
+            self.h2_count_gone(&gone);
+        }
+        if over {
+            match Sink::of(id) {
+                Sink::Connection(id) => {
+                    debug!("slow consumer: {queued} bytes queued, cutting it loose");
+                    self.cut_loose(id, now);
+                }
+                Sink::Stream(sid) => self.h2_cut_loose(sid, now),
+            }
+        }
+        self.mark_dirty(id.connection());
     }
 
     /// Starts the close handshake of a WebSocket.

@@ -47,9 +47,8 @@ use state::{
 use super::dispatch::{Decision, Form, Head, answer_by, error_response, last_event_id};
 use super::{Server, Session, State, Stats, guarded, live};
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
-use crate::app::{Current, Encoded, InPlace};
+use crate::app::{Current, InPlace};
 use crate::output::{Chunk, OutQueue, Pool};
-use crate::transport::Stream;
 
 impl<A: App> Server<A> {
     /// Makes connection `id` an HTTP/2 session.
@@ -722,7 +721,7 @@ impl<A: App> Server<A> {
     }
 
     /// The open-session gauges, for a stream that is gone.
-    fn h2_count_gone(&self, stream: &H2Stream) {
+    pub(super) fn h2_count_gone(&self, stream: &H2Stream) {
         let stats = self.stats();
         match stream.kind {
             Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
@@ -767,71 +766,13 @@ impl<A: App> Server<A> {
         self.h2_gone(sid, reason, now);
     }
 
-    /// Encoded bytes (a WebSocket frame, an SSE event) for a stream.
-    pub(super) fn h2_push(&mut self, sid: ConnId, encoded: Encoded, now: Instant) {
-        let id = sid.connection();
-        let stream = sid.stream();
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let (gone, over) = {
-            let Self {
-                conns,
-                pool,
-                peers,
-                tls,
-                ..
-            } = self;
-            let Some(conn) = live(conns, id) else { return };
-            if conn.closing {
-                return;
-            }
-            let State::H2(h2) = &mut conn.state else { return };
-            let Some(s) = h2.streams.get_mut(&stream) else {
-                return;
-            };
-            let bytes = match &mut s.kind {
-                Kind::WebSocket(session) if session.ws.can_send() && !s.end => {
-                    session.frame_of(&encoded, &peers.own().stats)
-                }
-                Kind::Sse {
-                    heartbeat_at,
-                    ended: false,
-                    ..
-                } => {
-                    *heartbeat_at = now + heartbeat;
-                    encoded.bytes
-                }
-                _ => return,
-            };
-            h2.enqueue(stream, Piece::Shared(bytes, 0));
-            Stats::add(&peers.own().stats.messages_out, 1);
-            let out = conn.out.get_or_insert_with(|| pool.queue());
-            let gone = h2.drain(stream, out, pool);
-            if out.len() > max_output {
-                // As on HTTP/1.1: judge only what the socket refuses.
-                let mut socket = Stream {
-                    socket: &mut conn.socket,
-                    tls: super::session(tls, id.index()),
-                };
-                if out.flush(&mut socket, pool).is_err() {
-                    return self.remove(id, CloseReason::Dropped);
-                }
-            }
-            // A stream whose client does not open its window, while the
-            // connection holds more than its limit, or a client that does
-            // not read the socket at all.
-            let stalled = h2.streams.get(&stream).is_some_and(|s| s.queued > 0) && h2.queued > max_output;
-            (gone, stalled || out.len() > max_output)
-        };
-        if let Some(gone) = gone {
-            self.h2_count_gone(&gone);
-        }
-        if over {
-            debug!("slow consumer on HTTP/2 stream {stream}: resetting it");
-            Stats::add(&self.stats().slow_consumers, 1);
-            self.h2_reset(sid, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
-        }
-        self.mark_dirty(id);
+    /// The slow-consumer policy on a stream: reset with CANCEL, which
+    /// drops what it had queued and leaves the connection's other streams
+    /// alone.
+    pub(super) fn h2_cut_loose(&mut self, sid: ConnId, now: Instant) {
+        debug!("slow consumer on HTTP/2 stream {}: resetting it", sid.stream());
+        Stats::add(&self.stats().slow_consumers, 1);
+        self.h2_reset(sid, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
     }
 
     /// Starts the close handshake of the WebSocket on a stream.

@@ -20,6 +20,7 @@ use tether_h2::hpack::Field;
 
 use crate::http::is_safe_field;
 use crate::output::{OutQueue, Pool};
+use crate::server::sink::Pushee;
 use crate::server::websocket::Session;
 
 /// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
@@ -60,7 +61,7 @@ pub(crate) struct H2 {
 }
 
 /// What the server keeps for one stream.
-pub(super) struct H2Stream {
+pub(in crate::server) struct H2Stream {
     pub(super) kind: Kind,
     /// DATA waiting for the client's window.
     pub(super) queue: VecDeque<Piece>,
@@ -227,6 +228,39 @@ impl H2 {
             return streams.remove(&stream);
         }
         None
+    }
+
+    /// The session on `stream` that takes a broadcast, while it does.
+    pub(in crate::server) fn pushee(&mut self, stream: u32) -> Option<Pushee<'_>> {
+        let s = self.streams.get_mut(&stream)?;
+        match &mut s.kind {
+            Kind::WebSocket(session) if session.ws.can_send() && !s.end => Some(Pushee::WebSocket(session)),
+            Kind::Sse {
+                heartbeat_at,
+                ended: false,
+                ..
+            } => Some(Pushee::EventStream(heartbeat_at)),
+            _ => None,
+        }
+    }
+
+    /// Queues a broadcast's shared bytes on `stream` and sends what the
+    /// windows allow, as [`H2::drain`].
+    pub(in crate::server) fn push_shared(
+        &mut self,
+        stream: u32,
+        bytes: Arc<[u8]>,
+        out: &mut OutQueue,
+        pool: &mut Pool,
+    ) -> Option<H2Stream> {
+        self.enqueue(stream, Piece::Shared(bytes, 0));
+        self.drain(stream, out, pool)
+    }
+
+    /// Whether `stream` waits for a window its client does not open while
+    /// the connection holds more than `limit` for its streams.
+    pub(in crate::server) fn stalled(&self, stream: u32, limit: usize) -> bool {
+        self.queued > limit && self.streams.get(&stream).is_some_and(|s| s.queued > 0)
     }
 
     /// Resets a stream because of what the client did with it, charged to
