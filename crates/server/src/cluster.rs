@@ -78,11 +78,11 @@ impl<A: App + Send + 'static> Cluster<A> {
         }
         let mailboxes: Arc<[Mailbox<A::Post>]> = std::iter::once(&first)
             .chain(&others)
-            .filter_map(|s| s.peers.own_mailbox().cloned())
+            .filter_map(|s| s.peers().own_mailbox().cloned())
             .collect();
         for (index, server) in std::iter::once(&mut first).chain(&mut others).enumerate() {
             if let Some(peers) = Peers::among(index, &mailboxes) {
-                server.peers = peers;
+                server.set_peers(peers);
             }
         }
         Ok(Cluster { first, others })

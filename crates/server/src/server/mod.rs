@@ -22,6 +22,7 @@ use crate::timers::{Scheduled, Timers};
 use crate::transport::{Stream, TlsSession};
 
 mod dispatch;
+mod env;
 mod guard;
 mod h2;
 mod listen;
@@ -32,6 +33,7 @@ mod websocket;
 
 use crate::loops::{Handle, Poster};
 use crate::loops::{LoopHandle, Mail, Mailbox, Peers, Stats};
+use env::LoopEnv;
 use guard::guarded;
 pub(crate) use listen::connection_budget;
 #[cfg(feature = "tls")]
@@ -197,10 +199,7 @@ pub struct Server<A: App> {
     admin_addr: Option<SocketAddr>,
     conns: Slab<Conn>,
     next_generation: u32,
-    timers: Timers,
     read_buf: Vec<u8>,
-    pool: Pool,
-    actions: Vec<Action>,
     dirty: Vec<ConnId>,
     backlog: Vec<ConnId>,
     /// The TLS session of each connection, by slab index, kept beside
@@ -208,13 +207,14 @@ pub struct Server<A: App> {
     /// unless the server serves TLS.
     tls: Vec<Option<Box<TlsSession>>>,
     app: A,
-    config: Config,
+    /// The pool, timers, peers, configuration and pending actions, lent
+    /// to the session code.
+    env: LoopEnv<A::Post>,
     /// `config.ws`, kept once for every WebSocket session of the loop.
     ws_config: tether_ws::SharedConfig,
     handshake: Arc<Handshake>,
     max_connections: usize,
     signals: Option<(mio::net::UnixStream, Vec<signal_hook::SigId>)>,
-    pub(crate) peers: Peers<A::Post>,
     inbox: mpsc::Receiver<Mail<A::Post>>,
     /// Set once a graceful shutdown has begun.
     shutdown: Option<ShuttingDown>,
@@ -289,20 +289,22 @@ impl<A: App> Server<A> {
             admin_addr,
             conns: Slab::new(),
             next_generation: 0,
-            timers: Timers::default(),
             read_buf: vec![0; config.read_buffer.max(1024)],
-            pool: Pool::default(),
-            actions: Vec::new(),
             dirty: Vec::new(),
             backlog: Vec::new(),
             tls: Vec::new(),
             app,
             ws_config: tether_ws::SharedConfig::new(config.ws, Instant::now()),
-            config,
+            env: LoopEnv {
+                timers: Timers::default(),
+                pool: Pool::default(),
+                actions: Vec::new(),
+                peers: Peers::alone(mailbox),
+                config,
+            },
             handshake,
             max_connections,
             signals: None,
-            peers: Peers::alone(mailbox),
             inbox,
             shutdown: None,
             drained: 0,
@@ -338,12 +340,12 @@ impl<A: App> Server<A> {
     /// A handle that stops the loop, or reads its counters, from another
     /// thread.
     pub fn handle(&self) -> Handle {
-        self.peers.handle()
+        self.env.peers.handle()
     }
 
     /// A poster to the loop ([`App::on_post`]), for other threads.
     pub fn poster(&self) -> Poster<A::Post> {
-        self.peers.poster()
+        self.env.peers.poster()
     }
 
     /// Shuts down gracefully on SIGINT and SIGTERM; a second signal during
@@ -399,7 +401,7 @@ impl<A: App> Server<A> {
                     }
                     WAKER => {
                         self.receive_posts(now);
-                        if self.peers.own().stop_requested() && self.shutdown.is_none() {
+                        if self.env.peers.own().stop_requested() && self.shutdown.is_none() {
                             self.begin_shutdown(now);
                         }
                     }
@@ -480,14 +482,11 @@ impl<A: App> Server<A> {
     /// one (to write to its stream).
     fn split_with_tls(&mut self, id: ConnId, now: Instant) -> Option<WithTls<'_, A>> {
         let Self {
-            conns,
-            tls,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
+            conns, tls, app, env, ..
         } = self;
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = env;
         let conn = live(conns, id)?;
         let tls = session(tls, id.index());
         Some((conn, tls, app, Ctx::new(now, actions, pool, peers)))
@@ -496,18 +495,25 @@ impl<A: App> Server<A> {
     /// The application and a context that acts on no connection in
     /// particular.
     fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
-        let Self {
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
+        let Self { app, env, .. } = self;
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = env;
         (app, Ctx::new(now, actions, pool, peers))
     }
 
+    /// This loop's mailbox and the other loops', for a cluster to join.
+    pub(crate) fn peers(&self) -> &Peers<A::Post> {
+        &self.env.peers
+    }
+
+    /// Joins this loop to the others of a cluster.
+    pub(crate) fn set_peers(&mut self, peers: Peers<A::Post>) {
+        self.env.peers = peers;
+    }
+
     fn stats(&self) -> &Stats {
-        &self.peers.own().stats
+        self.env.stats()
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -515,7 +521,7 @@ impl<A: App> Server<A> {
             return Some(Duration::ZERO);
         }
         [
-            self.timers.next(),
+            self.env.timers.next(),
             self.next_tick,
             self.shutdown.map(|s| s.deadline),
             self.accept_retry_at,
@@ -632,7 +638,7 @@ impl<A: App> Server<A> {
             let tls = self.serves_tls(entry);
             let vacant = self.conns.vacant_entry();
             let index = vacant.key();
-            if let Err(e) = start_tls(&self.config, &mut self.tls, index, tls) {
+            if let Err(e) = start_tls(&self.env.config, &mut self.tls, index, tls) {
                 warn!("{peer}: no TLS session: {e}");
                 continue;
             }
@@ -646,7 +652,7 @@ impl<A: App> Server<A> {
             }
             self.next_generation = self.next_generation.wrapping_add(1);
             let generation = self.next_generation;
-            let deadline = now + self.config.handshake_timeout;
+            let deadline = now + self.env.config.handshake_timeout;
             vacant.insert(Conn {
                 socket,
                 generation,
@@ -668,12 +674,12 @@ impl<A: App> Server<A> {
                 kind: Kind::Http,
                 admin: entry == Entry::Admin,
             });
-            let stats = &self.peers.own().stats;
+            let stats = &self.env.peers.own().stats;
             Stats::add(&stats.accepted, 1);
             Stats::add(&stats.open_http, 1);
             let id = ConnId::new(index, generation);
             if let Some(conn) = self.conns.get_mut(index) {
-                self.timers.schedule(id, deadline, &mut conn.scheduled);
+                self.env.timers.schedule(id, deadline, &mut conn.scheduled);
             }
         }
     }
@@ -682,7 +688,7 @@ impl<A: App> Server<A> {
     /// queue once the shortage has lasted beyond the patience (see
     /// [`Server::accept`]).
     fn short_of_descriptors(&mut self, now: Instant, error: &io::Error, entry: Entry) {
-        let patience = self.config.accept_patience;
+        let patience = self.env.config.accept_patience;
         let since = *self.exhausted_since.get_or_insert_with(|| {
             warn!(
                 "out of descriptors ({error}): queued clients wait, and get 503 if this lasts {:.1} s",
@@ -818,7 +824,7 @@ impl<A: App> Server<A> {
     }
 
     fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
-        let http2 = self.config.http2;
+        let http2 = self.env.config.http2;
         let Some(conn) = self.conn_mut(id) else { return };
         match conn.state {
             // After a response that closes the connection, later requests
@@ -895,8 +901,8 @@ impl<A: App> Server<A> {
 
     /// Applies what application callbacks asked for other connections.
     fn apply_actions(&mut self, now: Instant) {
-        while !self.actions.is_empty() {
-            let mut batch = mem::take(&mut self.actions);
+        while !self.env.actions.is_empty() {
+            let mut batch = mem::take(&mut self.env.actions);
             for action in batch.drain(..) {
                 match action {
                     Action::Send(id, encoded) => self.push(id, encoded, now),
@@ -905,8 +911,8 @@ impl<A: App> Server<A> {
                     Action::Respond(id, response) => self.respond_later(id, &response, now),
                 }
             }
-            if self.actions.is_empty() {
-                self.actions = batch;
+            if self.env.actions.is_empty() {
+                self.env.actions = batch;
             }
         }
     }
@@ -933,15 +939,15 @@ impl<A: App> Server<A> {
     /// Writes what is queued; then registers write interest, resumes
     /// reading, or moves on to closing, as the result calls for.
     fn flush(&mut self, id: ConnId, now: Instant) {
-        let max_output = self.config.max_output;
+        let max_output = self.env.config.max_output;
         let Self {
             conns,
-            pool,
             poll,
-            peers,
             tls,
+            env,
             ..
         } = self;
+        let LoopEnv { pool, peers, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -1005,7 +1011,7 @@ impl<A: App> Server<A> {
     /// Everything is written and the connection is done: shut down our
     /// side and drain the peer's, or just drop it if the peer has closed.
     fn finish_connection(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         let Some((conn, tls)) = self.conn_and_tls(id) else {
             return;
         };
@@ -1026,7 +1032,8 @@ impl<A: App> Server<A> {
     }
 
     fn reschedule(&mut self, id: ConnId) {
-        let Self { conns, timers, .. } = self;
+        let Self { conns, env, .. } = self;
+        let LoopEnv { timers, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -1043,8 +1050,9 @@ impl<A: App> Server<A> {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((entry, slot)) = self.timers.pop_due(now) {
-            let Self { conns, timers, .. } = self;
+        while let Some((entry, slot)) = self.env.timers.pop_due(now) {
+            let Self { conns, env, .. } = self;
+            let LoopEnv { timers, .. } = env;
             let Some(conn) = conns.get_mut(slot) else {
                 continue;
             };
@@ -1059,7 +1067,7 @@ impl<A: App> Server<A> {
     }
 
     fn on_timer(&mut self, id: ConnId, now: Instant) {
-        let heartbeat = self.config.sse_heartbeat;
+        let heartbeat = self.env.config.sse_heartbeat;
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
@@ -1152,7 +1160,7 @@ impl<A: App> Server<A> {
             *slot = None;
         }
         if let Some(out) = conn.out.take() {
-            self.pool.give_back_queue(out);
+            self.env.pool.give_back_queue(out);
         }
         let now = Instant::now();
         let (app, mut ctx) = self.detached(now);
@@ -1208,19 +1216,19 @@ impl<A: App> Server<A> {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown = Some(ShuttingDown {
-            deadline: now + self.config.shutdown_timeout,
+            deadline: now + self.env.config.shutdown_timeout,
             closing: false,
         });
         self.next_tick = None;
         // The other loops of a cluster follow (a signal reaches only one).
-        self.peers.shutdown_all();
+        self.env.peers.shutdown_all();
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_shutdown", || app.on_shutdown(&mut ctx));
         self.apply_actions(now);
         // After on_shutdown, so that nothing this loop accepts from now on
         // is posted behind the mark.
-        self.peers.drained();
+        self.env.peers.drained();
         let mut sessions = Vec::new();
         for id in self.conn_ids() {
             let Some(conn) = self.conn_mut(id) else { continue };
@@ -1255,7 +1263,7 @@ impl<A: App> Server<A> {
     /// drained (this one included): waiting requests get their answer,
     /// WebSockets close with 1001, event streams end.
     fn close_sessions_once_drained(&mut self, now: Instant) {
-        let loops = self.peers.len();
+        let loops = self.env.peers.len();
         let Some(shutdown) = self.shutdown.as_mut() else {
             return;
         };
@@ -1331,7 +1339,7 @@ impl<A: App> Server<A> {
             Entry::Admin => false,
             Entry::Main => {
                 #[cfg(feature = "tls")]
-                return self.config.tls.is_some() && self.config.tls_addr.is_none();
+                return self.env.config.tls.is_some() && self.env.config.tls_addr.is_none();
                 #[cfg(not(feature = "tls"))]
                 return false;
             }

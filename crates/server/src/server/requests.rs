@@ -8,6 +8,7 @@ use std::time::Instant;
 use log::debug;
 
 use super::dispatch::{Decision, Form, Head, answer_by};
+use super::env::LoopEnv;
 use super::{Deferred, MAX_HEADERS, Next, Server, State, guarded, live};
 use crate::app::{App, ConnId, Request, Response};
 use crate::http;
@@ -16,7 +17,7 @@ impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
     /// as they hold, keeping an unfinished one for the next read.
     pub(super) fn http_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let pipeline_limit = self.config.max_request_head + self.config.max_request_body;
+        let pipeline_limit = self.env.config.max_request_head + self.env.config.max_request_body;
         let Some(conn) = self.conn_mut(id) else { return };
         let State::Http { partial, waiting, .. } = &mut conn.state else {
             return;
@@ -47,8 +48,8 @@ impl<A: App> Server<A> {
         let mut rest = buf;
         let mut starts_request = owned_len == 0;
         let limits = tether_http1::Limits::new()
-            .max_head(self.config.max_request_head)
-            .max_body(u64::try_from(self.config.max_request_body).unwrap_or(u64::MAX));
+            .max_head(self.env.config.max_request_head)
+            .max_body(u64::try_from(self.env.config.max_request_body).unwrap_or(u64::MAX));
         // A chunked body, decoded; a body with a length is borrowed as it is.
         let mut decoded = Vec::new();
         while !rest.is_empty() {
@@ -151,7 +152,7 @@ impl<A: App> Server<A> {
     /// has begun it must be complete within the handshake timeout, whether
     /// it is the connection's first or a later keep-alive one.
     fn keep_partial(&mut self, id: ConnId, rest: &[u8], started: bool, expects_continue: bool, now: Instant) {
-        let head_deadline = now + self.config.handshake_timeout;
+        let head_deadline = now + self.env.config.handshake_timeout;
         let mut send_continue = false;
         if let Some(State::Http {
             partial,
@@ -192,8 +193,9 @@ impl<A: App> Server<A> {
     /// Appends a response to a connection's output, optionally closing
     /// after it.
     pub(super) fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
-        let max_output = self.config.max_output;
-        let Self { conns, pool, .. } = self;
+        let max_output = self.env.config.max_output;
+        let Self { conns, env, .. } = self;
+        let LoopEnv { pool, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -324,7 +326,7 @@ impl<A: App> Server<A> {
         if !keep_alive {
             return Next::Stop;
         }
-        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+        let keep_alive_deadline = now + self.env.config.keep_alive_timeout;
         if let Some(State::Http { deadline, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
             *deadline = keep_alive_deadline;
         }
@@ -334,7 +336,7 @@ impl<A: App> Server<A> {
     /// [`Server::respond_later`] on an HTTP/1.1 connection: the answer,
     /// then any request that arrived behind it.
     pub(super) fn conn_respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
-        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+        let keep_alive_deadline = now + self.env.config.keep_alive_timeout;
         let Some(State::Http {
             waiting,
             deadline,

@@ -96,7 +96,7 @@ impl<A: App> Server<A> {
         headers: &[(String, String)],
         now: Instant,
     ) {
-        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let retry = u64::try_from(self.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         self.respond(
             id,
             |out| {
@@ -107,7 +107,7 @@ impl<A: App> Server<A> {
             false,
         );
         let last_event_id = last_event_id(request);
-        let heartbeat_at = now + self.config.sse_heartbeat;
+        let heartbeat_at = now + self.env.config.sse_heartbeat;
         let Some((conn, app, mut base)) = self.split(id, now) else {
             return;
         };
@@ -144,7 +144,7 @@ impl<A: App> Server<A> {
     /// Bytes from the client of an HTTP/1.1 WebSocket, received where
     /// they lie, so that an echo goes back from there.
     pub(super) fn ws_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
-        let max_output = self.config.max_output;
+        let max_output = self.env.config.max_output;
         let Some((conn, tls, app, mut base)) = self.split_with_tls(id, now) else {
             return;
         };
@@ -176,7 +176,7 @@ impl<A: App> Server<A> {
     /// (the close timeout then bounds how long it may take to read it), an
     /// event stream ends (its client resumes from its last event id).
     pub(super) fn cut_loose(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         Stats::add(&self.stats().slow_consumers, 1);
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 use tether_ws::CloseCode;
 
+use super::env::LoopEnv;
 use super::{Server, Session, State, Stats, live, session};
 use crate::app::{App, CloseReason, ConnId, Encoded, Response};
 use crate::transport::Stream;
@@ -76,15 +77,10 @@ impl<A: App> Server<A> {
     /// takes them so) for a WebSocket or an event stream; the
     /// slow-consumer policy applies to what its client does not take.
     pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let Self {
-            conns,
-            pool,
-            peers,
-            tls,
-            ..
-        } = self;
+        let max_output = self.env.config.max_output;
+        let heartbeat = self.env.config.sse_heartbeat;
+        let Self { conns, tls, env, .. } = self;
+        let LoopEnv { pool, peers, .. } = env;
         let Some(conn) = live(conns, id.connection()) else {
             return;
         };

@@ -49,14 +49,15 @@ use super::{Server, Session, State, Stats, guarded, live};
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, InPlace};
 use crate::output::{Chunk, OutQueue, Pool};
+use crate::server::env::LoopEnv;
 
 impl<A: App> Server<A> {
     /// Makes connection `id` an HTTP/2 session.
     pub(super) fn start_h2(&mut self, id: ConnId, now: Instant) -> bool {
-        let mut config = self.config.h2;
-        let head_limit = u32::try_from(self.config.max_request_head).unwrap_or(u32::MAX);
+        let mut config = self.env.config.h2;
+        let head_limit = u32::try_from(self.env.config.max_request_head).unwrap_or(u32::MAX);
         config.max_header_list_size = config.max_header_list_size.min(head_limit).max(1);
-        let deadline = now + self.config.handshake_timeout;
+        let deadline = now + self.env.config.handshake_timeout;
         let Some(session) = H2::new(config, deadline) else {
             return false;
         };
@@ -71,7 +72,8 @@ impl<A: App> Server<A> {
 
     /// The session, the connection's output queue and the pool.
     fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut Pool)> {
-        let Self { conns, pool, .. } = self;
+        let Self { conns, env, .. } = self;
+        let LoopEnv { pool, .. } = env;
         let conn = live(conns, id)?;
         let State::H2(h2) = &mut conn.state else {
             return None;
@@ -82,7 +84,7 @@ impl<A: App> Server<A> {
 
     /// Bytes from the client of an HTTP/2 session.
     pub(super) fn h2_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let keep_alive = self.config.keep_alive_timeout;
+        let keep_alive = self.env.config.keep_alive_timeout;
         let mut events = Vec::new();
         {
             let Some((h2, out, pool)) = self.h2_parts(id) else {
@@ -143,7 +145,7 @@ impl<A: App> Server<A> {
     /// A new stream's request.
     fn h2_request(&mut self, id: ConnId, stream: u32, request: H2Request, end_stream: bool, now: Instant) {
         Stats::add(&self.stats().h2_streams, 1);
-        let max_body = self.config.max_request_body;
+        let max_body = self.env.config.max_request_body;
         let Some((h2, _, _)) = self.h2_parts(id) else {
             return;
         };
@@ -199,8 +201,8 @@ impl<A: App> Server<A> {
 
     /// Body bytes (or, empty with `end_stream`, the end of a body).
     fn h2_data(&mut self, id: ConnId, stream: u32, mut data: Vec<u8>, end_stream: bool, now: Instant) {
-        let max_body = self.config.max_request_body;
-        let budget = self.config.h2_request_bodies.max(max_body);
+        let max_body = self.env.config.max_request_body;
+        let budget = self.env.config.h2_request_bodies.max(max_body);
         let len = data.len();
         let Some((h2, out, pool)) = self.h2_parts(id) else {
             return;
@@ -431,8 +433,8 @@ impl<A: App> Server<A> {
         head_only: bool,
         now: Instant,
     ) {
-        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
-        let heartbeat_at = now + self.config.sse_heartbeat;
+        let retry = u64::try_from(self.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let heartbeat_at = now + self.env.config.sse_heartbeat;
         let fields = response_fields(
             200,
             "text/event-stream",
@@ -669,14 +671,10 @@ impl<A: App> Server<A> {
     fn h2_ws_input(&mut self, id: ConnId, stream: u32, data: &mut [u8], now: Instant) {
         let sid = id.with_stream(stream);
         let result = {
-            let Self {
-                conns,
-                app,
-                actions,
-                pool,
-                peers,
-                ..
-            } = self;
+            let Self { conns, app, env, .. } = self;
+            let LoopEnv {
+                actions, pool, peers, ..
+            } = env;
             let Some(conn) = live(conns, id) else { return };
             let State::H2(h2) = &mut conn.state else { return };
             let Some(s) = h2.streams.get_mut(&stream) else {
@@ -787,7 +785,7 @@ impl<A: App> Server<A> {
     /// END_STREAM follows what is queued.
     pub(super) fn h2_end_stream(&mut self, sid: ConnId, reason: CloseReason, now: Instant) {
         let id = sid.connection();
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         let tag = {
             let Some((h2, _, _)) = self.h2_parts(id) else {
                 return;
@@ -838,7 +836,7 @@ impl<A: App> Server<A> {
     /// What is due on an HTTP/2 session: deferred answers, heartbeats,
     /// WebSocket timers, the idle timeout.
     pub(super) fn h2_timer(&mut self, id: ConnId, now: Instant) {
-        let heartbeat = self.config.sse_heartbeat;
+        let heartbeat = self.env.config.sse_heartbeat;
         let Some((h2, out, pool)) = self.h2_parts(id) else {
             return;
         };
@@ -943,7 +941,7 @@ impl<A: App> Server<A> {
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
     pub(super) fn h2_after(&mut self, id: ConnId, now: Instant) {
-        let max_output = self.config.max_output;
+        let max_output = self.env.config.max_output;
         let (closed, finished, held, before) = {
             let Some((h2, out, _)) = self.h2_parts(id) else {
                 return;
