@@ -132,7 +132,7 @@ impl<A: App> Server<A> {
         let queued = out.len();
         let over = stalled || queued > max_output;
         if let Some(gone) = gone {
-            self.h2_count_gone(&gone);
+            gone.count_gone(self.stats());
         }
         if over {
             match Sink::of(id) {

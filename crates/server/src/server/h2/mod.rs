@@ -40,8 +40,8 @@ mod state;
 
 pub(crate) use state::H2;
 use state::{
-    H2Stream, Kind, MAX_DISCARDING_STREAMS, PLACEHOLDER_KEY, Piece, REFUSED_BODY_DISCARD, app_headers,
-    app_method, joined_cookies, response_fields, split_target,
+    H2Stream, Kind, PLACEHOLDER_KEY, Piece, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies,
+    response_fields, split_target,
 };
 
 use super::dispatch::{Decision, Form, Head, answer_by, error_response, last_event_id};
@@ -80,6 +80,18 @@ impl<A: App> Server<A> {
         };
         let out = conn.out.get_or_insert_with(|| pool.queue());
         Some((h2, out, pool))
+    }
+
+    /// The HTTP/2 session of connection `id`, its output queue and the
+    /// loop's environment, for the session's own methods.
+    fn http2(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut LoopEnv<A::Post>)> {
+        let Self { conns, env, .. } = self;
+        let conn = live(conns, id)?;
+        let State::H2(h2) = &mut conn.state else {
+            return None;
+        };
+        let out = conn.out.get_or_insert_with(|| env.pool.queue());
+        Some((h2, out, env))
     }
 
     /// Bytes from the client of an HTTP/2 session.
@@ -160,7 +172,10 @@ impl<A: App> Server<A> {
             .and_then(|v| v.parse::<u64>().ok());
         let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
-            return self.h2_refuse(id, stream, &error_response(413), head_only, None);
+            if let Some((h2, out, env)) = self.http2(id) {
+                h2.refuse_with(env, out, stream, &error_response(413), head_only, None);
+            }
+            return;
         }
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
@@ -187,7 +202,10 @@ impl<A: App> Server<A> {
             let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
                 usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
             });
-            return self.h2_refuse(id, stream, &refusal, head_only, discard);
+            if let Some((h2, out, env)) = self.http2(id) {
+                h2.refuse_with(env, out, stream, &refusal, head_only, discard);
+            }
+            return;
         }
         if let Some((h2, _, _)) = self.h2_parts(id)
             && let Some(s) = h2.streams.get_mut(&stream)
@@ -235,7 +253,10 @@ impl<A: App> Server<A> {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
                     let head_only = request.method == "HEAD";
-                    return self.h2_refuse(id, stream, &error_response(413), head_only, None);
+                    if let Some((h2, out, env)) = self.http2(id) {
+                        h2.refuse_with(env, out, stream, &error_response(413), head_only, None);
+                    }
+                    return;
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
@@ -251,7 +272,10 @@ impl<A: App> Server<A> {
                     let grown = body.capacity().saturating_mul(2).max(needed).min(max_body);
                     let extra = grown.saturating_sub(body.capacity());
                     if held.saturating_add(extra) > budget {
-                        return self.h2_refuse_body(id, stream);
+                        if let Some((h2, out, env)) = self.http2(id) {
+                            h2.refuse_body(env, out, stream);
+                        }
+                        return;
                     }
                     body.reserve_exact(grown.saturating_sub(body.len()));
                 }
@@ -280,76 +304,6 @@ impl<A: App> Server<A> {
             }
             _ => {}
         }
-    }
-
-    /// Answers `response` before the request's body is in. With `discard`,
-    /// up to that many bytes of the body are then read and dropped until the
-    /// client ends the stream; without it (or past it), the stream is reset
-    /// with NO_ERROR so that the client stops sending (RFC 9113 §8.1).
-    /// `head_only` for a HEAD request, whose answer has no body.
-    fn h2_refuse(
-        &mut self,
-        id: ConnId,
-        stream: u32,
-        response: &Response,
-        head_only: bool,
-        discard: Option<usize>,
-    ) {
-        self.h2_answer(id, stream, response, head_only);
-        if let Some((h2, out, pool)) = self.h2_parts(id) {
-            match discard {
-                // The answer may still wait for window: it stays queued.
-                Some(left) if h2.discarding.len() < MAX_DISCARDING_STREAMS => {
-                    h2.discarding.insert(stream, left);
-                }
-                _ => {
-                    h2.refuse(stream, ErrorCode::NO_ERROR, out, pool);
-                    h2.forget(stream);
-                }
-            }
-        }
-    }
-
-    /// Resets a stream whose body would pass the connection's budget for
-    /// request bodies with REFUSED_STREAM: it was not processed, and the
-    /// client may send it again (RFC 9113 §8.7).
-    fn h2_refuse_body(&mut self, id: ConnId, stream: u32) {
-        debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
-        Stats::add(&self.stats().h2_refused_bodies, 1);
-        if let Some((h2, out, pool)) = self.h2_parts(id) {
-            h2.refuse(stream, ErrorCode::REFUSED_STREAM, out, pool);
-            h2.forget(stream);
-        }
-    }
-
-    /// Sends a whole response on `stream`, which is forgotten once it is
-    /// sent.
-    fn h2_answer(&mut self, id: ConnId, stream: u32, response: &Response, head_only: bool) {
-        let fields = response_fields(
-            response.status,
-            &response.content_type,
-            Some(response.body.len()),
-            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-        let Some((h2, out, pool)) = self.h2_parts(id) else {
-            return;
-        };
-        let no_body = head_only || response.body.is_empty();
-        if out
-            .write_with(pool, |o| h2.conn.send_headers(stream, &fields, no_body, o))
-            .is_err()
-            || no_body
-        {
-            h2.forget(stream);
-            return;
-        }
-        let Some(s) = h2.streams.get_mut(&stream) else {
-            return;
-        };
-        s.kind = Kind::Answered;
-        s.end = true;
-        h2.enqueue(stream, Piece::Owned(response.body.clone(), 0));
-        h2.drain(stream, out, pool);
     }
 
     /// A complete request: routed once for every version, and answered in
@@ -383,20 +337,32 @@ impl<A: App> Server<A> {
         };
         let head_only = head.head_only();
         match self.dispatch(sid, &head, body, now) {
-            Decision::Respond(response) => self.h2_answer(id, stream, &response, head_only),
+            Decision::Respond(response) => {
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &response, head_only);
+                }
+            }
             Decision::Page { content_type, body } => {
                 let page = Response::new(200, content_type, body).header("Cache-Control", "no-cache");
-                self.h2_answer(id, stream, &page, head_only);
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &page, head_only);
+                }
             }
             Decision::Fail { status, retry_after } => {
                 let mut answer = error_response(status);
                 if retry_after {
                     answer = answer.header("Retry-After", "1");
                 }
-                self.h2_answer(id, stream, &answer, head_only);
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &answer, head_only);
+                }
             }
             // A WebSocket over HTTP/2 is an extended CONNECT.
-            Decision::Upgrade(_) if !websocket => self.h2_answer(id, stream, &error_response(426), head_only),
+            Decision::Upgrade(_) if !websocket => {
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &error_response(426), head_only);
+                }
+            }
             Decision::Upgrade(tag) => {
                 self.h2_accept_websocket(id, stream, h2_request, &head.request, tag, now)
             }
@@ -487,7 +453,7 @@ impl<A: App> Server<A> {
                     s.end = true;
                 }
                 if let Some(gone) = h2.drain(stream, out, pool) {
-                    self.h2_count_gone(&gone);
+                    gone.count_gone(self.stats());
                 }
             }
         }
@@ -541,7 +507,10 @@ impl<A: App> Server<A> {
                     rejection.reason()
                 );
                 let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
-                return self.h2_answer(id, stream, &response, false);
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &response, false);
+                }
+                return;
             }
         };
         let protocol = accepted.protocol().map(str::to_owned);
@@ -650,7 +619,7 @@ impl<A: App> Server<A> {
             h2.drain(stream, out, pool)
         };
         if let Some(gone) = gone {
-            self.h2_count_gone(&gone);
+            gone.count_gone(self.stats());
         }
     }
 
@@ -714,17 +683,7 @@ impl<A: App> Server<A> {
             }
         }
         for s in &gone {
-            self.h2_count_gone(s);
-        }
-    }
-
-    /// The open-session gauges, for a stream that is gone.
-    pub(super) fn h2_count_gone(&self, stream: &H2Stream) {
-        let stats = self.stats();
-        match stream.kind {
-            Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
-            Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
-            _ => {}
+            s.count_gone(self.stats());
         }
     }
 
@@ -738,7 +697,7 @@ impl<A: App> Server<A> {
         let Some(gone) = h2.forget(sid.stream()) else {
             return;
         };
-        self.h2_count_gone(&gone);
+        gone.count_gone(self.stats());
         self.h2_notify(sid, gone.kind, reason, now);
     }
 
@@ -829,7 +788,9 @@ impl<A: App> Server<A> {
             return;
         };
         let head_only = *head_only;
-        self.h2_answer(id, sid.stream(), response, head_only);
+        if let Some((h2, out, env)) = self.http2(id) {
+            h2.answer(env, out, sid.stream(), response, head_only);
+        }
         self.mark_dirty(id);
     }
 

@@ -18,8 +18,11 @@ use tether_h2::ErrorCode;
 use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
 use tether_h2::hpack::Field;
 
+use crate::app::Response;
 use crate::http::is_safe_field;
+use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
+use crate::server::env::LoopEnv;
 use crate::server::sink::Pushee;
 use crate::server::websocket::Session;
 
@@ -114,6 +117,15 @@ pub(super) enum Kind {
 }
 
 impl H2Stream {
+    /// Takes a stream that is gone off the open-session gauges.
+    pub(in crate::server) fn count_gone(&self, stats: &Stats) {
+        match self.kind {
+            Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
+            Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
+            _ => {}
+        }
+    }
+
     pub(super) fn new(kind: Kind) -> H2Stream {
         H2Stream {
             kind,
@@ -261,6 +273,78 @@ impl H2 {
     /// the connection holds more than `limit` for its streams.
     pub(in crate::server) fn stalled(&self, stream: u32, limit: usize) -> bool {
         self.queued > limit && self.streams.get(&stream).is_some_and(|s| s.queued > 0)
+    }
+
+    /// Sends a whole response on `stream`, which is forgotten once it is
+    /// sent. `head_only` for a HEAD request, whose answer has no body.
+    pub(super) fn answer<P>(
+        &mut self,
+        env: &mut LoopEnv<P>,
+        out: &mut OutQueue,
+        stream: u32,
+        response: &Response,
+        head_only: bool,
+    ) {
+        let pool = &mut env.pool;
+        let fields = response_fields(
+            response.status,
+            &response.content_type,
+            Some(response.body.len()),
+            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let no_body = head_only || response.body.is_empty();
+        if out
+            .write_with(pool, |o| self.conn.send_headers(stream, &fields, no_body, o))
+            .is_err()
+            || no_body
+        {
+            self.forget(stream);
+            return;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.kind = Kind::Answered;
+        s.end = true;
+        self.enqueue(stream, Piece::Owned(response.body.clone(), 0));
+        self.drain(stream, out, pool);
+    }
+
+    /// Answers a request before its body is read. With `discard`,
+    /// up to that many bytes of the body are then read and dropped until
+    /// the client ends the stream; without it (or past it), the stream is
+    /// reset with NO_ERROR so that the client stops sending (RFC 9113
+    /// §8.1).
+    pub(super) fn refuse_with<P>(
+        &mut self,
+        env: &mut LoopEnv<P>,
+        out: &mut OutQueue,
+        stream: u32,
+        response: &Response,
+        head_only: bool,
+        discard: Option<usize>,
+    ) {
+        self.answer(env, out, stream, response, head_only);
+        match discard {
+            // The answer may still wait for window: it stays queued.
+            Some(left) if self.discarding.len() < MAX_DISCARDING_STREAMS => {
+                self.discarding.insert(stream, left);
+            }
+            _ => {
+                self.refuse(stream, ErrorCode::NO_ERROR, out, &mut env.pool);
+                self.forget(stream);
+            }
+        }
+    }
+
+    /// Resets a stream whose body would pass the connection's budget for
+    /// request bodies with REFUSED_STREAM: it was not processed, and the
+    /// client may send it again (RFC 9113 §8.7).
+    pub(super) fn refuse_body<P>(&mut self, env: &mut LoopEnv<P>, out: &mut OutQueue, stream: u32) {
+        debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
+        Stats::add(&env.stats().h2_refused_bodies, 1);
+        self.refuse(stream, ErrorCode::REFUSED_STREAM, out, &mut env.pool);
+        self.forget(stream);
     }
 
     /// Resets a stream because of what the client did with it, charged to
