@@ -134,7 +134,7 @@ enum State {
     },
     WebSocket(Session),
     /// An HTTP/2 session (see the `h2` module).
-    H2(Box<h2::H2>),
+    H2(Box<h2::H2Session>),
     Sse {
         tag: u32,
         heartbeat_at: Instant,

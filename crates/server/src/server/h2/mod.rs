@@ -38,7 +38,7 @@ use tether_ws::{CloseCode, Event};
 
 mod state;
 
-pub(crate) use state::H2;
+pub(crate) use state::H2Session;
 use state::{
     H2Stream, Kind, PLACEHOLDER_KEY, Piece, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies,
     response_fields, split_target,
@@ -58,7 +58,7 @@ impl<A: App> Server<A> {
         let head_limit = u32::try_from(self.env.config.max_request_head).unwrap_or(u32::MAX);
         config.max_header_list_size = config.max_header_list_size.min(head_limit).max(1);
         let deadline = now + self.env.config.handshake_timeout;
-        let Some(session) = H2::new(config, deadline) else {
+        let Some(session) = H2Session::new(config, deadline) else {
             return false;
         };
         let Some(conn) = self.conn_mut(id) else {
@@ -71,7 +71,7 @@ impl<A: App> Server<A> {
     }
 
     /// The session, the connection's output queue and the pool.
-    fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut Pool)> {
+    fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2Session, &mut OutQueue, &mut Pool)> {
         let Self { conns, env, .. } = self;
         let LoopEnv { pool, .. } = env;
         let conn = live(conns, id)?;
@@ -84,7 +84,7 @@ impl<A: App> Server<A> {
 
     /// The HTTP/2 session of connection `id`, its output queue and the
     /// loop's environment, for the session's own methods.
-    fn http2(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut LoopEnv<A::Post>)> {
+    fn http2(&mut self, id: ConnId) -> Option<(&mut H2Session, &mut OutQueue, &mut LoopEnv<A::Post>)> {
         let Self { conns, env, .. } = self;
         let conn = live(conns, id)?;
         let State::H2(h2) = &mut conn.state else {
@@ -1004,7 +1004,7 @@ pub(super) fn notify_removed<A: App>(
     app: &mut A,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,
-    session: H2,
+    session: H2Session,
     reason: CloseReason,
 ) {
     let stats = &ctx.peers.own().stats;

@@ -4,10 +4,10 @@
 //! queued on each until the client's windows take it, and the conversion
 //! of heads between HTTP/2 fields and what the application sees.
 //!
-//! Calling contract: the session code in the parent module owns an [`H2`]
+//! Calling contract: the session code in the parent module owns an [`H2Session`]
 //! per connection, feeds its connection the bytes read, queues output per
-//! stream with [`H2::enqueue`] and moves it to the connection's output
-//! queue with [`H2::drain`]; nothing here calls the application.
+//! stream with [`H2Session::enqueue`] and moves it to the connection's output
+//! queue with [`H2Session::drain`]; nothing here calls the application.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub(super) const REFUSED_BODY_DISCARD: usize = 1 << 20;
 pub(super) const MAX_DISCARDING_STREAMS: usize = 256;
 
 /// One HTTP/2 connection's session.
-pub(crate) struct H2 {
+pub(crate) struct H2Session {
     pub(super) conn: ServerConnection,
     /// The start of a frame not yet whole.
     pub(super) partial: Vec<u8>,
@@ -59,7 +59,7 @@ pub(crate) struct H2 {
     pub(super) deadline: Instant,
     /// Bytes queued on all streams, waiting for window.
     pub(super) queued: usize,
-    /// What [`H2::body_bytes`] was when last added to the loop's gauge.
+    /// What [`H2Session::body_bytes`] was when last added to the loop's gauge.
     pub(super) reported_body_bytes: usize,
 }
 
@@ -136,9 +136,9 @@ impl H2Stream {
     }
 }
 
-impl H2 {
-    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2> {
-        Some(H2 {
+impl H2Session {
+    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2Session> {
+        Some(H2Session {
             conn: ServerConnection::new(config).ok()?,
             partial: Vec::new(),
             streams: BTreeMap::new(),
@@ -195,7 +195,7 @@ impl H2 {
     /// once it is empty and the stream is to end; returns the stream if
     /// that ended it (it is forgotten).
     pub(super) fn drain(&mut self, stream: u32, out: &mut OutQueue, pool: &mut Pool) -> Option<H2Stream> {
-        let H2 {
+        let H2Session {
             conn,
             streams,
             queued,
@@ -257,7 +257,7 @@ impl H2 {
     }
 
     /// Queues a broadcast's shared bytes on `stream` and sends what the
-    /// windows allow, as [`H2::drain`].
+    /// windows allow, as [`H2Session::drain`].
     pub(in crate::server) fn push_shared(
         &mut self,
         stream: u32,
