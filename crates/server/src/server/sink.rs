@@ -5,9 +5,12 @@
 //! are asked here, once, whatever carries them.
 //!
 //! Calling contract: the loop calls these with the id the application was
-//! given ([`crate::app::ConnId`], with a stream for HTTP/2); the session
-//! that owns the sink writes in its own framing, and an id whose
-//! connection or stream is gone is ignored.
+//! given ([`crate::app::ConnId`], with a stream for HTTP/2); an id whose
+//! connection or stream is gone is ignored. A push's bytes, its early
+//! flush and the slow-consumer check are decided here for both carriers,
+//! which only queue the bytes (and each applies its own slow-consumer
+//! policy); the other three are written by the session that owns the
+//! sink, in its own framing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
