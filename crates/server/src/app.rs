@@ -909,7 +909,7 @@ impl<'a, P> Ctx<'a, P> {
 
     /// The server's counters, added up over all its loops (for a metrics
     /// page).
-    pub fn stats(&self) -> crate::StatsSnapshot {
+    pub fn stats(&self) -> crate::loops::StatsSnapshot {
         self.peers.stats()
     }
 

@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 
+use crate::app::App;
+use crate::config::{Config, Handshake};
+use crate::loops::{Handle, Poster};
 use crate::loops::{Mailbox, Peers};
 use crate::server::{Server, connection_budget};
-use crate::{App, Config, Handle, Handshake, Poster};
 
 /// A server of several event loops on one port, one thread each.
 ///
@@ -76,11 +78,11 @@ impl<A: App + Send + 'static> Cluster<A> {
         }
         let mailboxes: Arc<[Mailbox<A::Post>]> = std::iter::once(&first)
             .chain(&others)
-            .filter_map(|s| s.peers.own_mailbox().cloned())
+            .filter_map(|s| s.peers().own_mailbox().cloned())
             .collect();
         for (index, server) in std::iter::once(&mut first).chain(&mut others).enumerate() {
             if let Some(peers) = Peers::among(index, &mailboxes) {
-                server.peers = peers;
+                server.set_peers(peers);
             }
         }
         Ok(Cluster { first, others })

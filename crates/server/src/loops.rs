@@ -282,7 +282,7 @@ counters! {
     /// WebSocket messages and SSE events sent.
     messages_out,
     /// WebSocket messages sent as a shared compressed frame (counted in
-    /// `messages_out` too): see [`crate::Encoded`].
+    /// `messages_out` too): see [`crate::app::Encoded`].
     deflated_out,
     /// Bytes read from sockets.
     bytes_in,
@@ -305,10 +305,10 @@ counters! {
     h2_streams,
     /// Bytes held for HTTP/2 request bodies still arriving (the capacity
     /// of their buffers), over all connections; each connection holds at
-    /// most [`crate::Config::h2_request_bodies`].
+    /// most [`crate::config::Config::h2_request_bodies`].
     h2_request_body_bytes,
     /// HTTP/2 streams reset with REFUSED_STREAM because their connection's
-    /// request bodies were at [`crate::Config::h2_request_bodies`].
+    /// request bodies were at [`crate::config::Config::h2_request_bodies`].
     h2_refused_bodies,
 }
 

@@ -18,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use crate::ConnId;
+use crate::app::ConnId;
 
 /// The wake-ups of a loop's connections.
 #[derive(Debug)]

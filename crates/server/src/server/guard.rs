@@ -5,7 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use log::error;
 
-use super::Stats;
+use crate::loops::Stats;
 
 /// Runs one application callback. A panic that escapes it is caught here,
 /// counted (`app_panics`), logged once with the callback's name, and

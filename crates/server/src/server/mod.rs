@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 use std::mem;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -15,20 +15,33 @@ use slab::Slab;
 use tether_ws::{CloseCode, Event};
 
 use crate::app::Action;
-use crate::http;
+use crate::app::{App, CloseReason, ConnId, Ctx, Response};
+use crate::config::{Config, Handshake};
 use crate::output::{OutQueue, Pool};
 use crate::timers::{Scheduled, Timers};
 use crate::transport::{Stream, TlsSession};
-use crate::{App, CloseReason, Config, ConnId, Ctx, Handshake, Response};
 
+mod dispatch;
+mod env;
 mod guard;
 mod h2;
+mod listen;
 mod requests;
 mod session;
+mod sink;
+mod websocket;
 
+use crate::loops::{Handle, Poster};
 use crate::loops::{LoopHandle, Mail, Mailbox, Peers, Stats};
-use crate::{Handle, Poster};
+use env::LoopEnv;
 use guard::guarded;
+pub(crate) use listen::connection_budget;
+#[cfg(feature = "tls")]
+use listen::with_alpn;
+use listen::{
+    alpn_is_h2, extra_listener, listen, open_reserve, out_of_descriptors, refuse_busy, start_tls, tls_addr,
+};
+use websocket::Session;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -51,13 +64,6 @@ enum Entry {
 /// Reads per readiness event before the connection goes to the back of
 /// the line, so one busy peer cannot starve the rest.
 const READS_PER_EVENT: usize = 16;
-
-/// Descriptors kept back from the connection limit for the loop itself
-/// (epoll, the listener, the signal pipe, log files).
-const FD_RESERVE: usize = 32;
-
-/// Connections the kernel may queue before the loop accepts them.
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// How soon `accept` is tried again after the process ran out of
 /// descriptors: readiness is edge-triggered, so without a timer the
@@ -128,7 +134,7 @@ enum State {
     },
     WebSocket(Session),
     /// An HTTP/2 session (see the `h2` module).
-    H2(Box<h2::H2>),
+    H2(Box<h2::H2Session>),
     Sse {
         tag: u32,
         heartbeat_at: Instant,
@@ -147,46 +153,6 @@ struct Deferred {
     close: bool,
     /// A `HEAD` request: the answer goes without its body.
     head_only: bool,
-}
-
-struct Session {
-    ws: tether_ws::Connection,
-    tag: u32,
-    /// The application has been told the session ended.
-    notified: bool,
-    /// The largest window of the shared compressed frames this session
-    /// takes ([`crate::Encoded`]): its `server_max_window_bits` when it
-    /// negotiated permessage-deflate without server context takeover, 0
-    /// when it takes none.
-    deflate_window: u8,
-}
-
-impl Session {
-    /// What this session is sent of `encoded`: the shared compressed twin
-    /// when it takes it (counted in `stats`), else the plain frame.
-    fn frame_of(&self, encoded: &crate::Encoded, stats: &Stats) -> Arc<[u8]> {
-        let (bytes, deflated) = encoded.for_session(self.deflate_window);
-        if deflated {
-            Stats::add(&stats.deflated_out, 1);
-        }
-        bytes.clone()
-    }
-}
-
-/// [`Session::deflate_window`] for a session whose handshake response
-/// carried `element` as its first (installed) extension.
-fn deflate_window(element: Option<&str>) -> u8 {
-    #[cfg(feature = "deflate")]
-    if let Some(element) = element
-        && let Ok(extensions) = tether_handshake::parse_extensions(element)
-        && let Some(first) = extensions.first()
-        && let Ok(params) = tether_deflate::Params::from_response(first)
-        && params.server_no_context_takeover
-    {
-        return params.server_max_window_bits;
-    }
-    let _ = element;
-    0
 }
 
 /// What to do after one HTTP request.
@@ -233,10 +199,7 @@ pub struct Server<A: App> {
     admin_addr: Option<SocketAddr>,
     conns: Slab<Conn>,
     next_generation: u32,
-    timers: Timers,
     read_buf: Vec<u8>,
-    pool: Pool,
-    actions: Vec<Action>,
     dirty: Vec<ConnId>,
     backlog: Vec<ConnId>,
     /// The TLS session of each connection, by slab index, kept beside
@@ -244,13 +207,14 @@ pub struct Server<A: App> {
     /// unless the server serves TLS.
     tls: Vec<Option<Box<TlsSession>>>,
     app: A,
-    config: Config,
+    /// The pool, timers, peers, configuration and pending actions, lent
+    /// to the session code.
+    env: LoopEnv<A::Post>,
     /// `config.ws`, kept once for every WebSocket session of the loop.
     ws_config: tether_ws::SharedConfig,
     handshake: Arc<Handshake>,
     max_connections: usize,
     signals: Option<(mio::net::UnixStream, Vec<signal_hook::SigId>)>,
-    pub(crate) peers: Peers<A::Post>,
     inbox: mpsc::Receiver<Mail<A::Post>>,
     /// Set once a graceful shutdown has begun.
     shutdown: Option<ShuttingDown>,
@@ -281,7 +245,7 @@ struct ShuttingDown {
 
 impl<A: App> Server<A> {
     /// Binds the listening socket. The loop starts with [`Server::run`].
-    /// For several loops on one port, see [`Cluster`].
+    /// For several loops on one port, see [`crate::Cluster`].
     pub fn bind(config: Config, handshake: Handshake, app: A) -> io::Result<Server<A>> {
         Server::bind_shared(config, Arc::new(handshake), app, false, true)
     }
@@ -325,20 +289,22 @@ impl<A: App> Server<A> {
             admin_addr,
             conns: Slab::new(),
             next_generation: 0,
-            timers: Timers::default(),
             read_buf: vec![0; config.read_buffer.max(1024)],
-            pool: Pool::default(),
-            actions: Vec::new(),
             dirty: Vec::new(),
             backlog: Vec::new(),
             tls: Vec::new(),
             app,
             ws_config: tether_ws::SharedConfig::new(config.ws, Instant::now()),
-            config,
+            env: LoopEnv {
+                timers: Timers::default(),
+                pool: Pool::default(),
+                actions: Vec::new(),
+                peers: Peers::alone(mailbox),
+                config,
+            },
             handshake,
             max_connections,
             signals: None,
-            peers: Peers::alone(mailbox),
             inbox,
             shutdown: None,
             drained: 0,
@@ -374,12 +340,12 @@ impl<A: App> Server<A> {
     /// A handle that stops the loop, or reads its counters, from another
     /// thread.
     pub fn handle(&self) -> Handle {
-        self.peers.handle()
+        self.env.peers.handle()
     }
 
     /// A poster to the loop ([`App::on_post`]), for other threads.
     pub fn poster(&self) -> Poster<A::Post> {
-        self.peers.poster()
+        self.env.peers.poster()
     }
 
     /// Shuts down gracefully on SIGINT and SIGTERM; a second signal during
@@ -435,7 +401,7 @@ impl<A: App> Server<A> {
                     }
                     WAKER => {
                         self.receive_posts(now);
-                        if self.peers.own().stop_requested() && self.shutdown.is_none() {
+                        if self.env.peers.own().stop_requested() && self.shutdown.is_none() {
                             self.begin_shutdown(now);
                         }
                     }
@@ -516,14 +482,11 @@ impl<A: App> Server<A> {
     /// one (to write to its stream).
     fn split_with_tls(&mut self, id: ConnId, now: Instant) -> Option<WithTls<'_, A>> {
         let Self {
-            conns,
-            tls,
-            app,
-            actions,
-            pool,
-            peers,
-            ..
+            conns, tls, app, env, ..
         } = self;
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = env;
         let conn = live(conns, id)?;
         let tls = session(tls, id.index());
         Some((conn, tls, app, Ctx::new(now, actions, pool, peers)))
@@ -532,18 +495,25 @@ impl<A: App> Server<A> {
     /// The application and a context that acts on no connection in
     /// particular.
     fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
-        let Self {
-            app,
-            actions,
-            pool,
-            peers,
-            ..
-        } = self;
+        let Self { app, env, .. } = self;
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = env;
         (app, Ctx::new(now, actions, pool, peers))
     }
 
+    /// This loop's mailbox and the other loops', for a cluster to join.
+    pub(crate) fn peers(&self) -> &Peers<A::Post> {
+        &self.env.peers
+    }
+
+    /// Joins this loop to the others of a cluster.
+    pub(crate) fn set_peers(&mut self, peers: Peers<A::Post>) {
+        self.env.peers = peers;
+    }
+
     fn stats(&self) -> &Stats {
-        &self.peers.own().stats
+        self.env.stats()
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -551,7 +521,7 @@ impl<A: App> Server<A> {
             return Some(Duration::ZERO);
         }
         [
-            self.timers.next(),
+            self.env.timers.next(),
             self.next_tick,
             self.shutdown.map(|s| s.deadline),
             self.accept_retry_at,
@@ -668,7 +638,7 @@ impl<A: App> Server<A> {
             let tls = self.serves_tls(entry);
             let vacant = self.conns.vacant_entry();
             let index = vacant.key();
-            if let Err(e) = start_tls(&self.config, &mut self.tls, index, tls) {
+            if let Err(e) = start_tls(&self.env.config, &mut self.tls, index, tls) {
                 warn!("{peer}: no TLS session: {e}");
                 continue;
             }
@@ -682,7 +652,7 @@ impl<A: App> Server<A> {
             }
             self.next_generation = self.next_generation.wrapping_add(1);
             let generation = self.next_generation;
-            let deadline = now + self.config.handshake_timeout;
+            let deadline = now + self.env.config.handshake_timeout;
             vacant.insert(Conn {
                 socket,
                 generation,
@@ -704,12 +674,12 @@ impl<A: App> Server<A> {
                 kind: Kind::Http,
                 admin: entry == Entry::Admin,
             });
-            let stats = &self.peers.own().stats;
+            let stats = &self.env.peers.own().stats;
             Stats::add(&stats.accepted, 1);
             Stats::add(&stats.open_http, 1);
             let id = ConnId::new(index, generation);
             if let Some(conn) = self.conns.get_mut(index) {
-                self.timers.schedule(id, deadline, &mut conn.scheduled);
+                self.env.timers.schedule(id, deadline, &mut conn.scheduled);
             }
         }
     }
@@ -718,7 +688,7 @@ impl<A: App> Server<A> {
     /// queue once the shortage has lasted beyond the patience (see
     /// [`Server::accept`]).
     fn short_of_descriptors(&mut self, now: Instant, error: &io::Error, entry: Entry) {
-        let patience = self.config.accept_patience;
+        let patience = self.env.config.accept_patience;
         let since = *self.exhausted_since.get_or_insert_with(|| {
             warn!(
                 "out of descriptors ({error}): queued clients wait, and get 503 if this lasts {:.1} s",
@@ -854,7 +824,7 @@ impl<A: App> Server<A> {
     }
 
     fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
-        let http2 = self.config.http2;
+        let http2 = self.env.config.http2;
         let Some(conn) = self.conn_mut(id) else { return };
         match conn.state {
             // After a response that closes the connection, later requests
@@ -931,8 +901,8 @@ impl<A: App> Server<A> {
 
     /// Applies what application callbacks asked for other connections.
     fn apply_actions(&mut self, now: Instant) {
-        while !self.actions.is_empty() {
-            let mut batch = mem::take(&mut self.actions);
+        while !self.env.actions.is_empty() {
+            let mut batch = mem::take(&mut self.env.actions);
             for action in batch.drain(..) {
                 match action {
                     Action::Send(id, encoded) => self.push(id, encoded, now),
@@ -941,8 +911,8 @@ impl<A: App> Server<A> {
                     Action::Respond(id, response) => self.respond_later(id, &response, now),
                 }
             }
-            if self.actions.is_empty() {
-                self.actions = batch;
+            if self.env.actions.is_empty() {
+                self.env.actions = batch;
             }
         }
     }
@@ -969,15 +939,15 @@ impl<A: App> Server<A> {
     /// Writes what is queued; then registers write interest, resumes
     /// reading, or moves on to closing, as the result calls for.
     fn flush(&mut self, id: ConnId, now: Instant) {
-        let max_output = self.config.max_output;
+        let max_output = self.env.config.max_output;
         let Self {
             conns,
-            pool,
             poll,
-            peers,
             tls,
+            env,
             ..
         } = self;
+        let LoopEnv { pool, peers, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -1041,7 +1011,7 @@ impl<A: App> Server<A> {
     /// Everything is written and the connection is done: shut down our
     /// side and drain the peer's, or just drop it if the peer has closed.
     fn finish_connection(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         let Some((conn, tls)) = self.conn_and_tls(id) else {
             return;
         };
@@ -1062,7 +1032,8 @@ impl<A: App> Server<A> {
     }
 
     fn reschedule(&mut self, id: ConnId) {
-        let Self { conns, timers, .. } = self;
+        let Self { conns, env, .. } = self;
+        let LoopEnv { timers, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -1079,8 +1050,9 @@ impl<A: App> Server<A> {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((entry, slot)) = self.timers.pop_due(now) {
-            let Self { conns, timers, .. } = self;
+        while let Some((entry, slot)) = self.env.timers.pop_due(now) {
+            let Self { conns, env, .. } = self;
+            let LoopEnv { timers, .. } = env;
             let Some(conn) = conns.get_mut(slot) else {
                 continue;
             };
@@ -1095,7 +1067,7 @@ impl<A: App> Server<A> {
     }
 
     fn on_timer(&mut self, id: ConnId, now: Instant) {
-        let heartbeat = self.config.sse_heartbeat;
+        let heartbeat = self.env.config.sse_heartbeat;
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
@@ -1188,7 +1160,7 @@ impl<A: App> Server<A> {
             *slot = None;
         }
         if let Some(out) = conn.out.take() {
-            self.pool.give_back_queue(out);
+            self.env.pool.give_back_queue(out);
         }
         let now = Instant::now();
         let (app, mut ctx) = self.detached(now);
@@ -1244,19 +1216,19 @@ impl<A: App> Server<A> {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown = Some(ShuttingDown {
-            deadline: now + self.config.shutdown_timeout,
+            deadline: now + self.env.config.shutdown_timeout,
             closing: false,
         });
         self.next_tick = None;
         // The other loops of a cluster follow (a signal reaches only one).
-        self.peers.shutdown_all();
+        self.env.peers.shutdown_all();
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_shutdown", || app.on_shutdown(&mut ctx));
         self.apply_actions(now);
         // After on_shutdown, so that nothing this loop accepts from now on
         // is posted behind the mark.
-        self.peers.drained();
+        self.env.peers.drained();
         let mut sessions = Vec::new();
         for id in self.conn_ids() {
             let Some(conn) = self.conn_mut(id) else { continue };
@@ -1291,7 +1263,7 @@ impl<A: App> Server<A> {
     /// drained (this one included): waiting requests get their answer,
     /// WebSockets close with 1001, event streams end.
     fn close_sessions_once_drained(&mut self, now: Instant) {
-        let loops = self.peers.len();
+        let loops = self.env.peers.len();
         let Some(shutdown) = self.shutdown.as_mut() else {
             return;
         };
@@ -1367,7 +1339,7 @@ impl<A: App> Server<A> {
             Entry::Admin => false,
             Entry::Main => {
                 #[cfg(feature = "tls")]
-                return self.config.tls.is_some() && self.config.tls_addr.is_none();
+                return self.env.config.tls.is_some() && self.env.config.tls_addr.is_none();
                 #[cfg(not(feature = "tls"))]
                 return false;
             }
@@ -1377,6 +1349,20 @@ impl<A: App> Server<A> {
     /// Whether every loop has drained and sessions are closing.
     fn closing_sessions(&self) -> bool {
         self.shutdown.is_some_and(|s| s.closing)
+    }
+
+    /// Routes a complete request on connection (or stream) `id`: the one
+    /// request path, whichever version carried it.
+    fn dispatch(
+        &mut self,
+        id: ConnId,
+        head: &dispatch::Head<'_>,
+        body: &[u8],
+        now: Instant,
+    ) -> dispatch::Decision {
+        let closing_sessions = self.closing_sessions();
+        let (app, mut ctx) = self.detached(now);
+        dispatch::dispatch(app, &mut ctx, id, head, body, closing_sessions)
     }
 }
 
@@ -1390,75 +1376,6 @@ impl<A: App> Drop for Server<A> {
             }
         }
     }
-}
-
-/// How many connections each of `loops` loops may hold when the open-file
-/// limit decides: that limit (raised to its hard limit first, if the
-/// configuration says so) less a reserve, shared among the loops, since
-/// they all draw on the one process's descriptors.
-pub(crate) fn connection_budget(config: &Config, loops: usize) -> usize {
-    let fd_limit = if config.raise_fd_limit {
-        rlimit::increase_nofile_limit(u64::MAX)
-    } else {
-        rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft)
-    }
-    .unwrap_or(1024);
-    let total = usize::try_from(fd_limit)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(FD_RESERVE);
-    debug!("open-file limit {fd_limit}: {total} connections over {loops} loop(s)");
-    (total / loops.max(1)).max(1)
-}
-
-/// A non-blocking listening socket (with `SO_REUSEADDR`, so a restarted
-/// server can bind at once); with `reuse_port`, one that other loops can
-/// bind to the same address too.
-fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    // A backlog of 128 (the usual default) overflows under a burst of
-    // connects and costs each dropped SYN a one-second retransmit.
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-/// A listener beside the main one, if `addr` asks for it, registered
-/// under `token`; and its address.
-fn extra_listener(
-    poll: &Poll,
-    addr: Option<SocketAddr>,
-    reuse_port: bool,
-    token: Token,
-) -> io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
-    let Some(addr) = addr else {
-        return Ok((None, None));
-    };
-    let mut listener = listen(addr, reuse_port)?;
-    poll.registry()
-        .register(&mut listener, token, Interest::READABLE)?;
-    let local = listener.local_addr()?;
-    Ok((Some(listener), Some(local)))
-}
-
-/// Where the TLS listener of its own goes, if the configuration has one
-/// (and TLS to serve on it).
-fn tls_addr(config: &Config) -> Option<SocketAddr> {
-    #[cfg(feature = "tls")]
-    return config.tls_addr.filter(|_| config.tls.is_some());
-    #[cfg(not(feature = "tls"))]
-    return {
-        let _ = config;
-        None
-    };
 }
 
 /// The connection `id` names, if it is still open (its slot may hold a
@@ -1482,101 +1399,6 @@ type WithTls<'s, A> = (
     &'s mut A,
     Ctx<'s, <A as App>::Post>,
 );
-
-/// Gives the connection about to take slot `index` its TLS session, when
-/// it speaks TLS.
-#[cfg(feature = "tls")]
-fn start_tls(
-    config: &Config,
-    sessions: &mut Vec<Option<Box<TlsSession>>>,
-    index: usize,
-    tls: bool,
-) -> io::Result<()> {
-    let Some(tls) = config.tls.as_ref().filter(|_| tls) else {
-        // A slot a TLS connection had before holds nothing now.
-        if let Some(slot) = sessions.get_mut(index) {
-            *slot = None;
-        }
-        return Ok(());
-    };
-    if sessions.len() <= index {
-        sessions.resize_with(index + 1, || None);
-    }
-    if let Some(slot) = sessions.get_mut(index) {
-        *slot = Some(crate::transport::accept_tls(tls)?);
-    }
-    Ok(())
-}
-
-#[cfg(not(feature = "tls"))]
-fn start_tls(_: &Config, _: &mut Vec<Option<Box<TlsSession>>>, _: usize, _: bool) -> io::Result<()> {
-    Ok(())
-}
-
-/// Whether the TLS handshake chose HTTP/2 by ALPN.
-#[cfg(feature = "tls")]
-fn alpn_is_h2(tls: &TlsSession) -> bool {
-    tls.alpn_protocol() == Some(&b"h2"[..])
-}
-
-#[cfg(not(feature = "tls"))]
-fn alpn_is_h2(tls: &TlsSession) -> bool {
-    match *tls {}
-}
-
-/// The TLS configuration with the ALPN list `http2` calls for: `h2` and
-/// `http/1.1`, or `http/1.1` alone (other protocols an embedder listed
-/// stay, after them).
-#[cfg(feature = "tls")]
-fn with_alpn(tls: &Arc<rustls::ServerConfig>, http2: bool) -> Arc<rustls::ServerConfig> {
-    let mut config = (**tls).clone();
-    let mut alpn: Vec<Vec<u8>> = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    for other in &tls.alpn_protocols {
-        if other.as_slice() != b"h2" && !alpn.contains(other) {
-            alpn.push(other.clone());
-        }
-    }
-    config.alpn_protocols = alpn;
-    Arc::new(config)
-}
-
-/// Whether `accept` failed for want of a descriptor or of kernel memory
-/// for the socket, rather than because of that one client.
-fn out_of_descriptors(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-/// The reserve descriptor: one kept open so that it can be closed to
-/// accept a client when the process has no other.
-fn open_reserve() -> Option<std::fs::File> {
-    std::fs::File::open("/dev/null").ok()
-}
-
-/// Answers a connection over the limit with 503 and closes it, without
-/// ever registering it. A TLS client is just closed: it cannot read a
-/// plaintext answer.
-fn refuse_busy(mut socket: TcpStream, tls: bool) {
-    use std::io::Write as _;
-    if tls {
-        return;
-    }
-    let mut response = Vec::new();
-    // Nothing of the request is read: its method is unknown.
-    http::write_error(&mut response, 503, &[("Retry-After", "1")], false);
-    let _ = socket.write(&response);
-    let _ = socket.shutdown(Shutdown::Write);
-    // Read whatever the client already sent, so that closing does not
-    // turn into a reset that could discard the response.
-    let mut sink = [0u8; 1024];
-    let _ = socket.read(&mut sink);
-}
 
 #[cfg(test)]
 mod tests {

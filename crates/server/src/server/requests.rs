@@ -3,24 +3,21 @@
 //! now or later.
 
 use std::mem;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::debug;
 
-use super::{Deferred, MAX_HEADERS, Next, Server, State, Stats, guarded, live};
-use crate::app::Reply;
+use super::dispatch::{Decision, Form, Head, answer_by};
+use super::env::LoopEnv;
+use super::{Deferred, MAX_HEADERS, Next, Server, State, guarded, live};
+use crate::app::{App, ConnId, Request, Response};
 use crate::http;
-use crate::{App, ConnId, Request, Response, Route};
-
-/// The deadline of a request the application defers for longer than an
-/// `Instant` can hold: a year, which no connection outlives.
-pub(super) const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<A: App> Server<A> {
     /// Handles bytes on a plain HTTP connection: as many complete requests
     /// as they hold, keeping an unfinished one for the next read.
     pub(super) fn http_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let pipeline_limit = self.config.max_request_head + self.config.max_request_body;
+        let pipeline_limit = self.env.config.max_request_head + self.env.config.max_request_body;
         let Some(conn) = self.conn_mut(id) else { return };
         let State::Http { partial, waiting, .. } = &mut conn.state else {
             return;
@@ -51,8 +48,8 @@ impl<A: App> Server<A> {
         let mut rest = buf;
         let mut starts_request = owned_len == 0;
         let limits = tether_http1::Limits::new()
-            .max_head(self.config.max_request_head)
-            .max_body(u64::try_from(self.config.max_request_body).unwrap_or(u64::MAX));
+            .max_head(self.env.config.max_request_head)
+            .max_body(u64::try_from(self.env.config.max_request_body).unwrap_or(u64::MAX));
         // A chunked body, decoded; a body with a length is borrowed as it is.
         let mut decoded = Vec::new();
         while !rest.is_empty() {
@@ -155,7 +152,7 @@ impl<A: App> Server<A> {
     /// has begun it must be complete within the handshake timeout, whether
     /// it is the connection's first or a later keep-alive one.
     fn keep_partial(&mut self, id: ConnId, rest: &[u8], started: bool, expects_continue: bool, now: Instant) {
-        let head_deadline = now + self.config.handshake_timeout;
+        let head_deadline = now + self.env.config.handshake_timeout;
         let mut send_continue = false;
         if let Some(State::Http {
             partial,
@@ -187,22 +184,6 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    /// Answers with an error status and closes.
-    /// The application's fields for an event stream's head; `None` if it
-    /// panicked.
-    pub(super) fn event_stream_headers(
-        &mut self,
-        tag: u32,
-        request: &Request<'_>,
-        now: Instant,
-    ) -> Option<Vec<(String, String)>> {
-        let (app, ctx) = self.detached(now);
-        let stats = &ctx.peers.own().stats;
-        guarded(stats, "event_stream_headers", || {
-            app.event_stream_headers(tag, request)
-        })
-    }
-
     /// Answers with an error and closes; `head_only` for a HEAD request,
     /// whose answer has no body.
     pub(super) fn http_error(&mut self, id: ConnId, status: u16, head_only: bool) {
@@ -212,8 +193,9 @@ impl<A: App> Server<A> {
     /// Appends a response to a connection's output, optionally closing
     /// after it.
     pub(super) fn respond(&mut self, id: ConnId, write: impl FnOnce(&mut Vec<u8>), close: bool) {
-        let max_output = self.config.max_output;
-        let Self { conns, pool, .. } = self;
+        let max_output = self.env.config.max_output;
+        let Self { conns, env, .. } = self;
+        let LoopEnv { pool, .. } = env;
         let Some(conn) = live(conns, id) else {
             return;
         };
@@ -229,13 +211,6 @@ impl<A: App> Server<A> {
             conn.closing = true;
         }
         self.mark_dirty(id);
-    }
-
-    /// Answers 405 for a method the route does not take, naming those it
-    /// does; the connection stays open unless the request said otherwise.
-    fn refuse_method(&mut self, id: ConnId, allow: &str, head_only: bool, keep_alive: bool) {
-        let answer = Response::text(405, "405 Method Not Allowed\n").header("Allow", allow);
-        self.respond_with(id, &answer, head_only, !keep_alive);
     }
 
     fn respond_with(&mut self, id: ConnId, response: &Response, head_only: bool, close: bool) {
@@ -269,73 +244,28 @@ impl<A: App> Server<A> {
         rest: &[u8],
         now: Instant,
     ) -> Next {
-        Stats::add(&self.stats().http_requests, 1);
-        let method = head.method();
-        let request = Request {
-            method,
-            path: head.path(),
-            query: head.query(),
-            headers: head.headers(),
-            admin: self.conn_mut(id).is_some_and(|c| c.admin),
-            secure: self.is_tls(id),
+        let form = match head.form() {
+            tether_http1::TargetForm::Asterisk => Form::Asterisk,
+            tether_http1::TargetForm::Authority => Form::Connect,
+            tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => Form::Origin,
         };
-        let path = request.path;
+        let request = Head {
+            request: Request {
+                method: head.method(),
+                path: head.path(),
+                query: head.query(),
+                headers: head.headers(),
+                admin: self.conn_mut(id).is_some_and(|c| c.admin),
+                secure: self.is_tls(id),
+            },
+            form,
+        };
         // Once a shutdown has begun, every answer closes its connection.
         let keep_alive = head.keep_alive() && self.shutdown.is_none();
-        let head_only = method == "HEAD";
-        match head.form() {
-            // `OPTIONS *`: about the server as a whole (RFC 9110 section
-            // 9.3.7).
-            tether_http1::TargetForm::Asterisk => {
-                let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
-                self.respond_with(id, &answer, false, !keep_alive);
-                return if keep_alive { Next::Continue } else { Next::Stop };
-            }
-            // CONNECT: not a proxy.
-            tether_http1::TargetForm::Authority => {
-                self.http_error(id, 501, false);
-                return Next::Stop;
-            }
-            tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => {}
-        }
-        let route = if path == "/healthz" {
-            Route::Page {
-                content_type: "text/plain; charset=utf-8",
-                body: b"ok\n",
-            }
-        } else {
-            let Self { app, peers, .. } = self;
-            match guarded(&peers.own().stats, "route", || app.route(&request)) {
-                Some(route) => route,
-                None => {
-                    self.http_error(id, 500, head_only);
-                    return Next::Stop;
-                }
-            }
-        };
-        if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
-            // Sessions are being closed: one opened now would only be
-            // closed again, or keep the loop from exiting.
-            self.respond(
-                id,
-                |out| http::write_error(out, 503, &[("Retry-After", "1")], head_only),
-                true,
-            );
-            return Next::Stop;
-        }
-        match route {
-            Route::NotFound => {
-                self.respond_with(
-                    id,
-                    &Response::text(404, "404 Not Found\n"),
-                    head_only,
-                    !keep_alive,
-                );
-            }
-            Route::Page { .. } if method != "GET" && !head_only => {
-                self.refuse_method(id, "GET, HEAD", false, keep_alive);
-            }
-            Route::Page { content_type, body } => {
+        let head_only = request.head_only();
+        match self.dispatch(id, &request, body, now) {
+            Decision::Respond(response) => self.respond_with(id, &response, head_only, !keep_alive),
+            Decision::Page { content_type, body } => {
                 self.respond(
                     id,
                     |out| {
@@ -352,90 +282,61 @@ impl<A: App> Server<A> {
                     !keep_alive,
                 );
             }
-            // The request, body included, has been read whole: refusing its
-            // method leaves the connection's framing intact.
-            Route::WebSocket(_) if method != "GET" => {
-                self.refuse_method(id, "GET", head_only, keep_alive);
-            }
-            Route::WebSocket(tag) => {
-                self.upgrade(id, head, &request, tag, rest, now);
+            Decision::Fail { status, retry_after } => {
+                let extra: &[(&str, &str)] = if retry_after { &[("Retry-After", "1")] } else { &[] };
+                self.respond(id, |out| http::write_error(out, status, extra, head_only), true);
                 return Next::Stop;
             }
-            Route::EventStream(_) if method != "GET" && !head_only => {
-                self.refuse_method(id, "GET, HEAD", false, keep_alive);
+            Decision::Upgrade(tag) => {
+                self.upgrade(id, head, &request.request, tag, rest, now);
+                return Next::Stop;
             }
-            Route::EventStream(tag) if head_only => {
+            Decision::EventStream { headers, .. } if head_only => {
                 // GET's head, and no stream: nothing follows it, so the
                 // connection goes on to the next request.
-                let Some(headers) = self.event_stream_headers(tag, &request, now) else {
-                    self.http_error(id, 500, head_only);
-                    return Next::Stop;
-                };
                 self.respond(
                     id,
                     |out| http::write_sse_head(out, &headers, !keep_alive),
                     !keep_alive,
                 );
             }
-            Route::EventStream(tag) => {
-                let Some(headers) = self.event_stream_headers(tag, &request, now) else {
-                    self.http_error(id, 500, head_only);
-                    return Next::Stop;
-                };
-                self.start_stream(id, &request, tag, &headers, now);
+            Decision::EventStream { tag, headers } => {
+                self.start_stream(id, &request.request, tag, &headers, now);
                 return Next::Stop;
             }
-            Route::Handler(tag) => {
-                let (app, mut ctx) = self.detached(now);
-                let peers = ctx.peers;
-                let reply = guarded(&peers.own().stats, "on_request", || {
-                    app.on_request(&mut ctx, id, tag, &request, body)
-                });
-                match reply {
-                    None => {
-                        self.http_error(id, 500, head_only);
-                        return Next::Stop;
-                    }
-                    Some(Reply::Now(response)) => self.respond_with(id, &response, head_only, !keep_alive),
-                    Some(Reply::Later(wait)) => {
-                        if let Some(State::Http {
-                            waiting, deadline, ..
-                        }) = self.conn_mut(id).map(|c| &mut c.state)
-                        {
-                            *waiting = Some(Deferred {
-                                tag,
-                                close: !keep_alive,
-                                head_only,
-                            });
-                            // A wait too long to represent is as good as forever.
-                            *deadline = now.checked_add(wait).unwrap_or(now + FOREVER);
-                        }
-                        if self.closing_sessions() {
-                            self.answer_at_shutdown(id, tag, now);
-                        }
-                        self.mark_dirty(id);
-                        return Next::Wait;
-                    }
+            Decision::Later { tag, wait } => {
+                if let Some(State::Http {
+                    waiting, deadline, ..
+                }) = self.conn_mut(id).map(|c| &mut c.state)
+                {
+                    *waiting = Some(Deferred {
+                        tag,
+                        close: !keep_alive,
+                        head_only,
+                    });
+                    *deadline = answer_by(now, wait);
                 }
+                if self.closing_sessions() {
+                    self.answer_at_shutdown(id, tag, now);
+                }
+                self.mark_dirty(id);
+                return Next::Wait;
             }
         }
         if !keep_alive {
             return Next::Stop;
         }
-        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+        let keep_alive_deadline = now + self.env.config.keep_alive_timeout;
         if let Some(State::Http { deadline, .. }) = self.conn_mut(id).map(|c| &mut c.state) {
             *deadline = keep_alive_deadline;
         }
         Next::Continue
     }
 
-    /// Sends the application's deferred answer, then carries on with any
-    /// request that arrived behind it.
-    pub(super) fn respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_respond_later(id, response);
-        }
-        let keep_alive_deadline = now + self.config.keep_alive_timeout;
+    /// [`Server::respond_later`] on an HTTP/1.1 connection: the answer,
+    /// then any request that arrived behind it.
+    pub(super) fn conn_respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
+        let keep_alive_deadline = now + self.env.config.keep_alive_timeout;
         let Some(State::Http {
             waiting,
             deadline,

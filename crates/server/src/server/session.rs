@@ -1,20 +1,18 @@
 //! WebSocket sessions and event streams: the upgrade, incoming frames,
 //! output pushed from elsewhere and the slow-consumer policy.
 
-use std::mem;
-use std::ops::Range;
 use std::time::Instant;
 
 use log::debug;
 use tether_handshake::RequestHead;
-use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
+use tether_ws::CloseCode;
 
-use super::{Conn, Kind, Server, Session, State, Stats, deflate_window, guarded, live, session};
-use crate::app::{Current, Encoded, InPlace};
+use super::dispatch::last_event_id;
+use super::{Conn, Kind, Server, Session, State, Stats, guarded};
+use crate::app::{App, CloseReason, ConnId, Request};
+use crate::app::{Current, InPlace};
 use crate::http::write_sse_head;
-use crate::output::{OutQueue, Pool};
 use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Ctx, Request};
 
 impl<A: App> Server<A> {
     pub(super) fn upgrade(
@@ -44,11 +42,7 @@ impl<A: App> Server<A> {
             // Only GET upgrades.
             return self.http_error(id, 500, false);
         }
-        let deflate_window = deflate_window(accepted.extensions().first().map(|e| e.element()));
-        let mut ws = tether_ws::Connection::with_shared(Role::Server, &self.ws_config, now);
-        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
-            ws = ws.with_extension(extension);
-        }
+        let session = Session::accepted(accepted, tag, &self.ws_config, now);
         self.respond(id, |out| out.extend_from_slice(&response), false);
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
@@ -57,12 +51,7 @@ impl<A: App> Server<A> {
         let stats = &ctx.peers.own().stats;
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_websocket, 1);
-        conn.state = State::WebSocket(Session {
-            ws,
-            tag,
-            notified: false,
-            deflate_window,
-        });
+        conn.state = State::WebSocket(session);
         let Conn {
             state: State::WebSocket(session),
             out,
@@ -107,7 +96,7 @@ impl<A: App> Server<A> {
         headers: &[(String, String)],
         now: Instant,
     ) {
-        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let retry = u64::try_from(self.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         self.respond(
             id,
             |out| {
@@ -117,17 +106,8 @@ impl<A: App> Server<A> {
             },
             false,
         );
-        // An id that is not UTF-8 still reaches the application, made
-        // valid with U+FFFD: as malformed as it was, so that it gets the
-        // "missed events" signal instead of being mistaken for no id.
-        let last_event_id = request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            .or_else(|| request.query_param("lastEventId"))
-            .filter(|id| !id.is_empty());
-        let heartbeat_at = now + self.config.sse_heartbeat;
+        let last_event_id = last_event_id(request);
+        let heartbeat_at = now + self.env.config.sse_heartbeat;
         let Some((conn, app, mut base)) = self.split(id, now) else {
             return;
         };
@@ -161,9 +141,11 @@ impl<A: App> Server<A> {
         }
     }
 
+    /// Bytes from the client of an HTTP/1.1 WebSocket, received where
+    /// they lie, so that an echo goes back from there.
     pub(super) fn ws_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
-        let max_output = self.config.max_output;
-        let Some((conn, mut tls, app, mut base)) = self.split_with_tls(id, now) else {
+        let max_output = self.env.config.max_output;
+        let Some((conn, tls, app, mut base)) = self.split_with_tls(id, now) else {
             return;
         };
         let Conn {
@@ -178,135 +160,13 @@ impl<A: App> Server<A> {
             return;
         };
         let out = out.get_or_insert_with(|| base.pool.queue());
-        // A recycled buffer for the next message, taken back below if no
-        // message started in it: an idle connection keeps none.
-        if let Some(unused) = session.ws.lend_buffer(base.pool.buffer()) {
-            base.pool.give_back(unused);
-        }
-        let mut input = data;
-        while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-            let current = mem::take(&mut input);
-            let (start, len) = (current.as_ptr() as usize, current.len());
-            let (used, incoming) = {
-                let (ws, lent) = (&mut session.ws, &mut *current);
-                out.write_with(base.pool, move |out| ws.receive_in_place(lent, now, out))
-            };
-            let Some(incoming) = incoming else {
-                input = current.get_mut(used..).unwrap_or_default();
-                continue;
-            };
-            // Only the last message of what was read may go back in place:
-            // an echo of each of several would cost a write each, where
-            // copied they go out in one.
-            let in_place = match incoming {
-                Incoming::Borrowed(message) if used == len => (message.as_bytes().as_ptr() as usize)
-                    .checked_sub(start)
-                    .map_or(InPlace::No, |at| InPlace::Lent(message, at)),
-                _ => InPlace::No,
-            };
-            let tag = session.tag;
-            let stats = &base.peers.own().stats;
-            let mut ctx = base.with_current(Current {
-                id,
-                ws: Some(&mut session.ws),
-                deflate_window: session.deflate_window,
-                out,
-                closing,
-                in_place,
-            });
-            let handled = to_app(app, &mut ctx, stats, id, tag, &mut session.notified, incoming);
-            if let Some((payload, kind)) = ctx.current.as_ref().and_then(|c| c.echoed()) {
-                let mut stream = Stream {
-                    socket: &mut *socket,
-                    tls: tls.as_deref_mut(),
-                };
-                let written = echo_in_place(
-                    &mut session.ws,
-                    current,
-                    payload,
-                    kind,
-                    &mut stream,
-                    out,
-                    base.pool,
-                );
-                Stats::add(&stats.bytes_out, written as u64);
-            }
-            input = current.get_mut(used..).unwrap_or_default();
-            if handled.is_none() {
-                // The application's state for this session is unknown:
-                // close it (1011), without telling the application again.
-                session.notified = true;
-                let _ = out.write_with(base.pool, |out| {
-                    session
-                        .ws
-                        .close(CloseCode::INTERNAL_ERROR, "internal error", now, out)
-                });
-                break;
-            }
-        }
-        if let Some(spare) = session.ws.reclaim_buffer() {
-            base.pool.give_back(spare);
-        }
-        if session.ws.state() == tether_ws::State::Closed {
+        let mut stream = Stream { socket, tls };
+        session.receive(app, &mut base, id, data, out, closing, Some(&mut stream), now);
+        if session.is_closed() {
             *closing = true;
         }
         if out.len() > max_output {
             *paused = true;
-        }
-        self.mark_dirty(id);
-    }
-
-    pub(super) fn push(&mut self, id: ConnId, encoded: Encoded, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_push(id, encoded, now);
-        }
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let Self {
-            conns,
-            pool,
-            peers,
-            tls,
-            ..
-        } = self;
-        let Some(conn) = live(conns, id) else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        let bytes = match &mut conn.state {
-            State::WebSocket(session) if session.ws.can_send() => {
-                session.frame_of(&encoded, &peers.own().stats)
-            }
-            State::Sse { heartbeat_at, .. } => {
-                *heartbeat_at = now + heartbeat;
-                encoded.bytes
-            }
-            _ => return,
-        };
-        let out = conn.out.get_or_insert_with(|| pool.queue());
-        out.push_shared(bytes);
-        Stats::add(&peers.own().stats.messages_out, 1);
-        if out.len() > max_output {
-            // Output is written only once per loop turn, so a burst of
-            // broadcasts can queue more than the limit for a peer that
-            // reads promptly. Bytes its socket takes now say nothing
-            // against it: judge only what the socket refuses.
-            let mut stream = Stream {
-                socket: &mut conn.socket,
-                tls: session(tls, id.index()),
-            };
-            if let Err(e) = out.flush(&mut stream, pool) {
-                debug!("write error: {e}");
-                self.remove(id, CloseReason::Dropped);
-                return;
-            }
-        }
-        if out.len() > max_output {
-            debug!("slow consumer: {} bytes queued, cutting it loose", out.len());
-            self.cut_loose(id, now);
-            return;
         }
         self.mark_dirty(id);
     }
@@ -316,7 +176,7 @@ impl<A: App> Server<A> {
     /// (the close timeout then bounds how long it may take to read it), an
     /// event stream ends (its client resumes from its last event id).
     pub(super) fn cut_loose(&mut self, id: ConnId, now: Instant) {
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         Stats::add(&self.stats().slow_consumers, 1);
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
@@ -353,10 +213,8 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_close_ws(id, code, reason, now);
-        }
+    /// [`Server::close_ws`] on an HTTP/1.1 connection.
+    pub(super) fn conn_close_ws(&mut self, id: ConnId, code: CloseCode, reason: &str, now: Instant) {
         let Some((conn, _, ctx)) = self.split(id, now) else {
             return;
         };
@@ -368,10 +226,8 @@ impl<A: App> Server<A> {
         self.mark_dirty(id);
     }
 
-    pub(super) fn end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
-        if id.stream() != 0 {
-            return self.h2_end_stream(id, reason, now);
-        }
+    /// [`Server::end_stream`] on an HTTP/1.1 connection.
+    pub(super) fn conn_end_stream(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
         let Some((conn, app, mut ctx)) = self.split(id, now) else {
             return;
         };
@@ -387,82 +243,5 @@ impl<A: App> Server<A> {
             app.on_unsubscribe(&mut ctx, id, tag, reason)
         });
         self.mark_dirty(id);
-    }
-}
-
-/// Hands a received WebSocket message, or the end of the session, to the
-/// application; on HTTP/1.1 and on an HTTP/2 stream alike. `notified` is
-/// set once the application was told that the session ended. `None` when
-/// the application panicked.
-pub(super) fn to_app<A: App>(
-    app: &mut A,
-    ctx: &mut Ctx<'_, A::Post>,
-    stats: &Stats,
-    id: ConnId,
-    tag: u32,
-    notified: &mut bool,
-    incoming: Incoming<'_>,
-) -> Option<()> {
-    match incoming {
-        Incoming::Borrowed(message) => {
-            Stats::add(&stats.messages_in, 1);
-            guarded(stats, "on_message", || app.on_message(ctx, id, tag, message))
-        }
-        Incoming::Event(Event::Message(message)) => {
-            Stats::add(&stats.messages_in, 1);
-            let handled = guarded(stats, "on_message", || {
-                app.on_message(ctx, id, tag, message.as_ref())
-            });
-            // The buffer it was assembled in serves the next one.
-            ctx.pool.give_back(message.into_bytes());
-            handled
-        }
-        Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
-        Incoming::Event(Event::Close(frame)) => {
-            *notified = true;
-            guarded(stats, "on_close", || {
-                app.on_close(ctx, id, tag, CloseReason::Closed(frame.code))
-            })
-        }
-        Incoming::Event(Event::Failed(error)) => {
-            debug!("websocket failed: {error}");
-            *notified = true;
-            let reason = error
-                .close_code()
-                .map_or(CloseReason::Dropped, CloseReason::Failed);
-            guarded(stats, "on_close", || app.on_close(ctx, id, tag, reason))
-        }
-    }
-}
-
-/// Writes a message the application echoed in place: the frame is made
-/// where the payload lies in the bytes read and written from there at
-/// once; only what the socket does not take is copied (queued). Returns
-/// the bytes written. Where the session cannot frame it there (its
-/// header came in an earlier read and left no room before it, or an
-/// extension transforms what is sent), it is sent as any message.
-fn echo_in_place(
-    ws: &mut tether_ws::Connection,
-    data: &mut [u8],
-    payload: Range<usize>,
-    kind: MessageKind,
-    stream: &mut Stream<'_>,
-    out: &mut OutQueue,
-    pool: &mut Pool,
-) -> usize {
-    match ws.frame_in_place(kind, data, payload.clone()) {
-        Some(start) => out.write_through(stream, data.get(start..payload.end).unwrap_or_default(), pool),
-        None => {
-            let bytes = data.get(payload).unwrap_or_default();
-            let message = match kind {
-                MessageKind::Binary => Some(MessageRef::Binary(bytes)),
-                // Validated when it was received.
-                MessageKind::Text => std::str::from_utf8(bytes).ok().map(MessageRef::Text),
-            };
-            if let Some(message) = message {
-                let _ = out.write_with(pool, |out| ws.send(message, out));
-            }
-            0
-        }
     }
 }

@@ -16,378 +16,49 @@
 //! other streams, a broadcast, stay shared: a frame header is written and
 //! the shared payload queued behind it, no copy). A stream whose queue
 //! grows while the connection's queued total is beyond
-//! [`crate::Config::max_output`] (a client that does not open its window)
+//! [`crate::config::Config::max_output`] (a client that does not open its window)
 //! is reset (CANCEL) by the slow-consumer policy; other streams go on.
 //!
 //! Request bodies are gathered until they are complete, and the windows
 //! reopened as they are, so that a body larger than a window gets through;
-//! what bounds a connection's memory is [`crate::Config::h2_request_bodies`]:
+//! what bounds a connection's memory is [`crate::config::Config::h2_request_bodies`]:
 //! the bodies still arriving on a connection hold at most that much (the
 //! capacity of their buffers), and a stream whose body would need more is
 //! reset with REFUSED_STREAM. With the request heads, each at most
-//! [`crate::Config::max_request_head`] and at most
+//! [`crate::config::Config::max_request_head`] and at most
 //! `max_concurrent_streams` of them, and the one incomplete frame kept
 //! between reads, that is what a connection's input can hold.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::Instant;
 
 use log::debug;
 use tether_h2::ErrorCode;
-use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
-use tether_h2::hpack::Field;
-use tether_ws::{CloseCode, Event, Role};
+use tether_h2::connection::{Event as H2Event, Request as H2Request};
+use tether_ws::{CloseCode, Event};
 
+mod state;
+
+pub(crate) use state::H2Session;
+use state::{
+    H2Stream, Kind, PLACEHOLDER_KEY, Piece, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies,
+    response_fields, split_target,
+};
+
+use super::dispatch::{Decision, Form, Head, answer_by, error_response, last_event_id};
 use super::{Server, Session, State, Stats, guarded, live};
-use crate::app::{Current, Encoded, InPlace, Reply};
-use crate::http::is_safe_field;
+use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
+use crate::app::{Current, InPlace};
 use crate::output::{Chunk, OutQueue, Pool};
-use crate::transport::Stream;
-use crate::{App, CloseReason, ConnId, Ctx, Request, Response, Route};
-
-/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
-/// the handshake checks (origin policy, subprotocols, extensions) are
-/// shared with HTTP/1.1 through an upgrade head built for them.
-const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
-
-/// How much of a refused request's body is read and dropped after its
-/// answer, so that the client finishes sending and then reads the answer.
-/// RFC 9113 §8.1 lets a server stop the upload with RST_STREAM(NO_ERROR)
-/// instead, but clients that are still sending when it arrives (curl 7.88
-/// among them) report a stream error and lose the answer. A body larger
-/// than this (announced or sent) is stopped with the reset.
-const REFUSED_BODY_DISCARD: usize = 1 << 20;
-
-/// Streams of one connection whose bodies are being dropped at once: they
-/// count against the concurrent-stream limit anyway, this bounds the map
-/// even if that limit is set high.
-const MAX_DISCARDING_STREAMS: usize = 256;
-
-/// One HTTP/2 connection's session.
-pub(crate) struct H2 {
-    conn: ServerConnection,
-    /// The start of a frame not yet whole.
-    partial: Vec<u8>,
-    streams: BTreeMap<u32, H2Stream>,
-    /// Answered streams whose request bodies are still arriving, with how
-    /// many more of their bytes are read and dropped before a reset.
-    discarding: BTreeMap<u32, usize>,
-    /// With no stream open, the connection closes at this time (the
-    /// handshake timeout at first, then the keep-alive timeout from the
-    /// last input).
-    deadline: Instant,
-    /// Bytes queued on all streams, waiting for window.
-    queued: usize,
-    /// What [`H2::body_bytes`] was when last added to the loop's gauge.
-    reported_body_bytes: usize,
-}
-
-/// What the server keeps for one stream.
-struct H2Stream {
-    kind: Kind,
-    /// DATA waiting for the client's window.
-    queue: VecDeque<Piece>,
-    queued: usize,
-    /// END_STREAM once the queue is sent.
-    end: bool,
-}
-
-/// Bytes waiting on a stream, and how much of them is sent.
-enum Piece {
-    Owned(Vec<u8>, usize),
-    Shared(Arc<[u8]>, usize),
-}
-
-impl Piece {
-    fn rest(&self) -> &[u8] {
-        match self {
-            Piece::Owned(bytes, at) => bytes.get(*at..).unwrap_or_default(),
-            Piece::Shared(bytes, at) => bytes.get(*at..).unwrap_or_default(),
-        }
-    }
-
-    fn advance(&mut self, n: usize) {
-        match self {
-            Piece::Owned(_, at) | Piece::Shared(_, at) => *at += n,
-        }
-    }
-}
-
-enum Kind {
-    /// The request's body is arriving.
-    Body { request: Box<H2Request>, body: Vec<u8> },
-    /// The response is on its way; the stream is forgotten once it is
-    /// sent.
-    Answered,
-    /// The application answers later ([`Reply::Later`]).
-    Waiting {
-        tag: u32,
-        head_only: bool,
-        deadline: Instant,
-    },
-    /// An event stream; `ended` once the application was told it ended.
-    Sse {
-        tag: u32,
-        heartbeat_at: Instant,
-        ended: bool,
-    },
-    /// A WebSocket (RFC 8441).
-    WebSocket(Session),
-}
-
-impl H2Stream {
-    fn new(kind: Kind) -> H2Stream {
-        H2Stream {
-            kind,
-            queue: VecDeque::new(),
-            queued: 0,
-            end: false,
-        }
-    }
-}
-
-impl H2 {
-    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2> {
-        Some(H2 {
-            conn: ServerConnection::new(config).ok()?,
-            partial: Vec::new(),
-            streams: BTreeMap::new(),
-            discarding: BTreeMap::new(),
-            deadline,
-            queued: 0,
-            reported_body_bytes: 0,
-        })
-    }
-
-    /// The next time the session has something to do.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self.streams.is_empty().then_some(self.deadline);
-        for stream in self.streams.values() {
-            let at = match &stream.kind {
-                Kind::Waiting { deadline, .. } => Some(*deadline),
-                Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
-                Kind::WebSocket(session) => session.ws.poll_timeout(),
-                Kind::Body { .. } | Kind::Answered => None,
-            };
-            next = match (next, at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        next
-    }
-
-    /// The memory held by request bodies still arriving.
-    fn body_bytes(&self) -> usize {
-        self.streams
-            .values()
-            .map(|s| match &s.kind {
-                Kind::Body { body, .. } => body.capacity(),
-                _ => 0,
-            })
-            .fold(0, usize::saturating_add)
-    }
-
-    fn enqueue(&mut self, stream: u32, piece: Piece) {
-        let Some(s) = self.streams.get_mut(&stream) else {
-            return;
-        };
-        let len = piece.rest().len();
-        if len == 0 {
-            return;
-        }
-        s.queued = s.queued.saturating_add(len);
-        self.queued = self.queued.saturating_add(len);
-        s.queue.push_back(piece);
-    }
-
-    /// Sends what the windows allow of `stream`'s queue, and END_STREAM
-    /// once it is empty and the stream is to end; returns the stream if
-    /// that ended it (it is forgotten).
-    fn drain(&mut self, stream: u32, out: &mut OutQueue, pool: &mut Pool) -> Option<H2Stream> {
-        let H2 {
-            conn,
-            streams,
-            queued,
-            ..
-        } = self;
-        let s = streams.get_mut(&stream)?;
-        while let Some(front) = s.queue.front_mut() {
-            let rest = front.rest().len();
-            let n = match out.write_with(pool, |o| conn.send_data_head(stream, rest, false, o)) {
-                Ok(n) => n,
-                Err(_) => {
-                    // The stream is gone on the connection's side (reset,
-                    // or the connection ended): nothing more goes.
-                    *queued = queued.saturating_sub(s.queued);
-                    s.queued = 0;
-                    s.queue.clear();
-                    break;
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            match front {
-                // The common case: a whole shared payload in one frame.
-                Piece::Shared(bytes, 0) if n == bytes.len() => out.push_shared(bytes.clone()),
-                _ => {
-                    let bytes = front.rest().get(..n).unwrap_or_default();
-                    out.write_with(pool, |o| o.extend_from_slice(bytes));
-                }
-            }
-            front.advance(n);
-            if n == rest
-                && let Some(Piece::Owned(bytes, _)) = s.queue.pop_front()
-            {
-                pool.give_back(bytes);
-            }
-            s.queued = s.queued.saturating_sub(n);
-            *queued = queued.saturating_sub(n);
-        }
-        if s.queue.is_empty() && s.end {
-            let _ = out.write_with(pool, |o| conn.send_data_head(stream, 0, true, o));
-            return streams.remove(&stream);
-        }
-        None
-    }
-
-    /// Resets a stream because of what the client did with it, charged to
-    /// the connection's rapid-reset budget (which may end the connection).
-    fn refuse(&mut self, stream: u32, code: ErrorCode, out: &mut OutQueue, pool: &mut Pool) {
-        if let Ok(Some(H2Event::ConnectionError(error))) =
-            out.write_with(pool, |o| self.conn.refuse(stream, code, o))
-        {
-            debug!("HTTP/2 connection error: {error}");
-        }
-    }
-
-    /// Forgets a stream, with what it had queued.
-    fn forget(&mut self, stream: u32) -> Option<H2Stream> {
-        let s = self.streams.remove(&stream)?;
-        self.queued = self.queued.saturating_sub(s.queued);
-        Some(s)
-    }
-}
-
-/// Header fields the server never sends over HTTP/2 (RFC 9113 §8.2.2),
-/// and those it writes itself.
-fn sendable(name: &str, value: &str) -> bool {
-    is_safe_field(name, value)
-        && ![
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "transfer-encoding",
-            "upgrade",
-            "content-length",
-            "te",
-        ]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
-}
-
-/// A response head: `:status`, the content type and length if given, and
-/// the further fields, lower-cased, without connection-specific ones.
-fn response_fields<'h>(
-    status: u16,
-    content_type: &str,
-    content_length: Option<usize>,
-    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
-) -> Vec<Field> {
-    let mut fields = vec![Field::new(":status", status.to_string())];
-    if !content_type.is_empty() && is_safe_field("content-type", content_type) {
-        fields.push(Field::new("content-type", content_type));
-    }
-    if let Some(length) = content_length {
-        fields.push(Field::new("content-length", length.to_string()));
-    }
-    for (name, value) in headers {
-        if sendable(name, value) {
-            fields.push(Field::new(name.to_ascii_lowercase(), value));
-        }
-    }
-    fields
-}
-
-/// The request's fields as the application's [`Request`] shows them:
-/// `host` from `:authority` when there is none, and the `cookie` fields
-/// joined into one (RFC 9113 §8.2.3). Names are ASCII (checked by
-/// tether-h2); a value that is not UTF-8 is still given as bytes.
-fn app_headers<'r>(request: &'r H2Request, cookie: &'r Option<Vec<u8>>) -> Vec<httparse::Header<'r>> {
-    let mut headers = Vec::with_capacity(request.fields.len() + 1);
-    if request.field("host").is_none()
-        && let Some(authority) = request.authority.as_deref()
-    {
-        headers.push(httparse::Header {
-            name: "host",
-            value: authority.as_bytes(),
-        });
-    }
-    for field in &request.fields {
-        if field.name == b"cookie" {
-            continue;
-        }
-        if let Ok(name) = std::str::from_utf8(&field.name) {
-            headers.push(httparse::Header {
-                name,
-                value: &field.value,
-            });
-        }
-    }
-    if let Some(cookie) = cookie {
-        headers.push(httparse::Header {
-            name: "cookie",
-            value: cookie,
-        });
-    }
-    headers
-}
-
-fn joined_cookies(request: &H2Request) -> Option<Vec<u8>> {
-    let mut cookies = request.fields.iter().filter(|f| f.name == b"cookie");
-    let mut joined = cookies.next()?.value.clone();
-    for more in cookies {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(&more.value);
-    }
-    Some(joined)
-}
-
-/// The method the application sees: an extended CONNECT for a WebSocket
-/// is the GET of an HTTP/1.1 upgrade.
-fn app_method(request: &H2Request) -> &str {
-    if request.is_extended_connect("websocket") {
-        "GET"
-    } else {
-        &request.method
-    }
-}
-
-fn split_target(request: &H2Request) -> (&str, Option<&str>) {
-    let target = request.path.as_deref().unwrap_or("/");
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    }
-}
-
-fn error_body(status: u16) -> Response {
-    Response::text(
-        status,
-        format!("{status} {}\n", tether_http1::reason_phrase(status)),
-    )
-}
+use crate::server::env::LoopEnv;
 
 impl<A: App> Server<A> {
     /// Makes connection `id` an HTTP/2 session.
     pub(super) fn start_h2(&mut self, id: ConnId, now: Instant) -> bool {
-        let mut config = self.config.h2;
-        let head_limit = u32::try_from(self.config.max_request_head).unwrap_or(u32::MAX);
+        let mut config = self.env.config.h2;
+        let head_limit = u32::try_from(self.env.config.max_request_head).unwrap_or(u32::MAX);
         config.max_header_list_size = config.max_header_list_size.min(head_limit).max(1);
-        let deadline = now + self.config.handshake_timeout;
-        let Some(session) = H2::new(config, deadline) else {
+        let deadline = now + self.env.config.handshake_timeout;
+        let Some(session) = H2Session::new(config, deadline) else {
             return false;
         };
         let Some(conn) = self.conn_mut(id) else {
@@ -400,8 +71,9 @@ impl<A: App> Server<A> {
     }
 
     /// The session, the connection's output queue and the pool.
-    fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2, &mut OutQueue, &mut Pool)> {
-        let Self { conns, pool, .. } = self;
+    fn h2_parts(&mut self, id: ConnId) -> Option<(&mut H2Session, &mut OutQueue, &mut Pool)> {
+        let Self { conns, env, .. } = self;
+        let LoopEnv { pool, .. } = env;
         let conn = live(conns, id)?;
         let State::H2(h2) = &mut conn.state else {
             return None;
@@ -410,9 +82,21 @@ impl<A: App> Server<A> {
         Some((h2, out, pool))
     }
 
+    /// The HTTP/2 session of connection `id`, its output queue and the
+    /// loop's environment, for the session's own methods.
+    fn http2(&mut self, id: ConnId) -> Option<(&mut H2Session, &mut OutQueue, &mut LoopEnv<A::Post>)> {
+        let Self { conns, env, .. } = self;
+        let conn = live(conns, id)?;
+        let State::H2(h2) = &mut conn.state else {
+            return None;
+        };
+        let out = conn.out.get_or_insert_with(|| env.pool.queue());
+        Some((h2, out, env))
+    }
+
     /// Bytes from the client of an HTTP/2 session.
     pub(super) fn h2_input(&mut self, id: ConnId, data: &[u8], now: Instant) {
-        let keep_alive = self.config.keep_alive_timeout;
+        let keep_alive = self.env.config.keep_alive_timeout;
         let mut events = Vec::new();
         {
             let Some((h2, out, pool)) = self.h2_parts(id) else {
@@ -473,7 +157,7 @@ impl<A: App> Server<A> {
     /// A new stream's request.
     fn h2_request(&mut self, id: ConnId, stream: u32, request: H2Request, end_stream: bool, now: Instant) {
         Stats::add(&self.stats().h2_streams, 1);
-        let max_body = self.config.max_request_body;
+        let max_body = self.env.config.max_request_body;
         let Some((h2, _, _)) = self.h2_parts(id) else {
             return;
         };
@@ -488,7 +172,10 @@ impl<A: App> Server<A> {
             .and_then(|v| v.parse::<u64>().ok());
         let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
-            return self.h2_refuse(id, stream, &error_body(413), head_only, None);
+            if let Some((h2, out, env)) = self.http2(id) {
+                h2.refuse_with(env, out, stream, &error_response(413), head_only, None);
+            }
+            return;
         }
         // The head is in and the body is not: a request refused whatever
         // its body is answered now, its body never read.
@@ -515,7 +202,10 @@ impl<A: App> Server<A> {
             let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
                 usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
             });
-            return self.h2_refuse(id, stream, &refusal, head_only, discard);
+            if let Some((h2, out, env)) = self.http2(id) {
+                h2.refuse_with(env, out, stream, &refusal, head_only, discard);
+            }
+            return;
         }
         if let Some((h2, _, _)) = self.h2_parts(id)
             && let Some(s) = h2.streams.get_mut(&stream)
@@ -529,8 +219,8 @@ impl<A: App> Server<A> {
 
     /// Body bytes (or, empty with `end_stream`, the end of a body).
     fn h2_data(&mut self, id: ConnId, stream: u32, mut data: Vec<u8>, end_stream: bool, now: Instant) {
-        let max_body = self.config.max_request_body;
-        let budget = self.config.h2_request_bodies.max(max_body);
+        let max_body = self.env.config.max_request_body;
+        let budget = self.env.config.h2_request_bodies.max(max_body);
         let len = data.len();
         let Some((h2, out, pool)) = self.h2_parts(id) else {
             return;
@@ -563,7 +253,10 @@ impl<A: App> Server<A> {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
                     let head_only = request.method == "HEAD";
-                    return self.h2_refuse(id, stream, &error_body(413), head_only, None);
+                    if let Some((h2, out, env)) = self.http2(id) {
+                        h2.refuse_with(env, out, stream, &error_response(413), head_only, None);
+                    }
+                    return;
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
@@ -579,7 +272,10 @@ impl<A: App> Server<A> {
                     let grown = body.capacity().saturating_mul(2).max(needed).min(max_body);
                     let extra = grown.saturating_sub(body.capacity());
                     if held.saturating_add(extra) > budget {
-                        return self.h2_refuse_body(id, stream);
+                        if let Some((h2, out, env)) = self.http2(id) {
+                            h2.refuse_body(env, out, stream);
+                        }
+                        return;
                     }
                     body.reserve_exact(grown.saturating_sub(body.len()));
                 }
@@ -610,207 +306,82 @@ impl<A: App> Server<A> {
         }
     }
 
-    /// Answers `response` before the request's body is in. With `discard`,
-    /// up to that many bytes of the body are then read and dropped until the
-    /// client ends the stream; without it (or past it), the stream is reset
-    /// with NO_ERROR so that the client stops sending (RFC 9113 §8.1).
-    /// `head_only` for a HEAD request, whose answer has no body.
-    fn h2_refuse(
-        &mut self,
-        id: ConnId,
-        stream: u32,
-        response: &Response,
-        head_only: bool,
-        discard: Option<usize>,
-    ) {
-        self.h2_answer(id, stream, response, head_only);
-        if let Some((h2, out, pool)) = self.h2_parts(id) {
-            match discard {
-                // The answer may still wait for window: it stays queued.
-                Some(left) if h2.discarding.len() < MAX_DISCARDING_STREAMS => {
-                    h2.discarding.insert(stream, left);
-                }
-                _ => {
-                    h2.refuse(stream, ErrorCode::NO_ERROR, out, pool);
-                    h2.forget(stream);
-                }
-            }
-        }
-    }
-
-    /// Resets a stream whose body would pass the connection's budget for
-    /// request bodies with REFUSED_STREAM: it was not processed, and the
-    /// client may send it again (RFC 9113 §8.7).
-    fn h2_refuse_body(&mut self, id: ConnId, stream: u32) {
-        debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
-        Stats::add(&self.stats().h2_refused_bodies, 1);
-        if let Some((h2, out, pool)) = self.h2_parts(id) {
-            h2.refuse(stream, ErrorCode::REFUSED_STREAM, out, pool);
-            h2.forget(stream);
-        }
-    }
-
-    /// Sends a whole response on `stream`, which is forgotten once it is
-    /// sent.
-    fn h2_answer(&mut self, id: ConnId, stream: u32, response: &Response, head_only: bool) {
-        let fields = response_fields(
-            response.status,
-            &response.content_type,
-            Some(response.body.len()),
-            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-        let Some((h2, out, pool)) = self.h2_parts(id) else {
-            return;
-        };
-        let no_body = head_only || response.body.is_empty();
-        if out
-            .write_with(pool, |o| h2.conn.send_headers(stream, &fields, no_body, o))
-            .is_err()
-            || no_body
-        {
-            h2.forget(stream);
-            return;
-        }
-        let Some(s) = h2.streams.get_mut(&stream) else {
-            return;
-        };
-        s.kind = Kind::Answered;
-        s.end = true;
-        h2.enqueue(stream, Piece::Owned(response.body.clone(), 0));
-        h2.drain(stream, out, pool);
-    }
-
-    /// An extended CONNECT that the application routed to a handler: its
-    /// answer when it is a refusal (401, 403, ... as an HTTP/1.1 upgrade
-    /// gets), else 400, since a 2xx would tell the client its WebSocket
-    /// is open (RFC 8441 section 5).
-    fn h2_refuse_connect(&mut self, id: ConnId, stream: u32, tag: u32, request: &Request<'_>, now: Instant) {
-        let sid = id.with_stream(stream);
-        let (app, mut ctx) = self.detached(now);
-        let peers = ctx.peers;
-        let reply = guarded(&peers.own().stats, "on_request", || {
-            match app.on_request(&mut ctx, sid, tag, request, &[]) {
-                Reply::Now(response) => Some(response),
-                Reply::Later(_) => {
-                    app.on_request_abandoned(&mut ctx, sid, tag);
-                    None
-                }
-            }
-        });
-        let answer = match reply {
-            None => error_body(500),
-            Some(Some(response)) if response.status >= 300 => response,
-            Some(_) => error_body(400),
-        };
-        self.h2_answer(id, stream, &answer, false);
-    }
-
-    /// A complete request: routed and answered as on HTTP/1.1.
+    /// A complete request: routed once for every version, and answered in
+    /// HTTP/2's framing.
     fn h2_dispatch(&mut self, id: ConnId, stream: u32, h2_request: &H2Request, body: &[u8], now: Instant) {
-        Stats::add(&self.stats().http_requests, 1);
-        let admin = self.conn_mut(id).is_some_and(|c| c.admin);
-        let secure = self.is_tls(id);
         let sid = id.with_stream(stream);
         let cookie = joined_cookies(h2_request);
         let headers = app_headers(h2_request, &cookie);
         let (path, query) = split_target(h2_request);
-        let method = app_method(h2_request);
-        let request = Request {
-            method,
-            path,
-            query,
-            headers: &headers,
-            admin,
-            secure,
-        };
-        let head_only = method == "HEAD";
         let websocket = h2_request.is_extended_connect("websocket");
-        if h2_request.method == "CONNECT" && !websocket {
+        let form = if websocket {
+            Form::ConnectWebSocket
+        } else if h2_request.method == "CONNECT" {
             // Not a proxy; and no other protocol over CONNECT.
-            return self.h2_answer(id, stream, &error_body(501), head_only);
-        }
-        if h2_request.method == "OPTIONS" && path == "*" {
-            let answer = Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS");
-            return self.h2_answer(id, stream, &answer, head_only);
-        }
-        let route = if path == "/healthz" {
-            Route::Page {
-                content_type: "text/plain; charset=utf-8",
-                body: b"ok\n",
-            }
+            Form::Connect
+        } else if h2_request.method == "OPTIONS" && path == "*" {
+            Form::Asterisk
         } else {
-            let Self { app, peers, .. } = self;
-            match guarded(&peers.own().stats, "route", || app.route(&request)) {
-                Some(route) => route,
-                None => return self.h2_answer(id, stream, &error_body(500), head_only),
-            }
+            Form::Origin
         };
-        if self.closing_sessions() && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
-            let busy = error_body(503).header("Retry-After", "1");
-            return self.h2_answer(id, stream, &busy, head_only);
-        }
-        if websocket && let Route::Handler(tag) = route {
-            return self.h2_refuse_connect(id, stream, tag, &request, now);
-        }
-        if websocket && !matches!(route, Route::WebSocket(_) | Route::NotFound) {
-            return self.h2_answer(id, stream, &error_body(400), head_only);
-        }
-        match route {
-            Route::NotFound => self.h2_answer(id, stream, &error_body(404), head_only),
-            Route::Page { content_type, body } => {
-                if method != "GET" && !head_only {
-                    let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, head_only);
+        let head = Head {
+            request: Request {
+                method: app_method(h2_request),
+                path,
+                query,
+                headers: &headers,
+                admin: self.conn_mut(id).is_some_and(|c| c.admin),
+                secure: self.is_tls(id),
+            },
+            form,
+        };
+        let head_only = head.head_only();
+        match self.dispatch(sid, &head, body, now) {
+            Decision::Respond(response) => {
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &response, head_only);
                 }
+            }
+            Decision::Page { content_type, body } => {
                 let page = Response::new(200, content_type, body).header("Cache-Control", "no-cache");
-                self.h2_answer(id, stream, &page, head_only);
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &page, head_only);
+                }
             }
-            Route::WebSocket(tag) => {
-                if !websocket {
-                    // A WebSocket over HTTP/2 is an extended CONNECT.
-                    let refused = if method == "GET" {
-                        error_body(426)
-                    } else {
-                        error_body(405).header("Allow", "GET")
+            Decision::Fail { status, retry_after } => {
+                let mut answer = error_response(status);
+                if retry_after {
+                    answer = answer.header("Retry-After", "1");
+                }
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &answer, head_only);
+                }
+            }
+            // A WebSocket over HTTP/2 is an extended CONNECT.
+            Decision::Upgrade(_) if !websocket => {
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &error_response(426), head_only);
+                }
+            }
+            Decision::Upgrade(tag) => {
+                self.h2_accept_websocket(id, stream, h2_request, &head.request, tag, now)
+            }
+            Decision::EventStream { tag, headers } => {
+                self.h2_start_stream(id, stream, &head.request, tag, &headers, head_only, now);
+            }
+            Decision::Later { tag, wait } => {
+                let deadline = answer_by(now, wait);
+                if let Some((h2, _, _)) = self.h2_parts(id)
+                    && let Some(s) = h2.streams.get_mut(&stream)
+                {
+                    s.kind = Kind::Waiting {
+                        tag,
+                        head_only,
+                        deadline,
                     };
-                    return self.h2_answer(id, stream, &refused, head_only);
                 }
-                self.h2_accept_websocket(id, stream, h2_request, &request, tag, now);
-            }
-            Route::EventStream(tag) => {
-                if method != "GET" && !head_only {
-                    let refused = error_body(405).header("Allow", "GET, HEAD");
-                    return self.h2_answer(id, stream, &refused, head_only);
-                }
-                let Some(extra) = self.event_stream_headers(tag, &request, now) else {
-                    return self.h2_answer(id, stream, &error_body(500), head_only);
-                };
-                self.h2_start_stream(id, stream, &request, tag, &extra, head_only, now);
-            }
-            Route::Handler(tag) => {
-                let (app, mut ctx) = self.detached(now);
-                let peers = ctx.peers;
-                let reply = guarded(&peers.own().stats, "on_request", || {
-                    app.on_request(&mut ctx, sid, tag, &request, body)
-                });
-                match reply {
-                    None => self.h2_answer(id, stream, &error_body(500), head_only),
-                    Some(Reply::Now(response)) => self.h2_answer(id, stream, &response, head_only),
-                    Some(Reply::Later(wait)) => {
-                        let deadline = now.checked_add(wait).unwrap_or(now + super::requests::FOREVER);
-                        if let Some((h2, _, _)) = self.h2_parts(id)
-                            && let Some(s) = h2.streams.get_mut(&stream)
-                        {
-                            s.kind = Kind::Waiting {
-                                tag,
-                                head_only,
-                                deadline,
-                            };
-                        }
-                        if self.closing_sessions() {
-                            self.answer_at_shutdown(sid, tag, now);
-                        }
-                    }
+                if self.closing_sessions() {
+                    self.answer_at_shutdown(sid, tag, now);
                 }
             }
         }
@@ -828,8 +399,8 @@ impl<A: App> Server<A> {
         head_only: bool,
         now: Instant,
     ) {
-        let retry = u64::try_from(self.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
-        let heartbeat_at = now + self.config.sse_heartbeat;
+        let retry = u64::try_from(self.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let heartbeat_at = now + self.env.config.sse_heartbeat;
         let fields = response_fields(
             200,
             "text/event-stream",
@@ -865,13 +436,7 @@ impl<A: App> Server<A> {
             h2.drain(stream, out, pool);
         }
         Stats::add(&self.stats().open_event_stream, 1);
-        let last_event_id = request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            .or_else(|| request.query_param("lastEventId"))
-            .filter(|id| !id.is_empty());
+        let last_event_id = last_event_id(request);
         let sid = id.with_stream(stream);
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
@@ -888,7 +453,7 @@ impl<A: App> Server<A> {
                     s.end = true;
                 }
                 if let Some(gone) = h2.drain(stream, out, pool) {
-                    self.h2_count_gone(&gone);
+                    gone.count_gone(self.stats());
                 }
             }
         }
@@ -942,7 +507,10 @@ impl<A: App> Server<A> {
                     rejection.reason()
                 );
                 let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
-                return self.h2_answer(id, stream, &response, false);
+                if let Some((h2, out, env)) = self.http2(id) {
+                    h2.answer(env, out, stream, &response, false);
+                }
+                return;
             }
         };
         let protocol = accepted.protocol().map(str::to_owned);
@@ -960,11 +528,7 @@ impl<A: App> Server<A> {
             extra.push(("sec-websocket-extensions", extensions.as_str()));
         }
         let fields = response_fields(200, "", None, extra);
-        let deflate_window = super::deflate_window(accepted.extensions().first().map(|e| e.element()));
-        let mut ws = tether_ws::Connection::with_shared(Role::Server, &self.ws_config, now);
-        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
-            ws = ws.with_extension(extension);
-        }
+        let session = Session::accepted(accepted, tag, &self.ws_config, now);
         {
             let Some((h2, out, pool)) = self.h2_parts(id) else {
                 return;
@@ -979,12 +543,7 @@ impl<A: App> Server<A> {
             let Some(s) = h2.streams.get_mut(&stream) else {
                 return;
             };
-            s.kind = Kind::WebSocket(Session {
-                ws,
-                tag,
-                notified: false,
-                deflate_window,
-            });
+            s.kind = Kind::WebSocket(session);
         }
         Stats::add(&self.stats().open_websocket, 1);
         let opened = self.h2_with_ws(id, stream, now, |app, ctx, sid, tag| {
@@ -1060,7 +619,7 @@ impl<A: App> Server<A> {
             h2.drain(stream, out, pool)
         };
         if let Some(gone) = gone {
-            self.h2_count_gone(&gone);
+            gone.count_gone(self.stats());
         }
     }
 
@@ -1081,14 +640,10 @@ impl<A: App> Server<A> {
     fn h2_ws_input(&mut self, id: ConnId, stream: u32, data: &mut [u8], now: Instant) {
         let sid = id.with_stream(stream);
         let result = {
-            let Self {
-                conns,
-                app,
-                actions,
-                pool,
-                peers,
-                ..
-            } = self;
+            let Self { conns, app, env, .. } = self;
+            let LoopEnv {
+                actions, pool, peers, ..
+            } = env;
             let Some(conn) = live(conns, id) else { return };
             let State::H2(h2) = &mut conn.state else { return };
             let Some(s) = h2.streams.get_mut(&stream) else {
@@ -1099,48 +654,9 @@ impl<A: App> Server<A> {
             };
             let mut scratch = pool.queue();
             let mut base = Ctx::new(now, actions, pool, peers);
-            if let Some(unused) = session.ws.lend_buffer(base.pool.buffer()) {
-                base.pool.give_back(unused);
-            }
-            let mut input = data;
             let mut closing = false;
-            while !input.is_empty() && session.ws.state() != tether_ws::State::Closed {
-                let current = std::mem::take(&mut input);
-                let (used, incoming) = {
-                    let (ws, lent) = (&mut session.ws, &mut *current);
-                    scratch.write_with(base.pool, move |o| ws.receive_in_place(lent, now, o))
-                };
-                let Some(incoming) = incoming else {
-                    input = current.get_mut(used..).unwrap_or_default();
-                    continue;
-                };
-                let tag = session.tag;
-                let stats = &base.peers.own().stats;
-                let mut ctx = base.with_current(Current {
-                    id: sid,
-                    ws: Some(&mut session.ws),
-                    deflate_window: session.deflate_window,
-                    out: &mut scratch,
-                    closing: &mut closing,
-                    in_place: InPlace::No,
-                });
-                let handled =
-                    super::session::to_app(app, &mut ctx, stats, sid, tag, &mut session.notified, incoming);
-                input = current.get_mut(used..).unwrap_or_default();
-                if handled.is_none() {
-                    session.notified = true;
-                    let _ = scratch.write_with(base.pool, |o| {
-                        session
-                            .ws
-                            .close(CloseCode::INTERNAL_ERROR, "internal error", now, o)
-                    });
-                    break;
-                }
-            }
-            if let Some(spare) = session.ws.reclaim_buffer() {
-                base.pool.give_back(spare);
-            }
-            (scratch, session.ws.state() == tether_ws::State::Closed)
+            session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+            (scratch, session.is_closed())
         };
         let (scratch, closed) = result;
         self.h2_take_scratch(id, stream, scratch, closed);
@@ -1167,17 +683,7 @@ impl<A: App> Server<A> {
             }
         }
         for s in &gone {
-            self.h2_count_gone(s);
-        }
-    }
-
-    /// The open-session gauges, for a stream that is gone.
-    fn h2_count_gone(&self, stream: &H2Stream) {
-        let stats = self.stats();
-        match stream.kind {
-            Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
-            Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
-            _ => {}
+            s.count_gone(self.stats());
         }
     }
 
@@ -1191,7 +697,7 @@ impl<A: App> Server<A> {
         let Some(gone) = h2.forget(sid.stream()) else {
             return;
         };
-        self.h2_count_gone(&gone);
+        gone.count_gone(self.stats());
         self.h2_notify(sid, gone.kind, reason, now);
     }
 
@@ -1217,71 +723,13 @@ impl<A: App> Server<A> {
         self.h2_gone(sid, reason, now);
     }
 
-    /// Encoded bytes (a WebSocket frame, an SSE event) for a stream.
-    pub(super) fn h2_push(&mut self, sid: ConnId, encoded: Encoded, now: Instant) {
-        let id = sid.connection();
-        let stream = sid.stream();
-        let max_output = self.config.max_output;
-        let heartbeat = self.config.sse_heartbeat;
-        let (gone, over) = {
-            let Self {
-                conns,
-                pool,
-                peers,
-                tls,
-                ..
-            } = self;
-            let Some(conn) = live(conns, id) else { return };
-            if conn.closing {
-                return;
-            }
-            let State::H2(h2) = &mut conn.state else { return };
-            let Some(s) = h2.streams.get_mut(&stream) else {
-                return;
-            };
-            let bytes = match &mut s.kind {
-                Kind::WebSocket(session) if session.ws.can_send() && !s.end => {
-                    session.frame_of(&encoded, &peers.own().stats)
-                }
-                Kind::Sse {
-                    heartbeat_at,
-                    ended: false,
-                    ..
-                } => {
-                    *heartbeat_at = now + heartbeat;
-                    encoded.bytes
-                }
-                _ => return,
-            };
-            h2.enqueue(stream, Piece::Shared(bytes, 0));
-            Stats::add(&peers.own().stats.messages_out, 1);
-            let out = conn.out.get_or_insert_with(|| pool.queue());
-            let gone = h2.drain(stream, out, pool);
-            if out.len() > max_output {
-                // As on HTTP/1.1: judge only what the socket refuses.
-                let mut socket = Stream {
-                    socket: &mut conn.socket,
-                    tls: super::session(tls, id.index()),
-                };
-                if out.flush(&mut socket, pool).is_err() {
-                    return self.remove(id, CloseReason::Dropped);
-                }
-            }
-            // A stream whose client does not open its window, while the
-            // connection holds more than its limit, or a client that does
-            // not read the socket at all.
-            let stalled = h2.streams.get(&stream).is_some_and(|s| s.queued > 0) && h2.queued > max_output;
-            (gone, stalled || out.len() > max_output)
-        };
-        if let Some(gone) = gone {
-            self.h2_count_gone(&gone);
-        }
-        if over {
-            debug!("slow consumer on HTTP/2 stream {stream}: resetting it");
-            Stats::add(&self.stats().slow_consumers, 1);
-            self.h2_reset(sid, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
-        }
-        self.mark_dirty(id);
+    /// The slow-consumer policy on a stream: reset with CANCEL, which
+    /// drops what it had queued and leaves the connection's other streams
+    /// alone.
+    pub(super) fn h2_cut_loose(&mut self, sid: ConnId, now: Instant) {
+        debug!("slow consumer on HTTP/2 stream {}: resetting it", sid.stream());
+        Stats::add(&self.stats().slow_consumers, 1);
+        self.h2_reset(sid, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
     }
 
     /// Starts the close handshake of the WebSocket on a stream.
@@ -1296,7 +744,7 @@ impl<A: App> Server<A> {
     /// END_STREAM follows what is queued.
     pub(super) fn h2_end_stream(&mut self, sid: ConnId, reason: CloseReason, now: Instant) {
         let id = sid.connection();
-        let linger = self.config.linger;
+        let linger = self.env.config.linger;
         let tag = {
             let Some((h2, _, _)) = self.h2_parts(id) else {
                 return;
@@ -1340,14 +788,16 @@ impl<A: App> Server<A> {
             return;
         };
         let head_only = *head_only;
-        self.h2_answer(id, sid.stream(), response, head_only);
+        if let Some((h2, out, env)) = self.http2(id) {
+            h2.answer(env, out, sid.stream(), response, head_only);
+        }
         self.mark_dirty(id);
     }
 
     /// What is due on an HTTP/2 session: deferred answers, heartbeats,
     /// WebSocket timers, the idle timeout.
     pub(super) fn h2_timer(&mut self, id: ConnId, now: Instant) {
-        let heartbeat = self.config.sse_heartbeat;
+        let heartbeat = self.env.config.sse_heartbeat;
         let Some((h2, out, pool)) = self.h2_parts(id) else {
             return;
         };
@@ -1452,7 +902,7 @@ impl<A: App> Server<A> {
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
     pub(super) fn h2_after(&mut self, id: ConnId, now: Instant) {
-        let max_output = self.config.max_output;
+        let max_output = self.env.config.max_output;
         let (closed, finished, held, before) = {
             let Some((h2, out, _)) = self.h2_parts(id) else {
                 return;
@@ -1554,7 +1004,7 @@ pub(super) fn notify_removed<A: App>(
     app: &mut A,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,
-    session: H2,
+    session: H2Session,
     reason: CloseReason,
 ) {
     let stats = &ctx.peers.own().stats;

@@ -1,0 +1,243 @@
+//! The request path, written once for every HTTP version: a request head
+//! in, a [`Decision`] out (an answer, a WebSocket to open, an event stream
+//! to start, or the application's handler's reply).
+//!
+//! Calling contract: a session (HTTP/1.1 connection or HTTP/2 stream)
+//! turns its own head into a [`Head`] once the request is read whole, calls
+//! [`dispatch`] with the application and a context, and carries out the
+//! decision in its own framing. Nothing here writes bytes or knows a
+//! connection's state; whether the connection goes on after an answer is
+//! the session's business.
+
+use std::time::{Duration, Instant};
+
+use super::guard::guarded;
+use crate::app::Reply;
+use crate::app::{App, ConnId, Ctx, Request, Response, Route};
+use crate::loops::Stats;
+
+/// What kind of target a request names, beyond its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Form {
+    /// A path (and query), the usual request.
+    Origin,
+    /// `OPTIONS *`: about the server as a whole (RFC 9110 section 9.3.7).
+    Asterisk,
+    /// A CONNECT to a host: a proxy's request, which this server is not.
+    Connect,
+    /// An RFC 8441 extended CONNECT for a WebSocket: the only answer that
+    /// opens nothing is a refusal, since a 2xx tells the client its
+    /// WebSocket is open.
+    ConnectWebSocket,
+}
+
+/// A request head as every HTTP version gives it to the dispatch.
+pub(super) struct Head<'r> {
+    /// What the application sees.
+    pub(super) request: Request<'r>,
+    /// The target's form.
+    pub(super) form: Form,
+}
+
+impl Head<'_> {
+    /// Whether the answer goes out as its head alone (RFC 9110 section
+    /// 9.3.2).
+    pub(super) fn head_only(&self) -> bool {
+        self.request.method == "HEAD"
+    }
+}
+
+/// What a session does with a request.
+pub(super) enum Decision {
+    /// Answer this; the session goes on with its next request (on HTTP/1.1
+    /// unless the request or a shutdown says otherwise).
+    Respond(Response),
+    /// Answer with a fixed page, 200.
+    Page {
+        /// Its `Content-Type`.
+        content_type: &'static str,
+        /// Its body.
+        body: &'static [u8],
+    },
+    /// Answer with a short error after which an HTTP/1.1 connection
+    /// closes: the application panicked, sessions are closing, or the
+    /// request is one the server does not serve.
+    Fail {
+        /// The status.
+        status: u16,
+        /// Whether to ask the client to retry in a second (503).
+        retry_after: bool,
+    },
+    /// Open a WebSocket with this route's tag if the session's handshake
+    /// accepts the request.
+    Upgrade(u32),
+    /// Start an event stream (its head alone for HEAD) with the
+    /// application's own fields.
+    EventStream {
+        /// The route's tag.
+        tag: u32,
+        /// The application's fields for the head.
+        headers: Vec<(String, String)>,
+    },
+    /// The application answers later, within `wait`.
+    Later {
+        /// The route's tag.
+        tag: u32,
+        /// How long it may take.
+        wait: Duration,
+    },
+}
+
+/// The deadline of a request the application defers for longer than an
+/// `Instant` can hold: a year, which no connection outlives.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// When the application's answer to a [`Decision::Later`] is due: a wait
+/// too long to represent is as good as forever.
+pub(super) fn answer_by(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait).unwrap_or(now + FOREVER)
+}
+
+/// The answer a refused method gets: 405 naming the methods the route
+/// takes. The request was read whole, so the connection's framing holds.
+fn refuse_method(allow: &str) -> Decision {
+    Decision::Respond(Response::text(405, "405 Method Not Allowed\n").header("Allow", allow))
+}
+
+/// Routes a complete request and asks the application what it needs to
+/// decide. `id` is the connection (or stream) the application's callbacks
+/// name; `closing_sessions` while the server closes its sessions.
+pub(super) fn dispatch<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    id: ConnId,
+    head: &Head<'_>,
+    body: &[u8],
+    closing_sessions: bool,
+) -> Decision {
+    let stats = &ctx.peers.own().stats;
+    Stats::add(&stats.http_requests, 1);
+    let request = &head.request;
+    let method = request.method;
+    let head_only = head.head_only();
+    match head.form {
+        Form::Asterisk => {
+            return Decision::Respond(Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS"));
+        }
+        Form::Connect => {
+            return Decision::Fail {
+                status: 501,
+                retry_after: false,
+            };
+        }
+        Form::Origin | Form::ConnectWebSocket => {}
+    }
+    let fail = |status| Decision::Fail {
+        status,
+        retry_after: false,
+    };
+    let route = if request.path == "/healthz" {
+        Route::Page {
+            content_type: "text/plain; charset=utf-8",
+            body: b"ok\n",
+        }
+    } else {
+        match guarded(stats, "route", || app.route(request)) {
+            Some(route) => route,
+            None => return fail(500),
+        }
+    };
+    if closing_sessions && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
+        // Sessions are being closed: one opened now would only be closed
+        // again, or keep the loop from exiting.
+        return Decision::Fail {
+            status: 503,
+            retry_after: true,
+        };
+    }
+    if head.form == Form::ConnectWebSocket {
+        match route {
+            Route::Handler(tag) => return refuse_connect(app, ctx, id, tag, request),
+            Route::WebSocket(_) | Route::NotFound => {}
+            _ => return Decision::Respond(error_response(400)),
+        }
+    }
+    match route {
+        Route::NotFound => Decision::Respond(error_response(404)),
+        Route::Page { .. } if method != "GET" && !head_only => refuse_method("GET, HEAD"),
+        Route::Page { content_type, body } => Decision::Page { content_type, body },
+        Route::WebSocket(_) if method != "GET" => refuse_method("GET"),
+        Route::WebSocket(tag) => Decision::Upgrade(tag),
+        Route::EventStream(_) if method != "GET" && !head_only => refuse_method("GET, HEAD"),
+        Route::EventStream(tag) => {
+            match guarded(stats, "event_stream_headers", || {
+                app.event_stream_headers(tag, request)
+            }) {
+                Some(headers) => Decision::EventStream { tag, headers },
+                None => fail(500),
+            }
+        }
+        Route::Handler(tag) => {
+            let peers = ctx.peers;
+            match guarded(&peers.own().stats, "on_request", || {
+                app.on_request(ctx, id, tag, request, body)
+            }) {
+                None => fail(500),
+                Some(Reply::Now(response)) => Decision::Respond(response),
+                Some(Reply::Later(wait)) => Decision::Later { tag, wait },
+            }
+        }
+    }
+}
+
+/// An extended CONNECT that the application routed to a handler: its
+/// answer when it is a refusal (401, 403, ... as an HTTP/1.1 upgrade
+/// gets), else 400, since a 2xx would tell the client its WebSocket is
+/// open (RFC 8441 section 5).
+fn refuse_connect<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    id: ConnId,
+    tag: u32,
+    request: &Request<'_>,
+) -> Decision {
+    let peers = ctx.peers;
+    let reply = guarded(&peers.own().stats, "on_request", || {
+        match app.on_request(ctx, id, tag, request, &[]) {
+            Reply::Now(response) => Some(response),
+            Reply::Later(_) => {
+                app.on_request_abandoned(ctx, id, tag);
+                None
+            }
+        }
+    });
+    Decision::Respond(match reply {
+        None => error_response(500),
+        Some(Some(response)) if response.status >= 300 => response,
+        Some(_) => error_response(400),
+    })
+}
+
+/// Where an event stream resumes: its `Last-Event-ID`, or for a client
+/// that cannot set one (a browser's `EventSource` reconnecting to a new
+/// URL), the `lastEventId` query parameter. An id that is not UTF-8 still
+/// reaches the application, made valid with U+FFFD: as malformed as it
+/// was, so that it gets the "missed events" signal instead of being
+/// mistaken for no id.
+pub(super) fn last_event_id(request: &Request<'_>) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .or_else(|| request.query_param("lastEventId"))
+        .filter(|id| !id.is_empty())
+}
+
+/// A short plain-text error, as every version writes one.
+pub(super) fn error_response(status: u16) -> Response {
+    Response::text(
+        status,
+        format!("{status} {}\n", tether_http1::reason_phrase(status)),
+    )
+}

@@ -1,0 +1,471 @@
+//! The state of an HTTP/2 session, apart from the loop: the tether-h2
+//! connection, its streams and what each one is (a request whose body is
+//! coming, an answer being sent, an event stream, a WebSocket), the output
+//! queued on each until the client's windows take it, and the conversion
+//! of heads between HTTP/2 fields and what the application sees.
+//!
+//! Calling contract: the session code in the parent module owns an [`H2Session`]
+//! per connection, feeds its connection the bytes read, queues output per
+//! stream with [`H2Session::enqueue`] and moves it to the connection's output
+//! queue with [`H2Session::drain`]; nothing here calls the application.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::ErrorCode;
+use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
+use tether_h2::hpack::Field;
+
+use crate::app::Response;
+use crate::http::is_safe_field;
+use crate::loops::Stats;
+use crate::output::{OutQueue, Pool};
+use crate::server::env::LoopEnv;
+use crate::server::sink::Pushee;
+use crate::server::websocket::Session;
+
+/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
+/// the handshake checks (origin policy, subprotocols, extensions) are
+/// shared with HTTP/1.1 through an upgrade head built for them.
+pub(super) const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
+
+/// How much of a refused request's body is read and dropped after its
+/// answer, so that the client finishes sending and then reads the answer.
+/// RFC 9113 §8.1 lets a server stop the upload with RST_STREAM(NO_ERROR)
+/// instead, but clients that are still sending when it arrives (curl 7.88
+/// among them) report a stream error and lose the answer. A body larger
+/// than this (announced or sent) is stopped with the reset.
+pub(super) const REFUSED_BODY_DISCARD: usize = 1 << 20;
+
+/// Streams of one connection whose bodies are being dropped at once: they
+/// count against the concurrent-stream limit anyway, this bounds the map
+/// even if that limit is set high.
+pub(super) const MAX_DISCARDING_STREAMS: usize = 256;
+
+/// One HTTP/2 connection's session.
+pub(crate) struct H2Session {
+    pub(super) conn: ServerConnection,
+    /// The start of a frame not yet whole.
+    pub(super) partial: Vec<u8>,
+    pub(super) streams: BTreeMap<u32, H2Stream>,
+    /// Answered streams whose request bodies are still arriving, with how
+    /// many more of their bytes are read and dropped before a reset.
+    pub(super) discarding: BTreeMap<u32, usize>,
+    /// With no stream open, the connection closes at this time (the
+    /// handshake timeout at first, then the keep-alive timeout from the
+    /// last input).
+    pub(super) deadline: Instant,
+    /// Bytes queued on all streams, waiting for window.
+    pub(super) queued: usize,
+    /// What [`H2Session::body_bytes`] was when last added to the loop's gauge.
+    pub(super) reported_body_bytes: usize,
+}
+
+/// What the server keeps for one stream.
+pub(in crate::server) struct H2Stream {
+    pub(super) kind: Kind,
+    /// DATA waiting for the client's window.
+    pub(super) queue: VecDeque<Piece>,
+    pub(super) queued: usize,
+    /// END_STREAM once the queue is sent.
+    pub(super) end: bool,
+}
+
+/// Bytes waiting on a stream, and how much of them is sent.
+pub(super) enum Piece {
+    Owned(Vec<u8>, usize),
+    Shared(Arc<[u8]>, usize),
+}
+
+impl Piece {
+    pub(super) fn rest(&self) -> &[u8] {
+        match self {
+            Piece::Owned(bytes, at) => bytes.get(*at..).unwrap_or_default(),
+            Piece::Shared(bytes, at) => bytes.get(*at..).unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn advance(&mut self, n: usize) {
+        match self {
+            Piece::Owned(_, at) | Piece::Shared(_, at) => *at += n,
+        }
+    }
+}
+
+pub(super) enum Kind {
+    /// The request's body is arriving.
+    Body { request: Box<H2Request>, body: Vec<u8> },
+    /// The response is on its way; the stream is forgotten once it is
+    /// sent.
+    Answered,
+    /// The application answers later ([`Reply::Later`]).
+    Waiting {
+        tag: u32,
+        head_only: bool,
+        deadline: Instant,
+    },
+    /// An event stream; `ended` once the application was told it ended.
+    Sse {
+        tag: u32,
+        heartbeat_at: Instant,
+        ended: bool,
+    },
+    /// A WebSocket (RFC 8441).
+    WebSocket(Session),
+}
+
+impl H2Stream {
+    /// Takes a stream that is gone off the open-session gauges.
+    pub(in crate::server) fn count_gone(&self, stats: &Stats) {
+        match self.kind {
+            Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
+            Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
+            _ => {}
+        }
+    }
+
+    pub(super) fn new(kind: Kind) -> H2Stream {
+        H2Stream {
+            kind,
+            queue: VecDeque::new(),
+            queued: 0,
+            end: false,
+        }
+    }
+}
+
+impl H2Session {
+    pub(crate) fn new(config: tether_h2::connection::Config, deadline: Instant) -> Option<H2Session> {
+        Some(H2Session {
+            conn: ServerConnection::new(config).ok()?,
+            partial: Vec::new(),
+            streams: BTreeMap::new(),
+            discarding: BTreeMap::new(),
+            deadline,
+            queued: 0,
+            reported_body_bytes: 0,
+        })
+    }
+
+    /// The next time the session has something to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.streams.is_empty().then_some(self.deadline);
+        for stream in self.streams.values() {
+            let at = match &stream.kind {
+                Kind::Waiting { deadline, .. } => Some(*deadline),
+                Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
+                Kind::WebSocket(session) => session.ws.poll_timeout(),
+                Kind::Body { .. } | Kind::Answered => None,
+            };
+            next = match (next, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next
+    }
+
+    /// The memory held by request bodies still arriving.
+    pub(super) fn body_bytes(&self) -> usize {
+        self.streams
+            .values()
+            .map(|s| match &s.kind {
+                Kind::Body { body, .. } => body.capacity(),
+                _ => 0,
+            })
+            .fold(0, usize::saturating_add)
+    }
+
+    pub(super) fn enqueue(&mut self, stream: u32, piece: Piece) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let len = piece.rest().len();
+        if len == 0 {
+            return;
+        }
+        s.queued = s.queued.saturating_add(len);
+        self.queued = self.queued.saturating_add(len);
+        s.queue.push_back(piece);
+    }
+
+    /// Sends what the windows allow of `stream`'s queue, and END_STREAM
+    /// once it is empty and the stream is to end; returns the stream if
+    /// that ended it (it is forgotten).
+    pub(super) fn drain(&mut self, stream: u32, out: &mut OutQueue, pool: &mut Pool) -> Option<H2Stream> {
+        let H2Session {
+            conn,
+            streams,
+            queued,
+            ..
+        } = self;
+        let s = streams.get_mut(&stream)?;
+        while let Some(front) = s.queue.front_mut() {
+            let rest = front.rest().len();
+            let n = match out.write_with(pool, |o| conn.send_data_head(stream, rest, false, o)) {
+                Ok(n) => n,
+                Err(_) => {
+                    // The stream is gone on the connection's side (reset,
+                    // or the connection ended): nothing more goes.
+                    *queued = queued.saturating_sub(s.queued);
+                    s.queued = 0;
+                    s.queue.clear();
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            match front {
+                // The common case: a whole shared payload in one frame.
+                Piece::Shared(bytes, 0) if n == bytes.len() => out.push_shared(bytes.clone()),
+                _ => {
+                    let bytes = front.rest().get(..n).unwrap_or_default();
+                    out.write_with(pool, |o| o.extend_from_slice(bytes));
+                }
+            }
+            front.advance(n);
+            if n == rest
+                && let Some(Piece::Owned(bytes, _)) = s.queue.pop_front()
+            {
+                pool.give_back(bytes);
+            }
+            s.queued = s.queued.saturating_sub(n);
+            *queued = queued.saturating_sub(n);
+        }
+        if s.queue.is_empty() && s.end {
+            let _ = out.write_with(pool, |o| conn.send_data_head(stream, 0, true, o));
+            return streams.remove(&stream);
+        }
+        None
+    }
+
+    /// The session on `stream` that takes a broadcast, while it does.
+    pub(in crate::server) fn pushee(&mut self, stream: u32) -> Option<Pushee<'_>> {
+        let s = self.streams.get_mut(&stream)?;
+        match &mut s.kind {
+            Kind::WebSocket(session) if session.ws.can_send() && !s.end => Some(Pushee::WebSocket(session)),
+            Kind::Sse {
+                heartbeat_at,
+                ended: false,
+                ..
+            } => Some(Pushee::EventStream(heartbeat_at)),
+            _ => None,
+        }
+    }
+
+    /// Queues a broadcast's shared bytes on `stream` and sends what the
+    /// windows allow, as [`H2Session::drain`].
+    pub(in crate::server) fn push_shared(
+        &mut self,
+        stream: u32,
+        bytes: Arc<[u8]>,
+        out: &mut OutQueue,
+        pool: &mut Pool,
+    ) -> Option<H2Stream> {
+        self.enqueue(stream, Piece::Shared(bytes, 0));
+        self.drain(stream, out, pool)
+    }
+
+    /// Whether `stream` waits for a window its client does not open while
+    /// the connection holds more than `limit` for its streams.
+    pub(in crate::server) fn stalled(&self, stream: u32, limit: usize) -> bool {
+        self.queued > limit && self.streams.get(&stream).is_some_and(|s| s.queued > 0)
+    }
+
+    /// Sends a whole response on `stream`, which is forgotten once it is
+    /// sent. `head_only` for a HEAD request, whose answer has no body.
+    pub(super) fn answer<P>(
+        &mut self,
+        env: &mut LoopEnv<P>,
+        out: &mut OutQueue,
+        stream: u32,
+        response: &Response,
+        head_only: bool,
+    ) {
+        let pool = &mut env.pool;
+        let fields = response_fields(
+            response.status,
+            &response.content_type,
+            Some(response.body.len()),
+            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let no_body = head_only || response.body.is_empty();
+        if out
+            .write_with(pool, |o| self.conn.send_headers(stream, &fields, no_body, o))
+            .is_err()
+            || no_body
+        {
+            self.forget(stream);
+            return;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.kind = Kind::Answered;
+        s.end = true;
+        self.enqueue(stream, Piece::Owned(response.body.clone(), 0));
+        self.drain(stream, out, pool);
+    }
+
+    /// Answers a request before its body is read. With `discard`,
+    /// up to that many bytes of the body are then read and dropped until
+    /// the client ends the stream; without it (or past it), the stream is
+    /// reset with NO_ERROR so that the client stops sending (RFC 9113
+    /// §8.1).
+    pub(super) fn refuse_with<P>(
+        &mut self,
+        env: &mut LoopEnv<P>,
+        out: &mut OutQueue,
+        stream: u32,
+        response: &Response,
+        head_only: bool,
+        discard: Option<usize>,
+    ) {
+        self.answer(env, out, stream, response, head_only);
+        match discard {
+            // The answer may still wait for window: it stays queued.
+            Some(left) if self.discarding.len() < MAX_DISCARDING_STREAMS => {
+                self.discarding.insert(stream, left);
+            }
+            _ => {
+                self.refuse(stream, ErrorCode::NO_ERROR, out, &mut env.pool);
+                self.forget(stream);
+            }
+        }
+    }
+
+    /// Resets a stream whose body would pass the connection's budget for
+    /// request bodies with REFUSED_STREAM: it was not processed, and the
+    /// client may send it again (RFC 9113 §8.7).
+    pub(super) fn refuse_body<P>(&mut self, env: &mut LoopEnv<P>, out: &mut OutQueue, stream: u32) {
+        debug!("HTTP/2 stream {stream}: request bodies at their limit; REFUSED_STREAM");
+        Stats::add(&env.stats().h2_refused_bodies, 1);
+        self.refuse(stream, ErrorCode::REFUSED_STREAM, out, &mut env.pool);
+        self.forget(stream);
+    }
+
+    /// Resets a stream because of what the client did with it, charged to
+    /// the connection's rapid-reset budget (which may end the connection).
+    pub(super) fn refuse(&mut self, stream: u32, code: ErrorCode, out: &mut OutQueue, pool: &mut Pool) {
+        if let Ok(Some(H2Event::ConnectionError(error))) =
+            out.write_with(pool, |o| self.conn.refuse(stream, code, o))
+        {
+            debug!("HTTP/2 connection error: {error}");
+        }
+    }
+
+    /// Forgets a stream, with what it had queued.
+    pub(super) fn forget(&mut self, stream: u32) -> Option<H2Stream> {
+        let s = self.streams.remove(&stream)?;
+        self.queued = self.queued.saturating_sub(s.queued);
+        Some(s)
+    }
+}
+
+/// Header fields the server never sends over HTTP/2 (RFC 9113 §8.2.2),
+/// and those it writes itself.
+pub(super) fn sendable(name: &str, value: &str) -> bool {
+    is_safe_field(name, value)
+        && ![
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "content-length",
+            "te",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// A response head: `:status`, the content type and length if given, and
+/// the further fields, lower-cased, without connection-specific ones.
+pub(super) fn response_fields<'h>(
+    status: u16,
+    content_type: &str,
+    content_length: Option<usize>,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Vec<Field> {
+    let mut fields = vec![Field::new(":status", status.to_string())];
+    if !content_type.is_empty() && is_safe_field("content-type", content_type) {
+        fields.push(Field::new("content-type", content_type));
+    }
+    if let Some(length) = content_length {
+        fields.push(Field::new("content-length", length.to_string()));
+    }
+    for (name, value) in headers {
+        if sendable(name, value) {
+            fields.push(Field::new(name.to_ascii_lowercase(), value));
+        }
+    }
+    fields
+}
+
+/// The request's fields as the application's [`Request`] shows them:
+/// `host` from `:authority` when there is none, and the `cookie` fields
+/// joined into one (RFC 9113 §8.2.3). Names are ASCII (checked by
+/// tether-h2); a value that is not UTF-8 is still given as bytes.
+pub(super) fn app_headers<'r>(
+    request: &'r H2Request,
+    cookie: &'r Option<Vec<u8>>,
+) -> Vec<httparse::Header<'r>> {
+    let mut headers = Vec::with_capacity(request.fields.len() + 1);
+    if request.field("host").is_none()
+        && let Some(authority) = request.authority.as_deref()
+    {
+        headers.push(httparse::Header {
+            name: "host",
+            value: authority.as_bytes(),
+        });
+    }
+    for field in &request.fields {
+        if field.name == b"cookie" {
+            continue;
+        }
+        if let Ok(name) = std::str::from_utf8(&field.name) {
+            headers.push(httparse::Header {
+                name,
+                value: &field.value,
+            });
+        }
+    }
+    if let Some(cookie) = cookie {
+        headers.push(httparse::Header {
+            name: "cookie",
+            value: cookie,
+        });
+    }
+    headers
+}
+
+pub(super) fn joined_cookies(request: &H2Request) -> Option<Vec<u8>> {
+    let mut cookies = request.fields.iter().filter(|f| f.name == b"cookie");
+    let mut joined = cookies.next()?.value.clone();
+    for more in cookies {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(&more.value);
+    }
+    Some(joined)
+}
+
+/// The method the application sees: an extended CONNECT for a WebSocket
+/// is the GET of an HTTP/1.1 upgrade.
+pub(super) fn app_method(request: &H2Request) -> &str {
+    if request.is_extended_connect("websocket") {
+        "GET"
+    } else {
+        &request.method
+    }
+}
+
+pub(super) fn split_target(request: &H2Request) -> (&str, Option<&str>) {
+    let target = request.path.as_deref().unwrap_or("/");
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}

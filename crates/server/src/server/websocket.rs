@@ -1,0 +1,250 @@
+//! A WebSocket session, whatever carries it (an HTTP/1.1 connection after
+//! its upgrade, or an HTTP/2 stream after an extended CONNECT): opening it
+//! from an accepted handshake, feeding it received bytes, and handing
+//! what they hold to the application.
+//!
+//! Calling contract: the carrier passes the bytes it read (mutable, so
+//! that a message whole in them is unmasked and lent in place), the queue
+//! its output goes to, the flag that says it is closing, and, where the
+//! queue is a socket's own, that socket, so that a message the
+//! application echoes in place goes back from where it lies. The carrier
+//! then sends what was queued, and ends when the session is closed.
+
+use std::mem;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::debug;
+use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
+
+use super::guard::guarded;
+use crate::app::{App, CloseReason, ConnId, Ctx};
+use crate::app::{Current, InPlace};
+use crate::loops::Stats;
+use crate::output::{OutQueue, Pool};
+use crate::transport::Stream;
+
+/// A WebSocket session and what the application gave it.
+pub(super) struct Session {
+    pub(super) ws: tether_ws::Connection,
+    pub(super) tag: u32,
+    /// The application has been told the session ended.
+    pub(super) notified: bool,
+    /// The largest window of the shared compressed frames this session
+    /// takes ([`crate::app::Encoded`]): its `server_max_window_bits` when it
+    /// negotiated permessage-deflate without server context takeover, 0
+    /// when it takes none.
+    pub(super) deflate_window: u8,
+}
+
+impl Session {
+    /// The session a handshake accepted, for a route's `tag`, with the
+    /// extension it negotiated.
+    pub(super) fn accepted(
+        accepted: tether_handshake::Accepted<'_, Box<dyn tether_ws::Extension>>,
+        tag: u32,
+        config: &tether_ws::SharedConfig,
+        now: Instant,
+    ) -> Session {
+        let deflate_window = deflate_window(accepted.extensions().first().map(|e| e.element()));
+        let mut ws = tether_ws::Connection::with_shared(Role::Server, config, now);
+        if let Some(extension) = accepted.into_extension_values().into_iter().next() {
+            ws = ws.with_extension(extension);
+        }
+        Session {
+            ws,
+            tag,
+            notified: false,
+            deflate_window,
+        }
+    }
+
+    /// What this session is sent of `encoded`: the shared compressed twin
+    /// when it takes it (counted in `stats`), else the plain frame.
+    pub(super) fn frame_of(&self, encoded: &crate::app::Encoded, stats: &Stats) -> Arc<[u8]> {
+        let (bytes, deflated) = encoded.for_session(self.deflate_window);
+        if deflated {
+            Stats::add(&stats.deflated_out, 1);
+        }
+        bytes.clone()
+    }
+
+    /// Whether the close handshake is over (or the session failed).
+    pub(super) fn is_closed(&self) -> bool {
+        self.ws.state() == tether_ws::State::Closed
+    }
+
+    /// Receives `data`: every message and event in it goes to the
+    /// application (as session `id`), what the session answers goes to
+    /// `out`. With `socket`, the one `out` belongs to, the last message
+    /// of `data` may be echoed in place from where it lies. A callback
+    /// that panics closes the session with 1011, and the application is
+    /// not told of its end.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn receive<A: App>(
+        &mut self,
+        app: &mut A,
+        base: &mut Ctx<'_, A::Post>,
+        id: ConnId,
+        data: &mut [u8],
+        out: &mut OutQueue,
+        closing: &mut bool,
+        mut socket: Option<&mut Stream<'_>>,
+        now: Instant,
+    ) {
+        // A recycled buffer for the next message, taken back below if no
+        // message started in it: an idle connection keeps none.
+        if let Some(unused) = self.ws.lend_buffer(base.pool.buffer()) {
+            base.pool.give_back(unused);
+        }
+        let peers = base.peers;
+        let stats = &peers.own().stats;
+        let mut input = data;
+        while !input.is_empty() && !self.is_closed() {
+            let current = mem::take(&mut input);
+            let (start, len) = (current.as_ptr() as usize, current.len());
+            let (used, incoming) = {
+                let (ws, lent) = (&mut self.ws, &mut *current);
+                out.write_with(base.pool, move |out| ws.receive_in_place(lent, now, out))
+            };
+            let Some(incoming) = incoming else {
+                input = current.get_mut(used..).unwrap_or_default();
+                continue;
+            };
+            // Only the last message of what was read may go back in place:
+            // an echo of each of several would cost a write each, where
+            // copied they go out in one.
+            let in_place = match incoming {
+                Incoming::Borrowed(message) if used == len && socket.is_some() => {
+                    (message.as_bytes().as_ptr() as usize)
+                        .checked_sub(start)
+                        .map_or(InPlace::No, |at| InPlace::Lent(message, at))
+                }
+                _ => InPlace::No,
+            };
+            let tag = self.tag;
+            let mut ctx = base.with_current(Current {
+                id,
+                ws: Some(&mut self.ws),
+                deflate_window: self.deflate_window,
+                out,
+                closing,
+                in_place,
+            });
+            let handled = to_app(app, &mut ctx, stats, id, tag, &mut self.notified, incoming);
+            if let Some((payload, kind)) = ctx.current.as_ref().and_then(|c| c.echoed())
+                && let Some(stream) = socket.as_deref_mut()
+            {
+                let written = echo_in_place(&mut self.ws, current, payload, kind, stream, out, base.pool);
+                Stats::add(&stats.bytes_out, written as u64);
+            }
+            input = current.get_mut(used..).unwrap_or_default();
+            if handled.is_none() {
+                // The application's state for this session is unknown:
+                // close it (1011), without telling the application again.
+                self.notified = true;
+                let _ = out.write_with(base.pool, |out| {
+                    self.ws
+                        .close(CloseCode::INTERNAL_ERROR, "internal error", now, out)
+                });
+                break;
+            }
+        }
+        if let Some(spare) = self.ws.reclaim_buffer() {
+            base.pool.give_back(spare);
+        }
+    }
+}
+
+/// [`Session::deflate_window`] for a session whose handshake response
+/// carried `element` as its first (installed) extension.
+fn deflate_window(element: Option<&str>) -> u8 {
+    #[cfg(feature = "deflate")]
+    if let Some(element) = element
+        && let Ok(extensions) = tether_handshake::parse_extensions(element)
+        && let Some(first) = extensions.first()
+        && let Ok(params) = tether_deflate::Params::from_response(first)
+        && params.server_no_context_takeover
+    {
+        return params.server_max_window_bits;
+    }
+    let _ = element;
+    0
+}
+
+/// Hands a received WebSocket message, or the end of the session, to the
+/// application. `notified` is set once the application was told that the
+/// session ended. `None` when the application panicked.
+fn to_app<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    stats: &Stats,
+    id: ConnId,
+    tag: u32,
+    notified: &mut bool,
+    incoming: Incoming<'_>,
+) -> Option<()> {
+    match incoming {
+        Incoming::Borrowed(message) => {
+            Stats::add(&stats.messages_in, 1);
+            guarded(stats, "on_message", || app.on_message(ctx, id, tag, message))
+        }
+        Incoming::Event(Event::Message(message)) => {
+            Stats::add(&stats.messages_in, 1);
+            let handled = guarded(stats, "on_message", || {
+                app.on_message(ctx, id, tag, message.as_ref())
+            });
+            // The buffer it was assembled in serves the next one.
+            ctx.pool.give_back(message.into_bytes());
+            handled
+        }
+        Incoming::Event(Event::Ping(_) | Event::Pong(_)) => Some(()),
+        Incoming::Event(Event::Close(frame)) => {
+            *notified = true;
+            guarded(stats, "on_close", || {
+                app.on_close(ctx, id, tag, CloseReason::Closed(frame.code))
+            })
+        }
+        Incoming::Event(Event::Failed(error)) => {
+            debug!("websocket failed: {error}");
+            *notified = true;
+            let reason = error
+                .close_code()
+                .map_or(CloseReason::Dropped, CloseReason::Failed);
+            guarded(stats, "on_close", || app.on_close(ctx, id, tag, reason))
+        }
+    }
+}
+
+/// Writes a message the application echoed in place: the frame is made
+/// where the payload lies in the bytes read and written from there at
+/// once; only what the socket does not take is copied (queued). Returns
+/// the bytes written. Where the session cannot frame it there (its
+/// header came in an earlier read and left no room before it, or an
+/// extension transforms what is sent), it is sent as any message.
+fn echo_in_place(
+    ws: &mut tether_ws::Connection,
+    data: &mut [u8],
+    payload: Range<usize>,
+    kind: MessageKind,
+    stream: &mut Stream<'_>,
+    out: &mut OutQueue,
+    pool: &mut Pool,
+) -> usize {
+    match ws.frame_in_place(kind, data, payload.clone()) {
+        Some(start) => out.write_through(stream, data.get(start..payload.end).unwrap_or_default(), pool),
+        None => {
+            let bytes = data.get(payload).unwrap_or_default();
+            let message = match kind {
+                MessageKind::Binary => Some(MessageRef::Binary(bytes)),
+                // Validated when it was received.
+                MessageKind::Text => std::str::from_utf8(bytes).ok().map(MessageRef::Text),
+            };
+            if let Some(message) = message {
+                let _ = out.write_with(pool, |out| ws.send(message, out));
+            }
+            0
+        }
+    }
+}
