@@ -111,8 +111,7 @@ pub use config::Config;
 pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
 pub use event::{
-    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, MAX_TOPIC_LEN, is_valid_event_type,
-    is_valid_topic, shared_compressions,
+    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
 };
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
@@ -124,4 +123,6 @@ pub use presence::{
 };
 /// The log under [`DurableBroker`], for its fsync policy.
 pub use tether_log::Fsync;
+/// Topic names: the rule the hub applies, shared with tether-auth.
+pub use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};
 pub use tickets::{Grant, Tickets, secret_matches};
