@@ -106,7 +106,9 @@ mod presence;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
-pub use broker::{Broker, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of};
+pub use broker::{
+    Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
+};
 pub use config::Config;
 pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
