@@ -148,6 +148,12 @@ fn too_big() -> ExtensionError {
 /// on a client, then installed with `tether_ws::Connection::with_extension`.
 /// Both roles write the same compressed payloads; tether-ws masks them.
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in and bytes out
+/// into a buffer the caller owns (the `Extension`'s `decode` and `encode`,
+/// called by tether-ws with its `out`), events out (an error with its
+/// close code, 1009 past the size limit, 1002 for a broken stream); no
+/// time passed in and no deadline out: compression keeps no timers.
+///
 /// # Memory
 ///
 /// State is created on first use, so a connection that never sends or

@@ -193,6 +193,12 @@ enum Line {
 ///
 /// # Calling contract
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in
+/// ([`feed`](Parser::feed)), events out ([`poll`](Parser::poll)); a parser
+/// writes no bytes and keeps no time, so it has no output buffer, takes no
+/// `now` and has no deadline (the caller's reconnection timer uses the
+/// `retry` values it yields).
+///
 /// Sans-IO: the parser never reads, sleeps or allocates more than the
 /// [`Limits`] allow; the caller moves the bytes.
 ///
