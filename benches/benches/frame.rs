@@ -15,6 +15,17 @@
 //! Run with `cargo bench -p tether-benches --bench frame`; add a filter such
 //! as `-- mask/` to run one group.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -1,6 +1,17 @@
 //! Chat rooms end to end: fan-out over WebSocket and Server-Sent Events,
 //! room isolation, and slow consumers that must not hold anyone up.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use tether_testkit as common;
 
 use std::io::{ErrorKind, Write};

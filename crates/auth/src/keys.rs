@@ -183,7 +183,7 @@ impl fmt::Debug for Key {
 }
 
 fn is_p256_point(point: &[u8]) -> bool {
-    point.len() == 65 && point[0] == 4
+    point.len() == 65 && point.first() == Some(&4)
 }
 
 /// A key file, by kind (see [`Keys::from_files`]).
@@ -413,9 +413,11 @@ fn with_kid(key: Key, kid: Option<&str>) -> Key {
     }
 }
 
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
+fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tether_hub::{MAX_TOPIC_LEN, is_valid_topic};
+use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};
 
 use crate::Error;
 
@@ -10,7 +10,7 @@ use crate::Error;
 /// starts with a prefix (`chat.*`; `*` alone is every topic).
 ///
 /// The `*` may only end a pattern, and the rest must be made of the
-/// characters of a topic name ([`tether_hub::is_valid_topic`]). A prefix is
+/// characters of a topic name ([`tether_topic::is_valid_topic`]). A prefix is
 /// plain text: `chat*` matches `chatter` too, so end a prefix with a
 /// separator (`.` or `:`) where that matters.
 ///

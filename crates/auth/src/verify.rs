@@ -383,6 +383,9 @@ impl<'de> Deserialize<'de> for NumericDate {
                     .map(|v| NumericDate { floor: v, ceil: v })
                     .map_err(|_| E::custom("a date before 1970"))
             }
+            // No TryFrom<f64> for u64: the range check below is the proof
+            // that neither cast truncates.
+            #[allow(clippy::cast_possible_truncation)]
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
                 // 2^53: past it, an f64 has no fraction, and every whole
                 // number converts exactly; the bound keeps `as` exact.

@@ -4,6 +4,16 @@
 //! its token), and keys read again on SIGHUP; --cors-origin; and the
 //! demo's sign-in with a secret of its own, off when a key is given.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,6 +4,17 @@
 //! subscriber that resumes with its old `Last-Event-ID`, exactly, with no
 //! gap signal; new publishes get greater ids.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -290,9 +290,12 @@ impl H2Connection {
                     Some(value) => tether_handshake::parse_extensions(value)?,
                     None => Vec::new(),
                 };
-                match tether_deflate::accept_response(&offers, &parsed).map_err(Error::Deflate)? {
-                    Some(params) => ws.with_extension(Box::new(offers[0].extension(params))),
-                    None => ws,
+                match (
+                    tether_deflate::accept_response(&offers, &parsed).map_err(Error::Deflate)?,
+                    offers.first(),
+                ) {
+                    (Some(params), Some(offer)) => ws.with_extension(Box::new(offer.extension(params))),
+                    _ => ws,
                 }
             };
             #[cfg(not(feature = "deflate"))]
@@ -582,7 +585,7 @@ impl Inner {
             }
             Ok(n) => {
                 let Inner { input, read_buf, .. } = self;
-                input.extend_from_slice(&read_buf[..n]);
+                input.extend_from_slice(read_buf.get(..n).unwrap_or_default());
             }
             Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -840,7 +843,11 @@ impl H2WebSocket {
             }
             let now = Instant::now();
             while self.consumed < self.input.len() {
-                let (used, event) = self.ws.receive(&self.input[self.consumed..], now, &mut self.out);
+                let (used, event) = self.ws.receive(
+                    self.input.get(self.consumed..).unwrap_or_default(),
+                    now,
+                    &mut self.out,
+                );
                 self.consumed += used;
                 if let Some(event) = event {
                     return self.deliver(event);

@@ -152,7 +152,7 @@ impl<S: Read + Write> NonBlockingClient<S> {
                     self.eof = true;
                     self.session.on_eof();
                 }
-                Ok(n) => self.session.receive(&buf[..n]),
+                Ok(n) => self.session.receive(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -312,7 +312,10 @@ impl<S: Read + Write> NonBlockingClient<S> {
 
     fn flush(&mut self) {
         while !self.eof && self.written < self.session.out.len() {
-            match self.stream.write(&self.session.out[self.written..]) {
+            match self
+                .stream
+                .write(self.session.out.get(self.written..).unwrap_or_default())
+            {
                 Ok(0) => {
                     self.eof = true;
                     self.session.fail(Error::ConnectionLost);

@@ -29,7 +29,10 @@ pub(crate) fn mask_source() -> io::Result<tether_ws::MaskSource> {
             let _ = fill(&mut pool);
             used = 0;
         }
-        let key = [pool[used], pool[used + 1], pool[used + 2], pool[used + 3]];
+        let key = pool
+            .get(used..used + 4)
+            .and_then(|key| <[u8; 4]>::try_from(key).ok())
+            .unwrap_or_default();
         used += 4;
         key
     }))

@@ -230,7 +230,11 @@ impl Session {
             return;
         };
         while self.consumed < self.input.len() {
-            let (used, event) = conn.receive(&self.input[self.consumed..], now, &mut self.out);
+            let (used, event) = conn.receive(
+                self.input.get(self.consumed..).unwrap_or_default(),
+                now,
+                &mut self.out,
+            );
             self.consumed += used;
             let event = match event {
                 None => continue,
@@ -256,7 +260,7 @@ impl Session {
         let Phase::Handshake { handshake, .. } = &self.phase else {
             return Ok(true);
         };
-        let head = &self.input[self.consumed..];
+        let head = self.input.get(self.consumed..).unwrap_or_default();
         let (used, protocol, extensions) = match handshake.validate_response(head) {
             Ok(Status::Partial) if head.len() > MAX_RESPONSE_HEAD => {
                 return Err(Error::Http(format!(
@@ -279,8 +283,8 @@ impl Session {
                 let negotiated = tether_deflate::accept_response(&self.offers, response.extensions())
                     .map_err(Error::Deflate)?;
                 #[cfg(feature = "deflate")]
-                let extension = negotiated.map(|params| {
-                    Box::new(self.offers[0].extension(params)) as Box<dyn tether_ws::Extension>
+                let extension = negotiated.zip(self.offers.first()).map(|(params, offer)| {
+                    Box::new(offer.extension(params)) as Box<dyn tether_ws::Extension>
                 });
                 #[cfg(not(feature = "deflate"))]
                 let extension: Option<Box<dyn tether_ws::Extension>> = None;

@@ -474,8 +474,9 @@ impl EventSource {
                 let parser = &mut self.parser;
                 match stream
                     .body
-                    .decode(&self.buf[..n], &mut |bytes| parser.feed(bytes))
-                {
+                    .decode(self.buf.get(..n).unwrap_or_default(), &mut |bytes| {
+                        parser.feed(bytes)
+                    }) {
                     Ok(true) => Some(None),
                     Ok(false) => None,
                     Err(e) => Some(Some(e)),
@@ -529,7 +530,7 @@ impl EventSource {
                 }
                 match socket.read(&mut chunk) {
                     Ok(0) => return Err(Error::ConnectionLost),
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) if is_timeout(&e) => return Err(Error::Timeout("response head")),
                     Err(e) => return Err(Error::io("read the response", e)),
@@ -552,7 +553,9 @@ impl EventSource {
                     let parser = &mut self.parser;
                     if stream
                         .body
-                        .decode(&buf[used..], &mut |bytes| parser.feed(bytes))?
+                        .decode(buf.get(used..).unwrap_or_default(), &mut |bytes| {
+                            parser.feed(bytes)
+                        })?
                     {
                         // The whole body came with the head: the stream has
                         // already ended.

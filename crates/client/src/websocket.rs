@@ -64,7 +64,7 @@ fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(Transport, Sessio
             .map_err(|e| Error::io("set the read timeout", e))?;
         match stream.read(&mut buf) {
             Ok(0) => session.on_eof(),
-            Ok(n) => session.receive(&buf[..n]),
+            Ok(n) => session.receive(buf.get(..n).unwrap_or_default()),
             Err(e) if is_timeout(&e) => session.handle_timeout(Instant::now()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => session.fail(Error::io("read the handshake response", e)),
@@ -342,7 +342,7 @@ impl WebSocket {
         }
         match self.stream.read(&mut self.read_buf) {
             Ok(0) => self.session.on_eof(),
-            Ok(n) => self.session.receive(&self.read_buf[..n]),
+            Ok(n) => self.session.receive(self.read_buf.get(..n).unwrap_or_default()),
             Err(e) if is_timeout(&e) => self.session.handle_timeout(Instant::now()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => self.session.fail(Error::io("read", e)),

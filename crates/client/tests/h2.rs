@@ -2,6 +2,17 @@
 //! RFC 8441 WebSockets on streams of one connection, h2c with prior
 //! knowledge and ALPN h2 over TLS.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 mod common;
 
 use std::time::Duration;

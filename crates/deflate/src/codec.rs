@@ -148,6 +148,12 @@ fn too_big() -> ExtensionError {
 /// on a client, then installed with `tether_ws::Connection::with_extension`.
 /// Both roles write the same compressed payloads; tether-ws masks them.
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in and bytes out
+/// into a buffer the caller owns (the `Extension`'s `decode` and `encode`,
+/// called by tether-ws with its `out`), events out (an error with its
+/// close code, 1009 past the size limit, 1002 for a broken stream); no
+/// time passed in and no deadline out: compression keeps no timers.
+///
 /// # Memory
 ///
 /// State is created on first use, so a connection that never sends or
@@ -344,11 +350,15 @@ fn inflate_into(
         }
         out.resize(len + room, 0);
         let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-        let status = inflater.decompress(input, &mut out[len..], InflateFlush::NoFlush);
-        let consumed = (inflater.total_in() - in_before) as usize;
-        let written = (inflater.total_out() - out_before) as usize;
-        out.truncate(len + written);
-        input = &input[consumed..];
+        let status = inflater.decompress(
+            input,
+            out.get_mut(len..).unwrap_or_default(),
+            InflateFlush::NoFlush,
+        );
+        let consumed = progress(inflater.total_in(), in_before);
+        let written = progress(inflater.total_out(), out_before);
+        out.truncate(len.saturating_add(written));
+        input = input.get(consumed..).unwrap_or_default();
         if out.len() > limit {
             out.truncate(limit);
             return Err(too_big());
@@ -386,11 +396,15 @@ pub(crate) fn compress_into(
         let room = input.len() + input.len() / 64 + 64;
         out.resize(len + room, 0);
         let (in_before, out_before) = (compressor.total_in(), compressor.total_out());
-        let status = compressor.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
-        let consumed = (compressor.total_in() - in_before) as usize;
-        let written = (compressor.total_out() - out_before) as usize;
-        out.truncate(len + written);
-        input = &input[consumed..];
+        let status = compressor.compress(
+            input,
+            out.get_mut(len..).unwrap_or_default(),
+            DeflateFlush::SyncFlush,
+        );
+        let consumed = progress(compressor.total_in(), in_before);
+        let written = progress(compressor.total_out(), out_before);
+        out.truncate(len.saturating_add(written));
+        input = input.get(consumed..).unwrap_or_default();
         if status.is_err() {
             return Err(ExtensionError {
                 code: CloseCode::INTERNAL_ERROR,
@@ -407,7 +421,7 @@ pub(crate) fn compress_into(
         // stripped (RFC 7692 section 7.2.3.6).
         out.push(0x00);
         Ok(())
-    } else if out[start..].ends_with(&TAIL) {
+    } else if out.get(start..).is_some_and(|written| written.ends_with(&TAIL)) {
         out.truncate(out.len() - TAIL.len());
         Ok(())
     } else {
@@ -468,4 +482,11 @@ impl tether_ws::Extension for Deflate {
         }
         Ok(Some(Rsv::RSV1))
     }
+}
+
+/// How far one of zlib's running totals moved in a call: at most the
+/// length of a buffer in memory, so it fits a usize; saturating keeps a
+/// total that went backwards from wrapping.
+fn progress(after: u64, before: u64) -> usize {
+    usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX)
 }

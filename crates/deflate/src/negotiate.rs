@@ -118,12 +118,13 @@ fn parse(element: &Extension<'_>) -> Result<Parsed, Error> {
     for param in element.params() {
         let name = param.name();
         let value = param.value();
-        let index = KNOWN
+        let (index, (&known, seen)) = KNOWN
             .iter()
-            .position(|known| known.eq_ignore_ascii_case(name))
+            .zip(&mut seen)
+            .enumerate()
+            .find(|(_, (known, _))| known.eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::UnknownParameter(name.to_owned()))?;
-        let known = KNOWN[index];
-        if std::mem::replace(&mut seen[index], true) {
+        if std::mem::replace(seen, true) {
             return Err(Error::DuplicateParameter(known));
         }
         match index {
@@ -155,7 +156,11 @@ fn parse(element: &Extension<'_>) -> Result<Parsed, Error> {
 /// `1*DIGIT` without leading zeros, from 8 to 15 (RFC 7692 section 7.1.2).
 fn window_bits(value: &str) -> Option<u8> {
     let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 2 || bytes[0] == b'0' || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty()
+        || bytes.len() > 2
+        || bytes.first() == Some(&b'0')
+        || !bytes.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     let bits: u8 = value.parse().ok()?;
@@ -172,6 +177,9 @@ fn check_bits(bits: u8, what: &'static str) -> Result<u8, Error> {
     }
 }
 
+// The names are the constants above and the values decimal digits: all
+// tokens, which is all `push` checks.
+#[allow(clippy::expect_used)]
 fn push(params: &mut ExtensionParams, name: &str, value: Option<u8>) {
     let digits;
     let value = match value {
@@ -504,6 +512,9 @@ impl ClientOffer {
     }
 
     /// The header element: `permessage-deflate; ...`.
+    // The extension's name is a constant token, and `params` holds only
+    // what `push` checked: nothing here can fail.
+    #[allow(clippy::expect_used)]
     pub fn element(&self) -> String {
         self.params()
             .element(EXTENSION_NAME)

@@ -174,8 +174,8 @@ mod tests {
             inflater
                 .decompress(rest, &mut piece, zlib_rs::InflateFlush::SyncFlush)
                 .ok()?;
-            let written = (inflater.total_out() - out_before) as usize;
-            rest = &rest[(inflater.total_in() - in_before) as usize..];
+            let written = usize::try_from(inflater.total_out() - out_before).unwrap();
+            rest = &rest[usize::try_from(inflater.total_in() - in_before).unwrap()..];
             out.extend_from_slice(&piece[..written]);
             if rest.is_empty() && written < piece.len() {
                 return Some(out);

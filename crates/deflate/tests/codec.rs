@@ -2,6 +2,17 @@
 //! round trips in both roles for every parameter combination, the size
 //! limit while inflating, window limits and the shared per-thread state.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use std::time::Instant;
 
 use proptest::prelude::*;

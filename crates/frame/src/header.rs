@@ -179,6 +179,11 @@ impl FrameHeader {
     ///
     /// Encoding does not judge: a control frame without FIN or with a long
     /// payload is written as asked. [`encode_frame`] checks those rules.
+    // A const fn has neither `get` nor `try_from`. Every index is below
+    // MAX_HEADER_LEN (14): 0 and 1, 2 to 9 for the length, and at most 10
+    // to 13 for the key; each cast is exact in its arm (a length up to 125
+    // into u8, up to 0xFFFF into u16, a header length of at most 14).
+    #[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
     pub const fn to_bytes(&self) -> HeaderBytes {
         let mut bytes = [0u8; MAX_HEADER_LEN];
         bytes[0] = (if self.fin { 0x80 } else { 0 }) | (self.rsv.bits() << 4) | self.opcode.as_u8();
@@ -232,7 +237,7 @@ impl HeaderBytes {
     /// The encoded bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -292,10 +297,10 @@ pub fn decode_header(buf: &[u8], rules: &DecodeRules) -> Result<Status<(FrameHea
     }
     let (payload_len, mut pos) = match len7 {
         126 => {
-            let Some(ext) = buf.get(2..4) else {
+            let Some(&[a, b]) = buf.get(2..4) else {
                 return Ok(Status::Partial);
             };
-            let len = u16::from_be_bytes([ext[0], ext[1]]) as u64;
+            let len = u64::from(u16::from_be_bytes([a, b]));
             if len < 126 {
                 return Err(Error::NonMinimalLength);
             }
@@ -325,11 +330,11 @@ pub fn decode_header(buf: &[u8], rules: &DecodeRules) -> Result<Status<(FrameHea
         });
     }
     let mask = if masked {
-        let Some(m) = buf.get(pos..pos + 4) else {
+        let Some(&[a, b, c, d]) = buf.get(pos..pos + 4) else {
             return Ok(Status::Partial);
         };
         pos += 4;
-        Some([m[0], m[1], m[2], m[3]])
+        Some([a, b, c, d])
     } else {
         None
     };
@@ -374,7 +379,7 @@ pub fn encode_frame(
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(mask) = header.mask {
-        crate::apply_mask(&mut out[start..], mask, 0);
+        crate::apply_mask(out.get_mut(start..).unwrap_or_default(), mask, 0);
     }
     Ok(())
 }
@@ -536,7 +541,8 @@ impl FrameReader {
                 if input.is_empty() {
                     return Ok((0, None));
                 }
-                let take = (input.len() as u64).min(*remaining) as usize;
+                // Below the input's length, which is a usize.
+                let take = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
                 let at = *offset;
                 *remaining -= take as u64;
                 *offset += take as u64;
@@ -547,7 +553,7 @@ impl FrameReader {
                 return Ok((
                     take,
                     Some(Item::Payload {
-                        data: &input[..take],
+                        data: input.get(..take).unwrap_or_default(),
                         offset: at,
                         last,
                     }),
@@ -555,13 +561,15 @@ impl FrameReader {
             }
             Phase::Head { len, bytes } => (len, bytes),
         };
-        let had = *len as usize;
+        let had = usize::from(*len);
         let parsed = if had == 0 {
             decode_header(input, rules)?
         } else {
-            let take = input.len().min(MAX_HEADER_LEN - had);
-            bytes[had..had + take].copy_from_slice(&input[..take]);
-            decode_header(&bytes[..had + take], rules)?
+            let take = input.len().min(MAX_HEADER_LEN.saturating_sub(had));
+            for (kept, &byte) in bytes.iter_mut().skip(had).take(take).zip(input) {
+                *kept = byte;
+            }
+            decode_header(bytes.get(..had + take).unwrap_or_default(), rules)?
         };
         match parsed {
             Status::Complete((header, used)) => {
@@ -579,12 +587,14 @@ impl FrameReader {
                 // A partial header is shorter than MAX_HEADER_LEN, so it
                 // always fits; the bytes are kept, hence all are used.
                 if had == 0 {
-                    bytes[..input.len()].copy_from_slice(input);
-                    *len = input.len() as u8;
+                    for (kept, &byte) in bytes.iter_mut().zip(input) {
+                        *kept = byte;
+                    }
+                    *len = u8::try_from(input.len()).unwrap_or(u8::MAX);
                     Ok((input.len(), None))
                 } else {
-                    let take = input.len().min(MAX_HEADER_LEN - had);
-                    *len = (had + take) as u8;
+                    let take = input.len().min(MAX_HEADER_LEN.saturating_sub(had));
+                    *len = u8::try_from(had + take).unwrap_or(u8::MAX);
                     Ok((take, None))
                 }
             }

@@ -35,8 +35,9 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
 fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
     // In little-endian order the key's first byte is the lowest, so moving
     // the key left by one byte is a right rotation by eight bits.
+    let [low, ..] = by.to_le_bytes();
     u32::from_le_bytes(key)
-        .rotate_right(8 * (by & 3) as u32)
+        .rotate_right(8 * u32::from(low & 3))
         .to_le_bytes()
 }
 
@@ -69,6 +70,10 @@ fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
 /// per iteration. A `u128` word does worse: it stays two scalar XORs.
 #[inline(always)]
 fn xor_blocks(buf: &mut [u8], key: [u8; 4]) {
+    // `i & 3` is below 4, the key's length: the index cannot miss. The
+    // array literal that says so without indexing measured 1.3x to 1.5x
+    // slower on every length; this form vectorises.
+    #[allow(clippy::indexing_slicing)]
     let pattern: [u8; 16] = core::array::from_fn(|i| key[i & 3]);
     let mut blocks = buf.chunks_exact_mut(64);
     for block in &mut blocks {
@@ -105,10 +110,11 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
     xor_bytes(words.into_remainder(), key);
 }
 
+/// Byte by byte, for fewer than 8 bytes (the key twice covers them).
 #[inline(always)]
 fn xor_bytes(buf: &mut [u8], key: [u8; 4]) {
-    for (i, byte) in buf.iter_mut().enumerate() {
-        *byte ^= key[i & 3];
+    for (byte, k) in buf.iter_mut().zip(key.iter().chain(&key)) {
+        *byte ^= k;
     }
 }
 
@@ -126,9 +132,9 @@ mod tests {
     #[test]
     fn matches_the_byte_at_a_time_definition_for_every_length_and_phase() {
         let mask = [0x12, 0x34, 0x56, 0x78];
-        for len in 0..100 {
+        for len in 0..100u8 {
             for offset in 0..8 {
-                let data: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(31)).collect();
+                let data: Vec<u8> = (0..len).map(|b| b.wrapping_mul(31)).collect();
                 let mut fast = data.clone();
                 let mut slow = data.clone();
                 apply_mask(&mut fast, mask, offset);
@@ -143,7 +149,9 @@ mod tests {
         // Long enough for the alignment split, starting at every address
         // modulo 16, with lengths that leave every kind of tail.
         let mask = [0x9a, 0x01, 0xff, 0x5c];
-        let data: Vec<u8> = (0..1200u32).map(|b| (b * 7 + 3) as u8).collect();
+        let data: Vec<u8> = (0..1200u32)
+            .map(|b| u8::try_from((b * 7 + 3) % 256).unwrap())
+            .collect();
         for start in 0..17 {
             for len in [255, 256, 257, 300, 301, 302, 303, 511, 1000, 1024 + 13] {
                 for offset in 0..4 {

@@ -49,23 +49,33 @@ impl Utf8Validator {
     /// reuse.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
         if self.pending_len > 0 {
-            let have = self.pending_len as usize;
-            let want = sequence_len(self.pending[0]) - have;
-            let take = want.min(bytes.len());
+            let pending = self
+                .pending
+                .get(..usize::from(self.pending_len))
+                .unwrap_or_default();
+            let want = pending
+                .first()
+                .map_or(0, |&b| sequence_len(b))
+                .saturating_sub(pending.len());
+            let (piece, rest) = bytes.split_at_checked(want).unwrap_or((bytes, &[]));
             let mut seq = [0; 4];
-            seq[..have].copy_from_slice(&self.pending[..have]);
-            seq[have..have + take].copy_from_slice(&bytes[..take]);
-            match core::str::from_utf8(&seq[..have + take]) {
+            for (slot, &byte) in seq.iter_mut().zip(pending.iter().chain(piece)) {
+                *slot = byte;
+            }
+            let len = pending.len() + piece.len();
+            match core::str::from_utf8(seq.get(..len).unwrap_or_default()) {
                 Ok(_) => {
                     self.pending_len = 0;
-                    bytes = &bytes[take..];
+                    bytes = rest;
                 }
                 Err(e) if e.error_len().is_some() => return Err(Error::InvalidUtf8),
                 Err(_) => {
                     // Still a valid prefix (so shorter than 4 bytes), and
                     // the piece is used up.
-                    self.pending[..have + take].copy_from_slice(&seq[..have + take]);
-                    self.pending_len = (have + take) as u8;
+                    for (slot, &byte) in self.pending.iter_mut().zip(&seq) {
+                        *slot = byte;
+                    }
+                    self.pending_len = u8::try_from(len).map_err(|_| Error::InvalidUtf8)?;
                     return Ok(());
                 }
             }
@@ -76,9 +86,13 @@ impl Utf8Validator {
             Err(Invalid { valid_up_to, .. }) => {
                 // The input ends inside a sequence that is valid so far:
                 // keep it for the next piece.
-                let tail = &bytes[valid_up_to..];
-                self.pending[..tail.len()].copy_from_slice(tail);
-                self.pending_len = tail.len() as u8;
+                // At most 3 bytes: a longer prefix would be complete.
+                let tail = bytes.get(valid_up_to..).unwrap_or_default();
+                let Some(kept) = self.pending.get_mut(..tail.len()) else {
+                    return Err(Error::InvalidUtf8);
+                };
+                kept.copy_from_slice(tail);
+                self.pending_len = u8::try_from(tail.len()).map_err(|_| Error::InvalidUtf8)?;
                 Ok(())
             }
         }

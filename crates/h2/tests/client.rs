@@ -2,6 +2,17 @@
 //! bytes of each fed to the other), and against a hostile server written
 //! by hand with the `frame` and `hpack` modules.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use tether_h2::ErrorCode;
 use tether_h2::client::{ClientConnection, Config as ClientConfig, ConnectionError, Event, SendError};
 use tether_h2::connection::{Config, Event as SEvent, ServerConnection};

@@ -2,6 +2,17 @@
 //! `hpack` modules: every rule, every error with its scope and code, and
 //! every protection against a hostile client.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use tether_h2::ErrorCode;
 use tether_h2::connection::{Config, ConnectionError, Event, SendError, ServerConnection};
 use tether_h2::frame::{

@@ -120,7 +120,7 @@ impl<'a> ClientRequest<'a> {
             if !is_token(p.as_bytes()) {
                 return Err(Error::InvalidArgument("subprotocol is not a token"));
             }
-            if self.protocols[..i].contains(p) {
+            if self.protocols.iter().take(i).any(|q| q == p) {
                 return Err(Error::InvalidArgument("subprotocol offered twice"));
             }
         }

@@ -2,6 +2,17 @@
 //! response parser fed whole, one byte at a time, and with frame bytes
 //! after the head.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use tether_handshake::{ClientHandshake, ClientRequest, Error, Status, httparse};
 
 const NONCE: [u8; 16] = *b"the sample nonce";

@@ -1,6 +1,17 @@
 //! Server role: every validation rule, the policy hook, subprotocol and
 //! extension selection, and the responses written.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use tether_handshake::{
     Error, Extension, ExtensionNegotiator, ExtensionParams, Rejection, Request, RequestHead, ServerConfig,
     Status, UpgradeRequest, httparse, parse_request, parse_request_with,

@@ -16,17 +16,6 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::cast_possible_truncation,
-        clippy::indexing_slicing
-    )
-)]
-
 extern crate alloc;
 #[cfg(test)]
 extern crate std;

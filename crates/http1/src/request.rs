@@ -301,6 +301,13 @@ fn authority_form(target: &str) -> Result<&str, Error> {
 ///
 /// # Calling contract
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in (the
+/// caller's read buffer, to [`decode_head`](Self::decode_head) and
+/// [`decode_body`](Self::decode_body)), events out (the head, the body's
+/// progress), bytes out into a buffer the caller owns (the body; the
+/// answer through [`crate::Response`]); no time passed in and no deadline
+/// out: the caller's loop times the head and the idle connection.
+///
 /// The caller owns the read buffer. For each request:
 ///
 /// 1. [`decode_head`](Self::decode_head) on the buffer; on

@@ -2,6 +2,17 @@
 //! with a case, each case decoded whole, one byte at a time, split at
 //! every point, and followed by a pipelined request.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 mod common;
 
 use common::{Outcome, Req, requests, same_however_split};

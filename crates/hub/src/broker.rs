@@ -1,7 +1,6 @@
 //! The broker interface, what flows between brokers and hubs, and the
 //! in-process broker.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -164,7 +163,7 @@ pub enum HubMessage {
     Forget(Arc<str>),
     /// Something a broker sends to itself on another loop, for
     /// [`Broker::receive`].
-    Broker(Box<dyn Any + Send>),
+    Broker(BrokerMessage),
     /// Who is present on a topic (see [`crate::Presence`]).
     Presence(PresenceMessage),
 }
@@ -194,10 +193,36 @@ impl fmt::Debug for HubMessage {
                 .field("dropped", dropped)
                 .finish(),
             HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
-            HubMessage::Broker(_) => f.write_str("Broker(..)"),
+            HubMessage::Broker(message) => f.debug_tuple("Broker").field(message).finish(),
             HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
         }
     }
+}
+
+/// What a broker posts to itself on another loop ([`HubMessage::Broker`],
+/// [`Broker::receive`]): the work that has to happen on the loop that
+/// owns a topic ([`sequencer_of`]). One closed type, so that a message is
+/// matched where it arrives, never downcast, and the loops' channel carries
+/// nothing a broker could fail to recognise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerMessage {
+    /// A publish made on another loop, for its topic's sequencer.
+    Forward(Publish),
+    /// A loop began following a topic ([`Broker::follow`]).
+    Follow {
+        /// The topic.
+        topic: Arc<str>,
+        /// The loop that follows it.
+        loop_index: usize,
+    },
+    /// A loop stopped following a topic ([`Broker::unfollow`]).
+    Unfollow {
+        /// The topic.
+        topic: Arc<str>,
+        /// The loop that no longer follows it.
+        loop_index: usize,
+    },
 }
 
 /// What a broker may do from inside an event loop: know the loops, post
@@ -303,7 +328,7 @@ pub trait Broker {
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error>;
 
     /// A [`HubMessage::Broker`] arrived on this loop.
-    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
+    fn receive(&mut self, message: BrokerMessage, cx: &mut dyn Context) {
         let _ = (message, cx);
     }
 
@@ -412,9 +437,6 @@ struct Sequence {
     /// The publish keys of the events still in the backlog.
     keys: KeyWindow,
 }
-
-/// A publish forwarded to its topic's sequencer.
-struct Forward(Publish);
 
 /// The in-process broker: one loop sequences each topic (chosen by
 /// [`sequencer_of`]); publishes made elsewhere are posted to it; it numbers
@@ -592,14 +614,15 @@ impl Broker for LocalBroker {
         if owner == cx.this_loop() {
             self.sequence(publish, cx);
         } else {
-            cx.post(owner, HubMessage::Broker(Box::new(Forward(publish))));
+            cx.post(owner, HubMessage::Broker(BrokerMessage::Forward(publish)));
         }
         Ok(())
     }
 
-    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
-        if let Ok(forward) = message.downcast::<Forward>() {
-            self.sequence(forward.0, cx);
+    fn receive(&mut self, message: BrokerMessage, cx: &mut dyn Context) {
+        // Only publishes are forwarded: every loop follows every topic.
+        if let BrokerMessage::Forward(publish) = message {
+            self.sequence(publish, cx);
         }
     }
 

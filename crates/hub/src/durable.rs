@@ -2,7 +2,6 @@
 //! written to a log of its own ([`tether_log`]) before they are delivered,
 //! and recovered on start.
 
-use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fmt::Write as _;
@@ -16,8 +15,8 @@ use tether_log::{Fsync, Log, Options as LogOptions};
 
 use crate::key::KeyWindow;
 use crate::{
-    Backlog, Broker, Config, Context, Error, Event, EventId, HubMessage, Publish, is_valid_event_type,
-    is_valid_publish_key, is_valid_topic, sequencer_of,
+    Backlog, Broker, BrokerMessage, Config, Context, Error, Event, EventId, HubMessage, Publish,
+    is_valid_event_type, is_valid_publish_key, is_valid_topic, sequencer_of,
 };
 
 /// How a [`DurableBroker`] keeps its events.
@@ -138,13 +137,6 @@ impl Topic {
     fn first_needed(&self) -> u64 {
         self.indices.front().map_or(self.last_index, |&(_, index)| index)
     }
-}
-
-/// A publish forwarded to its topic's sequencer, or a loop's follow.
-enum Message {
-    Forward(Publish),
-    Follow { topic: Arc<str>, loop_index: usize },
-    Unfollow { topic: Arc<str>, loop_index: usize },
 }
 
 /// Syncs a log's active file from a thread of its own, at most an
@@ -838,8 +830,8 @@ impl DurableBroker {
         }
     }
 
-    fn forward(&self, to: usize, message: Message, cx: &mut dyn Context) {
-        cx.post(to, HubMessage::Broker(Box::new(message)));
+    fn forward(&self, to: usize, message: BrokerMessage, cx: &mut dyn Context) {
+        cx.post(to, HubMessage::Broker(message));
     }
 }
 
@@ -911,19 +903,16 @@ impl Broker for DurableBroker {
         if owner == self.loop_index {
             self.sequence(publish, cx);
         } else {
-            self.forward(owner, Message::Forward(publish), cx);
+            self.forward(owner, BrokerMessage::Forward(publish), cx);
         }
         Ok(())
     }
 
-    fn receive(&mut self, message: Box<dyn Any + Send>, cx: &mut dyn Context) {
-        let Ok(message) = message.downcast::<Message>() else {
-            return;
-        };
-        match *message {
-            Message::Forward(publish) => self.sequence(publish, cx),
-            Message::Follow { topic, loop_index } => self.follow_here(topic, loop_index, cx),
-            Message::Unfollow { topic, loop_index } => self.unfollow_here(&topic, loop_index),
+    fn receive(&mut self, message: BrokerMessage, cx: &mut dyn Context) {
+        match message {
+            BrokerMessage::Forward(publish) => self.sequence(publish, cx),
+            BrokerMessage::Follow { topic, loop_index } => self.follow_here(topic, loop_index, cx),
+            BrokerMessage::Unfollow { topic, loop_index } => self.unfollow_here(&topic, loop_index),
         }
     }
 
@@ -960,7 +949,7 @@ impl Broker for DurableBroker {
 
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
         let owner = sequencer_of(topic, self.loops);
-        let message = Message::Follow {
+        let message = BrokerMessage::Follow {
             topic: topic.clone(),
             loop_index: self.loop_index,
         };
@@ -976,7 +965,7 @@ impl Broker for DurableBroker {
         if owner == self.loop_index {
             self.unfollow_here(topic, self.loop_index);
         } else {
-            let message = Message::Unfollow {
+            let message = BrokerMessage::Unfollow {
                 topic: topic.clone(),
                 loop_index: self.loop_index,
             };
@@ -1345,7 +1334,7 @@ mod tests {
         // From the lost id itself, or after it: nothing missed.
         let (gap, events) = resume_gap(&mut broker, &mut cx, "news", &format!("7000-{lost}"));
         assert!(gap.is_none());
-        assert_eq!(events.len(), 300 - lost as usize);
+        assert_eq!(events.len(), 300 - usize::try_from(lost).unwrap());
         let (gap, _) = resume_gap(&mut broker, &mut cx, "news", "7000-300");
         assert!(gap.is_none());
         // The damaged bytes are kept beside the segment.

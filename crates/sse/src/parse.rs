@@ -9,7 +9,7 @@ use core::fmt;
 use core::mem;
 
 use crate::Error;
-use crate::scan::find_eol;
+use crate::scan::split_eol;
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// `Parser::bom` once the start of the stream has been decided.
@@ -193,6 +193,12 @@ enum Line {
 ///
 /// # Calling contract
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in
+/// ([`feed`](Parser::feed)), events out ([`poll`](Parser::poll)); a parser
+/// writes no bytes and keeps no time, so it has no output buffer, takes no
+/// `now` and has no deadline (the caller's reconnection timer uses the
+/// `retry` values it yields).
+///
 /// Sans-IO: the parser never reads, sleeps or allocates more than the
 /// [`Limits`] allow; the caller moves the bytes.
 ///
@@ -331,21 +337,23 @@ impl Parser {
             let matched = usize::from(self.bom);
             let n = chunk
                 .iter()
-                .zip(&BOM[matched..])
+                .zip(BOM.iter().skip(matched))
                 .take_while(|(a, b)| a == b)
                 .count();
-            if matched + n == BOM.len() {
+            let (bom, rest) = BOM.split_at_checked(matched + n).unwrap_or((&BOM, &[]));
+            if rest.is_empty() {
                 self.bom = BOM_DONE;
             } else if n == chunk.len() {
-                // Still a BOM prefix: wait for the bytes that decide.
-                self.bom = (matched + n) as u8;
+                // Still a BOM prefix: wait for the bytes that decide (fewer
+                // than the BOM's three, so the narrowing is exact).
+                self.bom = u8::try_from(bom.len()).unwrap_or(BOM_DONE);
                 return;
             } else {
                 // Not a BOM after all: the bytes held back are stream data.
                 self.bom = BOM_DONE;
-                self.body(&BOM[..matched + n]);
+                self.body(bom);
             }
-            chunk = &chunk[n..];
+            chunk = chunk.get(n..).unwrap_or_default();
         }
         self.body(chunk);
     }
@@ -377,41 +385,42 @@ impl Parser {
             }
         }
         if self.line != Line::Start {
-            match find_eol(chunk) {
+            match split_eol(chunk) {
                 None => {
                     self.continue_line(chunk);
                     return;
                 }
-                Some(i) => {
-                    self.continue_line(&chunk[..i]);
+                Some((line, eol)) => {
+                    self.continue_line(line);
                     self.end_line();
-                    chunk = self.after_eol(chunk, i);
+                    chunk = self.after_eol(eol);
                 }
             }
         }
         // The fast path: whole lines straight from the chunk, no copy.
-        while let Some(i) = find_eol(chunk) {
-            self.process_line(&chunk[..i]);
-            chunk = self.after_eol(chunk, i);
+        while let Some((line, eol)) = split_eol(chunk) {
+            self.process_line(line);
+            chunk = self.after_eol(eol);
         }
         if !chunk.is_empty() {
             self.begin_line(chunk);
         }
     }
 
-    /// The rest of `chunk` after the line end at `i`, which is CR, LF or
+    /// What follows the line end `eol` starts with, which is CR, LF or
     /// CRLF; a CR that ends the chunk is a complete line end, and a LF
     /// starting the next chunk is then skipped.
     #[inline]
-    fn after_eol<'c>(&mut self, chunk: &'c [u8], i: usize) -> &'c [u8] {
-        if chunk[i] == b'\r' {
-            match chunk.get(i + 1) {
-                Some(b'\n') => return &chunk[i + 2..],
-                Some(_) => {}
-                None => self.after_cr = true,
+    fn after_eol<'c>(&mut self, eol: &'c [u8]) -> &'c [u8] {
+        match eol {
+            [b'\r', b'\n', rest @ ..] => rest,
+            [b'\r'] => {
+                self.after_cr = true;
+                &[]
             }
+            [_, rest @ ..] => rest,
+            [] => eol,
         }
-        &chunk[i + 1..]
     }
 
     /// A complete line, CR and LF excluded: the spec's line processing.
@@ -429,11 +438,15 @@ impl Parser {
         }
         // Every name acted on is at most five bytes, so a colon further in
         // (or none) means an unknown field: no need to scan a long line.
-        let head = &line[..line.len().min(6)];
-        let (name, value) = match head.iter().position(|&b| b == b':') {
-            Some(colon) => {
-                let value = &line[colon + 1..];
-                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+        let head = line.get(..6).unwrap_or(line);
+        let (name, value) = match head
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|colon| line.split_at_checked(colon))
+        {
+            Some((name, colon_value)) => {
+                let value = colon_value.get(1..).unwrap_or_default();
+                (name, value.strip_prefix(b" ").unwrap_or(value))
             }
             None if line.len() < 6 => (line, &[][..]),
             None => return,
@@ -537,17 +550,21 @@ impl Parser {
 
     /// The first bytes of a line that does not end in this chunk.
     fn begin_line(&mut self, part: &[u8]) {
-        if self.skip_event || part[0] == b':' {
+        if self.skip_event || part.first() == Some(&b':') {
             self.line = Line::Skip;
             return;
         }
         // As in `process_line`, only a colon in the first six bytes counts.
-        let head = &part[..part.len().min(6)];
-        match head.iter().position(|&b| b == b':') {
-            Some(colon) => match &part[..colon] {
+        let head = part.get(..6).unwrap_or(part);
+        match head
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|colon| part.split_at_checked(colon))
+        {
+            Some((name, colon_value)) => match name {
                 b"data" => {
                     self.line = Line::DataSpace;
-                    self.continue_line(&part[colon + 1..]);
+                    self.continue_line(colon_value.get(1..).unwrap_or_default());
                 }
                 b"event" | b"id" | b"retry" => {
                     self.line = Line::Field;

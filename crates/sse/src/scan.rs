@@ -28,6 +28,13 @@ fn any_eol(block: &[u8]) -> bool {
         != 0
 }
 
+/// `hay` split at its first CR or LF: the line, and the rest from its line
+/// end on.
+#[inline]
+pub(crate) fn split_eol(hay: &[u8]) -> Option<(&[u8], &[u8])> {
+    find_eol(hay).and_then(|i| hay.split_at_checked(i))
+}
+
 /// Index of the first CR or LF in `hay`.
 #[inline]
 pub(crate) fn find_eol(hay: &[u8]) -> Option<usize> {

@@ -90,6 +90,11 @@ const EXTENSION_CHUNK: usize = 4096;
 ///
 /// # Calling contract
 ///
+/// Sans-IO, in the words every tether crate uses: bytes in
+/// ([`receive`](Self::receive)), events and bytes out (the [`Event`] it
+/// returns; frames into the caller's `out`), time passed in (`now`), the
+/// next deadline out ([`poll_timeout`](Self::poll_timeout)).
+///
 /// The connection never touches a socket or a clock. The caller:
 ///
 /// 1. feeds every byte read from the transport to [`receive`](Self::receive),

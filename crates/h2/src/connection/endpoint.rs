@@ -247,7 +247,11 @@ pub(crate) fn receive_frames<S: Side>(
     events: &mut Vec<S::Event>,
 ) -> usize {
     while !side.endpoint().closed {
-        let (n, result) = side.parts().0.frames.decode(&input[used..]);
+        let (n, result) = side
+            .parts()
+            .0
+            .frames
+            .decode(input.get(used..).unwrap_or_default());
         let started = side.endpoint().started;
         match result {
             Ok(None) => break,
@@ -613,7 +617,13 @@ pub(crate) fn send_data<S: Side>(
     if take == 0 && !ends {
         return Ok(0);
     }
-    shared::write_data(stream, &data[..take], ends, ep.peer.max_frame_size, out);
+    shared::write_data(
+        stream,
+        data.get(..take).unwrap_or_default(),
+        ends,
+        ep.peer.max_frame_size,
+        out,
+    );
     ep.flow.sent(streams.get_mut(&stream).map(|s| &mut s.flow), take);
     if ends {
         side.end_local(stream);

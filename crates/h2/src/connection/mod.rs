@@ -441,6 +441,12 @@ pub(crate) struct Body {
 type Stream = endpoint::Stream<Body>;
 
 /// The server side of one HTTP/2 connection: see the module docs.
+///
+/// Sans-IO, in the words every tether crate uses: bytes in
+/// ([`receive`](Self::receive)), events and bytes out ([`Event`]s into the
+/// caller's `events`, frames into the caller's `out`); no time passed in
+/// and no deadline out: nothing here is sent on a timer, and the caller's
+/// loop times the idle connection.
 #[derive(Debug, Clone)]
 pub struct ServerConnection {
     config: Config,

@@ -314,8 +314,8 @@ pub(crate) fn write_data(stream: u32, data: &[u8], ends: bool, max_frame_size: u
 /// frame size), for the caller to follow with the payload.
 pub(crate) fn write_data_head(stream: u32, len: usize, ends: bool, out: &mut Vec<u8>) {
     let header = FrameHeader {
-        // At most the frame size, itself at most 2^24-1.
-        length: len as u32,
+        // At most the frame size, itself at most 2^24-1: never saturates.
+        length: u32::try_from(len).unwrap_or(u32::MAX),
         kind: FrameKind::Data,
         flags: if ends { flags::END_STREAM } else { 0 },
         stream_id: stream,

@@ -163,9 +163,9 @@ impl PrefaceMatcher {
         if let Some(offset) = self.failed {
             return Err(Error::NotHttp2 { offset });
         }
-        let want = &PREFACE[self.matched..];
+        let want = PREFACE.get(self.matched..).unwrap_or_default();
         let n = want.len().min(input.len());
-        if let Some(i) = (0..n).find(|&i| input[i] != want[i]) {
+        if let Some(i) = input.iter().zip(want).position(|(a, b)| a != b) {
             let offset = self.matched + i;
             self.failed = Some(offset);
             return Err(Error::NotHttp2 { offset });

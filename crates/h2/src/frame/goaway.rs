@@ -24,11 +24,11 @@ impl<'a> GoAway<'a> {
                 Violation::PayloadTooShort,
             ));
         };
-        let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let word = |b: &[u8]| <[u8; 4]>::try_from(b).map_or(0, u32::from_be_bytes);
         Ok(Self {
             last_stream_id: word(last) & MAX_STREAM_ID,
             code: ErrorCode(word(code)),
-            debug_data: &payload[8..],
+            debug_data: payload.get(8..).unwrap_or_default(),
         })
     }
 

@@ -28,10 +28,7 @@ pub(crate) fn split(padded: bool, payload: &[u8], fixed: usize) -> Result<Split<
     } else {
         (None, payload)
     };
-    if rest.len() < fixed {
-        return Err(too_short);
-    }
-    let (fields, rest) = rest.split_at(fixed);
+    let (fields, rest) = rest.split_at_checked(fixed).ok_or(too_short)?;
     let body_len = rest
         .len()
         .checked_sub(usize::from(padding.unwrap_or(0)))
@@ -42,7 +39,7 @@ pub(crate) fn split(padded: bool, payload: &[u8], fixed: usize) -> Result<Split<
     Ok(Split {
         padding,
         fields,
-        body: &rest[..body_len],
+        body: rest.get(..body_len).unwrap_or_default(),
     })
 }
 

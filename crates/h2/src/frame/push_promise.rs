@@ -28,7 +28,8 @@ impl<'a> PushPromise<'a> {
         header.require_stream()?;
         let split = padding::split(header.has(flags::PADDED), payload, 4)?;
         let f = split.fields;
-        let promised_stream_id = u32::from_be_bytes([f[0], f[1], f[2], f[3]]) & MAX_STREAM_ID;
+        // `split` gave exactly the 4 bytes asked for.
+        let promised_stream_id = <[u8; 4]>::try_from(f).map_or(0, u32::from_be_bytes) & MAX_STREAM_ID;
         if promised_stream_id == 0 {
             return Err(Error::connection(
                 ErrorCode::PROTOCOL_ERROR,

@@ -197,7 +197,8 @@ impl<'a> SettingsFrame<'a> {
             return Err(size_error(Violation::SettingsLength));
         }
         for pair in payload.chunks_exact(6) {
-            Setting::from_pair(u16::from_be_bytes([pair[0], pair[1]]), word(&pair[2..]))?;
+            let (id, value) = pair_of(pair);
+            Setting::from_pair(id, value)?;
         }
         Ok(Self { ack, payload })
     }
@@ -210,9 +211,10 @@ impl<'a> SettingsFrame<'a> {
     /// The parameters, in the order they were sent.
     pub fn iter(&self) -> impl Iterator<Item = Setting> + 'a {
         // Every pair passed `from_pair` in `parse`, so none is dropped here.
-        self.payload
-            .chunks_exact(6)
-            .filter_map(|p| Setting::from_pair(u16::from_be_bytes([p[0], p[1]]), word(&p[2..])).ok())
+        self.payload.chunks_exact(6).filter_map(|p| {
+            let (id, value) = pair_of(p);
+            Setting::from_pair(id, value).ok()
+        })
     }
 
     /// Appends the frame to `out` as it was received; the payload must fit
@@ -225,8 +227,13 @@ impl<'a> SettingsFrame<'a> {
     }
 }
 
-fn word(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+/// A parameter's identifier and value from its 6 bytes (`chunks_exact`
+/// gives no other length).
+fn pair_of(pair: &[u8]) -> (u16, u32) {
+    match *pair {
+        [a, b, c, d, e, f] => (u16::from_be_bytes([a, b]), u32::from_be_bytes([c, d, e, f])),
+        _ => (0, 0),
+    }
 }
 
 /// Appends a SETTINGS frame with these parameters to `out`. Each must be

@@ -222,11 +222,8 @@ impl Default for Decoder {
 fn read_string(src: &[u8], pos: &mut usize, max_len: usize) -> Result<Vec<u8>, Error> {
     let huffman = src.get(*pos).ok_or(Error::Truncated)? & 0x80 != 0;
     let len = integer::decode(src, pos, 7)?;
-    let end = pos
-        .checked_add(len)
-        .filter(|&end| end <= src.len())
-        .ok_or(Error::Truncated)?;
-    let raw = &src[*pos..end];
+    let end = pos.checked_add(len).ok_or(Error::Truncated)?;
+    let raw = src.get(*pos..end).ok_or(Error::Truncated)?;
     *pos = end;
     if huffman {
         // The shortest code is 5 bits, so 8/5 of the coded length bounds

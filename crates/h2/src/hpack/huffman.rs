@@ -37,6 +37,10 @@ static STEPS: [[Step; 16]; 256] = build_steps();
 /// seven nodes down the all-ones path (1 to 7 bits of EOS as padding).
 static ACCEPT: [bool; 256] = build_accept();
 
+// Runs only at compile time (for the statics): an index out of range or a
+// failed assert is a build error, never a panic at run time; a const fn has
+// no iterators to index with instead.
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 const fn build_tree() -> [[u16; 2]; 256] {
     let mut nodes = [[0u16; 2]; 256];
     let mut next = 1u16;
@@ -72,6 +76,10 @@ const fn build_tree() -> [[u16; 2]; 256] {
     nodes
 }
 
+// Runs only at compile time (for the statics): an index out of range or a
+// failed assert is a build error, never a panic at run time; a const fn has
+// no iterators to index with instead.
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 const fn build_steps() -> [[Step; 16]; 256] {
     let mut steps = [[Step {
         next: 0,
@@ -114,6 +122,10 @@ const fn build_steps() -> [[Step; 16]; 256] {
     steps
 }
 
+// Runs only at compile time (for the statics): an index out of range or a
+// failed assert is a build error, never a panic at run time; a const fn has
+// no iterators to index with instead.
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 const fn build_accept() -> [bool; 256] {
     let mut accept = [false; 256];
     accept[0] = true;
@@ -129,9 +141,16 @@ const fn build_accept() -> [bool; 256] {
     accept
 }
 
+/// The code of a byte: every byte has one (EOS, the 257th, is never
+/// encoded), so the fallback is never taken and folds away.
+#[inline]
+fn code_of(b: u8) -> (u32, u8) {
+    CODES.get(usize::from(b)).copied().unwrap_or((0, 0))
+}
+
 /// The length in bytes of `src` once Huffman coded, padding included.
 pub(crate) fn encoded_len(src: &[u8]) -> usize {
-    let bits: u64 = src.iter().map(|&b| u64::from(CODES[usize::from(b)].1)).sum();
+    let bits: u64 = src.iter().map(|&b| u64::from(code_of(b).1)).sum();
     usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
@@ -143,16 +162,18 @@ pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
     let mut acc = 0u64;
     let mut pending = 0u32;
     for &b in src {
-        let (code, len) = CODES[usize::from(b)];
+        let (code, len) = code_of(b);
         acc = (acc << len) | u64::from(code);
         pending += u32::from(len);
         while pending >= 8 {
             pending -= 8;
-            dst.push((acc >> pending) as u8);
+            let [low, ..] = (acc >> pending).to_le_bytes();
+            dst.push(low);
         }
     }
     if pending > 0 {
-        dst.push(((acc << (8 - pending)) as u8) | (0xff >> pending));
+        let [low, ..] = (acc << (8 - pending)).to_le_bytes();
+        dst.push(low | (0xff >> pending));
     }
 }
 
@@ -163,10 +184,17 @@ pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
 /// padding that is not the high bits of EOS (all ones) are errors.
 pub(crate) fn decode(src: &[u8], max_len: usize, dst: &mut Vec<u8>) -> Result<(), Error> {
     let start = dst.len();
-    let mut node = 0usize;
+    // A u8 indexes the 256 rows and a nibble the 16 steps of a row: no
+    // lookup can miss, and the compiler drops the checks.
+    let mut node = 0u8;
     for &byte in src {
         for nibble in [byte >> 4, byte & 0x0f] {
-            let step = STEPS[node][usize::from(nibble)];
+            let Some(&step) = STEPS
+                .get(usize::from(node))
+                .and_then(|row| row.get(usize::from(nibble)))
+            else {
+                return Err(Error::HuffmanEos);
+            };
             if step.flags & FAIL != 0 {
                 return Err(Error::HuffmanEos);
             }
@@ -176,11 +204,11 @@ pub(crate) fn decode(src: &[u8], max_len: usize, dst: &mut Vec<u8>) -> Result<()
                 }
                 dst.push(step.sym);
             }
-            node = usize::from(step.next);
+            node = step.next;
         }
     }
     // The bits since the last symbol are the padding: at most 7, all ones.
-    if !ACCEPT[node] {
+    if ACCEPT.get(usize::from(node)) != Some(&true) {
         return Err(Error::HuffmanPadding);
     }
     Ok(())
@@ -324,7 +352,7 @@ mod tests {
                 } else if child & !LEAF == EOS {
                     return Err(Error::HuffmanEos);
                 } else {
-                    out.push(child as u8);
+                    out.push(u8::try_from(child & !LEAF).unwrap());
                     (node, depth, ones) = (0, 0, true);
                 }
             }
@@ -352,7 +380,8 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    (x as u8) | ((x >> 8) as u8 & (x >> 16) as u8)
+                    let [a, b, c, ..] = x.to_le_bytes();
+                    a | (b & c)
                 })
                 .collect();
             assert_eq!(dec(&input), reference(&input), "{input:02x?}");

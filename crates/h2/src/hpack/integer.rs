@@ -16,18 +16,20 @@ const MAX_CONTINUATION: usize = 5;
 pub(crate) fn encode(dst: &mut Vec<u8>, prefix: u8, first: u8, value: usize) {
     debug_assert!((1..=8).contains(&prefix));
     let max_prefix = (1usize << prefix) - 1;
+    // Every value pushed below is under 256 (the prefix mask, a value below
+    // it, seven bits, a last group below 0x80): `low` loses nothing.
+    let low = |v: usize| v.to_le_bytes().first().copied().unwrap_or_default();
     if value < max_prefix {
-        // The value fits in the prefix, so the cast cannot lose bits.
-        dst.push(first | value as u8);
+        dst.push(first | low(value));
         return;
     }
-    dst.push(first | max_prefix as u8);
+    dst.push(first | low(max_prefix));
     let mut rest = value - max_prefix;
     while rest >= 0x80 {
-        dst.push(0x80 | (rest & 0x7f) as u8);
+        dst.push(0x80 | low(rest & 0x7f));
         rest >>= 7;
     }
-    dst.push(rest as u8);
+    dst.push(low(rest));
 }
 
 /// Decodes an integer with a `prefix`-bit prefix from `src[*pos..]` and
