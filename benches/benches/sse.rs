@@ -20,16 +20,9 @@
 //! Run with `cargo bench -p tether-benches --bench sse`; add a filter such
 //! as `-- parse_` to run some groups.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use std::hint::black_box;
 use std::time::Duration;

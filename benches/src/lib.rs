@@ -1,14 +1,8 @@
 //! Benchmark support code, and the load generator behind the `loadgen`
 //! binary.
-// A measuring and testing tool, not a server: it stops with a panic on what
-// it cannot go on from, and indexes buffers it built itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A measuring and testing tool, not a server: it panics where it cannot go on, and indexes its own buffers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 pub mod floor;
 pub mod loadgen;

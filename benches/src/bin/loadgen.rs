@@ -4,15 +4,9 @@
 //! Each mode prints a line for people and a JSON object on one line for
 //! scripts, and exits non-zero when something went wrong (a connection
 //! failed, an echo differed, a subscriber missed an event).
-// A measuring and testing tool, not a server: it stops with a panic on what
-// it cannot go on from, and indexes buffers it built itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A measuring and testing tool, not a server: it panics where it cannot go on, and indexes its own buffers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;

@@ -3,16 +3,9 @@
 //! tether-deflate --test memory -- --nocapture` prints the table that
 //! `benches/README.md` quotes; the assertions hold the shape of it.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,16 +1,9 @@
 //! Header decoding and encoding against RFC 6455's own examples and rules,
 //! fed whole, one byte at a time, and with trailing bytes.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use tether_frame::{
     DecodeRules, Error, FrameDecoder, FrameHeader, Item, MaskRule, OpCode, Rsv, Status, apply_mask,

@@ -2,16 +2,9 @@
 //! bytes of each fed to the other), and against a hostile server written
 //! by hand with the `frame` and `hpack` modules.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use tether_h2::ErrorCode;
 use tether_h2::client::{ClientConnection, Config as ClientConfig, ConnectionError, Event, SendError};

@@ -2,16 +2,9 @@
 //! `hpack` modules: every rule, every error with its scope and code, and
 //! every protection against a hostile client.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use tether_h2::ErrorCode;
 use tether_h2::connection::{Config, ConnectionError, Event, SendError, ServerConnection};

@@ -2,16 +2,9 @@
 //! type, every parse rule with its error code and scope, the decoder's
 //! incremental behaviour and limits, and the client preface.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use tether_h2::frame::{
     Continuation, DEFAULT_MAX_FRAME_SIZE, Data, Frame, FrameDecoder, FrameHeader, FrameKind, GoAway, Headers,

@@ -4,16 +4,9 @@
 //! order, and a subscriber resuming on any loop gets backlog then live
 //! with no gap and no duplicate.
 
-// A test fails by panicking: unwrap, expect, indexing and panic are how it
-// says so (clippy.toml's exemptions cover #[test] functions only, not the
-// helpers of an integration test).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;

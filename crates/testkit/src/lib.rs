@@ -6,15 +6,9 @@
 //! Every socket has read and write timeouts, so a server that stops
 //! answering fails a test instead of hanging it.
 #![allow(missing_docs, clippy::missing_panics_doc)]
-// A measuring and testing tool, not a server: it stops with a panic on what
-// it cannot go on from, and indexes buffers it built itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// A measuring and testing tool, not a server: it panics where it cannot go on, and indexes its own buffers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 pub mod h2;
 
