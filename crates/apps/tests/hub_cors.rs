@@ -47,6 +47,19 @@ fn assert_cors(response: &Response, origin: &str) {
     assert_eq!(response.header("access-control-allow-origin"), Some(origin));
     assert_eq!(response.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(response.header("vary"), Some("Origin"));
+    // Once each: a browser refuses an answer with two of them.
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "vary",
+    ] {
+        let count = response
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count();
+        assert_eq!(count, 1, "{name} in {:?}", response.headers);
+    }
 }
 
 fn assert_no_cors(response: &Response) {

@@ -104,11 +104,13 @@ impl Cors {
     }
 
     /// The answer to a CORS preflight from a trusted origin: 204 with what
-    /// may be asked for; `None` for any other origin.
+    /// may be asked for; `None` for any other origin. Its origin's fields
+    /// are added as it leaves, as every answer's are ([`Cors::reply`]): a
+    /// field twice is refused by browsers.
     pub(super) fn preflight(&self, request: &Request<'_>) -> Option<Response> {
-        let origin = self.origin(request)?;
+        self.origin(request)?;
         Some(
-            self.apply(Response::empty(204), Some(origin))
+            Response::empty(204)
                 .header("Access-Control-Allow-Methods", METHODS)
                 .header("Access-Control-Allow-Headers", HEADERS)
                 .header("Access-Control-Max-Age", MAX_AGE),
