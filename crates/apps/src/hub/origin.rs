@@ -107,6 +107,14 @@ pub(crate) fn is_own_origin(request: &Request<'_>, origin: &str) -> bool {
         .is_some_and(|own| own == origin)
 }
 
+/// Whether `origin`'s host and port are those of `host` (a `Host`
+/// header), the scheme taken from the origin: what an upgrade's policy,
+/// which does not know the connection's scheme, can check.
+pub(crate) fn names_host(origin: &str, host: &str) -> bool {
+    parse_origin(origin)
+        .is_some_and(|origin| parse_authority(host, origin.https).is_some_and(|own| own == origin))
+}
+
 /// Whether a browser page of `origin` may use the hub: any when no origin
 /// is trusted, else the server's own and the trusted ones.
 pub(crate) fn origin_ok(settings: &HubSettings, request: &Request<'_>) -> bool {

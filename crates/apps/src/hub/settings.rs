@@ -8,6 +8,7 @@ use tether_hub::Config as HubConfig;
 use tether_server::Handshake;
 
 use super::auth::HubAuth;
+use super::origin::names_host;
 
 /// The hub's settings: its limits, and access control.
 ///
@@ -222,14 +223,6 @@ impl HubSettings {
             },
         )
     }
-}
-
-/// Whether `origin`'s host and port are `host` (a `Host` header), the
-/// scheme aside.
-fn names_host(origin: &str, host: &str) -> bool {
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
 }
 
 #[cfg(test)]
