@@ -1,15 +1,22 @@
 //! What the loop lends to the sessions it drives: the session code takes
-//! it by `&mut` beside the connection it works on, so that a session's
-//! methods need not reach into the loop ([`super::Server`]) for it.
+//! it by `&mut` beside the connection it works on ([`Lent`], the
+//! application and the environment), so that a session's methods need not
+//! reach into the loop ([`super::Server`]) for it.
 
-use crate::app::Action;
-use crate::config::Config;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::guard::guarded;
+use super::link::Link;
+use crate::app::{Action, App, ConnId, Ctx, Response};
+use crate::config::{Config, Handshake};
 use crate::loops::{Peers, Stats};
 use crate::output::Pool;
 use crate::timers::Timers;
 
-/// The loop's environment: buffers, deadlines, the other loops and the
-/// configuration, shared by every session of the loop.
+/// The loop's environment: buffers, deadlines, the other loops, the
+/// configuration and the connections waiting for the loop's attention,
+/// shared by every session of the loop.
 pub(super) struct LoopEnv<P> {
     pub(super) timers: Timers,
     /// Buffers and output queues, reused across connections.
@@ -19,11 +26,71 @@ pub(super) struct LoopEnv<P> {
     /// This loop's mailbox and counters, and the other loops'.
     pub(crate) peers: Peers<P>,
     pub(super) config: Config,
+    /// `config.ws`, kept once for every WebSocket session of the loop.
+    pub(super) ws_config: tether_ws::SharedConfig,
+    pub(super) handshake: Arc<Handshake>,
+    /// Connections with output to flush at the end of the turn.
+    pub(super) dirty: Vec<ConnId>,
+    /// Connections to read again at the end of the turn (out of turns, or
+    /// reading resumed).
+    pub(super) backlog: Vec<ConnId>,
+    /// A graceful shutdown has begun: every answer closes its connection.
+    pub(super) shutting_down: bool,
+    /// Every loop has drained and sessions are closing.
+    pub(super) closing_sessions: bool,
 }
 
 impl<P> LoopEnv<P> {
     /// This loop's counters.
     pub(super) fn stats(&self) -> &Stats {
         &self.peers.own().stats
+    }
+
+    /// Puts connection `id` (whose link is `link`) on the list to flush.
+    pub(super) fn mark_dirty(&mut self, id: ConnId, link: &mut Link) {
+        if !link.dirty {
+            link.dirty = true;
+            self.dirty.push(id.connection());
+        }
+    }
+}
+
+/// The application and the environment, lent to a session for one call.
+pub(super) struct Lent<'a, A: App> {
+    pub(super) app: &'a mut A,
+    pub(super) env: &'a mut LoopEnv<A::Post>,
+}
+
+impl<A: App> Lent<'_, A> {
+    /// The application and a context that acts on no connection in
+    /// particular.
+    pub(super) fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = &mut *self.env;
+        (&mut *self.app, Ctx::new(now, actions, pool, peers))
+    }
+
+    /// The application's answer to a deferred request whose time is up (a
+    /// 500 if the callback panicked).
+    pub(super) fn timed_out(&mut self, id: ConnId, tag: u32, now: Instant) -> Response {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_request_timeout", || {
+            app.on_request_timeout(&mut ctx, id, tag)
+        })
+        .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"))
+    }
+
+    /// The application's answer to a request still waiting as the
+    /// sessions close, if it gives one now (a 500 if the callback
+    /// panicked).
+    pub(super) fn shutdown_answer(&mut self, id: ConnId, tag: u32, now: Instant) -> Option<Response> {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_request_shutdown", || {
+            app.on_request_shutdown(&mut ctx, id, tag)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
     }
 }

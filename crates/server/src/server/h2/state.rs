@@ -23,7 +23,7 @@ use crate::http::is_safe_field;
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
 use crate::server::env::LoopEnv;
-use crate::server::sink::Pushee;
+use crate::server::pushee::Pushee;
 use crate::server::websocket::Session;
 
 /// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but

@@ -1,0 +1,284 @@
+//! The context through which a callback acts on connections: on the one
+//! being handled, written to directly, and on others through actions the
+//! loop applies once the callback returns.
+
+use std::time::Instant;
+
+use tether_ws::{CloseCode, Message, MessageRef};
+
+use crate::loops::{Peers, Stats};
+use crate::output::{OutQueue, Pool};
+
+use super::encoded::Encoded;
+use super::request::{ConnId, Response};
+
+/// Something to do to a connection other than the one being handled,
+/// applied by the loop as soon as the callback returns.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Encoded bytes for a WebSocket session or an event stream.
+    Send(ConnId, Encoded),
+    /// Start the close handshake.
+    Close(ConnId, CloseCode, String),
+    /// End an event stream.
+    EndStream(ConnId),
+    /// Answer a deferred request.
+    Respond(ConnId, Response),
+}
+
+impl Action {
+    /// The connection (or stream) it is for.
+    pub(crate) fn target(&self) -> ConnId {
+        match self {
+            Action::Send(id, _) | Action::Close(id, ..) | Action::EndStream(id) | Action::Respond(id, _) => {
+                *id
+            }
+        }
+    }
+}
+
+/// The connection whose event is being handled, written to directly.
+pub(crate) struct Current<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) ws: Option<&'a mut tether_ws::Connection>,
+    /// What [`Encoded::for_session`] is given for this session.
+    pub(crate) deflate_window: u8,
+    pub(crate) out: &'a mut OutQueue,
+    pub(crate) closing: &'a mut bool,
+    /// The message being handled, when it can be echoed where it lies.
+    pub(crate) in_place: InPlace<'a>,
+}
+
+/// A received message that lies whole, unmasked, at the end of the bytes
+/// just read (at `at` in them), and what the application did with it. Sent
+/// back unchanged to its sender ahead of anything else, it is not copied:
+/// the driver writes the frame header over the bytes before the payload
+/// and the socket takes the frame from the read buffer
+/// ([`tether_ws::Connection::frame_in_place`]); only what the socket does
+/// not take is queued.
+#[derive(Clone, Copy)]
+pub(crate) enum InPlace<'a> {
+    /// No message, or one that cannot go back in place.
+    No,
+    /// Lent to the application.
+    Lent(MessageRef<'a>, usize),
+    /// Sent back to its sender: the driver frames and writes it.
+    Echoed(MessageRef<'a>, usize),
+}
+
+impl Current<'_> {
+    /// Takes a message sent to this connection as an echo in place, when
+    /// it is the one lent and nothing is queued ahead of it.
+    fn echo_in_place(&mut self, message: MessageRef<'_>) -> bool {
+        let InPlace::Lent(lent, at) = self.in_place else {
+            return false;
+        };
+        let same = lent.kind() == message.kind()
+            && std::ptr::eq(lent.as_bytes(), message.as_bytes())
+            && self.out.is_empty()
+            && self.ws.as_deref().is_some_and(|ws| ws.can_send());
+        if same {
+            self.in_place = InPlace::Echoed(lent, at);
+        }
+        same
+    }
+
+    /// Queues an echo taken in place, before anything else is written to
+    /// this connection: from then on it is sent as any message.
+    fn settle(&mut self, pool: &mut Pool) {
+        if let (InPlace::Echoed(message, _), Some(ws)) = (self.in_place, self.ws.as_deref_mut()) {
+            let _ = self.out.write_with(pool, |out| ws.send(message, out));
+        }
+        self.in_place = InPlace::No;
+    }
+
+    /// Where the payload of the message echoed in place lies in the bytes
+    /// read, and its kind.
+    pub(crate) fn echoed(&self) -> Option<(std::ops::Range<usize>, tether_ws::MessageKind)> {
+        match self.in_place {
+            InPlace::Echoed(message, at) => Some((at..at + message.as_bytes().len(), message.kind())),
+            _ => None,
+        }
+    }
+}
+
+/// What an application callback can do. `P` is the application's
+/// [`App::Post`](crate::App::Post).
+pub struct Ctx<'a, P = ()> {
+    pub(crate) now: Instant,
+    pub(crate) current: Option<Current<'a>>,
+    pub(crate) actions: &'a mut Vec<Action>,
+    pub(crate) pool: &'a mut Pool,
+    pub(crate) peers: &'a Peers<P>,
+}
+
+impl<'a, P> Ctx<'a, P> {
+    /// A context that acts on no connection in particular.
+    pub(crate) fn new(
+        now: Instant,
+        actions: &'a mut Vec<Action>,
+        pool: &'a mut Pool,
+        peers: &'a Peers<P>,
+    ) -> Ctx<'a, P> {
+        Ctx {
+            now,
+            current: None,
+            actions,
+            pool,
+            peers,
+        }
+    }
+
+    /// The same context, acting on `current` for a while.
+    pub(crate) fn with_current<'b>(&'b mut self, current: Current<'b>) -> Ctx<'b, P> {
+        Ctx {
+            now: self.now,
+            current: Some(current),
+            actions: &mut *self.actions,
+            pool: &mut *self.pool,
+            peers: self.peers,
+        }
+    }
+
+    /// The time the loop woke up for this event.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Sends a message to a WebSocket session: a [`&Message`](Message),
+    /// or a [`MessageRef`] such as the one [`App::on_message`](crate::App::on_message) was given.
+    ///
+    /// The message [`App::on_message`](crate::App::on_message) was given, sent back unchanged to
+    /// its sender before anything else, is not copied when it lay whole
+    /// at the end of what was read: its frame is made where it lies and
+    /// written from there (an echo costs one write and no copy).
+    pub fn send<'m>(&mut self, to: ConnId, message: impl Into<MessageRef<'m>>) {
+        let message = message.into();
+        match self.current.as_mut() {
+            Some(current) if current.id == to => {
+                if current.echo_in_place(message) {
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
+                    return;
+                }
+                current.settle(self.pool);
+                if let Some(ws) = current.ws.as_deref_mut()
+                    && current
+                        .out
+                        .write_with(self.pool, |out| ws.send(message, out))
+                        .is_ok()
+                {
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
+                }
+            }
+            _ => self.actions.push(Action::Send(to, Encoded::ws(message))),
+        }
+    }
+
+    /// Sends a message it may keep: to the connection being handled, a
+    /// large payload is queued as it is, not copied (what an echo wants);
+    /// to any other, it is encoded as [`Ctx::send`](crate::Ctx::send) would.
+    pub fn send_owned(&mut self, to: ConnId, message: Message) {
+        match self.current.as_mut() {
+            Some(current) if current.id == to => {
+                current.settle(self.pool);
+                if let Some(ws) = current.ws.as_deref_mut()
+                    && let Ok(payload) = current
+                        .out
+                        .write_with(self.pool, |out| ws.send_owned(message, out))
+                {
+                    if let Some(payload) = payload {
+                        current.out.push_payload(payload);
+                    }
+                    Stats::add(&self.peers.own().stats.messages_out, 1);
+                }
+            }
+            _ => self.actions.push(Action::Send(to, Encoded::ws(&message))),
+        }
+    }
+
+    /// Sends already encoded bytes (from [`Encoded::ws`] for a WebSocket
+    /// session, [`Encoded::sse`] for an event stream) to each connection.
+    pub fn send_encoded(&mut self, to: impl IntoIterator<Item = ConnId>, encoded: &Encoded) {
+        for id in to {
+            match self.current.as_mut() {
+                Some(current) if current.id == id => {
+                    current.settle(self.pool);
+                    let open = current.ws.as_deref().is_none_or(|ws| ws.can_send());
+                    if open && !*current.closing {
+                        let stats = &self.peers.own().stats;
+                        let bytes = if current.ws.is_some() {
+                            let (bytes, deflated) = encoded.for_session(current.deflate_window);
+                            if deflated {
+                                Stats::add(&stats.deflated_out, 1);
+                            }
+                            bytes
+                        } else {
+                            &encoded.bytes
+                        };
+                        current.out.push_shared(bytes.clone());
+                        Stats::add(&stats.messages_out, 1);
+                    }
+                }
+                _ => self.actions.push(Action::Send(id, encoded.clone())),
+            }
+        }
+    }
+
+    /// Sends an SSE event to one event stream.
+    pub fn send_event(&mut self, to: ConnId, event: &tether_sse::Event<'_>) -> Result<(), tether_sse::Error> {
+        let encoded = Encoded::sse(event)?;
+        self.send_encoded([to], &encoded);
+        Ok(())
+    }
+
+    /// Starts the close handshake of a WebSocket session.
+    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        match self.current.as_mut() {
+            Some(current) if current.id == conn && current.ws.is_some() => {
+                current.settle(self.pool);
+                let now = self.now;
+                if let Some(ws) = current.ws.as_deref_mut() {
+                    let _ = current
+                        .out
+                        .write_with(self.pool, |out| ws.close(code, reason, now, out));
+                }
+            }
+            _ => self.actions.push(Action::Close(conn, code, reason.to_owned())),
+        }
+    }
+
+    /// Answers a request the application deferred with [`Reply::Later`](crate::Reply::Later).
+    /// Nothing happens if it was answered (or timed out) already.
+    pub fn respond(&mut self, conn: ConnId, response: Response) {
+        self.actions.push(Action::Respond(conn, response));
+    }
+
+    /// The server's counters, added up over all its loops (for a metrics
+    /// page).
+    pub fn stats(&self) -> crate::loops::StatsSnapshot {
+        self.peers.stats()
+    }
+
+    /// The index of this event loop among the server's loops, and how many
+    /// there are.
+    pub fn loop_index(&self) -> (usize, usize) {
+        (self.peers.index, self.peers.len())
+    }
+
+    /// Posts a message to another loop of the same server (by index; to
+    /// this loop too, delivered after the current callback), where
+    /// [`App::on_post`](crate::App::on_post) receives it. Messages from one loop to another
+    /// arrive in the order they were posted.
+    pub fn post(&mut self, to_loop: usize, message: P) {
+        self.peers.post(to_loop, message);
+    }
+
+    /// Ends an event stream (the client will reconnect after its retry
+    /// delay, with its last event id).
+    pub fn end_stream(&mut self, conn: ConnId) {
+        match self.current.as_mut() {
+            Some(current) if current.id == conn && current.ws.is_none() => *current.closing = true,
+            _ => self.actions.push(Action::EndStream(conn)),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The interface an embedder implements, and the context through which it
+//! acts on connections.
+
+use std::time::Duration;
+
+use tether_ws::MessageRef;
+
+mod ctx;
+mod encoded;
+mod request;
+
+pub use ctx::Ctx;
+pub(crate) use ctx::{Action, Current, InPlace};
+pub use encoded::Encoded;
+pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
+
+/// A tether application: decides routes and reacts to connections.
+///
+/// All callbacks run on the event loop's thread and must not block. They
+/// act through the [`Ctx`] they are given. A server runs one application
+/// per event loop; the loops of a [`crate::Cluster`] share nothing and
+/// talk by posting [`App::Post`] messages to each other.
+///
+/// A greeter: a page, a WebSocket that answers every message, and a
+/// handler that counts the requests this loop has answered.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::thread;
+///
+/// use tether_server::{
+///     App, Config, ConnId, Ctx, Handshake, Message, MessageRef, Reply, Request, Response, Route, Server,
+/// };
+///
+/// const GREET: u32 = 1;
+/// const COUNT: u32 = 2;
+///
+/// #[derive(Default)]
+/// struct Greeter {
+///     answered: u64,
+/// }
+///
+/// impl App for Greeter {
+///     // The loops of this application post nothing to each other.
+///     type Post = ();
+///
+///     fn route(&mut self, request: &Request<'_>) -> Route {
+///         match request.path() {
+///             "/" => Route::Page { content_type: "text/plain", body: b"hello\n" },
+///             "/greet" => Route::WebSocket(GREET),
+///             "/count" => Route::Handler(COUNT),
+///             _ => Route::NotFound,
+///         }
+///     }
+///
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+///         if let Some(name) = message.as_text() {
+///             ctx.send(conn, &Message::text(format!("hello, {name}")));
+///         }
+///     }
+///
+///     fn on_request(
+///         &mut self,
+///         _ctx: &mut Ctx<'_>,
+///         _conn: ConnId,
+///         _tag: u32,
+///         _request: &Request<'_>,
+///         _body: &[u8],
+///     ) -> Reply {
+///         self.answered += 1;
+///         Reply::Now(Response::text(200, format!("{}\n", self.answered)))
+///     }
+/// }
+///
+/// let server = Server::bind(Config::new("127.0.0.1:0".parse()?), Handshake::new(), Greeter::default())?;
+/// let (addr, handle) = (server.local_addr(), server.handle());
+/// let running = thread::spawn(move || server.run());
+///
+/// let mut client = TcpStream::connect(addr)?;
+/// client.write_all(b"GET /count HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer)?;
+/// assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\n1\n"));
+///
+/// handle.shutdown();
+/// running.join().expect("the loop ends")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait App {
+    /// What the loops of a server post to each other ([`Ctx::post`],
+    /// [`App::on_post`], [`crate::Poster`]): the application's own type,
+    /// `()` if it posts nothing.
+    type Post: Send + 'static;
+
+    /// Chooses what a request path is. Called once per request.
+    fn route(&mut self, request: &Request<'_>) -> Route;
+
+    /// A WebSocket session opened on a route tagged `tag`.
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let _ = (ctx, conn, tag, request);
+    }
+
+    /// A complete message arrived. The default ignores it.
+    ///
+    /// The message is borrowed: a message that arrived whole in one read
+    /// is lent straight from the loop's read buffer, unmasked where it lay
+    /// (no copy); one that came in fragments or pieces, or compressed, from
+    /// the buffer it was assembled in. Keep it with
+    /// [`MessageRef::to_owned`](tether_ws::MessageRef::to_owned); send it
+    /// back or on as it is with [`Ctx::send`].
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
+        let _ = (ctx, conn, tag, message);
+    }
+
+    /// A WebSocket session ended. The connection can no longer be sent to.
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
+        let _ = (ctx, conn, tag, reason);
+    }
+
+    /// Header fields for the head of an event stream about to start on a
+    /// route tagged `tag`, or of the answer to its `HEAD` (CORS fields,
+    /// say). The server writes `Content-Type`, `Cache-Control`,
+    /// `X-Accel-Buffering` and `Connection` itself; a field whose name is
+    /// not a token or whose value holds a control character is left out.
+    /// The default adds none.
+    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        let _ = (tag, request);
+        Vec::new()
+    }
+
+    /// An event stream started. `last_event_id` is the `Last-Event-ID`
+    /// header, or else the `lastEventId` query parameter (for clients that
+    /// cannot set headers), when non-empty. The `retry` hint has been
+    /// sent; events sent now come before any live ones.
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        let _ = (ctx, conn, tag, request, last_event_id);
+    }
+
+    /// An event stream ended.
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
+        let _ = (ctx, conn, tag, reason);
+    }
+
+    /// How often [`App::on_tick`] runs; `None` (the default) for never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A periodic call, for applications that push on their own (a clock).
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, Self::Post>) {
+        let _ = ctx;
+    }
+
+    /// A request on a [`Route::Handler`] route, with its body. The default
+    /// answers 404.
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let _ = (ctx, conn, tag, request, body);
+        Reply::Now(Response::text(404, "404 Not Found\n"))
+    }
+
+    /// The head of a request has arrived and its body has not yet: `Some`
+    /// answers it now, without reading the body, and closes the
+    /// connection (a client that sent `Expect: 100-continue` never sends
+    /// the body at all). For requests that will be refused whatever their
+    /// body (a publish without the right token, say): a large body is not
+    /// read in vain. Called at most once per request, only while its body
+    /// is incomplete; `None` (the default) goes on as usual, and
+    /// [`App::route`] then sees the complete request.
+    fn refuse_before_body(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        request: &Request<'_>,
+    ) -> Option<Response> {
+        let _ = (ctx, request);
+        None
+    }
+
+    /// A request answered with [`Reply::Later`] was not answered in time.
+    /// The default answers 204 No Content.
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) -> Response {
+        let _ = (ctx, conn, tag);
+        Response::empty(204)
+    }
+
+    /// The client of a request answered with [`Reply::Later`] went away
+    /// before the answer (forget its id).
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) {
+        let _ = (ctx, conn, tag);
+    }
+
+    /// A message posted to this loop with [`Ctx::post`] by another loop of
+    /// the same server (or by a [`crate::Handle`] from another thread).
+    fn on_post(&mut self, ctx: &mut Ctx<'_, Self::Post>, message: Self::Post) {
+        let _ = (ctx, message);
+    }
+
+    /// The server has begun a graceful shutdown (SIGTERM, SIGINT,
+    /// [`crate::Handle::shutdown`]); called once on each loop, first
+    /// thing. From now on the application should refuse work whose promise
+    /// it could not keep (the hub answers publishes `503` with
+    /// `Retry-After`), because the loop's sessions are about to close.
+    ///
+    /// The shutdown runs in two steps, so that what was promised before
+    /// is kept: after this callback the loop tells every loop it has
+    /// drained, and goes on serving (posts are delivered, deferred
+    /// requests answered, sessions sent to) until it has heard the same
+    /// from every loop. Only then are WebSockets closed with 1001, event
+    /// streams ended and waiting requests asked for their answer
+    /// ([`App::on_request_shutdown`]). A message one loop posted to another
+    /// before its own `on_shutdown` ran therefore reaches the other's
+    /// [`App::on_post`] while its sessions are still open.
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, Self::Post>) {
+        let _ = ctx;
+    }
+
+    /// A request answered with [`Reply::Later`] is still waiting when the
+    /// shutdown closes the loop's sessions (see [`App::on_shutdown`]).
+    /// `Some(response)` answers it now (a long poll's events so far, or
+    /// an empty answer with `Retry-After`); `None` leaves it waiting for
+    /// [`Ctx::respond`] or its own timeout, within the shutdown timeout.
+    /// The connection closes after the answer. The default answers `503`
+    /// with `Retry-After: 1`.
+    fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        tag: u32,
+    ) -> Option<Response> {
+        let _ = (ctx, conn, tag);
+        Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
+    }
+}

@@ -1,0 +1,222 @@
+//! What the application is asked about and answers with: a connection's
+//! id, a request, the route it takes, a response, and why a session ended.
+
+use std::time::Duration;
+
+use tether_ws::CloseCode;
+
+/// A connection's identity for as long as it lives. Ids are never reused
+/// for a later connection, so a stale id simply addresses nobody.
+///
+/// Over HTTP/2 each stream the application sees (a request, an event
+/// stream, a WebSocket) has an id of its own: the connection's, with the
+/// stream's identifier beside it (0 for HTTP/1.1 and for the connection
+/// itself). Every [`Ctx`](crate::Ctx) method routes to that stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+    stream: u32,
+}
+
+impl ConnId {
+    /// The id of the connection in slab slot `index`. Every connection
+    /// holds a descriptor, so the index is far below `u32::MAX`; one that
+    /// were not would become an id that addresses nobody.
+    pub(crate) fn new(index: usize, generation: u32) -> ConnId {
+        ConnId {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            generation,
+            stream: 0,
+        }
+    }
+
+    /// The id of HTTP/2 stream `stream` of this connection.
+    pub(crate) fn with_stream(self, stream: u32) -> ConnId {
+        ConnId { stream, ..self }
+    }
+
+    /// The HTTP/2 stream this id names, 0 for a whole connection.
+    pub(crate) fn stream(self) -> u32 {
+        self.stream
+    }
+
+    /// The connection this id belongs to (stream 0).
+    pub(crate) fn connection(self) -> ConnId {
+        self.with_stream(0)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// An HTTP request head, as the application sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a [httparse::Header<'a>],
+    pub(crate) admin: bool,
+    pub(crate) secure: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The method (`GET`, `POST`, ...).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The query string after `?`, if any (not decoded).
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    /// The first value of a query parameter, percent-decoded.
+    ///
+    /// ```
+    /// # use tether_server::Request;
+    /// # fn check(req: Request<'_>) {
+    /// let room = req.query_param("room").unwrap_or_else(|| "lobby".into());
+    /// # }
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::http::query_param(self.query?, name)
+    }
+
+    /// Whether the request came through the admin listener
+    /// ([`crate::Config::admin_addr`]).
+    pub fn via_admin_listener(&self) -> bool {
+        self.admin
+    }
+
+    /// Whether the request came over TLS (its scheme is `https`): what the
+    /// connection is, whatever the request's headers say.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The first header with this name (case-insensitive), if it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    }
+}
+
+/// What a path is, decided by [`App::route`](crate::App::route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A WebSocket endpoint (GET with an upgrade; a GET without one gets
+    /// 426, any other method 405 with `Allow: GET`, `HEAD` included).
+    /// The tag is the application's own and comes back in every callback
+    /// for connections of this route.
+    WebSocket(u32),
+    /// A Server-Sent Events stream (GET). `HEAD` gets the stream's head
+    /// alone, and the connection goes on; other methods get 405.
+    EventStream(u32),
+    /// A fixed page (GET or HEAD; other methods get 405).
+    Page {
+        /// The `Content-Type` header.
+        content_type: &'static str,
+        /// The body.
+        body: &'static [u8],
+    },
+    /// A request the application answers itself, in
+    /// [`App::on_request`](crate::App::on_request), with any method; its body (announced with
+    /// `Content-Length`, up to [`crate::Config::max_request_body`]) is read
+    /// first. The answer to `HEAD`, now or later, goes out as its head
+    /// alone, with the `Content-Length` of its body; a `HEAD` answered
+    /// with [`Reply::Later`] waits like its GET would, so an application
+    /// that holds GETs (a long poll) answers their `HEAD` at once.
+    Handler(u32),
+    /// Nothing here: 404.
+    NotFound,
+}
+
+/// An HTTP response built by the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`, if there is a body.
+    pub content_type: String,
+    /// Further headers (not `Content-Length` or `Connection`, which the
+    /// server writes).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a body of the given type.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            content_type: content_type.to_owned(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body.into().into_bytes())
+    }
+
+    /// A JSON response (the body must already be JSON).
+    pub fn json(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, "application/json", body.into().into_bytes())
+    }
+
+    /// An empty response.
+    pub fn empty(status: u16) -> Response {
+        Response::new(status, "", Vec::new())
+    }
+
+    /// The same response with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// The application's answer to a [`Route::Handler`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// This response, now.
+    Now(Response),
+    /// Later: the application keeps the [`ConnId`] and answers with
+    /// [`Ctx::respond`](crate::Ctx::respond) (a long poll, say). If it has not answered within
+    /// the duration, [`App::on_request_timeout`](crate::App::on_request_timeout) is asked for the response.
+    Later(Duration),
+}
+
+/// Why a WebSocket session or event stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The WebSocket close handshake ran; the peer's code.
+    Closed(CloseCode),
+    /// The peer broke the protocol or a limit; the code we sent.
+    Failed(CloseCode),
+    /// The transport ended without a close handshake (code 1006 in
+    /// browser terms), timed out, or errored.
+    Dropped,
+    /// Cut loose for not reading its output fast enough.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The application itself ended the event stream.
+    Ended,
+}

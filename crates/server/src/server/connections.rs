@@ -1,0 +1,609 @@
+//! The connections of one loop and what is done with each: read, handed
+//! to its protocol session with the application and the environment lent
+//! beside it ([`Lent`]), flushed, timed, and dropped with the application
+//! told. The loop ([`super::Server`]) owns the poll, the listeners and the
+//! shutdown's steps, and hands this every readiness event, accepted
+//! socket and due timer.
+//!
+//! Calling contract: [`Connections::admit`] takes an accepted socket;
+//! [`Connections::read_from`] and [`Connections::flush`] answer readiness;
+//! [`Connections::fire_timers`] runs what is due;
+//! [`Connections::apply_actions`] and [`Connections::flush_dirty`] end each
+//! turn. What the application asks for other connections goes through the
+//! sink.
+
+use std::io;
+use std::mem;
+use std::time::Instant;
+
+use log::debug;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+
+use super::conn::{Conn, State, live};
+use super::env::{Lent, LoopEnv};
+use super::guard::guarded;
+use super::h1::H1Conn;
+use super::h2::H2Session;
+use super::link::{After, Kind, Link};
+use super::listen::{alpn_is_h2, start_tls};
+use super::sink;
+use crate::app::{Action, App, CloseReason, ConnId, Ctx};
+use crate::loops::Stats;
+use crate::timers::Scheduled;
+use crate::transport::{Stream, TlsSession};
+
+/// Reads per readiness event before the connection goes to the back of
+/// the line, so one busy peer cannot starve the rest.
+const READS_PER_EVENT: usize = 16;
+
+/// A connection lent for one call: itself, its TLS session if it has one,
+/// and the application with the environment.
+type Borrowed<'s, A> = (&'s mut Conn, Option<&'s mut TlsSession>, Lent<'s, A>);
+
+/// The connections of one loop, the application they serve and the
+/// environment lent to their sessions.
+pub(super) struct Connections<A: App> {
+    /// Where sockets are registered (the loop's poll).
+    registry: Registry,
+    conns: Slab<Conn>,
+    next_generation: u32,
+    read_buf: Vec<u8>,
+    /// The TLS session of each connection, by slab index, kept beside
+    /// the connections so that plain ones do not carry its room: empty
+    /// unless the server serves TLS.
+    tls: Vec<Option<Box<TlsSession>>>,
+    pub(super) app: A,
+    /// The pool, timers, peers, configuration and pending actions, lent
+    /// to the sessions.
+    pub(super) env: LoopEnv<A::Post>,
+    /// A connection was dropped since the loop last looked: a descriptor
+    /// was freed.
+    pub(super) freed: bool,
+}
+
+impl<A: App> Connections<A> {
+    pub(super) fn new(registry: Registry, app: A, env: LoopEnv<A::Post>) -> Connections<A> {
+        let read_buf = vec![0; env.config.read_buffer.max(1024)];
+        Connections {
+            registry,
+            conns: Slab::new(),
+            next_generation: 0,
+            read_buf,
+            tls: Vec::new(),
+            app,
+            env,
+            freed: false,
+        }
+    }
+
+    /// Connections open.
+    pub(super) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Takes an accepted socket: registered, given a TLS session if `tls`,
+    /// and timed for its first request head.
+    pub(super) fn admit(
+        &mut self,
+        mut socket: TcpStream,
+        peer: std::net::SocketAddr,
+        tls: bool,
+        admin: bool,
+        now: Instant,
+    ) {
+        let _ = socket.set_nodelay(true);
+        let vacant = self.conns.vacant_entry();
+        let index = vacant.key();
+        if let Err(e) = start_tls(&self.env.config, &mut self.tls, index, tls) {
+            log::warn!("{peer}: no TLS session: {e}");
+            return;
+        }
+        if let Err(e) = self
+            .registry
+            .register(&mut socket, Token(index), Interest::READABLE)
+        {
+            log::warn!("{peer}: register failed: {e}");
+            return;
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let deadline = now + self.env.config.handshake_timeout;
+        let conn = vacant.insert(Conn {
+            socket,
+            generation,
+            state: State::H1(H1Conn::new(deadline)),
+            link: Link::new(admin, tls),
+            scheduled: Scheduled::default(),
+            writable: false,
+            peer_closed: false,
+        });
+        let stats = &self.env.peers.own().stats;
+        Stats::add(&stats.accepted, 1);
+        Stats::add(&stats.open_http, 1);
+        let id = ConnId::new(index, generation);
+        self.env.timers.schedule(id, deadline, &mut conn.scheduled);
+    }
+
+    /// The id of the connection in slot `index`, if there is one.
+    pub(super) fn id_at(&self, index: usize) -> Option<ConnId> {
+        self.conns
+            .get(index)
+            .map(|conn| ConnId::new(index, conn.generation))
+    }
+
+    /// Connection `id` (if it still exists) with its TLS session, and the
+    /// application and environment lent beside it.
+    pub(super) fn lend(&mut self, id: ConnId) -> Option<Borrowed<'_, A>> {
+        let Self {
+            conns, tls, app, env, ..
+        } = self;
+        let conn = live(conns, id.connection())?;
+        let tls = tls.get_mut(id.index()).and_then(|s| s.as_deref_mut());
+        Some((conn, tls, Lent { app, env }))
+    }
+
+    /// Runs `f` on connection `id`'s link and state with the socket, and
+    /// does what it returns.
+    pub(super) fn drive(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut State, &mut Link, &mut Lent<'_, A>, &mut Stream<'_>) -> After,
+    ) {
+        let Some((conn, tls, mut lent)) = self.lend(id) else {
+            return;
+        };
+        let Conn {
+            socket, state, link, ..
+        } = conn;
+        let mut stream = Stream { socket, tls };
+        let after = f(state, link, &mut lent, &mut stream);
+        self.settle(id, after);
+    }
+
+    /// Does what a session's call returned.
+    pub(super) fn settle(&mut self, id: ConnId, after: After) {
+        match after {
+            After::Keep => {}
+            After::Flush => self.mark_dirty(id),
+            After::Drop => self.remove(id.connection(), CloseReason::Dropped),
+        }
+    }
+
+    /// The application and a context that acts on no connection in
+    /// particular.
+    pub(super) fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = &mut self.env;
+        (&mut self.app, Ctx::new(now, actions, pool, peers))
+    }
+
+    pub(super) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = live(&mut self.conns, id) {
+            self.env.mark_dirty(id, &mut conn.link);
+        }
+    }
+
+    /// Reads and handles what the peer sent. `closed` says the peer may
+    /// have closed its side already, so reading goes on until the socket
+    /// says so or would block. `hangup` says the socket reported it: a
+    /// connection waiting for the application's answer is read then too
+    /// (only to learn that its client is gone), and otherwise not at all.
+    pub(super) fn read_from(&mut self, id: ConnId, now: Instant, closed: bool, hangup: bool) {
+        let mut buf = mem::take(&mut self.read_buf);
+        for round in 0..READS_PER_EVENT {
+            let Some((conn, tls, _)) = self.lend(id) else {
+                break;
+            };
+            // A request waiting for its answer holds back the ones
+            // pipelined behind it in the socket (TCP backpressure) instead
+            // of their piling up here; the answer resumes reading.
+            if conn.link.paused || conn.peer_closed || (conn.awaits_answer() && !hangup) {
+                break;
+            }
+            let mut stream = Stream {
+                socket: &mut conn.socket,
+                tls,
+            };
+            let read = stream.read(&mut buf);
+            if stream.wants_write() {
+                // A TLS handshake answer the socket did not take at once.
+                self.mark_dirty(id);
+            }
+            match read {
+                Ok(0) => {
+                    self.on_eof(id, now);
+                    break;
+                }
+                Ok(n) => {
+                    Stats::add(&self.env.stats().bytes_in, n as u64);
+                    self.on_input(id, buf.get_mut(..n).unwrap_or_default(), now);
+                    self.apply_actions(now);
+                    // A short read drained the socket: with edge-triggered
+                    // readiness, data arriving later raises a new event,
+                    // so a read that would only say WouldBlock is skipped.
+                    // Not so an end of stream that had already arrived with
+                    // the data: it raises no new event, and only another
+                    // read sees it.
+                    if n < buf.len() && !closed {
+                        break;
+                    }
+                    if round == READS_PER_EVENT - 1 {
+                        self.env.backlog.push(id);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read error: {e}");
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        // TLS refused what the peer sent (not TLS at all,
+                        // say); rustls has sent its alert.
+                        Stats::add(&self.env.stats().tls_errors, 1);
+                    }
+                    self.remove(id, CloseReason::Dropped);
+                    self.apply_actions(now);
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+        // Answer at once, with everything this read produced for this
+        // connection in one write: waiting for the end of the loop turn
+        // would hold every reply until all ready connections were read, and
+        // a peer on another core would sit idle meanwhile. Output for other
+        // connections (broadcasts) still goes out once per turn.
+        self.flush_if_dirty(id, now);
+    }
+
+    pub(super) fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
+        let http2 = self.env.config.http2;
+        let Some((conn, _, _)) = self.lend(id) else {
+            return;
+        };
+        if http2
+            && !conn.link.closing
+            && matches!(&conn.state, State::H1(H1Conn::Requests(requests)) if requests.fresh)
+        {
+            return self.first_input(id, data, now);
+        }
+        let Some((conn, tls, mut lent)) = self.lend(id) else {
+            return;
+        };
+        let Conn {
+            socket, state, link, ..
+        } = conn;
+        match state {
+            State::H1(h1) => h1.input(id, link, &mut lent, &mut Stream { socket, tls }, data, now),
+            State::H2(h2) => h2.input(id, link, &mut lent, data, now),
+            // A draining connection's input is discarded.
+            State::Draining { .. } => {}
+        }
+    }
+
+    /// The first bytes of a connection, with HTTP/2 on: a TLS connection
+    /// whose ALPN chose `h2`, or a plain one that starts with the client
+    /// preface, becomes an HTTP/2 session; any other is HTTP/1.1 from its
+    /// first byte that differs from the preface (so a request is never
+    /// held back, and one starting `P` waits for at most 23 bytes).
+    pub(super) fn first_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
+        let h2_config = {
+            let config = &self.env.config;
+            let mut h2 = config.h2;
+            let head_limit = u32::try_from(config.max_request_head).unwrap_or(u32::MAX);
+            h2.max_header_list_size = h2.max_header_list_size.min(head_limit).max(1);
+            (h2, now + config.handshake_timeout)
+        };
+        let Some((conn, tls, mut lent)) = self.lend(id) else {
+            return;
+        };
+        let alpn = tls.as_deref().map(alpn_is_h2);
+        let Conn {
+            socket, state, link, ..
+        } = conn;
+        let State::H1(h1) = state else { return };
+        let H1Conn::Requests(requests) = &mut *h1 else {
+            return;
+        };
+        let preface: &[u8] = tether_h2::frame::PREFACE;
+        let h2 = match alpn {
+            Some(h2) => h2,
+            None => {
+                let seen = requests.partial.len() + data.len();
+                let mut bytes = requests.partial.iter().chain(data.iter());
+                let same = preface.iter().zip(&mut bytes).all(|(a, b)| a == b);
+                if same && seen < preface.len() {
+                    // Could still be either: wait for more (within the
+                    // handshake timeout that runs already).
+                    requests.partial.extend_from_slice(data);
+                    return;
+                }
+                same
+            }
+        };
+        requests.fresh = false;
+        if !h2 {
+            return h1.input(id, link, &mut lent, &mut Stream { socket, tls }, data, now);
+        }
+        let mut buffered = mem::take(&mut requests.partial);
+        buffered.extend_from_slice(data);
+        let (config, deadline) = h2_config;
+        let Some(session) = H2Session::new(config, deadline) else {
+            return self.remove(id, CloseReason::Dropped);
+        };
+        Stats::add(&lent.env.stats().h2_connections, 1);
+        debug!("HTTP/2 session");
+        *state = State::H2(Box::new(session));
+        if let State::H2(h2) = state {
+            h2.input(id, link, &mut lent, &buffered, now);
+        }
+    }
+
+    pub(super) fn on_eof(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        conn.peer_closed = true;
+        let after = match &conn.state {
+            State::H1(h1) => h1.on_eof(&mut conn.link),
+            State::Draining { .. } | State::H2(_) => After::Drop,
+        };
+        self.settle(id, after);
+        self.apply_actions(now);
+    }
+
+    /// Applies what application callbacks asked for other connections.
+    pub(super) fn apply_actions(&mut self, now: Instant) {
+        while !self.env.actions.is_empty() {
+            let mut batch = mem::take(&mut self.env.actions);
+            for action in batch.drain(..) {
+                let id = action.target();
+                let Some((conn, tls, mut lent)) = self.lend(id) else {
+                    continue;
+                };
+                let lent = &mut lent;
+                let after = match action {
+                    Action::Send(id, encoded) => sink::push(conn, tls, lent, id, encoded, now),
+                    Action::Close(id, code, reason) => {
+                        sink::close_ws(conn, lent, id, code, &reason, now);
+                        After::Keep
+                    }
+                    Action::EndStream(id) => {
+                        sink::end_stream(conn, lent, id, CloseReason::Ended, now);
+                        After::Keep
+                    }
+                    Action::Respond(id, response) => {
+                        sink::respond_later(conn, tls, lent, id, &response, now);
+                        After::Keep
+                    }
+                };
+                self.settle(id, after);
+            }
+            if self.env.actions.is_empty() {
+                self.env.actions = batch;
+            }
+        }
+    }
+
+    pub(super) fn flush_dirty(&mut self, now: Instant) {
+        while !self.env.dirty.is_empty() {
+            for id in mem::take(&mut self.env.dirty) {
+                self.flush_if_dirty(id, now);
+            }
+            self.apply_actions(now);
+        }
+    }
+
+    /// Flushes a connection marked dirty (and not flushed since).
+    pub(super) fn flush_if_dirty(&mut self, id: ConnId, now: Instant) {
+        if let Some(conn) = live(&mut self.conns, id)
+            && conn.link.dirty
+        {
+            conn.link.dirty = false;
+            self.flush(id, now);
+        }
+    }
+
+    /// Writes what is queued; then registers write interest, resumes
+    /// reading, or moves on to closing, as the result calls for.
+    pub(super) fn flush(&mut self, id: ConnId, now: Instant) {
+        let max_output = self.env.config.max_output;
+        let Self {
+            conns,
+            registry,
+            tls,
+            env,
+            ..
+        } = self;
+        let Some(conn) = live(conns, id) else {
+            return;
+        };
+        let mut stream = Stream {
+            socket: &mut conn.socket,
+            tls: tls.get_mut(id.index()).and_then(|s| s.as_deref_mut()),
+        };
+        let written = match conn.link.out.as_mut() {
+            None => Ok(true),
+            Some(out) => {
+                let before = out.len();
+                let result = out.flush(&mut stream, &mut env.pool);
+                Stats::add(&env.peers.own().stats.bytes_out, (before - out.len()) as u64);
+                result
+            }
+        };
+        // What TLS still holds counts as queued too.
+        let done = match written.and_then(|all| Ok(all && stream.flush_pending()?)) {
+            Ok(done) => done,
+            Err(e) => {
+                debug!("write error: {e}");
+                self.remove(id, CloseReason::Dropped);
+                return;
+            }
+        };
+        let link = &mut conn.link;
+        if done {
+            if let Some(out) = link.out.take() {
+                env.pool.give_back_queue(out);
+            }
+            if conn.writable {
+                conn.writable = false;
+                let _ = registry.reregister(&mut conn.socket, Token(id.index()), Interest::READABLE);
+            }
+            if link.paused {
+                link.paused = false;
+                env.backlog.push(id);
+            }
+            if link.closing {
+                self.finish_connection(id, now);
+                return;
+            }
+        } else {
+            if !conn.writable {
+                conn.writable = true;
+                let _ = registry.reregister(
+                    &mut conn.socket,
+                    Token(id.index()),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+            }
+            if link.paused && link.queued() <= max_output / 2 {
+                link.paused = false;
+                env.backlog.push(id);
+            }
+        }
+        self.reschedule(id);
+    }
+
+    /// Everything is written and the connection is done: shut down our
+    /// side and drain the peer's, or just drop it if the peer has closed.
+    pub(super) fn finish_connection(&mut self, id: ConnId, now: Instant) {
+        let linger = self.env.config.linger;
+        let Some((conn, tls, _)) = self.lend(id) else {
+            return;
+        };
+        if conn.peer_closed || matches!(conn.state, State::Draining { .. }) {
+            self.remove(id, CloseReason::Dropped);
+            return;
+        }
+        Stream {
+            socket: &mut conn.socket,
+            tls,
+        }
+        .shutdown_write();
+        conn.link.closing = false;
+        conn.state = State::Draining {
+            deadline: now + linger,
+        };
+        self.reschedule(id);
+    }
+
+    pub(super) fn reschedule(&mut self, id: ConnId) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if let Some(at) = conn.next_deadline() {
+            self.env.timers.schedule(id, at, &mut conn.scheduled);
+        }
+    }
+
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        while let Some((entry, slot)) = self.env.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if !self.env.timers.take_if_current(entry, &mut conn.scheduled) {
+                continue;
+            }
+            let id = ConnId::new(slot, conn.generation);
+            self.drive(id, |state, link, lent, socket| match state {
+                State::H1(h1) => h1.on_timer(id, link, lent, socket, now),
+                State::H2(h2) => {
+                    h2.on_timer(id, link, lent, now);
+                    After::Keep
+                }
+                State::Draining { deadline } if now >= *deadline => After::Drop,
+                State::Draining { .. } => After::Keep,
+            });
+            self.apply_actions(now);
+            self.reschedule(id);
+        }
+    }
+
+    /// Drops a connection now, telling the application if it had not been
+    /// told its session ended.
+    pub(super) fn remove(&mut self, id: ConnId, reason: CloseReason) {
+        if live(&mut self.conns, id).is_none() {
+            return;
+        }
+        let mut conn = self.conns.remove(id.index());
+        if let Some(slot) = self.tls.get_mut(id.index()) {
+            *slot = None;
+        }
+        if let Some(out) = conn.link.out.take() {
+            self.env.pool.give_back_queue(out);
+        }
+        let now = Instant::now();
+        let closing = conn.link.closing;
+        let (app, mut ctx) = self.detached(now);
+        let stats = &ctx.peers.own().stats;
+        Stats::sub(
+            match conn.link.kind {
+                Kind::Http => &stats.open_http,
+                Kind::WebSocket => &stats.open_websocket,
+                Kind::EventStream => &stats.open_event_stream,
+            },
+            1,
+        );
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a connection", || {
+            match conn.state {
+                State::H1(h1) => h1.notify_removed(app, &mut ctx, id, reason, closing),
+                State::H2(session) => session.notify_removed(app, &mut ctx, id, reason),
+                State::Draining { .. } => {}
+            }
+        });
+        let _ = self.registry.deregister(&mut conn.socket);
+        // A descriptor is freed (when `conn` goes out of scope).
+        self.freed = true;
+    }
+
+    pub(super) fn conn_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(index, conn)| ConnId::new(index, conn.generation))
+            .collect()
+    }
+
+    /// The first step of a graceful shutdown for the connections: idle
+    /// keep-alive ones close, HTTP/2 sessions send GOAWAY, and a request
+    /// under way gets its answer, which closes its connection.
+    pub(super) fn begin_shutdown(&mut self) {
+        for id in self.conn_ids() {
+            self.drive(id, |state, link, lent, _| match state {
+                State::H1(h1) => h1.begin_shutdown(link),
+                State::H2(h2) => {
+                    h2.begin_shutdown(id, link, lent);
+                    After::Keep
+                }
+                State::Draining { .. } => After::Keep,
+            });
+        }
+    }
+
+    /// The second step, once every loop has drained: waiting requests get
+    /// their answer, WebSockets close with 1001, event streams end.
+    pub(super) fn close_sessions(&mut self, now: Instant) {
+        for id in self.conn_ids() {
+            self.drive(id, |state, link, lent, socket| {
+                match state {
+                    State::H1(h1) => h1.close_sessions(id, link, lent, socket, now),
+                    State::H2(h2) => h2.close_sessions(id, link, lent, now),
+                    State::Draining { .. } => {}
+                }
+                After::Keep
+            });
+        }
+    }
+}

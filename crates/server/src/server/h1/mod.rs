@@ -1,0 +1,210 @@
+//! HTTP/1.1 connections (RFC 9112): requests answered now or later, and
+//! the WebSocket session or event stream a request may turn the
+//! connection into. [`H1Conn`] owns its methods; each takes the
+//! connection's [`Link`] and what the loop lends ([`Lent`]) by `&mut`,
+//! and, where a WebSocket may echo in place, the connection's socket.
+//!
+//! Calling contract: the loop passes the bytes it read
+//! ([`H1Conn::input`]), calls [`H1Conn::on_timer`] when
+//! [`H1Conn::next_deadline`] is due, and the sink
+//! ([`crate::server::sink`]) pushes, closes, ends and answers through the
+//! methods of those names; output goes to the link, which the loop
+//! flushes. What a method cannot do itself (drop the connection) it
+//! returns as an [`After`].
+
+use std::time::Instant;
+
+use log::debug;
+use tether_ws::{CloseCode, Event};
+
+mod requests;
+mod session;
+mod state;
+
+pub(in crate::server) use state::{H1Conn, Requests};
+
+use crate::app::{App, CloseReason, ConnId, Ctx};
+use crate::server::env::Lent;
+use crate::server::guard::guarded;
+use crate::server::link::{After, Link};
+use crate::transport::Stream;
+
+impl H1Conn {
+    /// Bytes from the client.
+    pub(in crate::server) fn input<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        data: &mut [u8],
+        now: Instant,
+    ) {
+        match self {
+            // After a response that closes the connection, later requests
+            // are not answered.
+            H1Conn::Requests(_) if link.closing => {}
+            H1Conn::Requests(_) => self.requests_input(id, link, lent, socket, data, now),
+            H1Conn::WebSocket(_) => self.ws_input(id, link, lent, socket, data, now),
+            // Nothing is expected from an event-stream client.
+            H1Conn::EventStream { .. } => {}
+        }
+    }
+
+    /// The client closed its side.
+    pub(in crate::server) fn on_eof(&self, link: &mut Link) -> After {
+        match self {
+            H1Conn::WebSocket(session) if !session.is_closed() => After::Drop,
+            H1Conn::EventStream { .. } => After::Drop,
+            // A plain HTTP client may half-close after its request: its
+            // responses are still written before the connection closes.
+            _ => {
+                link.closing = true;
+                After::Flush
+            }
+        }
+    }
+
+    /// What is due: a deferred answer's time, the request head's
+    /// deadline, a heartbeat, the WebSocket's timers.
+    pub(in crate::server) fn on_timer<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        now: Instant,
+    ) -> After {
+        match self {
+            H1Conn::Requests(Requests {
+                deadline,
+                waiting: Some(deferred),
+                ..
+            }) => {
+                if now >= *deadline {
+                    let tag = deferred.tag;
+                    self.request_timed_out(id, link, lent, socket, tag, now);
+                }
+                After::Keep
+            }
+            H1Conn::Requests(Requests { deadline, .. }) if now >= *deadline => {
+                debug!("request head not complete in time; dropping");
+                After::Drop
+            }
+            H1Conn::Requests(_) => After::Keep,
+            H1Conn::EventStream { heartbeat_at, .. } if now >= *heartbeat_at && link.closing => {
+                debug!("event stream could not flush its end in time; dropping");
+                After::Drop
+            }
+            H1Conn::EventStream { heartbeat_at, .. } => {
+                if now >= *heartbeat_at {
+                    *heartbeat_at = now + lent.env.config.sse_heartbeat;
+                    let pool = &mut lent.env.pool;
+                    link.queue(pool).write_with(pool, tether_sse::heartbeat);
+                    return After::Flush;
+                }
+                After::Keep
+            }
+            H1Conn::WebSocket(session) => {
+                let (app, mut ctx) = lent.detached(now);
+                let out = link.out.get_or_insert_with(|| ctx.pool.queue());
+                let event = out.write_with(ctx.pool, |out| session.ws.handle_timeout(now, out));
+                if let Some(Event::Failed(error)) = event {
+                    debug!("websocket timer: {error}");
+                    if !session.notified {
+                        session.notified = true;
+                        let reason = match error {
+                            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
+                            _ => CloseReason::Dropped,
+                        };
+                        let (tag, peers) = (session.tag, ctx.peers);
+                        guarded(&peers.own().stats, "on_close", || {
+                            app.on_close(&mut ctx, id, tag, reason)
+                        });
+                    }
+                    if matches!(error, tether_ws::Error::CloseTimeout) {
+                        return After::Drop;
+                    }
+                    link.closing = true;
+                }
+                After::Flush
+            }
+        }
+    }
+
+    /// The first step of a graceful shutdown: a request under way gets its
+    /// answer, which closes the connection; an idle one closes now.
+    pub(in crate::server) fn begin_shutdown(&mut self, link: &mut Link) -> After {
+        let idle = match self {
+            H1Conn::Requests(Requests {
+                waiting: Some(deferred),
+                ..
+            }) => {
+                deferred.close = true;
+                false
+            }
+            H1Conn::Requests(Requests { partial, .. }) => partial.is_empty(),
+            H1Conn::WebSocket(_) | H1Conn::EventStream { .. } => false,
+        };
+        if idle {
+            link.closing = true;
+            return After::Flush;
+        }
+        After::Keep
+    }
+
+    /// The second step, once every loop has drained: a waiting request
+    /// gets its answer, a WebSocket closes with 1001, an event stream ends.
+    pub(in crate::server) fn close_sessions<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        now: Instant,
+    ) {
+        match self {
+            H1Conn::Requests(Requests {
+                waiting: Some(deferred),
+                ..
+            }) => {
+                let tag = deferred.tag;
+                if let Some(response) = lent.shutdown_answer(id, tag, now) {
+                    self.respond_later(id, link, lent, socket, &response, now);
+                }
+            }
+            H1Conn::Requests(Requests { partial, .. }) => {
+                if partial.is_empty() {
+                    link.closing = true;
+                    lent.env.mark_dirty(id, link);
+                }
+            }
+            H1Conn::WebSocket(_) => {
+                self.close_ws(id, link, lent, CloseCode::GOING_AWAY, "server shutting down", now);
+            }
+            H1Conn::EventStream { .. } => self.end_stream(id, link, lent, CloseReason::Shutdown, now),
+        }
+    }
+
+    /// Tells the application that the connection's session has ended, if
+    /// it was not told yet: it is being dropped (`closing`: an event stream
+    /// that was already ending).
+    pub(in crate::server) fn notify_removed<A: App>(
+        self,
+        app: &mut A,
+        ctx: &mut Ctx<'_, A::Post>,
+        id: ConnId,
+        reason: CloseReason,
+        closing: bool,
+    ) {
+        match self {
+            H1Conn::WebSocket(session) if !session.notified => app.on_close(ctx, id, session.tag, reason),
+            H1Conn::EventStream { tag, .. } if !closing => app.on_unsubscribe(ctx, id, tag, reason),
+            H1Conn::Requests(Requests {
+                waiting: Some(deferred),
+                ..
+            }) => app.on_request_abandoned(ctx, id, deferred.tag),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Plain HTTP/1.1 on a connection: request heads (pipelined, kept alive),
+//! bodies, routing through the one dispatch, and the responses the server
+//! or the application gives, now or later.
+
+use std::mem;
+use std::time::Instant;
+
+use log::debug;
+
+use super::state::{Deferred, H1Conn, Requests};
+use crate::app::{App, ConnId, Request, Response};
+use crate::http;
+use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch};
+use crate::server::env::{Lent, LoopEnv};
+use crate::server::guard::guarded;
+use crate::server::link::Link;
+use crate::transport::Stream;
+
+/// Header lines accepted in a request head.
+const MAX_HEADERS: usize = 64;
+
+/// What to do after one HTTP request.
+enum Next {
+    /// Parse the next pipelined request.
+    Continue,
+    /// The connection is no longer plain HTTP (or is closing).
+    Stop,
+    /// The application answers this request later: keep what follows.
+    Wait,
+}
+
+/// The connection and what a request on it needs from the loop, for one
+/// read.
+struct Carrier<'c, 'l, 's, A: App> {
+    id: ConnId,
+    link: &'c mut Link,
+    lent: &'c mut Lent<'l, A>,
+    socket: &'c mut Stream<'s>,
+}
+
+impl H1Conn {
+    /// The requests' state, while the connection is in that phase.
+    fn requests(&mut self) -> Option<&mut Requests> {
+        match self {
+            H1Conn::Requests(requests) => Some(requests),
+            _ => None,
+        }
+    }
+
+    /// Handles bytes on a plain HTTP connection: as many complete requests
+    /// as they hold, keeping an unfinished one for the next read.
+    pub(in crate::server) fn requests_input<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let mut carrier = Carrier {
+            id,
+            link,
+            lent,
+            socket,
+        };
+        self.take_requests(&mut carrier, data, now);
+    }
+
+    fn take_requests<A: App>(&mut self, c: &mut Carrier<'_, '_, '_, A>, data: &[u8], now: Instant) {
+        let config = &c.lent.env.config;
+        let pipeline_limit = config.max_request_head + config.max_request_body;
+        let limits = tether_http1::Limits::new()
+            .max_head(config.max_request_head)
+            .max_body(u64::try_from(config.max_request_body).unwrap_or(u64::MAX));
+        let Some(Requests { partial, waiting, .. }) = self.requests() else {
+            return;
+        };
+        if waiting.is_some() {
+            // A pipelined request behind one the application has not
+            // answered yet: keep it, within the limits of one request.
+            if partial.len() + data.len() > pipeline_limit {
+                // The pipelined request is not parsed: its method is unknown.
+                error(c, 413, false);
+            } else {
+                partial.extend_from_slice(data);
+            }
+            return;
+        }
+        // How much of an unfinished request was already buffered.
+        let owned_len = partial.len();
+        let owned;
+        let buf: &[u8] = if partial.is_empty() {
+            data
+        } else {
+            partial.extend_from_slice(data);
+            owned = mem::take(partial);
+            &owned
+        };
+        // What is left to handle, and whether it starts a new request (not
+        // the rest of one buffered before).
+        let mut rest = buf;
+        let mut starts_request = owned_len == 0;
+        // A chunked body, decoded; a body with a length is borrowed as it is.
+        let mut decoded = Vec::new();
+        while !rest.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let (head, head_len) = match tether_http1::parse_request(rest, &mut headers, &limits) {
+                Ok(tether_http1::Status::Complete(parsed)) => parsed,
+                Ok(tether_http1::Status::Partial) => {
+                    return self.keep_partial(c, rest, starts_request, false, now);
+                }
+                Err(e) => {
+                    debug!("bad request: {e}");
+                    return error(c, e.status().unwrap_or(400), false);
+                }
+            };
+            let after_head = rest.get(head_len..).unwrap_or_default();
+            let body = match head.framing() {
+                tether_http1::Framing::Length(length) => usize::try_from(length)
+                    .ok()
+                    .and_then(|length| after_head.get(..length))
+                    .map(|body| (body, body.len())),
+                framing => {
+                    decoded.clear();
+                    let mut decoder =
+                        tether_http1::BodyDecoder::new(framing, limits.max_body, limits.max_head);
+                    match decoder.decode(after_head, &mut decoded) {
+                        Ok((used, true)) => Some((&decoded[..], used)),
+                        Ok((_, false)) => None,
+                        Err(e) => {
+                            debug!("bad request body: {e}");
+                            let head_only = head.method() == "HEAD";
+                            return error(c, e.status().unwrap_or(400), head_only);
+                        }
+                    }
+                }
+            };
+            let Some((body, body_len)) = body else {
+                // The head is complete and the body is not: a request the
+                // application refuses is answered now, its body unread
+                // (and, with `Expect: 100-continue`, never sent).
+                if let Some(refusal) = self.refuse_before_body(c, &head, now) {
+                    let head_only = head.method() == "HEAD";
+                    return respond_with(c, &refusal, head_only, true);
+                }
+                return self.keep_partial(c, rest, starts_request, head.expect_continue(), now);
+            };
+            if let Some(requests) = self.requests() {
+                requests.head_checked = false;
+            }
+            let after = after_head.get(body_len..).unwrap_or_default();
+            let next = self.handle_request(c, &head, body, after, now);
+            rest = after;
+            starts_request = true;
+            match next {
+                Next::Continue => {}
+                Next::Stop => return,
+                Next::Wait => {
+                    if let Some(requests) = self.requests() {
+                        requests.partial.extend_from_slice(rest);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Shows the application the head of a request whose body is still to
+    /// come, once per request: its refusal, if it has one.
+    fn refuse_before_body<A: App>(
+        &mut self,
+        c: &mut Carrier<'_, '_, '_, A>,
+        head: &tether_http1::RequestHead<'_, '_>,
+        now: Instant,
+    ) -> Option<Response> {
+        let requests = self.requests()?;
+        if mem::replace(&mut requests.head_checked, true) {
+            return None;
+        }
+        let request = Request {
+            method: head.method(),
+            path: head.path(),
+            query: head.query(),
+            headers: head.headers(),
+            admin: c.link.admin,
+            secure: c.link.secure,
+        };
+        let (app, mut ctx) = c.lent.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "refuse_before_body", || {
+            app.refuse_before_body(&mut ctx, &request)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
+    }
+
+    /// Keeps the start of a request until the rest arrives. Once a request
+    /// has begun it must be complete within the handshake timeout, whether
+    /// it is the connection's first or a later keep-alive one.
+    fn keep_partial<A: App>(
+        &mut self,
+        c: &mut Carrier<'_, '_, '_, A>,
+        rest: &[u8],
+        started: bool,
+        expects_continue: bool,
+        now: Instant,
+    ) {
+        let head_deadline = now + c.lent.env.config.handshake_timeout;
+        let mut send_continue = false;
+        if let Some(Requests {
+            partial,
+            deadline,
+            continued,
+            ..
+        }) = self.requests()
+        {
+            partial.clear();
+            partial.extend_from_slice(rest);
+            if started {
+                *continued = false;
+                if head_deadline < *deadline {
+                    *deadline = head_deadline;
+                }
+            }
+            if expects_continue && !*continued {
+                *continued = true;
+                send_continue = true;
+            }
+        }
+        if send_continue {
+            respond(
+                c.id,
+                c.link,
+                c.lent.env,
+                |out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                false,
+            );
+        }
+        c.lent.env.mark_dirty(c.id, c.link);
+    }
+
+    fn handle_request<A: App>(
+        &mut self,
+        c: &mut Carrier<'_, '_, '_, A>,
+        head: &tether_http1::RequestHead<'_, '_>,
+        body: &[u8],
+        rest: &[u8],
+        now: Instant,
+    ) -> Next {
+        let form = match head.form() {
+            tether_http1::TargetForm::Asterisk => Form::Asterisk,
+            tether_http1::TargetForm::Authority => Form::Connect,
+            tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => Form::Origin,
+        };
+        let request = Head {
+            request: Request {
+                method: head.method(),
+                path: head.path(),
+                query: head.query(),
+                headers: head.headers(),
+                admin: c.link.admin,
+                secure: c.link.secure,
+            },
+            form,
+        };
+        // Once a shutdown has begun, every answer closes its connection.
+        let keep_alive = head.keep_alive() && !c.lent.env.shutting_down;
+        let head_only = request.head_only();
+        let closing_sessions = c.lent.env.closing_sessions;
+        let decision = {
+            let (app, mut ctx) = c.lent.detached(now);
+            dispatch(app, &mut ctx, c.id, &request, body, closing_sessions)
+        };
+        match decision {
+            Decision::Respond(response) => respond_with(c, &response, head_only, !keep_alive),
+            Decision::Page { content_type, body } => {
+                respond(
+                    c.id,
+                    c.link,
+                    c.lent.env,
+                    |out| {
+                        http::write_response(
+                            out,
+                            200,
+                            &[("Cache-Control", "no-cache")],
+                            content_type,
+                            body,
+                            head_only,
+                            !keep_alive,
+                        )
+                    },
+                    !keep_alive,
+                );
+            }
+            Decision::Fail { status, retry_after } => {
+                let extra: &[(&str, &str)] = if retry_after { &[("Retry-After", "1")] } else { &[] };
+                respond(
+                    c.id,
+                    c.link,
+                    c.lent.env,
+                    |out| http::write_error(out, status, extra, head_only),
+                    true,
+                );
+                return Next::Stop;
+            }
+            Decision::Upgrade(tag) => {
+                self.upgrade(
+                    c.id,
+                    c.link,
+                    c.lent,
+                    c.socket,
+                    head,
+                    &request.request,
+                    tag,
+                    rest,
+                    now,
+                );
+                return Next::Stop;
+            }
+            Decision::EventStream { headers, .. } if head_only => {
+                // GET's head, and no stream: nothing follows it, so the
+                // connection goes on to the next request.
+                respond(
+                    c.id,
+                    c.link,
+                    c.lent.env,
+                    |out| http::write_sse_head(out, &headers, !keep_alive),
+                    !keep_alive,
+                );
+            }
+            Decision::EventStream { tag, headers } => {
+                self.start_stream(c.id, c.link, c.lent, &request.request, tag, &headers, now);
+                return Next::Stop;
+            }
+            Decision::Later { tag, wait } => {
+                if let Some(requests) = self.requests() {
+                    requests.waiting = Some(Deferred {
+                        tag,
+                        close: !keep_alive,
+                        head_only,
+                    });
+                    requests.deadline = answer_by(now, wait);
+                }
+                if closing_sessions && let Some(response) = c.lent.shutdown_answer(c.id, tag, now) {
+                    self.answer(c, &response, now);
+                }
+                c.lent.env.mark_dirty(c.id, c.link);
+                return Next::Wait;
+            }
+        }
+        if !keep_alive {
+            return Next::Stop;
+        }
+        let keep_alive_deadline = now + c.lent.env.config.keep_alive_timeout;
+        if let Some(requests) = self.requests() {
+            requests.deadline = keep_alive_deadline;
+        }
+        Next::Continue
+    }
+
+    /// The application's deferred answer to the request waiting on this
+    /// connection: the answer, then any request that arrived behind it.
+    pub(in crate::server) fn respond_later<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        response: &Response,
+        now: Instant,
+    ) {
+        let mut carrier = Carrier {
+            id,
+            link,
+            lent,
+            socket,
+        };
+        self.answer(&mut carrier, response, now);
+    }
+
+    fn answer<A: App>(&mut self, c: &mut Carrier<'_, '_, '_, A>, response: &Response, now: Instant) {
+        let keep_alive_deadline = now + c.lent.env.config.keep_alive_timeout;
+        let Some(Requests {
+            waiting,
+            deadline,
+            partial,
+            ..
+        }) = self.requests()
+        else {
+            return;
+        };
+        let Some(deferred) = waiting.take() else { return };
+        *deadline = keep_alive_deadline;
+        let pipelined = !partial.is_empty();
+        respond_with(c, response, deferred.head_only, deferred.close);
+        if deferred.close {
+            return;
+        }
+        if pipelined {
+            self.take_requests(c, &[], now);
+        }
+        // Reading stopped while the request waited: go on with what the
+        // socket holds, unless the next request waits in turn.
+        if !self.awaits_answer() {
+            c.lent.env.backlog.push(c.id);
+        }
+    }
+
+    /// A deferred request's time is up: the application gives its answer.
+    pub(in crate::server) fn request_timed_out<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        tag: u32,
+        now: Instant,
+    ) {
+        let response = lent.timed_out(id, tag, now);
+        self.respond_later(id, link, lent, socket, &response, now);
+    }
+}
+
+/// Answers with an error and closes; `head_only` for a HEAD request,
+/// whose answer has no body.
+fn error<A: App>(c: &mut Carrier<'_, '_, '_, A>, status: u16, head_only: bool) {
+    respond(
+        c.id,
+        c.link,
+        c.lent.env,
+        |out| http::write_error(out, status, &[], head_only),
+        true,
+    );
+}
+
+/// Appends a response to a connection's output, optionally closing after
+/// it.
+pub(super) fn respond<P>(
+    id: ConnId,
+    link: &mut Link,
+    env: &mut LoopEnv<P>,
+    write: impl FnOnce(&mut Vec<u8>),
+    close: bool,
+) {
+    let max_output = env.config.max_output;
+    let out = link.queue(&mut env.pool);
+    out.write_with(&mut env.pool, write);
+    // A client that pipelines requests and does not read the answers is
+    // not read either until it has taken half of them: what it costs stays
+    // within the output limit and one read's worth.
+    if out.len() > max_output {
+        link.paused = true;
+    }
+    if close {
+        link.closing = true;
+    }
+    env.mark_dirty(id, link);
+}
+
+fn respond_with<A: App>(c: &mut Carrier<'_, '_, '_, A>, response: &Response, head_only: bool, close: bool) {
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    respond(
+        c.id,
+        c.link,
+        c.lent.env,
+        |out| {
+            http::write_response(
+                out,
+                response.status,
+                &headers,
+                &response.content_type,
+                &response.body,
+                head_only,
+                close,
+            )
+        },
+        close,
+    );
+}

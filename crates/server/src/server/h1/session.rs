@@ -1,0 +1,277 @@
+//! An HTTP/1.1 connection's sessions: the upgrade to a WebSocket and its
+//! incoming frames, the start of an event stream, and what is done to
+//! either from outside its input (closed, ended, cut loose).
+
+use std::time::Instant;
+
+use log::debug;
+use tether_handshake::RequestHead;
+use tether_ws::CloseCode;
+
+use super::requests::respond;
+use super::state::H1Conn;
+use crate::app::{App, CloseReason, ConnId, Request};
+use crate::app::{Current, InPlace};
+use crate::http::{write_error, write_sse_head};
+use crate::loops::Stats;
+use crate::server::dispatch::last_event_id;
+use crate::server::env::Lent;
+use crate::server::guard::guarded;
+use crate::server::link::{Kind, Link};
+use crate::server::websocket::Session;
+use crate::transport::Stream;
+
+impl H1Conn {
+    /// Upgrades the connection to a WebSocket, if the handshake accepts
+    /// it: the answer, the session, `on_open`, then whatever the client
+    /// sent right behind its request.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn upgrade<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        req: &tether_http1::RequestHead<'_, '_>,
+        request: &Request<'_>,
+        tag: u32,
+        rest: &[u8],
+        now: Instant,
+    ) {
+        let minor_version = match req.version() {
+            tether_http1::Version::Http10 => 0,
+            _ => 1,
+        };
+        let head = RequestHead::new(req.method(), req.target(), minor_version, req.headers());
+        let accepted = match lent.env.handshake.accept(head) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                debug!("upgrade refused: {} {}", rejection.status(), rejection.reason());
+                respond(id, link, lent.env, |out| rejection.write_response(out), true);
+                return;
+            }
+        };
+        let mut response = Vec::with_capacity(160);
+        if accepted.write_response(&mut response, &[]).is_err() {
+            // Only GET upgrades.
+            respond(id, link, lent.env, |out| write_error(out, 500, &[], false), true);
+            return;
+        }
+        let session = Session::accepted(accepted, tag, &lent.env.ws_config, now);
+        respond(id, link, lent.env, |out| out.extend_from_slice(&response), false);
+        link.kind = Kind::WebSocket;
+        let stats = lent.env.stats();
+        Stats::sub(&stats.open_http, 1);
+        Stats::add(&stats.open_websocket, 1);
+        *self = H1Conn::WebSocket(session);
+        let H1Conn::WebSocket(session) = self else {
+            return;
+        };
+        let (app, mut base) = lent.detached(now);
+        let Link { out, closing, .. } = &mut *link;
+        let out = out.get_or_insert_with(|| base.pool.queue());
+        let peers = base.peers;
+        let mut ctx = base.with_current(Current {
+            id,
+            ws: Some(&mut session.ws),
+            deflate_window: session.deflate_window,
+            out,
+            closing,
+            in_place: InPlace::No,
+        });
+        if guarded(&peers.own().stats, "on_open", || {
+            app.on_open(&mut ctx, id, tag, request)
+        })
+        .is_none()
+        {
+            // Its state is unknown: the application is not told of the
+            // session's end either.
+            session.notified = true;
+            return self.close_ws(id, link, lent, CloseCode::INTERNAL_ERROR, "internal error", now);
+        }
+        if !rest.is_empty() {
+            // What the client sent right behind its upgrade request: rare,
+            // and copied once to be received in place.
+            self.ws_input(id, link, lent, socket, &mut rest.to_vec(), now);
+        }
+    }
+
+    /// Starts an event stream: its head and retry hint, then
+    /// `on_subscribe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_stream<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        request: &Request<'_>,
+        tag: u32,
+        headers: &[(String, String)],
+        now: Instant,
+    ) {
+        let retry = u64::try_from(lent.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        respond(
+            id,
+            link,
+            lent.env,
+            |out| {
+                write_sse_head(out, headers, true);
+                tether_sse::retry(retry, out);
+                out.push(b'\n');
+            },
+            false,
+        );
+        let last_event_id = last_event_id(request);
+        let heartbeat_at = now + lent.env.config.sse_heartbeat;
+        link.kind = Kind::EventStream;
+        let stats = lent.env.stats();
+        Stats::sub(&stats.open_http, 1);
+        Stats::add(&stats.open_event_stream, 1);
+        *self = H1Conn::EventStream { tag, heartbeat_at };
+        let (app, mut base) = lent.detached(now);
+        let Link { out, closing, .. } = &mut *link;
+        let out = out.get_or_insert_with(|| base.pool.queue());
+        let stats = &base.peers.own().stats;
+        let mut ctx = base.with_current(Current {
+            id,
+            ws: None,
+            deflate_window: 0,
+            out,
+            closing,
+            in_place: InPlace::No,
+        });
+        let subscribed = guarded(stats, "on_subscribe", || {
+            app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref())
+        });
+        if subscribed.is_none() {
+            // The response head is out: all that is left is to end the
+            // stream (the application, in an unknown state, is not told).
+            link.closing = true;
+        } else if link.closing {
+            // The application ended the stream at once.
+            guarded(stats, "on_unsubscribe", || {
+                app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended)
+            });
+        }
+    }
+
+    /// Bytes from the client of a WebSocket, received where they lie, so
+    /// that an echo goes back from there.
+    pub(super) fn ws_input<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        socket: &mut Stream<'_>,
+        data: &mut [u8],
+        now: Instant,
+    ) {
+        let H1Conn::WebSocket(session) = self else {
+            return;
+        };
+        let max_output = lent.env.config.max_output;
+        let (app, mut base) = lent.detached(now);
+        let Link {
+            out, closing, paused, ..
+        } = &mut *link;
+        let out = out.get_or_insert_with(|| base.pool.queue());
+        session.receive(app, &mut base, id, data, out, closing, Some(socket), now);
+        if session.is_closed() {
+            *closing = true;
+        }
+        if out.len() > max_output {
+            *paused = true;
+        }
+        lent.env.mark_dirty(id, link);
+    }
+
+    /// The slow-consumer policy for output pushed from elsewhere: what is
+    /// queued and not yet begun is dropped; a WebSocket gets close 1008
+    /// (the close timeout then bounds how long it may take to read it), an
+    /// event stream ends (its client resumes from its last event id).
+    pub(in crate::server) fn cut_loose<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        now: Instant,
+    ) {
+        let linger = lent.env.config.linger;
+        Stats::add(&lent.env.stats().slow_consumers, 1);
+        let (app, mut ctx) = lent.detached(now);
+        let out = link.out.get_or_insert_with(|| ctx.pool.queue());
+        out.keep_started(ctx.pool);
+        match self {
+            H1Conn::WebSocket(session) => {
+                let _ = out.write_with(ctx.pool, |out| {
+                    session.ws.close(CloseCode::POLICY, "slow consumer", now, out)
+                });
+                if !session.notified {
+                    session.notified = true;
+                    let tag = session.tag;
+                    let peers = ctx.peers;
+                    guarded(&peers.own().stats, "on_close", || {
+                        app.on_close(&mut ctx, id, tag, CloseReason::SlowConsumer)
+                    });
+                }
+            }
+            H1Conn::EventStream { tag, heartbeat_at } => {
+                if !link.closing {
+                    let peers = ctx.peers;
+                    guarded(&peers.own().stats, "on_unsubscribe", || {
+                        app.on_unsubscribe(&mut ctx, id, *tag, CloseReason::SlowConsumer)
+                    });
+                }
+                // A closing stream's heartbeat timer is its deadline.
+                *heartbeat_at = now + linger;
+            }
+            H1Conn::Requests(_) => {}
+        }
+        link.closing = true;
+        lent.env.mark_dirty(id, link);
+    }
+
+    /// Starts the close handshake of the WebSocket.
+    pub(in crate::server) fn close_ws<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        code: CloseCode,
+        reason: &str,
+        now: Instant,
+    ) {
+        let H1Conn::WebSocket(session) = self else {
+            return;
+        };
+        let pool = &mut lent.env.pool;
+        let out = link.queue(pool);
+        let _ = out.write_with(pool, |out| session.ws.close(code, reason, now, out));
+        lent.env.mark_dirty(id, link);
+    }
+
+    /// Ends the event stream after what is queued, telling the
+    /// application.
+    pub(in crate::server) fn end_stream<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let H1Conn::EventStream { tag, .. } = *self else {
+            return;
+        };
+        if link.closing {
+            return;
+        }
+        link.closing = true;
+        let (app, mut ctx) = lent.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_unsubscribe", || {
+            app.on_unsubscribe(&mut ctx, id, tag, reason)
+        });
+        lent.env.mark_dirty(id, link);
+    }
+}

@@ -1,0 +1,83 @@
+//! An HTTP/1.1 connection's state: requests (pipelined, kept alive, one
+//! perhaps waiting for the application's answer), then, after an upgrade,
+//! a WebSocket session or an event stream.
+
+use std::time::Instant;
+
+use crate::server::pushee::Pushee;
+use crate::server::websocket::Session;
+
+/// An HTTP/1.1 connection, in the phase it is in.
+pub(in crate::server) enum H1Conn {
+    /// Requests and their answers.
+    Requests(Requests),
+    /// A WebSocket session, after its upgrade.
+    WebSocket(Session),
+    /// An event stream, after its response head.
+    EventStream { tag: u32, heartbeat_at: Instant },
+}
+
+/// Waiting for a request head (the first, or the next on keep-alive), or
+/// for the application's deferred answer to one.
+pub(in crate::server) struct Requests {
+    /// Bytes of requests not yet handled.
+    pub(in crate::server) partial: Vec<u8>,
+    pub(in crate::server) deadline: Instant,
+    /// `100 Continue` was sent for the request being received.
+    pub(in crate::server) continued: bool,
+    /// The head of the request being received was shown to the
+    /// application ([`crate::App::refuse_before_body`]).
+    pub(in crate::server) head_checked: bool,
+    /// A request the application answers later.
+    pub(in crate::server) waiting: Option<Deferred>,
+    /// Nothing has been read yet: the first bytes may still be the
+    /// HTTP/2 preface, or ALPN may have chosen `h2`.
+    pub(in crate::server) fresh: bool,
+}
+
+/// A request whose answer the application gives later.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::server) struct Deferred {
+    pub(in crate::server) tag: u32,
+    /// Close the connection after the answer.
+    pub(in crate::server) close: bool,
+    /// A `HEAD` request: the answer goes without its body.
+    pub(in crate::server) head_only: bool,
+}
+
+impl H1Conn {
+    /// A new connection, whose first request head is due by `deadline`.
+    pub(in crate::server) fn new(deadline: Instant) -> H1Conn {
+        H1Conn::Requests(Requests {
+            partial: Vec::new(),
+            deadline,
+            continued: false,
+            head_checked: false,
+            waiting: None,
+            fresh: true,
+        })
+    }
+
+    /// A request on it waits for the application's answer.
+    pub(in crate::server) fn awaits_answer(&self) -> bool {
+        matches!(self, H1Conn::Requests(Requests { waiting: Some(_), .. }))
+    }
+
+    /// When its timer is next due.
+    pub(in crate::server) fn next_deadline(&self) -> Option<Instant> {
+        match self {
+            H1Conn::Requests(requests) => Some(requests.deadline),
+            H1Conn::WebSocket(session) => session.ws.poll_timeout(),
+            H1Conn::EventStream { heartbeat_at, .. } => Some(*heartbeat_at),
+        }
+    }
+
+    /// Its session, while it takes broadcasts.
+    pub(in crate::server) fn pushee(&mut self) -> Option<Pushee<'_>> {
+        match self {
+            H1Conn::WebSocket(session) if session.ws.can_send() => Some(Pushee::WebSocket(session)),
+            H1Conn::EventStream { heartbeat_at, .. } => Some(Pushee::EventStream(heartbeat_at)),
+            _ => None,
+        }
+    }
+}

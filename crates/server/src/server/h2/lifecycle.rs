@@ -1,0 +1,271 @@
+//! An HTTP/2 session's own life: its timers (deferred answers,
+//! heartbeats, WebSocket timers, the idle timeout), what follows every
+//! input, timer or action (end the connection, stop reading), the two
+//! steps of a graceful shutdown, and the end of every stream when the
+//! connection is dropped.
+
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::ErrorCode;
+use tether_ws::{CloseCode, Event};
+
+use super::state::{H2Session, Kind, Piece};
+use crate::app::{App, CloseReason, ConnId, Ctx, Current};
+use crate::loops::Stats;
+use crate::server::env::Lent;
+use crate::server::guard::guarded;
+use crate::server::link::Link;
+
+impl H2Session {
+    /// What is due: deferred answers, heartbeats, WebSocket timers, the
+    /// idle timeout.
+    pub(in crate::server) fn on_timer<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        now: Instant,
+    ) {
+        let heartbeat = lent.env.config.sse_heartbeat;
+        if self.streams.is_empty() && now >= self.deadline {
+            debug!("HTTP/2 connection idle; GOAWAY");
+            let pool = &mut lent.env.pool;
+            link.queue(pool)
+                .write_with(pool, |o| self.conn.go_away(ErrorCode::NO_ERROR, o));
+            link.closing = true;
+            lent.env.mark_dirty(id, link);
+            return;
+        }
+        let mut timed_out = Vec::new();
+        let mut unsent = Vec::new();
+        let mut ws_due = Vec::new();
+        for (&stream, s) in self.streams.iter_mut() {
+            match &mut s.kind {
+                Kind::Waiting { tag, deadline, .. } if now >= *deadline => timed_out.push((stream, *tag)),
+                Kind::Sse {
+                    heartbeat_at,
+                    ended: true,
+                    ..
+                } if now >= *heartbeat_at => unsent.push(stream),
+                Kind::Sse { heartbeat_at, .. } if now >= *heartbeat_at => {
+                    *heartbeat_at = now + heartbeat;
+                    let mut comment = Vec::with_capacity(4);
+                    tether_sse::heartbeat(&mut comment);
+                    s.queued = s.queued.saturating_add(comment.len());
+                    self.queued = self.queued.saturating_add(comment.len());
+                    s.queue.push_back(Piece::Owned(comment, 0));
+                }
+                Kind::WebSocket(session) if session.ws.poll_timeout().is_some_and(|at| now >= at) => {
+                    ws_due.push(stream);
+                }
+                _ => {}
+            }
+        }
+        self.send_ready(link, lent, None);
+        for stream in unsent {
+            debug!("event stream {stream} could not send its end in time; resetting");
+            self.reset(
+                id.with_stream(stream),
+                link,
+                lent,
+                ErrorCode::CANCEL,
+                CloseReason::Dropped,
+                now,
+            );
+        }
+        for (stream, tag) in timed_out {
+            let sid = id.with_stream(stream);
+            let response = lent.timed_out(sid, tag, now);
+            self.respond_later(sid, link, lent, &response);
+        }
+        for stream in ws_due {
+            self.ws_timer(id, link, lent, stream, now);
+        }
+        self.after(id, link, lent, now);
+    }
+
+    fn ws_timer<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        now: Instant,
+    ) {
+        let mut failure = None;
+        self.with_ws(id, link, lent, stream, now, |_, ctx, _, _| {
+            if let Some(Current {
+                ws: Some(ws), out, ..
+            }) = ctx.current.as_mut()
+            {
+                let pool = &mut *ctx.pool;
+                if let Some(Event::Failed(error)) = out.write_with(pool, |o| ws.handle_timeout(now, o)) {
+                    failure = Some(error);
+                }
+            }
+        });
+        let Some(error) = failure else { return };
+        debug!("websocket timer on stream {stream}: {error}");
+        let sid = id.with_stream(stream);
+        let reason = match error {
+            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
+            _ => CloseReason::Dropped,
+        };
+        if matches!(error, tether_ws::Error::CloseTimeout) {
+            return self.reset(sid, link, lent, ErrorCode::CANCEL, reason, now);
+        }
+        let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind) else {
+            return;
+        };
+        if session.notified {
+            return;
+        }
+        session.notified = true;
+        let tag = session.tag;
+        let (app, mut ctx) = lent.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_close", || {
+            app.on_close(&mut ctx, sid, tag, reason)
+        });
+    }
+
+    /// After input, a timer or an action: a connection that ended (an
+    /// error, or our GOAWAY with no stream left) closes once its output is
+    /// written; a client whose own answers pile up is not read until it
+    /// takes them.
+    pub(in crate::server) fn after<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        now: Instant,
+    ) {
+        let held = self.body_bytes();
+        let before = std::mem::replace(&mut self.reported_body_bytes, held);
+        if link.queued() > lent.env.config.max_output {
+            link.paused = true;
+        }
+        let closed = self.conn.is_closed();
+        let finished = closed || (self.streams.is_empty() && self.conn.is_finished());
+        let gauge = &lent.env.stats().h2_request_body_bytes;
+        if held > before {
+            Stats::add(gauge, (held - before) as u64);
+        } else {
+            Stats::sub(gauge, (before - held) as u64);
+        }
+        if closed {
+            self.drop_streams(id, lent, CloseReason::Dropped, now);
+        }
+        if finished {
+            link.closing = true;
+        }
+        lent.env.mark_dirty(id, link);
+    }
+
+    /// Forgets every stream, telling the application.
+    fn drop_streams<A: App>(
+        &mut self,
+        id: ConnId,
+        lent: &mut Lent<'_, A>,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let streams: Vec<u32> = self.streams.keys().copied().collect();
+        for stream in streams {
+            self.gone(id.with_stream(stream), lent, reason.clone(), now);
+        }
+    }
+
+    /// The first step of a graceful shutdown: GOAWAY, so that the client
+    /// opens no new stream; a connection with none open closes.
+    pub(in crate::server) fn begin_shutdown<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+    ) {
+        let pool = &mut lent.env.pool;
+        link.queue(pool)
+            .write_with(pool, |o| self.conn.go_away(ErrorCode::NO_ERROR, o));
+        if self.streams.is_empty() {
+            link.closing = true;
+        }
+        lent.env.mark_dirty(id, link);
+    }
+
+    /// The second step: deferred requests are answered, WebSockets closed
+    /// with 1001, event streams ended.
+    pub(in crate::server) fn close_sessions<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        now: Instant,
+    ) {
+        let mut waiting = Vec::new();
+        let mut sockets = Vec::new();
+        let mut events = Vec::new();
+        for (&stream, s) in &self.streams {
+            match s.kind {
+                Kind::Waiting { tag, .. } => waiting.push((stream, tag)),
+                Kind::WebSocket(_) => sockets.push(stream),
+                Kind::Sse { ended: false, .. } => events.push(stream),
+                _ => {}
+            }
+        }
+        for (stream, tag) in waiting {
+            let sid = id.with_stream(stream);
+            if let Some(response) = lent.shutdown_answer(sid, tag, now) {
+                self.respond_later(sid, link, lent, &response);
+            }
+        }
+        for stream in sockets {
+            let sid = id.with_stream(stream);
+            self.close_ws(
+                sid,
+                link,
+                lent,
+                CloseCode::GOING_AWAY,
+                "server shutting down",
+                now,
+            );
+        }
+        for stream in events {
+            self.end_stream(id.with_stream(stream), link, lent, CloseReason::Shutdown, now);
+        }
+        self.after(id, link, lent, now);
+    }
+
+    /// Tells the application that every stream of a connection being
+    /// dropped has ended, and keeps the gauges right.
+    pub(in crate::server) fn notify_removed<A: App>(
+        self,
+        app: &mut A,
+        ctx: &mut Ctx<'_, A::Post>,
+        id: ConnId,
+        reason: CloseReason,
+    ) {
+        let stats = &ctx.peers.own().stats;
+        Stats::sub(&stats.h2_request_body_bytes, self.reported_body_bytes as u64);
+        for (stream, s) in self.streams {
+            let sid = id.with_stream(stream);
+            match s.kind {
+                Kind::WebSocket(session) => {
+                    Stats::sub(&stats.open_websocket, 1);
+                    if !session.notified {
+                        app.on_close(ctx, sid, session.tag, reason.clone());
+                    }
+                }
+                Kind::Sse { tag, ended, .. } => {
+                    Stats::sub(&stats.open_event_stream, 1);
+                    if !ended {
+                        app.on_unsubscribe(ctx, sid, tag, reason.clone());
+                    }
+                }
+                Kind::Waiting { tag, .. } => app.on_request_abandoned(ctx, sid, tag),
+                Kind::Body { .. } | Kind::Answered => {}
+            }
+        }
+    }
+}

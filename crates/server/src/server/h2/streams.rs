@@ -1,0 +1,466 @@
+//! The sessions on an HTTP/2 connection's streams: an event stream, a
+//! WebSocket over an extended CONNECT (RFC 8441) and a deferred answer,
+//! started, fed and ended, and what is done to each from outside its
+//! input (closed, ended, answered, cut loose).
+
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::ErrorCode;
+use tether_h2::connection::Request as H2Request;
+use tether_ws::CloseCode;
+
+use super::state::{H2Session, Kind, PLACEHOLDER_KEY, Piece, response_fields};
+use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
+use crate::app::{Current, InPlace};
+use crate::loops::Stats;
+use crate::output::{Chunk, OutQueue};
+use crate::server::dispatch::last_event_id;
+use crate::server::env::Lent;
+use crate::server::guard::guarded;
+use crate::server::link::Link;
+use crate::server::websocket::Session;
+
+impl H2Session {
+    /// An event stream on `stream` (or, for HEAD, only its head).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_stream<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        request: &Request<'_>,
+        tag: u32,
+        extra: &[(String, String)],
+        head_only: bool,
+        now: Instant,
+    ) {
+        let retry = u64::try_from(lent.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let heartbeat_at = now + lent.env.config.sse_heartbeat;
+        let fields = response_fields(
+            200,
+            "text/event-stream",
+            None,
+            [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+                .into_iter()
+                .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        );
+        let pool = &mut lent.env.pool;
+        let out = link.queue(pool);
+        if out
+            .write_with(pool, |o| self.conn.send_headers(stream, &fields, head_only, o))
+            .is_err()
+            || head_only
+        {
+            self.forget(stream);
+            return;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.kind = Kind::Sse {
+            tag,
+            heartbeat_at,
+            ended: false,
+        };
+        let mut hint = Vec::with_capacity(16);
+        tether_sse::retry(retry, &mut hint);
+        hint.push(b'\n');
+        self.enqueue(stream, Piece::Owned(hint, 0));
+        self.drain(stream, out, pool);
+        Stats::add(&lent.env.stats().open_event_stream, 1);
+        let last_event_id = last_event_id(request);
+        let sid = id.with_stream(stream);
+        let (app, mut ctx) = lent.detached(now);
+        let peers = ctx.peers;
+        let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
+            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
+        });
+        if subscribed.is_none() {
+            // The application, in an unknown state, is not told.
+            if let Some(s) = self.streams.get_mut(&stream) {
+                if let Kind::Sse { ended, .. } = &mut s.kind {
+                    *ended = true;
+                }
+                s.end = true;
+            }
+            let pool = &mut lent.env.pool;
+            let out = link.queue(pool);
+            if let Some(gone) = self.drain(stream, out, pool) {
+                gone.count_gone(lent.env.stats());
+            }
+        }
+    }
+
+    /// RFC 8441: the extended CONNECT is judged like an upgrade (the
+    /// handshake's policy, subprotocols and extensions), answered 200, and
+    /// the stream carries WebSocket frames both ways.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accept_websocket<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        h2_request: &H2Request,
+        request: &Request<'_>,
+        tag: u32,
+        now: Instant,
+    ) {
+        let target = h2_request.path.as_deref().unwrap_or("/");
+        let authority = h2_request.authority.as_deref().unwrap_or_default();
+        let mut head_fields = vec![
+            httparse::Header {
+                name: "Host",
+                value: authority.as_bytes(),
+            },
+            httparse::Header {
+                name: "Upgrade",
+                value: b"websocket",
+            },
+            httparse::Header {
+                name: "Connection",
+                value: b"Upgrade",
+            },
+            httparse::Header {
+                name: "Sec-WebSocket-Key",
+                value: PLACEHOLDER_KEY,
+            },
+        ];
+        head_fields.extend(request.headers.iter().copied().filter(|h| {
+            !["host", "sec-websocket-key", "upgrade", "connection"]
+                .iter()
+                .any(|n| h.name.eq_ignore_ascii_case(n))
+        }));
+        let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
+        let accepted = match lent.env.handshake.accept(head) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                debug!(
+                    "HTTP/2 WebSocket refused: {} {}",
+                    rejection.status(),
+                    rejection.reason()
+                );
+                let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
+                let out = link.queue(&mut lent.env.pool);
+                self.answer(lent.env, out, stream, &response, false);
+                return;
+            }
+        };
+        let protocol = accepted.protocol().map(str::to_owned);
+        let extensions = accepted
+            .extensions()
+            .iter()
+            .map(|e| e.element())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut extra = Vec::new();
+        if let Some(protocol) = protocol.as_deref() {
+            extra.push(("sec-websocket-protocol", protocol));
+        }
+        if !extensions.is_empty() {
+            extra.push(("sec-websocket-extensions", extensions.as_str()));
+        }
+        let fields = response_fields(200, "", None, extra);
+        let session = Session::accepted(accepted, tag, &lent.env.ws_config, now);
+        let pool = &mut lent.env.pool;
+        let out = link.queue(pool);
+        if out
+            .write_with(pool, |o| self.conn.send_headers(stream, &fields, false, o))
+            .is_err()
+        {
+            self.forget(stream);
+            return;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.kind = Kind::WebSocket(session);
+        Stats::add(&lent.env.stats().open_websocket, 1);
+        let opened = self.with_ws(id, link, lent, stream, now, |app, ctx, sid, tag| {
+            app.on_open(ctx, sid, tag, request);
+        });
+        if opened == Some(None) {
+            // Its state is unknown: the application is not told of the
+            // session's end either.
+            self.ws_fail(id, link, lent, stream, now);
+        }
+    }
+
+    /// Runs `f` with the application and a context whose current
+    /// connection is the WebSocket on `stream` (what it sends to that
+    /// session is encoded there, compressed if negotiated), then queues
+    /// what was written on the stream. `None` if there is no such
+    /// session; `Some(None)` if the callback panicked.
+    pub(super) fn with_ws<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        now: Instant,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+    ) -> Option<Option<()>> {
+        let sid = id.with_stream(stream);
+        let s = self.streams.get_mut(&stream)?;
+        let Kind::WebSocket(session) = &mut s.kind else {
+            return None;
+        };
+        let (app, mut base) = lent.detached(now);
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        let tag = session.tag;
+        let peers = base.peers;
+        let mut ctx = base.with_current(Current {
+            id: sid,
+            ws: Some(&mut session.ws),
+            deflate_window: session.deflate_window,
+            out: &mut scratch,
+            closing: &mut closing,
+            in_place: InPlace::No,
+        });
+        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
+            f(app, &mut ctx, sid, tag)
+        });
+        let closed = session.is_closed();
+        self.take_scratch(link, lent, stream, scratch, closed);
+        Some(result)
+    }
+
+    /// Moves what a WebSocket wrote into `scratch` onto its stream, and
+    /// sends what the windows allow.
+    fn take_scratch<A: App>(
+        &mut self,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        mut scratch: Box<OutQueue>,
+        closed: bool,
+    ) {
+        let chunks = scratch.take_chunks();
+        let pool = &mut lent.env.pool;
+        pool.give_back_queue(scratch);
+        for chunk in chunks {
+            let piece = match chunk {
+                Chunk::Owned(bytes) | Chunk::Payload(bytes) => Piece::Owned(bytes, 0),
+                Chunk::Shared(bytes) => Piece::Shared(bytes, 0),
+            };
+            self.enqueue(stream, piece);
+        }
+        if closed && let Some(s) = self.streams.get_mut(&stream) {
+            s.end = true;
+        }
+        let out = link.queue(pool);
+        if let Some(gone) = self.drain(stream, out, pool) {
+            gone.count_gone(lent.env.stats());
+        }
+    }
+
+    /// A WebSocket whose application callback panicked: closed with
+    /// 1011, without telling the application again.
+    fn ws_fail<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        now: Instant,
+    ) {
+        if let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind) {
+            session.notified = true;
+        }
+        self.with_ws(id, link, lent, stream, now, |_, ctx, sid, _| {
+            ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
+        });
+    }
+
+    /// WebSocket frames in DATA on `stream`.
+    pub(super) fn ws_input<A: App>(
+        &mut self,
+        id: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: u32,
+        data: &mut [u8],
+        now: Instant,
+    ) {
+        let sid = id.with_stream(stream);
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let Kind::WebSocket(session) = &mut s.kind else {
+            return;
+        };
+        let (app, mut base) = lent.detached(now);
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+        let closed = session.is_closed();
+        self.take_scratch(link, lent, stream, scratch, closed);
+    }
+
+    /// Sends what the windows now allow: on `stream`, or on every stream.
+    pub(super) fn send_ready<A: App>(
+        &mut self,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        stream: Option<u32>,
+    ) {
+        let streams: Vec<u32> = match stream {
+            Some(s) => vec![s],
+            None => self
+                .streams
+                .iter()
+                .filter(|(_, s)| !s.queue.is_empty() || s.end)
+                .map(|(&k, _)| k)
+                .collect(),
+        };
+        let pool = &mut lent.env.pool;
+        let out = link.queue(pool);
+        let mut gone = Vec::new();
+        for s in streams {
+            gone.extend(self.drain(s, out, pool));
+        }
+        for s in &gone {
+            s.count_gone(lent.env.stats());
+        }
+    }
+
+    /// A stream ended by the client or the connection: forgotten, and the
+    /// application told (as for a dropped connection).
+    pub(super) fn gone<A: App>(
+        &mut self,
+        sid: ConnId,
+        lent: &mut Lent<'_, A>,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        self.discarding.remove(&sid.stream());
+        let Some(gone) = self.forget(sid.stream()) else {
+            return;
+        };
+        gone.count_gone(lent.env.stats());
+        let (app, mut ctx) = lent.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a stream", || match gone.kind {
+            Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
+            Kind::Sse {
+                tag, ended: false, ..
+            } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
+            Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
+            _ => {}
+        });
+    }
+
+    /// Resets a stream with `code` and forgets it, telling the
+    /// application.
+    pub(super) fn reset<A: App>(
+        &mut self,
+        sid: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        code: ErrorCode,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let pool = &mut lent.env.pool;
+        let out = link.queue(pool);
+        let _ = out.write_with(pool, |o| self.conn.reset(sid.stream(), code, o));
+        self.gone(sid, lent, reason, now);
+    }
+
+    /// The slow-consumer policy on a stream: reset with CANCEL, which
+    /// drops what it had queued and leaves the connection's other streams
+    /// alone.
+    pub(in crate::server) fn cut_loose<A: App>(
+        &mut self,
+        sid: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        now: Instant,
+    ) {
+        debug!("slow consumer on HTTP/2 stream {}: resetting it", sid.stream());
+        Stats::add(&lent.env.stats().slow_consumers, 1);
+        self.reset(sid, link, lent, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
+    }
+
+    /// Starts the close handshake of the WebSocket on a stream.
+    pub(in crate::server) fn close_ws<A: App>(
+        &mut self,
+        sid: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        code: CloseCode,
+        reason: &str,
+        now: Instant,
+    ) {
+        self.with_ws(
+            sid.connection(),
+            link,
+            lent,
+            sid.stream(),
+            now,
+            |_, ctx, sid, _| {
+                ctx.close(sid, code, reason);
+            },
+        );
+        lent.env.mark_dirty(sid, link);
+    }
+
+    /// Ends an event stream on a stream: the application is told, and
+    /// END_STREAM follows what is queued.
+    pub(in crate::server) fn end_stream<A: App>(
+        &mut self,
+        sid: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let linger = lent.env.config.linger;
+        let Some(s) = self.streams.get_mut(&sid.stream()) else {
+            return;
+        };
+        let Kind::Sse {
+            tag,
+            ended,
+            heartbeat_at,
+        } = &mut s.kind
+        else {
+            return;
+        };
+        if *ended {
+            return;
+        }
+        *ended = true;
+        // From now, the heartbeat timer is the deadline to send it.
+        *heartbeat_at = now + linger;
+        s.end = true;
+        let tag = *tag;
+        let (app, mut ctx) = lent.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_unsubscribe", || {
+            app.on_unsubscribe(&mut ctx, sid, tag, reason)
+        });
+        self.send_ready(link, lent, Some(sid.stream()));
+        lent.env.mark_dirty(sid, link);
+    }
+
+    /// The application's deferred answer to a request on a stream.
+    pub(in crate::server) fn respond_later<A: App>(
+        &mut self,
+        sid: ConnId,
+        link: &mut Link,
+        lent: &mut Lent<'_, A>,
+        response: &Response,
+    ) {
+        let Some(Kind::Waiting { head_only, .. }) = self.streams.get(&sid.stream()).map(|s| &s.kind) else {
+            return;
+        };
+        let head_only = *head_only;
+        let out = link.queue(&mut lent.env.pool);
+        self.answer(lent.env, out, sid.stream(), response, head_only);
+        lent.env.mark_dirty(sid, link);
+    }
+}
