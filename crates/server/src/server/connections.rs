@@ -1,6 +1,6 @@
 //! The connections of one loop and what is done with each: read, handed
 //! to its protocol session with the application and the environment lent
-//! beside it ([`Lent`]), flushed, timed, and dropped with the application
+//! beside it ([`Call`]), flushed, timed, and dropped with the application
 //! told. The loop ([`super::Server`]) owns the poll, the listeners and the
 //! shutdown's steps, and hands this every readiness event, accepted
 //! socket and due timer.
@@ -22,7 +22,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use super::conn::{Conn, State, live};
-use super::env::{Lent, LoopEnv};
+use super::env::{Call, LoopEnv};
 use super::guard::guarded;
 use super::h1::H1Conn;
 use super::h2::H2Session;
@@ -37,10 +37,6 @@ use crate::transport::{Stream, TlsSession};
 /// Reads per readiness event before the connection goes to the back of
 /// the line, so one busy peer cannot starve the rest.
 const READS_PER_EVENT: usize = 16;
-
-/// A connection lent for one call: itself, its TLS session if it has one,
-/// and the application with the environment.
-type Borrowed<'s, A> = (&'s mut Conn, Option<&'s mut TlsSession>, Lent<'s, A>);
 
 /// The connections of one loop, the application they serve and the
 /// environment lent to their sessions.
@@ -133,33 +129,41 @@ impl<A: App> Connections<A> {
             .map(|conn| ConnId::new(index, conn.generation))
     }
 
-    /// Connection `id` (if it still exists) with its TLS session, and the
-    /// application and environment lent beside it.
-    pub(super) fn lend(&mut self, id: ConnId) -> Option<Borrowed<'_, A>> {
+    /// Connection `id` (if it still exists) with its TLS session.
+    fn conn_and_tls(&mut self, id: ConnId) -> Option<(&mut Conn, Option<&mut TlsSession>)> {
+        let conn = live(&mut self.conns, id.connection())?;
+        let tls = self.tls.get_mut(id.index()).and_then(|s| s.as_deref_mut());
+        Some((conn, tls))
+    }
+
+    /// Runs `f` on the protocol state of the connection `id` names (if it
+    /// still exists) and a call lent beside it: the connection's link and
+    /// socket, the application and the environment.
+    fn call<R>(&mut self, id: ConnId, f: impl FnOnce(&mut State, &mut Call<'_, '_, A>) -> R) -> Option<R> {
         let Self {
             conns, tls, app, env, ..
         } = self;
         let conn = live(conns, id.connection())?;
         let tls = tls.get_mut(id.index()).and_then(|s| s.as_deref_mut());
-        Some((conn, tls, Lent { app, env }))
-    }
-
-    /// Runs `f` on connection `id`'s link and state with the socket, and
-    /// does what it returns.
-    pub(super) fn drive(
-        &mut self,
-        id: ConnId,
-        f: impl FnOnce(&mut State, &mut Link, &mut Lent<'_, A>, &mut Stream<'_>) -> After,
-    ) {
-        let Some((conn, tls, mut lent)) = self.lend(id) else {
-            return;
-        };
         let Conn {
             socket, state, link, ..
         } = conn;
-        let mut stream = Stream { socket, tls };
-        let after = f(state, link, &mut lent, &mut stream);
-        self.settle(id, after);
+        let mut socket = Stream { socket, tls };
+        let mut call = Call {
+            id: id.connection(),
+            link,
+            app,
+            env,
+            socket: &mut socket,
+        };
+        Some(f(state, &mut call))
+    }
+
+    /// [`Connections::call`], then does what `f` returned.
+    fn drive(&mut self, id: ConnId, f: impl FnOnce(&mut State, &mut Call<'_, '_, A>) -> After) {
+        if let Some(after) = self.call(id, f) {
+            self.settle(id, after);
+        }
     }
 
     /// Does what a session's call returned.
@@ -194,7 +198,7 @@ impl<A: App> Connections<A> {
     pub(super) fn read_from(&mut self, id: ConnId, now: Instant, closed: bool, hangup: bool) {
         let mut buf = mem::take(&mut self.read_buf);
         for round in 0..READS_PER_EVENT {
-            let Some((conn, tls, _)) = self.lend(id) else {
+            let Some((conn, tls)) = self.conn_and_tls(id) else {
                 break;
             };
             // A request waiting for its answer holds back the ones
@@ -260,85 +264,18 @@ impl<A: App> Connections<A> {
 
     pub(super) fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
         let http2 = self.env.config.http2;
-        let Some((conn, _, _)) = self.lend(id) else {
-            return;
-        };
-        if http2
-            && !conn.link.closing
-            && matches!(&conn.state, State::H1(H1Conn::Requests(requests)) if requests.fresh)
-        {
-            return self.first_input(id, data, now);
-        }
-        let Some((conn, tls, mut lent)) = self.lend(id) else {
-            return;
-        };
-        let Conn {
-            socket, state, link, ..
-        } = conn;
-        match state {
-            State::H1(h1) => h1.input(id, link, &mut lent, &mut Stream { socket, tls }, data, now),
-            State::H2(h2) => h2.input(id, link, &mut lent, data, now),
-            // A draining connection's input is discarded.
-            State::Draining { .. } => {}
-        }
-    }
-
-    /// The first bytes of a connection, with HTTP/2 on: a TLS connection
-    /// whose ALPN chose `h2`, or a plain one that starts with the client
-    /// preface, becomes an HTTP/2 session; any other is HTTP/1.1 from its
-    /// first byte that differs from the preface (so a request is never
-    /// held back, and one starting `P` waits for at most 23 bytes).
-    pub(super) fn first_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
-        let h2_config = {
-            let config = &self.env.config;
-            let mut h2 = config.h2;
-            let head_limit = u32::try_from(config.max_request_head).unwrap_or(u32::MAX);
-            h2.max_header_list_size = h2.max_header_list_size.min(head_limit).max(1);
-            (h2, now + config.handshake_timeout)
-        };
-        let Some((conn, tls, mut lent)) = self.lend(id) else {
-            return;
-        };
-        let alpn = tls.as_deref().map(alpn_is_h2);
-        let Conn {
-            socket, state, link, ..
-        } = conn;
-        let State::H1(h1) = state else { return };
-        let H1Conn::Requests(requests) = &mut *h1 else {
-            return;
-        };
-        let preface: &[u8] = tether_h2::frame::PREFACE;
-        let h2 = match alpn {
-            Some(h2) => h2,
-            None => {
-                let seen = requests.partial.len() + data.len();
-                let mut bytes = requests.partial.iter().chain(data.iter());
-                let same = preface.iter().zip(&mut bytes).all(|(a, b)| a == b);
-                if same && seen < preface.len() {
-                    // Could still be either: wait for more (within the
-                    // handshake timeout that runs already).
-                    requests.partial.extend_from_slice(data);
-                    return;
+        self.drive(id, |state, c| {
+            match state {
+                State::H1(H1Conn::Requests(requests)) if http2 && requests.fresh && !c.link.closing => {
+                    return first_input(state, c, data, now);
                 }
-                same
+                State::H1(h1) => h1.input(c, data, now),
+                State::H2(h2) => h2.input(c, data, now),
+                // A draining connection's input is discarded.
+                State::Draining { .. } => {}
             }
-        };
-        requests.fresh = false;
-        if !h2 {
-            return h1.input(id, link, &mut lent, &mut Stream { socket, tls }, data, now);
-        }
-        let mut buffered = mem::take(&mut requests.partial);
-        buffered.extend_from_slice(data);
-        let (config, deadline) = h2_config;
-        let Some(session) = H2Session::new(config, deadline) else {
-            return self.remove(id, CloseReason::Dropped);
-        };
-        Stats::add(&lent.env.stats().h2_connections, 1);
-        debug!("HTTP/2 session");
-        *state = State::H2(Box::new(session));
-        if let State::H2(h2) = state {
-            h2.input(id, link, &mut lent, &buffered, now);
-        }
+            After::Keep
+        });
     }
 
     pub(super) fn on_eof(&mut self, id: ConnId, now: Instant) {
@@ -360,25 +297,22 @@ impl<A: App> Connections<A> {
             let mut batch = mem::take(&mut self.env.actions);
             for action in batch.drain(..) {
                 let id = action.target();
-                let Some((conn, tls, mut lent)) = self.lend(id) else {
-                    continue;
-                };
-                let lent = &mut lent;
-                let after = match action {
-                    Action::Send(id, encoded) => sink::push(conn, tls, lent, id, encoded, now),
+                let after = self.call(id, |state, c| match action {
+                    Action::Send(id, encoded) => sink::push(state, c, id, encoded, now),
                     Action::Close(id, code, reason) => {
-                        sink::close_ws(conn, lent, id, code, &reason, now);
+                        sink::close_ws(state, c, id, code, &reason, now);
                         After::Keep
                     }
                     Action::EndStream(id) => {
-                        sink::end_stream(conn, lent, id, CloseReason::Ended, now);
+                        sink::end_stream(state, c, id, CloseReason::Ended, now);
                         After::Keep
                     }
                     Action::Respond(id, response) => {
-                        sink::respond_later(conn, tls, lent, id, &response, now);
+                        sink::respond_later(state, c, id, &response, now);
                         After::Keep
                     }
-                };
+                });
+                let Some(after) = after else { continue };
                 self.settle(id, after);
             }
             if self.env.actions.is_empty() {
@@ -480,7 +414,7 @@ impl<A: App> Connections<A> {
     /// side and drain the peer's, or just drop it if the peer has closed.
     pub(super) fn finish_connection(&mut self, id: ConnId, now: Instant) {
         let linger = self.env.config.linger;
-        let Some((conn, tls, _)) = self.lend(id) else {
+        let Some((conn, tls)) = self.conn_and_tls(id) else {
             return;
         };
         if conn.peer_closed || matches!(conn.state, State::Draining { .. }) {
@@ -517,10 +451,10 @@ impl<A: App> Connections<A> {
                 continue;
             }
             let id = ConnId::new(slot, conn.generation);
-            self.drive(id, |state, link, lent, socket| match state {
-                State::H1(h1) => h1.on_timer(id, link, lent, socket, now),
+            self.drive(id, |state, c| match state {
+                State::H1(h1) => h1.on_timer(c, now),
                 State::H2(h2) => {
-                    h2.on_timer(id, link, lent, now);
+                    h2.on_timer(c, now);
                     After::Keep
                 }
                 State::Draining { deadline } if now >= *deadline => After::Drop,
@@ -581,10 +515,10 @@ impl<A: App> Connections<A> {
     /// under way gets its answer, which closes its connection.
     pub(super) fn begin_shutdown(&mut self) {
         for id in self.conn_ids() {
-            self.drive(id, |state, link, lent, _| match state {
-                State::H1(h1) => h1.begin_shutdown(link),
+            self.drive(id, |state, c| match state {
+                State::H1(h1) => h1.begin_shutdown(c.link),
                 State::H2(h2) => {
-                    h2.begin_shutdown(id, link, lent);
+                    h2.begin_shutdown(c);
                     After::Keep
                 }
                 State::Draining { .. } => After::Keep,
@@ -596,14 +530,65 @@ impl<A: App> Connections<A> {
     /// their answer, WebSockets close with 1001, event streams end.
     pub(super) fn close_sessions(&mut self, now: Instant) {
         for id in self.conn_ids() {
-            self.drive(id, |state, link, lent, socket| {
+            self.drive(id, |state, c| {
                 match state {
-                    State::H1(h1) => h1.close_sessions(id, link, lent, socket, now),
-                    State::H2(h2) => h2.close_sessions(id, link, lent, now),
+                    State::H1(h1) => h1.close_sessions(c, now),
+                    State::H2(h2) => h2.close_sessions(c, now),
                     State::Draining { .. } => {}
                 }
                 After::Keep
             });
         }
     }
+}
+
+/// The first bytes of a connection, with HTTP/2 on: a TLS connection whose
+/// ALPN chose `h2`, or a plain one that starts with the client preface,
+/// becomes an HTTP/2 session; any other is HTTP/1.1 from its first byte
+/// that differs from the preface (so a request is never held back, and one
+/// starting `P` waits for at most 23 bytes).
+fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u8], now: Instant) -> After {
+    let State::H1(h1) = state else {
+        return After::Keep;
+    };
+    let H1Conn::Requests(requests) = &mut *h1 else {
+        return After::Keep;
+    };
+    let preface: &[u8] = tether_h2::frame::PREFACE;
+    let h2 = match c.socket.tls.as_deref().map(alpn_is_h2) {
+        Some(h2) => h2,
+        None => {
+            let seen = requests.partial.len() + data.len();
+            let mut bytes = requests.partial.iter().chain(data.iter());
+            let same = preface.iter().zip(&mut bytes).all(|(a, b)| a == b);
+            if same && seen < preface.len() {
+                // Could still be either: wait for more (within the
+                // handshake timeout that runs already).
+                requests.partial.extend_from_slice(data);
+                return After::Keep;
+            }
+            same
+        }
+    };
+    requests.fresh = false;
+    if !h2 {
+        h1.input(c, data, now);
+        return After::Keep;
+    }
+    let mut buffered = mem::take(&mut requests.partial);
+    buffered.extend_from_slice(data);
+    let config = &c.env.config;
+    let mut h2_config = config.h2;
+    let head_limit = u32::try_from(config.max_request_head).unwrap_or(u32::MAX);
+    h2_config.max_header_list_size = h2_config.max_header_list_size.min(head_limit).max(1);
+    let Some(session) = H2Session::new(h2_config, now + config.handshake_timeout) else {
+        return After::Drop;
+    };
+    Stats::add(&c.env.stats().h2_connections, 1);
+    debug!("HTTP/2 session");
+    *state = State::H2(Box::new(session));
+    if let State::H2(h2) = state {
+        h2.input(c, &buffered, now);
+    }
+    After::Keep
 }

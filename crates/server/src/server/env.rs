@@ -1,7 +1,7 @@
-//! What the loop lends to the sessions it drives: the session code takes
-//! it by `&mut` beside the connection it works on ([`Lent`], the
-//! application and the environment), so that a session's methods need not
-//! reach into the loop ([`super::Server`]) for it.
+//! What the loop lends to the sessions it drives: a session's methods take
+//! one [`Call`] by `&mut` (the connection's id, link and socket, the
+//! application and the environment), so that they need not reach into the
+//! loop ([`super::Server`]) for any of it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +11,9 @@ use super::link::Link;
 use crate::app::{Action, App, ConnId, Ctx, Response};
 use crate::config::{Config, Handshake};
 use crate::loops::{Peers, Stats};
-use crate::output::Pool;
+use crate::output::{OutQueue, Pool};
 use crate::timers::Timers;
+use crate::transport::Stream;
 
 /// The loop's environment: buffers, deadlines, the other loops, the
 /// configuration and the connections waiting for the loop's attention,
@@ -55,13 +56,18 @@ impl<P> LoopEnv<P> {
     }
 }
 
-/// The application and the environment, lent to a session for one call.
-pub(super) struct Lent<'a, A: App> {
-    pub(super) app: &'a mut A,
-    pub(super) env: &'a mut LoopEnv<A::Post>,
+/// One call into a connection's session: which connection, its link, the
+/// application and the loop's environment, and the connection's socket
+/// (for a WebSocket echo written back from where it lies).
+pub(super) struct Call<'c, 's, A: App> {
+    pub(super) id: ConnId,
+    pub(super) link: &'c mut Link,
+    pub(super) app: &'c mut A,
+    pub(super) env: &'c mut LoopEnv<A::Post>,
+    pub(super) socket: &'c mut Stream<'s>,
 }
 
-impl<A: App> Lent<'_, A> {
+impl<'s, A: App> Call<'_, 's, A> {
     /// The application and a context that acts on no connection in
     /// particular.
     pub(super) fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
@@ -69,6 +75,31 @@ impl<A: App> Lent<'_, A> {
             actions, pool, peers, ..
         } = &mut *self.env;
         (&mut *self.app, Ctx::new(now, actions, pool, peers))
+    }
+
+    /// The application, a context that acts on no connection in
+    /// particular, and the connection's link and socket, apart.
+    pub(super) fn parts(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>, &mut Link, &mut Stream<'s>) {
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = &mut *self.env;
+        (
+            &mut *self.app,
+            Ctx::new(now, actions, pool, peers),
+            &mut *self.link,
+            &mut *self.socket,
+        )
+    }
+
+    /// Puts the connection on the list to flush.
+    pub(super) fn mark_dirty(&mut self) {
+        self.env.mark_dirty(self.id, self.link);
+    }
+
+    /// The connection's output queue, and the pool beside it.
+    pub(super) fn out(&mut self) -> (&mut OutQueue, &mut Pool) {
+        let pool = &mut self.env.pool;
+        (self.link.queue(pool), pool)
     }
 
     /// The application's answer to a deferred request whose time is up (a

@@ -2,12 +2,14 @@
 //! buffer, per-connection output only while the socket pushes back, and one
 //! timer heap.
 //!
-//! The loop owns the sockets, the slab and the timers, and drives each
-//! connection's protocol session (`h1::H1Conn`, `h2::H2Session`), lending
-//! it the connection's link and the loop's environment ([`env::Lent`])
-//! for each call; what the application asks for other connections goes
-//! through the sink (`sink`). The files below this one never name the
-//! loop.
+//! The loop owns the poll, the listeners and the mailbox, and hands every
+//! readiness event, accepted socket and due timer to its connections
+//! (`connections::Connections`), which drive each connection's protocol
+//! session (`h1::H1Conn`, `h2::H2Session`) through a `env::Call`: the
+//! connection's link and socket with the application and the loop's
+//! environment, lent for one call. What the application asks for other
+//! connections goes through the sink (`sink`). The files below this one
+//! never name the loop.
 
 use std::io;
 use std::mem;

@@ -18,12 +18,11 @@ use std::time::Instant;
 use log::debug;
 use tether_ws::CloseCode;
 
-use super::conn::{Conn, State};
-use super::env::Lent;
+use super::conn::State;
+use super::env::Call;
 use super::link::After;
 use crate::app::{App, CloseReason, ConnId, Encoded, Response};
 use crate::loops::Stats;
-use crate::transport::{Stream, TlsSession};
 
 /// The carrier an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,20 +47,19 @@ impl Sink {
 /// them so) for a WebSocket or an event stream; the slow-consumer policy
 /// applies to what its client does not take.
 pub(super) fn push<A: App>(
-    conn: &mut Conn,
-    tls: Option<&mut TlsSession>,
-    lent: &mut Lent<'_, A>,
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
     id: ConnId,
     encoded: Encoded,
     now: Instant,
 ) -> After {
-    if conn.link.closing {
+    if c.link.closing {
         return After::Keep;
     }
-    let env = &mut *lent.env;
+    let env = &mut *c.env;
     let max_output = env.config.max_output;
     let heartbeat = env.config.sse_heartbeat;
-    let pushee = match (Sink::of(id), &mut conn.state) {
+    let pushee = match (Sink::of(id), &mut *state) {
         (Sink::Stream(stream), State::H2(h2)) => h2.pushee(stream),
         (Sink::Connection, State::H1(h1)) => h1.pushee(),
         _ => None,
@@ -71,10 +69,10 @@ pub(super) fn push<A: App>(
         return After::Keep;
     };
     let pool = &mut env.pool;
-    let out = conn.link.queue(pool);
+    let out = c.link.queue(pool);
     // How the carrier queues the bytes: on the connection's queue as they
     // are, or as DATA on the stream, as far as its windows allow.
-    let gone = match &mut conn.state {
+    let gone = match &mut *state {
         State::H2(h2) => h2.push_shared(id.stream(), bytes, out, pool),
         _ => {
             out.push_shared(bytes);
@@ -87,11 +85,7 @@ pub(super) fn push<A: App>(
         // broadcasts can queue more than the limit for a peer that reads
         // promptly. Bytes its socket takes now say nothing against it:
         // judge only what the socket refuses.
-        let mut socket = Stream {
-            socket: &mut conn.socket,
-            tls,
-        };
-        if let Err(e) = out.flush(&mut socket, pool) {
+        if let Err(e) = out.flush(&mut *c.socket, pool) {
             debug!("write error: {e}");
             return After::Drop;
         }
@@ -100,7 +94,7 @@ pub(super) fn push<A: App>(
     // open a stream's window while the connection holds more than the
     // limit.
     let queued = out.len();
-    let stalled = match &conn.state {
+    let stalled = match &*state {
         State::H2(h2) => h2.stalled(id.stream(), max_output),
         _ => false,
     };
@@ -108,12 +102,12 @@ pub(super) fn push<A: App>(
         gone.count_gone(stats);
     }
     if stalled || queued > max_output {
-        match &mut conn.state {
+        match state {
             State::H1(h1) => {
                 debug!("slow consumer: {queued} bytes queued, cutting it loose");
-                h1.cut_loose(id, &mut conn.link, lent, now);
+                h1.cut_loose(c, now);
             }
-            State::H2(h2) => h2.cut_loose(id, &mut conn.link, lent, now),
+            State::H2(h2) => h2.cut_loose(id, c, now),
             State::Draining { .. } => {}
         }
     }
@@ -122,53 +116,46 @@ pub(super) fn push<A: App>(
 
 /// Starts the close handshake of a WebSocket.
 pub(super) fn close_ws<A: App>(
-    conn: &mut Conn,
-    lent: &mut Lent<'_, A>,
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
     id: ConnId,
     code: CloseCode,
     reason: &str,
     now: Instant,
 ) {
-    match (Sink::of(id), &mut conn.state) {
-        (Sink::Connection, State::H1(h1)) => h1.close_ws(id, &mut conn.link, lent, code, reason, now),
-        (Sink::Stream(_), State::H2(h2)) => h2.close_ws(id, &mut conn.link, lent, code, reason, now),
+    match (Sink::of(id), state) {
+        (Sink::Connection, State::H1(h1)) => h1.close_ws(c, code, reason, now),
+        (Sink::Stream(_), State::H2(h2)) => h2.close_ws(id, c, code, reason, now),
         _ => {}
     }
 }
 
 /// Ends an event stream after what is queued, telling the application.
 pub(super) fn end_stream<A: App>(
-    conn: &mut Conn,
-    lent: &mut Lent<'_, A>,
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
     id: ConnId,
     reason: CloseReason,
     now: Instant,
 ) {
-    match (Sink::of(id), &mut conn.state) {
-        (Sink::Connection, State::H1(h1)) => h1.end_stream(id, &mut conn.link, lent, reason, now),
-        (Sink::Stream(_), State::H2(h2)) => h2.end_stream(id, &mut conn.link, lent, reason, now),
+    match (Sink::of(id), state) {
+        (Sink::Connection, State::H1(h1)) => h1.end_stream(c, reason, now),
+        (Sink::Stream(_), State::H2(h2)) => h2.end_stream(id, c, reason, now),
         _ => {}
     }
 }
 
 /// Sends the application's deferred answer to a request.
 pub(super) fn respond_later<A: App>(
-    conn: &mut Conn,
-    tls: Option<&mut TlsSession>,
-    lent: &mut Lent<'_, A>,
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
     id: ConnId,
     response: &Response,
     now: Instant,
 ) {
-    let Conn {
-        socket, state, link, ..
-    } = conn;
     match (Sink::of(id), state) {
-        (Sink::Connection, State::H1(h1)) => {
-            let mut socket = Stream { socket, tls };
-            h1.respond_later(id, link, lent, &mut socket, response, now);
-        }
-        (Sink::Stream(_), State::H2(h2)) => h2.respond_later(id, link, lent, response),
+        (Sink::Connection, State::H1(h1)) => h1.respond_later(c, response, now),
+        (Sink::Stream(_), State::H2(h2)) => h2.respond_later(id, c, response),
         _ => {}
     }
 }

@@ -1,8 +1,9 @@
 //! HTTP/1.1 connections (RFC 9112): requests answered now or later, and
 //! the WebSocket session or event stream a request may turn the
-//! connection into. [`H1Conn`] owns its methods; each takes the
-//! connection's [`Link`] and what the loop lends ([`Lent`]) by `&mut`,
-//! and, where a WebSocket may echo in place, the connection's socket.
+//! connection into. [`H1Conn`] owns its methods; each takes one
+//! [`Call`] by `&mut`: the connection's id, link and socket (for a
+//! WebSocket echo written in place), the application and the loop's
+//! environment.
 //!
 //! Calling contract: the loop passes the bytes it read
 //! ([`H1Conn::input`]), calls [`H1Conn::on_timer`] when
@@ -24,28 +25,24 @@ mod state;
 pub(in crate::server) use state::{H1Conn, Requests};
 
 use crate::app::{App, CloseReason, ConnId, Ctx};
-use crate::server::env::Lent;
+use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::{After, Link};
-use crate::transport::Stream;
 
 impl H1Conn {
     /// Bytes from the client.
     pub(in crate::server) fn input<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
+        c: &mut Call<'_, '_, A>,
         data: &mut [u8],
         now: Instant,
     ) {
         match self {
             // After a response that closes the connection, later requests
             // are not answered.
-            H1Conn::Requests(_) if link.closing => {}
-            H1Conn::Requests(_) => self.requests_input(id, link, lent, socket, data, now),
-            H1Conn::WebSocket(_) => self.ws_input(id, link, lent, socket, data, now),
+            H1Conn::Requests(_) if c.link.closing => {}
+            H1Conn::Requests(_) => self.requests_input(c, data, now),
+            H1Conn::WebSocket(_) => self.ws_input(c, data, now),
             // Nothing is expected from an event-stream client.
             H1Conn::EventStream { .. } => {}
         }
@@ -67,14 +64,8 @@ impl H1Conn {
 
     /// What is due: a deferred answer's time, the request head's
     /// deadline, a heartbeat, the WebSocket's timers.
-    pub(in crate::server) fn on_timer<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
-        now: Instant,
-    ) -> After {
+    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) -> After {
+        let id = c.id;
         match self {
             H1Conn::Requests(Requests {
                 deadline,
@@ -83,7 +74,7 @@ impl H1Conn {
             }) => {
                 if now >= *deadline {
                     let tag = deferred.tag;
-                    self.request_timed_out(id, link, lent, socket, tag, now);
+                    self.request_timed_out(c, tag, now);
                 }
                 After::Keep
             }
@@ -92,21 +83,21 @@ impl H1Conn {
                 After::Drop
             }
             H1Conn::Requests(_) => After::Keep,
-            H1Conn::EventStream { heartbeat_at, .. } if now >= *heartbeat_at && link.closing => {
+            H1Conn::EventStream { heartbeat_at, .. } if now >= *heartbeat_at && c.link.closing => {
                 debug!("event stream could not flush its end in time; dropping");
                 After::Drop
             }
             H1Conn::EventStream { heartbeat_at, .. } => {
                 if now >= *heartbeat_at {
-                    *heartbeat_at = now + lent.env.config.sse_heartbeat;
-                    let pool = &mut lent.env.pool;
-                    link.queue(pool).write_with(pool, tether_sse::heartbeat);
+                    *heartbeat_at = now + c.env.config.sse_heartbeat;
+                    let pool = &mut c.env.pool;
+                    c.link.queue(pool).write_with(pool, tether_sse::heartbeat);
                     return After::Flush;
                 }
                 After::Keep
             }
             H1Conn::WebSocket(session) => {
-                let (app, mut ctx) = lent.detached(now);
+                let (app, mut ctx, link, _) = c.parts(now);
                 let out = link.out.get_or_insert_with(|| ctx.pool.queue());
                 let event = out.write_with(ctx.pool, |out| session.ws.handle_timeout(now, out));
                 if let Some(Event::Failed(error)) = event {
@@ -155,34 +146,28 @@ impl H1Conn {
 
     /// The second step, once every loop has drained: a waiting request
     /// gets its answer, a WebSocket closes with 1001, an event stream ends.
-    pub(in crate::server) fn close_sessions<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
-        now: Instant,
-    ) {
+    pub(in crate::server) fn close_sessions<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        let id = c.id;
         match self {
             H1Conn::Requests(Requests {
                 waiting: Some(deferred),
                 ..
             }) => {
                 let tag = deferred.tag;
-                if let Some(response) = lent.shutdown_answer(id, tag, now) {
-                    self.respond_later(id, link, lent, socket, &response, now);
+                if let Some(response) = c.shutdown_answer(id, tag, now) {
+                    self.respond_later(c, &response, now);
                 }
             }
             H1Conn::Requests(Requests { partial, .. }) => {
                 if partial.is_empty() {
-                    link.closing = true;
-                    lent.env.mark_dirty(id, link);
+                    c.link.closing = true;
+                    c.mark_dirty();
                 }
             }
             H1Conn::WebSocket(_) => {
-                self.close_ws(id, link, lent, CloseCode::GOING_AWAY, "server shutting down", now);
+                self.close_ws(c, CloseCode::GOING_AWAY, "server shutting down", now);
             }
-            H1Conn::EventStream { .. } => self.end_stream(id, link, lent, CloseReason::Shutdown, now),
+            H1Conn::EventStream { .. } => self.end_stream(c, CloseReason::Shutdown, now),
         }
     }
 

@@ -8,13 +8,12 @@ use std::time::Instant;
 use log::debug;
 
 use super::state::{Deferred, H1Conn, Requests};
-use crate::app::{App, ConnId, Request, Response};
+use crate::app::{App, Request, Response};
 use crate::http;
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch};
-use crate::server::env::{Lent, LoopEnv};
+use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::Link;
-use crate::transport::Stream;
 
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
@@ -27,15 +26,6 @@ enum Next {
     Stop,
     /// The application answers this request later: keep what follows.
     Wait,
-}
-
-/// The connection and what a request on it needs from the loop, for one
-/// read.
-struct Carrier<'c, 'l, 's, A: App> {
-    id: ConnId,
-    link: &'c mut Link,
-    lent: &'c mut Lent<'l, A>,
-    socket: &'c mut Stream<'s>,
 }
 
 impl H1Conn {
@@ -51,24 +41,11 @@ impl H1Conn {
     /// as they hold, keeping an unfinished one for the next read.
     pub(in crate::server) fn requests_input<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
+        c: &mut Call<'_, '_, A>,
         data: &[u8],
         now: Instant,
     ) {
-        let mut carrier = Carrier {
-            id,
-            link,
-            lent,
-            socket,
-        };
-        self.take_requests(&mut carrier, data, now);
-    }
-
-    fn take_requests<A: App>(&mut self, c: &mut Carrier<'_, '_, '_, A>, data: &[u8], now: Instant) {
-        let config = &c.lent.env.config;
+        let config = &c.env.config;
         let pipeline_limit = config.max_request_head + config.max_request_body;
         let limits = tether_http1::Limits::new()
             .max_head(config.max_request_head)
@@ -170,7 +147,7 @@ impl H1Conn {
     /// come, once per request: its refusal, if it has one.
     fn refuse_before_body<A: App>(
         &mut self,
-        c: &mut Carrier<'_, '_, '_, A>,
+        c: &mut Call<'_, '_, A>,
         head: &tether_http1::RequestHead<'_, '_>,
         now: Instant,
     ) -> Option<Response> {
@@ -178,15 +155,8 @@ impl H1Conn {
         if mem::replace(&mut requests.head_checked, true) {
             return None;
         }
-        let request = Request {
-            method: head.method(),
-            path: head.path(),
-            query: head.query(),
-            headers: head.headers(),
-            admin: c.link.admin,
-            secure: c.link.secure,
-        };
-        let (app, mut ctx) = c.lent.detached(now);
+        let request = app_request(head, c.link);
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "refuse_before_body", || {
             app.refuse_before_body(&mut ctx, &request)
@@ -199,13 +169,13 @@ impl H1Conn {
     /// it is the connection's first or a later keep-alive one.
     fn keep_partial<A: App>(
         &mut self,
-        c: &mut Carrier<'_, '_, '_, A>,
+        c: &mut Call<'_, '_, A>,
         rest: &[u8],
         started: bool,
         expects_continue: bool,
         now: Instant,
     ) {
-        let head_deadline = now + c.lent.env.config.handshake_timeout;
+        let head_deadline = now + c.env.config.handshake_timeout;
         let mut send_continue = false;
         if let Some(Requests {
             partial,
@@ -229,19 +199,17 @@ impl H1Conn {
         }
         if send_continue {
             respond(
-                c.id,
-                c.link,
-                c.lent.env,
+                c,
                 |out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"),
                 false,
             );
         }
-        c.lent.env.mark_dirty(c.id, c.link);
+        c.env.mark_dirty(c.id, c.link);
     }
 
     fn handle_request<A: App>(
         &mut self,
-        c: &mut Carrier<'_, '_, '_, A>,
+        c: &mut Call<'_, '_, A>,
         head: &tether_http1::RequestHead<'_, '_>,
         body: &[u8],
         rest: &[u8],
@@ -253,31 +221,23 @@ impl H1Conn {
             tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => Form::Origin,
         };
         let request = Head {
-            request: Request {
-                method: head.method(),
-                path: head.path(),
-                query: head.query(),
-                headers: head.headers(),
-                admin: c.link.admin,
-                secure: c.link.secure,
-            },
+            request: app_request(head, c.link),
             form,
         };
         // Once a shutdown has begun, every answer closes its connection.
-        let keep_alive = head.keep_alive() && !c.lent.env.shutting_down;
+        let keep_alive = head.keep_alive() && !c.env.shutting_down;
         let head_only = request.head_only();
-        let closing_sessions = c.lent.env.closing_sessions;
+        let closing_sessions = c.env.closing_sessions;
         let decision = {
-            let (app, mut ctx) = c.lent.detached(now);
-            dispatch(app, &mut ctx, c.id, &request, body, closing_sessions)
+            let id = c.id;
+            let (app, mut ctx) = c.detached(now);
+            dispatch(app, &mut ctx, id, &request, body, closing_sessions)
         };
         match decision {
             Decision::Respond(response) => respond_with(c, &response, head_only, !keep_alive),
             Decision::Page { content_type, body } => {
                 respond(
-                    c.id,
-                    c.link,
-                    c.lent.env,
+                    c,
                     |out| {
                         http::write_response(
                             out,
@@ -294,42 +254,24 @@ impl H1Conn {
             }
             Decision::Fail { status, retry_after } => {
                 let extra: &[(&str, &str)] = if retry_after { &[("Retry-After", "1")] } else { &[] };
-                respond(
-                    c.id,
-                    c.link,
-                    c.lent.env,
-                    |out| http::write_error(out, status, extra, head_only),
-                    true,
-                );
+                respond(c, |out| http::write_error(out, status, extra, head_only), true);
                 return Next::Stop;
             }
             Decision::Upgrade(tag) => {
-                self.upgrade(
-                    c.id,
-                    c.link,
-                    c.lent,
-                    c.socket,
-                    head,
-                    &request.request,
-                    tag,
-                    rest,
-                    now,
-                );
+                self.upgrade(c, head, &request.request, tag, rest, now);
                 return Next::Stop;
             }
             Decision::EventStream { headers, .. } if head_only => {
                 // GET's head, and no stream: nothing follows it, so the
                 // connection goes on to the next request.
                 respond(
-                    c.id,
-                    c.link,
-                    c.lent.env,
+                    c,
                     |out| http::write_sse_head(out, &headers, !keep_alive),
                     !keep_alive,
                 );
             }
             Decision::EventStream { tag, headers } => {
-                self.start_stream(c.id, c.link, c.lent, &request.request, tag, &headers, now);
+                self.start_stream(c, &request.request, tag, &headers, now);
                 return Next::Stop;
             }
             Decision::Later { tag, wait } => {
@@ -341,17 +283,17 @@ impl H1Conn {
                     });
                     requests.deadline = answer_by(now, wait);
                 }
-                if closing_sessions && let Some(response) = c.lent.shutdown_answer(c.id, tag, now) {
-                    self.answer(c, &response, now);
+                if closing_sessions && let Some(response) = c.shutdown_answer(c.id, tag, now) {
+                    self.respond_later(c, &response, now);
                 }
-                c.lent.env.mark_dirty(c.id, c.link);
+                c.env.mark_dirty(c.id, c.link);
                 return Next::Wait;
             }
         }
         if !keep_alive {
             return Next::Stop;
         }
-        let keep_alive_deadline = now + c.lent.env.config.keep_alive_timeout;
+        let keep_alive_deadline = now + c.env.config.keep_alive_timeout;
         if let Some(requests) = self.requests() {
             requests.deadline = keep_alive_deadline;
         }
@@ -362,24 +304,11 @@ impl H1Conn {
     /// connection: the answer, then any request that arrived behind it.
     pub(in crate::server) fn respond_later<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
+        c: &mut Call<'_, '_, A>,
         response: &Response,
         now: Instant,
     ) {
-        let mut carrier = Carrier {
-            id,
-            link,
-            lent,
-            socket,
-        };
-        self.answer(&mut carrier, response, now);
-    }
-
-    fn answer<A: App>(&mut self, c: &mut Carrier<'_, '_, '_, A>, response: &Response, now: Instant) {
-        let keep_alive_deadline = now + c.lent.env.config.keep_alive_timeout;
+        let keep_alive_deadline = now + c.env.config.keep_alive_timeout;
         let Some(Requests {
             waiting,
             deadline,
@@ -397,76 +326,60 @@ impl H1Conn {
             return;
         }
         if pipelined {
-            self.take_requests(c, &[], now);
+            self.requests_input(c, &[], now);
         }
         // Reading stopped while the request waited: go on with what the
         // socket holds, unless the next request waits in turn.
         if !self.awaits_answer() {
-            c.lent.env.backlog.push(c.id);
+            c.env.backlog.push(c.id);
         }
     }
 
     /// A deferred request's time is up: the application gives its answer.
     pub(in crate::server) fn request_timed_out<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
+        c: &mut Call<'_, '_, A>,
         tag: u32,
         now: Instant,
     ) {
-        let response = lent.timed_out(id, tag, now);
-        self.respond_later(id, link, lent, socket, &response, now);
+        let id = c.id;
+        let response = c.timed_out(id, tag, now);
+        self.respond_later(c, &response, now);
     }
 }
 
 /// Answers with an error and closes; `head_only` for a HEAD request,
 /// whose answer has no body.
-fn error<A: App>(c: &mut Carrier<'_, '_, '_, A>, status: u16, head_only: bool) {
-    respond(
-        c.id,
-        c.link,
-        c.lent.env,
-        |out| http::write_error(out, status, &[], head_only),
-        true,
-    );
+fn error<A: App>(c: &mut Call<'_, '_, A>, status: u16, head_only: bool) {
+    respond(c, |out| http::write_error(out, status, &[], head_only), true);
 }
 
 /// Appends a response to a connection's output, optionally closing after
 /// it.
-pub(super) fn respond<P>(
-    id: ConnId,
-    link: &mut Link,
-    env: &mut LoopEnv<P>,
-    write: impl FnOnce(&mut Vec<u8>),
-    close: bool,
-) {
-    let max_output = env.config.max_output;
-    let out = link.queue(&mut env.pool);
-    out.write_with(&mut env.pool, write);
+pub(super) fn respond<A: App>(c: &mut Call<'_, '_, A>, write: impl FnOnce(&mut Vec<u8>), close: bool) {
+    let max_output = c.env.config.max_output;
+    let (out, pool) = c.out();
+    out.write_with(pool, write);
     // A client that pipelines requests and does not read the answers is
     // not read either until it has taken half of them: what it costs stays
     // within the output limit and one read's worth.
     if out.len() > max_output {
-        link.paused = true;
+        c.link.paused = true;
     }
     if close {
-        link.closing = true;
+        c.link.closing = true;
     }
-    env.mark_dirty(id, link);
+    c.mark_dirty();
 }
 
-fn respond_with<A: App>(c: &mut Carrier<'_, '_, '_, A>, response: &Response, head_only: bool, close: bool) {
+fn respond_with<A: App>(c: &mut Call<'_, '_, A>, response: &Response, head_only: bool, close: bool) {
     let headers: Vec<(&str, &str)> = response
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     respond(
-        c.id,
-        c.link,
-        c.lent.env,
+        c,
         |out| {
             http::write_response(
                 out,
@@ -480,4 +393,17 @@ fn respond_with<A: App>(c: &mut Carrier<'_, '_, '_, A>, response: &Response, hea
         },
         close,
     );
+}
+
+/// The request as the application sees it, from its head and the
+/// connection it came on.
+fn app_request<'r>(head: &'r tether_http1::RequestHead<'_, '_>, link: &Link) -> Request<'r> {
+    Request {
+        method: head.method(),
+        path: head.path(),
+        query: head.query(),
+        headers: head.headers(),
+        admin: link.admin,
+        secure: link.secure,
+    }
 }

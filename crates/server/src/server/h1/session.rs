@@ -10,16 +10,15 @@ use tether_ws::CloseCode;
 
 use super::requests::respond;
 use super::state::H1Conn;
-use crate::app::{App, CloseReason, ConnId, Request};
+use crate::app::{App, CloseReason, Request};
 use crate::app::{Current, InPlace};
 use crate::http::{write_error, write_sse_head};
 use crate::loops::Stats;
 use crate::server::dispatch::last_event_id;
-use crate::server::env::Lent;
+use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::{Kind, Link};
 use crate::server::websocket::Session;
-use crate::transport::Stream;
 
 impl H1Conn {
     /// Upgrades the connection to a WebSocket, if the handshake accepts
@@ -28,47 +27,45 @@ impl H1Conn {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn upgrade<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
+        c: &mut Call<'_, '_, A>,
         req: &tether_http1::RequestHead<'_, '_>,
         request: &Request<'_>,
         tag: u32,
         rest: &[u8],
         now: Instant,
     ) {
+        let id = c.id;
         let minor_version = match req.version() {
             tether_http1::Version::Http10 => 0,
             _ => 1,
         };
         let head = RequestHead::new(req.method(), req.target(), minor_version, req.headers());
-        let accepted = match lent.env.handshake.accept(head) {
+        let accepted = match c.env.handshake.accept(head) {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 debug!("upgrade refused: {} {}", rejection.status(), rejection.reason());
-                respond(id, link, lent.env, |out| rejection.write_response(out), true);
+                respond(c, |out| rejection.write_response(out), true);
                 return;
             }
         };
         let mut response = Vec::with_capacity(160);
         if accepted.write_response(&mut response, &[]).is_err() {
             // Only GET upgrades.
-            respond(id, link, lent.env, |out| write_error(out, 500, &[], false), true);
+            respond(c, |out| write_error(out, 500, &[], false), true);
             return;
         }
-        let session = Session::accepted(accepted, tag, &lent.env.ws_config, now);
-        respond(id, link, lent.env, |out| out.extend_from_slice(&response), false);
-        link.kind = Kind::WebSocket;
-        let stats = lent.env.stats();
+        let session = Session::accepted(accepted, tag, &c.env.ws_config, now);
+        respond(c, |out| out.extend_from_slice(&response), false);
+        c.link.kind = Kind::WebSocket;
+        let stats = c.env.stats();
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_websocket, 1);
         *self = H1Conn::WebSocket(session);
         let H1Conn::WebSocket(session) = self else {
             return;
         };
-        let (app, mut base) = lent.detached(now);
-        let Link { out, closing, .. } = &mut *link;
+        let (app, mut base, link, _) = c.parts(now);
+        let Link { out, closing, .. } = link;
         let out = out.get_or_insert_with(|| base.pool.queue());
         let peers = base.peers;
         let mut ctx = base.with_current(Current {
@@ -87,12 +84,12 @@ impl H1Conn {
             // Its state is unknown: the application is not told of the
             // session's end either.
             session.notified = true;
-            return self.close_ws(id, link, lent, CloseCode::INTERNAL_ERROR, "internal error", now);
+            return self.close_ws(c, CloseCode::INTERNAL_ERROR, "internal error", now);
         }
         if !rest.is_empty() {
             // What the client sent right behind its upgrade request: rare,
             // and copied once to be received in place.
-            self.ws_input(id, link, lent, socket, &mut rest.to_vec(), now);
+            self.ws_input(c, &mut rest.to_vec(), now);
         }
     }
 
@@ -101,19 +98,16 @@ impl H1Conn {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         request: &Request<'_>,
         tag: u32,
         headers: &[(String, String)],
         now: Instant,
     ) {
-        let retry = u64::try_from(lent.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let id = c.id;
+        let retry = u64::try_from(c.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         respond(
-            id,
-            link,
-            lent.env,
+            c,
             |out| {
                 write_sse_head(out, headers, true);
                 tether_sse::retry(retry, out);
@@ -122,14 +116,14 @@ impl H1Conn {
             false,
         );
         let last_event_id = last_event_id(request);
-        let heartbeat_at = now + lent.env.config.sse_heartbeat;
-        link.kind = Kind::EventStream;
-        let stats = lent.env.stats();
+        let heartbeat_at = now + c.env.config.sse_heartbeat;
+        c.link.kind = Kind::EventStream;
+        let stats = c.env.stats();
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_event_stream, 1);
         *self = H1Conn::EventStream { tag, heartbeat_at };
-        let (app, mut base) = lent.detached(now);
-        let Link { out, closing, .. } = &mut *link;
+        let (app, mut base, link, _) = c.parts(now);
+        let Link { out, closing, .. } = link;
         let out = out.get_or_insert_with(|| base.pool.queue());
         let stats = &base.peers.own().stats;
         let mut ctx = base.with_current(Current {
@@ -146,8 +140,8 @@ impl H1Conn {
         if subscribed.is_none() {
             // The response head is out: all that is left is to end the
             // stream (the application, in an unknown state, is not told).
-            link.closing = true;
-        } else if link.closing {
+            *closing = true;
+        } else if *closing {
             // The application ended the stream at once.
             guarded(stats, "on_unsubscribe", || {
                 app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended)
@@ -157,23 +151,16 @@ impl H1Conn {
 
     /// Bytes from the client of a WebSocket, received where they lie, so
     /// that an echo goes back from there.
-    pub(super) fn ws_input<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        socket: &mut Stream<'_>,
-        data: &mut [u8],
-        now: Instant,
-    ) {
+    pub(super) fn ws_input<A: App>(&mut self, c: &mut Call<'_, '_, A>, data: &mut [u8], now: Instant) {
+        let id = c.id;
         let H1Conn::WebSocket(session) = self else {
             return;
         };
-        let max_output = lent.env.config.max_output;
-        let (app, mut base) = lent.detached(now);
+        let max_output = c.env.config.max_output;
+        let (app, mut base, link, socket) = c.parts(now);
         let Link {
             out, closing, paused, ..
-        } = &mut *link;
+        } = link;
         let out = out.get_or_insert_with(|| base.pool.queue());
         session.receive(app, &mut base, id, data, out, closing, Some(socket), now);
         if session.is_closed() {
@@ -182,23 +169,18 @@ impl H1Conn {
         if out.len() > max_output {
             *paused = true;
         }
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 
     /// The slow-consumer policy for output pushed from elsewhere: what is
     /// queued and not yet begun is dropped; a WebSocket gets close 1008
     /// (the close timeout then bounds how long it may take to read it), an
     /// event stream ends (its client resumes from its last event id).
-    pub(in crate::server) fn cut_loose<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        now: Instant,
-    ) {
-        let linger = lent.env.config.linger;
-        Stats::add(&lent.env.stats().slow_consumers, 1);
-        let (app, mut ctx) = lent.detached(now);
+    pub(in crate::server) fn cut_loose<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        let id = c.id;
+        let linger = c.env.config.linger;
+        Stats::add(&c.env.stats().slow_consumers, 1);
+        let (app, mut ctx, link, _) = c.parts(now);
         let out = link.out.get_or_insert_with(|| ctx.pool.queue());
         out.keep_started(ctx.pool);
         match self {
@@ -228,15 +210,13 @@ impl H1Conn {
             H1Conn::Requests(_) => {}
         }
         link.closing = true;
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 
     /// Starts the close handshake of the WebSocket.
     pub(in crate::server) fn close_ws<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         code: CloseCode,
         reason: &str,
         now: Instant,
@@ -244,34 +224,33 @@ impl H1Conn {
         let H1Conn::WebSocket(session) = self else {
             return;
         };
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         let _ = out.write_with(pool, |out| session.ws.close(code, reason, now, out));
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 
     /// Ends the event stream after what is queued, telling the
     /// application.
     pub(in crate::server) fn end_stream<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         reason: CloseReason,
         now: Instant,
     ) {
+        let id = c.id;
         let H1Conn::EventStream { tag, .. } = *self else {
             return;
         };
-        if link.closing {
+        if c.link.closing {
             return;
         }
-        link.closing = true;
-        let (app, mut ctx) = lent.detached(now);
+        c.link.closing = true;
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_unsubscribe", || {
             app.on_unsubscribe(&mut ctx, id, tag, reason)
         });
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 }

@@ -13,28 +13,23 @@ use tether_ws::{CloseCode, Event};
 use super::state::{H2Session, Kind, Piece};
 use crate::app::{App, CloseReason, ConnId, Ctx, Current};
 use crate::loops::Stats;
-use crate::server::env::Lent;
+use crate::server::env::Call;
 use crate::server::guard::guarded;
-use crate::server::link::Link;
 
 impl H2Session {
     /// What is due: deferred answers, heartbeats, WebSocket timers, the
     /// idle timeout.
-    pub(in crate::server) fn on_timer<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        now: Instant,
-    ) {
-        let heartbeat = lent.env.config.sse_heartbeat;
+    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        let id = c.id;
+        let heartbeat = c.env.config.sse_heartbeat;
         if self.streams.is_empty() && now >= self.deadline {
             debug!("HTTP/2 connection idle; GOAWAY");
-            let pool = &mut lent.env.pool;
-            link.queue(pool)
+            let pool = &mut c.env.pool;
+            c.link
+                .queue(pool)
                 .write_with(pool, |o| self.conn.go_away(ErrorCode::NO_ERROR, o));
-            link.closing = true;
-            lent.env.mark_dirty(id, link);
+            c.link.closing = true;
+            c.mark_dirty();
             return;
         }
         let mut timed_out = Vec::new();
@@ -62,13 +57,12 @@ impl H2Session {
                 _ => {}
             }
         }
-        self.send_ready(link, lent, None);
+        self.send_ready(c, None);
         for stream in unsent {
             debug!("event stream {stream} could not send its end in time; resetting");
             self.reset(
                 id.with_stream(stream),
-                link,
-                lent,
+                c,
                 ErrorCode::CANCEL,
                 CloseReason::Dropped,
                 now,
@@ -76,25 +70,19 @@ impl H2Session {
         }
         for (stream, tag) in timed_out {
             let sid = id.with_stream(stream);
-            let response = lent.timed_out(sid, tag, now);
-            self.respond_later(sid, link, lent, &response);
+            let response = c.timed_out(sid, tag, now);
+            self.respond_later(sid, c, &response);
         }
         for stream in ws_due {
-            self.ws_timer(id, link, lent, stream, now);
+            self.ws_timer(c, stream, now);
         }
-        self.after(id, link, lent, now);
+        self.after(c, now);
     }
 
-    fn ws_timer<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        stream: u32,
-        now: Instant,
-    ) {
+    fn ws_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, stream: u32, now: Instant) {
+        let id = c.id;
         let mut failure = None;
-        self.with_ws(id, link, lent, stream, now, |_, ctx, _, _| {
+        self.with_ws(c, stream, now, |_, ctx, _, _| {
             if let Some(Current {
                 ws: Some(ws), out, ..
             }) = ctx.current.as_mut()
@@ -113,7 +101,7 @@ impl H2Session {
             _ => CloseReason::Dropped,
         };
         if matches!(error, tether_ws::Error::CloseTimeout) {
-            return self.reset(sid, link, lent, ErrorCode::CANCEL, reason, now);
+            return self.reset(sid, c, ErrorCode::CANCEL, reason, now);
         }
         let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind) else {
             return;
@@ -123,7 +111,7 @@ impl H2Session {
         }
         session.notified = true;
         let tag = session.tag;
-        let (app, mut ctx) = lent.detached(now);
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_close", || {
             app.on_close(&mut ctx, sid, tag, reason)
@@ -134,75 +122,55 @@ impl H2Session {
     /// error, or our GOAWAY with no stream left) closes once its output is
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
-    pub(in crate::server) fn after<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        now: Instant,
-    ) {
+    pub(in crate::server) fn after<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
         let held = self.body_bytes();
         let before = std::mem::replace(&mut self.reported_body_bytes, held);
-        if link.queued() > lent.env.config.max_output {
-            link.paused = true;
+        if c.link.queued() > c.env.config.max_output {
+            c.link.paused = true;
         }
         let closed = self.conn.is_closed();
         let finished = closed || (self.streams.is_empty() && self.conn.is_finished());
-        let gauge = &lent.env.stats().h2_request_body_bytes;
+        let gauge = &c.env.stats().h2_request_body_bytes;
         if held > before {
             Stats::add(gauge, (held - before) as u64);
         } else {
             Stats::sub(gauge, (before - held) as u64);
         }
         if closed {
-            self.drop_streams(id, lent, CloseReason::Dropped, now);
+            self.drop_streams(c, CloseReason::Dropped, now);
         }
         if finished {
-            link.closing = true;
+            c.link.closing = true;
         }
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 
     /// Forgets every stream, telling the application.
-    fn drop_streams<A: App>(
-        &mut self,
-        id: ConnId,
-        lent: &mut Lent<'_, A>,
-        reason: CloseReason,
-        now: Instant,
-    ) {
+    fn drop_streams<A: App>(&mut self, c: &mut Call<'_, '_, A>, reason: CloseReason, now: Instant) {
+        let id = c.id;
         let streams: Vec<u32> = self.streams.keys().copied().collect();
         for stream in streams {
-            self.gone(id.with_stream(stream), lent, reason.clone(), now);
+            self.gone(id.with_stream(stream), c, reason.clone(), now);
         }
     }
 
     /// The first step of a graceful shutdown: GOAWAY, so that the client
     /// opens no new stream; a connection with none open closes.
-    pub(in crate::server) fn begin_shutdown<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-    ) {
-        let pool = &mut lent.env.pool;
-        link.queue(pool)
+    pub(in crate::server) fn begin_shutdown<A: App>(&mut self, c: &mut Call<'_, '_, A>) {
+        let pool = &mut c.env.pool;
+        c.link
+            .queue(pool)
             .write_with(pool, |o| self.conn.go_away(ErrorCode::NO_ERROR, o));
         if self.streams.is_empty() {
-            link.closing = true;
+            c.link.closing = true;
         }
-        lent.env.mark_dirty(id, link);
+        c.mark_dirty();
     }
 
     /// The second step: deferred requests are answered, WebSockets closed
     /// with 1001, event streams ended.
-    pub(in crate::server) fn close_sessions<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        now: Instant,
-    ) {
+    pub(in crate::server) fn close_sessions<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        let id = c.id;
         let mut waiting = Vec::new();
         let mut sockets = Vec::new();
         let mut events = Vec::new();
@@ -216,25 +184,18 @@ impl H2Session {
         }
         for (stream, tag) in waiting {
             let sid = id.with_stream(stream);
-            if let Some(response) = lent.shutdown_answer(sid, tag, now) {
-                self.respond_later(sid, link, lent, &response);
+            if let Some(response) = c.shutdown_answer(sid, tag, now) {
+                self.respond_later(sid, c, &response);
             }
         }
         for stream in sockets {
             let sid = id.with_stream(stream);
-            self.close_ws(
-                sid,
-                link,
-                lent,
-                CloseCode::GOING_AWAY,
-                "server shutting down",
-                now,
-            );
+            self.close_ws(sid, c, CloseCode::GOING_AWAY, "server shutting down", now);
         }
         for stream in events {
-            self.end_stream(id.with_stream(stream), link, lent, CloseReason::Shutdown, now);
+            self.end_stream(id.with_stream(stream), c, CloseReason::Shutdown, now);
         }
-        self.after(id, link, lent, now);
+        self.after(c, now);
     }
 
     /// Tells the application that every stream of a connection being

@@ -30,8 +30,10 @@
 //! between reads, that is what a connection's input can hold.
 
 //!
-//! Calling contract: [`H2Session`] owns its methods; each takes the
-//! connection's [`Link`] and what the loop lends ([`Lent`]) by `&mut`.
+//! Calling contract: [`H2Session`] owns its methods; each takes one
+//! [`Call`] by `&mut`: the connection's id and link, the application and
+//! the loop's environment (a stream's id, where a method is about one,
+//! beside it).
 //! The loop passes the bytes it read ([`H2Session::input`]) and calls
 //! [`H2Session::on_timer`] when [`H2Session::next_deadline`] is due; the
 //! sink pushes, closes, ends and answers through the methods of those
@@ -50,30 +52,22 @@ mod streams;
 pub(crate) use state::H2Session;
 use state::{H2Stream, Kind, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies, split_target};
 
-use crate::app::{App, CloseReason, ConnId, Request, Response};
+use crate::app::{App, CloseReason, Request, Response};
 use crate::loops::Stats;
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
-use crate::server::env::Lent;
+use crate::server::env::Call;
 use crate::server::guard::guarded;
-use crate::server::link::Link;
 
 impl H2Session {
     /// Bytes from the client.
-    pub(in crate::server) fn input<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        data: &[u8],
-        now: Instant,
-    ) {
+    pub(in crate::server) fn input<A: App>(&mut self, c: &mut Call<'_, '_, A>, data: &[u8], now: Instant) {
         if self.conn.is_closed() {
             return;
         }
-        self.deadline = now + lent.env.config.keep_alive_timeout;
+        self.deadline = now + c.env.config.keep_alive_timeout;
         let mut events = Vec::new();
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         let unsent = out.len();
         if self.partial.is_empty() {
             let used = out.write_with(pool, |o| self.conn.receive_queued(data, unsent, o, &mut events));
@@ -90,36 +84,30 @@ impl H2Session {
             self.partial = Vec::new();
         }
         for event in events {
-            self.event(id, link, lent, event, now);
+            self.event(c, event, now);
         }
-        self.after(id, link, lent, now);
+        self.after(c, now);
     }
 
-    fn event<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        event: H2Event,
-        now: Instant,
-    ) {
+    fn event<A: App>(&mut self, c: &mut Call<'_, '_, A>, event: H2Event, now: Instant) {
+        let id = c.id;
         match event {
             H2Event::Request {
                 stream,
                 request,
                 end_stream,
-            } => self.request(id, link, lent, stream, request, end_stream, now),
+            } => self.request(c, stream, request, end_stream, now),
             H2Event::Data {
                 stream,
                 data,
                 end_stream,
-            } => self.data(id, link, lent, stream, data, end_stream, now),
-            H2Event::Trailers { stream, .. } => self.data(id, link, lent, stream, Vec::new(), true, now),
+            } => self.data(c, stream, data, end_stream, now),
+            H2Event::Trailers { stream, .. } => self.data(c, stream, Vec::new(), true, now),
             H2Event::Reset { stream, code, .. } => {
                 debug!("HTTP/2 stream {stream} reset: {code:?}");
-                self.gone(id.with_stream(stream), lent, CloseReason::Dropped, now);
+                self.gone(id.with_stream(stream), c, CloseReason::Dropped, now);
             }
-            H2Event::WindowOpened { stream } => self.send_ready(link, lent, (stream != 0).then_some(stream)),
+            H2Event::WindowOpened { stream } => self.send_ready(c, (stream != 0).then_some(stream)),
             H2Event::ConnectionError(error) => debug!("HTTP/2 connection error: {error}"),
             _ => {}
         }
@@ -129,20 +117,18 @@ impl H2Session {
     #[allow(clippy::too_many_arguments)]
     fn request<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         request: H2Request,
         end_stream: bool,
         now: Instant,
     ) {
-        Stats::add(&lent.env.stats().h2_streams, 1);
-        let max_body = lent.env.config.max_request_body;
+        Stats::add(&c.env.stats().h2_streams, 1);
+        let max_body = c.env.config.max_request_body;
         let websocket = request.is_extended_connect("websocket");
         self.streams.insert(stream, H2Stream::new(Kind::Answered));
         if end_stream || websocket {
-            return self.dispatch_request(id, link, lent, stream, &request, &[], now);
+            return self.dispatch_request(c, stream, &request, &[], now);
         }
         let announced = request
             .field("content-length")
@@ -150,8 +136,8 @@ impl H2Session {
             .and_then(|v| v.parse::<u64>().ok());
         let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
-            let out = link.queue(&mut lent.env.pool);
-            self.refuse_with(lent.env, out, stream, &error_response(413), head_only, None);
+            let out = c.link.queue(&mut c.env.pool);
+            self.refuse_with(c.env, out, stream, &error_response(413), head_only, None);
             return;
         }
         // The head is in and the body is not: a request refused whatever
@@ -164,10 +150,10 @@ impl H2Session {
             path,
             query,
             headers: &headers,
-            admin: link.admin,
-            secure: link.secure,
+            admin: c.link.admin,
+            secure: c.link.secure,
         };
-        let (app, mut ctx) = lent.detached(now);
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
             app.refuse_before_body(&mut ctx, &app_request)
@@ -177,8 +163,8 @@ impl H2Session {
             let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
                 usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
             });
-            let out = link.queue(&mut lent.env.pool);
-            self.refuse_with(lent.env, out, stream, &refusal, head_only, discard);
+            let out = c.link.queue(&mut c.env.pool);
+            self.refuse_with(c.env, out, stream, &refusal, head_only, discard);
             return;
         }
         if let Some(s) = self.streams.get_mut(&stream) {
@@ -193,19 +179,18 @@ impl H2Session {
     #[allow(clippy::too_many_arguments)]
     fn data<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         mut data: Vec<u8>,
         end_stream: bool,
         now: Instant,
     ) {
-        let max_body = lent.env.config.max_request_body;
-        let budget = lent.env.config.h2_request_bodies.max(max_body);
+        let id = c.id;
+        let max_body = c.env.config.max_request_body;
+        let budget = c.env.config.h2_request_bodies.max(max_body);
         let len = data.len();
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         // Every byte delivered is given back to the windows, whatever
         // becomes of it: the body is copied (and bounded below), a
         // WebSocket's input is handled below, and anything else is not
@@ -234,7 +219,7 @@ impl H2Session {
                 let needed = body.len().saturating_add(len);
                 if needed > max_body {
                     let head_only = request.method == "HEAD";
-                    self.refuse_with(lent.env, out, stream, &error_response(413), head_only, None);
+                    self.refuse_with(c.env, out, stream, &error_response(413), head_only, None);
                     return;
                 }
                 if end_stream && body.is_empty() {
@@ -242,7 +227,7 @@ impl H2Session {
                     let Kind::Body { request, .. } = std::mem::replace(&mut s.kind, Kind::Answered) else {
                         return;
                     };
-                    return self.dispatch_request(id, link, lent, stream, &request, &data, now);
+                    return self.dispatch_request(c, stream, &request, &data, now);
                 }
                 if needed > body.capacity() {
                     // Grown by doubling, as a Vec would, but never past
@@ -251,7 +236,7 @@ impl H2Session {
                     let grown = body.capacity().saturating_mul(2).max(needed).min(max_body);
                     let extra = grown.saturating_sub(body.capacity());
                     if held.saturating_add(extra) > budget {
-                        self.refuse_body(lent.env, out, stream);
+                        self.refuse_body(c.env, out, stream);
                         return;
                     }
                     body.reserve_exact(grown.saturating_sub(body.len()));
@@ -261,20 +246,19 @@ impl H2Session {
                     let Kind::Body { request, body } = std::mem::replace(&mut s.kind, Kind::Answered) else {
                         return;
                     };
-                    self.dispatch_request(id, link, lent, stream, &request, &body, now);
+                    self.dispatch_request(c, stream, &request, &body, now);
                 }
             }
             Kind::WebSocket(_) => {
                 if !data.is_empty() {
-                    self.ws_input(id, link, lent, stream, &mut data, now);
+                    self.ws_input(c, stream, &mut data, now);
                 }
                 if end_stream {
                     // The client will send nothing more: a WebSocket
                     // without its close handshake.
                     self.reset(
                         id.with_stream(stream),
-                        link,
-                        lent,
+                        c,
                         ErrorCode::NO_ERROR,
                         CloseReason::Dropped,
                         now,
@@ -290,14 +274,13 @@ impl H2Session {
     #[allow(clippy::too_many_arguments)]
     fn dispatch_request<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         h2_request: &H2Request,
         body: &[u8],
         now: Instant,
     ) {
+        let id = c.id;
         let sid = id.with_stream(stream);
         let cookie = joined_cookies(h2_request);
         let headers = app_headers(h2_request, &cookie);
@@ -319,15 +302,15 @@ impl H2Session {
                 path,
                 query,
                 headers: &headers,
-                admin: link.admin,
-                secure: link.secure,
+                admin: c.link.admin,
+                secure: c.link.secure,
             },
             form,
         };
         let head_only = head.head_only();
-        let closing_sessions = lent.env.closing_sessions;
+        let closing_sessions = c.env.closing_sessions;
         let decision = {
-            let (app, mut ctx) = lent.detached(now);
+            let (app, mut ctx) = c.detached(now);
             dispatch(app, &mut ctx, sid, &head, body, closing_sessions)
         };
         let answer = match decision {
@@ -346,20 +329,10 @@ impl H2Session {
             // A WebSocket over HTTP/2 is an extended CONNECT.
             Decision::Upgrade(_) if !websocket => error_response(426),
             Decision::Upgrade(tag) => {
-                return self.accept_websocket(id, link, lent, stream, h2_request, &head.request, tag, now);
+                return self.accept_websocket(c, stream, h2_request, &head.request, tag, now);
             }
             Decision::EventStream { tag, headers } => {
-                return self.start_stream(
-                    id,
-                    link,
-                    lent,
-                    stream,
-                    &head.request,
-                    tag,
-                    &headers,
-                    head_only,
-                    now,
-                );
+                return self.start_stream(c, stream, &head.request, tag, &headers, head_only, now);
             }
             Decision::Later { tag, wait } => {
                 let deadline = answer_by(now, wait);
@@ -370,13 +343,13 @@ impl H2Session {
                         deadline,
                     };
                 }
-                if closing_sessions && let Some(response) = lent.shutdown_answer(sid, tag, now) {
-                    self.respond_later(sid, link, lent, &response);
+                if closing_sessions && let Some(response) = c.shutdown_answer(sid, tag, now) {
+                    self.respond_later(sid, c, &response);
                 }
                 return;
             }
         };
-        let out = link.queue(&mut lent.env.pool);
-        self.answer(lent.env, out, stream, &answer, head_only);
+        let out = c.link.queue(&mut c.env.pool);
+        self.answer(c.env, out, stream, &answer, head_only);
     }
 }

@@ -16,9 +16,8 @@ use crate::app::{Current, InPlace};
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
 use crate::server::dispatch::last_event_id;
-use crate::server::env::Lent;
+use crate::server::env::Call;
 use crate::server::guard::guarded;
-use crate::server::link::Link;
 use crate::server::websocket::Session;
 
 impl H2Session {
@@ -26,9 +25,7 @@ impl H2Session {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         request: &Request<'_>,
         tag: u32,
@@ -36,8 +33,9 @@ impl H2Session {
         head_only: bool,
         now: Instant,
     ) {
-        let retry = u64::try_from(lent.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
-        let heartbeat_at = now + lent.env.config.sse_heartbeat;
+        let id = c.id;
+        let retry = u64::try_from(c.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let heartbeat_at = now + c.env.config.sse_heartbeat;
         let fields = response_fields(
             200,
             "text/event-stream",
@@ -46,8 +44,8 @@ impl H2Session {
                 .into_iter()
                 .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
         );
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         if out
             .write_with(pool, |o| self.conn.send_headers(stream, &fields, head_only, o))
             .is_err()
@@ -69,10 +67,10 @@ impl H2Session {
         hint.push(b'\n');
         self.enqueue(stream, Piece::Owned(hint, 0));
         self.drain(stream, out, pool);
-        Stats::add(&lent.env.stats().open_event_stream, 1);
+        Stats::add(&c.env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
         let sid = id.with_stream(stream);
-        let (app, mut ctx) = lent.detached(now);
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
             app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
@@ -85,10 +83,10 @@ impl H2Session {
                 }
                 s.end = true;
             }
-            let pool = &mut lent.env.pool;
-            let out = link.queue(pool);
+            let pool = &mut c.env.pool;
+            let out = c.link.queue(pool);
             if let Some(gone) = self.drain(stream, out, pool) {
-                gone.count_gone(lent.env.stats());
+                gone.count_gone(c.env.stats());
             }
         }
     }
@@ -99,9 +97,7 @@ impl H2Session {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_websocket<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         h2_request: &H2Request,
         request: &Request<'_>,
@@ -134,7 +130,7 @@ impl H2Session {
                 .any(|n| h.name.eq_ignore_ascii_case(n))
         }));
         let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
-        let accepted = match lent.env.handshake.accept(head) {
+        let accepted = match c.env.handshake.accept(head) {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 debug!(
@@ -143,8 +139,8 @@ impl H2Session {
                     rejection.reason()
                 );
                 let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
-                let out = link.queue(&mut lent.env.pool);
-                self.answer(lent.env, out, stream, &response, false);
+                let out = c.link.queue(&mut c.env.pool);
+                self.answer(c.env, out, stream, &response, false);
                 return;
             }
         };
@@ -163,9 +159,9 @@ impl H2Session {
             extra.push(("sec-websocket-extensions", extensions.as_str()));
         }
         let fields = response_fields(200, "", None, extra);
-        let session = Session::accepted(accepted, tag, &lent.env.ws_config, now);
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let session = Session::accepted(accepted, tag, &c.env.ws_config, now);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         if out
             .write_with(pool, |o| self.conn.send_headers(stream, &fields, false, o))
             .is_err()
@@ -177,14 +173,14 @@ impl H2Session {
             return;
         };
         s.kind = Kind::WebSocket(session);
-        Stats::add(&lent.env.stats().open_websocket, 1);
-        let opened = self.with_ws(id, link, lent, stream, now, |app, ctx, sid, tag| {
+        Stats::add(&c.env.stats().open_websocket, 1);
+        let opened = self.with_ws(c, stream, now, |app, ctx, sid, tag| {
             app.on_open(ctx, sid, tag, request);
         });
         if opened == Some(None) {
             // Its state is unknown: the application is not told of the
             // session's end either.
-            self.ws_fail(id, link, lent, stream, now);
+            self.ws_fail(c, stream, now);
         }
     }
 
@@ -195,19 +191,18 @@ impl H2Session {
     /// session; `Some(None)` if the callback panicked.
     pub(super) fn with_ws<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         now: Instant,
         f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> Option<Option<()>> {
+        let id = c.id;
         let sid = id.with_stream(stream);
         let s = self.streams.get_mut(&stream)?;
         let Kind::WebSocket(session) = &mut s.kind else {
             return None;
         };
-        let (app, mut base) = lent.detached(now);
+        let (app, mut base) = c.detached(now);
         let mut scratch = base.pool.queue();
         let mut closing = false;
         let tag = session.tag;
@@ -224,7 +219,7 @@ impl H2Session {
             f(app, &mut ctx, sid, tag)
         });
         let closed = session.is_closed();
-        self.take_scratch(link, lent, stream, scratch, closed);
+        self.take_scratch(c, stream, scratch, closed);
         Some(result)
     }
 
@@ -232,14 +227,13 @@ impl H2Session {
     /// sends what the windows allow.
     fn take_scratch<A: App>(
         &mut self,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         mut scratch: Box<OutQueue>,
         closed: bool,
     ) {
         let chunks = scratch.take_chunks();
-        let pool = &mut lent.env.pool;
+        let pool = &mut c.env.pool;
         pool.give_back_queue(scratch);
         for chunk in chunks {
             let piece = match chunk {
@@ -251,26 +245,19 @@ impl H2Session {
         if closed && let Some(s) = self.streams.get_mut(&stream) {
             s.end = true;
         }
-        let out = link.queue(pool);
+        let out = c.link.queue(pool);
         if let Some(gone) = self.drain(stream, out, pool) {
-            gone.count_gone(lent.env.stats());
+            gone.count_gone(c.env.stats());
         }
     }
 
     /// A WebSocket whose application callback panicked: closed with
     /// 1011, without telling the application again.
-    fn ws_fail<A: App>(
-        &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        stream: u32,
-        now: Instant,
-    ) {
+    fn ws_fail<A: App>(&mut self, c: &mut Call<'_, '_, A>, stream: u32, now: Instant) {
         if let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind) {
             session.notified = true;
         }
-        self.with_ws(id, link, lent, stream, now, |_, ctx, sid, _| {
+        self.with_ws(c, stream, now, |_, ctx, sid, _| {
             ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
         });
     }
@@ -278,13 +265,12 @@ impl H2Session {
     /// WebSocket frames in DATA on `stream`.
     pub(super) fn ws_input<A: App>(
         &mut self,
-        id: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         stream: u32,
         data: &mut [u8],
         now: Instant,
     ) {
+        let id = c.id;
         let sid = id.with_stream(stream);
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
@@ -292,21 +278,16 @@ impl H2Session {
         let Kind::WebSocket(session) = &mut s.kind else {
             return;
         };
-        let (app, mut base) = lent.detached(now);
+        let (app, mut base) = c.detached(now);
         let mut scratch = base.pool.queue();
         let mut closing = false;
         session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
         let closed = session.is_closed();
-        self.take_scratch(link, lent, stream, scratch, closed);
+        self.take_scratch(c, stream, scratch, closed);
     }
 
     /// Sends what the windows now allow: on `stream`, or on every stream.
-    pub(super) fn send_ready<A: App>(
-        &mut self,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
-        stream: Option<u32>,
-    ) {
+    pub(super) fn send_ready<A: App>(&mut self, c: &mut Call<'_, '_, A>, stream: Option<u32>) {
         let streams: Vec<u32> = match stream {
             Some(s) => vec![s],
             None => self
@@ -316,14 +297,14 @@ impl H2Session {
                 .map(|(&k, _)| k)
                 .collect(),
         };
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         let mut gone = Vec::new();
         for s in streams {
             gone.extend(self.drain(s, out, pool));
         }
         for s in &gone {
-            s.count_gone(lent.env.stats());
+            s.count_gone(c.env.stats());
         }
     }
 
@@ -332,7 +313,7 @@ impl H2Session {
     pub(super) fn gone<A: App>(
         &mut self,
         sid: ConnId,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         reason: CloseReason,
         now: Instant,
     ) {
@@ -340,8 +321,8 @@ impl H2Session {
         let Some(gone) = self.forget(sid.stream()) else {
             return;
         };
-        gone.count_gone(lent.env.stats());
-        let (app, mut ctx) = lent.detached(now);
+        gone.count_gone(c.env.stats());
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "the end of a stream", || match gone.kind {
             Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
@@ -358,16 +339,15 @@ impl H2Session {
     pub(super) fn reset<A: App>(
         &mut self,
         sid: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         code: ErrorCode,
         reason: CloseReason,
         now: Instant,
     ) {
-        let pool = &mut lent.env.pool;
-        let out = link.queue(pool);
+        let pool = &mut c.env.pool;
+        let out = c.link.queue(pool);
         let _ = out.write_with(pool, |o| self.conn.reset(sid.stream(), code, o));
-        self.gone(sid, lent, reason, now);
+        self.gone(sid, c, reason, now);
     }
 
     /// The slow-consumer policy on a stream: reset with CANCEL, which
@@ -376,36 +356,27 @@ impl H2Session {
     pub(in crate::server) fn cut_loose<A: App>(
         &mut self,
         sid: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         now: Instant,
     ) {
         debug!("slow consumer on HTTP/2 stream {}: resetting it", sid.stream());
-        Stats::add(&lent.env.stats().slow_consumers, 1);
-        self.reset(sid, link, lent, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
+        Stats::add(&c.env.stats().slow_consumers, 1);
+        self.reset(sid, c, ErrorCode::CANCEL, CloseReason::SlowConsumer, now);
     }
 
     /// Starts the close handshake of the WebSocket on a stream.
     pub(in crate::server) fn close_ws<A: App>(
         &mut self,
         sid: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         code: CloseCode,
         reason: &str,
         now: Instant,
     ) {
-        self.with_ws(
-            sid.connection(),
-            link,
-            lent,
-            sid.stream(),
-            now,
-            |_, ctx, sid, _| {
-                ctx.close(sid, code, reason);
-            },
-        );
-        lent.env.mark_dirty(sid, link);
+        self.with_ws(c, sid.stream(), now, |_, ctx, sid, _| {
+            ctx.close(sid, code, reason);
+        });
+        c.mark_dirty();
     }
 
     /// Ends an event stream on a stream: the application is told, and
@@ -413,12 +384,11 @@ impl H2Session {
     pub(in crate::server) fn end_stream<A: App>(
         &mut self,
         sid: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         reason: CloseReason,
         now: Instant,
     ) {
-        let linger = lent.env.config.linger;
+        let linger = c.env.config.linger;
         let Some(s) = self.streams.get_mut(&sid.stream()) else {
             return;
         };
@@ -438,29 +408,28 @@ impl H2Session {
         *heartbeat_at = now + linger;
         s.end = true;
         let tag = *tag;
-        let (app, mut ctx) = lent.detached(now);
+        let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "on_unsubscribe", || {
             app.on_unsubscribe(&mut ctx, sid, tag, reason)
         });
-        self.send_ready(link, lent, Some(sid.stream()));
-        lent.env.mark_dirty(sid, link);
+        self.send_ready(c, Some(sid.stream()));
+        c.mark_dirty();
     }
 
     /// The application's deferred answer to a request on a stream.
     pub(in crate::server) fn respond_later<A: App>(
         &mut self,
         sid: ConnId,
-        link: &mut Link,
-        lent: &mut Lent<'_, A>,
+        c: &mut Call<'_, '_, A>,
         response: &Response,
     ) {
         let Some(Kind::Waiting { head_only, .. }) = self.streams.get(&sid.stream()).map(|s| &s.kind) else {
             return;
         };
         let head_only = *head_only;
-        let out = link.queue(&mut lent.env.pool);
-        self.answer(lent.env, out, sid.stream(), response, head_only);
-        lent.env.mark_dirty(sid, link);
+        let out = c.link.queue(&mut c.env.pool);
+        self.answer(c.env, out, sid.stream(), response, head_only);
+        c.mark_dirty();
     }
 }
