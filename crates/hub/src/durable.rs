@@ -7,16 +7,14 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tether_log::{Fsync, Log, Options as LogOptions};
 
-use crate::key::KeyWindow;
 use crate::{
-    Backlog, Broker, BrokerMessage, Config, Context, Error, Event, EventId, HubMessage, Publish,
-    is_valid_event_type, is_valid_publish_key, is_valid_topic, sequencer_of,
+    Backlog, Broker, BrokerMessage, Config, Context, Error, Event, EventId, HubMessage, Numbered, Publish,
+    Sequence, Sequenced, Sequencer, is_valid_event_type, is_valid_publish_key, is_valid_topic, sequencer_of,
 };
 
 /// How a [`DurableBroker`] keeps its events.
@@ -76,16 +74,10 @@ pub struct Recovered {
     pub skipped: u64,
 }
 
-/// One topic, on its sequencer.
-struct Topic {
-    epoch: u64,
-    seq: u64,
-    last_publish_ms: u64,
-    /// Restored from the log: the next event starts a new epoch, so that
-    /// no id that might have been handed out before a crash (and lost with
-    /// the tail of the log) is ever given to another event.
-    restored: bool,
-    keys: KeyWindow,
+/// What the durable broker keeps of a topic beside its numbering
+/// ([`Sequence::state`]): the backlog, to answer a loop that follows the
+/// topic, and where its events are in the log.
+struct Held {
     backlog: Backlog,
     /// The log index of each event the backlog holds, oldest first.
     indices: VecDeque<(EventId, u64)>,
@@ -95,17 +87,17 @@ struct Topic {
     last_index: u64,
 }
 
-impl Topic {
-    fn new(config: &Config, epoch: u64, dropped: Option<EventId>) -> Topic {
+impl Held {
+    fn new(config: &Config) -> Held {
+        Held::after(config, None)
+    }
+
+    /// Nothing held, `dropped` the id before what comes next.
+    fn after(config: &Config, dropped: Option<EventId>) -> Held {
         let mut backlog = Backlog::new(config.max_backlog_events, config.max_backlog_bytes);
         // An empty history with a known id before it cannot be out of order.
         let _ = backlog.reset(Vec::new(), dropped);
-        Topic {
-            epoch,
-            seq: dropped.map_or(0, EventId::seq),
-            last_publish_ms: 0,
-            restored: false,
-            keys: KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes),
+        Held {
             backlog,
             indices: VecDeque::new(),
             dropped,
@@ -113,10 +105,10 @@ impl Topic {
         }
     }
 
-    /// Takes an event into the backlog (already numbered in order).
-    fn push(&mut self, event: Arc<Event>, index: u64, key: Option<&Arc<str>>) {
+    /// Takes an event into the backlog (already numbered in order, its
+    /// key remembered by the topic's [`Sequence`]).
+    fn push(&mut self, event: Arc<Event>, index: u64) {
         let id = event.id();
-        self.keys.push(id, event.cost(), key);
         self.last_index = index;
         if self.backlog.push(event).is_err() {
             return;
@@ -136,6 +128,73 @@ impl Topic {
     /// or its last one (so that its numbering survives a restart).
     fn first_needed(&self) -> u64 {
         self.indices.front().map_or(self.last_index, |&(_, index)| index)
+    }
+}
+
+/// A loop's log and what the broker knows of it.
+struct Store {
+    log: Log,
+    syncer: Option<Syncer>,
+    /// The newest publish time in each segment (by base index).
+    segment_newest: VecDeque<(u64, u64)>,
+    append_errors: u64,
+}
+
+impl Store {
+    /// Encodes and writes a numbered event, published at `now`: its log
+    /// index. On failure nothing was written.
+    fn append(&mut self, numbered: Numbered<'_>, data: &str, now: u64) -> Result<u64, Error> {
+        let mut payload = Vec::with_capacity(data.len().saturating_add(64));
+        encode_event(&mut payload, numbered.event, data, now, numbered.continues);
+        let index = match self.log.append(&payload, Instant::now()) {
+            Ok(index) => index,
+            Err(e) => {
+                self.append_errors = self.append_errors.saturating_add(1);
+                log::error!("durable log {}: {e}; publish refused", self.log.dir().display());
+                return Err(Error::BrokerUnavailable);
+            }
+        };
+        if let Some(syncer) = &mut self.syncer {
+            syncer.appended(&self.log);
+        }
+        let base = self.log.active_base();
+        match self.segment_newest.back_mut() {
+            Some((last_base, ms)) if *last_base == base => *ms = (*ms).max(now),
+            _ => self.segment_newest.push_back((base, now)),
+        }
+        Ok(index)
+    }
+
+    /// Deletes the segments no topic needs any more.
+    /// (`needed`: the oldest index a topic needs, if there is a topic;
+    /// `retention` in milliseconds.)
+    fn remove_segments(&mut self, needed: Option<u64>, retention: Option<u64>, now_ms: u64) {
+        let needed = needed.unwrap_or(self.log.next_index());
+        let mut until = None;
+        for segment in self.log.segments() {
+            let newest = self
+                .segment_newest
+                .iter()
+                .find(|(base, _)| *base == segment.base)
+                .map_or(0, |&(_, ms)| ms);
+            let expired = retention.is_some_and(|r| now_ms.saturating_sub(newest) >= r);
+            if segment.end <= needed || expired {
+                until = Some(segment.end);
+            } else {
+                break;
+            }
+        }
+        let Some(until) = until else { return };
+        match self.log.remove_before(until) {
+            Ok(0) => {}
+            Ok(_) => {
+                let first = self.log.segments().next().map_or(0, |s| s.base);
+                while self.segment_newest.front().is_some_and(|&(base, _)| base < first) {
+                    self.segment_newest.pop_front();
+                }
+            }
+            Err(e) => log::warn!("durable log {}: {e}", self.log.dir().display()),
+        }
     }
 }
 
@@ -236,7 +295,9 @@ fn sync_loop(state: &(Mutex<SyncState>, Condvar), interval: Duration) {
 /// The in-process broker made durable: as [`crate::LocalBroker`], one loop
 /// sequences each topic ([`sequencer_of`]), but that loop first appends
 /// the event to its own log (`DIR/loop-N/`, a [`tether_log::Log`]) and
-/// only then delivers it and acknowledges the publish. With
+/// only then delivers it and acknowledges the publish: its numbering is
+/// the in-process broker's [`Sequencer`], with the append as the write in
+/// the step that numbers the event (a failed append changes nothing). With
 /// [`Fsync::Always`] the append is synced before that; with
 /// [`Fsync::Interval`] a thread of the broker's syncs the log at most the
 /// interval after an append; with [`Fsync::Never`] the kernel writes back
@@ -262,22 +323,15 @@ fn sync_loop(state: &(Mutex<SyncState>, Condvar), interval: Duration) {
 /// The data directory is written by one number of loops: starting with
 /// another is refused rather than mixing up which loop sequences a topic.
 pub struct DurableBroker {
-    config: Config,
     durable: DurableConfig,
     loop_index: usize,
     loops: usize,
-    log: Log,
-    syncer: Option<Syncer>,
-    topics: HashMap<Arc<str>, Topic>,
+    /// The topics this loop sequences, with their backlogs.
+    sequencer: Sequencer<Held>,
+    store: Store,
     /// Loops following each topic of this sequencer.
     followers: HashMap<Arc<str>, Vec<usize>>,
-    topic_count: Arc<AtomicUsize>,
-    last_epoch: u64,
-    /// The newest publish time in each segment (by base index).
-    segment_newest: VecDeque<(u64, u64)>,
-    shutting_down: bool,
     recovered: Recovered,
-    append_errors: u64,
     /// The data directory's lock, shared by the loops' brokers: held
     /// while any of them lives.
     _lock: Arc<File>,
@@ -287,8 +341,8 @@ impl fmt::Debug for DurableBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableBroker")
             .field("loop", &self.loop_index)
-            .field("topics", &self.topics.len())
-            .field("log", &self.log.dir())
+            .field("topics", &self.sequencer.topics().len())
+            .field("log", &self.store.log.dir())
             .finish_non_exhaustive()
     }
 }
@@ -410,25 +464,26 @@ impl DurableBroker {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let lock = Arc::new(lock_dir(dir)?);
         check_layout(dir, loops)?;
-        let topic_count = Arc::new(AtomicUsize::new(0));
+        // One topic count for all the loops.
+        let first = Sequencer::with_state(config.clone(), Held::new);
         let mut brokers = Vec::with_capacity(loops);
         for loop_index in 0..loops {
-            let broker =
-                DurableBroker::open(config, durable, loop_index, loops, now_ms, &topic_count, &lock)?;
+            let broker = DurableBroker::open(durable, loop_index, loops, now_ms, first.sibling(), &lock)?;
             brokers.push(broker);
         }
         Ok(brokers)
     }
 
     fn open(
-        config: &Config,
         durable: &DurableConfig,
         loop_index: usize,
         loops: usize,
         now_ms: u64,
-        topic_count: &Arc<AtomicUsize>,
+        mut sequencer: Sequencer<Held>,
         lock: &Arc<File>,
     ) -> Result<DurableBroker, String> {
+        let config = sequencer.config().clone();
+        let config = &config;
         let dir = durable.dir.join(format!("loop-{loop_index}"));
         let max_record = u32::try_from(config.max_event_size.saturating_add(1024))
             .unwrap_or(u32::MAX)
@@ -439,7 +494,7 @@ impl DurableBroker {
             .with_max_record_bytes(max_record);
         let ttl_ms = config.topic_ttl.map(duration_ms);
         let retention_ms = durable.retention.map(duration_ms);
-        let mut topics: HashMap<Arc<str>, Topic> = HashMap::new();
+        let mut topics: HashMap<Arc<str>, Sequence<Held>> = HashMap::new();
         let mut recovered = Recovered::default();
         let mut last_epoch = 0u64;
         // The newest publish time up to each index, where it grew.
@@ -470,31 +525,27 @@ impl DurableBroker {
             last_epoch = last_epoch.max(epoch);
             let mut lost_before = None;
             let topic = match topics.get_mut(stored.topic) {
-                Some(topic) if epoch < topic.epoch || (epoch == topic.epoch && seq <= topic.seq) => {
+                Some(topic) if epoch < topic.epoch() || (epoch == topic.epoch() && seq <= topic.seq()) => {
                     recovered.skipped = recovered.skipped.saturating_add(1);
                     return;
                 }
-                Some(topic) if epoch == topic.epoch && Some(seq) == topic.seq.checked_add(1) => topic,
-                Some(topic) if stored.continues && seq == 1 => {
-                    // The same topic after a restart: its history goes on.
-                    topic.epoch = epoch;
-                    topic
-                }
-                Some(topic) if epoch == topic.epoch || seq > 1 => {
+                Some(topic) if epoch == topic.epoch() && Some(seq) == topic.seq().checked_add(1) => topic,
+                // The same topic after a restart: its history goes on.
+                Some(topic) if stored.continues && seq == 1 => topic,
+                Some(topic) if epoch == topic.epoch() || seq > 1 => {
                     // A hole in its ids: the events between were lost
                     // with damaged records. The history around it is kept,
                     // and a replay across it says what is missing. (After
                     // a new epoch whose first event was lost, whether the
                     // topic went on or started over is not known: kept as
                     // going on, so that the loss is told either way.)
-                    let first = if epoch == topic.epoch {
-                        EventId::new(epoch, topic.seq.saturating_add(1))
+                    let first = if epoch == topic.epoch() {
+                        EventId::new(epoch, topic.seq().saturating_add(1))
                     } else {
                         EventId::new(epoch, 1)
                     };
                     lost_before = Some((first, EventId::new(epoch, seq.saturating_sub(1))));
                     recovered.holes = recovered.holes.saturating_add(1);
-                    topic.epoch = epoch;
                     topic
                 }
                 _ => {
@@ -505,23 +556,26 @@ impl DurableBroker {
                         .filter(|&s| s > 0)
                         .map(|s| EventId::new(epoch, s));
                     let name: Arc<str> = Arc::from(stored.topic);
-                    topics.insert(name.clone(), Topic::new(config, epoch, dropped));
+                    let held = Held::after(config, dropped);
+                    let topic = Sequence::new(config, epoch, dropped.map_or(0, EventId::seq), held);
+                    topics.insert(name.clone(), topic);
                     let Some(topic) = topics.get_mut(&name) else {
                         return;
                     };
                     topic
                 }
             };
-            topic.seq = seq;
-            topic.last_publish_ms = topic.last_publish_ms.max(stored.unix_ms);
-            topic.last_index = record.index;
+            // Its epoch (a restart, a hole), its counter, its last publish.
+            topic.advance(stored.id, stored.unix_ms);
+            topic.state_mut().last_index = record.index;
             let expired = retention_ms.is_some_and(|r| now_ms.saturating_sub(stored.unix_ms) >= r);
             if expired {
                 // Known, but no longer kept.
-                topic.indices.clear();
-                topic.dropped = Some(stored.id);
-                let _ = topic.backlog.reset(Vec::new(), Some(stored.id));
-                topic.keys = KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes);
+                let held = topic.state_mut();
+                held.indices.clear();
+                held.dropped = Some(stored.id);
+                let _ = held.backlog.reset(Vec::new(), Some(stored.id));
+                topic.forget_keys();
                 return;
             }
             let Ok(mut event) = Event::keyed(
@@ -537,8 +591,8 @@ impl DurableBroker {
             if let (Some((first, last)), Some(new)) = (lost_before, Arc::get_mut(&mut event)) {
                 new.set_lost_before(first, last);
             }
-            let key: Option<Arc<str>> = stored.key.map(Arc::from);
-            topic.push(event, record.index, key.as_ref());
+            topic.remember(&event);
+            topic.state_mut().push(event, record.index);
         })
         .map_err(|e| format!("{}: {e}", dir.display()))?;
         // A topic whose last event came before records that were lost may
@@ -547,7 +601,8 @@ impl DurableBroker {
         // id of its epoch) gets the gap signal, never "nothing missed".
         if let Some(hole) = last_hole {
             for topic in topics.values_mut() {
-                if topic.last_index < hole && topic.backlog.mark_lost_after() {
+                let held = topic.state_mut();
+                if held.last_index < hole && held.backlog.mark_lost_after() {
                     recovered.tails_maybe_lost = recovered.tails_maybe_lost.saturating_add(1);
                 }
             }
@@ -590,13 +645,11 @@ impl DurableBroker {
         // Topics idle past their time to live are forgotten, as they
         // would have been had the server run on.
         if let Some(ttl) = ttl_ms {
-            topics.retain(|_, topic| now_ms.saturating_sub(topic.last_publish_ms) < ttl);
-        }
-        for topic in topics.values_mut() {
-            topic.restored = true;
+            topics.retain(|_, topic| now_ms.saturating_sub(topic.last_publish_ms()) < ttl);
         }
         recovered.topics = topics.len();
-        topic_count.fetch_add(topics.len(), Ordering::Relaxed);
+        // Each topic's next event starts a new epoch.
+        sequencer.restore(topics, last_epoch);
         let segment_newest = log
             .segments()
             .map(|segment| {
@@ -625,20 +678,18 @@ impl DurableBroker {
             );
         }
         Ok(DurableBroker {
-            config: config.clone(),
             durable: durable.clone(),
             loop_index,
             loops,
-            log,
-            syncer,
-            topics,
+            sequencer,
+            store: Store {
+                log,
+                syncer,
+                segment_newest,
+                append_errors: 0,
+            },
             followers: HashMap::new(),
-            topic_count: topic_count.clone(),
-            last_epoch,
-            segment_newest,
-            shutting_down: false,
             recovered,
-            append_errors: 0,
             _lock: Arc::clone(lock),
         })
     }
@@ -650,120 +701,24 @@ impl DurableBroker {
 
     /// The backlog this loop sequences for `topic`, if it has the topic.
     pub fn backlog(&self, topic: &str) -> Option<&Backlog> {
-        self.topics.get(topic).map(|t| &t.backlog)
-    }
-
-    fn reply(cx: &mut dyn Context, publish: &Publish, result: Result<EventId, Error>) {
-        if let Some(reply) = publish.reply {
-            cx.post(
-                reply.loop_index,
-                HubMessage::Published {
-                    token: reply.token,
-                    result,
-                },
-            );
-        }
+        self.sequencer.get(topic).map(|t| &t.state().backlog)
     }
 
     fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
-        if self.shutting_down {
-            return DurableBroker::reply(cx, &publish, Err(Error::ShuttingDown));
-        }
         let now = cx.unix_ms();
-        if let Some(key) = &publish.key
-            && let Some(id) = self.topics.get(&publish.topic).and_then(|t| t.keys.get(key))
-        {
-            if let Some(reply) = publish.reply {
-                cx.post(
-                    reply.loop_index,
-                    HubMessage::Duplicate {
-                        token: reply.token,
-                        id,
-                    },
-                );
+        let store = &mut self.store;
+        let sequenced = self.sequencer.sequence(&publish, now, |numbered| {
+            store.append(numbered, &publish.data, now)
+        });
+        if let Sequenced::Event(event, index) = &sequenced {
+            if let Some(topic) = self.sequencer.get_mut(&publish.topic) {
+                topic.state_mut().push(event.clone(), *index);
             }
-            return;
-        }
-        let result = self.append(&publish, now);
-        if let Ok((event, _)) = &result {
             for &to in self.followers.get(&publish.topic).into_iter().flatten() {
                 cx.post(to, HubMessage::Deliver(event.clone()));
             }
         }
-        DurableBroker::reply(cx, &publish, result.map(|(event, _)| event.id()));
-    }
-
-    /// Numbers, encodes and writes the event; on failure nothing changed.
-    fn append(&mut self, publish: &Publish, now: u64) -> Result<(Arc<Event>, u64), Error> {
-        let created = !self.topics.contains_key(&publish.topic);
-        if created {
-            let max = self.config.max_topics;
-            if self.topic_count.fetch_add(1, Ordering::Relaxed) >= max {
-                self.topic_count.fetch_sub(1, Ordering::Relaxed);
-                return Err(Error::TopicLimit { max });
-            }
-        }
-        let fresh_epoch = now.max(self.last_epoch.saturating_add(1));
-        let (id, new_epoch) = match self.topics.get(&publish.topic) {
-            Some(topic) if !topic.restored => (EventId::new(topic.epoch, topic.seq.saturating_add(1)), false),
-            _ => (EventId::new(fresh_epoch, 1), true),
-        };
-        let undo = |broker: &mut DurableBroker| {
-            if created {
-                broker.topic_count.fetch_sub(1, Ordering::Relaxed);
-            }
-        };
-        let event = match Event::keyed(
-            publish.topic.clone(),
-            id,
-            &publish.event_type,
-            &publish.data,
-            publish.key.as_deref(),
-        ) {
-            Ok(event) => event,
-            Err(e) => {
-                undo(self);
-                return Err(e);
-            }
-        };
-        let mut payload = Vec::with_capacity(publish.data.len().saturating_add(64));
-        let continues = new_epoch && !created;
-        encode_event(&mut payload, &event, &publish.data, now, continues);
-        let index = match self.log.append(&payload, Instant::now()) {
-            Ok(index) => index,
-            Err(e) => {
-                self.append_errors = self.append_errors.saturating_add(1);
-                log::error!("durable log {}: {e}; publish refused", self.log.dir().display());
-                undo(self);
-                return Err(Error::BrokerUnavailable);
-            }
-        };
-        if let Some(syncer) = &mut self.syncer {
-            syncer.appended(&self.log);
-        }
-        let base = self.log.active_base();
-        match self.segment_newest.back_mut() {
-            Some((last_base, ms)) if *last_base == base => *ms = (*ms).max(now),
-            _ => self.segment_newest.push_back((base, now)),
-        }
-        if new_epoch {
-            self.last_epoch = id.ms();
-            let mut topic = Topic::new(&self.config, id.ms(), None);
-            if let Some(old) = self.topics.remove(&publish.topic) {
-                // A restored topic goes on in a new epoch: its history stays.
-                topic.keys = old.keys;
-                topic.backlog = old.backlog;
-                topic.indices = old.indices;
-                topic.dropped = old.dropped;
-            }
-            self.topics.insert(publish.topic.clone(), topic);
-        }
-        if let Some(topic) = self.topics.get_mut(&publish.topic) {
-            topic.seq = id.seq();
-            topic.last_publish_ms = now;
-            topic.push(event.clone(), index, publish.key.as_ref());
-        }
-        Ok((event, index))
+        sequenced.answer(publish.reply, cx);
     }
 
     fn follow_here(&mut self, topic: Arc<str>, loop_index: usize, cx: &mut dyn Context) {
@@ -771,7 +726,7 @@ impl DurableBroker {
         if !followers.contains(&loop_index) {
             followers.push(loop_index);
         }
-        let (history, dropped) = match self.topics.get(&topic) {
+        let (history, dropped) = match self.sequencer.get(&topic).map(Sequence::state) {
             Some(t) => (t.backlog.iter().cloned().collect(), t.dropped),
             None => (Vec::new(), None),
         };
@@ -791,42 +746,6 @@ impl DurableBroker {
             if followers.is_empty() {
                 self.followers.remove(topic);
             }
-        }
-    }
-
-    /// Deletes the segments no topic needs any more.
-    fn remove_segments(&mut self, now_ms: u64) {
-        let needed = self
-            .topics
-            .values()
-            .map(Topic::first_needed)
-            .min()
-            .unwrap_or(self.log.next_index());
-        let retention = self.durable.retention.map(duration_ms);
-        let mut until = None;
-        for segment in self.log.segments() {
-            let newest = self
-                .segment_newest
-                .iter()
-                .find(|(base, _)| *base == segment.base)
-                .map_or(0, |&(_, ms)| ms);
-            let expired = retention.is_some_and(|r| now_ms.saturating_sub(newest) >= r);
-            if segment.end <= needed || expired {
-                until = Some(segment.end);
-            } else {
-                break;
-            }
-        }
-        let Some(until) = until else { return };
-        match self.log.remove_before(until) {
-            Ok(0) => {}
-            Ok(_) => {
-                let first = self.log.segments().next().map_or(0, |s| s.base);
-                while self.segment_newest.front().is_some_and(|&(base, _)| base < first) {
-                    self.segment_newest.pop_front();
-                }
-            }
-            Err(e) => log::warn!("durable log {}: {e}", self.log.dir().display()),
         }
     }
 
@@ -896,14 +815,8 @@ fn duration_ms(duration: Duration) -> u64 {
 
 impl Broker for DurableBroker {
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
-        if self.shutting_down {
-            return Err(Error::ShuttingDown);
-        }
-        let owner = sequencer_of(&publish.topic, cx.loops());
-        if owner == self.loop_index {
+        if let Some(publish) = self.sequencer.route(publish, cx)? {
             self.sequence(publish, cx);
-        } else {
-            self.forward(owner, BrokerMessage::Forward(publish), cx);
         }
         Ok(())
     }
@@ -918,28 +831,24 @@ impl Broker for DurableBroker {
 
     fn tick(&mut self, cx: &mut dyn Context) {
         let now = cx.unix_ms();
-        if let Some(ttl) = self.config.topic_ttl.map(duration_ms) {
-            let idle: Vec<Arc<str>> = self
-                .topics
-                .iter()
-                .filter(|(_, t)| now.saturating_sub(t.last_publish_ms) >= ttl)
-                .map(|(topic, _)| topic.clone())
-                .collect();
-            for topic in idle {
-                self.topics.remove(&topic);
-                self.topic_count.fetch_sub(1, Ordering::Relaxed);
-                for &to in self.followers.get(&topic).into_iter().flatten() {
-                    cx.post(to, HubMessage::Forget(topic.clone()));
-                }
+        for topic in self.sequencer.expire(now) {
+            for &to in self.followers.get(&topic).into_iter().flatten() {
+                cx.post(to, HubMessage::Forget(topic.clone()));
             }
         }
-        self.remove_segments(now);
+        let needed = self
+            .sequencer
+            .topics()
+            .map(|(_, t)| t.state().first_needed())
+            .min();
+        let retention = self.durable.retention.map(duration_ms);
+        self.store.remove_segments(needed, retention, now);
     }
 
     fn shutdown(&mut self, _cx: &mut dyn Context) {
-        self.shutting_down = true;
-        if let Err(e) = self.log.sync() {
-            log::error!("durable log {}: {e}", self.log.dir().display());
+        self.sequencer.shut_down();
+        if let Err(e) = self.store.log.sync() {
+            log::error!("durable log {}: {e}", self.store.log.dir().display());
         }
     }
 
@@ -979,19 +888,19 @@ impl Broker for DurableBroker {
 
     fn write_metrics(&self, out: &mut String) {
         let l = self.loop_index;
-        let sync_errors = self.syncer.as_ref().map_or(0, Syncer::errors);
+        let sync_errors = self.store.syncer.as_ref().map_or(0, Syncer::errors);
         let lines = [
             (
                 "tether_log_bytes",
                 "gauge",
                 "Bytes of this loop's durable log.",
-                self.log.bytes(),
+                self.store.log.bytes(),
             ),
             (
                 "tether_log_segments",
                 "gauge",
                 "Segments of this loop's durable log.",
-                u64::try_from(self.log.segments().len()).unwrap_or(u64::MAX),
+                u64::try_from(self.store.log.segments().len()).unwrap_or(u64::MAX),
             ),
             (
                 "tether_log_recovered_records",
@@ -1033,7 +942,7 @@ impl Broker for DurableBroker {
                 "tether_log_append_errors_total",
                 "counter",
                 "Appends that failed (their publishes were refused).",
-                self.append_errors,
+                self.store.append_errors,
             ),
             (
                 "tether_log_sync_errors_total",
@@ -1053,7 +962,7 @@ impl Broker for DurableBroker {
 
 impl Drop for DurableBroker {
     fn drop(&mut self) {
-        let _ = self.log.sync();
+        let _ = self.store.log.sync();
     }
 }
 
@@ -1263,7 +1172,7 @@ mod tests {
         for n in 0..6 {
             published_id(publish(&mut broker, &mut cx, "news", &format!("event {n}"), None));
         }
-        let segments: Vec<_> = broker.log.segments().collect();
+        let segments: Vec<_> = broker.store.log.segments().collect();
         assert!(segments.len() >= 3, "{segments:?}");
         drop(broker);
         // The second segment goes missing.

@@ -24,6 +24,10 @@
 //! - [`Broker`]: sequences publishes and delivers events to every loop in
 //!   one order per topic; its contract is on the trait. [`LocalBroker`] is
 //!   the in-process one: each topic is sequenced by one loop.
+//! - [`Sequencer`]: the topics one loop sequences, numbered (ids, publish
+//!   keys, the topic limit, idle topics), without IO; the in-process
+//!   broker is one, and a broker that stores its events writes each one in
+//!   the step that numbers it.
 //! - [`DurableBroker`]: the in-process broker with each loop's events
 //!   written to a log of its own (`tether-log`) before they are
 //!   acknowledged, and recovered on start.
@@ -92,6 +96,7 @@ mod id;
 mod json;
 mod key;
 mod presence;
+mod sequencer;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
@@ -112,6 +117,7 @@ pub use presence::{
     Change, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Members, Outcome, PRESENCE_LINGER_MS,
     Presence, PresenceMessage, is_valid_member,
 };
+pub use sequencer::{Numbered, Sequence, Sequenced, Sequencer};
 /// The log under [`DurableBroker`], for its fsync policy.
 pub use tether_log::Fsync;
 /// Topic names: the rule the hub applies, shared with tether-auth.
