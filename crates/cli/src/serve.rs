@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{KeyFile, Keys, Private, Validation};
-use tether_hub::{DurableBroker, DurableConfig, Fsync, HubMessage};
+use tether_hub::HubMessage;
+use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
 use crate::logger;

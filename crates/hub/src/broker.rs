@@ -1,15 +1,12 @@
 //! The broker interface, what flows between brokers and hubs, and the
 //! in-process broker.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::key::KeyWindow;
 use crate::{
-    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, is_valid_event_type,
-    is_valid_publish_key, is_valid_topic,
+    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
+    is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
@@ -428,21 +425,12 @@ pub fn sequencer_of(topic: &str, loops: usize) -> usize {
     usize::try_from(hash % u64::try_from(loops).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
-/// One topic's numbering, on its sequencer.
-#[derive(Debug, Clone)]
-struct Sequence {
-    epoch: u64,
-    seq: u64,
-    last_publish_ms: u64,
-    /// The publish keys of the events still in the backlog.
-    keys: KeyWindow,
-}
-
 /// The in-process broker: one loop sequences each topic (chosen by
 /// [`sequencer_of`]); publishes made elsewhere are posted to it; it numbers
 /// the event, encodes it once and posts the same `Arc<Event>` to every
 /// loop, itself included. Every delivery of a topic comes from that one
-/// loop, so every loop sees the topic's events in the same order.
+/// loop, so every loop sees the topic's events in the same order. Its
+/// numbering is a [`crate::Sequencer`], with nothing kept beside it.
 ///
 /// Ids are `(epoch, n)`: the epoch is the topic's creation time in Unix
 /// milliseconds (made strictly increasing on each loop), `n` counts from 1.
@@ -483,24 +471,14 @@ struct Sequence {
 /// ```
 #[derive(Debug)]
 pub struct LocalBroker {
-    config: Config,
-    sequences: HashMap<Arc<str>, Sequence>,
-    /// Topics with events, over all the sibling brokers.
-    topic_count: Arc<AtomicUsize>,
-    last_epoch: u64,
-    /// [`Broker::shutdown`] was called: every publish is refused.
-    shutting_down: bool,
+    sequencer: Sequencer,
 }
 
 impl LocalBroker {
     /// A broker for one loop, with its own topic count.
     pub fn new(config: Config) -> LocalBroker {
         LocalBroker {
-            config,
-            sequences: HashMap::new(),
-            topic_count: Arc::new(AtomicUsize::new(0)),
-            last_epoch: 0,
-            shutting_down: false,
+            sequencer: Sequencer::new(config),
         }
     }
 
@@ -508,113 +486,30 @@ impl LocalBroker {
     /// topic limit counted over both.
     pub fn sibling(&self) -> LocalBroker {
         LocalBroker {
-            config: self.config.clone(),
-            sequences: HashMap::new(),
-            topic_count: self.topic_count.clone(),
-            last_epoch: 0,
-            shutting_down: false,
+            sequencer: self.sequencer.sibling(),
         }
     }
 
     /// Topics with events, over all siblings.
     pub fn topic_count(&self) -> usize {
-        self.topic_count.load(Ordering::Relaxed)
+        self.sequencer.topic_count()
     }
 
     fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
-        if self.shutting_down {
-            if let Some(reply) = publish.reply {
-                cx.post(
-                    reply.loop_index,
-                    HubMessage::Published {
-                        token: reply.token,
-                        result: Err(Error::ShuttingDown),
-                    },
-                );
-            }
-            return;
-        }
-        let now = cx.unix_ms();
-        if let Some(key) = &publish.key {
-            let remembered = self.sequences.get(&publish.topic).and_then(|s| s.keys.get(key));
-            if let Some(id) = remembered {
-                if let Some(reply) = publish.reply {
-                    cx.post(
-                        reply.loop_index,
-                        HubMessage::Duplicate {
-                            token: reply.token,
-                            id,
-                        },
-                    );
-                }
-                return;
-            }
-        }
-        let result = self.next_id(&publish.topic, now).and_then(|id| {
-            let event = Event::keyed(
-                publish.topic.clone(),
-                id,
-                &publish.event_type,
-                &publish.data,
-                publish.key.as_deref(),
-            )?;
-            if let Some(sequence) = self.sequences.get_mut(&publish.topic) {
-                sequence.keys.push(id, event.cost(), publish.key.as_ref());
-            }
+        let sequenced = self.sequencer.sequence(&publish, cx.unix_ms(), |_| Ok(()));
+        if let Sequenced::Event(event, ()) = &sequenced {
             for to in 0..cx.loops() {
                 cx.post(to, HubMessage::Deliver(event.clone()));
             }
-            Ok(id)
-        });
-        if let Some(reply) = publish.reply {
-            cx.post(
-                reply.loop_index,
-                HubMessage::Published {
-                    token: reply.token,
-                    result,
-                },
-            );
         }
-    }
-
-    fn next_id(&mut self, topic: &Arc<str>, now: u64) -> Result<EventId, Error> {
-        if let Some(sequence) = self.sequences.get_mut(topic) {
-            sequence.seq += 1;
-            sequence.last_publish_ms = now;
-            return Ok(EventId::new(sequence.epoch, sequence.seq));
-        }
-        let max = self.config.max_topics;
-        if self.topic_count.fetch_add(1, Ordering::Relaxed) >= max {
-            self.topic_count.fetch_sub(1, Ordering::Relaxed);
-            return Err(Error::TopicLimit { max });
-        }
-        // Strictly increasing, so that a topic forgotten and created again
-        // within one millisecond still gets a new epoch.
-        let epoch = now.max(self.last_epoch + 1);
-        self.last_epoch = epoch;
-        self.sequences.insert(
-            topic.clone(),
-            Sequence {
-                epoch,
-                seq: 1,
-                last_publish_ms: now,
-                keys: KeyWindow::new(self.config.max_backlog_events, self.config.max_backlog_bytes),
-            },
-        );
-        Ok(EventId::new(epoch, 1))
+        sequenced.answer(publish.reply, cx);
     }
 }
 
 impl Broker for LocalBroker {
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
-        if self.shutting_down {
-            return Err(Error::ShuttingDown);
-        }
-        let owner = sequencer_of(&publish.topic, cx.loops());
-        if owner == cx.this_loop() {
+        if let Some(publish) = self.sequencer.route(publish, cx)? {
             self.sequence(publish, cx);
-        } else {
-            cx.post(owner, HubMessage::Broker(BrokerMessage::Forward(publish)));
         }
         Ok(())
     }
@@ -627,18 +522,7 @@ impl Broker for LocalBroker {
     }
 
     fn tick(&mut self, cx: &mut dyn Context) {
-        let Some(ttl) = self.config.topic_ttl else { return };
-        let now = cx.unix_ms();
-        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let idle: Vec<Arc<str>> = self
-            .sequences
-            .iter()
-            .filter(|(_, s)| now.saturating_sub(s.last_publish_ms) >= ttl)
-            .map(|(topic, _)| topic.clone())
-            .collect();
-        for topic in idle {
-            self.sequences.remove(&topic);
-            self.topic_count.fetch_sub(1, Ordering::Relaxed);
+        for topic in self.sequencer.expire(cx.unix_ms()) {
             for to in 0..cx.loops() {
                 cx.post(to, HubMessage::Forget(topic.clone()));
             }
@@ -646,7 +530,7 @@ impl Broker for LocalBroker {
     }
 
     fn shutdown(&mut self, _cx: &mut dyn Context) {
-        self.shutting_down = true;
+        self.sequencer.shut_down();
     }
 
     fn kind(&self) -> &'static str {

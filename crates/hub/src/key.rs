@@ -92,6 +92,13 @@ impl KeyWindow {
         }
     }
 
+    /// Forgets every key.
+    pub(crate) fn clear(&mut self) {
+        self.suffix.clear();
+        self.bytes = 0;
+        self.ids.clear();
+    }
+
     fn pop(&mut self) {
         let Some(slot) = self.suffix.pop_front() else {
             return;

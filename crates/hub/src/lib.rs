@@ -3,9 +3,10 @@
 //! format, the broker interface and the in-process broker, and tickets for
 //! clients that cannot send headers.
 //!
-//! Sans-IO, like the protocol crates: no sockets, no threads, no clock
-//! reads (time is passed in), no randomness (passed in too), and no
-//! dependency on the server. `tether-apps`' `HubApp` drives it on
+//! Sans-IO, like the protocol crates: no sockets, no files, no threads
+//! or locks, no clock reads (time is passed in), no randomness (passed in
+//! too), and no dependency on the server. A broker that needs IO lives in
+//! a crate of its own (the durable one in `tether-hub-durable`). `tether-apps`' `HubApp` drives it on
 //! its event loops; see the README beside this crate for the routes and
 //! message formats it serves.
 //!
@@ -24,9 +25,12 @@
 //! - [`Broker`]: sequences publishes and delivers events to every loop in
 //!   one order per topic; its contract is on the trait. [`LocalBroker`] is
 //!   the in-process one: each topic is sequenced by one loop.
-//! - [`DurableBroker`]: the in-process broker with each loop's events
-//!   written to a log of its own (`tether-log`) before they are
-//!   acknowledged, and recovered on start.
+//! - [`Sequencer`]: the topics one loop sequences, numbered (ids, publish
+//!   keys, the topic limit, idle topics), without IO; the in-process
+//!   broker is one, and a broker that stores its events writes each one in
+//!   the step that numbers it: the durable broker (the crate
+//!   `tether-hub-durable`, over `tether-log`, where its thread, files and
+//!   clock live) is one too.
 //! - [`Publish::with_key`]: a publisher's own id for a publish (a *publish
 //!   key*), which makes retries safe: the topic's sequencer remembers the
 //!   key while the event is in the backlog, and a publish with a key it
@@ -84,7 +88,6 @@
 mod backlog;
 mod broker;
 mod config;
-mod durable;
 mod error;
 mod event;
 mod hub;
@@ -92,6 +95,7 @@ mod id;
 mod json;
 mod key;
 mod presence;
+mod sequencer;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
@@ -99,7 +103,6 @@ pub use broker::{
     Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
 };
 pub use config::Config;
-pub use durable::{DurableBroker, DurableConfig, Recovered};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
@@ -112,8 +115,7 @@ pub use presence::{
     Change, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Members, Outcome, PRESENCE_LINGER_MS,
     Presence, PresenceMessage, is_valid_member,
 };
-/// The log under [`DurableBroker`], for its fsync policy.
-pub use tether_log::Fsync;
+pub use sequencer::{Numbered, Sequence, Sequenced, Sequencer};
 /// Topic names: the rule the hub applies, shared with tether-auth.
 pub use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};
 pub use tickets::{Grant, Tickets, secret_matches};
