@@ -132,7 +132,7 @@ impl Access {
     /// Whether the request's `Origin` may come in (none, the server's
     /// own, or a trusted one).
     pub(super) fn origin_ok(&self, request: &Request<'_>) -> bool {
-        super::origin::origin_ok(&self.settings, request)
+        super::origin::origin_ok(&self.settings.trusted_origins, request)
     }
 
     /// Unix seconds now, on the hub's clock.
@@ -162,7 +162,7 @@ impl Access {
         let Some((token, source)) = auth.token_of(request) else {
             return Ok(Credential::None);
         };
-        if source == TokenSource::Cookie && !super::origin::cookie_ok(settings, request) {
+        if source == TokenSource::Cookie && !super::origin::cookie_ok(&settings.trusted_origins, request) {
             return Err(Refusal::CrossOriginCookie);
         }
         match auth.verify(&token, now) {

@@ -13,8 +13,6 @@
 
 use tether_server::Request;
 
-use super::settings::HubSettings;
-
 /// An origin's parts: scheme, host (lower-cased; an IPv6 literal keeps
 /// its brackets) and port (the scheme's default when none is written).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +115,20 @@ pub(crate) fn names_host(origin: &str, host: &str) -> bool {
 
 /// Whether a browser page of `origin` may use the hub: any when no origin
 /// is trusted, else the server's own and the trusted ones.
-pub(crate) fn origin_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
+pub(crate) fn origin_ok(trusted: &[String], request: &Request<'_>) -> bool {
     request.header("origin").is_none_or(|origin| {
-        settings.trusted_origins.is_empty() || settings.is_trusted(origin) || is_own_origin(request, origin)
+        trusted.is_empty() || is_trusted(trusted, origin) || is_own_origin(request, origin)
     })
+}
+
+/// Whether `origin` is one of the `trusted` origins (as the settings
+/// write them: a trailing `/` and the case do not matter; `*` is never
+/// one).
+pub(crate) fn is_trusted(trusted: &[String], origin: &str) -> bool {
+    origin != "*"
+        && trusted.iter().any(|allowed| {
+            allowed != "*" && allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim())
+        })
 }
 
 /// Whether a credential read from a cookie may be used for this request:
@@ -129,7 +137,7 @@ pub(crate) fn origin_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
 /// site. `Sec-Fetch-Site` is a second opinion, never the only one: a
 /// request claiming this origin that the browser says another site made is
 /// refused too.
-pub(crate) fn cookie_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
+pub(crate) fn cookie_ok(trusted: &[String], request: &Request<'_>) -> bool {
     let other_site = request
         .header("sec-fetch-site")
         .map(str::trim)
@@ -138,7 +146,7 @@ pub(crate) fn cookie_ok(settings: &HubSettings, request: &Request<'_>) -> bool {
         });
     match request.header("origin") {
         Some(origin) if is_own_origin(request, origin) => !other_site,
-        Some(origin) => settings.is_trusted(origin),
+        Some(origin) => is_trusted(trusted, origin),
         None => !other_site,
     }
 }

@@ -8,7 +8,7 @@ use tether_hub::Config as HubConfig;
 use tether_server::Handshake;
 
 use super::auth::HubAuth;
-use super::origin::names_host;
+use super::origin::{is_trusted, names_host};
 
 /// The hub's settings: its limits, and access control.
 ///
@@ -128,19 +128,10 @@ impl fmt::Debug for HubSettings {
     }
 }
 
-/// Whether an origin from the settings names the one a request sent.
-fn same_origin(allowed: &str, origin: &str) -> bool {
-    allowed.trim_end_matches('/').eq_ignore_ascii_case(origin.trim())
-}
-
 impl HubSettings {
     /// Whether `origin` is one of [`HubSettings::trusted_origins`].
     pub fn is_trusted(&self, origin: &str) -> bool {
-        origin != "*"
-            && self
-                .trusted_origins
-                .iter()
-                .any(|trusted| trusted != "*" && same_origin(trusted, origin))
+        is_trusted(&self.trusted_origins, origin)
     }
 
     /// Whether `text` is an origin as a browser sends it and
