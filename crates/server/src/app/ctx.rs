@@ -26,17 +26,6 @@ pub(crate) enum Action {
     Respond(ConnId, Response),
 }
 
-impl Action {
-    /// The connection (or stream) it is for.
-    pub(crate) fn target(&self) -> ConnId {
-        match self {
-            Action::Send(id, _) | Action::Close(id, ..) | Action::EndStream(id) | Action::Respond(id, _) => {
-                *id
-            }
-        }
-    }
-}
-
 /// The connection whose event is being handled, written to directly.
 pub(crate) struct Current<'a> {
     pub(crate) id: ConnId,

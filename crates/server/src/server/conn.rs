@@ -44,6 +44,7 @@ impl Conn {
     }
 
     /// When its timer is next due.
+    #[inline]
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         match &self.state {
             State::H1(h1) => h1.next_deadline(),

@@ -28,7 +28,7 @@ use super::h1::H1Conn;
 use super::h2::H2Session;
 use super::link::{After, Kind, Link};
 use super::listen::{alpn_is_h2, start_tls};
-use super::sink;
+use super::sink::{self, Pushed};
 use crate::app::{Action, App, CloseReason, ConnId, Ctx};
 use crate::loops::Stats;
 use crate::timers::Scheduled;
@@ -139,6 +139,7 @@ impl<A: App> Connections<A> {
     /// Runs `f` on the protocol state of the connection `id` names (if it
     /// still exists) and a call lent beside it: the connection's link and
     /// socket, the application and the environment.
+    #[inline]
     fn call<R>(&mut self, id: ConnId, f: impl FnOnce(&mut State, &mut Call<'_, '_, A>) -> R) -> Option<R> {
         let Self {
             conns, tls, app, env, ..
@@ -296,24 +297,33 @@ impl<A: App> Connections<A> {
         while !self.env.actions.is_empty() {
             let mut batch = mem::take(&mut self.env.actions);
             for action in batch.drain(..) {
-                let id = action.target();
-                let after = self.call(id, |state, c| match action {
-                    Action::Send(id, encoded) => sink::push(state, c, id, encoded, now),
-                    Action::Close(id, code, reason) => {
+                match action {
+                    Action::Send(id, encoded) => {
+                        let Some(conn) = live(&mut self.conns, id.connection()) else {
+                            continue;
+                        };
+                        match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
+                            Pushed::Nothing | Pushed::Queued => {}
+                            Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
+                            Pushed::Slow => self.drive(id, |state, c| {
+                                sink::cut_loose(state, c, id, now);
+                                After::Keep
+                            }),
+                        }
+                    }
+                    Action::Close(id, code, reason) => self.drive(id, |state, c| {
                         sink::close_ws(state, c, id, code, &reason, now);
                         After::Keep
-                    }
-                    Action::EndStream(id) => {
+                    }),
+                    Action::EndStream(id) => self.drive(id, |state, c| {
                         sink::end_stream(state, c, id, CloseReason::Ended, now);
                         After::Keep
-                    }
-                    Action::Respond(id, response) => {
+                    }),
+                    Action::Respond(id, response) => self.drive(id, |state, c| {
                         sink::respond_later(state, c, id, &response, now);
                         After::Keep
-                    }
-                });
-                let Some(after) = after else { continue };
-                self.settle(id, after);
+                    }),
+                }
             }
             if self.env.actions.is_empty() {
                 self.env.actions = batch;
@@ -433,6 +443,7 @@ impl<A: App> Connections<A> {
         self.reschedule(id);
     }
 
+    #[inline]
     pub(super) fn reschedule(&mut self, id: ConnId) {
         let Some(conn) = live(&mut self.conns, id) else {
             return;

@@ -19,7 +19,7 @@ impl Pushee<'_> {
     /// What of `encoded` this session is sent: a WebSocket's frame (the
     /// shared compressed twin if it negotiated one), or an event stream's
     /// bytes, which put its next heartbeat off as a heartbeat would.
-    #[inline]
+    #[inline(always)]
     pub(super) fn bytes(
         self,
         encoded: Encoded,

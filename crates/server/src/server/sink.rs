@@ -11,18 +11,18 @@
 //! slow-consumer check are decided here for both carriers, which only
 //! queue the bytes (and each applies its own slow-consumer policy); the
 //! other three are written by the session that owns the sink, in its own
-//! framing. What the loop must do next comes back as an [`After`].
+//! framing. What the loop must do next comes back as a [`Pushed`] from a push.
 
 use std::time::Instant;
 
 use log::debug;
 use tether_ws::CloseCode;
 
-use super::conn::State;
-use super::env::Call;
-use super::link::After;
+use super::conn::{Conn, State};
+use super::env::{Call, LoopEnv};
 use crate::app::{App, CloseReason, ConnId, Encoded, Response};
 use crate::loops::Stats;
+use crate::transport::{Stream, TlsSession};
 
 /// The carrier an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,75 +43,110 @@ impl Sink {
     }
 }
 
+/// What a push leaves to the loop.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// Nothing was queued (the session is gone, closing or takes no
+    /// broadcasts).
+    Nothing,
+    /// Queued, and the connection marked to flush.
+    Queued,
+    /// Queued, and its client does not take what it is sent: the carrier's
+    /// slow-consumer policy applies ([`cut_loose`]).
+    Slow,
+    /// The socket failed: drop the connection.
+    Failed,
+}
+
 /// Queues a broadcast (shared bytes, compressed where the session takes
-/// them so) for a WebSocket or an event stream; the slow-consumer policy
-/// applies to what its client does not take.
-pub(super) fn push<A: App>(
-    state: &mut State,
-    c: &mut Call<'_, '_, A>,
+/// them so) for a WebSocket or an event stream, and says whether the
+/// slow-consumer policy applies to what its client does not take.
+///
+/// The hot path of a fan-out, called once per subscriber and event: it
+/// takes the connection and the environment as they are rather than a
+/// [`Call`], and the TLS sessions by slot, read only for an early flush.
+#[inline]
+pub(super) fn push<P>(
+    conn: &mut Conn,
+    tls: &mut [Option<Box<TlsSession>>],
+    env: &mut LoopEnv<P>,
     id: ConnId,
     encoded: Encoded,
     now: Instant,
-) -> After {
-    if c.link.closing {
-        return After::Keep;
+) -> Pushed {
+    if conn.link.closing {
+        return Pushed::Nothing;
     }
-    let env = &mut *c.env;
     let max_output = env.config.max_output;
     let heartbeat = env.config.sse_heartbeat;
-    let pushee = match (Sink::of(id), &mut *state) {
-        (Sink::Stream(stream), State::H2(h2)) => h2.pushee(stream),
-        (Sink::Connection, State::H1(h1)) => h1.pushee(),
-        _ => None,
-    };
     let stats = &env.peers.own().stats;
-    let Some(bytes) = pushee.map(|p| p.bytes(encoded, stats, now, heartbeat)) else {
-        return After::Keep;
-    };
     let pool = &mut env.pool;
-    let out = c.link.queue(pool);
-    // How the carrier queues the bytes: on the connection's queue as they
-    // are, or as DATA on the stream, as far as its windows allow.
-    let gone = match &mut *state {
-        State::H2(h2) => h2.push_shared(id.stream(), bytes, out, pool),
-        _ => {
-            out.push_shared(bytes);
-            None
+    let Conn {
+        state, link, socket, ..
+    } = conn;
+    // The session that takes the broadcast and its bytes, queued as its
+    // carrier queues them: on the connection's queue as they are, or as
+    // DATA on the stream, as far as its windows allow. One match on the
+    // carrier: this runs once per subscriber and event.
+    let stalled = match (Sink::of(id), state) {
+        (Sink::Connection, State::H1(h1)) => {
+            let Some(pushee) = h1.pushee() else {
+                return Pushed::Nothing;
+            };
+            let bytes = pushee.bytes(encoded, stats, now, heartbeat);
+            link.queue(pool).push_shared(bytes);
+            false
         }
+        (Sink::Stream(stream), State::H2(h2)) => {
+            let Some(pushee) = h2.pushee(stream) else {
+                return Pushed::Nothing;
+            };
+            let bytes = pushee.bytes(encoded, stats, now, heartbeat);
+            if let Some(gone) = h2.push_shared(stream, bytes, link.queue(pool), pool) {
+                gone.count_gone(stats);
+            }
+            // A client that does not open the stream's window while the
+            // connection holds more than the limit.
+            h2.stalled(stream, max_output)
+        }
+        _ => return Pushed::Nothing,
     };
+    let out = link.queue(pool);
     Stats::add(&stats.messages_out, 1);
     if out.len() > max_output {
         // Output is written only once per loop turn, so a burst of
         // broadcasts can queue more than the limit for a peer that reads
         // promptly. Bytes its socket takes now say nothing against it:
         // judge only what the socket refuses.
-        if let Err(e) = out.flush(&mut *c.socket, pool) {
+        let tls = tls.get_mut(id.index()).and_then(|s| s.as_deref_mut());
+        let mut socket = Stream { socket, tls };
+        if let Err(e) = out.flush(&mut socket, pool) {
             debug!("write error: {e}");
-            return After::Drop;
+            return Pushed::Failed;
         }
     }
-    // A client that does not read the socket, or (on HTTP/2) does not
-    // open a stream's window while the connection holds more than the
-    // limit.
+    // A client that does not read the socket (or, on HTTP/2, a stream's
+    // window).
     let queued = out.len();
-    let stalled = match &*state {
-        State::H2(h2) => h2.stalled(id.stream(), max_output),
-        _ => false,
-    };
-    if let Some(gone) = gone {
-        gone.count_gone(stats);
-    }
+    env.mark_dirty(id, link);
     if stalled || queued > max_output {
-        match state {
-            State::H1(h1) => {
-                debug!("slow consumer: {queued} bytes queued, cutting it loose");
-                h1.cut_loose(c, now);
-            }
-            State::H2(h2) => h2.cut_loose(id, c, now),
-            State::Draining { .. } => {}
-        }
+        debug!("slow consumer: {queued} bytes queued, cutting it loose");
+        return Pushed::Slow;
     }
-    After::Flush
+    Pushed::Queued
+}
+
+/// The slow-consumer policy of the carrier `id` names: an HTTP/1.1
+/// connection drops what is queued and not begun and closes its
+/// WebSocket with 1008 or ends its event stream; an HTTP/2 stream is reset
+/// with CANCEL.
+pub(super) fn cut_loose<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, id: ConnId, now: Instant) {
+    match (Sink::of(id), state) {
+        (Sink::Connection, State::H1(h1)) => h1.cut_loose(c, now),
+        (Sink::Stream(_), State::H2(h2)) => h2.cut_loose(id, c, now),
+        _ => {}
+    }
 }
 
 /// Starts the close handshake of a WebSocket.

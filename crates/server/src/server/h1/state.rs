@@ -64,6 +64,7 @@ impl H1Conn {
     }
 
     /// When its timer is next due.
+    #[inline]
     pub(in crate::server) fn next_deadline(&self) -> Option<Instant> {
         match self {
             H1Conn::Requests(requests) => Some(requests.deadline),
@@ -73,6 +74,7 @@ impl H1Conn {
     }
 
     /// Its session, while it takes broadcasts.
+    #[inline]
     pub(in crate::server) fn pushee(&mut self) -> Option<Pushee<'_>> {
         match self {
             H1Conn::WebSocket(session) if session.ws.can_send() => Some(Pushee::WebSocket(session)),
