@@ -11,8 +11,8 @@ use tether_frame::{
 };
 
 use crate::{
-    CloseFrame, Config, ControlPayload, Error, Event, Extension, Limit, MaskSource, Message, MessageKind,
-    MessageRef, Role,
+    CloseFrame, Config, ControlPayload, Error, Event, Extension, ExtensionError, Limit, MaskSource, Message,
+    MessageKind, MessageRef, Role,
 };
 
 /// What [`Connection::receive_in_place`] found.
@@ -85,6 +85,17 @@ const SEND_OWNED_MIN: usize = 4096;
 /// Bytes of a transformed (e.g. compressed) payload unmasked per step
 /// before the extension decodes them; a stack buffer, so no allocation.
 const EXTENSION_CHUNK: usize = 4096;
+
+/// The failure of a transformed message on this side's account: an
+/// extension that broke [`Extension`]'s contract (it removed bytes it was
+/// to leave alone), or a state a correct connection never reaches (no
+/// extension to decode with). 1011, the endpoint's unexpected condition.
+fn broken_extension(reason: &'static str) -> Error {
+    Error::Extension(ExtensionError {
+        code: CloseCode::INTERNAL_ERROR,
+        reason,
+    })
+}
 
 /// A WebSocket connection without I/O (RFC 6455), for either role.
 ///
@@ -276,7 +287,8 @@ struct Limits {
 
 impl Limits {
     fn new(config: &Config) -> Limits {
-        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().clamp(1, u32::MAX as u128) as u32);
+        let ms =
+            |d: Option<Duration>| d.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1));
         Limits {
             max_message_size: config.max_message_size,
             max_fragments: config.max_fragments,
@@ -510,8 +522,9 @@ impl Connection {
             Some(Step::InPlace { start, kind }) => (start, kind),
         };
         let len = data.len();
-        // The step reports a payload within the bytes it used.
-        let payload = &mut data[start..used];
+        // The step reports a payload within the bytes it used: `start` is
+        // at most `used`, and `used` at most `data.len()`.
+        let payload = data.get_mut(start..used).unwrap_or_default();
         if let Some(mask) = self.frame.mask() {
             apply_mask(payload, mask, 0);
         }
@@ -549,7 +562,8 @@ impl Connection {
         let rules = self.rules();
         let mut pos = 0;
         while pos < data.len() {
-            let (used, item) = match self.reader.decode(&data[pos..], &rules) {
+            let rest = data.get(pos..).unwrap_or_default();
+            let (used, item) = match self.reader.decode(rest, &rules) {
                 Ok(step) => step,
                 Err(e) => return (data.len(), Some(Step::Event(self.fail(e.into(), out)))),
             };
@@ -562,10 +576,12 @@ impl Connection {
                     // can be lent from the input instead.
                     let whole_here = in_place && header.payload_len <= (data.len() - pos) as u64;
                     match self.on_header(header, !whole_here) {
-                        Ok(()) if header.payload_len == 0 && in_place && self.is_whole_message() => {
-                            return (pos, Some(self.lend(pos)));
+                        Ok(()) if header.payload_len == 0 => {
+                            if in_place && let Some(kind) = self.whole_message() {
+                                return (pos, Some(self.lend(pos, kind)));
+                            }
+                            self.on_frame_end(&[], out)
                         }
-                        Ok(()) if header.payload_len == 0 => self.on_frame_end(&[], out),
                         other => other.map(|()| None),
                     }
                 }
@@ -574,8 +590,12 @@ impl Connection {
                     offset,
                     last,
                 }) => {
-                    if in_place && offset == 0 && last && self.is_whole_message() {
-                        return (pos, Some(self.lend(start)));
+                    if in_place
+                        && offset == 0
+                        && last
+                        && let Some(kind) = self.whole_message()
+                    {
+                        return (pos, Some(self.lend(start, kind)));
                     }
                     self.on_payload(chunk, offset, last, out)
                 }
@@ -596,18 +616,24 @@ impl Connection {
         (pos, None)
     }
 
-    /// Ends the whole message whose payload starts at `start` in the input,
-    /// to be lent from there.
-    fn lend(&mut self, start: usize) -> Step {
-        let kind = self.message.take().expect("a data frame belongs to a message");
+    /// Ends the whole message of `kind` whose payload starts at `start` in
+    /// the input, to be lent from there.
+    fn lend(&mut self, start: usize, kind: MessageKind) -> Step {
+        self.message = None;
         self.fragments = 0;
         Step::InPlace { start, kind }
     }
 
-    /// Whether the frame being received is a whole message of its own: the
-    /// first and final frame, not transformed by an extension.
-    fn is_whole_message(&self) -> bool {
-        matches!(self.frame.opcode, OpCode::Text | OpCode::Binary) && self.frame.fin && !self.compressed()
+    /// The kind of the frame being received if it is a whole message of its
+    /// own: the first and final frame, not transformed by an extension.
+    /// (Its header made it the message being received, of this kind.)
+    fn whole_message(&self) -> Option<MessageKind> {
+        let kind = match self.frame.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return None,
+        };
+        (self.frame.fin && !self.compressed()).then_some(kind)
     }
 
     /// A frame begins. `reserve` makes room for a whole single-frame
@@ -650,11 +676,11 @@ impl Connection {
                 self.set_compressed(!header.rsv.is_empty());
                 self.fragments = 1;
                 if !self.compressed() {
-                    self.check_message_size(header.payload_len)?;
+                    let len = self.check_message_size(header.payload_len)?;
                     if header.fin && reserve {
-                        // The whole message is one frame of known size;
-                        // the limit check above bounds this.
-                        self.buffer.reserve_exact(header.payload_len as usize);
+                        // The whole message is one frame of known size,
+                        // within the limit.
+                        self.buffer.reserve_exact(len);
                     }
                 }
             }
@@ -667,14 +693,16 @@ impl Connection {
         Ok(())
     }
 
-    fn check_message_size(&self, len: u64) -> Result<(), Error> {
-        if len > self.shared.limits().max_message_size as u64 {
-            return Err(Error::Limit {
+    /// `len`, as a `usize`, if it is within the message size limit.
+    fn check_message_size(&self, len: u64) -> Result<usize, Error> {
+        let max = self.shared.limits().max_message_size;
+        match usize::try_from(len) {
+            Ok(len) if len <= max => Ok(len),
+            _ => Err(Error::Limit {
                 limit: Limit::MessageSize,
-                max: self.shared.limits().max_message_size as u64,
-            });
+                max: max as u64,
+            }),
         }
-        Ok(())
     }
 
     fn on_payload(
@@ -694,45 +722,35 @@ impl Connection {
                 .get_or_insert_with(Box::default)
                 .control
                 .get_or_insert_with(|| Box::new(ControlPayload::EMPTY));
-            control.extend(chunk);
+            control.extend(chunk)?;
             if !last {
                 return Ok(None);
             }
-            let payload = self.take_control().expect("filled above");
+            let payload = **control;
+            self.take_control();
             return self.on_frame_end(payload.as_slice(), out);
         }
         let text = self.message == Some(MessageKind::Text);
         let start = self.buffer.len();
+        // Only the offset's remainder by 4 matters to the mask.
+        let phase = (offset % 4) as usize;
         if self.compressed() {
-            let extension = self
-                .extras
-                .as_mut()
-                .and_then(|e| e.extension.as_mut())
-                .expect("RSV bits are only allowed with an extension");
-            let mut scratch = [0u8; EXTENSION_CHUNK];
-            for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
-                let plain = &mut scratch[..piece.len()];
-                plain.copy_from_slice(piece);
-                if let Some(mask) = self.frame.mask() {
-                    apply_mask(plain, mask, (offset as usize).wrapping_add(i * EXTENSION_CHUNK));
-                }
-                extension
-                    .decode(
-                        plain,
-                        false,
-                        &mut self.buffer,
-                        self.shared.limits().max_message_size,
-                    )
-                    .map_err(Error::Extension)?;
-            }
+            self.decode_transformed(chunk, phase)?;
         } else {
             self.buffer.extend_from_slice(chunk);
             if let Some(mask) = self.frame.mask() {
-                apply_mask(&mut self.buffer[start..], mask, offset as usize);
+                // `start` was the length before the append.
+                apply_mask(self.buffer.get_mut(start..).unwrap_or_default(), mask, phase);
             }
         }
         if text {
-            self.utf8.feed(&self.buffer[start..])?;
+            // Only an extension that removed bytes before `start` could
+            // have cut the buffer below it.
+            let added = self
+                .buffer
+                .get(start..)
+                .ok_or_else(|| broken_extension("output removed"))?;
+            self.utf8.feed(added)?;
         }
         if last {
             self.on_frame_end(&[], out)
@@ -741,13 +759,42 @@ impl Connection {
         }
     }
 
+    /// Decodes a piece of a transformed message's payload (masked, from
+    /// `phase` in the mask) into the message buffer. Out of line: rare, and
+    /// the extension's work dwarfs the call.
+    #[inline(never)]
+    fn decode_transformed(&mut self, chunk: &[u8], phase: usize) -> Result<(), Error> {
+        let extension = decoder(&mut self.extras)?;
+        let mut scratch = [0u8; EXTENSION_CHUNK];
+        for (i, piece) in chunk.chunks(EXTENSION_CHUNK).enumerate() {
+            // `chunks` gives pieces of at most the scratch's size.
+            let plain = scratch
+                .get_mut(..piece.len())
+                .ok_or_else(|| broken_extension("piece over the scratch size"))?;
+            plain.copy_from_slice(piece);
+            if let Some(mask) = self.frame.mask() {
+                apply_mask(plain, mask, phase.wrapping_add(i * EXTENSION_CHUNK));
+            }
+            extension
+                .decode(
+                    plain,
+                    false,
+                    &mut self.buffer,
+                    self.shared.limits().max_message_size,
+                )
+                .map_err(Error::Extension)?;
+        }
+        Ok(())
+    }
+
     /// A frame is complete. For control frames `payload` is the whole
     /// payload, still masked.
     fn on_frame_end(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<Option<Event>, Error> {
         match self.frame.opcode {
             OpCode::Ping | OpCode::Pong | OpCode::Close => {
+                // The decoder limits control frames to 125 bytes.
                 let mut control =
-                    ControlPayload::new(payload).expect("the decoder limits control frames to 125 bytes");
+                    ControlPayload::new(payload).ok_or(tether_frame::Error::ControlFrameTooLong)?;
                 if let Some(mask) = self.frame.mask() {
                     control.unmask(mask);
                 }
@@ -761,7 +808,7 @@ impl Connection {
         match self.frame.opcode {
             OpCode::Ping => {
                 if !self.sent_close() {
-                    self.write_control(OpCode::Pong, &payload, out);
+                    self.write_control(OpCode::Pong, &payload, out)?;
                 }
                 Ok(Event::Ping(payload))
             }
@@ -780,12 +827,13 @@ impl Connection {
                 if !self.sent_close() {
                     // Echo the code (not the reason), or nothing if the
                     // peer gave none.
+                    let code = frame.code.0.to_be_bytes();
                     let echo = if frame.code == CloseCode::NO_STATUS {
                         &[][..]
                     } else {
-                        &payload[..2]
+                        code.as_slice()
                     };
-                    self.write_control(OpCode::Close, echo, out);
+                    self.write_control(OpCode::Close, echo, out)?;
                 }
                 self.finish_closed();
                 Ok(Event::Close(frame))
@@ -797,19 +845,23 @@ impl Connection {
         if !self.frame.fin {
             return Ok(None);
         }
-        let kind = self.message.expect("a data frame belongs to a message");
+        // A data frame's header made it (part of) the message being
+        // received: a continuation with no message is refused there.
+        let Some(kind) = self.message else {
+            return Err(Error::UnexpectedContinuation);
+        };
         if self.compressed() {
             let start = self.buffer.len();
-            let extension = self
-                .extras
-                .as_mut()
-                .and_then(|e| e.extension.as_mut())
-                .expect("RSV bits are only allowed with an extension");
+            let extension = decoder(&mut self.extras)?;
             extension
                 .decode(&[], true, &mut self.buffer, self.shared.limits().max_message_size)
                 .map_err(Error::Extension)?;
             if kind == MessageKind::Text {
-                self.utf8.feed(&self.buffer[start..])?;
+                let added = self
+                    .buffer
+                    .get(start..)
+                    .ok_or_else(|| broken_extension("output removed"))?;
+                self.utf8.feed(added)?;
             }
         }
         if kind == MessageKind::Text {
@@ -830,8 +882,14 @@ impl Connection {
             let mut payload = Vec::with_capacity(125);
             let reason = error.to_string();
             let reason = truncate_utf8(&reason, tether_frame::MAX_CLOSE_REASON);
-            encode_close_payload(&mut payload, code, reason).expect("a sendable code and a short reason");
-            self.write_control(OpCode::Close, &payload, out);
+            // The reason fits, but an extension's own code may be one that
+            // cannot be sent: the close frame then goes without a payload.
+            if encode_close_payload(&mut payload, code, reason).is_err() {
+                payload.clear();
+            }
+            // At most 125 bytes, which a control frame always takes; were
+            // it refused, the connection would close all the same.
+            let _refused = self.write_control(OpCode::Close, &payload, out);
         }
         self.finish_closed();
         Event::Failed(error)
@@ -844,8 +902,10 @@ impl Connection {
         self.take_control();
     }
 
-    fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
-        write_frame(self.masks(), out, opcode, Rsv::NONE, payload).expect("control payloads are checked");
+    /// Writes a control frame; refused (nothing written) if `payload` is
+    /// over 125 bytes.
+    fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        write_frame(self.masks(), out, opcode, Rsv::NONE, payload)
     }
 
     /// Sends a message (text or binary, as the message says): a
@@ -990,15 +1050,25 @@ impl Connection {
             out.resize(body, 0);
             match extension.encode(opcode, payload, out) {
                 Ok(Some(rsv)) => {
-                    let mut header = FrameHeader::new(true, opcode, (out.len() - body) as u64).with_rsv(rsv);
+                    // The extension appends after the room; one that cut
+                    // into it broke its contract.
+                    let Some(len) = out.len().checked_sub(body) else {
+                        out.truncate(start);
+                        return Err(broken_extension("header room removed"));
+                    };
+                    let mut header = FrameHeader::new(true, opcode, len as u64).with_rsv(rsv);
                     if let Some(source) = masks.as_mut() {
                         header = header.with_mask(source());
                     }
                     let head = header.to_bytes();
                     let gap = MAX_HEADER_LEN - head.len();
-                    out[start + gap..body].copy_from_slice(&head);
+                    // Within `out` (`body` is, as checked above), and
+                    // `head.len()` long.
+                    if let Some(room) = out.get_mut(start + gap..body) {
+                        room.copy_from_slice(&head);
+                    }
                     if let Some(mask) = header.mask {
-                        apply_mask(&mut out[body..], mask, 0);
+                        apply_mask(out.get_mut(body..).unwrap_or_default(), mask, 0);
                     }
                     out.drain(start..start + gap);
                     return Ok(());
@@ -1031,8 +1101,7 @@ impl Connection {
         if payload.len() > 125 {
             return Err(Error::ControlPayloadTooLong(payload.len()));
         }
-        self.write_control(opcode, payload, out);
-        Ok(())
+        self.write_control(opcode, payload, out)
     }
 
     /// Starts the close handshake: writes a close frame and waits (up to
@@ -1052,7 +1121,7 @@ impl Connection {
         }
         let mut payload = Vec::with_capacity(2 + reason.len());
         encode_close_payload(&mut payload, code, reason).map_err(Error::InvalidClose)?;
-        self.write_control(OpCode::Close, &payload, out);
+        self.write_control(OpCode::Close, &payload, out)?;
         self.phase = Phase::Closing;
         // From here the timer is the close deadline.
         self.timer = self.shared.offset(now + self.shared.limits().close_timeout());
@@ -1102,13 +1171,25 @@ impl Connection {
                     && self.phase == Phase::Open
                     && now >= timer + interval
                 {
-                    self.write_control(OpCode::Ping, &[], out);
+                    if let Err(e) = self.write_control(OpCode::Ping, &[], out) {
+                        return Some(self.fail(e, out));
+                    }
                     self.phase = Phase::Pinged;
                 }
                 None
             }
         }
     }
+}
+
+/// The extension, to decode a transformed data message with: there is
+/// one, since the decoder only lets through the RSV bits of a transformed
+/// message when an extension owns them.
+fn decoder(extras: &mut Option<Box<Extras>>) -> Result<&mut (dyn Extension + 'static), Error> {
+    extras
+        .as_mut()
+        .and_then(|e| e.extension.as_deref_mut())
+        .ok_or_else(|| broken_extension("no extension for a transformed message"))
 }
 
 /// Writes one whole frame, masked with a fresh key in the client role.
@@ -1130,9 +1211,10 @@ fn write_frame(
 /// The longest prefix of `s` of at most `max` bytes that ends on a
 /// character boundary.
 fn truncate_utf8(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    // `get` refuses an end inside a character; one of the four ends at or
+    // below `max` is a boundary (0 is one).
+    (0..=s.len().min(max))
+        .rev()
+        .find_map(|end| s.get(..end))
+        .unwrap_or_default()
 }

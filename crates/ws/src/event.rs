@@ -213,25 +213,35 @@ impl ControlPayload {
     pub fn new(data: &[u8]) -> Option<ControlPayload> {
         let mut payload = ControlPayload::EMPTY;
         payload.bytes.get_mut(..data.len())?.copy_from_slice(data);
-        payload.len = data.len() as u8;
+        payload.len = u8::try_from(data.len()).ok()?;
         Some(payload)
     }
 
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        // `len` is at most 125: every constructor checks it.
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 
-    /// Appends bytes; the caller (the frame decoder's limit) keeps the
-    /// total within 125.
-    pub(crate) fn extend(&mut self, data: &[u8]) {
-        let start = self.len as usize;
-        self.bytes[start..start + data.len()].copy_from_slice(data);
-        self.len += data.len() as u8;
+    /// Appends bytes, or refuses (changing nothing) when the total would
+    /// be over 125; the frame decoder's limit keeps it within.
+    pub(crate) fn extend(&mut self, data: &[u8]) -> Result<(), tether_frame::Error> {
+        let start = usize::from(self.len);
+        let end = start + data.len();
+        match (self.bytes.get_mut(start..end), u8::try_from(end)) {
+            (Some(room), Ok(len)) => {
+                room.copy_from_slice(data);
+                self.len = len;
+                Ok(())
+            }
+            _ => Err(tether_frame::Error::ControlFrameTooLong),
+        }
     }
 
     pub(crate) fn unmask(&mut self, mask: [u8; 4]) {
-        tether_frame::apply_mask(&mut self.bytes[..self.len as usize], mask, 0);
+        // `len` is at most 125, as in `as_slice`.
+        let bytes = self.bytes.get_mut(..usize::from(self.len)).unwrap_or_default();
+        tether_frame::apply_mask(bytes, mask, 0);
     }
 }
 

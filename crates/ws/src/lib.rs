@@ -13,9 +13,6 @@
 //! this crate starts with an open connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-// The no-panic policy's warnings here are still being fixed; this line goes with the last of them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 mod config;
 mod connection;

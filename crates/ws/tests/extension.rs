@@ -242,3 +242,77 @@ fn with_an_extension_a_payload_is_not_framed_where_it_lies() {
     assert_eq!(conn.frame_in_place(MessageKind::Binary, &mut data, 6..13), None);
     assert_eq!(data, b"......payload");
 }
+
+/// An extension that breaks the rules: it passes input through, but
+/// refuses a message with `code`, or (with no code) drops all its output
+/// at the end of a message and the header room when encoding.
+struct Unruly {
+    code: Option<CloseCode>,
+}
+
+impl Extension for Unruly {
+    fn rsv(&self) -> Rsv {
+        Rsv::RSV1
+    }
+
+    fn decode(&mut self, input: &[u8], end: bool, out: &mut Vec<u8>, _: usize) -> Result<(), ExtensionError> {
+        if let Some(code) = self.code {
+            return Err(ExtensionError {
+                code,
+                reason: "refused",
+            });
+        }
+        out.extend_from_slice(input);
+        if end {
+            out.clear();
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, _: OpCode, _: &[u8], out: &mut Vec<u8>) -> Result<Option<Rsv>, ExtensionError> {
+        out.clear();
+        Ok(Some(Rsv::RSV1))
+    }
+}
+
+#[test]
+fn an_extension_code_that_cannot_be_sent_closes_without_a_payload() {
+    let now = Instant::now();
+    let code = CloseCode::NO_STATUS;
+    let input = client_frame_rsv(true, OpCode::Text, Rsv::RSV1, b"hi");
+    let (events, out) = feed_every_way(
+        || {
+            Connection::new(Role::Server, Config::default(), now)
+                .with_extension(Box::new(Unruly { code: Some(code) }))
+        },
+        &input,
+        now,
+    );
+    assert_eq!(
+        events,
+        [Event::Failed(Error::Extension(ExtensionError {
+            code,
+            reason: "refused"
+        }))]
+    );
+    assert_eq!(out, [0x88, 0x00]);
+}
+
+#[test]
+fn an_extension_that_removes_bytes_fails_the_connection_with_1011() {
+    let now = Instant::now();
+    let make = || {
+        Connection::new(Role::Server, Config::default(), now).with_extension(Box::new(Unruly { code: None }))
+    };
+    let input = client_frame_rsv(true, OpCode::Text, Rsv::RSV1, b"hi");
+    let (events, out) = feed_every_way(make, &input, now);
+    assert!(
+        matches!(&events[..], [Event::Failed(Error::Extension(e))] if e.code == CloseCode::INTERNAL_ERROR),
+        "{events:?}"
+    );
+    assert_eq!(&out[2..4], &[0x03, 0xf3]);
+    let mut out = Vec::new();
+    let refused = make().send_text("hello", &mut out).unwrap_err();
+    assert!(matches!(refused, Error::Extension(e) if e.code == CloseCode::INTERNAL_ERROR));
+    assert!(out.is_empty());
+}
