@@ -8,11 +8,15 @@
 #
 # Options: --rounds N (default 4), --duration SECONDS per scenario
 # (default 5), --scenarios "100x20 200x16384" (connections x bytes),
-# --out FILE (the JSON lines; default under target/). The servers are
-# "before" (BEFORE_BIN), "after" (AFTER_BIN) and "after-tls" (AFTER_BIN
-# serving TLS with a certificate from a throwaway CA made with openssl,
-# which the load generator trusts with --ca). Each runs
-# `serve --app echo --threads 1`. Nothing is built but the load generator.
+# --sse-fanout "1000@500" (event-stream subscribers @ events a second of
+# 20 B, published over a WebSocket to one hub topic; "" for none), --out
+# FILE (the JSON lines; default under target/). The servers are "before"
+# (BEFORE_BIN), "after" (AFTER_BIN) and "after-tls" (AFTER_BIN serving TLS
+# with a certificate from a throwaway CA made with openssl, which the load
+# generator trusts with --ca). Each runs `serve --app echo --threads 1`
+# for the echo scenarios, and "before" and "after" `serve --app hub
+# --memory --threads 1` for the fan-out. Nothing is built but the load
+# generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,14 +24,16 @@ ROUNDS=4
 DURATION=5
 WARMUP=1
 SCENARIOS="100x20 200x16384"
+SSE_FANOUT="1000@500"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
+        --sse-fanout) SSE_FANOUT=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "layers.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -75,11 +81,14 @@ trap cleanup EXIT
             -CAcreateserial -days 2 -extfile "$LOGS/ext.cnf" -out "$LOGS/server.pem"
 } >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; exit 1; }
 
-start_server() { # name port
-    local bin=$AFTER_BIN tls=() log=$LOGS/$1-$2.log
-    [ "$1" = before ] && bin=$BEFORE_BIN
-    [ "$1" = after-tls ] && tls=(--tls-cert "$LOGS/server.pem" --tls-key "$LOGS/server.key")
-    "${SERVER_PIN[@]}" "$bin" serve --app echo --threads 1 --port "$2" --log-level warn "${tls[@]}" \
+start_server() { # name port [app arguments; default: the echo]
+    local bin=$AFTER_BIN tls=() log=$LOGS/$1-$2.log name=$1 port=$2
+    shift 2
+    local app=("$@")
+    [ ${#app[@]} -eq 0 ] && app=(--app echo)
+    [ "$name" = before ] && bin=$BEFORE_BIN
+    [ "$name" = after-tls ] && tls=(--tls-cert "$LOGS/server.pem" --tls-key "$LOGS/server.key")
+    "${SERVER_PIN[@]}" "$bin" serve "${app[@]}" --threads 1 --port "$port" --log-level warn "${tls[@]}" \
         >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do
@@ -87,7 +96,7 @@ start_server() { # name port
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
-    echo "layers.sh: $1 did not start:" >&2
+    echo "layers.sh: $name did not start:" >&2
     cat "$log" >&2
     return 1
 }
@@ -100,7 +109,7 @@ stop_server() {
 
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
-echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS"
+echo "== $ROUNDS rounds; echo ${DURATION}s after ${WARMUP}s warm-up: $SCENARIOS; SSE fan-out: ${SSE_FANOUT:-none}"
 failures=0
 servers=(before after after-tls)
 for round in $(seq "$ROUNDS"); do
@@ -127,6 +136,23 @@ for round in $(seq "$ROUNDS"); do
             grep '^{' "$LOGS/run.out" >>"$OUT" || true
         done
         stop_server
+        # SSE fan-out through the hub (plaintext builds only): every
+        # subscriber checks each event arrives, once and in order.
+        if [ -n "$SSE_FANOUT" ] && [ "$name" != after-tls ]; then
+            port=$((port + 5))
+            start_server "$name" "$port" --app hub --memory --ws-publish bench.fan
+            if ! "${LOADGEN_PIN[@]}" "$LOADGEN" fanout --addr "127.0.0.1:$port" --transport sse \
+                --pub-path /topics/bench.fan/ws --sub-path /topics/bench.fan/events \
+                -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d "$DURATION" --drain 3 \
+                --pid "$SERVER_PID" --tag "server=$name" --tag "round=$round" \
+                >"$LOGS/run.out" 2>"$LOGS/run.err"; then
+                failures=$((failures + 1))
+                echo "   FAILED: $(cat "$LOGS/run.err")" >&2
+            fi
+            echo "   $(head -1 "$LOGS/run.out" || true)"
+            grep '^{' "$LOGS/run.out" >>"$OUT" || true
+            stop_server
+        fi
     done
 done
 
