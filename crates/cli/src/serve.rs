@@ -1,6 +1,7 @@
 //! `tether serve`: runs the server with the demo (or the hub alone, or the
 //! bare echo).
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,13 +9,15 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
 use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
-use crate::logger;
+use crate::{config, logger};
 
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -58,6 +61,13 @@ impl FromStr for Secret {
 /// Options of `tether serve`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// Read options from this TOML file, each key an option's long name:
+    /// `threads = 2`, `data-dir = "/var/lib/tether"`, `memory = true`,
+    /// `trusted-origin = ["https://app.example.com"]`. The command line and
+    /// the TETHER_<NAME> variables win over it; an option that repeats,
+    /// given there, replaces the file's whole list.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     addr: IpAddr,
@@ -312,6 +322,10 @@ impl HubArgs {
     fn settings(&self) -> (HubSettings, Option<&'static str>) {
         let mut settings = HubSettings::default();
         let (token, source) = match &self.publish_token {
+            // Read from the variable by clap when the options do not give it.
+            Some(token) if std::env::var(TOKEN_VARIABLE).is_ok_and(|t| t == token.0) => {
+                (Some(token.0.clone()), Some(TOKEN_VARIABLE))
+            }
             Some(token) => (Some(token.0.clone()), Some("--publish-token")),
             None => match std::env::var(TOKEN_VARIABLE) {
                 Ok(token) if !token.is_empty() => (Some(token), Some(TOKEN_VARIABLE)),
@@ -764,8 +778,9 @@ const MAX_SECONDS: f64 = 86_400.0;
 /// A duration option: seconds from 0 to a day, fractions allowed.
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
-        "on" => Ok(true),
-        "off" => Ok(false),
+        // true and false: what a configuration file's booleans say.
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
         _ => Err(format!("{text:?} is neither on nor off")),
     }
 }
@@ -788,6 +803,74 @@ fn seconds(s: f64) -> Duration {
 
 fn optional_seconds(s: f64) -> Option<Duration> {
     (s > 0.0).then(|| seconds(s))
+}
+
+/// Options that a configuration file cannot set.
+const RESERVED: &[&str] = &["config"];
+
+/// The command `tether serve` as `tether` declares it (its help included),
+/// without the environment.
+fn command() -> clap::Command {
+    crate::Cli::command()
+        .find_subcommand("serve")
+        .cloned()
+        .unwrap_or_else(|| <Args as clap::Args>::augment_args(clap::Command::new("serve")))
+        .bin_name("tether serve")
+}
+
+/// `tether serve ARGS` (what follows `serve`): the options from the
+/// command line, from TETHER_<NAME> and from the `--config` file, in that
+/// precedence, then [`run`].
+pub(crate) fn main(argv: &[OsString]) -> ExitCode {
+    match parse(argv) {
+        Ok(args) => run(&args),
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("tether serve: {line}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The options: the file's entries go before the command line's, each
+/// only if neither the command line nor the environment sets its option
+/// (so a list on the command line replaces the file's), and clap parses
+/// them all at once. Help, version and clap's own errors exit here.
+fn parse(argv: &[OsString]) -> Result<Args, String> {
+    let cmd = config::with_env(command());
+    let bin = || std::iter::once(OsString::from("tether serve"));
+    // What the command line and the environment give, and the file they
+    // name; their errors are reported by the full parse below.
+    let given = cmd
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(bin().chain(argv.iter().cloned()))
+        .unwrap_or_else(|e| e.exit());
+    let mut from_file = Vec::new();
+    let path = given.get_one::<PathBuf>("config");
+    if let Some(path) = path {
+        for entry in config::read(&command(), path, RESERVED).map_err(|e| e.describe(path))? {
+            let source = given.value_source(&entry.id);
+            if !matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+                from_file.extend(entry.args);
+            }
+        }
+    }
+    let matches = match cmd.try_get_matches_from(bin().chain(from_file).chain(argv.iter().cloned())) {
+        Ok(matches) => matches,
+        Err(e) => match path {
+            Some(path) if e.use_stderr() => {
+                return Err(format!(
+                    "{} (with the options of {})",
+                    config::first_line(&e),
+                    path.display()
+                ));
+            }
+            _ => e.exit(),
+        },
+    };
+    Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))
 }
 
 pub(crate) fn run(args: &Args) -> ExitCode {
