@@ -16,6 +16,7 @@
 )]
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -39,6 +40,11 @@ enum Command {
     Serve(Box<serve::Args>),
     /// Decode a text/event-stream from stdin into JSON Lines on stdout.
     SseDecode(sse_decode::Args),
+    /// Check a configuration file of `tether serve --config` without starting.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,5 +63,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::SseDecode(args) => sse_decode::run(&args),
+        Command::CheckConfig { file } => serve::check_config(&file),
     }
 }

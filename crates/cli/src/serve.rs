@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
@@ -177,15 +177,17 @@ pub(crate) struct TlsArgs {
     tls_listen: Option<SocketAddr>,
 }
 
+#[cfg(feature = "tls")]
+const TLS_LISTEN_NEEDS_CERTIFICATE: &str =
+    "--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)";
+
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
 #[cfg(feature = "tls")]
 fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
     let scheme = load_tls(args, config)?;
     match args.tls.tls_listen {
-        Some(_) if config.tls.is_none() => {
-            Err("--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)".into())
-        }
+        Some(_) if config.tls.is_none() => Err(TLS_LISTEN_NEEDS_CERTIFICATE.into()),
         Some(addr) => {
             config.tls_addr = Some(addr);
             Ok("http")
@@ -419,26 +421,10 @@ impl AuthArgs {
     /// How the hub verifies tokens, `None` without a key file or
     /// `demo_keys`; and the key files, to read again on SIGHUP.
     fn hub_auth(&self, demo_keys: Option<Keys>) -> Result<Option<(HubAuth, KeyFiles)>, String> {
+        self.check(demo_keys.is_some())?;
         let files = self.key_files();
         if files.is_empty() && demo_keys.is_none() {
-            let needs_key = [
-                (!self.private.is_empty(), "--private"),
-                (!self.jwt_audiences.is_empty(), "--jwt-audience"),
-                (!self.jwt_issuers.is_empty(), "--jwt-issuer"),
-                (self.token_query, "--token-query"),
-            ];
-            if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
-                return Err(format!(
-                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
-                ));
-            }
             return Ok(None);
-        }
-        if !is_cookie_name(&self.token_cookie) {
-            return Err(format!(
-                "--token-cookie {:?} is not a cookie name",
-                self.token_cookie
-            ));
         }
         let keys = match demo_keys {
             Some(keys) if files.is_empty() => keys,
@@ -454,6 +440,33 @@ impl AuthArgs {
         auth.query = self.token_query;
         auth.auth_timeout = std::time::Duration::from_secs(self.auth_timeout);
         Ok(Some((auth, files)))
+    }
+
+    /// The checks of [`hub_auth`](Self::hub_auth) that need no key, with
+    /// or without the demo's keys.
+    fn check(&self, demo_keys: bool) -> Result<(), String> {
+        if self.key_files().is_empty() && !demo_keys {
+            let needs_key = [
+                (!self.private.is_empty(), "--private"),
+                (!self.jwt_audiences.is_empty(), "--jwt-audience"),
+                (!self.jwt_issuers.is_empty(), "--jwt-issuer"),
+                (self.token_query, "--token-query"),
+            ];
+            if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
+                ));
+            }
+            return Ok(());
+        }
+        if !is_cookie_name(&self.token_cookie) {
+            return Err(format!(
+                "--token-cookie {:?} is not a cookie name",
+                self.token_cookie
+            ));
+        }
+        Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
+        Ok(())
     }
 }
 
@@ -871,6 +884,50 @@ fn parse(argv: &[OsString]) -> Result<Args, String> {
         },
     };
     Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))
+}
+
+/// `tether check-config FILE`: reads the file as `tether serve --config`
+/// does (without the environment), and makes the checks `serve` makes
+/// before it starts that touch nothing.
+pub(crate) fn check_config(path: &Path) -> ExitCode {
+    match check(path) {
+        Ok(()) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let cmd = command();
+    let entries = config::read(&cmd, path, RESERVED).map_err(|e| e.describe(path))?;
+    let all = std::iter::once(OsString::from("tether serve")).chain(entries.into_iter().flat_map(|e| e.args));
+    let in_file = |message: String| format!("{}: {message}", path.display());
+    let matches = cmd
+        .try_get_matches_from(all)
+        .map_err(|e| in_file(config::first_line(&e)))?;
+    let args = Args::from_arg_matches(&matches).map_err(|e| in_file(config::first_line(&e)))?;
+    preflight(&args).map_err(in_file)
+}
+
+/// The checks of the options that `run` makes before it starts and that
+/// read nothing and write nothing.
+fn preflight(args: &Args) -> Result<(), String> {
+    #[cfg(feature = "tls")]
+    if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
+    }
+    match args.app {
+        AppChoice::Demo | AppChoice::Hub => {
+            let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
+            args.auth.check(demo_keys)
+        }
+        AppChoice::Echo => Ok(()),
+    }
 }
 
 pub(crate) fn run(args: &Args) -> ExitCode {

@@ -1,6 +1,7 @@
-//! `tether serve --config FILE` and the TETHER_<NAME> variables: a server
-//! that obeys its file, the precedence (command line, then environment,
-//! then file, then defaults), and errors that name the key and its line.
+//! `tether serve --config FILE`, the TETHER_<NAME> variables and `tether
+//! check-config FILE`: a server that obeys its file, the precedence
+//! (command line, then environment, then file, then defaults), errors that
+//! name the key and its line.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -319,4 +320,41 @@ fn errors_name_the_key_and_its_line() {
     let stderr = refused(&["--config", memory.path(), "--data-dir", "x"]);
     assert!(stderr.contains("--memory"), "{stderr}");
     assert!(stderr.contains(memory.path()), "{stderr}");
+}
+
+#[test]
+fn check_config_says_ok_or_what_is_wrong() {
+    let good = Temp::file(
+        "good.toml",
+        "port = 8080\napp = \"hub\"\ntrusted-origin = [\"https://a.example\"]\nfsync = \"always\"\n",
+    );
+    let out = output(&["check-config", good.path()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+
+    let bad = Temp::file("check.toml", "port = \"eighty\"\nwhatever = 1\nthreads = 1\n");
+    let out = output(&["check-config", bad.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 1: key `port`: expected an integer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 2: key `whatever`: not an option"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // The checks serve makes before it starts.
+    let no_key = Temp::file("no-key.toml", "app = \"hub\"\nprivate = [\"user.*\"]\n");
+    let out = output(&["check-config", no_key.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--private needs a key"), "{stderr}");
+
+    let conflict = Temp::file("conflict.toml", "memory = true\nfsync = \"always\"\n");
+    let out = output(&["check-config", conflict.path()], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--memory"));
 }
