@@ -1,7 +1,7 @@
 //! `tether serve --config FILE`, the TETHER_<NAME> variables and `tether
 //! check-config FILE`: a server that obeys its file, the precedence
 //! (command line, then environment, then file, then defaults), errors that
-//! name the key and its line.
+//! name the key and its line, and the README's example file.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,6 +15,9 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The example the README shows.
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tether.toml");
 
 /// A file or directory of the test's own, removed when dropped.
 struct Temp(PathBuf);
@@ -324,11 +327,7 @@ fn errors_name_the_key_and_its_line() {
 
 #[test]
 fn check_config_says_ok_or_what_is_wrong() {
-    let good = Temp::file(
-        "good.toml",
-        "port = 8080\napp = \"hub\"\ntrusted-origin = [\"https://a.example\"]\nfsync = \"always\"\n",
-    );
-    let out = output(&["check-config", good.path()], &[]);
+    let out = output(&["check-config", EXAMPLE], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
 
@@ -357,4 +356,29 @@ fn check_config_says_ok_or_what_is_wrong() {
     let out = output(&["check-config", conflict.path()], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--memory"));
+}
+
+#[test]
+fn the_readmes_example_serves() {
+    // The example with the port and the data directory moved aside.
+    let data = Temp::dir("example-data");
+    let server = Server::start(
+        &["--config", EXAMPLE, "--port", "0", "--threads", "1"],
+        &[("TETHER_DATA_DIR", data.path()), ("TETHER_LOG_LEVEL", "warn")],
+        None,
+    );
+    assert_eq!(server.app(), "hub");
+    assert_eq!(server.preflight("https://admin.example.com"), 204);
+    assert_eq!(server.preflight("https://other.example"), 403);
+    assert!(data.0.is_dir(), "the events went to TETHER_DATA_DIR");
+}
+
+#[test]
+fn the_readme_shows_the_example_as_it_is() {
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{example}```\n")),
+        "README.md and examples/tether.toml differ"
+    );
 }
