@@ -15,10 +15,13 @@
     )
 )]
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod config;
 mod logger;
 mod serve;
 mod sse_decode;
@@ -26,7 +29,7 @@ mod sse_decode;
 /// WebSocket and Server-Sent Events toolkit.
 #[derive(Parser)]
 #[command(name = "tether", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -37,11 +40,29 @@ enum Command {
     Serve(Box<serve::Args>),
     /// Decode a text/event-stream from stdin into JSON Lines on stdout.
     SseDecode(sse_decode::Args),
+    /// Check a configuration file of `tether serve --config` without starting.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // `tether serve` parses its options itself: they come from the
+    // environment and a file too. `tether` takes no option before it.
+    if let Some((_, [serve, rest @ ..])) = argv.split_first()
+        && serve == "serve"
+    {
+        return serve::main(rest);
+    }
+    let matches = Cli::command()
+        .mut_subcommand("serve", config::with_env)
+        .get_matches_from(argv);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::SseDecode(args) => sse_decode::run(&args),
+        Command::CheckConfig { file } => serve::check_config(&file),
     }
 }

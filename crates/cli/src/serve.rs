@@ -1,20 +1,23 @@
 //! `tether serve`: runs the server with the demo (or the hub alone, or the
 //! bare echo).
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
 use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
-use crate::logger;
+use crate::{config, logger};
 
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -58,6 +61,13 @@ impl FromStr for Secret {
 /// Options of `tether serve`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// Read options from this TOML file, each key an option's long name:
+    /// `threads = 2`, `data-dir = "/var/lib/tether"`, `memory = true`,
+    /// `trusted-origin = ["https://app.example.com"]`. The command line and
+    /// the TETHER_<NAME> variables win over it; an option that repeats,
+    /// given there, replaces the file's whole list.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     addr: IpAddr,
@@ -167,15 +177,17 @@ pub(crate) struct TlsArgs {
     tls_listen: Option<SocketAddr>,
 }
 
+#[cfg(feature = "tls")]
+const TLS_LISTEN_NEEDS_CERTIFICATE: &str =
+    "--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)";
+
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
 #[cfg(feature = "tls")]
 fn configure_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
     let scheme = load_tls(args, config)?;
     match args.tls.tls_listen {
-        Some(_) if config.tls.is_none() => {
-            Err("--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)".into())
-        }
+        Some(_) if config.tls.is_none() => Err(TLS_LISTEN_NEEDS_CERTIFICATE.into()),
         Some(addr) => {
             config.tls_addr = Some(addr);
             Ok("http")
@@ -312,6 +324,10 @@ impl HubArgs {
     fn settings(&self) -> (HubSettings, Option<&'static str>) {
         let mut settings = HubSettings::default();
         let (token, source) = match &self.publish_token {
+            // Read from the variable by clap when the options do not give it.
+            Some(token) if std::env::var(TOKEN_VARIABLE).is_ok_and(|t| t == token.0) => {
+                (Some(token.0.clone()), Some(TOKEN_VARIABLE))
+            }
             Some(token) => (Some(token.0.clone()), Some("--publish-token")),
             None => match std::env::var(TOKEN_VARIABLE) {
                 Ok(token) if !token.is_empty() => (Some(token), Some(TOKEN_VARIABLE)),
@@ -405,26 +421,10 @@ impl AuthArgs {
     /// How the hub verifies tokens, `None` without a key file or
     /// `demo_keys`; and the key files, to read again on SIGHUP.
     fn hub_auth(&self, demo_keys: Option<Keys>) -> Result<Option<(HubAuth, KeyFiles)>, String> {
+        self.check(demo_keys.is_some())?;
         let files = self.key_files();
         if files.is_empty() && demo_keys.is_none() {
-            let needs_key = [
-                (!self.private.is_empty(), "--private"),
-                (!self.jwt_audiences.is_empty(), "--jwt-audience"),
-                (!self.jwt_issuers.is_empty(), "--jwt-issuer"),
-                (self.token_query, "--token-query"),
-            ];
-            if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
-                return Err(format!(
-                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
-                ));
-            }
             return Ok(None);
-        }
-        if !is_cookie_name(&self.token_cookie) {
-            return Err(format!(
-                "--token-cookie {:?} is not a cookie name",
-                self.token_cookie
-            ));
         }
         let keys = match demo_keys {
             Some(keys) if files.is_empty() => keys,
@@ -440,6 +440,33 @@ impl AuthArgs {
         auth.query = self.token_query;
         auth.auth_timeout = std::time::Duration::from_secs(self.auth_timeout);
         Ok(Some((auth, files)))
+    }
+
+    /// The checks of [`hub_auth`](Self::hub_auth) that need no key, with
+    /// or without the demo's keys.
+    fn check(&self, demo_keys: bool) -> Result<(), String> {
+        if self.key_files().is_empty() && !demo_keys {
+            let needs_key = [
+                (!self.private.is_empty(), "--private"),
+                (!self.jwt_audiences.is_empty(), "--jwt-audience"),
+                (!self.jwt_issuers.is_empty(), "--jwt-issuer"),
+                (self.token_query, "--token-query"),
+            ];
+            if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
+                ));
+            }
+            return Ok(());
+        }
+        if !is_cookie_name(&self.token_cookie) {
+            return Err(format!(
+                "--token-cookie {:?} is not a cookie name",
+                self.token_cookie
+            ));
+        }
+        Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
+        Ok(())
     }
 }
 
@@ -764,8 +791,9 @@ const MAX_SECONDS: f64 = 86_400.0;
 /// A duration option: seconds from 0 to a day, fractions allowed.
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
-        "on" => Ok(true),
-        "off" => Ok(false),
+        // true and false: what a configuration file's booleans say.
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
         _ => Err(format!("{text:?} is neither on nor off")),
     }
 }
@@ -788,6 +816,118 @@ fn seconds(s: f64) -> Duration {
 
 fn optional_seconds(s: f64) -> Option<Duration> {
     (s > 0.0).then(|| seconds(s))
+}
+
+/// Options that a configuration file cannot set.
+const RESERVED: &[&str] = &["config"];
+
+/// The command `tether serve` as `tether` declares it (its help included),
+/// without the environment.
+fn command() -> clap::Command {
+    crate::Cli::command()
+        .find_subcommand("serve")
+        .cloned()
+        .unwrap_or_else(|| <Args as clap::Args>::augment_args(clap::Command::new("serve")))
+        .bin_name("tether serve")
+}
+
+/// `tether serve ARGS` (what follows `serve`): the options from the
+/// command line, from TETHER_<NAME> and from the `--config` file, in that
+/// precedence, then [`run`].
+pub(crate) fn main(argv: &[OsString]) -> ExitCode {
+    match parse(argv) {
+        Ok(args) => run(&args),
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("tether serve: {line}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The options: the file's entries go before the command line's, each
+/// only if neither the command line nor the environment sets its option
+/// (so a list on the command line replaces the file's), and clap parses
+/// them all at once. Help, version and clap's own errors exit here.
+fn parse(argv: &[OsString]) -> Result<Args, String> {
+    let cmd = config::with_env(command());
+    let bin = || std::iter::once(OsString::from("tether serve"));
+    // What the command line and the environment give, and the file they
+    // name; their errors are reported by the full parse below.
+    let given = cmd
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(bin().chain(argv.iter().cloned()))
+        .unwrap_or_else(|e| e.exit());
+    let mut from_file = Vec::new();
+    let path = given.get_one::<PathBuf>("config");
+    if let Some(path) = path {
+        for entry in config::read(&command(), path, RESERVED).map_err(|e| e.describe(path))? {
+            let source = given.value_source(&entry.id);
+            if !matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+                from_file.extend(entry.args);
+            }
+        }
+    }
+    let matches = match cmd.try_get_matches_from(bin().chain(from_file).chain(argv.iter().cloned())) {
+        Ok(matches) => matches,
+        Err(e) => match path {
+            Some(path) if e.use_stderr() => {
+                return Err(format!(
+                    "{} (with the options of {})",
+                    config::first_line(&e),
+                    path.display()
+                ));
+            }
+            _ => e.exit(),
+        },
+    };
+    Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))
+}
+
+/// `tether check-config FILE`: reads the file as `tether serve --config`
+/// does (without the environment), and makes the checks `serve` makes
+/// before it starts that touch nothing.
+pub(crate) fn check_config(path: &Path) -> ExitCode {
+    match check(path) {
+        Ok(()) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let cmd = command();
+    let entries = config::read(&cmd, path, RESERVED).map_err(|e| e.describe(path))?;
+    let all = std::iter::once(OsString::from("tether serve")).chain(entries.into_iter().flat_map(|e| e.args));
+    let in_file = |message: String| format!("{}: {message}", path.display());
+    let matches = cmd
+        .try_get_matches_from(all)
+        .map_err(|e| in_file(config::first_line(&e)))?;
+    let args = Args::from_arg_matches(&matches).map_err(|e| in_file(config::first_line(&e)))?;
+    preflight(&args).map_err(in_file)
+}
+
+/// The checks of the options that `run` makes before it starts and that
+/// read nothing and write nothing.
+fn preflight(args: &Args) -> Result<(), String> {
+    #[cfg(feature = "tls")]
+    if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
+    }
+    match args.app {
+        AppChoice::Demo | AppChoice::Hub => {
+            let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
+            args.auth.check(demo_keys)
+        }
+        AppChoice::Echo => Ok(()),
+    }
 }
 
 pub(crate) fn run(args: &Args) -> ExitCode {

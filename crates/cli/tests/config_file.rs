@@ -1,0 +1,384 @@
+//! `tether serve --config FILE`, the TETHER_<NAME> variables and `tether
+//! check-config FILE`: a server that obeys its file, the precedence
+//! (command line, then environment, then file, then defaults), errors that
+//! name the key and its line, and the README's example file.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The example the README shows.
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tether.toml");
+
+/// A file or directory of the test's own, removed when dropped.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn path_for(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("tether-config-{}-{name}", std::process::id()))
+    }
+
+    fn file(name: &str, contents: &str) -> Temp {
+        let path = Temp::path_for(name);
+        std::fs::write(&path, contents).expect("write a temporary file");
+        Temp(path)
+    }
+
+    fn dir(name: &str) -> Temp {
+        Temp(Temp::path_for(name))
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `tether ARGS` with `envs`, and no TETHER_* variable of the test's own.
+fn tether(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TETHER_") {
+            command.env_remove(name);
+        }
+    }
+    command.args(args).envs(envs.iter().copied()).stdin(Stdio::null());
+    command
+}
+
+/// Runs `tether ARGS` to its end (it must not start serving).
+fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut child = tether(args, envs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for tether").is_none() {
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tether {args:?} did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the output")
+}
+
+/// Runs `tether serve ARGS`, which must fail at start: its standard error.
+fn refused(args: &[&str]) -> String {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    let out = output(&all, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} started: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// A running `tether serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// The first line: the address and what is served.
+    banner: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(args: &[&str], envs: &[(&str, &str)], log: Option<&Path>) -> Server {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("a log file")),
+            None => Stdio::null(),
+        };
+        let mut child = tether(&all, envs)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("run tether");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut banner = String::new();
+        stdout.read_line(&mut banner).expect("read the first line");
+        let addr = banner
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("no address in {banner:?}")
+            });
+        Server {
+            child,
+            addr,
+            banner,
+            _stdout: stdout,
+        }
+    }
+
+    /// Which application the banner names.
+    fn app(&self) -> &'static str {
+        if self.banner.contains("open it in a browser") {
+            "demo"
+        } else if self.banner.contains("pub/sub hub") {
+            "hub"
+        } else if self.banner.contains("WebSocket echo") {
+            "echo"
+        } else {
+            panic!("which application? {:?}", self.banner)
+        }
+    }
+
+    /// The status of a CORS preflight for a publish from `origin`.
+    fn preflight(&self, origin: &str) -> u16 {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        write!(
+            stream,
+            "OPTIONS /topics/news HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("a status line");
+        line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `path` contains `needle`.
+fn wait_for_text(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            file.read_to_string(&mut text).expect("read the log");
+        }
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(start.elapsed() < PATIENCE, "no {needle:?} in {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_server_obeys_its_file() {
+    let file = Temp::file(
+        "obeys.toml",
+        "# every key a long option\n\
+         port = 0\n\
+         threads = 3\n\
+         app = \"hub\"\n\
+         memory = true\n\
+         log-level = \"info\"\n\
+         trusted-origin = [\"https://a.example\", \"https://b.example:8443\"]\n",
+    );
+    let log = Temp::dir("obeys.log");
+    let server = Server::start(&["--config", file.path()], &[], Some(&log.0));
+    assert_eq!(server.app(), "hub");
+    assert_ne!(server.addr.port(), 8080);
+    wait_for_text(&log.0, "3 event loop(s)");
+    // Both origins of the array, and no other.
+    assert_eq!(server.preflight("https://a.example"), 204);
+    assert_eq!(server.preflight("https://b.example:8443"), 204);
+    assert_eq!(server.preflight("https://c.example"), 403);
+}
+
+#[test]
+fn the_command_line_wins_over_the_environment_which_wins_over_the_file() {
+    let file = Temp::file(
+        "precedence.toml",
+        "port = 8\nthreads = 1\nmemory = true\nlog-level = \"warn\"\napp = \"hub\"\n",
+    );
+    let config = ["--config", file.path()];
+    let port = ["--port", "0"];
+    // The file's port (8) would not be ours to bind: the command line's wins.
+    let server = Server::start(&[&config[..], &port[..]].concat(), &[], None);
+    assert_eq!(server.app(), "hub");
+    drop(server);
+    let server = Server::start(&config, &[("TETHER_PORT", "0"), ("TETHER_APP", "echo")], None);
+    assert_eq!(server.app(), "echo");
+    drop(server);
+    let server = Server::start(
+        &[&config[..], &port[..], &["--app", "demo"][..]].concat(),
+        &[("TETHER_APP", "echo")],
+        None,
+    );
+    assert_eq!(server.app(), "demo");
+    drop(server);
+    // An empty variable counts as unset.
+    let server = Server::start(&[&config[..], &port[..]].concat(), &[("TETHER_APP", "")], None);
+    assert_eq!(server.app(), "hub");
+    drop(server);
+    // The environment alone, without a file: the defaults give way.
+    let server = Server::start(
+        &[],
+        &[
+            ("TETHER_PORT", "0"),
+            ("TETHER_THREADS", "1"),
+            ("TETHER_MEMORY", "true"),
+            ("TETHER_APP", "echo"),
+        ],
+        None,
+    );
+    assert_eq!(server.app(), "echo");
+}
+
+#[test]
+fn a_list_on_the_command_line_or_in_the_environment_replaces_the_files() {
+    let file = Temp::file(
+        "lists.toml",
+        "port = 0\nthreads = 1\nmemory = true\nlog-level = \"warn\"\napp = \"hub\"\n\
+         trusted-origin = [\"https://a.example\", \"https://b.example\"]\n",
+    );
+    let server = Server::start(
+        &["--config", file.path(), "--trusted-origin", "https://c.example"],
+        &[],
+        None,
+    );
+    assert_eq!(server.preflight("https://c.example"), 204);
+    assert_eq!(server.preflight("https://a.example"), 403);
+    drop(server);
+    let server = Server::start(
+        &["--config", file.path()],
+        &[("TETHER_TRUSTED_ORIGIN", "https://d.example")],
+        None,
+    );
+    assert_eq!(server.preflight("https://d.example"), 204);
+    assert_eq!(server.preflight("https://b.example"), 403);
+}
+
+#[test]
+fn errors_name_the_key_and_its_line() {
+    let unknown = Temp::file("unknown.toml", "port = 0\n\n# a typo\nprot = 8081\n");
+    let stderr = refused(&["--config", unknown.path()]);
+    assert!(
+        stderr.contains(&format!("{}: line 4: key `prot`: not an option", unknown.path())),
+        "{stderr}"
+    );
+
+    let wrong_type = Temp::file("type.toml", "port = 0\nthreads = \"two\"\n");
+    let stderr = refused(&["--config", wrong_type.path()]);
+    assert!(
+        stderr.contains("line 2: key `threads`: expected an integer, found string"),
+        "{stderr}"
+    );
+
+    let single = Temp::file("single.toml", "data-dir = [\"a\", \"b\"]\n");
+    let stderr = refused(&["--config", single.path()]);
+    assert!(
+        stderr.contains("line 1: key `data-dir`: expected a string, found array"),
+        "{stderr}"
+    );
+
+    let bad_value = Temp::file(
+        "value.toml",
+        "port = 0\nmemory = true\ntrusted-origin = [\"https://a.example\", \"*\"]\n",
+    );
+    let stderr = refused(&["--config", bad_value.path()]);
+    assert!(stderr.contains("line 3: key `trusted-origin`:"), "{stderr}");
+    assert!(stderr.contains("* is not accepted"), "{stderr}");
+
+    let not_toml = Temp::file("syntax.toml", "port = 0\nthreads =\n");
+    let stderr = refused(&["--config", not_toml.path()]);
+    assert!(stderr.contains("line 2"), "{stderr}");
+
+    let missing = Temp::path_for("no-such-file.toml");
+    let missing = missing.to_str().unwrap();
+    let stderr = refused(&["--config", missing]);
+    assert!(stderr.contains(&format!("{missing}: cannot read it")), "{stderr}");
+
+    // Options that do not go together, one from the file.
+    let memory = Temp::file("memory.toml", "memory = true\n");
+    let stderr = refused(&["--config", memory.path(), "--data-dir", "x"]);
+    assert!(stderr.contains("--memory"), "{stderr}");
+    assert!(stderr.contains(memory.path()), "{stderr}");
+}
+
+#[test]
+fn check_config_says_ok_or_what_is_wrong() {
+    let out = output(&["check-config", EXAMPLE], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+
+    let bad = Temp::file("check.toml", "port = \"eighty\"\nwhatever = 1\nthreads = 1\n");
+    let out = output(&["check-config", bad.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 1: key `port`: expected an integer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 2: key `whatever`: not an option"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // The checks serve makes before it starts.
+    let no_key = Temp::file("no-key.toml", "app = \"hub\"\nprivate = [\"user.*\"]\n");
+    let out = output(&["check-config", no_key.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--private needs a key"), "{stderr}");
+
+    let conflict = Temp::file("conflict.toml", "memory = true\nfsync = \"always\"\n");
+    let out = output(&["check-config", conflict.path()], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--memory"));
+}
+
+#[test]
+fn the_readmes_example_serves() {
+    // The example with the port and the data directory moved aside.
+    let data = Temp::dir("example-data");
+    let server = Server::start(
+        &["--config", EXAMPLE, "--port", "0", "--threads", "1"],
+        &[("TETHER_DATA_DIR", data.path()), ("TETHER_LOG_LEVEL", "warn")],
+        None,
+    );
+    assert_eq!(server.app(), "hub");
+    assert_eq!(server.preflight("https://admin.example.com"), 204);
+    assert_eq!(server.preflight("https://other.example"), 403);
+    assert!(data.0.is_dir(), "the events went to TETHER_DATA_DIR");
+}
+
+#[test]
+fn the_readme_shows_the_example_as_it_is() {
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{example}```\n")),
+        "README.md and examples/tether.toml differ"
+    );
+}
