@@ -7,7 +7,11 @@
 #
 # Options: --scenarios "100x20 200x16384" (connections x bytes), --duration
 # SECONDS of echo per run (default 10; under callgrind the server runs some
-# 50 times slower, so a run still handles tens of thousands of messages).
+# 50 times slower, so a run still handles tens of thousands of messages),
+# --sse-fanout "200@50" (event-stream subscribers @ events a second of
+# 20 B, published for 8 s over a WebSocket to one topic of `serve --app
+# hub --memory`; "" for none: a figure per delivery, against the hub's own
+# idle run).
 # Each binary runs `serve --app echo --threads 1` under callgrind, once idle
 # (start, then stop: the cost of starting, accepting nothing and stopping)
 # and once per scenario with the load generator (text messages, no
@@ -19,11 +23,13 @@ cd "$(dirname "$0")/.."
 
 SCENARIOS="100x20 200x16384"
 DURATION=10
+SSE_FANOUT="200@50"
 while [ $# -gt 0 ]; do
     case "$1" in
         --scenarios) SCENARIOS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        --sse-fanout) SSE_FANOUT=$2; shift ;;
+        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -44,10 +50,11 @@ trap cleanup EXIT
 
 # Runs one binary under callgrind, optionally under load; prints
 # "instructions messages".
-measure() { # bin port scenario|idle
-    local out=$WORK/callgrind.out log=$WORK/server.log messages=0
+measure() { # bin port scenario|idle|hub-idle|fanout
+    local out=$WORK/callgrind.out log=$WORK/server.log messages=0 app=(--app echo)
+    [[ "$3" == hub-idle || "$3" == fanout ]] && app=(--app hub --memory --ws-publish bench.fan)
     rm -f "$out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve --app echo --threads 1 \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve "${app[@]}" --threads 1 \
         --port "$2" --log-level warn >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do
@@ -55,7 +62,12 @@ measure() { # bin port scenario|idle
         sleep 0.1
     done
     grep -q "listening on" "$log" || { cat "$log" >&2; return 1; }
-    if [ "$3" != idle ]; then
+    if [ "$3" = fanout ]; then
+        "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
+            --sub-path /topics/bench.fan/events -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d 8 \
+            --drain 5 --connect-timeout 120 >"$WORK/load.out"
+        messages=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
+    elif [[ "$3" != idle && "$3" != hub-idle ]]; then
         "$LOADGEN" echo --addr "127.0.0.1:$2" -c "${3%x*}" -s "${3#*x}" -d "$DURATION" --warmup 0 \
             --connect-timeout 120 >"$WORK/load.out"
         messages=$(grep -oE '^echo .*: ([0-9]+) messages' "$WORK/load.out" | grep -oE '[0-9]+ messages' | grep -oE '[0-9]+')
@@ -77,4 +89,13 @@ for bin in $BINS; do
         per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
         printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$per" "$messages"
     done
+    if [ -n "$SSE_FANOUT" ]; then
+        port=$((port + 1))
+        read -r idle _ < <(measure "$bin" "$port" hub-idle)
+        port=$((port + 1))
+        read -r total messages < <(measure "$bin" "$port" fanout)
+        per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
+        printf '| SSE fan-out %s/s × 20 B to %s (per delivery) | %s | %s | %s |\n' \
+            "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$per" "$messages"
+    fi
 done
