@@ -67,6 +67,9 @@ use tether_server::{
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
 /// | `GET /topics/NAME/presence` | the topic's members (`{"topic","members","count"}`), from its sequencer loop; `?presence=1` on `/events` and `/ws` adds `join` and `leave` events (no id, not kept) |
 /// | `POST /tickets` | a single-use ticket for `?ticket=` (`?topic=` limits it to one topic): asked for with a JSON Web Token, it carries the token's subject and rights, exactly, until the token expires; with the publish token, those of the holder its body names (`{"sub":"alice","exp":T,"tether":{"sub":[...],"pub":[...]}}`), or without a body the publish token's reach |
+/// | `POST /api/publish` | the server API: `{"items":[{"topic","data","type"?,"key"?},...]}`, each published as `POST /topics/NAME` would, answered per item in order (`{"results":[{"id"}|{"error"}]}`); the publisher's credential |
+/// | `POST /api/broadcast` | `{"topics":[...],"data","type"?}`: one event to each topic, answered as above |
+/// | `GET /api/history?topic=NAME&since=ID&limit=N` | a page of the topic's backlog (`{"topic","events","next","more","gap"}`) |
 /// | `GET /metrics` | Prometheus text format |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
@@ -227,9 +230,8 @@ impl HubApp {
         body: &[u8],
         route: ApiRoute,
     ) -> Reply {
-        let parse = match route {
-            ApiRoute::Publish => api::parse_publish,
-            ApiRoute::Broadcast => api::parse_broadcast,
+        match route {
+            ApiRoute::Publish | ApiRoute::Broadcast => {}
             ApiRoute::History => return Reply::Now(self.api_history(request)),
             ApiRoute::Unknown => {
                 let e = ApiError::new(
@@ -239,7 +241,7 @@ impl HubApp {
                 );
                 return Reply::Now(e.response());
             }
-        };
+        }
         if request.method() != "POST" {
             return Reply::Now(
                 ApiError::new(405, "method_not_allowed", "this endpoint takes POST").response(),
@@ -248,7 +250,12 @@ impl HubApp {
         if let Some(refusal) = self.shared.access.check_publisher(&self.stats, request, None) {
             return Reply::Now(api::as_json(refusal));
         }
-        let items = match parse(body) {
+        let parsed = if route == ApiRoute::Broadcast {
+            api::parse_broadcast(body, self.shared.settings.hub.max_event_size)
+        } else {
+            api::parse_publish(body)
+        };
+        let items = match parsed {
             Ok(items) => items,
             Err(e) => return Reply::Now(e.response()),
         };

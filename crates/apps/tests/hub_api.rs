@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::h2::H2Client;
 use common::{HttpConn, Response, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_apps::{HubAuth, HubSettings, HubShared};
@@ -479,4 +480,41 @@ fn the_readme_examples_work() {
         ran += 1;
     }
     assert_eq!(ran, 3);
+}
+
+/// Over HTTP/2, two batches at once on one connection, each answered on
+/// its own stream.
+#[test]
+fn batches_over_http2() {
+    let server = Server::start();
+    let mut client = H2Client::connect(server.addr);
+    let bearer = format!("Bearer {TOKEN}");
+    let fields = [("authorization", bearer.as_str())];
+    let first = br#"{"items":[{"topic":"a","data":"1"},{"topic":"b","data":"2"}]}"#;
+    let second = br#"{"topics":["a","b","c"],"data":"3"}"#;
+    let one = client.request_with_body("POST", "/api/publish", &fields, first);
+    let two = client.request_with_body("POST", "/api/broadcast", &fields, second);
+    for (stream, len) in [(one, 2), (two, 3)] {
+        let state = client.finish(stream);
+        assert_eq!(state.status(), Some(200));
+        let answer: Value = serde_json::from_slice(&state.data).unwrap();
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(results.len(), len, "{answer}");
+        assert!(results.iter().all(|r| r["id"].is_string()), "{answer}");
+    }
+    let refused = client.request_with_body("POST", "/api/publish", &[], first);
+    let state = client.finish(refused);
+    assert_eq!(state.status(), Some(401));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&state.data).unwrap()["error"]["code"],
+        "unauthorized"
+    );
+}
+
+#[test]
+fn a_broadcast_too_large_for_an_event_is_refused_whole() {
+    let server = Server::start();
+    let data = "x".repeat(MAX_EVENT + 1);
+    let (status, body) = server.post("/api/broadcast", &json!({ "topics": ["a", "b"], "data": data }));
+    assert_eq!((status, code(&body)), (413, "too_large"));
 }

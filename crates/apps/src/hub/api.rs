@@ -162,10 +162,18 @@ pub(super) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
 
 /// The body of `POST /api/broadcast`:
 /// `{"topics":["a","b"],"data":...,"type":"T"}`: one item per topic.
-pub(super) fn parse_broadcast(body: &[u8]) -> Result<Vec<Item>, ApiError> {
+/// Data larger than `max_data` (the largest event) refuses the whole
+/// request, before it is copied for every topic.
+pub(super) fn parse_broadcast(body: &[u8], max_data: usize) -> Result<Vec<Item>, ApiError> {
     let mut root = parse_object(body, &["topics", "data", "type"])?;
     let topics = take_array(&mut root, "topics")?;
     let data = take_data(&mut root, "")?;
+    if data.len() > max_data {
+        return Err(ApiError::of_hub(&HubError::EventTooLarge {
+            size: data.len(),
+            max: max_data,
+        }));
+    }
     let event_type = take_optional_string(&mut root, "", "type")?;
     let mut out = Vec::with_capacity(topics.len());
     for (i, topic) in topics.into_iter().enumerate() {
@@ -491,16 +499,19 @@ mod tests {
     #[test]
     fn broadcasts_parse() {
         assert_eq!(
-            parse_broadcast(br#"{"topics":["a","b"],"data":"x","type":"t"}"#),
+            parse_broadcast(br#"{"topics":["a","b"],"data":"x","type":"t"}"#, 10),
             Ok(vec![
                 item("a", "x", Some("t"), None),
                 item("b", "x", Some("t"), None)
             ])
         );
         assert_eq!(
-            parse_broadcast(br#"{"topics":["a"],"data":[1,2]}"#),
+            parse_broadcast(br#"{"topics":["a"],"data":[1,2]}"#, 10),
             Ok(vec![item("a", "[1,2]", None, None)])
         );
+        // Too large for an event: refused before it is copied per topic.
+        let e = parse_broadcast(br#"{"topics":["a","b"],"data":"12345678901"}"#, 10).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "too_large"));
     }
 
     #[test]
@@ -541,7 +552,7 @@ mod tests {
                 "unknown member \"key\"",
             ),
         ] {
-            let e = parse_broadcast(body).unwrap_err();
+            let e = parse_broadcast(body, 10).unwrap_err();
             assert!(e.message.starts_with(message), "{body:?}: {}", e.message);
         }
     }
@@ -557,7 +568,8 @@ mod tests {
             Ok(MAX_ITEMS)
         );
         let topics = vec!["\"a\""; MAX_ITEMS + 1].join(",");
-        let e = parse_broadcast(format!("{{\"topics\":[{topics}],\"data\":\"\"}}").as_bytes()).unwrap_err();
+        let e =
+            parse_broadcast(format!("{{\"topics\":[{topics}],\"data\":\"\"}}").as_bytes(), 10).unwrap_err();
         assert_eq!(e.status, 413);
     }
 
