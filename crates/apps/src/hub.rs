@@ -243,9 +243,7 @@ impl HubApp {
             }
         }
         if request.method() != "POST" {
-            return Reply::Now(
-                ApiError::new(405, "method_not_allowed", "this endpoint takes POST").response(),
-            );
+            return Reply::Now(api::method_not_allowed("POST"));
         }
         if let Some(refusal) = self.shared.access.check_publisher(&self.stats, request, None) {
             return Reply::Now(api::as_json(refusal));
@@ -280,7 +278,7 @@ impl HubApp {
     /// complete (the in-process one).
     fn api_history(&self, request: &Request<'_>) -> Response {
         if request.method() != "GET" && request.method() != "HEAD" {
-            return ApiError::new(405, "method_not_allowed", "this endpoint takes GET").response();
+            return api::method_not_allowed("GET, HEAD");
         }
         let query = match api::parse_history(
             request.query_param("topic"),

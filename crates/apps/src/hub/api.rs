@@ -93,12 +93,18 @@ impl ApiError {
     pub(super) fn response(&self) -> Response {
         let response = Response::json(self.status, self.json());
         match self.status {
-            405 if self.message.contains("GET") => response.header("Allow", "GET, HEAD"),
-            405 => response.header("Allow", "POST"),
             503 => response.header("Retry-After", "1"),
             _ => response,
         }
     }
+}
+
+/// 405, naming the methods the endpoint takes (`Allow` too).
+pub(super) fn method_not_allowed(allow: &str) -> Response {
+    let message = format!("this endpoint takes {allow}");
+    ApiError::new(405, "method_not_allowed", message)
+        .response()
+        .header("Allow", allow)
 }
 
 /// Another answer of the hub's (a refusal in plain text: no credential, a
