@@ -88,6 +88,17 @@ pub(super) enum Credential {
     Token(tether_auth::Identity),
 }
 
+impl Credential {
+    /// Whether it may publish to `topic` (the publish token: any topic).
+    pub(super) fn may_publish(&self, topic: &str) -> bool {
+        match self {
+            Credential::Admin => true,
+            Credential::Token(who) => who.rights.may_publish(topic),
+            Credential::None => false,
+        }
+    }
+}
+
 /// The most bytes of claims a ticket request may carry.
 const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
 
@@ -308,6 +319,13 @@ impl Access {
         };
         count_refusal(stats, refusal);
         Some(refusal.response())
+    }
+
+    /// The credential of a request that [`Access::check_publisher`] let
+    /// in, to be asked topic by topic.
+    pub(super) fn publisher(&self, request: &Request<'_>) -> Credential {
+        self.credential(request, self.unix_secs(Instant::now()))
+            .unwrap_or(Credential::None)
     }
 
     /// `POST /tickets`: a single-use ticket. Asked for with a token, it

@@ -301,6 +301,11 @@ pub(super) enum Pending {
         key: Option<Arc<str>>,
     },
     Internal,
+    /// Item `index` of a server API request (`POST /api/...`).
+    Api {
+        conn: ConnId,
+        index: usize,
+    },
 }
 
 /// This loop's publishes waiting for their outcome from the sequencer, by
@@ -344,7 +349,7 @@ impl Publishes {
     /// An HTTP publisher that went away, or was answered otherwise.
     pub(super) fn forget(&mut self, conn: ConnId) {
         self.pending
-            .retain(|_, p| !matches!(p, Pending::Http(c) if *c == conn));
+            .retain(|_, p| !matches!(p, Pending::Http(c) | Pending::Api { conn: c, .. } if *c == conn));
     }
 }
 
@@ -464,6 +469,8 @@ pub(super) enum Settled {
     Tell(ConnId, String),
     /// Close the raw WebSocket publisher, for the refusal.
     CloseRaw(ConnId, HubError),
+    /// Item `index` of a server API request has this outcome.
+    Item(ConnId, usize, Result<(EventId, bool), HubError>),
     Nothing,
 }
 
@@ -514,6 +521,7 @@ pub(super) fn settle(
             Settled::Nothing
         }
         (Pending::Internal, Ok(_)) => Settled::Nothing,
+        (Pending::Api { conn, index }, result) => Settled::Item(conn, index, result),
     }
 }
 

@@ -5,6 +5,7 @@ use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
 use tether_server::{Request, Route};
 
 use super::access::{Access, count_refusal};
+use super::api::ApiRoute;
 use super::metrics::HubStats;
 use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 
@@ -20,7 +21,8 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
             _ => Route::NotFound,
         };
     }
-    let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some();
+    let api = ApiRoute::of(request.path());
+    let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some() || api.is_some();
     if request.method() == "OPTIONS"
         && is_hub_path
         && request.header("access-control-request-method").is_some()
@@ -37,6 +39,9 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         };
         count_refusal(stats, refusal);
         return refusal.route();
+    }
+    if let Some(api) = api {
+        return HubRoute::Api(api).route();
     }
     match request.path() {
         "/tickets" => return HubRoute::Tickets.route(),

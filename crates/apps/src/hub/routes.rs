@@ -4,6 +4,8 @@ use tether_hub::Error as HubError;
 
 use tether_server::{Request, Response, Route};
 
+use super::api::ApiRoute;
+
 /// The hub's tags are this prefix and a number below it, so that an
 /// embedder can tell them from its own (see [`HubApp::handles`]).
 const TAG_BASE: u32 = 0x4855_0000;
@@ -31,6 +33,9 @@ pub(super) enum HubRoute {
     Metrics,
     /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
     Preflight,
+    /// A path under `/api/`, any method (the server API answers its own
+    /// refusals, in JSON).
+    Api(ApiRoute),
     /// A request refused in `route`, answered in `on_request`.
     Refused(Refusal),
 }
@@ -60,6 +65,10 @@ impl From<HubRoute> for u32 {
                 HubRoute::WebSocket(Socket::AuthFirst) => 8,
                 HubRoute::Preflight => 9,
                 HubRoute::Presence => 10,
+                HubRoute::Api(ApiRoute::Publish) => 11,
+                HubRoute::Api(ApiRoute::Broadcast) => 12,
+                HubRoute::Api(ApiRoute::Unknown) => 13,
+                HubRoute::Api(ApiRoute::History) => 14,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
             }
     }
@@ -82,6 +91,10 @@ impl HubRoute {
             8 => HubRoute::WebSocket(Socket::AuthFirst),
             9 => HubRoute::Preflight,
             10 => HubRoute::Presence,
+            11 => HubRoute::Api(ApiRoute::Publish),
+            12 => HubRoute::Api(ApiRoute::Broadcast),
+            13 => HubRoute::Api(ApiRoute::Unknown),
+            14 => HubRoute::Api(ApiRoute::History),
             n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
         })
     }
@@ -303,6 +316,15 @@ mod tests {
         ]
         .into_iter()
         .chain(sockets.map(HubRoute::WebSocket))
+        .chain(
+            [
+                ApiRoute::Publish,
+                ApiRoute::Broadcast,
+                ApiRoute::History,
+                ApiRoute::Unknown,
+            ]
+            .map(HubRoute::Api),
+        )
         .chain(Refusal::ALL.map(HubRoute::Refused));
         let mut tags = std::collections::HashSet::new();
         for route in routes {
@@ -315,7 +337,7 @@ mod tests {
             0,
             1,
             TAG_BASE,
-            TAG_BASE | 11,
+            TAG_BASE | 15,
             TAG_BASE | 0xFF,
             TAG_BASE | 0x1FF,
             u32::MAX,
