@@ -77,10 +77,42 @@ async function stopServer(server) {
   clearTimeout(timer);
 }
 
-/** Established TCP connections to the server's port (its side of them). */
+/**
+ * Established TCP connections to the server's port (its side of them),
+ * and what each has received (in `detail`). Chromium sometimes holds a
+ * spare connection to a host that has done its TLS handshake and nothing
+ * else (some 2 KB received, a ClientHello and a Finished): the HTTP/2
+ * check counts sessions by the server's own count instead.
+ */
 function connections(port) {
-  const out = execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.trim()).length;
+  const out = execFileSync('ss', ['-Htni', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+  const lines = out.split('\n').filter((l) => l.trim());
+  // With -i, each connection is its address line followed by an indented
+  // line of TCP info; bytes_received is absent while it is zero.
+  const sockets = [];
+  for (const line of lines) {
+    if (/^\s/.test(line) && sockets.length) sockets[sockets.length - 1].info = line.trim();
+    else sockets.push({ address: line.trim(), info: '' });
+  }
+  const received = (s) => Number(/bytes_received:(\d+)/.exec(s.info)?.[1] ?? 0);
+  return {
+    count: sockets.length,
+    detail: sockets.map((s) => `${s.address.split(/\s+/).slice(-1)[0]} received ${received(s)} B`).join('; '),
+  };
+}
+
+/** The server's count of connections that became HTTP/2 sessions (its /metrics, read over HTTP/1.1). */
+function h2Sessions(server) {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}metrics`, { agent: false, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(Number(/^tether_h2_connections_total (\d+)$/m.exec(body)?.[1] ?? NaN)));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A publish over HTTP/1.1 on a connection of its own (closed after). */
@@ -104,6 +136,9 @@ async function run(browser, server, label) {
   const cdp = await page.context().newCDPSession(page);
   const protocols = new Map();
   cdp.on('Network.responseReceived', ({ response }) => protocols.set(response.url, response.protocol));
+  // A WebSocket over HTTP/2 (RFC 8441) is answered 200, over HTTP/1.1 101.
+  let wsStatus = null;
+  cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => { wsStatus = response.status; });
   await cdp.send('Network.enable');
   const landing = await page.goto(`${server.url}healthz`);
   check(`${label}: the page loads`, landing?.status() === 200, `status ${landing?.status()}`);
@@ -132,6 +167,7 @@ async function run(browser, server, label) {
     state = await seen();
   }
   const openConnections = connections(server.port);
+  const sessions = await h2Sessions(server);
   const statuses = [];
   for (const [i, topic] of topics.entries()) statuses.push(await publish(server, topic, `to ${i + 1}`));
   statuses.push(await publish(server, wsTopic, 'to the socket'));
@@ -149,7 +185,10 @@ async function run(browser, server, label) {
     received: got(state),
     wsOpen: state.wsOpen,
     wsReceived: state.ws.some((m) => m.includes('to the socket')),
-    openConnections,
+    openConnections: openConnections.count,
+    h2Sessions: sessions,
+    connections: openConnections.detail,
+    wsStatus,
     protocols: topics.map((t) => protocols.get(`${server.url}topics/${t}/events`)),
   };
   await page.evaluate(() => { window.sources.forEach((es) => es.close()); window.socket.close(); });
@@ -176,7 +215,12 @@ try {
   check('h2: all ten EventSources receive their event', h2.received.every(Boolean), JSON.stringify(h2.received));
   check('h2: the WebSocket opens and receives its message', h2.wsOpen && h2.wsReceived);
   check('h2: every EventSource went over HTTP/2', h2.protocols.every((p) => p === 'h2'), h2.protocols.join(' '));
-  check('h2: one connection carries them all', h2.openConnections === 1, `${h2.openConnections} connections`);
+  check('h2: the WebSocket went over HTTP/2 (answered 200, RFC 8441)', h2.wsStatus === 200, `status ${h2.wsStatus}`);
+  // Every EventSource and the WebSocket went over HTTP/2 (above), and the
+  // server saw one connection become an HTTP/2 session: one connection
+  // carried them all. A connection that never spoke HTTP is not one.
+  check('h2: one connection carries them all', h2.h2Sessions === 1,
+    `${h2.h2Sessions} HTTP/2 sessions; connections: ${h2.connections}`);
 
   const h1 = await run(browser, server1, 'http1');
   console.log(`# with --http2 off: ${JSON.stringify(h1)}`);
@@ -188,7 +232,8 @@ try {
     !h1.open[HTTP1_LIMIT] && !h1.received[HTTP1_LIMIT], JSON.stringify(h1.open));
   check('http1: the WebSocket, on a connection of its own, still works', h1.wsOpen && h1.wsReceived);
   check(`http1: ${HTTP1_LIMIT} connections for the EventSources, one for the WebSocket`,
-    h1.openConnections === HTTP1_LIMIT + 1, `${h1.openConnections} connections`);
+    h1.openConnections === HTTP1_LIMIT + 1, `${h1.openConnections} connections: ${h1.connections}`);
+  check('http1: the WebSocket went over HTTP/1.1 (answered 101)', h1.wsStatus === 101, `status ${h1.wsStatus}`);
 } catch (e) {
   check('the run', false, e.stack);
 } finally {
