@@ -136,6 +136,10 @@ pub use error::Error;
 pub use extract::{QUERY_PARAMETER, bearer_token, cookie_token, is_token_syntax, query_token, ws_auth_token};
 pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, MIN_SECRET_LEN};
 pub use mint::NewToken;
-pub use pattern::{Private, TopicPattern, pattern_matches};
+pub use pattern::{Private, TopicPattern};
 pub use rights::{MAX_PATTERNS, MAX_SUBJECT_LEN, Rights, TetherClaim};
+/// Whether `topic` is in the set a pattern names, without building a
+/// [`TopicPattern`] (the same rules; a pattern that does not parse
+/// matches nothing): [`tether_topic::pattern_matches`].
+pub use tether_topic::pattern_matches;
 pub use verify::{Identity, MAX_TOKEN_LEN, Validation, identity_from_claims, verify};

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};
+use tether_topic::{is_valid_pattern, is_valid_topic};
 
 use crate::Error;
 
@@ -41,7 +41,7 @@ impl TopicPattern {
     /// prefix of topic-name characters followed by one `*`.
     pub fn parse(pattern: &str) -> Result<TopicPattern, Error> {
         match pattern.strip_suffix('*') {
-            Some(prefix) if is_valid_prefix(prefix) => Ok(TopicPattern {
+            Some(prefix) if is_valid_pattern(pattern) => Ok(TopicPattern {
                 text: prefix.into(),
                 prefix: true,
             }),
@@ -67,31 +67,6 @@ impl TopicPattern {
     pub fn is_prefix(&self) -> bool {
         self.prefix
     }
-}
-
-/// Whether `topic` is in the set that `pattern` names, without building a
-/// [`TopicPattern`]: the same rules, and a pattern that does not parse
-/// matches nothing.
-///
-/// ```
-/// assert!(tether_auth::pattern_matches("chat.*", "chat.lobby"));
-/// assert!(tether_auth::pattern_matches("news", "news"));
-/// assert!(!tether_auth::pattern_matches("chat.*.x", "chat.a.x"));
-/// assert!(!tether_auth::pattern_matches("chat/*", "chat/x"));
-/// ```
-pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => is_valid_prefix(prefix) && topic.starts_with(prefix) && is_valid_topic(topic),
-        None => pattern == topic && is_valid_topic(topic),
-    }
-}
-
-fn is_valid_prefix(prefix: &str) -> bool {
-    // An empty prefix is `*`, every topic. Otherwise the prefix is the
-    // start of a topic name, so its characters are a topic name's
-    // (is_valid_topic says no to "." and ".." whole, which are fine starts).
-    prefix.len() <= MAX_TOPIC_LEN
-        && (prefix.is_empty() || is_valid_topic(prefix) || prefix.bytes().all(|b| b == b'.'))
 }
 
 /// The pattern for an error message: short, and only printable ASCII.
@@ -185,6 +160,7 @@ impl Private {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_topic::{MAX_TOPIC_LEN, pattern_matches};
 
     #[test]
     fn parse_and_match() {

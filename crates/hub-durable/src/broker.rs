@@ -90,13 +90,14 @@ struct Held {
 }
 
 impl Held {
-    fn new(config: &Config) -> Held {
-        Held::after(config, None)
+    fn new(config: &Config, topic: &str) -> Held {
+        Held::after(config, topic, None)
     }
 
-    /// Nothing held, `dropped` the id before what comes next.
-    fn after(config: &Config, dropped: Option<EventId>) -> Held {
-        let mut backlog = Backlog::new(config.max_backlog_events, config.max_backlog_bytes);
+    /// Nothing held of `topic`, `dropped` the id before what comes next.
+    fn after(config: &Config, topic: &str, dropped: Option<EventId>) -> Held {
+        let (events, bytes) = config.backlog_bounds(topic);
+        let mut backlog = Backlog::new(events, bytes);
         // An empty history with a known id before it cannot be out of order.
         let _ = backlog.reset(Vec::new(), dropped);
         Held {
@@ -310,7 +311,6 @@ impl DurableBroker {
             .with_fsync(durable.fsync)
             .with_segment_bytes(durable.segment_bytes)
             .with_max_record_bytes(max_record);
-        let ttl_ms = config.topic_ttl.map(duration_ms);
         let retention_ms = durable.retention.map(duration_ms);
         let mut topics: HashMap<Arc<str>, Sequence<Held>> = HashMap::new();
         let mut recovered = Recovered::default();
@@ -374,8 +374,8 @@ impl DurableBroker {
                         .filter(|&s| s > 0)
                         .map(|s| EventId::new(epoch, s));
                     let name: Arc<str> = Arc::from(stored.topic);
-                    let held = Held::after(config, dropped);
-                    let topic = Sequence::new(config, epoch, dropped.map_or(0, EventId::seq), held);
+                    let held = Held::after(config, &name, dropped);
+                    let topic = Sequence::new(config, &name, epoch, dropped.map_or(0, EventId::seq), held);
                     topics.insert(name.clone(), topic);
                     let Some(topic) = topics.get_mut(&name) else {
                         return;
@@ -462,9 +462,7 @@ impl DurableBroker {
         }
         // Topics idle past their time to live are forgotten, as they
         // would have been had the server run on.
-        if let Some(ttl) = ttl_ms {
-            topics.retain(|_, topic| now_ms.saturating_sub(topic.last_publish_ms()) < ttl);
-        }
+        topics.retain(|name, topic| !config.is_expired(name, topic.last_publish_ms(), now_ms));
         recovered.topics = topics.len();
         // Each topic's next event starts a new epoch.
         sequencer.restore(topics, last_epoch);

@@ -28,6 +28,81 @@ pub struct Config {
     /// starts over with a new epoch, so clients that resume with its old
     /// ids get a gap signal.
     pub topic_ttl: Option<Duration>,
+    /// Other bounds for some topics: the backlog and expiry of the topics
+    /// a pattern names (`chat.*`, `clock`), in place of the ones above.
+    /// The most specific pattern that matches a topic governs it
+    /// ([`tether_topic::most_specific`]); a topic none matches has the
+    /// ones above. Empty by default.
+    pub namespaces: Vec<TopicLimits>,
+}
+
+/// The backlog and expiry of the topics a pattern names
+/// ([`Config::namespaces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicLimits {
+    /// A topic name, or a prefix followed by `*`
+    /// ([`tether_topic::is_valid_pattern`]).
+    pub pattern: String,
+    /// As [`Config::max_backlog_events`], for these topics.
+    pub max_backlog_events: usize,
+    /// As [`Config::max_backlog_bytes`], for these topics.
+    pub max_backlog_bytes: usize,
+    /// As [`Config::topic_ttl`], for these topics.
+    pub topic_ttl: Option<Duration>,
+}
+
+impl TopicLimits {
+    /// The topics of `pattern`, with the bounds `config` gives every topic
+    /// (change the fields for the ones that differ).
+    pub fn new(pattern: impl Into<String>, config: &Config) -> TopicLimits {
+        TopicLimits {
+            pattern: pattern.into(),
+            max_backlog_events: config.max_backlog_events,
+            max_backlog_bytes: config.max_backlog_bytes,
+            topic_ttl: config.topic_ttl,
+        }
+    }
+}
+
+impl Config {
+    /// The namespace that governs `topic`, if any.
+    fn namespace_of(&self, topic: &str) -> Option<&TopicLimits> {
+        let index = tether_topic::most_specific(self.namespaces.iter().map(|n| n.pattern.as_str()), topic)?;
+        self.namespaces.get(index)
+    }
+
+    /// The backlog bounds of `topic`: events, bytes.
+    ///
+    /// ```
+    /// use tether_hub::{Config, TopicLimits};
+    ///
+    /// let mut config = Config::default();
+    /// let mut chat = TopicLimits::new("chat.*", &config);
+    /// chat.max_backlog_events = 50;
+    /// config.namespaces.push(chat);
+    /// assert_eq!(config.backlog_bounds("chat.lobby"), (50, 1 << 20));
+    /// assert_eq!(config.backlog_bounds("news"), (1000, 1 << 20));
+    /// ```
+    pub fn backlog_bounds(&self, topic: &str) -> (usize, usize) {
+        match self.namespace_of(topic) {
+            Some(n) => (n.max_backlog_events, n.max_backlog_bytes),
+            None => (self.max_backlog_events, self.max_backlog_bytes),
+        }
+    }
+
+    /// How long `topic` may go without a publish before it is forgotten.
+    pub fn topic_ttl_of(&self, topic: &str) -> Option<Duration> {
+        self.namespace_of(topic).map_or(self.topic_ttl, |n| n.topic_ttl)
+    }
+
+    /// Whether `topic`, last published to at `last_publish_ms`, has been
+    /// idle past its time to live at `now_ms` (Unix milliseconds).
+    pub fn is_expired(&self, topic: &str, last_publish_ms: u64, now_ms: u64) -> bool {
+        self.topic_ttl_of(topic).is_some_and(|ttl| {
+            now_ms.saturating_sub(last_publish_ms) >= u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+        })
+    }
 }
 
 impl Default for Config {
@@ -38,6 +113,7 @@ impl Default for Config {
             max_event_size: 64 * 1024,
             max_topics: 1024,
             topic_ttl: Some(Duration::from_secs(3600)),
+            namespaces: Vec::new(),
         }
     }
 }

@@ -57,9 +57,10 @@ struct AheadSub<S> {
 }
 
 impl<S> Topic<S> {
-    fn new(config: &Config, ready: bool) -> Topic<S> {
+    fn new(config: &Config, name: &str, ready: bool) -> Topic<S> {
+        let (events, bytes) = config.backlog_bounds(name);
         Topic {
-            backlog: Backlog::new(config.max_backlog_events, config.max_backlog_bytes),
+            backlog: Backlog::new(events, bytes),
             ready,
             websocket: Vec::new(),
             raw_websocket: Vec::new(),
@@ -415,7 +416,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             None => {
                 let name: Arc<str> = Arc::from(topic);
                 self.topics
-                    .insert(name.clone(), Topic::new(&self.config, self.complete));
+                    .insert(name.clone(), Topic::new(&self.config, topic, self.complete));
                 (name, true)
             }
         }
@@ -523,7 +524,11 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         } = self;
         let (name, topic) = match topics.entry(event.topic().clone()) {
             MapEntry::Occupied(o) => (o.key().clone(), o.into_mut()),
-            MapEntry::Vacant(v) if *complete => (v.key().clone(), v.insert(Topic::new(config, true))),
+            MapEntry::Vacant(v) if *complete => {
+                let name = v.key().clone();
+                let topic = Topic::new(config, &name, true);
+                (name, v.insert(topic))
+            }
             MapEntry::Vacant(_) => return Err(Error::NotFollowed),
         };
         if !topic.ready {
@@ -631,7 +636,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         };
         #[allow(clippy::expect_used, reason = "the entry was found just above")]
         let entry = topics.get_mut(topic).expect("found above");
-        let mut backlog = Backlog::new(config.max_backlog_events, config.max_backlog_bytes);
+        let (events, bytes) = config.backlog_bounds(topic);
+        let mut backlog = Backlog::new(events, bytes);
         backlog.reset(history, dropped)?;
         entry.backlog = backlog;
         let was_ready = mem::replace(&mut entry.ready, true);

@@ -102,7 +102,7 @@ pub use backlog::{Backlog, Events, Replay};
 pub use broker::{
     Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
 };
-pub use config::Config;
+pub use config::{Config, TopicLimits};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,

@@ -29,16 +29,17 @@ pub struct Sequence<T = ()> {
 }
 
 impl<T> Sequence<T> {
-    /// A topic whose last event was `(epoch, seq)` (`seq` 0: none yet),
-    /// never published to, remembering no key, with the backlog bounds of
-    /// `config` for its keys.
-    pub fn new(config: &Config, epoch: u64, seq: u64, state: T) -> Sequence<T> {
+    /// `topic`, whose last event was `(epoch, seq)` (`seq` 0: none yet),
+    /// never published to, remembering no key, with the backlog bounds
+    /// `config` gives the topic ([`Config::backlog_bounds`]) for its keys.
+    pub fn new(config: &Config, topic: &str, epoch: u64, seq: u64, state: T) -> Sequence<T> {
+        let (events, bytes) = config.backlog_bounds(topic);
         Sequence {
             epoch,
             seq,
             last_publish_ms: 0,
             restored: false,
-            keys: KeyWindow::new(config.max_backlog_events, config.max_backlog_bytes),
+            keys: KeyWindow::new(events, bytes),
             state,
         }
     }
@@ -184,7 +185,7 @@ impl<W> Sequenced<W> {
 pub struct Sequencer<T = ()> {
     config: Config,
     topics: HashMap<Arc<str>, Sequence<T>>,
-    new_state: fn(&Config) -> T,
+    new_state: fn(&Config, &str) -> T,
     /// Topics with events, over all the siblings.
     topic_count: Arc<AtomicUsize>,
     last_epoch: u64,
@@ -207,14 +208,14 @@ impl<T: Default> Sequencer<T> {
     /// A sequencer with its own topic count, whose topics' state starts
     /// as `T::default()`.
     pub fn new(config: Config) -> Sequencer<T> {
-        Sequencer::with_state(config, |_| T::default())
+        Sequencer::with_state(config, |_, _| T::default())
     }
 }
 
 impl<T> Sequencer<T> {
     /// A sequencer with its own topic count, whose topics' state starts
-    /// as `new_state(&config)`.
-    pub fn with_state(config: Config, new_state: fn(&Config) -> T) -> Sequencer<T> {
+    /// as `new_state(&config, topic)`.
+    pub fn with_state(config: Config, new_state: fn(&Config, &str) -> T) -> Sequencer<T> {
         Sequencer {
             config,
             topics: HashMap::new(),
@@ -363,10 +364,15 @@ impl<T> Sequencer<T> {
             self.last_epoch = id.ms();
         }
         let (config, new_state) = (&self.config, self.new_state);
-        let topic = self
-            .topics
-            .entry(publish.topic.clone())
-            .or_insert_with(|| Sequence::new(config, id.ms(), 0, new_state(config)));
+        let topic = self.topics.entry(publish.topic.clone()).or_insert_with(|| {
+            Sequence::new(
+                config,
+                &publish.topic,
+                id.ms(),
+                0,
+                new_state(config, &publish.topic),
+            )
+        });
         // A restored topic goes on in a new epoch: its keys and state stay.
         topic.epoch = id.ms();
         topic.seq = id.seq();
@@ -379,14 +385,14 @@ impl<T> Sequencer<T> {
     /// Forgets the topics idle for [`Config::topic_ttl`] at `now_ms`, and
     /// returns them (the broker tells the loops: [`HubMessage::Forget`]).
     pub fn expire(&mut self, now_ms: u64) -> Vec<Arc<str>> {
-        let Some(ttl) = self.config.topic_ttl else {
+        let config = &self.config;
+        if config.topic_ttl.is_none() && config.namespaces.iter().all(|n| n.topic_ttl.is_none()) {
             return Vec::new();
-        };
-        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        }
         let idle: Vec<Arc<str>> = self
             .topics
             .iter()
-            .filter(|(_, t)| now_ms.saturating_sub(t.last_publish_ms) >= ttl)
+            .filter(|(topic, t)| config.is_expired(topic, t.last_publish_ms, now_ms))
             .map(|(topic, _)| topic.clone())
             .collect();
         for topic in &idle {
@@ -454,8 +460,8 @@ mod tests {
     #[test]
     fn a_restored_topic_goes_on_in_a_new_epoch_with_its_keys() {
         let config = Config::default();
-        let mut sequencer: Sequencer<u32> = Sequencer::with_state(config.clone(), |_| 7);
-        let mut topic = Sequence::new(&config, 5_000, 0, 1);
+        let mut sequencer: Sequencer<u32> = Sequencer::with_state(config.clone(), |_, _| 7);
+        let mut topic = Sequence::new(&config, "t", 5_000, 0, 1);
         let event = Event::keyed(Arc::from("a"), EventId::new(5_000, 3), "message", "x", Some("k")).unwrap();
         topic.advance(event.id(), 5_500);
         topic.remember(&event);

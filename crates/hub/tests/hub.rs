@@ -14,7 +14,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use tether_hub::{
     Broker, Config, Context, Error, Event, EventId, Hub, HubMessage, Left, LocalBroker, Polled, Publish,
-    Replay, Subscribed, Transport,
+    Replay, Subscribed, TopicLimits, Transport,
 };
 
 fn event(topic: &str, seq: u64) -> Arc<Event> {
@@ -636,6 +636,69 @@ fn the_topic_limit_is_shared_and_idle_topics_are_forgotten() {
         results,
         [Ok(EventId::new(11_000, 1)), Err(Error::TopicLimit { max: 2 })]
     );
+}
+
+#[test]
+fn a_namespace_has_its_own_backlog_and_time_to_live() {
+    let mut config = Config::default();
+    config.max_backlog_events = 3;
+    config.topic_ttl = Some(std::time::Duration::from_secs(100));
+    let mut chat = TopicLimits::new("chat.*", &config);
+    chat.max_backlog_events = 1;
+    chat.topic_ttl = Some(std::time::Duration::from_secs(10));
+    let mut vip = TopicLimits::new("chat.vip.*", &config);
+    vip.max_backlog_events = 5;
+    vip.topic_ttl = None;
+    config.namespaces = vec![chat, vip];
+    // Each loop's replica keeps what the topic's namespace says.
+    let mut hub: Hub<u32> = Hub::new(config.clone(), true);
+    for topic in ["news", "chat.lobby", "chat.vip.bar"] {
+        for seq in 1..=6 {
+            hub.deliver(event(topic, seq)).unwrap();
+        }
+    }
+    let replay = |hub: &mut Hub<u32>, topic: &str, conn: u32| {
+        live_ids(
+            hub.subscribe(topic, conn, Transport::WebSocket, Some("10-0"))
+                .unwrap(),
+        )
+    };
+    assert_eq!(replay(&mut hub, "news", 1), (true, vec![4, 5, 6]));
+    assert_eq!(replay(&mut hub, "chat.lobby", 2), (true, vec![6]));
+    assert_eq!(replay(&mut hub, "chat.vip.bar", 3), (true, vec![2, 3, 4, 5, 6]));
+    // The sequencer forgets each after its own idle time, or never.
+    let mut broker = LocalBroker::new(config.clone());
+    let mut out = Outbox {
+        loops: 1,
+        index: 0,
+        now: 1_000,
+        posts: Vec::new(),
+    };
+    for topic in ["news", "chat.lobby", "chat.vip.bar"] {
+        broker
+            .publish(Publish::new(topic, None, "x", &config).unwrap(), &mut out)
+            .unwrap();
+    }
+    let forgotten = |out: &mut Outbox| -> Vec<String> {
+        out.posts
+            .drain(..)
+            .filter_map(|(_, m)| match m {
+                HubMessage::Forget(topic) => Some(topic.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    out.posts.clear();
+    out.now = 11_000;
+    broker.tick(&mut out);
+    assert_eq!(forgotten(&mut out), ["chat.lobby"]);
+    out.now = 101_000;
+    broker.tick(&mut out);
+    assert_eq!(forgotten(&mut out), ["news"]);
+    out.now = 10_000_000;
+    broker.tick(&mut out);
+    assert!(forgotten(&mut out).is_empty());
+    assert_eq!(broker.topic_count(), 1);
 }
 
 #[test]

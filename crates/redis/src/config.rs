@@ -109,11 +109,16 @@ impl RedisConfig {
     /// Streams and fetched backlogs bounded as the hub's backlogs are
     /// (`max_len` and `history_events` from `max_backlog_events`,
     /// `history_bytes` from `max_backlog_bytes`), so that what Redis keeps
-    /// is what a subscriber may replay.
+    /// is what a subscriber may replay. With namespaces of their own
+    /// bounds ([`tether_hub::Config::namespaces`]), the largest bounds of
+    /// all: each loop's replica of a topic then keeps the topic's own.
     pub fn backlog(mut self, hub: &tether_hub::Config) -> RedisConfig {
-        self.max_len = hub.max_backlog_events.max(1);
-        self.history_events = hub.max_backlog_events;
-        self.history_bytes = hub.max_backlog_bytes;
+        let events = hub.namespaces.iter().map(|n| n.max_backlog_events);
+        let bytes = hub.namespaces.iter().map(|n| n.max_backlog_bytes);
+        let events = events.fold(hub.max_backlog_events, usize::max);
+        self.max_len = events.max(1);
+        self.history_events = events;
+        self.history_bytes = bytes.fold(hub.max_backlog_bytes, usize::max);
         self
     }
 }
@@ -256,6 +261,16 @@ mod tests {
             RedisConfig::new("redis://h").backlog(&hub).max_len,
             1,
             "never MAXLEN 0"
+        );
+        let mut chat = tether_hub::TopicLimits::new("chat.*", &hub);
+        chat.max_backlog_events = 50;
+        chat.max_backlog_bytes = 200;
+        hub.namespaces.push(chat);
+        let config = RedisConfig::new("redis://h").backlog(&hub);
+        assert_eq!(
+            (config.max_len, config.history_events, config.history_bytes),
+            (50, 50, 500),
+            "the largest bounds of all"
         );
     }
 }

@@ -58,6 +58,78 @@ pub fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':')
 }
 
+/// Whether `pattern` is a topic pattern: a topic name ([`is_valid_topic`]),
+/// or a prefix of topic-name bytes followed by one `*` (`chat.*`; `*`
+/// alone is every topic). The `*` may only end a pattern.
+///
+/// ```
+/// assert!(tether_topic::is_valid_pattern("chat.*"));
+/// assert!(tether_topic::is_valid_pattern("news"));
+/// assert!(tether_topic::is_valid_pattern("*"));
+/// assert!(!tether_topic::is_valid_pattern("chat.*.x"));
+/// assert!(!tether_topic::is_valid_pattern("chat/*"));
+/// ```
+pub fn is_valid_pattern(pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => is_valid_prefix(prefix),
+        None => is_valid_topic(pattern),
+    }
+}
+
+/// Whether `prefix` may start a prefix pattern: empty (every topic), or
+/// bytes of a topic name of at most [`MAX_TOPIC_LEN`] (`.` and `..`, which
+/// are no topic, are fine starts of one).
+fn is_valid_prefix(prefix: &str) -> bool {
+    prefix.len() <= MAX_TOPIC_LEN && prefix.bytes().all(is_name_byte)
+}
+
+/// Whether `topic` is in the set that `pattern` names: the topic itself,
+/// or every valid topic that starts with the prefix before a final `*`.
+/// A pattern that is not one ([`is_valid_pattern`]) matches nothing, and
+/// an invalid topic name is in no set. A prefix is plain text: `chat*`
+/// matches `chatter` too.
+///
+/// ```
+/// assert!(tether_topic::pattern_matches("chat.*", "chat.lobby"));
+/// assert!(!tether_topic::pattern_matches("chat.*", "chat"));
+/// assert!(tether_topic::pattern_matches("news", "news"));
+/// assert!(!tether_topic::pattern_matches("chat.*.x", "chat.a.x"));
+/// ```
+pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => is_valid_prefix(prefix) && topic.starts_with(prefix) && is_valid_topic(topic),
+        None => pattern == topic && is_valid_topic(topic),
+    }
+}
+
+/// Which of `patterns` governs `topic`: the most specific one that
+/// matches it (an exact name before any prefix, a longer prefix before a
+/// shorter one, the first of equals), as its index; `None` if none does.
+///
+/// ```
+/// let patterns = ["*", "chat.*", "chat.vip.*", "chat.vip.lounge"];
+/// assert_eq!(tether_topic::most_specific(patterns, "news"), Some(0));
+/// assert_eq!(tether_topic::most_specific(patterns, "chat.lobby"), Some(1));
+/// assert_eq!(tether_topic::most_specific(patterns, "chat.vip.bar"), Some(2));
+/// assert_eq!(tether_topic::most_specific(patterns, "chat.vip.lounge"), Some(3));
+/// assert_eq!(tether_topic::most_specific(["chat.*"], "news"), None);
+/// ```
+pub fn most_specific<'a>(patterns: impl IntoIterator<Item = &'a str>, topic: &str) -> Option<usize> {
+    // Exact names rank above every prefix: their length plus one more
+    // than the longest prefix can be.
+    let rank = |pattern: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => prefix.len(),
+        None => MAX_TOPIC_LEN + 1 + pattern.len(),
+    };
+    let mut best: Option<(usize, usize)> = None;
+    for (index, pattern) in patterns.into_iter().enumerate() {
+        if pattern_matches(pattern, topic) && best.is_none_or(|(_, r)| rank(pattern) > r) {
+            best = Some((index, rank(pattern)));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate alloc;
@@ -80,6 +152,38 @@ mod tests {
             assert!(is_valid_name(good, MAX_TOPIC_LEN), "{good:?}");
         }
         assert!(!is_valid_name("", MAX_TOPIC_LEN));
+    }
+
+    #[test]
+    fn patterns() {
+        for good in ["*", "a*", "chat.*", "..*", "news", "a:b"] {
+            assert!(is_valid_pattern(good), "{good:?}");
+        }
+        for bad in ["", "**", "a*b", "chat/*", ".", "..", "é*"] {
+            assert!(!is_valid_pattern(bad), "{bad:?}");
+        }
+        assert!(pattern_matches("*", "x"));
+        assert!(!pattern_matches("*", "a/b"));
+        assert!(pattern_matches("chat*", "chatter"));
+        assert!(!pattern_matches("..*", ".."));
+        assert!(pattern_matches("..*", "..."));
+        let long = repeat('x', MAX_TOPIC_LEN);
+        assert!(pattern_matches(&long, &long));
+        // A prefix may be as long as a topic, not longer.
+        assert!(is_valid_pattern(&alloc::format!("{long}*")));
+        assert!(!is_valid_pattern(&alloc::format!("{long}x*")));
+    }
+
+    #[test]
+    fn the_most_specific_pattern_governs() {
+        let long_prefix = alloc::format!("{}*", repeat('x', MAX_TOPIC_LEN - 1));
+        let exact = "xx";
+        // An exact name ranks above the longest prefix.
+        assert_eq!(most_specific([long_prefix.as_str(), exact], "xx"), Some(1));
+        assert_eq!(most_specific(["a.*", "a.*"], "a.b"), Some(0));
+        assert_eq!(most_specific(["b.*", "a.*"], "a.b"), Some(1));
+        assert_eq!(most_specific(["a.*", "bad*x"], "a.b"), Some(0));
+        assert_eq!(most_specific(core::iter::empty::<&str>(), "a"), None);
     }
 
     #[test]
