@@ -16,6 +16,7 @@ mod auth;
 mod broker_view;
 mod cors;
 mod metrics;
+mod namespace;
 pub(crate) mod origin;
 mod poll;
 mod presence;
@@ -41,6 +42,7 @@ pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
+pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
 use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::Roster;
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
@@ -330,11 +332,19 @@ impl HubApp {
             Ok(publish) => publish,
             Err(e) => return Some(Outcome::of(Err(e))),
         };
-        if !credential.may_publish(&item.topic) {
+        let settings = &self.shared.settings;
+        if settings.refuses_topic(&item.topic) {
+            return Some(Outcome::Refused(ApiError::new(
+                404,
+                "no_namespace",
+                "no namespace holds this topic",
+            )));
+        }
+        if !credential.may_publish(settings, &item.topic) {
             return Some(Outcome::Refused(ApiError::new(
                 403,
                 "forbidden",
-                "the token does not grant this topic",
+                "the credential may not publish to this topic (its rights or its namespace)",
             )));
         }
         match self.publishes.submit(
@@ -464,14 +474,18 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
-        let member = self.roster.join(
-            ctx,
-            &topic,
-            (conn, transport),
-            subscriber.subject.as_deref(),
-            subscriber.watches,
-        );
-        subscriber.member = Some(member);
+        // A namespace without presence: no member, no watcher (the router
+        // refused `?presence=1`).
+        if self.shared.settings.keeps_presence(&topic) {
+            let member = self.roster.join(
+                ctx,
+                &topic,
+                (conn, transport),
+                subscriber.subject.as_deref(),
+                subscriber.watches,
+            );
+            subscriber.member = Some(member);
+        }
         self.register(conn, subscriber);
         let Self {
             hub,

@@ -23,5 +23,8 @@ pub use chat::Chat;
 pub use clock::Clock;
 pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN};
 pub use echo::Echo;
-pub use hub::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared};
+pub use hub::{
+    DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared, Namespace,
+    UnknownNamespace, WhoPublishes, WhoSubscribes,
+};
 pub use mount::Mount;

@@ -234,6 +234,10 @@ fn entry(cmd: &Command, key: &str, value: &Value, reserved: &[&str]) -> Result<E
                 .iter()
                 .map(|value| Ok(format!("{option}={}", text(scalar, value)?).into()))
                 .collect::<Result<_, String>>()?,
+            Value::Table(table) if scalar == Scalar::Text => table
+                .iter()
+                .map(|(name, fields)| Ok(format!("{option}={}", spec(name, fields)?).into()))
+                .collect::<Result<_, String>>()?,
             other => return Err(format!("expected an array, found {}", other.type_str())),
         },
     };
@@ -242,6 +246,38 @@ fn entry(cmd: &Command, key: &str, value: &Value, reserved: &[&str]) -> Result<E
         id: arg.get_id().to_string(),
         args,
     })
+}
+
+/// A table of an option that repeats, `[option."NAME"]` with `key =
+/// value` lines, as the one value `NAME key=value ...` (how `--namespace`
+/// takes a namespace). Values are strings without spaces, numbers or
+/// booleans.
+fn spec(name: &str, fields: &Value) -> Result<String, String> {
+    let Value::Table(fields) = fields else {
+        return Err(format!("{name}: expected a table, found {}", fields.type_str()));
+    };
+    let mut words = vec![name.to_owned()];
+    for (key, value) in fields {
+        let value = match value {
+            Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) && !s.contains(';') => {
+                s.clone()
+            }
+            Value::Integer(n) => n.to_string(),
+            Value::Float(x) => x.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "{name}.{key}: expected a word, a number or a boolean, found {}",
+                    match other {
+                        Value::String(_) => "a string with spaces",
+                        other => other.type_str(),
+                    }
+                ));
+            }
+        };
+        words.push(format!("{key}={value}"));
+    }
+    Ok(words.join(" "))
 }
 
 /// The text of one value, if it is of the kind `scalar` asks for.

@@ -23,6 +23,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod config;
 mod logger;
+mod namespace;
 mod serve;
 mod sse_decode;
 

@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use tether_apps::{DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared};
+use tether_apps::{
+    DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared, UnknownNamespace,
+};
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
 use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
-use crate::{config, logger};
+use crate::namespace::{NamespaceArg, parse_namespace};
+use crate::{config, logger, namespace};
 
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -317,11 +320,34 @@ pub(crate) struct HubArgs {
     /// Longest a long poll is held, in seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 25.0)]
     poll_timeout: f64,
+    /// A namespace: the topics a pattern names, with rules of their own
+    /// (repeat for more, or separate with ;), e.g. 'chat.*
+    /// publish=subscribers backlog-events=200'. Keys:
+    /// subscribe=anyone|token, private=true (subscribe=token),
+    /// publish=token|subscribers|backend|nobody, presence=on|off,
+    /// join-leave=on|off, backlog-events=N, backlog-bytes=N,
+    /// topic-ttl=SECONDS (0: never). The most specific pattern governs a
+    /// topic; what it leaves out, the options above decide.
+    #[arg(long = "namespace", value_name = "SPEC", value_parser = parse_namespace, value_delimiter = ';')]
+    namespaces: Vec<NamespaceArg>,
+    /// What a topic in no --namespace gets: the options above (default),
+    /// or refused (404).
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
+    unknown_namespace: UnknownNamespaceChoice,
+}
+
+/// `--unknown-namespace`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum UnknownNamespaceChoice {
+    /// The hub-wide options.
+    Default,
+    /// Refused (404).
+    Refuse,
 }
 
 impl HubArgs {
     /// The hub settings, and where the token came from (never the token).
-    fn settings(&self) -> (HubSettings, Option<&'static str>) {
+    fn settings(&self) -> Result<(HubSettings, Option<&'static str>), String> {
         let mut settings = HubSettings::default();
         let (token, source) = match &self.publish_token {
             // Read from the variable by clap when the options do not give it.
@@ -345,7 +371,12 @@ impl HubArgs {
         settings.hub.max_topics = self.max_topics;
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
         settings.poll_timeout = seconds(self.poll_timeout);
-        (settings, source)
+        namespace::apply(&self.namespaces, &mut settings)?;
+        settings.unknown_namespace = match self.unknown_namespace {
+            UnknownNamespaceChoice::Default => UnknownNamespace::Default,
+            UnknownNamespaceChoice::Refuse => UnknownNamespace::Refuse,
+        };
+        Ok((settings, source))
     }
 }
 
@@ -923,6 +954,7 @@ fn preflight(args: &Args) -> Result<(), String> {
     }
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
+            args.hub.settings()?;
             let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
             args.auth.check(demo_keys)
         }
@@ -959,7 +991,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
-    let (mut settings, token_source) = args.hub.settings();
+    let (mut settings, token_source) = match args.hub.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("tether serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let login = match demo_login(args, scheme) {
         Ok(login) => login,
         Err(e) => {

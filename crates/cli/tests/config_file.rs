@@ -325,6 +325,57 @@ fn errors_name_the_key_and_its_line() {
     assert!(stderr.contains(memory.path()), "{stderr}");
 }
 
+/// The status of `GET TARGET` (an event stream's head is enough).
+fn status(addr: SocketAddr, target: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("a status line");
+    line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn namespaces_come_from_tables_of_the_file_and_from_the_environment() {
+    let file = Temp::file(
+        "namespaces.toml",
+        "port = 0\napp = \"hub\"\nmemory = true\nunknown-namespace = \"refuse\"\n\n\
+         [namespace.\"chat.*\"]\npublish = \"subscribers\"\nbacklog-events = 20\n\n\
+         [namespace.\"user.*\"]\nprivate = true\npresence = false\n",
+    );
+    let server = Server::start(&["--config", file.path()], &[], None);
+    assert_eq!(status(server.addr, "/topics/news/events"), 404);
+    assert_eq!(status(server.addr, "/topics/chat.lobby/presence"), 200);
+    assert_eq!(status(server.addr, "/topics/user.ann/events"), 401);
+    drop(server);
+    // The variable replaces the file's list: `;` between namespaces.
+    let server = Server::start(
+        &["--config", file.path()],
+        &[("TETHER_NAMESPACE", "news.* publish=backend; chat.* presence=off")],
+        None,
+    );
+    assert_eq!(status(server.addr, "/topics/news.today/events"), 200);
+    assert_eq!(status(server.addr, "/topics/chat.lobby/presence"), 404);
+    assert_eq!(status(server.addr, "/topics/user.ann/events"), 404);
+
+    let bad = Temp::file(
+        "bad-namespace.toml",
+        "port = 0\n\n[namespace.\"chat.*\"]\npublish = \"everyone\"\n",
+    );
+    let stderr = refused(&["--config", bad.path()]);
+    assert!(stderr.contains("line 3: key `namespace`"), "{stderr}");
+    assert!(
+        stderr.contains("publish: expected token, subscribers, backend or nobody"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_config_says_ok_or_what_is_wrong() {
     let out = output(&["check-config", EXAMPLE], &[]);

@@ -72,6 +72,29 @@ impl TestServer {
         }
     }
 
+    /// Binds `loops` event loops, each with the application `make_app`
+    /// gives for its index (a shared application's `app(i)`), and runs
+    /// them on a new thread.
+    pub fn start_loops<A, F>(config: Config, handshake: Handshake, loops: usize, make_app: F) -> TestServer
+    where
+        A: App + Send + 'static,
+        F: FnMut(usize) -> A,
+    {
+        let cluster =
+            tether_server::Cluster::bind(config, handshake, loops, make_app).expect("bind the loops");
+        let addr = cluster.local_addr();
+        let handle = cluster.handle();
+        let thread = thread::Builder::new()
+            .name("tether-cluster".into())
+            .spawn(move || cluster.run())
+            .expect("spawn the cluster thread");
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
     /// A `ws://` URL of this server.
     pub fn ws_url(&self, target: &str) -> String {
         format!("ws://{}{target}", self.addr)

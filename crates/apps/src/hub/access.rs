@@ -12,6 +12,7 @@ use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Respon
 
 use super::auth::{Clock, TokenSource};
 use super::metrics::{Denial, HubStats, add};
+use super::namespace::Publisher;
 use super::replies::{close_reason, error_response};
 use super::routes::{Refusal, bearer};
 use super::settings::HubSettings;
@@ -89,11 +90,15 @@ pub(super) enum Credential {
 }
 
 impl Credential {
-    /// Whether it may publish to `topic` (the publish token: any topic).
-    pub(super) fn may_publish(&self, topic: &str) -> bool {
+    /// Whether it may publish to `topic`: the publish token to any topic,
+    /// a token to those its rights name; either as far as the topic's
+    /// namespace takes publishes from it.
+    pub(super) fn may_publish(&self, settings: &HubSettings, topic: &str) -> bool {
         match self {
-            Credential::Admin => true,
-            Credential::Token(who) => who.rights.may_publish(topic),
+            Credential::Admin => settings.may_publish(topic, Publisher::Backend),
+            Credential::Token(who) => {
+                who.rights.may_publish(topic) && settings.may_publish(topic, Publisher::Granted)
+            }
             Credential::None => false,
         }
     }
@@ -206,12 +211,19 @@ impl Access {
             .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
     }
 
-    /// Whether subscribing to `topic` needs a token that grants it.
+    /// Whether subscribing to `topic` needs a token that grants it: its
+    /// namespace says so, or (where its namespace has no subscribe rule)
+    /// a private pattern names it.
     pub(super) fn is_private(&self, topic: &str) -> bool {
-        self.settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| auth.private.needs_grant(topic))
+        use super::namespace::WhoSubscribes;
+        match self.settings.namespace_of(topic).and_then(|n| n.subscribe) {
+            Some(rule) => rule == WhoSubscribes::Token,
+            None => self
+                .settings
+                .auth
+                .as_ref()
+                .is_some_and(|auth| auth.private.needs_grant(topic)),
+        }
     }
 
     /// Who may subscribe: a ticket, the publish token, a JSON Web Token
@@ -232,7 +244,12 @@ impl Access {
             // A ticket issued for a holder gives exactly the holder's
             // rights, until the holder's token expires.
             let Some((_, holder)) = holders.get(&ticket) else {
-                return Ok(grant);
+                // Issued by the publish token: what it grants, as far as
+                // the namespace takes publishes from the backend.
+                return Ok(Grant {
+                    publish: grant.publish && settings.may_publish(topic, Publisher::Backend),
+                    ..grant
+                });
             };
             let now = self.unix_secs(Instant::now());
             let refusal = if holder.deadline.is_some_and(|d| d <= now) {
@@ -242,21 +259,18 @@ impl Access {
             } else {
                 return Ok(Grant {
                     topic: grant.topic,
-                    publish: holder.rights.may_publish(topic),
+                    publish: holder.rights.may_publish(topic)
+                        && settings.may_publish(topic, Publisher::Granted),
                 });
             };
             holders.remove(&ticket);
             return Err(refusal);
         }
         match self.credential(request, self.unix_secs(Instant::now()))? {
-            Credential::Admin => Ok(Grant {
-                topic: None,
-                publish: true,
-            }),
             Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
-            Credential::Token(who) => Ok(Grant {
+            credential @ (Credential::Admin | Credential::Token(_)) => Ok(Grant {
                 topic: None,
-                publish: who.rights.may_publish(topic),
+                publish: credential.may_publish(settings, topic),
             }),
             Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
             Credential::None => Ok(Grant::default()),
@@ -309,9 +323,13 @@ impl Access {
             ));
         }
         let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Admin) => return None,
+            Ok(credential @ Credential::Admin) => match topic {
+                Some(topic) if !credential.may_publish(settings, topic) => Refusal::PublishClosed,
+                _ => return None,
+            },
             Ok(Credential::Token(who)) => match topic {
                 Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
+                Some(topic) if !settings.may_publish(topic, Publisher::Granted) => Refusal::PublishClosed,
                 _ => return None,
             },
             Ok(Credential::None) => Refusal::NoCredentials,
@@ -455,7 +473,9 @@ impl Access {
             return Err(TokenRefused::NotGranted);
         }
         Ok(TokenGrant {
-            may_publish: who.rights.may_publish(topic) || self.settings.ws_publish_open(topic),
+            may_publish: (who.rights.may_publish(topic)
+                && self.settings.may_publish(topic, Publisher::Granted))
+                || self.settings.ws_publish_open(topic),
             deadline: who.expires_at.map(|exp| auth.deadline(exp)),
             subject: who.subject,
         })

@@ -55,6 +55,9 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     if !is_valid_topic(topic) {
         return Refusal::BadTopic.route();
     }
+    if settings.refuses_topic(topic) {
+        return Refusal::NoNamespace.route();
+    }
     let method = request.method();
     if endpoint == Endpoint::Publish {
         return if method == "POST" {
@@ -75,6 +78,12 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     }
     if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
         return Refusal::PresenceNotStream.route();
+    }
+    if wants_presence(request) && !settings.tells_join_leave(topic) {
+        return Refusal::JoinLeaveOff.route();
+    }
+    if endpoint == Endpoint::Presence && !settings.keeps_presence(topic) {
+        return Refusal::PresenceOff.route();
     }
     let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
     let grant = match access.authorize_subscriber(request, topic) {

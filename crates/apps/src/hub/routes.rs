@@ -143,10 +143,19 @@ pub(super) enum Refusal {
     /// A token from the cookie on a request from an origin that is neither
     /// the server's own nor a trusted one.
     CrossOriginCookie,
+    /// A topic in no namespace, where those are refused.
+    NoNamespace,
+    /// A publish that the topic's namespace does not take from this
+    /// credential (`publish=backend` or `nobody`).
+    PublishClosed,
+    /// The presence of a topic whose namespace keeps none.
+    PresenceOff,
+    /// `?presence=1` on a topic whose namespace tells no joins and leaves.
+    JoinLeaveOff,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 17] = [
+    pub(super) const ALL: [Refusal; 21] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -164,6 +173,10 @@ impl Refusal {
         Refusal::RawFirstMessage,
         Refusal::PresenceNotStream,
         Refusal::CrossOriginCookie,
+        Refusal::NoNamespace,
+        Refusal::PublishClosed,
+        Refusal::PresenceOff,
+        Refusal::JoinLeaveOff,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -210,6 +223,16 @@ impl Refusal {
             Refusal::CrossOriginCookie => Response::text(
                 403,
                 "the token cookie is not accepted from this origin: send the token in Authorization or as the WebSocket's first message, or trust the origin\n",
+            ),
+            Refusal::NoNamespace => Response::text(404, "no namespace holds this topic\n"),
+            Refusal::PublishClosed => Response::text(
+                403,
+                "this topic's namespace does not take publishes from this credential\n",
+            ),
+            Refusal::PresenceOff => Response::text(404, "this topic's namespace keeps no presence\n"),
+            Refusal::JoinLeaveOff => Response::text(
+                400,
+                "this topic's namespace tells no joins and leaves: leave out presence=1\n",
             ),
         }
     }

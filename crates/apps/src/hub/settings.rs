@@ -8,6 +8,7 @@ use tether_hub::Config as HubConfig;
 use tether_server::Handshake;
 
 use super::auth::HubAuth;
+use super::namespace::{Namespace, Publisher, UnknownNamespace, governing, may_publish};
 use super::origin::{is_trusted, names_host};
 
 /// The hub's settings: its limits, and access control.
@@ -78,6 +79,15 @@ pub struct HubSettings {
     /// need one to be subscribed to, where they are read. `None` (the
     /// default): only the publish token and tickets identify anyone.
     pub auth: Option<HubAuth>,
+    /// Rules by topic pattern (`chat.*`): who subscribes and publishes,
+    /// whether presence is kept; the most specific pattern governs a
+    /// topic, and what it leaves unsaid the settings above decide. Their
+    /// backlogs and expiry are [`tether_hub::Config::namespaces`]. Empty
+    /// by default.
+    pub namespaces: Vec<Namespace>,
+    /// What a topic outside every namespace gets ([`UnknownNamespace`]:
+    /// the settings above by default, or refused).
+    pub unknown_namespace: UnknownNamespace,
 }
 
 impl Default for HubSettings {
@@ -97,6 +107,8 @@ impl Default for HubSettings {
             metrics_token: None,
             metrics_on_admin_listener: false,
             auth: None,
+            namespaces: Vec::new(),
+            unknown_namespace: UnknownNamespace::Default,
         }
     }
 }
@@ -124,6 +136,8 @@ impl fmt::Debug for HubSettings {
             )
             .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
             .field("auth", &self.auth)
+            .field("namespaces", &self.namespaces)
+            .field("unknown_namespace", &self.unknown_namespace)
             .finish()
     }
 }
@@ -186,13 +200,52 @@ impl HubSettings {
         host_ok && port_ok
     }
 
-    /// Whether any WebSocket subscriber of `topic` may publish to it (the
-    /// patterns of [`tether_auth::TopicPattern`]; one that does not parse
-    /// opens nothing).
+    /// Whether any WebSocket subscriber of `topic` may publish to it: its
+    /// namespace says `subscribers`, or (where its namespace has no
+    /// publish rule) [`HubSettings::ws_publish`] names it (the patterns of
+    /// [`tether_auth::TopicPattern`]; one that does not parse opens
+    /// nothing).
     pub fn ws_publish_open(&self, topic: &str) -> bool {
-        self.ws_publish
-            .iter()
-            .any(|pattern| tether_auth::pattern_matches(pattern, topic))
+        self.may_publish(topic, Publisher::Subscriber)
+    }
+
+    /// The namespace that governs `topic`, if any.
+    pub fn namespace_of(&self, topic: &str) -> Option<&Namespace> {
+        governing(&self.namespaces, topic)
+    }
+
+    /// Whether `topic` is refused for being in no namespace
+    /// ([`UnknownNamespace::Refuse`]).
+    pub fn refuses_topic(&self, topic: &str) -> bool {
+        self.unknown_namespace == UnknownNamespace::Refuse
+            && !self.namespaces.is_empty()
+            && self.namespace_of(topic).is_none()
+    }
+
+    /// Whether `who` may publish to `topic`, as its namespace's rule says.
+    pub(super) fn may_publish(&self, topic: &str, who: Publisher) -> bool {
+        let rule = self.namespace_of(topic).and_then(|n| n.publish);
+        let listed = || {
+            self.ws_publish
+                .iter()
+                .any(|pattern| tether_auth::pattern_matches(pattern, topic))
+        };
+        may_publish(
+            rule,
+            who,
+            who == Publisher::Subscriber && rule.is_none() && listed(),
+        )
+    }
+
+    /// Whether `topic`'s subscribers are its members (presence kept).
+    pub fn keeps_presence(&self, topic: &str) -> bool {
+        self.namespace_of(topic).is_none_or(|n| n.presence)
+    }
+
+    /// Whether `topic`'s subscribers may ask for join and leave events.
+    pub fn tells_join_leave(&self, topic: &str) -> bool {
+        self.namespace_of(topic)
+            .is_none_or(|n| n.presence && n.join_leave)
     }
 
     /// `handshake` with a policy that refuses WebSocket upgrades (403) from

@@ -1,0 +1,266 @@
+//! Namespaces end to end, through sockets, on two event loops: each
+//! namespace's rule for who publishes (subscribers, the backend alone,
+//! nobody), who subscribes (a token), presence and join/leave events, its
+//! own backlog, and topics outside every namespace refused.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+use tether_testkit as common;
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{HttpConn, Response, SseClient, TestServer, Upgrade, WsClient, config};
+use serde_json::{Value, json};
+use tether_apps::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespace};
+use tether_auth::Keys;
+use tether_hub::TopicLimits;
+use tether_server::Handshake;
+
+const SECRET: &[u8] = b"a namespace test secret, 32 byte";
+const TOKEN: &str = "namespace-publish-token";
+
+/// The hub with these namespaces (and `room.*` keeping 2 events), tokens
+/// verified, topics outside every namespace refused.
+fn start() -> TestServer {
+    let mut settings = HubSettings::default();
+    settings.publish_token = Some(TOKEN.to_owned());
+    settings.auth = Some(HubAuth::new(Keys::from_secret(SECRET).unwrap()));
+    for spec in [
+        "chat.* publish=subscribers",
+        "chat.quiet presence=off",
+        "chat.calm join-leave=off",
+        "feed.* publish=backend",
+        "clock publish=nobody",
+        "user.* private=true",
+        "room.*",
+    ] {
+        settings.namespaces.push(spec.parse::<Namespace>().unwrap());
+    }
+    let mut room = TopicLimits::new("room.*", &settings.hub);
+    room.max_backlog_events = 2;
+    settings.hub.namespaces.push(room);
+    settings.unknown_namespace = UnknownNamespace::Refuse;
+    let shared = HubShared::new(settings, 2);
+    TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A token for `subject` with these `sub` and `pub` rights.
+fn jwt(subject: &str, subscribe: &[&str], publish: &[&str]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+/// A request with a body and these header lines, on its own connection.
+fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
+    let mut conn = HttpConn::connect(server.addr);
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+        body.len()
+    );
+    conn.send(head.as_bytes());
+    conn.send(body);
+    conn.response()
+}
+
+/// `POST /topics/TOPIC` with this credential: the status.
+fn publish(server: &TestServer, topic: &str, token: &str, data: &str) -> u16 {
+    request(
+        server,
+        "POST",
+        &format!("/topics/{topic}"),
+        &bearer(token),
+        data.as_bytes(),
+    )
+    .status
+}
+
+/// A WebSocket whose upgrade carries these header lines.
+fn ws_with(server: &TestServer, target: &str, headers: &str) -> WsClient {
+    let mut upgrade = Upgrade::new(server.addr, target);
+    // Before the blank line that ends the head.
+    let end = upgrade.request.len() - 2;
+    upgrade.request.splice(end..end, headers.bytes());
+    let mut stream = common::tcp(server.addr);
+    stream.write_all(&upgrade.request).unwrap();
+    WsClient::finish(stream, upgrade)
+}
+
+/// The next message is the hub's refusal of a publish.
+fn assert_refused(ws: &mut WsClient) {
+    let reply: Value = serde_json::from_str(&ws.recv_text()).unwrap();
+    assert_eq!(reply["control"], "error", "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("not allowed"),
+        "{reply}"
+    );
+}
+
+/// The status of an event stream's response.
+fn subscribe_status(server: &TestServer, target: &str, headers: &str) -> u16 {
+    SseClient::connect(server.addr, target, &format!("{headers}Connection: close\r\n"))
+        .response
+        .status
+}
+
+#[test]
+fn subscribers_publish_where_their_namespace_lets_them() {
+    let server = start();
+    let mut reader = SseClient::connect(server.addr, "/topics/chat.lobby/events", "");
+    assert_eq!(reader.response.status, 200);
+    // No credential at all: the namespace lets its subscribers publish.
+    let mut ws = WsClient::connect(server.addr, "/topics/chat.lobby/ws");
+    ws.send_text("hello from a subscriber");
+    assert_eq!(reader.next_event().data(), "hello from a subscriber");
+    // A more specific namespace without a publish rule keeps the hub's
+    // (subscribers do not publish), while it inherits nothing from chat.*.
+    let mut quiet = WsClient::connect(server.addr, "/topics/chat.quiet/ws");
+    quiet.send_text("not allowed");
+    assert_refused(&mut quiet);
+}
+
+#[test]
+fn a_backend_namespace_takes_the_publish_token_and_no_token_rights() {
+    let server = start();
+    let writer = jwt("w", &[], &["feed.*", "chat.*"]);
+    assert_eq!(publish(&server, "feed.prices", TOKEN, "1"), 200);
+    assert_eq!(publish(&server, "feed.prices", &writer, "2"), 403);
+    // The same token publishes where the namespace takes token rights.
+    assert_eq!(publish(&server, "chat.lobby", &writer, "3"), 200);
+    // The server API says it item by item.
+    let body =
+        json!({"items": [{"topic": "feed.prices", "data": "4"}, {"topic": "chat.lobby", "data": "5"}]});
+    let response = request(
+        &server,
+        "POST",
+        "/api/publish",
+        &bearer(&writer),
+        body.to_string().as_bytes(),
+    );
+    let results: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(results["results"][0]["error"]["code"], "forbidden", "{results}");
+    assert!(results["results"][1]["id"].is_string(), "{results}");
+    // A WebSocket with the token's publish right is not let publish.
+    let mut ws = ws_with(&server, "/topics/feed.prices/ws", &bearer(&writer));
+    ws.send_text("6");
+    assert_refused(&mut ws);
+}
+
+#[test]
+fn nobody_publishes_to_a_closed_namespace() {
+    let server = start();
+    let response = request(&server, "POST", "/topics/clock", &bearer(TOKEN), b"tick");
+    assert_eq!(response.status, 403);
+    assert!(String::from_utf8_lossy(&response.body).contains("namespace"));
+    let body = json!({"topics": ["clock", "chat.lobby"], "data": "x"});
+    let response = request(
+        &server,
+        "POST",
+        "/api/broadcast",
+        &bearer(TOKEN),
+        body.to_string().as_bytes(),
+    );
+    let results: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(results["results"][0]["error"]["code"], "forbidden", "{results}");
+    assert!(results["results"][1]["id"].is_string(), "{results}");
+}
+
+#[test]
+fn a_private_namespace_needs_a_token_that_grants_the_topic() {
+    let server = start();
+    assert_eq!(subscribe_status(&server, "/topics/user.ann/events", ""), 401);
+    let other = jwt("bob", &["user.bob"], &[]);
+    assert_eq!(
+        subscribe_status(&server, "/topics/user.ann/events", &bearer(&other)),
+        403
+    );
+    let ann = jwt("ann", &["user.ann"], &[]);
+    assert_eq!(
+        subscribe_status(&server, "/topics/user.ann/events", &bearer(&ann)),
+        200
+    );
+    // Other namespaces stay open to anyone.
+    assert_eq!(subscribe_status(&server, "/topics/chat.lobby/events", ""), 200);
+}
+
+#[test]
+fn presence_and_join_leave_follow_the_namespace() {
+    let server = start();
+    let _member = SseClient::connect(server.addr, "/topics/chat.quiet/events", "");
+    let presence = |topic: &str| request(&server, "GET", &format!("/topics/{topic}/presence"), "", b"");
+    assert_eq!(presence("chat.quiet").status, 404);
+    assert_eq!(
+        subscribe_status(&server, "/topics/chat.quiet/events?presence=1", ""),
+        400
+    );
+    // Join and leave events off, members still kept.
+    assert_eq!(
+        subscribe_status(&server, "/topics/chat.calm/events?presence=1", ""),
+        400
+    );
+    let _calm = SseClient::connect(server.addr, "/topics/chat.calm/events", "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let body: Value = serde_json::from_slice(&presence("chat.calm").body).unwrap();
+        if body["count"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        subscribe_status(&server, "/topics/chat.lobby/events?presence=1", ""),
+        200
+    );
+}
+
+#[test]
+fn a_namespace_keeps_its_own_backlog() {
+    let server = start();
+    for data in ["1", "2", "3", "4"] {
+        assert_eq!(publish(&server, "room.a", TOKEN, data), 200);
+    }
+    let response = request(&server, "GET", "/api/history?topic=room.a", &bearer(TOKEN), b"");
+    let history: Value = serde_json::from_slice(&response.body).unwrap();
+    let data: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(data, ["3", "4"], "{history}");
+}
+
+#[test]
+fn topics_outside_every_namespace_are_refused() {
+    let server = start();
+    assert_eq!(subscribe_status(&server, "/topics/news/events", ""), 404);
+    assert_eq!(publish(&server, "news", TOKEN, "x"), 404);
+    let body = json!({"items": [{"topic": "news", "data": "x"}]});
+    let response = request(
+        &server,
+        "POST",
+        "/api/publish",
+        &bearer(TOKEN),
+        body.to_string().as_bytes(),
+    );
+    let results: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(
+        results["results"][0]["error"]["code"], "no_namespace",
+        "{results}"
+    );
+}
