@@ -14,11 +14,13 @@ pub(crate) struct NamespaceArg {
     backlog_bytes: Option<usize>,
     /// Seconds; 0: never forgotten.
     topic_ttl: Option<f64>,
+    /// Kept in the durable log (`--data-dir`).
+    durable: Option<bool>,
 }
 
 /// Parses `PATTERN key=value ...` (whitespace between): the keys of
 /// [`Namespace::set`], and `backlog-events=N`, `backlog-bytes=N`,
-/// `topic-ttl=SECONDS` (0: never).
+/// `topic-ttl=SECONDS` (0: never), `durable=on|off`.
 pub(crate) fn parse_namespace(text: &str) -> Result<NamespaceArg, String> {
     let mut words = text.split_whitespace();
     let mut arg = NamespaceArg {
@@ -26,6 +28,7 @@ pub(crate) fn parse_namespace(text: &str) -> Result<NamespaceArg, String> {
         backlog_events: None,
         backlog_bytes: None,
         topic_ttl: None,
+        durable: None,
     };
     for word in words {
         let (key, value) = word
@@ -39,6 +42,13 @@ pub(crate) fn parse_namespace(text: &str) -> Result<NamespaceArg, String> {
         match key {
             "backlog-events" => arg.backlog_events = Some(count()?),
             "backlog-bytes" => arg.backlog_bytes = Some(count()?),
+            "durable" => {
+                arg.durable = Some(match value {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err(format!("durable: expected on or off, found {value:?}")),
+                });
+            }
             "topic-ttl" => {
                 let seconds = value
                     .parse::<f64>()
@@ -49,7 +59,7 @@ pub(crate) fn parse_namespace(text: &str) -> Result<NamespaceArg, String> {
             }
             _ => arg.namespace.set(key, value).map_err(|e| {
                 if e.contains("not a namespace rule") {
-                    format!("{key}: not a namespace key (subscribe, private, publish, presence, join-leave, backlog-events, backlog-bytes, topic-ttl)")
+                    format!("{key}: not a namespace key (subscribe, private, publish, presence, join-leave, backlog-events, backlog-bytes, topic-ttl, durable)")
                 } else {
                     e
                 }
@@ -74,6 +84,9 @@ pub(crate) fn apply(args: &[NamespaceArg], settings: &mut HubSettings) -> Result
         if let Some(bytes) = arg.backlog_bytes {
             limits.max_backlog_bytes = bytes;
         }
+        if let Some(durable) = arg.durable {
+            limits.durable = durable;
+        }
         if let Some(ttl) = arg.topic_ttl {
             limits.topic_ttl = (ttl > 0.0).then(|| std::time::Duration::from_secs_f64(ttl));
         }
@@ -94,7 +107,7 @@ mod tests {
         settings.hub.max_backlog_events = 7;
         let args = [
             parse_namespace("chat.* publish=subscribers backlog-events=50 topic-ttl=0").unwrap(),
-            parse_namespace("user.* private=true").unwrap(),
+            parse_namespace("user.* private=true durable=off").unwrap(),
         ];
         apply(&args, &mut settings).unwrap();
         assert_eq!(settings.namespaces[0].publish, Some(WhoPublishes::Subscribers));
@@ -103,6 +116,8 @@ mod tests {
         // What a namespace leaves out is the hub's.
         assert_eq!(settings.hub.backlog_bounds("user.x"), (7, 1 << 20));
         assert_eq!(settings.hub.topic_ttl_of("user.x"), settings.hub.topic_ttl);
+        assert!(settings.hub.is_durable("chat.x") && !settings.hub.is_durable("user.x"));
+        assert!(settings.hub.is_durable("news"));
     }
 
     #[test]

@@ -326,7 +326,8 @@ pub(crate) struct HubArgs {
     /// subscribe=anyone|token, private=true (subscribe=token),
     /// publish=token|subscribers|backend|nobody, presence=on|off,
     /// join-leave=on|off, backlog-events=N, backlog-bytes=N,
-    /// topic-ttl=SECONDS (0: never). The most specific pattern governs a
+    /// topic-ttl=SECONDS (0: never), durable=on|off (with --data-dir). The
+    /// most specific pattern governs a
     /// topic; what it leaves out, the options above decide.
     #[arg(long = "namespace", value_name = "SPEC", value_parser = parse_namespace, value_delimiter = ';')]
     namespaces: Vec<NamespaceArg>,

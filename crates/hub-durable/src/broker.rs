@@ -87,6 +87,9 @@ struct Held {
     dropped: Option<EventId>,
     /// The log index of the topic's last event.
     last_index: u64,
+    /// Its events go to the log (`false`: a namespace kept in memory
+    /// only, which needs no segment).
+    durable: bool,
 }
 
 impl Held {
@@ -105,18 +108,24 @@ impl Held {
             indices: VecDeque::new(),
             dropped,
             last_index: 0,
+            durable: config.is_durable(topic),
         }
     }
 
     /// Takes an event into the backlog (already numbered in order, its
-    /// key remembered by the topic's [`Sequence`]).
-    fn push(&mut self, event: Arc<Event>, index: u64) {
+    /// key remembered by the topic's [`Sequence`]), with its log index if
+    /// it was written to the log.
+    fn push(&mut self, event: Arc<Event>, index: Option<u64>) {
         let id = event.id();
-        self.last_index = index;
+        if let Some(index) = index {
+            self.last_index = index;
+        }
         if self.backlog.push(event).is_err() {
             return;
         }
-        self.indices.push_back((id, index));
+        if let Some(index) = index {
+            self.indices.push_back((id, index));
+        }
         let first = self.backlog.first_id();
         while let Some(&(oldest, _)) = self.indices.front() {
             if Some(oldest) == first {
@@ -128,9 +137,13 @@ impl Held {
     }
 
     /// The oldest log index this topic still needs: its oldest held event,
-    /// or its last one (so that its numbering survives a restart).
-    fn first_needed(&self) -> u64 {
-        self.indices.front().map_or(self.last_index, |&(_, index)| index)
+    /// or its last one (so that its numbering survives a restart); `None`
+    /// for a topic kept in memory only.
+    fn first_needed(&self) -> Option<u64> {
+        if !self.durable {
+            return None;
+        }
+        Some(self.indices.front().map_or(self.last_index, |&(_, index)| index))
     }
 }
 
@@ -410,7 +423,7 @@ impl DurableBroker {
                 new.set_lost_before(first, last);
             }
             topic.remember(&event);
-            topic.state_mut().push(event, record.index);
+            topic.state_mut().push(event, Some(record.index));
         })
         .map_err(|e| format!("{}: {e}", dir.display()))?;
         // A topic whose last event came before records that were lost may
@@ -523,8 +536,13 @@ impl DurableBroker {
     fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
         let now = cx.unix_ms();
         let store = &mut self.store;
+        let durable = self.sequencer.config().is_durable(&publish.topic);
         let sequenced = self.sequencer.sequence(&publish, now, |numbered| {
-            store.append(numbered, &publish.data, now)
+            if durable {
+                store.append(numbered, &publish.data, now).map(Some)
+            } else {
+                Ok(None)
+            }
         });
         if let Sequenced::Event(event, index) = &sequenced {
             if let Some(topic) = self.sequencer.get_mut(&publish.topic) {
@@ -657,7 +675,7 @@ impl Broker for DurableBroker {
         let needed = self
             .sequencer
             .topics()
-            .map(|(_, t)| t.state().first_needed())
+            .filter_map(|(_, t)| t.state().first_needed())
             .min();
         let retention = self.durable.retention.map(duration_ms);
         self.store.remove_segments(needed, retention, now);

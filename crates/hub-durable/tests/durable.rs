@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{
-    Broker, Config, Context, EventId, Gap, Hub, HubMessage, Publish, ReplyTo, Subscribed, Transport,
+    Broker, Config, Context, EventId, Gap, Hub, HubMessage, Publish, ReplyTo, Subscribed, TopicLimits,
+    Transport,
 };
 use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 
@@ -209,6 +210,37 @@ fn a_restart_keeps_events_keys_and_growing_ids() {
     assert!(!gap);
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events[1].contains(r#""id":"2000-1""#));
+}
+
+#[test]
+fn a_namespace_kept_in_memory_is_not_written_and_starts_over_after_a_restart() {
+    let dir = TempDir::new("volatile");
+    let mut config = Config::default();
+    let mut cache = TopicLimits::new("cache.*", &config);
+    cache.durable = false;
+    config.namespaces.push(cache);
+    let open = |now_ms| {
+        DurableBroker::open_all(&config, &durable(&dir), 1, now_ms)
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
+    let mut cx = one_loop(1_000);
+    let mut broker = open(1_000);
+    published_id(publish(&mut broker, &mut cx, "cache.prices", "a", None));
+    published_id(publish(&mut broker, &mut cx, "news", "b", None));
+    // Replayed from memory while the process runs.
+    let (gap, events) = resume(&mut broker, &mut cx, "cache.prices", "0-0");
+    assert!(!gap);
+    assert_eq!(events.len(), 1);
+    drop(broker);
+    let mut broker = open(2_000);
+    // Only the durable topic's event was in the log, and only it is back.
+    assert_eq!((broker.recovered().records, broker.recovered().topics), (1, 1));
+    assert!(broker.backlog("cache.prices").is_none());
+    let (gap, events) = resume(&mut broker, &mut cx, "news", "0-0");
+    assert!(!gap);
+    assert_eq!(events.len(), 1);
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub struct TopicLimits {
     pub max_backlog_bytes: usize,
     /// As [`Config::topic_ttl`], for these topics.
     pub topic_ttl: Option<Duration>,
+    /// Their events go to the durable log, where the hub has one
+    /// (`tether-hub-durable`); `false`: they are kept in memory only, and
+    /// a restart loses them (their subscribers then get a gap). `true` by
+    /// default.
+    pub durable: bool,
 }
 
 impl TopicLimits {
@@ -61,6 +66,7 @@ impl TopicLimits {
             max_backlog_events: config.max_backlog_events,
             max_backlog_bytes: config.max_backlog_bytes,
             topic_ttl: config.topic_ttl,
+            durable: true,
         }
     }
 }
@@ -94,6 +100,12 @@ impl Config {
     /// How long `topic` may go without a publish before it is forgotten.
     pub fn topic_ttl_of(&self, topic: &str) -> Option<Duration> {
         self.namespace_of(topic).map_or(self.topic_ttl, |n| n.topic_ttl)
+    }
+
+    /// Whether `topic`'s events go to the durable log, where there is one
+    /// ([`TopicLimits::durable`]; every topic outside a namespace does).
+    pub fn is_durable(&self, topic: &str) -> bool {
+        self.namespace_of(topic).is_none_or(|n| n.durable)
     }
 
     /// Whether `topic`, last published to at `last_publish_ms`, has been
