@@ -109,6 +109,9 @@ pub struct HubApp {
     batches: Batches,
     /// Who is present, and who watches.
     roster: Roster,
+    /// The generation of the shared settings this loop reads
+    /// ([`HubShared::reload`]).
+    settings_seen: u64,
 }
 
 impl fmt::Debug for HubApp {
@@ -147,6 +150,7 @@ impl HubApp {
             batches: Batches::default(),
             roster: Roster::new(shared.node.clone(), index),
             shared,
+            settings_seen: 0,
         }
     }
 
@@ -714,6 +718,9 @@ impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
+        // Every request starts here: settings replaced since the last one
+        // apply from it on.
+        self.shared.catch_up(&mut self.settings_seen);
         router::route(&self.shared.access, &self.stats, request)
     }
 
@@ -753,6 +760,7 @@ impl App for HubApp {
         _tag: u32,
         message: MessageRef<'_>,
     ) {
+        self.shared.catch_up(&mut self.settings_seen);
         self.ws_message(ctx, conn, message);
     }
 
@@ -795,6 +803,7 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
         self.warn(ctx, now);
@@ -868,6 +877,8 @@ impl App for HubApp {
         _ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
     ) -> Option<Response> {
+        // Called before `route` when a body is still to come.
+        self.shared.catch_up(&mut self.settings_seen);
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
         let api = matches!(

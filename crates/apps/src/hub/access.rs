@@ -145,6 +145,19 @@ impl Access {
         &self.settings
     }
 
+    /// Decides by `settings` from now on (the tickets stay).
+    pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
+        self.settings = settings;
+    }
+
+    /// Tickets issued from now on are good for `ttl`, on every loop.
+    pub(super) fn set_ticket_ttl(&self, ttl: std::time::Duration) {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_ttl(ttl);
+    }
+
     /// Whether the request's `Origin` may come in (none, the server's
     /// own, or a trusted one).
     pub(super) fn origin_ok(&self, request: &Request<'_>) -> bool {
