@@ -35,8 +35,8 @@ use tether_hub::{
     Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
 };
 
-use self::access::{Awaiting, Credential, TokenRefused, auth_ok, warning_time};
-use self::api::{ApiError, ApiRoute, Batches, Outcome};
+use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
+use self::api::Batches;
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
@@ -216,136 +216,6 @@ impl HubApp {
         ) {
             Ok(()) => Reply::Later(self.shared.settings.publish_timeout),
             Err(e) => Reply::Now(error_response(&e)),
-        }
-    }
-
-    /// `/api/...`: the server API (see [`api`]). Every item is checked
-    /// and sequenced as `POST /topics/NAME` would be; the answer waits
-    /// for all of them.
-    fn api_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
-        route: ApiRoute,
-    ) -> Reply {
-        match route {
-            ApiRoute::Publish | ApiRoute::Broadcast => {}
-            ApiRoute::History => return Reply::Now(self.api_history(request)),
-            ApiRoute::Unknown => {
-                let e = ApiError::new(
-                    404,
-                    "not_found",
-                    "no such API endpoint (/api/publish, /api/broadcast, /api/history)",
-                );
-                return Reply::Now(e.response());
-            }
-        }
-        if request.method() != "POST" {
-            return Reply::Now(api::method_not_allowed("POST"));
-        }
-        if let Some(refusal) = self.shared.access.check_publisher(&self.stats, request, None) {
-            return Reply::Now(api::as_json(refusal));
-        }
-        let parsed = if route == ApiRoute::Broadcast {
-            api::parse_broadcast(body, self.shared.settings.hub.max_event_size)
-        } else {
-            api::parse_publish(body)
-        };
-        let items = match parsed {
-            Ok(items) => items,
-            Err(e) => return Reply::Now(e.response()),
-        };
-        let credential = self.shared.access.publisher(request);
-        self.batches.start(conn, items.len());
-        let mut answer = None;
-        for (index, item) in items.into_iter().enumerate() {
-            if let Some(outcome) = self.api_item(ctx, conn, index, item, &credential)
-                && let Some(response) = self.batches.settle(conn, index, outcome)
-            {
-                answer = Some(response);
-            }
-        }
-        match answer {
-            Some(response) => Reply::Now(response),
-            None => Reply::Later(self.shared.settings.publish_timeout),
-        }
-    }
-
-    /// `GET /api/history`: a page of the topic's backlog, read from this
-    /// loop's replica, which has every topic's backlog when the broker is
-    /// complete (the in-process one).
-    fn api_history(&self, request: &Request<'_>) -> Response {
-        if request.method() != "GET" && request.method() != "HEAD" {
-            return api::method_not_allowed("GET, HEAD");
-        }
-        let query = match api::parse_history(
-            request.query_param("topic"),
-            request.query_param("since"),
-            request.query_param("limit"),
-        ) {
-            Ok(query) => query,
-            Err(e) => return e.response(),
-        };
-        if let Some(refusal) = self
-            .shared
-            .access
-            .check_publisher(&self.stats, request, Some(&query.topic))
-        {
-            return api::as_json(refusal);
-        }
-        if !self.broker.complete() {
-            return ApiError::new(
-                501,
-                "not_implemented",
-                "history is read from the in-process broker's backlogs: not available with this broker",
-            )
-            .response();
-        }
-        api::history(&query, self.hub.backlog(&query.topic))
-    }
-
-    /// Item `index` of an API request handed to the broker (`None`), or
-    /// its refusal.
-    fn api_item(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        index: usize,
-        item: api::Item,
-        credential: &Credential,
-    ) -> Option<Outcome> {
-        let publish = Publish::new(
-            &item.topic,
-            item.event_type.as_deref(),
-            item.data,
-            &self.shared.settings.hub,
-        )
-        .and_then(|publish| match &item.key {
-            Some(key) => publish.with_key(key),
-            None => Ok(publish),
-        });
-        let publish = match publish {
-            Ok(publish) => publish,
-            Err(e) => return Some(Outcome::of(Err(e))),
-        };
-        if !credential.may_publish(&item.topic) {
-            return Some(Outcome::Refused(ApiError::new(
-                403,
-                "forbidden",
-                "the token does not grant this topic",
-            )));
-        }
-        match self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            Pending::Api { conn, index },
-        ) {
-            Ok(()) => None,
-            Err(e) => Some(Outcome::of(Err(e))),
         }
     }
 
@@ -650,11 +520,7 @@ impl HubApp {
             Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
             Settled::Tell(conn, text) => ctx.send(conn, &Message::text(text)),
             Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
-            Settled::Item(conn, index, result) => {
-                if let Some(response) = self.batches.settle(conn, index, Outcome::of(result)) {
-                    self.cors.respond(ctx, conn, response);
-                }
-            }
+            Settled::Item(conn, index, result) => self.api_item_settled(ctx, conn, index, result),
             Settled::Nothing => {}
         }
     }
@@ -842,10 +708,8 @@ impl App for HubApp {
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
             Some(HubRoute::Presence) => self.roster.forget(conn),
-            _ => {
-                self.batches.forget(conn);
-                self.publishes.forget(conn);
-            }
+            Some(HubRoute::Api(_)) => self.api_abandoned(conn),
+            _ => self.publishes.forget(conn),
         }
     }
 
@@ -854,21 +718,20 @@ impl App for HubApp {
         _ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
     ) -> Option<Response> {
+        if request.via_admin_listener() {
+            return None;
+        }
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        let api = matches!(
-            ApiRoute::of(request.path()),
-            Some(ApiRoute::Publish | ApiRoute::Broadcast)
-        );
+        if let Some(refusal) = self.api_refuse_before_body(request) {
+            return Some(self.cors.now(request, refusal));
+        }
         let needs_token = request.method() == "POST"
-            && !request.via_admin_listener()
             && (request.path() == "/tickets"
-                || api
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
             let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
-            let refusal = if api { api::as_json(refusal) } else { refusal };
             Some(self.cors.now(request, refusal))
         } else {
             None
@@ -950,13 +813,7 @@ impl HubApp {
                 self.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
-            Some(HubRoute::Api(_)) => {
-                self.publishes.forget(conn);
-                // What is known, each item still waiting as timed out.
-                self.batches.time_out(conn).unwrap_or_else(|| {
-                    ApiError::new(504, "timeout", "the broker did not answer in time").response()
-                })
-            }
+            Some(HubRoute::Api(_)) => self.api_timeout(conn),
             _ => {
                 self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")

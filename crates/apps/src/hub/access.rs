@@ -290,6 +290,32 @@ impl Access {
         }
     }
 
+    /// Who a request that needs a credential presents: the publish token
+    /// or a JSON Web Token that verifies; else the refusal (counted),
+    /// as when publishing over HTTP is disabled (no publish token, no
+    /// tokens verified).
+    pub(super) fn authenticate(
+        &self,
+        stats: &HubStats,
+        request: &Request<'_>,
+    ) -> Result<Credential, Response> {
+        let settings = &self.settings;
+        if settings.publish_token.is_none() && settings.auth.is_none() {
+            add(&stats.refused_403, 1);
+            return Err(Response::text(
+                403,
+                "publishing over HTTP is disabled: the server has no publish token\n",
+            ));
+        }
+        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::None) => Refusal::NoCredentials,
+            Ok(credential) => return Ok(credential),
+            Err(refusal) => refusal,
+        };
+        count_refusal(stats, refusal);
+        Err(refusal.response())
+    }
+
     /// Checks who publishes over HTTP (`topic`) or asks for a ticket
     /// (`None`): the publish token, or a JSON Web Token whose rights grant
     /// publishing to the topic (tickets check their own). `None` if the
@@ -300,32 +326,17 @@ impl Access {
         request: &Request<'_>,
         topic: Option<&str>,
     ) -> Option<Response> {
-        let settings = &self.settings;
-        if settings.publish_token.is_none() && settings.auth.is_none() {
-            add(&stats.refused_403, 1);
-            return Some(Response::text(
-                403,
-                "publishing over HTTP is disabled: the server has no publish token\n",
-            ));
-        }
-        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Admin) => return None,
-            Ok(Credential::Token(who)) => match topic {
-                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
-                _ => return None,
-            },
-            Ok(Credential::None) => Refusal::NoCredentials,
-            Err(refusal) => refusal,
+        let credential = match self.authenticate(stats, request) {
+            Ok(credential) => credential,
+            Err(refusal) => return Some(refusal),
         };
-        count_refusal(stats, refusal);
-        Some(refusal.response())
-    }
-
-    /// The credential of a request that [`Access::check_publisher`] let
-    /// in, to be asked topic by topic.
-    pub(super) fn publisher(&self, request: &Request<'_>) -> Credential {
-        self.credential(request, self.unix_secs(Instant::now()))
-            .unwrap_or(Credential::None)
+        match topic {
+            Some(topic) if !credential.may_publish(topic) => {
+                count_refusal(stats, Refusal::NotGranted);
+                Some(Refusal::NotGranted.response())
+            }
+            _ => None,
+        }
     }
 
     /// `POST /tickets`: a single-use ticket. Asked for with a token, it
