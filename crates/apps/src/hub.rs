@@ -36,13 +36,13 @@ use tether_hub::{
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
-use self::api::Batches;
+use self::api::{Batches, Gathers};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 use self::poll::{next_id, poll_response, poll_timeout_response};
-use self::presence::Roster;
+use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 use self::replies::{close_reason, error_response, send_error};
 use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
@@ -70,6 +70,9 @@ use tether_server::{
 /// | `POST /api/publish` | the server API: `{"items":[{"topic","data","type"?,"key"?},...]}`, each published as `POST /topics/NAME` would, answered per item in order (`{"results":[{"id"}|{"error"}]}`); the publisher's credential |
 /// | `POST /api/broadcast` | `{"topics":[...],"data","type"?}`: one event to each topic, answered as above |
 /// | `GET /api/history?topic=NAME&since=ID&limit=N` | a page of the topic's backlog (`{"topic","events","next","more","gap"}`) |
+/// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
+/// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
+/// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
@@ -105,6 +108,8 @@ pub struct HubApp {
     publishes: Publishes,
     /// Server API requests waiting for their items' outcomes.
     batches: Batches,
+    /// Server API requests waiting for every loop's answer.
+    gathers: Gathers,
     /// Who is present, and who watches.
     roster: Roster,
 }
@@ -143,6 +148,7 @@ impl HubApp {
             cors: Cors::new(shared.settings.clone()),
             publishes: Publishes::default(),
             batches: Batches::default(),
+            gathers: Gathers::default(),
             roster: Roster::new(shared.node.clone(), index),
             shared,
         }
@@ -225,7 +231,7 @@ impl HubApp {
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let deadline = self.shared.access.deadline_of(request, ctx.now());
+        let (deadline, subject) = self.shared.access.holder_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
@@ -248,6 +254,7 @@ impl HubApp {
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
                 // Answered when its token expires, if that comes first.
                 poll.deadline = deadline;
+                poll.subject = subject;
                 self.register(conn, poll);
                 Reply::Later(timeout)
             }
@@ -684,7 +691,7 @@ impl App for HubApp {
             Some(HubRoute::Poll) => self.poll(ctx, conn, request),
             Some(HubRoute::Presence) => match parse_path(request.path()) {
                 Some((topic, _)) => {
-                    self.roster.ask(ctx, conn, topic);
+                    self.roster.ask(ctx, Asker::Page(conn), topic);
                     Reply::Later(self.shared.settings.publish_timeout)
                 }
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -770,13 +777,18 @@ impl App for HubApp {
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
             HubMessage::Presence(message) => {
-                if let Some((conn, response)) = self.roster.receive(ctx, &mut *self.broker, message) {
-                    self.cors.respond(ctx, conn, response);
+                match self.roster.receive(ctx, &mut *self.broker, message) {
+                    Some(Answer::Page(conn, response)) => self.cors.respond(ctx, conn, response),
+                    Some(Answer::Api(asker, topic, members)) => {
+                        self.api_members(ctx, asker, &topic, &members);
+                    }
+                    None => {}
                 }
                 self.stats
                     .presence_members
                     .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
             }
+            HubMessage::Control(message) => self.api_control(ctx, message),
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::{
-    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
+    Config, ControlMessage, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
     is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
@@ -163,6 +163,9 @@ pub enum HubMessage {
     Broker(BrokerMessage),
     /// Who is present on a topic (see [`crate::Presence`]).
     Presence(PresenceMessage),
+    /// An action on a user's connections, or a question to every loop
+    /// (see [`crate::ControlMessage`]).
+    Control(ControlMessage),
 }
 
 impl fmt::Debug for HubMessage {
@@ -192,6 +195,7 @@ impl fmt::Debug for HubMessage {
             HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
             HubMessage::Broker(message) => f.debug_tuple("Broker").field(message).finish(),
             HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
+            HubMessage::Control(message) => f.debug_tuple("Control").field(message).finish(),
         }
     }
 }

@@ -79,6 +79,7 @@ pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
 }
 
 /// Who a request's credentials say it is.
+#[derive(Debug)]
 pub(super) enum Credential {
     /// It presented none.
     None,
@@ -267,12 +268,8 @@ impl Access {
     /// without a token that expires (a ticket, the publish token, no
     /// credentials). A token that no longer verifies (the keys changed
     /// since the request was routed) gives a deadline already passed.
-    pub(super) fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
-        self.holder_of(request, now).0
-    }
-
-    /// [`Access::deadline_of`], and the subject of the credential (a
-    /// token's, or a ticket holder's).
+    /// With it, the subject of the credential (a token's, or a ticket
+    /// holder's).
     pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
         if let Some(ticket) = request.query_param("ticket") {
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
@@ -314,6 +311,20 @@ impl Access {
         };
         count_refusal(stats, refusal);
         Err(refusal.response())
+    }
+
+    /// Whether a credential may read `topic` through the server API
+    /// (its presence, history and numbers): the publish token any topic;
+    /// a JSON Web Token one that it grants to subscribe to or publish on,
+    /// or one that is not private.
+    pub(super) fn may_read(&self, credential: &Credential, topic: &str) -> bool {
+        match credential {
+            Credential::Admin => true,
+            Credential::Token(who) => {
+                !self.is_private(topic) || who.rights.may_subscribe(topic) || who.rights.may_publish(topic)
+            }
+            Credential::None => false,
+        }
     }
 
     /// Checks who publishes over HTTP (`topic`) or asks for a ticket

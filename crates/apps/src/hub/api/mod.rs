@@ -1,26 +1,46 @@
 //! The server API, for a publisher's backend: `POST /api/publish` (many
 //! events in one request), `POST /api/broadcast` (one event to many
-//! topics) and `GET /api/history` (a topic's backlog, page by page). This module reads their bodies, keeps the requests whose
-//! events wait for the sequencer, and writes their answers; every error
-//! is `{"error":{"code":"...","message":"..."}}`.
+//! topics), `GET /api/history` (a topic's backlog, page by page),
+//! presence (`GET /api/presence`, `POST /api/presence/counts`), the
+//! topics a node has (`GET /api/topics`, `GET /api/topics/info`) and
+//! actions on one user's connections (`POST /api/disconnect`,
+//! `/api/unsubscribe`, `/api/refresh`). This module reads their bodies
+//! ([`parse`]), keeps the requests that wait for the sequencer
+//! ([`batch`]) or for every loop ([`users`]), and writes their answers;
+//! every error is `{"error":{"code":"...","message":"..."}}`.
 //!
-//! Each item is a publish as `POST /topics/NAME` makes it (the same
-//! validation, limits and publish keys), sequenced on its own: a batch is
-//! not all-or-nothing, its answer says, item by item and in order, the
-//! event's id or why it was not published.
+//! Each publish item is a publish as `POST /topics/NAME` makes it (the
+//! same validation, limits and publish keys), sequenced on its own: a
+//! batch is not all-or-nothing, its answer says, item by item and in
+//! order, the event's id or why it was not published.
+//!
+//! Who may do what: every endpoint takes the publish token. A JSON Web
+//! Token may publish where its `pub` rights reach; read a topic's
+//! history, presence and numbers where it may subscribe or publish (or
+//! the topic is not private), and list those topics only; the user
+//! actions need the publish token.
 
 mod batch;
 mod history;
 mod parse;
+mod users;
 
-use tether_hub::{Error as HubError, HubMessage, Publish, json_string};
-use tether_server::{ConnId, Ctx, Reply, Request, Response};
+use std::sync::Arc;
+
+use tether_hub::{
+    ControlMessage, Error as HubError, HubMessage, Members, Publish, ReplyTo, TopicReport, Transport,
+    UserAction, json_string, post_to_all,
+};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Reply, Request, Response};
 
 use super::HubApp;
-use super::access::Credential;
+use super::access::{Credential, count_refusal, warning_time};
 use super::broker_view::LoopContext;
+use super::presence::Asker;
 use super::publish::Pending;
+use super::routes::Refusal;
 pub(in crate::hub) use batch::{Batches, Outcome};
+pub(in crate::hub) use users::Gathers;
 
 /// The most items of one `POST /api/publish`, and topics of one
 /// `POST /api/broadcast`.
@@ -35,6 +55,20 @@ pub(in crate::hub) enum ApiRoute {
     Broadcast,
     /// `GET /api/history`.
     History,
+    /// `GET /api/presence`.
+    Presence,
+    /// `POST /api/presence/counts`.
+    PresenceCounts,
+    /// `GET /api/topics`.
+    Topics,
+    /// `GET /api/topics/info`.
+    TopicInfo,
+    /// `POST /api/disconnect`.
+    Disconnect,
+    /// `POST /api/unsubscribe`.
+    Unsubscribe,
+    /// `POST /api/refresh`.
+    Refresh,
     /// Any other path under `/api/`: a JSON 404.
     Unknown,
 }
@@ -46,8 +80,44 @@ impl ApiRoute {
             "publish" => ApiRoute::Publish,
             "broadcast" => ApiRoute::Broadcast,
             "history" => ApiRoute::History,
+            "presence" => ApiRoute::Presence,
+            "presence/counts" => ApiRoute::PresenceCounts,
+            "topics" => ApiRoute::Topics,
+            "topics/info" => ApiRoute::TopicInfo,
+            "disconnect" => ApiRoute::Disconnect,
+            "unsubscribe" => ApiRoute::Unsubscribe,
+            "refresh" => ApiRoute::Refresh,
             _ => ApiRoute::Unknown,
         })
+    }
+
+    /// Every endpoint.
+    #[cfg(test)]
+    pub(in crate::hub) const ALL: [ApiRoute; 11] = [
+        ApiRoute::Publish,
+        ApiRoute::Broadcast,
+        ApiRoute::History,
+        ApiRoute::Presence,
+        ApiRoute::PresenceCounts,
+        ApiRoute::Topics,
+        ApiRoute::TopicInfo,
+        ApiRoute::Disconnect,
+        ApiRoute::Unsubscribe,
+        ApiRoute::Refresh,
+        ApiRoute::Unknown,
+    ];
+
+    /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
+    pub(in crate::hub) fn is_post(self) -> bool {
+        matches!(
+            self,
+            ApiRoute::Publish
+                | ApiRoute::Broadcast
+                | ApiRoute::PresenceCounts
+                | ApiRoute::Disconnect
+                | ApiRoute::Unsubscribe
+                | ApiRoute::Refresh
+        )
     }
 }
 
@@ -142,8 +212,9 @@ pub(in crate::hub) fn as_json(response: Response) -> Response {
 
 /// The server API's side of the hub's callbacks.
 impl HubApp {
-    /// `/api/...`: the server API. Every item is checked and sequenced as
-    /// `POST /topics/NAME` would be; the answer waits for all of them.
+    /// `/api/...`: the server API. The method and the credential are
+    /// checked first (the credential once: what it may do is asked of the
+    /// one verified here), then the endpoint answers.
     pub(super) fn api_request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
@@ -152,25 +223,56 @@ impl HubApp {
         body: &[u8],
         route: ApiRoute,
     ) -> Reply {
-        match route {
-            ApiRoute::Publish | ApiRoute::Broadcast => {}
-            ApiRoute::History => return Reply::Now(self.api_history(request)),
-            ApiRoute::Unknown => {
-                let e = ApiError::new(
-                    404,
-                    "not_found",
-                    "no such API endpoint (/api/publish, /api/broadcast, /api/history)",
-                );
-                return Reply::Now(e.response());
-            }
+        if route == ApiRoute::Unknown {
+            let e = ApiError::new(
+                404,
+                "not_found",
+                "no such API endpoint (see the README's Server API)",
+            );
+            return Reply::Now(e.response());
         }
-        if request.method() != "POST" {
+        let method = request.method();
+        if route.is_post() && method != "POST" {
             return Reply::Now(method_not_allowed("POST"));
+        }
+        if !route.is_post() && method != "GET" && method != "HEAD" {
+            return Reply::Now(method_not_allowed("GET, HEAD"));
         }
         let credential = match self.shared.access.authenticate(&self.stats, request) {
             Ok(credential) => credential,
             Err(refusal) => return Reply::Now(as_json(refusal)),
         };
+        let answer = match route {
+            ApiRoute::Publish | ApiRoute::Broadcast => {
+                return self.api_publish(ctx, conn, body, route, &credential);
+            }
+            ApiRoute::History => self.api_history(request, &credential),
+            ApiRoute::Presence => self.api_presence(ctx, conn, request, &credential),
+            ApiRoute::PresenceCounts => self.api_presence_counts(ctx, conn, body, &credential),
+            ApiRoute::Topics | ApiRoute::TopicInfo => self.api_topics(ctx, conn, request, route, credential),
+            ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
+                self.api_user_action(ctx, conn, body, route, &credential)
+            }
+            ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
+        };
+        match answer {
+            Ok(Some(response)) => Reply::Now(response),
+            Ok(None) => Reply::Later(self.shared.settings.publish_timeout),
+            Err(e) => Reply::Now(e.response()),
+        }
+    }
+
+    /// `POST /api/publish` and `POST /api/broadcast`: every item is
+    /// checked and sequenced as `POST /topics/NAME` would be; the answer
+    /// waits for all of them.
+    fn api_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        route: ApiRoute,
+        credential: &Credential,
+    ) -> Reply {
         let parsed = if route == ApiRoute::Broadcast {
             parse::parse_broadcast(body, self.shared.settings.hub.max_event_size)
         } else {
@@ -183,7 +285,7 @@ impl HubApp {
         self.batches.start(conn, items.len());
         let mut answer = None;
         for (index, item) in items.into_iter().enumerate() {
-            if let Some(outcome) = self.api_item(ctx, conn, index, item, &credential)
+            if let Some(outcome) = self.api_item(ctx, conn, index, item, credential)
                 && let Some(response) = self.batches.settle(conn, index, outcome)
             {
                 answer = Some(response);
@@ -195,37 +297,180 @@ impl HubApp {
         }
     }
 
+    /// 403 unless the credential may read `topic` (counted).
+    fn api_may_read(&self, credential: &Credential, topic: &str) -> Result<(), ApiError> {
+        if self.shared.access.may_read(credential, topic) {
+            return Ok(());
+        }
+        count_refusal(&self.stats, Refusal::NotGranted);
+        Err(ApiError::new(
+            403,
+            "forbidden",
+            "the token does not grant this topic",
+        ))
+    }
+
+    /// 403 unless the credential is the publish token (counted): what acts
+    /// on other users' connections, or lists every topic, needs it.
+    fn api_admin(&self, credential: &Credential) -> Result<(), ApiError> {
+        if matches!(credential, Credential::Admin) {
+            return Ok(());
+        }
+        count_refusal(&self.stats, Refusal::NotGranted);
+        Err(ApiError::new(
+            403,
+            "forbidden",
+            "this endpoint needs the publish token",
+        ))
+    }
+
     /// `GET /api/history`: a page of the topic's backlog, read from this
     /// loop's replica, which has every topic's backlog when the broker is
     /// complete (the in-process one).
-    fn api_history(&self, request: &Request<'_>) -> Response {
-        if request.method() != "GET" && request.method() != "HEAD" {
-            return method_not_allowed("GET, HEAD");
-        }
-        let query = match parse::parse_history(
+    fn api_history(
+        &self,
+        request: &Request<'_>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let query = parse::parse_history(
             request.query_param("topic"),
             request.query_param("since"),
             request.query_param("limit"),
-        ) {
-            Ok(query) => query,
-            Err(e) => return e.response(),
-        };
-        if let Some(refusal) = self
-            .shared
-            .access
-            .check_publisher(&self.stats, request, Some(&query.topic))
-        {
-            return as_json(refusal);
-        }
+        )?;
+        self.api_may_read(credential, &query.topic)?;
         if !self.broker.complete() {
-            return ApiError::new(
+            return Err(ApiError::new(
                 501,
                 "not_implemented",
                 "history is read from the in-process broker's backlogs: not available with this broker",
-            )
-            .response();
+            ));
         }
-        history::history(&query, self.hub.backlog(&query.topic))
+        Ok(Some(history::history(&query, self.hub.backlog(&query.topic))))
+    }
+
+    /// `GET /api/presence?topic=NAME`: asked of the topic's sequencer.
+    fn api_presence(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let topic = parse::parse_topic(request.query_param("topic"))?;
+        self.api_may_read(credential, &topic)?;
+        self.roster.ask(ctx, Asker::Api(conn), &topic);
+        Ok(None)
+    }
+
+    /// `POST /api/presence/counts`: each topic asked of its sequencer.
+    fn api_presence_counts(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let topics = parse::parse_counts(body)?;
+        for topic in &topics {
+            self.api_may_read(credential, topic)?;
+        }
+        let topics: Vec<Arc<str>> = topics.into_iter().map(Arc::from).collect();
+        let waiting = users::Waiting::Counts {
+            counts: vec![None; topics.len()],
+            topics: topics.clone(),
+        };
+        let token = self.gathers.start(conn, topics.len(), waiting);
+        for (index, topic) in topics.iter().enumerate() {
+            self.roster.ask(ctx, Asker::Count { conn, token, index }, topic);
+        }
+        Ok(None)
+    }
+
+    /// `GET /api/topics` and `GET /api/topics/info?topic=NAME`: every
+    /// loop is asked what it has.
+    fn api_topics(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        route: ApiRoute,
+        credential: Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let page = parse::parse_topics(request.query_param("after"), request.query_param("limit"))?;
+        let one = if route == ApiRoute::TopicInfo {
+            let topic = parse::parse_topic(request.query_param("topic"))?;
+            self.api_may_read(&credential, &topic)?;
+            Some(Arc::from(topic))
+        } else {
+            None
+        };
+        let loops = ctx.loop_index().1.max(1);
+        let reader = users::Reader {
+            credential,
+            access: self.shared.access.clone(),
+        };
+        let waiting = users::Waiting::Topics {
+            reader,
+            page,
+            one: one.clone(),
+            reports: Vec::new(),
+        };
+        let token = self.gathers.start(conn, loops, waiting);
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        post_to_all(
+            &mut LoopContext { ctx },
+            &ControlMessage::Topics { reply, only: one },
+        );
+        Ok(None)
+    }
+
+    /// `POST /api/disconnect`, `/api/unsubscribe` and `/api/refresh`:
+    /// posted to every loop, answered with how many connections they
+    /// acted on.
+    fn api_user_action(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        route: ApiRoute,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        self.api_admin(credential)?;
+        let (action, label) = match route {
+            ApiRoute::Refresh => {
+                let (user, expires_at) = parse::parse_refresh(body)?;
+                let user = Arc::from(user);
+                (UserAction::Refresh { user, expires_at }, "refreshed")
+            }
+            _ => {
+                let close = parse::parse_user_close(body, route == ApiRoute::Unsubscribe)?;
+                let user = Arc::from(close.user);
+                let (code, reason) = (close.code, close.reason);
+                let action = match close.topic {
+                    Some(topic) => UserAction::Unsubscribe {
+                        user,
+                        topic: Arc::from(topic),
+                        code,
+                        reason,
+                    },
+                    None => UserAction::Disconnect { user, code, reason },
+                };
+                (action, "closed")
+            }
+        };
+        let loops = ctx.loop_index().1.max(1);
+        let token = self
+            .gathers
+            .start(conn, loops, users::Waiting::Act { label, total: 0 });
+        let reply = Some(ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        });
+        post_to_all(&mut LoopContext { ctx }, &ControlMessage::Act { action, reply });
+        Ok(None)
     }
 
     /// Item `index` of an API request handed to the broker (`None`), or
@@ -289,6 +534,10 @@ impl HubApp {
     /// item still waiting as timed out.
     pub(super) fn api_timeout(&mut self, conn: ConnId) -> Response {
         self.publishes.forget(conn);
+        self.roster.forget(conn);
+        if self.gathers.forget(conn) {
+            return ApiError::new(504, "timeout", "not every event loop answered in time").response();
+        }
         self.batches
             .time_out(conn)
             .unwrap_or_else(|| ApiError::new(504, "timeout", "the broker did not answer in time").response())
@@ -296,6 +545,8 @@ impl HubApp {
 
     /// The client of an API request went away.
     pub(super) fn api_abandoned(&mut self, conn: ConnId) {
+        self.roster.forget(conn);
+        self.gathers.forget(conn);
         self.batches.forget(conn);
         self.publishes.forget(conn);
     }
@@ -304,11 +555,122 @@ impl HubApp {
     /// is missing or bad (its body would be of no use).
     pub(super) fn api_refuse_before_body(&self, request: &Request<'_>) -> Option<Response> {
         let route = ApiRoute::of(request.path())?;
-        if request.method() != "POST" || !matches!(route, ApiRoute::Publish | ApiRoute::Broadcast) {
+        if request.method() != "POST" || !route.is_post() {
             return None;
         }
         let refusal = self.shared.access.authenticate(&self.stats, request).err()?;
         Some(as_json(refusal))
+    }
+}
+
+/// What every loop does for the server API's questions and actions.
+impl HubApp {
+    /// A control message from a loop (this one included): an action on a
+    /// user's connections or a question, done here and answered to the
+    /// loop that asked; or an answer, for a request waiting here.
+    pub(super) fn api_control(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: ControlMessage) {
+        let answered = match message {
+            ControlMessage::Act { action, reply } => {
+                let count = self.act_on_user(ctx, &action);
+                if let Some(reply) = reply {
+                    let done = ControlMessage::Done {
+                        token: reply.token,
+                        count,
+                    };
+                    ctx.post(reply.loop_index, HubMessage::Control(done));
+                }
+                None
+            }
+            ControlMessage::Topics { reply, only } => {
+                let topics = self
+                    .hub
+                    .topics()
+                    .filter(|(name, _)| only.as_ref().is_none_or(|only| *name == only))
+                    .map(|(name, info)| TopicReport {
+                        topic: name.clone(),
+                        info,
+                    })
+                    .collect();
+                let answer = ControlMessage::TopicsOf {
+                    token: reply.token,
+                    topics,
+                };
+                ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::Done { token, count } => self.gathers.done(token, count),
+            ControlMessage::TopicsOf { token, topics } => self.gathers.topics_of(token, topics),
+            other => {
+                log::debug!("hub: unexpected {other:?}");
+                None
+            }
+        };
+        if let Some((conn, response)) = answered {
+            self.cors.respond(ctx, conn, response);
+        }
+    }
+
+    /// A topic's members, for `GET /api/presence` or one topic of
+    /// `POST /api/presence/counts`.
+    pub(super) fn api_members(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        asker: Asker,
+        topic: &str,
+        members: &Members,
+    ) {
+        let answered = match asker {
+            Asker::Api(conn) => Some((conn, users::presence_json(topic, members))),
+            Asker::Count { token, index, .. } => self.gathers.counted(token, index, members),
+            Asker::Page(_) => None,
+        };
+        if let Some((conn, response)) = answered {
+            self.cors.respond(ctx, conn, response);
+        }
+    }
+
+    /// Acts on this loop's connections of the action's user: how many.
+    fn act_on_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, action: &UserAction) -> usize {
+        let (topic, code, reason) = match action {
+            UserAction::Disconnect { code, reason, .. } => (None, *code, reason),
+            UserAction::Unsubscribe {
+                topic, code, reason, ..
+            } => (Some(&**topic), *code, reason),
+            UserAction::Refresh { user, expires_at } => return self.refresh_user(ctx, user, *expires_at),
+            _ => return 0,
+        };
+        let conns = self.subscribers.of_user(action.user(), topic);
+        for &(conn, transport) in &conns {
+            self.leave(ctx, conn, &CloseReason::Ended);
+            match transport {
+                Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode(code), reason),
+                Transport::EventStream => {
+                    let event = tether_sse::Event::new().event("disconnect").data(reason);
+                    if let Err(e) = ctx.send_event(conn, &event) {
+                        log::debug!("hub: disconnect event not sent: {e}");
+                    }
+                    ctx.end_stream(conn);
+                }
+                Transport::Poll => {
+                    let e = ApiError::new(403, "disconnected", reason.as_str());
+                    self.cors.respond(ctx, conn, e.response());
+                }
+            }
+        }
+        conns.len()
+    }
+
+    /// The user's connections now expire at `expires_at` (Unix seconds,
+    /// no leeway added): a WebSocket is warned before, as when its token
+    /// expires, and every one is closed then. How many.
+    fn refresh_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, user: &str, expires_at: u64) -> usize {
+        let now = self.shared.access.unix_secs(ctx.now());
+        let conns = self.subscribers.of_user(user, None);
+        for &(conn, transport) in &conns {
+            let warn_at = (transport == Transport::WebSocket).then(|| warning_time(expires_at, now));
+            self.subscribers.renew(conn, Some(expires_at), warn_at);
+        }
+        conns.len()
     }
 }
 

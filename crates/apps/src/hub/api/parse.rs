@@ -187,6 +187,155 @@ pub(in crate::hub) fn parse_history(
     Ok(HistoryQuery { topic, since, limit })
 }
 
+/// The longest close reason a WebSocket close frame carries.
+pub(in crate::hub) const MAX_REASON: usize = 123;
+
+/// The body of `POST /api/disconnect` (`topic`: `None`) or
+/// `POST /api/unsubscribe` (`topic` required):
+/// `{"user":"SUB","topic":"T","code":4000,"reason":"..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::hub) struct UserClose {
+    pub(in crate::hub) user: String,
+    pub(in crate::hub) topic: Option<String>,
+    pub(in crate::hub) code: u16,
+    pub(in crate::hub) reason: String,
+}
+
+/// Reads a disconnect (`with_topic` false) or an unsubscribe body. The
+/// close code is 1000, 1008 or one of 4000 to 4999 (1008 if none is
+/// given); the reason at most [`MAX_REASON`] bytes.
+pub(in crate::hub) fn parse_user_close(body: &[u8], with_topic: bool) -> Result<UserClose, ApiError> {
+    let members: &[&str] = if with_topic {
+        &["user", "topic", "code", "reason"]
+    } else {
+        &["user", "code", "reason"]
+    };
+    let mut root = parse_object(body, members)?;
+    let user = take_user(&mut root)?;
+    let topic = if with_topic {
+        let topic = take_string(&mut root, "", "topic")?;
+        if !is_valid_topic(&topic) {
+            return Err(ApiError::of_hub(&HubError::InvalidTopic));
+        }
+        Some(topic)
+    } else {
+        None
+    };
+    let code = match root.remove("code") {
+        None => 1008,
+        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
+            Some(code @ (1000 | 1008 | 4000..=4999)) => code,
+            _ => return Err(ApiError::bad("code must be 1000, 1008 or from 4000 to 4999")),
+        },
+        Some(_) => return Err(ApiError::bad("code must be a number")),
+    };
+    let default = if with_topic {
+        "unsubscribed by the server"
+    } else {
+        "disconnected by the server"
+    };
+    let reason = take_optional_string(&mut root, "", "reason")?.unwrap_or_else(|| default.to_owned());
+    if reason.len() > MAX_REASON {
+        return Err(ApiError::bad(format!(
+            "reason must be at most {MAX_REASON} bytes"
+        )));
+    }
+    Ok(UserClose {
+        user,
+        topic,
+        code,
+        reason,
+    })
+}
+
+/// The body of `POST /api/refresh`: `{"user":"SUB","expires_at":SECONDS}`.
+pub(in crate::hub) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiError> {
+    let mut root = parse_object(body, &["user", "expires_at"])?;
+    let user = take_user(&mut root)?;
+    let expires_at = match root.remove("expires_at") {
+        None => return Err(ApiError::bad("expires_at is required")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| ApiError::bad("expires_at must be a whole number of Unix seconds"))?,
+        Some(_) => return Err(ApiError::bad("expires_at must be a number (Unix seconds)")),
+    };
+    Ok((user, expires_at))
+}
+
+/// `user`: a credential's subject, not empty, at most 256 bytes.
+fn take_user(object: &mut Object) -> Result<String, ApiError> {
+    let user = take_string(object, "", "user")?;
+    if user.is_empty() || user.len() > 256 {
+        return Err(ApiError::bad("user must be a subject of 1 to 256 bytes"));
+    }
+    Ok(user)
+}
+
+/// The body of `POST /api/presence/counts`: `{"topics":["a","b"]}`, at
+/// most [`MAX_ITEMS`] valid names, each once.
+pub(in crate::hub) fn parse_counts(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let mut root = parse_object(body, &["topics"])?;
+    let mut topics = Vec::new();
+    for (i, topic) in take_array(&mut root, "topics")?.into_iter().enumerate() {
+        let Value::String(topic) = topic else {
+            return Err(ApiError::bad(format!("topics[{i}] must be a string")));
+        };
+        if !is_valid_topic(&topic) {
+            return Err(ApiError::new(
+                400,
+                "invalid_topic",
+                format!("topics[{i}] is not a valid topic name"),
+            ));
+        }
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    Ok(topics)
+}
+
+/// A `topic` query parameter: required, and valid.
+pub(in crate::hub) fn parse_topic(topic: Option<String>) -> Result<String, ApiError> {
+    let topic = topic.ok_or_else(|| ApiError::bad("topic is required"))?;
+    if !is_valid_topic(&topic) {
+        return Err(ApiError::of_hub(&HubError::InvalidTopic));
+    }
+    Ok(topic)
+}
+
+/// The topics `GET /api/topics` lists at most, and by default.
+pub(in crate::hub) const MAX_TOPICS_PAGE: usize = 1000;
+const DEFAULT_TOPICS_PAGE: usize = 100;
+
+/// What `GET /api/topics?after=NAME&limit=N` asks for: the topics after
+/// `after` by name, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::hub) struct TopicsQuery {
+    pub(in crate::hub) after: Option<String>,
+    pub(in crate::hub) limit: usize,
+}
+
+pub(in crate::hub) fn parse_topics(
+    after: Option<String>,
+    limit: Option<String>,
+) -> Result<TopicsQuery, ApiError> {
+    let limit = match limit {
+        None => DEFAULT_TOPICS_PAGE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_TOPICS_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "limit must be a number from 1 to {MAX_TOPICS_PAGE}"
+                )));
+            }
+        },
+    };
+    Ok(TopicsQuery {
+        after: after.filter(|a| !a.is_empty()),
+        limit,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +493,96 @@ mod tests {
                     .starts_with("limit"),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn user_actions_parse() {
+        assert_eq!(
+            parse_user_close(br#"{"user":"alice","code":4001,"reason":"bye"}"#, false),
+            Ok(UserClose {
+                user: "alice".to_owned(),
+                topic: None,
+                code: 4001,
+                reason: "bye".to_owned()
+            })
+        );
+        let defaults = parse_user_close(br#"{"user":"bob","topic":"a"}"#, true).unwrap();
+        assert_eq!((defaults.code, defaults.topic.as_deref()), (1008, Some("a")));
+        assert_eq!(defaults.reason, "unsubscribed by the server");
+        for code in [1000, 1008, 4000, 4999] {
+            let body = format!(r#"{{"user":"a","code":{code}}}"#);
+            assert_eq!(parse_user_close(body.as_bytes(), false).unwrap().code, code);
+        }
+        for (body, with_topic, message) in [
+            (&br#"{"code":1000}"#[..], false, "user is required"),
+            (br#"{"user":""}"#, false, "user must be"),
+            (br#"{"user":"a","code":1001}"#, false, "code must be 1000"),
+            (br#"{"user":"a","code":5000}"#, false, "code must be 1000"),
+            (br#"{"user":"a","code":-1}"#, false, "code must be 1000"),
+            (br#"{"user":"a","code":"4000"}"#, false, "code must be a number"),
+            (br#"{"user":"a","topic":"t"}"#, false, "unknown member \"topic\""),
+            (br#"{"user":"a"}"#, true, "topic is required"),
+            (br#"{"user":"a","topic":"a b"}"#, true, "invalid topic"),
+        ] {
+            let e = parse_user_close(body, with_topic).unwrap_err();
+            assert_eq!(e.status, 400, "{body:?}");
+            assert!(
+                e.message.to_lowercase().starts_with(message),
+                "{body:?}: {}",
+                e.message
+            );
+        }
+        let long = format!(r#"{{"user":"a","reason":"{}"}}"#, "r".repeat(MAX_REASON + 1));
+        assert!(parse_user_close(long.as_bytes(), false).is_err());
+        let fits = format!(r#"{{"user":"a","reason":"{}"}}"#, "r".repeat(MAX_REASON));
+        assert!(parse_user_close(fits.as_bytes(), false).is_ok());
+    }
+
+    #[test]
+    fn refreshes_parse() {
+        assert_eq!(
+            parse_refresh(br#"{"user":"a","expires_at":1700000000}"#),
+            Ok(("a".to_owned(), 1_700_000_000))
+        );
+        for body in [
+            &br#"{"user":"a"}"#[..],
+            br#"{"user":"a","expires_at":-5}"#,
+            br#"{"user":"a","expires_at":1.5}"#,
+            br#"{"user":"a","expires_at":"5"}"#,
+            br#"{"expires_at":5}"#,
+            br#"{"user":"a","expires_at":5,"exp":5}"#,
+        ] {
+            assert_eq!(parse_refresh(body).unwrap_err().status, 400, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn counts_and_topic_queries_parse() {
+        assert_eq!(
+            parse_counts(br#"{"topics":["a","b","a"]}"#),
+            Ok(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(
+            parse_counts(br#"{"topics":["a b"]}"#).unwrap_err().code,
+            "invalid_topic"
+        );
+        assert_eq!(parse_counts(br#"{"topics":[]}"#).unwrap_err().status, 400);
+        let many = vec!["\"a\""; MAX_ITEMS + 1].join(",");
+        let e = parse_counts(format!("{{\"topics\":[{many}]}}").as_bytes()).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "too_many_items"));
+        assert_eq!(parse_topic(Some("a".to_owned())), Ok("a".to_owned()));
+        assert_eq!(parse_topic(None).unwrap_err().status, 400);
+        assert_eq!(
+            parse_topics(Some(String::new()), None),
+            Ok(TopicsQuery {
+                after: None,
+                limit: 100
+            })
+        );
+        assert_eq!(parse_topics(None, Some("7".to_owned())).map(|q| q.limit), Ok(7));
+        for bad in ["0", "1001", "x"] {
+            assert!(parse_topics(None, Some(bad.to_owned())).is_err(), "{bad}");
         }
     }
 }
