@@ -91,6 +91,10 @@ pub enum ControlMessage {
         /// Only this topic (`None`: every one).
         only: Option<Arc<str>>,
     },
+    /// To any one loop, from a broker: an action taken on another node,
+    /// to post to every loop of this one as [`ControlMessage::Act`]
+    /// without a reply (see [`crate::Broker::user_action`]).
+    Relay(UserAction),
     /// The answer to [`ControlMessage::Topics`].
     TopicsOf {
         /// [`ReplyTo::token`].

@@ -5,8 +5,8 @@
 //! topics a node has (`GET /api/topics`, `GET /api/topics/info`) and
 //! actions on one user's connections (`POST /api/disconnect`,
 //! `/api/unsubscribe`, `/api/refresh`). This module reads their bodies
-//! ([`parse`]), keeps the requests that wait for the sequencer
-//! ([`batch`]) or for every loop ([`users`]), and writes their answers;
+//! (`parse`), keeps the requests that wait for the sequencer (`batch`)
+//! or for every loop (`users`), and writes their answers;
 //! every error is `{"error":{"code":"...","message":"..."}}`.
 //!
 //! Each publish item is a publish as `POST /topics/NAME` makes it (the
@@ -469,7 +469,9 @@ impl HubApp {
             loop_index: ctx.loop_index().0,
             token,
         });
-        post_to_all(&mut LoopContext { ctx }, &ControlMessage::Act { action, reply });
+        let mut cx = LoopContext { ctx };
+        self.broker.user_action(&action, &mut cx);
+        post_to_all(&mut cx, &ControlMessage::Act { action, reply });
         Ok(None)
     }
 
@@ -596,6 +598,11 @@ impl HubApp {
                     topics,
                 };
                 ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::Relay(action) => {
+                let act = ControlMessage::Act { action, reply: None };
+                post_to_all(&mut LoopContext { ctx }, &act);
                 None
             }
             ControlMessage::Done { token, count } => self.gathers.done(token, count),
