@@ -657,3 +657,33 @@ fn the_new_endpoints_refuse_in_json() {
         assert_eq!(code(&json(&response)), "method_not_allowed");
     }
 }
+
+/// Over HTTP/2, the answers that wait for every loop (the topics, a
+/// disconnect) and for a sequencer (presence), three at once on one
+/// connection, each on its own stream.
+#[test]
+fn answers_that_wait_for_the_loops_over_http2() {
+    let server = Server::start();
+    let (mut socket, _) = server.ws("room.h2", &jwt("gina", &["room.*"]));
+    wait_for_members(&server, "room.h2", 1);
+    let mut client = common::h2::H2Client::connect(server.addr);
+    let bearer = format!("Bearer {TOKEN}");
+    let fields = [("authorization", bearer.as_str())];
+    let topics = client.get("/api/topics", &fields);
+    let presence = client.get("/api/presence?topic=room.h2", &fields);
+    let disconnect = client.request_with_body("POST", "/api/disconnect", &fields, br#"{"user":"gina"}"#);
+    let answer = |client: &mut common::h2::H2Client<std::net::TcpStream>, stream| {
+        let state = client.finish(stream);
+        assert_eq!(state.status(), Some(200));
+        serde_json::from_slice::<Value>(&state.data).unwrap()
+    };
+    let listed = answer(&mut client, topics);
+    assert_eq!(listed["topics"][0]["topic"], "room.h2", "{listed}");
+    assert_eq!(answer(&mut client, presence)["members"], json!(["gina"]));
+    assert_eq!(answer(&mut client, disconnect), json!({ "closed": 1 }));
+    let close = socket.recv_close();
+    assert_eq!(
+        (close.code.0, close.reason.as_str()),
+        (1008, "disconnected by the server")
+    );
+}
