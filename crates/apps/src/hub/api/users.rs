@@ -51,23 +51,32 @@ impl Reader {
 }
 
 #[derive(Debug)]
-struct Gather {
-    conn: ConnId,
+struct Gather<C> {
+    conn: C,
     /// Answers still to come.
     waiting: usize,
     what: Waiting,
 }
 
 /// This loop's API requests waiting for every loop's answer, by token.
-#[derive(Debug, Default)]
-pub(in crate::hub) struct Gathers {
+#[derive(Debug)]
+pub(in crate::hub) struct Gathers<C = ConnId> {
     next: u64,
-    by_token: HashMap<u64, Gather>,
+    by_token: HashMap<u64, Gather<C>>,
 }
 
-impl Gathers {
+impl<C> Default for Gathers<C> {
+    fn default() -> Self {
+        Gathers {
+            next: 0,
+            by_token: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Copy + Eq> Gathers<C> {
     /// A request of `conn`'s that waits for `waiting` answers: its token.
-    pub(in crate::hub) fn start(&mut self, conn: ConnId, waiting: usize, what: Waiting) -> u64 {
+    pub(in crate::hub) fn start(&mut self, conn: C, waiting: usize, what: Waiting) -> u64 {
         let token = self.next;
         self.next = self.next.wrapping_add(1);
         self.by_token.insert(token, Gather { conn, waiting, what });
@@ -76,7 +85,7 @@ impl Gathers {
 
     /// A loop acted on `count` connections: the answer, if it was the
     /// last loop waited for.
-    pub(in crate::hub) fn done(&mut self, token: u64, count: usize) -> Option<(ConnId, Response)> {
+    pub(in crate::hub) fn done(&mut self, token: u64, count: usize) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Act { total, .. } = &mut gather.what {
             *total += count;
@@ -89,7 +98,7 @@ impl Gathers {
         &mut self,
         token: u64,
         topics: Vec<TopicReport>,
-    ) -> Option<(ConnId, Response)> {
+    ) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Topics { reports, .. } = &mut gather.what {
             reports.extend(topics);
@@ -103,7 +112,7 @@ impl Gathers {
         token: u64,
         index: usize,
         members: &Members,
-    ) -> Option<(ConnId, Response)> {
+    ) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Counts { counts, .. } = &mut gather.what
             && let Some(slot @ None) = counts.get_mut(index)
@@ -114,7 +123,7 @@ impl Gathers {
         None
     }
 
-    fn one_answered(&mut self, token: u64) -> Option<(ConnId, Response)> {
+    fn one_answered(&mut self, token: u64) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         gather.waiting = gather.waiting.saturating_sub(1);
         if gather.waiting > 0 {
@@ -126,7 +135,7 @@ impl Gathers {
 
     /// `conn` went away, or its request timed out: whether it had one
     /// waiting.
-    pub(in crate::hub) fn forget(&mut self, conn: ConnId) -> bool {
+    pub(in crate::hub) fn forget(&mut self, conn: C) -> bool {
         let before = self.by_token.len();
         self.by_token.retain(|_, g| g.conn != conn);
         self.by_token.len() != before
@@ -224,4 +233,166 @@ pub(in crate::hub) fn presence_json(topic: &str, members: &Members) -> Response 
     let truncated = members.count > members.members.len();
     let _ = write!(out, "],\"count\":{},\"truncated\":{truncated}}}", members.count);
     Response::json(200, out).header("Cache-Control", "no-store")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc as StdArc;
+
+    use super::*;
+    use crate::hub::settings::HubSettings;
+    use tether_hub::{EventId, Presence};
+
+    fn body(response: &Response) -> serde_json::Value {
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    #[test]
+    fn an_action_is_answered_once_every_loop_has_counted() {
+        let mut gathers = Gathers::<u32>::default();
+        let token = gathers.start(
+            7,
+            3,
+            Waiting::Act {
+                label: "closed",
+                total: 0,
+            },
+        );
+        assert!(gathers.done(token, 2).is_none());
+        assert!(gathers.done(token, 0).is_none());
+        let (conn, answer) = gathers.done(token, 1).unwrap();
+        assert_eq!((conn, body(&answer)), (7, serde_json::json!({ "closed": 3 })));
+        // Late or unknown answers are dropped.
+        assert!(gathers.done(token, 1).is_none());
+        // A request forgotten (timed out, or its client gone).
+        let token = gathers.start(
+            8,
+            2,
+            Waiting::Act {
+                label: "refreshed",
+                total: 0,
+            },
+        );
+        assert!(gathers.forget(8));
+        assert!(!gathers.forget(8));
+        assert!(gathers.done(token, 1).is_none());
+    }
+
+    #[test]
+    fn counts_come_topic_by_topic() {
+        let mut gathers = Gathers::<u32>::default();
+        let topics: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
+        let waiting = Waiting::Counts {
+            counts: vec![None; 2],
+            topics,
+        };
+        let token = gathers.start(1, 2, waiting);
+        let mut presence = Presence::new();
+        presence.join(&Arc::from("b"), &Arc::from("alice"));
+        let members = presence.list("b");
+        assert!(gathers.counted(token, 1, &members).is_none());
+        // The same topic answered twice counts once.
+        assert!(gathers.counted(token, 1, &members).is_none());
+        let (_, answer) = gathers.counted(token, 0, &presence.list("a")).unwrap();
+        assert_eq!(body(&answer), serde_json::json!({ "counts": { "a": 0, "b": 1 } }));
+    }
+
+    fn report(topic: &str, websocket: u32) -> TopicReport {
+        let mut hub = tether_hub::Hub::<u32>::new(tether_hub::Config::default(), true);
+        for conn in 0..websocket {
+            let _ = hub.subscribe(topic, conn, tether_hub::Transport::WebSocket, None);
+        }
+        let (name, info) = hub.topics().next().unwrap();
+        TopicReport {
+            topic: name.clone(),
+            info,
+        }
+    }
+
+    #[test]
+    fn topics_are_merged_paged_and_filtered() {
+        let mut settings = HubSettings::default();
+        let mut auth = crate::hub::HubAuth::new(tether_auth::Keys::from_secret(&[7; 32]).unwrap());
+        auth.private = tether_auth::Private::new(["room.*"]).unwrap();
+        settings.auth = Some(auth);
+        let access = Access::new(StdArc::new(settings));
+        let topics = |credential, after: Option<&str>, limit| {
+            let mut gathers = Gathers::<u32>::default();
+            let waiting = Waiting::Topics {
+                reader: Reader {
+                    credential,
+                    access: access.clone(),
+                },
+                page: TopicsQuery {
+                    after: after.map(str::to_owned),
+                    limit,
+                },
+                one: None,
+                reports: Vec::new(),
+            };
+            let token = gathers.start(1, 2, waiting);
+            assert!(
+                gathers
+                    .topics_of(token, vec![report("b", 1), report("room.1", 1)])
+                    .is_none()
+            );
+            let (_, answer) = gathers
+                .topics_of(token, vec![report("b", 2), report("a", 1)])
+                .unwrap();
+            body(&answer)
+        };
+        let all = topics(Credential::Admin, None, 10);
+        let names: Vec<&str> = all["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["topic"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "b", "room.1"]);
+        assert_eq!(all["topics"][1]["subscribers"], 3);
+        assert_eq!(all["topics"][1]["websocket"], 3);
+        assert_eq!(all["topics"][1]["last_id"], EventId::ZERO.to_string());
+        assert_eq!(all["next"], serde_json::Value::Null);
+        let first = topics(Credential::Admin, None, 2);
+        assert_eq!(first["next"], "b");
+        let rest = topics(Credential::Admin, Some("b"), 2);
+        assert_eq!(rest["topics"].as_array().unwrap().len(), 1);
+        assert_eq!(rest["next"], serde_json::Value::Null);
+        // Nobody's credential reads nothing; the private topic is not
+        // listed to a token that does not grant it.
+        assert_eq!(
+            topics(Credential::None, None, 10)["topics"],
+            serde_json::json!([])
+        );
+        let token = |rights: &str| {
+            let claims = format!(r#"{{"sub":"x","exp":4000000000,"tether":{rights}}}"#);
+            Credential::Token(tether_auth::identity_from_claims(&claims, 0).unwrap())
+        };
+        let listed = |body: serde_json::Value| -> Vec<String> {
+            body["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["topic"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(listed(topics(token(r#"{"sub":[]}"#), None, 10)), ["a", "b"]);
+        assert_eq!(
+            listed(topics(token(r#"{"sub":["room.*"]}"#), None, 10)),
+            ["a", "b", "room.1"]
+        );
+    }
+
+    #[test]
+    fn presence_says_when_it_is_truncated() {
+        let members = Members {
+            members: vec![Arc::from("a")],
+            count: 2,
+        };
+        let answer = body(&presence_json("t", &members));
+        assert_eq!(
+            answer,
+            serde_json::json!({ "topic": "t", "members": ["a"], "count": 2, "truncated": true })
+        );
+    }
 }
