@@ -494,7 +494,11 @@ fn user_actions_reach_the_other_nodes() {
     let fast = |config: &mut tether_redis::RedisConfig| config.presence_poll = Duration::from_millis(50);
     let mut a = Node::start(&redis.url(), fast);
     let mut b = Node::start(&redis.url(), fast);
-    // Each has read the control stream once: from now on it sees actions.
+    // Each has found where the control stream ends (right after its
+    // presence connection is made): from then on it sees actions.
+    wait_until("both presence connections", || {
+        a.bridge.status().presence_connected && b.bridge.status().presence_connected
+    });
     std::thread::sleep(Duration::from_millis(300));
     let action = tether_hub::UserAction::Disconnect {
         user: Arc::from("alice"),
@@ -513,6 +517,7 @@ fn user_actions_reach_the_other_nodes() {
     assert!(a.brokers[0].shares_user_actions());
     // A node that comes later does not get what was done before it.
     let mut c = Node::start(&redis.url(), fast);
+    wait_until("c's presence connection", || c.bridge.status().presence_connected);
     std::thread::sleep(Duration::from_millis(300));
     c.expect_quiet(0);
 }
