@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::{
-    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
-    is_valid_event_type, is_valid_publish_key, is_valid_topic,
+    Config, ControlMessage, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
+    UserAction, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
@@ -163,6 +163,9 @@ pub enum HubMessage {
     Broker(BrokerMessage),
     /// Who is present on a topic (see [`crate::Presence`]).
     Presence(PresenceMessage),
+    /// An action on a user's connections, or a question to every loop
+    /// (see [`crate::ControlMessage`]).
+    Control(ControlMessage),
 }
 
 impl fmt::Debug for HubMessage {
@@ -192,6 +195,7 @@ impl fmt::Debug for HubMessage {
             HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
             HubMessage::Broker(message) => f.debug_tuple("Broker").field(message).finish(),
             HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
+            HubMessage::Control(message) => f.debug_tuple("Control").field(message).finish(),
         }
     }
 }
@@ -394,6 +398,20 @@ pub trait Broker {
     /// `topic` to this loop.
     fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
         let _ = (topic, watch, cx);
+    }
+
+    /// Whether user actions ([`Broker::user_action`]) reach the other
+    /// nodes. False by default: they reach this process's loops only.
+    fn shares_user_actions(&self) -> bool {
+        false
+    }
+
+    /// On the loop that took it, for a broker that connects nodes: an
+    /// action on a user's connections, for the other nodes, whose brokers
+    /// post it to one of their loops as [`ControlMessage::Relay`]. (This
+    /// node's loops have it from the application.) Nothing by default.
+    fn user_action(&mut self, action: &UserAction, cx: &mut dyn Context) {
+        let _ = (action, cx);
     }
 
     /// Appends the broker's own metrics (its connection, say) to what

@@ -69,6 +69,13 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Broadcast) => 12,
                 HubRoute::Api(ApiRoute::Unknown) => 13,
                 HubRoute::Api(ApiRoute::History) => 14,
+                HubRoute::Api(ApiRoute::Presence) => 15,
+                HubRoute::Api(ApiRoute::PresenceCounts) => 16,
+                HubRoute::Api(ApiRoute::Topics) => 17,
+                HubRoute::Api(ApiRoute::TopicInfo) => 18,
+                HubRoute::Api(ApiRoute::Disconnect) => 19,
+                HubRoute::Api(ApiRoute::Unsubscribe) => 20,
+                HubRoute::Api(ApiRoute::Refresh) => 21,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
             }
     }
@@ -95,6 +102,13 @@ impl HubRoute {
             12 => HubRoute::Api(ApiRoute::Broadcast),
             13 => HubRoute::Api(ApiRoute::Unknown),
             14 => HubRoute::Api(ApiRoute::History),
+            15 => HubRoute::Api(ApiRoute::Presence),
+            16 => HubRoute::Api(ApiRoute::PresenceCounts),
+            17 => HubRoute::Api(ApiRoute::Topics),
+            18 => HubRoute::Api(ApiRoute::TopicInfo),
+            19 => HubRoute::Api(ApiRoute::Disconnect),
+            20 => HubRoute::Api(ApiRoute::Unsubscribe),
+            21 => HubRoute::Api(ApiRoute::Refresh),
             n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
         })
     }
@@ -339,15 +353,7 @@ mod tests {
         ]
         .into_iter()
         .chain(sockets.map(HubRoute::WebSocket))
-        .chain(
-            [
-                ApiRoute::Publish,
-                ApiRoute::Broadcast,
-                ApiRoute::History,
-                ApiRoute::Unknown,
-            ]
-            .map(HubRoute::Api),
-        )
+        .chain(ApiRoute::ALL.map(HubRoute::Api))
         .chain(Refusal::ALL.map(HubRoute::Refused));
         let mut tags = std::collections::HashSet::new();
         for route in routes {
@@ -360,7 +366,7 @@ mod tests {
             0,
             1,
             TAG_BASE,
-            TAG_BASE | 15,
+            TAG_BASE | 22,
             TAG_BASE | 0xFF,
             TAG_BASE | 0x1FF,
             u32::MAX,
