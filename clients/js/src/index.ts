@@ -443,12 +443,21 @@ export class Subscription<T = string> {
         true,
       ),
     );
-    this.conn = { close: () => ws.close(1000), ws };
+    let renew: any;
+    const refresh = async () => {
+      try {
+        const fresh = await this.client.token();
+        if (fresh && gen == this.gen) ws.send(JSON.stringify({ type: "auth", token: fresh }));
+      } catch (e: any) {
+        this.error(e);
+      }
+    };
+    this.conn = { close: () => (clearTimeout(renew), ws.close(1000)), ws };
     ws.onopen = () => {
       if (token) ws.send(JSON.stringify({ type: "auth", token }));
       this.opened(gen, false);
     };
-    ws.onmessage = async (m: { data: unknown }) => {
+    ws.onmessage = (m: { data: unknown }) => {
       if (gen != this.gen) return;
       let msg;
       try {
@@ -464,16 +473,13 @@ export class Subscription<T = string> {
         case "presence":
           return o.onPresence?.(msg.change);
         case "auth-ok":
+          // Refresh in place (the hub takes another auth message at any
+          // time) after two thirds of the token's life, or when warned.
+          clearTimeout(renew);
+          if (msg.expiresIn != null) renew = setTimeout(refresh, Math.max(1, (msg.expiresIn * 2) / 3) * 1000);
           return this.opened(gen);
         case "auth-expiring":
-          // Refresh in place: the hub takes another auth message at any time.
-          try {
-            const fresh = await this.client.token();
-            if (fresh && gen == this.gen) ws.send(JSON.stringify({ type: "auth", token: fresh }));
-          } catch (e: any) {
-            this.error(e);
-          }
-          return;
+          return refresh();
         case "published":
           return msg.key && this.pending.get(msg.key)?.[0]({ id: msg.id, ...(msg.duplicate && { duplicate: true }) });
         case "error": {
@@ -524,7 +530,8 @@ export class Subscription<T = string> {
   private async poll(gen: number, token?: string): Promise<void> {
     const abort = new AbortController();
     this.conn = { close: () => abort.abort() };
-    const timeout = String(this.client.options.pollTimeout ?? 25);
+    // The first poll answers at once: the transport works (or not) now.
+    let timeout = "0";
     for (;;) {
       let answer;
       try {
@@ -541,6 +548,7 @@ export class Subscription<T = string> {
       if (gen != this.gen) return;
       if (isId(answer.next) && (!isId(this.lastId) || compareIds(answer.next, this.lastId!) > 0)) this.lastId = answer.next;
       token = await this.client.token();
+      timeout = String(this.client.options.pollTimeout ?? 25);
     }
   }
 }
