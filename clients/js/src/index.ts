@@ -349,6 +349,7 @@ export class Subscription<T = string> {
     if (!t) return this.fatal(new TetherError("network", "no transport available here"));
     try {
       const token = await this.client.token();
+      if (gen != this.gen) return;
       // Without an id to resume from, the topic's head is asked first
       // (a long poll that answers at once), so that the first reconnect
       // misses nothing even before an event came.

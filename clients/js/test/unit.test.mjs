@@ -347,3 +347,16 @@ test('Node without window or document: no page events, and the client still work
   c.close();
   assert.equal(s.state, 'closed');
 });
+
+test('closed while getToken is pending: no connection is opened', async () => {
+  const f = fakes();
+  let release;
+  const c = new Tether('http://hub.test', { ...f.env, getToken: () => new Promise((r) => { release = r; }) });
+  const s = c.subscribe('t', { since: '1-1' });
+  await tick();
+  s.close();
+  release('late');
+  await tick(10);
+  assert.equal(f.sockets.length, 0);
+  assert.equal(s.state, 'closed');
+});
