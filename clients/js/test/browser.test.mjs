@@ -317,6 +317,27 @@ for (const transport of ['ws', 'sse', 'poll']) {
   });
 }
 
+test('resuming from an id the hub does not know: the gap signal on each transport, then what it holds', { timeout: TEST_TIMEOUT }, async () => {
+  for (const transport of ['ws', 'sse', 'poll']) {
+    const topic = `gap.${transport}`;
+    const held = await publishMany(topic, 3, 0);
+    // An id of an epoch long gone: the hub cannot say what came after it.
+    await subscribe(`gap-${transport}`, topic, { transports: [transport], since: '1-5' });
+    const r = await waitFor(`${transport}: the events`, async () => { const x = await look(`gap-${transport}`); return x.events.length >= 3 && x; });
+    assert.deepEqual(r.events, held, transport);
+    assert.equal(r.gaps.length, 1, `${transport}: one gap: ${JSON.stringify(r.gaps)}`);
+    const [gap] = r.gaps;
+    assert.equal(gap.topic, topic);
+    assert.equal(gap.requested, '1-5');
+    assert.equal(gap.first, held[0].split(' ')[0]);
+    assert.match(gap.resume, /^\d+-\d+$/);
+    // After the gap, more comes as usual.
+    const more = await publishMany(topic, 2, 0);
+    await waitFor(`${transport}: the later events`, async () => (await look(`gap-${transport}`)).events.length >= 5);
+    assert.deepEqual((await look(`gap-${transport}`)).events, [...held, ...more]);
+  }
+});
+
 test('the server restarts mid-stream (--data-dir): nothing lost, nothing twice', { timeout: TEST_TIMEOUT }, async () => {
   await subscribe('restart', 'restart.a');
   const ids = await publishMany('restart.a', 60, 20, async (i) => {
