@@ -353,10 +353,15 @@ export class Subscription<T = string> {
       // Without an id to resume from, the topic's head is asked first
       // (a long poll that answers at once), so that the first reconnect
       // misses nothing even before an event came.
+      // Refused (long polls blocked on the way, say), the subscription
+      // starts from whenever its connection opens; a bad topic (400) ends it.
       if (this.lastId == null) {
-        const head = parsePoll(await (await this.client.request("GET", this.topic, "/poll", { timeout: "0" }, token)).json());
+        try {
+          this.lastId = parsePoll(await (await this.client.request("GET", this.topic, "/poll", { timeout: "0" }, token)).json()).next;
+        } catch (e: any) {
+          if (!e.status || e.status == 400) throw e;
+        }
         if (gen != this.gen) return;
-        this.lastId = head.next;
       }
       if (t == "ws") this.ws(gen, token);
       else if (t == "sse") await this.sse(gen, token);

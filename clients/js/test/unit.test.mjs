@@ -249,6 +249,20 @@ test('subscribing without since asks the head first, so that a reconnect before 
   c.close();
 });
 
+test('the head refused (503, 404: polls blocked on the way): the subscription goes on from when it opens; a bad topic (400) ends it', async () => {
+  for (const [status, sockets, state] of [[503, 1, 'connecting'], [404, 1, 'connecting'], [400, 0, 'closed']]) {
+    const f = fakes();
+    const fetch = async (url, init) => (new URL(url).pathname.endsWith('/poll') ? new Response('no', { status }) : f.env.fetch(url, init));
+    const c = new Tether('http://hub.test', { ...f.env, fetch });
+    const s = c.subscribe('t', {});
+    await tick(5);
+    assert.equal(f.sockets.length, sockets, `${status}`);
+    if (sockets) assert.equal(new URL(f.sockets[0].url).searchParams.get('lastEventId'), null, `${status}: from now`);
+    assert.equal(s.state, state, `${status}`);
+    c.close();
+  }
+});
+
 test('auth: the token is the WebSocket\'s first message, refreshed on auth-expiring; a ticket for EventSource; a bearer for polls', async () => {
   const f = fakes();
   let n = 0;
