@@ -648,6 +648,14 @@ fn duration_ms(duration: Duration) -> u64 {
 }
 
 impl Broker for DurableBroker {
+    fn backlog(&self, topic: &str) -> Option<&Backlog> {
+        DurableBroker::backlog(self, topic)
+    }
+
+    fn holds_backlogs(&self) -> bool {
+        true
+    }
+
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
         if let Some(publish) = self.sequencer.route(publish, cx)? {
             self.sequence(publish, cx);

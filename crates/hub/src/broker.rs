@@ -356,6 +356,23 @@ pub trait Broker {
         true
     }
 
+    /// The backlog of `topic` held by this loop's broker, where it is the
+    /// topic's sequencer and keeps backlogs of its own (a broker that is
+    /// not [`Broker::complete`] but holds what it sequences, as the
+    /// durable one does); `None` otherwise. `Some` of an empty backlog is
+    /// not needed for a topic it never sequenced: see
+    /// [`Broker::holds_backlogs`].
+    fn backlog(&self, topic: &str) -> Option<&crate::Backlog> {
+        let _ = topic;
+        None
+    }
+
+    /// Whether [`Broker::backlog`] answers for the topics this loop
+    /// sequences (a topic it has not is then one without events).
+    fn holds_backlogs(&self) -> bool {
+        false
+    }
+
     /// The first subscriber of `topic` on this loop arrived (only called
     /// when not [`Broker::complete`]).
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {

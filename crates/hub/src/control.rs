@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::{Context, HubMessage, ReplyTo, TopicInfo};
+use crate::{Context, EventId, HubMessage, ReplyTo, TopicInfo};
 
 /// What to do to every connection whose credential's subject is `user`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +95,27 @@ pub enum ControlMessage {
     /// to post to every loop of this one as [`ControlMessage::Act`]
     /// without a reply (see [`crate::Broker::user_action`]).
     Relay(UserAction),
+    /// To a topic's sequencer loop: a page of the topic's backlog, as
+    /// its broker holds it ([`crate::Broker::backlog`]); answered with
+    /// [`ControlMessage::HistoryOf`].
+    History {
+        /// Where the answer goes.
+        reply: ReplyTo,
+        /// The topic.
+        topic: Arc<str>,
+        /// The id to read after (`None`: from the oldest event held).
+        since: Option<EventId>,
+        /// The most events.
+        limit: usize,
+    },
+    /// The answer to [`ControlMessage::History`]: the page as the server
+    /// API's JSON, or `None` where the broker holds no backlogs.
+    HistoryOf {
+        /// [`ReplyTo::token`].
+        token: u64,
+        /// `{"topic","events","next","more","gap"}`.
+        json: Option<String>,
+    },
     /// The answer to [`ControlMessage::Topics`].
     TopicsOf {
         /// [`ReplyTo::token`].
@@ -148,7 +169,6 @@ pub fn merge_topics(reports: impl IntoIterator<Item = TopicReport>) -> Vec<Topic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EventId;
 
     struct Loops(usize, Vec<(usize, HubMessage)>);
 

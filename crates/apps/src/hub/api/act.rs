@@ -51,6 +51,29 @@ impl HubApp {
                 post_to_all(&mut LoopContext { ctx }, &act);
                 None
             }
+            ControlMessage::History {
+                reply,
+                topic,
+                since,
+                limit,
+            } => {
+                let query = super::parse::HistoryQuery {
+                    topic: topic.to_string(),
+                    since,
+                    limit,
+                };
+                let json = self
+                    .broker
+                    .holds_backlogs()
+                    .then(|| super::history::history_json(&query, self.broker.backlog(&topic)));
+                let answer = ControlMessage::HistoryOf {
+                    token: reply.token,
+                    json,
+                };
+                ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::HistoryOf { token, json } => self.gathers.history_of(token, json),
             ControlMessage::Done { token, count } => self.gathers.done(token, count),
             ControlMessage::TopicsOf { token, topics } => self.gathers.topics_of(token, topics),
             other => {

@@ -247,7 +247,7 @@ impl HubApp {
             ApiRoute::Publish | ApiRoute::Broadcast => {
                 return self.api_publish(ctx, conn, body, route, &credential);
             }
-            ApiRoute::History => self.api_history(request, &credential),
+            ApiRoute::History => self.api_history(ctx, conn, request, &credential),
             ApiRoute::Presence => self.api_presence(ctx, conn, request, &credential),
             ApiRoute::PresenceCounts => self.api_presence_counts(ctx, conn, body, &credential),
             ApiRoute::Topics | ApiRoute::TopicInfo => self.api_topics(ctx, conn, request, route, credential),
@@ -329,7 +329,9 @@ impl HubApp {
     /// loop's replica, which has every topic's backlog when the broker is
     /// complete (the in-process one).
     fn api_history(
-        &self,
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
         request: &Request<'_>,
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
@@ -339,14 +341,28 @@ impl HubApp {
             request.query_param("limit"),
         )?;
         self.api_may_read(credential, &query.topic)?;
-        if !self.broker.complete() {
-            return Err(ApiError::new(
-                501,
-                "not_implemented",
-                "history is read from the in-process broker's backlogs: not available with this broker",
-            ));
+        if self.broker.complete() {
+            // Every loop's replica has every topic's backlog.
+            return Ok(Some(history::history(&query, self.hub.backlog(&query.topic))));
         }
-        Ok(Some(history::history(&query, self.hub.backlog(&query.topic))))
+        // Asked of the topic's sequencer, whose broker may hold it (the
+        // durable one does; Redis keeps it in Redis).
+        let (this, loops) = ctx.loop_index();
+        let token = self.gathers.start(conn, 1, users::Waiting::History);
+        let question = ControlMessage::History {
+            reply: ReplyTo {
+                loop_index: this,
+                token,
+            },
+            topic: Arc::from(query.topic.as_str()),
+            since: query.since,
+            limit: query.limit,
+        };
+        ctx.post(
+            tether_hub::sequencer_of(&query.topic, loops.max(1)),
+            HubMessage::Control(question),
+        );
+        Ok(None)
     }
 
     /// `GET /api/presence?topic=NAME`: asked of the topic's sequencer.

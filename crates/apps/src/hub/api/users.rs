@@ -28,6 +28,9 @@ pub(in crate::hub) enum Waiting {
         one: Option<Arc<str>>,
         reports: Vec<TopicReport>,
     },
+    /// `GET /api/history` where the topic's sequencer holds the backlog:
+    /// its page, as the sequencer wrote it.
+    History,
     /// `POST /api/presence/counts`: each topic's member count, as its
     /// sequencer answers.
     Counts {
@@ -123,6 +126,22 @@ impl<C: Copy + Eq> Gathers<C> {
         None
     }
 
+    /// The history page a sequencer wrote (`None`: its broker holds no
+    /// backlogs).
+    pub(in crate::hub) fn history_of(&mut self, token: u64, json: Option<String>) -> Option<(C, Response)> {
+        let gather = self.by_token.remove(&token)?;
+        let response = match json {
+            Some(json) => super::history::history_response(json),
+            None => super::ApiError::new(
+                501,
+                "not_implemented",
+                "history is read from the backlogs this process holds: with Redis, read the topic's stream (XRANGE)",
+            )
+            .response(),
+        };
+        Some((gather.conn, response))
+    }
+
     fn one_answered(&mut self, token: u64) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         gather.waiting = gather.waiting.saturating_sub(1);
@@ -145,6 +164,8 @@ impl<C: Copy + Eq> Gathers<C> {
 /// The answer once every loop has answered.
 fn answer(what: Waiting) -> Response {
     let body = match what {
+        // Answered by `history_of`, never by a count of answers.
+        Waiting::History => return super::ApiError::new(500, "internal", "no history page").response(),
         Waiting::Act { label, total } => format!("{{\"{label}\":{total}}}"),
         Waiting::Counts { topics, counts } => {
             let mut out = String::from("{\"counts\":{");
