@@ -656,6 +656,14 @@ impl Broker for DurableBroker {
         true
     }
 
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &Backlog)> + '_> {
+        Box::new(
+            self.sequencer
+                .topics()
+                .map(|(name, topic)| (name, &topic.state().backlog)),
+        )
+    }
+
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
         if let Some(publish) = self.sequencer.route(publish, cx)? {
             self.sequence(publish, cx);

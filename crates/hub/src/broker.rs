@@ -373,6 +373,12 @@ pub trait Broker {
         false
     }
 
+    /// The topics whose backlogs this loop's broker holds
+    /// ([`Broker::holds_backlogs`]), with them; none by default.
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::Backlog)> + '_> {
+        Box::new(std::iter::empty())
+    }
+
     /// The first subscriber of `topic` on this loop arrived (only called
     /// when not [`Broker::complete`]).
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {

@@ -2,7 +2,9 @@
 //! control messages the loop that took a request posts to all of them,
 //! and the answers that come back to it.
 
-use tether_hub::{ControlMessage, HubMessage, Members, TopicReport, Transport, UserAction, post_to_all};
+use tether_hub::{
+    ControlMessage, HubMessage, Members, TopicInfo, TopicReport, Transport, UserAction, post_to_all,
+};
 use tether_server::{CloseCode, CloseReason, Ctx};
 
 use super::{ApiError, users};
@@ -30,9 +32,18 @@ impl HubApp {
                 None
             }
             ControlMessage::Topics { reply, only } => {
+                // The replicas this loop follows, and the backlogs its
+                // broker holds as their sequencer (the durable log's): with
+                // them, every topic of the node is listed, subscribed to or
+                // not.
+                let sequenced = self
+                    .broker
+                    .backlogs()
+                    .map(|(name, backlog)| (name, TopicInfo::of_backlog(backlog)));
                 let topics = self
                     .hub
                     .topics()
+                    .chain(sequenced)
                     .filter(|(name, _)| only.as_ref().is_none_or(|only| *name == only))
                     .map(|(name, info)| TopicReport {
                         topic: name.clone(),
