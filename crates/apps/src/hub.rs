@@ -21,6 +21,7 @@ pub(crate) mod origin;
 mod poll;
 mod presence;
 mod publish;
+mod rate;
 mod replies;
 mod router;
 mod routes;
@@ -46,7 +47,8 @@ pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscrib
 use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
-use self::replies::{close_reason, error_response, send_error};
+pub use self::rate::PublishRate;
+use self::replies::{close_reason, error_response, rate_limited, send_error};
 use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::HubShared;
@@ -214,6 +216,10 @@ impl HubApp {
             .check_publisher(&self.stats, request, Some(topic))
         {
             return Reply::Now(refusal);
+        }
+        if let Err(wait) = self.shared.access.rate_limit_request(request, ctx.now()) {
+            add(&self.stats.rate_limited, 1);
+            return Reply::Now(rate_limited(wait));
         }
         let publish = match publish::from_request(topic, request, body, &self.shared.settings) {
             Ok(publish) => publish,
@@ -429,7 +435,24 @@ impl HubApp {
         let Some(subscriber) = self.subscribers.get_mut(conn) else {
             return;
         };
-        let refused = match publish::from_message(subscriber, conn, message, &self.shared.settings) {
+        let limited = match self.shared.settings.publish_rate {
+            Some(rate) if subscriber.may_publish && message.as_text().is_some() => {
+                let now = ctx.now();
+                subscriber
+                    .bucket
+                    .get_or_insert_with(|| rate::Bucket::full(rate, now))
+                    .take(rate, now)
+                    .and_then(|()| self.shared.access.rate_limit(subscriber.subject.as_deref(), now))
+                    .is_err()
+            }
+            _ => false,
+        };
+        let published = if limited {
+            Err(NotPublished::RateLimited)
+        } else {
+            publish::from_message(subscriber, conn, message, &self.shared.settings)
+        };
+        let refused = match published {
             Ok(ws) => match self.publishes.submit(
                 &mut LoopContext { ctx },
                 &mut *self.broker,
@@ -453,6 +476,11 @@ impl HubApp {
                 CloseCode::POLICY,
                 "publishing faster than the hub sequences",
             ),
+            (NotPublished::RateLimited, _) => {
+                add(&self.stats.rate_limited, 1);
+                self.leave(ctx, conn, &CloseReason::Ended);
+                ctx.close(conn, CloseCode::POLICY, "publishing faster than the rate limit");
+            }
             (NotPublished::Refused(code, why), true) => self.close_raw(ctx, conn, code, why),
             (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
             (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),

@@ -25,6 +25,6 @@ pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN};
 pub use echo::Echo;
 pub use hub::{
     DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubApp, HubAuth, HubSettings, HubShared, Namespace,
-    UnknownNamespace, WhoPublishes, WhoSubscribes,
+    PublishRate, UnknownNamespace, WhoPublishes, WhoSubscribes,
 };
 pub use mount::Mount;

@@ -20,6 +20,8 @@ const RELOADABLE: &[&str] = &[
     "poll_timeout",
     "namespaces",
     "unknown_namespace",
+    "publish_rate",
+    "publish_burst",
     "private",
     "jwt_audiences",
     "jwt_issuers",

@@ -12,7 +12,8 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use tether_apps::{
-    DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared, UnknownNamespace,
+    DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared, PublishRate,
+    UnknownNamespace,
 };
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
@@ -331,10 +332,27 @@ pub(crate) struct HubArgs {
     /// topic; what it leaves out, the options above decide.
     #[arg(long = "namespace", value_name = "SPEC", value_parser = parse_namespace, value_delimiter = ';')]
     namespaces: Vec<NamespaceArg>,
+    /// Events per second each WebSocket connection, and each token
+    /// subject over all its connections and HTTP publishes, may publish
+    /// on average (the publish token over HTTP is not limited). Over it,
+    /// a WebSocket is closed with 1008, an HTTP publish answered 429.
+    #[arg(long, value_name = "EVENTS", value_parser = parse_rate)]
+    publish_rate: Option<f64>,
+    /// Events a --publish-rate allows at once (default: the rate, at least 1).
+    #[arg(long, value_name = "N", requires = "publish_rate", value_parser = clap::value_parser!(u32).range(1..))]
+    publish_burst: Option<u32>,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
     unknown_namespace: UnknownNamespaceChoice,
+}
+
+/// `--publish-rate`: events per second, more than 0 and at most a million.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e6)
+        .ok_or_else(|| "expected events per second, more than 0 and at most 1000000".to_owned())
 }
 
 /// `--unknown-namespace`.
@@ -373,6 +391,10 @@ impl HubArgs {
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
         settings.poll_timeout = seconds(self.poll_timeout);
         namespace::apply(&self.namespaces, &mut settings)?;
+        settings.publish_rate = self.publish_rate.map(|rate| {
+            let burst = self.publish_burst.map_or(rate.ceil().max(1.0), f64::from);
+            PublishRate::new(rate, burst)
+        });
         settings.unknown_namespace = match self.unknown_namespace {
             UnknownNamespaceChoice::Default => UnknownNamespace::Default,
             UnknownNamespaceChoice::Refuse => UnknownNamespace::Refuse,

@@ -13,6 +13,7 @@ use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Respon
 use super::auth::{Clock, TokenSource};
 use super::metrics::{Denial, HubStats, add};
 use super::namespace::Publisher;
+use super::rate::SubjectBuckets;
 use super::replies::{close_reason, error_response};
 use super::routes::{Refusal, bearer};
 use super::settings::HubSettings;
@@ -30,6 +31,8 @@ pub(super) struct Access {
     holders: Arc<Mutex<HashMap<String, (Instant, TicketHolder)>>>,
     /// Token times are read on it.
     clock: Clock,
+    /// The publish rate of each subject publishing lately.
+    rates: Arc<Mutex<SubjectBuckets>>,
 }
 
 /// Whom a ticket was issued for: the subject and rights of the token that
@@ -140,6 +143,7 @@ impl Access {
             settings,
             holders: Arc::default(),
             clock: Clock::new(),
+            rates: Arc::default(),
         }
     }
 
@@ -151,6 +155,35 @@ impl Access {
     /// Decides by `settings` from now on (the tickets stay).
     pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
         self.settings = settings;
+    }
+
+    /// Takes one publish of `subject` at `now` under the publish rate
+    /// (every loop shares the buckets); else how long until it may. No
+    /// rate, or no subject: never limited here.
+    pub(super) fn rate_limit(&self, subject: Option<&str>, now: Instant) -> Result<(), std::time::Duration> {
+        let (Some(rate), Some(subject)) = (self.settings.publish_rate, subject) else {
+            return Ok(());
+        };
+        self.rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(subject, rate, now)
+    }
+
+    /// [`Access::rate_limit`] for an HTTP publish: its token's subject
+    /// (the publish token, the backend's, is not limited).
+    pub(super) fn rate_limit_request(
+        &self,
+        request: &Request<'_>,
+        now: Instant,
+    ) -> Result<(), std::time::Duration> {
+        if self.settings.publish_rate.is_none() {
+            return Ok(());
+        }
+        match self.credential(request, self.unix_secs(now)) {
+            Ok(Credential::Token(who)) => self.rate_limit(who.subject.as_deref(), now),
+            _ => Ok(()),
+        }
     }
 
     /// Tickets issued from now on are good for `ttl`, on every loop.

@@ -26,6 +26,8 @@ pub(super) struct HubStats {
     pub(super) sent_poll: AtomicU64,
     pub(super) gaps: AtomicU64,
     pub(super) slow_consumer_drops: AtomicU64,
+    /// Publishes refused, and WebSockets closed, over the publish rate.
+    pub(super) rate_limited: AtomicU64,
     pub(super) refused_401: AtomicU64,
     pub(super) refused_403: AtomicU64,
     pub(super) tickets_issued: AtomicU64,
@@ -322,6 +324,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
         "counter",
         "Hub subscribers dropped by the slow-consumer policy.",
         &[("", total(|s| &s.slow_consumer_drops))],
+    );
+    metric(
+        "tether_hub_rate_limited_total",
+        "counter",
+        "Publishes refused (and WebSockets closed) over the publish rate.",
+        &[("", total(|s| &s.rate_limited))],
     );
     metric(
         "tether_hub_refused_total",

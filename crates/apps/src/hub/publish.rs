@@ -385,6 +385,8 @@ pub(super) enum NotPublished {
     Refused(CloseCode, &'static str),
     /// More bytes in flight than the hub allows: closed.
     TooFast,
+    /// Over the publish rate ([`HubSettings::publish_rate`]): closed.
+    RateLimited,
     /// An envelope that does not parse.
     BadEnvelope(String),
     /// The hub refused the publish (with the envelope's key, if any).

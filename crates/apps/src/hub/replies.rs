@@ -19,6 +19,13 @@ pub(super) fn error_response(e: &HubError) -> Response {
     }
 }
 
+/// 429 for a publish over the rate, with the whole seconds to wait.
+pub(super) fn rate_limited(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Response::text(429, "publishing faster than the rate limit\n")
+        .header("Retry-After", &seconds.max(1).to_string())
+}
+
 /// A close reason from text: at most 123 bytes (what a close frame holds),
 /// cut at a character boundary.
 pub(super) fn close_reason(text: &str) -> &str {

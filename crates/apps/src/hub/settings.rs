@@ -10,6 +10,7 @@ use tether_server::Handshake;
 use super::auth::HubAuth;
 use super::namespace::{Namespace, Publisher, UnknownNamespace, governing, may_publish};
 use super::origin::{is_trusted, names_host};
+use super::rate::PublishRate;
 
 /// The hub's settings: its limits, and access control.
 ///
@@ -88,6 +89,14 @@ pub struct HubSettings {
     /// What a topic outside every namespace gets ([`UnknownNamespace`]:
     /// the settings above by default, or refused).
     pub unknown_namespace: UnknownNamespace,
+    /// How fast each WebSocket connection, and each credential subject
+    /// (a token's `sub`, over all its connections and HTTP publishes),
+    /// may publish; the publish token itself is the backend and is not
+    /// limited over HTTP. A WebSocket over the rate is closed (1008, the
+    /// reason given), an HTTP publish answered 429 with `Retry-After`, a
+    /// server API item refused with `rate_limited`. `None` (the default):
+    /// no limit.
+    pub publish_rate: Option<PublishRate>,
 }
 
 impl Default for HubSettings {
@@ -109,6 +118,7 @@ impl Default for HubSettings {
             auth: None,
             namespaces: Vec::new(),
             unknown_namespace: UnknownNamespace::Default,
+            publish_rate: None,
         }
     }
 }
@@ -138,6 +148,7 @@ impl fmt::Debug for HubSettings {
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)
             .field("unknown_namespace", &self.unknown_namespace)
+            .field("publish_rate", &self.publish_rate)
             .finish()
     }
 }

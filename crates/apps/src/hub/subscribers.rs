@@ -42,6 +42,8 @@ pub(super) struct Subscriber {
     pub(super) member: Option<Arc<str>>,
     /// It gets the topic's join and leave events (`?presence=1`).
     pub(super) watches: bool,
+    /// Its publish rate's bucket, once it publishes under a rate.
+    pub(super) bucket: Option<super::rate::Bucket>,
 }
 
 impl Subscriber {
@@ -59,6 +61,7 @@ impl Subscriber {
             subject: None,
             member: None,
             watches: false,
+            bucket: None,
         }
     }
 }

@@ -37,6 +37,7 @@ use tether_server::{ConnId, Ctx, Reply, Request, Response};
 use super::HubApp;
 use super::access::{Credential, count_refusal};
 use super::broker_view::LoopContext;
+use super::metrics::add;
 use super::presence::Asker;
 use super::publish::Pending;
 use super::routes::Refusal;
@@ -529,6 +530,20 @@ impl HubApp {
                 403,
                 "forbidden",
                 "the credential may not publish to this topic (its rights or its namespace)",
+            )));
+        }
+        if let Credential::Token(who) = credential
+            && self
+                .shared
+                .access
+                .rate_limit(who.subject.as_deref(), ctx.now())
+                .is_err()
+        {
+            add(&self.stats.rate_limited, 1);
+            return Some(Outcome::Refused(ApiError::new(
+                429,
+                "rate_limited",
+                "publishing faster than the rate limit",
             )));
         }
         match self.publishes.submit(
