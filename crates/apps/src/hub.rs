@@ -11,6 +11,7 @@
 //! (`crates/hub/README.md`).
 
 mod access;
+mod admin;
 mod api;
 mod auth;
 mod broker_view;
@@ -37,6 +38,7 @@ use tether_hub::{
 };
 
 use self::access::{Awaiting, Credential, TokenRefused, auth_ok, warning_time};
+use self::admin::{Admin, AdminRoute};
 use self::api::{ApiError, ApiRoute, Batches, Outcome};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
@@ -73,6 +75,7 @@ use tether_server::{
 /// | `POST /api/broadcast` | `{"topics":[...],"data","type"?}`: one event to each topic, answered as above |
 /// | `GET /api/history?topic=NAME&since=ID&limit=N` | a page of the topic's backlog (`{"topic","events","next","more","gap"}`) |
 /// | `GET /metrics` | Prometheus text format |
+/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
@@ -109,6 +112,8 @@ pub struct HubApp {
     batches: Batches,
     /// Who is present, and who watches.
     roster: Roster,
+    /// The admin page's sessions and streams.
+    admin: Admin,
 }
 
 impl fmt::Debug for HubApp {
@@ -146,6 +151,7 @@ impl HubApp {
             publishes: Publishes::default(),
             batches: Batches::default(),
             roster: Roster::new(shared.node.clone(), index),
+            admin: Admin::default(),
             shared,
         }
     }
@@ -714,6 +720,13 @@ impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
+        if request.via_admin_listener()
+            && let Some(route) = self
+                .admin
+                .route(request, self.shared.settings.metrics_token.as_deref())
+        {
+            return route;
+        }
         router::route(&self.shared.access, &self.stats, request)
     }
 
@@ -770,10 +783,20 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _tag: u32,
+        tag: u32,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
+            let sources = metrics::Sources {
+                loops: &self.shared.stats,
+                hub: &self.hub,
+                broker: &*self.broker,
+                per_topic: false,
+            };
+            self.admin.subscribe(ctx, conn, request, &sources);
+            return;
+        }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
             (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
             self.subscribe(ctx, conn, subscriber);
@@ -787,6 +810,10 @@ impl App for HubApp {
         _tag: u32,
         reason: CloseReason,
     ) {
+        if self.admin.is_stream(conn) {
+            self.admin.unsubscribe(conn);
+            return;
+        }
         self.leave(ctx, conn, &reason);
     }
 
@@ -808,6 +835,13 @@ impl App for HubApp {
         self.stats
             .presence_members
             .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
+        let sources = metrics::Sources {
+            loops: &self.shared.stats,
+            hub: &self.hub,
+            broker: &*self.broker,
+            per_topic: false,
+        };
+        self.admin.tick(ctx, &sources);
     }
 
     fn on_request(
@@ -821,6 +855,10 @@ impl App for HubApp {
         let route = HubRoute::decode(tag);
         if route == Some(HubRoute::Metrics) {
             return self.metrics_request(ctx, request);
+        }
+        if let Some(HubRoute::Admin(route)) = route {
+            let token = self.shared.settings.metrics_token.as_deref();
+            return Reply::Now(self.admin.answer(route, request, body, token));
         }
         let reply = match route {
             Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
