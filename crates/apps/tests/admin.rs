@@ -305,6 +305,19 @@ fn the_metrics_token_guards_the_page_and_its_stream() {
     );
     assert_eq!(cross_site.status, 403);
     assert!(cross_site.header("set-cookie").is_none());
+    // An opaque origin counts only where the browser says it is this one.
+    let opaque = |site: &str| {
+        request(
+            server.admin,
+            "POST",
+            "/admin/login",
+            &format!("{form_type}Origin: null\r\nSec-Fetch-Site: {site}\r\n"),
+            &form_body(METRICS_TOKEN),
+        )
+        .status
+    };
+    assert_eq!(opaque("cross-site"), 403);
+    assert_eq!(opaque("same-origin"), 303);
     let origin = format!("Origin: http://{}\r\n", server.admin);
     let signed_in = request(
         server.admin,
