@@ -17,7 +17,7 @@ use common::h2::H2Client;
 use common::{HttpConn, Response, SseClient, WsClient, config};
 use serde_json::Value;
 use tether_apps::{Demo, HubSettings, HubShared};
-use tether_server::{App, Cluster, Handle, Handshake};
+use tether_server::{App, Cluster, Config, Handle, Handshake};
 
 const PUBLISH_TOKEN: &str = "admin-test-publish";
 /// Characters a form body must escape, to check the sign-in decodes them.
@@ -37,7 +37,14 @@ impl Running {
         A: App + Send + 'static,
         F: FnMut(usize) -> A,
     {
-        let mut config = config();
+        Running::start_with(config(), loops, make_app)
+    }
+
+    fn start_with<A, F>(mut config: Config, loops: usize, make_app: F) -> Running
+    where
+        A: App + Send + 'static,
+        F: FnMut(usize) -> A,
+    {
         config.admin_addr = Some("127.0.0.1:0".parse().expect("an address"));
         let cluster = Cluster::bind(config, Handshake::new(), loops, make_app).expect("bind");
         let main = cluster.local_addr();
@@ -456,4 +463,47 @@ fn snapshots_follow_the_counters() {
             && s["connections"]["long_poll"] == 0
             && s["publishes"]["per_second"] == 0.0
     });
+}
+
+#[test]
+fn slow_consumer_cuts_show() {
+    let mut config = config();
+    config.max_output = 64 * 1024;
+    let shared = HubShared::new(settings(None), 1);
+    let server = Running::start_with(config, 1, |index| shared.app(index));
+    let mut stream = admin_stream(server.admin, "");
+    let first = next_snapshot(&mut stream);
+    assert_eq!(first["slow_consumer_cuts"]["connections"], 0);
+    assert_eq!(first["slow_consumer_cuts"]["hub_subscribers"], 0);
+    // It never reads a byte after its head.
+    let stuck = SseClient::connect(server.main, "/topics/flood/events", "");
+    assert_eq!(stuck.response.status, 200);
+    let event = "x".repeat(16 * 1024);
+    let mut publisher = HttpConn::connect(server.main);
+    let mut sent = 0;
+    loop {
+        for _ in 0..50 {
+            publisher.send(
+                format!(
+                    "POST /topics/flood HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {PUBLISH_TOKEN}\r\n\
+                     Content-Length: {}\r\n\r\n{event}",
+                    event.len()
+                )
+                .as_bytes(),
+            );
+            assert_eq!(publisher.response().status, 200);
+        }
+        sent += 50;
+        let snapshot = next_snapshot(&mut stream);
+        if snapshot["slow_consumer_cuts"]["connections"] == 1 {
+            assert_eq!(snapshot["slow_consumer_cuts"]["hub_subscribers"], 1, "{snapshot}");
+            assert_eq!(snapshot["subscribers"]["sse"], 0, "{snapshot}");
+            break;
+        }
+        assert!(
+            sent < 4000,
+            "64 MiB went out and the stuck subscriber is still there: {snapshot}"
+        );
+    }
+    drop(stuck);
 }
