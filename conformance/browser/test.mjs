@@ -126,8 +126,8 @@ async function openPage(context, path) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${path}: ${e.message}`));
   // The room's /topics/chat.ROOM/events stream is subscribed once its
-  // response arrives.
-  const chatEvents = page.waitForResponse((r) => /\/topics\/chat\.[^/]+\/events$/.test(r.url()),
+  // response arrives (the page's client adds ?lastEventId= to resume).
+  const chatEvents = page.waitForResponse((r) => /\/topics\/chat\.[^/]+\/events(\?|$)/.test(r.url()),
     { timeout: WAIT });
   chatEvents.catch(() => {}); // awaited below, unless the page itself fails
   const response = await page.goto(new URL(path, server.url).href, { timeout: WAIT });

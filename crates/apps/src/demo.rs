@@ -157,11 +157,17 @@ fn is_demo_name(name: &str) -> bool {
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
 const PAGE: &[u8] = include_bytes!("../static/index.html");
 
+/// The browser client the page imports, at `/tether-client.js`: the
+/// minified ES module that `clients/js` builds (`node build.mjs --demo`
+/// copies it here; its test run checks that the copy is the fresh build).
+const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
+
 /// The demo application.
 ///
 /// | path | what |
 /// | --- | --- |
 /// | `/` | the demo page: the `clock` topic's feed and a chat room (`chat.ROOM`), both through the hub |
+/// | `/tether-client.js` | the browser client the page uses (`clients/js`, built) |
 /// | `/healthz` | `ok` (served by the server itself) |
 /// | `/echo` | WebSocket echo |
 /// | `POST /demo/login`, `POST /demo/logout` | the sign-in ([`DemoLogin`]), when the demo has one |
@@ -392,6 +398,10 @@ impl App for Pages {
             "/" | "/index.html" => Route::Page {
                 content_type: "text/html; charset=utf-8",
                 body: PAGE,
+            },
+            "/tether-client.js" => Route::Page {
+                content_type: "text/javascript; charset=utf-8",
+                body: CLIENT,
             },
             "/echo" => Route::WebSocket(ECHO),
             "/clock" => Route::EventStream(CLOCK),

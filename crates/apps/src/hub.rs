@@ -37,16 +37,16 @@ use tether_hub::{
     Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
 };
 
-use self::access::{Awaiting, Credential, TokenRefused, auth_ok, warning_time};
+use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 use self::admin::{Admin, AdminRoute};
-use self::api::{ApiError, ApiRoute, Batches, Outcome};
+use self::api::{Batches, Gathers};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
 use self::metrics::{Denial, HubStats, add, sub};
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
 use self::poll::{next_id, poll_response, poll_timeout_response};
-use self::presence::Roster;
+use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 use self::replies::{close_reason, error_response, send_error};
 use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
@@ -74,6 +74,9 @@ use tether_server::{
 /// | `POST /api/publish` | the server API: `{"items":[{"topic","data","type"?,"key"?},...]}`, each published as `POST /topics/NAME` would, answered per item in order (`{"results":[{"id"}|{"error"}]}`); the publisher's credential |
 /// | `POST /api/broadcast` | `{"topics":[...],"data","type"?}`: one event to each topic, answered as above |
 /// | `GET /api/history?topic=NAME&since=ID&limit=N` | a page of the topic's backlog (`{"topic","events","next","more","gap"}`) |
+/// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
+/// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
+/// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
@@ -110,10 +113,15 @@ pub struct HubApp {
     publishes: Publishes,
     /// Server API requests waiting for their items' outcomes.
     batches: Batches,
+    /// Server API requests waiting for every loop's answer.
+    gathers: Gathers,
     /// Who is present, and who watches.
     roster: Roster,
     /// The admin page's sessions and streams.
     admin: Admin,
+    /// The generation of the shared settings this loop reads
+    /// ([`HubShared::reload`]).
+    settings_seen: u64,
 }
 
 impl fmt::Debug for HubApp {
@@ -150,9 +158,11 @@ impl HubApp {
             cors: Cors::new(shared.settings.clone()),
             publishes: Publishes::default(),
             batches: Batches::default(),
+            gathers: Gathers::default(),
             roster: Roster::new(shared.node.clone(), index),
             admin: Admin::default(),
             shared,
+            settings_seen: 0,
         }
     }
 
@@ -227,151 +237,13 @@ impl HubApp {
         }
     }
 
-    /// `/api/...`: the server API (see [`api`]). Every item is checked
-    /// and sequenced as `POST /topics/NAME` would be; the answer waits
-    /// for all of them.
-    fn api_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
-        route: ApiRoute,
-    ) -> Reply {
-        match route {
-            ApiRoute::Publish | ApiRoute::Broadcast => {}
-            ApiRoute::History => return Reply::Now(self.api_history(request)),
-            ApiRoute::Unknown => {
-                let e = ApiError::new(
-                    404,
-                    "not_found",
-                    "no such API endpoint (/api/publish, /api/broadcast, /api/history)",
-                );
-                return Reply::Now(e.response());
-            }
-        }
-        if request.method() != "POST" {
-            return Reply::Now(api::method_not_allowed("POST"));
-        }
-        if let Some(refusal) = self.shared.access.check_publisher(&self.stats, request, None) {
-            return Reply::Now(api::as_json(refusal));
-        }
-        let parsed = if route == ApiRoute::Broadcast {
-            api::parse_broadcast(body, self.shared.settings.hub.max_event_size)
-        } else {
-            api::parse_publish(body)
-        };
-        let items = match parsed {
-            Ok(items) => items,
-            Err(e) => return Reply::Now(e.response()),
-        };
-        let credential = self.shared.access.publisher(request);
-        self.batches.start(conn, items.len());
-        let mut answer = None;
-        for (index, item) in items.into_iter().enumerate() {
-            if let Some(outcome) = self.api_item(ctx, conn, index, item, &credential)
-                && let Some(response) = self.batches.settle(conn, index, outcome)
-            {
-                answer = Some(response);
-            }
-        }
-        match answer {
-            Some(response) => Reply::Now(response),
-            None => Reply::Later(self.shared.settings.publish_timeout),
-        }
-    }
-
-    /// `GET /api/history`: a page of the topic's backlog, read from this
-    /// loop's replica, which has every topic's backlog when the broker is
-    /// complete (the in-process one).
-    fn api_history(&self, request: &Request<'_>) -> Response {
-        if request.method() != "GET" && request.method() != "HEAD" {
-            return api::method_not_allowed("GET, HEAD");
-        }
-        let query = match api::parse_history(
-            request.query_param("topic"),
-            request.query_param("since"),
-            request.query_param("limit"),
-        ) {
-            Ok(query) => query,
-            Err(e) => return e.response(),
-        };
-        if let Some(refusal) = self
-            .shared
-            .access
-            .check_publisher(&self.stats, request, Some(&query.topic))
-        {
-            return api::as_json(refusal);
-        }
-        if !self.broker.complete() {
-            return ApiError::new(
-                501,
-                "not_implemented",
-                "history is read from the in-process broker's backlogs: not available with this broker",
-            )
-            .response();
-        }
-        api::history(&query, self.hub.backlog(&query.topic))
-    }
-
-    /// Item `index` of an API request handed to the broker (`None`), or
-    /// its refusal.
-    fn api_item(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        index: usize,
-        item: api::Item,
-        credential: &Credential,
-    ) -> Option<Outcome> {
-        let publish = Publish::new(
-            &item.topic,
-            item.event_type.as_deref(),
-            item.data,
-            &self.shared.settings.hub,
-        )
-        .and_then(|publish| match &item.key {
-            Some(key) => publish.with_key(key),
-            None => Ok(publish),
-        });
-        let publish = match publish {
-            Ok(publish) => publish,
-            Err(e) => return Some(Outcome::of(Err(e))),
-        };
-        let settings = &self.shared.settings;
-        if settings.refuses_topic(&item.topic) {
-            return Some(Outcome::Refused(ApiError::new(
-                404,
-                "no_namespace",
-                "no namespace holds this topic",
-            )));
-        }
-        if !credential.may_publish(settings, &item.topic) {
-            return Some(Outcome::Refused(ApiError::new(
-                403,
-                "forbidden",
-                "the credential may not publish to this topic (its rights or its namespace)",
-            )));
-        }
-        match self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            Pending::Api { conn, index },
-        ) {
-            Ok(()) => None,
-            Err(e) => Some(Outcome::of(Err(e))),
-        }
-    }
-
     fn poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, request: &Request<'_>) -> Reply {
         let Some((topic, _)) = parse_path(request.path()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let deadline = self.shared.access.deadline_of(request, ctx.now());
+        let (deadline, subject) = self.shared.access.holder_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
@@ -394,6 +266,7 @@ impl HubApp {
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
                 // Answered when its token expires, if that comes first.
                 poll.deadline = deadline;
+                poll.subject = subject;
                 self.register(conn, poll);
                 Reply::Later(timeout)
             }
@@ -670,11 +543,7 @@ impl HubApp {
             Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
             Settled::Tell(conn, text) => ctx.send(conn, &Message::text(text)),
             Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
-            Settled::Item(conn, index, result) => {
-                if let Some(response) = self.batches.settle(conn, index, Outcome::of(result)) {
-                    self.cors.respond(ctx, conn, response);
-                }
-            }
+            Settled::Item(conn, index, result) => self.api_item_settled(ctx, conn, index, result),
             Settled::Nothing => {}
         }
     }
@@ -720,6 +589,9 @@ impl App for HubApp {
     type Post = HubMessage;
 
     fn route(&mut self, request: &Request<'_>) -> Route {
+        // Every request starts here: settings replaced since the last one
+        // apply from it on.
+        self.shared.catch_up(&mut self.settings_seen);
         if request.via_admin_listener()
             && let Some(route) = self
                 .admin
@@ -766,6 +638,7 @@ impl App for HubApp {
         _tag: u32,
         message: MessageRef<'_>,
     ) {
+        self.shared.catch_up(&mut self.settings_seen);
         self.ws_message(ctx, conn, message);
     }
 
@@ -822,6 +695,7 @@ impl App for HubApp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
+        self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
         self.warn(ctx, now);
@@ -870,7 +744,7 @@ impl App for HubApp {
             Some(HubRoute::Poll) => self.poll(ctx, conn, request),
             Some(HubRoute::Presence) => match parse_path(request.path()) {
                 Some((topic, _)) => {
-                    self.roster.ask(ctx, conn, topic);
+                    self.roster.ask(ctx, Asker::Page(conn), topic);
                     Reply::Later(self.shared.settings.publish_timeout)
                 }
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -894,10 +768,8 @@ impl App for HubApp {
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
             Some(HubRoute::Presence) => self.roster.forget(conn),
-            _ => {
-                self.batches.forget(conn);
-                self.publishes.forget(conn);
-            }
+            Some(HubRoute::Api(_)) => self.api_abandoned(conn),
+            _ => self.publishes.forget(conn),
         }
     }
 
@@ -906,21 +778,22 @@ impl App for HubApp {
         _ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
     ) -> Option<Response> {
+        if request.via_admin_listener() {
+            return None;
+        }
+        // Called before `route` when a body is still to come.
+        self.shared.catch_up(&mut self.settings_seen);
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        let api = matches!(
-            ApiRoute::of(request.path()),
-            Some(ApiRoute::Publish | ApiRoute::Broadcast)
-        );
+        if let Some(refusal) = self.api_refuse_before_body(request) {
+            return Some(self.cors.now(request, refusal));
+        }
         let needs_token = request.method() == "POST"
-            && !request.via_admin_listener()
             && (request.path() == "/tickets"
-                || api
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
         if needs_token {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
             let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
-            let refusal = if api { api::as_json(refusal) } else { refusal };
             Some(self.cors.now(request, refusal))
         } else {
             None
@@ -959,13 +832,18 @@ impl App for HubApp {
             HubMessage::Forget(topic) => self.hub.forget(&topic),
             HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
             HubMessage::Presence(message) => {
-                if let Some((conn, response)) = self.roster.receive(ctx, &mut *self.broker, message) {
-                    self.cors.respond(ctx, conn, response);
+                match self.roster.receive(ctx, &mut *self.broker, message) {
+                    Some(Answer::Page(conn, response)) => self.cors.respond(ctx, conn, response),
+                    Some(Answer::Api(asker, topic, members)) => {
+                        self.api_members(ctx, asker, &topic, &members);
+                    }
+                    None => {}
                 }
                 self.stats
                     .presence_members
                     .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
             }
+            HubMessage::Control(message) => self.api_control(ctx, message),
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }
@@ -1002,13 +880,7 @@ impl HubApp {
                 self.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
-            Some(HubRoute::Api(_)) => {
-                self.publishes.forget(conn);
-                // What is known, each item still waiting as timed out.
-                self.batches.time_out(conn).unwrap_or_else(|| {
-                    ApiError::new(504, "timeout", "the broker did not answer in time").response()
-                })
-            }
+            Some(HubRoute::Api(_)) => self.api_timeout(conn),
             _ => {
                 self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")

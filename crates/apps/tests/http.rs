@@ -7,6 +7,7 @@ use common::{HttpConn, TestServer, config, get};
 use tether_apps::Demo;
 
 const PAGE: &[u8] = include_bytes!("../static/index.html");
+const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 
 fn demo() -> TestServer {
     TestServer::start(config(), Demo::new())
@@ -29,6 +30,26 @@ fn index_is_the_html_page() {
     assert_eq!(response.status, 200);
     assert!(response.header("content-type").unwrap().starts_with("text/html"));
     assert_eq!(response.body, PAGE);
+    server.shutdown();
+}
+
+#[test]
+fn the_browser_client_the_page_imports_is_served_as_javascript() {
+    let server = demo();
+    let response = get(server.addr, "/tether-client.js");
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(response.body, CLIENT);
+    let page = std::str::from_utf8(PAGE).unwrap();
+    assert!(
+        page.contains(r#"import { Tether } from "/tether-client.js";"#),
+        "the page imports it"
+    );
     server.shutdown();
 }
 

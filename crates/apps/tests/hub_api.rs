@@ -471,15 +471,36 @@ fn the_readme_examples_work() {
         let response = server.request(method, target, &auth(TOKEN), body.unwrap_or("").as_bytes());
         assert_eq!(response.status, 200, "{line}");
         let answer = json(&response);
-        if let Some(results) = answer["results"].as_array() {
-            assert!(results.iter().all(|r| r["id"].is_string()), "{line}: {answer}");
-        } else {
-            assert_eq!(answer["topic"], "news", "{line}: {answer}");
-            assert_eq!(answer["events"].as_array().map(Vec::len), Some(2), "{answer}");
+        let path = target.split('?').next().unwrap();
+        match path {
+            "/api/publish" | "/api/broadcast" => {
+                let results = answer["results"].as_array().expect("results");
+                assert!(results.iter().all(|r| r["id"].is_string()), "{line}: {answer}");
+            }
+            "/api/history" => {
+                assert_eq!(answer["topic"], "news", "{line}: {answer}");
+                assert_eq!(answer["events"].as_array().map(Vec::len), Some(2), "{answer}");
+            }
+            "/api/presence" => assert_eq!((&answer["topic"], &answer["count"]), (&json!("news"), &json!(0))),
+            "/api/presence/counts" => assert_eq!(answer["counts"], json!({ "news": 0, "sports": 0 })),
+            "/api/topics" => {
+                let names: Vec<&str> = answer["topics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["topic"].as_str().unwrap())
+                    .collect();
+                assert_eq!(names, ["news", "sports"], "{answer}");
+            }
+            // Two events from the first example, one from the broadcast.
+            "/api/topics/info" => assert_eq!(answer["backlog_events"], 3, "{answer}"),
+            "/api/disconnect" | "/api/unsubscribe" => assert_eq!(answer, json!({ "closed": 0 })),
+            "/api/refresh" => assert_eq!(answer, json!({ "refreshed": 0 })),
+            other => panic!("no check for {other}"),
         }
         ran += 1;
     }
-    assert_eq!(ran, 3);
+    assert_eq!(ran, 10);
 }
 
 /// Over HTTP/2, two batches at once on one connection, each answered on

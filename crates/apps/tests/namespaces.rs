@@ -25,6 +25,10 @@ const TOKEN: &str = "namespace-publish-token";
 /// The hub with these namespaces (and `room.*` keeping 2 events), tokens
 /// verified, topics outside every namespace refused.
 fn start() -> TestServer {
+    start_shared().0
+}
+
+fn settings() -> HubSettings {
     let mut settings = HubSettings::default();
     settings.publish_token = Some(TOKEN.to_owned());
     settings.auth = Some(HubAuth::new(Keys::from_secret(SECRET).unwrap()));
@@ -43,8 +47,14 @@ fn start() -> TestServer {
     room.max_backlog_events = 2;
     settings.hub.namespaces.push(room);
     settings.unknown_namespace = UnknownNamespace::Refuse;
-    let shared = HubShared::new(settings, 2);
-    TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i))
+    settings
+}
+
+/// The server, and what its loops share (to reload its settings).
+fn start_shared() -> (TestServer, HubShared) {
+    let shared = HubShared::new(settings(), 2);
+    let server = TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i));
+    (server, shared)
 }
 
 fn now() -> u64 {
@@ -262,5 +272,54 @@ fn topics_outside_every_namespace_are_refused() {
     assert_eq!(
         results["results"][0]["error"]["code"], "no_namespace",
         "{results}"
+    );
+}
+
+#[test]
+fn a_reload_changes_the_rules_on_every_loop_and_keeps_what_needs_a_restart() {
+    let (server, shared) = start_shared();
+    assert_eq!(publish(&server, "clock", TOKEN, "1"), 403);
+    assert_eq!(subscribe_status(&server, "/topics/news/events", ""), 404);
+    let mut subscriber = WsClient::connect(server.addr, "/topics/chat.lobby/ws");
+    let mut new = settings();
+    new.namespaces
+        .retain(|n| n.pattern != "clock" && n.pattern != "chat.*");
+    new.namespaces.push("chat.* publish=token".parse().unwrap());
+    new.unknown_namespace = UnknownNamespace::Default;
+    new.publish_token = Some("a new token".to_owned());
+    new.trusted_origins = vec!["https://app.example".to_owned()];
+    new.hub.max_backlog_events = 1;
+    new.ticket_ttl = std::time::Duration::from_secs(7);
+    let kept = shared.reload(new);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().any(|k| k.contains("backlog")), "{kept:?}");
+    assert!(kept.contains(&"trusted-origin"), "{kept:?}");
+    // Every request from now on, on either loop, sees the new rules.
+    for _ in 0..4 {
+        assert_eq!(
+            publish(&server, "clock", TOKEN, "x"),
+            401,
+            "the old token is gone"
+        );
+        assert_eq!(publish(&server, "clock", "a new token", "x"), 200);
+        assert_eq!(subscribe_status(&server, "/topics/news/events", ""), 200);
+    }
+    let ticket = request(&server, "POST", "/tickets", &bearer("a new token"), b"");
+    let ticket: Value = serde_json::from_slice(&ticket.body).unwrap();
+    assert_eq!(ticket["expires_in"], 7.0, "{ticket}");
+    // A socket opened before keeps what it was granted; a new one gets
+    // the new rule (chat.* takes publishes from tokens only).
+    subscriber.send_text("still mine");
+    assert!(subscriber.recv_text().contains("still mine"));
+    let mut late = WsClient::connect(server.addr, "/topics/chat.lobby/ws");
+    late.send_text("no longer");
+    assert_refused(&mut late);
+    // Kept: the trusted origins (no origin list, so any origin still comes in)
+    // and the backlog (room.* still keeps two).
+    let elsewhere = "Origin: https://elsewhere.example\r\n";
+    assert_eq!(subscribe_status(&server, "/topics/news/events", elsewhere), 200);
+    assert_eq!(
+        shared.current_settings().hub.max_backlog_events,
+        settings().hub.max_backlog_events
     );
 }

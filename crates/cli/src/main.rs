@@ -24,6 +24,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 mod config;
 mod logger;
 mod namespace;
+mod reload;
 mod serve;
 mod sse_decode;
 
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
         .get_matches_from(argv);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve(args) => serve::run(&args),
+        Command::Serve(args) => serve::run(&args, None),
         Command::SseDecode(args) => sse_decode::run(&args),
         Command::CheckConfig { file } => serve::check_config(&file),
     }

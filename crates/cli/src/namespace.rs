@@ -90,7 +90,11 @@ pub(crate) fn apply(args: &[NamespaceArg], settings: &mut HubSettings) -> Result
         if let Some(ttl) = arg.topic_ttl {
             limits.topic_ttl = (ttl > 0.0).then(|| std::time::Duration::from_secs_f64(ttl));
         }
-        settings.hub.namespaces.push(limits);
+        // Only a namespace with bounds of its own needs them: the hub's
+        // limits then change only when those do.
+        if limits != TopicLimits::new(pattern.clone(), &settings.hub) {
+            settings.hub.namespaces.push(limits);
+        }
         settings.namespaces.push(arg.namespace.clone());
     }
     Ok(())

@@ -20,7 +20,7 @@ use tether_hub_durable::{DurableBroker, DurableConfig, Fsync};
 use tether_server::{App, Cluster, Config, Handshake, Poster};
 
 use crate::namespace::{NamespaceArg, parse_namespace};
-use crate::{config, logger, namespace};
+use crate::{config, logger, namespace, reload};
 
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -869,7 +869,14 @@ fn command() -> clap::Command {
 /// precedence, then [`run`].
 pub(crate) fn main(argv: &[OsString]) -> ExitCode {
     match parse(argv) {
-        Ok(args) => run(&args),
+        Ok((args, given)) => {
+            // With a file, SIGHUP reads the options again.
+            let reload = args.config.is_some().then(|| Reload {
+                argv: argv.to_vec(),
+                given,
+            });
+            run(&args, reload)
+        }
         Err(e) => {
             for line in e.lines() {
                 eprintln!("tether serve: {line}");
@@ -883,7 +890,7 @@ pub(crate) fn main(argv: &[OsString]) -> ExitCode {
 /// only if neither the command line nor the environment sets its option
 /// (so a list on the command line replaces the file's), and clap parses
 /// them all at once. Help, version and clap's own errors exit here.
-fn parse(argv: &[OsString]) -> Result<Args, String> {
+fn parse(argv: &[OsString]) -> Result<(Args, reload::Given), String> {
     let cmd = config::with_env(command());
     let bin = || std::iter::once(OsString::from("tether serve"));
     // What the command line and the environment give, and the file they
@@ -916,7 +923,93 @@ fn parse(argv: &[OsString]) -> Result<Args, String> {
             _ => e.exit(),
         },
     };
-    Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))
+    let args = Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))?;
+    Ok((args, reload::given(&command(), &matches)))
+}
+
+/// What a SIGHUP needs to read the options again: the command line, and
+/// what the options were.
+pub(crate) struct Reload {
+    argv: Vec<OsString>,
+    given: reload::Given,
+}
+
+/// The hub's settings that `args` give (the demo's additions with
+/// `--app demo`): at start, and again on each SIGHUP with `--config`.
+/// The metrics' listener goes into `config`; the token key files (to read
+/// again on SIGHUP) come back with them.
+fn hub_settings(
+    args: &Args,
+    login: Option<&DemoLogin>,
+    config: &mut Config,
+) -> Result<(HubSettings, Option<&'static str>, KeyFiles), String> {
+    let (mut settings, token_source) = args.hub.settings()?;
+    args.metrics.apply(&mut settings, config);
+    let demo_keys = login
+        .map(DemoLogin::keys)
+        .transpose()
+        .map_err(|e| format!("the demo's key: {e}"))?;
+    let files = match args.auth.hub_auth(demo_keys)? {
+        Some((auth, files)) => {
+            settings.auth = Some(auth);
+            files
+        }
+        None => KeyFiles::default(),
+    };
+    if matches!(args.app, AppChoice::Demo) {
+        settings = Demo::settings(settings);
+    }
+    Ok((settings, token_source, files))
+}
+
+/// On each SIGHUP, reads the options as at start and gives `shared` the
+/// hub's settings they make; logs what changed, and what of it takes a
+/// restart (kept as it is until then). A file that no longer reads, or
+/// options that no longer go together, are logged and change nothing.
+fn reload_hub_on_sighup(reload: Reload, login: Option<DemoLogin>, shared: HubShared) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    let Reload { argv, mut given } = reload;
+    std::thread::Builder::new()
+        .name("tether-config-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let (args, now_given) = match parse(&argv) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        log::warn!("config: reload failed, nothing changed: {e}");
+                        continue;
+                    }
+                };
+                let mut scratch = Config::new(SocketAddr::new(args.addr, args.port));
+                let settings =
+                    match preflight(&args).and_then(|()| hub_settings(&args, login.as_ref(), &mut scratch)) {
+                        Ok((settings, _, _)) => settings,
+                        Err(e) => {
+                            log::warn!("config: reload failed, nothing changed: {e}");
+                            continue;
+                        }
+                    };
+                let (applied, restart) = reload::changes(&given, &now_given);
+                let kept = shared.reload(settings);
+                logger::init(args.log_level);
+                if applied.is_empty() && restart.is_empty() {
+                    log::info!("config: reloaded, nothing changed");
+                } else if !applied.is_empty() {
+                    log::info!("config: reloaded: {}", applied.join(", "));
+                }
+                if !restart.is_empty() {
+                    log::warn!(
+                        "config: changed, and taking effect only after a restart: {}",
+                        restart.join(", ")
+                    );
+                }
+                for what in kept {
+                    log::warn!("config: kept until a restart: {what}");
+                }
+                given = now_given;
+            }
+        })?;
+    Ok(())
 }
 
 /// `tether check-config FILE`: reads the file as `tether serve --config`
@@ -964,7 +1057,7 @@ fn preflight(args: &Args) -> Result<(), String> {
     }
 }
 
-pub(crate) fn run(args: &Args) -> ExitCode {
+pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
     logger::init(args.log_level);
     let mut config = Config::new(SocketAddr::new(args.addr, args.port));
     config.max_connections = args.max_connections;
@@ -993,13 +1086,6 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
-    let (mut settings, token_source) = match args.hub.settings() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("tether serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let login = match demo_login(args, scheme) {
         Ok(login) => login,
         Err(e) => {
@@ -1007,38 +1093,32 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args.app {
-        AppChoice::Demo | AppChoice::Hub => {
-            args.metrics.apply(&mut settings, &mut config);
-            let demo_keys = match login.as_ref().map(DemoLogin::keys).transpose() {
-                Ok(keys) => keys,
-                Err(e) => {
-                    eprintln!("tether serve: the demo's key: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match args.auth.hub_auth(demo_keys) {
-                Ok(None) => {}
-                Ok(Some((auth, files))) if files.is_empty() => settings.auth = Some(auth),
-                Ok(Some((auth, files))) => {
-                    if let Err(e) = reload_keys_on_sighup(auth.clone(), files) {
-                        eprintln!("tether serve: SIGHUP: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    settings.auth = Some(auth);
-                }
-                Err(e) => {
-                    eprintln!("tether serve: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+    let built = match args.app {
+        AppChoice::Demo | AppChoice::Hub => hub_settings(args, login.as_ref(), &mut config),
         AppChoice::Echo => {
             if args.metrics.metrics_listen.is_some() {
                 log::warn!("--metrics-listen has no effect with --app echo (it has no /metrics)");
             }
+            args.hub
+                .settings()
+                .map(|(settings, source)| (settings, source, KeyFiles::default()))
         }
-    }
+    };
+    let (settings, token_source) = match built {
+        Ok((settings, source, files)) => {
+            if let (Some(auth), false) = (&settings.auth, files.is_empty())
+                && let Err(e) = reload_keys_on_sighup(auth.clone(), files)
+            {
+                eprintln!("tether serve: SIGHUP: {e}");
+                return ExitCode::FAILURE;
+            }
+            (settings, source)
+        }
+        Err(e) => {
+            eprintln!("tether serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let handshake = settings.origin_policy(handshake(args));
     let bridge = match args.app {
         AppChoice::Demo | AppChoice::Hub => match redis_bridge(args, &settings) {
@@ -1072,7 +1152,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     let result = match args.app {
         AppChoice::Demo => {
             announce_hub(&settings, token_source);
-            let shared = HubShared::new(Demo::settings(settings), threads);
+            let shared = HubShared::new(settings, threads);
+            if let Some(reload) = reload
+                && let Err(e) = reload_hub_on_sighup(reload, login.clone(), shared.clone())
+            {
+                eprintln!("tether serve: SIGHUP: {e}");
+                return ExitCode::FAILURE;
+            }
             if let Some(login) = &login {
                 log::info!(
                     "demo: POST /demo/login gives tokens good for {} s, signed with a secret made at start",
@@ -1098,6 +1184,12 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         AppChoice::Hub => {
             announce_hub(&settings, token_source);
             let shared = HubShared::new(settings, threads);
+            if let Some(reload) = reload
+                && let Err(e) = reload_hub_on_sighup(reload, None, shared.clone())
+            {
+                eprintln!("tether serve: SIGHUP: {e}");
+                return ExitCode::FAILURE;
+            }
             serve(
                 config,
                 scheme,

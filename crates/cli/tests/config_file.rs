@@ -376,6 +376,70 @@ fn namespaces_come_from_tables_of_the_file_and_from_the_environment() {
     );
 }
 
+/// The status of `POST /topics/TOPIC` with `token`.
+fn publish_status(addr: SocketAddr, topic: &str, token: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    write!(
+        stream,
+        "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1\r\nConnection: close\r\n\r\nx"
+    )
+    .expect("send");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("a status line");
+    line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn sighup_reads_the_file_again_and_says_what_takes_a_restart() {
+    let file = Temp::file(
+        "reload.toml",
+        "port = 0\napp = \"hub\"\nmemory = true\nthreads = 2\npublish-token = \"first-token\"\n\n\
+         [namespace.clock]\npublish = \"nobody\"\n",
+    );
+    let log = Temp::dir("reload.log");
+    let server = Server::start(&["--config", file.path()], &[], Some(&log.0));
+    assert_eq!(publish_status(server.addr, "clock", "first-token"), 403);
+    assert_eq!(publish_status(server.addr, "news", "first-token"), 200);
+    std::fs::write(
+        &file.0,
+        "port = 0\napp = \"hub\"\nmemory = true\nthreads = 3\npublish-token = \"second-token\"\n",
+    )
+    .expect("rewrite the file");
+    let hup = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    hup(server.child.id());
+    let text = wait_for_text(&log.0, "config: reloaded");
+    assert!(
+        text.contains("config: reloaded: namespaces, publish-token"),
+        "{text}"
+    );
+    assert!(!text.contains("kept until a restart"), "{text}");
+    assert!(
+        text.contains("taking effect only after a restart: threads\n"),
+        "{text}"
+    );
+    // Both loops take the new token and rules; the old token is refused.
+    for _ in 0..4 {
+        assert_eq!(publish_status(server.addr, "clock", "second-token"), 200);
+        assert_eq!(publish_status(server.addr, "clock", "first-token"), 401);
+    }
+    // A file that no longer reads changes nothing.
+    std::fs::write(&file.0, "port = 0\nthreads = \"many\"\n").expect("rewrite the file");
+    hup(server.child.id());
+    let text = wait_for_text(&log.0, "reload failed, nothing changed");
+    assert!(text.contains("threads"), "{text}");
+    assert_eq!(publish_status(server.addr, "clock", "second-token"), 200);
+}
+
 #[test]
 fn check_config_says_ok_or_what_is_wrong() {
     let out = output(&["check-config", EXAMPLE], &[]);

@@ -295,6 +295,81 @@ fn events_survive_a_graceful_restart() {
     );
 }
 
+/// `GET /api/history?QUERY` with the publish token: the JSON answer.
+fn history(addr: SocketAddr, query: &str) -> serde_json::Value {
+    api_get(addr, &format!("history?{query}"))
+}
+
+/// `GET /api/WHAT` with the publish token: the JSON answer.
+fn api_get(addr: SocketAddr, what: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!(
+        "GET /api/{what} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap()
+}
+
+/// The events' data of a history page.
+fn history_data(page: &serde_json::Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_server_api_reads_history_and_topics_from_the_log_before_and_after_a_restart() {
+    let dir = TempDir::new("history");
+    let data = dir.0.join("data");
+    let log = dir.0.join("server.log");
+    let mut server = Server::start(&data, "interval=10", &log);
+    let ids: Vec<String> = (0..5)
+        .map(|n| publish(server.addr, "news", &format!("n{n}")).unwrap())
+        .collect();
+    // Asked several times: the connections land on both loops, and each
+    // asks the topic's sequencer.
+    for _ in 0..4 {
+        let page = history(server.addr, "topic=news&limit=2");
+        assert_eq!(history_data(&page), ["n0", "n1"], "{page}");
+        assert_eq!(page["next"], ids[1].as_str());
+        assert_eq!(page["more"], true);
+        let page = history(server.addr, &format!("topic=news&since={}", ids[1]));
+        assert_eq!(history_data(&page), ["n2", "n3", "n4"], "{page}");
+        assert_eq!(page["more"], false);
+        let none = history(server.addr, "topic=nothing.here");
+        assert!(history_data(&none).is_empty(), "{none}");
+    }
+    // Listed with its backlog, though no one subscribes to it.
+    let topics = api_get(server.addr, "topics");
+    let listed: Vec<(&str, u64)> = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["topic"].as_str().unwrap(),
+                t["backlog_events"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("news", 5)], "{topics}");
+    server.terminate();
+    let server = Server::start(&data, "interval=10", &log);
+    let info = api_get(server.addr, "topics/info?topic=news");
+    assert_eq!(info["last_id"], ids[4].as_str(), "{info}");
+    let page = history(server.addr, &format!("topic=news&since={}", ids[2]));
+    assert_eq!(history_data(&page), ["n3", "n4"], "{page}");
+    assert!(page["gap"].is_null(), "{page}");
+}
+
 /// The segment file of the data directory that holds the most bytes
 /// (the one the topic's loop wrote).
 fn largest_segment(data: &Path) -> PathBuf {

@@ -648,6 +648,22 @@ fn duration_ms(duration: Duration) -> u64 {
 }
 
 impl Broker for DurableBroker {
+    fn backlog(&self, topic: &str) -> Option<&Backlog> {
+        DurableBroker::backlog(self, topic)
+    }
+
+    fn holds_backlogs(&self) -> bool {
+        true
+    }
+
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &Backlog)> + '_> {
+        Box::new(
+            self.sequencer
+                .topics()
+                .map(|(name, topic)| (name, &topic.state().backlog)),
+        )
+    }
+
     fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
         if let Some(publish) = self.sequencer.route(publish, cx)? {
             self.sequence(publish, cx);

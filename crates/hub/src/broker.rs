@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::{
-    Config, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
-    is_valid_event_type, is_valid_publish_key, is_valid_topic,
+    Config, ControlMessage, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
+    UserAction, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
@@ -163,6 +163,9 @@ pub enum HubMessage {
     Broker(BrokerMessage),
     /// Who is present on a topic (see [`crate::Presence`]).
     Presence(PresenceMessage),
+    /// An action on a user's connections, or a question to every loop
+    /// (see [`crate::ControlMessage`]).
+    Control(ControlMessage),
 }
 
 impl fmt::Debug for HubMessage {
@@ -192,6 +195,7 @@ impl fmt::Debug for HubMessage {
             HubMessage::Forget(topic) => f.debug_tuple("Forget").field(topic).finish(),
             HubMessage::Broker(message) => f.debug_tuple("Broker").field(message).finish(),
             HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
+            HubMessage::Control(message) => f.debug_tuple("Control").field(message).finish(),
         }
     }
 }
@@ -352,6 +356,29 @@ pub trait Broker {
         true
     }
 
+    /// The backlog of `topic` held by this loop's broker, where it is the
+    /// topic's sequencer and keeps backlogs of its own (a broker that is
+    /// not [`Broker::complete`] but holds what it sequences, as the
+    /// durable one does); `None` otherwise. `Some` of an empty backlog is
+    /// not needed for a topic it never sequenced: see
+    /// [`Broker::holds_backlogs`].
+    fn backlog(&self, topic: &str) -> Option<&crate::Backlog> {
+        let _ = topic;
+        None
+    }
+
+    /// Whether [`Broker::backlog`] answers for the topics this loop
+    /// sequences (a topic it has not is then one without events).
+    fn holds_backlogs(&self) -> bool {
+        false
+    }
+
+    /// The topics whose backlogs this loop's broker holds
+    /// ([`Broker::holds_backlogs`]), with them; none by default.
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::Backlog)> + '_> {
+        Box::new(std::iter::empty())
+    }
+
     /// The first subscriber of `topic` on this loop arrived (only called
     /// when not [`Broker::complete`]).
     fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
@@ -394,6 +421,20 @@ pub trait Broker {
     /// `topic` to this loop.
     fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
         let _ = (topic, watch, cx);
+    }
+
+    /// Whether user actions ([`Broker::user_action`]) reach the other
+    /// nodes. False by default: they reach this process's loops only.
+    fn shares_user_actions(&self) -> bool {
+        false
+    }
+
+    /// On the loop that took it, for a broker that connects nodes: an
+    /// action on a user's connections, for the other nodes, whose brokers
+    /// post it to one of their loops as [`ControlMessage::Relay`]. (This
+    /// node's loops have it from the application.) Nothing by default.
+    fn user_action(&mut self, action: &UserAction, cx: &mut dyn Context) {
+        let _ = (action, cx);
     }
 
     /// Appends the broker's own metrics (its connection, say) to what

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// the replicas share the events themselves (reference counts), so a
 /// backlog costs its bytes once however many loops there are. At most
 /// `max_topics × max_backlog_bytes` in all.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// Events a topic's backlog keeps for replay (1000).

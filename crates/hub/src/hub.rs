@@ -218,7 +218,8 @@ pub struct Left {
     pub unfollow: bool,
 }
 
-/// A topic's numbers on this loop, from [`Hub::topics`].
+/// A topic's numbers on this loop, from [`Hub::topics`] (or
+/// [`TopicInfo::of_backlog`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicInfo {
@@ -236,6 +237,22 @@ pub struct TopicInfo {
     pub waiting: usize,
     /// Subscribers held on this loop.
     pub held: usize,
+}
+
+impl TopicInfo {
+    /// A topic known by its backlog alone (as a broker holds it), with
+    /// no subscriber.
+    pub fn of_backlog(backlog: &Backlog) -> TopicInfo {
+        TopicInfo {
+            events: backlog.len(),
+            bytes: backlog.bytes(),
+            head: backlog.head(),
+            websocket: 0,
+            event_stream: 0,
+            waiting: 0,
+            held: 0,
+        }
+    }
 }
 
 /// One event loop's hub: a replica of each topic's backlog, and the

@@ -88,6 +88,7 @@
 mod backlog;
 mod broker;
 mod config;
+mod control;
 mod error;
 mod event;
 mod hub;
@@ -103,6 +104,7 @@ pub use broker::{
     Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
 };
 pub use config::{Config, TopicLimits};
+pub use control::{ControlMessage, TopicReport, UserAction, merge_topics, post_to_all};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,

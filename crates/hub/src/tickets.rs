@@ -84,6 +84,12 @@ impl Tickets {
         self.ttl
     }
 
+    /// Tickets issued from now on are good for `ttl` (those outstanding
+    /// keep theirs).
+    pub fn set_ttl(&mut self, ttl: Duration) {
+        self.ttl = ttl;
+    }
+
     /// Issues a ticket made of `random` (16 bytes from a cryptographic
     /// source).
     ///

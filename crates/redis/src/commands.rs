@@ -312,7 +312,7 @@ fn malformed(what: &'static str) -> RedisError {
     RedisError::from((ErrorKind::Parse, "unexpected reply from Redis", what.to_owned()))
 }
 
-fn text(value: &Value) -> Option<&[u8]> {
+pub(crate) fn text(value: &Value) -> Option<&[u8]> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(s) => Some(s.as_bytes()),
@@ -327,7 +327,7 @@ pub(crate) fn parse_id(value: &Value) -> Option<EventId> {
 }
 
 /// Key-value pairs, from a RESP2 flat array or a RESP3 map.
-fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
+pub(crate) fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
     match value {
         Value::Array(items) if items.len() % 2 == 0 => Some(
             items

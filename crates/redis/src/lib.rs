@@ -59,6 +59,18 @@
 //!   sequencer loops. A join or leave elsewhere shows here within about
 //!   the poll; a node that dies, within about the time to live. Nodes'
 //!   clocks are compared through the scores: keep them in sync.
+//! - **User actions** (the server API's `POST /api/disconnect`,
+//!   `/api/unsubscribe` and `/api/refresh`; [`Broker::user_action`]): the
+//!   presence thread adds each action taken on this node to a control
+//!   stream (`PREFIX!control`, `MAXLEN ~ 1000`) with this node's name, and
+//!   every [`RedisConfig::presence_poll`] reads the entries added since it
+//!   last read (since its first connection, to begin with), posting the
+//!   other nodes' actions to loop 0, which hands them to every loop. An
+//!   action reaches the other nodes within about the poll; one taken
+//!   while a node's presence connection is down reaches it once it is
+//!   back, if the stream still holds it; one taken on a node whose
+//!   presence connection is down is not sent (it acts on that node's
+//!   connections only).
 //! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): each topic's
 //!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
 //!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
@@ -99,6 +111,7 @@
 mod commands;
 mod config;
 mod connection;
+mod control;
 mod error;
 mod presence;
 mod reader;
@@ -110,7 +123,7 @@ use std::sync::mpsc::{self, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish};
+use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish, UserAction};
 
 pub use config::RedisConfig;
 pub use error::Error;
@@ -467,6 +480,17 @@ impl Broker for RedisBroker {
             loop_index: cx.this_loop(),
             watch,
         });
+    }
+
+    fn shares_user_actions(&self) -> bool {
+        true
+    }
+
+    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
+        let _ = self
+            .shared
+            .presence_tx
+            .send(PresenceMsg::UserAction(action.clone()));
     }
 
     fn kind(&self) -> &'static str {

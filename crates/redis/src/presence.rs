@@ -18,10 +18,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, RedisError, Value};
-use tether_hub::{HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, is_valid_member};
+use tether_hub::{ControlMessage, EventId, HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, is_valid_member};
 
 use crate::commands::is_server_error;
 use crate::connection::Con;
+use crate::control;
 use crate::shared::{Link, Post, PresenceMsg, Shared};
 
 /// Members added or scored again in one command at most.
@@ -42,6 +43,11 @@ pub(crate) struct PresenceThread {
     watched: HashMap<Arc<str>, usize>,
     next_refresh: Instant,
     next_read: Instant,
+    /// The control stream's key.
+    control_key: String,
+    /// The last id read from the control stream (`None` before the
+    /// first connection: from then on, every action is read).
+    control_from: Option<EventId>,
 }
 
 fn unix_ms() -> u64 {
@@ -81,6 +87,7 @@ impl PresenceThread {
         let now = Instant::now();
         PresenceThread {
             link: Link::new("presence", shared.clone()),
+            control_key: control::key(&shared.config.prefix),
             node: format!("{:016x}", shared.node_id),
             shared,
             post,
@@ -90,6 +97,7 @@ impl PresenceThread {
             watched: HashMap::new(),
             next_refresh: now,
             next_read: now,
+            control_from: None,
         }
     }
 
@@ -102,6 +110,7 @@ impl PresenceThread {
             if self.con.is_none() && self.link.wait().is_zero() {
                 self.con = self.link.connect(self.shared.config.command_timeout);
                 if self.con.is_some() {
+                    self.start_control();
                     // Everything again: entries may have expired meanwhile.
                     self.next_refresh = Instant::now();
                     self.next_read = Instant::now();
@@ -145,6 +154,7 @@ impl PresenceThread {
                 for (topic, loop_index) in topics {
                     self.read(&topic, loop_index);
                 }
+                self.read_control();
             }
         }
     }
@@ -188,6 +198,11 @@ impl PresenceThread {
                     }
                 } else {
                     self.watched.remove(&topic);
+                }
+            }
+            PresenceMsg::UserAction(action) => {
+                if let Some(add) = control::add(&self.control_key, &self.node, &action) {
+                    self.send(&[add]);
                 }
             }
             PresenceMsg::Stop => return false,
@@ -266,6 +281,63 @@ impl PresenceThread {
                 members,
             }),
         );
+    }
+
+    /// On the first connection: the control stream is read from its
+    /// last entry on (what other nodes did before this one came is
+    /// theirs). A connection made again goes on from the last id read.
+    fn start_control(&mut self) {
+        if self.control_from.is_some() {
+            return;
+        }
+        let Some(con) = self.con.as_mut() else { return };
+        let last = redis::cmd("XREVRANGE")
+            .arg(&self.control_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .clone();
+        match con.query(&last) {
+            Ok(reply) => {
+                let last = control::parse_range(&reply).and_then(|entries| entries.first().map(|e| e.id));
+                self.control_from = Some(last.unwrap_or(EventId::ZERO));
+            }
+            Err(e) => self.lost(&e),
+        }
+    }
+
+    /// Relays the other nodes' user actions added since the last read to
+    /// a loop, which posts each to every loop.
+    fn read_control(&mut self) {
+        let (Some(con), Some(from)) = (self.con.as_mut(), self.control_from) else {
+            return;
+        };
+        let read = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(control::READ_COUNT)
+            .arg("STREAMS")
+            .arg(&self.control_key)
+            .arg(from.to_string())
+            .clone();
+        let reply = match con.query(&read) {
+            Ok(reply) => reply,
+            Err(e) => return self.lost(&e),
+        };
+        let Some(entries) = control::parse_xread(&reply) else {
+            log::debug!("redis: the control stream's reply was not read");
+            return;
+        };
+        for entry in entries {
+            self.control_from = Some(entry.id);
+            if entry.node == self.node {
+                continue;
+            }
+            match entry.action {
+                Some(action) => (self.post)(0, HubMessage::Control(ControlMessage::Relay(action))),
+                None => log::debug!("redis: control entry {} is not an action", entry.id),
+            }
+        }
     }
 
     fn send(&mut self, cmds: &[Cmd]) {

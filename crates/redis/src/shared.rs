@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use redis::RedisError;
 use tether_backoff::{Attempts, Backoff};
-use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo};
+use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo, UserAction};
 
 use crate::RedisConfig;
 use crate::connection::{Client, Con};
@@ -68,6 +68,8 @@ pub(crate) enum PresenceMsg {
         loop_index: usize,
         watch: bool,
     },
+    /// Tell the other nodes of an action on a user's connections.
+    UserAction(UserAction),
     /// Remove this node's entries, and stop.
     Stop,
 }

@@ -482,3 +482,42 @@ fn a_trimmed_key_of_the_first_entrys_millisecond_is_forgotten() {
     let token = a.publish_keyed(0, "edge", "old again", Some("old")).unwrap();
     assert!(!a.outcome(0, token).1, "a forgotten key publishes again");
 }
+
+/// A user action one node's broker is given reaches the other nodes'
+/// first loop (to post to all of theirs), once, and not its own node.
+#[test]
+fn user_actions_reach_the_other_nodes() {
+    if !available("user_actions_reach_the_other_nodes") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let fast = |config: &mut tether_redis::RedisConfig| config.presence_poll = Duration::from_millis(50);
+    let mut a = Node::start(&redis.url(), fast);
+    let mut b = Node::start(&redis.url(), fast);
+    // Each has found where the control stream ends (right after its
+    // presence connection is made): from then on it sees actions.
+    wait_until("both presence connections", || {
+        a.bridge.status().presence_connected && b.bridge.status().presence_connected
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let action = tether_hub::UserAction::Disconnect {
+        user: Arc::from("alice"),
+        code: 4000,
+        reason: "bye".to_owned(),
+    };
+    a.brokers[1].user_action(&action, &mut node::Cx(1));
+    match b.next(0) {
+        HubMessage::Control(tether_hub::ControlMessage::Relay(relayed)) => assert_eq!(relayed, action),
+        other => panic!("expected the relayed action, got {other:?}"),
+    }
+    b.expect_quiet(0);
+    b.expect_quiet(1);
+    a.expect_quiet(0);
+    a.expect_quiet(1);
+    assert!(a.brokers[0].shares_user_actions());
+    // A node that comes later does not get what was done before it.
+    let mut c = Node::start(&redis.url(), fast);
+    wait_until("c's presence connection", || c.bridge.status().presence_connected);
+    std::thread::sleep(Duration::from_millis(300));
+    c.expect_quiet(0);
+}

@@ -80,6 +80,7 @@ pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
 }
 
 /// Who a request's credentials say it is.
+#[derive(Debug)]
 pub(super) enum Credential {
     /// It presented none.
     None,
@@ -143,6 +144,19 @@ impl Access {
     /// The settings it decides by.
     pub(super) fn settings(&self) -> &HubSettings {
         &self.settings
+    }
+
+    /// Decides by `settings` from now on (the tickets stay).
+    pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
+        self.settings = settings;
+    }
+
+    /// Tickets issued from now on are good for `ttl`, on every loop.
+    pub(super) fn set_ticket_ttl(&self, ttl: std::time::Duration) {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_ttl(ttl);
     }
 
     /// Whether the request's `Origin` may come in (none, the server's
@@ -281,12 +295,8 @@ impl Access {
     /// without a token that expires (a ticket, the publish token, no
     /// credentials). A token that no longer verifies (the keys changed
     /// since the request was routed) gives a deadline already passed.
-    pub(super) fn deadline_of(&self, request: &Request<'_>, now: Instant) -> Option<u64> {
-        self.holder_of(request, now).0
-    }
-
-    /// [`Access::deadline_of`], and the subject of the credential (a
-    /// token's, or a ticket holder's).
+    /// With it, the subject of the credential (a token's, or a ticket
+    /// holder's).
     pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
         if let Some(ticket) = request.query_param("ticket") {
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
@@ -304,6 +314,46 @@ impl Access {
         }
     }
 
+    /// Who a request that needs a credential presents: the publish token
+    /// or a JSON Web Token that verifies; else the refusal (counted),
+    /// as when publishing over HTTP is disabled (no publish token, no
+    /// tokens verified).
+    pub(super) fn authenticate(
+        &self,
+        stats: &HubStats,
+        request: &Request<'_>,
+    ) -> Result<Credential, Response> {
+        let settings = &self.settings;
+        if settings.publish_token.is_none() && settings.auth.is_none() {
+            add(&stats.refused_403, 1);
+            return Err(Response::text(
+                403,
+                "publishing over HTTP is disabled: the server has no publish token\n",
+            ));
+        }
+        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::None) => Refusal::NoCredentials,
+            Ok(credential) => return Ok(credential),
+            Err(refusal) => refusal,
+        };
+        count_refusal(stats, refusal);
+        Err(refusal.response())
+    }
+
+    /// Whether a credential may read `topic` through the server API
+    /// (its presence, history and numbers): the publish token any topic;
+    /// a JSON Web Token one that it grants to subscribe to or publish on,
+    /// or one that is not private.
+    pub(super) fn may_read(&self, credential: &Credential, topic: &str) -> bool {
+        match credential {
+            Credential::Admin => true,
+            Credential::Token(who) => {
+                !self.is_private(topic) || who.rights.may_subscribe(topic) || who.rights.may_publish(topic)
+            }
+            Credential::None => false,
+        }
+    }
+
     /// Checks who publishes over HTTP (`topic`) or asks for a ticket
     /// (`None`): the publish token, or a JSON Web Token whose rights grant
     /// publishing to the topic (tickets check their own). `None` if the
@@ -314,36 +364,18 @@ impl Access {
         request: &Request<'_>,
         topic: Option<&str>,
     ) -> Option<Response> {
-        let settings = &self.settings;
-        if settings.publish_token.is_none() && settings.auth.is_none() {
-            add(&stats.refused_403, 1);
-            return Some(Response::text(
-                403,
-                "publishing over HTTP is disabled: the server has no publish token\n",
-            ));
-        }
-        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(credential @ Credential::Admin) => match topic {
-                Some(topic) if !credential.may_publish(settings, topic) => Refusal::PublishClosed,
-                _ => return None,
-            },
-            Ok(Credential::Token(who)) => match topic {
-                Some(topic) if !who.rights.may_publish(topic) => Refusal::NotGranted,
-                Some(topic) if !settings.may_publish(topic, Publisher::Granted) => Refusal::PublishClosed,
-                _ => return None,
-            },
-            Ok(Credential::None) => Refusal::NoCredentials,
-            Err(refusal) => refusal,
+        let credential = match self.authenticate(stats, request) {
+            Ok(credential) => credential,
+            Err(refusal) => return Some(refusal),
+        };
+        let topic = topic?;
+        let refusal = match &credential {
+            Credential::Token(who) if !who.rights.may_publish(topic) => Refusal::NotGranted,
+            credential if !credential.may_publish(&self.settings, topic) => Refusal::PublishClosed,
+            _ => return None,
         };
         count_refusal(stats, refusal);
         Some(refusal.response())
-    }
-
-    /// The credential of a request that [`Access::check_publisher`] let
-    /// in, to be asked topic by topic.
-    pub(super) fn publisher(&self, request: &Request<'_>) -> Credential {
-        self.credential(request, self.unix_secs(Instant::now()))
-            .unwrap_or(Credential::None)
     }
 
     /// `POST /tickets`: a single-use ticket. Asked for with a token, it

@@ -10,6 +10,35 @@ use tether_server::{ConnId, Ctx, Encoded, Message, Response};
 use super::broker_view::LoopContext;
 use tether_hub::HubMessage;
 
+/// The answer to a presence question, for whoever asked.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// `GET /topics/NAME/presence`'s answer.
+    Page(ConnId, Response),
+    /// The members, for the server API.
+    Api(Asker, Arc<str>, Members),
+}
+
+/// Who asked a topic's sequencer who is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asker {
+    /// `GET /topics/NAME/presence`.
+    Page(ConnId),
+    /// `GET /api/presence`.
+    Api(ConnId),
+    /// `POST /api/presence/counts`: the request waiting as `token`, for
+    /// its topic `index`.
+    Count { conn: ConnId, token: u64, index: usize },
+}
+
+impl Asker {
+    fn conn(self) -> ConnId {
+        match self {
+            Asker::Page(conn) | Asker::Api(conn) | Asker::Count { conn, .. } => conn,
+        }
+    }
+}
+
 /// One loop's part of presence: the members of the topics it sequences,
 /// the subscribers it has that watch joins and leaves, and the presence
 /// queries waiting for a topic's sequencer.
@@ -18,8 +47,8 @@ pub(super) struct Roster {
     presence: Presence,
     /// Subscribers that get join and leave events, by topic.
     watchers: HashMap<Arc<str>, Vec<(ConnId, Transport)>>,
-    /// `GET /topics/NAME/presence` requests waiting for the sequencer.
-    queries: HashMap<u64, (ConnId, Arc<str>)>,
+    /// Presence questions waiting for the sequencer, and who asked.
+    queries: HashMap<u64, (Asker, Arc<str>)>,
     next_query: u64,
     /// Names anonymous members apart from other processes' and loops'.
     node: Arc<str>,
@@ -91,12 +120,12 @@ impl Roster {
         }
     }
 
-    /// Asks the sequencer of `topic` who is present, for `conn`'s request.
-    pub(super) fn ask(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
+    /// Asks the sequencer of `topic` who is present, for a request.
+    pub(super) fn ask(&mut self, ctx: &mut Ctx<'_, HubMessage>, asker: Asker, topic: &str) {
         let token = self.next_query;
         self.next_query += 1;
         let topic: Arc<str> = Arc::from(topic);
-        self.queries.insert(token, (conn, topic.clone()));
+        self.queries.insert(token, (asker, topic.clone()));
         let reply = ReplyTo {
             loop_index: ctx.loop_index().0,
             token,
@@ -106,7 +135,7 @@ impl Roster {
 
     /// `conn`'s query is answered otherwise, or abandoned.
     pub(super) fn forget(&mut self, conn: ConnId) {
-        self.queries.retain(|_, (c, _)| *c != conn);
+        self.queries.retain(|_, (asker, _)| asker.conn() != conn);
     }
 
     /// A presence message from a loop: kept, a join or leave sent to this
@@ -117,7 +146,7 @@ impl Roster {
         ctx: &mut Ctx<'_, HubMessage>,
         broker: &mut dyn Broker,
         message: PresenceMessage,
-    ) -> Option<(ConnId, Response)> {
+    ) -> Option<Answer> {
         match self.presence.receive(message, broker, &mut LoopContext { ctx })? {
             PresenceMessage::Changed(change) => self.changed(ctx, &change),
             PresenceMessage::Members { token, members } => return self.answer(token, &members),
@@ -164,10 +193,15 @@ impl Roster {
         }
     }
 
-    fn answer(&mut self, token: u64, members: &Members) -> Option<(ConnId, Response)> {
-        let (conn, topic) = self.queries.remove(&token)?;
-        let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
-        Some((conn, response))
+    fn answer(&mut self, token: u64, members: &Members) -> Option<Answer> {
+        let (asker, topic) = self.queries.remove(&token)?;
+        Some(match asker {
+            Asker::Page(conn) => {
+                let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
+                Answer::Page(conn, response)
+            }
+            other => Answer::Api(other, topic, members.clone()),
+        })
     }
 }
 

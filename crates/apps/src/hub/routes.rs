@@ -74,6 +74,13 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Broadcast) => 12,
                 HubRoute::Api(ApiRoute::Unknown) => 13,
                 HubRoute::Api(ApiRoute::History) => 14,
+                HubRoute::Api(ApiRoute::Presence) => 15,
+                HubRoute::Api(ApiRoute::PresenceCounts) => 16,
+                HubRoute::Api(ApiRoute::Topics) => 17,
+                HubRoute::Api(ApiRoute::TopicInfo) => 18,
+                HubRoute::Api(ApiRoute::Disconnect) => 19,
+                HubRoute::Api(ApiRoute::Unsubscribe) => 20,
+                HubRoute::Api(ApiRoute::Refresh) => 21,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
                 HubRoute::Admin(route) => TAG_ADMIN + route as u32,
             }
@@ -101,6 +108,13 @@ impl HubRoute {
             12 => HubRoute::Api(ApiRoute::Broadcast),
             13 => HubRoute::Api(ApiRoute::Unknown),
             14 => HubRoute::Api(ApiRoute::History),
+            15 => HubRoute::Api(ApiRoute::Presence),
+            16 => HubRoute::Api(ApiRoute::PresenceCounts),
+            17 => HubRoute::Api(ApiRoute::Topics),
+            18 => HubRoute::Api(ApiRoute::TopicInfo),
+            19 => HubRoute::Api(ApiRoute::Disconnect),
+            20 => HubRoute::Api(ApiRoute::Unsubscribe),
+            21 => HubRoute::Api(ApiRoute::Refresh),
             n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
                 HubRoute::Admin(*AdminRoute::ALL.get((n - TAG_ADMIN) as usize)?)
             }
@@ -348,15 +362,7 @@ mod tests {
         ]
         .into_iter()
         .chain(sockets.map(HubRoute::WebSocket))
-        .chain(
-            [
-                ApiRoute::Publish,
-                ApiRoute::Broadcast,
-                ApiRoute::History,
-                ApiRoute::Unknown,
-            ]
-            .map(HubRoute::Api),
-        )
+        .chain(ApiRoute::ALL.map(HubRoute::Api))
         .chain(Refusal::ALL.map(HubRoute::Refused));
         let mut tags = std::collections::HashSet::new();
         for route in routes {
@@ -369,7 +375,7 @@ mod tests {
             0,
             1,
             TAG_BASE,
-            TAG_BASE | 15,
+            TAG_BASE | 22,
             TAG_BASE | 0xFF,
             TAG_BASE | 0x1FF,
             u32::MAX,

@@ -1,7 +1,8 @@
 //! What every loop of a hub shares.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tether_hub::{Broker, LocalBroker};
 
@@ -39,6 +40,16 @@ pub struct HubShared {
     /// Random, made at start: names anonymous members apart from other
     /// processes'.
     pub(super) node: Arc<str>,
+    /// The settings as [`HubShared::reload`] last left them; each loop
+    /// catches up with them ([`HubShared::catch_up`]).
+    current: Arc<Current>,
+}
+
+/// The newest settings, and how many times they were replaced.
+#[derive(Debug)]
+struct Current {
+    settings: Mutex<Arc<HubSettings>>,
+    generation: AtomicU64,
 }
 
 impl fmt::Debug for HubShared {
@@ -58,14 +69,92 @@ impl HubShared {
             stats: (0..loops.max(1)).map(|_| Arc::default()).collect(),
             local: Arc::new(LocalBroker::new(settings.hub.clone())),
             access: Access::new(settings.clone()),
+            current: Arc::new(Current {
+                settings: Mutex::new(settings.clone()),
+                generation: AtomicU64::new(0),
+            }),
             settings,
             node: node_tag(),
         }
     }
 
-    /// The settings.
+    /// The settings this value reads (those it was made with, or, for a
+    /// loop's, the newest it has caught up with).
     pub fn settings(&self) -> &HubSettings {
         &self.settings
+    }
+
+    /// The newest settings, as [`HubShared::reload`] last left them.
+    pub fn current_settings(&self) -> Arc<HubSettings> {
+        self.current
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the settings of every loop of the running hub, from the
+    /// next request, message or tick each loop handles (what connections
+    /// already open were granted stays theirs). What cannot change while
+    /// the hub runs is kept as it is, and named in the answer (option
+    /// names, for a log): the hub's bounds and namespaces' backlogs
+    /// (`hub`, which the brokers hold), the trusted origins (the
+    /// WebSocket handshake's origin policy is fixed at start), the
+    /// metrics' listener, and whether tokens are verified at all (their
+    /// keys are reloaded on their own, [`HubAuth::set_keys`]; the other
+    /// token options are taken).
+    ///
+    /// [`HubAuth::set_keys`]: crate::HubAuth::set_keys
+    pub fn reload(&self, mut new: HubSettings) -> Vec<&'static str> {
+        let mut lock = self.current.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let old = lock.clone();
+        let mut kept = Vec::new();
+        if new.hub != old.hub {
+            kept.push("the backlog, event and topic limits (backlog-*, max-event-size, max-topics, topic-ttl, namespaces' backlog-*, topic-ttl and durable)");
+        }
+        new.hub = old.hub.clone();
+        if new.trusted_origins != old.trusted_origins {
+            kept.push("trusted-origin");
+            new.trusted_origins = old.trusted_origins.clone();
+        }
+        if new.metrics_on_admin_listener != old.metrics_on_admin_listener {
+            kept.push("metrics-listen");
+            new.metrics_on_admin_listener = old.metrics_on_admin_listener;
+        }
+        new.auth = match (&old.auth, new.auth.take()) {
+            // The keys stay shared with whatever reloads them.
+            (Some(old), Some(new)) => {
+                let mut auth = old.clone();
+                auth.validation = new.validation;
+                auth.private = new.private;
+                auth.cookie = new.cookie;
+                auth.query = new.query;
+                auth.auth_timeout = new.auth_timeout;
+                Some(auth)
+            }
+            (None, None) => None,
+            (old, _) => {
+                kept.push("the token keys (jwt-*: whether tokens are verified at all)");
+                old.clone()
+            }
+        };
+        self.access.set_ticket_ttl(new.ticket_ttl);
+        *lock = Arc::new(new);
+        self.current.generation.fetch_add(1, Ordering::Release);
+        kept
+    }
+
+    /// Takes the newest settings if they were replaced since this value
+    /// last looked: one atomic load when they were not.
+    pub(super) fn catch_up(&mut self, seen: &mut u64) {
+        let generation = self.current.generation.load(Ordering::Acquire);
+        if generation == *seen {
+            return;
+        }
+        let settings = self.current_settings();
+        self.access.set_settings(settings.clone());
+        self.settings = settings;
+        *seen = generation;
     }
 
     /// The application for loop `loop_index`, with the in-process broker.

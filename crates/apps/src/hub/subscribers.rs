@@ -216,6 +216,19 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     pub(super) fn len(&self) -> usize {
         self.conns.len()
     }
+
+    /// The connections whose credential's subject is `user` (subscribed
+    /// to `topic`, if one is given), with their transports. It looks at
+    /// every subscriber of the loop: for the server API's user actions,
+    /// which are rare.
+    pub(super) fn of_user(&self, user: &str, topic: Option<&str>) -> Vec<(C, Transport)> {
+        self.conns
+            .iter()
+            .filter(|(_, s)| s.subject.as_deref() == Some(user))
+            .filter(|(_, s)| topic.is_none_or(|t| *s.topic == *t))
+            .map(|(conn, s)| (*conn, s.transport))
+            .collect()
+    }
 }
 
 /// Ends a WebSocket (1008) or an event stream (after an `auth-expired`

@@ -1,0 +1,42 @@
+// Builds the package: dist/*.js and *.d.ts with tsc (the npm package's ES
+// modules and types), and dist/tether-client.min.js, one minified ES
+// module with esbuild; prints its size minified and gzipped and fails when
+// the gzipped size is over the limit.
+//
+//   node build.mjs           build
+//   node build.mjs --demo    build, and copy the minified module to the
+//                            demo page's directory (crates/apps/static/)
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const LIMIT = 5 * 1024;
+const MIN = join(here, 'dist', 'tether-client.min.js');
+
+rmSync(join(here, 'dist'), { recursive: true, force: true });
+execFileSync(process.execPath, [join(here, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(here, 'tsconfig.json')],
+  { stdio: 'inherit' });
+await build({
+  entryPoints: [join(here, 'src', 'index.ts')],
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  target: 'es2020',
+  outfile: MIN,
+  legalComments: 'none',
+  banner: { js: '// tether-client (clients/js), built; do not edit.' },
+});
+const min = readFileSync(MIN);
+const gz = gzipSync(min, { level: 9 }).length;
+console.log(`tether-client: ${min.length} bytes minified, ${gz} bytes gzipped (limit ${LIMIT})`);
+if (gz > LIMIT) {
+  console.error(`tether-client: FAILED: ${gz} bytes gzipped is over the ${LIMIT}-byte limit`);
+  process.exit(1);
+}
+if (process.argv.includes('--demo')) {
+  copyFileSync(MIN, join(here, '..', '..', 'crates', 'apps', 'static', 'tether-client.js'));
+}

@@ -1,0 +1,162 @@
+//! What every loop does for the server API's questions and actions: the
+//! control messages the loop that took a request posts to all of them,
+//! and the answers that come back to it.
+
+use tether_hub::{
+    ControlMessage, HubMessage, Members, TopicInfo, TopicReport, Transport, UserAction, post_to_all,
+};
+use tether_server::{CloseCode, CloseReason, Ctx};
+
+use super::{ApiError, users};
+use crate::hub::HubApp;
+use crate::hub::access::warning_time;
+use crate::hub::broker_view::LoopContext;
+use crate::hub::presence::Asker;
+
+/// What every loop does for the server API's questions and actions.
+impl HubApp {
+    /// A control message from a loop (this one included): an action on a
+    /// user's connections or a question, done here and answered to the
+    /// loop that asked; or an answer, for a request waiting here.
+    pub(in crate::hub) fn api_control(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: ControlMessage) {
+        let answered = match message {
+            ControlMessage::Act { action, reply } => {
+                let count = self.act_on_user(ctx, &action);
+                if let Some(reply) = reply {
+                    let done = ControlMessage::Done {
+                        token: reply.token,
+                        count,
+                    };
+                    ctx.post(reply.loop_index, HubMessage::Control(done));
+                }
+                None
+            }
+            ControlMessage::Topics { reply, only } => {
+                // The replicas this loop follows, and the backlogs its
+                // broker holds as their sequencer (the durable log's): with
+                // them, every topic of the node is listed, subscribed to or
+                // not.
+                let sequenced = self
+                    .broker
+                    .backlogs()
+                    .map(|(name, backlog)| (name, TopicInfo::of_backlog(backlog)));
+                let topics = self
+                    .hub
+                    .topics()
+                    .chain(sequenced)
+                    .filter(|(name, _)| only.as_ref().is_none_or(|only| *name == only))
+                    .map(|(name, info)| TopicReport {
+                        topic: name.clone(),
+                        info,
+                    })
+                    .collect();
+                let answer = ControlMessage::TopicsOf {
+                    token: reply.token,
+                    topics,
+                };
+                ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::Relay(action) => {
+                let act = ControlMessage::Act { action, reply: None };
+                post_to_all(&mut LoopContext { ctx }, &act);
+                None
+            }
+            ControlMessage::History {
+                reply,
+                topic,
+                since,
+                limit,
+            } => {
+                let query = super::parse::HistoryQuery {
+                    topic: topic.to_string(),
+                    since,
+                    limit,
+                };
+                let json = self
+                    .broker
+                    .holds_backlogs()
+                    .then(|| super::history::history_json(&query, self.broker.backlog(&topic)));
+                let answer = ControlMessage::HistoryOf {
+                    token: reply.token,
+                    json,
+                };
+                ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::HistoryOf { token, json } => self.gathers.history_of(token, json),
+            ControlMessage::Done { token, count } => self.gathers.done(token, count),
+            ControlMessage::TopicsOf { token, topics } => self.gathers.topics_of(token, topics),
+            other => {
+                log::debug!("hub: unexpected {other:?}");
+                None
+            }
+        };
+        if let Some((conn, response)) = answered {
+            self.cors.respond(ctx, conn, response);
+        }
+    }
+
+    /// A topic's members, for `GET /api/presence` or one topic of
+    /// `POST /api/presence/counts`.
+    pub(in crate::hub) fn api_members(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        asker: Asker,
+        topic: &str,
+        members: &Members,
+    ) {
+        let answered = match asker {
+            Asker::Api(conn) => Some((conn, users::presence_json(topic, members))),
+            Asker::Count { token, index, .. } => self.gathers.counted(token, index, members),
+            Asker::Page(_) => None,
+        };
+        if let Some((conn, response)) = answered {
+            self.cors.respond(ctx, conn, response);
+        }
+    }
+
+    /// Acts on this loop's connections of the action's user: how many.
+    fn act_on_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, action: &UserAction) -> usize {
+        let (topic, code, reason) = match action {
+            UserAction::Disconnect { code, reason, .. } => (None, *code, reason),
+            UserAction::Unsubscribe {
+                topic, code, reason, ..
+            } => (Some(&**topic), *code, reason),
+            UserAction::Refresh { user, expires_at } => return self.refresh_user(ctx, user, *expires_at),
+            _ => return 0,
+        };
+        let conns = self.subscribers.of_user(action.user(), topic);
+        for &(conn, transport) in &conns {
+            self.leave(ctx, conn, &CloseReason::Ended);
+            match transport {
+                Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode(code), reason),
+                Transport::EventStream => {
+                    let event = tether_sse::Event::new().event("disconnect").data(reason);
+                    if let Err(e) = ctx.send_event(conn, &event) {
+                        log::debug!("hub: disconnect event not sent: {e}");
+                    }
+                    ctx.end_stream(conn);
+                }
+                Transport::Poll => {
+                    let e = ApiError::new(403, "disconnected", reason.as_str());
+                    self.cors.respond(ctx, conn, e.response());
+                }
+            }
+        }
+        conns.len()
+    }
+
+    /// The user's connections now expire at `expires_at` (Unix seconds,
+    /// no leeway added): a WebSocket is warned before, as when its token
+    /// expires, and every one is closed then. How many.
+    fn refresh_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, user: &str, expires_at: u64) -> usize {
+        let now = self.shared.access.unix_secs(ctx.now());
+        let conns = self.subscribers.of_user(user, None);
+        for &(conn, transport) in &conns {
+            let warn_at = (transport == Transport::WebSocket).then(|| warning_time(expires_at, now));
+            self.subscribers.renew(conn, Some(expires_at), warn_at);
+        }
+        conns.len()
+    }
+}

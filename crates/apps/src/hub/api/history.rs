@@ -1,0 +1,117 @@
+//! `GET /api/history`: a page of a topic's backlog.
+
+use tether_hub::{Backlog, EventId, Replay, json_string};
+use tether_server::Response;
+
+use super::parse::HistoryQuery;
+
+/// The answer to a history query from the topic's backlog (`None`: the
+/// topic has none):
+/// `{"topic":"T","events":[...],"next":"ID","more":BOOL,"gap":null|{...}}`.
+/// `next` is the `since` of the next page; `more` says whether the
+/// backlog holds events after it; `gap` is the signal a resume from
+/// `since` would get (events after it were dropped from the backlog: the
+/// events are then those held, from the oldest).
+pub(in crate::hub) fn history(query: &HistoryQuery, backlog: Option<&Backlog>) -> Response {
+    history_response(history_json(query, backlog))
+}
+
+/// A history page's JSON as the answer.
+pub(in crate::hub) fn history_response(json: String) -> Response {
+    Response::json(200, json).header("Cache-Control", "no-cache")
+}
+
+/// The body of [`history`].
+pub(in crate::hub) fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
+    let since = query.since.unwrap_or(EventId::ZERO);
+    let (gap, mut events) = match backlog.map(|b| b.replay_id(since)) {
+        Some(Replay::Events(events)) => (None, Some(events)),
+        Some(Replay::Gap(gap, events)) => (query.since.map(|_| gap), Some(events)),
+        None => (None, None),
+    };
+    let mut body = String::from("{\"topic\":");
+    body.push_str(&json_string(&query.topic));
+    body.push_str(",\"events\":[");
+    let mut next = gap.map_or(since, |gap| gap.resume);
+    let mut count = 0;
+    while count < query.limit
+        && let Some(event) = events.as_mut().and_then(Iterator::next)
+    {
+        if count > 0 {
+            body.push(',');
+        }
+        body.push_str(event.json());
+        next = event.id();
+        count += 1;
+    }
+    let more = events.is_some_and(|mut rest| rest.next().is_some());
+    body.push_str(&format!("],\"next\":\"{next}\",\"more\":{more},\"gap\":"));
+    match gap {
+        Some(gap) => body.push_str(&gap.json(&query.topic, &since.to_string())),
+        None => body.push_str("null"),
+    }
+    body.push('}');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn text(response: &Response) -> Value {
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    #[test]
+    fn history_pages() {
+        let mut backlog = Backlog::new(3, 1 << 20);
+        for seq in 1..=5 {
+            let event =
+                tether_hub::Event::new("a".into(), EventId::new(1, seq), "message", &format!("e{seq}"));
+            backlog.push(event.unwrap()).unwrap();
+        }
+        let read = |since: Option<EventId>, limit| {
+            let q = HistoryQuery {
+                topic: "a".to_owned(),
+                since,
+                limit,
+            };
+            text(&history(&q, Some(&backlog)))
+        };
+        // 1-1 and 1-2 were dropped: from the start, the oldest held.
+        let first = read(None, 2);
+        assert_eq!(first["events"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            (first["next"].as_str(), first["more"].as_bool()),
+            (Some("1-4"), Some(true))
+        );
+        assert!(first["gap"].is_null());
+        let last = read(Some(EventId::new(1, 4)), 2);
+        assert_eq!(last["events"][0]["data"], "e5");
+        assert_eq!(
+            (last["next"].as_str(), last["more"].as_bool()),
+            (Some("1-5"), Some(false))
+        );
+        let done = read(Some(EventId::new(1, 5)), 2);
+        assert_eq!(
+            (done["next"].as_str(), done["events"].as_array().map(Vec::len)),
+            (Some("1-5"), Some(0))
+        );
+        // Older than the backlog: the gap, then what is held.
+        let gap = read(Some(EventId::new(1, 1)), 10);
+        assert_eq!(gap["events"].as_array().unwrap().len(), 3);
+        assert!(gap["gap"].is_object(), "{gap}");
+        // No backlog at all.
+        let q = HistoryQuery {
+            topic: "b".to_owned(),
+            since: None,
+            limit: 5,
+        };
+        let none = text(&history(&q, None));
+        assert_eq!(
+            (none["next"].as_str(), none["more"].as_bool()),
+            (Some("0-0"), Some(false))
+        );
+    }
+}

@@ -1,0 +1,607 @@
+//! The server API, for a publisher's backend: `POST /api/publish` (many
+//! events in one request), `POST /api/broadcast` (one event to many
+//! topics), `GET /api/history` (a topic's backlog, page by page),
+//! presence (`GET /api/presence`, `POST /api/presence/counts`), the
+//! topics a node has (`GET /api/topics`, `GET /api/topics/info`) and
+//! actions on one user's connections (`POST /api/disconnect`,
+//! `/api/unsubscribe`, `/api/refresh`). This module reads their bodies
+//! (`parse`), keeps the requests that wait for the sequencer (`batch`)
+//! or for every loop (`users`; what each loop does: `act`), and writes
+//! their answers;
+//! every error is `{"error":{"code":"...","message":"..."}}`.
+//!
+//! Each publish item is a publish as `POST /topics/NAME` makes it (the
+//! same validation, limits and publish keys), sequenced on its own: a
+//! batch is not all-or-nothing, its answer says, item by item and in
+//! order, the event's id or why it was not published.
+//!
+//! Who may do what: every endpoint takes the publish token. A JSON Web
+//! Token may publish where its `pub` rights reach; read a topic's
+//! history, presence and numbers where it may subscribe or publish (or
+//! the topic is not private), and list those topics only; the user
+//! actions need the publish token.
+
+mod act;
+mod batch;
+mod history;
+mod parse;
+mod users;
+
+use std::sync::Arc;
+
+use tether_hub::{
+    ControlMessage, Error as HubError, HubMessage, Publish, ReplyTo, UserAction, json_string, post_to_all,
+};
+use tether_server::{ConnId, Ctx, Reply, Request, Response};
+
+use super::HubApp;
+use super::access::{Credential, count_refusal};
+use super::broker_view::LoopContext;
+use super::presence::Asker;
+use super::publish::Pending;
+use super::routes::Refusal;
+pub(in crate::hub) use batch::{Batches, Outcome};
+pub(in crate::hub) use users::Gathers;
+
+/// The most items of one `POST /api/publish`, and topics of one
+/// `POST /api/broadcast`.
+pub(in crate::hub) const MAX_ITEMS: usize = 1000;
+
+/// The API's endpoints (what `/api/...` a request names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::hub) enum ApiRoute {
+    /// `POST /api/publish`.
+    Publish,
+    /// `POST /api/broadcast`.
+    Broadcast,
+    /// `GET /api/history`.
+    History,
+    /// `GET /api/presence`.
+    Presence,
+    /// `POST /api/presence/counts`.
+    PresenceCounts,
+    /// `GET /api/topics`.
+    Topics,
+    /// `GET /api/topics/info`.
+    TopicInfo,
+    /// `POST /api/disconnect`.
+    Disconnect,
+    /// `POST /api/unsubscribe`.
+    Unsubscribe,
+    /// `POST /api/refresh`.
+    Refresh,
+    /// Any other path under `/api/`: a JSON 404.
+    Unknown,
+}
+
+impl ApiRoute {
+    /// The endpoint of a path under `/api/`; `None` for any other path.
+    pub(in crate::hub) fn of(path: &str) -> Option<ApiRoute> {
+        Some(match path.strip_prefix("/api/")? {
+            "publish" => ApiRoute::Publish,
+            "broadcast" => ApiRoute::Broadcast,
+            "history" => ApiRoute::History,
+            "presence" => ApiRoute::Presence,
+            "presence/counts" => ApiRoute::PresenceCounts,
+            "topics" => ApiRoute::Topics,
+            "topics/info" => ApiRoute::TopicInfo,
+            "disconnect" => ApiRoute::Disconnect,
+            "unsubscribe" => ApiRoute::Unsubscribe,
+            "refresh" => ApiRoute::Refresh,
+            _ => ApiRoute::Unknown,
+        })
+    }
+
+    /// Every endpoint.
+    #[cfg(test)]
+    pub(in crate::hub) const ALL: [ApiRoute; 11] = [
+        ApiRoute::Publish,
+        ApiRoute::Broadcast,
+        ApiRoute::History,
+        ApiRoute::Presence,
+        ApiRoute::PresenceCounts,
+        ApiRoute::Topics,
+        ApiRoute::TopicInfo,
+        ApiRoute::Disconnect,
+        ApiRoute::Unsubscribe,
+        ApiRoute::Refresh,
+        ApiRoute::Unknown,
+    ];
+
+    /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
+    pub(in crate::hub) fn is_post(self) -> bool {
+        matches!(
+            self,
+            ApiRoute::Publish
+                | ApiRoute::Broadcast
+                | ApiRoute::PresenceCounts
+                | ApiRoute::Disconnect
+                | ApiRoute::Unsubscribe
+                | ApiRoute::Refresh
+        )
+    }
+}
+
+/// An error answer: its status, a short code and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::hub) struct ApiError {
+    pub(in crate::hub) status: u16,
+    pub(in crate::hub) code: &'static str,
+    pub(in crate::hub) message: String,
+}
+
+impl ApiError {
+    pub(in crate::hub) fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(in crate::hub) fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    /// What the hub refused a publish for.
+    pub(in crate::hub) fn of_hub(e: &HubError) -> ApiError {
+        let code = match e {
+            HubError::InvalidTopic => "invalid_topic",
+            HubError::InvalidEventType => "invalid_type",
+            HubError::InvalidPublishKey => "invalid_key",
+            HubError::EventTooLarge { .. } => "too_large",
+            HubError::TopicLimit { .. } => "topic_limit",
+            HubError::BrokerUnavailable => "unavailable",
+            HubError::ShuttingDown => "shutting_down",
+            _ => "internal",
+        };
+        ApiError::new(e.http_status(), code, e.to_string())
+    }
+
+    /// `{"error":{"code":"...","message":"..."}}`.
+    pub(in crate::hub) fn json(&self) -> String {
+        format!(
+            "{{\"error\":{{\"code\":\"{}\",\"message\":{}}}}}",
+            self.code,
+            json_string(&self.message)
+        )
+    }
+
+    pub(in crate::hub) fn response(&self) -> Response {
+        let response = Response::json(self.status, self.json());
+        match self.status {
+            503 => response.header("Retry-After", "1"),
+            _ => response,
+        }
+    }
+}
+
+/// 405, naming the methods the endpoint takes (`Allow` too).
+pub(in crate::hub) fn method_not_allowed(allow: &str) -> Response {
+    let message = format!("this endpoint takes {allow}");
+    ApiError::new(405, "method_not_allowed", message)
+        .response()
+        .header("Allow", allow)
+}
+
+/// Another answer of the hub's (a refusal in plain text: no credential, a
+/// bad one, an origin not allowed) in the API's JSON form, its status
+/// and headers kept.
+pub(in crate::hub) fn as_json(response: Response) -> Response {
+    if response.content_type == "application/json" {
+        return response;
+    }
+    let code = match response.status {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "too_large",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        504 => "timeout",
+        _ => "error",
+    };
+    let message = String::from_utf8_lossy(&response.body).trim_end().to_owned();
+    let error = ApiError::new(response.status, code, message);
+    Response {
+        content_type: "application/json".to_owned(),
+        body: error.json().into_bytes(),
+        ..response
+    }
+}
+
+/// The server API's side of the hub's callbacks.
+impl HubApp {
+    /// `/api/...`: the server API. The method and the credential are
+    /// checked first (the credential once: what it may do is asked of the
+    /// one verified here), then the endpoint answers.
+    pub(super) fn api_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+        route: ApiRoute,
+    ) -> Reply {
+        if route == ApiRoute::Unknown {
+            let e = ApiError::new(
+                404,
+                "not_found",
+                "no such API endpoint (see the README's Server API)",
+            );
+            return Reply::Now(e.response());
+        }
+        let method = request.method();
+        if route.is_post() && method != "POST" {
+            return Reply::Now(method_not_allowed("POST"));
+        }
+        if !route.is_post() && method != "GET" && method != "HEAD" {
+            return Reply::Now(method_not_allowed("GET, HEAD"));
+        }
+        let credential = match self.shared.access.authenticate(&self.stats, request) {
+            Ok(credential) => credential,
+            Err(refusal) => return Reply::Now(as_json(refusal)),
+        };
+        let answer = match route {
+            ApiRoute::Publish | ApiRoute::Broadcast => {
+                return self.api_publish(ctx, conn, body, route, &credential);
+            }
+            ApiRoute::History => self.api_history(ctx, conn, request, &credential),
+            ApiRoute::Presence => self.api_presence(ctx, conn, request, &credential),
+            ApiRoute::PresenceCounts => self.api_presence_counts(ctx, conn, body, &credential),
+            ApiRoute::Topics | ApiRoute::TopicInfo => self.api_topics(ctx, conn, request, route, credential),
+            ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
+                self.api_user_action(ctx, conn, body, route, &credential)
+            }
+            ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
+        };
+        match answer {
+            Ok(Some(response)) => Reply::Now(response),
+            Ok(None) => Reply::Later(self.shared.settings.publish_timeout),
+            Err(e) => Reply::Now(e.response()),
+        }
+    }
+
+    /// `POST /api/publish` and `POST /api/broadcast`: every item is
+    /// checked and sequenced as `POST /topics/NAME` would be; the answer
+    /// waits for all of them.
+    fn api_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        route: ApiRoute,
+        credential: &Credential,
+    ) -> Reply {
+        let parsed = if route == ApiRoute::Broadcast {
+            parse::parse_broadcast(body, self.shared.settings.hub.max_event_size)
+        } else {
+            parse::parse_publish(body)
+        };
+        let items = match parsed {
+            Ok(items) => items,
+            Err(e) => return Reply::Now(e.response()),
+        };
+        self.batches.start(conn, items.len());
+        let mut answer = None;
+        for (index, item) in items.into_iter().enumerate() {
+            if let Some(outcome) = self.api_item(ctx, conn, index, item, credential)
+                && let Some(response) = self.batches.settle(conn, index, outcome)
+            {
+                answer = Some(response);
+            }
+        }
+        match answer {
+            Some(response) => Reply::Now(response),
+            None => Reply::Later(self.shared.settings.publish_timeout),
+        }
+    }
+
+    /// 403 unless the credential may read `topic` (counted).
+    fn api_may_read(&self, credential: &Credential, topic: &str) -> Result<(), ApiError> {
+        if self.shared.access.may_read(credential, topic) {
+            return Ok(());
+        }
+        count_refusal(&self.stats, Refusal::NotGranted);
+        Err(ApiError::new(
+            403,
+            "forbidden",
+            "the token does not grant this topic",
+        ))
+    }
+
+    /// 403 unless the credential is the publish token (counted): what acts
+    /// on other users' connections, or lists every topic, needs it.
+    fn api_admin(&self, credential: &Credential) -> Result<(), ApiError> {
+        if matches!(credential, Credential::Admin) {
+            return Ok(());
+        }
+        count_refusal(&self.stats, Refusal::NotGranted);
+        Err(ApiError::new(
+            403,
+            "forbidden",
+            "this endpoint needs the publish token",
+        ))
+    }
+
+    /// `GET /api/history`: a page of the topic's backlog, read from this
+    /// loop's replica, which has every topic's backlog when the broker is
+    /// complete (the in-process one).
+    fn api_history(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let query = parse::parse_history(
+            request.query_param("topic"),
+            request.query_param("since"),
+            request.query_param("limit"),
+        )?;
+        self.api_may_read(credential, &query.topic)?;
+        if self.broker.complete() {
+            // Every loop's replica has every topic's backlog.
+            return Ok(Some(history::history(&query, self.hub.backlog(&query.topic))));
+        }
+        // Asked of the topic's sequencer, whose broker may hold it (the
+        // durable one does; Redis keeps it in Redis).
+        let (this, loops) = ctx.loop_index();
+        let token = self.gathers.start(conn, 1, users::Waiting::History);
+        let question = ControlMessage::History {
+            reply: ReplyTo {
+                loop_index: this,
+                token,
+            },
+            topic: Arc::from(query.topic.as_str()),
+            since: query.since,
+            limit: query.limit,
+        };
+        ctx.post(
+            tether_hub::sequencer_of(&query.topic, loops.max(1)),
+            HubMessage::Control(question),
+        );
+        Ok(None)
+    }
+
+    /// `GET /api/presence?topic=NAME`: asked of the topic's sequencer.
+    fn api_presence(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let topic = parse::parse_topic(request.query_param("topic"))?;
+        self.api_may_read(credential, &topic)?;
+        self.roster.ask(ctx, Asker::Api(conn), &topic);
+        Ok(None)
+    }
+
+    /// `POST /api/presence/counts`: each topic asked of its sequencer.
+    fn api_presence_counts(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let topics = parse::parse_counts(body)?;
+        for topic in &topics {
+            self.api_may_read(credential, topic)?;
+        }
+        let topics: Vec<Arc<str>> = topics.into_iter().map(Arc::from).collect();
+        let waiting = users::Waiting::Counts {
+            counts: vec![None; topics.len()],
+            topics: topics.clone(),
+        };
+        let token = self.gathers.start(conn, topics.len(), waiting);
+        for (index, topic) in topics.iter().enumerate() {
+            self.roster.ask(ctx, Asker::Count { conn, token, index }, topic);
+        }
+        Ok(None)
+    }
+
+    /// `GET /api/topics` and `GET /api/topics/info?topic=NAME`: every
+    /// loop is asked what it has.
+    fn api_topics(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        route: ApiRoute,
+        credential: Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        let page = parse::parse_topics(request.query_param("after"), request.query_param("limit"))?;
+        let one = if route == ApiRoute::TopicInfo {
+            let topic = parse::parse_topic(request.query_param("topic"))?;
+            self.api_may_read(&credential, &topic)?;
+            Some(Arc::from(topic))
+        } else {
+            None
+        };
+        let loops = ctx.loop_index().1.max(1);
+        let reader = users::Reader {
+            credential,
+            access: self.shared.access.clone(),
+        };
+        let waiting = users::Waiting::Topics {
+            reader,
+            page,
+            one: one.clone(),
+            reports: Vec::new(),
+        };
+        let token = self.gathers.start(conn, loops, waiting);
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        post_to_all(
+            &mut LoopContext { ctx },
+            &ControlMessage::Topics { reply, only: one },
+        );
+        Ok(None)
+    }
+
+    /// `POST /api/disconnect`, `/api/unsubscribe` and `/api/refresh`:
+    /// posted to every loop, answered with how many connections they
+    /// acted on.
+    fn api_user_action(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        body: &[u8],
+        route: ApiRoute,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        self.api_admin(credential)?;
+        let (action, label) = match route {
+            ApiRoute::Refresh => {
+                let (user, expires_at) = parse::parse_refresh(body)?;
+                let user = Arc::from(user);
+                (UserAction::Refresh { user, expires_at }, "refreshed")
+            }
+            _ => {
+                let close = parse::parse_user_close(body, route == ApiRoute::Unsubscribe)?;
+                let user = Arc::from(close.user);
+                let (code, reason) = (close.code, close.reason);
+                let action = match close.topic {
+                    Some(topic) => UserAction::Unsubscribe {
+                        user,
+                        topic: Arc::from(topic),
+                        code,
+                        reason,
+                    },
+                    None => UserAction::Disconnect { user, code, reason },
+                };
+                (action, "closed")
+            }
+        };
+        let loops = ctx.loop_index().1.max(1);
+        let token = self
+            .gathers
+            .start(conn, loops, users::Waiting::Act { label, total: 0 });
+        let reply = Some(ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        });
+        let mut cx = LoopContext { ctx };
+        self.broker.user_action(&action, &mut cx);
+        post_to_all(&mut cx, &ControlMessage::Act { action, reply });
+        Ok(None)
+    }
+
+    /// Item `index` of an API request handed to the broker (`None`), or
+    /// its refusal.
+    fn api_item(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        index: usize,
+        item: parse::Item,
+        credential: &Credential,
+    ) -> Option<Outcome> {
+        let publish = Publish::new(
+            &item.topic,
+            item.event_type.as_deref(),
+            item.data,
+            &self.shared.settings.hub,
+        )
+        .and_then(|publish| match &item.key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        });
+        let publish = match publish {
+            Ok(publish) => publish,
+            Err(e) => return Some(Outcome::of(Err(e))),
+        };
+        let settings = &self.shared.settings;
+        if settings.refuses_topic(&item.topic) {
+            return Some(Outcome::Refused(ApiError::new(
+                404,
+                "no_namespace",
+                "no namespace holds this topic",
+            )));
+        }
+        if !credential.may_publish(settings, &item.topic) {
+            return Some(Outcome::Refused(ApiError::new(
+                403,
+                "forbidden",
+                "the credential may not publish to this topic (its rights or its namespace)",
+            )));
+        }
+        match self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            Pending::Api { conn, index },
+        ) {
+            Ok(()) => None,
+            Err(e) => Some(Outcome::of(Err(e))),
+        }
+    }
+
+    /// An API item's outcome came from the sequencer: the answer, when it
+    /// was the last one its request waited for.
+    pub(super) fn api_item_settled(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        index: usize,
+        result: Result<(tether_hub::EventId, bool), HubError>,
+    ) {
+        if let Some(response) = self.batches.settle(conn, index, Outcome::of(result)) {
+            self.cors.respond(ctx, conn, response);
+        }
+    }
+
+    /// An API request that was not answered in time: what is known, each
+    /// item still waiting as timed out.
+    pub(super) fn api_timeout(&mut self, conn: ConnId) -> Response {
+        self.publishes.forget(conn);
+        self.roster.forget(conn);
+        if self.gathers.forget(conn) {
+            return ApiError::new(504, "timeout", "not every event loop answered in time").response();
+        }
+        self.batches
+            .time_out(conn)
+            .unwrap_or_else(|| ApiError::new(504, "timeout", "the broker did not answer in time").response())
+    }
+
+    /// The client of an API request went away.
+    pub(super) fn api_abandoned(&mut self, conn: ConnId) {
+        self.roster.forget(conn);
+        self.gathers.forget(conn);
+        self.batches.forget(conn);
+        self.publishes.forget(conn);
+    }
+
+    /// An API request refused before its body is read, if its credential
+    /// is missing or bad (its body would be of no use).
+    pub(super) fn api_refuse_before_body(&self, request: &Request<'_>) -> Option<Response> {
+        let route = ApiRoute::of(request.path())?;
+        if request.method() != "POST" || !route.is_post() {
+            return None;
+        }
+        let refusal = self.shared.access.authenticate(&self.stats, request).err()?;
+        Some(as_json(refusal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(ApiRoute::of("/api/publish"), Some(ApiRoute::Publish));
+        assert_eq!(ApiRoute::of("/api/broadcast"), Some(ApiRoute::Broadcast));
+        assert_eq!(ApiRoute::of("/api/history"), Some(ApiRoute::History));
+        assert_eq!(ApiRoute::of("/api/other"), Some(ApiRoute::Unknown));
+        assert_eq!(ApiRoute::of("/api/"), Some(ApiRoute::Unknown));
+        assert_eq!(ApiRoute::of("/api"), None);
+        assert_eq!(ApiRoute::of("/topics/a"), None);
+    }
+}
