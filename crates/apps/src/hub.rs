@@ -667,7 +667,8 @@ impl App for HubApp {
                 broker: &*self.broker,
                 per_topic: false,
             };
-            self.admin.subscribe(ctx, conn, request, &sources);
+            let token = self.shared.settings.metrics_token.as_deref();
+            self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
@@ -715,7 +716,8 @@ impl App for HubApp {
             broker: &*self.broker,
             per_topic: false,
         };
-        self.admin.tick(ctx, &sources);
+        let token = self.shared.settings.metrics_token.as_deref();
+        self.admin.tick(ctx, &sources, token);
     }
 
     fn on_request(

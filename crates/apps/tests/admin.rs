@@ -507,3 +507,39 @@ fn slow_consumer_cuts_show() {
     }
     drop(stuck);
 }
+
+#[test]
+fn a_new_metrics_token_ends_the_sessions_and_streams_of_the_old_one() {
+    let shared = HubShared::new(settings(Some("first-token")), 1);
+    let server = Running::start(1, |index| shared.app(index));
+    let signed_in = request(
+        server.admin,
+        "POST",
+        "/admin/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "token=first-token",
+    );
+    assert_eq!(signed_in.status, 303);
+    let cookie = signed_in
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let with_cookie = format!("Cookie: {cookie}\r\n");
+    let mut by_session = admin_stream(server.admin, &with_cookie);
+    let mut by_bearer = admin_stream(server.admin, &bearer("first-token"));
+    next_snapshot(&mut by_session);
+    next_snapshot(&mut by_bearer);
+
+    // SIGHUP with --config does this.
+    let kept = shared.reload(settings(Some("second-token")));
+    assert!(kept.is_empty(), "{kept:?}");
+    by_session.read_to_end();
+    by_bearer.read_to_end();
+    assert!(by_session.is_ended() && by_bearer.is_ended());
+    assert_eq!(get(server.admin, "/admin", &with_cookie).status, 401);
+    assert_eq!(get(server.admin, "/admin", &bearer("first-token")).status, 401);
+    assert_eq!(get(server.admin, "/admin", &bearer("second-token")).status, 200);
+    let mut fresh = admin_stream(server.admin, &bearer("second-token"));
+    next_snapshot(&mut fresh);
+}

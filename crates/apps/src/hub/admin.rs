@@ -12,7 +12,9 @@
 //! The page then needs no token of its own: its `EventSource` sends the
 //! cookie. Sessions live in the loop that serves the admin listener (the
 //! first one), end after [`SESSION_TTL`] or at `POST /admin/logout`, and
-//! an event stream opened with a session ends with it.
+//! an event stream opened with a session ends with it. A new metrics
+//! token (the settings reloaded) ends every session, and every stream let
+//! in under the old one, bearer or session.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -79,12 +81,26 @@ struct Sample {
 pub(super) struct Admin {
     /// Session id to the instant it ends.
     sessions: HashMap<String, Instant>,
-    /// The open `/admin/events` streams, with the session each was opened
-    /// with (`None`: a bearer token, or no token needed).
-    streams: Vec<(ConnId, Option<String>)>,
+    /// The metrics token the sessions were opened with: when it changes
+    /// (SIGHUP with `--config`), they end.
+    opened_with: Option<String>,
+    /// The open `/admin/events` streams.
+    streams: Vec<Stream>,
     last: Option<Sample>,
     /// Publishes and deliveries per second between the last two readings.
     rates: (f64, f64),
+}
+
+/// An open `/admin/events` stream, and what let it in: it ends when
+/// that no longer holds.
+#[derive(Debug)]
+struct Stream {
+    conn: ConnId,
+    /// The session it was opened with (`None`: a bearer token, or no
+    /// token needed).
+    session: Option<String>,
+    /// The metrics token when it was opened.
+    token: Option<String>,
 }
 
 /// What a request presents to the admin routes.
@@ -133,7 +149,7 @@ impl Admin {
                 Presented::WrongToken
             };
         }
-        self.sessions.retain(|_, until| *until > now);
+        self.forget_stale(Some(token), now);
         match session_cookie(request) {
             Some(id) if self.sessions.contains_key(id) => Presented::Session,
             _ => Presented::Nothing,
@@ -195,7 +211,8 @@ impl Admin {
             return Response::text(500, "no randomness for a session id\n");
         };
         let now = Instant::now();
-        self.sessions.retain(|_, until| *until > now);
+        self.forget_stale(Some(token), now);
+        self.opened_with = Some(token.to_owned());
         while self.sessions.len() >= MAX_SESSIONS {
             let Some(oldest) = self
                 .sessions
@@ -226,6 +243,7 @@ impl Admin {
         conn: ConnId,
         request: &Request<'_>,
         sources: &Sources<'_>,
+        token: Option<&str>,
     ) {
         let session = session_cookie(request)
             .filter(|_| bearer(request).is_none())
@@ -234,14 +252,18 @@ impl Admin {
         if self.last.is_none() {
             self.last = Some(sample(Instant::now(), sources.loops));
         }
-        self.streams.push((conn, session));
+        self.streams.push(Stream {
+            conn,
+            session,
+            token: token.map(str::to_owned),
+        });
         let snapshot = snapshot(&ctx.stats(), sources, self.rates);
         send(ctx, conn, &snapshot);
     }
 
     /// An `/admin/events` stream ended.
     pub(super) fn unsubscribe(&mut self, conn: ConnId) {
-        self.streams.retain(|(c, _)| *c != conn);
+        self.streams.retain(|s| s.conn != conn);
         if self.streams.is_empty() {
             self.last = None;
         }
@@ -249,19 +271,24 @@ impl Admin {
 
     /// Once a second: streams whose session ended are ended, the others
     /// get a snapshot.
-    pub(super) fn tick<P>(&mut self, ctx: &mut Ctx<'_, P>, sources: &Sources<'_>) {
+    pub(super) fn tick<P>(&mut self, ctx: &mut Ctx<'_, P>, sources: &Sources<'_>, token: Option<&str>) {
         if self.streams.is_empty() {
             return;
         }
         let now = Instant::now();
-        self.sessions.retain(|_, until| *until > now);
+        self.forget_stale(token, now);
         let sessions = &self.sessions;
-        self.streams.retain(|(conn, session)| match session {
-            Some(id) if !sessions.contains_key(id) => {
-                ctx.end_stream(*conn);
+        self.streams.retain(|stream| {
+            let session_ended = stream
+                .session
+                .as_ref()
+                .is_some_and(|id| !sessions.contains_key(id));
+            if session_ended || stream.token.as_deref() != token {
+                ctx.end_stream(stream.conn);
                 false
+            } else {
+                true
             }
-            _ => true,
         });
         let current = sample(now, sources.loops);
         if let Some(last) = self.last {
@@ -279,14 +306,24 @@ impl Admin {
             return;
         }
         let snapshot = snapshot(&ctx.stats(), sources, self.rates);
-        for (conn, _) in &self.streams {
-            send(ctx, *conn, &snapshot);
+        for stream in &self.streams {
+            send(ctx, stream.conn, &snapshot);
         }
+    }
+
+    /// Ends the sessions past their time, and all of them if the metrics
+    /// token is no longer the one they were opened with.
+    fn forget_stale(&mut self, token: Option<&str>, now: Instant) {
+        if self.opened_with.as_deref() != token {
+            self.sessions.clear();
+            self.opened_with = None;
+        }
+        self.sessions.retain(|_, until| *until > now);
     }
 
     /// Whether `conn` is one of the admin page's streams.
     pub(super) fn is_stream(&self, conn: ConnId) -> bool {
-        self.streams.iter().any(|(c, _)| *c == conn)
+        self.streams.iter().any(|s| s.conn == conn)
     }
 }
 
