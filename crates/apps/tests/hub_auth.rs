@@ -353,7 +353,10 @@ fn a_websocket_is_closed_with_1008_when_its_token_expires() {
     let server = hub(false);
     let start = Instant::now();
     let mut client = ws(&server, "/topics/user.alice.inbox/ws", &cookie(&short_token()));
-    let close = client.recv_close();
+    // Warned a second before (unless a loaded machine's tick came only at
+    // the deadline), then closed.
+    let (texts, close) = client.texts_then_close();
+    assert!(texts.iter().all(|t| t.contains("auth-expiring")), "{texts:?}");
     assert_eq!(close.code, CloseCode::POLICY);
     let took = start.elapsed();
     assert!(took < Duration::from_millis(4500), "{took:?}");

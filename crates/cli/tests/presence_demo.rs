@@ -197,11 +197,14 @@ fn the_chat_room_keeps_its_history_across_a_restart_and_lists_who_is_here() {
 
     let demo = Demo::start(&dir);
     let (_, page) = demo.request("GET", "/", "", "");
+    // The page, through the browser client: the room's history from
+    // "0-0", join and leave events, and the members listed.
     for part in [
         "chat-who",
-        "presence: \"1\"",
-        "lastEventId: lastChatId || \"0-0\"",
-        "/presence",
+        "/tether-client.js",
+        "presence: true",
+        "chat ? chat.lastId : \"0-0\"",
+        "client.presence(topic)",
     ] {
         assert!(page.contains(part), "the page has no {part}");
     }

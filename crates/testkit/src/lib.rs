@@ -505,6 +505,23 @@ impl WsClient {
         }
     }
 
+    /// The text messages that come before the close frame, and the close
+    /// frame.
+    pub fn texts_then_close(&mut self) -> (Vec<String>, CloseFrame) {
+        let mut texts = Vec::new();
+        loop {
+            match self.next_event() {
+                Some(Event::Close(frame)) => return (texts, frame),
+                Some(Event::Message(message)) => match message.into_text() {
+                    Ok(text) => texts.push(text),
+                    Err(binary) => panic!("expected a text message, got {binary:?}"),
+                },
+                Some(Event::Ping(_) | Event::Pong(_)) => {}
+                other => panic!("expected a text message or a close frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Asserts that the server closes the TCP connection now, sending
     /// nothing more.
     pub fn expect_eof(&mut self) {

@@ -60,10 +60,12 @@ pub(super) struct TokenGrant {
 
 /// The Unix second a WebSocket whose token was taken at `now` and stops
 /// being good at `deadline` is warned: 30 s before the deadline, or a third
-/// of the time the token had left when taken if that is less.
+/// of the time the token had left when taken if that is less, rounded up
+/// so that a token with a second or two left is still warned a second
+/// before it expires (not on its deadline, when it is closed).
 pub(super) fn warning_time(deadline: u64, now: u64) -> u64 {
     let left = deadline.saturating_sub(now);
-    deadline.saturating_sub((left / 3).min(EXPIRY_WARNING_LEAD))
+    deadline.saturating_sub(left.div_ceil(3).min(EXPIRY_WARNING_LEAD))
 }
 
 /// What a WebSocket is told when its token is taken:
@@ -607,7 +609,11 @@ mod tests {
         assert_eq!(warning_time(1_000, 910), 970);
         assert_eq!(warning_time(1_000, 940), 980);
         assert_eq!(warning_time(1_000, 994), 998);
-        assert_eq!(warning_time(1_000, 998), 1_000);
+        assert_eq!(warning_time(1_000, 995), 998);
+        // A second or two left: warned a second before, not on the deadline.
+        assert_eq!(warning_time(1_000, 998), 999);
+        assert_eq!(warning_time(1_000, 999), 999);
+        assert_eq!(warning_time(1_000, 1_000), 1_000);
         // A deadline passed already, or at the ends of the range.
         assert_eq!(warning_time(1_000, 2_000), 1_000);
         assert_eq!(warning_time(0, 0), 0);
