@@ -11,6 +11,7 @@
 //! (`crates/hub/README.md`).
 
 mod access;
+mod admin;
 mod api;
 mod auth;
 mod broker_view;
@@ -38,6 +39,7 @@ use tether_hub::{
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
+use self::admin::{Admin, AdminRoute};
 use self::api::{Batches, Gathers};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 use self::broker_view::LoopContext;
@@ -78,6 +80,7 @@ use tether_server::{
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
+/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
@@ -116,6 +119,8 @@ pub struct HubApp {
     gathers: Gathers,
     /// Who is present, and who watches.
     roster: Roster,
+    /// The admin page's sessions and streams.
+    admin: Admin,
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
@@ -157,6 +162,7 @@ impl HubApp {
             batches: Batches::default(),
             gathers: Gathers::default(),
             roster: Roster::new(shared.node.clone(), index),
+            admin: Admin::default(),
             shared,
             settings_seen: 0,
         }
@@ -614,6 +620,13 @@ impl App for HubApp {
         // Every request starts here: settings replaced since the last one
         // apply from it on.
         self.shared.catch_up(&mut self.settings_seen);
+        if request.via_admin_listener()
+            && let Some(route) = self
+                .admin
+                .route(request, self.shared.settings.metrics_token.as_deref())
+        {
+            return route;
+        }
         router::route(&self.shared.access, &self.stats, request)
     }
 
@@ -671,10 +684,21 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _tag: u32,
+        tag: u32,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
+            let sources = metrics::Sources {
+                loops: &self.shared.stats,
+                hub: &self.hub,
+                broker: &*self.broker,
+                per_topic: false,
+            };
+            let token = self.shared.settings.metrics_token.as_deref();
+            self.admin.subscribe(ctx, conn, request, &sources, token);
+            return;
+        }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
             (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
             self.subscribe(ctx, conn, subscriber);
@@ -688,6 +712,10 @@ impl App for HubApp {
         _tag: u32,
         reason: CloseReason,
     ) {
+        if self.admin.is_stream(conn) {
+            self.admin.unsubscribe(conn);
+            return;
+        }
         self.leave(ctx, conn, &reason);
     }
 
@@ -710,6 +738,14 @@ impl App for HubApp {
         self.stats
             .presence_members
             .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
+        let sources = metrics::Sources {
+            loops: &self.shared.stats,
+            hub: &self.hub,
+            broker: &*self.broker,
+            per_topic: false,
+        };
+        let token = self.shared.settings.metrics_token.as_deref();
+        self.admin.tick(ctx, &sources, token);
     }
 
     fn on_request(
@@ -723,6 +759,10 @@ impl App for HubApp {
         let route = HubRoute::decode(tag);
         if route == Some(HubRoute::Metrics) {
             return self.metrics_request(ctx, request);
+        }
+        if let Some(HubRoute::Admin(route)) = route {
+            let token = self.shared.settings.metrics_token.as_deref();
+            return Reply::Now(self.admin.answer(route, request, body, token));
         }
         let reply = match route {
             Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {

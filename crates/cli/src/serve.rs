@@ -573,12 +573,13 @@ fn reload_keys_on_sighup(auth: HubAuth, files: KeyFiles) -> std::io::Result<()> 
 pub(crate) struct MetricsArgs {
     /// Serve /metrics on a listener of its own at this address (say
     /// 127.0.0.1:9090, or another private interface), and not on the
-    /// main port (which then answers it with 404).
+    /// main port (which then answers it with 404); the live admin page,
+    /// /admin, is served there too (and only there).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// /metrics requires Authorization: Bearer TOKEN (or set
     /// TETHER_METRICS_TOKEN, which other users cannot see in the process
-    /// list).
+    /// list); so does /admin, where a browser signs in with it once.
     #[arg(long, value_name = "TOKEN")]
     metrics_token: Option<Secret>,
     /// Add a series per topic (backlog events and bytes). Off by default:
@@ -1314,7 +1315,7 @@ fn serve<A: App + Send + 'static>(
         println!("TLS beside it on https://{tls}/");
     }
     if let Some(admin) = server.admin_addr() {
-        println!("metrics on http://{admin}/metrics");
+        println!("metrics on http://{admin}/metrics, the admin page on http://{admin}/admin");
     }
     log::info!(
         "{threads} event loop(s), at most {} connections each",

@@ -277,6 +277,10 @@ counters! {
     open_websocket,
     /// Open event streams.
     open_event_stream,
+    /// Open HTTP/2 sessions (connections; not counted in `open_http`:
+    /// their streams count as what each is, WebSockets and event
+    /// streams in `open_websocket` and `open_event_stream`).
+    open_h2,
     /// WebSocket messages received.
     messages_in,
     /// WebSocket messages and SSE events sent.

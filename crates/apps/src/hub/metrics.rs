@@ -60,7 +60,7 @@ pub(super) enum Denial {
 }
 
 impl Denial {
-    const ALL: [Denial; 8] = [
+    pub(super) const ALL: [Denial; 8] = [
         Denial::Missing,
         Denial::Invalid,
         Denial::Expired,
@@ -81,6 +81,21 @@ impl Denial {
             Denial::NotAuthMessage => "{reason=\"not_auth_message\"}",
             Denial::SessionExpired => "{reason=\"session_expired\"}",
             Denial::CrossOriginCookie => "{reason=\"cross_origin_cookie\"}",
+        }
+    }
+
+    /// The reason as the admin page's snapshots name it (the label's
+    /// value).
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Denial::Missing => "missing",
+            Denial::Invalid => "invalid",
+            Denial::Expired => "expired",
+            Denial::NotGranted => "not_granted",
+            Denial::AuthTimeout => "auth_timeout",
+            Denial::NotAuthMessage => "not_auth_message",
+            Denial::SessionExpired => "session_expired",
+            Denial::CrossOriginCookie => "cross_origin_cookie",
         }
     }
 
@@ -154,6 +169,20 @@ fn check_token(request: &Request<'_>, token: Option<&str>) -> Option<Response> {
     }
 }
 
+/// A counter added up over every loop's hub counters.
+pub(super) fn total(loops: &[Arc<HubStats>], f: fn(&HubStats) -> &AtomicU64) -> u64 {
+    loops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
+}
+
+/// The denials for one reason, added up over every loop.
+pub(super) fn denied(loops: &[Arc<HubStats>], denial: Denial) -> u64 {
+    loops
+        .iter()
+        .filter_map(|s| s.denied.get(denial as usize))
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+}
+
 /// What the metrics page reads besides the server's counters: the hub's
 /// counters of every loop, and this loop's replica and broker.
 pub(super) struct Sources<'a> {
@@ -167,9 +196,7 @@ pub(super) struct Sources<'a> {
 /// `/metrics`: the server's counters and the hub's, in the Prometheus
 /// text format.
 fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
-    let total = |f: fn(&HubStats) -> &AtomicU64| -> u64 {
-        sources.loops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
-    };
+    let total = |f: fn(&HubStats) -> &AtomicU64| total(sources.loops, f);
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -180,11 +207,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     metric(
         "tether_connections",
         "gauge",
-        "Open connections by transport.",
+        "Open connections by transport (an HTTP/2 connection counts as h2; its WebSocket and event-stream streams count as websocket and sse).",
         &[
             ("{transport=\"http\"}", server.open_http),
             ("{transport=\"websocket\"}", server.open_websocket),
             ("{transport=\"sse\"}", server.open_event_stream),
+            ("{transport=\"h2\"}", server.open_h2),
         ],
     );
     metric(
@@ -354,15 +382,7 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     );
     let denied: Vec<(&str, u64)> = Denial::ALL
         .iter()
-        .map(|&denial| {
-            let count = sources
-                .loops
-                .iter()
-                .filter_map(|s| s.denied.get(denial as usize))
-                .map(|c| c.load(Ordering::Relaxed))
-                .sum();
-            (denial.label(), count)
-        })
+        .map(|&denial| (denial.label(), denied(sources.loops, denial)))
         .collect();
     metric(
         "tether_auth_denied_total",

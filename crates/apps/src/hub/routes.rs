@@ -4,6 +4,7 @@ use tether_hub::Error as HubError;
 
 use tether_server::{Request, Response, Route};
 
+use super::admin::AdminRoute;
 use super::api::ApiRoute;
 
 /// The hub's tags are this prefix and a number below it, so that an
@@ -12,6 +13,8 @@ const TAG_BASE: u32 = 0x4855_0000;
 const TAG_MASK: u32 = 0xFFFF_0000;
 /// A refused request's tag: this plus the [`Refusal`].
 const TAG_REFUSED: u32 = 0x100;
+/// An admin page route's tag: this plus the [`AdminRoute`].
+const TAG_ADMIN: u32 = 0x80;
 
 /// What the hub made of a request in `route`, carried by the route's tag
 /// to the callbacks that serve it.
@@ -38,6 +41,8 @@ pub(super) enum HubRoute {
     Api(ApiRoute),
     /// A request refused in `route`, answered in `on_request`.
     Refused(Refusal),
+    /// `/admin` and below, on the admin listener.
+    Admin(AdminRoute),
 }
 
 /// What a WebSocket subscriber was let in as.
@@ -77,6 +82,7 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Unsubscribe) => 20,
                 HubRoute::Api(ApiRoute::Refresh) => 21,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
+                HubRoute::Admin(route) => TAG_ADMIN + route as u32,
             }
     }
 }
@@ -109,6 +115,9 @@ impl HubRoute {
             19 => HubRoute::Api(ApiRoute::Disconnect),
             20 => HubRoute::Api(ApiRoute::Unsubscribe),
             21 => HubRoute::Api(ApiRoute::Refresh),
+            n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
+                HubRoute::Admin(*AdminRoute::ALL.get((n - TAG_ADMIN) as usize)?)
+            }
             n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
         })
     }
@@ -117,7 +126,7 @@ impl HubRoute {
     /// tagged with this.
     pub(super) fn route(self) -> Route {
         match self {
-            HubRoute::Events => Route::EventStream(self.into()),
+            HubRoute::Events | HubRoute::Admin(AdminRoute::Events) => Route::EventStream(self.into()),
             HubRoute::WebSocket(_) => Route::WebSocket(self.into()),
             _ => Route::Handler(self.into()),
         }

@@ -498,6 +498,7 @@ impl<A: App> Connections<A> {
                 Kind::Http => &stats.open_http,
                 Kind::WebSocket => &stats.open_websocket,
                 Kind::EventStream => &stats.open_event_stream,
+                Kind::H2 => &stats.open_h2,
             },
             1,
         );
@@ -595,7 +596,11 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
     let Some(session) = H2Session::new(h2_config, now + config.handshake_timeout) else {
         return After::Drop;
     };
-    Stats::add(&c.env.stats().h2_connections, 1);
+    let stats = c.env.stats();
+    Stats::add(&stats.h2_connections, 1);
+    Stats::sub(&stats.open_http, 1);
+    Stats::add(&stats.open_h2, 1);
+    c.link.kind = Kind::H2;
     debug!("HTTP/2 session");
     *state = State::H2(Box::new(session));
     if let State::H2(h2) = state {

@@ -16,6 +16,8 @@ pub(super) enum Kind {
     Http,
     WebSocket,
     EventStream,
+    /// An HTTP/2 session (its streams are counted by what they are).
+    H2,
 }
 
 /// The part of a connection that sessions write to.

@@ -1,0 +1,599 @@
+//! The admin page: `/admin` on the admin listener (and nowhere else), a
+//! live view of the counters `/metrics` reads, fed by `/admin/events`, an
+//! event stream of one JSON snapshot a second.
+//!
+//! Who may read it: anyone who reaches the admin listener when no metrics
+//! token is set, else a request with `Authorization: Bearer TOKEN`, or a
+//! browser that signed in. A browser cannot put a header on an
+//! `EventSource`, so signing in (`POST /admin/login`, the token in a form
+//! body, never in a URL) opens a session: a random id in a cookie that
+//! scripts cannot read (`HttpOnly`), that no other site's request carries
+//! (`SameSite=Strict`) and that goes nowhere but `/admin` (`Path=/admin`).
+//! The page then needs no token of its own: its `EventSource` sends the
+//! cookie. Sessions live in the loop that serves the admin listener (the
+//! first one), end after [`SESSION_TTL`] or at `POST /admin/logout`, and
+//! an event stream opened with a session ends with it. A new metrics
+//! token (the settings reloaded) ends every session, and every stream let
+//! in under the old one, bearer or session.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, json};
+use tether_hub::secret_matches;
+use tether_server::{ConnId, Ctx, Request, Response, Route, StatsSnapshot};
+
+use super::metrics::{Denial, HubStats, Sources, denied, total};
+use super::routes::{HubRoute, bearer};
+
+/// The page, with `{{NONCE}}` where each answer puts its CSP nonce and
+/// `{{AUTH}}` where it says whether a sign-out button makes sense.
+const PAGE: &str = include_str!("../../static/admin.html");
+
+/// The cookie that holds a session's id.
+const COOKIE: &str = "tether_admin";
+
+/// How long a session lasts after its sign-in.
+pub(super) const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The most sessions held at once; signing in past it ends the one
+/// closest to its end.
+const MAX_SESSIONS: usize = 64;
+
+/// The paths under `/admin`, as route tags carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AdminRoute {
+    /// `GET /admin`: the page.
+    Page = 0,
+    /// `GET /admin/events`: the snapshots.
+    Events,
+    /// `POST /admin/login`: a token in, a session cookie out.
+    Login,
+    /// `POST /admin/logout`: the session ends.
+    Logout,
+    /// `/admin` or `/admin/events` without a credential that does.
+    Denied,
+}
+
+impl AdminRoute {
+    pub(super) const ALL: [AdminRoute; 5] = [
+        AdminRoute::Page,
+        AdminRoute::Events,
+        AdminRoute::Login,
+        AdminRoute::Logout,
+        AdminRoute::Denied,
+    ];
+}
+
+/// One reading of the counters that rates are computed from.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    publishes: u64,
+    deliveries: u64,
+}
+
+/// The admin page's state on one loop: the sessions, the open event
+/// streams, and the last reading of the counters.
+#[derive(Debug, Default)]
+pub(super) struct Admin {
+    /// Session id to the instant it ends.
+    sessions: HashMap<String, Instant>,
+    /// The metrics token the sessions were opened with: when it changes
+    /// (SIGHUP with `--config`), they end.
+    opened_with: Option<String>,
+    /// The open `/admin/events` streams.
+    streams: Vec<Stream>,
+    last: Option<Sample>,
+    /// Publishes and deliveries per second between the last two readings.
+    rates: (f64, f64),
+}
+
+/// An open `/admin/events` stream, and what let it in: it ends when
+/// that no longer holds.
+#[derive(Debug)]
+struct Stream {
+    conn: ConnId,
+    /// The session it was opened with (`None`: a bearer token, or no
+    /// token needed).
+    session: Option<String>,
+    /// The metrics token when it was opened.
+    token: Option<String>,
+}
+
+/// What a request presents to the admin routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// No token is needed, or the right one came in `Authorization`.
+    Open,
+    /// A live session's cookie.
+    Session,
+    /// `Authorization` with another token.
+    WrongToken,
+    /// Nothing that does.
+    Nothing,
+}
+
+impl Admin {
+    /// The route of a request that came through the admin listener, if
+    /// its path is one of the admin page's (`None`: not ours).
+    pub(super) fn route(&mut self, request: &Request<'_>, token: Option<&str>) -> Option<Route> {
+        let route = match request.path() {
+            "/admin" | "/admin/" | "/admin/events" => {
+                let events = request.path() == "/admin/events";
+                match self.presented(request, token, Instant::now()) {
+                    Presented::Open | Presented::Session if events => AdminRoute::Events,
+                    Presented::Open | Presented::Session => AdminRoute::Page,
+                    Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
+                }
+            }
+            "/admin/login" => AdminRoute::Login,
+            "/admin/logout" => AdminRoute::Logout,
+            path if path.starts_with("/admin/") => return Some(Route::NotFound),
+            _ => return None,
+        };
+        Some(HubRoute::Admin(route).route())
+    }
+
+    /// Who the request is, to the admin routes.
+    fn presented(&mut self, request: &Request<'_>, token: Option<&str>, now: Instant) -> Presented {
+        let Some(token) = token else {
+            return Presented::Open;
+        };
+        if let Some(given) = bearer(request) {
+            return if secret_matches(token, given) {
+                Presented::Open
+            } else {
+                Presented::WrongToken
+            };
+        }
+        self.forget_stale(Some(token), now);
+        match session_cookie(request) {
+            Some(id) if self.sessions.contains_key(id) => Presented::Session,
+            _ => Presented::Nothing,
+        }
+    }
+
+    /// The answer to a handler route under `/admin`.
+    pub(super) fn answer(
+        &mut self,
+        route: AdminRoute,
+        request: &Request<'_>,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> Response {
+        let read_only = matches!(request.method(), "GET" | "HEAD");
+        match route {
+            AdminRoute::Page if read_only => page(token.is_some()),
+            AdminRoute::Denied if read_only => {
+                let invalid = bearer(request).is_some();
+                if request.path() == "/admin/events" {
+                    super::routes::unauthorized(invalid)
+                } else {
+                    login_page(401, if invalid { "That token is not the one." } else { "" })
+                        .header("WWW-Authenticate", "Bearer realm=\"tether\"")
+                }
+            }
+            AdminRoute::Page | AdminRoute::Denied | AdminRoute::Events => {
+                Response::text(405, "405 Method Not Allowed\n").header("Allow", "GET, HEAD")
+            }
+            AdminRoute::Login | AdminRoute::Logout if request.method() != "POST" => {
+                Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST")
+            }
+            _ if !same_origin(request) => Response::text(403, "origin not allowed\n"),
+            AdminRoute::Login => self.login(request, body, token),
+            AdminRoute::Logout => {
+                if let Some(id) = session_cookie(request) {
+                    self.sessions.remove(id);
+                }
+                see_other("/admin").header(
+                    "Set-Cookie",
+                    &format!("{COOKIE}=; Max-Age=0; Path=/admin; HttpOnly; SameSite=Strict"),
+                )
+            }
+        }
+    }
+
+    /// `POST /admin/login` with the form field `token`: a session, or the
+    /// form again.
+    fn login(&mut self, request: &Request<'_>, body: &[u8], token: Option<&str>) -> Response {
+        let Some(token) = token else {
+            // Nothing to sign in to.
+            return see_other("/admin");
+        };
+        let given = form_field(body, "token");
+        if !given.as_deref().is_some_and(|given| secret_matches(token, given)) {
+            return login_page(401, "That token is not the one.");
+        }
+        let Some(id) = random_hex::<16>() else {
+            return Response::text(500, "no randomness for a session id\n");
+        };
+        let now = Instant::now();
+        self.forget_stale(Some(token), now);
+        self.opened_with = Some(token.to_owned());
+        while self.sessions.len() >= MAX_SESSIONS {
+            let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            self.sessions.remove(&oldest);
+        }
+        self.sessions.insert(id.clone(), now + SESSION_TTL);
+        let secure = if request.is_secure() { "; Secure" } else { "" };
+        see_other("/admin").header(
+            "Set-Cookie",
+            &format!(
+                "{COOKIE}={id}; Max-Age={}; Path=/admin; HttpOnly; SameSite=Strict{secure}",
+                SESSION_TTL.as_secs()
+            ),
+        )
+    }
+
+    /// An `/admin/events` stream opened: it gets a snapshot at once, then
+    /// one a second.
+    pub(super) fn subscribe<P>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        conn: ConnId,
+        request: &Request<'_>,
+        sources: &Sources<'_>,
+        token: Option<&str>,
+    ) {
+        let session = session_cookie(request)
+            .filter(|_| bearer(request).is_none())
+            .filter(|id| self.sessions.contains_key(*id))
+            .map(str::to_owned);
+        if self.last.is_none() {
+            self.last = Some(sample(Instant::now(), sources.loops));
+        }
+        self.streams.push(Stream {
+            conn,
+            session,
+            token: token.map(str::to_owned),
+        });
+        let snapshot = snapshot(&ctx.stats(), sources, self.rates);
+        send(ctx, conn, &snapshot);
+    }
+
+    /// An `/admin/events` stream ended.
+    pub(super) fn unsubscribe(&mut self, conn: ConnId) {
+        self.streams.retain(|s| s.conn != conn);
+        if self.streams.is_empty() {
+            self.last = None;
+        }
+    }
+
+    /// Once a second: streams whose session ended are ended, the others
+    /// get a snapshot.
+    pub(super) fn tick<P>(&mut self, ctx: &mut Ctx<'_, P>, sources: &Sources<'_>, token: Option<&str>) {
+        if self.streams.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.forget_stale(token, now);
+        let sessions = &self.sessions;
+        self.streams.retain(|stream| {
+            let session_ended = stream
+                .session
+                .as_ref()
+                .is_some_and(|id| !sessions.contains_key(id));
+            if session_ended || stream.token.as_deref() != token {
+                ctx.end_stream(stream.conn);
+                false
+            } else {
+                true
+            }
+        });
+        let current = sample(now, sources.loops);
+        if let Some(last) = self.last {
+            let seconds = current.at.duration_since(last.at).as_secs_f64();
+            if seconds > 0.0 {
+                let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+                self.rates = (
+                    rate(current.publishes, last.publishes),
+                    rate(current.deliveries, last.deliveries),
+                );
+            }
+        }
+        self.last = Some(current);
+        if self.streams.is_empty() {
+            return;
+        }
+        let snapshot = snapshot(&ctx.stats(), sources, self.rates);
+        for stream in &self.streams {
+            send(ctx, stream.conn, &snapshot);
+        }
+    }
+
+    /// Ends the sessions past their time, and all of them if the metrics
+    /// token is no longer the one they were opened with.
+    fn forget_stale(&mut self, token: Option<&str>, now: Instant) {
+        if self.opened_with.as_deref() != token {
+            self.sessions.clear();
+            self.opened_with = None;
+        }
+        self.sessions.retain(|_, until| *until > now);
+    }
+
+    /// Whether `conn` is one of the admin page's streams.
+    pub(super) fn is_stream(&self, conn: ConnId) -> bool {
+        self.streams.iter().any(|s| s.conn == conn)
+    }
+}
+
+fn send<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, snapshot: &str) {
+    let event = tether_sse::Event::new().event("snapshot").data(snapshot);
+    if let Err(e) = ctx.send_event(conn, &event) {
+        log::debug!("admin: a snapshot was not sent: {e}");
+    }
+}
+
+/// The events published (sequenced) and delivered so far, over every loop.
+fn sample(at: Instant, loops: &[Arc<HubStats>]) -> Sample {
+    Sample {
+        at,
+        publishes: total(loops, |s| &s.published),
+        deliveries: total(loops, |s| &s.sent_websocket)
+            + total(loops, |s| &s.sent_event_stream)
+            + total(loops, |s| &s.sent_poll),
+    }
+}
+
+/// One snapshot, as JSON: the counters `/metrics` reads, at this moment,
+/// and the rates between the last two readings.
+fn snapshot(server: &StatsSnapshot, sources: &Sources<'_>, (publishes, deliveries): (f64, f64)) -> String {
+    let loops = sources.loops;
+    let (mut topics, mut backlog_events, mut backlog_bytes) = (0u64, 0u64, 0u64);
+    for (_, info) in sources.hub.topics() {
+        topics += 1;
+        backlog_events += info.events as u64;
+        backlog_bytes += info.bytes as u64;
+    }
+    let mut reasons = Map::new();
+    let mut denials = 0;
+    for denial in Denial::ALL {
+        let count = denied(loops, denial);
+        denials += count;
+        reasons.insert(denial.name().to_owned(), json!(count));
+    }
+    let sent_ws = total(loops, |s| &s.sent_websocket);
+    let sent_sse = total(loops, |s| &s.sent_event_stream);
+    let sent_poll = total(loops, |s| &s.sent_poll);
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let round = |rate: f64| (rate * 100.0).round() / 100.0;
+    json!({
+        "time": unix_ms,
+        "connections": {
+            "websocket": server.open_websocket,
+            "sse": server.open_event_stream,
+            "long_poll": total(loops, |s| &s.subscribers_poll),
+            "http2": server.open_h2,
+            "http": server.open_http,
+        },
+        "subscribers": {
+            "websocket": total(loops, |s| &s.subscribers_websocket),
+            "sse": total(loops, |s| &s.subscribers_event_stream),
+            "long_poll": total(loops, |s| &s.subscribers_poll),
+        },
+        "topics": topics,
+        "backlog": { "events": backlog_events, "bytes": backlog_bytes },
+        "publishes": {
+            "ok": total(loops, |s| &s.published),
+            "refused": total(loops, |s| &s.publish_refused),
+            "duplicate": total(loops, |s| &s.duplicates),
+            "per_second": round(publishes),
+        },
+        "deliveries": {
+            "total": sent_ws + sent_sse + sent_poll,
+            "websocket": sent_ws,
+            "sse": sent_sse,
+            "long_poll": sent_poll,
+            "per_second": round(deliveries),
+        },
+        "slow_consumer_cuts": {
+            "connections": server.slow_consumers,
+            "hub_subscribers": total(loops, |s| &s.slow_consumer_drops),
+        },
+        "auth_denials": {
+            "total": denials,
+            "by_reason": reasons,
+            "refused_401": total(loops, |s| &s.refused_401),
+            "refused_403": total(loops, |s| &s.refused_403),
+        },
+        "broker": { "kind": sources.broker.kind(), "state": sources.broker.state().as_str() },
+        "loops": loops.len(),
+    })
+    .to_string()
+}
+
+/// The security fields of every HTML answer: scripts and styles only
+/// those carrying this answer's nonce, connections to this origin only,
+/// no image but the empty `data:` icon (which spares the browser a
+/// request for `/favicon.ico`), nothing else loaded, forms posted here
+/// only, never framed. `Referrer-Policy: same-origin` keeps the page's
+/// address from other sites and lets its own form posts carry their
+/// `Origin` (with `no-referrer` they would say `null`).
+fn secure_html(status: u16, html: String, nonce: &str) -> Response {
+    let policy = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
+         img-src data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    Response::new(status, "text/html; charset=utf-8", html)
+        .header("Content-Security-Policy", &policy)
+        .header("Cache-Control", "no-store")
+        .header("X-Content-Type-Options", "nosniff")
+        .header("X-Frame-Options", "DENY")
+        .header("Referrer-Policy", "same-origin")
+}
+
+/// The page, with a fresh nonce.
+fn page(signed_in: bool) -> Response {
+    let Some(nonce) = random_hex::<16>() else {
+        return Response::text(500, "no randomness for the page's nonce\n");
+    };
+    let html = PAGE
+        .replace("{{NONCE}}", &nonce)
+        .replace("{{AUTH}}", if signed_in { "on" } else { "off" });
+    secure_html(200, html, &nonce)
+}
+
+/// The sign-in form (no script), with `message` above it.
+fn login_page(status: u16, message: &str) -> Response {
+    let Some(nonce) = random_hex::<16>() else {
+        return Response::text(500, "no randomness for the page's nonce\n");
+    };
+    let note = if message.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"error\">{message}</p>")
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>tether admin: sign in</title><link rel=\"icon\" href=\"data:,\">\
+         <style nonce=\"{nonce}\">body{{font:15px system-ui,sans-serif;margin:3em auto;max-width:26em;\
+         color:#1d2330}}input{{font:inherit;padding:.4em;width:100%;box-sizing:border-box}}\
+         button{{font:inherit;margin-top:.8em;padding:.4em 1.2em}}.error{{color:#b3261e}}</style></head>\
+         <body><h1>tether admin</h1>{note}\
+         <form method=\"post\" action=\"/admin/login\"><label for=\"token\">Metrics token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p>The token is the server's <code>--metrics-token</code>. Signing in sets a session cookie \
+         for <code>/admin</code> only.</p></body></html>\n"
+    );
+    secure_html(status, html, &nonce)
+}
+
+fn see_other(location: &str) -> Response {
+    Response::empty(303)
+        .header("Location", location)
+        .header("Cache-Control", "no-store")
+}
+
+/// A request from another site's page (its `Origin` is not this host's)
+/// may not sign in or out; a request without `Origin` (not a browser's
+/// cross-site form) may. An opaque `Origin: null` counts only with
+/// `Sec-Fetch-Site: same-origin`, which pages cannot forge.
+fn same_origin(request: &Request<'_>) -> bool {
+    let Some(origin) = request.header("origin") else {
+        return true;
+    };
+    if origin == "null" {
+        return request.header("sec-fetch-site") == Some("same-origin");
+    }
+    let Some(host) = request.header("host").or_else(|| request.header(":authority")) else {
+        return false;
+    };
+    let scheme = if request.is_secure() { "https" } else { "http" };
+    origin.strip_prefix(scheme).and_then(|o| o.strip_prefix("://")) == Some(host)
+}
+
+/// The session id in the request's cookie, if there is exactly one.
+fn session_cookie<'a>(request: &Request<'a>) -> Option<&'a str> {
+    let cookie = request.header("cookie")?;
+    let mut found = None;
+    for pair in cookie.split(';') {
+        if let Some((name, value)) = pair.split_once('=')
+            && name.trim() == COOKIE
+        {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(value.trim());
+        }
+    }
+    found.filter(|id| !id.is_empty())
+}
+
+/// The value of field `name` of a form body
+/// (`application/x-www-form-urlencoded`), percent-decoded; `None` if it
+/// is missing, comes twice, or is not UTF-8 once decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let mut found = None;
+    for pair in body.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(key)? == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(percent_decode(value)?);
+        }
+    }
+    found
+}
+
+/// `+` as a space and `%XX` as its byte; `None` for a broken escape or
+/// bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                u8::try_from(hi * 16 + lo).ok()?
+            }
+            b => b,
+        });
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `N` random bytes in hex, or `None` without randomness.
+fn random_hex<const N: usize>() -> Option<String> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).ok()?;
+    let mut hex = String::with_capacity(2 * N);
+    for b in bytes {
+        let _ = write!(hex, "{b:02x}");
+    }
+    Some(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields() {
+        assert_eq!(
+            form_field(b"token=a%2Bb%3D%3D+c", "token").as_deref(),
+            Some("a+b== c")
+        );
+        assert_eq!(form_field(b"x=1&token=t", "token").as_deref(), Some("t"));
+        assert_eq!(form_field(b"token=t&token=t", "token"), None);
+        assert_eq!(form_field(b"token=%2", "token"), None);
+        assert_eq!(form_field(b"token=%zz", "token"), None);
+        assert_eq!(form_field(b"token=%ff", "token"), None);
+        assert_eq!(form_field(b"other=t", "token"), None);
+        assert_eq!(form_field(b"token=", "token").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn tags_round_trip() {
+        for route in AdminRoute::ALL {
+            let tag = u32::from(HubRoute::Admin(route));
+            assert_eq!(HubRoute::decode(tag), Some(HubRoute::Admin(route)));
+        }
+    }
+
+    #[test]
+    fn the_page_has_its_placeholders_and_no_outside_assets() {
+        assert!(PAGE.contains("nonce=\"{{NONCE}}\""));
+        assert!(PAGE.contains("{{AUTH}}"));
+        for outside in ["http://", "https://", "//cdn", "@import", "src=\""] {
+            assert!(!PAGE.contains(outside), "the page refers to {outside}");
+        }
+    }
+}
