@@ -92,7 +92,13 @@ fn a_websocket_over_its_rate_is_closed_with_the_reason() {
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "publishing faster than the rate limit");
     assert!(texts.iter().all(|t| !t.contains("three")), "{texts:?}");
-    let history = request(&server, "GET", "/api/history?topic=chat.lobby", &bearer(TOKEN), b"");
+    let history = request(
+        &server,
+        "GET",
+        "/api/history?topic=chat.lobby",
+        &bearer(TOKEN),
+        b"",
+    );
     let history: Value = serde_json::from_slice(&history.body).unwrap();
     let data: Vec<&str> = history["events"]
         .as_array()
@@ -125,10 +131,19 @@ fn a_subject_shares_one_rate_over_its_connections_loops_and_requests() {
     }
     // The server API refuses the item, not the request.
     let body = json!({"items": [{"topic": "news", "data": "x"}]});
-    let response = request(&server, "POST", "/api/publish", &bearer(&alice), body.to_string().as_bytes());
+    let response = request(
+        &server,
+        "POST",
+        "/api/publish",
+        &bearer(&alice),
+        body.to_string().as_bytes(),
+    );
     assert_eq!(response.status, 200);
     let results: Value = serde_json::from_slice(&response.body).unwrap();
-    assert_eq!(results["results"][0]["error"]["code"], "rate_limited", "{results}");
+    assert_eq!(
+        results["results"][0]["error"]["code"], "rate_limited",
+        "{results}"
+    );
     let metrics = request(&server, "GET", "/metrics", "", b"");
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("tether_hub_rate_limited_total 2"), "{text}");
