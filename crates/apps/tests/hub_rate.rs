@@ -11,10 +11,9 @@
 
 use tether_testkit as common;
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{HttpConn, Response, SseClient, TestServer, Upgrade, WsClient, config};
+use common::{Response, SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_apps::{HubAuth, HubSettings, HubShared, PublishRate};
 use tether_auth::Keys;
@@ -50,29 +49,14 @@ fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
 }
 
-fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-        body.len()
-    );
-    conn.send(head.as_bytes());
-    conn.send(body);
-    conn.response()
-}
-
 fn publish(server: &TestServer, topic: &str, token: &str) -> Response {
-    request(server, "POST", &format!("/topics/{topic}"), &bearer(token), b"x")
-}
-
-/// A WebSocket whose upgrade carries these header lines.
-fn ws_with(server: &TestServer, target: &str, headers: &str) -> WsClient {
-    let mut upgrade = Upgrade::new(server.addr, target);
-    let end = upgrade.request.len() - 2;
-    upgrade.request.splice(end..end, headers.bytes());
-    let mut stream = common::tcp(server.addr);
-    stream.write_all(&upgrade.request).unwrap();
-    WsClient::finish(stream, upgrade)
+    request(
+        server.addr,
+        "POST",
+        &format!("/topics/{topic}"),
+        &bearer(token),
+        b"x",
+    )
 }
 
 #[test]
@@ -93,7 +77,7 @@ fn a_websocket_over_its_rate_is_closed_with_the_reason() {
     assert_eq!(close.reason, "publishing faster than the rate limit");
     assert!(texts.iter().all(|t| !t.contains("three")), "{texts:?}");
     let history = request(
-        &server,
+        server.addr,
         "GET",
         "/api/history?topic=chat.lobby",
         &bearer(TOKEN),
@@ -114,8 +98,8 @@ fn a_subject_shares_one_rate_over_its_connections_loops_and_requests() {
     let server = start();
     let alice = jwt("alice");
     // Two sockets (on either loop) and HTTP: two publishes in all.
-    let mut first = ws_with(&server, "/topics/chat.a/ws", &bearer(&alice));
-    let mut second = ws_with(&server, "/topics/chat.b/ws", &bearer(&alice));
+    let mut first = WsClient::connect_with(server.addr, "/topics/chat.a/ws", &bearer(&alice));
+    let mut second = WsClient::connect_with(server.addr, "/topics/chat.b/ws", &bearer(&alice));
     first.send_text("1");
     assert!(first.recv_text().contains("\"data\":\"1\""));
     second.send_text("2");
@@ -132,7 +116,7 @@ fn a_subject_shares_one_rate_over_its_connections_loops_and_requests() {
     // The server API refuses the item, not the request.
     let body = json!({"items": [{"topic": "news", "data": "x"}]});
     let response = request(
-        &server,
+        server.addr,
         "POST",
         "/api/publish",
         &bearer(&alice),
@@ -144,7 +128,7 @@ fn a_subject_shares_one_rate_over_its_connections_loops_and_requests() {
         results["results"][0]["error"]["code"], "rate_limited",
         "{results}"
     );
-    let metrics = request(&server, "GET", "/metrics", "", b"");
+    let metrics = request(server.addr, "GET", "/metrics", "", b"");
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("tether_hub_rate_limited_total 2"), "{text}");
 }

@@ -9,10 +9,9 @@
 
 use tether_testkit as common;
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{HttpConn, Response, SseClient, TestServer, Upgrade, WsClient, config};
+use common::{SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_apps::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespace};
 use tether_auth::Keys;
@@ -75,39 +74,16 @@ fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
 }
 
-/// A request with a body and these header lines, on its own connection.
-fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-        body.len()
-    );
-    conn.send(head.as_bytes());
-    conn.send(body);
-    conn.response()
-}
-
 /// `POST /topics/TOPIC` with this credential: the status.
 fn publish(server: &TestServer, topic: &str, token: &str, data: &str) -> u16 {
     request(
-        server,
+        server.addr,
         "POST",
         &format!("/topics/{topic}"),
         &bearer(token),
         data.as_bytes(),
     )
     .status
-}
-
-/// A WebSocket whose upgrade carries these header lines.
-fn ws_with(server: &TestServer, target: &str, headers: &str) -> WsClient {
-    let mut upgrade = Upgrade::new(server.addr, target);
-    // Before the blank line that ends the head.
-    let end = upgrade.request.len() - 2;
-    upgrade.request.splice(end..end, headers.bytes());
-    let mut stream = common::tcp(server.addr);
-    stream.write_all(&upgrade.request).unwrap();
-    WsClient::finish(stream, upgrade)
 }
 
 /// The next message is the hub's refusal of a publish.
@@ -155,7 +131,7 @@ fn a_backend_namespace_takes_the_publish_token_and_no_token_rights() {
     let body =
         json!({"items": [{"topic": "feed.prices", "data": "4"}, {"topic": "chat.lobby", "data": "5"}]});
     let response = request(
-        &server,
+        server.addr,
         "POST",
         "/api/publish",
         &bearer(&writer),
@@ -165,7 +141,7 @@ fn a_backend_namespace_takes_the_publish_token_and_no_token_rights() {
     assert_eq!(results["results"][0]["error"]["code"], "forbidden", "{results}");
     assert!(results["results"][1]["id"].is_string(), "{results}");
     // A WebSocket with the token's publish right is not let publish.
-    let mut ws = ws_with(&server, "/topics/feed.prices/ws", &bearer(&writer));
+    let mut ws = WsClient::connect_with(server.addr, "/topics/feed.prices/ws", &bearer(&writer));
     ws.send_text("6");
     assert_refused(&mut ws);
 }
@@ -173,12 +149,12 @@ fn a_backend_namespace_takes_the_publish_token_and_no_token_rights() {
 #[test]
 fn nobody_publishes_to_a_closed_namespace() {
     let server = start();
-    let response = request(&server, "POST", "/topics/clock", &bearer(TOKEN), b"tick");
+    let response = request(server.addr, "POST", "/topics/clock", &bearer(TOKEN), b"tick");
     assert_eq!(response.status, 403);
     assert!(String::from_utf8_lossy(&response.body).contains("namespace"));
     let body = json!({"topics": ["clock", "chat.lobby"], "data": "x"});
     let response = request(
-        &server,
+        server.addr,
         "POST",
         "/api/broadcast",
         &bearer(TOKEN),
@@ -211,7 +187,7 @@ fn a_private_namespace_needs_a_token_that_grants_the_topic() {
 fn presence_and_join_leave_follow_the_namespace() {
     let server = start();
     let _member = SseClient::connect(server.addr, "/topics/chat.quiet/events", "");
-    let presence = |topic: &str| request(&server, "GET", &format!("/topics/{topic}/presence"), "", b"");
+    let presence = |topic: &str| request(server.addr, "GET", &format!("/topics/{topic}/presence"), "", b"");
     assert_eq!(presence("chat.quiet").status, 404);
     assert_eq!(
         subscribe_status(&server, "/topics/chat.quiet/events?presence=1", ""),
@@ -244,7 +220,13 @@ fn a_namespace_keeps_its_own_backlog() {
     for data in ["1", "2", "3", "4"] {
         assert_eq!(publish(&server, "room.a", TOKEN, data), 200);
     }
-    let response = request(&server, "GET", "/api/history?topic=room.a", &bearer(TOKEN), b"");
+    let response = request(
+        server.addr,
+        "GET",
+        "/api/history?topic=room.a",
+        &bearer(TOKEN),
+        b"",
+    );
     let history: Value = serde_json::from_slice(&response.body).unwrap();
     let data: Vec<&str> = history["events"]
         .as_array()
@@ -262,7 +244,7 @@ fn topics_outside_every_namespace_are_refused() {
     assert_eq!(publish(&server, "news", TOKEN, "x"), 404);
     let body = json!({"items": [{"topic": "news", "data": "x"}]});
     let response = request(
-        &server,
+        server.addr,
         "POST",
         "/api/publish",
         &bearer(TOKEN),
@@ -304,7 +286,7 @@ fn a_reload_changes_the_rules_on_every_loop_and_keeps_what_needs_a_restart() {
         assert_eq!(publish(&server, "clock", "a new token", "x"), 200);
         assert_eq!(subscribe_status(&server, "/topics/news/events", ""), 200);
     }
-    let ticket = request(&server, "POST", "/tickets", &bearer("a new token"), b"");
+    let ticket = request(server.addr, "POST", "/tickets", &bearer("a new token"), b"");
     let ticket: Value = serde_json::from_slice(&ticket.body).unwrap();
     assert_eq!(ticket["expires_in"], 7.0, "{ticket}");
     // A socket opened before keeps what it was granted; a new one gets

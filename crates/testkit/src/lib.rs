@@ -321,6 +321,19 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
     conn.response()
 }
 
+/// `METHOD target` with these header lines (each ending in CRLF) and
+/// `body`, on a connection of its own (closed after): the response.
+pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
+    let mut conn = HttpConn::connect(addr);
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+        body.len()
+    );
+    conn.send(head.as_bytes());
+    conn.send(body);
+    conn.response()
+}
+
 /// Masking keys from a small xorshift generator: varied, never all zero,
 /// and the same in every run.
 pub fn masks(seed: u32) -> MaskSource {
@@ -380,6 +393,20 @@ impl WsClient {
     /// Opens a WebSocket to `target`.
     pub fn connect(addr: SocketAddr, target: &str) -> WsClient {
         let upgrade = Upgrade::new(addr, target);
+        let mut stream = tcp(addr);
+        stream
+            .write_all(&upgrade.request)
+            .expect("write the upgrade request");
+        WsClient::finish(stream, upgrade)
+    }
+
+    /// Opens a WebSocket to `target` whose upgrade request carries these
+    /// header lines too (each ending in CRLF).
+    pub fn connect_with(addr: SocketAddr, target: &str, headers: &str) -> WsClient {
+        let mut upgrade = Upgrade::new(addr, target);
+        // Before the blank line that ends the head.
+        let end = upgrade.request.len().saturating_sub(2);
+        upgrade.request.splice(end..end, headers.bytes());
         let mut stream = tcp(addr);
         stream
             .write_all(&upgrade.request)
