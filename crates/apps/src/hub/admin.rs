@@ -26,6 +26,7 @@ use tether_hub::secret_matches;
 use tether_server::{ConnId, Ctx, Request, Response, Route, StatsSnapshot};
 
 use super::metrics::{Denial, HubStats, Sources, denied, total};
+pub(super) use super::routes::AdminRoute;
 use super::routes::{HubRoute, bearer};
 
 /// The page, with `{{NONCE}}` where each answer puts its CSP nonce and
@@ -41,31 +42,6 @@ pub(super) const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 /// The most sessions held at once; signing in past it ends the one
 /// closest to its end.
 const MAX_SESSIONS: usize = 64;
-
-/// The paths under `/admin`, as route tags carry them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AdminRoute {
-    /// `GET /admin`: the page.
-    Page = 0,
-    /// `GET /admin/events`: the snapshots.
-    Events,
-    /// `POST /admin/login`: a token in, a session cookie out.
-    Login,
-    /// `POST /admin/logout`: the session ends.
-    Logout,
-    /// `/admin` or `/admin/events` without a credential that does.
-    Denied,
-}
-
-impl AdminRoute {
-    pub(super) const ALL: [AdminRoute; 5] = [
-        AdminRoute::Page,
-        AdminRoute::Events,
-        AdminRoute::Login,
-        AdminRoute::Logout,
-        AdminRoute::Denied,
-    ];
-}
 
 /// One reading of the counters that rates are computed from.
 #[derive(Debug, Clone, Copy)]

@@ -4,9 +4,6 @@ use tether_hub::Error as HubError;
 
 use tether_server::{Request, Response, Route};
 
-use super::admin::AdminRoute;
-use super::api::ApiRoute;
-
 /// The hub's tags are this prefix and a number below it, so that an
 /// embedder can tell them from its own (see [`HubApp::handles`]).
 const TAG_BASE: u32 = 0x4855_0000;
@@ -329,6 +326,106 @@ pub(super) fn bearer<'a>(request: &Request<'a>) -> Option<&'a str> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
         _ => Some(""),
     }
+}
+
+/// The API's endpoints (what `/api/...` a request names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ApiRoute {
+    /// `POST /api/publish`.
+    Publish,
+    /// `POST /api/broadcast`.
+    Broadcast,
+    /// `GET /api/history`.
+    History,
+    /// `GET /api/presence`.
+    Presence,
+    /// `POST /api/presence/counts`.
+    PresenceCounts,
+    /// `GET /api/topics`.
+    Topics,
+    /// `GET /api/topics/info`.
+    TopicInfo,
+    /// `POST /api/disconnect`.
+    Disconnect,
+    /// `POST /api/unsubscribe`.
+    Unsubscribe,
+    /// `POST /api/refresh`.
+    Refresh,
+    /// Any other path under `/api/`: a JSON 404.
+    Unknown,
+}
+
+impl ApiRoute {
+    /// The endpoint of a path under `/api/`; `None` for any other path.
+    pub(super) fn of(path: &str) -> Option<ApiRoute> {
+        Some(match path.strip_prefix("/api/")? {
+            "publish" => ApiRoute::Publish,
+            "broadcast" => ApiRoute::Broadcast,
+            "history" => ApiRoute::History,
+            "presence" => ApiRoute::Presence,
+            "presence/counts" => ApiRoute::PresenceCounts,
+            "topics" => ApiRoute::Topics,
+            "topics/info" => ApiRoute::TopicInfo,
+            "disconnect" => ApiRoute::Disconnect,
+            "unsubscribe" => ApiRoute::Unsubscribe,
+            "refresh" => ApiRoute::Refresh,
+            _ => ApiRoute::Unknown,
+        })
+    }
+
+    /// Every endpoint.
+    #[cfg(test)]
+    pub(super) const ALL: [ApiRoute; 11] = [
+        ApiRoute::Publish,
+        ApiRoute::Broadcast,
+        ApiRoute::History,
+        ApiRoute::Presence,
+        ApiRoute::PresenceCounts,
+        ApiRoute::Topics,
+        ApiRoute::TopicInfo,
+        ApiRoute::Disconnect,
+        ApiRoute::Unsubscribe,
+        ApiRoute::Refresh,
+        ApiRoute::Unknown,
+    ];
+
+    /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
+    pub(super) fn is_post(self) -> bool {
+        matches!(
+            self,
+            ApiRoute::Publish
+                | ApiRoute::Broadcast
+                | ApiRoute::PresenceCounts
+                | ApiRoute::Disconnect
+                | ApiRoute::Unsubscribe
+                | ApiRoute::Refresh
+        )
+    }
+}
+
+/// The paths under `/admin`, as route tags carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AdminRoute {
+    /// `GET /admin`: the page.
+    Page = 0,
+    /// `GET /admin/events`: the snapshots.
+    Events,
+    /// `POST /admin/login`: a token in, a session cookie out.
+    Login,
+    /// `POST /admin/logout`: the session ends.
+    Logout,
+    /// `/admin` or `/admin/events` without a credential that does.
+    Denied,
+}
+
+impl AdminRoute {
+    pub(super) const ALL: [AdminRoute; 5] = [
+        AdminRoute::Page,
+        AdminRoute::Events,
+        AdminRoute::Login,
+        AdminRoute::Logout,
+        AdminRoute::Denied,
+    ];
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use super::broker_view::LoopContext;
 use super::metrics::add;
 use super::presence::Asker;
 use super::publish::Pending;
+pub(in crate::hub) use super::routes::ApiRoute;
 use super::routes::Refusal;
 pub(in crate::hub) use batch::{Batches, Outcome};
 pub(in crate::hub) use users::Gathers;
@@ -47,81 +48,6 @@ pub(in crate::hub) use users::Gathers;
 /// The most items of one `POST /api/publish`, and topics of one
 /// `POST /api/broadcast`.
 pub(in crate::hub) const MAX_ITEMS: usize = 1000;
-
-/// The API's endpoints (what `/api/...` a request names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::hub) enum ApiRoute {
-    /// `POST /api/publish`.
-    Publish,
-    /// `POST /api/broadcast`.
-    Broadcast,
-    /// `GET /api/history`.
-    History,
-    /// `GET /api/presence`.
-    Presence,
-    /// `POST /api/presence/counts`.
-    PresenceCounts,
-    /// `GET /api/topics`.
-    Topics,
-    /// `GET /api/topics/info`.
-    TopicInfo,
-    /// `POST /api/disconnect`.
-    Disconnect,
-    /// `POST /api/unsubscribe`.
-    Unsubscribe,
-    /// `POST /api/refresh`.
-    Refresh,
-    /// Any other path under `/api/`: a JSON 404.
-    Unknown,
-}
-
-impl ApiRoute {
-    /// The endpoint of a path under `/api/`; `None` for any other path.
-    pub(in crate::hub) fn of(path: &str) -> Option<ApiRoute> {
-        Some(match path.strip_prefix("/api/")? {
-            "publish" => ApiRoute::Publish,
-            "broadcast" => ApiRoute::Broadcast,
-            "history" => ApiRoute::History,
-            "presence" => ApiRoute::Presence,
-            "presence/counts" => ApiRoute::PresenceCounts,
-            "topics" => ApiRoute::Topics,
-            "topics/info" => ApiRoute::TopicInfo,
-            "disconnect" => ApiRoute::Disconnect,
-            "unsubscribe" => ApiRoute::Unsubscribe,
-            "refresh" => ApiRoute::Refresh,
-            _ => ApiRoute::Unknown,
-        })
-    }
-
-    /// Every endpoint.
-    #[cfg(test)]
-    pub(in crate::hub) const ALL: [ApiRoute; 11] = [
-        ApiRoute::Publish,
-        ApiRoute::Broadcast,
-        ApiRoute::History,
-        ApiRoute::Presence,
-        ApiRoute::PresenceCounts,
-        ApiRoute::Topics,
-        ApiRoute::TopicInfo,
-        ApiRoute::Disconnect,
-        ApiRoute::Unsubscribe,
-        ApiRoute::Refresh,
-        ApiRoute::Unknown,
-    ];
-
-    /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
-    pub(in crate::hub) fn is_post(self) -> bool {
-        matches!(
-            self,
-            ApiRoute::Publish
-                | ApiRoute::Broadcast
-                | ApiRoute::PresenceCounts
-                | ApiRoute::Disconnect
-                | ApiRoute::Unsubscribe
-                | ApiRoute::Refresh
-        )
-    }
-}
 
 /// An error answer: its status, a short code and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
