@@ -66,11 +66,11 @@ impl Cors {
         let origin = self.origin(request);
         match reply {
             Reply::Now(response) => Reply::Now(self.apply(response, origin)),
-            Reply::Later(wait) => {
+            Reply::Later(_) | Reply::Hold(_) => {
                 if let Some(origin) = origin {
                     self.later.insert(conn, origin.into());
                 }
-                Reply::Later(wait)
+                reply
             }
         }
     }

@@ -24,6 +24,8 @@ pub(crate) enum Action {
     EndStream(ConnId),
     /// Answer a deferred request.
     Respond(ConnId, Response),
+    /// Let a held request go on as this route.
+    Proceed(ConnId, crate::app::Route),
 }
 
 /// The connection whose event is being handled, written to directly.
@@ -240,6 +242,18 @@ impl<'a, P> Ctx<'a, P> {
     /// Nothing happens if it was answered (or timed out) already.
     pub fn respond(&mut self, conn: ConnId, response: Response) {
         self.actions.push(Action::Respond(conn, response));
+    }
+
+    /// Lets a request held with [`Reply::Hold`](crate::Reply::Hold) go on
+    /// as `route`, as if [`App::route`](crate::App::route) had chosen it: a
+    /// [`Route::WebSocket`](crate::Route::WebSocket) upgrades (if the
+    /// request is one), a [`Route::EventStream`](crate::Route::EventStream)
+    /// starts, a page or [`Route::NotFound`](crate::Route::NotFound) is
+    /// answered. A [`Route::Handler`](crate::Route::Handler) is not asked
+    /// again: the request is answered 500. Nothing happens if the request
+    /// was answered (or timed out) already, or was not held.
+    pub fn proceed(&mut self, conn: ConnId, route: crate::app::Route) {
+        self.actions.push(Action::Proceed(conn, route));
     }
 
     /// The server's counters, added up over all its loops (for a metrics

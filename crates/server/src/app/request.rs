@@ -201,6 +201,18 @@ pub enum Reply {
     /// [`Ctx::respond`](crate::Ctx::respond) (a long poll, say). If it has not answered within
     /// the duration, [`App::on_request_timeout`](crate::App::on_request_timeout) is asked for the response.
     Later(Duration),
+    /// Not yet decided: the application keeps the [`ConnId`] and, within
+    /// the duration, either answers with [`Ctx::respond`](crate::Ctx::respond)
+    /// (a refusal, say) or lets the request go on as another route with
+    /// [`Ctx::proceed`](crate::Ctx::proceed): a WebSocket upgrade or an
+    /// event stream that waits for a decision made elsewhere (a database,
+    /// the application's backend) before it opens, so that a refused
+    /// client gets a real status (401, 403, 503) instead of an opened
+    /// session closed at once. The server keeps the request's head until
+    /// then and reads nothing after it. On time out,
+    /// [`App::on_request_timeout`](crate::App::on_request_timeout) is
+    /// asked for the answer, as for [`Reply::Later`].
+    Hold(Duration),
 }
 
 /// Why a WebSocket session or event stream ended.

@@ -323,6 +323,10 @@ impl<A: App> Connections<A> {
                         sink::respond_later(state, c, id, &response, now);
                         After::Keep
                     }),
+                    Action::Proceed(id, route) => self.drive(id, |state, c| {
+                        sink::proceed(state, c, id, route, now);
+                        After::Keep
+                    }),
                 }
             }
             if self.env.actions.is_empty() {

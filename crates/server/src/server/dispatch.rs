@@ -85,6 +85,9 @@ pub(super) enum Decision {
         tag: u32,
         /// How long it may take.
         wait: Duration,
+        /// The application may instead let the request go on as another
+        /// route ([`Reply::Hold`]): the session keeps the request.
+        held: bool,
     },
 }
 
@@ -106,7 +109,9 @@ fn refuse_method(allow: &str) -> Decision {
 
 /// Routes a complete request and asks the application what it needs to
 /// decide. `id` is the connection (or stream) the application's callbacks
-/// name; `closing_sessions` while the server closes its sessions.
+/// name; `closing_sessions` while the server closes its sessions;
+/// `released` is the route the application chose for a request it held
+/// ([`Reply::Hold`], [`Ctx::proceed`]), asked of it no further.
 pub(super) fn dispatch<A: App>(
     app: &mut A,
     ctx: &mut Ctx<'_, A::Post>,
@@ -114,9 +119,12 @@ pub(super) fn dispatch<A: App>(
     head: &Head<'_>,
     body: &[u8],
     closing_sessions: bool,
+    released: Option<Route>,
 ) -> Decision {
     let stats = &ctx.peers.own().stats;
-    Stats::add(&stats.http_requests, 1);
+    if released.is_none() {
+        Stats::add(&stats.http_requests, 1);
+    }
     let request = &head.request;
     let method = request.method;
     let head_only = head.head_only();
@@ -136,7 +144,13 @@ pub(super) fn dispatch<A: App>(
         status,
         retry_after: false,
     };
-    let route = if request.path == "/healthz" {
+    let route = if let Some(route) = released {
+        if matches!(route, Route::Handler(_)) {
+            // The handler had its say: holding the request.
+            return fail(500);
+        }
+        route
+    } else if request.path == "/healthz" {
         Route::Page {
             content_type: "text/plain; charset=utf-8",
             body: b"ok\n",
@@ -184,7 +198,16 @@ pub(super) fn dispatch<A: App>(
             }) {
                 None => fail(500),
                 Some(Reply::Now(response)) => Decision::Respond(response),
-                Some(Reply::Later(wait)) => Decision::Later { tag, wait },
+                Some(Reply::Later(wait)) => Decision::Later {
+                    tag,
+                    wait,
+                    held: false,
+                },
+                Some(Reply::Hold(wait)) => Decision::Later {
+                    tag,
+                    wait,
+                    held: true,
+                },
             }
         }
     }
@@ -193,7 +216,7 @@ pub(super) fn dispatch<A: App>(
 /// An extended CONNECT that the application routed to a handler: its
 /// answer when it is a refusal (401, 403, ... as an HTTP/1.1 upgrade
 /// gets), else 400, since a 2xx would tell the client its WebSocket is
-/// open (RFC 8441 section 5).
+/// open (RFC 8441 section 5); or, held, the decision later.
 fn refuse_connect<A: App>(
     app: &mut A,
     ctx: &mut Ctx<'_, A::Post>,
@@ -204,18 +227,37 @@ fn refuse_connect<A: App>(
     let peers = ctx.peers;
     let reply = guarded(&peers.own().stats, "on_request", || {
         match app.on_request(ctx, id, tag, request, &[]) {
-            Reply::Now(response) => Some(response),
+            Reply::Now(response) => Ok(Some(response)),
+            Reply::Hold(wait) => Err(wait),
             Reply::Later(_) => {
                 app.on_request_abandoned(ctx, id, tag);
-                None
+                Ok(None)
             }
         }
     });
     Decision::Respond(match reply {
         None => error_response(500),
-        Some(Some(response)) if response.status >= 300 => response,
-        Some(_) => error_response(400),
+        Some(Err(wait)) => {
+            return Decision::Later {
+                tag,
+                wait,
+                held: true,
+            };
+        }
+        Some(Ok(Some(response))) => refusal_only(response),
+        Some(Ok(None)) => error_response(400),
     })
+}
+
+/// The answer to an extended CONNECT that opens no WebSocket: a refusal as
+/// it is, anything else 400 (a 2xx would tell the client its WebSocket is
+/// open).
+pub(super) fn refusal_only(response: Response) -> Response {
+    if response.status >= 300 {
+        response
+    } else {
+        error_response(400)
+    }
 }
 
 /// Where an event stream resumes: its `Last-Event-ID`, or for a client

@@ -20,7 +20,7 @@ use tether_ws::CloseCode;
 
 use super::conn::{Conn, State};
 use super::env::{Call, LoopEnv};
-use crate::app::{App, CloseReason, ConnId, Encoded, Response};
+use crate::app::{App, CloseReason, ConnId, Encoded, Response, Route};
 use crate::loops::Stats;
 use crate::transport::{Stream, TlsSession};
 
@@ -176,6 +176,21 @@ pub(super) fn end_stream<A: App>(
     match (Sink::of(id), state) {
         (Sink::Connection, State::H1(h1)) => h1.end_stream(c, reason, now),
         (Sink::Stream(_), State::H2(h2)) => h2.end_stream(id, c, reason, now),
+        _ => {}
+    }
+}
+
+/// Lets a request the application held go on as `route`.
+pub(super) fn proceed<A: App>(
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
+    id: ConnId,
+    route: Route,
+    now: Instant,
+) {
+    match (Sink::of(id), state) {
+        (Sink::Connection, State::H1(h1)) => h1.proceed(c, route, now),
+        (Sink::Stream(_), State::H2(h2)) => h2.proceed(id, c, route, now),
         _ => {}
     }
 }

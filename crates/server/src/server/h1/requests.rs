@@ -8,7 +8,7 @@ use std::time::Instant;
 use log::debug;
 
 use super::state::{Deferred, H1Conn, Requests};
-use crate::app::{App, Request, Response};
+use crate::app::{App, Request, Response, Route};
 use crate::http;
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch};
 use crate::server::env::Call;
@@ -26,6 +26,8 @@ enum Next {
     Stop,
     /// The application answers this request later: keep what follows.
     Wait,
+    /// The application decides later: keep the request and what follows.
+    Hold,
 }
 
 impl H1Conn {
@@ -81,6 +83,7 @@ impl H1Conn {
         // A chunked body, decoded; a body with a length is borrowed as it is.
         let mut decoded = Vec::new();
         while !rest.is_empty() {
+            let request_start = rest;
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let (head, head_len) = match tether_http1::parse_request(rest, &mut headers, &limits) {
                 Ok(tether_http1::Status::Complete(parsed)) => parsed,
@@ -127,7 +130,8 @@ impl H1Conn {
                 requests.head_checked = false;
             }
             let after = after_head.get(body_len..).unwrap_or_default();
-            let next = self.handle_request(c, &head, body, after, now);
+            let len = request_start.len() - after.len();
+            let next = self.handle_request(c, &head, body, after, len, now);
             rest = after;
             starts_request = true;
             match next {
@@ -136,6 +140,12 @@ impl H1Conn {
                 Next::Wait => {
                     if let Some(requests) = self.requests() {
                         requests.partial.extend_from_slice(rest);
+                    }
+                    return;
+                }
+                Next::Hold => {
+                    if let Some(requests) = self.requests() {
+                        requests.partial.extend_from_slice(request_start);
                     }
                     return;
                 }
@@ -207,12 +217,15 @@ impl H1Conn {
         c.env.mark_dirty(c.id, c.link);
     }
 
+    /// One complete request, `len` bytes of head and body, with `rest`
+    /// after it.
     fn handle_request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         head: &tether_http1::RequestHead<'_, '_>,
         body: &[u8],
         rest: &[u8],
+        len: usize,
         now: Instant,
     ) -> Next {
         let form = match head.form() {
@@ -228,10 +241,11 @@ impl H1Conn {
         let keep_alive = head.keep_alive() && !c.env.shutting_down;
         let head_only = request.head_only();
         let closing_sessions = c.env.closing_sessions;
+        let released = self.requests().and_then(|requests| requests.released.take());
         let decision = {
             let id = c.id;
             let (app, mut ctx) = c.detached(now);
-            dispatch(app, &mut ctx, id, &request, body, closing_sessions)
+            dispatch(app, &mut ctx, id, &request, body, closing_sessions, released)
         };
         match decision {
             Decision::Respond(response) => respond_with(c, &response, head_only, !keep_alive),
@@ -274,20 +288,23 @@ impl H1Conn {
                 self.start_stream(c, &request.request, tag, &headers, now);
                 return Next::Stop;
             }
-            Decision::Later { tag, wait } => {
+            Decision::Later { tag, wait, held } => {
                 if let Some(requests) = self.requests() {
                     requests.waiting = Some(Deferred {
                         tag,
                         close: !keep_alive,
                         head_only,
+                        held: if held { len } else { 0 },
                     });
                     requests.deadline = answer_by(now, wait);
                 }
                 if closing_sessions && let Some(response) = c.shutdown_answer(c.id, tag, now) {
+                    // The connection closes after this answer: what
+                    // follows the request does not matter.
                     self.respond_later(c, &response, now);
                 }
                 c.env.mark_dirty(c.id, c.link);
-                return Next::Wait;
+                return if held { Next::Hold } else { Next::Wait };
             }
         }
         if !keep_alive {
@@ -319,6 +336,8 @@ impl H1Conn {
             return;
         };
         let Some(deferred) = waiting.take() else { return };
+        // A held request's own bytes go with its answer.
+        partial.drain(..deferred.held.min(partial.len()));
         *deadline = keep_alive_deadline;
         let pipelined = !partial.is_empty();
         respond_with(c, response, deferred.head_only, deferred.close);
@@ -329,6 +348,28 @@ impl H1Conn {
             self.requests_input(c, &[], now);
         }
         // Reading stopped while the request waited: go on with what the
+        // socket holds, unless the next request waits in turn.
+        if !self.awaits_answer() {
+            c.env.backlog.push(c.id);
+        }
+    }
+
+    /// The application lets the request it held go on as `route`: the
+    /// request, kept whole, is parsed and routed again, then what follows.
+    pub(in crate::server) fn proceed<A: App>(&mut self, c: &mut Call<'_, '_, A>, route: Route, now: Instant) {
+        let Some(requests) = self.requests() else { return };
+        if !requests.waiting.is_some_and(|deferred| deferred.held > 0) {
+            return;
+        }
+        requests.waiting = None;
+        requests.released = Some(route);
+        requests.deadline = now + c.env.config.keep_alive_timeout;
+        self.requests_input(c, &[], now);
+        if let Some(requests) = self.requests() {
+            // Not parsed again (it cannot be, being whole): not released.
+            requests.released = None;
+        }
+        // Reading stopped while the request was held: go on with what the
         // socket holds, unless the next request waits in turn.
         if !self.awaits_answer() {
             c.env.backlog.push(c.id);

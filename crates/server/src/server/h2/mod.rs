@@ -52,7 +52,7 @@ mod streams;
 pub(crate) use state::H2Session;
 use state::{H2Stream, Kind, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies, split_target};
 
-use crate::app::{App, CloseReason, Request, Response};
+use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
 use crate::server::env::Call;
@@ -280,6 +280,46 @@ impl H2Session {
         body: &[u8],
         now: Instant,
     ) {
+        self.route_request(c, stream, h2_request, body, None, now);
+    }
+
+    /// The application lets the request it held on a stream go on as
+    /// `route`.
+    pub(in crate::server) fn proceed<A: App>(
+        &mut self,
+        sid: ConnId,
+        c: &mut Call<'_, '_, A>,
+        route: Route,
+        now: Instant,
+    ) {
+        let stream = sid.stream();
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let Kind::Waiting { held: Some(_), .. } = &s.kind else {
+            return;
+        };
+        let Kind::Waiting {
+            held: Some(request), ..
+        } = std::mem::replace(&mut s.kind, Kind::Answered)
+        else {
+            return;
+        };
+        self.route_request(c, stream, &request, &[], Some(route), now);
+        c.mark_dirty();
+    }
+
+    /// Routes a request, or lets a held one go on as `released`.
+    #[allow(clippy::too_many_arguments)]
+    fn route_request<A: App>(
+        &mut self,
+        c: &mut Call<'_, '_, A>,
+        stream: u32,
+        h2_request: &H2Request,
+        body: &[u8],
+        released: Option<Route>,
+        now: Instant,
+    ) {
         let id = c.id;
         let sid = id.with_stream(stream);
         let cookie = joined_cookies(h2_request);
@@ -311,7 +351,7 @@ impl H2Session {
         let closing_sessions = c.env.closing_sessions;
         let decision = {
             let (app, mut ctx) = c.detached(now);
-            dispatch(app, &mut ctx, sid, &head, body, closing_sessions)
+            dispatch(app, &mut ctx, sid, &head, body, closing_sessions, released)
         };
         let answer = match decision {
             Decision::Respond(response) => response,
@@ -334,13 +374,14 @@ impl H2Session {
             Decision::EventStream { tag, headers } => {
                 return self.start_stream(c, stream, &head.request, tag, &headers, head_only, now);
             }
-            Decision::Later { tag, wait } => {
+            Decision::Later { tag, wait, held } => {
                 let deadline = answer_by(now, wait);
                 if let Some(s) = self.streams.get_mut(&stream) {
                     s.kind = Kind::Waiting {
                         tag,
                         head_only,
                         deadline,
+                        held: held.then(|| Box::new(h2_request.clone())),
                     };
                 }
                 if closing_sessions && let Some(response) = c.shutdown_answer(sid, tag, now) {

@@ -100,11 +100,14 @@ pub(super) enum Kind {
     /// The response is on its way; the stream is forgotten once it is
     /// sent.
     Answered,
-    /// The application answers later ([`Reply::Later`]).
+    /// The application answers later ([`Reply::Later`]), or, holding
+    /// the request ([`crate::Reply::Hold`]), may let it go on instead.
     Waiting {
         tag: u32,
         head_only: bool,
         deadline: Instant,
+        /// The request, kept to go on with, when held.
+        held: Option<Box<H2Request>>,
     },
     /// An event stream; `ended` once the application was told it ended.
     Sse {

@@ -15,7 +15,7 @@ use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, InPlace};
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
-use crate::server::dispatch::last_event_id;
+use crate::server::dispatch::{last_event_id, refusal_only};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::websocket::Session;
@@ -424,12 +424,23 @@ impl H2Session {
         c: &mut Call<'_, '_, A>,
         response: &Response,
     ) {
-        let Some(Kind::Waiting { head_only, .. }) = self.streams.get(&sid.stream()).map(|s| &s.kind) else {
+        let Some(Kind::Waiting { head_only, held, .. }) = self.streams.get(&sid.stream()).map(|s| &s.kind)
+        else {
             return;
         };
         let head_only = *head_only;
+        let connect = held
+            .as_ref()
+            .is_some_and(|request| request.is_extended_connect("websocket"));
         let out = c.link.queue(&mut c.env.pool);
-        self.answer(c.env, out, sid.stream(), response, head_only);
+        if connect {
+            // A held WebSocket that does not go on: a 2xx would tell the
+            // client it is open.
+            let refusal = refusal_only(response.clone());
+            self.answer(c.env, out, sid.stream(), &refusal, head_only);
+        } else {
+            self.answer(c.env, out, sid.stream(), response, head_only);
+        }
         c.mark_dirty();
     }
 }
