@@ -22,6 +22,9 @@ const HOLD_SSE: u32 = 2;
 const DECIDE: u32 = 3;
 const COUNT: u32 = 4;
 const LATER: u32 = 5;
+const HOLD_TWICE: u32 = 6;
+const REHOLD: u32 = 7;
+const ECHO: u32 = 8;
 const WS: u32 = 10;
 const SSE: u32 = 11;
 
@@ -44,6 +47,7 @@ impl App for Gate {
             "/decide" => Route::Handler(DECIDE),
             "/held" => Route::Handler(COUNT),
             "/later" => Route::Handler(LATER),
+            "/twice" => Route::Handler(HOLD_TWICE),
             _ => Route::NotFound,
         }
     }
@@ -57,7 +61,16 @@ impl App for Gate {
         body: &[u8],
     ) -> Reply {
         match tag {
-            HOLD_WS | HOLD_SSE => {
+            REHOLD => {
+                // Asked again, now with what it needs: on to the upgrade.
+                ctx.proceed(conn, Route::WebSocket(WS));
+                Reply::Hold(Duration::from_secs(1))
+            }
+            ECHO => Reply::Now(Response::text(
+                200,
+                format!("{} {}", request.method(), String::from_utf8_lossy(body)),
+            )),
+            HOLD_WS | HOLD_SSE | HOLD_TWICE => {
                 self.held.push((conn, tag));
                 let wait = if request.query_param("short").is_some() {
                     200
@@ -77,12 +90,17 @@ impl App for Gate {
                 for (held, tag) in self.held.drain(..) {
                     match (verdict.as_str(), tag) {
                         ("allow", HOLD_WS) => ctx.proceed(held, Route::WebSocket(WS)),
+                        ("allow", HOLD_TWICE) => ctx.proceed(held, Route::Handler(REHOLD)),
+                        ("echo", _) => ctx.proceed(held, Route::Handler(ECHO)),
                         ("allow", _) => ctx.proceed(held, Route::EventStream(SSE)),
                         ("ok", _) => ctx.respond(held, Response::text(200, "fine\n")),
                         _ => ctx.respond(held, Response::text(403, "no\n")),
                     }
-                    // A second word on the same request changes nothing.
-                    ctx.respond(held, Response::text(500, "too late\n"));
+                    // A second word on the same request changes nothing
+                    // (unless it was held again on the way, as /twice is).
+                    if tag != HOLD_TWICE {
+                        ctx.respond(held, Response::text(500, "too late\n"));
+                    }
                 }
                 Reply::Now(Response::text(200, verdict))
             }
@@ -264,5 +282,41 @@ fn held_streams_over_http2_open_or_are_refused() {
     wait_held(&server, 1);
     decide(&server, "deny");
     assert_eq!(client.finish(denied).status(), Some(403));
+    server.shutdown();
+}
+
+#[test]
+fn a_held_request_goes_on_to_a_handler_with_its_body_or_from_there_to_an_upgrade() {
+    let (server, _) = gate();
+    let mut conn = HttpConn::connect(server.addr);
+    conn.send(b"POST /twice HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    wait_held(&server, 1);
+    decide(&server, "echo");
+    let echoed = conn.response();
+    assert_eq!((echoed.status, &echoed.body[..]), (200, &b"POST hello"[..]));
+    let addr = server.addr;
+    let client = thread::spawn(move || WsClient::connect(addr, "/twice?name=cy"));
+    wait_held(&server, 1);
+    decide(&server, "allow");
+    let mut client = client.join().unwrap();
+    match client.next_event() {
+        Some(Event::Message(message)) => assert_eq!(message.as_text(), Some("welcome cy")),
+        other => panic!("{other:?}"),
+    }
+    // Over HTTP/2: the body kept with the stream, and the upgrade.
+    let mut h2 = H2Client::connect(server.addr);
+    let posted = h2.request_with_body("POST", "/twice", &[], b"over h2");
+    wait_held(&server, 1);
+    decide(&server, "echo");
+    let answer = h2.finish(posted);
+    assert_eq!(
+        (answer.status(), &answer.data[..]),
+        (Some(200), &b"POST over h2"[..])
+    );
+    let socket = h2.websocket("/twice?name=di", &[]);
+    wait_held(&server, 1);
+    decide(&server, "allow");
+    assert_eq!(h2.head(socket).status(), Some(200));
+    h2.data_contains(socket, b"welcome di");
     server.shutdown();
 }

@@ -249,9 +249,11 @@ impl<'a, P> Ctx<'a, P> {
     /// [`Route::WebSocket`](crate::Route::WebSocket) upgrades (if the
     /// request is one), a [`Route::EventStream`](crate::Route::EventStream)
     /// starts, a page or [`Route::NotFound`](crate::Route::NotFound) is
-    /// answered. A [`Route::Handler`](crate::Route::Handler) is not asked
-    /// again: the request is answered 500. Nothing happens if the request
-    /// was answered (or timed out) already, or was not held.
+    /// answered, and a [`Route::Handler`](crate::Route::Handler) is given
+    /// to [`App::on_request`](crate::App::on_request) again, with the same
+    /// request and body (which may hold it again, or proceed with it from
+    /// there to an upgrade). Nothing happens if the request was answered
+    /// (or timed out) already, or was not held.
     pub fn proceed(&mut self, conn: ConnId, route: crate::app::Route) {
         self.actions.push(Action::Proceed(conn, route));
     }

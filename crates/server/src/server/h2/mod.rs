@@ -299,13 +299,11 @@ impl H2Session {
         let Kind::Waiting { held: Some(_), .. } = &s.kind else {
             return;
         };
-        let Kind::Waiting {
-            held: Some(request), ..
-        } = std::mem::replace(&mut s.kind, Kind::Answered)
-        else {
+        let Kind::Waiting { held: Some(held), .. } = std::mem::replace(&mut s.kind, Kind::Answered) else {
             return;
         };
-        self.route_request(c, stream, &request, &[], Some(route), now);
+        let (request, body) = *held;
+        self.route_request(c, stream, &request, &body, Some(route), now);
         c.mark_dirty();
     }
 
@@ -381,7 +379,7 @@ impl H2Session {
                         tag,
                         head_only,
                         deadline,
-                        held: held.then(|| Box::new(h2_request.clone())),
+                        held: held.then(|| Box::new((h2_request.clone(), body.to_vec()))),
                     };
                 }
                 if closing_sessions && let Some(response) = c.shutdown_answer(sid, tag, now) {

@@ -106,8 +106,8 @@ pub(super) enum Kind {
         tag: u32,
         head_only: bool,
         deadline: Instant,
-        /// The request, kept to go on with, when held.
-        held: Option<Box<H2Request>>,
+        /// The request and its body, kept to go on with, when held.
+        held: Option<Box<(H2Request, Vec<u8>)>>,
     },
     /// An event stream; `ended` once the application was told it ended.
     Sse {

@@ -431,7 +431,7 @@ impl H2Session {
         let head_only = *head_only;
         let connect = held
             .as_ref()
-            .is_some_and(|request| request.is_extended_connect("websocket"));
+            .is_some_and(|held| held.0.is_extended_connect("websocket"));
         let out = c.link.queue(&mut c.env.pool);
         if connect {
             // A held WebSocket that does not go on: a 2xx would tell the
