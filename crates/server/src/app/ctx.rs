@@ -278,6 +278,14 @@ impl<'a, P> Ctx<'a, P> {
         self.peers.post(to_loop, message);
     }
 
+    /// A [`Poster`](crate::Poster) to this server's loops, for a thread of
+    /// the application's own to post back with (the answer to a question
+    /// the loop must not wait for, say): what it posts reaches
+    /// [`App::on_post`](crate::App::on_post) on the loop it names.
+    pub fn poster(&self) -> crate::Poster<P> {
+        self.peers.poster()
+    }
+
     /// Ends an event stream (the client will reconnect after its retry
     /// delay, with its last event id).
     pub fn end_stream(&mut self, conn: ConnId) {
