@@ -14,8 +14,10 @@ mod access;
 mod admin;
 mod api;
 mod auth;
+mod backend;
 mod broker_view;
 mod cors;
+mod decide;
 mod metrics;
 mod namespace;
 pub(crate) mod origin;
@@ -35,15 +37,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{
-    Broker, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed, Transport,
+    Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed,
+    Transport,
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 use self::admin::{Admin, AdminRoute};
 use self::api::{Batches, Gathers};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
+pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
+use self::decide::Decisions;
 use self::metrics::{Denial, HubStats, add, sub};
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
 use self::poll::{next_id, poll_response, poll_timeout_response};
@@ -111,6 +116,8 @@ pub struct HubApp {
     awaiting: Awaiting,
     /// Every answer goes out through it.
     cors: Cors,
+    /// Requests held for the application's backend to decide.
+    decisions: Decisions,
     /// Publishes waiting for their outcome.
     publishes: Publishes,
     /// Server API requests waiting for their items' outcomes.
@@ -158,6 +165,7 @@ impl HubApp {
             subscribers: Subscribers::default(),
             awaiting: Awaiting::default(),
             cors: Cors::new(shared.settings.clone()),
+            decisions: Decisions::default(),
             publishes: Publishes::default(),
             batches: Batches::default(),
             gathers: Gathers::default(),
@@ -631,32 +639,11 @@ impl App for HubApp {
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
-            return;
-        };
-        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
-            return;
-        };
-        if socket == Socket::AuthFirst {
-            let timeout = self
-                .shared
-                .settings
-                .auth
-                .as_ref()
-                .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
-            let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
-            self.awaiting.admit(conn, subscriber, until);
-            return;
-        }
-        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
-        let now = self.shared.access.unix_secs(ctx.now());
-        // A raw subscriber gets no warning (it could not tell it from
-        // data, nor send another token): it is closed when its token
-        // expires.
-        if subscriber.transport == Transport::WebSocket {
-            subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
-        }
-        self.subscribe(ctx, conn, subscriber);
+        // Who the backend said it is, if it was asked.
+        let presented = self.decisions.take_decided(conn, ctx.now());
+        let before = self.shared.access.present(presented);
+        self.open(ctx, conn, tag, request);
+        self.shared.access.present(before);
     }
 
     fn on_message(
@@ -688,21 +675,10 @@ impl App for HubApp {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
-            let sources = metrics::Sources {
-                loops: &self.shared.stats,
-                hub: &self.hub,
-                broker: &*self.broker,
-                per_topic: false,
-            };
-            let token = self.shared.settings.metrics_token.as_deref();
-            self.admin.subscribe(ctx, conn, request, &sources, token);
-            return;
-        }
-        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
-            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
-            self.subscribe(ctx, conn, subscriber);
-        }
+        let presented = self.decisions.take_decided(conn, ctx.now());
+        let before = self.shared.access.present(presented);
+        self.start_stream(ctx, conn, tag, request, last_event_id);
+        self.shared.access.present(before);
     }
 
     fn on_unsubscribe(
@@ -729,6 +705,7 @@ impl App for HubApp {
         self.expire(ctx, now);
         self.warn(ctx, now);
         self.awaiting.time_out(ctx, &self.stats);
+        self.decisions.tick(ctx.now());
         let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
@@ -757,34 +734,10 @@ impl App for HubApp {
         body: &[u8],
     ) -> Reply {
         let route = HubRoute::decode(tag);
-        if route == Some(HubRoute::Metrics) {
-            return self.metrics_request(ctx, request);
+        if matches!(route, Some(HubRoute::Metrics | HubRoute::Admin(_))) {
+            return self.answer_request(ctx, conn, tag, request, body);
         }
-        if let Some(HubRoute::Admin(route)) = route {
-            let token = self.shared.settings.metrics_token.as_deref();
-            return Reply::Now(self.admin.answer(route, request, body, token));
-        }
-        let reply = match route {
-            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
-                add(&self.stats.refused_403, 1);
-                Response::text(403, "origin not allowed\n")
-            })),
-            Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
-            Some(HubRoute::Api(route)) => self.api_request(ctx, conn, request, body, route),
-            Some(HubRoute::Poll) => self.poll(ctx, conn, request),
-            Some(HubRoute::Presence) => match parse_path(request.path()) {
-                Some((topic, _)) => {
-                    self.roster.ask(ctx, Asker::Page(conn), topic);
-                    Reply::Later(self.shared.settings.publish_timeout)
-                }
-                None => Reply::Now(Response::text(404, "404 Not Found\n")),
-            },
-            Some(HubRoute::Tickets) => {
-                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
-            }
-            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
-            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
-        };
+        let reply = self.answer_request(ctx, conn, tag, request, body);
         self.cors.reply(conn, request, reply)
     }
 
@@ -799,6 +752,7 @@ impl App for HubApp {
             Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
             Some(HubRoute::Presence) => self.roster.forget(conn),
             Some(HubRoute::Api(_)) => self.api_abandoned(conn),
+            Some(HubRoute::Decide | HubRoute::Decided) => self.decisions.forget(conn),
             _ => self.publishes.forget(conn),
         }
     }
@@ -821,7 +775,11 @@ impl App for HubApp {
         let needs_token = request.method() == "POST"
             && (request.path() == "/tickets"
                 || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
-        if needs_token {
+        // Who a request without credentials is, the backend says: its body
+        // is read first.
+        let asks_connect = self.shared.settings.backend_for(backend::Hook::Connect).is_some()
+            && self.shared.access.presents_nothing(request);
+        if needs_token && !asks_connect {
             let topic = parse_path(request.path()).map(|(topic, _)| topic);
             let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
             Some(self.cors.now(request, refusal))
@@ -873,14 +831,121 @@ impl App for HubApp {
                     .presence_members
                     .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
             }
+            HubMessage::Control(ControlMessage::Decided { token, decision }) => {
+                self.decision(ctx, token, decision);
+            }
             HubMessage::Control(message) => self.api_control(ctx, message),
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }
 }
 
+/// The answers of the hub's routes.
+impl HubApp {
+    /// The answer to a request on one of the hub's handler routes, before
+    /// its CORS fields.
+    fn answer_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let route = HubRoute::decode(tag);
+        if route == Some(HubRoute::Metrics) {
+            return self.metrics_request(ctx, request);
+        }
+        if let Some(HubRoute::Admin(route)) = route {
+            let token = self.shared.settings.metrics_token.as_deref();
+            return Reply::Now(self.admin.answer(route, request, body, token));
+        }
+        match route {
+            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
+                add(&self.stats.refused_403, 1);
+                Response::text(403, "origin not allowed\n")
+            })),
+            Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
+            Some(HubRoute::Api(route)) => self.api_request(ctx, conn, request, body, route),
+            Some(HubRoute::Poll) => self.poll(ctx, conn, request),
+            Some(HubRoute::Presence) => match parse_path(request.path()) {
+                Some((topic, _)) => {
+                    self.roster.ask(ctx, Asker::Page(conn), topic);
+                    Reply::Later(self.shared.settings.publish_timeout)
+                }
+                None => Reply::Now(Response::text(404, "404 Not Found\n")),
+            },
+            Some(HubRoute::Tickets) => {
+                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
+            }
+            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
+            Some(HubRoute::Decide) => self.decide_request(ctx, conn, request),
+            Some(HubRoute::Decided) => self.decided_request(ctx, conn, request, body),
+            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
+        }
+    }
+}
+
 /// The answers of the hub's callbacks, before CORS headers are added.
 impl HubApp {
+    /// A WebSocket session opened (with the backend's decision presented,
+    /// if there is one).
+    fn open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
+            return;
+        };
+        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
+            return;
+        };
+        if socket == Socket::AuthFirst {
+            let timeout = self
+                .shared
+                .settings
+                .auth
+                .as_ref()
+                .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
+            let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
+            self.awaiting.admit(conn, subscriber, until);
+            return;
+        }
+        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+        let now = self.shared.access.unix_secs(ctx.now());
+        // A raw subscriber gets no warning (it could not tell it from
+        // data, nor send another token): it is closed when its token
+        // expires.
+        if subscriber.transport == Transport::WebSocket {
+            subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
+        }
+        self.subscribe(ctx, conn, subscriber);
+    }
+
+    /// An event stream started (with the backend's decision presented,
+    /// if there is one).
+    fn start_stream(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
+            let sources = metrics::Sources {
+                loops: &self.shared.stats,
+                hub: &self.hub,
+                broker: &*self.broker,
+                per_topic: false,
+            };
+            let token = self.shared.settings.metrics_token.as_deref();
+            self.admin.subscribe(ctx, conn, request, &sources, token);
+            return;
+        }
+        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
+            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+            self.subscribe(ctx, conn, subscriber);
+        }
+    }
+
     fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
         let sources = metrics::Sources {
             loops: &self.shared.stats,
@@ -911,6 +976,7 @@ impl HubApp {
                 Response::text(504, "the members were not known in time\n")
             }
             Some(HubRoute::Api(_)) => self.api_timeout(conn),
+            Some(HubRoute::Decide | HubRoute::Decided) => self.decision_timeout(conn),
             _ => {
                 self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")
@@ -937,6 +1003,8 @@ impl HubApp {
                 self.roster.forget(conn);
                 Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
             }
+            // Nothing is decided any more.
+            Some(HubRoute::Decide | HubRoute::Decided) => Some(self.decision_timeout(conn)),
             // A publish waits for its outcome, which every loop's drain
             // guarantees is on its way (or its own timeout answers 504).
             _ => None,

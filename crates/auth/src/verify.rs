@@ -90,6 +90,19 @@ pub struct Identity {
     pub expires_at: Option<u64>,
 }
 
+impl Identity {
+    /// An identity vouched for by something other than a token (the
+    /// application's backend, asked by the server): who, what it may do,
+    /// and until when.
+    pub fn new(subject: Option<String>, rights: Rights, expires_at: Option<u64>) -> Identity {
+        Identity {
+            subject,
+            rights,
+            expires_at,
+        }
+    }
+}
+
 /// Verifies `token` with `keys` and `validation` at the time `now`
 /// (seconds since the Unix epoch; this function reads no clock), and
 /// returns who it names and what it allows.

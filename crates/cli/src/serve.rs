@@ -324,7 +324,7 @@ pub(crate) struct HubArgs {
     /// A namespace: the topics a pattern names, with rules of their own
     /// (repeat for more, or separate with ;), e.g. 'chat.*
     /// publish=subscribers backlog-events=200'. Keys:
-    /// subscribe=anyone|token, private=true (subscribe=token),
+    /// subscribe=anyone|token|hook, private=true (subscribe=token),
     /// publish=token|subscribers|backend|nobody, presence=on|off,
     /// join-leave=on|off, backlog-events=N, backlog-bytes=N,
     /// topic-ttl=SECONDS (0: never), durable=on|off (with --data-dir). The

@@ -123,6 +123,14 @@ pub enum ControlMessage {
         /// The loop's topics.
         topics: Vec<TopicReport>,
     },
+    /// To the loop that asked the application's backend (its own thread
+    /// posting back): the decision, for the question numbered `token`.
+    Decided {
+        /// The loop's number for the question.
+        token: u64,
+        /// What the backend decided.
+        decision: crate::Decision,
+    },
 }
 
 /// Posts `message` to every loop of the node, this one included (its copy

@@ -89,6 +89,7 @@ mod backlog;
 mod broker;
 mod config;
 mod control;
+mod decision;
 mod error;
 mod event;
 mod hub;
@@ -105,6 +106,7 @@ pub use broker::{
 };
 pub use config::{Config, TopicLimits};
 pub use control::{ControlMessage, TopicReport, UserAction, merge_topics, post_to_all};
+pub use decision::{Allowed, Decision};
 pub use error::Error;
 pub use event::{
     DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,

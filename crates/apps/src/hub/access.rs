@@ -33,6 +33,20 @@ pub(super) struct Access {
     clock: Clock,
     /// The publish rate of each subject publishing lately.
     rates: Arc<Mutex<SubjectBuckets>>,
+    /// What the application's backend decided about the request being
+    /// handled on this loop now, if it was asked: the credential it
+    /// stands for (set and cleared around one callback).
+    presented: Option<Box<Presented>>,
+}
+
+/// What the application's backend decided about a request it was asked
+/// about, as the request goes on.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Presented {
+    /// Who it is, if the connect hook said so: as a token's holder.
+    pub(super) identity: Option<tether_auth::Identity>,
+    /// The subscribe hook let it subscribe to its topic.
+    pub(super) subscribe_decided: bool,
 }
 
 /// Whom a ticket was issued for: the subject and rights of the token that
@@ -144,6 +158,49 @@ impl Access {
             holders: Arc::default(),
             clock: Clock::new(),
             rates: Arc::default(),
+            presented: None,
+        }
+    }
+
+    /// From now until [`Access::present`] again, requests are taken as
+    /// `presented` says (the backend's decision about the one request a
+    /// callback handles), or as their own credentials say (`None`).
+    pub(super) fn present(&mut self, presented: Option<Presented>) -> Option<Presented> {
+        std::mem::replace(&mut self.presented, presented.map(Box::new)).map(|p| *p)
+    }
+
+    /// The backend's decision the request being handled comes with.
+    pub(super) fn presented(&self) -> Option<&Presented> {
+        self.presented.as_deref()
+    }
+
+    /// Whether a request presents no credential of any kind (no
+    /// `Authorization`, no ticket, no token in a cookie or the query) and
+    /// came with no decision of the backend's: who it is would be the
+    /// connect hook's to say.
+    pub(super) fn presents_nothing(&self, request: &Request<'_>) -> bool {
+        self.presented.is_none()
+            && bearer(request).is_none()
+            && request.query_param("ticket").is_none()
+            && self
+                .settings
+                .auth
+                .as_ref()
+                .is_none_or(|auth| auth.token_of(request).is_none())
+    }
+
+    /// The subject a request's credential names, without taking anything
+    /// (a ticket stays to be redeemed): for a question to the backend.
+    pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
+        if let Some(ticket) = request.query_param("ticket") {
+            let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+            return holders
+                .get(&ticket)
+                .and_then(|(_, holder)| holder.subject.clone());
+        }
+        match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::Token(who)) => who.subject,
+            _ => None,
         }
     }
 
@@ -211,6 +268,13 @@ impl Access {
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
     pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
+        if let Some(Presented {
+            identity: Some(identity),
+            ..
+        }) = self.presented.as_deref()
+        {
+            return Ok(Credential::Token(identity.clone()));
+        }
         let settings = &self.settings;
         let given = bearer(request);
         if let (Some(given), Some(admin)) = (given, &settings.publish_token)
@@ -254,10 +318,10 @@ impl Access {
     /// tokens are verified, and the request presents no credential at all
     /// (no ticket, no `Authorization`, no token cookie or query).
     pub(super) fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
-        self.settings
-            .auth
-            .as_ref()
-            .is_some_and(|auth| request.query_param("ticket").is_none() && auth.token_of(request).is_none())
+        self.presented.is_none()
+            && self.settings.auth.as_ref().is_some_and(|auth| {
+                request.query_param("ticket").is_none() && auth.token_of(request).is_none()
+            })
     }
 
     /// Whether subscribing to `topic` needs a token that grants it: its
@@ -333,6 +397,13 @@ impl Access {
     /// With it, the subject of the credential (a token's, or a ticket
     /// holder's).
     pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
+        if let Some(Presented {
+            identity: Some(identity),
+            ..
+        }) = self.presented.as_deref()
+        {
+            return (identity.expires_at, identity.subject.clone());
+        }
         if let Some(ticket) = request.query_param("ticket") {
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
             return holders

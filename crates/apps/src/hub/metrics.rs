@@ -10,6 +10,7 @@ use tether_hub::Transport;
 use tether_hub::{Broker, Hub, secret_matches};
 use tether_server::{ConnId, Request, Response, StatsSnapshot};
 
+use super::backend::Hook;
 use super::routes::{Refusal, bearer, unauthorized};
 
 /// One loop's hub counters, read by `/metrics` on any loop.
@@ -34,6 +35,30 @@ pub(super) struct HubStats {
     /// Members present on the topics this loop sequences.
     pub(super) presence_members: AtomicU64,
     denied: [AtomicU64; Denial::ALL.len()],
+    /// The backend's decisions, by hook ([`Hook::ALL`]) and outcome
+    /// ([`Outcome::ALL`]).
+    decisions: [[AtomicU64; Outcome::ALL.len()]; Hook::ALL.len()],
+}
+
+/// What became of a question to the application's backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Allowed,
+    Denied,
+    /// Timed out, down, malformed, or the queue full: answered 503.
+    Unavailable,
+}
+
+impl Outcome {
+    pub(super) const ALL: [Outcome; 3] = [Outcome::Allowed, Outcome::Denied, Outcome::Unavailable];
+
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Why a token was refused or a session ended for want of one, as
@@ -118,6 +143,14 @@ pub(super) fn sub(counter: &AtomicU64, n: u64) {
 
 impl HubStats {
     /// Counts a denial.
+    /// Counts a decision of the backend's.
+    pub(super) fn decided(&self, hook: Hook, outcome: Outcome) {
+        let hook = Hook::ALL.iter().position(|&h| h == hook).unwrap_or(0);
+        if let Some(counter) = self.decisions.get(hook).and_then(|by| by.get(outcome as usize)) {
+            add(counter, 1);
+        }
+    }
+
     pub(super) fn deny(&self, denial: Denial) {
         if let Some(counter) = self.denied.get(denial as usize) {
             add(counter, 1);
@@ -358,6 +391,31 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
         "counter",
         "Publishes refused (and WebSockets closed) over the publish rate.",
         &[("", total(|s| &s.rate_limited))],
+    );
+    let decisions: Vec<(String, u64)> = Hook::ALL
+        .iter()
+        .enumerate()
+        .flat_map(|(h, hook)| {
+            Outcome::ALL.iter().map(move |&outcome| {
+                let count = sources
+                    .loops
+                    .iter()
+                    .filter_map(|s| s.decisions.get(h).and_then(|by| by.get(outcome as usize)))
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .sum();
+                (
+                    format!("{{hook=\"{}\",outcome=\"{}\"}}", hook.name(), outcome.name()),
+                    count,
+                )
+            })
+        })
+        .collect();
+    let decisions: Vec<(&str, u64)> = decisions.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    metric(
+        "tether_hub_backend_decisions_total",
+        "counter",
+        "Questions to the application's backend (the proxy hooks), by hook and outcome (unavailable: slow, down, malformed or busy, answered 503).",
+        &decisions,
     );
     metric(
         "tether_hub_refused_total",

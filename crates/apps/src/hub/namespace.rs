@@ -14,6 +14,9 @@ pub enum WhoSubscribes {
     /// A credential that grants the topic: the publish token, a ticket, or
     /// a JSON Web Token whose rights name it (a private topic).
     Token,
+    /// Whoever the application's backend lets subscribe, asked for each
+    /// subscription (the subscribe hook; the publish token is not asked).
+    Hook,
 }
 
 /// Who may publish to a namespace's topics, over any route (`POST
@@ -97,7 +100,7 @@ impl Namespace {
         })
     }
 
-    /// Sets one rule from its text form: `subscribe=anyone|token`,
+    /// Sets one rule from its text form: `subscribe=anyone|token|hook`,
     /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|nobody`,
     /// `presence=on|off`, `join-leave=on|off`.
     ///
@@ -111,7 +114,8 @@ impl Namespace {
                 self.subscribe = Some(match value {
                     "anyone" => WhoSubscribes::Anyone,
                     "token" => WhoSubscribes::Token,
-                    _ => return Err(bad("anyone or token")),
+                    "hook" => WhoSubscribes::Hook,
+                    _ => return Err(bad("anyone, token or hook")),
                 });
             }
             "private" => {
@@ -174,6 +178,7 @@ impl fmt::Display for Namespace {
         match self.subscribe {
             Some(WhoSubscribes::Anyone) => f.write_str(" subscribe=anyone")?,
             Some(WhoSubscribes::Token) => f.write_str(" subscribe=token")?,
+            Some(WhoSubscribes::Hook) => f.write_str(" subscribe=hook")?,
             None => {}
         }
         match self.publish {

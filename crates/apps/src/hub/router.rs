@@ -4,8 +4,9 @@
 use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
 use tether_server::{Request, Route};
 
-use super::access::{Access, count_refusal};
+use super::access::{Access, Credential, count_refusal};
 use super::api::ApiRoute;
+use super::backend::Hook;
 use super::metrics::HubStats;
 use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 
@@ -59,8 +60,12 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         return Refusal::NoNamespace.route();
     }
     let method = request.method();
+    // Who a request without credentials is, the backend says.
+    let asks_connect = settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request);
     if endpoint == Endpoint::Publish {
-        return if method == "POST" {
+        return if method == "POST" && asks_connect {
+            HubRoute::Decide.route()
+        } else if method == "POST" {
             HubRoute::Publish.route()
         } else {
             Refusal::OnlyPost.route()
@@ -85,6 +90,9 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     if endpoint == Endpoint::Presence && !settings.keeps_presence(topic) {
         return Refusal::PresenceOff.route();
     }
+    if asks_connect {
+        return HubRoute::Decide.route();
+    }
     let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
     let grant = match access.authorize_subscriber(request, topic) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
@@ -94,6 +102,9 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
             return refusal.route();
         }
     };
+    if asks_subscribe(access, request, topic) {
+        return HubRoute::Decide.route();
+    }
     match endpoint {
         Endpoint::Events => HubRoute::Events.route(),
         Endpoint::Poll => HubRoute::Poll.route(),
@@ -120,6 +131,18 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
             }
         }
     }
+}
+
+/// Whether subscribing to `topic` waits for the backend's word: its
+/// namespace says `subscribe=hook`, the backend has not said it yet for
+/// this request, and the request is not the publish token's.
+fn asks_subscribe(access: &Access, request: &Request<'_>, topic: &str) -> bool {
+    access.settings().subscribe_hook(topic)
+        && !access.presented().is_some_and(|p| p.subscribe_decided)
+        && !matches!(
+            access.credential(request, access.unix_secs(std::time::Instant::now())),
+            Ok(Credential::Admin)
+        )
 }
 
 /// Why a `?format=raw` request cannot be served, if it cannot: raw is for

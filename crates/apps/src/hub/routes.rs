@@ -40,6 +40,11 @@ pub(super) enum HubRoute {
     Refused(Refusal),
     /// `/admin` and below, on the admin listener.
     Admin(AdminRoute),
+    /// A request held while the application's backend decides who it is
+    /// or whether it may subscribe.
+    Decide,
+    /// A request the backend let go on, routed again as what it decided.
+    Decided,
 }
 
 /// What a WebSocket subscriber was let in as.
@@ -78,6 +83,8 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Disconnect) => 19,
                 HubRoute::Api(ApiRoute::Unsubscribe) => 20,
                 HubRoute::Api(ApiRoute::Refresh) => 21,
+                HubRoute::Decide => 30,
+                HubRoute::Decided => 31,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
                 HubRoute::Admin(route) => TAG_ADMIN + route as u32,
             }
@@ -112,6 +119,8 @@ impl HubRoute {
             19 => HubRoute::Api(ApiRoute::Disconnect),
             20 => HubRoute::Api(ApiRoute::Unsubscribe),
             21 => HubRoute::Api(ApiRoute::Refresh),
+            30 => HubRoute::Decide,
+            31 => HubRoute::Decided,
             n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
                 HubRoute::Admin(*AdminRoute::ALL.get((n - TAG_ADMIN) as usize)?)
             }
@@ -456,6 +465,8 @@ mod tests {
             HubRoute::Tickets,
             HubRoute::Metrics,
             HubRoute::Preflight,
+            HubRoute::Decide,
+            HubRoute::Decided,
         ]
         .into_iter()
         .chain(sockets.map(HubRoute::WebSocket))

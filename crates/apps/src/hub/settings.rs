@@ -1,6 +1,7 @@
 //! The hub's settings: limits, access control, origins.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::Config as HubConfig;
@@ -8,7 +9,8 @@ use tether_hub::Config as HubConfig;
 use tether_server::Handshake;
 
 use super::auth::HubAuth;
-use super::namespace::{Namespace, Publisher, UnknownNamespace, governing, may_publish};
+use super::backend::{Backend, Hook};
+use super::namespace::{Namespace, Publisher, UnknownNamespace, WhoSubscribes, governing, may_publish};
 use super::origin::{is_trusted, names_host};
 use super::rate::PublishRate;
 
@@ -97,6 +99,12 @@ pub struct HubSettings {
     /// server API item refused with `rate_limited`. `None` (the default):
     /// no limit.
     pub publish_rate: Option<PublishRate>,
+    /// The application's backend, asked what the hub cannot decide alone:
+    /// who a request without credentials is (the connect hook), and
+    /// whether a subscription may go on in the namespaces that say
+    /// `subscribe=hook`. A backend that does not answer in time is a 503,
+    /// never an allow. `None` (the default): no one is asked.
+    pub backend: Option<Arc<dyn Backend>>,
 }
 
 impl Default for HubSettings {
@@ -119,6 +127,7 @@ impl Default for HubSettings {
             namespaces: Vec::new(),
             unknown_namespace: UnknownNamespace::Default,
             publish_rate: None,
+            backend: None,
         }
     }
 }
@@ -149,6 +158,7 @@ impl fmt::Debug for HubSettings {
             .field("namespaces", &self.namespaces)
             .field("unknown_namespace", &self.unknown_namespace)
             .field("publish_rate", &self.publish_rate)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -231,6 +241,18 @@ impl HubSettings {
         self.unknown_namespace == UnknownNamespace::Refuse
             && !self.namespaces.is_empty()
             && self.namespace_of(topic).is_none()
+    }
+
+    /// The backend, if it answers questions of this kind.
+    pub(super) fn backend_for(&self, hook: Hook) -> Option<&Arc<dyn Backend>> {
+        self.backend.as_ref().filter(|backend| backend.answers(hook))
+    }
+
+    /// Whether subscribing to `topic` is asked of the backend (its
+    /// namespace says `subscribe=hook`).
+    pub(super) fn subscribe_hook(&self, topic: &str) -> bool {
+        self.namespace_of(topic)
+            .is_some_and(|n| n.subscribe == Some(WhoSubscribes::Hook))
     }
 
     /// Whether `who` may publish to `topic`, as its namespace's rule says.

@@ -47,6 +47,18 @@ impl H1Conn {
         data: &[u8],
         now: Instant,
     ) {
+        self.input_released(c, data, None, now);
+    }
+
+    /// [`H1Conn::requests_input`], the first complete request going on as
+    /// `released` when the application chose its route (it was held).
+    fn input_released<A: App>(
+        &mut self,
+        c: &mut Call<'_, '_, A>,
+        data: &[u8],
+        mut released: Option<Route>,
+        now: Instant,
+    ) {
         let config = &c.env.config;
         let pipeline_limit = config.max_request_head + config.max_request_body;
         let limits = tether_http1::Limits::new()
@@ -131,7 +143,7 @@ impl H1Conn {
             }
             let after = after_head.get(body_len..).unwrap_or_default();
             let len = request_start.len() - after.len();
-            let next = self.handle_request(c, &head, body, after, len, now);
+            let next = self.handle_request(c, &head, body, after, len, released.take(), now);
             rest = after;
             starts_request = true;
             match next {
@@ -218,7 +230,8 @@ impl H1Conn {
     }
 
     /// One complete request, `len` bytes of head and body, with `rest`
-    /// after it.
+    /// after it; `released`, the route the application chose for it.
+    #[allow(clippy::too_many_arguments)]
     fn handle_request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
@@ -226,6 +239,7 @@ impl H1Conn {
         body: &[u8],
         rest: &[u8],
         len: usize,
+        released: Option<Route>,
         now: Instant,
     ) -> Next {
         let form = match head.form() {
@@ -241,7 +255,6 @@ impl H1Conn {
         let keep_alive = head.keep_alive() && !c.env.shutting_down;
         let head_only = request.head_only();
         let closing_sessions = c.env.closing_sessions;
-        let released = self.requests().and_then(|requests| requests.released.take());
         let decision = {
             let id = c.id;
             let (app, mut ctx) = c.detached(now);
@@ -294,7 +307,11 @@ impl H1Conn {
                         tag,
                         close: !keep_alive,
                         head_only,
-                        held: if held { len } else { 0 },
+                        held: if held {
+                            u32::try_from(len).unwrap_or(u32::MAX)
+                        } else {
+                            0
+                        },
                     });
                     requests.deadline = answer_by(now, wait);
                 }
@@ -337,7 +354,7 @@ impl H1Conn {
         };
         let Some(deferred) = waiting.take() else { return };
         // A held request's own bytes go with its answer.
-        partial.drain(..deferred.held.min(partial.len()));
+        partial.drain(..(deferred.held as usize).min(partial.len()));
         *deadline = keep_alive_deadline;
         let pipelined = !partial.is_empty();
         respond_with(c, response, deferred.head_only, deferred.close);
@@ -358,17 +375,12 @@ impl H1Conn {
     /// request, kept whole, is parsed and routed again, then what follows.
     pub(in crate::server) fn proceed<A: App>(&mut self, c: &mut Call<'_, '_, A>, route: Route, now: Instant) {
         let Some(requests) = self.requests() else { return };
-        if !requests.waiting.is_some_and(|deferred| deferred.held > 0) {
+        if requests.waiting.is_none_or(|deferred| deferred.held == 0) {
             return;
         }
         requests.waiting = None;
-        requests.released = Some(route);
         requests.deadline = now + c.env.config.keep_alive_timeout;
-        self.requests_input(c, &[], now);
-        if let Some(requests) = self.requests() {
-            // Not parsed again (it cannot be, being whole): not released.
-            requests.released = None;
-        }
+        self.input_released(c, &[], Some(route), now);
         // Reading stopped while the request was held: go on with what the
         // socket holds, unless the next request waits in turn.
         if !self.awaits_answer() {

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use crate::app::Route;
 use crate::server::pushee::Pushee;
 use crate::server::websocket::Session;
 
@@ -31,9 +30,6 @@ pub(in crate::server) struct Requests {
     pub(in crate::server) head_checked: bool,
     /// A request the application answers later.
     pub(in crate::server) waiting: Option<Deferred>,
-    /// The route the application chose for the held request at the start
-    /// of `partial`, which is parsed again to go on as it.
-    pub(in crate::server) released: Option<Route>,
     /// Nothing has been read yet: the first bytes may still be the
     /// HTTP/2 preface, or ALPN may have chosen `h2`.
     pub(in crate::server) fresh: bool,
@@ -43,13 +39,14 @@ pub(in crate::server) struct Requests {
 #[derive(Debug, Clone, Copy)]
 pub(in crate::server) struct Deferred {
     pub(in crate::server) tag: u32,
+    /// Held ([`crate::Reply::Hold`]): the request's own bytes, this many,
+    /// are kept at the start of `partial` until it goes on or is answered
+    /// (a request is far shorter than 4 GiB: the head and body limits).
+    pub(in crate::server) held: u32,
     /// Close the connection after the answer.
     pub(in crate::server) close: bool,
     /// A `HEAD` request: the answer goes without its body.
     pub(in crate::server) head_only: bool,
-    /// Held ([`crate::Reply::Hold`]): the request's own bytes, this many,
-    /// are kept at the start of `partial` until it goes on or is answered.
-    pub(in crate::server) held: usize,
 }
 
 impl H1Conn {
@@ -61,7 +58,6 @@ impl H1Conn {
             continued: false,
             head_checked: false,
             waiting: None,
-            released: None,
             fresh: true,
         })
     }

@@ -1,0 +1,111 @@
+//! Decisions the hub leaves to the application's backend: who a
+//! connection is (connect), and whether it may subscribe to a topic
+//! (subscribe). The hub puts a
+//! [`Question`] to a [`Backend`] and never waits on its loop: the request
+//! is held ([`tether_server::Reply::Hold`]) until the answer comes back as
+//! a post, and a backend that is slow, down or busy is a 503 with
+//! `Retry-After`, never an allow.
+
+use std::fmt;
+use std::time::Duration;
+
+use tether_hub::Decision;
+
+/// The kinds of question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// Who is this connection (a request that presents no credential).
+    Connect,
+    /// May it subscribe to this topic (namespaces with `subscribe=hook`).
+    Subscribe,
+}
+
+impl Hook {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Hook; 2] = [Hook::Connect, Hook::Subscribe];
+
+    /// Its name, as in metrics and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Connect => "connect",
+            Hook::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// A question to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Question {
+    /// Who is this: the request's transport (`websocket`, `sse`, `poll`,
+    /// `presence`, `http`), its topic, and the header fields and cookies
+    /// the backend was configured to see.
+    Connect {
+        /// How it connects.
+        transport: &'static str,
+        /// The topic it asks for.
+        topic: Option<String>,
+        /// The forwarded header fields, names in lower case.
+        headers: Vec<(String, String)>,
+        /// The forwarded cookies.
+        cookies: Vec<(String, String)>,
+    },
+    /// May `subject` subscribe to `topic` over `transport`.
+    Subscribe {
+        /// Who, if anyone is known.
+        subject: Option<String>,
+        /// The topic.
+        topic: String,
+        /// How.
+        transport: &'static str,
+    },
+}
+
+impl Question {
+    /// Its kind.
+    pub fn hook(&self) -> Hook {
+        match self {
+            Question::Connect { .. } => Hook::Connect,
+            Question::Subscribe { .. } => Hook::Subscribe,
+        }
+    }
+}
+
+/// The backend has as many questions outstanding from this loop as it
+/// takes: the client is answered 503 at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Where the answer to a question goes: called once, on any thread.
+pub type AnswerTo = Box<dyn FnOnce(Decision) + Send>;
+
+/// What answers the hub's questions: the application's backend over HTTP
+/// (the `tether` binary's `--hook-*` options), or an embedder's own code.
+/// Its methods are called on the event loops and must not block.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Whether it answers questions of this kind (none that it does not
+    /// answer is put to it).
+    fn answers(&self, hook: Hook) -> bool;
+
+    /// Puts `question`, from the loop `loop_index`; `answer` is called
+    /// exactly once with the decision (a backend that cannot decide in
+    /// time answers [`Decision::Unavailable`]). [`Busy`] when this loop
+    /// already has as many questions outstanding as the backend takes;
+    /// `answer` is then dropped uncalled.
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`], as above.
+    fn ask(&self, loop_index: usize, question: Question, answer: AnswerTo) -> Result<(), Busy>;
+
+    /// The longest it takes to answer (its timeout): a request waits this
+    /// long, and a little more, before it is answered 503.
+    fn timeout(&self) -> Duration;
+
+    /// The request header fields (lower-case names) that a connect
+    /// question carries.
+    fn forwarded_headers(&self) -> &[String];
+
+    /// The cookies that a connect question carries.
+    fn forwarded_cookies(&self) -> &[String];
+}

@@ -1,0 +1,440 @@
+//! Requests held while the application's backend decides who they are
+//! (the connect hook) or whether they may subscribe (the subscribe hook),
+//! and the way back: the backend's thread posts the decision to the loop
+//! that asked ([`ControlMessage::Decided`]), which lets the request go on
+//! as what it now is, or answers it with the backend's refusal, or 503
+//! when the backend could not decide.
+//!
+//! A request goes through the hub's callbacks up to three times: routed
+//! to [`HubRoute::Decide`] and held while the question is out; let go on
+//! as [`HubRoute::Decided`], where it is routed again with the decision
+//! standing for its credential ([`Access::present`]); and, when that
+//! makes it a WebSocket or an event stream, let go on once more as that,
+//! the decision kept for `on_open` or `on_subscribe`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tether_auth::{Identity, Rights, TetherClaim};
+use tether_hub::{Allowed, ControlMessage, Decision, HubMessage};
+use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
+
+use super::HubApp;
+use super::access::Presented;
+use super::backend::{Busy, Hook, Question};
+use super::metrics::{Outcome, add};
+use super::router;
+use super::routes::{Endpoint, HubRoute, parse_path};
+
+/// How long a decision waits for the session it was made for to open
+/// (the upgrade or the stream's start, right after): a decision that no
+/// session took (an upgrade that failed, a `HEAD`) is forgotten then.
+const DECIDED_FOR: Duration = Duration::from_secs(5);
+
+/// What a loop asked the backend and has not heard back about, and what
+/// it decided for requests still on their way.
+#[derive(Debug)]
+pub(super) struct Decisions<C = ConnId> {
+    next: u64,
+    asked: HashMap<u64, Asked<C>>,
+    /// The question each held request waits on.
+    held: HashMap<C, u64>,
+    /// Decisions for sessions about to open, and when they were made.
+    decided: HashMap<C, (Presented, Instant)>,
+}
+
+impl<C> Default for Decisions<C> {
+    fn default() -> Decisions<C> {
+        Decisions {
+            next: 0,
+            asked: HashMap::new(),
+            held: HashMap::new(),
+            decided: HashMap::new(),
+        }
+    }
+}
+
+/// A question out, and what it was for.
+#[derive(Debug)]
+pub(super) enum Asked<C = ConnId> {
+    /// Who the held request `conn` is; then, with `then_subscribe`,
+    /// whether it may subscribe to `topic`.
+    Connect {
+        conn: C,
+        topic: String,
+        transport: &'static str,
+        then_subscribe: bool,
+    },
+    /// Whether the held request `conn` (who the connect hook said, if it
+    /// was asked) may subscribe.
+    Subscribe { conn: C, identity: Option<Identity> },
+}
+
+impl<C: Copy> Asked<C> {
+    fn conn(&self) -> C {
+        match self {
+            Asked::Connect { conn, .. } | Asked::Subscribe { conn, .. } => *conn,
+        }
+    }
+
+    fn hook(&self) -> Hook {
+        match self {
+            Asked::Connect { .. } => Hook::Connect,
+            Asked::Subscribe { .. } => Hook::Subscribe,
+        }
+    }
+}
+
+impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
+    /// Forgets what a held request waited for (it was answered, timed
+    /// out, or its client left).
+    pub(super) fn forget(&mut self, conn: C) {
+        if let Some(token) = self.held.remove(&conn) {
+            self.asked.remove(&token);
+        }
+        self.decided.remove(&conn);
+    }
+
+    /// The decision made for the session `conn` opens, if one was made
+    /// for it lately.
+    pub(super) fn take_decided(&mut self, conn: C, now: Instant) -> Option<Presented> {
+        let (presented, at) = self.decided.remove(&conn)?;
+        (now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
+    }
+
+    /// Forgets the decisions no session took.
+    pub(super) fn tick(&mut self, now: Instant) {
+        self.decided
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= DECIDED_FOR);
+    }
+}
+
+/// The transport a hub path names, as a question tells the backend.
+fn transport_of(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::WebSocket => "websocket",
+        Endpoint::Events => "sse",
+        Endpoint::Poll => "poll",
+        Endpoint::Presence => "presence",
+        Endpoint::Publish => "http",
+    }
+}
+
+/// The identity an allow of the connect hook gives, or why it cannot be
+/// taken: patterns that are not patterns, or an expiry already passed.
+fn identity_of(allowed: Allowed, now: u64) -> Result<Identity, Response> {
+    let claim = TetherClaim::new(allowed.subscribe, allowed.publish);
+    let Ok(rights) = Rights::from_claim(&claim, allowed.subject.as_deref()) else {
+        log::warn!("hub: the backend's connect answer has rights that are not topic patterns");
+        return Err(unavailable());
+    };
+    if allowed.expires_at.is_some_and(|exp| exp <= now) {
+        return Err(Response::text(401, "expired\n"));
+    }
+    Ok(Identity::new(allowed.subject, rights, allowed.expires_at))
+}
+
+/// The answer to a request the backend could not decide.
+pub(super) fn unavailable() -> Response {
+    Response::text(503, "the application's backend did not decide\n").header("Retry-After", "1")
+}
+
+/// The answer to a request the backend refused.
+fn refused(status: u16, reason: &str) -> Response {
+    let status = if (400..500).contains(&status) { status } else { 403 };
+    let reason = if reason.is_empty() { "refused" } else { reason };
+    Response::text(status, format!("{reason}\n"))
+}
+
+impl HubApp {
+    /// Puts `question` to the backend for `asked`; the answer comes back
+    /// as a post to this loop.
+    fn ask_backend(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        question: Question,
+        asked: Asked,
+    ) -> Result<(), Busy> {
+        let hook = question.hook();
+        let Some(backend) = self.shared.settings.backend_for(hook).cloned() else {
+            // A namespace asks for a hook the backend does not answer.
+            log::warn!("hub: no backend answers the {} hook", hook.name());
+            return Err(Busy);
+        };
+        self.decisions.next += 1;
+        let token = self.decisions.next;
+        let poster = ctx.poster();
+        let index = self.index;
+        let answer = Box::new(move |decision| {
+            poster.post(
+                index,
+                HubMessage::Control(ControlMessage::Decided { token, decision }),
+            );
+        });
+        backend.ask(index, question, answer)?;
+        self.decisions.held.insert(asked.conn(), token);
+        self.decisions.asked.insert(token, asked);
+        Ok(())
+    }
+
+    /// A request routed to [`HubRoute::Decide`]: the question its route
+    /// needs answered first, the request held meanwhile.
+    pub(super) fn decide_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+    ) -> Reply {
+        let Some((topic, endpoint)) = parse_path(request.path()) else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        let transport = transport_of(endpoint);
+        let settings = self.shared.settings.clone();
+        let access = &self.shared.access;
+        let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
+        let (question, asked) =
+            if settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request) {
+                let backend = settings.backend.as_deref();
+                let headers =
+                    backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
+                let cookies =
+                    backend.map_or_else(Vec::new, |b| forwarded_cookies(request, b.forwarded_cookies()));
+                (
+                    Question::Connect {
+                        transport,
+                        topic: Some(topic.to_owned()),
+                        headers,
+                        cookies,
+                    },
+                    Asked::Connect {
+                        conn,
+                        topic: topic.to_owned(),
+                        transport,
+                        then_subscribe: subscribes,
+                    },
+                )
+            } else {
+                let identity = access.presented().and_then(|p| p.identity.clone());
+                let subject = match &identity {
+                    Some(identity) => identity.subject.clone(),
+                    None => access.subject_of(request),
+                };
+                (
+                    Question::Subscribe {
+                        subject,
+                        topic: topic.to_owned(),
+                        transport,
+                    },
+                    Asked::Subscribe { conn, identity },
+                )
+            };
+        let hook = question.hook();
+        match self.ask_backend(ctx, question, asked) {
+            Ok(()) => {
+                let wait = settings
+                    .backend
+                    .as_ref()
+                    .map_or(Duration::ZERO, |b| b.timeout())
+                    .saturating_add(Duration::from_secs(1));
+                Reply::Hold(wait)
+            }
+            Err(Busy) => {
+                self.stats.decided(hook, Outcome::Unavailable);
+                Reply::Now(unavailable())
+            }
+        }
+    }
+
+    /// The backend's decision about question `token`.
+    pub(super) fn decision(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, decision: Decision) {
+        let Some(asked) = self.decisions.asked.remove(&token) else {
+            // Answered already (timed out), or its client left.
+            return;
+        };
+        let conn = asked.conn();
+        self.decisions.held.remove(&conn);
+        let hook = asked.hook();
+        let outcome = match &decision {
+            Decision::Allow(_) => Outcome::Allowed,
+            Decision::Deny { .. } => Outcome::Denied,
+            _ => Outcome::Unavailable,
+        };
+        self.stats.decided(hook, outcome);
+        let allowed = match decision {
+            Decision::Allow(allowed) => allowed,
+            Decision::Deny { status, reason } => {
+                match status {
+                    401 => add(&self.stats.refused_401, 1),
+                    _ => add(&self.stats.refused_403, 1),
+                }
+                return self.cors.respond(ctx, conn, refused(status, &reason));
+            }
+            decision => {
+                log::debug!("hub: the backend did not decide ({}): {decision:?}", hook.name());
+                return self.cors.respond(ctx, conn, unavailable());
+            }
+        };
+        let now = self.shared.access.unix_secs(ctx.now());
+        match asked {
+            Asked::Connect {
+                topic,
+                transport,
+                then_subscribe,
+                ..
+            } => {
+                let identity = match identity_of(allowed, now) {
+                    Ok(identity) => identity,
+                    Err(response) => return self.cors.respond(ctx, conn, response),
+                };
+                if !then_subscribe {
+                    return self.go_on(
+                        ctx,
+                        conn,
+                        Presented {
+                            identity: Some(identity),
+                            subscribe_decided: false,
+                        },
+                    );
+                }
+                let question = Question::Subscribe {
+                    subject: identity.subject.clone(),
+                    topic,
+                    transport,
+                };
+                let asked = Asked::Subscribe {
+                    conn,
+                    identity: Some(identity),
+                };
+                if self.ask_backend(ctx, question, asked).is_err() {
+                    self.stats.decided(Hook::Subscribe, Outcome::Unavailable);
+                    self.cors.respond(ctx, conn, unavailable());
+                }
+            }
+            Asked::Subscribe { identity, .. } => self.go_on(
+                ctx,
+                conn,
+                Presented {
+                    identity,
+                    subscribe_decided: true,
+                },
+            ),
+        }
+    }
+
+    /// Lets the held request `conn` go on with what the backend decided.
+    fn go_on(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, presented: Presented) {
+        self.decisions.decided.insert(conn, (presented, ctx.now()));
+        ctx.proceed(conn, HubRoute::Decided.route());
+    }
+
+    /// A request the backend let go on ([`HubRoute::Decided`]): routed
+    /// again with the decision standing for its credential, and answered
+    /// as that route is, or let go on as the session it now opens.
+    pub(super) fn decided_request(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let Some(presented) = self.decisions.take_decided(conn, ctx.now()) else {
+            return Reply::Now(unavailable());
+        };
+        let before = self.shared.access.present(Some(presented.clone()));
+        let route = router::route(&self.shared.access, &self.stats, request);
+        let reply = match route {
+            Route::Handler(tag) if HubRoute::decode(tag) != Some(HubRoute::Decided) => {
+                self.answer_request(ctx, conn, tag, request, body)
+            }
+            Route::Handler(_) => Reply::Now(unavailable()),
+            session => {
+                // An upgrade or a stream: opened once the loop lets it go
+                // on, the decision kept for it until then.
+                self.decisions.decided.insert(conn, (presented, ctx.now()));
+                ctx.proceed(conn, session);
+                Reply::Hold(Duration::from_secs(1))
+            }
+        };
+        self.shared.access.present(before);
+        reply
+    }
+
+    /// A held request whose decision did not come in time.
+    pub(super) fn decision_timeout(&mut self, conn: ConnId) -> Response {
+        self.decisions.forget(conn);
+        unavailable()
+    }
+}
+
+/// The header fields of `request` that `names` (lower case) lists.
+fn forwarded_headers(request: &Request<'_>, names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|name| Some((name.clone(), request.header(name)?.to_owned())))
+        .collect()
+}
+
+/// The cookies of `request` that `names` lists.
+fn forwarded_cookies(request: &Request<'_>, names: &[String]) -> Vec<(String, String)> {
+    let Some(cookie) = request.header("cookie") else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(|name| Some((name.clone(), tether_auth::cookie_token(cookie, name)?.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allow_becomes_an_identity_with_its_rights() {
+        let allowed = Allowed::new()
+            .identity(
+                Some("ann".into()),
+                vec!["user.{sub}.*".into()],
+                vec!["chat.1".into()],
+            )
+            .expires_at(Some(2000));
+        let identity = identity_of(allowed, 1000).unwrap();
+        assert_eq!(identity.subject.as_deref(), Some("ann"));
+        assert!(identity.rights.may_subscribe("user.ann.inbox"));
+        assert!(!identity.rights.may_subscribe("user.bob.inbox"));
+        assert!(identity.rights.may_publish("chat.1"));
+        assert_eq!(identity.expires_at, Some(2000));
+    }
+
+    #[test]
+    fn an_allow_already_expired_or_with_bad_patterns_is_not_taken() {
+        let expired = Allowed::new().expires_at(Some(1000));
+        assert_eq!(identity_of(expired, 1000).unwrap_err().status, 401);
+        let bad = Allowed::new().identity(Some("ann".into()), vec!["not a pattern".into()], vec![]);
+        assert_eq!(identity_of(bad, 1000).unwrap_err().status, 503);
+    }
+
+    #[test]
+    fn refusals_keep_client_statuses_only() {
+        assert_eq!(refused(401, "who are you").status, 401);
+        assert_eq!(refused(200, "").status, 403);
+        assert_eq!(refused(503, "").status, 403);
+        assert_eq!(refused(429, "slow down").body, b"slow down\n");
+    }
+
+    #[test]
+    fn decisions_no_session_took_are_forgotten() {
+        let mut decisions = Decisions::<u32>::default();
+        let start = Instant::now();
+        let conn = 7;
+        decisions.decided.insert(conn, (Presented::default(), start));
+        assert!(
+            decisions
+                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1))
+                .is_none()
+        );
+        decisions.decided.insert(conn, (Presented::default(), start));
+        decisions.tick(start + DECIDED_FOR + Duration::from_secs(1));
+        assert!(decisions.decided.is_empty());
+    }
+}

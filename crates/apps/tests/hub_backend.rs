@@ -1,0 +1,356 @@
+//! The hub asking the application's backend (through the `Backend` trait,
+//! here an in-process one that answers from its own threads, as the HTTP
+//! hooks do): who a request without credentials is (connect), who may
+//! subscribe where a namespace says `subscribe=hook`, and what happens
+//! when the backend refuses, is slow, or is busy; over every transport,
+//! through sockets, on two event loops.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use tether_testkit as common;
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::h2::H2Client;
+use common::{SseClient, TestServer, WsClient, config, request};
+use tether_apps::{AnswerTo, Backend, Busy, Hook, HubSettings, HubShared, Namespace, Question};
+use tether_hub::{Allowed, Decision};
+use tether_server::{Handshake, Message};
+use tether_ws::Event;
+
+const TOKEN: &str = "backend-test-publish-token";
+
+type Decide = dyn Fn(&Question) -> Decision + Send + Sync;
+
+/// A backend that answers each question on a thread of its own, after
+/// `delay`, as `decide` says; `busy` refuses every question.
+struct Fake {
+    hooks: Vec<Hook>,
+    decide: Arc<Decide>,
+    delay: Duration,
+    busy: bool,
+    asked: Arc<Mutex<Vec<Question>>>,
+    headers: Vec<String>,
+    cookies: Vec<String>,
+}
+
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fake")
+    }
+}
+
+impl Backend for Fake {
+    fn answers(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+
+    fn ask(&self, _loop_index: usize, question: Question, answer: AnswerTo) -> Result<(), Busy> {
+        if self.busy {
+            return Err(Busy);
+        }
+        self.asked.lock().unwrap().push(question.clone());
+        let decide = self.decide.clone();
+        let delay = self.delay;
+        thread::spawn(move || {
+            thread::sleep(delay);
+            answer(decide(&question));
+        });
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+
+    fn forwarded_headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn forwarded_cookies(&self) -> &[String] {
+        &self.cookies
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The connect decision this backend makes: the `session` cookie names
+/// the user (`ann` may read `private.ann.*` and publish to `chat.*`), a
+/// `deny` session is refused with 401, `garbage` gets no decision.
+fn connect(question: &Question) -> Decision {
+    let session = match question {
+        Question::Connect { cookies, .. } => cookies
+            .iter()
+            .find(|(n, _)| n == "session")
+            .map(|(_, v)| v.clone()),
+        _ => None,
+    };
+    match session.as_deref() {
+        Some("deny") | None => Decision::Deny {
+            status: 401,
+            reason: "who are you".into(),
+        },
+        Some("garbage") => Decision::Unavailable { reason: "malformed" },
+        Some(user) => Decision::Allow(
+            Allowed::new()
+                .identity(
+                    Some(user.to_owned()),
+                    vec!["private.{sub}.*".into()],
+                    vec!["chat.*".into()],
+                )
+                .expires_at(Some(now() + 3600)),
+        ),
+    }
+}
+
+/// The subscribe decision: `room.open` yes, anything else 403.
+fn subscribe(question: &Question) -> Decision {
+    match question {
+        Question::Subscribe { topic, .. } if topic == "room.open" => Decision::Allow(Allowed::new()),
+        _ => Decision::Deny {
+            status: 403,
+            reason: "closed room".into(),
+        },
+    }
+}
+
+fn both(question: &Question) -> Decision {
+    match question {
+        Question::Connect { .. } => connect(question),
+        _ => subscribe(question),
+    }
+}
+
+struct Hub {
+    server: TestServer,
+    asked: Arc<Mutex<Vec<Question>>>,
+}
+
+fn start(hooks: &[Hook], decide: fn(&Question) -> Decision, delay: Duration, busy: bool) -> Hub {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let mut settings = HubSettings::default();
+    settings.publish_token = Some(TOKEN.to_owned());
+    for spec in ["private.* subscribe=token", "room.* subscribe=hook", "chat.*"] {
+        settings.namespaces.push(spec.parse::<Namespace>().unwrap());
+    }
+    settings.backend = Some(Arc::new(Fake {
+        hooks: hooks.to_vec(),
+        decide: Arc::new(decide),
+        delay,
+        busy,
+        asked: asked.clone(),
+        headers: vec!["x-app-user".into()],
+        cookies: vec!["session".into()],
+    }));
+    let shared = HubShared::new(settings, 2);
+    let server = TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i));
+    Hub { server, asked }
+}
+
+fn publish(server: &TestServer, topic: &str, data: &str) {
+    let answer = request(
+        server.addr,
+        "POST",
+        &format!("/topics/{topic}"),
+        &format!("Authorization: Bearer {TOKEN}\r\n"),
+        data.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{:?}", String::from_utf8_lossy(&answer.body));
+}
+
+fn get(server: &TestServer, target: &str, headers: &str) -> common::Response {
+    request(server.addr, "GET", target, headers, b"")
+}
+
+#[test]
+fn the_backend_says_who_a_request_without_credentials_is() {
+    let hub = start(&[Hook::Connect], connect, Duration::from_millis(20), false);
+    let server = &hub.server;
+    // Its own private topics, as a token with these rights would allow.
+    let mut events = SseClient::connect(
+        server.addr,
+        "/topics/private.ann.inbox/events",
+        "Cookie: theme=dark; session=ann\r\nX-App-User: ann\r\n",
+    );
+    publish(server, "private.ann.inbox", "for ann");
+    assert_eq!(events.next_event().data(), "for ann");
+    // The question carried what the backend was configured to see, and
+    // nothing else.
+    let asked = hub.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked[0],
+        Question::Connect {
+            transport: "sse",
+            topic: Some("private.ann.inbox".into()),
+            headers: vec![("x-app-user".into(), "ann".into())],
+            cookies: vec![("session".into(), "ann".into())],
+        }
+    );
+    // Not another's.
+    let refused = get(
+        server,
+        "/topics/private.bob.inbox/events",
+        "Cookie: session=ann\r\n",
+    );
+    assert_eq!(refused.status, 403);
+    // Refused by the backend: its status and reason, before any stream.
+    let refused = get(server, "/topics/chat.lobby/events", "Cookie: session=deny\r\n");
+    assert_eq!((refused.status, &refused.body[..]), (401, &b"who are you\n"[..]));
+    // No decision: 503, come back later; never let in.
+    let unavailable = get(server, "/topics/chat.lobby/events", "Cookie: session=garbage\r\n");
+    assert_eq!(
+        (unavailable.status, unavailable.header("retry-after")),
+        (503, Some("1"))
+    );
+    hub.server.shutdown();
+}
+
+#[test]
+fn a_socket_let_in_by_the_backend_publishes_with_its_rights() {
+    let hub = start(&[Hook::Connect], connect, Duration::from_millis(20), false);
+    let server = &hub.server;
+    let mut reader = SseClient::connect(server.addr, "/topics/chat.lobby/events", "Cookie: session=cy\r\n");
+    let mut socket = WsClient::connect_with(server.addr, "/topics/chat.lobby/ws", "Cookie: session=cy\r\n");
+    socket.send(&Message::text("hello from cy"));
+    assert_eq!(reader.next_event().data(), "hello from cy");
+    match socket.next_event() {
+        Some(Event::Message(m)) => assert!(m.as_text().unwrap().contains("hello from cy"), "{m:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Over HTTP, its rights to publish.
+    let posted = request(
+        server.addr,
+        "POST",
+        "/topics/chat.lobby",
+        "Cookie: session=cy\r\n",
+        b"posted by cy",
+    );
+    assert_eq!(posted.status, 200, "{:?}", String::from_utf8_lossy(&posted.body));
+    assert_eq!(reader.next_event().data(), "posted by cy");
+    let outside = request(
+        server.addr,
+        "POST",
+        "/topics/room.open",
+        "Cookie: session=cy\r\n",
+        b"x",
+    );
+    assert_eq!(outside.status, 403);
+    hub.server.shutdown();
+}
+
+#[test]
+fn long_polls_and_http2_streams_wait_for_the_backend_too() {
+    let hub = start(&[Hook::Connect], connect, Duration::from_millis(20), false);
+    let server = &hub.server;
+    publish(server, "private.di.feed", "first");
+    let polled = get(
+        server,
+        "/topics/private.di.feed/poll?since=0-0",
+        "Cookie: session=di\r\n",
+    );
+    assert_eq!(polled.status, 200);
+    assert!(String::from_utf8_lossy(&polled.body).contains("first"));
+    let mut h2 = H2Client::connect(server.addr);
+    let events = h2.get(
+        "/topics/private.di.feed/events",
+        &[("cookie", "session=di"), ("last-event-id", "0-0")],
+    );
+    assert_eq!(h2.head(events).status(), Some(200));
+    h2.data_contains(events, b"data: first\n");
+    let refused = h2.get("/topics/private.di.feed/events", &[("cookie", "session=deny")]);
+    assert_eq!(h2.finish(refused).status(), Some(401));
+    hub.server.shutdown();
+}
+
+#[test]
+fn a_namespace_may_leave_each_subscription_to_the_backend() {
+    let hub = start(&[Hook::Subscribe], subscribe, Duration::from_millis(20), false);
+    let server = &hub.server;
+    let mut open = SseClient::connect(server.addr, "/topics/room.open/events", "");
+    publish(server, "room.open", "welcome");
+    assert_eq!(open.next_event().data(), "welcome");
+    let closed = get(server, "/topics/room.closed/events", "");
+    assert_eq!((closed.status, &closed.body[..]), (403, &b"closed room\n"[..]));
+    // Other namespaces are not asked; the publish token never is.
+    let _chat = SseClient::connect(server.addr, "/topics/chat.lobby/events", "Connection: close\r\n");
+    let token = SseClient::connect(
+        server.addr,
+        "/topics/room.closed/events",
+        &format!("Authorization: Bearer {TOKEN}\r\n"),
+    );
+    drop(token);
+    let asked = hub.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    hub.server.shutdown();
+}
+
+#[test]
+fn connect_then_subscribe_asks_both_in_turn() {
+    let hub = start(
+        &[Hook::Connect, Hook::Subscribe],
+        both,
+        Duration::from_millis(10),
+        false,
+    );
+    let server = &hub.server;
+    let mut socket = WsClient::connect_with(server.addr, "/topics/room.open/ws", "Cookie: session=eve\r\n");
+    publish(server, "room.open", "to eve");
+    match socket.next_event() {
+        Some(Event::Message(m)) => assert!(m.as_text().unwrap().contains("to eve")),
+        other => panic!("{other:?}"),
+    }
+    let asked = hub.asked.lock().unwrap().clone();
+    assert!(
+        matches!(
+            &asked[0],
+            Question::Connect {
+                transport: "websocket",
+                ..
+            }
+        ),
+        "{asked:?}"
+    );
+    assert_eq!(
+        asked[1],
+        Question::Subscribe {
+            subject: Some("eve".into()),
+            topic: "room.open".into(),
+            transport: "websocket",
+        }
+    );
+    let refused = get(server, "/topics/room.shut/ws", "Cookie: session=eve\r\n");
+    assert_eq!(refused.status, 403);
+    hub.server.shutdown();
+}
+
+#[test]
+fn a_slow_or_busy_backend_is_a_503_never_an_allow() {
+    // Slower than its own timeout and the hold's margin.
+    let slow = start(&[Hook::Connect], connect, Duration::from_millis(2500), false);
+    let answer = get(
+        &slow.server,
+        "/topics/chat.lobby/events",
+        "Cookie: session=ann\r\n",
+    );
+    assert_eq!((answer.status, answer.header("retry-after")), (503, Some("1")));
+    slow.server.shutdown();
+    let busy = start(&[Hook::Connect], connect, Duration::ZERO, true);
+    let answer = get(
+        &busy.server,
+        "/topics/chat.lobby/events",
+        "Cookie: session=ann\r\n",
+    );
+    assert_eq!(answer.status, 503);
+    let metrics = get(&busy.server, "/metrics", "");
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("tether_hub_backend_decisions_total{hook=\"connect\",outcome=\"unavailable\"} 1"),
+        "{text}"
+    );
+    busy.server.shutdown();
+}
