@@ -95,9 +95,9 @@ impl StreamTypeReader {
         (used, value.map(StreamType::from_value))
     }
 
-    /// The stream ended: an error if it ended inside the type (RFC 9114
-    /// §6.2 lets a receiver ignore a stream that ends before its type, so
-    /// this is only for callers that want to be strict).
+    /// Whether part of the type has been read but not all of it. A stream
+    /// that ends so may simply be ignored (RFC 9114 §6.2 lets a receiver
+    /// discard a stream whose type it never learns).
     pub fn is_partial(&self) -> bool {
         !self.varint.is_empty()
     }

@@ -411,3 +411,22 @@ fn a_request_is_headers_data_and_trailers() {
         ErrorCode::H3_FRAME_ERROR
     );
 }
+
+#[test]
+fn bytes_after_a_frame_are_left_for_the_next_call() {
+    for f in sample_frames() {
+        let mut wire = Vec::new();
+        f.encode(&mut wire).unwrap();
+        let len = wire.len();
+        wire.extend_from_slice(&[0x00, 0x05, b'a']);
+        let mut d = FrameDecoder::new(1024);
+        assert_eq!(d.decode(&wire).unwrap(), (len, Some(Event::Frame(f))));
+        assert!(d.is_at_frame_boundary());
+        // The DATA frame after it starts at once.
+        assert_eq!(
+            d.decode(&wire[len..]).unwrap(),
+            (2, Some(Event::DataStart { len: 5 }))
+        );
+        assert_eq!(d.decode(&wire[len + 2..]).unwrap(), (1, Some(Event::Data(b"a"))));
+    }
+}
