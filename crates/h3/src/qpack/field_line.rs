@@ -65,7 +65,7 @@ fn decode_required_insert_count(
     }
     let max_value = total_inserts.checked_add(max_entries).ok_or(invalid)?;
     let max_wrapped = (max_value / full_range) * full_range;
-    let mut count = max_wrapped + encoded - 1;
+    let mut count = max_wrapped.checked_add(encoded - 1).ok_or(invalid)?;
     if count > max_value {
         if count <= full_range {
             return Err(invalid);
