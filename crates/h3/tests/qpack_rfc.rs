@@ -141,3 +141,24 @@ fn a_blocked_section_is_decoded_when_its_inserts_arrive() {
     assert_eq!(decoder.blocked_streams(), 0);
     assert_eq!(decoder.take_decoder_stream(), [0x84]);
 }
+
+#[test]
+fn a_blocked_section_is_decoded_before_a_later_insert_evicts_its_entry() {
+    // Capacity 34 holds one "a"="b"-sized entry: the second insert evicts
+    // the first. The section needs only the first.
+    let mut decoder = Decoder::new(4096, 1);
+    assert_eq!(
+        decoder.decode_section(0, &hex("0200 80")).unwrap(),
+        Section::Blocked
+    );
+    let unblocked = decoder
+        .feed_encoder_stream(b"\x3f\x03\x41a\x01b\x41a\x01c")
+        .unwrap();
+    assert_eq!(
+        unblocked,
+        [Unblocked {
+            stream_id: 0,
+            fields: vec![Field::new("a", "b")],
+        }]
+    );
+}

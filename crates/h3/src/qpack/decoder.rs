@@ -160,8 +160,8 @@ impl Decoder {
     pub fn feed_encoder_stream(&mut self, src: &[u8]) -> Result<Vec<Unblocked>, Error> {
         let stream_error = |v| Error::new(ErrorCode::QPACK_ENCODER_STREAM_ERROR, v);
         self.pending.extend_from_slice(src);
-        let before = self.table.inserted();
         let mut used = 0;
+        let mut unblocked = Vec::new();
         loop {
             let rest = self.pending.get(used..).unwrap_or_default();
             if rest.is_empty() {
@@ -170,17 +170,21 @@ impl Decoder {
             match parse_encoder_instruction(rest, self.string_limits()) {
                 Ok((instruction, n)) => {
                     used += n;
+                    let before = self.table.inserted();
                     self.apply(instruction).map_err(stream_error)?;
+                    // A section is decoded as soon as its last insert is
+                    // in, before a later insert can evict what it needs:
+                    // the result does not depend on how the stream is cut.
+                    if self.table.inserted() != before {
+                        unblocked.extend(self.unblock()?);
+                    }
                 }
                 Err(Violation::QpackTruncated) => break,
                 Err(v) => return Err(stream_error(v)),
             }
         }
         self.pending.drain(..used);
-        if self.table.inserted() == before {
-            return Ok(Vec::new());
-        }
-        self.unblock()
+        Ok(unblocked)
     }
 
     fn apply(&mut self, instruction: EncoderInstruction) -> Result<(), Violation> {
@@ -221,6 +225,9 @@ impl Decoder {
 
     fn unblock(&mut self) -> Result<Vec<Unblocked>, Error> {
         let inserted = self.table.inserted();
+        if !self.blocked.iter().any(|b| b.required_insert_count <= inserted) {
+            return Ok(Vec::new());
+        }
         let (ready, waiting): (Vec<Blocked>, Vec<Blocked>) = std::mem::take(&mut self.blocked)
             .into_iter()
             .partition(|b| b.required_insert_count <= inserted);
