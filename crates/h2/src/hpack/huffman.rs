@@ -1,4 +1,7 @@
 //! Huffman coding of string literals (RFC 7541 section 5.2 and Appendix B).
+//!
+//! Public because QPACK (RFC 9204 section 4.1.2) uses the same code for
+//! its string literals: `tether-h3` shares it rather than keeping a copy.
 
 use super::Error;
 use super::huffman_table::CODES;
@@ -149,14 +152,14 @@ fn code_of(b: u8) -> (u32, u8) {
 }
 
 /// The length in bytes of `src` once Huffman coded, padding included.
-pub(crate) fn encoded_len(src: &[u8]) -> usize {
+pub fn encoded_len(src: &[u8]) -> usize {
     let bits: u64 = src.iter().map(|&b| u64::from(code_of(b).1)).sum();
     usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
 /// Appends the Huffman coding of `src` to `dst`, padded with the most
 /// significant bits of EOS (ones) to a whole byte.
-pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
+pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
     dst.reserve(encoded_len(src));
     // Holds at most 7 pending bits plus one code of at most 30.
     let mut acc = 0u64;
@@ -182,7 +185,7 @@ pub(crate) fn encode(src: &[u8], dst: &mut Vec<u8>) {
 ///
 /// Section 5.2: EOS inside the string, padding longer than 7 bits and
 /// padding that is not the high bits of EOS (all ones) are errors.
-pub(crate) fn decode(src: &[u8], max_len: usize, dst: &mut Vec<u8>) -> Result<(), Error> {
+pub fn decode(src: &[u8], max_len: usize, dst: &mut Vec<u8>) -> Result<(), Error> {
     let start = dst.len();
     // A u8 indexes the 256 rows and a nibble the 16 steps of a row: no
     // lookup can miss, and the compiler drops the checks.

@@ -3,6 +3,9 @@
 //! An integer starts in the low `prefix` bits of a byte whose high bits
 //! belong to the representation; values that do not fit continue in 7-bit
 //! groups, least significant first.
+//!
+//! Public because QPACK (RFC 9204 section 4.1.1) uses the same integers:
+//! `tether-h3` shares them rather than keeping a copy.
 
 use super::Error;
 
@@ -13,7 +16,13 @@ const MAX_CONTINUATION: usize = 5;
 
 /// Appends `value` with the given prefix size (1 to 8 bits); `first` holds
 /// the representation's high bits, which must not overlap the prefix.
-pub(crate) fn encode(dst: &mut Vec<u8>, prefix: u8, first: u8, value: usize) {
+///
+/// ```
+/// let mut wire = Vec::new();
+/// tether_h2::hpack::integer::encode(&mut wire, 5, 0, 1337);
+/// assert_eq!(wire, [0x1f, 0x9a, 0x0a]);
+/// ```
+pub fn encode(dst: &mut Vec<u8>, prefix: u8, first: u8, value: usize) {
     debug_assert!((1..=8).contains(&prefix));
     let max_prefix = (1usize << prefix) - 1;
     // Every value pushed below is under 256 (the prefix mask, a value below
@@ -38,7 +47,7 @@ pub(crate) fn encode(dst: &mut Vec<u8>, prefix: u8, first: u8, value: usize) {
 /// Every integer HPACK carries is an index, a string length or a table
 /// size, and none of those is meaningful past 32 bits: larger values are
 /// refused as [`Error::IntegerOverflow`].
-pub(crate) fn decode(src: &[u8], pos: &mut usize, prefix: u8) -> Result<usize, Error> {
+pub fn decode(src: &[u8], pos: &mut usize, prefix: u8) -> Result<usize, Error> {
     debug_assert!((1..=8).contains(&prefix));
     let max_prefix = (1u32 << prefix) - 1;
     let first = *src.get(*pos).ok_or(Error::Truncated)?;

@@ -49,9 +49,9 @@
 
 mod decoder;
 mod encoder;
-mod huffman;
+pub mod huffman;
 mod huffman_table;
-mod integer;
+pub mod integer;
 mod table;
 
 use std::fmt;

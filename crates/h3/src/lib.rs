@@ -1,0 +1,37 @@
+//! Sans-IO HTTP/3 (RFC 9114) framing and QPACK (RFC 9204).
+//!
+//! This crate does no I/O, keeps no clock and knows nothing of QUIC: the
+//! caller reads each QUIC stream and hands its bytes in; frames, settings,
+//! header fields and errors come out, and everything it encodes is
+//! appended to a caller's buffer. Every length it reads from the network is
+//! checked against a limit before anything is allocated for it.
+//!
+//! - [`varint`]: QUIC variable-length integers (RFC 9000 §16), whole and
+//!   incrementally.
+//! - [`frame`]: the frames of RFC 9114 §7, an incremental
+//!   [`frame::FrameDecoder`] that buffers at most a limit for a frame and
+//!   streams DATA payloads out in pieces, and the encoder.
+//! - [`settings`]: the SETTINGS frame's parameters and their rules.
+//! - [`stream`]: the unidirectional stream types, the rules about which
+//!   may be opened once, and the control stream's state machine.
+//! - [`request`]: the framing rules of a request stream, as a server reads
+//!   it.
+//! - [`qpack`]: header compression, with a decoder that keeps a bounded
+//!   dynamic table and refuses blocked-stream bombs, and a static-only
+//!   encoder.
+//!
+//! Every error the peer can cause is an [`Error`]: the HTTP/3 or QPACK
+//! [`ErrorCode`] to close the connection with, and the [`Violation`] that
+//! says which rule was broken.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod frame;
+pub mod qpack;
+pub mod request;
+pub mod settings;
+pub mod stream;
+pub mod varint;
+
+pub use error::{Error, ErrorCode, Misuse, Violation};
