@@ -47,6 +47,7 @@ pub struct Config {
     workers: usize,
     queue_bound: usize,
     max_body: usize,
+    thread_name: String,
 }
 
 impl Default for Config {
@@ -56,6 +57,7 @@ impl Default for Config {
             workers: DEFAULT_WORKERS,
             queue_bound: DEFAULT_QUEUE_BOUND,
             max_body: DEFAULT_MAX_BODY,
+            thread_name: "tether-hook".to_string(),
         }
     }
 }
@@ -96,6 +98,18 @@ impl Config {
     pub fn max_body(mut self, bytes: usize) -> Config {
         self.max_body = bytes;
         self
+    }
+
+    /// The worker threads' names: `NAME-0`, `NAME-1`, ... (`tether-hook`
+    /// unless set; Linux shows the first 15 bytes).
+    pub fn thread_name(mut self, name: &str) -> Config {
+        self.thread_name = name.to_string();
+        self
+    }
+
+    /// The worker threads' name prefix.
+    pub fn thread_prefix(&self) -> &str {
+        &self.thread_name
     }
 
     /// The `kind` hook's target, if it is configured.

@@ -75,7 +75,7 @@ impl fmt::Debug for Hooks {
 
 impl Hooks {
     /// Checks `config` and starts the worker threads (named
-    /// `tether-hook-N`). Connections are opened when first needed.
+    /// `tether-hook-N` unless [`Config::thread_name`] says otherwise). Connections are opened when first needed.
     pub fn start(config: Config) -> Result<Hooks, ConfigError> {
         config.check()?;
         let shared = Arc::new(Shared {
@@ -92,7 +92,7 @@ impl Hooks {
         for n in 0..shared.config.worker_count() {
             let worker = Worker::new(Arc::clone(&shared));
             let spawned = std::thread::Builder::new()
-                .name(format!("tether-hook-{n}"))
+                .name(format!("{}-{n}", shared.config.thread_prefix()))
                 .spawn(move || worker.run());
             match spawned {
                 Ok(handle) => hooks.workers.push(handle),
