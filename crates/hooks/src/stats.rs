@@ -95,10 +95,9 @@ impl Counters {
             Err(Unavailable::Busy) => &self.busy,
         };
         counter.fetch_add(1, Relaxed);
-        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let bucket = LATENCY_BOUNDS_MS
             .iter()
-            .position(|&bound| ms < bound || (ms == bound && took.subsec_nanos() % 1_000_000 == 0))
+            .position(|&bound| took <= Duration::from_millis(bound))
             .unwrap_or(LATENCY_BOUNDS_MS.len());
         if let Some(slot) = self.latency.get(bucket) {
             slot.fetch_add(1, Relaxed);

@@ -51,7 +51,7 @@ fn serve(mut stream: TcpStream) {
         let Some(used) = used else {
             match stream.read(&mut chunk) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             }
             continue;
         };
@@ -67,7 +67,7 @@ fn serve(mut stream: TcpStream) {
             }
             match stream.read(&mut chunk) {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             }
         }
         let id = serde_json::from_slice::<serde_json::Value>(&body)

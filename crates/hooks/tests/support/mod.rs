@@ -2,6 +2,7 @@
 //! time.
 #![allow(dead_code)]
 
+pub(crate) mod drive;
 pub(crate) mod fast_backend;
 pub(crate) mod python_backend;
 
