@@ -174,3 +174,80 @@ fn read_more(
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use super::*;
+
+    /// Answers one request on a new connection with `wire`, then closes.
+    fn exchange_with(wire: &'static [u8]) -> Result<Response, Failure> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // All of the request, so that closing sends no reset.
+            let (mut request, mut chunk) = (Vec::new(), [0u8; 1024]);
+            while !request.ends_with(b"{}") {
+                let n = stream.read(&mut chunk).unwrap();
+                assert!(n > 0, "the whole request");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            stream.write_all(wire).unwrap();
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stream = connect("127.0.0.1", port, deadline).unwrap();
+        let request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+        let result = exchange(&mut stream, request, deadline, 1024, &mut Vec::new());
+        server.join().unwrap();
+        result
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let r = exchange_with(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice(), r.reusable), (200, &b"{}"[..], true));
+    }
+
+    #[test]
+    fn a_connection_is_reused_only_when_clean() {
+        let extra =
+            exchange_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n").unwrap();
+        assert!(!extra.reusable, "bytes after the response");
+        let old = exchange_with(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+        assert!(!old.reusable, "HTTP/1.0 without keep-alive");
+        let until_close = exchange_with(b"HTTP/1.1 200 OK\r\n\r\n{\"allow\":true}").unwrap();
+        assert_eq!(until_close.body, b"{\"allow\":true}");
+        assert!(!until_close.reusable);
+    }
+
+    #[test]
+    fn broken_responses() {
+        assert_eq!(
+            exchange_with(b"").unwrap_err(),
+            Failure::Down {
+                before_response: true
+            }
+        );
+        assert_eq!(
+            exchange_with(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap_err(),
+            Failure::Malformed
+        );
+        assert_eq!(
+            exchange_with(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab").unwrap_err(),
+            Failure::Malformed
+        );
+        assert_eq!(
+            exchange_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n").unwrap_err(),
+            Failure::Malformed,
+            "over the body limit"
+        );
+        assert_eq!(
+            exchange_with(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap_err(),
+            Failure::Malformed
+        );
+    }
+}
