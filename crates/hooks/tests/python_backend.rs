@@ -302,8 +302,8 @@ fn a_loop_over_its_bound_is_busy_and_loops_are_independent() {
     let hooks = hooks(&backend.url("/allow"), Duration::from_secs(10), 2);
     let first = hooks.queue(2);
     let second = hooks.queue(1);
-    let (_, a) = ask_later(&first, connect("slow:400")).unwrap();
-    let (_, b) = ask_later(&first, connect("slow:400")).unwrap();
+    let (_, a) = ask_later(&first, connect("slow:1000")).unwrap();
+    let (_, b) = ask_later(&first, connect("slow:1000")).unwrap();
     assert_eq!(first.outstanding(), 2);
     assert_eq!(ask_later(&first, connect("t")).unwrap_err(), AskError::Busy);
     assert_eq!(
@@ -338,7 +338,7 @@ fn the_shared_queue_bound() {
     let mut accepted = Vec::new();
     let mut busy = 0;
     for _ in 0..6 {
-        match ask_later(&queue, connect("slow:300")) {
+        match ask_later(&queue, connect("slow:1000")) {
             Ok(pending) => accepted.push(pending),
             Err(AskError::Busy) => busy += 1,
             Err(e) => panic!("{e}"),
