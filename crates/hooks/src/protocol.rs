@@ -1,0 +1,201 @@
+//! The requests sent to the backend, one type per hook, and how each is
+//! written as the JSON body of a `POST`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The four decisions a backend can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookKind {
+    /// Who is this connection: its subject, rights and expiry.
+    Connect,
+    /// May this subject read this topic.
+    Subscribe,
+    /// May this subject publish this payload (or a rewritten one).
+    Publish,
+    /// A later expiry for a connection about to expire.
+    Refresh,
+}
+
+impl HookKind {
+    /// All four, in order.
+    pub const ALL: [HookKind; 4] = [
+        HookKind::Connect,
+        HookKind::Subscribe,
+        HookKind::Publish,
+        HookKind::Refresh,
+    ];
+
+    /// The lower-case name (`connect`, ...), as configuration files say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::Connect => "connect",
+            HookKind::Subscribe => "subscribe",
+            HookKind::Publish => "publish",
+            HookKind::Refresh => "refresh",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            HookKind::Connect => 0,
+            HookKind::Subscribe => 1,
+            HookKind::Publish => 2,
+            HookKind::Refresh => 3,
+        }
+    }
+}
+
+/// The transport a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A WebSocket: `"websocket"`.
+    #[serde(rename = "websocket")]
+    WebSocket,
+    /// Server-Sent Events: `"sse"`.
+    Sse,
+    /// Long polling: `"poll"`.
+    Poll,
+    /// A plain HTTP request (such as a publish by `POST`): `"http"`.
+    Http,
+}
+
+/// The body of a connect hook: who is this connection?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectRequest {
+    /// How the connection came in.
+    pub transport: Transport,
+    /// The topic named by the request's path, if any (JSON `null` if not).
+    pub topic: Option<String>,
+    /// The peer's address, as text (`"203.0.113.9"`).
+    pub remote: String,
+    /// The forwarded header fields: only those the configuration names,
+    /// names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// The forwarded cookies: only those the configuration names.
+    pub cookies: BTreeMap<String, String>,
+}
+
+/// The body of a subscribe hook: may this subject read this topic?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscribeRequest {
+    /// The connection's subject (JSON `null` for an anonymous one).
+    pub subject: Option<String>,
+    /// The topic.
+    pub topic: String,
+    /// How the subscriber is connected.
+    pub transport: Transport,
+}
+
+/// The body of a publish hook: may this subject publish this, and as what?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishRequest {
+    /// The publisher's subject (JSON `null` for an anonymous one).
+    pub subject: Option<String>,
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    pub data: String,
+    /// The event type, if the publish names one (left out of the JSON if
+    /// not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+/// The body of a refresh hook: a later expiry for this subject's
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshRequest {
+    /// The connection's subject.
+    pub subject: String,
+    /// How the connection is connected.
+    pub transport: Transport,
+}
+
+/// One question for the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookRequest {
+    /// See [`ConnectRequest`].
+    Connect(ConnectRequest),
+    /// See [`SubscribeRequest`].
+    Subscribe(SubscribeRequest),
+    /// See [`PublishRequest`].
+    Publish(PublishRequest),
+    /// See [`RefreshRequest`].
+    Refresh(RefreshRequest),
+}
+
+/// A request with the `"id"` member every body carries.
+#[derive(Serialize)]
+struct WithId<'a, T> {
+    id: &'a str,
+    #[serde(flatten)]
+    request: &'a T,
+}
+
+impl HookRequest {
+    /// Which hook answers it.
+    pub fn kind(&self) -> HookKind {
+        match self {
+            HookRequest::Connect(_) => HookKind::Connect,
+            HookRequest::Subscribe(_) => HookKind::Subscribe,
+            HookRequest::Publish(_) => HookKind::Publish,
+            HookRequest::Refresh(_) => HookKind::Refresh,
+        }
+    }
+
+    /// The JSON body, with `"id": "<id>"` first.
+    pub fn to_json(&self, id: u64) -> Vec<u8> {
+        let id = id.to_string();
+        let written = match self {
+            HookRequest::Connect(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+            HookRequest::Subscribe(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+            HookRequest::Publish(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+            HookRequest::Refresh(r) => serde_json::to_vec(&WithId { id: &id, request: r }),
+        };
+        // Strings, maps of strings and enums of unit variants always
+        // serialize; an empty body would be answered Malformed anyway.
+        written.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_carry_the_id_and_the_documented_members() {
+        let connect = HookRequest::Connect(ConnectRequest {
+            transport: Transport::WebSocket,
+            topic: None,
+            remote: "203.0.113.9".into(),
+            headers: [("x-user".to_string(), "7".to_string())].into(),
+            cookies: BTreeMap::new(),
+        });
+        assert_eq!(
+            String::from_utf8(connect.to_json(12)).unwrap(),
+            r#"{"id":"12","transport":"websocket","topic":null,"remote":"203.0.113.9","headers":{"x-user":"7"},"cookies":{}}"#
+        );
+        let publish = HookRequest::Publish(PublishRequest {
+            subject: Some("u1".into()),
+            topic: "chat.7".into(),
+            data: "hi".into(),
+            event: None,
+        });
+        assert_eq!(
+            String::from_utf8(publish.to_json(3)).unwrap(),
+            r#"{"id":"3","subject":"u1","topic":"chat.7","data":"hi"}"#
+        );
+        let refresh = HookRequest::Refresh(RefreshRequest {
+            subject: "u1".into(),
+            transport: Transport::Sse,
+        });
+        assert_eq!(
+            String::from_utf8(refresh.to_json(4)).unwrap(),
+            r#"{"id":"4","subject":"u1","transport":"sse"}"#
+        );
+        assert_eq!(refresh.kind(), HookKind::Refresh);
+    }
+}
