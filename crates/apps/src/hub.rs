@@ -15,6 +15,7 @@ mod admin;
 mod api;
 mod auth;
 mod broker_view;
+mod connections;
 mod cors;
 mod metrics;
 mod namespace;
@@ -24,6 +25,7 @@ mod presence;
 mod publish;
 mod rate;
 mod replies;
+mod revoked;
 mod router;
 mod routes;
 mod settings;
@@ -51,10 +53,13 @@ use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 pub use self::rate::PublishRate;
 use self::replies::{close_reason, error_response, rate_limited, send_error};
-use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
+pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
+use self::routes::{Endpoint, HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS, parse_path};
 pub use self::settings::HubSettings;
-pub use self::shared::HubShared;
-use self::subscribers::{Subscriber, Subscribers, close_expired, fan_out, send_replay, send_resumed};
+pub use self::shared::{HubShared, RevocationListFull};
+use self::subscribers::{
+    Subscriber, Subscribers, close_expired, close_revoked, fan_out, send_replay, send_resumed,
+};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
@@ -124,6 +129,9 @@ pub struct HubApp {
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
+    /// The generation of the revocation list this loop last ended its
+    /// revoked connections by.
+    revocations_seen: u64,
 }
 
 impl fmt::Debug for HubApp {
@@ -165,6 +173,7 @@ impl HubApp {
             admin: Admin::default(),
             shared,
             settings_seen: 0,
+            revocations_seen: 0,
         }
     }
 
@@ -249,7 +258,7 @@ impl HubApp {
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let (deadline, subject) = self.shared.access.holder_of(request, ctx.now());
+        let holder = self.shared.access.holder_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
@@ -271,8 +280,7 @@ impl HubApp {
                 }
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
                 // Answered when its token expires, if that comes first.
-                poll.deadline = deadline;
-                poll.subject = subject;
+                poll.hold(holder);
                 self.register(conn, poll);
                 Reply::Later(timeout)
             }
@@ -297,6 +305,30 @@ impl HubApp {
                     .cors
                     .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
                 _ => close_expired(ctx, conn, transport),
+            }
+        }
+    }
+
+    /// Closes the WebSocket subscribers, ends the event streams and
+    /// answers the long polls (401, the token revoked) whose token was
+    /// revoked since the last look, at `now` (Unix seconds): one atomic
+    /// load when the list did not change.
+    fn end_revoked(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
+        let revocations = &self.shared.access.revocations;
+        let generation = revocations.generation();
+        if generation == self.revocations_seen {
+            return;
+        }
+        self.revocations_seen = generation;
+        let revoked = self.subscribers.revoked(|s| {
+            revocations.is_revoked(s.token_id.as_deref(), s.subject.as_deref(), s.issued_at, now)
+        });
+        for (conn, transport) in revoked {
+            self.leave(ctx, conn, &CloseReason::Ended);
+            self.stats().deny(Denial::Revoked);
+            match transport {
+                Transport::Poll => self.cors.respond(ctx, conn, Refusal::Revoked.response()),
+                _ => close_revoked(ctx, conn, transport),
             }
         }
     }
@@ -331,12 +363,24 @@ impl HubApp {
         let now = self.shared.access.unix_secs(ctx.now());
         match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
-                let warn_at = grant.deadline.map(|d| warning_time(d, now));
-                let Some(subscriber) = self.subscribers.renew(conn, grant.deadline, warn_at) else {
+                let deadline = grant.holder.deadline;
+                let warn_at = deadline.map(|d| warning_time(d, now));
+                let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
                     return;
                 };
                 subscriber.may_publish = grant.may_publish;
-                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                // The new token's id and `iat` are what a revocation is
+                // checked against from now on (its subject stays the one
+                // the connection was counted under).
+                subscriber.token_id = grant.holder.token_id;
+                subscriber.issued_at = grant.holder.issued_at;
+                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
+            }
+            Err(TokenRefused::Revoked) => {
+                self.leave(ctx, conn, &CloseReason::Ended);
+                add(&self.stats.refused_401, 1);
+                self.stats().deny(Denial::Revoked);
+                ctx.close(conn, CloseCode::POLICY, "token revoked");
             }
             Err(TokenRefused::Invalid(e)) => {
                 self.leave(ctx, conn, &CloseReason::Ended);
@@ -359,6 +403,33 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
+        // A subject's connections are counted, on every loop; one over
+        // the most it may have (let in by the route a moment before
+        // another took the last place) is closed at once.
+        if let Some(subject) = subscriber.subject.as_deref() {
+            let max = self.shared.settings.max_connections_per_subject;
+            match self.shared.access.connections.open(subject, max) {
+                Some(slot) => subscriber.slot = Some(slot),
+                None => {
+                    add(&self.stats.connection_limited, 1);
+                    match transport {
+                        Transport::WebSocket | Transport::RawWebSocket => {
+                            ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
+                        }
+                        _ => {
+                            let event = tether_sse::Event::new()
+                                .event("refused")
+                                .data(TOO_MANY_CONNECTIONS);
+                            if let Err(e) = ctx.send_event(conn, &event) {
+                                log::debug!("hub: refused event not sent: {e}");
+                            }
+                            ctx.end_stream(conn);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
         // A namespace without presence: no member, no watcher (the router
         // refused `?presence=1`).
         if self.shared.settings.keeps_presence(&topic) {
@@ -648,7 +719,7 @@ impl App for HubApp {
             self.awaiting.admit(conn, subscriber, until);
             return;
         }
-        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+        subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
         let now = self.shared.access.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
@@ -700,7 +771,7 @@ impl App for HubApp {
             return;
         }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
-            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+            subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
             self.subscribe(ctx, conn, subscriber);
         }
     }
@@ -727,6 +798,7 @@ impl App for HubApp {
         self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
+        self.end_revoked(ctx, now);
         self.warn(ctx, now);
         self.awaiting.time_out(ctx, &self.stats);
         let stats = &self.stats;

@@ -94,6 +94,15 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
             return refusal.route();
         }
     };
+    if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
+        && let Some(max) = settings.max_connections_per_subject
+        && access
+            .subject_of(request)
+            .is_some_and(|subject| access.connections.is_full(&subject, max))
+    {
+        count_refusal(stats, Refusal::TooManyConnections);
+        return Refusal::TooManyConnections.route();
+    }
     match endpoint {
         Endpoint::Events => HubRoute::Events.route(),
         Endpoint::Poll => HubRoute::Poll.route(),

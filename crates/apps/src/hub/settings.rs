@@ -97,6 +97,16 @@ pub struct HubSettings {
     /// server API item refused with `rate_limited`. `None` (the default):
     /// no limit.
     pub publish_rate: Option<PublishRate>,
+    /// The most WebSockets and event streams one credential subject (a
+    /// token's `sub`, or a ticket holder's) may have open on this node,
+    /// over every loop, and with a broker that shares the counts (Redis)
+    /// over the cluster as last heard of. Over it, an upgrade or a stream
+    /// is answered 429 with `Retry-After` before it starts, and a
+    /// WebSocket that authenticates with its first message is closed
+    /// (1008, `too many connections for this subject`). Long polls, and
+    /// connections without a subject, are not counted. `None` (the
+    /// default): no limit.
+    pub max_connections_per_subject: Option<usize>,
 }
 
 impl Default for HubSettings {
@@ -119,6 +129,7 @@ impl Default for HubSettings {
             namespaces: Vec::new(),
             unknown_namespace: UnknownNamespace::Default,
             publish_rate: None,
+            max_connections_per_subject: None,
         }
     }
 }
@@ -149,6 +160,7 @@ impl fmt::Debug for HubSettings {
             .field("namespaces", &self.namespaces)
             .field("unknown_namespace", &self.unknown_namespace)
             .field("publish_rate", &self.publish_rate)
+            .field("max_connections_per_subject", &self.max_connections_per_subject)
             .finish()
     }
 }
