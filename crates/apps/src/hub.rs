@@ -403,6 +403,18 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
+        // Revoked since its request was routed (on another loop, say).
+        let now = self.shared.access.unix_secs(ctx.now());
+        if self.shared.access.revocations.is_revoked(
+            subscriber.token_id.as_deref(),
+            subscriber.subject.as_deref(),
+            subscriber.issued_at,
+            now,
+        ) {
+            self.stats().deny(Denial::Revoked);
+            close_revoked(ctx, conn, transport);
+            return;
+        }
         // A subject's connections are counted, on every loop; one over
         // the most it may have (let in by the route a moment before
         // another took the last place) is closed at once.

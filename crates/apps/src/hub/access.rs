@@ -237,6 +237,14 @@ impl Access {
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
     pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
+        match self.verified(request, now)? {
+            Credential::Token(who) if self.is_revoked(&who, now) => Err(Refusal::Revoked),
+            credential => Ok(credential),
+        }
+    }
+
+    /// [`Access::credential`] without the revocation list.
+    fn verified(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
         let settings = &self.settings;
         let given = bearer(request);
         if let (Some(given), Some(admin)) = (given, &settings.publish_token)
@@ -257,7 +265,6 @@ impl Access {
             return Err(Refusal::CrossOriginCookie);
         }
         match auth.verify(&token, now) {
-            Ok(identity) if self.is_revoked(&identity, now) => Err(Refusal::Revoked),
             Ok(identity) => Ok(Credential::Token(identity)),
             Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
             Err(e) => {
@@ -409,7 +416,9 @@ impl Access {
         let Some(auth) = self.settings.auth.as_ref() else {
             return Holder::default();
         };
-        match self.credential(request, self.unix_secs(now)) {
+        // A token revoked since the request was routed is the caller's to
+        // end, by its id and `iat`.
+        match self.verified(request, self.unix_secs(now)) {
             Ok(Credential::Token(who)) => Holder {
                 deadline: who.expires_at.map(|exp| auth.deadline(exp)),
                 subject: who.subject,
