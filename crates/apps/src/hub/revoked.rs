@@ -44,6 +44,37 @@ pub struct Revocation {
     pub until: u64,
 }
 
+impl Revocation {
+    /// What it revokes as text, for sharing between nodes: `jti:ID` or
+    /// `sub:BEFORE:SUBJECT`.
+    pub fn entry(&self) -> String {
+        match &self.what {
+            Revoked::Token(id) => format!("jti:{id}"),
+            Revoked::Subject { subject, before } => format!("sub:{before}:{subject}"),
+        }
+    }
+
+    /// The revocation an [`Revocation::entry`] names, kept until `until`
+    /// (Unix seconds); `None` for text that is not one.
+    pub fn from_entry(entry: &str, until: u64) -> Option<Revocation> {
+        let what = match entry.split_once(':')? {
+            ("jti", id) if !id.is_empty() => Revoked::Token(id.to_owned()),
+            ("sub", rest) => {
+                let (before, subject) = rest.split_once(':')?;
+                if subject.is_empty() {
+                    return None;
+                }
+                Revoked::Subject {
+                    subject: subject.to_owned(),
+                    before: before.parse().ok()?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Revocation { what, until })
+    }
+}
+
 /// The list is full: [`MAX_REVOCATIONS`] entries that have not expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ListFull;
@@ -312,6 +343,17 @@ mod tests {
         assert!(revocations.is_revoked(Some("t"), None, None, 50));
         assert_eq!(revocations.entries(100), []);
         assert!(!revocations.is_revoked(Some("t"), None, None, 50));
+    }
+
+    #[test]
+    fn entries_round_trip_as_text() {
+        for revocation in [token("a:b", 9), subject("al:ice", 5, 7)] {
+            let entry = revocation.entry();
+            assert_eq!(Revocation::from_entry(&entry, revocation.until), Some(revocation));
+        }
+        for bad in ["", "jti:", "sub:x:al", "sub:5:", "sub:5", "other:1"] {
+            assert_eq!(Revocation::from_entry(bad, 1), None, "{bad}");
+        }
     }
 
     #[test]
