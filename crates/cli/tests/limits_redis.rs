@@ -10,6 +10,7 @@
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
 #![cfg(feature = "redis")]
 
 mod serve;

@@ -354,10 +354,10 @@ impl HubApp {
             None
         };
         let loops = ctx.loop_index().1.max(1);
-        let reader = users::Reader {
+        let reader = Box::new(users::Reader {
             credential,
             access: self.shared.access.clone(),
-        };
+        });
         let waiting = users::Waiting::Topics {
             reader,
             page,
