@@ -197,3 +197,25 @@ fn a_place_comes_back_however_the_connection_ends() {
     until_let_in(|| open_held(&mut held));
     assert!(held.is_some());
 }
+
+/// Over HTTP/2, each event stream is a connection of the subject: two
+/// streams on one HTTP/2 connection take two places, and a third is
+/// answered 429 on its own stream.
+#[test]
+fn event_streams_over_http2_are_counted_one_by_one() {
+    let server = start(2);
+    let alice = format!("Bearer {}", jwt("alice"));
+    let fields = [("authorization", alice.as_str())];
+    let mut client = common::h2::H2Client::connect(server.addr);
+    for _ in 0..2 {
+        let events = client.get("/topics/news/events", &fields);
+        assert_eq!(client.head(events).status(), Some(200));
+    }
+    let third = client.get("/topics/news/events", &fields);
+    let refused = client.finish(third);
+    assert_eq!(refused.status(), Some(429));
+    assert_eq!(refused.field("retry-after").as_deref(), Some("1"));
+    // Over HTTP/1.1 too, the same two count.
+    let over = stream(&server, "news", &jwt("alice"));
+    assert_eq!(over.response.status, 429);
+}
