@@ -84,6 +84,7 @@ use tether_server::{
 /// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
+/// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
@@ -103,6 +104,12 @@ use tether_server::{
 /// left (at most 30 s) before it expires; another auth message replaces
 /// the token in place. An event stream whose token expires gets an
 /// `auth-expired` event before it ends.
+///
+/// With [`HubSettings::max_connections_per_subject`], a subject's
+/// WebSockets and event streams are counted over every loop, and one over
+/// the limit is refused (429) before it starts. A revoked token
+/// ([`HubShared::revoke`], `POST /api/revoke`) is refused (401 `token
+/// revoked`) and its open connections are ended on each loop's next tick.
 pub struct HubApp {
     shared: HubShared,
     index: usize,
