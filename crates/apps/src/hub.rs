@@ -16,6 +16,7 @@ mod api;
 mod auth;
 mod backend;
 mod broker_view;
+mod connections;
 mod cors;
 mod decide;
 mod metrics;
@@ -26,6 +27,7 @@ mod presence;
 mod publish;
 mod rate;
 mod replies;
+mod revoked;
 mod router;
 mod routes;
 mod settings;
@@ -56,10 +58,13 @@ use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 pub use self::rate::PublishRate;
 use self::replies::{close_reason, error_response, rate_limited, send_error};
-use self::routes::{Endpoint, HubRoute, Refusal, Socket, parse_path};
+pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
+use self::routes::{Endpoint, HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS, parse_path};
 pub use self::settings::HubSettings;
-pub use self::shared::HubShared;
-use self::subscribers::{Subscriber, Subscribers, close_expired, fan_out, send_replay, send_resumed};
+pub use self::shared::{HubShared, RevocationListFull};
+use self::subscribers::{
+    Subscriber, Subscribers, close_expired, close_revoked, fan_out, send_replay, send_resumed,
+};
 use tether_server::{
     App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
 };
@@ -84,6 +89,7 @@ use tether_server::{
 /// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
+/// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
@@ -103,6 +109,12 @@ use tether_server::{
 /// left (at most 30 s) before it expires; another auth message replaces
 /// the token in place. An event stream whose token expires gets an
 /// `auth-expired` event before it ends.
+///
+/// With [`HubSettings::max_connections_per_subject`], a subject's
+/// WebSockets and event streams are counted over every loop, and one over
+/// the limit is refused (429) before it starts. A revoked token
+/// ([`HubShared::revoke`], `POST /api/revoke`) is refused (401 `token
+/// revoked`) and its open connections are ended on each loop's next tick.
 pub struct HubApp {
     shared: HubShared,
     index: usize,
@@ -131,6 +143,9 @@ pub struct HubApp {
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
+    /// The generation of the revocation list this loop last ended its
+    /// revoked connections by.
+    revocations_seen: u64,
 }
 
 impl fmt::Debug for HubApp {
@@ -173,6 +188,7 @@ impl HubApp {
             admin: Admin::default(),
             shared,
             settings_seen: 0,
+            revocations_seen: 0,
         }
     }
 
@@ -257,7 +273,7 @@ impl HubApp {
         };
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let (deadline, subject) = self.shared.access.holder_of(request, ctx.now());
+        let holder = self.shared.access.holder_of(request, ctx.now());
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
@@ -279,8 +295,7 @@ impl HubApp {
                 }
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
                 // Answered when its token expires, if that comes first.
-                poll.deadline = deadline;
-                poll.subject = subject;
+                poll.hold(holder);
                 self.register(conn, poll);
                 Reply::Later(timeout)
             }
@@ -305,6 +320,30 @@ impl HubApp {
                     .cors
                     .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
                 _ => close_expired(ctx, conn, transport),
+            }
+        }
+    }
+
+    /// Closes the WebSocket subscribers, ends the event streams and
+    /// answers the long polls (401, the token revoked) whose token was
+    /// revoked since the last look, at `now` (Unix seconds): one atomic
+    /// load when the list did not change.
+    fn end_revoked(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
+        let revocations = &self.shared.access.revocations;
+        let generation = revocations.generation();
+        if generation == self.revocations_seen {
+            return;
+        }
+        self.revocations_seen = generation;
+        let revoked = self.subscribers.revoked(|s| {
+            revocations.is_revoked(s.token_id.as_deref(), s.subject.as_deref(), s.issued_at, now)
+        });
+        for (conn, transport) in revoked {
+            self.leave(ctx, conn, &CloseReason::Ended);
+            self.stats().deny(Denial::Revoked);
+            match transport {
+                Transport::Poll => self.cors.respond(ctx, conn, Refusal::Revoked.response()),
+                _ => close_revoked(ctx, conn, transport),
             }
         }
     }
@@ -339,12 +378,24 @@ impl HubApp {
         let now = self.shared.access.unix_secs(ctx.now());
         match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
-                let warn_at = grant.deadline.map(|d| warning_time(d, now));
-                let Some(subscriber) = self.subscribers.renew(conn, grant.deadline, warn_at) else {
+                let deadline = grant.holder.deadline;
+                let warn_at = deadline.map(|d| warning_time(d, now));
+                let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
                     return;
                 };
                 subscriber.may_publish = grant.may_publish;
-                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                // The new token's id and `iat` are what a revocation is
+                // checked against from now on (its subject stays the one
+                // the connection was counted under).
+                subscriber.token_id = grant.holder.token_id;
+                subscriber.issued_at = grant.holder.issued_at;
+                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
+            }
+            Err(TokenRefused::Revoked) => {
+                self.leave(ctx, conn, &CloseReason::Ended);
+                add(&self.stats.refused_401, 1);
+                self.stats().deny(Denial::Revoked);
+                ctx.close(conn, CloseCode::POLICY, "token revoked");
             }
             Err(TokenRefused::Invalid(e)) => {
                 self.leave(ctx, conn, &CloseReason::Ended);
@@ -367,6 +418,45 @@ impl HubApp {
     fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
         let topic = subscriber.topic.clone();
         let transport = subscriber.transport;
+        // Revoked since its request was routed (on another loop, say).
+        let now = self.shared.access.unix_secs(ctx.now());
+        if self.shared.access.revocations.is_revoked(
+            subscriber.token_id.as_deref(),
+            subscriber.subject.as_deref(),
+            subscriber.issued_at,
+            now,
+        ) {
+            self.stats().deny(Denial::Revoked);
+            close_revoked(ctx, conn, transport);
+            return;
+        }
+        // A subject's connections are counted, on every loop; one over
+        // the most it may have (let in by the route a moment before
+        // another took the last place) is closed at once.
+        if let Some(subject) = subscriber.subject.as_deref() {
+            let max = self.shared.settings.max_connections_per_subject;
+            match self.shared.access.connections.open(subject, max) {
+                Some(slot) => subscriber.slot = Some(slot),
+                None => {
+                    add(&self.stats.connection_limited, 1);
+                    match transport {
+                        Transport::WebSocket | Transport::RawWebSocket => {
+                            ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
+                        }
+                        _ => {
+                            let event = tether_sse::Event::new()
+                                .event("refused")
+                                .data(TOO_MANY_CONNECTIONS);
+                            if let Err(e) = ctx.send_event(conn, &event) {
+                                log::debug!("hub: refused event not sent: {e}");
+                            }
+                            ctx.end_stream(conn);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
         // A namespace without presence: no member, no watcher (the router
         // refused `?presence=1`).
         if self.shared.settings.keeps_presence(&topic) {
@@ -703,6 +793,7 @@ impl App for HubApp {
         self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
         self.expire(ctx, now);
+        self.end_revoked(ctx, now);
         self.warn(ctx, now);
         self.awaiting.time_out(ctx, &self.stats);
         self.decisions.tick(ctx.now());
@@ -908,7 +999,7 @@ impl HubApp {
             self.awaiting.admit(conn, subscriber, until);
             return;
         }
-        (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+        subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
         let now = self.shared.access.unix_secs(ctx.now());
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
@@ -941,7 +1032,7 @@ impl HubApp {
             return;
         }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
-            (subscriber.deadline, subscriber.subject) = self.shared.access.holder_of(request, ctx.now());
+            subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
             self.subscribe(ctx, conn, subscriber);
         }
     }

@@ -496,11 +496,14 @@ fn the_readme_examples_work() {
             "/api/topics/info" => assert_eq!(answer["backlog_events"], 3, "{answer}"),
             "/api/disconnect" | "/api/unsubscribe" => assert_eq!(answer, json!({ "closed": 0 })),
             "/api/refresh" => assert_eq!(answer, json!({ "refreshed": 0 })),
+            "/api/revoke" => assert_eq!(answer, json!({ "revoked": 1 })),
+            // Both revocations of the examples before it.
+            "/api/revoked" => assert_eq!(answer["revoked"].as_array().map(Vec::len), Some(2), "{answer}"),
             other => panic!("no check for {other}"),
         }
         ran += 1;
     }
-    assert_eq!(ran, 10);
+    assert_eq!(ran, 13);
 }
 
 /// Over HTTP/2, two batches at once on one connection, each answered on

@@ -36,6 +36,8 @@ pub struct NewToken {
     pub audience: Option<String>,
     /// `iss`, if any.
     pub issuer: Option<String>,
+    /// `jti`, if any: the token's id, by which it can be revoked.
+    pub token_id: Option<String>,
 }
 
 impl NewToken {
@@ -49,6 +51,7 @@ impl NewToken {
             expires_at,
             audience: None,
             issuer: None,
+            token_id: None,
         }
     }
 
@@ -73,6 +76,9 @@ impl NewToken {
         }
         if let Some(issuer) = &self.issuer {
             claims.insert("iss".into(), issuer.clone().into());
+        }
+        if let Some(id) = &self.token_id {
+            claims.insert("jti".into(), id.clone().into());
         }
         claims.insert(
             "tether".into(),
@@ -100,6 +106,7 @@ mod tests {
         let mut token = NewToken::new("bob", rights, 100, 700);
         token.audience = Some("tether".into());
         token.issuer = Some("demo".into());
+        token.token_id = Some("t-1".into());
         let signed = token.sign_hs256(SECRET).unwrap();
         let keys = Keys::from_secret(SECRET).unwrap();
         let validation = Validation::new().audience(["tether"]).issuer(["demo"]).leeway(0);
@@ -109,6 +116,7 @@ mod tests {
         assert!(!who.rights.may_subscribe("user.alice"));
         assert!(who.rights.may_publish("user.alice"));
         assert_eq!(who.expires_at, Some(700));
+        assert_eq!((who.token_id.as_deref(), who.issued_at), (Some("t-1"), Some(100)));
         assert_eq!(verify(&signed, &keys, &validation, 700), Err(Error::Expired));
         // Another audience, another issuer, another secret: refused.
         let other = Validation::new().audience(["else"]).issuer(["demo"]);

@@ -88,6 +88,12 @@ pub struct Identity {
     /// The `exp` claim, in seconds since the epoch (rounded down): a
     /// connection opened with the token can be closed then.
     pub expires_at: Option<u64>,
+    /// The `jti` claim: the token's own id, by which it can be revoked.
+    pub token_id: Option<String>,
+    /// The `iat` claim, in seconds since the epoch (rounded down, the
+    /// safe way for revocation): a subject's tokens issued before a time
+    /// can be revoked.
+    pub issued_at: Option<u64>,
 }
 
 impl Identity {
@@ -99,6 +105,8 @@ impl Identity {
             subject,
             rights,
             expires_at,
+            token_id: None,
+            issued_at: None,
         }
     }
 }
@@ -117,7 +125,7 @@ impl Identity {
 ///
 /// The claims are checked with strict types: `exp`, `nbf` and `iat` are
 /// numbers (fractions rounded the safe way: `exp` down, `nbf` and `iat`
-/// up), `sub` and `iss` strings, `aud` a string or a list of strings,
+/// up), `sub`, `iss` and `jti` strings, `aud` a string or a list of strings,
 /// `tether` an object of lists of strings ([`TetherClaim`]); any other
 /// type, or a claim given twice, refuses the token. With `leeway` `L`,
 /// the token is good while `now < exp + L`, once `now + L >= nbf`, and if
@@ -192,6 +200,8 @@ pub fn verify(token: &str, keys: &Keys, validation: &Validation, now: u64) -> Re
         subject: claims.sub,
         rights,
         expires_at: claims.exp.map(|d| d.floor),
+        token_id: claims.jti,
+        issued_at: claims.iat.map(|d| d.floor),
     })
 }
 
@@ -240,6 +250,8 @@ pub fn identity_from_claims(json: &str, now: u64) -> Result<Identity, Error> {
         subject: claims.sub,
         rights,
         expires_at: claims.exp.map(|d| d.floor),
+        token_id: claims.jti,
+        issued_at: claims.iat.map(|d| d.floor),
     })
 }
 
@@ -352,6 +364,8 @@ struct Claims {
     #[serde(default)]
     iat: Option<NumericDate>,
     #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
     tether: Option<TetherClaim>,
 }
 
@@ -451,6 +465,7 @@ mod tests {
         assert!(!parse(r#"{"exp":"1"}"#));
         assert!(!parse(r#"{"nbf":"99999999999"}"#));
         assert!(!parse(r#"{"iat":{}}"#));
+        assert!(!parse(r#"{"jti":7}"#));
         assert!(!parse(r#"{"sub":1}"#));
         assert!(!parse(r#"{"aud":[1]}"#));
         assert!(!parse(r#"{"iss":["a"]}"#));
@@ -503,6 +518,7 @@ mod tests {
             exp: exp.map(d),
             nbf: nbf.map(d),
             iat: iat.map(d),
+            jti: None,
             tether: None,
         }
     }

@@ -22,6 +22,7 @@ const RELOADABLE: &[&str] = &[
     "unknown_namespace",
     "publish_rate",
     "publish_burst",
+    "max_connections_per_subject",
     "private",
     "jwt_audiences",
     "jwt_issuers",

@@ -341,6 +341,13 @@ pub(crate) struct HubArgs {
     /// Events a --publish-rate allows at once (default: the rate, at least 1).
     #[arg(long, value_name = "N", requires = "publish_rate", value_parser = clap::value_parser!(u32).range(1..))]
     publish_burst: Option<u32>,
+    /// The most WebSockets and event streams one token subject may have
+    /// open (on this node; with --redis, over the cluster as each node
+    /// last heard, about every half second); 0: no limit. Over it, an
+    /// upgrade or a stream is answered 429 with Retry-After, a WebSocket
+    /// that authenticates with its first message closed with 1008.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_connections_per_subject: usize,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
@@ -391,6 +398,8 @@ impl HubArgs {
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
         settings.poll_timeout = seconds(self.poll_timeout);
         namespace::apply(&self.namespaces, &mut settings)?;
+        settings.max_connections_per_subject =
+            (self.max_connections_per_subject > 0).then_some(self.max_connections_per_subject);
         settings.publish_rate = self.publish_rate.map(|rate| {
             let burst = self.publish_burst.map_or(rate.ceil().max(1.0), f64::from);
             PublishRate::new(rate, burst)
@@ -756,6 +765,54 @@ fn hub_app(
             Some(broker) => shared.app_with_broker(index, Box::new(broker)),
             None => shared.app(index),
         },
+    }
+}
+
+/// With the bridge, the hub's connection counts per subject and its
+/// revocations are shared with the other nodes (the bridge's presence
+/// thread writes and reads them every half second).
+fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
+    match bridge {
+        #[cfg(feature = "redis")]
+        Some(bridge) => {
+            let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
+            shared.on_revoke(move |revocations| {
+                revoker.revoke(revocations.iter().map(|r| (r.entry(), r.until)).collect());
+            });
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => {
+            let _ = shared;
+        }
+    }
+}
+
+/// The hub's side of what the nodes share about their users.
+#[cfg(feature = "redis")]
+struct ClusterLimits(HubShared);
+
+#[cfg(feature = "redis")]
+impl tether_redis::NodeLimits for ClusterLimits {
+    fn connections_here(&self) -> Vec<(std::sync::Arc<str>, usize)> {
+        self.0.connections_here()
+    }
+
+    fn set_connections_elsewhere(&self, counts: std::collections::HashMap<std::sync::Arc<str>, usize>) {
+        self.0.set_connections_elsewhere(counts);
+    }
+
+    fn revoked(&self, entries: Vec<(String, u64)>) {
+        let revocations: Vec<tether_apps::Revocation> = entries
+            .iter()
+            .filter_map(|(entry, until)| tether_apps::Revocation::from_entry(entry, *until))
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(e) = self.0.revoke(&revocations, now) {
+            log::warn!("hub: revocations from Redis: {e}");
+        }
     }
 }
 
@@ -1175,6 +1232,7 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
         AppChoice::Demo => {
             announce_hub(&settings, token_source);
             let shared = HubShared::new(settings, threads);
+            share_limits(bridge, &shared);
             if let Some(reload) = reload
                 && let Err(e) = reload_hub_on_sighup(reload, login.clone(), shared.clone())
             {
@@ -1206,6 +1264,7 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
         AppChoice::Hub => {
             announce_hub(&settings, token_source);
             let shared = HubShared::new(settings, threads);
+            share_limits(bridge, &shared);
             if let Some(reload) = reload
                 && let Err(e) = reload_hub_on_sighup(reload, None, shared.clone())
             {

@@ -497,3 +497,28 @@ fn the_readme_shows_the_example_as_it_is() {
         "README.md and examples/tether.toml differ"
     );
 }
+
+#[test]
+fn the_most_connections_per_subject_is_a_key_and_a_variable() {
+    let good = Temp::file("limit.toml", "app = \"hub\"\nmax-connections-per-subject = 3\n");
+    let out = output(&["check-config", good.path()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = Temp::file("limit-bad.toml", "max-connections-per-subject = -1\n");
+    let out = output(&["check-config", bad.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 1: key `max-connections-per-subject`"),
+        "{stderr}"
+    );
+    let out = output(
+        &["serve", "--app", "hub", "--port", "0"],
+        &[("TETHER_MAX_CONNECTIONS_PER_SUBJECT", "many")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid value 'many' for '--max-connections-per-subject"),
+        "{stderr}"
+    );
+}

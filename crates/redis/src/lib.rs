@@ -113,6 +113,7 @@ mod config;
 mod connection;
 mod control;
 mod error;
+mod limits;
 mod presence;
 mod reader;
 mod shared;
@@ -127,6 +128,7 @@ use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Pu
 
 pub use config::RedisConfig;
 pub use error::Error;
+pub use limits::{LIMITS_PERIOD, NodeLimits, Revoker};
 pub use shared::Status;
 
 use shared::{Post, PresenceMsg, ReaderMsg, Shared, Stats, WriterMsg};
@@ -285,6 +287,17 @@ impl RedisBridge {
             }
         }
         Ok(())
+    }
+
+    /// Shares this node's connection counts per subject and its
+    /// revocations with the other nodes through Redis, from the presence
+    /// thread, every [`LIMITS_PERIOD`]: `limits` is told the others'
+    /// counts, and every revocation in Redis when the node connects and
+    /// whenever they change. The [`Revoker`] adds revocations to Redis.
+    pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
+        let tx = self.shared.presence_tx.clone();
+        let _ = tx.send(PresenceMsg::Limits(limits::Limits(limits)));
+        Revoker { tx }
     }
 
     /// The connections and counters now.

@@ -23,6 +23,7 @@ use tether_hub::{ControlMessage, EventId, HubMessage, MAX_REMOTE_MEMBERS, Presen
 use crate::commands::is_server_error;
 use crate::connection::Con;
 use crate::control;
+use crate::limits::{self, LIMITS_PERIOD, Limits};
 use crate::shared::{Link, Post, PresenceMsg, Shared};
 
 /// Members added or scored again in one command at most.
@@ -48,6 +49,13 @@ pub(crate) struct PresenceThread {
     /// The last id read from the control stream (`None` before the
     /// first connection: from then on, every action is read).
     control_from: Option<EventId>,
+    /// What this node shares about its users, once the hub gave it.
+    limits: Option<Limits>,
+    next_limits: Instant,
+    /// Revocations not yet written (Redis was away).
+    revoking: Vec<(String, u64)>,
+    /// The revocations' change count as last read (`None`: read them all).
+    revoked_seen: Option<Value>,
 }
 
 fn unix_ms() -> u64 {
@@ -98,6 +106,10 @@ impl PresenceThread {
             next_refresh: now,
             next_read: now,
             control_from: None,
+            limits: None,
+            next_limits: now,
+            revoking: Vec::new(),
+            revoked_seen: None,
         }
     }
 
@@ -114,9 +126,14 @@ impl PresenceThread {
                     // Everything again: entries may have expired meanwhile.
                     self.next_refresh = Instant::now();
                     self.next_read = Instant::now();
+                    self.next_limits = Instant::now();
+                    self.revoked_seen = None;
                 }
             }
-            let due = self.next_refresh.min(self.next_read);
+            let mut due = self.next_refresh.min(self.next_read);
+            if self.limits.is_some() || !self.revoking.is_empty() {
+                due = due.min(self.next_limits);
+            }
             let wait = if self.con.is_none() {
                 self.link.wait()
             } else {
@@ -155,6 +172,10 @@ impl PresenceThread {
                     self.read(&topic, loop_index);
                 }
                 self.read_control();
+            }
+            if now >= self.next_limits {
+                self.next_limits = now + LIMITS_PERIOD;
+                self.share_limits();
             }
         }
     }
@@ -204,6 +225,15 @@ impl PresenceThread {
                 if let Some(add) = control::add(&self.control_key, &self.node, &action) {
                     self.send(&[add]);
                 }
+            }
+            PresenceMsg::Limits(limits) => {
+                self.limits = Some(limits);
+                self.next_limits = Instant::now();
+                self.revoked_seen = None;
+            }
+            PresenceMsg::Revoke(entries) => {
+                self.revoking.extend(entries);
+                self.next_limits = Instant::now();
             }
             PresenceMsg::Stop => return false,
         }
@@ -360,6 +390,143 @@ impl PresenceThread {
             e,
             "this node's members expire elsewhere if it stays away; they are written again once it is back",
         );
+    }
+
+    /// Writes the revocations waiting, this node's connection counts, and
+    /// reads the others' counts and, when they changed, the revocations.
+    fn share_limits(&mut self) {
+        let prefix = self.shared.config.prefix.clone();
+        let now_secs = unix_ms() / 1000;
+        if !self.revoking.is_empty() {
+            let key = limits::revoked_key(&prefix);
+            let mut cmds: Vec<Cmd> = self
+                .revoking
+                .chunks(BATCH)
+                .map(|chunk| {
+                    let mut add = redis::cmd("ZADD");
+                    add.arg(&key);
+                    for (entry, until) in chunk {
+                        add.arg(*until).arg(limits::revoked_member(entry, *until));
+                    }
+                    add
+                })
+                .collect();
+            cmds.push(
+                redis::cmd("INCR")
+                    .arg(limits::revoked_generation_key(&prefix))
+                    .clone(),
+            );
+            let Some(con) = self.con.as_mut() else { return };
+            let (replies, failure) = con.pipeline(&cmds);
+            if let Some(e) = failure {
+                return self.lost(&e);
+            }
+            if replies.iter().all(Result::is_ok) {
+                self.revoking.clear();
+            } else {
+                log::warn!("redis: revocations not written; tried again in {LIMITS_PERIOD:?}");
+            }
+        }
+        let Some(Limits(node_limits)) = self.limits.clone() else {
+            return;
+        };
+        let ttl = millis(limits::COUNTS_TTL);
+        let nodes = limits::nodes_key(&prefix);
+        let now_ms = unix_ms();
+        let counts = limits::encode_counts(&node_limits.connections_here());
+        let cmds = [
+            redis::cmd("SET")
+                .arg(limits::counts_key(&prefix, &self.node))
+                .arg(counts)
+                .arg("PX")
+                .arg(ttl)
+                .clone(),
+            redis::cmd("ZADD")
+                .arg(&nodes)
+                .arg(now_ms.saturating_add(ttl))
+                .arg(&self.node)
+                .clone(),
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&nodes)
+                .arg("-inf")
+                .arg(format!("({now_ms}"))
+                .clone(),
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&nodes)
+                .arg(now_ms)
+                .arg("+inf")
+                .clone(),
+            redis::cmd("GET")
+                .arg(limits::revoked_generation_key(&prefix))
+                .clone(),
+        ];
+        let Some(con) = self.con.as_mut() else { return };
+        let (replies, failure) = con.pipeline(&cmds);
+        if let Some(e) = failure {
+            return self.lost(&e);
+        }
+        let others: Vec<String> = match replies.get(3) {
+            Some(Ok(reply)) => limits::members(reply)
+                .into_iter()
+                .filter_map(|node| std::str::from_utf8(node).ok())
+                .filter(|node| *node != self.node)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut elsewhere = HashMap::new();
+        if !others.is_empty() {
+            let gets: Vec<Cmd> = others
+                .iter()
+                .map(|node| redis::cmd("GET").arg(limits::counts_key(&prefix, node)).clone())
+                .collect();
+            let (counts, failure) = con.pipeline(&gets);
+            if let Some(e) = failure {
+                return self.lost(&e);
+            }
+            for reply in counts.iter().flatten() {
+                if let Some(text) = crate::commands::text(reply)
+                    && !limits::decode_counts(text, &mut elsewhere)
+                {
+                    log::debug!("redis: another node's connection counts were not read");
+                }
+            }
+        }
+        node_limits.set_connections_elsewhere(elsewhere);
+        let generation = match replies.get(4) {
+            Some(Ok(generation)) => generation.clone(),
+            _ => return,
+        };
+        if self.revoked_seen.as_ref() == Some(&generation) {
+            return;
+        }
+        let key = limits::revoked_key(&prefix);
+        let cmds = [
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(now_secs)
+                .clone(),
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(format!("({now_secs}"))
+                .arg("+inf")
+                .clone(),
+        ];
+        let (replies, failure) = con.pipeline(&cmds);
+        if let Some(e) = failure {
+            return self.lost(&e);
+        }
+        let Some(Ok(reply)) = replies.get(1) else {
+            log::debug!("redis: the revocations were not read");
+            return;
+        };
+        let entries = limits::members(reply)
+            .into_iter()
+            .filter_map(limits::parse_revoked_member)
+            .collect();
+        node_limits.revoked(entries);
+        self.revoked_seen = Some(generation);
     }
 
     /// Shutting down: this node's members leave at once, everywhere.

@@ -70,6 +70,11 @@ pub(crate) enum PresenceMsg {
     },
     /// Tell the other nodes of an action on a user's connections.
     UserAction(UserAction),
+    /// Share these connection counts and revocations with the other
+    /// nodes from now on.
+    Limits(crate::limits::Limits),
+    /// Add these `(entry, until)` revocations to Redis.
+    Revoke(Vec<(String, u64)>),
     /// Remove this node's entries, and stop.
     Stop,
 }

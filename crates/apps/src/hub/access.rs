@@ -11,10 +11,12 @@ use tether_hub::{Grant, Tickets, is_valid_topic, secret_matches};
 use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Response};
 
 use super::auth::{Clock, TokenSource};
+use super::connections::SubjectConnections;
 use super::metrics::{Denial, HubStats, add};
 use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
 use super::replies::{close_reason, error_response};
+use super::revoked::Revocations;
 use super::routes::{Refusal, bearer};
 use super::settings::HubSettings;
 use super::subscribers::Subscriber;
@@ -37,6 +39,10 @@ pub(super) struct Access {
     /// handled on this loop now, if it was asked: the credential it
     /// stands for (set and cleared around one callback).
     presented: Option<Box<Presented>>,
+    /// Each subject's open connections.
+    pub(super) connections: SubjectConnections,
+    /// Tokens revoked.
+    pub(super) revocations: Revocations,
 }
 
 /// What the application's backend decided about a request it was asked
@@ -49,6 +55,17 @@ pub(super) struct Presented {
     pub(super) subscribe_decided: bool,
 }
 
+/// Who holds a subscriber's credential: when it stops being good (Unix
+/// seconds, the leeway included), its subject, and the token's id and
+/// `iat` (by which it may be revoked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Holder {
+    pub(super) deadline: Option<u64>,
+    pub(super) subject: Option<String>,
+    pub(super) token_id: Option<String>,
+    pub(super) issued_at: Option<u64>,
+}
+
 /// Whom a ticket was issued for: the subject and rights of the token that
 /// asked for it (or that the publish token named), and when that token
 /// stops being good.
@@ -58,6 +75,10 @@ struct TicketHolder {
     rights: tether_auth::Rights,
     /// Unix seconds, the leeway included.
     deadline: Option<u64>,
+    /// The asking token's `jti` and `iat`: a ticket of a token revoked
+    /// since is refused.
+    token_id: Option<String>,
+    issued_at: Option<u64>,
 }
 
 /// Why a token presented over a WebSocket is not taken.
@@ -66,13 +87,14 @@ pub(super) enum TokenRefused {
     Invalid(tether_auth::Error),
     /// It verifies, and does not grant the private topic.
     NotGranted,
+    /// It verifies, and was revoked.
+    Revoked,
 }
 
 /// What a token presented over a WebSocket grants its connection.
 pub(super) struct TokenGrant {
     pub(super) may_publish: bool,
-    pub(super) deadline: Option<u64>,
-    pub(super) subject: Option<String>,
+    pub(super) holder: Holder,
 }
 
 /// The Unix second a WebSocket whose token was taken at `now` and stops
@@ -139,6 +161,8 @@ pub(super) fn count_refusal(stats: &HubStats, refusal: Refusal) {
         Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
         Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
         Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
+        Refusal::Revoked => (&stats.refused_401, Some(Denial::Revoked)),
+        Refusal::TooManyConnections => (&stats.connection_limited, None),
         _ => (&stats.refused_403, None),
     };
     add(status, 1);
@@ -159,6 +183,8 @@ impl Access {
             clock: Clock::new(),
             rates: Arc::default(),
             presented: None,
+            connections: SubjectConnections::default(),
+            revocations: Revocations::default(),
         }
     }
 
@@ -187,21 +213,6 @@ impl Access {
                 .auth
                 .as_ref()
                 .is_none_or(|auth| auth.token_of(request).is_none())
-    }
-
-    /// The subject a request's credential names, without taking anything
-    /// (a ticket stays to be redeemed): for a question to the backend.
-    pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
-        if let Some(ticket) = request.query_param("ticket") {
-            let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-            return holders
-                .get(&ticket)
-                .and_then(|(_, holder)| holder.subject.clone());
-        }
-        match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Token(who)) => who.subject,
-            _ => None,
-        }
     }
 
     /// The settings it decides by.
@@ -268,13 +279,22 @@ impl Access {
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
     pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
-        if let Some(Presented {
-            identity: Some(identity),
-            ..
-        }) = self.presented.as_deref()
-        {
-            return Ok(Credential::Token(identity.clone()));
+        let credential = match self.presented.as_deref() {
+            Some(Presented {
+                identity: Some(identity),
+                ..
+            }) => Credential::Token(identity.clone()),
+            _ => self.verified(request, now)?,
+        };
+        match credential {
+            Credential::Token(who) if self.is_revoked(&who, now) => Err(Refusal::Revoked),
+            credential => Ok(credential),
         }
+    }
+
+    /// [`Access::credential`] without the revocation list (nor the
+    /// backend's decision).
+    fn verified(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
         let settings = &self.settings;
         let given = bearer(request);
         if let (Some(given), Some(admin)) = (given, &settings.publish_token)
@@ -301,6 +321,32 @@ impl Access {
                 log::debug!("hub: token refused: {e}");
                 Err(Refusal::BadCredentials)
             }
+        }
+    }
+
+    /// Whether a verified token was revoked, at `now` (Unix seconds).
+    pub(super) fn is_revoked(&self, who: &tether_auth::Identity, now: u64) -> bool {
+        self.revocations.is_revoked(
+            who.token_id.as_deref(),
+            who.subject.as_deref(),
+            who.issued_at,
+            now,
+        )
+    }
+
+    /// The subject whose connection a WebSocket or event-stream request
+    /// would open, as far as it can be told before: a ticket's holder's,
+    /// or the token's.
+    pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
+        if let Some(ticket) = request.query_param("ticket") {
+            let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+            return holders
+                .get(&ticket)
+                .and_then(|(_, holder)| holder.subject.clone());
+        }
+        match self.credential(request, self.unix_secs(Instant::now())) {
+            Ok(Credential::Token(who)) => who.subject,
+            _ => None,
         }
     }
 
@@ -365,8 +411,16 @@ impl Access {
                 });
             };
             let now = self.unix_secs(Instant::now());
+            let revoked = self.revocations.is_revoked(
+                holder.token_id.as_deref(),
+                holder.subject.as_deref(),
+                holder.issued_at,
+                now,
+            );
             let refusal = if holder.deadline.is_some_and(|d| d <= now) {
                 Refusal::ExpiredCredentials
+            } else if revoked {
+                Refusal::Revoked
             } else if private && !holder.rights.may_subscribe(topic) {
                 Refusal::NotGranted
             } else {
@@ -390,33 +444,52 @@ impl Access {
         }
     }
 
-    /// When a subscriber's token stops being good: `None` if it came in
-    /// without a token that expires (a ticket, the publish token, no
-    /// credentials). A token that no longer verifies (the keys changed
-    /// since the request was routed) gives a deadline already passed.
-    /// With it, the subject of the credential (a token's, or a ticket
-    /// holder's).
-    pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> (Option<u64>, Option<String>) {
+    /// Who holds a subscriber's credential: its deadline is `None` if it
+    /// came in without a token that expires (a ticket, the publish token,
+    /// no credentials). A token that no longer verifies (the keys changed
+    /// since the request was routed, or it was revoked) gives a deadline
+    /// already passed. With it, the subject of the credential (a
+    /// token's, or a ticket holder's), and the token's id and `iat`.
+    pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> Holder {
         if let Some(Presented {
             identity: Some(identity),
             ..
         }) = self.presented.as_deref()
         {
-            return (identity.expires_at, identity.subject.clone());
+            return Holder {
+                deadline: identity.expires_at,
+                subject: identity.subject.clone(),
+                ..Holder::default()
+            };
         }
         if let Some(ticket) = request.query_param("ticket") {
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
             return holders
                 .remove(&ticket)
-                .map_or((None, None), |(_, holder)| (holder.deadline, holder.subject));
+                .map_or_else(Holder::default, |(_, holder)| Holder {
+                    deadline: holder.deadline,
+                    subject: holder.subject,
+                    token_id: holder.token_id,
+                    issued_at: holder.issued_at,
+                });
         }
         let Some(auth) = self.settings.auth.as_ref() else {
-            return (None, None);
+            return Holder::default();
         };
-        match self.credential(request, self.unix_secs(now)) {
-            Ok(Credential::Token(who)) => (who.expires_at.map(|exp| auth.deadline(exp)), who.subject),
-            Ok(_) => (None, None),
-            Err(_) => (Some(0), None),
+        // A token revoked since the request was routed is the caller's to
+        // end, by its id and `iat`.
+        match self.verified(request, self.unix_secs(now)) {
+            Ok(Credential::Token(who)) => Holder {
+                deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+                subject: who.subject,
+                token_id: who.token_id,
+                issued_at: who.issued_at,
+            },
+            Ok(_) => Holder::default(),
+            Err(_) => Holder {
+                deadline: Some(0),
+                ..Holder::default()
+            },
         }
     }
 
@@ -522,6 +595,8 @@ impl Access {
                     subject: who.subject,
                     rights: who.rights,
                     deadline: who.expires_at.and_then(|exp| auth.map(|auth| auth.deadline(exp))),
+                    token_id: who.token_id,
+                    issued_at: who.issued_at,
                 })
             }
             _ if body.is_empty() => None,
@@ -592,6 +667,8 @@ impl Access {
                 subject: who.subject,
                 rights: who.rights,
                 deadline: who.expires_at,
+                token_id: who.token_id,
+                issued_at: who.issued_at,
             }),
             Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
         }
@@ -607,6 +684,9 @@ impl Access {
             log::debug!("hub: token refused: {e}");
             TokenRefused::Invalid(e)
         })?;
+        if self.is_revoked(&who, now) {
+            return Err(TokenRefused::Revoked);
+        }
         if self.is_private(topic) && !who.rights.may_subscribe(topic) {
             return Err(TokenRefused::NotGranted);
         }
@@ -614,8 +694,12 @@ impl Access {
             may_publish: (who.rights.may_publish(topic)
                 && self.settings.may_publish(topic, Publisher::Granted))
                 || self.settings.ws_publish_open(topic),
-            deadline: who.expires_at.map(|exp| auth.deadline(exp)),
-            subject: who.subject,
+            holder: Holder {
+                deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+                subject: who.subject,
+                token_id: who.token_id,
+                issued_at: who.issued_at,
+            },
         })
     }
 }
@@ -677,12 +761,17 @@ impl Awaiting {
         let now = access.unix_secs(ctx.now());
         match access.take_token(&token, &subscriber.topic, now) {
             Ok(grant) => {
+                let deadline = grant.holder.deadline;
                 subscriber.may_publish = grant.may_publish;
-                subscriber.deadline = grant.deadline;
-                subscriber.warn_at = grant.deadline.map(|d| warning_time(d, now));
-                subscriber.subject = grant.subject;
-                ctx.send(conn, &Message::text(auth_ok(grant.deadline, now)));
+                subscriber.hold(grant.holder);
+                subscriber.warn_at = deadline.map(|d| warning_time(d, now));
+                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
                 return Some(subscriber);
+            }
+            Err(TokenRefused::Revoked) => {
+                add(&stats.refused_401, 1);
+                stats.deny(Denial::Revoked);
+                ctx.close(conn, CloseCode::POLICY, "token revoked");
             }
             Err(TokenRefused::Invalid(e)) => {
                 add(&stats.refused_401, 1);

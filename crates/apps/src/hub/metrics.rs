@@ -29,6 +29,9 @@ pub(super) struct HubStats {
     pub(super) slow_consumer_drops: AtomicU64,
     /// Publishes refused, and WebSockets closed, over the publish rate.
     pub(super) rate_limited: AtomicU64,
+    /// WebSockets and event streams refused (or closed) over the most
+    /// connections a subject may have.
+    pub(super) connection_limited: AtomicU64,
     pub(super) refused_401: AtomicU64,
     pub(super) refused_403: AtomicU64,
     pub(super) tickets_issued: AtomicU64,
@@ -82,10 +85,13 @@ pub(super) enum Denial {
     /// A token in the cookie on a request from another origin than the
     /// server's own or a trusted one.
     CrossOriginCookie,
+    /// A revoked token presented, or a session ended when its token was
+    /// revoked.
+    Revoked,
 }
 
 impl Denial {
-    pub(super) const ALL: [Denial; 8] = [
+    pub(super) const ALL: [Denial; 9] = [
         Denial::Missing,
         Denial::Invalid,
         Denial::Expired,
@@ -94,6 +100,7 @@ impl Denial {
         Denial::NotAuthMessage,
         Denial::SessionExpired,
         Denial::CrossOriginCookie,
+        Denial::Revoked,
     ];
 
     fn label(self) -> &'static str {
@@ -106,6 +113,7 @@ impl Denial {
             Denial::NotAuthMessage => "{reason=\"not_auth_message\"}",
             Denial::SessionExpired => "{reason=\"session_expired\"}",
             Denial::CrossOriginCookie => "{reason=\"cross_origin_cookie\"}",
+            Denial::Revoked => "{reason=\"revoked\"}",
         }
     }
 
@@ -121,6 +129,7 @@ impl Denial {
             Denial::NotAuthMessage => "not_auth_message",
             Denial::SessionExpired => "session_expired",
             Denial::CrossOriginCookie => "cross_origin_cookie",
+            Denial::Revoked => "revoked",
         }
     }
 
@@ -416,6 +425,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
         "counter",
         "Questions to the application's backend (the proxy hooks), by hook and outcome (unavailable: slow, down, malformed or busy, answered 503).",
         &decisions,
+    );
+    metric(
+        "tether_hub_connection_limited_total",
+        "counter",
+        "WebSockets and event streams refused (or closed) over the most connections per subject.",
+        &[("", total(|s| &s.connection_limited))],
     );
     metric(
         "tether_hub_refused_total",

@@ -102,6 +102,15 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
             return refusal.route();
         }
     };
+    if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
+        && let Some(max) = settings.max_connections_per_subject
+        && access
+            .subject_of(request)
+            .is_some_and(|subject| access.connections.is_full(&subject, max))
+    {
+        count_refusal(stats, Refusal::TooManyConnections);
+        return Refusal::TooManyConnections.route();
+    }
     if asks_subscribe(access, request, topic) {
         return HubRoute::Decide.route();
     }

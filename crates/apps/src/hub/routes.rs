@@ -83,6 +83,8 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Disconnect) => 19,
                 HubRoute::Api(ApiRoute::Unsubscribe) => 20,
                 HubRoute::Api(ApiRoute::Refresh) => 21,
+                HubRoute::Api(ApiRoute::Revoke) => 22,
+                HubRoute::Api(ApiRoute::Revoked) => 23,
                 HubRoute::Decide => 30,
                 HubRoute::Decided => 31,
                 HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
@@ -119,6 +121,8 @@ impl HubRoute {
             19 => HubRoute::Api(ApiRoute::Disconnect),
             20 => HubRoute::Api(ApiRoute::Unsubscribe),
             21 => HubRoute::Api(ApiRoute::Refresh),
+            22 => HubRoute::Api(ApiRoute::Revoke),
+            23 => HubRoute::Api(ApiRoute::Revoked),
             30 => HubRoute::Decide,
             31 => HubRoute::Decided,
             n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
@@ -181,10 +185,15 @@ pub(super) enum Refusal {
     PresenceOff,
     /// `?presence=1` on a topic whose namespace tells no joins and leaves.
     JoinLeaveOff,
+    /// A token that verifies, and was revoked.
+    Revoked,
+    /// A WebSocket or event stream of a subject that has as many open as
+    /// it may.
+    TooManyConnections,
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 21] = [
+    pub(super) const ALL: [Refusal; 23] = [
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
@@ -206,6 +215,8 @@ impl Refusal {
         Refusal::PublishClosed,
         Refusal::PresenceOff,
         Refusal::JoinLeaveOff,
+        Refusal::Revoked,
+        Refusal::TooManyConnections,
     ];
 
     pub(super) fn route(self) -> Route {
@@ -263,9 +274,19 @@ impl Refusal {
                 400,
                 "this topic's namespace tells no joins and leaves: leave out presence=1\n",
             ),
+            Refusal::Revoked => Response::text(401, "token revoked\n").header(
+                "WWW-Authenticate",
+                "Bearer realm=\"tether\", error=\"invalid_token\", error_description=\"token revoked\"",
+            ),
+            Refusal::TooManyConnections => {
+                Response::text(429, format!("{TOO_MANY_CONNECTIONS}\n")).header("Retry-After", "1")
+            }
         }
     }
 }
+
+/// Why a subject's connection is refused or closed (1008).
+pub(super) const TOO_MANY_CONNECTIONS: &str = "too many connections for this subject";
 
 pub(super) fn unauthorized(invalid: bool) -> Response {
     if invalid {
@@ -360,6 +381,10 @@ pub(super) enum ApiRoute {
     Unsubscribe,
     /// `POST /api/refresh`.
     Refresh,
+    /// `POST /api/revoke`.
+    Revoke,
+    /// `GET /api/revoked`.
+    Revoked,
     /// Any other path under `/api/`: a JSON 404.
     Unknown,
 }
@@ -378,13 +403,15 @@ impl ApiRoute {
             "disconnect" => ApiRoute::Disconnect,
             "unsubscribe" => ApiRoute::Unsubscribe,
             "refresh" => ApiRoute::Refresh,
+            "revoke" => ApiRoute::Revoke,
+            "revoked" => ApiRoute::Revoked,
             _ => ApiRoute::Unknown,
         })
     }
 
     /// Every endpoint.
     #[cfg(test)]
-    pub(super) const ALL: [ApiRoute; 11] = [
+    pub(super) const ALL: [ApiRoute; 13] = [
         ApiRoute::Publish,
         ApiRoute::Broadcast,
         ApiRoute::History,
@@ -395,6 +422,8 @@ impl ApiRoute {
         ApiRoute::Disconnect,
         ApiRoute::Unsubscribe,
         ApiRoute::Refresh,
+        ApiRoute::Revoke,
+        ApiRoute::Revoked,
         ApiRoute::Unknown,
     ];
 
@@ -408,6 +437,7 @@ impl ApiRoute {
                 | ApiRoute::Disconnect
                 | ApiRoute::Unsubscribe
                 | ApiRoute::Refresh
+                | ApiRoute::Revoke
         )
     }
 }
@@ -483,7 +513,7 @@ mod tests {
             0,
             1,
             TAG_BASE,
-            TAG_BASE | 22,
+            TAG_BASE | 24,
             TAG_BASE | 0xFF,
             TAG_BASE | 0x1FF,
             u32::MAX,

@@ -105,6 +105,16 @@ pub struct HubSettings {
     /// `subscribe=hook`. A backend that does not answer in time is a 503,
     /// never an allow. `None` (the default): no one is asked.
     pub backend: Option<Arc<dyn Backend>>,
+    /// The most WebSockets and event streams one credential subject (a
+    /// token's `sub`, or a ticket holder's) may have open on this node,
+    /// over every loop, and with a broker that shares the counts (Redis)
+    /// over the cluster as last heard of. Over it, an upgrade or a stream
+    /// is answered 429 with `Retry-After` before it starts, and a
+    /// WebSocket that authenticates with its first message is closed
+    /// (1008, `too many connections for this subject`). Long polls, and
+    /// connections without a subject, are not counted. `None` (the
+    /// default): no limit.
+    pub max_connections_per_subject: Option<usize>,
 }
 
 impl Default for HubSettings {
@@ -128,6 +138,7 @@ impl Default for HubSettings {
             unknown_namespace: UnknownNamespace::Default,
             publish_rate: None,
             backend: None,
+            max_connections_per_subject: None,
         }
     }
 }
@@ -159,6 +170,7 @@ impl fmt::Debug for HubSettings {
             .field("unknown_namespace", &self.unknown_namespace)
             .field("publish_rate", &self.publish_rate)
             .field("backend", &self.backend)
+            .field("max_connections_per_subject", &self.max_connections_per_subject)
             .finish()
     }
 }

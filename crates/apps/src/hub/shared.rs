@@ -9,6 +9,7 @@ use tether_hub::{Broker, LocalBroker};
 use super::HubApp;
 use super::access::Access;
 use super::metrics::HubStats;
+use super::revoked::Revocation;
 use super::settings::HubSettings;
 
 /// What every loop's [`HubApp`] shares: the settings, the tickets (a
@@ -43,7 +44,13 @@ pub struct HubShared {
     /// The settings as [`HubShared::reload`] last left them; each loop
     /// catches up with them ([`HubShared::catch_up`]).
     current: Arc<Current>,
+    /// Told of the revocations the server API takes, to share them with
+    /// the other nodes.
+    revocation_sink: Arc<Mutex<Option<RevocationSink>>>,
 }
+
+/// What [`HubShared::on_revoke`] is given.
+type RevocationSink = Box<dyn Fn(&[Revocation]) + Send + Sync>;
 
 /// The newest settings, and how many times they were replaced.
 #[derive(Debug)]
@@ -75,7 +82,59 @@ impl HubShared {
             }),
             settings,
             node: node_tag(),
+            revocation_sink: Arc::default(),
         }
+    }
+
+    /// Revokes tokens on every loop of this node, as `POST /api/revoke`
+    /// does, but without telling `on_revoke`: for revocations heard of
+    /// from another node (or read at start). Each loop ends its
+    /// connections they revoke on its next tick, within a second.
+    /// Entries that expired by `now` (Unix seconds) are left out.
+    ///
+    /// # Errors
+    ///
+    /// The list holds [`MAX_REVOCATIONS`](crate::MAX_REVOCATIONS) entries
+    /// that have not expired: those that fit are taken.
+    pub fn revoke(&self, revocations: &[Revocation], now: u64) -> Result<(), RevocationListFull> {
+        self.access
+            .revocations
+            .add(revocations, now)
+            .map_err(|_| RevocationListFull)
+    }
+
+    /// The revocations in force at `now` (Unix seconds).
+    pub fn revocations(&self, now: u64) -> Vec<Revocation> {
+        self.access.revocations.entries(now)
+    }
+
+    /// Calls `sink` with the revocations `POST /api/revoke` takes on any
+    /// loop of this node (from that loop, so it must not block: hand them
+    /// to a thread that shares them with the other nodes).
+    pub fn on_revoke(&self, sink: impl Fn(&[Revocation]) + Send + Sync + 'static) {
+        *self.revocation_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(sink));
+    }
+
+    /// Tells the sink of [`HubShared::on_revoke`], if there is one.
+    pub(super) fn share_revocations(&self, revocations: &[Revocation]) {
+        if let Some(sink) = &*self.revocation_sink.lock().unwrap_or_else(|e| e.into_inner()) {
+            sink(revocations);
+        }
+    }
+
+    /// The WebSockets and event streams each subject has open on this
+    /// node (over every loop): what a cluster shares so that each node
+    /// counts the others' against
+    /// [`HubSettings::max_connections_per_subject`].
+    pub fn connections_here(&self) -> Vec<(Arc<str>, usize)> {
+        self.access.connections.snapshot()
+    }
+
+    /// The other nodes' connections by subject, as last heard of:
+    /// counted with this node's own against
+    /// [`HubSettings::max_connections_per_subject`] until replaced.
+    pub fn set_connections_elsewhere(&self, elsewhere: std::collections::HashMap<Arc<str>, usize>) {
+        self.access.connections.set_elsewhere(elsewhere);
     }
 
     /// The settings this value reads (those it was made with, or, for a
@@ -168,6 +227,19 @@ impl HubShared {
         HubApp::on_loop(self.clone(), loop_index, broker)
     }
 }
+
+/// [`HubShared::revoke`] could not take every entry: the revocation list
+/// is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationListFull;
+
+impl fmt::Display for RevocationListFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the revocation list is full")
+    }
+}
+
+impl std::error::Error for RevocationListFull {}
 
 /// Eight random hex digits (or, without randomness, the process id).
 fn node_tag() -> Arc<str> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
 use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
 
+use super::access::Holder;
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
@@ -44,6 +45,12 @@ pub(super) struct Subscriber {
     pub(super) watches: bool,
     /// Its publish rate's bucket, once it publishes under a rate.
     pub(super) bucket: Option<super::rate::Bucket>,
+    /// Its token's `jti` and `iat`, by which it may be revoked.
+    pub(super) token_id: Option<String>,
+    pub(super) issued_at: Option<u64>,
+    /// Its place among its subject's connections (WebSocket and event
+    /// stream subscribers with a subject): given back when it is dropped.
+    pub(super) slot: Option<super::connections::Slot>,
 }
 
 impl Subscriber {
@@ -62,7 +69,19 @@ impl Subscriber {
             member: None,
             watches: false,
             bucket: None,
+            token_id: None,
+            issued_at: None,
+            slot: None,
         }
+    }
+
+    /// Takes what its credential's holder is: deadline, subject, token
+    /// id and `iat` (not the warning time, which is the caller's).
+    pub(super) fn hold(&mut self, holder: Holder) {
+        self.deadline = holder.deadline;
+        self.subject = holder.subject;
+        self.token_id = holder.token_id;
+        self.issued_at = holder.issued_at;
     }
 }
 
@@ -220,6 +239,17 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
         self.conns.len()
     }
 
+    /// The connections whose credential `revoked` says is revoked, with
+    /// their transports. It looks at every subscriber of the loop: for
+    /// revocations, which are rare.
+    pub(super) fn revoked(&self, revoked: impl Fn(&Subscriber) -> bool) -> Vec<(C, Transport)> {
+        self.conns
+            .iter()
+            .filter(|(_, s)| (s.subject.is_some() || s.token_id.is_some()) && revoked(s))
+            .map(|(conn, s)| (*conn, s.transport))
+            .collect()
+    }
+
     /// The connections whose credential's subject is `user` (subscribed
     /// to `topic`, if one is given), with their transports. It looks at
     /// every subscriber of the loop: for the server API's user actions,
@@ -237,14 +267,24 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
 /// Ends a WebSocket (1008) or an event stream (after an `auth-expired`
 /// event) whose token expired; a long poll's answer is the caller's.
 pub(super) fn close_expired<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, transport: Transport) {
+    end_session(ctx, conn, transport, "auth-expired", "token expired");
+}
+
+/// Ends a WebSocket (1008) or an event stream (after an `auth-revoked`
+/// event) whose token was revoked; a long poll's answer is the caller's.
+pub(super) fn close_revoked<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, transport: Transport) {
+    end_session(ctx, conn, transport, "auth-revoked", "token revoked");
+}
+
+/// Closes a WebSocket (1008, `why`) or ends an event stream after an
+/// event of type `event` that says `why`.
+fn end_session<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, transport: Transport, event: &str, why: &str) {
     match transport {
-        Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode::POLICY, "token expired"),
+        Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode::POLICY, why),
         Transport::EventStream => {
-            let event = tether_sse::Event::new()
-                .event("auth-expired")
-                .data("token expired");
+            let event = tether_sse::Event::new().event(event).data(why);
             if let Err(e) = ctx.send_event(conn, &event) {
-                log::debug!("hub: auth-expired event not sent: {e}");
+                log::debug!("hub: {why}: event not sent: {e}");
             }
             ctx.end_stream(conn);
         }

@@ -40,6 +40,7 @@ use super::broker_view::LoopContext;
 use super::metrics::add;
 use super::presence::Asker;
 use super::publish::Pending;
+use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(in crate::hub) use super::routes::ApiRoute;
 use super::routes::Refusal;
 pub(in crate::hub) use batch::{Batches, Outcome};
@@ -118,7 +119,9 @@ pub(in crate::hub) fn as_json(response: Response) -> Response {
     if response.content_type == "application/json" {
         return response;
     }
+    let revoked = response.status == 401 && response.body.starts_with(b"token revoked");
     let code = match response.status {
+        401 if revoked => "revoked",
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
@@ -181,6 +184,8 @@ impl HubApp {
             ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
                 self.api_user_action(ctx, conn, body, route, &credential)
             }
+            ApiRoute::Revoke => self.api_revoke(ctx, body, &credential),
+            ApiRoute::Revoked => self.api_revoked(ctx, &credential),
             ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
         };
         match answer {
@@ -349,10 +354,10 @@ impl HubApp {
             None
         };
         let loops = ctx.loop_index().1.max(1);
-        let reader = users::Reader {
+        let reader = Box::new(users::Reader {
             credential,
             access: self.shared.access.clone(),
-        };
+        });
         let waiting = users::Waiting::Topics {
             reader,
             page,
@@ -369,6 +374,52 @@ impl HubApp {
             &ControlMessage::Topics { reply, only: one },
         );
         Ok(None)
+    }
+
+    /// `POST /api/revoke`: the entries join the revocation list every
+    /// loop checks credentials against (and, through the broker, every
+    /// node's); this loop ends its connections they revoke at once, the
+    /// others on their next tick, within a second. Answered
+    /// `{"revoked":N}`, the entries taken.
+    fn api_revoke(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        body: &[u8],
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        self.api_admin(credential)?;
+        let now = self.shared.access.unix_secs(ctx.now());
+        let revocations = parse::parse_revoke(body, now, DEFAULT_REVOCATION_TTL.as_secs())?;
+        if self.shared.access.revocations.add(&revocations, now).is_err() {
+            return Err(ApiError::new(
+                507,
+                "too_many_revocations",
+                format!(
+                    "the revocation list holds {MAX_REVOCATIONS} entries that have not expired: revoke with an earlier until, or wait"
+                ),
+            ));
+        }
+        self.shared.share_revocations(&revocations);
+        self.end_revoked(ctx, now);
+        let body = format!("{{\"revoked\":{}}}", revocations.len());
+        Ok(Some(
+            Response::json(200, body).header("Cache-Control", "no-store"),
+        ))
+    }
+
+    /// `GET /api/revoked`: the entries of the revocation list.
+    fn api_revoked(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        self.api_admin(credential)?;
+        let now = self.shared.access.unix_secs(ctx.now());
+        let entries = self.shared.access.revocations.entries(now);
+        let body = super::revoked::entries_json(&entries);
+        Ok(Some(
+            Response::json(200, body).header("Cache-Control", "no-store"),
+        ))
     }
 
     /// `POST /api/disconnect`, `/api/unsubscribe` and `/api/refresh`:

@@ -262,6 +262,63 @@ pub(in crate::hub) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiErr
     Ok((user, expires_at))
 }
 
+/// The body of `POST /api/revoke`: `{"jti":"ID"}` and/or
+/// `{"subject":"SUB","before":T}` (`before`: Unix seconds, now if left
+/// out), with an optional `"until":T` (Unix seconds, after `now`; by
+/// default `now` plus `default_ttl` seconds).
+pub(in crate::hub) fn parse_revoke(
+    body: &[u8],
+    now: u64,
+    default_ttl: u64,
+) -> Result<Vec<crate::hub::revoked::Revocation>, ApiError> {
+    use crate::hub::revoked::{Revocation, Revoked};
+    let mut root = parse_object(body, &["jti", "subject", "before", "until"])?;
+    let jti = take_optional_string(&mut root, "", "jti")?;
+    if jti.as_ref().is_some_and(|id| id.is_empty() || id.len() > 1024) {
+        return Err(ApiError::bad("jti must be a token id of 1 to 1024 bytes"));
+    }
+    let subject = take_optional_string(&mut root, "", "subject")?;
+    if subject.as_ref().is_some_and(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::bad("subject must be a subject of 1 to 256 bytes"));
+    }
+    let seconds = |root: &mut Object, name: &str| match root.remove(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(format!("{name} must be a whole number of Unix seconds"))),
+        Some(_) => Err(ApiError::bad(format!("{name} must be a number (Unix seconds)"))),
+    };
+    let before = seconds(&mut root, "before")?;
+    let until = seconds(&mut root, "until")?.unwrap_or_else(|| now.saturating_add(default_ttl));
+    if until <= now {
+        return Err(ApiError::bad("until must be after now (Unix seconds)"));
+    }
+    if before.is_some() && subject.is_none() {
+        return Err(ApiError::bad("before goes with subject"));
+    }
+    let mut out = Vec::new();
+    if let Some(id) = jti {
+        out.push(Revocation {
+            what: Revoked::Token(id),
+            until,
+        });
+    }
+    if let Some(subject) = subject {
+        out.push(Revocation {
+            what: Revoked::Subject {
+                subject,
+                before: before.unwrap_or(now),
+            },
+            until,
+        });
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad("name what to revoke: jti, or subject (and before)"));
+    }
+    Ok(out)
+}
+
 /// `user`: a credential's subject, not empty, at most 256 bytes.
 fn take_user(object: &mut Object) -> Result<String, ApiError> {
     let user = take_string(object, "", "user")?;
@@ -583,6 +640,61 @@ mod tests {
         assert_eq!(parse_topics(None, Some("7".to_owned())).map(|q| q.limit), Ok(7));
         for bad in ["0", "1001", "x"] {
             assert!(parse_topics(None, Some(bad.to_owned())).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod revoke_tests {
+    use super::*;
+    use crate::hub::revoked::{Revocation, Revoked};
+
+    #[test]
+    fn revocations_are_read_with_their_defaults() {
+        let parse = |body: &str| parse_revoke(body.as_bytes(), 1_000, 86_400);
+        assert_eq!(
+            parse(r#"{"jti":"t1"}"#).unwrap(),
+            [Revocation {
+                what: Revoked::Token("t1".into()),
+                until: 87_400
+            }]
+        );
+        assert_eq!(
+            parse(r#"{"subject":"u1","jti":"t2","until":2000}"#).unwrap(),
+            [
+                Revocation {
+                    what: Revoked::Token("t2".into()),
+                    until: 2_000
+                },
+                Revocation {
+                    what: Revoked::Subject {
+                        subject: "u1".into(),
+                        before: 1_000
+                    },
+                    until: 2_000
+                }
+            ]
+        );
+        assert_eq!(
+            parse(r#"{"subject":"u1","before":900}"#).unwrap()[0].what,
+            Revoked::Subject {
+                subject: "u1".into(),
+                before: 900
+            }
+        );
+        for bad in [
+            "{}",
+            r#"{"jti":""}"#,
+            r#"{"jti":7}"#,
+            r#"{"subject":"u1","before":-1}"#,
+            r#"{"subject":"u1","before":"now"}"#,
+            r#"{"jti":"t","until":1000}"#,
+            r#"{"jti":"t","before":10}"#,
+            r#"{"jti":"t","other":1}"#,
+            "[]",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "bad_request"), "{bad}");
         }
     }
 }

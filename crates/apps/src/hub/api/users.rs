@@ -23,7 +23,8 @@ pub(in crate::hub) enum Waiting {
     /// `GET /api/topics` (`one`: `None`) or `GET /api/topics/info`
     /// (`one`: the topic): every loop's topics, and who reads them.
     Topics {
-        reader: Reader,
+        /// Boxed: a token's identity is large beside the other waits.
+        reader: Box<Reader>,
         page: TopicsQuery,
         one: Option<Arc<str>>,
         reports: Vec<TopicReport>,
@@ -340,10 +341,10 @@ mod tests {
         let topics = |credential, after: Option<&str>, limit| {
             let mut gathers = Gathers::<u32>::default();
             let waiting = Waiting::Topics {
-                reader: Reader {
+                reader: Box::new(Reader {
                     credential,
                     access: access.clone(),
-                },
+                }),
                 page: TopicsQuery {
                     after: after.map(str::to_owned),
                     limit,
