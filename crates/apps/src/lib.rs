@@ -24,8 +24,9 @@ pub use clock::Clock;
 pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN};
 pub use echo::Echo;
 pub use hub::{
-    AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_REVOCATION_TTL, DEFAULT_TOKEN_COOKIE, Hook,
-    HubApp, HubAuth, HubSettings, HubShared, MAX_REVOCATIONS, Namespace, PublishRate, Question, Revocation,
-    RevocationListFull, Revoked, UnknownNamespace, WhoPublishes, WhoSubscribes,
+    AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_PER_LOOP, DEFAULT_REVOCATION_TTL,
+    DEFAULT_TOKEN_COOKIE, Hook, HttpBackend, HubApp, HubAuth, HubSettings, HubShared, MAX_REVOCATIONS,
+    Namespace, PublishRate, Question, Revocation, RevocationListFull, Revoked, UnknownNamespace,
+    WhoPublishes, WhoSubscribes,
 };
 pub use mount::Mount;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use tether_apps::{
-    DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HubApp, HubAuth, HubSettings, HubShared, PublishRate,
-    UnknownNamespace,
+    DEFAULT_TOKEN_COOKIE, Demo, DemoLogin, Echo, HttpBackend, HubApp, HubAuth, HubSettings, HubShared,
+    PublishRate, UnknownNamespace,
 };
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_hub::HubMessage;
@@ -143,6 +143,8 @@ pub(crate) struct Args {
     metrics: MetricsArgs,
     #[command(flatten)]
     durable: DurableArgs,
+    #[command(flatten)]
+    hooks: HookArgs,
     #[cfg(feature = "redis")]
     #[command(flatten)]
     redis: RedisArgs,
@@ -409,6 +411,131 @@ impl HubArgs {
             UnknownNamespaceChoice::Refuse => UnknownNamespace::Refuse,
         };
         Ok((settings, source))
+    }
+}
+
+/// Decisions by the application's backend over HTTP (`--app demo` and
+/// `--app hub`): the JSON each hook is sent and answers is in
+/// crates/hooks/README.md.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Backend decisions (HTTP hooks, --app demo and --app hub)")]
+pub(crate) struct HookArgs {
+    /// Ask this URL (http://HOST:PORT/PATH) who a request that presents no
+    /// token (nor ticket, nor publish token) is: its subject, rights and
+    /// expiry, from the --hook-forward-header fields and
+    /// --hook-forward-cookie cookies. The request waits for the answer; a
+    /// refusal is its status and reason, no answer in time is 503 with
+    /// Retry-After, never an allow.
+    #[arg(long, value_name = "URL")]
+    hook_connect: Option<String>,
+    /// Ask this URL whether a subscriber may read a topic, for the
+    /// namespaces that say subscribe=hook.
+    #[arg(long, value_name = "URL")]
+    hook_subscribe: Option<String>,
+    /// Seconds the backend has to answer (queueing included), 0.001 to 60.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_hook_timeout, default_value_t = 1.0)]
+    hook_timeout: f64,
+    /// A request header field the connect hook is given (repeat for more;
+    /// any case, sent in lower case).
+    #[arg(long = "hook-forward-header", value_name = "NAME", value_parser = parse_header_name)]
+    hook_forward_headers: Vec<String>,
+    /// A cookie the connect hook is given (repeat for more).
+    #[arg(long = "hook-forward-cookie", value_name = "NAME", value_parser = parse_cookie_name)]
+    hook_forward_cookies: Vec<String>,
+    /// Threads asking the backend, each with its own keep-alive
+    /// connection to each hook's host (1 to 1024).
+    #[arg(long, value_name = "N", default_value_t = tether_hooks::DEFAULT_WORKERS)]
+    hook_workers: usize,
+    /// Most questions outstanding from each event loop; more are answered
+    /// 503 at once.
+    #[arg(long, value_name = "N", default_value_t = tether_apps::DEFAULT_PER_LOOP,
+          value_parser = clap::value_parser!(usize))]
+    hook_queue: usize,
+}
+
+/// `--hook-timeout`: more than 0, at most a minute.
+fn parse_hook_timeout(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 60.0)
+        .ok_or_else(|| "expected seconds, 0.001 to 60".to_owned())
+}
+
+/// `--hook-forward-header`: a field name (RFC 9110 token), kept in lower
+/// case.
+fn parse_header_name(text: &str) -> Result<String, String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if text.is_empty() || !text.bytes().all(token) {
+        return Err("expected a header field name (letters, digits and !#$%&'*+-.^_`|~)".to_owned());
+    }
+    Ok(text.to_ascii_lowercase())
+}
+
+/// `--hook-forward-cookie`: a cookie name.
+fn parse_cookie_name(text: &str) -> Result<String, String> {
+    if is_cookie_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a cookie name".to_owned())
+    }
+}
+
+impl HookArgs {
+    /// The backend the options ask for, started (its threads run until
+    /// the process ends), if any; `loops` event loops ask it.
+    fn backend(&self, settings: &HubSettings, loops: usize) -> Result<Option<HttpBackend>, String> {
+        self.check(settings)?;
+        let timeout = seconds(self.hook_timeout);
+        let mut config = tether_hooks::Config::new()
+            .workers(self.hook_workers)
+            .thread_name("tether-hook");
+        for (kind, url) in [
+            (tether_hooks::HookKind::Connect, &self.hook_connect),
+            (tether_hooks::HookKind::Subscribe, &self.hook_subscribe),
+        ] {
+            if let Some(url) = url {
+                config = config
+                    .hook(kind, url, timeout)
+                    .map_err(|e| format!("--hook-{}: {e}", kind.name()))?;
+            }
+        }
+        if self.hook_connect.is_none() && self.hook_subscribe.is_none() {
+            return Ok(None);
+        }
+        let hooks = tether_hooks::Hooks::start(config).map_err(|e| format!("hooks: {e}"))?;
+        Ok(Some(
+            HttpBackend::new(hooks, loops, self.hook_queue)
+                .forward_headers(&self.hook_forward_headers)
+                .forward_cookies(&self.hook_forward_cookies),
+        ))
+    }
+
+    /// The checks that touch nothing: options that go together, and a
+    /// namespace that asks a hook that is not there.
+    fn check(&self, settings: &HubSettings) -> Result<(), String> {
+        if self.hook_connect.is_none()
+            && !(self.hook_forward_headers.is_empty() && self.hook_forward_cookies.is_empty())
+        {
+            return Err("--hook-forward-header and --hook-forward-cookie need --hook-connect".to_owned());
+        }
+        if !(1..=1024).contains(&self.hook_workers) {
+            return Err("--hook-workers: expected 1 to 1024".to_owned());
+        }
+        if self.hook_queue == 0 {
+            return Err("--hook-queue: expected at least 1".to_owned());
+        }
+        if self.hook_subscribe.is_none()
+            && let Some(namespace) = settings
+                .namespaces
+                .iter()
+                .find(|n| n.subscribe == Some(tether_apps::WhoSubscribes::Hook))
+        {
+            return Err(format!(
+                "--namespace {}: subscribe=hook needs --hook-subscribe",
+                namespace.pattern
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1128,7 +1255,8 @@ fn preflight(args: &Args) -> Result<(), String> {
     }
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
-            args.hub.settings()?;
+            let (settings, _) = args.hub.settings()?;
+            args.hooks.check(&settings)?;
             let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
             args.auth.check(demo_keys)
         }
@@ -1198,6 +1326,21 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut settings = settings;
+    if matches!(args.app, AppChoice::Demo | AppChoice::Hub) {
+        match args.hooks.backend(&settings, threads) {
+            Ok(backend) => {
+                if let Some(backend) = backend {
+                    log::info!("hooks: the backend decides: {backend:?}");
+                    settings.backend = Some(std::sync::Arc::new(backend));
+                }
+            }
+            Err(e) => {
+                eprintln!("tether serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let handshake = settings.origin_policy(handshake(args));
     let bridge = match args.app {
         AppChoice::Demo | AppChoice::Hub => match redis_bridge(args, &settings) {

@@ -60,6 +60,8 @@ pub enum Transport {
     Poll,
     /// A plain HTTP request (such as a publish by `POST`): `"http"`.
     Http,
+    /// A presence request (who is on a topic): `"presence"`.
+    Presence,
 }
 
 /// The body of a connect hook: who is this connection?
@@ -69,8 +71,9 @@ pub struct ConnectRequest {
     pub transport: Transport,
     /// The topic named by the request's path, if any (JSON `null` if not).
     pub topic: Option<String>,
-    /// The peer's address, as text (`"203.0.113.9"`).
-    pub remote: String,
+    /// The peer's address, as text (`"203.0.113.9"`), when the asker
+    /// knows it (JSON `null` if not: the tether hub does not pass it yet).
+    pub remote: Option<String>,
     /// The forwarded header fields: only those the configuration names,
     /// names in lower case.
     pub headers: BTreeMap<String, String>,
@@ -170,7 +173,7 @@ mod tests {
         let connect = HookRequest::Connect(ConnectRequest {
             transport: Transport::WebSocket,
             topic: None,
-            remote: "203.0.113.9".into(),
+            remote: Some("203.0.113.9".into()),
             headers: [("x-user".to_string(), "7".to_string())].into(),
             cookies: BTreeMap::new(),
         });

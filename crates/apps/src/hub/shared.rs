@@ -197,6 +197,9 @@ impl HubShared {
                 old.clone()
             }
         };
+        // The backend's threads and connections stay (its options take a
+        // restart).
+        new.backend = old.backend.clone();
         self.access.set_ticket_ttl(new.ticket_ttl);
         *lock = Arc::new(new);
         self.current.generation.fetch_add(1, Ordering::Release);

@@ -39,7 +39,7 @@ pub(crate) fn drive(hooks: &Hooks, loops: usize, per_loop: usize, bound: usize) 
                     let request = HookRequest::Connect(ConnectRequest {
                         transport: Transport::WebSocket,
                         topic: Some("bench".into()),
-                        remote: "127.0.0.1".into(),
+                        remote: Some("127.0.0.1".into()),
                         headers: Default::default(),
                         cookies: Default::default(),
                     });

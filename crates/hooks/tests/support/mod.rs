@@ -19,7 +19,7 @@ pub(crate) fn connect(topic: &str) -> HookRequest {
     HookRequest::Connect(ConnectRequest {
         transport: Transport::WebSocket,
         topic: Some(topic.to_string()),
-        remote: "203.0.113.9".into(),
+        remote: Some("203.0.113.9".into()),
         headers: BTreeMap::new(),
         cookies: BTreeMap::new(),
     })

@@ -1,0 +1,336 @@
+//! `tether serve`'s hook options end to end: the hub's connect and
+//! subscribe decisions asked of a real backend process over HTTP
+//! (`hook_backend.py`, Python's standard library), configured from a
+//! `--config` file: who a cookie names and what it may read, a refusal's
+//! status and reason, a backend too slow or gone (503 with Retry-After,
+//! never an allow), a namespace that asks the backend for each
+//! subscription; and the options that do not go together refused at
+//! start.
+//!
+//! Skipped (with a printed reason) when `python3` is not installed.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Long enough for a loaded machine; only catches a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+const TOKEN: &str = "hooks-e2e-publish-token";
+
+/// A directory of the test's own, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("tether-hooks-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed when dropped.
+struct Process {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Process {
+    /// Starts `command` and reads the first line of its standard output.
+    fn start(mut command: Command) -> (Process, String) {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a process");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the first line");
+        (
+            Process {
+                child,
+                _stdout: stdout,
+            },
+            line,
+        )
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn python() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// The backend: its process and where it listens.
+fn backend(dir: &Path) -> (Process, u16) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hook_backend.py");
+    let mut command = Command::new("python3");
+    command.arg(script).arg(dir.join("asked.jsonl"));
+    let (process, line) = Process::start(command);
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port from the backend: {line:?}"));
+    (process, port)
+}
+
+/// `tether serve --app hub` with `config` as its `--config` file.
+fn tether(dir: &Path, config: &str) -> (Process, SocketAddr) {
+    let file = dir.join("tether.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    command
+        .args([
+            "serve",
+            "--app",
+            "hub",
+            "--port",
+            "0",
+            "--threads",
+            "2",
+            "--memory",
+        ])
+        .arg("--config")
+        .arg(&file)
+        .args(["--log-level", "warn"]);
+    let (process, line) = Process::start(command);
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("tether did not start: {line:?}"));
+    (process, addr)
+}
+
+/// The file's hook keys, with the backend on `port`.
+fn config(port: u16) -> String {
+    format!(
+        r#"publish-token = "{TOKEN}"
+hook-connect = "http://127.0.0.1:{port}/connect"
+hook-subscribe = "http://127.0.0.1:{port}/subscribe"
+hook-timeout = 1
+hook-forward-cookie = ["session"]
+hook-forward-header = ["X-User"]
+hook-workers = 4
+namespace = ["chat.* subscribe=token", "room.* subscribe=hook"]
+"#
+    )
+}
+
+/// The status, the head and as much of the body as came within a moment.
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+    stream: TcpStream,
+}
+
+/// Sends `request` on a new connection and reads the answer's head (and
+/// what of the body is there).
+fn send(addr: SocketAddr, request: &str) -> Answer {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    let end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut buf).expect("an answer");
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        assert!(started.elapsed() < PATIENCE, "no answer");
+    };
+    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let body = String::from_utf8_lossy(&got[end + 4..]).into_owned();
+    Answer {
+        status,
+        head,
+        body,
+        stream,
+    }
+}
+
+fn events(addr: SocketAddr, topic: &str, headers: &str) -> Answer {
+    send(
+        addr,
+        &format!(
+            "GET /topics/{topic}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}\r\n"
+        ),
+    )
+}
+
+fn publish(addr: SocketAddr, topic: &str, data: &str) {
+    let mut answer = send(
+        addr,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{data}",
+            data.len()
+        ),
+    );
+    let mut rest = String::new();
+    let _ = answer.stream.read_to_string(&mut rest);
+    assert_eq!(answer.status, 200, "{}{}{rest}", answer.head, answer.body);
+}
+
+/// Reads `stream` until `needle` has come.
+fn read_until(answer: &mut Answer, needle: &str) {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while !answer.body.contains(needle) {
+        let n = answer.stream.read(&mut buf).expect("more of the stream");
+        assert!(n > 0, "the stream ended before {needle:?}: {:?}", answer.body);
+        answer.body.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(started.elapsed() < PATIENCE, "no {needle:?}");
+    }
+}
+
+fn full_body(mut answer: Answer) -> String {
+    let mut rest = String::new();
+    let _ = answer.stream.read_to_string(&mut rest);
+    answer.body + &rest
+}
+
+#[test]
+fn the_backend_decides_who_connects_and_what_they_read() {
+    if !python() {
+        eprintln!("skipped: no python3 to run the backend");
+        return;
+    }
+    let dir = TempDir::new("decides");
+    let (mut backend, port) = backend(&dir.0);
+    let (_tether, addr) = tether(&dir.0, &config(port));
+
+    // The cookie names alice; her rights let her read chat.*, a namespace
+    // that takes token rights.
+    let mut alice = events(addr, "chat.lobby", "Cookie: theme=dark; session=alice\r\n");
+    assert_eq!(alice.status, 200, "{}", alice.head);
+    publish(addr, "chat.lobby", "hello alice");
+    read_until(&mut alice, "data: hello alice");
+
+    // Not what her rights leave out: chat.* needs them, the header
+    // field's user has none.
+    let bob = events(addr, "chat.lobby", "X-User: bob\r\nConnection: close\r\n");
+    assert_eq!(bob.status, 403, "{}", bob.head);
+
+    // No cookie, no header: the backend's refusal, its status and reason.
+    let nobody = events(addr, "news", "Connection: close\r\n");
+    assert_eq!(nobody.status, 401, "{}", nobody.head);
+    assert!(full_body(nobody).contains("sign in first"));
+
+    // A WebSocket too: the decision comes before the upgrade.
+    let upgrade = send(
+        addr,
+        "GET /topics/chat.lobby/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session=alice\r\n\r\n",
+    );
+    assert_eq!(upgrade.status, 101, "{}", upgrade.head);
+
+    // room.* asks the backend for each subscription.
+    let open = events(addr, "room.open", "Cookie: session=alice\r\n");
+    assert_eq!(open.status, 200, "{}", open.head);
+    let secret = events(
+        addr,
+        "room.secret",
+        "Cookie: session=alice\r\nConnection: close\r\n",
+    );
+    assert_eq!(secret.status, 403, "{}", secret.head);
+    assert!(full_body(secret).contains("members only"));
+
+    // The backend was told what the file names, and only that.
+    let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(asked.lines().next().unwrap()).unwrap();
+    assert_eq!(first["path"], "/connect");
+    assert_eq!(first["body"]["transport"], "sse");
+    assert_eq!(first["body"]["topic"], "chat.lobby");
+    assert_eq!(first["body"]["cookies"], serde_json::json!({"session": "alice"}));
+    assert_eq!(first["body"]["headers"], serde_json::json!({}));
+    assert!(asked.contains(r#""headers": {"x-user": "bob"}"#), "{asked}");
+    assert!(asked.contains(r#""path": "/subscribe""#), "{asked}");
+
+    // Too slow: 503 with Retry-After after the timeout, not an allow.
+    let started = Instant::now();
+    let slow = events(addr, "news", "Cookie: session=slow\r\nConnection: close\r\n");
+    assert_eq!(slow.status, 503, "{}", slow.head);
+    assert!(
+        slow.head.to_ascii_lowercase().contains("retry-after:"),
+        "{}",
+        slow.head
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "answered before the timeout"
+    );
+
+    // Gone: 503 as well, and the open stream goes on.
+    backend.kill();
+    let down = events(addr, "news", "Cookie: session=alice\r\nConnection: close\r\n");
+    assert_eq!(down.status, 503, "{}", down.head);
+    publish(addr, "chat.lobby", "still here");
+    read_until(&mut alice, "data: still here");
+}
+
+#[test]
+fn hook_options_that_do_not_go_together_are_refused_at_start() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--namespace", "room.* subscribe=hook"],
+            "subscribe=hook needs --hook-subscribe",
+        ),
+        (&["--hook-forward-cookie", "session"], "need --hook-connect"),
+        (
+            &["--hook-connect", "https://backend.example/connect"],
+            "--hook-connect",
+        ),
+        (
+            &["--hook-connect", "http://127.0.0.1:9/c", "--hook-timeout", "0"],
+            "--hook-timeout",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["serve", "--app", "hub", "--port", "0", "--memory"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tether serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
