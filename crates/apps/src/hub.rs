@@ -26,6 +26,7 @@ pub(crate) mod origin;
 mod poll;
 mod presence;
 mod publish;
+mod publish_hook;
 mod rate;
 mod replies;
 mod revoked;
@@ -132,6 +133,8 @@ pub struct HubApp {
     cors: Cors,
     /// Requests held for the application's backend to decide.
     decisions: Decisions,
+    /// Publishes waiting for the backend's publish hook.
+    publish_gate: publish_hook::PublishGate,
     /// Publishes waiting for their outcome.
     publishes: Publishes,
     /// Server API requests waiting for their items' outcomes.
@@ -183,6 +186,7 @@ impl HubApp {
             awaiting: Awaiting::default(),
             cors: Cors::new(shared.settings.clone()),
             decisions: Decisions::default(),
+            publish_gate: publish_hook::PublishGate::default(),
             publishes: Publishes::default(),
             batches: Batches::default(),
             gathers: Gathers::default(),
@@ -257,6 +261,10 @@ impl HubApp {
             Ok(publish) => publish,
             Err(refusal) => return Reply::Now(refusal),
         };
+        if self.shared.settings.publish_hook(topic) && !self.shared.access.is_publish_token(request) {
+            let subject = self.shared.access.publisher_subject(request);
+            return self.ask_publish(ctx, conn, subject, publish, Pending::Http(conn));
+        }
         match self.publishes.submit(
             &mut LoopContext { ctx },
             &mut *self.broker,
@@ -506,6 +514,7 @@ impl HubApp {
     /// A subscriber or long poll is gone.
     fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
         self.awaiting.forget(conn);
+        self.publish_gate.forget(conn);
         if let Some(subscriber) = self.subscribers.remove(conn) {
             sub(self.stats().subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
@@ -559,6 +568,18 @@ impl HubApp {
             publish::from_message(subscriber, conn, message, &self.shared.settings)
         };
         let refused = match published {
+            Ok(ws) if self.shared.settings.publish_hook(&ws.publish.topic) => {
+                let subject = self.subscribers.get(conn).and_then(|s| s.subject.clone());
+                match self.ask_publish_ws(ctx, conn, subject, ws.publish, ws.pending) {
+                    Ok(()) => return,
+                    Err(key) => {
+                        if let Some(subscriber) = self.subscribers.get_mut(conn) {
+                            subscriber.in_flight = subscriber.in_flight.saturating_sub(ws.len);
+                        }
+                        NotPublished::Undecided(key)
+                    }
+                }
+            }
             Ok(ws) => match self.publishes.submit(
                 &mut LoopContext { ctx },
                 &mut *self.broker,
@@ -576,6 +597,19 @@ impl HubApp {
             },
             Err(refused) => refused,
         };
+        self.refuse_ws_publish(ctx, conn, refused, raw);
+    }
+
+    /// Tells the WebSocket publisher `conn` why its message was not
+    /// published: an error message on a JSON socket, a close on a raw one
+    /// (which has no messages but data), a close for a publisher too fast.
+    fn refuse_ws_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        refused: NotPublished,
+        raw: bool,
+    ) {
         match (refused, raw) {
             (NotPublished::TooFast, _) => ctx.close(
                 conn,
@@ -593,6 +627,19 @@ impl HubApp {
             (NotPublished::Hub(e, _), true) => self.refuse_raw(ctx, conn, &e),
             (NotPublished::Hub(e, key), false) => {
                 ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
+            }
+            (NotPublished::Denied(why, _), true) => self.close_raw(ctx, conn, CloseCode::POLICY, &why),
+            (NotPublished::Denied(why, key), false) => {
+                ctx.send(conn, &Message::text(error_json(&why, key.as_deref())));
+            }
+            (NotPublished::Undecided(_), true) => {
+                self.close_raw(ctx, conn, CloseCode::TRY_AGAIN_LATER, publish::UNDECIDED);
+            }
+            (NotPublished::Undecided(key), false) => {
+                ctx.send(
+                    conn,
+                    &Message::text(error_json(publish::UNDECIDED, key.as_deref())),
+                );
             }
         }
     }
@@ -846,7 +893,10 @@ impl App for HubApp {
             Some(HubRoute::Presence) => self.roster.forget(conn),
             Some(HubRoute::Api(_)) => self.api_abandoned(conn),
             Some(HubRoute::Decide | HubRoute::Decided) => self.decisions.forget(conn),
-            _ => self.publishes.forget(conn),
+            _ => {
+                self.publish_gate.forget(conn);
+                self.publishes.forget(conn);
+            }
         }
     }
 
@@ -1071,6 +1121,7 @@ impl HubApp {
             Some(HubRoute::Api(_)) => self.api_timeout(conn),
             Some(HubRoute::Decide | HubRoute::Decided) => self.decision_timeout(conn),
             _ => {
+                self.publish_gate.forget(conn);
                 self.publishes.forget(conn);
                 Response::text(504, "the broker did not answer in time\n")
             }

@@ -1,7 +1,8 @@
 //! The hub asking the application's backend (through the `Backend` trait,
 //! here an in-process one that answers from its own threads, as the HTTP
 //! hooks do): who a request without credentials is (connect), who may
-//! subscribe where a namespace says `subscribe=hook`, and what happens
+//! subscribe where a namespace says `subscribe=hook`, whether and as what
+//! a publish goes out where one says `publish=hook`, and what happens
 //! when the backend refuses, is slow, or is busy; over every transport,
 //! through sockets, on two event loops.
 
@@ -54,7 +55,14 @@ impl Backend for Fake {
         }
         self.asked.lock().unwrap().push(question.clone());
         let decide = self.decide.clone();
-        let delay = self.delay;
+        // A publish of data starting "slow" is answered later than those
+        // after it.
+        let delay = match &question {
+            Question::Publish { data, .. } if data.starts_with("slow") => {
+                self.delay + Duration::from_millis(150)
+            }
+            _ => self.delay,
+        };
         thread::spawn(move || {
             thread::sleep(delay);
             answer(decide(&question));
@@ -101,7 +109,7 @@ fn connect(question: &Question) -> Decision {
                 .identity(
                     Some(user.to_owned()),
                     vec!["private.{sub}.*".into()],
-                    vec!["chat.*".into()],
+                    vec!["chat.*".into(), "vote.*".into()],
                 )
                 .expires_at(Some(now() + 3600)),
         ),
@@ -122,7 +130,29 @@ fn subscribe(question: &Question) -> Decision {
 fn both(question: &Question) -> Decision {
     match question {
         Question::Connect { .. } => connect(question),
+        Question::Publish { .. } => publish_decision(question),
         _ => subscribe(question),
+    }
+}
+
+/// The publish decision: data starting `deny` is refused (403 "not
+/// that"), `garbage` gets no decision, `shout ...` goes out in capitals,
+/// anything else as it is.
+fn publish_decision(question: &Question) -> Decision {
+    let Question::Publish { data, .. } = question else {
+        return Decision::Unavailable { reason: "malformed" };
+    };
+    if data.starts_with("deny") {
+        Decision::Deny {
+            status: 403,
+            reason: "not that".into(),
+        }
+    } else if data == "garbage" {
+        Decision::Unavailable { reason: "malformed" }
+    } else if data.starts_with("shout") {
+        Decision::Allow(Allowed::new().data(Some(data.to_uppercase())))
+    } else {
+        Decision::Allow(Allowed::new())
     }
 }
 
@@ -135,7 +165,12 @@ fn start(hooks: &[Hook], decide: fn(&Question) -> Decision, delay: Duration, bus
     let asked = Arc::new(Mutex::new(Vec::new()));
     let mut settings = HubSettings::default();
     settings.publish_token = Some(TOKEN.to_owned());
-    for spec in ["private.* subscribe=token", "room.* subscribe=hook", "chat.*"] {
+    for spec in [
+        "private.* subscribe=token",
+        "room.* subscribe=hook",
+        "chat.*",
+        "vote.* publish=hook",
+    ] {
         settings.namespaces.push(spec.parse::<Namespace>().unwrap());
     }
     settings.backend = Some(Arc::new(Fake {
@@ -353,4 +388,122 @@ fn a_slow_or_busy_backend_is_a_503_never_an_allow() {
         "{text}"
     );
     busy.server.shutdown();
+}
+
+/// The next text message on `socket`.
+fn next_text(socket: &mut WsClient) -> String {
+    match socket.next_event() {
+        Some(Event::Message(m)) => m.as_text().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_namespace_may_leave_each_publish_to_the_backend_in_the_order_sent() {
+    let hub = start(&[Hook::Publish], both, Duration::from_millis(20), false);
+    let server = &hub.server;
+    let mut reader = SseClient::connect(server.addr, "/topics/vote.1/events", "");
+    let mut socket = WsClient::connect_with(server.addr, "/topics/vote.1/ws", "");
+    // The first is decided last; they go out in the order sent all the
+    // same, as the backend decided each.
+    for text in ["slow first", "second", "shout third", "deny fourth", "fifth"] {
+        socket.send(&Message::text(text));
+    }
+    for expected in ["slow first", "second", "SHOUT THIRD", "fifth"] {
+        assert_eq!(reader.next_event().data(), expected);
+    }
+    // The socket hears its own events, and the refusal with its reason.
+    let mut heard = Vec::new();
+    while heard.len() < 5 {
+        heard.push(next_text(&mut socket));
+    }
+    assert!(
+        heard
+            .iter()
+            .any(|m| m.contains(r#""control":"error""#) && m.contains("not that")),
+        "{heard:?}"
+    );
+    // No decision: an error, and nothing published.
+    socket.send(&Message::text("garbage"));
+    assert!(next_text(&mut socket).contains("did not decide"));
+    socket.send(&Message::text("sixth"));
+    assert_eq!(reader.next_event().data(), "sixth");
+    // The publish token is the backend itself: never asked.
+    publish(server, "vote.1", "from the backend");
+    assert_eq!(reader.next_event().data(), "from the backend");
+    let asked = hub.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 7, "{asked:?}");
+    assert_eq!(
+        asked[0],
+        Question::Publish {
+            subject: None,
+            topic: "vote.1".into(),
+            data: "slow first".into(),
+            event: None,
+        }
+    );
+    hub.server.shutdown();
+}
+
+#[test]
+fn a_raw_publisher_refused_by_the_backend_is_closed_with_the_reason() {
+    let hub = start(&[Hook::Publish], both, Duration::from_millis(10), false);
+    let server = &hub.server;
+    let mut socket = WsClient::connect_with(server.addr, "/topics/vote.2/ws?format=raw", "");
+    socket.send(&Message::text("deny this"));
+    loop {
+        match socket.next_event() {
+            Some(Event::Close(frame)) => {
+                assert_eq!((frame.code.0, frame.reason.as_str()), (1008, "not that"));
+                break;
+            }
+            Some(Event::Message(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    hub.server.shutdown();
+}
+
+#[test]
+fn an_http_publish_waits_for_the_backend_and_gets_its_answer() {
+    let hub = start(
+        &[Hook::Connect, Hook::Publish],
+        both,
+        Duration::from_millis(20),
+        false,
+    );
+    let server = &hub.server;
+    // The reader too is who the backend says (any public topic is open).
+    let mut reader = SseClient::connect(server.addr, "/topics/vote.3/events", "Cookie: session=rd\r\n");
+    let post = |data: &str| {
+        request(
+            server.addr,
+            "POST",
+            "/topics/vote.3",
+            "Cookie: session=cy\r\n",
+            data.as_bytes(),
+        )
+    };
+    let posted = post("shout yes");
+    assert_eq!(posted.status, 200, "{:?}", String::from_utf8_lossy(&posted.body));
+    assert!(String::from_utf8_lossy(&posted.body).contains(r#""id""#));
+    assert_eq!(reader.next_event().data(), "SHOUT YES");
+    let refused = post("deny no");
+    assert_eq!((refused.status, &refused.body[..]), (403, &b"not that\n"[..]));
+    let undecided = post("garbage");
+    assert_eq!(
+        (undecided.status, undecided.header("retry-after")),
+        (503, Some("1"))
+    );
+    assert_eq!(post("plain").status, 200);
+    assert_eq!(reader.next_event().data(), "plain");
+    // Who published, as the connect hook said.
+    let asked = hub.asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(
+            |q| matches!(q, Question::Publish { subject: Some(s), data, .. } if s == "cy" && data == "plain")
+        ),
+        "{asked:?}"
+    );
+    hub.server.shutdown();
 }

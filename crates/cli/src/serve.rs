@@ -327,7 +327,7 @@ pub(crate) struct HubArgs {
     /// (repeat for more, or separate with ;), e.g. 'chat.*
     /// publish=subscribers backlog-events=200'. Keys:
     /// subscribe=anyone|token|hook, private=true (subscribe=token),
-    /// publish=token|subscribers|backend|nobody, presence=on|off,
+    /// publish=token|subscribers|backend|hook|nobody, presence=on|off,
     /// join-leave=on|off, backlog-events=N, backlog-bytes=N,
     /// topic-ttl=SECONDS (0: never), durable=on|off (with --data-dir). The
     /// most specific pattern governs a
@@ -432,6 +432,11 @@ pub(crate) struct HookArgs {
     /// namespaces that say subscribe=hook.
     #[arg(long, value_name = "URL")]
     hook_subscribe: Option<String>,
+    /// Ask this URL whether a publish goes out, as it is or with other
+    /// data, for the namespaces that say publish=hook (all but the publish
+    /// token's publishes; a WebSocket's in the order it sent them).
+    #[arg(long, value_name = "URL")]
+    hook_publish: Option<String>,
     /// Seconds the backend has to answer (queueing included), 0.001 to 60.
     #[arg(long, value_name = "SECONDS", value_parser = parse_hook_timeout, default_value_t = 1.0)]
     hook_timeout: f64,
@@ -492,6 +497,7 @@ impl HookArgs {
         for (kind, url) in [
             (tether_hooks::HookKind::Connect, &self.hook_connect),
             (tether_hooks::HookKind::Subscribe, &self.hook_subscribe),
+            (tether_hooks::HookKind::Publish, &self.hook_publish),
         ] {
             if let Some(url) = url {
                 config = config
@@ -499,7 +505,7 @@ impl HookArgs {
                     .map_err(|e| format!("--hook-{}: {e}", kind.name()))?;
             }
         }
-        if self.hook_connect.is_none() && self.hook_subscribe.is_none() {
+        if self.hook_connect.is_none() && self.hook_subscribe.is_none() && self.hook_publish.is_none() {
             return Ok(None);
         }
         let hooks = tether_hooks::Hooks::start(config).map_err(|e| format!("hooks: {e}"))?;
@@ -532,6 +538,17 @@ impl HookArgs {
         {
             return Err(format!(
                 "--namespace {}: subscribe=hook needs --hook-subscribe",
+                namespace.pattern
+            ));
+        }
+        if self.hook_publish.is_none()
+            && let Some(namespace) = settings
+                .namespaces
+                .iter()
+                .find(|n| n.publish == Some(tether_apps::WhoPublishes::Hook))
+        {
+            return Err(format!(
+                "--namespace {}: publish=hook needs --hook-publish",
                 namespace.pattern
             ));
         }

@@ -12,6 +12,9 @@ rights); with neither, a deny 401 "sign in first".
 POST /subscribe: `room.secret` is denied 403 "members only", any other
 topic allowed.
 
+POST /publish: data starting "deny" is denied 403 "not that", "shout ..."
+goes out in capitals, anything else as it is.
+
 Each request's JSON body is appended, one line each, to the file named by
 the second argument, for the test to read.
 """
@@ -56,6 +59,14 @@ class Backend(BaseHTTPRequestHandler):
         elif self.path == "/subscribe":
             if req["topic"] == "room.secret":
                 self.answer({"allow": False, "reason": "members only"})
+            else:
+                self.answer({"allow": True})
+        elif self.path == "/publish":
+            data = req["data"]
+            if data.startswith("deny"):
+                self.answer({"allow": False, "reason": "not that"})
+            elif data.startswith("shout"):
+                self.answer({"allow": True, "data": data.upper()})
             else:
                 self.answer({"allow": True})
         else:

@@ -136,11 +136,12 @@ fn config(port: u16) -> String {
         r#"publish-token = "{TOKEN}"
 hook-connect = "http://127.0.0.1:{port}/connect"
 hook-subscribe = "http://127.0.0.1:{port}/subscribe"
+hook-publish = "http://127.0.0.1:{port}/publish"
 hook-timeout = 1
 hook-forward-cookie = ["session"]
 hook-forward-header = ["X-User"]
 hook-workers = 4
-namespace = ["chat.* subscribe=token", "room.* subscribe=hook"]
+namespace = ["chat.* subscribe=token", "room.* subscribe=hook", "vote.* publish=hook"]
 "#
     )
 }
@@ -226,6 +227,28 @@ fn full_body(mut answer: Answer) -> String {
     answer.body + &rest
 }
 
+/// A WebSocket to `topic` with the `session` cookie `user`, upgraded.
+fn upgrade(addr: SocketAddr, topic: &str, user: &str) -> TcpStream {
+    let answer = send(
+        addr,
+        &format!(
+            "GET /topics/{topic}/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session={user}\r\n\r\n"
+        ),
+    );
+    assert_eq!(answer.status, 101, "{}", answer.head);
+    answer.stream
+}
+
+/// A masked text frame (a client's), `text` shorter than 126 bytes.
+fn masked_text(text: &str) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
 #[test]
 fn the_backend_decides_who_connects_and_what_they_read() {
     if !python() {
@@ -254,12 +277,7 @@ fn the_backend_decides_who_connects_and_what_they_read() {
     assert!(full_body(nobody).contains("sign in first"));
 
     // A WebSocket too: the decision comes before the upgrade.
-    let upgrade = send(
-        addr,
-        "GET /topics/chat.lobby/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session=alice\r\n\r\n",
-    );
-    assert_eq!(upgrade.status, 101, "{}", upgrade.head);
+    let _socket = upgrade(addr, "chat.lobby", "alice");
 
     // room.* asks the backend for each subscription.
     let open = events(addr, "room.open", "Cookie: session=alice\r\n");
@@ -271,6 +289,21 @@ fn the_backend_decides_who_connects_and_what_they_read() {
     );
     assert_eq!(secret.status, 403, "{}", secret.head);
     assert!(full_body(secret).contains("members only"));
+
+    // vote.* asks the backend for each publish: as it is, rewritten, or
+    // refused with its reason (the WebSocket's in the order sent).
+    let mut votes = events(addr, "vote.1", "Cookie: session=alice\r\n");
+    assert_eq!(votes.status, 200, "{}", votes.head);
+    let mut socket = upgrade(addr, "vote.1", "alice");
+    for text in ["yes", "shout louder", "deny this", "no"] {
+        socket.write_all(&masked_text(text)).unwrap();
+    }
+    read_until(&mut votes, "data: yes\n");
+    read_until(&mut votes, "data: SHOUT LOUDER\n");
+    read_until(&mut votes, "data: no\n");
+    assert!(!votes.body.contains("deny this"), "{}", votes.body);
+    let order = ["data: yes\n", "data: SHOUT LOUDER\n", "data: no\n"].map(|d| votes.body.find(d).unwrap());
+    assert!(order.is_sorted(), "{}", votes.body);
 
     // The backend was told what the file names, and only that.
     let asked = std::fs::read_to_string(dir.0.join("asked.jsonl")).unwrap();
@@ -307,7 +340,11 @@ fn the_backend_decides_who_connects_and_what_they_read() {
 
 #[test]
 fn hook_options_that_do_not_go_together_are_refused_at_start() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--namespace", "vote.* publish=hook"],
+            "publish=hook needs --hook-publish",
+        ),
         (
             &["--namespace", "room.* subscribe=hook"],
             "subscribe=hook needs --hook-subscribe",

@@ -41,6 +41,8 @@ pub struct Allowed {
     pub publish: Vec<String>,
     /// Until when (Unix seconds) it is good (connect).
     pub expires_at: Option<u64>,
+    /// The data to publish in place of the data asked about (publish).
+    pub data: Option<String>,
 }
 
 impl Allowed {
@@ -65,6 +67,12 @@ impl Allowed {
     /// With when it stops being good.
     pub fn expires_at(mut self, expires_at: Option<u64>) -> Allowed {
         self.expires_at = expires_at;
+        self
+    }
+
+    /// With the data to publish instead.
+    pub fn data(mut self, data: Option<String>) -> Allowed {
+        self.data = data;
         self
     }
 }

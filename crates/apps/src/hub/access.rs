@@ -324,6 +324,27 @@ impl Access {
         }
     }
 
+    /// Whether `request` carries the publish token (the application's
+    /// backend itself).
+    pub(super) fn is_publish_token(&self, request: &Request<'_>) -> bool {
+        matches!(
+            (bearer(request), &self.settings.publish_token),
+            (Some(given), Some(admin)) if secret_matches(admin, given)
+        )
+    }
+
+    /// The subject of the publisher `request`: who the backend said it is,
+    /// or its token's or ticket's.
+    pub(super) fn publisher_subject(&self, request: &Request<'_>) -> Option<String> {
+        match self.presented.as_deref() {
+            Some(Presented {
+                identity: Some(identity),
+                ..
+            }) => identity.subject.clone(),
+            _ => self.subject_of(request),
+        }
+    }
+
     /// Whether a verified token was revoked, at `now` (Unix seconds).
     pub(super) fn is_revoked(&self, who: &tether_auth::Identity, now: u64) -> bool {
         self.revocations.is_revoked(

@@ -1,6 +1,7 @@
 //! Decisions the hub leaves to the application's backend: who a
-//! connection is (connect), and whether it may subscribe to a topic
-//! (subscribe). The hub puts a
+//! connection is (connect), whether it may subscribe to a topic
+//! (subscribe), and whether, and as what, a publish goes out (publish).
+//! The hub puts a
 //! [`Question`] to a [`Backend`] and never waits on its loop: the request
 //! is held ([`tether_server::Reply::Hold`]) until the answer comes back as
 //! a post, and a backend that is slow, down or busy is a 503 with
@@ -18,17 +19,21 @@ pub enum Hook {
     Connect,
     /// May it subscribe to this topic (namespaces with `subscribe=hook`).
     Subscribe,
+    /// May this be published, and as what (namespaces with
+    /// `publish=hook`).
+    Publish,
 }
 
 impl Hook {
     /// Every kind, in a fixed order.
-    pub const ALL: [Hook; 2] = [Hook::Connect, Hook::Subscribe];
+    pub const ALL: [Hook; 3] = [Hook::Connect, Hook::Subscribe, Hook::Publish];
 
     /// Its name, as in metrics and configuration.
     pub fn name(self) -> &'static str {
         match self {
             Hook::Connect => "connect",
             Hook::Subscribe => "subscribe",
+            Hook::Publish => "publish",
         }
     }
 }
@@ -59,6 +64,18 @@ pub enum Question {
         /// How.
         transport: &'static str,
     },
+    /// May `subject` publish `data` (of type `event`) to `topic`; an allow
+    /// may give other data to publish instead.
+    Publish {
+        /// Who, if anyone is known.
+        subject: Option<String>,
+        /// The topic.
+        topic: String,
+        /// The event's data.
+        data: String,
+        /// The event's type, if it is not the default one.
+        event: Option<String>,
+    },
 }
 
 impl Question {
@@ -67,6 +84,7 @@ impl Question {
         match self {
             Question::Connect { .. } => Hook::Connect,
             Question::Subscribe { .. } => Hook::Subscribe,
+            Question::Publish { .. } => Hook::Publish,
         }
     }
 }

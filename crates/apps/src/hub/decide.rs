@@ -140,7 +140,7 @@ pub(super) fn unavailable() -> Response {
 }
 
 /// The answer to a request the backend refused.
-fn refused(status: u16, reason: &str) -> Response {
+pub(super) fn refused(status: u16, reason: &str) -> Response {
     let status = if (400..500).contains(&status) { status } else { 403 };
     let reason = if reason.is_empty() { "refused" } else { reason };
     Response::text(status, format!("{reason}\n"))
@@ -155,6 +155,19 @@ impl HubApp {
         question: Question,
         asked: Asked,
     ) -> Result<(), Busy> {
+        let token = self.put_question(ctx, question)?;
+        self.decisions.held.insert(asked.conn(), token);
+        self.decisions.asked.insert(token, asked);
+        Ok(())
+    }
+
+    /// Puts `question` to the backend: the token its answer will name,
+    /// when it comes back as a post to this loop.
+    pub(super) fn put_question(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        question: Question,
+    ) -> Result<u64, Busy> {
         let hook = question.hook();
         let Some(backend) = self.shared.settings.backend_for(hook).cloned() else {
             // A namespace asks for a hook the backend does not answer.
@@ -172,9 +185,7 @@ impl HubApp {
             );
         });
         backend.ask(index, question, answer)?;
-        self.decisions.held.insert(asked.conn(), token);
-        self.decisions.asked.insert(token, asked);
-        Ok(())
+        Ok(token)
     }
 
     /// A request routed to [`HubRoute::Decide`]: the question its route
@@ -247,6 +258,9 @@ impl HubApp {
 
     /// The backend's decision about question `token`.
     pub(super) fn decision(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, decision: Decision) {
+        if self.publish_gate.asked(token) {
+            return self.publish_decided(ctx, token, decision);
+        }
         let Some(asked) = self.decisions.asked.remove(&token) else {
             // Answered already (timed out), or its client left.
             return;

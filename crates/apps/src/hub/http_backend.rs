@@ -7,7 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use tether_hooks::{
-    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, SubscribeRequest, Transport,
+    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, PublishRequest, SubscribeRequest,
+    Transport,
 };
 use tether_hub::{Allowed, Decision};
 
@@ -85,6 +86,7 @@ fn kind_of(hook: Hook) -> HookKind {
     match hook {
         Hook::Connect => HookKind::Connect,
         Hook::Subscribe => HookKind::Subscribe,
+        Hook::Publish => HookKind::Publish,
     }
 }
 
@@ -123,6 +125,17 @@ fn request_of(question: Question) -> HookRequest {
             topic,
             transport: transport_of(transport),
         }),
+        Question::Publish {
+            subject,
+            topic,
+            data,
+            event,
+        } => HookRequest::Publish(PublishRequest {
+            subject,
+            topic,
+            data,
+            event,
+        }),
     }
 }
 
@@ -134,7 +147,8 @@ fn decision_of(answer: Answer) -> Decision {
             Decision::Allow(
                 Allowed::new()
                     .identity(allow.subject, grant.subscribe, grant.publish)
-                    .expires_at(allow.exp),
+                    .expires_at(allow.exp)
+                    .data(allow.data),
             )
         }
         Ok(tether_hooks::Decision::Deny(deny)) => Decision::Deny {

@@ -33,6 +33,10 @@ pub enum WhoPublishes {
     /// No one: the namespace's topics get events only from the server
     /// itself (an application's own publishes).
     Nobody,
+    /// As `Subscribers`, and each publish but the publish token's put to
+    /// the application's backend (the publish hook), which allows it,
+    /// refuses it, or gives other data to publish instead.
+    Hook,
 }
 
 /// What a topic outside every namespace gets, once there are namespaces.
@@ -101,7 +105,7 @@ impl Namespace {
     }
 
     /// Sets one rule from its text form: `subscribe=anyone|token|hook`,
-    /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|nobody`,
+    /// `private=true|false` (`subscribe=token`), `publish=token|subscribers|backend|hook|nobody`,
     /// `presence=on|off`, `join-leave=on|off`.
     ///
     /// # Errors
@@ -131,7 +135,8 @@ impl Namespace {
                     "subscribers" => WhoPublishes::Subscribers,
                     "backend" => WhoPublishes::Backend,
                     "nobody" => WhoPublishes::Nobody,
-                    _ => return Err(bad("token, subscribers, backend or nobody")),
+                    "hook" => WhoPublishes::Hook,
+                    _ => return Err(bad("token, subscribers, backend, hook or nobody")),
                 });
             }
             "presence" => self.presence = switch(value).ok_or_else(|| bad("on or off"))?,
@@ -186,6 +191,7 @@ impl fmt::Display for Namespace {
             Some(WhoPublishes::Subscribers) => f.write_str(" publish=subscribers")?,
             Some(WhoPublishes::Backend) => f.write_str(" publish=backend")?,
             Some(WhoPublishes::Nobody) => f.write_str(" publish=nobody")?,
+            Some(WhoPublishes::Hook) => f.write_str(" publish=hook")?,
             None => {}
         }
         if !self.presence {
@@ -224,7 +230,7 @@ pub(super) fn may_publish(rule: Option<WhoPublishes>, who: Publisher, ws_publish
         (_, Publisher::Backend) => true,
         (Some(WhoPublishes::Backend), _) => false,
         (_, Publisher::Granted) => true,
-        (Some(WhoPublishes::Subscribers), Publisher::Subscriber) => true,
+        (Some(WhoPublishes::Subscribers | WhoPublishes::Hook), Publisher::Subscriber) => true,
         (Some(WhoPublishes::Token), Publisher::Subscriber) => false,
         (None, Publisher::Subscriber) => ws_publish_open,
     }
@@ -241,6 +247,7 @@ mod tests {
             "chat.* publish=subscribers",
             "user.* subscribe=token publish=backend presence=off join-leave=off",
             "clock subscribe=anyone publish=nobody",
+            "room.* subscribe=hook publish=hook",
         ] {
             let namespace: Namespace = text.parse().unwrap();
             assert_eq!(namespace.to_string(), text);
@@ -256,7 +263,7 @@ mod tests {
             ("chat/*", "not a topic pattern"),
             (
                 "chat.* publish=everyone",
-                "publish: expected token, subscribers, backend or nobody",
+                "publish: expected token, subscribers, backend, hook or nobody",
             ),
             ("chat.* presence=maybe", "presence: expected on or off"),
             ("chat.* colour=blue", "colour: not a namespace rule"),
@@ -286,6 +293,7 @@ mod tests {
             (None, [true, true, false]),
             (Some(WhoPublishes::Token), [true, true, false]),
             (Some(WhoPublishes::Subscribers), [true, true, true]),
+            (Some(WhoPublishes::Hook), [true, true, true]),
             (Some(WhoPublishes::Backend), [true, false, false]),
             (Some(WhoPublishes::Nobody), [false, false, false]),
         ];

@@ -391,7 +391,15 @@ pub(super) enum NotPublished {
     BadEnvelope(String),
     /// The hub refused the publish (with the envelope's key, if any).
     Hub(HubError, Option<String>),
+    /// The application's backend refused it, for this reason.
+    Denied(String, Option<String>),
+    /// The application's backend did not decide ([`UNDECIDED`]).
+    Undecided(Option<String>),
 }
+
+/// What a publisher is told when the application's backend did not decide
+/// about its publish in time (or could not be asked).
+pub(super) const UNDECIDED: &str = "the application's backend did not decide; try again later";
 
 /// The publish a WebSocket subscriber's message makes, its bytes counted
 /// in flight until the sequencer answers `pending`.

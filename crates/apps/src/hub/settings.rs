@@ -260,6 +260,13 @@ impl HubSettings {
         self.backend.as_ref().filter(|backend| backend.answers(hook))
     }
 
+    /// Whether publishing to `topic` (but by the publish token) is asked
+    /// of the backend (its namespace says `publish=hook`).
+    pub(super) fn publish_hook(&self, topic: &str) -> bool {
+        self.namespace_of(topic)
+            .is_some_and(|n| n.publish == Some(super::namespace::WhoPublishes::Hook))
+    }
+
     /// Whether subscribing to `topic` is asked of the backend (its
     /// namespace says `subscribe=hook`).
     pub(super) fn subscribe_hook(&self, topic: &str) -> bool {
