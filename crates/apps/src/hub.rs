@@ -360,8 +360,14 @@ impl HubApp {
 
     /// Tells the WebSocket subscribers whose token expires soon, by `now`
     /// (Unix seconds), in how many seconds: they may send another.
+    /// A subscriber the backend let in asks it for a later expiry instead
+    /// (see [`HubApp::ask_refresh`]).
     fn warn(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
         while let Some((conn, left)) = self.subscribers.next_warning(now) {
+            if self.subscribers.get(conn).is_some_and(|s| s.refreshed) {
+                self.ask_refresh(ctx, conn);
+                continue;
+            }
             let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");
             ctx.send(conn, &Message::text(text));
         }
@@ -1053,9 +1059,10 @@ impl HubApp {
         }
         subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
         let now = self.shared.access.unix_secs(ctx.now());
+        self.refresh_by_backend(&mut subscriber, now);
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
-        // expires.
+        // expires, unless the backend gives it a later expiry.
         if subscriber.transport == Transport::WebSocket {
             subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
         }
@@ -1085,6 +1092,8 @@ impl HubApp {
         }
         if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
             subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
+            let now = self.shared.access.unix_secs(ctx.now());
+            self.refresh_by_backend(&mut subscriber, now);
             self.subscribe(ctx, conn, subscriber);
         }
     }

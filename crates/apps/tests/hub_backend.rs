@@ -104,6 +104,12 @@ fn connect(question: &Question) -> Decision {
             reason: "who are you".into(),
         },
         Some("garbage") => Decision::Unavailable { reason: "malformed" },
+        // Good for three seconds; the refresh hook decides what then.
+        Some(user @ ("brief" | "gone")) => Decision::Allow(
+            Allowed::new()
+                .identity(Some(user.to_owned()), vec![], vec![])
+                .expires_at(Some(now() + 3)),
+        ),
         Some(user) => Decision::Allow(
             Allowed::new()
                 .identity(
@@ -131,6 +137,14 @@ fn both(question: &Question) -> Decision {
     match question {
         Question::Connect { .. } => connect(question),
         Question::Publish { .. } => publish_decision(question),
+        // `brief` gets an hour more, anyone else no more.
+        Question::Refresh { subject, .. } if subject == "brief" => {
+            Decision::Allow(Allowed::new().expires_at(Some(now() + 3600)))
+        }
+        Question::Refresh { .. } => Decision::Deny {
+            status: 403,
+            reason: "no more".into(),
+        },
         _ => subscribe(question),
     }
 }
@@ -505,5 +519,49 @@ fn an_http_publish_waits_for_the_backend_and_gets_its_answer() {
         ),
         "{asked:?}"
     );
+    hub.server.shutdown();
+}
+
+#[test]
+fn the_backend_is_asked_for_a_later_expiry_before_a_connection_it_let_in_expires() {
+    let hub = start(
+        &[Hook::Connect, Hook::Refresh],
+        both,
+        Duration::from_millis(10),
+        false,
+    );
+    let server = &hub.server;
+    let mut kept = SseClient::connect(server.addr, "/topics/news/events", "Cookie: session=brief\r\n");
+    let mut socket = WsClient::connect_with(server.addr, "/topics/news/ws", "Cookie: session=brief\r\n");
+    let mut ended = SseClient::connect(server.addr, "/topics/news/events", "Cookie: session=gone\r\n");
+    // Past the three seconds the connect hook gave.
+    thread::sleep(Duration::from_secs(5));
+    publish(server, "news", "later");
+    assert_eq!(kept.next_event().data(), "later");
+    // The WebSocket is told its new expiry, as for a new token.
+    let told = next_text(&mut socket);
+    assert!(
+        told.contains(r#""type":"auth-ok""#) && told.contains("expires_in"),
+        "{told}"
+    );
+    assert!(next_text(&mut socket).contains("later"));
+    // The one the backend refused more time ended when it was to.
+    let mut heard = Vec::new();
+    while let Some(item) = ended.next_item() {
+        if let tether_sse::Item::Event(event) = item {
+            heard.push(event.data().to_owned());
+        }
+    }
+    assert!(!heard.iter().any(|data| data == "later"), "{heard:?}");
+    let asked = hub.asked.lock().unwrap().clone();
+    let refreshes: Vec<_> = asked
+        .iter()
+        .filter(|q| matches!(q, Question::Refresh { .. }))
+        .collect();
+    assert_eq!(refreshes.len(), 3, "{asked:?}");
+    assert!(refreshes.contains(&&Question::Refresh {
+        subject: "gone".into(),
+        transport: "sse"
+    }));
     hub.server.shutdown();
 }

@@ -437,6 +437,11 @@ pub(crate) struct HookArgs {
     /// token's publishes; a WebSocket's in the order it sent them).
     #[arg(long, value_name = "URL")]
     hook_publish: Option<String>,
+    /// Ask this URL for a later expiry of a connection the connect hook
+    /// let in, shortly before it expires (at most 30 s before); a refusal
+    /// or no answer lets it expire when it was to.
+    #[arg(long, value_name = "URL")]
+    hook_refresh: Option<String>,
     /// Seconds the backend has to answer (queueing included), 0.001 to 60.
     #[arg(long, value_name = "SECONDS", value_parser = parse_hook_timeout, default_value_t = 1.0)]
     hook_timeout: f64,
@@ -498,6 +503,7 @@ impl HookArgs {
             (tether_hooks::HookKind::Connect, &self.hook_connect),
             (tether_hooks::HookKind::Subscribe, &self.hook_subscribe),
             (tether_hooks::HookKind::Publish, &self.hook_publish),
+            (tether_hooks::HookKind::Refresh, &self.hook_refresh),
         ] {
             if let Some(url) = url {
                 config = config
@@ -505,7 +511,15 @@ impl HookArgs {
                     .map_err(|e| format!("--hook-{}: {e}", kind.name()))?;
             }
         }
-        if self.hook_connect.is_none() && self.hook_subscribe.is_none() && self.hook_publish.is_none() {
+        if [
+            &self.hook_connect,
+            &self.hook_subscribe,
+            &self.hook_publish,
+            &self.hook_refresh,
+        ]
+        .iter()
+        .all(|url| url.is_none())
+        {
             return Ok(None);
         }
         let hooks = tether_hooks::Hooks::start(config).map_err(|e| format!("hooks: {e}"))?;
@@ -523,6 +537,12 @@ impl HookArgs {
             && !(self.hook_forward_headers.is_empty() && self.hook_forward_cookies.is_empty())
         {
             return Err("--hook-forward-header and --hook-forward-cookie need --hook-connect".to_owned());
+        }
+        if self.hook_refresh.is_some() && self.hook_connect.is_none() {
+            return Err(
+                "--hook-refresh needs --hook-connect (it refreshes the connections that hook let in)"
+                    .to_owned(),
+            );
         }
         if !(1..=1024).contains(&self.hook_workers) {
             return Err("--hook-workers: expected 1 to 1024".to_owned());

@@ -137,6 +137,7 @@ fn config(port: u16) -> String {
 hook-connect = "http://127.0.0.1:{port}/connect"
 hook-subscribe = "http://127.0.0.1:{port}/subscribe"
 hook-publish = "http://127.0.0.1:{port}/publish"
+hook-refresh = "http://127.0.0.1:{port}/refresh"
 hook-timeout = 1
 hook-forward-cookie = ["session"]
 hook-forward-header = ["X-User"]
@@ -340,7 +341,11 @@ fn the_backend_decides_who_connects_and_what_they_read() {
 
 #[test]
 fn hook_options_that_do_not_go_together_are_refused_at_start() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--hook-refresh", "http://127.0.0.1:9/r"],
+            "--hook-refresh needs --hook-connect",
+        ),
         (
             &["--namespace", "vote.* publish=hook"],
             "publish=hook needs --hook-publish",

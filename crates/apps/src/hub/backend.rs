@@ -22,11 +22,14 @@ pub enum Hook {
     /// May this be published, and as what (namespaces with
     /// `publish=hook`).
     Publish,
+    /// A later expiry for a connection the backend let in, about to
+    /// expire.
+    Refresh,
 }
 
 impl Hook {
     /// Every kind, in a fixed order.
-    pub const ALL: [Hook; 3] = [Hook::Connect, Hook::Subscribe, Hook::Publish];
+    pub const ALL: [Hook; 4] = [Hook::Connect, Hook::Subscribe, Hook::Publish, Hook::Refresh];
 
     /// Its name, as in metrics and configuration.
     pub fn name(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Hook {
             Hook::Connect => "connect",
             Hook::Subscribe => "subscribe",
             Hook::Publish => "publish",
+            Hook::Refresh => "refresh",
         }
     }
 }
@@ -76,6 +80,14 @@ pub enum Question {
         /// The event's type, if it is not the default one.
         event: Option<String>,
     },
+    /// Until when may `subject`'s connection, let in by the connect hook
+    /// and about to expire, stay (an allow says a later expiry).
+    Refresh {
+        /// Who.
+        subject: String,
+        /// How it is connected.
+        transport: &'static str,
+    },
 }
 
 impl Question {
@@ -85,6 +97,7 @@ impl Question {
             Question::Connect { .. } => Hook::Connect,
             Question::Subscribe { .. } => Hook::Subscribe,
             Question::Publish { .. } => Hook::Publish,
+            Question::Refresh { .. } => Hook::Refresh,
         }
     }
 }

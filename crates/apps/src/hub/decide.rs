@@ -68,12 +68,14 @@ pub(super) enum Asked<C = ConnId> {
     /// Whether the held request `conn` (who the connect hook said, if it
     /// was asked) may subscribe.
     Subscribe { conn: C, identity: Option<Identity> },
+    /// A later expiry for the subscriber `conn` (not a held request).
+    Refresh { conn: C },
 }
 
 impl<C: Copy> Asked<C> {
     fn conn(&self) -> C {
         match self {
-            Asked::Connect { conn, .. } | Asked::Subscribe { conn, .. } => *conn,
+            Asked::Connect { conn, .. } | Asked::Subscribe { conn, .. } | Asked::Refresh { conn } => *conn,
         }
     }
 
@@ -81,6 +83,7 @@ impl<C: Copy> Asked<C> {
         match self {
             Asked::Connect { .. } => Hook::Connect,
             Asked::Subscribe { .. } => Hook::Subscribe,
+            Asked::Refresh { .. } => Hook::Refresh,
         }
     }
 }
@@ -265,6 +268,9 @@ impl HubApp {
             // Answered already (timed out), or its client left.
             return;
         };
+        if let Asked::Refresh { conn } = asked {
+            return self.refreshed(ctx, conn, decision);
+        }
         let conn = asked.conn();
         self.decisions.held.remove(&conn);
         let hook = asked.hook();
@@ -332,6 +338,85 @@ impl HubApp {
                     subscribe_decided: true,
                 },
             ),
+            Asked::Refresh { .. } => {}
+        }
+    }
+
+    /// Whether `subscriber`, about to subscribe, asks the backend for a
+    /// later expiry before it expires: it was let in by the connect hook
+    /// (with an expiry), and the backend answers refresh questions. Its
+    /// warning time is then when it asks.
+    pub(super) fn refresh_by_backend(&self, subscriber: &mut super::subscribers::Subscriber, now: u64) {
+        let by_hook = self
+            .shared
+            .access
+            .presented()
+            .is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
+        if by_hook
+            && subscriber.subject.is_some()
+            && subscriber.transport != tether_hub::Transport::Poll
+            && self.shared.settings.backend_for(Hook::Refresh).is_some()
+        {
+            subscriber.refreshed = true;
+            subscriber.warn_at = subscriber.deadline.map(|d| super::access::warning_time(d, now));
+        }
+    }
+
+    /// Asks the backend for a later expiry of the subscriber `conn`, whose
+    /// own is near. Not asked (busy): it expires when it was to.
+    pub(super) fn ask_refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId) {
+        let Some(subscriber) = self.subscribers.get(conn) else {
+            return;
+        };
+        let Some(subject) = subscriber.subject.clone() else {
+            return;
+        };
+        let transport = match subscriber.transport {
+            tether_hub::Transport::EventStream => "sse",
+            tether_hub::Transport::Poll => "poll",
+            _ => "websocket",
+        };
+        match self.put_question(ctx, Question::Refresh { subject, transport }) {
+            Ok(token) => {
+                self.decisions.asked.insert(token, Asked::Refresh { conn });
+            }
+            Err(Busy) => self.stats.decided(Hook::Refresh, Outcome::Unavailable),
+        }
+    }
+
+    /// The backend's answer about a later expiry for the subscriber
+    /// `conn`: an allow moves its expiry (a WebSocket is told, as for a new
+    /// token); a refusal, or no answer, leaves it to expire when it was to.
+    fn refreshed(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, decision: Decision) {
+        let outcome = match &decision {
+            Decision::Allow(_) => Outcome::Allowed,
+            Decision::Deny { .. } => Outcome::Denied,
+            _ => Outcome::Unavailable,
+        };
+        self.stats.decided(Hook::Refresh, outcome);
+        let Decision::Allow(Allowed {
+            expires_at: Some(exp),
+            ..
+        }) = decision
+        else {
+            log::debug!("hub: no later expiry for a subscriber: {decision:?}");
+            return;
+        };
+        let now = self.shared.access.unix_secs(ctx.now());
+        // As at the start, the backend's expiry is the deadline itself.
+        let deadline = exp;
+        let Some(subscriber) = self.subscribers.renew(
+            conn,
+            Some(deadline),
+            Some(super::access::warning_time(deadline, now)),
+        ) else {
+            return;
+        };
+        if subscriber.transport == tether_hub::Transport::WebSocket {
+            ctx.send(
+                conn,
+                &tether_server::Message::text(super::access::auth_ok(Some(deadline), now)),
+            );
         }
     }
 

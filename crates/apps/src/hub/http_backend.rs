@@ -7,8 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use tether_hooks::{
-    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, PublishRequest, SubscribeRequest,
-    Transport,
+    Answer, ConnectRequest, HookKind, HookQueue, HookRequest, Hooks, PublishRequest, RefreshRequest,
+    SubscribeRequest, Transport,
 };
 use tether_hub::{Allowed, Decision};
 
@@ -87,6 +87,7 @@ fn kind_of(hook: Hook) -> HookKind {
         Hook::Connect => HookKind::Connect,
         Hook::Subscribe => HookKind::Subscribe,
         Hook::Publish => HookKind::Publish,
+        Hook::Refresh => HookKind::Refresh,
     }
 }
 
@@ -135,6 +136,10 @@ fn request_of(question: Question) -> HookRequest {
             topic,
             data,
             event,
+        }),
+        Question::Refresh { subject, transport } => HookRequest::Refresh(RefreshRequest {
+            subject,
+            transport: transport_of(transport),
         }),
     }
 }

@@ -35,8 +35,12 @@ pub(super) struct Subscriber {
     /// ended (an event stream).
     pub(super) deadline: Option<u64>,
     /// The Unix second a WebSocket subscriber is told its token is about
-    /// to expire (`{"type":"auth-expiring","in":SECONDS}`).
+    /// to expire (`{"type":"auth-expiring","in":SECONDS}`), or the
+    /// backend is asked for a later expiry (`refreshed`).
     pub(super) warn_at: Option<u64>,
+    /// It was let in by the backend's connect hook, and the backend's
+    /// refresh hook is asked for a later expiry before it expires.
+    pub(super) refreshed: bool,
     /// Its credential's subject, if it had one.
     pub(super) subject: Option<String>,
     /// Who it is present as (WebSocket and event-stream subscribers).
@@ -64,6 +68,7 @@ impl Subscriber {
             envelope: false,
             in_flight: 0,
             deadline: None,
+            refreshed: false,
             warn_at: None,
             subject: None,
             member: None,
