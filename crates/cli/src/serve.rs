@@ -494,11 +494,25 @@ impl HookArgs {
     /// The backend the options ask for, started (its threads run until
     /// the process ends), if any; `loops` event loops ask it.
     fn backend(&self, settings: &HubSettings, loops: usize) -> Result<Option<HttpBackend>, String> {
+        let Some(config) = self.config(settings)? else {
+            return Ok(None);
+        };
+        let hooks = tether_hooks::Hooks::start(config).map_err(|e| format!("hooks: {e}"))?;
+        Ok(Some(
+            HttpBackend::new(hooks, loops, self.hook_queue)
+                .forward_headers(&self.hook_forward_headers)
+                .forward_cookies(&self.hook_forward_cookies),
+        ))
+    }
+
+    /// The hooks' configuration, checked, if any hook is given.
+    fn config(&self, settings: &HubSettings) -> Result<Option<tether_hooks::Config>, String> {
         self.check(settings)?;
         let timeout = seconds(self.hook_timeout);
         let mut config = tether_hooks::Config::new()
             .workers(self.hook_workers)
             .thread_name("tether-hook");
+        let mut any = false;
         for (kind, url) in [
             (tether_hooks::HookKind::Connect, &self.hook_connect),
             (tether_hooks::HookKind::Subscribe, &self.hook_subscribe),
@@ -506,28 +520,13 @@ impl HookArgs {
             (tether_hooks::HookKind::Refresh, &self.hook_refresh),
         ] {
             if let Some(url) = url {
+                any = true;
                 config = config
                     .hook(kind, url, timeout)
                     .map_err(|e| format!("--hook-{}: {e}", kind.name()))?;
             }
         }
-        if [
-            &self.hook_connect,
-            &self.hook_subscribe,
-            &self.hook_publish,
-            &self.hook_refresh,
-        ]
-        .iter()
-        .all(|url| url.is_none())
-        {
-            return Ok(None);
-        }
-        let hooks = tether_hooks::Hooks::start(config).map_err(|e| format!("hooks: {e}"))?;
-        Ok(Some(
-            HttpBackend::new(hooks, loops, self.hook_queue)
-                .forward_headers(&self.hook_forward_headers)
-                .forward_cookies(&self.hook_forward_cookies),
-        ))
+        Ok(any.then_some(config))
     }
 
     /// The checks that touch nothing: options that go together, and a
@@ -1293,7 +1292,7 @@ fn preflight(args: &Args) -> Result<(), String> {
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
-            args.hooks.check(&settings)?;
+            args.hooks.config(&settings)?;
             let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
             args.auth.check(demo_keys)
         }

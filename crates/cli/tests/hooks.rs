@@ -376,3 +376,31 @@ fn hook_options_that_do_not_go_together_are_refused_at_start() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_readmes_hook_example_is_a_file_tether_takes() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("#### Decisions by the application's backend")
+        .nth(1)
+        .expect("the README's section on hooks");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("its example");
+    let dir = TempDir::new("readme");
+    let file = dir.0.join("hooks.toml");
+    std::fs::write(&file, format!("app = \"hub\"\n{example}")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("run tether check-config");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
