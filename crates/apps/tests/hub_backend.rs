@@ -565,3 +565,39 @@ fn the_backend_is_asked_for_a_later_expiry_before_a_connection_it_let_in_expires
     }));
     hub.server.shutdown();
 }
+
+#[test]
+fn a_cookie_from_another_sites_page_is_not_passed_to_the_backend() {
+    let hub = start(&[Hook::Connect], connect, Duration::from_millis(10), false);
+    let server = &hub.server;
+    // A page elsewhere makes the browser open a WebSocket with the cookie:
+    // the backend hears of no cookie, and refuses.
+    let hijack = get(
+        server,
+        "/topics/chat.lobby/ws",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\nCookie: session=ann\r\n",
+    );
+    assert_eq!(hijack.status, 401);
+    let sent_by_browser = get(
+        server,
+        "/topics/chat.lobby/events",
+        "Sec-Fetch-Site: cross-site\r\nCookie: session=ann\r\n",
+    );
+    assert_eq!(sent_by_browser.status, 401);
+    let asked = hub.asked.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .all(|q| matches!(q, Question::Connect { cookies, .. } if cookies.is_empty())),
+        "{asked:?}"
+    );
+    // From the server's own page, it is.
+    let own = SseClient::connect(
+        server.addr,
+        "/topics/chat.lobby/events",
+        "Origin: http://test\r\nCookie: session=ann\r\n",
+    );
+    assert_eq!(own.response.status, 200);
+    hub.server.shutdown();
+}

@@ -211,8 +211,15 @@ impl HubApp {
                 let backend = settings.backend.as_deref();
                 let headers =
                     backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
-                let cookies =
-                    backend.map_or_else(Vec::new, |b| forwarded_cookies(request, b.forwarded_cookies()));
+                // A cookie speaks for its owner only on a request from the
+                // server's own or a trusted origin (a page elsewhere can
+                // make the browser send it, to a WebSocket above all).
+                let cookies = match backend {
+                    Some(b) if super::origin::cookie_ok(&settings.trusted_origins, request) => {
+                        forwarded_cookies(request, b.forwarded_cookies())
+                    }
+                    _ => Vec::new(),
+                };
                 (
                     Question::Connect {
                         transport,
