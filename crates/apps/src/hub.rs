@@ -576,7 +576,7 @@ impl HubApp {
         let refused = match published {
             Ok(ws) if self.shared.settings.publish_hook(&ws.publish.topic) => {
                 let subject = self.subscribers.get(conn).and_then(|s| s.subject.clone());
-                match self.ask_publish_ws(ctx, conn, subject, ws.publish, ws.pending) {
+                match self.hold_publish(ctx, conn, subject, ws.publish, ws.pending) {
                     Ok(()) => return,
                     Err(key) => {
                         if let Some(subscriber) = self.subscribers.get_mut(conn) {

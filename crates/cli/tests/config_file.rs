@@ -371,7 +371,7 @@ fn namespaces_come_from_tables_of_the_file_and_from_the_environment() {
     let stderr = refused(&["--config", bad.path()]);
     assert!(stderr.contains("line 3: key `namespace`"), "{stderr}");
     assert!(
-        stderr.contains("publish: expected token, subscribers, backend or nobody"),
+        stderr.contains("publish: expected token, subscribers, backend, hook or nobody"),
         "{stderr}"
     );
 }

@@ -143,20 +143,18 @@ impl HubApp {
         publish: Publish,
         pending: Pending,
     ) -> Reply {
-        let Ok(token) = self.put_question(ctx, question(subject, &publish)) else {
-            self.stats.decided(Hook::Publish, Outcome::Unavailable);
+        if self.hold_publish(ctx, conn, subject, publish, pending).is_err() {
             return Reply::Now(unavailable());
-        };
-        self.publish_gate.hold(token, conn, Gated { publish, pending });
+        }
         let settings = &self.shared.settings;
         let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
         Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout)
     }
 
-    /// A WebSocket publish to a `publish=hook` topic: held, behind the
+    /// A publish to a `publish=hook` topic by `conn`: held, behind the
     /// publisher's earlier ones, while the backend decides. `Err`: it
     /// could not be asked (its key, for the error message).
-    pub(super) fn ask_publish_ws(
+    pub(super) fn hold_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
