@@ -33,6 +33,11 @@ pub struct NatsConfig {
     /// Publishes waiting for the bridge's thread at most; more are
     /// refused (`503`).
     pub max_queued_publishes: usize,
+    /// How long this node's presence entries (who is subscribed here)
+    /// live in the presence bucket unless written again; they are written
+    /// again every third of it, so a node that dies has its members leave
+    /// the other nodes' lists within about this long.
+    pub presence_ttl: Duration,
     /// How long a request to NATS (a publish's acknowledgement, a stream
     /// lookup) may take before it counts as failed.
     pub request_timeout: Duration,
@@ -55,6 +60,7 @@ impl NatsConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(600),
             max_queued_publishes: 10_000,
+            presence_ttl: Duration::from_secs(15),
             request_timeout: Duration::from_secs(5),
         }
     }

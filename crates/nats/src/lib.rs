@@ -33,6 +33,7 @@
 
 mod config;
 mod error;
+mod presence;
 mod runtime;
 mod shared;
 mod subject;
@@ -117,6 +118,9 @@ impl NatsBridge {
         }
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
+        }
+        if config.presence_ttl < std::time::Duration::from_millis(100) {
+            return Err(Error::InvalidConfig("presence_ttl must be at least 100 ms"));
         }
         if config.request_timeout.is_zero() {
             return Err(Error::InvalidConfig("request_timeout must be more than zero"));
@@ -274,6 +278,26 @@ impl Broker for NatsBroker {
 
     fn state(&self) -> BrokerState {
         self.shared.stats.state()
+    }
+
+    fn shares_presence(&self) -> bool {
+        true
+    }
+
+    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Member {
+            topic: topic.clone(),
+            member: member.clone(),
+            present,
+        });
+    }
+
+    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Watch {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            watch,
+        });
     }
 
     fn kind(&self) -> &'static str {

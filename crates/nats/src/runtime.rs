@@ -17,6 +17,7 @@ use tether_backoff::{Attempts, Backoff};
 use tether_hub::{DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo};
 use tokio::sync::{mpsc, watch};
 
+use crate::presence::{Presence, random_node};
 use crate::shared::{Control, Post, Shared, add};
 use crate::subject::{all_topics, message_id, subject_of};
 use crate::topic::{self, TopicCmd};
@@ -82,6 +83,10 @@ pub(crate) struct Bridge {
     pub(crate) topics: RefCell<HashMap<Arc<str>, TopicEntry>>,
     /// Publishes sent and not yet acknowledged.
     in_flight: Cell<usize>,
+    /// Presence across nodes ([`crate::presence`]).
+    pub(crate) presence: RefCell<Presence>,
+    /// This node's random name (in its presence keys).
+    pub(crate) node: String,
 }
 
 impl Bridge {
@@ -387,6 +392,8 @@ async fn main(
         up,
         topics: RefCell::new(HashMap::new()),
         in_flight: Cell::new(0),
+        presence: RefCell::new(Presence::default()),
+        node: random_node(),
     });
     let stats = &bridge.shared.stats;
     let mut serials = 0;
@@ -396,6 +403,12 @@ async fn main(
     let mut attempts = Attempts::new(backoff());
     let mut retry_at = tokio::time::Instant::now();
     let mut was_connected = false;
+    // Other nodes' members posted every second; this node's written
+    // again every third of their time to live.
+    let mut presence_tick = tokio::time::interval(Duration::from_secs(1));
+    presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let refresh_every = config.presence_ttl / 3;
+    let mut refresh_at = tokio::time::Instant::now() + refresh_every;
     loop {
         tokio::select! {
             biased;
@@ -403,6 +416,8 @@ async fn main(
                 None | Some(Control::Stop) => break,
                 Some(Control::Follow { topic, loop_index }) => bridge.follow(topic, loop_index, &mut serials),
                 Some(Control::Unfollow { topic, loop_index }) => bridge.unfollow(&topic, loop_index),
+                Some(Control::Member { topic, member, present }) => bridge.member(topic, member, present),
+                Some(Control::Watch { topic, loop_index, watch }) => bridge.watch_presence(topic, loop_index, watch),
             },
             Some(event) = events.recv() => match event {
                 NatsEvent::Connected => {
@@ -422,11 +437,16 @@ async fn main(
                 other => log::debug!("nats: {other}"),
             },
             _ = tokio::time::sleep_until(retry_at), if need_stream => {
-                match bridge.ensure_stream().await {
+                let ready = match bridge.ensure_stream().await {
+                    Ok(()) => bridge.ensure_presence().await,
+                    Err(e) => Err(e),
+                };
+                match ready {
                     Ok(()) => {
                         need_stream = false;
                         attempts.reset();
                         set_up(&bridge, true);
+                        bridge.refresh_presence();
                         // Every followed topic checks that nothing was lost
                         // and reads on.
                         for entry in bridge.topics.borrow().values() {
@@ -441,8 +461,18 @@ async fn main(
                 }
             }
             Some(publish) = publishes.recv() => bridge.publish(publish).await,
+            _ = presence_tick.tick() => {
+                bridge.post_presence();
+                if tokio::time::Instant::now() >= refresh_at {
+                    refresh_at = tokio::time::Instant::now() + refresh_every;
+                    if *bridge.up.borrow() {
+                        bridge.refresh_presence();
+                    }
+                }
+            }
         }
     }
+    bridge.clear_presence().await;
     set_up(&bridge, false);
     // Publishes still queued are refused; those sent get their answers
     // (or time out).

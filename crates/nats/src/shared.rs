@@ -23,6 +23,20 @@ pub(crate) enum Control {
     Follow { topic: Arc<str>, loop_index: usize },
     /// A loop's last subscriber of the topic left.
     Unfollow { topic: Arc<str>, loop_index: usize },
+    /// A member's first connection on this node arrived (`present`), or
+    /// its last left.
+    Member {
+        topic: Arc<str>,
+        member: Arc<str>,
+        present: bool,
+    },
+    /// Start (`watch`) or stop posting the other nodes' members of the
+    /// topic to the loop.
+    Watch {
+        topic: Arc<str>,
+        loop_index: usize,
+        watch: bool,
+    },
     /// Stop.
     Stop,
 }

@@ -263,3 +263,31 @@ fn a_stream_made_again_resyncs_its_topics() {
     assert_ne!(after.ms(), before.ms());
     assert_eq!(b.deliver(0).id(), after);
 }
+
+#[test]
+fn presence_is_shared_across_nodes() {
+    if !available("presence_is_shared_across_nodes") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    assert!(b.brokers[0].shares_presence());
+    b.watch_presence(0, "room", true);
+    b.wait_for_remote(0, "room", &[]);
+
+    // Members of node a are heard on node b (not node b's own).
+    a.presence(1, "room", "alice", true);
+    a.presence(1, "room", "bob", true);
+    b.presence(0, "room", "carol", true);
+    b.wait_for_remote(0, "room", &["alice", "bob"]);
+    a.presence(1, "room", "alice", false);
+    b.wait_for_remote(0, "room", &["bob"]);
+    // And node b's members on node a, once it watches.
+    a.watch_presence(1, "room", true);
+    a.wait_for_remote(1, "room", &["carol"]);
+
+    // A node that shuts down takes its members away.
+    drop(a);
+    b.wait_for_remote(0, "room", &[]);
+}

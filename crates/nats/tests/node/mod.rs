@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::support::{PATIENCE, wait_until};
 use tether_hub::{
-    Broker, BrokerState, Context, Error as HubError, Event, EventId, HubMessage, Publish, ReplyTo,
+    Broker, BrokerState, Context, Error as HubError, Event, EventId, HubMessage, PresenceMessage, Publish,
+    ReplyTo,
 };
 use tether_nats::{NatsBridge, NatsBroker, NatsConfig};
 
@@ -219,6 +220,49 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `member`'s first connection to `topic` on this node arrived
+    /// (`present`), or its last left, as the topic's sequencer loop says.
+    pub fn presence(&mut self, loop_index: usize, topic: &str, member: &str, present: bool) {
+        self.brokers[loop_index].presence(
+            &Arc::from(topic),
+            &Arc::from(member),
+            present,
+            &mut Cx(loop_index),
+        );
+    }
+
+    /// Starts or stops hearing the other nodes' members of `topic` on
+    /// `loop_index`.
+    pub fn watch_presence(&mut self, loop_index: usize, topic: &str, watch: bool) {
+        self.brokers[loop_index].watch_presence(&Arc::from(topic), watch, &mut Cx(loop_index));
+    }
+
+    /// Waits until `loop_index` hears that the other nodes' members of
+    /// `topic` are `members` (sorted); other messages are skipped.
+    pub fn wait_for_remote(&mut self, loop_index: usize, topic: &str, members: &[&str]) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = None;
+        while Instant::now() < deadline {
+            let Some(message) = self.next_within(loop_index, Duration::from_millis(200)) else {
+                continue;
+            };
+            if let HubMessage::Presence(PresenceMessage::Remote {
+                topic: t,
+                members: heard,
+            }) = message
+                && &*t == topic
+            {
+                let mut heard: Vec<String> = heard.iter().map(|m| m.to_string()).collect();
+                heard.sort();
+                if heard == members {
+                    return;
+                }
+                last = Some(heard);
+            }
+        }
+        panic!("loop {loop_index} never heard {members:?} of {topic} (last: {last:?})");
     }
 
     pub fn metrics(&self) -> String {
