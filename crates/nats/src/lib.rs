@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod control;
 mod error;
 mod presence;
 mod runtime;
@@ -44,7 +45,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish};
+use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish, UserAction};
 use tokio::sync::mpsc;
 
 pub use config::NatsConfig;
@@ -298,6 +299,14 @@ impl Broker for NatsBroker {
             loop_index: cx.this_loop(),
             watch,
         });
+    }
+
+    fn shares_user_actions(&self) -> bool {
+        true
+    }
+
+    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::UserAction(action.clone()));
     }
 
     fn kind(&self) -> &'static str {

@@ -13,10 +13,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use async_nats::{ConnectOptions, Event as NatsEvent, ServerAddr};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tether_backoff::{Attempts, Backoff};
-use tether_hub::{DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo};
+use tether_hub::{
+    ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo,
+};
 use tokio::sync::{mpsc, watch};
 
+use crate::control;
 use crate::presence::{Presence, random_node};
 use crate::shared::{Control, Post, Shared, add};
 use crate::subject::{all_topics, message_id, subject_of};
@@ -382,9 +386,19 @@ async fn main(
             return;
         }
     };
+    // The other nodes' user actions (the client subscribes again after a
+    // reconnection).
+    let control_subject = control::subject(&config.prefix);
+    let mut actions = match client.subscribe(control_subject.clone()).await {
+        Ok(subscriber) => Some(subscriber),
+        Err(e) => {
+            log::warn!("nats: the other nodes' user actions will not reach this node: {e}");
+            None
+        }
+    };
     let (up, _) = watch::channel(false);
     let bridge = Rc::new(Bridge {
-        js: jetstream::new(client),
+        js: jetstream::new(client.clone()),
         shared,
         post,
         stream: RefCell::new(None),
@@ -418,6 +432,21 @@ async fn main(
                 Some(Control::Unfollow { topic, loop_index }) => bridge.unfollow(&topic, loop_index),
                 Some(Control::Member { topic, member, present }) => bridge.member(topic, member, present),
                 Some(Control::Watch { topic, loop_index, watch }) => bridge.watch_presence(topic, loop_index, watch),
+                Some(Control::UserAction(action)) => {
+                    if let Some(message) = control::encode(&bridge.node, &action)
+                        && let Err(e) = client.publish(control_subject.clone(), Bytes::from(message)).await
+                    {
+                        add(&stats.errors, 1);
+                        log::warn!("nats: a user action stays on this node: {e}");
+                    }
+                }
+            },
+            Some(message) = next_action(&mut actions) => {
+                match control::decode(&message.payload) {
+                    Some((node, _)) if node == bridge.node => {}
+                    Some((_, action)) => bridge.post(0, HubMessage::Control(ControlMessage::Relay(action))),
+                    None => log::debug!("nats: a control message that is not an action"),
+                }
             },
             Some(event) = events.recv() => match event {
                 NatsEvent::Connected => {
@@ -483,6 +512,14 @@ async fn main(
     let deadline = tokio::time::Instant::now() + config.request_timeout;
     while bridge.in_flight.get() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next message of the control subscription, if there is one.
+async fn next_action(actions: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match actions {
+        Some(subscriber) => subscriber.next().await,
+        None => std::future::pending().await,
     }
 }
 

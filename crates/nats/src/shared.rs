@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tether_hub::{BrokerState, HubMessage, Publish};
+use tether_hub::{BrokerState, HubMessage, Publish, UserAction};
 use tokio::sync::mpsc;
 
 use crate::NatsConfig;
@@ -37,6 +37,9 @@ pub(crate) enum Control {
         loop_index: usize,
         watch: bool,
     },
+    /// An action on a user's connections taken on this node, for the
+    /// other nodes.
+    UserAction(UserAction),
     /// Stop.
     Stop,
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use node::{LOOPS, Node, data};
 use support::{NatsServer, available};
-use tether_hub::{Broker, BrokerState, Error as HubError, Event, HubMessage};
+use tether_hub::{Broker, BrokerState, ControlMessage, Error as HubError, Event, HubMessage, UserAction};
 
 #[test]
 fn events_reach_every_node_in_the_streams_order() {
@@ -290,4 +290,38 @@ fn presence_is_shared_across_nodes() {
     // A node that shuts down takes its members away.
     drop(a);
     b.wait_for_remote(0, "room", &[]);
+}
+
+#[test]
+fn user_actions_reach_the_other_nodes() {
+    if !available("user_actions_reach_the_other_nodes") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    assert!(a.brokers[0].shares_user_actions());
+    let action = UserAction::Disconnect {
+        user: Arc::from("alice"),
+        code: 4001,
+        reason: "banned".to_owned(),
+    };
+    // The subscription may still be on its way to the server: the action
+    // is taken again until node b hears it (it is idempotent).
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never relayed");
+        a.brokers[1].user_action(&action, &mut node::Cx(1));
+        match b.next_within(0, std::time::Duration::from_millis(500)) {
+            Some(HubMessage::Control(ControlMessage::Relay(relayed))) => {
+                assert_eq!(relayed, action);
+                break;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {}
+        }
+    }
+    // Node a's own action is not relayed back to it.
+    a.expect_quiet(0);
+    a.expect_quiet(1);
 }
