@@ -708,8 +708,8 @@ pub(crate) struct RedisArgs {
     redis_presence_ttl: f64,
 }
 
-/// `--redis-presence-ttl`: 0.1 to 3600 seconds.
-#[cfg(feature = "redis")]
+/// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
+#[cfg(any(feature = "redis", feature = "nats"))]
 fn parse_presence_ttl(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
@@ -740,6 +740,13 @@ pub(crate) struct NatsArgs {
     #[arg(long, value_name = "N", default_value_t = 1, requires = "nats",
           value_parser = clap::value_parser!(u8).range(1..=5))]
     nats_replicas: u8,
+    /// How long this node's presence entries (who is subscribed here)
+    /// live in NATS unless renewed; they are renewed every third of it,
+    /// so a node that dies has its members leave the other nodes' lists
+    /// within about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "nats",
+          value_parser = parse_presence_ttl)]
+    nats_presence_ttl: f64,
 }
 
 /// The bus bridge (`--redis` or `--nats`), when built in.
@@ -793,6 +800,7 @@ fn nats_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, St
     let mut config = tether_nats::NatsConfig::new(url.as_str()).backlog(&settings.hub);
     config.prefix = args.nats.nats_prefix.clone();
     config.replicas = usize::from(args.nats.nats_replicas);
+    config.presence_ttl = std::time::Duration::from_secs_f64(args.nats.nats_presence_ttl);
     let bridge = tether_nats::NatsBridge::new(config).map_err(|e| e.to_string())?;
     log::info!(
         "hub: topics are shared through NATS JetStream at {} (stream {}, subjects {}.topic.TOPIC)",
