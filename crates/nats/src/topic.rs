@@ -19,6 +19,9 @@ use crate::runtime::{Bridge, EVENT_HEADER, KEY_HEADER, backoff};
 use crate::shared::add;
 use crate::subject::subject_of;
 
+/// How long one pull of a topic's consumer lasts at most (see [`open`]).
+const PULL_EXPIRES: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// To a topic's task, from the bridge's main task.
 #[derive(Debug)]
 pub(crate) enum TopicCmd {
@@ -336,6 +339,12 @@ async fn open(bridge: &Bridge, subject: &str, deliver_policy: DeliverPolicy) -> 
     let config = OrderedConfig {
         filter_subject: subject.to_owned(),
         deliver_policy,
+        // Each pull lasts at most this long, with heartbeats every half
+        // of it: a consumer lost with its server (on a cluster, while
+        // this node's connection to another server stays up) is noticed
+        // after two missed heartbeats and made again, within seconds
+        // rather than the client's default of 30 s.
+        max_expires: PULL_EXPIRES,
         ..Default::default()
     };
     let timeout = bridge.shared.config.request_timeout;
