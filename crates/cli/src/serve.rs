@@ -148,6 +148,9 @@ pub(crate) struct Args {
     #[cfg(feature = "redis")]
     #[command(flatten)]
     redis: RedisArgs,
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    nats: NatsArgs,
     #[cfg(feature = "deflate")]
     #[command(flatten)]
     deflate: DeflateArgs,
@@ -868,8 +871,8 @@ pub(crate) struct RedisArgs {
     redis_presence_ttl: f64,
 }
 
-/// `--redis-presence-ttl`: 0.1 to 3600 seconds.
-#[cfg(feature = "redis")]
+/// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
+#[cfg(any(feature = "redis", feature = "nats"))]
 fn parse_presence_ttl(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
@@ -877,13 +880,104 @@ fn parse_presence_ttl(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The Redis bridge, when built in.
-#[cfg(feature = "redis")]
-type Bridge = tether_redis::RedisBridge;
+/// The NATS bridge's options (`--app demo` and `--app hub`).
+#[cfg(feature = "nats")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "NATS (several tether nodes share the topics)")]
+pub(crate) struct NatsArgs {
+    /// Share the hub's topics with other tether nodes through NATS
+    /// JetStream (nats://HOST:PORT, or several nats://HOST:PORT separated
+    /// by commas for a NATS cluster): each topic is a subject of one
+    /// stream, which numbers and orders its events for every node and
+    /// keeps their backlog for Last-Event-ID replay.
+    #[arg(long, value_name = "URL")]
+    #[cfg_attr(feature = "redis", arg(conflicts_with = "redis"))]
+    nats: Option<String>,
+    /// The subjects' prefix (topic news: PREFIX.topic.news) and the
+    /// stream's name (its dots made _); nodes that share topics use the
+    /// same one.
+    #[arg(long, value_name = "PREFIX", default_value = "tether", requires = "nats")]
+    nats_prefix: String,
+    /// The stream's replicas when this node creates it (3 on a NATS
+    /// cluster of three nodes or more, so that it survives one lost).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "nats",
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    nats_replicas: u8,
+    /// How long this node's presence entries (who is subscribed here)
+    /// live in NATS unless renewed; they are renewed every third of it,
+    /// so a node that dies has its members leave the other nodes' lists
+    /// within about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "nats",
+          value_parser = parse_presence_ttl)]
+    nats_presence_ttl: f64,
+}
 
-/// Built without the `redis` feature: there is never a bridge.
-#[cfg(not(feature = "redis"))]
-enum Bridge {}
+/// The bus bridge (`--redis` or `--nats`), when built in.
+enum Bridge {
+    /// Through Redis.
+    #[cfg(feature = "redis")]
+    Redis(tether_redis::RedisBridge),
+    /// Through NATS JetStream.
+    #[cfg(feature = "nats")]
+    Nats(tether_nats::NatsBridge),
+}
+
+impl Bridge {
+    /// A broker for one event loop.
+    fn broker(&self) -> Box<dyn tether_hub::Broker + Send> {
+        match *self {
+            #[cfg(feature = "redis")]
+            Bridge::Redis(ref bridge) => Box::new(bridge.broker()),
+            #[cfg(feature = "nats")]
+            Bridge::Nats(ref bridge) => Box::new(bridge.broker()),
+        }
+    }
+
+    /// Starts the bridge's threads, which post to the loops.
+    fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> std::io::Result<()> {
+        let _ = &post;
+        match *self {
+            #[cfg(feature = "redis")]
+            Bridge::Redis(ref bridge) => bridge.start(post).map_err(std::io::Error::other),
+            #[cfg(feature = "nats")]
+            Bridge::Nats(ref bridge) => bridge.start(post).map_err(std::io::Error::other),
+        }
+    }
+}
+
+/// The bridge `--nats` or `--redis` asks for, set up (not started), if
+/// any.
+fn bus_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, String> {
+    if let Some(bridge) = nats_bridge(args, settings)? {
+        return Ok(Some(bridge));
+    }
+    redis_bridge(args, settings)
+}
+
+/// The bridge `--nats` asks for, set up (not started), if any.
+#[cfg(feature = "nats")]
+fn nats_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, String> {
+    let Some(url) = &args.nats.nats else {
+        return Ok(None);
+    };
+    let mut config = tether_nats::NatsConfig::new(url.as_str()).backlog(&settings.hub);
+    config.prefix = args.nats.nats_prefix.clone();
+    config.replicas = usize::from(args.nats.nats_replicas);
+    config.presence_ttl = std::time::Duration::from_secs_f64(args.nats.nats_presence_ttl);
+    let bridge = tether_nats::NatsBridge::new(config).map_err(|e| e.to_string())?;
+    log::info!(
+        "hub: topics are shared through NATS JetStream at {} (stream {}, subjects {}.topic.TOPIC)",
+        bridge.config().server(),
+        bridge.config().stream_name(),
+        bridge.config().prefix,
+    );
+    Ok(Some(Bridge::Nats(bridge)))
+}
+
+#[cfg(not(feature = "nats"))]
+fn nats_bridge(_: &Args, _: &HubSettings) -> Result<Option<Bridge>, String> {
+    Ok(None)
+}
 
 /// The bridge `--redis` asks for, set up (not started), if any.
 #[cfg(feature = "redis")]
@@ -903,7 +997,7 @@ fn redis_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, S
         bridge.config().prefix,
         if cluster { "{TOPIC}" } else { "TOPIC" }
     );
-    Ok(Some(bridge))
+    Ok(Some(Bridge::Redis(bridge)))
 }
 
 #[cfg(not(feature = "redis"))]
@@ -920,10 +1014,7 @@ fn hub_app(
     index: usize,
 ) -> HubApp {
     match bridge {
-        #[cfg(feature = "redis")]
-        Some(bridge) => shared.app_with_broker(index, Box::new(bridge.broker())),
-        #[cfg(not(feature = "redis"))]
-        Some(never) => match *never {},
+        Some(bridge) => shared.app_with_broker(index, bridge.broker()),
         None => match durable.get_mut(index).and_then(Option::take) {
             Some(broker) => shared.app_with_broker(index, Box::new(broker)),
             None => shared.app(index),
@@ -937,15 +1028,17 @@ fn hub_app(
 fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
     match bridge {
         #[cfg(feature = "redis")]
-        Some(bridge) => {
+        Some(Bridge::Redis(bridge)) => {
             let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
             shared.on_revoke(move |revocations| {
                 revoker.revoke(revocations.iter().map(|r| (r.entry(), r.until)).collect());
             });
         }
-        #[cfg(not(feature = "redis"))]
-        Some(never) => match *never {},
-        None => {
+        #[allow(
+            unreachable_patterns,
+            reason = "a bridge other than Redis's, if one is built in"
+        )]
+        Some(_) | None => {
             let _ = shared;
         }
     }
@@ -982,12 +1075,7 @@ impl tether_redis::NodeLimits for ClusterLimits {
 /// Starts the bridge's threads, which post to the loops through `poster`.
 fn start_bridge(bridge: Option<&Bridge>, poster: Poster<HubMessage>) -> std::io::Result<()> {
     match bridge {
-        #[cfg(feature = "redis")]
-        Some(bridge) => bridge
-            .start(move |to, message| poster.post(to, message))
-            .map_err(std::io::Error::other),
-        #[cfg(not(feature = "redis"))]
-        Some(never) => match *never {},
+        Some(bridge) => bridge.start(move |to, message| poster.post(to, message)),
         None => {
             let _ = poster;
             Ok(())
@@ -1379,7 +1467,7 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
     }
     let handshake = settings.origin_policy(handshake(args));
     let bridge = match args.app {
-        AppChoice::Demo | AppChoice::Hub => match redis_bridge(args, &settings) {
+        AppChoice::Demo | AppChoice::Hub => match bus_bridge(args, &settings) {
             Ok(bridge) => bridge,
             Err(e) => {
                 eprintln!("tether serve: {e}");
@@ -1390,6 +1478,10 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
             #[cfg(feature = "redis")]
             if args.redis.redis.is_some() {
                 log::warn!("--redis has no effect with --app echo");
+            }
+            #[cfg(feature = "nats")]
+            if args.nats.nats.is_some() {
+                log::warn!("--nats has no effect with --app echo");
             }
             None
         }

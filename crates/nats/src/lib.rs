@@ -1,0 +1,319 @@
+//! The bridge between tether's pub/sub hub (`tether-hub`, served by
+//! `tether-apps`' `HubApp`) and NATS JetStream, so that several tether
+//! nodes serve the same topics: a second engine beside `tether-redis`.
+//!
+//! Every topic is a subject of one JetStream stream
+//! (`PREFIX.topic.NAME`, see [`subject_of`]). A published event is added
+//! to the stream, which gives it its place in the topic's order for every
+//! node; its id is `EPOCH-SEQ`, the stream's creation time in
+//! milliseconds and the message's stream sequence, so that
+//! `Last-Event-ID` resumes exactly on any node. The stream keeps one
+//! message more per subject than the backlog, so the id before the
+//! backlog is always known and the gap signal is exact. Publish keys are
+//! JetStream's `Nats-Msg-Id`. See the README for the whole design.
+//!
+//! The client (`async-nats`) runs on a thread of its own, on a tokio
+//! current-thread runtime: the event loops never wait for NATS.
+//!
+//! ```no_run
+//! use tether_nats::{NatsBridge, NatsConfig};
+//! # fn loops() -> (tether_hub::Config, usize) { (tether_hub::Config::default(), 2) }
+//! let (hub, threads) = loops();
+//! let bridge = NatsBridge::new(NatsConfig::new("nats://127.0.0.1:4222").backlog(&hub))?;
+//! let brokers: Vec<_> = (0..threads).map(|_| bridge.broker()).collect();
+//! // ...give each loop its broker, then start the bridge with a way to
+//! // post to the loops (tether-server's `Poster`):
+//! bridge.start(|to, message| { let _ = (to, message); })?;
+//! # drop(brokers);
+//! bridge.shutdown();
+//! # Ok::<(), tether_nats::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod control;
+mod error;
+mod presence;
+mod runtime;
+mod shared;
+mod subject;
+mod topic;
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish, UserAction};
+use tokio::sync::mpsc;
+
+pub use config::NatsConfig;
+pub use error::Error;
+pub use shared::Status;
+pub use subject::subject_of;
+
+use shared::{Control, Post, Shared, Stats, add};
+
+/// The bridge between a tether server's hub and NATS JetStream: its
+/// settings, its thread, and the brokers of the event loops.
+///
+/// Make it ([`NatsBridge::new`]), give each event loop a
+/// [`NatsBridge::broker`], then [`NatsBridge::start`] it with a way to
+/// post to the loops; [`NatsBridge::shutdown`] (or dropping it) stops the
+/// thread.
+///
+/// ```
+/// use tether_hub::{Broker, BrokerState};
+/// use tether_nats::{NatsBridge, NatsConfig};
+///
+/// let bridge = NatsBridge::new(NatsConfig::new("nats://127.0.0.1:4222"))?;
+/// let broker = bridge.broker();
+/// // Not started: not connected, publishes are refused.
+/// assert_eq!(broker.state(), BrokerState::Connecting);
+/// assert!(!broker.complete(), "loops follow topics on demand");
+/// assert!(NatsBridge::new(NatsConfig::new("http://nope")).is_err());
+/// let mut config = NatsConfig::new("nats://a:4222,nats://b:4222");
+/// assert!(NatsBridge::new(config.clone()).is_ok());
+/// config.prefix = "a.*".into();
+/// assert!(NatsBridge::new(config).is_err());
+/// # Ok::<(), tether_nats::Error>(())
+/// ```
+pub struct NatsBridge {
+    shared: Arc<Shared>,
+    receivers: Mutex<Option<Receivers>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The thread's ends of its channels, until it starts.
+type Receivers = (mpsc::Receiver<Publish>, mpsc::UnboundedReceiver<Control>);
+
+impl fmt::Debug for NatsBridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBridge")
+            .field("server", &self.shared.config.server())
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsBridge {
+    /// A bridge with these settings; nothing connects before
+    /// [`NatsBridge::start`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`].
+    pub fn new(config: NatsConfig) -> Result<NatsBridge, Error> {
+        if runtime::servers(&config.url).is_err()
+            || !config.url.split(',').all(|u| u.trim().starts_with("nats://"))
+        {
+            return Err(Error::InvalidConfig(
+                "the URL must be nats://HOST:PORT[,nats://HOST:PORT...]",
+            ));
+        }
+        if !config::is_valid_prefix(&config.prefix) {
+            return Err(Error::InvalidConfig(
+                "the prefix must be tokens of letters, digits, _ and - joined by dots",
+            ));
+        }
+        if config.max_queued_publishes == 0 {
+            return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
+        }
+        if config.presence_ttl < std::time::Duration::from_millis(100) {
+            return Err(Error::InvalidConfig("presence_ttl must be at least 100 ms"));
+        }
+        if config.request_timeout.is_zero() {
+            return Err(Error::InvalidConfig("request_timeout must be more than zero"));
+        }
+        let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        Ok(NatsBridge {
+            shared: Arc::new(Shared {
+                config,
+                publish_tx,
+                control_tx,
+                stats: Stats::default(),
+            }),
+            receivers: Mutex::new(Some((publish_rx, control_rx))),
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &NatsConfig {
+        &self.shared.config
+    }
+
+    /// A broker for one event loop (make one per loop).
+    pub fn broker(&self) -> NatsBroker {
+        NatsBroker {
+            shared: self.shared.clone(),
+            shutting_down: false,
+        }
+    }
+
+    /// Starts the bridge's thread. `post(loop, message)` hands a message
+    /// to an event loop and wakes it (with tether-server:
+    /// `move |to, m| poster.post(to, m)`); messages posted by one thread
+    /// to one loop must arrive in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyStarted`], [`Error::Spawn`].
+    pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
+        let Some((publish_rx, control_rx)) = lock(&self.receivers).take() else {
+            return Err(Error::AlreadyStarted);
+        };
+        let post: Post = Arc::new(post);
+        let shared = self.shared.clone();
+        let thread = thread::Builder::new()
+            .name("tether-nats".into())
+            .spawn(move || runtime::run(shared, post, publish_rx, control_rx))
+            .map_err(Error::Spawn)?;
+        *lock(&self.thread) = Some(thread);
+        Ok(())
+    }
+
+    /// The connection and counters now.
+    pub fn status(&self) -> Status {
+        self.shared.stats.status()
+    }
+
+    /// Stops the thread (publishes still queued are refused, those sent
+    /// are answered or time out, at most
+    /// [`NatsConfig::request_timeout`]) and waits for it. The brokers
+    /// report [`BrokerState::Down`] from then on and refuse publishes.
+    pub fn shutdown(&self) {
+        self.shared.stats.stopped.store(true, Ordering::Release);
+        let _ = self.shared.control_tx.send(Control::Stop);
+        if let Some(thread) = lock(&self.thread).take()
+            && thread.join().is_err()
+        {
+            log::error!("nats: the bridge's thread panicked");
+        }
+    }
+}
+
+impl Drop for NatsBridge {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One event loop's [`Broker`] over NATS, from [`NatsBridge::broker`].
+///
+/// It never blocks the loop: publishes go to the bridge's thread over a
+/// bounded channel, follows and unfollows over another. Topics are
+/// followed on demand ([`Broker::complete`] is false).
+///
+/// Besides `tether_broker_up` and `tether_broker_state{broker="nats"}`,
+/// its metrics are `tether_nats_connected`, `tether_nats_reconnects_total`,
+/// `tether_nats_errors_total`, `tether_nats_resyncs_total`,
+/// `tether_nats_events_added_total`, `tether_nats_duplicates_total`,
+/// `tether_nats_publishes_refused_total`, `tether_nats_events_read_total`
+/// and `tether_nats_followed_topics`.
+pub struct NatsBroker {
+    shared: Arc<Shared>,
+    /// Its loop is shutting down: publishes are refused.
+    shutting_down: bool,
+}
+
+impl fmt::Debug for NatsBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBroker")
+            .field("state", &self.shared.stats.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsBroker {
+    /// The bridge's connection and counters now.
+    pub fn status(&self) -> Status {
+        self.shared.stats.status()
+    }
+}
+
+impl Broker for NatsBroker {
+    fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
+        let stats = &self.shared.stats;
+        if self.shutting_down {
+            add(&stats.refused, 1);
+            return Err(HubError::ShuttingDown);
+        }
+        if stats.state() != BrokerState::Up {
+            add(&stats.refused, 1);
+            return Err(HubError::BrokerUnavailable);
+        }
+        self.shared.publish_tx.try_send(publish).map_err(|_| {
+            add(&stats.refused, 1);
+            HubError::BrokerUnavailable
+        })
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+
+    fn shutdown(&mut self, _cx: &mut dyn Context) {
+        self.shutting_down = true;
+    }
+
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Follow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+        });
+    }
+
+    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Unfollow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+        });
+    }
+
+    fn state(&self) -> BrokerState {
+        self.shared.stats.state()
+    }
+
+    fn shares_presence(&self) -> bool {
+        true
+    }
+
+    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Member {
+            topic: topic.clone(),
+            member: member.clone(),
+            present,
+        });
+    }
+
+    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::Watch {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            watch,
+        });
+    }
+
+    fn shares_user_actions(&self) -> bool {
+        true
+    }
+
+    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
+        let _ = self.shared.control_tx.send(Control::UserAction(action.clone()));
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.status().write_metrics(out);
+    }
+}

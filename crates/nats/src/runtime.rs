@@ -1,0 +1,529 @@
+//! The bridge's thread: a tokio current-thread runtime with the NATS
+//! client, taking publishes and follows from the loops, sending publishes
+//! to JetStream and answering them, and running one task per followed
+//! topic ([`crate::topic`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use async_nats::{ConnectOptions, Event as NatsEvent, ServerAddr};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tether_backoff::{Attempts, Backoff};
+use tether_hub::{
+    ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::control;
+use crate::presence::{Presence, random_node};
+use crate::shared::{Control, Post, Shared, add};
+use crate::subject::{all_topics, message_id, subject_of};
+use crate::topic::{self, TopicCmd};
+
+/// The header that carries an event's type, when it is not `message`.
+pub(crate) const EVENT_HEADER: &str = "Tether-Event";
+/// The header that carries an event's publish key.
+pub(crate) const KEY_HEADER: &str = "Tether-Key";
+
+/// The reconnection backoff: 100 ms doubling to 5 s, each delay drawn
+/// from its upper half (as the Redis bridge's).
+pub(crate) fn backoff() -> Backoff {
+    Backoff::new()
+        .initial(Duration::from_millis(100))
+        .max(Duration::from_secs(5))
+        .jitter(0.5)
+}
+
+/// The servers of a `nats://` URL list.
+pub(crate) fn servers(url: &str) -> Result<Vec<ServerAddr>, String> {
+    let servers: Vec<ServerAddr> = url
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<ServerAddr>()
+                .map_err(|_| "not a nats:// URL".to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    if servers.is_empty() {
+        return Err("no server".to_owned());
+    }
+    Ok(servers)
+}
+
+/// A followed topic, as the bridge's main task and the topic's own task
+/// share it.
+pub(crate) struct TopicEntry {
+    /// Tells the entries of one topic apart across unfollow and follow.
+    pub(crate) serial: u64,
+    /// The loops that follow it.
+    pub(crate) loops: Vec<usize>,
+    /// The stream sequence of the last event delivered to the loops.
+    pub(crate) delivered: u64,
+    /// Publishers to answer once `delivered` reaches the sequence.
+    pub(crate) waiting: Vec<(u64, usize, HubMessage)>,
+    /// To the topic's task.
+    pub(crate) tx: mpsc::UnboundedSender<TopicCmd>,
+}
+
+/// What the bridge's tasks share (one thread: `Rc` and cells).
+pub(crate) struct Bridge {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) post: Post,
+    pub(crate) js: jetstream::Context,
+    /// The stream, once found or made.
+    pub(crate) stream: RefCell<Option<stream::Stream>>,
+    /// The stream's creation time in Unix milliseconds: the first part of
+    /// every event id, so that an id from a stream made again (its
+    /// sequence started over) is never taken for one of this stream.
+    pub(crate) epoch: Cell<u64>,
+    /// True while connected with the stream ready.
+    pub(crate) up: watch::Sender<bool>,
+    pub(crate) topics: RefCell<HashMap<Arc<str>, TopicEntry>>,
+    /// Publishes sent and not yet acknowledged.
+    in_flight: Cell<usize>,
+    /// Presence across nodes ([`crate::presence`]).
+    pub(crate) presence: RefCell<Presence>,
+    /// This node's random name (in its presence keys).
+    pub(crate) node: String,
+}
+
+impl Bridge {
+    pub(crate) fn post(&self, to: usize, message: HubMessage) {
+        (self.post)(to, message);
+    }
+
+    /// A topic's task delivered up to `seq`: answer the publishers that
+    /// waited for it.
+    pub(crate) fn delivered(&self, topic: &str, serial: u64, seq: u64) {
+        let mut answers = Vec::new();
+        if let Some(entry) = self.topics.borrow_mut().get_mut(topic)
+            && entry.serial == serial
+        {
+            entry.delivered = entry.delivered.max(seq);
+            let delivered = entry.delivered;
+            let (now, later) = std::mem::take(&mut entry.waiting)
+                .into_iter()
+                .partition(|(s, _, _)| *s <= delivered);
+            entry.waiting = later;
+            answers = now;
+        }
+        for (_, to, message) in answers {
+            self.post(to, message);
+        }
+    }
+
+    /// The stream, if found.
+    pub(crate) fn stream(&self) -> Option<stream::Stream> {
+        self.stream.borrow().clone()
+    }
+
+    /// Answers a publish from its acknowledgement, after its event
+    /// reached the publisher's loop if that loop follows the topic.
+    fn answer(
+        &self,
+        topic: &Arc<str>,
+        reply: Option<ReplyTo>,
+        result: Result<jetstream::publish::PublishAck, String>,
+    ) {
+        let stats = &self.shared.stats;
+        let (seq, result) = match result {
+            Ok(ack) => {
+                let id = EventId::new(self.epoch.get(), ack.sequence);
+                add(
+                    if ack.duplicate {
+                        &stats.duplicates
+                    } else {
+                        &stats.added
+                    },
+                    1,
+                );
+                (ack.sequence, Ok((id, ack.duplicate)))
+            }
+            Err(e) => {
+                log::warn!("nats: a publish to {topic} failed: {e}");
+                add(&stats.refused, 1);
+                add(&stats.errors, 1);
+                (0, Err(HubError::BrokerUnavailable))
+            }
+        };
+        let Some(reply) = reply else {
+            return;
+        };
+        let message = match result {
+            Ok((id, true)) => HubMessage::Duplicate {
+                token: reply.token,
+                id,
+            },
+            Ok((id, false)) => HubMessage::Published {
+                token: reply.token,
+                result: Ok(id),
+            },
+            Err(e) => HubMessage::Published {
+                token: reply.token,
+                result: Err(e),
+            },
+        };
+        if let Some(entry) = self.topics.borrow_mut().get_mut(topic)
+            && entry.loops.contains(&reply.loop_index)
+            && entry.delivered < seq
+        {
+            entry.waiting.push((seq, reply.loop_index, message));
+            return;
+        }
+        self.post(reply.loop_index, message);
+    }
+
+    fn refuse(&self, publish: &Publish, error: HubError) {
+        add(&self.shared.stats.refused, 1);
+        if let Some(reply) = publish.reply {
+            self.post(
+                reply.loop_index,
+                HubMessage::Published {
+                    token: reply.token,
+                    result: Err(error),
+                },
+            );
+        }
+    }
+
+    /// Sends a publish to JetStream; its acknowledgement is awaited on a
+    /// task of its own, so that publishes are pipelined (sent in order).
+    async fn publish(self: &Rc<Self>, publish: Publish) {
+        if !*self.up.borrow() {
+            self.refuse(&publish, HubError::BrokerUnavailable);
+            return;
+        }
+        let subject = subject_of(&self.shared.config.prefix, &publish.topic);
+        let mut message = PublishMessage::build();
+        if publish.event_type != DEFAULT_EVENT_TYPE {
+            message = message.header(EVENT_HEADER, publish.event_type.as_str());
+        }
+        if let Some(key) = &publish.key {
+            message = message
+                .header(KEY_HEADER, &**key)
+                .message_id(message_id(&publish.topic, key));
+        }
+        let Publish {
+            topic, data, reply, ..
+        } = publish;
+        let message = message.payload(Bytes::from(data));
+        let sent: Result<PublishAckFuture, _> = self.js.send_publish(subject, message).await;
+        match sent {
+            Ok(ack) => {
+                self.in_flight.set(self.in_flight.get() + 1);
+                let bridge = self.clone();
+                tokio::task::spawn_local(async move {
+                    let result = ack.await.map_err(|e| e.to_string());
+                    bridge.in_flight.set(bridge.in_flight.get().saturating_sub(1));
+                    bridge.answer(&topic, reply, result);
+                });
+            }
+            Err(e) => {
+                log::warn!("nats: cannot publish to {topic}: {e}");
+                add(&self.shared.stats.errors, 1);
+                add(&self.shared.stats.refused, 1);
+                if let Some(reply) = reply {
+                    self.post(
+                        reply.loop_index,
+                        HubMessage::Published {
+                            token: reply.token,
+                            result: Err(HubError::BrokerUnavailable),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn follow(self: &Rc<Self>, topic: Arc<str>, loop_index: usize, serials: &mut u64) {
+        let mut topics = self.topics.borrow_mut();
+        if let Some(entry) = topics.get_mut(&topic) {
+            if !entry.loops.contains(&loop_index) {
+                entry.loops.push(loop_index);
+            }
+            let _ = entry.tx.send(TopicCmd::Follow(loop_index));
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(TopicCmd::Follow(loop_index));
+        *serials += 1;
+        let serial = *serials;
+        topics.insert(
+            topic.clone(),
+            TopicEntry {
+                serial,
+                loops: vec![loop_index],
+                delivered: 0,
+                waiting: Vec::new(),
+                tx,
+            },
+        );
+        add(&self.shared.stats.followed, 1);
+        tokio::task::spawn_local(topic::follow(self.clone(), topic, serial, rx));
+    }
+
+    fn unfollow(&self, topic: &Arc<str>, loop_index: usize) {
+        let mut topics = self.topics.borrow_mut();
+        let Some(entry) = topics.get_mut(topic) else {
+            return;
+        };
+        entry.loops.retain(|&l| l != loop_index);
+        let _ = entry.tx.send(TopicCmd::Unfollow(loop_index));
+        if !entry.loops.is_empty() {
+            return;
+        }
+        let waiting = topics
+            .remove(topic)
+            .map(|entry| entry.waiting)
+            .unwrap_or_default();
+        drop(topics);
+        self.shared.stats.followed.fetch_sub(1, Ordering::Relaxed);
+        for (_, to, message) in waiting {
+            self.post(to, message);
+        }
+    }
+
+    /// Finds the stream, or makes it: subjects `PREFIX.topic.*`, one more
+    /// message per subject than the backlog, file storage.
+    async fn ensure_stream(&self) -> Result<(), String> {
+        let config = &self.shared.config;
+        let per_subject = config.history_events.saturating_add(1);
+        let wanted = stream::Config {
+            name: config.stream_name(),
+            subjects: vec![all_topics(&config.prefix)],
+            max_messages_per_subject: i64::try_from(per_subject).unwrap_or(i64::MAX),
+            num_replicas: config.replicas.max(1),
+            duplicate_window: config.duplicate_window,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let request = self.js.get_or_create_stream(wanted);
+        let stream = tokio::time::timeout(config.request_timeout, request)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let info = stream.cached_info();
+        if info.config.max_messages_per_subject != i64::try_from(per_subject).unwrap_or(i64::MAX) {
+            log::warn!(
+                "nats: the stream {} keeps {} messages per subject, not {per_subject}: \
+                 the backlog's first id may be unknown (a gap signal where none is due)",
+                info.config.name,
+                info.config.max_messages_per_subject
+            );
+        }
+        let created = info.created.unix_timestamp_nanos() / 1_000_000;
+        let epoch = u64::try_from(created).unwrap_or(0).max(1);
+        if self.epoch.get() != 0 && self.epoch.get() != epoch {
+            log::warn!(
+                "nats: the stream {} was made again: every topic resynchronises",
+                info.config.name
+            );
+        }
+        self.epoch.set(epoch);
+        *self.stream.borrow_mut() = Some(stream);
+        Ok(())
+    }
+}
+
+/// The thread's body: builds the runtime and runs the bridge until
+/// [`Control::Stop`].
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    post: Post,
+    publishes: mpsc::Receiver<Publish>,
+    control: mpsc::UnboundedReceiver<Control>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("nats: cannot start the bridge's runtime: {e}");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, main(shared, post, publishes, control));
+}
+
+async fn main(
+    shared: Arc<Shared>,
+    post: Post,
+    mut publishes: mpsc::Receiver<Publish>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let config = shared.config.clone();
+    let Ok(servers) = servers(&config.url) else {
+        log::error!("nats: {}: not a nats:// URL", config.server());
+        return;
+    };
+    let (events_tx, mut events) = mpsc::unbounded_channel::<NatsEvent>();
+    let delays = backoff();
+    let options = ConnectOptions::new()
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| {
+            delays.jittered_delay(u32::try_from(attempts).unwrap_or(u32::MAX))
+        })
+        .connection_timeout(config.request_timeout)
+        .request_timeout(Some(config.request_timeout))
+        .event_callback(move |event| {
+            let events_tx = events_tx.clone();
+            async move {
+                let _ = events_tx.send(event);
+            }
+        });
+    let client = match options.connect(servers).await {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("nats: {}: {e}", config.server());
+            return;
+        }
+    };
+    // The other nodes' user actions (the client subscribes again after a
+    // reconnection).
+    let control_subject = control::subject(&config.prefix);
+    let mut actions = match client.subscribe(control_subject.clone()).await {
+        Ok(subscriber) => Some(subscriber),
+        Err(e) => {
+            log::warn!("nats: the other nodes' user actions will not reach this node: {e}");
+            None
+        }
+    };
+    let (up, _) = watch::channel(false);
+    let bridge = Rc::new(Bridge {
+        js: jetstream::new(client.clone()),
+        shared,
+        post,
+        stream: RefCell::new(None),
+        epoch: Cell::new(0),
+        up,
+        topics: RefCell::new(HashMap::new()),
+        in_flight: Cell::new(0),
+        presence: RefCell::new(Presence::default()),
+        node: random_node(),
+    });
+    let stats = &bridge.shared.stats;
+    let mut serials = 0;
+    // Whether the stream must be looked up (at start, and after each
+    // reconnection), and when to try.
+    let mut need_stream = true;
+    let mut attempts = Attempts::new(backoff());
+    let mut retry_at = tokio::time::Instant::now();
+    let mut was_connected = false;
+    // Other nodes' members posted every second; this node's written
+    // again every third of their time to live.
+    let mut presence_tick = tokio::time::interval(Duration::from_secs(1));
+    presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let refresh_every = config.presence_ttl / 3;
+    let mut refresh_at = tokio::time::Instant::now() + refresh_every;
+    loop {
+        tokio::select! {
+            biased;
+            message = control.recv() => match message {
+                None | Some(Control::Stop) => break,
+                Some(Control::Follow { topic, loop_index }) => bridge.follow(topic, loop_index, &mut serials),
+                Some(Control::Unfollow { topic, loop_index }) => bridge.unfollow(&topic, loop_index),
+                Some(Control::Member { topic, member, present }) => bridge.member(topic, member, present),
+                Some(Control::Watch { topic, loop_index, watch }) => bridge.watch_presence(topic, loop_index, watch),
+                Some(Control::UserAction(action)) => {
+                    if let Some(message) = control::encode(&bridge.node, &action)
+                        && let Err(e) = client.publish(control_subject.clone(), Bytes::from(message)).await
+                    {
+                        add(&stats.errors, 1);
+                        log::warn!("nats: a user action stays on this node: {e}");
+                    }
+                }
+            },
+            Some(message) = next_action(&mut actions) => {
+                match control::decode(&message.payload) {
+                    Some((node, _)) if node == bridge.node => {}
+                    Some((_, action)) => bridge.post(0, HubMessage::Control(ControlMessage::Relay(action))),
+                    None => log::debug!("nats: a control message that is not an action"),
+                }
+            },
+            Some(event) = events.recv() => match event {
+                NatsEvent::Connected => {
+                    if was_connected {
+                        add(&stats.reconnects, 1);
+                    }
+                    was_connected = true;
+                    log::info!("nats: connected to {}", config.server());
+                    need_stream = true;
+                    retry_at = tokio::time::Instant::now();
+                }
+                NatsEvent::Disconnected => {
+                    log::warn!("nats: connection to {} lost", config.server());
+                    add(&stats.errors, 1);
+                    set_up(&bridge, false);
+                }
+                other => log::debug!("nats: {other}"),
+            },
+            _ = tokio::time::sleep_until(retry_at), if need_stream => {
+                let ready = match bridge.ensure_stream().await {
+                    Ok(()) => bridge.ensure_presence().await,
+                    Err(e) => Err(e),
+                };
+                match ready {
+                    Ok(()) => {
+                        need_stream = false;
+                        attempts.reset();
+                        set_up(&bridge, true);
+                        bridge.refresh_presence();
+                        // Every followed topic checks that nothing was lost
+                        // and reads on.
+                        for entry in bridge.topics.borrow().values() {
+                            let _ = entry.tx.send(TopicCmd::Check);
+                        }
+                    }
+                    Err(e) => {
+                        add(&stats.errors, 1);
+                        log::warn!("nats: the stream {}: {e}", config.stream_name());
+                        retry_at = tokio::time::Instant::now() + attempts.next_delay();
+                    }
+                }
+            }
+            Some(publish) = publishes.recv() => bridge.publish(publish).await,
+            _ = presence_tick.tick() => {
+                bridge.post_presence();
+                if tokio::time::Instant::now() >= refresh_at {
+                    refresh_at = tokio::time::Instant::now() + refresh_every;
+                    if *bridge.up.borrow() {
+                        bridge.refresh_presence();
+                    }
+                }
+            }
+        }
+    }
+    bridge.clear_presence().await;
+    set_up(&bridge, false);
+    // Publishes still queued are refused; those sent get their answers
+    // (or time out).
+    publishes.close();
+    while let Ok(publish) = publishes.try_recv() {
+        bridge.refuse(&publish, HubError::ShuttingDown);
+    }
+    let deadline = tokio::time::Instant::now() + config.request_timeout;
+    while bridge.in_flight.get() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next message of the control subscription, if there is one.
+async fn next_action(actions: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match actions {
+        Some(subscriber) => subscriber.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn set_up(bridge: &Bridge, up: bool) {
+    bridge.shared.stats.up.store(up, Ordering::Release);
+    bridge.up.send_replace(up);
+}

@@ -1,0 +1,327 @@
+//! The bridge against a real `nats-server` (see `support`): several
+//! "nodes" (bridges with two pretend event loops each) share topics
+//! through one JetStream stream; follows get their backlog from it, with
+//! the id before it exact; publish keys hold across nodes; a restarted
+//! NATS loses and duplicates nothing, and a stream made again resyncs.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+mod node;
+mod support;
+
+use std::sync::Arc;
+
+use node::{LOOPS, Node, data};
+use support::{NatsServer, available};
+use tether_hub::{Broker, BrokerState, ControlMessage, Error as HubError, Event, HubMessage, UserAction};
+
+#[test]
+fn events_reach_every_node_in_the_streams_order() {
+    if !available("events_reach_every_node_in_the_streams_order") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    for l in 0..LOOPS {
+        b.follow(l, "news");
+        let (history, dropped) = b.ready(l);
+        assert!(
+            history.is_empty() && dropped.is_none(),
+            "a topic nobody published to"
+        );
+    }
+
+    // Publishes from both nodes, interleaved; loop 1 of node b is a
+    // publisher and a follower.
+    let mut tokens = Vec::new();
+    for n in 1..=4 {
+        tokens.push(('a', a.publish(0, "news", &format!("a{n}")).unwrap()));
+        tokens.push(('b', b.publish(1, "news", &format!("b{n}")).unwrap()));
+    }
+    // Node a's loop does not follow the topic: answered as soon as added.
+    let mut a_ids = Vec::new();
+    for (_, token) in tokens.iter().filter(|(node, _)| *node == 'a') {
+        a_ids.push(a.published(0, *token).unwrap());
+    }
+    assert!(a_ids.windows(2).all(|w| w[0] < w[1]));
+
+    // Both loops of node b get all eight, in one order.
+    let loop0: Vec<Arc<Event>> = (0..8).map(|_| b.deliver(0)).collect();
+    let ids: Vec<_> = loop0.iter().map(|e| e.id()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let mut seen = data(&loop0);
+    seen.sort();
+    assert_eq!(seen, ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]);
+    for id in &a_ids {
+        assert!(ids.contains(id), "{id} is a delivered id");
+    }
+    // Loop 1 gets the same events, and each of its own publishes is
+    // answered after the event reached it.
+    let mut delivered = Vec::new();
+    let mut answered = Vec::new();
+    while delivered.len() < 8 || answered.len() < 4 {
+        match b.next(1) {
+            HubMessage::Deliver(event) => delivered.push(event.id()),
+            HubMessage::Published { result, .. } => {
+                let id = result.unwrap();
+                assert!(delivered.contains(&id), "answered {id} before delivering it");
+                answered.push(id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered, ids);
+    b.expect_quiet(0);
+    b.expect_quiet(1);
+    let status = b.bridge.status();
+    assert_eq!(
+        (status.events_added, status.events_read, status.followed_topics),
+        (4, 8, 1)
+    );
+    assert!(b.metrics().contains("tether_nats_events_read_total 8\n"));
+
+    // Unfollowed by both loops: nothing more reaches them.
+    b.unfollow(0, "news");
+    b.unfollow(1, "news");
+    a.publish_ok(0, "news", "late");
+    b.expect_quiet(0);
+    b.expect_quiet(1);
+    support::wait_until("the topic to be dropped", || {
+        b.bridge.status().followed_topics == 0
+    });
+}
+
+#[test]
+fn a_follow_gets_the_backlog_with_the_id_before_it() {
+    if !available("a_follow_gets_the_backlog_with_the_id_before_it") {
+        return;
+    }
+    let nats = NatsServer::start();
+    // The stream keeps five per subject (the backlog, four, and one).
+    let mut a = Node::start(&nats.url(), |c| c.history_events = 4);
+    let mut ids = Vec::new();
+    for n in 1..=10 {
+        ids.push(a.publish_ok(0, "hist", &format!("e{n}")));
+        // Another topic between them: the stream's sequence is shared.
+        a.publish_ok(0, "other", &format!("o{n}"));
+    }
+
+    let mut b = Node::start(&nats.url(), |c| c.history_events = 4);
+    b.follow(0, "hist");
+    let (history, dropped) = b.ready(0);
+    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
+    assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), ids[6..]);
+    assert_eq!(dropped, Some(ids[5]), "the id before the backlog, exactly");
+
+    // A byte bound keeps fewer, the one before still known.
+    let two_events = history[2].cost() + history[3].cost();
+    let mut c = Node::start(&nats.url(), |c| {
+        c.history_events = 4;
+        c.history_bytes = two_events;
+    });
+    c.follow(0, "hist");
+    let (history, dropped) = c.ready(0);
+    assert_eq!(data(&history), ["e9", "e10"]);
+    assert_eq!(dropped, Some(ids[7]));
+
+    // A topic with fewer events than the backlog: all of them, nothing
+    // before.
+    let mut d = Node::start(&nats.url(), |c| c.history_events = 4);
+    a.publish_ok(0, "short", "s1");
+    a.publish_ok(0, "short", "s2");
+    d.follow(1, "short");
+    let (history, dropped) = d.ready(1);
+    assert_eq!(data(&history), ["s1", "s2"]);
+    assert_eq!(dropped, None);
+
+    // A second loop of the same node gets the same backlog, from the node.
+    d.follow(0, "short");
+    let (again, dropped) = d.ready(0);
+    assert_eq!(data(&again), ["s1", "s2"]);
+    assert_eq!(dropped, None);
+    let id = a.publish_ok(0, "short", "s3");
+    assert_eq!(d.deliver(0).id(), id);
+    assert_eq!(d.deliver(1).id(), id);
+}
+
+#[test]
+fn publish_keys_make_one_event_across_nodes() {
+    if !available("publish_keys_make_one_event_across_nodes") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    b.follow(1, "orders");
+    assert!(b.ready(1).0.is_empty());
+
+    let first = a.publish_keyed(0, "orders", "paid", Some("order-42")).unwrap();
+    let (id, duplicate) = a.outcome(0, first);
+    assert!(!duplicate);
+    let again = b.publish_keyed(0, "orders", "paid", Some("order-42")).unwrap();
+    assert_eq!(b.outcome(0, again), (id, true), "the same key on another node");
+    // The same key on another topic is another event.
+    let other = a.publish_keyed(0, "invoices", "paid", Some("order-42")).unwrap();
+    let (other_id, duplicate) = a.outcome(0, other);
+    assert!(!duplicate && other_id != id);
+
+    // One event reached the follower, with its key.
+    let event = b.deliver(1);
+    assert_eq!(event.id(), id);
+    assert_eq!(event.key(), Some("order-42"));
+    b.expect_quiet(1);
+    assert_eq!(b.bridge.status().duplicates, 1);
+
+    // Event types go through too.
+    let publish =
+        tether_hub::Publish::new("orders", Some("refund"), "x", &tether_hub::Config::default()).unwrap();
+    a.brokers[0].publish(publish, &mut node::Cx(0)).unwrap();
+    let event = b.deliver(1);
+    let json: serde_json::Value = serde_json::from_str(event.json()).unwrap();
+    assert_eq!(json["event"], "refund", "{json}");
+}
+
+#[test]
+fn a_nats_restart_mid_stream_loses_and_duplicates_nothing() {
+    if !available("a_nats_restart_mid_stream_loses_and_duplicates_nothing") {
+        return;
+    }
+    let mut nats = Some(NatsServer::start());
+    let url = nats.as_ref().unwrap().url();
+    let mut a = Node::start(&url, |_| {});
+    let mut b = Node::start(&url, |_| {});
+    b.follow(0, "live");
+    assert!(b.ready(0).0.is_empty());
+
+    let mut acknowledged = Vec::new();
+    let mut restarted = None;
+    for n in 0..60 {
+        if n == 20 {
+            nats.as_mut().unwrap().stop();
+            a.wait_for_state(BrokerState::Connecting);
+            // Refused while NATS is away, never queued blind.
+            assert_eq!(a.publish(0, "live", "x"), Err(HubError::BrokerUnavailable));
+            // Back in a moment, with its store, while the publisher
+            // retries.
+            let mut server = nats.take().unwrap();
+            restarted = Some(std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                server.restart();
+                server
+            }));
+        }
+        let (id, _) = a.publish_until_acknowledged(0, "live", &format!("m{n}"), &format!("k{n}"));
+        acknowledged.push(id);
+    }
+    assert!(acknowledged.windows(2).all(|w| w[0] < w[1]), "{acknowledged:?}");
+    let _nats = restarted.unwrap().join().unwrap();
+
+    // Node b got every acknowledged event once, in order, without a
+    // resync (the stream kept them; it is the same stream).
+    let mut got = Vec::new();
+    while got.len() < acknowledged.len() {
+        match b.next(0) {
+            HubMessage::Deliver(event) => got.push(event.id()),
+            other => panic!("unexpected {other:?} after {} events", got.len()),
+        }
+    }
+    assert_eq!(got, acknowledged);
+    b.expect_quiet(0);
+    let status = b.bridge.status();
+    assert_eq!(status.resyncs, 0);
+    assert!(status.reconnects >= 1, "{status:?}");
+}
+
+#[test]
+fn a_stream_made_again_resyncs_its_topics() {
+    if !available("a_stream_made_again_resyncs_its_topics") {
+        return;
+    }
+    let mut nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    b.follow(0, "gone");
+    assert!(b.ready(0).0.is_empty());
+    let before = a.publish_ok(0, "gone", "old");
+    assert_eq!(b.deliver(0).id(), before);
+
+    // NATS back without its store: the stream is made again, its
+    // sequence starts over, the events are gone.
+    nats.stop();
+    nats.restart_empty();
+    b.wait_for_state(BrokerState::Up);
+    let (history, dropped) = b.ready(0);
+    assert!(history.is_empty() && dropped.is_none(), "{history:?} {dropped:?}");
+    assert_eq!(b.bridge.status().resyncs, 1);
+
+    // New ids are of another epoch: the old id is never taken for one.
+    a.wait_for_state(BrokerState::Up);
+    let after = a.publish_until_acknowledged(0, "gone", "new", "k-new").0;
+    assert_ne!(after.ms(), before.ms());
+    assert_eq!(b.deliver(0).id(), after);
+}
+
+#[test]
+fn presence_is_shared_across_nodes() {
+    if !available("presence_is_shared_across_nodes") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    assert!(b.brokers[0].shares_presence());
+    b.watch_presence(0, "room", true);
+    b.wait_for_remote(0, "room", &[]);
+
+    // Members of node a are heard on node b (not node b's own).
+    a.presence(1, "room", "alice", true);
+    a.presence(1, "room", "bob", true);
+    b.presence(0, "room", "carol", true);
+    b.wait_for_remote(0, "room", &["alice", "bob"]);
+    a.presence(1, "room", "alice", false);
+    b.wait_for_remote(0, "room", &["bob"]);
+    // And node b's members on node a, once it watches.
+    a.watch_presence(1, "room", true);
+    a.wait_for_remote(1, "room", &["carol"]);
+
+    // A node that shuts down takes its members away.
+    drop(a);
+    b.wait_for_remote(0, "room", &[]);
+}
+
+#[test]
+fn user_actions_reach_the_other_nodes() {
+    if !available("user_actions_reach_the_other_nodes") {
+        return;
+    }
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    assert!(a.brokers[0].shares_user_actions());
+    let action = UserAction::Disconnect {
+        user: Arc::from("alice"),
+        code: 4001,
+        reason: "banned".to_owned(),
+    };
+    // The subscription may still be on its way to the server: the action
+    // is taken again until node b hears it (it is idempotent).
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never relayed");
+        a.brokers[1].user_action(&action, &mut node::Cx(1));
+        match b.next_within(0, std::time::Duration::from_millis(500)) {
+            Some(HubMessage::Control(ControlMessage::Relay(relayed))) => {
+                assert_eq!(relayed, action);
+                break;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {}
+        }
+    }
+    // Node a's own action is not relayed back to it.
+    a.expect_quiet(0);
+    a.expect_quiet(1);
+}
