@@ -287,6 +287,9 @@ pub struct ServerSession {
     requests: BTreeMap<u64, RequestState>,
     /// The lowest client bidirectional stream ID not seen yet.
     next_request_id: u64,
+    /// Request stream IDs below `next_request_id` that a higher one opened
+    /// but that have sent nothing yet: `[start, end)` ranges.
+    unseen: Vec<(u64, u64)>,
     /// The ID sent in GOAWAY: requests from it on are refused.
     goaway: Option<u64>,
     peer_settings: Option<Settings>,
@@ -318,6 +321,7 @@ impl ServerSession {
             uni_streams: BTreeMap::new(),
             requests: BTreeMap::new(),
             next_request_id: 0,
+            unseen: Vec::new(),
             goaway: None,
             peer_settings: None,
             events: VecDeque::new(),
@@ -443,9 +447,37 @@ impl ServerSession {
         }
     }
 
-    fn receive_request(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+    /// Whether `stream_id` is a request stream never seen before, noting
+    /// it as seen. A stream opens every lower one of its kind (RFC 9000
+    /// §2.1), but their bytes may come later: those skipped are kept as
+    /// ranges, each range at least one stream QUIC counts as open.
+    fn first_seen(&mut self, stream_id: u64) -> bool {
         if stream_id >= self.next_request_id {
+            if stream_id > self.next_request_id {
+                self.unseen.push((self.next_request_id, stream_id));
+            }
             self.next_request_id = stream_id.saturating_add(4);
+            return true;
+        }
+        let Some(i) = self
+            .unseen
+            .iter()
+            .position(|&(start, end)| start <= stream_id && stream_id < end)
+        else {
+            return false;
+        };
+        let (start, end) = self.unseen.swap_remove(i);
+        if start < stream_id {
+            self.unseen.push((start, stream_id));
+        }
+        if stream_id.saturating_add(4) < end {
+            self.unseen.push((stream_id.saturating_add(4), end));
+        }
+        true
+    }
+
+    fn receive_request(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+        if self.first_seen(stream_id) {
             if self.goaway.is_some_and(|id| stream_id >= id) {
                 // RFC 9114 §5.2: a request past GOAWAY is refused.
                 self.events.push_back(SessionEvent::StreamError {

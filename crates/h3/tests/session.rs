@@ -670,3 +670,24 @@ fn limits_on_heads_frames_and_blocked_streams() {
         )
     );
 }
+
+#[test]
+fn a_stream_whose_bytes_come_after_a_higher_ones_is_still_served() {
+    let mut session = ServerSession::new(SessionConfig::default());
+    // 12 first: 0, 4 and 8 are open too, their bytes late.
+    session.receive(12, &get("/12"), true).unwrap();
+    session.receive(4, &get("/4"), true).unwrap();
+    session.receive(0, &get("/0"), true).unwrap();
+    session.receive(8, &get("/8"), true).unwrap();
+    let paths: Vec<String> = drain(&mut session)
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Request { request, .. } => request.path.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paths, ["/12", "/4", "/0", "/8"]);
+    // A stream done with stays done: its late bytes are dropped.
+    session.receive(4, &get("/again"), true).unwrap();
+    assert!(drain(&mut session).is_empty());
+}

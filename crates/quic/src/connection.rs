@@ -84,8 +84,10 @@ impl Conn {
                 Event::Stream(StreamEvent::Readable { id }) => self.read(id),
                 Event::Stream(StreamEvent::Writable { id }) => {
                     let target = self.target_of(id);
+                    let waiting = self.unsent_bytes(target) > 0;
                     self.flush(target);
                     if let Target::Request(stream_id) = target
+                        && waiting
                         && self.unsent_bytes(target) == 0
                     {
                         out.push_back(ServerEvent::Writable {

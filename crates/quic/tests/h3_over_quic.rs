@@ -627,3 +627,108 @@ fn connections_past_the_limit_are_refused() {
     );
     assert_eq!(net.server.connections(), 1);
 }
+
+fn session_events(net: &Net) -> Vec<&SessionEvent> {
+    net.events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Session { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_cancelled_request_is_reported_and_goaway_refuses_later_ones() {
+    let mut net = Net::new(QuicConfig::default());
+    net.answer = None;
+    let c = net.connect(1 << 20);
+    net.connected(c);
+    let first = net.clients[c].get("/events");
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        session_events(net)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::End { .. }))
+    }));
+    // The client stops reading the response it never got.
+    net.clients[c]
+        .conn
+        .recv_stream(first)
+        .stop(VarInt::from_u32(0x10c))
+        .unwrap();
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        session_events(net)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Cancelled { code: 0x10c, .. }))
+    }));
+
+    net.server.goaway(net.now);
+    let second = net.clients[c].get("/late");
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        net.clients[c]
+            .received
+            .get(&second)
+            .is_some_and(|r| r.2.is_some())
+    }));
+    assert_eq!(
+        net.clients[c].received[&second].2,
+        Some(0x10b),
+        "H3_REQUEST_REJECTED"
+    );
+    // The control stream: SETTINGS, then GOAWAY naming the refused stream.
+    let control = net.clients[c].server_uni(0x00).unwrap().to_vec();
+    let mut decoder = FrameDecoder::new(1024);
+    let mut rest = &control[..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let (used, event) = decoder.decode(rest).unwrap();
+        rest = &rest[used..];
+        frames.extend(event.map(|e| format!("{e:?}")));
+    }
+    assert_eq!(
+        frames.last().unwrap(),
+        &format!("{:?}", FrameEvent::Frame(Frame::Goaway(4)))
+    );
+}
+
+#[test]
+fn a_request_using_the_dynamic_table_is_acknowledged_on_the_decoder_stream() {
+    let mut net = Net::new(QuicConfig::default());
+    let c = net.connect(1 << 20);
+    net.connected(c);
+    // RFC 9204 B.2's section: Required Insert Count 2, :authority and
+    // :path from the dynamic table, :method GET and :scheme https static.
+    let mut wire = Vec::new();
+    Frame::Headers(b"\x03\x81\x10\x11\xd1\xd7".to_vec())
+        .encode(&mut wire)
+        .unwrap();
+    let request = net.clients[c].conn.streams().open(Dir::Bi).unwrap();
+    net.clients[c].write_all(request, &wire, true);
+    // The inserts come later, on the encoder stream.
+    assert!(!net.run_until(Duration::from_millis(200), |net| {
+        net.clients[c].response(request).is_some()
+    }));
+    let encoder = net.clients[c].conn.streams().open(Dir::Uni).unwrap();
+    net.clients[c].write_all(
+        encoder,
+        b"\x02\x3f\xbd\x01\xc0\x0fwww.example.com\xc1\x0c/sample/path",
+        false,
+    );
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        net.clients[c].response(request).is_some()
+    }));
+    let seen = session_events(&net)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Request { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(seen.authority.as_deref(), Some("www.example.com"));
+    assert_eq!(seen.path.as_deref(), Some("/sample/path"));
+    // Section Acknowledgment for stream 0 on the server's decoder stream.
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        net.clients[c].server_uni(0x03).is_some()
+    }));
+    assert_eq!(net.clients[c].server_uni(0x03).unwrap(), [0x80]);
+}
