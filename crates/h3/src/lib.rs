@@ -39,6 +39,7 @@ pub mod request;
 pub mod session;
 pub mod settings;
 pub mod stream;
+mod stream_ids;
 pub mod varint;
 
 pub use error::{Error, ErrorCode, Misuse, Violation};

@@ -30,6 +30,7 @@ use crate::qpack::{self, Decoder, DecoderStreamReader, Section};
 use crate::request::{RequestEvent, RequestStream};
 use crate::settings::Settings;
 use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
+use crate::stream_ids::StreamIds;
 use crate::{Error, ErrorCode, Misuse, Violation};
 
 /// The limits and features of a [`ServerSession`].
@@ -243,7 +244,6 @@ enum UniState {
     Control(ControlStream),
     Encoder,
     Decoder(DecoderStreamReader),
-    Ignored,
 }
 
 /// The server's state of one HTTP/3 connection.
@@ -285,11 +285,12 @@ pub struct ServerSession {
     uni: UniStreams,
     uni_streams: BTreeMap<u64, UniState>,
     requests: BTreeMap<u64, RequestState>,
-    /// The lowest client bidirectional stream ID not seen yet.
-    next_request_id: u64,
-    /// Request stream IDs below `next_request_id` that a higher one opened
-    /// but that have sent nothing yet: `[start, end)` ranges.
-    unseen: Vec<(u64, u64)>,
+    /// The client's request streams seen.
+    request_ids: StreamIds,
+    /// The client's unidirectional streams seen: one that is done with (an
+    /// unknown type, ended) leaves `uni_streams` and its late bytes are
+    /// dropped.
+    uni_ids: StreamIds,
     /// The ID sent in GOAWAY: requests from it on are refused.
     goaway: Option<u64>,
     peer_settings: Option<Settings>,
@@ -320,8 +321,8 @@ impl ServerSession {
             uni: UniStreams::new(Role::Server),
             uni_streams: BTreeMap::new(),
             requests: BTreeMap::new(),
-            next_request_id: 0,
-            unseen: Vec::new(),
+            request_ids: StreamIds::new(0),
+            uni_ids: StreamIds::new(2),
             goaway: None,
             peer_settings: None,
             events: VecDeque::new(),
@@ -400,14 +401,20 @@ impl ServerSession {
             return Err(error);
         }
         if is_request_stream(stream_id) {
+            // A stream reset before its first bytes is done with too.
+            self.request_ids.first_seen(stream_id);
             self.cancel(stream_id, code);
             return Ok(());
         }
-        let result = match self.uni_streams.get(&stream_id) {
+        let result = match self.uni_streams.remove(&stream_id) {
             Some(UniState::Control(_)) => self.uni.closed(StreamType::Control),
             Some(UniState::Encoder) => self.uni.closed(StreamType::QpackEncoder),
             Some(UniState::Decoder(_)) => self.uni.closed(StreamType::QpackDecoder),
-            _ => Ok(()),
+            Some(UniState::Type(_)) | None => {
+                // Seen now, if it never was: nothing more is read from it.
+                self.uni_ids.first_seen(stream_id);
+                Ok(())
+            }
         };
         self.fail_on(result)
     }
@@ -447,37 +454,8 @@ impl ServerSession {
         }
     }
 
-    /// Whether `stream_id` is a request stream never seen before, noting
-    /// it as seen. A stream opens every lower one of its kind (RFC 9000
-    /// §2.1), but their bytes may come later: those skipped are kept as
-    /// ranges, each range at least one stream QUIC counts as open.
-    fn first_seen(&mut self, stream_id: u64) -> bool {
-        if stream_id >= self.next_request_id {
-            if stream_id > self.next_request_id {
-                self.unseen.push((self.next_request_id, stream_id));
-            }
-            self.next_request_id = stream_id.saturating_add(4);
-            return true;
-        }
-        let Some(i) = self
-            .unseen
-            .iter()
-            .position(|&(start, end)| start <= stream_id && stream_id < end)
-        else {
-            return false;
-        };
-        let (start, end) = self.unseen.swap_remove(i);
-        if start < stream_id {
-            self.unseen.push((start, stream_id));
-        }
-        if stream_id.saturating_add(4) < end {
-            self.unseen.push((stream_id.saturating_add(4), end));
-        }
-        true
-    }
-
     fn receive_request(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
-        if self.first_seen(stream_id) {
+        if self.request_ids.first_seen(stream_id) {
             if self.goaway.is_some_and(|id| stream_id >= id) {
                 // RFC 9114 §5.2: a request past GOAWAY is refused.
                 self.events.push_back(SessionEvent::StreamError {
@@ -681,17 +659,21 @@ impl ServerSession {
 
     fn receive_uni(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
         let mut input = data;
-        let state = self
-            .uni_streams
-            .entry(stream_id)
-            .or_insert_with(|| UniState::Type(StreamTypeReader::new()));
-        if let UniState::Type(reader) = state {
+        if !self.uni_streams.contains_key(&stream_id) {
+            if !self.uni_ids.first_seen(stream_id) {
+                // A stream done with: its late bytes are dropped.
+                return Ok(());
+            }
+            self.uni_streams
+                .insert(stream_id, UniState::Type(StreamTypeReader::new()));
+        }
+        if let Some(UniState::Type(reader)) = self.uni_streams.get_mut(&stream_id) {
             let (used, ty) = reader.feed(input);
             input = input.get(used..).unwrap_or_default();
             let Some(ty) = ty else {
                 if fin {
                     // A stream that ends before its type: nothing to use.
-                    self.uni_streams.insert(stream_id, UniState::Ignored);
+                    self.uni_streams.remove(&stream_id);
                 }
                 return Ok(());
             };
@@ -707,7 +689,8 @@ impl ServerSession {
                         stream_id,
                         code: ErrorCode::H3_STREAM_CREATION_ERROR,
                     });
-                    UniState::Ignored
+                    self.uni_streams.remove(&stream_id);
+                    return Ok(());
                 }
             };
             self.uni_streams.insert(stream_id, next);
@@ -750,7 +733,7 @@ impl ServerSession {
                     return self.uni.closed(StreamType::QpackDecoder);
                 }
             }
-            Some(UniState::Ignored | UniState::Type(_)) | None => {}
+            Some(UniState::Type(_)) | None => {}
         }
         Ok(())
     }
@@ -861,7 +844,7 @@ impl ServerSession {
     pub fn goaway(&mut self) {
         let id = self
             .goaway
-            .map_or(self.next_request_id, |old| old.min(self.next_request_id));
+            .map_or(self.request_ids.next(), |old| old.min(self.request_ids.next()));
         self.goaway = Some(id);
         let mut bytes = Vec::new();
         if Frame::Goaway(id).encode(&mut bytes).is_ok() {

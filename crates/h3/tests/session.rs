@@ -472,7 +472,14 @@ fn resets_cancel_requests_and_close_critical_streams() {
             code: ErrorCode::H3_STREAM_CREATION_ERROR
         }]
     );
+    // Its later bytes are dropped, and nothing is kept for it.
+    session.receive(6, &[4, 5, 6], true).unwrap();
+    assert!(drain(&mut session).is_empty());
     session.reset_by_peer(6, 0).unwrap();
+    // A request stream reset before its bytes: they are dropped too.
+    session.reset_by_peer(16, 0x10c).unwrap();
+    session.receive(16, &get("/late"), true).unwrap();
+    assert!(drain(&mut session).is_empty());
     let err = session
         .stopped_by_peer(Target::Local(LocalStream::Control), 0)
         .unwrap_err();
