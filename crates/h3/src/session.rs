@@ -514,10 +514,21 @@ impl ServerSession {
                     self.section(stream_id, SectionKind::Trailers, &section)?
                 }
                 RequestEvent::Data(chunk) => {
-                    reading.received = reading
-                        .received
-                        .saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
-                    if reading.content_length.is_some_and(|n| reading.received > n) {
+                    let before = reading.received;
+                    reading.received = before.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+                    if let Some(limit) = reading.content_length
+                        && reading.received > limit
+                    {
+                        // The body up to content-length, then the error:
+                        // the same events however the bytes were cut.
+                        let allowed = usize::try_from(limit - before).unwrap_or(usize::MAX);
+                        let head = chunk.get(..allowed).unwrap_or(chunk);
+                        if !head.is_empty() {
+                            self.events.push_back(SessionEvent::Data {
+                                stream_id,
+                                data: head.to_vec(),
+                            });
+                        }
                         self.stream_error(
                             stream_id,
                             ErrorCode::H3_MESSAGE_ERROR,
