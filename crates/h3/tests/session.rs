@@ -339,6 +339,14 @@ fn malformed_requests_are_stream_errors_and_the_connection_goes_on() {
     .concat();
     session.receive(12, &long_body, false).unwrap();
     let events = drain(&mut session);
+    // The body up to content-length, then the error, however it was cut.
+    assert_eq!(
+        events[events.len() - 2],
+        SessionEvent::Data {
+            stream_id: 12,
+            data: b"a".to_vec()
+        }
+    );
     assert!(matches!(
         events.last(),
         Some(SessionEvent::StreamError {
