@@ -193,6 +193,9 @@ pub enum Violation {
     /// A second field section for a stream whose first one is still
     /// blocked (the caller's order, reported so it cannot go unnoticed).
     StreamAlreadyBlocked(u64),
+    /// Bytes on a stream ID that only this server may open (a
+    /// server-initiated one): the QUIC layer should have refused it.
+    ServerStreamFromPeer(u64),
 }
 
 /// How the caller misused an encoder (not something the peer did).

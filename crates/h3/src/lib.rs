@@ -19,6 +19,11 @@
 //! - [`qpack`]: header compression, with a decoder that keeps a bounded
 //!   dynamic table and refuses blocked-stream bombs, and a static-only
 //!   encoder.
+//! - [`head`]: request and trailer sections checked (RFC 9114 §4.2,
+//!   §4.3.1), extended CONNECT (RFC 9220) included.
+//! - [`session`]: the server side of a connection, sans-IO: stream bytes
+//!   in by QUIC stream ID, typed requests out, responses in, the bytes of
+//!   each stream (the control and QPACK decoder streams included) out.
 //!
 //! Every error the peer can cause is an [`Error`]: the HTTP/3 or QPACK
 //! [`ErrorCode`] to close the connection with, and the [`Violation`] that
@@ -28,10 +33,13 @@
 
 mod error;
 pub mod frame;
+pub mod head;
 pub mod qpack;
 pub mod request;
+pub mod session;
 pub mod settings;
 pub mod stream;
+mod stream_ids;
 pub mod varint;
 
 pub use error::{Error, ErrorCode, Misuse, Violation};

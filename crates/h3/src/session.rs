@@ -1,0 +1,895 @@
+//! The server side of an HTTP/3 connection (RFC 9114), sans-IO.
+//!
+//! A [`ServerSession`] knows nothing of QUIC packets: the caller reads each
+//! QUIC stream and hands its bytes in by stream ID
+//! ([`ServerSession::receive`]); requests, bodies, ends and stream errors
+//! come out as [`SessionEvent`]s; responses go in
+//! ([`ServerSession::send_head`], [`ServerSession::send_data`],
+//! [`ServerSession::finish`]) and the bytes to write on each stream come
+//! out of [`ServerSession::take_writes`], among them this server's control
+//! stream (SETTINGS first, later GOAWAY) and its QPACK decoder stream.
+//!
+//! An `Err` from a method that reads the peer's bytes is a connection error:
+//! close the QUIC connection with [`Error::code`]; every later call gives
+//! the same error. A malformed request is only a stream error,
+//! [`SessionEvent::StreamError`]: reset that stream, the others go on.
+//!
+//! Memory is bounded per stream (a frame, a field section, what arrives
+//! while a section waits for the QPACK encoder stream) and per connection
+//! by the QPACK table and blocked-stream limits; the number of streams is
+//! QUIC's limit, which the caller sets.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tether_h2::connection::Request;
+use tether_h2::hpack::Field;
+
+use crate::frame::{self, Frame};
+use crate::head::{self, Malformed};
+use crate::qpack::{self, Decoder, DecoderStreamReader, Section};
+use crate::request::{RequestEvent, RequestStream};
+use crate::settings::Settings;
+use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
+use crate::stream_ids::StreamIds;
+use crate::{Error, ErrorCode, Misuse, Violation};
+
+/// The limits and features of a [`ServerSession`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The largest request head or trailer section (name + value + 32 per
+    /// field), sent as SETTINGS_MAX_FIELD_SECTION_SIZE; a larger one is
+    /// [`SessionEvent::HeadTooLarge`].
+    pub max_field_section_size: usize,
+    /// The largest frame other than DATA that is buffered (a HEADERS
+    /// frame's encoded section, a control frame); a larger one is a
+    /// connection error H3_EXCESSIVE_LOAD.
+    pub max_frame_payload: usize,
+    /// SETTINGS_QPACK_MAX_TABLE_CAPACITY: the dynamic table the client's
+    /// encoder may use.
+    pub qpack_max_table_capacity: u64,
+    /// SETTINGS_QPACK_BLOCKED_STREAMS.
+    pub qpack_blocked_streams: u64,
+    /// The bytes kept for one request stream while its field section
+    /// waits for the encoder stream; past it the stream is reset with
+    /// H3_EXCESSIVE_LOAD.
+    pub max_blocked_bytes: usize,
+    /// Send SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and accept extended
+    /// CONNECT (RFC 9220) requests.
+    pub enable_connect_protocol: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            max_field_section_size: qpack::DEFAULT_MAX_FIELD_SECTION_SIZE,
+            max_frame_payload: frame::DEFAULT_MAX_PAYLOAD,
+            qpack_max_table_capacity: 4096,
+            qpack_blocked_streams: 16,
+            max_blocked_bytes: 64 * 1024,
+            enable_connect_protocol: false,
+        }
+    }
+}
+
+/// A unidirectional stream this server opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LocalStream {
+    /// The control stream (SETTINGS, GOAWAY).
+    Control,
+    /// The QPACK decoder stream (acknowledgments for the client's
+    /// encoder).
+    QpackDecoder,
+}
+
+/// Where bytes from [`ServerSession::take_writes`] go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// The request stream with this QUIC stream ID: its response.
+    Request(u64),
+    /// A unidirectional stream of this server's, which the caller opens
+    /// the first time bytes are written to it and never finishes.
+    Local(LocalStream),
+}
+
+/// Bytes to write on one stream, in order after those taken before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The stream.
+    pub target: Target,
+    /// The bytes (may be empty when only `fin` is news).
+    pub bytes: Vec<u8>,
+    /// After these bytes the stream ends.
+    pub fin: bool,
+}
+
+/// What the client's streams said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A request's head, checked (RFC 9114 §4.3.1); an extended CONNECT
+    /// has `request.protocol`.
+    Request {
+        /// The request stream.
+        stream_id: u64,
+        /// The head.
+        request: Request,
+    },
+    /// A piece of the request body.
+    Data {
+        /// The request stream.
+        stream_id: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The request's trailers, checked.
+    Trailers {
+        /// The request stream.
+        stream_id: u64,
+        /// The fields.
+        fields: Vec<Field>,
+    },
+    /// The request is complete (its body matched any content-length).
+    End {
+        /// The request stream.
+        stream_id: u64,
+    },
+    /// The request stream broke a rule (a malformed head, a body that does
+    /// not match content-length, an end before the head): reset it and stop
+    /// reading it with this code (RFC 9114 §4.1.2). Nothing more comes for
+    /// it and the session forgets it.
+    StreamError {
+        /// The request stream.
+        stream_id: u64,
+        /// The code to reset it with.
+        code: ErrorCode,
+        /// Why, when the head or trailers were malformed.
+        malformed: Option<Malformed>,
+    },
+    /// The head was larger than
+    /// [`SessionConfig::max_field_section_size`]: answer 431 (or reset
+    /// the stream) and stop reading it; nothing more comes for it.
+    HeadTooLarge {
+        /// The request stream.
+        stream_id: u64,
+    },
+    /// The client reset a request stream or stopped reading its response:
+    /// whatever serves it can stop. The session forgets the stream.
+    Cancelled {
+        /// The request stream.
+        stream_id: u64,
+        /// The client's code.
+        code: u64,
+    },
+    /// A unidirectional stream of a type this server does not use: stop
+    /// reading it with this code (RFC 9114 §6.2).
+    StopSending {
+        /// The stream.
+        stream_id: u64,
+        /// H3_STREAM_CREATION_ERROR.
+        code: ErrorCode,
+    },
+    /// The client's SETTINGS.
+    Settings(Settings),
+    /// The client's GOAWAY: it accepts no push ID from this one on.
+    Goaway(u64),
+}
+
+/// Why a response could not be queued: the caller's mistake, not the
+/// client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No open request stream with this ID (never seen, finished, reset).
+    UnknownStream(u64),
+    /// A final head was already sent, or none yet before data.
+    OutOfOrder(u64),
+    /// A status outside 100..=599.
+    InvalidStatus(u16),
+    /// The head is larger than the client's SETTINGS_MAX_FIELD_SECTION_SIZE.
+    HeadTooLarge(u64),
+    /// An encoding limit (a length above 2^62).
+    Encoding(Misuse),
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "cannot send: {self:?}")
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl From<Misuse> for SendError {
+    fn from(misuse: Misuse) -> SendError {
+        SendError::Encoding(misuse)
+    }
+}
+
+/// Which section of a request a blocked QPACK section is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SectionKind {
+    Head,
+    Trailers,
+}
+
+/// The reading half of a request stream.
+#[derive(Debug)]
+struct Reading {
+    framing: RequestStream,
+    /// A section waiting for the encoder stream, and what arrived after it.
+    blocked: Option<SectionKind>,
+    pending: Vec<u8>,
+    pending_fin: bool,
+    content_length: Option<u64>,
+    received: u64,
+}
+
+/// The sending half of a request stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    Nothing,
+    Head,
+    Finished,
+}
+
+#[derive(Debug)]
+struct RequestState {
+    /// `None` once the request has been read to its end (or given up).
+    reading: Option<Reading>,
+    sending: Sending,
+}
+
+#[derive(Debug)]
+enum UniState {
+    Type(StreamTypeReader),
+    Control(ControlStream),
+    Encoder,
+    Decoder(DecoderStreamReader),
+}
+
+/// The server's state of one HTTP/3 connection.
+///
+/// ```
+/// use tether_h2::hpack::Field;
+/// use tether_h3::session::{ServerSession, SessionConfig, SessionEvent, Target};
+///
+/// let mut session = ServerSession::new(SessionConfig::default());
+/// // A GET on stream 0: HEADERS with a static-table section, then FIN.
+/// let mut section = Vec::new();
+/// tether_h3::qpack::encode(
+///     &[
+///         Field::new(":method", "GET"),
+///         Field::new(":scheme", "https"),
+///         Field::new(":authority", "a.example"),
+///         Field::new(":path", "/"),
+///     ],
+///     &mut section,
+/// );
+/// let mut wire = Vec::new();
+/// tether_h3::frame::Frame::Headers(section).encode(&mut wire)?;
+/// session.receive(0, &wire, true)?;
+/// assert!(matches!(session.poll_event(), Some(SessionEvent::Request { stream_id: 0, .. })));
+/// assert_eq!(session.poll_event(), Some(SessionEvent::End { stream_id: 0 }));
+///
+/// session.send_head(0, 200, &[Field::new("content-type", "text/plain")])?;
+/// session.send_data(0, b"hello")?;
+/// session.finish(0)?;
+/// let writes = session.take_writes();
+/// // The control stream with SETTINGS, then the response.
+/// assert!(writes.iter().any(|w| w.target == Target::Request(0) && w.fin));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ServerSession {
+    config: SessionConfig,
+    decoder: Decoder,
+    uni: UniStreams,
+    uni_streams: BTreeMap<u64, UniState>,
+    requests: BTreeMap<u64, RequestState>,
+    /// The client's request streams seen.
+    request_ids: StreamIds,
+    /// The client's unidirectional streams seen: one that is done with (an
+    /// unknown type, ended) leaves `uni_streams` and its late bytes are
+    /// dropped.
+    uni_ids: StreamIds,
+    /// The ID sent in GOAWAY: requests from it on are refused.
+    goaway: Option<u64>,
+    peer_settings: Option<Settings>,
+    events: VecDeque<SessionEvent>,
+    writes: BTreeMap<Target, (Vec<u8>, bool)>,
+    decoder_stream_open: bool,
+    error: Option<Error>,
+}
+
+/// Whether a QUIC stream ID is a client-initiated bidirectional one.
+const fn is_request_stream(stream_id: u64) -> bool {
+    stream_id & 0x3 == 0
+}
+
+/// Whether a QUIC stream ID is a client-initiated unidirectional one.
+const fn is_client_uni_stream(stream_id: u64) -> bool {
+    stream_id & 0x3 == 2
+}
+
+impl ServerSession {
+    /// A session whose control stream (its type and SETTINGS) is already
+    /// queued in [`ServerSession::take_writes`].
+    pub fn new(config: SessionConfig) -> ServerSession {
+        let decoder = Decoder::new(config.qpack_max_table_capacity, config.qpack_blocked_streams)
+            .with_max_field_section_size(config.max_field_section_size);
+        let mut session = ServerSession {
+            decoder,
+            uni: UniStreams::new(Role::Server),
+            uni_streams: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            request_ids: StreamIds::new(0),
+            uni_ids: StreamIds::new(2),
+            goaway: None,
+            peer_settings: None,
+            events: VecDeque::new(),
+            writes: BTreeMap::new(),
+            decoder_stream_open: false,
+            error: None,
+            config,
+        };
+        let settings = session.settings();
+        let mut control = vec![0x00];
+        // Encoding fails only for values above 2^62, which usize
+        // settings on 64-bit targets do not reach; a failure leaves
+        // SETTINGS empty rather than panicking.
+        if Frame::Settings(settings).encode(&mut control).is_err() {
+            control.truncate(1);
+            let _ = Frame::Settings(Settings::default()).encode(&mut control);
+        }
+        session.queue(Target::Local(LocalStream::Control), &control, false);
+        session
+    }
+
+    /// The SETTINGS this server sends.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            qpack_max_table_capacity: Some(self.config.qpack_max_table_capacity),
+            max_field_section_size: Some(
+                u64::try_from(self.config.max_field_section_size).unwrap_or(u64::MAX),
+            ),
+            qpack_blocked_streams: Some(self.config.qpack_blocked_streams),
+            enable_connect_protocol: self.config.enable_connect_protocol.then_some(true),
+            h3_datagram: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// The client's SETTINGS, once its control stream delivered them.
+    pub fn peer_settings(&self) -> Option<&Settings> {
+        self.peer_settings.as_ref()
+    }
+
+    /// How many request streams the session holds (being read or
+    /// answered).
+    pub fn open_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes arrived on the client's stream `stream_id` (`fin`: the stream
+    /// ended after them). An `Err` is a connection error.
+    pub fn receive(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let result = if is_request_stream(stream_id) {
+            self.receive_request(stream_id, data, fin)
+        } else if is_client_uni_stream(stream_id) {
+            self.receive_uni(stream_id, data, fin)
+        } else {
+            Err(Error::new(
+                ErrorCode::H3_STREAM_CREATION_ERROR,
+                Violation::ServerStreamFromPeer(stream_id),
+            ))
+        };
+        self.fail_on(result)
+    }
+
+    /// The client reset its stream `stream_id` (RESET_STREAM): a request
+    /// is [`SessionEvent::Cancelled`], a control or QPACK stream a
+    /// connection error.
+    pub fn reset_by_peer(&mut self, stream_id: u64, code: u64) -> Result<(), Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        if is_request_stream(stream_id) {
+            // A stream reset before its first bytes is done with too.
+            self.request_ids.first_seen(stream_id);
+            self.cancel(stream_id, code);
+            return Ok(());
+        }
+        let result = match self.uni_streams.remove(&stream_id) {
+            Some(UniState::Control(_)) => self.uni.closed(StreamType::Control),
+            Some(UniState::Encoder) => self.uni.closed(StreamType::QpackEncoder),
+            Some(UniState::Decoder(_)) => self.uni.closed(StreamType::QpackDecoder),
+            Some(UniState::Type(_)) | None => {
+                // Seen now, if it never was: nothing more is read from it.
+                self.uni_ids.first_seen(stream_id);
+                Ok(())
+            }
+        };
+        self.fail_on(result)
+    }
+
+    /// The client stopped reading what this server sends on `target`
+    /// (STOP_SENDING): a response is [`SessionEvent::Cancelled`]; for a
+    /// control or QPACK stream it is a connection error.
+    pub fn stopped_by_peer(&mut self, target: Target, code: u64) -> Result<(), Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let result = match target {
+            Target::Request(stream_id) => {
+                self.cancel(stream_id, code);
+                Ok(())
+            }
+            Target::Local(LocalStream::Control) => self.uni.closed(StreamType::Control),
+            Target::Local(LocalStream::QpackDecoder) => self.uni.closed(StreamType::QpackDecoder),
+        };
+        self.fail_on(result)
+    }
+
+    fn fail_on(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        if let Err(error) = result {
+            self.error = Some(error);
+        }
+        result
+    }
+
+    fn cancel(&mut self, stream_id: u64, code: u64) {
+        if let Some(state) = self.requests.remove(&stream_id) {
+            if state.reading.is_some() {
+                self.decoder.cancel_stream(stream_id);
+            }
+            self.writes.remove(&Target::Request(stream_id));
+            self.events.push_back(SessionEvent::Cancelled { stream_id, code });
+        }
+    }
+
+    fn receive_request(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+        if self.request_ids.first_seen(stream_id) {
+            if self.goaway.is_some_and(|id| stream_id >= id) {
+                // RFC 9114 §5.2: a request past GOAWAY is refused.
+                self.events.push_back(SessionEvent::StreamError {
+                    stream_id,
+                    code: ErrorCode::H3_REQUEST_REJECTED,
+                    malformed: None,
+                });
+                return Ok(());
+            }
+            self.requests.insert(
+                stream_id,
+                RequestState {
+                    reading: Some(Reading {
+                        framing: RequestStream::new(self.config.max_frame_payload),
+                        blocked: None,
+                        pending: Vec::new(),
+                        pending_fin: false,
+                        content_length: None,
+                        received: 0,
+                    }),
+                    sending: Sending::Nothing,
+                },
+            );
+        }
+        self.read_request(stream_id, data, fin)
+    }
+
+    /// Reads a request stream's bytes, unless it is done with (an earlier
+    /// stream, an ended or abandoned one: its late bytes are dropped).
+    fn read_request(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+        let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) else {
+            return Ok(());
+        };
+        if reading.blocked.is_some() {
+            if reading.pending.len().saturating_add(data.len()) > self.config.max_blocked_bytes {
+                self.stream_error(stream_id, ErrorCode::H3_EXCESSIVE_LOAD, None);
+                return Ok(());
+            }
+            reading.pending.extend_from_slice(data);
+            reading.pending_fin |= fin;
+            return Ok(());
+        }
+        let mut input = data;
+        loop {
+            let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) else {
+                return Ok(());
+            };
+            let (used, event) = reading.framing.decode(input)?;
+            input = input.get(used..).unwrap_or_default();
+            let Some(event) = event else {
+                break;
+            };
+            match event {
+                RequestEvent::Headers(section) => self.section(stream_id, SectionKind::Head, &section)?,
+                RequestEvent::Trailers(section) => {
+                    self.section(stream_id, SectionKind::Trailers, &section)?
+                }
+                RequestEvent::Data(chunk) => {
+                    let before = reading.received;
+                    reading.received = before.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+                    if let Some(limit) = reading.content_length
+                        && reading.received > limit
+                    {
+                        // The body up to content-length, then the error:
+                        // the same events however the bytes were cut.
+                        let allowed = usize::try_from(limit - before).unwrap_or(usize::MAX);
+                        let head = chunk.get(..allowed).unwrap_or(chunk);
+                        if !head.is_empty() {
+                            self.events.push_back(SessionEvent::Data {
+                                stream_id,
+                                data: head.to_vec(),
+                            });
+                        }
+                        self.stream_error(
+                            stream_id,
+                            ErrorCode::H3_MESSAGE_ERROR,
+                            Some(Malformed::ContentLength),
+                        );
+                        return Ok(());
+                    }
+                    if !chunk.is_empty() {
+                        self.events.push_back(SessionEvent::Data {
+                            stream_id,
+                            data: chunk.to_vec(),
+                        });
+                    }
+                }
+            }
+            // A section that blocked keeps the rest for later.
+            if let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut())
+                && reading.blocked.is_some()
+            {
+                if input.len() > self.config.max_blocked_bytes {
+                    self.stream_error(stream_id, ErrorCode::H3_EXCESSIVE_LOAD, None);
+                    return Ok(());
+                }
+                reading.pending.extend_from_slice(input);
+                reading.pending_fin |= fin;
+                return Ok(());
+            }
+        }
+        if fin {
+            self.end_request(stream_id)?;
+        }
+        Ok(())
+    }
+
+    fn end_request(&mut self, stream_id: u64) -> Result<(), Error> {
+        let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) else {
+            return Ok(());
+        };
+        if let Err(error) = reading.framing.finish() {
+            if error.code == ErrorCode::H3_REQUEST_INCOMPLETE {
+                self.stream_error(stream_id, error.code, None);
+                return Ok(());
+            }
+            return Err(error);
+        }
+        if reading.content_length.is_some_and(|n| n != reading.received) {
+            self.stream_error(
+                stream_id,
+                ErrorCode::H3_MESSAGE_ERROR,
+                Some(Malformed::ContentLength),
+            );
+            return Ok(());
+        }
+        self.done_reading(stream_id);
+        self.events.push_back(SessionEvent::End { stream_id });
+        Ok(())
+    }
+
+    /// A request or trailer section: decoded now, or kept until the
+    /// encoder stream delivers what it refers to.
+    fn section(&mut self, stream_id: u64, kind: SectionKind, section: &[u8]) -> Result<(), Error> {
+        match self.decoder.decode_section(stream_id, section) {
+            Ok(Section::Decoded(fields)) => self.fields(stream_id, kind, fields),
+            Ok(Section::Blocked) => {
+                if let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) {
+                    reading.blocked = Some(kind);
+                }
+                Ok(())
+            }
+            Err(error) if error.violation == Violation::FieldSectionTooLarge => {
+                self.decoder.cancel_stream(stream_id);
+                self.done_reading(stream_id);
+                self.events.push_back(SessionEvent::HeadTooLarge { stream_id });
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A decoded section, checked.
+    fn fields(&mut self, stream_id: u64, kind: SectionKind, fields: Vec<Field>) -> Result<(), Error> {
+        match kind {
+            SectionKind::Head => {
+                let content_length = match head::content_length(&fields) {
+                    Ok(n) => n,
+                    Err(malformed) => {
+                        self.stream_error(stream_id, ErrorCode::H3_MESSAGE_ERROR, Some(malformed));
+                        return Ok(());
+                    }
+                };
+                match head::parse_request(fields, self.config.enable_connect_protocol) {
+                    Ok(request) => {
+                        if let Some(reading) =
+                            self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut())
+                        {
+                            reading.content_length = content_length;
+                        }
+                        self.events
+                            .push_back(SessionEvent::Request { stream_id, request });
+                    }
+                    Err(malformed) => {
+                        self.stream_error(stream_id, ErrorCode::H3_MESSAGE_ERROR, Some(malformed))
+                    }
+                }
+            }
+            SectionKind::Trailers => match head::check_trailers(&fields) {
+                Ok(()) => self
+                    .events
+                    .push_back(SessionEvent::Trailers { stream_id, fields }),
+                Err(malformed) => self.stream_error(stream_id, ErrorCode::H3_MESSAGE_ERROR, Some(malformed)),
+            },
+        }
+        Ok(())
+    }
+
+    /// A request stream is given up: reported, and forgotten.
+    fn stream_error(&mut self, stream_id: u64, code: ErrorCode, malformed: Option<Malformed>) {
+        if let Some(state) = self.requests.remove(&stream_id)
+            && state.reading.as_ref().is_some_and(|r| r.blocked.is_some())
+        {
+            self.decoder.cancel_stream(stream_id);
+        }
+        self.writes.remove(&Target::Request(stream_id));
+        self.events.push_back(SessionEvent::StreamError {
+            stream_id,
+            code,
+            malformed,
+        });
+    }
+
+    fn done_reading(&mut self, stream_id: u64) {
+        if let Some(state) = self.requests.get_mut(&stream_id) {
+            state.reading = None;
+            if state.sending == Sending::Finished {
+                self.requests.remove(&stream_id);
+            }
+        }
+    }
+
+    fn receive_uni(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
+        let mut input = data;
+        if !self.uni_streams.contains_key(&stream_id) {
+            if !self.uni_ids.first_seen(stream_id) {
+                // A stream done with: its late bytes are dropped.
+                return Ok(());
+            }
+            self.uni_streams
+                .insert(stream_id, UniState::Type(StreamTypeReader::new()));
+        }
+        if let Some(UniState::Type(reader)) = self.uni_streams.get_mut(&stream_id) {
+            let (used, ty) = reader.feed(input);
+            input = input.get(used..).unwrap_or_default();
+            let Some(ty) = ty else {
+                if fin {
+                    // A stream that ends before its type: nothing to use.
+                    self.uni_streams.remove(&stream_id);
+                }
+                return Ok(());
+            };
+            self.uni.opened(ty)?;
+            let next = match ty {
+                StreamType::Control => {
+                    UniState::Control(ControlStream::new(Role::Server, self.config.max_frame_payload))
+                }
+                StreamType::QpackEncoder => UniState::Encoder,
+                StreamType::QpackDecoder => UniState::Decoder(DecoderStreamReader::new()),
+                StreamType::Push | StreamType::Unknown(_) => {
+                    self.events.push_back(SessionEvent::StopSending {
+                        stream_id,
+                        code: ErrorCode::H3_STREAM_CREATION_ERROR,
+                    });
+                    self.uni_streams.remove(&stream_id);
+                    return Ok(());
+                }
+            };
+            self.uni_streams.insert(stream_id, next);
+        }
+        match self.uni_streams.get_mut(&stream_id) {
+            Some(UniState::Control(control)) => {
+                let mut events = Vec::new();
+                control.receive(input, &mut events)?;
+                if fin {
+                    return Err(control.finish());
+                }
+                for event in events {
+                    self.events.push_back(match event {
+                        ControlEvent::Settings(settings) => {
+                            self.peer_settings = Some(settings.clone());
+                            SessionEvent::Settings(settings)
+                        }
+                        ControlEvent::Goaway(id) => SessionEvent::Goaway(id),
+                        // Push is not offered: MAX_PUSH_ID and
+                        // CANCEL_PUSH have nothing to act on.
+                        ControlEvent::MaxPushId(_) | ControlEvent::CancelPush(_) => continue,
+                    });
+                }
+            }
+            Some(UniState::Encoder) => {
+                let unblocked = self.decoder.feed_encoder_stream(input)?;
+                if fin {
+                    return self.uni.closed(StreamType::QpackEncoder);
+                }
+                for section in unblocked {
+                    self.unblocked(section.stream_id, section.fields)?;
+                }
+            }
+            Some(UniState::Decoder(reader)) => {
+                // Our encoder uses no dynamic table: the reader refuses
+                // every instruction but Stream Cancellation, which needs
+                // nothing done.
+                reader.feed(input)?;
+                if fin {
+                    return self.uni.closed(StreamType::QpackDecoder);
+                }
+            }
+            Some(UniState::Type(_)) | None => {}
+        }
+        Ok(())
+    }
+
+    /// A blocked section's fields arrived: hand them on, then read what
+    /// came after the section.
+    fn unblocked(&mut self, stream_id: u64, fields: Vec<Field>) -> Result<(), Error> {
+        let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) else {
+            return Ok(());
+        };
+        let Some(kind) = reading.blocked.take() else {
+            return Ok(());
+        };
+        let pending = std::mem::take(&mut reading.pending);
+        let fin = std::mem::replace(&mut reading.pending_fin, false);
+        self.fields(stream_id, kind, fields)?;
+        self.read_request(stream_id, &pending, fin)
+    }
+
+    /// Queues a response head on request stream `stream_id`: `status`,
+    /// then `fields` (lowercase names, no pseudo-headers). Informational
+    /// (1xx) heads may come before the final one.
+    pub fn send_head(&mut self, stream_id: u64, status: u16, fields: &[Field]) -> Result<(), SendError> {
+        if !(100..=599).contains(&status) {
+            return Err(SendError::InvalidStatus(status));
+        }
+        let state = self
+            .requests
+            .get_mut(&stream_id)
+            .ok_or(SendError::UnknownStream(stream_id))?;
+        if state.sending != Sending::Nothing {
+            return Err(SendError::OutOfOrder(stream_id));
+        }
+        let mut all = Vec::with_capacity(fields.len() + 1);
+        all.push(Field::new(":status", status.to_string()));
+        all.extend_from_slice(fields);
+        let size = qpack::field_section_size(&all);
+        let limit = self
+            .peer_settings
+            .as_ref()
+            .map_or(u64::MAX, Settings::max_field_section_size);
+        if size > limit {
+            return Err(SendError::HeadTooLarge(size));
+        }
+        if status >= 200 {
+            state.sending = Sending::Head;
+        }
+        let mut section = Vec::new();
+        qpack::encode(&all, &mut section);
+        let mut bytes = Vec::new();
+        Frame::Headers(section).encode(&mut bytes)?;
+        self.queue(Target::Request(stream_id), &bytes, false);
+        Ok(())
+    }
+
+    /// Queues a piece of the response body as one DATA frame.
+    pub fn send_data(&mut self, stream_id: u64, data: &[u8]) -> Result<(), SendError> {
+        let state = self
+            .requests
+            .get(&stream_id)
+            .ok_or(SendError::UnknownStream(stream_id))?;
+        if state.sending != Sending::Head {
+            return Err(SendError::OutOfOrder(stream_id));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(data.len() + 9);
+        frame::encode_data(data, &mut bytes)?;
+        self.queue(Target::Request(stream_id), &bytes, false);
+        Ok(())
+    }
+
+    /// Ends the response; the stream is forgotten once its request has been
+    /// read too.
+    pub fn finish(&mut self, stream_id: u64) -> Result<(), SendError> {
+        let state = self
+            .requests
+            .get_mut(&stream_id)
+            .ok_or(SendError::UnknownStream(stream_id))?;
+        if state.sending != Sending::Head {
+            return Err(SendError::OutOfOrder(stream_id));
+        }
+        state.sending = Sending::Finished;
+        if state.reading.is_none() {
+            self.requests.remove(&stream_id);
+        }
+        self.queue(Target::Request(stream_id), &[], true);
+        Ok(())
+    }
+
+    /// The server resets its response on `stream_id` itself (the caller
+    /// sends RESET_STREAM and STOP_SENDING with its code): the session
+    /// forgets the stream.
+    pub fn abandon(&mut self, stream_id: u64) {
+        if let Some(state) = self.requests.remove(&stream_id)
+            && state.reading.is_some()
+        {
+            self.decoder.cancel_stream(stream_id);
+        }
+        self.writes.remove(&Target::Request(stream_id));
+    }
+
+    /// Queues GOAWAY on the control stream (RFC 9114 §5.2): requests on
+    /// streams from the first one not yet seen are refused from now on;
+    /// the ones already seen are served. Calling it again sends the same
+    /// or a lower ID, never a higher one.
+    pub fn goaway(&mut self) {
+        let id = self
+            .goaway
+            .map_or(self.request_ids.next(), |old| old.min(self.request_ids.next()));
+        self.goaway = Some(id);
+        let mut bytes = Vec::new();
+        if Frame::Goaway(id).encode(&mut bytes).is_ok() {
+            self.queue(Target::Local(LocalStream::Control), &bytes, false);
+        }
+    }
+
+    /// Whether GOAWAY was sent and every request before it is done: the
+    /// connection may be closed with H3_NO_ERROR.
+    pub fn is_drained(&self) -> bool {
+        self.goaway.is_some() && self.requests.is_empty()
+    }
+
+    fn queue(&mut self, target: Target, bytes: &[u8], fin: bool) {
+        let entry = self.writes.entry(target).or_insert_with(|| (Vec::new(), false));
+        entry.0.extend_from_slice(bytes);
+        entry.1 |= fin;
+    }
+
+    /// The bytes to write, per stream, since the last call: responses, the
+    /// control stream, and the decoder stream's acknowledgments.
+    pub fn take_writes(&mut self) -> Vec<Write> {
+        let decoder = self.decoder.take_decoder_stream();
+        if !decoder.is_empty() {
+            let target = Target::Local(LocalStream::QpackDecoder);
+            if !self.decoder_stream_open {
+                self.decoder_stream_open = true;
+                self.queue(target, &[0x03], false);
+            }
+            self.queue(target, &decoder, false);
+        }
+        std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|(target, (bytes, fin))| Write { target, bytes, fin })
+            .collect()
+    }
+}

@@ -1,0 +1,122 @@
+//! The limits of a [`crate::QuicServer`] and the quinn-proto configuration
+//! made from them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn_proto::crypto::rustls::QuicServerConfig;
+use quinn_proto::{IdleTimeout, ServerConfig, TransportConfig, VarInt};
+use tether_h3::session::SessionConfig;
+
+/// The ALPN protocol ID of HTTP/3 (RFC 9114 §3.1).
+pub const ALPN_H3: &[u8] = b"h3";
+
+/// What a [`crate::QuicServer`] allows a client. Every limit is explicit:
+/// the defaults are tether's, not quinn-proto's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuicConfig {
+    /// Connections held at once; a new one past it is refused
+    /// (CONNECTION_REFUSED).
+    pub max_connections: usize,
+    /// Handshakes in progress from which a client whose address is not
+    /// validated yet gets a Retry first (RFC 9000 §8.1.2); 0 retries every
+    /// new client.
+    pub retry_above_handshakes: usize,
+    /// Request streams a client may have open at once
+    /// (initial_max_streams_bidi).
+    pub max_concurrent_bidi_streams: u32,
+    /// Unidirectional streams a client may have open at once: its control
+    /// and QPACK streams need 3 (RFC 9114 §6.2), the rest is room for
+    /// grease and extension streams.
+    pub max_concurrent_uni_streams: u32,
+    /// A connection with no packet from the client for this long is
+    /// dropped (max_idle_timeout).
+    pub idle_timeout: Duration,
+    /// A connection whose handshake is not complete after this long is
+    /// closed.
+    pub handshake_timeout: Duration,
+    /// Bytes a client may send on one stream ahead of what was read
+    /// (initial_max_stream_data_*).
+    pub stream_receive_window: u32,
+    /// Bytes a client may send on all streams ahead of what was read
+    /// (initial_max_data).
+    pub receive_window: u32,
+    /// Bytes this server keeps unacknowledged per connection.
+    pub send_window: u64,
+    /// The HTTP/3 session of each connection.
+    pub session: SessionConfig,
+}
+
+impl Default for QuicConfig {
+    fn default() -> QuicConfig {
+        QuicConfig {
+            max_connections: 10_000,
+            retry_above_handshakes: 64,
+            max_concurrent_bidi_streams: 100,
+            max_concurrent_uni_streams: 8,
+            idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            stream_receive_window: 64 * 1024,
+            receive_window: 1024 * 1024,
+            send_window: 1024 * 1024,
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TLS configuration has no TLS 1.3 or no AES-128-GCM suite, which
+    /// QUIC needs.
+    Tls(quinn_proto::crypto::rustls::NoInitialCipherSuite),
+    /// The idle timeout is too long to be sent (above 2^62 ms).
+    IdleTimeout,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConfigError::Tls(e) => write!(f, "TLS configuration unusable for QUIC: {e}"),
+            ConfigError::IdleTimeout => f.write_str("idle timeout too long"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl QuicConfig {
+    /// The transport parameters and limits quinn-proto applies.
+    pub(crate) fn transport(&self) -> Result<TransportConfig, ConfigError> {
+        let mut transport = TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_bidi_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(self.max_concurrent_uni_streams))
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(self.idle_timeout).map_err(|_| ConfigError::IdleTimeout)?,
+            ))
+            .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
+            .receive_window(VarInt::from_u32(self.receive_window))
+            .send_window(self.send_window)
+            // No QUIC DATAGRAM frames until HTTP datagrams are served.
+            .datagram_receive_buffer_size(None)
+            // One datagram per transmit: the caller's socket does no GSO.
+            .enable_segmentation_offload(false);
+        Ok(transport)
+    }
+
+    /// The server configuration: `tls` (the TCP listener's, certificates
+    /// and all) with ALPN `h3` only and no 0-RTT, and these limits.
+    pub(crate) fn server(&self, tls: &rustls::ServerConfig) -> Result<ServerConfig, ConfigError> {
+        let mut tls = tls.clone();
+        tls.alpn_protocols = vec![ALPN_H3.to_vec()];
+        tls.max_early_data_size = 0;
+        let crypto = QuicServerConfig::try_from(Arc::new(tls)).map_err(ConfigError::Tls)?;
+        let mut server = ServerConfig::with_crypto(Arc::new(crypto));
+        server
+            .transport_config(Arc::new(self.transport()?))
+            .max_incoming(self.max_connections.max(1));
+        Ok(server)
+    }
+}

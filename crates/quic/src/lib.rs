@@ -1,0 +1,26 @@
+//! QUIC for tether's event loop: a `quinn-proto` endpoint driven sans-IO,
+//! serving HTTP/3 through tether-h3's session.
+//!
+//! [`QuicServer`] owns no socket and reads no clock: the caller's loop
+//! hands it each datagram its UDP socket received and the current instant,
+//! sends the datagrams it gives back, and calls it again at the instant
+//! [`QuicServer::next_timeout`] names. TLS is rustls with the ring
+//! provider, configured from the TCP listener's `rustls::ServerConfig`
+//! with ALPN `h3`. Each connection's streams feed a
+//! [`tether_h3::session::ServerSession`]; its requests come out as
+//! [`ServerEvent::Session`], and responses go back in by connection and
+//! stream.
+//!
+//! - [`config`]: the limits ([`QuicConfig`]) and the quinn-proto
+//!   configuration made from them.
+//! - [`server`]: the endpoint ([`QuicServer`]) and its events.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+mod connection;
+pub mod server;
+
+pub use config::{ALPN_H3, ConfigError, QuicConfig};
+pub use quinn_proto::{ConnectionHandle, Transmit};
+pub use server::{QuicServer, SendError, ServerEvent};
