@@ -55,6 +55,7 @@ mod exchange;
 mod job;
 mod pool;
 mod protocol;
+mod shared;
 mod stats;
 mod worker;
 

@@ -1,10 +1,9 @@
 //! [`Hooks`], the pool of worker threads, and [`HookQueue`], each event
 //! loop's non-blocking way to ask it.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,48 +11,9 @@ use crate::answer::{Answer, Unavailable};
 use crate::config::{Config, ConfigError};
 use crate::job::Job;
 use crate::protocol::{HookKind, HookRequest};
+use crate::shared::{Queue, Shared};
 use crate::stats::{Counters, Stats};
 use crate::worker::Worker;
-
-/// What the workers share with the queues.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    queue: Mutex<Queue>,
-    ready: Condvar,
-    counters: Arc<Counters>,
-    next_id: AtomicU64,
-}
-
-#[derive(Default)]
-struct Queue {
-    jobs: VecDeque<Job>,
-    shutting_down: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A callback never runs under this lock, so a poisoned lock only
-        // means a panic elsewhere with the queue intact.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The next job, waiting for one; `None` once shutting down.
-    pub(crate) fn next_job(&self) -> Option<Job> {
-        let mut queue = self.lock();
-        loop {
-            if queue.shutting_down {
-                return None;
-            }
-            if let Some(job) = queue.jobs.pop_front() {
-                return Some(job);
-            }
-            queue = self
-                .ready
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-}
 
 /// The hooks: a pool of worker threads asking the backend, fed by a
 /// bounded queue. See the crate documentation for the calling contract.

@@ -9,7 +9,7 @@ use tether_http1::{Framing, write_request};
 
 use crate::answer::{Answer, Unavailable, parse_answer};
 use crate::exchange::{Failure, Response, connect, exchange};
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 /// An idle connection, and the backend (`host`, `port`) it goes to.
 struct Idle {

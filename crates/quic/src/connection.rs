@@ -12,7 +12,7 @@ use quinn_proto::{
 use tether_h3::session::{LocalStream, ServerSession, SessionConfig, SessionEvent, Target};
 use tether_h3::{Error, ErrorCode};
 
-use crate::server::ServerEvent;
+use crate::event::ServerEvent;
 
 /// Bytes a stream has not taken yet, and whether it ends after them.
 #[derive(Debug, Default)]

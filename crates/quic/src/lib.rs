@@ -19,6 +19,7 @@
 
 pub mod config;
 mod connection;
+mod event;
 pub mod server;
 
 pub use config::{ALPN_H3, ConfigError, QuicConfig};

@@ -10,47 +10,11 @@ use bytes::BytesMut;
 use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Transmit};
 use tether_h2::hpack::Field;
 use tether_h3::ErrorCode;
-use tether_h3::session::{SendError as SessionSendError, SessionEvent, Target};
+use tether_h3::session::{SendError as SessionSendError, Target};
 
 use crate::config::{ConfigError, QuicConfig};
 use crate::connection::Conn;
-
-/// What happened on the server's connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// A handshake completed.
-    Connected {
-        /// The connection.
-        conn: ConnectionHandle,
-        /// The client's address.
-        remote: SocketAddr,
-    },
-    /// The connection's HTTP/3 session said something: a request, a piece
-    /// of body, an end, a stream error (the stream is already reset), a
-    /// cancellation (the response is already reset).
-    Session {
-        /// The connection.
-        conn: ConnectionHandle,
-        /// What the session said.
-        event: SessionEvent,
-    },
-    /// A response stream that had bytes waiting has taken them all: more
-    /// may be sent.
-    Writable {
-        /// The connection.
-        conn: ConnectionHandle,
-        /// The request stream.
-        stream_id: u64,
-    },
-    /// The connection is closed (by either side, or timed out); its
-    /// streams are gone.
-    Closed {
-        /// The connection.
-        conn: ConnectionHandle,
-        /// Why, for the log.
-        reason: String,
-    },
-}
+pub use crate::event::ServerEvent;
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
