@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
+use std::mem;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
@@ -52,8 +53,18 @@ thread_local! {
 /// The server side of one TLS session.
 pub(crate) struct TlsSession {
     conn: UnbufferedServerConnection,
+    /// What the session holds between calls, boxed apart so that an idle
+    /// session pays one pointer for it: `None` while nothing is held.
+    held: Option<Box<Held>>,
+    /// The peer's `close_notify` arrived (or its TCP stream ended).
+    peer_closed: bool,
+}
+
+/// Bytes a session holds between calls, each only until used.
+#[derive(Default)]
+struct Held {
     /// Received bytes not processed yet: the start of a record (or of a
-    /// handshake message) whose rest has not arrived. Empty while idle.
+    /// handshake message) whose rest has not arrived.
     incoming: Vec<u8>,
     /// Decrypted plaintext the caller's buffer had no room for, and how
     /// much of it was read since.
@@ -63,8 +74,17 @@ pub(crate) struct TlsSession {
     /// took since.
     outgoing: Vec<u8>,
     outgoing_sent: usize,
-    /// The peer's `close_notify` arrived (or its TCP stream ended).
-    peer_closed: bool,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.incoming.is_empty() && self.plaintext.is_empty() && self.outgoing.is_empty()
+    }
+}
+
+/// The session's held bytes, made when first needed.
+fn held(slot: &mut Option<Box<Held>>) -> &mut Held {
+    slot.get_or_insert_with(Box::default)
 }
 
 impl TlsSession {
@@ -72,11 +92,7 @@ impl TlsSession {
     pub(crate) fn new(config: &Arc<rustls::ServerConfig>) -> io::Result<TlsSession> {
         Ok(TlsSession {
             conn: UnbufferedServerConnection::new(config.clone()).map_err(io::Error::other)?,
-            incoming: Vec::new(),
-            plaintext: Vec::new(),
-            plaintext_read: 0,
-            outgoing: Vec::new(),
-            outgoing_sent: 0,
+            held: None,
             peer_closed: false,
         })
     }
@@ -88,7 +104,9 @@ impl TlsSession {
 
     /// Whether encrypted bytes wait for the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        self.outgoing_sent < self.outgoing.len()
+        self.held
+            .as_deref()
+            .is_some_and(|h| h.outgoing_sent < h.outgoing.len())
     }
 
     /// Fills `buf` with plaintext as far as the session and the socket
@@ -106,14 +124,18 @@ impl TlsSession {
         RECEIVED.with_borrow_mut(|received| {
             // `received[start..end]` holds the bytes not processed yet;
             // the buffer keeps its length (zeroed once) and only grows.
-            let mut end = self.incoming.len();
+            let incoming = self
+                .held
+                .as_deref_mut()
+                .map(|h| mem::take(&mut h.incoming))
+                .unwrap_or_default();
+            let mut end = incoming.len();
             if received.len() < end + READ_SIZE {
                 received.resize(end + READ_SIZE, 0);
             }
             if let Some(to) = received.get_mut(..end) {
-                to.copy_from_slice(&self.incoming);
+                to.copy_from_slice(&incoming);
             }
-            self.incoming = Vec::new();
             let mut start = 0;
             let mut socket_ended = false;
             let result = loop {
@@ -153,8 +175,9 @@ impl TlsSession {
             // What the next read goes on from: kept by the session (and
             // only then allocated).
             if let Some(rest) = received.get(start..end).filter(|rest| !rest.is_empty()) {
-                self.incoming = rest.to_vec();
+                held(&mut self.held).incoming = rest.to_vec();
             }
+            self.release();
             result
         })
     }
@@ -195,13 +218,13 @@ impl TlsSession {
                             to.copy_from_slice(from);
                         }
                         *filled += now;
-                        if let Some(rest) = record.payload.get(now..) {
-                            self.plaintext.extend_from_slice(rest);
+                        if let Some(rest) = record.payload.get(now..).filter(|rest| !rest.is_empty()) {
+                            held(&mut self.held).plaintext.extend_from_slice(rest);
                         }
                     }
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
-                    encode_into(&mut self.outgoing, |out| data.encode(out))?;
+                    encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out))?;
                 }
                 ConnectionState::TransmitTlsData(transmit) => {
                     // The bytes are the session's now; sent as far as the
@@ -221,35 +244,50 @@ impl TlsSession {
         }
     }
 
+    /// Lets go of the held bytes' box once nothing is in it.
+    fn release(&mut self) {
+        if self.held.as_deref().is_some_and(Held::is_empty) {
+            self.held = None;
+        }
+    }
+
     /// Moves plaintext kept from an earlier read into `buf`.
     fn take_plaintext(&mut self, buf: &mut [u8]) -> usize {
-        let kept = self.plaintext.get(self.plaintext_read..).unwrap_or_default();
+        let Some(h) = self.held.as_deref_mut() else {
+            return 0;
+        };
+        let kept = h.plaintext.get(h.plaintext_read..).unwrap_or_default();
         let n = kept.len().min(buf.len());
         if let (Some(to), Some(from)) = (buf.get_mut(..n), kept.get(..n)) {
             to.copy_from_slice(from);
         }
-        self.plaintext_read += n;
-        if self.plaintext_read >= self.plaintext.len() {
-            self.plaintext = Vec::new();
-            self.plaintext_read = 0;
+        h.plaintext_read += n;
+        if h.plaintext_read >= h.plaintext.len() {
+            h.plaintext = Vec::new();
+            h.plaintext_read = 0;
         }
+        self.release();
         n
     }
 
     /// Sends what the session holds encrypted: `Ok(true)` once nothing is
     /// left (and the buffer is released).
     pub(crate) fn flush(&mut self, socket: &mut TcpStream) -> io::Result<bool> {
-        while let Some(pending) = self.outgoing.get(self.outgoing_sent..).filter(|p| !p.is_empty()) {
+        let Some(h) = self.held.as_deref_mut() else {
+            return Ok(true);
+        };
+        while let Some(pending) = h.outgoing.get(h.outgoing_sent..).filter(|p| !p.is_empty()) {
             match socket.write(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.outgoing_sent += n,
+                Ok(n) => h.outgoing_sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        self.outgoing = Vec::new();
-        self.outgoing_sent = 0;
+        h.outgoing = Vec::new();
+        h.outgoing_sent = 0;
+        self.release();
         Ok(true)
     }
 
@@ -307,7 +345,7 @@ impl TlsSession {
                     return Err(io::Error::other("TLS records larger than rustls said"));
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
-                    encode_into(&mut self.outgoing, |out| data.encode(out))?;
+                    encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out))?;
                 }
                 ConnectionState::TransmitTlsData(transmit) => {
                     transmit.done();
@@ -320,7 +358,7 @@ impl TlsSession {
                     // for the next read if it ever is.
                     while let Some(record) = traffic.next_record() {
                         let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        self.plaintext.extend_from_slice(record.payload);
+                        held(&mut self.held).plaintext.extend_from_slice(record.payload);
                     }
                 }
                 ConnectionState::PeerClosed => self.peer_closed = true,
@@ -344,8 +382,9 @@ impl TlsSession {
                 Err(e) => return Err(e),
             }
         }
-        self.outgoing
-            .extend_from_slice(sealed.get(sent..).unwrap_or_default());
+        if let Some(rest) = sealed.get(sent..).filter(|rest| !rest.is_empty()) {
+            held(&mut self.held).outgoing.extend_from_slice(rest);
+        }
         Ok(())
     }
 
@@ -358,11 +397,13 @@ impl TlsSession {
             let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let _ = encode_into(&mut self.outgoing, |out| traffic.queue_close_notify(out));
+                    let _ = encode_into(&mut held(&mut self.held).outgoing, |out| {
+                        traffic.queue_close_notify(out)
+                    });
                     break;
                 }
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode_into(&mut self.outgoing, |out| data.encode(out)).is_err() {
+                    if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
                         break;
                     }
                 }
@@ -381,7 +422,7 @@ impl TlsSession {
             let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode_into(&mut self.outgoing, |out| data.encode(out)).is_err() {
+                    if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
                         break;
                     }
                 }
