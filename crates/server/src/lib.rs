@@ -32,6 +32,8 @@ mod server;
 mod timers;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+mod tls_session;
 mod transport;
 
 pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Reply, Request, Response, Route};

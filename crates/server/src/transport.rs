@@ -3,12 +3,13 @@
 //! WebSocket, event streams) reads plaintext into the loop's buffer and
 //! writes plaintext through [`Stream`], whichever it is.
 //!
-//! TLS is rustls (feature `tls`, on by default): records are read from
-//! the socket and decrypted into the caller's buffer; plaintext written is
-//! encrypted into rustls' buffer and sent at once. rustls never holds more
-//! than one write's worth: a write first sends what it holds, and while
-//! the socket refuses that, the write says `WouldBlock`, so the output
-//! queue above keeps the backpressure it has with plain TCP.
+//! TLS is rustls (feature `tls`, on by default) through
+//! [`crate::tls_session`]: records are read from the socket and decrypted
+//! into the caller's buffer; plaintext written is encrypted and sent at
+//! once. A session never holds more than one write's worth: a write first
+//! sends what it holds, and while the socket refuses that, the write says
+//! `WouldBlock`, so the output queue above keeps the backpressure it has
+//! with plain TCP.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -17,21 +18,15 @@ use mio::net::TcpStream;
 
 /// A TLS session of a connection (uninhabited without the `tls` feature).
 #[cfg(feature = "tls")]
-pub(crate) type TlsSession = rustls::ServerConnection;
+pub(crate) type TlsSession = crate::tls_session::TlsSession;
 /// A TLS session of a connection (uninhabited without the `tls` feature).
 #[cfg(not(feature = "tls"))]
 pub(crate) enum TlsSession {}
 
-/// Plaintext buffered inside rustls at most, per connection.
-#[cfg(feature = "tls")]
-const TLS_BUFFER_LIMIT: usize = 64 * 1024;
-
 /// Starts the server side of a TLS session.
 #[cfg(feature = "tls")]
 pub(crate) fn accept_tls(config: &std::sync::Arc<rustls::ServerConfig>) -> io::Result<Box<TlsSession>> {
-    let mut session = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-    session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-    Ok(Box::new(session))
+    Ok(Box::new(TlsSession::new(config)?))
 }
 
 /// One connection's byte stream: its socket, and its TLS session if it
@@ -106,86 +101,24 @@ impl Write for Stream<'_> {
     }
 }
 
-/// Fills `buf` as far as TLS and the socket allow: like a plain socket's
-/// read, a read shorter than `buf` means the socket had no more (the loop
-/// relies on it with edge-triggered readiness), never that rustls still
-/// holds some.
 #[cfg(feature = "tls")]
 fn tls_read(socket: &mut TcpStream, tls: &mut TlsSession, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    let mut socket_ended = false;
-    loop {
-        // First what rustls has decrypted already.
-        while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
-            match tls.reader().read(rest) {
-                // close_notify: the end, after what was read.
-                Ok(0) => return Ok(filled),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // The peer closed TCP without close_notify: for HTTP, whose
-                // messages carry their own length, that is just the end.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
-                Err(e) => return Err(e),
-            }
-        }
-        if filled == buf.len() || socket_ended {
-            return Ok(filled);
-        }
-        match tls.read_tls(socket) {
-            Ok(0) => socket_ended = true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok(filled),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let processed = tls.process_new_packets();
-        // What the handshake answers (or the alert that says why not).
-        let _ = tls_flush(socket, tls);
-        if let Err(e) = processed {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-    }
+    tls.read(socket, buf)
 }
 
 #[cfg(feature = "tls")]
 fn tls_flush(socket: &mut TcpStream, tls: &mut TlsSession) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(socket) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
+    tls.flush(socket)
 }
 
 #[cfg(feature = "tls")]
 fn tls_write(socket: &mut TcpStream, tls: &mut TlsSession, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    // Take more plaintext only once what rustls holds is sent: this keeps
-    // the backpressure of the socket.
-    if !tls_flush(socket, tls)? {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    let taken = tls.writer().write_vectored(bufs)?;
-    if taken == 0 && bufs.iter().any(|b| !b.is_empty()) {
-        // rustls' buffer is full (during the handshake, say): not an
-        // error, the bytes just cannot go yet.
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    match tls_flush(socket, tls) {
-        Ok(_) => Ok(taken),
-        // The plaintext is taken; the next write or flush sends it.
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(taken),
-        Err(e) => Err(e),
-    }
+    tls.write(socket, bufs)
 }
 
 #[cfg(feature = "tls")]
 fn tls_close(socket: &mut TcpStream, tls: &mut TlsSession) {
-    tls.send_close_notify();
-    let _ = tls_flush(socket, tls);
+    tls.close(socket);
 }
 
 #[cfg(not(feature = "tls"))]

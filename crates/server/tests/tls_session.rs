@@ -1,0 +1,306 @@
+//! The TLS session on the loop's lent buffers: records that arrive in
+//! pieces (the start of a record kept by the connection until the rest
+//! comes), TLS 1.2 beside 1.3, large messages under backpressure, a peer
+//! that sends `close_notify` and still reads the answer, and the server's
+//! own `close_notify` when it ends a connection.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use tether_server::{App, CloseCode, ConnId, Ctx, MessageRef, Request, Route, tls};
+use tether_testkit::{IO_TIMEOUT, TestServer, Upgrade, config};
+use tether_ws::{Connection, Event, Message};
+
+/// Echoes every message; "close" asks the server to close.
+struct Echo;
+
+impl App for Echo {
+    type Post = ();
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        match request.path() {
+            "/page" => Route::Page {
+                content_type: "text/plain",
+                body: b"a page over TLS\n",
+            },
+            _ => Route::WebSocket(0),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+        if message.as_text() == Some("close") {
+            ctx.close(conn, CloseCode::NORMAL, "asked to");
+        } else {
+            ctx.send(conn, message);
+        }
+    }
+}
+
+/// A TLS server with a fresh certificate for `localhost`, and a client
+/// configuration that trusts it and speaks only `versions`.
+fn tls_server(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (TestServer, Arc<rustls::ClientConfig>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let mut config = config();
+    config.tls = Some(tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).expect("TLS"));
+    let server = TestServer::start(config, Echo);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).expect("a root");
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    (server, Arc::new(client))
+}
+
+/// A rustls client session on its own socket, driven by hand so that the
+/// test chooses how the records reach the server.
+struct Client {
+    tcp: TcpStream,
+    tls: rustls::ClientConnection,
+    /// Plaintext received, not consumed yet.
+    plain: Vec<u8>,
+    /// The server's `close_notify` arrived.
+    eof: bool,
+    /// The TCP stream ended.
+    tcp_ended: bool,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Client {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("read timeout");
+        tcp.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+        tcp.set_nodelay(true).expect("nodelay");
+        let name = ServerName::try_from("localhost").expect("a name");
+        let tls = rustls::ClientConnection::new(config.clone(), name).expect("a client session");
+        Client {
+            tcp,
+            tls,
+            plain: Vec::new(),
+            eof: false,
+            tcp_ended: false,
+        }
+    }
+
+    /// Sends what the session has to send, `piece` bytes per write with a
+    /// pause between (so that the server reads them apart).
+    fn send_pending(&mut self, piece: usize) {
+        let mut wire = Vec::new();
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut wire).expect("encode");
+        }
+        for chunk in wire.chunks(piece.max(1)) {
+            self.tcp.write_all(chunk).expect("send");
+            if piece < wire.len() {
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Reads from the socket once (or times out), feeding the session.
+    fn receive_some(&mut self) {
+        let mut chunk = vec![0u8; 64 * 1024];
+        match self.tcp.read(&mut chunk) {
+            Ok(0) => self.tcp_ended = true,
+            Ok(n) => {
+                let mut bytes = &chunk[..n];
+                let mut plain = vec![0u8; 64 * 1024];
+                while !bytes.is_empty() {
+                    self.tls.read_tls(&mut bytes).expect("read TLS");
+                    self.tls.process_new_packets().expect("valid TLS from the server");
+                    loop {
+                        match self.tls.reader().read(&mut plain) {
+                            Ok(0) => {
+                                self.eof = true;
+                                break;
+                            }
+                            Ok(n) => self.plain.extend_from_slice(&plain[..n]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                            Err(e) => panic!("read plaintext: {e}"),
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// Writes plaintext, `piece` bytes of TLS per write; answers the
+    /// server meanwhile (the handshake goes on as it sends).
+    fn write(&mut self, plaintext: &[u8], piece: usize) {
+        self.tls.writer().write_all(plaintext).expect("write plaintext");
+        self.send_pending(piece);
+    }
+
+    /// Runs the handshake to its end.
+    fn handshake(&mut self, piece: usize) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while self.tls.is_handshaking() {
+            self.send_pending(piece);
+            self.receive_some();
+            assert!(Instant::now() < deadline, "no handshake in time");
+        }
+        self.send_pending(piece);
+    }
+
+    /// Reads until `done` says the plaintext received is complete (told
+    /// whether the stream has ended, by `close_notify` or not).
+    fn until(&mut self, mut done: impl FnMut(&[u8], bool) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(&self.plain, self.eof || self.tcp_ended) {
+            assert!(
+                Instant::now() < deadline,
+                "not in time: {} bytes, eof {}",
+                self.plain.len(),
+                self.eof
+            );
+            assert!(!self.tcp_ended, "TCP ended early, without close_notify");
+            self.send_pending(usize::MAX);
+            self.receive_some();
+        }
+    }
+
+    /// Opens a WebSocket; returns the client side of it.
+    fn upgrade(&mut self, addr: SocketAddr, piece: usize) -> Connection {
+        let Upgrade { request, conn, .. } = Upgrade::new(addr, "/ws");
+        self.write(&request, piece);
+        self.until(|plain, _| plain.windows(4).any(|w| w == b"\r\n\r\n"));
+        assert!(
+            self.plain.starts_with(b"HTTP/1.1 101 "),
+            "{:?}",
+            String::from_utf8_lossy(&self.plain)
+        );
+        let end = self.plain.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        self.plain.drain(..end);
+        conn
+    }
+
+    /// Sends a message and waits for the next event from the server.
+    fn round_trip(&mut self, ws: &mut Connection, message: &Message, piece: usize) -> Event {
+        let mut wire = Vec::new();
+        ws.send(message, &mut wire).expect("encode");
+        // Sent in slices while reading, so that a large message cannot
+        // fill both directions' buffers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut out = Vec::new();
+        let mut written = 0;
+        loop {
+            if written < wire.len() {
+                let end = (written + 64 * 1024).min(wire.len());
+                self.write(&wire[written..end], piece);
+                written = end;
+            }
+            self.receive_some();
+            let (used, event) = ws.receive(&self.plain, Instant::now(), &mut out);
+            self.plain.drain(..used);
+            // What the connection answers by itself (the close frame's
+            // echo).
+            if !out.is_empty() {
+                self.write(&out, piece);
+                out.clear();
+            }
+            if let Some(event) = event {
+                return event;
+            }
+            assert!(!self.eof && !self.tcp_ended, "the server closed");
+            assert!(Instant::now() < deadline, "no answer in time");
+        }
+    }
+}
+
+fn echoes(versions: &[&'static rustls::SupportedProtocolVersion], piece: usize) {
+    let (server, config) = tls_server(versions);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(piece);
+    let mut ws = client.upgrade(server.addr, piece);
+    let large: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    for message in [
+        Message::text("hello"),
+        Message::binary(vec![7; 40_000]),
+        Message::binary(large),
+    ] {
+        // Larger messages in larger pieces (still several per record), the
+        // largest whole: byte by byte they would take minutes.
+        let piece = match message.as_bytes().len() {
+            0..1000 => piece,
+            1000..100_000 => piece.saturating_mul(500),
+            _ => usize::MAX,
+        };
+        match client.round_trip(&mut ws, &message, piece) {
+            Event::Message(echoed) => assert_eq!(echoed.as_bytes(), message.as_bytes()),
+            other => panic!("expected the echo, got {other:?}"),
+        }
+    }
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn tls13_echoes_small_and_large_messages() {
+    echoes(&[&rustls::version::TLS13], usize::MAX);
+}
+
+#[test]
+fn tls12_echoes_small_and_large_messages() {
+    echoes(&[&rustls::version::TLS12], usize::MAX);
+}
+
+#[test]
+fn records_that_arrive_a_few_bytes_at_a_time_are_put_together() {
+    // The handshake, the upgrade and the messages in 7-byte writes: every
+    // record (and the client's handshake flight) reaches the server in
+    // many reads.
+    echoes(&[&rustls::version::TLS13], 7);
+    echoes(&[&rustls::version::TLS12], 7);
+}
+
+#[test]
+fn a_peer_that_sent_close_notify_still_reads_the_answer() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.write(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n", usize::MAX);
+    // Done sending: close_notify, and the TCP stream's end too.
+    client.tls.send_close_notify();
+    client.send_pending(usize::MAX);
+    client.tcp.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    // The answer, then the end (without close_notify: the server drops a
+    // connection whose peer has closed, as it does over plain TCP).
+    client.until(|_, ended| ended);
+    let text = String::from_utf8_lossy(&client.plain).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.ends_with("a page over TLS\n"), "{text}");
+    server.shutdown();
+}
+
+#[test]
+fn the_server_ends_a_closed_websocket_with_close_notify() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    let mut ws = client.upgrade(server.addr, usize::MAX);
+    match client.round_trip(&mut ws, &Message::text("close"), usize::MAX) {
+        Event::Close(frame) => assert_eq!(frame.code, CloseCode::NORMAL),
+        other => panic!("expected the close frame, got {other:?}"),
+    }
+    // The close frame was answered (above); the server ends the stream
+    // with close_notify.
+    client.until(|_, ended| ended);
+    assert!(client.eof, "no close_notify");
+    server.shutdown();
+}
