@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Where a hook is asked: a plain-HTTP authority and a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -51,6 +51,7 @@
 mod answer;
 mod config;
 mod endpoint;
+mod error;
 mod exchange;
 mod job;
 mod pool;
