@@ -19,7 +19,7 @@ use super::replies::{close_reason, error_response};
 use super::revoked::Revocations;
 use super::routes::{Refusal, bearer};
 use super::settings::HubSettings;
-use super::subscribers::Subscriber;
+use super::subscribers::{Holder, Subscriber};
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken
@@ -53,17 +53,6 @@ pub(super) struct Presented {
     pub(super) identity: Option<tether_auth::Identity>,
     /// The subscribe hook let it subscribe to its topic.
     pub(super) subscribe_decided: bool,
-}
-
-/// Who holds a subscriber's credential: when it stops being good (Unix
-/// seconds, the leeway included), its subject, and the token's id and
-/// `iat` (by which it may be revoked).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Holder {
-    pub(super) deadline: Option<u64>,
-    pub(super) subject: Option<String>,
-    pub(super) token_id: Option<String>,
-    pub(super) issued_at: Option<u64>,
 }
 
 /// Whom a ticket was issued for: the subject and rights of the token that

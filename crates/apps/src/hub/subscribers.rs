@@ -9,11 +9,21 @@ use std::sync::Arc;
 use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
 use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
 
-use super::access::Holder;
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
 use super::routes::{Format, Socket, format, parse_path, wants_presence};
+
+/// Who holds a subscriber's credential: when it stops being good (Unix
+/// seconds, the leeway included), its subject, and the token's id and
+/// `iat` (by which it may be revoked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Holder {
+    pub(super) deadline: Option<u64>,
+    pub(super) subject: Option<String>,
+    pub(super) token_id: Option<String>,
+    pub(super) issued_at: Option<u64>,
+}
 
 /// A subscriber or long poll of this loop.
 #[derive(Debug)]
