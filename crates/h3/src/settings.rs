@@ -78,7 +78,7 @@ impl Settings {
     pub fn parse(payload: &[u8]) -> Result<Settings, Error> {
         let layout = Error::new(
             ErrorCode::H3_FRAME_ERROR,
-            Violation::FrameLayout(crate::frame::SETTINGS),
+            Violation::FrameLayout(crate::frame::types::SETTINGS),
         );
         let mut settings = Settings::default();
         let mut seen = BTreeSet::new();
