@@ -549,8 +549,7 @@ mod tests {
     #[test]
     fn joins_of_different_pairs_do_not_mix() {
         let mut pool = Pool::default();
-        let (a, b, c): (Arc<[u8]>, Arc<[u8]>, Arc<[u8]>) =
-            (Arc::from(&b"a"[..]), Arc::from(&b"b"[..]), Arc::from(&b"c"[..]));
+        let [a, b, c]: [Arc<[u8]>; 3] = [b"a", b"b", b"c"].map(|x| Arc::from(&x[..]));
         let mut one = OutQueue::default();
         let mut two = OutQueue::default();
         // Interleaved topics: one gets a then c, two gets b then c, then
