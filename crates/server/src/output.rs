@@ -47,6 +47,12 @@ const RECYCLE_LIMIT: usize = 64 * 1024;
 /// large messages go out as several chunks instead.
 const JOIN_LIMIT: usize = 4 * 1024;
 
+/// The most bytes of joins made in one loop turn: a connection that is
+/// sent many small events alone in one turn (a long replay, say) would
+/// otherwise have each join copied again into the next, all kept until the
+/// turn ends. Past it, broadcasts are queued as they come.
+const JOINS_PER_TURN: usize = 1024 * 1024;
+
 /// A queue given back keeps room for this many chunks, no more: one burst
 /// does not pin a long ring in every recycled queue.
 const KEPT_CHUNKS: usize = 8;
@@ -137,8 +143,9 @@ impl OutQueue {
         let started = self.offset > 0 && self.chunks.len() == 1;
         if let (false, Some(Chunk::Shared(last))) = (started, self.chunks.back_mut())
             && last.len() + bytes.len() <= JOIN_LIMIT
+            && let Some(joined) = pool.joins.join(last, &bytes)
         {
-            *last = pool.joins.join(last, &bytes);
+            *last = joined;
             return;
         }
         self.chunks.push_back(Chunk::Shared(bytes));
@@ -299,6 +306,8 @@ pub(crate) struct Joins {
     /// every subscriber in turn).
     last: Option<Join>,
     made: HashMap<(usize, usize), Join>,
+    /// Bytes of the joins made this turn.
+    bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -315,15 +324,20 @@ impl Join {
 }
 
 impl Joins {
-    /// `front` followed by `back`, as one shared chunk.
-    fn join(&mut self, front: &Arc<[u8]>, back: &Arc<[u8]>) -> Arc<[u8]> {
+    /// `front` followed by `back`, as one shared chunk; `None` when this
+    /// turn's joins have reached [`JOINS_PER_TURN`].
+    fn join(&mut self, front: &Arc<[u8]>, back: &Arc<[u8]>) -> Option<Arc<[u8]>> {
         if let Some(last) = self.last.as_ref().filter(|j| j.of(front, back)) {
-            return Arc::clone(&last.joined);
+            return Some(Arc::clone(&last.joined));
         }
         let key = (front.as_ptr() as usize, back.as_ptr() as usize);
         let join = match self.made.get(&key).filter(|j| j.of(front, back)) {
             Some(join) => join.clone(),
             None => {
+                if self.bytes + front.len() + back.len() > JOINS_PER_TURN {
+                    return None;
+                }
+                self.bytes += front.len() + back.len();
                 let mut bytes = Vec::with_capacity(front.len() + back.len());
                 bytes.extend_from_slice(front);
                 bytes.extend_from_slice(back);
@@ -338,12 +352,13 @@ impl Joins {
         };
         let joined = Arc::clone(&join.joined);
         self.last = Some(join);
-        joined
+        Some(joined)
     }
 
     fn clear(&mut self) {
         self.last = None;
         self.made.clear();
+        self.bytes = 0;
     }
 }
 
@@ -569,6 +584,36 @@ mod tests {
             assert!(q.flush(&mut w, &mut pool).unwrap());
             assert_eq!(w.written, expected);
         }
+    }
+
+    #[test]
+    fn joins_stop_for_the_turn_past_their_budget() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        // Events of their own (a join of a pair already joined is found,
+        // not made again, and costs nothing).
+        let event = || -> Arc<[u8]> { Arc::from(vec![b'e'; JOIN_LIMIT / 2]) };
+        // A connection alone, sent many events in one turn: each join is
+        // new, until the budget is spent.
+        for _ in 0..4 * JOINS_PER_TURN / JOIN_LIMIT {
+            q.push_broadcast(event(), &mut pool);
+        }
+        assert!(pool.joins.bytes <= JOINS_PER_TURN);
+        let chunks = q.chunks.len();
+        q.push_broadcast(event(), &mut pool);
+        q.push_broadcast(event(), &mut pool);
+        assert_eq!(q.chunks.len(), chunks + 2, "no more joins this turn");
+        pool.end_turn();
+        assert_eq!(pool.joins.bytes, 0);
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: usize::MAX,
+            budget: usize::MAX,
+        };
+        let len = q.len();
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written.len(), len);
+        assert!(w.written.iter().all(|&b| b == b'e'));
     }
 
     #[test]
