@@ -30,7 +30,9 @@
 # when every subscriber got every message, in order, and the p99 of
 # delivery is under 100 ms. The summary names each server's highest rate
 # sustained (in every round) with its deliveries per second, and p50 / p99
-# / p99.9 at the first rate, the common one.
+# / p99.9 and the server's peak RSS (VmHWM, started over by the load
+# generator before each run's subscribers connect and read before the
+# server is stopped) at the first rate, the common one.
 #
 # SSE fan-out (tether-pubsub only: uWS serves no event streams): one run
 # of --fanout-sse-subs (default 10000) event-stream subscribers of the
@@ -480,7 +482,8 @@ echo
 if [ -s "$OUT" ] && grep -q '"mode":"fanout"' "$OUT" && command -v python3 >/dev/null; then
     echo
     echo "== pub/sub fan-out: the highest rate sustained in every round (every delivery, in order, p99 < 100 ms),"
-    echo "   deliveries per second there (median), and latency at the first rate ($(echo "$FANOUT_RATES" | cut -d' ' -f1)/s, median)"
+    echo "   deliveries per second there (median), and latency and the server's peak RSS at the first rate"
+    echo "   ($(echo "$FANOUT_RATES" | cut -d' ' -f1)/s, medians; peak RSS over that run, from VmHWM)"
     python3 - "$OUT" "$(echo "$FANOUT_RATES" | cut -d' ' -f1)" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
@@ -493,7 +496,7 @@ for r in rows:
 def ok(r):
     p99 = (r.get("latency_us") or {}).get("p99")
     return r.get("problems") == 0 and p99 is not None and p99 < 100000
-print(f"   {'server':<12} {'subs':>6} {'size':>5} {'rate/s':>7} {'deliveries/s':>13}   at {common:.0f}/s: {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8}")
+print(f"   {'server':<12} {'subs':>6} {'size':>5} {'rate/s':>7} {'deliveries/s':>13}   at {common:.0f}/s: {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'peak RSS MiB':>12}")
 for (server, subs, size), rs in sorted(runs.items()):
     rounds = {r.get("round") for r in rs}
     by_rate = defaultdict(list)
@@ -507,7 +510,15 @@ for (server, subs, size), rs in sorted(runs.items()):
     per_s = f"{statistics.median(r['events_per_s'] for r in by_rate[best]):.0f}" if best else "-"
     lat = [r["latency_us"] for r in by_rate.get(common, []) if r.get("latency_us")]
     ms = lambda k: f"{statistics.median(l[k] for l in lat) / 1000:.2f}" if lat else "-"
-    print(f"   {server:<12} {subs:>6} {size:>5} {rate_s:>7} {per_s:>13}   {'':>{len(str(int(common))) + 6}} {ms('p50'):>7} {ms('p99'):>7} {ms('p99_9'):>8}")
+    # The peak of each run (marked when the load generator could not start
+    # it over, so that it counts from the server's start).
+    peaks = [r for r in by_rate.get(common, []) if r.get("server_peak_rss")]
+    peak = f"{statistics.median(r['server_peak_rss'] for r in peaks) / 1048576:.1f}" if peaks else "-"
+    if peaks and not all(r.get("server_peak_rss_of_run") for r in peaks):
+        peak += "*"
+    print(f"   {server:<12} {subs:>6} {size:>5} {rate_s:>7} {per_s:>13}   {'':>{len(str(int(common))) + 6}} {ms('p50'):>7} {ms('p99'):>7} {ms('p99_9'):>8} {peak:>12}")
+if any(r.get("server_peak_rss") and not r.get("server_peak_rss_of_run") for rs in runs.values() for r in rs):
+    print("   (*: the peak counts from the server's start: /proc/PID/clear_refs could not be written)")
 PY
 fi
 if [ -s "$OUT" ] && grep -q '"json_payload":true' "$OUT" && command -v python3 >/dev/null; then

@@ -37,6 +37,7 @@ use tether_sse::{Item, Parser};
 
 use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{self, Report, Window};
+use super::spread::Spread;
 use super::wire::{self, Event};
 use super::{h2, sys};
 
@@ -397,6 +398,13 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             "--deflate is for WebSocket subscribers over HTTP/1.1",
         ));
     }
+    // The server's peak RSS over this run only: started over from its RSS
+    // now, before any subscriber connects (by the publishing process).
+    let peak_reset = match opts.server_pid.filter(|_| opts.publish) {
+        Some(pid) => sys::reset_peak_rss(pid).is_ok(),
+        None => false,
+    };
+    let server_rss_start = opts.server_pid.map(sys::rss_bytes).transpose()?;
     let mut poll = Poll::new()?;
     // Subscribers first, then the publisher (the last token): when the
     // publisher is open, every subscriber's join has been handled (in a
@@ -469,6 +477,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut text = Vec::with_capacity(opts.size.max(64));
     let mut frame = Vec::with_capacity(opts.size.max(64) + 16);
     let mut hist = report::latency_histogram();
+    let mut spread = Spread::new(opts.subscribers);
     let mut own_hist = report::latency_histogram();
     let mut own_echoes = 0u64;
     let mut delivered = 0u64;
@@ -549,6 +558,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 false
             };
             if written {
+                spread.published(published, clock.ns(now));
                 frame.clear();
                 wire::push_frame(&mut frame, OpCode::Text, &text);
                 if let Err(e) = conns[pub_conn].send(&frame) {
@@ -664,6 +674,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                     }
                 } else {
                     let before = delivered;
+                    let next_before = subs[i].tally.next;
                     wire_bytes += len as u64;
                     consume(
                         &rbuf[..len],
@@ -671,7 +682,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                         &mut conn.ws,
                         conn.deflate.as_deref_mut(),
                         &mut pong,
-                        &mut hist,
+                        spread.histogram_of(i),
                         clock,
                         now,
                         &mut delivered,
@@ -679,6 +690,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                     .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: {e}")))?;
                     if delivered > before {
                         last_delivery = now;
+                        spread.arrived(next_before, subs[i].tally.next, clock.ns(now));
                     }
                     if !pong.is_empty() {
                         conn.send(&pong)?;
@@ -694,6 +706,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }
     }
     let span = window.stop()?;
+    // Read while the server still holds its connections.
+    let server_peak_rss = opts.server_pid.map(sys::peak_rss_bytes).transpose()?;
+    let server_rss_end = opts.server_pid.map(sys::rss_bytes).transpose()?;
+    // WebSocket subscribers over HTTP/1.1 were timed by their tenth.
+    hist.add(spread.merged()).map_err(io::Error::other)?;
     for conn in &mut h2conns {
         conn.go_away();
     }
@@ -778,6 +795,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     );
     json.insert("busy_s".into(), json!(report::round3(busy)));
     json.insert("latency_us".into(), report::percentiles_us(&hist));
+    json.extend(spread.json());
+    json.insert("server_rss_start".into(), json!(server_rss_start));
+    json.insert("server_rss_end".into(), json!(server_rss_end));
+    json.insert("server_peak_rss".into(), json!(server_peak_rss));
+    // Whether the peak is this run's (else it counts from the server's start).
+    json.insert("server_peak_rss_of_run".into(), json!(peak_reset));
     if let Some(acks) = acks {
         json.insert("acked".into(), json!(acks.count));
         json.insert("ack_bad".into(), json!(acks.bad));
@@ -809,7 +832,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     Ok(Report {
         human: format!(
             "fanout {} {transport}{} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
-             ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}{}",
+             ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}{}{}",
             opts.subscribers,
             if opts.h2.is_some() { " (h2)" } else { "" },
             opts.rate,
@@ -818,6 +841,10 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             out_of_order,
             span.rates_human("events", delivered),
             report::percentiles_human(&hist),
+            server_peak_rss.map_or(String::new(), |b| format!(
+                "; server peak RSS {:.1} MiB",
+                b as f64 / (1024.0 * 1024.0)
+            )),
             acks.map_or(String::new(), |a| format!(
                 "; {} acknowledged, publish to acknowledgement {}",
                 a.count,

@@ -28,6 +28,7 @@ pub mod latency;
 pub mod multi;
 pub mod replay;
 pub mod report;
+pub mod spread;
 pub mod summary;
 pub mod sys;
 pub mod tls;

@@ -62,13 +62,30 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
 }
 
 fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line["VmRSS:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
+    parse_status_kib(status, "VmRSS:")
+}
+
+/// A process's peak resident set size, in bytes, from the `VmHWM` line of
+/// `/proc/PID/status`: the most it has held since it started or since
+/// [`reset_peak_rss`].
+pub fn peak_rss_bytes(pid: u32) -> io::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)?;
+    parse_status_kib(&status, "VmHWM:").ok_or_else(|| io::Error::other(format!("{path}: no VmHWM line")))
+}
+
+/// Starts a process's peak RSS (`VmHWM`) over from its RSS now, by writing
+/// 5 to `/proc/PID/clear_refs` (Linux 4.0 and later; the process must be
+/// one this one may write that file of). An error leaves the peak counting
+/// from the process's start.
+pub fn reset_peak_rss(pid: u32) -> io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+}
+
+/// The value of a `/proc/PID/status` line `key` given in kB, in bytes.
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line[key.len()..].trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib * 1024)
 }
 
@@ -112,6 +129,8 @@ mod tests {
         let status = "Name:\ttether\nVmPeak:\t  9000 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+        let status = "VmHWM:\t    4096 kB\nVmRSS:\t    2048 kB\n";
+        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(4096 * 1024));
     }
 
     #[test]

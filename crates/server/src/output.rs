@@ -1,8 +1,16 @@
 //! Per-connection output: a queue of byte chunks, some owned, some shared
 //! among many connections (a broadcast frame is encoded once), written
 //! with vectored writes.
+//!
+//! Broadcasts that pile up behind each other in one loop turn (a fan-out
+//! whose loop is behind delivers several events to every subscriber before
+//! it flushes) are joined: the queue's last unstarted shared chunk and the
+//! new one become one shared chunk, joined once per loop for all the
+//! subscribers that queue the same pair ([`Joins`]). A subscriber then
+//! holds one chunk per turn, not one per event, and gets them in one plain
+//! write.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
@@ -33,6 +41,21 @@ const MAX_IOV: usize = 64;
 /// Owned chunks are recycled only up to this capacity, so one huge message
 /// does not pin its buffer forever.
 const RECYCLE_LIMIT: usize = 64 * 1024;
+
+/// Shared chunks are joined only up to this many bytes: a join copies both
+/// (and every join of a turn is kept until the turn ends), so long runs of
+/// large messages go out as several chunks instead.
+const JOIN_LIMIT: usize = 4 * 1024;
+
+/// The most bytes of joins made in one loop turn: a connection that is
+/// sent many small events alone in one turn (a long replay, say) would
+/// otherwise have each join copied again into the next, all kept until the
+/// turn ends. Past it, broadcasts are queued as they come.
+const JOINS_PER_TURN: usize = 1024 * 1024;
+
+/// A queue given back keeps room for this many chunks, no more: one burst
+/// does not pin a long ring in every recycled queue.
+const KEPT_CHUNKS: usize = 8;
 
 /// Queued output for one connection. Exists only while there is output:
 /// an idle connection holds none (see [`Pool`]).
@@ -105,6 +128,26 @@ impl OutQueue {
             return;
         }
         self.len += bytes.len();
+        self.chunks.push_back(Chunk::Shared(bytes));
+    }
+
+    /// Appends a broadcast's shared bytes, joined with the shared chunk
+    /// queued last if that one has not begun to be written and the two are
+    /// small (the join made once per loop turn for every queue that holds
+    /// the same two, see [`Joins`]).
+    pub(crate) fn push_broadcast(&mut self, bytes: Arc<[u8]>, pool: &mut Pool) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        let started = self.offset > 0 && self.chunks.len() == 1;
+        if let (false, Some(Chunk::Shared(last))) = (started, self.chunks.back_mut())
+            && last.len() + bytes.len() <= JOIN_LIMIT
+            && let Some(joined) = pool.joins.join(last, &bytes)
+        {
+            *last = joined;
+            return;
+        }
         self.chunks.push_back(Chunk::Shared(bytes));
     }
 
@@ -214,6 +257,8 @@ pub(crate) struct Pool {
     /// queue, in every connection), and recycling keeps the allocation.
     #[allow(clippy::vec_box)]
     queues: Vec<Box<OutQueue>>,
+    /// Broadcasts joined in this loop turn.
+    joins: Joins,
 }
 
 /// How many spare buffers and queues a pool keeps.
@@ -235,12 +280,85 @@ impl Pool {
         self.queues.pop().unwrap_or_default()
     }
 
-    /// Takes back an empty queue.
+    /// Takes back an empty queue, with no more room than a few chunks'.
     pub(crate) fn give_back_queue(&mut self, mut queue: Box<OutQueue>) {
         queue.clear(self);
         if self.queues.len() < POOL_KEEP {
+            queue.chunks.shrink_to(KEPT_CHUNKS);
             self.queues.push(queue);
         }
+    }
+
+    /// Ends a loop turn: the joins made in it are let go (the queues that
+    /// hold them keep them as long as they need them).
+    pub(crate) fn end_turn(&mut self) {
+        self.joins.clear();
+    }
+}
+
+/// The shared chunks joined in this loop turn, by the two they joined: each
+/// pair is joined once for all the queues that hold it. The pair is kept
+/// with its join, so that neither address is reused by another chunk while
+/// it is a key here.
+#[derive(Debug, Default)]
+pub(crate) struct Joins {
+    /// The last join made or found (a fan-out asks for the same one for
+    /// every subscriber in turn).
+    last: Option<Join>,
+    made: HashMap<(usize, usize), Join>,
+    /// Bytes of the joins made this turn.
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Join {
+    front: Arc<[u8]>,
+    back: Arc<[u8]>,
+    joined: Arc<[u8]>,
+}
+
+impl Join {
+    fn of(&self, front: &Arc<[u8]>, back: &Arc<[u8]>) -> bool {
+        Arc::ptr_eq(&self.front, front) && Arc::ptr_eq(&self.back, back)
+    }
+}
+
+impl Joins {
+    /// `front` followed by `back`, as one shared chunk; `None` when this
+    /// turn's joins have reached [`JOINS_PER_TURN`].
+    fn join(&mut self, front: &Arc<[u8]>, back: &Arc<[u8]>) -> Option<Arc<[u8]>> {
+        if let Some(last) = self.last.as_ref().filter(|j| j.of(front, back)) {
+            return Some(Arc::clone(&last.joined));
+        }
+        let key = (front.as_ptr() as usize, back.as_ptr() as usize);
+        let join = match self.made.get(&key).filter(|j| j.of(front, back)) {
+            Some(join) => join.clone(),
+            None => {
+                if self.bytes + front.len() + back.len() > JOINS_PER_TURN {
+                    return None;
+                }
+                self.bytes += front.len() + back.len();
+                let mut bytes = Vec::with_capacity(front.len() + back.len());
+                bytes.extend_from_slice(front);
+                bytes.extend_from_slice(back);
+                let join = Join {
+                    front: Arc::clone(front),
+                    back: Arc::clone(back),
+                    joined: Arc::from(bytes),
+                };
+                self.made.insert(key, join.clone());
+                join
+            }
+        };
+        let joined = Arc::clone(&join.joined);
+        self.last = Some(join);
+        Some(joined)
+    }
+
+    fn clear(&mut self) {
+        self.last = None;
+        self.made.clear();
+        self.bytes = 0;
     }
 }
 
@@ -368,6 +486,148 @@ mod tests {
         q.push_shared(Arc::from(&b"third"[..]));
         q.keep_started(&mut pool);
         assert_eq!(q.len(), 0, "nothing begun, nothing kept");
+    }
+
+    #[test]
+    fn broadcasts_queued_in_one_turn_become_one_chunk_joined_once_for_all() {
+        let mut pool = Pool::default();
+        let events: Vec<Arc<[u8]>> = ["one ", "two ", "three"]
+            .iter()
+            .map(|e| Arc::from(e.as_bytes()))
+            .collect();
+        let mut queues: Vec<OutQueue> = (0..3).map(|_| OutQueue::default()).collect();
+        for event in &events {
+            for q in &mut queues {
+                q.push_broadcast(event.clone(), &mut pool);
+            }
+        }
+        let first = match queues[0].chunks.front() {
+            Some(Chunk::Shared(bytes)) => bytes.clone(),
+            other => panic!("one shared chunk expected, not {other:?}"),
+        };
+        for q in &queues {
+            assert_eq!(q.chunks.len(), 1);
+            assert_eq!(q.len(), 13);
+            let Some(Chunk::Shared(bytes)) = q.chunks.front() else {
+                panic!("a shared chunk")
+            };
+            assert!(Arc::ptr_eq(bytes, &first), "joined once, shared by every queue");
+        }
+        // Two joins made (one, then one+two with three), each once.
+        assert_eq!(pool.joins.made.len(), 2);
+        for q in &mut queues {
+            let mut w = Throttled {
+                written: Vec::new(),
+                cap: 100,
+                budget: 100,
+            };
+            assert!(q.flush(&mut w, &mut pool).unwrap());
+            assert_eq!(w.written, b"one two three");
+        }
+        pool.end_turn();
+        assert!(pool.joins.made.is_empty() && pool.joins.last.is_none());
+    }
+
+    #[test]
+    fn a_broadcast_is_not_joined_to_a_chunk_begun_or_too_large_or_owned() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 100,
+            budget: 2,
+        };
+        q.push_broadcast(Arc::from(&b"first"[..]), &mut pool);
+        assert!(!q.flush(&mut w, &mut pool).unwrap());
+        // The front chunk is partly written: the next one stands alone.
+        q.push_broadcast(Arc::from(&b"second"[..]), &mut pool);
+        assert_eq!(q.chunks.len(), 2);
+        // Behind an unstarted chunk, they join.
+        q.push_broadcast(Arc::from(&b"third"[..]), &mut pool);
+        assert_eq!(q.chunks.len(), 2);
+        // Past the limit, a chunk of its own.
+        q.push_broadcast(Arc::from(vec![b'x'; JOIN_LIMIT]), &mut pool);
+        assert_eq!(q.chunks.len(), 3);
+        // Behind owned bytes, a chunk of its own too.
+        q.write_with(&mut pool, |out| out.extend_from_slice(b"own"));
+        q.push_broadcast(Arc::from(&b"last"[..]), &mut pool);
+        assert_eq!(q.chunks.len(), 5);
+        w.budget = usize::MAX;
+        w.cap = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        let mut expected = b"firstsecondthird".to_vec();
+        expected.extend(vec![b'x'; JOIN_LIMIT]);
+        expected.extend_from_slice(b"ownlast");
+        assert_eq!(w.written, expected);
+    }
+
+    #[test]
+    fn joins_of_different_pairs_do_not_mix() {
+        let mut pool = Pool::default();
+        let [a, b, c]: [Arc<[u8]>; 3] = [b"a", b"b", b"c"].map(|x| Arc::from(&x[..]));
+        let mut one = OutQueue::default();
+        let mut two = OutQueue::default();
+        // Interleaved topics: one gets a then c, two gets b then c, then
+        // one more of each.
+        one.push_broadcast(a.clone(), &mut pool);
+        two.push_broadcast(b.clone(), &mut pool);
+        one.push_broadcast(c.clone(), &mut pool);
+        two.push_broadcast(c.clone(), &mut pool);
+        one.push_broadcast(a, &mut pool);
+        two.push_broadcast(b, &mut pool);
+        for (q, expected) in [(&mut one, &b"aca"[..]), (&mut two, &b"bcb"[..])] {
+            let mut w = Throttled {
+                written: Vec::new(),
+                cap: 100,
+                budget: 100,
+            };
+            assert!(q.flush(&mut w, &mut pool).unwrap());
+            assert_eq!(w.written, expected);
+        }
+    }
+
+    #[test]
+    fn joins_stop_for_the_turn_past_their_budget() {
+        let mut pool = Pool::default();
+        let mut q = OutQueue::default();
+        // Events of their own (a join of a pair already joined is found,
+        // not made again, and costs nothing).
+        let event = || -> Arc<[u8]> { Arc::from(vec![b'e'; JOIN_LIMIT / 2]) };
+        // A connection alone, sent many events in one turn: each join is
+        // new, until the budget is spent.
+        for _ in 0..4 * JOINS_PER_TURN / JOIN_LIMIT {
+            q.push_broadcast(event(), &mut pool);
+        }
+        assert!(pool.joins.bytes <= JOINS_PER_TURN);
+        let chunks = q.chunks.len();
+        q.push_broadcast(event(), &mut pool);
+        q.push_broadcast(event(), &mut pool);
+        assert_eq!(q.chunks.len(), chunks + 2, "no more joins this turn");
+        pool.end_turn();
+        assert_eq!(pool.joins.bytes, 0);
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: usize::MAX,
+            budget: usize::MAX,
+        };
+        let len = q.len();
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written.len(), len);
+        assert!(w.written.iter().all(|&b| b == b'e'));
+    }
+
+    #[test]
+    fn a_queue_given_back_keeps_room_for_a_few_chunks_only() {
+        let mut pool = Pool::default();
+        let mut q = pool.queue();
+        for _ in 0..1000 {
+            q.push_shared(Arc::from(&b"x"[..]));
+        }
+        assert!(q.chunks.capacity() >= 1000);
+        pool.give_back_queue(q);
+        let q = pool.queue();
+        assert!(q.is_empty());
+        assert!(q.chunks.capacity() < 1000, "kept {}", q.chunks.capacity());
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl<A: App> Server<A> {
             self.tick(now);
             self.conns.apply_actions(now);
             self.conns.flush_dirty(now);
+            self.conns.env.pool.end_turn();
             if mem::take(&mut self.conns.freed) {
                 self.listeners.descriptor_freed(now);
             }

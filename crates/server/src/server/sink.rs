@@ -95,7 +95,9 @@ pub(super) fn push<P>(
                 return Pushed::Nothing;
             };
             let bytes = pushee.bytes(encoded, stats, now, heartbeat);
-            link.queue(pool).push_shared(bytes);
+            // Joined with the broadcast queued before it this turn, if any.
+            let out = link.out.get_or_insert_with(|| pool.queue());
+            out.push_broadcast(bytes, pool);
             false
         }
         (Sink::Stream(stream), State::H2(h2)) => {
