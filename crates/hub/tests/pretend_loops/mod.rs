@@ -62,6 +62,62 @@ impl<B: Broker> Loops<B> {
         (loops, tx)
     }
 
+    /// Every loop follows `topic`, which nobody has published to: each is
+    /// ready with no history and nothing dropped.
+    pub fn follow_a_new_topic(&mut self, topic: &str) {
+        for l in 0..LOOPS {
+            self.follow(l, topic);
+            let (history, dropped) = self.ready(l);
+            assert!(
+                history.is_empty() && dropped.is_none(),
+                "a topic nobody published to"
+            );
+        }
+    }
+
+    /// Publishes `a1`..`a4` from loop 0 of this node and `b1`..`b4` from
+    /// loop 1 of `other` to `topic`, interleaved; this node's loop does
+    /// not follow the topic, so it is answered as soon as each is added:
+    /// the ids of its four events, which ascend.
+    pub fn publish_interleaved_with(&mut self, other: &mut Loops<B>, topic: &str) -> Vec<EventId> {
+        let mut tokens = Vec::new();
+        for n in 1..=4 {
+            tokens.push(self.publish(0, topic, &format!("a{n}")).unwrap());
+            other.publish(1, topic, &format!("b{n}")).unwrap();
+        }
+        let ids: Vec<EventId> = tokens
+            .into_iter()
+            .map(|token| self.published(0, token).unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        ids
+    }
+
+    /// What `loop_index`, a follower of a topic it also published to, is
+    /// posted until `events` events came and `answers` of its publishes
+    /// were answered, each answer after its event: the delivered ids.
+    pub fn deliveries_before_answers(
+        &mut self,
+        loop_index: usize,
+        events: usize,
+        answers: usize,
+    ) -> Vec<EventId> {
+        let mut delivered = Vec::new();
+        let mut answered = Vec::new();
+        while delivered.len() < events || answered.len() < answers {
+            match self.next(loop_index) {
+                HubMessage::Deliver(event) => delivered.push(event.id()),
+                HubMessage::Published { result, .. } => {
+                    let id = result.unwrap();
+                    assert!(delivered.contains(&id), "answered {id} before delivering it");
+                    answered.push(id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        delivered
+    }
+
     /// Publishes from `loop_index`; the token that its answer will carry.
     pub fn publish(&mut self, loop_index: usize, topic: &str, data: &str) -> Result<u64, HubError> {
         self.publish_keyed(loop_index, topic, data, None)
