@@ -323,3 +323,60 @@ pub fn data(events: &[Arc<Event>]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Defines `Node`, a bridge (`$bridge`, made from a `$config` whose
+/// prefix is the caller's `PREFIX`) with the brokers (`$broker`) of the
+/// pretend loops, started and waited for until up; it dereferences to
+/// its [`Loops`]. The bridges have no trait in common, so each bridge's
+/// `node` module names its types; `Loops`, `BrokerState`, `Deref`,
+/// `DerefMut` and `wait_until` must be in scope there.
+macro_rules! bridge_node {
+    ($bridge:ident, $broker:ident, $config:ident) => {
+        /// A bridge with the brokers of two pretend loops, and what the
+        /// bridge posted to each loop, in order (the steps of a test on
+        /// them are [`Loops`]'s).
+        pub struct Node {
+            pub bridge: $bridge,
+            loops: Loops<$broker>,
+        }
+
+        impl Node {
+            pub fn start(url: &str, tweak: impl FnOnce(&mut $config)) -> Node {
+                let mut config = $config::new(url);
+                config.prefix = PREFIX.to_owned();
+                tweak(&mut config);
+                let bridge = $bridge::new(config).expect("a valid configuration");
+                let (loops, posted) = Loops::new(|| bridge.broker());
+                bridge
+                    .start(move |to, message| {
+                        let _ = posted.send((to, message));
+                    })
+                    .expect("the bridge starts");
+                let node = Node { bridge, loops };
+                node.wait_for_state(BrokerState::Up);
+                node
+            }
+
+            pub fn wait_for_state(&self, state: BrokerState) {
+                wait_until(&format!("the bridge to be {state:?}"), || {
+                    self.bridge.status().state == state
+                });
+            }
+        }
+
+        impl Deref for Node {
+            type Target = Loops<$broker>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.loops
+            }
+        }
+
+        impl DerefMut for Node {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.loops
+            }
+        }
+    };
+}
+pub(crate) use bridge_node;
