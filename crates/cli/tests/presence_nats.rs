@@ -5,6 +5,8 @@
 //! node is killed (`kill -9`, no goodbye to NATS) its members leave the
 //! other node's list once their entries expire.
 //!
+//! The helpers and the test body both buses share are in `tests/presence`.
+//!
 //! Skipped (with a printed reason) when `nats-server` is not installed,
 //! unless `TETHER_REQUIRE_NATS` is set.
 
@@ -13,134 +15,13 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 #![cfg(feature = "nats")]
 
+mod presence;
 mod serve;
 #[path = "../../nats/tests/support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::{Value, json};
-use serve::Node;
-use support::{NatsServer, PATIENCE, available, wait_until};
-use tether_sse::{Item, Parser};
-
-const SECRET: &[u8] = b"a presence e2e secret, 32 bytes!";
-const TOPIC: &str = "room";
-
-/// A `tether serve --app hub --nats URL` node whose presence entries
-/// live `ttl` seconds.
-fn start_node(nats: &NatsServer, dir: &Path, name: &str, ttl: &str) -> Node {
-    let secret = dir.join("jwt.secret");
-    let url = nats.url();
-    let args = [
-        "--nats",
-        url.as_str(),
-        "--nats-prefix",
-        "presence-test",
-        "--nats-presence-ttl",
-        ttl,
-        "--jwt-secret-file",
-        secret.to_str().expect("a UTF-8 path"),
-    ];
-    Node::start(dir, name, &args, &[])
-}
-
-/// Who `node` says is present.
-fn members(node: &Node) -> Vec<String> {
-    let (status, body) = node.request("GET", &format!("/topics/{TOPIC}/presence"), "", "");
-    assert_eq!(status, 200, "{body}\n{}", node.log());
-    let json: Value = serde_json::from_str(&body).unwrap();
-    json["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn token(subject: &str) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": subject, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
-}
-
-/// An event stream of the topic.
-struct Sse {
-    stream: TcpStream,
-    parser: Parser,
-}
-
-impl Sse {
-    fn open(node: &Node, query: &str, token: Option<&str>) -> Sse {
-        let mut stream = TcpStream::connect(node.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        let request = format!(
-            "GET /topics/{TOPIC}/events{query} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{auth}\r\n"
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8];
-        let deadline = Instant::now() + PATIENCE;
-        while !head.ends_with(b"\r\n\r\n") {
-            assert!(Instant::now() < deadline, "no response head");
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                Ok(_) => panic!("closed early"),
-                Err(_) => {}
-            }
-        }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        Sse {
-            stream,
-            parser: Parser::new(),
-        }
-    }
-
-    /// The next `join` or `leave`: (type, member).
-    fn change(&mut self) -> (String, String) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            while let Some(item) = self.parser.poll() {
-                if let Item::Event(event) = item.expect("a well-formed stream") {
-                    let data: Value = serde_json::from_str(event.data()).unwrap();
-                    return (
-                        event.event_type().to_owned(),
-                        data["member"].as_str().unwrap().to_owned(),
-                    );
-                }
-            }
-            assert!(Instant::now() < deadline, "no presence event in time");
-            let mut buf = [0u8; 4096];
-            match self.stream.read(&mut buf) {
-                Ok(0) => panic!("the stream ended"),
-                Ok(n) => self.parser.feed(&buf[..n]),
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// The changes until `(kind, member)` comes.
-    fn until(&mut self, kind: &str, member: &str) -> Vec<(String, String)> {
-        let mut seen = Vec::new();
-        loop {
-            let change = self.change();
-            let done = change.0 == kind && change.1 == member;
-            seen.push(change);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
+use presence::FirstAnswer;
+use support::{NatsServer, available};
 
 #[test]
 fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
@@ -149,51 +30,9 @@ fn members_are_shared_by_nodes_and_a_killed_nodes_members_expire() {
     }
     let nats = NatsServer::start();
     let dir = std::env::temp_dir().join(format!("tether-e2e-presence-nats-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("jwt.secret"), SECRET).unwrap();
-    let mut a = start_node(&nats, &dir, "a", "2");
-    let b = start_node(&nats, &dir, "b", "2");
-
-    // A watcher on B (present itself, as a connection name).
-    let mut watcher = Sse::open(&b, "?presence=1", None);
-    let (kind, watcher_name) = watcher.change();
-    assert_eq!(kind, "join");
-    assert!(watcher_name.starts_with("conn-"), "{watcher_name}");
-
-    // A has nobody there: its first answer waits for what the other
-    // nodes have.
-    assert_eq!(members(&a), std::slice::from_ref(&watcher_name));
-
-    // Alice on A: B lists her and announces her.
-    let alice = Sse::open(&a, "", Some(&token("alice")));
-    assert_eq!(watcher.until("join", "alice"), [("join".into(), "alice".into())]);
-    assert!(members(&b).contains(&"alice".to_owned()));
-    // And A lists B's watcher: both ways.
-    wait_until("A to list B's member", || {
-        members(&a) == {
-            let mut both = vec!["alice".to_owned(), watcher_name.clone()];
-            both.sort();
-            both
-        }
-    });
-
-    // Bob comes to A and goes: B sees both.
-    let bob = Sse::open(&a, "", Some(&token("bob")));
-    watcher.until("join", "bob");
-    drop(bob);
-    assert_eq!(watcher.until("leave", "bob"), [("leave".into(), "bob".into())]);
-    assert!(!members(&b).contains(&"bob".to_owned()));
-
-    // A dies without a word: Alice leaves B's list once her entry expires
-    // (2 s here; then the next read, every second).
-    // Without expiry she would stay: `until` gives up after its patience.
-    a.kill();
-    assert_eq!(
-        watcher.until("leave", "alice"),
-        [("leave".into(), "alice".into())]
+    presence::members_are_shared_and_a_killed_nodes_members_expire(
+        &dir,
+        FirstAnswer::Waits,
+        |dir, name, ttl| presence::start_node(dir, name, ttl, "nats", &nats.url(), "presence-test"),
     );
-    assert_eq!(members(&b), std::slice::from_ref(&watcher_name));
-    drop(alice);
-    drop(b);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,7 +14,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use node::{LOOPS, Node, PREFIX, data};
+use node::{Node, PREFIX, data};
 use support::{RedisServer, available, wait_until};
 use tether_hub::{Broker, BrokerState, Error as HubError, Event, EventId, HubMessage};
 
@@ -37,28 +37,11 @@ fn events_reach_every_node_in_the_streams_order() {
     let redis = RedisServer::start();
     let mut a = Node::start(&redis.url(), |_| {});
     let mut b = Node::start(&redis.url(), |_| {});
-    for l in 0..LOOPS {
-        b.follow(l, "news");
-        let (history, dropped) = b.ready(l);
-        assert!(
-            history.is_empty() && dropped.is_none(),
-            "a topic nobody published to"
-        );
-    }
+    b.follow_a_new_topic("news");
 
     // Publishes from both nodes, interleaved; loop 1 of node b is a
     // publisher and a follower.
-    let mut tokens = Vec::new();
-    for n in 1..=4 {
-        tokens.push(('a', a.publish(0, "news", &format!("a{n}")).unwrap()));
-        tokens.push(('b', b.publish(1, "news", &format!("b{n}")).unwrap()));
-    }
-    // Node a's loop does not follow the topic: answered as soon as added.
-    let mut a_ids = Vec::new();
-    for (_, token) in tokens.iter().filter(|(node, _)| *node == 'a') {
-        a_ids.push(a.published(0, *token).unwrap());
-    }
-    assert!(a_ids.windows(2).all(|w| w[0] < w[1]));
+    let a_ids = a.publish_interleaved_with(&mut b, "news");
 
     // Both loops of node b get all eight, in the stream's order.
     let ids = stream_ids(&redis, "news");
@@ -73,20 +56,7 @@ fn events_reach_every_node_in_the_streams_order() {
     }
     // Loop 1 gets the same events, and each of its own publishes is
     // answered after the event reached it.
-    let mut delivered = Vec::new();
-    let mut answered = Vec::new();
-    while delivered.len() < 8 || answered.len() < 4 {
-        match b.next(1) {
-            HubMessage::Deliver(event) => delivered.push(event.id()),
-            HubMessage::Published { result, .. } => {
-                let id = result.unwrap();
-                assert!(delivered.contains(&id), "answered {id} before delivering it");
-                answered.push(id);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(delivered, ids);
+    assert_eq!(b.deliveries_before_answers(1, 8, 4), ids);
     b.expect_quiet(0);
     b.expect_quiet(1);
     let status = b.bridge.status();

@@ -1,5 +1,5 @@
 //! A `tether serve --app hub` process for the end-to-end tests that run
-//! several nodes against Redis: started on a free port with its log in a
+//! several nodes against a bus (Redis, NATS): started on a free port with its log in a
 //! file, waited for until its broker is up, killed (`kill -9`) when
 //! dropped; and one HTTP/1.1 request on a connection of its own.
 

