@@ -382,7 +382,12 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
         )?;
         for event in events.iter() {
             let i = event.token().0;
-            let conn = &mut conns[i];
+            // Connections of another kind may share the poll (HTTP/2
+            // subscribers, opened first under tokens of their own): what
+            // they read is read on their next readiness.
+            let Some(conn) = conns.get_mut(i) else {
+                continue;
+            };
             if conn.setup.is_none() {
                 // Already open: the mode reads whatever this was about.
                 continue;
