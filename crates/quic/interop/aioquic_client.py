@@ -95,7 +95,8 @@ async def main(port, cert):
         many = await asyncio.gather(*(client.request("GET", "/hello") for _ in range(20)))
         check("20 requests at once", all(r["body"] == b"hello over h3" for r in many))
 
-    print(f"h3-interop: {passed} passed")
+    # A failed check exits at once: none failed when this is reached.
+    print(f"h3-interop: {passed} passed, 0 failed")
 
 
 if __name__ == "__main__":
