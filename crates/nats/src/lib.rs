@@ -31,10 +31,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bridge;
 mod config;
 mod control;
 mod error;
 mod presence;
+mod presence_sync;
 mod runtime;
 mod shared;
 mod subject;
