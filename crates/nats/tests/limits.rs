@@ -131,7 +131,7 @@ fn a_dead_nodes_counts_vanish_after_their_time_to_live() {
     on_a.set_here(&[("alice", 1)]);
     // A node that wrote its counts once and died (as a node writes them,
     // in the bucket the live node made).
-    let mut config = NatsConfig::new(&nats.url());
+    let mut config = NatsConfig::new(nats.url());
     config.prefix = PREFIX.to_owned();
     let bucket = format!("{}_conns", config.stream_name());
     let runtime = tokio::runtime::Builder::new_current_thread()
