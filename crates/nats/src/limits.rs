@@ -88,6 +88,8 @@ pub(crate) struct Limits {
     /// How many times the buckets were found (once per connection): a
     /// watch begun before the last time starts over.
     pub(crate) connection: u64,
+    /// When to look for the buckets (again), if one is missing.
+    pub(crate) find_at: Option<Instant>,
     /// The revocations in the bucket, by key, as `(entry, until)`.
     pub(crate) revocations: HashMap<String, (String, u64)>,
     /// The revocations changed since the hub was last told.

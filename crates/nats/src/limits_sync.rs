@@ -24,6 +24,9 @@ use crate::shared::add;
 /// How long NATS keeps the marker it leaves where a revocation expired.
 const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60);
 
+/// How long after failing to find a bucket it is looked for again.
+const FIND_AGAIN: Duration = Duration::from_secs(5);
+
 /// Which of the two buckets a watch follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bucket {
@@ -32,10 +35,14 @@ enum Bucket {
 }
 
 impl Bridge {
-    /// The hub shares its limits from now on: the watches start (once).
+    /// The hub shares its limits from now on: the watches start (once),
+    /// and the buckets are looked for at the next period.
     pub(crate) fn share_limits(self: &Rc<Self>, hub: HubLimits) {
-        let first = self.limits.borrow_mut().hub.replace(hub).is_none();
+        let mut limits = self.limits.borrow_mut();
+        let first = limits.hub.replace(hub).is_none();
         if first {
+            limits.find_at = Some(Instant::now());
+            drop(limits);
             tokio::task::spawn_local(watch(self.clone(), Bucket::Counts));
             tokio::task::spawn_local(watch(self.clone(), Bucket::Revoked));
         }
@@ -43,25 +50,29 @@ impl Bridge {
 
     /// Finds the two buckets, or makes them, if the hub shares its
     /// limits (at each connection: a bucket in memory is gone after a
-    /// NATS restart). The watches start over, reading them whole.
-    pub(crate) async fn ensure_limits(&self) -> Result<(), String> {
+    /// NATS restart); the watches start over, reading them whole. The
+    /// bridge is up without them: one not found is looked for again
+    /// every [`FIND_AGAIN`], its side staying on this node meanwhile.
+    pub(crate) async fn ensure_limits(&self) {
         if self.limits.borrow().hub.is_none() {
-            return Ok(());
+            return;
         }
         let config = &self.shared.config;
+        let counts_bucket = format!("{}_conns", config.stream_name());
         let counts = self
             .key_value(kv::Config {
-                bucket: format!("{}_conns", config.stream_name()),
+                bucket: counts_bucket.clone(),
                 history: 1,
                 max_age: COUNTS_TTL,
                 num_replicas: config.replicas.max(1),
                 storage: StorageType::Memory,
                 ..Default::default()
             })
-            .await?;
+            .await;
+        let revoked_bucket = format!("{}_revoked", config.stream_name());
         let revoked = self
             .key_value(kv::Config {
-                bucket: format!("{}_revoked", config.stream_name()),
+                bucket: revoked_bucket.clone(),
                 history: 1,
                 num_replicas: config.replicas.max(1),
                 storage: StorageType::File,
@@ -69,12 +80,28 @@ impl Bridge {
                 limit_markers: Some(EXPIRY_MARKER_TTL),
                 ..Default::default()
             })
-            .await?;
+            .await;
         let mut limits = self.limits.borrow_mut();
-        limits.counts = Some(counts);
-        limits.revoked = Some(revoked);
+        let mut found = true;
+        match counts {
+            Ok(store) => limits.counts = Some(store),
+            Err(e) => {
+                found = false;
+                log::warn!("nats: the bucket {counts_bucket}: {e}; connection counts not shared for now");
+            }
+        }
+        match revoked {
+            Ok(store) => limits.revoked = Some(store),
+            Err(e) => {
+                found = false;
+                log::warn!("nats: the bucket {revoked_bucket}: {e}; revocations not shared for now");
+            }
+        }
+        if !found {
+            add(&self.shared.stats.errors, 1);
+        }
+        limits.find_at = (!found).then(|| Instant::now() + FIND_AGAIN);
         limits.connection += 1;
-        Ok(())
     }
 
     /// Every [`LIMITS_PERIOD`]: writes this node's counts and the
@@ -84,11 +111,10 @@ impl Bridge {
         let Some(HubLimits(hub)) = self.limits.borrow().hub.clone() else {
             return;
         };
-        let missing = self.limits.borrow().counts.is_none();
         if *self.up.borrow() {
-            if missing && let Err(e) = self.ensure_limits().await {
-                add(&self.shared.stats.errors, 1);
-                log::warn!("nats: the limits' buckets: {e}; tried again in {LIMITS_PERIOD:?}");
+            let find_at = self.limits.borrow().find_at;
+            if find_at.is_some_and(|at| at <= Instant::now()) {
+                self.ensure_limits().await;
             }
             self.put_counts(encode_counts(&hub.connections_here()));
             self.write_revocations();

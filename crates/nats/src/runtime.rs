@@ -394,10 +394,7 @@ async fn main(
             },
             _ = tokio::time::sleep_until(retry_at), if need_stream => {
                 let ready = match bridge.ensure_stream().await {
-                    Ok(()) => match bridge.ensure_presence().await {
-                        Ok(()) => bridge.ensure_limits().await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(()) => bridge.ensure_presence().await,
                     Err(e) => Err(e),
                 };
                 match ready {
@@ -411,6 +408,7 @@ async fn main(
                         for entry in bridge.topics.borrow().values() {
                             let _ = entry.tx.send(TopicCmd::Check);
                         }
+                        bridge.ensure_limits().await;
                     }
                     Err(e) => {
                         add(&stats.errors, 1);
