@@ -1022,21 +1022,24 @@ fn hub_app(
     }
 }
 
-/// With the bridge, the hub's connection counts per subject and its
-/// revocations are shared with the other nodes (the bridge's presence
-/// thread writes and reads them every half second).
+/// With a bridge, the hub's connection counts per subject and its
+/// revocations are shared with the other nodes (the bridge's thread
+/// writes and reads them every half second).
 fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
     match bridge {
         #[cfg(feature = "redis")]
         Some(Bridge::Redis(bridge)) => {
             let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
-            shared.on_revoke(move |revocations| {
-                revoker.revoke(revocations.iter().map(|r| (r.entry(), r.until)).collect());
-            });
+            shared.on_revoke(move |revocations| revoker.revoke(ClusterLimits::entries(revocations)));
+        }
+        #[cfg(feature = "nats")]
+        Some(Bridge::Nats(bridge)) => {
+            let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
+            shared.on_revoke(move |revocations| revoker.revoke(ClusterLimits::entries(revocations)));
         }
         #[allow(
             unreachable_patterns,
-            reason = "a bridge other than Redis's, if one is built in"
+            reason = "no bridge when neither Redis's nor NATS's is built in"
         )]
         Some(_) | None => {
             let _ = shared;
@@ -1044,12 +1047,21 @@ fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
     }
 }
 
-/// The hub's side of what the nodes share about their users.
-#[cfg(feature = "redis")]
+/// The hub's side of what the nodes share about their users, whichever
+/// bus carries it.
+#[cfg(any(feature = "redis", feature = "nats"))]
 struct ClusterLimits(HubShared);
 
-#[cfg(feature = "redis")]
-impl tether_redis::NodeLimits for ClusterLimits {
+#[cfg(any(feature = "redis", feature = "nats"))]
+impl ClusterLimits {
+    /// Revocations taken on this node's loops, as the bridges share them.
+    fn entries(revocations: &[tether_apps::Revocation]) -> Vec<(String, u64)> {
+        revocations.iter().map(|r| (r.entry(), r.until)).collect()
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "nats"))]
+impl tether_hub::NodeLimits for ClusterLimits {
     fn connections_here(&self) -> Vec<(std::sync::Arc<str>, usize)> {
         self.0.connections_here()
     }
@@ -1067,7 +1079,7 @@ impl tether_redis::NodeLimits for ClusterLimits {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if let Err(e) = self.0.revoke(&revocations, now) {
-            log::warn!("hub: revocations from Redis: {e}");
+            log::warn!("hub: revocations from the bus: {e}");
         }
     }
 }

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, kv, stream};
 use tether_backoff::Backoff;
 use tether_hub::HubMessage;
 use tokio::sync::{mpsc, watch};
 
+use crate::limits::Limits;
 use crate::presence::Presence;
 use crate::shared::{Post, Shared};
 
@@ -64,7 +65,9 @@ pub(crate) struct Bridge {
     pub(crate) in_flight: Cell<usize>,
     /// Presence across nodes ([`crate::presence`]).
     pub(crate) presence: RefCell<Presence>,
-    /// This node's random name (in its presence keys).
+    /// Connection counts and revocations across nodes ([`crate::limits`]).
+    pub(crate) limits: RefCell<Limits>,
+    /// This node's random name (in its presence and counts keys).
     pub(crate) node: String,
 }
 
@@ -96,6 +99,20 @@ impl Bridge {
     /// The stream, if found.
     pub(crate) fn stream(&self) -> Option<stream::Stream> {
         self.stream.borrow().clone()
+    }
+
+    /// Finds a key-value bucket, or makes it with these settings.
+    pub(crate) async fn key_value(&self, wanted: kv::Config) -> Result<kv::Store, String> {
+        let timeout = self.shared.config.request_timeout;
+        let bucket = wanted.bucket.clone();
+        match tokio::time::timeout(timeout, self.js.create_key_value(wanted)).await {
+            Ok(Ok(store)) => Ok(store),
+            // Made by another node with other settings: used as it is.
+            _ => tokio::time::timeout(timeout, self.js.get_key_value(bucket))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string()),
+        }
     }
 }
 

@@ -22,24 +22,15 @@ impl Bridge {
     /// Finds the presence bucket, or makes it.
     pub(crate) async fn ensure_presence(&self) -> Result<(), String> {
         let config = &self.shared.config;
-        let bucket = format!("{}_presence", config.stream_name());
         let wanted = kv::Config {
-            bucket: bucket.clone(),
+            bucket: format!("{}_presence", config.stream_name()),
             history: 1,
             max_age: config.presence_ttl,
             num_replicas: config.replicas.max(1),
             storage: async_nats::jetstream::stream::StorageType::Memory,
             ..Default::default()
         };
-        let timeout = config.request_timeout;
-        let store = match tokio::time::timeout(timeout, self.js.create_key_value(wanted)).await {
-            Ok(Ok(store)) => store,
-            // Made by another node with other settings: use it as it is.
-            _ => tokio::time::timeout(timeout, self.js.get_key_value(bucket))
-                .await
-                .map_err(|_| "timed out".to_owned())?
-                .map_err(|e| e.to_string())?,
-        };
+        let store = self.key_value(wanted).await?;
         self.presence.borrow_mut().store = Some(store);
         Ok(())
     }

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, TopicEntry, backoff};
 use crate::control;
+use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
 use crate::shared::{Control, Post, Shared, add};
 use crate::subject::{all_topics, message_id, subject_of};
@@ -328,6 +329,7 @@ async fn main(
         topics: RefCell::new(HashMap::new()),
         in_flight: Cell::new(0),
         presence: RefCell::new(Presence::default()),
+        limits: RefCell::new(Limits::default()),
         node: random_node(),
     });
     let stats = &bridge.shared.stats;
@@ -344,6 +346,8 @@ async fn main(
     presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let refresh_every = config.presence_ttl / 3;
     let mut refresh_at = tokio::time::Instant::now() + refresh_every;
+    let mut limits_tick = tokio::time::interval(LIMITS_PERIOD);
+    limits_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -361,6 +365,8 @@ async fn main(
                         log::warn!("nats: a user action stays on this node: {e}");
                     }
                 }
+                Some(Control::Limits(hub)) => bridge.share_limits(hub),
+                Some(Control::Revoke(entries)) => bridge.revoke(entries),
             },
             Some(message) = next_action(&mut actions) => {
                 match control::decode(&message.payload) {
@@ -402,6 +408,7 @@ async fn main(
                         for entry in bridge.topics.borrow().values() {
                             let _ = entry.tx.send(TopicCmd::Check);
                         }
+                        bridge.ensure_limits().await;
                     }
                     Err(e) => {
                         add(&stats.errors, 1);
@@ -420,9 +427,11 @@ async fn main(
                     }
                 }
             }
+            _ = limits_tick.tick() => bridge.tick_limits().await,
         }
     }
     bridge.clear_presence().await;
+    bridge.clear_counts().await;
     set_up(&bridge, false);
     // Publishes still queued are refused; those sent get their answers
     // (or time out).
