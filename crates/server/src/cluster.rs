@@ -99,6 +99,13 @@ impl<A: App + Send + 'static> Cluster<A> {
         self.first.tls_addr()
     }
 
+    /// The UDP address HTTP/3 is served on (every loop's socket has it),
+    /// if it is.
+    #[cfg(feature = "tls")]
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.first.quic_addr()
+    }
+
     /// The address of the admin listener (on the first loop), if there is
     /// one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {

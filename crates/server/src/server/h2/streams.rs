@@ -10,13 +10,14 @@ use tether_h2::ErrorCode;
 use tether_h2::connection::Request as H2Request;
 use tether_ws::CloseCode;
 
-use super::state::{H2Session, Kind, PLACEHOLDER_KEY, Piece, response_fields};
+use super::state::{H2Session, Kind, PLACEHOLDER_KEY, Piece};
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, InPlace};
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
 use crate::server::dispatch::{last_event_id, refusal_only};
 use crate::server::env::Call;
+use crate::server::fields::response_fields;
 use crate::server::guard::guarded;
 use crate::server::websocket::Session;
 
