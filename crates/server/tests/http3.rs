@@ -1,0 +1,454 @@
+//! HTTP/3 served by the event loop, through a real UDP socket: a
+//! quinn-proto client (its own QUIC stack, driven here by hand) against a
+//! server with `Config::http3` on. Pages, a POST body, an event stream fed
+//! by a publish, a deferred answer, a 404, and the slow-consumer policy on
+//! one stream while the connection's others go on; and the refusal to
+//! start HTTP/3 without TLS.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use quinn_proto::crypto::rustls::QuicClientConfig;
+use quinn_proto::{
+    ClientConfig, Connection, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
+    ReadError, StreamEvent, StreamId, TransportConfig, VarInt,
+};
+use rustls::pki_types::ServerName;
+use tether_h2::hpack::Field;
+use tether_h3::frame::{self, Event as FrameEvent, Frame, FrameDecoder};
+use tether_h3::qpack::{self, Decoder, Section};
+use tether_h3::settings::Settings;
+use tether_server::{
+    App, CloseReason, Config, ConnId, Ctx, Handshake, Reply, Request, Response, Route, Server, tls,
+};
+use tether_testkit::{IO_TIMEOUT, TestServer, config};
+
+/// What the application saw end, by reason.
+type Ends = Arc<Mutex<Vec<CloseReason>>>;
+
+/// Pages, a publish that feeds every event stream, a deferred answer, and
+/// event streams that may start with a burst of large events.
+struct Feed {
+    subscribers: Vec<ConnId>,
+    ends: Ends,
+}
+
+impl App for Feed {
+    type Post = ();
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        match request.path() {
+            "/page" => Route::Page {
+                content_type: "text/plain",
+                body: b"a page over h3\n",
+            },
+            "/events" => Route::EventStream(0),
+            "/publish" => Route::Handler(1),
+            "/later" => Route::Handler(2),
+            _ => Route::NotFound,
+        }
+    }
+
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        _: u32,
+        request: &Request<'_>,
+        _: Option<&str>,
+    ) {
+        self.subscribers.push(conn);
+        let burst: usize = request
+            .query_param("burst")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let data = "x".repeat(4096);
+        for _ in 0..burst {
+            ctx.send_event(conn, &tether_sse::Event::new().data(&data))
+                .unwrap();
+        }
+    }
+
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+        self.subscribers.retain(|c| *c != conn);
+        self.ends.lock().unwrap().push(reason);
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, tag: u32, _: &Request<'_>, body: &[u8]) -> Reply {
+        if tag == 2 {
+            return Reply::Later(Duration::from_millis(100));
+        }
+        let text = String::from_utf8_lossy(body).into_owned();
+        for &conn in &self.subscribers {
+            ctx.send_event(conn, &tether_sse::Event::new().data(&text))
+                .unwrap();
+        }
+        Reply::Now(Response::text(200, format!("published {} bytes\n", body.len())))
+    }
+
+    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32) -> Response {
+        Response::text(200, "answered later\n")
+    }
+}
+
+struct Certs {
+    server: Config,
+    client: Arc<rustls::ClientConfig>,
+}
+
+/// A configuration with TLS for `localhost` and HTTP/3 on, and a client
+/// TLS configuration that trusts it and offers `alpn`.
+fn certs(alpn: &[u8]) -> Certs {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let mut server = config();
+    server.tls = Some(tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    server.http3 = true;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let mut client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    client.alpn_protocols = vec![alpn.to_vec()];
+    Certs {
+        server,
+        client: Arc::new(client),
+    }
+}
+
+fn start(config: Config) -> (TestServer, Ends) {
+    let ends = Ends::default();
+    let app = Feed {
+        subscribers: Vec::new(),
+        ends: ends.clone(),
+    };
+    (TestServer::start(config, app), ends)
+}
+
+/// What a stream from the server delivered: its bytes, whether it ended,
+/// and its reset code.
+#[derive(Default)]
+struct Received {
+    bytes: Vec<u8>,
+    fin: bool,
+    reset: Option<u64>,
+}
+
+/// An HTTP/3 client connection on a UDP socket of its own.
+struct Client {
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    handle: ConnectionHandle,
+    conn: Connection,
+    received: BTreeMap<StreamId, Received>,
+    /// A stream this client does not read (a slow consumer).
+    unread: Option<StreamId>,
+    connected: bool,
+}
+
+impl Client {
+    fn connect(server: SocketAddr, tls: &Arc<rustls::ClientConfig>, stream_window: u32) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
+        let mut config = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls.clone()).unwrap()));
+        let mut transport = TransportConfig::default();
+        transport.stream_receive_window(VarInt::from_u32(stream_window));
+        config.transport_config(Arc::new(transport));
+        let (handle, conn) = endpoint
+            .connect(Instant::now(), config, server, "localhost")
+            .unwrap();
+        let mut client = Client {
+            socket,
+            endpoint,
+            handle,
+            conn,
+            received: BTreeMap::new(),
+            unread: None,
+            connected: false,
+        };
+        client.until("the handshake", |c| c.connected);
+        // The control stream, with an empty SETTINGS (RFC 9114 §6.2.1).
+        let control = client.conn.streams().open(Dir::Uni).unwrap();
+        let mut wire = vec![0x00];
+        Frame::Settings(Settings::default()).encode(&mut wire).unwrap();
+        client.write(control, &wire, false);
+        client
+    }
+
+    fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
+        let n = self.conn.send_stream(id).write(bytes).unwrap();
+        assert_eq!(n, bytes.len(), "the test's writes fit the window");
+        if fin {
+            self.conn.send_stream(id).finish().unwrap();
+        }
+    }
+
+    /// Sends a request with these fields and body, ended.
+    fn request(&mut self, method: &str, path: &str, body: &[u8]) -> StreamId {
+        let fields = [
+            Field::new(":method", method),
+            Field::new(":scheme", "https"),
+            Field::new(":authority", "localhost"),
+            Field::new(":path", path),
+        ];
+        let mut section = Vec::new();
+        qpack::encode(&fields, &mut section);
+        let mut wire = Vec::new();
+        Frame::Headers(section).encode(&mut wire).unwrap();
+        if !body.is_empty() {
+            frame::encode_data(body, &mut wire).unwrap();
+        }
+        let id = self.conn.streams().open(Dir::Bi).unwrap();
+        self.write(id, &wire, true);
+        id
+    }
+
+    /// One round: datagrams out, datagrams in (waiting a few
+    /// milliseconds for them), timers, events.
+    fn step(&mut self) {
+        let now = Instant::now();
+        let mut buf = Vec::new();
+        while let Some(t) = self.conn.poll_transmit(now, 1, &mut buf) {
+            self.socket.send_to(&buf[..t.size], t.destination).unwrap();
+            buf.clear();
+        }
+        let mut datagram = vec![0u8; 65_536];
+        loop {
+            match self.socket.recv_from(&mut datagram) {
+                Ok((n, from)) => {
+                    let mut response = Vec::new();
+                    let event = self.endpoint.handle(
+                        Instant::now(),
+                        from,
+                        None,
+                        None,
+                        BytesMut::from(&datagram[..n]),
+                        &mut response,
+                    );
+                    if let Some(DatagramEvent::ConnectionEvent(_, event)) = event {
+                        self.conn.handle_event(event);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("UDP receive: {e}"),
+            }
+        }
+        let now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+            self.conn.handle_timeout(now);
+        }
+        while let Some(event) = self.conn.poll_endpoint_events() {
+            if let Some(event) = self.endpoint.handle_event(self.handle, event) {
+                self.conn.handle_event(event);
+            }
+        }
+        while let Some(event) = self.conn.poll() {
+            match event {
+                Event::Connected => self.connected = true,
+                Event::ConnectionLost { reason } => panic!("connection lost: {reason}"),
+                Event::Stream(StreamEvent::Opened { dir }) => {
+                    while let Some(id) = self.conn.streams().accept(dir) {
+                        self.read(id);
+                    }
+                }
+                Event::Stream(StreamEvent::Readable { id }) => self.read(id),
+                _ => {}
+            }
+        }
+    }
+
+    fn read(&mut self, id: StreamId) {
+        if self.unread == Some(id) {
+            return;
+        }
+        let entry = self.received.entry(id).or_default();
+        let mut recv = self.conn.recv_stream(id);
+        let Ok(mut chunks) = recv.read(true) else {
+            return;
+        };
+        loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(chunk)) => entry.bytes.extend_from_slice(&chunk.bytes),
+                Ok(None) => {
+                    entry.fin = true;
+                    break;
+                }
+                Err(ReadError::Blocked) => break,
+                Err(ReadError::Reset(code)) => {
+                    entry.reset = Some(code.into_inner());
+                    break;
+                }
+            }
+        }
+        let _ = chunks.finalize();
+    }
+
+    /// Steps until `done` says so (or fails the test after a generous
+    /// timeout, which only catches a hang).
+    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Client) -> bool) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.step();
+        }
+    }
+
+    /// The response on `id` once it ended: its status and body.
+    fn response(&mut self, id: StreamId) -> (u16, Vec<u8>) {
+        self.until("a response", |c| c.received.get(&id).is_some_and(|r| r.fin));
+        let (fields, body) = self.frames(id);
+        (status(&fields), body)
+    }
+
+    /// The first head and the DATA so far on `id`.
+    fn frames(&self, id: StreamId) -> (Vec<Field>, Vec<u8>) {
+        let bytes = self
+            .received
+            .get(&id)
+            .map(|r| r.bytes.as_slice())
+            .unwrap_or_default();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut qpack = Decoder::new(0, 0);
+        let (mut head, mut body) = (Vec::new(), Vec::new());
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = decoder.decode(rest).unwrap();
+            rest = &rest[used..];
+            match event {
+                Some(FrameEvent::Frame(Frame::Headers(section))) if head.is_empty() => {
+                    let Section::Decoded(fields) = qpack.decode_section(u64::from(id), &section).unwrap()
+                    else {
+                        panic!("a blocked section with no dynamic table")
+                    };
+                    head = fields;
+                }
+                Some(FrameEvent::Data(d)) => body.extend_from_slice(d),
+                _ => {}
+            }
+        }
+        (head, body)
+    }
+}
+
+fn status(fields: &[Field]) -> u16 {
+    let field = fields.iter().find(|f| f.name == b":status").expect("a status");
+    std::str::from_utf8(&field.value).unwrap().parse().unwrap()
+}
+
+fn field<'f>(fields: &'f [Field], name: &str) -> Option<&'f [u8]> {
+    fields
+        .iter()
+        .find(|f| f.name == name.as_bytes())
+        .map(|f| f.value.as_slice())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn pages_posts_event_streams_and_deferred_answers_over_http3() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
+
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    let (head, _) = client.frames(events);
+    assert_eq!(status(&head), 200);
+    assert_eq!(field(&head, "content-type"), Some(&b"text/event-stream"[..]));
+
+    let publish = client.request("POST", "/publish", b"hello over h3");
+    assert_eq!(client.response(publish), (200, b"published 13 bytes\n".to_vec()));
+    client.until("the published event", |c| {
+        contains(&c.frames(events).1, b"data: hello over h3\n\n")
+    });
+
+    let later = client.request("GET", "/later", b"");
+    assert_eq!(client.response(later), (200, b"answered later\n".to_vec()));
+
+    let missing = client.request("GET", "/nothing", b"");
+    assert_eq!(client.response(missing).0, 404);
+    // The event stream is still open through all of it.
+    assert!(!client.received[&events].fin);
+}
+
+#[test]
+fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_on() {
+    let mut certs = certs(b"h3");
+    certs.server.max_output = 64 * 1024;
+    let (server, ends) = start(certs.server);
+    // An 8 KiB window that the client never reopens on the event stream:
+    // 40 events of 4 KiB pile up on the server's side.
+    let mut client = Client::connect(server.addr, &certs.client, 8 * 1024);
+    let events = client.request("GET", "/events?burst=40", b"");
+    client.unread = Some(events);
+    client.until("the slow consumer's end", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::SlowConsumer]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+
+    // The connection's other streams go on.
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
+
+    // Read at last, the stream turns out reset with H3_REQUEST_CANCELLED.
+    client.unread = None;
+    client.until("the reset", |c| {
+        c.read(events);
+        c.received.get(&events).is_some_and(|r| r.reset.is_some())
+    });
+    assert_eq!(client.received[&events].reset, Some(0x10c));
+}
+
+#[test]
+fn tcp_answers_advertise_http3_on_the_same_port() {
+    let certs = certs(b"http/1.1");
+    let (server, _) = start(certs.server);
+    let mut tls =
+        rustls::ClientConnection::new(certs.client.clone(), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+    stream
+        .write_all(b"GET /page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let expected = format!("Alt-Svc: h3=\":{}\"\r\n", server.addr.port());
+    assert!(answer.contains(&expected), "{answer}");
+}
+
+#[test]
+fn http3_without_tls_is_refused_at_bind() {
+    let mut config = config();
+    config.http3 = true;
+    let app = Feed {
+        subscribers: Vec::new(),
+        ends: Ends::default(),
+    };
+    let Err(error) = Server::bind(config, Handshake::new(), app) else {
+        panic!("bound HTTP/3 without TLS");
+    };
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("HTTP/3 needs TLS"), "{error}");
+}
