@@ -234,10 +234,11 @@ pub(super) fn quic<A: App>(
     now: Instant,
 ) {
     match action {
-        Action::Send(id, encoded) => match endpoint.push(env, id, encoded, now) {
-            Pushed::Slow => endpoint.cut_loose(app, env, id, now),
-            Pushed::Nothing | Pushed::Queued | Pushed::Failed => {}
-        },
+        Action::Send(id, encoded) => {
+            if endpoint.push(env, id, encoded, now) {
+                endpoint.cut_loose(app, env, id, now);
+            }
+        }
         Action::EndStream(id) => endpoint.end_stream(app, env, id, CloseReason::Ended, now),
         Action::Respond(id, response) => endpoint.respond_later(id, &response, now),
         Action::Proceed(id, route) => endpoint.proceed(app, env, id, route, now),

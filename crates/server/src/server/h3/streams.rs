@@ -17,7 +17,6 @@ use crate::server::env::LoopEnv;
 use crate::server::fields::header_fields;
 use crate::server::guard::guarded;
 use crate::server::pushee::Pushee;
-use crate::server::sink::Pushed;
 
 impl H3Endpoint {
     /// An event stream on a request stream (or, for HEAD, only its head).
@@ -96,17 +95,18 @@ impl H3Endpoint {
         let _ = self.server.finish(now, conn, stream_id);
     }
 
-    /// Queues a broadcast on the event stream `id` names, and says whether
-    /// its client leaves more than the limit unread.
+    /// Queues a broadcast on the event stream `id` names (nothing if it
+    /// names none), and says whether its client now leaves more than the
+    /// limit unsent: the slow-consumer policy's cue.
     pub(in crate::server) fn push<P>(
         &mut self,
         env: &LoopEnv<P>,
         id: ConnId,
         encoded: Encoded,
         now: Instant,
-    ) -> Pushed {
+    ) -> bool {
         let Some((conn, stream_id)) = self.stream_of(id) else {
-            return Pushed::Nothing;
+            return false;
         };
         let heartbeat = env.config.sse_heartbeat;
         let stats = env.stats();
@@ -115,17 +115,14 @@ impl H3Endpoint {
             .get_mut(&conn)
             .and_then(|c| c.streams.get_mut(&stream_id))
         else {
-            return Pushed::Nothing;
+            return false;
         };
         let bytes = Pushee::EventStream(heartbeat_at).bytes(encoded, stats, now, heartbeat);
         if self.server.send_data(now, conn, stream_id, &bytes).is_err() {
-            return Pushed::Nothing;
+            return false;
         }
         Stats::add(&stats.messages_out, 1);
-        if self.server.unsent_bytes(conn, stream_id) > env.config.max_output {
-            return Pushed::Slow;
-        }
-        Pushed::Queued
+        self.server.unsent_bytes(conn, stream_id) > env.config.max_output
     }
 
     /// The slow-consumer policy on an HTTP/3 stream: reset with
