@@ -2,8 +2,9 @@
 //! quinn-proto client (its own QUIC stack, driven here by hand) against a
 //! server with `Config::http3` on. Pages, a POST body, an event stream fed
 //! by a publish, a deferred answer, a 404, and the slow-consumer policy on
-//! one stream while the connection's others go on; and the refusal to
-//! start HTTP/3 without TLS.
+//! one stream while the connection's others go on; a client whose
+//! address changes over and over on a server of several loops; and the
+//! refusal to start HTTP/3 without TLS.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -185,6 +186,14 @@ impl Client {
         Frame::Settings(Settings::default()).encode(&mut wire).unwrap();
         client.write(control, &wire, false);
         client
+    }
+
+    /// Moves to a new local port, as a client whose address changed (a
+    /// NAT rebinding, another network): QUIC connection migration.
+    fn rebind(&mut self) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        self.socket = socket;
     }
 
     fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
@@ -416,6 +425,36 @@ fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_o
         c.received.get(&events).is_some_and(|r| r.reset.is_some())
     });
     assert_eq!(client.received[&events].reset, Some(0x10c));
+}
+
+#[test]
+fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagrams_reach() {
+    let certs = certs(b"h3");
+    let server = TestServer::start_loops(certs.server, Handshake::new(), 4, |_| Feed {
+        subscribers: Vec::new(),
+        ends: Ends::default(),
+    });
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    // Over 4 loops, the kernel's hash sends 12 new ports all to the loop
+    // holding the connection once in 4^12 runs; every other run has
+    // datagrams that reach another loop first.
+    for round in 0..12 {
+        client.rebind();
+        let page = client.request("GET", "/page", b"");
+        assert_eq!(
+            client.response(page),
+            (200, b"a page over h3\n".to_vec()),
+            "after move {round}"
+        );
+    }
+    // The event stream opened before the moves is still the same one.
+    let publish = client.request("POST", "/publish", b"still here");
+    assert_eq!(client.response(publish).0, 200);
+    client.until("the event after the moves", |c| {
+        contains(&c.frames(events).1, b"data: still here\n")
+    });
 }
 
 #[test]

@@ -572,6 +572,17 @@ impl<A: App> Connections<A> {
         }
     }
 
+    /// A QUIC datagram another loop received for a connection of this
+    /// one.
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_forwarded(&mut self, from: std::net::SocketAddr, datagram: &[u8], now: Instant) {
+        let Some(quic) = self.quic.as_deref_mut() else {
+            return;
+        };
+        quic.forwarded(&mut self.app, &mut self.env, from, datagram, now);
+        self.apply_actions(now);
+    }
+
     /// The end of a loop turn for the QUIC endpoint: its timers, and what
     /// it has to send.
     #[cfg(feature = "tls")]

@@ -368,6 +368,11 @@ impl<A: App> Server<A> {
                     self.drained += 1;
                     self.close_sessions_once_drained(now);
                 }
+                #[cfg(feature = "tls")]
+                Mail::Datagram { from, bytes } => self.conns.quic_forwarded(from, &bytes, now),
+                // Only a loop serving HTTP/3 forwards datagrams.
+                #[cfg(not(feature = "tls"))]
+                Mail::Datagram { .. } => {}
             }
         }
     }

@@ -24,12 +24,16 @@
 //! `streams.rs`. What the application asks during any of these is left in
 //! the environment's actions, which the caller applies after.
 //!
+//! In a cluster, the connection IDs each loop's endpoint issues start
+//! with the loop's index ([`tether_quic::routing`]): a datagram that
+//! `SO_REUSEPORT`'s hash sends to another loop's socket (after the
+//! client's address changed: connection migration, a NAT rebinding) is
+//! handed to the loop holding its connection through the loops' mailboxes
+//! (`Mail::Datagram`), which answers from its own socket on the same
+//! address.
+//!
 //! Not served yet: WebSockets over HTTP/3 (RFC 9220; an extended CONNECT
-//! is refused with 501), and connection migration across loops (a
-//! datagram for a connection another loop holds, which `SO_REUSEPORT`'s
-//! hash may send here after the client's address changes, is not routed
-//! to that loop: quinn-proto here answers it with a stateless reset when
-//! it is a short-header packet, and the connection ends).
+//! is refused with 501).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -38,6 +42,7 @@ use std::time::Instant;
 
 use mio::{Registry, Token};
 use tether_h2::connection::Request as FieldRequest;
+use tether_quic::routing::issuer_of;
 use tether_quic::{ConnectionHandle, QuicServer};
 
 use crate::app::{App, ConnId, Ctx, Response};
@@ -56,6 +61,9 @@ pub(in crate::server) struct H3Endpoint {
     server: QuicServer,
     conns: BTreeMap<ConnectionHandle, H3Conn>,
     next_generation: u32,
+    /// The connection IDs this endpoint issues name its loop: a datagram
+    /// whose ID names another loop is handed to it.
+    routed: bool,
 }
 
 /// The streams of one QUIC connection that the server still serves.
@@ -103,6 +111,7 @@ impl H3Endpoint {
         token: Token,
     ) -> io::Result<H3Endpoint> {
         let mut quic = env.config.quic.clone();
+        let routed = quic.connection_id_prefix.is_some();
         quic.session.max_field_section_size = quic
             .session
             .max_field_section_size
@@ -115,6 +124,7 @@ impl H3Endpoint {
             server,
             conns: BTreeMap::new(),
             next_generation: 0,
+            routed,
         })
     }
 
@@ -123,8 +133,9 @@ impl H3Endpoint {
         self.socket.local_addr()
     }
 
-    /// The socket has datagrams: each goes to the endpoint, and what the
-    /// endpoint then says is handled.
+    /// The socket has datagrams: each goes to the endpoint, or, when its
+    /// connection ID names another loop of the cluster, to that loop; then
+    /// what the endpoint says is handled.
     pub(in crate::server) fn readable<A: App>(
         &mut self,
         app: &mut A,
@@ -132,8 +143,31 @@ impl H3Endpoint {
         now: Instant,
     ) {
         let server = &mut self.server;
-        self.socket
-            .receive(|from, datagram| server.handle_datagram(now, from, None, datagram));
+        let peers = &env.peers;
+        let routed = self.routed;
+        self.socket.receive(|from, datagram| {
+            let owner = issuer_of(datagram).map(usize::from);
+            match owner {
+                Some(owner) if routed && owner != peers.index && owner < peers.len() => {
+                    peers.forward_datagram(owner, from, datagram);
+                }
+                _ => server.handle_datagram(now, from, None, datagram),
+            }
+        });
+        self.handle_events(app, env, now);
+    }
+
+    /// A datagram another loop's socket received for a connection of this
+    /// one.
+    pub(in crate::server) fn forwarded<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+    ) {
+        self.server.handle_datagram(now, from, None, datagram);
         self.handle_events(app, env, now);
     }
 
