@@ -2,9 +2,9 @@
 # tether-quic against an independent HTTP/3 client: Python's aioquic (its
 # own QUIC stack, and a QPACK encoder that uses the dynamic table) sends
 # requests to the h3_serve example over a real UDP socket, then to the
-# `tether serve --http3 on` binary (the hub: a page, an event stream and a
-# long poll fed by publishes over HTTP/3, presence, 20 requests at once, a
-# 404, and Alt-Svc on the TCP side).
+# `tether serve --http3 on` binary (the hub: a page, an event stream, a
+# long poll and an RFC 9220 WebSocket fed by publishes over HTTP/3,
+# presence, 20 requests at once, a 404, and Alt-Svc on the TCP side).
 #
 #   crates/quic/interop/run.sh
 #

@@ -1,7 +1,8 @@
 """HTTP/3 requests from aioquic (an independent QUIC and HTTP/3 stack) to
 the `tether serve --http3 on` binary, the hub app behind it: a page, an
 event stream that receives an event published over HTTP/3, a long poll
-answered by a later publish, presence, 20 requests at once on one
+answered by a later publish, a WebSocket over an extended CONNECT (RFC
+9220) that receives a publish too, presence, 20 requests at once on one
 connection, a 404, and the Alt-Svc header of the same server's TCP
 answers.
 
@@ -47,10 +48,12 @@ class Client(QuicConnectionProtocol):
         async with self.changed:
             self.changed.notify_all()
 
-    def start(self, method, path, body=b"", headers=()):
+    def start(self, method, path, body=b"", headers=(), end=True):
         stream_id = self._quic.get_next_available_stream_id()
-        fields = [
-            (b":method", method.encode()),
+        fields = [(b":method", method.encode())]
+        if method == "CONNECT":
+            fields.append((b":protocol", b"websocket"))
+        fields += [
             (b":scheme", b"https"),
             (b":authority", b"localhost"),
             (b":path", path.encode()),
@@ -59,9 +62,9 @@ class Client(QuicConnectionProtocol):
         if body:
             fields.append((b"content-length", str(len(body)).encode()))
         self.responses[stream_id] = {"headers": [], "body": b"", "ended": False}
-        self.h3.send_headers(stream_id, fields, end_stream=not body)
+        self.h3.send_headers(stream_id, fields, end_stream=end and not body)
         if body:
-            self.h3.send_data(stream_id, body, end_stream=True)
+            self.h3.send_data(stream_id, body, end_stream=end)
         self.transmit()
         return stream_id
 
@@ -123,6 +126,14 @@ async def main(port, cert, token):
         await client.request("POST", "/topics/h3news", b"second", auth)
         polled = await client.until(poll, lambda r: r["ended"])
         check("long poll answered by a publish", status(polled) == b"200" and b"second" in polled["body"], polled)
+
+        # RFC 9220: a WebSocket on an extended CONNECT, fed by a publish.
+        ws = client.start("CONNECT", "/topics/h3news/ws", headers=[("sec-websocket-version", "13")], end=False)
+        await client.until(ws, lambda r: r["headers"])
+        check("WebSocket over an extended CONNECT opens", status(client.responses[ws]) == b"200", client.responses[ws])
+        await client.request("POST", "/topics/h3news?event=update", b"ws over h3", auth)
+        got = await client.until(ws, lambda r: b"ws over h3" in r["body"])
+        check("the WebSocket receives it (a text frame)", got["body"][:1] == b"\x81", got["body"][:40])
 
         presence = await client.request("GET", "/topics/h3news/presence")
         check("presence", status(presence) == b"200", presence)

@@ -1,7 +1,8 @@
 //! HTTP/3 served by the event loop, through a real UDP socket: a
 //! quinn-proto client (its own QUIC stack, driven here by hand) against a
 //! server with `Config::http3` on. Pages, a POST body, an event stream fed
-//! by a publish, a deferred answer, a 404, and the slow-consumer policy on
+//! by a publish, a deferred answer, a 404, a WebSocket over an extended
+//! CONNECT (RFC 9220), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
 //! address changes over and over on a server of several loops; and the
 //! refusal to start HTTP/3 without TLS.
@@ -28,7 +29,8 @@ use tether_h3::frame::{self, Event as FrameEvent, Frame, FrameDecoder};
 use tether_h3::qpack::{self, Decoder, Section};
 use tether_h3::settings::Settings;
 use tether_server::{
-    App, CloseReason, Config, ConnId, Ctx, Handshake, Reply, Request, Response, Route, Server, tls,
+    App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
+    Server, tls,
 };
 use tether_testkit::{IO_TIMEOUT, TestServer, config};
 
@@ -54,6 +56,7 @@ impl App for Feed {
             "/events" => Route::EventStream(0),
             "/publish" => Route::Handler(1),
             "/later" => Route::Handler(2),
+            "/ws" => Route::WebSocket(3),
             _ => Route::NotFound,
         }
     }
@@ -93,6 +96,14 @@ impl App for Feed {
                 .unwrap();
         }
         Reply::Now(Response::text(200, format!("published {} bytes\n", body.len())))
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+        ctx.send(conn, message);
+    }
+
+    fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, reason: CloseReason) {
+        self.ends.lock().unwrap().push(reason);
     }
 
     fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32) -> Response {
@@ -204,7 +215,7 @@ impl Client {
         }
     }
 
-    /// Sends a request with these fields and body, ended.
+    /// Sends a request with this method, path and body, ended.
     fn request(&mut self, method: &str, path: &str, body: &[u8]) -> StreamId {
         let fields = [
             Field::new(":method", method),
@@ -212,16 +223,28 @@ impl Client {
             Field::new(":authority", "localhost"),
             Field::new(":path", path),
         ];
+        self.open(&fields, body, true)
+    }
+
+    /// Opens a request stream with these fields and body, ended if `fin`.
+    fn open(&mut self, fields: &[Field], body: &[u8], fin: bool) -> StreamId {
         let mut section = Vec::new();
-        qpack::encode(&fields, &mut section);
+        qpack::encode(fields, &mut section);
         let mut wire = Vec::new();
         Frame::Headers(section).encode(&mut wire).unwrap();
         if !body.is_empty() {
             frame::encode_data(body, &mut wire).unwrap();
         }
         let id = self.conn.streams().open(Dir::Bi).unwrap();
-        self.write(id, &wire, true);
+        self.write(id, &wire, fin);
         id
+    }
+
+    /// Sends `bytes` as one DATA frame on `id`, ending it if `fin`.
+    fn data(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
+        let mut wire = Vec::new();
+        frame::encode_data(bytes, &mut wire).unwrap();
+        self.write(id, &wire, fin);
     }
 
     /// One round: datagrams out, datagrams in (waiting a few
@@ -455,6 +478,55 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
     client.until("the event after the moves", |c| {
         contains(&c.frames(events).1, b"data: still here\n")
     });
+}
+
+/// A client's WebSocket frame (RFC 6455 §5.2), masked with a zero key,
+/// which leaves the payload as it is.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).unwrap();
+    assert!(len < 126, "the test's frames are short");
+    [&[0x80 | opcode, 0x80 | len, 0, 0, 0, 0][..], payload].concat()
+}
+
+#[test]
+fn a_websocket_over_an_extended_connect_echoes_and_closes() {
+    let certs = certs(b"h3");
+    let (server, ends) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    let ws = client.open(&fields, b"", false);
+    client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
+    assert_eq!(status(&client.frames(ws).0), 200);
+
+    client.data(ws, &client_frame(0x1, b"hello over h3"), false);
+    client.until("the echo", |c| c.frames(ws).1.len() >= 15);
+    assert_eq!(client.frames(ws).1, [&[0x81, 13][..], b"hello over h3"].concat());
+
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    client.data(ws, &client_frame(0x8, &close), true);
+    client.until("the end of the stream", |c| {
+        c.received.get(&ws).is_some_and(|r| r.fin)
+    });
+    let (_, body) = client.frames(ws);
+    assert_eq!(
+        &body[15..],
+        &[0x88, 2, 0x03, 0xe8],
+        "the server's close frame, 1000"
+    );
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode::NORMAL)]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
 }
 
 #[test]

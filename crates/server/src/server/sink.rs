@@ -222,9 +222,8 @@ pub(super) fn respond_later<A: App>(
 /// do for the TCP carriers: a broadcast queued on its event stream (reset
 /// with H3_REQUEST_CANCELLED by the slow-consumer policy when its client
 /// leaves more than [`crate::config::Config::max_output`] unread), its event
-/// stream ended, its deferred answer sent, its held request let go on. A
-/// WebSocket close has nothing to close: no WebSocket is served over
-/// HTTP/3 yet.
+/// stream ended, its WebSocket's close handshake begun, its deferred
+/// answer sent, its held request let go on.
 #[cfg(feature = "tls")]
 pub(super) fn quic<A: App>(
     endpoint: &mut H3Endpoint,
@@ -242,6 +241,6 @@ pub(super) fn quic<A: App>(
         Action::EndStream(id) => endpoint.end_stream(app, env, id, CloseReason::Ended, now),
         Action::Respond(id, response) => endpoint.respond_later(id, &response, now),
         Action::Proceed(id, route) => endpoint.proceed(app, env, id, route, now),
-        Action::Close(..) => {}
+        Action::Close(id, code, reason) => endpoint.close_ws(app, env, id, code, &reason, now),
     }
 }

@@ -25,11 +25,6 @@ use crate::server::fields::response_fields;
 use crate::server::pushee::Pushee;
 use crate::server::websocket::Session;
 
-/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
-/// the handshake checks (origin policy, subprotocols, extensions) are
-/// shared with HTTP/1.1 through an upgrade head built for them.
-pub(super) const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
-
 /// How much of a refused request's body is read and dropped after its
 /// answer, so that the client finishes sending and then reads the answer.
 /// RFC 9113 §8.1 lets a server stop the upload with RST_STREAM(NO_ERROR)

@@ -8,7 +8,7 @@
 //! application: the connection's ([`ConnId::quic`]), with the stream's
 //! ordinal among the client's request streams plus one beside it, as an
 //! HTTP/2 stream's number is. What a stream is (a body arriving, a
-//! deferred answer, an event stream) is kept here; what it has sent and
+//! deferred answer, an event stream, a WebSocket) is kept here; what it has sent and
 //! not yet had acknowledged is kept by the QUIC endpoint, which counts
 //! what a stream's client does not take ([`tether_quic::QuicServer::unsent_bytes`]):
 //! an event stream holding more than [`crate::config::Config::max_output`]
@@ -32,8 +32,8 @@
 //! (`Mail::Datagram`), which answers from its own socket on the same
 //! address.
 //!
-//! Not served yet: WebSockets over HTTP/3 (RFC 9220; an extended CONNECT
-//! is refused with 501).
+//! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
+//! over HTTP/2 (RFC 8441), with the same handshake policy.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -46,12 +46,15 @@ use tether_quic::routing::issuer_of;
 use tether_quic::{ConnectionHandle, QuicServer};
 
 use crate::app::{App, ConnId, Ctx, Response};
+use crate::loops::Stats;
 use crate::server::env::LoopEnv;
 use crate::server::guard::guarded;
+use crate::server::websocket::Session;
 
 mod requests;
 mod socket;
 mod streams;
+mod websocket;
 
 use socket::QuicSocket;
 
@@ -96,6 +99,8 @@ enum Kind {
     },
     /// An event stream.
     Sse { tag: u32, heartbeat_at: Instant },
+    /// A WebSocket (RFC 9220).
+    WebSocket(Box<Session>),
 }
 
 impl H3Endpoint {
@@ -112,6 +117,8 @@ impl H3Endpoint {
     ) -> io::Result<H3Endpoint> {
         let mut quic = env.config.quic.clone();
         let routed = quic.connection_id_prefix.is_some();
+        // WebSockets over HTTP/3 (RFC 9220) are served.
+        quic.session.enable_connect_protocol = true;
         quic.session.max_field_section_size = quic
             .session
             .max_field_section_size
@@ -212,6 +219,7 @@ impl H3Endpoint {
             .filter_map(|kind| match kind {
                 Kind::Waiting { deadline, .. } => Some(*deadline),
                 Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
+                Kind::WebSocket(session) => session.ws.poll_timeout(),
                 Kind::Body { .. } | Kind::Discarding => None,
             })
             .min();
@@ -246,6 +254,23 @@ impl H3Endpoint {
         let held = self.conns.get(&conn)?;
         (held.generation == id.generation() && id.stream() > 0)
             .then(|| (conn, u64::from(id.stream() - 1) * 4))
+    }
+
+    /// What the request stream is, if it is still kept.
+    fn kind_mut(&mut self, conn: ConnectionHandle, stream_id: u64) -> Option<&mut Kind> {
+        self.conns.get_mut(&conn)?.streams.get_mut(&stream_id)
+    }
+
+    /// Forgets a stream without telling the application, keeping the
+    /// open-session gauges right.
+    fn forget<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64) -> Option<Kind> {
+        let kind = self.conns.get_mut(&conn)?.streams.remove(&stream_id)?;
+        match kind {
+            Kind::Sse { .. } => Stats::sub(&env.stats().open_event_stream, 1),
+            Kind::WebSocket(_) => Stats::sub(&env.stats().open_websocket, 1),
+            _ => {}
+        }
+        Some(kind)
     }
 
     /// The connection `conn`, known from now if it was not.

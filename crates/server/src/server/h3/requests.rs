@@ -50,7 +50,13 @@ impl H3Endpoint {
             SessionEvent::Request { stream_id, request } => {
                 self.request(app, env, conn, stream_id, request, now)
             }
-            SessionEvent::Data { stream_id, data } => self.data(app, env, conn, stream_id, &data, now),
+            SessionEvent::Data { stream_id, mut data } => {
+                if let Some(Kind::WebSocket(_)) = self.kind_mut(conn, stream_id) {
+                    self.ws_input(app, env, conn, stream_id, &mut data, now);
+                } else {
+                    self.data(app, env, conn, stream_id, &data, now);
+                }
+            }
             SessionEvent::End { stream_id } => {
                 let streams = &mut self.conn(conn).streams;
                 if let Some(Kind::Body { .. }) = streams.get(&stream_id)
@@ -59,6 +65,11 @@ impl H3Endpoint {
                     self.route_request(app, env, conn, stream_id, &request, &body, None, now);
                 } else if let Some(Kind::Discarding) = streams.get(&stream_id) {
                     streams.remove(&stream_id);
+                } else if let Some(Kind::WebSocket(_)) = streams.get(&stream_id) {
+                    // The client sends nothing more: a WebSocket without
+                    // its close handshake.
+                    self.server.reset(now, conn, stream_id, ErrorCode::H3_NO_ERROR);
+                    self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
                 }
             }
             SessionEvent::HeadTooLarge { stream_id } => {
@@ -230,11 +241,11 @@ impl H3Endpoint {
                     answer
                 }
             }
-            // RFC 9220 is not served yet: the extended CONNECT is refused
-            // (a 2xx would tell the client its WebSocket is open).
-            Decision::Upgrade(_) if websocket => error_response(501),
             // A WebSocket over HTTP/3 is an extended CONNECT.
-            Decision::Upgrade(_) => error_response(426),
+            Decision::Upgrade(_) if !websocket => error_response(426),
+            Decision::Upgrade(tag) => {
+                return self.accept_websocket(app, env, conn, stream_id, request, &head.request, tag, now);
+            }
             Decision::EventStream { tag, headers } => {
                 return self.start_stream(
                     app,

@@ -1,5 +1,5 @@
 //! The HTTP/3 streams that outlive their request: event streams and
-//! deferred answers, started, fed, timed and ended, and what the sink
+//! deferred answers (WebSockets: `websocket.rs`), started, fed, timed and ended, and what the sink
 //! does to each from outside its input (push, end, answer, let go on).
 //! Also the two steps of a graceful shutdown for the endpoint.
 
@@ -8,6 +8,7 @@ use std::time::Instant;
 use log::debug;
 use tether_h3::ErrorCode;
 use tether_quic::ConnectionHandle;
+use tether_ws::CloseCode;
 
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, ConnId, Encoded, Request, Response, Route};
@@ -85,19 +86,13 @@ impl H3Endpoint {
 
     /// Ends an event stream after what it has queued, and forgets it.
     fn finish_stream<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64, now: Instant) {
-        if let Some(Kind::Sse { .. }) = self
-            .conns
-            .get_mut(&conn)
-            .and_then(|c| c.streams.remove(&stream_id))
-        {
-            Stats::sub(&env.stats().open_event_stream, 1);
-        }
+        self.forget(env, conn, stream_id);
         let _ = self.server.finish(now, conn, stream_id);
     }
 
-    /// Queues a broadcast on the event stream `id` names (nothing if it
-    /// names none), and says whether its client now leaves more than the
-    /// limit unsent: the slow-consumer policy's cue.
+    /// Queues a broadcast on the event stream or WebSocket `id` names
+    /// (nothing if it names none), and says whether its client now leaves
+    /// more than the limit unsent: the slow-consumer policy's cue.
     pub(in crate::server) fn push<P>(
         &mut self,
         env: &LoopEnv<P>,
@@ -110,14 +105,12 @@ impl H3Endpoint {
         };
         let heartbeat = env.config.sse_heartbeat;
         let stats = env.stats();
-        let Some(Kind::Sse { heartbeat_at, .. }) = self
-            .conns
-            .get_mut(&conn)
-            .and_then(|c| c.streams.get_mut(&stream_id))
-        else {
-            return false;
+        let pushee = match self.kind_mut(conn, stream_id) {
+            Some(Kind::Sse { heartbeat_at, .. }) => Pushee::EventStream(heartbeat_at),
+            Some(Kind::WebSocket(session)) if session.ws.can_send() => Pushee::WebSocket(session),
+            _ => return false,
         };
-        let bytes = Pushee::EventStream(heartbeat_at).bytes(encoded, stats, now, heartbeat);
+        let bytes = pushee.bytes(encoded, stats, now, heartbeat);
         if self.server.send_data(now, conn, stream_id, &bytes).is_err() {
             return false;
         }
@@ -232,22 +225,16 @@ impl H3Endpoint {
         let Some(sid) = self.id_of(conn, stream_id) else {
             return;
         };
-        let Some(kind) = self
-            .conns
-            .get_mut(&conn)
-            .and_then(|c| c.streams.remove(&stream_id))
-        else {
+        let Some(kind) = self.forget(env, conn, stream_id) else {
             return;
         };
-        if let Kind::Sse { .. } = kind {
-            Stats::sub(&env.stats().open_event_stream, 1);
-        }
         let (app, mut ctx) = detached(app, env, now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "the end of a stream", || match kind {
             Kind::Sse { tag, .. } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
             Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
-            Kind::Body { .. } | Kind::Discarding => {}
+            Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
+            Kind::WebSocket(_) | Kind::Body { .. } | Kind::Discarding => {}
         });
     }
 
@@ -257,6 +244,7 @@ impl H3Endpoint {
         let heartbeat = env.config.sse_heartbeat;
         let mut timed_out = Vec::new();
         let mut beats = Vec::new();
+        let mut ws_due = Vec::new();
         for (&conn, held) in &mut self.conns {
             for (&stream_id, kind) in &mut held.streams {
                 match kind {
@@ -266,6 +254,9 @@ impl H3Endpoint {
                     Kind::Sse { heartbeat_at, .. } if now >= *heartbeat_at => {
                         *heartbeat_at = now + heartbeat;
                         beats.push((conn, stream_id));
+                    }
+                    Kind::WebSocket(session) if session.ws.poll_timeout().is_some_and(|at| now >= at) => {
+                        ws_due.push((conn, stream_id));
                     }
                     _ => {}
                 }
@@ -288,6 +279,9 @@ impl H3Endpoint {
             .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
             self.respond_later(sid, &response, now);
         }
+        for (conn, stream_id) in ws_due {
+            self.ws_timer(app, env, conn, stream_id, now);
+        }
     }
 
     /// The first step of a graceful shutdown: GOAWAY on every connection,
@@ -297,7 +291,7 @@ impl H3Endpoint {
     }
 
     /// The second step, once every loop has drained: deferred requests
-    /// are answered, event streams ended.
+    /// are answered, WebSockets closed with 1001, event streams ended.
     pub(in crate::server) fn close_sessions<A: App>(
         &mut self,
         app: &mut A,
@@ -306,6 +300,7 @@ impl H3Endpoint {
     ) {
         let mut waiting = Vec::new();
         let mut events = Vec::new();
+        let mut sockets = Vec::new();
         for (&conn, held) in &self.conns {
             for (&stream_id, kind) in &held.streams {
                 let Some(sid) = self.id_of(conn, stream_id) else {
@@ -314,6 +309,7 @@ impl H3Endpoint {
                 match kind {
                     Kind::Waiting { tag, .. } => waiting.push((sid, *tag)),
                     Kind::Sse { .. } => events.push(sid),
+                    Kind::WebSocket(_) => sockets.push(sid),
                     Kind::Body { .. } | Kind::Discarding => {}
                 }
             }
@@ -322,6 +318,9 @@ impl H3Endpoint {
             if let Some(response) = shutdown_answer(app, env, sid, tag, now) {
                 self.respond_later(sid, &response, now);
             }
+        }
+        for sid in sockets {
+            self.close_ws(app, env, sid, CloseCode::GOING_AWAY, "server shutting down", now);
         }
         for sid in events {
             self.end_stream(app, env, sid, CloseReason::Shutdown, now);
