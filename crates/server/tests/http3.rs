@@ -4,8 +4,9 @@
 //! by a publish, a deferred answer, a 404, a WebSocket over an extended
 //! CONNECT (RFC 9220), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
-//! address changes over and over on a server of several loops; and the
-//! refusal to start HTTP/3 without TLS.
+//! address changes over and over on a server of several loops; a
+//! certificate replaced while running (SIGHUP); and the refusal to start
+//! HTTP/3 without TLS.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -527,6 +528,54 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
         "{:?}",
         ends.lock().unwrap()
     );
+}
+
+/// A client TLS configuration for HTTP/3 that trusts `cert` alone.
+fn trusting(cert: &rcgen::Certificate) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let mut client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    client.alpn_protocols = vec![b"h3".to_vec()];
+    Arc::new(client)
+}
+
+#[test]
+fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let reloadable = tls::ReloadableCert::from_pem(
+        first.cert.pem().as_bytes(),
+        first.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let mut config = config();
+    config.tls = Some(reloadable.server_config());
+    config.http3 = true;
+    let (server, _) = start(config);
+    let mut before = Client::connect(server.addr, &trusting(&first.cert), 1 << 20);
+    let page = before.request("GET", "/page", b"");
+    assert_eq!(before.response(page).0, 200);
+
+    // What SIGHUP does in `tether serve`: a client that trusts only the
+    // new certificate completes its handshake (Client::connect fails the
+    // test if the server presented the old one).
+    reloadable
+        .replace_pem(
+            second.cert.pem().as_bytes(),
+            second.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+    let mut after = Client::connect(server.addr, &trusting(&second.cert), 1 << 20);
+    let page = after.request("GET", "/page", b"");
+    assert_eq!(after.response(page).0, 200);
+    // The connection made before goes on.
+    let page = before.request("GET", "/page", b"");
+    assert_eq!(before.response(page).0, 200);
 }
 
 #[test]
