@@ -331,6 +331,15 @@ impl QuicServer {
         }
     }
 
+    /// Closes every connection with `code` (the server is going away:
+    /// each client is told at once instead of at its idle timeout).
+    pub fn close_all(&mut self, now: Instant, code: ErrorCode) {
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for handle in handles {
+            self.close(now, handle, code);
+        }
+    }
+
     /// Closes a connection with `code` (H3_NO_ERROR for a graceful end).
     pub fn close(&mut self, now: Instant, conn: ConnectionHandle, code: ErrorCode) {
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -168,6 +168,10 @@ struct Client {
     /// A stream this client does not read (a slow consumer).
     unread: Option<StreamId>,
     connected: bool,
+    /// The test expects the server to close the connection.
+    may_be_closed: bool,
+    /// Why the connection ended, once it has.
+    closed: Option<String>,
 }
 
 impl Client {
@@ -190,6 +194,8 @@ impl Client {
             received: BTreeMap::new(),
             unread: None,
             connected: false,
+            may_be_closed: false,
+            closed: None,
         };
         client.until("the handshake", |c| c.connected);
         // The control stream, with an empty SETTINGS (RFC 9114 §6.2.1).
@@ -290,7 +296,10 @@ impl Client {
         while let Some(event) = self.conn.poll() {
             match event {
                 Event::Connected => self.connected = true,
-                Event::ConnectionLost { reason } => panic!("connection lost: {reason}"),
+                Event::ConnectionLost { reason } => {
+                    assert!(self.may_be_closed, "connection lost: {reason}");
+                    self.closed = Some(reason.to_string());
+                }
                 Event::Stream(StreamEvent::Opened { dir }) => {
                     while let Some(id) = self.conn.streams().accept(dir) {
                         self.read(id);
@@ -576,6 +585,25 @@ fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
     // The connection made before goes on.
     let page = before.request("GET", "/page", b"");
     assert_eq!(before.response(page).0, 200);
+}
+
+#[test]
+fn a_server_that_shuts_down_closes_its_quic_connections() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    client.may_be_closed = true;
+    server.shutdown();
+    // Told at once (CONNECTION_CLOSE with H3_NO_ERROR), not at the idle
+    // timeout (30 s, beyond the hang guard).
+    client.until("the server's close", |c| c.closed.is_some());
+    let reason = client.closed.clone().unwrap_or_default();
+    // The application's CONNECTION_CLOSE, H3_NO_ERROR (0x100).
+    assert!(reason.starts_with("closed by peer: 256"), "{reason}");
+    // The event stream was ended first (its FIN before the close).
+    assert!(client.received[&events].fin, "{reason}");
 }
 
 #[test]

@@ -598,6 +598,15 @@ impl<A: App> Connections<A> {
         }
     }
 
+    /// The loop is exiting: QUIC connections are closed, so that their
+    /// clients learn it now rather than at their idle timeout.
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_close(&mut self, now: Instant) {
+        if let Some(quic) = self.quic.as_deref_mut() {
+            quic.close_all(&self.registry, now);
+        }
+    }
+
     /// When the QUIC endpoint next has something to do (now, if it left
     /// datagrams unread).
     #[cfg(feature = "tls")]

@@ -262,6 +262,15 @@ impl<A: App> Server<A> {
 
     /// Runs the loop until a graceful shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
+        let result = self.serve();
+        #[cfg(feature = "tls")]
+        self.conns.quic_close(Instant::now());
+        result
+    }
+
+    /// The loop itself, until a graceful shutdown completes (or a second
+    /// signal, or an error of the poll).
+    fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         if let Some(interval) = self.conns.app.tick_interval() {
             self.next_tick = Some(Instant::now() + interval);

@@ -290,6 +290,13 @@ impl H3Endpoint {
         self.server.goaway(now);
     }
 
+    /// The loop is exiting: every connection is closed (H3_NO_ERROR), and
+    /// what that takes is sent as far as the socket takes it now.
+    pub(in crate::server) fn close_all(&mut self, registry: &mio::Registry, now: Instant) {
+        self.server.close_all(now, ErrorCode::H3_NO_ERROR);
+        self.writable(registry, now);
+    }
+
     /// The second step, once every loop has drained: deferred requests
     /// are answered, WebSockets closed with 1001, event streams ended.
     pub(in crate::server) fn close_sessions<A: App>(
