@@ -431,6 +431,31 @@ fn pages_posts_event_streams_and_deferred_answers_over_http3() {
 }
 
 #[test]
+fn a_quiet_event_stream_gets_heartbeats_and_its_websocket_neighbour_pings() {
+    let mut certs = certs(b"h3");
+    certs.server.sse_heartbeat = Duration::from_millis(50);
+    certs.server.ws = certs.server.ws.ping_interval(Some(Duration::from_millis(50)));
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    let ws = client.open(&fields, b"", false);
+    // Three heartbeat comments after the retry hint, and a ping (opcode
+    // 9) on the WebSocket, each from the loop's timers alone.
+    client.until("three heartbeats", |c| {
+        c.frames(events).1.windows(2).filter(|w| w == b":\n").count() >= 3
+    });
+    client.until("a ping", |c| c.frames(ws).1.first() == Some(&0x89));
+}
+
+#[test]
 fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_on() {
     let mut certs = certs(b"h3");
     certs.server.max_output = 64 * 1024;

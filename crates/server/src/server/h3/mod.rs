@@ -67,6 +67,11 @@ pub(in crate::server) struct H3Endpoint {
     /// The connection IDs this endpoint issues name its loop: a datagram
     /// whose ID names another loop is handed to it.
     routed: bool,
+    /// No later than the earliest deadline of a stream (a deferred
+    /// answer's, a heartbeat's, a WebSocket's timer), so that the streams
+    /// are walked only when one may be due; recomputed by each walk,
+    /// lowered as streams get deadlines.
+    streams_due: Option<Instant>,
 }
 
 /// The streams of one QUIC connection that the server still serves.
@@ -132,6 +137,7 @@ impl H3Endpoint {
             conns: BTreeMap::new(),
             next_generation: 0,
             routed,
+            streams_due: None,
         })
     }
 
@@ -200,7 +206,9 @@ impl H3Endpoint {
             self.server.handle_timeout(now);
             self.handle_events(app, env, now);
         }
-        self.on_timer(app, env, now);
+        if self.streams_due.is_some_and(|at| at <= now) {
+            self.on_timer(app, env, now);
+        }
         self.send(registry, now);
     }
 
@@ -212,18 +220,16 @@ impl H3Endpoint {
     /// The earliest instant at which [`H3Endpoint::turn`] has something to
     /// do.
     pub(in crate::server) fn next_deadline(&mut self) -> Option<Instant> {
-        let streams = self
-            .conns
-            .values()
-            .flat_map(|c| c.streams.values())
-            .filter_map(|kind| match kind {
-                Kind::Waiting { deadline, .. } => Some(*deadline),
-                Kind::Sse { heartbeat_at, .. } => Some(*heartbeat_at),
-                Kind::WebSocket(session) => session.ws.poll_timeout(),
-                Kind::Body { .. } | Kind::Discarding => None,
-            })
-            .min();
-        [self.server.next_timeout(), streams].into_iter().flatten().min()
+        [self.server.next_timeout(), self.streams_due]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A stream has something to do at `at`: the streams' timers are
+    /// walked no later than then.
+    fn due_by(&mut self, at: Option<Instant>) {
+        self.streams_due = [self.streams_due, at].into_iter().flatten().min();
     }
 
     fn send(&mut self, registry: &Registry, now: Instant) {

@@ -270,6 +270,7 @@ impl H3Endpoint {
                         held: held.then(|| Box::new((request.clone(), body.to_vec()))),
                     },
                 );
+                self.due_by(Some(deadline));
                 if closing_sessions && let Some(response) = shutdown_answer(app, env, sid, tag, now) {
                     self.respond_later(sid, &response, now);
                 }

@@ -71,6 +71,7 @@ impl H3Endpoint {
         self.conn(conn)
             .streams
             .insert(stream_id, Kind::Sse { tag, heartbeat_at });
+        self.due_by(Some(heartbeat_at));
         Stats::add(&env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
         let (app, mut ctx) = detached(app, env, now);
@@ -245,23 +246,37 @@ impl H3Endpoint {
         let mut timed_out = Vec::new();
         let mut beats = Vec::new();
         let mut ws_due = Vec::new();
+        // The deadlines not due now; those due are answered (the stream
+        // forgotten) or their WebSocket's next timer counted as it is set.
+        let mut next = None;
         for (&conn, held) in &mut self.conns {
             for (&stream_id, kind) in &mut held.streams {
-                match kind {
+                let later = match kind {
                     Kind::Waiting { tag, deadline, .. } if now >= *deadline => {
                         timed_out.push((conn, stream_id, *tag));
+                        None
                     }
-                    Kind::Sse { heartbeat_at, .. } if now >= *heartbeat_at => {
-                        *heartbeat_at = now + heartbeat;
-                        beats.push((conn, stream_id));
+                    Kind::Waiting { deadline, .. } => Some(*deadline),
+                    Kind::Sse { heartbeat_at, .. } => {
+                        if now >= *heartbeat_at {
+                            *heartbeat_at = now + heartbeat;
+                            beats.push((conn, stream_id));
+                        }
+                        Some(*heartbeat_at)
                     }
-                    Kind::WebSocket(session) if session.ws.poll_timeout().is_some_and(|at| now >= at) => {
-                        ws_due.push((conn, stream_id));
-                    }
-                    _ => {}
-                }
+                    Kind::WebSocket(session) => match session.ws.poll_timeout() {
+                        Some(at) if now >= at => {
+                            ws_due.push((conn, stream_id));
+                            None
+                        }
+                        at => at,
+                    },
+                    Kind::Body { .. } | Kind::Discarding => None,
+                };
+                next = [next, later].into_iter().flatten().min();
             }
         }
+        self.streams_due = next;
         let mut comment = Vec::with_capacity(4);
         tether_sse::heartbeat(&mut comment);
         for (conn, stream_id) in beats {

@@ -157,6 +157,10 @@ impl H3Endpoint {
         if closed {
             self.forget(env, conn, stream_id);
             let _ = self.server.finish(now, conn, stream_id);
+        } else if let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) {
+            // What the session did may have set its timers.
+            let at = session.ws.poll_timeout();
+            self.due_by(at);
         }
     }
 
