@@ -8,11 +8,12 @@
 //! application: the connection's ([`ConnId::quic`]), with the stream's
 //! ordinal among the client's request streams plus one beside it, as an
 //! HTTP/2 stream's number is. What a stream is (a body arriving, a
-//! deferred answer, an event stream, a WebSocket) is kept here; what it has sent and
-//! not yet had acknowledged is kept by the QUIC endpoint, which counts
-//! what a stream's client does not take ([`tether_quic::QuicServer::unsent_bytes`]):
-//! an event stream holding more than [`crate::config::Config::max_output`]
-//! is reset with H3_REQUEST_CANCELLED (the slow-consumer policy), and the
+//! deferred answer, an event stream, a WebSocket) is kept here; what it
+//! has sent and not yet had acknowledged is kept by the QUIC endpoint,
+//! which counts what a stream's client does not take
+//! ([`tether_quic::QuicServer::unsent_bytes`]): an event stream or
+//! WebSocket holding more than [`crate::config::Config::max_output`] is
+//! reset with H3_REQUEST_CANCELLED (the slow-consumer policy), and the
 //! connection's other streams go on.
 //!
 //! Calling contract: the loop calls [`H3Endpoint::readable`] and
@@ -21,7 +22,7 @@
 //! then every datagram the endpoint has to send), and waits no longer than
 //! [`H3Endpoint::next_deadline`]. The sink's five operations (push, end,
 //! answer, let go on, close a WebSocket) are methods of the same names in
-//! `streams.rs`. What the application asks during any of these is left in
+//! `streams.rs` and `websocket.rs`. What the application asks during any of these is left in
 //! the environment's actions, which the caller applies after.
 //!
 //! In a cluster, the connection IDs each loop's endpoint issues start
