@@ -132,6 +132,12 @@ pub(crate) struct Args {
     /// over TLS; HTTP/1.1 is served beside it either way.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     http2: bool,
+    /// HTTP/3 over QUIC on the TLS port's number (UDP), with the same
+    /// certificates; TCP answers then advertise it (`Alt-Svc`). Needs
+    /// TLS (--tls-cert and --tls-key, or --tls-self-signed).
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    http3: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
@@ -189,6 +195,11 @@ pub(crate) struct TlsArgs {
 #[cfg(feature = "tls")]
 const TLS_LISTEN_NEEDS_CERTIFICATE: &str =
     "--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)";
+
+/// Why `--http3 on` is refused without a certificate.
+#[cfg(feature = "tls")]
+const HTTP3_NEEDS_CERTIFICATE: &str =
+    "--http3 on needs TLS: QUIC carries TLS 1.3 (--tls-cert and --tls-key, or --tls-self-signed)";
 
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
@@ -1389,6 +1400,10 @@ fn preflight(args: &Args) -> Result<(), String> {
     if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
         return Err(TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
     }
+    #[cfg(feature = "tls")]
+    if args.http3 && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(HTTP3_NEEDS_CERTIFICATE.to_owned());
+    }
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
@@ -1412,6 +1427,10 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
     config.sse_heartbeat = seconds(args.sse_heartbeat);
     config.shutdown_timeout = seconds(args.shutdown_timeout);
     config.http2 = args.http2;
+    #[cfg(feature = "tls")]
+    {
+        config.http3 = args.http3;
+    }
     config.ws = tether_ws::Config::default()
         .max_frame_size(args.max_frame_size)
         .max_message_size(args.max_message_size)
@@ -1425,6 +1444,11 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(feature = "tls")]
+    if config.http3 && config.tls.is_none() {
+        eprintln!("tether serve: {HTTP3_NEEDS_CERTIFICATE}");
+        return ExitCode::FAILURE;
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -1655,6 +1679,10 @@ fn serve<A: App + Send + 'static>(
     println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
     if let Some(tls) = server.tls_addr() {
         println!("TLS beside it on https://{tls}/");
+    }
+    #[cfg(feature = "tls")]
+    if let Some(quic) = server.quic_addr() {
+        println!("HTTP/3 on udp://{quic}/");
     }
     if let Some(admin) = server.admin_addr() {
         println!("metrics on http://{admin}/metrics, the admin page on http://{admin}/admin");
