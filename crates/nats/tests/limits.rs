@@ -173,7 +173,9 @@ fn a_revocation_reaches_every_node_until_it_expires() {
     let (_a, on_a, revoke_on_a) = start(&nats.url());
     let (_b, on_b, revoke_on_b) = start(&nats.url());
     let until = unix_now() + 600;
-    let soon = unix_now() + 2;
+    // Far enough that a loaded machine still shares it before it expires;
+    // if it does not, the check below says so rather than waiting forever.
+    let soon = unix_now() + 10;
     let long = format!("jti:{}", "x".repeat(2044));
     revoke_on_a.revoke(vec![
         ("jti:kept".to_owned(), until),
@@ -190,9 +192,15 @@ fn a_revocation_reaches_every_node_until_it_expires() {
         (long.clone(), until),
         ("jti:soon".to_owned(), soon),
     ]);
-    // Both nodes hear them (a reads back its own).
+    // Both nodes hear them (a reads back its own): all of them, or, on a
+    // machine so slow that "jti:soon" expired first, all the others.
+    let mut lasting = expected.clone();
+    lasting.remove("jti:soon");
     for hub in [&on_b, &on_a] {
-        wait_until("the revocations to reach the nodes", || hub.revoked() == expected);
+        wait_until("the revocations to reach the nodes", || {
+            let revoked = hub.revoked();
+            revoked == expected || (unix_now() > soon && revoked == lasting)
+        });
     }
     // Revoked again for longer, from b: the longer time reaches a.
     revoke_on_b.revoke(vec![("jti:kept".to_owned(), until + 60)]);

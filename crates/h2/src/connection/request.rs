@@ -466,7 +466,10 @@ mod tests {
             Err(Malformed::UnknownPseudo)
         );
         assert_eq!(req_with(&GET[1..], false), Err(Malformed::MissingPseudo));
-        assert_eq!(req_with(&[GET[0], GET[1], GET[3]], false), Err(Malformed::MissingPseudo));
+        assert_eq!(
+            req_with(&[GET[0], GET[1], GET[3]], false),
+            Err(Malformed::MissingPseudo)
+        );
         let relative = [(":method", "GET"), (":scheme", "https"), (":path", "x")];
         assert_eq!(req_with(&relative, false), Err(Malformed::Path));
         let star = [(":method", "OPTIONS"), (":scheme", "https"), (":path", "*")];
