@@ -28,6 +28,62 @@ pub(crate) enum Action {
     Proceed(ConnId, crate::app::Route),
 }
 
+/// An entry of [`Actions`]: one action, or one fan-out.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// One action for one connection.
+    One(Action),
+    /// The same encoded bytes for each connection of a range of
+    /// [`Actions::targets`]: a fan-out costs the loop one connection id
+    /// per recipient (12 bytes), not one action (96).
+    SendMany(std::ops::Range<u32>, Encoded),
+}
+
+/// What callbacks asked for other connections, in order, and the
+/// recipients of their fan-outs. Both lists keep their room between
+/// turns.
+#[derive(Debug, Default)]
+pub(crate) struct Actions {
+    pub(crate) list: Vec<Queued>,
+    pub(crate) targets: Vec<ConnId>,
+}
+
+impl Actions {
+    pub(crate) fn push(&mut self, action: Action) {
+        self.list.push(Queued::One(action));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Sends `encoded` to the connections added to `targets` since
+    /// `start`, if any: one for one recipient, a range for more.
+    fn send_to_added(&mut self, start: usize, encoded: &Encoded) {
+        match self.targets.len() - start {
+            0 => {}
+            1 => {
+                if let Some(id) = self.targets.pop() {
+                    self.push(Action::Send(id, encoded.clone()));
+                }
+            }
+            _ => {
+                // Past u32::MAX recipients in one turn the ids would not
+                // fit a range: send them one by one instead.
+                match (u32::try_from(start), u32::try_from(self.targets.len())) {
+                    (Ok(from), Ok(to)) => self.list.push(Queued::SendMany(from..to, encoded.clone())),
+                    _ => {
+                        let ids: Vec<ConnId> = self.targets.drain(start..).collect();
+                        for id in ids {
+                            self.push(Action::Send(id, encoded.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The connection whose event is being handled, written to directly.
 pub(crate) struct Current<'a> {
     pub(crate) id: ConnId,
@@ -98,7 +154,7 @@ impl Current<'_> {
 pub struct Ctx<'a, P = ()> {
     pub(crate) now: Instant,
     pub(crate) current: Option<Current<'a>>,
-    pub(crate) actions: &'a mut Vec<Action>,
+    pub(crate) actions: &'a mut Actions,
     pub(crate) pool: &'a mut Pool,
     pub(crate) peers: &'a Peers<P>,
 }
@@ -107,7 +163,7 @@ impl<'a, P> Ctx<'a, P> {
     /// A context that acts on no connection in particular.
     pub(crate) fn new(
         now: Instant,
-        actions: &'a mut Vec<Action>,
+        actions: &'a mut Actions,
         pool: &'a mut Pool,
         peers: &'a Peers<P>,
     ) -> Ctx<'a, P> {
@@ -190,6 +246,7 @@ impl<'a, P> Ctx<'a, P> {
     /// Sends already encoded bytes (from [`Encoded::ws`] for a WebSocket
     /// session, [`Encoded::sse`] for an event stream) to each connection.
     pub fn send_encoded(&mut self, to: impl IntoIterator<Item = ConnId>, encoded: &Encoded) {
+        let start = self.actions.targets.len();
         for id in to {
             match self.current.as_mut() {
                 Some(current) if current.id == id => {
@@ -210,9 +267,10 @@ impl<'a, P> Ctx<'a, P> {
                         Stats::add(&stats.messages_out, 1);
                     }
                 }
-                _ => self.actions.push(Action::Send(id, encoded.clone())),
+                _ => self.actions.targets.push(id),
             }
         }
+        self.actions.send_to_added(start, encoded);
     }
 
     /// Sends an SSE event to one event stream.
@@ -293,5 +351,54 @@ impl<'a, P> Ctx<'a, P> {
             Some(current) if current.id == conn && current.ws.is_none() => *current.closing = true,
             _ => self.actions.push(Action::EndStream(conn)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn ids(queued: &Queued, targets: &[ConnId]) -> Vec<ConnId> {
+        match queued {
+            Queued::One(Action::Send(id, _)) => vec![*id],
+            Queued::SendMany(range, _) => targets[range.start as usize..range.end as usize].to_vec(),
+            other => panic!("not a send: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fan_out_is_one_entry_naming_its_recipients_in_order() {
+        let encoded = Encoded::from(Arc::<[u8]>::from(&b"x"[..]));
+        let mut actions = Actions::default();
+        let a = ConnId::new(1, 0);
+        let b = ConnId::new(2, 0);
+        let c = ConnId::new(3, 0);
+        // Nobody: nothing queued.
+        actions.send_to_added(actions.targets.len(), &encoded);
+        assert!(actions.is_empty());
+        // One: a plain send, and no target kept.
+        actions.targets.push(a);
+        actions.send_to_added(0, &encoded);
+        assert_eq!(actions.list.len(), 1);
+        assert!(actions.targets.is_empty());
+        // Between two fan-outs, another action keeps its place.
+        actions.push(Action::EndStream(a));
+        let start = actions.targets.len();
+        actions.targets.extend([c, a, b]);
+        actions.send_to_added(start, &encoded);
+        actions.push(Action::EndStream(b));
+        let start = actions.targets.len();
+        actions.targets.extend([b, c]);
+        actions.send_to_added(start, &encoded);
+        assert_eq!(actions.list.len(), 5);
+        assert_eq!(ids(&actions.list[0], &actions.targets), [a]);
+        assert!(matches!(actions.list[1], Queued::One(Action::EndStream(id)) if id == a));
+        assert_eq!(ids(&actions.list[2], &actions.targets), [c, a, b]);
+        assert!(matches!(actions.list[3], Queued::One(Action::EndStream(id)) if id == b));
+        assert_eq!(ids(&actions.list[4], &actions.targets), [b, c]);
+        // A fan-out holds one id per recipient, not one action.
+        assert!(std::mem::size_of::<ConnId>() * 4 <= std::mem::size_of::<Action>());
     }
 }

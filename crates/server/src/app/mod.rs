@@ -10,7 +10,7 @@ mod encoded;
 mod request;
 
 pub use ctx::Ctx;
-pub(crate) use ctx::{Action, Current, InPlace};
+pub(crate) use ctx::{Action, Actions, Current, InPlace, Queued};
 pub use encoded::Encoded;
 pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 

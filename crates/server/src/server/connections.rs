@@ -31,7 +31,7 @@ use super::h3::H3Endpoint;
 use super::link::{After, Kind, Link};
 use super::listen::{alpn_is_h2, start_tls};
 use super::sink::{self, Pushed};
-use crate::app::{Action, App, CloseReason, ConnId, Ctx};
+use crate::app::{Action, App, CloseReason, ConnId, Ctx, Queued};
 use crate::loops::Stats;
 use crate::timers::Scheduled;
 use crate::transport::{Stream, TlsSession};
@@ -303,49 +303,64 @@ impl<A: App> Connections<A> {
     pub(super) fn apply_actions(&mut self, now: Instant) {
         while !self.env.actions.is_empty() {
             let mut batch = mem::take(&mut self.env.actions);
-            for action in batch.drain(..) {
-                #[cfg(feature = "tls")]
-                if action_id(&action).is_quic() {
-                    if let Some(quic) = self.quic.as_deref_mut() {
-                        sink::quic(quic, &mut self.app, &mut self.env, action, now);
-                    }
-                    continue;
-                }
+            for action in batch.list.drain(..) {
                 match action {
-                    Action::Send(id, encoded) => {
-                        let Some(conn) = live(&mut self.conns, id.connection()) else {
-                            continue;
-                        };
-                        match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
-                            Pushed::Nothing | Pushed::Queued => {}
-                            Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
-                            Pushed::Slow => self.drive(id, |state, c| {
-                                sink::cut_loose(state, c, id, now);
-                                After::Keep
-                            }),
+                    Queued::SendMany(range, encoded) => {
+                        let ids = usize::try_from(range.start).unwrap_or(usize::MAX)
+                            ..usize::try_from(range.end).unwrap_or(usize::MAX);
+                        for &id in batch.targets.get(ids).unwrap_or_default() {
+                            self.apply(Action::Send(id, encoded.clone()), now);
                         }
                     }
-                    Action::Close(id, code, reason) => self.drive(id, |state, c| {
-                        sink::close_ws(state, c, id, code, &reason, now);
-                        After::Keep
-                    }),
-                    Action::EndStream(id) => self.drive(id, |state, c| {
-                        sink::end_stream(state, c, id, CloseReason::Ended, now);
-                        After::Keep
-                    }),
-                    Action::Respond(id, response) => self.drive(id, |state, c| {
-                        sink::respond_later(state, c, id, &response, now);
-                        After::Keep
-                    }),
-                    Action::Proceed(id, route) => self.drive(id, |state, c| {
-                        sink::proceed(state, c, id, route, now);
-                        After::Keep
-                    }),
+                    Queued::One(action) => self.apply(action, now),
                 }
             }
+            batch.targets.clear();
             if self.env.actions.is_empty() {
                 self.env.actions = batch;
             }
+        }
+    }
+
+    /// Applies one action for one connection.
+    fn apply(&mut self, action: Action, now: Instant) {
+        #[cfg(feature = "tls")]
+        if action_id(&action).is_quic() {
+            if let Some(quic) = self.quic.as_deref_mut() {
+                sink::quic(quic, &mut self.app, &mut self.env, action, now);
+            }
+            return;
+        }
+        match action {
+            Action::Send(id, encoded) => {
+                let Some(conn) = live(&mut self.conns, id.connection()) else {
+                    return;
+                };
+                match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
+                    Pushed::Nothing | Pushed::Queued => {}
+                    Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
+                    Pushed::Slow => self.drive(id, |state, c| {
+                        sink::cut_loose(state, c, id, now);
+                        After::Keep
+                    }),
+                }
+            }
+            Action::Close(id, code, reason) => self.drive(id, |state, c| {
+                sink::close_ws(state, c, id, code, &reason, now);
+                After::Keep
+            }),
+            Action::EndStream(id) => self.drive(id, |state, c| {
+                sink::end_stream(state, c, id, CloseReason::Ended, now);
+                After::Keep
+            }),
+            Action::Respond(id, response) => self.drive(id, |state, c| {
+                sink::respond_later(state, c, id, &response, now);
+                After::Keep
+            }),
+            Action::Proceed(id, route) => self.drive(id, |state, c| {
+                sink::proceed(state, c, id, route, now);
+                After::Keep
+            }),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::guard::guarded;
 use super::link::Link;
-use crate::app::{Action, App, ConnId, Ctx, Response};
+use crate::app::{Actions, App, ConnId, Ctx, Response};
 use crate::config::{Config, Handshake};
 use crate::loops::{Peers, Stats};
 use crate::output::{OutQueue, Pool};
@@ -23,7 +23,7 @@ pub(super) struct LoopEnv<P> {
     /// Buffers and output queues, reused across connections.
     pub(super) pool: Pool,
     /// What the application asked during a callback, applied after it.
-    pub(super) actions: Vec<Action>,
+    pub(super) actions: Actions,
     /// This loop's mailbox and counters, and the other loops'.
     pub(crate) peers: Peers<P>,
     pub(super) config: Config,

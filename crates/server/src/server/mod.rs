@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::app::App;
+use crate::app::{Actions, App};
 use crate::config::{Config, Handshake};
 use crate::loops::{Handle, LoopHandle, Mail, Mailbox, Peers, Poster, Stats};
 use crate::output::Pool;
@@ -167,7 +167,7 @@ impl<A: App> Server<A> {
                 LoopEnv {
                     timers: Timers::default(),
                     pool: Pool::default(),
-                    actions: Vec::new(),
+                    actions: Actions::default(),
                     peers: Peers::alone(mailbox),
                     ws_config: tether_ws::SharedConfig::new(config.ws, Instant::now()),
                     config,
