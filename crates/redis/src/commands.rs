@@ -111,9 +111,13 @@ const PRUNE_BATCH: usize = 1000;
 /// remember it (`{1, id}`). The index lives as long as the stream (same
 /// expiry, if the stream has one).
 ///
-/// KEYS: the stream, the index hash, the index sorted set. ARGV: the
-/// `MAXLEN ~` bound, the event type, the data, the publish key, the
-/// index's batch.
+/// On one server the entry is announced on the bus too (see
+/// [`crate::bus`]), in the same step.
+///
+/// KEYS: the stream, the index hash, the index sorted set, and on one
+/// server the bus and its counter. ARGV: the `MAXLEN ~` bound, the event
+/// type, the data, the publish key, the index's batch, and on one server
+/// the bus's bound and the topic.
 const PUBLISH_KEYED: &str = r"
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if first then
@@ -139,6 +143,10 @@ if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
   return {0, id}
 end
 id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+if KEYS[4] then
+  local n = redis.call('INCR', KEYS[5])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+end
 redis.call('HSET', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -152,26 +160,38 @@ end
 return {1, id}
 ";
 
-/// What publishes `publish` to the stream `key`: a bare `XADD` without a
-/// publish key, else [`PUBLISH_KEYED`] (`EVAL`), which checks the key and
-/// adds the entry atomically.
-pub(crate) fn publish(keys: &Keys, max_len: usize, publish: &Publish) -> Cmd {
+/// What publishes `publish` to its topic's stream: without a publish
+/// key, on one server [`crate::bus::PUBLISH_ANNOUNCED`] (the entry and its
+/// announcement on the bus, bounded to about `bus_len`), on a cluster a
+/// bare `XADD`; with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key
+/// and adds the entry (and on one server its announcement) atomically.
+pub(crate) fn publish(keys: &Keys, max_len: usize, bus_len: usize, publish: &Publish) -> Cmd {
     let key = keys.stream(&publish.topic);
     let Some(publish_key) = &publish.key else {
-        return xadd(&key, max_len, publish);
+        if keys.cluster {
+            return xadd(&key, max_len, publish);
+        }
+        return crate::bus::publish(keys, max_len, bus_len, publish);
     };
     let (index, by_ms) = keys.index(&publish.topic);
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(PUBLISH_KEYED)
-        .arg(3)
+        .arg(if keys.cluster { 3 } else { 5 })
         .arg(&key)
         .arg(&index)
-        .arg(&by_ms)
-        .arg(max_len)
+        .arg(&by_ms);
+    if !keys.cluster {
+        cmd.arg(crate::bus::key(&keys.prefix))
+            .arg(crate::bus::seq_key(&keys.prefix));
+    }
+    cmd.arg(max_len)
         .arg(&publish.event_type)
         .arg(&publish.data)
         .arg(&**publish_key)
         .arg(PRUNE_BATCH);
+    if !keys.cluster {
+        cmd.arg(bus_len).arg(&*publish.topic);
+    }
     cmd
 }
 
@@ -278,6 +298,20 @@ pub(crate) fn xrange_one(key: &str, id: EventId) -> Cmd {
     cmd
 }
 
+/// `XRANGE key ID + COUNT count`: the entries from `id` on (`id` itself
+/// first, if the stream still holds it); from the start for `0-0`.
+pub(crate) fn xrange_from(key: &str, id: EventId, count: usize) -> Cmd {
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(key);
+    if id == EventId::ZERO {
+        cmd.arg("-");
+    } else {
+        cmd.arg(id.to_string());
+    }
+    cmd.arg("+").arg("COUNT").arg(count);
+    cmd
+}
+
 /// `XINFO STREAM key`.
 pub(crate) fn xinfo_stream(key: &str) -> Cmd {
     let mut cmd = redis::cmd("XINFO");
@@ -308,7 +342,7 @@ impl Entry {
     }
 }
 
-fn malformed(what: &'static str) -> RedisError {
+pub(crate) fn malformed(what: &'static str) -> RedisError {
     RedisError::from((ErrorKind::Parse, "unexpected reply from Redis", what.to_owned()))
 }
 
@@ -347,7 +381,7 @@ pub(crate) fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
 /// write still get through: a missing or invalid type reads as
 /// `message`, missing data as empty, bytes that are not UTF-8 lossily, an
 /// invalid publish key as none.
-fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
+pub(crate) fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     let Value::Array(parts) = value else {
         return Err(malformed("a stream entry"));
     };
@@ -402,6 +436,15 @@ pub(crate) type StreamEntries = (Vec<u8>, Vec<Entry>);
 /// An `XREAD` reply: each stream's key and new entries (nothing when it
 /// timed out).
 pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisError> {
+    xread_streams(value)?
+        .into_iter()
+        .map(|(key, entries)| Ok((key.to_vec(), parse_entries(entries)?)))
+        .collect()
+}
+
+/// An `XREAD` reply as each stream's key and its list of entries, not yet
+/// parsed.
+pub(crate) fn xread_streams(value: &Value) -> Result<Vec<(&[u8], &Value)>, RedisError> {
     let streams: Vec<(&Value, &Value)> = match value {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams
@@ -421,7 +464,7 @@ pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisErro
         .into_iter()
         .map(|(key, entries)| {
             let key = text(key).ok_or_else(|| malformed("an XREAD stream key"))?;
-            Ok((key.to_vec(), parse_entries(entries)?))
+            Ok((key, entries))
         })
         .collect()
 }
@@ -601,7 +644,7 @@ mod tests {
             .with_key("k")
             .unwrap();
         assert_eq!(
-            args(&publish(&keys, 10, &keyed))[3..6],
+            args(&publish(&keys, 10, 99, &keyed))[3..6],
             ["tether:{news}", "tether:!pub:{news}", "tether:!pub-ms:{news}"]
         );
     }
@@ -682,6 +725,14 @@ mod tests {
             ["XRANGE", "t:a", "3-4", "3-4"]
         );
         assert_eq!(args(&xinfo_stream("t:a")), ["XINFO", "STREAM", "t:a"]);
+        assert_eq!(
+            args(&xrange_from("t:a", EventId::new(3, 4), 9)),
+            ["XRANGE", "t:a", "3-4", "+", "COUNT", "9"]
+        );
+        assert_eq!(
+            args(&xrange_from("t:a", EventId::ZERO, 9)),
+            ["XRANGE", "t:a", "-", "+", "COUNT", "9"]
+        );
     }
 
     #[test]
@@ -689,20 +740,43 @@ mod tests {
         let config = Config::default();
         let plain = Publish::new("news", None, "x", &config).unwrap();
         assert_eq!(
-            args(&publish(&self::plain("t:"), 10, &plain))[..2],
-            ["XADD", "t:news"]
+            args(&publish(&cluster("t:"), 10, 99, &plain))[..2],
+            ["XADD", "t:{news}"]
         );
-        let keyed = plain.with_key("order-1").unwrap();
-        let sent = args(&publish(&self::plain("t:"), 10, &keyed));
+        let keyed = plain.clone().with_key("order-1").unwrap();
+        assert_eq!(
+            args(&publish(&self::plain("t:"), 10, 99, &plain))[..2],
+            ["EVAL", crate::bus::PUBLISH_ANNOUNCED]
+        );
+        let sent = args(&publish(&self::plain("t:"), 10, 99, &keyed));
         assert_eq!(sent[0], "EVAL");
         assert_eq!(sent[1], PUBLISH_KEYED);
         assert_eq!(
             sent[2..],
             [
-                "3",
+                "5",
                 "t:news",
                 "t:!pub:news",
                 "t:!pub-ms:news",
+                "t:!bus",
+                "t:!bus-seq",
+                "10",
+                "message",
+                "x",
+                "order-1",
+                "1000",
+                "99",
+                "news"
+            ]
+        );
+        let sent = args(&publish(&cluster("t:"), 10, 99, &keyed));
+        assert_eq!(
+            sent[2..],
+            [
+                "3",
+                "t:{news}",
+                "t:!pub:{news}",
+                "t:!pub-ms:{news}",
                 "10",
                 "message",
                 "x",

@@ -108,6 +108,7 @@
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
+mod bus;
 mod commands;
 mod config;
 mod connection;
@@ -188,6 +189,9 @@ impl RedisBridge {
     pub fn new(config: RedisConfig) -> Result<RedisBridge, Error> {
         if config.max_len == 0 {
             return Err(Error::InvalidConfig("max_len must be at least 1"));
+        }
+        if config.bus_max_len == 0 {
+            return Err(Error::InvalidConfig("bus_max_len must be at least 1"));
         }
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
@@ -343,7 +347,7 @@ pub mod fuzz {
     use crate::commands::{self, Keys};
 
     /// Reads `value` as each reply the bridge parses (an `XREAD`, an
-    /// `XRANGE`, a publish's answer, an `XINFO STREAM`, an `INFO`) and
+    /// `XRANGE`, the bus's announcements, a publish's answer, an `XINFO STREAM`, an `INFO`) and
     /// makes the hub's events of its entries, as the reader does; how
     /// many events were made. Never panics; an event keeps its entry's id.
     pub fn replies(value: &Value) -> usize {
@@ -374,6 +378,10 @@ pub mod fuzz {
             }
         }
         if let Ok(entries) = commands::parse_entries(value) {
+            to_events(&entries);
+        }
+        if let Ok(announcements) = crate::bus::parse(value) {
+            let entries: Vec<_> = announcements.into_iter().filter_map(|a| a.entry).collect();
             to_events(&entries);
         }
         let _ = commands::parse_published(value);

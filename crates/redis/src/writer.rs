@@ -1,5 +1,6 @@
-//! The writer thread: `XADD`s publishes to their topics' streams (a
-//! keyed publish through a script that checks its key), in batches, and
+//! The writer thread: adds publishes to their topics' streams (on one
+//! server through a script that announces each on the bus too; a keyed
+//! publish through one that checks its key as well), in batches, and
 //! wakes the reader.
 
 use std::sync::Arc;
@@ -109,7 +110,10 @@ impl Writer {
         };
         let cmds: Vec<_> = publishes
             .iter()
-            .map(|publish| commands::publish(&self.shared.keys, self.shared.config.max_len, publish))
+            .map(|publish| {
+                let config = &self.shared.config;
+                commands::publish(&self.shared.keys, config.max_len, config.bus_max_len, publish)
+            })
             .collect();
         let (replies, failure) = con.pipeline(&cmds);
         let mut told_reader = false;
