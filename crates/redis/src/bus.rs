@@ -1,14 +1,15 @@
 //! The announcement stream (on one Redis server): every publish adds its
-//! event to its topic's stream *and*, in the same script, a copy to one
-//! stream every node reads (`PREFIX!bus`), numbered by a counter
-//! (`PREFIX!bus-seq`) so that a reader sees at once when it missed some.
-//! A node's reader waits on this one stream, whatever the number of
-//! topics it follows. No I/O here: the threads send what these build.
+//! event to its topic's stream *and*, in the same script (see
+//! [`crate::publish`]), a copy to one stream every node reads
+//! (`PREFIX!bus`), numbered by a counter (`PREFIX!bus-seq`) so that a
+//! reader sees at once when it missed some. A node's reader waits on this
+//! one stream, whatever the number of topics it follows. Here: how the
+//! reader reads its entries. No I/O.
 
-use redis::{Cmd, RedisError, Value};
-use tether_hub::{EventId, Publish};
+use redis::{RedisError, Value};
+use tether_hub::EventId;
 
-use crate::commands::{self, Entry, Keys};
+use crate::commands::{self, Entry};
 
 /// The bus's field that holds the event's topic.
 const FIELD_TOPIC: &str = "topic";
@@ -17,47 +18,6 @@ const FIELD_ID: &str = "id";
 /// The bus's field that holds the announcement's number (1, 2, 3... as
 /// the counter gives them).
 const FIELD_SEQ: &str = "n";
-
-/// The key of the announcement stream. `!` is not allowed in topic names,
-/// so no topic's stream has this key.
-pub(crate) fn key(prefix: &str) -> String {
-    format!("{prefix}!bus")
-}
-
-/// The key of the counter that numbers the announcements.
-pub(crate) fn seq_key(prefix: &str) -> String {
-    format!("{prefix}!bus-seq")
-}
-
-/// The script behind a publish without a publish key on one server: add
-/// the event to its topic's stream (which gives its id), count it, and
-/// add the announcement, in one atomic step (so that the bus's order is
-/// each topic's order). Answers the event's id.
-///
-/// KEYS: the topic's stream, the bus, the counter. ARGV: the stream's
-/// `MAXLEN ~` bound, the event type, the data, the bus's bound, the topic.
-pub(crate) const PUBLISH_ANNOUNCED: &str = r"
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
-local n = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
-return id
-";
-
-/// `EVAL` [`PUBLISH_ANNOUNCED`] for `publish`.
-pub(crate) fn publish(keys: &Keys, max_len: usize, bus_len: usize, publish: &Publish) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(PUBLISH_ANNOUNCED)
-        .arg(3)
-        .arg(keys.stream(&publish.topic))
-        .arg(key(&keys.prefix))
-        .arg(seq_key(&keys.prefix))
-        .arg(max_len)
-        .arg(&publish.event_type)
-        .arg(&publish.data)
-        .arg(bus_len)
-        .arg(&*publish.topic);
-    cmd
-}
 
 /// One announcement read from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,54 +74,9 @@ pub(crate) fn parse(value: &Value) -> Result<Vec<Announcement>, RedisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether_hub::Config;
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn keys_are_never_topics() {
-        let keys = Keys {
-            prefix: "t:".to_owned(),
-            cluster: false,
-        };
-        assert_eq!(key("t:"), "t:!bus");
-        assert_eq!(seq_key("t:"), "t:!bus-seq");
-        assert_eq!(keys.topic_of(key("t:").as_bytes()), None);
-        assert_eq!(keys.topic_of(seq_key("t:").as_bytes()), None);
-    }
-
-    #[test]
-    fn publishes_name_the_stream_the_bus_and_the_counter() {
-        let keys = Keys {
-            prefix: "t:".to_owned(),
-            cluster: false,
-        };
-        let p = Publish::new("news", None, "x", &Config::default()).unwrap();
-        let cmd = publish(&keys, 10, 500, &p);
-        let args: Vec<String> = cmd
-            .args_iter()
-            .map(|arg| match arg {
-                redis::Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
-                _ => String::new(),
-            })
-            .collect();
-        assert_eq!(args[..2], ["EVAL", PUBLISH_ANNOUNCED]);
-        assert_eq!(
-            args[2..],
-            [
-                "3",
-                "t:news",
-                "t:!bus",
-                "t:!bus-seq",
-                "10",
-                "message",
-                "x",
-                "500",
-                "news"
-            ]
-        );
     }
 
     #[test]

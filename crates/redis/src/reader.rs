@@ -115,7 +115,7 @@ impl Reader {
             run_id: None,
             topics: HashMap::new(),
             wake_last: EventId::ZERO,
-            bus_key: bus::key(&shared.config.prefix),
+            bus_key: shared.keys.bus(),
             bus_last: EventId::ZERO,
             bus_seq: None,
             shared,

@@ -11,9 +11,9 @@ use std::time::Duration;
 use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
-use crate::commands;
 use crate::connection::{self, Con};
 use crate::shared::{Link, Post, ReaderMsg, Shared, WriterMsg, add};
+use crate::{commands, publish};
 
 /// Publishes sent to Redis in one round trip at most.
 const MAX_BATCH: usize = 256;
@@ -112,7 +112,7 @@ impl Writer {
             .iter()
             .map(|publish| {
                 let config = &self.shared.config;
-                commands::publish(&self.shared.keys, config.max_len, config.bus_max_len, publish)
+                publish::publish(&self.shared.keys, config.max_len, config.bus_max_len, publish)
             })
             .collect();
         let (replies, failure) = con.pipeline(&cmds);
@@ -121,7 +121,7 @@ impl Writer {
         // Replies first: `zip` takes no publish past the last reply.
         for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
             let outcome = reply.and_then(|reply| {
-                commands::parse_published(&reply).ok_or_else(|| {
+                publish::parse_published(&reply).ok_or_else(|| {
                     RedisError::from((redis::ErrorKind::Parse, "unexpected reply", format!("{reply:?}")))
                 })
             });
