@@ -30,6 +30,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 
 export CARGO_INCREMENTAL=0
 build() { # build TREE OUT: the example of the tree, in release, copied to OUT
@@ -43,7 +44,12 @@ git -C "$root" worktree add --quiet --detach "$work/before" "$base"
 mkdir -p "$work/before/crates/redis/examples"
 cp "$root/crates/redis/examples/bus_bench.rs" "$work/before/crates/redis/examples/"
 build "$work/before" "$work/bus_bench.before"
+# Both trees' crates get the same artifact names in the one target
+# directory, and the before build's are newer: clean the crate that
+# differs so that the after build compiles this tree's.
+cargo clean --quiet --release --manifest-path "$root/Cargo.toml" -p tether-redis --target-dir "$root/target"
 build "$root" "$work/bus_bench.after"
+cmp -s "$work/bus_bench.before" "$work/bus_bench.after" && { echo "bus: before and after are the same binary"; exit 1; }
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
@@ -58,6 +64,8 @@ for n in $topics; do
         printf 'bus: %-6s ' "$version"
         "$work/bus_bench.$version" --url "redis://127.0.0.1:$port/" --topics "$n" --hot "$hot" \
             --seconds "$seconds" --window "$window"
+        # Which design ran: the announcement stream exists after the change only.
+        echo "bus:        announcement streams in Redis: $(redis-cli -p "$port" --scan --pattern '*!bus' | wc -l)"
     done
 done
 echo "bus: load after $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -95,6 +95,9 @@ pub(crate) struct Reader {
     /// The Redis server's `run_id` on the last connection.
     run_id: Option<String>,
     topics: HashMap<Arc<str>, Followed>,
+    /// Topics that had a loop added to their `waiting` (maybe already
+    /// served): what `serve_follows` looks at, rather than every topic.
+    owed: Vec<Arc<str>>,
     wake_last: EventId,
     /// On one server: the announcement stream's key.
     bus_key: String,
@@ -114,6 +117,7 @@ impl Reader {
             con: None,
             run_id: None,
             topics: HashMap::new(),
+            owed: Vec::new(),
             wake_last: EventId::ZERO,
             bus_key: shared.keys.bus(),
             bus_last: EventId::ZERO,
@@ -197,6 +201,9 @@ impl Reader {
                 // A loop follows once between unfollows; a repeat means it
                 // wants the backlog again.
                 followed.loops.retain(|&l| l != loop_index);
+                if followed.waiting.is_empty() {
+                    self.owed.push(topic);
+                }
                 if !followed.waiting.contains(&loop_index) {
                     followed.waiting.push(loop_index);
                 }
@@ -273,17 +280,24 @@ impl Reader {
     /// Redis, up to the last event delivered (so that the events read next
     /// follow it without a hole).
     fn serve_follows(&mut self) -> Result<(), RedisError> {
-        let owed: Vec<Arc<str>> = self
-            .topics
-            .iter()
-            .filter(|(_, f)| !f.waiting.is_empty())
-            .map(|(topic, _)| topic.clone())
-            .collect();
-        for topic in owed {
+        let owed = std::mem::take(&mut self.owed);
+        for (done, topic) in owed.iter().enumerate() {
+            if let Err(e) = self.serve_follow(topic) {
+                // Served once connected again: this topic and the rest.
+                self.owed.extend(owed.into_iter().skip(done));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Reader::serve_follows`] for one topic (nothing if no loop waits).
+    fn serve_follow(&mut self, topic: &Arc<str>) -> Result<(), RedisError> {
+        {
             let con = connection::connected(&mut self.con)?;
             let config = &self.shared.config;
-            let Some(followed) = self.topics.get_mut(&topic) else {
-                continue;
+            let Some(followed) = self.topics.get_mut(topic).filter(|f| !f.waiting.is_empty()) else {
+                return Ok(());
             };
             let (history, dropped) = if followed.broken || (followed.known && followed.last == EventId::ZERO)
             {
@@ -292,7 +306,7 @@ impl Reader {
                 let end = followed.known.then_some(followed.last);
                 match fetch_history(
                     con,
-                    &topic,
+                    topic,
                     &followed.key,
                     end,
                     config.history_events,
@@ -330,8 +344,8 @@ impl Reader {
                 );
             }
             followed.loops.extend(waiting);
-            self.flush_outcomes(&topic);
         }
+        self.flush_outcomes(topic);
         Ok(())
     }
 
@@ -609,6 +623,9 @@ impl Reader {
         followed.known = false;
         followed.last = EventId::ZERO;
         let loops = std::mem::take(&mut followed.loops);
+        if followed.waiting.is_empty() {
+            self.owed.push(topic.clone());
+        }
         followed.waiting.extend(loops);
         let outcomes = std::mem::take(&mut followed.outcomes);
         for outcome in outcomes {
