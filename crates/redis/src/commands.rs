@@ -530,7 +530,13 @@ mod tests {
             .with_key("k")
             .unwrap();
         assert_eq!(
-            args(&crate::publish::publish(&keys, 10, 99, &keyed))[3..6],
+            args(&crate::publish::publish(
+                &keys,
+                10,
+                99,
+                &Default::default(),
+                &keyed
+            ))[3..6],
             ["tether:{news}", "tether:!pub:{news}", "tether:!pub-ms:{news}"]
         );
     }

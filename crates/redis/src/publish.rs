@@ -73,18 +73,23 @@ return {1, id}
 /// announcement on the bus, bounded to about `bus_len`), on a cluster a
 /// bare `XADD`; with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key
 /// and adds the entry (and on one server its announcement) atomically.
-pub(crate) fn publish(keys: &Keys, max_len: usize, bus_len: usize, publish: &Publish) -> Cmd {
+pub(crate) fn publish(
+    keys: &Keys,
+    max_len: usize,
+    bus_len: usize,
+    loaded: &Loaded,
+    publish: &Publish,
+) -> Cmd {
     let key = keys.stream(&publish.topic);
     let Some(publish_key) = &publish.key else {
         if keys.cluster {
             return xadd(&key, max_len, publish);
         }
-        return announced(keys, max_len, bus_len, publish);
+        return announced(keys, max_len, bus_len, loaded, publish);
     };
     let (index, by_ms) = keys.index(&publish.topic);
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(PUBLISH_KEYED)
-        .arg(if keys.cluster { 3 } else { 5 })
+    let mut cmd = eval(PUBLISH_KEYED, loaded.keyed.as_deref());
+    cmd.arg(if keys.cluster { 3 } else { 5 })
         .arg(&key)
         .arg(&index)
         .arg(&by_ms);
@@ -100,6 +105,48 @@ pub(crate) fn publish(keys: &Keys, max_len: usize, bus_len: usize, publish: &Pub
         cmd.arg(bus_len).arg(&*publish.topic);
     }
     cmd
+}
+
+/// The scripts' SHA1 digests once Redis holds them (`SCRIPT LOAD`, on
+/// one server, each time the writer connects): a publish then sends
+/// `EVALSHA` and the digest instead of the script's text. Without them
+/// (not loaded, or Redis answered `NOSCRIPT`: its script cache was
+/// flushed), `EVAL` and the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    pub(crate) announced: Option<String>,
+    pub(crate) keyed: Option<String>,
+}
+
+/// `SCRIPT LOAD` of each script, in [`Loaded`]'s order.
+pub(crate) fn load() -> [Cmd; 2] {
+    [PUBLISH_ANNOUNCED, PUBLISH_KEYED].map(|script| {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(script);
+        cmd
+    })
+}
+
+/// The digest in a `SCRIPT LOAD` reply.
+pub(crate) fn parse_loaded(value: &Value) -> Option<String> {
+    let digest = std::str::from_utf8(crate::commands::text(value)?).ok()?;
+    (digest.len() == 40 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
+}
+
+/// `EVALSHA digest` if Redis holds the script, else `EVAL script`.
+fn eval(script: &str, digest: Option<&str>) -> Cmd {
+    match digest {
+        Some(digest) => {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(digest);
+            cmd
+        }
+        None => {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(script);
+            cmd
+        }
+    }
 }
 
 /// The reply to [`publish`]: the entry's id, and whether it is a
@@ -129,10 +176,9 @@ return id
 ";
 
 /// `EVAL` [`PUBLISH_ANNOUNCED`] for `publish`.
-fn announced(keys: &Keys, max_len: usize, bus_len: usize, publish: &Publish) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(PUBLISH_ANNOUNCED)
-        .arg(3)
+fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publish: &Publish) -> Cmd {
+    let mut cmd = eval(PUBLISH_ANNOUNCED, loaded.announced.as_deref());
+    cmd.arg(3)
         .arg(keys.stream(&publish.topic))
         .arg(keys.bus())
         .arg(keys.bus_seq())
@@ -195,6 +241,28 @@ mod tests {
     }
 
     #[test]
+    fn loaded_scripts_go_by_their_digest() {
+        let digest = "0123456789abcdef0123456789abcdef01234567";
+        let loaded = Loaded {
+            announced: Some(digest.to_owned()),
+            keyed: None,
+        };
+        let p = Publish::new("news", None, "x", &Config::default()).unwrap();
+        let sent = args(&publish(&plain("t:"), 10, 500, &loaded, &p));
+        assert_eq!(sent[..3], ["EVALSHA", digest, "3"]);
+        let keyed = p.with_key("k").unwrap();
+        assert_eq!(
+            args(&publish(&plain("t:"), 10, 500, &loaded, &keyed))[..2],
+            ["EVAL", PUBLISH_KEYED]
+        );
+        assert_eq!(args(&load()[0]), ["SCRIPT", "LOAD", PUBLISH_ANNOUNCED]);
+        assert_eq!(args(&load()[1]), ["SCRIPT", "LOAD", PUBLISH_KEYED]);
+        assert_eq!(parse_loaded(&bulk(digest)), Some(digest.to_owned()));
+        assert_eq!(parse_loaded(&bulk("nope")), None);
+        assert_eq!(parse_loaded(&Value::Nil), None);
+    }
+
+    #[test]
     fn a_bare_xadd() {
         let publish = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
         assert_eq!(
@@ -217,7 +285,7 @@ mod tests {
     #[test]
     fn an_announced_publish_names_the_stream_the_bus_and_the_counter() {
         let p = Publish::new("news", None, "x", &Config::default()).unwrap();
-        let sent = args(&publish(&plain("t:"), 10, 500, &p));
+        let sent = args(&publish(&plain("t:"), 10, 500, &Loaded::default(), &p));
         assert_eq!(sent[..2], ["EVAL", PUBLISH_ANNOUNCED]);
         assert_eq!(
             sent[2..],
@@ -240,15 +308,15 @@ mod tests {
         let config = Config::default();
         let plain = Publish::new("news", None, "x", &config).unwrap();
         assert_eq!(
-            args(&publish(&cluster("t:"), 10, 99, &plain))[..2],
+            args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &plain))[..2],
             ["XADD", "t:{news}"]
         );
         let keyed = plain.clone().with_key("order-1").unwrap();
         assert_eq!(
-            args(&publish(&self::plain("t:"), 10, 99, &plain))[..2],
+            args(&publish(&self::plain("t:"), 10, 99, &Loaded::default(), &plain))[..2],
             ["EVAL", PUBLISH_ANNOUNCED]
         );
-        let sent = args(&publish(&self::plain("t:"), 10, 99, &keyed));
+        let sent = args(&publish(&self::plain("t:"), 10, 99, &Loaded::default(), &keyed));
         assert_eq!(sent[0], "EVAL");
         assert_eq!(sent[1], PUBLISH_KEYED);
         assert_eq!(
@@ -269,7 +337,7 @@ mod tests {
                 "news"
             ]
         );
-        let sent = args(&publish(&cluster("t:"), 10, 99, &keyed));
+        let sent = args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &keyed));
         assert_eq!(
             sent[2..],
             [

@@ -28,6 +28,8 @@ pub(crate) struct Writer {
     rx: Receiver<WriterMsg>,
     con: Option<Con>,
     link: Link,
+    /// The scripts Redis holds on this connection.
+    loaded: publish::Loaded,
 }
 
 impl Writer {
@@ -38,6 +40,7 @@ impl Writer {
             post,
             rx,
             con: None,
+            loaded: publish::Loaded::default(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Writer {
             if self.con.is_none() {
                 if self.link.wait().is_zero() {
                     self.con = self.link.connect(self.shared.config.command_timeout);
+                    self.load_scripts();
                 }
                 if self.con.is_none() {
                     // Down: refuse what comes meanwhile, at once.
@@ -112,7 +116,13 @@ impl Writer {
             .iter()
             .map(|publish| {
                 let config = &self.shared.config;
-                publish::publish(&self.shared.keys, config.max_len, config.bus_max_len, publish)
+                publish::publish(
+                    &self.shared.keys,
+                    config.max_len,
+                    config.bus_max_len,
+                    &self.loaded,
+                    publish,
+                )
             })
             .collect();
         let (replies, failure) = con.pipeline(&cmds);
@@ -144,6 +154,11 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                        // Redis's script cache was flushed: send the text
+                        // from now on (loaded again at the next connection).
+                        self.loaded = publish::Loaded::default();
+                    }
                     log::warn!(
                         "redis: publish to {} refused: {e}",
                         self.shared.keys.stream(&publish.topic)
@@ -178,6 +193,27 @@ impl Writer {
         for e in replies.into_iter().filter_map(Result::err) {
             log::debug!("redis: wake-up refused: {e}");
         }
+        if let Some(e) = failure {
+            self.lost(&e);
+        }
+    }
+
+    /// On one server, just connected: has Redis load the scripts, so that
+    /// publishes send their digests. A script Redis refuses to load (an
+    /// ACL, say) goes as text.
+    fn load_scripts(&mut self) {
+        self.loaded = publish::Loaded::default();
+        let Some(con) = self.con.as_mut().filter(|_| !self.shared.keys.cluster) else {
+            return;
+        };
+        let (replies, failure) = con.pipeline(&publish::load());
+        let mut digests = replies
+            .into_iter()
+            .map(|reply| reply.ok().as_ref().and_then(publish::parse_loaded));
+        self.loaded = publish::Loaded {
+            announced: digests.next().flatten(),
+            keyed: digests.next().flatten(),
+        };
         if let Some(e) = failure {
             self.lost(&e);
         }

@@ -217,3 +217,47 @@ fn ten_thousand_followed_topics_still_read_one_stream() {
     }
     assert!(reads > 0, "the reader read");
 }
+
+/// The number of calls of `command` Redis ran so far (`INFO commandstats`).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.client())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn publishes_send_the_scripts_digest_and_survive_a_flushed_script_cache() {
+    if !available("publishes_send_the_scripts_digest_and_survive_a_flushed_script_cache") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis.url(), |_| {});
+    let mut b = Node::start(&redis.url(), |_| {});
+    b.follow(0, "cache");
+    b.ready(0);
+    let first = a.publish_ok(0, "cache", "one");
+    assert_eq!(b.deliver(0).id(), first);
+    assert_eq!(calls(&redis, "evalsha"), 1);
+    assert_eq!(calls(&redis, "eval"), 0);
+
+    // Redis forgets its scripts: the next publish is refused (503, the
+    // publisher may send it again), and the writer sends the text from
+    // then on.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.client())
+        .unwrap();
+    let token = a.publish(0, "cache", "refused").unwrap();
+    assert_eq!(a.published(0, token), Err(tether_hub::Error::BrokerUnavailable));
+    let second = a.publish_ok(0, "cache", "two");
+    assert_eq!(data(&[b.deliver(0)]), ["two"]);
+    assert!(second > first);
+    b.expect_quiet(0);
+    assert_eq!(calls(&redis, "eval"), 1);
+    assert_eq!(stream_ids(&redis, "cache"), [first, second]);
+}
