@@ -299,7 +299,9 @@ impl HubApp {
                 Reply::Now(poll_response(topic, &events, gap, since.as_deref(), next))
             }
             Ok(held @ (Polled::Wait | Polled::Held { .. })) => {
-                let topic: Arc<str> = Arc::from(topic);
+                // The hub's own name of the topic, shared.
+                let topic: Arc<str> = (self.hub.subscription(conn))
+                    .map_or_else(|| Arc::from(topic), |(name, _)| Arc::clone(name));
                 if let Polled::Held { follow: true } = held {
                     self.broker.follow(&topic, &mut LoopContext { ctx });
                 }
@@ -345,9 +347,9 @@ impl HubApp {
             return;
         }
         self.revocations_seen = generation;
-        let revoked = self.subscribers.revoked(|s| {
-            revocations.is_revoked(s.token_id.as_deref(), s.subject.as_deref(), s.issued_at, now)
-        });
+        let revoked = self
+            .subscribers
+            .revoked(|s| revocations.is_revoked(s.token_id(), s.subject(), s.issued_at(), now));
         for (conn, transport) in revoked {
             self.leave(ctx, conn, &CloseReason::Ended);
             self.stats().deny(Denial::Revoked);
@@ -403,8 +405,7 @@ impl HubApp {
                 // The new token's id and `iat` are what a revocation is
                 // checked against from now on (its subject stays the one
                 // the connection was counted under).
-                subscriber.token_id = grant.holder.token_id;
-                subscriber.issued_at = grant.holder.issued_at;
+                subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
                 ctx.send(conn, &Message::text(auth_ok(deadline, now)));
             }
             Err(TokenRefused::Revoked) => {
@@ -437,9 +438,9 @@ impl HubApp {
         // Revoked since its request was routed (on another loop, say).
         let now = self.shared.access.unix_secs(ctx.now());
         if self.shared.access.revocations.is_revoked(
-            subscriber.token_id.as_deref(),
-            subscriber.subject.as_deref(),
-            subscriber.issued_at,
+            subscriber.token_id(),
+            subscriber.subject(),
+            subscriber.issued_at(),
             now,
         ) {
             self.stats().deny(Denial::Revoked);
@@ -449,10 +450,10 @@ impl HubApp {
         // A subject's connections are counted, on every loop; one over
         // the most it may have (let in by the route a moment before
         // another took the last place) is closed at once.
-        if let Some(subject) = subscriber.subject.as_deref() {
+        if let Some(subject) = subscriber.subject() {
             let max = self.shared.settings.max_connections_per_subject;
             match self.shared.access.connections.open(subject, max) {
-                Some(slot) => subscriber.slot = Some(slot),
+                Some(slot) => subscriber.rare_mut().slot = Some(slot),
                 None => {
                     add(&self.stats.connection_limited, 1);
                     match transport {
@@ -480,7 +481,7 @@ impl HubApp {
                 ctx,
                 &topic,
                 (conn, transport),
-                subscriber.subject.as_deref(),
+                subscriber.subject(),
                 subscriber.watches,
             );
             subscriber.member = Some(member);
@@ -495,7 +496,7 @@ impl HubApp {
         let Some(subscriber) = subscribers.get(conn) else {
             return;
         };
-        match hub.subscribe(&topic, conn, transport, subscriber.requested.as_deref()) {
+        match hub.subscribe(&topic, conn, transport, subscriber.requested()) {
             Ok(Subscribed::Live(replay)) => {
                 send_replay(ctx, stats, conn, subscriber, replay.gap(), replay.events());
             }
@@ -513,7 +514,15 @@ impl HubApp {
                     }
                     _ => ctx.end_stream(conn),
                 }
+                return;
             }
+        }
+        // One copy of the topic's name for all its subscribers: the hub's
+        // (the one it came with goes once the roster has seen it).
+        if let Some((name, _)) = self.hub.subscription(conn)
+            && let Some(subscriber) = self.subscribers.get_mut(conn)
+        {
+            subscriber.topic = Arc::clone(name);
         }
     }
 
@@ -560,10 +569,11 @@ impl HubApp {
             Some(rate) if subscriber.may_publish && message.as_text().is_some() => {
                 let now = ctx.now();
                 subscriber
+                    .rare_mut()
                     .bucket
                     .get_or_insert_with(|| rate::Bucket::full(rate, now))
                     .take(rate, now)
-                    .and_then(|()| self.shared.access.rate_limit(subscriber.subject.as_deref(), now))
+                    .and_then(|()| self.shared.access.rate_limit(subscriber.subject(), now))
                     .is_err()
             }
             _ => false,
@@ -575,12 +585,15 @@ impl HubApp {
         };
         let refused = match published {
             Ok(ws) if self.shared.settings.publish_hook(&ws.publish.topic) => {
-                let subject = self.subscribers.get(conn).and_then(|s| s.subject.clone());
+                let subject = self
+                    .subscribers
+                    .get(conn)
+                    .and_then(|s| s.subject().map(str::to_owned));
                 match self.hold_publish(ctx, conn, subject, ws.publish, ws.pending) {
                     Ok(()) => return,
                     Err(key) => {
                         if let Some(subscriber) = self.subscribers.get_mut(conn) {
-                            subscriber.in_flight = subscriber.in_flight.saturating_sub(ws.len);
+                            subscriber.settle_in_flight(ws.len);
                         }
                         NotPublished::Undecided(key)
                     }
@@ -596,7 +609,7 @@ impl HubApp {
                 Ok(()) => return,
                 Err(e) => {
                     if let Some(subscriber) = self.subscribers.get_mut(conn) {
-                        subscriber.in_flight -= ws.len;
+                        subscriber.settle_in_flight(ws.len);
                     }
                     NotPublished::Hub(e, ws.key)
                 }
@@ -694,7 +707,7 @@ impl HubApp {
             if let Some(poll) = subscribers.remove(waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
-                let since = poll.requested.as_deref();
+                let since = poll.requested();
                 answers.push((
                     waiter,
                     poll_response(&poll.topic, &events, None, since, event.id()),
@@ -756,8 +769,7 @@ impl HubApp {
                 Transport::Poll => {
                     if let Some(poll) = self.subscribers.remove(conn) {
                         sub(&self.stats.subscribers_poll, 1);
-                        let response =
-                            poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref());
+                        let response = poll_timeout_response(&self.hub, &poll.topic, poll.requested());
                         self.cors.respond(ctx, conn, response);
                     }
                 }
@@ -1064,7 +1076,7 @@ impl HubApp {
         // data, nor send another token): it is closed when its token
         // expires, unless the backend gives it a later expiry.
         if subscriber.transport == Transport::WebSocket {
-            subscriber.warn_at = subscriber.deadline.map(|d| warning_time(d, now));
+            subscriber.set_warn_at(subscriber.deadline().map(|d| warning_time(d, now)));
         }
         self.subscribe(ctx, conn, subscriber);
     }
@@ -1113,7 +1125,7 @@ impl HubApp {
     /// id to poll from next.
     fn end_poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) -> Response {
         let response = match self.subscribers.get(conn) {
-            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested.as_deref()),
+            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
             None => Response::empty(204),
         };
         self.leave(ctx, conn, reason);

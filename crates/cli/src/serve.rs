@@ -132,6 +132,12 @@ pub(crate) struct Args {
     /// over TLS; HTTP/1.1 is served beside it either way.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     http2: bool,
+    /// HTTP/3 over QUIC on the TLS port's number (UDP), with the same
+    /// certificates; TCP answers then advertise it (`Alt-Svc`). Needs
+    /// TLS (--tls-cert and --tls-key, or --tls-self-signed).
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    http3: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
@@ -189,6 +195,11 @@ pub(crate) struct TlsArgs {
 #[cfg(feature = "tls")]
 const TLS_LISTEN_NEEDS_CERTIFICATE: &str =
     "--tls-listen needs a certificate (--tls-cert and --tls-key, or --tls-self-signed)";
+
+/// Why `--http3 on` is refused without a certificate.
+#[cfg(feature = "tls")]
+const HTTP3_NEEDS_CERTIFICATE: &str =
+    "--http3 on needs TLS: QUIC carries TLS 1.3 (--tls-cert and --tls-key, or --tls-self-signed)";
 
 /// Loads `--tls-cert` and `--tls-key` into the configuration; the URL
 /// scheme the server then answers on.
@@ -1022,21 +1033,24 @@ fn hub_app(
     }
 }
 
-/// With the bridge, the hub's connection counts per subject and its
-/// revocations are shared with the other nodes (the bridge's presence
-/// thread writes and reads them every half second).
+/// With a bridge, the hub's connection counts per subject and its
+/// revocations are shared with the other nodes (the bridge's thread
+/// writes and reads them every half second).
 fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
     match bridge {
         #[cfg(feature = "redis")]
         Some(Bridge::Redis(bridge)) => {
             let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
-            shared.on_revoke(move |revocations| {
-                revoker.revoke(revocations.iter().map(|r| (r.entry(), r.until)).collect());
-            });
+            shared.on_revoke(move |revocations| revoker.revoke(ClusterLimits::entries(revocations)));
+        }
+        #[cfg(feature = "nats")]
+        Some(Bridge::Nats(bridge)) => {
+            let revoker = bridge.share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
+            shared.on_revoke(move |revocations| revoker.revoke(ClusterLimits::entries(revocations)));
         }
         #[allow(
             unreachable_patterns,
-            reason = "a bridge other than Redis's, if one is built in"
+            reason = "no bridge when neither Redis's nor NATS's is built in"
         )]
         Some(_) | None => {
             let _ = shared;
@@ -1044,12 +1058,21 @@ fn share_limits(bridge: Option<&Bridge>, shared: &HubShared) {
     }
 }
 
-/// The hub's side of what the nodes share about their users.
-#[cfg(feature = "redis")]
+/// The hub's side of what the nodes share about their users, whichever
+/// bus carries it.
+#[cfg(any(feature = "redis", feature = "nats"))]
 struct ClusterLimits(HubShared);
 
-#[cfg(feature = "redis")]
-impl tether_redis::NodeLimits for ClusterLimits {
+#[cfg(any(feature = "redis", feature = "nats"))]
+impl ClusterLimits {
+    /// Revocations taken on this node's loops, as the bridges share them.
+    fn entries(revocations: &[tether_apps::Revocation]) -> Vec<(String, u64)> {
+        revocations.iter().map(|r| (r.entry(), r.until)).collect()
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "nats"))]
+impl tether_hub::NodeLimits for ClusterLimits {
     fn connections_here(&self) -> Vec<(std::sync::Arc<str>, usize)> {
         self.0.connections_here()
     }
@@ -1067,7 +1090,7 @@ impl tether_redis::NodeLimits for ClusterLimits {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if let Err(e) = self.0.revoke(&revocations, now) {
-            log::warn!("hub: revocations from Redis: {e}");
+            log::warn!("hub: revocations from the bus: {e}");
         }
     }
 }
@@ -1377,6 +1400,10 @@ fn preflight(args: &Args) -> Result<(), String> {
     if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
         return Err(TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
     }
+    #[cfg(feature = "tls")]
+    if args.http3 && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(HTTP3_NEEDS_CERTIFICATE.to_owned());
+    }
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
@@ -1400,6 +1427,10 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
     config.sse_heartbeat = seconds(args.sse_heartbeat);
     config.shutdown_timeout = seconds(args.shutdown_timeout);
     config.http2 = args.http2;
+    #[cfg(feature = "tls")]
+    {
+        config.http3 = args.http3;
+    }
     config.ws = tether_ws::Config::default()
         .max_frame_size(args.max_frame_size)
         .max_message_size(args.max_message_size)
@@ -1413,6 +1444,11 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(feature = "tls")]
+    if config.http3 && config.tls.is_none() {
+        eprintln!("tether serve: {HTTP3_NEEDS_CERTIFICATE}");
+        return ExitCode::FAILURE;
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -1643,6 +1679,10 @@ fn serve<A: App + Send + 'static>(
     println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
     if let Some(tls) = server.tls_addr() {
         println!("TLS beside it on https://{tls}/");
+    }
+    #[cfg(feature = "tls")]
+    if let Some(quic) = server.quic_addr() {
+        println!("HTTP/3 on udp://{quic}/");
     }
     if let Some(admin) = server.admin_addr() {
         println!("metrics on http://{admin}/metrics, the admin page on http://{admin}/admin");

@@ -522,3 +522,30 @@ fn the_most_connections_per_subject_is_a_key_and_a_variable() {
         "{stderr}"
     );
 }
+
+#[test]
+fn http3_without_tls_is_refused_from_the_command_line_the_environment_and_a_file() {
+    let stderr = refused(&[
+        "--http3",
+        "on",
+        "--port",
+        "0",
+        "--data-dir",
+        "/nonexistent/never-made",
+    ]);
+    assert!(stderr.contains("--http3 on needs TLS"), "{stderr}");
+
+    let out = output(
+        &["serve", "--port", "0", "--data-dir", "/nonexistent/never-made"],
+        &[("TETHER_HTTP3", "on")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--http3 on needs TLS"), "{stderr}");
+
+    let file = Temp::file("http3.toml", "http3 = \"on\"\n");
+    let out = output(&["check-config", file.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--http3 on needs TLS"), "{stderr}");
+}

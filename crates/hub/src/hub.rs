@@ -26,6 +26,9 @@ pub enum Transport {
 /// A topic's replica on one loop.
 #[derive(Debug)]
 struct Topic<S> {
+    /// Its id in [`TopicIds`], by which its subscribers' registrations
+    /// name it.
+    id: u32,
     backlog: Backlog,
     /// The backlog is complete and deliveries are flowing (always, with a
     /// broker that delivers everything everywhere).
@@ -57,9 +60,10 @@ struct AheadSub<S> {
 }
 
 impl<S> Topic<S> {
-    fn new(config: &Config, name: &str, ready: bool) -> Topic<S> {
+    fn new(config: &Config, name: &str, id: u32, ready: bool) -> Topic<S> {
         let (events, bytes) = config.backlog_bounds(name);
         Topic {
+            id,
             backlog: Backlog::new(events, bytes),
             ready,
             websocket: Vec::new(),
@@ -90,22 +94,83 @@ impl<S> Topic<S> {
     }
 }
 
-/// Where a subscriber is registered.
+/// Where a subscriber is registered, in four bytes (there is one per
+/// subscriber): an index of the topic's list for its transport, or one
+/// of the two markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// At this index of the topic's list for its transport.
-    Live(usize),
+struct Place(u32);
+
+impl Place {
     /// In the topic's `pending` list.
-    Pending,
+    const PENDING: Place = Place(u32::MAX);
     /// In the topic's `ahead` list.
-    Ahead,
+    const AHEAD: Place = Place(u32::MAX - 1);
+    /// In the topic's list for its transport, at an index too large for
+    /// the others: looked for when it leaves.
+    const LIVE_FAR: Place = Place(u32::MAX - 2);
+
+    /// At this index of the topic's list for its transport.
+    fn live(index: usize) -> Place {
+        u32::try_from(index)
+            .ok()
+            .filter(|&i| i < Place::LIVE_FAR.0)
+            .map_or(Place::LIVE_FAR, Place)
+    }
+
+    /// The index it is at in its live list, if known.
+    fn index(self) -> Option<usize> {
+        (self.0 < Place::LIVE_FAR.0).then(|| usize::try_from(self.0).ok())?
+    }
 }
 
+/// One per subscriber: kept small (12 bytes, no pointer).
 #[derive(Debug)]
 struct Registration {
-    topic: Arc<str>,
-    transport: Transport,
+    /// Its topic's id in [`TopicIds`].
+    topic: u32,
     place: Place,
+    transport: Transport,
+}
+
+/// The names of this loop's topics by a 4-byte id, so that a registration
+/// names its topic without a 16-byte pointer. An id is given back when
+/// its topic goes (never while a subscriber is registered to it) and
+/// reused.
+#[derive(Debug, Default)]
+struct TopicIds {
+    names: Vec<Option<Arc<str>>>,
+    free: Vec<u32>,
+}
+
+impl TopicIds {
+    /// An id for the new topic `name`. Ids count topics that exist at
+    /// once, each holding a backlog: far fewer than `u32::MAX`.
+    fn take(&mut self, name: &Arc<str>) -> u32 {
+        if let Some(id) = self.free.pop()
+            && let Some(slot) = self.names.get_mut(index(id))
+        {
+            *slot = Some(Arc::clone(name));
+            return id;
+        }
+        self.names.push(Some(Arc::clone(name)));
+        u32::try_from(self.names.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn give_back(&mut self, id: u32) {
+        if let Some(slot) = self.names.get_mut(index(id))
+            && slot.take().is_some()
+        {
+            self.free.push(id);
+        }
+    }
+
+    fn name(&self, id: u32) -> Option<&Arc<str>> {
+        self.names.get(index(id))?.as_ref()
+    }
+}
+
+fn index(id: u32) -> usize {
+    usize::try_from(id).unwrap_or(usize::MAX)
 }
 
 /// What [`admit`] did with a subscriber of a ready topic.
@@ -295,6 +360,7 @@ pub struct Hub<S> {
     config: Config,
     complete: bool,
     topics: HashMap<Arc<str>, Topic<S>>,
+    ids: TopicIds,
     subs: HashMap<S, Registration>,
     ticks: u64,
     /// Subscribers in `ahead` lists, over all topics.
@@ -311,6 +377,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             config,
             complete,
             topics: HashMap::new(),
+            ids: TopicIds::default(),
             subs: HashMap::new(),
             ticks: 0,
             ahead: 0,
@@ -358,7 +425,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             reason = "ensure_topic made the entry and nothing removed it since"
         )]
         let entry = topics.get_mut(&name).expect("ensured above");
-        match admit(entry, subs, &name, sub, transport, last_id, *ticks) {
+        match admit(entry, subs, sub, transport, last_id, *ticks) {
             Admission::Ahead => {
                 *ahead += 1;
                 Ok(Subscribed::Held { follow: false })
@@ -399,7 +466,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             reason = "ensure_topic made the entry and nothing removed it since"
         )]
         let entry = topics.get_mut(&name).expect("ensured above");
-        match admit(entry, subs, &name, sub, Transport::Poll, since, *ticks) {
+        match admit(entry, subs, sub, Transport::Poll, since, *ticks) {
             Admission::Live => Ok(Polled::Wait),
             Admission::Ahead => {
                 *ahead += 1;
@@ -432,8 +499,9 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             Some((name, _)) => (name.clone(), false),
             None => {
                 let name: Arc<str> = Arc::from(topic);
+                let id = self.ids.take(&name);
                 self.topics
-                    .insert(name.clone(), Topic::new(&self.config, topic, self.complete));
+                    .insert(name.clone(), Topic::new(&self.config, topic, id, self.complete));
                 (name, true)
             }
         }
@@ -461,9 +529,9 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         self.subs.insert(
             sub,
             Registration {
-                topic: name.clone(),
+                topic: entry.id,
                 transport,
-                place: Place::Pending,
+                place: Place::PENDING,
             },
         );
         Some(created)
@@ -478,14 +546,13 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         if !entry.is_unwatched() {
             return false;
         }
-        if !self.complete {
+        let followed = !self.complete;
+        if followed || entry.backlog.last_id().is_none() {
+            let id = entry.id;
             self.topics.remove(name);
-            return true;
+            self.ids.give_back(id);
         }
-        if entry.backlog.last_id().is_none() {
-            self.topics.remove(name);
-        }
-        false
+        followed
     }
 
     /// Forgets a subscriber (it closed, was cut loose, or its poll timed
@@ -493,22 +560,28 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     /// answered, say).
     pub fn unsubscribe(&mut self, sub: S) -> Option<Left> {
         let registration = self.subs.remove(&sub)?;
-        let name = registration.topic.clone();
+        // A topic is not dropped while a subscriber is registered to it.
+        let name = Arc::clone(self.ids.name(registration.topic)?);
         if let Some(topic) = self.topics.get_mut(&name) {
             match registration.place {
-                Place::Live(index) => {
-                    let list = topic.list(registration.transport);
-                    list.swap_remove(index);
-                    if let Some(&moved) = list.get(index)
-                        && let Some(r) = self.subs.get_mut(&moved)
-                    {
-                        r.place = Place::Live(index);
-                    }
-                }
-                Place::Pending => topic.pending.retain(|p| p.sub != sub),
-                Place::Ahead => {
+                Place::PENDING => topic.pending.retain(|p| p.sub != sub),
+                Place::AHEAD => {
                     topic.ahead.retain(|a| a.sub != sub);
                     self.ahead -= 1;
+                }
+                place => {
+                    let list = topic.list(registration.transport);
+                    let index = (place.index())
+                        .filter(|&i| list.get(i) == Some(&sub))
+                        .or_else(|| list.iter().position(|&s| s == sub));
+                    if let Some(index) = index {
+                        list.swap_remove(index);
+                        if let Some(&moved) = list.get(index)
+                            && let Some(r) = self.subs.get_mut(&moved)
+                        {
+                            r.place = Place::live(index);
+                        }
+                    }
                 }
             }
         }
@@ -533,18 +606,19 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     pub fn deliver(&mut self, event: Arc<Event>) -> Result<Delivery<'_, S>, Error> {
         let Self {
             topics,
+            ids,
             subs,
             config,
             complete,
             ahead,
             ..
         } = self;
-        let (name, topic) = match topics.entry(event.topic().clone()) {
-            MapEntry::Occupied(o) => (o.key().clone(), o.into_mut()),
+        let topic = match topics.entry(event.topic().clone()) {
+            MapEntry::Occupied(o) => o.into_mut(),
             MapEntry::Vacant(v) if *complete => {
-                let name = v.key().clone();
-                let topic = Topic::new(config, &name, true);
-                (name, v.insert(topic))
+                let id = ids.take(v.key());
+                let topic = Topic::new(config, v.key(), id, true);
+                v.insert(topic)
             }
             MapEntry::Vacant(_) => return Err(Error::NotFollowed),
         };
@@ -575,8 +649,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             *ahead -= 1;
             if held.id == id {
                 // Caught up: live from the next event on.
-                place_live(topic, subs, &name, held.sub, held.transport);
-            } else if let Some(r) = resume(topic, subs, &name, held.sub, held.transport, held.id) {
+                place_live(topic, subs, held.sub, held.transport);
+            } else if let Some(r) = resume(topic, subs, held.sub, held.transport, held.id) {
                 resumed.push(r);
             }
         }
@@ -606,7 +680,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             ahead,
             ..
         } = self;
-        for (name, topic) in topics.iter_mut() {
+        for topic in topics.values_mut() {
             let mut i = 0;
             while let Some(waiting) = topic.ahead.get(i) {
                 if waiting.since_tick + 2 > *ticks {
@@ -615,7 +689,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                 }
                 let held = topic.ahead.swap_remove(i);
                 *ahead -= 1;
-                if let Some(r) = resume(topic, subs, name, held.sub, held.transport, held.id) {
+                if let Some(r) = resume(topic, subs, held.sub, held.transport, held.id) {
                     resumed.push(r);
                 }
             }
@@ -648,11 +722,9 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             config,
             ..
         } = self;
-        let Some(name) = topics.get_key_value(topic).map(|(name, _)| name.clone()) else {
+        let Some(entry) = topics.get_mut(topic) else {
             return Err(Error::NotFollowed);
         };
-        #[allow(clippy::expect_used, reason = "the entry was found just above")]
-        let entry = topics.get_mut(topic).expect("found above");
         let (events, bytes) = config.backlog_bounds(topic);
         let mut backlog = Backlog::new(events, bytes);
         backlog.reset(history, dropped)?;
@@ -679,15 +751,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         }
         for pending in mem::take(&mut entry.pending) {
             let last_id = pending.last_id.as_deref();
-            match admit(
-                entry,
-                subs,
-                &name,
-                pending.sub,
-                pending.transport,
-                last_id,
-                *ticks,
-            ) {
+            match admit(entry, subs, pending.sub, pending.transport, last_id, *ticks) {
                 Admission::Ahead => *ahead += 1,
                 Admission::Live if pending.transport == Transport::Poll => {}
                 Admission::Live | Admission::Answer => {
@@ -729,7 +793,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
 
     /// A subscriber's topic and transport.
     pub fn subscription(&self, sub: S) -> Option<(&Arc<str>, Transport)> {
-        self.subs.get(&sub).map(|r| (&r.topic, r.transport))
+        let registration = self.subs.get(&sub)?;
+        Some((self.ids.name(registration.topic)?, registration.transport))
     }
 
     /// Every topic this loop has, with its numbers.
@@ -757,7 +822,6 @@ impl<S: Copy + Eq + Hash> Hub<S> {
 fn admit<S: Copy + Eq + Hash>(
     topic: &mut Topic<S>,
     subs: &mut HashMap<S, Registration>,
-    name: &Arc<str>,
     sub: S,
     transport: Transport,
     last_id: Option<&str>,
@@ -775,9 +839,9 @@ fn admit<S: Copy + Eq + Hash>(
         subs.insert(
             sub,
             Registration {
-                topic: name.clone(),
+                topic: topic.id,
                 transport,
-                place: Place::Ahead,
+                place: Place::AHEAD,
             },
         );
         return Admission::Ahead;
@@ -791,26 +855,26 @@ fn admit<S: Copy + Eq + Hash>(
             return Admission::Answer;
         }
     }
-    place_live(topic, subs, name, sub, transport);
+    place_live(topic, subs, sub, transport);
     Admission::Live
 }
 
 fn place_live<S: Copy + Eq + Hash>(
     topic: &mut Topic<S>,
     subs: &mut HashMap<S, Registration>,
-    name: &Arc<str>,
     sub: S,
     transport: Transport,
 ) {
+    let id = topic.id;
     let list = topic.list(transport);
     list.push(sub);
     let index = list.len() - 1;
     subs.insert(
         sub,
         Registration {
-            topic: name.clone(),
+            topic: id,
             transport,
-            place: Place::Live(index),
+            place: Place::live(index),
         },
     );
 }
@@ -820,7 +884,6 @@ fn place_live<S: Copy + Eq + Hash>(
 fn resume<S: Copy + Eq + Hash>(
     topic: &mut Topic<S>,
     subs: &mut HashMap<S, Registration>,
-    name: &Arc<str>,
     sub: S,
     transport: Transport,
     id: EventId,
@@ -830,12 +893,12 @@ fn resume<S: Copy + Eq + Hash>(
     let events: Vec<Arc<Event>> = replay.events().cloned().collect();
     if transport == Transport::Poll {
         if gap.is_none() && events.is_empty() {
-            place_live(topic, subs, name, sub, transport);
+            place_live(topic, subs, sub, transport);
             return None;
         }
         subs.remove(&sub);
     } else {
-        place_live(topic, subs, name, sub, transport);
+        place_live(topic, subs, sub, transport);
     }
     Some(Resumed {
         sub,
@@ -843,4 +906,74 @@ fn resume<S: Copy + Eq + Hash>(
         gap,
         events,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_is_small_and_its_size_is_shown() {
+        // One per subscriber in a map that keeps room for up to twice its
+        // entries: benches/README's fan-out memory breakdown counts it.
+        let (registration, slot) = (
+            mem::size_of::<Registration>(),
+            mem::size_of::<([u32; 3], Registration)>(),
+        );
+        eprintln!("Registration: {registration} bytes; with a 12-byte id, a map slot: {slot} bytes");
+        assert!(registration <= 12, "{registration}");
+        assert!(slot <= 24, "{slot}");
+    }
+
+    #[test]
+    fn a_topic_id_is_reused_after_its_topic_goes_and_names_the_right_topic() {
+        let mut hub: Hub<u32> = Hub::new(Config::default(), true);
+        assert!(hub.subscribe("a", 1, Transport::WebSocket, None).is_ok());
+        assert!(hub.subscribe("b", 2, Transport::EventStream, None).is_ok());
+        // "a" has no backlog: it goes with its last subscriber.
+        assert!(hub.unsubscribe(1).is_some_and(|left| *left.topic == *"a"));
+        assert!(hub.backlog("a").is_none());
+        assert_eq!(hub.ids.free.len(), 1);
+        assert!(hub.subscribe("c", 3, Transport::WebSocket, None).is_ok());
+        assert!(hub.ids.free.is_empty(), "the id of a is taken by c");
+        let name = |hub: &Hub<u32>, sub| hub.subscription(sub).map(|(t, _)| t.to_string());
+        assert_eq!(name(&hub, 2).as_deref(), Some("b"));
+        assert_eq!(name(&hub, 3).as_deref(), Some("c"));
+        assert_eq!(name(&hub, 1), None);
+        assert!(hub.unsubscribe(3).is_some_and(|left| *left.topic == *"c"));
+        assert!(hub.unsubscribe(2).is_some_and(|left| *left.topic == *"b"));
+        assert_eq!(hub.ids.free.len(), 2);
+    }
+
+    #[test]
+    fn a_place_keeps_an_index_or_a_marker_and_a_far_index_is_looked_for() {
+        assert_eq!(Place::live(7).index(), Some(7));
+        assert_eq!(Place::live(0).index(), Some(0));
+        for far in [u32::MAX - 2, u32::MAX - 1, u32::MAX] {
+            let far = usize::try_from(far).unwrap_or(usize::MAX);
+            assert_eq!(Place::live(far), Place::LIVE_FAR);
+        }
+        assert_eq!(Place::LIVE_FAR.index(), None);
+        assert_eq!(Place::PENDING.index(), None);
+        assert_eq!(Place::AHEAD.index(), None);
+        // A registration whose index is not (or no longer) where it is
+        // found is looked for, and the others' indexes stay right.
+        let mut hub: Hub<u32> = Hub::new(Config::default(), true);
+        for sub in 0..4 {
+            assert!(hub.subscribe("t", sub, Transport::WebSocket, None).is_ok());
+        }
+        if let Some(r) = hub.subs.get_mut(&1) {
+            r.place = Place::LIVE_FAR;
+        }
+        assert!(hub.unsubscribe(1).is_some());
+        assert!(hub.unsubscribe(0).is_some());
+        assert!(hub.unsubscribe(2).is_some());
+        let Ok(event) = Event::new(Arc::from("t"), EventId::new(1, 0), "message", "x") else {
+            panic!("an event");
+        };
+        let Ok(delivery) = hub.deliver(event) else {
+            panic!("delivered");
+        };
+        assert_eq!(delivery.websocket, [3]);
+    }
 }

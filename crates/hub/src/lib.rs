@@ -96,6 +96,7 @@ mod hub;
 mod id;
 mod json;
 mod key;
+mod node_limits;
 mod presence;
 mod sequencer;
 mod tickets;
@@ -115,6 +116,7 @@ pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicIn
 pub use id::EventId;
 pub use json::{Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
+pub use node_limits::NodeLimits;
 pub use presence::{
     Change, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Members, Outcome, PRESENCE_LINGER_MS,
     Presence, PresenceMessage, is_valid_member,

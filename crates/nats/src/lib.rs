@@ -31,10 +31,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bridge;
 mod config;
 mod control;
 mod error;
+mod limits;
+mod limits_sync;
 mod presence;
+mod presence_sync;
 mod runtime;
 mod shared;
 mod subject;
@@ -45,11 +49,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish, UserAction};
+use tether_hub::{
+    Broker, BrokerState, Context, Error as HubError, HubMessage, NodeLimits, Publish, UserAction,
+};
 use tokio::sync::mpsc;
 
 pub use config::NatsConfig;
 pub use error::Error;
+pub use limits::{LIMITS_PERIOD, Revoker};
 pub use shared::Status;
 pub use subject::subject_of;
 
@@ -178,6 +185,41 @@ impl NatsBridge {
     /// The connection and counters now.
     pub fn status(&self) -> Status {
         self.shared.stats.status()
+    }
+
+    /// Shares this node's connection counts per subject and its
+    /// revocations with the other nodes, through two JetStream key-value
+    /// buckets (`STREAM_conns`, `STREAM_revoked`; the latter needs NATS
+    /// 2.11 or later, for its per-message times to live), from the
+    /// bridge's thread, every [`LIMITS_PERIOD`]: `limits` is told the
+    /// others' counts, and every revocation when they change (all of
+    /// them once connected). The [`Revoker`] adds revocations for every
+    /// node. Call it before or after [`NatsBridge::start`]; a second call
+    /// replaces `limits`.
+    ///
+    /// ```
+    /// # use std::collections::HashMap;
+    /// # use std::sync::Arc;
+    /// use tether_hub::NodeLimits;
+    /// use tether_nats::{NatsBridge, NatsConfig};
+    ///
+    /// struct Alone;
+    /// impl NodeLimits for Alone {
+    ///     fn connections_here(&self) -> Vec<(Arc<str>, usize)> { Vec::new() }
+    ///     fn set_connections_elsewhere(&self, _: HashMap<Arc<str>, usize>) {}
+    ///     fn revoked(&self, _: Vec<(String, u64)>) {}
+    /// }
+    ///
+    /// let bridge = NatsBridge::new(NatsConfig::new("nats://127.0.0.1:4222"))?;
+    /// let revoker = bridge.share_limits(Arc::new(Alone));
+    /// // Written once the bridge is started and connected.
+    /// revoker.revoke(vec![("jti:abc".into(), 1_900_000_000)]);
+    /// # Ok::<(), tether_nats::Error>(())
+    /// ```
+    pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
+        let tx = self.shared.control_tx.clone();
+        let _ = tx.send(Control::Limits(limits::HubLimits(limits)));
+        Revoker { tx }
     }
 
     /// Stops the thread (publishes still queued are refused, those sent

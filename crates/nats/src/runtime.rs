@@ -14,31 +14,19 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use async_nats::{ConnectOptions, Event as NatsEvent, ServerAddr};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tether_backoff::{Attempts, Backoff};
+use tether_backoff::Attempts;
 use tether_hub::{
     ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo,
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, TopicEntry, backoff};
 use crate::control;
+use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
 use crate::shared::{Control, Post, Shared, add};
 use crate::subject::{all_topics, message_id, subject_of};
-use crate::topic::{self, TopicCmd};
-
-/// The header that carries an event's type, when it is not `message`.
-pub(crate) const EVENT_HEADER: &str = "Tether-Event";
-/// The header that carries an event's publish key.
-pub(crate) const KEY_HEADER: &str = "Tether-Key";
-
-/// The reconnection backoff: 100 ms doubling to 5 s, each delay drawn
-/// from its upper half (as the Redis bridge's).
-pub(crate) fn backoff() -> Backoff {
-    Backoff::new()
-        .initial(Duration::from_millis(100))
-        .max(Duration::from_secs(5))
-        .jitter(0.5)
-}
+use crate::topic;
 
 /// The servers of a `nats://` URL list.
 pub(crate) fn servers(url: &str) -> Result<Vec<ServerAddr>, String> {
@@ -56,73 +44,7 @@ pub(crate) fn servers(url: &str) -> Result<Vec<ServerAddr>, String> {
     Ok(servers)
 }
 
-/// A followed topic, as the bridge's main task and the topic's own task
-/// share it.
-pub(crate) struct TopicEntry {
-    /// Tells the entries of one topic apart across unfollow and follow.
-    pub(crate) serial: u64,
-    /// The loops that follow it.
-    pub(crate) loops: Vec<usize>,
-    /// The stream sequence of the last event delivered to the loops.
-    pub(crate) delivered: u64,
-    /// Publishers to answer once `delivered` reaches the sequence.
-    pub(crate) waiting: Vec<(u64, usize, HubMessage)>,
-    /// To the topic's task.
-    pub(crate) tx: mpsc::UnboundedSender<TopicCmd>,
-}
-
-/// What the bridge's tasks share (one thread: `Rc` and cells).
-pub(crate) struct Bridge {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) post: Post,
-    pub(crate) js: jetstream::Context,
-    /// The stream, once found or made.
-    pub(crate) stream: RefCell<Option<stream::Stream>>,
-    /// The stream's creation time in Unix milliseconds: the first part of
-    /// every event id, so that an id from a stream made again (its
-    /// sequence started over) is never taken for one of this stream.
-    pub(crate) epoch: Cell<u64>,
-    /// True while connected with the stream ready.
-    pub(crate) up: watch::Sender<bool>,
-    pub(crate) topics: RefCell<HashMap<Arc<str>, TopicEntry>>,
-    /// Publishes sent and not yet acknowledged.
-    in_flight: Cell<usize>,
-    /// Presence across nodes ([`crate::presence`]).
-    pub(crate) presence: RefCell<Presence>,
-    /// This node's random name (in its presence keys).
-    pub(crate) node: String,
-}
-
 impl Bridge {
-    pub(crate) fn post(&self, to: usize, message: HubMessage) {
-        (self.post)(to, message);
-    }
-
-    /// A topic's task delivered up to `seq`: answer the publishers that
-    /// waited for it.
-    pub(crate) fn delivered(&self, topic: &str, serial: u64, seq: u64) {
-        let mut answers = Vec::new();
-        if let Some(entry) = self.topics.borrow_mut().get_mut(topic)
-            && entry.serial == serial
-        {
-            entry.delivered = entry.delivered.max(seq);
-            let delivered = entry.delivered;
-            let (now, later) = std::mem::take(&mut entry.waiting)
-                .into_iter()
-                .partition(|(s, _, _)| *s <= delivered);
-            entry.waiting = later;
-            answers = now;
-        }
-        for (_, to, message) in answers {
-            self.post(to, message);
-        }
-    }
-
-    /// The stream, if found.
-    pub(crate) fn stream(&self) -> Option<stream::Stream> {
-        self.stream.borrow().clone()
-    }
-
     /// Answers a publish from its acknowledgement, after its event
     /// reached the publisher's loop if that loop follows the topic.
     fn answer(
@@ -407,6 +329,7 @@ async fn main(
         topics: RefCell::new(HashMap::new()),
         in_flight: Cell::new(0),
         presence: RefCell::new(Presence::default()),
+        limits: RefCell::new(Limits::default()),
         node: random_node(),
     });
     let stats = &bridge.shared.stats;
@@ -423,6 +346,8 @@ async fn main(
     presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let refresh_every = config.presence_ttl / 3;
     let mut refresh_at = tokio::time::Instant::now() + refresh_every;
+    let mut limits_tick = tokio::time::interval(LIMITS_PERIOD);
+    limits_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -440,6 +365,8 @@ async fn main(
                         log::warn!("nats: a user action stays on this node: {e}");
                     }
                 }
+                Some(Control::Limits(hub)) => bridge.share_limits(hub),
+                Some(Control::Revoke(entries)) => bridge.revoke(entries),
             },
             Some(message) = next_action(&mut actions) => {
                 match control::decode(&message.payload) {
@@ -481,6 +408,7 @@ async fn main(
                         for entry in bridge.topics.borrow().values() {
                             let _ = entry.tx.send(TopicCmd::Check);
                         }
+                        bridge.ensure_limits().await;
                     }
                     Err(e) => {
                         add(&stats.errors, 1);
@@ -499,9 +427,11 @@ async fn main(
                     }
                 }
             }
+            _ = limits_tick.tick() => bridge.tick_limits().await,
         }
     }
     bridge.clear_presence().await;
+    bridge.clear_counts().await;
     set_up(&bridge, false);
     // Publishes still queued are refused; those sent get their answers
     // (or time out).

@@ -10,6 +10,7 @@ use tether_hub::{BrokerState, HubMessage, Publish, UserAction};
 use tokio::sync::mpsc;
 
 use crate::NatsConfig;
+use crate::limits::HubLimits;
 
 /// How the bridge's thread reaches the event loops: post a message to one
 /// loop, waking it (the server's `Handle::post`).
@@ -40,6 +41,10 @@ pub(crate) enum Control {
     /// An action on a user's connections taken on this node, for the
     /// other nodes.
     UserAction(UserAction),
+    /// The hub's connection counts and revocations, to share from now on.
+    Limits(HubLimits),
+    /// Revocations taken on this node, for every node.
+    Revoke(Vec<(String, u64)>),
     /// Stop.
     Stop,
 }

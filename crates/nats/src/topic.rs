@@ -15,24 +15,12 @@ use tether_backoff::Attempts;
 use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, HubMessage};
 use tokio::sync::mpsc;
 
-use crate::runtime::{Bridge, EVENT_HEADER, KEY_HEADER, backoff};
+use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, backoff};
 use crate::shared::add;
 use crate::subject::subject_of;
 
 /// How long one pull of a topic's consumer lasts at most (see [`open`]).
 const PULL_EXPIRES: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// To a topic's task, from the bridge's main task.
-#[derive(Debug)]
-pub(crate) enum TopicCmd {
-    /// A loop follows the topic: send it `Ready` (from what the task
-    /// holds), then the events.
-    Follow(usize),
-    /// A loop no longer follows it.
-    Unfollow(usize),
-    /// The connection is back: check continuity and read on.
-    Check,
-}
 
 /// What a node holds of a topic: the backlog it hands a loop that starts
 /// to follow, and where it stands in the stream.

@@ -45,6 +45,12 @@ pub struct QuicConfig {
     pub send_window: u64,
     /// The HTTP/3 session of each connection.
     pub session: SessionConfig,
+    /// The first byte of every connection ID this server issues (its
+    /// loop's index among several on one port), so that a datagram can
+    /// be routed to the server holding its connection before any reads it
+    /// ([`crate::routing::issuer_of`]); `None` (the default): IDs wholly
+    /// random.
+    pub connection_id_prefix: Option<u8>,
 }
 
 impl Default for QuicConfig {
@@ -60,6 +66,7 @@ impl Default for QuicConfig {
             receive_window: 1024 * 1024,
             send_window: 1024 * 1024,
             session: SessionConfig::default(),
+            connection_id_prefix: None,
         }
     }
 }

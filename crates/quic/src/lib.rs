@@ -14,12 +14,15 @@
 //! - [`config`]: the limits ([`QuicConfig`]) and the quinn-proto
 //!   configuration made from them.
 //! - [`server`]: the endpoint ([`QuicServer`]) and its events.
+//! - [`routing`]: connection IDs that name the server holding their
+//!   connection, and reading that back from a datagram.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
 mod connection;
 mod event;
+pub mod routing;
 pub mod server;
 
 pub use config::{ALPN_H3, ConfigError, QuicConfig};

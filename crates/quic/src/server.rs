@@ -15,6 +15,7 @@ use tether_h3::session::{SendError as SessionSendError, Target};
 use crate::config::{ConfigError, QuicConfig};
 use crate::connection::Conn;
 pub use crate::event::ServerEvent;
+use crate::routing::PrefixedIds;
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,12 @@ impl QuicServer {
     /// ALPN list replaced by `h3`).
     pub fn new(config: QuicConfig, tls: &rustls::ServerConfig) -> Result<QuicServer, ConfigError> {
         let server_config = Arc::new(config.server(tls)?);
+        let mut endpoint_config = EndpointConfig::default();
+        if let Some(prefix) = config.connection_id_prefix {
+            endpoint_config.cid_generator(move || Box::new(PrefixedIds::new(prefix)));
+        }
         let endpoint = Endpoint::new(
-            Arc::new(EndpointConfig::default()),
+            Arc::new(endpoint_config),
             Some(server_config.clone()),
             false,
             None,
@@ -323,6 +328,15 @@ impl QuicServer {
                 c.write_session_output();
             }
             self.drive(handle, now);
+        }
+    }
+
+    /// Closes every connection with `code` (the server is going away:
+    /// each client is told at once instead of at its idle timeout).
+    pub fn close_all(&mut self, now: Instant, code: ErrorCode) {
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for handle in handles {
+            self.close(now, handle, code);
         }
     }
 

@@ -30,19 +30,9 @@ pub const LIMITS_PERIOD: Duration = Duration::from_millis(500);
 /// How long a node's counts outlive its last write.
 pub(crate) const COUNTS_TTL: Duration = Duration::from_secs(3);
 
-/// What a node shares with the others through Redis about its users: the
-/// hub implements it over its shared state (see
-/// [`RedisBridge::share_limits`](crate::RedisBridge::share_limits)).
-/// Called from the bridge's presence thread, never from an event loop.
-pub trait NodeLimits: Send + Sync {
-    /// This node's open connections, by subject.
-    fn connections_here(&self) -> Vec<(Arc<str>, usize)>;
-    /// The other nodes' open connections by subject, summed, as just read.
-    fn set_connections_elsewhere(&self, counts: HashMap<Arc<str>, usize>);
-    /// Every revocation in Redis, as `(entry, until)`: the entry as
-    /// [`Revoker::revoke`](crate::Revoker::revoke) was given it, until in Unix seconds.
-    fn revoked(&self, entries: Vec<(String, u64)>);
-}
+/// What a node shares with the others about its users (the hub's, for
+/// every bus; see [`RedisBridge::share_limits`](crate::RedisBridge::share_limits)).
+pub use tether_hub::NodeLimits;
 
 /// A node's [`NodeLimits`], as the presence thread holds it.
 #[derive(Clone)]

@@ -59,8 +59,13 @@ impl<A: App + Send + 'static> Cluster<A> {
             config.max_connections = Some(connection_budget(&config, threads));
         }
         let handshake = Arc::new(handshake);
-        let mut first =
-            Server::bind_shared(config.clone(), handshake.clone(), make_app(0), threads > 1, true)?;
+        let mut first = Server::bind_shared(
+            with_loop_index(&config, 0),
+            handshake.clone(),
+            make_app(0),
+            threads > 1,
+            true,
+        )?;
         config.addr = first.local_addr();
         #[cfg(feature = "tls")]
         if let Some(tls_addr) = first.tls_addr() {
@@ -69,7 +74,7 @@ impl<A: App + Send + 'static> Cluster<A> {
         let mut others = Vec::with_capacity(threads - 1);
         for index in 1..threads {
             others.push(Server::bind_shared(
-                config.clone(),
+                with_loop_index(&config, index),
                 handshake.clone(),
                 make_app(index),
                 true,
@@ -97,6 +102,13 @@ impl<A: App + Send + 'static> Cluster<A> {
     /// loop), if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.first.tls_addr()
+    }
+
+    /// The UDP address HTTP/3 is served on (every loop's socket has it),
+    /// if it is.
+    #[cfg(feature = "tls")]
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.first.quic_addr()
     }
 
     /// The address of the admin listener (on the first loop), if there is
@@ -150,5 +162,23 @@ impl<A: App + Send + 'static> Cluster<A> {
             }
         }
         result
+    }
+}
+
+/// The configuration of the loop at `index`: with HTTP/3, the QUIC
+/// connection IDs it issues start with its index, so that a datagram
+/// another loop's socket receives (after the client's address changed) is
+/// handed to it.
+fn with_loop_index(config: &Config, index: usize) -> Config {
+    #[cfg(feature = "tls")]
+    {
+        let mut config = config.clone();
+        config.quic.connection_id_prefix = u8::try_from(index).ok();
+        config
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = index;
+        config.clone()
     }
 }

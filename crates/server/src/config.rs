@@ -113,6 +113,19 @@ pub struct Config {
     /// the others go on. Each body is handed to the application once it is
     /// complete, and its memory is then free again.
     pub h2_request_bodies: usize,
+    /// Serve HTTP/3 (off by default): with [`Config::tls`] set, each loop
+    /// binds a UDP socket on the TLS listener's port number
+    /// (`SO_REUSEPORT` in a cluster) and serves QUIC there with the same
+    /// certificates (ALPN `h3`); responses over TCP then carry
+    /// `Alt-Svc: h3=":PORT"`. Binding fails with `InvalidInput` when it is
+    /// on without TLS. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub http3: bool,
+    /// The QUIC endpoint's limits (connections, streams, windows,
+    /// timeouts, retry under load: see [`tether_quic::QuicConfig`]), with
+    /// HTTP/3. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub quic: tether_quic::QuicConfig,
 }
 
 impl Config {
@@ -142,6 +155,10 @@ impl Config {
             http2: true,
             h2: tether_h2::connection::Config::default(),
             h2_request_bodies: 2 << 20,
+            #[cfg(feature = "tls")]
+            http3: false,
+            #[cfg(feature = "tls")]
+            quic: tether_quic::QuicConfig::default(),
         }
     }
 }

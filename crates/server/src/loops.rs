@@ -7,6 +7,7 @@
 //! receiving loop's `mio::Waker`), never through locks on the hot path.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -22,6 +23,14 @@ pub(crate) enum Mail<P> {
     /// it posted before is still on its way to this loop, and nothing it
     /// posts after this needs delivering before the loop's sessions close.
     Drained,
+    /// A QUIC datagram that the sending loop's socket received for a
+    /// connection this loop holds (its connection ID names this loop).
+    Datagram {
+        /// Its sender.
+        from: SocketAddr,
+        /// Its bytes.
+        bytes: Box<[u8]>,
+    },
 }
 
 /// One loop's stop flag, waker and counters, as seen from elsewhere.
@@ -135,6 +144,17 @@ impl<P> Peers<P> {
     pub(crate) fn post(&self, to_loop: usize, message: P) {
         if let Some(mailbox) = self.mailboxes.get(to_loop) {
             mailbox.send(Mail::Post(message));
+        }
+    }
+
+    /// Hands a QUIC datagram to the loop `to_loop`; nothing if there is
+    /// no such loop.
+    pub(crate) fn forward_datagram(&self, to_loop: usize, from: SocketAddr, bytes: &[u8]) {
+        if let Some(mailbox) = self.mailboxes.get(to_loop) {
+            mailbox.send(Mail::Datagram {
+                from,
+                bytes: bytes.into(),
+            });
         }
     }
 

@@ -774,7 +774,7 @@ impl Awaiting {
                 let deadline = grant.holder.deadline;
                 subscriber.may_publish = grant.may_publish;
                 subscriber.hold(grant.holder);
-                subscriber.warn_at = deadline.map(|d| warning_time(d, now));
+                subscriber.set_warn_at(deadline.map(|d| warning_time(d, now)));
                 ctx.send(conn, &Message::text(auth_ok(deadline, now)));
                 return Some(subscriber);
             }

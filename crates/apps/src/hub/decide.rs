@@ -360,12 +360,12 @@ impl HubApp {
             .presented()
             .is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
         if by_hook
-            && subscriber.subject.is_some()
+            && subscriber.subject().is_some()
             && subscriber.transport != tether_hub::Transport::Poll
             && self.shared.settings.backend_for(Hook::Refresh).is_some()
         {
             subscriber.refreshed = true;
-            subscriber.warn_at = subscriber.deadline.map(|d| super::access::warning_time(d, now));
+            subscriber.set_warn_at(subscriber.deadline().map(|d| super::access::warning_time(d, now)));
         }
     }
 
@@ -375,7 +375,7 @@ impl HubApp {
         let Some(subscriber) = self.subscribers.get(conn) else {
             return;
         };
-        let Some(subject) = subscriber.subject.clone() else {
+        let Some(subject) = subscriber.subject().map(str::to_owned) else {
             return;
         };
         let transport = match subscriber.transport {

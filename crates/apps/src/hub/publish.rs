@@ -430,7 +430,7 @@ pub(super) fn from_message(
             "only text messages are published",
         ));
     };
-    if subscriber.in_flight + text.len() > settings.max_publish_in_flight {
+    if subscriber.in_flight() + text.len() > settings.max_publish_in_flight {
         return Err(NotPublished::TooFast);
     }
     let envelope = subscriber.envelope;
@@ -442,7 +442,7 @@ pub(super) fn from_message(
     };
     let publish = Publish::new(
         &subscriber.topic,
-        own_type.as_deref().or(subscriber.event_type.as_deref()),
+        own_type.as_deref().or(subscriber.event_type()),
         data,
         &settings.hub,
     )
@@ -455,7 +455,7 @@ pub(super) fn from_message(
         Err(e) => return Err(NotPublished::Hub(e, key)),
     };
     let len = text.len();
-    subscriber.in_flight += len;
+    subscriber.add_in_flight(len);
     let pending = Pending::WebSocket {
         conn,
         len,
@@ -515,7 +515,7 @@ pub(super) fn settle(
             let Some(subscriber) = subscribers.get_mut(conn) else {
                 return Settled::Nothing;
             };
-            subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+            subscriber.settle_in_flight(len);
             match result {
                 Err(e) if subscriber.transport == Transport::RawWebSocket => Settled::CloseRaw(conn, e),
                 _ if subscriber.transport == Transport::RawWebSocket => Settled::Nothing,

@@ -238,7 +238,7 @@ impl HubApp {
                 let Some(subscriber) = self.subscribers.get_mut(conn) else {
                     return;
                 };
-                subscriber.in_flight = subscriber.in_flight.saturating_sub(len);
+                subscriber.settle_in_flight(len);
                 let raw = subscriber.transport == Transport::RawWebSocket;
                 let refused = match refusal {
                     Refused::Hub(e) => NotPublished::Hub(e, key),

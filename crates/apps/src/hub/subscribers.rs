@@ -25,78 +25,184 @@ pub(super) struct Holder {
     pub(super) issued_at: Option<u64>,
 }
 
-/// A subscriber or long poll of this loop.
+/// A subscriber or long poll of this loop. There is one per connection,
+/// so what every subscriber has is here and kept small (48 bytes); what
+/// few have (a resume id, a publisher's state, a credential's deadline,
+/// subject and ids) is in [`Rare`], allocated only for those.
 #[derive(Debug)]
 pub(super) struct Subscriber {
+    /// Shared with the hub's own name of the topic once it is subscribed
+    /// (see `HubApp::subscribe`).
     pub(super) topic: Arc<str>,
+    /// Who it is present as (WebSocket and event-stream subscribers).
+    pub(super) member: Option<Arc<str>>,
+    rare: Option<Box<Rare>>,
     pub(super) transport: Transport,
-    /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
-    pub(super) requested: Option<String>,
     /// A WebSocket subscriber may publish to its topic.
     pub(super) may_publish: bool,
-    /// The event type of what it publishes (`?event=`).
-    pub(super) event_type: Option<String>,
     /// It publishes JSON envelopes (`?envelope=1`), each acknowledged.
     pub(super) envelope: bool,
-    /// Bytes it published that the sequencer has not answered yet.
-    pub(super) in_flight: usize,
-    /// The Unix second its token stops being good (leeway included), when
-    /// it came in with one: then it is closed (a WebSocket, with 1008) or
-    /// ended (an event stream).
-    pub(super) deadline: Option<u64>,
-    /// The Unix second a WebSocket subscriber is told its token is about
-    /// to expire (`{"type":"auth-expiring","in":SECONDS}`), or the
-    /// backend is asked for a later expiry (`refreshed`).
-    pub(super) warn_at: Option<u64>,
+    /// It gets the topic's join and leave events (`?presence=1`).
+    pub(super) watches: bool,
     /// It was let in by the backend's connect hook, and the backend's
     /// refresh hook is asked for a later expiry before it expires.
     pub(super) refreshed: bool,
+}
+
+/// What few subscribers have: allocated for a subscriber the first time
+/// one of these is set to something.
+#[derive(Debug, Default)]
+pub(super) struct Rare {
+    /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
+    requested: Option<String>,
+    /// The event type of what it publishes (`?event=`).
+    event_type: Option<String>,
+    /// Bytes it published that the sequencer has not answered yet.
+    in_flight: usize,
+    /// The Unix second its token stops being good (leeway included), when
+    /// it came in with one: then it is closed (a WebSocket, with 1008) or
+    /// ended (an event stream).
+    deadline: Option<u64>,
+    /// The Unix second a WebSocket subscriber is told its token is about
+    /// to expire (`{"type":"auth-expiring","in":SECONDS}`), or the
+    /// backend is asked for a later expiry (`refreshed`).
+    warn_at: Option<u64>,
     /// Its credential's subject, if it had one.
-    pub(super) subject: Option<String>,
-    /// Who it is present as (WebSocket and event-stream subscribers).
-    pub(super) member: Option<Arc<str>>,
-    /// It gets the topic's join and leave events (`?presence=1`).
-    pub(super) watches: bool,
+    subject: Option<String>,
     /// Its publish rate's bucket, once it publishes under a rate.
     pub(super) bucket: Option<super::rate::Bucket>,
     /// Its token's `jti` and `iat`, by which it may be revoked.
-    pub(super) token_id: Option<String>,
-    pub(super) issued_at: Option<u64>,
+    token_id: Option<String>,
+    issued_at: Option<u64>,
     /// Its place among its subject's connections (WebSocket and event
     /// stream subscribers with a subject): given back when it is dropped.
     pub(super) slot: Option<super::connections::Slot>,
 }
 
+/// What a subscriber without its [`Rare`] part reads.
+static NO_RARE: Rare = Rare {
+    requested: None,
+    event_type: None,
+    in_flight: 0,
+    deadline: None,
+    warn_at: None,
+    subject: None,
+    bucket: None,
+    token_id: None,
+    issued_at: None,
+    slot: None,
+};
+
 impl Subscriber {
     pub(super) fn new(topic: Arc<str>, transport: Transport, requested: Option<String>) -> Subscriber {
-        Subscriber {
+        let mut subscriber = Subscriber {
             topic,
-            transport,
-            requested,
-            may_publish: false,
-            event_type: None,
-            envelope: false,
-            in_flight: 0,
-            deadline: None,
-            refreshed: false,
-            warn_at: None,
-            subject: None,
             member: None,
+            rare: None,
+            transport,
+            may_publish: false,
+            envelope: false,
             watches: false,
-            bucket: None,
-            token_id: None,
-            issued_at: None,
-            slot: None,
+            refreshed: false,
+        };
+        if requested.is_some() {
+            subscriber.rare_mut().requested = requested;
+        }
+        subscriber
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    /// Its rare part, allocated if it had none.
+    pub(super) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+
+    /// Sets one of its rare fields to `value`, allocating the rare part
+    /// only for a value that is something.
+    fn set_rare<T: Default + PartialEq>(&mut self, value: T, field: impl FnOnce(&mut Rare) -> &mut T) {
+        if value != T::default() || self.rare.is_some() {
+            *field(self.rare_mut()) = value;
         }
     }
 
     /// Takes what its credential's holder is: deadline, subject, token
     /// id and `iat` (not the warning time, which is the caller's).
     pub(super) fn hold(&mut self, holder: Holder) {
-        self.deadline = holder.deadline;
-        self.subject = holder.subject;
-        self.token_id = holder.token_id;
-        self.issued_at = holder.issued_at;
+        self.set_rare(holder.deadline, |r| &mut r.deadline);
+        self.set_rare(holder.subject, |r| &mut r.subject);
+        self.set_token(holder.token_id, holder.issued_at);
+    }
+
+    /// The id and `iat` of the token it holds now.
+    pub(super) fn set_token(&mut self, token_id: Option<String>, issued_at: Option<u64>) {
+        self.set_rare(token_id, |r| &mut r.token_id);
+        self.set_rare(issued_at, |r| &mut r.issued_at);
+    }
+
+    /// The id it resumed from.
+    pub(super) fn requested(&self) -> Option<&str> {
+        self.rare().requested.as_deref()
+    }
+
+    /// The event type of what it publishes (`?event=`).
+    pub(super) fn event_type(&self) -> Option<&str> {
+        self.rare().event_type.as_deref()
+    }
+
+    /// Its credential's subject.
+    pub(super) fn subject(&self) -> Option<&str> {
+        self.rare().subject.as_deref()
+    }
+
+    /// Its token's `jti`.
+    pub(super) fn token_id(&self) -> Option<&str> {
+        self.rare().token_id.as_deref()
+    }
+
+    /// Its token's `iat`.
+    pub(super) fn issued_at(&self) -> Option<u64> {
+        self.rare().issued_at
+    }
+
+    /// When its token stops being good (Unix seconds).
+    pub(super) fn deadline(&self) -> Option<u64> {
+        self.rare().deadline
+    }
+
+    /// When it is warned that its token is about to expire.
+    pub(super) fn warn_at(&self) -> Option<u64> {
+        self.rare().warn_at
+    }
+
+    /// Sets when it is warned: only before it is registered (then
+    /// [`Subscribers::renew`] moves it).
+    pub(super) fn set_warn_at(&mut self, warn_at: Option<u64>) {
+        self.set_rare(warn_at, |r| &mut r.warn_at);
+    }
+
+    fn set_deadline(&mut self, deadline: Option<u64>) {
+        self.set_rare(deadline, |r| &mut r.deadline);
+    }
+
+    /// Bytes it published that the sequencer has not answered yet.
+    pub(super) fn in_flight(&self) -> usize {
+        self.rare().in_flight
+    }
+
+    /// It published `len` bytes more.
+    pub(super) fn add_in_flight(&mut self, len: usize) {
+        let rare = self.rare_mut();
+        rare.in_flight = rare.in_flight.saturating_add(len);
+    }
+
+    /// `len` of the bytes it published were answered (or refused).
+    pub(super) fn settle_in_flight(&mut self, len: usize) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.in_flight = rare.in_flight.saturating_sub(len);
+        }
     }
 }
 
@@ -115,7 +221,7 @@ impl Subscriber {
         };
         let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
         subscriber.may_publish = socket == Socket::Publisher;
-        subscriber.event_type = request.query_param("event");
+        subscriber.set_rare(request.query_param("event"), |r| &mut r.event_type);
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
         subscriber.watches = wants_presence(request);
         Some(subscriber)
@@ -138,9 +244,9 @@ impl Subscriber {
 /// longer has.
 #[derive(Debug)]
 pub(super) struct Subscribers<C> {
-    /// Boxed: a map keeps room for up to twice its entries, and a
-    /// subscriber is a few hundred bytes; the room for a box is a pointer.
-    conns: HashMap<C, Box<Subscriber>>,
+    /// Not boxed: a subscriber is small (its rare part is boxed), and a
+    /// box would cost as much as the room a map keeps for it.
+    conns: HashMap<C, Subscriber>,
     deadlines: BTreeSet<(u64, C)>,
     warnings: BTreeSet<(u64, C)>,
 }
@@ -159,13 +265,13 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     /// Registers `subscriber` (one already registered as `conn` is
     /// replaced).
     pub(super) fn insert(&mut self, conn: C, subscriber: Subscriber) {
-        if let Some(deadline) = subscriber.deadline {
+        if let Some(deadline) = subscriber.deadline() {
             self.deadlines.insert((deadline, conn));
         }
-        if let Some(warn_at) = subscriber.warn_at {
+        if let Some(warn_at) = subscriber.warn_at() {
             self.warnings.insert((warn_at, conn));
         }
-        if let Some(old) = self.conns.insert(conn, Box::new(subscriber)) {
+        if let Some(old) = self.conns.insert(conn, subscriber) {
             self.unschedule(conn, &old);
         }
     }
@@ -173,26 +279,26 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     pub(super) fn remove(&mut self, conn: C) -> Option<Subscriber> {
         let subscriber = self.conns.remove(&conn)?;
         self.unschedule(conn, &subscriber);
-        Some(*subscriber)
+        Some(subscriber)
     }
 
     fn unschedule(&mut self, conn: C, subscriber: &Subscriber) {
-        if let Some(deadline) = subscriber.deadline {
+        if let Some(deadline) = subscriber.deadline() {
             self.deadlines.remove(&(deadline, conn));
         }
-        if let Some(warn_at) = subscriber.warn_at {
+        if let Some(warn_at) = subscriber.warn_at() {
             self.warnings.remove(&(warn_at, conn));
         }
     }
 
     pub(super) fn get(&self, conn: C) -> Option<&Subscriber> {
-        self.conns.get(&conn).map(|s| &**s)
+        self.conns.get(&conn)
     }
 
     /// The subscriber, to change what it may do (not its deadline: see
     /// [`Subscribers::renew`]).
     pub(super) fn get_mut(&mut self, conn: C) -> Option<&mut Subscriber> {
-        self.conns.get_mut(&conn).map(|s| &mut **s)
+        self.conns.get_mut(&conn)
     }
 
     /// A new token's deadline and warning time for `conn`.
@@ -203,14 +309,14 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
         warn_at: Option<u64>,
     ) -> Option<&mut Subscriber> {
         let subscriber = self.conns.get_mut(&conn)?;
-        if let Some(old) = subscriber.deadline.take() {
+        if let Some(old) = subscriber.deadline() {
             self.deadlines.remove(&(old, conn));
         }
-        if let Some(old) = subscriber.warn_at.take() {
+        if let Some(old) = subscriber.warn_at() {
             self.warnings.remove(&(old, conn));
         }
-        subscriber.deadline = deadline;
-        subscriber.warn_at = warn_at;
+        subscriber.set_deadline(deadline);
+        subscriber.set_warn_at(warn_at);
         if let Some(deadline) = deadline {
             self.deadlines.insert((deadline, conn));
         }
@@ -229,7 +335,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
             }
             self.deadlines.pop_first();
             if let Some(subscriber) = self.conns.get_mut(&conn) {
-                subscriber.deadline = None;
+                subscriber.set_deadline(None);
                 return Some((conn, subscriber.transport));
             }
         }
@@ -245,8 +351,8 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
             }
             self.warnings.pop_first();
             if let Some(subscriber) = self.conns.get_mut(&conn) {
-                subscriber.warn_at = None;
-                return Some((conn, subscriber.deadline.map_or(0, |d| d.saturating_sub(now))));
+                subscriber.set_warn_at(None);
+                return Some((conn, subscriber.deadline().map_or(0, |d| d.saturating_sub(now))));
             }
         }
         None
@@ -262,7 +368,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     pub(super) fn revoked(&self, revoked: impl Fn(&Subscriber) -> bool) -> Vec<(C, Transport)> {
         self.conns
             .iter()
-            .filter(|(_, s)| (s.subject.is_some() || s.token_id.is_some()) && revoked(s))
+            .filter(|(_, s)| (s.subject().is_some() || s.token_id().is_some()) && revoked(s))
             .map(|(conn, s)| (*conn, s.transport))
             .collect()
     }
@@ -274,7 +380,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     pub(super) fn of_user(&self, user: &str, topic: Option<&str>) -> Vec<(C, Transport)> {
         self.conns
             .iter()
-            .filter(|(_, s)| s.subject.as_deref() == Some(user))
+            .filter(|(_, s)| s.subject() == Some(user))
             .filter(|(_, s)| topic.is_none_or(|t| *s.topic == *t))
             .map(|(conn, s)| (*conn, s.transport))
             .collect()
@@ -375,10 +481,7 @@ pub(super) fn send_replay<'e, P>(
     // it has no gap to be told of, and no message to tell it with.
     if let Some(gap) = gap.filter(|_| transport != Transport::RawWebSocket) {
         add(&stats.gaps, 1);
-        let (topic, requested) = (
-            &subscriber.topic,
-            subscriber.requested.as_deref().unwrap_or_default(),
-        );
+        let (topic, requested) = (&subscriber.topic, subscriber.requested().unwrap_or_default());
         match transport {
             Transport::WebSocket => ctx.send(conn, &Message::text(gap.ws_json(topic, requested))),
             _ => ctx.send_encoded(
@@ -418,7 +521,7 @@ pub(super) fn send_resumed<P>(
         if resumed.gap.is_some() {
             add(&stats.gaps, 1);
         }
-        let since = poll.requested.as_deref();
+        let since = poll.requested();
         let next = next_id(&resumed.events, resumed.gap, since, || EventId::ZERO);
         cors.respond(
             ctx,
@@ -439,8 +542,8 @@ mod tests {
 
     fn subscriber(deadline: Option<u64>, warn_at: Option<u64>) -> Subscriber {
         let mut subscriber = Subscriber::new(Arc::from("t"), Transport::WebSocket, None);
-        subscriber.deadline = deadline;
-        subscriber.warn_at = warn_at;
+        subscriber.set_deadline(deadline);
+        subscriber.set_warn_at(warn_at);
         subscriber
     }
 
@@ -460,13 +563,40 @@ mod tests {
     }
 
     #[test]
-    fn a_subscriber_is_stored_boxed_and_its_size_is_shown() {
-        // The figure behind benches/README's memory breakdown of fan-out.
-        let size = std::mem::size_of::<Subscriber>();
-        eprintln!("Subscriber: {size} bytes");
+    fn a_subscriber_is_small_and_its_rare_part_comes_only_when_used() {
+        // The figures behind benches/README's memory breakdown of fan-out.
+        let (size, rare) = (std::mem::size_of::<Subscriber>(), std::mem::size_of::<Rare>());
+        let slot = std::mem::size_of::<(ConnId, Subscriber)>();
+        eprintln!("Subscriber: {size} bytes (a map slot with its id: {slot}); its rare part: {rare} bytes");
+        assert!(size <= 48, "{size}");
+        let mut plain = subscriber(None, None);
+        plain.hold(Holder::default());
+        plain.set_warn_at(None);
+        plain.settle_in_flight(5);
+        assert!(plain.rare.is_none(), "nothing rare was set");
+        assert_eq!(
+            (plain.requested(), plain.subject(), plain.in_flight()),
+            (None, None, 0)
+        );
+        let resumed = Subscriber::new(Arc::from("t"), Transport::EventStream, Some("5-0".to_owned()));
+        assert_eq!(resumed.requested(), Some("5-0"));
+        let mut held = subscriber(None, None);
+        held.hold(Holder {
+            deadline: Some(9),
+            subject: Some("ann".to_owned()),
+            token_id: Some("j".to_owned()),
+            issued_at: Some(1),
+        });
+        assert_eq!(
+            (held.deadline(), held.subject(), held.token_id(), held.issued_at()),
+            (Some(9), Some("ann"), Some("j"), Some(1))
+        );
+        held.add_in_flight(7);
+        held.settle_in_flight(10);
+        assert_eq!(held.in_flight(), 0);
         let mut subs = Subscribers::default();
-        subs.insert(1u32, subscriber(None, None));
-        assert!(subs.get(1).is_some_and(|s| s.deadline.is_none()));
+        subs.insert(1u32, plain);
+        assert!(subs.get(1).is_some_and(|s| s.deadline().is_none()));
         assert!(subs.get_mut(1).is_some());
         assert!(subs.remove(1).is_some_and(|s| *s.topic == *"t"));
         assert_eq!(subs.len(), 0);

@@ -147,7 +147,7 @@ pub(crate) mod shared;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
-pub use request::Request;
+pub use request::{Malformed, Request, check_trailers, content_length, parse_request};
 
 use crate::error::{Error, ErrorCode, Misuse};
 use crate::frame::{
@@ -931,7 +931,7 @@ impl ServerConnection {
         let Ok(content_length) = request::content_length(&fields) else {
             return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
         };
-        let Ok(request) = request::parse_request(fields) else {
+        let Ok(request) = request::parse_request(fields, true) else {
             return self.reset_for_fault(stream, ErrorCode::PROTOCOL_ERROR, out, events);
         };
         if end_stream && content_length.is_some_and(|n| n != 0) {

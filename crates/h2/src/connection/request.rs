@@ -1,5 +1,6 @@
 //! Request, response and trailer validation (RFC 9113 §8.2 and §8.3, RFC
-//! 8441 §4).
+//! 8441 §4). HTTP/3 has the same rules (RFC 9114 §4.2, §4.3 and §4.4, RFC
+//! 9220), so tether-h3 checks its sections with these functions too.
 
 use crate::hpack::Field;
 
@@ -48,27 +49,48 @@ impl Request {
     }
 }
 
-/// Why a request or trailer section is malformed (then a stream error of
-/// type PROTOCOL_ERROR, §8.1.1).
+/// Why a request, response or trailer section is malformed: a stream
+/// error, PROTOCOL_ERROR in HTTP/2 (RFC 9113 §8.1.1), H3_MESSAGE_ERROR in
+/// HTTP/3 (RFC 9114 §4.1.2); the connection goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Malformed {
+#[non_exhaustive]
+pub enum Malformed {
+    /// A field name that is empty, or has an uppercase letter, a control
+    /// character, a space, a colon or a non-ASCII octet.
     Name,
+    /// A value with NUL, CR or LF, or whitespace at either end.
     Value,
+    /// A connection-specific field (`connection`, `keep-alive`,
+    /// `proxy-connection`, `transfer-encoding`, `upgrade`, or `te` with
+    /// another value than `trailers`).
     ConnectionSpecific,
+    /// A pseudo-header after a regular field.
     PseudoAfterRegular,
+    /// A pseudo-header no request has (`:status` among them).
     UnknownPseudo,
+    /// A pseudo-header given twice.
     DuplicatePseudo,
+    /// A pseudo-header the request's form needs is missing.
     MissingPseudo,
+    /// A pseudo-header the request's form forbids (`:scheme` or `:path`
+    /// in a plain CONNECT, `:protocol` outside CONNECT).
     ForbiddenPseudo,
+    /// `:protocol` while SETTINGS_ENABLE_CONNECT_PROTOCOL was not sent
+    /// (RFC 8441 §3, RFC 9220 §3).
+    ConnectProtocolDisabled,
+    /// A pseudo-header in trailers.
     PseudoInTrailers,
-    Path,
+    /// A response's `:status` that is not three digits from 100 to 599.
     Status,
+    /// An empty `:scheme` or `:path`, or an http(s) path that is not an
+    /// origin form (or `*` for OPTIONS).
+    Path,
+    /// `content-length` fields that are not one decimal number.
     ContentLength,
+    /// A `host` field naming another authority than `:authority`.
     Host,
 }
 
-/// §8.2.1: no empty name, no octet 0x00-0x20, 0x41-0x5a (uppercase) or
-/// 0x7f-0xff, and no colon (pseudo-header names are checked by name).
 fn name_ok(name: &[u8]) -> bool {
     !name.is_empty()
         && name
@@ -107,9 +129,37 @@ fn check_regular(field: &Field) -> Result<(), Malformed> {
     Ok(())
 }
 
-/// Checks a decoded request field section and splits off its
-/// pseudo-headers.
-pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
+/// Checks a decoded request section and splits off its pseudo-headers.
+/// `connect_protocol` says whether this endpoint sent
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, without which `:protocol` is
+/// malformed.
+///
+/// ```
+/// use tether_h2::hpack::Field;
+/// use tether_h2::connection::{Malformed, parse_request};
+///
+/// let get = vec![
+///     Field::new(":method", "GET"),
+///     Field::new(":scheme", "https"),
+///     Field::new(":authority", "example.com"),
+///     Field::new(":path", "/events"),
+///     Field::new("accept", "text/event-stream"),
+/// ];
+/// let request = parse_request(get, false).unwrap();
+/// assert_eq!(request.path.as_deref(), Some("/events"));
+/// assert_eq!(request.field("accept"), Some(&b"text/event-stream"[..]));
+///
+/// let ws = vec![
+///     Field::new(":method", "CONNECT"),
+///     Field::new(":protocol", "websocket"),
+///     Field::new(":scheme", "https"),
+///     Field::new(":authority", "example.com"),
+///     Field::new(":path", "/ws"),
+/// ];
+/// assert_eq!(parse_request(ws.clone(), false), Err(Malformed::ConnectProtocolDisabled));
+/// assert!(parse_request(ws, true).unwrap().is_extended_connect("websocket"));
+/// ```
+pub fn parse_request(fields: Vec<Field>, connect_protocol: bool) -> Result<Request, Malformed> {
     let mut method = None;
     let mut scheme = None;
     let mut authority = None;
@@ -117,37 +167,40 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
     let mut protocol = None;
     let mut regular = Vec::with_capacity(fields.len());
     for field in fields {
-        if field.name.first() == Some(&b':') {
-            if !regular.is_empty() {
-                return Err(Malformed::PseudoAfterRegular);
-            }
-            let slot = match &field.name[..] {
-                b":method" => &mut method,
-                b":scheme" => &mut scheme,
-                b":authority" => &mut authority,
-                b":path" => &mut path,
-                b":protocol" => &mut protocol,
-                _ => return Err(Malformed::UnknownPseudo),
-            };
-            if slot.is_some() {
-                return Err(Malformed::DuplicatePseudo);
-            }
-            if !value_ok(&field.value) {
-                return Err(Malformed::Value);
-            }
-            *slot = Some(String::from_utf8(field.value).map_err(|_| Malformed::Value)?);
-        } else {
+        if field.name.first() != Some(&b':') {
             check_regular(&field)?;
             regular.push(field);
+            continue;
         }
+        if !regular.is_empty() {
+            return Err(Malformed::PseudoAfterRegular);
+        }
+        let slot = match &field.name[..] {
+            b":method" => &mut method,
+            b":scheme" => &mut scheme,
+            b":authority" => &mut authority,
+            b":path" => &mut path,
+            b":protocol" => &mut protocol,
+            _ => return Err(Malformed::UnknownPseudo),
+        };
+        if slot.is_some() {
+            return Err(Malformed::DuplicatePseudo);
+        }
+        if !value_ok(&field.value) {
+            return Err(Malformed::Value);
+        }
+        *slot = Some(String::from_utf8(field.value).map_err(|_| Malformed::Value)?);
     }
-    let method = method.ok_or(Malformed::MissingPseudo)?;
+    let method: String = method.ok_or(Malformed::MissingPseudo)?;
     if method.is_empty() {
         return Err(Malformed::Value);
     }
     let connect = method == "CONNECT";
+    if protocol.is_some() && !connect_protocol {
+        return Err(Malformed::ConnectProtocolDisabled);
+    }
     if connect && protocol.is_none() {
-        // §8.5: :authority only.
+        // RFC 9113 §8.5, RFC 9114 §4.4: :authority only.
         if authority.is_none() {
             return Err(Malformed::MissingPseudo);
         }
@@ -155,8 +208,8 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
             return Err(Malformed::ForbiddenPseudo);
         }
     } else {
-        // RFC 8441 §4: :protocol only with CONNECT, which then needs
-        // :scheme, :path and :authority.
+        // RFC 8441 §4, RFC 9220 §3: :protocol with CONNECT only, which then carries
+        // :scheme, :path and :authority like any request.
         if protocol.is_some() && (!connect || authority.is_none()) {
             return Err(Malformed::ForbiddenPseudo);
         }
@@ -166,13 +219,14 @@ pub(crate) fn parse_request(fields: Vec<Field>) -> Result<Request, Malformed> {
         if scheme.is_empty() || path.is_empty() {
             return Err(Malformed::Path);
         }
-        // §8.3.1: for http and https, an origin form or (OPTIONS only) "*".
+        // For http and https, an origin form or (OPTIONS only) "*".
         let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
         if web && !path.starts_with('/') && !(method == "OPTIONS" && path == "*") {
             return Err(Malformed::Path);
         }
     }
-    // §8.3.1: a Host field that names another entity than :authority.
+    // RFC 9113 §8.3.1, RFC 9114 §4.3.1: a Host field must name the same
+    // authority.
     if let (Some(authority), Some(host)) = (&authority, regular.iter().find(|f| f.name == b"host"))
         && !host.value.eq_ignore_ascii_case(authority.as_bytes())
     {
@@ -224,7 +278,7 @@ pub(crate) fn parse_response(fields: Vec<Field>) -> Result<(u16, Vec<Field>), Ma
 
 /// The request's `content-length`, if it has one: every such field must
 /// hold the same decimal number (§8.1.1 and RFC 9110 §8.6).
-pub(crate) fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
+pub fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
     let mut length = None;
     for f in fields.iter().filter(|f| f.name == b"content-length") {
         let digits = &f.value[..];
@@ -242,7 +296,7 @@ pub(crate) fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed>
 }
 
 /// Checks a trailer section (§8.1): regular fields only.
-pub(crate) fn check_trailers(fields: &[Field]) -> Result<(), Malformed> {
+pub fn check_trailers(fields: &[Field]) -> Result<(), Malformed> {
     for field in fields {
         if field.name.first() == Some(&b':') {
             return Err(Malformed::PseudoInTrailers);
@@ -257,7 +311,14 @@ mod tests {
     use super::*;
 
     fn req(list: &[(&str, &str)]) -> Result<Request, Malformed> {
-        parse_request(list.iter().map(|(n, v)| Field::new(*n, *v)).collect())
+        parse_request(list.iter().map(|(n, v)| Field::new(*n, *v)).collect(), true)
+    }
+
+    fn req_with(list: &[(&str, &str)], connect_protocol: bool) -> Result<Request, Malformed> {
+        parse_request(
+            list.iter().map(|(n, v)| Field::new(*n, *v)).collect(),
+            connect_protocol,
+        )
     }
 
     const GET: [(&str, &str); 4] = [
@@ -377,5 +438,59 @@ mod tests {
             Err(Malformed::PseudoInTrailers)
         );
         assert_eq!(check_trailers(&[Field::new("Upper", "0")]), Err(Malformed::Name));
+    }
+
+    #[test]
+    fn each_rule_has_its_reason() {
+        assert!(req_with(&GET, false).is_ok());
+        let with = |extra: (&'static str, &'static str)| {
+            let mut list = GET.to_vec();
+            list.push(extra);
+            req_with(&list, false)
+        };
+        assert_eq!(with(("Accept", "x")), Err(Malformed::Name));
+        assert_eq!(with(("accept", " x")), Err(Malformed::Value));
+        assert_eq!(with(("connection", "close")), Err(Malformed::ConnectionSpecific));
+        assert_eq!(with(("te", "gzip")), Err(Malformed::ConnectionSpecific));
+        assert!(with(("te", "trailers")).is_ok());
+        assert_eq!(with(("host", "b.example")), Err(Malformed::Host));
+        assert!(with(("host", "A.example")).is_ok());
+        let mut late = GET.to_vec();
+        late.insert(0, ("accept", "x"));
+        assert_eq!(req_with(&late, false), Err(Malformed::PseudoAfterRegular));
+        let mut dup = GET.to_vec();
+        dup.push((":path", "/x"));
+        assert_eq!(req_with(&dup, false), Err(Malformed::DuplicatePseudo));
+        assert_eq!(
+            req_with(&[(":status", "200")], false),
+            Err(Malformed::UnknownPseudo)
+        );
+        assert_eq!(req_with(&GET[1..], false), Err(Malformed::MissingPseudo));
+        assert_eq!(req_with(&[GET[0], GET[1], GET[3]], false), Err(Malformed::MissingPseudo));
+        let relative = [(":method", "GET"), (":scheme", "https"), (":path", "x")];
+        assert_eq!(req_with(&relative, false), Err(Malformed::Path));
+        let star = [(":method", "OPTIONS"), (":scheme", "https"), (":path", "*")];
+        assert!(req_with(&star, false).is_ok());
+    }
+
+    #[test]
+    fn connect_and_extended_connect() {
+        let plain = [(":method", "CONNECT"), (":authority", "a.example:443")];
+        assert!(req_with(&plain, false).is_ok());
+        let with_path = [(":method", "CONNECT"), (":authority", "a"), (":path", "/")];
+        assert_eq!(req_with(&with_path, false), Err(Malformed::ForbiddenPseudo));
+        assert_eq!(req_with(&plain[..1], false), Err(Malformed::MissingPseudo));
+        let mut ws = GET.to_vec();
+        ws[0] = (":method", "CONNECT");
+        ws.push((":protocol", "websocket"));
+        // Pseudo-headers all before regular fields: :protocol is last of them.
+        assert_eq!(req_with(&ws, false), Err(Malformed::ConnectProtocolDisabled));
+        assert_eq!(
+            req_with(&ws, true).unwrap().protocol.as_deref(),
+            Some("websocket")
+        );
+        let mut get_protocol = GET.to_vec();
+        get_protocol.push((":protocol", "websocket"));
+        assert_eq!(req_with(&get_protocol, true), Err(Malformed::ForbiddenPseudo));
     }
 }

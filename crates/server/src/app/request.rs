@@ -19,6 +19,11 @@ pub struct ConnId {
     stream: u32,
 }
 
+/// The bit of [`ConnId`]'s index that says it names a QUIC connection:
+/// TCP connections each hold a descriptor, so their slab slots stay far
+/// below it.
+const QUIC_INDEX: u32 = 1 << 31;
+
 impl ConnId {
     /// The id of the connection in slab slot `index`. Every connection
     /// holds a descriptor, so the index is far below `u32::MAX`; one that
@@ -31,12 +36,37 @@ impl ConnId {
         }
     }
 
+    /// The id of QUIC connection `index` of the loop's QUIC endpoint (its
+    /// handle there, which the endpoint reuses: `generation` tells its
+    /// connections apart). Its index lies above any connection slot of
+    /// the TCP slab, so that each id names one or the other.
+    #[cfg(feature = "tls")]
+    pub(crate) fn quic(index: usize, generation: u32) -> ConnId {
+        ConnId {
+            index: u32::try_from(index).unwrap_or(u32::MAX) | QUIC_INDEX,
+            generation,
+            stream: 0,
+        }
+    }
+
+    /// The QUIC endpoint's handle of the connection this id names.
+    #[cfg(feature = "tls")]
+    pub(crate) fn quic_index(self) -> usize {
+        (self.index & !QUIC_INDEX) as usize
+    }
+
+    /// Whether this id names a QUIC connection (or one of its streams).
+    pub(crate) fn is_quic(self) -> bool {
+        self.index & QUIC_INDEX != 0
+    }
+
     /// The id of HTTP/2 stream `stream` of this connection.
     pub(crate) fn with_stream(self, stream: u32) -> ConnId {
         ConnId { stream, ..self }
     }
 
-    /// The HTTP/2 stream this id names, 0 for a whole connection.
+    /// The HTTP/2 stream this id names (over HTTP/3, the request stream's
+    /// ordinal plus one), 0 for a whole connection.
     pub(crate) fn stream(self) -> u32 {
         self.stream
     }

@@ -26,6 +26,8 @@ use super::env::{Call, LoopEnv};
 use super::guard::guarded;
 use super::h1::H1Conn;
 use super::h2::H2Session;
+#[cfg(feature = "tls")]
+use super::h3::H3Endpoint;
 use super::link::{After, Kind, Link};
 use super::listen::{alpn_is_h2, start_tls};
 use super::sink::{self, Pushed};
@@ -57,6 +59,9 @@ pub(super) struct Connections<A: App> {
     /// A connection was dropped since the loop last looked: a descriptor
     /// was freed.
     pub(super) freed: bool,
+    /// The loop's QUIC endpoint, with HTTP/3 on.
+    #[cfg(feature = "tls")]
+    pub(super) quic: Option<Box<H3Endpoint>>,
 }
 
 impl<A: App> Connections<A> {
@@ -71,6 +76,8 @@ impl<A: App> Connections<A> {
             app,
             env,
             freed: false,
+            #[cfg(feature = "tls")]
+            quic: None,
         }
     }
 
@@ -297,6 +304,13 @@ impl<A: App> Connections<A> {
         while !self.env.actions.is_empty() {
             let mut batch = mem::take(&mut self.env.actions);
             for action in batch.drain(..) {
+                #[cfg(feature = "tls")]
+                if action_id(&action).is_quic() {
+                    if let Some(quic) = self.quic.as_deref_mut() {
+                        sink::quic(quic, &mut self.app, &mut self.env, action, now);
+                    }
+                    continue;
+                }
                 match action {
                     Action::Send(id, encoded) => {
                         let Some(conn) = live(&mut self.conns, id.connection()) else {
@@ -526,10 +540,92 @@ impl<A: App> Connections<A> {
             .collect()
     }
 
+    /// Binds the loop's QUIC endpoint (HTTP/3) on `addr`'s UDP port,
+    /// registered under `token`; its address.
+    #[cfg(feature = "tls")]
+    pub(super) fn bind_quic(
+        &mut self,
+        tls: &rustls::ServerConfig,
+        addr: std::net::SocketAddr,
+        reuse_port: bool,
+        token: Token,
+    ) -> io::Result<std::net::SocketAddr> {
+        let endpoint = H3Endpoint::bind(&self.env, tls, addr, reuse_port, &self.registry, token)?;
+        let addr = endpoint.local_addr()?;
+        self.quic = Some(Box::new(endpoint));
+        Ok(addr)
+    }
+
+    /// The QUIC socket is readable (and, with `writable`, takes datagrams
+    /// again).
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_ready(&mut self, readable: bool, writable: bool, now: Instant) {
+        let Some(quic) = self.quic.as_deref_mut() else {
+            return;
+        };
+        if writable {
+            quic.writable(&self.registry, now);
+        }
+        if readable {
+            quic.readable(&mut self.app, &mut self.env, now);
+            self.apply_actions(now);
+        }
+    }
+
+    /// A QUIC datagram another loop received for a connection of this
+    /// one.
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_forwarded(&mut self, from: std::net::SocketAddr, datagram: &[u8], now: Instant) {
+        let Some(quic) = self.quic.as_deref_mut() else {
+            return;
+        };
+        quic.forwarded(&mut self.app, &mut self.env, from, datagram, now);
+        self.apply_actions(now);
+    }
+
+    /// The end of a loop turn for the QUIC endpoint: its timers, and what
+    /// it has to send.
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_turn(&mut self, now: Instant) {
+        let Some(quic) = self.quic.as_deref_mut() else {
+            return;
+        };
+        quic.turn(&mut self.app, &mut self.env, &self.registry, now);
+        self.apply_actions(now);
+        if let Some(quic) = self.quic.as_deref_mut() {
+            // What the actions queued goes out this turn too.
+            quic.writable(&self.registry, now);
+        }
+    }
+
+    /// The loop is exiting: QUIC connections are closed, so that their
+    /// clients learn it now rather than at their idle timeout.
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_close(&mut self, now: Instant) {
+        if let Some(quic) = self.quic.as_deref_mut() {
+            quic.close_all(&self.registry, now);
+        }
+    }
+
+    /// When the QUIC endpoint next has something to do (now, if it left
+    /// datagrams unread).
+    #[cfg(feature = "tls")]
+    pub(super) fn quic_deadline(&mut self, now: Instant) -> Option<Instant> {
+        let quic = self.quic.as_deref_mut()?;
+        if quic.busy() {
+            return Some(now);
+        }
+        quic.next_deadline()
+    }
+
     /// The first step of a graceful shutdown for the connections: idle
     /// keep-alive ones close, HTTP/2 sessions send GOAWAY, and a request
     /// under way gets its answer, which closes its connection.
     pub(super) fn begin_shutdown(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(quic) = self.quic.as_deref_mut() {
+            quic.begin_shutdown(Instant::now());
+        }
         for id in self.conn_ids() {
             self.drive(id, |state, c| match state {
                 State::H1(h1) => h1.begin_shutdown(c.link),
@@ -545,6 +641,10 @@ impl<A: App> Connections<A> {
     /// The second step, once every loop has drained: waiting requests get
     /// their answer, WebSockets close with 1001, event streams end.
     pub(super) fn close_sessions(&mut self, now: Instant) {
+        #[cfg(feature = "tls")]
+        if let Some(quic) = self.quic.as_deref_mut() {
+            quic.close_sessions(&mut self.app, &mut self.env, now);
+        }
         for id in self.conn_ids() {
             self.drive(id, |state, c| {
                 match state {
@@ -611,4 +711,16 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
         h2.input(c, &buffered, now);
     }
     After::Keep
+}
+
+/// The id an action is for.
+#[cfg(feature = "tls")]
+fn action_id(action: &Action) -> ConnId {
+    match action {
+        Action::Send(id, _)
+        | Action::Close(id, ..)
+        | Action::EndStream(id)
+        | Action::Respond(id, _)
+        | Action::Proceed(id, _) => *id,
+    }
 }

@@ -39,6 +39,9 @@ pub(super) struct LoopEnv<P> {
     pub(super) shutting_down: bool,
     /// Every loop has drained and sessions are closing.
     pub(super) closing_sessions: bool,
+    /// The `Alt-Svc` value TCP answers carry while HTTP/3 is served
+    /// (`h3=":PORT"`).
+    pub(super) alt_svc: Option<Arc<str>>,
 }
 
 impl<P> LoopEnv<P> {

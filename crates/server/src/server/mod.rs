@@ -31,9 +31,12 @@ mod conn;
 mod connections;
 mod dispatch;
 mod env;
+mod fields;
 mod guard;
 mod h1;
 mod h2;
+#[cfg(feature = "tls")]
+mod h3;
 mod link;
 mod listen;
 mod pushee;
@@ -56,6 +59,8 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
 const ADMIN_LISTENER: Token = Token(usize::MAX - 4);
 const TLS_LISTENER: Token = Token(usize::MAX - 5);
+#[cfg(feature = "tls")]
+const QUIC_SOCKET: Token = Token(usize::MAX - 6);
 
 /// A tether server: one event loop serving WebSocket, Server-Sent Events
 /// and plain HTTP on one port, for the [`App`] it runs.
@@ -97,6 +102,8 @@ pub struct Server<A: App> {
     /// ([`Mail::Drained`]).
     drained: usize,
     next_tick: Option<Instant>,
+    /// Where HTTP/3 is served, if it is.
+    quic_addr: Option<SocketAddr>,
 }
 
 /// A graceful shutdown under way (see [`App::on_shutdown`] for its two
@@ -148,7 +155,7 @@ impl<A: App> Server<A> {
         #[cfg(not(feature = "tls"))]
         let main_is_tls = false;
         let registry = poll.registry().try_clone()?;
-        Ok(Server {
+        let mut server = Server {
             poll,
             listeners: Listeners::new(listener, tls_listener, admin_listener, main_is_tls),
             local_addr,
@@ -169,6 +176,7 @@ impl<A: App> Server<A> {
                     backlog: Vec::new(),
                     shutting_down: false,
                     closing_sessions: false,
+                    alt_svc: None,
                 },
             ),
             max_connections,
@@ -177,7 +185,38 @@ impl<A: App> Server<A> {
             shutdown: None,
             drained: 0,
             next_tick: None,
-        })
+            quic_addr: None,
+        };
+        #[cfg(feature = "tls")]
+        server.bind_quic(reuse_port)?;
+        Ok(server)
+    }
+
+    /// With HTTP/3 on, binds the loop's QUIC endpoint on the UDP port of
+    /// the TLS listener's number, and has TCP answers advertise it.
+    #[cfg(feature = "tls")]
+    fn bind_quic(&mut self, reuse_port: bool) -> io::Result<()> {
+        let config = &self.conns.env.config;
+        if !config.http3 {
+            return Ok(());
+        }
+        let Some(tls) = config.tls.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "HTTP/3 needs TLS: set a certificate (Config::tls) or turn HTTP/3 off",
+            ));
+        };
+        let addr = self.tls_addr.unwrap_or(self.local_addr);
+        let bound = self.conns.bind_quic(&tls, addr, reuse_port, QUIC_SOCKET)?;
+        info!("HTTP/3 on UDP {bound}");
+        self.conns.env.alt_svc = Some(format!("h3=\":{}\"", bound.port()).into());
+        self.quic_addr = Some(bound);
+        Ok(())
+    }
+
+    /// The UDP address HTTP/3 is served on, if it is ([`Config::http3`]).
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic_addr
     }
 
     /// The address the server listens on (useful after binding port 0).
@@ -223,6 +262,15 @@ impl<A: App> Server<A> {
 
     /// Runs the loop until a graceful shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
+        let result = self.serve();
+        #[cfg(feature = "tls")]
+        self.conns.quic_close(Instant::now());
+        result
+    }
+
+    /// The loop itself, until a graceful shutdown completes (or a second
+    /// signal, or an error of the poll).
+    fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         if let Some(interval) = self.conns.app.tick_interval() {
             self.next_tick = Some(Instant::now() + interval);
@@ -241,6 +289,10 @@ impl<A: App> Server<A> {
                     LISTENER => self.accept(now, Entry::Main),
                     TLS_LISTENER => self.accept(now, Entry::Tls),
                     ADMIN_LISTENER => self.accept(now, Entry::Admin),
+                    #[cfg(feature = "tls")]
+                    QUIC_SOCKET => self
+                        .conns
+                        .quic_ready(event.is_readable(), event.is_writable(), now),
                     SIGNALS => {
                         if self.signals.as_mut().is_some_and(Signals::drain) {
                             if self.shutdown.is_some() {
@@ -288,6 +340,8 @@ impl<A: App> Server<A> {
             self.tick(now);
             self.conns.apply_actions(now);
             self.conns.flush_dirty(now);
+            #[cfg(feature = "tls")]
+            self.conns.quic_turn(now);
             self.conns.env.pool.end_turn();
             if mem::take(&mut self.conns.freed) {
                 self.listeners.descriptor_freed(now);
@@ -323,6 +377,11 @@ impl<A: App> Server<A> {
                     self.drained += 1;
                     self.close_sessions_once_drained(now);
                 }
+                #[cfg(feature = "tls")]
+                Mail::Datagram { from, bytes } => self.conns.quic_forwarded(from, &bytes, now),
+                // Only a loop serving HTTP/3 forwards datagrams.
+                #[cfg(not(feature = "tls"))]
+                Mail::Datagram { .. } => {}
             }
         }
     }
@@ -337,11 +396,16 @@ impl<A: App> Server<A> {
         self.conns.env.peers = peers;
     }
 
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+    fn poll_timeout(&mut self, now: Instant) -> Option<Duration> {
         if !self.conns.env.backlog.is_empty() || !self.conns.env.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
+        #[cfg(feature = "tls")]
+        let quic = self.conns.quic_deadline(now);
+        #[cfg(not(feature = "tls"))]
+        let quic = None;
         [
+            quic,
             self.conns.env.timers.next(),
             self.next_tick,
             self.shutdown.map(|s| s.deadline),

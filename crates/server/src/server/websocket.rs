@@ -1,7 +1,8 @@
 //! A WebSocket session, whatever carries it (an HTTP/1.1 connection after
-//! its upgrade, or an HTTP/2 stream after an extended CONNECT): opening it
-//! from an accepted handshake, feeding it received bytes, and handing
-//! what they hold to the application.
+//! its upgrade, or an HTTP/2 or HTTP/3 stream after an extended CONNECT):
+//! opening it from an accepted handshake (an extended CONNECT judged as
+//! the upgrade it stands for, [`accept_connect`]), feeding it received
+//! bytes, and handing what they hold to the application.
 //!
 //! Calling contract: the carrier passes the bytes it read (mutable, so
 //! that a message whole in them is unmasked and lent in place), the queue
@@ -19,11 +20,86 @@ use log::debug;
 use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
 
 use super::guard::guarded;
-use crate::app::{App, CloseReason, ConnId, Ctx};
+use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, InPlace};
+use crate::config::Handshake;
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
 use crate::transport::Stream;
+
+/// Any syntactically valid key: RFC 8441 and RFC 9220 have no
+/// `Sec-WebSocket-Key`, but the handshake checks (origin policy,
+/// subprotocols, extensions) are shared with HTTP/1.1 through an upgrade
+/// head built for them.
+const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
+
+/// The fields of the 200 that opens a WebSocket over an extended CONNECT
+/// (besides `:status`).
+pub(super) type OpeningFields = Vec<(&'static str, String)>;
+
+/// An extended CONNECT for a WebSocket (RFC 8441 over HTTP/2, RFC 9220
+/// over HTTP/3) judged like the HTTP/1.1 upgrade it stands for (the
+/// handshake's policy, subprotocols and extensions): the session for the
+/// route's `tag` and the fields of the 200 that opens it
+/// (`sec-websocket-protocol`, `sec-websocket-extensions`), or the refusal
+/// to answer with.
+pub(super) fn accept_connect(
+    handshake: &Handshake,
+    ws_config: &tether_ws::SharedConfig,
+    connect: &tether_h2::connection::Request,
+    request: &Request<'_>,
+    tag: u32,
+    now: Instant,
+) -> Result<(Session, OpeningFields), Response> {
+    let target = connect.path.as_deref().unwrap_or("/");
+    let authority = connect.authority.as_deref().unwrap_or_default();
+    let mut head_fields = vec![
+        httparse::Header {
+            name: "Host",
+            value: authority.as_bytes(),
+        },
+        httparse::Header {
+            name: "Upgrade",
+            value: b"websocket",
+        },
+        httparse::Header {
+            name: "Connection",
+            value: b"Upgrade",
+        },
+        httparse::Header {
+            name: "Sec-WebSocket-Key",
+            value: PLACEHOLDER_KEY,
+        },
+    ];
+    head_fields.extend(request.headers.iter().copied().filter(|h| {
+        !["host", "sec-websocket-key", "upgrade", "connection"]
+            .iter()
+            .any(|n| h.name.eq_ignore_ascii_case(n))
+    }));
+    let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
+    let accepted = handshake.accept(head).map_err(|rejection| {
+        debug!(
+            "WebSocket over an extended CONNECT refused: {} {}",
+            rejection.status(),
+            rejection.reason()
+        );
+        Response::text(rejection.status(), format!("{}\n", rejection.reason()))
+    })?;
+    let mut fields = Vec::new();
+    if let Some(protocol) = accepted.protocol() {
+        fields.push(("sec-websocket-protocol", protocol.to_owned()));
+    }
+    let extensions = accepted
+        .extensions()
+        .iter()
+        .map(|e| e.element())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !extensions.is_empty() {
+        fields.push(("sec-websocket-extensions", extensions));
+    }
+    Ok((Session::accepted(accepted, tag, ws_config, now), fields))
+}
 
 /// A WebSocket session and what the application gave it.
 pub(super) struct Session {

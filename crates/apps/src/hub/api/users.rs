@@ -136,7 +136,7 @@ impl<C: Copy + Eq> Gathers<C> {
             None => super::ApiError::new(
                 501,
                 "not_implemented",
-                "history is read from the backlogs this process holds: with Redis, read the topic's stream (XRANGE)",
+                "history is read from the backlogs this process holds: on a bus the backlog is the bus's (Redis: XRANGE on the topic's stream; NATS: the topic's subject in the JetStream stream)",
             )
             .response(),
         };

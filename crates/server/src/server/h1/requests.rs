@@ -263,18 +263,13 @@ impl H1Conn {
         match decision {
             Decision::Respond(response) => respond_with(c, &response, head_only, !keep_alive),
             Decision::Page { content_type, body } => {
+                let alt_svc = c.env.alt_svc.clone();
+                let mut headers = vec![("Cache-Control", "no-cache")];
+                headers.extend(alt_svc.as_deref().map(|v| ("Alt-Svc", v)));
                 respond(
                     c,
                     |out| {
-                        http::write_response(
-                            out,
-                            200,
-                            &[("Cache-Control", "no-cache")],
-                            content_type,
-                            body,
-                            head_only,
-                            !keep_alive,
-                        )
+                        http::write_response(out, 200, &headers, content_type, body, head_only, !keep_alive)
                     },
                     !keep_alive,
                 );
@@ -426,10 +421,12 @@ pub(super) fn respond<A: App>(c: &mut Call<'_, '_, A>, write: impl FnOnce(&mut V
 }
 
 fn respond_with<A: App>(c: &mut Call<'_, '_, A>, response: &Response, head_only: bool, close: bool) {
+    let alt_svc = c.env.alt_svc.clone();
     let headers: Vec<(&str, &str)> = response
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(alt_svc.as_deref().map(|v| ("Alt-Svc", v)))
         .collect();
     respond(
         c,

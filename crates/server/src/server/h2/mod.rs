@@ -50,12 +50,13 @@ mod state;
 mod streams;
 
 pub(crate) use state::H2Session;
-use state::{H2Stream, Kind, REFUSED_BODY_DISCARD, app_headers, app_method, joined_cookies, split_target};
+use state::{H2Stream, Kind, REFUSED_BODY_DISCARD};
 
 use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
 use crate::server::env::Call;
+use crate::server::fields::{app_headers, app_method, joined_cookies, split_target};
 use crate::server::guard::guarded;
 
 impl H2Session {

@@ -16,20 +16,14 @@ use std::time::Instant;
 use log::debug;
 use tether_h2::ErrorCode;
 use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnection};
-use tether_h2::hpack::Field;
 
 use crate::app::Response;
-use crate::http::is_safe_field;
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
 use crate::server::env::LoopEnv;
+use crate::server::fields::response_fields;
 use crate::server::pushee::Pushee;
 use crate::server::websocket::Session;
-
-/// Any syntactically valid key: RFC 8441 has no `Sec-WebSocket-Key`, but
-/// the handshake checks (origin policy, subprotocols, extensions) are
-/// shared with HTTP/1.1 through an upgrade head built for them.
-pub(super) const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
 /// How much of a refused request's body is read and dropped after its
 /// answer, so that the client finishes sending and then reads the answer.
@@ -293,7 +287,11 @@ impl H2Session {
             response.status,
             &response.content_type,
             Some(response.body.len()),
-            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            response
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .chain(env.alt_svc.as_deref().map(|v| ("alt-svc", v))),
         );
         let no_body = head_only || response.body.is_empty();
         if out
@@ -365,110 +363,5 @@ impl H2Session {
         let s = self.streams.remove(&stream)?;
         self.queued = self.queued.saturating_sub(s.queued);
         Some(s)
-    }
-}
-
-/// Header fields the server never sends over HTTP/2 (RFC 9113 §8.2.2),
-/// and those it writes itself.
-pub(super) fn sendable(name: &str, value: &str) -> bool {
-    is_safe_field(name, value)
-        && ![
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "transfer-encoding",
-            "upgrade",
-            "content-length",
-            "te",
-        ]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
-}
-
-/// A response head: `:status`, the content type and length if given, and
-/// the further fields, lower-cased, without connection-specific ones.
-pub(super) fn response_fields<'h>(
-    status: u16,
-    content_type: &str,
-    content_length: Option<usize>,
-    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
-) -> Vec<Field> {
-    let mut fields = vec![Field::new(":status", status.to_string())];
-    if !content_type.is_empty() && is_safe_field("content-type", content_type) {
-        fields.push(Field::new("content-type", content_type));
-    }
-    if let Some(length) = content_length {
-        fields.push(Field::new("content-length", length.to_string()));
-    }
-    for (name, value) in headers {
-        if sendable(name, value) {
-            fields.push(Field::new(name.to_ascii_lowercase(), value));
-        }
-    }
-    fields
-}
-
-/// The request's fields as the application's [`Request`] shows them:
-/// `host` from `:authority` when there is none, and the `cookie` fields
-/// joined into one (RFC 9113 §8.2.3). Names are ASCII (checked by
-/// tether-h2); a value that is not UTF-8 is still given as bytes.
-pub(super) fn app_headers<'r>(
-    request: &'r H2Request,
-    cookie: &'r Option<Vec<u8>>,
-) -> Vec<httparse::Header<'r>> {
-    let mut headers = Vec::with_capacity(request.fields.len() + 1);
-    if request.field("host").is_none()
-        && let Some(authority) = request.authority.as_deref()
-    {
-        headers.push(httparse::Header {
-            name: "host",
-            value: authority.as_bytes(),
-        });
-    }
-    for field in &request.fields {
-        if field.name == b"cookie" {
-            continue;
-        }
-        if let Ok(name) = std::str::from_utf8(&field.name) {
-            headers.push(httparse::Header {
-                name,
-                value: &field.value,
-            });
-        }
-    }
-    if let Some(cookie) = cookie {
-        headers.push(httparse::Header {
-            name: "cookie",
-            value: cookie,
-        });
-    }
-    headers
-}
-
-pub(super) fn joined_cookies(request: &H2Request) -> Option<Vec<u8>> {
-    let mut cookies = request.fields.iter().filter(|f| f.name == b"cookie");
-    let mut joined = cookies.next()?.value.clone();
-    for more in cookies {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(&more.value);
-    }
-    Some(joined)
-}
-
-/// The method the application sees: an extended CONNECT for a WebSocket
-/// is the GET of an HTTP/1.1 upgrade.
-pub(super) fn app_method(request: &H2Request) -> &str {
-    if request.is_extended_connect("websocket") {
-        "GET"
-    } else {
-        &request.method
-    }
-}
-
-pub(super) fn split_target(request: &H2Request) -> (&str, Option<&str>) {
-    let target = request.path.as_deref().unwrap_or("/");
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
     }
 }

@@ -10,15 +10,16 @@ use tether_h2::ErrorCode;
 use tether_h2::connection::Request as H2Request;
 use tether_ws::CloseCode;
 
-use super::state::{H2Session, Kind, PLACEHOLDER_KEY, Piece, response_fields};
+use super::state::{H2Session, Kind, Piece};
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
 use crate::app::{Current, InPlace};
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
 use crate::server::dispatch::{last_event_id, refusal_only};
 use crate::server::env::Call;
+use crate::server::fields::response_fields;
 use crate::server::guard::guarded;
-use crate::server::websocket::Session;
+use crate::server::websocket::accept_connect;
 
 impl H2Session {
     /// An event stream on `stream` (or, for HEAD, only its head).
@@ -104,62 +105,16 @@ impl H2Session {
         tag: u32,
         now: Instant,
     ) {
-        let target = h2_request.path.as_deref().unwrap_or("/");
-        let authority = h2_request.authority.as_deref().unwrap_or_default();
-        let mut head_fields = vec![
-            httparse::Header {
-                name: "Host",
-                value: authority.as_bytes(),
-            },
-            httparse::Header {
-                name: "Upgrade",
-                value: b"websocket",
-            },
-            httparse::Header {
-                name: "Connection",
-                value: b"Upgrade",
-            },
-            httparse::Header {
-                name: "Sec-WebSocket-Key",
-                value: PLACEHOLDER_KEY,
-            },
-        ];
-        head_fields.extend(request.headers.iter().copied().filter(|h| {
-            !["host", "sec-websocket-key", "upgrade", "connection"]
-                .iter()
-                .any(|n| h.name.eq_ignore_ascii_case(n))
-        }));
-        let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
-        let accepted = match c.env.handshake.accept(head) {
+        let accepted = accept_connect(&c.env.handshake, &c.env.ws_config, h2_request, request, tag, now);
+        let (session, extra) = match accepted {
             Ok(accepted) => accepted,
-            Err(rejection) => {
-                debug!(
-                    "HTTP/2 WebSocket refused: {} {}",
-                    rejection.status(),
-                    rejection.reason()
-                );
-                let response = Response::text(rejection.status(), format!("{}\n", rejection.reason()));
+            Err(refusal) => {
                 let out = c.link.queue(&mut c.env.pool);
-                self.answer(c.env, out, stream, &response, false);
+                self.answer(c.env, out, stream, &refusal, false);
                 return;
             }
         };
-        let protocol = accepted.protocol().map(str::to_owned);
-        let extensions = accepted
-            .extensions()
-            .iter()
-            .map(|e| e.element())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut extra = Vec::new();
-        if let Some(protocol) = protocol.as_deref() {
-            extra.push(("sec-websocket-protocol", protocol));
-        }
-        if !extensions.is_empty() {
-            extra.push(("sec-websocket-extensions", extensions.as_str()));
-        }
-        let fields = response_fields(200, "", None, extra);
-        let session = Session::accepted(accepted, tag, &c.env.ws_config, now);
+        let fields = response_fields(200, "", None, extra.iter().map(|(n, v)| (*n, v.as_str())));
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
         if out

@@ -1,0 +1,275 @@
+//! What the nodes share about their users beside the topics, in two
+//! JetStream key-value buckets: the state the bridge holds of it and the
+//! values' format. The bridge's side (the buckets, the writes, the
+//! watches) is in [`crate::limits_sync`].
+//!
+//! - Connections: each node puts its open connections per subject under
+//!   its random name in `STREAM_conns` every [`LIMITS_PERIOD`]; the bucket
+//!   forgets values older than [`COUNTS_TTL`]. Every node watches the
+//!   bucket and sums the other nodes' counts heard within the last
+//!   [`COUNTS_TTL`] (by its own clock, so that the nodes' clocks need not
+//!   agree): a node that dies stops writing, and its counts vanish.
+//! - Revocations: one key per `(entry, until)` in `STREAM_revoked` (file
+//!   storage, so that they outlive a NATS restart), named by a hash of
+//!   both (an entry may be 2048 bytes, more than a key should be), the
+//!   value holding both; each is put with a per-message time to live up
+//!   to its `until`, so that NATS drops it then. Every node watches the
+//!   bucket (reading it whole when it connects) and hands the revocations
+//!   in force to the hub whenever they changed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv::Store;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tether_hub::NodeLimits;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::shared::Control;
+
+/// How often a node writes its counts, and hands the others' and the
+/// changed revocations to the hub.
+pub const LIMITS_PERIOD: Duration = Duration::from_millis(500);
+
+/// How long a node's counts are kept after they were written (the
+/// bucket's) or heard of (each reader's).
+pub(crate) const COUNTS_TTL: Duration = Duration::from_secs(3);
+
+/// The longest entry a [`Revoker`] takes, in bytes.
+pub(crate) const MAX_ENTRY_LEN: usize = 2048;
+
+/// A node's [`NodeLimits`], as the bridge's thread holds it.
+#[derive(Clone)]
+pub(crate) struct HubLimits(pub(crate) Arc<dyn NodeLimits>);
+
+impl fmt::Debug for HubLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeLimits")
+    }
+}
+
+/// Hands revocations to the bridge's thread, which adds them to the
+/// revocations bucket for every node (this one reads them back too).
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Revoker {
+    pub(crate) tx: mpsc::UnboundedSender<Control>,
+}
+
+impl Revoker {
+    /// Adds these `(entry, until)` revocations (entries are opaque text
+    /// of at most 2048 bytes, longer ones are dropped; until in Unix
+    /// seconds) to NATS; they are kept until their time. Never blocks.
+    pub fn revoke(&self, entries: Vec<(String, u64)>) {
+        let _ = self.tx.send(Control::Revoke(entries));
+    }
+}
+
+/// What the bridge holds of the shared limits.
+#[derive(Default)]
+pub(crate) struct Limits {
+    /// The hub's side, once shared.
+    pub(crate) hub: Option<HubLimits>,
+    /// The counts bucket, once found or made.
+    pub(crate) counts: Option<Store>,
+    /// The revocations bucket, once found or made.
+    pub(crate) revoked: Option<Store>,
+    /// The other nodes' counts, with when they were last heard of.
+    pub(crate) elsewhere: HashMap<String, (Instant, HashMap<Arc<str>, usize>)>,
+    /// When the counts' watch last delivered anything (this node's own
+    /// writes included): a watch silent for longer than [`COUNTS_TTL`]
+    /// while this node writes is made again.
+    pub(crate) counts_heard: Option<Instant>,
+    /// How many times the buckets were found (once per connection): a
+    /// watch begun before the last time starts over.
+    pub(crate) connection: u64,
+    /// When to look for the buckets (again), if one is missing.
+    pub(crate) find_at: Option<Instant>,
+    /// The revocations in the bucket, by key, as `(entry, until)`.
+    pub(crate) revocations: HashMap<String, (String, u64)>,
+    /// The revocations changed since the hub was last told.
+    pub(crate) revocations_changed: bool,
+    /// Revocations of this node not yet written.
+    pub(crate) revoking: Vec<(String, u64)>,
+}
+
+impl Limits {
+    /// The other nodes' counts heard of within [`COUNTS_TTL`] before
+    /// `now`, summed by subject (those older are forgotten).
+    pub(crate) fn elsewhere(&mut self, now: Instant) -> HashMap<Arc<str>, usize> {
+        self.elsewhere
+            .retain(|_, (heard, _)| now.saturating_duration_since(*heard) < COUNTS_TTL);
+        let mut sum: HashMap<Arc<str>, usize> = HashMap::new();
+        for (_, counts) in self.elsewhere.values() {
+            for (subject, count) in counts {
+                let total = sum.entry(subject.clone()).or_insert(0);
+                *total = total.saturating_add(*count);
+            }
+        }
+        sum
+    }
+
+    /// The revocations in force at `now` (Unix seconds), those expired
+    /// forgotten, if they changed since last asked.
+    pub(crate) fn changed_revocations(&mut self, now: u64) -> Option<Vec<(String, u64)>> {
+        self.revocations.retain(|_, (_, until)| *until > now);
+        if !std::mem::take(&mut self.revocations_changed) {
+            return None;
+        }
+        Some(self.revocations.values().cloned().collect())
+    }
+}
+
+/// A node's counts as a value: a JSON array of `[subject, count]`.
+pub(crate) fn encode_counts(counts: &[(Arc<str>, usize)]) -> String {
+    let pairs: Vec<Value> = counts
+        .iter()
+        .map(|(subject, count)| json!([&**subject, count]))
+        .collect();
+    Value::Array(pairs).to_string()
+}
+
+/// The counts of [`encode_counts`]'s value; `None` for a value that is
+/// not one.
+pub(crate) fn decode_counts(value: &[u8]) -> Option<HashMap<Arc<str>, usize>> {
+    let Value::Array(pairs) = serde_json::from_slice(value).ok()? else {
+        return None;
+    };
+    let mut counts: HashMap<Arc<str>, usize> = HashMap::new();
+    for pair in pairs {
+        let subject = pair.get(0)?.as_str()?;
+        let count = usize::try_from(pair.get(1)?.as_u64()?).ok()?;
+        let total = counts.entry(Arc::from(subject)).or_insert(0);
+        *total = total.saturating_add(count);
+    }
+    Some(counts)
+}
+
+/// A revocation's key: the SHA-256 of `UNTIL:ENTRY` in hex (the same
+/// entry revoked until another time is another key; the hub keeps the
+/// longest).
+pub(crate) fn revocation_key(entry: &str, until: u64) -> String {
+    let digest = Sha256::digest(format!("{until}:{entry}").as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// A revocation's value: a JSON object with the entry and its until.
+pub(crate) fn encode_revocation(entry: &str, until: u64) -> String {
+    json!({ "entry": entry, "until": until }).to_string()
+}
+
+/// The `(entry, until)` of [`encode_revocation`]'s value; `None` for a
+/// value that is not one.
+pub(crate) fn decode_revocation(value: &[u8]) -> Option<(String, u64)> {
+    let value: Value = serde_json::from_slice(value).ok()?;
+    let entry = value.get("entry")?.as_str()?;
+    if entry.is_empty() || entry.len() > MAX_ENTRY_LEN {
+        return None;
+    }
+    Some((entry.to_owned(), value.get("until")?.as_u64()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_trip_whatever_the_subject_holds() {
+        let counts = [
+            (Arc::from("alice"), 2),
+            (Arc::from("a \"b\" [3]"), 1),
+            (Arc::from("é"), 7),
+        ];
+        let read = decode_counts(encode_counts(&counts).as_bytes()).unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read.get("alice"), Some(&2));
+        assert_eq!(read.get("a \"b\" [3]"), Some(&1));
+        assert_eq!(read.get("é"), Some(&7));
+        assert_eq!(decode_counts(b"[]"), Some(HashMap::new()));
+        for bad in [
+            &b"{}"[..],
+            b"[[\"a\"]]",
+            b"[[\"a\", -1]]",
+            b"[[1, 1]]",
+            b"[[\"a\", 1.5]]",
+            b"nope",
+        ] {
+            assert_eq!(decode_counts(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_others_counts_add_up_until_they_are_old() {
+        let mut limits = Limits::default();
+        let start = Instant::now();
+        let counts = |pairs: &[(&str, usize)]| -> HashMap<Arc<str>, usize> {
+            pairs.iter().map(|(s, c)| (Arc::from(*s), *c)).collect()
+        };
+        limits
+            .elsewhere
+            .insert("n1".into(), (start, counts(&[("alice", 2), ("bob", 1)])));
+        limits.elsewhere.insert(
+            "n2".into(),
+            (start + Duration::from_secs(2), counts(&[("alice", 1)])),
+        );
+        let sum = limits.elsewhere(start + Duration::from_secs(2));
+        assert_eq!(sum, counts(&[("alice", 3), ("bob", 1)]));
+        // n1 was last heard of a whole time to live ago: it is gone.
+        let sum = limits.elsewhere(start + COUNTS_TTL);
+        assert_eq!(sum, counts(&[("alice", 1)]));
+        assert_eq!(limits.elsewhere.len(), 1);
+    }
+
+    #[test]
+    fn revocations_are_told_once_per_change_and_forgotten_when_expired() {
+        let mut limits = Limits::default();
+        assert_eq!(limits.changed_revocations(100), None);
+        for (entry, until) in [("jti:a", 150), ("jti:b", 300)] {
+            limits
+                .revocations
+                .insert(revocation_key(entry, until), (entry.to_owned(), until));
+        }
+        limits.revocations_changed = true;
+        let mut told = limits.changed_revocations(100).unwrap();
+        told.sort();
+        assert_eq!(told, [("jti:a".to_owned(), 150), ("jti:b".to_owned(), 300)]);
+        assert_eq!(limits.changed_revocations(100), None);
+        limits.revocations_changed = true;
+        assert_eq!(
+            limits.changed_revocations(150),
+            Some(vec![("jti:b".to_owned(), 300)])
+        );
+    }
+
+    #[test]
+    fn revocations_round_trip_and_their_keys_are_key_tokens() {
+        let value = encode_revocation("sub:1700000000:a.b c", 1_800_000_000);
+        assert_eq!(
+            decode_revocation(value.as_bytes()),
+            Some(("sub:1700000000:a.b c".to_owned(), 1_800_000_000))
+        );
+        assert_eq!(decode_revocation(br#"{"entry":"","until":1}"#), None);
+        assert_eq!(decode_revocation(br#"{"entry":"jti:a","until":-1}"#), None);
+        let long = "x".repeat(MAX_ENTRY_LEN + 1);
+        assert_eq!(decode_revocation(encode_revocation(&long, 1).as_bytes()), None);
+        let key = revocation_key(&"y".repeat(MAX_ENTRY_LEN), 1_800_000_000);
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key, revocation_key("jti:a", 1_800_000_000));
+        assert_ne!(revocation_key("jti:a", 1), revocation_key("jti:a", 2));
+        // SHA-256 of "1:jti:a": the same on every node, whatever its build.
+        assert_eq!(
+            revocation_key("jti:a", 1),
+            "03e2f751cb1b64a2f844cb149c388ceda4d5806399102b1b7fdaac9b52c85f60"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! HTTP/3 on the loop: one QUIC endpoint per loop ([`tether_quic::QuicServer`],
+//! quinn-proto driven sans-IO) on a UDP socket of its own, whose requests
+//! go through the same dispatch as HTTP/1.1's and HTTP/2's, and whose
+//! event streams, deferred answers and held requests the sink reaches by
+//! their ids like any other.
+//!
+//! Each request stream of a QUIC connection is one id for the
+//! application: the connection's ([`ConnId::quic`]), with the stream's
+//! ordinal among the client's request streams plus one beside it, as an
+//! HTTP/2 stream's number is. What a stream is (a body arriving, a
+//! deferred answer, an event stream, a WebSocket) is kept here; what it
+//! has sent and not yet had acknowledged is kept by the QUIC endpoint,
+//! which counts what a stream's client does not take
+//! ([`tether_quic::QuicServer::unsent_bytes`]): an event stream or
+//! WebSocket holding more than [`crate::config::Config::max_output`] is
+//! reset with H3_REQUEST_CANCELLED (the slow-consumer policy), and the
+//! connection's other streams go on.
+//!
+//! Calling contract: the loop calls [`H3Endpoint::readable`] and
+//! [`H3Endpoint::writable`] on the socket's readiness,
+//! [`H3Endpoint::turn`] once at the end of every loop turn (timers due,
+//! then every datagram the endpoint has to send), and waits no longer than
+//! [`H3Endpoint::next_deadline`]. The sink's five operations (push, end,
+//! answer, let go on, close a WebSocket) are methods of the same names in
+//! `streams.rs` and `websocket.rs`. What the application asks during any of these is left in
+//! the environment's actions, which the caller applies after.
+//!
+//! In a cluster, the connection IDs each loop's endpoint issues start
+//! with the loop's index ([`tether_quic::routing`]): a datagram that
+//! `SO_REUSEPORT`'s hash sends to another loop's socket (after the
+//! client's address changed: connection migration, a NAT rebinding) is
+//! handed to the loop holding its connection through the loops' mailboxes
+//! (`Mail::Datagram`), which answers from its own socket on the same
+//! address.
+//!
+//! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
+//! over HTTP/2 (RFC 8441), with the same handshake policy.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::{Registry, Token};
+use tether_h2::connection::Request as FieldRequest;
+use tether_quic::routing::issuer_of;
+use tether_quic::{ConnectionHandle, QuicServer};
+
+use crate::app::{App, ConnId, Ctx, Response};
+use crate::loops::Stats;
+use crate::server::env::LoopEnv;
+use crate::server::guard::guarded;
+use crate::server::websocket::Session;
+
+mod requests;
+mod socket;
+mod streams;
+mod websocket;
+
+use socket::QuicSocket;
+
+/// A loop's QUIC endpoint, its socket and the HTTP/3 streams it serves.
+pub(in crate::server) struct H3Endpoint {
+    socket: QuicSocket,
+    server: QuicServer,
+    conns: BTreeMap<ConnectionHandle, H3Conn>,
+    next_generation: u32,
+    /// The connection IDs this endpoint issues name its loop: a datagram
+    /// whose ID names another loop is handed to it.
+    routed: bool,
+    /// No later than the earliest deadline of a stream (a deferred
+    /// answer's, a heartbeat's, a WebSocket's timer), so that the streams
+    /// are walked only when one may be due; recomputed by each walk,
+    /// lowered as streams get deadlines.
+    streams_due: Option<Instant>,
+}
+
+/// The streams of one QUIC connection that the server still serves.
+struct H3Conn {
+    generation: u32,
+    streams: BTreeMap<u64, Kind>,
+}
+
+/// What a request stream is, while it is more than a response on its
+/// way (an answered stream is forgotten here; the endpoint sends what
+/// was queued and then ends it).
+enum Kind {
+    /// The request's body is arriving.
+    Body {
+        request: Box<FieldRequest>,
+        body: Vec<u8>,
+        /// The application was asked whether it refuses the request
+        /// before its body is read.
+        asked: bool,
+    },
+    /// Answered before its body was read whole: the rest is dropped.
+    Discarding,
+    /// The application answers later, or, holding the request, may let
+    /// it go on instead.
+    Waiting {
+        tag: u32,
+        head_only: bool,
+        deadline: Instant,
+        held: Option<Box<(FieldRequest, Vec<u8>)>>,
+    },
+    /// An event stream.
+    Sse { tag: u32, heartbeat_at: Instant },
+    /// A WebSocket (RFC 9220).
+    WebSocket(Box<Session>),
+}
+
+impl H3Endpoint {
+    /// A QUIC endpoint with `env`'s configuration (its TLS configuration,
+    /// certificates and all, with ALPN `h3`), on a UDP socket bound to
+    /// `addr` and registered under `token`.
+    pub(in crate::server) fn bind<P>(
+        env: &LoopEnv<P>,
+        tls: &rustls::ServerConfig,
+        addr: SocketAddr,
+        reuse_port: bool,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<H3Endpoint> {
+        let mut quic = env.config.quic.clone();
+        let routed = quic.connection_id_prefix.is_some();
+        // WebSockets over HTTP/3 (RFC 9220) are served.
+        quic.session.enable_connect_protocol = true;
+        quic.session.max_field_section_size = quic
+            .session
+            .max_field_section_size
+            .min(env.config.max_request_head);
+        let server =
+            QuicServer::new(quic, tls).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let socket = QuicSocket::bind(addr, reuse_port, registry, token)?;
+        Ok(H3Endpoint {
+            socket,
+            server,
+            conns: BTreeMap::new(),
+            next_generation: 0,
+            routed,
+            streams_due: None,
+        })
+    }
+
+    /// The UDP address bound.
+    pub(in crate::server) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The socket has datagrams: each goes to the endpoint, or, when its
+    /// connection ID names another loop of the cluster, to that loop; then
+    /// what the endpoint says is handled.
+    pub(in crate::server) fn readable<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        now: Instant,
+    ) {
+        let server = &mut self.server;
+        let peers = &env.peers;
+        let routed = self.routed;
+        self.socket.receive(|from, datagram| {
+            let owner = issuer_of(datagram).map(usize::from);
+            match owner {
+                Some(owner) if routed && owner != peers.index && owner < peers.len() => {
+                    peers.forward_datagram(owner, from, datagram);
+                }
+                _ => server.handle_datagram(now, from, None, datagram),
+            }
+        });
+        self.handle_events(app, env, now);
+    }
+
+    /// A datagram another loop's socket received for a connection of this
+    /// one.
+    pub(in crate::server) fn forwarded<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+    ) {
+        self.server.handle_datagram(now, from, None, datagram);
+        self.handle_events(app, env, now);
+    }
+
+    /// The socket takes datagrams again.
+    pub(in crate::server) fn writable(&mut self, registry: &Registry, now: Instant) {
+        self.send(registry, now);
+    }
+
+    /// The end of a loop turn: datagrams left unread, the endpoint's
+    /// timers and the streams' (deferred answers, heartbeats) when due,
+    /// then every datagram the endpoint has to send.
+    pub(in crate::server) fn turn<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        if self.socket.more_to_read {
+            self.readable(app, env, now);
+        }
+        if self.server.next_timeout().is_some_and(|at| at <= now) {
+            self.server.handle_timeout(now);
+            self.handle_events(app, env, now);
+        }
+        if self.streams_due.is_some_and(|at| at <= now) {
+            self.on_timer(app, env, now);
+        }
+        self.send(registry, now);
+    }
+
+    /// Whether the loop should come back at once (datagrams left unread).
+    pub(in crate::server) fn busy(&self) -> bool {
+        self.socket.more_to_read
+    }
+
+    /// The earliest instant at which [`H3Endpoint::turn`] has something to
+    /// do.
+    pub(in crate::server) fn next_deadline(&mut self) -> Option<Instant> {
+        [self.server.next_timeout(), self.streams_due]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A stream has something to do at `at`: the streams' timers are
+    /// walked no later than then.
+    fn due_by(&mut self, at: Option<Instant>) {
+        self.streams_due = [self.streams_due, at].into_iter().flatten().min();
+    }
+
+    fn send(&mut self, registry: &Registry, now: Instant) {
+        let server = &mut self.server;
+        self.socket.send(registry, |buf| {
+            server
+                .poll_transmit(now, buf)
+                .map(|transmit| (transmit.destination, transmit.size))
+        });
+    }
+
+    /// The id the application knows request stream `stream_id` of `conn`
+    /// by, if the stream is a client's request stream with an ordinal that
+    /// fits.
+    fn id_of(&self, conn: ConnectionHandle, stream_id: u64) -> Option<ConnId> {
+        let generation = self.conns.get(&conn)?.generation;
+        // Client-initiated bidirectional streams are 0, 4, 8, ...
+        let ordinal = u32::try_from(stream_id / 4).ok()?.checked_add(1)?;
+        stream_id
+            .is_multiple_of(4)
+            .then(|| ConnId::quic(conn.0, generation).with_stream(ordinal))
+    }
+
+    /// The connection and request stream an id names, if the connection
+    /// is still the one the id was given for.
+    fn stream_of(&self, id: ConnId) -> Option<(ConnectionHandle, u64)> {
+        let conn = ConnectionHandle(id.quic_index());
+        let held = self.conns.get(&conn)?;
+        (held.generation == id.generation() && id.stream() > 0)
+            .then(|| (conn, u64::from(id.stream() - 1) * 4))
+    }
+
+    /// What the request stream is, if it is still kept.
+    fn kind_mut(&mut self, conn: ConnectionHandle, stream_id: u64) -> Option<&mut Kind> {
+        self.conns.get_mut(&conn)?.streams.get_mut(&stream_id)
+    }
+
+    /// Forgets a stream without telling the application, keeping the
+    /// open-session gauges right.
+    fn forget<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64) -> Option<Kind> {
+        let kind = self.conns.get_mut(&conn)?.streams.remove(&stream_id)?;
+        match kind {
+            Kind::Sse { .. } => Stats::sub(&env.stats().open_event_stream, 1),
+            Kind::WebSocket(_) => Stats::sub(&env.stats().open_websocket, 1),
+            _ => {}
+        }
+        Some(kind)
+    }
+
+    /// The connection `conn`, known from now if it was not.
+    fn conn(&mut self, conn: ConnectionHandle) -> &mut H3Conn {
+        let next = &mut self.next_generation;
+        self.conns.entry(conn).or_insert_with(|| {
+            *next = next.wrapping_add(1);
+            H3Conn {
+                generation: *next,
+                streams: BTreeMap::new(),
+            }
+        })
+    }
+}
+
+/// The application and a context that acts on no connection in
+/// particular.
+fn detached<'a, A: App>(
+    app: &'a mut A,
+    env: &'a mut LoopEnv<A::Post>,
+    now: Instant,
+) -> (&'a mut A, Ctx<'a, A::Post>) {
+    let LoopEnv {
+        actions, pool, peers, ..
+    } = env;
+    (app, Ctx::new(now, actions, pool, peers))
+}
+
+/// The application's answer to a request still waiting as the sessions
+/// close, if it gives one now (a 500 if the callback panicked).
+fn shutdown_answer<A: App>(
+    app: &mut A,
+    env: &mut LoopEnv<A::Post>,
+    sid: ConnId,
+    tag: u32,
+    now: Instant,
+) -> Option<Response> {
+    let (app, mut ctx) = detached(app, env, now);
+    let peers = ctx.peers;
+    guarded(&peers.own().stats, "on_request_shutdown", || {
+        app.on_request_shutdown(&mut ctx, sid, tag)
+    })
+    .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
+}

@@ -1,0 +1,341 @@
+//! An HTTP/3 request from its head to its answer: the endpoint's events
+//! read, a request's body gathered (bounded as on the other versions), the
+//! head turned into a [`Head`] for the one dispatch, and the decision
+//! carried out on the request stream.
+
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::connection::Request as FieldRequest;
+use tether_h3::ErrorCode;
+use tether_h3::session::SessionEvent;
+use tether_quic::{ConnectionHandle, ServerEvent};
+
+use super::{H3Endpoint, Kind, detached, shutdown_answer};
+use crate::app::{App, CloseReason, Request, Response, Route};
+use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
+use crate::server::env::LoopEnv;
+use crate::server::fields::{app_headers, app_method, header_fields, joined_cookies, split_target};
+use crate::server::guard::guarded;
+
+impl H3Endpoint {
+    /// Everything the endpoint has to say: connections opened and closed,
+    /// requests, their bodies and their ends.
+    pub(super) fn handle_events<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, now: Instant) {
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                ServerEvent::Connected { conn, remote } => {
+                    debug!("HTTP/3 connection from {remote}");
+                    self.conn(conn);
+                }
+                ServerEvent::Session { conn, event } => self.session_event(app, env, conn, event, now),
+                ServerEvent::Closed { conn, reason } => {
+                    debug!("HTTP/3 connection closed: {reason}");
+                    self.closed(app, env, conn, now);
+                }
+                ServerEvent::Writable { .. } => {}
+            }
+        }
+    }
+
+    fn session_event<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        event: SessionEvent,
+        now: Instant,
+    ) {
+        match event {
+            SessionEvent::Request { stream_id, request } => {
+                self.request(app, env, conn, stream_id, request, now)
+            }
+            SessionEvent::Data { stream_id, mut data } => {
+                if let Some(Kind::WebSocket(_)) = self.kind_mut(conn, stream_id) {
+                    self.ws_input(app, env, conn, stream_id, &mut data, now);
+                } else {
+                    self.data(app, env, conn, stream_id, &data, now);
+                }
+            }
+            SessionEvent::End { stream_id } => {
+                let streams = &mut self.conn(conn).streams;
+                if let Some(Kind::Body { .. }) = streams.get(&stream_id)
+                    && let Some(Kind::Body { request, body, .. }) = streams.remove(&stream_id)
+                {
+                    self.route_request(app, env, conn, stream_id, &request, &body, None, now);
+                } else if let Some(Kind::Discarding) = streams.get(&stream_id) {
+                    streams.remove(&stream_id);
+                } else if let Some(Kind::WebSocket(_)) = streams.get(&stream_id) {
+                    // The client sends nothing more: a WebSocket without
+                    // its close handshake.
+                    self.server.reset(now, conn, stream_id, ErrorCode::H3_NO_ERROR);
+                    self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+                }
+            }
+            SessionEvent::HeadTooLarge { stream_id } => {
+                self.answer(now, conn, stream_id, &error_response(431), false);
+            }
+            SessionEvent::StreamError { stream_id, .. } | SessionEvent::Cancelled { stream_id, .. } => {
+                self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+            }
+            // Trailers carry nothing the application is given; the
+            // control stream's news is the session's business.
+            _ => {}
+        }
+    }
+
+    /// A request's head: a CONNECT is judged at once (there is no body to
+    /// wait for), any other request once its body is in.
+    fn request<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        request: FieldRequest,
+        now: Instant,
+    ) {
+        self.conn(conn);
+        if self.id_of(conn, stream_id).is_none() {
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_REJECTED);
+            return;
+        }
+        if request.method == "CONNECT" {
+            return self.route_request(app, env, conn, stream_id, &request, &[], None, now);
+        }
+        let announced = request
+            .field("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > env.config.max_request_body as u64) {
+            let head_only = request.method == "HEAD";
+            self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+            self.answer(now, conn, stream_id, &error_response(413), head_only);
+            return;
+        }
+        self.conn(conn).streams.insert(
+            stream_id,
+            Kind::Body {
+                request: Box::new(request),
+                body: Vec::new(),
+                asked: false,
+            },
+        );
+    }
+
+    /// A piece of a request's body: the first one asks the application
+    /// whether it refuses the request whatever its body is; a body past
+    /// the limit is answered 413 and the rest dropped.
+    fn data<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let max_body = env.config.max_request_body;
+        let Some(Kind::Body { request, body, asked }) = self.conn(conn).streams.get_mut(&stream_id) else {
+            return;
+        };
+        let head_only = request.method == "HEAD";
+        let too_long = body.len().saturating_add(data.len()) > max_body;
+        if !too_long {
+            body.extend_from_slice(data);
+        }
+        let first = !std::mem::replace(asked, true);
+        if too_long {
+            self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+            self.answer(now, conn, stream_id, &error_response(413), head_only);
+            return;
+        }
+        if !first {
+            return;
+        }
+        let Some(Kind::Body { request, .. }) = self.conns.get(&conn).and_then(|c| c.streams.get(&stream_id))
+        else {
+            return;
+        };
+        let cookie = joined_cookies(request);
+        let headers = app_headers(request, &cookie);
+        let (path, query) = split_target(request);
+        let app_request = Request {
+            method: app_method(request),
+            path,
+            query,
+            headers: &headers,
+            admin: false,
+            secure: true,
+        };
+        let (app, mut ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
+            app.refuse_before_body(&mut ctx, &app_request)
+        })
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
+        if let Some(refusal) = refusal {
+            self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+            self.answer(now, conn, stream_id, &refusal, head_only);
+        }
+    }
+
+    /// Routes a complete request, or lets a held one go on as `released`,
+    /// and carries out the decision on its stream.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn route_request<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        request: &FieldRequest,
+        body: &[u8],
+        released: Option<Route>,
+        now: Instant,
+    ) {
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let cookie = joined_cookies(request);
+        let headers = app_headers(request, &cookie);
+        let (path, query) = split_target(request);
+        let websocket = request.is_extended_connect("websocket");
+        let form = if websocket {
+            Form::ConnectWebSocket
+        } else if request.method == "CONNECT" {
+            Form::Connect
+        } else if request.method == "OPTIONS" && path == "*" {
+            Form::Asterisk
+        } else {
+            Form::Origin
+        };
+        let head = Head {
+            request: Request {
+                method: app_method(request),
+                path,
+                query,
+                headers: &headers,
+                admin: false,
+                secure: true,
+            },
+            form,
+        };
+        let head_only = head.head_only();
+        let closing_sessions = env.closing_sessions;
+        let decision = {
+            let (app, mut ctx) = detached(app, env, now);
+            dispatch(app, &mut ctx, sid, &head, body, closing_sessions, released)
+        };
+        let answer = match decision {
+            Decision::Respond(response) => response,
+            Decision::Page { content_type, body } => {
+                Response::new(200, content_type, body).header("Cache-Control", "no-cache")
+            }
+            Decision::Fail { status, retry_after } => {
+                let answer = error_response(status);
+                if retry_after {
+                    answer.header("Retry-After", "1")
+                } else {
+                    answer
+                }
+            }
+            // A WebSocket over HTTP/3 is an extended CONNECT.
+            Decision::Upgrade(_) if !websocket => error_response(426),
+            Decision::Upgrade(tag) => {
+                return self.accept_websocket(app, env, conn, stream_id, request, &head.request, tag, now);
+            }
+            Decision::EventStream { tag, headers } => {
+                return self.start_stream(
+                    app,
+                    env,
+                    conn,
+                    stream_id,
+                    &head.request,
+                    tag,
+                    &headers,
+                    head_only,
+                    now,
+                );
+            }
+            Decision::Later { tag, wait, held } => {
+                let deadline = answer_by(now, wait);
+                self.conn(conn).streams.insert(
+                    stream_id,
+                    Kind::Waiting {
+                        tag,
+                        head_only,
+                        deadline,
+                        held: held.then(|| Box::new((request.clone(), body.to_vec()))),
+                    },
+                );
+                self.due_by(Some(deadline));
+                if closing_sessions && let Some(response) = shutdown_answer(app, env, sid, tag, now) {
+                    self.respond_later(sid, &response, now);
+                }
+                return;
+            }
+        };
+        self.answer(now, conn, stream_id, &answer, head_only);
+    }
+
+    /// Sends a whole response on a request stream, which is forgotten
+    /// (the endpoint sends what it holds of it, then ends it); a stream
+    /// already answered before its body was read stays to drop the rest.
+    pub(super) fn answer(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        response: &Response,
+        head_only: bool,
+    ) {
+        if let Some(held) = self.conns.get_mut(&conn)
+            && !matches!(held.streams.get(&stream_id), Some(Kind::Discarding))
+        {
+            held.streams.remove(&stream_id);
+        }
+        let fields = header_fields(
+            &response.content_type,
+            Some(response.body.len()),
+            response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let sent = self
+            .server
+            .send_head(now, conn, stream_id, response.status, &fields)
+            .and_then(|()| {
+                if head_only || response.body.is_empty() {
+                    Ok(())
+                } else {
+                    self.server.send_data(now, conn, stream_id, &response.body)
+                }
+            })
+            .and_then(|()| self.server.finish(now, conn, stream_id));
+        if let Err(e) = sent {
+            debug!("HTTP/3 answer on stream {stream_id}: {e}");
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+        }
+    }
+
+    /// A connection is gone: every stream it had is, telling the
+    /// application.
+    fn closed<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        now: Instant,
+    ) {
+        let streams: Vec<u64> = self
+            .conns
+            .get(&conn)
+            .map(|c| c.streams.keys().copied().collect())
+            .unwrap_or_default();
+        for stream_id in streams {
+            self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+        }
+        self.conns.remove(&conn);
+    }
+}

@@ -1,0 +1,351 @@
+//! The HTTP/3 streams that outlive their request: event streams and
+//! deferred answers (WebSockets: `websocket.rs`), started, fed, timed and ended, and what the sink
+//! does to each from outside its input (push, end, answer, let go on).
+//! Also the two steps of a graceful shutdown for the endpoint.
+
+use std::time::Instant;
+
+use log::debug;
+use tether_h3::ErrorCode;
+use tether_quic::ConnectionHandle;
+use tether_ws::CloseCode;
+
+use super::{H3Endpoint, Kind, detached, shutdown_answer};
+use crate::app::{App, CloseReason, ConnId, Encoded, Request, Response, Route};
+use crate::loops::Stats;
+use crate::server::dispatch::{last_event_id, refusal_only};
+use crate::server::env::LoopEnv;
+use crate::server::fields::header_fields;
+use crate::server::guard::guarded;
+use crate::server::pushee::Pushee;
+
+impl H3Endpoint {
+    /// An event stream on a request stream (or, for HEAD, only its head).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_stream<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        request: &Request<'_>,
+        tag: u32,
+        extra: &[(String, String)],
+        head_only: bool,
+        now: Instant,
+    ) {
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let fields = header_fields(
+            "text/event-stream",
+            None,
+            [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+                .into_iter()
+                .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        );
+        let retry = u64::try_from(env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let mut hint = Vec::with_capacity(16);
+        tether_sse::retry(retry, &mut hint);
+        hint.push(b'\n');
+        let sent = self
+            .server
+            .send_head(now, conn, stream_id, 200, &fields)
+            .and_then(|()| {
+                if head_only {
+                    self.server.finish(now, conn, stream_id)
+                } else {
+                    self.server.send_data(now, conn, stream_id, &hint)
+                }
+            });
+        if let Err(e) = sent {
+            debug!("HTTP/3 event stream head on stream {stream_id}: {e}");
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+            return;
+        }
+        if head_only {
+            return;
+        }
+        let heartbeat_at = now + env.config.sse_heartbeat;
+        self.conn(conn)
+            .streams
+            .insert(stream_id, Kind::Sse { tag, heartbeat_at });
+        self.due_by(Some(heartbeat_at));
+        Stats::add(&env.stats().open_event_stream, 1);
+        let last_event_id = last_event_id(request);
+        let (app, mut ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
+            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
+        });
+        if subscribed.is_none() {
+            // The application, in an unknown state, is not told.
+            self.finish_stream(env, conn, stream_id, now);
+        }
+    }
+
+    /// Ends an event stream after what it has queued, and forgets it.
+    fn finish_stream<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64, now: Instant) {
+        self.forget(env, conn, stream_id);
+        let _ = self.server.finish(now, conn, stream_id);
+    }
+
+    /// Queues a broadcast on the event stream or WebSocket `id` names
+    /// (nothing if it names none), and says whether its client now leaves
+    /// more than the limit unsent: the slow-consumer policy's cue.
+    pub(in crate::server) fn push<P>(
+        &mut self,
+        env: &LoopEnv<P>,
+        id: ConnId,
+        encoded: Encoded,
+        now: Instant,
+    ) -> bool {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return false;
+        };
+        let heartbeat = env.config.sse_heartbeat;
+        let stats = env.stats();
+        let pushee = match self.kind_mut(conn, stream_id) {
+            Some(Kind::Sse { heartbeat_at, .. }) => Pushee::EventStream(heartbeat_at),
+            Some(Kind::WebSocket(session)) if session.ws.can_send() => Pushee::WebSocket(session),
+            _ => return false,
+        };
+        let bytes = pushee.bytes(encoded, stats, now, heartbeat);
+        if self.server.send_data(now, conn, stream_id, &bytes).is_err() {
+            return false;
+        }
+        Stats::add(&stats.messages_out, 1);
+        self.server.unsent_bytes(conn, stream_id) > env.config.max_output
+    }
+
+    /// The slow-consumer policy on an HTTP/3 stream: reset with
+    /// H3_REQUEST_CANCELLED, which drops what it had queued and leaves the
+    /// connection's other streams alone.
+    pub(in crate::server) fn cut_loose<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        id: ConnId,
+        now: Instant,
+    ) {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return;
+        };
+        debug!("slow consumer on HTTP/3 stream {stream_id}: resetting it");
+        Stats::add(&env.stats().slow_consumers, 1);
+        self.server
+            .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
+        self.gone(app, env, conn, stream_id, CloseReason::SlowConsumer, now);
+    }
+
+    /// Ends the event stream `id` names: the application is told, and the
+    /// stream ends after what is queued.
+    pub(in crate::server) fn end_stream<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        id: ConnId,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return;
+        };
+        let Some(&Kind::Sse { tag, .. }) = self.conns.get(&conn).and_then(|c| c.streams.get(&stream_id))
+        else {
+            return;
+        };
+        self.finish_stream(env, conn, stream_id, now);
+        let (app, mut ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_unsubscribe", || {
+            app.on_unsubscribe(&mut ctx, id, tag, reason)
+        });
+    }
+
+    /// The application's deferred answer to the request `id` names.
+    pub(in crate::server) fn respond_later(&mut self, id: ConnId, response: &Response, now: Instant) {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return;
+        };
+        let Some(Kind::Waiting { head_only, held, .. }) =
+            self.conns.get(&conn).and_then(|c| c.streams.get(&stream_id))
+        else {
+            return;
+        };
+        let head_only = *head_only;
+        let connect = held
+            .as_ref()
+            .is_some_and(|held| held.0.is_extended_connect("websocket"));
+        if connect {
+            // A held WebSocket that does not go on: a 2xx would tell the
+            // client it is open.
+            self.answer(now, conn, stream_id, &refusal_only(response.clone()), head_only);
+        } else {
+            self.answer(now, conn, stream_id, response, head_only);
+        }
+    }
+
+    /// Lets the request the application held on `id` go on as `route`.
+    pub(in crate::server) fn proceed<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        id: ConnId,
+        route: Route,
+        now: Instant,
+    ) {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return;
+        };
+        let Some(streams) = self.conns.get_mut(&conn).map(|c| &mut c.streams) else {
+            return;
+        };
+        if !matches!(streams.get(&stream_id), Some(Kind::Waiting { held: Some(_), .. })) {
+            return;
+        }
+        let Some(Kind::Waiting { held: Some(held), .. }) = streams.remove(&stream_id) else {
+            return;
+        };
+        let (request, body) = *held;
+        self.route_request(app, env, conn, stream_id, &request, &body, Some(route), now);
+    }
+
+    /// A stream ended by the client, the connection or the server:
+    /// forgotten, and the application told.
+    pub(super) fn gone<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        reason: CloseReason,
+        now: Instant,
+    ) {
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let Some(kind) = self.forget(env, conn, stream_id) else {
+            return;
+        };
+        let (app, mut ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a stream", || match kind {
+            Kind::Sse { tag, .. } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
+            Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
+            Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
+            Kind::WebSocket(_) | Kind::Body { .. } | Kind::Discarding => {}
+        });
+    }
+
+    /// What is due on the streams: deferred answers whose time is up, and
+    /// event streams' heartbeats.
+    pub(super) fn on_timer<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, now: Instant) {
+        let heartbeat = env.config.sse_heartbeat;
+        let mut timed_out = Vec::new();
+        let mut beats = Vec::new();
+        let mut ws_due = Vec::new();
+        // The deadlines not due now; those due are answered (the stream
+        // forgotten) or their WebSocket's next timer counted as it is set.
+        let mut next = None;
+        for (&conn, held) in &mut self.conns {
+            for (&stream_id, kind) in &mut held.streams {
+                let later = match kind {
+                    Kind::Waiting { tag, deadline, .. } if now >= *deadline => {
+                        timed_out.push((conn, stream_id, *tag));
+                        None
+                    }
+                    Kind::Waiting { deadline, .. } => Some(*deadline),
+                    Kind::Sse { heartbeat_at, .. } => {
+                        if now >= *heartbeat_at {
+                            *heartbeat_at = now + heartbeat;
+                            beats.push((conn, stream_id));
+                        }
+                        Some(*heartbeat_at)
+                    }
+                    Kind::WebSocket(session) => match session.ws.poll_timeout() {
+                        Some(at) if now >= at => {
+                            ws_due.push((conn, stream_id));
+                            None
+                        }
+                        at => at,
+                    },
+                    Kind::Body { .. } | Kind::Discarding => None,
+                };
+                next = [next, later].into_iter().flatten().min();
+            }
+        }
+        self.streams_due = next;
+        let mut comment = Vec::with_capacity(4);
+        tether_sse::heartbeat(&mut comment);
+        for (conn, stream_id) in beats {
+            let _ = self.server.send_data(now, conn, stream_id, &comment);
+        }
+        for (conn, stream_id, tag) in timed_out {
+            let Some(sid) = self.id_of(conn, stream_id) else {
+                continue;
+            };
+            let (app, mut ctx) = detached(app, env, now);
+            let peers = ctx.peers;
+            let response = guarded(&peers.own().stats, "on_request_timeout", || {
+                app.on_request_timeout(&mut ctx, sid, tag)
+            })
+            .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
+            self.respond_later(sid, &response, now);
+        }
+        for (conn, stream_id) in ws_due {
+            self.ws_timer(app, env, conn, stream_id, now);
+        }
+    }
+
+    /// The first step of a graceful shutdown: GOAWAY on every connection,
+    /// so that clients open no new request.
+    pub(in crate::server) fn begin_shutdown(&mut self, now: Instant) {
+        self.server.goaway(now);
+    }
+
+    /// The loop is exiting: every connection is closed (H3_NO_ERROR), and
+    /// what that takes is sent as far as the socket takes it now.
+    pub(in crate::server) fn close_all(&mut self, registry: &mio::Registry, now: Instant) {
+        self.server.close_all(now, ErrorCode::H3_NO_ERROR);
+        self.writable(registry, now);
+    }
+
+    /// The second step, once every loop has drained: deferred requests
+    /// are answered, WebSockets closed with 1001, event streams ended.
+    pub(in crate::server) fn close_sessions<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        now: Instant,
+    ) {
+        let mut waiting = Vec::new();
+        let mut events = Vec::new();
+        let mut sockets = Vec::new();
+        for (&conn, held) in &self.conns {
+            for (&stream_id, kind) in &held.streams {
+                let Some(sid) = self.id_of(conn, stream_id) else {
+                    continue;
+                };
+                match kind {
+                    Kind::Waiting { tag, .. } => waiting.push((sid, *tag)),
+                    Kind::Sse { .. } => events.push(sid),
+                    Kind::WebSocket(_) => sockets.push(sid),
+                    Kind::Body { .. } | Kind::Discarding => {}
+                }
+            }
+        }
+        for (sid, tag) in waiting {
+            if let Some(response) = shutdown_answer(app, env, sid, tag, now) {
+                self.respond_later(sid, &response, now);
+            }
+        }
+        for sid in sockets {
+            self.close_ws(app, env, sid, CloseCode::GOING_AWAY, "server shutting down", now);
+        }
+        for sid in events {
+            self.end_stream(app, env, sid, CloseReason::Shutdown, now);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! WebSockets over HTTP/3 (RFC 9220): an extended CONNECT judged as the
+//! upgrade it stands for, answered 200, and the request stream carrying
+//! WebSocket frames both ways in DATA frames; the session fed, timed and
+//! closed as on the other carriers (`crate::server::websocket`).
+
+use std::time::Instant;
+
+use log::debug;
+use tether_h2::connection::Request as FieldRequest;
+use tether_h3::ErrorCode;
+use tether_quic::ConnectionHandle;
+use tether_ws::{CloseCode, Event};
+
+use super::{H3Endpoint, Kind, detached};
+use crate::app::{App, CloseReason, ConnId, Ctx, Current, InPlace, Request};
+use crate::loops::Stats;
+use crate::output::{Chunk, OutQueue};
+use crate::server::env::LoopEnv;
+use crate::server::fields::header_fields;
+use crate::server::guard::guarded;
+use crate::server::websocket::accept_connect;
+
+impl H3Endpoint {
+    /// Opens the WebSocket an extended CONNECT asks for, or answers its
+    /// refusal.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accept_websocket<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        connect: &FieldRequest,
+        request: &Request<'_>,
+        tag: u32,
+        now: Instant,
+    ) {
+        let (session, extra) =
+            match accept_connect(&env.handshake, &env.ws_config, connect, request, tag, now) {
+                Ok(accepted) => accepted,
+                Err(refusal) => return self.answer(now, conn, stream_id, &refusal, false),
+            };
+        let fields = header_fields("", None, extra.iter().map(|(n, v)| (*n, v.as_str())));
+        if let Err(e) = self.server.send_head(now, conn, stream_id, 200, &fields) {
+            debug!("HTTP/3 WebSocket head on stream {stream_id}: {e}");
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+            return;
+        }
+        self.conn(conn)
+            .streams
+            .insert(stream_id, Kind::WebSocket(Box::new(session)));
+        Stats::add(&env.stats().open_websocket, 1);
+        let opened = self.with_ws(app, env, conn, stream_id, now, |app, ctx, sid, tag| {
+            app.on_open(ctx, sid, tag, request);
+        });
+        if opened == Some(None) {
+            // Its state is unknown: the application is not told of the
+            // session's end either.
+            if let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) {
+                session.notified = true;
+            }
+            self.with_ws(app, env, conn, stream_id, now, |_, ctx, sid, _| {
+                ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
+            });
+        }
+    }
+
+    /// Runs `f` with the application and a context whose current
+    /// connection is the WebSocket on the stream, then sends what it
+    /// wrote. `None` if there is no such session; `Some(None)` if the
+    /// callback panicked.
+    pub(super) fn with_ws<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        now: Instant,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+    ) -> Option<Option<()>> {
+        let sid = self.id_of(conn, stream_id)?;
+        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
+            return None;
+        };
+        let (app, mut base) = detached(app, env, now);
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        let tag = session.tag;
+        let peers = base.peers;
+        let mut ctx = base.with_current(Current {
+            id: sid,
+            ws: Some(&mut session.ws),
+            deflate_window: session.deflate_window,
+            out: &mut scratch,
+            closing: &mut closing,
+            in_place: InPlace::No,
+        });
+        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
+            f(app, &mut ctx, sid, tag)
+        });
+        let closed = session.is_closed();
+        self.take_scratch(env, conn, stream_id, scratch, closed, now);
+        Some(result)
+    }
+
+    /// WebSocket frames from the client on the stream.
+    pub(super) fn ws_input<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        data: &mut [u8],
+        now: Instant,
+    ) {
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
+            return;
+        };
+        let (app, mut base) = detached(app, env, now);
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+        let closed = session.is_closed();
+        self.take_scratch(env, conn, stream_id, scratch, closed, now);
+    }
+
+    /// Sends what a WebSocket wrote into `scratch` on its stream, and ends
+    /// the stream once the session is closed.
+    fn take_scratch<P>(
+        &mut self,
+        env: &mut LoopEnv<P>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        mut scratch: Box<OutQueue>,
+        closed: bool,
+        now: Instant,
+    ) {
+        let chunks = scratch.take_chunks();
+        env.pool.give_back_queue(scratch);
+        for chunk in chunks {
+            let sent = match chunk {
+                Chunk::Owned(bytes) | Chunk::Payload(bytes) => {
+                    let sent = self.server.send_data(now, conn, stream_id, &bytes);
+                    env.pool.give_back(bytes);
+                    sent
+                }
+                Chunk::Shared(bytes) => self.server.send_data(now, conn, stream_id, &bytes),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+        if closed {
+            self.forget(env, conn, stream_id);
+            let _ = self.server.finish(now, conn, stream_id);
+        } else if let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) {
+            // What the session did may have set its timers.
+            let at = session.ws.poll_timeout();
+            self.due_by(at);
+        }
+    }
+
+    /// Starts the close handshake of the WebSocket `id` names.
+    pub(in crate::server) fn close_ws<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+        now: Instant,
+    ) {
+        let Some((conn, stream_id)) = self.stream_of(id) else {
+            return;
+        };
+        self.with_ws(app, env, conn, stream_id, now, |_, ctx, sid, _| {
+            ctx.close(sid, code, reason);
+        });
+    }
+
+    /// A WebSocket's timer (ping, idle, close handshake) is due.
+    pub(super) fn ws_timer<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        now: Instant,
+    ) {
+        let mut failure = None;
+        self.with_ws(app, env, conn, stream_id, now, |_, ctx, _, _| {
+            if let Some(Current {
+                ws: Some(ws), out, ..
+            }) = ctx.current.as_mut()
+            {
+                let pool = &mut *ctx.pool;
+                if let Some(Event::Failed(error)) = out.write_with(pool, |o| ws.handle_timeout(now, o)) {
+                    failure = Some(error);
+                }
+            }
+        });
+        let Some(error) = failure else { return };
+        debug!("HTTP/3 WebSocket timer on stream {stream_id}: {error}");
+        let reason = match error {
+            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
+            _ => CloseReason::Dropped,
+        };
+        if matches!(error, tether_ws::Error::CloseTimeout) {
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
+            return self.gone(app, env, conn, stream_id, reason, now);
+        }
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
+            return;
+        };
+        if std::mem::replace(&mut session.notified, true) {
+            return;
+        }
+        let tag = session.tag;
+        let (app, mut ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "on_close", || {
+            app.on_close(&mut ctx, sid, tag, reason)
+        });
+    }
+}

@@ -1,0 +1,667 @@
+//! HTTP/3 served by the event loop, through a real UDP socket: a
+//! quinn-proto client (its own QUIC stack, driven here by hand) against a
+//! server with `Config::http3` on. Pages, a POST body, an event stream fed
+//! by a publish, a deferred answer, a 404, a WebSocket over an extended
+//! CONNECT (RFC 9220), and the slow-consumer policy on
+//! one stream while the connection's others go on; a client whose
+//! address changes over and over on a server of several loops; a
+//! certificate replaced while running (SIGHUP); and the refusal to start
+//! HTTP/3 without TLS.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use quinn_proto::crypto::rustls::QuicClientConfig;
+use quinn_proto::{
+    ClientConfig, Connection, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
+    ReadError, StreamEvent, StreamId, TransportConfig, VarInt,
+};
+use rustls::pki_types::ServerName;
+use tether_h2::hpack::Field;
+use tether_h3::frame::{self, Event as FrameEvent, Frame, FrameDecoder};
+use tether_h3::qpack::{self, Decoder, Section};
+use tether_h3::settings::Settings;
+use tether_server::{
+    App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
+    Server, tls,
+};
+use tether_testkit::{IO_TIMEOUT, TestServer, config};
+
+/// What the application saw end, by reason.
+type Ends = Arc<Mutex<Vec<CloseReason>>>;
+
+/// Pages, a publish that feeds every event stream, a deferred answer, and
+/// event streams that may start with a burst of large events.
+struct Feed {
+    subscribers: Vec<ConnId>,
+    ends: Ends,
+}
+
+impl App for Feed {
+    type Post = ();
+
+    fn route(&mut self, request: &Request<'_>) -> Route {
+        match request.path() {
+            "/page" => Route::Page {
+                content_type: "text/plain",
+                body: b"a page over h3\n",
+            },
+            "/events" => Route::EventStream(0),
+            "/publish" => Route::Handler(1),
+            "/later" => Route::Handler(2),
+            "/ws" => Route::WebSocket(3),
+            _ => Route::NotFound,
+        }
+    }
+
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        _: u32,
+        request: &Request<'_>,
+        _: Option<&str>,
+    ) {
+        self.subscribers.push(conn);
+        let burst: usize = request
+            .query_param("burst")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let data = "x".repeat(4096);
+        for _ in 0..burst {
+            ctx.send_event(conn, &tether_sse::Event::new().data(&data))
+                .unwrap();
+        }
+    }
+
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+        self.subscribers.retain(|c| *c != conn);
+        self.ends.lock().unwrap().push(reason);
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, tag: u32, _: &Request<'_>, body: &[u8]) -> Reply {
+        if tag == 2 {
+            return Reply::Later(Duration::from_millis(100));
+        }
+        let text = String::from_utf8_lossy(body).into_owned();
+        for &conn in &self.subscribers {
+            ctx.send_event(conn, &tether_sse::Event::new().data(&text))
+                .unwrap();
+        }
+        Reply::Now(Response::text(200, format!("published {} bytes\n", body.len())))
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+        ctx.send(conn, message);
+    }
+
+    fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, reason: CloseReason) {
+        self.ends.lock().unwrap().push(reason);
+    }
+
+    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32) -> Response {
+        Response::text(200, "answered later\n")
+    }
+}
+
+struct Certs {
+    server: Config,
+    client: Arc<rustls::ClientConfig>,
+}
+
+/// A configuration with TLS for `localhost` and HTTP/3 on, and a client
+/// TLS configuration that trusts it and offers `alpn`.
+fn certs(alpn: &[u8]) -> Certs {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let mut server = config();
+    server.tls = Some(tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    server.http3 = true;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let mut client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    client.alpn_protocols = vec![alpn.to_vec()];
+    Certs {
+        server,
+        client: Arc::new(client),
+    }
+}
+
+fn start(config: Config) -> (TestServer, Ends) {
+    let ends = Ends::default();
+    let app = Feed {
+        subscribers: Vec::new(),
+        ends: ends.clone(),
+    };
+    (TestServer::start(config, app), ends)
+}
+
+/// What a stream from the server delivered: its bytes, whether it ended,
+/// and its reset code.
+#[derive(Default)]
+struct Received {
+    bytes: Vec<u8>,
+    fin: bool,
+    reset: Option<u64>,
+}
+
+/// An HTTP/3 client connection on a UDP socket of its own.
+struct Client {
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    handle: ConnectionHandle,
+    conn: Connection,
+    received: BTreeMap<StreamId, Received>,
+    /// A stream this client does not read (a slow consumer).
+    unread: Option<StreamId>,
+    connected: bool,
+    /// The test expects the server to close the connection.
+    may_be_closed: bool,
+    /// Why the connection ended, once it has.
+    closed: Option<String>,
+}
+
+impl Client {
+    fn connect(server: SocketAddr, tls: &Arc<rustls::ClientConfig>, stream_window: u32) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
+        let mut config = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls.clone()).unwrap()));
+        let mut transport = TransportConfig::default();
+        transport.stream_receive_window(VarInt::from_u32(stream_window));
+        config.transport_config(Arc::new(transport));
+        let (handle, conn) = endpoint
+            .connect(Instant::now(), config, server, "localhost")
+            .unwrap();
+        let mut client = Client {
+            socket,
+            endpoint,
+            handle,
+            conn,
+            received: BTreeMap::new(),
+            unread: None,
+            connected: false,
+            may_be_closed: false,
+            closed: None,
+        };
+        client.until("the handshake", |c| c.connected);
+        // The control stream, with an empty SETTINGS (RFC 9114 §6.2.1).
+        let control = client.conn.streams().open(Dir::Uni).unwrap();
+        let mut wire = vec![0x00];
+        Frame::Settings(Settings::default()).encode(&mut wire).unwrap();
+        client.write(control, &wire, false);
+        client
+    }
+
+    /// Moves to a new local port, as a client whose address changed (a
+    /// NAT rebinding, another network): QUIC connection migration.
+    fn rebind(&mut self) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        self.socket = socket;
+    }
+
+    fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
+        let n = self.conn.send_stream(id).write(bytes).unwrap();
+        assert_eq!(n, bytes.len(), "the test's writes fit the window");
+        if fin {
+            self.conn.send_stream(id).finish().unwrap();
+        }
+    }
+
+    /// Sends a request with this method, path and body, ended.
+    fn request(&mut self, method: &str, path: &str, body: &[u8]) -> StreamId {
+        let fields = [
+            Field::new(":method", method),
+            Field::new(":scheme", "https"),
+            Field::new(":authority", "localhost"),
+            Field::new(":path", path),
+        ];
+        self.open(&fields, body, true)
+    }
+
+    /// Opens a request stream with these fields and body, ended if `fin`.
+    fn open(&mut self, fields: &[Field], body: &[u8], fin: bool) -> StreamId {
+        let mut section = Vec::new();
+        qpack::encode(fields, &mut section);
+        let mut wire = Vec::new();
+        Frame::Headers(section).encode(&mut wire).unwrap();
+        if !body.is_empty() {
+            frame::encode_data(body, &mut wire).unwrap();
+        }
+        let id = self.conn.streams().open(Dir::Bi).unwrap();
+        self.write(id, &wire, fin);
+        id
+    }
+
+    /// Sends `bytes` as one DATA frame on `id`, ending it if `fin`.
+    fn data(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
+        let mut wire = Vec::new();
+        frame::encode_data(bytes, &mut wire).unwrap();
+        self.write(id, &wire, fin);
+    }
+
+    /// One round: datagrams out, datagrams in (waiting a few
+    /// milliseconds for them), timers, events.
+    fn step(&mut self) {
+        let now = Instant::now();
+        let mut buf = Vec::new();
+        while let Some(t) = self.conn.poll_transmit(now, 1, &mut buf) {
+            self.socket.send_to(&buf[..t.size], t.destination).unwrap();
+            buf.clear();
+        }
+        let mut datagram = vec![0u8; 65_536];
+        loop {
+            match self.socket.recv_from(&mut datagram) {
+                Ok((n, from)) => {
+                    let mut response = Vec::new();
+                    let event = self.endpoint.handle(
+                        Instant::now(),
+                        from,
+                        None,
+                        None,
+                        BytesMut::from(&datagram[..n]),
+                        &mut response,
+                    );
+                    if let Some(DatagramEvent::ConnectionEvent(_, event)) = event {
+                        self.conn.handle_event(event);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("UDP receive: {e}"),
+            }
+        }
+        let now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+            self.conn.handle_timeout(now);
+        }
+        while let Some(event) = self.conn.poll_endpoint_events() {
+            if let Some(event) = self.endpoint.handle_event(self.handle, event) {
+                self.conn.handle_event(event);
+            }
+        }
+        while let Some(event) = self.conn.poll() {
+            match event {
+                Event::Connected => self.connected = true,
+                Event::ConnectionLost { reason } => {
+                    assert!(self.may_be_closed, "connection lost: {reason}");
+                    self.closed = Some(reason.to_string());
+                }
+                Event::Stream(StreamEvent::Opened { dir }) => {
+                    while let Some(id) = self.conn.streams().accept(dir) {
+                        self.read(id);
+                    }
+                }
+                Event::Stream(StreamEvent::Readable { id }) => self.read(id),
+                _ => {}
+            }
+        }
+    }
+
+    fn read(&mut self, id: StreamId) {
+        if self.unread == Some(id) {
+            return;
+        }
+        let entry = self.received.entry(id).or_default();
+        let mut recv = self.conn.recv_stream(id);
+        let Ok(mut chunks) = recv.read(true) else {
+            return;
+        };
+        loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(chunk)) => entry.bytes.extend_from_slice(&chunk.bytes),
+                Ok(None) => {
+                    entry.fin = true;
+                    break;
+                }
+                Err(ReadError::Blocked) => break,
+                Err(ReadError::Reset(code)) => {
+                    entry.reset = Some(code.into_inner());
+                    break;
+                }
+            }
+        }
+        let _ = chunks.finalize();
+    }
+
+    /// Steps until `done` says so (or fails the test after a generous
+    /// timeout, which only catches a hang).
+    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Client) -> bool) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.step();
+        }
+    }
+
+    /// The response on `id` once it ended: its status and body.
+    fn response(&mut self, id: StreamId) -> (u16, Vec<u8>) {
+        self.until("a response", |c| c.received.get(&id).is_some_and(|r| r.fin));
+        let (fields, body) = self.frames(id);
+        (status(&fields), body)
+    }
+
+    /// The first head and the DATA so far on `id`.
+    fn frames(&self, id: StreamId) -> (Vec<Field>, Vec<u8>) {
+        let bytes = self
+            .received
+            .get(&id)
+            .map(|r| r.bytes.as_slice())
+            .unwrap_or_default();
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut qpack = Decoder::new(0, 0);
+        let (mut head, mut body) = (Vec::new(), Vec::new());
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = decoder.decode(rest).unwrap();
+            rest = &rest[used..];
+            match event {
+                Some(FrameEvent::Frame(Frame::Headers(section))) if head.is_empty() => {
+                    let Section::Decoded(fields) = qpack.decode_section(u64::from(id), &section).unwrap()
+                    else {
+                        panic!("a blocked section with no dynamic table")
+                    };
+                    head = fields;
+                }
+                Some(FrameEvent::Data(d)) => body.extend_from_slice(d),
+                _ => {}
+            }
+        }
+        (head, body)
+    }
+}
+
+fn status(fields: &[Field]) -> u16 {
+    let field = fields.iter().find(|f| f.name == b":status").expect("a status");
+    std::str::from_utf8(&field.value).unwrap().parse().unwrap()
+}
+
+fn field<'f>(fields: &'f [Field], name: &str) -> Option<&'f [u8]> {
+    fields
+        .iter()
+        .find(|f| f.name == name.as_bytes())
+        .map(|f| f.value.as_slice())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn pages_posts_event_streams_and_deferred_answers_over_http3() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
+
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    let (head, _) = client.frames(events);
+    assert_eq!(status(&head), 200);
+    assert_eq!(field(&head, "content-type"), Some(&b"text/event-stream"[..]));
+
+    let publish = client.request("POST", "/publish", b"hello over h3");
+    assert_eq!(client.response(publish), (200, b"published 13 bytes\n".to_vec()));
+    client.until("the published event", |c| {
+        contains(&c.frames(events).1, b"data: hello over h3\n\n")
+    });
+
+    let later = client.request("GET", "/later", b"");
+    assert_eq!(client.response(later), (200, b"answered later\n".to_vec()));
+
+    let missing = client.request("GET", "/nothing", b"");
+    assert_eq!(client.response(missing).0, 404);
+    // The event stream is still open through all of it.
+    assert!(!client.received[&events].fin);
+}
+
+#[test]
+fn a_quiet_event_stream_gets_heartbeats_and_its_websocket_neighbour_pings() {
+    let mut certs = certs(b"h3");
+    certs.server.sse_heartbeat = Duration::from_millis(50);
+    certs.server.ws = certs.server.ws.ping_interval(Some(Duration::from_millis(50)));
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    let ws = client.open(&fields, b"", false);
+    // Three heartbeat comments after the retry hint, and a ping (opcode
+    // 9) on the WebSocket, each from the loop's timers alone.
+    client.until("three heartbeats", |c| {
+        c.frames(events).1.windows(2).filter(|w| w == b":\n").count() >= 3
+    });
+    client.until("a ping", |c| c.frames(ws).1.first() == Some(&0x89));
+}
+
+#[test]
+fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_on() {
+    let mut certs = certs(b"h3");
+    certs.server.max_output = 64 * 1024;
+    let (server, ends) = start(certs.server);
+    // An 8 KiB window that the client never reopens on the event stream:
+    // 40 events of 4 KiB pile up on the server's side.
+    let mut client = Client::connect(server.addr, &certs.client, 8 * 1024);
+    let events = client.request("GET", "/events?burst=40", b"");
+    client.unread = Some(events);
+    client.until("the slow consumer's end", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::SlowConsumer]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+
+    // The connection's other streams go on.
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
+
+    // Read at last, the stream turns out reset with H3_REQUEST_CANCELLED.
+    client.unread = None;
+    client.until("the reset", |c| {
+        c.read(events);
+        c.received.get(&events).is_some_and(|r| r.reset.is_some())
+    });
+    assert_eq!(client.received[&events].reset, Some(0x10c));
+}
+
+#[test]
+fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagrams_reach() {
+    let certs = certs(b"h3");
+    let server = TestServer::start_loops(certs.server, Handshake::new(), 4, |_| Feed {
+        subscribers: Vec::new(),
+        ends: Ends::default(),
+    });
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    // Over 4 loops, the kernel's hash sends 12 new ports all to the loop
+    // holding the connection once in 4^12 runs; every other run has
+    // datagrams that reach another loop first.
+    for round in 0..12 {
+        client.rebind();
+        let page = client.request("GET", "/page", b"");
+        assert_eq!(
+            client.response(page),
+            (200, b"a page over h3\n".to_vec()),
+            "after move {round}"
+        );
+    }
+    // The event stream opened before the moves is still the same one.
+    let publish = client.request("POST", "/publish", b"still here");
+    assert_eq!(client.response(publish).0, 200);
+    client.until("the event after the moves", |c| {
+        contains(&c.frames(events).1, b"data: still here\n")
+    });
+}
+
+/// A client's WebSocket frame (RFC 6455 §5.2), masked with a zero key,
+/// which leaves the payload as it is.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).unwrap();
+    assert!(len < 126, "the test's frames are short");
+    [&[0x80 | opcode, 0x80 | len, 0, 0, 0, 0][..], payload].concat()
+}
+
+#[test]
+fn a_websocket_over_an_extended_connect_echoes_and_closes() {
+    let certs = certs(b"h3");
+    let (server, ends) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    let ws = client.open(&fields, b"", false);
+    client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
+    assert_eq!(status(&client.frames(ws).0), 200);
+
+    client.data(ws, &client_frame(0x1, b"hello over h3"), false);
+    client.until("the echo", |c| c.frames(ws).1.len() >= 15);
+    assert_eq!(client.frames(ws).1, [&[0x81, 13][..], b"hello over h3"].concat());
+
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    client.data(ws, &client_frame(0x8, &close), true);
+    client.until("the end of the stream", |c| {
+        c.received.get(&ws).is_some_and(|r| r.fin)
+    });
+    let (_, body) = client.frames(ws);
+    assert_eq!(
+        &body[15..],
+        &[0x88, 2, 0x03, 0xe8],
+        "the server's close frame, 1000"
+    );
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode::NORMAL)]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+}
+
+/// A client TLS configuration for HTTP/3 that trusts `cert` alone.
+fn trusting(cert: &rcgen::Certificate) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let mut client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    client.alpn_protocols = vec![b"h3".to_vec()];
+    Arc::new(client)
+}
+
+#[test]
+fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let reloadable = tls::ReloadableCert::from_pem(
+        first.cert.pem().as_bytes(),
+        first.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let mut config = config();
+    config.tls = Some(reloadable.server_config());
+    config.http3 = true;
+    let (server, _) = start(config);
+    let mut before = Client::connect(server.addr, &trusting(&first.cert), 1 << 20);
+    let page = before.request("GET", "/page", b"");
+    assert_eq!(before.response(page).0, 200);
+
+    // What SIGHUP does in `tether serve`: a client that trusts only the
+    // new certificate completes its handshake (Client::connect fails the
+    // test if the server presented the old one).
+    reloadable
+        .replace_pem(
+            second.cert.pem().as_bytes(),
+            second.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+    let mut after = Client::connect(server.addr, &trusting(&second.cert), 1 << 20);
+    let page = after.request("GET", "/page", b"");
+    assert_eq!(after.response(page).0, 200);
+    // The connection made before goes on.
+    let page = before.request("GET", "/page", b"");
+    assert_eq!(before.response(page).0, 200);
+}
+
+#[test]
+fn a_server_that_shuts_down_closes_its_quic_connections() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let events = client.request("GET", "/events", b"");
+    client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
+    client.may_be_closed = true;
+    server.shutdown();
+    // Told at once (CONNECTION_CLOSE with H3_NO_ERROR), not at the idle
+    // timeout (30 s, beyond the hang guard).
+    client.until("the server's close", |c| c.closed.is_some());
+    let reason = client.closed.clone().unwrap_or_default();
+    // The application's CONNECTION_CLOSE, H3_NO_ERROR (0x100).
+    assert!(reason.starts_with("closed by peer: 256"), "{reason}");
+    // The event stream was ended first (its FIN before the close).
+    assert!(client.received[&events].fin, "{reason}");
+}
+
+#[test]
+fn tcp_answers_advertise_http3_on_the_same_port() {
+    let certs = certs(b"http/1.1");
+    let (server, _) = start(certs.server);
+    let mut tls =
+        rustls::ClientConnection::new(certs.client.clone(), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+    stream
+        .write_all(b"GET /page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let expected = format!("Alt-Svc: h3=\":{}\"\r\n", server.addr.port());
+    assert!(answer.contains(&expected), "{answer}");
+}
+
+#[test]
+fn http3_without_tls_is_refused_at_bind() {
+    let mut config = config();
+    config.http3 = true;
+    let app = Feed {
+        subscribers: Vec::new(),
+        ends: Ends::default(),
+    };
+    let Err(error) = Server::bind(config, Handshake::new(), app) else {
+        panic!("bound HTTP/3 without TLS");
+    };
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("HTTP/3 needs TLS"), "{error}");
+}
