@@ -27,7 +27,7 @@
 //! its async cluster client alone). A stream keeps the announcements: a
 //! reader that loses its connection reads on from where it was, and the
 //! numbers tell it exactly when it missed some (the bus trimmed past it at
-//! `RedisConfig::bus_max_len`, or the counter reset). Then, and after
+//! [`RedisConfig::bus_max_len`], or the counter reset). Then, and after
 //! every reconnection, it takes the bus's end as its place and reads each
 //! followed topic's stream from the last event it delivered (pipelined
 //! `XRANGE`s): events before that place come from there, later ones from
