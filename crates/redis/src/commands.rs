@@ -8,7 +8,7 @@ use std::sync::Arc;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use tether_hub::{
-    DEFAULT_EVENT_TYPE, Event, EventId, Publish, is_valid_event_type, is_valid_publish_key, is_valid_topic,
+    DEFAULT_EVENT_TYPE, Event, EventId, is_valid_event_type, is_valid_publish_key, is_valid_topic,
 };
 
 /// The stream field that holds an event's type.
@@ -73,6 +73,17 @@ impl Keys {
 }
 
 impl Keys {
+    /// The key of the announcement stream (see [`crate::bus`]). `!` is
+    /// not allowed in topic names, so no topic's stream has this key.
+    pub(crate) fn bus(&self) -> String {
+        format!("{}!bus", self.prefix)
+    }
+
+    /// The key of the counter that numbers the announcements.
+    pub(crate) fn bus_seq(&self) -> String {
+        format!("{}!bus-seq", self.prefix)
+    }
+
     /// The key of a topic's presence set: `PREFIX!presence:TOPIC`
     /// (`PREFIX!presence:{TOPIC}` on a cluster, the stream's slot). `!` is
     /// not allowed in topic names, so no topic's stream has this key
@@ -100,93 +111,6 @@ pub(crate) fn random_node_id() -> u64 {
     hasher.finish()
 }
 
-/// Keys forgotten at most per keyed publish (bounds a script's work).
-const PRUNE_BATCH: usize = 1000;
-
-/// The script behind a keyed publish: in one atomic step, forget the keys
-/// whose entries were trimmed from the stream (those of earlier
-/// milliseconds than the stream's first entry, and those of its own
-/// millisecond with a smaller sequence number), answer with the entry of a
-/// key still remembered (`{0, id}`), or add the entry with its key and
-/// remember it (`{1, id}`). The index lives as long as the stream (same
-/// expiry, if the stream has one).
-///
-/// KEYS: the stream, the index hash, the index sorted set. ARGV: the
-/// `MAXLEN ~` bound, the event type, the data, the publish key, the
-/// index's batch.
-const PUBLISH_KEYED: &str = r"
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if first then
-  local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
-  local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
-  for _, key in ipairs(edge) do
-    local kept = redis.call('HGET', KEYS[2], key)
-    local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
-    if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
-      gone[#gone + 1] = key
-    end
-  end
-  if #gone > 0 then
-    redis.call('HDEL', KEYS[2], unpack(gone))
-    redis.call('ZREM', KEYS[3], unpack(gone))
-  end
-else
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
-local id = redis.call('HGET', KEYS[2], ARGV[4])
-if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
-  return {0, id}
-end
-id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[4], id)
-redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-else
-  redis.call('PERSIST', KEYS[2])
-  redis.call('PERSIST', KEYS[3])
-end
-return {1, id}
-";
-
-/// What publishes `publish` to the stream `key`: a bare `XADD` without a
-/// publish key, else [`PUBLISH_KEYED`] (`EVAL`), which checks the key and
-/// adds the entry atomically.
-pub(crate) fn publish(keys: &Keys, max_len: usize, publish: &Publish) -> Cmd {
-    let key = keys.stream(&publish.topic);
-    let Some(publish_key) = &publish.key else {
-        return xadd(&key, max_len, publish);
-    };
-    let (index, by_ms) = keys.index(&publish.topic);
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(PUBLISH_KEYED)
-        .arg(3)
-        .arg(&key)
-        .arg(&index)
-        .arg(&by_ms)
-        .arg(max_len)
-        .arg(&publish.event_type)
-        .arg(&publish.data)
-        .arg(&**publish_key)
-        .arg(PRUNE_BATCH);
-    cmd
-}
-
-/// The reply to [`publish`]: the entry's id, and whether it is a
-/// duplicate (the key was remembered: nothing was added).
-pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
-    match value {
-        Value::Array(parts) => match &parts[..] {
-            [Value::Int(added), id] => Some((parse_id(id)?, *added == 0)),
-            _ => None,
-        },
-        other => Some((parse_id(other)?, false)),
-    }
-}
-
 /// The id right before `id` (what an exclusive end at `id` means), or
 /// `None` before `0-0`.
 pub(crate) fn prev_id(id: EventId) -> Option<EventId> {
@@ -194,23 +118,6 @@ pub(crate) fn prev_id(id: EventId) -> Option<EventId> {
         Some(seq) => Some(EventId::new(id.ms(), seq)),
         None => id.ms().checked_sub(1).map(|ms| EventId::new(ms, u64::MAX)),
     }
-}
-
-/// `XADD key MAXLEN ~ max_len * event TYPE data DATA`: Redis numbers the
-/// event (so ids and order are those of the stream, whichever node
-/// publishes) and trims the stream to about `max_len` entries, never fewer.
-pub(crate) fn xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(max_len)
-        .arg("*")
-        .arg(FIELD_EVENT)
-        .arg(&publish.event_type)
-        .arg(FIELD_DATA)
-        .arg(&publish.data);
-    cmd
 }
 
 /// `XADD key MAXLEN 1 SEQ-0 w 1`: a wake-up for the reader of a node,
@@ -278,6 +185,20 @@ pub(crate) fn xrange_one(key: &str, id: EventId) -> Cmd {
     cmd
 }
 
+/// `XRANGE key ID + COUNT count`: the entries from `id` on (`id` itself
+/// first, if the stream still holds it); from the start for `0-0`.
+pub(crate) fn xrange_from(key: &str, id: EventId, count: usize) -> Cmd {
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(key);
+    if id == EventId::ZERO {
+        cmd.arg("-");
+    } else {
+        cmd.arg(id.to_string());
+    }
+    cmd.arg("+").arg("COUNT").arg(count);
+    cmd
+}
+
 /// `XINFO STREAM key`.
 pub(crate) fn xinfo_stream(key: &str) -> Cmd {
     let mut cmd = redis::cmd("XINFO");
@@ -308,7 +229,7 @@ impl Entry {
     }
 }
 
-fn malformed(what: &'static str) -> RedisError {
+pub(crate) fn malformed(what: &'static str) -> RedisError {
     RedisError::from((ErrorKind::Parse, "unexpected reply from Redis", what.to_owned()))
 }
 
@@ -347,7 +268,7 @@ pub(crate) fn pairs(value: &Value) -> Option<Vec<(&Value, &Value)>> {
 /// write still get through: a missing or invalid type reads as
 /// `message`, missing data as empty, bytes that are not UTF-8 lossily, an
 /// invalid publish key as none.
-fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
+pub(crate) fn parse_entry(value: &Value) -> Result<Entry, RedisError> {
     let Value::Array(parts) = value else {
         return Err(malformed("a stream entry"));
     };
@@ -402,6 +323,15 @@ pub(crate) type StreamEntries = (Vec<u8>, Vec<Entry>);
 /// An `XREAD` reply: each stream's key and new entries (nothing when it
 /// timed out).
 pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisError> {
+    xread_streams(value)?
+        .into_iter()
+        .map(|(key, entries)| Ok((key.to_vec(), parse_entries(entries)?)))
+        .collect()
+}
+
+/// An `XREAD` reply as each stream's key and its list of entries, not yet
+/// parsed.
+pub(crate) fn xread_streams(value: &Value) -> Result<Vec<(&[u8], &Value)>, RedisError> {
     let streams: Vec<(&Value, &Value)> = match value {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams
@@ -421,7 +351,7 @@ pub(crate) fn parse_xread(value: &Value) -> Result<Vec<StreamEntries>, RedisErro
         .into_iter()
         .map(|(key, entries)| {
             let key = text(key).ok_or_else(|| malformed("an XREAD stream key"))?;
-            Ok((key.to_vec(), parse_entries(entries)?))
+            Ok((key, entries))
         })
         .collect()
 }
@@ -509,7 +439,6 @@ pub(crate) fn is_server_error(e: &RedisError) -> bool {
 mod tests {
     use super::*;
     use redis::Arg;
-    use tether_hub::Config;
 
     fn args(cmd: &Cmd) -> Vec<String> {
         cmd.args_iter()
@@ -596,12 +525,18 @@ mod tests {
         assert_eq!(keys.topic_of(b"tether:{news"), None);
         assert_eq!(keys.topic_of(b"tether:{}"), None);
         assert_eq!(keys.topic_of(b"tether:!pub:{news}"), None);
-        let keyed = Publish::new("news", None, "x", &tether_hub::Config::default())
+        let keyed = tether_hub::Publish::new("news", None, "x", &tether_hub::Config::default())
             .unwrap()
             .with_key("k")
             .unwrap();
         assert_eq!(
-            args(&publish(&keys, 10, &keyed))[3..6],
+            args(&crate::publish::publish(
+                &keys,
+                10,
+                99,
+                &Default::default(),
+                &keyed
+            ))[3..6],
             ["tether:{news}", "tether:!pub:{news}", "tether:!pub-ms:{news}"]
         );
     }
@@ -634,22 +569,6 @@ mod tests {
 
     #[test]
     fn command_arguments() {
-        let publish = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
-        assert_eq!(
-            args(&xadd("tether:news", 1000, &publish)),
-            [
-                "XADD",
-                "tether:news",
-                "MAXLEN",
-                "~",
-                "1000",
-                "*",
-                "event",
-                "update",
-                "data",
-                "a b\nc"
-            ]
-        );
         assert_eq!(
             args(&wake("tether:!wake:1", 7)),
             ["XADD", "tether:!wake:1", "MAXLEN", "1", "7-0", "w", "1"]
@@ -682,51 +601,14 @@ mod tests {
             ["XRANGE", "t:a", "3-4", "3-4"]
         );
         assert_eq!(args(&xinfo_stream("t:a")), ["XINFO", "STREAM", "t:a"]);
-    }
-
-    #[test]
-    fn keyed_publishes() {
-        let config = Config::default();
-        let plain = Publish::new("news", None, "x", &config).unwrap();
         assert_eq!(
-            args(&publish(&self::plain("t:"), 10, &plain))[..2],
-            ["XADD", "t:news"]
-        );
-        let keyed = plain.with_key("order-1").unwrap();
-        let sent = args(&publish(&self::plain("t:"), 10, &keyed));
-        assert_eq!(sent[0], "EVAL");
-        assert_eq!(sent[1], PUBLISH_KEYED);
-        assert_eq!(
-            sent[2..],
-            [
-                "3",
-                "t:news",
-                "t:!pub:news",
-                "t:!pub-ms:news",
-                "10",
-                "message",
-                "x",
-                "order-1",
-                "1000"
-            ]
-        );
-        assert_eq!(self::plain("t:").topic_of(b"t:!pub:news"), None, "never a topic");
-        assert_eq!(
-            self::plain("t:").topic_of(b"t:!pub-ms:news"),
-            None,
-            "never a topic"
+            args(&xrange_from("t:a", EventId::new(3, 4), 9)),
+            ["XRANGE", "t:a", "3-4", "+", "COUNT", "9"]
         );
         assert_eq!(
-            parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])),
-            Some((EventId::new(5, 1), false))
+            args(&xrange_from("t:a", EventId::ZERO, 9)),
+            ["XRANGE", "t:a", "-", "+", "COUNT", "9"]
         );
-        assert_eq!(
-            parse_published(&Value::Array(vec![Value::Int(0), bulk("5-1")])),
-            Some((EventId::new(5, 1), true))
-        );
-        assert_eq!(parse_published(&bulk("5-2")), Some((EventId::new(5, 2), false)));
-        assert_eq!(parse_published(&Value::Array(vec![bulk("5-1")])), None);
-        assert_eq!(parse_published(&Value::Nil), None);
     }
 
     #[test]

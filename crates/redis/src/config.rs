@@ -35,6 +35,14 @@ pub struct RedisConfig {
     /// Each stream is trimmed to about this many entries, never fewer
     /// (`XADD ... MAXLEN ~`); 1000, as the hub's backlog.
     pub max_len: usize,
+    /// On one Redis server, the announcement stream every node reads
+    /// (`PREFIX!bus`, each published event with its topic and id) is
+    /// trimmed to about this many entries (100 000). A node whose reader
+    /// falls further behind than this (or loses its connection) catches
+    /// up from each followed topic's stream, which costs a command per
+    /// followed topic: keep it above the events published during the
+    /// longest stall you expect. Unused on a Redis Cluster.
+    pub bus_max_len: usize,
     /// Events a node fetches as a topic's backlog when it starts to follow
     /// it (1000); keep it at the hub's `max_backlog_events`.
     pub history_events: usize,
@@ -81,6 +89,7 @@ impl RedisConfig {
             url: url.into(),
             prefix: "tether:".to_owned(),
             max_len: 1000,
+            bus_max_len: 100_000,
             history_events: 1000,
             history_bytes: 1 << 20,
             connect_timeout: Duration::from_secs(2),

@@ -1,11 +1,42 @@
 //! Bridges tether's pub/sub hub to a Redis server, so that several tether
 //! nodes serve the same topics: every published event goes to a Redis
 //! Stream per topic (`XADD`), which gives it its id and its place in the
-//! topic's order, cluster-wide; every node reads the streams its
-//! subscribers follow (`XREAD BLOCK`) and delivers the events to its own
-//! subscribers; the backlog for `Last-Event-ID` replay is the stream
-//! itself, fetched when a node starts to follow a topic. The core crates
-//! never depend on this one.
+//! topic's order, cluster-wide; the backlog for `Last-Event-ID` replay is
+//! the stream itself, fetched when a node starts to follow a topic. On one
+//! Redis server each publish is also announced, in the same atomic step,
+//! on one stream all nodes read (the *bus*), so that what a node pays to
+//! receive an event does not grow with the number of topics it follows;
+//! on a Redis Cluster every node reads the streams its subscribers follow.
+//! The core crates never depend on this one.
+//!
+//! # Why an announcement stream
+//!
+//! Reading each followed stream (`XREAD BLOCK` naming them all) costs
+//! Redis and the node work per followed topic at every read: with 100 000
+//! followed topics every call lists 100 000 keys, whatever the traffic.
+//! Instead, on one server, the script that adds an event to its topic's
+//! stream also adds a copy (topic, id, data, and a number from a counter)
+//! to `PREFIX!bus`, and the reader waits in one `XREAD BLOCK` of that
+//! stream (and its wake stream) whatever it follows, passing over the
+//! announcements of topics it does not follow (a hash lookup). Redis 7's
+//! sharded pub/sub (`SPUBLISH`) would filter by topic in Redis, but its
+//! messages are lost whenever the subscriber's connection is, so every
+//! reconnection would have to re-read each followed stream anyway, and the
+//! `redis` crate's synchronous client has no sharded subscriber (its
+//! `PubSub` knows `SUBSCRIBE` and `PSUBSCRIBE` only; `SSUBSCRIBE` is in
+//! its async cluster client alone). A stream keeps the announcements: a
+//! reader that loses its connection reads on from where it was, and the
+//! numbers tell it exactly when it missed some (the bus trimmed past it at
+//! [`RedisConfig::bus_max_len`], or the counter reset). Then, and after
+//! every reconnection, it takes the bus's end as its place and reads each
+//! followed topic's stream from the last event it delivered (pipelined
+//! `XRANGE`s): events before that place come from there, later ones from
+//! the bus, one seen in both is passed over by its id. Nothing
+//! acknowledged is lost or delivered twice, and a topic's order is its
+//! stream's, since the bus gets each topic's events in that order. The
+//! price: each node reads every event published on its Redis (not only
+//! those of topics it follows), and Redis keeps the bus (about
+//! `bus_max_len` entries, each an event's size plus about 60 bytes).
 //!
 //! # How it runs
 //!
@@ -13,21 +44,22 @@
 //!   `redis` crate's synchronous client): the **writer** `XADD`s publishes
 //!   in batches (`MAXLEN ~` bounds each stream as the hub bounds its
 //!   backlog), and the **reader** sends each following loop the topic's
-//!   backlog (`HubMessage::Ready`), then `XREAD`s the followed streams and
-//!   posts every event (`HubMessage::Deliver`, encoded once, shared by all
-//!   loops) to the loops that follow its topic, in stream order. Both
+//!   backlog (`HubMessage::Ready`), then reads the bus (on a cluster, the
+//!   followed streams) and posts every event of a followed topic
+//!   (`HubMessage::Deliver`, encoded once, shared by all loops) to the
+//!   loops that follow its topic, in stream order. Both
 //!   reach the event loops through the server's `Handle::post`, which wakes
 //!   a loop through its `mio::Waker`; the loops never wait for Redis.
 //! - [`RedisBroker`] is what each event loop holds (a [`Broker`]): it
 //!   hands publishes to the writer over a bounded channel (refusing them,
 //!   503, while the writer is not connected or is behind), and follows and
 //!   unfollows to the reader.
-//! - The reader waits in `XREAD BLOCK` on its streams plus a small *wake
+//! - The reader waits in `XREAD BLOCK` on the bus plus a small *wake
 //!   stream* of its own, to which the writer adds an entry whenever the
 //!   reader has new work (a follow, a publisher to answer): nothing sent to
 //!   it before that entry can be missed.
 //! - A publish with a publish key (`Publish::key`) is added by a Lua
-//!   script instead of a bare `XADD`: Redis runs it atomically, so the
+//!   script that checks the key too: Redis runs it atomically, so the
 //!   key check and the entry are one step, whichever nodes publish. It
 //!   keeps the topic's keys in a hash (`PREFIX!pub:TOPIC`, key to entry
 //!   id) and a sorted set (`PREFIX!pub-ms:TOPIC`, to forget the keys of
@@ -41,8 +73,9 @@
 //!   exponential backoff (capped, with jitter); the logs say when it is lost
 //!   (warn) and back (info), and the state, reconnects and age of the last
 //!   error are in `/metrics` ([`Broker::write_metrics`]). Once back, the
-//!   reader goes on from the last id it delivered if that id is still in the
-//!   stream and Redis did not restart; otherwise continuity is lost: the
+//!   reader goes on from the last id it delivered (reading each followed
+//!   stream from it, see above) if that id is still in the stream and
+//!   Redis did not restart; otherwise continuity is lost: the
 //!   topic's loops get a new `Ready`, and the hub ends the topic's
 //!   subscriptions so that clients resume from their last ids (with a gap
 //!   signal if events are gone).
@@ -75,10 +108,12 @@
 //!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
 //!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
 //!   connections are the `redis` crate's cluster connections (routing,
-//!   `MOVED`, `ASK`); publishes go one command each; the reader polls each
+//!   `MOVED`, `ASK`); publishes go one command each, and are not announced
+//!   (one script may not write keys of two slots); the reader polls each
 //!   followed stream with a plain `XREAD` every
 //!   [`RedisConfig::cluster_poll`] while nothing comes, instead of
-//!   blocking; a failed-over primary is a lost connection, made again.
+//!   blocking, so on a cluster a node's reads still grow with the topics
+//!   it follows; a failed-over primary is a lost connection, made again.
 //!
 //! # Example
 //!
@@ -108,6 +143,7 @@
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
+mod bus;
 mod commands;
 mod config;
 mod connection;
@@ -115,12 +151,13 @@ mod control;
 mod error;
 mod limits;
 mod presence;
+mod publish;
 mod reader;
 mod shared;
 mod writer;
 
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
@@ -128,7 +165,7 @@ use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Pu
 
 pub use config::RedisConfig;
 pub use error::Error;
-pub use limits::{LIMITS_PERIOD, NodeLimits, Revoker};
+pub use limits::{LIMITS_PERIOD, NodeLimits};
 pub use shared::Status;
 
 use shared::{Post, PresenceMsg, ReaderMsg, Shared, Stats, WriterMsg};
@@ -188,6 +225,9 @@ impl RedisBridge {
     pub fn new(config: RedisConfig) -> Result<RedisBridge, Error> {
         if config.max_len == 0 {
             return Err(Error::InvalidConfig("max_len must be at least 1"));
+        }
+        if config.bus_max_len == 0 {
+            return Err(Error::InvalidConfig("bus_max_len must be at least 1"));
         }
         if config.max_queued_publishes == 0 {
             return Err(Error::InvalidConfig("max_queued_publishes must be at least 1"));
@@ -343,7 +383,7 @@ pub mod fuzz {
     use crate::commands::{self, Keys};
 
     /// Reads `value` as each reply the bridge parses (an `XREAD`, an
-    /// `XRANGE`, a publish's answer, an `XINFO STREAM`, an `INFO`) and
+    /// `XRANGE`, the bus's announcements, a publish's answer, an `XINFO STREAM`, an `INFO`) and
     /// makes the hub's events of its entries, as the reader does; how
     /// many events were made. Never panics; an event keeps its entry's id.
     pub fn replies(value: &Value) -> usize {
@@ -376,12 +416,32 @@ pub mod fuzz {
         if let Ok(entries) = commands::parse_entries(value) {
             to_events(&entries);
         }
-        let _ = commands::parse_published(value);
+        if let Ok(announcements) = crate::bus::parse(value) {
+            let entries: Vec<_> = announcements.into_iter().filter_map(|a| a.entry).collect();
+            to_events(&entries);
+        }
+        let _ = crate::publish::parse_published(value);
         if let Some(info) = commands::parse_stream_info(value) {
             let _ = info.lost_entries();
         }
         let _ = commands::parse_run_id(value);
         events
+    }
+}
+
+/// Hands revocations to the presence thread, which adds them to Redis
+/// for every node (this one reads them back too). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Revoker {
+    pub(crate) tx: Sender<PresenceMsg>,
+}
+
+impl Revoker {
+    /// Adds these `(entry, until)` revocations (entries are opaque text
+    /// of at most 2048 bytes, until in Unix seconds) to Redis; they are
+    /// kept until their time. Never blocks.
+    pub fn revoke(&self, entries: Vec<(String, u64)>) {
+        let _ = self.tx.send(PresenceMsg::Revoke(entries));
     }
 }
 

@@ -17,13 +17,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use redis::Value;
 
 use crate::commands::text;
-use crate::shared::PresenceMsg;
 
 /// How often a node writes its counts and reads the others' and the
 /// revocations' change count.
@@ -43,22 +41,6 @@ pub(crate) struct Limits(pub(crate) Arc<dyn NodeLimits>);
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Limits")
-    }
-}
-
-/// Hands revocations to the presence thread, which adds them to Redis
-/// for every node (this one reads them back too). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Revoker {
-    pub(crate) tx: Sender<PresenceMsg>,
-}
-
-impl Revoker {
-    /// Adds these `(entry, until)` revocations (entries are opaque text
-    /// of at most 2048 bytes, until in Unix seconds) to Redis; they are
-    /// kept until their time. Never blocks.
-    pub fn revoke(&self, entries: Vec<(String, u64)>) {
-        let _ = self.tx.send(PresenceMsg::Revoke(entries));
     }
 }
 

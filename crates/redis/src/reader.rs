@@ -1,6 +1,7 @@
 //! The reader thread: answers follows with the topic's backlog from
-//! Redis, reads the followed streams (`XREAD BLOCK`) and posts each event
-//! to the loops that follow its topic, in stream order; answers
+//! Redis, reads the announcements of every publish (on one server,
+//! `XREAD BLOCK` of the bus; on a cluster, each followed stream) and posts
+//! each event to the loops that follow its topic, in stream order; answers
 //! publishers once their event is delivered; checks continuity after a
 //! reconnection and resynchronises the topics that lost it.
 
@@ -12,12 +13,20 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use redis::RedisError;
 use tether_hub::{Event, EventId, HubMessage, ReplyTo};
 
+use crate::bus;
 use crate::commands::{self, Entry};
 use crate::connection::{self, Con};
 use crate::shared::{Link, Post, ReaderMsg, Shared, add};
 
-/// Entries one `XREAD` takes from each stream at most.
+/// Entries one `XREAD` or catch-up `XRANGE` takes from each topic's
+/// stream at most.
 const READ_COUNT: usize = 256;
+
+/// Announcements one `XREAD` takes from the bus at most.
+const BUS_READ_COUNT: usize = 1024;
+
+/// Followed topics caught up in one round trip (a pipeline of `XRANGE`s).
+const CATCH_UP_BATCH: usize = 256;
 
 /// Entries one `XREVRANGE` fetches at most while building a backlog.
 const PAGE: usize = 256;
@@ -86,20 +95,34 @@ pub(crate) struct Reader {
     /// The Redis server's `run_id` on the last connection.
     run_id: Option<String>,
     topics: HashMap<Arc<str>, Followed>,
+    /// Topics that had a loop added to their `waiting` (maybe already
+    /// served): what `serve_follows` looks at, rather than every topic.
+    owed: Vec<Arc<str>>,
     wake_last: EventId,
+    /// On one server: the announcement stream's key.
+    bus_key: String,
+    /// The id of the last announcement read (where reading goes on).
+    bus_last: EventId,
+    /// The number of the last announcement read, if known: the next must
+    /// be one more, or some were missed.
+    bus_seq: Option<u64>,
 }
 
 impl Reader {
     pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<ReaderMsg>) -> Reader {
         Reader {
             link: Link::new("reader", shared.clone()),
-            shared,
             post,
             rx,
             con: None,
             run_id: None,
             topics: HashMap::new(),
+            owed: Vec::new(),
             wake_last: EventId::ZERO,
+            bus_key: shared.keys.bus(),
+            bus_last: EventId::ZERO,
+            bus_seq: None,
+            shared,
         }
     }
 
@@ -178,6 +201,9 @@ impl Reader {
                 // A loop follows once between unfollows; a repeat means it
                 // wants the backlog again.
                 followed.loops.retain(|&l| l != loop_index);
+                if followed.waiting.is_empty() {
+                    self.owed.push(topic);
+                }
                 if !followed.waiting.contains(&loop_index) {
                     followed.waiting.push(loop_index);
                 }
@@ -254,17 +280,24 @@ impl Reader {
     /// Redis, up to the last event delivered (so that the events read next
     /// follow it without a hole).
     fn serve_follows(&mut self) -> Result<(), RedisError> {
-        let owed: Vec<Arc<str>> = self
-            .topics
-            .iter()
-            .filter(|(_, f)| !f.waiting.is_empty())
-            .map(|(topic, _)| topic.clone())
-            .collect();
-        for topic in owed {
+        let owed = std::mem::take(&mut self.owed);
+        for (done, topic) in owed.iter().enumerate() {
+            if let Err(e) = self.serve_follow(topic) {
+                // Served once connected again: this topic and the rest.
+                self.owed.extend(owed.into_iter().skip(done));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Reader::serve_follows`] for one topic (nothing if no loop waits).
+    fn serve_follow(&mut self, topic: &Arc<str>) -> Result<(), RedisError> {
+        {
             let con = connection::connected(&mut self.con)?;
             let config = &self.shared.config;
-            let Some(followed) = self.topics.get_mut(&topic) else {
-                continue;
+            let Some(followed) = self.topics.get_mut(topic).filter(|f| !f.waiting.is_empty()) else {
+                return Ok(());
             };
             let (history, dropped) = if followed.broken || (followed.known && followed.last == EventId::ZERO)
             {
@@ -273,7 +306,7 @@ impl Reader {
                 let end = followed.known.then_some(followed.last);
                 match fetch_history(
                     con,
-                    &topic,
+                    topic,
                     &followed.key,
                     end,
                     config.history_events,
@@ -311,48 +344,155 @@ impl Reader {
                 );
             }
             followed.loops.extend(waiting);
-            self.flush_outcomes(&topic);
         }
+        self.flush_outcomes(topic);
         Ok(())
     }
 
-    /// Reads the followed streams and posts what comes; whether anything
+    /// Reads what was published and posts what comes; whether anything
     /// may have come (false: nothing did, and nothing waited for it).
     ///
-    /// On one server: one `XREAD BLOCK` of every followed stream and the
-    /// wake stream. On a cluster, where one command may only touch keys
-    /// of one slot and blocking would hold that node's connection, one
-    /// plain `XREAD` for each followed stream (each its topic's slot).
+    /// On one server: one `XREAD BLOCK` of the bus (every topic's
+    /// announcements, in order) and the wake stream, whatever the number
+    /// of topics followed; an announcement of a topic this node does not
+    /// follow is passed over. A hole in the announcements' numbers (the
+    /// bus was trimmed past this reader, or its counter reset) makes the
+    /// reader catch up from each followed topic's stream. On a cluster,
+    /// where one command may only touch keys of one slot and blocking
+    /// would hold that node's connection, one plain `XREAD` for each
+    /// followed stream (each its topic's slot).
     fn read(&mut self) -> Result<bool, RedisError> {
         if self.shared.keys.cluster {
             return self.read_cluster();
         }
-        let mut streams: Vec<(&str, EventId)> =
-            self.readable().map(|(_, f)| (f.key.as_str(), f.last)).collect();
-        streams.push((&self.shared.wake_key, self.wake_last));
+        let streams = [
+            (self.bus_key.as_str(), self.bus_last),
+            (self.shared.wake_key.as_str(), self.wake_last),
+        ];
         let block_ms = u64::try_from(self.shared.config.block.as_millis()).unwrap_or(u64::MAX);
-        let xread = commands::xread(&streams, READ_COUNT, Some(block_ms.max(1)));
+        let xread = commands::xread(&streams, BUS_READ_COUNT, Some(block_ms.max(1)));
         let reply = connection::connected(&mut self.con)?.query(&xread)?;
-        for (key, entries) in commands::parse_xread(&reply)? {
+        let mut announcements = Vec::new();
+        for (key, entries) in commands::xread_streams(&reply)? {
             if key == self.shared.wake_key.as_bytes() {
-                if let Some(last) = entries.last() {
+                if let Some(last) = commands::parse_entries(entries)?.last() {
                     self.wake_last = last.id;
                 }
-                continue;
+            } else if key == self.bus_key.as_bytes() {
+                announcements = bus::parse(entries)?;
             }
-            let Some(topic) = self
-                .shared
-                .keys
-                .topic_of(&key)
-                .and_then(|name| self.topics.get_key_value(name))
-                .map(|(topic, _)| topic.clone())
-            else {
+        }
+        let mut touched: Vec<Arc<str>> = Vec::new();
+        for announcement in announcements {
+            if let Some(seq) = announcement.seq {
+                if self.bus_seq.is_some_and(|last| last.checked_add(1) != Some(seq)) {
+                    log::warn!(
+                        "redis: announcements missed (number {seq} after {:?}): every followed topic catches up from its stream",
+                        self.bus_seq
+                    );
+                    self.resume()?;
+                    break;
+                }
+                self.bus_seq = Some(seq);
+            }
+            self.bus_last = announcement.bus_id;
+            let (Some(name), Some(entry)) = (announcement.topic, announcement.entry) else {
                 continue;
             };
-            self.deliver(&topic, &entries);
+            let Some((topic, followed)) = self.topics.get_key_value(name.as_str()) else {
+                continue;
+            };
+            if !followed.known || followed.broken {
+                continue;
+            }
+            let topic = topic.clone();
+            self.deliver(&topic, std::slice::from_ref(&entry));
+            if !touched.contains(&topic) {
+                touched.push(topic);
+            }
+        }
+        for topic in touched {
             self.flush_outcomes(&topic);
         }
         Ok(true)
+    }
+
+    /// On one server, after a (re)connection or missed announcements:
+    /// takes the bus's end as the place to read from, then reads each
+    /// followed topic's stream from its last delivered event (events
+    /// announced before that place come from there, those after it from
+    /// the bus; one delivered by both is passed over the second time). A
+    /// topic whose last delivered event left its stream lost continuity:
+    /// it is resynchronised.
+    fn resume(&mut self) -> Result<(), RedisError> {
+        let con = connection::connected(&mut self.con)?;
+        let end = bus::parse(&con.query(&commands::xrevrange(&self.bus_key, None, 1))?)?.pop();
+        self.bus_last = end.as_ref().map_or(EventId::ZERO, |a| a.bus_id);
+        self.bus_seq = end.and_then(|a| a.seq);
+        let mut behind: Vec<Arc<str>> = self
+            .topics
+            .iter()
+            .filter(|(_, f)| f.known && !f.broken)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        while !behind.is_empty() {
+            let batch: Vec<Arc<str>> = behind.drain(..behind.len().min(CATCH_UP_BATCH)).collect();
+            behind.extend(self.catch_up(&batch)?);
+        }
+        Ok(())
+    }
+
+    /// One round trip of [`Reader::resume`]: the entries of each topic's
+    /// stream from its last delivered event on; the topics with more to
+    /// read.
+    fn catch_up(&mut self, topics: &[Arc<str>]) -> Result<Vec<Arc<str>>, RedisError> {
+        let cmds: Vec<redis::Cmd> = topics
+            .iter()
+            .filter_map(|topic| self.topics.get(topic))
+            .map(|f| commands::xrange_from(&f.key, f.last, READ_COUNT + 1))
+            .collect();
+        let (replies, failure) = connection::connected(&mut self.con)?.pipeline(&cmds);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut more = Vec::new();
+        let mut lost = Vec::new();
+        for (topic, reply) in topics.iter().zip(replies) {
+            let Some(followed) = self.topics.get_mut(topic) else {
+                continue;
+            };
+            let entries = match reply {
+                Ok(reply) => commands::parse_entries(&reply)?,
+                Err(e) if commands::is_server_error(&e) => {
+                    log::warn!(
+                        "redis: topic {topic} is no longer read: its key {} is not a stream ({e})",
+                        followed.key
+                    );
+                    followed.broken = true;
+                    lost.push(topic.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let full = entries.len() > READ_COUNT;
+            let new = if followed.last == EventId::ZERO {
+                &entries[..]
+            } else if entries.first().is_some_and(|e| e.id == followed.last) {
+                entries.get(1..).unwrap_or_default()
+            } else {
+                lost.push(topic.clone());
+                continue;
+            };
+            self.deliver(topic, new);
+            self.flush_outcomes(topic);
+            if full {
+                more.push(topic.clone());
+            }
+        }
+        for topic in lost {
+            self.resync(&topic);
+        }
+        Ok(more)
     }
 
     fn read_cluster(&mut self) -> Result<bool, RedisError> {
@@ -407,7 +547,8 @@ impl Reader {
     /// Just (re)connected: if Redis restarted, or a topic's last delivered
     /// event is no longer in its stream, events may be gone: such topics
     /// get a new `Ready` (their subscribers resume from their last ids).
-    /// Otherwise reading goes on from the last delivered id.
+    /// Otherwise reading goes on from the last delivered id (on one
+    /// server, see [`Reader::resume`]).
     fn check_continuity(&mut self) -> Result<(), RedisError> {
         let con = connection::connected(&mut self.con)?;
         // A cluster's nodes restart and fail over one by one: each
@@ -424,6 +565,20 @@ impl Reader {
             self.run_id = run_id;
             restarted
         };
+        if !self.shared.keys.cluster {
+            if restarted {
+                let known: Vec<Arc<str>> = self
+                    .topics
+                    .iter()
+                    .filter(|(_, f)| f.known && !f.broken)
+                    .map(|(topic, _)| topic.clone())
+                    .collect();
+                for topic in known {
+                    self.resync(&topic);
+                }
+            }
+            return self.resume();
+        }
         let mut lost = Vec::new();
         for (topic, followed) in &mut self.topics {
             if !followed.known || followed.broken {
@@ -468,6 +623,9 @@ impl Reader {
         followed.known = false;
         followed.last = EventId::ZERO;
         let loops = std::mem::take(&mut followed.loops);
+        if followed.waiting.is_empty() {
+            self.owed.push(topic.clone());
+        }
         followed.waiting.extend(loops);
         let outcomes = std::mem::take(&mut followed.outcomes);
         for outcome in outcomes {

@@ -1,5 +1,6 @@
-//! The writer thread: `XADD`s publishes to their topics' streams (a
-//! keyed publish through a script that checks its key), in batches, and
+//! The writer thread: adds publishes to their topics' streams (on one
+//! server through a script that announces each on the bus too; a keyed
+//! publish through one that checks its key as well), in batches, and
 //! wakes the reader.
 
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use std::time::Duration;
 use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
-use crate::commands;
 use crate::connection::{self, Con};
 use crate::shared::{Link, Post, ReaderMsg, Shared, WriterMsg, add};
+use crate::{commands, publish};
 
 /// Publishes sent to Redis in one round trip at most.
 const MAX_BATCH: usize = 256;
@@ -27,6 +28,8 @@ pub(crate) struct Writer {
     rx: Receiver<WriterMsg>,
     con: Option<Con>,
     link: Link,
+    /// The scripts Redis holds on this connection.
+    loaded: publish::Loaded,
 }
 
 impl Writer {
@@ -37,6 +40,7 @@ impl Writer {
             post,
             rx,
             con: None,
+            loaded: publish::Loaded::default(),
         }
     }
 
@@ -45,6 +49,7 @@ impl Writer {
             if self.con.is_none() {
                 if self.link.wait().is_zero() {
                     self.con = self.link.connect(self.shared.config.command_timeout);
+                    self.load_scripts();
                 }
                 if self.con.is_none() {
                     // Down: refuse what comes meanwhile, at once.
@@ -109,7 +114,16 @@ impl Writer {
         };
         let cmds: Vec<_> = publishes
             .iter()
-            .map(|publish| commands::publish(&self.shared.keys, self.shared.config.max_len, publish))
+            .map(|publish| {
+                let config = &self.shared.config;
+                publish::publish(
+                    &self.shared.keys,
+                    config.max_len,
+                    config.bus_max_len,
+                    &self.loaded,
+                    publish,
+                )
+            })
             .collect();
         let (replies, failure) = con.pipeline(&cmds);
         let mut told_reader = false;
@@ -117,7 +131,7 @@ impl Writer {
         // Replies first: `zip` takes no publish past the last reply.
         for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
             let outcome = reply.and_then(|reply| {
-                commands::parse_published(&reply).ok_or_else(|| {
+                publish::parse_published(&reply).ok_or_else(|| {
                     RedisError::from((redis::ErrorKind::Parse, "unexpected reply", format!("{reply:?}")))
                 })
             });
@@ -140,6 +154,11 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                        // Redis's script cache was flushed: send the text
+                        // from now on (loaded again at the next connection).
+                        self.loaded = publish::Loaded::default();
+                    }
                     log::warn!(
                         "redis: publish to {} refused: {e}",
                         self.shared.keys.stream(&publish.topic)
@@ -174,6 +193,27 @@ impl Writer {
         for e in replies.into_iter().filter_map(Result::err) {
             log::debug!("redis: wake-up refused: {e}");
         }
+        if let Some(e) = failure {
+            self.lost(&e);
+        }
+    }
+
+    /// On one server, just connected: has Redis load the scripts, so that
+    /// publishes send their digests. A script Redis refuses to load (an
+    /// ACL, say) goes as text.
+    fn load_scripts(&mut self) {
+        self.loaded = publish::Loaded::default();
+        let Some(con) = self.con.as_mut().filter(|_| !self.shared.keys.cluster) else {
+            return;
+        };
+        let (replies, failure) = con.pipeline(&publish::load());
+        let mut digests = replies
+            .into_iter()
+            .map(|reply| reply.ok().as_ref().and_then(publish::parse_loaded));
+        self.loaded = publish::Loaded {
+            announced: digests.next().flatten(),
+            keyed: digests.next().flatten(),
+        };
         if let Some(e) = failure {
             self.lost(&e);
         }

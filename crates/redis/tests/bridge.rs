@@ -279,7 +279,9 @@ fn a_key_that_is_not_a_stream_is_left_alone() {
     let id = a.publish_ok(1, "fine", "y");
     assert_eq!(a.deliver(0).id(), id);
 
-    // A followed stream replaced by something else: that topic gets an
+    // A followed stream replaced by something else: publishes to it are
+    // refused, and once the reader next reads the followed streams
+    // themselves (after its connection is made again) that topic gets an
     // empty backlog (its subscribers resume, and get nothing more); the
     // others go on.
     a.follow(0, "morph");
@@ -296,6 +298,9 @@ fn a_key_that_is_not_a_stream_is_left_alone() {
         .arg("no longer a stream")
         .query(&mut con)
         .unwrap();
+    let token = a.publish(1, "morph", "refused").unwrap();
+    assert_eq!(a.published(1, token), Err(HubError::BrokerUnavailable));
+    assert_eq!(redis.kill_clients("tether-redis-reader"), 1);
     let id = a.publish_ok(1, "fine", "w");
     let mut seen = [false, false];
     while seen != [true, true] {

@@ -1,0 +1,373 @@
+//! What publishes an event: the commands and scripts that add it to its
+//! topic's stream (and on one server announce it on the bus, see
+//! [`crate::bus`]; with a publish key, check the key first), and their
+//! replies. No I/O here: the writer sends what these build.
+
+use redis::{Cmd, Value};
+use tether_hub::{EventId, Publish};
+
+use crate::commands::{FIELD_DATA, FIELD_EVENT, Keys, parse_id};
+
+/// Keys forgotten at most per keyed publish (bounds a script's work).
+const PRUNE_BATCH: usize = 1000;
+
+/// The script behind a keyed publish: in one atomic step, forget the keys
+/// whose entries were trimmed from the stream (those of earlier
+/// milliseconds than the stream's first entry, and those of its own
+/// millisecond with a smaller sequence number), answer with the entry of a
+/// key still remembered (`{0, id}`), or add the entry with its key and
+/// remember it (`{1, id}`). The index lives as long as the stream (same
+/// expiry, if the stream has one).
+///
+/// On one server the entry is announced on the bus too (see
+/// [`crate::bus`]), in the same step.
+///
+/// KEYS: the stream, the index hash, the index sorted set, and on one
+/// server the bus and its counter. ARGV: the `MAXLEN ~` bound, the event
+/// type, the data, the publish key, the index's batch, and on one server
+/// the bus's bound and the topic.
+const PUBLISH_KEYED: &str = r"
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if first then
+  local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
+  local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
+  for _, key in ipairs(edge) do
+    local kept = redis.call('HGET', KEYS[2], key)
+    local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
+    if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
+      gone[#gone + 1] = key
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', KEYS[2], unpack(gone))
+    redis.call('ZREM', KEYS[3], unpack(gone))
+  end
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+local id = redis.call('HGET', KEYS[2], ARGV[4])
+if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
+  return {0, id}
+end
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+if KEYS[4] then
+  local n = redis.call('INCR', KEYS[5])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+end
+redis.call('HSET', KEYS[2], ARGV[4], id)
+redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+else
+  redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[3])
+end
+return {1, id}
+";
+
+/// What publishes `publish` to its topic's stream: without a publish
+/// key, on one server [`PUBLISH_ANNOUNCED`] (the entry and its
+/// announcement on the bus, bounded to about `bus_len`), on a cluster a
+/// bare `XADD`; with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key
+/// and adds the entry (and on one server its announcement) atomically.
+pub(crate) fn publish(
+    keys: &Keys,
+    max_len: usize,
+    bus_len: usize,
+    loaded: &Loaded,
+    publish: &Publish,
+) -> Cmd {
+    let key = keys.stream(&publish.topic);
+    let Some(publish_key) = &publish.key else {
+        if keys.cluster {
+            return xadd(&key, max_len, publish);
+        }
+        return announced(keys, max_len, bus_len, loaded, publish);
+    };
+    let (index, by_ms) = keys.index(&publish.topic);
+    let mut cmd = eval(PUBLISH_KEYED, loaded.keyed.as_deref());
+    cmd.arg(if keys.cluster { 3 } else { 5 })
+        .arg(&key)
+        .arg(&index)
+        .arg(&by_ms);
+    if !keys.cluster {
+        cmd.arg(keys.bus()).arg(keys.bus_seq());
+    }
+    cmd.arg(max_len)
+        .arg(&publish.event_type)
+        .arg(&publish.data)
+        .arg(&**publish_key)
+        .arg(PRUNE_BATCH);
+    if !keys.cluster {
+        cmd.arg(bus_len).arg(&*publish.topic);
+    }
+    cmd
+}
+
+/// The scripts' SHA1 digests once Redis holds them (`SCRIPT LOAD`, on
+/// one server, each time the writer connects): a publish then sends
+/// `EVALSHA` and the digest instead of the script's text. Without them
+/// (not loaded, or Redis answered `NOSCRIPT`: its script cache was
+/// flushed), `EVAL` and the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    pub(crate) announced: Option<String>,
+    pub(crate) keyed: Option<String>,
+}
+
+/// `SCRIPT LOAD` of each script, in [`Loaded`]'s order.
+pub(crate) fn load() -> [Cmd; 2] {
+    [PUBLISH_ANNOUNCED, PUBLISH_KEYED].map(|script| {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(script);
+        cmd
+    })
+}
+
+/// The digest in a `SCRIPT LOAD` reply.
+pub(crate) fn parse_loaded(value: &Value) -> Option<String> {
+    let digest = std::str::from_utf8(crate::commands::text(value)?).ok()?;
+    (digest.len() == 40 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
+}
+
+/// `EVALSHA digest` if Redis holds the script, else `EVAL script`.
+fn eval(script: &str, digest: Option<&str>) -> Cmd {
+    match digest {
+        Some(digest) => {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(digest);
+            cmd
+        }
+        None => {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(script);
+            cmd
+        }
+    }
+}
+
+/// The reply to [`publish`]: the entry's id, and whether it is a
+/// duplicate (the key was remembered: nothing was added).
+pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
+    match value {
+        Value::Array(parts) => match &parts[..] {
+            [Value::Int(added), id] => Some((parse_id(id)?, *added == 0)),
+            _ => None,
+        },
+        other => Some((parse_id(other)?, false)),
+    }
+}
+
+/// The script behind a publish without a publish key on one server: add
+/// the event to its topic's stream (which gives its id), count it, and
+/// add the announcement, in one atomic step (so that the bus's order is
+/// each topic's order). Answers the event's id.
+///
+/// KEYS: the topic's stream, the bus, the counter. ARGV: the stream's
+/// `MAXLEN ~` bound, the event type, the data, the bus's bound, the topic.
+const PUBLISH_ANNOUNCED: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+local n = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
+return id
+";
+
+/// `EVAL` [`PUBLISH_ANNOUNCED`] for `publish`.
+fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publish: &Publish) -> Cmd {
+    let mut cmd = eval(PUBLISH_ANNOUNCED, loaded.announced.as_deref());
+    cmd.arg(3)
+        .arg(keys.stream(&publish.topic))
+        .arg(keys.bus())
+        .arg(keys.bus_seq())
+        .arg(max_len)
+        .arg(&publish.event_type)
+        .arg(&publish.data)
+        .arg(bus_len)
+        .arg(&*publish.topic);
+    cmd
+}
+
+/// `XADD key MAXLEN ~ max_len * event TYPE data DATA`: Redis numbers the
+/// event (so ids and order are those of the stream, whichever node
+/// publishes) and trims the stream to about `max_len` entries, never fewer.
+pub(crate) fn xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
+        .arg("*")
+        .arg(FIELD_EVENT)
+        .arg(&publish.event_type)
+        .arg(FIELD_DATA)
+        .arg(&publish.data);
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Arg;
+    use tether_hub::Config;
+
+    fn args(cmd: &Cmd) -> Vec<String> {
+        cmd.args_iter()
+            .map(|arg| match arg {
+                Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                _ => "<other>".to_owned(),
+            })
+            .collect()
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn plain(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            cluster: false,
+        }
+    }
+
+    fn cluster(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            cluster: true,
+        }
+    }
+
+    #[test]
+    fn loaded_scripts_go_by_their_digest() {
+        let digest = "0123456789abcdef0123456789abcdef01234567";
+        let loaded = Loaded {
+            announced: Some(digest.to_owned()),
+            keyed: None,
+        };
+        let p = Publish::new("news", None, "x", &Config::default()).unwrap();
+        let sent = args(&publish(&plain("t:"), 10, 500, &loaded, &p));
+        assert_eq!(sent[..3], ["EVALSHA", digest, "3"]);
+        let keyed = p.with_key("k").unwrap();
+        assert_eq!(
+            args(&publish(&plain("t:"), 10, 500, &loaded, &keyed))[..2],
+            ["EVAL", PUBLISH_KEYED]
+        );
+        assert_eq!(args(&load()[0]), ["SCRIPT", "LOAD", PUBLISH_ANNOUNCED]);
+        assert_eq!(args(&load()[1]), ["SCRIPT", "LOAD", PUBLISH_KEYED]);
+        assert_eq!(parse_loaded(&bulk(digest)), Some(digest.to_owned()));
+        assert_eq!(parse_loaded(&bulk("nope")), None);
+        assert_eq!(parse_loaded(&Value::Nil), None);
+    }
+
+    #[test]
+    fn a_bare_xadd() {
+        let publish = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
+        assert_eq!(
+            args(&xadd("tether:news", 1000, &publish)),
+            [
+                "XADD",
+                "tether:news",
+                "MAXLEN",
+                "~",
+                "1000",
+                "*",
+                "event",
+                "update",
+                "data",
+                "a b\nc"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_announced_publish_names_the_stream_the_bus_and_the_counter() {
+        let p = Publish::new("news", None, "x", &Config::default()).unwrap();
+        let sent = args(&publish(&plain("t:"), 10, 500, &Loaded::default(), &p));
+        assert_eq!(sent[..2], ["EVAL", PUBLISH_ANNOUNCED]);
+        assert_eq!(
+            sent[2..],
+            [
+                "3",
+                "t:news",
+                "t:!bus",
+                "t:!bus-seq",
+                "10",
+                "message",
+                "x",
+                "500",
+                "news"
+            ]
+        );
+    }
+
+    #[test]
+    fn keyed_publishes() {
+        let config = Config::default();
+        let plain = Publish::new("news", None, "x", &config).unwrap();
+        assert_eq!(
+            args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &plain))[..2],
+            ["XADD", "t:{news}"]
+        );
+        let keyed = plain.clone().with_key("order-1").unwrap();
+        assert_eq!(
+            args(&publish(&self::plain("t:"), 10, 99, &Loaded::default(), &plain))[..2],
+            ["EVAL", PUBLISH_ANNOUNCED]
+        );
+        let sent = args(&publish(&self::plain("t:"), 10, 99, &Loaded::default(), &keyed));
+        assert_eq!(sent[0], "EVAL");
+        assert_eq!(sent[1], PUBLISH_KEYED);
+        assert_eq!(
+            sent[2..],
+            [
+                "5",
+                "t:news",
+                "t:!pub:news",
+                "t:!pub-ms:news",
+                "t:!bus",
+                "t:!bus-seq",
+                "10",
+                "message",
+                "x",
+                "order-1",
+                "1000",
+                "99",
+                "news"
+            ]
+        );
+        let sent = args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &keyed));
+        assert_eq!(
+            sent[2..],
+            [
+                "3",
+                "t:{news}",
+                "t:!pub:{news}",
+                "t:!pub-ms:{news}",
+                "10",
+                "message",
+                "x",
+                "order-1",
+                "1000"
+            ]
+        );
+        assert_eq!(self::plain("t:").topic_of(b"t:!pub:news"), None, "never a topic");
+        assert_eq!(
+            self::plain("t:").topic_of(b"t:!pub-ms:news"),
+            None,
+            "never a topic"
+        );
+        assert_eq!(
+            parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])),
+            Some((EventId::new(5, 1), false))
+        );
+        assert_eq!(
+            parse_published(&Value::Array(vec![Value::Int(0), bulk("5-1")])),
+            Some((EventId::new(5, 1), true))
+        );
+        assert_eq!(parse_published(&bulk("5-2")), Some((EventId::new(5, 2), false)));
+        assert_eq!(parse_published(&Value::Array(vec![bulk("5-1")])), None);
+        assert_eq!(parse_published(&Value::Nil), None);
+    }
+}
