@@ -4,7 +4,7 @@
 //! over plain TCP and over TLS.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use tether_handshake::{ClientHandshake, ClientRequest};
 use tether_http1::{EMPTY_HEADER, Limits, ResponseHead, Status};
 
+use super::sources;
 use super::tls::{self, Tls};
 use super::wire::EventReader;
 
@@ -58,6 +59,9 @@ pub struct Dial {
     pub concurrency: usize,
     /// All connections must be open by then.
     pub timeout: Duration,
+    /// Local addresses the connections are bound to, in turn
+    /// ([`super::sources`]); empty: the kernel picks.
+    pub sources: Vec<IpAddr>,
 }
 
 /// An open connection.
@@ -318,7 +322,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             let Some((kind, target, deflate)) = plan.next() else {
                 break;
             };
-            let mut stream = TcpStream::connect(dial.addr)?;
+            let mut stream = sources::connect(dial.addr, sources::source_of(&dial.sources, conns.len()))?;
             stream.set_nodelay(true)?;
             let token = Token(conns.len());
             poll.registry()

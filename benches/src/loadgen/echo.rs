@@ -388,6 +388,7 @@ mod tests {
                 tls: None,
                 concurrency: 1,
                 timeout: Duration::ZERO,
+                sources: Vec::new(),
             },
             target: "/".into(),
             connections: 1,

@@ -406,6 +406,7 @@ mod tests {
             tls: None,
             concurrency: 1,
             timeout: Duration::from_secs(5),
+            sources: Vec::new(),
         };
         (dial, server)
     }
