@@ -179,8 +179,11 @@ start_cluster() {
         sleep 0.01
     done
     redis-cli -p "$port" ping >/dev/null || { cat "$WORK/redis.log"; echo "scale.sh: redis-server did not start" >&2; exit 1; }
+    # The load generator answers pings only once all of its connections
+    # are open (100 000 TLS handshakes on a small machine take minutes):
+    # pings and the idle timeout wait longer than the default 30 s and 60 s.
     local args=(serve --app hub --threads 2 --log-level warn --ws-publish 'bench.*'
-        --redis "redis://127.0.0.1:$port" "${TLS_ARGS[@]}")
+        --redis "redis://127.0.0.1:$port" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
     [ "$PRESENCE" = 1 ] || args+=(--namespace 'bench.* presence=off')
     port=0
     SERVER_PIDS=()
