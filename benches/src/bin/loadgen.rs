@@ -79,10 +79,11 @@ struct Common {
     /// connections only; the server must listen on loopback).
     #[arg(long, value_name = "N")]
     sources: Option<usize>,
-    /// With --procs: a server process to watch (repeatable, e.g. every
-    /// process sharing the port). The parent adds the time to open every
-    /// connection, the servers' summed RSS and the kernel's TCP memory
-    /// per connection, and their CPU time per delivery.
+    /// With --procs 2 or more (echo, latency, fanout): a server process to
+    /// watch (repeatable, e.g. every process sharing the port). The parent
+    /// adds the time to open every connection, the servers' summed RSS and
+    /// the kernel's TCP memory per connection, and their CPU time per
+    /// delivery.
     #[arg(long = "watch-pid", value_name = "PID", requires = "procs")]
     watch_pids: Vec<u32>,
     /// With --watch-pid: the bus joining the servers (e.g. redis-server),
@@ -403,6 +404,19 @@ fn dial(common: &Common) -> Result<Dial, String> {
 
 fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
     sys::raise_open_files_limit().map_err(|e| format!("raising the open-files limit: {e}"))?;
+    let common = match &cli.mode {
+        Mode::Echo(a) => Some(&a.common),
+        Mode::Latency(a) => Some(&a.common),
+        Mode::Fanout(a) => Some(&a.common),
+        Mode::Idle(a) => Some(&a.common),
+        Mode::Replay(a) => Some(&a.common),
+        Mode::Summary(_) => None,
+    };
+    if common.is_some_and(|c| !c.watch_pids.is_empty() && c.procs < 2) {
+        return Err(
+            "--watch-pid is measured by the parent of a multi-process run: give --procs 2 or more".into(),
+        );
+    }
     let io = |e: std::io::Error| e.to_string();
     Ok(match cli.mode {
         Mode::Echo(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),

@@ -18,6 +18,9 @@
 //! and fan-out as several, started together, and adds up their reports.
 //! With [`h2`], echo WebSockets and fan-out event streams are streams of a
 //! few HTTP/2 connections instead of a connection each.
+//! [`sources`] spreads connections over loopback source addresses (past
+//! one address's ephemeral ports), and [`watch`] is what the parent of a
+//! multi-process run measures of several server processes at once.
 
 pub mod conn;
 pub mod echo;
