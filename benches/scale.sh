@@ -15,7 +15,8 @@
 # SUBSCRIBERS subscribers of one topic, half WebSockets
 # (/topics/bench.scale/ws?format=raw), half event streams
 # (/topics/bench.scale/events), and one WebSocket publisher. For each rate
-# of RATES, one load generator run opens every connection, holds them
+# of RATES, on fresh servers and a fresh Redis, one load generator run
+# opens every connection, holds them
 # SETTLE seconds, publishes SIZE-byte messages at that rate for DURATION
 # seconds, checks that every subscriber got every message once and in
 # order, and closes them. Each run reports (a JSON line in OUT, and a
@@ -23,14 +24,17 @@
 #   - time to open every connection (from starting the load generator's
 #     processes to all of them holding their share);
 #   - memory per connection: the servers' RSS summed over the processes,
-#     and the kernel's TCP socket memory (/proc/net/sockstat "TCP: mem",
-#     pages, both ends of each loopback connection), each the growth from
-#     before the connections to when they are all open, divided by them;
+#     the kernel's TCP socket buffers (/proc/net/sockstat "TCP: mem") and
+#     socket slabs (/proc/slabinfo; both of these for both ends of each
+#     loopback connection), each the growth from before the connections
+#     to when they are all open, divided by them; and the servers' summed
+#     peak RSS during the run;
 #   - publish -> delivery latency over every delivery (p50/p99/max), and
 #     the time from each publish to its last delivery (every subscriber
 #     has it), over the publishes;
-#   - deliveries per second, and the servers' and Redis's CPU time per
-#     delivery.
+#   - deliveries per second; the servers' CPU time per delivery (as
+#     measured, and less their idle CPU while the connections were held);
+#     Redis's CPU time over the run.
 # A run that does not finish within its bound is stopped; everything this
 # script started is stopped by pid on exit.
 #
@@ -40,7 +44,7 @@
 #   --tls:   every connection over TLS (a self-signed certificate made
 #            with openssl), for TLS's memory per connection beside plain.
 #   --presence: leave presence on for the topic (off by default: see
-#            SERVER_ARGS below).
+#            start_cluster below).
 #   --smoke: 3 000 subscribers over 2 servers and 2 load generator
 #            processes, one short run (well under a minute once built).
 # Needs redis-server, python3 and curl. Uses $TETHER_BIN when set, else
