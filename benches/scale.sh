@@ -43,6 +43,8 @@
 #            [--size BYTES] [--presence] [--tls] [--out FILE]
 #   --tls:   every connection over TLS (a self-signed certificate made
 #            with openssl), for TLS's memory per connection beside plain.
+#   --half-tls: every second connection over TLS, to a TLS listener
+#            beside the plain one on each server (--tls-listen).
 #   --presence: leave presence on for the topic (off by default: see
 #            start_cluster below).
 #   --smoke: 3 000 subscribers over 2 servers and 2 load generator
@@ -76,6 +78,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --presence) PRESENCE=1 ;;
         --tls) TLS=1 ;;
+        --half-tls) TLS=half ;;
         *) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -149,19 +152,19 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# TLS (--tls): a self-signed certificate for 127.0.0.1, which the load
-# generator trusts (--ca).
+# TLS (--tls, --half-tls): a self-signed certificate for 127.0.0.1, which
+# the load generator trusts (--ca).
 SCHEME=http
 LOADGEN_TLS=()
 TLS_ARGS=()
-if [ "$TLS" = 1 ]; then
+if [ "$TLS" != 0 ]; then
     command -v openssl >/dev/null || { echo "scale.sh: --tls needs openssl" >&2; exit 1; }
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext "basicConstraints=critical,CA:FALSE" \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-    SCHEME=https
     LOADGEN_TLS=(--ca "$WORK/cert.pem")
     TLS_ARGS=(--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+    [ "$TLS" = 1 ] && SCHEME=https
 fi
 
 # Starts a fresh Redis (in memory only) and SERVERS servers on one port:
@@ -190,9 +193,11 @@ start_cluster() {
         --redis "redis://127.0.0.1:$port" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
     [ "$PRESENCE" = 1 ] || args+=(--namespace 'bench.* presence=off')
     port=0
+    local tls_port=0 tls_listen=()
     SERVER_PIDS=()
     for i in $(seq "$SERVERS"); do
-        "$TETHER_BIN" "${args[@]}" --port "$port" >"$WORK/server$i.log" 2>&1 &
+        [ "$TLS" = half ] && tls_listen=(--tls-listen "127.0.0.1:$tls_port")
+        "$TETHER_BIN" "${args[@]}" "${tls_listen[@]}" --port "$port" >"$WORK/server$i.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         SERVER_PIDS+=("$pid")
@@ -209,8 +214,15 @@ start_cluster() {
             exit 1
         fi
         port=${addr##*:}
+        if [ "$TLS" = half ]; then
+            addr=$(sed -n 's|^TLS beside it on https://\([^/]*\)/.*|\1|p' "$WORK/server$i.log" | head -1)
+            [ -n "$addr" ] || { cat "$WORK/server$i.log"; echo "scale.sh: server $i has no TLS listener" >&2; exit 1; }
+            tls_port=${addr##*:}
+        fi
     done
     ADDR=127.0.0.1:$port
+    HALF_TLS=()
+    [ "$TLS" = half ] && HALF_TLS=(--half-tls "wss://127.0.0.1:$tls_port")
     for _ in $(seq 500); do
         curl -sf -o /dev/null ${LOADGEN_TLS[@]:+--cacert "$WORK/cert.pem"} "$SCHEME://$ADDR/healthz" && break
         sleep 0.01
@@ -227,7 +239,7 @@ stop_cluster() {
 }
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "scale: $SUBSCRIBERS subscribers (half ws, half sse$([ "$TLS" = 1 ] && echo ', all over TLS')) on" \
+echo "scale: $SUBSCRIBERS subscribers (half ws, half sse$([ "$TLS" = 1 ] && echo ', all over TLS')$([ "$TLS" = half ] && echo ', half over TLS')) on" \
     "$SERVERS servers (fresh for each rate), $PROCS load generator processes, $SOURCES source addresses;" \
     "load $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -241,7 +253,7 @@ for rate in $RATES; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     # Bounded: connects (at most 300 s), the run, the drain, and slack.
     # In the background, so that a signal to this script is taken at once.
-    timeout $((300 + DURATION + 30 + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" \
+    timeout $((300 + DURATION + 30 + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
         --transport mixed \
         -n "$SUBSCRIBERS" --procs "$PROCS" --sources "$SOURCES" \
         --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain 30 \

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
-use tether_benches::loadgen::conn::{Dial, Kind};
+use tether_benches::loadgen::conn::{Dial, Kind, TlsListener};
 use tether_benches::loadgen::report::Report;
 use tether_benches::loadgen::tls::Tls;
 use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, replay, sources, summary, sys, watch};
@@ -55,6 +55,11 @@ struct Common {
     /// the server's own self-signed certificate) besides the system's roots.
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+    /// The server's TLS listener beside a plain --addr (wss://host:port or
+    /// https://host:port): every second connection goes there over TLS
+    /// (HTTP/1.1 connections only).
+    #[arg(long, value_name = "URL")]
+    half_tls: Option<String>,
     /// The server's pid: its CPU time (and RSS) are read from /proc.
     #[arg(long)]
     pid: Option<u32>,
@@ -373,18 +378,42 @@ fn split_scheme(addr: &str) -> Result<(bool, &str), String> {
     Ok((tls, host_port))
 }
 
+/// The first address of `host_port` (given as `given`).
+fn resolve(host_port: &str, given: &str) -> Result<SocketAddr, String> {
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{given}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{given}: no address"))
+}
+
 fn dial(common: &Common) -> Result<Dial, String> {
     let (tls, host_port) = split_scheme(&common.addr)?;
-    let addr: SocketAddr = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("--addr {}: {e}", common.addr))?
-        .next()
-        .ok_or_else(|| format!("--addr {}: no address", common.addr))?;
-    let tls = if tls {
+    let addr = resolve(host_port, &common.addr)?;
+    let tls_for = |host_port: &str| {
         let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host);
-        Some(Tls::new(host, common.ca.as_deref()).map_err(|e| e.to_string())?)
+        Tls::new(host, common.ca.as_deref()).map_err(|e| e.to_string())
+    };
+    let half_tls = match &common.half_tls {
+        None => None,
+        Some(_) if tls => return Err("--half-tls is beside a plain --addr".into()),
+        Some(url) => match split_scheme(url)? {
+            (true, other) => Some(TlsListener {
+                addr: resolve(other, url)?,
+                host: other.to_owned(),
+                tls: tls_for(other)?,
+            }),
+            (false, _) => {
+                return Err(format!(
+                    "--half-tls {url}: give wss://host:port or https://host:port"
+                ));
+            }
+        },
+    };
+    let tls = if tls {
+        Some(tls_for(host_port)?)
     } else {
-        if common.ca.is_some() {
+        if common.ca.is_some() && half_tls.is_none() {
             return Err("--ca is for TLS: give --addr as wss://host:port or https://host:port".into());
         }
         None
@@ -399,6 +428,7 @@ fn dial(common: &Common) -> Result<Dial, String> {
             Some(n) => sources::loopback(n)?,
             None => Vec::new(),
         },
+        half_tls,
     })
 }
 

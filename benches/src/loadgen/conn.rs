@@ -62,6 +62,31 @@ pub struct Dial {
     /// Local addresses the connections are bound to, in turn
     /// ([`super::sources`]); empty: the kernel picks.
     pub sources: Vec<IpAddr>,
+    /// A TLS listener beside `addr` (plain): every second connection (the
+    /// odd ones) goes there over TLS instead.
+    pub half_tls: Option<TlsListener>,
+}
+
+/// A server's TLS address, for [`Dial::half_tls`].
+#[derive(Clone, Debug)]
+pub struct TlsListener {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The `Host` header for it: the host and port as given.
+    pub host: String,
+    /// The TLS client configuration.
+    pub tls: Tls,
+}
+
+impl Dial {
+    /// Where the `index`-th connection goes: its address, `Host` header
+    /// and TLS, if any.
+    fn route(&self, index: usize) -> (SocketAddr, &str, Option<&Tls>) {
+        match self.half_tls.as_ref().filter(|_| index % 2 == 1) {
+            Some(other) => (other.addr, other.host.as_str(), Some(&other.tls)),
+            None => (self.addr, self.host.as_str(), self.tls.as_ref()),
+        }
+    }
 }
 
 /// An open connection.
@@ -307,7 +332,6 @@ impl Nonces {
 /// first connection that cannot be opened, or at the deadline.
 pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Result<Vec<Conn>> {
     let total: usize = groups.iter().map(|g| g.count).sum();
-    let host = dial.host.as_str();
     let deadline = Instant::now() + dial.timeout;
     let mut nonces = Nonces(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let mut conns: Vec<Conn> = Vec::with_capacity(total);
@@ -322,7 +346,8 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             let Some((kind, target, deflate)) = plan.next() else {
                 break;
             };
-            let mut stream = sources::connect(dial.addr, sources::source_of(&dial.sources, conns.len()))?;
+            let (addr, host, tls) = dial.route(conns.len());
+            let mut stream = sources::connect(addr, sources::source_of(&dial.sources, conns.len()))?;
             stream.set_nodelay(true)?;
             let token = Token(conns.len());
             poll.registry()
@@ -351,7 +376,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                     None
                 }
             };
-            let tls = match &dial.tls {
+            let tls = match tls {
                 Some(tls) => Some(Box::new(tls.connect()?)),
                 None => None,
             };

@@ -389,6 +389,7 @@ mod tests {
                 concurrency: 1,
                 timeout: Duration::ZERO,
                 sources: Vec::new(),
+                half_tls: None,
             },
             target: "/".into(),
             connections: 1,

@@ -407,6 +407,7 @@ mod tests {
             concurrency: 1,
             timeout: Duration::from_secs(5),
             sources: Vec::new(),
+            half_tls: None,
         };
         (dial, server)
     }
