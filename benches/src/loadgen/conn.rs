@@ -622,4 +622,41 @@ mod tests {
         let mut n = Nonces(1);
         assert_ne!(n.next(), n.next());
     }
+
+    #[test]
+    fn half_tls_sends_every_second_connection_to_the_tls_listener() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let path = std::env::temp_dir().join(format!("loadgen-half-tls-{}.pem", std::process::id()));
+        std::fs::write(&path, cert.cert.pem()).unwrap();
+        let tls = Tls::new("localhost", Some(&path));
+        std::fs::remove_file(&path).unwrap();
+        let dial = Dial {
+            addr: "127.0.0.1:80".parse().unwrap(),
+            host: "127.0.0.1:80".into(),
+            tls: None,
+            concurrency: 1,
+            timeout: Duration::ZERO,
+            sources: Vec::new(),
+            half_tls: Some(TlsListener {
+                addr: "127.0.0.1:443".parse().unwrap(),
+                host: "localhost:443".into(),
+                tls: tls.unwrap(),
+            }),
+        };
+        let routes: Vec<(u16, &str, bool)> = (0..4)
+            .map(|i| {
+                let (addr, host, tls) = dial.route(i);
+                (addr.port(), host, tls.is_some())
+            })
+            .collect();
+        let plain = (80, "127.0.0.1:80", false);
+        let over_tls = (443, "localhost:443", true);
+        assert_eq!(routes, [plain, over_tls, plain, over_tls]);
+        let all_plain = Dial {
+            half_tls: None,
+            ..dial
+        };
+        let (addr, host, tls) = all_plain.route(1);
+        assert_eq!((addr.port(), host, tls.is_some()), plain);
+    }
 }
