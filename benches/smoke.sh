@@ -12,7 +12,9 @@
 # (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
 # those runs; the same against the floor on io_uring (src/bin/floor_uring.rs;
 # said and skipped where the kernel has no io_uring); last, benches/durable.sh with QUICK=1 (the durable log in
-# each --fsync mode beside --memory, replay and recovery), every row there. A check fails when the load generator exits non-zero: a
+# each --fsync mode beside --memory, replay and recovery), every row there;
+# and benches/scale.sh --smoke (3 000 subscribers over two servers on one
+# port joined by Redis). A check fails when the load generator exits non-zero: a
 # connection failed, an echo differed, a subscriber missed an event or got
 # one out of order. Nothing here judges speed. Ends with
 # "loadgen: N passed, M failed".
@@ -237,6 +239,30 @@ else
     failed=$((failed + 1))
     echo "FAIL durable.sh QUICK=1"
     tail -40 "$LOGS/durable"
+fi
+
+# Several servers on one port joined by Redis (benches/scale.sh --smoke:
+# 3 000 subscribers, half WebSockets and half event streams, over two
+# processes of each and two source addresses; about 10 s): the run clean
+# (every subscriber got every event, in order) and its memory, connect and
+# latency figures in the JSON line; the figures are not judged.
+if ! command -v redis-server >/dev/null; then
+    echo "skip scale.sh --smoke: no redis-server"
+elif TETHER_BIN=$TETHER_BIN timeout 300 bash benches/scale.sh --smoke --out "$LOGS/scale.jsonl" >"$LOGS/scale" 2>&1 &&
+    python3 -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+assert r["missing"] == 0 and r["subscribers"] == 3000 and r["transport"] == "ws+sse", r
+for k in ("connect_s", "server_rss_per_connection_b", "tcp_mem_per_connection_b", "servers_cpu_us_per_delivery"):
+    assert k in r, k
+assert r["last_delivery_us"]["count"] == r["published"], r["last_delivery_us"]
+' "$LOGS/scale.jsonl"; then
+    passed=$((passed + 1))
+    echo "ok   scale.sh --smoke: $(grep '^scale-bench: ' "$LOGS/scale")"
+else
+    failed=$((failed + 1))
+    echo "FAIL scale.sh --smoke"
+    tail -40 "$LOGS/scale"
 fi
 
 echo "loadgen: $passed passed, $failed failed"

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
-use tether_benches::loadgen::conn::{Dial, Kind};
+use tether_benches::loadgen::conn::{Dial, Kind, TlsListener};
 use tether_benches::loadgen::report::Report;
 use tether_benches::loadgen::tls::Tls;
-use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, replay, summary, sys};
+use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, replay, sources, summary, sys, watch};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,6 +55,11 @@ struct Common {
     /// the server's own self-signed certificate) besides the system's roots.
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+    /// The server's TLS listener beside a plain --addr (wss://host:port or
+    /// https://host:port): every second connection goes there over TLS
+    /// (HTTP/1.1 connections only).
+    #[arg(long, value_name = "URL")]
+    half_tls: Option<String>,
     /// The server's pid: its CPU time (and RSS) are read from /proc.
     #[arg(long)]
     pid: Option<u32>,
@@ -73,6 +78,27 @@ struct Common {
     /// (echo, latency and fanout).
     #[arg(long, value_parser = at_least_one, default_value_t = 1)]
     procs: usize,
+    /// Bind the connections, in turn, to the loopback addresses 127.0.0.1
+    /// to 127.0.0.N before they connect: one source address has about
+    /// 28 000 ephemeral ports towards one server address (HTTP/1.1
+    /// connections only; the server must listen on loopback).
+    #[arg(long, value_name = "N")]
+    sources: Option<usize>,
+    /// With --procs 2 or more (echo, latency, fanout): a server process to
+    /// watch (repeatable, e.g. every process sharing the port). The parent
+    /// adds the time to open every connection, the servers' summed RSS and
+    /// the kernel's TCP memory per connection, and their CPU time per
+    /// delivery.
+    #[arg(long = "watch-pid", value_name = "PID", requires = "procs")]
+    watch_pids: Vec<u32>,
+    /// With --watch-pid: the bus joining the servers (e.g. redis-server),
+    /// whose CPU time over the run is added.
+    #[arg(long, value_name = "PID", requires = "watch_pids")]
+    watch_bus_pid: Option<u32>,
+    /// With --watch-pid: seconds to wait once every connection is open
+    /// before reading the memory figures.
+    #[arg(long, default_value_t = 1.0)]
+    watch_settle: f64,
     /// Set by the parent of a multi-process run: this is process I of N.
     #[arg(long, hide = true, value_name = "I/N", value_parser = multi::Share::parse)]
     child: Option<multi::Share>,
@@ -82,6 +108,21 @@ impl Common {
     /// `Some(procs)` when this is the parent of a multi-process run.
     fn parent_of(&self) -> Option<usize> {
         (self.procs > 1 && self.child.is_none()).then_some(self.procs)
+    }
+
+    /// Runs as the parent of a multi-process run, watching the servers
+    /// given.
+    fn run_parent(&self) -> Result<Report, String> {
+        let watch = if self.watch_pids.is_empty() {
+            None
+        } else {
+            Some(watch::Options {
+                pids: self.watch_pids.clone(),
+                bus_pid: self.watch_bus_pid,
+                settle: seconds(self.watch_settle, "watch-settle")?,
+            })
+        };
+        multi::run(self.procs, watch).map_err(|e| e.to_string())
     }
 
     /// This process's part of `total`: all of it unless it is one of
@@ -167,6 +208,10 @@ enum Transport {
     Ws,
     /// Server-Sent Events subscribers.
     Sse,
+    /// Fan-out only: half WebSocket subscribers, half event streams of the
+    /// same topic (the publisher's path with its final /ws changed to
+    /// /events), in each process.
+    Mixed,
 }
 
 #[derive(Args, Debug)]
@@ -333,18 +378,42 @@ fn split_scheme(addr: &str) -> Result<(bool, &str), String> {
     Ok((tls, host_port))
 }
 
+/// The first address of `host_port` (given as `given`).
+fn resolve(host_port: &str, given: &str) -> Result<SocketAddr, String> {
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{given}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{given}: no address"))
+}
+
 fn dial(common: &Common) -> Result<Dial, String> {
     let (tls, host_port) = split_scheme(&common.addr)?;
-    let addr: SocketAddr = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("--addr {}: {e}", common.addr))?
-        .next()
-        .ok_or_else(|| format!("--addr {}: no address", common.addr))?;
-    let tls = if tls {
+    let addr = resolve(host_port, &common.addr)?;
+    let tls_for = |host_port: &str| {
         let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host);
-        Some(Tls::new(host, common.ca.as_deref()).map_err(|e| e.to_string())?)
+        Tls::new(host, common.ca.as_deref()).map_err(|e| e.to_string())
+    };
+    let half_tls = match &common.half_tls {
+        None => None,
+        Some(_) if tls => return Err("--half-tls is beside a plain --addr".into()),
+        Some(url) => match split_scheme(url)? {
+            (true, other) => Some(TlsListener {
+                addr: resolve(other, url)?,
+                host: other.to_owned(),
+                tls: tls_for(other)?,
+            }),
+            (false, _) => {
+                return Err(format!(
+                    "--half-tls {url}: give wss://host:port or https://host:port"
+                ));
+            }
+        },
+    };
+    let tls = if tls {
+        Some(tls_for(host_port)?)
     } else {
-        if common.ca.is_some() {
+        if common.ca.is_some() && half_tls.is_none() {
             return Err("--ca is for TLS: give --addr as wss://host:port or https://host:port".into());
         }
         None
@@ -355,27 +424,39 @@ fn dial(common: &Common) -> Result<Dial, String> {
         tls,
         concurrency: common.connect_concurrency,
         timeout: seconds(common.connect_timeout, "connect-timeout")?,
+        sources: match common.sources {
+            Some(n) => sources::loopback(n)?,
+            None => Vec::new(),
+        },
+        half_tls,
     })
 }
 
 fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
     sys::raise_open_files_limit().map_err(|e| format!("raising the open-files limit: {e}"))?;
+    let common = match &cli.mode {
+        Mode::Echo(a) => Some(&a.common),
+        Mode::Latency(a) => Some(&a.common),
+        Mode::Fanout(a) => Some(&a.common),
+        Mode::Idle(a) => Some(&a.common),
+        Mode::Replay(a) => Some(&a.common),
+        Mode::Summary(_) => None,
+    };
+    if common.is_some_and(|c| !c.watch_pids.is_empty() && c.procs < 2) {
+        return Err(
+            "--watch-pid is measured by the parent of a multi-process run: give --procs 2 or more".into(),
+        );
+    }
     let io = |e: std::io::Error| e.to_string();
     Ok(match cli.mode {
-        Mode::Echo(a) if a.common.parent_of().is_some() => {
-            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
-        }
-        Mode::Latency(a) if a.common.parent_of().is_some() => {
-            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
-        }
+        Mode::Echo(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),
+        Mode::Latency(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),
         Mode::Fanout(a) if a.ack && a.common.procs > 1 => {
             return Err(
                 "--ack runs as one process (the acknowledgements go to the publisher's alone)".into(),
             );
         }
-        Mode::Fanout(a) if a.common.parent_of().is_some() => {
-            (multi::run(a.common.procs).map_err(io)?, a.common.tags)
-        }
+        Mode::Fanout(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),
         Mode::Echo(a) => {
             let opts = echo::Options {
                 dial: dial(&a.common)?,
@@ -414,16 +495,27 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
         }
         Mode::Fanout(a) => {
             let transport = match a.transport {
-                Transport::Ws => Kind::WebSocket,
+                Transport::Ws | Transport::Mixed => Kind::WebSocket,
                 Transport::Sse => Kind::EventStream,
             };
-            let subscribe_target = match (a.sub_path, a.transport) {
-                (Some(path), _) => path,
-                (None, Transport::Ws) => a.pub_path.clone(),
-                (None, Transport::Sse) => match a.pub_path.strip_suffix("/ws") {
-                    Some(topic) => format!("{topic}/events"),
-                    None => return Err("--transport sse needs --sub-path with this --pub-path".into()),
-                },
+            let events_path = || match a
+                .pub_path
+                .split_once('?')
+                .unwrap_or((&a.pub_path, ""))
+                .0
+                .strip_suffix("/ws")
+            {
+                Some(topic) => Ok(format!("{topic}/events")),
+                None => Err("--transport sse or mixed needs --sub-path with this --pub-path"),
+            };
+            let subscribe_target = match (&a.sub_path, a.transport) {
+                (Some(path), _) => path.clone(),
+                (None, Transport::Ws | Transport::Mixed) => a.pub_path.clone(),
+                (None, Transport::Sse) => events_path()?,
+            };
+            let mixed_sse_target = match a.transport {
+                Transport::Mixed => Some(events_path()?),
+                _ => None,
             };
             let publish_target = if a.ack {
                 let sep = if a.pub_path.contains('?') { '&' } else { '?' };
@@ -437,6 +529,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 subscribers: a.common.share(a.subscribers, "--subscribers")?,
                 publish_target,
                 subscribe_target,
+                mixed_sse_target,
                 rate: a.rate,
                 size: a.size,
                 duration: seconds(a.duration, "duration")?,
@@ -477,6 +570,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 transport: match a.transport {
                     Transport::Ws => Kind::WebSocket,
                     Transport::Sse => Kind::EventStream,
+                    Transport::Mixed => return Err("replay reads with one transport: ws or sse".into()),
                 },
                 events: a.events,
                 publish: a.publish,

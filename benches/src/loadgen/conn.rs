@@ -4,7 +4,7 @@
 //! over plain TCP and over TLS.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use tether_handshake::{ClientHandshake, ClientRequest};
 use tether_http1::{EMPTY_HEADER, Limits, ResponseHead, Status};
 
+use super::sources;
 use super::tls::{self, Tls};
 use super::wire::EventReader;
 
@@ -58,6 +59,34 @@ pub struct Dial {
     pub concurrency: usize,
     /// All connections must be open by then.
     pub timeout: Duration,
+    /// Local addresses the connections are bound to, in turn
+    /// ([`super::sources`]); empty: the kernel picks.
+    pub sources: Vec<IpAddr>,
+    /// A TLS listener beside `addr` (plain): every second connection (the
+    /// odd ones) goes there over TLS instead.
+    pub half_tls: Option<TlsListener>,
+}
+
+/// A server's TLS address, for [`Dial::half_tls`].
+#[derive(Clone, Debug)]
+pub struct TlsListener {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The `Host` header for it: the host and port as given.
+    pub host: String,
+    /// The TLS client configuration.
+    pub tls: Tls,
+}
+
+impl Dial {
+    /// Where the `index`-th connection goes: its address, `Host` header
+    /// and TLS, if any.
+    fn route(&self, index: usize) -> (SocketAddr, &str, Option<&Tls>) {
+        match self.half_tls.as_ref().filter(|_| index % 2 == 1) {
+            Some(other) => (other.addr, other.host.as_str(), Some(&other.tls)),
+            None => (self.addr, self.host.as_str(), self.tls.as_ref()),
+        }
+    }
 }
 
 /// An open connection.
@@ -303,7 +332,6 @@ impl Nonces {
 /// first connection that cannot be opened, or at the deadline.
 pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Result<Vec<Conn>> {
     let total: usize = groups.iter().map(|g| g.count).sum();
-    let host = dial.host.as_str();
     let deadline = Instant::now() + dial.timeout;
     let mut nonces = Nonces(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let mut conns: Vec<Conn> = Vec::with_capacity(total);
@@ -318,7 +346,8 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             let Some((kind, target, deflate)) = plan.next() else {
                 break;
             };
-            let mut stream = TcpStream::connect(dial.addr)?;
+            let (addr, host, tls) = dial.route(conns.len());
+            let mut stream = sources::connect(addr, sources::source_of(&dial.sources, conns.len()))?;
             stream.set_nodelay(true)?;
             let token = Token(conns.len());
             poll.registry()
@@ -347,7 +376,7 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
                     None
                 }
             };
-            let tls = match &dial.tls {
+            let tls = match tls {
                 Some(tls) => Some(Box::new(tls.connect()?)),
                 None => None,
             };
@@ -592,5 +621,42 @@ mod tests {
     fn nonces_differ() {
         let mut n = Nonces(1);
         assert_ne!(n.next(), n.next());
+    }
+
+    #[test]
+    fn half_tls_sends_every_second_connection_to_the_tls_listener() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let path = std::env::temp_dir().join(format!("loadgen-half-tls-{}.pem", std::process::id()));
+        std::fs::write(&path, cert.cert.pem()).unwrap();
+        let tls = Tls::new("localhost", Some(&path));
+        std::fs::remove_file(&path).unwrap();
+        let dial = Dial {
+            addr: "127.0.0.1:80".parse().unwrap(),
+            host: "127.0.0.1:80".into(),
+            tls: None,
+            concurrency: 1,
+            timeout: Duration::ZERO,
+            sources: Vec::new(),
+            half_tls: Some(TlsListener {
+                addr: "127.0.0.1:443".parse().unwrap(),
+                host: "localhost:443".into(),
+                tls: tls.unwrap(),
+            }),
+        };
+        let routes: Vec<(u16, &str, bool)> = (0..4)
+            .map(|i| {
+                let (addr, host, tls) = dial.route(i);
+                (addr.port(), host, tls.is_some())
+            })
+            .collect();
+        let plain = (80, "127.0.0.1:80", false);
+        let over_tls = (443, "localhost:443", true);
+        assert_eq!(routes, [plain, over_tls, plain, over_tls]);
+        let all_plain = Dial {
+            half_tls: None,
+            ..dial
+        };
+        let (addr, host, tls) = all_plain.route(1);
+        assert_eq!((addr.port(), host, tls.is_some()), plain);
     }
 }

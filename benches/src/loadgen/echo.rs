@@ -388,6 +388,8 @@ mod tests {
                 tls: None,
                 concurrency: 1,
                 timeout: Duration::ZERO,
+                sources: Vec::new(),
+                half_tls: None,
             },
             target: "/".into(),
             connections: 1,

@@ -54,6 +54,10 @@ pub struct Options {
     pub publish_target: String,
     /// The subscribers' request target.
     pub subscribe_target: String,
+    /// A mixed run: the second half of the subscribers (of this process's
+    /// share) are event streams of this target instead; the first half
+    /// stay `transport` subscribers of `subscribe_target`.
+    pub mixed_sse_target: Option<String>,
     /// Messages per second.
     pub rate: f64,
     /// Message size in bytes (at least what the sequence number and
@@ -393,6 +397,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             "a window of publishes needs their acknowledgements",
         ));
     }
+    if opts.mixed_sse_target.is_some() && (opts.h2.is_some() || opts.transport != Kind::WebSocket) {
+        return Err(io::Error::other(
+            "a mixed run is of WebSocket and SSE subscribers over HTTP/1.1",
+        ));
+    }
     if opts.deflate && (opts.h2.is_some() || opts.transport != Kind::WebSocket) {
         return Err(io::Error::other(
             "--deflate is for WebSocket subscribers over HTTP/1.1",
@@ -409,12 +418,26 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // Subscribers first, then the publisher (the last token): when the
     // publisher is open, every subscriber's join has been handled (in a
     // multi-process run, the start gate waits for every process's).
+    let mixed_sse = if opts.mixed_sse_target.is_some() {
+        opts.subscribers / 2
+    } else {
+        0
+    };
+    // Subscribers below this index are of `transport`, the rest event
+    // streams of the mixed run.
+    let first_kind = opts.subscribers - mixed_sse;
     let groups = [
         Group {
             kind: opts.transport,
             target: &opts.subscribe_target,
-            count: opts.subscribers,
+            count: first_kind,
             deflate: opts.deflate,
+        },
+        Group {
+            kind: Kind::EventStream,
+            target: opts.mixed_sse_target.as_deref().unwrap_or_default(),
+            count: mixed_sse,
+            deflate: false,
         },
         Group {
             kind: Kind::WebSocket,
@@ -440,8 +463,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let per_conn = opts.h2.unwrap_or(1).max(1);
     let groups = match (opts.h2.is_some(), opts.publish) {
         (false, true) => &groups[..],
-        (false, false) => &groups[..1],
-        (true, true) => &groups[1..],
+        (false, false) => &groups[..2],
+        (true, true) => &groups[2..],
         (true, false) => &groups[..0],
     };
     let mut conns = connect_all(&mut poll, &opts.dial, groups)?;
@@ -461,10 +484,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // shows an error the server sends it instead of publishing.
     let mut subs: Vec<Sub> = (0..=opts.subscribers)
         .map(|i| {
-            if i < publisher {
+            if i < first_kind {
                 let mut sub = Sub::new(opts.transport, opts.raw);
                 sub.tally.verify = opts.deflate.then_some((opts.size, opts.json_payload));
                 sub
+            } else if i < publisher {
+                Sub::new(Kind::EventStream, opts.raw)
             } else {
                 let mut sub = Sub::new(Kind::WebSocket, opts.raw);
                 sub.acks = (opts.ack && opts.publish).then(Acks::new);
@@ -760,9 +785,10 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             acks.count, acks.bad
         ));
     }
-    let transport = match opts.transport {
-        Kind::WebSocket => "ws",
-        Kind::EventStream => "sse",
+    let transport = match (opts.transport, opts.mixed_sse_target.is_some()) {
+        (_, true) => "ws+sse",
+        (Kind::WebSocket, false) => "ws",
+        (Kind::EventStream, false) => "sse",
     };
     let mut json = serde_json::Map::new();
     json.insert("mode".into(), json!("fanout"));
@@ -821,6 +847,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             "hist".into(),
             json!({ "latency_us": report::histogram_counts(&hist) }),
         );
+        json.insert("timeline".into(), spread.timeline());
     }
     json.insert("missing".into(), json!(missing));
     json.insert("out_of_order".into(), json!(out_of_order));

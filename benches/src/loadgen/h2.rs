@@ -213,7 +213,7 @@ pub fn connect_all(
     streams: usize,
     per_conn: usize,
 ) -> io::Result<Vec<H2Conn>> {
-    if dial.tls.is_some() {
+    if dial.tls.is_some() || dial.half_tls.is_some() {
         return Err(io::Error::other(
             "--h2 speaks h2c (prior knowledge) only: give --addr without TLS",
         ));

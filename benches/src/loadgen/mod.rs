@@ -18,6 +18,9 @@
 //! and fan-out as several, started together, and adds up their reports.
 //! With [`h2`], echo WebSockets and fan-out event streams are streams of a
 //! few HTTP/2 connections instead of a connection each.
+//! [`sources`] spreads connections over loopback source addresses (past
+//! one address's ephemeral ports), and [`watch`] is what the parent of a
+//! multi-process run measures of several server processes at once.
 
 pub mod conn;
 pub mod echo;
@@ -28,8 +31,10 @@ pub mod latency;
 pub mod multi;
 pub mod replay;
 pub mod report;
+pub mod sources;
 pub mod spread;
 pub mod summary;
 pub mod sys;
 pub mod tls;
+pub mod watch;
 pub mod wire;

@@ -23,6 +23,8 @@ use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
 use super::report::{self, Report, Span};
+use super::spread::Spread;
+use super::watch::{self, Watch};
 
 /// Which process of how many this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +69,10 @@ impl Drop for Children {
 }
 
 /// Runs this executable's arguments as `procs` processes and combines
-/// their reports.
-pub fn run(procs: usize) -> io::Result<Report> {
+/// their reports; with `watch`, adds what it measured of the servers
+/// ([`watch`]).
+pub fn run(procs: usize, watch: Option<watch::Options>) -> io::Result<Report> {
+    let mut watch = watch.map(Watch::start).transpose()?;
     let exe = std::env::current_exe()?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut children = Children(Vec::with_capacity(procs));
@@ -101,6 +105,9 @@ pub fn run(procs: usize) -> io::Result<Report> {
             )));
         }
     }
+    if let Some(watch) = &mut watch {
+        watch.connected()?;
+    }
     for child in &mut children.0 {
         if let Some(mut stdin) = child.stdin.take() {
             writeln!(stdin, "go")?;
@@ -126,7 +133,20 @@ pub fn run(procs: usize) -> io::Result<Report> {
             }
         }
     }
-    combine(&lines).map_err(io::Error::other)
+    let mut report = combine(&lines).map_err(io::Error::other)?;
+    if let Some(watch) = &watch {
+        let (connections, deliveries) = match report.json["mode"].as_str() {
+            // The publisher's connection is held too.
+            Some("fanout") => (sum(&lines, "subscribers") + 1, sum(&lines, "delivered")),
+            _ => (sum(&lines, "connections"), sum(&lines, "messages")),
+        };
+        let figures = watch.finish(connections, deliveries)?;
+        report.human = format!("{}\n{}", report.human, watch::human(&figures));
+        if let Value::Object(json) = &mut report.json {
+            json.extend(figures);
+        }
+    }
+    Ok(report)
 }
 
 /// The mean of a field over the processes, if every one has it.
@@ -239,6 +259,12 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
     };
     json.extend(span.rates(what, count));
     if mode == "fanout" {
+        // Each event's first and last read over every process.
+        let mut spread = Spread::new(1);
+        for line in lines {
+            spread.merge(&line["timeline"])?;
+        }
+        json.extend(spread.delivery_json());
         json.extend(super::fanout::per_delivery(
             sum(lines, "wire_bytes"),
             span.server_cpu,
@@ -352,11 +378,18 @@ mod tests {
     fn fanout_takes_the_publisher_count_and_sums_the_rest() {
         let sub = |publisher: bool, delivered: u64, missing: u64, problems: u64| {
             json!({"mode":"fanout","transport":"ws","size":64,"rate":100.0,"raw":false,"subscribers":10,
-                "publisher":publisher,"published":200,"publisher_echoes":if publisher {200} else {0},
-                "delivered":delivered,"missing":missing,"out_of_order":0,"unreadable":0,"bad_ids":0,
-                "incomplete_subscribers":u64::from(missing > 0),"closed_subscribers":0,"busy_s":2.0,
-                "wall_s":2.0,"server_cpu_s":0.5,"loadgen_cpu_s":0.1,"problems":problems,
-                "hist":{"latency_us":counts(&[100_000; 3])}})
+            "publisher":publisher,"published":200,"publisher_echoes":if publisher {200} else {0},
+            "delivered":delivered,"missing":missing,"out_of_order":0,"unreadable":0,"bad_ids":0,
+            "incomplete_subscribers":u64::from(missing > 0),"closed_subscribers":0,"busy_s":2.0,
+            "wall_s":2.0,"server_cpu_s":0.5,"loadgen_cpu_s":0.1,"problems":problems,
+            "hist":{"latency_us":counts(&[100_000; 3])},
+            // Message 1, published at 1 ms by the publisher, read from 2
+            // to 4 ms there and at 9 ms in the other process.
+            "timeline": if publisher {
+                json!({"sent":[1_000_000],"first":[2_000_000],"last":[4_000_000]})
+            } else {
+                json!({"sent":[0],"first":[9_000_000],"last":[9_000_000]})
+            }})
         };
         let r = combine(&[sub(true, 2000, 0, 0), sub(false, 1990, 10, 1)]).unwrap();
         assert_eq!(r.json["published"], 200);
@@ -368,6 +401,18 @@ mod tests {
         assert_eq!(r.json["events_per_server_cpu_s"], 7980.0);
         assert_eq!(r.json["delivered_per_s_while_busy"], 1995.0);
         assert_eq!(r.json["latency_us"]["count"], 6);
+        // Within the histogram's three significant digits.
+        let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() <= want / 1000.0;
+        assert!(
+            close(&r.json["first_delivery_us"]["max"], 1000.0),
+            "{}",
+            r.json["first_delivery_us"]
+        );
+        assert!(
+            close(&r.json["last_delivery_us"]["max"], 8000.0),
+            "{}",
+            r.json["last_delivery_us"]
+        );
         assert_eq!(r.json["problems"], 1);
         assert_eq!(r.problems.len(), 1);
 

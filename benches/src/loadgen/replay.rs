@@ -406,6 +406,8 @@ mod tests {
             tls: None,
             concurrency: 1,
             timeout: Duration::from_secs(5),
+            sources: Vec::new(),
+            half_tls: None,
         };
         (dial, server)
     }

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# 100 000 connections on one machine, measured.
+#
+# One process may hold only as many connections as its open-file limit
+# allows, so the run is spread over processes: SERVERS `tether serve --app
+# hub` processes on one port (with two event loops each, every listening
+# socket has SO_REUSEPORT, so the processes share the port and the kernel
+# spreads connections over their loops), joined by one redis-server
+# (--redis) so that a publish reaches every process's subscribers; and the
+# load generator's fan-out in PROCS processes (--procs), its connections
+# bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N:
+# one source address has about 28 000 ephemeral ports towards one server
+# address).
+#
+# SUBSCRIBERS subscribers of one topic, half WebSockets
+# (/topics/bench.scale/ws?format=raw), half event streams
+# (/topics/bench.scale/events), and one WebSocket publisher. For each rate
+# of RATES, on fresh servers and a fresh Redis, one load generator run
+# opens every connection, holds them
+# SETTLE seconds, publishes SIZE-byte messages at that rate for DURATION
+# seconds, checks that every subscriber got every message once and in
+# order, and closes them. Each run reports (a JSON line in OUT, and a
+# table at the end):
+#   - time to open every connection (from starting the load generator's
+#     processes to all of them holding their share);
+#   - memory per connection: the servers' RSS summed over the processes,
+#     the kernel's TCP socket buffers (/proc/net/sockstat "TCP: mem") and
+#     socket slabs (/proc/slabinfo; both of these for both ends of each
+#     loopback connection), each the growth from before the connections
+#     to when they are all open, divided by them; and the servers' summed
+#     peak RSS during the run;
+#   - publish -> delivery latency over every delivery (p50/p99/max), and
+#     the time from each publish to its last delivery (every subscriber
+#     has it), over the publishes;
+#   - deliveries per second; the servers' CPU time per delivery (as
+#     measured, and less their idle CPU while the connections were held);
+#     Redis's CPU time over the run.
+# A run that does not finish within its bound is stopped; everything this
+# script started is stopped by pid on exit.
+#
+# Usage: bash benches/scale.sh [--smoke] [--subscribers N] [--servers K]
+#            [--procs P] [--sources S] [--rates "1 5"] [--duration SECONDS]
+#            [--size BYTES] [--presence] [--tls] [--out FILE]
+#   --tls:   every connection over TLS (a self-signed certificate made
+#            with openssl), for TLS's memory per connection beside plain.
+#   --half-tls: every second connection over TLS, to a TLS listener
+#            beside the plain one on each server (--tls-listen).
+#   --presence: leave presence on for the topic (off by default: see
+#            start_cluster below).
+#   --smoke: 3 000 subscribers over 2 servers and 2 load generator
+#            processes, one short run (well under a minute once built).
+# Needs redis-server, python3 and curl. Uses $TETHER_BIN when set, else
+# builds tether in release; builds the load generator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUBSCRIBERS=100000
+SERVERS=7
+PROCS=7
+SOURCES=8
+RATES="1 5"
+DURATION=10
+SIZE=100
+SETTLE=5
+PRESENCE=0
+TLS=0
+OUT=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --smoke) SUBSCRIBERS=3000 SERVERS=2 PROCS=2 SOURCES=2 RATES=5 DURATION=3 SETTLE=1 ;;
+        --subscribers) SUBSCRIBERS=$2; shift ;;
+        --servers) SERVERS=$2; shift ;;
+        --procs) PROCS=$2; shift ;;
+        --sources) SOURCES=$2; shift ;;
+        --rates) RATES=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --size) SIZE=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --presence) PRESENCE=1 ;;
+        --tls) TLS=1 ;;
+        --half-tls) TLS=half ;;
+        *) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+for tool in redis-server redis-cli python3 curl; do
+    command -v "$tool" >/dev/null || { echo "scale.sh: $tool is needed" >&2; exit 1; }
+done
+
+export CARGO_TERM_COLOR=never
+if [ -z "${TETHER_BIN:-}" ]; then
+    cargo build --release -p tether
+    TETHER_BIN=$PWD/target/release/tether
+fi
+cargo build --release -p tether-benches --bin loadgen
+LOADGEN=$PWD/target/release/loadgen
+
+WORK=$(mktemp -d)
+OUT=${OUT:-$WORK/scale.jsonl}
+# What this script started, stopped in reverse order (the load generator,
+# the servers, then Redis): SIGTERM, then SIGKILL for what is still there
+# after 10 s.
+PIDS=()
+stop() { # pid...
+    local pid
+    for pid in "$@"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for _ in $(seq 100); do
+        local alive=0
+        for pid in "$@"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "$@"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "scale.sh: $pid did not stop on SIGTERM within 10 s: SIGKILL" >&2
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+}
+cleanup() {
+    trap - EXIT INT TERM
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop "${PIDS[i]}"
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Each server process's share of the connections, with room for the
+# kernel's uneven spread, must fit under its open-file limit.
+LIMIT=$(ulimit -Hn)
+PER_SERVER=$(((SUBSCRIBERS + 1) / SERVERS))
+if [ "$LIMIT" != unlimited ] && [ $((PER_SERVER * 11 / 10 + 100)) -gt "$LIMIT" ]; then
+    echo "scale.sh: $SUBSCRIBERS connections over $SERVERS servers is about $PER_SERVER each," \
+        "too close to the open-file limit $LIMIT: give more --servers" >&2
+    exit 1
+fi
+if [ "$LIMIT" != unlimited ] && [ $((SUBSCRIBERS / PROCS + 100)) -gt "$LIMIT" ]; then
+    echo "scale.sh: give more load generator --procs (open-file limit $LIMIT)" >&2
+    exit 1
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# TLS (--tls, --half-tls): a self-signed certificate for 127.0.0.1, which
+# the load generator trusts (--ca).
+SCHEME=http
+LOADGEN_TLS=()
+TLS_ARGS=()
+if [ "$TLS" != 0 ]; then
+    command -v openssl >/dev/null || { echo "scale.sh: --tls needs openssl" >&2; exit 1; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext "basicConstraints=critical,CA:FALSE" \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    LOADGEN_TLS=(--ca "$WORK/cert.pem")
+    TLS_ARGS=(--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+    [ "$TLS" = 1 ] && SCHEME=https
+fi
+
+# Starts a fresh Redis (in memory only) and SERVERS servers on one port:
+# the first picks the port, the others join it. Sets REDIS_PID,
+# SERVER_PIDS and ADDR. Presence is off for the benchmark's topics unless
+# --presence: with it, every node writes each of its members to the
+# topic's sorted set in Redis and reads the whole set every second, which
+# at 100 000 members of one topic keeps each node's bridge to Redis busy
+# with that instead of the events.
+start_cluster() {
+    local port i pid addr
+    port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --maxclients 1000 >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    for _ in $(seq 500); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.01
+    done
+    redis-cli -p "$port" ping >/dev/null || { cat "$WORK/redis.log"; echo "scale.sh: redis-server did not start" >&2; exit 1; }
+    # The load generator answers pings only once all of its connections
+    # are open (100 000 TLS handshakes on a small machine take minutes):
+    # pings and the idle timeout wait longer than the default 30 s and 60 s.
+    local args=(serve --app hub --threads 2 --log-level warn --ws-publish 'bench.*'
+        --redis "redis://127.0.0.1:$port" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
+    [ "$PRESENCE" = 1 ] || args+=(--namespace 'bench.* presence=off')
+    port=0
+    local tls_port=0 tls_listen=()
+    SERVER_PIDS=()
+    for i in $(seq "$SERVERS"); do
+        [ "$TLS" = half ] && tls_listen=(--tls-listen "127.0.0.1:$tls_port")
+        "$TETHER_BIN" "${args[@]}" "${tls_listen[@]}" --port "$port" >"$WORK/server$i.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        SERVER_PIDS+=("$pid")
+        addr=""
+        for _ in $(seq 2000); do
+            addr=$(sed -n 's|.*listening on https\{0,1\}://\([^/]*\)/.*|\1|p' "$WORK/server$i.log" | head -1)
+            [ -n "$addr" ] && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.005
+        done
+        if [ -z "$addr" ]; then
+            cat "$WORK/server$i.log"
+            echo "scale.sh: server $i did not start" >&2
+            exit 1
+        fi
+        port=${addr##*:}
+        if [ "$TLS" = half ]; then
+            addr=$(sed -n 's|^TLS beside it on https://\([^/]*\)/.*|\1|p' "$WORK/server$i.log" | head -1)
+            [ -n "$addr" ] || { cat "$WORK/server$i.log"; echo "scale.sh: server $i has no TLS listener" >&2; exit 1; }
+            tls_port=${addr##*:}
+        fi
+    done
+    ADDR=127.0.0.1:$port
+    HALF_TLS=()
+    [ "$TLS" = half ] && HALF_TLS=(--half-tls "wss://127.0.0.1:$tls_port")
+    for _ in $(seq 500); do
+        curl -sf -o /dev/null ${LOADGEN_TLS[@]:+--cacert "$WORK/cert.pem"} "$SCHEME://$ADDR/healthz" && break
+        sleep 0.01
+    done
+}
+
+# Stops the servers, then Redis.
+stop_cluster() {
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop "${PIDS[i]}"
+    done
+    PIDS=()
+}
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "scale: $SUBSCRIBERS subscribers (half ws, half sse$([ "$TLS" = 1 ] && echo ', all over TLS')$([ "$TLS" = half ] && echo ', half over TLS')) on" \
+    "$SERVERS servers (fresh for each rate), $PROCS load generator processes, $SOURCES source addresses;" \
+    "load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+failed=0
+for rate in $RATES; do
+    start_cluster
+    WATCH=(--watch-bus-pid "$REDIS_PID" --watch-settle "$SETTLE")
+    for pid in "${SERVER_PIDS[@]}"; do
+        WATCH+=(--watch-pid "$pid")
+    done
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    # Bounded: connects (at most 300 s), the run, the drain, and slack.
+    # In the background, so that a signal to this script is taken at once.
+    timeout $((300 + DURATION + 30 + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
+        --transport mixed \
+        -n "$SUBSCRIBERS" --procs "$PROCS" --sources "$SOURCES" \
+        --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain 30 \
+        --connect-timeout 300 --connect-concurrency 200 "${WATCH[@]}" \
+        --tag servers="$SERVERS" --tag sources="$SOURCES" --tag commit="$COMMIT" \
+        --tag presence="$PRESENCE" --tag tls="$TLS" --tag load="$load" --tag date="$(date -u +%Y-%m-%dT%H:%MZ)" \
+        >"$WORK/run.out" 2>&1 &
+    LOADGEN_PID=$!
+    PIDS+=("$LOADGEN_PID")
+    if wait "$LOADGEN_PID"; then
+        unset 'PIDS[-1]'
+    else
+        unset 'PIDS[-1]'
+        failed=$((failed + 1))
+        echo "scale.sh: the run at $rate/s failed:" >&2
+    fi
+    # The reports, and at most three of the subscribers' problems.
+    grep -v '^{' "$WORK/run.out" | awk '/^problem: subscriber/ { if (++n > 3) next } { print }' | head -30
+    grep '^{' "$WORK/run.out" >>"$OUT" || true
+    # The servers still run: a run that took one down ends here.
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "scale.sh: server $pid exited" >&2; exit 1; }
+    done
+    stop_cluster
+done
+
+[ -s "$OUT" ] && python3 - "$OUT" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+cols = [
+    ("tls", lambda r: r.get("tls")),
+    ("rate/s", lambda r: r["rate"]),
+    ("subs", lambda r: r["subscribers"]),
+    ("connect s", lambda r: r.get("connect_s")),
+    ("RSS B/conn", lambda r: r.get("server_rss_per_connection_b")),
+    ("TCP buf B/conn", lambda r: r.get("tcp_mem_per_connection_b")),
+    ("slab B/conn", lambda r: r.get("kernel_socket_slab_per_connection_b")),
+    ("peak RSS MB", lambda r: round(r.get("server_peak_rss_sum", 0) / 1e6)),
+    ("lat p50 ms", lambda r: r["latency_us"]["p50"] / 1000),
+    ("lat p99 ms", lambda r: r["latency_us"]["p99"] / 1000),
+    ("lat max ms", lambda r: r["latency_us"]["max"] / 1000),
+    ("all p50 ms", lambda r: r.get("last_delivery_us", {}).get("p50", 0) / 1000),
+    ("all p99 ms", lambda r: r.get("last_delivery_us", {}).get("p99", 0) / 1000),
+    ("all max ms", lambda r: r.get("last_delivery_us", {}).get("max", 0) / 1000),
+    ("deliv/s", lambda r: r.get("events_per_s")),
+    ("idle cpu s/s", lambda r: r.get("servers_idle_cpu_per_s")),
+    ("srv us/deliv", lambda r: r.get("servers_cpu_us_per_delivery")),
+    ("less idle", lambda r: r.get("servers_cpu_us_per_delivery_less_idle")),
+    ("redis cpu s", lambda r: r.get("bus_cpu_s")),
+    ("missing", lambda r: r.get("missing")),
+]
+print(" | ".join(c for c, _ in cols))
+for r in rows:
+    out = []
+    for _, f in cols:
+        try:
+            v = f(r)
+        except (KeyError, TypeError):
+            v = None
+        out.append("-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
+    print(" | ".join(out))
+EOF
+echo "scale: JSON lines in $OUT"
+[ "$OUT" = "$WORK/scale.jsonl" ] && cat "$OUT"
+echo "scale-bench: $(($(wc -w <<<"$RATES") - failed)) passed, $failed failed"
+[ "$failed" = 0 ]

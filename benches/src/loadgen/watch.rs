@@ -1,0 +1,405 @@
+//! What the parent of a multi-process run measures about the servers it
+//! was told to watch (`--watch-pid`, repeatable: several server processes
+//! behind one port) and about the machine's TCP sockets, at three moments:
+//! before its processes start, once every one has its connections open (and
+//! `--watch-settle` seconds more), and after the last has reported.
+//!
+//! From those: how long opening every connection took; the servers' RSS,
+//! summed over their processes, per connection held; the kernel's TCP
+//! socket memory (`/proc/net/sockstat`'s `TCP: ... mem`, in pages, for the
+//! whole machine: on loopback both ends of each connection count) and the
+//! kernel's socket slabs (`/proc/slabinfo`, root only: socket, inode and
+//! epoll entry, both ends too) per connection; the servers' CPU time a
+//! second while the connections are held idle (over the settle); the sum of each server's peak RSS (`VmHWM`, started over
+//! when the connections are open) during the measurement; and the
+//! servers' CPU time (and the bus's, `--watch-bus-pid`) from the start gate
+//! to the end, per delivery.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::report::round3;
+use super::sys;
+
+/// The machine's TCP sockets, from `/proc/net/sockstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSockets {
+    /// Sockets in use (`inuse`).
+    pub in_use: u64,
+    /// Memory the kernel holds for TCP socket buffers, in pages (`mem`).
+    pub mem_pages: u64,
+}
+
+/// Reads `/proc/net/sockstat`.
+pub fn tcp_sockets() -> io::Result<TcpSockets> {
+    let text = std::fs::read_to_string("/proc/net/sockstat")?;
+    parse_sockstat(&text).ok_or_else(|| io::Error::other("/proc/net/sockstat: no TCP line"))
+}
+
+/// The `TCP:` line of a `/proc/net/sockstat`: `TCP: inuse N orphan N tw N
+/// alloc N mem N`.
+fn parse_sockstat(text: &str) -> Option<TcpSockets> {
+    let line = text.lines().find_map(|l| l.strip_prefix("TCP:"))?;
+    let mut words = line.split_ascii_whitespace();
+    let (mut in_use, mut mem_pages) = (None, None);
+    while let (Some(key), Some(value)) = (words.next(), words.next()) {
+        match key {
+            "inuse" => in_use = value.parse().ok(),
+            "mem" => mem_pages = value.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(TcpSockets {
+        in_use: in_use?,
+        mem_pages: mem_pages?,
+    })
+}
+
+/// The kernel's slab caches that grow with each TCP connection: the
+/// socket (`TCP`), its inode (`sock_inode_cache`) and its epoll entry
+/// (`eventpoll_epi`).
+const SOCKET_SLABS: [&str; 3] = ["TCP", "sock_inode_cache", "eventpoll_epi"];
+
+/// Bytes held by the [`SOCKET_SLABS`] objects in use, from
+/// `/proc/slabinfo` (readable by root only): `None` when it cannot be read.
+pub fn socket_slab_bytes() -> Option<u64> {
+    parse_slabinfo(&std::fs::read_to_string("/proc/slabinfo").ok()?)
+}
+
+/// The sum of active objects × object size over [`SOCKET_SLABS`] in the
+/// text of a `/proc/slabinfo` (`name active_objs num_objs objsize ...`).
+fn parse_slabinfo(text: &str) -> Option<u64> {
+    let mut total = 0;
+    let mut found = 0;
+    for line in text.lines() {
+        let mut words = line.split_ascii_whitespace();
+        if words.next().is_none_or(|name| !SOCKET_SLABS.contains(&name)) {
+            continue;
+        }
+        let active: u64 = words.next()?.parse().ok()?;
+        let size: u64 = words.nth(1)?.parse().ok()?;
+        total += active * size;
+        found += 1;
+    }
+    (found > 0).then_some(total)
+}
+
+/// The size of a memory page, in bytes.
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; it has no
+    // preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// One look at the servers and the sockets.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    /// RSS summed over the servers, in bytes.
+    rss: u64,
+    /// CPU time summed over the servers, in seconds.
+    cpu_s: f64,
+    /// The bus's CPU time, in seconds.
+    bus_cpu_s: Option<f64>,
+    tcp: TcpSockets,
+    /// Bytes in the kernel's socket slabs, if readable.
+    slab: Option<u64>,
+}
+
+/// What to watch.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server processes (at least one).
+    pub pids: Vec<u32>,
+    /// The bus (e.g. redis-server) joining them, if any.
+    pub bus_pid: Option<u32>,
+    /// How long to wait, once every connection is open, before looking.
+    pub settle: Duration,
+}
+
+/// The measurements of one run, taken as it goes.
+#[derive(Debug)]
+pub struct Watch {
+    opts: Options,
+    before: Sample,
+    /// The looks when every process said it was ready and after the
+    /// settle.
+    connected: Option<(Sample, Sample)>,
+    /// Whether every server's peak RSS could be started over.
+    peaks_reset: bool,
+}
+
+impl Watch {
+    /// Takes the first look, before any connection opens.
+    pub fn start(opts: Options) -> io::Result<Watch> {
+        if opts.pids.is_empty() {
+            return Err(io::Error::other("no server pid to watch"));
+        }
+        let before = sample(&opts)?;
+        Ok(Watch {
+            opts,
+            before,
+            connected: None,
+            peaks_reset: false,
+        })
+    }
+
+    /// Every process has its connections open: waits the settle time, looks
+    /// again, and starts each server's peak RSS over.
+    pub fn connected(&mut self) -> io::Result<()> {
+        let ready = sample(&self.opts)?;
+        std::thread::sleep(self.opts.settle);
+        let look = sample(&self.opts)?;
+        self.peaks_reset = self.opts.pids.iter().all(|&pid| sys::reset_peak_rss(pid).is_ok());
+        self.connected = Some((ready, look));
+        Ok(())
+    }
+
+    /// The last look, after the run: the fields it adds to the report, for
+    /// `connections` held and `deliveries` made (messages, in echo mode).
+    pub fn finish(&self, connections: u64, deliveries: u64) -> io::Result<Map<String, Value>> {
+        let (ready, open) = self
+            .connected
+            .ok_or_else(|| io::Error::other("the processes never all had their connections open"))?;
+        let peak_rss: u64 = self
+            .opts
+            .pids
+            .iter()
+            .map(|&pid| sys::peak_rss_bytes(pid))
+            .sum::<io::Result<u64>>()?;
+        let end = sample(&self.opts)?;
+        Ok(figures(
+            &self.before,
+            &ready,
+            &open,
+            &end,
+            Peak {
+                rss: peak_rss,
+                of_run: self.peaks_reset,
+            },
+            Counts {
+                servers: self.opts.pids.len(),
+                connections,
+                deliveries,
+                page_size: page_size(),
+            },
+        ))
+    }
+}
+
+/// The servers' summed peak RSS after the connections were open.
+#[derive(Debug, Clone, Copy)]
+struct Peak {
+    rss: u64,
+    /// Started over when the connections were open (else: since each
+    /// server started).
+    of_run: bool,
+}
+
+/// What the figures are divided by.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    servers: usize,
+    connections: u64,
+    deliveries: u64,
+    page_size: u64,
+}
+
+/// `a / b`, or 0 when there is nothing to divide by.
+fn per(a: f64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a / b as f64 }
+}
+
+fn figures(
+    before: &Sample,
+    ready: &Sample,
+    open: &Sample,
+    end: &Sample,
+    peak: Peak,
+    n: Counts,
+) -> Map<String, Value> {
+    let mut json = Map::new();
+    let rss_growth = open.rss.saturating_sub(before.rss);
+    let tcp_growth = open.tcp.mem_pages.saturating_sub(before.tcp.mem_pages) * n.page_size;
+    let cpu = end.cpu_s - open.cpu_s;
+    // The servers' CPU per second while holding the connections idle (the
+    // settle): heartbeats, pings, timers. The run's CPU less that much for
+    // its length is what the deliveries cost.
+    let settle_s = open.at.duration_since(ready.at).as_secs_f64();
+    let idle_cpu_per_s = if settle_s > 0.0 {
+        (open.cpu_s - ready.cpu_s) / settle_s
+    } else {
+        0.0
+    };
+    let run_s = end.at.duration_since(open.at).as_secs_f64();
+    let delivery_cpu = (cpu - idle_cpu_per_s * run_s).max(0.0);
+    json.insert("watched_servers".into(), json!(n.servers));
+    json.insert("connections_held".into(), json!(n.connections));
+    json.insert(
+        "connect_s".into(),
+        json!(round3(ready.at.duration_since(before.at).as_secs_f64())),
+    );
+    json.insert("server_rss_before".into(), json!(before.rss));
+    json.insert("server_rss_connected".into(), json!(open.rss));
+    json.insert("server_rss_after".into(), json!(end.rss));
+    json.insert("server_peak_rss_sum".into(), json!(peak.rss));
+    json.insert("server_peak_rss_sum_of_run".into(), json!(peak.of_run));
+    json.insert(
+        "server_rss_per_connection_b".into(),
+        json!(per(rss_growth as f64, n.connections).round()),
+    );
+    json.insert("tcp_inuse_before".into(), json!(before.tcp.in_use));
+    json.insert("tcp_inuse_connected".into(), json!(open.tcp.in_use));
+    json.insert("tcp_mem_pages_before".into(), json!(before.tcp.mem_pages));
+    json.insert("tcp_mem_pages_connected".into(), json!(open.tcp.mem_pages));
+    json.insert("tcp_mem_pages_after".into(), json!(end.tcp.mem_pages));
+    json.insert(
+        "tcp_mem_per_connection_b".into(),
+        json!(per(tcp_growth as f64, n.connections).round()),
+    );
+    json.insert("servers_cpu_s".into(), json!(round3(cpu)));
+    json.insert(
+        "servers_cpu_us_per_delivery".into(),
+        json!(round3(per(cpu * 1e6, n.deliveries))),
+    );
+    json.insert("servers_idle_cpu_per_s".into(), json!(round3(idle_cpu_per_s)));
+    json.insert(
+        "servers_cpu_us_per_delivery_less_idle".into(),
+        json!(round3(per(delivery_cpu * 1e6, n.deliveries))),
+    );
+    if let (Some(a), Some(b)) = (before.slab, open.slab) {
+        json.insert(
+            "kernel_socket_slab_per_connection_b".into(),
+            json!(per(b.saturating_sub(a) as f64, n.connections).round()),
+        );
+    }
+    if let (Some(a), Some(b)) = (open.bus_cpu_s, end.bus_cpu_s) {
+        json.insert("bus_cpu_s".into(), json!(round3(b - a)));
+    }
+    json
+}
+
+fn sample(opts: &Options) -> io::Result<Sample> {
+    let at = Instant::now();
+    let mut rss = 0;
+    let mut cpu_s = 0.0;
+    for &pid in &opts.pids {
+        rss += sys::rss_bytes(pid)?;
+        cpu_s += sys::cpu_seconds(Some(pid))?;
+    }
+    let bus_cpu_s = opts.bus_pid.map(|pid| sys::cpu_seconds(Some(pid))).transpose()?;
+    Ok(Sample {
+        at,
+        rss,
+        cpu_s,
+        bus_cpu_s,
+        tcp: tcp_sockets()?,
+        slab: socket_slab_bytes(),
+    })
+}
+
+/// The one line for people the figures add to a report.
+pub fn human(json: &Map<String, Value>) -> String {
+    let f = |k: &str| json.get(k).cloned().unwrap_or(Value::Null);
+    format!(
+        "{} connections open in {} s; {} servers: RSS {} B per connection (peak sum {} MB), \
+         kernel TCP buffers {} B and socket slabs {} B per connection; servers' CPU {} s ({} us per delivery, \
+         {} less {} s/s idle)",
+        f("connections_held"),
+        f("connect_s"),
+        f("watched_servers"),
+        f("server_rss_per_connection_b"),
+        f("server_peak_rss_sum").as_u64().unwrap_or(0) / 1_000_000,
+        f("tcp_mem_per_connection_b"),
+        f("kernel_socket_slab_per_connection_b"),
+        f("servers_cpu_s"),
+        f("servers_cpu_us_per_delivery"),
+        f("servers_cpu_us_per_delivery_less_idle"),
+        f("servers_idle_cpu_per_s"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    // A test: a failed unwrap is the failure it reports.
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn sockstat_tcp_line() {
+        let text = "sockets: used 12\nTCP: inuse 3 orphan 0 tw 1 alloc 5 mem 42\nUDP: inuse 0 mem 7\n";
+        assert_eq!(
+            parse_sockstat(text),
+            Some(TcpSockets {
+                in_use: 3,
+                mem_pages: 42
+            })
+        );
+        assert_eq!(parse_sockstat("UDP: inuse 0 mem 7\n"), None);
+        assert_eq!(parse_sockstat("TCP: inuse 3\n"), None);
+    }
+
+    #[test]
+    fn slabinfo_socket_caches() {
+        let text = "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize> ...\n\
+                    TCP 92 143 2368 13 8 : tunables 0 0 0 : slabdata 11 11 0\n\
+                    TCPv6 78 130 2496 13 8 : tunables 0 0 0 : slabdata 10 10 0\n\
+                    eventpoll_epi 100 200 128 32 1 : tunables 0 0 0 : slabdata 1 1 0\n";
+        assert_eq!(parse_slabinfo(text), Some(92 * 2368 + 100 * 128));
+        assert_eq!(parse_slabinfo("filp 1 1 192 21 1\n"), None);
+    }
+
+    #[test]
+    fn this_machine_has_a_sockstat() {
+        tcp_sockets().unwrap();
+    }
+
+    #[test]
+    fn figures_are_per_connection_and_per_delivery() {
+        let t0 = Instant::now();
+        let look = |secs: u64, rss: u64, cpu_s: f64, in_use: u64, mem_pages: u64| Sample {
+            at: t0 + Duration::from_secs(secs),
+            rss,
+            cpu_s,
+            bus_cpu_s: Some(cpu_s / 2.0),
+            tcp: TcpSockets { in_use, mem_pages },
+            slab: Some(rss / 10),
+        };
+        let before = look(0, 10_000_000, 1.0, 5, 10);
+        // 0.2 s of CPU over the 2 s settle: 0.1 s a second idle.
+        let ready = look(2, 29_000_000, 2.8, 20_005, 1000);
+        let open = look(4, 30_000_000, 3.0, 20_005, 1010);
+        let end = look(20, 31_000_000, 7.0, 5, 12);
+        let json = figures(
+            &before,
+            &ready,
+            &open,
+            &end,
+            Peak {
+                rss: 40_000_000,
+                of_run: true,
+            },
+            Counts {
+                servers: 2,
+                connections: 10_000,
+                deliveries: 2_000_000,
+                page_size: 4096,
+            },
+        );
+        assert_eq!(json["connect_s"], json!(2.0));
+        assert_eq!(json["server_rss_per_connection_b"], json!(2000.0));
+        assert_eq!(json["tcp_mem_per_connection_b"], json!(409.6_f64.round()));
+        assert_eq!(json["servers_cpu_s"], json!(4.0));
+        assert_eq!(json["servers_cpu_us_per_delivery"], json!(2.0));
+        assert_eq!(json["servers_idle_cpu_per_s"], json!(0.1));
+        // 4 s less 16 s at 0.1 s/s: 2.4 s over 2 000 000 deliveries.
+        assert_eq!(json["servers_cpu_us_per_delivery_less_idle"], json!(1.2));
+        assert_eq!(json["kernel_socket_slab_per_connection_b"], json!(200.0));
+        assert_eq!(json["bus_cpu_s"], json!(2.0));
+        assert!(human(&json).contains("10000 connections open in 2.0 s"));
+    }
+}
