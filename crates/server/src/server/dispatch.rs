@@ -47,8 +47,8 @@ impl Head<'_> {
     }
 }
 
-/// What a session does with a request.
-pub(super) enum Decision {
+/// An answer a session writes at once.
+pub(super) enum Answer {
     /// Answer this; the session goes on with its next request (on HTTP/1.1
     /// unless the request or a shutdown says otherwise).
     Respond(Response),
@@ -68,6 +68,33 @@ pub(super) enum Decision {
         /// Whether to ask the client to retry in a second (503).
         retry_after: bool,
     },
+}
+
+impl Answer {
+    /// The response, as the multiplexed versions write it (HTTP/1.1
+    /// writes pages and failures itself, with its connection's close).
+    pub(super) fn into_response(self) -> Response {
+        match self {
+            Answer::Respond(response) => response,
+            Answer::Page { content_type, body } => {
+                Response::new(200, content_type, body).header("Cache-Control", "no-cache")
+            }
+            Answer::Fail { status, retry_after } => {
+                let answer = error_response(status);
+                if retry_after {
+                    answer.header("Retry-After", "1")
+                } else {
+                    answer
+                }
+            }
+        }
+    }
+}
+
+/// What a session does with a request.
+pub(super) enum Decision {
+    /// Answer at once.
+    Answer(Answer),
     /// Open a WebSocket with this route's tag if the session's handshake
     /// accepts the request.
     Upgrade(u32),
@@ -91,6 +118,16 @@ pub(super) enum Decision {
     },
 }
 
+impl Decision {
+    fn respond(response: Response) -> Decision {
+        Decision::Answer(Answer::Respond(response))
+    }
+
+    fn fail(status: u16, retry_after: bool) -> Decision {
+        Decision::Answer(Answer::Fail { status, retry_after })
+    }
+}
+
 /// The deadline of a request the application defers for longer than an
 /// `Instant` can hold: a year, which no connection outlives.
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -104,7 +141,7 @@ pub(super) fn answer_by(now: Instant, wait: Duration) -> Instant {
 /// The answer a refused method gets: 405 naming the methods the route
 /// takes. The request was read whole, so the connection's framing holds.
 fn refuse_method(allow: &str) -> Decision {
-    Decision::Respond(Response::text(405, "405 Method Not Allowed\n").header("Allow", allow))
+    Decision::respond(Response::text(405, "405 Method Not Allowed\n").header("Allow", allow))
 }
 
 /// Routes a complete request and asks the application what it needs to
@@ -130,20 +167,14 @@ pub(super) fn dispatch<A: App>(
     let head_only = head.head_only();
     match head.form {
         Form::Asterisk => {
-            return Decision::Respond(Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS"));
+            return Decision::respond(Response::empty(200).header("Allow", "GET, HEAD, POST, OPTIONS"));
         }
         Form::Connect => {
-            return Decision::Fail {
-                status: 501,
-                retry_after: false,
-            };
+            return Decision::fail(501, false);
         }
         Form::Origin | Form::ConnectWebSocket => {}
     }
-    let fail = |status| Decision::Fail {
-        status,
-        retry_after: false,
-    };
+    let fail = |status| Decision::fail(status, false);
     let route = if let Some(route) = released {
         route
     } else if request.path == "/healthz" {
@@ -160,22 +191,19 @@ pub(super) fn dispatch<A: App>(
     if closing_sessions && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
         // Sessions are being closed: one opened now would only be closed
         // again, or keep the loop from exiting.
-        return Decision::Fail {
-            status: 503,
-            retry_after: true,
-        };
+        return Decision::fail(503, true);
     }
     if head.form == Form::ConnectWebSocket {
         match route {
             Route::Handler(tag) => return refuse_connect(app, ctx, id, tag, request),
             Route::WebSocket(_) | Route::NotFound => {}
-            _ => return Decision::Respond(error_response(400)),
+            _ => return Decision::respond(error_response(400)),
         }
     }
     match route {
-        Route::NotFound => Decision::Respond(error_response(404)),
+        Route::NotFound => Decision::respond(error_response(404)),
         Route::Page { .. } if method != "GET" && !head_only => refuse_method("GET, HEAD"),
-        Route::Page { content_type, body } => Decision::Page { content_type, body },
+        Route::Page { content_type, body } => Decision::Answer(Answer::Page { content_type, body }),
         Route::WebSocket(_) if method != "GET" => refuse_method("GET"),
         Route::WebSocket(tag) => Decision::Upgrade(tag),
         Route::EventStream(_) if method != "GET" && !head_only => refuse_method("GET, HEAD"),
@@ -193,7 +221,7 @@ pub(super) fn dispatch<A: App>(
                 app.on_request(ctx, id, tag, request, body)
             }) {
                 None => fail(500),
-                Some(Reply::Now(response)) => Decision::Respond(response),
+                Some(Reply::Now(response)) => Decision::respond(response),
                 Some(Reply::Later(wait)) => Decision::Later {
                     tag,
                     wait,
@@ -231,7 +259,7 @@ fn refuse_connect<A: App>(
             }
         }
     });
-    Decision::Respond(match reply {
+    Decision::respond(match reply {
         None => error_response(500),
         Some(Err(wait)) => {
             return Decision::Later {
@@ -253,6 +281,20 @@ pub(super) fn refusal_only(response: Response) -> Response {
         response
     } else {
         error_response(400)
+    }
+}
+
+/// The application's deferred answer as a multiplexed stream sends it:
+/// as given, except to a held extended CONNECT (`held`, the request it
+/// held), which does not go on and so gets a refusal only.
+pub(super) fn deferred_answer<'r>(
+    response: &'r Response,
+    held: Option<&tether_h2::connection::Request>,
+) -> std::borrow::Cow<'r, Response> {
+    if held.is_some_and(|request| request.is_extended_connect("websocket")) {
+        std::borrow::Cow::Owned(refusal_only(response.clone()))
+    } else {
+        std::borrow::Cow::Borrowed(response)
     }
 }
 

@@ -10,7 +10,7 @@ use log::debug;
 use super::state::{Deferred, H1Conn, Requests};
 use crate::app::{App, Request, Response, Route};
 use crate::http;
-use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch};
+use crate::server::dispatch::{Answer, Decision, Form, Head, answer_by, dispatch};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::Link;
@@ -261,8 +261,8 @@ impl H1Conn {
             dispatch(app, &mut ctx, id, &request, body, closing_sessions, released)
         };
         match decision {
-            Decision::Respond(response) => respond_with(c, &response, head_only, !keep_alive),
-            Decision::Page { content_type, body } => {
+            Decision::Answer(Answer::Respond(response)) => respond_with(c, &response, head_only, !keep_alive),
+            Decision::Answer(Answer::Page { content_type, body }) => {
                 let alt_svc = c.env.alt_svc.clone();
                 let mut headers = vec![("Cache-Control", "no-cache")];
                 headers.extend(alt_svc.as_deref().map(|v| ("Alt-Svc", v)));
@@ -274,7 +274,7 @@ impl H1Conn {
                     !keep_alive,
                 );
             }
-            Decision::Fail { status, retry_after } => {
+            Decision::Answer(Answer::Fail { status, retry_after }) => {
                 let extra: &[(&str, &str)] = if retry_after { &[("Retry-After", "1")] } else { &[] };
                 respond(c, |out| http::write_error(out, status, extra, head_only), true);
                 return Next::Stop;

@@ -229,18 +229,7 @@ impl H3Endpoint {
             dispatch(app, &mut ctx, sid, &head, body, closing_sessions, released)
         };
         let answer = match decision {
-            Decision::Respond(response) => response,
-            Decision::Page { content_type, body } => {
-                Response::new(200, content_type, body).header("Cache-Control", "no-cache")
-            }
-            Decision::Fail { status, retry_after } => {
-                let answer = error_response(status);
-                if retry_after {
-                    answer.header("Retry-After", "1")
-                } else {
-                    answer
-                }
-            }
+            Decision::Answer(answer) => answer.into_response(),
             // A WebSocket over HTTP/3 is an extended CONNECT.
             Decision::Upgrade(_) if !websocket => error_response(426),
             Decision::Upgrade(tag) => {
