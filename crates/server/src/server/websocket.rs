@@ -151,6 +151,36 @@ impl Session {
         self.ws.state() == tether_ws::State::Closed
     }
 
+    /// Runs `f`, an application callback for this session as `id`, with a
+    /// context whose current connection is this session (what it sends
+    /// the session is encoded here, compressed if negotiated) and a
+    /// scratch queue for the bytes that makes: the queue, for the caller
+    /// to put on its stream, and `None` if the callback panicked.
+    pub(super) fn call<A: App>(
+        &mut self,
+        app: &mut A,
+        base: &mut Ctx<'_, A::Post>,
+        id: ConnId,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+    ) -> (Box<OutQueue>, Option<()>) {
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        let tag = self.tag;
+        let peers = base.peers;
+        let mut ctx = base.with_current(Current {
+            id,
+            ws: Some(&mut self.ws),
+            deflate_window: self.deflate_window,
+            out: &mut scratch,
+            closing: &mut closing,
+            in_place: InPlace::No,
+        });
+        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
+            f(app, &mut ctx, id, tag)
+        });
+        (scratch, result)
+    }
+
     /// Receives `data`: every message and event in it goes to the
     /// application (as session `id`), what the session answers goes to
     /// `out`. With `socket`, the one `out` belongs to, the last message
@@ -230,6 +260,31 @@ impl Session {
         if let Some(spare) = self.ws.reclaim_buffer() {
             base.pool.give_back(spare);
         }
+    }
+}
+
+/// A WebSocket's timer (ping, idle, close handshake), handled inside a
+/// callback context of its session ([`Session::call`]): what the session
+/// writes goes to the context's queue; the failure it reports, if any.
+pub(super) fn handle_timer<P>(ctx: &mut Ctx<'_, P>, now: Instant) -> Option<tether_ws::Error> {
+    let Some(Current {
+        ws: Some(ws), out, ..
+    }) = ctx.current.as_mut()
+    else {
+        return None;
+    };
+    match out.write_with(ctx.pool, |o| ws.handle_timeout(now, o)) {
+        Some(Event::Failed(error)) => Some(error),
+        _ => None,
+    }
+}
+
+/// How a session whose timer failed with `error` ends: an idle one is
+/// closed with 1001, any other is dropped.
+pub(super) fn timer_close_reason(error: &tether_ws::Error) -> CloseReason {
+    match error {
+        tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
+        _ => CloseReason::Dropped,
     }
 }
 

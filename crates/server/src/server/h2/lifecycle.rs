@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use log::debug;
 use tether_h2::ErrorCode;
-use tether_ws::{CloseCode, Event};
+use tether_ws::CloseCode;
 
 use super::state::{H2Session, Kind, Piece};
-use crate::app::{App, CloseReason, ConnId, Ctx, Current};
+use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::loops::Stats;
 use crate::server::env::Call;
 use crate::server::guard::guarded;
+use crate::server::websocket;
 
 impl H2Session {
     /// What is due: deferred answers, heartbeats, WebSocket timers, the
@@ -83,23 +84,12 @@ impl H2Session {
         let id = c.id;
         let mut failure = None;
         self.with_ws(c, stream, now, |_, ctx, _, _| {
-            if let Some(Current {
-                ws: Some(ws), out, ..
-            }) = ctx.current.as_mut()
-            {
-                let pool = &mut *ctx.pool;
-                if let Some(Event::Failed(error)) = out.write_with(pool, |o| ws.handle_timeout(now, o)) {
-                    failure = Some(error);
-                }
-            }
+            failure = websocket::handle_timer(ctx, now);
         });
         let Some(error) = failure else { return };
         debug!("websocket timer on stream {stream}: {error}");
         let sid = id.with_stream(stream);
-        let reason = match error {
-            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
-            _ => CloseReason::Dropped,
-        };
+        let reason = websocket::timer_close_reason(&error);
         if matches!(error, tether_ws::Error::CloseTimeout) {
             return self.reset(sid, c, ErrorCode::CANCEL, reason, now);
         }

@@ -12,10 +12,10 @@ use tether_ws::CloseCode;
 
 use super::state::{H2Session, Kind, Piece};
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
-use crate::app::{Current, InPlace};
+
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
-use crate::server::dispatch::{last_event_id, refusal_only};
+use crate::server::dispatch::{deferred_answer, last_event_id};
 use crate::server::env::Call;
 use crate::server::fields::response_fields;
 use crate::server::guard::guarded;
@@ -158,21 +158,7 @@ impl H2Session {
             return None;
         };
         let (app, mut base) = c.detached(now);
-        let mut scratch = base.pool.queue();
-        let mut closing = false;
-        let tag = session.tag;
-        let peers = base.peers;
-        let mut ctx = base.with_current(Current {
-            id: sid,
-            ws: Some(&mut session.ws),
-            deflate_window: session.deflate_window,
-            out: &mut scratch,
-            closing: &mut closing,
-            in_place: InPlace::No,
-        });
-        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
-            f(app, &mut ctx, sid, tag)
-        });
+        let (scratch, result) = session.call(app, &mut base, sid, f);
         let closed = session.is_closed();
         self.take_scratch(c, stream, scratch, closed);
         Some(result)
@@ -384,18 +370,9 @@ impl H2Session {
             return;
         };
         let head_only = *head_only;
-        let connect = held
-            .as_ref()
-            .is_some_and(|held| held.0.is_extended_connect("websocket"));
+        let answer = deferred_answer(response, held.as_ref().map(|held| &held.0));
         let out = c.link.queue(&mut c.env.pool);
-        if connect {
-            // A held WebSocket that does not go on: a 2xx would tell the
-            // client it is open.
-            let refusal = refusal_only(response.clone());
-            self.answer(c.env, out, sid.stream(), &refusal, head_only);
-        } else {
-            self.answer(c.env, out, sid.stream(), response, head_only);
-        }
+        self.answer(c.env, out, sid.stream(), &answer, head_only);
         c.mark_dirty();
     }
 }

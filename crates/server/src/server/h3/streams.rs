@@ -13,7 +13,7 @@ use tether_ws::CloseCode;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, ConnId, Encoded, Request, Response, Route};
 use crate::loops::Stats;
-use crate::server::dispatch::{last_event_id, refusal_only};
+use crate::server::dispatch::{deferred_answer, last_event_id};
 use crate::server::env::LoopEnv;
 use crate::server::fields::header_fields;
 use crate::server::guard::guarded;
@@ -175,16 +175,8 @@ impl H3Endpoint {
             return;
         };
         let head_only = *head_only;
-        let connect = held
-            .as_ref()
-            .is_some_and(|held| held.0.is_extended_connect("websocket"));
-        if connect {
-            // A held WebSocket that does not go on: a 2xx would tell the
-            // client it is open.
-            self.answer(now, conn, stream_id, &refusal_only(response.clone()), head_only);
-        } else {
-            self.answer(now, conn, stream_id, response, head_only);
-        }
+        let answer = deferred_answer(response, held.as_ref().map(|held| &held.0));
+        self.answer(now, conn, stream_id, &answer, head_only);
     }
 
     /// Lets the request the application held on `id` go on as `route`.

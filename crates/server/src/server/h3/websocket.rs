@@ -9,16 +9,16 @@ use log::debug;
 use tether_h2::connection::Request as FieldRequest;
 use tether_h3::ErrorCode;
 use tether_quic::ConnectionHandle;
-use tether_ws::{CloseCode, Event};
+use tether_ws::CloseCode;
 
 use super::{H3Endpoint, Kind, detached};
-use crate::app::{App, CloseReason, ConnId, Ctx, Current, InPlace, Request};
+use crate::app::{App, ConnId, Ctx, Request};
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
 use crate::server::env::LoopEnv;
 use crate::server::fields::header_fields;
 use crate::server::guard::guarded;
-use crate::server::websocket::accept_connect;
+use crate::server::websocket::{self, accept_connect};
 
 impl H3Endpoint {
     /// Opens the WebSocket an extended CONNECT asks for, or answers its
@@ -84,21 +84,7 @@ impl H3Endpoint {
             return None;
         };
         let (app, mut base) = detached(app, env, now);
-        let mut scratch = base.pool.queue();
-        let mut closing = false;
-        let tag = session.tag;
-        let peers = base.peers;
-        let mut ctx = base.with_current(Current {
-            id: sid,
-            ws: Some(&mut session.ws),
-            deflate_window: session.deflate_window,
-            out: &mut scratch,
-            closing: &mut closing,
-            in_place: InPlace::No,
-        });
-        let result = guarded(&peers.own().stats, "a WebSocket callback", || {
-            f(app, &mut ctx, sid, tag)
-        });
+        let (scratch, result) = session.call(app, &mut base, sid, f);
         let closed = session.is_closed();
         self.take_scratch(env, conn, stream_id, scratch, closed, now);
         Some(result)
@@ -193,22 +179,11 @@ impl H3Endpoint {
     ) {
         let mut failure = None;
         self.with_ws(app, env, conn, stream_id, now, |_, ctx, _, _| {
-            if let Some(Current {
-                ws: Some(ws), out, ..
-            }) = ctx.current.as_mut()
-            {
-                let pool = &mut *ctx.pool;
-                if let Some(Event::Failed(error)) = out.write_with(pool, |o| ws.handle_timeout(now, o)) {
-                    failure = Some(error);
-                }
-            }
+            failure = websocket::handle_timer(ctx, now);
         });
         let Some(error) = failure else { return };
         debug!("HTTP/3 WebSocket timer on stream {stream_id}: {error}");
-        let reason = match error {
-            tether_ws::Error::IdleTimeout => CloseReason::Failed(CloseCode::GOING_AWAY),
-            _ => CloseReason::Dropped,
-        };
+        let reason = websocket::timer_close_reason(&error);
         if matches!(error, tether_ws::Error::CloseTimeout) {
             self.server
                 .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
