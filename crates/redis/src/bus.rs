@@ -74,10 +74,7 @@ pub(crate) fn parse(value: &Value) -> Result<Vec<Announcement>, RedisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
+    use crate::test_values::bulk;
 
     #[test]
     fn announcements() {

@@ -438,40 +438,13 @@ pub(crate) fn is_server_error(e: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis::Arg;
-
-    fn args(cmd: &Cmd) -> Vec<String> {
-        cmd.args_iter()
-            .map(|arg| match arg {
-                Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
-                _ => "<other>".to_owned(),
-            })
-            .collect()
-    }
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
+    use crate::test_values::{args, bulk, cluster, plain};
 
     fn entry(id: &str, fields: &[&str]) -> Value {
         Value::Array(vec![
             bulk(id),
             Value::Array(fields.iter().map(|f| bulk(f)).collect()),
         ])
-    }
-
-    fn plain(prefix: &str) -> Keys {
-        Keys {
-            prefix: prefix.to_owned(),
-            cluster: false,
-        }
-    }
-
-    fn cluster(prefix: &str) -> Keys {
-        Keys {
-            prefix: prefix.to_owned(),
-            cluster: true,
-        }
     }
 
     #[test]

@@ -161,10 +161,7 @@ fn action_of(field: &dyn Fn(&str) -> Option<String>) -> Option<UserAction> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
+    use crate::test_values::bulk;
 
     /// The entry Redis would hold for `cmd` (its fields after `*`).
     fn entry_of(cmd: &Cmd, id: &str) -> Value {

@@ -154,6 +154,8 @@ mod presence;
 mod publish;
 mod reader;
 mod shared;
+#[cfg(test)]
+mod test_values;
 mod writer;
 
 use std::fmt;

@@ -210,35 +210,8 @@ pub(crate) fn xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis::Arg;
+    use crate::test_values::{args, bulk, cluster, plain};
     use tether_hub::Config;
-
-    fn args(cmd: &Cmd) -> Vec<String> {
-        cmd.args_iter()
-            .map(|arg| match arg {
-                Arg::Simple(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
-                _ => "<other>".to_owned(),
-            })
-            .collect()
-    }
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    fn plain(prefix: &str) -> Keys {
-        Keys {
-            prefix: prefix.to_owned(),
-            cluster: false,
-        }
-    }
-
-    fn cluster(prefix: &str) -> Keys {
-        Keys {
-            prefix: prefix.to_owned(),
-            cluster: true,
-        }
-    }
 
     #[test]
     fn loaded_scripts_go_by_their_digest() {

@@ -15,20 +15,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use node::{Node, PREFIX, data};
+use node::{Node, PREFIX, data, stream_ids};
 use support::{RedisServer, available, wait_until};
 use tether_hub::{EventId, HubMessage};
-
-/// The ids of a stream, from Redis itself.
-fn stream_ids(redis: &RedisServer, topic: &str) -> Vec<EventId> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("{PREFIX}{topic}"))
-        .arg("-")
-        .arg("+")
-        .query(&mut redis.client())
-        .unwrap();
-    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
-}
 
 const TOPICS: [&str; 3] = ["k1", "k2", "k3"];
 

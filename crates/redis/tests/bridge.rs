@@ -14,20 +14,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use node::{Node, PREFIX, data};
+use node::{Node, PREFIX, data, stream_ids};
 use support::{RedisServer, available, wait_until};
-use tether_hub::{Broker, BrokerState, Error as HubError, Event, EventId, HubMessage};
-
-/// The ids of a stream, from Redis itself.
-fn stream_ids(redis: &RedisServer, topic: &str) -> Vec<EventId> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("{PREFIX}{topic}"))
-        .arg("-")
-        .arg("+")
-        .query(&mut redis.client())
-        .unwrap();
-    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
-}
+use tether_hub::{Broker, BrokerState, Error as HubError, Event, HubMessage};
 
 #[test]
 fn events_reach_every_node_in_the_streams_order() {

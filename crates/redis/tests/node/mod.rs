@@ -8,8 +8,8 @@ mod pretend_loops;
 
 use std::ops::{Deref, DerefMut};
 
-use super::support::wait_until;
-use tether_hub::BrokerState;
+use super::support::{RedisServer, wait_until};
+use tether_hub::{BrokerState, EventId};
 use tether_redis::{RedisBridge, RedisBroker, RedisConfig};
 
 #[allow(unused_imports)] // each test file uses a part
@@ -18,3 +18,14 @@ pub use pretend_loops::{Cx, LOOPS, Loops, data};
 pub const PREFIX: &str = "tether-test:";
 
 pretend_loops::bridge_node!(RedisBridge, RedisBroker, RedisConfig);
+
+/// The ids of a stream, from Redis itself.
+pub fn stream_ids(redis: &RedisServer, topic: &str) -> Vec<EventId> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("{PREFIX}{topic}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.client())
+        .unwrap();
+    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
+}
