@@ -16,88 +16,13 @@ import sys
 import urllib.request
 
 from aioquic.asyncio.client import connect
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
-from aioquic.quic.configuration import QuicConfiguration
 
-TIMEOUT = 10
-
-
-class Client(QuicConnectionProtocol):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
-        self.responses = {}
-        self.ended = {}
-        self.changed = asyncio.Condition()
-
-    def quic_event_received(self, event):
-        for ev in self.h3.handle_event(event):
-            if isinstance(ev, (HeadersReceived, DataReceived)):
-                r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": b"", "ended": False})
-                if isinstance(ev, HeadersReceived):
-                    r["headers"].extend(ev.headers)
-                else:
-                    r["body"] += ev.data
-                if ev.stream_ended:
-                    r["ended"] = True
-                asyncio.ensure_future(self.notify())
-
-    async def notify(self):
-        async with self.changed:
-            self.changed.notify_all()
-
-    def start(self, method, path, body=b"", headers=(), end=True):
-        stream_id = self._quic.get_next_available_stream_id()
-        fields = [(b":method", method.encode())]
-        if method == "CONNECT":
-            fields.append((b":protocol", b"websocket"))
-        fields += [
-            (b":scheme", b"https"),
-            (b":authority", b"localhost"),
-            (b":path", path.encode()),
-            (b"user-agent", b"aioquic interop"),
-        ] + [(n.encode(), v.encode()) for n, v in headers]
-        if body:
-            fields.append((b"content-length", str(len(body)).encode()))
-        self.responses[stream_id] = {"headers": [], "body": b"", "ended": False}
-        self.h3.send_headers(stream_id, fields, end_stream=end and not body)
-        if body:
-            self.h3.send_data(stream_id, body, end_stream=end)
-        self.transmit()
-        return stream_id
-
-    async def until(self, stream_id, done):
-        async def wait():
-            async with self.changed:
-                await self.changed.wait_for(lambda: done(self.responses[stream_id]))
-
-        await asyncio.wait_for(wait(), TIMEOUT)
-        return self.responses[stream_id]
-
-    async def request(self, method, path, body=b"", headers=()):
-        stream_id = self.start(method, path, body, headers)
-        return await self.until(stream_id, lambda r: r["ended"])
-
-
-def status(response):
-    return dict(response["headers"]).get(b":status")
+from h3_client import TIMEOUT, Checks, Client, client_config, status
 
 
 async def main(port, cert, token):
-    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
-    config.load_verify_locations(cert)
-    config.server_name = "localhost"
-    passed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed
-        if not ok:
-            print(f"h3-serve: FAIL {name} {detail}")
-            sys.exit(1)
-        passed += 1
-        print(f"h3-serve: ok {name}")
+    config = client_config(cert)
+    check = Checks("h3-serve")
 
     context = ssl.create_default_context(cafile=cert)
     with urllib.request.urlopen(f"https://localhost:{port}/healthz", context=context, timeout=TIMEOUT) as tcp:
@@ -145,7 +70,7 @@ async def main(port, cert, token):
         check("404", status(missing) == b"404", missing)
 
     # A failed check exits at once: none failed when this is reached.
-    print(f"h3-serve: {passed} passed, 0 failed")
+    check.summary()
 
 
 if __name__ == "__main__":
