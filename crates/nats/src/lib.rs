@@ -218,7 +218,7 @@ impl NatsBridge {
     /// ```
     pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
         let tx = self.shared.control_tx.clone();
-        let _ = tx.send(Control::Limits(limits::HubLimits(limits)));
+        let _ = tx.send(Control::Limits(shared::HubLimits(limits)));
         Revoker { tx }
     }
 

@@ -18,7 +18,6 @@
 //!   in force to the hub whenever they changed.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +25,10 @@ use std::time::Duration;
 use async_nats::jetstream::kv::Store;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tether_hub::NodeLimits;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::shared::Control;
+use crate::shared::{Control, HubLimits};
 
 /// How often a node writes its counts, and hands the others' and the
 /// changed revocations to the hub.
@@ -42,16 +40,6 @@ pub(crate) const COUNTS_TTL: Duration = Duration::from_secs(3);
 
 /// The longest entry a [`Revoker`] takes, in bytes.
 pub(crate) const MAX_ENTRY_LEN: usize = 2048;
-
-/// A node's [`NodeLimits`], as the bridge's thread holds it.
-#[derive(Clone)]
-pub(crate) struct HubLimits(pub(crate) Arc<dyn NodeLimits>);
-
-impl fmt::Debug for HubLimits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NodeLimits")
-    }
-}
 
 /// Hands revocations to the bridge's thread, which adds them to the
 /// revocations bucket for every node (this one reads them back too).

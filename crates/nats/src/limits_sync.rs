@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 use crate::bridge::Bridge;
 use crate::limits::{
-    COUNTS_TTL, HubLimits, LIMITS_PERIOD, MAX_ENTRY_LEN, decode_counts, decode_revocation, encode_counts,
+    COUNTS_TTL, LIMITS_PERIOD, MAX_ENTRY_LEN, decode_counts, decode_revocation, encode_counts,
     encode_revocation, revocation_key,
 };
 use crate::presence::unix_ms;
-use crate::shared::add;
+use crate::shared::{HubLimits, add};
 
 /// How long NATS keeps the marker it leaves where a revocation expired.
 const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60);

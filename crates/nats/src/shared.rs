@@ -2,19 +2,29 @@
 //! the channels to the thread, and the counters behind the status and the
 //! metrics (atomics, never locks).
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tether_hub::{BrokerState, HubMessage, Publish, UserAction};
+use tether_hub::{BrokerState, HubMessage, NodeLimits, Publish, UserAction};
 use tokio::sync::mpsc;
 
 use crate::NatsConfig;
-use crate::limits::HubLimits;
 
 /// How the bridge's thread reaches the event loops: post a message to one
 /// loop, waking it (the server's `Handle::post`).
 pub(crate) type Post = Arc<dyn Fn(usize, HubMessage) + Send + Sync>;
+
+/// A node's [`NodeLimits`], as the bridge's thread holds it
+/// ([`crate::limits`]).
+#[derive(Clone)]
+pub(crate) struct HubLimits(pub(crate) Arc<dyn NodeLimits>);
+
+impl fmt::Debug for HubLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeLimits")
+    }
+}
 
 /// To the bridge's thread, besides publishes.
 #[derive(Debug)]
