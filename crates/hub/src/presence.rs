@@ -183,6 +183,10 @@ pub enum PresenceMessage {
         /// The other nodes' members (a member on two nodes may be named
         /// twice).
         members: Vec<Arc<str>>,
+        /// The broker cut the list at [`MAX_REMOTE_MEMBERS`]: which of
+        /// the other nodes' members it holds may change from one message
+        /// to the next without anyone joining or leaving.
+        truncated: bool,
     },
 }
 
@@ -193,6 +197,8 @@ struct TopicMembers {
     local: HashMap<Arc<str>, u32>,
     /// The other nodes' members, as last heard.
     remote: HashSet<Arc<str>>,
+    /// `remote` is a part of them only (cut by the broker or here).
+    remote_truncated: bool,
     /// Heard from the other nodes since the topic was followed.
     remote_known: bool,
     /// Followed across nodes ([`Broker::watch_presence`]).
@@ -260,14 +266,22 @@ impl Presence {
     }
 
     /// The other nodes' members of `topic` now (at most
-    /// [`MAX_REMOTE_MEMBERS`]; invalid names are skipped); the changes it
-    /// makes, joins first.
-    pub fn set_remote(&mut self, topic: &Arc<str>, members: Vec<Arc<str>>) -> Vec<Change> {
+    /// [`MAX_REMOTE_MEMBERS`]; invalid names are skipped), `truncated` if
+    /// the broker cut the list; the changes it makes, joins first.
+    ///
+    /// A cut list is a window on the other nodes' members that may move
+    /// with no one joining or leaving, so while the list is cut (or when
+    /// it stops being cut) no change is told for the other nodes'
+    /// members: their joins and leaves would be the window's, not
+    /// theirs. Lists and counts go on from the window.
+    pub fn set_remote(&mut self, topic: &Arc<str>, members: Vec<Arc<str>>, truncated: bool) -> Vec<Change> {
         let entry = self.topics.entry(topic.clone()).or_default();
         entry.remote_known = true;
         let mut remote = HashSet::with_capacity(members.len().min(MAX_REMOTE_MEMBERS));
+        let mut cut = truncated;
         for member in members {
             if remote.len() >= MAX_REMOTE_MEMBERS {
+                cut = true;
                 break;
             }
             if is_valid_member(&member) {
@@ -275,7 +289,14 @@ impl Presence {
             }
         }
         let old = std::mem::replace(&mut entry.remote, remote);
+        let was_cut = std::mem::replace(&mut entry.remote_truncated, cut);
         let mut changes = Vec::new();
+        if cut || was_cut {
+            if entry.is_idle() {
+                self.topics.remove(topic);
+            }
+            return changes;
+        }
         for member in entry.remote.difference(&old) {
             if !entry.local.contains_key(member) {
                 changes.push(Change {
@@ -398,12 +419,16 @@ impl Presence {
                 let members = self.list(&topic);
                 answer(cx, reply, members);
             }
-            PresenceMessage::Remote { topic, members } => {
+            PresenceMessage::Remote {
+                topic,
+                members,
+                truncated,
+            } => {
                 // Late news of a topic no longer followed is dropped.
                 if !self.topics.get(&topic).is_some_and(|t| t.watched) {
                     return None;
                 }
-                for change in self.set_remote(&topic, members) {
+                for change in self.set_remote(&topic, members, truncated) {
                     post_changed(cx, change);
                 }
                 let waiting = match self.topics.get_mut(&topic) {
@@ -535,7 +560,7 @@ mod tests {
         let (t, a, b) = (name("t"), name("alice"), name("bob"));
         p.join(&t, &a);
         // Alice elsewhere too, and Bob: only Bob joins.
-        let changes = p.set_remote(&t, vec![a.clone(), b.clone(), b.clone(), name("bad\n")]);
+        let changes = p.set_remote(&t, vec![a.clone(), b.clone(), b.clone(), name("bad\n")], false);
         assert_eq!(
             changes,
             [Change {
@@ -554,10 +579,38 @@ mod tests {
             }
         );
         // The other node lost both (it crashed and its entries expired).
-        let changes = p.set_remote(&t, Vec::new());
+        let changes = p.set_remote(&t, Vec::new(), false);
         assert_eq!(changes.len(), 2);
         assert!(changes.iter().all(|c| !c.joined));
         assert_eq!(p.list("t").count, 0);
+    }
+
+    #[test]
+    fn a_cut_list_of_other_nodes_members_tells_no_joins_or_leaves() {
+        let mut p = Presence::new();
+        let t = name("t");
+        let window =
+            |from: usize| -> Vec<Arc<str>> { (from..from + 3).map(|i| name(&format!("m{i}"))).collect() };
+        // Whole lists: the difference is told.
+        assert_eq!(p.set_remote(&t, window(0), false).len(), 3);
+        // Cut: the window moves by two with nobody joining or leaving.
+        assert!(p.set_remote(&t, window(2), true).is_empty());
+        assert_eq!(p.list("t").count, 3);
+        assert!(p.set_remote(&t, window(4), true).is_empty());
+        // No longer cut: the first whole list after a cut one tells
+        // nothing either (the window's difference, not the members').
+        assert!(p.set_remote(&t, window(0), false).is_empty());
+        // Then whole lists tell again.
+        let changes = p.set_remote(&t, window(1), false);
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().any(|c| c.joined && &*c.member == "m3"));
+        assert!(changes.iter().any(|c| !c.joined && &*c.member == "m0"));
+        // A list longer than the cap is cut here too.
+        let many: Vec<Arc<str>> = (0..MAX_REMOTE_MEMBERS + 1)
+            .map(|i| name(&format!("n{i}")))
+            .collect();
+        assert!(p.set_remote(&t, many, false).is_empty());
+        assert_eq!(p.list("t").count, MAX_REMOTE_MEMBERS);
     }
 
     #[test]
@@ -567,7 +620,7 @@ mod tests {
         let remote: Vec<Arc<str>> = (0..MAX_REMOTE_MEMBERS + 5)
             .map(|i| name(&format!("m{i:06}")))
             .collect();
-        p.set_remote(&t, remote);
+        p.set_remote(&t, remote, false);
         let list = p.list("t");
         assert_eq!(list.count, MAX_REMOTE_MEMBERS);
         assert_eq!(list.members.len(), MAX_LISTED_MEMBERS);

@@ -130,12 +130,14 @@ impl Bridge {
                     members.extend(node_members.iter().cloned());
                 }
             }
+            let truncated = members.len() > MAX_REMOTE_MEMBERS;
             members.truncate(MAX_REMOTE_MEMBERS);
             self.post(
                 watched.loop_index,
                 HubMessage::Presence(PresenceMessage::Remote {
                     topic: topic.clone(),
                     members,
+                    truncated,
                 }),
             );
         }

@@ -299,7 +299,10 @@ impl PresenceThread {
             log::debug!("redis: presence of {topic} not read");
             return;
         };
-        let members: Vec<Arc<str>> = parse_members(reply)
+        let entries = parse_members(reply);
+        // As many as asked for: the set may hold more.
+        let truncated = entries.len() >= MAX_REMOTE_MEMBERS;
+        let members: Vec<Arc<str>> = entries
             .into_iter()
             .filter_map(|entry| other_member(entry, &self.node))
             .map(Arc::from)
@@ -309,6 +312,7 @@ impl PresenceThread {
             HubMessage::Presence(PresenceMessage::Remote {
                 topic: topic.clone(),
                 members,
+                truncated,
             }),
         );
     }

@@ -292,6 +292,7 @@ impl<B: Broker> Loops<B> {
             if let HubMessage::Presence(PresenceMessage::Remote {
                 topic: t,
                 members: heard,
+                ..
             }) = message
                 && &*t == topic
             {
