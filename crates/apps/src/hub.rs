@@ -60,7 +60,7 @@ use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
 pub use self::rate::PublishRate;
-use self::replies::{close_reason, error_response, rate_limited, send_error};
+use self::replies::{close_reason, error_response, rate_limited, send_error, shutting_down};
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
 use self::routes::{Endpoint, HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS, parse_path};
 pub use self::settings::HubSettings;
@@ -1166,12 +1166,23 @@ impl HubApp {
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
                 self.roster.forget(conn);
-                Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
+                Some(shutting_down())
             }
-            // Nothing is decided any more.
-            Some(HubRoute::Decide | HubRoute::Decided) => Some(self.decision_timeout(conn)),
-            // A publish waits for its outcome, which every loop's drain
-            // guarantees is on its way (or its own timeout answers 504).
+            // Nothing is decided any more, and a publish still waiting for
+            // the backend's decision was not published and will not be:
+            // its client may send it again elsewhere.
+            Some(HubRoute::Decide | HubRoute::Decided) => {
+                self.decisions.forget(conn);
+                self.publish_gate.forget(conn);
+                Some(shutting_down())
+            }
+            _ if self.publish_gate.holds(conn) => {
+                self.publish_gate.forget(conn);
+                Some(shutting_down())
+            }
+            // A publish the broker has waits for its outcome, which every
+            // loop's drain guarantees is on its way (or its own timeout
+            // answers 504).
             _ => None,
         }
     }

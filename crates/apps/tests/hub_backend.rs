@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
 use common::{SseClient, TestServer, WsClient, config, request};
-use tether_apps::{AnswerTo, Backend, Busy, Hook, HubSettings, HubShared, Namespace, Question};
+use tether_apps::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubShared, Namespace, Question};
+use tether_auth::Keys;
 use tether_hub::{Allowed, Decision};
 use tether_server::{Handshake, Message};
 use tether_ws::Event;
@@ -33,6 +34,7 @@ struct Fake {
     decide: Arc<Decide>,
     delay: Duration,
     busy: bool,
+    timeout: Duration,
     asked: Arc<Mutex<Vec<Question>>>,
     headers: Vec<String>,
     cookies: Vec<String>,
@@ -71,7 +73,7 @@ impl Backend for Fake {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_millis(300)
+        self.timeout
     }
 
     fn forwarded_headers(&self) -> &[String] {
@@ -176,8 +178,22 @@ struct Hub {
 }
 
 fn start(hooks: &[Hook], decide: fn(&Question) -> Decision, delay: Duration, busy: bool) -> Hub {
+    start_with(hooks, decide, delay, busy, None, Duration::from_millis(300))
+}
+
+/// [`start`], with publishers who may also present a JWT `auth` checks,
+/// and the backend's `timeout`.
+fn start_with(
+    hooks: &[Hook],
+    decide: fn(&Question) -> Decision,
+    delay: Duration,
+    busy: bool,
+    auth: Option<HubAuth>,
+    timeout: Duration,
+) -> Hub {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let mut settings = HubSettings::default();
+    settings.auth = auth;
     settings.publish_token = Some(TOKEN.to_owned());
     for spec in [
         "private.* subscribe=token",
@@ -192,6 +208,7 @@ fn start(hooks: &[Hook], decide: fn(&Question) -> Decision, delay: Duration, bus
         decide: Arc::new(decide),
         delay,
         busy,
+        timeout,
         asked: asked.clone(),
         headers: vec!["x-app-user".into()],
         cookies: vec!["session".into()],
@@ -600,4 +617,66 @@ fn a_cookie_from_another_sites_page_is_not_passed_to_the_backend() {
     );
     assert_eq!(own.response.status, 200);
     hub.server.shutdown();
+}
+
+/// Posts to a `publish=hook` topic, stops the server as soon as the
+/// backend has the publish question, and returns the publish's answer.
+fn publish_cut_short_by_shutdown(hub: Hub, credentials: String) -> common::Response {
+    let addr = hub.server.addr;
+    let poster = thread::spawn(move || request(addr, "POST", "/topics/vote.9", &credentials, b"undecided"));
+    let asked = |hub: &Hub| {
+        hub.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| matches!(q, Question::Publish { data, .. } if data == "undecided"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !asked(&hub) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend was never asked"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    hub.server.begin_shutdown();
+    let answer = poster.join().unwrap();
+    hub.server.join();
+    answer
+}
+
+#[test]
+fn an_http_publish_the_backend_has_not_decided_when_the_server_stops_is_a_503() {
+    const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
+    // The backend answers after 2 s, long after the server was told to
+    // stop, and well before its timeout.
+    let (delay, timeout) = (Duration::from_secs(2), Duration::from_secs(10));
+    // Who the publisher is, the connect hook said first; or a JWT.
+    let by_cookie = start_with(&[Hook::Connect, Hook::Publish], both, delay, false, None, timeout);
+    let by_jwt = start_with(
+        &[Hook::Publish],
+        publish_decision,
+        delay,
+        false,
+        Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+        timeout,
+    );
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": { "pub": ["vote.*"] } }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    for (hub, credentials) in [
+        (by_cookie, "Cookie: session=cy\r\n".to_owned()),
+        (by_jwt, format!("Authorization: Bearer {jwt}\r\n")),
+    ] {
+        let answer = publish_cut_short_by_shutdown(hub, credentials);
+        // Not published, and said so at once: the client may send it again
+        // to another node.
+        assert_eq!(
+            (answer.status, answer.header("retry-after"), &answer.body[..]),
+            (503, Some("1"), &b"the server is shutting down\n"[..])
+        );
+    }
 }

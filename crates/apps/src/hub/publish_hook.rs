@@ -97,6 +97,11 @@ impl<C: Copy + Eq + std::hash::Hash> PublishGate<C> {
         ready
     }
 
+    /// Whether `conn` has a publish still waiting for its decision.
+    pub(super) fn holds(&self, conn: C) -> bool {
+        self.held.contains_key(&conn)
+    }
+
     /// Forgets `conn`'s publishes (its client left, or its answer timed
     /// out).
     pub(super) fn forget(&mut self, conn: C) {

@@ -26,6 +26,12 @@ pub(super) fn rate_limited(wait: std::time::Duration) -> Response {
         .header("Retry-After", &seconds.max(1).to_string())
 }
 
+/// 503 with Retry-After for a request the server's shutdown cut short:
+/// nothing it asked for was done.
+pub(super) fn shutting_down() -> Response {
+    Response::text(503, "the server is shutting down\n").header("Retry-After", "1")
+}
+
 /// A close reason from text: at most 123 bytes (what a close frame holds),
 /// cut at a character boundary.
 pub(super) fn close_reason(text: &str) -> &str {
