@@ -1,7 +1,7 @@
 //! The QUIC server endpoint: datagrams in, events out, responses in,
 //! datagrams out, and the next instant at which time matters.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,8 +66,14 @@ pub struct QuicServer {
     /// Datagrams the endpoint answered by itself (Retry, refusals,
     /// version negotiation, stateless resets).
     responses: VecDeque<(Transmit, Vec<u8>)>,
-    /// Where the next poll_transmit starts, for fairness.
-    next_conn: usize,
+    /// The connections that may have datagrams to send, each once, in
+    /// the order they were touched: [`QuicServer::poll_transmit`] asks
+    /// only these, and puts one that sent at the back (fairness).
+    ready: VecDeque<ConnectionHandle>,
+    /// Whether each connection (by handle) is in `ready`.
+    queued: Vec<bool>,
+    /// The connections still in their handshake.
+    handshaking: BTreeSet<ConnectionHandle>,
 }
 
 impl QuicServer {
@@ -93,7 +99,9 @@ impl QuicServer {
             conns: BTreeMap::new(),
             events: VecDeque::new(),
             responses: VecDeque::new(),
-            next_conn: 0,
+            ready: VecDeque::new(),
+            queued: Vec::new(),
+            handshaking: BTreeSet::new(),
         })
     }
 
@@ -141,10 +149,9 @@ impl QuicServer {
             self.respond(transmit, buf);
             return;
         }
-        let handshaking = self.conns.values().filter(|c| c.quic.is_handshaking()).count();
         if !incoming.remote_address_validated()
             && incoming.may_retry()
-            && handshaking >= self.config.retry_above_handshakes
+            && self.handshaking.len() >= self.config.retry_above_handshakes
         {
             match self.endpoint.retry(incoming, &mut buf) {
                 Ok(transmit) => self.respond(transmit, buf),
@@ -159,6 +166,7 @@ impl QuicServer {
             Ok((handle, quic)) => {
                 self.conns
                     .insert(handle, Conn::new(quic, self.config.session.clone(), now));
+                self.handshaking.insert(handle);
                 self.drive(handle, now);
             }
             Err(e) => {
@@ -183,9 +191,30 @@ impl QuicServer {
         }
         // Events the endpoint's answers caused (new connection IDs).
         conn.drive(handle, now, &mut self.events);
-        if conn.quic.is_drained() {
+        let drained = conn.quic.is_drained();
+        if (drained || !conn.quic.is_handshaking()) && !self.handshaking.is_empty() {
+            self.handshaking.remove(&handle);
+        }
+        if drained {
             conn.report_closed(handle, "drained".to_owned(), &mut self.events);
             self.conns.remove(&handle);
+            return;
+        }
+        // Whatever touched it may have given it something to send.
+        self.mark_ready(handle);
+    }
+
+    /// Puts `handle` in the queue of connections to ask for datagrams,
+    /// unless it is there already.
+    fn mark_ready(&mut self, handle: ConnectionHandle) {
+        if self.queued.len() <= handle.0 {
+            self.queued.resize(handle.0 + 1, false);
+        }
+        if let Some(queued) = self.queued.get_mut(handle.0)
+            && !*queued
+        {
+            *queued = true;
+            self.ready.push_back(handle);
         }
     }
 
@@ -233,17 +262,17 @@ impl QuicServer {
             buf.extend_from_slice(&bytes);
             return Some(transmit);
         }
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        let count = handles.len();
-        for i in 0..count {
-            let Some(handle) = handles.get((self.next_conn + i) % count).copied() else {
-                continue;
-            };
+        // Each connection touched since it last had nothing to send is
+        // asked once; one that sends goes to the back of the queue (by
+        // `drive`), so that every connection with datagrams gets its turn.
+        while let Some(handle) = self.ready.pop_front() {
+            if let Some(queued) = self.queued.get_mut(handle.0) {
+                *queued = false;
+            }
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
             if let Some(transmit) = conn.quic.poll_transmit(now, 1, buf) {
-                self.next_conn = (self.next_conn + i + 1) % count;
                 // Sending can free stream capacity or finish a close.
                 self.drive(handle, now);
                 return Some(transmit);
