@@ -79,7 +79,7 @@ fn main() -> Result<(), Failure> {
         while let Some(event) = server.poll_event() {
             serve(&mut server, &mut requests, event)?;
         }
-        while let Some(t) = server.poll_transmit(Instant::now(), &mut out) {
+        while let Some(t) = server.poll_transmit(Instant::now(), 1, &mut out) {
             socket.send_to(out.get(..t.size).unwrap_or_default(), t.destination)?;
         }
     }

@@ -107,9 +107,10 @@ impl QuicConfig {
             .receive_window(VarInt::from_u32(self.receive_window))
             .send_window(self.send_window)
             // No QUIC DATAGRAM frames until HTTP datagrams are served.
-            .datagram_receive_buffer_size(None)
-            // One datagram per transmit: the caller's socket does no GSO.
-            .enable_segmentation_offload(false);
+            .datagram_receive_buffer_size(None);
+        // Segmentation offload stays on (quinn-proto's default): a caller
+        // whose socket does GSO asks poll_transmit for several datagrams
+        // at once, any other for one.
         Ok(transport)
     }
 

@@ -255,8 +255,16 @@ impl QuicServer {
     }
 
     /// The next datagram to send, written to `buf` (cleared first), or
-    /// `None` when there is nothing to send now.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    /// `None` when there is nothing to send now. With `max_datagrams`
+    /// above 1 (a socket with GSO), it may be a run of datagrams of one
+    /// connection of [`Transmit::segment_size`] bytes each, the last
+    /// possibly shorter.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
         buf.clear();
         if let Some((transmit, bytes)) = self.responses.pop_front() {
             buf.extend_from_slice(&bytes);
@@ -272,7 +280,7 @@ impl QuicServer {
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
-            if let Some(transmit) = conn.quic.poll_transmit(now, 1, buf) {
+            if let Some(transmit) = conn.quic.poll_transmit(now, max_datagrams.max(1), buf) {
                 // Sending can free stream capacity or finish a close.
                 self.drive(handle, now);
                 return Some(transmit);

@@ -278,7 +278,7 @@ impl Net {
             }
         }
         self.serve();
-        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
+        while let Some(t) = self.server.poll_transmit(self.now, 1, &mut buf) {
             moved = true;
             let Some(client) = self.clients.iter_mut().find(|c| c.addr == t.destination) else {
                 continue;

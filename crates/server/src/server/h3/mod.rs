@@ -57,7 +57,7 @@ mod socket;
 mod streams;
 mod websocket;
 
-use socket::QuicSocket;
+use socket::{Outgoing, QuicSocket};
 
 /// A loop's QUIC endpoint, its socket and the HTTP/3 streams it serves.
 pub(in crate::server) struct H3Endpoint {
@@ -159,13 +159,13 @@ impl H3Endpoint {
         let server = &mut self.server;
         let peers = &env.peers;
         let routed = self.routed;
-        self.socket.receive(|from, datagram| {
+        self.socket.receive(|from, to, datagram| {
             let owner = issuer_of(datagram).map(usize::from);
             match owner {
                 Some(owner) if routed && owner != peers.index && owner < peers.len() => {
                     peers.forward_datagram(owner, from, datagram);
                 }
-                _ => server.handle_datagram(now, from, None, datagram),
+                _ => server.handle_datagram(now, from, to, datagram),
             }
         });
         self.handle_events(app, env, now);
@@ -235,10 +235,15 @@ impl H3Endpoint {
 
     fn send(&mut self, registry: &Registry, now: Instant) {
         let server = &mut self.server;
-        self.socket.send(registry, |buf| {
+        self.socket.send(registry, |buf, max_segments| {
             server
-                .poll_transmit(now, buf)
-                .map(|transmit| (transmit.destination, transmit.size))
+                .poll_transmit(now, max_segments, buf)
+                .map(|transmit| Outgoing {
+                    to: transmit.destination,
+                    len: transmit.size,
+                    segment_size: transmit.segment_size,
+                    from: transmit.src_ip,
+                })
         });
     }
 

@@ -1,41 +1,70 @@
 //! The UDP socket under a loop's QUIC endpoint: bound on the TLS port's
 //! number (`SO_REUSEPORT` in a cluster), read until it would block, and
-//! written until it would block, keeping the one datagram it refused and
+//! written until it would block, keeping the one send it refused and
 //! asking for write readiness only while that one waits.
 //!
+//! It reads and writes through `quinn-udp`, which uses what the kernel
+//! offers: several datagrams per `recvmmsg`, the datagrams the kernel
+//! coalesced (GRO) split by their stride, the address each datagram was
+//! sent to (so that answers leave from it on a host with several), and
+//! one `sendmsg` for a run of same-sized datagrams to one peer (GSO, as
+//! many as the kernel takes; turned off by quinn-udp if the kernel or the
+//! device refuses it).
+//!
 //! Calling contract: [`QuicSocket::receive`] hands each datagram read to
-//! the caller's closure, [`QuicSocket::send`] takes datagrams from the
+//! the caller's closure, [`QuicSocket::send`] takes sends from the
 //! caller's source until it has none or the socket pushes back; nothing
 //! here knows QUIC.
 
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
 
 use log::debug;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
 /// Datagrams read per readiness event before the rest waits for the next
 /// turn, so that a flood on UDP cannot starve the TCP connections.
 const DATAGRAMS_PER_TURN: usize = 256;
 
-/// The largest UDP payload (QUIC datagrams are far smaller; a larger one
-/// is not QUIC and is dropped by quinn-proto).
+/// The largest UDP payload, and the room for one receive (a datagram, or
+/// the run of datagrams GRO coalesced, which the kernel caps at this).
 const MAX_DATAGRAM: usize = 65_535;
+
+/// Receives per `recvmmsg`.
+const RECEIVE_BATCH: usize = 8;
+
+/// One send: a datagram, or with `segment_size` a run of datagrams of
+/// that size (the last may be shorter) to the same peer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outgoing {
+    /// The peer.
+    pub(super) to: SocketAddr,
+    /// Bytes in the buffer.
+    pub(super) len: usize,
+    /// The datagrams' size when the buffer holds several.
+    pub(super) segment_size: Option<usize>,
+    /// The local address to send from (where the peer's datagrams came
+    /// to), when known.
+    pub(super) from: Option<IpAddr>,
+}
 
 /// A loop's UDP socket for QUIC.
 pub(super) struct QuicSocket {
     socket: UdpSocket,
+    state: UdpSocketState,
     token: Token,
-    /// The datagram the socket refused last, to send first.
-    pending: Option<(SocketAddr, Vec<u8>)>,
+    /// The send the socket refused last, to send first.
+    pending: Option<(Outgoing, Vec<u8>)>,
     /// Write interest is registered.
     writable: bool,
     /// The last read stopped at [`DATAGRAMS_PER_TURN`]: read again next
     /// turn, since edge-triggered readiness says nothing new.
     pub(super) more_to_read: bool,
+    /// [`RECEIVE_BATCH`] receive buffers of [`MAX_DATAGRAM`] bytes.
     buf: Vec<u8>,
-    /// Where the next datagram to send is written.
+    /// Where the next send is written.
     out: Vec<u8>,
 }
 
@@ -59,14 +88,21 @@ impl QuicSocket {
         socket.bind(&addr.into())?;
         socket.set_nonblocking(true)?;
         let mut socket = UdpSocket::from_std(socket.into());
+        let state = UdpSocketState::new((&socket).into())?;
+        debug!(
+            "UDP {addr}: up to {} datagrams a send (GSO), {} a receive (GRO)",
+            state.max_gso_segments(),
+            state.gro_segments()
+        );
         registry.register(&mut socket, token, Interest::READABLE)?;
         Ok(QuicSocket {
             socket,
+            state,
             token,
             pending: None,
             writable: false,
             more_to_read: false,
-            buf: vec![0; MAX_DATAGRAM],
+            buf: vec![0; MAX_DATAGRAM * RECEIVE_BATCH],
             out: Vec::new(),
         })
     }
@@ -77,12 +113,28 @@ impl QuicSocket {
     }
 
     /// Reads datagrams until the socket would block (or this turn's share
-    /// is read), handing each to `each` with its sender.
-    pub(super) fn receive(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) {
+    /// is read), handing each to `each` with its sender and the local
+    /// address it was sent to, when the kernel says.
+    pub(super) fn receive(&mut self, mut each: impl FnMut(SocketAddr, Option<IpAddr>, &[u8])) {
         self.more_to_read = false;
-        for _ in 0..DATAGRAMS_PER_TURN {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => each(from, self.buf.get(..n).unwrap_or_default()),
+        let mut read = 0;
+        while read < DATAGRAMS_PER_TURN {
+            let mut chunks = self.buf.chunks_mut(MAX_DATAGRAM);
+            let mut slices: [IoSliceMut<'_>; RECEIVE_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            let mut metas = [RecvMeta::default(); RECEIVE_BATCH];
+            match self.state.recv((&self.socket).into(), &mut slices, &mut metas) {
+                Ok(received) => {
+                    for (meta, slice) in metas.iter().zip(slices.iter()).take(received) {
+                        let data = slice.get(..meta.len).unwrap_or_default();
+                        // GRO hands a run of datagrams of `stride` bytes
+                        // each (the last may be shorter) as one.
+                        for datagram in data.chunks(meta.stride.max(1)) {
+                            each(meta.addr, meta.dst_ip, datagram);
+                            read += 1;
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // An ICMP error reported for an earlier send, say: the
@@ -93,39 +145,44 @@ impl QuicSocket {
         self.more_to_read = true;
     }
 
-    /// Sends the datagram held back, then what `next` gives (each written
-    /// into the buffer it is lent, with its destination and length),
-    /// until it gives none or the socket would block; write interest is
-    /// registered only while a datagram waits.
+    /// Sends what was held back, then what `next` gives (each written into
+    /// the buffer it is lent, given the most datagrams one send may
+    /// carry), until it gives none or the socket would block; write
+    /// interest is registered only while a send waits.
     pub(super) fn send(
         &mut self,
         registry: &Registry,
-        mut next: impl FnMut(&mut Vec<u8>) -> Option<(SocketAddr, usize)>,
+        mut next: impl FnMut(&mut Vec<u8>, usize) -> Option<Outgoing>,
     ) {
         loop {
             let held = self.pending.take();
-            let (to, datagram) = match &held {
-                Some((to, datagram)) => (*to, datagram.as_slice()),
+            let (outgoing, bytes) = match &held {
+                Some((outgoing, bytes)) => (*outgoing, bytes.as_slice()),
                 None => {
-                    let Some((to, len)) = next(&mut self.out) else {
+                    let Some(outgoing) = next(&mut self.out, self.state.max_gso_segments()) else {
                         break;
                     };
-                    (to, self.out.get(..len).unwrap_or_default())
+                    (outgoing, self.out.get(..outgoing.len).unwrap_or_default())
                 }
             };
-            match self.socket.send_to(datagram, to) {
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                    let blocked = e.kind() == io::ErrorKind::WouldBlock;
-                    let datagram = datagram.to_vec();
-                    self.pending = Some((to, datagram));
-                    if blocked {
-                        break;
-                    }
+            let transmit = Transmit {
+                destination: outgoing.to,
+                ecn: None,
+                contents: bytes,
+                segment_size: outgoing.segment_size,
+                src_ip: outgoing.from,
+            };
+            match self.state.try_send((&self.socket).into(), &transmit) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending = Some((outgoing, bytes.to_vec()));
+                    break;
                 }
                 // QUIC recovers a lost datagram; one the kernel refuses
-                // (an unreachable address) is as good as lost.
-                Err(e) => debug!("UDP send to {to}: {e}"),
+                // (an unreachable address, a path MTU probe too large, a
+                // GSO send the device refused, after which quinn-udp
+                // sends one datagram at a time) is as good as lost.
+                Err(e) => debug!("UDP send to {}: {e}", outgoing.to),
             }
         }
         let want = self.pending.is_some();
