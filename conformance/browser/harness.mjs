@@ -1,8 +1,9 @@
 // What the single-script Chromium tests (conformance/h2/browser.mjs,
-// conformance/h3/browser.mjs, admin.mjs) share: their pass/fail tally
-// and summary line, starting and stopping `tether serve`, and Chromium's
-// launch options. Each script is started by a shell script that sources
-// setup.sh beside this file (Chromium, playwright-core, the binary).
+// conformance/h3/browser.mjs, conformance/h3/webtransport.mjs, admin.mjs)
+// share: their pass/fail tally and summary line, starting and stopping
+// `tether serve`, and Chromium's launch flags. Each script is started by
+// a shell script that sources setup.sh beside this file (Chromium,
+// playwright-core, the binary).
 
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync } from 'node:fs';
