@@ -315,17 +315,20 @@ async function altSvc(hub) {
       window.got = [];
       window.es = new EventSource('/topics/h3b.alt/events');
       window.es.onmessage = (e) => window.got.push(e.data);
-      window.opened = new Promise((resolve) => { window.es.onopen = resolve; });
+      window.opened = new Promise((resolve) => {
+        window.es.onopen = () => resolve(true);
+        setTimeout(() => resolve(false), 10_000);
+      });
     });
-    await page.evaluate(() => window.opened);
+    const opened = await page.evaluate(() => window.opened);
     const status = await page.evaluate(async (token) => (await fetch('/topics/h3b.alt', {
       method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: 'after Alt-Svc',
     })).status, TOKEN);
     const got = await waitFor(() => page.evaluate(() => window.got), (g) => g.length > 0);
     const protocol = protocols.get(`${hub.url}topics/h3b.alt/events`);
     check('alt-svc: an EventSource then receives its event over h3',
-      status === 200 && JSON.stringify(got) === '["after Alt-Svc"]' && protocol === 'h3',
-      `publish ${status}, got ${JSON.stringify(got)} over ${protocol}`);
+      opened && status === 200 && JSON.stringify(got) === '["after Alt-Svc"]' && protocol === 'h3',
+      `opened ${opened}, publish ${status}, got ${JSON.stringify(got)} over ${protocol}`);
   } finally {
     await browser.close();
   }
