@@ -16,14 +16,15 @@
 //
 // Prints "admin-page: N passed, M failed" last.
 
-import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+
+import { CHROMIUM_FLAGS, startServer, stopServer, tally } from './harness.mjs';
 
 const BIN = process.env.TETHER_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -35,51 +36,22 @@ const METRICS_TOKEN = 'admin-page-metrics-token';
 const PUBLISH_TOKEN = 'admin-page-publish-token';
 const WAIT = 20_000;
 
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${name}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-}
+const { check, summary } = tally('admin-page');
 
 // ---------------------------------------------------------------------------
 // The server
 
 /** Starts the server; resolves with its main and admin URLs once it listens. */
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--app', 'hub', '--memory', '--addr', '127.0.0.1', '--port', '0',
-      '--threads', '2', '--metrics-listen', '127.0.0.1:0', '--metrics-token', METRICS_TOKEN,
-      '--publish-token', PUBLISH_TOKEN, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
-    let out = '';
-    let log = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`no start in 10 s:\n${log}`)); }, 10_000);
-    proc.stderr.on('data', (d) => { log += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const main = /tether listening on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      const admin = /metrics on (http:\/\/127\.0\.0\.1:\d+\/)metrics/.exec(out);
-      if (main && admin) {
-        clearTimeout(timer);
-        resolve({ proc, url: main[1], admin: admin[1], log: () => log });
-      }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited (${code}):\n${log}`)); });
+async function startHub() {
+  const server = await startServer({
+    bin: BIN,
+    work: WORK,
+    args: ['--app', 'hub', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '2',
+      '--metrics-listen', '127.0.0.1:0', '--metrics-token', METRICS_TOKEN, '--publish-token', PUBLISH_TOKEN,
+      '--log-level', 'warn'],
+    wait: [/tether listening on (http:\/\/127\.0\.0\.1:\d+\/)/, /metrics on (http:\/\/127\.0\.0\.1:\d+\/)metrics/],
   });
-}
-
-async function stopServer(server) {
-  const exited = new Promise((res) => server.proc.once('exit', res));
-  server.proc.kill('SIGTERM');
-  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  return { ...server, url: server.matches[0][1], admin: server.matches[1][1] };
 }
 
 /** One request on a connection of its own: resolves with status, headers and body. */
@@ -237,15 +209,14 @@ async function waitFigures(page, preds) {
   return { seen, ok: false };
 }
 
-const server = await startServer();
+const server = await startHub();
 mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
   // Playwright gives every launch a fresh user data dir of its own (under
   // TMPDIR, which admin.sh points at its scratch directory).
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking'],
+  args: [...CHROMIUM_FLAGS, '--disable-quic'],
   timeout: 60_000,
 });
 let page;
@@ -384,5 +355,4 @@ try {
   await stopServer(server);
 }
 
-console.log(`admin-page: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+summary();

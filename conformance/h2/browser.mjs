@@ -13,12 +13,12 @@
 //
 // Prints "h2-browser: N passed, M failed" last.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+
+import { CHROMIUM_FLAGS, freshProfile, startServer, stopServer, tally } from '../browser/harness.mjs';
 
 // playwright-core from conformance/browser's node_modules: one copy.
 const require = createRequire(new URL('../browser/package.json', import.meta.url));
@@ -34,47 +34,19 @@ const SOURCES = 10;
 // Chromium opens at most six HTTP/1.1 connections per host.
 const HTTP1_LIMIT = 6;
 
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${name}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-}
+const { check, summary } = tally('h2-browser');
 
 /** Starts the server with `extra` arguments; resolves with it once it listens. */
-function startServer(extra) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--app', 'demo', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '1',
+async function startHub(extra) {
+  const server = await startServer({
+    bin: BIN,
+    work: WORK,
+    args: ['--app', 'demo', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '1',
       '--tls-self-signed', '--publish-token', TOKEN, '--log-level', 'warn', ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-    appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
-    let out = '';
-    let log = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`no start in 10 s:\n${log}`)); }, 10_000);
-    proc.stderr.on('data', (d) => { log += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /tether listening on (https:\/\/127\.0\.0\.1:(\d+)\/)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1], port: Number(m[2]) });
-      }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited (${code}):\n${log}`)); });
+    wait: [/tether listening on (https:\/\/127\.0\.0\.1:(\d+)\/)/],
   });
-}
-
-async function stopServer(server) {
-  const exited = new Promise((res) => server.proc.once('exit', res));
-  server.proc.kill('SIGTERM');
-  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  const [, url, port] = server.matches[0];
+  return { ...server, url, port: Number(port) };
 }
 
 /**
@@ -196,14 +168,13 @@ async function run(browser, server, label) {
   return result;
 }
 
-const server2 = await startServer([]);
-const server1 = await startServer(['--http2', 'off']);
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(WORK, 'profile-')), {
+const server2 = await startHub([]);
+const server1 = await startHub(['--http2', 'off']);
+const browser = await chromium.launchPersistentContext(freshProfile(WORK), {
   executablePath: CHROMIUM,
   headless: true,
   ignoreHTTPSErrors: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--ignore-certificate-errors'],
+  args: [...CHROMIUM_FLAGS, '--disable-quic', '--ignore-certificate-errors'],
   timeout: 60_000,
 });
 try {
@@ -242,5 +213,4 @@ try {
   await stopServer(server1);
 }
 
-console.log(`h2-browser: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
+summary();

@@ -70,6 +70,11 @@ impl Conn {
         while let Some(event) = self.quic.poll() {
             let result = match event {
                 Event::Connected => {
+                    // A ClientHello larger than one datagram (Chromium's)
+                    // made the connection before the client's transport
+                    // parameters allowed any stream of ours: the control
+                    // stream opens now.
+                    self.flush_local_streams();
                     out.push_back(ServerEvent::Connected {
                         conn: handle,
                         remote: self.quic.remote_address(),
@@ -103,12 +108,7 @@ impl Conn {
                     self.h3.stopped_by_peer(target, error_code.into_inner())
                 }
                 Event::Stream(StreamEvent::Available { .. }) => {
-                    for target in [
-                        Target::Local(LocalStream::Control),
-                        Target::Local(LocalStream::QpackDecoder),
-                    ] {
-                        self.flush(target);
-                    }
+                    self.flush_local_streams();
                     Ok(())
                 }
                 Event::Stream(StreamEvent::Finished { .. })
@@ -273,9 +273,24 @@ impl Conn {
         }
     }
 
+    /// Gives the server's own unidirectional streams (control, QPACK
+    /// decoder) what they have waiting, opening them if they could not be.
+    fn flush_local_streams(&mut self) {
+        for target in [
+            Target::Local(LocalStream::Control),
+            Target::Local(LocalStream::QpackDecoder),
+        ] {
+            self.flush(target);
+        }
+    }
+
     /// Writes as much of `target`'s unsent bytes as its stream takes, and
     /// ends it once they are all taken if asked to.
     fn flush(&mut self, target: Target) {
+        // Nothing waiting: no stream of ours is opened for it.
+        if !self.unsent.contains_key(&target) {
+            return;
+        }
         let Some(id) = self.stream_for(target) else {
             return;
         };

@@ -425,6 +425,36 @@ fn a_get_is_answered_through_the_h3_session() {
 }
 
 #[test]
+fn the_control_stream_goes_out_when_the_client_hello_spans_two_datagrams() {
+    // Chromium's ClientHello (a post-quantum key share) is larger than one
+    // datagram: the connection exists before the client's transport
+    // parameters do, so the server cannot open its control stream at
+    // once; it must once the handshake is done. Long ALPN names make this
+    // client's ClientHello as large.
+    let mut net = Net::new(QuicConfig::default());
+    let mut client = (*net.certs.client).clone();
+    client.alpn_protocols = (0..8u8)
+        .map(|i| vec![b'a' + i; 200])
+        .chain([b"h3".to_vec()])
+        .collect();
+    net.certs.client = Arc::new(client);
+    let c = net.connect(1 << 20);
+    assert!(net.run_until(Duration::from_secs(5), |net| net.clients[c].connected));
+    assert!(
+        net.run_until(Duration::from_secs(5), |net| net.clients[c]
+            .server_uni(0x00)
+            .is_some()),
+        "no control stream from the server"
+    );
+    let control = net.clients[c].server_uni(0x00).unwrap();
+    let (_, event) = FrameDecoder::new(1024).decode(control).unwrap();
+    assert!(
+        matches!(event, Some(FrameEvent::Frame(Frame::Settings(_)))),
+        "{event:?}"
+    );
+}
+
+#[test]
 fn a_response_larger_than_the_window_waits_and_arrives_whole() {
     let mut net = Net::new(QuicConfig::default());
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
