@@ -79,3 +79,19 @@ export async function stopServer(server) {
 export function freshProfile(work) {
   return mkdtempSync(join(work, 'profile-'));
 }
+
+/**
+ * A page whose responses' protocols CDP reports (`protocols`: URL ->
+ * protocol, the last seen; `wsStatus()`: the last WebSocket handshake's
+ * status: 101 over HTTP/1.1, 200 over HTTP/2 or HTTP/3).
+ */
+export async function watchedPage(browser) {
+  const page = await browser.newPage();
+  const cdp = await page.context().newCDPSession(page);
+  const protocols = new Map();
+  cdp.on('Network.responseReceived', ({ response }) => protocols.set(response.url, response.protocol));
+  let wsStatus = null;
+  cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => { wsStatus = response.status; });
+  await cdp.send('Network.enable');
+  return { page, protocols, wsStatus: () => wsStatus };
+}

@@ -1,5 +1,6 @@
 # What the single-script Chromium tests' shell scripts share (sourced by
-# conformance/h2/browser.sh, conformance/h3/browser.sh, webtransport.sh and admin.sh):
+# conformance/h2/browser.sh, conformance/h3/browser.sh, webtransport.sh,
+# admin.sh and run.sh):
 # Debian's chromium (apt-get, when /usr/bin/chromium is missing),
 # playwright-core in conformance/browser/node_modules (npm ci there, when
 # missing or older than its package-lock.json), the tether binary, and

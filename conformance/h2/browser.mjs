@@ -18,7 +18,7 @@ import { request } from 'node:https';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { CHROMIUM_FLAGS, freshProfile, startServer, stopServer, tally } from '../browser/harness.mjs';
+import { CHROMIUM_FLAGS, freshProfile, startServer, stopServer, tally, watchedPage } from '../browser/harness.mjs';
 
 // playwright-core from conformance/browser's node_modules: one copy.
 const require = createRequire(new URL('../browser/package.json', import.meta.url));
@@ -104,14 +104,8 @@ function publish(server, topic, body) {
  * WebSocket; every topic gets a publish; returns what the page saw.
  */
 async function run(browser, server, label) {
-  const page = await browser.newPage();
-  const cdp = await page.context().newCDPSession(page);
-  const protocols = new Map();
-  cdp.on('Network.responseReceived', ({ response }) => protocols.set(response.url, response.protocol));
   // A WebSocket over HTTP/2 (RFC 8441) is answered 200, over HTTP/1.1 101.
-  let wsStatus = null;
-  cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => { wsStatus = response.status; });
-  await cdp.send('Network.enable');
+  const { page, protocols, wsStatus } = await watchedPage(browser);
   const landing = await page.goto(`${server.url}healthz`);
   check(`${label}: the page loads`, landing?.status() === 200, `status ${landing?.status()}`);
   const topics = Array.from({ length: SOURCES }, (_, i) => `h2b.${label}.${i + 1}`);
@@ -160,7 +154,7 @@ async function run(browser, server, label) {
     openConnections: openConnections.count,
     h2Sessions: sessions,
     connections: openConnections.detail,
-    wsStatus,
+    wsStatus: wsStatus(),
     protocols: topics.map((t) => protocols.get(`${server.url}topics/${t}/events`)),
   };
   await page.evaluate(() => { window.sources.forEach((es) => es.close()); window.socket.close(); });

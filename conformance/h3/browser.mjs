@@ -39,7 +39,7 @@ import { createServer, request } from 'node:https';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { CHROMIUM_FLAGS, freshProfile, startServer, stopServer, tally } from '../browser/harness.mjs';
+import { CHROMIUM_FLAGS, freshProfile, startServer, stopServer, tally, watchedPage } from '../browser/harness.mjs';
 
 // playwright-core from conformance/browser's node_modules: one copy.
 const require = createRequire(new URL('../browser/package.json', import.meta.url));
@@ -113,22 +113,6 @@ function launch(flags) {
     args: [...CHROMIUM_FLAGS, `--ignore-certificate-errors-spki-list=${TLS_SPKI}`, ...flags],
     timeout: 60_000,
   });
-}
-
-/**
- * A page whose responses' protocols CDP reports (`protocols`: URL ->
- * protocol, the last seen; `wsStatus()`: the last WebSocket handshake's
- * status).
- */
-async function watchedPage(browser) {
-  const page = await browser.newPage();
-  const cdp = await page.context().newCDPSession(page);
-  const protocols = new Map();
-  cdp.on('Network.responseReceived', ({ response }) => protocols.set(response.url, response.protocol));
-  let wsStatus = null;
-  cdp.on('Network.webSocketHandshakeResponseReceived', ({ response }) => { wsStatus = response.status; });
-  await cdp.send('Network.enable');
-  return { page, protocols, wsStatus: () => wsStatus };
 }
 
 /** Polls `read` (in Node) every 100 ms until `done` of its value or `ms` pass; the last value. */
