@@ -21,8 +21,10 @@
 
 pub mod config;
 mod connection;
+mod deadlines;
 mod event;
 pub mod routing;
+mod send_queue;
 pub mod server;
 
 pub use config::{ALPN_H3, ConfigError, QuicConfig};

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Transmit};
@@ -14,8 +14,10 @@ use tether_h3::session::{SendError as SessionSendError, Target};
 
 use crate::config::{ConfigError, QuicConfig};
 use crate::connection::Conn;
+use crate::deadlines::Deadlines;
 pub use crate::event::ServerEvent;
 use crate::routing::PrefixedIds;
+use crate::send_queue::SendQueue;
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +68,11 @@ pub struct QuicServer {
     /// Datagrams the endpoint answered by itself (Retry, refusals,
     /// version negotiation, stateless resets).
     responses: VecDeque<(Transmit, Vec<u8>)>,
-    /// Where the next poll_transmit starts, for fairness.
-    next_conn: usize,
+    /// When each connection's next timer (or handshake deadline) is due,
+    /// updated whenever the connection is touched.
+    deadlines: Deadlines<ConnectionHandle>,
+    /// The connections touched since they last had nothing to send.
+    to_send: SendQueue<ConnectionHandle>,
 }
 
 impl QuicServer {
@@ -93,7 +98,8 @@ impl QuicServer {
             conns: BTreeMap::new(),
             events: VecDeque::new(),
             responses: VecDeque::new(),
-            next_conn: 0,
+            deadlines: Deadlines::new(),
+            to_send: SendQueue::new(),
         })
     }
 
@@ -170,7 +176,10 @@ impl QuicServer {
     }
 
     /// Runs a connection's events through the session, exchanges its
-    /// events with the endpoint, and forgets it once drained.
+    /// events with the endpoint, and forgets it once drained; otherwise
+    /// its deadline is updated and it is asked for datagrams to send.
+    /// Every path that touches a connection ends here, which is what lets
+    /// the timers and the send queue skip the connections left alone.
     fn drive(&mut self, handle: ConnectionHandle, now: Instant) {
         let Some(conn) = self.conns.get_mut(&handle) else {
             return;
@@ -186,32 +195,28 @@ impl QuicServer {
         if conn.quic.is_drained() {
             conn.report_closed(handle, "drained".to_owned(), &mut self.events);
             self.conns.remove(&handle);
+            self.deadlines.remove(handle);
+            return;
         }
+        self.deadlines
+            .set(handle, deadline(conn, self.config.handshake_timeout));
+        self.to_send.push(handle);
     }
 
     /// The earliest instant at which [`QuicServer::handle_timeout`] must be
     /// called: a connection's loss, idle or pacing timer, or a handshake
     /// deadline.
+    ///
+    /// Read from a heap of the connections' deadlines: the cost does not
+    /// grow with the connections held.
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let handshake = self.config.handshake_timeout;
-        self.conns
-            .values_mut()
-            .filter_map(|c| {
-                let quic = c.quic.poll_timeout();
-                let deadline = c.quic.is_handshaking().then(|| c.accepted_at + handshake);
-                match (quic, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            })
-            .min()
+        self.deadlines.next()
     }
 
     /// Time has come to `now`: timers fire, handshakes past their deadline
-    /// are closed.
+    /// are closed. Only the connections with a deadline due are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        for handle in handles {
+        for handle in self.deadlines.take_due(now) {
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
@@ -227,27 +232,28 @@ impl QuicServer {
 
     /// The next datagram to send, written to `buf` (cleared first), or
     /// `None` when there is nothing to send now.
+    ///
+    /// Only the connections touched since they last had nothing to send
+    /// are asked, one datagram each in turn.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         buf.clear();
         if let Some((transmit, bytes)) = self.responses.pop_front() {
             buf.extend_from_slice(&bytes);
             return Some(transmit);
         }
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        let count = handles.len();
-        for i in 0..count {
-            let Some(handle) = handles.get((self.next_conn + i) % count).copied() else {
-                continue;
-            };
+        while let Some(handle) = self.to_send.pop() {
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
             if let Some(transmit) = conn.quic.poll_transmit(now, 1, buf) {
-                self.next_conn = (self.next_conn + i + 1) % count;
-                // Sending can free stream capacity or finish a close.
+                // Sending can free stream capacity or finish a close; the
+                // connection goes back in the queue, behind the others.
                 self.drive(handle, now);
                 return Some(transmit);
             }
+            // Nothing to send may have set a pacing timer.
+            self.deadlines
+                .set(handle, deadline(conn, self.config.handshake_timeout));
         }
         None
     }
@@ -347,4 +353,15 @@ impl QuicServer {
             self.drive(conn, now);
         }
     }
+}
+
+/// The earliest instant `conn` needs the server: its loss, idle or pacing
+/// timer, or its handshake deadline while it handshakes.
+fn deadline(conn: &mut Conn, handshake_timeout: Duration) -> Option<Instant> {
+    let timer = conn.quic.poll_timeout();
+    let handshake = conn
+        .quic
+        .is_handshaking()
+        .then(|| conn.accepted_at + handshake_timeout);
+    [timer, handshake].into_iter().flatten().min()
 }

@@ -732,3 +732,85 @@ fn a_request_using_the_dynamic_table_is_acknowledged_on_the_decoder_stream() {
     }));
     assert_eq!(net.clients[c].server_uni(0x03).unwrap(), [0x80]);
 }
+
+#[test]
+fn among_many_connections_each_idle_timeout_and_handshake_deadline_fires_at_its_own_time() {
+    let mut net = Net::new(QuicConfig {
+        idle_timeout: Duration::from_secs(3),
+        handshake_timeout: Duration::from_secs(2),
+        ..QuicConfig::default()
+    });
+    // When each connection (by client address) connected and closed, on
+    // the virtual clock.
+    let mut connected_at = BTreeMap::new();
+    let mut closed_at = BTreeMap::new();
+    let mut remotes = BTreeMap::new();
+    let stamp = |net: &Net,
+                 remotes: &mut BTreeMap<ConnectionHandle, SocketAddr>,
+                 connected_at: &mut BTreeMap<SocketAddr, Instant>,
+                 closed_at: &mut BTreeMap<SocketAddr, (Instant, String)>| {
+        for event in &net.events {
+            match event {
+                ServerEvent::Connected { conn, remote } => {
+                    remotes.insert(*conn, *remote);
+                    connected_at.entry(*remote).or_insert(net.now);
+                }
+                ServerEvent::Closed { conn, reason } => {
+                    let remote = remotes
+                        .get(conn)
+                        .copied()
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    closed_at.entry(remote).or_insert((net.now, reason.clone()));
+                }
+                _ => {}
+            }
+        }
+    };
+    // 40 connections, one every 50 ms; the 20th's client goes silent
+    // after its first flight, so that its handshake never completes.
+    let mut silent = None;
+    for i in 0..40 {
+        let c = net.connect(1 << 20);
+        if i == 20 {
+            net.clients[c].blackhole_after = Some(1);
+            silent = Some((net.clients[c].addr, net.now));
+            net.step();
+        } else {
+            net.connected(c);
+        }
+        stamp(&net, &mut remotes, &mut connected_at, &mut closed_at);
+        // 50 ms pass, every timer in them handled.
+        let later = net.now + Duration::from_millis(50);
+        net.run_until(Duration::from_millis(50), |net| net.now >= later);
+        net.now = later;
+    }
+    assert_eq!(net.server.connections(), 40);
+    assert!(net.run_until(Duration::from_secs(30), |net| {
+        stamp(net, &mut remotes, &mut connected_at, &mut closed_at);
+        net.server.connections() == 0
+    }));
+    stamp(&net, &mut remotes, &mut connected_at, &mut closed_at);
+    assert_eq!(connected_at.len(), 39);
+    for (remote, at) in &connected_at {
+        let (closed, reason) = &closed_at[remote];
+        let after = *closed - *at;
+        assert!(
+            after >= Duration::from_millis(2900) && after <= Duration::from_secs(4),
+            "{remote} closed {after:?} after connecting: {reason}"
+        );
+    }
+    // The silent one never connected; it was closed at its handshake
+    // deadline, before any idle timeout could have.
+    let (silent, started) = silent.unwrap();
+    assert!(!connected_at.contains_key(&silent));
+    let handshake_closes: Vec<_> = closed_at
+        .values()
+        .filter(|(_, r)| r.contains("handshake timeout"))
+        .map(|(at, _)| *at - started)
+        .collect();
+    assert_eq!(handshake_closes.len(), 1, "{closed_at:?}");
+    assert!(
+        handshake_closes[0] >= Duration::from_secs(2) && handshake_closes[0] < Duration::from_secs(3),
+        "{handshake_closes:?}"
+    );
+}
