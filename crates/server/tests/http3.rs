@@ -5,8 +5,9 @@
 //! CONNECT (RFC 9220), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
 //! address changes over and over on a server of several loops; a
-//! certificate replaced while running (SIGHUP); and the refusal to start
-//! HTTP/3 without TLS.
+//! certificate replaced while running (SIGHUP); `Alt-Svc` on every TCP
+//! answer head (HTTP/1.1 and HTTP/2: pages, errors, event streams,
+//! WebSocket upgrades); and the refusal to start HTTP/3 without TLS.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -631,24 +632,69 @@ fn a_server_that_shuts_down_closes_its_quic_connections() {
     assert!(client.received[&events].fin, "{reason}");
 }
 
-#[test]
-fn tcp_answers_advertise_http3_on_the_same_port() {
-    let certs = certs(b"http/1.1");
-    let (server, _) = start(certs.server);
-    let mut tls =
-        rustls::ClientConnection::new(certs.client.clone(), ServerName::try_from("localhost").unwrap())
-            .unwrap();
-    let mut tcp = TcpStream::connect(server.addr).unwrap();
+/// A TLS connection to `server` offering `alpn`, over which `request`
+/// is sent; what comes back up to the end of the response head.
+fn tls_head(server: SocketAddr, tls: &Arc<rustls::ClientConfig>, request: &str) -> String {
+    let conn =
+        rustls::ClientConnection::new(tls.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(server).unwrap();
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
-    stream
-        .write_all(b"GET /page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn every_tcp_answer_head_advertises_http3_on_the_same_port() {
+    let certs = certs(b"http/1.1");
+    let mut h2_tls = (*certs.client).clone();
+    h2_tls.alpn_protocols = vec![b"h2".to_vec()];
+    let (server, _) = start(certs.server);
     let expected = format!("Alt-Svc: h3=\":{}\"\r\n", server.addr.port());
-    assert!(answer.contains(&expected), "{answer}");
+
+    // HTTP/1.1: a page, an error, an event stream, a WebSocket's 101.
+    for (what, request) in [
+        ("a page", "GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        ("a 404", "GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        (
+            "an event stream",
+            "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        (
+            "a WebSocket upgrade",
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ),
+    ] {
+        let head = tls_head(server.addr, &certs.client, request);
+        assert!(head.contains(&expected), "{what}: {head}");
+    }
+
+    // HTTP/2: a page, an event stream, a WebSocket's 200 (RFC 8441).
+    let conn =
+        rustls::ClientConnection::new(Arc::new(h2_tls), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut h2 = tether_testkit::h2::H2Client::start(rustls::StreamOwned::new(conn, tcp), &[]);
+    let expected = format!("h3=\":{}\"", server.addr.port());
+    let page = h2.get("/page", &[]);
+    let events = h2.get("/events", &[]);
+    let ws = h2.websocket("/ws", &[]);
+    for (what, stream) in [("a page", page), ("an event stream", events), ("a WebSocket", ws)] {
+        let head = h2.head(stream);
+        assert_eq!(head.status(), Some(200), "{what}");
+        assert_eq!(
+            head.field("alt-svc").as_deref(),
+            Some(expected.as_str()),
+            "{what}"
+        );
+    }
 }
 
 #[test]
