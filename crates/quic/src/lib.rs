@@ -26,7 +26,9 @@ mod event;
 pub mod routing;
 mod send_queue;
 pub mod server;
+mod stats;
 
 pub use config::{ALPN_H3, ConfigError, QuicConfig};
 pub use quinn_proto::{ConnectionHandle, Transmit};
 pub use server::{QuicServer, SendError, ServerEvent};
+pub use stats::QuicStats;

@@ -18,6 +18,7 @@ use crate::deadlines::Deadlines;
 pub use crate::event::ServerEvent;
 use crate::routing::PrefixedIds;
 use crate::send_queue::SendQueue;
+use crate::stats::{CloseCause, QuicStats};
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,7 @@ pub struct QuicServer {
     deadlines: Deadlines<ConnectionHandle>,
     /// The connections touched since they last had nothing to send.
     to_send: SendQueue<ConnectionHandle>,
+    stats: QuicStats,
 }
 
 impl QuicServer {
@@ -100,12 +102,18 @@ impl QuicServer {
             responses: VecDeque::new(),
             deadlines: Deadlines::new(),
             to_send: SendQueue::new(),
+            stats: QuicStats::default(),
         })
     }
 
     /// Connections held (handshaking, open or closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What this server has counted since it was made.
+    pub fn stats(&self) -> QuicStats {
+        self.stats
     }
 
     /// A datagram arrived from `remote` (to `local_ip`, where the socket
@@ -117,6 +125,8 @@ impl QuicServer {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += data.len() as u64;
         let mut buf = Vec::new();
         let event = self
             .endpoint
@@ -143,6 +153,7 @@ impl QuicServer {
     /// accepted otherwise.
     fn incoming(&mut self, now: Instant, incoming: quinn_proto::Incoming, mut buf: Vec<u8>) {
         if self.conns.len() >= self.config.max_connections {
+            self.stats.refused += 1;
             let transmit = self.endpoint.refuse(incoming, &mut buf);
             self.respond(transmit, buf);
             return;
@@ -153,7 +164,10 @@ impl QuicServer {
             && handshaking >= self.config.retry_above_handshakes
         {
             match self.endpoint.retry(incoming, &mut buf) {
-                Ok(transmit) => self.respond(transmit, buf),
+                Ok(transmit) => {
+                    self.stats.retries += 1;
+                    self.respond(transmit, buf);
+                }
                 Err(e) => self.endpoint.ignore(e.into_incoming()),
             }
             return;
@@ -184,6 +198,7 @@ impl QuicServer {
         let Some(conn) = self.conns.get_mut(&handle) else {
             return;
         };
+        let seen = self.events.len();
         conn.drive(handle, now, &mut self.events);
         while let Some(event) = conn.quic.poll_endpoint_events() {
             if let Some(event) = self.endpoint.handle_event(handle, event) {
@@ -194,6 +209,15 @@ impl QuicServer {
         conn.drive(handle, now, &mut self.events);
         if conn.quic.is_drained() {
             conn.report_closed(handle, "drained".to_owned(), &mut self.events);
+        }
+        for event in self.events.range(seen..) {
+            match event {
+                ServerEvent::Connected { .. } => self.stats.handshakes += 1,
+                ServerEvent::Closed { .. } => self.stats.closed(conn.cause.unwrap_or(CloseCause::Normal)),
+                _ => {}
+            }
+        }
+        if conn.quic.is_drained() {
             self.conns.remove(&handle);
             self.deadlines.remove(handle);
             return;
@@ -221,6 +245,7 @@ impl QuicServer {
                 continue;
             };
             if conn.quic.is_handshaking() && now >= conn.accepted_at + self.config.handshake_timeout {
+                conn.cause.get_or_insert(CloseCause::HandshakeTimeout);
                 conn.close(now, ErrorCode::H3_NO_ERROR, "handshake timeout");
             }
             if conn.quic.poll_timeout().is_some_and(|t| t <= now) {
@@ -238,6 +263,8 @@ impl QuicServer {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         buf.clear();
         if let Some((transmit, bytes)) = self.responses.pop_front() {
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += transmit.size as u64;
             buf.extend_from_slice(&bytes);
             return Some(transmit);
         }
@@ -246,6 +273,8 @@ impl QuicServer {
                 continue;
             };
             if let Some(transmit) = conn.quic.poll_transmit(now, 1, buf) {
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += transmit.size as u64;
                 // Sending can free stream capacity or finish a close; the
                 // connection goes back in the queue, behind the others.
                 self.drive(handle, now);

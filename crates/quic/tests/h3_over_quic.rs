@@ -235,6 +235,9 @@ struct Net {
     /// Answer each request with 200 and this body.
     answer: Option<Vec<u8>>,
     certs: Certs,
+    /// Datagrams and bytes handed to the server, and taken from it.
+    to_server: (u64, u64),
+    from_server: (u64, u64),
 }
 
 impl Net {
@@ -249,6 +252,8 @@ impl Net {
             events: Vec::new(),
             answer: Some(b"hello over h3".to_vec()),
             certs,
+            to_server: (0, 0),
+            from_server: (0, 0),
         }
     }
 
@@ -271,6 +276,8 @@ impl Net {
                 moved = true;
                 client.sent += 1;
                 if client.blackhole_after.is_none_or(|n| client.sent <= n) {
+                    self.to_server.0 += 1;
+                    self.to_server.1 += t.size as u64;
                     self.server
                         .handle_datagram(self.now, client.addr, None, &buf[..t.size]);
                 }
@@ -280,6 +287,8 @@ impl Net {
         self.serve();
         while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
             moved = true;
+            self.from_server.0 += 1;
+            self.from_server.1 += t.size as u64;
             let Some(client) = self.clients.iter_mut().find(|c| c.addr == t.destination) else {
                 continue;
             };
@@ -294,6 +303,8 @@ impl Net {
             ) {
                 Some(DatagramEvent::ConnectionEvent(_, event)) => client.conn.handle_event(event),
                 Some(DatagramEvent::Response(r)) => {
+                    self.to_server.0 += 1;
+                    self.to_server.1 += r.size as u64;
                     self.server
                         .handle_datagram(self.now, client.addr, None, &response[..r.size]);
                 }
@@ -422,6 +433,18 @@ fn a_get_is_answered_through_the_h3_session() {
         panic!("{event:?}")
     };
     assert_eq!(settings.max_field_section_size, Some(16 * 1024));
+
+    // Counted: every datagram each way, with its bytes, and one
+    // handshake; nothing closed yet.
+    let stats = net.server.stats();
+    assert_eq!((stats.datagrams_in, stats.bytes_in), net.to_server, "{stats:?}");
+    assert_eq!((stats.datagrams_out, stats.bytes_out), net.from_server);
+    assert!(stats.datagrams_in >= 2 && stats.bytes_in >= 1200, "{stats:?}");
+    assert_eq!(stats.handshakes, 1);
+    assert_eq!(
+        (stats.closed_idle, stats.closed_error, stats.closed_normally),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -505,6 +528,8 @@ fn a_connection_error_closes_with_its_http3_code() {
         }
         other => panic!("{other:?}"),
     }
+    let stats = net.server.stats();
+    assert_eq!((stats.closed_error, stats.closed_normally), (1, 0), "{stats:?}");
     assert!(
         net.events.iter().any(|e| matches!(e, ServerEvent::Closed { .. })),
         "{:?}",
@@ -543,6 +568,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(net.run_until(Duration::from_secs(60), |net| net.server.connections() == 0));
     let waited = net.now - start;
     assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    let stats = net.server.stats();
+    assert_eq!((stats.closed_idle, stats.closed_error), (1, 0), "{stats:?}");
     assert!(
         net.events.iter().any(|e| matches!(e, ServerEvent::Closed { .. })),
         "{:?}",
@@ -568,6 +595,16 @@ fn a_handshake_that_does_not_complete_is_closed_at_its_deadline() {
     assert!(
         waited < Duration::from_secs(60),
         "before the idle timeout: {waited:?}"
+    );
+    let stats = net.server.stats();
+    assert_eq!(
+        (
+            stats.closed_handshake_timeout,
+            stats.closed_idle,
+            stats.handshakes
+        ),
+        (1, 0, 0),
+        "{stats:?}"
     );
     // The client may think itself connected (it sent its Finished); the
     // server never saw it.
@@ -598,6 +635,7 @@ fn with_retry_on_every_handshake_a_client_still_connects() {
     let addr = net.clients[c].addr;
     net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
     assert_eq!(net.server.connections(), 0);
+    assert_eq!(net.server.stats().retries, 1);
     net.connected(c);
     let id = net.clients[c].get("/");
     assert!(net.run_until(Duration::from_secs(5), |net| {
@@ -626,6 +664,7 @@ fn connections_past_the_limit_are_refused() {
         }))
     );
     assert_eq!(net.server.connections(), 1);
+    assert_eq!(net.server.stats().refused, 1);
 }
 
 fn session_events(net: &Net) -> Vec<&SessionEvent> {

@@ -32,7 +32,7 @@ use tether_h3::qpack::{self, Decoder, Section};
 use tether_h3::settings::Settings;
 use tether_server::{
     App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
-    Server, tls,
+    Server, StatsSnapshot, tls,
 };
 use tether_testkit::{IO_TIMEOUT, TestServer, config};
 
@@ -401,6 +401,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The server's counters once `done` says so (each loop publishes its
+/// QUIC endpoint's at the end of its turn), failing the test after a
+/// generous timeout, which only catches a hang.
+fn stats_until(server: &TestServer, what: &str, done: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let stats = server.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn pages_posts_event_streams_and_deferred_answers_over_http3() {
     let certs = certs(b"h3");
@@ -484,6 +502,7 @@ fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_o
         c.received.get(&events).is_some_and(|r| r.reset.is_some())
     });
     assert_eq!(client.received[&events].reset, Some(0x10c));
+    stats_until(&server, "the reset counted", |s| s.h3_slow_consumer_resets == 1);
 }
 
 #[test]
@@ -514,6 +533,53 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
     client.until("the event after the moves", |c| {
         contains(&c.frames(events).1, b"data: still here\n")
     });
+    // Some datagrams reached another loop first and were handed over.
+    assert!(
+        server.stats().quic_datagrams_forwarded > 0,
+        "{:?}",
+        server.stats()
+    );
+}
+
+#[test]
+fn quic_counters_after_an_exchange_and_an_idle_timeout() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.idle_timeout = Duration::from_millis(500);
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page).0, 200);
+    let stats = stats_until(&server, "the handshake counted", |s| {
+        s.quic_handshakes == 1 && s.open_h3 == 1
+    });
+    // The client's first datagram alone is padded to 1200 bytes.
+    assert!(
+        stats.quic_datagrams_in >= 2 && stats.quic_bytes_in >= 1200,
+        "{stats:?}"
+    );
+    assert!(
+        stats.quic_datagrams_out >= 2 && stats.quic_bytes_out > 1000,
+        "{stats:?}"
+    );
+    assert_eq!(
+        (
+            stats.quic_closed_idle,
+            stats.quic_closed_error,
+            stats.quic_refused
+        ),
+        (0, 0, 0)
+    );
+    // The client goes silent: the server drops it at the idle timeout.
+    let stats = stats_until(&server, "the idle timeout", |s| s.open_h3 == 0);
+    assert_eq!(
+        (
+            stats.quic_closed_idle,
+            stats.quic_closed_error,
+            stats.quic_closed_normally
+        ),
+        (1, 0, 0),
+        "{stats:?}"
+    );
 }
 
 /// A client's WebSocket frame (RFC 6455 §5.2), masked with a zero key,
