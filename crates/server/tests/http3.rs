@@ -7,7 +7,11 @@
 //! address changes over and over on a server of several loops; a
 //! certificate replaced while running (SIGHUP); `Alt-Svc` on every TCP
 //! answer head (HTTP/1.1 and HTTP/2: pages, errors, event streams,
-//! WebSocket upgrades); and the refusal to start HTTP/3 without TLS.
+//! WebSocket upgrades); the refusal to start HTTP/3 without TLS; the
+//! QUIC counters; and hostile peers: a client that never answers its
+//! handshake gets at most 3x what it sent, a flood of extended CONNECTs
+//! stops at the stream limit while others are served, and garbage
+//! datagrams from many ports create no connection.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -415,7 +419,7 @@ fn stats_until(server: &TestServer, what: &str, done: impl Fn(&StatsSnapshot) ->
             Instant::now() < deadline,
             "timed out waiting for {what}: {stats:?}"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -776,4 +780,157 @@ fn http3_without_tls_is_refused_at_bind() {
     };
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
     assert!(error.to_string().contains("HTTP/3 needs TLS"), "{error}");
+}
+
+/// The first datagram of a handshake to `server` from a quinn-proto
+/// client (its Initial, padded to 1200 bytes), for a client that sends it
+/// and nothing more.
+fn first_flight(server: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
+    let config = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls.clone()).unwrap()));
+    let (_, mut conn) = endpoint
+        .connect(Instant::now(), config, server, "localhost")
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = conn.poll_transmit(Instant::now(), 1, &mut buf).unwrap();
+    buf.truncate(t.size);
+    buf
+}
+
+#[test]
+fn a_client_that_never_answers_gets_at_most_three_times_what_it_sent() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.handshake_timeout = Duration::from_secs(3);
+    let (server, _) = start(certs.server);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let initial = first_flight(server.addr, &certs.client);
+    socket.send_to(&initial, server.addr).unwrap();
+    // Everything the server sends this address until it has given up on
+    // the handshake (its first flight, then retransmissions as its
+    // probe timer fires, at about 1 s and 3 s, with no acknowledgement
+    // ever coming), and a little after.
+    let mut received = 0;
+    let mut datagram = vec![0u8; 65_536];
+    let mut gone_since = None;
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while gone_since.is_none_or(|at: Instant| at.elapsed() < Duration::from_millis(300)) {
+        assert!(Instant::now() < deadline, "the handshake was never given up");
+        match socket.recv_from(&mut datagram) {
+            Ok((n, _)) => received += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("UDP receive: {e}"),
+        }
+        if gone_since.is_none() && server.stats().open_h3 == 0 && server.stats().quic_datagrams_in == 1 {
+            gone_since = Some(Instant::now());
+        }
+    }
+    // RFC 9000 §8.1: before the client's address is validated, at most
+    // three times the bytes received from it.
+    println!(
+        "{received} bytes sent to a silent client for its {} bytes",
+        initial.len()
+    );
+    assert!(received > 0, "the server answered");
+    assert!(
+        received <= 3 * initial.len(),
+        "{received} bytes sent for {} received",
+        initial.len()
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.quic_closed_handshake_timeout, stats.quic_handshakes),
+        (1, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_flood_of_extended_connects_is_bounded_by_the_stream_limit_and_others_are_served() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.max_concurrent_bidi_streams = 20;
+    let (server, _) = start(certs.server);
+    let mut flood = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    // As many WebSockets at once as the client is let open, and then
+    // more asked for.
+    let mut sockets = Vec::new();
+    let mut section = Vec::new();
+    qpack::encode(&fields, &mut section);
+    let mut wire = Vec::new();
+    Frame::Headers(section).encode(&mut wire).unwrap();
+    while let Some(id) = flood.conn.streams().open(Dir::Bi) {
+        flood.write(id, &wire, false);
+        sockets.push(id);
+        assert!(sockets.len() <= 20, "more streams than the limit");
+    }
+    assert_eq!(sockets.len(), 20);
+    flood.until("every WebSocket's 200", |c| {
+        sockets.iter().all(|id| !c.frames(*id).0.is_empty())
+    });
+    assert_eq!(server.stats().open_websocket, 20);
+    // The peer cannot open a 21st while the 20 are open.
+    for _ in 0..20 {
+        flood.step();
+    }
+    assert_eq!(flood.conn.streams().open(Dir::Bi), None);
+    // Another client is served meanwhile.
+    let mut other = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = other.request("GET", "/page", b"");
+    assert_eq!(other.response(page), (200, b"a page over h3\n".to_vec()));
+    assert_eq!(server.stats().open_websocket, 20);
+}
+
+#[test]
+fn a_flood_of_garbage_datagrams_from_many_ports_creates_no_connection() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let initial = first_flight(server.addr, &certs.client);
+    let mut sent = 0u64;
+    let mut bytes = 0u64;
+    for port in 0..100u8 {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Too short for anything; a short header to an unknown ID (a
+        // stateless reset's cue, if large enough); an Initial whose
+        // protection does not verify (the real one with one byte of its
+        // payload changed); a long header of an unknown version; noise.
+        let mut forged = initial.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x55;
+        let short: Vec<u8> = (0..60u8)
+            .map(|i| i.wrapping_mul(31).wrapping_add(port) | 0x40)
+            .collect();
+        let unknown_version = [&[0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8][..], &[port; 8], &[0; 1200]].concat();
+        for datagram in [
+            vec![port],
+            vec![0x40, port, 1, 2],
+            short,
+            forged,
+            unknown_version,
+            vec![0xff; 1500],
+        ] {
+            socket.send_to(&datagram, server.addr).unwrap();
+            sent += 1;
+            bytes += datagram.len() as u64;
+        }
+        // A few at a time, so that the kernel's socket buffer drops none.
+        stats_until(&server, "the datagrams read", |s| s.quic_datagrams_in == sent);
+    }
+    let stats = server.stats();
+    assert_eq!(stats.quic_bytes_in, bytes);
+    assert_eq!((stats.open_h3, stats.quic_handshakes), (0, 0), "{stats:?}");
+    // What it answered (version negotiation, stateless resets) is no
+    // more than what it was sent.
+    assert!(stats.quic_bytes_out <= stats.quic_bytes_in, "{stats:?}");
+    // And a real client is served.
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page).0, 200);
 }
