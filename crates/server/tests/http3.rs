@@ -543,6 +543,14 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
         "{:?}",
         server.stats()
     );
+    // Connection IDs: the server issues no more than the client may hold
+    // at once (quinn-proto's active_connection_id_limit, at most 8 with
+    // the handshake's), one more for each the client retired, however
+    // often the client moves.
+    let frames = client.conn.stats().frame_rx.new_connection_id;
+    let retired = client.conn.stats().frame_tx.retire_connection_id;
+    println!("{frames} connection IDs issued, {retired} retired");
+    assert!(frames <= 7 + retired, "{frames} issued, {retired} retired");
 }
 
 #[test]
