@@ -1,7 +1,7 @@
 //! The QUIC server endpoint: datagrams in, events out, responses in,
 //! datagrams out, and the next instant at which time matters.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +74,9 @@ pub struct QuicServer {
     deadlines: Deadlines<ConnectionHandle>,
     /// The connections touched since they last had nothing to send.
     to_send: SendQueue<ConnectionHandle>,
+    /// The connections whose handshake is in progress, as of when each
+    /// was last touched (a handshake ends only when its connection is).
+    handshaking: BTreeSet<ConnectionHandle>,
     stats: QuicStats,
 }
 
@@ -102,6 +105,7 @@ impl QuicServer {
             responses: VecDeque::new(),
             deadlines: Deadlines::new(),
             to_send: SendQueue::new(),
+            handshaking: BTreeSet::new(),
             stats: QuicStats::default(),
         })
     }
@@ -158,10 +162,9 @@ impl QuicServer {
             self.respond(transmit, buf);
             return;
         }
-        let handshaking = self.conns.values().filter(|c| c.quic.is_handshaking()).count();
         if !incoming.remote_address_validated()
             && incoming.may_retry()
-            && handshaking >= self.config.retry_above_handshakes
+            && self.handshaking.len() >= self.config.retry_above_handshakes
         {
             match self.endpoint.retry(incoming, &mut buf) {
                 Ok(transmit) => {
@@ -220,7 +223,13 @@ impl QuicServer {
         if conn.quic.is_drained() {
             self.conns.remove(&handle);
             self.deadlines.remove(handle);
+            self.handshaking.remove(&handle);
             return;
+        }
+        if conn.quic.is_handshaking() {
+            self.handshaking.insert(handle);
+        } else {
+            self.handshaking.remove(&handle);
         }
         self.deadlines
             .set(handle, deadline(conn, self.config.handshake_timeout));

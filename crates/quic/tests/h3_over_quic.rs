@@ -853,3 +853,32 @@ fn among_many_connections_each_idle_timeout_and_handshake_deadline_fires_at_its_
         "{handshake_closes:?}"
     );
 }
+
+#[test]
+fn a_retry_comes_only_once_enough_handshakes_are_in_progress() {
+    let mut net = Net::new(QuicConfig {
+        retry_above_handshakes: 2,
+        ..QuicConfig::default()
+    });
+    // Three first flights, none answered: the third client is sent a
+    // Retry instead of a connection.
+    for expected in [(1, 0), (2, 0), (2, 1)] {
+        let c = net.connect(1 << 20);
+        let mut buf = Vec::new();
+        let t = net.clients[c].conn.poll_transmit(net.now, 1, &mut buf).unwrap();
+        let addr = net.clients[c].addr;
+        net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
+        assert_eq!((net.server.connections(), net.server.stats().retries), expected);
+    }
+    // Once the handshakes in progress complete, a new client is accepted
+    // at once.
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        net.clients.iter().all(|c| c.connected)
+    }));
+    let c = net.connect(1 << 20);
+    let mut buf = Vec::new();
+    let t = net.clients[c].conn.poll_transmit(net.now, 1, &mut buf).unwrap();
+    let addr = net.clients[c].addr;
+    net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
+    assert_eq!((net.server.connections(), net.server.stats().retries), (4, 1));
+}
