@@ -582,7 +582,9 @@ fn quic_counters_after_an_exchange_and_an_idle_timeout() {
         (0, 0, 0)
     );
     // The client goes silent: the server drops it at the idle timeout.
-    let stats = stats_until(&server, "the idle timeout", |s| s.open_h3 == 0);
+    let stats = stats_until(&server, "the idle timeout", |s| {
+        s.open_h3 == 0 && s.quic_closed_idle + s.quic_closed_error + s.quic_closed_normally > 0
+    });
     assert_eq!(
         (
             stats.quic_closed_idle,
@@ -829,7 +831,14 @@ fn a_client_that_never_answers_gets_at_most_three_times_what_it_sent() {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) => panic!("UDP receive: {e}"),
         }
-        if gone_since.is_none() && server.stats().open_h3 == 0 && server.stats().quic_datagrams_in == 1 {
+        // Closed at its handshake deadline, then drained and forgotten
+        // (the loop publishes its counters together at the end of its
+        // turn; one closed means the connection had been open).
+        let stats = server.stats();
+        if gone_since.is_none()
+            && stats.quic_closed_error + stats.quic_closed_handshake_timeout > 0
+            && stats.open_h3 == 0
+        {
             gone_since = Some(Instant::now());
         }
     }
@@ -931,8 +940,7 @@ fn a_flood_of_garbage_datagrams_from_many_ports_creates_no_connection() {
         // A few at a time, so that the kernel's socket buffer drops none.
         stats_until(&server, "the datagrams read", |s| s.quic_datagrams_in == sent);
     }
-    let stats = server.stats();
-    assert_eq!(stats.quic_bytes_in, bytes);
+    let stats = stats_until(&server, "their bytes counted", |s| s.quic_bytes_in == bytes);
     assert_eq!((stats.open_h3, stats.quic_handshakes), (0, 0), "{stats:?}");
     // What it answered (version negotiation, stateless resets) is no
     // more than what it was sent.
