@@ -16,6 +16,11 @@
 //! - [`server`]: the endpoint ([`QuicServer`]) and its events.
 //! - [`routing`]: connection IDs that name the server holding their
 //!   connection, and reading that back from a datagram.
+//! - [`QuicStats`]: what the server counts ([`QuicServer::stats`]).
+//!
+//! Each connection's deadline is kept in a min-heap keyed by connection,
+//! and only the connections something touched are asked for datagrams,
+//! so that a loop turn costs the same however many connections are idle.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
