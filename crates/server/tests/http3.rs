@@ -10,8 +10,9 @@
 //! WebSocket upgrades); the refusal to start HTTP/3 without TLS; the
 //! QUIC counters; and hostile peers: a client that never answers its
 //! handshake gets at most 3x what it sent, a flood of extended CONNECTs
-//! stops at the stream limit while others are served, and garbage
-//! datagrams from many ports create no connection.
+//! stops at the stream limit while others are served, garbage
+//! datagrams from many ports create no connection, and a client retiring
+//! connection IDs over and over is issued only their replacements.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -949,4 +950,29 @@ fn a_flood_of_garbage_datagrams_from_many_ports_creates_no_connection() {
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
     let page = client.request("GET", "/page", b"");
     assert_eq!(client.response(page).0, 200);
+}
+
+#[test]
+fn a_client_retiring_connection_ids_over_and_over_is_issued_only_replacements() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    // Each round the client moves to a connection ID it has not used and
+    // retires the one before (what a client does when its address
+    // changes), then makes a request.
+    for round in 0..40 {
+        client.conn.local_address_changed();
+        let page = client.request("GET", "/page", b"");
+        assert_eq!(client.response(page).0, 200, "round {round}");
+    }
+    let stats = client.conn.stats();
+    let (issued, retired) = (
+        stats.frame_rx.new_connection_id,
+        stats.frame_tx.retire_connection_id,
+    );
+    println!("{issued} connection IDs issued, {retired} retired");
+    assert!(retired >= 20, "the client retired {retired}");
+    // However many it retires, the IDs it holds unretired stay within its
+    // active_connection_id_limit: one new ID for each retired.
+    assert!(issued <= 7 + retired, "{issued} issued, {retired} retired");
 }
