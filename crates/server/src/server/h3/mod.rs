@@ -35,6 +35,11 @@
 //!
 //! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
 //! over HTTP/2 (RFC 8441), with the same handshake policy.
+//!
+//! The endpoint's counters ([`tether_quic::QuicStats`]) are copied to the
+//! loop's [`Stats`] at the end of each turn, for `/metrics`; the
+//! datagrams forwarded to another loop and the streams reset by the
+//! slow-consumer policy are counted here.
 
 use std::collections::BTreeMap;
 use std::io;
