@@ -883,6 +883,13 @@ fn the_hubs_metrics_count_http2_connections_and_streams() {
         "tether_h2_streams_total 2\n",
         "tether_h2_request_body_bytes 0\n",
         "tether_h2_refused_bodies_total 0\n",
+        // HTTP/3 is off: its series are there, at zero.
+        "tether_connections{transport=\"h3\"} 0\n",
+        "tether_quic_handshakes_total 0\n",
+        "tether_quic_datagrams_received_total 0\n",
+        "tether_quic_connections_closed_total{reason=\"idle_timeout\"} 0\n",
+        "tether_h3_slow_consumer_resets_total 0\n",
+        "tether_quic_datagrams_forwarded_total 0\n",
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }

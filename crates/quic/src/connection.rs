@@ -13,6 +13,7 @@ use tether_h3::session::{LocalStream, ServerSession, SessionConfig, SessionEvent
 use tether_h3::{Error, ErrorCode};
 
 use crate::event::ServerEvent;
+use crate::stats::CloseCause;
 
 /// Bytes a stream has not taken yet, and whether it ends after them.
 #[derive(Debug, Default)]
@@ -35,6 +36,9 @@ pub(crate) struct Conn {
     close_reason: Option<String>,
     /// [`ServerEvent::Closed`] was sent.
     reported_closed: bool,
+    /// Why the connection ended, as first known (the server's own close
+    /// sets it before quinn-proto reports the loss).
+    pub(crate) cause: Option<CloseCause>,
 }
 
 fn quic_stream(id: u64) -> Option<StreamId> {
@@ -56,6 +60,7 @@ impl Conn {
             failed: false,
             close_reason: None,
             reported_closed: false,
+            cause: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl Conn {
                     Ok(())
                 }
                 Event::ConnectionLost { reason } => {
+                    self.cause = self.cause.or(CloseCause::of(&reason));
                     self.report_closed(handle, reason.to_string(), out);
                     Ok(())
                 }
@@ -144,6 +150,7 @@ impl Conn {
     fn fail(&mut self, now: Instant, error: Error) {
         if !self.failed {
             self.failed = true;
+            self.cause.get_or_insert(CloseCause::Error);
             self.close_reason = Some(format!("closed by the server: {error}"));
             let reason = Bytes::from(format!("{:?}", error.violation));
             self.quic.close(now, code(error.code), reason);

@@ -16,15 +16,24 @@
 //! - [`server`]: the endpoint ([`QuicServer`]) and its events.
 //! - [`routing`]: connection IDs that name the server holding their
 //!   connection, and reading that back from a datagram.
+//! - [`QuicStats`]: what the server counts ([`QuicServer::stats`]).
+//!
+//! Each connection's deadline is kept in a min-heap keyed by connection,
+//! and only the connections something touched are asked for datagrams,
+//! so that a loop turn costs the same however many connections are idle.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
 mod connection;
+mod deadlines;
 mod event;
 pub mod routing;
+mod send_queue;
 pub mod server;
+mod stats;
 
 pub use config::{ALPN_H3, ConfigError, QuicConfig};
 pub use quinn_proto::{ConnectionHandle, Transmit};
 pub use server::{QuicServer, SendError, ServerEvent};
+pub use stats::QuicStats;

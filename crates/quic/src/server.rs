@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Transmit};
@@ -14,8 +14,11 @@ use tether_h3::session::{SendError as SessionSendError, Target};
 
 use crate::config::{ConfigError, QuicConfig};
 use crate::connection::Conn;
+use crate::deadlines::Deadlines;
 pub use crate::event::ServerEvent;
 use crate::routing::PrefixedIds;
+use crate::send_queue::SendQueue;
+use crate::stats::{CloseCause, QuicStats};
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,14 +69,15 @@ pub struct QuicServer {
     /// Datagrams the endpoint answered by itself (Retry, refusals,
     /// version negotiation, stateless resets).
     responses: VecDeque<(Transmit, Vec<u8>)>,
-    /// The connections that may have datagrams to send, each once, in
-    /// the order they were touched: [`QuicServer::poll_transmit`] asks
-    /// only these, and puts one that sent at the back (fairness).
-    ready: VecDeque<ConnectionHandle>,
-    /// Whether each connection (by handle) is in `ready`.
-    queued: Vec<bool>,
-    /// The connections still in their handshake.
+    /// When each connection's next timer (or handshake deadline) is due,
+    /// updated whenever the connection is touched.
+    deadlines: Deadlines<ConnectionHandle>,
+    /// The connections touched since they last had nothing to send.
+    to_send: SendQueue<ConnectionHandle>,
+    /// The connections whose handshake is in progress, as of when each
+    /// was last touched (a handshake ends only when its connection is).
     handshaking: BTreeSet<ConnectionHandle>,
+    stats: QuicStats,
 }
 
 impl QuicServer {
@@ -99,15 +103,21 @@ impl QuicServer {
             conns: BTreeMap::new(),
             events: VecDeque::new(),
             responses: VecDeque::new(),
-            ready: VecDeque::new(),
-            queued: Vec::new(),
+            deadlines: Deadlines::new(),
+            to_send: SendQueue::new(),
             handshaking: BTreeSet::new(),
+            stats: QuicStats::default(),
         })
     }
 
     /// Connections held (handshaking, open or closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What this server has counted since it was made.
+    pub fn stats(&self) -> QuicStats {
+        self.stats
     }
 
     /// A datagram arrived from `remote` (to `local_ip`, where the socket
@@ -119,6 +129,8 @@ impl QuicServer {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += data.len() as u64;
         let mut buf = Vec::new();
         let event = self
             .endpoint
@@ -145,6 +157,7 @@ impl QuicServer {
     /// accepted otherwise.
     fn incoming(&mut self, now: Instant, incoming: quinn_proto::Incoming, mut buf: Vec<u8>) {
         if self.conns.len() >= self.config.max_connections {
+            self.stats.refused += 1;
             let transmit = self.endpoint.refuse(incoming, &mut buf);
             self.respond(transmit, buf);
             return;
@@ -154,7 +167,10 @@ impl QuicServer {
             && self.handshaking.len() >= self.config.retry_above_handshakes
         {
             match self.endpoint.retry(incoming, &mut buf) {
-                Ok(transmit) => self.respond(transmit, buf),
+                Ok(transmit) => {
+                    self.stats.retries += 1;
+                    self.respond(transmit, buf);
+                }
                 Err(e) => self.endpoint.ignore(e.into_incoming()),
             }
             return;
@@ -166,7 +182,6 @@ impl QuicServer {
             Ok((handle, quic)) => {
                 self.conns
                     .insert(handle, Conn::new(quic, self.config.session.clone(), now));
-                self.handshaking.insert(handle);
                 self.drive(handle, now);
             }
             Err(e) => {
@@ -178,11 +193,15 @@ impl QuicServer {
     }
 
     /// Runs a connection's events through the session, exchanges its
-    /// events with the endpoint, and forgets it once drained.
+    /// events with the endpoint, and forgets it once drained; otherwise
+    /// its deadline is updated and it is asked for datagrams to send.
+    /// Every path that touches a connection ends here, which is what lets
+    /// the timers and the send queue skip the connections left alone.
     fn drive(&mut self, handle: ConnectionHandle, now: Instant) {
         let Some(conn) = self.conns.get_mut(&handle) else {
             return;
         };
+        let seen = self.events.len();
         conn.drive(handle, now, &mut self.events);
         while let Some(event) = conn.quic.poll_endpoint_events() {
             if let Some(event) = self.endpoint.handle_event(handle, event) {
@@ -191,60 +210,51 @@ impl QuicServer {
         }
         // Events the endpoint's answers caused (new connection IDs).
         conn.drive(handle, now, &mut self.events);
-        let drained = conn.quic.is_drained();
-        if (drained || !conn.quic.is_handshaking()) && !self.handshaking.is_empty() {
-            self.handshaking.remove(&handle);
-        }
-        if drained {
+        if conn.quic.is_drained() {
             conn.report_closed(handle, "drained".to_owned(), &mut self.events);
+        }
+        for event in self.events.range(seen..) {
+            match event {
+                ServerEvent::Connected { .. } => self.stats.handshakes += 1,
+                ServerEvent::Closed { .. } => self.stats.closed(conn.cause.unwrap_or(CloseCause::Normal)),
+                _ => {}
+            }
+        }
+        if conn.quic.is_drained() {
             self.conns.remove(&handle);
+            self.deadlines.remove(handle);
+            self.handshaking.remove(&handle);
             return;
         }
-        // Whatever touched it may have given it something to send.
-        self.mark_ready(handle);
-    }
-
-    /// Puts `handle` in the queue of connections to ask for datagrams,
-    /// unless it is there already.
-    fn mark_ready(&mut self, handle: ConnectionHandle) {
-        if self.queued.len() <= handle.0 {
-            self.queued.resize(handle.0 + 1, false);
+        if conn.quic.is_handshaking() {
+            self.handshaking.insert(handle);
+        } else {
+            self.handshaking.remove(&handle);
         }
-        if let Some(queued) = self.queued.get_mut(handle.0)
-            && !*queued
-        {
-            *queued = true;
-            self.ready.push_back(handle);
-        }
+        self.deadlines
+            .set(handle, deadline(conn, self.config.handshake_timeout));
+        self.to_send.push(handle);
     }
 
     /// The earliest instant at which [`QuicServer::handle_timeout`] must be
     /// called: a connection's loss, idle or pacing timer, or a handshake
     /// deadline.
+    ///
+    /// Read from a heap of the connections' deadlines: the cost does not
+    /// grow with the connections held.
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let handshake = self.config.handshake_timeout;
-        self.conns
-            .values_mut()
-            .filter_map(|c| {
-                let quic = c.quic.poll_timeout();
-                let deadline = c.quic.is_handshaking().then(|| c.accepted_at + handshake);
-                match (quic, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            })
-            .min()
+        self.deadlines.next()
     }
 
     /// Time has come to `now`: timers fire, handshakes past their deadline
-    /// are closed.
+    /// are closed. Only the connections with a deadline due are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        for handle in handles {
+        for handle in self.deadlines.take_due(now) {
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
             if conn.quic.is_handshaking() && now >= conn.accepted_at + self.config.handshake_timeout {
+                conn.cause.get_or_insert(CloseCause::HandshakeTimeout);
                 conn.close(now, ErrorCode::H3_NO_ERROR, "handshake timeout");
             }
             if conn.quic.poll_timeout().is_some_and(|t| t <= now) {
@@ -259,6 +269,9 @@ impl QuicServer {
     /// above 1 (a socket with GSO), it may be a run of datagrams of one
     /// connection of [`Transmit::segment_size`] bytes each, the last
     /// possibly shorter.
+    ///
+    /// Only the connections touched since they last had nothing to send
+    /// are asked, one transmit each in turn.
     pub fn poll_transmit(
         &mut self,
         now: Instant,
@@ -267,24 +280,29 @@ impl QuicServer {
     ) -> Option<Transmit> {
         buf.clear();
         if let Some((transmit, bytes)) = self.responses.pop_front() {
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += transmit.size as u64;
             buf.extend_from_slice(&bytes);
             return Some(transmit);
         }
-        // Each connection touched since it last had nothing to send is
-        // asked once; one that sends goes to the back of the queue (by
-        // `drive`), so that every connection with datagrams gets its turn.
-        while let Some(handle) = self.ready.pop_front() {
-            if let Some(queued) = self.queued.get_mut(handle.0) {
-                *queued = false;
-            }
+        while let Some(handle) = self.to_send.pop() {
             let Some(conn) = self.conns.get_mut(&handle) else {
                 continue;
             };
             if let Some(transmit) = conn.quic.poll_transmit(now, max_datagrams.max(1), buf) {
-                // Sending can free stream capacity or finish a close.
+                self.stats.datagrams_out += transmit
+                    .segment_size
+                    .map_or(1, |size| transmit.size.div_ceil(size.max(1)))
+                    as u64;
+                self.stats.bytes_out += transmit.size as u64;
+                // Sending can free stream capacity or finish a close; the
+                // connection goes back in the queue, behind the others.
                 self.drive(handle, now);
                 return Some(transmit);
             }
+            // Nothing to send may have set a pacing timer.
+            self.deadlines
+                .set(handle, deadline(conn, self.config.handshake_timeout));
         }
         None
     }
@@ -384,4 +402,15 @@ impl QuicServer {
             self.drive(conn, now);
         }
     }
+}
+
+/// The earliest instant `conn` needs the server: its loss, idle or pacing
+/// timer, or its handshake deadline while it handshakes.
+fn deadline(conn: &mut Conn, handshake_timeout: Duration) -> Option<Instant> {
+    let timer = conn.quic.poll_timeout();
+    let handshake = conn
+        .quic
+        .is_handshaking()
+        .then(|| conn.accepted_at + handshake_timeout);
+    [timer, handshake].into_iter().flatten().min()
 }

@@ -235,6 +235,9 @@ struct Net {
     /// Answer each request with 200 and this body.
     answer: Option<Vec<u8>>,
     certs: Certs,
+    /// Datagrams and bytes handed to the server, and taken from it.
+    to_server: (u64, u64),
+    from_server: (u64, u64),
 }
 
 impl Net {
@@ -249,6 +252,8 @@ impl Net {
             events: Vec::new(),
             answer: Some(b"hello over h3".to_vec()),
             certs,
+            to_server: (0, 0),
+            from_server: (0, 0),
         }
     }
 
@@ -271,6 +276,8 @@ impl Net {
                 moved = true;
                 client.sent += 1;
                 if client.blackhole_after.is_none_or(|n| client.sent <= n) {
+                    self.to_server.0 += 1;
+                    self.to_server.1 += t.size as u64;
                     self.server
                         .handle_datagram(self.now, client.addr, None, &buf[..t.size]);
                 }
@@ -280,6 +287,8 @@ impl Net {
         self.serve();
         while let Some(t) = self.server.poll_transmit(self.now, 1, &mut buf) {
             moved = true;
+            self.from_server.0 += 1;
+            self.from_server.1 += t.size as u64;
             let Some(client) = self.clients.iter_mut().find(|c| c.addr == t.destination) else {
                 continue;
             };
@@ -294,6 +303,8 @@ impl Net {
             ) {
                 Some(DatagramEvent::ConnectionEvent(_, event)) => client.conn.handle_event(event),
                 Some(DatagramEvent::Response(r)) => {
+                    self.to_server.0 += 1;
+                    self.to_server.1 += r.size as u64;
                     self.server
                         .handle_datagram(self.now, client.addr, None, &response[..r.size]);
                 }
@@ -422,6 +433,18 @@ fn a_get_is_answered_through_the_h3_session() {
         panic!("{event:?}")
     };
     assert_eq!(settings.max_field_section_size, Some(16 * 1024));
+
+    // Counted: every datagram each way, with its bytes, and one
+    // handshake; nothing closed yet.
+    let stats = net.server.stats();
+    assert_eq!((stats.datagrams_in, stats.bytes_in), net.to_server, "{stats:?}");
+    assert_eq!((stats.datagrams_out, stats.bytes_out), net.from_server);
+    assert!(stats.datagrams_in >= 2 && stats.bytes_in >= 1200, "{stats:?}");
+    assert_eq!(stats.handshakes, 1);
+    assert_eq!(
+        (stats.closed_idle, stats.closed_error, stats.closed_normally),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -535,6 +558,8 @@ fn a_connection_error_closes_with_its_http3_code() {
         }
         other => panic!("{other:?}"),
     }
+    let stats = net.server.stats();
+    assert_eq!((stats.closed_error, stats.closed_normally), (1, 0), "{stats:?}");
     assert!(
         net.events.iter().any(|e| matches!(e, ServerEvent::Closed { .. })),
         "{:?}",
@@ -573,6 +598,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(net.run_until(Duration::from_secs(60), |net| net.server.connections() == 0));
     let waited = net.now - start;
     assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    let stats = net.server.stats();
+    assert_eq!((stats.closed_idle, stats.closed_error), (1, 0), "{stats:?}");
     assert!(
         net.events.iter().any(|e| matches!(e, ServerEvent::Closed { .. })),
         "{:?}",
@@ -598,6 +625,16 @@ fn a_handshake_that_does_not_complete_is_closed_at_its_deadline() {
     assert!(
         waited < Duration::from_secs(60),
         "before the idle timeout: {waited:?}"
+    );
+    let stats = net.server.stats();
+    assert_eq!(
+        (
+            stats.closed_handshake_timeout,
+            stats.closed_idle,
+            stats.handshakes
+        ),
+        (1, 0, 0),
+        "{stats:?}"
     );
     // The client may think itself connected (it sent its Finished); the
     // server never saw it.
@@ -628,6 +665,7 @@ fn with_retry_on_every_handshake_a_client_still_connects() {
     let addr = net.clients[c].addr;
     net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
     assert_eq!(net.server.connections(), 0);
+    assert_eq!(net.server.stats().retries, 1);
     net.connected(c);
     let id = net.clients[c].get("/");
     assert!(net.run_until(Duration::from_secs(5), |net| {
@@ -656,6 +694,7 @@ fn connections_past_the_limit_are_refused() {
         }))
     );
     assert_eq!(net.server.connections(), 1);
+    assert_eq!(net.server.stats().refused, 1);
 }
 
 fn session_events(net: &Net) -> Vec<&SessionEvent> {
@@ -761,4 +800,115 @@ fn a_request_using_the_dynamic_table_is_acknowledged_on_the_decoder_stream() {
         net.clients[c].server_uni(0x03).is_some()
     }));
     assert_eq!(net.clients[c].server_uni(0x03).unwrap(), [0x80]);
+}
+
+#[test]
+fn among_many_connections_each_idle_timeout_and_handshake_deadline_fires_at_its_own_time() {
+    let mut net = Net::new(QuicConfig {
+        idle_timeout: Duration::from_secs(3),
+        handshake_timeout: Duration::from_secs(2),
+        ..QuicConfig::default()
+    });
+    // When each connection (by client address) connected and closed, on
+    // the virtual clock.
+    let mut connected_at = BTreeMap::new();
+    let mut closed_at = BTreeMap::new();
+    let mut remotes = BTreeMap::new();
+    let stamp = |net: &Net,
+                 remotes: &mut BTreeMap<ConnectionHandle, SocketAddr>,
+                 connected_at: &mut BTreeMap<SocketAddr, Instant>,
+                 closed_at: &mut BTreeMap<SocketAddr, (Instant, String)>| {
+        for event in &net.events {
+            match event {
+                ServerEvent::Connected { conn, remote } => {
+                    remotes.insert(*conn, *remote);
+                    connected_at.entry(*remote).or_insert(net.now);
+                }
+                ServerEvent::Closed { conn, reason } => {
+                    let remote = remotes
+                        .get(conn)
+                        .copied()
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    closed_at.entry(remote).or_insert((net.now, reason.clone()));
+                }
+                _ => {}
+            }
+        }
+    };
+    // 40 connections, one every 50 ms; the 20th's client goes silent
+    // after its first flight, so that its handshake never completes.
+    let mut silent = None;
+    for i in 0..40 {
+        let c = net.connect(1 << 20);
+        if i == 20 {
+            net.clients[c].blackhole_after = Some(1);
+            silent = Some((net.clients[c].addr, net.now));
+            net.step();
+        } else {
+            net.connected(c);
+        }
+        stamp(&net, &mut remotes, &mut connected_at, &mut closed_at);
+        // 50 ms pass, every timer in them handled.
+        let later = net.now + Duration::from_millis(50);
+        net.run_until(Duration::from_millis(50), |net| net.now >= later);
+        net.now = later;
+    }
+    assert_eq!(net.server.connections(), 40);
+    assert!(net.run_until(Duration::from_secs(30), |net| {
+        stamp(net, &mut remotes, &mut connected_at, &mut closed_at);
+        net.server.connections() == 0
+    }));
+    stamp(&net, &mut remotes, &mut connected_at, &mut closed_at);
+    assert_eq!(connected_at.len(), 39);
+    for (remote, at) in &connected_at {
+        let (closed, reason) = &closed_at[remote];
+        let after = *closed - *at;
+        assert!(
+            after >= Duration::from_millis(2900) && after <= Duration::from_secs(4),
+            "{remote} closed {after:?} after connecting: {reason}"
+        );
+    }
+    // The silent one never connected; it was closed at its handshake
+    // deadline, before any idle timeout could have.
+    let (silent, started) = silent.unwrap();
+    assert!(!connected_at.contains_key(&silent));
+    let handshake_closes: Vec<_> = closed_at
+        .values()
+        .filter(|(_, r)| r.contains("handshake timeout"))
+        .map(|(at, _)| *at - started)
+        .collect();
+    assert_eq!(handshake_closes.len(), 1, "{closed_at:?}");
+    assert!(
+        handshake_closes[0] >= Duration::from_secs(2) && handshake_closes[0] < Duration::from_secs(3),
+        "{handshake_closes:?}"
+    );
+}
+
+#[test]
+fn a_retry_comes_only_once_enough_handshakes_are_in_progress() {
+    let mut net = Net::new(QuicConfig {
+        retry_above_handshakes: 2,
+        ..QuicConfig::default()
+    });
+    // Three first flights, none answered: the third client is sent a
+    // Retry instead of a connection.
+    for expected in [(1, 0), (2, 0), (2, 1)] {
+        let c = net.connect(1 << 20);
+        let mut buf = Vec::new();
+        let t = net.clients[c].conn.poll_transmit(net.now, 1, &mut buf).unwrap();
+        let addr = net.clients[c].addr;
+        net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
+        assert_eq!((net.server.connections(), net.server.stats().retries), expected);
+    }
+    // Once the handshakes in progress complete, a new client is accepted
+    // at once.
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        net.clients.iter().all(|c| c.connected)
+    }));
+    let c = net.connect(1 << 20);
+    let mut buf = Vec::new();
+    let t = net.clients[c].conn.poll_transmit(net.now, 1, &mut buf).unwrap();
+    let addr = net.clients[c].addr;
+    net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
+    assert_eq!((net.server.connections(), net.server.stats().retries), (4, 1));
 }

@@ -334,6 +334,39 @@ counters! {
     /// HTTP/2 streams reset with REFUSED_STREAM because their connection's
     /// request bodies were at [`crate::config::Config::h2_request_bodies`].
     h2_refused_bodies,
+    /// QUIC connections held (handshaking, open or closing; not counted
+    /// in `open_http`: their streams count as what each is, as HTTP/2's).
+    open_h3,
+    /// QUIC handshakes completed.
+    quic_handshakes,
+    /// New QUIC clients sent a Retry (address validation under load).
+    quic_retries,
+    /// New QUIC clients refused at the connection limit.
+    quic_refused,
+    /// UDP datagrams received on the QUIC sockets (forwarded ones counted
+    /// by the loop that handled them).
+    quic_datagrams_in,
+    /// Their bytes.
+    quic_bytes_in,
+    /// UDP datagrams sent by the QUIC endpoints.
+    quic_datagrams_out,
+    /// Their bytes.
+    quic_bytes_out,
+    /// QUIC connections dropped at the idle timeout.
+    quic_closed_idle,
+    /// QUIC handshakes closed at the handshake timeout.
+    quic_closed_handshake_timeout,
+    /// QUIC connections ended by an error, either side's.
+    quic_closed_error,
+    /// QUIC connections closed without an error.
+    quic_closed_normally,
+    /// HTTP/3 streams reset by the slow-consumer policy (counted in
+    /// `slow_consumers` too).
+    h3_slow_consumer_resets,
+    /// Datagrams a loop's socket received for a QUIC connection another
+    /// loop holds, handed to that loop (connection migration, a NAT
+    /// rebinding).
+    quic_datagrams_forwarded,
 }
 
 impl Stats {
@@ -343,5 +376,11 @@ impl Stats {
 
     pub(crate) fn sub(counter: &AtomicU64, n: u64) {
         counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Sets a counter that one owner keeps in full elsewhere (a loop's
+    /// QUIC endpoint's).
+    pub(crate) fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Ordering::Relaxed);
     }
 }

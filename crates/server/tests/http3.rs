@@ -5,8 +5,14 @@
 //! CONNECT (RFC 9220), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
 //! address changes over and over on a server of several loops; a
-//! certificate replaced while running (SIGHUP); and the refusal to start
-//! HTTP/3 without TLS.
+//! certificate replaced while running (SIGHUP); `Alt-Svc` on every TCP
+//! answer head (HTTP/1.1 and HTTP/2: pages, errors, event streams,
+//! WebSocket upgrades); the refusal to start HTTP/3 without TLS; the
+//! QUIC counters; and hostile peers: a client that never answers its
+//! handshake gets at most 3x what it sent, a flood of extended CONNECTs
+//! stops at the stream limit while others are served, garbage
+//! datagrams from many ports create no connection, and a client retiring
+//! connection IDs over and over is issued only their replacements.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,7 +37,7 @@ use tether_h3::qpack::{self, Decoder, Section};
 use tether_h3::settings::Settings;
 use tether_server::{
     App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
-    Server, tls,
+    Server, StatsSnapshot, tls,
 };
 use tether_testkit::{IO_TIMEOUT, TestServer, config};
 
@@ -400,6 +406,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The server's counters once `done` says so (each loop publishes its
+/// QUIC endpoint's at the end of its turn), failing the test after a
+/// generous timeout, which only catches a hang.
+fn stats_until(server: &TestServer, what: &str, done: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let stats = server.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn pages_posts_event_streams_and_deferred_answers_over_http3() {
     let certs = certs(b"h3");
@@ -483,6 +507,7 @@ fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_o
         c.received.get(&events).is_some_and(|r| r.reset.is_some())
     });
     assert_eq!(client.received[&events].reset, Some(0x10c));
+    stats_until(&server, "the reset counted", |s| s.h3_slow_consumer_resets == 1);
 }
 
 #[test]
@@ -513,6 +538,63 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
     client.until("the event after the moves", |c| {
         contains(&c.frames(events).1, b"data: still here\n")
     });
+    // Some datagrams reached another loop first and were handed over.
+    assert!(
+        server.stats().quic_datagrams_forwarded > 0,
+        "{:?}",
+        server.stats()
+    );
+    // Connection IDs: the server issues no more than the client may hold
+    // at once (quinn-proto's active_connection_id_limit, at most 8 with
+    // the handshake's), one more for each the client retired, however
+    // often the client moves.
+    let frames = client.conn.stats().frame_rx.new_connection_id;
+    let retired = client.conn.stats().frame_tx.retire_connection_id;
+    println!("{frames} connection IDs issued, {retired} retired");
+    assert!(frames <= 7 + retired, "{frames} issued, {retired} retired");
+}
+
+#[test]
+fn quic_counters_after_an_exchange_and_an_idle_timeout() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.idle_timeout = Duration::from_millis(500);
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page).0, 200);
+    let stats = stats_until(&server, "the handshake counted", |s| {
+        s.quic_handshakes == 1 && s.open_h3 == 1
+    });
+    // The client's first datagram alone is padded to 1200 bytes.
+    assert!(
+        stats.quic_datagrams_in >= 2 && stats.quic_bytes_in >= 1200,
+        "{stats:?}"
+    );
+    assert!(
+        stats.quic_datagrams_out >= 2 && stats.quic_bytes_out > 1000,
+        "{stats:?}"
+    );
+    assert_eq!(
+        (
+            stats.quic_closed_idle,
+            stats.quic_closed_error,
+            stats.quic_refused
+        ),
+        (0, 0, 0)
+    );
+    // The client goes silent: the server drops it at the idle timeout.
+    let stats = stats_until(&server, "the idle timeout", |s| {
+        s.open_h3 == 0 && s.quic_closed_idle + s.quic_closed_error + s.quic_closed_normally > 0
+    });
+    assert_eq!(
+        (
+            stats.quic_closed_idle,
+            stats.quic_closed_error,
+            stats.quic_closed_normally
+        ),
+        (1, 0, 0),
+        "{stats:?}"
+    );
 }
 
 /// A client's WebSocket frame (RFC 6455 §5.2), masked with a zero key,
@@ -631,24 +713,69 @@ fn a_server_that_shuts_down_closes_its_quic_connections() {
     assert!(client.received[&events].fin, "{reason}");
 }
 
-#[test]
-fn tcp_answers_advertise_http3_on_the_same_port() {
-    let certs = certs(b"http/1.1");
-    let (server, _) = start(certs.server);
-    let mut tls =
-        rustls::ClientConnection::new(certs.client.clone(), ServerName::try_from("localhost").unwrap())
-            .unwrap();
-    let mut tcp = TcpStream::connect(server.addr).unwrap();
+/// A TLS connection to `server` offering `alpn`, over which `request`
+/// is sent; what comes back up to the end of the response head.
+fn tls_head(server: SocketAddr, tls: &Arc<rustls::ClientConfig>, request: &str) -> String {
+    let conn =
+        rustls::ClientConnection::new(tls.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(server).unwrap();
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
-    stream
-        .write_all(b"GET /page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn every_tcp_answer_head_advertises_http3_on_the_same_port() {
+    let certs = certs(b"http/1.1");
+    let mut h2_tls = (*certs.client).clone();
+    h2_tls.alpn_protocols = vec![b"h2".to_vec()];
+    let (server, _) = start(certs.server);
     let expected = format!("Alt-Svc: h3=\":{}\"\r\n", server.addr.port());
-    assert!(answer.contains(&expected), "{answer}");
+
+    // HTTP/1.1: a page, an error, an event stream, a WebSocket's 101.
+    for (what, request) in [
+        ("a page", "GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        ("a 404", "GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        (
+            "an event stream",
+            "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        (
+            "a WebSocket upgrade",
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ),
+    ] {
+        let head = tls_head(server.addr, &certs.client, request);
+        assert!(head.contains(&expected), "{what}: {head}");
+    }
+
+    // HTTP/2: a page, an event stream, a WebSocket's 200 (RFC 8441).
+    let conn =
+        rustls::ClientConnection::new(Arc::new(h2_tls), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut h2 = tether_testkit::h2::H2Client::start(rustls::StreamOwned::new(conn, tcp), &[]);
+    let expected = format!("h3=\":{}\"", server.addr.port());
+    let page = h2.get("/page", &[]);
+    let events = h2.get("/events", &[]);
+    let ws = h2.websocket("/ws", &[]);
+    for (what, stream) in [("a page", page), ("an event stream", events), ("a WebSocket", ws)] {
+        let head = h2.head(stream);
+        assert_eq!(head.status(), Some(200), "{what}");
+        assert_eq!(
+            head.field("alt-svc").as_deref(),
+            Some(expected.as_str()),
+            "{what}"
+        );
+    }
 }
 
 #[test]
@@ -664,4 +791,188 @@ fn http3_without_tls_is_refused_at_bind() {
     };
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
     assert!(error.to_string().contains("HTTP/3 needs TLS"), "{error}");
+}
+
+/// The first datagram of a handshake to `server` from a quinn-proto
+/// client (its Initial, padded to 1200 bytes), for a client that sends it
+/// and nothing more.
+fn first_flight(server: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
+    let config = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls.clone()).unwrap()));
+    let (_, mut conn) = endpoint
+        .connect(Instant::now(), config, server, "localhost")
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = conn.poll_transmit(Instant::now(), 1, &mut buf).unwrap();
+    buf.truncate(t.size);
+    buf
+}
+
+#[test]
+fn a_client_that_never_answers_gets_at_most_three_times_what_it_sent() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.handshake_timeout = Duration::from_secs(3);
+    let (server, _) = start(certs.server);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let initial = first_flight(server.addr, &certs.client);
+    socket.send_to(&initial, server.addr).unwrap();
+    // Everything the server sends this address until it has given up on
+    // the handshake (its first flight, then retransmissions as its
+    // probe timer fires, at about 1 s and 3 s, with no acknowledgement
+    // ever coming), and a little after.
+    let mut received = 0;
+    let mut datagram = vec![0u8; 65_536];
+    let mut gone_since = None;
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while gone_since.is_none_or(|at: Instant| at.elapsed() < Duration::from_millis(300)) {
+        assert!(Instant::now() < deadline, "the handshake was never given up");
+        match socket.recv_from(&mut datagram) {
+            Ok((n, _)) => received += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("UDP receive: {e}"),
+        }
+        // Closed at its handshake deadline, then drained and forgotten
+        // (the loop publishes its counters together at the end of its
+        // turn; one closed means the connection had been open).
+        let stats = server.stats();
+        if gone_since.is_none()
+            && stats.quic_closed_error + stats.quic_closed_handshake_timeout > 0
+            && stats.open_h3 == 0
+        {
+            gone_since = Some(Instant::now());
+        }
+    }
+    // RFC 9000 §8.1: before the client's address is validated, at most
+    // three times the bytes received from it.
+    println!(
+        "{received} bytes sent to a silent client for its {} bytes",
+        initial.len()
+    );
+    assert!(received > 0, "the server answered");
+    assert!(
+        received <= 3 * initial.len(),
+        "{received} bytes sent for {} received",
+        initial.len()
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.quic_closed_handshake_timeout, stats.quic_handshakes),
+        (1, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_flood_of_extended_connects_is_bounded_by_the_stream_limit_and_others_are_served() {
+    let mut certs = certs(b"h3");
+    certs.server.quic.max_concurrent_bidi_streams = 20;
+    let (server, _) = start(certs.server);
+    let mut flood = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    // As many WebSockets at once as the client is let open, and then
+    // more asked for.
+    let mut sockets = Vec::new();
+    let mut section = Vec::new();
+    qpack::encode(&fields, &mut section);
+    let mut wire = Vec::new();
+    Frame::Headers(section).encode(&mut wire).unwrap();
+    while let Some(id) = flood.conn.streams().open(Dir::Bi) {
+        flood.write(id, &wire, false);
+        sockets.push(id);
+        assert!(sockets.len() <= 20, "more streams than the limit");
+    }
+    assert_eq!(sockets.len(), 20);
+    flood.until("every WebSocket's 200", |c| {
+        sockets.iter().all(|id| !c.frames(*id).0.is_empty())
+    });
+    assert_eq!(server.stats().open_websocket, 20);
+    // The peer cannot open a 21st while the 20 are open.
+    for _ in 0..20 {
+        flood.step();
+    }
+    assert_eq!(flood.conn.streams().open(Dir::Bi), None);
+    // Another client is served meanwhile.
+    let mut other = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = other.request("GET", "/page", b"");
+    assert_eq!(other.response(page), (200, b"a page over h3\n".to_vec()));
+    assert_eq!(server.stats().open_websocket, 20);
+}
+
+#[test]
+fn a_flood_of_garbage_datagrams_from_many_ports_creates_no_connection() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let initial = first_flight(server.addr, &certs.client);
+    let mut sent = 0u64;
+    let mut bytes = 0u64;
+    for port in 0..100u8 {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Too short for anything; a short header to an unknown ID (a
+        // stateless reset's cue, if large enough); an Initial whose
+        // protection does not verify (the real one with one byte of its
+        // payload changed); a long header of an unknown version; noise.
+        let mut forged = initial.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x55;
+        let short: Vec<u8> = (0..60u8)
+            .map(|i| i.wrapping_mul(31).wrapping_add(port) | 0x40)
+            .collect();
+        let unknown_version = [&[0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8][..], &[port; 8], &[0; 1200]].concat();
+        for datagram in [
+            vec![port],
+            vec![0x40, port, 1, 2],
+            short,
+            forged,
+            unknown_version,
+            vec![0xff; 1500],
+        ] {
+            socket.send_to(&datagram, server.addr).unwrap();
+            sent += 1;
+            bytes += datagram.len() as u64;
+        }
+        // A few at a time, so that the kernel's socket buffer drops none.
+        stats_until(&server, "the datagrams read", |s| s.quic_datagrams_in == sent);
+    }
+    let stats = stats_until(&server, "their bytes counted", |s| s.quic_bytes_in == bytes);
+    assert_eq!((stats.open_h3, stats.quic_handshakes), (0, 0), "{stats:?}");
+    // What it answered (version negotiation, stateless resets) is no
+    // more than what it was sent.
+    assert!(stats.quic_bytes_out <= stats.quic_bytes_in, "{stats:?}");
+    // And a real client is served.
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page).0, 200);
+}
+
+#[test]
+fn a_client_retiring_connection_ids_over_and_over_is_issued_only_replacements() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    // Each round the client moves to a connection ID it has not used and
+    // retires the one before (what a client does when its address
+    // changes), then makes a request.
+    for round in 0..40 {
+        client.conn.local_address_changed();
+        let page = client.request("GET", "/page", b"");
+        assert_eq!(client.response(page).0, 200, "round {round}");
+    }
+    let stats = client.conn.stats();
+    let (issued, retired) = (
+        stats.frame_rx.new_connection_id,
+        stats.frame_tx.retire_connection_id,
+    );
+    println!("{issued} connection IDs issued, {retired} retired");
+    assert!(retired >= 20, "the client retired {retired}");
+    // However many it retires, the IDs it holds unretired stay within its
+    // active_connection_id_limit: one new ID for each retired.
+    assert!(issued <= 7 + retired, "{issued} issued, {retired} retired");
 }

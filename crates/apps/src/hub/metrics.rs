@@ -235,6 +235,78 @@ pub(super) struct Sources<'a> {
     pub(super) per_topic: bool,
 }
 
+/// The QUIC and HTTP/3 counters (all zero while HTTP/3 is off).
+fn quic_metrics(server: &StatsSnapshot, metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)])) {
+    metric(
+        "tether_quic_handshakes_total",
+        "counter",
+        "QUIC handshakes completed.",
+        &[("", server.quic_handshakes)],
+    );
+    metric(
+        "tether_quic_retries_total",
+        "counter",
+        "New QUIC clients sent a Retry to validate their address (many handshakes in progress).",
+        &[("", server.quic_retries)],
+    );
+    metric(
+        "tether_quic_refused_total",
+        "counter",
+        "New QUIC clients refused at the connection limit.",
+        &[("", server.quic_refused)],
+    );
+    metric(
+        "tether_quic_datagrams_received_total",
+        "counter",
+        "UDP datagrams received by the QUIC endpoints.",
+        &[("", server.quic_datagrams_in)],
+    );
+    metric(
+        "tether_quic_datagrams_sent_total",
+        "counter",
+        "UDP datagrams sent by the QUIC endpoints.",
+        &[("", server.quic_datagrams_out)],
+    );
+    metric(
+        "tether_quic_bytes_received_total",
+        "counter",
+        "Bytes of the UDP datagrams received by the QUIC endpoints.",
+        &[("", server.quic_bytes_in)],
+    );
+    metric(
+        "tether_quic_bytes_sent_total",
+        "counter",
+        "Bytes of the UDP datagrams sent by the QUIC endpoints.",
+        &[("", server.quic_bytes_out)],
+    );
+    metric(
+        "tether_quic_connections_closed_total",
+        "counter",
+        "QUIC connections ended, by cause (idle timeout, handshake timeout, an error of either side, or closed without error).",
+        &[
+            ("{reason=\"idle_timeout\"}", server.quic_closed_idle),
+            (
+                "{reason=\"handshake_timeout\"}",
+                server.quic_closed_handshake_timeout,
+            ),
+            ("{reason=\"error\"}", server.quic_closed_error),
+            ("{reason=\"normal\"}", server.quic_closed_normally),
+        ],
+    );
+    metric(
+        "tether_h3_slow_consumer_resets_total",
+        "counter",
+        "HTTP/3 streams reset with H3_REQUEST_CANCELLED by the slow-consumer policy (counted in tether_slow_consumers_total too).",
+        &[("", server.h3_slow_consumer_resets)],
+    );
+    metric(
+        "tether_quic_datagrams_forwarded_total",
+        "counter",
+        "Datagrams a loop received for a QUIC connection another loop holds, handed to it (connection migration, NAT rebinding).",
+        &[("", server.quic_datagrams_forwarded)],
+    );
+}
+
 /// `/metrics`: the server's counters and the hub's, in the Prometheus
 /// text format.
 fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
@@ -249,12 +321,13 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     metric(
         "tether_connections",
         "gauge",
-        "Open connections by transport (an HTTP/2 connection counts as h2; its WebSocket and event-stream streams count as websocket and sse).",
+        "Open connections by transport (an HTTP/2 connection counts as h2, a QUIC connection as h3; their WebSocket and event-stream streams count as websocket and sse).",
         &[
             ("{transport=\"http\"}", server.open_http),
             ("{transport=\"websocket\"}", server.open_websocket),
             ("{transport=\"sse\"}", server.open_event_stream),
             ("{transport=\"h2\"}", server.open_h2),
+            ("{transport=\"h3\"}", server.open_h3),
         ],
     );
     metric(
@@ -311,6 +384,7 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
         "HTTP/2 streams refused because their connection's request bodies were at the limit.",
         &[("", server.h2_refused_bodies)],
     );
+    quic_metrics(server, &mut metric);
     metric(
         "tether_messages_received_total",
         "counter",

@@ -275,15 +275,21 @@ impl H1Conn {
                 );
             }
             Decision::Answer(Answer::Fail { status, retry_after }) => {
-                let extra: &[(&str, &str)] = if retry_after { &[("Retry-After", "1")] } else { &[] };
-                respond(c, |out| http::write_error(out, status, extra, head_only), true);
+                let alt_svc = c.env.alt_svc.clone();
+                let mut extra = vec![];
+                if retry_after {
+                    extra.push(("Retry-After", "1"));
+                }
+                extra.extend(alt_svc.as_deref().map(|v| ("Alt-Svc", v)));
+                respond(c, |out| http::write_error(out, status, &extra, head_only), true);
                 return Next::Stop;
             }
             Decision::Upgrade(tag) => {
                 self.upgrade(c, head, &request.request, tag, rest, now);
                 return Next::Stop;
             }
-            Decision::EventStream { headers, .. } if head_only => {
+            Decision::EventStream { mut headers, .. } if head_only => {
+                advertise_http3(c, &mut headers);
                 // GET's head, and no stream: nothing follows it, so the
                 // connection goes on to the next request.
                 respond(
@@ -292,7 +298,8 @@ impl H1Conn {
                     !keep_alive,
                 );
             }
-            Decision::EventStream { tag, headers } => {
+            Decision::EventStream { tag, mut headers } => {
+                advertise_http3(c, &mut headers);
                 self.start_stream(c, &request.request, tag, &headers, now);
                 return Next::Stop;
             }
@@ -399,7 +406,18 @@ impl H1Conn {
 /// Answers with an error and closes; `head_only` for a HEAD request,
 /// whose answer has no body.
 fn error<A: App>(c: &mut Call<'_, '_, A>, status: u16, head_only: bool) {
-    respond(c, |out| http::write_error(out, status, &[], head_only), true);
+    let alt_svc = c.env.alt_svc.clone();
+    let extra: Vec<(&str, &str)> = alt_svc.as_deref().map(|v| ("Alt-Svc", v)).into_iter().collect();
+    respond(c, |out| http::write_error(out, status, &extra, head_only), true);
+}
+
+/// Adds `Alt-Svc` to an event stream's head while HTTP/3 is served, so
+/// that a browser whose first contact is an `EventSource` learns of it
+/// too.
+fn advertise_http3<A: App>(c: &Call<'_, '_, A>, headers: &mut Vec<(String, String)>) {
+    if let Some(alt_svc) = &c.env.alt_svc {
+        headers.push(("Alt-Svc".to_owned(), alt_svc.to_string()));
+    }
 }
 
 /// Appends a response to a connection's output, optionally closing after

@@ -49,7 +49,9 @@ impl H1Conn {
             }
         };
         let mut response = Vec::with_capacity(160);
-        if accepted.write_response(&mut response, &[]).is_err() {
+        let alt_svc = c.env.alt_svc.clone();
+        let extra: Vec<(&str, &str)> = alt_svc.as_deref().map(|v| ("Alt-Svc", v)).into_iter().collect();
+        if accepted.write_response(&mut response, &extra).is_err() {
             // Only GET upgrades.
             respond(c, |out| write_error(out, 500, &[], false), true);
             return;

@@ -43,7 +43,8 @@ impl H2Session {
             None,
             [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
                 .into_iter()
-                .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+                .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                .chain(c.env.alt_svc.as_deref().map(|v| ("alt-svc", v))),
         );
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
@@ -114,7 +115,15 @@ impl H2Session {
                 return;
             }
         };
-        let fields = response_fields(200, "", None, extra.iter().map(|(n, v)| (*n, v.as_str())));
+        let fields = response_fields(
+            200,
+            "",
+            None,
+            extra
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .chain(c.env.alt_svc.as_deref().map(|v| ("alt-svc", v))),
+        );
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
         if out

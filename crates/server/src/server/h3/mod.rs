@@ -35,6 +35,11 @@
 //!
 //! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
 //! over HTTP/2 (RFC 8441), with the same handshake policy.
+//!
+//! The endpoint's counters ([`tether_quic::QuicStats`]) are copied to the
+//! loop's [`Stats`] at the end of each turn, for `/metrics`; the
+//! datagrams forwarded to another loop and the streams reset by the
+//! slow-consumer policy are counted here.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -159,15 +164,18 @@ impl H3Endpoint {
         let server = &mut self.server;
         let peers = &env.peers;
         let routed = self.routed;
+        let mut forwarded = 0;
         self.socket.receive(|from, to, datagram| {
             let owner = issuer_of(datagram).map(usize::from);
             match owner {
                 Some(owner) if routed && owner != peers.index && owner < peers.len() => {
                     peers.forward_datagram(owner, from, datagram);
+                    forwarded += 1;
                 }
                 _ => server.handle_datagram(now, from, to, datagram),
             }
         });
+        Stats::add(&env.stats().quic_datagrams_forwarded, forwarded);
         self.handle_events(app, env, now);
     }
 
@@ -211,6 +219,32 @@ impl H3Endpoint {
             self.on_timer(app, env, now);
         }
         self.send(registry, now);
+        self.publish_stats(env.stats());
+    }
+
+    /// Copies the endpoint's counters to the loop's, which `/metrics`
+    /// adds up over the loops.
+    fn publish_stats(&self, stats: &Stats) {
+        let quic = self.server.stats();
+        for (counter, value) in [
+            (&stats.open_h3, self.server.connections() as u64),
+            (&stats.quic_handshakes, quic.handshakes),
+            (&stats.quic_retries, quic.retries),
+            (&stats.quic_refused, quic.refused),
+            (&stats.quic_datagrams_in, quic.datagrams_in),
+            (&stats.quic_bytes_in, quic.bytes_in),
+            (&stats.quic_datagrams_out, quic.datagrams_out),
+            (&stats.quic_bytes_out, quic.bytes_out),
+            (&stats.quic_closed_idle, quic.closed_idle),
+            (
+                &stats.quic_closed_handshake_timeout,
+                quic.closed_handshake_timeout,
+            ),
+            (&stats.quic_closed_error, quic.closed_error),
+            (&stats.quic_closed_normally, quic.closed_normally),
+        ] {
+            Stats::set(counter, value);
+        }
     }
 
     /// Whether the loop should come back at once (datagrams left unread).

@@ -134,6 +134,7 @@ impl H3Endpoint {
         };
         debug!("slow consumer on HTTP/3 stream {stream_id}: resetting it");
         Stats::add(&env.stats().slow_consumers, 1);
+        Stats::add(&env.stats().h3_slow_consumer_resets, 1);
         self.server
             .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
         self.gone(app, env, conn, stream_id, CloseReason::SlowConsumer, now);
