@@ -530,3 +530,35 @@ fn server_close_sends_the_capsule_and_ends_the_connect_stream() {
         Err(SendError::UnknownSession(0))
     );
 }
+
+#[test]
+fn an_abandoned_connect_stream_frees_the_session_slot() {
+    let (mut session, _) = open_session(false, false);
+    session.receive(4, &varints(&[0x41, 0]), false).unwrap();
+    drain(&mut session);
+    session.abandon(0);
+    assert_eq!(session.webtransport_sessions(), 0);
+    assert_eq!(
+        drain(&mut session),
+        [SessionEvent::StreamError {
+            stream_id: 4,
+            code: ErrorCode::WT_SESSION_GONE,
+            malformed: None
+        }]
+    );
+    // A new session may open.
+    session.receive(8, &connect(false), false).unwrap();
+    assert!(matches!(
+        drain(&mut session)[..],
+        [SessionEvent::Request { stream_id: 8, .. }]
+    ));
+    // An abandoned WebTransport stream leaves its session.
+    session.send_head(8, 200, &[]).unwrap();
+    session.receive(12, &varints(&[0x41, 8]), false).unwrap();
+    drain(&mut session);
+    session.abandon(12);
+    assert_eq!(
+        session.send_webtransport(Target::Request(12), b"x", false),
+        Err(SendError::UnknownStream(12))
+    );
+}

@@ -1008,8 +1008,12 @@ impl ServerSession {
 
     /// The server resets its response on `stream_id` itself (the caller
     /// sends RESET_STREAM and STOP_SENDING with its code): the session
-    /// forgets the stream.
+    /// forgets the stream. A WebTransport session's CONNECT stream ends
+    /// the session (its client streams reset with WT_SESSION_GONE, no
+    /// [`SessionEvent::WebTransportClosed`]); a WebTransport stream leaves
+    /// its session.
     pub fn abandon(&mut self, stream_id: u64) {
+        self.webtransport_abandoned(stream_id);
         if let Some(state) = self.requests.remove(&stream_id)
             && state.reading.is_some()
         {

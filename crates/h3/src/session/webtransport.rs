@@ -437,6 +437,18 @@ impl ServerSession {
         }
     }
 
+    /// The server gave a client bidirectional stream up
+    /// ([`ServerSession::abandon`]): a session on it ends, a WebTransport
+    /// stream leaves its session.
+    pub(super) fn webtransport_abandoned(&mut self, stream_id: u64) {
+        self.wt.starting.remove(&stream_id);
+        self.end_session(stream_id, None, false);
+        if self.wt.client_streams.contains_key(&stream_id) {
+            self.wt.bidi_sending.remove(&stream_id);
+            self.leave_reading(stream_id);
+        }
+    }
+
     /// The client reset one of its WebTransport streams. Whether it was
     /// one.
     pub(super) fn webtransport_reset(&mut self, stream_id: u64, code: u64) -> bool {
