@@ -858,3 +858,44 @@ fn a_webtransport_session_from_a_refused_origin_is_answered_403() {
     client.until("the allowed session's 200", |c| !c.frames(allowed).0.is_empty());
     assert_eq!(status(&client.frames(allowed).0), 200);
 }
+
+#[test]
+fn a_session_that_asks_for_datagrams_gets_broadcasts_as_datagrams_too() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let session = client.open(
+        &webtransport_connect("/ws?datagrams=1", "https://localhost"),
+        b"",
+        false,
+    );
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let publish = client.request("POST", "/publish", b"latest value");
+    assert_eq!(client.response(publish).0, 200);
+    client.until("the broadcast on the stream", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| bytes == b"latest value\n")
+    });
+    // The datagram: the session's quarter stream ID, then the message.
+    let mut expected = Vec::new();
+    tether_h3::webtransport::datagram::encode(u64::from(session), b"latest value", &mut expected).unwrap();
+    let mut got = None;
+    client.until("the datagram", |c| {
+        got = got.take().or_else(|| c.conn.datagrams().recv());
+        got.is_some()
+    });
+    assert_eq!(got.unwrap()[..], expected[..]);
+    // A datagram from the client is taken and dropped: the session goes on.
+    let mut from_client = Vec::new();
+    tether_h3::webtransport::datagram::encode(u64::from(session), b"ignored", &mut from_client).unwrap();
+    client
+        .conn
+        .datagrams()
+        .send(bytes::Bytes::from(from_client), false)
+        .unwrap();
+    client.wt_send(session, b"still here");
+    client.until("the echo", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| bytes.ends_with(b"still here\n"))
+    });
+}

@@ -113,12 +113,11 @@ impl H3Endpoint {
             Some(Kind::WebTransport(wt)) if wt.ws.ws.can_send() => {
                 // The session negotiated no compression: the plain frame,
                 // whose payload is the message.
-                let events = wt.events;
                 let frame = Pushee::WebSocket(&wt.ws).bytes(encoded, stats, now, heartbeat);
                 let Some(message) = frame_payload(&frame) else {
                     return false;
                 };
-                let Some(slow) = self.wt_push(conn, events, message, env.config.max_output, now) else {
+                let Some(slow) = self.wt_push(conn, stream_id, message, env.config.max_output, now) else {
                     return false;
                 };
                 Stats::add(&stats.messages_out, 1);

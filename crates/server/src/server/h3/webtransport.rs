@@ -10,7 +10,10 @@
 //! message, ended by its FIN, handed to the application as a text
 //! message. The client's bidirectional streams are refused (reset with
 //! WT_BUFFERED_STREAM_REJECTED); its datagrams are counted by the session
-//! and dropped.
+//! and dropped. A session whose CONNECT asked `?datagrams=1` also gets
+//! each broadcast that fits in one QUIC datagram as an HTTP datagram
+//! (lossy: one may be lost, or dropped when the send buffer is full; the
+//! stream still carries every one).
 //!
 //! Under it the application's session is a `tether_ws` connection with no
 //! ping and no idle timer (QUIC keeps the connection alive and times it
@@ -47,6 +50,8 @@ pub(super) struct WtSession {
     /// A message that a WebSocket frame began and its continuation frames
     /// carry on.
     partial: Vec<u8>,
+    /// Broadcasts are also sent as datagrams (`?datagrams=1`).
+    datagrams: bool,
 }
 
 /// The rules for reading the frames the application's session writes:
@@ -129,6 +134,7 @@ impl H3Endpoint {
                 events,
                 incoming: BTreeMap::new(),
                 partial: Vec::new(),
+                datagrams: request.query_param("datagrams").as_deref() == Some("1"),
             })),
         );
         Stats::add(&env.stats().open_websocket, 1);
@@ -301,17 +307,22 @@ impl H3Endpoint {
         }
     }
 
-    /// Queues a broadcast's message as a line on the session's events
-    /// stream; whether the client now leaves more than `max_output`
-    /// unsent.
+    /// Queues a broadcast's message as a line on the events stream of the
+    /// session on `session_id` (and as a datagram when it asked for them
+    /// and the message fits); whether the client now leaves more than
+    /// `max_output` unsent on the stream.
     pub(super) fn wt_push(
         &mut self,
         conn: ConnectionHandle,
-        events: LocalStream,
+        session_id: u64,
         message: &[u8],
         max_output: usize,
         now: Instant,
     ) -> Option<bool> {
+        let Some(Kind::WebTransport(wt)) = self.kind_mut(conn, session_id) else {
+            return None;
+        };
+        let (events, datagrams) = (wt.events, wt.datagrams);
         let mut line = Vec::with_capacity(message.len() + 1);
         line.extend_from_slice(message);
         line.push(b'\n');
@@ -319,6 +330,16 @@ impl H3Endpoint {
         self.server
             .send_webtransport(now, conn, target, &line, false)
             .ok()?;
+        if datagrams
+            && self
+                .server
+                .max_datagram_payload(conn, session_id)
+                .is_some_and(|max| message.len() <= max)
+        {
+            // Lossy by design: a datagram not sent is not missed, the
+            // stream has the message.
+            let _ = self.server.send_datagram(now, conn, session_id, message);
+        }
         Some(self.server.unsent_on(conn, target) > max_output)
     }
 
