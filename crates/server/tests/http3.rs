@@ -899,3 +899,38 @@ fn a_session_that_asks_for_datagrams_gets_broadcasts_as_datagrams_too() {
             .is_some_and(|(_, bytes, _)| bytes.ends_with(b"still here\n"))
     });
 }
+
+#[test]
+fn a_webtransport_session_whose_events_stream_is_not_read_is_closed_as_a_slow_consumer() {
+    let mut certs = certs(b"h3");
+    certs.server.max_output = 64 * 1024;
+    let (server, ends) = start(certs.server);
+    // An 8 KiB window that the client never reopens on the server's
+    // streams: its control stream (3) is read, the session's events
+    // stream (the server's next unidirectional stream, 7) is not.
+    let mut client = Client::connect(server.addr, &certs.client, 8 * 1024);
+    client.unread = Some(StreamId::from(VarInt::from_u32(7)));
+    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let big = vec![b'x'; 4096];
+    for _ in 0..40 {
+        let publish = client.request("POST", "/publish", &big);
+        assert_eq!(client.response(publish).0, 200);
+        if !ends.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    client.until("the slow consumer's end", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::SlowConsumer]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+    // The session's CONNECT stream carries the close and ends; the
+    // connection goes on.
+    client.until("the CONNECT stream's end", |c| {
+        c.received.get(&session).is_some_and(|r| r.fin)
+    });
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
+}

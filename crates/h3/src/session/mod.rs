@@ -166,7 +166,10 @@ pub enum SessionEvent {
     /// The request stream broke a rule (a malformed head, a body that does
     /// not match content-length, an end before the head): reset it and stop
     /// reading it with this code (RFC 9114 §4.1.2). Nothing more comes for
-    /// it and the session forgets it.
+    /// it and the session forgets it. Also a client bidirectional
+    /// WebTransport stream to reset: one naming no session
+    /// (WT_BUFFERED_STREAM_REJECTED), or one whose session ended
+    /// (WT_SESSION_GONE).
     StreamError {
         /// The request stream.
         stream_id: u64,
@@ -191,7 +194,10 @@ pub enum SessionEvent {
         code: u64,
     },
     /// A unidirectional stream of a type this server does not use: stop
-    /// reading it with this code (RFC 9114 §6.2).
+    /// reading it with this code (RFC 9114 §6.2). Also a client
+    /// unidirectional WebTransport stream naming no session
+    /// (WT_BUFFERED_STREAM_REJECTED) or whose session ended
+    /// (WT_SESSION_GONE).
     StopSending {
         /// The stream.
         stream_id: u64,
