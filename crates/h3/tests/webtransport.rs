@@ -331,8 +331,12 @@ fn server_streams_carry_their_prefix_and_end_with_the_session() {
         &mut capsule,
     )
     .unwrap();
+    // Bytes after the close capsule, in the same DATA frame and in a
+    // later one, are dropped.
+    capsule.push(0x00);
     let mut wire = Vec::new();
     frame::encode_data(&capsule, &mut wire).unwrap();
+    frame::encode_data(b"late", &mut wire).unwrap();
     for b in &wire {
         session.receive(0, std::slice::from_ref(b), false).unwrap();
     }

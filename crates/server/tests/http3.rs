@@ -4,8 +4,9 @@
 //! by a publish, a deferred answer, a 404, a WebSocket over an extended
 //! CONNECT (RFC 9220), a WebTransport session served as a WebSocket
 //! (messages as lines on a server stream, client streams as messages, a
-//! broadcast, the close both ways, an Origin refusal), and the
-//! slow-consumer policy on
+//! broadcast, the close both ways, an Origin refusal, broadcasts as
+//! datagrams too with `?datagrams=1`, a session closed as a slow
+//! consumer), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
 //! address changes over and over on a server of several loops; a
 //! certificate replaced while running (SIGHUP); and the refusal to start

@@ -262,7 +262,10 @@ impl ServerSession {
         for capsule in capsules {
             match capsule {
                 Capsule::Close(close) => {
+                    // The session is over: whatever the stream carries
+                    // after its close is dropped, however it was cut.
                     self.end_session(stream_id, Some(close), true);
+                    self.done_reading(stream_id);
                     break;
                 }
                 // The client asks for a wind-down; this server's
