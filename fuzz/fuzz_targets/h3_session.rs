@@ -3,8 +3,11 @@
 //!
 //! The input is a list of records: a byte naming the stream (its low three
 //! bits pick one of four request streams and four unidirectional ones, bit
-//! 0x08 ends the stream after the bytes, bit 0x10 resets it instead), a
-//! length byte, then that many bytes. The first input byte picks a piece
+//! 0x08 ends the stream after the bytes, bit 0x10 resets it instead, bit
+//! 0x20 makes the bytes a QUIC datagram instead), a length byte, then that
+//! many bytes. WebTransport is on, so the streams' first bytes may make
+//! them WebTransport streams (0x54 or 0x41 then a session ID), and a
+//! CONNECT with `:protocol = webtransport` a session. The first input byte picks a piece
 //! size. Two runs that do not answer, one handing each record's bytes in
 //! whole and one in pieces, must give the same events and the same
 //! connection error (after an error, the same events up to the last one
@@ -25,6 +28,7 @@ struct Record<'a> {
     stream_id: u64,
     fin: bool,
     reset: bool,
+    datagram: bool,
     bytes: &'a [u8],
 }
 
@@ -36,6 +40,7 @@ fn records(mut input: &[u8]) -> Vec<Record<'_>> {
             stream_id: STREAMS[usize::from(selector & 0x07)],
             fin: selector & 0x08 != 0,
             reset: selector & 0x10 != 0,
+            datagram: selector & 0x20 != 0,
             bytes: &rest[..n],
         });
         input = &rest[n..];
@@ -51,6 +56,7 @@ fn config() -> SessionConfig {
         qpack_blocked_streams: 2,
         max_blocked_bytes: 512,
         enable_connect_protocol: true,
+        max_webtransport_sessions: 1,
     }
 }
 
@@ -61,8 +67,13 @@ fn run(records: &[Record<'_>], piece: usize, answer: bool) -> (Vec<SessionEvent>
     let mut events: Vec<SessionEvent> = Vec::new();
     let mut error = None;
     let mut written: Vec<(Target, Vec<u8>)> = Vec::new();
+    // Client bidirectional streams that are WebTransport streams: raw
+    // bytes, not frames.
+    let mut raw_streams: Vec<u64> = Vec::new();
     'records: for record in records {
-        let result = if record.reset {
+        let result = if record.datagram {
+            session.receive_datagram(record.bytes)
+        } else if record.reset {
             session.reset_by_peer(record.stream_id, 0x10c)
         } else if record.bytes.is_empty() {
             session.receive(record.stream_id, &[], record.fin)
@@ -88,6 +99,44 @@ fn run(records: &[Record<'_>], piece: usize, answer: bool) -> (Vec<SessionEvent>
                     session.send_data(*stream_id, b"answer").expect("after the head");
                     session.finish(*stream_id).expect("after the head");
                 }
+            }
+            if answer {
+                match &event {
+                    SessionEvent::WebTransportStream {
+                        stream_id,
+                        session_id,
+                        bidirectional,
+                    } => {
+                        if *bidirectional {
+                            raw_streams.push(*stream_id);
+                            session
+                                .send_webtransport(Target::Request(*stream_id), b"echo", false)
+                                .expect("a bidirectional stream of a session is writable");
+                        }
+                        if let Ok(stream) = session.open_webtransport_stream(*session_id) {
+                            session
+                                .send_webtransport(Target::Local(stream), b"event\n", false)
+                                .expect("a stream just opened is writable");
+                        }
+                    }
+                    SessionEvent::Datagram { session_id, data } => {
+                        session.datagram(*session_id, data).expect("a live session");
+                    }
+                    _ => {}
+                }
+            }
+            if let SessionEvent::WebTransportData { stream_id, data, fin } = &event
+                && let Some(SessionEvent::WebTransportData {
+                    stream_id: last_id,
+                    data: last,
+                    fin: last_fin,
+                }) = events.last_mut()
+                && last_id == stream_id
+                && !*last_fin
+            {
+                last.extend_from_slice(data);
+                *last_fin = *fin;
+                continue;
             }
             if let SessionEvent::Data { stream_id, data } = &event
                 && let Some(SessionEvent::Data {
@@ -116,12 +165,14 @@ fn run(records: &[Record<'_>], piece: usize, answer: bool) -> (Vec<SessionEvent>
     }
     for (target, bytes) in written {
         let bytes = match target {
+            Target::Request(id) if raw_streams.contains(&id) => continue,
             Target::Request(_) => &bytes[..],
             Target::Local(LocalStream::Control) => {
                 assert_eq!(bytes.first(), Some(&0x00), "control stream type");
                 &bytes[1..]
             }
-            Target::Local(LocalStream::QpackDecoder) => continue,
+            // Raw bytes: a WebTransport stream's.
+            Target::Local(LocalStream::QpackDecoder | LocalStream::WebTransport(_)) => continue,
         };
         let mut decoder = FrameDecoder::new(1 << 20);
         let mut rest = bytes;

@@ -56,10 +56,18 @@ pub enum ErrorCode {
     QPACK_ENCODER_STREAM_ERROR,
     /// 0x202: a decoder-stream instruction could not be applied.
     QPACK_DECODER_STREAM_ERROR,
+    /// 0x33: an HTTP datagram that cannot be parsed (RFC 9297 §2.1).
+    H3_DATAGRAM_ERROR,
+    /// 0x3994bd84: a WebTransport stream whose session is not (or no
+    /// longer) there (draft-ietf-webtrans-http3 §4.6).
+    WT_BUFFERED_STREAM_REJECTED,
+    /// 0x170d7b68: a WebTransport stream reset because its session ended
+    /// (draft-ietf-webtrans-http3 §6).
+    WT_SESSION_GONE,
 }
 
 /// Every code with its wire value, in order.
-const CODES: [(ErrorCode, u64); 20] = [
+const CODES: [(ErrorCode, u64); 23] = [
     (ErrorCode::H3_NO_ERROR, 0x100),
     (ErrorCode::H3_GENERAL_PROTOCOL_ERROR, 0x101),
     (ErrorCode::H3_INTERNAL_ERROR, 0x102),
@@ -80,6 +88,9 @@ const CODES: [(ErrorCode, u64); 20] = [
     (ErrorCode::QPACK_DECOMPRESSION_FAILED, 0x200),
     (ErrorCode::QPACK_ENCODER_STREAM_ERROR, 0x201),
     (ErrorCode::QPACK_DECODER_STREAM_ERROR, 0x202),
+    (ErrorCode::H3_DATAGRAM_ERROR, 0x33),
+    (ErrorCode::WT_BUFFERED_STREAM_REJECTED, 0x3994_bd84),
+    (ErrorCode::WT_SESSION_GONE, 0x170d_7b68),
 ];
 
 impl ErrorCode {
@@ -196,6 +207,14 @@ pub enum Violation {
     /// Bytes on a stream ID that only this server may open (a
     /// server-initiated one): the QUIC layer should have refused it.
     ServerStreamFromPeer(u64),
+    /// An HTTP datagram without a whole quarter stream ID, or with one
+    /// past the largest client bidirectional stream ID (RFC 9297 §2.1).
+    MalformedDatagram,
+    /// A WebTransport capsule on a session's CONNECT stream that breaks
+    /// its layout (a CLOSE_WEBTRANSPORT_SESSION shorter than its code or
+    /// with a reason past 1024 bytes or not UTF-8), or a stream that ends
+    /// inside one.
+    MalformedCapsule,
 }
 
 /// How the caller misused an encoder (not something the peer did).
@@ -264,6 +283,12 @@ mod tests {
             assert_eq!(code.value(), value);
         }
         assert_eq!(ErrorCode::from_value(0x111), None);
+        assert_eq!(ErrorCode::H3_DATAGRAM_ERROR.value(), 0x33);
+        assert_eq!(ErrorCode::WT_SESSION_GONE.value(), 0x170d_7b68);
+        assert_eq!(
+            ErrorCode::from_value(0x3994_bd84),
+            Some(ErrorCode::WT_BUFFERED_STREAM_REJECTED)
+        );
         assert_eq!(ErrorCode::from_value(0x21), None);
         let e = Error::new(ErrorCode::H3_FRAME_ERROR, Violation::TruncatedFrame);
         assert!(e.to_string().contains("H3_FRAME_ERROR"));

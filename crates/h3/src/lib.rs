@@ -23,7 +23,10 @@
 //!   §4.3.1), extended CONNECT (RFC 9220) included.
 //! - [`session`]: the server side of a connection, sans-IO: stream bytes
 //!   in by QUIC stream ID, typed requests out, responses in, the bytes of
-//!   each stream (the control and QPACK decoder streams included) out.
+//!   each stream (the control and QPACK decoder streams included) out;
+//!   WebTransport sessions, their streams and datagrams included.
+//! - [`webtransport`]: WebTransport over HTTP/3's constants, stream
+//!   prefixes, capsules and HTTP datagrams (RFC 9297).
 //!
 //! Every error the peer can cause is an [`Error`]: the HTTP/3 or QPACK
 //! [`ErrorCode`] to close the connection with, and the [`Violation`] that
@@ -41,5 +44,6 @@ pub mod settings;
 pub mod stream;
 mod stream_ids;
 pub mod varint;
+pub mod webtransport;
 
 pub use error::{Error, ErrorCode, Misuse, Violation};

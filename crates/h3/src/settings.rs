@@ -1,12 +1,15 @@
 //! The SETTINGS frame's parameters (RFC 9114 §7.2.4, RFC 9204 §5, RFC 9220
-//! §3, RFC 9297 §2.1.1).
+//! §3, RFC 9297 §2.1.1, draft-ietf-webtrans-http3).
 //!
 //! A SETTINGS payload is a list of (identifier, value) pairs, each a
 //! variable-length integer. An identifier may appear once; those HTTP/2
 //! defines and HTTP/3 does not are errors; unknown ones are kept and
-//! otherwise ignored, as the RFC asks (extensions, WebTransport's among
-//! them, are added as named fields when they are needed; until then they
-//! are in [`Settings::unknown`]).
+//! otherwise ignored, as the RFC asks ([`Settings::unknown`]).
+//!
+//! WebTransport over HTTP/3 has changed its setting across drafts; the
+//! three that browsers still send or look for are named:
+//! SETTINGS_ENABLE_WEBTRANSPORT (draft-02), and the session count under
+//! draft-07's codepoint and draft-13's.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +25,14 @@ pub const QPACK_BLOCKED_STREAMS: u64 = 0x07;
 pub const ENABLE_CONNECT_PROTOCOL: u64 = 0x08;
 /// SETTINGS_H3_DATAGRAM (RFC 9297 §2.1.1).
 pub const H3_DATAGRAM: u64 = 0x33;
+/// SETTINGS_ENABLE_WEBTRANSPORT (draft-ietf-webtrans-http3-02 §8.2): 0
+/// or 1.
+pub const ENABLE_WEBTRANSPORT: u64 = 0x2b60_3742;
+/// SETTINGS_WEBTRANSPORT_MAX_SESSIONS under the codepoint of
+/// draft-ietf-webtrans-http3-07 to -12.
+pub const WEBTRANSPORT_MAX_SESSIONS_DRAFT07: u64 = 0xc671_706a;
+/// SETTINGS_WT_MAX_SESSIONS (draft-ietf-webtrans-http3-13 §9.2).
+pub const WT_MAX_SESSIONS: u64 = 0x14e9_cd29;
 
 /// Whether `id` is one of the HTTP/2 settings that HTTP/3 reserves (0x00
 /// and 0x02 to 0x05): receiving one is an H3_SETTINGS_ERROR.
@@ -45,6 +56,15 @@ pub struct Settings {
     pub enable_connect_protocol: Option<bool>,
     /// The sender supports HTTP Datagrams (RFC 9297).
     pub h3_datagram: Option<bool>,
+    /// The sender supports WebTransport as draft-02 says it
+    /// (SETTINGS_ENABLE_WEBTRANSPORT).
+    pub enable_webtransport: Option<bool>,
+    /// The WebTransport sessions the sender accepts on the connection,
+    /// under draft-07's codepoint.
+    pub webtransport_max_sessions_draft07: Option<u64>,
+    /// The WebTransport sessions the sender accepts on the connection
+    /// (SETTINGS_WT_MAX_SESSIONS, draft-13).
+    pub wt_max_sessions: Option<u64>,
     /// Every other parameter, in the order received.
     pub unknown: Vec<(u64, u64)>,
 }
@@ -63,6 +83,15 @@ impl Settings {
     /// SETTINGS_QPACK_BLOCKED_STREAMS, 0 if not sent.
     pub fn qpack_blocked_streams(&self) -> u64 {
         self.qpack_blocked_streams.unwrap_or(0)
+    }
+
+    /// Whether the sender speaks WebTransport over HTTP/3 in any of the
+    /// drafts' ways (draft-02's flag, or a session count above 0 under
+    /// either codepoint).
+    pub fn supports_webtransport(&self) -> bool {
+        self.enable_webtransport == Some(true)
+            || self.webtransport_max_sessions_draft07.is_some_and(|n| n > 0)
+            || self.wt_max_sessions.is_some_and(|n| n > 0)
     }
 
     /// Parses a SETTINGS payload.
@@ -106,6 +135,11 @@ impl Settings {
                 QPACK_BLOCKED_STREAMS => settings.qpack_blocked_streams = Some(value),
                 ENABLE_CONNECT_PROTOCOL => settings.enable_connect_protocol = Some(flag(value)?),
                 H3_DATAGRAM => settings.h3_datagram = Some(flag(value)?),
+                ENABLE_WEBTRANSPORT => settings.enable_webtransport = Some(flag(value)?),
+                WEBTRANSPORT_MAX_SESSIONS_DRAFT07 => {
+                    settings.webtransport_max_sessions_draft07 = Some(value);
+                }
+                WT_MAX_SESSIONS => settings.wt_max_sessions = Some(value),
                 _ => settings.unknown.push((id, value)),
             }
         }
@@ -124,6 +158,12 @@ impl Settings {
                 self.enable_connect_protocol.map(u64::from),
             ),
             (H3_DATAGRAM, self.h3_datagram.map(u64::from)),
+            (ENABLE_WEBTRANSPORT, self.enable_webtransport.map(u64::from)),
+            (
+                WEBTRANSPORT_MAX_SESSIONS_DRAFT07,
+                self.webtransport_max_sessions_draft07,
+            ),
+            (WT_MAX_SESSIONS, self.wt_max_sessions),
         ];
         for (id, value) in known {
             if let Some(value) = value {
@@ -160,8 +200,13 @@ mod tests {
             qpack_blocked_streams: Some(16),
             enable_connect_protocol: Some(true),
             h3_datagram: Some(false),
+            enable_webtransport: Some(true),
+            webtransport_max_sessions_draft07: Some(1),
+            wt_max_sessions: Some(2),
             unknown: vec![(0x21, 7), (0x1f * 3 + 0x21, 0)],
         };
+        assert!(s.supports_webtransport());
+        assert!(!Settings::default().supports_webtransport());
         let mut wire = Vec::new();
         s.encode_payload(&mut wire).unwrap();
         assert_eq!(Settings::parse(&wire).unwrap(), s);
@@ -192,6 +237,11 @@ mod tests {
         assert_eq!(
             settings_error(&[0x33, 0x02]),
             Violation::InvalidSettingValue(0x33)
+        );
+        // SETTINGS_ENABLE_WEBTRANSPORT is 0 or 1.
+        assert_eq!(
+            settings_error(&[0xab, 0x60, 0x37, 0x42, 0x02]),
+            Violation::InvalidSettingValue(ENABLE_WEBTRANSPORT)
         );
     }
 

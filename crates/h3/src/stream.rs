@@ -34,6 +34,9 @@ pub enum StreamType {
     QpackEncoder,
     /// 0x03: the QPACK decoder stream.
     QpackDecoder,
+    /// 0x54: a WebTransport unidirectional stream
+    /// (draft-ietf-webtrans-http3 §4.2); its session ID follows.
+    WebTransport,
     /// Any other type, reserved for greasing or unknown: the receiver
     /// reads no further and may ask the peer to stop sending
     /// (STOP_SENDING with H3_STREAM_CREATION_ERROR, RFC 9114 §6.2).
@@ -48,6 +51,7 @@ impl StreamType {
             0x01 => StreamType::Push,
             0x02 => StreamType::QpackEncoder,
             0x03 => StreamType::QpackDecoder,
+            crate::webtransport::UNI_STREAM_TYPE => StreamType::WebTransport,
             other => StreamType::Unknown(other),
         }
     }
@@ -59,6 +63,7 @@ impl StreamType {
             StreamType::Push => 0x01,
             StreamType::QpackEncoder => 0x02,
             StreamType::QpackDecoder => 0x03,
+            StreamType::WebTransport => crate::webtransport::UNI_STREAM_TYPE,
             StreamType::Unknown(other) => other,
         }
     }
@@ -136,7 +141,7 @@ impl UniStreams {
             StreamType::Push if self.role == Role::Server => {
                 return Err(creation(Violation::PushStreamFromClient));
             }
-            StreamType::Push | StreamType::Unknown(_) => return Ok(()),
+            StreamType::Push | StreamType::WebTransport | StreamType::Unknown(_) => return Ok(()),
         };
         if *seen {
             return Err(creation(Violation::DuplicateStream(ty.value())));

@@ -1,7 +1,8 @@
 """What the HTTP/3 interop clients share: an aioquic client connection
-that sends requests (an extended CONNECT for a WebSocket included) and
-collects each stream's response as it comes, the client configuration,
-and a list of checks that stops at the first failure.
+that sends requests (an extended CONNECT for a WebSocket or a WebTransport
+session included) and collects each stream's response as it comes (and,
+for WebTransport, each WebTransport stream's bytes), the client
+configuration, and a list of checks that stops at the first failure.
 """
 
 import asyncio
@@ -9,16 +10,19 @@ import sys
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.h3.events import DataReceived, HeadersReceived, WebTransportStreamDataReceived
 from aioquic.quic.configuration import QuicConfiguration
 
 TIMEOUT = 10
 
 
 class Client(QuicConnectionProtocol):
+    # Whether the HTTP/3 connection offers WebTransport (its SETTINGS).
+    webtransport = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
+        self.h3 = H3Connection(self._quic, enable_webtransport=self.webtransport)
         self.responses = {}
         self.ended = {}
         self.changed = asyncio.Condition()
@@ -39,11 +43,11 @@ class Client(QuicConnectionProtocol):
         async with self.changed:
             self.changed.notify_all()
 
-    def start(self, method, path, body=b"", headers=(), end=True):
+    def start(self, method, path, body=b"", headers=(), end=True, protocol="websocket"):
         stream_id = self._quic.get_next_available_stream_id()
         fields = [(b":method", method.encode())]
         if method == "CONNECT":
-            fields.append((b":protocol", b"websocket"))
+            fields.append((b":protocol", protocol.encode()))
         fields += [
             (b":scheme", b"https"),
             (b":authority", b"localhost"),
@@ -72,13 +76,60 @@ class Client(QuicConnectionProtocol):
         return await self.until(stream_id, lambda r: r["ended"])
 
 
+class WebTransportClient(Client):
+    """A client that speaks WebTransport too: each WebTransport stream's
+    bytes are kept by stream ID (`self.streams`: session, bytes, ended)."""
+
+    webtransport = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.streams = {}
+
+    def quic_event_received(self, event):
+        for ev in self.h3.handle_event(event):
+            if isinstance(ev, WebTransportStreamDataReceived):
+                s = self.streams.setdefault(ev.stream_id, {"session": ev.session_id, "bytes": b"", "ended": False})
+                s["bytes"] += ev.data
+                s["ended"] = s["ended"] or ev.stream_ended
+                asyncio.ensure_future(self.notify())
+            elif isinstance(ev, (HeadersReceived, DataReceived)):
+                r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": b"", "ended": False})
+                if isinstance(ev, HeadersReceived):
+                    r["headers"].extend(ev.headers)
+                else:
+                    r["body"] += ev.data
+                if ev.stream_ended:
+                    r["ended"] = True
+                asyncio.ensure_future(self.notify())
+
+    def lines(self, session):
+        """The lines the server's streams of `session` carried so far."""
+        data = b"".join(s["bytes"] for s in self.streams.values() if s["session"] == session)
+        return data.split(b"\n")[:-1]
+
+    async def until_lines(self, session, done):
+        async def wait():
+            async with self.changed:
+                await self.changed.wait_for(lambda: done(self.lines(session)))
+
+        await asyncio.wait_for(wait(), TIMEOUT)
+        return self.lines(session)
+
+    def send_message(self, session, message):
+        """One message on a new WebTransport unidirectional stream."""
+        stream_id = self.h3.create_webtransport_stream(session, is_unidirectional=True)
+        self._quic.send_stream_data(stream_id, message, end_stream=True)
+        self.transmit()
+
+
 def status(response):
     return dict(response["headers"]).get(b":status")
 
 
 def client_config(cert):
     """A client configuration for HTTP/3 that trusts `cert` for localhost."""
-    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
+    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     config.load_verify_locations(cert)
     config.server_name = "localhost"
     return config

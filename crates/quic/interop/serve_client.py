@@ -3,8 +3,12 @@ the `tether serve --http3 on` binary, the hub app behind it: a page, an
 event stream that receives an event published over HTTP/3, a long poll
 answered by a later publish, a WebSocket over an extended CONNECT (RFC
 9220) that receives a publish too, presence, 20 requests at once on one
-connection, a 404, and the Alt-Svc header of the same server's TCP
-answers.
+connection, a 404, the Alt-Svc header of the same server's TCP answers,
+and WebTransport sessions (`/topics/NAME/wt`): one receives publishes as
+JSON lines on the server's stream, a second one on another connection
+resumes from `lastEventId` with nothing lost or repeated, the first
+publishes over a unidirectional stream (the second, without the right,
+gets an error), and a session ends cleanly.
 
     python serve_client.py PORT CERT_PEM PUBLISH_TOKEN
 """
@@ -17,7 +21,7 @@ import urllib.request
 
 from aioquic.asyncio.client import connect
 
-from h3_client import TIMEOUT, Checks, Client, client_config, status
+from h3_client import TIMEOUT, Checks, Client, WebTransportClient, client_config, status
 
 
 async def main(port, cert, token):
@@ -69,8 +73,65 @@ async def main(port, cert, token):
         missing = await client.request("GET", "/nothing/here")
         check("404", status(missing) == b"404", missing)
 
+    await webtransport(port, config, token, check)
+
     # A failed check exits at once: none failed when this is reached.
     check.summary()
+
+
+async def webtransport(port, config, token, check):
+    auth = [("authorization", f"Bearer {token}")]
+    draft02 = [("sec-webtransport-http3-draft02", "1")]
+    data = lambda lines: [json.loads(line).get("data") for line in lines]
+    async with connect("localhost", port, configuration=config, create_protocol=WebTransportClient) as a:
+        session = a.start("CONNECT", "/topics/h3wt/wt", headers=auth + draft02, end=False, protocol="webtransport")
+        await a.until(session, lambda r: r["headers"])
+        head = dict(a.responses[session]["headers"])
+        check(
+            "WebTransport session opens (draft-02 answer)",
+            head.get(b":status") == b"200" and head.get(b"sec-webtransport-http3-draft") == b"draft02",
+            head,
+        )
+        for text in (b"wt one", b"wt two"):
+            published = await a.request("POST", "/topics/h3wt", text, auth)
+            check(f"publish {text.decode()}", status(published) in (b"200", b"202"), published)
+        lines = await a.until_lines(session, lambda lines: len(lines) >= 2)
+        events = [json.loads(line) for line in lines]
+        check(
+            "the session receives them as JSON lines",
+            [e.get("data") for e in events] == ["wt one", "wt two"] and events[0].get("topic") == "h3wt",
+            lines,
+        )
+        first = events[0]["id"]
+
+        async with connect("localhost", port, configuration=config, create_protocol=WebTransportClient) as b:
+            resumed = b.start("CONNECT", f"/topics/h3wt/wt?lastEventId={first}", end=False, protocol="webtransport")
+            await b.until(resumed, lambda r: r["headers"])
+            check("a second session opens", status(b.responses[resumed]) == b"200", b.responses[resumed])
+            a.send_message(session, b"wt three")
+            got = await b.until_lines(resumed, lambda lines: b"wt three" in b"".join(lines))
+            check("it resumes after lastEventId: nothing lost or repeated", data(got) == ["wt two", "wt three"], got)
+            mine = await a.until_lines(session, lambda lines: len(lines) >= 3)
+            check(
+                "a publish over a unidirectional stream reaches its sender too",
+                data(mine) == ["wt one", "wt two", "wt three"] and json.loads(mine[2]).get("event") == "message",
+                mine,
+            )
+            b.send_message(resumed, b"not allowed")
+            got = await b.until_lines(resumed, lambda lines: len(lines) >= 3)
+            check("a session without the right gets an error", json.loads(got[2]).get("control") == "error", got)
+
+        # The client ends its session: the server ends the session's streams.
+        a.h3.send_data(session, b"", end_stream=True)
+        a.transmit()
+        await a.until(session, lambda r: r["ended"])
+
+        async def events_ended():
+            async with a.changed:
+                await a.changed.wait_for(lambda: any(s["ended"] for s in a.streams.values()))
+
+        await asyncio.wait_for(events_ended(), TIMEOUT)
+        check("the session ends cleanly", True)
 
 
 if __name__ == "__main__":

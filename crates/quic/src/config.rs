@@ -43,6 +43,12 @@ pub struct QuicConfig {
     pub receive_window: u32,
     /// Bytes this server keeps unacknowledged per connection.
     pub send_window: u64,
+    /// Bytes of QUIC datagrams (RFC 9221) kept per connection, received
+    /// and not yet read or queued and not yet sent (past it the oldest
+    /// are dropped). Datagrams are offered (the max_datagram_frame_size
+    /// transport parameter) only when the session serves WebTransport
+    /// ([`SessionConfig::max_webtransport_sessions`] above 0).
+    pub datagram_buffer: usize,
     /// The HTTP/3 session of each connection.
     pub session: SessionConfig,
     /// The first byte of every connection ID this server issues (its
@@ -65,6 +71,7 @@ impl Default for QuicConfig {
             stream_receive_window: 64 * 1024,
             receive_window: 1024 * 1024,
             send_window: 1024 * 1024,
+            datagram_buffer: 64 * 1024,
             session: SessionConfig::default(),
             connection_id_prefix: None,
         }
@@ -106,8 +113,11 @@ impl QuicConfig {
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(self.receive_window))
             .send_window(self.send_window)
-            // No QUIC DATAGRAM frames until HTTP datagrams are served.
-            .datagram_receive_buffer_size(None);
+            // QUIC DATAGRAM frames only for HTTP datagrams (WebTransport).
+            .datagram_receive_buffer_size(
+                (self.session.max_webtransport_sessions > 0).then_some(self.datagram_buffer),
+            )
+            .datagram_send_buffer_size(self.datagram_buffer);
         // Segmentation offload stays on (quinn-proto's default): a caller
         // whose socket does GSO asks poll_transmit for several datagrams
         // at once, any other for one.

@@ -117,9 +117,9 @@ impl Conn {
                     self.flush_local_streams();
                     Ok(())
                 }
+                Event::DatagramReceived => self.read_datagrams(),
                 Event::Stream(StreamEvent::Finished { .. })
                 | Event::HandshakeDataReady
-                | Event::DatagramReceived
                 | Event::DatagramsUnblocked => Ok(()),
             };
             if let Err(error) = result {
@@ -219,6 +219,19 @@ impl Conn {
         Ok(())
     }
 
+    /// Hands every QUIC datagram received to the session (HTTP datagrams,
+    /// RFC 9297). quinn-proto keeps at most the configured receive buffer
+    /// of them, dropping the oldest past it.
+    fn read_datagrams(&mut self) -> Result<(), Error> {
+        while let Some(datagram) = self.quic.datagrams().recv() {
+            if self.failed {
+                continue;
+            }
+            self.h3.receive_datagram(&datagram)?;
+        }
+        Ok(())
+    }
+
     /// Acts on the session's events that concern the transport, and hands
     /// them all on.
     fn session_events(&mut self, handle: ConnectionHandle, out: &mut VecDeque<ServerEvent>) {
@@ -243,6 +256,12 @@ impl Conn {
                     // request is read; the rest of it is not wanted.
                     if let Some(id) = quic_stream(*stream_id) {
                         let _ = self.quic.recv_stream(id).stop(code(ErrorCode::H3_NO_ERROR));
+                    }
+                }
+                SessionEvent::WebTransportStopped { target, .. } => {
+                    self.unsent.remove(target);
+                    if let Target::Local(local @ LocalStream::WebTransport(_)) = target {
+                        self.local.remove(local);
                     }
                 }
                 SessionEvent::Cancelled { stream_id, .. } => {
@@ -283,10 +302,15 @@ impl Conn {
     /// Gives the server's own unidirectional streams (control, QPACK
     /// decoder) what they have waiting, opening them if they could not be.
     fn flush_local_streams(&mut self) {
-        for target in [
-            Target::Local(LocalStream::Control),
-            Target::Local(LocalStream::QpackDecoder),
-        ] {
+        // The server's own streams waiting for the client to allow one
+        // more (WebTransport streams among them).
+        let waiting: Vec<Target> = self
+            .unsent
+            .keys()
+            .filter(|t| matches!(t, Target::Local(_)))
+            .copied()
+            .collect();
+        for target in waiting {
             self.flush(target);
         }
     }
@@ -320,8 +344,25 @@ impl Conn {
         }
         if unsent.fin {
             let _ = send.finish();
+            if let Target::Local(local @ LocalStream::WebTransport(_)) = target {
+                // Finished: its stream ID is no longer this target's.
+                self.local.remove(&local);
+            }
         }
         self.unsent.remove(&target);
+    }
+
+    /// Sends an HTTP datagram (the session's bytes for it) as a QUIC
+    /// DATAGRAM frame; when the send buffer is full the oldest queued one
+    /// is dropped, as datagrams are lossy anyway.
+    pub(crate) fn send_datagram(&mut self, bytes: Vec<u8>) -> Result<(), quinn_proto::SendDatagramError> {
+        self.quic.datagrams().send(Bytes::from(bytes), true)
+    }
+
+    /// The largest HTTP datagram payload that fits in one QUIC datagram
+    /// now (none when the client takes no datagrams).
+    pub(crate) fn max_datagram_size(&mut self) -> Option<usize> {
+        self.quic.datagrams().max_size()
     }
 
     /// The QUIC stream of `target`, opening the server's unidirectional

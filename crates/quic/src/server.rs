@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Transmit};
 use tether_h2::hpack::Field;
 use tether_h3::ErrorCode;
-use tether_h3::session::{SendError as SessionSendError, Target};
+use tether_h3::session::{LocalStream, SendError as SessionSendError, Target};
 
 use crate::config::{ConfigError, QuicConfig};
 use crate::connection::Conn;
@@ -21,13 +21,16 @@ use crate::send_queue::SendQueue;
 use crate::stats::{CloseCause, QuicStats};
 
 /// Why a response could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
     /// No such connection (closed, or never there).
     UnknownConnection(ConnectionHandle),
     /// The session refused it.
     Session(SessionSendError),
+    /// QUIC would not take the datagram (too large for the path, or the
+    /// client takes none).
+    Datagram(quinn_proto::SendDatagramError),
 }
 
 impl core::fmt::Display for SendError {
@@ -35,6 +38,7 @@ impl core::fmt::Display for SendError {
         match self {
             SendError::UnknownConnection(c) => write!(f, "no connection {}", c.0),
             SendError::Session(e) => e.fmt(f),
+            SendError::Datagram(e) => write!(f, "datagram not sent: {e}"),
         }
     }
 }
@@ -363,6 +367,78 @@ impl QuicServer {
             c.reset(stream_id, code);
             self.drive(conn, now);
         }
+    }
+
+    /// Opens a unidirectional stream of this server's for the live
+    /// WebTransport session `session_id` (its prefix queued); QUIC opens
+    /// it when the client allows one more stream.
+    pub fn open_webtransport_stream(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        session_id: u64,
+    ) -> Result<LocalStream, SendError> {
+        self.with_conn(conn, now, |c| c.h3.open_webtransport_stream(session_id))
+    }
+
+    /// Sends raw bytes on a WebTransport stream (one this server opened,
+    /// or a client bidirectional one); `fin` ends it.
+    pub fn send_webtransport(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        target: Target,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.with_conn(conn, now, |c| c.h3.send_webtransport(target, data, fin))
+    }
+
+    /// Closes a WebTransport session from the server's side
+    /// (CLOSE_WEBTRANSPORT_SESSION with `code` and `reason`).
+    pub fn close_webtransport(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        session_id: u64,
+        code: u32,
+        reason: &str,
+    ) -> Result<(), SendError> {
+        self.with_conn(conn, now, |c| c.h3.close_webtransport(session_id, code, reason))
+    }
+
+    /// Sends an HTTP datagram for a live WebTransport session: lossy, and
+    /// refused when it does not fit in one QUIC datagram
+    /// ([`QuicServer::max_datagram_payload`]).
+    pub fn send_datagram(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        session_id: u64,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(SendError::UnknownConnection(conn))?;
+        let bytes = c.h3.datagram(session_id, payload)?;
+        c.send_datagram(bytes).map_err(SendError::Datagram)?;
+        self.drive(conn, now);
+        Ok(())
+    }
+
+    /// The largest HTTP datagram payload for `session_id` that fits in one
+    /// QUIC datagram on `conn` now; `None` when the client takes no
+    /// datagrams.
+    pub fn max_datagram_payload(&mut self, conn: ConnectionHandle, session_id: u64) -> Option<usize> {
+        let max = self.conns.get_mut(&conn)?.max_datagram_size()?;
+        max.checked_sub(tether_h3::webtransport::datagram::overhead(session_id))
+    }
+
+    /// Bytes queued for `target` on `conn` that its stream has not taken
+    /// yet (a WebTransport stream's backpressure).
+    pub fn unsent_on(&self, conn: ConnectionHandle, target: Target) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.unsent_bytes(target))
     }
 
     /// Bytes of a response that its stream has not taken yet (the

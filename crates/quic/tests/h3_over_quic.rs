@@ -912,3 +912,97 @@ fn a_retry_comes_only_once_enough_handshakes_are_in_progress() {
     net.server.handle_datagram(net.now, addr, None, &buf[..t.size]);
     assert_eq!((net.server.connections(), net.server.stats().retries), (4, 1));
 }
+
+#[test]
+fn a_webtransport_session_gets_a_server_stream_and_datagrams_both_ways() {
+    let mut config = QuicConfig::default();
+    config.session.enable_connect_protocol = true;
+    config.session.max_webtransport_sessions = 1;
+    let mut net = Net::new(config);
+    net.answer = None;
+    let c = net.connect(1 << 20);
+    net.connected(c);
+    // The CONNECT, not ended: the session lives on its stream.
+    let fields: Vec<Field> = [
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/wt"),
+    ]
+    .iter()
+    .map(|(n, v)| Field::new(*n, *v))
+    .collect();
+    let mut section = Vec::new();
+    qpack::encode(&fields, &mut section);
+    let mut wire = Vec::new();
+    Frame::Headers(section).encode(&mut wire).unwrap();
+    let session = net.clients[c].conn.streams().open(Dir::Bi).unwrap();
+    net.clients[c].write_all(session, &wire, false);
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        session_events(net)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Request { .. }))
+    }));
+    let conn = net
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::Session { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    let session_id = u64::from(session);
+    let now = net.now;
+    net.server.send_head(now, conn, session_id, 200, &[]).unwrap();
+    let events = net
+        .server
+        .open_webtransport_stream(now, conn, session_id)
+        .unwrap();
+    net.server
+        .send_webtransport(
+            now,
+            conn,
+            tether_h3::session::Target::Local(events),
+            b"line\n",
+            false,
+        )
+        .unwrap();
+    assert!(
+        net.server
+            .max_datagram_payload(conn, session_id)
+            .is_some_and(|n| n > 1000)
+    );
+    net.server
+        .send_datagram(now, conn, session_id, b"to the client")
+        .unwrap();
+    // The client sends one (quarter stream ID 0, then the payload).
+    net.clients[c]
+        .conn
+        .datagrams()
+        .send(bytes::Bytes::from_static(b"\x00from the client"), false)
+        .unwrap();
+    let prefix = [0x40, 0x54, 0x00];
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        let got_stream = net.clients[c]
+            .received
+            .values()
+            .any(|(bytes, _, _)| bytes.starts_with(&prefix) && bytes.ends_with(b"line\n"));
+        let got_datagram = session_events(net).iter().any(|e| {
+            **e == SessionEvent::Datagram {
+                session_id,
+                data: b"from the client".to_vec(),
+            }
+        });
+        got_stream && got_datagram
+    }));
+    let datagram = net.clients[c].conn.datagrams().recv().unwrap();
+    assert_eq!(&datagram[..], b"\x00to the client");
+    // A datagram for no session is refused at the send.
+    assert_eq!(
+        net.server.send_datagram(now, conn, 4, b"x"),
+        Err(tether_quic::SendError::Session(
+            tether_h3::session::SendError::UnknownSession(4)
+        ))
+    );
+}

@@ -158,7 +158,15 @@ impl Config {
             #[cfg(feature = "tls")]
             http3: false,
             #[cfg(feature = "tls")]
-            quic: tether_quic::QuicConfig::default(),
+            quic: tether_quic::QuicConfig {
+                // One WebTransport session a connection (what a browser
+                // page opens per URL).
+                session: tether_h3::session::SessionConfig {
+                    max_webtransport_sessions: 1,
+                    ..tether_h3::session::SessionConfig::default()
+                },
+                ..tether_quic::QuicConfig::default()
+            },
         }
     }
 }

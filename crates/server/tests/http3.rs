@@ -2,7 +2,11 @@
 //! quinn-proto client (its own QUIC stack, driven here by hand) against a
 //! server with `Config::http3` on. Pages, a POST body, an event stream fed
 //! by a publish, a deferred answer, a 404, a WebSocket over an extended
-//! CONNECT (RFC 9220), and the slow-consumer policy on
+//! CONNECT (RFC 9220), a WebTransport session served as a WebSocket
+//! (messages as lines on a server stream, client streams as messages, a
+//! broadcast, the close both ways, an Origin refusal, broadcasts as
+//! datagrams too with `?datagrams=1`, a session closed as a slow
+//! consumer), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
 //! address changes over and over on a server of several loops; a
 //! certificate replaced while running (SIGHUP); `Alt-Svc` on every TCP
@@ -48,6 +52,9 @@ type Ends = Arc<Mutex<Vec<CloseReason>>>;
 /// event streams that may start with a burst of large events.
 struct Feed {
     subscribers: Vec<ConnId>,
+    /// The WebSockets (and WebTransport sessions) open: a publish is
+    /// sent to them as a text message too.
+    sockets: Vec<ConnId>,
     ends: Ends,
 }
 
@@ -102,14 +109,26 @@ impl App for Feed {
             ctx.send_event(conn, &tether_sse::Event::new().data(&text))
                 .unwrap();
         }
+        for &conn in &self.sockets {
+            ctx.send(conn, MessageRef::Text(&text));
+        }
         Reply::Now(Response::text(200, format!("published {} bytes\n", body.len())))
     }
 
+    fn on_open(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+        self.sockets.push(conn);
+    }
+
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+        if let MessageRef::Text("close me") = message {
+            ctx.close(conn, CloseCode(4001), "as asked");
+            return;
+        }
         ctx.send(conn, message);
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+        self.sockets.retain(|c| *c != conn);
         self.ends.lock().unwrap().push(reason);
     }
 
@@ -150,6 +169,7 @@ fn start(config: Config) -> (TestServer, Ends) {
     let ends = Ends::default();
     let app = Feed {
         subscribers: Vec::new(),
+        sockets: Vec::new(),
         ends: ends.clone(),
     };
     (TestServer::start(config, app), ends)
@@ -515,6 +535,7 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
     let certs = certs(b"h3");
     let server = TestServer::start_loops(certs.server, Handshake::new(), 4, |_| Feed {
         subscribers: Vec::new(),
+        sockets: Vec::new(),
         ends: Ends::default(),
     });
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
@@ -784,6 +805,7 @@ fn http3_without_tls_is_refused_at_bind() {
     config.http3 = true;
     let app = Feed {
         subscribers: Vec::new(),
+        sockets: Vec::new(),
         ends: Ends::default(),
     };
     let Err(error) = Server::bind(config, Handshake::new(), app) else {
@@ -975,4 +997,252 @@ fn a_client_retiring_connection_ids_over_and_over_is_issued_only_replacements() 
     // However many it retires, the IDs it holds unretired stay within its
     // active_connection_id_limit: one new ID for each retired.
     assert!(issued <= 7 + retired, "{issued} issued, {retired} retired");
+}
+
+/// The fields of a WebTransport CONNECT to `path`, as a draft-02 client
+/// (Chromium) sends them, from `origin`.
+fn webtransport_connect(path: &str, origin: &str) -> [Field; 7] {
+    [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "webtransport"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", path),
+        Field::new("origin", origin),
+        Field::new("sec-webtransport-http3-draft02", "1"),
+    ]
+}
+
+/// The varints of a WebTransport stream's prefix (type or signal, session).
+fn wt_prefix(kind: u64, session: StreamId) -> Vec<u8> {
+    let mut wire = Vec::new();
+    tether_h3::varint::encode(kind, &mut wire).unwrap();
+    tether_h3::varint::encode(u64::from(session), &mut wire).unwrap();
+    wire
+}
+
+impl Client {
+    /// The server's WebTransport stream of `session`: the first server
+    /// unidirectional stream whose bytes start with its prefix; its bytes
+    /// after the prefix.
+    fn wt_events(&self, session: StreamId) -> Option<(StreamId, Vec<u8>, bool)> {
+        let prefix = wt_prefix(0x54, session);
+        self.received.iter().find_map(|(id, r)| {
+            (id.dir() == Dir::Uni && r.bytes.starts_with(&prefix))
+                .then(|| (*id, r.bytes[prefix.len()..].to_vec(), r.fin))
+        })
+    }
+
+    /// Sends one message on a new WebTransport unidirectional stream.
+    fn wt_send(&mut self, session: StreamId, message: &[u8]) {
+        let id = self.conn.streams().open(Dir::Uni).unwrap();
+        let mut wire = wt_prefix(0x54, session);
+        wire.extend_from_slice(message);
+        self.write(id, &wire, true);
+    }
+}
+
+#[test]
+fn a_webtransport_session_is_served_as_a_websocket_both_ways() {
+    let certs = certs(b"h3");
+    let (server, ends) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let (head, _) = client.frames(session);
+    assert_eq!(status(&head), 200);
+    assert_eq!(
+        field(&head, "sec-webtransport-http3-draft"),
+        Some(&b"draft02"[..])
+    );
+
+    // A message on a client stream is echoed as a line on the server's.
+    client.wt_send(session, b"hello over webtransport");
+    client.until("the echo", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| bytes.ends_with(b"\n"))
+    });
+    assert_eq!(client.wt_events(session).unwrap().1, b"hello over webtransport\n");
+
+    // A broadcast reaches it on the same stream.
+    let publish = client.request("POST", "/publish", b"news for all");
+    assert_eq!(client.response(publish).0, 200);
+    client.until("the broadcast", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| contains(&bytes, b"news for all\n"))
+    });
+
+    // A bidirectional stream of the session is refused.
+    let bidi = client.conn.streams().open(Dir::Bi).unwrap();
+    client.write(bidi, &wt_prefix(0x41, session), false);
+    client.until("the refusal", |c| {
+        c.received.get(&bidi).is_some_and(|r| r.reset.is_some())
+    });
+    assert_eq!(client.received[&bidi].reset, Some(0x3994_bd84));
+
+    // The client closes with CLOSE_WEBTRANSPORT_SESSION: the server ends
+    // the CONNECT stream and its own, and the application is told the code.
+    let mut capsule = Vec::new();
+    tether_h3::webtransport::capsule::encode_close(
+        &tether_h3::webtransport::capsule::Close {
+            code: 4000,
+            reason: "bye".into(),
+        },
+        &mut capsule,
+    )
+    .unwrap();
+    client.data(session, &capsule, true);
+    client.until("the end of the session", |c| {
+        c.received.get(&session).is_some_and(|r| r.fin) && c.wt_events(session).is_some_and(|e| e.2)
+    });
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode(4000))]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+    // The connection goes on: a new session opens on it.
+    let again = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the second session's 200", |c| !c.frames(again).0.is_empty());
+    assert_eq!(status(&client.frames(again).0), 200);
+}
+
+#[test]
+fn an_application_close_is_sent_as_close_webtransport_session() {
+    let certs = certs(b"h3");
+    let (server, ends) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    client.wt_send(session, b"close me");
+    client.until("the CONNECT stream's end", |c| {
+        c.received.get(&session).is_some_and(|r| r.fin)
+    });
+    let (_, body) = client.frames(session);
+    let mut reader = tether_h3::webtransport::capsule::CapsuleReader::new();
+    let mut capsules = Vec::new();
+    reader.feed(&body, &mut capsules).unwrap();
+    assert_eq!(
+        capsules,
+        [tether_h3::webtransport::capsule::Capsule::Close(
+            tether_h3::webtransport::capsule::Close {
+                code: 4001,
+                reason: "as asked".into()
+            }
+        )]
+    );
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode(4001))]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_webtransport_session_from_a_refused_origin_is_answered_403() {
+    let certs = certs(b"h3");
+    let handshake = Handshake::new().policy(|req: &tether_handshake::UpgradeRequest<'_>| {
+        if req.origin() == Some("https://localhost") {
+            Ok(())
+        } else {
+            Err(tether_handshake::Rejection::forbidden("origin not allowed"))
+        }
+    });
+    let server = TestServer::start_with(
+        certs.server,
+        handshake,
+        Feed {
+            subscribers: Vec::new(),
+            sockets: Vec::new(),
+            ends: Ends::default(),
+        },
+    );
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let refused = client.open(&webtransport_connect("/ws", "https://evil.example"), b"", false);
+    assert_eq!(client.response(refused).0, 403);
+    // Its stream named a session that is not there: refused too.
+    let late = client.conn.streams().open(Dir::Uni).unwrap();
+    let mut wire = wt_prefix(0x54, refused);
+    wire.extend_from_slice(b"sneaky");
+    client.write(late, &wire, true);
+    let allowed = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the allowed session's 200", |c| !c.frames(allowed).0.is_empty());
+    assert_eq!(status(&client.frames(allowed).0), 200);
+}
+
+#[test]
+fn a_session_that_asks_for_datagrams_gets_broadcasts_as_datagrams_too() {
+    let certs = certs(b"h3");
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let session = client.open(
+        &webtransport_connect("/ws?datagrams=1", "https://localhost"),
+        b"",
+        false,
+    );
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let publish = client.request("POST", "/publish", b"latest value");
+    assert_eq!(client.response(publish).0, 200);
+    client.until("the broadcast on the stream", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| bytes == b"latest value\n")
+    });
+    // The datagram: the session's quarter stream ID, then the message.
+    let mut expected = Vec::new();
+    tether_h3::webtransport::datagram::encode(u64::from(session), b"latest value", &mut expected).unwrap();
+    let mut got = None;
+    client.until("the datagram", |c| {
+        got = got.take().or_else(|| c.conn.datagrams().recv());
+        got.is_some()
+    });
+    assert_eq!(got.unwrap()[..], expected[..]);
+    // A datagram from the client is taken and dropped: the session goes on.
+    let mut from_client = Vec::new();
+    tether_h3::webtransport::datagram::encode(u64::from(session), b"ignored", &mut from_client).unwrap();
+    client
+        .conn
+        .datagrams()
+        .send(bytes::Bytes::from(from_client), false)
+        .unwrap();
+    client.wt_send(session, b"still here");
+    client.until("the echo", |c| {
+        c.wt_events(session)
+            .is_some_and(|(_, bytes, _)| bytes.ends_with(b"still here\n"))
+    });
+}
+
+#[test]
+fn a_webtransport_session_whose_events_stream_is_not_read_is_closed_as_a_slow_consumer() {
+    let mut certs = certs(b"h3");
+    certs.server.max_output = 64 * 1024;
+    let (server, ends) = start(certs.server);
+    // An 8 KiB window that the client never reopens on the server's
+    // streams: its control stream (3) is read, the session's events
+    // stream (the server's next unidirectional stream, 7) is not.
+    let mut client = Client::connect(server.addr, &certs.client, 8 * 1024);
+    client.unread = Some(StreamId::from(VarInt::from_u32(7)));
+    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
+    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let big = vec![b'x'; 4096];
+    for _ in 0..40 {
+        let publish = client.request("POST", "/publish", &big);
+        assert_eq!(client.response(publish).0, 200);
+        if !ends.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    client.until("the slow consumer's end", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::SlowConsumer]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+    // The session's CONNECT stream carries the close and ends; the
+    // connection goes on.
+    client.until("the CONNECT stream's end", |c| {
+        c.received.get(&session).is_some_and(|r| r.fin)
+    });
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
 }

@@ -335,13 +335,17 @@ pub(super) enum Endpoint {
     Presence,
 }
 
-/// `/topics/NAME[/events|/ws|/poll]`: the topic and the endpoint.
+/// `/topics/NAME[/events|/ws|/wt|/poll]`: the topic and the endpoint.
+/// `/wt`, the WebTransport endpoint, is the WebSocket endpoint under
+/// another name: the server serves a WebTransport session as the
+/// WebSocket its route names (and a WebSocket handshake on `/wt` is
+/// served too).
 pub(super) fn parse_path(path: &str) -> Option<(&str, Endpoint)> {
     let rest = path.strip_prefix("/topics/")?;
     Some(match rest.split_once('/') {
         None => (rest, Endpoint::Publish),
         Some((topic, "events")) => (topic, Endpoint::Events),
-        Some((topic, "ws")) => (topic, Endpoint::WebSocket),
+        Some((topic, "ws" | "wt")) => (topic, Endpoint::WebSocket),
         Some((topic, "poll")) => (topic, Endpoint::Poll),
         Some((topic, "presence")) => (topic, Endpoint::Presence),
         Some(_) => return None,
@@ -477,6 +481,7 @@ mod tests {
         assert_eq!(parse_path("/topics/a"), Some(("a", Endpoint::Publish)));
         assert_eq!(parse_path("/topics/a/events"), Some(("a", Endpoint::Events)));
         assert_eq!(parse_path("/topics/a/ws"), Some(("a", Endpoint::WebSocket)));
+        assert_eq!(parse_path("/topics/a/wt"), Some(("a", Endpoint::WebSocket)));
         assert_eq!(parse_path("/topics/a/poll"), Some(("a", Endpoint::Poll)));
         assert_eq!(parse_path("/topics/a/presence"), Some(("a", Endpoint::Presence)));
         assert_eq!(parse_path("/topics/"), Some(("", Endpoint::Publish)));

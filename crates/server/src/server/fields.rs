@@ -114,9 +114,10 @@ pub(super) fn joined_cookies(request: &FieldRequest) -> Option<Vec<u8>> {
 }
 
 /// The method the application sees: an extended CONNECT for a WebSocket
-/// is the GET of an HTTP/1.1 upgrade.
+/// (or a WebTransport session, served as one) is the GET of an HTTP/1.1
+/// upgrade.
 pub(super) fn app_method(request: &FieldRequest) -> &str {
-    if request.is_extended_connect("websocket") {
+    if request.is_extended_connect("websocket") || request.is_extended_connect("webtransport") {
         "GET"
     } else {
         &request.method

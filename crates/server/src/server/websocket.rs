@@ -38,7 +38,8 @@ const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 pub(super) type OpeningFields = Vec<(&'static str, String)>;
 
 /// An extended CONNECT for a WebSocket (RFC 8441 over HTTP/2, RFC 9220
-/// over HTTP/3) judged like the HTTP/1.1 upgrade it stands for (the
+/// over HTTP/3; or a WebTransport session served as one) judged like the
+/// HTTP/1.1 upgrade it stands for (the
 /// handshake's policy, subprotocols and extensions): the session for the
 /// route's `tag` and the fields of the 200 that opens it
 /// (`sec-websocket-protocol`, `sec-websocket-extensions`), or the refusal
@@ -71,10 +72,22 @@ pub(super) fn accept_connect(
             value: PLACEHOLDER_KEY,
         },
     ];
+    // A WebTransport session (served as a WebSocket) has no WebSocket
+    // version, subprotocol or extension to offer: the version the
+    // handshake needs is implied, and any such field is not its.
+    let webtransport = connect.is_extended_connect("webtransport");
+    if webtransport {
+        head_fields.push(httparse::Header {
+            name: "Sec-WebSocket-Version",
+            value: b"13",
+        });
+    }
     head_fields.extend(request.headers.iter().copied().filter(|h| {
-        !["host", "sec-websocket-key", "upgrade", "connection"]
+        let replaced = ["host", "sec-websocket-key", "upgrade", "connection"]
             .iter()
-            .any(|n| h.name.eq_ignore_ascii_case(n))
+            .any(|n| h.name.eq_ignore_ascii_case(n));
+        let not_its = webtransport && h.name.to_ascii_lowercase().starts_with("sec-websocket-");
+        !replaced && !not_its
     }));
     let head = tether_handshake::RequestHead::new("GET", target, 1, &head_fields);
     let accepted = handshake.accept(head).map_err(|rejection| {

@@ -34,7 +34,10 @@
 //! address.
 //!
 //! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
-//! over HTTP/2 (RFC 8441), with the same handshake policy.
+//! over HTTP/2 (RFC 8441), with the same handshake policy. WebTransport
+//! sessions (`:protocol = webtransport`, `webtransport.rs`) are served to
+//! the application as the WebSocket their route names, one message a line
+//! on a stream the server opens, one message a client stream.
 //!
 //! The endpoint's counters ([`tether_quic::QuicStats`]) are copied to the
 //! loop's [`Stats`] at the end of each turn, for `/metrics`; the
@@ -61,8 +64,10 @@ mod requests;
 mod socket;
 mod streams;
 mod websocket;
+mod webtransport;
 
 use socket::{Outgoing, QuicSocket};
+use webtransport::WtSession;
 
 /// A loop's QUIC endpoint, its socket and the HTTP/3 streams it serves.
 pub(in crate::server) struct H3Endpoint {
@@ -78,6 +83,9 @@ pub(in crate::server) struct H3Endpoint {
     /// are walked only when one may be due; recomputed by each walk,
     /// lowered as streams get deadlines.
     streams_due: Option<Instant>,
+    /// The WebSocket configuration of WebTransport sessions: the loop's,
+    /// without ping or idle timer (QUIC's own keep the connection).
+    wt_config: tether_ws::SharedConfig,
 }
 
 /// The streams of one QUIC connection that the server still serves.
@@ -112,6 +120,20 @@ enum Kind {
     Sse { tag: u32, heartbeat_at: Instant },
     /// A WebSocket (RFC 9220).
     WebSocket(Box<Session>),
+    /// A WebTransport session, served as a WebSocket.
+    WebTransport(Box<WtSession>),
+}
+
+impl Kind {
+    /// The application's WebSocket session, if the stream is one or a
+    /// WebTransport session.
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Kind::WebSocket(session) => Some(session),
+            Kind::WebTransport(wt) => Some(&mut wt.ws),
+            _ => None,
+        }
+    }
 }
 
 impl H3Endpoint {
@@ -128,7 +150,8 @@ impl H3Endpoint {
     ) -> io::Result<H3Endpoint> {
         let mut quic = env.config.quic.clone();
         let routed = quic.connection_id_prefix.is_some();
-        // WebSockets over HTTP/3 (RFC 9220) are served.
+        // WebSockets over HTTP/3 (RFC 9220) are served, and WebTransport
+        // sessions when the configuration allows any.
         quic.session.enable_connect_protocol = true;
         quic.session.max_field_section_size = quic
             .session
@@ -137,6 +160,9 @@ impl H3Endpoint {
         let server =
             QuicServer::new(quic, tls).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let socket = QuicSocket::bind(addr, reuse_port, registry, token)?;
+        let mut wt_config = env.ws_config.config();
+        wt_config.ping_interval = None;
+        wt_config.idle_timeout = None;
         Ok(H3Endpoint {
             socket,
             server,
@@ -144,6 +170,7 @@ impl H3Endpoint {
             next_generation: 0,
             routed,
             streams_due: None,
+            wt_config: tether_ws::SharedConfig::new(wt_config, Instant::now()),
         })
     }
 
@@ -313,7 +340,7 @@ impl H3Endpoint {
         let kind = self.conns.get_mut(&conn)?.streams.remove(&stream_id)?;
         match kind {
             Kind::Sse { .. } => Stats::sub(&env.stats().open_event_stream, 1),
-            Kind::WebSocket(_) => Stats::sub(&env.stats().open_websocket, 1),
+            Kind::WebSocket(_) | Kind::WebTransport(_) => Stats::sub(&env.stats().open_websocket, 1),
             _ => {}
         }
         Some(kind)

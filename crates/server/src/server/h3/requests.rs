@@ -11,6 +11,7 @@ use tether_h3::ErrorCode;
 use tether_h3::session::SessionEvent;
 use tether_quic::{ConnectionHandle, ServerEvent};
 
+use super::webtransport::client_close_reason;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, Request, Response, Route};
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
@@ -76,8 +77,29 @@ impl H3Endpoint {
                 self.answer(now, conn, stream_id, &error_response(431), false);
             }
             SessionEvent::StreamError { stream_id, .. } | SessionEvent::Cancelled { stream_id, .. } => {
+                self.wt_stream_reset(conn, stream_id);
                 self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
             }
+            SessionEvent::WebTransportStream {
+                stream_id,
+                session_id,
+                bidirectional,
+            } => self.wt_stream(conn, stream_id, session_id, bidirectional, now),
+            SessionEvent::WebTransportData { stream_id, data, fin } => {
+                self.wt_data(app, env, conn, stream_id, &data, fin, now);
+            }
+            SessionEvent::WebTransportReset { stream_id, .. }
+            | SessionEvent::StopSending { stream_id, .. } => {
+                self.wt_stream_reset(conn, stream_id);
+            }
+            SessionEvent::WebTransportStopped { target, .. } => self.wt_stopped(app, env, conn, target, now),
+            SessionEvent::WebTransportClosed { session_id, close } => {
+                let reason = client_close_reason(close.as_ref());
+                self.gone(app, env, conn, session_id, reason, now);
+            }
+            // Datagrams from clients are not used: the session counted
+            // them, and they are dropped.
+            SessionEvent::Datagram { .. } => {}
             // Trailers carry nothing the application is given; the
             // control stream's news is the session's business.
             _ => {}
@@ -202,7 +224,10 @@ impl H3Endpoint {
         let headers = app_headers(request, &cookie);
         let (path, query) = split_target(request);
         let websocket = request.is_extended_connect("websocket");
-        let form = if websocket {
+        let webtransport = request.is_extended_connect(tether_h3::webtransport::PROTOCOL);
+        // A WebTransport session is served as the WebSocket its route
+        // names.
+        let form = if websocket || webtransport {
             Form::ConnectWebSocket
         } else if request.method == "CONNECT" {
             Form::Connect
@@ -231,7 +256,10 @@ impl H3Endpoint {
         let answer = match decision {
             Decision::Answer(answer) => answer.into_response(),
             // A WebSocket over HTTP/3 is an extended CONNECT.
-            Decision::Upgrade(_) if !websocket => error_response(426),
+            Decision::Upgrade(_) if !websocket && !webtransport => error_response(426),
+            Decision::Upgrade(tag) if webtransport => {
+                return self.accept_webtransport(app, env, conn, stream_id, request, &head.request, tag, now);
+            }
             Decision::Upgrade(tag) => {
                 return self.accept_websocket(app, env, conn, stream_id, request, &head.request, tag, now);
             }

@@ -10,6 +10,7 @@ use tether_h3::ErrorCode;
 use tether_quic::ConnectionHandle;
 use tether_ws::CloseCode;
 
+use super::webtransport::frame_payload;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, ConnId, Encoded, Request, Response, Route};
 use crate::loops::Stats;
@@ -109,6 +110,19 @@ impl H3Endpoint {
         let pushee = match self.kind_mut(conn, stream_id) {
             Some(Kind::Sse { heartbeat_at, .. }) => Pushee::EventStream(heartbeat_at),
             Some(Kind::WebSocket(session)) if session.ws.can_send() => Pushee::WebSocket(session),
+            Some(Kind::WebTransport(wt)) if wt.ws.ws.can_send() => {
+                // The session negotiated no compression: the plain frame,
+                // whose payload is the message.
+                let frame = Pushee::WebSocket(&wt.ws).bytes(encoded, stats, now, heartbeat);
+                let Some(message) = frame_payload(&frame) else {
+                    return false;
+                };
+                let Some(slow) = self.wt_push(conn, stream_id, message, env.config.max_output, now) else {
+                    return false;
+                };
+                Stats::add(&stats.messages_out, 1);
+                return slow;
+            }
             _ => return false,
         };
         let bytes = pushee.bytes(encoded, stats, now, heartbeat);
@@ -135,8 +149,12 @@ impl H3Endpoint {
         debug!("slow consumer on HTTP/3 stream {stream_id}: resetting it");
         Stats::add(&env.stats().slow_consumers, 1);
         Stats::add(&env.stats().h3_slow_consumer_resets, 1);
-        self.server
-            .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
+        if let Some(Kind::WebTransport(_)) = self.kind_mut(conn, stream_id) {
+            self.wt_cut_loose(conn, stream_id, now);
+        } else {
+            self.server
+                .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
+        }
         self.gone(app, env, conn, stream_id, CloseReason::SlowConsumer, now);
     }
 
@@ -228,7 +246,8 @@ impl H3Endpoint {
             Kind::Sse { tag, .. } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
             Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
             Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
-            Kind::WebSocket(_) | Kind::Body { .. } | Kind::Discarding => {}
+            Kind::WebTransport(wt) if !wt.ws.notified => app.on_close(&mut ctx, sid, wt.ws.tag, reason),
+            Kind::WebSocket(_) | Kind::WebTransport(_) | Kind::Body { .. } | Kind::Discarding => {}
         });
     }
 
@@ -257,13 +276,15 @@ impl H3Endpoint {
                         }
                         Some(*heartbeat_at)
                     }
-                    Kind::WebSocket(session) => match session.ws.poll_timeout() {
-                        Some(at) if now >= at => {
-                            ws_due.push((conn, stream_id));
-                            None
+                    Kind::WebSocket(_) | Kind::WebTransport(_) => {
+                        match kind.session_mut().and_then(|s| s.ws.poll_timeout()) {
+                            Some(at) if now >= at => {
+                                ws_due.push((conn, stream_id));
+                                None
+                            }
+                            at => at,
                         }
-                        at => at,
-                    },
+                    }
                     Kind::Body { .. } | Kind::Discarding => None,
                 };
                 next = [next, later].into_iter().flatten().min();
@@ -324,7 +345,7 @@ impl H3Endpoint {
                 match kind {
                     Kind::Waiting { tag, .. } => waiting.push((sid, *tag)),
                     Kind::Sse { .. } => events.push(sid),
-                    Kind::WebSocket(_) => sockets.push(sid),
+                    Kind::WebSocket(_) | Kind::WebTransport(_) => sockets.push(sid),
                     Kind::Body { .. } | Kind::Discarding => {}
                 }
             }

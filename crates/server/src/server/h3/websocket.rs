@@ -57,7 +57,7 @@ impl H3Endpoint {
         if opened == Some(None) {
             // Its state is unknown: the application is not told of the
             // session's end either.
-            if let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) {
+            if let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) {
                 session.notified = true;
             }
             self.with_ws(app, env, conn, stream_id, now, |_, ctx, sid, _| {
@@ -80,13 +80,11 @@ impl H3Endpoint {
         f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> Option<Option<()>> {
         let sid = self.id_of(conn, stream_id)?;
-        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
-            return None;
-        };
-        let (app, mut base) = detached(app, env, now);
-        let (scratch, result) = session.call(app, &mut base, sid, f);
+        let session = self.kind_mut(conn, stream_id).and_then(Kind::session_mut)?;
+        let (app_ref, mut base) = detached(app, env, now);
+        let (scratch, result) = session.call(app_ref, &mut base, sid, f);
         let closed = session.is_closed();
-        self.take_scratch(env, conn, stream_id, scratch, closed, now);
+        self.take_scratch(app, env, conn, stream_id, scratch, closed, now);
         Some(result)
     }
 
@@ -103,22 +101,34 @@ impl H3Endpoint {
         let Some(sid) = self.id_of(conn, stream_id) else {
             return;
         };
-        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
+        let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) else {
             return;
         };
-        let (app, mut base) = detached(app, env, now);
+        let (app_ref, mut base) = detached(app, env, now);
         let mut scratch = base.pool.queue();
         let mut closing = false;
-        session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+        session.receive(
+            app_ref,
+            &mut base,
+            sid,
+            data,
+            &mut scratch,
+            &mut closing,
+            None,
+            now,
+        );
         let closed = session.is_closed();
-        self.take_scratch(env, conn, stream_id, scratch, closed, now);
+        self.take_scratch(app, env, conn, stream_id, scratch, closed, now);
     }
 
     /// Sends what a WebSocket wrote into `scratch` on its stream, and ends
-    /// the stream once the session is closed.
-    fn take_scratch<P>(
+    /// the stream once the session is closed (a WebTransport session's
+    /// frames are unwrapped onto its own streams instead).
+    #[allow(clippy::too_many_arguments)]
+    fn take_scratch<A: App>(
         &mut self,
-        env: &mut LoopEnv<P>,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
         mut scratch: Box<OutQueue>,
@@ -127,6 +137,19 @@ impl H3Endpoint {
     ) {
         let chunks = scratch.take_chunks();
         env.pool.give_back_queue(scratch);
+        if let Some(Kind::WebTransport(_)) = self.kind_mut(conn, stream_id) {
+            let mut written = Vec::new();
+            for chunk in chunks {
+                match chunk {
+                    Chunk::Owned(bytes) | Chunk::Payload(bytes) => {
+                        written.extend_from_slice(&bytes);
+                        env.pool.give_back(bytes);
+                    }
+                    Chunk::Shared(bytes) => written.extend_from_slice(&bytes),
+                }
+            }
+            return self.wt_output(app, env, conn, stream_id, &written, now);
+        }
         for chunk in chunks {
             let sent = match chunk {
                 Chunk::Owned(bytes) | Chunk::Payload(bytes) => {
@@ -143,7 +166,7 @@ impl H3Endpoint {
         if closed {
             self.forget(env, conn, stream_id);
             let _ = self.server.finish(now, conn, stream_id);
-        } else if let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) {
+        } else if let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) {
             // What the session did may have set its timers.
             let at = session.ws.poll_timeout();
             self.due_by(at);
@@ -192,7 +215,7 @@ impl H3Endpoint {
         let Some(sid) = self.id_of(conn, stream_id) else {
             return;
         };
-        let Some(Kind::WebSocket(session)) = self.kind_mut(conn, stream_id) else {
+        let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) else {
             return;
         };
         if std::mem::replace(&mut session.notified, true) {

@@ -18,6 +18,17 @@
 //! while a section waits for the QPACK encoder stream) and per connection
 //! by the QPACK table and blocked-stream limits; the number of streams is
 //! QUIC's limit, which the caller sets.
+//!
+//! WebTransport over HTTP/3 (draft-ietf-webtrans-http3, as browsers speak
+//! it) is served when [`SessionConfig::max_webtransport_sessions`] is
+//! above 0 (with extended CONNECT): its SETTINGS are sent, a
+//! `:protocol = webtransport` CONNECT is a session once answered 2xx, the
+//! client's streams that name a session in their first bytes come out as
+//! raw bytes ([`SessionEvent::WebTransportData`]), the server opens
+//! streams of its own ([`ServerSession::open_webtransport_stream`]), and
+//! HTTP datagrams (RFC 9297) go both ways
+//! ([`ServerSession::receive_datagram`], [`ServerSession::datagram`]).
+//! See `webtransport.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,7 +42,13 @@ use crate::request::{RequestEvent, RequestStream};
 use crate::settings::Settings;
 use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
 use crate::stream_ids::StreamIds;
+use crate::varint::VarintReader;
+use crate::webtransport::capsule::Close;
 use crate::{Error, ErrorCode, Misuse, Violation};
+
+mod webtransport;
+
+use webtransport::WtState;
 
 /// The limits and features of a [`ServerSession`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +73,13 @@ pub struct SessionConfig {
     /// Send SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and accept extended
     /// CONNECT (RFC 9220) requests.
     pub enable_connect_protocol: bool,
+    /// WebTransport sessions a client may hold at once on the connection
+    /// (pending an answer or live); a CONNECT for one more is reset with
+    /// H3_REQUEST_REJECTED. 0 (the default) serves no WebTransport; above
+    /// 0, with `enable_connect_protocol`, SETTINGS also carry
+    /// SETTINGS_H3_DATAGRAM = 1, SETTINGS_ENABLE_WEBTRANSPORT = 1 and
+    /// this count under both codepoints of the session count.
+    pub max_webtransport_sessions: u64,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +91,7 @@ impl Default for SessionConfig {
             qpack_blocked_streams: 16,
             max_blocked_bytes: 64 * 1024,
             enable_connect_protocol: false,
+            max_webtransport_sessions: 0,
         }
     }
 }
@@ -79,15 +104,21 @@ pub enum LocalStream {
     /// The QPACK decoder stream (acknowledgments for the client's
     /// encoder).
     QpackDecoder,
+    /// A WebTransport unidirectional stream, by the ordinal
+    /// [`ServerSession::open_webtransport_stream`] gave it; it ends when
+    /// its writes say `fin`.
+    WebTransport(u64),
 }
 
 /// Where bytes from [`ServerSession::take_writes`] go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
-    /// The request stream with this QUIC stream ID: its response.
+    /// The client bidirectional stream with this QUIC stream ID: a
+    /// request's response, or a WebTransport stream's raw bytes.
     Request(u64),
     /// A unidirectional stream of this server's, which the caller opens
-    /// the first time bytes are written to it and never finishes.
+    /// the first time bytes are written to it (the control and QPACK
+    /// streams are never finished).
     Local(LocalStream),
 }
 
@@ -135,7 +166,10 @@ pub enum SessionEvent {
     /// The request stream broke a rule (a malformed head, a body that does
     /// not match content-length, an end before the head): reset it and stop
     /// reading it with this code (RFC 9114 §4.1.2). Nothing more comes for
-    /// it and the session forgets it.
+    /// it and the session forgets it. Also a client bidirectional
+    /// WebTransport stream to reset: one naming no session
+    /// (WT_BUFFERED_STREAM_REJECTED), or one whose session ended
+    /// (WT_SESSION_GONE).
     StreamError {
         /// The request stream.
         stream_id: u64,
@@ -160,7 +194,10 @@ pub enum SessionEvent {
         code: u64,
     },
     /// A unidirectional stream of a type this server does not use: stop
-    /// reading it with this code (RFC 9114 §6.2).
+    /// reading it with this code (RFC 9114 §6.2). Also a client
+    /// unidirectional WebTransport stream naming no session
+    /// (WT_BUFFERED_STREAM_REJECTED) or whose session ended
+    /// (WT_SESSION_GONE).
     StopSending {
         /// The stream.
         stream_id: u64,
@@ -171,6 +208,58 @@ pub enum SessionEvent {
     Settings(Settings),
     /// The client's GOAWAY: it accepts no push ID from this one on.
     Goaway(u64),
+    /// A client stream named a WebTransport session in its first bytes
+    /// and belongs to it from now on.
+    WebTransportStream {
+        /// The QUIC stream.
+        stream_id: u64,
+        /// The session (its CONNECT stream's ID).
+        session_id: u64,
+        /// A bidirectional stream (the server may write on it with
+        /// [`ServerSession::send_webtransport`]), or a unidirectional one.
+        bidirectional: bool,
+    },
+    /// Raw bytes on a client WebTransport stream.
+    WebTransportData {
+        /// The QUIC stream.
+        stream_id: u64,
+        /// The bytes (may be empty when only `fin` is news).
+        data: Vec<u8>,
+        /// The stream ended after them.
+        fin: bool,
+    },
+    /// The client reset one of its WebTransport streams.
+    WebTransportReset {
+        /// The QUIC stream.
+        stream_id: u64,
+        /// The client's code.
+        code: u64,
+    },
+    /// The client stopped reading a WebTransport stream this server writes
+    /// on; it is forgotten.
+    WebTransportStopped {
+        /// The stream.
+        target: Target,
+        /// The client's code.
+        code: u64,
+    },
+    /// A WebTransport session ended from the client's side: its CONNECT
+    /// stream ended or was reset (`close` is `None`), or carried
+    /// CLOSE_WEBTRANSPORT_SESSION. Its streams are already reset or
+    /// ended (the events say which), its CONNECT stream finished.
+    WebTransportClosed {
+        /// The session.
+        session_id: u64,
+        /// The client's code and reason, if it sent them.
+        close: Option<Close>,
+    },
+    /// An HTTP datagram for a live WebTransport session.
+    Datagram {
+        /// The session.
+        session_id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
 }
 
 /// Why a response could not be queued: the caller's mistake, not the
@@ -188,6 +277,8 @@ pub enum SendError {
     HeadTooLarge(u64),
     /// An encoding limit (a length above 2^62).
     Encoding(Misuse),
+    /// No live WebTransport session with this ID.
+    UnknownSession(u64),
 }
 
 impl core::fmt::Display for SendError {
@@ -244,6 +335,10 @@ enum UniState {
     Control(ControlStream),
     Encoder,
     Decoder(DecoderStreamReader),
+    /// A WebTransport stream whose session ID is being read.
+    WebTransportPrefix(VarintReader),
+    /// A WebTransport stream of a session: raw bytes.
+    WebTransport,
 }
 
 /// The server's state of one HTTP/3 connection.
@@ -298,6 +393,7 @@ pub struct ServerSession {
     writes: BTreeMap<Target, (Vec<u8>, bool)>,
     decoder_stream_open: bool,
     error: Option<Error>,
+    wt: WtState,
 }
 
 /// Whether a QUIC stream ID is a client-initiated bidirectional one.
@@ -329,6 +425,7 @@ impl ServerSession {
             writes: BTreeMap::new(),
             decoder_stream_open: false,
             error: None,
+            wt: WtState::default(),
             config,
         };
         let settings = session.settings();
@@ -346,6 +443,7 @@ impl ServerSession {
 
     /// The SETTINGS this server sends.
     pub fn settings(&self) -> Settings {
+        let wt = self.webtransport_enabled();
         Settings {
             qpack_max_table_capacity: Some(self.config.qpack_max_table_capacity),
             max_field_section_size: Some(
@@ -353,7 +451,10 @@ impl ServerSession {
             ),
             qpack_blocked_streams: Some(self.config.qpack_blocked_streams),
             enable_connect_protocol: self.config.enable_connect_protocol.then_some(true),
-            h3_datagram: None,
+            h3_datagram: wt.then_some(true),
+            enable_webtransport: wt.then_some(true),
+            webtransport_max_sessions_draft07: wt.then_some(self.config.max_webtransport_sessions),
+            wt_max_sessions: wt.then_some(self.config.max_webtransport_sessions),
             unknown: Vec::new(),
         }
     }
@@ -403,14 +504,19 @@ impl ServerSession {
         if is_request_stream(stream_id) {
             // A stream reset before its first bytes is done with too.
             self.request_ids.first_seen(stream_id);
-            self.cancel(stream_id, code);
+            if !self.webtransport_reset(stream_id, code) {
+                self.cancel(stream_id, code);
+            }
+            return Ok(());
+        }
+        if self.webtransport_reset(stream_id, code) {
             return Ok(());
         }
         let result = match self.uni_streams.remove(&stream_id) {
             Some(UniState::Control(_)) => self.uni.closed(StreamType::Control),
             Some(UniState::Encoder) => self.uni.closed(StreamType::QpackEncoder),
             Some(UniState::Decoder(_)) => self.uni.closed(StreamType::QpackDecoder),
-            Some(UniState::Type(_)) | None => {
+            Some(UniState::Type(_) | UniState::WebTransportPrefix(_) | UniState::WebTransport) | None => {
                 // Seen now, if it never was: nothing more is read from it.
                 self.uni_ids.first_seen(stream_id);
                 Ok(())
@@ -426,6 +532,9 @@ impl ServerSession {
         if let Some(error) = self.error {
             return Err(error);
         }
+        if self.webtransport_stopped(target, code) {
+            return Ok(());
+        }
         let result = match target {
             Target::Request(stream_id) => {
                 self.cancel(stream_id, code);
@@ -433,6 +542,7 @@ impl ServerSession {
             }
             Target::Local(LocalStream::Control) => self.uni.closed(StreamType::Control),
             Target::Local(LocalStream::QpackDecoder) => self.uni.closed(StreamType::QpackDecoder),
+            Target::Local(LocalStream::WebTransport(_)) => Ok(()),
         };
         self.fail_on(result)
     }
@@ -445,6 +555,7 @@ impl ServerSession {
     }
 
     fn cancel(&mut self, stream_id: u64, code: u64) {
+        self.session_stream_ended(stream_id);
         if let Some(state) = self.requests.remove(&stream_id) {
             if state.reading.is_some() {
                 self.decoder.cancel_stream(stream_id);
@@ -465,22 +576,39 @@ impl ServerSession {
                 });
                 return Ok(());
             }
-            self.requests.insert(
-                stream_id,
-                RequestState {
-                    reading: Some(Reading {
-                        framing: RequestStream::new(self.config.max_frame_payload),
-                        blocked: None,
-                        pending: Vec::new(),
-                        pending_fin: false,
-                        content_length: None,
-                        received: 0,
-                    }),
-                    sending: Sending::Nothing,
-                },
-            );
+            if self.webtransport_enabled() {
+                // A request or a WebTransport stream: its first bytes say.
+                self.wt.starting.insert(stream_id, Vec::new());
+            } else {
+                self.new_request(stream_id);
+            }
+        }
+        if self.wt.starting.contains_key(&stream_id) {
+            return self.receive_start(stream_id, data, fin);
+        }
+        if self.wt.client_streams.contains_key(&stream_id) {
+            self.stream_data(stream_id, data.to_vec(), fin);
+            return Ok(());
         }
         self.read_request(stream_id, data, fin)
+    }
+
+    /// A client bidirectional stream is a request: its reading begins.
+    fn new_request(&mut self, stream_id: u64) {
+        self.requests.insert(
+            stream_id,
+            RequestState {
+                reading: Some(Reading {
+                    framing: RequestStream::new(self.config.max_frame_payload),
+                    blocked: None,
+                    pending: Vec::new(),
+                    pending_fin: false,
+                    content_length: None,
+                    received: 0,
+                }),
+                sending: Sending::Nothing,
+            },
+        );
     }
 
     /// Reads a request stream's bytes, unless it is done with (an earlier
@@ -512,6 +640,9 @@ impl ServerSession {
                 RequestEvent::Headers(section) => self.section(stream_id, SectionKind::Head, &section)?,
                 RequestEvent::Trailers(section) => {
                     self.section(stream_id, SectionKind::Trailers, &section)?
+                }
+                RequestEvent::Data(chunk) if self.wt.sessions.contains_key(&stream_id) => {
+                    self.session_capsules(stream_id, chunk);
                 }
                 RequestEvent::Data(chunk) => {
                     let before = reading.received;
@@ -564,6 +695,12 @@ impl ServerSession {
     }
 
     fn end_request(&mut self, stream_id: u64) -> Result<(), Error> {
+        if self.wt.sessions.contains_key(&stream_id) {
+            // A session's CONNECT stream ending ends the session.
+            self.done_reading(stream_id);
+            self.session_stream_ended(stream_id);
+            return Ok(());
+        }
         let Some(reading) = self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut()) else {
             return Ok(());
         };
@@ -620,6 +757,7 @@ impl ServerSession {
                     }
                 };
                 match head::parse_request(fields, self.config.enable_connect_protocol) {
+                    Ok(request) if !self.webtransport_request(stream_id, &request) => {}
                     Ok(request) => {
                         if let Some(reading) =
                             self.requests.get_mut(&stream_id).and_then(|s| s.reading.as_mut())
@@ -646,6 +784,7 @@ impl ServerSession {
 
     /// A request stream is given up: reported, and forgotten.
     fn stream_error(&mut self, stream_id: u64, code: ErrorCode, malformed: Option<Malformed>) {
+        self.session_stream_ended(stream_id);
         if let Some(state) = self.requests.remove(&stream_id)
             && state.reading.as_ref().is_some_and(|r| r.blocked.is_some())
         {
@@ -695,7 +834,10 @@ impl ServerSession {
                 }
                 StreamType::QpackEncoder => UniState::Encoder,
                 StreamType::QpackDecoder => UniState::Decoder(DecoderStreamReader::new()),
-                StreamType::Push | StreamType::Unknown(_) => {
+                StreamType::WebTransport if self.webtransport_enabled() => {
+                    UniState::WebTransportPrefix(VarintReader::new())
+                }
+                StreamType::Push | StreamType::WebTransport | StreamType::Unknown(_) => {
                     self.events.push_back(SessionEvent::StopSending {
                         stream_id,
                         code: ErrorCode::H3_STREAM_CREATION_ERROR,
@@ -744,9 +886,38 @@ impl ServerSession {
                     return self.uni.closed(StreamType::QpackDecoder);
                 }
             }
+            Some(UniState::WebTransportPrefix(reader)) => {
+                let (used, session_id) = reader.feed(input);
+                input = input.get(used..).unwrap_or_default();
+                match session_id {
+                    Some(session_id) => {
+                        if self.associate(stream_id, session_id, false) {
+                            self.uni_streams.insert(stream_id, UniState::WebTransport);
+                            self.uni_stream_data(stream_id, input, fin);
+                        } else {
+                            self.uni_streams.remove(&stream_id);
+                        }
+                    }
+                    None if fin => {
+                        // Ended before its session ID: nothing to use.
+                        self.uni_streams.remove(&stream_id);
+                    }
+                    None => {}
+                }
+            }
+            Some(UniState::WebTransport) => self.uni_stream_data(stream_id, input, fin),
             Some(UniState::Type(_)) | None => {}
         }
         Ok(())
+    }
+
+    /// Bytes of a client WebTransport unidirectional stream; an ended one
+    /// is done with.
+    fn uni_stream_data(&mut self, stream_id: u64, data: &[u8], fin: bool) {
+        if fin {
+            self.uni_streams.remove(&stream_id);
+        }
+        self.stream_data(stream_id, data.to_vec(), fin);
     }
 
     /// A blocked section's fields arrived: hand them on, then read what
@@ -778,9 +949,14 @@ impl ServerSession {
         if state.sending != Sending::Nothing {
             return Err(SendError::OutOfOrder(stream_id));
         }
-        let mut all = Vec::with_capacity(fields.len() + 1);
+        let mut all = Vec::with_capacity(fields.len() + 2);
         all.push(Field::new(":status", status.to_string()));
         all.extend_from_slice(fields);
+        self.webtransport_answer(stream_id, status, &mut all);
+        let state = self
+            .requests
+            .get_mut(&stream_id)
+            .ok_or(SendError::UnknownStream(stream_id))?;
         let size = qpack::field_section_size(&all);
         let limit = self
             .peer_settings
@@ -838,8 +1014,12 @@ impl ServerSession {
 
     /// The server resets its response on `stream_id` itself (the caller
     /// sends RESET_STREAM and STOP_SENDING with its code): the session
-    /// forgets the stream.
+    /// forgets the stream. A WebTransport session's CONNECT stream ends
+    /// the session (its client streams reset with WT_SESSION_GONE, no
+    /// [`SessionEvent::WebTransportClosed`]); a WebTransport stream leaves
+    /// its session.
     pub fn abandon(&mut self, stream_id: u64) {
+        self.webtransport_abandoned(stream_id);
         if let Some(state) = self.requests.remove(&stream_id)
             && state.reading.is_some()
         {
