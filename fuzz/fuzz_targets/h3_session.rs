@@ -9,9 +9,9 @@
 //! them WebTransport streams (0x54 or 0x41 then a session ID), and a
 //! CONNECT with `:protocol = webtransport` a session. The first input byte picks a piece
 //! size. Two runs that do not answer, one handing each record's bytes in
-//! whole and one in pieces, must give the same events and the same
-//! connection error (after an error, the same events up to the last one
-//! the shorter run gave); a third run answers every request with a head, a body
+//! whole and one in pieces, must give the same events, and both a
+//! connection error or neither (after an error, the same events up to the
+//! last one the shorter run gave); a third run answers every request with a head, a body
 //! and its end, and every byte any run writes on a request or control
 //! stream must decode as HTTP/3 frames.
 
@@ -193,7 +193,17 @@ fuzz_target!(|input: &[u8]| {
     let records = records(rest);
     let (whole, whole_error) = run(&records, usize::MAX, false);
     let (pieces, pieces_error) = run(&records, piece, false);
-    assert_eq!(whole_error, pieces_error, "whole and in pieces of {piece}");
+    // Both runs fail, or neither. Which error comes first may differ: an
+    // encoder-stream input that inserts an entry and then goes wrong is
+    // refused whole as QPACK_ENCODER_STREAM_ERROR, while in pieces the
+    // insert alone arrives first and unblocks a request whose own bytes
+    // may then break a rule of their stream. Both are connection errors
+    // the peer earned; the order of detection follows the order of arrival.
+    assert_eq!(
+        whole_error.is_some(),
+        pieces_error.is_some(),
+        "whole ({whole_error:?}) and in pieces of {piece} ({pieces_error:?})"
+    );
     if whole_error.is_none() {
         assert_eq!(whole, pieces, "whole and in pieces of {piece}");
     } else {
