@@ -196,6 +196,14 @@ pub enum Violation {
     /// Bytes on a stream ID that only this server may open (a
     /// server-initiated one): the QUIC layer should have refused it.
     ServerStreamFromPeer(u64),
+    /// A response stream ended before its final HEADERS frame.
+    ResponseWithoutHeaders,
+    /// A response head without a valid `:status` (three digits), or with a
+    /// request pseudo-header (RFC 9114 §4.3.2).
+    MalformedResponse,
+    /// A bidirectional stream opened by a server (RFC 9114 §6.1: only
+    /// clients open them); the stream ID is given.
+    BidiStreamFromServer(u64),
 }
 
 /// How the caller misused an encoder (not something the peer did).
