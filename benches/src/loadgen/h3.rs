@@ -1,0 +1,281 @@
+//! HTTP/3 for the load generator (`--h3`): many event streams on each of
+//! a few QUIC connections, each connection on a UDP socket of its own,
+//! with tether-quic's client connection ([`QuicClient`]). What a stream
+//! receives is handed to the mode as it comes; QUIC's flow control
+//! credit is returned as soon as it is read, so the server's windows
+//! never wait for the load generator.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use tether_h2::hpack::Field;
+use tether_quic::{ClientEvent, QuicClient, Transmit};
+
+use super::conn::Dial;
+
+/// How many bytes of a stream the server may send ahead of what was
+/// read: far more than one fan-out burst.
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// The largest UDP datagram a socket is read into.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// One HTTP/3 connection and its event streams, numbered 0.. in the order
+/// they were opened (stream IDs 0, 4, 8...).
+#[derive(Debug)]
+pub struct H3Conn {
+    socket: UdpSocket,
+    quic: QuicClient,
+    /// A datagram the socket refused, to send first when it is writable.
+    blocked: Option<(Transmit, Vec<u8>)>,
+    /// Streams to open, opened, and answered 200.
+    want: usize,
+    opened: usize,
+    answered: usize,
+    target: String,
+    authority: String,
+}
+
+impl H3Conn {
+    /// The stream's index from its ID.
+    fn index(stream: u64) -> usize {
+        usize::try_from(stream / 4).unwrap_or(usize::MAX)
+    }
+
+    /// Opens the streams the server's limit allows, up to `want`.
+    fn open_streams(&mut self) -> io::Result<()> {
+        while self.opened < self.want && self.quic.is_connected() {
+            let fields = [
+                Field::new(":method", "GET"),
+                Field::new(":scheme", "https"),
+                Field::new(":authority", self.authority.as_str()),
+                Field::new(":path", self.target.as_str()),
+                Field::new("accept", "text/event-stream"),
+            ];
+            match self.quic.request(&fields, b"", true) {
+                Ok(_) => self.opened += 1,
+                // The server's stream limit: the rest wait for room.
+                Err(tether_quic::ClientError::NoStream) => break,
+                Err(e) => return Err(io::Error::other(format!("open a stream: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the datagrams the socket has, then does what they call for.
+    pub fn on_readable(&mut self, rbuf: &mut [u8], on_data: &mut dyn FnMut(usize, &[u8])) -> io::Result<()> {
+        loop {
+            match self.socket.recv_from(rbuf) {
+                Ok((n, from)) => {
+                    let datagram = rbuf.get(..n).unwrap_or_default();
+                    self.quic.handle_datagram(Instant::now(), from, datagram);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.drive(on_data)
+    }
+
+    /// Runs the connection's timers that are due (retransmissions,
+    /// delayed acknowledgements).
+    pub fn on_timers(&mut self, now: Instant, on_data: &mut dyn FnMut(usize, &[u8])) -> io::Result<()> {
+        if self.quic.next_timeout().is_some_and(|at| at <= now) {
+            self.quic.handle_timeout(now);
+            self.drive(on_data)?;
+        }
+        Ok(())
+    }
+
+    /// When [`H3Conn::on_timers`] is due next.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        self.quic.next_timeout()
+    }
+
+    /// Hands each stream's bytes to `on_data` (stream index, bytes) and
+    /// sends what the connection has to send. Fails on a closed
+    /// connection, a reset stream, a status other than 200 or a GOAWAY.
+    fn drive(&mut self, on_data: &mut dyn FnMut(usize, &[u8])) -> io::Result<()> {
+        let mut events = Vec::new();
+        self.quic.poll_events(Instant::now(), &mut events);
+        for event in events {
+            match event {
+                ClientEvent::Connected => self.open_streams()?,
+                ClientEvent::Response { stream, status, .. } => {
+                    if status != 200 {
+                        return Err(io::Error::other(format!("stream {stream} answered {status}")));
+                    }
+                    self.answered += 1;
+                }
+                ClientEvent::Data { stream, data } => on_data(Self::index(stream), &data),
+                ClientEvent::Finished { stream } => {
+                    return Err(io::Error::other(format!("stream {stream} ended by the server")));
+                }
+                ClientEvent::Reset { stream, code } => {
+                    return Err(io::Error::other(format!("stream {stream} reset: {code:#x}")));
+                }
+                ClientEvent::Goaway(id) => {
+                    return Err(io::Error::other(format!("GOAWAY from the server at stream {id}")));
+                }
+                ClientEvent::Closed(why) => return Err(io::Error::other(format!("closed: {why}"))),
+                ClientEvent::Trailers { .. } => {}
+            }
+        }
+        // Streams that found no room at first are opened as others end
+        // (none do in a fan-out, but the server's limit may be below K).
+        self.open_streams()?;
+        self.flush()
+    }
+
+    /// Sends the connection's datagrams until it has none or the socket
+    /// refuses.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Some((transmit, bytes)) = self.blocked.take()
+            && !self.send(&transmit, &bytes)?
+        {
+            self.blocked = Some((transmit, bytes));
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(1500);
+        while let Some(transmit) = self.quic.poll_transmit(Instant::now(), 1, &mut buf) {
+            if !self.send(&transmit, &buf)? {
+                self.blocked = Some((transmit, std::mem::take(&mut buf)));
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one datagram: false if the socket is full.
+    fn send(&self, transmit: &Transmit, bytes: &[u8]) -> io::Result<bool> {
+        let datagram = bytes.get(..transmit.size).unwrap_or(bytes);
+        loop {
+            match self.socket.send_to(datagram, transmit.destination) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ends the connection politely.
+    pub fn go_away(&mut self) {
+        self.quic.close(Instant::now());
+        let _ = self.flush();
+    }
+}
+
+/// A UDP socket for a connection to `server`, of its address family,
+/// with a receive buffer large enough for a fan-out burst.
+fn bind(server: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // The kernel caps it at net.core.rmem_max; what it grants is enough
+    // either way, this only asks for more than the default.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&local.into())?;
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
+/// Opens `streams` event streams to `target`, `per_conn` on each QUIC
+/// connection (so `streams / per_conn` connections, rounded up), and waits
+/// until every one is answered 200. Connection `i` gets token `base + i`;
+/// stream `s` of the run is stream `s % per_conn` of connection
+/// `s / per_conn`. The server's certificate is checked as over TCP (its
+/// UDP port is the TLS port's number).
+pub fn connect_all(
+    poll: &mut Poll,
+    dial: &Dial,
+    base: usize,
+    target: &str,
+    streams: usize,
+    per_conn: usize,
+) -> io::Result<Vec<H3Conn>> {
+    let Some(tls) = &dial.tls else {
+        return Err(io::Error::other(
+            "--h3 runs over QUIC, which carries TLS: give --addr as https://host:port",
+        ));
+    };
+    let server_name = dial
+        .host
+        .rsplit_once(':')
+        .map_or(dial.host.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let per_conn = per_conn.max(1);
+    let mut conns = Vec::new();
+    let mut left = streams;
+    let now = Instant::now();
+    while left > 0 {
+        let want = left.min(per_conn);
+        left -= want;
+        let mut socket = bind(dial.addr)?;
+        poll.registry().register(
+            &mut socket,
+            Token(base + conns.len()),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let quic = QuicClient::connect(&tls.config, dial.addr, server_name, STREAM_WINDOW, now)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut conn = H3Conn {
+            socket,
+            quic,
+            blocked: None,
+            want,
+            opened: 0,
+            answered: 0,
+            target: target.to_owned(),
+            authority: dial.host.clone(),
+        };
+        conn.flush()?;
+        conns.push(conn);
+    }
+    let deadline = Instant::now() + dial.timeout;
+    let mut rbuf = vec![0u8; MAX_DATAGRAM];
+    let mut events = Events::with_capacity(1024);
+    let mut ignore = |_: usize, _: &[u8]| {};
+    while conns.iter().any(|c| c.answered < c.want) {
+        let now = Instant::now();
+        if now >= deadline {
+            let answered: usize = conns.iter().map(|c| c.answered).sum();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "only {answered} of {streams} HTTP/3 streams open in {:?}",
+                    dial.timeout
+                ),
+            ));
+        }
+        let timer = conns.iter_mut().filter_map(H3Conn::next_timeout).min();
+        let wait = timer
+            .map_or(deadline, |t| t.min(deadline))
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        poll.poll(&mut events, Some(wait))?;
+        for event in events.iter() {
+            let Some(conn) = event.token().0.checked_sub(base).and_then(|i| conns.get_mut(i)) else {
+                continue;
+            };
+            conn.on_readable(&mut rbuf, &mut ignore)?;
+        }
+        let now = Instant::now();
+        for conn in &mut conns {
+            conn.on_timers(now, &mut ignore)?;
+        }
+    }
+    Ok(conns)
+}
