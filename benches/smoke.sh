@@ -8,7 +8,8 @@
 # fan-out with the load generator in two processes (--procs 2); then echo
 # over TLS (wss://) against `tether serve --app echo` with a certificate
 # from a CA made here with openssl, which the load generator trusts through
-# --ca (and must refuse without it); then echo against the floor server
+# --ca (and must refuse without it), and SSE fan-out as event streams of
+# HTTP/3 (QUIC) connections (--h3) with the same certificate; then echo against the floor server
 # (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
 # those runs; the same against the floor on io_uring (src/bin/floor_uring.rs;
 # said and skipped where the kernel has no io_uring); last, benches/durable.sh with QUICK=1 (the durable log in
@@ -160,6 +161,22 @@ if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-
 else
     failed=$((failed + 1))
     echo "FAIL tls: no TLS server to run against"
+fi
+# HTTP/3: event streams of QUIC connections on the TLS port's number (UDP),
+# the same certificate trusted through --ca; the publisher a wss:// one.
+if [ -f "$LOGS/tls/server.pem" ] &&
+    start_server --app demo --memory --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" \
+        --http3 on; then
+    PREFIX=https://
+    EXTRA=(--ca "$LOGS/tls/ca.pem")
+    check "h3 fanout 100 sse streams on 2 quic conns" fanout --h3 --streams-per-conn 50 --transport sse -n 100 \
+        -r 200 -s 64 -d 2 --drain 3 --pub-path /topics/chat.smoke-h3/ws --sub-path /topics/chat.smoke-h3/events
+    EXTRA=()
+    PREFIX=""
+    stop_server
+else
+    failed=$((failed + 1))
+    echo "FAIL h3: no HTTP/3 server to run against"
 fi
 
 # The floor: frames echoed with nothing but an unmask in between.

@@ -24,7 +24,7 @@ pub enum Version {
 #[derive(Debug)]
 pub enum MuxConn {
     /// An HTTP/2 connection.
-    H2(H2Conn),
+    H2(Box<H2Conn>),
     /// An HTTP/3 connection.
     H3(Box<H3Conn>),
 }
@@ -101,7 +101,7 @@ pub fn connect_all(
     Ok(match version {
         Version::H2 => h2::connect_all(poll, dial, kind, target, streams, per_conn)?
             .into_iter()
-            .map(MuxConn::H2)
+            .map(|c| MuxConn::H2(Box::new(c)))
             .collect(),
         Version::H3 if kind == Kind::EventStream => {
             h3::connect_all(poll, dial, h2::TOKEN_BASE, target, streams, per_conn)?
