@@ -122,21 +122,9 @@ fi
 
 # TLS: a throwaway CA, and a certificate it signs for localhost and
 # 127.0.0.1.
-tls_files() {
-    command -v openssl >/dev/null || { echo "smoke: openssl is needed for the TLS checks"; return 1; }
-    local d=$LOGS/tls
-    mkdir -p "$d"
-    {
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-            -subj /CN=tether-smoke-ca -keyout "$d/ca.key" -out "$d/ca.pem" &&
-            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-                -keyout "$d/server.key" -out "$d/server.csr" &&
-            printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
-                'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
-            openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-                -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem"
-    } >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log"; return 1; }
-}
+# shellcheck source=tls-files.sh
+. benches/tls-files.sh
+tls_files() { make_tls_files "$LOGS/tls"; }
 SCHEME=https
 if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key"; then
     PREFIX=wss://

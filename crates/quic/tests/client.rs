@@ -144,7 +144,7 @@ impl Net {
             self.server
                 .send_head(self.now, conn, stream_id, 200, &fields)
                 .unwrap();
-            let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let body = expected(size);
             for piece in body.chunks(1000) {
                 self.server.send_data(self.now, conn, stream_id, piece).unwrap();
             }
@@ -198,7 +198,7 @@ impl Net {
 }
 
 fn expected(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i % 251) as u8).collect()
+    (0..size).map(|i| u8::try_from(i % 251).unwrap()).collect()
 }
 
 #[test]
