@@ -51,6 +51,11 @@ TLS_ADDR=$(server_log_value 's|^TLS beside it on https://\([^/]*\)/.*|\1|p')
 H3_ADDR=$(server_log_value 's|^HTTP/3 on udp://\([^/]*\)/.*|\1|p')
 echo "tether serve --app demo --threads $THREADS on http://$ADDR, https://$TLS_ADDR, HTTP/3 udp://$H3_ADDR (pid $SERVER_PID)"
 
+# UDP datagrams the kernel dropped for a full receive buffer (on this
+# machine, all sockets): a QUIC run that lost some paid for them in
+# retransmissions and a smaller congestion window.
+udp_rcvbuf_errors() { awk '/^Udp:/ { if (seen) print $6; seen = 1 }' /proc/net/snmp; }
+declare -A UDP_DROPS
 for n in $SIZES; do
     rate=$(awk -v d="$DELIVERIES" -v n="$n" 'BEGIN { printf "%g", d / n }')
     for p in $PROTOCOLS; do
@@ -58,8 +63,13 @@ for n in $SIZES; do
         h1) fanout_run "h1-$n" --addr "$ADDR" -n "$n" -r "$rate" ;;
         h1tls) fanout_run "h1tls-$n" --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" -n "$n" -r "$rate" ;;
         h2) fanout_run "h2-$n" --addr "$ADDR" -n "$n" -r "$rate" --h2 --streams-per-conn "$PER_CONN" ;;
-        h3) fanout_run "h3-$n" --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" -n "$n" -r "$rate" \
-            --h3 --streams-per-conn "$PER_CONN" ;;
+        h3)
+            drops=$(udp_rcvbuf_errors)
+            fanout_run "h3-$n" --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" -n "$n" -r "$rate" \
+                --h3 --streams-per-conn "$PER_CONN"
+            UDP_DROPS[h3-$n]=$(($(udp_rcvbuf_errors) - drops))
+            echo "     UDP datagrams dropped for a full receive buffer during h3-$n: ${UDP_DROPS[h3-$n]}"
+            ;;
         *)
             echo "h3.sh: unknown protocol $p (h1, h1tls, h2, h3)"
             failed=$((failed + 1))
