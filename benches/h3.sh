@@ -11,7 +11,10 @@
 # - h2:     streams of S/K HTTP/2 connections (h2c, --h2);
 # - h3:     streams of S/K QUIC connections (--h3), TLS 1.3 inside.
 #
-# The publisher is one WebSocket (over TLS for h1tls and h3). Prints each
+# The publisher is one WebSocket (over TLS for h1tls and h3). Then IDLE
+# idle connections each over TCP and TLS (WebSockets) and QUIC (HTTP/3
+# connections with no request stream): server RSS per connection and
+# connections opened per second. Prints each
 # run, then server CPU per delivery, p99 latency and the ratios h3/h2,
 # h2/h1 and h3/h1tls. A benchmark, not a test: the figures mean something
 # only on a quiet machine (see benches/README.md). Ends with
@@ -22,7 +25,8 @@
 # 5), SIZES (subscriber counts, "1000 10000"), PER_CONN (streams per
 # h2/h3 connection, 100: the server's QUIC stream limit), DELIVERIES
 # (events per second offered, 100000: the publish rate is DELIVERIES / S),
-# PROTOCOLS ("h1 h1tls h2 h3").
+# PROTOCOLS ("h1 h1tls h2 h3"), IDLE (idle connections over TCP, TLS and
+# QUIC, 2000; 0: none).
 # Uses $TETHER_BIN when set, else builds tether in release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +37,7 @@ SIZES=${SIZES:-1000 10000}
 PER_CONN=${PER_CONN:-100}
 DELIVERIES=${DELIVERIES:-100000}
 PROTOCOLS=${PROTOCOLS:-h1 h1tls h2 h3}
+IDLE=${IDLE:-2000}
 
 BENCH=h3-bench
 # shellcheck source=fanout-common.sh
@@ -44,7 +49,7 @@ if ! make_tls_files "$LOGS/tls"; then
     echo "$BENCH: 0 passed, 1 failed"
     exit 1
 fi
-largest=$(printf '%s\n' $SIZES | sort -n | tail -1)
+largest=$(printf '%s\n' $SIZES "$IDLE" | sort -n | tail -1)
 start_tether --app demo --memory --threads "$THREADS" --max-connections $((largest + 1000)) \
     --tls-listen 127.0.0.1:0 --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" --http3 on
 TLS_ADDR=$(server_log_value 's|^TLS beside it on https://\([^/]*\)/.*|\1|p')
@@ -78,6 +83,31 @@ for n in $SIZES; do
     done
 done
 
+# Idle connections: server RSS per connection and connections opened per
+# second (all at once, handshakes included), over TCP, TLS and QUIC.
+declare -A IDLE_BYTES IDLE_CPS
+idle_run() { # name, then the load generator's idle arguments
+    local name=$1
+    shift
+    if timeout 300 "$LOADGEN" idle --pid "$SERVER_PID" -c "$IDLE" --settle 2 --hold 1 "$@" >"$LOGS/idle" 2>&1; then
+        local json
+        json=$(grep '^{' "$LOGS/idle")
+        IDLE_BYTES[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rss_per_conn"])' <<<"$json")
+        IDLE_CPS[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connects_per_s"])' <<<"$json")
+        passed=$((passed + 1))
+        echo "ok   idle $name: $(head -1 "$LOGS/idle")"
+    else
+        failed=$((failed + 1))
+        echo "FAIL idle $name"
+        cat "$LOGS/idle"
+    fi
+}
+if [ "$IDLE" -gt 0 ]; then
+    idle_run tcp --addr "ws://$ADDR" --path /echo
+    idle_run tls --addr "wss://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --path /echo
+    idle_run quic --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --h3
+fi
+
 echo
 echo "SSE fan-out, 64 B events, $DELIVERIES deliveries/s offered, h2 and h3: $PER_CONN streams a connection"
 echo
@@ -94,6 +124,13 @@ for n in $SIZES; do
     row "events/s" EPS
     row "p99 latency (µs)" P99
 done
+if [ "$IDLE" -gt 0 ]; then
+    echo
+    echo "| $IDLE idle connections | TCP (WebSocket) | TLS (WebSocket) | QUIC (no stream) | QUIC/TLS |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| server RSS per connection (B) | ${IDLE_BYTES[tcp]:-} | ${IDLE_BYTES[tls]:-} | ${IDLE_BYTES[quic]:-} | $(ratio "${IDLE_BYTES[quic]:-0}" "${IDLE_BYTES[tls]:-0}") |"
+    echo "| connections opened per second (handshakes included) | ${IDLE_CPS[tcp]:-} | ${IDLE_CPS[tls]:-} | ${IDLE_CPS[quic]:-} | $(ratio "${IDLE_CPS[quic]:-0}" "${IDLE_CPS[tls]:-0}") |"
+fi
 echo
 echo "$BENCH: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

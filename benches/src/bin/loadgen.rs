@@ -331,6 +331,11 @@ struct IdleArgs {
     /// Seconds to hold the connections after that.
     #[arg(long, default_value_t = 2.0)]
     hold: f64,
+    /// HTTP/3: QUIC connections to the UDP port of the https:// --addr
+    /// that open no request stream (handshake and control streams only),
+    /// instead of WebSockets.
+    #[arg(long)]
+    h3: bool,
 }
 
 #[derive(Args, Debug)]
@@ -564,6 +569,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 settle: seconds(a.settle, "settle")?,
                 hold: seconds(a.hold, "hold")?,
                 server_pid: a.common.pid,
+                h3: a.h3,
             };
             (idle::run(&opts).map_err(io)?, a.common.tags)
         }

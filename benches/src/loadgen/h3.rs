@@ -205,6 +205,39 @@ pub fn connect_all(
     streams: usize,
     per_conn: usize,
 ) -> io::Result<Vec<H3Conn>> {
+    let per_conn = per_conn.max(1);
+    let mut wants = Vec::new();
+    let mut left = streams;
+    while left > 0 {
+        let want = left.min(per_conn);
+        left -= want;
+        wants.push(want);
+    }
+    connect(poll, dial, base, target, &wants)
+}
+
+/// Opens `connections` QUIC connections that open no request stream (an
+/// HTTP/3 connection at rest: the handshake done, the control streams
+/// exchanged), and waits until every one is connected.
+pub fn connect_idle(
+    poll: &mut Poll,
+    dial: &Dial,
+    base: usize,
+    connections: usize,
+) -> io::Result<Vec<H3Conn>> {
+    connect(poll, dial, base, "", &vec![0; connections])
+}
+
+/// Opens a connection for each entry of `wants`, with that many event
+/// streams to `target`, and waits until each is connected and its
+/// streams answered 200.
+fn connect(
+    poll: &mut Poll,
+    dial: &Dial,
+    base: usize,
+    target: &str,
+    wants: &[usize],
+) -> io::Result<Vec<H3Conn>> {
     let Some(tls) = &dial.tls else {
         return Err(io::Error::other(
             "--h3 runs over QUIC, which carries TLS: give --addr as https://host:port",
@@ -216,13 +249,9 @@ pub fn connect_all(
         .map_or(dial.host.as_str(), |(host, _)| host)
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let per_conn = per_conn.max(1);
     let mut conns = Vec::new();
-    let mut left = streams;
     let now = Instant::now();
-    while left > 0 {
-        let want = left.min(per_conn);
-        left -= want;
+    for &want in wants {
         let mut socket = bind(dial.addr)?;
         poll.registry().register(
             &mut socket,
@@ -248,24 +277,25 @@ pub fn connect_all(
     let mut rbuf = vec![0u8; MAX_DATAGRAM];
     let mut events = Events::with_capacity(1024);
     let mut ignore = |_: usize, _: &[u8]| {};
-    while conns.iter().any(|c| c.answered < c.want) {
+    while conns
+        .iter()
+        .any(|c| !c.quic.is_connected() || c.answered < c.want)
+    {
         let now = Instant::now();
         if now >= deadline {
+            let connected = conns.iter().filter(|c| c.quic.is_connected()).count();
             let answered: usize = conns.iter().map(|c| c.answered).sum();
+            let streams: usize = wants.iter().sum();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "only {answered} of {streams} HTTP/3 streams open in {:?}",
+                    "only {connected} of {} QUIC connections and {answered} of {streams} HTTP/3 streams open in {:?}",
+                    conns.len(),
                     dial.timeout
                 ),
             ));
         }
-        let timer = conns.iter_mut().filter_map(H3Conn::next_timeout).min();
-        let wait = timer
-            .map_or(deadline, |t| t.min(deadline))
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(100));
-        poll.poll(&mut events, Some(wait))?;
+        wait(poll, &mut conns, &mut events, deadline)?;
         for event in events.iter() {
             let Some(conn) = event.token().0.checked_sub(base).and_then(|i| conns.get_mut(i)) else {
                 continue;
@@ -278,4 +308,45 @@ pub fn connect_all(
         }
     }
     Ok(conns)
+}
+
+/// Polls until a socket is ready, the earliest QUIC timer, or `until`
+/// (at most 100 ms).
+fn wait(poll: &mut Poll, conns: &mut [H3Conn], events: &mut Events, until: Instant) -> io::Result<()> {
+    let now = Instant::now();
+    let timer = conns.iter_mut().filter_map(H3Conn::next_timeout).min();
+    let wait = timer
+        .map_or(until, |t| t.min(until))
+        .saturating_duration_since(now)
+        .min(Duration::from_millis(100));
+    poll.poll(events, Some(wait))
+}
+
+/// Keeps `conns` (opened with token `base + i`) going for `period`:
+/// datagrams read, acknowledged, timers run. Fails if a connection ends
+/// or delivers stream bytes.
+pub fn hold(poll: &mut Poll, conns: &mut [H3Conn], base: usize, period: Duration) -> io::Result<()> {
+    let until = Instant::now() + period;
+    let mut rbuf = vec![0u8; MAX_DATAGRAM];
+    let mut events = Events::with_capacity(1024);
+    let mut stray = 0usize;
+    while Instant::now() < until {
+        wait(poll, conns, &mut events, until)?;
+        for event in events.iter() {
+            let i = event.token().0.wrapping_sub(base);
+            if let Some(conn) = conns.get_mut(i) {
+                conn.on_readable(&mut rbuf, &mut |_, data| stray += data.len())
+                    .map_err(|e| io::Error::new(e.kind(), format!("QUIC connection {i}: {e}")))?;
+            }
+        }
+        let now = Instant::now();
+        for (i, conn) in conns.iter_mut().enumerate() {
+            conn.on_timers(now, &mut |_, data| stray += data.len())
+                .map_err(|e| io::Error::new(e.kind(), format!("QUIC connection {i}: {e}")))?;
+        }
+        if stray > 0 {
+            return Err(io::Error::other(format!("{stray} bytes on idle connections")));
+        }
+    }
+    Ok(())
 }
