@@ -47,6 +47,13 @@ start_tether() {
     fi
 }
 
+# Stops the server start_tether started.
+stop_tether() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
 # The first match of a sed expression (`s|...|\1|p`) in the server's log.
 server_log_value() { sed -n "$1" "$LOGS/server.log" | head -1; }
 

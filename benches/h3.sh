@@ -11,10 +11,11 @@
 # - h2:     streams of S/K HTTP/2 connections (h2c, --h2);
 # - h3:     streams of S/K QUIC connections (--h3), TLS 1.3 inside.
 #
-# The publisher is one WebSocket (over TLS for h1tls and h3). Then IDLE
-# idle connections each over TCP and TLS (WebSockets) and QUIC (HTTP/3
-# connections with no request stream): server RSS per connection and
-# connections opened per second. Prints each
+# The publisher is one WebSocket (over TLS for h1tls and h3). Before
+# them, IDLE idle connections each over TCP and TLS (WebSockets) and QUIC
+# (HTTP/3 connections with no request stream), each on a server started
+# for it: server RSS per connection and connections opened per second
+# (--connect-concurrency's 100 handshakes at a time). Prints each
 # run, then server CPU per delivery, p99 latency and the ratios h3/h2,
 # h2/h1 and h3/h1tls. A benchmark, not a test: the figures mean something
 # only on a quiet machine (see benches/README.md). Ends with
@@ -50,11 +51,49 @@ if ! make_tls_files "$LOGS/tls"; then
     exit 1
 fi
 largest=$(printf '%s\n' $SIZES "$IDLE" | sort -n | tail -1)
-start_tether --app demo --memory --threads "$THREADS" --max-connections $((largest + 1000)) \
-    --tls-listen 127.0.0.1:0 --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" --http3 on
-TLS_ADDR=$(server_log_value 's|^TLS beside it on https://\([^/]*\)/.*|\1|p')
-H3_ADDR=$(server_log_value 's|^HTTP/3 on udp://\([^/]*\)/.*|\1|p')
-echo "tether serve --app demo --threads $THREADS on http://$ADDR, https://$TLS_ADDR, HTTP/3 udp://$H3_ADDR (pid $SERVER_PID)"
+# Starts the server: plain on ADDR, TLS and HTTP/3 on TLS_ADDR's number.
+serve() {
+    start_tether --app demo --memory --threads "$THREADS" --max-connections $((largest + 1000)) \
+        --tls-listen 127.0.0.1:0 --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" --http3 on
+    TLS_ADDR=$(server_log_value 's|^TLS beside it on https://\([^/]*\)/.*|\1|p')
+    H3_ADDR=$(server_log_value 's|^HTTP/3 on udp://\([^/]*\)/.*|\1|p')
+    echo "tether serve --app demo --threads $THREADS on http://$ADDR, https://$TLS_ADDR, HTTP/3 udp://$H3_ADDR (pid $SERVER_PID)"
+}
+
+# Idle connections: server RSS per connection and connections opened per
+# second (all at once, handshakes included), over TCP, TLS and QUIC.
+declare -A IDLE_BYTES IDLE_CPS
+idle_run() { # name, then the load generator's idle arguments
+    local name=$1
+    shift
+    if timeout 300 "$LOADGEN" idle --pid "$SERVER_PID" -c "$IDLE" --settle 2 --hold 1 "$@" >"$LOGS/idle" 2>&1; then
+        local json
+        json=$(grep '^{' "$LOGS/idle")
+        IDLE_BYTES[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rss_per_conn"])' <<<"$json")
+        IDLE_CPS[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connects_per_s"])' <<<"$json")
+        passed=$((passed + 1))
+        echo "ok   idle $name: $(head -1 "$LOGS/idle")"
+    else
+        failed=$((failed + 1))
+        echo "FAIL idle $name"
+        cat "$LOGS/idle"
+    fi
+}
+# Each on a server of its own, started for it: the RSS of a server that
+# has held more connections before does not grow again for new ones.
+if [ "$IDLE" -gt 0 ]; then
+    for kind in tcp tls quic; do
+        serve
+        case $kind in
+        tcp) idle_run tcp --addr "ws://$ADDR" --path /echo ;;
+        tls) idle_run tls --addr "wss://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --path /echo ;;
+        quic) idle_run quic --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --h3 ;;
+        esac
+        stop_tether
+    done
+fi
+
+serve
 
 # UDP datagrams the kernel dropped for a full receive buffer (on this
 # machine, all sockets): a QUIC run that lost some paid for them in
@@ -83,30 +122,6 @@ for n in $SIZES; do
     done
 done
 
-# Idle connections: server RSS per connection and connections opened per
-# second (all at once, handshakes included), over TCP, TLS and QUIC.
-declare -A IDLE_BYTES IDLE_CPS
-idle_run() { # name, then the load generator's idle arguments
-    local name=$1
-    shift
-    if timeout 300 "$LOADGEN" idle --pid "$SERVER_PID" -c "$IDLE" --settle 2 --hold 1 "$@" >"$LOGS/idle" 2>&1; then
-        local json
-        json=$(grep '^{' "$LOGS/idle")
-        IDLE_BYTES[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rss_per_conn"])' <<<"$json")
-        IDLE_CPS[$name]=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connects_per_s"])' <<<"$json")
-        passed=$((passed + 1))
-        echo "ok   idle $name: $(head -1 "$LOGS/idle")"
-    else
-        failed=$((failed + 1))
-        echo "FAIL idle $name"
-        cat "$LOGS/idle"
-    fi
-}
-if [ "$IDLE" -gt 0 ]; then
-    idle_run tcp --addr "ws://$ADDR" --path /echo
-    idle_run tls --addr "wss://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --path /echo
-    idle_run quic --addr "https://$TLS_ADDR" --ca "$LOGS/tls/ca.pem" --h3
-fi
 
 echo
 echo "SSE fan-out, 64 B events, $DELIVERIES deliveries/s offered, h2 and h3: $PER_CONN streams a connection"

@@ -229,8 +229,8 @@ pub fn connect_idle(
 }
 
 /// Opens a connection for each entry of `wants`, with that many event
-/// streams to `target`, and waits until each is connected and its
-/// streams answered 200.
+/// streams to `target`, at most `dial.concurrency` handshakes at a time,
+/// and waits until each is connected and its streams answered 200.
 fn connect(
     poll: &mut Poll,
     dial: &Dial,
@@ -249,38 +249,46 @@ fn connect(
         .map_or(dial.host.as_str(), |(host, _)| host)
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let mut conns = Vec::new();
-    let now = Instant::now();
-    for &want in wants {
-        let mut socket = bind(dial.addr)?;
-        poll.registry().register(
-            &mut socket,
-            Token(base + conns.len()),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        let quic = QuicClient::connect(&tls.config, dial.addr, server_name, STREAM_WINDOW, now)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let mut conn = H3Conn {
-            socket,
-            quic,
-            blocked: None,
-            want,
-            opened: 0,
-            answered: 0,
-            target: target.to_owned(),
-            authority: dial.host.clone(),
-        };
-        conn.flush()?;
-        conns.push(conn);
-    }
+    let mut conns: Vec<H3Conn> = Vec::new();
     let deadline = Instant::now() + dial.timeout;
     let mut rbuf = vec![0u8; MAX_DATAGRAM];
     let mut events = Events::with_capacity(1024);
     let mut ignore = |_: usize, _: &[u8]| {};
-    while conns
-        .iter()
-        .any(|c| !c.quic.is_connected() || c.answered < c.want)
-    {
+    loop {
+        // At most `dial.concurrency` handshakes in progress at once, as
+        // over TCP.
+        let handshaking = conns.iter().filter(|c| !c.quic.is_connected()).count();
+        let room = dial.concurrency.max(1).saturating_sub(handshaking);
+        for &want in wants.get(conns.len()..).unwrap_or_default().iter().take(room) {
+            let mut socket = bind(dial.addr)?;
+            poll.registry().register(
+                &mut socket,
+                Token(base + conns.len()),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            let quic =
+                QuicClient::connect(&tls.config, dial.addr, server_name, STREAM_WINDOW, Instant::now())
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            let mut conn = H3Conn {
+                socket,
+                quic,
+                blocked: None,
+                want,
+                opened: 0,
+                answered: 0,
+                target: target.to_owned(),
+                authority: dial.host.clone(),
+            };
+            conn.flush()?;
+            conns.push(conn);
+        }
+        if conns.len() == wants.len()
+            && conns
+                .iter()
+                .all(|c| c.quic.is_connected() && c.answered >= c.want)
+        {
+            break;
+        }
         let now = Instant::now();
         if now >= deadline {
             let connected = conns.iter().filter(|c| c.quic.is_connected()).count();
@@ -290,7 +298,7 @@ fn connect(
                 io::ErrorKind::TimedOut,
                 format!(
                     "only {connected} of {} QUIC connections and {answered} of {streams} HTTP/3 streams open in {:?}",
-                    conns.len(),
+                    wants.len(),
                     dial.timeout
                 ),
             ));
