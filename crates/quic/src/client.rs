@@ -90,6 +90,9 @@ pub enum ClientError {
     NoStream,
     /// The connection is over.
     Closed,
+    /// The request cannot be encoded (a body longer than a QUIC
+    /// variable-length integer can say).
+    Request(String),
 }
 
 impl fmt::Display for ClientError {
@@ -99,6 +102,7 @@ impl fmt::Display for ClientError {
             ClientError::Connect(why) => write!(f, "cannot connect: {why}"),
             ClientError::NoStream => f.write_str("no request stream may be opened now"),
             ClientError::Closed => f.write_str("the connection is closed"),
+            ClientError::Request(why) => write!(f, "cannot encode the request: {why}"),
         }
     }
 }
@@ -257,9 +261,7 @@ impl QuicClient {
         if encoded.is_ok() && !body.is_empty() {
             encoded = tether_h3::frame::encode_data(body, &mut wire);
         }
-        // A request's own fields and body are the caller's; a varint too
-        // long to encode is a body above 2^62 bytes.
-        encoded.map_err(|e| ClientError::Connect(e.to_string()))?;
+        encoded.map_err(|e| ClientError::Request(e.to_string()))?;
         self.write(id, wire, fin);
         Ok(u64::from(id))
     }
