@@ -41,48 +41,13 @@ if ! command -v h2load >/dev/null; then
     fi
 fi
 
-export CARGO_TERM_COLOR=never
-if [ -z "${TETHER_BIN:-}" ]; then
-    cargo build --release -p tether
-    TETHER_BIN=$PWD/target/release/tether
-fi
-cargo build --release -p tether-benches --bin loadgen
-LOADGEN=$PWD/target/release/loadgen
+BENCH=h2-bench
+# shellcheck source=fanout-common.sh
+. benches/fanout-common.sh
 
-LOGS=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$LOGS"
-}
-trap cleanup EXIT
-
-"$TETHER_BIN" serve --app demo --memory --threads "$THREADS" --port 0 --log-level warn \
-    --max-connections $((SUBSCRIBERS + 1000)) >"$LOGS/server.log" 2>&1 &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 100); do
-    ADDR=$(sed -n 's|.*listening on http://\([^/]*\)/.*|\1|p' "$LOGS/server.log" | head -1)
-    [ -n "$ADDR" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$ADDR" ]; then
-    cat "$LOGS/server.log"
-    echo "h2-bench: 0 passed, 1 failed"
-    exit 1
-fi
+start_tether --app demo --memory --threads "$THREADS" --max-connections $((SUBSCRIBERS + 1000))
 echo "tether serve --app demo --threads $THREADS on http://$ADDR (pid $SERVER_PID)"
 
-# The server's CPU time in clock ticks (utime + stime).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
-TICKS=$(getconf CLK_TCK)
-
-passed=0
-failed=0
 declare -A RPS CPU_RPS
 h2load_run() { # name, then h2load's protocol arguments
     local name=$1
@@ -109,29 +74,9 @@ h2load_run() { # name, then h2load's protocol arguments
 h2load_run h2c -m "$STREAMS"
 h2load_run h1 --h1
 
-declare -A EPS CPU_EPS
-fanout_run() { # name, then extra loadgen arguments
-    local name=$1
-    shift
-    if timeout $((DURATION * 4 + 60)) "$LOADGEN" fanout --addr "$ADDR" --pid "$SERVER_PID" --transport sse \
-        -n "$SUBSCRIBERS" -r "$RATE" -s 64 -d "$DURATION" --drain 5 \
-        --pub-path "/topics/chat.h2bench-$name/ws" --sub-path "/topics/chat.h2bench-$name/events" "$@" \
-        >"$LOGS/fanout" 2>&1; then
-        EPS[$name]=$(grep '^{' "$LOGS/fanout" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events_per_s"])')
-        CPU_EPS[$name]=$(grep '^{' "$LOGS/fanout" |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["events_per_server_cpu_s"])')
-        passed=$((passed + 1))
-        echo "ok   fanout $name: $(head -1 "$LOGS/fanout")"
-    else
-        failed=$((failed + 1))
-        echo "FAIL fanout $name"
-        cat "$LOGS/fanout"
-    fi
-}
-fanout_run h1
-fanout_run h2 --h2 --streams-per-conn "$PER_CONN"
+fanout_run h1 --addr "$ADDR" -n "$SUBSCRIBERS" -r "$RATE"
+fanout_run h2 --addr "$ADDR" -n "$SUBSCRIBERS" -r "$RATE" --h2 --streams-per-conn "$PER_CONN"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
 echo "| run | h1 | h2 | h2/h1 |"
 echo "| --- | ---: | ---: | ---: |"

@@ -8,7 +8,8 @@
 # fan-out with the load generator in two processes (--procs 2); then echo
 # over TLS (wss://) against `tether serve --app echo` with a certificate
 # from a CA made here with openssl, which the load generator trusts through
-# --ca (and must refuse without it); then echo against the floor server
+# --ca (and must refuse without it), and SSE fan-out as event streams of
+# HTTP/3 (QUIC) connections (--h3) with the same certificate; then echo against the floor server
 # (src/bin/floor.rs), in one process and in two, and benches/chart.py drawing
 # those runs; the same against the floor on io_uring (src/bin/floor_uring.rs;
 # said and skipped where the kernel has no io_uring); last, benches/durable.sh with QUICK=1 (the durable log in
@@ -121,21 +122,9 @@ fi
 
 # TLS: a throwaway CA, and a certificate it signs for localhost and
 # 127.0.0.1.
-tls_files() {
-    command -v openssl >/dev/null || { echo "smoke: openssl is needed for the TLS checks"; return 1; }
-    local d=$LOGS/tls
-    mkdir -p "$d"
-    {
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-            -subj /CN=tether-smoke-ca -keyout "$d/ca.key" -out "$d/ca.pem" &&
-            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-                -keyout "$d/server.key" -out "$d/server.csr" &&
-            printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
-                'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
-            openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-                -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem"
-    } >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log"; return 1; }
-}
+# shellcheck source=tls-files.sh
+. benches/tls-files.sh
+tls_files() { make_tls_files "$LOGS/tls"; }
 SCHEME=https
 if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key"; then
     PREFIX=wss://
@@ -160,6 +149,22 @@ if tls_files && start_server --app echo --tls-cert "$LOGS/tls/server.pem" --tls-
 else
     failed=$((failed + 1))
     echo "FAIL tls: no TLS server to run against"
+fi
+# HTTP/3: event streams of QUIC connections on the TLS port's number (UDP),
+# the same certificate trusted through --ca; the publisher a wss:// one.
+if [ -f "$LOGS/tls/server.pem" ] &&
+    start_server --app demo --memory --tls-cert "$LOGS/tls/server.pem" --tls-key "$LOGS/tls/server.key" \
+        --http3 on; then
+    PREFIX=https://
+    EXTRA=(--ca "$LOGS/tls/ca.pem")
+    check "h3 fanout 100 sse streams on 2 quic conns" fanout --h3 --streams-per-conn 50 --transport sse -n 100 \
+        -r 200 -s 64 -d 2 --drain 3 --pub-path /topics/chat.smoke-h3/ws --sub-path /topics/chat.smoke-h3/events
+    EXTRA=()
+    PREFIX=""
+    stop_server
+else
+    failed=$((failed + 1))
+    echo "FAIL h3: no HTTP/3 server to run against"
 fi
 
 # The floor: frames echoed with nothing but an unmask in between.

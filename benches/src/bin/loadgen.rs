@@ -253,7 +253,13 @@ struct FanoutArgs {
     /// --streams-per-conn of them to a connection.
     #[arg(long)]
     h2: bool,
-    /// With --h2: streams on each connection.
+    /// Over HTTP/3 (QUIC, on the UDP port of the https:// --addr): each
+    /// subscriber is an event stream (--transport sse), --streams-per-conn
+    /// of them to a connection, each connection on a UDP socket of its
+    /// own; the publisher stays a WebSocket over TLS.
+    #[arg(long, conflicts_with = "h2")]
+    h3: bool,
+    /// With --h2 or --h3: streams on each connection.
     #[arg(long, value_parser = at_least_one, default_value_t = 100)]
     streams_per_conn: usize,
     /// The publisher sends the hub's JSON envelopes (?envelope=1 is added to
@@ -325,6 +331,11 @@ struct IdleArgs {
     /// Seconds to hold the connections after that.
     #[arg(long, default_value_t = 2.0)]
     hold: f64,
+    /// HTTP/3: QUIC connections to the UDP port of the https:// --addr
+    /// that open no request stream (handshake and control streams only),
+    /// instead of WebSockets.
+    #[arg(long)]
+    h3: bool,
 }
 
 #[derive(Args, Debug)]
@@ -538,7 +549,8 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 publish: a.common.child.is_none_or(|s| s.index == 0),
                 raw: a.raw,
                 child: a.common.child.is_some(),
-                h2: a.h2.then_some(a.streams_per_conn),
+                h2: (a.h2 || a.h3).then_some(a.streams_per_conn),
+                h3: a.h3,
                 ack: a.ack,
                 window: a.window,
                 deflate: a.deflate,
@@ -557,6 +569,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 settle: seconds(a.settle, "settle")?,
                 hold: seconds(a.hold, "hold")?,
                 server_pid: a.common.pid,
+                h3: a.h3,
             };
             (idle::run(&opts).map_err(io)?, a.common.tags)
         }

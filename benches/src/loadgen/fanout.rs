@@ -36,6 +36,7 @@ use tether_frame::OpCode;
 use tether_sse::{Item, Parser};
 
 use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
+use super::mux::{self, MuxConn, Version};
 use super::report::{self, Report, Window};
 use super::spread::Spread;
 use super::wire::{self, Event};
@@ -79,9 +80,13 @@ pub struct Options {
     /// Part of a multi-process run: wait at the start gate, and put the
     /// latency histogram's counts in the JSON line.
     pub child: bool,
-    /// Subscribers as streams of HTTP/2 connections, this many to a
-    /// connection (h2c); `None`: a connection each.
+    /// Subscribers as streams of multiplexed connections, this many to a
+    /// connection: HTTP/2 (h2c), or HTTP/3 with `h3`; `None`: a
+    /// connection each.
     pub h2: Option<usize>,
+    /// With `h2`'s count: the streams are of HTTP/3 (QUIC) connections
+    /// instead of HTTP/2 ones (event streams only, over TLS).
+    pub h3: bool,
     /// The publisher sends JSON envelopes and checks and times the
     /// acknowledgement of each (the publish target must ask for them:
     /// `?envelope=1`).
@@ -449,10 +454,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     // Over HTTP/2 the subscribers are streams of connections of their
     // own, opened first; the publisher is then the only HTTP/1.1
     // connection.
-    let mut h2conns = match opts.h2 {
-        Some(per_conn) => h2::connect_all(
+    let version = if opts.h3 { Version::H3 } else { Version::H2 };
+    let mut h2conns: Vec<MuxConn> = match opts.h2 {
+        Some(per_conn) => mux::connect_all(
             &mut poll,
             &opts.dial,
+            version,
             opts.transport,
             &opts.subscribe_target,
             opts.subscribers,
@@ -613,9 +620,19 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             None if !room(&subs) => send_end,
             None => next_due.min(send_end),
         };
+        // QUIC's timers (acknowledgements, retransmissions) come first.
+        let wake = h2conns
+            .iter_mut()
+            .filter_map(MuxConn::next_timeout)
+            .fold(wake, Instant::min);
         // No spinning for the exact due time: the subscribers' CPU cost is
         // what this mode measures on the load generator's side.
         poll.poll(&mut events, Some(wake.saturating_duration_since(now)))?;
+        let now_after = Instant::now();
+        for (c, conn) in h2conns.iter_mut().enumerate() {
+            conn.on_timers(now_after)
+                .map_err(|e| io::Error::new(e.kind(), format!("HTTP/3 connection {c}: {e}")))?;
+        }
         for event in events.iter() {
             if let Some(c) = event.token().0.checked_sub(h2::TOKEN_BASE) {
                 let now = Instant::now();
@@ -644,7 +661,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                             pongs.push((s, pong.clone()));
                         }
                     })
-                    .map_err(|e| io::Error::new(e.kind(), format!("HTTP/2 connection {c}: {e}")))?;
+                    .map_err(|e| io::Error::new(e.kind(), format!("{version:?} connection {c}: {e}")))?;
                 if let Some(why) = failure {
                     return Err(io::Error::other(why));
                 }
@@ -793,7 +810,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let mut json = serde_json::Map::new();
     json.insert("mode".into(), json!("fanout"));
     json.insert("transport".into(), json!(transport));
-    json.insert("h2".into(), json!(opts.h2.is_some()));
+    json.insert("h2".into(), json!(opts.h2.is_some() && !opts.h3));
+    json.insert("h3".into(), json!(opts.h2.is_some() && opts.h3));
     json.insert("subscribers".into(), json!(opts.subscribers));
     json.insert("size".into(), json!(opts.size));
     json.insert("rate".into(), json!(opts.rate));
@@ -861,7 +879,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             "fanout {} {transport}{} subscribers, {} msg/s x {} B: {published} published, {delivered} delivered \
              ({} missing, {} out of order, {incomplete} subscribers incomplete); {}; latency {}{}{}",
             opts.subscribers,
-            if opts.h2.is_some() { " (h2)" } else { "" },
+            match (opts.h2.is_some(), opts.h3) {
+                (true, true) => " (h3)",
+                (true, false) => " (h2)",
+                (false, _) => "",
+            },
             opts.rate,
             opts.size,
             missing,

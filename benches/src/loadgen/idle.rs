@@ -10,8 +10,8 @@ use tether_frame::OpCode;
 
 use super::conn::{Conn, Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{Report, round3};
-use super::sys;
 use super::wire::{self, Event};
+use super::{h3, sys};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -28,10 +28,16 @@ pub struct Options {
     pub hold: Duration,
     /// The server's pid, for its RSS.
     pub server_pid: Option<u32>,
+    /// HTTP/3: QUIC connections (over the https:// address's UDP port)
+    /// that open no request stream, instead of WebSockets.
+    pub h3: bool,
 }
 
 /// Runs the idle test.
 pub fn run(opts: &Options) -> io::Result<Report> {
+    if opts.h3 {
+        return run_h3(opts);
+    }
     let mut poll = Poll::new()?;
     if opts.server_pid.is_some() {
         // One WebSocket opened and closed before the baseline: the server
@@ -85,13 +91,89 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let own_after = sys::rss_bytes(std::process::id())?;
     state.run_for(&mut poll, &mut conns, opts.hold)?;
 
-    let n = conns.len().max(1) as f64;
     let closed = state.closed.iter().filter(|&&c| c).count();
+    Ok(finish(Measured {
+        connections: conns.len(),
+        connect_s,
+        rss_before,
+        rss_after,
+        own_before,
+        own_after,
+        pings: Some(state.pings),
+        closed,
+        what: "conns",
+    }))
+}
+
+/// Idle QUIC connections (no request stream) instead of WebSockets:
+/// the same measure, the same report.
+fn run_h3(opts: &Options) -> io::Result<Report> {
+    let mut poll = Poll::new()?;
+    if opts.server_pid.is_some() {
+        // As over TCP: the server's first connection's allocations (its
+        // QUIC endpoint's included) are not counted against the others.
+        let mut warm_poll = Poll::new()?;
+        drop(h3::connect_idle(&mut warm_poll, &opts.dial, 0, 1)?);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rss_before = opts.server_pid.map(sys::rss_bytes).transpose()?;
+    let own_before = sys::rss_bytes(std::process::id())?;
+    let started = Instant::now();
+    let mut conns = h3::connect_idle(&mut poll, &opts.dial, 0, opts.connections)?;
+    let connect_s = started.elapsed().as_secs_f64();
+    h3::hold(&mut poll, &mut conns, 0, opts.settle)?;
+    let rss_after = opts.server_pid.map(sys::rss_bytes).transpose()?;
+    let own_after = sys::rss_bytes(std::process::id())?;
+    h3::hold(&mut poll, &mut conns, 0, opts.hold)?;
+    for conn in &mut conns {
+        conn.go_away();
+    }
+    Ok(finish(Measured {
+        connections: conns.len(),
+        connect_s,
+        rss_before,
+        rss_after,
+        own_before,
+        own_after,
+        pings: None,
+        // A connection that ended fails `hold`.
+        closed: 0,
+        what: "QUIC conns",
+    }))
+}
+
+/// What an idle run measured.
+struct Measured {
+    connections: usize,
+    connect_s: f64,
+    rss_before: Option<u64>,
+    rss_after: Option<u64>,
+    own_before: u64,
+    own_after: u64,
+    /// WebSocket pings answered (`None` over QUIC).
+    pings: Option<u64>,
+    closed: usize,
+    what: &'static str,
+}
+
+fn finish(m: Measured) -> Report {
+    let Measured {
+        connections,
+        connect_s,
+        rss_before,
+        rss_after,
+        own_before,
+        own_after,
+        pings,
+        closed,
+        what,
+    } = m;
+    let n = connections.max(1) as f64;
     let mut problems = Vec::new();
     if closed > 0 {
         problems.push(format!(
             "{closed} of {} connections closed by the server",
-            conns.len()
+            connections
         ));
     }
     let per_conn = match (rss_before, rss_after) {
@@ -101,14 +183,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let own_per_conn = (own_after as f64 - own_before as f64) / n;
     let mut json = serde_json::Map::new();
     json.insert("mode".into(), json!("idle"));
-    json.insert("connections".into(), json!(conns.len()));
+    json.insert("connections".into(), json!(connections));
     json.insert("connect_s".into(), json!(round3(connect_s)));
     json.insert("connects_per_s".into(), json!((n / connect_s.max(1e-9)).round()));
     json.insert("server_rss_before".into(), json!(rss_before));
     json.insert("server_rss_after".into(), json!(rss_after));
     json.insert("rss_per_conn".into(), json!(per_conn.map(|b| b.round())));
     json.insert("loadgen_rss_per_conn".into(), json!(own_per_conn.round()));
-    json.insert("pings".into(), json!(state.pings));
+    json.insert("pings".into(), json!(pings));
     json.insert("closed".into(), json!(closed));
     json.insert("problems".into(), json!(problems.len()));
     let rss = match (rss_before, rss_after, per_conn) {
@@ -119,15 +201,15 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         ),
         _ => "server RSS unknown (no --pid)".into(),
     };
-    Ok(Report {
+    json.insert("h3".into(), json!(pings.is_none()));
+    let pings = pings.map_or(String::new(), |p| format!("; {p} pings answered"));
+    Report {
         human: format!(
-            "idle {} conns (opened in {connect_s:.2} s): {rss}; {} pings answered, {closed} closed",
-            conns.len(),
-            state.pings
+            "idle {connections} {what} (opened in {connect_s:.2} s): {rss}{pings}, {closed} closed"
         ),
         json: json.into(),
         problems,
-    })
+    }
 }
 
 struct Idle {

@@ -17,7 +17,9 @@
 //! bottleneck. When one process is not enough, [`multi`] runs echo, latency
 //! and fan-out as several, started together, and adds up their reports.
 //! With [`h2`], echo WebSockets and fan-out event streams are streams of a
-//! few HTTP/2 connections instead of a connection each.
+//! few HTTP/2 connections instead of a connection each; with [`h3`],
+//! fan-out event streams are streams of a few HTTP/3 (QUIC) connections
+//! ([`mux`] drives either).
 //! [`sources`] spreads connections over loopback source addresses (past
 //! one address's ephemeral ports), and [`watch`] is what the parent of a
 //! multi-process run measures of several server processes at once.
@@ -26,9 +28,11 @@ pub mod conn;
 pub mod echo;
 pub mod fanout;
 pub mod h2;
+pub mod h3;
 pub mod idle;
 pub mod latency;
 pub mod multi;
+pub mod mux;
 pub mod replay;
 pub mod report;
 pub mod sources;

@@ -106,6 +106,10 @@ pub enum Error {
     /// Peer: the server reset the HTTP/2 stream (RST_STREAM, or a GOAWAY
     /// that left it unprocessed: REFUSED_STREAM) with this code.
     StreamReset(tether_h2::ErrorCode),
+    /// Peer or network: the HTTP/3 connection ended (closed by the server,
+    /// timed out, or closed here for the server's HTTP/3 error), or the
+    /// server reset the stream; the text says which.
+    H3(String),
 }
 
 impl Error {
@@ -212,6 +216,7 @@ impl fmt::Display for Error {
             Error::Sse(e) => write!(f, "event stream: {e}"),
             Error::H2(e) => write!(f, "{e}"),
             Error::StreamReset(code) => write!(f, "the server reset the HTTP/2 stream ({code})"),
+            Error::H3(what) => write!(f, "HTTP/3: {what}"),
         }
     }
 }

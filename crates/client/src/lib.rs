@@ -47,6 +47,8 @@
 mod builder;
 mod error;
 mod h2;
+#[cfg(feature = "tls")]
+mod h3;
 mod http;
 mod nonblocking;
 mod rng;
@@ -60,6 +62,8 @@ mod websocket;
 pub use builder::WebSocketBuilder;
 pub use error::Error;
 pub use h2::{H2Builder, H2Connection, H2EventStream, H2WebSocket, WsOptions};
+#[cfg(feature = "tls")]
+pub use h3::{H3Builder, H3EventStream};
 pub use nonblocking::NonBlockingClient;
 pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
 pub use tether_backoff::Backoff;

@@ -215,6 +215,14 @@ pub enum Violation {
     /// with a reason past 1024 bytes or not UTF-8), or a stream that ends
     /// inside one.
     MalformedCapsule,
+    /// A response stream ended before its final HEADERS frame.
+    ResponseWithoutHeaders,
+    /// A response head without a valid `:status` (three digits), or with a
+    /// request pseudo-header (RFC 9114 §4.3.2).
+    MalformedResponse,
+    /// A bidirectional stream opened by a server (RFC 9114 §6.1: only
+    /// clients open them); the stream ID is given.
+    BidiStreamFromServer(u64),
 }
 
 /// How the caller misused an encoder (not something the peer did).

@@ -21,6 +21,11 @@
 //!   encoder.
 //! - [`head`]: request and trailer sections checked (RFC 9114 §4.2,
 //!   §4.3.1), extended CONNECT (RFC 9220) included.
+//! - [`response`]: the framing rules of a request stream's response, as
+//!   a client reads it.
+//! - [`client`]: the client side of a connection, sans-IO: the control
+//!   stream's start and request heads out, the server's stream bytes in,
+//!   responses (head, body pieces, trailers, end) out.
 //! - [`session`]: the server side of a connection, sans-IO: stream bytes
 //!   in by QUIC stream ID, typed requests out, responses in, the bytes of
 //!   each stream (the control and QPACK decoder streams included) out;
@@ -34,11 +39,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 mod error;
 pub mod frame;
 pub mod head;
 pub mod qpack;
 pub mod request;
+pub mod response;
 pub mod session;
 pub mod settings;
 pub mod stream;

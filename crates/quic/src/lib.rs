@@ -11,6 +11,9 @@
 //! [`ServerEvent::Session`], and responses go back in by connection and
 //! stream.
 //!
+//! - [`client`]: the other end, an HTTP/3 client connection
+//!   ([`QuicClient`]) driven the same way, for tests, the load generator
+//!   and the client crate.
 //! - [`config`]: the limits ([`QuicConfig`]) and the quinn-proto
 //!   configuration made from them.
 //! - [`server`]: the endpoint ([`QuicServer`]) and its events.
@@ -24,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 mod connection;
 mod deadlines;
@@ -33,6 +37,7 @@ mod send_queue;
 pub mod server;
 mod stats;
 
+pub use client::{ClientError, ClientEvent, QuicClient};
 pub use config::{ALPN_H3, ConfigError, QuicConfig};
 pub use quinn_proto::{ConnectionHandle, Transmit};
 pub use server::{QuicServer, SendError, ServerEvent};
