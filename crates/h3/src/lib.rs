@@ -14,6 +14,9 @@
 //! - [`settings`]: the SETTINGS frame's parameters and their rules.
 //! - [`stream`]: the unidirectional stream types, the rules about which
 //!   may be opened once, and the control stream's state machine.
+//! - [`message`]: the framing a request and a response share on a
+//!   request stream (heads, DATA, trailers), which [`request`] and
+//!   [`response`] read.
 //! - [`request`]: the framing rules of a request stream, as a server reads
 //!   it.
 //! - [`qpack`]: header compression, with a decoder that keeps a bounded
@@ -43,6 +46,7 @@ pub mod client;
 mod error;
 pub mod frame;
 pub mod head;
+pub mod message;
 pub mod qpack;
 pub mod request;
 pub mod response;

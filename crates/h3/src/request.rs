@@ -7,26 +7,12 @@
 //! trailers, a control-stream frame, PUSH_PROMISE from a client — is an
 //! H3_FRAME_UNEXPECTED.
 
-use crate::frame::{self, Event, Frame, FrameDecoder};
+use crate::message::{MessageEvent, MessageFraming};
 use crate::{Error, ErrorCode, Violation};
 
-/// What a request stream carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestEvent<'a> {
-    /// The request's encoded field section, for QPACK.
-    Headers(Vec<u8>),
-    /// A piece of the body, borrowed from the input.
-    Data(&'a [u8]),
-    /// The encoded trailer section, for QPACK.
-    Trailers(Vec<u8>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Headers,
-    Body,
-    Done,
-}
+/// What a request stream carries: the request's encoded field section,
+/// pieces of its body, its encoded trailer section.
+pub type RequestEvent<'a> = MessageEvent<'a>;
 
 /// The server's reader of one request stream.
 ///
@@ -47,8 +33,7 @@ enum Phase {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RequestStream {
-    frames: FrameDecoder,
-    phase: Phase,
+    framing: MessageFraming,
 }
 
 impl RequestStream {
@@ -56,72 +41,27 @@ impl RequestStream {
     /// bytes.
     pub fn new(max_payload: usize) -> RequestStream {
         RequestStream {
-            frames: FrameDecoder::new(max_payload),
-            phase: Phase::Headers,
+            framing: MessageFraming::new(max_payload),
         }
     }
 
     /// Whether the request's HEADERS has arrived.
     pub fn has_headers(&self) -> bool {
-        self.phase != Phase::Headers
+        self.framing.has_head()
     }
 
     /// Takes bytes from `src` up to the next event: how many it took and
     /// the event, if any. It returns with no event only when it took all of
     /// `src`.
     pub fn decode<'a>(&mut self, src: &'a [u8]) -> Result<(usize, Option<RequestEvent<'a>>), Error> {
-        let mut used = 0;
-        loop {
-            let rest = src.get(used..).unwrap_or_default();
-            if rest.is_empty() && self.frames.is_at_frame_boundary() {
-                return Ok((used, None));
-            }
-            let (n, event) = self.frames.decode(rest)?;
-            used += n;
-            let Some(event) = event else {
-                return Ok((used, None));
-            };
-            if let Some(event) = self.apply(event)? {
-                return Ok((used, Some(event)));
-            }
-        }
-    }
-
-    fn apply<'a>(&mut self, event: Event<'a>) -> Result<Option<RequestEvent<'a>>, Error> {
-        let unexpected = |ty| Error::new(ErrorCode::H3_FRAME_UNEXPECTED, Violation::UnexpectedFrame(ty));
-        match event {
-            Event::Skipped { .. } => Ok(None),
-            Event::DataStart { .. } => match self.phase {
-                Phase::Body => Ok(None),
-                Phase::Headers | Phase::Done => Err(unexpected(frame::DATA)),
-            },
-            Event::Data(chunk) => Ok(Some(RequestEvent::Data(chunk))),
-            Event::Frame(Frame::Headers(section)) => match self.phase {
-                Phase::Headers => {
-                    self.phase = Phase::Body;
-                    Ok(Some(RequestEvent::Headers(section)))
-                }
-                Phase::Body => {
-                    self.phase = Phase::Done;
-                    Ok(Some(RequestEvent::Trailers(section)))
-                }
-                Phase::Done => Err(unexpected(frame::HEADERS)),
-            },
-            Event::Frame(other) => Err(unexpected(other.frame_type())),
-        }
+        self.framing.decode(src)
     }
 
     /// The client ended the stream: an H3_FRAME_ERROR if it ended inside a
     /// frame, an H3_REQUEST_INCOMPLETE (RFC 9114 §4.1.2) if before the
     /// request's HEADERS.
     pub fn finish(&self) -> Result<(), Error> {
-        self.frames.finish()?;
-        if self.phase == Phase::Headers {
-            return Err(Error::new(
-                ErrorCode::H3_REQUEST_INCOMPLETE,
-                Violation::RequestWithoutHeaders,
-            ));
-        }
-        Ok(())
+        self.framing
+            .finish(|| Error::new(ErrorCode::H3_REQUEST_INCOMPLETE, Violation::RequestWithoutHeaders))
     }
 }

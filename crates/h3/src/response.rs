@@ -13,26 +13,13 @@
 //! caller decodes each head and, for a 1xx status, says so with
 //! [`ResponseStream::informational`].
 
-use crate::frame::{self, Event, Frame, FrameDecoder};
+use crate::message::{MessageEvent, MessageFraming};
 use crate::{Error, ErrorCode, Violation};
 
-/// What a response stream carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResponseEvent<'a> {
-    /// A response head's encoded field section, for QPACK.
-    Headers(Vec<u8>),
-    /// A piece of the body, borrowed from the input.
-    Data(&'a [u8]),
-    /// The encoded trailer section, for QPACK.
-    Trailers(Vec<u8>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Head,
-    Body,
-    Done,
-}
+/// What a response stream carries: a head's encoded field section (an
+/// informational one, then the final one), pieces of the body, the
+/// encoded trailer section.
+pub type ResponseEvent<'a> = MessageEvent<'a>;
 
 /// The client's reader of one response.
 ///
@@ -55,88 +42,40 @@ enum Phase {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ResponseStream {
-    frames: FrameDecoder,
-    phase: Phase,
+    framing: MessageFraming,
 }
 
 impl ResponseStream {
     /// A response whose HEADERS frames may be up to `max_payload` bytes.
     pub fn new(max_payload: usize) -> ResponseStream {
         ResponseStream {
-            frames: FrameDecoder::new(max_payload),
-            phase: Phase::Head,
+            framing: MessageFraming::new(max_payload),
         }
     }
 
     /// Whether the final response head has arrived.
     pub fn has_head(&self) -> bool {
-        self.phase != Phase::Head
+        self.framing.has_head()
     }
 
     /// The head just handed out was informational (1xx): another head
     /// follows, not the body.
     pub fn informational(&mut self) {
-        if self.phase == Phase::Body {
-            self.phase = Phase::Head;
-        }
+        self.framing.informational();
     }
 
     /// Takes bytes from `src` up to the next event: how many it took and
     /// the event, if any. It returns with no event only when it took all of
     /// `src`.
     pub fn decode<'a>(&mut self, src: &'a [u8]) -> Result<(usize, Option<ResponseEvent<'a>>), Error> {
-        let mut used = 0;
-        loop {
-            let rest = src.get(used..).unwrap_or_default();
-            if rest.is_empty() && self.frames.is_at_frame_boundary() {
-                return Ok((used, None));
-            }
-            let (n, event) = self.frames.decode(rest)?;
-            used += n;
-            let Some(event) = event else {
-                return Ok((used, None));
-            };
-            if let Some(event) = self.apply(event)? {
-                return Ok((used, Some(event)));
-            }
-        }
-    }
-
-    fn apply<'a>(&mut self, event: Event<'a>) -> Result<Option<ResponseEvent<'a>>, Error> {
-        let unexpected = |ty| Error::new(ErrorCode::H3_FRAME_UNEXPECTED, Violation::UnexpectedFrame(ty));
-        match event {
-            Event::Skipped { .. } => Ok(None),
-            Event::DataStart { .. } => match self.phase {
-                Phase::Body => Ok(None),
-                Phase::Head | Phase::Done => Err(unexpected(frame::DATA)),
-            },
-            Event::Data(chunk) => Ok(Some(ResponseEvent::Data(chunk))),
-            Event::Frame(Frame::Headers(section)) => match self.phase {
-                Phase::Head => {
-                    self.phase = Phase::Body;
-                    Ok(Some(ResponseEvent::Headers(section)))
-                }
-                Phase::Body => {
-                    self.phase = Phase::Done;
-                    Ok(Some(ResponseEvent::Trailers(section)))
-                }
-                Phase::Done => Err(unexpected(frame::HEADERS)),
-            },
-            Event::Frame(other) => Err(unexpected(other.frame_type())),
-        }
+        self.framing.decode(src)
     }
 
     /// The server ended the stream: an H3_FRAME_ERROR if it ended inside a
     /// frame, an H3_MESSAGE_ERROR if before the final response head.
     pub fn finish(&self) -> Result<(), Error> {
-        self.frames.finish()?;
-        if self.phase == Phase::Head {
-            return Err(Error::new(
-                ErrorCode::H3_MESSAGE_ERROR,
-                Violation::ResponseWithoutHeaders,
-            ));
-        }
-        Ok(())
+        self.framing
+            .finish(|| Error::new(ErrorCode::H3_MESSAGE_ERROR, Violation::ResponseWithoutHeaders))
     }
 }
 
