@@ -47,9 +47,32 @@ impl H3Endpoint {
                 .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
             return;
         }
-        self.conn(conn)
-            .streams
-            .insert(stream_id, Kind::WebSocket(Box::new(session)));
+        self.open_session(
+            app,
+            env,
+            conn,
+            stream_id,
+            Kind::WebSocket(Box::new(session)),
+            request,
+            now,
+        );
+    }
+
+    /// Keeps `kind` (a WebSocket, or a WebTransport session served as
+    /// one) on the stream and tells the application it opened; one whose
+    /// `on_open` panicked is closed with 1011.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open_session<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        kind: Kind,
+        request: &Request<'_>,
+        now: Instant,
+    ) {
+        self.conn(conn).streams.insert(stream_id, kind);
         Stats::add(&env.stats().open_websocket, 1);
         let opened = self.with_ws(app, env, conn, stream_id, now, |app, ctx, sid, tag| {
             app.on_open(ctx, sid, tag, request);

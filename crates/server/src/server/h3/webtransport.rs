@@ -35,7 +35,6 @@ use tether_ws::CloseCode;
 
 use super::{H3Endpoint, Kind};
 use crate::app::{App, CloseReason, Request};
-use crate::loops::Stats;
 use crate::server::env::LoopEnv;
 use crate::server::websocket::{Session, accept_connect};
 
@@ -127,28 +126,14 @@ impl H3Endpoint {
                 return;
             }
         };
-        self.conn(conn).streams.insert(
-            stream_id,
-            Kind::WebTransport(Box::new(WtSession {
-                ws: session,
-                events,
-                incoming: BTreeMap::new(),
-                partial: Vec::new(),
-                datagrams: request.query_param("datagrams").as_deref() == Some("1"),
-            })),
-        );
-        Stats::add(&env.stats().open_websocket, 1);
-        let opened = self.with_ws(app, env, conn, stream_id, now, |app, ctx, sid, tag| {
-            app.on_open(ctx, sid, tag, request);
-        });
-        if opened == Some(None) {
-            if let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) {
-                session.notified = true;
-            }
-            self.with_ws(app, env, conn, stream_id, now, |_, ctx, sid, _| {
-                ctx.close(sid, CloseCode::INTERNAL_ERROR, "internal error");
-            });
-        }
+        let session = Kind::WebTransport(Box::new(WtSession {
+            ws: session,
+            events,
+            incoming: BTreeMap::new(),
+            partial: Vec::new(),
+            datagrams: request.query_param("datagrams").as_deref() == Some("1"),
+        }));
+        self.open_session(app, env, conn, stream_id, session, request, now);
     }
 
     /// What the application's session wrote, for a WebTransport session:
