@@ -1022,6 +1022,15 @@ fn wt_prefix(kind: u64, session: StreamId) -> Vec<u8> {
 }
 
 impl Client {
+    /// Opens a WebTransport session to `path` from `origin`, and waits for
+    /// its 200; the session's CONNECT stream.
+    fn wt_open(&mut self, path: &str, origin: &str) -> StreamId {
+        let session = self.open(&webtransport_connect(path, origin), b"", false);
+        self.until("the session's answer", |c| !c.frames(session).0.is_empty());
+        assert_eq!(status(&self.frames(session).0), 200);
+        session
+    }
+
     /// The server's WebTransport stream of `session`: the first server
     /// unidirectional stream whose bytes start with its prefix; its bytes
     /// after the prefix.
@@ -1047,10 +1056,8 @@ fn a_webtransport_session_is_served_as_a_websocket_both_ways() {
     let certs = certs(b"h3");
     let (server, ends) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
-    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let session = client.wt_open("/ws", "https://localhost");
     let (head, _) = client.frames(session);
-    assert_eq!(status(&head), 200);
     assert_eq!(
         field(&head, "sec-webtransport-http3-draft"),
         Some(&b"draft02"[..])
@@ -1102,9 +1109,7 @@ fn a_webtransport_session_is_served_as_a_websocket_both_ways() {
         ends.lock().unwrap()
     );
     // The connection goes on: a new session opens on it.
-    let again = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
-    client.until("the second session's 200", |c| !c.frames(again).0.is_empty());
-    assert_eq!(status(&client.frames(again).0), 200);
+    client.wt_open("/ws", "https://localhost");
 }
 
 #[test]
@@ -1112,8 +1117,7 @@ fn an_application_close_is_sent_as_close_webtransport_session() {
     let certs = certs(b"h3");
     let (server, ends) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
-    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let session = client.wt_open("/ws", "https://localhost");
     client.wt_send(session, b"close me");
     client.until("the CONNECT stream's end", |c| {
         c.received.get(&session).is_some_and(|r| r.fin)
@@ -1166,9 +1170,8 @@ fn a_webtransport_session_from_a_refused_origin_is_answered_403() {
     let mut wire = wt_prefix(0x54, refused);
     wire.extend_from_slice(b"sneaky");
     client.write(late, &wire, true);
-    let allowed = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
-    client.until("the allowed session's 200", |c| !c.frames(allowed).0.is_empty());
-    assert_eq!(status(&client.frames(allowed).0), 200);
+    // The connection goes on: an allowed session opens on it (answered 200).
+    client.wt_open("/ws", "https://localhost");
 }
 
 #[test]
@@ -1176,12 +1179,7 @@ fn a_session_that_asks_for_datagrams_gets_broadcasts_as_datagrams_too() {
     let certs = certs(b"h3");
     let (server, _) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let session = client.open(
-        &webtransport_connect("/ws?datagrams=1", "https://localhost"),
-        b"",
-        false,
-    );
-    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let session = client.wt_open("/ws?datagrams=1", "https://localhost");
     let publish = client.request("POST", "/publish", b"latest value");
     assert_eq!(client.response(publish).0, 200);
     client.until("the broadcast on the stream", |c| {
@@ -1222,8 +1220,7 @@ fn a_webtransport_session_whose_events_stream_is_not_read_is_closed_as_a_slow_co
     // stream (the server's next unidirectional stream, 7) is not.
     let mut client = Client::connect(server.addr, &certs.client, 8 * 1024);
     client.unread = Some(StreamId::from(VarInt::from_u32(7)));
-    let session = client.open(&webtransport_connect("/ws", "https://localhost"), b"", false);
-    client.until("the session's 200", |c| !c.frames(session).0.is_empty());
+    let session = client.wt_open("/ws", "https://localhost");
     let big = vec![b'x'; 4096];
     for _ in 0..40 {
         let publish = client.request("POST", "/publish", &big);
