@@ -15,6 +15,7 @@ gets an error), and a session ends cleanly.
 
 import asyncio
 import json
+import socket
 import ssl
 import sys
 import urllib.request
@@ -72,6 +73,32 @@ async def main(port, cert, token):
 
         missing = await client.request("GET", "/nothing/here")
         check("404", status(missing) == b"404", missing)
+
+        # Connection migration: the client moves to a new local port (a new
+        # socket, the old one closed, a new connection ID) with the event
+        # stream open; the events published after it arrive on the new
+        # socket, none lost or repeated.
+        old_port = client._transport.get_extra_info("sockname")[1]
+        old = client._transport
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0, 0, 0))
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: client, sock=sock)
+        old.close()
+        client._quic.change_connection_id()
+        client.transmit()
+        new_port = client._transport.get_extra_info("sockname")[1]
+        for n in range(5):
+            posted = await client.request("POST", "/topics/h3news", f"moved {n}".encode(), auth)
+            check(f"publish {n} after the move", status(posted) in (b"200", b"202"), posted)
+        got = await client.until(events, lambda r: b"data: moved 4" in r["body"])
+        lines = [line.split(b"\n", 1)[0] for line in got["body"].split(b"data: ")[1:]]
+        moved = [line for line in lines if line.startswith(b"moved ")]
+        check(
+            "after a move to a new port the event stream goes on, nothing lost or repeated",
+            new_port != old_port and moved == [f"moved {n}".encode() for n in range(5)],
+            (old_port, new_port, moved),
+        )
 
     await webtransport(port, config, token, check)
 
