@@ -4,8 +4,9 @@
 # requests to the h3_serve example over a real UDP socket, then to the
 # `tether serve --http3 on` binary (the hub: a page, an event stream, a
 # long poll and an RFC 9220 WebSocket fed by publishes over HTTP/3,
-# presence, 20 requests at once, a 404, Alt-Svc on the TCP side, and
-# WebTransport sessions on /topics/NAME/wt: events as JSON lines, a resume
+# presence, 20 requests at once, a 404, Alt-Svc on the TCP side, a move
+# to a new local port with the event stream open (connection migration),
+# and WebTransport sessions on /topics/NAME/wt: events as JSON lines, a resume
 # from lastEventId, a publish over a unidirectional stream).
 #
 #   crates/quic/interop/run.sh
