@@ -504,6 +504,32 @@ fn a_lowered_limit_requires_an_update() {
     assert_eq!(d.max_table_size(), 8192);
 }
 
+/// The fuzzer's case: a table that starts at 0, raised to 64 by a later
+/// SETTINGS, takes a size update to 63 and then an entry of 47 bytes; one
+/// of 65 bytes would be evicted at once.
+#[test]
+fn a_raised_limit_lets_the_table_grow_to_it() {
+    let mut d = Decoder::new(0);
+    assert_eq!(d.decode(&[0x50, 0x00]).unwrap(), [f("accept-encoding", "")]);
+    assert_eq!(d.table_size(), 0);
+    d.set_max_table_size(64);
+    assert_eq!(
+        d.decode(&[0x3f, 0x20, 0x09, 0x00, 0x50, 0x00]).unwrap(),
+        [f(":status", ""), f("accept-encoding", "")]
+    );
+    assert_eq!(d.table_size(), 47);
+    assert_eq!(d.decode(&[0xbe]).unwrap(), [f("accept-encoding", "")]);
+    assert_eq!(
+        d.decode(&[0x50, 0x02, b'a', b'b']).unwrap(),
+        [f("accept-encoding", "ab")]
+    );
+    assert_eq!(d.table_size(), 49);
+    let mut too_big = vec![0x40, 0x01, b'x', 0x20];
+    too_big.extend_from_slice(&[b'v'; 32]);
+    assert_eq!(d.decode(&too_big).unwrap()[0].value.len(), 32);
+    assert_eq!(d.table_size(), 0);
+}
+
 #[test]
 fn the_header_list_limit() {
     // ":method GET" is 7 + 3 + 32 = 42 bytes.
