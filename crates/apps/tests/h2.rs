@@ -896,3 +896,65 @@ fn the_hubs_metrics_count_http2_connections_and_streams() {
     drop(client);
     server.shutdown();
 }
+
+#[test]
+fn websocket_messages_in_progress_share_one_message_limit_per_connection() {
+    const LIMIT: usize = 64 * 1024;
+    let mut config = config();
+    config.ws = config.ws.max_message_size(LIMIT);
+    let server = TestServer::start(config, Echo::at("/echo"));
+    let mut client = H2Client::connect(server.addr);
+    let streams: Vec<u32> = (0..3).map(|_| client.websocket("/echo", &[])).collect();
+    for &s in &streams {
+        assert_eq!(client.head(s).status(), Some(200));
+    }
+    let mut sockets: Vec<Connection> = (0..3).map(|i| client_connection(i + 7)).collect();
+    // Each stream sends all but the last 5 000 bytes of a 30 000-byte
+    // message: each is within the limit, the third takes the three past it.
+    let messages: Vec<Message> = (0..3u8).map(|i| Message::binary(vec![i; 30_000])).collect();
+    let wires: Vec<Vec<u8>> = messages
+        .iter()
+        .zip(&mut sockets)
+        .map(|(m, ws)| {
+            let mut wire = Vec::new();
+            ws.send(m, &mut wire).unwrap();
+            wire
+        })
+        .collect();
+    for (&s, wire) in streams.iter().zip(&wires) {
+        client.data(s, &wire[..wire.len() - 5_000], false);
+    }
+    let third = streams[2];
+    let mut pending = Vec::new();
+    match ws_event(&mut client, third, &mut sockets[2], &mut pending) {
+        Event::Close(frame) => {
+            assert_eq!(frame.code, CloseCode::TOO_BIG);
+            assert!(
+                frame.reason.contains("messages in progress on the connection"),
+                "{frame:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(client.finish(third).ended);
+    // The first two end their messages and get them back whole.
+    for i in 0..2 {
+        let wire = &wires[i];
+        client.data(streams[i], &wire[wire.len() - 5_000..], false);
+        let mut pending = Vec::new();
+        match ws_event(&mut client, streams[i], &mut sockets[i], &mut pending) {
+            Event::Message(echoed) => assert_eq!(echoed.as_bytes(), messages[i].as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // One message of the whole limit still fits on the connection.
+    let big = Message::binary(vec![9; LIMIT]);
+    ws_send(&mut client, streams[0], &mut sockets[0], &big);
+    let mut pending = Vec::new();
+    match ws_event(&mut client, streams[0], &mut sockets[0], &mut pending) {
+        Event::Message(echoed) => assert_eq!(echoed.as_bytes(), big.as_bytes()),
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    server.shutdown();
+}

@@ -1243,3 +1243,105 @@ fn a_webtransport_session_whose_events_stream_is_not_read_is_closed_as_a_slow_co
     let page = client.request("GET", "/page", b"");
     assert_eq!(client.response(page), (200, b"a page over h3\n".to_vec()));
 }
+
+/// A client's WebSocket frame of any length, final or not, masked with a
+/// zero key.
+fn client_frame_of(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let opcode = tether_frame::OpCode::from_u8(opcode).unwrap();
+    let mut header = tether_frame::FrameHeader::new(fin, opcode, 0);
+    header.mask = Some([0; 4]);
+    let mut wire = Vec::new();
+    tether_frame::encode_frame(&mut wire, header, payload).unwrap();
+    wire
+}
+
+#[test]
+fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
+    const LIMIT: usize = 64 * 1024;
+    let certs = certs(b"h3");
+    let mut config = certs.server;
+    config.ws = config.ws.max_message_size(LIMIT);
+    let (server, ends) = start(config);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/ws"),
+        Field::new("sec-websocket-version", "13"),
+    ];
+    let sockets: Vec<StreamId> = (0..3).map(|_| client.open(&fields, b"", false)).collect();
+    for &ws in &sockets {
+        client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
+        assert_eq!(status(&client.frames(ws).0), 200);
+    }
+    // Each sends the first 25 000 bytes of a message of two frames: each
+    // within the limit, the third takes the three past it.
+    for (i, &ws) in sockets.iter().enumerate() {
+        client.data(ws, &client_frame_of(0x2, false, &vec![i as u8; 25_000]), false);
+        client.step();
+    }
+    let third = sockets[2];
+    client.until("the third one's close", |c| {
+        c.received.get(&third).is_some_and(|r| r.fin)
+    });
+    let (_, body) = client.frames(third);
+    assert_eq!(&body[..4], &[0x88, body[1], 0x03, 0xf1], "a close frame with 1009");
+    assert!(contains(&body, b"messages in progress on the connection"));
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Failed(CloseCode::TOO_BIG)]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+    // The other two end their messages and get them back whole.
+    for (i, &ws) in sockets[..2].iter().enumerate() {
+        client.data(ws, &client_frame_of(0x0, true, &[i as u8; 100]), false);
+        client.until("the echo", |c| c.frames(ws).1.len() >= 25_104);
+        let (_, echo) = client.frames(ws);
+        assert_eq!(&echo[..4], &[0x82, 126, 0x62, 0x0c], "a binary message of 25 100 bytes");
+        assert!(echo[4..].iter().all(|&b| b == i as u8));
+    }
+}
+
+#[test]
+fn webtransport_messages_in_progress_count_against_the_connections_limit() {
+    const LIMIT: usize = 64 * 1024;
+    let certs = certs(b"h3");
+    let mut config = certs.server;
+    config.ws = config.ws.max_message_size(LIMIT);
+    let (server, ends) = start(config);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let session = client.wt_open("/ws", "https://localhost");
+    // Three client streams, none ended, 25 000 bytes each.
+    for i in 0..3u8 {
+        let id = client.conn.streams().open(Dir::Uni).unwrap();
+        let mut wire = wt_prefix(0x54, session);
+        wire.extend_from_slice(&vec![b'a' + i; 25_000]);
+        client.write(id, &wire, false);
+        client.step();
+    }
+    client.until("the CONNECT stream's end", |c| {
+        c.received.get(&session).is_some_and(|r| r.fin)
+    });
+    let (_, body) = client.frames(session);
+    let mut reader = tether_h3::webtransport::capsule::CapsuleReader::new();
+    let mut capsules = Vec::new();
+    reader.feed(&body, &mut capsules).unwrap();
+    match &capsules[..] {
+        [tether_h3::webtransport::capsule::Capsule::Close(close)] => {
+            assert_eq!(close.code, 1009);
+            assert!(close.reason.contains("messages in progress on the connection"), "{close:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
+    assert!(
+        matches!(ends.lock().unwrap()[..], [CloseReason::Failed(CloseCode::TOO_BIG)]),
+        "{:?}",
+        ends.lock().unwrap()
+    );
+    // The connection goes on: a new session opens on it.
+    client.wt_open("/ws", "https://localhost");
+}

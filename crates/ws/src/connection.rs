@@ -464,6 +464,27 @@ impl Connection {
         (self.message.is_none() && self.buffer.capacity() > 0).then(|| mem::take(&mut self.buffer))
     }
 
+    /// The bytes held of the data message being received (decompressed
+    /// where an extension transforms it): 0 between messages, and for a
+    /// message whole in one read (handed on where it lies).
+    pub fn receiving_len(&self) -> usize {
+        if self.message.is_some() {
+            self.buffer.len()
+        } else {
+            0
+        }
+    }
+
+    /// Fails the connection for a limit its caller keeps (such as
+    /// [`Limit::SharedMessages`]) as [`receive`](Self::receive) does for
+    /// its own: a close frame with 1009 and the limit as its reason is
+    /// written to `out` unless a close frame was already sent, the message
+    /// being received is dropped, and the connection is closed. Returns
+    /// the event to hand on, [`Event::Failed`].
+    pub fn fail_over_limit(&mut self, limit: Limit, max: u64, out: &mut Vec<u8>) -> Event {
+        self.fail(Error::Limit { limit, max }, out)
+    }
+
     /// Whether a data message may still be sent (no close frame sent yet).
     pub fn can_send(&self) -> bool {
         !self.sent_close()

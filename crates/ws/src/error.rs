@@ -14,6 +14,13 @@ pub enum Limit {
     MessageSize,
     /// [`crate::Config::max_fragments`].
     Fragments,
+    /// Not this connection's own: the bytes that the sessions sharing one
+    /// transport connection (WebSockets over the streams of an HTTP/2 or
+    /// HTTP/3 connection) hold together of the messages they are
+    /// receiving. Kept by the carrier, which fails the session that took
+    /// the total past it with
+    /// [`Connection::fail_over_limit`](crate::Connection::fail_over_limit).
+    SharedMessages,
 }
 
 impl Limit {
@@ -22,6 +29,7 @@ impl Limit {
             Limit::FrameSize => "frame size",
             Limit::MessageSize => "message size",
             Limit::Fragments => "fragment count",
+            Limit::SharedMessages => "messages in progress on the connection",
         }
     }
 }

@@ -668,3 +668,46 @@ fn a_lent_buffer_receives_the_next_message_and_is_given_back_when_unused() {
     assert!(conn.lend_buffer(Vec::with_capacity(100)).is_some(), "handed back");
     assert_eq!(conn.reclaim_buffer(), None);
 }
+
+#[test]
+fn receiving_len_counts_a_message_in_progress_and_a_carrier_can_fail_it() {
+    let now = Instant::now();
+    let mut conn = server(Config::default(), now);
+    let mut out = Vec::new();
+    assert_eq!(conn.receiving_len(), 0);
+    // A message whole in one read is not held.
+    let whole = client_frame(true, OpCode::Binary, &[7; 40]);
+    let (used, event) = conn.receive(&whole, now, &mut out);
+    assert_eq!((used, conn.receiving_len()), (whole.len(), 0));
+    assert!(matches!(event, Some(Event::Message(_))));
+    // The first frame of two, then half of the second frame's payload.
+    let first = client_frame(false, OpCode::Binary, &[1; 30]);
+    assert_eq!(conn.receive(&first, now, &mut out), (first.len(), None));
+    assert_eq!(conn.receiving_len(), 30);
+    let second = client_frame(true, OpCode::Continuation, &[2; 20]);
+    let half = second.len() - 10;
+    assert_eq!(conn.receive(&second[..half], now, &mut out), (half, None));
+    assert_eq!(conn.receiving_len(), 40);
+    assert!(out.is_empty());
+    // The carrier's budget was passed: 1009 with the limit as the reason,
+    // the message dropped, the connection closed.
+    let failed = conn.fail_over_limit(Limit::SharedMessages, 64, &mut out);
+    let error = Error::Limit {
+        limit: Limit::SharedMessages,
+        max: 64,
+    };
+    assert_eq!(failed, Event::Failed(error.clone()));
+    assert_eq!(close_code_of(&out), Some(1009));
+    let reason = std::str::from_utf8(&out[4..]).unwrap();
+    assert_eq!(reason, error.to_string());
+    assert!(reason.contains("messages in progress on the connection"), "{reason}");
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(conn.receiving_len(), 0);
+    // Once closing, no second close frame is written.
+    let mut closing = server(Config::default(), now);
+    closing.close(CloseCode::NORMAL, "", now, &mut Vec::new()).unwrap();
+    let mut out = Vec::new();
+    closing.fail_over_limit(Limit::SharedMessages, 64, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(closing.state(), State::Closed);
+}

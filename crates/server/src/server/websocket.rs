@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use log::debug;
-use tether_ws::{CloseCode, Event, Incoming, MessageKind, MessageRef, Role};
+use tether_ws::{CloseCode, Event, Incoming, Limit, MessageKind, MessageRef, Role};
 
 use super::guard::guarded;
 use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
@@ -164,6 +164,47 @@ impl Session {
         self.ws.state() == tether_ws::State::Closed
     }
 
+    /// The bytes this session holds of the message it is receiving: what
+    /// the sessions of one HTTP/2 or HTTP/3 connection hold together is
+    /// kept to one message's limit ([`over_shared_budget`]).
+    pub(super) fn held(&self) -> usize {
+        self.ws.receiving_len()
+    }
+
+    /// Fails the session because the messages in progress on its
+    /// connection went past `budget` together: 1009 to the client, the
+    /// message dropped, and the application told (unless it was already),
+    /// as for a message over the limit.
+    pub(super) fn fail_over_budget<A: App>(
+        &mut self,
+        app: &mut A,
+        base: &mut Ctx<'_, A::Post>,
+        id: ConnId,
+        budget: usize,
+        out: &mut OutQueue,
+        closing: &mut bool,
+    ) {
+        let event = out.write_with(base.pool, |out| {
+            self.ws
+                .fail_over_limit(Limit::SharedMessages, budget as u64, out)
+        });
+        if self.notified {
+            return;
+        }
+        let peers = base.peers;
+        let tag = self.tag;
+        let mut ctx = base.with_current(Current {
+            id,
+            ws: Some(&mut self.ws),
+            deflate_window: self.deflate_window,
+            out,
+            closing,
+            in_place: InPlace::No,
+        });
+        let stats = &peers.own().stats;
+        let _ = to_app(app, &mut ctx, stats, id, tag, &mut self.notified, Incoming::Event(event));
+    }
+
     /// Runs `f`, an application callback for this session as `id`, with a
     /// context whose current connection is this session (what it sends
     /// the session is encoded here, compressed if negotiated) and a
@@ -274,6 +315,16 @@ impl Session {
             base.pool.give_back(spare);
         }
     }
+}
+
+/// Whether the messages in progress on one HTTP/2 or HTTP/3 connection,
+/// `held` by each of its sessions, are together past `budget` (the
+/// WebSocket message limit: a connection that multiplexes sessions holds
+/// no more of them than one WebSocket connection may). Summed only when
+/// `latest`, the session that just received, holds part of a message:
+/// whole messages, the common case, are handed on where they lie.
+pub(super) fn over_shared_budget(latest: usize, held: impl Iterator<Item = usize>, budget: usize) -> bool {
+    latest > 0 && held.fold(0usize, usize::saturating_add) > budget
 }
 
 /// A WebSocket's timer (ping, idle, close handshake), handled inside a

@@ -19,7 +19,7 @@ use crate::server::dispatch::{deferred_answer, last_event_id};
 use crate::server::env::Call;
 use crate::server::fields::response_fields;
 use crate::server::guard::guarded;
-use crate::server::websocket::accept_connect;
+use crate::server::websocket::{accept_connect, over_shared_budget};
 
 impl H2Session {
     /// An event stream on `stream` (or, for HEAD, only its head).
@@ -228,11 +228,25 @@ impl H2Session {
         let Kind::WebSocket(session) = &mut s.kind else {
             return;
         };
+        let budget = c.env.config.ws.max_message_size;
         let (app, mut base) = c.detached(now);
         let mut scratch = base.pool.queue();
         let mut closing = false;
         session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
-        let closed = session.is_closed();
+        let held = session.held();
+        let held_by_all = self.streams.values().map(|s| match &s.kind {
+            Kind::WebSocket(session) => session.held(),
+            _ => 0,
+        });
+        if over_shared_budget(held, held_by_all, budget)
+            && let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind)
+        {
+            session.fail_over_budget(app, &mut base, sid, budget, &mut scratch, &mut closing);
+        }
+        let closed = !matches!(
+            self.streams.get(&stream).map(|s| &s.kind),
+            Some(Kind::WebSocket(session)) if !session.is_closed()
+        );
         self.take_scratch(c, stream, scratch, closed);
     }
 

@@ -134,6 +134,18 @@ impl Kind {
             _ => None,
         }
     }
+
+    /// The bytes of WebSocket messages this stream holds while they
+    /// arrive (a WebTransport session's: those of its client streams
+    /// too), counted against the connection's shared budget
+    /// ([`crate::server::websocket::over_shared_budget`]).
+    fn held_messages(&self) -> usize {
+        match self {
+            Kind::WebSocket(session) => session.held(),
+            Kind::WebTransport(wt) => wt.held_messages(),
+            _ => 0,
+        }
+    }
 }
 
 impl H3Endpoint {

@@ -140,8 +140,49 @@ impl H3Endpoint {
             None,
             now,
         );
+        let held = session.held();
         let closed = session.is_closed();
         self.take_scratch(app, env, conn, stream_id, scratch, closed, now);
+        if !closed {
+            self.check_shared_budget(app, env, conn, stream_id, held, now);
+        }
+    }
+
+    /// After the session on `stream_id` (a WebSocket or a WebTransport
+    /// session) took in bytes and now holds `held` of a message: fails it
+    /// with 1009 if the messages in progress on its connection are
+    /// together past the message limit.
+    pub(super) fn check_shared_budget<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        stream_id: u64,
+        held: usize,
+        now: Instant,
+    ) {
+        let budget = env.config.ws.max_message_size;
+        let held_by_all = self
+            .conns
+            .get(&conn)
+            .into_iter()
+            .flat_map(|c| c.streams.values())
+            .map(Kind::held_messages);
+        if !websocket::over_shared_budget(held, held_by_all, budget) {
+            return;
+        }
+        let Some(sid) = self.id_of(conn, stream_id) else {
+            return;
+        };
+        let Some(session) = self.kind_mut(conn, stream_id).and_then(Kind::session_mut) else {
+            return;
+        };
+        debug!("HTTP/3 stream {stream_id}: the connection's messages in progress are past {budget} bytes");
+        let (app_ref, mut base) = detached(app, env, now);
+        let mut scratch = base.pool.queue();
+        let mut closing = false;
+        session.fail_over_budget(app_ref, &mut base, sid, budget, &mut scratch, &mut closing);
+        self.take_scratch(app, env, conn, stream_id, scratch, true, now);
     }
 
     /// Sends what a WebSocket wrote into `scratch` on its stream, and ends

@@ -53,6 +53,17 @@ pub(super) struct WtSession {
     datagrams: bool,
 }
 
+impl WtSession {
+    /// The bytes held of messages arriving: on the client's streams, and
+    /// in the application's session.
+    pub(super) fn held_messages(&self) -> usize {
+        self.incoming
+            .values()
+            .map(Vec::len)
+            .fold(self.ws.held(), usize::saturating_add)
+    }
+}
+
 /// The rules for reading the frames the application's session writes:
 /// unmasked, no extension (none is negotiated over WebTransport), any
 /// length the session was willing to write.
@@ -235,7 +246,9 @@ impl H3Endpoint {
         let room = limit.saturating_sub(message.len());
         message.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
         if !fin && message.len() < limit {
-            return;
+            // Still arriving: held against the connection's budget.
+            let held = message.len();
+            return self.check_shared_budget(app, env, conn, session_id, held, now);
         }
         let message = wt.incoming.remove(&stream_id).unwrap_or_default();
         if !fin {
