@@ -520,7 +520,7 @@ fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
     const BUDGET: usize = 512 * 1024;
     let mut config = config();
     config.max_request_body = 128 * 1024;
-    config.h2_request_bodies = BUDGET;
+    config.request_bodies_per_connection = BUDGET;
     let server = hub_with(config);
     let mut client = H2Client::connect(server.addr);
     // Twenty publishes whose bodies stop one byte short: 1.2 MB that the
@@ -889,6 +889,7 @@ fn the_hubs_metrics_count_http2_connections_and_streams() {
         "tether_quic_datagrams_received_total 0\n",
         "tether_quic_connections_closed_total{reason=\"idle_timeout\"} 0\n",
         "tether_h3_slow_consumer_resets_total 0\n",
+        "tether_h3_refused_bodies_total 0\n",
         "tether_quic_datagrams_forwarded_total 0\n",
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");

@@ -105,14 +105,15 @@ pub struct Config {
     /// [`tether_h2::connection::Config`]). Its header list limit is
     /// lowered to [`Config::max_request_head`] when that is smaller.
     pub h2: tether_h2::connection::Config,
-    /// The memory one HTTP/2 connection may hold for request bodies still
-    /// arriving, in bytes, over all its streams (2 MiB; never less than
-    /// [`Config::max_request_body`], so that one body of the largest size
-    /// always fits). A stream whose body would take more is reset with
-    /// REFUSED_STREAM (safe for the client to retry, RFC 9113 §8.7) and
-    /// the others go on. Each body is handed to the application once it is
-    /// complete, and its memory is then free again.
-    pub h2_request_bodies: usize,
+    /// The memory one HTTP/2 or HTTP/3 connection may hold for request
+    /// bodies still arriving, in bytes, over all its streams (2 MiB; never
+    /// less than [`Config::max_request_body`], so that one body of the
+    /// largest size always fits). A stream whose body would take more is
+    /// reset as not processed, so that the client may retry it
+    /// (REFUSED_STREAM, RFC 9113 §8.7; H3_REQUEST_REJECTED, RFC 9114
+    /// §4.1.1), and the others go on. Each body is handed to the
+    /// application once it is complete, and its memory is then free again.
+    pub request_bodies_per_connection: usize,
     /// Serve HTTP/3 (off by default): with [`Config::tls`] set, each loop
     /// binds a UDP socket on the TLS listener's port number
     /// (`SO_REUSEPORT` in a cluster) and serves QUIC there with the same
@@ -154,7 +155,7 @@ impl Config {
             admin_addr: None,
             http2: true,
             h2: tether_h2::connection::Config::default(),
-            h2_request_bodies: 2 << 20,
+            request_bodies_per_connection: 2 << 20,
             #[cfg(feature = "tls")]
             http3: false,
             #[cfg(feature = "tls")]

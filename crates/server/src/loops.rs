@@ -329,11 +329,15 @@ counters! {
     h2_streams,
     /// Bytes held for HTTP/2 request bodies still arriving (the capacity
     /// of their buffers), over all connections; each connection holds at
-    /// most [`crate::config::Config::h2_request_bodies`].
+    /// most [`crate::config::Config::request_bodies_per_connection`].
     h2_request_body_bytes,
     /// HTTP/2 streams reset with REFUSED_STREAM because their connection's
-    /// request bodies were at [`crate::config::Config::h2_request_bodies`].
+    /// request bodies were at [`crate::config::Config::request_bodies_per_connection`].
     h2_refused_bodies,
+    /// HTTP/3 request streams reset with H3_REQUEST_REJECTED because their
+    /// connection's request bodies were at
+    /// [`crate::config::Config::request_bodies_per_connection`].
+    h3_refused_bodies,
     /// QUIC connections held (handshaking, open or closing; not counted
     /// in `open_http`: their streams count as what each is, as HTTP/2's).
     open_h3,

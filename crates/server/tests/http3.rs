@@ -1287,11 +1287,18 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
         c.received.get(&third).is_some_and(|r| r.fin)
     });
     let (_, body) = client.frames(third);
-    assert_eq!(&body[..4], &[0x88, body[1], 0x03, 0xf1], "a close frame with 1009");
+    assert_eq!(
+        &body[..4],
+        &[0x88, body[1], 0x03, 0xf1],
+        "a close frame with 1009"
+    );
     assert!(contains(&body, b"messages in progress on the connection"));
     client.until("the application told", |_| !ends.lock().unwrap().is_empty());
     assert!(
-        matches!(ends.lock().unwrap()[..], [CloseReason::Failed(CloseCode::TOO_BIG)]),
+        matches!(
+            ends.lock().unwrap()[..],
+            [CloseReason::Failed(CloseCode::TOO_BIG)]
+        ),
         "{:?}",
         ends.lock().unwrap()
     );
@@ -1300,7 +1307,11 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
         client.data(ws, &client_frame_of(0x0, true, &[i as u8; 100]), false);
         client.until("the echo", |c| c.frames(ws).1.len() >= 25_104);
         let (_, echo) = client.frames(ws);
-        assert_eq!(&echo[..4], &[0x82, 126, 0x62, 0x0c], "a binary message of 25 100 bytes");
+        assert_eq!(
+            &echo[..4],
+            &[0x82, 126, 0x62, 0x0c],
+            "a binary message of 25 100 bytes"
+        );
         assert!(echo[4..].iter().all(|&b| b == i as u8));
     }
 }
@@ -1332,16 +1343,86 @@ fn webtransport_messages_in_progress_count_against_the_connections_limit() {
     match &capsules[..] {
         [tether_h3::webtransport::capsule::Capsule::Close(close)] => {
             assert_eq!(close.code, 1009);
-            assert!(close.reason.contains("messages in progress on the connection"), "{close:?}");
+            assert!(
+                close.reason.contains("messages in progress on the connection"),
+                "{close:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
     client.until("the application told", |_| !ends.lock().unwrap().is_empty());
     assert!(
-        matches!(ends.lock().unwrap()[..], [CloseReason::Failed(CloseCode::TOO_BIG)]),
+        matches!(
+            ends.lock().unwrap()[..],
+            [CloseReason::Failed(CloseCode::TOO_BIG)]
+        ),
         "{:?}",
         ends.lock().unwrap()
     );
     // The connection goes on: a new session opens on it.
     client.wt_open("/ws", "https://localhost");
+}
+
+#[test]
+fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
+    const BUDGET: usize = 512 * 1024;
+    let certs = certs(b"h3");
+    let mut config = certs.server;
+    config.max_request_body = 128 * 1024;
+    config.request_bodies_per_connection = BUDGET;
+    let (server, _) = start(config);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    // Twenty publishes whose bodies stop one byte short: 1.2 MB that the
+    // QUIC windows let through, as the server reads the bodies.
+    let part = vec![b'b'; 60_000];
+    let length = (part.len() + 1).to_string();
+    let fields = [
+        Field::new(":method", "POST"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", "/publish"),
+        Field::new("content-length", length.as_str()),
+    ];
+    let streams: Vec<StreamId> = (0..20)
+        .map(|_| {
+            let id = client.open(&fields, &part, false);
+            client.step();
+            id
+        })
+        .collect();
+    let page = client.request("GET", "/page", b"");
+    assert_eq!(client.response(page).0, 200);
+    // Each body holds at least its 60 000 bytes and at most the largest
+    // body's 128 KiB (buffers grow by doubling as the pieces come): at
+    // most eight fit in the budget, and at least four.
+    let stats = stats_until(&server, "the refusals", |s| s.h3_refused_bodies >= 12);
+    let refused = stats.h3_refused_bodies as usize;
+    assert!(refused <= 16, "{stats:?}");
+    client.until("the refused streams reset", |c| {
+        streams
+            .iter()
+            .filter(|id| c.received.get(id).is_some_and(|r| r.reset.is_some()))
+            .count()
+            == refused
+    });
+    let held: Vec<StreamId> = streams
+        .iter()
+        .copied()
+        .filter(|id| client.received.get(id).is_none_or(|r| r.reset.is_none()))
+        .collect();
+    assert_eq!(held.len(), 20 - refused);
+    for id in &streams {
+        if let Some(code) = client.received.get(id).and_then(|r| r.reset) {
+            assert_eq!(code, 0x10b, "H3_REQUEST_REJECTED");
+        }
+    }
+    // A body that ends is handed on, and its memory is free again: a new
+    // body as large fits on the same connection.
+    client.data(held[0], b"!", true);
+    let (status, body) = client.response(held[0]);
+    assert_eq!((status, body), (200, b"published 60001 bytes\n".to_vec()));
+    let again = client.open(&fields, &part, false);
+    client.data(again, b"!", true);
+    assert_eq!(client.response(again).0, 200);
+    assert_eq!(server.stats().h3_refused_bodies as usize, refused);
 }

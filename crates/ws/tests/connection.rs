@@ -700,12 +700,17 @@ fn receiving_len_counts_a_message_in_progress_and_a_carrier_can_fail_it() {
     assert_eq!(close_code_of(&out), Some(1009));
     let reason = std::str::from_utf8(&out[4..]).unwrap();
     assert_eq!(reason, error.to_string());
-    assert!(reason.contains("messages in progress on the connection"), "{reason}");
+    assert!(
+        reason.contains("messages in progress on the connection"),
+        "{reason}"
+    );
     assert_eq!(conn.state(), State::Closed);
     assert_eq!(conn.receiving_len(), 0);
     // Once closing, no second close frame is written.
     let mut closing = server(Config::default(), now);
-    closing.close(CloseCode::NORMAL, "", now, &mut Vec::new()).unwrap();
+    closing
+        .close(CloseCode::NORMAL, "", now, &mut Vec::new())
+        .unwrap();
     let mut out = Vec::new();
     closing.fail_over_limit(Limit::SharedMessages, 64, &mut out);
     assert!(out.is_empty());

@@ -384,6 +384,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
         "HTTP/2 streams refused because their connection's request bodies were at the limit.",
         &[("", server.h2_refused_bodies)],
     );
+    metric(
+        "tether_h3_refused_bodies_total",
+        "counter",
+        "HTTP/3 request streams refused because their connection's request bodies were at the limit.",
+        &[("", server.h3_refused_bodies)],
+    );
     quic_metrics(server, &mut metric);
     metric(
         "tether_messages_received_total",

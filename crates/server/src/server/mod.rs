@@ -27,6 +27,7 @@ use crate::output::Pool;
 use crate::timers::Timers;
 
 mod accept;
+mod body;
 mod conn;
 mod connections;
 mod dispatch;

@@ -185,8 +185,7 @@ impl Session {
         closing: &mut bool,
     ) {
         let event = out.write_with(base.pool, |out| {
-            self.ws
-                .fail_over_limit(Limit::SharedMessages, budget as u64, out)
+            self.ws.fail_over_limit(Limit::SharedMessages, budget as u64, out)
         });
         if self.notified {
             return;
@@ -202,7 +201,15 @@ impl Session {
             in_place: InPlace::No,
         });
         let stats = &peers.own().stats;
-        let _ = to_app(app, &mut ctx, stats, id, tag, &mut self.notified, Incoming::Event(event));
+        let _ = to_app(
+            app,
+            &mut ctx,
+            stats,
+            id,
+            tag,
+            &mut self.notified,
+            Incoming::Event(event),
+        );
     }
 
     /// Runs `f`, an application callback for this session as `id`, with a

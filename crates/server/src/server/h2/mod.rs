@@ -21,7 +21,7 @@
 //!
 //! Request bodies are gathered until they are complete, and the windows
 //! reopened as they are, so that a body larger than a window gets through;
-//! what bounds a connection's memory is [`crate::config::Config::h2_request_bodies`]:
+//! what bounds a connection's memory is [`crate::config::Config::request_bodies_per_connection`]:
 //! the bodies still arriving on a connection hold at most that much (the
 //! capacity of their buffers), and a stream whose body would need more is
 //! reset with REFUSED_STREAM. With the request heads, each at most
@@ -54,6 +54,7 @@ use state::{H2Stream, Kind, REFUSED_BODY_DISCARD};
 
 use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
+use crate::server::body::{Gathered, gather};
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
 use crate::server::env::Call;
 use crate::server::fields::{app_headers, app_method, joined_cookies, split_target};
@@ -188,7 +189,7 @@ impl H2Session {
     ) {
         let id = c.id;
         let max_body = c.env.config.max_request_body;
-        let budget = c.env.config.h2_request_bodies.max(max_body);
+        let budget = c.env.config.request_bodies_per_connection.max(max_body);
         let len = data.len();
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
@@ -217,8 +218,7 @@ impl H2Session {
         };
         match &mut s.kind {
             Kind::Body { body, request } => {
-                let needed = body.len().saturating_add(len);
-                if needed > max_body {
+                if body.len().saturating_add(len) > max_body {
                     let head_only = request.method == "HEAD";
                     self.refuse_with(c.env, out, stream, &error_response(413), head_only, None);
                     return;
@@ -230,19 +230,10 @@ impl H2Session {
                     };
                     return self.dispatch_request(c, stream, &request, &data, now);
                 }
-                if needed > body.capacity() {
-                    // Grown by doubling, as a Vec would, but never past
-                    // the largest body, and only within the connection's
-                    // budget.
-                    let grown = body.capacity().saturating_mul(2).max(needed).min(max_body);
-                    let extra = grown.saturating_sub(body.capacity());
-                    if held.saturating_add(extra) > budget {
-                        self.refuse_body(c.env, out, stream);
-                        return;
-                    }
-                    body.reserve_exact(grown.saturating_sub(body.len()));
+                if gather(body, &data, held, max_body, budget) != Gathered::Taken {
+                    self.refuse_body(c.env, out, stream);
+                    return;
                 }
-                body.extend_from_slice(&data);
                 if end_stream {
                     let Kind::Body { request, body } = std::mem::replace(&mut s.kind, Kind::Answered) else {
                         return;

@@ -20,6 +20,7 @@ use tether_h2::connection::{Event as H2Event, Request as H2Request, ServerConnec
 use crate::app::Response;
 use crate::loops::Stats;
 use crate::output::{OutQueue, Pool};
+use crate::server::body;
 use crate::server::env::LoopEnv;
 use crate::server::fields::response_fields;
 use crate::server::pushee::Pushee;
@@ -166,13 +167,10 @@ impl H2Session {
 
     /// The memory held by request bodies still arriving.
     pub(super) fn body_bytes(&self) -> usize {
-        self.streams
-            .values()
-            .map(|s| match &s.kind {
-                Kind::Body { body, .. } => body.capacity(),
-                _ => 0,
-            })
-            .fold(0, usize::saturating_add)
+        body::held(self.streams.values().filter_map(|s| match &s.kind {
+            Kind::Body { body, .. } => Some(body),
+            _ => None,
+        }))
     }
 
     pub(super) fn enqueue(&mut self, stream: u32, piece: Piece) {

@@ -14,6 +14,8 @@ use tether_quic::{ConnectionHandle, ServerEvent};
 use super::webtransport::client_close_reason;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, Request, Response, Route};
+use crate::loops::Stats;
+use crate::server::body::{self, Gathered};
 use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
 use crate::server::env::LoopEnv;
 use crate::server::fields::{app_headers, app_method, header_fields, joined_cookies, split_target};
@@ -159,19 +161,33 @@ impl H3Endpoint {
         now: Instant,
     ) {
         let max_body = env.config.max_request_body;
-        let Some(Kind::Body { request, body, asked }) = self.conn(conn).streams.get_mut(&stream_id) else {
+        let budget = env.config.request_bodies_per_connection.max(max_body);
+        let streams = &mut self.conn(conn).streams;
+        let held = body::held(streams.values().filter_map(|kind| match kind {
+            Kind::Body { body, .. } => Some(body),
+            _ => None,
+        }));
+        let Some(Kind::Body { request, body, asked }) = streams.get_mut(&stream_id) else {
             return;
         };
         let head_only = request.method == "HEAD";
-        let too_long = body.len().saturating_add(data.len()) > max_body;
-        if !too_long {
-            body.extend_from_slice(data);
-        }
+        let gathered = body::gather(body, data, held, max_body, budget);
         let first = !std::mem::replace(asked, true);
-        if too_long {
-            self.conn(conn).streams.insert(stream_id, Kind::Discarding);
-            self.answer(now, conn, stream_id, &error_response(413), head_only);
-            return;
+        match gathered {
+            Gathered::Taken => {}
+            Gathered::TooLong => {
+                self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+                self.answer(now, conn, stream_id, &error_response(413), head_only);
+                return;
+            }
+            Gathered::OverBudget => {
+                debug!("HTTP/3 stream {stream_id}: request bodies at their limit; H3_REQUEST_REJECTED");
+                Stats::add(&env.stats().h3_refused_bodies, 1);
+                self.conn(conn).streams.remove(&stream_id);
+                self.server
+                    .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_REJECTED);
+                return;
+            }
         }
         if !first {
             return;
