@@ -1278,8 +1278,8 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
     }
     // Each sends the first 25 000 bytes of a message of two frames: each
     // within the limit, the third takes the three past it.
-    for (i, &ws) in sockets.iter().enumerate() {
-        client.data(ws, &client_frame_of(0x2, false, &vec![i as u8; 25_000]), false);
+    for (i, &ws) in (0u8..).zip(&sockets) {
+        client.data(ws, &client_frame_of(0x2, false, &vec![i; 25_000]), false);
         client.step();
     }
     let third = sockets[2];
@@ -1303,8 +1303,8 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
         ends.lock().unwrap()
     );
     // The other two end their messages and get them back whole.
-    for (i, &ws) in sockets[..2].iter().enumerate() {
-        client.data(ws, &client_frame_of(0x0, true, &[i as u8; 100]), false);
+    for (i, &ws) in (0u8..).zip(&sockets[..2]) {
+        client.data(ws, &client_frame_of(0x0, true, &[i; 100]), false);
         client.until("the echo", |c| c.frames(ws).1.len() >= 25_104);
         let (_, echo) = client.frames(ws);
         assert_eq!(
@@ -1312,7 +1312,7 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
             &[0x82, 126, 0x62, 0x0c],
             "a binary message of 25 100 bytes"
         );
-        assert!(echo[4..].iter().all(|&b| b == i as u8));
+        assert!(echo[4..].iter().all(|&b| b == i));
     }
 }
 
@@ -1396,7 +1396,7 @@ fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
     // body's 128 KiB (buffers grow by doubling as the pieces come): at
     // most eight fit in the budget, and at least four.
     let stats = stats_until(&server, "the refusals", |s| s.h3_refused_bodies >= 12);
-    let refused = stats.h3_refused_bodies as usize;
+    let refused = usize::try_from(stats.h3_refused_bodies).unwrap();
     assert!(refused <= 16, "{stats:?}");
     client.until("the refused streams reset", |c| {
         streams
@@ -1424,5 +1424,8 @@ fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
     let again = client.open(&fields, &part, false);
     client.data(again, b"!", true);
     assert_eq!(client.response(again).0, 200);
-    assert_eq!(server.stats().h3_refused_bodies as usize, refused);
+    assert_eq!(
+        usize::try_from(server.stats().h3_refused_bodies).unwrap(),
+        refused
+    );
 }
