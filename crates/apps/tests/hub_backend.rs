@@ -253,6 +253,7 @@ fn the_backend_says_who_a_request_without_credentials_is() {
         Question::Connect {
             transport: "sse",
             topic: Some("private.ann.inbox".into()),
+            remote: Some("127.0.0.1".into()),
             headers: vec![("x-app-user".into(), "ann".into())],
             cookies: vec![("session".into(), "ann".into())],
         }

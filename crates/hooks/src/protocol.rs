@@ -71,8 +71,10 @@ pub struct ConnectRequest {
     pub transport: Transport,
     /// The topic named by the request's path, if any (JSON `null` if not).
     pub topic: Option<String>,
-    /// The peer's address, as text (`"203.0.113.9"`), when the asker
-    /// knows it (JSON `null` if not: the tether hub does not pass it yet).
+    /// The peer's IP address, as text (`"203.0.113.9"`), when the asker
+    /// knows it (JSON `null` if not). The tether hub passes the TCP or
+    /// QUIC peer's: behind a proxy, the proxy's (forward its
+    /// `x-forwarded-for` header for the client's).
     pub remote: Option<String>,
     /// The forwarded header fields: only those the configuration names,
     /// names in lower case.

@@ -360,6 +360,13 @@ impl QuicServer {
         self.with_conn(conn, now, |c| c.h3.finish(stream_id))
     }
 
+    /// The client's current address on connection `conn` (it changes when
+    /// the client migrates), `None` for a connection this server does not
+    /// hold.
+    pub fn remote_address(&self, conn: ConnectionHandle) -> Option<SocketAddr> {
+        self.conns.get(&conn).map(|c| c.quic.remote_address())
+    }
+
     /// Resets a response and stops reading its request, with `code` (for
     /// a slow consumer, H3_REQUEST_CANCELLED or H3_EXCESSIVE_LOAD).
     pub fn reset(&mut self, now: Instant, conn: ConnectionHandle, stream_id: u64, code: ErrorCode) {

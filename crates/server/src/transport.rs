@@ -37,6 +37,12 @@ pub(crate) struct Stream<'a> {
 }
 
 impl Stream<'_> {
+    /// The TCP peer's address (one `getpeername`), `None` once the
+    /// connection has none.
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.socket.peer_addr().ok()
+    }
+
     /// Reads plaintext: `Ok(0)` at the end of the stream, `WouldBlock`
     /// when nothing more can be had now. With TLS this also runs the
     /// handshake and sends what it answers (see [`Stream::wants_write`]

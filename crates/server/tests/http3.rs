@@ -71,6 +71,7 @@ impl App for Feed {
             "/publish" => Route::Handler(1),
             "/later" => Route::Handler(2),
             "/ws" => Route::WebSocket(3),
+            "/peer" => Route::Handler(4),
             _ => Route::NotFound,
         }
     }
@@ -100,9 +101,20 @@ impl App for Feed {
         self.ends.lock().unwrap().push(reason);
     }
 
-    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, tag: u32, _: &Request<'_>, body: &[u8]) -> Reply {
+    fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        _: ConnId,
+        tag: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
         if tag == 2 {
             return Reply::Later(Duration::from_millis(100));
+        }
+        if tag == 4 {
+            let peer = request.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            return Reply::Now(Response::text(200, peer));
         }
         let text = String::from_utf8_lossy(body).into_owned();
         for &conn in &self.subscribers {
@@ -553,6 +565,10 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
             "after move {round}"
         );
     }
+    // The application sees the address the client has now.
+    let peer = client.request("GET", "/peer", b"");
+    let here = client.socket.local_addr().unwrap().to_string();
+    assert_eq!(client.response(peer), (200, here.into_bytes()));
     // The event stream opened before the moves is still the same one.
     let publish = client.request("POST", "/publish", b"still here");
     assert_eq!(client.response(publish).0, 200);

@@ -54,6 +54,10 @@ pub enum Question {
         transport: &'static str,
         /// The topic it asks for.
         topic: Option<String>,
+        /// The peer's IP address, as text: the TCP or QUIC peer, which
+        /// behind a proxy is the proxy (forward the proxy's header, such
+        /// as `x-forwarded-for`, for the client's).
+        remote: Option<String>,
         /// The forwarded header fields, names in lower case.
         headers: Vec<(String, String)>,
         /// The forwarded cookies.

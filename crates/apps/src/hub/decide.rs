@@ -224,6 +224,7 @@ impl HubApp {
                     Question::Connect {
                         transport,
                         topic: Some(topic.to_owned()),
+                        remote: request.peer_addr().map(|a| a.ip().to_string()),
                         headers,
                         cookies,
                     },

@@ -108,12 +108,13 @@ fn request_of(question: Question) -> HookRequest {
         Question::Connect {
             transport,
             topic,
+            remote,
             headers,
             cookies,
         } => HookRequest::Connect(ConnectRequest {
             transport: transport_of(transport),
             topic,
-            remote: None,
+            remote,
             headers: headers.into_iter().collect(),
             cookies: cookies.into_iter().collect(),
         }),

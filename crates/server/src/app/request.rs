@@ -1,6 +1,7 @@
 //! What the application is asked about and answers with: a connection's
 //! id, a request, the route it takes, a response, and why a session ended.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tether_ws::CloseCode;
@@ -94,6 +95,7 @@ pub struct Request<'a> {
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) admin: bool,
     pub(crate) secure: bool,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -134,6 +136,16 @@ impl<'a> Request<'a> {
     /// connection is, whatever the request's headers say.
     pub fn is_secure(&self) -> bool {
         self.secure
+    }
+
+    /// The address of the peer the request came from: the TCP peer (over
+    /// HTTP/1.1 and HTTP/2), or the QUIC connection's current address
+    /// (over HTTP/3, which follows a migration). Behind a proxy or load
+    /// balancer this is the proxy's; the client's address is then in a
+    /// header the proxy sets, which only the deployment knows to trust.
+    /// `None` if the socket no longer has a peer.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// The first header with this name (case-insensitive), if it is UTF-8.

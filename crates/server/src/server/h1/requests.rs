@@ -14,6 +14,7 @@ use crate::server::dispatch::{Answer, Decision, Form, Head, answer_by, dispatch}
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::Link;
+use crate::transport::Stream;
 
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
@@ -177,7 +178,7 @@ impl H1Conn {
         if mem::replace(&mut requests.head_checked, true) {
             return None;
         }
-        let request = app_request(head, c.link);
+        let request = app_request(head, c.link, c.socket);
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         guarded(&peers.own().stats, "refuse_before_body", || {
@@ -248,7 +249,7 @@ impl H1Conn {
             tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => Form::Origin,
         };
         let request = Head {
-            request: app_request(head, c.link),
+            request: app_request(head, c.link, c.socket),
             form,
         };
         // Once a shutdown has begun, every answer closes its connection.
@@ -465,7 +466,11 @@ fn respond_with<A: App>(c: &mut Call<'_, '_, A>, response: &Response, head_only:
 
 /// The request as the application sees it, from its head and the
 /// connection it came on.
-fn app_request<'r>(head: &'r tether_http1::RequestHead<'_, '_>, link: &Link) -> Request<'r> {
+fn app_request<'r>(
+    head: &'r tether_http1::RequestHead<'_, '_>,
+    link: &Link,
+    socket: &Stream<'_>,
+) -> Request<'r> {
     Request {
         method: head.method(),
         path: head.path(),
@@ -473,5 +478,6 @@ fn app_request<'r>(head: &'r tether_http1::RequestHead<'_, '_>, link: &Link) -> 
         headers: head.headers(),
         admin: link.admin,
         secure: link.secure,
+        peer: socket.peer_addr(),
     }
 }

@@ -154,6 +154,7 @@ impl H2Session {
             headers: &headers,
             admin: c.link.admin,
             secure: c.link.secure,
+            peer: c.socket.peer_addr(),
         };
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
@@ -334,6 +335,7 @@ impl H2Session {
                 headers: &headers,
                 admin: c.link.admin,
                 secure: c.link.secure,
+                peer: c.socket.peer_addr(),
             },
             form,
         };

@@ -206,6 +206,7 @@ impl H3Endpoint {
             headers: &headers,
             admin: false,
             secure: true,
+            peer: self.server.remote_address(conn),
         };
         let (app, mut ctx) = detached(app, env, now);
         let peers = ctx.peers;
@@ -260,6 +261,7 @@ impl H3Endpoint {
                 headers: &headers,
                 admin: false,
                 secure: true,
+                peer: self.server.remote_address(conn),
             },
             form,
         };
