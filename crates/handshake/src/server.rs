@@ -726,6 +726,22 @@ impl Rejection {
     /// assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"));
     /// ```
     pub fn write_response(&self, out: &mut Vec<u8>) {
+        self.write_response_with(out, &[]);
+    }
+
+    /// [`write_response`](Self::write_response) with `extra` header fields
+    /// (such as `Alt-Svc`) after the refusal's own, each written as given:
+    /// the caller's, not the peer's.
+    ///
+    /// ```
+    /// use tether_handshake::{Error, Rejection};
+    ///
+    /// let mut out = Vec::new();
+    /// Rejection::from(Error::UnsupportedVersion).write_response_with(&mut out, &[("Alt-Svc", "h3=\":443\"")]);
+    /// let text = String::from_utf8(out).unwrap();
+    /// assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\nAlt-Svc: h3=\":443\"\r\n"));
+    /// ```
+    pub fn write_response_with(&self, out: &mut Vec<u8>, extra: &[(&str, &str)]) {
         out.extend_from_slice(b"HTTP/1.1 ");
         write_decimal(out, u64::from(self.status));
         out.push(b' ');
@@ -739,6 +755,9 @@ impl Rejection {
                 write_header(out, "Sec-WebSocket-Version", b"13");
             }
             _ => {}
+        }
+        for (name, value) in extra {
+            write_header(out, name, value.as_bytes());
         }
         write_header(out, "Content-Type", b"text/plain; charset=utf-8");
         out.extend_from_slice(b"Content-Length: ");

@@ -776,7 +776,8 @@ fn every_tcp_answer_head_advertises_http3_on_the_same_port() {
     let (server, _) = start(certs.server);
     let expected = format!("Alt-Svc: h3=\":{}\"\r\n", server.addr.port());
 
-    // HTTP/1.1: a page, an error, an event stream, a WebSocket's 101.
+    // HTTP/1.1: a page, an error, an event stream, a WebSocket's 101 and
+    // a refused one's 426.
     for (what, request) in [
         ("a page", "GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         ("a 404", "GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"),
@@ -788,6 +789,11 @@ fn every_tcp_answer_head_advertises_http3_on_the_same_port() {
             "a WebSocket upgrade",
             "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ),
+        (
+            "a WebSocket upgrade refused (426)",
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
         ),
     ] {
         let head = tls_head(server.addr, &certs.client, request);

@@ -44,7 +44,10 @@ impl H1Conn {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 debug!("upgrade refused: {} {}", rejection.status(), rejection.reason());
-                respond(c, |out| rejection.write_response(out), true);
+                let alt_svc = c.env.alt_svc.clone();
+                let extra: Vec<(&str, &str)> =
+                    alt_svc.as_deref().map(|v| ("Alt-Svc", v)).into_iter().collect();
+                respond(c, |out| rejection.write_response_with(out, &extra), true);
                 return;
             }
         };
