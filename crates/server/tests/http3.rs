@@ -494,14 +494,7 @@ fn a_quiet_event_stream_gets_heartbeats_and_its_websocket_neighbour_pings() {
     let (server, _) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
     let events = client.request("GET", "/events", b"");
-    let fields = [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", "/ws"),
-        Field::new("sec-websocket-version", "13"),
-    ];
+    let fields = websocket_connect("/ws");
     let ws = client.open(&fields, b"", false);
     // Three heartbeat comments after the retry hint, and a ping (opcode
     // 9) on the WebSocket, each from the loop's timers alone.
@@ -647,14 +640,7 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
     let certs = certs(b"h3");
     let (server, ends) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let fields = [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", "/ws"),
-        Field::new("sec-websocket-version", "13"),
-    ];
+    let fields = websocket_connect("/ws");
     let ws = client.open(&fields, b"", false);
     client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
     assert_eq!(status(&client.frames(ws).0), 200);
@@ -913,14 +899,7 @@ fn a_flood_of_extended_connects_is_bounded_by_the_stream_limit_and_others_are_se
     certs.server.quic.max_concurrent_bidi_streams = 20;
     let (server, _) = start(certs.server);
     let mut flood = Client::connect(server.addr, &certs.client, 1 << 20);
-    let fields = [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", "/ws"),
-        Field::new("sec-websocket-version", "13"),
-    ];
+    let fields = websocket_connect("/ws");
     // As many WebSockets at once as the client is let open, and then
     // more asked for.
     let mut sockets = Vec::new();
@@ -1019,6 +998,18 @@ fn a_client_retiring_connection_ids_over_and_over_is_issued_only_replacements() 
     // However many it retires, the IDs it holds unretired stay within its
     // active_connection_id_limit: one new ID for each retired.
     assert!(issued <= 7 + retired, "{issued} issued, {retired} retired");
+}
+
+/// The fields of an RFC 9220 WebSocket CONNECT to `path`.
+fn websocket_connect(path: &str) -> [Field; 6] {
+    [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", path),
+        Field::new("sec-websocket-version", "13"),
+    ]
 }
 
 /// The fields of a WebTransport CONNECT to `path`, as a draft-02 client
@@ -1285,14 +1276,7 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
     config.ws = config.ws.max_message_size(LIMIT);
     let (server, ends) = start(config);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let fields = [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", "/ws"),
-        Field::new("sec-websocket-version", "13"),
-    ];
+    let fields = websocket_connect("/ws");
     let sockets: Vec<StreamId> = (0..3).map(|_| client.open(&fields, b"", false)).collect();
     for &ws in &sockets {
         client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
