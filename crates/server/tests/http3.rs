@@ -1268,14 +1268,20 @@ fn client_frame_of(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
     wire
 }
 
-#[test]
-fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
-    const LIMIT: usize = 64 * 1024;
+/// A server whose WebSocket messages are at most `limit` bytes, and a
+/// client connected to it.
+fn start_with_message_limit(limit: usize) -> (TestServer, Ends, Client) {
     let certs = certs(b"h3");
     let mut config = certs.server;
-    config.ws = config.ws.max_message_size(LIMIT);
+    config.ws = config.ws.max_message_size(limit);
     let (server, ends) = start(config);
-    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let client = Client::connect(server.addr, &certs.client, 1 << 20);
+    (server, ends, client)
+}
+
+#[test]
+fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
+    let (_server, ends, mut client) = start_with_message_limit(64 * 1024);
     let fields = websocket_connect("/ws");
     let sockets: Vec<StreamId> = (0..3).map(|_| client.open(&fields, b"", false)).collect();
     for &ws in &sockets {
@@ -1324,12 +1330,7 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
 
 #[test]
 fn webtransport_messages_in_progress_count_against_the_connections_limit() {
-    const LIMIT: usize = 64 * 1024;
-    let certs = certs(b"h3");
-    let mut config = certs.server;
-    config.ws = config.ws.max_message_size(LIMIT);
-    let (server, ends) = start(config);
-    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let (_server, ends, mut client) = start_with_message_limit(64 * 1024);
     let session = client.wt_open("/ws", "https://localhost");
     // Three client streams, none ended, 25 000 bytes each.
     for i in 0..3u8 {
