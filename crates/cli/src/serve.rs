@@ -880,6 +880,15 @@ pub(crate) struct RedisArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "redis",
           value_parser = parse_presence_ttl)]
     redis_presence_ttl: f64,
+    /// On a Redis Cluster, the partitions the topics are grouped into
+    /// (each partition's keys share a hash tag, and a node reads one
+    /// announcement stream per partition, however many topics it
+    /// follows); every node must give the same number. 0 keeps the layout
+    /// of earlier versions (a slot per topic, tether:{news}, each followed
+    /// stream polled): keep 0 for a cluster that holds streams written so.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "redis",
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    redis_cluster_partitions: u16,
 }
 
 /// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
@@ -999,14 +1008,19 @@ fn redis_bridge(args: &Args, settings: &HubSettings) -> Result<Option<Bridge>, S
     let mut config = tether_redis::RedisConfig::new(url.as_str()).backlog(&settings.hub);
     config.prefix = args.redis.redis_prefix.clone();
     config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
+    config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
     let bridge = tether_redis::RedisBridge::new(config).map_err(|e| e.to_string())?;
     let cluster = url.starts_with("redis+cluster://");
+    let layout = match (cluster, bridge.config().cluster_partitions) {
+        (false, _) => String::new(),
+        (true, 0) => ", a slot per topic".to_owned(),
+        (true, n) => format!(", {n} partitions"),
+    };
     log::info!(
-        "hub: topics are shared through Redis{} at {} (streams {}{})",
+        "hub: topics are shared through Redis{} at {} (topic news is the stream {}{layout})",
         if cluster { " Cluster" } else { "" },
         bridge.config().server(),
-        bridge.config().prefix,
-        if cluster { "{TOPIC}" } else { "TOPIC" }
+        bridge.stream_key("news"),
     );
     Ok(Some(Bridge::Redis(bridge)))
 }

@@ -110,12 +110,20 @@ impl Subscriber {
     }
 }
 
+/// The key of `topic`'s stream, as the nodes name it (16 partitions, the
+/// default).
+fn stream_key(topic: &str) -> String {
+    let mut config = tether_redis::RedisConfig::new("redis+cluster://127.0.0.1:1");
+    config.prefix = PREFIX.to_owned();
+    tether_redis::RedisBridge::new(config).unwrap().stream_key(topic)
+}
+
 /// One topic served by each primary.
 fn topic_per_primary(cluster: &RedisCluster) -> Vec<String> {
     let mut by_primary: HashMap<u16, String> = HashMap::new();
     for n in 0..1000 {
         let topic = format!("news{n}");
-        let primary = cluster.primary_of(cluster.slot(&format!("{PREFIX}{{{topic}}}")));
+        let primary = cluster.primary_of(cluster.slot(&stream_key(&topic)));
         by_primary.entry(primary).or_insert(topic);
         if by_primary.len() == 3 {
             break;

@@ -18,37 +18,143 @@ pub(crate) const FIELD_DATA: &str = "data";
 /// The stream field that holds an event's publish key, if it has one.
 pub(crate) const FIELD_KEY: &str = "key";
 
-/// How topics' keys are named: the prefix, then the topic's name; on a
-/// Redis Cluster the name is a hash tag (`PREFIX{TOPIC}`), so that the
-/// keys of a topic (its stream and its publish-key index) share one slot.
+/// How topics' keys are named, in one of three layouts:
+///
+/// - **One Redis server**: the prefix, then the topic's name
+///   (`PREFIX TOPIC`); one announcement stream, `PREFIX!bus` (see
+///   [`crate::bus`]).
+/// - **A Redis Cluster, partitioned** (the default there): the topics are
+///   grouped into [`crate::RedisConfig::cluster_partitions`] partitions by
+///   the slot their name hashes to, and every key of a partition carries
+///   the partition's hash tag (`PREFIX{TAG}TOPIC`, `PREFIX{TAG}!bus`), so
+///   that one script may add an event to its topic's stream and announce
+///   it on the partition's bus. A node then reads one bus per partition,
+///   whatever the number of topics it follows. The tags are chosen so that
+///   the partitions' slots are spread evenly over the slot space (and so
+///   over the primaries).
+/// - **A Redis Cluster, a slot per topic** (`cluster_partitions` 0, the
+///   layout of earlier versions): the name is the hash tag
+///   (`PREFIX{TOPIC}`), nothing is announced, and a node polls each
+///   followed stream.
+///
 /// Topic names never hold `{` or `}` (nor `!`), and a cluster's prefix
 /// holds neither brace (checked by `RedisBridge::new`), so the tag is
-/// exactly the topic's name.
+/// exactly what is between the braces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keys {
     pub(crate) prefix: String,
     pub(crate) cluster: bool,
+    /// On a partitioned cluster, each partition's hash tag; else empty.
+    tags: Vec<String>,
+}
+
+/// The slots of a Redis Cluster.
+pub(crate) const SLOTS: usize = 16_384;
+
+/// Partitions a cluster may be split into at most.
+pub(crate) const MAX_PARTITIONS: usize = 1024;
+
+/// The slot Redis Cluster gives a key whose hash tag (or whole key) is
+/// `tag`: CRC16 (XMODEM) modulo 16 384.
+pub(crate) fn slot(tag: &[u8]) -> usize {
+    let mut crc: u16 = 0;
+    for &byte in tag {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    usize::from(crc) % SLOTS
+}
+
+/// The hash tags of `partitions` partitions: partition `i` owns the slots
+/// from `i * 16384 / partitions` up to the next partition's first, and its
+/// tag is the first of `i-0`, `i-1`, ... whose slot is among them.
+fn partition_tags(partitions: usize) -> Vec<String> {
+    (0..partitions)
+        .map(|i| {
+            let (low, high) = (i * SLOTS / partitions, (i + 1) * SLOTS / partitions);
+            (0u64..)
+                .map(|k| format!("{i}-{k}"))
+                .find(|tag| (low..high).contains(&slot(tag.as_bytes())))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 impl Keys {
+    /// The keys under `prefix`: on one server, or on a cluster split into
+    /// `partitions` (0: a slot per topic; at most [`MAX_PARTITIONS`]).
+    pub(crate) fn new(prefix: &str, cluster: bool, partitions: usize) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            cluster,
+            tags: if cluster {
+                partition_tags(partitions.min(MAX_PARTITIONS))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The number of announcement streams: 1 on one server, the
+    /// partitions on a partitioned cluster, 0 with a slot per topic.
+    pub(crate) fn buses(&self) -> usize {
+        if self.cluster { self.tags.len() } else { 1 }
+    }
+
+    /// Whether publishes are announced on a bus (see [`Keys::buses`]).
+    pub(crate) fn announces(&self) -> bool {
+        self.buses() > 0
+    }
+
+    /// The bus (the partition) a topic's events are announced on.
+    pub(crate) fn partition(&self, topic: &str) -> usize {
+        if self.tags.is_empty() {
+            0
+        } else {
+            slot(topic.as_bytes()) * self.tags.len() / SLOTS
+        }
+    }
+
+    /// What comes between the prefix and the name: the partition's tag in
+    /// braces on a partitioned cluster, else nothing.
+    fn tag_of(&self, topic: &str) -> String {
+        self.tags
+            .get(self.partition(topic))
+            .map(|tag| format!("{{{tag}}}"))
+            .unwrap_or_default()
+    }
+
     /// The key of a topic's stream.
     pub(crate) fn stream(&self, topic: &str) -> String {
-        if self.cluster {
-            format!("{}{{{topic}}}", self.prefix)
+        let prefix = &self.prefix;
+        if !self.cluster {
+            format!("{prefix}{topic}")
+        } else if self.tags.is_empty() {
+            format!("{prefix}{{{topic}}}")
         } else {
-            format!("{}{topic}", self.prefix)
+            format!("{prefix}{}{topic}", self.tag_of(topic))
         }
     }
 
     /// The topic whose stream is `key`, if `key` is one (the prefix, then
-    /// a valid topic name, in braces on a cluster).
+    /// a valid topic name: in braces with a slot per topic, after its
+    /// partition's tag on a partitioned cluster).
     pub(crate) fn topic_of<'k>(&self, key: &'k [u8]) -> Option<&'k str> {
         let mut name = key.strip_prefix(self.prefix.as_bytes())?;
-        if self.cluster {
+        if self.cluster && self.tags.is_empty() {
             name = name.strip_prefix(b"{")?.strip_suffix(b"}")?;
+        } else if self.cluster {
+            let close = name.iter().position(|&b| b == b'}')?;
+            name = name.get(close + 1..)?;
         }
         let name = std::str::from_utf8(name).ok()?;
-        is_valid_topic(name).then_some(name)
+        (is_valid_topic(name) && self.stream(name).as_bytes() == key).then_some(name)
     }
 
     /// The keys of a topic's publish-key index: a hash from each
@@ -58,34 +164,42 @@ impl Keys {
     /// ever a stream's key.
     pub(crate) fn index(&self, topic: &str) -> (String, String) {
         let prefix = &self.prefix;
-        if self.cluster {
+        if self.cluster && self.tags.is_empty() {
             (
                 format!("{prefix}!pub:{{{topic}}}"),
                 format!("{prefix}!pub-ms:{{{topic}}}"),
             )
         } else {
+            let tag = self.tag_of(topic);
             (
-                format!("{prefix}!pub:{topic}"),
-                format!("{prefix}!pub-ms:{topic}"),
+                format!("{prefix}{tag}!pub:{topic}"),
+                format!("{prefix}{tag}!pub-ms:{topic}"),
             )
         }
     }
-}
 
-impl Keys {
-    /// The key of the announcement stream (see [`crate::bus`]). `!` is
-    /// not allowed in topic names, so no topic's stream has this key.
-    pub(crate) fn bus(&self) -> String {
-        format!("{}!bus", self.prefix)
+    /// The key of announcement stream `bus` (see [`crate::bus`]):
+    /// `PREFIX!bus`, or `PREFIX{TAG}!bus` for a cluster's partition. `!`
+    /// is not allowed in topic names, so no topic's stream has this key.
+    pub(crate) fn bus(&self, bus: usize) -> String {
+        format!("{}{}!bus", self.prefix, self.bus_tag(bus))
     }
 
-    /// The key of the counter that numbers the announcements.
-    pub(crate) fn bus_seq(&self) -> String {
-        format!("{}!bus-seq", self.prefix)
+    /// The key of the counter that numbers bus `bus`'s announcements.
+    pub(crate) fn bus_seq(&self, bus: usize) -> String {
+        format!("{}{}!bus-seq", self.prefix, self.bus_tag(bus))
+    }
+
+    fn bus_tag(&self, bus: usize) -> String {
+        self.tags
+            .get(bus)
+            .map(|tag| format!("{{{tag}}}"))
+            .unwrap_or_default()
     }
 
     /// The key of a topic's presence set: `PREFIX!presence:TOPIC`
-    /// (`PREFIX!presence:{TOPIC}` on a cluster, the stream's slot). `!` is
+    /// (`PREFIX!presence:{TOPIC}` on a cluster, the topic's own slot,
+    /// whatever the layout: presence commands name one key each). `!` is
     /// not allowed in topic names, so no topic's stream has this key
     /// (`PREFIX{TOPIC}:presence` could be the stream of a topic named so).
     pub(crate) fn presence(&self, topic: &str) -> String {
@@ -512,6 +626,88 @@ mod tests {
             ))[3..6],
             ["tether:{news}", "tether:!pub:{news}", "tether:!pub-ms:{news}"]
         );
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // The check value of CRC16/XMODEM (Redis Cluster's specification
+        // gives it for its slots), and keys whose slots Redis reports.
+        assert_eq!(slot(b"123456789"), 0x31c3);
+        assert_eq!(slot(b"foo"), 12_182);
+        assert_eq!(slot(b"bar"), 5061);
+        assert_eq!(slot(b""), 0);
+    }
+
+    #[test]
+    fn a_partitioned_cluster_keeps_a_topics_keys_and_its_bus_in_one_slot() {
+        for partitions in [1, 3, 16, 1024] {
+            let keys = crate::test_values::partitioned("tether:", partitions);
+            assert_eq!(keys.buses(), partitions);
+            // Each partition's tag is in its own share of the slots.
+            for bus in 0..partitions {
+                let key = keys.bus(bus);
+                let slot = slot(hash_tag(&key).as_bytes());
+                assert_eq!(slot * partitions / SLOTS, bus, "{key}");
+                assert_eq!(hash_tag(&keys.bus_seq(bus)), hash_tag(&key));
+            }
+            for topic in ["news", "a.b:c-d_e", "x", "user.42.inbox"] {
+                let bus = keys.partition(topic);
+                assert_eq!(bus, slot(topic.as_bytes()) * partitions / SLOTS);
+                let (index, by_ms) = keys.index(topic);
+                let stream = keys.stream(topic);
+                for key in [&stream, &index, &by_ms] {
+                    assert_eq!(hash_tag(key), hash_tag(&keys.bus(bus)), "{key}");
+                }
+                assert!(stream.starts_with("tether:{") && stream.ends_with(&format!("}}{topic}")));
+                assert_eq!(keys.topic_of(stream.as_bytes()), Some(topic));
+                assert_eq!(keys.topic_of(index.as_bytes()), None);
+                assert_eq!(keys.topic_of(keys.bus(bus).as_bytes()), None);
+            }
+        }
+        let keys = crate::test_values::partitioned("tether:", 16);
+        // Another partition's tag before a topic's name is no stream.
+        let news = keys.partition("news");
+        let other = keys.bus((news + 1) % 16).replace("!bus", "news");
+        assert_eq!(keys.topic_of(other.as_bytes()), None);
+        assert_eq!(keys.topic_of(b"tether:{news}"), None);
+        // More partitions than there may be: as many as there may be.
+        assert_eq!(
+            crate::test_values::partitioned("t:", 5000).buses(),
+            MAX_PARTITIONS
+        );
+        // The scripts name the partition's bus.
+        let p = tether_hub::Publish::new("news", None, "x", &tether_hub::Config::default()).unwrap();
+        let sent = args(&crate::publish::publish(&keys, 10, 99, &Default::default(), &p));
+        assert_eq!(
+            sent[2..6],
+            [
+                "3".to_owned(),
+                keys.stream("news"),
+                keys.bus(news),
+                keys.bus_seq(news)
+            ]
+        );
+        let keyed = p.with_key("k").unwrap();
+        let sent = args(&crate::publish::publish(
+            &keys,
+            10,
+            99,
+            &Default::default(),
+            &keyed,
+        ));
+        let (index, by_ms) = keys.index("news");
+        assert_eq!(
+            sent[2..8],
+            [
+                "5".to_owned(),
+                keys.stream("news"),
+                index,
+                by_ms,
+                keys.bus(news),
+                keys.bus_seq(news)
+            ]
+        );
+        assert_eq!(sent.last().map(String::as_str), Some("news"));
     }
 
     #[test]

@@ -28,20 +28,21 @@ pub struct RedisConfig {
     /// hold for every node).
     pub url: String,
     /// Put before each topic's name to make its stream's key (`tether:`:
-    /// topic `news` is the stream `tether:news`; on a Redis Cluster the
-    /// topic is a hash tag, `tether:{news}`, and the prefix may not hold
-    /// `{` or `}`).
+    /// topic `news` is the stream `tether:news`; on a Redis Cluster a
+    /// hash tag comes between them, see [`RedisConfig::cluster_partitions`],
+    /// and the prefix may not hold `{` or `}`).
     pub prefix: String,
     /// Each stream is trimmed to about this many entries, never fewer
     /// (`XADD ... MAXLEN ~`); 1000, as the hub's backlog.
     pub max_len: usize,
-    /// On one Redis server, the announcement stream every node reads
-    /// (`PREFIX!bus`, each published event with its topic and id) is
+    /// The announcement stream every node reads (on one Redis server
+    /// `PREFIX!bus`, on a partitioned cluster one per partition,
+    /// `PREFIX{TAG}!bus`; each published event with its topic and id) is
     /// trimmed to about this many entries (100 000). A node whose reader
     /// falls further behind than this (or loses its connection) catches
     /// up from each followed topic's stream, which costs a command per
     /// followed topic: keep it above the events published during the
-    /// longest stall you expect. Unused on a Redis Cluster.
+    /// longest stall you expect. Unused on a cluster with a slot per topic.
     pub bus_max_len: usize,
     /// Events a node fetches as a topic's backlog when it starts to follow
     /// it (1000); keep it at the hub's `max_backlog_events`.
@@ -61,9 +62,26 @@ pub struct RedisConfig {
     /// On a Redis Cluster, how long the reader waits between two reads of
     /// the followed streams when nothing came (20 ms): a blocking `XREAD`
     /// cannot span streams of several slots, so the reader polls each
-    /// stream with a plain `XREAD` instead. The latency of an event from
-    /// another node is at most about this.
+    /// partition's bus (or each followed stream, with a slot per topic)
+    /// with a plain `XREAD` instead. The latency of an event from another
+    /// node is at most about this.
     pub cluster_poll: Duration,
+    /// On a Redis Cluster, the partitions the topics are grouped into (16;
+    /// at most 1024). A topic's keys carry its partition's hash tag, so
+    /// that a publish adds its event and announces it on the partition's
+    /// bus in one script, and a node reads one bus per partition it
+    /// follows a topic of, however many topics those are. The partitions'
+    /// slots are spread evenly, so more partitions spread the work over
+    /// more primaries (each partition is on one). **Every node must have
+    /// the same number**: a node with another reads other buses.
+    ///
+    /// 0 is the layout of earlier versions: each topic's name is its own
+    /// hash tag (`PREFIX{TOPIC}`), publishes are not announced and a node
+    /// polls each stream it follows (its reads grow with the topics it
+    /// follows). The two layouts name keys differently: a cluster that
+    /// holds streams written with 0 keeps 0, or its backlogs are not
+    /// read. Unused on one server.
+    pub cluster_partitions: usize,
     /// The first delay before reconnecting (100 ms); it doubles at each
     /// failed attempt, with jitter.
     pub backoff_min: Duration,
@@ -96,6 +114,7 @@ impl RedisConfig {
             command_timeout: Duration::from_secs(5),
             block: Duration::from_secs(2),
             cluster_poll: Duration::from_millis(20),
+            cluster_partitions: 16,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             max_queued_publishes: 10_000,
@@ -194,6 +213,7 @@ impl fmt::Debug for RedisConfig {
             .field("command_timeout", &self.command_timeout)
             .field("block", &self.block)
             .field("cluster_poll", &self.cluster_poll)
+            .field("cluster_partitions", &self.cluster_partitions)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("max_queued_publishes", &self.max_queued_publishes)

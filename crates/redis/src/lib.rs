@@ -6,7 +6,7 @@
 //! Redis server each publish is also announced, in the same atomic step,
 //! on one stream all nodes read (the *bus*), so that what a node pays to
 //! receive an event does not grow with the number of topics it follows;
-//! on a Redis Cluster every node reads the streams its subscribers follow.
+//! on a Redis Cluster the same, with one bus per partition of the topics.
 //! The core crates never depend on this one.
 //!
 //! # Why an announcement stream
@@ -104,16 +104,29 @@
 //!   back, if the stream still holds it; one taken on a node whose
 //!   presence connection is down is not sent (it acts on that node's
 //!   connections only).
-//! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): each topic's
-//!   name is its keys' hash tag (`PREFIX{TOPIC}`, `PREFIX!pub:{TOPIC}`,
-//!   `PREFIX!pub-ms:{TOPIC}`), so that no command spans two slots; the
-//!   connections are the `redis` crate's cluster connections (routing,
-//!   `MOVED`, `ASK`); publishes go one command each, and are not announced
-//!   (one script may not write keys of two slots); the reader polls each
-//!   followed stream with a plain `XREAD` every
-//!   [`RedisConfig::cluster_poll`] while nothing comes, instead of
-//!   blocking, so on a cluster a node's reads still grow with the topics
-//!   it follows; a failed-over primary is a lost connection, made again.
+//! - **Redis Cluster** (`redis+cluster://HOST:PORT,...`): one script may
+//!   only write keys of one slot, so the topics are grouped into
+//!   [`RedisConfig::cluster_partitions`] partitions (16) by the slot of
+//!   their name, and every key of a partition carries its hash tag
+//!   (`PREFIX{TAG}TOPIC`, `PREFIX{TAG}!pub:TOPIC`, `PREFIX{TAG}!bus`...;
+//!   the tags' slots spread evenly over the slot space, and so over the
+//!   primaries). Each partition is then what one server is above: a
+//!   publish adds its event and announces it on the partition's bus in one
+//!   script, and the reader reads the bus of each partition a followed
+//!   topic is in, whatever the number of topics it follows, with the same
+//!   numbering, catch-up and resynchronisation. No read blocks (a
+//!   blocking `XREAD` cannot span slots, and would hold that node's
+//!   connection): the reader polls those buses with plain `XREAD`s every
+//!   [`RedisConfig::cluster_poll`] while nothing comes. With 0 partitions
+//!   (the layout of earlier versions), each topic's name is its keys'
+//!   hash tag (`PREFIX{TOPIC}`), nothing is announced and the reader polls
+//!   each followed stream, so its reads grow with the topics it follows.
+//!   Presence sets are `PREFIX!presence:{TOPIC}` in both. The connections
+//!   are the `redis` crate's cluster connections (routing, `MOVED`,
+//!   `ASK`); publishes go one command each; a failed-over primary is a
+//!   lost connection, made again (a promoted replica that missed the last
+//!   announcements shows as a hole in the numbers, and the topics catch
+//!   up or resynchronise).
 //!
 //! # Example
 //!
@@ -244,10 +257,10 @@ impl RedisBridge {
         if cluster && config.cluster_poll.is_zero() {
             return Err(Error::InvalidConfig("cluster_poll must be more than zero"));
         }
-        let keys = commands::Keys {
-            prefix: config.prefix.clone(),
-            cluster,
-        };
+        if config.cluster_partitions > commands::MAX_PARTITIONS {
+            return Err(Error::InvalidConfig("cluster_partitions may be at most 1024"));
+        }
+        let keys = commands::Keys::new(&config.prefix, cluster, config.cluster_partitions);
         let server = config::redact(&config.url);
         if config.presence_poll.is_zero() {
             return Err(Error::InvalidConfig("presence_poll must be more than zero"));
@@ -278,6 +291,28 @@ impl RedisBridge {
     /// The settings.
     pub fn config(&self) -> &RedisConfig {
         &self.shared.config
+    }
+
+    /// The key of `topic`'s stream: `PREFIX TOPIC` on one server; on a
+    /// Redis Cluster `PREFIX{TAG}TOPIC`, the tag of the topic's partition
+    /// ([`RedisConfig::cluster_partitions`]), or `PREFIX{TOPIC}` with a
+    /// slot per topic.
+    ///
+    /// ```
+    /// use tether_redis::{RedisBridge, RedisConfig};
+    ///
+    /// let one = RedisBridge::new(RedisConfig::new("redis://127.0.0.1:6379/"))?;
+    /// assert_eq!(one.stream_key("news"), "tether:news");
+    /// let mut config = RedisConfig::new("redis+cluster://127.0.0.1:7000");
+    /// let partitioned = RedisBridge::new(config.clone())?;
+    /// assert!(partitioned.stream_key("news").starts_with("tether:{"));
+    /// assert!(partitioned.stream_key("news").ends_with("}news"));
+    /// config.cluster_partitions = 0;
+    /// assert_eq!(RedisBridge::new(config)?.stream_key("news"), "tether:{news}");
+    /// # Ok::<(), tether_redis::Error>(())
+    /// ```
+    pub fn stream_key(&self, topic: &str) -> String {
+        self.shared.keys.stream(topic)
     }
 
     /// A broker for one event loop (make one per loop).
@@ -400,11 +435,8 @@ pub mod fuzz {
             }
         };
         if let Ok(streams) = commands::parse_xread(value) {
-            for cluster in [false, true] {
-                let keys = Keys {
-                    prefix: "t:".to_owned(),
-                    cluster,
-                };
+            for (cluster, partitions) in [(false, 0), (true, 0), (true, 16)] {
+                let keys = Keys::new("t:", cluster, partitions);
                 for (key, _) in &streams {
                     if let Some(name) = keys.topic_of(key) {
                         debug_assert_eq!(keys.stream(name).as_bytes(), &key[..]);

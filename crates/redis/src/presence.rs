@@ -573,17 +573,11 @@ mod tests {
 
     #[test]
     fn a_topics_presence_set_shares_its_streams_slot_and_never_its_key() {
-        let single = crate::commands::Keys {
-            prefix: "t:".into(),
-            cluster: false,
-        };
+        let single = crate::commands::Keys::new("t:", false, 0);
         assert_eq!(single.presence("a"), "t:!presence:a");
         // A topic may be named `a:presence`; its stream is not the set.
         assert_ne!(single.stream("a:presence"), single.presence("a"));
-        let cluster = crate::commands::Keys {
-            prefix: "t:".into(),
-            cluster: true,
-        };
+        let cluster = crate::commands::Keys::new("t:", true, 0);
         assert_eq!(cluster.presence("a.b"), "t:!presence:{a.b}");
         assert_eq!(cluster.stream("a.b"), "t:{a.b}");
     }

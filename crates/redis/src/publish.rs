@@ -1,5 +1,5 @@
 //! What publishes an event: the commands and scripts that add it to its
-//! topic's stream (and on one server announce it on the bus, see
+//! topic's stream (and, on one server or a partitioned cluster, announce it on its bus, see
 //! [`crate::bus`]; with a publish key, check the key first), and their
 //! replies. No I/O here: the writer sends what these build.
 
@@ -19,13 +19,14 @@ const PRUNE_BATCH: usize = 1000;
 /// remember it (`{1, id}`). The index lives as long as the stream (same
 /// expiry, if the stream has one).
 ///
-/// On one server the entry is announced on the bus too (see
+/// Where publishes are announced (one server, a partitioned cluster) the
+/// entry is announced on its topic's bus too (see
 /// [`crate::bus`]), in the same step.
 ///
-/// KEYS: the stream, the index hash, the index sorted set, and on one
-/// server the bus and its counter. ARGV: the `MAXLEN ~` bound, the event
-/// type, the data, the publish key, the index's batch, and on one server
-/// the bus's bound and the topic.
+/// KEYS: the stream, the index hash, the index sorted set, and where
+/// publishes are announced the bus and its counter. ARGV: the `MAXLEN ~`
+/// bound, the event type, the data, the publish key, the index's batch,
+/// and where announced the bus's bound and the topic.
 const PUBLISH_KEYED: &str = r"
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if first then
@@ -69,10 +70,11 @@ return {1, id}
 ";
 
 /// What publishes `publish` to its topic's stream: without a publish
-/// key, on one server [`PUBLISH_ANNOUNCED`] (the entry and its
-/// announcement on the bus, bounded to about `bus_len`), on a cluster a
-/// bare `XADD`; with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key
-/// and adds the entry (and on one server its announcement) atomically.
+/// key, where publishes are announced (one server, a partitioned cluster)
+/// [`PUBLISH_ANNOUNCED`] (the entry and its announcement on the topic's
+/// bus, bounded to about `bus_len`), with a slot per topic a bare `XADD`;
+/// with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key and adds
+/// the entry (and its announcement) atomically.
 pub(crate) fn publish(
     keys: &Keys,
     max_len: usize,
@@ -81,27 +83,28 @@ pub(crate) fn publish(
     publish: &Publish,
 ) -> Cmd {
     let key = keys.stream(&publish.topic);
+    let bus = keys.partition(&publish.topic);
     let Some(publish_key) = &publish.key else {
-        if keys.cluster {
+        if !keys.announces() {
             return xadd(&key, max_len, publish);
         }
         return announced(keys, max_len, bus_len, loaded, publish);
     };
     let (index, by_ms) = keys.index(&publish.topic);
     let mut cmd = eval(PUBLISH_KEYED, loaded.keyed.as_deref());
-    cmd.arg(if keys.cluster { 3 } else { 5 })
+    cmd.arg(if keys.announces() { 5 } else { 3 })
         .arg(&key)
         .arg(&index)
         .arg(&by_ms);
-    if !keys.cluster {
-        cmd.arg(keys.bus()).arg(keys.bus_seq());
+    if keys.announces() {
+        cmd.arg(keys.bus(bus)).arg(keys.bus_seq(bus));
     }
     cmd.arg(max_len)
         .arg(&publish.event_type)
         .arg(&publish.data)
         .arg(&**publish_key)
         .arg(PRUNE_BATCH);
-    if !keys.cluster {
+    if keys.announces() {
         cmd.arg(bus_len).arg(&*publish.topic);
     }
     cmd
@@ -161,7 +164,8 @@ pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
     }
 }
 
-/// The script behind a publish without a publish key on one server: add
+/// The script behind a publish without a publish key where publishes are
+/// announced (one server, a partitioned cluster): add
 /// the event to its topic's stream (which gives its id), count it, and
 /// add the announcement, in one atomic step (so that the bus's order is
 /// each topic's order). Answers the event's id.
@@ -177,11 +181,12 @@ return id
 
 /// `EVAL` [`PUBLISH_ANNOUNCED`] for `publish`.
 fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publish: &Publish) -> Cmd {
+    let bus = keys.partition(&publish.topic);
     let mut cmd = eval(PUBLISH_ANNOUNCED, loaded.announced.as_deref());
     cmd.arg(3)
         .arg(keys.stream(&publish.topic))
-        .arg(keys.bus())
-        .arg(keys.bus_seq())
+        .arg(keys.bus(bus))
+        .arg(keys.bus_seq(bus))
         .arg(max_len)
         .arg(&publish.event_type)
         .arg(&publish.data)

@@ -1,6 +1,8 @@
 //! The reader thread: answers follows with the topic's backlog from
 //! Redis, reads the announcements of every publish (on one server,
-//! `XREAD BLOCK` of the bus; on a cluster, each followed stream) and posts
+//! `XREAD BLOCK` of the bus; on a partitioned cluster, an `XREAD` of each
+//! partition's bus that a followed topic is in; with a slot per topic,
+//! each followed stream) and posts
 //! each event to the loops that follow its topic, in stream order; answers
 //! publishers once their event is delivered; checks continuity after a
 //! reconnection and resynchronises the topics that lost it.
@@ -35,6 +37,8 @@ const PAGE: usize = 256;
 #[derive(Debug)]
 struct Followed {
     key: String,
+    /// The bus its events are announced on (unused with a slot per topic).
+    bus: usize,
     /// Loops that have their `Ready` and get every event after `last`.
     loops: Vec<usize>,
     /// Loops owed a `Ready`.
@@ -51,9 +55,10 @@ struct Followed {
 }
 
 impl Followed {
-    fn new(key: String) -> Followed {
+    fn new(key: String, bus: usize) -> Followed {
         Followed {
             key,
+            bus,
             loops: Vec::new(),
             waiting: Vec::new(),
             known: false,
@@ -75,6 +80,24 @@ impl Followed {
             || self.broken
             || (self.loops.contains(&reply.loop_index) && self.known && self.last >= id)
     }
+}
+
+/// Where the reader is in one announcement stream.
+#[derive(Debug)]
+struct Bus {
+    key: String,
+    /// The id of the last announcement read (where reading goes on).
+    last: EventId,
+    /// The number of the last announcement read, if known: the next must
+    /// be one more, or some were missed.
+    seq: Option<u64>,
+    /// Followed topics announced on it (entries of `Reader::topics`).
+    followed: usize,
+    /// `last` was taken while this bus was read. On a cluster a partition
+    /// that no followed topic is in is not read; its place is taken again
+    /// (before a topic of it fetches its backlog, so that nothing
+    /// published between the two is missed) when one is followed.
+    placed: bool,
 }
 
 /// A publish to answer: its event's id, where to, and whether it was a
@@ -99,13 +122,9 @@ pub(crate) struct Reader {
     /// served): what `serve_follows` looks at, rather than every topic.
     owed: Vec<Arc<str>>,
     wake_last: EventId,
-    /// On one server: the announcement stream's key.
-    bus_key: String,
-    /// The id of the last announcement read (where reading goes on).
-    bus_last: EventId,
-    /// The number of the last announcement read, if known: the next must
-    /// be one more, or some were missed.
-    bus_seq: Option<u64>,
+    /// The announcement streams: one on one server, one per partition on
+    /// a partitioned cluster, none with a slot per topic.
+    buses: Vec<Bus>,
 }
 
 impl Reader {
@@ -119,9 +138,15 @@ impl Reader {
             topics: HashMap::new(),
             owed: Vec::new(),
             wake_last: EventId::ZERO,
-            bus_key: shared.keys.bus(),
-            bus_last: EventId::ZERO,
-            bus_seq: None,
+            buses: (0..shared.keys.buses())
+                .map(|bus| Bus {
+                    key: shared.keys.bus(bus),
+                    last: EventId::ZERO,
+                    seq: None,
+                    followed: 0,
+                    placed: false,
+                })
+                .collect(),
             shared,
         }
     }
@@ -194,10 +219,13 @@ impl Reader {
         match message {
             ReaderMsg::Follow { topic, loop_index } => {
                 let keys = &self.shared.keys;
-                let followed = self
-                    .topics
-                    .entry(topic.clone())
-                    .or_insert_with(|| Followed::new(keys.stream(&topic)));
+                let followed = self.topics.entry(topic.clone()).or_insert_with(|| {
+                    let bus = keys.partition(&topic);
+                    if let Some(bus) = self.buses.get_mut(bus) {
+                        bus.followed += 1;
+                    }
+                    Followed::new(keys.stream(&topic), bus)
+                });
                 // A loop follows once between unfollows; a repeat means it
                 // wants the backlog again.
                 followed.loops.retain(|&l| l != loop_index);
@@ -217,6 +245,12 @@ impl Reader {
                 let empty = followed.loops.is_empty() && followed.waiting.is_empty();
                 if empty {
                     if let Some(followed) = self.topics.remove(&topic) {
+                        if let Some(bus) = self.buses.get_mut(followed.bus) {
+                            bus.followed = bus.followed.saturating_sub(1);
+                            // On a cluster a bus nobody follows is not
+                            // read (one server's is always read).
+                            bus.placed &= bus.followed > 0 || !self.shared.keys.cluster;
+                        }
                         for outcome in followed.outcomes {
                             self.answer(outcome);
                         }
@@ -293,6 +327,13 @@ impl Reader {
 
     /// [`Reader::serve_follows`] for one topic (nothing if no loop waits).
     fn serve_follow(&mut self, topic: &Arc<str>) -> Result<(), RedisError> {
+        if let Some(bus) = self.topics.get(topic).map(|f| f.bus)
+            && self.buses.get(bus).is_some_and(|b| !b.placed)
+        {
+            // Before the backlog: what is published after it is announced
+            // after this place.
+            self.place(bus)?;
+        }
         {
             let con = connection::connected(&mut self.con)?;
             let config = &self.shared.config;
@@ -359,14 +400,27 @@ impl Reader {
     /// bus was trimmed past this reader, or its counter reset) makes the
     /// reader catch up from each followed topic's stream. On a cluster,
     /// where one command may only touch keys of one slot and blocking
-    /// would hold that node's connection, one plain `XREAD` for each
-    /// followed stream (each its topic's slot).
+    /// would hold that node's connection, plain `XREAD`s: of each
+    /// partition's bus that a followed topic is in (at most the number of
+    /// partitions, whatever the topics followed), or with a slot per
+    /// topic, of each followed stream.
     fn read(&mut self) -> Result<bool, RedisError> {
-        if self.shared.keys.cluster {
+        if !self.shared.keys.cluster {
+            return self.read_bus();
+        }
+        if self.buses.is_empty() {
             return self.read_cluster();
         }
+        self.read_partitions()
+    }
+
+    /// [`Reader::read`] on one server.
+    fn read_bus(&mut self) -> Result<bool, RedisError> {
+        let Some(bus) = self.buses.first() else {
+            return Ok(false);
+        };
         let streams = [
-            (self.bus_key.as_str(), self.bus_last),
+            (bus.key.as_str(), bus.last),
             (self.shared.wake_key.as_str(), self.wake_last),
         ];
         let block_ms = u64::try_from(self.shared.config.block.as_millis()).unwrap_or(u64::MAX);
@@ -378,24 +432,71 @@ impl Reader {
                 if let Some(last) = commands::parse_entries(entries)?.last() {
                     self.wake_last = last.id;
                 }
-            } else if key == self.bus_key.as_bytes() {
+            } else if key == bus.key.as_bytes() {
                 announcements = bus::parse(entries)?;
             }
         }
+        self.take(0, announcements)?;
+        Ok(true)
+    }
+
+    /// [`Reader::read`] on a partitioned cluster.
+    fn read_partitions(&mut self) -> Result<bool, RedisError> {
+        let reading: Vec<usize> = (0..self.buses.len())
+            .filter(|&b| {
+                self.buses
+                    .get(b)
+                    .is_some_and(|bus| bus.placed && bus.followed > 0)
+            })
+            .collect();
+        if reading.is_empty() {
+            // Idle: a check that the cluster is still there.
+            connection::connected(&mut self.con)?.query(&redis::cmd("PING"))?;
+            return Ok(false);
+        }
+        let mut read = false;
+        for b in reading {
+            let Some(bus) = self.buses.get(b) else { continue };
+            let xread = commands::xread(&[(bus.key.as_str(), bus.last)], BUS_READ_COUNT, None);
+            let reply = connection::connected(&mut self.con)?.query(&xread)?;
+            let mut announcements = Vec::new();
+            for (key, entries) in commands::xread_streams(&reply)? {
+                if key == bus.key.as_bytes() {
+                    announcements = bus::parse(entries)?;
+                }
+            }
+            read |= !announcements.is_empty();
+            if !self.take(b, announcements)? {
+                // Caught up from the streams: every place was taken again.
+                break;
+            }
+        }
+        Ok(read)
+    }
+
+    /// Delivers the events of `announcements`, read from bus `b`, of the
+    /// topics this node follows; false if a hole in their numbers made
+    /// the reader catch up from the streams instead (see
+    /// [`Reader::resume`]).
+    fn take(&mut self, b: usize, announcements: Vec<bus::Announcement>) -> Result<bool, RedisError> {
         let mut touched: Vec<Arc<str>> = Vec::new();
+        let mut continued = true;
         for announcement in announcements {
+            let Some(bus) = self.buses.get_mut(b) else { break };
             if let Some(seq) = announcement.seq {
-                if self.bus_seq.is_some_and(|last| last.checked_add(1) != Some(seq)) {
+                if bus.seq.is_some_and(|last| last.checked_add(1) != Some(seq)) {
                     log::warn!(
-                        "redis: announcements missed (number {seq} after {:?}): every followed topic catches up from its stream",
-                        self.bus_seq
+                        "redis: announcements missed on {} (number {seq} after {:?}): every followed topic catches up from its stream",
+                        bus.key,
+                        bus.seq
                     );
                     self.resume()?;
+                    continued = false;
                     break;
                 }
-                self.bus_seq = Some(seq);
+                bus.seq = Some(seq);
             }
-            self.bus_last = announcement.bus_id;
+            bus.last = announcement.bus_id;
             let (Some(name), Some(entry)) = (announcement.topic, announcement.entry) else {
                 continue;
             };
@@ -414,21 +515,42 @@ impl Reader {
         for topic in touched {
             self.flush_outcomes(&topic);
         }
-        Ok(true)
+        Ok(continued)
     }
 
-    /// On one server, after a (re)connection or missed announcements:
-    /// takes the bus's end as the place to read from, then reads each
+    /// Takes bus `b`'s end as the place to read it from.
+    fn place(&mut self, b: usize) -> Result<(), RedisError> {
+        let Some(bus) = self.buses.get_mut(b) else {
+            return Ok(());
+        };
+        let con = connection::connected(&mut self.con)?;
+        let end = bus::parse(&con.query(&commands::xrevrange(&bus.key, None, 1))?)?.pop();
+        bus.last = end.as_ref().map_or(EventId::ZERO, |a| a.bus_id);
+        bus.seq = end.and_then(|a| a.seq);
+        bus.placed = true;
+        Ok(())
+    }
+
+    /// Where publishes are announced, after a (re)connection or missed
+    /// announcements: takes each bus's end as the place to read from (on a
+    /// cluster, of the partitions a followed topic is in), then reads each
     /// followed topic's stream from its last delivered event (events
     /// announced before that place come from there, those after it from
     /// the bus; one delivered by both is passed over the second time). A
     /// topic whose last delivered event left its stream lost continuity:
     /// it is resynchronised.
     fn resume(&mut self) -> Result<(), RedisError> {
-        let con = connection::connected(&mut self.con)?;
-        let end = bus::parse(&con.query(&commands::xrevrange(&self.bus_key, None, 1))?)?.pop();
-        self.bus_last = end.as_ref().map_or(EventId::ZERO, |a| a.bus_id);
-        self.bus_seq = end.and_then(|a| a.seq);
+        for b in 0..self.buses.len() {
+            if self
+                .buses
+                .get(b)
+                .is_some_and(|bus| bus.followed > 0 || !self.shared.keys.cluster)
+            {
+                self.place(b)?;
+            } else if let Some(bus) = self.buses.get_mut(b) {
+                bus.placed = false;
+            }
+        }
         let mut behind: Vec<Arc<str>> = self
             .topics
             .iter()
@@ -547,8 +669,8 @@ impl Reader {
     /// Just (re)connected: if Redis restarted, or a topic's last delivered
     /// event is no longer in its stream, events may be gone: such topics
     /// get a new `Ready` (their subscribers resume from their last ids).
-    /// Otherwise reading goes on from the last delivered id (on one
-    /// server, see [`Reader::resume`]).
+    /// Otherwise reading goes on from the last delivered id (where
+    /// publishes are announced, see [`Reader::resume`]).
     fn check_continuity(&mut self) -> Result<(), RedisError> {
         let con = connection::connected(&mut self.con)?;
         // A cluster's nodes restart and fail over one by one: each
@@ -565,7 +687,7 @@ impl Reader {
             self.run_id = run_id;
             restarted
         };
-        if !self.shared.keys.cluster {
+        if self.shared.keys.announces() {
             if restarted {
                 let known: Vec<Arc<str>> = self
                     .topics

@@ -1,6 +1,6 @@
 //! What the unit tests of several modules build alike: a command's
 //! arguments as text, a bulk string reply, and the keys of a plain or a
-//! cluster deployment.
+//! cluster deployment (a slot per topic, or partitioned).
 
 use redis::{Arg, Cmd, Value};
 
@@ -23,16 +23,15 @@ pub(crate) fn bulk(s: &str) -> Value {
 
 /// The keys under `prefix` on one Redis server.
 pub(crate) fn plain(prefix: &str) -> Keys {
-    Keys {
-        prefix: prefix.to_owned(),
-        cluster: false,
-    }
+    Keys::new(prefix, false, 0)
 }
 
-/// The keys under `prefix` on a Redis Cluster.
+/// The keys under `prefix` on a Redis Cluster, a slot per topic.
 pub(crate) fn cluster(prefix: &str) -> Keys {
-    Keys {
-        prefix: prefix.to_owned(),
-        cluster: true,
-    }
+    Keys::new(prefix, true, 0)
+}
+
+/// The keys under `prefix` on a Redis Cluster of `partitions` partitions.
+pub(crate) fn partitioned(prefix: &str, partitions: usize) -> Keys {
+    Keys::new(prefix, true, partitions)
 }

@@ -1,10 +1,14 @@
 //! The bridge against a real Redis Cluster of three primaries and three
-//! replicas (see `support::cluster`): topics spread over every primary
-//! reach other nodes in order with their stream ids, publish keys hold,
-//! a follow replays a topic's stream, no command ever spans two slots
-//! (Redis's own error counts show no `CROSSSLOT`), and a primary killed
-//! with SIGKILL is survived: its replica takes over, publishes go on, and
-//! every subscriber gets every event exactly once, in order.
+//! replicas (see `support::cluster`), in both layouts (topics in 16
+//! partitions, the default, and a slot per topic): topics spread over
+//! every primary reach other nodes in order with their stream ids,
+//! publish keys hold, a follow replays a topic's stream, no command ever
+//! spans two slots (Redis's own error counts show no `CROSSSLOT`), and a
+//! primary killed with SIGKILL is survived: its replica takes over,
+//! publishes go on, and every subscriber gets every event exactly once,
+//! in order. Partitioned, a node's reads do not grow with the topics it
+//! follows, and connections killed again and again mid-stream lose,
+//! repeat and reorder nothing.
 //!
 //! Skipped (with a printed reason) when `redis-server` or `redis-cli` is
 //! not installed, unless `TETHER_REQUIRE_REDIS` is set.
@@ -24,18 +28,47 @@ use node::{Node, PREFIX, data};
 use support::PATIENCE;
 use support::cluster::{self, RedisCluster};
 use tether_hub::{Error as HubError, Event, EventId, HubMessage};
+use tether_redis::{RedisBridge, RedisConfig};
 
-/// The stream key of `topic` on a cluster.
-fn stream_key(topic: &str) -> String {
-    format!("{PREFIX}{{{topic}}}")
+/// How the keys are laid out: the topics in this many partitions (0: a
+/// slot per topic).
+#[derive(Clone, Copy)]
+struct Layout(usize);
+
+const PARTITIONED: Layout = Layout(16);
+const SLOT_PER_TOPIC: Layout = Layout(0);
+
+impl Layout {
+    /// Sets a node's configuration to this layout.
+    fn set(self, config: &mut RedisConfig) {
+        config.prefix = PREFIX.to_owned();
+        config.cluster_partitions = self.0;
+    }
+
+    /// The stream key of `topic`, as the bridge names it.
+    fn stream_key(self, topic: &str) -> String {
+        let mut config = RedisConfig::new("redis+cluster://127.0.0.1:1");
+        self.set(&mut config);
+        RedisBridge::new(config).unwrap().stream_key(topic)
+    }
+
+    /// The keys of `topic`'s publish-key index.
+    fn index_keys(self, topic: &str) -> [String; 2] {
+        if self.0 == 0 {
+            return ["!pub:", "!pub-ms:"].map(|kind| format!("{PREFIX}{kind}{{{topic}}}"));
+        }
+        let stream = self.stream_key(topic);
+        let tag = &stream[..=stream.find('}').unwrap()];
+        ["!pub:", "!pub-ms:"].map(|kind| format!("{tag}{kind}{topic}"))
+    }
 }
 
 /// `per_primary` topics served by each primary, in primary order.
-fn topics_on_every_primary(cluster: &RedisCluster, per_primary: usize) -> Vec<String> {
+fn topics_on_every_primary(cluster: &RedisCluster, layout: Layout, per_primary: usize) -> Vec<String> {
     let mut by_primary: HashMap<u16, Vec<String>> = HashMap::new();
     for n in 0.. {
         let topic = format!("t{n}");
-        let primary = cluster.primary_of(cluster.slot(&stream_key(&topic)));
+        let primary = cluster.primary_of(cluster.slot(&layout.stream_key(&topic)));
         let topics = by_primary.entry(primary).or_default();
         if topics.len() < per_primary {
             topics.push(topic);
@@ -56,13 +89,23 @@ fn crossslot_errors(cluster: &RedisCluster) -> u64 {
 
 #[test]
 fn topics_on_every_primary_work_as_on_one_server() {
-    if !cluster::available("topics_on_every_primary_work_as_on_one_server") {
-        return;
+    if cluster::available("topics_on_every_primary_work_as_on_one_server") {
+        on_every_primary(PARTITIONED);
     }
+}
+
+#[test]
+fn topics_on_every_primary_work_as_on_one_server_with_a_slot_per_topic() {
+    if cluster::available("topics_on_every_primary_work_as_on_one_server_with_a_slot_per_topic") {
+        on_every_primary(SLOT_PER_TOPIC);
+    }
+}
+
+fn on_every_primary(layout: Layout) {
     let cluster = RedisCluster::start();
-    let topics = topics_on_every_primary(&cluster, 2);
-    let mut a = Node::start(&cluster.url(), |_| {});
-    let mut b = Node::start(&cluster.url(), |_| {});
+    let topics = topics_on_every_primary(&cluster, layout, 2);
+    let mut a = Node::start(&cluster.url(), |c| layout.set(c));
+    let mut b = Node::start(&cluster.url(), |c| layout.set(c));
     // Node b's loop 0 follows all six at once (one `XREAD` over them
     // would be refused: CROSSSLOT); its loop 1 follows the first.
     for topic in &topics {
@@ -97,7 +140,7 @@ fn topics_on_every_primary_work_as_on_one_server() {
     for topic in &topics {
         assert_eq!(delivered[topic.as_str()], published[topic.as_str()], "{topic}");
         // The ids are the stream's own.
-        let ids: Vec<EventId> = stream_ids(&cluster, topic);
+        let ids: Vec<EventId> = stream_ids(&cluster, &layout.stream_key(topic));
         let expected: Vec<EventId> = published[topic.as_str()].iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, expected);
     }
@@ -117,11 +160,8 @@ fn topics_on_every_primary_work_as_on_one_server() {
     assert_eq!(b.outcome(1, token), (id, true));
     let event = b.deliver(0);
     assert_eq!((event.id(), event.key()), (id, Some("k1")));
-    let slot = cluster.slot(&stream_key(keyed));
-    for key in [
-        format!("{PREFIX}!pub:{{{keyed}}}"),
-        format!("{PREFIX}!pub-ms:{{{keyed}}}"),
-    ] {
+    let slot = cluster.slot(&layout.stream_key(keyed));
+    for key in layout.index_keys(keyed) {
         assert_eq!(cluster.slot(&key), slot, "{key}");
         let exists: i64 = redis::cmd("EXISTS")
             .arg(&key)
@@ -133,7 +173,10 @@ fn topics_on_every_primary_work_as_on_one_server() {
     assert_eq!((sa.added, sa.duplicates, sb.duplicates), (31, 0, 1));
 
     // A node that never saw a topic replays it from its stream.
-    let mut c = Node::start(&cluster.url(), |c| c.history_events = 3);
+    let mut c = Node::start(&cluster.url(), |c| {
+        layout.set(c);
+        c.history_events = 3;
+    });
     c.follow(0, &topics[5]);
     let (history, dropped) = c.ready(0);
     let all = &published[topics[5].as_str()];
@@ -148,11 +191,14 @@ fn topics_on_every_primary_work_as_on_one_server() {
     // Nothing the bridges sent spanned two slots; and that count is
     // real: a command that does is counted.
     assert_eq!(crossslot_errors(&cluster), 0, "{:?}", cluster.error_counts());
-    let mut node = cluster::node_client(cluster.primary_of(cluster.slot(&stream_key(&topics[0])))).unwrap();
+    // (Two topics of two primaries: partitioned, two of one primary may
+    // share a slot.)
+    let mut node =
+        cluster::node_client(cluster.primary_of(cluster.slot(&layout.stream_key(&topics[0])))).unwrap();
     let crossed = redis::cmd("XREAD")
         .arg("STREAMS")
-        .arg(stream_key(&topics[0]))
-        .arg(stream_key(&topics[1]))
+        .arg(layout.stream_key(&topics[0]))
+        .arg(layout.stream_key(&topics[2]))
         .arg("0-0")
         .arg("0-0")
         .query::<redis::Value>(&mut node);
@@ -162,14 +208,25 @@ fn topics_on_every_primary_work_as_on_one_server() {
 
 #[test]
 fn a_killed_primary_loses_no_event() {
-    if !cluster::available("a_killed_primary_loses_no_event") {
-        return;
+    if cluster::available("a_killed_primary_loses_no_event") {
+        killed_primary(PARTITIONED);
     }
+}
+
+#[test]
+fn a_killed_primary_loses_no_event_with_a_slot_per_topic() {
+    if cluster::available("a_killed_primary_loses_no_event_with_a_slot_per_topic") {
+        killed_primary(SLOT_PER_TOPIC);
+    }
+}
+
+fn killed_primary(layout: Layout) {
     let mut cluster = RedisCluster::start();
-    let topics = topics_on_every_primary(&cluster, 1);
+    let topics = topics_on_every_primary(&cluster, layout, 1);
     let (doomed, other) = (&topics[0], &topics[1]);
-    let doomed_primary = cluster.primary_of(cluster.slot(&stream_key(doomed)));
+    let doomed_primary = cluster.primary_of(cluster.slot(&layout.stream_key(doomed)));
     let quick = |c: &mut tether_redis::RedisConfig| {
+        layout.set(c);
         c.backoff_min = Duration::from_millis(50);
         c.backoff_max = Duration::from_millis(500);
     };
@@ -191,7 +248,10 @@ fn a_killed_primary_loses_no_event() {
     // The promise under test is "nothing acknowledged and replicated is
     // lost": the replica that will take over holds the events, asked of
     // the replica itself.
-    assert_eq!(replica_stream_len(replica_of(doomed_primary), doomed), Some(5));
+    assert_eq!(
+        replica_stream_len(replica_of(doomed_primary), &layout.stream_key(doomed)),
+        Some(5)
+    );
 
     cluster.kill(doomed_primary);
     // Publishes go on (refused while the slot has no primary, then
@@ -204,7 +264,7 @@ fn a_killed_primary_loses_no_event() {
     }
     cluster.wait_healthy();
     assert_ne!(
-        cluster.primary_of(cluster.slot(&stream_key(doomed))),
+        cluster.primary_of(cluster.slot(&layout.stream_key(doomed))),
         doomed_primary,
         "the replica took over"
     );
@@ -218,13 +278,169 @@ fn a_killed_primary_loses_no_event() {
             "{topic}: with the ids publishers got"
         );
         assert_eq!(
-            stream_ids(&cluster, topic),
+            stream_ids(&cluster, &layout.stream_key(topic)),
             published[topic].iter().map(|(id, _)| *id).collect::<Vec<_>>()
         );
     }
     b.expect_quiet(0);
     let status = b.bridge.status();
     assert!(status.reconnects >= 1, "{status:?}");
+}
+
+#[test]
+fn a_partitioned_nodes_reads_do_not_grow_with_the_topics_it_follows() {
+    if !cluster::available("a_partitioned_nodes_reads_do_not_grow_with_the_topics_it_follows") {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let mut a = Node::start(&cluster.url(), |c| PARTITIONED.set(c));
+    let mut b = Node::start(&cluster.url(), |c| PARTITIONED.set(c));
+    // 2000 topics, over every partition.
+    const TOPICS: usize = 2000;
+    for n in 0..TOPICS {
+        b.follow(0, &format!("many{n}"));
+    }
+    for _ in 0..TOPICS {
+        b.ready(0);
+    }
+    // Idle for a second: each poll (20 ms) reads each partition's bus
+    // once, 16 reads, where polling the streams would read 2000.
+    let before = cluster.command_calls("xread");
+    std::thread::sleep(Duration::from_secs(1));
+    let reads = cluster.command_calls("xread") - before;
+    let polls = 1000 / 20;
+    assert!(reads <= 16 * polls * 3 / 2, "{reads} reads in one idle second");
+    assert!(
+        reads >= 16,
+        "{reads} reads in one idle second: the buses are read"
+    );
+    // And every topic is still read: one event to each of a spread.
+    for n in (0..TOPICS).step_by(97) {
+        let topic = format!("many{n}");
+        let id = a.publish_ok(0, &topic, &topic);
+        let event = b.deliver(0);
+        assert_eq!((event.id(), event_topic(&event)), (id, topic));
+    }
+    b.expect_quiet(0);
+    assert_eq!(b.bridge.status().resyncs, 0);
+}
+
+#[test]
+fn connections_killed_mid_stream_lose_repeat_and_reorder_nothing() {
+    if !cluster::available("connections_killed_mid_stream_lose_repeat_and_reorder_nothing") {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let layout = PARTITIONED;
+    let topics = topics_on_every_primary(&cluster, layout, 2);
+    let quick = |c: &mut RedisConfig| {
+        layout.set(c);
+        c.backoff_min = Duration::from_millis(5);
+        c.backoff_max = Duration::from_millis(50);
+    };
+    let mut a = Node::start(&cluster.url(), quick);
+    let mut b = Node::start(&cluster.url(), quick);
+    for topic in &topics {
+        b.follow(0, topic);
+        b.ready(0);
+    }
+    // Node a publishes without pause on its own thread (each event with a
+    // key, again until added: an outcome lost with its connection is
+    // published again and not added twice) while every connection to
+    // every node is killed again and again.
+    const ROUNDS: u32 = 100;
+    let publishing = topics.clone();
+    let publisher = std::thread::spawn(move || {
+        let mut published = HashMap::new();
+        for n in 1..=ROUNDS {
+            for topic in &publishing {
+                publish_until_added(&mut a, topic, n, &mut published);
+            }
+        }
+        published
+    });
+    let mut kills = 0;
+    while !publisher.is_finished() {
+        kills += cluster.kill_clients();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let published = publisher.join().unwrap();
+    assert!(kills >= 6, "connections were killed only {kills} times");
+
+    let mut seen = HashMap::new();
+    collect(&mut b, &mut seen, topics.len() * ROUNDS as usize);
+    b.expect_quiet(0);
+    for topic in &topics {
+        let expected: Vec<String> = (1..=ROUNDS).map(|n| format!("{topic}-{n}")).collect();
+        let got: Vec<String> = seen[topic].iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(got, expected, "{topic}: every event once, in order");
+        assert_eq!(
+            seen[topic], published[topic],
+            "{topic}: with the ids publishers got"
+        );
+        assert_eq!(
+            stream_ids(&cluster, &layout.stream_key(topic)),
+            published[topic].iter().map(|(id, _)| *id).collect::<Vec<_>>()
+        );
+    }
+    // (The cluster client makes a killed connection to a node again by
+    // itself, within its retries, so the bridge may never see one lost.)
+    assert_eq!(b.bridge.status().resyncs, 0);
+}
+
+#[test]
+fn missed_announcements_on_a_partition_are_caught_up_from_the_streams() {
+    if !cluster::available("missed_announcements_on_a_partition_are_caught_up_from_the_streams") {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let mut a = Node::start(&cluster.url(), |c| PARTITIONED.set(c));
+    let mut b = Node::start(&cluster.url(), |c| PARTITIONED.set(c));
+    b.follow_a_new_topic("gap");
+    let first = a.publish_ok(0, "gap", "e1");
+    assert_eq!(b.deliver(0).id(), first);
+    assert_eq!(b.deliver(1).id(), first);
+
+    // The partition's counter jumps (as if announcements were trimmed
+    // away before node b read them): the next announcement shows a hole,
+    // and node b reads the topic's stream instead.
+    let stream = PARTITIONED.stream_key("gap");
+    let tag = &stream[..=stream.find('}').unwrap()];
+    let _: () = redis::cmd("INCRBY")
+        .arg(format!("{tag}!bus-seq"))
+        .arg(5)
+        .query(&mut cluster.client())
+        .unwrap();
+    let second = a.publish_ok(0, "gap", "e2");
+    let third = a.publish_ok(0, "gap", "e3");
+    for l in 0..2 {
+        let events = [b.deliver(l), b.deliver(l)];
+        assert_eq!(events.clone().map(|e| e.id()), [second, third]);
+        assert_eq!(data(&events), ["e2", "e3"]);
+        b.expect_quiet(l);
+    }
+
+    // Node b stops following every topic of the partition, so it stops
+    // reading its bus; events come meanwhile; followed again, the topic's
+    // backlog has them and the bus goes on after it, with no hole and
+    // nothing twice.
+    b.unfollow(0, "gap");
+    b.unfollow(1, "gap");
+    let fourth = a.publish_ok(0, "gap", "e4");
+    b.follow(0, "gap");
+    let (history, _) = b.ready(0);
+    assert_eq!(
+        history.iter().map(|e| e.id()).collect::<Vec<_>>(),
+        [first, second, third, fourth]
+    );
+    let fifth = a.publish_ok(0, "gap", "e5");
+    assert_eq!(b.deliver(0).id(), fifth);
+    b.expect_quiet(0);
+    assert_eq!(b.bridge.status().resyncs, 0);
+    assert_eq!(
+        stream_ids(&cluster, &stream),
+        [first, second, third, fourth, fifth]
+    );
 }
 
 /// Publishes `TOPIC-n` with the key `n` from node `a`'s loop 0 until
@@ -308,7 +524,6 @@ fn event_topic(event: &Event) -> String {
     json["topic"].as_str().unwrap().to_owned()
 }
 
-/// The ids of a topic's stream, from the cluster itself.
 /// The port of `primary`'s replica, from the primary's own account.
 fn replica_of(primary: u16) -> u16 {
     let mut con = support::cluster::node_client(primary).expect("the primary answers");
@@ -320,16 +535,17 @@ fn replica_of(primary: u16) -> u16 {
         .expect("a replica")
 }
 
-/// The length of `topic`'s stream as the replica at `port` holds it.
-fn replica_stream_len(port: u16, topic: &str) -> Option<usize> {
+/// The length of the stream `key` as the replica at `port` holds it.
+fn replica_stream_len(port: u16, key: &str) -> Option<usize> {
     let mut con = support::cluster::node_client(port)?;
     redis::cmd("READONLY").query::<()>(&mut con).ok()?;
-    redis::cmd("XLEN").arg(stream_key(topic)).query(&mut con).ok()
+    redis::cmd("XLEN").arg(key).query(&mut con).ok()
 }
 
-fn stream_ids(cluster: &RedisCluster, topic: &str) -> Vec<EventId> {
+/// The ids of the stream `key`, from the cluster itself.
+fn stream_ids(cluster: &RedisCluster, key: &str) -> Vec<EventId> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(stream_key(topic))
+        .arg(key)
         .arg("-")
         .arg("+")
         .query(&mut cluster.client())

@@ -290,6 +290,44 @@ impl RedisCluster {
         });
     }
 
+    /// How many times the primaries and replicas together have run the
+    /// command `name` (lower case, as `INFO commandstats` names it).
+    pub fn command_calls(&self, name: &str) -> u64 {
+        let key = format!("cmdstat_{name}:calls=");
+        self.ports()
+            .into_iter()
+            .filter_map(node_client)
+            .map(|mut con| {
+                let info: String = redis::cmd("INFO")
+                    .arg("commandstats")
+                    .query(&mut con)
+                    .expect("INFO commandstats");
+                info.lines()
+                    .find_map(|line| line.strip_prefix(&key))
+                    .and_then(|rest| rest.split(',').next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// Disconnects every client of every node (but the one asking), as a
+    /// network failure would; how many.
+    pub fn kill_clients(&self) -> u64 {
+        self.ports()
+            .into_iter()
+            .filter_map(node_client)
+            .map(|mut con| {
+                redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("normal")
+                    .query::<u64>(&mut con)
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
     /// How many commands each error prefix answered, summed over the
     /// running nodes (`INFO errorstats`: `CROSSSLOT`, `MOVED`, ...).
     pub fn error_counts(&self) -> HashMap<String, u64> {
