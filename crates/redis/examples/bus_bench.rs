@@ -1,10 +1,13 @@
 //! Measures the bridge as a bus: two nodes (two bridges in this process,
-//! one pretend event loop each) on one Redis, each following `--topics`
+//! one pretend event loop each) on one Redis or a Redis Cluster
+//! (`--url redis+cluster://...` naming every primary, and `--partitions`,
+//! the cluster's layout), each following `--topics`
 //! topics, while node 0 publishes to `--hot` of them as fast as a window
 //! of `--window` unanswered publishes allows, for `--seconds`. Prints one
 //! line: deliveries per second (both nodes), publish to delivery p50 and
-//! p99, Redis's CPU (from `INFO cpu`) and this process's CPU (both nodes
-//! together, from `/proc/self/stat`), as shares of one core.
+//! p99, Redis's CPU (from `INFO cpu`, summed over the servers the URL
+//! names) and this process's CPU (both nodes together, from
+//! `/proc/self/stat`), as shares of one core.
 //!
 //! ```sh
 //! cargo run --release -p tether-redis --example bus_bench -- \
@@ -13,7 +16,7 @@
 //!
 //! Uses only the crate's public API, so that the same file measures
 //! another version of the crate (`benches/bus.sh` runs it before and
-//! after a change).
+//! after a change; the version needs `RedisConfig::cluster_partitions`).
 
 // A benchmark, not part of the library: it stops at the first surprise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -61,6 +64,7 @@ struct Options {
     seconds: u64,
     window: usize,
     size: usize,
+    partitions: usize,
 }
 
 fn options() -> Options {
@@ -71,6 +75,7 @@ fn options() -> Options {
         seconds: 5,
         window: 2000,
         size: 100,
+        partitions: 16,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -84,6 +89,7 @@ fn options() -> Options {
             "--seconds" => o.seconds = value.parse().unwrap(),
             "--window" => o.window = value.parse().unwrap(),
             "--size" => o.size = value.parse().unwrap(),
+            "--partitions" => o.partitions = value.parse().unwrap(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -141,9 +147,10 @@ struct Node {
     seen: Arc<Seen>,
 }
 
-fn node(url: &str, prefix: &str, answers: Option<Sender<()>>) -> Node {
-    let mut config = RedisConfig::new(url);
+fn node(o: &Options, prefix: &str, answers: Option<Sender<()>>) -> Node {
+    let mut config = RedisConfig::new(o.url.as_str());
     config.prefix = prefix.to_owned();
+    config.cluster_partitions = o.partitions;
     config.max_queued_publishes = 100_000;
     let bridge = RedisBridge::new(config).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -164,17 +171,43 @@ fn node(url: &str, prefix: &str, answers: Option<Sender<()>>) -> Node {
     Node { bridge, broker, seen }
 }
 
-/// Redis's CPU seconds so far (system and user).
-fn redis_cpu(con: &mut redis::Connection) -> f64 {
-    let info: String = redis::cmd("INFO").arg("cpu").query(con).unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            ["used_cpu_sys", "used_cpu_user"]
-                .contains(&name)
-                .then(|| value.trim().parse::<f64>().ok())?
+/// A connection to each Redis server `url` names (every node a
+/// `redis+cluster://` URL lists).
+fn servers(url: &str) -> Vec<redis::Connection> {
+    let urls = match url.strip_prefix("redis+cluster://") {
+        Some(hosts) => hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|host| format!("redis://{host}/"))
+            .collect(),
+        None => vec![url.to_owned()],
+    };
+    urls.iter()
+        .map(|url| {
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap()
         })
-        .sum()
+        .collect()
+}
+
+/// The Redis servers' CPU seconds so far (system and user), summed.
+fn redis_cpu(servers: &mut [redis::Connection]) -> f64 {
+    let mut seconds = 0.0;
+    for con in servers {
+        let info: String = redis::cmd("INFO").arg("cpu").query(con).unwrap();
+        seconds += info
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                ["used_cpu_sys", "used_cpu_user"]
+                    .contains(&name)
+                    .then(|| value.trim().parse::<f64>().ok())?
+            })
+            .sum::<f64>();
+    }
+    seconds
 }
 
 /// This process's CPU seconds so far (user and system; Linux ticks are
@@ -199,10 +232,7 @@ fn main() {
     now_us();
     let prefix = format!("bench-{}:", std::process::id());
     let (answers_tx, answers) = mpsc::channel();
-    let mut nodes = [
-        node(&o.url, &prefix, Some(answers_tx)),
-        node(&o.url, &prefix, None),
-    ];
+    let mut nodes = [node(&o, &prefix, Some(answers_tx)), node(&o, &prefix, None)];
     let topics: Vec<Arc<str>> = (0..o.topics).map(|n| Arc::from(format!("t{n}"))).collect();
     let follow_start = Instant::now();
     for node in &mut nodes {
@@ -219,10 +249,7 @@ fn main() {
     }
     let follow_time = follow_start.elapsed();
 
-    let mut redis_con = redis::Client::open(o.url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut redis_con = servers(&o.url);
     let hot: Vec<Arc<str>> = (0..o.hot)
         .map(|n| topics[n * (o.topics / o.hot)].clone())
         .collect();
@@ -299,9 +326,14 @@ fn main() {
         .collect();
     latencies.sort_unstable();
     println!(
-        "topics={} hot={} size={} seconds={:.1} published={} refused={} deliveries_per_s={:.0} \
+        "topics={} partitions={} hot={} size={} seconds={:.1} published={} refused={} deliveries_per_s={:.0} \
          p50_ms={:.2} p99_ms={:.2} redis_cpu={:.0}% nodes_cpu={:.0}% follow_s={:.1} complete={}",
         o.topics,
+        if o.url.starts_with("redis+cluster://") {
+            o.partitions.to_string()
+        } else {
+            "-".to_owned()
+        },
         o.hot,
         o.size,
         wall,

@@ -62,8 +62,8 @@ impl Con {
     /// `Err` of its own, up to the first failure of the connection (the
     /// second value; the commands after it were maybe not sent, and that
     /// one maybe ran). One round trip to one server; on a cluster, one a
-    /// command (its pipelines stop at the first error reply, and do not
-    /// follow redirections).
+    /// command (the crate's cluster pipelines fail as a whole at any error
+    /// reply: see [`Con::send_all`]).
     pub(crate) fn pipeline(&mut self, cmds: &[Cmd]) -> (Vec<Result<Value, RedisError>>, Option<RedisError>) {
         match self {
             Con::Single(con) => {
@@ -106,6 +106,41 @@ impl Con {
                 (replies, None)
             }
         }
+    }
+}
+
+impl Con {
+    /// Sends `cmds` at once; each one's reply, in order. One round trip to
+    /// one server; on a cluster, the `redis` crate's cluster pipeline (the
+    /// commands for each node in one round trip, the nodes at once; those
+    /// redirected, as after a failover, sent again one by one). All or
+    /// nothing: any error reply, or any node lost, fails the whole call,
+    /// and the other commands may or may not have run. The caller counts
+    /// the connection as lost, and reads again or refuses what it sent.
+    pub(crate) fn send_all(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>, RedisError> {
+        let replies: Vec<Value> = match self {
+            Con::Single(con) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query(con)?
+            }
+            Con::Cluster(con) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query(&mut **con)?
+            }
+        };
+        if replies.len() != cmds.len() {
+            return Err(RedisError::from((
+                ErrorKind::Parse,
+                "pipeline reply of the wrong length",
+            )));
+        }
+        Ok(replies)
     }
 }
 

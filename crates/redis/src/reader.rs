@@ -454,11 +454,15 @@ impl Reader {
             connection::connected(&mut self.con)?.query(&redis::cmd("PING"))?;
             return Ok(false);
         }
+        let cmds: Vec<redis::Cmd> = reading
+            .iter()
+            .filter_map(|&b| self.buses.get(b))
+            .map(|bus| commands::xread(&[(bus.key.as_str(), bus.last)], BUS_READ_COUNT, None))
+            .collect();
+        let replies = connection::connected(&mut self.con)?.send_all(&cmds)?;
         let mut read = false;
-        for b in reading {
+        for (b, reply) in reading.into_iter().zip(replies) {
             let Some(bus) = self.buses.get(b) else { continue };
-            let xread = commands::xread(&[(bus.key.as_str(), bus.last)], BUS_READ_COUNT, None);
-            let reply = connection::connected(&mut self.con)?.query(&xread)?;
             let mut announcements = Vec::new();
             for (key, entries) in commands::xread_streams(&reply)? {
                 if key == bus.key.as_bytes() {
@@ -467,7 +471,8 @@ impl Reader {
             }
             read |= !announcements.is_empty();
             if !self.take(b, announcements)? {
-                // Caught up from the streams: every place was taken again.
+                // Caught up from the streams: every place was taken again,
+                // and the replies after this one are stale.
                 break;
             }
         }

@@ -102,11 +102,12 @@ impl Writer {
         }
     }
 
-    /// `XADD`s a batch in one round trip (in order; a keyed publish by
-    /// `EVAL`, which may find its key remembered and add nothing; on a
-    /// cluster, a round trip each); tells the reader each event's id (it
-    /// answers the publishers once it has delivered the events). True if
-    /// the reader has something new to do.
+    /// `XADD`s a batch in one round trip (in order; a publish by script,
+    /// which may find its key remembered and add nothing; on a cluster, one
+    /// round trip to each primary, all or nothing: see
+    /// [`Con::send_all`]); tells the reader each event's id (it answers
+    /// the publishers once it has delivered the events). True if the
+    /// reader has something new to do.
     fn add(&mut self, publishes: Vec<Publish>) -> bool {
         let Some(con) = self.con.as_mut() else {
             publishes.into_iter().for_each(|p| self.refuse(p));
@@ -125,7 +126,17 @@ impl Writer {
                 )
             })
             .collect();
-        let (replies, failure) = con.pipeline(&cmds);
+        let (replies, failure) = if self.shared.keys.cluster {
+            // A publish that failed in a cluster pipeline may have been
+            // added: every publish of the batch is refused (503), as when
+            // a connection is lost mid-batch on one server.
+            match con.send_all(&cmds) {
+                Ok(replies) => (replies.into_iter().map(Ok).collect(), None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        } else {
+            con.pipeline(&cmds)
+        };
         let mut told_reader = false;
         let mut publishes = publishes.into_iter();
         // Replies first: `zip` takes no publish past the last reply.
@@ -198,12 +209,13 @@ impl Writer {
         }
     }
 
-    /// On one server, just connected: has Redis load the scripts, so that
+    /// Just connected: has Redis load the scripts (on a cluster, every
+    /// primary: the `redis` crate sends `SCRIPT LOAD` to each), so that
     /// publishes send their digests. A script Redis refuses to load (an
     /// ACL, say) goes as text.
     fn load_scripts(&mut self) {
         self.loaded = publish::Loaded::default();
-        let Some(con) = self.con.as_mut().filter(|_| !self.shared.keys.cluster) else {
+        let Some(con) = self.con.as_mut() else {
             return;
         };
         let (replies, failure) = con.pipeline(&publish::load());
