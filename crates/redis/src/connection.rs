@@ -131,7 +131,7 @@ impl Con {
                 for cmd in cmds {
                     pipe.add_command(cmd.clone());
                 }
-                pipe.query(&mut **con)?
+                pipe.query(con)?
             }
         };
         if replies.len() != cmds.len() {
