@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Redis bus as the followed topics grow: one local redis-server, two
-# nodes (crates/redis/examples/bus_bench.rs: two bridges in one process,
-# one pretend event loop each), 1 000 / 10 000 / 100 000 topics followed
-# per node and the same traffic (node 0 publishes 100-byte events to 100
-# of them, a window of 2 000 unanswered), "before" (a git worktree of BASE
-# with the same example file) and "after" (this tree), in the same run.
+# nodes (crates/redis/examples/bus_bench.rs with benches/bus/harness.rs:
+# two bridges in one process, one pretend event loop each), 1 000 /
+# 10 000 / 100 000 topics followed per node and the same traffic (node 0
+# publishes 100-byte events to 100 of them, a window of 2 000
+# unanswered), "before" (a git worktree of BASE with the same benchmark
+# files; BASE needs RedisConfig::cluster_partitions) and "after" (this
+# tree), in the same run.
 # Prints one line per run: deliveries per second (both nodes), publish to
 # delivery p50/p99, Redis's CPU and the nodes' CPU (shares of one core).
 # Not part of CI.
@@ -41,8 +43,9 @@ build() { # build TREE OUT: the example of the tree, in release, copied to OUT
 
 echo "bus: before = $(git -C "$root" rev-parse --short "$base"), after = $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with uncommitted changes)')"
 git -C "$root" worktree add --quiet --detach "$work/before" "$base"
-mkdir -p "$work/before/crates/redis/examples"
+mkdir -p "$work/before/crates/redis/examples" "$work/before/benches/bus"
 cp "$root/crates/redis/examples/bus_bench.rs" "$work/before/crates/redis/examples/"
+cp "$root/benches/bus/harness.rs" "$work/before/benches/bus/"
 build "$work/before" "$work/bus_bench.before"
 # Both trees' crates get the same artifact names in the one target
 # directory, and the before build's are newer: clean the crate that

