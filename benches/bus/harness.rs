@@ -181,7 +181,12 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// Runs the benchmark on two nodes made by `make` and prints its line,
 /// which starts with `label`; `server_cpu` reads the servers' CPU seconds
 /// so far.
-pub(crate) fn run<B: Bridge>(o: &Options, label: &str, make: impl Fn() -> B, mut server_cpu: impl FnMut() -> f64) {
+pub(crate) fn run<B: Bridge>(
+    o: &Options,
+    label: &str,
+    make: impl Fn() -> B,
+    mut server_cpu: impl FnMut() -> f64,
+) {
     now_us();
     let (answers_tx, answers) = mpsc::channel();
     let mut nodes = [node(make(), Some(answers_tx)), node(make(), None)];

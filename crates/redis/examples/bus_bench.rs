@@ -53,7 +53,12 @@ fn servers(url: &str) -> Vec<redis::Connection> {
         None => vec![url.to_owned()],
     };
     urls.iter()
-        .map(|url| redis::Client::open(url.as_str()).unwrap().get_connection().unwrap())
+        .map(|url| {
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap()
+        })
         .collect()
 }
 
