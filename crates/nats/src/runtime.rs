@@ -18,9 +18,11 @@ use tether_backoff::Attempts;
 use tether_hub::{
     ControlMessage, DEFAULT_EVENT_TYPE, Error as HubError, EventId, HubMessage, Publish, ReplyTo,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, TopicEntry, backoff};
+use crate::bridge::{
+    Bridge, EVENT_HEADER, KEY_HEADER, LOADS_AT_ONCE, MAX_CONSUMERS, TopicCmd, TopicEntry, backoff,
+};
 use crate::control;
 use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
@@ -225,6 +227,7 @@ impl Bridge {
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
             allow_direct: true,
+            max_consumers: MAX_CONSUMERS,
             ..Default::default()
         };
         let request = self.js.get_or_create_stream(wanted);
@@ -239,6 +242,16 @@ impl Bridge {
                  the backlog's first id may be unknown (a gap signal where none is due)",
                 info.config.name,
                 info.config.max_messages_per_subject
+            );
+        }
+        if (0..MAX_CONSUMERS).contains(&info.config.max_consumers) || info.config.max_consumers < 0 {
+            log::warn!(
+                "nats: the stream {} allows {} consumers (-1: the server's default, 1000 on \
+                 nats-server 2.15), and each node makes one per topic it follows: topics past \
+                 that are not read (raise it with `nats stream edit {} --max-consumers`)",
+                info.config.name,
+                info.config.max_consumers,
+                info.config.name
             );
         }
         let created = info.created.unix_timestamp_nanos() / 1_000_000;
@@ -331,6 +344,7 @@ async fn main(
         presence: RefCell::new(Presence::default()),
         limits: RefCell::new(Limits::default()),
         node: random_node(),
+        loading: Semaphore::new(LOADS_AT_ONCE),
     });
     let stats = &bridge.shared.stats;
     let mut serials = 0;

@@ -85,7 +85,11 @@ pub(crate) async fn follow(
             if up.wait_for(|up| *up).await.is_err() {
                 return;
             }
-            match load(&bridge, &subject, &topic).await {
+            let loaded = match bridge.loading.acquire().await {
+                Ok(_permit) => load(&bridge, &subject, &topic).await,
+                Err(_) => return,
+            };
+            match loaded {
                 Ok(loaded) => break loaded,
                 Err(e) => {
                     add(&bridge.shared.stats.errors, 1);
@@ -143,7 +147,11 @@ pub(crate) async fn follow(
                 if up.wait_for(|up| *up).await.is_err() {
                     return;
                 }
-                match resume(&bridge, &subject, &replica).await {
+                let resumed = match bridge.loading.acquire().await {
+                    Ok(_permit) => resume(&bridge, &subject, &replica).await,
+                    Err(_) => return,
+                };
+                match resumed {
                     Ok(Some(resumed)) => {
                         messages = resumed;
                         attempts.reset();

@@ -65,6 +65,35 @@ fn events_reach_every_node_in_the_streams_order() {
 }
 
 #[test]
+fn more_topics_than_the_servers_default_consumers_are_followed() {
+    if !available("more_topics_than_the_servers_default_consumers_are_followed") {
+        return;
+    }
+    // Each node reads each topic it follows through a consumer of its
+    // own; nats-server 2.15 allows 1000 to a stream that names no limit,
+    // so two nodes of 600 topics each stalled (their follows never all
+    // answered) before the bridge made its stream with a limit of its own.
+    const TOPICS: usize = 600;
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    let mut b = Node::start(&nats.url(), |_| {});
+    for node in [&mut a, &mut b] {
+        for n in 0..TOPICS {
+            node.follow(0, &format!("many{n}"));
+        }
+        for _ in 0..TOPICS {
+            let (history, _) = node.ready(0);
+            assert!(history.is_empty());
+        }
+    }
+    // Every one is read: an event to the last, from node a, reaches both.
+    let id = a.publish_ok(1, "many599", "last");
+    assert_eq!(a.deliver(0).id(), id);
+    assert_eq!(b.deliver(0).id(), id);
+    assert_eq!(b.bridge.status().followed_topics, TOPICS as u64);
+}
+
+#[test]
 fn a_follow_gets_the_backlog_with_the_id_before_it() {
     if !available("a_follow_gets_the_backlog_with_the_id_before_it") {
         return;
