@@ -133,6 +133,26 @@ pub(crate) trait Bridge {
     fn shutdown(&self);
 }
 
+/// Implements [`Bridge`] for a bridge type with inherent `start` (a
+/// `Result`), `broker` and `shutdown` of the usual shapes.
+macro_rules! impl_bridge {
+    ($bridge:ty, $broker:ty) => {
+        impl $crate::harness::Bridge for $bridge {
+            type Broker = $broker;
+            fn start(&self, post: Box<dyn Fn(usize, tether_hub::HubMessage) + Send + Sync>) {
+                <$bridge>::start(self, post).unwrap();
+            }
+            fn broker(&self) -> $broker {
+                <$bridge>::broker(self)
+            }
+            fn shutdown(&self) {
+                <$bridge>::shutdown(self);
+            }
+        }
+    };
+}
+pub(crate) use impl_bridge;
+
 struct Node<B: Bridge> {
     bridge: B,
     broker: B::Broker,

@@ -19,21 +19,9 @@
 #[path = "../../../benches/bus/harness.rs"]
 mod harness;
 
-use tether_hub::HubMessage;
 use tether_nats::{NatsBridge, NatsBroker, NatsConfig};
 
-impl harness::Bridge for NatsBridge {
-    type Broker = NatsBroker;
-    fn start(&self, post: Box<dyn Fn(usize, HubMessage) + Send + Sync>) {
-        NatsBridge::start(self, post).unwrap();
-    }
-    fn broker(&self) -> NatsBroker {
-        NatsBridge::broker(self)
-    }
-    fn shutdown(&self) {
-        NatsBridge::shutdown(self);
-    }
-}
+harness::impl_bridge!(NatsBridge, NatsBroker);
 
 fn main() {
     let (mut url, mut server_pid) = ("nats://127.0.0.1:4222".to_owned(), None::<String>);

@@ -25,21 +25,9 @@
 #[path = "../../../benches/bus/harness.rs"]
 mod harness;
 
-use tether_hub::HubMessage;
 use tether_redis::{RedisBridge, RedisBroker, RedisConfig};
 
-impl harness::Bridge for RedisBridge {
-    type Broker = RedisBroker;
-    fn start(&self, post: Box<dyn Fn(usize, HubMessage) + Send + Sync>) {
-        RedisBridge::start(self, post).unwrap();
-    }
-    fn broker(&self) -> RedisBroker {
-        RedisBridge::broker(self)
-    }
-    fn shutdown(&self) {
-        RedisBridge::shutdown(self);
-    }
-}
+harness::impl_bridge!(RedisBridge, RedisBroker);
 
 /// A connection to each Redis server `url` names (every node a
 /// `redis+cluster://` URL lists).
