@@ -375,6 +375,13 @@ impl Client {
         let _ = chunks.finalize();
     }
 
+    /// Steps until the application has been told how a socket ended, and
+    /// checks that it was told once: `expected`.
+    fn until_told(&mut self, ends: &Ends, expected: CloseReason) {
+        self.until("the application told", |_| !ends.lock().unwrap().is_empty());
+        assert_eq!(ends.lock().unwrap()[..], [expected]);
+    }
+
     /// Steps until `done` says so (or fails the test after a generous
     /// timeout, which only catches a hang).
     fn until(&mut self, what: &str, mut done: impl FnMut(&mut Client) -> bool) {
@@ -661,12 +668,7 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
         &[0x88, 2, 0x03, 0xe8],
         "the server's close frame, 1000"
     );
-    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
-    assert!(
-        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode::NORMAL)]),
-        "{:?}",
-        ends.lock().unwrap()
-    );
+    client.until_told(&ends, CloseReason::Closed(CloseCode::NORMAL));
 }
 
 /// A client TLS configuration for HTTP/3 that trusts `cert` alone.
@@ -1115,12 +1117,7 @@ fn a_webtransport_session_is_served_as_a_websocket_both_ways() {
     client.until("the end of the session", |c| {
         c.received.get(&session).is_some_and(|r| r.fin) && c.wt_events(session).is_some_and(|e| e.2)
     });
-    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
-    assert!(
-        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode(4000))]),
-        "{:?}",
-        ends.lock().unwrap()
-    );
+    client.until_told(&ends, CloseReason::Closed(CloseCode(4000)));
     // The connection goes on: a new session opens on it.
     client.wt_open("/ws", "https://localhost");
 }
@@ -1148,12 +1145,7 @@ fn an_application_close_is_sent_as_close_webtransport_session() {
             }
         )]
     );
-    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
-    assert!(
-        matches!(ends.lock().unwrap()[..], [CloseReason::Closed(CloseCode(4001))]),
-        "{:?}",
-        ends.lock().unwrap()
-    );
+    client.until_told(&ends, CloseReason::Closed(CloseCode(4001)));
 }
 
 #[test]
@@ -1305,15 +1297,7 @@ fn websocket_messages_in_progress_on_one_connection_share_one_message_limit() {
         "a close frame with 1009"
     );
     assert!(contains(&body, b"messages in progress on the connection"));
-    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
-    assert!(
-        matches!(
-            ends.lock().unwrap()[..],
-            [CloseReason::Failed(CloseCode::TOO_BIG)]
-        ),
-        "{:?}",
-        ends.lock().unwrap()
-    );
+    client.until_told(&ends, CloseReason::Failed(CloseCode::TOO_BIG));
     // The other two end their messages and get them back whole.
     for (i, &ws) in (0u8..).zip(&sockets[..2]) {
         client.data(ws, &client_frame_of(0x0, true, &[i; 100]), false);
@@ -1357,15 +1341,7 @@ fn webtransport_messages_in_progress_count_against_the_connections_limit() {
         }
         other => panic!("{other:?}"),
     }
-    client.until("the application told", |_| !ends.lock().unwrap().is_empty());
-    assert!(
-        matches!(
-            ends.lock().unwrap()[..],
-            [CloseReason::Failed(CloseCode::TOO_BIG)]
-        ),
-        "{:?}",
-        ends.lock().unwrap()
-    );
+    client.until_told(&ends, CloseReason::Failed(CloseCode::TOO_BIG));
     // The connection goes on: a new session opens on it.
     client.wt_open("/ws", "https://localhost");
 }
