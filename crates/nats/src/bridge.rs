@@ -2,7 +2,8 @@
 //! and cells), the followed topics' entries, the commands a topic's task
 //! takes, and the headers and backoff every task uses. The tasks
 //! themselves are in [`crate::runtime`] (publishes, follows),
-//! [`crate::topic`] (a topic's consumer) and [`crate::presence_sync`].
+//! [`crate::reader`] (the node's live events), [`crate::topic`] (a
+//! followed topic) and [`crate::presence_sync`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -33,18 +34,18 @@ pub(crate) fn backoff() -> Backoff {
 }
 
 /// The consumers the bridge's stream allows, when the bridge makes it:
-/// each node makes one for each topic it follows. Left unset, the server's
-/// default applies, which is 1000 on nats-server 2.15 (`/jsz`'s
-/// `default_max_consumers`): two nodes following 600 topics each then
-/// never finished following them.
+/// each node has one for its live events and one for each topic whose
+/// backlog it is reading (at most [`LOADS_AT_ONCE`]). Left unset, the
+/// server's default applies, 1000 on nats-server 2.15 (`/jsz`'s
+/// `default_max_consumers`), which some 30 nodes following new topics at
+/// once would reach.
 pub(crate) const MAX_CONSUMERS: i32 = 1_000_000;
 
-/// Topics whose backlog is read (or whose consumer is made again) at once
-/// at most: each makes a consumer, a JetStream API request the server
-/// answers in turn, and a node that follows thousands of topics at once
-/// (at start, or after a reconnection) would otherwise have them all in
-/// flight against the request timeout. Following 10 000 topics on each of
-/// two nodes took 7.0 s with 32, 9.8 s with no bound (one run each).
+/// Topics whose backlog is read (or whose continuity is checked) at once
+/// at most: each is a JetStream API request or two the server answers in
+/// turn, and a node that follows thousands of topics at once (at start,
+/// or after a reconnection) would otherwise have them all in flight
+/// against the request timeout.
 pub(crate) const LOADS_AT_ONCE: usize = 32;
 
 /// A followed topic, as the bridge's main task and the topic's own task
@@ -85,8 +86,18 @@ pub(crate) struct Bridge {
     /// This node's random name (in its presence and counts keys).
     pub(crate) node: String,
     /// [`LOADS_AT_ONCE`] permits, one held by each topic's task while it
-    /// reads its backlog or makes its consumer again.
+    /// reads its backlog or checks its continuity.
     pub(crate) loading: Semaphore,
+    /// The stream sequence of the last message the node's reader
+    /// ([`crate::reader`]) handed over: it reads on after it.
+    pub(crate) position: Cell<u64>,
+    /// The messages the stream keeps per subject (`u64::MAX`: no limit):
+    /// a reader further behind than this may find some trimmed.
+    pub(crate) per_subject: Cell<u64>,
+    /// Counts the times the reader was placed (at start, after a lost
+    /// connection, and when the stream was made again): it reads from the
+    /// place again.
+    pub(crate) placed: watch::Sender<u64>,
 }
 
 impl Bridge {
@@ -114,6 +125,14 @@ impl Bridge {
         }
     }
 
+    /// Every followed topic checks that nothing of its events was trimmed
+    /// before the reader got to them, and reads on (or resynchronises).
+    pub(crate) fn check_topics(&self) {
+        for entry in self.topics.borrow().values() {
+            let _ = entry.tx.send(TopicCmd::Check);
+        }
+    }
+
     /// The stream, if found.
     pub(crate) fn stream(&self) -> Option<stream::Stream> {
         self.stream.borrow().clone()
@@ -134,14 +153,20 @@ impl Bridge {
     }
 }
 
-/// To a topic's task, from the bridge's main task.
+/// To a topic's task, from the bridge's main task and its reader.
 #[derive(Debug)]
 pub(crate) enum TopicCmd {
+    /// A message of the topic's subject, in the stream's order, and
+    /// whether the reader was far enough behind when it was sent that the
+    /// stream may have trimmed earlier messages of the topic unread
+    /// ([`crate::reader`]).
+    Message(Box<async_nats::jetstream::Message>, bool),
     /// A loop follows the topic: send it `Ready` (from what the task
     /// holds), then the events.
     Follow(usize),
     /// A loop no longer follows it.
     Unfollow(usize),
-    /// The connection is back: check continuity and read on.
+    /// The reader was placed again, or its consumer failed: check
+    /// continuity and read on.
     Check,
 }

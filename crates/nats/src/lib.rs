@@ -39,6 +39,7 @@ mod limits;
 mod limits_sync;
 mod presence;
 mod presence_sync;
+mod reader;
 mod runtime;
 mod shared;
 mod subject;
@@ -257,8 +258,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// its metrics are `tether_nats_connected`, `tether_nats_reconnects_total`,
 /// `tether_nats_errors_total`, `tether_nats_resyncs_total`,
 /// `tether_nats_events_added_total`, `tether_nats_duplicates_total`,
-/// `tether_nats_publishes_refused_total`, `tether_nats_events_read_total`
-/// and `tether_nats_followed_topics`.
+/// `tether_nats_publishes_refused_total`, `tether_nats_events_read_total`,
+/// `tether_nats_followed_topics` and `tether_nats_behind_checks_total`.
 pub struct NatsBroker {
     shared: Arc<Shared>,
     /// Its loop is shutting down: publishes are refused.

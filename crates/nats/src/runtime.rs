@@ -26,9 +26,15 @@ use crate::bridge::{
 use crate::control;
 use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
+use crate::reader;
 use crate::shared::{Control, Post, Shared, add};
 use crate::subject::{all_topics, message_id, subject_of};
 use crate::topic;
+
+/// A stream made elsewhere that allows fewer consumers than this is
+/// worth a warning: a few dozen nodes following new topics at once reach
+/// it (each has its reader and up to [`LOADS_AT_ONCE`] backlogs in flight).
+const FEW_CONSUMERS: i32 = 1000;
 
 /// The servers of a `nats://` URL list.
 pub(crate) fn servers(url: &str) -> Result<Vec<ServerAddr>, String> {
@@ -244,23 +250,36 @@ impl Bridge {
                 info.config.max_messages_per_subject
             );
         }
-        if (0..MAX_CONSUMERS).contains(&info.config.max_consumers) || info.config.max_consumers < 0 {
+        if (0..FEW_CONSUMERS).contains(&info.config.max_consumers) {
             log::warn!(
-                "nats: the stream {} allows {} consumers (-1: the server's default, 1000 on \
-                 nats-server 2.15), and each node makes one per topic it follows: topics past \
-                 that are not read (raise it with `nats stream edit {} --max-consumers`)",
+                "nats: the stream {} allows {} consumers, and each node makes one, and one for \
+                 each topic whose backlog it reads (up to 32 at once): past that, nodes wait \
+                 (raise it with `nats stream edit {} --max-consumers`)",
                 info.config.name,
                 info.config.max_consumers,
                 info.config.name
             );
         }
+        self.per_subject.set(
+            u64::try_from(info.config.max_messages_per_subject)
+                .ok()
+                .filter(|&n| n > 0)
+                .unwrap_or(u64::MAX),
+        );
         let created = info.created.unix_timestamp_nanos() / 1_000_000;
         let epoch = u64::try_from(created).unwrap_or(0).max(1);
-        if self.epoch.get() != 0 && self.epoch.get() != epoch {
-            log::warn!(
-                "nats: the stream {} was made again: every topic resynchronises",
-                info.config.name
-            );
+        if self.epoch.get() != epoch {
+            if self.epoch.get() != 0 {
+                log::warn!(
+                    "nats: the stream {} was made again: every topic resynchronises",
+                    info.config.name
+                );
+            }
+            // The reader starts after what the stream holds now: a topic
+            // followed from now on reads what it holds up to then as its
+            // backlog.
+            self.position.set(info.state.last_sequence);
+            self.placed.send_modify(|placed| *placed += 1);
         }
         self.epoch.set(epoch);
         *self.stream.borrow_mut() = Some(stream);
@@ -345,7 +364,11 @@ async fn main(
         limits: RefCell::new(Limits::default()),
         node: random_node(),
         loading: Semaphore::new(LOADS_AT_ONCE),
+        position: Cell::new(0),
+        per_subject: Cell::new(u64::MAX),
+        placed: watch::channel(0).0,
     });
+    tokio::task::spawn_local(reader::run(bridge.clone()));
     let stats = &bridge.shared.stats;
     let mut serials = 0;
     // Whether the stream must be looked up (at start, and after each
@@ -354,6 +377,8 @@ async fn main(
     let mut attempts = Attempts::new(backoff());
     let mut retry_at = tokio::time::Instant::now();
     let mut was_connected = false;
+    // Whether the connection was lost since the stream was last found.
+    let mut lost = false;
     // Other nodes' members posted every second; this node's written
     // again every third of their time to live.
     let mut presence_tick = tokio::time::interval(Duration::from_secs(1));
@@ -400,6 +425,7 @@ async fn main(
                     retry_at = tokio::time::Instant::now();
                 }
                 NatsEvent::Disconnected => {
+                    lost = true;
                     log::warn!("nats: connection to {} lost", config.server());
                     add(&stats.errors, 1);
                     set_up(&bridge, false);
@@ -415,13 +441,16 @@ async fn main(
                     Ok(()) => {
                         need_stream = false;
                         attempts.reset();
+                        // After a lost connection the reader makes its
+                        // consumer again from where it stood (at once, not
+                        // after missed heartbeats), and every followed topic
+                        // checks that nothing was lost meanwhile.
+                        if std::mem::take(&mut lost) {
+                            bridge.placed.send_modify(|placed| *placed += 1);
+                        }
                         set_up(&bridge, true);
                         bridge.refresh_presence();
-                        // Every followed topic checks that nothing was lost
-                        // and reads on.
-                        for entry in bridge.topics.borrow().values() {
-                            let _ = entry.tx.send(TopicCmd::Check);
-                        }
+                        bridge.check_topics();
                         bridge.ensure_limits().await;
                     }
                     Err(e) => {

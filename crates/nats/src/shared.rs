@@ -82,6 +82,7 @@ pub(crate) struct Stats {
     pub(crate) refused: AtomicU64,
     pub(crate) read: AtomicU64,
     pub(crate) followed: AtomicU64,
+    pub(crate) behind_checks: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -116,6 +117,7 @@ impl Stats {
             publishes_refused: get(&self.refused),
             events_read: get(&self.read),
             followed_topics: get(&self.followed),
+            behind_checks: get(&self.behind_checks),
         }
     }
 }
@@ -142,6 +144,9 @@ pub struct Status {
     pub events_read: u64,
     /// Topics this node follows.
     pub followed_topics: u64,
+    /// Checks of a topic's continuity made because the node's reader was
+    /// far enough behind that the stream might have trimmed unread events.
+    pub behind_checks: u64,
 }
 
 impl Status {
@@ -197,6 +202,12 @@ impl Status {
             "counter",
             "Events read from the stream and delivered to this node's loops.",
             self.events_read,
+        );
+        metric(
+            "tether_nats_behind_checks_total",
+            "counter",
+            "Topic continuity checks made because this node's reader was far behind the stream.",
+            self.behind_checks,
         );
         metric(
             "tether_nats_followed_topics",

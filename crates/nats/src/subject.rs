@@ -1,5 +1,7 @@
 //! Topics as NATS subjects, and publish keys as `Nats-Msg-Id`s.
 
+use std::borrow::Cow;
+
 /// A topic's subject: `PREFIX.topic.NAME`, with each `.` of the name made
 /// `~` so that the name is one token (a topic name never holds `~`, and
 /// `...` is a valid topic but `a...b` no valid subject).
@@ -13,6 +15,20 @@ pub fn subject_of(prefix: &str, topic: &str) -> String {
     subject.push_str(".topic.");
     subject.extend(topic.chars().map(|c| if c == '.' { '~' } else { c }));
     subject
+}
+
+/// The topic of a subject [`subject_of`] made under `prefix`; `None` for
+/// a subject that is not one.
+pub(crate) fn topic_of<'a>(prefix: &str, subject: &'a str) -> Option<Cow<'a, str>> {
+    let name = subject.strip_prefix(prefix)?.strip_prefix(".topic.")?;
+    if name.is_empty() || name.contains('.') {
+        return None;
+    }
+    Some(if name.contains('~') {
+        Cow::Owned(name.replace('~', "."))
+    } else {
+        Cow::Borrowed(name)
+    })
 }
 
 /// The subjects of every topic under `prefix`: the stream's subject
@@ -39,8 +55,19 @@ mod tests {
             // The prefix's two tokens, `topic`, and the name as one token.
             assert_eq!(subject.matches('.').count(), 3, "{subject}");
             assert!(seen.insert(subject.clone()), "{subject} twice");
+            assert_eq!(topic_of("p.q", &subject).as_deref(), Some(topic));
         }
         assert_eq!(subject_of("p", "a.b"), "p.topic.a~b");
+        for other in [
+            "p.topic.",
+            "p.topic.a.b",
+            "p.other.a",
+            "q.topic.a",
+            "p.topica",
+            "p",
+        ] {
+            assert_eq!(topic_of("p", other), None, "{other}");
+        }
     }
 
     #[test]

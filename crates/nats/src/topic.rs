@@ -1,16 +1,18 @@
-//! One followed topic's task: reads the topic's backlog and then its new
-//! events from JetStream through an ordered consumer filtered on the
-//! topic's subject, hands the loops that follow it `Ready` and then every
-//! event, and checks after each reconnection that nothing was lost.
+//! One followed topic's task: reads the topic's backlog from JetStream
+//! (a consumer of its own, filtered on the topic's subject, deleted once
+//! read), hands the loops that follow it `Ready`, then every event the
+//! node's reader ([`crate::reader`]) hands it, and checks when the reader
+//! was placed again that nothing was lost.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
-use futures_util::StreamExt;
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{AckPolicy, Consumer, DeliverPolicy};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use futures_util::{StreamExt, TryStreamExt};
 use tether_backoff::Attempts;
 use tether_hub::{DEFAULT_EVENT_TYPE, Event, EventId, HubMessage};
 use tokio::sync::mpsc;
@@ -18,9 +20,6 @@ use tokio::sync::mpsc;
 use crate::bridge::{Bridge, EVENT_HEADER, KEY_HEADER, TopicCmd, backoff};
 use crate::shared::add;
 use crate::subject::subject_of;
-
-/// How long one pull of a topic's consumer lasts at most (see [`open`]).
-const PULL_EXPIRES: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a node holds of a topic: the backlog it hands a loop that starts
 /// to follow, and where it stands in the stream.
@@ -59,14 +58,6 @@ impl Replica {
     }
 }
 
-/// Why reading stopped.
-enum Stop {
-    /// The topic is no longer followed.
-    Unfollowed,
-    /// The consumer failed: check continuity, then read on.
-    Recover,
-}
-
 /// The task: runs until no loop follows the topic.
 pub(crate) async fn follow(
     bridge: Rc<Bridge>,
@@ -79,8 +70,9 @@ pub(crate) async fn follow(
     let mut attempts = Attempts::new(backoff());
     let mut first = true;
     'load: loop {
-        // Load the backlog (after a backoff when an attempt failed).
-        let (mut replica, mut messages) = loop {
+        // Load the backlog (after a backoff when an attempt failed). The
+        // reader's messages of the topic wait in `cmds` meanwhile.
+        let mut replica = loop {
             let mut up = bridge.up.subscribe();
             if up.wait_for(|up| *up).await.is_err() {
                 return;
@@ -99,102 +91,74 @@ pub(crate) async fn follow(
             }
         };
         attempts.reset();
-        // The loops that follow now (commands sent before this point).
-        if !apply(&mut cmds, &mut loops, None) {
-            return;
-        }
         if !first {
             add(&bridge.shared.stats.resyncs, 1);
             log::warn!("nats: topic {topic} resynchronised: its subscribers resume from their last ids");
         }
         first = false;
+        // The loops that followed before a resynchronisation start over;
+        // the others get `Ready` when their `Follow` comes.
         for &to in &loops {
             bridge.post(to, replica.ready(&topic));
         }
         bridge.delivered(&topic, serial, replica.last_seq);
-        // Read on, until unfollowed or continuity is in doubt.
-        loop {
-            let stop = tokio::select! {
-                biased;
-                cmd = cmds.recv() => match cmd {
-                    None => Stop::Unfollowed,
-                    Some(TopicCmd::Check) => Stop::Recover,
-                    Some(cmd) => {
-                        apply_one(cmd, &mut loops, Some((&bridge, &replica, &topic)));
-                        continue;
+        // Then every command in its turn, until unfollowed or continuity
+        // is lost. `checked`: the reader's place when continuity was last
+        // checked (the messages it had handed over by then are covered).
+        let mut checked = 0;
+        while let Some(cmd) = cmds.recv().await {
+            let check = match &cmd {
+                TopicCmd::Message(message, true) => {
+                    let seq = message.info().map_or(0, |info| info.stream_sequence);
+                    let check = seq > checked && seq > replica.last_seq;
+                    if check {
+                        add(&bridge.shared.stats.behind_checks, 1);
                     }
-                },
-                message = messages.next() => match message {
-                    Some(Ok(message)) => {
-                        deliver(&bridge, &topic, serial, &mut replica, &loops, &message);
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        log::warn!("nats: reading topic {topic}: {e}");
-                        add(&bridge.shared.stats.errors, 1);
-                        Stop::Recover
-                    }
-                    None => Stop::Recover,
-                },
+                    check
+                }
+                TopicCmd::Check => true,
+                _ => false,
             };
-            if let Stop::Unfollowed = stop {
-                return;
-            }
-            // Check that the last event read is still in the stream (so
-            // nothing after it was trimmed) and read on after it.
-            loop {
-                let mut up = bridge.up.subscribe();
-                if up.wait_for(|up| *up).await.is_err() {
-                    return;
-                }
-                let resumed = match bridge.loading.acquire().await {
-                    Ok(_permit) => resume(&bridge, &subject, &replica).await,
-                    Err(_) => return,
-                };
-                match resumed {
-                    Ok(Some(resumed)) => {
-                        messages = resumed;
-                        attempts.reset();
-                        break;
+            if check {
+                checked = bridge.position.get();
+                loop {
+                    let mut up = bridge.up.subscribe();
+                    if up.wait_for(|up| *up).await.is_err() {
+                        return;
                     }
-                    Ok(None) => continue 'load,
-                    Err(e) => {
-                        add(&bridge.shared.stats.errors, 1);
-                        log::warn!("nats: cannot read topic {topic} on: {e}");
-                        tokio::time::sleep(attempts.next_delay()).await;
+                    let continued = match bridge.loading.acquire().await {
+                        Ok(_permit) => continuous(&bridge, &subject, &replica).await,
+                        Err(_) => return,
+                    };
+                    match continued {
+                        Ok(true) => {
+                            attempts.reset();
+                            break;
+                        }
+                        Ok(false) => continue 'load,
+                        Err(e) => {
+                            add(&bridge.shared.stats.errors, 1);
+                            log::warn!("nats: cannot check topic {topic}: {e}");
+                            tokio::time::sleep(attempts.next_delay()).await;
+                        }
                     }
                 }
             }
-        }
-    }
-}
-
-/// Applies the commands waiting; false when the topic is no longer
-/// followed. With `replica`, a loop that starts to follow gets `Ready`.
-fn apply(
-    cmds: &mut mpsc::UnboundedReceiver<TopicCmd>,
-    loops: &mut Vec<usize>,
-    replica: Option<(&Bridge, &Replica, &Arc<str>)>,
-) -> bool {
-    loop {
-        match cmds.try_recv() {
-            Ok(cmd) => apply_one(cmd, loops, replica),
-            Err(mpsc::error::TryRecvError::Empty) => return true,
-            Err(mpsc::error::TryRecvError::Disconnected) => return false,
-        }
-    }
-}
-
-fn apply_one(cmd: TopicCmd, loops: &mut Vec<usize>, replica: Option<(&Bridge, &Replica, &Arc<str>)>) {
-    match cmd {
-        TopicCmd::Follow(to) if !loops.contains(&to) => {
-            loops.push(to);
-            if let Some((bridge, replica, topic)) = replica {
-                bridge.post(to, replica.ready(topic));
+            match cmd {
+                TopicCmd::Message(message, _) => {
+                    deliver(&bridge, &topic, serial, &mut replica, &loops, &message)
+                }
+                TopicCmd::Follow(to) => {
+                    if !loops.contains(&to) {
+                        loops.push(to);
+                        bridge.post(to, replica.ready(&topic));
+                    }
+                }
+                TopicCmd::Unfollow(to) => loops.retain(|&l| l != to),
+                TopicCmd::Check => {}
             }
         }
-        TopicCmd::Unfollow(to) => loops.retain(|&l| l != to),
-        TopicCmd::Follow(_) | TopicCmd::Check => {}
+        return;
     }
 }
 
@@ -258,10 +222,14 @@ fn to_event(topic: &Arc<str>, epoch: u64, seq: u64, message: &async_nats::Messag
     }
 }
 
-/// Reads the topic's backlog (every message its subject holds, the
-/// stream keeping one more than the backlog) and opens the consumer that
-/// reads on after it.
-async fn load(bridge: &Bridge, subject: &str, topic: &Arc<str>) -> Result<(Replica, Ordered), String> {
+/// Messages asked for at once while reading a backlog.
+const BACKLOG_BATCH: usize = 500;
+
+/// Reads the topic's backlog: every message its subject holds (the stream
+/// keeping one more than the backlog) up to the subject's last sequence
+/// now, through a consumer of its own, deleted once read. Later messages
+/// come from the node's reader.
+async fn load(bridge: &Bridge, subject: &str, topic: &Arc<str>) -> Result<Replica, String> {
     let config = &bridge.shared.config;
     let timeout = config.request_timeout;
     let stream = bridge.stream().ok_or("no stream yet")?;
@@ -275,82 +243,122 @@ async fn load(bridge: &Bridge, subject: &str, topic: &Arc<str>) -> Result<(Repli
         max_events: config.history_events,
         max_bytes: config.history_bytes,
     };
-    // The consumer first, then the last sequence: every message up to it
-    // comes through the consumer.
-    let mut messages = open(bridge, subject, DeliverPolicy::All).await?;
     let last = match tokio::time::timeout(timeout, stream.get_last_raw_message_by_subject(subject)).await {
         Err(_) => return Err("timed out".to_owned()),
         Ok(Ok(message)) => message.sequence,
-        Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+        Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(replica),
         Ok(Err(e)) => return Err(e.to_string()),
     };
-    while replica.last_seq < last {
-        let message = match tokio::time::timeout(timeout, messages.next()).await {
-            Err(_) => return Err("timed out reading the backlog".to_owned()),
-            Ok(None) => return Err("the consumer ended".to_owned()),
-            Ok(Some(Err(e))) => return Err(e.to_string()),
-            Ok(Some(Ok(message))) => message,
-        };
-        let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-        if seq <= replica.last_seq {
-            continue;
-        }
-        replica.last_seq = seq;
-        if let Some(event) = to_event(topic, epoch, seq, &message) {
-            replica.push(event);
-        }
-    }
-    Ok((replica, messages))
-}
-
-/// After a reconnection or a failed consumer: the consumer that reads on
-/// after the last event read, if nothing was lost since (the stream is
-/// the same one, and still holds that event: the stream trims a subject's
-/// oldest message first, so none after it is gone); `None` if the topic
-/// must resynchronise.
-async fn resume(bridge: &Bridge, subject: &str, replica: &Replica) -> Result<Option<Ordered>, String> {
-    if bridge.epoch.get() != replica.epoch {
-        return Ok(None);
-    }
-    let stream = bridge.stream().ok_or("no stream yet")?;
-    if replica.last_seq > 0 {
-        let timeout = bridge.shared.config.request_timeout;
-        match tokio::time::timeout(timeout, stream.get_raw_message(replica.last_seq)).await {
-            Err(_) => return Err("timed out".to_owned()),
-            Ok(Ok(message)) if message.subject.as_str() == subject => {}
-            Ok(Ok(_)) => return Ok(None),
-            Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Ok(Err(e)) => return Err(e.to_string()),
-        }
-    }
-    let start = DeliverPolicy::ByStartSequence {
-        start_sequence: replica.last_seq + 1,
-    };
-    open(bridge, subject, start).await.map(Some)
-}
-
-/// An ordered consumer of the subject (ephemeral, in memory on the
-/// server; the client makes it again from where it stood if it stalls).
-async fn open(bridge: &Bridge, subject: &str, deliver_policy: DeliverPolicy) -> Result<Ordered, String> {
-    let config = OrderedConfig {
+    let wanted = pull::Config {
         filter_subject: subject.to_owned(),
-        deliver_policy,
-        // Each pull lasts at most this long, with heartbeats every half
-        // of it: a consumer lost with its server (on a cluster, while
-        // this node's connection to another server stays up) is noticed
-        // after two missed heartbeats and made again, within seconds
-        // rather than the client's default of 30 s.
-        max_expires: PULL_EXPIRES,
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::None,
+        // Deleted once read; should that fail, the server drops it soon.
+        inactive_threshold: Duration::from_secs(10),
+        memory_storage: true,
         ..Default::default()
     };
-    let timeout = bridge.shared.config.request_timeout;
-    let stream = bridge.stream().ok_or("no stream yet")?;
-    let consumer = tokio::time::timeout(timeout, stream.create_consumer(config))
+    let consumer = tokio::time::timeout(timeout, stream.create_consumer(wanted))
         .await
         .map_err(|_| "timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-    tokio::time::timeout(timeout, consumer.messages())
+    let read = read_backlog(bridge, &consumer, topic, last, &mut replica).await;
+    let name = consumer.cached_info().name.clone();
+    tokio::task::spawn_local(async move {
+        let _ = tokio::time::timeout(timeout, stream.delete_consumer(&name)).await;
+    });
+    read.map(|()| replica)
+}
+
+/// Reads the backlog's messages up to `last` into `replica`.
+async fn read_backlog(
+    bridge: &Bridge,
+    consumer: &Consumer<pull::Config>,
+    topic: &Arc<str>,
+    last: u64,
+    replica: &mut Replica,
+) -> Result<(), String> {
+    let timeout = bridge.shared.config.request_timeout;
+    while replica.last_seq < last {
+        let mut batch =
+            tokio::time::timeout(timeout, consumer.fetch().max_messages(BACKLOG_BATCH).messages())
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let mut got = false;
+        loop {
+            let message = match tokio::time::timeout(timeout, batch.next()).await {
+                Err(_) => return Err("timed out reading the backlog".to_owned()),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Ok(message))) => message,
+            };
+            got = true;
+            let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+            if seq > last {
+                // The last message was deleted since: the reader hands
+                // this one over.
+                replica.last_seq = last;
+                return Ok(());
+            }
+            if seq <= replica.last_seq {
+                continue;
+            }
+            replica.last_seq = seq;
+            if let Some(event) = to_event(topic, replica.epoch, seq, &message) {
+                replica.push(event);
+            }
+        }
+        if !got {
+            return Err("the backlog ended before its last message".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// After the reader was placed again or its consumer failed: whether
+/// nothing of the topic was trimmed before the reader got to it. The
+/// stream is the same one and still holds the last message the topic
+/// read (the stream trims a subject's oldest message first, so none after
+/// it is gone); or, when the subject held nothing when it was read, it
+/// holds fewer messages now than the stream keeps per subject (so it
+/// never trimmed one). `false`: the topic must resynchronise.
+async fn continuous(bridge: &Bridge, subject: &str, replica: &Replica) -> Result<bool, String> {
+    if bridge.epoch.get() != replica.epoch {
+        return Ok(false);
+    }
+    let stream = bridge.stream().ok_or("no stream yet")?;
+    let timeout = bridge.shared.config.request_timeout;
+    if replica.last_seq > 0 {
+        return match tokio::time::timeout(timeout, stream.get_raw_message(replica.last_seq)).await {
+            Err(_) => Err("timed out".to_owned()),
+            Ok(Ok(message)) => Ok(message.subject.as_str() == subject),
+            Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Ok(Err(e)) => Err(e.to_string()),
+        };
+    }
+    let per_subject = stream.cached_info().config.max_messages_per_subject;
+    if per_subject <= 0 {
+        // No limit per subject: nothing is trimmed.
+        return Ok(true);
+    }
+    let held = tokio::time::timeout(timeout, held_by(&stream, subject))
         .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())
+        .map_err(|_| "timed out".to_owned())??;
+    Ok(held < u64::try_from(per_subject).unwrap_or(u64::MAX))
+}
+
+/// How many messages the stream holds of the subject.
+async fn held_by(stream: &Stream, subject: &str) -> Result<u64, String> {
+    let mut subjects = stream
+        .info_with_subjects(subject)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut held = 0;
+    while let Some((name, count)) = subjects.try_next().await.map_err(|e| e.to_string())? {
+        if name == subject {
+            held = count;
+        }
+    }
+    Ok(u64::try_from(held).unwrap_or(u64::MAX))
 }

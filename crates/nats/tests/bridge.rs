@@ -14,7 +14,7 @@ mod support;
 use std::sync::Arc;
 
 use node::{Node, data};
-use support::{NatsServer, available};
+use support::{NatsServer, PausableProxy, available};
 use tether_hub::{Broker, BrokerState, ControlMessage, Error as HubError, Event, HubMessage, UserAction};
 
 #[test]
@@ -65,25 +65,31 @@ fn events_reach_every_node_in_the_streams_order() {
 }
 
 #[test]
-fn more_topics_than_the_servers_default_consumers_are_followed() {
-    if !available("more_topics_than_the_servers_default_consumers_are_followed") {
+fn a_node_reads_every_topic_it_follows_through_one_consumer() {
+    if !available("a_node_reads_every_topic_it_follows_through_one_consumer") {
         return;
     }
-    // Each node reads each topic it follows through a consumer of its
-    // own; nats-server 2.15 allows 1000 to a stream that names no limit,
-    // so two nodes of 600 topics each stalled (their follows never all
-    // answered) before the bridge made its stream with a limit of its own.
+    // Before, each node read each topic it followed through a consumer of
+    // its own: the server's work grew with the topics followed, and
+    // nats-server 2.15, which allows 1000 to a stream that names no limit,
+    // stalled two nodes of 600 topics each. Now a node reads every topic
+    // through one consumer, and a topic's backlog through one deleted once
+    // read.
     const TOPICS: usize = 600;
+    const STREAM: &str = "tether-test";
     let nats = NatsServer::start();
     let mut a = Node::start(&nats.url(), |_| {});
     let mut b = Node::start(&nats.url(), |_| {});
+    for n in 0..TOPICS {
+        a.publish_ok(1, &format!("many{n}"), "early");
+    }
     for node in [&mut a, &mut b] {
         for n in 0..TOPICS {
             node.follow(0, &format!("many{n}"));
         }
         for _ in 0..TOPICS {
             let (history, _) = node.ready(0);
-            assert!(history.is_empty());
+            assert_eq!(data(&history), ["early"]);
         }
     }
     // Every one is read: an event to the last, from node a, reaches both.
@@ -91,6 +97,72 @@ fn more_topics_than_the_servers_default_consumers_are_followed() {
     assert_eq!(a.deliver(0).id(), id);
     assert_eq!(b.deliver(0).id(), id);
     assert_eq!(b.bridge.status().followed_topics, TOPICS as u64);
+    // And the stream has one consumer a node.
+    support::wait_until("the backlogs' consumers to be deleted", || {
+        nats.consumers_of(STREAM) == 2
+    });
+}
+
+#[test]
+fn a_reader_behind_the_streams_trimming_resyncs_and_leaves_no_hole() {
+    if !available("a_reader_behind_the_streams_trimming_resyncs_and_leaves_no_hole") {
+        return;
+    }
+    // The stream keeps five per subject. Node b reads through a proxy
+    // held while node a publishes a burst: the server sends b what b's
+    // pull asked for (200 messages), and trims the rest of the burst but
+    // its last five before b asks again. b must not deliver those five
+    // right after the 200 as if nothing were between: its topic checks,
+    // finds the last event it read gone, and resynchronises.
+    const BURST: usize = 2000;
+    let nats = NatsServer::start();
+    let proxy = PausableProxy::start(nats.port());
+    let mut a = Node::start(&nats.url(), |c| c.history_events = 4);
+    let mut b = Node::start(&proxy.url(), |c| c.history_events = 4);
+    b.follow(0, "lagged");
+    assert!(b.ready(0).0.is_empty());
+    let first = a.publish_ok(0, "lagged", "e0");
+    assert_eq!(b.deliver(0).id(), first);
+
+    proxy.pause();
+    let tokens: Vec<u64> = (1..=BURST)
+        .map(|n| a.publish(0, "lagged", &format!("e{n}")).unwrap())
+        .collect();
+    // Acknowledgements are awaited together: they come in any order.
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < BURST {
+        match a.next(0) {
+            HubMessage::Published { token, result } => answers.insert(token, result.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        };
+    }
+    let ids: Vec<_> = tokens.iter().map(|token| answers[token]).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "published in order");
+    proxy.resume();
+
+    let mut delivered = 0;
+    loop {
+        match b.next(0) {
+            HubMessage::Deliver(event) => {
+                assert_eq!(event.id(), ids[delivered], "the burst in order, without a hole");
+                delivered += 1;
+            }
+            HubMessage::Ready { history, dropped, .. } => {
+                let last: Vec<String> = (BURST - 3..=BURST).map(|n| format!("e{n}")).collect();
+                assert_eq!(data(&history), last);
+                assert_eq!(dropped, Some(ids[BURST - 5]));
+                break;
+            }
+            other => panic!("unexpected {other:?} after {delivered} of the burst"),
+        }
+    }
+    assert!(
+        delivered < BURST - 5,
+        "{delivered}: the stream kept what b had not read"
+    );
+    assert_eq!(b.bridge.status().resyncs, 1);
+    assert!(b.bridge.status().behind_checks >= 1);
+    assert!(b.metrics().contains("tether_nats_behind_checks_total "));
 }
 
 #[test]

@@ -12,10 +12,13 @@
 #[path = "../../../hub/tests/server_process/mod.rs"]
 mod server_process;
 
-use std::net::{Ipv4Addr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread;
 use std::time::Duration;
 
 use server_process::Program;
@@ -57,6 +60,8 @@ fn temp_dir(what: &str) -> PathBuf {
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
+    /// The HTTP monitoring port (`/jsz`).
+    monitor: u16,
     /// The JetStream store (kept across restarts).
     dir: PathBuf,
     /// Extra arguments (a cluster node's).
@@ -69,6 +74,7 @@ impl NatsServer {
         let mut server = NatsServer {
             child: None,
             port: free_port(),
+            monitor: free_port(),
             dir: temp_dir("store"),
             args: Vec::new(),
         };
@@ -84,11 +90,31 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The consumers of a stream on this server (`/jsz?accounts=true&streams=true`).
+    pub fn consumers_of(&self, stream: &str) -> u64 {
+        let mut http = TcpStream::connect((Ipv4Addr::LOCALHOST, self.monitor)).expect("the monitoring port");
+        http.set_read_timeout(Some(PATIENCE)).unwrap();
+        http.write_all(b"GET /jsz?accounts=true&streams=true HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        http.read_to_string(&mut answer).unwrap();
+        let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let jsz: serde_json::Value = serde_json::from_str(body).expect("/jsz's JSON");
+        let accounts = jsz["account_details"].as_array().expect("/jsz's accounts");
+        accounts
+            .iter()
+            .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+            .find(|detail| detail["name"] == stream)
+            .and_then(|detail| detail["state"]["consumer_count"].as_u64())
+            .unwrap_or_else(|| panic!("/jsz names no stream {stream}: {body}"))
+    }
+
     /// Starts it again on the same port, with the same store.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let mut child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
+            .args(["-m", &self.monitor.to_string()])
             .arg("-sd")
             .arg(&self.dir)
             .args(&self.args)
@@ -138,6 +164,7 @@ impl NatsCluster {
             let mut node = NatsServer {
                 child: None,
                 port: free_port(),
+                monitor: free_port(),
                 dir: temp_dir("cluster"),
                 args: vec![
                     "--server_name".into(),
@@ -164,4 +191,69 @@ impl NatsCluster {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// A TCP proxy in front of a server whose way back to the client can be
+/// held: while paused it reads nothing from the server, so the client
+/// gets nothing (and its connection stays up).
+pub struct PausableProxy {
+    port: u16,
+    paused: Arc<AtomicBool>,
+}
+
+impl PausableProxy {
+    /// Forwards a free port to `target` on the loopback, until the test ends.
+    pub fn start(target: u16) -> PausableProxy {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a port for the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let held = paused.clone();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, target)) else {
+                    continue;
+                };
+                let (to_server, from_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                thread::spawn(move || forward(from_client, to_server, None));
+                let held = held.clone();
+                thread::spawn(move || forward(server, client, Some(held)));
+            }
+        });
+        PausableProxy { port, paused }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds what the server sends.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets it through again.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until either closes; while `held` is set, reads
+/// nothing.
+fn forward(mut from: TcpStream, mut to: TcpStream, held: Option<Arc<AtomicBool>>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        while held.as_ref().is_some_and(|held| held.load(Ordering::SeqCst)) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
