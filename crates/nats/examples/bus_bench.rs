@@ -1,7 +1,9 @@
 //! Measures the NATS bridge as a bus (`benches/bus/harness.rs`): two
-//! nodes on one `nats-server` with JetStream (`--url`), each following
-//! `--topics` topics, node 0 publishing to `--hot` of them. The servers'
-//! CPU is that of the process `--server-pid` (the `nats-server`).
+//! nodes on a `nats-server` with JetStream (`--url`; several URLs,
+//! comma-separated, for a cluster, with `--replicas N` for the stream),
+//! each following `--topics` topics, node 0 publishing to `--hot` of them.
+//! The servers' CPU is that of the processes `--server-pid` (the
+//! `nats-server`s, comma-separated), summed.
 //!
 //! ```sh
 //! cargo run --release -p tether-nats --example bus_bench -- \
@@ -25,9 +27,11 @@ harness::impl_bridge!(NatsBridge, NatsBroker);
 
 fn main() {
     let (mut url, mut server_pid) = ("nats://127.0.0.1:4222".to_owned(), None::<String>);
+    let mut replicas = 1;
     let o = harness::options(|name, value| match name {
         "--url" => url = value.to_owned(),
         "--server-pid" => server_pid = Some(value.to_owned()),
+        "--replicas" => replicas = value.parse().expect("--replicas N"),
         other => panic!("unknown option {other}"),
     });
     let prefix = format!("bench{}", std::process::id());
@@ -35,8 +39,12 @@ fn main() {
         let mut config = NatsConfig::new(url.as_str());
         config.prefix.clone_from(&prefix);
         config.max_queued_publishes = 100_000;
+        config.replicas = replicas;
         NatsBridge::new(config).unwrap()
     };
-    let server_pid = server_pid.expect("--server-pid PID (the nats-server's)");
-    harness::run(&o, "nats", make, || harness::process_cpu(&server_pid));
+    let server_pids = server_pid.expect("--server-pid PID[,PID...] (the nats-servers')");
+    let label = if replicas > 1 { format!("nats-r{replicas}") } else { "nats".to_owned() };
+    harness::run(&o, &label, make, || {
+        server_pids.split(',').map(harness::process_cpu).sum::<f64>()
+    });
 }
