@@ -43,7 +43,11 @@ fn main() {
         NatsBridge::new(config).unwrap()
     };
     let server_pids = server_pid.expect("--server-pid PID[,PID...] (the nats-servers')");
-    let label = if replicas > 1 { format!("nats-r{replicas}") } else { "nats".to_owned() };
+    let label = if replicas > 1 {
+        format!("nats-r{replicas}")
+    } else {
+        "nats".to_owned()
+    };
     harness::run(&o, &label, make, || {
         server_pids.split(',').map(harness::process_cpu).sum::<f64>()
     });

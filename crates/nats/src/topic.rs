@@ -73,13 +73,8 @@ pub(crate) async fn follow(
         // Load the backlog (after a backoff when an attempt failed). The
         // reader's messages of the topic wait in `cmds` meanwhile.
         let mut replica = loop {
-            let mut up = bridge.up.subscribe();
-            if up.wait_for(|up| *up).await.is_err() {
+            let Some(loaded) = when_up(&bridge, load(&bridge, &subject, &topic)).await else {
                 return;
-            }
-            let loaded = match bridge.loading.acquire().await {
-                Ok(_permit) => load(&bridge, &subject, &topic).await,
-                Err(_) => return,
             };
             match loaded {
                 Ok(loaded) => break loaded,
@@ -122,13 +117,9 @@ pub(crate) async fn follow(
             if check {
                 checked = bridge.position.get();
                 loop {
-                    let mut up = bridge.up.subscribe();
-                    if up.wait_for(|up| *up).await.is_err() {
+                    let Some(continued) = when_up(&bridge, continuous(&bridge, &subject, &replica)).await
+                    else {
                         return;
-                    }
-                    let continued = match bridge.loading.acquire().await {
-                        Ok(_permit) => continuous(&bridge, &subject, &replica).await,
-                        Err(_) => return,
                     };
                     match continued {
                         Ok(true) => {
@@ -160,6 +151,14 @@ pub(crate) async fn follow(
         }
         return;
     }
+}
+
+/// Runs `task` once the bridge is up, holding one of the permits of
+/// [`crate::bridge::LOADS_AT_ONCE`]; `None` once the bridge is gone.
+async fn when_up<F: Future>(bridge: &Bridge, task: F) -> Option<F::Output> {
+    bridge.up.subscribe().wait_for(|up| *up).await.ok()?;
+    let _permit = bridge.loading.acquire().await.ok()?;
+    Some(task.await)
 }
 
 /// Hands a new event to the loops.
