@@ -38,6 +38,10 @@ pub(crate) enum Mail<P> {
 pub(crate) struct LoopHandle {
     stop: AtomicBool,
     waker: Waker,
+    /// Set by the first mail since the loop last took its mail: the mails
+    /// after it do not wake the loop again (a wake is a system call, and
+    /// a bus thread posts every event it delivers).
+    woken: AtomicBool,
     pub(crate) stats: Stats,
 }
 
@@ -46,8 +50,25 @@ impl LoopHandle {
         LoopHandle {
             stop: AtomicBool::new(false),
             waker,
+            woken: AtomicBool::new(false),
             stats: Stats::default(),
         }
+    }
+
+    /// Wakes the loop for a mail just sent, unless a wake since it last
+    /// took its mail is already on its way.
+    fn wake_for_mail(&self) {
+        // AcqRel: the mail sent before this is seen by the loop's
+        // `taking_mail` that reads what this writes.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The loop is about to take its mail (every mail sent before a wake
+    /// that this clears): the next mail wakes it again.
+    pub(crate) fn taking_mail(&self) {
+        self.woken.swap(false, Ordering::AcqRel);
     }
 
     /// Whether a shutdown was asked for.
@@ -78,7 +99,7 @@ impl<P> Mailbox<P> {
 
     fn send(&self, mail: Mail<P>) {
         if self.tx.send(mail).is_ok() {
-            let _ = self.handle.waker.wake();
+            self.handle.wake_for_mail();
         }
     }
 }
@@ -386,5 +407,63 @@ impl Stats {
     /// QUIC endpoint's).
     pub(crate) fn set(counter: &AtomicU64, n: u64) {
         counter.store(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mio::{Events, Poll, Token};
+
+    use super::*;
+
+    /// The wake-ups a poll sees within a short wait.
+    fn wakes(poll: &mut Poll) -> usize {
+        let mut events = Events::with_capacity(8);
+        poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+        events.iter().count()
+    }
+
+    #[test]
+    fn mail_wakes_the_loop_once_until_it_takes_its_mail() {
+        let mut poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), Token(7)).unwrap();
+        let (mailbox, inbox) = Mailbox::<u32>::new(Arc::new(LoopHandle::new(waker)));
+        let peers = Peers::alone(mailbox);
+        for n in 0..100 {
+            peers.post(0, n);
+        }
+        assert!(peers.own().woken.load(Ordering::Acquire));
+        assert_eq!(wakes(&mut poll), 1);
+        // Taken: every mail is there, and the next one wakes the loop.
+        peers.own().taking_mail();
+        assert_eq!(inbox.try_iter().count(), 100);
+        assert_eq!(wakes(&mut poll), 0);
+        peers.post(0, 100);
+        assert_eq!(wakes(&mut poll), 1);
+        peers.own().taking_mail();
+        assert_eq!(inbox.try_iter().count(), 1);
+        // Mail sent from another thread while the loop takes its mail is
+        // never left without a wake: once the sender is done and no wake
+        // comes, every mail has been taken.
+        let poster = peers.poster();
+        let sender = std::thread::spawn(move || {
+            for n in 0..10_000 {
+                poster.post(0, n);
+            }
+        });
+        let mut taken = 0;
+        loop {
+            let done = sender.is_finished();
+            if wakes(&mut poll) > 0 {
+                peers.own().taking_mail();
+                taken += inbox.try_iter().count();
+            } else if done {
+                break;
+            }
+        }
+        assert_eq!(taken, 10_000);
+        sender.join().unwrap();
     }
 }

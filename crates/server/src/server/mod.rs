@@ -304,6 +304,7 @@ impl<A: App> Server<A> {
                         }
                     }
                     WAKER => {
+                        self.conns.env.peers.own().taking_mail();
                         self.receive_posts(now);
                         if self.conns.env.peers.own().stop_requested() && self.shutdown.is_none() {
                             self.begin_shutdown(now);
