@@ -186,6 +186,8 @@ let proxy;
 let browser;
 let page;
 const pageErrors = [];
+/** What the browser said on its console (a WebSocket it failed, say), for failure messages. */
+const consoleLines = [];
 const publisherToken = mint(3600, 'publisher');
 
 async function publishOnce(topic, data, key) {
@@ -267,6 +269,7 @@ before(async () => {
   });
   page = await browser.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   assert.equal((await page.goto(`${proxy.url}/__test/`))?.status(), 200);
   await page.waitForFunction(() => window.ready === true, null, { timeout: WAIT });
   console.log(`# chromium ${browser.browser()?.version()}, server ${server.url}, proxy ${proxy.url}`);
@@ -308,9 +311,10 @@ for (const transport of ['ws', 'sse', 'poll']) {
     }
     // Over WebSocket the page publishes on its socket; otherwise with POST.
     const posts = seen.filter((s) => s === `POST /topics/${topic}`).length;
-    assert.equal(posts, transport === 'ws' ? 0 : 5, JSON.stringify(seen));
-    if (transport === 'sse') assert.ok(seen.includes('POST /tickets'), 'a ticket for the event stream');
     const r = await look(transport);
+    assert.equal(posts, transport === 'ws' ? 0 : 5,
+      JSON.stringify({ seen, states: r.states, errors: r.errors, console: consoleLines.slice(-10), server: server.log.slice(-2000) }));
+    if (transport === 'sse') assert.ok(seen.includes('POST /tickets'), 'a ticket for the event stream');
     assert.deepEqual(r.errors, []);
     await page.evaluate((n) => window.recs[n].client.close(), transport);
     assert.equal((await look(transport)).state, 'closed');
