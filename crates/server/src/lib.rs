@@ -33,6 +33,8 @@ mod timers;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "tls")]
+mod tls_records;
+#[cfg(feature = "tls")]
 mod tls_session;
 mod transport;
 

@@ -1,5 +1,8 @@
-//! One connection's TLS session on rustls' unbuffered API: the session
-//! keeps rustls' state and nothing else while the connection is idle.
+//! One connection's TLS session: rustls' unbuffered API for the
+//! handshake (and for TLS 1.2 throughout), then, on TLS 1.3, the record
+//! layer of [`crate::tls_records`] with the keys taken from rustls. While
+//! the connection is idle the session keeps its keys and what rustls
+//! needs to update them, and nothing else.
 //!
 //! rustls' buffered `ServerConnection` keeps a receive buffer of at least
 //! 4 KiB after its first read, and queues of its own, for the life of the
@@ -22,6 +25,9 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
 };
+use rustls::{CipherSuite, ProtocolVersion};
+
+use crate::tls_records::{RecordError, Records};
 
 /// Plaintext taken by one write at most: what the session holds encrypted
 /// while the socket pushes back stays below this plus the records'
@@ -52,12 +58,32 @@ thread_local! {
 
 /// The server side of one TLS session.
 pub(crate) struct TlsSession {
-    conn: UnbufferedServerConnection,
+    engine: Engine,
+    /// The protocol ALPN chose, kept from rustls when the records leave it.
+    alpn: Option<Box<[u8]>>,
+    /// Whether the configuration lets the keys be taken from rustls once
+    /// the handshake is done.
+    may_take_keys: bool,
     /// What the session holds between calls, boxed apart so that an idle
     /// session pays one pointer for it: `None` while nothing is held.
     held: Option<Box<Held>>,
     /// The peer's `close_notify` arrived (or its TCP stream ended).
     peer_closed: bool,
+}
+
+/// What opens and seals the session's records.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the session is boxed already: the records in it make one allocation, not two"
+)]
+enum Engine {
+    /// rustls: the handshake, and TLS 1.2 throughout.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// TLS 1.3 after the handshake.
+    Records(Records),
+    /// rustls refused to hand the keys over (it never should once the
+    /// handshake is done): the session cannot go on.
+    Lost,
 }
 
 /// Bytes a session holds between calls, each only until used.
@@ -91,7 +117,11 @@ impl TlsSession {
     /// A session about to receive a client's hello.
     pub(crate) fn new(config: &Arc<rustls::ServerConfig>) -> io::Result<TlsSession> {
         Ok(TlsSession {
-            conn: UnbufferedServerConnection::new(config.clone()).map_err(io::Error::other)?,
+            engine: Engine::Rustls(Box::new(
+                UnbufferedServerConnection::new(config.clone()).map_err(io::Error::other)?,
+            )),
+            alpn: None,
+            may_take_keys: config.enable_secret_extraction,
             held: None,
             peer_closed: false,
         })
@@ -99,7 +129,10 @@ impl TlsSession {
 
     /// The protocol ALPN chose, once the handshake has.
     pub(crate) fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.conn.alpn_protocol()
+        match &self.engine {
+            Engine::Rustls(conn) => conn.alpn_protocol(),
+            Engine::Records(_) | Engine::Lost => self.alpn.as_deref(),
+        }
     }
 
     /// Whether encrypted bytes wait for the socket.
@@ -193,12 +226,36 @@ impl TlsSession {
         buf: &mut [u8],
         filled: &mut usize,
     ) -> io::Result<usize> {
+        match self.engine {
+            Engine::Records(_) => self.open_records(socket, received, buf, filled),
+            Engine::Rustls(_) => {
+                let used = self.process_rustls(socket, received, buf, filled)?;
+                if !self.take_records() {
+                    return Ok(used);
+                }
+                let rest = received.get_mut(used..).unwrap_or_default();
+                Ok(used + self.open_records(socket, rest, buf, filled)?)
+            }
+            Engine::Lost => Err(lost()),
+        }
+    }
+
+    /// [`TlsSession::process`] while rustls has the records.
+    fn process_rustls(
+        &mut self,
+        socket: &mut TcpStream,
+        received: &mut [u8],
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> io::Result<usize> {
         let mut used = 0;
         loop {
+            let Engine::Rustls(conn) = &mut self.engine else {
+                return Err(lost());
+            };
             let mut record_discard = 0;
-            let UnbufferedStatus { discard, state } = self
-                .conn
-                .process_tls_records(received.get_mut(used..).unwrap_or_default());
+            let UnbufferedStatus { discard, state } =
+                conn.process_tls_records(received.get_mut(used..).unwrap_or_default());
             let state = match state {
                 Ok(state) => state,
                 Err(e) => {
@@ -212,15 +269,7 @@ impl TlsSession {
                     while let Some(record) = traffic.next_record() {
                         let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         record_discard += record.discard;
-                        let room = buf.get_mut(*filled..).unwrap_or_default();
-                        let now = room.len().min(record.payload.len());
-                        if let (Some(to), Some(from)) = (room.get_mut(..now), record.payload.get(..now)) {
-                            to.copy_from_slice(from);
-                        }
-                        *filled += now;
-                        if let Some(rest) = record.payload.get(now..).filter(|rest| !rest.is_empty()) {
-                            held(&mut self.held).plaintext.extend_from_slice(rest);
-                        }
+                        deliver(record.payload, buf, filled, &mut self.held);
                     }
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
@@ -242,6 +291,86 @@ impl TlsSession {
             }
             used += discard + record_discard;
         }
+    }
+
+    /// Takes the keys out of rustls once a TLS 1.3 handshake is done and
+    /// rustls has nothing left to say: whether the session's records are
+    /// its own now.
+    fn take_records(&mut self) -> bool {
+        let Engine::Rustls(conn) = &self.engine else {
+            return matches!(self.engine, Engine::Records(_));
+        };
+        let known_suite = conn.negotiated_cipher_suite().is_some_and(|suite| {
+            matches!(
+                suite.suite(),
+                CipherSuite::TLS13_AES_128_GCM_SHA256
+                    | CipherSuite::TLS13_AES_256_GCM_SHA384
+                    | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            )
+        });
+        if !self.may_take_keys
+            || conn.is_handshaking()
+            || conn.protocol_version() != Some(ProtocolVersion::TLSv1_3)
+            || !known_suite
+            || self.peer_closed
+        {
+            return false;
+        }
+        let alpn = conn.alpn_protocol().map(Box::from);
+        let Engine::Rustls(conn) = mem::replace(&mut self.engine, Engine::Lost) else {
+            return false;
+        };
+        match conn.dangerous_into_kernel_connection() {
+            Ok((secrets, kernel)) => match Records::new(secrets, kernel) {
+                Some(records) => {
+                    self.engine = Engine::Records(records);
+                    self.alpn = alpn;
+                    true
+                }
+                None => {
+                    log::warn!("TLS: the keys rustls handed over are of a suite this server does not know");
+                    false
+                }
+            },
+            Err(e) => {
+                log::warn!("TLS: rustls would not hand the keys over after the handshake: {e}");
+                false
+            }
+        }
+    }
+
+    /// [`TlsSession::process`] once the records are the session's own.
+    fn open_records(
+        &mut self,
+        socket: &mut TcpStream,
+        received: &mut [u8],
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> io::Result<usize> {
+        let Engine::Records(records) = &mut self.engine else {
+            return Err(lost());
+        };
+        let held_slot = &mut self.held;
+        let opened = records.open(received, |plaintext| deliver(plaintext, buf, filled, held_slot));
+        let answer = match &opened {
+            Ok(opened) if opened.update_requested => {
+                records.seal_key_update(&mut held(&mut self.held).outgoing)
+            }
+            Ok(_) => Ok(()),
+            Err(RecordError::Send(alert)) => {
+                let _ = records.seal_alert(*alert as u8, &mut held(&mut self.held).outgoing);
+                Ok(())
+            }
+            Err(RecordError::Received(_)) => Ok(()),
+        };
+        let flushed = self.flush(socket);
+        let opened = opened?;
+        answer?;
+        flushed?;
+        if opened.closed {
+            self.peer_closed = true;
+        }
+        Ok(opened.used)
     }
 
     /// Lets go of the held bytes' box once nothing is in it.
@@ -325,8 +454,18 @@ impl TlsSession {
     /// application data.
     /// Returns how many bytes of `sealed` it wrote; `sealed` only grows.
     fn seal(&mut self, socket: &mut TcpStream, plaintext: &[u8], sealed: &mut Vec<u8>) -> io::Result<usize> {
+        if self.take_records()
+            && let Engine::Records(records) = &mut self.engine
+        {
+            sealed.clear();
+            records.seal(plaintext, sealed)?;
+            return Ok(sealed.len());
+        }
         loop {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Engine::Rustls(conn) = &mut self.engine else {
+                return Err(lost());
+            };
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             let state = state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             match state {
                 ConnectionState::WriteTraffic(mut traffic) => {
@@ -391,10 +530,16 @@ impl TlsSession {
     /// Sends `close_notify` (when the handshake is done) and what is
     /// still held, as far as the socket takes it.
     pub(crate) fn close(&mut self, socket: &mut TcpStream) {
+        if let Engine::Records(records) = &mut self.engine {
+            let _ = records.seal_alert(Records::CLOSE_NOTIFY, &mut held(&mut self.held).outgoing);
+        }
         // A few steps at most: what rustls still has to say first, then
         // the alert.
         for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Engine::Rustls(conn) = &mut self.engine else {
+                break;
+            };
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                     let _ = encode_into(&mut held(&mut self.held).outgoing, |out| {
@@ -419,7 +564,10 @@ impl TlsSession {
     /// as far as the socket takes it.
     fn send_queued(&mut self, socket: &mut TcpStream) {
         for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Engine::Rustls(conn) = &mut self.engine else {
+                break;
+            };
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
                     if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
@@ -432,6 +580,25 @@ impl TlsSession {
         }
         let _ = self.flush(socket);
     }
+}
+
+/// Copies decrypted `plaintext` into `buf` after `filled`, and what does
+/// not fit into the session's held plaintext.
+fn deliver(plaintext: &[u8], buf: &mut [u8], filled: &mut usize, slot: &mut Option<Box<Held>>) {
+    let room = buf.get_mut(*filled..).unwrap_or_default();
+    let now = room.len().min(plaintext.len());
+    if let (Some(to), Some(from)) = (room.get_mut(..now), plaintext.get(..now)) {
+        to.copy_from_slice(from);
+    }
+    *filled += now;
+    if let Some(rest) = plaintext.get(now..).filter(|rest| !rest.is_empty()) {
+        held(slot).plaintext.extend_from_slice(rest);
+    }
+}
+
+/// The error of a session whose keys were lost.
+fn lost() -> io::Error {
+    io::Error::other("TLS session lost its keys")
 }
 
 /// Why an encoding into a buffer did not happen.

@@ -1,8 +1,10 @@
 //! The TLS session on the loop's lent buffers: records that arrive in
 //! pieces (the start of a record kept by the connection until the rest
-//! comes), TLS 1.2 beside 1.3, large messages under backpressure, a peer
-//! that sends `close_notify` and still reads the answer, and the server's
-//! own `close_notify` when it ends a connection.
+//! comes), TLS 1.2 beside 1.3 (whose records the server opens and seals
+//! itself after the handshake: each suite, a key update the client asks
+//! for, a record tampered with), large messages under backpressure, a
+//! peer that sends `close_notify` and still reads the answer, and the
+//! server's own `close_notify` when it ends a connection.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -49,6 +51,15 @@ impl App for Echo {
 fn tls_server(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> (TestServer, Arc<rustls::ClientConfig>) {
+    tls_server_with(versions, rustls::crypto::ring::default_provider())
+}
+
+/// [`tls_server`] with a client that offers what `provider` has (its
+/// suites), and whose keys a test may take.
+fn tls_server_with(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    provider: rustls::crypto::CryptoProvider,
+) -> (TestServer, Arc<rustls::ClientConfig>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
     let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
     let mut config = config();
@@ -56,12 +67,12 @@ fn tls_server(
     let server = TestServer::start(config, Echo);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(made.cert.der().clone()).expect("a root");
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(versions)
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.enable_secret_extraction = true;
     (server, Arc::new(client))
 }
 
@@ -224,7 +235,15 @@ impl Client {
 }
 
 fn echoes(versions: &[&'static rustls::SupportedProtocolVersion], piece: usize) {
-    let (server, config) = tls_server(versions);
+    echoes_with(versions, rustls::crypto::ring::default_provider(), piece);
+}
+
+fn echoes_with(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    provider: rustls::crypto::CryptoProvider,
+    piece: usize,
+) {
+    let (server, config) = tls_server_with(versions, provider);
     let mut client = Client::connect(server.addr, &config);
     client.handshake(piece);
     let mut ws = client.upgrade(server.addr, piece);
@@ -258,6 +277,96 @@ fn tls13_echoes_small_and_large_messages() {
 #[test]
 fn tls12_echoes_small_and_large_messages() {
     echoes(&[&rustls::version::TLS12], usize::MAX);
+}
+
+#[test]
+fn each_tls13_suite_echoes() {
+    use rustls::crypto::ring::cipher_suite::*;
+    for suite in [
+        TLS13_AES_128_GCM_SHA256,
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_CHACHA20_POLY1305_SHA256,
+    ] {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: vec![suite],
+            ..rustls::crypto::ring::default_provider()
+        };
+        echoes_with(&[&rustls::version::TLS13], provider, usize::MAX);
+    }
+}
+
+#[test]
+fn a_key_update_the_client_asks_for_is_answered() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    let mut ws = client.upgrade(server.addr, usize::MAX);
+    for round in 0..3 {
+        client.tls.refresh_traffic_keys().expect("a key update");
+        let message = Message::text(format!("after key update {round}"));
+        match client.round_trip(&mut ws, &message, usize::MAX) {
+            Event::Message(echoed) => assert_eq!(echoed.as_bytes(), message.as_bytes()),
+            other => panic!("expected the echo, got {other:?}"),
+        }
+    }
+    // The server's KeyUpdate came before the echo, which is the one
+    // record the client has read under the server's new key; and the
+    // server read the client's message under the client's new key.
+    let Client { tcp, tls, .. } = client;
+    drop(tcp);
+    let secrets = tls.dangerous_extract_secrets().expect("the keys");
+    assert_eq!(secrets.rx.0, 1, "records read since the server's key update");
+    assert_eq!(secrets.tx.0, 1, "records sent since the client's key update");
+    server.shutdown();
+}
+
+#[test]
+fn a_record_tampered_with_is_answered_with_bad_record_mac() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    let mut ws = client.upgrade(server.addr, usize::MAX);
+    match client.round_trip(&mut ws, &Message::text("intact"), usize::MAX) {
+        Event::Message(echoed) => assert_eq!(echoed.as_bytes(), b"intact"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    let mut frame = Vec::new();
+    ws.send(&Message::text("tampered"), &mut frame).expect("encode");
+    client.tls.writer().write_all(&frame).expect("write plaintext");
+    let mut wire = Vec::new();
+    while client.tls.wants_write() {
+        client.tls.write_tls(&mut wire).expect("encode");
+    }
+    *wire.last_mut().expect("a record") ^= 1;
+    client.tcp.write_all(&wire).expect("send");
+    // The alert, then the end of the stream.
+    let mut received = Vec::new();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match client.tcp.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the server did not end the connection");
+    }
+    let mut bytes = &received[..];
+    while !bytes.is_empty() {
+        client.tls.read_tls(&mut bytes).expect("read TLS");
+        if let Err(e) = client.tls.process_new_packets() {
+            assert_eq!(
+                e,
+                rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac),
+                "the alert"
+            );
+            server.shutdown();
+            return;
+        }
+    }
+    panic!("no alert before the end ({} bytes)", received.len());
 }
 
 #[test]
