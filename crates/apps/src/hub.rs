@@ -394,7 +394,7 @@ impl HubApp {
         let Some(topic) = self.subscribers.get(conn).map(|s| s.topic.clone()) else {
             return;
         };
-        let now = self.shared.access.unix_secs(ctx.now());
+        let now = self.shared.access.unix_secs_at_arrival();
         match self.shared.access.take_token(token, &topic, now) {
             Ok(grant) => {
                 let deadline = grant.holder.deadline;

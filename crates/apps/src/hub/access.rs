@@ -262,6 +262,14 @@ impl Access {
         self.clock.unix_secs(now)
     }
 
+    /// Unix seconds at this moment, for checking a token that has just
+    /// come: not the time the loop woke up, which may be before the token
+    /// was minted (a long turn, a token minted and sent meanwhile), so
+    /// that with no leeway its `iat` would lie in the future.
+    pub(super) fn unix_secs_at_arrival(&self) -> u64 {
+        self.clock.unix_secs(Instant::now())
+    }
+
     /// What a request's credentials are: the publish token in
     /// `Authorization: Bearer`, a JSON Web Token (from the header, the
     /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
@@ -768,7 +776,7 @@ impl Awaiting {
             ctx.close(conn, CloseCode::POLICY, "authentication required");
             return None;
         };
-        let now = access.unix_secs(ctx.now());
+        let now = access.unix_secs_at_arrival();
         match access.take_token(&token, &subscriber.topic, now) {
             Ok(grant) => {
                 let deadline = grant.holder.deadline;
