@@ -438,7 +438,7 @@ mod tests {
     }
 
     /// A finished handshake: the client, and the server's record layer.
-    fn connected(suite: rustls::SupportedCipherSuite) -> (rustls::ClientConnection, Records) {
+    pub(super) fn connected(suite: rustls::SupportedCipherSuite) -> (rustls::ClientConnection, Records) {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let server_config = {
             let mut c = rustls::ServerConfig::builder_with_provider(provider(suite))
@@ -501,7 +501,7 @@ mod tests {
         panic!("no handshake");
     }
 
-    const SUITES: [rustls::SupportedCipherSuite; 3] = [
+    pub(super) const SUITES: [rustls::SupportedCipherSuite; 3] = [
         cipher_suite::TLS13_AES_128_GCM_SHA256,
         cipher_suite::TLS13_AES_256_GCM_SHA384,
         cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
@@ -675,7 +675,11 @@ mod tests {
 
     /// Records sealed with the client's own keys, to say what rustls would
     /// never send.
-    struct Forger(Keys);
+    pub(super) struct Forger(Keys);
+
+    pub(super) fn forger(client: rustls::ClientConnection) -> Forger {
+        Forger::new(client)
+    }
 
     impl Forger {
         fn new(client: rustls::ClientConnection) -> Forger {
@@ -683,7 +687,7 @@ mod tests {
             Forger(Keys::new(&secrets.tx.1, secrets.tx.0).unwrap())
         }
 
-        fn record(&mut self, content: u8, plaintext: &[u8]) -> Vec<u8> {
+        pub(super) fn record(&mut self, content: u8, plaintext: &[u8]) -> Vec<u8> {
             let key = self.0.expand().unwrap();
             let mut out = Vec::new();
             seal_record(&mut self.0, &key, content, plaintext, &mut out).unwrap();
@@ -819,5 +823,67 @@ mod tests {
             refused(&mut wire, &mut records),
             RecordError::Send(Alert::UnexpectedMessage)
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Whatever a peer sends, sealed with its keys or not: the records
+    //! are opened, or refused with an alert; never a panic, never data
+    //! that was not sent.
+
+    use proptest::prelude::*;
+
+    use super::tests::{SUITES, connected, forger};
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_content_sealed_by_the_peer_opens_or_is_refused(
+            records in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40)), 1..6),
+            suite in 0..3usize,
+        ) {
+            let (client, mut server) = connected(SUITES[suite]);
+            let mut forger = forger(client);
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            let mut clean = true;
+            for (content, plaintext) in &records {
+                wire.extend(forger.record(*content, plaintext));
+                // What a record of application data carries: its bytes
+                // up to the padding (trailing zeros are padding).
+                if clean {
+                    match content {
+                        &CONTENT_APPLICATION_DATA => expected.extend_from_slice(plaintext),
+                        _ => clean = false,
+                    }
+                }
+            }
+            let mut got = Vec::new();
+            let result = server.open(&mut wire, |d| got.extend_from_slice(d));
+            if clean {
+                let opened = result.unwrap();
+                prop_assert_eq!(opened.used, wire.len());
+                prop_assert_eq!(got, expected);
+            } else {
+                // Data before the first other record came through as it
+                // was sent; nothing else did.
+                prop_assert!(expected.starts_with(&got) || got.starts_with(&expected));
+            }
+        }
+
+        #[test]
+        fn any_bytes_on_the_wire_never_panic(wire in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let (_, mut server) = connected(SUITES[0]);
+            let mut wire = wire;
+            let mut got = Vec::new();
+            if let Ok(opened) = server.open(&mut wire, |d| got.extend_from_slice(d)) {
+                // Nothing can open without the peer's key.
+                prop_assert_eq!(opened.used, 0);
+                prop_assert!(got.is_empty());
+            }
+        }
     }
 }
