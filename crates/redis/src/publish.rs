@@ -3,10 +3,10 @@
 //! [`crate::bus`]; with a publish key, check the key first), and their
 //! replies. No I/O here: the writer sends what these build.
 
-use redis::{Cmd, Value};
+use redis::{Cmd, ErrorKind, RedisError, Value};
 use tether_hub::{EventId, Publish};
 
-use crate::commands::{FIELD_DATA, FIELD_EVENT, Keys, parse_id};
+use crate::commands::{Keys, parse_id};
 
 /// Keys forgotten at most per keyed publish (bounds a script's work).
 const PRUNE_BATCH: usize = 1000;
@@ -28,53 +28,64 @@ const PRUNE_BATCH: usize = 1000;
 /// bound, the event type, the data, the publish key, the index's batch,
 /// and where announced the bus's bound and the topic.
 const PUBLISH_KEYED: &str = r"
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if first then
-  local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
-  local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
-  for _, key in ipairs(edge) do
-    local kept = redis.call('HGET', KEYS[2], key)
-    local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
-    if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
-      gone[#gone + 1] = key
+local ok, result = pcall(function()
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if first then
+    local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
+    local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
+    local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
+    for _, key in ipairs(edge) do
+      local kept = redis.call('HGET', KEYS[2], key)
+      local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
+      if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
+        gone[#gone + 1] = key
+      end
     end
+    if #gone > 0 then
+      redis.call('HDEL', KEYS[2], unpack(gone))
+      redis.call('ZREM', KEYS[3], unpack(gone))
+    end
+  else
+    redis.call('DEL', KEYS[2], KEYS[3])
   end
-  if #gone > 0 then
-    redis.call('HDEL', KEYS[2], unpack(gone))
-    redis.call('ZREM', KEYS[3], unpack(gone))
+  local id = redis.call('HGET', KEYS[2], ARGV[4])
+  if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
+    return {0, id}
   end
-else
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
-local id = redis.call('HGET', KEYS[2], ARGV[4])
-if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
-  return {0, id}
-end
-id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
-if KEYS[4] then
-  local n = redis.call('INCR', KEYS[5])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
-end
-redis.call('HSET', KEYS[2], ARGV[4], id)
-redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-else
-  redis.call('PERSIST', KEYS[2])
-  redis.call('PERSIST', KEYS[3])
-end
-return {1, id}
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+  if KEYS[4] then
+    local n = redis.call('INCR', KEYS[5])
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+  end
+  redis.call('HSET', KEYS[2], ARGV[4], id)
+  redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[2], ttl)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+  else
+    redis.call('PERSIST', KEYS[2])
+    redis.call('PERSIST', KEYS[3])
+  end
+  return {1, id}
+end)
+if ok then return result end
+if type(result) == 'table' then result = result.err end
+return {'error', tostring(result)}
 ";
 
 /// What publishes `publish` to its topic's stream: without a publish
 /// key, where publishes are announced (one server, a partitioned cluster)
 /// [`PUBLISH_ANNOUNCED`] (the entry and its announcement on the topic's
-/// bus, bounded to about `bus_len`), with a slot per topic a bare `XADD`;
-/// with one, [`PUBLISH_KEYED`] (`EVAL`), which checks the key and adds
-/// the entry (and its announcement) atomically.
+/// bus, bounded to about `bus_len`), with a slot per topic
+/// [`PUBLISH_PLAIN`]; with one, [`PUBLISH_KEYED`] (`EVAL`), which checks
+/// the key and adds the entry (and its announcement) atomically.
+///
+/// Every script answers what Redis refused (a key that is not a stream,
+/// say) as a value, `{'error', message}`, not as an error reply: a Redis
+/// Cluster pipeline fails as a whole at any error reply, which would
+/// refuse every publish sent with it (and any of them that was added
+/// would be added again when retried without a key).
 pub(crate) fn publish(
     keys: &Keys,
     max_len: usize,
@@ -86,7 +97,7 @@ pub(crate) fn publish(
     let bus = keys.partition(&publish.topic);
     let Some(publish_key) = &publish.key else {
         if !keys.announces() {
-            return xadd(&key, max_len, publish);
+            return scripted_xadd(&key, max_len, publish);
         }
         return announced(keys, max_len, bus_len, loaded, publish);
     };
@@ -153,14 +164,24 @@ fn eval(script: &str, digest: Option<&str>) -> Cmd {
 }
 
 /// The reply to [`publish`]: the entry's id, and whether it is a
-/// duplicate (the key was remembered: nothing was added).
-pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
+/// duplicate (the key was remembered: nothing was added); or what Redis
+/// refused in the script, or a reply of no known shape.
+pub(crate) fn parse_published(value: &Value) -> Result<(EventId, bool), RedisError> {
+    let unexpected = || RedisError::from((ErrorKind::Parse, "unexpected reply", format!("{value:?}")));
     match value {
         Value::Array(parts) => match &parts[..] {
-            [Value::Int(added), id] => Some((parse_id(id)?, *added == 0)),
-            _ => None,
+            [Value::Int(added), id] => Ok((parse_id(id).ok_or_else(unexpected)?, *added == 0)),
+            [tag, message] if crate::commands::text(tag) == Some(&b"error"[..]) => {
+                let message = crate::commands::text(message).map(String::from_utf8_lossy);
+                Err(RedisError::from((
+                    ErrorKind::Extension,
+                    "refused in the publish script",
+                    message.map_or_else(String::new, |m| m.into_owned()),
+                )))
+            }
+            _ => Err(unexpected()),
         },
-        other => Some((parse_id(other)?, false)),
+        other => Ok((parse_id(other).ok_or_else(unexpected)?, false)),
     }
 }
 
@@ -173,11 +194,44 @@ pub(crate) fn parse_published(value: &Value) -> Option<(EventId, bool)> {
 /// KEYS: the topic's stream, the bus, the counter. ARGV: the stream's
 /// `MAXLEN ~` bound, the event type, the data, the bus's bound, the topic.
 const PUBLISH_ANNOUNCED: &str = r"
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
-local n = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
-return id
+local ok, result = pcall(function()
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+  local n = redis.call('INCR', KEYS[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
+  return id
+end)
+if ok then return result end
+if type(result) == 'table' then result = result.err end
+return {'error', tostring(result)}
 ";
+
+/// The script behind a publish without a publish key on a cluster with a
+/// slot per topic: `XADD key MAXLEN ~ max_len * event TYPE data DATA`
+/// (Redis numbers the event, so ids and order are those of the stream
+/// whichever node publishes, and trims the stream to about `max_len`
+/// entries, never fewer), with what Redis refuses answered as a value
+/// (see [`publish`]).
+///
+/// KEYS: the topic's stream. ARGV: the stream's `MAXLEN ~` bound, the
+/// event type, the data.
+const PUBLISH_PLAIN: &str = r"
+local ok, result = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+if ok then return result end
+if type(result) == 'table' then result = result.err end
+return {'error', tostring(result)}
+";
+
+/// `EVAL` [`PUBLISH_PLAIN`] for `publish` (on a cluster, where scripts
+/// are not loaded ahead: each node would need them).
+fn scripted_xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
+    let mut cmd = eval(PUBLISH_PLAIN, None);
+    cmd.arg(1)
+        .arg(key)
+        .arg(max_len)
+        .arg(&publish.event_type)
+        .arg(&publish.data);
+    cmd
+}
 
 /// `EVAL` [`PUBLISH_ANNOUNCED`] for `publish`.
 fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publish: &Publish) -> Cmd {
@@ -192,23 +246,6 @@ fn announced(keys: &Keys, max_len: usize, bus_len: usize, loaded: &Loaded, publi
         .arg(&publish.data)
         .arg(bus_len)
         .arg(&*publish.topic);
-    cmd
-}
-
-/// `XADD key MAXLEN ~ max_len * event TYPE data DATA`: Redis numbers the
-/// event (so ids and order are those of the stream, whichever node
-/// publishes) and trims the stream to about `max_len` entries, never fewer.
-pub(crate) fn xadd(key: &str, max_len: usize, publish: &Publish) -> Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(max_len)
-        .arg("*")
-        .arg(FIELD_EVENT)
-        .arg(&publish.event_type)
-        .arg(FIELD_DATA)
-        .arg(&publish.data);
     cmd
 }
 
@@ -241,22 +278,11 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_xadd() {
-        let publish = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
+    fn a_publish_on_a_cluster_with_a_slot_per_topic() {
+        let p = Publish::new("news", Some("update"), "a b\nc", &Config::default()).unwrap();
         assert_eq!(
-            args(&xadd("tether:news", 1000, &publish)),
-            [
-                "XADD",
-                "tether:news",
-                "MAXLEN",
-                "~",
-                "1000",
-                "*",
-                "event",
-                "update",
-                "data",
-                "a b\nc"
-            ]
+            args(&publish(&cluster("t:"), 1000, 99, &Loaded::default(), &p)),
+            ["EVAL", PUBLISH_PLAIN, "1", "t:{news}", "1000", "update", "a b\nc"]
         );
     }
 
@@ -286,8 +312,8 @@ mod tests {
         let config = Config::default();
         let plain = Publish::new("news", None, "x", &config).unwrap();
         assert_eq!(
-            args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &plain))[..2],
-            ["XADD", "t:{news}"]
+            args(&publish(&cluster("t:"), 10, 99, &Loaded::default(), &plain))[..4],
+            ["EVAL", PUBLISH_PLAIN, "1", "t:{news}"]
         );
         let keyed = plain.clone().with_key("order-1").unwrap();
         assert_eq!(
@@ -337,15 +363,26 @@ mod tests {
             "never a topic"
         );
         assert_eq!(
-            parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])),
-            Some((EventId::new(5, 1), false))
+            parse_published(&Value::Array(vec![Value::Int(1), bulk("5-1")])).unwrap(),
+            (EventId::new(5, 1), false)
         );
         assert_eq!(
-            parse_published(&Value::Array(vec![Value::Int(0), bulk("5-1")])),
-            Some((EventId::new(5, 1), true))
+            parse_published(&Value::Array(vec![Value::Int(0), bulk("5-1")])).unwrap(),
+            (EventId::new(5, 1), true)
         );
-        assert_eq!(parse_published(&bulk("5-2")), Some((EventId::new(5, 2), false)));
-        assert_eq!(parse_published(&Value::Array(vec![bulk("5-1")])), None);
-        assert_eq!(parse_published(&Value::Nil), None);
+        assert_eq!(
+            parse_published(&bulk("5-2")).unwrap(),
+            (EventId::new(5, 2), false)
+        );
+        assert!(parse_published(&Value::Array(vec![bulk("5-1")])).is_err());
+        assert!(parse_published(&Value::Nil).is_err());
+        // What Redis refused inside the script, answered as a value.
+        let refused = parse_published(&Value::Array(vec![
+            bulk("error"),
+            bulk("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ]))
+        .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Extension);
+        assert!(refused.to_string().contains("WRONGTYPE"), "{refused}");
     }
 }

@@ -127,9 +127,12 @@ impl Writer {
             })
             .collect();
         let (replies, failure) = if self.shared.keys.cluster {
-            // A publish that failed in a cluster pipeline may have been
-            // added: every publish of the batch is refused (503), as when
-            // a connection is lost mid-batch on one server.
+            // The cluster pipeline fails as a whole at an error reply or a
+            // lost node; what Redis refuses inside a publish's script (a
+            // key that is not a stream) comes as a value, that publish's
+            // alone. A publish of a batch that failed may have been added:
+            // every one is refused (503), as when a connection is lost
+            // mid-batch on one server.
             match con.send_all(&cmds) {
                 Ok(replies) => (replies.into_iter().map(Ok).collect(), None),
                 Err(e) => (Vec::new(), Some(e)),
@@ -141,11 +144,7 @@ impl Writer {
         let mut publishes = publishes.into_iter();
         // Replies first: `zip` takes no publish past the last reply.
         for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
-            let outcome = reply.and_then(|reply| {
-                publish::parse_published(&reply).ok_or_else(|| {
-                    RedisError::from((redis::ErrorKind::Parse, "unexpected reply", format!("{reply:?}")))
-                })
-            });
+            let outcome = reply.and_then(|reply| publish::parse_published(&reply));
             match outcome {
                 Ok((id, duplicate)) => {
                     let counter = if duplicate {

@@ -8,7 +8,8 @@
 //! publishes go on, and every subscriber gets every event exactly once,
 //! in order. Partitioned, a node's reads do not grow with the topics it
 //! follows, and connections killed again and again mid-stream lose,
-//! repeat and reorder nothing.
+//! repeat and reorder nothing. A topic whose key Redis refuses (not a
+//! stream) refuses its own publishes only, not the others sent with them.
 //!
 //! Skipped (with a printed reason) when `redis-server` or `redis-cli` is
 //! not installed, unless `TETHER_REQUIRE_REDIS` is set.
@@ -204,6 +205,78 @@ fn on_every_primary(layout: Layout) {
         .query::<redis::Value>(&mut node);
     assert!(crossed.is_err(), "{crossed:?}");
     assert_eq!(crossslot_errors(&cluster), 1);
+}
+
+#[test]
+fn a_topic_redis_refuses_refuses_its_own_publishes_only() {
+    if cluster::available("a_topic_redis_refuses_refuses_its_own_publishes_only") {
+        refused_topic(PARTITIONED);
+    }
+}
+
+#[test]
+fn a_topic_redis_refuses_refuses_its_own_publishes_only_with_a_slot_per_topic() {
+    if cluster::available("a_topic_redis_refuses_refuses_its_own_publishes_only_with_a_slot_per_topic") {
+        refused_topic(SLOT_PER_TOPIC);
+    }
+}
+
+/// Publishes to six topics sent at once, so that the writer sends them in
+/// batches, one topic's stream key holding a string: Redis answers
+/// WRONGTYPE to each of that topic's publishes, and only to them.
+fn refused_topic(layout: Layout) {
+    let cluster = RedisCluster::start();
+    let topics = topics_on_every_primary(&cluster, layout, 2);
+    let bad = topics[2].clone();
+    redis::cmd("SET")
+        .arg(layout.stream_key(&bad))
+        .arg("not a stream")
+        .query::<()>(&mut cluster.client())
+        .unwrap();
+    let mut a = Node::start(&cluster.url(), |c| layout.set(c));
+    let mut sent = Vec::new();
+    for n in 0..30 {
+        for (i, topic) in topics.iter().enumerate() {
+            // Every other round with a publish key (the keyed script).
+            let key = (n % 2 == 0).then(|| format!("k{n}-{i}"));
+            let token = a
+                .publish_keyed(0, topic, &format!("{n}"), key.as_deref())
+                .unwrap();
+            sent.push((topic.clone(), token));
+        }
+    }
+    let mut answers: HashMap<u64, Result<EventId, HubError>> = HashMap::new();
+    while answers.len() < sent.len() {
+        match a.next(0) {
+            HubMessage::Published { token, result } => {
+                answers.insert(token, result);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut ids: HashMap<&str, Vec<EventId>> = HashMap::new();
+    for (topic, token) in &sent {
+        match &answers[token] {
+            Ok(id) => {
+                assert_ne!(*topic, bad, "a publish to the refused topic answered {id}");
+                ids.entry(topic.as_str()).or_default().push(*id);
+            }
+            Err(e) => assert_eq!(
+                *topic, bad,
+                "a publish to {topic} refused beside the bad one: {e}"
+            ),
+        }
+    }
+    // Each good topic's stream holds its 30 events, once each.
+    for topic in topics.iter().filter(|t| **t != bad) {
+        assert_eq!(
+            stream_ids(&cluster, &layout.stream_key(topic)),
+            ids[topic.as_str()],
+            "{topic}"
+        );
+    }
+    let status = a.bridge.status();
+    assert_eq!(status.added, 5 * 30);
 }
 
 #[test]
