@@ -454,9 +454,10 @@ impl TlsSession {
     /// application data.
     /// Returns how many bytes of `sealed` it wrote; `sealed` only grows.
     fn seal(&mut self, socket: &mut TcpStream, plaintext: &[u8], sealed: &mut Vec<u8>) -> io::Result<usize> {
-        if self.take_records()
-            && let Engine::Records(records) = &mut self.engine
-        {
+        // The records are taken from rustls by the read that ends the
+        // handshake (when rustls has nothing left to send); until then,
+        // and on TLS 1.2, rustls seals.
+        if let Engine::Records(records) = &mut self.engine {
             sealed.clear();
             records.seal(plaintext, sealed)?;
             return Ok(sealed.len());
