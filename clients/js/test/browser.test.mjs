@@ -36,12 +36,20 @@ writeFileSync(SECRET_FILE, SECRET);
 const DATA_DIR = join(WORK, 'data');
 mkdirSync(DATA_DIR, { recursive: true });
 
-/** An HS256 token for the server's --jwt-secret-file: every topic, to read and publish. */
+/**
+ * An HS256 token for the server's --jwt-secret-file: every topic, to read
+ * and publish. Its iat is a second back, as issuers do for clock skew: the
+ * server runs with --jwt-leeway 0 (for the expiry tests), and its clock
+ * (the wall clock read at its start, then the monotonic clock) may read a
+ * few milliseconds behind this process's wall clock after the system
+ * clock is adjusted, which would make an iat of this second "in the
+ * future" to it.
+ */
 function mint(ttl, sub = 'tester') {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({
-    sub, aud: 'tether', iat: now, exp: now + ttl, tether: { sub: ['*'], pub: ['*'] },
+    sub, aud: 'tether', iat: now - 1, exp: now + ttl, tether: { sub: ['*'], pub: ['*'] },
   })}`;
   return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
