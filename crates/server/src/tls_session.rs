@@ -69,6 +69,9 @@ pub(crate) struct TlsSession {
     held: Option<Box<Held>>,
     /// The peer's `close_notify` arrived (or its TCP stream ended).
     peer_closed: bool,
+    /// This side's `close_notify` went into the records (once the records
+    /// are the session's own; rustls keeps its own account before).
+    sent_close: bool,
 }
 
 /// What opens and seals the session's records.
@@ -124,6 +127,7 @@ impl TlsSession {
             may_take_keys: config.enable_secret_extraction,
             held: None,
             peer_closed: false,
+            sent_close: false,
         })
     }
 
@@ -458,6 +462,10 @@ impl TlsSession {
         // handshake (when rustls has nothing left to send); until then,
         // and on TLS 1.2, rustls seals.
         if let Engine::Records(records) = &mut self.engine {
+            // Nothing goes after close_notify.
+            if self.sent_close {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
             sealed.clear();
             records.seal(plaintext, sealed)?;
             return Ok(sealed.len());
@@ -531,7 +539,10 @@ impl TlsSession {
     /// Sends `close_notify` (when the handshake is done) and what is
     /// still held, as far as the socket takes it.
     pub(crate) fn close(&mut self, socket: &mut TcpStream) {
-        if let Engine::Records(records) = &mut self.engine {
+        if let Engine::Records(records) = &mut self.engine
+            && !self.sent_close
+        {
+            self.sent_close = true;
             let _ = records.seal_alert(Records::CLOSE_NOTIFY, &mut held(&mut self.held).outgoing);
         }
         // A few steps at most: what rustls still has to say first, then
