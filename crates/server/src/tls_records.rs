@@ -21,12 +21,12 @@ const HEADER: usize = 5;
 /// The AEAD tag of every suite TLS 1.3 has.
 const TAG: usize = 16;
 /// Plaintext in one record at most (2^14).
-pub(crate) const MAX_PLAINTEXT: usize = 16 * 1024;
+const MAX_PLAINTEXT: usize = 16 * 1024;
 /// A protected record's body at most (2^14 + 256).
 const MAX_BODY: usize = MAX_PLAINTEXT + 256;
 /// What a record adds to the plaintext it seals: header, inner content
 /// type, tag.
-pub(crate) const OVERHEAD: usize = HEADER + 1 + TAG;
+const OVERHEAD: usize = HEADER + 1 + TAG;
 
 const CONTENT_ALERT: u8 = 21;
 const CONTENT_HANDSHAKE: u8 = 22;
@@ -80,6 +80,7 @@ impl From<RecordError> for std::io::Error {
 }
 
 /// One direction's traffic key, as bytes.
+#[cfg_attr(test, derive(Clone))]
 struct Keys {
     algorithm: &'static aead::Algorithm,
     key: [u8; 32],
@@ -231,10 +232,10 @@ impl Records {
             let header: [u8; HEADER] = (&*header)
                 .try_into()
                 .map_err(|_| RecordError::Send(Alert::InternalError))?;
-            if key.is_none() {
-                key = Some(self.rx.expand().map_err(RecordError::Send)?);
-            }
-            let opener = key.as_ref().ok_or(RecordError::Send(Alert::InternalError))?;
+            let opener = match &mut key {
+                Some(opener) => opener,
+                slot @ None => slot.insert(self.rx.expand().map_err(RecordError::Send)?),
+            };
             let nonce = self.rx.next_nonce().map_err(RecordError::Send)?;
             let plain = opener
                 .open_in_place(nonce, aead::Aad::from(header), body)
@@ -334,32 +335,25 @@ impl Records {
         self.update_tx(&key, out)
     }
 
-    /// Appends an alert (`close_notify` as a warning, any other as fatal).
-    pub(crate) fn seal_alert(&mut self, description: u8, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    /// Appends a fatal alert, before the connection is given up.
+    pub(crate) fn seal_alert(&mut self, alert: Alert, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.seal_alert_record(ALERT_LEVEL_FATAL, alert as u8, out)
+    }
+
+    /// Appends `close_notify`.
+    pub(crate) fn seal_close_notify(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.seal_alert_record(ALERT_LEVEL_WARNING, ALERT_CLOSE_NOTIFY, out)
+    }
+
+    fn seal_alert_record(
+        &mut self,
+        level: u8,
+        description: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
         let key = self.tx.expand().map_err(RecordError::Send)?;
-        let level = if description == ALERT_CLOSE_NOTIFY {
-            ALERT_LEVEL_WARNING
-        } else {
-            ALERT_LEVEL_FATAL
-        };
         seal_record(&mut self.tx, &key, CONTENT_ALERT, &[level, description], out)
     }
-
-    /// A copy of the keys records are read with (for a test to seal
-    /// records as the peer would after a key update).
-    #[cfg(test)]
-    fn rx_keys_for_tests(&self) -> Keys {
-        Keys {
-            algorithm: self.rx.algorithm,
-            key: self.rx.key,
-            key_len: self.rx.key_len,
-            iv: self.rx.iv,
-            seq: self.rx.seq,
-        }
-    }
-
-    /// `close_notify`'s code, for [`Records::seal_alert`].
-    pub(crate) const CLOSE_NOTIFY: u8 = ALERT_CLOSE_NOTIFY;
 
     fn update_tx(&mut self, key: &aead::LessSafeKey, out: &mut Vec<u8>) -> Result<(), RecordError> {
         seal_record(
@@ -667,7 +661,7 @@ mod tests {
         assert_eq!(opened.used, wire.len() - b"ignored after close_notify".len());
         // And the server's own close_notify reaches the client.
         let mut out = Vec::new();
-        records.seal_alert(Records::CLOSE_NOTIFY, &mut out).unwrap();
+        records.seal_close_notify(&mut out).unwrap();
         to_client(&mut client, &out);
         let mut buf = [0; 8];
         assert_eq!(client.reader().read(&mut buf).unwrap(), 0, "close_notify seen");
@@ -796,7 +790,7 @@ mod tests {
             let mut wire = forger.record(CONTENT_HANDSHAKE, &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0]);
             let (_, opened) = open_all(&mut records, &mut wire).unwrap();
             // The server reads under its next key now; so does the forger.
-            forger.0 = records.rx_keys_for_tests();
+            forger.0 = records.rx.clone();
             assert!(!opened.update_requested);
         }
         let mut wire = forger.record(CONTENT_HANDSHAKE, &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0]);

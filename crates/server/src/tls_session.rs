@@ -362,7 +362,7 @@ impl TlsSession {
             }
             Ok(_) => Ok(()),
             Err(RecordError::Send(alert)) => {
-                let _ = records.seal_alert(*alert as u8, &mut held(&mut self.held).outgoing);
+                let _ = records.seal_alert(*alert, &mut held(&mut self.held).outgoing);
                 Ok(())
             }
             Err(RecordError::Received(_)) => Ok(()),
@@ -543,7 +543,7 @@ impl TlsSession {
             && !self.sent_close
         {
             self.sent_close = true;
-            let _ = records.seal_alert(Records::CLOSE_NOTIFY, &mut held(&mut self.held).outgoing);
+            let _ = records.seal_close_notify(&mut held(&mut self.held).outgoing);
         }
         // A few steps at most: what rustls still has to say first, then
         // the alert.
