@@ -8,6 +8,22 @@ use tether_hub::{EventId, Publish};
 
 use crate::commands::{Keys, parse_id};
 
+/// A script's text whose body runs under `pcall`: what Redis refuses in it
+/// (a key that is not a stream, say) is answered as a value,
+/// `{'error', message}`, not as an error reply (see [`publish`]).
+macro_rules! refusals_as_values {
+    ($body:literal) => {
+        concat!(
+            "local ok, result = pcall(function()",
+            $body,
+            "end)\n",
+            "if ok then return result end\n",
+            "if type(result) == 'table' then result = result.err end\n",
+            "return {'error', tostring(result)}\n",
+        )
+    };
+}
+
 /// Keys forgotten at most per keyed publish (bounds a script's work).
 const PRUNE_BATCH: usize = 1000;
 
@@ -27,52 +43,49 @@ const PRUNE_BATCH: usize = 1000;
 /// publishes are announced the bus and its counter. ARGV: the `MAXLEN ~`
 /// bound, the event type, the data, the publish key, the index's batch,
 /// and where announced the bus's bound and the topic.
-const PUBLISH_KEYED: &str = r"
-local ok, result = pcall(function()
-  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-  if first then
-    local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
-    local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
-    local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
-    for _, key in ipairs(edge) do
-      local kept = redis.call('HGET', KEYS[2], key)
-      local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
-      if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
-        gone[#gone + 1] = key
-      end
+const PUBLISH_KEYED: &str = refusals_as_values!(
+    r"
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if first then
+  local ms, seq = string.match(first[1], '^(%d+)-(%d+)$')
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms, 'LIMIT', 0, ARGV[5])
+  local edge = redis.call('ZRANGEBYSCORE', KEYS[3], ms, ms, 'LIMIT', 0, ARGV[5])
+  for _, key in ipairs(edge) do
+    local kept = redis.call('HGET', KEYS[2], key)
+    local kept_seq = kept and string.match(kept, '^%d+-(%d+)$')
+    if not kept_seq or tonumber(kept_seq) < tonumber(seq) then
+      gone[#gone + 1] = key
     end
-    if #gone > 0 then
-      redis.call('HDEL', KEYS[2], unpack(gone))
-      redis.call('ZREM', KEYS[3], unpack(gone))
-    end
-  else
-    redis.call('DEL', KEYS[2], KEYS[3])
   end
-  local id = redis.call('HGET', KEYS[2], ARGV[4])
-  if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
-    return {0, id}
+  if #gone > 0 then
+    redis.call('HDEL', KEYS[2], unpack(gone))
+    redis.call('ZREM', KEYS[3], unpack(gone))
   end
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
-  if KEYS[4] then
-    local n = redis.call('INCR', KEYS[5])
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
-  end
-  redis.call('HSET', KEYS[2], ARGV[4], id)
-  redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then
-    redis.call('PEXPIRE', KEYS[2], ttl)
-    redis.call('PEXPIRE', KEYS[3], ttl)
-  else
-    redis.call('PERSIST', KEYS[2])
-    redis.call('PERSIST', KEYS[3])
-  end
-  return {1, id}
-end)
-if ok then return result end
-if type(result) == 'table' then result = result.err end
-return {'error', tostring(result)}
-";
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+local id = redis.call('HGET', KEYS[2], ARGV[4])
+if id and #redis.call('XRANGE', KEYS[1], id, id) > 0 then
+  return {0, id}
+end
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+if KEYS[4] then
+  local n = redis.call('INCR', KEYS[5])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'topic', ARGV[7], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3], 'key', ARGV[4])
+end
+redis.call('HSET', KEYS[2], ARGV[4], id)
+redis.call('ZADD', KEYS[3], string.match(id, '^%d+'), ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+else
+  redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[3])
+end
+return {1, id}
+"
+);
 
 /// What publishes `publish` to its topic's stream: without a publish
 /// key, where publishes are announced (one server, a partitioned cluster)
@@ -193,17 +206,14 @@ pub(crate) fn parse_published(value: &Value) -> Result<(EventId, bool), RedisErr
 ///
 /// KEYS: the topic's stream, the bus, the counter. ARGV: the stream's
 /// `MAXLEN ~` bound, the event type, the data, the bus's bound, the topic.
-const PUBLISH_ANNOUNCED: &str = r"
-local ok, result = pcall(function()
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
-  local n = redis.call('INCR', KEYS[3])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
-  return id
-end)
-if ok then return result end
-if type(result) == 'table' then result = result.err end
-return {'error', tostring(result)}
-";
+const PUBLISH_ANNOUNCED: &str = refusals_as_values!(
+    r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+local n = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'topic', ARGV[5], 'id', id, 'n', n, 'event', ARGV[2], 'data', ARGV[3])
+return id
+"
+);
 
 /// The script behind a publish without a publish key on a cluster with a
 /// slot per topic: `XADD key MAXLEN ~ max_len * event TYPE data DATA`
@@ -214,12 +224,11 @@ return {'error', tostring(result)}
 ///
 /// KEYS: the topic's stream. ARGV: the stream's `MAXLEN ~` bound, the
 /// event type, the data.
-const PUBLISH_PLAIN: &str = r"
-local ok, result = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
-if ok then return result end
-if type(result) == 'table' then result = result.err end
-return {'error', tostring(result)}
-";
+const PUBLISH_PLAIN: &str = refusals_as_values!(
+    r"
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'data', ARGV[3])
+"
+);
 
 /// `EVAL` [`PUBLISH_PLAIN`] for `publish` (on a cluster, where scripts
 /// are not loaded ahead: each node would need them).
