@@ -11,7 +11,11 @@
 //! ("Code layout").
 //!
 //! `TETHER_CODE_LAYOUT=off` builds without either (for a linker that takes
-//! no linker script, such as mold).
+//! no linker script, such as mold, or a binary meant for an older glibc).
+//! The list names functions as the v0 mangling does (`.cargo/config.toml`
+//! asks for it); a `RUSTFLAGS` of one's own replaces that setting, and the
+//! list then finds only the standard library's functions: the binary is the
+//! same program, laid out as without the list.
 
 use std::env;
 use std::fmt::Write as _;
