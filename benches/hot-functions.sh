@@ -30,6 +30,7 @@ BIN=$PWD/target/release/tether
 LOADGEN=$PWD/target/release/loadgen
 OUT=crates/cli/layout/hot-functions.txt
 
+# KEEP=1 keeps the callgrind outputs and logs (the folder is named at the end).
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
