@@ -61,11 +61,81 @@ const KEPT_CHUNKS: usize = 8;
 /// an idle connection holds none (see [`Pool`]).
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    chunks: Chunks,
     /// Bytes of the front chunk already written.
     offset: usize,
     /// Bytes still to write, over all chunks.
     len: usize,
+}
+
+/// A queue's chunks, in order: the first in place, the others in a ring
+/// that is allocated only when a second one comes. In a fan-out every
+/// subscriber holds a queue until the loop's turn ends, most of them with
+/// one chunk (the turn's events joined): a ring of its own for each cost
+/// more than the queue (10 000 rings of 128 bytes).
+#[derive(Debug, Default)]
+struct Chunks {
+    /// `None` only when `rest` is empty too.
+    first: Option<Chunk>,
+    rest: VecDeque<Chunk>,
+}
+
+/// What [`Chunks::drain_from`] and [`Chunks::take`] hand over.
+type Drained<I> = std::iter::Chain<std::option::IntoIter<Chunk>, I>;
+
+impl Chunks {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn front(&self) -> Option<&Chunk> {
+        self.first.as_ref()
+    }
+
+    fn back(&self) -> Option<&Chunk> {
+        self.rest.back().or(self.first.as_ref())
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Chunk> {
+        match self.rest.back_mut() {
+            Some(last) => Some(last),
+            None => self.first.as_mut(),
+        }
+    }
+
+    fn push_back(&mut self, chunk: Chunk) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Chunk> {
+        let front = self.first.take();
+        self.first = self.rest.pop_front();
+        front
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    /// Takes out every chunk after the first `keep` (0 or 1).
+    fn drain_from(&mut self, keep: usize) -> Drained<std::collections::vec_deque::Drain<'_, Chunk>> {
+        if keep == 0 {
+            self.first.take().into_iter().chain(self.rest.drain(..))
+        } else {
+            let from = (keep - 1).min(self.rest.len());
+            None.into_iter().chain(self.rest.drain(from..))
+        }
+    }
+
+    /// Takes out every chunk (the ring goes with them).
+    fn take(&mut self) -> Drained<std::collections::vec_deque::IntoIter<Chunk>> {
+        let rest = std::mem::take(&mut self.rest);
+        self.first.take().into_iter().chain(rest)
+    }
 }
 
 impl OutQueue {
@@ -155,7 +225,7 @@ impl OutQueue {
     /// chunk so that no frame or event is cut in half on the wire.
     pub(crate) fn keep_started(&mut self, pool: &mut Pool) {
         let keep = usize::from(self.offset > 0);
-        for chunk in self.chunks.drain(keep..) {
+        for chunk in self.chunks.drain_from(keep) {
             if let Chunk::Owned(v) | Chunk::Payload(v) = chunk {
                 pool.give_back(v);
             }
@@ -166,17 +236,17 @@ impl OutQueue {
             .map_or(0, |c| c.as_slice().len() - self.offset);
     }
 
-    /// Takes every chunk out (a queue that was never flushed: none is
-    /// partly written), leaving the queue empty.
-    pub(crate) fn take_chunks(&mut self) -> VecDeque<Chunk> {
+    /// Takes every chunk out, in order (a queue that was never flushed:
+    /// none is partly written), leaving the queue empty.
+    pub(crate) fn take_chunks(&mut self) -> impl Iterator<Item = Chunk> + use<> {
         self.offset = 0;
         self.len = 0;
-        std::mem::take(&mut self.chunks)
+        self.chunks.take()
     }
 
     /// Drops everything queued.
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
-        for chunk in self.chunks.drain(..) {
+        for chunk in self.chunks.drain_from(0) {
             if let Chunk::Owned(v) | Chunk::Payload(v) = chunk {
                 pool.give_back(v);
             }
@@ -284,7 +354,7 @@ impl Pool {
     pub(crate) fn give_back_queue(&mut self, mut queue: Box<OutQueue>) {
         queue.clear(self);
         if self.queues.len() < POOL_KEEP {
-            queue.chunks.shrink_to(KEPT_CHUNKS);
+            queue.chunks.rest.shrink_to(KEPT_CHUNKS - 1);
             self.queues.push(queue);
         }
     }
@@ -623,11 +693,51 @@ mod tests {
         for _ in 0..1000 {
             q.push_shared(Arc::from(&b"x"[..]));
         }
-        assert!(q.chunks.capacity() >= 1000);
+        assert!(q.chunks.rest.capacity() >= 999);
         pool.give_back_queue(q);
         let q = pool.queue();
         assert!(q.is_empty());
-        assert!(q.chunks.capacity() < 1000, "kept {}", q.chunks.capacity());
+        assert!(
+            q.chunks.rest.capacity() < 1000,
+            "kept {}",
+            q.chunks.rest.capacity()
+        );
+    }
+
+    #[test]
+    fn a_queue_of_one_chunk_allocates_no_ring_and_more_keep_their_order() {
+        let size = std::mem::size_of::<OutQueue>();
+        println!("an output queue: {size} bytes, its first chunk in place");
+        assert!(size <= 80, "{size}");
+        let mut pool = Pool::default();
+        let mut q = pool.queue();
+        q.push_broadcast(Arc::from(&b"one"[..]), &mut pool);
+        assert_eq!((q.chunks.len(), q.chunks.rest.capacity()), (1, 0));
+        q.push_shared(Arc::from(&b"two"[..]));
+        q.write_with(&mut pool, |out| out.extend_from_slice(b"three"));
+        q.push_payload(b"four".to_vec());
+        assert_eq!(q.chunks.len(), 4);
+        // Two bytes of the first go, then the rest is dropped but for it.
+        let mut w = Throttled {
+            written: Vec::new(),
+            cap: 2,
+            budget: 2,
+        };
+        assert!(!q.flush(&mut w, &mut pool).unwrap());
+        q.keep_started(&mut pool);
+        assert_eq!((q.chunks.len(), q.len()), (1, 1));
+        q.push_shared(Arc::from(&b"five"[..]));
+        w.budget = usize::MAX;
+        assert!(q.flush(&mut w, &mut pool).unwrap());
+        assert_eq!(w.written, b"onefive");
+        // Taken out whole, in order.
+        let mut q = pool.queue();
+        for piece in [&b"a"[..], b"b", b"c"] {
+            q.push_shared(Arc::from(piece));
+        }
+        let taken: Vec<u8> = q.take_chunks().flat_map(|c| c.as_slice().to_vec()).collect();
+        assert_eq!(taken, b"abc");
+        assert!(q.is_empty() && q.chunks.front().is_none());
     }
 
     #[test]
