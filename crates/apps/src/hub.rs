@@ -16,6 +16,7 @@ mod api;
 mod auth;
 mod backend;
 mod broker_view;
+mod conn_map;
 mod connections;
 mod cors;
 mod decide;

@@ -2,13 +2,13 @@
 //! poll), when their tokens run out, and what they are sent: replays,
 //! resumptions and each event, encoded once and shared.
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
 use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
 
+use super::conn_map::{ConnMap, Slotted};
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
@@ -245,8 +245,8 @@ impl Subscriber {
 #[derive(Debug)]
 pub(super) struct Subscribers<C> {
     /// Not boxed: a subscriber is small (its rare part is boxed), and a
-    /// box would cost as much as the room a map keeps for it.
-    conns: HashMap<C, Subscriber>,
+    /// box would cost as much as its own room in the map.
+    conns: ConnMap<C, Subscriber>,
     deadlines: BTreeSet<(u64, C)>,
     warnings: BTreeSet<(u64, C)>,
 }
@@ -254,14 +254,14 @@ pub(super) struct Subscribers<C> {
 impl<C> Default for Subscribers<C> {
     fn default() -> Subscribers<C> {
         Subscribers {
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             deadlines: BTreeSet::new(),
             warnings: BTreeSet::new(),
         }
     }
 }
 
-impl<C: Copy + Ord + Hash> Subscribers<C> {
+impl<C: Slotted + Ord> Subscribers<C> {
     /// Registers `subscriber` (one already registered as `conn` is
     /// replaced).
     pub(super) fn insert(&mut self, conn: C, subscriber: Subscriber) {
@@ -277,7 +277,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     }
 
     pub(super) fn remove(&mut self, conn: C) -> Option<Subscriber> {
-        let subscriber = self.conns.remove(&conn)?;
+        let subscriber = self.conns.remove(conn)?;
         self.unschedule(conn, &subscriber);
         Some(subscriber)
     }
@@ -292,13 +292,13 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
     }
 
     pub(super) fn get(&self, conn: C) -> Option<&Subscriber> {
-        self.conns.get(&conn)
+        self.conns.get(conn)
     }
 
     /// The subscriber, to change what it may do (not its deadline: see
     /// [`Subscribers::renew`]).
     pub(super) fn get_mut(&mut self, conn: C) -> Option<&mut Subscriber> {
-        self.conns.get_mut(&conn)
+        self.conns.get_mut(conn)
     }
 
     /// A new token's deadline and warning time for `conn`.
@@ -308,7 +308,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
         deadline: Option<u64>,
         warn_at: Option<u64>,
     ) -> Option<&mut Subscriber> {
-        let subscriber = self.conns.get_mut(&conn)?;
+        let subscriber = self.conns.get_mut(conn)?;
         if let Some(old) = subscriber.deadline() {
             self.deadlines.remove(&(old, conn));
         }
@@ -334,7 +334,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
                 return None;
             }
             self.deadlines.pop_first();
-            if let Some(subscriber) = self.conns.get_mut(&conn) {
+            if let Some(subscriber) = self.conns.get_mut(conn) {
                 subscriber.set_deadline(None);
                 return Some((conn, subscriber.transport));
             }
@@ -350,7 +350,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
                 return None;
             }
             self.warnings.pop_first();
-            if let Some(subscriber) = self.conns.get_mut(&conn) {
+            if let Some(subscriber) = self.conns.get_mut(conn) {
                 subscriber.set_warn_at(None);
                 return Some((conn, subscriber.deadline().map_or(0, |d| d.saturating_sub(now))));
             }
@@ -369,7 +369,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
         self.conns
             .iter()
             .filter(|(_, s)| (s.subject().is_some() || s.token_id().is_some()) && revoked(s))
-            .map(|(conn, s)| (*conn, s.transport))
+            .map(|(conn, s)| (conn, s.transport))
             .collect()
     }
 
@@ -382,7 +382,7 @@ impl<C: Copy + Ord + Hash> Subscribers<C> {
             .iter()
             .filter(|(_, s)| s.subject() == Some(user))
             .filter(|(_, s)| topic.is_none_or(|t| *s.topic == *t))
-            .map(|(conn, s)| (*conn, s.transport))
+            .map(|(conn, s)| (conn, s.transport))
             .collect()
     }
 }

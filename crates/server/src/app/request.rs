@@ -81,6 +81,17 @@ impl ConnId {
         self.index as usize
     }
 
+    /// The slot of its loop's connection table that this id's connection
+    /// holds, when the id names a whole TCP connection (not an HTTP/2 or
+    /// HTTP/3 stream, not a QUIC connection); `None` otherwise. A loop
+    /// reuses the slots of closed connections, so they stay about as few as
+    /// its connections: an application may keep per-connection state in a
+    /// `Vec` by slot, checking the whole id, since a later connection gets
+    /// the same slot under another id.
+    pub fn slot(self) -> Option<usize> {
+        (self.stream == 0 && !self.is_quic()).then_some(self.index as usize)
+    }
+
     pub(crate) fn generation(self) -> u32 {
         self.generation
     }
