@@ -1,5 +1,7 @@
-//! A sequenced event, encoded once for every wire format.
+//! A sequenced event, encoded once for every wire format it is sent in.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -26,9 +28,13 @@ pub fn is_valid_event_type(name: &str) -> bool {
     is_valid_name(name, MAX_EVENT_TYPE_LEN) && name != GAP_EVENT_TYPE
 }
 
-/// One event of a topic, with its id, encoded once for each wire format;
-/// subscribers on every event loop share these bytes by reference count.
+/// One event of a topic, with its id, encoded once for each wire format
+/// it is sent in; subscribers on every event loop share these bytes by
+/// reference count.
 ///
+/// - [`Event::ws_raw_frame`]: one unmasked WebSocket text frame whose
+///   payload is the data alone (no id, type or topic): made with the
+///   event, and the form the others are made from;
 /// - [`Event::ws_frame`]: one unmasked WebSocket text frame whose payload
 ///   is [`Event::json`];
 /// - [`Event::sse`]: the `text/event-stream` event (`id`, `event`, `data`
@@ -37,14 +43,16 @@ pub fn is_valid_event_type(name: &str) -> bool {
 ///   `{"topic":"T","id":"ID","event":"TYPE","data":"DATA"}`, also what a
 ///   long poll answers with; an event published with a publish key
 ///   ([`Event::keyed`]) has it last, as `"key":"KEY"`;
-/// - [`Event::ws_raw_frame`]: one unmasked WebSocket text frame whose
-///   payload is the data alone (no id, type or topic), built the first
-///   time it is asked for and shared from then on;
 /// - [`Event::ws_frame_deflated`] and [`Event::ws_raw_frame_deflated`]:
 ///   those two frames compressed (permessage-deflate, RFC 7692, each
 ///   message on its own), for subscribers whose connection negotiated
 ///   `server_no_context_takeover`; each compressed once, by whichever
 ///   thread asks first, and shared from then on.
+///
+/// The JSON frame and the event-stream event are made the first time one
+/// is asked for, by whichever thread asks first, and shared from then on:
+/// an event kept in a backlog whose subscribers all take the raw frame
+/// holds the raw frame alone.
 ///
 /// The event-stream form never carries the key: its `id:` is the event's
 /// id, which resuming depends on.
@@ -65,20 +73,21 @@ pub fn is_valid_event_type(name: &str) -> bool {
 pub struct Event {
     topic: Arc<str>,
     id: EventId,
-    event_type: Box<str>,
+    /// `None` for [`DEFAULT_EVENT_TYPE`], which most events have.
+    event_type: Option<Box<str>>,
     key: Option<Box<str>>,
-    ws: Arc<[u8]>,
-    /// Where the JSON payload starts in `ws` (after the frame header).
-    json_start: usize,
-    /// Where the data's JSON string literal (quotes included) is in `ws`.
-    data_span: (usize, usize),
-    sse: Arc<[u8]>,
-    /// The raw frame, once asked for.
-    raw: OnceLock<Arc<[u8]>>,
-    /// `ws` compressed, once asked for; `None` if it does not shrink.
-    ws_deflated: OnceLock<Option<Arc<[u8]>>>,
-    /// The raw frame compressed, likewise.
-    raw_deflated: OnceLock<Option<Arc<[u8]>>>,
+    /// The data as one text frame: the frame's header, then the data.
+    raw: Arc<[u8]>,
+    /// What the JSON frame and the event-stream event weigh together
+    /// (see [`Event::cost`]), measured when the event was made.
+    cost: usize,
+    /// The JSON frame, once asked for.
+    ws: OnceLock<Arc<[u8]>>,
+    /// The event-stream event, once asked for.
+    sse: OnceLock<Arc<[u8]>>,
+    /// The compressed frames, once one is asked for (only subscribers
+    /// that negotiated permessage-deflate do).
+    deflated: OnceLock<Box<Deflated>>,
     /// The ids known lost just before this event (first and last), boxed
     /// as only events recovered after damage to a log have them.
     lost_before: Option<Box<(EventId, EventId)>>,
@@ -140,50 +149,44 @@ impl Event {
         if !is_valid_event_type(event_type) {
             return Err(Error::InvalidEventType);
         }
-        let id_text = id.to_string();
-        let key_len = key.map_or(0, |key| key.len() + 16);
-        let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + key_len + 48);
-        json.push_str("{\"topic\":\"");
-        json.push_str(&topic);
-        json.push_str("\",\"id\":\"");
-        json.push_str(&id_text);
-        json.push_str("\",\"event\":\"");
-        json.push_str(event_type);
-        json.push_str("\",\"data\":");
-        let data_start = json.len();
-        push_json_string(&mut json, data);
-        let data_end = json.len();
-        if let Some(key) = key {
-            json.push_str(",\"key\":");
-            push_json_string(&mut json, key);
-        }
-        json.push('}');
-        let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
-        let mut ws = Vec::with_capacity(header.len() + json.len());
-        ws.extend_from_slice(&header);
-        ws.extend_from_slice(json.as_bytes());
-        let mut sse = Vec::with_capacity(data.len() + event_type.len() + id_text.len() + 24);
-        tether_sse::Event::new()
-            .id(&id_text)
-            .event(event_type)
-            .data(data)
-            .encode(&mut sse)
-            .map_err(|_| Error::InvalidEventType)?;
+        // Both text forms are written once here, into a buffer the thread
+        // reuses, for their weight (and to refuse what an event stream
+        // cannot carry); they are kept only once asked for.
+        let cost = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            write_json_frame(scratch, (&topic, id, event_type, data, key));
+            let json = scratch.len();
+            scratch.clear();
+            let cost = write_sse(scratch, id, event_type, data).map(|()| json + scratch.len());
+            if scratch.capacity() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+            cost
+        })?;
+        let header = FrameHeader::new(true, OpCode::Text, data.len() as u64).to_bytes();
+        let mut raw = Vec::with_capacity(header.len() + data.len());
+        raw.extend_from_slice(&header);
+        raw.extend_from_slice(data.as_bytes());
         Ok(Arc::new(Event {
             topic,
             id,
-            event_type: event_type.into(),
+            event_type: (event_type != DEFAULT_EVENT_TYPE).then(|| event_type.into()),
             key: key.map(Box::from),
-            json_start: header.len(),
-            data_span: (header.len() + data_start, header.len() + data_end),
-            ws: ws.into(),
-            sse: sse.into(),
-            raw: OnceLock::new(),
-            ws_deflated: OnceLock::new(),
-            raw_deflated: OnceLock::new(),
+            raw: raw.into(),
+            cost,
+            ws: OnceLock::new(),
+            sse: OnceLock::new(),
+            deflated: OnceLock::new(),
             lost_before: None,
             lost_after: false,
         }))
+    }
+
+    /// The data, as published.
+    fn data(&self) -> &str {
+        let start = frame_header_len(&self.raw).unwrap_or_default();
+        // Made from a `&str` above; the header is all that precedes it.
+        std::str::from_utf8(self.raw.get(start..).unwrap_or_default()).unwrap_or_default()
     }
 
     /// The ids known lost just before this event, first and last (events
@@ -230,7 +233,7 @@ impl Event {
 
     /// The event type.
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        self.event_type.as_deref().unwrap_or(DEFAULT_EVENT_TYPE)
     }
 
     /// The publish key it was published with, if any.
@@ -238,29 +241,27 @@ impl Event {
         self.key.as_deref()
     }
 
-    /// The WebSocket frame (server to client: unmasked, one text frame).
+    /// The WebSocket frame (server to client: unmasked, one text frame),
+    /// made the first time it is asked for; every later call returns the
+    /// same shared bytes.
     pub fn ws_frame(&self) -> &Arc<[u8]> {
-        &self.ws
+        self.ws.get_or_init(|| {
+            let mut frame = Vec::with_capacity(self.cost);
+            write_json_frame(
+                &mut frame,
+                (&self.topic, self.id, self.event_type(), self.data(), self.key()),
+            );
+            frame.into()
+        })
     }
 
     /// The WebSocket frame of the data alone (server to client: unmasked,
     /// one text frame, the data as published): what a subscriber that
-    /// asked for no envelope gets. Built from the JSON form the first time
-    /// it is asked for, so that events nobody reads this way cost nothing
-    /// more; every later call returns the same shared bytes. It is not
+    /// asked for no envelope gets, always the same shared bytes. It is not
     /// counted in [`Event::cost`] (it is at most the data's length plus 10
     /// bytes).
     pub fn ws_raw_frame(&self) -> &Arc<[u8]> {
-        self.raw.get_or_init(|| {
-            let (start, end) = self.data_span;
-            let literal = self.ws.get(start..end).unwrap_or_default();
-            let data = unescape_json_string(literal);
-            let header = FrameHeader::new(true, OpCode::Text, data.len() as u64).to_bytes();
-            let mut frame = Vec::with_capacity(header.len() + data.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(&data);
-            frame.into()
-        })
+        &self.raw
     }
 
     /// [`Event::ws_frame`] compressed with permessage-deflate (RFC 7692):
@@ -295,34 +296,101 @@ impl Event {
     /// # Ok::<(), tether_hub::Error>(())
     /// ```
     pub fn ws_frame_deflated(&self) -> Option<&Arc<[u8]>> {
-        self.ws_deflated.get_or_init(|| deflate_frame(&self.ws)).as_ref()
+        self.deflated
+            .get_or_init(Box::default)
+            .ws
+            .get_or_init(|| deflate_frame(self.ws_frame()))
+            .as_ref()
     }
 
     /// [`Event::ws_raw_frame`] compressed, as [`Event::ws_frame_deflated`]
     /// is [`Event::ws_frame`]: made at most once, shared, `None` when it
     /// does not shrink.
     pub fn ws_raw_frame_deflated(&self) -> Option<&Arc<[u8]>> {
-        self.raw_deflated
+        self.deflated
+            .get_or_init(Box::default)
+            .raw
             .get_or_init(|| deflate_frame(self.ws_raw_frame()))
             .as_ref()
     }
 
-    /// The event-stream event.
+    /// The event-stream event, made the first time it is asked for; every
+    /// later call returns the same shared bytes.
     pub fn sse(&self) -> &Arc<[u8]> {
-        &self.sse
+        self.sse.get_or_init(|| {
+            let mut sse = Vec::new();
+            // Written once already when the event was made, which checked
+            // that it can be.
+            let _ = write_sse(&mut sse, self.id, self.event_type(), self.data());
+            sse.into()
+        })
     }
 
     /// The event as a JSON object (the WebSocket frame's payload).
     pub fn json(&self) -> &str {
-        // Built from a String above; the header is all that precedes it.
-        std::str::from_utf8(self.ws.get(self.json_start..).unwrap_or_default()).unwrap_or_default()
+        let frame = self.ws_frame();
+        let start = frame_header_len(frame).unwrap_or_default();
+        // Written from `&str`s; the header is all that precedes it.
+        std::str::from_utf8(frame.get(start..).unwrap_or_default()).unwrap_or_default()
     }
 
-    /// What the event counts for against a backlog's byte bound: both
-    /// encodings.
+    /// What the event counts for against a backlog's byte bound: its two
+    /// text forms, the JSON frame and the event-stream event, whether or
+    /// not they have been made yet.
     pub fn cost(&self) -> usize {
-        self.ws.len() + self.sse.len()
+        self.cost
     }
+}
+
+/// The scratch buffer keeps no more room than this after a large event.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+/// An event's frames compressed, each `None` if it does not shrink.
+#[derive(Debug, Default)]
+struct Deflated {
+    ws: OnceLock<Option<Arc<[u8]>>>,
+    raw: OnceLock<Option<Arc<[u8]>>>,
+}
+
+thread_local! {
+    /// Where an event's text forms are written to be measured.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The parts of an event its JSON form names: topic, id, type, data, key.
+type JsonParts<'a> = (&'a str, EventId, &'a str, &'a str, Option<&'a str>);
+
+/// Appends the event's JSON object as one unmasked text frame.
+fn write_json_frame(out: &mut Vec<u8>, (topic, id, event_type, data, key): JsonParts<'_>) {
+    let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + 64);
+    json.push_str("{\"topic\":\"");
+    json.push_str(topic);
+    json.push_str("\",\"id\":\"");
+    let _ = write!(json, "{id}");
+    json.push_str("\",\"event\":\"");
+    json.push_str(event_type);
+    json.push_str("\",\"data\":");
+    push_json_string(&mut json, data);
+    if let Some(key) = key {
+        json.push_str(",\"key\":");
+        push_json_string(&mut json, key);
+    }
+    json.push('}');
+    let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
+    out.reserve(header.len() + json.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(json.as_bytes());
+}
+
+/// Appends the event as an event-stream event; an event type the format
+/// cannot carry is refused.
+fn write_sse(out: &mut Vec<u8>, id: EventId, event_type: &str, data: &str) -> Result<(), Error> {
+    tether_sse::Event::new()
+        .id(&id.to_string())
+        .event(event_type)
+        .data(data)
+        .encode(out)
+        .map_err(|_| Error::InvalidEventType)
 }
 
 /// Frames compressed by [`Event::ws_frame_deflated`] and
@@ -353,49 +421,19 @@ fn frame_header_len(frame: &[u8]) -> Option<usize> {
     })
 }
 
-/// The bytes of a JSON string literal (quotes included) as written by
-/// `push_json_string`: `\"`, `\\`, `\n`, `\r`, `\t` and `\u00XX` are
-/// the only escapes it writes, and everything else is the text's own
-/// bytes.
-fn unescape_json_string(literal: &[u8]) -> Vec<u8> {
-    let inner = literal
-        .strip_prefix(b"\"")
-        .and_then(|l| l.strip_suffix(b"\""))
-        .unwrap_or(literal);
-    let mut out = Vec::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some((&b, tail)) = rest.split_first() {
-        rest = tail;
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        let Some((&escape, tail)) = rest.split_first() else {
-            break;
-        };
-        rest = tail;
-        match escape {
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'u' => {
-                // `\u00XX`, a control character.
-                let code = rest
-                    .get(..4)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex.get(2..)?, 16).ok());
-                rest = rest.get(4..).unwrap_or_default();
-                out.extend(code);
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_is_small_and_its_size_is_shown() {
+        let size = std::mem::size_of::<Event>();
+        println!("an event: {size} bytes, and its raw frame; the other forms when asked for");
+        assert!(size <= 168, "{size}");
+        let event = Event::new(Arc::from("t"), EventId::new(1, 1), DEFAULT_EVENT_TYPE, "d").unwrap();
+        assert!(event.event_type.is_none() && event.event_type() == DEFAULT_EVENT_TYPE);
+        assert!(event.deflated.get().is_none());
+    }
 
     #[test]
     fn names() {
@@ -449,6 +487,12 @@ mod tests {
             assert_eq!(&frame[2..], data.as_bytes(), "{data:?}");
             // The same bytes every time: built once, shared.
             assert!(Arc::ptr_eq(frame, event.ws_raw_frame()));
+            // Nothing else is held until asked for; then it weighs what
+            // the event said it would.
+            assert!(event.ws.get().is_none() && event.sse.get().is_none());
+            let cost = event.cost();
+            assert_eq!(cost, event.ws_frame().len() + event.sse().len(), "{data:?}");
+            assert!(Arc::ptr_eq(event.sse(), event.sse()));
         }
     }
 
