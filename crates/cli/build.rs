@@ -48,11 +48,12 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-/// A script that adds one output section, `.text.hot`, before `.text`,
-/// holding the functions the list names (each pattern matched against the
-/// function's own section, `.text.NAME`, or `.text.unlikely.NAME` for one
-/// the compiler takes as cold); `INSERT` keeps the linker's own layout for
-/// everything else.
+/// A script that puts the functions the list names at the start of
+/// `.text` (each pattern matched against the function's own section,
+/// `.text.NAME`, or `.text.unlikely.NAME` for one the compiler takes as
+/// cold), in the list's order; `INSERT` keeps the linker's own layout for
+/// everything else, and the code stays in the one `.text` section (which
+/// valgrind needs to name the functions in it).
 fn linker_script(list: &str) -> String {
     let mut script = String::from("SECTIONS {\n  .text : {\n");
     for name in list.lines().map(str::trim) {
