@@ -87,6 +87,9 @@ struct Client {
     eof: bool,
     /// The TCP stream ended.
     tcp_ended: bool,
+    /// Bytes that came after the server's close_notify (rustls reads no
+    /// more once it has one).
+    after_close_notify: Vec<u8>,
 }
 
 impl Client {
@@ -104,6 +107,7 @@ impl Client {
             plain: Vec::new(),
             eof: false,
             tcp_ended: false,
+            after_close_notify: Vec::new(),
         }
     }
 
@@ -131,7 +135,10 @@ impl Client {
                 let mut bytes = &chunk[..n];
                 let mut plain = vec![0u8; 64 * 1024];
                 while !bytes.is_empty() {
-                    self.tls.read_tls(&mut bytes).expect("read TLS");
+                    if self.tls.read_tls(&mut bytes).expect("read TLS") == 0 {
+                        self.after_close_notify.extend_from_slice(bytes);
+                        break;
+                    }
                     self.tls.process_new_packets().expect("valid TLS from the server");
                     loop {
                         match self.tls.reader().read(&mut plain) {
@@ -411,5 +418,20 @@ fn the_server_ends_a_closed_websocket_with_close_notify() {
     // with close_notify.
     client.until(|_, ended| ended);
     assert!(client.eof, "no close_notify");
+    // close_notify is the last record: nothing (no second alert, no data)
+    // comes after it, and the server's side of the stream ends.
+    let mut after = std::mem::take(&mut client.after_close_notify);
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !client.tcp_ended {
+        let mut chunk = [0u8; 1024];
+        match client.tcp.read(&mut chunk) {
+            Ok(0) => client.tcp_ended = true,
+            Ok(n) => after.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the server's side did not end");
+    }
+    assert!(after.is_empty(), "{} bytes after close_notify", after.len());
     server.shutdown();
 }

@@ -338,6 +338,12 @@ impl<A: App> Server<A> {
                     self.accept(now, entry);
                 }
             }
+            // What this turn posted (the hub's sequencer posts each event
+            // it numbers to every loop, this one too) is taken now, so that
+            // its sends go out with this turn's flush rather than after the
+            // next wait. The wake it sent stays pending and finds the
+            // mailbox empty, or holding what came since.
+            self.receive_posts(now);
             self.conns.fire_timers(now);
             self.tick(now);
             self.conns.apply_actions(now);
