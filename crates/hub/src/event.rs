@@ -152,14 +152,14 @@ impl Event {
         // Both text forms are written once here, into a buffer the thread
         // reuses, for their weight (and to refuse what an event stream
         // cannot carry); they are kept only once asked for.
-        let cost = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            write_json_frame(scratch, (&topic, id, event_type, data, key));
-            let json = scratch.len();
-            scratch.clear();
-            let cost = write_sse(scratch, id, event_type, data).map(|()| json + scratch.len());
-            if scratch.capacity() > SCRATCH_KEPT {
-                *scratch = Vec::new();
+        let cost = SCRATCH.with_borrow_mut(|(json, sse)| {
+            json.clear();
+            write_json(json, (&topic, id, event_type, data, key));
+            sse.clear();
+            let cost = write_sse(sse, id, event_type, data).map(|()| frame_len(json.len()) + sse.len());
+            if json.capacity() > SCRATCH_KEPT || sse.capacity() > SCRATCH_KEPT {
+                *json = String::new();
+                *sse = Vec::new();
             }
             cost
         })?;
@@ -246,11 +246,15 @@ impl Event {
     /// same shared bytes.
     pub fn ws_frame(&self) -> &Arc<[u8]> {
         self.ws.get_or_init(|| {
-            let mut frame = Vec::with_capacity(self.cost);
-            write_json_frame(
-                &mut frame,
+            let mut json = String::with_capacity(self.cost);
+            write_json(
+                &mut json,
                 (&self.topic, self.id, self.event_type(), self.data(), self.key()),
             );
+            let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
+            let mut frame = Vec::with_capacity(header.len() + json.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(json.as_bytes());
             frame.into()
         })
     }
@@ -353,16 +357,24 @@ struct Deflated {
 }
 
 thread_local! {
-    /// Where an event's text forms are written to be measured.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where an event's JSON object and event-stream event are written
+    /// to be measured.
+    static SCRATCH: RefCell<(String, Vec<u8>)> = const { RefCell::new((String::new(), Vec::new())) };
+}
+
+/// The length of a text frame of `payload` bytes, its header included.
+fn frame_len(payload: usize) -> usize {
+    FrameHeader::new(true, OpCode::Text, payload as u64)
+        .to_bytes()
+        .len()
+        + payload
 }
 
 /// The parts of an event its JSON form names: topic, id, type, data, key.
 type JsonParts<'a> = (&'a str, EventId, &'a str, &'a str, Option<&'a str>);
 
-/// Appends the event's JSON object as one unmasked text frame.
-fn write_json_frame(out: &mut Vec<u8>, (topic, id, event_type, data, key): JsonParts<'_>) {
-    let mut json = String::with_capacity(data.len() + topic.len() + event_type.len() + 64);
+/// Appends the event's JSON object.
+fn write_json(json: &mut String, (topic, id, event_type, data, key): JsonParts<'_>) {
     json.push_str("{\"topic\":\"");
     json.push_str(topic);
     json.push_str("\",\"id\":\"");
@@ -370,16 +382,12 @@ fn write_json_frame(out: &mut Vec<u8>, (topic, id, event_type, data, key): JsonP
     json.push_str("\",\"event\":\"");
     json.push_str(event_type);
     json.push_str("\",\"data\":");
-    push_json_string(&mut json, data);
+    push_json_string(json, data);
     if let Some(key) = key {
         json.push_str(",\"key\":");
-        push_json_string(&mut json, key);
+        push_json_string(json, key);
     }
     json.push('}');
-    let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
-    out.reserve(header.len() + json.len());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(json.as_bytes());
 }
 
 /// Appends the event as an event-stream event; an event type the format
