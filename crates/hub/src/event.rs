@@ -73,27 +73,44 @@ pub fn is_valid_event_type(name: &str) -> bool {
 pub struct Event {
     topic: Arc<str>,
     id: EventId,
-    /// `None` for [`DEFAULT_EVENT_TYPE`], which most events have.
-    event_type: Option<Box<str>>,
-    key: Option<Box<str>>,
     /// The data as one text frame: the frame's header, then the data.
     raw: Arc<[u8]>,
     /// What the JSON frame and the event-stream event weigh together
     /// (see [`Event::cost`]), measured when the event was made.
     cost: usize,
-    /// The JSON frame, once asked for.
-    ws: OnceLock<Arc<[u8]>>,
-    /// The event-stream event, once asked for.
-    sse: OnceLock<Arc<[u8]>>,
-    /// The compressed frames, once one is asked for (only subscribers
-    /// that negotiated permessage-deflate do).
-    deflated: OnceLock<Box<Deflated>>,
-    /// The ids known lost just before this event (first and last), boxed
-    /// as only events recovered after damage to a log have them.
-    lost_before: Option<Box<(EventId, EventId)>>,
+    /// What few events have: an event type other than the default, a
+    /// publish key, lost ids; `None` for most.
+    rare: Option<Box<Rare>>,
+    /// The other forms, the box made when the first of them is asked for
+    /// (an event only raw subscribers take never has it).
+    forms: OnceLock<Box<Forms>>,
+}
+
+/// The parts of an event that most events do not have.
+#[derive(Debug, Default)]
+struct Rare {
+    /// `None` for [`DEFAULT_EVENT_TYPE`].
+    event_type: Option<Box<str>>,
+    key: Option<Box<str>>,
+    /// The ids known lost just before this event (first and last): only
+    /// events recovered after damage to a log have them.
+    lost_before: Option<(EventId, EventId)>,
     /// Events of its epoch after this one may have been lost (see
     /// [`Event::set_lost_after`]).
     lost_after: bool,
+}
+
+/// An event's forms made from its raw frame, each when first asked for.
+#[derive(Debug, Default)]
+struct Forms {
+    /// The JSON frame.
+    ws: OnceLock<Arc<[u8]>>,
+    /// The event-stream event.
+    sse: OnceLock<Arc<[u8]>>,
+    /// The JSON frame compressed, `None` if it does not shrink.
+    ws_deflated: OnceLock<Option<Arc<[u8]>>>,
+    /// The raw frame compressed, `None` if it does not shrink.
+    raw_deflated: OnceLock<Option<Arc<[u8]>>>,
 }
 
 impl Event {
@@ -167,18 +184,22 @@ impl Event {
         let mut raw = Vec::with_capacity(header.len() + data.len());
         raw.extend_from_slice(&header);
         raw.extend_from_slice(data.as_bytes());
+        let event_type = (event_type != DEFAULT_EVENT_TYPE).then(|| event_type.into());
+        let key = key.map(Box::from);
+        let rare = (event_type.is_some() || key.is_some()).then(|| {
+            Box::new(Rare {
+                event_type,
+                key,
+                ..Rare::default()
+            })
+        });
         Ok(Arc::new(Event {
             topic,
             id,
-            event_type: (event_type != DEFAULT_EVENT_TYPE).then(|| event_type.into()),
-            key: key.map(Box::from),
             raw: raw.into(),
             cost,
-            ws: OnceLock::new(),
-            sse: OnceLock::new(),
-            deflated: OnceLock::new(),
-            lost_before: None,
-            lost_after: false,
+            rare,
+            forms: OnceLock::new(),
         }))
     }
 
@@ -189,10 +210,16 @@ impl Event {
         std::str::from_utf8(self.raw.get(start..).unwrap_or_default()).unwrap_or_default()
     }
 
+    /// The box of the forms made when asked for, made by whichever
+    /// thread asks first.
+    fn forms(&self) -> &Forms {
+        self.forms.get_or_init(Box::default)
+    }
+
     /// The ids known lost just before this event, first and last (events
     /// a damaged log lost: see [`Event::set_lost_before`]).
     pub fn lost_before(&self) -> Option<(EventId, EventId)> {
-        self.lost_before.as_deref().copied()
+        self.rare.as_ref()?.lost_before
     }
 
     /// Says that the events from `first` to `last` came before this one
@@ -201,13 +228,13 @@ impl Event {
     /// before it with a [`crate::Gap`] naming them, never "nothing
     /// missed".
     pub fn set_lost_before(&mut self, first: EventId, last: EventId) {
-        self.lost_before = Some(Box::new((first, last)));
+        self.rare.get_or_insert_default().lost_before = Some((first, last));
     }
 
     /// Whether events of this event's epoch after it may have been lost
     /// (see [`Event::set_lost_after`]).
     pub fn lost_after(&self) -> bool {
-        self.lost_after
+        self.rare.as_ref().is_some_and(|rare| rare.lost_after)
     }
 
     /// Says that events after this one, of its epoch, may have been lost:
@@ -218,7 +245,7 @@ impl Event {
     /// [`crate::Gap`] (naming nothing lost, since what was is not known),
     /// never "nothing missed".
     pub fn set_lost_after(&mut self) {
-        self.lost_after = true;
+        self.rare.get_or_insert_default().lost_after = true;
     }
 
     /// The topic.
@@ -233,19 +260,22 @@ impl Event {
 
     /// The event type.
     pub fn event_type(&self) -> &str {
-        self.event_type.as_deref().unwrap_or(DEFAULT_EVENT_TYPE)
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.event_type.as_deref())
+            .unwrap_or(DEFAULT_EVENT_TYPE)
     }
 
     /// The publish key it was published with, if any.
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.rare.as_ref()?.key.as_deref()
     }
 
     /// The WebSocket frame (server to client: unmasked, one text frame),
     /// made the first time it is asked for; every later call returns the
     /// same shared bytes.
     pub fn ws_frame(&self) -> &Arc<[u8]> {
-        self.ws.get_or_init(|| {
+        self.forms().ws.get_or_init(|| {
             let mut json = String::with_capacity(self.cost);
             write_json(
                 &mut json,
@@ -300,9 +330,8 @@ impl Event {
     /// # Ok::<(), tether_hub::Error>(())
     /// ```
     pub fn ws_frame_deflated(&self) -> Option<&Arc<[u8]>> {
-        self.deflated
-            .get_or_init(Box::default)
-            .ws
+        self.forms()
+            .ws_deflated
             .get_or_init(|| deflate_frame(self.ws_frame()))
             .as_ref()
     }
@@ -311,9 +340,8 @@ impl Event {
     /// is [`Event::ws_frame`]: made at most once, shared, `None` when it
     /// does not shrink.
     pub fn ws_raw_frame_deflated(&self) -> Option<&Arc<[u8]>> {
-        self.deflated
-            .get_or_init(Box::default)
-            .raw
+        self.forms()
+            .raw_deflated
             .get_or_init(|| deflate_frame(self.ws_raw_frame()))
             .as_ref()
     }
@@ -321,7 +349,7 @@ impl Event {
     /// The event-stream event, made the first time it is asked for; every
     /// later call returns the same shared bytes.
     pub fn sse(&self) -> &Arc<[u8]> {
-        self.sse.get_or_init(|| {
+        self.forms().sse.get_or_init(|| {
             let mut sse = Vec::new();
             // Written once already when the event was made, which checked
             // that it can be.
@@ -348,13 +376,6 @@ impl Event {
 
 /// The scratch buffer keeps no more room than this after a large event.
 const SCRATCH_KEPT: usize = 16 * 1024;
-
-/// An event's frames compressed, each `None` if it does not shrink.
-#[derive(Debug, Default)]
-struct Deflated {
-    ws: OnceLock<Option<Arc<[u8]>>>,
-    raw: OnceLock<Option<Arc<[u8]>>>,
-}
 
 thread_local! {
     /// Where an event's JSON object and event-stream event are written
@@ -437,10 +458,25 @@ mod tests {
     fn an_event_is_small_and_its_size_is_shown() {
         let size = std::mem::size_of::<Event>();
         println!("an event: {size} bytes, and its raw frame; the other forms when asked for");
-        assert!(size <= 168, "{size}");
+        assert!(size <= 80, "{size}");
+        // An event of the default type, without a key, taken raw: nothing
+        // besides the event and its raw frame.
         let event = Event::new(Arc::from("t"), EventId::new(1, 1), DEFAULT_EVENT_TYPE, "d").unwrap();
-        assert!(event.event_type.is_none() && event.event_type() == DEFAULT_EVENT_TYPE);
-        assert!(event.deflated.get().is_none());
+        assert_eq!(&event.ws_raw_frame()[..], b"\x81\x01d");
+        assert!(event.rare.is_none() && event.forms.get().is_none());
+        assert_eq!((event.event_type(), event.key()), (DEFAULT_EVENT_TYPE, None));
+        assert_eq!((event.lost_before(), event.lost_after()), (None, false));
+        // A type of its own, a key, lost ids: kept aside.
+        let mut keyed = Event::keyed(Arc::from("t"), EventId::new(1, 2), "x", "d", Some("k")).unwrap();
+        assert_eq!((keyed.event_type(), keyed.key()), ("x", Some("k")));
+        let keyed = Arc::get_mut(&mut keyed).unwrap();
+        keyed.set_lost_before(EventId::new(1, 0), EventId::new(1, 1));
+        keyed.set_lost_after();
+        assert_eq!(
+            keyed.lost_before(),
+            Some((EventId::new(1, 0), EventId::new(1, 1)))
+        );
+        assert!(keyed.lost_after() && keyed.key() == Some("k"));
     }
 
     #[test]
@@ -497,7 +533,7 @@ mod tests {
             assert!(Arc::ptr_eq(frame, event.ws_raw_frame()));
             // Nothing else is held until asked for; then it weighs what
             // the event said it would.
-            assert!(event.ws.get().is_none() && event.sse.get().is_none());
+            assert!(event.forms.get().is_none());
             let cost = event.cost();
             assert_eq!(cost, event.ws_frame().len() + event.sse().len(), "{data:?}");
             assert!(Arc::ptr_eq(event.sse(), event.sse()));
