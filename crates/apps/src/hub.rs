@@ -486,7 +486,7 @@ impl HubApp {
                 subscriber.subject(),
                 subscriber.watches,
             );
-            subscriber.member = Some(member);
+            subscriber.set_member(member);
         }
         self.register(conn, subscriber);
         let Self {
@@ -537,9 +537,9 @@ impl HubApp {
             if *reason == CloseReason::SlowConsumer {
                 add(&self.stats().slow_consumer_drops, 1);
             }
-            if subscriber.member.is_some() || subscriber.watches {
-                self.roster
-                    .leave(ctx, &subscriber.topic, conn, subscriber.member.as_ref());
+            let member = subscriber.member();
+            if member.is_some() || subscriber.watches {
+                self.roster.leave(ctx, &subscriber.topic, conn, member.as_ref());
             }
         }
         if let Some(left) = self.hub.unsubscribe(conn)

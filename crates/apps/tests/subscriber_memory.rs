@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use common::{HttpConn, TestServer, config};
 use tether_apps::{Echo, HubApp, HubSettings};
-use tether_hub::{Hub, Presence, Transport};
+use tether_hub::{ConnectionMember, Hub, Member, Presence, Transport};
 
 /// Size classes of 16 bytes up to this size; larger blocks share one.
 const SMALL_LIMIT: usize = 1024;
@@ -342,14 +342,16 @@ fn an_idle_hub_subscriber_s_heap_is_counted_by_what_holds_it() {
         hub_crate.topics().map(|(_, info)| info.websocket).sum::<usize>(),
         n
     );
-    // The presence roster, built alone: the topic sequencer's count of
-    // each member, under a name made for each connection.
+    // The presence roster, built alone: the topic sequencer's set of
+    // members, each connection one of its own (named only when shown).
     let (roster, presence) = counted(|| {
-        let mut presence = Presence::new();
+        let mut presence = Presence::new("n");
         let topic: Arc<str> = Arc::from(TOPIC);
         for i in 0..n {
-            let member: Arc<str> = Arc::from(format!("conn-0-0-{i}"));
-            presence.join(&topic, &member);
+            presence.join(
+                &topic,
+                &Member::Connection(ConnectionMember::new(0, i as u64 + 1)),
+            );
         }
         presence
     });
@@ -380,17 +382,18 @@ fn an_idle_hub_subscriber_s_heap_is_counted_by_what_holds_it() {
         registration.classes(n)
     );
     eprintln!(
-        "    of which the presence roster (alone, member names included): {:.0} B; {}",
+        "    of which the presence roster (alone): {:.0} B; {}",
         per(presence.bytes, n),
         presence.classes(n)
     );
     assert!(subscriber.bytes > 0 && connection.bytes > 0);
     assert!(registration.bytes > 0 && presence.bytes > 0);
-    // An idle subscriber's own blocks, past the first half: the member
-    // name it is present as, nothing else (its state lives in its maps'
-    // slots). Its topic name, its boxed state or a queue kept after its
-    // event would each add one a subscriber.
+    // An idle subscriber's own blocks, past the first half: none (its
+    // state lives in its maps' slots, and the member it is present as is
+    // its connection's number). A name made for its member, its topic
+    // name, its boxed state or a queue kept after its event would each
+    // add one a subscriber.
     let blocks = per(more.blocks, n - n / 2);
     eprintln!("  heap blocks the second half's subscribers added, a subscriber: {blocks:.2}");
-    assert!(blocks < 1.5, "{blocks:.2} heap blocks a subscriber");
+    assert!(blocks < 0.5, "{blocks:.2} heap blocks a subscriber");
 }

@@ -118,8 +118,8 @@ pub use json::{Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
 pub use node_limits::NodeLimits;
 pub use presence::{
-    Change, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Members, Outcome, PRESENCE_LINGER_MS,
-    Presence, PresenceMessage, is_valid_member,
+    Change, ConnectionMember, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Member, Members,
+    Outcome, PRESENCE_LINGER_MS, Presence, PresenceMessage, is_valid_member,
 };
 pub use sequencer::{Numbered, Sequence, Sequenced, Sequencer};
 /// Topic names: the rule the hub applies, shared with tether-auth.

@@ -17,15 +17,21 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tether_hub::Presence;
+//! use tether_hub::{ConnectionMember, Member, Presence};
 //!
-//! let mut presence = Presence::new();
-//! let (topic, alice): (Arc<str>, Arc<str>) = (Arc::from("room"), Arc::from("alice"));
+//! let mut presence = Presence::new("n1");
+//! let topic: Arc<str> = Arc::from("room");
+//! let alice = Member::from("alice");
 //! assert!(presence.join(&topic, &alice).changed, "her first tab: she joins");
 //! assert!(!presence.join(&topic, &alice).changed, "a second tab: nothing new");
 //! assert!(!presence.leave(&topic, &alice).changed);
-//! assert_eq!(presence.list("room").members, [alice.clone()]);
+//! // A connection without an identity is a member of its own.
+//! let anonymous = Member::Connection(ConnectionMember::new(0, 7));
+//! assert!(presence.join(&topic, &anonymous).changed);
+//! let listed = presence.list("room");
+//! assert_eq!(listed.members, [Arc::from("alice"), Arc::from("conn-n1-0-7")]);
 //! assert!(presence.leave(&topic, &alice).changed, "her last tab: she leaves");
+//! assert!(presence.leave(&topic, &anonymous).changed);
 //! assert_eq!(presence.list("room").count, 0);
 //! ```
 
@@ -62,6 +68,87 @@ pub const PRESENCE_LINGER_MS: u64 = 30_000;
 /// ```
 pub fn is_valid_member(name: &str) -> bool {
     (1..=MAX_MEMBER_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
+}
+
+/// A member of a topic: a subscriber's identity, or one of this node's
+/// connections that has none. A connection's member costs no name: it is
+/// named `conn-NODE-LOOP-NUMBER` only where it is shown (a list, a join
+/// or leave event, another node).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Member {
+    /// An identity (a token's subject, a [valid member](is_valid_member)).
+    Named(Arc<str>),
+    /// A connection of this node without an identity.
+    Connection(ConnectionMember),
+}
+
+impl Member {
+    /// The member's name: its identity, or `conn-NODE-LOOP-NUMBER` for a
+    /// connection of node `node`.
+    pub fn name(&self, node: &str) -> Arc<str> {
+        match self {
+            Member::Named(name) => name.clone(),
+            Member::Connection(connection) => Arc::from(format!(
+                "conn-{node}-{}-{}",
+                connection.loop_index(),
+                connection.number()
+            )),
+        }
+    }
+}
+
+/// One of this node's connections as a member: the event loop it is on
+/// and its number there, held as one number (16 and 48 bits), so that a
+/// member costs a subscriber no more than a name's pointer would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionMember(u64);
+
+/// The bits of [`ConnectionMember::number`] (a loop that numbered 2^48
+/// connections would begin again).
+const CONNECTION_NUMBER_BITS: u32 = 48;
+
+impl ConnectionMember {
+    /// Connection `number` of event loop `loop_index` (numbers are told
+    /// apart below 2^48).
+    pub fn new(loop_index: u16, number: u64) -> ConnectionMember {
+        ConnectionMember(
+            (u64::from(loop_index) << CONNECTION_NUMBER_BITS)
+                | (number & ((1 << CONNECTION_NUMBER_BITS) - 1)),
+        )
+    }
+
+    /// The connection's event loop.
+    pub fn loop_index(self) -> u16 {
+        u16::try_from(self.0 >> CONNECTION_NUMBER_BITS).unwrap_or(u16::MAX)
+    }
+
+    /// The connection's number on its loop.
+    pub fn number(self) -> u64 {
+        self.0 & ((1 << CONNECTION_NUMBER_BITS) - 1)
+    }
+
+    /// Loop and number as one number (0 only for connection 0 of loop 0),
+    /// for whoever keeps many.
+    pub fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The member [`ConnectionMember::to_bits`] gave `bits` for.
+    pub fn from_bits(bits: u64) -> ConnectionMember {
+        ConnectionMember(bits)
+    }
+}
+
+impl From<Arc<str>> for Member {
+    fn from(name: Arc<str>) -> Member {
+        Member::Named(name)
+    }
+}
+
+impl From<&str> for Member {
+    fn from(name: &str) -> Member {
+        Member::Named(Arc::from(name))
+    }
 }
 
 /// A member arrived or left a topic (anywhere).
@@ -148,14 +235,14 @@ pub enum PresenceMessage {
         /// The topic.
         topic: Arc<str>,
         /// The member.
-        member: Arc<str>,
+        member: Member,
     },
     /// To the topic's sequencer: a connection of `member` left.
     Leave {
         /// The topic.
         topic: Arc<str>,
         /// The member.
-        member: Arc<str>,
+        member: Member,
     },
     /// To the topic's sequencer: who is present? Answered with
     /// [`PresenceMessage::Members`] to `reply`.
@@ -193,8 +280,12 @@ pub enum PresenceMessage {
 /// A topic's members on its sequencer.
 #[derive(Debug, Default)]
 struct TopicMembers {
-    /// This node's members, with their connections (every loop's).
+    /// This node's named members, with their connections (every loop's).
     local: HashMap<Arc<str>, u32>,
+    /// This node's connections that are members of their own
+    /// ([`Member::Connection`]), one number each: most subscribers of a
+    /// public topic, kept without a name.
+    connections: HashSet<ConnectionMember>,
     /// The other nodes' members, as last heard.
     remote: HashSet<Arc<str>>,
     /// `remote` is a part of them only (cut by the broker or here).
@@ -214,55 +305,97 @@ impl TopicMembers {
         self.local.contains_key(member) || self.remote.contains(member)
     }
 
+    fn has_local(&self) -> bool {
+        !self.local.is_empty() || !self.connections.is_empty()
+    }
+
     fn is_idle(&self) -> bool {
-        self.local.is_empty() && self.remote.is_empty() && !self.watched && self.waiting.is_empty()
+        !self.has_local() && self.remote.is_empty() && !self.watched && self.waiting.is_empty()
+    }
+
+    /// This node's members' names.
+    fn local_names<'a>(&'a self, node: &'a str) -> impl Iterator<Item = Arc<str>> + 'a {
+        let connections = self
+            .connections
+            .iter()
+            .map(move |&connection| Member::Connection(connection).name(node));
+        self.local.keys().cloned().chain(connections)
     }
 }
 
 /// The member sets of the topics a loop sequences. Sans-IO: the calls say
 /// what changed; [`Presence::receive`] does the posting.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Presence {
     topics: HashMap<Arc<str>, TopicMembers>,
+    /// This node's name, in its connections' member names.
+    node: Arc<str>,
 }
 
 impl Presence {
-    /// Nobody anywhere.
-    pub fn new() -> Presence {
-        Presence::default()
+    /// Nobody anywhere; `node` names this node in its connections' member
+    /// names ([`Member::name`]).
+    pub fn new(node: impl Into<Arc<str>>) -> Presence {
+        Presence {
+            topics: HashMap::new(),
+            node: node.into(),
+        }
     }
 
     /// One more connection of `member` on `topic`, on this node.
-    pub fn join(&mut self, topic: &Arc<str>, member: &Arc<str>) -> Outcome {
+    pub fn join(&mut self, topic: &Arc<str>, member: &Member) -> Outcome {
         let entry = self.topics.entry(topic.clone()).or_default();
-        let was_present = entry.is_present(member);
-        let count = entry.local.entry(member.clone()).or_insert(0);
-        *count = count.saturating_add(1);
-        Outcome {
-            here: *count == 1,
-            changed: !was_present,
+        match member {
+            Member::Named(name) => {
+                let was_present = entry.is_present(name);
+                let count = entry.local.entry(name.clone()).or_insert(0);
+                *count = count.saturating_add(1);
+                Outcome {
+                    here: *count == 1,
+                    changed: !was_present,
+                }
+            }
+            &Member::Connection(connection) => {
+                let new = entry.connections.insert(connection);
+                Outcome {
+                    here: new,
+                    changed: new,
+                }
+            }
         }
     }
 
     /// One connection fewer of `member` on `topic`, on this node (nothing
     /// if it had none).
-    pub fn leave(&mut self, topic: &str, member: &str) -> Outcome {
+    pub fn leave(&mut self, topic: &str, member: &Member) -> Outcome {
         let Some(entry) = self.topics.get_mut(topic) else {
             return Outcome::default();
         };
-        let Some(count) = entry.local.get_mut(member) else {
-            return Outcome::default();
+        let outcome = match member {
+            Member::Named(name) => {
+                let Some(count) = entry.local.get_mut(name) else {
+                    return Outcome::default();
+                };
+                *count = count.saturating_sub(1);
+                let here = *count == 0;
+                if here {
+                    entry.local.remove(name);
+                }
+                let changed = here && !entry.remote.contains(name);
+                Outcome { here, changed }
+            }
+            &Member::Connection(connection) => {
+                let gone = entry.connections.remove(&connection);
+                Outcome {
+                    here: gone,
+                    changed: gone,
+                }
+            }
         };
-        *count = count.saturating_sub(1);
-        let here = *count == 0;
-        if here {
-            entry.local.remove(member);
-        }
-        let changed = here && !entry.remote.contains(member);
         if entry.is_idle() {
             self.topics.remove(topic);
         }
-        Outcome { here, changed }
+        outcome
     }
 
     /// The other nodes' members of `topic` now (at most
@@ -326,18 +459,31 @@ impl Presence {
         let Some(entry) = self.topics.get(topic) else {
             return Members::default();
         };
-        let mut all: Vec<&Arc<str>> = entry.local.keys().collect();
-        all.extend(entry.remote.iter().filter(|m| !entry.local.contains_key(*m)));
+        let mut all: Vec<Arc<str>> = entry.local_names(&self.node).collect();
+        all.extend(
+            entry
+                .remote
+                .iter()
+                .filter(|m| !entry.local.contains_key(*m))
+                .cloned(),
+        );
         all.sort_unstable();
+        // A name given twice (a subject that reads as a connection's name)
+        // is one member.
+        all.dedup();
         Members {
             count: all.len(),
-            members: all.into_iter().take(MAX_LISTED_MEMBERS).cloned().collect(),
+            members: all.into_iter().take(MAX_LISTED_MEMBERS).collect(),
         }
     }
 
-    /// This node's members of `topic`.
-    pub fn local_members(&self, topic: &str) -> impl Iterator<Item = &Arc<str>> + '_ {
-        self.topics.get(topic).into_iter().flat_map(|t| t.local.keys())
+    /// This node's members of `topic`, by name.
+    pub fn local_members<'a>(&'a self, topic: &str) -> impl Iterator<Item = Arc<str>> + 'a {
+        let node = &*self.node;
+        self.topics
+            .get(topic)
+            .into_iter()
+            .flat_map(move |t| t.local_names(node))
     }
 
     /// Members present over all the topics held here (a member of two
@@ -345,13 +491,17 @@ impl Presence {
     pub fn count(&self) -> usize {
         self.topics
             .values()
-            .map(|t| t.local.len() + t.remote.iter().filter(|m| !t.local.contains_key(*m)).count())
+            .map(|t| {
+                t.local.len()
+                    + t.connections.len()
+                    + t.remote.iter().filter(|m| !t.local.contains_key(*m)).count()
+            })
             .sum()
     }
 
     /// On any loop: tells `topic`'s sequencer that a connection of
     /// `member` subscribed (`joined`) or left.
-    pub fn post(cx: &mut dyn Context, topic: &Arc<str>, member: &Arc<str>, joined: bool) {
+    pub fn post(cx: &mut dyn Context, topic: &Arc<str>, member: &Member, joined: bool) {
         let to = sequencer_of(topic, cx.loops());
         let (topic, member) = (topic.clone(), member.clone());
         let message = if joined {
@@ -389,20 +539,20 @@ impl Presence {
             PresenceMessage::Join { topic, member } => {
                 let outcome = self.join(&topic, &member);
                 if outcome.here && shared {
-                    broker.presence(&topic, &member, true, cx);
+                    broker.presence(&topic, &member.name(&self.node), true, cx);
                     self.watch(&topic, broker, cx);
                 }
                 if outcome.changed {
-                    changed(cx, topic, member, true);
+                    changed(cx, topic, member.name(&self.node), true);
                 }
             }
             PresenceMessage::Leave { topic, member } => {
                 let outcome = self.leave(&topic, &member);
                 if outcome.here && shared {
-                    broker.presence(&topic, &member, false, cx);
+                    broker.presence(&topic, &member.name(&self.node), false, cx);
                 }
                 if outcome.changed {
-                    changed(cx, topic, member, false);
+                    changed(cx, topic, member.name(&self.node), false);
                 }
             }
             PresenceMessage::Query { topic, reply } => {
@@ -458,7 +608,7 @@ impl Presence {
             .iter()
             .filter(|(_, t)| {
                 t.watched
-                    && t.local.is_empty()
+                    && !t.has_local()
                     && t.waiting.is_empty()
                     && now.saturating_sub(t.last_query_ms) >= PRESENCE_LINGER_MS
             })
@@ -517,8 +667,8 @@ mod tests {
 
     #[test]
     fn two_connections_of_one_member_join_once_and_leave_with_the_last() {
-        let mut p = Presence::new();
-        let (t, a) = (name("t"), name("alice"));
+        let mut p = Presence::new("n");
+        let (t, a) = (name("t"), Member::from("alice"));
         assert_eq!(
             p.join(&t, &a),
             Outcome {
@@ -529,7 +679,7 @@ mod tests {
         assert_eq!(p.join(&t, &a), Outcome::default());
         assert_eq!(p.list("t").count, 1);
         assert_eq!(p.leave(&t, &a), Outcome::default());
-        assert_eq!(p.list("t").members, std::slice::from_ref(&a));
+        assert_eq!(p.list("t").members, [name("alice")]);
         assert_eq!(
             p.leave(&t, &a),
             Outcome {
@@ -544,21 +694,58 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_members_of_their_own_named_only_when_shown() {
+        let mut p = Presence::new("n1");
+        let t = name("t");
+        let (one, two) = (
+            Member::Connection(ConnectionMember::new(2, 9)),
+            Member::Connection(ConnectionMember::new(0, 10)),
+        );
+        let joined = Outcome {
+            here: true,
+            changed: true,
+        };
+        assert_eq!(p.join(&t, &one), joined);
+        assert_eq!(p.join(&t, &one), Outcome::default(), "one connection joins once");
+        assert_eq!(p.join(&t, &two), joined);
+        p.join(&t, &Member::from("zed"));
+        // A subject that reads as a connection's name is listed once.
+        p.join(&t, &Member::from("conn-n1-2-9"));
+        let list = p.list("t");
+        assert_eq!(
+            list.members,
+            [name("conn-n1-0-10"), name("conn-n1-2-9"), name("zed")]
+        );
+        assert_eq!(list.count, 3);
+        let mut local: Vec<Arc<str>> = p.local_members("t").collect();
+        local.sort();
+        assert_eq!(local.len(), 4);
+        assert_eq!(p.leave("t", &one), joined);
+        assert_eq!(p.leave("t", &one), Outcome::default(), "gone already");
+        assert_eq!(p.count(), 3);
+        // Loop and number survive being one number; numbers count modulo 2^48.
+        let member = ConnectionMember::new(u16::MAX, (1 << 48) + 5);
+        assert_eq!((member.loop_index(), member.number()), (u16::MAX, 5));
+        assert_eq!(ConnectionMember::from_bits(member.to_bits()), member);
+        assert_eq!(&*Member::Connection(member).name("n1"), "conn-n1-65535-5");
+    }
+
+    #[test]
     fn topics_are_apart() {
-        let mut p = Presence::new();
-        let a = name("alice");
+        let mut p = Presence::new("n");
+        let a = Member::from("alice");
         p.join(&name("x"), &a);
         assert!(p.join(&name("y"), &a).changed);
         assert_eq!(p.count(), 2);
-        assert!(p.leave("x", "alice").changed);
+        assert!(p.leave("x", &a).changed);
         assert_eq!(p.list("y").count, 1);
     }
 
     #[test]
     fn members_of_other_nodes_are_merged() {
-        let mut p = Presence::new();
+        let mut p = Presence::new("n");
         let (t, a, b) = (name("t"), name("alice"), name("bob"));
-        p.join(&t, &a);
+        p.join(&t, &Member::from(a.clone()));
         // Alice elsewhere too, and Bob: only Bob joins.
         let changes = p.set_remote(&t, vec![a.clone(), b.clone(), b.clone(), name("bad\n")], false);
         assert_eq!(
@@ -572,7 +759,7 @@ mod tests {
         assert_eq!(p.list("t").members, [a.clone(), b.clone()]);
         // Alice leaves here but is still elsewhere: no leave.
         assert_eq!(
-            p.leave(&t, &a),
+            p.leave(&t, &Member::from(a.clone())),
             Outcome {
                 here: true,
                 changed: false
@@ -587,7 +774,7 @@ mod tests {
 
     #[test]
     fn a_cut_list_of_other_nodes_members_tells_no_joins_or_leaves() {
-        let mut p = Presence::new();
+        let mut p = Presence::new("n");
         let t = name("t");
         let window =
             |from: usize| -> Vec<Arc<str>> { (from..from + 3).map(|i| name(&format!("m{i}"))).collect() };
@@ -615,7 +802,7 @@ mod tests {
 
     #[test]
     fn listing_is_bounded_and_counts_everyone() {
-        let mut p = Presence::new();
+        let mut p = Presence::new("n");
         let t = name("t");
         let remote: Vec<Arc<str>> = (0..MAX_REMOTE_MEMBERS + 5)
             .map(|i| name(&format!("m{i:06}")))

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tether_hub::{Broker, Change, Members, Presence, PresenceMessage, ReplyTo, Transport, is_valid_member};
+use tether_hub::{
+    Broker, Change, ConnectionMember, Member, Members, Presence, PresenceMessage, ReplyTo, Transport,
+    is_valid_member,
+};
 use tether_server::{ConnId, Ctx, Encoded, Message, Response};
 
 use super::broker_view::LoopContext;
@@ -50,34 +53,35 @@ pub(super) struct Roster {
     /// Presence questions waiting for the sequencer, and who asked.
     queries: HashMap<u64, (Asker, Arc<str>)>,
     next_query: u64,
-    /// Names anonymous members apart from other processes' and loops'.
-    node: Arc<str>,
-    index: usize,
+    /// This loop's index, in its connections' members.
+    index: u16,
+    /// The number of this loop's last connection made a member of its own.
     next_member: u64,
 }
 
 impl Roster {
     pub(super) fn new(node: Arc<str>, index: usize) -> Roster {
         Roster {
-            presence: Presence::new(),
+            presence: Presence::new(node),
             watchers: HashMap::new(),
             queries: HashMap::new(),
             next_query: 0,
-            node,
-            index,
+            // Loops are counted in the tens; a server with more than 65 536
+            // would name some loops' connections alike.
+            index: u16::try_from(index).unwrap_or(u16::MAX),
             next_member: 0,
         }
     }
 
     /// The member a subscriber is present as: its subject, if it is a
-    /// valid member name, else a name for the connection,
-    /// `conn-NODE-LOOP-N`.
-    fn member_name(&mut self, subject: Option<&str>) -> Arc<str> {
+    /// valid member name, else its connection (named `conn-NODE-LOOP-N`
+    /// where it is shown).
+    fn member(&mut self, subject: Option<&str>) -> Member {
         if let Some(subject) = subject.filter(|s| is_valid_member(s)) {
-            return Arc::from(subject);
+            return Member::from(subject);
         }
         self.next_member += 1;
-        Arc::from(format!("conn-{}-{}-{}", self.node, self.index, self.next_member))
+        Member::Connection(ConnectionMember::new(self.index, self.next_member))
     }
 
     /// A subscriber joins `topic` (told to its sequencer), and watches it
@@ -89,8 +93,8 @@ impl Roster {
         (conn, transport): (ConnId, Transport),
         subject: Option<&str>,
         watches: bool,
-    ) -> Arc<str> {
-        let member = self.member_name(subject);
+    ) -> Member {
+        let member = self.member(subject);
         Presence::post(&mut LoopContext { ctx }, topic, &member, true);
         if watches {
             self.watchers
@@ -107,7 +111,7 @@ impl Roster {
         ctx: &mut Ctx<'_, HubMessage>,
         topic: &Arc<str>,
         conn: ConnId,
-        member: Option<&Arc<str>>,
+        member: Option<&Member>,
     ) {
         if let Some(member) = member {
             Presence::post(&mut LoopContext { ctx }, topic, member, false);
@@ -211,16 +215,20 @@ mod tests {
 
     #[test]
     fn members_are_subjects_or_named_for_their_connection() {
-        let mut roster = Roster::new(Arc::from("0a1b2c3d"), 2);
-        assert_eq!(&*roster.member_name(Some("alice")), "alice");
-        assert_eq!(&*roster.member_name(None), "conn-0a1b2c3d-2-1");
-        assert_eq!(&*roster.member_name(Some("")), "conn-0a1b2c3d-2-2");
-        assert_eq!(&*roster.member_name(Some("not a member\n")), "conn-0a1b2c3d-2-3");
+        let node = "0a1b2c3d";
+        let mut roster = Roster::new(Arc::from(node), 2);
+        assert_eq!(roster.member(Some("alice")), Member::from("alice"));
+        assert_eq!(&*roster.member(None).name(node), "conn-0a1b2c3d-2-1");
+        assert_eq!(&*roster.member(Some("")).name(node), "conn-0a1b2c3d-2-2");
+        assert_eq!(
+            &*roster.member(Some("not a member\n")).name(node),
+            "conn-0a1b2c3d-2-3"
+        );
     }
 
     #[test]
     fn answers_go_to_the_query_that_asked_once() {
         let mut roster = Roster::new(Arc::from("n"), 0);
-        assert!(roster.answer(0, &Presence::new().list("a")).is_none());
+        assert!(roster.answer(0, &Presence::new("n").list("a")).is_none());
     }
 }

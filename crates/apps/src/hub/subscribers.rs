@@ -3,9 +3,10 @@
 //! resumptions and each event, encoded once and shared.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use tether_hub::{Delivery, Event, EventId, Gap, Resumed, Transport};
+use tether_hub::{ConnectionMember, Delivery, Event, EventId, Gap, Member, Resumed, Transport};
 use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
 
 use super::conn_map::{ConnMap, Slotted};
@@ -34,8 +35,11 @@ pub(super) struct Subscriber {
     /// Shared with the hub's own name of the topic once it is subscribed
     /// (see `HubApp::subscribe`).
     pub(super) topic: Arc<str>,
-    /// Who it is present as (WebSocket and event-stream subscribers).
-    pub(super) member: Option<Arc<str>>,
+    /// The connection it is present as, when it is present as its
+    /// connection (most are), as the number [`ConnectionMember::to_bits`]
+    /// gives; any other member is in its rare part. See
+    /// [`Subscriber::member`].
+    connection_member: Option<NonZeroU64>,
     rare: Option<Box<Rare>>,
     pub(super) transport: Transport,
     /// A WebSocket subscriber may publish to its topic.
@@ -77,6 +81,9 @@ pub(super) struct Rare {
     /// Its place among its subject's connections (WebSocket and event
     /// stream subscribers with a subject): given back when it is dropped.
     pub(super) slot: Option<super::connections::Slot>,
+    /// The member it is present as, when that is not its connection (a
+    /// subject).
+    member: Option<Member>,
 }
 
 /// What a subscriber without its [`Rare`] part reads.
@@ -91,13 +98,14 @@ static NO_RARE: Rare = Rare {
     token_id: None,
     issued_at: None,
     slot: None,
+    member: None,
 };
 
 impl Subscriber {
     pub(super) fn new(topic: Arc<str>, transport: Transport, requested: Option<String>) -> Subscriber {
         let mut subscriber = Subscriber {
             topic,
-            member: None,
+            connection_member: None,
             rare: None,
             transport,
             may_publish: false,
@@ -109,6 +117,26 @@ impl Subscriber {
             subscriber.rare_mut().requested = requested;
         }
         subscriber
+    }
+
+    /// Who it is present as (WebSocket and event-stream subscribers of
+    /// topics that keep presence).
+    pub(super) fn member(&self) -> Option<Member> {
+        match self.connection_member {
+            Some(bits) => Some(Member::Connection(ConnectionMember::from_bits(bits.get()))),
+            None => self.rare().member.clone(),
+        }
+    }
+
+    /// Sets who it is present as: a connection in place, any other member
+    /// in its rare part.
+    pub(super) fn set_member(&mut self, member: Member) {
+        match member {
+            Member::Connection(connection) if let Some(bits) = NonZeroU64::new(connection.to_bits()) => {
+                self.connection_member = Some(bits);
+            }
+            other => self.rare_mut().member = Some(other),
+        }
     }
 
     fn rare(&self) -> &Rare {
@@ -563,13 +591,31 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_is_not_its_connection_is_kept_in_the_rare_part() {
+        let mut named = subscriber(None, None);
+        assert_eq!(named.member(), None);
+        named.set_member(Member::from("ann"));
+        assert_eq!(named.member(), Some(Member::from("ann")));
+        assert!(named.connection_member.is_none() && named.rare.is_some());
+        // The one connection whose number is 0 as bits.
+        let mut zero = subscriber(None, None);
+        let connection = Member::Connection(ConnectionMember::new(0, 0));
+        zero.set_member(connection.clone());
+        assert_eq!(zero.member(), Some(connection));
+    }
+
+    #[test]
     fn a_subscriber_is_small_and_its_rare_part_comes_only_when_used() {
         // The figures behind benches/README's memory breakdown of fan-out.
         let (size, rare) = (std::mem::size_of::<Subscriber>(), std::mem::size_of::<Rare>());
         let slot = std::mem::size_of::<(ConnId, Subscriber)>();
         eprintln!("Subscriber: {size} bytes (a map slot with its id: {slot}); its rare part: {rare} bytes");
-        assert!(size <= 48, "{size}");
+        assert!(size <= 40, "{size}");
         let mut plain = subscriber(None, None);
+        // Present as its connection: kept in place.
+        let connection = Member::Connection(ConnectionMember::new(3, 41));
+        plain.set_member(connection.clone());
+        assert_eq!(plain.member(), Some(connection));
         plain.hold(Holder::default());
         plain.set_warn_at(None);
         plain.settle_in_flight(5);

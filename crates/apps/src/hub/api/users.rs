@@ -309,8 +309,8 @@ mod tests {
             topics,
         };
         let token = gathers.start(1, 2, waiting);
-        let mut presence = Presence::new();
-        presence.join(&Arc::from("b"), &Arc::from("alice"));
+        let mut presence = Presence::new("n");
+        presence.join(&Arc::from("b"), &tether_hub::Member::from("alice"));
         let members = presence.list("b");
         assert!(gathers.counted(token, 1, &members).is_none());
         // The same topic answered twice counts once.
