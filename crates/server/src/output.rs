@@ -205,7 +205,7 @@ impl OutQueue {
     /// queued last if that one has not begun to be written and the two are
     /// small (the join made once per loop turn for every queue that holds
     /// the same two, see [`Joins`]).
-    pub(crate) fn push_broadcast(&mut self, bytes: Arc<[u8]>, pool: &mut Pool) {
+    pub(crate) fn push_broadcast(&mut self, bytes: &Arc<[u8]>, pool: &mut Pool) {
         if bytes.is_empty() {
             return;
         }
@@ -213,12 +213,12 @@ impl OutQueue {
         let started = self.offset > 0 && self.chunks.len() == 1;
         if let (false, Some(Chunk::Shared(last))) = (started, self.chunks.back_mut())
             && last.len() + bytes.len() <= JOIN_LIMIT
-            && let Some(joined) = pool.joins.join(last, &bytes)
+            && let Some(joined) = pool.joins.join(last, bytes)
         {
             *last = joined;
             return;
         }
-        self.chunks.push_back(Chunk::Shared(bytes));
+        self.chunks.push_back(Chunk::Shared(Arc::clone(bytes)));
     }
 
     /// Drops every chunk not yet begun, keeping a partly written front
@@ -568,7 +568,7 @@ mod tests {
         let mut queues: Vec<OutQueue> = (0..3).map(|_| OutQueue::default()).collect();
         for event in &events {
             for q in &mut queues {
-                q.push_broadcast(event.clone(), &mut pool);
+                q.push_broadcast(event, &mut pool);
             }
         }
         let first = match queues[0].chunks.front() {
@@ -607,20 +607,20 @@ mod tests {
             cap: 100,
             budget: 2,
         };
-        q.push_broadcast(Arc::from(&b"first"[..]), &mut pool);
+        q.push_broadcast(&Arc::from(&b"first"[..]), &mut pool);
         assert!(!q.flush(&mut w, &mut pool).unwrap());
         // The front chunk is partly written: the next one stands alone.
-        q.push_broadcast(Arc::from(&b"second"[..]), &mut pool);
+        q.push_broadcast(&Arc::from(&b"second"[..]), &mut pool);
         assert_eq!(q.chunks.len(), 2);
         // Behind an unstarted chunk, they join.
-        q.push_broadcast(Arc::from(&b"third"[..]), &mut pool);
+        q.push_broadcast(&Arc::from(&b"third"[..]), &mut pool);
         assert_eq!(q.chunks.len(), 2);
         // Past the limit, a chunk of its own.
-        q.push_broadcast(Arc::from(vec![b'x'; JOIN_LIMIT]), &mut pool);
+        q.push_broadcast(&Arc::from(vec![b'x'; JOIN_LIMIT]), &mut pool);
         assert_eq!(q.chunks.len(), 3);
         // Behind owned bytes, a chunk of its own too.
         q.write_with(&mut pool, |out| out.extend_from_slice(b"own"));
-        q.push_broadcast(Arc::from(&b"last"[..]), &mut pool);
+        q.push_broadcast(&Arc::from(&b"last"[..]), &mut pool);
         assert_eq!(q.chunks.len(), 5);
         w.budget = usize::MAX;
         w.cap = usize::MAX;
@@ -639,12 +639,12 @@ mod tests {
         let mut two = OutQueue::default();
         // Interleaved topics: one gets a then c, two gets b then c, then
         // one more of each.
-        one.push_broadcast(a.clone(), &mut pool);
-        two.push_broadcast(b.clone(), &mut pool);
-        one.push_broadcast(c.clone(), &mut pool);
-        two.push_broadcast(c.clone(), &mut pool);
-        one.push_broadcast(a, &mut pool);
-        two.push_broadcast(b, &mut pool);
+        one.push_broadcast(&a, &mut pool);
+        two.push_broadcast(&b, &mut pool);
+        one.push_broadcast(&c, &mut pool);
+        two.push_broadcast(&c, &mut pool);
+        one.push_broadcast(&a, &mut pool);
+        two.push_broadcast(&b, &mut pool);
         for (q, expected) in [(&mut one, &b"aca"[..]), (&mut two, &b"bcb"[..])] {
             let mut w = Throttled {
                 written: Vec::new(),
@@ -666,12 +666,12 @@ mod tests {
         // A connection alone, sent many events in one turn: each join is
         // new, until the budget is spent.
         for _ in 0..4 * JOINS_PER_TURN / JOIN_LIMIT {
-            q.push_broadcast(event(), &mut pool);
+            q.push_broadcast(&event(), &mut pool);
         }
         assert!(pool.joins.bytes <= JOINS_PER_TURN);
         let chunks = q.chunks.len();
-        q.push_broadcast(event(), &mut pool);
-        q.push_broadcast(event(), &mut pool);
+        q.push_broadcast(&event(), &mut pool);
+        q.push_broadcast(&event(), &mut pool);
         assert_eq!(q.chunks.len(), chunks + 2, "no more joins this turn");
         pool.end_turn();
         assert_eq!(pool.joins.bytes, 0);
@@ -711,7 +711,7 @@ mod tests {
         assert!(size <= 80, "{size}");
         let mut pool = Pool::default();
         let mut q = pool.queue();
-        q.push_broadcast(Arc::from(&b"one"[..]), &mut pool);
+        q.push_broadcast(&Arc::from(&b"one"[..]), &mut pool);
         assert_eq!((q.chunks.len(), q.chunks.rest.capacity()), (1, 0));
         q.push_shared(Arc::from(&b"two"[..]));
         q.write_with(&mut pool, |out| out.extend_from_slice(b"three"));

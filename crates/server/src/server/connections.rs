@@ -31,7 +31,7 @@ use super::h3::H3Endpoint;
 use super::link::{After, Kind, Link};
 use super::listen::{alpn_is_h2, start_tls};
 use super::sink::{self, Pushed};
-use crate::app::{Action, App, CloseReason, ConnId, Ctx, Queued};
+use crate::app::{Action, App, CloseReason, ConnId, Ctx, Encoded, Queued};
 use crate::loops::Stats;
 use crate::timers::Scheduled;
 use crate::transport::{Stream, TlsSession};
@@ -308,9 +308,13 @@ impl<A: App> Connections<A> {
                     Queued::SendMany(range, encoded) => {
                         let ids = usize::try_from(range.start).unwrap_or(usize::MAX)
                             ..usize::try_from(range.end).unwrap_or(usize::MAX);
+                        // The hot loop of a fan-out: the one `Encoded` lent
+                        // to every target, and the messages counted once.
+                        let mut sent = 0;
                         for &id in batch.targets.get(ids).unwrap_or_default() {
-                            self.apply(Action::Send(id, encoded.clone()), now);
+                            sent += u64::from(self.send(id, &encoded, now));
                         }
+                        Stats::add(&self.env.stats().messages_out, sent);
                     }
                     Queued::One(action) => self.apply(action, now),
                 }
@@ -320,6 +324,38 @@ impl<A: App> Connections<A> {
                 self.env.actions = batch;
             }
         }
+    }
+
+    /// Queues `encoded` for `id` (a WebSocket or an event stream of a TCP
+    /// connection or a QUIC one); whether it was, for the caller to count.
+    fn send(&mut self, id: ConnId, encoded: &Encoded, now: Instant) -> bool {
+        #[cfg(feature = "tls")]
+        if id.is_quic() {
+            if let Some(quic) = self.quic.as_deref_mut() {
+                sink::quic(
+                    quic,
+                    &mut self.app,
+                    &mut self.env,
+                    Action::Send(id, encoded.clone()),
+                    now,
+                );
+            }
+            // Counted where the QUIC connection queues it.
+            return false;
+        }
+        let Some(conn) = live(&mut self.conns, id.connection()) else {
+            return false;
+        };
+        match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
+            Pushed::Nothing => return false,
+            Pushed::Queued => {}
+            Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
+            Pushed::Slow => self.drive(id, |state, c| {
+                sink::cut_loose(state, c, id, now);
+                After::Keep
+            }),
+        }
+        true
     }
 
     /// Applies one action for one connection.
@@ -333,16 +369,8 @@ impl<A: App> Connections<A> {
         }
         match action {
             Action::Send(id, encoded) => {
-                let Some(conn) = live(&mut self.conns, id.connection()) else {
-                    return;
-                };
-                match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
-                    Pushed::Nothing | Pushed::Queued => {}
-                    Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
-                    Pushed::Slow => self.drive(id, |state, c| {
-                        sink::cut_loose(state, c, id, now);
-                        After::Keep
-                    }),
+                if self.send(id, &encoded, now) {
+                    Stats::add(&self.env.stats().messages_out, 1);
                 }
             }
             Action::Close(id, code, reason) => self.drive(id, |state, c| {

@@ -20,18 +20,18 @@ impl Pushee<'_> {
     /// shared compressed twin if it negotiated one), or an event stream's
     /// bytes, which put its next heartbeat off as a heartbeat would.
     #[inline(always)]
-    pub(super) fn bytes(
+    pub(super) fn bytes<'e>(
         self,
-        encoded: Encoded,
+        encoded: &'e Encoded,
         stats: &Stats,
         now: Instant,
         heartbeat: Duration,
-    ) -> Arc<[u8]> {
+    ) -> &'e Arc<[u8]> {
         match self {
-            Pushee::WebSocket(session) => session.frame_of(&encoded, stats),
+            Pushee::WebSocket(session) => session.frame_of(encoded, stats),
             Pushee::EventStream(heartbeat_at) => {
                 *heartbeat_at = now + heartbeat;
-                encoded.bytes
+                &encoded.bytes
             }
         }
     }

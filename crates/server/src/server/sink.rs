@@ -26,7 +26,6 @@ use super::h3::H3Endpoint;
 #[cfg(feature = "tls")]
 use crate::app::Action;
 use crate::app::{App, CloseReason, ConnId, Encoded, Response, Route};
-use crate::loops::Stats;
 use crate::transport::{Stream, TlsSession};
 
 /// The carrier an id names.
@@ -77,7 +76,7 @@ pub(super) fn push<P>(
     tls: &mut [Option<Box<TlsSession>>],
     env: &mut LoopEnv<P>,
     id: ConnId,
-    encoded: Encoded,
+    encoded: &Encoded,
     now: Instant,
 ) -> Pushed {
     if conn.link.closing {
@@ -110,7 +109,7 @@ pub(super) fn push<P>(
                 return Pushed::Nothing;
             };
             let bytes = pushee.bytes(encoded, stats, now, heartbeat);
-            if let Some(gone) = h2.push_shared(stream, bytes, link.queue(pool), pool) {
+            if let Some(gone) = h2.push_shared(stream, bytes.clone(), link.queue(pool), pool) {
                 gone.count_gone(stats);
             }
             // A client that does not open the stream's window while the
@@ -120,7 +119,6 @@ pub(super) fn push<P>(
         _ => return Pushed::Nothing,
     };
     let out = link.queue(pool);
-    Stats::add(&stats.messages_out, 1);
     if out.len() > max_output {
         // Output is written only once per loop turn, so a burst of
         // broadcasts can queue more than the limit for a peer that reads

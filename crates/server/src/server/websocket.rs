@@ -151,12 +151,12 @@ impl Session {
 
     /// What this session is sent of `encoded`: the shared compressed twin
     /// when it takes it (counted in `stats`), else the plain frame.
-    pub(super) fn frame_of(&self, encoded: &crate::app::Encoded, stats: &Stats) -> Arc<[u8]> {
+    pub(super) fn frame_of<'e>(&self, encoded: &'e crate::app::Encoded, stats: &Stats) -> &'e Arc<[u8]> {
         let (bytes, deflated) = encoded.for_session(self.deflate_window);
         if deflated {
             Stats::add(&stats.deflated_out, 1);
         }
-        bytes.clone()
+        bytes
     }
 
     /// Whether the close handshake is over (or the session failed).

@@ -113,8 +113,8 @@ impl H3Endpoint {
             Some(Kind::WebTransport(wt)) if wt.ws.ws.can_send() => {
                 // The session negotiated no compression: the plain frame,
                 // whose payload is the message.
-                let frame = Pushee::WebSocket(&wt.ws).bytes(encoded, stats, now, heartbeat);
-                let Some(message) = frame_payload(&frame) else {
+                let frame = Pushee::WebSocket(&wt.ws).bytes(&encoded, stats, now, heartbeat);
+                let Some(message) = frame_payload(frame) else {
                     return false;
                 };
                 let Some(slow) = self.wt_push(conn, stream_id, message, env.config.max_output, now) else {
@@ -125,8 +125,8 @@ impl H3Endpoint {
             }
             _ => return false,
         };
-        let bytes = pushee.bytes(encoded, stats, now, heartbeat);
-        if self.server.send_data(now, conn, stream_id, &bytes).is_err() {
+        let bytes = pushee.bytes(&encoded, stats, now, heartbeat);
+        if self.server.send_data(now, conn, stream_id, bytes).is_err() {
             return false;
         }
         Stats::add(&stats.messages_out, 1);
