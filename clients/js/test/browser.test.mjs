@@ -111,11 +111,24 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>tether-client test</ti
 <script type="module">
 import { Tether } from "/__test/tether-client.js";
 window.recs = {};
+// Every WebSocket the clients open, with what it was sent back and how it
+// closed: for failure messages (a clean close is not an error the client
+// reports).
+window.sockets = [];
+class RecordedWebSocket extends WebSocket {
+  constructor(url) {
+    super(url);
+    const log = { path: new URL(url).pathname, got: [], closed: null };
+    window.sockets.push(log);
+    this.addEventListener("message", (m) => { if (log.got.length < 20) log.got.push(String(m.data).slice(0, 160)); });
+    this.addEventListener("close", (c) => { log.closed = c.code + " " + c.reason; });
+  }
+}
 // Subscribes, recording everything the subscription reports under \`name\`.
 window.sub = (name, topic, { transports, ttl, since, maxFailures } = {}) => {
   const rec = { events: [], gaps: [], states: [], errors: [], tokens: 0 };
   const getToken = ttl ? async () => { rec.tokens += 1; return (await fetch("/__test/token?ttl=" + ttl)).text(); } : undefined;
-  rec.client = new Tether(location.origin, { transports, getToken, maxFailures, backoff: { initial: 200, max: 2000 } });
+  rec.client = new Tether(location.origin, { transports, getToken, maxFailures, backoff: { initial: 200, max: 2000 }, WebSocket: RecordedWebSocket });
   rec.sub = rec.client.subscribe(topic, {
     since,
     onEvent: (e) => rec.events.push(e.id + " " + e.data),
@@ -129,6 +142,7 @@ window.look = (name) => {
   const r = recs[name];
   return { events: r.events, gaps: r.gaps, states: r.states, errors: r.errors, tokens: r.tokens, state: r.sub.state, transport: r.sub.transport };
 };
+window.socketsOf = (topic) => window.sockets.filter((s) => s.path.endsWith("/topics/" + topic + "/ws"));
 window.ready = true;
 </script>`;
 
@@ -321,7 +335,10 @@ for (const transport of ['ws', 'sse', 'poll']) {
     const posts = seen.filter((s) => s === `POST /topics/${topic}`).length;
     const r = await look(transport);
     assert.equal(posts, transport === 'ws' ? 0 : 5,
-      JSON.stringify({ seen, states: r.states, errors: r.errors, console: consoleLines.slice(-10), server: server.log.slice(-2000) }));
+      JSON.stringify({
+        seen, states: r.states, errors: r.errors, sockets: await page.evaluate((t) => window.socketsOf(t), topic),
+        console: consoleLines.slice(-10), server: server.log.slice(-2000),
+      }));
     if (transport === 'sse') assert.ok(seen.includes('POST /tickets'), 'a ticket for the event stream');
     assert.deepEqual(r.errors, []);
     await page.evaluate((n) => window.recs[n].client.close(), transport);
