@@ -7,8 +7,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -84,12 +86,22 @@ pub fn stop(child: &mut Option<Child>) {
     }
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and not handed out before in this
+/// process: the kernel may give a released port again at once, and the
+/// tests of one binary run at once, each starting servers on the ports it
+/// was given (two clusters given one port each took the other's node for
+/// its own).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if GIVEN.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Waits (a hang guard, not a timing check) until `ready()` holds.

@@ -103,6 +103,17 @@ impl RedisCluster {
                 node_client(node.port).is_some()
             });
         }
+        // Each answering port is its own node's: one that exited (its port
+        // or its bus port taken by another process since it was chosen)
+        // would leave the port to whoever holds it.
+        for node in &mut cluster.nodes {
+            let exited = node.child.as_mut().map(|c| c.try_wait());
+            assert!(
+                matches!(exited, Some(Ok(None))),
+                "redis-server on {} exited at start ({exited:?}): a port it was given was taken",
+                node.port
+            );
+        }
         let status = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
