@@ -180,10 +180,6 @@ impl Event {
             }
             cost
         })?;
-        let header = FrameHeader::new(true, OpCode::Text, data.len() as u64).to_bytes();
-        let mut raw = Vec::with_capacity(header.len() + data.len());
-        raw.extend_from_slice(&header);
-        raw.extend_from_slice(data.as_bytes());
         let event_type = (event_type != DEFAULT_EVENT_TYPE).then(|| event_type.into());
         let key = key.map(Box::from);
         let rare = (event_type.is_some() || key.is_some()).then(|| {
@@ -196,7 +192,7 @@ impl Event {
         Ok(Arc::new(Event {
             topic,
             id,
-            raw: raw.into(),
+            raw: text_frame(data.as_bytes()),
             cost,
             rare,
             forms: OnceLock::new(),
@@ -281,11 +277,7 @@ impl Event {
                 &mut json,
                 (&self.topic, self.id, self.event_type(), self.data(), self.key()),
             );
-            let header = FrameHeader::new(true, OpCode::Text, json.len() as u64).to_bytes();
-            let mut frame = Vec::with_capacity(header.len() + json.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(json.as_bytes());
-            frame.into()
+            text_frame(json.as_bytes())
         })
     }
 
@@ -381,6 +373,15 @@ thread_local! {
     /// Where an event's JSON object and event-stream event are written
     /// to be measured.
     static SCRATCH: RefCell<(String, Vec<u8>)> = const { RefCell::new((String::new(), Vec::new())) };
+}
+
+/// `payload` as one unmasked text frame.
+fn text_frame(payload: &[u8]) -> Arc<[u8]> {
+    let header = FrameHeader::new(true, OpCode::Text, payload.len() as u64).to_bytes();
+    let mut frame = Vec::with_capacity(header.len() + payload.len());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(payload);
+    frame.into()
 }
 
 /// The length of a text frame of `payload` bytes, its header included.

@@ -106,14 +106,14 @@ pub struct ConnectionMember(u64);
 /// The bits of [`ConnectionMember::number`] (a loop that numbered 2^48
 /// connections would begin again).
 const CONNECTION_NUMBER_BITS: u32 = 48;
+const CONNECTION_NUMBER_MASK: u64 = (1 << CONNECTION_NUMBER_BITS) - 1;
 
 impl ConnectionMember {
     /// Connection `number` of event loop `loop_index` (numbers are told
     /// apart below 2^48).
     pub fn new(loop_index: u16, number: u64) -> ConnectionMember {
         ConnectionMember(
-            (u64::from(loop_index) << CONNECTION_NUMBER_BITS)
-                | (number & ((1 << CONNECTION_NUMBER_BITS) - 1)),
+            (u64::from(loop_index) << CONNECTION_NUMBER_BITS) | (number & CONNECTION_NUMBER_MASK),
         )
     }
 
@@ -124,7 +124,7 @@ impl ConnectionMember {
 
     /// The connection's number on its loop.
     pub fn number(self) -> u64 {
-        self.0 & ((1 << CONNECTION_NUMBER_BITS) - 1)
+        self.0 & CONNECTION_NUMBER_MASK
     }
 
     /// Loop and number as one number (0 only for connection 0 of loop 0),
@@ -536,25 +536,8 @@ impl Presence {
     ) -> Option<PresenceMessage> {
         let shared = broker.shares_presence();
         match message {
-            PresenceMessage::Join { topic, member } => {
-                let outcome = self.join(&topic, &member);
-                if outcome.here && shared {
-                    broker.presence(&topic, &member.name(&self.node), true, cx);
-                    self.watch(&topic, broker, cx);
-                }
-                if outcome.changed {
-                    changed(cx, topic, member.name(&self.node), true);
-                }
-            }
-            PresenceMessage::Leave { topic, member } => {
-                let outcome = self.leave(&topic, &member);
-                if outcome.here && shared {
-                    broker.presence(&topic, &member.name(&self.node), false, cx);
-                }
-                if outcome.changed {
-                    changed(cx, topic, member.name(&self.node), false);
-                }
-            }
+            PresenceMessage::Join { topic, member } => self.told(topic, &member, true, broker, cx),
+            PresenceMessage::Leave { topic, member } => self.told(topic, &member, false, broker, cx),
             PresenceMessage::Query { topic, reply } => {
                 if shared {
                     let now = cx.unix_ms();
@@ -617,6 +600,39 @@ impl Presence {
         for topic in stale {
             broker.watch_presence(&topic, false, cx);
             self.topics.remove(&topic);
+        }
+    }
+
+    /// A connection of `member` joined `topic` or left it: kept, the
+    /// broker told if it shares presence and this was the member's first or
+    /// last connection here, every loop told if the member arrived or left
+    /// (the member's name made once, if either needs it).
+    fn told(
+        &mut self,
+        topic: Arc<str>,
+        member: &Member,
+        joined: bool,
+        broker: &mut dyn Broker,
+        cx: &mut dyn Context,
+    ) {
+        let outcome = if joined {
+            self.join(&topic, member)
+        } else {
+            self.leave(&topic, member)
+        };
+        let tell_broker = outcome.here && broker.shares_presence();
+        if !tell_broker && !outcome.changed {
+            return;
+        }
+        let name = member.name(&self.node);
+        if tell_broker {
+            broker.presence(&topic, &name, joined, cx);
+            if joined {
+                self.watch(&topic, broker, cx);
+            }
+        }
+        if outcome.changed {
+            changed(cx, topic, name, joined);
         }
     }
 
