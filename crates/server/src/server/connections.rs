@@ -252,10 +252,12 @@ impl<A: App> Connections<A> {
                     debug!("read error: {e}");
                     if e.kind() == io::ErrorKind::InvalidData {
                         // TLS refused what the peer sent (not TLS at all,
-                        // say); rustls has sent its alert.
+                        // say), and said so in an alert.
                         Stats::add(&self.env.stats().tls_errors, 1);
+                        self.drain_after_alert(id, now);
+                    } else {
+                        self.remove(id, CloseReason::Dropped);
                     }
-                    self.remove(id, CloseReason::Dropped);
                     self.apply_actions(now);
                     break;
                 }
@@ -504,6 +506,43 @@ impl<A: App> Connections<A> {
         self.reschedule(id);
     }
 
+    /// The peer broke TLS and was sent the alert that says so: the
+    /// application is told the session ended, what was queued for it is
+    /// dropped, our side is shut down after the alert, and what the peer
+    /// still sends is read and dropped until it closes or the linger time
+    /// ends. Closing at once, with its input unread, would reset the
+    /// connection, and a peer still writing would often never read the
+    /// alert.
+    fn drain_after_alert(&mut self, id: ConnId, now: Instant) {
+        let linger = self.env.config.linger;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if conn.peer_closed {
+            self.remove(id, CloseReason::Dropped);
+            return;
+        }
+        let ended = mem::replace(
+            &mut conn.state,
+            State::Draining {
+                deadline: now + linger,
+            },
+        );
+        let closing = mem::replace(&mut conn.link.closing, false);
+        if let Some(out) = conn.link.out.take() {
+            self.env.pool.give_back_queue(out);
+        }
+        self.notify_ended(ended, id, CloseReason::Dropped, closing, now);
+        if let Some((conn, tls)) = self.conn_and_tls(id) {
+            Stream {
+                socket: &mut conn.socket,
+                tls,
+            }
+            .shutdown_write();
+        }
+        self.reschedule(id);
+    }
+
     #[inline]
     pub(super) fn reschedule(&mut self, id: ConnId) {
         let Some(conn) = live(&mut self.conns, id) else {
@@ -550,10 +589,7 @@ impl<A: App> Connections<A> {
         if let Some(out) = conn.link.out.take() {
             self.env.pool.give_back_queue(out);
         }
-        let now = Instant::now();
-        let closing = conn.link.closing;
-        let (app, mut ctx) = self.detached(now);
-        let stats = &ctx.peers.own().stats;
+        let stats = &self.env.peers.own().stats;
         Stats::sub(
             match conn.link.kind {
                 Kind::Http => &stats.open_http,
@@ -563,17 +599,22 @@ impl<A: App> Connections<A> {
             },
             1,
         );
-        let peers = ctx.peers;
-        guarded(&peers.own().stats, "the end of a connection", || {
-            match conn.state {
-                State::H1(h1) => h1.notify_removed(app, &mut ctx, id, reason, closing),
-                State::H2(session) => session.notify_removed(app, &mut ctx, id, reason),
-                State::Draining { .. } => {}
-            }
-        });
+        self.notify_ended(conn.state, id, reason, conn.link.closing, Instant::now());
         let _ = self.registry.deregister(&mut conn.socket);
         // A descriptor is freed (when `conn` goes out of scope).
         self.freed = true;
+    }
+
+    /// Tells the application that the sessions of a connection's `state`
+    /// ended (nothing for one that drains: it was told before).
+    fn notify_ended(&mut self, state: State, id: ConnId, reason: CloseReason, closing: bool, now: Instant) {
+        let (app, mut ctx) = self.detached(now);
+        let peers = ctx.peers;
+        guarded(&peers.own().stats, "the end of a connection", || match state {
+            State::H1(h1) => h1.notify_removed(app, &mut ctx, id, reason, closing),
+            State::H2(session) => session.notify_removed(app, &mut ctx, id, reason),
+            State::Draining { .. } => {}
+        });
     }
 
     pub(super) fn conn_ids(&self) -> Vec<ConnId> {
