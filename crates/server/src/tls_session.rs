@@ -798,28 +798,16 @@ impl TlsSession {
     /// rustls refused what the peer sent: encodes the alert it queued,
     /// sends it as far as the socket takes it, and ends the session.
     /// `given` is what rustls was given last, less what it discarded.
+    ///
+    /// One step of rustls gives the alert: it hands out what it queued
+    /// before it reads on, and reading on would meet the refused record
+    /// again (rustls does not keep the error of a record it could not
+    /// take apart), refuse it again and queue a second alert.
     fn fail_with_rustls_alert<S: Write>(&mut self, socket: &mut S, given: &mut [u8]) {
-        let mut done = 0;
-        for _ in 0..RUSTLS_STEPS {
-            let Engine::Rustls(conn) = &mut self.engine else {
-                break;
-            };
-            let UnbufferedStatus { discard, state } =
-                conn.process_tls_records(given.get_mut(done..).unwrap_or_default());
-            let more = match state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_ok()
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => {
-                    transmit.done();
-                    true
-                }
-                _ => false,
-            };
-            done += discard;
-            if !more {
-                break;
-            }
+        if let Engine::Rustls(conn) = &mut self.engine
+            && let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.process_tls_records(given).state
+        {
+            let _ = encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out));
         }
         self.engine = Engine::Failed;
         self.sent_close = true;
