@@ -45,6 +45,9 @@ mod signals;
 mod sink;
 mod websocket;
 
+#[cfg(test)]
+mod fault_tests;
+
 use accept::{Entry, Listeners};
 use connections::Connections;
 use env::LoopEnv;
@@ -263,6 +266,7 @@ impl<A: App> Server<A> {
 
     /// Runs the loop until a graceful shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
+        guard::install_hook();
         let result = self.serve();
         #[cfg(feature = "tls")]
         self.conns.quic_close(Instant::now());
