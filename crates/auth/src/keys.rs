@@ -186,6 +186,24 @@ fn is_p256_point(point: &[u8]) -> bool {
     point.len() == 65 && point.first() == Some(&4)
 }
 
+/// The HMAC secret a secret file's `contents` hold, as
+/// [`Keys::from_secret`] takes it: the bytes, less one line ending at the
+/// end (`\n` or `\r\n`). An issuer signing with the same file must take
+/// the same bytes: signed with the line ending, its tokens would never
+/// verify.
+///
+/// ```
+/// assert_eq!(tether_auth::secret_of_file(b"abc\n"), b"abc");
+/// assert_eq!(tether_auth::secret_of_file(b"abc\r\n"), b"abc");
+/// assert_eq!(tether_auth::secret_of_file(b"abc \n\n"), b"abc \n");
+/// ```
+pub fn secret_of_file(contents: &[u8]) -> &[u8] {
+    contents
+        .strip_suffix(b"\r\n")
+        .or_else(|| contents.strip_suffix(b"\n"))
+        .unwrap_or(contents)
+}
+
 /// A key file, by kind (see [`Keys::from_files`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyFile {
@@ -232,11 +250,7 @@ impl Keys {
     ///
     /// [`Error::ShortSecret`] for less than [`MIN_SECRET_LEN`] bytes.
     pub fn from_secret(contents: &[u8]) -> Result<Keys, Error> {
-        let secret = contents
-            .strip_suffix(b"\r\n")
-            .or_else(|| contents.strip_suffix(b"\n"))
-            .unwrap_or(contents);
-        Keys::new(vec![Key::hmac(secret)?])
+        Keys::new(vec![Key::hmac(secret_of_file(contents))?])
     }
 
     /// One key from the contents of a PEM public key file ([`Key::from_pem`]).
@@ -287,12 +301,14 @@ impl Keys {
         Keys::new(keys)
     }
 
-    /// The keys of several files together (see [`KeyFile`]), read at most
-    /// [`MAX_KEY_FILE_LEN`] bytes each.
+    /// The keys of several files together (see [`KeyFile`]), each read
+    /// only if it is a regular file, and at most [`MAX_KEY_FILE_LEN`]
+    /// bytes of it.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] for a file that cannot be read, and those of
+    /// [`Error::InvalidKey`] for a file that cannot be read, is not a
+    /// regular file (a device, a FIFO, a directory) or is larger, and those of
     /// [`Keys::from_secret`], [`Keys::from_pem`] and [`Keys::from_jwks`].
     pub fn from_files(files: &[KeyFile]) -> Result<Keys, Error> {
         let mut keys = Vec::new();
@@ -315,7 +331,16 @@ impl Keys {
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let err = |e: std::io::Error| Error::InvalidKey(format!("{}: {e}", path.display()));
+    // Looked at before it is opened (opening a FIFO waits for a writer),
+    // and again once open.
+    let not_regular = || Error::InvalidKey(format!("{}: not a regular file", path.display()));
+    if !std::fs::metadata(path).map_err(err)?.is_file() {
+        return Err(not_regular());
+    }
     let file = std::fs::File::open(path).map_err(err)?;
+    if !file.metadata().map_err(err)?.is_file() {
+        return Err(not_regular());
+    }
     let mut contents = Vec::new();
     file.take(MAX_KEY_FILE_LEN as u64 + 1)
         .read_to_end(&mut contents)
@@ -535,6 +560,19 @@ mod tests {
         }
         let huge = vec![b' '; MAX_KEY_FILE_LEN + 1];
         assert!(Keys::from_jwks(&huge).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        for path in ["/dev/zero", "/"] {
+            let err = Keys::from_files(&[KeyFile::Secret(PathBuf::from(path))]).unwrap_err();
+            assert_eq!(
+                err,
+                Error::InvalidKey(format!("{path}: not a regular file")),
+                "{path}"
+            );
+        }
     }
 
     #[test]

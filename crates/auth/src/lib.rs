@@ -134,7 +134,7 @@ mod verify;
 
 pub use error::Error;
 pub use extract::{QUERY_PARAMETER, bearer_token, cookie_token, is_token_syntax, query_token, ws_auth_token};
-pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, MIN_SECRET_LEN};
+pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, MIN_SECRET_LEN, secret_of_file};
 pub use mint::NewToken;
 pub use pattern::{Private, TopicPattern};
 pub use rights::{MAX_PATTERNS, MAX_SUBJECT_LEN, Rights, TetherClaim};
