@@ -130,7 +130,9 @@ impl fmt::Display for Problem {
 /// Why a file gives no arguments.
 #[derive(Debug)]
 pub(crate) enum FileError {
-    /// Not read, or not TOML: the message (with its line, for TOML).
+    /// Not read: the message, which names the file.
+    Read(String),
+    /// Not TOML: the message, with its line.
     File(String),
     /// Entries that are not options or do not fit them.
     Entries(Vec<Problem>),
@@ -142,6 +144,7 @@ impl FileError {
     pub(crate) fn describe(&self, path: &Path) -> String {
         let file = path.display();
         match self {
+            FileError::Read(message) => message.clone(),
             FileError::File(message) => format!("{file}: {message}"),
             FileError::Entries(problems) => {
                 let lines: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
@@ -160,10 +163,12 @@ pub(crate) struct Entry {
     pub(crate) args: Vec<OsString>,
 }
 
-/// Reads the file at `path` and turns it into arguments of `cmd` (see
-/// [`arguments`]).
+/// Reads the file at `path` (a regular file of at most
+/// [`MAX_CONFIG_FILE`](crate::files::MAX_CONFIG_FILE) bytes) and turns it
+/// into arguments of `cmd` (see [`arguments`]).
 pub(crate) fn read(cmd: &Command, path: &Path, reserved: &[&str]) -> Result<Vec<Entry>, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FileError::File(format!("cannot read it: {e}")))?;
+    let text = crate::files::read_text(path, crate::files::MAX_CONFIG_FILE, "a configuration file")
+        .map_err(FileError::Read)?;
     arguments(cmd, &text, reserved)
 }
 

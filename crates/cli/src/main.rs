@@ -22,6 +22,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod config;
+mod files;
+mod genconfig;
+mod gentoken;
 mod logger;
 mod namespace;
 mod reload;
@@ -47,6 +50,11 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Write a commented configuration file with fresh random secrets.
+    Genconfig(genconfig::Args),
+    /// Sign a JSON Web Token with the server's HMAC secret (from --config,
+    /// --jwt-secret-file or TETHER_JWT_SECRET_FILE), and print it.
+    Gentoken(gentoken::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +74,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args, None),
         Command::SseDecode(args) => sse_decode::run(&args),
         Command::CheckConfig { file } => serve::check_config(&file),
+        Command::Genconfig(args) => genconfig::run(&args),
+        Command::Gentoken(args) => gentoken::run(&args),
     }
 }

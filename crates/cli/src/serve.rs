@@ -83,12 +83,12 @@ pub(crate) struct Args {
     app: AppChoice,
     /// Event loops, one thread each, sharing the port (SO_REUSEPORT)
     /// [default: the number of CPUs].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 1024))]
     threads: Option<usize>,
     /// Most connections at once per event loop; more get 503. Default: the
     /// open-file limit (raised to its hard limit) less a small reserve,
     /// shared among the loops.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 10_000_000))]
     max_connections: Option<usize>,
     /// Seconds the process may stay out of descriptors before clients
     /// waiting to be accepted get 503 with Retry-After (until then, accept
@@ -96,22 +96,22 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 1.0)]
     accept_patience: f64,
     /// Largest WebSocket frame payload, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = whole::<u64>(1, GIB))]
     max_frame_size: u64,
     /// Largest WebSocket message, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = whole::<usize>(1, GIB))]
     max_message_size: usize,
     /// Most frames in one WebSocket message.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = whole::<u32>(1, 10_000_000))]
     max_fragments: u32,
     /// Output queued per connection before the slow-consumer policy applies, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(KIB, GIB))]
     max_output: usize,
     /// Largest request head, in bytes (larger gets 431).
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = whole::<usize>(KIB, MIB))]
     max_request_head: usize,
     /// Largest request body an application route accepts, in bytes (larger gets 413).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(1, GIB))]
     max_request_body: usize,
     /// Seconds a new connection has to send its request head.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 10.0)]
@@ -241,23 +241,72 @@ fn load_tls(args: &Args, config: &mut Config) -> Result<&'static str, String> {
     let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
         return Ok("http");
     };
-    let reloadable = tether_server::tls::ReloadableCert::from_files(cert, key).map_err(|e| e.to_string())?;
+    let (cert_pem, key_pem) = read_tls_files(cert, key)?;
+    let reloadable = tether_server::tls::ReloadableCert::from_pem(&cert_pem, &key_pem)
+        .map_err(|e| tls_pair_error(cert, key, &e))?;
     config.tls = Some(reloadable.server_config());
-    reload_on_sighup(reloadable).map_err(|e| format!("SIGHUP: {e}"))?;
+    reload_on_sighup(reloadable, cert.clone(), key.clone()).map_err(|e| format!("SIGHUP: {e}"))?;
     Ok("https")
+}
+
+/// The contents of `--tls-cert` and `--tls-key`: regular files of at
+/// most [`MAX_PEM_FILE`](crate::files::MAX_PEM_FILE) bytes each.
+#[cfg(feature = "tls")]
+fn read_tls_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    use crate::files::{MAX_PEM_FILE, read};
+    let cert_pem = read(cert, MAX_PEM_FILE, "a certificate file").map_err(|e| format!("--tls-cert {e}"))?;
+    let key_pem = read(key, MAX_PEM_FILE, "a private key file").map_err(|e| format!("--tls-key {e}"))?;
+    Ok((cert_pem, key_pem))
+}
+
+/// Why the certificate and key do not make a pair, naming both files.
+#[cfg(feature = "tls")]
+fn tls_pair_error(cert: &Path, key: &Path, e: &std::io::Error) -> String {
+    format!(
+        "--tls-cert {} and --tls-key {}: {e}",
+        cert.display(),
+        key.display()
+    )
+}
+
+/// What a start would check of `--tls-cert` and `--tls-key`: both read,
+/// parse, and the key is the certificate's.
+#[cfg(feature = "tls")]
+fn check_tls_files(args: &Args) -> Result<(), String> {
+    let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+        return Ok(());
+    };
+    let (cert_pem, key_pem) = read_tls_files(cert, key)?;
+    tether_server::tls::ReloadableCert::from_pem(&cert_pem, &key_pem)
+        .map(drop)
+        .map_err(|e| tls_pair_error(cert, key, &e))
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_tls_files(_: &Args) -> Result<(), String> {
+    Ok(())
 }
 
 /// Reads the certificate and key again on each SIGHUP: handshakes from
 /// then on use the new pair; established connections keep theirs. A pair
 /// that cannot be loaded is logged and the current one stays.
 #[cfg(feature = "tls")]
-fn reload_on_sighup(reloadable: std::sync::Arc<tether_server::tls::ReloadableCert>) -> std::io::Result<()> {
+fn reload_on_sighup(
+    reloadable: std::sync::Arc<tether_server::tls::ReloadableCert>,
+    cert: PathBuf,
+    key: PathBuf,
+) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     std::thread::Builder::new()
         .name("tether-tls-reload".into())
         .spawn(move || {
             for _ in signals.forever() {
-                match reloadable.reload() {
+                let replaced = read_tls_files(&cert, &key).and_then(|(cert_pem, key_pem)| {
+                    reloadable
+                        .replace_pem(&cert_pem, &key_pem)
+                        .map_err(|e| tls_pair_error(&cert, &key, &e))
+                });
+                match replaced {
                     Ok(()) => log::info!("TLS: certificate and key reloaded"),
                     Err(e) => log::warn!("TLS: reload failed, the current certificate stays: {e}"),
                 }
@@ -319,17 +368,17 @@ pub(crate) struct HubArgs {
     #[arg(long = "ws-publish", value_name = "PATTERN")]
     ws_publish: Vec<String>,
     /// Events each topic keeps for Last-Event-ID replay.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = whole::<usize>(0, 10_000_000))]
     backlog_events: usize,
     /// Bytes each topic keeps for replay (both encodings of each event);
     /// keep it under --max-output.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(0, GIB))]
     backlog_bytes: usize,
     /// Largest event a publisher may send, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = whole::<usize>(1, GIB))]
     max_event_size: usize,
     /// Most topics with events at once.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = whole::<usize>(1, 100_000_000))]
     max_topics: usize,
     /// Seconds without a publish after which a topic is forgotten (0: never).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 3600.0)]
@@ -362,7 +411,7 @@ pub(crate) struct HubArgs {
     /// last heard, about every half second); 0: no limit. Over it, an
     /// upgrade or a stream is answered 429 with Retry-After, a WebSocket
     /// that authenticates with its first message closed with 1008.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = whole::<usize>(0, 10_000_000))]
     max_connections_per_subject: usize,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
@@ -468,12 +517,13 @@ pub(crate) struct HookArgs {
     hook_forward_cookies: Vec<String>,
     /// Threads asking the backend, each with its own keep-alive
     /// connection to each hook's host (1 to 1024).
-    #[arg(long, value_name = "N", default_value_t = tether_hooks::DEFAULT_WORKERS)]
+    #[arg(long, value_name = "N", default_value_t = tether_hooks::DEFAULT_WORKERS,
+          value_parser = whole::<usize>(1, 1024))]
     hook_workers: usize,
     /// Most questions outstanding from each event loop; more are answered
     /// 503 at once.
     #[arg(long, value_name = "N", default_value_t = tether_apps::DEFAULT_PER_LOOP,
-          value_parser = clap::value_parser!(usize))]
+          value_parser = whole::<usize>(1, 1_000_000))]
     hook_queue: usize,
 }
 
@@ -595,8 +645,9 @@ impl HookArgs {
 #[command(next_help_heading = "Identities (JSON Web Tokens, --app demo and --app hub)")]
 pub(crate) struct AuthArgs {
     /// Verify HS256 tokens with the secret in this file (at least 32
-    /// bytes; one final newline is not part of it). SIGHUP reads every key
-    /// file again.
+    /// bytes; one final line ending, \n or \r\n, is not part of it, and
+    /// is warned about at start: an issuer must sign with the bytes before
+    /// it). SIGHUP reads every key file again.
     #[arg(long, value_name = "FILE")]
     jwt_secret_file: Option<PathBuf>,
     /// Verify RS256, ES256 or EdDSA tokens with this PEM public key.
@@ -668,7 +719,13 @@ impl AuthArgs {
         }
         let keys = match demo_keys {
             Some(keys) if files.is_empty() => keys,
-            _ => load_keys(&files)?,
+            _ => {
+                let (keys, warnings) = load_keys(&files)?;
+                for warning in warnings {
+                    log::warn!("{warning}");
+                }
+                keys
+            }
         };
         let mut auth = HubAuth::new(keys);
         auth.validation = Validation::new()
@@ -718,18 +775,60 @@ fn is_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Reads the key files into one set; an error names the option whose file
-/// failed.
-fn load_keys(files: &[(&'static str, KeyFile)]) -> Result<Keys, String> {
+/// Reads the key files (each a regular file of at most
+/// [`MAX_KEY_FILE`](crate::files::MAX_KEY_FILE) bytes) into one set; an
+/// error names the option whose file failed. With the set, warnings about
+/// the files (a secret file's line ending).
+fn load_keys(files: &[(&'static str, KeyFile)]) -> Result<(Keys, Vec<String>), String> {
+    let mut keys = Vec::new();
+    let mut warnings = Vec::new();
     for (flag, file) in files {
-        let path = match file {
-            KeyFile::Secret(path) | KeyFile::Pem(path) | KeyFile::Jwks(path) => path,
+        let (path, what) = match file {
+            KeyFile::Secret(path) => (path, "a secret file"),
+            KeyFile::Pem(path) => (path, "a public key file"),
+            KeyFile::Jwks(path) => (path, "a JSON Web Key Set file"),
         };
-        Keys::from_files(std::slice::from_ref(file))
-            .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        let contents =
+            crate::files::read(path, crate::files::MAX_KEY_FILE, what).map_err(|e| format!("{flag} {e}"))?;
+        let set = match file {
+            KeyFile::Secret(_) => {
+                warnings.extend(secret_warnings(flag, path, &contents));
+                Keys::from_secret(&contents)
+            }
+            KeyFile::Pem(_) => Keys::from_pem(&contents),
+            KeyFile::Jwks(_) => Keys::from_jwks(&contents),
+        }
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        keys.extend(set.keys().iter().cloned());
     }
-    let all: Vec<KeyFile> = files.iter().map(|(_, file)| file.clone()).collect();
-    Keys::from_files(&all).map_err(|e| format!("the key files together: {e}"))
+    let keys = Keys::new(keys).map_err(|e| format!("the key files together: {e}"))?;
+    Ok((keys, warnings))
+}
+
+/// What to tell about the secret file at `path`: its final line ending
+/// is not part of the secret (an issuer that signs with the file's bytes
+/// as they are makes tokens that never verify), and whitespace left at
+/// either end of the secret is.
+pub(crate) fn secret_warnings(flag: &str, path: &Path, contents: &[u8]) -> Vec<String> {
+    let secret = tether_auth::secret_of_file(contents);
+    let file = path.display();
+    let mut warnings = Vec::new();
+    if secret.len() < contents.len() {
+        warnings.push(format!(
+            "{flag} {file} ends with a line ending, which is not part of the secret: the secret is \
+             the {} bytes before it, and tokens must be signed with those (as `tether gentoken` \
+             does), not with the file as it is",
+            secret.len()
+        ));
+    }
+    let space = |b: Option<&u8>| b.is_some_and(u8::is_ascii_whitespace);
+    if space(secret.last()) || space(secret.first()) {
+        warnings.push(format!(
+            "{flag} {file}: the secret begins or ends with whitespace (a space, a tab, a second \
+             line ending), which is part of it"
+        ));
+    }
+    warnings
 }
 
 /// Reads the key files again on each SIGHUP: tokens are verified with the
@@ -742,7 +841,7 @@ fn reload_keys_on_sighup(auth: HubAuth, files: KeyFiles) -> std::io::Result<()> 
         .spawn(move || {
             for _ in signals.forever() {
                 match load_keys(&files) {
-                    Ok(keys) => {
+                    Ok((keys, _)) => {
                         auth.set_keys(keys);
                         log::info!("hub: token keys reloaded");
                     }
@@ -1147,7 +1246,7 @@ pub(crate) struct DeflateArgs {
     deflate_client_window_bits: u8,
     /// Messages smaller than this are sent uncompressed [default: 256, or
     /// 32 with --deflate-server-context-takeover].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = whole::<usize>(0, GIB))]
     deflate_min_size: Option<usize>,
     /// zlib compression level, 0 (store) to 9 (smallest, slowest).
     #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
@@ -1182,6 +1281,28 @@ fn handshake(args: &Args) -> Handshake {
 #[cfg(not(feature = "deflate"))]
 fn handshake(_: &Args) -> Handshake {
     Handshake::new()
+}
+
+/// A KiB, a MiB and a GiB, for the bounds of the size options.
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// A count or size option's parser: a whole number from `min` to `max`
+/// (a larger one, say 9223372036854775807, is refused naming the range,
+/// rather than taken as "no limit" or wrapped).
+fn whole<T>(min: u64, max: u64) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text: &str| {
+        let outside = || format!("expected a whole number from {min} to {max}");
+        let n: u64 = text.trim().parse().map_err(|_| outside())?;
+        if !(min..=max).contains(&n) {
+            return Err(outside());
+        }
+        T::try_from(n).map_err(|_| outside())
+    }
 }
 
 /// The longest duration any option takes: a day. Beyond it a timer means
@@ -1279,8 +1400,9 @@ fn parse(argv: &[OsString]) -> Result<(Args, reload::Given), String> {
     }
     let matches = match cmd.try_get_matches_from(bin().chain(from_file).chain(argv.iter().cloned())) {
         Ok(matches) => matches,
-        Err(e) => match path {
-            Some(path) if e.use_stderr() => {
+        Err(e) => match (from_environment(&e, &command(), argv), path) {
+            (Some(message), _) => return Err(message),
+            (None, Some(path)) if e.use_stderr() => {
                 return Err(format!(
                     "{} (with the options of {})",
                     config::first_line(&e),
@@ -1292,6 +1414,59 @@ fn parse(argv: &[OsString]) -> Result<(Args, reload::Given), String> {
     };
     let args = Args::from_arg_matches(&matches).map_err(|e| config::first_line(&e))?;
     Ok((args, reload::given(&command(), &matches)))
+}
+
+/// A clap error about a value that came from a `TETHER_<NAME>` variable,
+/// said with the variable's name (clap names the option, `'--port
+/// <PORT>'`, wherever the value came from); `None` for another error, or a
+/// value the command line gave.
+fn from_environment(e: &clap::Error, cmd: &clap::Command, argv: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    let arg = cmd.get_arguments().find(|arg| arg.get_long() == Some(long))?;
+    let variable = config::env_name(long);
+    std::env::var_os(&variable).filter(|value| !value.is_empty())?;
+    let mut names: Vec<&str> = vec![long];
+    names.extend(arg.get_all_aliases().unwrap_or_default());
+    let short = arg.get_short().map(|c| format!("-{c}"));
+    let given = argv.iter().any(|word| {
+        let word = word.to_string_lossy();
+        let long_given = names.iter().any(|name| {
+            word.strip_prefix("--")
+                .and_then(|w| w.strip_prefix(name))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        });
+        long_given || short.as_deref().is_some_and(|short| word.starts_with(short))
+    });
+    if given {
+        return None;
+    }
+    Some(config::first_line(e).replace(&format!("'{shown}'"), &format!("{variable} (--{long})")))
+}
+
+/// The token options of `tether serve` that `argv` (with the
+/// environment and the `--config` file, as serve reads them) give: the
+/// HMAC secret file, whether a public key or key set is given, the
+/// audiences and the issuers.
+pub(crate) fn token_options(argv: &[OsString]) -> Result<TokenOptions, String> {
+    let (args, _) = parse(argv)?;
+    Ok(TokenOptions {
+        secret_file: args.auth.jwt_secret_file.clone(),
+        public_keys: args.auth.jwt_public_key.is_some() || args.auth.jwks.is_some(),
+        audiences: args.auth.jwt_audiences.clone(),
+        issuers: args.auth.jwt_issuers.clone(),
+    })
+}
+
+/// See [`token_options`].
+pub(crate) struct TokenOptions {
+    pub(crate) secret_file: Option<PathBuf>,
+    pub(crate) public_keys: bool,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) issuers: Vec<String>,
 }
 
 /// What a SIGHUP needs to read the options again: the command line, and
@@ -1380,11 +1555,17 @@ fn reload_hub_on_sighup(reload: Reload, login: Option<DemoLogin>, shared: HubSha
 }
 
 /// `tether check-config FILE`: reads the file as `tether serve --config`
-/// does (without the environment), and makes the checks `serve` makes
-/// before it starts that touch nothing.
+/// does (without the environment), makes the checks `serve` makes before
+/// it starts that touch nothing, and reads the files it names as a start
+/// would (the token key files, the certificate and its key: each a
+/// regular file within its bound, that parses, the key the
+/// certificate's), as `nginx -t` does. Warnings go to stderr.
 pub(crate) fn check_config(path: &Path) -> ExitCode {
     match check(path) {
-        Ok(()) => {
+        Ok(warnings) => {
+            for warning in warnings {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
@@ -1395,7 +1576,7 @@ pub(crate) fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn check(path: &Path) -> Result<(), String> {
+fn check(path: &Path) -> Result<Vec<String>, String> {
     let cmd = command();
     let entries = config::read(&cmd, path, RESERVED).map_err(|e| e.describe(path))?;
     let all = std::iter::once(OsString::from("tether serve")).chain(entries.into_iter().flat_map(|e| e.args));
@@ -1404,7 +1585,14 @@ fn check(path: &Path) -> Result<(), String> {
         .try_get_matches_from(all)
         .map_err(|e| in_file(config::first_line(&e)))?;
     let args = Args::from_arg_matches(&matches).map_err(|e| in_file(config::first_line(&e)))?;
-    preflight(&args).map_err(in_file)
+    preflight(&args).map_err(&in_file)?;
+    check_tls_files(&args).map_err(&in_file)?;
+    let key_files = args.auth.key_files();
+    if key_files.is_empty() || matches!(args.app, AppChoice::Echo) {
+        return Ok(Vec::new());
+    }
+    let (_, warnings) = load_keys(&key_files).map_err(&in_file)?;
+    Ok(warnings)
 }
 
 /// The checks of the options that `run` makes before it starts and that

@@ -518,7 +518,9 @@ fn the_most_connections_per_subject_is_a_key_and_a_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("invalid value 'many' for '--max-connections-per-subject"),
+        stderr.contains(
+            "invalid value 'many' for TETHER_MAX_CONNECTIONS_PER_SUBJECT (--max-connections-per-subject)"
+        ),
         "{stderr}"
     );
 }
