@@ -17,7 +17,7 @@ use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
 use super::replies::{close_reason, error_response};
 use super::revoked::Revocations;
-use super::routes::{Refusal, bearer};
+use super::routes::{Refusal, TokenFault, bearer};
 use super::settings::HubSettings;
 use super::subscribers::{Holder, Subscriber};
 
@@ -146,7 +146,7 @@ const EXPIRY_WARNING_LEAD: u64 = 30;
 pub(super) fn count_refusal(stats: &HubStats, refusal: Refusal) {
     let (status, denial) = match refusal {
         Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
-        Refusal::BadCredentials => (&stats.refused_401, Some(Denial::Invalid)),
+        Refusal::BadCredentials(_) => (&stats.refused_401, Some(Denial::Invalid)),
         Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
         Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
         Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
@@ -284,7 +284,10 @@ impl Access {
             _ => self.verified(request, now)?,
         };
         match credential {
-            Credential::Token(who) if self.is_revoked(&who, now) => Err(Refusal::Revoked),
+            Credential::Token(who) if self.is_revoked(&who, now) => {
+                log::debug!("hub: token refused: token revoked");
+                Err(Refusal::Revoked)
+            }
             credential => Ok(credential),
         }
     }
@@ -301,7 +304,10 @@ impl Access {
         }
         let Some(auth) = &settings.auth else {
             return match given {
-                Some(_) => Err(Refusal::BadCredentials),
+                Some(_) => {
+                    log::debug!("hub: token refused: not the publish token, and no key verifies tokens");
+                    Err(Refusal::BadCredentials(TokenFault::Unknown))
+                }
                 None => Ok(Credential::None),
             };
         };
@@ -313,10 +319,12 @@ impl Access {
         }
         match auth.verify(&token, now) {
             Ok(identity) => Ok(Credential::Token(identity)),
-            Err(tether_auth::Error::Expired) => Err(Refusal::ExpiredCredentials),
             Err(e) => {
-                log::debug!("hub: token refused: {e}");
-                Err(Refusal::BadCredentials)
+                log::debug!("hub: token refused ({source:?}): {e}");
+                match e {
+                    tether_auth::Error::Expired => Err(Refusal::ExpiredCredentials),
+                    e => Err(Refusal::BadCredentials(TokenFault::of(&e))),
+                }
             }
         }
     }

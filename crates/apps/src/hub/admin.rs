@@ -144,12 +144,19 @@ impl Admin {
         match route {
             AdminRoute::Page if read_only => page(token.is_some()),
             AdminRoute::Denied if read_only => {
+                use super::routes::{TokenFault, Unauthorized, unauthorized};
                 let invalid = bearer(request).is_some();
+                let refused = unauthorized(match invalid {
+                    true => Unauthorized::Invalid(TokenFault::Unknown),
+                    false => Unauthorized::Missing,
+                });
                 if request.path() == "/admin/events" {
-                    super::routes::unauthorized(invalid)
+                    refused
                 } else {
-                    login_page(401, if invalid { "That token is not the one." } else { "" })
-                        .header("WWW-Authenticate", "Bearer realm=\"tether\"")
+                    // The sign-in page, with the 401's own fields.
+                    let mut page = login_page(401, if invalid { "That token is not the one." } else { "" });
+                    page.headers.extend(refused.headers);
+                    page
                 }
             }
             AdminRoute::Page | AdminRoute::Denied | AdminRoute::Events => {

@@ -11,7 +11,7 @@ use tether_hub::{Broker, Hub, secret_matches};
 use tether_server::{ConnId, Request, Response, StatsSnapshot};
 
 use super::backend::Hook;
-use super::routes::{Refusal, bearer, unauthorized};
+use super::routes::{Refusal, TokenFault, Unauthorized, bearer, unauthorized};
 
 /// One loop's hub counters, read by `/metrics` on any loop.
 #[derive(Debug, Default)]
@@ -206,8 +206,8 @@ fn check_token(request: &Request<'_>, token: Option<&str>) -> Option<Response> {
     let token = token?;
     match bearer(request) {
         Some(given) if secret_matches(token, given) => None,
-        Some(_) => Some(unauthorized(true)),
-        None => Some(unauthorized(false)),
+        Some(_) => Some(unauthorized(Unauthorized::Invalid(TokenFault::Unknown))),
+        None => Some(unauthorized(Unauthorized::Missing)),
     }
 }
 

@@ -12,6 +12,9 @@ const TAG_MASK: u32 = 0xFFFF_0000;
 const TAG_REFUSED: u32 = 0x100;
 /// An admin page route's tag: this plus the [`AdminRoute`].
 const TAG_ADMIN: u32 = 0x80;
+/// The tag of a request refused for a token that does not verify: this
+/// plus the [`TokenFault`].
+const TAG_INVALID_TOKEN: u32 = 0x1000;
 
 /// What the hub made of a request in `route`, carried by the route's tag
 /// to the callbacks that serve it.
@@ -87,7 +90,8 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Revoked) => 23,
                 HubRoute::Decide => 30,
                 HubRoute::Decided => 31,
-                HubRoute::Refused(refusal) => TAG_REFUSED + refusal as u32,
+                HubRoute::Refused(Refusal::BadCredentials(fault)) => TAG_INVALID_TOKEN + fault as u32,
+                HubRoute::Refused(refusal) => TAG_REFUSED + refusal.index(),
                 HubRoute::Admin(route) => TAG_ADMIN + route as u32,
             }
     }
@@ -128,6 +132,9 @@ impl HubRoute {
             n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
                 HubRoute::Admin(*AdminRoute::ALL.get((n - TAG_ADMIN) as usize)?)
             }
+            n if n >= TAG_INVALID_TOKEN => HubRoute::Refused(Refusal::BadCredentials(
+                *TokenFault::ALL.get(usize::try_from(n - TAG_INVALID_TOKEN).ok()?)?,
+            )),
             n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
         })
     }
@@ -146,10 +153,11 @@ impl HubRoute {
 /// Why `route` refused a request, answered in `on_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refusal {
-    BadTopic = 0,
+    BadTopic,
     BadEventType,
     NoCredentials,
-    BadCredentials,
+    /// A token that does not verify, and why.
+    BadCredentials(TokenFault),
     Origin,
     Ticket,
     OnlyPost,
@@ -197,7 +205,7 @@ impl Refusal {
         Refusal::BadTopic,
         Refusal::BadEventType,
         Refusal::NoCredentials,
-        Refusal::BadCredentials,
+        Refusal::BadCredentials(TokenFault::Unknown),
         Refusal::Origin,
         Refusal::Ticket,
         Refusal::OnlyPost,
@@ -223,16 +231,23 @@ impl Refusal {
         HubRoute::Refused(self).route()
     }
 
+    /// Its place in [`Refusal::ALL`] (a token's fault aside), for its tag.
+    fn index(self) -> u32 {
+        let same = |other: &Refusal| match (self, *other) {
+            (Refusal::BadCredentials(_), Refusal::BadCredentials(_)) => true,
+            (this, other) => this == other,
+        };
+        let at = Refusal::ALL.iter().position(same).unwrap_or(0);
+        u32::try_from(at).unwrap_or(0)
+    }
+
     pub(super) fn response(self) -> Response {
         match self {
             Refusal::BadTopic => Response::text(400, format!("{}\n", HubError::InvalidTopic)),
             Refusal::BadEventType => Response::text(400, format!("{}\n", HubError::InvalidEventType)),
-            Refusal::NoCredentials => unauthorized(false),
-            Refusal::BadCredentials => unauthorized(true),
-            Refusal::ExpiredCredentials => Response::text(401, "token expired\n").header(
-                "WWW-Authenticate",
-                "Bearer realm=\"tether\", error=\"invalid_token\", error_description=\"token expired\"",
-            ),
+            Refusal::NoCredentials => unauthorized(Unauthorized::Missing),
+            Refusal::BadCredentials(fault) => unauthorized(Unauthorized::Invalid(fault)),
+            Refusal::ExpiredCredentials => unauthorized(Unauthorized::Invalid(TokenFault::Expired)),
             Refusal::Origin => Response::text(403, "origin not allowed\n"),
             Refusal::Ticket => Response::text(403, format!("{}\n", HubError::TicketRefused)),
             Refusal::OnlyPost => Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST"),
@@ -274,10 +289,7 @@ impl Refusal {
                 400,
                 "this topic's namespace tells no joins and leaves: leave out presence=1\n",
             ),
-            Refusal::Revoked => Response::text(401, "token revoked\n").header(
-                "WWW-Authenticate",
-                "Bearer realm=\"tether\", error=\"invalid_token\", error_description=\"token revoked\"",
-            ),
+            Refusal::Revoked => unauthorized(Unauthorized::Invalid(TokenFault::Revoked)),
             Refusal::TooManyConnections => {
                 Response::text(429, format!("{TOO_MANY_CONNECTIONS}\n")).header("Retry-After", "1")
             }
@@ -288,15 +300,138 @@ impl Refusal {
 /// Why a subject's connection is refused or closed (1008).
 pub(super) const TOO_MANY_CONNECTIONS: &str = "too many connections for this subject";
 
-pub(super) fn unauthorized(invalid: bool) -> Response {
-    if invalid {
-        Response::text(401, "invalid token\n").header(
-            "WWW-Authenticate",
-            "Bearer realm=\"tether\", error=\"invalid_token\"",
-        )
-    } else {
-        Response::text(401, "a bearer token is required\n")
-            .header("WWW-Authenticate", "Bearer realm=\"tether\"")
+/// Why a token presented was not taken: what a 401 says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenFault {
+    /// Neither a token that verifies nor the one expected (the publish
+    /// token, the metrics token), when no more can be told.
+    Unknown,
+    /// Not three base64url parts, or not a bearer token at all.
+    Malformed,
+    /// Longer than tokens may be.
+    TooLong,
+    /// An algorithm that is not verified, or not the key's.
+    Algorithm,
+    /// A key id no key has, or several keys that fit.
+    Key,
+    /// A `crit` header parameter.
+    CriticalHeader,
+    /// The signature does not verify.
+    BadSignature,
+    /// Claims of the wrong shape, or a `tether` claim that does not parse.
+    Claims,
+    /// No `exp`.
+    MissingExpiry,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` has not come.
+    NotYetValid,
+    /// `iat` lies in the future.
+    IssuedInFuture,
+    /// `aud` is not this service's.
+    Audience,
+    /// `iss` is not an accepted issuer.
+    Issuer,
+    /// Revoked (by `jti`, or its subject's tokens issued before a time).
+    Revoked,
+}
+
+impl TokenFault {
+    pub(super) const ALL: [TokenFault; 15] = [
+        TokenFault::Unknown,
+        TokenFault::Malformed,
+        TokenFault::TooLong,
+        TokenFault::Algorithm,
+        TokenFault::Key,
+        TokenFault::CriticalHeader,
+        TokenFault::BadSignature,
+        TokenFault::Claims,
+        TokenFault::MissingExpiry,
+        TokenFault::Expired,
+        TokenFault::NotYetValid,
+        TokenFault::IssuedInFuture,
+        TokenFault::Audience,
+        TokenFault::Issuer,
+        TokenFault::Revoked,
+    ];
+
+    /// Why `tether-auth` refused a token.
+    pub(super) fn of(e: &tether_auth::Error) -> TokenFault {
+        use tether_auth::Error;
+        match e {
+            Error::TokenTooLong => TokenFault::TooLong,
+            Error::Malformed => TokenFault::Malformed,
+            Error::UnsupportedAlgorithm | Error::AlgorithmMismatch => TokenFault::Algorithm,
+            Error::UnknownKeyId | Error::AmbiguousKey => TokenFault::Key,
+            Error::CriticalHeader => TokenFault::CriticalHeader,
+            Error::BadSignature => TokenFault::BadSignature,
+            Error::InvalidClaims | Error::Grant(_) => TokenFault::Claims,
+            Error::MissingExpiry => TokenFault::MissingExpiry,
+            Error::Expired => TokenFault::Expired,
+            Error::NotYetValid => TokenFault::NotYetValid,
+            Error::IssuedInFuture => TokenFault::IssuedInFuture,
+            Error::Audience => TokenFault::Audience,
+            Error::Issuer => TokenFault::Issuer,
+            _ => TokenFault::Unknown,
+        }
+    }
+
+    /// The `error_description` (RFC 6750 section 3): in the words of
+    /// `tether-auth`'s errors, and of a WebSocket's close reason.
+    pub(super) fn description(self) -> &'static str {
+        match self {
+            TokenFault::Unknown => "unknown token",
+            TokenFault::Malformed => "malformed token",
+            TokenFault::TooLong => "token too long",
+            TokenFault::Algorithm => "algorithm not accepted",
+            TokenFault::Key => "no key for this token",
+            TokenFault::CriticalHeader => "critical header parameter not understood",
+            TokenFault::BadSignature => "bad signature",
+            TokenFault::Claims => "claims of the wrong shape",
+            TokenFault::MissingExpiry => "no exp claim",
+            TokenFault::Expired => "token expired",
+            TokenFault::NotYetValid => "token not yet valid",
+            TokenFault::IssuedInFuture => "token issued in the future",
+            TokenFault::Audience => "audience not accepted",
+            TokenFault::Issuer => "issuer not accepted",
+            TokenFault::Revoked => "token revoked",
+        }
+    }
+}
+
+/// Why a request is answered 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unauthorized {
+    /// It presented no credential.
+    Missing,
+    /// It presented one that is not taken.
+    Invalid(TokenFault),
+}
+
+/// Every 401 of the hub (its routes, the server API in JSON, /metrics,
+/// the admin page's stream): RFC 6750's `WWW-Authenticate: Bearer`, with
+/// `error="invalid_token"` and why in `error_description` for a credential
+/// that is not taken, and no error for none presented (section 3.1). The
+/// body says the same; for a refused token, `invalid token: WHY`, as a
+/// WebSocket's close reason does (`token expired` and `token revoked`
+/// alone).
+pub(super) fn unauthorized(why: Unauthorized) -> Response {
+    match why {
+        Unauthorized::Missing => Response::text(401, "a bearer token is required\n")
+            .header("WWW-Authenticate", "Bearer realm=\"tether\""),
+        Unauthorized::Invalid(fault) => {
+            let description = fault.description();
+            let body = match fault {
+                TokenFault::Expired | TokenFault::Revoked => format!("{description}\n"),
+                _ => format!("invalid token: {description}\n"),
+            };
+            Response::text(401, body).header(
+                "WWW-Authenticate",
+                &format!(
+                    "Bearer realm=\"tether\", error=\"invalid_token\", error_description=\"{description}\""
+                ),
+            )
+        }
     }
 }
 
@@ -506,7 +641,13 @@ mod tests {
         .into_iter()
         .chain(sockets.map(HubRoute::WebSocket))
         .chain(ApiRoute::ALL.map(HubRoute::Api))
-        .chain(Refusal::ALL.map(HubRoute::Refused));
+        .chain(
+            Refusal::ALL
+                .into_iter()
+                .filter(|r| !matches!(r, Refusal::BadCredentials(_)))
+                .map(HubRoute::Refused),
+        )
+        .chain(TokenFault::ALL.map(|f| HubRoute::Refused(Refusal::BadCredentials(f))));
         let mut tags = std::collections::HashSet::new();
         for route in routes {
             let tag = u32::from(route);
@@ -521,6 +662,7 @@ mod tests {
             TAG_BASE | 24,
             TAG_BASE | 0xFF,
             TAG_BASE | 0x1FF,
+            TAG_BASE | 0x10FF,
             u32::MAX,
         ] {
             assert_eq!(HubRoute::decode(other), None, "{other:#x}");
