@@ -573,3 +573,44 @@ fn a_secret_file_ending_in_a_newline_is_warned_about_and_still_works() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_refused_token_is_logged_at_debug_with_its_reason() {
+    let dir = TempDir::new("debug-log");
+    let secret = dir.write("secret", &[b'k'; 32]);
+    let other = dir.write("other", &[b'o'; 32]);
+    let log = dir.0.join("log");
+    let server = Server::start(
+        &[
+            "--app",
+            "hub",
+            "--memory",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--jwt-secret-file",
+            &secret,
+            "--log-level",
+            "debug",
+        ],
+        &[],
+        Some(&log),
+    );
+    let forged = succeeds(
+        &["gentoken", "--jwt-secret-file", &other, "--sub", "mallory"],
+        &[],
+    );
+    let bearer = format!("Authorization: Bearer {}\r\n", forged.trim());
+    let answer = server.request("GET", "/topics/news/events", &bearer, "");
+    assert!(
+        answer.contains("error=\"invalid_token\", error_description=\"bad signature\""),
+        "{answer}"
+    );
+    let start = Instant::now();
+    let needle = "hub: token refused (Header): bad signature";
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(needle) {
+        assert!(start.elapsed() < PATIENCE, "no {needle:?} in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
