@@ -190,6 +190,18 @@ pub trait App {
         None
     }
 
+    /// The answer to a request whose body is larger than the largest
+    /// body (`limit`, [`crate::Config::max_request_body`]), in the
+    /// application's own shape (an API's JSON error, say); `None` (the
+    /// default) is the server's plain `413`. Its status is 413 whatever
+    /// it says; the body is not read, and an HTTP/1.1 connection closes
+    /// after it. Called where the request's head is known: a
+    /// `Content-Length` over the limit, or a body that grows past it.
+    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        let _ = (request, limit);
+        None
+    }
+
     /// A request answered with [`Reply::Later`] was not answered in time.
     /// The default answers 204 No Content.
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) -> Response {

@@ -314,6 +314,19 @@ pub(super) fn last_event_id(request: &Request<'_>) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
+/// The answer to a request whose body is over `limit`: the
+/// application's ([`App::body_too_large`]), made 413, or the server's
+/// plain one (also when the application panics).
+pub(super) fn too_large<A: App>(app: &mut A, stats: &Stats, request: &Request<'_>, limit: usize) -> Response {
+    match guarded(stats, "body_too_large", || app.body_too_large(request, limit)).flatten() {
+        Some(answer) => Response {
+            status: 413,
+            ..answer
+        },
+        None => error_response(413),
+    }
+}
+
 /// A short plain-text error, as every version writes one.
 pub(super) fn error_response(status: u16) -> Response {
     Response::text(

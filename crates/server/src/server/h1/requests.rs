@@ -10,7 +10,7 @@ use log::debug;
 use super::state::{Deferred, H1Conn, Requests};
 use crate::app::{App, Request, Response, Route};
 use crate::http;
-use crate::server::dispatch::{Answer, Decision, Form, Head, answer_by, dispatch};
+use crate::server::dispatch::{Answer, Decision, Form, Head, answer_by, dispatch, too_large};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::Link;
@@ -105,6 +105,19 @@ impl H1Conn {
                 }
                 Err(e) => {
                     debug!("bad request: {e}");
+                    if e.status() == Some(413) {
+                        // The head is whole and its Content-Length over
+                        // the limit: read it again, unbounded, so that the
+                        // application may say it in its own shape.
+                        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                        let unbounded = limits.max_body(u64::MAX);
+                        if let Ok(tether_http1::Status::Complete((head, _))) =
+                            tether_http1::parse_request(rest, &mut fields, &unbounded)
+                        {
+                            let answer = body_too_large(c, &head, now);
+                            return respond_with(c, &answer, head.method() == "HEAD", true);
+                        }
+                    }
                     return error(c, e.status().unwrap_or(400), false);
                 }
             };
@@ -124,6 +137,10 @@ impl H1Conn {
                         Err(e) => {
                             debug!("bad request body: {e}");
                             let head_only = head.method() == "HEAD";
+                            if e.status() == Some(413) {
+                                let answer = body_too_large(c, &head, now);
+                                return respond_with(c, &answer, head_only, true);
+                            }
                             return error(c, e.status().unwrap_or(400), head_only);
                         }
                     }
@@ -466,6 +483,20 @@ fn respond_with<A: App>(c: &mut Call<'_, '_, A>, response: &Response, head_only:
 
 /// The request as the application sees it, from its head and the
 /// connection it came on.
+/// The answer to a request whose body is over the largest body (see
+/// [`too_large`]).
+fn body_too_large<A: App>(
+    c: &mut Call<'_, '_, A>,
+    head: &tether_http1::RequestHead<'_, '_>,
+    now: Instant,
+) -> Response {
+    let request = app_request(head, c.link, c.socket);
+    let limit = c.env.config.max_request_body;
+    let (app, ctx) = c.detached(now);
+    let peers = ctx.peers;
+    too_large(app, &peers.own().stats, &request, limit)
+}
+
 fn app_request<'r>(
     head: &'r tether_http1::RequestHead<'_, '_>,
     link: &Link,

@@ -55,7 +55,7 @@ use state::{H2Stream, Kind, REFUSED_BODY_DISCARD};
 use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::body::{Gathered, gather};
-use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
+use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response, too_large};
 use crate::server::env::Call;
 use crate::server::fields::{app_headers, app_method, joined_cookies, split_target};
 use crate::server::guard::guarded;
@@ -138,8 +138,9 @@ impl H2Session {
             .and_then(|v| v.parse::<u64>().ok());
         let head_only = request.method == "HEAD";
         if announced.is_some_and(|n| n > max_body as u64) {
+            let answer = body_too_large(c, &request, now);
             let out = c.link.queue(&mut c.env.pool);
-            self.refuse_with(c.env, out, stream, &error_response(413), head_only, None);
+            self.refuse_with(c.env, out, stream, &answer, head_only, None);
             return;
         }
         // The head is in and the body is not: a request refused whatever
@@ -221,7 +222,10 @@ impl H2Session {
             Kind::Body { body, request } => {
                 if body.len().saturating_add(len) > max_body {
                     let head_only = request.method == "HEAD";
-                    self.refuse_with(c.env, out, stream, &error_response(413), head_only, None);
+                    let request = request.clone();
+                    let answer = body_too_large(c, &request, now);
+                    let out = c.link.queue(&mut c.env.pool);
+                    self.refuse_with(c.env, out, stream, &answer, head_only, None);
                     return;
                 }
                 if end_stream && body.is_empty() {
@@ -374,4 +378,25 @@ impl H2Session {
         let out = c.link.queue(&mut c.env.pool);
         self.answer(c.env, out, stream, &answer, head_only);
     }
+}
+
+/// The answer to a request whose body is over the largest body (see
+/// [`too_large`]).
+fn body_too_large<A: App>(c: &mut Call<'_, '_, A>, request: &H2Request, now: Instant) -> Response {
+    let cookie = joined_cookies(request);
+    let headers = app_headers(request, &cookie);
+    let (path, query) = split_target(request);
+    let app_request = Request {
+        method: app_method(request),
+        path,
+        query,
+        headers: &headers,
+        admin: c.link.admin,
+        secure: c.link.secure,
+        peer: c.socket.peer_addr(),
+    };
+    let limit = c.env.config.max_request_body;
+    let (app, ctx) = c.detached(now);
+    let peers = ctx.peers;
+    too_large(app, &peers.own().stats, &app_request, limit)
 }

@@ -16,7 +16,7 @@ use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::body::{self, Gathered};
-use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response};
+use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response, too_large};
 use crate::server::env::LoopEnv;
 use crate::server::fields::{app_headers, app_method, header_fields, joined_cookies, split_target};
 use crate::server::guard::guarded;
@@ -151,8 +151,9 @@ impl H3Endpoint {
             .and_then(|v| v.parse::<u64>().ok());
         if announced.is_some_and(|n| n > env.config.max_request_body as u64) {
             let head_only = request.method == "HEAD";
+            let answer = self.body_too_large(app, env, conn, &request, now);
             self.conn(conn).streams.insert(stream_id, Kind::Discarding);
-            self.answer(now, conn, stream_id, &error_response(413), head_only);
+            self.answer(now, conn, stream_id, &answer, head_only);
             return;
         }
         self.conn(conn).streams.insert(
@@ -163,6 +164,34 @@ impl H3Endpoint {
                 asked: false,
             },
         );
+    }
+
+    /// The answer to a request whose body is over the largest body (see
+    /// [`too_large`]).
+    fn body_too_large<A: App>(
+        &self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        request: &FieldRequest,
+        now: Instant,
+    ) -> Response {
+        let cookie = joined_cookies(request);
+        let headers = app_headers(request, &cookie);
+        let (path, query) = split_target(request);
+        let app_request = Request {
+            method: app_method(request),
+            path,
+            query,
+            headers: &headers,
+            admin: false,
+            secure: true,
+            peer: self.server.remote_address(conn),
+        };
+        let limit = env.config.max_request_body;
+        let (app, ctx) = detached(app, env, now);
+        let peers = ctx.peers;
+        too_large(app, &peers.own().stats, &app_request, limit)
     }
 
     /// A piece of a request's body: the first one asks the application
@@ -193,8 +222,10 @@ impl H3Endpoint {
         match gathered {
             Gathered::Taken => {}
             Gathered::TooLong => {
+                let request = request.clone();
+                let answer = self.body_too_large(app, env, conn, &request, now);
                 self.conn(conn).streams.insert(stream_id, Kind::Discarding);
-                self.answer(now, conn, stream_id, &error_response(413), head_only);
+                self.answer(now, conn, stream_id, &answer, head_only);
                 return;
             }
             Gathered::OverBudget => {
