@@ -577,6 +577,10 @@ impl App for Demo {
         self.apps.refuse_before_body(ctx, request)
     }
 
+    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        self.apps.body_too_large(request, limit)
+    }
+
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         self.apps.on_shutdown(ctx);
     }

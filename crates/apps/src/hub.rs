@@ -951,6 +951,14 @@ impl App for HubApp {
         }
     }
 
+    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        if request.via_admin_listener() {
+            return None;
+        }
+        let answer = self.api_too_large(request, limit)?;
+        Some(self.cors.now(request, answer))
+    }
+
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         // Publishes are refused from now on (503 with Retry-After), here
         // and when forwarded to this loop's sequencer: everything

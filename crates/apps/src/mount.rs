@@ -229,6 +229,14 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         }
     }
 
+    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        if self.serves(request) {
+            self.mounted.body_too_large(request, limit)
+        } else {
+            self.rest.body_too_large(request, limit)
+        }
+    }
+
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32) -> Response {
         match Owner::of(tag) {
             Owner::Mounted(tag) => self.mounted.on_request_timeout(ctx, conn, tag),

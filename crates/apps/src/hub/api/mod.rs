@@ -570,6 +570,14 @@ impl HubApp {
         self.publishes.forget(conn);
     }
 
+    /// An API request whose body is over the server's largest body
+    /// (`limit`): 413 in the API's JSON, `too_large`.
+    pub(super) fn api_too_large(&self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        ApiRoute::of(request.path())?;
+        let message = format!("the request body is larger than {limit} bytes, the most this server takes");
+        Some(ApiError::new(413, "too_large", message).response())
+    }
+
     /// An API request refused before its body is read, if its credential
     /// is missing or bad (its body would be of no use).
     pub(super) fn api_refuse_before_body(&self, request: &Request<'_>) -> Option<Response> {
