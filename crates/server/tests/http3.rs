@@ -144,6 +144,11 @@ impl App for Feed {
         self.ends.lock().unwrap().push(reason);
     }
 
+    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
+        // Its status is made 413 whatever it says.
+        (request.path() == "/publish").then(|| Response::json(200, format!("{{\"limit\":{limit}}}")))
+    }
+
     fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32) -> Response {
         Response::text(200, "answered later\n")
     }
@@ -1411,4 +1416,39 @@ fn request_bodies_that_never_end_hold_at_most_the_connections_budget() {
         usize::try_from(server.stats().h3_refused_bodies).unwrap(),
         refused
     );
+}
+
+#[test]
+fn a_body_over_the_bound_is_answered_413_in_the_applications_shape() {
+    let mut certs = certs(b"h3");
+    certs.server.max_request_body = 100;
+    let (server, _) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let body = [b'x'; 200];
+    let fields = |path: &'static str, length: Option<&'static str>| {
+        let mut fields = vec![
+            Field::new(":method", "POST"),
+            Field::new(":scheme", "https"),
+            Field::new(":authority", "localhost"),
+            Field::new(":path", path),
+        ];
+        fields.extend(length.map(|l| Field::new("content-length", l)));
+        fields
+    };
+    // Announced, then grown past the bound without announcing it.
+    for length in [Some("200"), None] {
+        let stream = client.open(&fields("/publish", length), &body, true);
+        let (head, data) = {
+            client.response(stream);
+            client.frames(stream)
+        };
+        assert_eq!(status(&head), 413, "{length:?}");
+        assert_eq!(field(&head, "content-type"), Some(&b"application/json"[..]));
+        assert_eq!(data, b"{\"limit\":100}", "{length:?}");
+    }
+    // Where the application says nothing, the server's plain 413.
+    let stream = client.open(&fields("/other", Some("200")), &body, true);
+    let (code, data) = client.response(stream);
+    assert_eq!(code, 413);
+    assert!(contains(&data, b"413"), "{}", String::from_utf8_lossy(&data));
 }
