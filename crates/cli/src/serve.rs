@@ -105,7 +105,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = whole::<u32>(1, 10_000_000))]
     max_fragments: u32,
     /// Output queued per connection before the slow-consumer policy applies, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(KIB, GIB))]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(KIB, MEMORY))]
     max_output: usize,
     /// Largest request head, in bytes (larger gets 431).
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = whole::<usize>(KIB, MIB))]
@@ -372,7 +372,7 @@ pub(crate) struct HubArgs {
     backlog_events: usize,
     /// Bytes each topic keeps for replay (both encodings of each event);
     /// keep it under --max-output.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(0, GIB))]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(0, MEMORY))]
     backlog_bytes: usize,
     /// Largest event a publisher may send, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = whole::<usize>(1, GIB))]
@@ -1287,6 +1287,9 @@ fn handshake(_: &Args) -> Handshake {
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
+/// The bound of the options that size what is held in memory for a
+/// connection or a topic (64 GiB): a benchmark keeps 4 GiB of backlog.
+const MEMORY: u64 = 1 << 36;
 
 /// A count or size option's parser: a whole number from `min` to `max`
 /// (a larger one, say 9223372036854775807, is refused naming the range,
