@@ -1,7 +1,8 @@
 //! The demo served by `tether serve`: a page, an echo, and the pub/sub hub
-//! with a clock feed and chat rooms as topics, on one port and every
-//! event loop; and a sign-in that gives each visitor a short-lived token
-//! for their own private topic.
+//! with a clock feed, chat rooms and private inboxes as topics, on one
+//! port and every event loop; a sign-in that gives each visitor a
+//! short-lived token (a guest's name, or the name signed in with), and
+//! the routes that speak in the token's name.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,9 +54,14 @@ pub const DEFAULT_DEMO_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// (`Path=/topics/user.NAME`: the browser sends it to its event stream,
 /// WebSocket and long poll, and nowhere else, so that a stale cookie
 /// never spoils the open topics). The token lets its holder subscribe to
-/// `chat.*` and `user.NAME`, and publish to `chat.*` and `user.*` (so
-/// that users can write to each other: with the token in
-/// `Authorization`); `user.*` is private in the demo. Anyone may sign in
+/// `chat.*`, `room.*`, `user.NAME` and `inbox.NAME`, and publish to
+/// `chat.*` and `user.*` (so that users can write to each other: with the
+/// token in `Authorization`); `user.*` and `inbox.*` are private in the
+/// demo. The page's rooms (`room.*`) and inboxes (`inbox.*`) are written
+/// by the demo alone, in the name of the token that asks
+/// (`/demo/say`, `/demo/tell`): what the page shows as a sender's name
+/// is a token's subject, never a claim in a message. Names starting
+/// with `guest-` are the demo's to give (`POST /demo/guest`). Anyone may sign in
 /// under any free-form name: the demo checks nobody's identity, it shows
 /// what a token does. `POST /demo/logout` with `name=NAME` clears the
 /// cookie.
@@ -281,11 +287,13 @@ const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 ///
 /// The hub's topics span every event loop: loop 0 publishes a `tick`
 /// event (`{"n":N,"unix_ms":T}`) to the `clock` topic every second, and
-/// WebSocket subscribers of `chat.*` topics may publish to them. `/clock`
-/// is each loop's own feed: its ids only ever grow for a subscriber, and
-/// it resumes from `Last-Event-ID` on whichever loop the client lands.
-/// (Chat rooms are the `chat.*` topics; [`crate::Chat`] is the
-/// single-loop building block for embedders who want raw-text rooms.)
+/// WebSocket subscribers of `chat.*` topics may publish raw text to them
+/// (the hub's open rooms, to try with any client). `/clock` is each
+/// loop's own feed: its ids only ever grow for a subscriber, and it
+/// resumes from `Last-Event-ID` on whichever loop the client lands. The
+/// page's rooms are the `room.*` topics, where each message names its
+/// sender. ([`crate::Chat`] is the single-loop building block for
+/// embedders who want raw-text rooms.)
 #[derive(Debug)]
 pub struct Demo {
     apps: Mount<HubApp, Pages>,

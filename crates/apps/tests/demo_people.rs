@@ -254,9 +254,14 @@ fn presence_counts_a_token_once_however_many_connections_it_opens() {
     let a1 = SseClient::connect(server.addr, room, &bearer(&alice));
     let a2 = SseClient::connect(server.addr, &format!("{room}?presence=1"), &bearer(&alice));
     let a3 = SseClient::connect(server.addr, room, &bearer(&sign_in(&server, "alice")));
-    // A guest's page: two streams, one name.
+    // A guest's page: two streams, one name; the page's EventSource
+    // cannot send the token, and goes with a ticket bought with it.
     let g1 = SseClient::connect(server.addr, room, &bearer(&visitor));
-    let g2 = SseClient::connect(server.addr, room, &bearer(&visitor));
+    let ticket = post(&server, "/tickets?topic=room.r", &bearer(&visitor), "");
+    assert_eq!(ticket.status, 200, "{}", String::from_utf8_lossy(&ticket.body));
+    let ticket = json_of(&ticket)["ticket"].as_str().unwrap().to_owned();
+    let g2 = SseClient::connect(server.addr, &format!("{room}?ticket={ticket}"), "");
+    assert_eq!(g2.response.status, 200);
     members_become(&server, "room.r", "", json!(["alice", "guest-1"]));
     drop((a1, a2));
     thread::sleep(Duration::from_millis(200));
