@@ -234,6 +234,7 @@ async function signInOnPage(page, name) {
   await waitText(page, 'me-status', (s) => s === 'signed in', 'signed in');
   assert.equal(await text(page, 'me-name'), name);
   await waitText(page, 'inbox-status', (s) => s === 'open', 'the inbox open');
+  assert.equal(await page.inputValue('#login-name'), '', 'the form is cleared');
 }
 
 after(async () => {
@@ -727,6 +728,8 @@ test('k. private messages: the recipient and the sender both see them; a name no
   assert.equal(refused, 400);
   // On a narrow screen the cards stack.
   await a.setViewportSize({ width: 420, height: 900 });
+  const widths = await a.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: window.innerWidth }));
+  assert.ok(widths.page <= widths.screen, `nothing wider than a narrow screen: ${JSON.stringify(widths)}`);
   await a.screenshot({ path: join(SHOTS, 'demo-narrow.png'), fullPage: true });
 });
 
