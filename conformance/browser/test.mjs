@@ -125,14 +125,14 @@ const pageErrors = [];
 async function openPage(context, path) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${path}: ${e.message}`));
-  // The room's /topics/chat.ROOM/events stream is subscribed once its
+  // The room's /topics/room.ROOM/events stream is subscribed once its
   // response arrives (the page's client adds ?lastEventId= to resume).
-  const chatEvents = page.waitForResponse((r) => /\/topics\/chat\.[^/]+\/events(\?|$)/.test(r.url()),
+  const chatEvents = page.waitForResponse((r) => /\/topics\/room\.[^/]+\/events(\?|$)/.test(r.url()),
     { timeout: WAIT });
   chatEvents.catch(() => {}); // awaited below, unless the page itself fails
   const response = await page.goto(new URL(path, server.url).href, { timeout: WAIT });
   assert.equal(response?.status(), 200, `GET ${path}`);
-  assert.equal((await chatEvents).status(), 200, `GET /topics/chat.ROOM/events from ${path}`);
+  assert.equal((await chatEvents).status(), 200, `GET /topics/room.ROOM/events from ${path}`);
   return page;
 }
 
@@ -201,59 +201,132 @@ test('a. the page\'s EventSource receives the clock topic\'s tick events', { tim
   assert.match(log[0], /^#\d+\b/, 'newest tick first in the log');
 });
 
-test('c. chat between two browser contexts through a hub topic, over WebSocket and SSE', { timeout: TEST_TIMEOUT }, async () => {
-  const room = `browser-${process.pid}-${Date.now()}`;
-  const contexts = [await browser.newContext(), await browser.newContext()];
-  try {
-    const [a, b] = [await openPage(contexts[0], `/?room=${room}`),
-      await openPage(contexts[1], `/?room=${room}`)];
-    for (const p of [a, b]) {
-      await waitText(p, 'chat-status', (s) => s === 'open', 'status "open"');
-      assert.equal(await text(p, 'chat-room'), room);
-      assert.equal(await text(p, 'chat-sse-count'), '0');
-    }
-    const send = async (page, message) => {
-      await page.fill('#chat-input', message);
-      await page.click('#chat-send');
-      assert.equal(await page.inputValue('#chat-input'), '', 'the input is cleared after sending');
-    };
-    const logOf = (page) => page.locator('#chat-log li').allTextContents();
-    const waitLog = async (page, message, who) => {
-      const deadline = Date.now() + WAIT;
-      while (Date.now() < deadline) {
-        if ((await logOf(page)).includes(message)) return;
-        await sleep(100);
-      }
-      throw new Error(`${who}'s chat-log never showed ${JSON.stringify(message)}: ${JSON.stringify(await logOf(page))}`);
-    };
+// The people of the chat and private-message tests: alice and bob signed
+// in (each in a browser context of their own; alice with a second page
+// too) and a guest, all in one room. Test c sets them up, test k uses them.
+const people = { contexts: [], room: '' };
 
-    const hello = `hello from A \u2014 caf\u00e9 \u2713 ${Date.now()}`;
-    await send(a, hello);
-    await waitLog(b, hello, 'B');
-    await waitLog(a, hello, 'A');
-    for (const p of [a, b]) await waitText(p, 'chat-sse-count', (s) => s === '1', 'count 1');
+const partsOf = (page, list) => page.locator(`#${list} li:not(.note)`).evaluateAll((items) =>
+  items.map((li) => ({
+    from: li.querySelector('.from')?.textContent,
+    to: li.querySelector('.to')?.textContent ?? null,
+    text: li.querySelector('.text')?.textContent,
+    mine: li.classList.contains('mine'),
+  })));
+const whoOf = (page) => page.locator('#chat-who .person').allTextContents();
 
-    const reply = `and back from B ${Date.now()}`;
-    await send(b, reply);
-    await waitLog(a, reply, 'A');
-    await waitLog(b, reply, 'B');
-    for (const p of [a, b]) await waitText(p, 'chat-sse-count', (s) => s === '2', 'count 2');
-    assert.deepEqual(await logOf(a), [reply, hello], 'newest first, nothing else');
-    assert.deepEqual(await logOf(b), [reply, hello]);
-
-    // A page in another room hears none of it.
-    assert.ok(main, 'test a did not get to open the page');
-    assert.deepEqual(await main.locator('#chat-log li').allTextContents(), []);
-    assert.equal(await text(main, 'chat-sse-count'), '0');
-
-    const shot = join(SHOTS, 'demo-chat.png');
-    await a.screenshot({ path: shot, fullPage: true });
-    await a.setViewportSize({ width: 420, height: 900 });
-    await a.screenshot({ path: join(SHOTS, 'demo-narrow.png'), fullPage: true });
-    console.log(`# screenshots: ${shot}, ${join(SHOTS, 'demo-narrow.png')}`);
-  } finally {
-    for (const c of contexts) await c.close();
+/** Waits until `read(page)` deep-equals `want`; fails with the last value read. */
+async function waitEqual(page, read, want, what) {
+  const deadline = Date.now() + WAIT;
+  let last;
+  while (Date.now() < deadline) {
+    last = await read(page);
+    if (JSON.stringify(last) === JSON.stringify(want)) return;
+    await sleep(100);
   }
+  assert.deepEqual(last, want, `waited ${WAIT / 1000} s for ${what}`);
+}
+
+/** Signs `page` in as `name` with the page's own form. */
+async function signInOnPage(page, name) {
+  await page.fill('#login-name', name);
+  await page.click('#login-send');
+  await waitText(page, 'me-status', (s) => s === 'signed in', 'signed in');
+  assert.equal(await text(page, 'me-name'), name);
+  await waitText(page, 'inbox-status', (s) => s === 'open', 'the inbox open');
+  assert.equal(await page.inputValue('#login-name'), '', 'the form is cleared');
+}
+
+after(async () => {
+  for (const c of people.contexts) await c.close().catch(() => {});
+});
+
+test('c. the chat names its people: guests get a name of the server\'s, presence counts people, messages show their sender, oldest first', { timeout: TEST_TIMEOUT }, async () => {
+  people.room = `browser-${process.pid}-${Date.now()}`;
+  const path = `/?room=${people.room}`;
+  const [ca, cb, cg] = [await browser.newContext(), await browser.newContext(), await browser.newContext()];
+  people.contexts.push(ca, cb, cg);
+  const [a, b, g] = [await openPage(ca, path), await openPage(cb, path), await openPage(cg, path)];
+  Object.assign(people, { a, b, g, ca });
+
+  // Plain words first: every "how it works" is closed until asked for.
+  for (const p of [a, b, g]) {
+    const toggles = await p.locator('details').evaluateAll((ds) => ds.map((d) => ({ id: d.id, open: d.open })));
+    assert.deepEqual(toggles, [{ id: 'chat-how', open: false }, { id: 'dm-how', open: false }, { id: 'clock-how', open: false }]);
+    assert.equal(await p.locator('#chat-how summary').textContent(), 'How it works');
+    assert.equal(await p.locator('#chat-how code').first().isVisible(), false, 'the protocol detail is hidden');
+  }
+
+  // Each page is a guest with a name of the server's, listed once though
+  // the page has two connections to the room (WebSocket and SSE).
+  const guests = [];
+  for (const p of [a, b, g]) {
+    await waitText(p, 'chat-status', (s) => s === 'live', 'the chat live');
+    await waitText(p, 'me-status', (s) => s === 'guest', 'a guest');
+    guests.push(await text(p, 'me-name'));
+  }
+  for (const name of guests) assert.match(name, /^guest-\d+$/);
+  assert.equal(new Set(guests).size, 3, `three guest names: ${guests}`);
+  for (const p of [a, b, g]) {
+    await waitEqual(p, whoOf, [...guests].sort(), 'three guests listed');
+    assert.equal(await text(p, 'chat-count'), '3 people here:');
+  }
+
+  // Alice and bob sign in: their guest names leave, their names join.
+  const [alice, bob, guest] = [user('alice'), user('bob'), guests[2]];
+  Object.assign(people, { alice, bob, guest });
+  await signInOnPage(a, alice);
+  await signInOnPage(b, bob);
+  const here = [alice, bob, guest].sort();
+  for (const p of [a, b, g]) {
+    await waitEqual(p, whoOf, here, 'alice, bob and the guest');
+    assert.equal(await text(p, 'chat-count'), '3 people here:');
+  }
+  assert.equal(await a.locator('#chat-who .person.me-too').textContent(), alice, 'alice sees herself marked');
+  // Alice opens a second page and signs in there too: still one alice.
+  const a2 = await openPage(ca, path);
+  people.a2 = a2;
+  await signInOnPage(a2, alice);
+  await waitEqual(a2, whoOf, here, 'the same three on the second page');
+  await sleep(500);
+  for (const p of [a, b, g, a2]) {
+    assert.deepEqual(await whoOf(p), here, 'two pages of alice are one person');
+    assert.equal(await text(p, 'chat-count'), '3 people here:');
+  }
+
+  // They talk: each message under its sender's name, oldest first, on
+  // every page; the guest's under the name the server gave it.
+  const send = async (page, message) => {
+    await page.fill('#chat-input', message);
+    await page.click('#chat-send');
+    assert.equal(await page.inputValue('#chat-input'), '', 'the input is cleared after sending');
+  };
+  const lines = [
+    [a, alice, `hello from alice \u2014 caf\u00e9 \u2713 ${Date.now()}`],
+    [g, guest, 'hi, I am just looking'],
+    [b, bob, '<img src=x onerror="window.__owned=1"> & <b>not bold</b>'],
+  ];
+  const want = [];
+  for (const [page, from, message] of lines) {
+    await send(page, message);
+    want.push({ from, to: null, text: message });
+    await waitEqual(g, (p) => partsOf(p, 'chat-log').then((l) => l.map(({ mine, ...m }) => m)), want, `${from}'s message`);
+  }
+  for (const [p, me] of [[a, alice], [b, bob], [g, guest], [a2, alice]]) {
+    await waitEqual(p, (q) => partsOf(q, 'chat-log'), want.map((m) => ({ ...m, mine: m.from === me })), 'the whole conversation');
+    await waitText(p, 'chat-sse-count', (s) => s === '3', 'the same three over SSE');
+    // Text stays text: no element from a message, no script run.
+    assert.equal(await p.locator('#chat-log img, #chat-log b').count(), 0);
+    assert.equal(await p.evaluate(() => window.__owned), undefined);
+  }
+  // A page in another room hears none of it.
+  assert.ok(main, 'test a did not get to open the page');
+  assert.deepEqual(await main.locator('#chat-log li').allTextContents(), []);
+  assert.equal(await text(main, 'chat-sse-count'), '0');
+
+  await a.screenshot({ path: join(SHOTS, 'demo-chat.png'), fullPage: true });
+  await g.screenshot({ path: join(SHOTS, 'demo-guest.png'), fullPage: true });
+  console.log(`# screenshots: ${join(SHOTS, 'demo-chat.png')}, ${join(SHOTS, 'demo-guest.png')}`);
 });
 
 test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: TEST_TIMEOUT }, async () => {
@@ -607,39 +680,57 @@ test('l. a page of another origin (another port) with the user\'s cookie is refu
   }
 });
 
-test('k. the page signs two users in; one writes privately to the other, whom a third cannot read', { timeout: TEST_TIMEOUT }, async () => {
-  const contexts = [await browser.newContext(), await browser.newContext()];
-  try {
-    const [a, b] = [await openPage(contexts[0], '/'), await openPage(contexts[1], '/')];
-    const [na, nb] = [`ann_${suffix}`, `ben_${suffix}`];
-    for (const [page, name] of [[a, na], [b, nb]]) {
-      await page.fill('#login-name', name);
-      await page.click('#login-send');
-      await waitText(page, 'me-status', (s) => s === 'signed in', 'signed in');
-      assert.equal(await text(page, 'me-name'), name);
-      await waitText(page, 'inbox-status', (s) => s === 'open', 'the inbox open');
-    }
-    await b.fill('#dm-to', na);
-    await b.fill('#dm-text', 'psst, ann');
-    await b.click('#dm-send');
-    await waitText(b, 'dm-result', (s) => s === `sent to ${na}`, 'sent');
-    const inboxOf = (page) => page.locator('#inbox li').allTextContents();
-    const deadline = Date.now() + WAIT;
-    while (!(await inboxOf(a)).includes(`${nb}: psst, ann`) && Date.now() < deadline) await sleep(100);
-    assert.deepEqual(await inboxOf(a), [`${nb}: psst, ann`]);
-    assert.deepEqual(await inboxOf(b), []);
-    // Ben's page may not read Ann's topic: its cookie is for his own.
-    const status = await b.evaluate(async (n) => (await fetch(`/topics/user.${n}/poll?timeout=0`)).status, na);
-    assert.equal(status, 401);
-    // A bad name is refused by the page and by the server.
-    await b.fill('#login-name', 'no spaces');
-    await b.click('#login-send');
-    await waitText(b, 'me-status', (s) => s.startsWith('a name is'), 'the refusal');
-    const refused = await b.evaluate(async () => (await fetch('/demo/login', { method: 'POST', body: new URLSearchParams({ name: 'a.b' }) })).status);
-    assert.equal(refused, 400);
-  } finally {
-    for (const c of contexts) await c.close();
-  }
+test('k. private messages: the recipient and the sender both see them; a name nobody uses is told so, by the server', { timeout: TEST_TIMEOUT }, async () => {
+  const { a, a2, b, g, alice, bob } = people;
+  assert.ok(a && b && g && a2, 'test c did not get to set up its people');
+  // Guests may read the chat, not send private messages.
+  assert.equal(await g.locator('#dm-send').isDisabled(), true);
+  assert.equal(await text(g, 'inbox-status'), 'signed out');
+
+  await b.fill('#dm-to', alice);
+  await b.fill('#dm-text', 'psst, alice <i>x</i>');
+  await b.click('#dm-send');
+  await waitText(b, 'dm-result', (s) => s === `sent to ${alice}`, 'sent');
+  const dm = { from: bob, to: alice, text: ': psst, alice <i>x</i>' };
+  // Alice sees it on both her pages; bob sees what he sent, in his thread.
+  await waitEqual(a, (p) => partsOf(p, 'inbox'), [{ ...dm, mine: false }], 'the message in alice\'s inbox');
+  await waitEqual(a2, (p) => partsOf(p, 'inbox'), [{ ...dm, mine: false }], 'the message on alice\'s second page');
+  await waitEqual(b, (p) => partsOf(p, 'inbox'), [{ ...dm, mine: true }], 'the message in bob\'s own thread');
+  assert.equal(await a.locator('#inbox i').count(), 0, 'text stays text');
+
+  // Alice answers; a name nobody uses is answered by the server, and
+  // nothing is sent.
+  await a.fill('#dm-to', bob);
+  await a.fill('#dm-text', 'got it');
+  await a.click('#dm-send');
+  await waitText(a, 'dm-result', (s) => s === `sent to ${bob}`, 'sent');
+  const reply = { from: alice, to: bob, text: ': got it' };
+  await waitEqual(b, (p) => partsOf(p, 'inbox'), [{ ...dm, mine: true }, { ...reply, mine: false }], 'both, oldest first');
+  const nobody = user('nobody');
+  await b.fill('#dm-to', nobody);
+  await b.fill('#dm-text', 'anyone?');
+  await b.click('#dm-send');
+  await waitText(b, 'dm-result', (s) => s === `nobody called ${nobody} is here`, 'the server\'s answer');
+  assert.equal(await b.locator('#dm-result').getAttribute('class'), 'result bad');
+  await sleep(300);
+  assert.equal((await partsOf(b, 'inbox')).length, 2, 'nothing was sent');
+  await a.screenshot({ path: join(SHOTS, 'demo-private.png'), fullPage: true });
+  await b.screenshot({ path: join(SHOTS, 'demo-bob.png'), fullPage: true });
+
+  // Bob's page may not read alice's inbox, with his token or without.
+  const status = await b.evaluate(async (n) => (await fetch(`/topics/inbox.${n}/poll?timeout=0`)).status, alice);
+  assert.equal(status, 401);
+  // A bad name is refused by the page and by the server.
+  await b.fill('#login-name', 'no spaces');
+  await b.click('#login-send');
+  await waitText(b, 'me-status', (s) => s.startsWith('a name is'), 'the refusal');
+  const refused = await b.evaluate(async () => (await fetch('/demo/login', { method: 'POST', body: new URLSearchParams({ name: 'a.b' }) })).status);
+  assert.equal(refused, 400);
+  // On a narrow screen the cards stack.
+  await a.setViewportSize({ width: 420, height: 900 });
+  const widths = await a.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: window.innerWidth }));
+  assert.ok(widths.page <= widths.screen, `nothing wider than a narrow screen: ${JSON.stringify(widths)}`);
+  await a.screenshot({ path: join(SHOTS, 'demo-narrow.png'), fullPage: true });
 });
 
 test('b. after a server restart on the same port the page resumes and is told it missed events', { timeout: TEST_TIMEOUT }, async () => {

@@ -1,16 +1,19 @@
 //! The demo served by `tether serve`: a page, an echo, and the pub/sub hub
-//! with a clock feed and chat rooms as topics, on one port and every
-//! event loop; and a sign-in that gives each visitor a short-lived token
-//! for their own private topic.
+//! with a clock feed, chat rooms and private inboxes as topics, on one
+//! port and every event loop; a sign-in that gives each visitor a
+//! short-lived token (a guest's name, or the name signed in with), and
+//! the routes that speak in the token's name.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::hub::origin;
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared, Mount};
-use tether_auth::{Key, Keys, NewToken, Private, TetherClaim};
-use tether_hub::HubMessage;
+use tether_auth::{Identity, Key, Keys, NewToken, Private, TetherClaim, bearer_token, verify};
+use tether_hub::{HubMessage, Members, json_string};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 const ECHO: u32 = 1;
@@ -19,6 +22,18 @@ const LOGIN: u32 = 5;
 const LOGOUT: u32 = 6;
 const LOGIN_PREFLIGHT: u32 = 7;
 const ONLY_POST: u32 = 8;
+const GUEST: u32 = 9;
+const SAY: u32 = 10;
+const TELL: u32 = 11;
+
+/// The longest message `/demo/say` and `/demo/tell` take, in bytes.
+pub const MAX_DEMO_TEXT_LEN: usize = 2000;
+
+/// The longest room name `/demo/say` takes.
+const MAX_ROOM_LEN: usize = 100;
+
+/// How long `/demo/tell` waits to learn whether anyone reads the inbox.
+const TELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest name `/demo/login` takes.
 pub const MAX_DEMO_NAME_LEN: usize = 32;
@@ -39,9 +54,14 @@ pub const DEFAULT_DEMO_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// (`Path=/topics/user.NAME`: the browser sends it to its event stream,
 /// WebSocket and long poll, and nowhere else, so that a stale cookie
 /// never spoils the open topics). The token lets its holder subscribe to
-/// `chat.*` and `user.NAME`, and publish to `chat.*` and `user.*` (so
-/// that users can write to each other: with the token in
-/// `Authorization`); `user.*` is private in the demo. Anyone may sign in
+/// `chat.*`, `room.*`, `user.NAME` and `inbox.NAME`, and publish to
+/// `chat.*` and `user.*` (so that users can write to each other: with the
+/// token in `Authorization`); `user.*` and `inbox.*` are private in the
+/// demo. The page's rooms (`room.*`) and inboxes (`inbox.*`) are written
+/// by the demo alone, in the name of the token that asks
+/// (`/demo/say`, `/demo/tell`): what the page shows as a sender's name
+/// is a token's subject, never a claim in a message. Names starting
+/// with `guest-` are the demo's to give (`POST /demo/guest`). Anyone may sign in
 /// under any free-form name: the demo checks nobody's identity, it shows
 /// what a token does. `POST /demo/logout` with `name=NAME` clears the
 /// cookie.
@@ -56,6 +76,9 @@ pub struct DemoLogin {
     pub ttl: Duration,
     /// The cookie is set `Secure` (the page is served over TLS).
     pub secure: bool,
+    /// The number of the last guest named (`guest-N`), shared by every
+    /// loop's copy.
+    guests: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for DemoLogin {
@@ -82,6 +105,7 @@ impl DemoLogin {
             secret: Arc::from(&secret[..]),
             ttl: DEFAULT_DEMO_TOKEN_TTL,
             secure: false,
+            guests: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -98,6 +122,7 @@ impl DemoLogin {
             secret: Arc::from(secret),
             ttl: DEFAULT_DEMO_TOKEN_TTL,
             secure: false,
+            guests: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -114,12 +139,27 @@ impl DemoLogin {
         Keys::new(vec![Key::hmac(&self.secret)?])
     }
 
-    /// The rights of a demo user's token (`{sub}` is the name).
+    /// The rights of a demo user's token (`{sub}` is the name): the page's
+    /// rooms (`room.*`) and the user's inbox (`inbox.NAME`) to read, which
+    /// only the demo itself writes to (`/demo/say`, `/demo/tell`, in the
+    /// sender's name); and the hub's open chat topics (`chat.*`) and the
+    /// users' topics (`user.*`), to try the hub's own publishing with.
     pub fn rights() -> TetherClaim {
         TetherClaim::new(
-            vec!["chat.*".into(), "user.{sub}".into()],
+            vec![
+                "chat.*".into(),
+                "room.*".into(),
+                "user.{sub}".into(),
+                "inbox.{sub}".into(),
+            ],
             vec!["chat.*".into(), "user.*".into()],
         )
+    }
+
+    /// The rights of a guest's token (`POST /demo/guest`): the rooms to
+    /// read, nothing to write to but through the demo.
+    pub fn guest_rights() -> TetherClaim {
+        TetherClaim::new(vec!["chat.*".into(), "room.*".into()], Vec::new())
     }
 }
 
@@ -146,12 +186,80 @@ fn demo_name(body: &[u8]) -> Result<&str, Response> {
         })
 }
 
-/// Whether `name` may sign in to the demo.
+/// A token for `name` with `rights`, good for `ttl` seconds from now.
+fn sign(
+    login: &DemoLogin,
+    auth: &HubAuth,
+    name: &str,
+    rights: TetherClaim,
+    ttl: u64,
+) -> Result<String, Response> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut token = NewToken::new(name, rights, now, now.saturating_add(ttl));
+    token.audience = auth.validation.audience.first().cloned();
+    token.issuer = auth.validation.issuer.first().cloned();
+    token.sign_hs256(&login.secret).map_err(|e| {
+        log::error!("demo: a token could not be signed: {e}");
+        Response::text(500, "the token could not be signed\n")
+    })
+}
+
+/// Whether `name` may sign in to the demo: guests' names (`guest-N`)
+/// are the demo's to give.
 fn is_demo_name(name: &str) -> bool {
+    is_name(name) && !is_guest_name(name)
+}
+
+/// Whether `name` is 1 to [`MAX_DEMO_NAME_LEN`] letters, digits, `_` and `-`.
+fn is_name(name: &str) -> bool {
     (1..=MAX_DEMO_NAME_LEN).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `name` looks like a guest's, in any case (`Guest-1` would
+/// pass for `guest-1` on the page).
+fn is_guest_name(name: &str) -> bool {
+    name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("guest-"))
+}
+
+/// Whether `room` may name a room: 1 to [`MAX_ROOM_LEN`] of a topic
+/// name's characters, not `.` or `..`.
+fn is_room(room: &str) -> bool {
+    (1..=MAX_ROOM_LEN).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The text of a message's body: UTF-8, 1 to [`MAX_DEMO_TEXT_LEN`] bytes.
+fn message_text(body: &[u8]) -> Result<&str, Response> {
+    if body.len() > MAX_DEMO_TEXT_LEN {
+        return Err(Response::text(
+            413,
+            format!("a message is at most {MAX_DEMO_TEXT_LEN} bytes\n"),
+        ));
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) if !text.trim().is_empty() => Ok(text),
+        Ok(_) => Err(Response::text(400, "the message is empty\n")),
+        Err(_) => Err(Response::text(400, "a message is UTF-8 text\n")),
+    }
+}
+
+/// A JSON answer with a message for the page to show as it is.
+fn said(status: u16, delivered: bool, message: &str) -> Response {
+    Response::json(
+        status,
+        format!(
+            "{{\"delivered\":{delivered},\"message\":{}}}",
+            json_string(message)
+        ),
+    )
+    .header("Cache-Control", "no-store")
 }
 
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
@@ -166,25 +274,41 @@ const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 ///
 /// | path | what |
 /// | --- | --- |
-/// | `/` | the demo page: the `clock` topic's feed and a chat room (`chat.ROOM`), both through the hub |
+/// | `/` | the demo page: the `clock` topic's feed, a chat room (`room.ROOM`) with who is in it, and private messages, through the hub |
 /// | `/tether-client.js` | the browser client the page uses (`clients/js`, built) |
 /// | `/healthz` | `ok` (served by the server itself) |
 /// | `/echo` | WebSocket echo |
 /// | `POST /demo/login`, `POST /demo/logout` | the sign-in ([`DemoLogin`]), when the demo has one |
+/// | `POST /demo/guest` | a guest's token and name (`guest-N`), when the demo has a sign-in; with the guest's own token in `Authorization`, the same name again |
+/// | `POST /demo/say?room=ROOM` | the body (UTF-8 text) said in the room, published to `room.ROOM` as `{"from":NAME,"text":TEXT}`, `NAME` the subject of the token in `Authorization`: 204 |
+/// | `POST /demo/tell?to=NAME` | a private message from the token's holder (signed in, not a guest) to `inbox.NAME` and the sender's own inbox, as `{"from":..,"to":..,"text":..}`, if anyone is subscribed to `inbox.NAME` (the hub's presence): 200 `{"delivered":true,"message":"sent to NAME"}`, or 404 `{"delivered":false,"message":"nobody called NAME is here"}` |
 /// | `/topics/...`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
 /// | `/clock` | a plain clock feed ([`Clock`]): a `welcome`, then a tick a second |
 ///
 /// The hub's topics span every event loop: loop 0 publishes a `tick`
 /// event (`{"n":N,"unix_ms":T}`) to the `clock` topic every second, and
-/// WebSocket subscribers of `chat.*` topics may publish to them. `/clock`
-/// is each loop's own feed: its ids only ever grow for a subscriber, and
-/// it resumes from `Last-Event-ID` on whichever loop the client lands.
-/// (Chat rooms are the `chat.*` topics; [`crate::Chat`] is the
-/// single-loop building block for embedders who want raw-text rooms.)
+/// WebSocket subscribers of `chat.*` topics may publish raw text to them
+/// (the hub's open rooms, to try with any client). `/clock` is each
+/// loop's own feed: its ids only ever grow for a subscriber, and it
+/// resumes from `Last-Event-ID` on whichever loop the client lands. The
+/// page's rooms are the `room.*` topics, where each message names its
+/// sender. ([`crate::Chat`] is the single-loop building block for
+/// embedders who want raw-text rooms.)
 #[derive(Debug)]
 pub struct Demo {
     apps: Mount<HubApp, Pages>,
     ticks: u64,
+    /// Private messages waiting to learn whether anyone reads their
+    /// recipient's inbox, by request.
+    tells: HashMap<ConnId, Tell>,
+}
+
+/// A private message on its way (`POST /demo/tell`).
+#[derive(Debug)]
+struct Tell {
+    from: String,
+    to: String,
+    text: String,
 }
 
 /// The paths the hub serves in the demo.
@@ -246,6 +370,7 @@ impl Demo {
         Demo {
             apps: Mount::new(hub, HUB_PATHS, pages).with_admin_listener(),
             ticks: 0,
+            tells: HashMap::new(),
         }
     }
 
@@ -257,18 +382,23 @@ impl Demo {
     }
 
     /// `settings` with what the demo needs: the chat topics (`chat.*`) open
-    /// to WebSocket publishers, and with tokens verified, `user.*`
-    /// private.
+    /// to WebSocket publishers, and with tokens verified, `user.*` and
+    /// `inbox.*` private.
     pub fn settings(mut settings: HubSettings) -> HubSettings {
         if !settings.ws_publish.iter().any(|p| p == "chat.*") {
             settings.ws_publish.push("chat.*".to_owned());
         }
-        if let Some(auth) = &mut settings.auth
-            && !auth.private.needs_grant("user.x")
-        {
+        if let Some(auth) = &mut settings.auth {
             let mut patterns: Vec<String> = auth.private.patterns().iter().map(ToString::to_string).collect();
-            patterns.push("user.*".to_owned());
-            if let Ok(private) = Private::new(patterns) {
+            let before = patterns.len();
+            for (pattern, example) in [("user.*", "user.x"), ("inbox.*", "inbox.x")] {
+                if !auth.private.needs_grant(example) {
+                    patterns.push(pattern.to_owned());
+                }
+            }
+            if patterns.len() > before
+                && let Ok(private) = Private::new(patterns)
+            {
                 auth.private = private;
             }
         }
@@ -288,18 +418,132 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// `POST /demo/say?room=ROOM`: the body said in `room.ROOM` in the
+    /// name of the token's holder, as `{"from":NAME,"text":TEXT}`.
+    fn say(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>, body: &[u8]) -> Response {
+        let who = match self.apps.rest().identity(request) {
+            Ok(who) => who,
+            Err(refusal) => return refusal,
+        };
+        let Some(room) = request.query_param("room").filter(|r| is_room(r)) else {
+            return Response::text(400, "?room= names the room\n");
+        };
+        let text = match message_text(body) {
+            Ok(text) => text,
+            Err(refusal) => return refusal,
+        };
+        let topic = format!("room.{room}");
+        let Some(from) = who.subject.filter(|s| is_name(s)) else {
+            return Response::text(403, "this token has no name the demo can show\n");
+        };
+        if !who.rights.may_subscribe(&topic) {
+            return Response::text(403, "this token does not let you in this room\n");
+        }
+        let data = format!(
+            "{{\"from\":{},\"text\":{}}}",
+            json_string(&from),
+            json_string(text)
+        );
+        match self.apps.mounted_mut().publish(ctx, &topic, None, &data) {
+            Ok(()) => Response::empty(204),
+            Err(e) => {
+                log::warn!("demo: a message to {topic} was not published: {e}");
+                Response::text(503, "the message was not published: try again\n")
+            }
+        }
+    }
+
+    /// `POST /demo/tell?to=NAME`: the body sent to `NAME`'s inbox
+    /// (`inbox.NAME`) and the sender's, as
+    /// `{"from":SENDER,"to":NAME,"text":TEXT}`, if anyone reads it: the
+    /// hub's presence on the topic decides, and the answer says which.
+    fn tell(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let who = match self.apps.rest().identity(request) {
+            Ok(who) => who,
+            Err(refusal) => return Reply::Now(refusal),
+        };
+        let Some(from) = who
+            .subject
+            .filter(|s| is_demo_name(s) && who.rights.may_subscribe(&format!("inbox.{s}")))
+        else {
+            return Reply::Now(Response::text(403, "sign in to send private messages\n"));
+        };
+        let Some(to) = request.query_param("to").filter(|n| is_name(n)) else {
+            return Reply::Now(Response::text(
+                400,
+                format!("?to= is a name: 1 to {MAX_DEMO_NAME_LEN} letters, digits, _ and -\n"),
+            ));
+        };
+        let text = match message_text(body) {
+            Ok(text) => text.to_owned(),
+            Err(refusal) => return Reply::Now(refusal),
+        };
+        let inbox = format!("inbox.{to}");
+        self.tells.insert(conn, Tell { from, to, text });
+        self.apps.mounted_mut().ask_presence(ctx, conn, &inbox);
+        Reply::Later(TELL_TIMEOUT)
+    }
+
+    /// Who reads the inbox of `conn`'s message is known: it is sent, or
+    /// its sender told that nobody would read it.
+    fn told(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, members: &Members) {
+        let Some(tell) = self.tells.remove(&conn) else {
+            return;
+        };
+        if members.count == 0 {
+            ctx.respond(
+                conn,
+                said(404, false, &format!("nobody called {} is here", tell.to)),
+            );
+            return;
+        }
+        let data = format!(
+            "{{\"from\":{},\"to\":{},\"text\":{}}}",
+            json_string(&tell.from),
+            json_string(&tell.to),
+            json_string(&tell.text)
+        );
+        let hub = self.apps.mounted_mut();
+        let mut inboxes = vec![format!("inbox.{}", tell.to)];
+        if tell.from != tell.to {
+            inboxes.push(format!("inbox.{}", tell.from));
+        }
+        let mut failed = false;
+        for inbox in &inboxes {
+            if let Err(e) = hub.publish(ctx, inbox, None, &data) {
+                log::warn!("demo: a private message to {inbox} was not published: {e}");
+                failed = true;
+            }
+        }
+        let response = if failed {
+            said(503, false, "the message was not sent: try again")
+        } else {
+            said(200, true, &format!("sent to {}", tell.to))
+        };
+        ctx.respond(conn, response);
+    }
+
+    /// `conn`'s private message will not be answered by [`Demo::told`].
+    fn drop_tell(&mut self, conn: ConnId) -> bool {
+        self.apps.mounted_mut().forget_presence_question(conn);
+        self.tells.remove(&conn).is_some()
+    }
+}
+
 impl Pages {
     /// `POST /demo/login`: a token for the name in the form body, in the
     /// answer and in the cookie.
     fn login(&self, body: &[u8]) -> Response {
-        let Some(login) = &self.login else {
-            return Response::text(
-                404,
-                "the demo's sign-in is off: tokens come from the configured issuer\n",
-            );
-        };
-        let Some(auth) = &self.settings.auth else {
-            return Response::text(404, "the demo's sign-in is off\n");
+        let (login, auth) = match self.sign_in() {
+            Ok(both) => both,
+            Err(off) => return off,
         };
         let name = match demo_name(body) {
             Ok(name) => name,
@@ -313,18 +557,9 @@ impl Pages {
                 _ => return Response::text(400, format!("ttl is 1 to {longest} seconds\n")),
             },
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut token = NewToken::new(name, DemoLogin::rights(), now, now.saturating_add(ttl));
-        token.audience = auth.validation.audience.first().cloned();
-        token.issuer = auth.validation.issuer.first().cloned();
-        let signed = match token.sign_hs256(&login.secret) {
+        let signed = match sign(login, auth, name, DemoLogin::rights(), ttl) {
             Ok(signed) => signed,
-            Err(e) => {
-                log::error!("demo: a token could not be signed: {e}");
-                return Response::text(500, "the token could not be signed\n");
-            }
+            Err(refusal) => return refusal,
         };
         let cookie = auth.cookie.as_deref().unwrap_or(crate::DEFAULT_TOKEN_COOKIE);
         let secure = if login.secure { "; Secure" } else { "" };
@@ -339,6 +574,66 @@ impl Pages {
             ),
         )
         .header("Cache-Control", "no-store")
+    }
+
+    /// `POST /demo/guest`: a token for a guest's name, `guest-N`, new for
+    /// every visitor; a guest that shows its own token (in
+    /// `Authorization`) keeps its name.
+    fn guest(&self, request: &Request<'_>) -> Response {
+        let (login, auth) = match self.sign_in() {
+            Ok(both) => both,
+            Err(off) => return off,
+        };
+        let name = match self.identity(request).ok().and_then(|who| who.subject) {
+            Some(name) if is_guest_name(&name) && is_name(&name) => name,
+            _ => format!(
+                "guest-{}",
+                login.guests.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+            ),
+        };
+        let ttl = login.ttl.as_secs().max(1);
+        match sign(login, auth, &name, DemoLogin::guest_rights(), ttl) {
+            Ok(signed) => Response::json(
+                200,
+                format!("{{\"token\":\"{signed}\",\"sub\":\"{name}\",\"expires_in\":{ttl}}}"),
+            )
+            .header("Cache-Control", "no-store"),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// The sign-in and the hub's token settings, or the answer that says
+    /// the sign-in is off.
+    fn sign_in(&self) -> Result<(&DemoLogin, &HubAuth), Response> {
+        let Some(login) = &self.login else {
+            return Err(Response::text(
+                404,
+                "the demo's sign-in is off: tokens come from the configured issuer\n",
+            ));
+        };
+        let Some(auth) = &self.settings.auth else {
+            return Err(Response::text(404, "the demo's sign-in is off\n"));
+        };
+        Ok((login, auth))
+    }
+
+    /// Who sends a request: the token in its `Authorization` header, as
+    /// the hub verifies it (never a cookie, which another site's form
+    /// would carry along; never a name in the body).
+    fn identity(&self, request: &Request<'_>) -> Result<Identity, Response> {
+        let unknown = || Response::text(401, "sign in, or take a guest's name, first\n");
+        let auth = self.settings.auth.as_ref().ok_or_else(unknown)?;
+        let token = request
+            .header("authorization")
+            .and_then(bearer_token)
+            .ok_or_else(unknown)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        verify(token, &auth.keys(), &auth.validation, now).map_err(|e| {
+            log::debug!("demo: a token was refused: {e}");
+            Response::text(401, "the token is not good (expired?): sign in again\n")
+        })
     }
 
     /// `POST /demo/logout`: the cookie of `name=NAME` cleared.
@@ -405,15 +700,26 @@ impl App for Pages {
             },
             "/echo" => Route::WebSocket(ECHO),
             "/clock" => Route::EventStream(CLOCK),
-            "/demo/login" | "/demo/logout" => match request.method() {
-                "POST" if request.path() == "/demo/login" => Route::Handler(LOGIN),
-                "POST" => Route::Handler(LOGOUT),
-                // A plain OPTIONS is a method the route does not take.
-                "OPTIONS" if request.header("access-control-request-method").is_some() => {
-                    Route::Handler(LOGIN_PREFLIGHT)
+            path @ ("/demo/login" | "/demo/logout" | "/demo/guest" | "/demo/say" | "/demo/tell") => {
+                match request.method() {
+                    "POST" => Route::Handler(match path {
+                        "/demo/login" => LOGIN,
+                        "/demo/logout" => LOGOUT,
+                        "/demo/guest" => GUEST,
+                        "/demo/say" => SAY,
+                        _ => TELL,
+                    }),
+                    // A plain OPTIONS is a method the route does not take;
+                    // saying and telling are for the demo's own page.
+                    "OPTIONS"
+                        if request.header("access-control-request-method").is_some()
+                            && !matches!(path, "/demo/say" | "/demo/tell") =>
+                    {
+                        Route::Handler(LOGIN_PREFLIGHT)
+                    }
+                    _ => Route::Handler(ONLY_POST),
                 }
-                _ => Route::Handler(ONLY_POST),
-            },
+            }
             _ => Route::NotFound,
         }
     }
@@ -466,8 +772,11 @@ impl App for Pages {
         body: &[u8],
     ) -> Reply {
         let response = match tag {
-            LOGIN | LOGOUT if !self.login_origin_ok(request) => Response::text(403, "origin not allowed\n"),
+            LOGIN | LOGOUT | GUEST if !self.login_origin_ok(request) => {
+                Response::text(403, "origin not allowed\n")
+            }
             LOGIN => self.login(body),
+            GUEST => self.guest(request),
             LOGOUT => self.logout(body),
             LOGIN_PREFLIGHT
                 if request
@@ -554,19 +863,35 @@ impl App for Demo {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        self.apps.on_request(ctx, conn, tag, request, body)
+        // The pages' tags are the mount's unmarked ones: these need the hub.
+        match tag {
+            SAY => Reply::Now(self.say(ctx, request, body)),
+            TELL => self.tell(ctx, conn, request, body),
+            _ => self.apps.on_request(ctx, conn, tag, request, body),
+        }
     }
 
     fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+        if tag == TELL {
+            self.drop_tell(conn);
+            return said(504, false, "nobody answered in time: try again");
+        }
         self.apps.on_request_timeout(ctx, conn, tag)
     }
 
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+        if tag == TELL {
+            self.drop_tell(conn);
+            return;
+        }
         self.apps.on_request_abandoned(ctx, conn, tag);
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
         self.apps.on_post(ctx, message);
+        for (conn, members) in self.apps.mounted_mut().take_presence_answers() {
+            self.told(ctx, conn, &members);
+        }
     }
 
     fn refuse_before_body(
@@ -591,6 +916,9 @@ impl App for Demo {
         conn: ConnId,
         tag: u32,
     ) -> Option<Response> {
+        if tag == TELL && self.drop_tell(conn) {
+            return Some(said(503, false, "the server is restarting: try again"));
+        }
         self.apps.on_request_shutdown(ctx, conn, tag)
     }
 }

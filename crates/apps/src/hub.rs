@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{
-    Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Polled, Publish, Subscribed,
-    Transport,
+    Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Members, Polled, Publish,
+    Subscribed, Transport,
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
@@ -147,6 +147,9 @@ pub struct HubApp {
     roster: Roster,
     /// The admin page's sessions and streams.
     admin: Admin,
+    /// Answers to the embedding application's presence questions
+    /// ([`HubApp::ask_presence`]), until it takes them.
+    presence_answers: Vec<(ConnId, Members)>,
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
@@ -194,6 +197,7 @@ impl HubApp {
             gathers: Gathers::default(),
             roster: Roster::new(shared.node.clone(), index),
             admin: Admin::default(),
+            presence_answers: Vec::new(),
             shared,
             settings_seen: 0,
             revocations_seen: 0,
@@ -236,6 +240,28 @@ impl HubApp {
             publish,
             Pending::Internal,
         )
+    }
+
+    /// Asks who is present on `topic` for the embedding application's
+    /// request `conn` (answered later, or never if the topic's sequencer
+    /// is gone): the members come from
+    /// [`HubApp::take_presence_answers`] after one of the next posts
+    /// ([`App::on_post`]). [`HubApp::forget_presence_question`] drops the
+    /// question, with its request.
+    pub(crate) fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
+        self.roster.ask(ctx, Asker::Embedder(conn), topic);
+    }
+
+    /// The answers to [`HubApp::ask_presence`] that came since the last
+    /// call, by request.
+    pub(crate) fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
+        std::mem::take(&mut self.presence_answers)
+    }
+
+    /// `conn`'s presence question is no longer wanted.
+    pub(crate) fn forget_presence_question(&mut self, conn: ConnId) {
+        self.roster.forget(conn);
+        self.presence_answers.retain(|(asker, _)| *asker != conn);
     }
 
     fn http_publish(
@@ -996,6 +1022,7 @@ impl App for HubApp {
                     Some(Answer::Api(asker, topic, members)) => {
                         self.api_members(ctx, asker, &topic, &members);
                     }
+                    Some(Answer::Embedder(conn, members)) => self.presence_answers.push((conn, members)),
                     None => {}
                 }
                 self.stats

@@ -21,7 +21,7 @@ mod mount;
 
 pub use chat::Chat;
 pub use clock::Clock;
-pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN};
+pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN, MAX_DEMO_TEXT_LEN};
 pub use echo::Echo;
 pub use hub::{
     AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_PER_LOOP, DEFAULT_REVOCATION_TTL,

@@ -20,6 +20,9 @@ pub(super) enum Answer {
     Page(ConnId, Response),
     /// The members, for the server API.
     Api(Asker, Arc<str>, Members),
+    /// The members, for the application that embeds the hub
+    /// ([`Asker::Embedder`]).
+    Embedder(ConnId, Members),
 }
 
 /// Who asked a topic's sequencer who is present.
@@ -32,12 +35,15 @@ pub(super) enum Asker {
     /// `POST /api/presence/counts`: the request waiting as `token`, for
     /// its topic `index`.
     Count { conn: ConnId, token: u64, index: usize },
+    /// The application that embeds the hub, for its request `conn`
+    /// (`HubApp::ask_presence`).
+    Embedder(ConnId),
 }
 
 impl Asker {
     fn conn(self) -> ConnId {
         match self {
-            Asker::Page(conn) | Asker::Api(conn) | Asker::Count { conn, .. } => conn,
+            Asker::Page(conn) | Asker::Api(conn) | Asker::Embedder(conn) | Asker::Count { conn, .. } => conn,
         }
     }
 }
@@ -204,6 +210,7 @@ impl Roster {
                 let response = Response::json(200, members.json(&topic)).header("Cache-Control", "no-store");
                 Answer::Page(conn, response)
             }
+            Asker::Embedder(conn) => Answer::Embedder(conn, members.clone()),
             other => Answer::Api(other, topic, members.clone()),
         })
     }

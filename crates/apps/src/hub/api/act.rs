@@ -109,7 +109,7 @@ impl HubApp {
         let answered = match asker {
             Asker::Api(conn) => Some((conn, users::presence_json(topic, members))),
             Asker::Count { token, index, .. } => self.gathers.counted(token, index, members),
-            Asker::Page(_) => None,
+            Asker::Page(_) | Asker::Embedder(_) => None,
         };
         if let Some((conn, response)) = answered {
             self.cors.respond(ctx, conn, response);
