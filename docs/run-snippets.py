@@ -57,7 +57,7 @@ class Block:
         self.page, self.line, self.lang, self.attrs, self.text = page, line, lang, attrs, text
 
     def where(self):
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        return f"{os.path.relpath(self.page, ROOT)}:{self.line}"
 
 
 def blocks(page):
