@@ -24,6 +24,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 mod config;
 mod logger;
 mod namespace;
+mod reference;
 mod reload;
 mod serve;
 mod sse_decode;
@@ -47,6 +48,8 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Print the reference page of a subcommand's options, as Markdown.
+    Reference(reference::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +69,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args, None),
         Command::SseDecode(args) => sse_decode::run(&args),
         Command::CheckConfig { file } => serve::check_config(&file),
+        Command::Reference(args) => reference::run(&args),
     }
 }
