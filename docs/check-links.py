@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fails on a broken internal link in the book, README.md or
-benches/README.md: a relative link to a file that is not in the
+"""Fails on a broken internal link in the book, README.md,
+benches/README.md or benches/results/: a relative link to a file that is not in the
 repository, or an anchor (`page.md#heading`, `#heading`) that no heading of
 its page makes. mdbook builds such a book without a word. Also checks that
 every page under docs/src is in SUMMARY.md and the other way round.
@@ -67,7 +67,8 @@ def anchors(path, cache={}):
 
 
 def main():
-    pages = [ROOT / "README.md", ROOT / "benches/README.md"] + sorted((ROOT / "docs/src").rglob("*.md"))
+    pages = [ROOT / "README.md", ROOT / "benches/README.md"] + sorted((ROOT / "benches/results").glob("*.md"))
+    pages += sorted((ROOT / "docs/src").rglob("*.md"))
     passed = failed = 0
 
     def bad(where, what):
