@@ -49,7 +49,7 @@ CHECKED = {"sh", "bash", "console", "toml", "js", "javascript"}
 NOT_RUN = re.compile(r"^\s*(#|//)\s*not run:\s*\S")
 FENCE = re.compile(r"^(```+|~~~+)(.*)$")
 RUN_TIMEOUT = 30
-BACKGROUND_GRACE = 1.0
+BACKGROUND_WAIT = 5.0
 
 
 class Block:
@@ -211,8 +211,13 @@ class Page:
         proc = self.spawn(self.text(block), out)
         self.background.append((block, proc, out, expect))
         # A subscriber that is not yet subscribed would miss what the next
-        # block publishes: give it time to connect.
-        time.sleep(BACKGROUND_GRACE)
+        # block publishes: wait for its first bytes (an event stream starts
+        # with its retry field once subscribed), for a few seconds at most.
+        path = Path(out.name)
+        deadline = time.time() + BACKGROUND_WAIT
+        while time.time() < deadline and proc.poll() is None and path.stat().st_size == 0:
+            time.sleep(0.05)
+        time.sleep(0.2)
 
     def finish(self):
         time.sleep(0.5 if self.background else 0)
