@@ -27,6 +27,7 @@ mod genconfig;
 mod gentoken;
 mod logger;
 mod namespace;
+mod reference;
 mod reload;
 mod serve;
 mod sse_decode;
@@ -55,6 +56,8 @@ enum Command {
     /// Sign a JSON Web Token with the server's HMAC secret (from --config,
     /// --jwt-secret-file or TETHER_JWT_SECRET_FILE), and print it.
     Gentoken(gentoken::Args),
+    /// Print the reference page of a subcommand's options, as Markdown.
+    Reference(reference::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +79,6 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => serve::check_config(&file),
         Command::Genconfig(args) => genconfig::run(&args),
         Command::Gentoken(args) => gentoken::run(&args),
+        Command::Reference(args) => reference::run(&args),
     }
 }

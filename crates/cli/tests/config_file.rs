@@ -489,12 +489,16 @@ fn the_readmes_example_serves() {
 }
 
 #[test]
-fn the_readme_shows_the_example_as_it_is() {
+fn the_book_shows_the_example_as_it_is() {
     let example = std::fs::read_to_string(EXAMPLE).unwrap();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/src/guide/configuration.md"
+    ))
+    .unwrap();
     assert!(
-        readme.contains(&format!("```toml\n{example}```\n")),
-        "README.md and examples/tether.toml differ"
+        page.contains(&format!("```toml file=tether.toml\n{example}```\n")),
+        "docs/src/guide/configuration.md and examples/tether.toml differ"
     );
 }
 

@@ -378,20 +378,20 @@ fn hook_options_that_do_not_go_together_are_refused_at_start() {
 }
 
 #[test]
-fn the_readmes_hook_example_is_a_file_tether_takes() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let section = readme
-        .split("#### Decisions by the application's backend")
-        .nth(1)
-        .expect("the README's section on hooks");
-    let example = section
-        .split("```toml\n")
+fn the_books_hook_example_is_a_file_tether_takes() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/src/guide/hooks.md"
+    ))
+    .unwrap();
+    let example = page
+        .split("```toml file=hooks.toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("its example");
+        .expect("the page's example");
     let dir = TempDir::new("readme");
     let file = dir.0.join("hooks.toml");
-    std::fs::write(&file, format!("app = \"hub\"\n{example}")).unwrap();
+    std::fs::write(&file, example).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tether"))
         .arg("check-config")
         .arg(&file)

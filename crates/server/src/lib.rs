@@ -56,7 +56,8 @@ pub use tether_h2 as h2;
 #[cfg(feature = "deflate")]
 pub use tether_deflate as deflate;
 
-/// The examples in the repository's README, run as doc tests.
+/// The examples of the book's page on embedding the crates
+/// (docs/src/crates/examples.md), run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeExamples;
+#[doc = include_str!("../../../docs/src/crates/examples.md")]
+struct BookExamples;
