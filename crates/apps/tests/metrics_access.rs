@@ -55,6 +55,10 @@ fn topic_names_are_in_the_metrics_only_when_asked_for() {
         // The totals are there either way.
         assert!(body.contains("tether_hub_backlog_events 1\n"), "{body}");
         assert!(body.contains("tether_app_panics_total 0\n"), "{body}");
+        for place in ["app", "connection", "quic"] {
+            let sample = format!("tether_panics_total{{where=\"{place}\"}} 0\n");
+            assert!(body.contains(&sample), "{body}");
+        }
         assert_eq!(body.contains("private.ledger"), per_topic, "{body}");
         assert_eq!(
             body.contains("tether_hub_topic_backlog_events{topic=\"private.ledger\"} 1\n"),

@@ -41,3 +41,15 @@ pub enum ServerEvent {
         reason: String,
     },
 }
+
+impl ServerEvent {
+    /// The connection the event is about.
+    pub fn conn(&self) -> ConnectionHandle {
+        match self {
+            ServerEvent::Connected { conn, .. }
+            | ServerEvent::Session { conn, .. }
+            | ServerEvent::Writable { conn, .. }
+            | ServerEvent::Closed { conn, .. } => *conn,
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Transmit};
+use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, EndpointEvent, Transmit};
 use tether_h2::hpack::Field;
 use tether_h3::ErrorCode;
 use tether_h3::session::{LocalStream, SendError as SessionSendError, Target};
@@ -64,6 +64,12 @@ impl From<SessionSendError> for SendError {
 /// cannot take yet (flow control, congestion) is kept and counted by
 /// [`QuicServer::unsent_bytes`], and [`ServerEvent::Writable`] says when
 /// it has gone.
+///
+/// A panic inside a method (in quinn-proto, rustls or the HTTP/3
+/// session: none should happen on any input, but they are third-party
+/// code on the input path) leaves the server usable: the caller catches
+/// it and calls [`QuicServer::recover`], which drops the one connection
+/// that was being worked on, and goes on.
 pub struct QuicServer {
     endpoint: Endpoint,
     config: QuicConfig,
@@ -81,6 +87,14 @@ pub struct QuicServer {
     /// The connections whose handshake is in progress, as of when each
     /// was last touched (a handshake ends only when its connection is).
     handshaking: BTreeSet<ConnectionHandle>,
+    /// The connections whose deadline had come when
+    /// [`QuicServer::handle_timeout`] was last called and that it has not
+    /// visited yet (none, unless a panic stopped it), and since when.
+    due: VecDeque<ConnectionHandle>,
+    due_since: Option<Instant>,
+    /// The connection being worked on, while one is: the one
+    /// [`QuicServer::recover`] drops after a panic.
+    in_hand: Option<ConnectionHandle>,
     stats: QuicStats,
 }
 
@@ -110,6 +124,9 @@ impl QuicServer {
             deadlines: Deadlines::new(),
             to_send: SendQueue::new(),
             handshaking: BTreeSet::new(),
+            due: VecDeque::new(),
+            due_since: None,
+            in_hand: None,
             stats: QuicStats::default(),
         })
     }
@@ -140,12 +157,12 @@ impl QuicServer {
             .endpoint
             .handle(now, remote, local_ip, None, BytesMut::from(data), &mut buf);
         match event {
-            Some(DatagramEvent::ConnectionEvent(handle, event)) => {
-                if let Some(conn) = self.conns.get_mut(&handle) {
+            Some(DatagramEvent::ConnectionEvent(handle, event)) => self.holding(handle, |server| {
+                if let Some(conn) = server.conns.get_mut(&handle) {
                     conn.quic.handle_event(event);
-                    self.drive(handle, now);
+                    server.drive(handle, now);
                 }
-            }
+            }),
             Some(DatagramEvent::NewConnection(incoming)) => self.incoming(now, incoming, buf),
             Some(DatagramEvent::Response(transmit)) => self.respond(transmit, buf),
             None => {}
@@ -183,11 +200,12 @@ impl QuicServer {
             .endpoint
             .accept(incoming, now, &mut buf, Some(self.server_config.clone()))
         {
-            Ok((handle, quic)) => {
-                self.conns
-                    .insert(handle, Conn::new(quic, self.config.session.clone(), now));
-                self.drive(handle, now);
-            }
+            Ok((handle, quic)) => self.holding(handle, |server| {
+                server
+                    .conns
+                    .insert(handle, Conn::new(quic, server.config.session.clone(), now));
+                server.drive(handle, now);
+            }),
             Err(e) => {
                 if let Some(transmit) = e.response {
                     self.respond(transmit, buf);
@@ -205,6 +223,8 @@ impl QuicServer {
         let Some(conn) = self.conns.get_mut(&handle) else {
             return;
         };
+        #[cfg(test)]
+        tests::injected(handle);
         let seen = self.events.len();
         conn.drive(handle, now, &mut self.events);
         while let Some(event) = conn.quic.poll_endpoint_events() {
@@ -247,25 +267,38 @@ impl QuicServer {
     /// Read from a heap of the connections' deadlines: the cost does not
     /// grow with the connections held.
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        self.deadlines.next()
+        [self.deadlines.next(), self.due_since]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time has come to `now`: timers fire, handshakes past their deadline
     /// are closed. Only the connections with a deadline due are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for handle in self.deadlines.take_due(now) {
-            let Some(conn) = self.conns.get_mut(&handle) else {
-                continue;
-            };
-            if conn.quic.is_handshaking() && now >= conn.accepted_at + self.config.handshake_timeout {
-                conn.cause.get_or_insert(CloseCause::HandshakeTimeout);
-                conn.close(now, ErrorCode::H3_NO_ERROR, "handshake timeout");
-            }
-            if conn.quic.poll_timeout().is_some_and(|t| t <= now) {
-                conn.quic.handle_timeout(now);
-            }
-            self.drive(handle, now);
+        // The due connections wait in `due` while they are visited, so
+        // that the ones a panic left unvisited are visited next time.
+        let due = self.deadlines.take_due(now);
+        if !due.is_empty() {
+            self.due_since.get_or_insert(now);
+            self.due.extend(due);
         }
+        while let Some(handle) = self.due.pop_front() {
+            self.holding(handle, |server| {
+                let Some(conn) = server.conns.get_mut(&handle) else {
+                    return;
+                };
+                if conn.quic.is_handshaking() && now >= conn.accepted_at + server.config.handshake_timeout {
+                    conn.cause.get_or_insert(CloseCause::HandshakeTimeout);
+                    conn.close(now, ErrorCode::H3_NO_ERROR, "handshake timeout");
+                }
+                if conn.quic.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.quic.handle_timeout(now);
+                }
+                server.drive(handle, now);
+            });
+        }
+        self.due_since = None;
     }
 
     /// The next datagram to send, written to `buf` (cleared first), or
@@ -290,24 +323,37 @@ impl QuicServer {
             return Some(transmit);
         }
         while let Some(handle) = self.to_send.pop() {
-            let Some(conn) = self.conns.get_mut(&handle) else {
-                continue;
-            };
-            if let Some(transmit) = conn.quic.poll_transmit(now, max_datagrams.max(1), buf) {
-                self.stats.datagrams_out += transmit
-                    .segment_size
-                    .map_or(1, |size| transmit.size.div_ceil(size.max(1)))
-                    as u64;
-                self.stats.bytes_out += transmit.size as u64;
-                // Sending can free stream capacity or finish a close; the
-                // connection goes back in the queue, behind the others.
-                self.drive(handle, now);
-                return Some(transmit);
+            let sent = self.holding(handle, |server| server.transmit(handle, now, max_datagrams, buf));
+            if sent.is_some() {
+                return sent;
             }
-            // Nothing to send may have set a pacing timer.
-            self.deadlines
-                .set(handle, deadline(conn, self.config.handshake_timeout));
         }
+        None
+    }
+
+    /// The next transmit of connection `handle`, if it has one.
+    fn transmit(
+        &mut self,
+        handle: ConnectionHandle,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        let conn = self.conns.get_mut(&handle)?;
+        if let Some(transmit) = conn.quic.poll_transmit(now, max_datagrams.max(1), buf) {
+            self.stats.datagrams_out += transmit
+                .segment_size
+                .map_or(1, |size| transmit.size.div_ceil(size.max(1)))
+                as u64;
+            self.stats.bytes_out += transmit.size as u64;
+            // Sending can free stream capacity or finish a close; the
+            // connection goes back in the queue, behind the others.
+            self.drive(handle, now);
+            return Some(transmit);
+        }
+        // Nothing to send may have set a pacing timer.
+        self.deadlines
+            .set(handle, deadline(conn, self.config.handshake_timeout));
         None
     }
 
@@ -322,14 +368,16 @@ impl QuicServer {
         now: Instant,
         f: impl FnOnce(&mut Conn) -> Result<T, SessionSendError>,
     ) -> Result<T, SendError> {
-        let c = self
-            .conns
-            .get_mut(&conn)
-            .ok_or(SendError::UnknownConnection(conn))?;
-        let result = f(c)?;
-        c.write_session_output();
-        self.drive(conn, now);
-        Ok(result)
+        self.holding(conn, |server| {
+            let c = server
+                .conns
+                .get_mut(&conn)
+                .ok_or(SendError::UnknownConnection(conn))?;
+            let result = f(c)?;
+            c.write_session_output();
+            server.drive(conn, now);
+            Ok(result)
+        })
     }
 
     /// Sends a response head on a request stream.
@@ -370,10 +418,12 @@ impl QuicServer {
     /// Resets a response and stops reading its request, with `code` (for
     /// a slow consumer, H3_REQUEST_CANCELLED or H3_EXCESSIVE_LOAD).
     pub fn reset(&mut self, now: Instant, conn: ConnectionHandle, stream_id: u64, code: ErrorCode) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.reset(stream_id, code);
-            self.drive(conn, now);
-        }
+        self.holding(conn, |server| {
+            if let Some(c) = server.conns.get_mut(&conn) {
+                c.reset(stream_id, code);
+                server.drive(conn, now);
+            }
+        });
     }
 
     /// Opens a unidirectional stream of this server's for the live
@@ -424,21 +474,23 @@ impl QuicServer {
         session_id: u64,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        let c = self
-            .conns
-            .get_mut(&conn)
-            .ok_or(SendError::UnknownConnection(conn))?;
-        let bytes = c.h3.datagram(session_id, payload)?;
-        c.send_datagram(bytes).map_err(SendError::Datagram)?;
-        self.drive(conn, now);
-        Ok(())
+        self.holding(conn, |server| {
+            let c = server
+                .conns
+                .get_mut(&conn)
+                .ok_or(SendError::UnknownConnection(conn))?;
+            let bytes = c.h3.datagram(session_id, payload)?;
+            c.send_datagram(bytes).map_err(SendError::Datagram)?;
+            server.drive(conn, now);
+            Ok(())
+        })
     }
 
     /// The largest HTTP datagram payload for `session_id` that fits in one
     /// QUIC datagram on `conn` now; `None` when the client takes no
     /// datagrams.
     pub fn max_datagram_payload(&mut self, conn: ConnectionHandle, session_id: u64) -> Option<usize> {
-        let max = self.conns.get_mut(&conn)?.max_datagram_size()?;
+        let max = self.holding(conn, |server| server.conns.get_mut(&conn)?.max_datagram_size())?;
         max.checked_sub(tether_h3::webtransport::datagram::overhead(session_id))
     }
 
@@ -461,11 +513,13 @@ impl QuicServer {
     pub fn goaway(&mut self, now: Instant) {
         let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
         for handle in handles {
-            if let Some(c) = self.conns.get_mut(&handle) {
-                c.h3.goaway();
-                c.write_session_output();
-            }
-            self.drive(handle, now);
+            self.holding(handle, |server| {
+                if let Some(c) = server.conns.get_mut(&handle) {
+                    c.h3.goaway();
+                    c.write_session_output();
+                }
+                server.drive(handle, now);
+            });
         }
     }
 
@@ -480,10 +534,63 @@ impl QuicServer {
 
     /// Closes a connection with `code` (H3_NO_ERROR for a graceful end).
     pub fn close(&mut self, now: Instant, conn: ConnectionHandle, code: ErrorCode) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.close(now, code, "asked");
-            self.drive(conn, now);
-        }
+        self.holding(conn, |server| {
+            if let Some(c) = server.conns.get_mut(&conn) {
+                c.close(now, code, "asked");
+                server.drive(conn, now);
+            }
+        });
+    }
+
+    /// Runs `work` on connection `handle`, which [`QuicServer::recover`]
+    /// drops if a panic stops it.
+    #[inline]
+    fn holding<R>(&mut self, handle: ConnectionHandle, work: impl FnOnce(&mut QuicServer) -> R) -> R {
+        let outer = self.in_hand.replace(handle);
+        let result = work(self);
+        self.in_hand = outer;
+        result
+    }
+
+    /// After a panic escaped one of this server's methods (caught by the
+    /// caller, `std::panic::catch_unwind`): drops the connection that was
+    /// being worked on when it did, if one was, and returns its handle and
+    /// its client's address. Call it before anything else.
+    ///
+    /// The connection's state, which the unwind may have left half-way
+    /// through a change, is not used again: it is forgotten here and by
+    /// quinn-proto (its connection IDs retired), with the events it had
+    /// queued, and counted as closed by an error. Its client is not told
+    /// (that would take the connection's own state): it learns from a
+    /// stateless reset when it next sends, or at its idle timeout. Every
+    /// other table of the server names connections by handle and skips a
+    /// handle it no longer holds (the send queue), or had the handle
+    /// removed here (deadlines, handshakes), so the other connections go
+    /// on untouched. `None` if the panic happened outside the work for
+    /// one connection (in quinn-proto's endpoint itself): the datagram
+    /// being handled is lost, nothing else.
+    pub fn recover(&mut self) -> Option<(ConnectionHandle, Option<SocketAddr>)> {
+        let handle = self.in_hand.take()?;
+        // The handle may be given to a new connection from now on: no
+        // event of the old one may be taken for one of the new.
+        self.events.retain(|event| event.conn() != handle);
+        self.deadlines.remove(handle);
+        self.handshaking.remove(&handle);
+        let remote = self.conns.remove(&handle).map(|conn| {
+            self.endpoint.handle_event(handle, EndpointEvent::drained());
+            self.stats.closed(CloseCause::Error);
+            conn.quic.remote_address()
+        });
+        Some((handle, remote))
+    }
+
+    /// Closes a connection with `code` at once, dropping the events it
+    /// queued that were not taken yet: its caller's own state for it is
+    /// gone (a panic in the caller's work for it), so that nothing more
+    /// of it is handed out but its [`ServerEvent::Closed`].
+    pub fn close_now(&mut self, now: Instant, conn: ConnectionHandle, code: ErrorCode) {
+        self.events.retain(|event| event.conn() != conn);
+        self.close(now, conn, code);
     }
 }
 
@@ -496,4 +603,256 @@ fn deadline(conn: &mut Conn, handshake_timeout: Duration) -> Option<Instant> {
         .is_handshaking()
         .then(|| conn.accepted_at + handshake_timeout);
     [timer, handshake].into_iter().flatten().min()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::net::SocketAddr;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tether_h2::hpack::Field;
+    use tether_h3::session::SessionEvent;
+
+    use super::*;
+    use crate::{ClientEvent, QuicClient};
+
+    thread_local! {
+        /// The connection whose next drive panics, on this thread.
+        static PANIC_IN: Cell<Option<ConnectionHandle>> = const { Cell::new(None) };
+    }
+
+    /// A panic in the work for `handle`, if one was asked for it: what a
+    /// bug in quinn-proto, rustls or the session would do.
+    pub(super) fn injected(handle: ConnectionHandle) {
+        if PANIC_IN.with(|p| p.get()) == Some(handle) {
+            PANIC_IN.with(|p| p.set(None));
+            panic!("injected panic for connection {}", handle.0);
+        }
+    }
+
+    fn certs() -> (rustls::ServerConfig, rustls::ClientConfig) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = CertificateDer::from(made.cert.der().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (server, client)
+    }
+
+    /// A server and clients on an in-memory network; the server's calls
+    /// are made as the loop makes them, under `catch_unwind`, with
+    /// `recover` after a panic.
+    struct Net {
+        now: Instant,
+        server: QuicServer,
+        addr: SocketAddr,
+        clients: Vec<(SocketAddr, QuicClient, Vec<ClientEvent>)>,
+        /// The connections `recover` dropped.
+        recovered: Vec<Option<ConnectionHandle>>,
+        /// The server's connection of each client, by its address.
+        handles: BTreeMap<SocketAddr, ConnectionHandle>,
+    }
+
+    impl Net {
+        fn caught(&mut self, work: impl FnOnce(&mut QuicServer)) {
+            if panic::catch_unwind(AssertUnwindSafe(|| work(&mut self.server))).is_err() {
+                let lost = self.server.recover().map(|(handle, _)| handle);
+                self.recovered.push(lost);
+            }
+        }
+
+        fn settle(&mut self) {
+            for _ in 0..1000 {
+                let mut moved = false;
+                let mut buf = Vec::new();
+                let now = self.now;
+                for i in 0..self.clients.len() {
+                    let from = self.clients[i].0;
+                    while let Some(t) = self.clients[i].1.poll_transmit(now, 1, &mut buf) {
+                        let datagram = buf[..t.size].to_vec();
+                        self.caught(|server| server.handle_datagram(now, from, None, &datagram));
+                        moved = true;
+                    }
+                }
+                while let Some(event) = self.server.poll_event() {
+                    match event {
+                        ServerEvent::Connected { conn, remote } => {
+                            self.handles.insert(remote, conn);
+                        }
+                        ServerEvent::Session {
+                            conn,
+                            event: SessionEvent::Request { stream_id, .. },
+                        } => {
+                            let fields = [Field::new("content-type", "text/plain")];
+                            self.caught(|server| {
+                                server.send_head(now, conn, stream_id, 200, &fields).unwrap();
+                                server.send_data(now, conn, stream_id, b"fine").unwrap();
+                                server.finish(now, conn, stream_id).unwrap();
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                loop {
+                    let mut sent = None;
+                    self.caught(|server| sent = server.poll_transmit(now, 1, &mut buf));
+                    let Some(t) = sent else { break };
+                    let to = t.destination;
+                    for (addr, client, _) in &mut self.clients {
+                        if *addr == to {
+                            client.handle_datagram(now, self.addr, &buf[..t.size]);
+                        }
+                    }
+                    moved = true;
+                }
+                for (_, client, events) in &mut self.clients {
+                    client.poll_events(now, events);
+                }
+                if !moved {
+                    return;
+                }
+            }
+            panic!("the network never settled");
+        }
+
+        fn run_for(&mut self, by: Duration) {
+            let end = self.now + by;
+            self.settle();
+            while self.now < end {
+                self.now += Duration::from_millis(5);
+                let now = self.now;
+                for (_, client, _) in &mut self.clients {
+                    client.handle_timeout(now);
+                }
+                self.caught(|server| server.handle_timeout(now));
+                self.settle();
+            }
+        }
+
+        fn get(&mut self, client: usize) -> u64 {
+            let fields = [
+                Field::new(":method", "GET"),
+                Field::new(":scheme", "https"),
+                Field::new(":authority", "localhost"),
+                Field::new(":path", "/"),
+            ];
+            self.clients[client].1.request(&fields, b"", true).unwrap()
+        }
+
+        fn answered(&self, client: usize, stream: u64) -> bool {
+            self.clients[client]
+                .2
+                .iter()
+                .any(|e| *e == ClientEvent::Finished { stream })
+        }
+    }
+
+    #[test]
+    fn after_a_panic_recover_drops_the_connection_in_hand_and_the_others_go_on() {
+        let (server_tls, client_tls) = certs();
+        let now = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let clients = (0..2)
+            .map(|i| {
+                let from: SocketAddr = format!("127.0.0.1:{}", 50_000 + i).parse().unwrap();
+                let client = QuicClient::connect(&client_tls, addr, "localhost", 1 << 16, now).unwrap();
+                (from, client, Vec::new())
+            })
+            .collect();
+        let mut net = Net {
+            now,
+            server: QuicServer::new(QuicConfig::default(), &server_tls).unwrap(),
+            addr,
+            clients,
+            recovered: Vec::new(),
+            handles: BTreeMap::new(),
+        };
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(net.server.connections(), 2);
+        let victim = net.handles[&net.clients[0].0];
+        let bystander = net.handles[&net.clients[1].0];
+
+        // The victim's next datagram panics in its connection's work.
+        PANIC_IN.with(|p| p.set(Some(victim)));
+        let lost = net.get(0);
+        let kept = net.get(1);
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(net.recovered, [Some(victim)]);
+        assert!(!net.answered(0, lost));
+        assert!(net.answered(1, kept));
+        assert_eq!(net.server.connections(), 1);
+        assert!(net.server.conns.contains_key(&bystander));
+        assert_eq!(net.server.stats().closed_error, 1);
+        assert_eq!(net.server.in_hand, None);
+
+        // The victim's client learns of it when it next sends (its
+        // retransmission is answered with a stateless reset); the
+        // bystander is served on.
+        let again = net.get(1);
+        net.run_for(Duration::from_millis(100));
+        assert!(net.clients[0].1.is_closed(), "{:?}", net.clients[0].2);
+        assert!(net.answered(1, again));
+        assert_eq!(net.recovered.len(), 1);
+    }
+
+    #[test]
+    fn a_panic_in_a_timer_leaves_the_other_due_connections_for_the_next_call() {
+        let (server_tls, client_tls) = certs();
+        let now = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let mut server = QuicServer::new(QuicConfig::default(), &server_tls).unwrap();
+        let mut handles = Vec::new();
+        for i in 0..3 {
+            let from: SocketAddr = format!("127.0.0.1:{}", 51_000 + i).parse().unwrap();
+            let mut client = QuicClient::connect(&client_tls, addr, "localhost", 1 << 16, now).unwrap();
+            let mut buf = Vec::new();
+            while let Some(t) = client.poll_transmit(now, 1, &mut buf) {
+                server.handle_datagram(now, from, None, &buf[..t.size]);
+            }
+        }
+        while let Some(t) = server.poll_transmit(now, 1, &mut Vec::new()) {
+            drop(t);
+        }
+        handles.extend(server.conns.keys().copied());
+        assert_eq!(handles.len(), 3);
+        // Every handshake times out at once; the first visited panics.
+        let late = now + Duration::from_secs(3600);
+        let due = server.deadlines.take_due(late);
+        assert_eq!(due.len(), 3);
+        for handle in &due {
+            server.deadlines.set(*handle, Some(now));
+        }
+        PANIC_IN.with(|p| p.set(Some(due[0])));
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| server.handle_timeout(late)));
+        assert!(caught.is_err());
+        assert_eq!(server.recover().map(|(handle, _)| handle), Some(due[0]));
+        // The two not visited are due still, and handled by the next call.
+        assert_eq!(server.due.len(), 2);
+        assert!(server.next_timeout().is_some_and(|at| at <= late));
+        server.handle_timeout(late);
+        assert!(server.due.is_empty());
+        assert_eq!(server.stats().closed_error, 1, "the one dropped");
+        assert_eq!(server.stats().closed_handshake_timeout, 2, "the others");
+        assert!(
+            server
+                .conns
+                .values()
+                .all(|c| c.quic.is_closed() || c.quic.is_drained())
+        );
+    }
 }

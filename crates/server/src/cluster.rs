@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
@@ -141,6 +142,13 @@ impl<A: App + Send + 'static> Cluster<A> {
 
     /// Runs every loop, the first on this thread, until all have shut
     /// down. Returns the first error any loop hit.
+    ///
+    /// A loop that stops with an error, or dies of a panic outside the
+    /// work for any one connection (which costs that connection alone),
+    /// shuts the others down: `run` then returns its error, so that the
+    /// process can exit non-zero rather than keep serving with a loop
+    /// gone (its share of the connections reset, its QUIC connections
+    /// unreachable, the hub's sequencing waiting for it).
     pub fn run(self) -> io::Result<()> {
         let Cluster { first, others } = self;
         let others: Vec<_> = others
@@ -149,10 +157,10 @@ impl<A: App + Send + 'static> Cluster<A> {
             .map(|(i, server)| {
                 thread::Builder::new()
                     .name(format!("tether-loop-{}", i + 1))
-                    .spawn(move || server.run())
+                    .spawn(move || run_loop(server, i + 1))
             })
             .collect::<io::Result<_>>()?;
-        let mut result = first.run();
+        let mut result = run_loop(first, 0);
         for thread in others {
             let outcome = thread
                 .join()
@@ -163,6 +171,17 @@ impl<A: App + Send + 'static> Cluster<A> {
         }
         result
     }
+}
+
+/// Runs one loop of a cluster. [`Server::run`] returns a panic of the
+/// loop's as an error after telling the other loops to shut down; should
+/// one escape even so (from its last steps), they are told here.
+fn run_loop<A: App>(server: Server<A>, index: usize) -> io::Result<()> {
+    let handle = server.handle();
+    panic::catch_unwind(AssertUnwindSafe(|| server.run())).unwrap_or_else(|_| {
+        handle.shutdown();
+        Err(io::Error::other(format!("event loop {index} panicked")))
+    })
 }
 
 /// The configuration of the loop at `index`: with HTTP/3, the QUIC

@@ -338,8 +338,16 @@ counters! {
     /// HTTP requests answered (any route).
     http_requests,
     /// Panics caught at the application boundary (each closed its
-    /// connection with 500 or 1011).
+    /// connection with 500 or 1011): `tether_panics_total{where="app"}`.
     app_panics,
+    /// Panics caught in the work a loop does for one TCP connection
+    /// below the application (its TLS session, its HTTP/1.1 or HTTP/2
+    /// session, its output): each dropped that connection alone.
+    connection_panics,
+    /// Panics caught in a loop's QUIC endpoint (quinn-proto, rustls, the
+    /// HTTP/3 session and streams): each dropped the QUIC connection being
+    /// handled, if one was.
+    quic_panics,
     /// TLS connections closed because what the peer sent was not valid
     /// TLS (or the handshake failed).
     tls_errors,

@@ -36,6 +36,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// rustls itself, for a configuration of one's own.
 pub use rustls;
 
+#[doc(hidden)]
+pub mod harness;
+
 /// A server configuration from PEM text: the certificate chain (leaf
 /// first) and its private key (PKCS#8, PKCS#1 or SEC1).
 ///

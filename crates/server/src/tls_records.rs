@@ -22,6 +22,9 @@ const HEADER: usize = 5;
 const TAG: usize = 16;
 /// Plaintext in one record at most (2^14).
 const MAX_PLAINTEXT: usize = 16 * 1024;
+/// A record's inner plaintext at most: content, content type and padding
+/// (2^14 + 1, §5.4).
+const MAX_INNER: usize = MAX_PLAINTEXT + 1;
 /// A protected record's body at most (2^14 + 256).
 const MAX_BODY: usize = MAX_PLAINTEXT + 256;
 /// What a record adds to the plaintext it seals: header, inner content
@@ -34,6 +37,8 @@ const CONTENT_APPLICATION_DATA: u8 = 23;
 /// `legacy_record_version` of every TLS 1.3 record (and ignored when read).
 const LEGACY_VERSION: [u8; 2] = [3, 3];
 const HANDSHAKE_KEY_UPDATE: u8 = 24;
+/// A KeyUpdate's length: type, a 24-bit length, and its one byte.
+const KEY_UPDATE_LEN: usize = 5;
 const ALERT_LEVEL_WARNING: u8 = 1;
 const ALERT_LEVEL_FATAL: u8 = 2;
 const ALERT_CLOSE_NOTIFY: u8 = 0;
@@ -167,6 +172,12 @@ pub(crate) struct Records {
     /// data again.
     key_updates_left: u8,
     warnings_left: u8,
+    /// The start of a handshake message whose rest is in the peer's next
+    /// record (§5.1 lets a message span records): after the handshake the
+    /// only one a client may send is a KeyUpdate, so it is never longer
+    /// than that.
+    partial: [u8; KEY_UPDATE_LEN - 1],
+    partial_len: u8,
 }
 
 impl Records {
@@ -192,6 +203,8 @@ impl Records {
             tx_limit,
             key_updates_left: KEY_UPDATES_WITHOUT_DATA,
             warnings_left: WARNINGS_WITHOUT_DATA,
+            partial: [0; KEY_UPDATE_LEN - 1],
+            partial_len: 0,
         })
     }
 
@@ -220,8 +233,10 @@ impl Records {
             if len > MAX_BODY {
                 return Err(RecordError::Send(Alert::RecordOverflow));
             }
-            if len < TAG + 1 {
-                return Err(RecordError::Send(Alert::DecodeError));
+            if len < TAG {
+                // Too short to hold a tag: it cannot be authentic (as
+                // rustls answers it).
+                return Err(RecordError::Send(Alert::BadRecordMac));
             }
             let Some((header, body)) = rest
                 .get_mut(..HEADER + len)
@@ -241,6 +256,9 @@ impl Records {
                 .open_in_place(nonce, aead::Aad::from(header), body)
                 .map_err(|_| RecordError::Send(Alert::BadRecordMac))?;
             opened.used += HEADER + len;
+            if plain.len() > MAX_INNER {
+                return Err(RecordError::Send(Alert::RecordOverflow));
+            }
             // The inner content type is the last byte that is not
             // padding (§5.4).
             let Some(end) = plain.iter().rposition(|&b| b != 0) else {
@@ -248,8 +266,10 @@ impl Records {
             };
             let (inner, padded) = plain.split_at(end);
             let content = padded.get(..1).unwrap_or_default();
-            if inner.len() > MAX_PLAINTEXT {
-                return Err(RecordError::Send(Alert::RecordOverflow));
+            if self.partial_len > 0 && content != [CONTENT_HANDSHAKE] {
+                // A handshake message's fragments must not be interleaved
+                // with other records (§5.1).
+                return Err(RecordError::Send(Alert::UnexpectedMessage));
             }
             match content {
                 [CONTENT_APPLICATION_DATA] => {
@@ -272,39 +292,88 @@ impl Records {
                             .ok_or(RecordError::Send(Alert::UnexpectedMessage))?;
                     }
                     [_, description] => return Err(RecordError::Received(*description)),
+                    // An alert record holds exactly one alert (§6): none
+                    // at all is unexpected, a part or more is malformed.
+                    [] => return Err(RecordError::Send(Alert::UnexpectedMessage)),
                     _ => return Err(RecordError::Send(Alert::DecodeError)),
                 },
                 [CONTENT_HANDSHAKE] => {
-                    // After the handshake a client may send one handshake
-                    // message to a server that asked for no certificate:
-                    // KeyUpdate, which ends its record (§5.1), so it is
-                    // never split over records.
-                    match inner {
-                        [HANDSHAKE_KEY_UPDATE, 0, 0, 1, request] => {
-                            self.key_updates_left = self
-                                .key_updates_left
-                                .checked_sub(1)
-                                .ok_or(RecordError::Send(Alert::UnexpectedMessage))?;
-                            match request {
-                                0 => {}
-                                1 => opened.update_requested = true,
-                                _ => return Err(RecordError::Send(Alert::IllegalParameter)),
-                            }
-                            let (seq, secrets) = self
-                                .kernel
-                                .update_rx_secret()
-                                .map_err(|_| RecordError::Send(Alert::InternalError))?;
-                            self.rx =
-                                Keys::new(&secrets, seq).ok_or(RecordError::Send(Alert::InternalError))?;
-                            key = None;
-                        }
-                        [HANDSHAKE_KEY_UPDATE, ..] => return Err(RecordError::Send(Alert::DecodeError)),
-                        _ => return Err(RecordError::Send(Alert::UnexpectedMessage)),
+                    if let Some(update) = self.handshake_fragment(inner)? {
+                        opened.update_requested |= update;
+                        key = None;
                     }
                 }
                 _ => return Err(RecordError::Send(Alert::UnexpectedMessage)),
             }
         }
+    }
+
+    /// Takes a record's handshake fragment. After the handshake a client
+    /// may send one handshake message to a server that asked for no
+    /// certificate: KeyUpdate, which may come in fragments over several
+    /// records (§5.1) and must end its record, as it changes the key the
+    /// next record is read under. `Some(update_requested)` once a whole
+    /// KeyUpdate was read (the key changed).
+    fn handshake_fragment(&mut self, fragment: &[u8]) -> Result<Option<bool>, RecordError> {
+        use Alert::{DecodeError, IllegalParameter, InternalError, UnexpectedMessage};
+        if fragment.is_empty() {
+            // No zero-length handshake fragments (§5.1).
+            return Err(RecordError::Send(UnexpectedMessage));
+        }
+        let mut message = [0u8; KEY_UPDATE_LEN];
+        let held = usize::from(self.partial_len);
+        let joined = held + fragment.len();
+        for (to, from) in message.iter_mut().zip(
+            self.partial
+                .get(..held)
+                .unwrap_or_default()
+                .iter()
+                .chain(fragment),
+        ) {
+            *to = *from;
+        }
+        let have = joined.min(KEY_UPDATE_LEN);
+        if message.first() != Some(&HANDSHAKE_KEY_UPDATE) {
+            // A new ClientHello (no renegotiation in TLS 1.3), or any
+            // other message a server that asked for nothing never expects.
+            return Err(RecordError::Send(UnexpectedMessage));
+        }
+        if have >= 4 && message.get(1..4) != Some(&[0, 0, 1][..]) {
+            return Err(RecordError::Send(DecodeError));
+        }
+        if joined < KEY_UPDATE_LEN {
+            self.partial = [0; KEY_UPDATE_LEN - 1];
+            for (to, from) in self
+                .partial
+                .iter_mut()
+                .zip(message.get(..have).unwrap_or_default())
+            {
+                *to = *from;
+            }
+            self.partial_len = u8::try_from(have).map_err(|_| RecordError::Send(InternalError))?;
+            return Ok(None);
+        }
+        self.partial_len = 0;
+        if joined > KEY_UPDATE_LEN {
+            // More after the KeyUpdate in its record: a message that spans
+            // the key change (§5.1).
+            return Err(RecordError::Send(UnexpectedMessage));
+        }
+        self.key_updates_left = self
+            .key_updates_left
+            .checked_sub(1)
+            .ok_or(RecordError::Send(UnexpectedMessage))?;
+        let requested = match message.get(4) {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err(RecordError::Send(IllegalParameter)),
+        };
+        let (seq, secrets) = self
+            .kernel
+            .update_rx_secret()
+            .map_err(|_| RecordError::Send(InternalError))?;
+        self.rx = Keys::new(&secrets, seq).ok_or(RecordError::Send(InternalError))?;
+        Ok(Some(requested))
     }
 
     /// Appends `plaintext` to `out` sealed as application data, in
@@ -411,7 +480,7 @@ fn seal_record(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! A rustls client and the server's records, in memory: the handshake
     //! is rustls' on both sides, then the server's records are these.
 
@@ -689,6 +758,55 @@ mod tests {
         }
     }
 
+    /// A client's two directions, taken from it: records it would never
+    /// send, sealed with its keys, and the server's records opened.
+    pub(crate) struct Peer {
+        tx: Forger,
+        rx: Keys,
+    }
+
+    impl Peer {
+        /// The keys of `client`, whose handshake is done.
+        pub(crate) fn new(client: rustls::ClientConnection) -> Peer {
+            let secrets = client.dangerous_extract_secrets().unwrap();
+            Peer {
+                tx: Forger(Keys::new(&secrets.tx.1, secrets.tx.0).unwrap()),
+                rx: Keys::new(&secrets.rx.1, secrets.rx.0).unwrap(),
+            }
+        }
+
+        /// One record of `content`, sealed as the client would.
+        pub(crate) fn record(&mut self, content: u8, plaintext: &[u8]) -> Vec<u8> {
+            self.tx.record(content, plaintext)
+        }
+
+        /// The server's records in `wire`, opened in order: each one's
+        /// content type and content. Stops at the first that does not
+        /// open (`None` then ends the list).
+        pub(crate) fn open(&mut self, wire: &[u8]) -> Vec<Option<(u8, Vec<u8>)>> {
+            let mut opened = Vec::new();
+            let mut rest = wire;
+            while rest.len() >= HEADER {
+                let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+                let Some(record) = rest.get(..HEADER + len) else {
+                    break;
+                };
+                let header: [u8; HEADER] = record[..HEADER].try_into().unwrap();
+                let mut body = record[HEADER..].to_vec();
+                let key = self.rx.expand().unwrap();
+                let nonce = self.rx.next_nonce().unwrap();
+                let Ok(plain) = key.open_in_place(nonce, aead::Aad::from(header), &mut body) else {
+                    opened.push(None);
+                    break;
+                };
+                let end = plain.iter().rposition(|&b| b != 0).unwrap();
+                opened.push(Some((plain[end], plain[..end].to_vec())));
+                rest = &rest[HEADER + len..];
+            }
+            opened
+        }
+    }
+
     fn refused(wire: &mut [u8], records: &mut Records) -> RecordError {
         open_all(records, wire)
             .map(|(d, o)| (d.len(), o.used))
@@ -699,7 +817,7 @@ mod tests {
     fn bad_records_are_refused_with_the_alert_that_says_why() {
         use Alert::*;
         // On the wire: a bit flipped, a record not protected, too long,
-        // too short to hold a tag.
+        // too short to hold a tag (empty, or one byte short).
         let (mut client, mut records) = connected(SUITES[0]);
         let mut wire = from_client(&mut client, b"hello");
         let last = wire.len() - 1;
@@ -716,17 +834,28 @@ mod tests {
             refused(&mut [23, 3, 3, h, l], &mut records),
             RecordError::Send(RecordOverflow)
         );
-        let (_, mut records) = connected(SUITES[0]);
-        assert_eq!(
-            refused(&mut [23, 3, 3, 0, 16, 0], &mut records),
-            RecordError::Send(DecodeError)
-        );
+        for short in [0, 1, TAG - 1] {
+            let (_, mut records) = connected(SUITES[0]);
+            let mut wire = vec![23, 3, 3, 0, u8::try_from(short).unwrap()];
+            wire.extend(std::iter::repeat_n(0, short));
+            assert_eq!(
+                refused(&mut wire, &mut records),
+                RecordError::Send(BadRecordMac),
+                "{short} bytes"
+            );
+        }
 
         // Inside the protection: what the content says.
         let oversize = vec![1; MAX_PLAINTEXT + 1];
-        let cases: [(u8, &[u8], RecordError); 9] = [
+        // Data, its content type and padding over 2^14 + 1 bytes (§5.4):
+        // sealed as content type 0 ending in the real type and zeros.
+        let mut overpadded = vec![b'x', CONTENT_APPLICATION_DATA];
+        overpadded.extend_from_slice(&[0; MAX_PLAINTEXT]);
+        let cases: [(u8, &[u8], RecordError); 14] = [
             (CONTENT_ALERT, &[2, 40], RecordError::Received(40)),
             (CONTENT_ALERT, &[2], RecordError::Send(DecodeError)),
+            (CONTENT_ALERT, &[2, 40, 0, 1], RecordError::Send(DecodeError)),
+            (CONTENT_ALERT, &[], RecordError::Send(UnexpectedMessage)),
             (
                 CONTENT_HANDSHAKE,
                 &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 2],
@@ -734,14 +863,24 @@ mod tests {
             ),
             (
                 CONTENT_HANDSHAKE,
-                &[HANDSHAKE_KEY_UPDATE, 0, 0, 1],
+                &[HANDSHAKE_KEY_UPDATE, 0, 0, 2, 0, 0],
                 RecordError::Send(DecodeError),
             ),
+            // A message after the KeyUpdate in its record, which would
+            // span the key change (§5.1): two KeyUpdates, or the start of
+            // one.
             (
                 CONTENT_HANDSHAKE,
                 &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0, 24],
-                RecordError::Send(DecodeError),
+                RecordError::Send(UnexpectedMessage),
             ),
+            (
+                CONTENT_HANDSHAKE,
+                &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0, HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0],
+                RecordError::Send(UnexpectedMessage),
+            ),
+            // No zero-length handshake fragment (§5.1).
+            (CONTENT_HANDSHAKE, &[], RecordError::Send(UnexpectedMessage)),
             // A new ClientHello: no renegotiation in TLS 1.3.
             (
                 CONTENT_HANDSHAKE,
@@ -755,6 +894,7 @@ mod tests {
                 &oversize,
                 RecordError::Send(RecordOverflow),
             ),
+            (0, &overpadded, RecordError::Send(RecordOverflow)),
         ];
         for (content, plaintext, expected) in cases {
             let (client, mut records) = connected(SUITES[0]);
@@ -765,6 +905,35 @@ mod tests {
                 "{content} {plaintext:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_update_in_fragments_over_records_is_joined() {
+        let (client, mut records) = connected(SUITES[0]);
+        let mut forger = Forger::new(client);
+        let before = records.rx.seq;
+        let mut wire = forger.record(CONTENT_HANDSHAKE, &[HANDSHAKE_KEY_UPDATE]);
+        wire.extend(forger.record(CONTENT_HANDSHAKE, &[0, 0]));
+        wire.extend(forger.record(CONTENT_HANDSHAKE, &[1, 1]));
+        let (_, opened) = open_all(&mut records, &mut wire).unwrap();
+        assert_eq!(opened.used, wire.len());
+        assert!(opened.update_requested);
+        // Read under the next key now, from its first record.
+        assert_eq!(records.rx.seq, 0, "was {before}");
+        forger.0 = records.rx.clone();
+        let mut wire = forger.record(CONTENT_APPLICATION_DATA, b"under the new key");
+        let (got, _) = open_all(&mut records, &mut wire).unwrap();
+        assert_eq!(got, b"under the new key");
+
+        // Another record between the fragments is refused.
+        let (client, mut records) = connected(SUITES[0]);
+        let mut forger = Forger::new(client);
+        let mut wire = forger.record(CONTENT_HANDSHAKE, &[HANDSHAKE_KEY_UPDATE, 0]);
+        wire.extend(forger.record(CONTENT_APPLICATION_DATA, b"between"));
+        assert_eq!(
+            refused(&mut wire, &mut records),
+            RecordError::Send(Alert::UnexpectedMessage)
+        );
     }
 
     #[test]

@@ -20,10 +20,9 @@ use std::io::{self, IoSlice, Read, Write};
 use std::mem;
 use std::sync::Arc;
 
-use mio::net::TcpStream;
-use rustls::server::UnbufferedServerConnection;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus, WriteTraffic,
 };
 use rustls::{CipherSuite, ProtocolVersion};
 
@@ -40,12 +39,24 @@ const READ_SIZE: usize = 32 * 1024;
 /// Bytes of records kept waiting for the rest of a record or of a
 /// handshake message at most (rustls accepts handshake messages of up to
 /// 64 KiB, each record up to 16 KiB and its overhead).
-const INCOMING_LIMIT: usize = 64 * 1024 + 18 * 1024;
+pub(crate) const INCOMING_LIMIT: usize = 64 * 1024 + 18 * 1024;
 
 /// Records' overhead per 16 KiB of plaintext, a generous estimate (TLS 1.2
 /// with AES-GCM needs 29 bytes: header, explicit nonce and tag); rustls
 /// says how much it needs when this is short.
 const OVERHEAD_PER_RECORD: usize = 64;
+
+/// A record's header: content type, legacy version, length.
+const RECORD_HEADER: usize = 5;
+
+/// Reads of what a peer sends after a fatal alert, at most, per call:
+/// the rest waits for the next readiness (or is cut at the linger
+/// deadline).
+const DROPPED_READS: usize = 64;
+
+/// Steps of rustls between two records at most (each state it reports
+/// consumes what it reports, so a few are always enough).
+const RUSTLS_STEPS: usize = 16;
 
 thread_local! {
     /// Records read from the socket, being decrypted.
@@ -57,6 +68,15 @@ thread_local! {
 }
 
 /// The server side of one TLS session.
+///
+/// Calling contract, as for a socket: [`TlsSession::read`] when the socket
+/// is readable (it runs the handshake too), [`TlsSession::write`] to send,
+/// [`TlsSession::flush`] when the socket is writable again,
+/// [`TlsSession::close`] to end. An error from `read` means the peer broke
+/// TLS: the alert that says so is sent (or held until the socket takes
+/// it), and from then on `read` drops what the peer still sends, so that
+/// the connection can drain before it is closed, rather than reset it
+/// under the alert.
 pub(crate) struct TlsSession {
     engine: Engine,
     /// The protocol ALPN chose, kept from rustls when the records leave it.
@@ -69,8 +89,9 @@ pub(crate) struct TlsSession {
     held: Option<Box<Held>>,
     /// The peer's `close_notify` arrived (or its TCP stream ended).
     peer_closed: bool,
-    /// This side's `close_notify` went into the records (once the records
-    /// are the session's own; rustls keeps its own account before).
+    /// This side's `close_notify` or a fatal alert went into the records
+    /// (once the records are the session's own; rustls keeps its own
+    /// account before): nothing more may follow.
     sent_close: bool,
 }
 
@@ -84,17 +105,25 @@ enum Engine {
     Rustls(Box<UnbufferedServerConnection>),
     /// TLS 1.3 after the handshake.
     Records(Records),
-    /// rustls refused to hand the keys over (it never should once the
-    /// handshake is done): the session cannot go on.
-    Lost,
+    /// The session ended on an error: the peer broke TLS (the alert is
+    /// sent), or rustls would not hand the keys over. What still arrives
+    /// is read and dropped.
+    Failed,
 }
 
 /// Bytes a session holds between calls, each only until used.
 #[derive(Default)]
 struct Held {
-    /// Received bytes not processed yet: the start of a record (or of a
-    /// handshake message) whose rest has not arrived.
+    /// Received bytes not done with: first those rustls was given and
+    /// keeps (the start of a handshake message whose rest has not come,
+    /// which it joins in place), then records given to no one yet (the
+    /// start of one whose rest has not come).
     incoming: Vec<u8>,
+    /// How many bytes at the start of `incoming` rustls was given. It
+    /// refers to them by position: every call into it passes them again,
+    /// first and unchanged, and passes nothing else but whole records
+    /// after them (see [`TlsSession::process_rustls`]).
+    incoming_seen: usize,
     /// Decrypted plaintext the caller's buffer had no room for, and how
     /// much of it was read since.
     plaintext: Vec<u8>,
@@ -116,6 +145,58 @@ fn held(slot: &mut Option<Box<Held>>) -> &mut Held {
     slot.get_or_insert_with(Box::default)
 }
 
+/// Positions in the receive buffer during a read: `start..seen` was given
+/// to rustls and is not discarded by it yet; `seen..end` are records given
+/// to no one yet, whole ones and perhaps the start of one.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: usize,
+    seen: usize,
+    end: usize,
+}
+
+impl Window {
+    /// `n` more bytes at the start are done with.
+    fn discard(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+        self.seen = self.seen.max(self.start);
+    }
+}
+
+/// Received bytes outside a read (see [`Held::incoming`]): what rustls
+/// was given, for the calls a write or a close makes into it.
+struct SeenInput {
+    bytes: Vec<u8>,
+    seen: usize,
+}
+
+impl SeenInput {
+    /// What rustls was given, to give it again.
+    fn given(&mut self) -> &mut [u8] {
+        let seen = self.seen.min(self.bytes.len());
+        self.bytes.get_mut(..seen).unwrap_or_default()
+    }
+
+    /// rustls is done with `n` bytes at the start.
+    fn discard(&mut self, n: usize) {
+        let n = n.min(self.seen).min(self.bytes.len());
+        self.bytes.drain(..n);
+        self.seen -= n;
+    }
+}
+
+/// What one step of rustls came to.
+enum Step {
+    /// Go on: it has more to say, or may.
+    Go,
+    /// It can go no further with what it was given.
+    Blocked,
+    /// The peer ended the session.
+    Closed,
+    /// The peer broke TLS: rustls queued the alert that says why.
+    Failed(rustls::Error),
+}
+
 impl TlsSession {
     /// A session about to receive a client's hello.
     pub(crate) fn new(config: &Arc<rustls::ServerConfig>) -> io::Result<TlsSession> {
@@ -135,7 +216,7 @@ impl TlsSession {
     pub(crate) fn alpn_protocol(&self) -> Option<&[u8]> {
         match &self.engine {
             Engine::Rustls(conn) => conn.alpn_protocol(),
-            Engine::Records(_) | Engine::Lost => self.alpn.as_deref(),
+            Engine::Records(_) | Engine::Failed => self.alpn.as_deref(),
         }
     }
 
@@ -146,6 +227,14 @@ impl TlsSession {
             .is_some_and(|h| h.outgoing_sent < h.outgoing.len())
     }
 
+    /// Bytes the session holds for its connection (received, decrypted or
+    /// encrypted), besides its own state.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held.as_deref().map_or(0, |h| {
+            h.incoming.capacity() + h.plaintext.capacity() + h.outgoing.capacity()
+        })
+    }
+
     /// Fills `buf` with plaintext as far as the session and the socket
     /// allow: like a plain socket's read, a read shorter than `buf` means
     /// the socket had no more (the loop relies on it with edge-triggered
@@ -153,7 +242,10 @@ impl TlsSession {
     /// the end (the peer's `close_notify`, or its TCP stream ending: HTTP
     /// messages carry their own length). Runs the handshake on the way
     /// and sends what it answers.
-    pub(crate) fn read(&mut self, socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read<S: Read + Write>(&mut self, socket: &mut S, buf: &mut [u8]) -> io::Result<usize> {
+        if matches!(self.engine, Engine::Failed) {
+            return drop_input(socket);
+        }
         let mut filled = self.take_plaintext(buf);
         if filled == buf.len() || self.peer_closed {
             return Ok(filled);
@@ -161,29 +253,27 @@ impl TlsSession {
         RECEIVED.with_borrow_mut(|received| {
             // `received[start..end]` holds the bytes not processed yet;
             // the buffer keeps its length (zeroed once) and only grows.
-            let incoming = self
+            let (incoming, seen) = self
                 .held
                 .as_deref_mut()
-                .map(|h| mem::take(&mut h.incoming))
+                .map(|h| (mem::take(&mut h.incoming), mem::take(&mut h.incoming_seen)))
                 .unwrap_or_default();
-            let mut end = incoming.len();
-            if received.len() < end + READ_SIZE {
-                received.resize(end + READ_SIZE, 0);
+            let mut w = Window {
+                start: 0,
+                seen: seen.min(incoming.len()),
+                end: incoming.len(),
+            };
+            if received.len() < w.end + READ_SIZE {
+                received.resize(w.end + READ_SIZE, 0);
             }
-            if let Some(to) = received.get_mut(..end) {
+            if let Some(to) = received.get_mut(..w.end) {
                 to.copy_from_slice(&incoming);
             }
-            let mut start = 0;
+            drop(incoming);
             let mut socket_ended = false;
             let result = loop {
-                match self.process(
-                    socket,
-                    received.get_mut(start..end).unwrap_or_default(),
-                    buf,
-                    &mut filled,
-                ) {
-                    Ok(used) => start += used,
-                    Err(e) => break Err(e),
+                if let Err(e) = self.process(socket, received, &mut w, buf, &mut filled) {
+                    break Err(e);
                 }
                 if filled == buf.len() || self.peer_closed {
                     break Ok(filled);
@@ -192,117 +282,173 @@ impl TlsSession {
                     self.peer_closed = true;
                     break Ok(filled);
                 }
-                received.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-                if end >= INCOMING_LIMIT {
+                received.copy_within(w.start..w.end, 0);
+                w = Window {
+                    start: 0,
+                    seen: w.seen - w.start,
+                    end: w.end - w.start,
+                };
+                if w.end >= INCOMING_LIMIT {
                     break Err(io::Error::new(io::ErrorKind::InvalidData, "TLS message too long"));
                 }
-                if received.len() < end + READ_SIZE {
-                    received.resize(end + READ_SIZE, 0);
+                if received.len() < w.end + READ_SIZE {
+                    received.resize(w.end + READ_SIZE, 0);
                 }
-                match socket.read(received.get_mut(end..).unwrap_or_default()) {
+                match socket.read(received.get_mut(w.end..).unwrap_or_default()) {
                     Ok(0) => socket_ended = true,
-                    Ok(n) => end += n,
+                    Ok(n) => w.end += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => break Ok(filled),
                     Err(e) => break Err(e),
                 }
             };
+            // An error of the socket or of the peer's records ends the
+            // session (a read again only drops what arrives).
+            if result
+                .as_ref()
+                .is_err_and(|e| e.kind() != io::ErrorKind::WouldBlock)
+            {
+                self.engine = Engine::Failed;
+            }
             // What the next read goes on from: kept by the session (and
-            // only then allocated).
-            if let Some(rest) = received.get(start..end).filter(|rest| !rest.is_empty()) {
-                held(&mut self.held).incoming = rest.to_vec();
+            // only then allocated), unless the session is over.
+            if !matches!(self.engine, Engine::Failed)
+                && let Some(rest) = received.get(w.start..w.end).filter(|rest| !rest.is_empty())
+            {
+                let h = held(&mut self.held);
+                h.incoming = rest.to_vec();
+                h.incoming_seen = w.seen - w.start;
             }
             self.release();
             result
         })
     }
 
-    /// Processes the records in `received` as far as they go: decrypted
-    /// plaintext into `buf` after `filled` (the rest into the session),
-    /// handshake answers sent (or kept for the socket). Returns how many
-    /// bytes of `received` are done with.
-    fn process(
+    /// Processes the records in `received[w.start..w.end]` as far as they
+    /// go: decrypted plaintext into `buf` after `filled` (the rest into
+    /// the session), handshake answers sent (or kept for the socket).
+    fn process<S: Read + Write>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         received: &mut [u8],
+        w: &mut Window,
         buf: &mut [u8],
         filled: &mut usize,
-    ) -> io::Result<usize> {
+    ) -> io::Result<()> {
         match self.engine {
-            Engine::Records(_) => self.open_records(socket, received, buf, filled),
+            Engine::Records(_) => {}
             Engine::Rustls(_) => {
-                let used = self.process_rustls(socket, received, buf, filled)?;
-                if !self.take_records() {
-                    return Ok(used);
+                self.process_rustls(socket, received, w, buf, filled)?;
+                if !self.take_records(w)? {
+                    return Ok(());
                 }
-                let rest = received.get_mut(used..).unwrap_or_default();
-                Ok(used + self.open_records(socket, rest, buf, filled)?)
             }
-            Engine::Lost => Err(lost()),
+            Engine::Failed => return Err(failed()),
         }
+        let rest = received.get_mut(w.start..w.end).unwrap_or_default();
+        let used = self.open_records(socket, rest, buf, filled)?;
+        w.discard(used);
+        w.seen = w.start;
+        Ok(())
     }
 
     /// [`TlsSession::process`] while rustls has the records.
-    fn process_rustls(
+    ///
+    /// rustls refers to the bytes it was given by position (it joins a
+    /// handshake message's fragments in place): each call gives it what
+    /// it kept of the last, then whole records. While the handshake runs,
+    /// one record at a time, so that it never reads past the client's
+    /// Finished: the records after it are the record layer's, and a
+    /// KeyUpdate rustls took would be answered by rustls, after the keys
+    /// had left it. The start of a record whose rest has not come is given
+    /// too, but never counted as seen, so that rustls can refuse a header
+    /// at once.
+    fn process_rustls<S: Write>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         received: &mut [u8],
+        w: &mut Window,
         buf: &mut [u8],
         filled: &mut usize,
-    ) -> io::Result<usize> {
-        let mut used = 0;
+    ) -> io::Result<()> {
+        let mut limit = w.seen;
         loop {
             let Engine::Rustls(conn) = &mut self.engine else {
-                return Err(lost());
+                return Err(failed());
             };
             let mut record_discard = 0;
             let UnbufferedStatus { discard, state } =
-                conn.process_tls_records(received.get_mut(used..).unwrap_or_default());
-            let state = match state {
-                Ok(state) => state,
-                Err(e) => {
-                    // rustls queued the alert that says why: send it.
-                    self.send_queued(socket);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            };
-            match state {
-                ConnectionState::ReadTraffic(mut traffic) => {
+                conn.process_tls_records(received.get_mut(w.start..limit).unwrap_or_default());
+            let step = match state {
+                Err(e) => Step::Failed(e),
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut step = Step::Go;
                     while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        record_discard += record.discard;
-                        deliver(record.payload, buf, filled, &mut self.held);
+                        match record {
+                            Ok(record) => {
+                                record_discard += record.discard;
+                                deliver(record.payload, buf, filled, &mut self.held);
+                            }
+                            Err(e) => {
+                                step = Step::Failed(e);
+                                break;
+                            }
+                        }
                     }
+                    step
                 }
-                ConnectionState::EncodeTlsData(mut data) => {
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
                     encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out))?;
+                    Step::Go
                 }
-                ConnectionState::TransmitTlsData(transmit) => {
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     // The bytes are the session's now; sent as far as the
                     // socket takes them, the rest when it is writable.
                     transmit.done();
                     self.flush(socket)?;
+                    Step::Go
                 }
-                ConnectionState::PeerClosed | ConnectionState::Closed => {
+                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Step::Closed,
+                // Nothing more from what it was given (early data is not
+                // enabled, so never offered).
+                Ok(_) => Step::Blocked,
+            };
+            w.discard(discard + record_discard);
+            limit = limit.max(w.start);
+            match step {
+                Step::Go => continue,
+                Step::Closed => {
                     self.peer_closed = true;
-                    return Ok(used + discard);
+                    return Ok(());
                 }
-                // Nothing more without more bytes from the peer (early
-                // data is not enabled, so never offered).
-                _ => return Ok(used + discard),
+                Step::Failed(e) => {
+                    let given = received.get_mut(w.start..limit).unwrap_or_default();
+                    self.fail_with_rustls_alert(socket, given);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                Step::Blocked => {}
             }
-            used += discard + record_discard;
+            if self.may_take_records() {
+                return Ok(());
+            }
+            let one = matches!(&self.engine, Engine::Rustls(conn) if conn.is_handshaking());
+            let whole = received.get(..w.end).unwrap_or_default();
+            match whole_records(whole, w.seen, one) {
+                Some(next) => {
+                    w.seen = next;
+                    limit = next;
+                }
+                None if limit < w.end => limit = w.end,
+                None => return Ok(()),
+            }
         }
     }
 
-    /// Takes the keys out of rustls once a TLS 1.3 handshake is done and
-    /// rustls has nothing left to say: whether the session's records are
-    /// its own now.
-    fn take_records(&mut self) -> bool {
+    /// Whether a TLS 1.3 handshake is done, so that the keys may be taken
+    /// out of rustls.
+    fn may_take_records(&self) -> bool {
         let Engine::Rustls(conn) = &self.engine else {
-            return matches!(self.engine, Engine::Records(_));
+            return false;
         };
         let known_suite = conn.negotiated_cipher_suite().is_some_and(|suite| {
             matches!(
@@ -312,61 +458,75 @@ impl TlsSession {
                     | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
             )
         });
-        if !self.may_take_keys
-            || conn.is_handshaking()
-            || conn.protocol_version() != Some(ProtocolVersion::TLSv1_3)
-            || !known_suite
-            || self.peer_closed
-        {
-            return false;
+        self.may_take_keys
+            && !self.peer_closed
+            && !conn.is_handshaking()
+            && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+            && known_suite
+    }
+
+    /// Takes the keys out of rustls once a TLS 1.3 handshake is done and
+    /// rustls has nothing left to say: whether the session's records are
+    /// its own now.
+    fn take_records(&mut self, w: &Window) -> io::Result<bool> {
+        if !self.may_take_records() {
+            return Ok(false);
         }
-        let alpn = conn.alpn_protocol().map(Box::from);
-        let Engine::Rustls(conn) = mem::replace(&mut self.engine, Engine::Lost) else {
-            return false;
+        if w.start != w.seen {
+            // rustls keeps part of a message that would span the change
+            // of keys; it refuses that itself, so this never happens.
+            self.engine = Engine::Failed;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TLS: a handshake message spans the end of the handshake",
+            ));
+        }
+        let Engine::Rustls(conn) = mem::replace(&mut self.engine, Engine::Failed) else {
+            return Ok(false);
         };
-        match conn.dangerous_into_kernel_connection() {
-            Ok((secrets, kernel)) => match Records::new(secrets, kernel) {
-                Some(records) => {
-                    self.engine = Engine::Records(records);
-                    self.alpn = alpn;
-                    true
-                }
-                None => {
-                    log::warn!("TLS: the keys rustls handed over are of a suite this server does not know");
-                    false
-                }
-            },
-            Err(e) => {
-                log::warn!("TLS: rustls would not hand the keys over after the handshake: {e}");
-                false
-            }
-        }
+        let alpn = conn.alpn_protocol().map(Box::from);
+        let taken = conn
+            .dangerous_into_kernel_connection()
+            .map_err(|e| io::Error::other(format!("TLS: rustls would not hand the keys over: {e}")))?;
+        let records = Records::new(taken.0, taken.1)
+            .ok_or_else(|| io::Error::other("TLS: the keys rustls handed over are of an unknown suite"))?;
+        self.engine = Engine::Records(records);
+        self.alpn = alpn;
+        Ok(true)
     }
 
     /// [`TlsSession::process`] once the records are the session's own.
-    fn open_records(
+    fn open_records<S: Write>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         received: &mut [u8],
         buf: &mut [u8],
         filled: &mut usize,
     ) -> io::Result<usize> {
         let Engine::Records(records) = &mut self.engine else {
-            return Err(lost());
+            return Err(failed());
         };
         let held_slot = &mut self.held;
         let opened = records.open(received, |plaintext| deliver(plaintext, buf, filled, held_slot));
         let answer = match &opened {
-            Ok(opened) if opened.update_requested => {
-                records.seal_key_update(&mut held(&mut self.held).outgoing)
-            }
+            // Nothing follows this side's close_notify, a KeyUpdate
+            // neither.
+            Ok(opened) if opened.update_requested && !self.sent_close => records
+                .seal_key_update(&mut held(&mut self.held).outgoing)
+                .map_err(io::Error::from),
             Ok(_) => Ok(()),
             Err(RecordError::Send(alert)) => {
-                let _ = records.seal_alert(*alert, &mut held(&mut self.held).outgoing);
+                if !self.sent_close {
+                    let _ = records.seal_alert(*alert, &mut held(&mut self.held).outgoing);
+                }
                 Ok(())
             }
             Err(RecordError::Received(_)) => Ok(()),
         };
+        if opened.is_err() || answer.is_err() {
+            self.sent_close = true;
+            self.engine = Engine::Failed;
+        }
         let flushed = self.flush(socket);
         let opened = opened?;
         answer?;
@@ -405,7 +565,7 @@ impl TlsSession {
 
     /// Sends what the session holds encrypted: `Ok(true)` once nothing is
     /// left (and the buffer is released).
-    pub(crate) fn flush(&mut self, socket: &mut TcpStream) -> io::Result<bool> {
+    pub(crate) fn flush<S: Write>(&mut self, socket: &mut S) -> io::Result<bool> {
         let Some(h) = self.held.as_deref_mut() else {
             return Ok(true);
         };
@@ -428,7 +588,7 @@ impl TlsSession {
     /// [`WRITE_LIMIT`]). It takes more only once what it holds is sent,
     /// and says `WouldBlock` meanwhile (and during the handshake): the
     /// output queue above keeps the backpressure it has with plain TCP.
-    pub(crate) fn write(&mut self, socket: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    pub(crate) fn write<S: Write>(&mut self, socket: &mut S, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if !self.flush(socket)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -457,69 +617,45 @@ impl TlsSession {
     /// Encrypts `plaintext` into `sealed`, once the session may send
     /// application data.
     /// Returns how many bytes of `sealed` it wrote; `sealed` only grows.
-    fn seal(&mut self, socket: &mut TcpStream, plaintext: &[u8], sealed: &mut Vec<u8>) -> io::Result<usize> {
-        // The records are taken from rustls by the read that ends the
-        // handshake (when rustls has nothing left to send); until then,
-        // and on TLS 1.2, rustls seals.
-        if let Engine::Records(records) = &mut self.engine {
-            // Nothing goes after close_notify.
-            if self.sent_close {
-                return Err(io::ErrorKind::BrokenPipe.into());
+    fn seal<S: Write>(
+        &mut self,
+        socket: &mut S,
+        plaintext: &[u8],
+        sealed: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        match &mut self.engine {
+            // The records are taken from rustls by the read that ends the
+            // handshake; until then, and on TLS 1.2, rustls seals.
+            Engine::Records(records) => {
+                // Nothing goes after close_notify.
+                if self.sent_close {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                sealed.clear();
+                records.seal(plaintext, sealed)?;
+                Ok(sealed.len())
             }
-            sealed.clear();
-            records.seal(plaintext, sealed)?;
-            return Ok(sealed.len());
-        }
-        loop {
-            let Engine::Rustls(conn) = &mut self.engine else {
-                return Err(lost());
-            };
-            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-            let state = state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            match state {
-                ConnectionState::WriteTraffic(mut traffic) => {
-                    let records = plaintext.len() / (16 * 1024) + 1;
-                    let mut room = plaintext.len() + records * OVERHEAD_PER_RECORD;
-                    for _ in 0..2 {
-                        if sealed.len() < room {
-                            sealed.resize(room, 0);
-                        }
-                        match traffic.encrypt(plaintext, sealed) {
-                            Ok(n) => return Ok(n),
-                            Err(EncryptError::InsufficientSize(size)) => room = size.required_size,
-                            Err(e) => return Err(io::Error::other(e.to_string())),
-                        }
-                    }
-                    return Err(io::Error::other("TLS records larger than rustls said"));
-                }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out))?;
-                }
-                ConnectionState::TransmitTlsData(transmit) => {
-                    transmit.done();
-                    if !self.flush(socket)? {
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
-                }
-                ConnectionState::ReadTraffic(mut traffic) => {
-                    // Not left behind by a read, which takes all; kept
-                    // for the next read if it ever is.
-                    while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        held(&mut self.held).plaintext.extend_from_slice(record.payload);
-                    }
-                }
-                ConnectionState::PeerClosed => self.peer_closed = true,
-                ConnectionState::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
+            Engine::Rustls(_) => {
+                let written = self.with_seen_input(|session, input| {
+                    session.settle_rustls(socket, input, |mut traffic, _| {
+                        encrypt(&mut traffic, plaintext, sealed)
+                    })
+                })?;
                 // The handshake is not done: the bytes cannot go yet.
-                _ => return Err(io::ErrorKind::WouldBlock.into()),
+                written.ok_or_else(|| io::ErrorKind::WouldBlock.into())
             }
+            Engine::Failed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
 
-    /// Sends `sealed` as far as the socket takes it; the session keeps
-    /// the rest.
-    fn send(&mut self, socket: &mut TcpStream, sealed: &[u8]) -> io::Result<()> {
+    /// Sends `sealed` as far as the socket takes it, after what the
+    /// session holds; the session keeps the rest.
+    fn send<S: Write>(&mut self, socket: &mut S, sealed: &[u8]) -> io::Result<()> {
+        if self.wants_write() {
+            held(&mut self.held).outgoing.extend_from_slice(sealed);
+            self.flush(socket)?;
+            return Ok(());
+        }
         let mut sent = 0;
         while let Some(rest) = sealed.get(sent..).filter(|r| !r.is_empty()) {
             match socket.write(rest) {
@@ -538,60 +674,208 @@ impl TlsSession {
 
     /// Sends `close_notify` (when the handshake is done) and what is
     /// still held, as far as the socket takes it.
-    pub(crate) fn close(&mut self, socket: &mut TcpStream) {
-        if let Engine::Records(records) = &mut self.engine
-            && !self.sent_close
-        {
-            self.sent_close = true;
-            let _ = records.seal_close_notify(&mut held(&mut self.held).outgoing);
-        }
-        // A few steps at most: what rustls still has to say first, then
-        // the alert.
-        for _ in 0..4 {
-            let Engine::Rustls(conn) = &mut self.engine else {
-                break;
-            };
-            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-            match state {
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let _ = encode_into(&mut held(&mut self.held).outgoing, |out| {
-                        traffic.queue_close_notify(out)
-                    });
-                    break;
+    pub(crate) fn close<S: Write>(&mut self, socket: &mut S) {
+        match &mut self.engine {
+            Engine::Records(records) => {
+                if !self.sent_close {
+                    self.sent_close = true;
+                    let _ = records.seal_close_notify(&mut held(&mut self.held).outgoing);
                 }
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
-                        break;
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                Ok(ConnectionState::PeerClosed) => self.peer_closed = true,
-                _ => break,
             }
+            Engine::Rustls(_) => {
+                // What rustls still has to say first, then the alert.
+                let _ = self.with_seen_input(|session, input| {
+                    session.settle_rustls(socket, input, |mut traffic, held_slot| {
+                        encode_into(&mut held(held_slot).outgoing, |out| {
+                            traffic.queue_close_notify(out)
+                        })
+                    })
+                });
+            }
+            Engine::Failed => {}
         }
         let _ = self.flush(socket);
     }
 
-    /// Encodes what rustls queued (the alert after an error) and sends it
-    /// as far as the socket takes it.
-    fn send_queued(&mut self, socket: &mut TcpStream) {
-        for _ in 0..4 {
+    /// Runs `f` with the received bytes held between reads, as
+    /// [`SeenInput`]; what rustls is done with of them goes.
+    fn with_seen_input<R>(&mut self, f: impl FnOnce(&mut Self, &mut SeenInput) -> R) -> R {
+        let mut input = match self.held.as_deref_mut() {
+            Some(h) => SeenInput {
+                bytes: mem::take(&mut h.incoming),
+                seen: mem::take(&mut h.incoming_seen),
+            },
+            None => SeenInput {
+                bytes: Vec::new(),
+                seen: 0,
+            },
+        };
+        let result = f(self, &mut input);
+        if !input.bytes.is_empty() && !matches!(self.engine, Engine::Failed) {
+            let h = held(&mut self.held);
+            h.incoming = input.bytes;
+            h.incoming_seen = input.seen;
+        }
+        self.release();
+        result
+    }
+
+    /// Steps rustls, outside a read, on what it was given before (nothing
+    /// new) until it may send application data, then hands that state to
+    /// `write`: `Ok(None)` if it cannot yet (the handshake is not done).
+    /// What it has to say on the way is encoded and sent as far as the
+    /// socket takes it; plaintext it still had is kept for the next read.
+    fn settle_rustls<S: Write, R>(
+        &mut self,
+        socket: &mut S,
+        input: &mut SeenInput,
+        write: impl FnOnce(WriteTraffic<'_, ServerConnectionData>, &mut Option<Box<Held>>) -> io::Result<R>,
+    ) -> io::Result<Option<R>> {
+        let mut write = Some(write);
+        for _ in 0..RUSTLS_STEPS {
             let Engine::Rustls(conn) = &mut self.engine else {
-                break;
+                return Err(failed());
             };
-            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-            match state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
-                        break;
+            let mut record_discard = 0;
+            let mut written = None;
+            let UnbufferedStatus { discard, state } = conn.process_tls_records(input.given());
+            let step = match state {
+                Err(e) => Step::Failed(e),
+                Ok(ConnectionState::WriteTraffic(traffic)) => {
+                    if let Some(write) = write.take() {
+                        written = Some(write(traffic, &mut self.held));
                     }
+                    Step::Blocked
                 }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => break,
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out))?;
+                    Step::Go
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    self.flush(socket)?;
+                    Step::Go
+                }
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    // Not left behind by a read, which takes all; kept
+                    // for the next read if it ever is.
+                    let mut step = Step::Go;
+                    while let Some(record) = traffic.next_record() {
+                        match record {
+                            Ok(record) => {
+                                record_discard += record.discard;
+                                held(&mut self.held).plaintext.extend_from_slice(record.payload);
+                            }
+                            Err(e) => {
+                                step = Step::Failed(e);
+                                break;
+                            }
+                        }
+                    }
+                    step
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    Step::Go
+                }
+                Ok(ConnectionState::Closed) => Step::Closed,
+                Ok(_) => Step::Blocked,
+            };
+            input.discard(discard + record_discard);
+            match step {
+                Step::Go => {}
+                Step::Blocked => return written.transpose(),
+                Step::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
+                Step::Failed(e) => {
+                    self.fail_with_rustls_alert(socket, input.given());
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
             }
         }
+        Err(io::Error::other("TLS: rustls did not settle"))
+    }
+
+    /// rustls refused what the peer sent: encodes the alert it queued,
+    /// sends it as far as the socket takes it, and ends the session.
+    /// `given` is what rustls was given last, less what it discarded.
+    ///
+    /// One step of rustls gives the alert: it hands out what it queued
+    /// before it reads on, and reading on would meet the refused record
+    /// again (rustls does not keep the error of a record it could not
+    /// take apart), refuse it again and queue a second alert.
+    fn fail_with_rustls_alert<S: Write>(&mut self, socket: &mut S, given: &mut [u8]) {
+        if let Engine::Rustls(conn) = &mut self.engine
+            && let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.process_tls_records(given).state
+        {
+            let _ = encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out));
+        }
+        self.engine = Engine::Failed;
+        self.sent_close = true;
         let _ = self.flush(socket);
     }
+}
+
+/// Encrypts `plaintext` into `sealed` in rustls' records: how many bytes
+/// of `sealed` they took.
+fn encrypt(
+    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
+    plaintext: &[u8],
+    sealed: &mut Vec<u8>,
+) -> io::Result<usize> {
+    let records = plaintext.len() / (16 * 1024) + 1;
+    let mut room = plaintext.len() + records * OVERHEAD_PER_RECORD;
+    for _ in 0..2 {
+        if sealed.len() < room {
+            sealed.resize(room, 0);
+        }
+        match traffic.encrypt(plaintext, sealed) {
+            Ok(n) => return Ok(n),
+            Err(EncryptError::InsufficientSize(size)) => room = size.required_size,
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        }
+    }
+    Err(io::Error::other("TLS records larger than rustls said"))
+}
+
+/// After the session failed: reads what the peer still sends and drops
+/// it (a bounded number of reads per call), so that the alert it was sent
+/// is not lost to a reset when the socket closes with input unread.
+/// `Ok(0)` at the end of the peer's stream, `WouldBlock` otherwise.
+fn drop_input<S: Read>(socket: &mut S) -> io::Result<usize> {
+    RECEIVED.with_borrow_mut(|received| {
+        if received.len() < READ_SIZE {
+            received.resize(READ_SIZE, 0);
+        }
+        for _ in 0..DROPPED_READS {
+            match socket.read(received) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    })
+}
+
+/// The end of the first whole record at `from` in `bytes` (with `one`),
+/// or of the last of the whole records that follow each other from there;
+/// `None` if no whole record starts there.
+fn whole_records(bytes: &[u8], from: usize, one: bool) -> Option<usize> {
+    let mut at = from;
+    let mut end = None;
+    while let Some(&[_, _, _, high, low]) = bytes.get(at..at.saturating_add(RECORD_HEADER)) {
+        let next = at + RECORD_HEADER + usize::from(u16::from_be_bytes([high, low]));
+        if next > bytes.len() {
+            break;
+        }
+        end = Some(next);
+        at = next;
+        if one {
+            break;
+        }
+    }
+    end
 }
 
 /// Copies decrypted `plaintext` into `buf` after `filled`, and what does
@@ -608,9 +892,9 @@ fn deliver(plaintext: &[u8], buf: &mut [u8], filled: &mut usize, slot: &mut Opti
     }
 }
 
-/// The error of a session whose keys were lost.
-fn lost() -> io::Error {
-    io::Error::other("TLS session lost its keys")
+/// The error of a session that failed before.
+fn failed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the TLS session has failed")
 }
 
 /// Why an encoding into a buffer did not happen.
@@ -663,3 +947,6 @@ fn encode_into<E: Into<SizeOrError>>(
     out.truncate(held);
     Err(io::Error::other("TLS record larger than rustls said"))
 }
+
+#[cfg(test)]
+mod tests;

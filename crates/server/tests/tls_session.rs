@@ -435,3 +435,146 @@ fn the_server_ends_a_closed_websocket_with_close_notify() {
     assert!(after.is_empty(), "{} bytes after close_notify", after.len());
     server.shutdown();
 }
+
+/// A record of `content` holding `body` as it is (no protection).
+fn raw_record(content: u8, body: &[u8]) -> Vec<u8> {
+    let mut record = vec![content, 3, 3];
+    record.extend_from_slice(
+        &u16::try_from(body.len())
+            .expect("a record's length")
+            .to_be_bytes(),
+    );
+    record.extend_from_slice(body);
+    record
+}
+
+/// The server still answers a new client with a page.
+fn still_serves(server: &TestServer, config: &Arc<rustls::ClientConfig>) {
+    let mut client = Client::connect(server.addr, config);
+    client.handshake(usize::MAX);
+    client.write(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n", usize::MAX);
+    client.until(|plain, _| plain.ends_with(b"a page over TLS\n"));
+}
+
+#[test]
+fn records_that_claim_to_be_handshake_records_holding_garbage_cost_their_connection_only() {
+    let (server, config) = tls_server(rustls::ALL_VERSIONS);
+    let mut bystander = Client::connect(server.addr, &config);
+    bystander.handshake(usize::MAX);
+    let mut ws = bystander.upgrade(server.addr, usize::MAX);
+    // What a hostile client sent (issue 43's probe), on two connections.
+    for seed in 0..2u8 {
+        let mut tcp = TcpStream::connect(server.addr).expect("connect");
+        tcp.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+        let mut state = u32::from(seed) + 1;
+        for _ in 0..64 {
+            let body: Vec<u8> = (0..16379)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    state.to_be_bytes()[0]
+                })
+                .collect();
+            let mut record = vec![22, 3, 1, 0x3f, 0xfb];
+            record.extend(body);
+            if tcp.write_all(&record).is_err() {
+                // Refused and closed: the rest is not read.
+                break;
+            }
+        }
+    }
+    // A refused ClientHello (its only cipher suite is none rustls has)
+    // with the header of another handshake message in its record.
+    let mut hello = vec![3, 3];
+    hello.extend_from_slice(&[7; 32]);
+    hello.extend_from_slice(&[0, 0, 2, 0x00, 0x01, 1, 0, 0, 0]);
+    let mut handshake = vec![1, 0, 0, u8::try_from(hello.len()).expect("short")];
+    handshake.extend(hello);
+    handshake.extend_from_slice(&[1, 0, 0, 16]);
+    let mut tcp = TcpStream::connect(server.addr).expect("connect");
+    tcp.write_all(&raw_record(22, &handshake)).expect("send");
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    let mut alert = [0u8; 7];
+    tcp.read_exact(&mut alert).expect("an alert");
+    assert_eq!(&alert[..2], &[21, 3], "{alert:?}");
+
+    still_serves(&server, &config);
+    match bystander.round_trip(&mut ws, &Message::text("still here"), usize::MAX) {
+        Event::Message(echoed) => assert_eq!(echoed.as_bytes(), b"still here"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    assert!(server.stats().tls_errors >= 3);
+    server.shutdown();
+}
+
+#[test]
+fn a_graceful_shutdown_while_a_client_holds_half_of_its_hello() {
+    let (server, config) = tls_server(rustls::ALL_VERSIONS);
+    let name = ServerName::try_from("localhost").expect("a name");
+    let mut tls = rustls::ClientConnection::new(config.clone(), name).expect("a client session");
+    let mut hello = Vec::new();
+    tls.write_tls(&mut hello).expect("a hello");
+    let body = &hello[5..];
+    let mut tcp = TcpStream::connect(server.addr).expect("connect");
+    tcp.write_all(&raw_record(22, &body[..body.len() / 2]))
+        .expect("send");
+    // The server has read the first record when the shutdown begins.
+    still_serves(&server, &config);
+    let took = server.shutdown();
+    assert!(took < IO_TIMEOUT, "{took:?}");
+}
+
+#[test]
+fn a_peer_that_goes_on_writing_after_a_bad_record_reads_the_alert() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.write(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n", usize::MAX);
+    client.until(|plain, _| plain.ends_with(b"a page over TLS\n"));
+    client
+        .tls
+        .writer()
+        .write_all(b"tampered")
+        .expect("write plaintext");
+    let mut wire = Vec::new();
+    while client.tls.wants_write() {
+        client.tls.write_tls(&mut wire).expect("encode");
+    }
+    *wire.last_mut().expect("a record") ^= 1;
+    client.tcp.write_all(&wire).expect("send");
+    // The peer goes on as if nothing happened: a megabyte more. Every
+    // write must go through (no reset), then the alert and the end come.
+    let more = raw_record(23, &[0; 16 * 1024]);
+    for _ in 0..64 {
+        client
+            .tcp
+            .write_all(&more)
+            .expect("the server reads on after its alert, no reset");
+    }
+    let _ = client.tcp.shutdown(std::net::Shutdown::Write);
+    let mut received = Vec::new();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match client.tcp.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e} after {} bytes", received.len()),
+        }
+        assert!(Instant::now() < deadline, "the server did not end the connection");
+    }
+    let mut bytes = &received[..];
+    let mut error = None;
+    while !bytes.is_empty() && error.is_none() {
+        client.tls.read_tls(&mut bytes).expect("read TLS");
+        error = client.tls.process_new_packets().err();
+    }
+    assert_eq!(
+        error,
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadRecordMac
+        ))
+    );
+    still_serves(&server, &config);
+    server.shutdown();
+}

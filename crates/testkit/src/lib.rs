@@ -1,7 +1,8 @@
 //! Test support for the end-to-end tests of tether-server and tether-apps
 //! (not published): a server harness, a raw HTTP connection, a small
 //! blocking WebSocket client built on tether-handshake and tether-ws,
-//! an SSE reader built on tether-sse, and an HTTP/2 client ([`h2`]).
+//! an SSE reader built on tether-sse, an HTTP/2 client ([`h2`]), and
+//! TLS and HTTP/3 clients ([`tls`], [`h3`]).
 //!
 //! Every socket has read and write timeouts, so a server that stops
 //! answering fails a test instead of hanging it.
@@ -11,6 +12,8 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 pub mod h2;
+pub mod h3;
+pub mod tls;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -197,7 +200,7 @@ impl Response {
 
 /// Parses a response head at the start of `buf`: the response (without
 /// body) and the head's length, or `None` while it is incomplete.
-fn parse_head(buf: &[u8]) -> Option<(Response, usize)> {
+pub(crate) fn parse_head(buf: &[u8]) -> Option<(Response, usize)> {
     let mut headers = [tether_http1::EMPTY_HEADER; 64];
     let limits = tether_http1::Limits::default();
     // The method only decides the body's framing, which the callers read
@@ -295,6 +298,35 @@ impl HttpConn {
     pub fn expect_eof(&mut self) {
         expect_eof(&mut self.stream, &mut self.buf);
     }
+
+    /// Asserts that the server resets the connection (it dropped it with
+    /// unread input, or aborted it) without sending anything more.
+    pub fn expect_reset(&mut self) {
+        expect_reset(&mut self.stream, &mut self.buf);
+    }
+}
+
+/// Asserts that the peer resets `stream` (a read fails with
+/// `ConnectionReset`) without sending anything first.
+pub fn expect_reset(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!(
+                "expected a reset, got a clean close after {:?}",
+                String::from_utf8_lossy(buf)
+            ),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("expected a reset, got {e}"),
+        }
+    }
+    assert!(
+        buf.is_empty(),
+        "unexpected bytes before the reset: {:?}",
+        String::from_utf8_lossy(buf)
+    );
 }
 
 /// Asserts that `buf` holds nothing unread and that the peer closes the

@@ -351,8 +351,18 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     metric(
         "tether_app_panics_total",
         "counter",
-        "Panics caught at the application boundary (each closed its connection with 500 or 1011).",
+        "Panics caught at the application boundary (each closed its connection with 500 or 1011); the same as tether_panics_total{where=\"app\"}.",
         &[("", server.app_panics)],
+    );
+    metric(
+        "tether_panics_total",
+        "counter",
+        "Panics caught, each costing one connection at most, by where: app (an application callback: 500 or 1011), connection (a TCP connection's TLS, HTTP/1.1 or HTTP/2 work: reset), quic (the QUIC endpoint or HTTP/3 work: that QUIC connection closed).",
+        &[
+            ("{where=\"app\"}", server.app_panics),
+            ("{where=\"connection\"}", server.connection_panics),
+            ("{where=\"quic\"}", server.quic_panics),
+        ],
     );
     metric(
         "tether_tls_errors_total",

@@ -28,6 +28,19 @@ pub(crate) enum Action {
     Proceed(ConnId, crate::app::Route),
 }
 
+impl Action {
+    /// The id the action is for.
+    pub(crate) fn id(&self) -> ConnId {
+        match self {
+            Action::Send(id, _)
+            | Action::Close(id, ..)
+            | Action::EndStream(id)
+            | Action::Respond(id, _)
+            | Action::Proceed(id, _) => *id,
+        }
+    }
+}
+
 /// An entry of [`Actions`]: one action, or one fan-out.
 #[derive(Debug)]
 pub(crate) enum Queued {

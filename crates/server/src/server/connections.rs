@@ -11,19 +11,25 @@
 //! [`Connections::apply_actions`] and [`Connections::flush_dirty`] end each
 //! turn. What the application asks for other connections goes through the
 //! sink.
+//!
+//! Each of these runs the work for one connection under a guard
+//! ([`Connections::contained`]): a panic in it (in the TLS session, the
+//! HTTP/1.1 or HTTP/2 session, the output queue) resets that connection
+//! and the loop goes on. Why the tables stay consistent after such an
+//! unwind is said in `super::guard`.
 
 use std::io;
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use log::debug;
+use log::{debug, error};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use super::conn::{Conn, State, live};
 use super::env::{Call, LoopEnv};
-use super::guard::guarded;
+use super::guard::{self, Named, Panic, guarded};
 use super::h1::H1Conn;
 use super::h2::H2Session;
 #[cfg(feature = "tls")]
@@ -89,6 +95,30 @@ impl<A: App> Connections<A> {
     /// Takes an accepted socket: registered, given a TLS session if `tls`,
     /// and timed for its first request head.
     pub(super) fn admit(
+        &mut self,
+        socket: TcpStream,
+        peer: std::net::SocketAddr,
+        tls: bool,
+        admin: bool,
+        now: Instant,
+    ) {
+        let index = self.conns.vacant_key();
+        let admitted = guard::catch(None, || self.admit_now(socket, peer, tls, admin, now));
+        if let Err(panic) = admitted {
+            Stats::add(&self.env.stats().connection_panics, 1);
+            error!("a panic admitting a connection from {peer} (it is dropped): {panic}");
+            // Whatever of it got into the tables leaves them.
+            if let Some(generation) = self.conns.get(index).map(|c| c.generation)
+                && generation == self.next_generation
+            {
+                self.discard(ConnId::new(index, generation));
+            } else if let Some(slot) = self.tls.get_mut(index) {
+                *slot = None;
+            }
+        }
+    }
+
+    fn admit_now(
         &mut self,
         mut socket: TcpStream,
         peer: std::net::SocketAddr,
@@ -192,6 +222,42 @@ impl<A: App> Connections<A> {
         (&mut self.app, Ctx::new(now, actions, pool, peers))
     }
 
+    /// Runs `work`, done for connection `id` alone, under a guard: a panic
+    /// in it resets that connection ([`Connections::fault`]) and returns
+    /// here, so that the loop goes on with the others. What `work` takes
+    /// out of a shared place it must put back where an unwind cannot skip
+    /// it (see `super::guard`).
+    #[inline]
+    fn contained(&mut self, id: ConnId, what: &str, work: impl FnOnce(&mut Self)) {
+        if let Err(panic) = guard::catch(Some(id), || work(self)) {
+            self.fault(id, what, &panic);
+        }
+    }
+
+    /// After a panic in `what` for connection `id`: counted, logged once
+    /// with the peer's address and the backtrace, and the connection
+    /// dropped whole, with a reset (its TLS or HTTP state is not trusted to
+    /// say anything more, not even an alert or a GOAWAY), the application
+    /// told its session ended.
+    #[cold]
+    fn fault(&mut self, id: ConnId, what: &str, panic: &Panic) {
+        let id = id.connection();
+        Stats::add(&self.env.stats().connection_panics, 1);
+        let peer = live(&mut self.conns, id).and_then(|conn| {
+            // Closed with unread input or not, a reset.
+            let _ = socket2::SockRef::from(&conn.socket).set_linger(Some(Duration::ZERO));
+            conn.socket.peer_addr().ok()
+        });
+        match peer {
+            Some(peer) => error!(
+                "a panic in {what} for {} from {peer} (the connection is reset): {panic}",
+                Named(id)
+            ),
+            None => error!("a panic in {what} for {}: {panic}", Named(id)),
+        }
+        self.discard(id);
+    }
+
     pub(super) fn mark_dirty(&mut self, id: ConnId) {
         if let Some(conn) = live(&mut self.conns, id) {
             self.env.mark_dirty(id, &mut conn.link);
@@ -205,6 +271,25 @@ impl<A: App> Connections<A> {
     /// (only to learn that its client is gone), and otherwise not at all.
     pub(super) fn read_from(&mut self, id: ConnId, now: Instant, closed: bool, hangup: bool) {
         let mut buf = mem::take(&mut self.read_buf);
+        let read = guard::catch(Some(id), || self.read_rounds(id, &mut buf, now, closed, hangup));
+        // Back before anything else, whatever happened: without it every
+        // later read would take 0 bytes, which says end of stream.
+        self.read_buf = buf;
+        if let Err(panic) = read {
+            self.fault(id, "reading", &panic);
+            return;
+        }
+        // Answer at once, with everything this read produced for this
+        // connection in one write: waiting for the end of the loop turn
+        // would hold every reply until all ready connections were read, and
+        // a peer on another core would sit idle meanwhile. Output for other
+        // connections (broadcasts) still goes out once per turn.
+        self.flush_if_dirty(id, now);
+    }
+
+    /// The reads of one readiness event (see [`Connections::read_from`]),
+    /// into the loop's read buffer, lent as `buf`.
+    fn read_rounds(&mut self, id: ConnId, buf: &mut [u8], now: Instant, closed: bool, hangup: bool) {
         for round in 0..READS_PER_EVENT {
             let Some((conn, tls)) = self.conn_and_tls(id) else {
                 break;
@@ -219,7 +304,9 @@ impl<A: App> Connections<A> {
                 socket: &mut conn.socket,
                 tls,
             };
-            let read = stream.read(&mut buf);
+            let read = stream.read(buf);
+            #[cfg(test)]
+            inject::check(inject::Point::Read, stream.socket);
             if stream.wants_write() {
                 // A TLS handshake answer the socket did not take at once.
                 self.mark_dirty(id);
@@ -252,22 +339,17 @@ impl<A: App> Connections<A> {
                     debug!("read error: {e}");
                     if e.kind() == io::ErrorKind::InvalidData {
                         // TLS refused what the peer sent (not TLS at all,
-                        // say); rustls has sent its alert.
+                        // say), and said so in an alert.
                         Stats::add(&self.env.stats().tls_errors, 1);
+                        self.drain_after_alert(id, now);
+                    } else {
+                        self.remove(id, CloseReason::Dropped);
                     }
-                    self.remove(id, CloseReason::Dropped);
                     self.apply_actions(now);
                     break;
                 }
             }
         }
-        self.read_buf = buf;
-        // Answer at once, with everything this read produced for this
-        // connection in one write: waiting for the end of the loop turn
-        // would hold every reply until all ready connections were read, and
-        // a peer on another core would sit idle meanwhile. Output for other
-        // connections (broadcasts) still goes out once per turn.
-        self.flush_if_dirty(id, now);
     }
 
     pub(super) fn on_input(&mut self, id: ConnId, data: &mut [u8], now: Instant) {
@@ -299,7 +381,9 @@ impl<A: App> Connections<A> {
         self.apply_actions(now);
     }
 
-    /// Applies what application callbacks asked for other connections.
+    /// Applies what application callbacks asked for other connections,
+    /// each connection's under its own guard: the batch taken here is
+    /// never lost to an unwind.
     pub(super) fn apply_actions(&mut self, now: Instant) {
         while !self.env.actions.is_empty() {
             let mut batch = mem::take(&mut self.env.actions);
@@ -308,13 +392,8 @@ impl<A: App> Connections<A> {
                     Queued::SendMany(range, encoded) => {
                         let ids = usize::try_from(range.start).unwrap_or(usize::MAX)
                             ..usize::try_from(range.end).unwrap_or(usize::MAX);
-                        // The hot loop of a fan-out: the one `Encoded` lent
-                        // to every target, and the messages counted once.
-                        let mut sent = 0;
-                        for &id in batch.targets.get(ids).unwrap_or_default() {
-                            sent += u64::from(self.send(id, &encoded, now));
-                        }
-                        Stats::add(&self.env.stats().messages_out, sent);
+                        let targets = batch.targets.get(ids).unwrap_or_default();
+                        self.send_many(targets, &encoded, now);
                     }
                     Queued::One(action) => self.apply(action, now),
                 }
@@ -326,14 +405,38 @@ impl<A: App> Connections<A> {
         }
     }
 
+    /// The hot loop of a fan-out: the one `Encoded` lent to every target,
+    /// and the messages counted once. One guard for the whole fan-out
+    /// (none per target): a panic for one target drops that connection,
+    /// and the fan-out resumes with the next.
+    fn send_many(&mut self, targets: &[ConnId], encoded: &Encoded, now: Instant) {
+        let mut done = 0;
+        let mut sent = 0;
+        while let Some(rest) = targets.get(done..).filter(|rest| !rest.is_empty()) {
+            let fanned = guard::catch(None, || {
+                for &id in rest {
+                    // Counted before the send: after a panic, `done` is
+                    // one past the target that panicked.
+                    done += 1;
+                    sent += u64::from(self.send(id, encoded, now));
+                }
+            });
+            if let Err(panic) = fanned
+                && let Some(&id) = done.checked_sub(1).and_then(|last| targets.get(last))
+            {
+                self.fault(id, "a broadcast", &panic);
+            }
+        }
+        Stats::add(&self.env.stats().messages_out, sent);
+    }
+
     /// Queues `encoded` for `id` (a WebSocket or an event stream of a TCP
     /// connection or a QUIC one); whether it was, for the caller to count.
     fn send(&mut self, id: ConnId, encoded: &Encoded, now: Instant) -> bool {
         #[cfg(feature = "tls")]
         if id.is_quic() {
             if let Some(quic) = self.quic.as_deref_mut() {
-                sink::quic(
-                    quic,
+                quic.apply(
                     &mut self.app,
                     &mut self.env,
                     Action::Send(id, encoded.clone()),
@@ -346,6 +449,8 @@ impl<A: App> Connections<A> {
         let Some(conn) = live(&mut self.conns, id.connection()) else {
             return false;
         };
+        #[cfg(test)]
+        inject::check(inject::Point::Push, &conn.socket);
         match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
             Pushed::Nothing => return false,
             Pushed::Queued => {}
@@ -358,15 +463,22 @@ impl<A: App> Connections<A> {
         true
     }
 
-    /// Applies one action for one connection.
+    /// Applies one action for one connection, under a guard (a QUIC
+    /// connection's, the endpoint's).
     fn apply(&mut self, action: Action, now: Instant) {
+        let id = action.id();
         #[cfg(feature = "tls")]
-        if action_id(&action).is_quic() {
+        if id.is_quic() {
             if let Some(quic) = self.quic.as_deref_mut() {
-                sink::quic(quic, &mut self.app, &mut self.env, action, now);
+                quic.apply(&mut self.app, &mut self.env, action, now);
             }
             return;
         }
+        self.contained(id, "an action", |this| this.apply_tcp(action, now));
+    }
+
+    /// Applies one action for one TCP connection.
+    fn apply_tcp(&mut self, action: Action, now: Instant) {
         match action {
             Action::Send(id, encoded) => {
                 if self.send(id, &encoded, now) {
@@ -414,6 +526,10 @@ impl<A: App> Connections<A> {
     /// Writes what is queued; then registers write interest, resumes
     /// reading, or moves on to closing, as the result calls for.
     pub(super) fn flush(&mut self, id: ConnId, now: Instant) {
+        self.contained(id, "writing", |this| this.flush_now(id, now));
+    }
+
+    fn flush_now(&mut self, id: ConnId, now: Instant) {
         let max_output = self.env.config.max_output;
         let Self {
             conns,
@@ -425,6 +541,8 @@ impl<A: App> Connections<A> {
         let Some(conn) = live(conns, id) else {
             return;
         };
+        #[cfg(test)]
+        inject::check(inject::Point::Flush, &conn.socket);
         let mut stream = Stream {
             socket: &mut conn.socket,
             tls: tls.get_mut(id.index()).and_then(|s| s.as_deref_mut()),
@@ -504,6 +622,43 @@ impl<A: App> Connections<A> {
         self.reschedule(id);
     }
 
+    /// The peer broke TLS and was sent the alert that says so: the
+    /// application is told the session ended, what was queued for it is
+    /// dropped, our side is shut down after the alert, and what the peer
+    /// still sends is read and dropped until it closes or the linger time
+    /// ends. Closing at once, with its input unread, would reset the
+    /// connection, and a peer still writing would often never read the
+    /// alert.
+    fn drain_after_alert(&mut self, id: ConnId, now: Instant) {
+        let linger = self.env.config.linger;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if conn.peer_closed {
+            self.remove(id, CloseReason::Dropped);
+            return;
+        }
+        let ended = mem::replace(
+            &mut conn.state,
+            State::Draining {
+                deadline: now + linger,
+            },
+        );
+        let closing = mem::replace(&mut conn.link.closing, false);
+        if let Some(out) = conn.link.out.take() {
+            self.env.pool.give_back_queue(out);
+        }
+        self.notify_ended(ended, id, CloseReason::Dropped, closing, now);
+        if let Some((conn, tls)) = self.conn_and_tls(id) {
+            Stream {
+                socket: &mut conn.socket,
+                tls,
+            }
+            .shutdown_write();
+        }
+        self.reschedule(id);
+    }
+
     #[inline]
     pub(super) fn reschedule(&mut self, id: ConnId) {
         let Some(conn) = live(&mut self.conns, id) else {
@@ -523,23 +678,42 @@ impl<A: App> Connections<A> {
                 continue;
             }
             let id = ConnId::new(slot, conn.generation);
-            self.drive(id, |state, c| match state {
-                State::H1(h1) => h1.on_timer(c, now),
-                State::H2(h2) => {
-                    h2.on_timer(c, now);
-                    After::Keep
+            self.contained(id, "a timer", |this| {
+                #[cfg(test)]
+                if let Some(conn) = live(&mut this.conns, id) {
+                    inject::check(inject::Point::Timer, &conn.socket);
                 }
-                State::Draining { deadline } if now >= *deadline => After::Drop,
-                State::Draining { .. } => After::Keep,
+                this.drive(id, |state, c| match state {
+                    State::H1(h1) => h1.on_timer(c, now),
+                    State::H2(h2) => {
+                        h2.on_timer(c, now);
+                        After::Keep
+                    }
+                    State::Draining { deadline } if now >= *deadline => After::Drop,
+                    State::Draining { .. } => After::Keep,
+                });
+                this.apply_actions(now);
+                this.reschedule(id);
             });
-            self.apply_actions(now);
-            self.reschedule(id);
         }
     }
 
     /// Drops a connection now, telling the application if it had not been
     /// told its session ended.
     pub(super) fn remove(&mut self, id: ConnId, reason: CloseReason) {
+        self.take_out(id, reason, true);
+    }
+
+    /// Drops a connection after a panic in its work: as
+    /// [`Connections::remove`], but its output queue, which the unwind may
+    /// have left half-updated, is not given back to the pool.
+    fn discard(&mut self, id: ConnId) {
+        self.take_out(id, CloseReason::Dropped, false);
+    }
+
+    /// Takes connection `id` out of every table first, then tells the
+    /// application, so that a panic in the telling leaves no trace of it.
+    fn take_out(&mut self, id: ConnId, reason: CloseReason, recycle: bool) {
         if live(&mut self.conns, id).is_none() {
             return;
         }
@@ -547,13 +721,15 @@ impl<A: App> Connections<A> {
         if let Some(slot) = self.tls.get_mut(id.index()) {
             *slot = None;
         }
-        if let Some(out) = conn.link.out.take() {
+        let _ = self.registry.deregister(&mut conn.socket);
+        // A descriptor is freed (when `conn` goes out of scope).
+        self.freed = true;
+        if let Some(out) = conn.link.out.take()
+            && recycle
+        {
             self.env.pool.give_back_queue(out);
         }
-        let now = Instant::now();
-        let closing = conn.link.closing;
-        let (app, mut ctx) = self.detached(now);
-        let stats = &ctx.peers.own().stats;
+        let stats = &self.env.peers.own().stats;
         Stats::sub(
             match conn.link.kind {
                 Kind::Http => &stats.open_http,
@@ -563,17 +739,31 @@ impl<A: App> Connections<A> {
             },
             1,
         );
+        self.notify_ended(conn.state, id, reason, conn.link.closing, Instant::now());
+    }
+
+    /// Tells the application that the sessions of a connection's `state`
+    /// ended (nothing for one that drains: it was told before).
+    fn notify_ended(&mut self, state: State, id: ConnId, reason: CloseReason, closing: bool, now: Instant) {
+        let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
-        guarded(&peers.own().stats, "the end of a connection", || {
-            match conn.state {
+        // The session's own part of the telling (which streams to tell
+        // about) is guarded too: after a panic in its work, its state is
+        // not trusted.
+        let told = guard::catch(Some(id), || {
+            guarded(&peers.own().stats, "the end of a connection", || match state {
                 State::H1(h1) => h1.notify_removed(app, &mut ctx, id, reason, closing),
                 State::H2(session) => session.notify_removed(app, &mut ctx, id, reason),
                 State::Draining { .. } => {}
-            }
+            })
         });
-        let _ = self.registry.deregister(&mut conn.socket);
-        // A descriptor is freed (when `conn` goes out of scope).
-        self.freed = true;
+        if let Err(panic) = told {
+            Stats::add(&peers.own().stats.connection_panics, 1);
+            error!(
+                "a panic in the end of {} (the application may not have been told): {panic}",
+                Named(id)
+            );
+        }
     }
 
     pub(super) fn conn_ids(&self) -> Vec<ConnId> {
@@ -607,7 +797,7 @@ impl<A: App> Connections<A> {
             return;
         };
         if writable {
-            quic.writable(&self.registry, now);
+            quic.writable(&mut self.app, &mut self.env, &self.registry, now);
         }
         if readable {
             quic.readable(&mut self.app, &mut self.env, now);
@@ -637,7 +827,7 @@ impl<A: App> Connections<A> {
         self.apply_actions(now);
         if let Some(quic) = self.quic.as_deref_mut() {
             // What the actions queued goes out this turn too.
-            quic.writable(&self.registry, now);
+            quic.writable(&mut self.app, &mut self.env, &self.registry, now);
         }
     }
 
@@ -646,7 +836,7 @@ impl<A: App> Connections<A> {
     #[cfg(feature = "tls")]
     pub(super) fn quic_close(&mut self, now: Instant) {
         if let Some(quic) = self.quic.as_deref_mut() {
-            quic.close_all(&self.registry, now);
+            quic.close_all(&mut self.app, &mut self.env, &self.registry, now);
         }
     }
 
@@ -667,16 +857,18 @@ impl<A: App> Connections<A> {
     pub(super) fn begin_shutdown(&mut self) {
         #[cfg(feature = "tls")]
         if let Some(quic) = self.quic.as_deref_mut() {
-            quic.begin_shutdown(Instant::now());
+            quic.begin_shutdown(&mut self.app, &mut self.env, Instant::now());
         }
         for id in self.conn_ids() {
-            self.drive(id, |state, c| match state {
-                State::H1(h1) => h1.begin_shutdown(c.link),
-                State::H2(h2) => {
-                    h2.begin_shutdown(c);
-                    After::Keep
-                }
-                State::Draining { .. } => After::Keep,
+            self.contained(id, "the shutdown", |this| {
+                this.drive(id, |state, c| match state {
+                    State::H1(h1) => h1.begin_shutdown(c.link),
+                    State::H2(h2) => {
+                        h2.begin_shutdown(c);
+                        After::Keep
+                    }
+                    State::Draining { .. } => After::Keep,
+                });
             });
         }
     }
@@ -689,13 +881,15 @@ impl<A: App> Connections<A> {
             quic.close_sessions(&mut self.app, &mut self.env, now);
         }
         for id in self.conn_ids() {
-            self.drive(id, |state, c| {
-                match state {
-                    State::H1(h1) => h1.close_sessions(c, now),
-                    State::H2(h2) => h2.close_sessions(c, now),
-                    State::Draining { .. } => {}
-                }
-                After::Keep
+            self.contained(id, "the shutdown", |this| {
+                this.drive(id, |state, c| {
+                    match state {
+                        State::H1(h1) => h1.close_sessions(c, now),
+                        State::H2(h2) => h2.close_sessions(c, now),
+                        State::Draining { .. } => {}
+                    }
+                    After::Keep
+                });
             });
         }
     }
@@ -756,14 +950,72 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
     After::Keep
 }
 
-/// The id an action is for.
-#[cfg(feature = "tls")]
-fn action_id(action: &Action) -> ConnId {
-    match action {
-        Action::Send(id, _)
-        | Action::Close(id, ..)
-        | Action::EndStream(id)
-        | Action::Respond(id, _)
-        | Action::Proceed(id, _) => *id,
+/// Faults injected by the unit tests (`super::fault_tests`): a panic at
+/// one point of the loop's work for the connection from one port, as a
+/// bug in rustls or a session would raise there. Compiled only for them.
+#[cfg(test)]
+pub(super) mod inject {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use mio::net::TcpStream;
+
+    /// Where the loop panics.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Point {
+        /// Just after a read from the socket (inside TLS, say).
+        Read,
+        /// At the start of a flush.
+        Flush,
+        /// When a timer fires.
+        Timer,
+        /// When a broadcast is queued for it.
+        Push,
+    }
+
+    static ARMED: Mutex<Vec<(Point, u16)>> = Mutex::new(Vec::new());
+    static ANY: AtomicBool = AtomicBool::new(false);
+    static ARMED_H3: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+    /// The next session event of the QUIC connection from port `port`
+    /// panics in its HTTP/3 handling (in the loop, not in the endpoint).
+    pub(crate) fn arm_h3(port: u16) {
+        ARMED_H3.lock().unwrap().push(port);
+    }
+
+    pub(crate) fn check_h3(peer: Option<std::net::SocketAddr>) {
+        let Some(peer) = peer else { return };
+        let hit = {
+            let mut armed = ARMED_H3.lock().unwrap();
+            let found = armed.iter().position(|&port| port == peer.port());
+            found.map(|at| armed.remove(at))
+        };
+        if hit.is_some() {
+            panic!("injected in an HTTP/3 event of {peer}");
+        }
+    }
+
+    /// The next time the loop does `point`'s work for the connection
+    /// whose peer is on port `port` (the client's own port), it panics.
+    pub(crate) fn arm(point: Point, port: u16) {
+        ARMED.lock().unwrap().push((point, port));
+        ANY.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn check(point: Point, socket: &TcpStream) {
+        if !ANY.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(peer) = socket.peer_addr() else {
+            return;
+        };
+        let hit = {
+            let mut armed = ARMED.lock().unwrap();
+            let found = armed.iter().position(|&armed| armed == (point, peer.port()));
+            found.map(|at| armed.remove(at))
+        };
+        if hit.is_some() {
+            panic!("injected at {point:?} for {peer}");
+        }
     }
 }

@@ -14,6 +14,7 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,9 @@ mod pushee;
 mod signals;
 mod sink;
 mod websocket;
+
+#[cfg(test)]
+mod fault_tests;
 
 use accept::{Entry, Listeners};
 use connections::Connections;
@@ -102,6 +106,8 @@ pub struct Server<A: App> {
     /// Loops (this one included) that have said they drained
     /// ([`Mail::Drained`]).
     drained: usize,
+    /// This loop has told the others it drained.
+    told_drained: bool,
     next_tick: Option<Instant>,
     /// Where HTTP/3 is served, if it is.
     quic_addr: Option<SocketAddr>,
@@ -185,6 +191,7 @@ impl<A: App> Server<A> {
             inbox,
             shutdown: None,
             drained: 0,
+            told_drained: false,
             next_tick: None,
             quic_addr: None,
         };
@@ -262,8 +269,33 @@ impl<A: App> Server<A> {
     }
 
     /// Runs the loop until a graceful shutdown completes.
+    ///
+    /// A panic in the work for one connection costs that connection alone
+    /// (see `guard.rs`). One that escapes the loop's own code ends the
+    /// loop: it is returned as an error (the panic hook has printed it),
+    /// as is an error of the poll, and either way every other loop of the
+    /// cluster is told to shut down, so that the process does not go on
+    /// with a loop missing.
     pub fn run(mut self) -> io::Result<()> {
-        let result = self.serve();
+        guard::install_hook();
+        let index = self.conns.env.peers.index;
+        let result = match panic::catch_unwind(AssertUnwindSafe(|| self.serve())) {
+            Ok(result) => result,
+            Err(payload) => Err(io::Error::other(format!(
+                "event loop {index} panicked: {}",
+                guard::message(&*payload)
+            ))),
+        };
+        if let Err(e) = &result {
+            log::error!("event loop {index} stopped: {e}; shutting the other loops down");
+            let peers = &self.conns.env.peers;
+            peers.shutdown_all();
+            // The others wait for every loop's word before closing their
+            // sessions: a loop that stopped has nothing more on its way.
+            if !mem::replace(&mut self.told_drained, true) {
+                peers.drained();
+            }
+        }
         #[cfg(feature = "tls")]
         self.conns.quic_close(Instant::now());
         result
@@ -483,6 +515,7 @@ impl<A: App> Server<A> {
         // After on_shutdown, so that nothing this loop accepts from now on
         // is posted behind the mark.
         self.conns.env.peers.drained();
+        self.told_drained = true;
         self.conns.begin_shutdown();
     }
 

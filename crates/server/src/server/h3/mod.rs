@@ -43,21 +43,38 @@
 //! loop's [`Stats`] at the end of each turn, for `/metrics`; the
 //! datagrams forwarded to another loop and the streams reset by the
 //! slow-consumer policy are counted here.
+//!
+//! A fault costs one QUIC connection at most. Every call into the QUIC
+//! endpoint (quinn-proto, rustls and the HTTP/3 session run inside it)
+//! and every piece of work done here for one connection (an event of its
+//! session, an action for one of its streams, one stream's timer) runs
+//! under a guard. After a panic inside the endpoint, the endpoint drops
+//! the connection it was working on ([`QuicServer::recover`]: its state
+//! is not trusted, so its client learns from a stateless reset or its idle
+//! timeout); after a panic here, the connection is closed with
+//! H3_INTERNAL_ERROR ([`QuicServer::close_now`]). Either way its streams
+//! are forgotten here, the application told, the panic logged once and
+//! counted (`quic_panics`), and the loop goes on. A panic in the
+//! endpoint's own work, for no connection in particular, costs the
+//! datagram being handled.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use log::error;
 use mio::{Registry, Token};
 use tether_h2::connection::Request as FieldRequest;
+use tether_h3::ErrorCode;
 use tether_quic::routing::issuer_of;
 use tether_quic::{ConnectionHandle, QuicServer};
 
-use crate::app::{App, ConnId, Ctx, Response};
+use crate::app::{Action, App, ConnId, Ctx, Response};
 use crate::loops::Stats;
 use crate::server::env::LoopEnv;
-use crate::server::guard::guarded;
+use crate::server::guard::{self, Named, Panic, guarded};
+use crate::server::sink;
 use crate::server::websocket::Session;
 
 mod requests;
@@ -204,6 +221,7 @@ impl H3Endpoint {
         let peers = &env.peers;
         let routed = self.routed;
         let mut forwarded = 0;
+        let mut faults = Vec::new();
         self.socket.receive(|from, to, datagram| {
             let owner = issuer_of(datagram).map(usize::from);
             match owner {
@@ -211,10 +229,22 @@ impl H3Endpoint {
                     peers.forward_datagram(owner, from, datagram);
                     forwarded += 1;
                 }
-                _ => server.handle_datagram(now, from, to, datagram),
+                _ => {
+                    let handled = guard::catch(None, || server.handle_datagram(now, from, to, datagram));
+                    if let Err(panic) = handled {
+                        // At once: the next datagram may be for a new
+                        // connection given the dropped one's handle.
+                        faults.push(caught(server, None, "a datagram", panic));
+                    }
+                }
             }
         });
         Stats::add(&env.stats().quic_datagrams_forwarded, forwarded);
+        // Before the events: a new connection may have the handle of one
+        // dropped here, whose streams must be forgotten first.
+        for fault in faults {
+            self.settle_fault(app, env, fault, now);
+        }
         self.handle_events(app, env, now);
     }
 
@@ -228,13 +258,23 @@ impl H3Endpoint {
         datagram: &[u8],
         now: Instant,
     ) {
-        self.server.handle_datagram(now, from, None, datagram);
+        let handled = guard::catch(None, || self.server.handle_datagram(now, from, None, datagram));
+        if let Err(panic) = handled {
+            let fault = caught(&mut self.server, None, "a forwarded datagram", panic);
+            self.settle_fault(app, env, fault, now);
+        }
         self.handle_events(app, env, now);
     }
 
     /// The socket takes datagrams again.
-    pub(in crate::server) fn writable(&mut self, registry: &Registry, now: Instant) {
-        self.send(registry, now);
+    pub(in crate::server) fn writable<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        self.send(app, env, registry, now);
     }
 
     /// The end of a loop turn: datagrams left unread, the endpoint's
@@ -251,13 +291,19 @@ impl H3Endpoint {
             self.readable(app, env, now);
         }
         if self.server.next_timeout().is_some_and(|at| at <= now) {
-            self.server.handle_timeout(now);
+            // After a panic the connections not yet visited stay due,
+            // for the next turn.
+            let handled = guard::catch(None, || self.server.handle_timeout(now));
+            if let Err(panic) = handled {
+                let fault = caught(&mut self.server, None, "a QUIC timer", panic);
+                self.settle_fault(app, env, fault, now);
+            }
             self.handle_events(app, env, now);
         }
         if self.streams_due.is_some_and(|at| at <= now) {
             self.on_timer(app, env, now);
         }
-        self.send(registry, now);
+        self.send(app, env, registry, now);
         self.publish_stats(env.stats());
     }
 
@@ -306,18 +352,134 @@ impl H3Endpoint {
         self.streams_due = [self.streams_due, at].into_iter().flatten().min();
     }
 
-    fn send(&mut self, registry: &Registry, now: Instant) {
+    fn send<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, registry: &Registry, now: Instant) {
         let server = &mut self.server;
+        let mut faults = Vec::new();
         self.socket.send(registry, |buf, max_segments| {
-            server
-                .poll_transmit(now, max_segments, buf)
-                .map(|transmit| Outgoing {
-                    to: transmit.destination,
-                    len: transmit.size,
-                    segment_size: transmit.segment_size,
-                    from: transmit.src_ip,
-                })
+            loop {
+                match guard::catch(None, || server.poll_transmit(now, max_segments, buf)) {
+                    Ok(transmit) => {
+                        return transmit.map(|transmit| Outgoing {
+                            to: transmit.destination,
+                            len: transmit.size,
+                            segment_size: transmit.segment_size,
+                            from: transmit.src_ip,
+                        });
+                    }
+                    Err(panic) => {
+                        let fault = caught(server, None, "sending", panic);
+                        // The connection that panicked is gone: the others
+                        // may send on. A panic for none stops this round.
+                        let dropped = fault.dropped;
+                        faults.push(fault);
+                        if !dropped {
+                            return None;
+                        }
+                    }
+                }
+            }
         });
+        for fault in faults {
+            self.settle_fault(app, env, fault, now);
+        }
+    }
+
+    /// Runs `work`, done for QUIC connection `conn` alone, under a guard:
+    /// a panic in it costs that connection (see the module's
+    /// documentation), and `None` is returned.
+    pub(in crate::server) fn contained<A: App, R>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        conn: ConnectionHandle,
+        what: &'static str,
+        now: Instant,
+        work: impl FnOnce(&mut H3Endpoint, &mut A, &mut LoopEnv<A::Post>) -> R,
+    ) -> Option<R> {
+        let id = self.named(conn);
+        match guard::catch(Some(id), || work(self, app, env)) {
+            Ok(result) => Some(result),
+            Err(panic) => {
+                let fault = caught(&mut self.server, Some(conn), what, panic);
+                self.settle_fault(app, env, fault, now);
+                None
+            }
+        }
+    }
+
+    /// Carries out an action the application asked for one of the
+    /// endpoint's streams, under its connection's guard.
+    pub(in crate::server) fn apply<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        action: Action,
+        now: Instant,
+    ) {
+        let conn = ConnectionHandle(action.id().quic_index());
+        self.contained(app, env, conn, "an action", now, |endpoint, app, env| {
+            sink::quic(endpoint, app, env, action, now);
+        });
+    }
+
+    /// Whatever a panic cost: logged once, counted, and the connection's
+    /// streams forgotten (the application told); a connection the
+    /// endpoint still holds is closed with H3_INTERNAL_ERROR.
+    #[cold]
+    pub(super) fn settle_fault<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        fault: Fault,
+        now: Instant,
+    ) {
+        Stats::add(&env.stats().quic_panics, 1);
+        let Fault {
+            conn,
+            peer,
+            dropped,
+            what,
+            panic,
+        } = fault;
+        let Some(conn) = conn else {
+            error!("a panic in the QUIC endpoint's {what}, for no connection in particular: {panic}");
+            return;
+        };
+        let id = self.named(conn);
+        let outcome = if dropped {
+            "it is dropped"
+        } else {
+            "it is closed with H3_INTERNAL_ERROR"
+        };
+        match peer {
+            Some(peer) => error!(
+                "a panic in {what} for {} from {peer} ({outcome}): {panic}",
+                Named(id)
+            ),
+            None => error!("a panic in {what} for {} ({outcome}): {panic}", Named(id)),
+        }
+        let told = guard::catch(Some(id), || self.closed(app, env, conn, now));
+        if let Err(panic) = told {
+            // What is left of it goes untold.
+            self.conns.remove(&conn);
+            error!("a panic in the end of {}: {panic}", Named(id));
+        }
+        if !dropped {
+            let closed = guard::catch(Some(id), || {
+                self.server.close_now(now, conn, ErrorCode::H3_INTERNAL_ERROR)
+            });
+            if let Err(panic) = closed {
+                let _ = self.server.recover();
+                error!("a panic closing {} (it is dropped): {panic}", Named(id));
+            }
+        }
+    }
+
+    /// The id of connection `conn` as the application knows it (for the
+    /// log).
+    fn named(&self, conn: ConnectionHandle) -> ConnId {
+        let generation = self.conns.get(&conn).map_or(0, |c| c.generation);
+        ConnId::quic(conn.0, generation)
     }
 
     /// The id the application knows request stream `stream_id` of `conn`
@@ -368,6 +530,47 @@ impl H3Endpoint {
                 streams: BTreeMap::new(),
             }
         })
+    }
+}
+
+/// A panic caught in the endpoint's work, and the connection it costs.
+pub(super) struct Fault {
+    /// The connection, if the panic happened in work for one.
+    pub(super) conn: Option<ConnectionHandle>,
+    /// Its client's address, when known.
+    peer: Option<SocketAddr>,
+    /// The endpoint has dropped it already.
+    pub(super) dropped: bool,
+    /// What was being done, for the log.
+    what: &'static str,
+    panic: Panic,
+}
+
+/// The cost of a panic caught around a call into `server`: the
+/// connection it was working on, which it drops at once
+/// ([`QuicServer::recover`]), or else `conn`, the one the caller was
+/// working for, if any.
+pub(super) fn caught(
+    server: &mut QuicServer,
+    conn: Option<ConnectionHandle>,
+    what: &'static str,
+    panic: Panic,
+) -> Fault {
+    match server.recover() {
+        Some((handle, peer)) => Fault {
+            conn: Some(handle),
+            peer,
+            dropped: true,
+            what,
+            panic,
+        },
+        None => Fault {
+            conn,
+            peer: conn.and_then(|c| server.remote_address(c)),
+            dropped: false,
+            what,
+            panic,
+        },
     }
 }
 

@@ -26,18 +26,35 @@ impl H3Endpoint {
     /// requests, their bodies and their ends.
     pub(super) fn handle_events<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, now: Instant) {
         while let Some(event) = self.server.poll_event() {
-            match event {
-                ServerEvent::Connected { conn, remote } => {
-                    debug!("HTTP/3 connection from {remote}");
-                    self.conn(conn);
-                }
-                ServerEvent::Session { conn, event } => self.session_event(app, env, conn, event, now),
-                ServerEvent::Closed { conn, reason } => {
-                    debug!("HTTP/3 connection closed: {reason}");
-                    self.closed(app, env, conn, now);
-                }
-                ServerEvent::Writable { .. } => {}
+            let conn = event.conn();
+            self.contained(app, env, conn, "an HTTP/3 event", now, |endpoint, app, env| {
+                endpoint.handle_event(app, env, event, now);
+            });
+        }
+    }
+
+    fn handle_event<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        event: ServerEvent,
+        now: Instant,
+    ) {
+        #[cfg(test)]
+        if let ServerEvent::Session { conn, .. } = &event {
+            crate::server::connections::inject::check_h3(self.server.remote_address(*conn));
+        }
+        match event {
+            ServerEvent::Connected { conn, remote } => {
+                debug!("HTTP/3 connection from {remote}");
+                self.conn(conn);
             }
+            ServerEvent::Session { conn, event } => self.session_event(app, env, conn, event, now),
+            ServerEvent::Closed { conn, reason } => {
+                debug!("HTTP/3 connection closed: {reason}");
+                self.closed(app, env, conn, now);
+            }
+            ServerEvent::Writable { .. } => {}
         }
     }
 
@@ -356,7 +373,7 @@ impl H3Endpoint {
 
     /// A connection is gone: every stream it had is, telling the
     /// application.
-    fn closed<A: App>(
+    pub(super) fn closed<A: App>(
         &mut self,
         app: &mut A,
         env: &mut LoopEnv<A::Post>,

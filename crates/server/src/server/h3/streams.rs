@@ -17,7 +17,7 @@ use crate::loops::Stats;
 use crate::server::dispatch::{deferred_answer, last_event_id};
 use crate::server::env::LoopEnv;
 use crate::server::fields::header_fields;
-use crate::server::guard::guarded;
+use crate::server::guard::{self, guarded};
 use crate::server::pushee::Pushee;
 
 impl H3Endpoint {
@@ -291,39 +291,93 @@ impl H3Endpoint {
             }
         }
         self.streams_due = next;
+        // Each under its connection's guard: a panic costs that one, and
+        // the walk goes on with the others.
         let mut comment = Vec::with_capacity(4);
         tether_sse::heartbeat(&mut comment);
         for (conn, stream_id) in beats {
-            let _ = self.server.send_data(now, conn, stream_id, &comment);
+            self.contained(app, env, conn, "a heartbeat", now, |endpoint, _, _| {
+                let _ = endpoint.server.send_data(now, conn, stream_id, &comment);
+            });
         }
         for (conn, stream_id, tag) in timed_out {
-            let Some(sid) = self.id_of(conn, stream_id) else {
-                continue;
-            };
-            let (app, mut ctx) = detached(app, env, now);
-            let peers = ctx.peers;
-            let response = guarded(&peers.own().stats, "on_request_timeout", || {
-                app.on_request_timeout(&mut ctx, sid, tag)
-            })
-            .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
-            self.respond_later(sid, &response, now);
+            self.contained(
+                app,
+                env,
+                conn,
+                "a deferred answer's timeout",
+                now,
+                |endpoint, app, env| {
+                    let Some(sid) = endpoint.id_of(conn, stream_id) else {
+                        return;
+                    };
+                    let (app, mut ctx) = detached(app, env, now);
+                    let peers = ctx.peers;
+                    let response = guarded(&peers.own().stats, "on_request_timeout", || {
+                        app.on_request_timeout(&mut ctx, sid, tag)
+                    })
+                    .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
+                    endpoint.respond_later(sid, &response, now);
+                },
+            );
         }
         for (conn, stream_id) in ws_due {
-            self.ws_timer(app, env, conn, stream_id, now);
+            self.contained(app, env, conn, "a WebSocket timer", now, |endpoint, app, env| {
+                endpoint.ws_timer(app, env, conn, stream_id, now);
+            });
         }
     }
 
     /// The first step of a graceful shutdown: GOAWAY on every connection,
     /// so that clients open no new request.
-    pub(in crate::server) fn begin_shutdown(&mut self, now: Instant) {
-        self.server.goaway(now);
+    pub(in crate::server) fn begin_shutdown<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        now: Instant,
+    ) {
+        self.for_every_connection(app, env, "GOAWAY", now, |server| server.goaway(now));
     }
 
     /// The loop is exiting: every connection is closed (H3_NO_ERROR), and
     /// what that takes is sent as far as the socket takes it now.
-    pub(in crate::server) fn close_all(&mut self, registry: &mio::Registry, now: Instant) {
-        self.server.close_all(now, ErrorCode::H3_NO_ERROR);
-        self.writable(registry, now);
+    pub(in crate::server) fn close_all<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        registry: &mio::Registry,
+        now: Instant,
+    ) {
+        self.for_every_connection(app, env, "the last close", now, |server| {
+            server.close_all(now, ErrorCode::H3_NO_ERROR);
+        });
+        self.writable(app, env, registry, now);
+    }
+
+    /// Runs `work`, a call of the endpoint's that visits every connection;
+    /// after a panic, which drops the connection it was visiting, runs it
+    /// again for the others (once more per connection dropped at most: a
+    /// second visit of the same connection does no harm, GOAWAY and the
+    /// close being idempotent).
+    fn for_every_connection<A: App>(
+        &mut self,
+        app: &mut A,
+        env: &mut LoopEnv<A::Post>,
+        what: &'static str,
+        now: Instant,
+        mut work: impl FnMut(&mut tether_quic::QuicServer),
+    ) {
+        loop {
+            let Err(panic) = guard::catch(None, || work(&mut self.server)) else {
+                return;
+            };
+            let fault = super::caught(&mut self.server, None, what, panic);
+            let dropped = fault.dropped;
+            self.settle_fault(app, env, fault, now);
+            if !dropped {
+                return;
+            }
+        }
     }
 
     /// The second step, once every loop has drained: deferred requests
@@ -350,16 +404,45 @@ impl H3Endpoint {
                 }
             }
         }
+        // Each under its connection's guard.
+        let conn_of = |sid: ConnId| ConnectionHandle(sid.quic_index());
         for (sid, tag) in waiting {
-            if let Some(response) = shutdown_answer(app, env, sid, tag, now) {
-                self.respond_later(sid, &response, now);
-            }
+            self.contained(
+                app,
+                env,
+                conn_of(sid),
+                "the shutdown",
+                now,
+                |endpoint, app, env| {
+                    if let Some(response) = shutdown_answer(app, env, sid, tag, now) {
+                        endpoint.respond_later(sid, &response, now);
+                    }
+                },
+            );
         }
         for sid in sockets {
-            self.close_ws(app, env, sid, CloseCode::GOING_AWAY, "server shutting down", now);
+            self.contained(
+                app,
+                env,
+                conn_of(sid),
+                "the shutdown",
+                now,
+                |endpoint, app, env| {
+                    endpoint.close_ws(app, env, sid, CloseCode::GOING_AWAY, "server shutting down", now);
+                },
+            );
         }
         for sid in events {
-            self.end_stream(app, env, sid, CloseReason::Shutdown, now);
+            self.contained(
+                app,
+                env,
+                conn_of(sid),
+                "the shutdown",
+                now,
+                |endpoint, app, env| {
+                    endpoint.end_stream(app, env, sid, CloseReason::Shutdown, now);
+                },
+            );
         }
     }
 }
