@@ -18,7 +18,9 @@ use tether_tokio::{Config, Error, Options, WebSocket};
 fn builder(url: String) -> ClientBuilder {
     // wstest stays silent for a while in some cases: no keepalive ping of
     // ours may show in its logs.
-    let config = Config::default().ping_interval(None).idle_timeout(Some(Duration::from_secs(60)));
+    let config = Config::default()
+        .ping_interval(None)
+        .idle_timeout(Some(Duration::from_secs(60)));
     ClientBuilder::new(url).options(Options::default().config(config))
 }
 
@@ -33,7 +35,10 @@ async fn echo(ws: &mut WebSocket<Stream>) -> Result<(), Error> {
 }
 
 async fn run(base: &str, agent: &str) -> Result<(), String> {
-    let mut ws = builder(format!("{base}/getCaseCount")).connect().await.map_err(|e| e.to_string())?;
+    let mut ws = builder(format!("{base}/getCaseCount"))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
     let count: u32 = match ws.recv().await {
         Ok(Some(message)) => message.as_text().and_then(|t| t.trim().parse().ok()),
         _ => None,

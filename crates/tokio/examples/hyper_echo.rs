@@ -21,7 +21,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tether_tokio::Acceptor;
 
-async fn echo(mut req: Request<Incoming>, acceptor: Arc<Acceptor>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn echo(
+    mut req: Request<Incoming>,
+    acceptor: Arc<Acceptor>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match tether_tokio::hyper::upgrade(&mut req, &acceptor) {
         Ok((response, upgrading)) => {
             tokio::spawn(async move {
@@ -71,7 +74,9 @@ fn main() -> std::io::Result<()> {
         }
     }
     let runtime = if threads == 0 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)

@@ -105,8 +105,17 @@ impl Acceptor {
     }
 
     /// The open WebSocket for an agreed upgrade over `io`.
-    pub(crate) fn open<S: AsyncRead + AsyncWrite + Unpin>(&self, io: S, agreed: Agreed, leftover: &[u8]) -> WebSocket<S> {
-        let mut conn = Connection::new(tether_ws::Role::Server, self.options.config, std::time::Instant::now());
+    pub(crate) fn open<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: S,
+        agreed: Agreed,
+        leftover: &[u8],
+    ) -> WebSocket<S> {
+        let mut conn = Connection::new(
+            tether_ws::Role::Server,
+            self.options.config,
+            std::time::Instant::now(),
+        );
         for extension in agreed.extensions {
             conn = conn.with_extension(extension);
         }
@@ -139,7 +148,9 @@ impl Acceptor {
         loop {
             let outcome = match tether_handshake::parse_request(&buf) {
                 Ok(Status::Complete((request, used))) => Some((self.agree(request.head()), used)),
-                Ok(Status::Partial) if buf.len() >= MAX_HEAD => Some((Err(Rejection::from(HEAD_TOO_LARGE)), 0)),
+                Ok(Status::Partial) if buf.len() >= MAX_HEAD => {
+                    Some((Err(Rejection::from(HEAD_TOO_LARGE)), 0))
+                }
                 Ok(Status::Partial) => None,
                 Err(e) => Some((Err(Rejection::from(e)), 0)),
             };
@@ -174,11 +185,14 @@ impl Acceptor {
 }
 
 /// A head over 16 KiB: 431.
-const HEAD_TOO_LARGE: tether_handshake::Error = tether_handshake::Error::Http(tether_handshake::httparse::Error::TooManyHeaders);
+const HEAD_TOO_LARGE: tether_handshake::Error =
+    tether_handshake::Error::Http(tether_handshake::httparse::Error::TooManyHeaders);
 
 /// Writes the 101 response of an agreed upgrade.
 fn write_101(agreed: &Agreed, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
     for (name, value) in response_headers(agreed) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -193,7 +207,10 @@ pub(crate) fn response_headers(agreed: &Agreed) -> impl Iterator<Item = (&'stati
     [
         Some(("Sec-WebSocket-Accept", agreed.accept_key.as_str())),
         agreed.protocol.as_deref().map(|p| ("Sec-WebSocket-Protocol", p)),
-        agreed.extensions_header.as_deref().map(|e| ("Sec-WebSocket-Extensions", e)),
+        agreed
+            .extensions_header
+            .as_deref()
+            .map(|e| ("Sec-WebSocket-Extensions", e)),
     ]
     .into_iter()
     .flatten()

@@ -132,7 +132,9 @@ impl<St: Send + Sync> FromRequestParts<St> for LastEventId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        Ok(LastEventId(crate::sse::last_event_id(&parts.headers).map(str::to_owned)))
+        Ok(LastEventId(
+            crate::sse::last_event_id(&parts.headers).map(str::to_owned),
+        ))
     }
 }
 

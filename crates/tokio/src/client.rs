@@ -185,16 +185,21 @@ pub(crate) async fn open(target: &Target, tls: &Tls, timeout: Duration) -> Resul
             None => native_roots()?,
         };
         let name = ServerName::try_from(target.host.clone()).map_err(|e| Error::Tls(e.to_string()))?;
-        let stream = tokio::time::timeout(timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-            .await
-            .map_err(|_| Error::Timeout("TLS handshake"))?
-            .map_err(|e| Error::Tls(e.to_string()))?;
+        let stream = tokio::time::timeout(
+            timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| Error::Timeout("TLS handshake"))?
+        .map_err(|e| Error::Tls(e.to_string()))?;
         Ok(Stream::Tls(Box::new(stream)))
     }
     #[cfg(not(feature = "tls"))]
     {
         let _ = tls;
-        Err(Error::Usage("wss:// and https:// need the `tls` feature".to_owned()))
+        Err(Error::Usage(
+            "wss:// and https:// need the `tls` feature".to_owned(),
+        ))
     }
 }
 
@@ -298,8 +303,14 @@ impl ClientBuilder {
         #[cfg(not(feature = "deflate"))]
         let offer = String::new();
         let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let mut request = ClientRequest::new(host, target, nonce).protocols(&protocols).headers(&headers);
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut request = ClientRequest::new(host, target, nonce)
+            .protocols(&protocols)
+            .headers(&headers);
         if self.deflate {
             request = request.extensions(&offer);
         }

@@ -49,7 +49,10 @@ pub(crate) fn switching<B: From<Bytes>>(agreed: &Agreed) -> http::Response<B> {
     *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
-    headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
     for (name, value) in response_headers(agreed) {
         // The handshake wrote these values: tokens and base64.
         if let Ok(value) = http::HeaderValue::from_str(value) {
@@ -145,9 +148,13 @@ pub fn upgrade<B: From<Bytes>, ReqBody>(
     request: &mut http::Request<ReqBody>,
     acceptor: &Arc<Acceptor>,
 ) -> Result<(http::Response<B>, Upgrading), http::Response<B>> {
-    let agreed = with_head(request.method(), request.uri(), request.version(), request.headers(), |head| {
-        acceptor.agree(head)
-    });
+    let agreed = with_head(
+        request.method(),
+        request.uri(),
+        request.version(),
+        request.headers(),
+        |head| acceptor.agree(head),
+    );
     let agreed = match agreed {
         Ok(agreed) => agreed,
         Err(rejection) => return Err(refusal(&rejection)),

@@ -26,9 +26,9 @@ mod ws;
 #[cfg(feature = "ws")]
 pub use accept::{Acceptor, Extensions};
 #[cfg(feature = "ws")]
-pub use ws::{Options, Received, Role, WebSocket};
-#[cfg(feature = "ws")]
 pub use tether_ws::{CloseCode, CloseFrame, Config, Message, MessageKind, MessageRef, State};
+#[cfg(feature = "ws")]
+pub use ws::{Options, Received, Role, WebSocket};
 
 #[cfg(feature = "hyper")]
 pub mod hyper;

@@ -126,7 +126,11 @@ impl Queue {
                     Segment::Payload(v) => Some(v.as_slice()),
                 }
                 .unwrap_or_default();
-                let bytes = if i == 0 { bytes.get(self.head..).unwrap_or_default() } else { bytes };
+                let bytes = if i == 0 {
+                    bytes.get(self.head..).unwrap_or_default()
+                } else {
+                    bytes
+                };
                 if let Some(slot) = slices.get_mut(i) {
                     *slot = IoSlice::new(bytes);
                     count = i + 1;
@@ -203,10 +207,17 @@ mod tests {
                 q.out.extend_from_slice(b"gh");
                 assert_eq!(q.len(), 12);
                 assert!(q.holds_read_buffer());
-                let mut w = Trickle { got: Vec::new(), limit, vectored };
+                let mut w = Trickle {
+                    got: Vec::new(),
+                    limit,
+                    vectored,
+                };
                 let waker = std::task::Waker::noop();
                 let mut cx = Context::from_waker(waker);
-                assert!(matches!(q.poll_flush(&mut w, &read_buffer, &mut cx), Poll::Ready(Ok(()))));
+                assert!(matches!(
+                    q.poll_flush(&mut w, &read_buffer, &mut cx),
+                    Poll::Ready(Ok(()))
+                ));
                 assert_eq!(w.got, b"abcdefREADgh", "limit {limit} vectored {vectored}");
                 assert_eq!(q.len(), 0);
                 assert!(!q.holds_read_buffer());

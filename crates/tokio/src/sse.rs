@@ -87,7 +87,9 @@ pub struct Sse<St> {
 
 impl<St> std::fmt::Debug for Sse<St> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sse").field("heartbeat", &self.heartbeat).finish_non_exhaustive()
+        f.debug_struct("Sse")
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,8 +126,14 @@ impl<St: Stream<Item = Event>> Sse<St> {
     pub fn into_http(self) -> http::Response<Sse<St>> {
         let mut response = http::Response::new(self);
         let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
-        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
+        );
         headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
         response
     }

@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use tether_ws::{CloseCode, CloseFrame, Config, Connection, Event, Incoming, Message, MessageKind, MessageRef, State};
+use tether_ws::{
+    CloseCode, CloseFrame, Config, Connection, Event, Incoming, Message, MessageKind, MessageRef, State,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -206,7 +208,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         leftover: &[u8],
     ) -> WebSocket<S> {
         let read_size = options.read_buffer.max(leftover.len());
-        let read_buffer = if leftover.is_empty() { Vec::new() } else { leftover.to_vec() };
+        let read_buffer = if leftover.is_empty() {
+            Vec::new()
+        } else {
+            leftover.to_vec()
+        };
         WebSocket {
             io,
             role,
@@ -340,7 +346,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a message without waiting; [`flush`](Self::flush) (or the
     /// next `send` or receive) writes it.
     pub fn queue_message<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), Error> {
-        self.conn.send(message, &mut self.queue.out).map_err(Error::from_ws)
+        self.conn
+            .send(message, &mut self.queue.out)
+            .map_err(Error::from_ws)
     }
 
     /// Queues an owned message; a large payload is written from where it
@@ -358,7 +366,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a ping (at most 125 bytes of payload) and flushes.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.conn.ping(payload, &mut self.queue.out).map_err(Error::from_ws)?;
+        self.conn
+            .ping(payload, &mut self.queue.out)
+            .map_err(Error::from_ws)?;
         self.flush().await
     }
 
@@ -473,7 +483,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // it reads, and both would wait forever.
                 Poll::Pending => {
                     self.queue.holds_read_buffer()
-                        || (self.queue.len() > self.max_queued && self.write_waiters.get(Side::Send as usize).is_some_and(Option::is_none))
+                        || (self.queue.len() > self.max_queued
+                            && self
+                                .write_waiters
+                                .get(Side::Send as usize)
+                                .is_some_and(Option::is_none))
                 }
             };
             if !blocked {
@@ -673,17 +687,26 @@ impl Received<'_> {
                 let bytes = buffer.get(range).unwrap_or_default();
                 let message = match kind {
                     MessageKind::Binary => MessageRef::Binary(bytes),
-                    MessageKind::Text => MessageRef::Text(tether_frame::str_from_utf8(bytes).unwrap_or_default()),
+                    MessageKind::Text => {
+                        MessageRef::Text(tether_frame::str_from_utf8(bytes).unwrap_or_default())
+                    }
                 };
-                self.conn.send(message, &mut self.queue.out).map_err(Error::from_ws)
+                self.conn
+                    .send(message, &mut self.queue.out)
+                    .map_err(Error::from_ws)
             }
-            Lent::Owned(message) => self.conn.send(&message, &mut self.queue.out).map_err(Error::from_ws),
+            Lent::Owned(message) => self
+                .conn
+                .send(&message, &mut self.queue.out)
+                .map_err(Error::from_ws),
         }
     }
 
     /// Queues another message to the peer.
     pub fn reply<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), Error> {
-        self.conn.send(message, &mut self.queue.out).map_err(Error::from_ws)
+        self.conn
+            .send(message, &mut self.queue.out)
+            .map_err(Error::from_ws)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The WebSocket over in-memory pipes: both roles, in-place echo, control
 //! frames, the close handshake, failures, timers, backpressure, deflate,
 //! and the raw-stream handshake.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 use std::time::Duration;
 
@@ -35,9 +37,16 @@ async fn echo_in_place_and_assembled_both_kinds() {
             }
             let text = "é".repeat(size / 2);
             client.send(text.as_str()).await.unwrap();
-            assert_eq!(client.recv().await.unwrap(), Some(Message::text(text)), "pipe {pipe} size {size}");
+            assert_eq!(
+                client.recv().await.unwrap(),
+                Some(Message::text(text)),
+                "pipe {pipe} size {size}"
+            );
             let bytes: Vec<u8> = (0..size).map(|i| i as u8).collect();
-            client.send(Message::binary(bytes.clone()).as_ref()).await.unwrap();
+            client
+                .send(Message::binary(bytes.clone()).as_ref())
+                .await
+                .unwrap();
             assert_eq!(client.recv().await.unwrap(), Some(Message::binary(bytes)));
         }
         client.close(CloseCode::NORMAL, "done").await.unwrap();
@@ -70,7 +79,12 @@ async fn stream_and_sink() {
     });
     for want in &messages {
         let got = rx.next().await.unwrap();
-        assert_eq!(got.as_ref().map(|m| m.as_bytes().len()).map_err(|e| e.to_string()), Ok(want.as_bytes().len()));
+        assert_eq!(
+            got.as_ref()
+                .map(|m| m.as_bytes().len())
+                .map_err(|e| e.to_string()),
+            Ok(want.as_bytes().len())
+        );
         assert_eq!(got.unwrap(), *want);
     }
     let mut tx = writer.await.unwrap();
@@ -88,7 +102,9 @@ async fn ping_answered_and_protocol_error_closes_with_1002() {
     let mut server = WebSocket::from_raw(io, Role::Server, &Options::default(), &[]);
     let task = tokio::spawn(async move { server.recv().await });
     // A masked ping with payload "hi" (mask 0 leaves it readable).
-    raw.write_all(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i']).await.unwrap();
+    raw.write_all(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i'])
+        .await
+        .unwrap();
     let mut pong = [0u8; 4];
     raw.read_exact(&mut pong).await.unwrap();
     assert_eq!(pong, [0x8a, 0x02, b'h', b'i']);
@@ -98,7 +114,11 @@ async fn ping_answered_and_protocol_error_closes_with_1002() {
     assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
     let mut close = Vec::new();
     raw.read_to_end(&mut close).await.unwrap();
-    assert_eq!(close.get(..4), Some(&[0x88, close[1], 0x03, 0xea][..]), "{close:02x?}");
+    assert_eq!(
+        close.get(..4),
+        Some(&[0x88, close[1], 0x03, 0xea][..]),
+        "{close:02x?}"
+    );
 }
 
 /// The connection's own deadlines: a keepalive ping after the interval,
@@ -162,6 +182,7 @@ async fn close_timeout() {
 /// The raw-stream handshake: a bad version gets a complete 426, a good
 /// upgrade with a deflate offer gets deflate, and compressed messages
 /// flow both ways.
+#[cfg(feature = "client")]
 #[tokio::test]
 async fn raw_handshake_refusal_and_deflate() {
     let (mut raw, io) = duplex(4096);
@@ -175,7 +196,10 @@ async fn raw_handshake_refusal_and_deflate() {
     let mut response = String::new();
     raw.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
-    assert!(response.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{response}");
+    assert!(
+        response.contains("\r\nSec-WebSocket-Version: 13\r\n"),
+        "{response}"
+    );
     assert!(matches!(accepted.await.unwrap(), Err(Error::Status(426))));
 
     let (client_io, server_io) = duplex(4096);
@@ -218,8 +242,13 @@ async fn deflate_sets_rsv1_on_the_wire() {
     let n = raw.read(&mut got).await.unwrap();
     let text = String::from_utf8_lossy(&got[..n]).into_owned();
     let head_end = text.find("\r\n\r\n").unwrap() + 4;
-    assert!(text.contains("Sec-WebSocket-Extensions: permessage-deflate"), "{text}");
-    let frame = if n > head_end { got[head_end] } else {
+    assert!(
+        text.contains("Sec-WebSocket-Extensions: permessage-deflate"),
+        "{text}"
+    );
+    let frame = if n > head_end {
+        got[head_end]
+    } else {
         let mut b = [0u8; 1];
         raw.read_exact(&mut b).await.unwrap();
         b[0]
