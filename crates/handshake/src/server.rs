@@ -809,15 +809,27 @@ mod rejection_tests {
     #[test]
     fn headers_are_those_written() {
         let cases = [
-            (Error::UnsupportedVersion, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"),
-            (Error::NotUpgrade, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"),
+            (
+                Error::UnsupportedVersion,
+                426,
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            ),
+            (
+                Error::NotUpgrade,
+                426,
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            ),
             (Error::Method, 405, "Allow: GET\r\n"),
             (Error::MissingHeader("Host"), 400, ""),
         ];
         for (error, status, lines) in cases {
             let refusal = Rejection::from(error);
             assert_eq!(refusal.status(), status);
-            let listed: String = refusal.headers().iter().map(|(n, v)| alloc::format!("{n}: {v}\r\n")).collect();
+            let listed: String = refusal
+                .headers()
+                .iter()
+                .map(|(n, v)| alloc::format!("{n}: {v}\r\n"))
+                .collect();
             assert_eq!(listed, lines);
             let mut out = Vec::new();
             refusal.write_response(&mut out);
