@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 
 const NAME: &str = "echo-axum";
 
@@ -30,8 +31,10 @@ async fn upgrade(ws: WebSocketUpgrade) -> Response {
 
 fn main() {
     common::runtime().block_on(async {
-        let listener = common::listener(NAME).await;
+        let listener = common::listener(NAME).await.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = Router::new().route("/", get(upgrade)).route("/echo", get(upgrade));
-        axum::serve(listener, app).tcp_nodelay(true).await.expect("serve");
+        axum::serve(listener, app).await.expect("serve");
     });
 }
