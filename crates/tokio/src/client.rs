@@ -5,6 +5,7 @@
 
 use std::io;
 use std::pin::Pin;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -323,6 +324,7 @@ impl ClientBuilder {
             match handshake.validate_response(&buf) {
                 Ok(Status::Complete((response, used))) => {
                     let protocol = response.protocol().map(str::to_owned);
+                    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
                     let mut conn = Connection::new(
                         tether_ws::Role::Client(crate::ws::mask_source()),
                         self.options.config,
