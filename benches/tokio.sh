@@ -8,6 +8,8 @@
 #
 #   bash benches/tokio.sh                   # 1 round, 5 s per scenario
 #   bash benches/tokio.sh --rounds 3 --duration 10
+#   options: --servers "a b", --runtimes "0 2", --no-build (use what
+#   $CARGO_TARGET_DIR or target/ holds)
 #
 # Servers: tether-tokio is crates/tokio/examples/hyper_echo.rs (hyper's
 # upgrade, then recv_ref + echo); the peers are benches/peers (tokio-
@@ -26,23 +28,27 @@ DURATION=5
 SCENARIOS="100x20 200x16384 500x16384"
 SERVERS="tether-tokio tokio-tungstenite fastwebsockets tokio-websockets axum"
 RUNTIMES="0 2"
+BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --runtimes) RUNTIMES=$2; shift ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "tokio.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 TARGET=${CARGO_TARGET_DIR:-target}
-echo "== building (release, the workspace's profile): hyper_echo, loadgen, the peers"
-cargo build --release -p tether-tokio --features hyper --example hyper_echo
-cargo build --release -p tether-benches --bin loadgen
-cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$TARGET/peers"
+if [ "$BUILD" = 1 ]; then
+    echo "== building (release, the workspace's profile): hyper_echo, loadgen, the peers"
+    cargo build --release -p tether-tokio --features hyper --example hyper_echo
+    cargo build --release -p tether-benches --bin loadgen
+    cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$TARGET/peers"
+fi
 LOADGEN=$TARGET/release/loadgen
 
 server_cmd() { # name port threads
