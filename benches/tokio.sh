@@ -83,10 +83,16 @@ for round in $(seq "$ROUNDS"); do
             # shellcheck disable=SC2046 # the command is words on purpose
             "${pin[@]}" $(server_cmd "$server" "$port" "$threads") >"$LOGS/server.log" 2>&1 &
             SERVER_PID=$!
-            for _ in $(seq 100); do
+            # A loaded machine can take seconds to start a process.
+            for _ in $(seq 300); do
                 grep -q "listening on" "$LOGS/server.log" && break
                 sleep 0.1
             done
+            if ! grep -q "listening on" "$LOGS/server.log"; then
+                echo "tokio.sh: $server did not start:" >&2
+                cat "$LOGS/server.log" >&2
+                exit 1
+            fi
             for scenario in $SCENARIOS; do
                 conns=${scenario%x*}
                 size=${scenario#*x}
