@@ -1,4 +1,9 @@
-#![doc = include_str!("../README.md")]
+// The README's example is an axum app: a doctest with that feature on.
+#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "tether's WebSocket and SSE crates on tokio (see the README)."
+)]
 //!
 //! # Features
 //!
