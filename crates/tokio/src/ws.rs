@@ -144,6 +144,10 @@ pub struct WebSocket<S> {
     /// sending: with the halves of a `split` in two tasks, the socket
     /// keeps one writer's waker only, so whichever writes wakes the other.
     write_waiters: [Option<Waker>; 2],
+    /// A sender is waiting for the socket (its last flush was pending).
+    /// Unlike its waker, which progress takes to wake it, this stays set
+    /// until its flush completes: reading must go on meanwhile.
+    sending: bool,
 }
 
 /// Which side of a [`WebSocket`] flushes: its index in `write_waiters`.
@@ -232,6 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             failure: None,
             protocol: None,
             write_waiters: [None, None],
+            sending: false,
         }
     }
 
@@ -416,6 +421,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 waker.wake();
             }
         }
+        if let Side::Send = side {
+            self.sending = result.is_pending();
+        }
         if result.is_pending()
             && let Some(slot) = self.write_waiters.get_mut(side as usize)
             && !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
@@ -482,12 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // the socket: the peer may be waiting for us to read before
                 // it reads, and both would wait forever.
                 Poll::Pending => {
-                    self.queue.holds_read_buffer()
-                        || (self.queue.len() > self.max_queued
-                            && self
-                                .write_waiters
-                                .get(Side::Send as usize)
-                                .is_some_and(Option::is_none))
+                    self.queue.holds_read_buffer() || (self.queue.len() > self.max_queued && !self.sending)
                 }
             };
             if !blocked {
