@@ -1,12 +1,13 @@
-//! What the three echo servers share: the command line, the listener and
+//! What the echo servers share: the command line, the listener and
 //! the ready line that `compare.sh` waits for.
 
 use std::net::SocketAddr;
 
-/// `--port P` (default 9001) on 127.0.0.1, bound on a tokio listener whose
-/// accept backlog is tokio's (1024).
-pub async fn listener(name: &str) -> tokio::net::TcpListener {
+/// The command line: `--port P` (default 9001) and `--threads N` (default
+/// 0: a current-thread runtime; N > 0: a multi-thread one with N workers).
+fn args(name: &str) -> (u16, usize) {
     let mut port: u16 = 9001;
+    let mut threads = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -16,9 +17,22 @@ pub async fn listener(name: &str) -> tokio::net::TcpListener {
                     .and_then(|p| p.parse().ok())
                     .unwrap_or_else(|| usage(name));
             }
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage(name));
+            }
             _ => usage(name),
         }
     }
+    (port, threads)
+}
+
+/// `--port P` on 127.0.0.1, bound on a tokio listener whose accept backlog
+/// is tokio's (1024).
+pub async fn listener(name: &str) -> tokio::net::TcpListener {
+    let (port, _) = args(name);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| {
         eprintln!("{name}: binding {addr}: {e}");
@@ -29,12 +43,21 @@ pub async fn listener(name: &str) -> tokio::net::TcpListener {
 }
 
 fn usage(name: &str) -> ! {
-    eprintln!("usage: {name} [--port PORT]");
+    eprintln!("usage: {name} [--port PORT] [--threads N]");
     std::process::exit(2)
 }
 
-/// A single-threaded tokio runtime: one core, like tether's one loop.
+/// A single-threaded tokio runtime (one core, like tether's one loop), or
+/// with `--threads N` a multi-thread one with N workers.
 pub fn runtime() -> tokio::runtime::Runtime {
+    let (_, threads) = args("echo");
+    if threads > 0 {
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_io()
+            .build()
+            .expect("a tokio runtime");
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

@@ -711,6 +711,31 @@ impl Rejection {
         self.error.as_ref()
     }
 
+    /// The header fields the status calls for, besides those of the body:
+    /// `Allow: GET` for a 405; `Upgrade: websocket` and
+    /// `Sec-WebSocket-Version: 13` for a 426 (RFC 6455 section 4.4); none
+    /// for the others. [`write_response`](Self::write_response) writes
+    /// them; a server that builds its responses from other HTTP types (such
+    /// as the `http` crate's) copies them from here so the refusal stays
+    /// complete.
+    ///
+    /// ```
+    /// use tether_handshake::{Error, Rejection};
+    ///
+    /// let refusal = Rejection::from(Error::UnsupportedVersion);
+    /// assert_eq!(refusal.status(), 426);
+    /// assert!(refusal.headers().contains(&("Sec-WebSocket-Version", "13")));
+    /// assert!(Rejection::from(Error::MissingHeader("Host")).headers().is_empty());
+    /// ```
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self.status {
+            405 => &[("Allow", "GET")],
+            // RFC 9110 section 15.5.22: a 426 names the protocol to switch to.
+            426 => &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+            _ => &[],
+        }
+    }
+
     /// Appends a complete HTTP/1.1 response to `out`: status line, the
     /// headers the status calls for, `Content-Type: text/plain`,
     /// `Content-Length`, `Connection: close`, and the reason as body. The
@@ -747,14 +772,8 @@ impl Rejection {
         out.push(b' ');
         out.extend_from_slice(tether_http1::reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
-        match self.status {
-            405 => write_header(out, "Allow", b"GET"),
-            426 => {
-                // RFC 9110 section 15.5.22: a 426 names the protocol to switch to.
-                write_header(out, "Upgrade", b"websocket");
-                write_header(out, "Sec-WebSocket-Version", b"13");
-            }
-            _ => {}
+        for (name, value) in self.headers() {
+            write_header(out, name, value.as_bytes());
         }
         for (name, value) in extra {
             write_header(out, name, value.as_bytes());
@@ -777,5 +796,48 @@ impl From<Error> for Rejection {
             reason: Cow::Owned(error.to_string()),
             error: Some(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::*;
+    use alloc::string::String;
+
+    /// What `headers` lists is exactly what `write_response` writes
+    /// between the status line and the body's own headers.
+    #[test]
+    fn headers_are_those_written() {
+        let cases = [
+            (
+                Error::UnsupportedVersion,
+                426,
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            ),
+            (
+                Error::NotUpgrade,
+                426,
+                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            ),
+            (Error::Method, 405, "Allow: GET\r\n"),
+            (Error::MissingHeader("Host"), 400, ""),
+        ];
+        for (error, status, lines) in cases {
+            let refusal = Rejection::from(error);
+            assert_eq!(refusal.status(), status);
+            let listed: String = refusal
+                .headers()
+                .iter()
+                .map(|(n, v)| alloc::format!("{n}: {v}\r\n"))
+                .collect();
+            assert_eq!(listed, lines);
+            let mut out = Vec::new();
+            refusal.write_response(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            let after_status = text.split_once("\r\n").unwrap().1;
+            assert!(after_status.starts_with(&listed), "{text}");
+            assert!(after_status[listed.len()..].starts_with("Content-Type"), "{text}");
+        }
+        assert!(Rejection::forbidden("no").headers().is_empty());
     }
 }

@@ -177,6 +177,26 @@ impl<'a> From<&'a Message> for MessageRef<'a> {
     }
 }
 
+/// Text, so that a `&str` can be sent as it is.
+///
+/// ```
+/// use tether_ws::MessageRef;
+/// assert_eq!(MessageRef::from("hi"), MessageRef::Text("hi"));
+/// assert_eq!(MessageRef::from(&b"hi"[..]), MessageRef::Binary(b"hi"));
+/// ```
+impl<'a> From<&'a str> for MessageRef<'a> {
+    fn from(text: &'a str) -> MessageRef<'a> {
+        MessageRef::Text(text)
+    }
+}
+
+/// Binary, so that a `&[u8]` can be sent as it is.
+impl<'a> From<&'a [u8]> for MessageRef<'a> {
+    fn from(data: &'a [u8]) -> MessageRef<'a> {
+        MessageRef::Binary(data)
+    }
+}
+
 impl<'a> From<&MessageRef<'a>> for MessageRef<'a> {
     fn from(message: &MessageRef<'a>) -> MessageRef<'a> {
         *message

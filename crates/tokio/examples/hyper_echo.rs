@@ -1,0 +1,87 @@
+//! A WebSocket echo server on hyper alone: every text or binary message
+//! goes back as it came, framed where it lies in the read buffer.
+//!
+//! ```sh
+//! cargo run --release -p tether-tokio --features hyper --example hyper_echo -- --port 9001 --threads 0
+//! ```
+//!
+//! `--threads 0` (the default) runs a current-thread runtime; `--threads N`
+//! a multi-thread one with N workers. Autobahn tests the adapter's server
+//! role against this binary (`.ci/run`), and the benchmarks measure it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tether_tokio::Acceptor;
+
+async fn echo(
+    mut req: Request<Incoming>,
+    acceptor: Arc<Acceptor>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(match tether_tokio::hyper::upgrade(&mut req, &acceptor) {
+        Ok((response, upgrading)) => {
+            tokio::spawn(async move {
+                let Ok(mut ws) = upgrading.await else { return };
+                while let Ok(Some(message)) = ws.recv_ref().await {
+                    if message.echo().is_err() {
+                        break;
+                    }
+                }
+            });
+            response
+        }
+        Err(refusal) => refusal,
+    })
+}
+
+async fn serve(port: u16) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    println!("hyper_echo listening on http://{}/", listener.local_addr()?);
+    let acceptor = Acceptor::default().shared();
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let acceptor = Arc::clone(&acceptor);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| echo(req, Arc::clone(&acceptor)));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let (mut port, mut threads) = (9001u16, 0usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<usize>().ok());
+        match (arg.as_str(), value) {
+            ("--port", Some(p)) => port = u16::try_from(p).unwrap_or(port),
+            ("--threads", Some(t)) => threads = t,
+            _ => {
+                eprintln!("usage: hyper_echo [--port PORT] [--threads N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(port))
+}

@@ -1,0 +1,390 @@
+//! Clients on tokio: the WebSocket client ([`connect`], [`ClientBuilder`])
+//! and an EventSource client ([`EventSource`]) that resumes with
+//! `Last-Event-ID` and backs off between attempts. `wss://` and `https://`
+//! with the `tls` feature.
+
+use std::io;
+use std::pin::Pin;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tether_handshake::{ClientRequest, Status};
+use tether_ws::Connection;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::{Error, Options, Role, WebSocket};
+
+/// The largest response head read in a handshake.
+const MAX_HEAD: usize = 16 << 10;
+
+/// A client's transport: TCP, or TLS over it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stream {
+    /// `ws://` or `http://`.
+    Plain(TcpStream),
+    /// `wss://` or `https://`.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A URL's parts, as the clients use them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) tls: bool,
+    /// Host and port as written (the `Host` header).
+    pub(crate) authority: String,
+    /// The host, without brackets around an IPv6 address.
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// Path and query.
+    pub(crate) target: String,
+}
+
+impl Target {
+    /// `ws://`, `wss://`, `http://` or `https://`, an authority without
+    /// user information, then path and query (a fragment is dropped).
+    pub(crate) fn parse(url: &str) -> Result<Target, Error> {
+        let bad = |why: &str| Error::Usage(format!("{why}: {url:?}"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => (false, 80),
+            "wss" | "https" => (true, 443),
+            _ => return Err(bad("not a ws, wss, http or https URL")),
+        };
+        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        if authority.is_empty() || authority.contains('@') || authority.bytes().any(|b| b <= b' ') {
+            return Err(bad("no host, or user information in the URL"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed IPv6 address"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None => default_port,
+        };
+        let target = match target {
+            "" => "/".to_owned(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_owned(),
+        };
+        Ok(Target {
+            tls,
+            authority: authority.to_owned(),
+            host: host.to_owned(),
+            port,
+            target,
+        })
+    }
+}
+
+/// How to set up TLS, with the `tls` feature.
+#[derive(Clone, Default)]
+pub(crate) struct Tls {
+    #[cfg(feature = "tls")]
+    config: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+#[cfg(feature = "tls")]
+fn native_roots() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, Error> {
+    use std::sync::OnceLock;
+    use tokio_rustls::rustls;
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::Tls)
+}
+
+/// Opens TCP (and TLS) to `target`, within `timeout`.
+pub(crate) async fn open(target: &Target, tls: &Tls, timeout: Duration) -> Result<Stream, Error> {
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((target.host.as_str(), target.port)))
+        .await
+        .map_err(|_| Error::Timeout("connect"))??;
+    let _ = tcp.set_nodelay(true);
+    if !target.tls {
+        return Ok(Stream::Plain(tcp));
+    }
+    #[cfg(feature = "tls")]
+    {
+        use tokio_rustls::rustls::pki_types::ServerName;
+        let config = match &tls.config {
+            Some(config) => Arc::clone(config),
+            None => native_roots()?,
+        };
+        let name = ServerName::try_from(target.host.clone()).map_err(|e| Error::Tls(e.to_string()))?;
+        let stream = tokio::time::timeout(
+            timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| Error::Timeout("TLS handshake"))?
+        .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(Stream::Tls(Box::new(stream)))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = tls;
+        Err(Error::Usage(
+            "wss:// and https:// need the `tls` feature".to_owned(),
+        ))
+    }
+}
+
+/// Settings of a WebSocket client connection, then
+/// [`connect`](Self::connect).
+#[derive(Clone)]
+pub struct ClientBuilder {
+    url: String,
+    options: Options,
+    protocols: Vec<String>,
+    headers: Vec<(String, String)>,
+    deflate: bool,
+    connect_timeout: Duration,
+    tls: Tls,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("protocols", &self.protocols)
+            .field("deflate", &self.deflate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A client of `url` (`ws://` or `wss://`), offering permessage-deflate
+    /// (with the `deflate` feature), 10 s to connect.
+    pub fn new(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            options: Options::default(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            deflate: cfg!(feature = "deflate"),
+            connect_timeout: Duration::from_secs(10),
+            tls: Tls::default(),
+        }
+    }
+
+    /// The connection's options (limits, timers, buffers).
+    pub fn options(mut self, options: Options) -> ClientBuilder {
+        self.options = options;
+        self
+    }
+
+    /// Offers a subprotocol (in order of preference).
+    pub fn protocol(mut self, name: impl Into<String>) -> ClientBuilder {
+        self.protocols.push(name.into());
+        self
+    }
+
+    /// Adds a header to the upgrade request (checked by tether-handshake).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> ClientBuilder {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether to offer permessage-deflate.
+    pub fn deflate(mut self, on: bool) -> ClientBuilder {
+        self.deflate = on && cfg!(feature = "deflate");
+        self
+    }
+
+    /// How long TCP (and TLS) may take to connect.
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The TLS client configuration for `wss://` (default: the system's
+    /// trusted roots, rustls with ring).
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> ClientBuilder {
+        self.tls.config = Some(config);
+        self
+    }
+
+    /// Connects and runs the opening handshake.
+    pub async fn connect(self) -> Result<WebSocket<Stream>, Error> {
+        let target = Target::parse(&self.url)?;
+        let stream = open(&target, &self.tls, self.connect_timeout).await?;
+        self.handshake(stream, &target.authority, &target.target).await
+    }
+
+    /// Runs the opening handshake over a stream the caller connected, for
+    /// `host` (the `Host` header) and `target` (path and query).
+    pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut io: S,
+        host: &str,
+        target: &str,
+    ) -> Result<WebSocket<S>, Error> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+        #[cfg(feature = "deflate")]
+        let offers = [tether_deflate::ClientOffer::new()];
+        #[cfg(feature = "deflate")]
+        let offer = tether_deflate::offer_header(&offers);
+        #[cfg(not(feature = "deflate"))]
+        let offer = String::new();
+        let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut request = ClientRequest::new(host, target, nonce)
+            .protocols(&protocols)
+            .headers(&headers);
+        if self.deflate {
+            request = request.extensions(&offer);
+        }
+        let mut out = Vec::with_capacity(256);
+        let handshake = request.write(&mut out).map_err(Error::Handshake)?;
+        io.write_all(&out).await?;
+        io.flush().await?;
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            match handshake.validate_response(&buf) {
+                Ok(Status::Complete((response, used))) => {
+                    let protocol = response.protocol().map(str::to_owned);
+                    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+                    let mut conn = Connection::new(
+                        tether_ws::Role::Client(crate::ws::mask_source()),
+                        self.options.config,
+                        std::time::Instant::now(),
+                    );
+                    #[cfg(feature = "deflate")]
+                    {
+                        let agreed = tether_deflate::accept_response(&offers, response.extensions())
+                            .map_err(|_| Error::Handshake(tether_handshake::Error::UnexpectedExtension))?;
+                        if let Some(params) = agreed {
+                            conn = conn.with_extension(Box::new(tether_deflate::Deflate::new(
+                                tether_deflate::Role::Client,
+                                params,
+                            )));
+                        }
+                    }
+                    #[cfg(not(feature = "deflate"))]
+                    if !response.extensions().is_empty() {
+                        return Err(Error::Handshake(tether_handshake::Error::UnexpectedExtension));
+                    }
+                    let leftover = buf.get(used..).unwrap_or_default().to_vec();
+                    let mut ws = WebSocket::from_connection(io, conn, Role::Client, &self.options, &leftover);
+                    ws.set_protocol(protocol);
+                    return Ok(ws);
+                }
+                Ok(Status::Partial) if buf.len() < MAX_HEAD => {
+                    let before = buf.len();
+                    buf.resize(before + 1024, 0);
+                    let n = io.read(buf.get_mut(before..).unwrap_or_default()).await?;
+                    buf.truncate(before + n);
+                    if n == 0 {
+                        return Err(Error::Dropped);
+                    }
+                }
+                Ok(Status::Partial) => {
+                    return Err(Error::Handshake(tether_handshake::Error::Http(
+                        tether_handshake::httparse::Error::TooManyHeaders,
+                    )));
+                }
+                Err(tether_handshake::Error::UnexpectedStatus(status)) => return Err(Error::Status(status)),
+                Err(e) => return Err(Error::Handshake(e)),
+            }
+        }
+    }
+}
+
+/// Connects to a `ws://` (or, with `tls`, `wss://`) URL with the default
+/// settings.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tether_tokio::Error> {
+/// let mut ws = tether_tokio::client::connect("ws://127.0.0.1:9001/echo").await?;
+/// ws.send("hello").await?;
+/// let echo = ws.recv().await?;
+/// ws.close(tether_tokio::CloseCode::NORMAL, "bye").await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<WebSocket<Stream>, Error> {
+    ClientBuilder::new(url).connect().await
+}
+
+mod eventsource;
+pub use eventsource::EventSource;

@@ -1,0 +1,228 @@
+//! The output queue of a WebSocket: the bytes the connection wrote, whole
+//! payloads handed over by value, and frames echoed from where they lie in
+//! the read buffer, written in order with vectored writes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::AsyncWrite;
+
+/// At most this many pieces go into one vectored write (Linux takes 1024;
+/// a few dozen is already many frames).
+const MAX_SLICES: usize = 64;
+
+/// One piece of the output, in order.
+#[derive(Debug)]
+enum Segment {
+    /// Bytes of [`Queue::out`].
+    Out(Range<usize>),
+    /// A payload sent by value (masked already for a client).
+    Payload(Vec<u8>),
+    /// A frame that lies in the read buffer (an echo framed in place): the
+    /// read buffer is not refilled while one is queued.
+    Read(Range<usize>),
+}
+
+impl Segment {
+    fn len(&self) -> usize {
+        match self {
+            Segment::Out(r) | Segment::Read(r) => r.len(),
+            Segment::Payload(v) => v.len(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    /// Where tether-ws writes frames (headers, small messages, pongs,
+    /// close frames). Cleared, keeping its capacity, once all is written.
+    pub(crate) out: Vec<u8>,
+    /// Bytes of `out` already made segments.
+    sealed: usize,
+    segments: VecDeque<Segment>,
+    /// Bytes of the front segment already written.
+    head: usize,
+    /// Bytes in `segments`, the written part of the front one included.
+    segment_bytes: usize,
+    /// How many [`Segment::Read`] are queued.
+    read_refs: usize,
+}
+
+impl Queue {
+    /// Bytes waiting to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.segment_bytes - self.head + (self.out.len() - self.sealed)
+    }
+
+    /// Whether a frame in the read buffer is still to be written.
+    pub(crate) fn holds_read_buffer(&self) -> bool {
+        self.read_refs > 0
+    }
+
+    fn seal(&mut self) {
+        if self.out.len() > self.sealed {
+            self.segment_bytes += self.out.len() - self.sealed;
+            self.segments.push_back(Segment::Out(self.sealed..self.out.len()));
+            self.sealed = self.out.len();
+        }
+    }
+
+    /// Queues a payload after what `out` holds.
+    pub(crate) fn push_payload(&mut self, payload: Vec<u8>) {
+        self.seal();
+        self.segment_bytes += payload.len();
+        self.segments.push_back(Segment::Payload(payload));
+    }
+
+    /// Queues `range` of the read buffer after what `out` holds.
+    pub(crate) fn push_read(&mut self, range: Range<usize>) {
+        self.seal();
+        self.segment_bytes += range.len();
+        self.read_refs += 1;
+        self.segments.push_back(Segment::Read(range));
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.segments.front() else { break };
+            let left = front.len() - self.head;
+            if n < left {
+                self.head += n;
+                return;
+            }
+            n -= left;
+            self.segment_bytes -= front.len();
+            if matches!(front, Segment::Read(_)) {
+                self.read_refs -= 1;
+            }
+            self.segments.pop_front();
+            self.head = 0;
+        }
+    }
+
+    /// Writes until everything is written, or the writer pushes back.
+    pub(crate) fn poll_flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        read_buffer: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            self.seal();
+            if self.segments.is_empty() {
+                self.out.clear();
+                self.sealed = 0;
+                return Poll::Ready(Ok(()));
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (i, segment) in self.segments.iter().take(MAX_SLICES).enumerate() {
+                let bytes = match segment {
+                    Segment::Out(r) => self.out.get(r.clone()),
+                    Segment::Read(r) => read_buffer.get(r.clone()),
+                    Segment::Payload(v) => Some(v.as_slice()),
+                }
+                .unwrap_or_default();
+                let bytes = if i == 0 {
+                    bytes.get(self.head..).unwrap_or_default()
+                } else {
+                    bytes
+                };
+                if let Some(slot) = slices.get_mut(i) {
+                    *slot = IoSlice::new(bytes);
+                    count = i + 1;
+                }
+            }
+            let used = slices.get(..count).unwrap_or_default();
+            let n = if count == 1 || !writer.is_write_vectored() {
+                let first = used.first().map(|s| &**s).unwrap_or_default();
+                ready!(Pin::new(&mut *writer).poll_write(cx, first))?
+            } else {
+                ready!(Pin::new(&mut *writer).poll_write_vectored(cx, used))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `limit` bytes per call.
+    struct Trickle {
+        got: Vec<u8>,
+        limit: usize,
+        vectored: bool,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.limit);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut left = self.limit;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.got.extend_from_slice(&b[..take]);
+                left -= take;
+                n += take;
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn writes_every_piece_in_order_in_any_split() {
+        let read_buffer = b"..READ..".to_vec();
+        for vectored in [false, true] {
+            for limit in [1, 2, 3, 7, 100] {
+                let mut q = Queue::default();
+                q.out.extend_from_slice(b"ab");
+                q.push_payload(b"cde".to_vec());
+                q.out.extend_from_slice(b"f");
+                q.push_read(2..6);
+                q.out.extend_from_slice(b"gh");
+                assert_eq!(q.len(), 12);
+                assert!(q.holds_read_buffer());
+                let mut w = Trickle {
+                    got: Vec::new(),
+                    limit,
+                    vectored,
+                };
+                let waker = std::task::Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                assert!(matches!(
+                    q.poll_flush(&mut w, &read_buffer, &mut cx),
+                    Poll::Ready(Ok(()))
+                ));
+                assert_eq!(w.got, b"abcdefREADgh", "limit {limit} vectored {vectored}");
+                assert_eq!(q.len(), 0);
+                assert!(!q.holds_read_buffer());
+                assert!(q.out.is_empty());
+            }
+        }
+    }
+}

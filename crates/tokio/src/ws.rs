@@ -1,0 +1,766 @@
+//! A WebSocket over any tokio `AsyncRead + AsyncWrite`, driving
+//! [`tether_ws::Connection`].
+
+use std::future::poll_fn;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
+
+use tether_ws::{
+    CloseCode, CloseFrame, Config, Connection, Event, Incoming, Message, MessageKind, MessageRef, State,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use crate::Error;
+use crate::queue::Queue;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones, closes TCP first.
+    Server,
+    /// Masks what it sends (keys from the operating system's random
+    /// source), waits for the server to close TCP.
+    Client,
+}
+
+/// Settings of a [`WebSocket`]: tether-ws's limits and timers, and the
+/// adapter's own buffers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Limits, keepalive ping, idle and close timeouts (tether-ws's
+    /// defaults: 16 MiB frames, 64 MiB messages, ping after 30 s of
+    /// silence, given up after 60 s, 5 s for the close handshake).
+    pub config: Config,
+    /// Bytes a [`Sink`](futures_sink::Sink) lets queue before it waits for
+    /// the socket (default 1 MiB, the design's per-connection bound).
+    pub max_queued: usize,
+    /// The read buffer, allocated at the first read and reused for every
+    /// read after it (default 64 KiB). Messages that lie whole in it are
+    /// unmasked in place and lent out.
+    pub read_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            config: Config::default(),
+            max_queued: 1 << 20,
+            read_buffer: 64 << 10,
+        }
+    }
+}
+
+impl Options {
+    /// Sets tether-ws's limits and timers.
+    pub fn config(mut self, config: Config) -> Options {
+        self.config = config;
+        self
+    }
+
+    /// Sets the bound on queued output bytes.
+    pub fn max_queued(mut self, bytes: usize) -> Options {
+        self.max_queued = bytes;
+        self
+    }
+
+    /// Sets the size of the read buffer (at least 1 KiB).
+    pub fn read_buffer(mut self, bytes: usize) -> Options {
+        self.read_buffer = bytes.max(1024);
+        self
+    }
+}
+
+/// What the next step of receiving found.
+enum Found {
+    /// A message unmasked where it lies in the read buffer.
+    InPlace { kind: MessageKind, range: Range<usize> },
+    /// A message assembled by the connection (fragmented, compressed, or
+    /// split across reads).
+    Owned(Message),
+    /// The close handshake is over and the transport shut down.
+    End,
+}
+
+/// Where the connection's end stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Open, or closing by the close handshake.
+    No,
+    /// The close handshake is over: flush, (client) wait for the server's
+    /// FIN until this deadline, then shut the transport down.
+    Flushing,
+    /// Shut down; nothing more to do.
+    Done,
+}
+
+/// A WebSocket connection over `S`, in either role: messages in with
+/// [`recv`](Self::recv) (or, without a copy, [`recv_ref`](Self::recv_ref)),
+/// out with [`send`](Self::send); also a [`Stream`](futures_core::Stream)
+/// of messages and a [`Sink`](futures_sink::Sink) of them.
+///
+/// Pings are answered and the close handshake run while receiving; the
+/// keepalive ping, the idle timeout and the close timeout run on the
+/// connection's own deadlines (a tokio timer; the runtime needs its time
+/// driver). A negotiated permessage-deflate is applied both ways.
+///
+/// **Receive to make progress.** As with any WebSocket, control frames
+/// arrive among messages: a connection whose owner stops calling
+/// `recv` stops answering pings and finishing close handshakes. Use
+/// `tokio::select!` to receive and send in one task: `recv`, `recv_ref`
+/// and `send` are cancel-safe (all their state is in the `WebSocket`; a
+/// message `send` had queued when cancelled goes out with the next call).
+///
+/// **Backpressure.** `send` returns once the socket has taken everything
+/// queued; the `Sink` lets [`Options::max_queued`] bytes queue before it
+/// waits; and receiving stops reading while an echo framed in the read
+/// buffer is still unwritten, or more than that bound is queued.
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    role: Role,
+    read_buffer: Vec<u8>,
+    read_size: usize,
+    /// The unread input is `read_buffer[start..end]`.
+    start: usize,
+    end: usize,
+    queue: Queue,
+    max_queued: usize,
+    close_timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The deadline the timer is set to, if it is set.
+    armed: Option<Instant>,
+    ending: Ending,
+    /// When a client gives up waiting for the server's FIN.
+    fin_deadline: Option<Instant>,
+    close_frame: Option<CloseFrame>,
+    failure: Option<tether_ws::Error>,
+    protocol: Option<String>,
+    /// The tasks waiting for the socket to take output, receiving and
+    /// sending: with the halves of a `split` in two tasks, the socket
+    /// keeps one writer's waker only, so whichever writes wakes the other.
+    write_waiters: [Option<Waker>; 2],
+    /// A sender is waiting for the socket (its last flush was pending).
+    /// Unlike its waker, which progress takes to wake it, this stays set
+    /// until its flush completes: reading must go on meanwhile.
+    sending: bool,
+}
+
+/// Which side of a [`WebSocket`] flushes: its index in `write_waiters`.
+#[derive(Clone, Copy)]
+enum Side {
+    Recv = 0,
+    Send = 1,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.role)
+            .field("state", &self.conn.state())
+            .field("queued", &self.queue.len())
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Masking keys for one client connection, drawn 64 at a time from the
+/// operating system (RFC 6455 section 10.3: keys must not be predictable).
+pub(crate) fn mask_source() -> tether_ws::MaskSource {
+    let mut pool = [0u8; 256];
+    let mut used = pool.len();
+    Box::new(move || {
+        if used + 4 > pool.len() {
+            // A failing random source leaves the old (random) bytes: better
+            // than failing a send half way.
+            let _ = getrandom::fill(&mut pool);
+            used = 0;
+        }
+        let key = pool
+            .get(used..used + 4)
+            .and_then(|k| <[u8; 4]>::try_from(k).ok())
+            .unwrap_or_default();
+        used += 4;
+        key
+    })
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// A WebSocket over `io` whose opening handshake is already done, with
+    /// no extension. `leftover` is whatever was read after the handshake's
+    /// head (the first frames), handled before anything is read from `io`.
+    pub fn from_raw(io: S, role: Role, options: &Options, leftover: &[u8]) -> WebSocket<S> {
+        let ws_role = match role {
+            Role::Server => tether_ws::Role::Server,
+            Role::Client => tether_ws::Role::Client(mask_source()),
+        };
+        let conn = Connection::new(ws_role, options.config, Instant::now());
+        WebSocket::from_connection(io, conn, role, options, leftover)
+    }
+
+    /// As [`from_raw`](Self::from_raw), with a [`Connection`] set up by the
+    /// caller (an extension installed, a shared configuration).
+    pub fn from_connection(
+        io: S,
+        conn: Connection,
+        role: Role,
+        options: &Options,
+        leftover: &[u8],
+    ) -> WebSocket<S> {
+        let read_size = options.read_buffer.max(leftover.len());
+        let read_buffer = if leftover.is_empty() {
+            Vec::new()
+        } else {
+            leftover.to_vec()
+        };
+        WebSocket {
+            io,
+            role,
+            close_timeout: conn.config().close_timeout,
+            conn,
+            end: read_buffer.len(),
+            read_buffer,
+            read_size,
+            start: 0,
+            queue: Queue::default(),
+            max_queued: options.max_queued,
+            timer: None,
+            armed: None,
+            ending: Ending::No,
+            fin_deadline: None,
+            close_frame: None,
+            failure: None,
+            protocol: None,
+            write_waiters: [None, None],
+            sending: false,
+        }
+    }
+
+    /// Installs a negotiated extension (such as tether-deflate's
+    /// `Deflate`); call it before any frame is exchanged.
+    pub fn with_extension(mut self, extension: Box<dyn tether_ws::Extension>) -> WebSocket<S> {
+        let conn = std::mem::replace(
+            &mut self.conn,
+            Connection::new(tether_ws::Role::Server, Config::default(), Instant::now()),
+        );
+        self.conn = conn.with_extension(extension);
+        self
+    }
+
+    pub(crate) fn set_protocol(&mut self, protocol: Option<String>) {
+        self.protocol = protocol;
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The peer's close frame, once it has arrived.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.close_frame.as_ref()
+    }
+
+    /// Bytes queued and not yet taken by the socket.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The transport (reading or writing it directly breaks the framing).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// The next message, owned; `Ok(None)` once the close handshake is
+    /// over (see [`close_frame`](Self::close_frame)). Pings are answered
+    /// meanwhile. An error means the connection failed (the close frame
+    /// with its code was sent) or the transport did.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        let found = poll_fn(|cx| self.poll_found(cx)).await?;
+        Ok(self.own(found))
+    }
+
+    /// The next message, lent without a copy where it lies whole in the
+    /// read buffer (unmasked there), with a way to answer it: the answer
+    /// is queued and goes out with the next call that writes
+    /// ([`recv`](Self::recv), `recv_ref`, [`send`](Self::send),
+    /// [`flush`](Self::flush)).
+    ///
+    /// ```no_run
+    /// # async fn echo(mut ws: tether_tokio::WebSocket<tokio::net::TcpStream>) -> Result<(), tether_tokio::Error> {
+    /// while let Some(message) = ws.recv_ref().await? {
+    ///     message.echo()?; // framed where it lies: no copy
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_ref(&mut self) -> Result<Option<Received<'_>>, Error> {
+        let found = poll_fn(|cx| self.poll_found(cx)).await?;
+        let message = match found {
+            Found::End => return Ok(None),
+            Found::Owned(message) => Lent::Owned(message),
+            Found::InPlace { kind, range } => Lent::InPlace {
+                kind,
+                range,
+                buffer: &mut self.read_buffer,
+            },
+        };
+        Ok(Some(Received {
+            message,
+            conn: &mut self.conn,
+            queue: &mut self.queue,
+        }))
+    }
+
+    fn own(&self, found: Found) -> Option<Message> {
+        match found {
+            Found::End => None,
+            Found::Owned(message) => Some(message),
+            Found::InPlace { kind, range } => {
+                let bytes = self.read_buffer.get(range).unwrap_or_default();
+                Some(match kind {
+                    MessageKind::Binary => Message::binary(bytes),
+                    // The connection validated these bytes: checking again
+                    // is the price of having no `unsafe` here.
+                    MessageKind::Text => Message::text(String::from_utf8_lossy(bytes)),
+                })
+            }
+        }
+    }
+
+    /// Sends a message and waits until the socket has taken everything
+    /// queued (it waits while the socket pushes back).
+    pub async fn send<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        self.queue_message(message)?;
+        self.flush().await
+    }
+
+    /// Queues a message without waiting; [`flush`](Self::flush) (or the
+    /// next `send` or receive) writes it.
+    pub fn queue_message<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        self.conn
+            .send(message, &mut self.queue.out)
+            .map_err(Error::from_ws)
+    }
+
+    /// Queues an owned message; a large payload is written from where it
+    /// is (a vectored write after its header), not copied.
+    pub fn queue_owned(&mut self, message: Message) -> Result<(), Error> {
+        if let Some(payload) = self
+            .conn
+            .send_owned(message, &mut self.queue.out)
+            .map_err(Error::from_ws)?
+        {
+            self.queue.push_payload(payload);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping (at most 125 bytes of payload) and flushes.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn
+            .ping(payload, &mut self.queue.out)
+            .map_err(Error::from_ws)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_queue(cx)).await?;
+        Ok(())
+    }
+
+    /// Starts the close handshake and finishes it: sends a close frame,
+    /// reads (and drops) messages until the peer's close frame or the close
+    /// timeout, then shuts the transport down.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if self.conn.can_send() {
+            self.conn
+                .close(code, reason, Instant::now(), &mut self.queue.out)
+                .map_err(Error::from_ws)?;
+        }
+        loop {
+            match poll_fn(|cx| self.poll_found(cx)).await {
+                Ok(Found::End) => return Ok(()),
+                Ok(_) => {}
+                Err(Error::Protocol(tether_ws::Error::CloseTimeout)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.flush_as(Side::Send, cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes what is queued, for `side`; progress wakes the other side
+    /// if it waits, and waiting registers this side.
+    fn flush_as(&mut self, side: Side, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let before = self.queue.len();
+        let result = self.queue.poll_flush(&mut self.io, &self.read_buffer, cx);
+        if self.queue.len() < before {
+            let other = match side {
+                Side::Recv => Side::Send,
+                Side::Send => Side::Recv,
+            };
+            if let Some(waker) = self.write_waiters.get_mut(other as usize).and_then(Option::take) {
+                waker.wake();
+            }
+        }
+        if let Side::Send = side {
+            self.sending = result.is_pending();
+        }
+        if result.is_pending()
+            && let Some(slot) = self.write_waiters.get_mut(side as usize)
+            && !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            *slot = Some(cx.waker().clone());
+        }
+        result
+    }
+
+    /// Everything receiving does: timers, frames already read, the end of
+    /// the connection, writing what is queued, reading more.
+    fn poll_found(&mut self, cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
+        if let Some(e) = &self.failure {
+            return Poll::Ready(Err(Error::Protocol(e.clone())));
+        }
+        loop {
+            if self.ending != Ending::No {
+                return self.poll_end(cx);
+            }
+            let now = Instant::now();
+            if self.conn.poll_timeout().is_some_and(|deadline| now >= deadline)
+                && let Some(event) = self.conn.handle_timeout(now, &mut self.queue.out)
+            {
+                return self.event(event, cx);
+            }
+            if self.start < self.end {
+                let Some(input) = self.read_buffer.get_mut(self.start..self.end) else {
+                    self.start = self.end;
+                    continue;
+                };
+                let base = input.as_ptr() as usize;
+                let offset = self.start;
+                let (used, incoming) = self.conn.receive_in_place(input, now, &mut self.queue.out);
+                self.start += used;
+                match incoming {
+                    None => {}
+                    Some(Incoming::Borrowed(message)) => {
+                        let bytes = message.as_bytes();
+                        let at = offset + (bytes.as_ptr() as usize - base);
+                        return Poll::Ready(Ok(Found::InPlace {
+                            kind: message.kind(),
+                            range: at..at + bytes.len(),
+                        }));
+                    }
+                    Some(Incoming::Event(event)) => {
+                        if let Poll::Ready(found) = self.event(event, cx) {
+                            return Poll::Ready(found);
+                        }
+                    }
+                }
+                continue;
+            }
+            if self.conn.state() == State::Closed {
+                self.ending = Ending::Flushing;
+                continue;
+            }
+            // Everything read is handled: write what is queued (pongs,
+            // answers), then read more, unless the output must drain first.
+            let blocked = match self.flush_as(Side::Recv, cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
+                // Over the bound, reading stops, so that answers to what
+                // is read cannot pile up; but not while a sender waits for
+                // the socket: the peer may be waiting for us to read before
+                // it reads, and both would wait forever.
+                Poll::Pending => {
+                    self.queue.holds_read_buffer() || (self.queue.len() > self.max_queued && !self.sending)
+                }
+            };
+            if !blocked {
+                if self.read_buffer.len() < self.read_size {
+                    self.read_buffer.resize(self.read_size, 0);
+                }
+                let mut buf = ReadBuf::new(&mut self.read_buffer);
+                match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => {
+                        let n = buf.filled().len();
+                        if n == 0 {
+                            return Poll::Ready(Err(Error::Dropped));
+                        }
+                        self.start = 0;
+                        self.end = n;
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if self.conn.poll_timeout().is_none() || self.poll_timer(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Handles an event other than a lent message: `Pending` means "go on".
+    fn event(&mut self, event: Event, _cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
+        match event {
+            Event::Message(message) => Poll::Ready(Ok(Found::Owned(message))),
+            Event::Ping(_) | Event::Pong(_) => Poll::Pending,
+            Event::Close(frame) => {
+                self.close_frame = Some(frame);
+                self.ending = Ending::Flushing;
+                Poll::Pending
+            }
+            Event::Failed(e) => {
+                // The close frame of the failure goes out if the socket
+                // takes it now; then the transport is shut, best effort.
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                if let Poll::Ready(Ok(())) = self.queue.poll_flush(&mut self.io, &self.read_buffer, &mut cx) {
+                    let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+                }
+                self.ending = Ending::Done;
+                self.failure = Some(e.clone());
+                Poll::Ready(Err(Error::Protocol(e)))
+            }
+        }
+    }
+
+    /// After the close handshake: flush, let the server close TCP first
+    /// (client), shut down.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
+        if self.ending == Ending::Flushing {
+            ready!(self.flush_as(Side::Recv, cx))?;
+            if self.role == Role::Client {
+                let deadline = *self
+                    .fin_deadline
+                    .get_or_insert_with(|| Instant::now() + self.close_timeout);
+                loop {
+                    if self.read_buffer.len() < 1024 {
+                        self.read_buffer.resize(1024, 0);
+                    }
+                    let mut buf = ReadBuf::new(&mut self.read_buffer);
+                    match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                        Poll::Ready(_) => break,
+                        Poll::Pending => {
+                            if Instant::now() >= deadline {
+                                break;
+                            }
+                            self.arm(deadline);
+                            if self.poll_timer(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                }
+            }
+            // A peer gone already makes shutting down fail: the handshake
+            // is over either way.
+            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+            self.ending = Ending::Done;
+        }
+        Poll::Ready(Ok(Found::End))
+    }
+
+    fn arm(&mut self, deadline: Instant) {
+        if self.armed.is_some_and(|at| at <= deadline) {
+            return;
+        }
+        self.armed = Some(deadline);
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline.into()),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
+        }
+    }
+
+    /// Ready when the timer set for the connection's next deadline (or
+    /// an earlier one, still set) has passed. A deadline that has moved
+    /// later since is found not due yet, and the timer set again.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(deadline) = self.conn.poll_timeout() {
+            self.arm(deadline);
+        }
+        match &mut self.timer {
+            Some(timer) if self.armed.is_some() => {
+                ready!(timer.as_mut().poll(cx));
+                self.armed = None;
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// A received message, lent by [`WebSocket::recv_ref`], with the means to
+/// answer it.
+pub struct Received<'a> {
+    message: Lent<'a>,
+    conn: &'a mut Connection,
+    queue: &'a mut Queue,
+}
+
+enum Lent<'a> {
+    InPlace {
+        kind: MessageKind,
+        range: Range<usize>,
+        buffer: &'a mut Vec<u8>,
+    },
+    Owned(Message),
+}
+
+impl std::fmt::Debug for Received<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("kind", &self.kind())
+            .field("len", &self.as_bytes().len())
+            .finish()
+    }
+}
+
+impl Received<'_> {
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        match &self.message {
+            Lent::InPlace { kind, .. } => *kind,
+            Lent::Owned(message) => message.kind(),
+        }
+    }
+
+    /// The payload, unmasked.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.message {
+            Lent::InPlace { range, buffer, .. } => buffer.get(range.clone()).unwrap_or_default(),
+            Lent::Owned(message) => message.as_bytes(),
+        }
+    }
+
+    /// The text of a text message (`None` for binary). The bytes were
+    /// validated as they arrived; this checks them once more.
+    pub fn as_text(&self) -> Option<&str> {
+        match self.kind() {
+            MessageKind::Text => tether_frame::str_from_utf8(self.as_bytes()),
+            MessageKind::Binary => None,
+        }
+    }
+
+    /// The message, borrowed.
+    pub fn as_message(&self) -> MessageRef<'_> {
+        match self.as_text() {
+            Some(text) => MessageRef::Text(text),
+            None => MessageRef::Binary(self.as_bytes()),
+        }
+    }
+
+    /// An owned copy (or the message itself, when it was assembled).
+    pub fn into_message(self) -> Message {
+        match self.message {
+            Lent::Owned(message) => message,
+            Lent::InPlace { .. } => self.as_message().to_owned(),
+        }
+    }
+
+    /// Queues this message back to the peer (an echo). Where it lies
+    /// whole in the read buffer, this side's header is written right before
+    /// it there and the frame goes out from the read buffer: no copy.
+    pub fn echo(self) -> Result<(), Error> {
+        match self.message {
+            Lent::InPlace { kind, range, buffer } => {
+                let end = range.end;
+                if let Some(start) = self.conn.frame_in_place(kind, buffer, range.clone()) {
+                    self.queue.push_read(start..end);
+                    return Ok(());
+                }
+                let bytes = buffer.get(range).unwrap_or_default();
+                let message = match kind {
+                    MessageKind::Binary => MessageRef::Binary(bytes),
+                    MessageKind::Text => {
+                        MessageRef::Text(tether_frame::str_from_utf8(bytes).unwrap_or_default())
+                    }
+                };
+                self.conn
+                    .send(message, &mut self.queue.out)
+                    .map_err(Error::from_ws)
+            }
+            Lent::Owned(message) => self
+                .conn
+                .send(&message, &mut self.queue.out)
+                .map_err(Error::from_ws),
+        }
+    }
+
+    /// Queues another message to the peer.
+    pub fn reply<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        self.conn
+            .send(message, &mut self.queue.out)
+            .map_err(Error::from_ws)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_core::Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ending == Ending::Done && this.failure.is_none() {
+            return Poll::Ready(None);
+        }
+        match ready!(this.poll_found(cx)) {
+            Ok(found) => Poll::Ready(this.own(found).map(Ok)),
+            Err(e) => {
+                if this.failure.is_none() {
+                    this.ending = Ending::Done;
+                }
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.queue.len() >= this.max_queued {
+            ready!(this.flush_as(Side::Send, cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.get_mut().queue_owned(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(ready!(self.get_mut().poll_write_queue(cx))?))
+    }
+
+    /// Starts the close handshake (1000) if it has not begun, and flushes;
+    /// the handshake finishes while the stream is read.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.conn.can_send() {
+            this.conn
+                .close(CloseCode::NORMAL, "", Instant::now(), &mut this.queue.out)
+                .map_err(Error::from_ws)?;
+        }
+        Poll::Ready(Ok(ready!(this.poll_write_queue(cx))?))
+    }
+}

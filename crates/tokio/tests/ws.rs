@@ -1,0 +1,281 @@
+//! The WebSocket over in-memory pipes: both roles, in-place echo, control
+//! frames, the close handshake, failures, timers, backpressure, deflate,
+//! and the raw-stream handshake.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tether_tokio::{Acceptor, CloseCode, Config, Error, Message, Options, Role, WebSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+fn pair(buffer: usize, options: &Options) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
+    let (a, b) = duplex(buffer);
+    (
+        WebSocket::from_raw(a, Role::Server, options, &[]),
+        WebSocket::from_raw(b, Role::Client, options, &[]),
+    )
+}
+
+/// The server echoes in place; the client sends every size across a pipe
+/// small enough to split frames (so some messages are lent in place and
+/// others assembled).
+#[tokio::test]
+async fn echo_in_place_and_assembled_both_kinds() {
+    for pipe in [13, 4096, 1 << 20] {
+        let (mut server, mut client) = pair(pipe, &Options::default());
+        let echo = tokio::spawn(async move {
+            while let Some(message) = server.recv_ref().await.unwrap() {
+                message.echo().unwrap();
+            }
+            server.close_frame().cloned()
+        });
+        for size in [0, 1, 125, 126, 65535, 65536, 200_000] {
+            if pipe < 100 && size > 1000 {
+                continue;
+            }
+            let text = "é".repeat(size / 2);
+            client.send(text.as_str()).await.unwrap();
+            assert_eq!(
+                client.recv().await.unwrap(),
+                Some(Message::text(text)),
+                "pipe {pipe} size {size}"
+            );
+            let bytes: Vec<u8> = (0..size).map(|i| i as u8).collect();
+            client
+                .send(Message::binary(bytes.clone()).as_ref())
+                .await
+                .unwrap();
+            assert_eq!(client.recv().await.unwrap(), Some(Message::binary(bytes)));
+        }
+        client.close(CloseCode::NORMAL, "done").await.unwrap();
+        let frame = echo.await.unwrap().unwrap();
+        assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::NORMAL, "done"));
+    }
+}
+
+/// The Stream and Sink in one task: owned messages, large ones written by
+/// vectored writes from their own buffer.
+#[tokio::test]
+async fn stream_and_sink() {
+    let (mut server, mut client) = pair(1 << 20, &Options::default());
+    let echo = tokio::spawn(async move {
+        while let Some(message) = server.next().await {
+            server.send(&message.unwrap()).await.unwrap();
+        }
+    });
+    let messages: Vec<Message> = (0..20)
+        .map(|i| Message::binary(vec![i as u8; 5000 * i]))
+        .collect();
+    for message in &messages {
+        client.feed(message.clone()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    for want in &messages {
+        assert_eq!(client.next().await.unwrap().unwrap(), *want);
+    }
+    SinkExt::close(&mut client).await.unwrap();
+    assert!(client.next().await.is_none());
+    echo.await.unwrap();
+}
+
+/// The halves of `split` in two tasks, the writer far ahead of the reader.
+/// Receiving must not stop for the writer's queue while the writer waits
+/// for the socket: the peer may wait for us to read before it reads. (It
+/// did once: every echo stalled until the keepalive timer, 30 s.)
+#[tokio::test]
+async fn split_halves_in_two_tasks() {
+    let (mut server, client) = pair(4096, &Options::default());
+    let echo = tokio::spawn(async move {
+        while let Some(message) = server.next().await {
+            server.send(&message.unwrap()).await.unwrap();
+        }
+    });
+    let (mut tx, mut rx) = client.split();
+    let messages: Vec<Message> = (0..50)
+        .map(|i| Message::binary(vec![i as u8; 1000 * i]))
+        .collect();
+    let sent = messages.clone();
+    let writer = tokio::spawn(async move {
+        for message in sent {
+            tx.feed(message).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        for want in &messages {
+            assert_eq!(rx.next().await.unwrap().unwrap(), *want);
+        }
+    })
+    .await
+    .expect("every echo within 10 s");
+    let mut tx = writer.await.unwrap();
+    tx.close().await.unwrap();
+    assert!(rx.next().await.is_none());
+    echo.await.unwrap();
+}
+
+/// Raw bytes against the server role: a ping is answered with a pong
+/// carrying its payload; an unmasked frame fails the connection with 1002.
+#[tokio::test]
+async fn ping_answered_and_protocol_error_closes_with_1002() {
+    let (raw, io) = duplex(1024);
+    let mut raw = raw;
+    let mut server = WebSocket::from_raw(io, Role::Server, &Options::default(), &[]);
+    let task = tokio::spawn(async move { server.recv().await });
+    // A masked ping with payload "hi" (mask 0 leaves it readable).
+    raw.write_all(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i'])
+        .await
+        .unwrap();
+    let mut pong = [0u8; 4];
+    raw.read_exact(&mut pong).await.unwrap();
+    assert_eq!(pong, [0x8a, 0x02, b'h', b'i']);
+    // An unmasked text frame from a client.
+    raw.write_all(&[0x81, 0x01, b'x']).await.unwrap();
+    let result = task.await.unwrap();
+    assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
+    let mut close = Vec::new();
+    raw.read_to_end(&mut close).await.unwrap();
+    assert_eq!(
+        close.get(..4),
+        Some(&[0x88, close[1], 0x03, 0xea][..]),
+        "{close:02x?}"
+    );
+}
+
+/// The connection's own deadlines: a keepalive ping after the interval,
+/// then the idle timeout fails it with 1001.
+#[tokio::test(start_paused = true)]
+async fn keepalive_ping_then_idle_timeout() {
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_secs(1)))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let (mut raw, io) = duplex(1024);
+    let mut server = WebSocket::from_raw(io, Role::Server, &Options::default().config(config), &[]);
+    let task = tokio::spawn(async move { server.recv().await });
+    let mut ping = [0u8; 2];
+    raw.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping, [0x89, 0x00]);
+    let result = task.await.unwrap();
+    assert!(
+        matches!(result, Err(Error::Protocol(tether_ws::Error::IdleTimeout))),
+        "{result:?}"
+    );
+    let mut close = [0u8; 4];
+    raw.read_exact(&mut close).await.unwrap();
+    assert_eq!(close[2..], [0x03, 0xe9]);
+}
+
+/// A peer that does not read: the Sink stops taking messages once the
+/// queue is over its bound, and the queue stays bounded.
+#[tokio::test]
+async fn sink_waits_while_the_socket_pushes_back() {
+    let options = Options::default().max_queued(16 << 10);
+    let (_peer, io) = duplex(1024);
+    let mut ws = WebSocket::from_raw(io, Role::Server, &options, &[]);
+    let mut fed = 0;
+    let stalled = loop {
+        let feed = ws.feed(Message::binary(vec![1; 4096]));
+        match tokio::time::timeout(Duration::from_millis(100), feed).await {
+            Ok(result) => {
+                result.unwrap();
+                fed += 1;
+                assert!(fed < 100, "never pushed back");
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(stalled);
+    assert!(ws.queued() <= (16 << 10) + 4096 + 16, "{} queued", ws.queued());
+}
+
+/// A close handshake the peer never finishes ends at the close timeout.
+#[tokio::test(start_paused = true)]
+async fn close_timeout() {
+    let config = Config::default().close_timeout(Duration::from_secs(2));
+    let (_raw, io) = duplex(1024);
+    let mut ws = WebSocket::from_raw(io, Role::Server, &Options::default().config(config), &[]);
+    let started = tokio::time::Instant::now();
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(matches!(ws.send("late").await, Err(Error::Closed)));
+}
+
+/// The raw-stream handshake: a bad version gets a complete 426, a good
+/// upgrade with a deflate offer gets deflate, and compressed messages
+/// flow both ways.
+#[cfg(feature = "client")]
+#[tokio::test]
+async fn raw_handshake_refusal_and_deflate() {
+    let (mut raw, io) = duplex(4096);
+    let accepted = tokio::spawn(async move { Acceptor::default().accept(io).await });
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    raw.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
+    assert!(
+        response.contains("\r\nSec-WebSocket-Version: 13\r\n"),
+        "{response}"
+    );
+    assert!(matches!(accepted.await.unwrap(), Err(Error::Status(426))));
+
+    let (client_io, server_io) = duplex(4096);
+    let server = tokio::spawn(async move {
+        let mut ws = Acceptor::default().accept(server_io).await.unwrap();
+        while let Some(message) = ws.recv().await.unwrap() {
+            ws.send(&message).await.unwrap();
+        }
+    });
+    let mut client = tether_tokio::client::ClientBuilder::new("ws://example.com/chat")
+        .handshake(client_io, "example.com", "/chat")
+        .await
+        .unwrap();
+    let text = "compress me ".repeat(1000);
+    client.send(text.as_str()).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Some(Message::text(text)));
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    server.await.unwrap();
+}
+
+/// Whether deflate was agreed shows on the wire: the server's first frame
+/// has RSV1 set.
+#[tokio::test]
+async fn deflate_sets_rsv1_on_the_wire() {
+    let (mut raw, io) = duplex(4096);
+    let server = tokio::spawn(async move {
+        let mut ws = Acceptor::default().accept(io).await.unwrap();
+        ws.send("a".repeat(4000).as_str()).await.unwrap();
+        ws
+    });
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let _ws = server.await.unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = raw.read(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got[..n]).into_owned();
+    let head_end = text.find("\r\n\r\n").unwrap() + 4;
+    assert!(
+        text.contains("Sec-WebSocket-Extensions: permessage-deflate"),
+        "{text}"
+    );
+    let frame = if n > head_end {
+        got[head_end]
+    } else {
+        let mut b = [0u8; 1];
+        raw.read_exact(&mut b).await.unwrap();
+        b[0]
+    };
+    assert_eq!(frame, 0xc1, "FIN + RSV1 + text");
+}
