@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::client_script;
 use crate::hub::origin;
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared, Mount};
 use tether_auth::{Key, Keys, NewToken, Private, TetherClaim};
@@ -156,11 +157,6 @@ fn is_demo_name(name: &str) -> bool {
 
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
 const PAGE: &[u8] = include_bytes!("../static/index.html");
-
-/// The browser client the page imports, at `/tether-client.js`: the
-/// minified ES module that `clients/js` builds (`node build.mjs --demo`
-/// copies it here; its test run checks that the copy is the fresh build).
-const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 
 /// The demo application.
 ///
@@ -399,10 +395,8 @@ impl App for Pages {
                 content_type: "text/html; charset=utf-8",
                 body: PAGE,
             },
-            "/tether-client.js" => Route::Page {
-                content_type: "text/javascript; charset=utf-8",
-                body: CLIENT,
-            },
+            // The browser client the page imports.
+            client_script::PATH => client_script::route(),
             "/echo" => Route::WebSocket(ECHO),
             "/clock" => Route::EventStream(CLOCK),
             "/demo/login" | "/demo/logout" => match request.method() {

@@ -13,6 +13,7 @@
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
 mod chat;
+mod client_script;
 mod clock;
 mod demo;
 mod echo;
