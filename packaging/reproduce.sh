@@ -20,9 +20,12 @@ other=$(mktemp -d "${TMPDIR:-/tmp}/tether-reproduce.XXXXXX")
 trap 'rm -rf "$other"' EXIT
 git clone --quiet --no-hardlinks "$root" "$other/src"
 there=$(cd "$other/src" && CARGO_TARGET_DIR="$other/target" bash packaging/build.sh | tail -1)
+# Both archives with the clone's commit time, should HEAD move meanwhile.
+SOURCE_DATE_EPOCH=$(git -C "$other/src" log -1 --format=%ct)
+export SOURCE_DATE_EPOCH
 bash packaging/release.sh --bin "$here" --out "$other/dist-here" >/dev/null
 (cd "$other/src" && bash packaging/release.sh --bin "$there" --out "$other/dist-there") >/dev/null
-if cmp "$here" "$there" && cmp "$other"/dist-here/*.tar.gz "$other"/dist-there/*.tar.gz; then
+if cmp "$here" "$there" && echo "reproduce: the binaries are the same" && cmp "$other"/dist-here/*.tar.gz "$other"/dist-there/*.tar.gz; then
     echo "reproduce: same ($(sha256sum "$here" | cut -c1-16)..., built in $root and $other/src)"
 else
     ls -l "$here" "$there"
