@@ -139,7 +139,8 @@ fi
 
 export CARGO_TERM_COLOR=never
 echo "== building (release): tether, the load generator and the floor, the peers (when run)"
-cargo build --release -p tether
+# The code layout of the packaged binary (crates/cli/build.rs), which is what users run.
+TETHER_CODE_LAYOUT=${TETHER_CODE_LAYOUT:-on} cargo build --release -p tether
 cargo build --release -p tether-benches --bin loadgen --bin floor --bin floor_uring
 if [[ " $SERVERS " =~ \ (tokio-tungstenite|fastwebsockets|tokio-websockets)\  ]]; then
     cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir target/peers

@@ -104,7 +104,8 @@ done
 
 export CARGO_TERM_COLOR=never
 if [ -z "${TETHER_BIN:-}" ]; then
-    cargo build --release -p tether
+    # The code layout of the packaged binary (crates/cli/build.rs), which is what users run.
+    TETHER_CODE_LAYOUT=${TETHER_CODE_LAYOUT:-on} cargo build --release -p tether
     TETHER_BIN=$PWD/target/release/tether
 fi
 cargo build --release -p tether-benches --bin loadgen

@@ -1,6 +1,8 @@
-//! The `tether` binary's code layout, in release builds for x86_64 Linux
-//! (GNU): the functions that run when the server starts and serves
-//! (`layout/hot-functions.txt`, written by `benches/hot-functions.sh`) go
+//! The `tether` binary's code layout, for the packaged release builds on
+//! x86_64 Linux (GNU), opt-in with `TETHER_CODE_LAYOUT=on` (set by
+//! `packaging/build.sh`, with which `packaging/release.sh`, the Debian
+//! package and `.ci/run` build the binary they ship or test): the functions
+//! that run when the server starts and serves (`layout/hot-functions.txt`, written by `benches/hot-functions.sh`) go
 //! together at the start of the code, and relative relocations are packed
 //! (`-z pack-relative-relocs`) where the C library can read them (glibc
 //! 2.36 or later). Neither changes what the program does; both change which
@@ -10,8 +12,12 @@
 //! loader read 400 KB of unpacked relocations. Measured in benches/README.md
 //! ("Code layout").
 //!
-//! `TETHER_CODE_LAYOUT=off` builds without either (for a linker that takes
-//! no linker script, such as mold, or a binary meant for an older glibc).
+//! Without `TETHER_CODE_LAYOUT=on` (an embedder's or a contributor's
+//! `cargo build --release`, `cargo install`) the binary is built without
+//! either, so no linker script is needed: the same program, laid out by the
+//! linker alone. A linker that takes no linker script (mold) is skipped even
+//! when it is on.
+//!
 //! The list names functions as the v0 mangling does (`.cargo/config.toml`
 //! asks for it); a `RUSTFLAGS` of one's own replaces that setting, and the
 //! list then finds only the standard library's functions: the binary is the
@@ -32,7 +38,7 @@ fn main() -> std::io::Result<()> {
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"
-        && var("TETHER_CODE_LAYOUT") != "off"
+        && var("TETHER_CODE_LAYOUT") == "on"
         && !var("CARGO_ENCODED_RUSTFLAGS").contains("mold");
     if !wanted {
         return Ok(());

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::client_script;
 use crate::hub::origin;
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared, Mount};
 use tether_auth::{Identity, Key, Keys, NewToken, Private, TetherClaim, bearer_token, verify};
@@ -264,11 +265,6 @@ fn said(status: u16, delivered: bool, message: &str) -> Response {
 
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
 const PAGE: &[u8] = include_bytes!("../static/index.html");
-
-/// The browser client the page imports, at `/tether-client.js`: the
-/// minified ES module that `clients/js` builds (`node build.mjs --demo`
-/// copies it here; its test run checks that the copy is the fresh build).
-const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 
 /// The demo application.
 ///
@@ -694,10 +690,8 @@ impl App for Pages {
                 content_type: "text/html; charset=utf-8",
                 body: PAGE,
             },
-            "/tether-client.js" => Route::Page {
-                content_type: "text/javascript; charset=utf-8",
-                body: CLIENT,
-            },
+            // The browser client the page imports.
+            client_script::PATH => client_script::route(),
             "/echo" => Route::WebSocket(ECHO),
             "/clock" => Route::EventStream(CLOCK),
             path @ ("/demo/login" | "/demo/logout" | "/demo/guest" | "/demo/say" | "/demo/tell") => {

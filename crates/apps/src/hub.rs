@@ -96,6 +96,7 @@ use tether_server::{
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
+/// | `GET /tether-client.js` | the browser client (`clients/js`, built) as an ES module, for pages served elsewhere |
 /// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web

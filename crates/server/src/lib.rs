@@ -19,6 +19,11 @@
 //! in one timer heap that gives `Poll::poll` its timeout.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+/// The crate README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeExamples;
+
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).

@@ -1,14 +1,4 @@
-//! Topic names, as the hub accepts them and as authorization matches them.
-//!
-//! A crate of its own so that whatever checks a topic name (the hub, a
-//! token's topic patterns) agrees on one rule without depending on the hub.
-//!
-//! ```
-//! assert!(tether_topic::is_valid_topic("chat.lobby"));
-//! assert!(!tether_topic::is_valid_topic("chat/lobby"));
-//! ```
-//!
-//! `no_std`, no dependencies, no `unsafe`.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

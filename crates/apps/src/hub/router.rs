@@ -45,6 +45,9 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         return HubRoute::Api(api).route();
     }
     match request.path() {
+        // The browser client, for pages served from elsewhere that
+        // subscribe here (the demo serves it beside its page too).
+        crate::client_script::PATH => return crate::client_script::route(),
         "/tickets" => return HubRoute::Tickets.route(),
         "/metrics" if settings.metrics_on_admin_listener => return Route::NotFound,
         "/metrics" => return HubRoute::Metrics.route(),
