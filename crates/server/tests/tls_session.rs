@@ -193,6 +193,32 @@ impl Client {
         }
     }
 
+    /// Reads the socket to its end (a reset fails the test) and gives
+    /// what arrived to the session: the error it met (the server's alert),
+    /// if any.
+    fn alert_before_the_end(&mut self) -> Option<rustls::Error> {
+        let mut received = Vec::new();
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.tcp.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+                Err(e) => panic!("read: {e} after {} bytes", received.len()),
+            }
+            assert!(Instant::now() < deadline, "the server did not end the connection");
+        }
+        let mut bytes = &received[..];
+        while !bytes.is_empty() {
+            self.tls.read_tls(&mut bytes).expect("read TLS");
+            if let Err(e) = self.tls.process_new_packets() {
+                return Some(e);
+            }
+        }
+        None
+    }
+
     /// Opens a WebSocket; returns the client side of it.
     fn upgrade(&mut self, addr: SocketAddr, piece: usize) -> Connection {
         let Upgrade { request, conn, .. } = Upgrade::new(addr, "/ws");
@@ -346,34 +372,15 @@ fn a_record_tampered_with_is_answered_with_bad_record_mac() {
     }
     *wire.last_mut().expect("a record") ^= 1;
     client.tcp.write_all(&wire).expect("send");
-    // The alert, then the end of the stream.
-    let mut received = Vec::new();
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match client.tcp.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("read: {e}"),
-        }
-        assert!(Instant::now() < deadline, "the server did not end the connection");
-    }
-    let mut bytes = &received[..];
-    while !bytes.is_empty() {
-        client.tls.read_tls(&mut bytes).expect("read TLS");
-        if let Err(e) = client.tls.process_new_packets() {
-            assert_eq!(
-                e,
-                rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac),
-                "the alert"
-            );
-            server.shutdown();
-            return;
-        }
-    }
-    panic!("no alert before the end ({} bytes)", received.len());
+    // The alert, then the end of the stream (no reset).
+    assert_eq!(
+        client.alert_before_the_end(),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadRecordMac
+        )),
+        "the alert"
+    );
+    server.shutdown();
 }
 
 #[test]
@@ -551,24 +558,7 @@ fn a_peer_that_goes_on_writing_after_a_bad_record_reads_the_alert() {
             .expect("the server reads on after its alert, no reset");
     }
     let _ = client.tcp.shutdown(std::net::Shutdown::Write);
-    let mut received = Vec::new();
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match client.tcp.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-            Err(e) => panic!("read: {e} after {} bytes", received.len()),
-        }
-        assert!(Instant::now() < deadline, "the server did not end the connection");
-    }
-    let mut bytes = &received[..];
-    let mut error = None;
-    while !bytes.is_empty() && error.is_none() {
-        client.tls.read_tls(&mut bytes).expect("read TLS");
-        error = client.tls.process_new_packets().err();
-    }
+    let error = client.alert_before_the_end();
     assert_eq!(
         error,
         Some(rustls::Error::AlertReceived(
