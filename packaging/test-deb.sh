@@ -68,6 +68,15 @@ check "tether check-config accepts /etc/tether/tether.toml" tether check-config 
 # value of the right type.
 awk '/^# [a-z0-9-]+ = / { sub(/^# /, ""); split($0, kv, " = "); if (!(kv[1] in seen)) { seen[kv[1]] = 1; print } }
      /^[a-z0-9-]+ = / { split($0, kv, " = "); seen[kv[1]] = 1 }' /etc/tether/tether.toml >"$work/commented.toml"
+# check-config reads the files the options name (a start would): the
+# example's certificate, key and secret are made in the work directory and
+# the file points there instead of /etc/tether.
+command -v openssl >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/privkey.pem" -out "$work/fullchain.pem" 2>/dev/null
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/jwt.secret"
+sed -i -e "s|/etc/tether/tls/fullchain.pem|$work/fullchain.pem|" -e "s|/etc/tether/tls/privkey.pem|$work/privkey.pem|" \
+    -e "s|/etc/tether/jwt.secret|$work/jwt.secret|" "$work/commented.toml"
 check "tether check-config accepts the file's commented options ($(wc -l <"$work/commented.toml"))" \
     tether check-config "$work/commented.toml"
 check "systemd-analyze verify $unit_path" systemd-analyze verify "$unit_path"
