@@ -13,7 +13,10 @@ How a code block is marked (the fence's info string, after the language):
     ```sh background    started and left running (a subscriber); its output is
                         checked when the page ends, after it is stopped
     ```js run           run by Node as an ES module beside tether-client.js
-                        (clients/js's build)
+                        (clients/js's build), and then in headless Chromium
+                        as a page of the server's origin
+                        (docs/run-in-chromium.mjs): both must print what
+                        the expect block says
     ```toml file=NAME   written to NAME in the page's directory (any language)
     ```text expect      what a block prints: the last run or background block
                         before it that has no expect block yet. Each line as
@@ -31,6 +34,12 @@ PATH (the binary $TETHER_BIN). `cargo run --release -p tether --` in a
 block is run as `tether`, which is what it builds. The snippets say port
 8080; when that port is taken here, another free port is used in its place
 throughout. Ends with `docs: N passed, M failed`.
+
+The Chromium half needs Chromium and conformance/browser's playwright-core
+(its run.sh installs both). It runs when $CHROMIUM names the browser, and
+is then required: a missing playwright-core fails the block. Without
+$CHROMIUM it runs only when /usr/bin/chromium and playwright-core are both
+there, and says when it does not.
 """
 
 import os
@@ -198,13 +207,37 @@ class Page:
         except subprocess.TimeoutExpired as e:
             self.bad(block, f"still running after {RUN_TIMEOUT} s", (e.stdout or b"").decode(errors="replace"))
             return
+        self.judge(block, expect, done, "ran")
+        if block.lang in ("js", "javascript") and "run" in block.attrs:
+            self.run_in_chromium(block, expect, script)
+
+    def judge(self, block, expect, done, what):
         output = done.stdout + done.stderr
         if done.returncode != 0:
-            self.bad(block, f"exit status {done.returncode}", output)
+            self.bad(block, f"{what}: exit status {done.returncode}", output)
         elif expect is not None and not matches(expect.text, done.stdout):
-            self.bad(block, "printed other than the expect block says", done.stdout + "--- expected:\n" + expect.text)
+            self.bad(block, f"{what}: printed other than the expect block says", done.stdout + "--- expected:\n" + expect.text)
         else:
-            self.ok(block, "ran" + (" as expected" if expect is not None else ""))
+            self.ok(block, what + (" as expected" if expect is not None else ""))
+
+    def run_in_chromium(self, block, expect, script):
+        chromium = os.environ.get("CHROMIUM")
+        playwright = ROOT / "conformance/browser/node_modules/playwright-core"
+        if not chromium:
+            if not (Path("/usr/bin/chromium").exists() and playwright.exists()):
+                print(f"docs: note: {block.where()} not run in Chromium (no /usr/bin/chromium "
+                      "or no playwright-core; set CHROMIUM to require it)")
+                return
+            chromium = "/usr/bin/chromium"
+        argv = ["node", str(ROOT / "docs/run-in-chromium.mjs"), str(script), f"http://127.0.0.1:{self.port}"]
+        try:
+            done = subprocess.run(argv, cwd=self.dir, env=dict(self.env, CHROMIUM=chromium),
+                                  capture_output=True, text=True, timeout=RUN_TIMEOUT + 30,
+                                  start_new_session=True)
+        except subprocess.TimeoutExpired as e:
+            self.bad(block, "in Chromium: still running", (e.stdout or b"").decode(errors="replace"))
+            return
+        self.judge(block, expect, done, "ran in Chromium")
 
     def start_background(self, block, expect):
         out = open(self.dir / f"background-{block.line}.out", "w")
