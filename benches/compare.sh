@@ -98,6 +98,7 @@ FANOUT_SSE_SUBS=10000
 FANOUT_SSE_RATE=150
 FANOUT_DEFLATE_RATE=1000
 OUT=""
+COMMAND="bash benches/compare.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ROUNDS=1 DURATION=2 WARMUP=0.5 IDLE=1000 FANOUT_SUBS=100 FANOUT_SIZES="20 1024" FANOUT_RATES="500 2000" FANOUT_DEFLATE_SUBS=100 FANOUT_DEFLATE_RATE=500 FANOUT_SSE_SUBS=100 FANOUT_SSE_RATE=200 ;;
@@ -173,7 +174,9 @@ mkdir -p target/compare
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-target/compare/results-$STAMP.jsonl}
 LOGS=$(mktemp -d)
-: >"$OUT"
+# shellcheck source=run-line.sh
+source "$(dirname "$0")/run-line.sh"
+run_line compare "$COMMAND" "baseline=$([ -n "${UWS_ECHO:-}" ] && echo uwebsockets || echo tether)" >"$OUT"
 
 # The server the next run measures, and every server running.
 SERVER_PID=""
@@ -485,73 +488,14 @@ if [ -s "$OUT" ] && grep -q '"mode":"fanout"' "$OUT" && command -v python3 >/dev
     echo "== pub/sub fan-out: the highest rate sustained in every round (every delivery, in order, p99 < 100 ms),"
     echo "   deliveries per second there (median), and latency and the server's peak RSS at the first rate"
     echo "   ($(echo "$FANOUT_RATES" | cut -d' ' -f1)/s, medians; peak RSS over that run, from VmHWM)"
-    python3 - "$OUT" "$(echo "$FANOUT_RATES" | cut -d' ' -f1)" <<'PY'
-import json, statistics, sys
-from collections import defaultdict
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-common = float(sys.argv[2])
-runs = defaultdict(list)
-for r in rows:
-    if r.get("mode") == "fanout" and r.get("raw") and not r.get("json_payload"):
-        runs[(r["server"], r["subscribers"], r["size"])].append(r)
-def ok(r):
-    p99 = (r.get("latency_us") or {}).get("p99")
-    return r.get("problems") == 0 and p99 is not None and p99 < 100000
-print(f"   {'server':<12} {'subs':>6} {'size':>5} {'rate/s':>7} {'deliveries/s':>13}   at {common:.0f}/s: {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'peak RSS MiB':>12}")
-for (server, subs, size), rs in sorted(runs.items()):
-    rounds = {r.get("round") for r in rs}
-    by_rate = defaultdict(list)
-    for r in rs:
-        by_rate[r["rate"]].append(r)
-    best = None
-    for rate in sorted(by_rate):
-        if len(by_rate[rate]) == len(rounds) and all(ok(r) for r in by_rate[rate]):
-            best = rate
-    rate_s = f"{best:.0f}" if best else "none"
-    per_s = f"{statistics.median(r['events_per_s'] for r in by_rate[best]):.0f}" if best else "-"
-    lat = [r["latency_us"] for r in by_rate.get(common, []) if r.get("latency_us")]
-    ms = lambda k: f"{statistics.median(l[k] for l in lat) / 1000:.2f}" if lat else "-"
-    # The peak of each run (marked when the load generator could not start
-    # it over, so that it counts from the server's start).
-    peaks = [r for r in by_rate.get(common, []) if r.get("server_peak_rss")]
-    peak = f"{statistics.median(r['server_peak_rss'] for r in peaks) / 1048576:.1f}" if peaks else "-"
-    if peaks and not all(r.get("server_peak_rss_of_run") for r in peaks):
-        peak += "*"
-    print(f"   {server:<12} {subs:>6} {size:>5} {rate_s:>7} {per_s:>13}   {'':>{len(str(int(common))) + 6}} {ms('p50'):>7} {ms('p99'):>7} {ms('p99_9'):>8} {peak:>12}")
-if any(r.get("server_peak_rss") and not r.get("server_peak_rss_of_run") for rs in runs.values() for r in rs):
-    print("   (*: the peak counts from the server's start: /proc/PID/clear_refs could not be written)")
-PY
+    python3 benches/tables.py show fanout "$OUT"
 fi
 if [ -s "$OUT" ] && grep -q '"json_payload":true' "$OUT" && command -v python3 >/dev/null; then
     echo
     echo "== compressed fan-out: $FANOUT_DEFLATE_SUBS subscribers x $FANOUT_DEFLATE_RATE/s x 1 KiB JSON-like, plain"
     echo "   subscribers vs permessage-deflate ones (medians; × plain: the compressed figure over the plain one)"
     [ -z "${UWS_PUBSUB_DEFLATE:-}" ] && echo "   (uWebSockets not measured: set UWS_PUBSUB_DEFLATE to a pub/sub server built with SHARED_COMPRESSOR)"
-    python3 - "$OUT" <<'PY'
-import json, statistics, sys
-from collections import defaultdict
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-runs = defaultdict(list)
-for r in rows:
-    if r.get("mode") == "fanout" and r.get("json_payload"):
-        runs[(r["server"], bool(r.get("deflate")))].append(r)
-def med(rs, k):
-    v = [r[k] for r in rs if r.get(k) is not None]
-    return statistics.median(v) if v else None
-print(f"   {'server':<12} {'subscribers':<12} {'bytes/delivery':>14} {'× plain':>8} {'server ns/delivery':>19} {'× plain':>8} {'compressed':>10} {'problems':>8}")
-for server in sorted({s for s, _ in runs}):
-    plain = runs.get((server, False), [])
-    for deflate in (False, True):
-        rs = runs.get((server, deflate), [])
-        if not rs:
-            continue
-        b, c = med(rs, "wire_bytes_per_delivery"), med(rs, "server_cpu_ns_per_delivery")
-        pb, pc = med(plain, "wire_bytes_per_delivery"), med(plain, "server_cpu_ns_per_delivery")
-        ratio = lambda x, y: f"{x / y:.2f}" if x is not None and y else "-"
-        fmt = lambda x: f"{x:.0f}" if x is not None else "-"
-        share = sum(r.get("compressed", 0) for r in rs) / max(1, sum(r.get("delivered", 0) for r in rs))
-        print(f"   {server:<12} {'deflate' if deflate else 'plain':<12} {fmt(b):>14} {ratio(b, pb):>8} {fmt(c):>19} {ratio(c, pc):>8} {share:>10.0%} {sum(r.get('problems', 0) for r in rs):>8}")
-PY
+    python3 benches/tables.py show fanout-deflate "$OUT"
 fi
 if command -v python3 >/dev/null; then
     if python3 benches/chart.py "$OUT" --baseline "$BASELINE" --out target/compare/compare.svg; then

@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+COMMAND="bash benches/tokio.sh $*"
 ROUNDS=1
 DURATION=5
 SCENARIOS="100x20 200x16384 500x16384"
@@ -61,7 +62,9 @@ server_cmd() { # name port threads
 
 mkdir -p target/compare
 OUT=target/compare/tokio-$(date +%Y%m%d-%H%M%S).jsonl
-: >"$OUT"
+# shellcheck source=run-line.sh
+source "$(dirname "$0")/run-line.sh"
+run_line tokio "$COMMAND" >"$OUT"
 LOGS=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
@@ -125,37 +128,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$OUT" "$SERVERS" <<'PY'
-import json, statistics, sys
-path, servers = sys.argv[1], sys.argv[2].split()
-rows = {}
-for line in open(path):
-    r = json.loads(line)
-    v = r.get("msg_per_server_cpu_s")
-    if v is None:
-        continue
-    rows.setdefault((r["threads"], r["scenario"], r["server"]), []).append(v)
-peers = [s for s in servers if s != "tether-tokio"]
-print()
-print("| runtime | scenario | " + " | ".join(servers) + " | tether-tokio / fastest peer |")
-print("| --- | --- | " + " | ".join("---:" for _ in servers) + " | ---: |")
-for threads in sorted({k[0] for k in rows}):
-    for scenario in ["100x20", "200x16384", "500x16384"]:
-        med = {s: statistics.median(rows[(threads, scenario, s)]) for s in servers if (threads, scenario, s) in rows}
-        if "tether-tokio" not in med:
-            continue
-        cells = []
-        for s in servers:
-            if s not in med:
-                cells.append("-")
-            elif s == "tether-tokio":
-                cells.append(f"{med[s]:,.0f}")
-            else:
-                cells.append(f"{med[s]:,.0f} ({med['tether-tokio'] / med[s]:.2f}x)")
-        fastest = max((med[p] for p in peers if p in med), default=None)
-        ratio = f"{med['tether-tokio'] / fastest:.2f}" if fastest else "-"
-        runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
-        print(f"| {runtime} | {scenario.replace('x', ' x ')} B | " + " | ".join(cells) + f" | {ratio} |")
-print()
-print("messages per server CPU-second, median of rounds; (N.NNx) is tether-tokio's ratio to that server")
-PY
+echo
+python3 benches/tables.py show tokio "$OUT"
+echo
+echo "== JSON lines: $OUT (python3 benches/tables.py keep tokio $OUT makes them the README's table)"

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""The benchmark tables, made from the JSON lines the benchmarks write.
+
+    python3 benches/tables.py show KIND FILE.jsonl   # print one run's table
+    python3 benches/tables.py keep KIND FILE.jsonl   # make it the current run
+    python3 benches/tables.py update                 # rewrite README's tables
+    python3 benches/tables.py check                  # fail if one is stale
+
+KIND is what the lines are, and so how they are read:
+
+    echo         loadgen echo and idle lines, and compare.sh's load_test
+                 lines (compare.sh): per scenario and generator, each
+                 server's messages per server CPU-second, its ratio to the
+                 baseline server and the range of that ratio over rounds
+    fanout       compare.sh's pub/sub fan-out lines: the highest rate
+                 every round sustained, latency and peak RSS at the first
+    fanout-deflate  compare.sh's compressed fan-out pairs
+    tokio        tokio.sh's lines: tether-tokio beside the tokio peers
+    criterion    lines of `criterion` below: the criterion benchmarks'
+                 mean times, each beside its group's baseline
+
+    CRITERION_HOME=target/criterion-BENCH cargo bench -p tether-benches --bench BENCH
+    python3 benches/tables.py criterion BENCH target/criterion-BENCH > FILE.jsonl
+
+turns what one criterion benchmark left in its own directory into JSON
+lines.
+
+A run's file may start with a line {"run": {...}}: its date, commit, load
+average, cores and command, which the table's caption gives. `keep` copies
+a run's file to benches/results/data/KIND.jsonl (the name the README's
+marker gives) and updates the README. In benches/README.md a table is the
+text between
+
+    <!-- table KIND results/data/NAME.jsonl -->
+    <!-- end table -->
+
+and `update` writes it anew from that file; `check` (in .ci/run) says
+which tables differ from what their files give. Python 3's standard
+library only.
+"""
+
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE / "README.md"
+MARKER = re.compile(r"^<!-- table (\S+) (\S+) -->$")
+END = "<!-- end table -->"
+
+
+def read(path):
+    run, rows = {}, []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        value = json.loads(line)
+        if "run" in value and len(value) == 1:
+            run = value["run"]
+        else:
+            rows.append(value)
+    return run, rows
+
+
+def caption(run):
+    if not run:
+        return []
+    parts = [run.get("date"), run.get("commit") and f"commit {run['commit']}",
+             run.get("cores") and f"{run['cores']} cores",
+             run.get("load") and f"load average {run['load']} at the start"]
+    text = "Run of " + ", ".join(p for p in parts if p)
+    if run.get("command"):
+        text += f": `{run['command']}`"
+    return [text + ".", ""]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def num(x, digits=0):
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def generator(r):
+    if r.get("generator"):
+        return str(r["generator"])
+    procs = r.get("procs") or 1
+    return f"loadgen ×{procs}" if procs > 1 else "loadgen"
+
+
+def echo_table(run, rows):
+    baseline = run.get("baseline", "tether")
+    cells = defaultdict(list)  # (scenario, generator) -> rows
+    servers = []
+    for r in rows:
+        if r.get("mode") not in ("echo", "idle") or r.get("problems"):
+            continue
+        if r["server"] not in servers:
+            servers.append(r["server"])
+        tls = " TLS" if str(r.get("tls", "")) in ("1", "true", "True") else ""
+        if r["mode"] == "echo":
+            key = (f"echo {r['connections']} × {r['size']} B{tls}", generator(r))
+        else:
+            key = (f"idle {r['connections']}{tls}", "")
+        cells[key].append(r)
+    out = caption(run) + [
+        f"| scenario | generator | server | msg/s | msg per server CPU-s | × {baseline} | range over rounds |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for (scenario, gen), rs in sorted(cells.items()):
+        idle = scenario.startswith("idle")
+        field = "rss_per_conn" if idle else "msg_per_server_cpu_s"
+        by_server = defaultdict(list)
+        for r in rs:
+            by_server[r["server"]].append(r)
+        base = by_server.get(baseline, [])
+        base_med = median(r.get(field) for r in base)
+        base_by_round = {r.get("round"): r.get(field) for r in base}
+        for server in servers:
+            if server not in by_server:
+                continue
+            srs = by_server[server]
+            med = median(r.get(field) for r in srs)
+            ratio = f"{med / base_med:.2f}" if med and base_med else "-"
+            rounds = [r.get(field) / base_by_round[r.get("round")] for r in srs
+                      if r.get(field) and base_by_round.get(r.get("round"))]
+            spread = f"{min(rounds):.2f} to {max(rounds):.2f}" if len(rounds) > 1 else "-"
+            if idle:
+                out.append(f"| {scenario} | | {server} | RSS {num(med)} B a connection | | {ratio} | {spread} |")
+            else:
+                out.append(f"| {scenario} | {gen} | {server} | {num(median(r.get('msg_per_s') for r in srs))} "
+                           f"| {num(med)} | {ratio} | {spread} |")
+    out += ["", f"Medians over rounds; × {baseline}: the figure over {baseline}'s (for RSS, above 1 is worse)."]
+    return out
+
+
+def sustained(r):
+    p99 = (r.get("latency_us") or {}).get("p99")
+    return r.get("problems") == 0 and p99 is not None and p99 < 100_000
+
+
+def fanout_table(run, rows):
+    runs = defaultdict(list)
+    for r in rows:
+        if r.get("mode") == "fanout" and r.get("raw") and not r.get("json_payload"):
+            runs[(r["server"], r["subscribers"], r["size"])].append(r)
+    common = min((r["rate"] for rs in runs.values() for r in rs), default=0)
+    out = caption(run) + [
+        f"| server | subscribers | size | highest rate sustained | deliveries/s there "
+        f"| p50 ms at {common:.0f}/s | p99 ms | p99.9 ms | peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    starred = False
+    for (server, subs, size), rs in sorted(runs.items()):
+        rounds = {r.get("round") for r in rs}
+        by_rate = defaultdict(list)
+        for r in rs:
+            by_rate[r["rate"]].append(r)
+        best = None
+        for rate in sorted(by_rate):
+            if len(by_rate[rate]) == len(rounds) and all(sustained(r) for r in by_rate[rate]):
+                best = rate
+        per_s = median(r["events_per_s"] for r in by_rate[best]) if best else None
+        lat = [r["latency_us"] for r in by_rate.get(common, []) if r.get("latency_us")]
+
+        def ms(k):
+            return num(median(l.get(k) for l in lat) / 1000, 2) if lat else "-"
+        peaks = [r for r in by_rate.get(common, []) if r.get("server_peak_rss")]
+        peak = num(median(r["server_peak_rss"] for r in peaks) / 1048576, 1) if peaks else "-"
+        if peaks and not all(r.get("server_peak_rss_of_run") for r in peaks):
+            peak += "*"
+            starred = True
+        out.append(f"| {server} | {subs} | {size} | {num(best) if best else 'none'} | {num(per_s)} "
+                   f"| {ms('p50')} | {ms('p99')} | {ms('p99_9')} | {peak} |")
+    out += ["", "Sustained: every delivery, in order, p99 under 100 ms, in every round. Medians over rounds; "
+            "peak RSS from VmHWM over the run at the first rate."]
+    if starred:
+        out.append("(*: the peak counts from the server's start: /proc/PID/clear_refs could not be written.)")
+    return out
+
+
+def fanout_deflate_table(run, rows):
+    runs = defaultdict(list)
+    for r in rows:
+        if r.get("mode") == "fanout" and r.get("json_payload"):
+            runs[(r["server"], bool(r.get("deflate")))].append(r)
+    out = caption(run) + [
+        "| server | subscribers | bytes/delivery | × plain | server ns/delivery | × plain | compressed | problems |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for server in sorted({s for s, _ in runs}):
+        plain = runs.get((server, False), [])
+        pb = median(r.get("wire_bytes_per_delivery") for r in plain)
+        pc = median(r.get("server_cpu_ns_per_delivery") for r in plain)
+        for deflate in (False, True):
+            rs = runs.get((server, deflate), [])
+            if not rs:
+                continue
+            b = median(r.get("wire_bytes_per_delivery") for r in rs)
+            c = median(r.get("server_cpu_ns_per_delivery") for r in rs)
+            share = sum(r.get("compressed", 0) for r in rs) / max(1, sum(r.get("delivered", 0) for r in rs))
+            ratio = lambda x, y: f"{x / y:.2f}" if x is not None and y else "-"
+            out.append(f"| {server} | {'deflate' if deflate else 'plain'} | {num(b)} | {ratio(b, pb)} | {num(c)} "
+                       f"| {ratio(c, pc)} | {share:.0%} | {sum(r.get('problems', 0) for r in rs)} |")
+    out += ["", "Medians; × plain: the compressed subscribers' figure over the plain ones'."]
+    return out
+
+
+def tokio_table(run, rows):
+    values = defaultdict(list)
+    servers = []
+    for r in rows:
+        v = r.get("msg_per_server_cpu_s")
+        if v is None:
+            continue
+        values[(str(r["threads"]), r["scenario"], r["server"])].append(v)
+        if r["server"] not in servers:
+            servers.append(r["server"])
+    subject = "tether-tokio"
+    servers = [subject] + [s for s in servers if s != subject]
+    peers = servers[1:]
+    out = caption(run) + [
+        "| runtime | scenario | " + " | ".join(servers) + f" | {subject} / fastest peer |",
+        "| --- | --- | " + " | ".join("---:" for _ in servers) + " | ---: |",
+    ]
+    scenarios = sorted({k[1] for k in values}, key=lambda s: tuple(int(x) for x in s.split("x")))
+    for threads in sorted({k[0] for k in values}):
+        for scenario in scenarios:
+            med = {s: statistics.median(values[(threads, scenario, s)]) for s in servers
+                   if (threads, scenario, s) in values}
+            if subject not in med:
+                continue
+            cells = [num(med[subject])] + [
+                f"{num(med[s])} ({med[subject] / med[s]:.2f}×)" if s in med else "-" for s in peers]
+            fastest = max((med[p] for p in peers if p in med), default=None)
+            runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
+            last = f"{med[subject] / fastest:.2f}" if fastest else "-"
+            out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | " + " | ".join(cells) + f" | {last} |")
+    out += ["", f"Messages per server CPU-second, medians over rounds; (N.NN×): {subject}'s ratio to that server."]
+    return out
+
+
+def criterion_table(run, rows):
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r["group"]].append(r)
+    out = caption(run) + ["| group | benchmark | time | throughput | × baseline |", "| --- | --- | ---: | ---: | ---: |"]
+    for group, rs in groups.items():
+        base = next((r for r in rs if r.get("baseline")), None)
+        for r in rs:
+            ns = r["mean_ns"]
+            time = f"{ns / 1e6:.3g} ms" if ns >= 1e6 else f"{ns / 1e3:.3g} µs" if ns >= 1e3 else f"{ns:.3g} ns"
+            tput = f"{r['bytes'] / ns * 1e9 / 2**20:,.0f} MiB/s" if r.get("bytes") else ""
+            ratio = "baseline" if r is base else f"{ns / base['mean_ns']:.3g}" if base else "-"
+            out.append(f"| {group} | {r['id']} | {time} | {tput} | {ratio} |")
+    out += ["", "Criterion's mean time per iteration; × baseline: that time over the group's baseline "
+            "(a `memcpy` of the same bytes, or what the group names), measured in the same run."]
+    return out
+
+
+TABLES = {"echo": echo_table, "fanout": fanout_table, "fanout-deflate": fanout_deflate_table,
+          "tokio": tokio_table, "criterion": criterion_table}
+
+
+def criterion_lines(bench, root):
+    """What `cargo bench --bench BENCH` left under root, as JSON lines: one
+    per benchmark, its group, id, mean time and bytes per iteration; a
+    benchmark whose id says memcpy (or baseline) is its group's baseline."""
+    lines = []
+    for estimates in sorted(Path(root).glob("**/new/estimates.json")):
+        info = json.loads((estimates.parent / "benchmark.json").read_text())
+        if info.get("group_id") is None:
+            continue
+        mean = json.loads(estimates.read_text())["mean"]["point_estimate"]
+        ident = "/".join(p for p in (info.get("function_id"), info.get("value_str")) if p)
+        throughput = info.get("throughput") or {}
+        lines.append({"bench": bench, "group": info["group_id"], "id": ident or info["group_id"],
+                      "mean_ns": round(mean, 1), "bytes": throughput.get("Bytes"),
+                      "baseline": any(w in ident.lower() for w in ("memcpy", "baseline"))})
+    return lines
+
+
+def blocks(text):
+    """(start, end, kind, file) of each generated table in text's lines."""
+    lines = text.split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        m = MARKER.match(line)
+        if m:
+            end = next((j for j in range(i + 1, len(lines)) if lines[j] == END), None)
+            if end is None:
+                sys.exit(f"tables: {README.name}:{i + 1}: a table marker without '{END}'")
+            found.append((i, end, m.group(1), m.group(2)))
+    return lines, found
+
+
+def regenerate(text):
+    """text with every table made anew, and the tables that changed."""
+    lines, found = blocks(text)
+    changed = []
+    for start, end, kind, name in reversed(found):
+        if kind not in TABLES:
+            sys.exit(f"tables: {README.name}:{start + 1}: no table kind '{kind}'")
+        fresh = [""] + TABLES[kind](*read(HERE / name)) + [""]
+        if lines[start + 1:end] != fresh:
+            changed.append(f"{kind} {name} (line {start + 1})")
+        lines[start + 1:end] = fresh
+    return "\n".join(lines), changed
+
+
+def main(argv):
+    if len(argv) == 3 and argv[0] == "show" and argv[1] in TABLES:
+        print("\n".join(TABLES[argv[1]](*read(argv[2]))))
+    elif len(argv) == 3 and argv[0] == "keep" and argv[1] in TABLES:
+        text = README.read_text()
+        names = {name for _, _, kind, name in blocks(text)[1] if kind == argv[1]}
+        if len(names) != 1:
+            sys.exit(f"tables: {len(names)} tables of kind {argv[1]} in {README.name}; keep needs one")
+        target = HERE / names.pop()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(Path(argv[2]).read_text())
+        README.write_text(regenerate(text)[0])
+        print(f"tables: {target.relative_to(HERE.parent)} kept, {README.name} updated")
+    elif argv in (["update"], ["check"]):
+        text = README.read_text()
+        fresh, changed = regenerate(text)
+        if argv == ["update"]:
+            README.write_text(fresh)
+        elif changed:
+            sys.exit("tables: not what their JSON lines give (python3 benches/tables.py update): "
+                     + "; ".join(reversed(changed)))
+        print(f"tables: {len(blocks(fresh)[1])} tables in {README.name}, each as its JSON lines give it")
+    elif len(argv) in (2, 3) and argv[0] == "criterion":
+        root = argv[2] if len(argv) == 3 else "target/criterion"
+        for line in criterion_lines(argv[1], root):
+            print(json.dumps(line))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
