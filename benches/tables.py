@@ -221,28 +221,39 @@ def tokio_table(run, rows):
         values[(str(r["threads"]), r["scenario"], r["server"])].append(v)
         if r["server"] not in servers:
             servers.append(r["server"])
-    subject = "tether-tokio"
-    servers = [subject] + [s for s in servers if s != subject]
-    peers = servers[1:]
+    ours = sorted(s for s in servers if s.startswith("tether-tokio"))
+    peers = [s for s in servers if s not in ours]
+    servers = ours + peers
     out = caption(run) + [
-        "| runtime | scenario | " + " | ".join(servers) + f" | {subject} / fastest peer |",
-        "| --- | --- | " + " | ".join("---:" for _ in servers) + " | ---: |",
+        "| runtime | scenario | " + " | ".join(servers) + " | " + " | ".join(f"{s} / fastest peer" for s in ours) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in servers + ours) + " |",
     ]
     scenarios = sorted({k[1] for k in values}, key=lambda s: tuple(int(x) for x in s.split("x")))
     for threads in sorted({k[0] for k in values}):
         for scenario in scenarios:
             med = {s: statistics.median(values[(threads, scenario, s)]) for s in servers
                    if (threads, scenario, s) in values}
-            if subject not in med:
-                continue
-            cells = [num(med[subject])] + [
-                f"{num(med[s])} ({med[subject] / med[s]:.2f}×)" if s in med else "-" for s in peers]
             fastest = max((med[p] for p in peers if p in med), default=None)
+            cells = [num(med.get(s)) for s in servers]
+            ratios = [f"{med[s] / fastest:.2f}" if fastest and s in med else "-" for s in ours]
             runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
-            last = f"{med[subject] / fastest:.2f}" if fastest else "-"
-            out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | " + " | ".join(cells) + f" | {last} |")
-    out += ["", f"Messages per server CPU-second, medians over rounds; (N.NN×): {subject}'s ratio to that server."]
+            out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | " + " | ".join(cells + ratios) + " |")
+    out += ["", "Messages per server CPU-second, medians over rounds; the last columns: each tether-tokio "
+            "server's figure over the fastest peer's in that row."]
     return out
+
+
+# Each criterion group's baseline: the benchmark of the same parameter
+# (size) whose function is named here ("{kind}": the part of the row's
+# function before its first "_"), else a memcpy of the same bytes.
+CRITERION_BASELINES = {
+    "verify": "decode_unverified",
+    "receive": "{kind}_copied",
+    "log_append": "write_all",
+    "log_append_fsync": "write_all_fdatasync",
+    "log_replay_100k": "read_files",
+    "log_recover_1gib": "read_files",
+}
 
 
 def criterion_table(run, rows):
@@ -251,15 +262,17 @@ def criterion_table(run, rows):
         groups[r["group"]].append(r)
     out = caption(run) + ["| group | benchmark | time | throughput | × baseline |", "| --- | --- | ---: | ---: | ---: |"]
     for group, rs in groups.items():
-        base = next((r for r in rs if r.get("baseline")), None)
         for r in rs:
+            name = CRITERION_BASELINES.get(group, "memcpy").replace("{kind}", r["function"].split("_")[0])
+            base = next((b for b in rs if b["function"] == name and b.get("param") == r.get("param")), None)
             ns = r["mean_ns"]
             time = f"{ns / 1e6:.3g} ms" if ns >= 1e6 else f"{ns / 1e3:.3g} µs" if ns >= 1e3 else f"{ns:.3g} ns"
             tput = f"{r['bytes'] / ns * 1e9 / 2**20:,.0f} MiB/s" if r.get("bytes") else ""
             ratio = "baseline" if r is base else f"{ns / base['mean_ns']:.3g}" if base else "-"
-            out.append(f"| {group} | {r['id']} | {time} | {tput} | {ratio} |")
-    out += ["", "Criterion's mean time per iteration; × baseline: that time over the group's baseline "
-            "(a `memcpy` of the same bytes, or what the group names), measured in the same run."]
+            ident = r["function"] + (f" / {r['param']}" if r.get("param") else "")
+            out.append(f"| {group} | {ident} | {time} | {tput} | {ratio} |")
+    out += ["", "Criterion's mean time per iteration; × baseline: that time over its group's baseline "
+            "of the same size, measured in the same run."]
     return out
 
 
@@ -269,19 +282,16 @@ TABLES = {"echo": echo_table, "fanout": fanout_table, "fanout-deflate": fanout_d
 
 def criterion_lines(bench, root):
     """What `cargo bench --bench BENCH` left under root, as JSON lines: one
-    per benchmark, its group, id, mean time and bytes per iteration; a
-    benchmark whose id says memcpy (or baseline) is its group's baseline."""
+    per benchmark, its group, function, parameter, mean time and bytes per
+    iteration."""
     lines = []
     for estimates in sorted(Path(root).glob("**/new/estimates.json")):
         info = json.loads((estimates.parent / "benchmark.json").read_text())
-        if info.get("group_id") is None:
-            continue
         mean = json.loads(estimates.read_text())["mean"]["point_estimate"]
-        ident = "/".join(p for p in (info.get("function_id"), info.get("value_str")) if p)
         throughput = info.get("throughput") or {}
-        lines.append({"bench": bench, "group": info["group_id"], "id": ident or info["group_id"],
-                      "mean_ns": round(mean, 1), "bytes": throughput.get("Bytes"),
-                      "baseline": any(w in ident.lower() for w in ("memcpy", "baseline"))})
+        lines.append({"bench": bench, "group": info["group_id"],
+                      "function": info.get("function_id") or info["group_id"], "param": info.get("value_str"),
+                      "mean_ns": round(mean, 1), "bytes": throughput.get("Bytes")})
     return lines
 
 

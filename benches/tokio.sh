@@ -12,7 +12,10 @@
 #   $CARGO_TARGET_DIR or target/ holds)
 #
 # Servers: tether-tokio is crates/tokio/examples/hyper_echo.rs (hyper's
-# upgrade, then recv_ref + echo); the peers are benches/peers (tokio-
+# upgrade, then recv_ref + echo, as fastwebsockets' and axum's echoes take
+# hyper's upgrade), tether-tokio-accept the same with --accept 1 (the
+# handshake read by tether-tokio's Acceptor on the bare socket, as
+# tokio-websockets' and tokio-tungstenite's echoes read theirs); the peers are benches/peers (tokio-
 # tungstenite, fastwebsockets, tokio-websockets, axum's ws), all taking
 # --threads N (0: current-thread). A current-thread server is pinned to
 # core 0 and the load generator to the other cores; a 2-worker server
@@ -27,7 +30,7 @@ COMMAND="bash benches/tokio.sh $*"
 ROUNDS=1
 DURATION=5
 SCENARIOS="100x20 200x16384 500x16384"
-SERVERS="tether-tokio tokio-tungstenite fastwebsockets tokio-websockets axum"
+SERVERS="tether-tokio tether-tokio-accept tokio-tungstenite fastwebsockets tokio-websockets axum"
 RUNTIMES="0 2"
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -55,6 +58,7 @@ LOADGEN=$TARGET/release/loadgen
 server_cmd() { # name port threads
     case "$1" in
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
+        tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
         *) echo "tokio.sh: unknown server $1" >&2; return 1 ;;
     esac

@@ -6,8 +6,11 @@
 //! ```
 //!
 //! `--threads 0` (the default) runs a current-thread runtime; `--threads N`
-//! a multi-thread one with N workers. Autobahn tests the adapter's server
-//! role against this binary (`.ci/run`), and the benchmarks measure it.
+//! a multi-thread one with N workers. `--accept 1` leaves hyper out: the
+//! handshake is read from the socket by [`tether_tokio::Acceptor::accept`]
+//! (as a server that owns its port would, and as tokio-websockets' echo in
+//! the benchmarks does). Autobahn tests the adapter's server role against
+//! this binary (`.ci/run`), and the benchmarks measure it both ways.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,7 +22,17 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tether_tokio::Acceptor;
+use tether_tokio::{Acceptor, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Sends every message back as it came, until the peer closes.
+async fn echo_all<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocket<S>) {
+    while let Ok(Some(message)) = ws.recv_ref().await {
+        if message.echo().is_err() {
+            break;
+        }
+    }
+}
 
 async fn echo(
     mut req: Request<Incoming>,
@@ -28,11 +41,8 @@ async fn echo(
     Ok(match tether_tokio::hyper::upgrade(&mut req, &acceptor) {
         Ok((response, upgrading)) => {
             tokio::spawn(async move {
-                let Ok(mut ws) = upgrading.await else { return };
-                while let Ok(Some(message)) = ws.recv_ref().await {
-                    if message.echo().is_err() {
-                        break;
-                    }
+                if let Ok(ws) = upgrading.await {
+                    echo_all(ws).await;
                 }
             });
             response
@@ -41,7 +51,7 @@ async fn echo(
     })
 }
 
-async fn serve(port: u16) -> std::io::Result<()> {
+async fn serve(port: u16, without_hyper: bool) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("hyper_echo listening on http://{}/", listener.local_addr()?);
     let acceptor = Acceptor::default().shared();
@@ -49,6 +59,14 @@ async fn serve(port: u16) -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let acceptor = Arc::clone(&acceptor);
+        if without_hyper {
+            tokio::spawn(async move {
+                if let Ok(ws) = acceptor.accept(stream).await {
+                    echo_all(ws).await;
+                }
+            });
+            continue;
+        }
         tokio::spawn(async move {
             let service = service_fn(move |req| echo(req, Arc::clone(&acceptor)));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -60,15 +78,16 @@ async fn serve(port: u16) -> std::io::Result<()> {
 }
 
 fn main() -> std::io::Result<()> {
-    let (mut port, mut threads) = (9001u16, 0usize);
+    let (mut port, mut threads, mut without_hyper) = (9001u16, 0usize, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().and_then(|v| v.parse::<usize>().ok());
         match (arg.as_str(), value) {
             ("--port", Some(p)) => port = u16::try_from(p).unwrap_or(port),
             ("--threads", Some(t)) => threads = t,
+            ("--accept", Some(a)) => without_hyper = a == 1,
             _ => {
-                eprintln!("usage: hyper_echo [--port PORT] [--threads N]");
+                eprintln!("usage: hyper_echo [--port PORT] [--threads N] [--accept 0|1]");
                 std::process::exit(2);
             }
         }
@@ -83,5 +102,5 @@ fn main() -> std::io::Result<()> {
             .enable_all()
             .build()?
     };
-    runtime.block_on(serve(port))
+    runtime.block_on(serve(port, without_hyper))
 }
