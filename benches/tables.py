@@ -70,7 +70,7 @@ def caption(run):
         return []
     parts = [run.get("date"), run.get("commit") and f"commit {run['commit']}",
              run.get("cores") and f"{run['cores']} cores",
-             run.get("load") and f"load average {run['load']} at the start"]
+             run.get("load") and f"load average {' / '.join(run['load'].split())} (1, 5, 15 min) at the start"]
     text = "Run of " + ", ".join(p for p in parts if p)
     if run.get("command"):
         text += f": `{run['command']}`"
