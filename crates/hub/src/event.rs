@@ -80,7 +80,7 @@ pub struct Event {
     cost: usize,
     /// What few events have: an event type other than the default, a
     /// publish key, lost ids; `None` for most.
-    rare: Option<Box<Rare>>,
+    extras: Option<Box<Extras>>,
     /// The other forms, the box made when the first of them is asked for
     /// (an event only raw subscribers take never has it).
     forms: OnceLock<Box<Forms>>,
@@ -88,7 +88,7 @@ pub struct Event {
 
 /// The parts of an event that most events do not have.
 #[derive(Debug, Default)]
-struct Rare {
+struct Extras {
     /// `None` for [`DEFAULT_EVENT_TYPE`].
     event_type: Option<Box<str>>,
     key: Option<Box<str>>,
@@ -182,11 +182,11 @@ impl Event {
         })?;
         let event_type = (event_type != DEFAULT_EVENT_TYPE).then(|| event_type.into());
         let key = key.map(Box::from);
-        let rare = (event_type.is_some() || key.is_some()).then(|| {
-            Box::new(Rare {
+        let extras = (event_type.is_some() || key.is_some()).then(|| {
+            Box::new(Extras {
                 event_type,
                 key,
-                ..Rare::default()
+                ..Extras::default()
             })
         });
         Ok(Arc::new(Event {
@@ -194,7 +194,7 @@ impl Event {
             id,
             raw: text_frame(data.as_bytes()),
             cost,
-            rare,
+            extras,
             forms: OnceLock::new(),
         }))
     }
@@ -215,7 +215,7 @@ impl Event {
     /// The ids known lost just before this event, first and last (events
     /// a damaged log lost: see [`Event::set_lost_before`]).
     pub fn lost_before(&self) -> Option<(EventId, EventId)> {
-        self.rare.as_ref()?.lost_before
+        self.extras.as_ref()?.lost_before
     }
 
     /// Says that the events from `first` to `last` came before this one
@@ -224,13 +224,13 @@ impl Event {
     /// before it with a [`crate::Gap`] naming them, never "nothing
     /// missed".
     pub fn set_lost_before(&mut self, first: EventId, last: EventId) {
-        self.rare.get_or_insert_default().lost_before = Some((first, last));
+        self.extras.get_or_insert_default().lost_before = Some((first, last));
     }
 
     /// Whether events of this event's epoch after it may have been lost
     /// (see [`Event::set_lost_after`]).
     pub fn lost_after(&self) -> bool {
-        self.rare.as_ref().is_some_and(|rare| rare.lost_after)
+        self.extras.as_ref().is_some_and(|extras| extras.lost_after)
     }
 
     /// Says that events after this one, of its epoch, may have been lost:
@@ -241,7 +241,7 @@ impl Event {
     /// [`crate::Gap`] (naming nothing lost, since what was is not known),
     /// never "nothing missed".
     pub fn set_lost_after(&mut self) {
-        self.rare.get_or_insert_default().lost_after = true;
+        self.extras.get_or_insert_default().lost_after = true;
     }
 
     /// The topic.
@@ -256,15 +256,15 @@ impl Event {
 
     /// The event type.
     pub fn event_type(&self) -> &str {
-        self.rare
+        self.extras
             .as_ref()
-            .and_then(|rare| rare.event_type.as_deref())
+            .and_then(|extras| extras.event_type.as_deref())
             .unwrap_or(DEFAULT_EVENT_TYPE)
     }
 
     /// The publish key it was published with, if any.
     pub fn key(&self) -> Option<&str> {
-        self.rare.as_ref()?.key.as_deref()
+        self.extras.as_ref()?.key.as_deref()
     }
 
     /// The WebSocket frame (server to client: unmasked, one text frame),
@@ -464,7 +464,7 @@ mod tests {
         // besides the event and its raw frame.
         let event = Event::new(Arc::from("t"), EventId::new(1, 1), DEFAULT_EVENT_TYPE, "d").unwrap();
         assert_eq!(&event.ws_raw_frame()[..], b"\x81\x01d");
-        assert!(event.rare.is_none() && event.forms.get().is_none());
+        assert!(event.extras.is_none() && event.forms.get().is_none());
         assert_eq!((event.event_type(), event.key()), (DEFAULT_EVENT_TYPE, None));
         assert_eq!((event.lost_before(), event.lost_after()), (None, false));
         // A type of its own, a key, lost ids: kept aside.

@@ -34,7 +34,7 @@ use super::h1::H1Conn;
 use super::h2::H2Session;
 #[cfg(feature = "tls")]
 use super::h3::H3Endpoint;
-use super::link::{After, Kind, Link};
+use super::link::{Kind, Link, NextStep};
 use super::listen::{alpn_is_h2, start_tls};
 use super::sink::{self, Pushed};
 use crate::app::{Action, App, CloseReason, ConnId, Ctx, Encoded, Queued};
@@ -198,18 +198,18 @@ impl<A: App> Connections<A> {
     }
 
     /// [`Connections::call`], then does what `f` returned.
-    fn drive(&mut self, id: ConnId, f: impl FnOnce(&mut State, &mut Call<'_, '_, A>) -> After) {
+    fn drive(&mut self, id: ConnId, f: impl FnOnce(&mut State, &mut Call<'_, '_, A>) -> NextStep) {
         if let Some(after) = self.call(id, f) {
             self.settle(id, after);
         }
     }
 
     /// Does what a session's call returned.
-    pub(super) fn settle(&mut self, id: ConnId, after: After) {
+    pub(super) fn settle(&mut self, id: ConnId, after: NextStep) {
         match after {
-            After::Keep => {}
-            After::Flush => self.mark_dirty(id),
-            After::Drop => self.remove(id.connection(), CloseReason::Dropped),
+            NextStep::Keep => {}
+            NextStep::Flush => self.mark_dirty(id),
+            NextStep::Drop => self.remove(id.connection(), CloseReason::Dropped),
         }
     }
 
@@ -364,7 +364,7 @@ impl<A: App> Connections<A> {
                 // A draining connection's input is discarded.
                 State::Draining { .. } => {}
             }
-            After::Keep
+            NextStep::Keep
         });
     }
 
@@ -375,7 +375,7 @@ impl<A: App> Connections<A> {
         conn.peer_closed = true;
         let after = match &conn.state {
             State::H1(h1) => h1.on_eof(&mut conn.link),
-            State::Draining { .. } | State::H2(_) => After::Drop,
+            State::Draining { .. } | State::H2(_) => NextStep::Drop,
         };
         self.settle(id, after);
         self.apply_actions(now);
@@ -457,7 +457,7 @@ impl<A: App> Connections<A> {
             Pushed::Failed => self.remove(id.connection(), CloseReason::Dropped),
             Pushed::Slow => self.drive(id, |state, c| {
                 sink::cut_loose(state, c, id, now);
-                After::Keep
+                NextStep::Keep
             }),
         }
         true
@@ -487,19 +487,19 @@ impl<A: App> Connections<A> {
             }
             Action::Close(id, code, reason) => self.drive(id, |state, c| {
                 sink::close_ws(state, c, id, code, &reason, now);
-                After::Keep
+                NextStep::Keep
             }),
             Action::EndStream(id) => self.drive(id, |state, c| {
                 sink::end_stream(state, c, id, CloseReason::Ended, now);
-                After::Keep
+                NextStep::Keep
             }),
             Action::Respond(id, response) => self.drive(id, |state, c| {
                 sink::respond_later(state, c, id, &response, now);
-                After::Keep
+                NextStep::Keep
             }),
             Action::Proceed(id, route) => self.drive(id, |state, c| {
                 sink::proceed(state, c, id, route, now);
-                After::Keep
+                NextStep::Keep
             }),
         }
     }
@@ -687,10 +687,10 @@ impl<A: App> Connections<A> {
                     State::H1(h1) => h1.on_timer(c, now),
                     State::H2(h2) => {
                         h2.on_timer(c, now);
-                        After::Keep
+                        NextStep::Keep
                     }
-                    State::Draining { deadline } if now >= *deadline => After::Drop,
-                    State::Draining { .. } => After::Keep,
+                    State::Draining { deadline } if now >= *deadline => NextStep::Drop,
+                    State::Draining { .. } => NextStep::Keep,
                 });
                 this.apply_actions(now);
                 this.reschedule(id);
@@ -865,9 +865,9 @@ impl<A: App> Connections<A> {
                     State::H1(h1) => h1.begin_shutdown(c.link),
                     State::H2(h2) => {
                         h2.begin_shutdown(c);
-                        After::Keep
+                        NextStep::Keep
                     }
-                    State::Draining { .. } => After::Keep,
+                    State::Draining { .. } => NextStep::Keep,
                 });
             });
         }
@@ -888,7 +888,7 @@ impl<A: App> Connections<A> {
                         State::H2(h2) => h2.close_sessions(c, now),
                         State::Draining { .. } => {}
                     }
-                    After::Keep
+                    NextStep::Keep
                 });
             });
         }
@@ -900,12 +900,17 @@ impl<A: App> Connections<A> {
 /// becomes an HTTP/2 session; any other is HTTP/1.1 from its first byte
 /// that differs from the preface (so a request is never held back, and one
 /// starting `P` waits for at most 23 bytes).
-fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u8], now: Instant) -> After {
+fn first_input<A: App>(
+    state: &mut State,
+    c: &mut Call<'_, '_, A>,
+    data: &mut [u8],
+    now: Instant,
+) -> NextStep {
     let State::H1(h1) = state else {
-        return After::Keep;
+        return NextStep::Keep;
     };
     let H1Conn::Requests(requests) = &mut *h1 else {
-        return After::Keep;
+        return NextStep::Keep;
     };
     let preface: &[u8] = tether_h2::frame::PREFACE;
     let h2 = match c.socket.tls.as_deref().map(alpn_is_h2) {
@@ -918,7 +923,7 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
                 // Could still be either: wait for more (within the
                 // handshake timeout that runs already).
                 requests.partial.extend_from_slice(data);
-                return After::Keep;
+                return NextStep::Keep;
             }
             same
         }
@@ -926,7 +931,7 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
     requests.fresh = false;
     if !h2 {
         h1.input(c, data, now);
-        return After::Keep;
+        return NextStep::Keep;
     }
     let mut buffered = mem::take(&mut requests.partial);
     buffered.extend_from_slice(data);
@@ -935,7 +940,7 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
     let head_limit = u32::try_from(config.max_request_head).unwrap_or(u32::MAX);
     h2_config.max_header_list_size = h2_config.max_header_list_size.min(head_limit).max(1);
     let Some(session) = H2Session::new(h2_config, now + config.handshake_timeout) else {
-        return After::Drop;
+        return NextStep::Drop;
     };
     let stats = c.env.stats();
     Stats::add(&stats.h2_connections, 1);
@@ -947,7 +952,7 @@ fn first_input<A: App>(state: &mut State, c: &mut Call<'_, '_, A>, data: &mut [u
     if let State::H2(h2) = state {
         h2.input(c, &buffered, now);
     }
-    After::Keep
+    NextStep::Keep
 }
 
 /// Faults injected by the unit tests (`super::fault_tests`): a panic at

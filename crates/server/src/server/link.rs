@@ -66,7 +66,7 @@ impl Link {
 /// What the loop does with a connection after a session's call.
 #[must_use]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum After {
+pub(super) enum NextStep {
     /// Nothing more.
     Keep,
     /// Flush it (its output grew, or it is closing).

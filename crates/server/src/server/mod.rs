@@ -41,7 +41,7 @@ mod h2;
 mod h3;
 mod link;
 mod listen;
-mod pushee;
+mod push_target;
 mod signals;
 mod sink;
 mod websocket;

@@ -95,20 +95,20 @@ pub(super) fn push<P>(
     // carrier: this runs once per subscriber and event.
     let stalled = match (Sink::of(id), state) {
         (Sink::Connection, State::H1(h1)) => {
-            let Some(pushee) = h1.pushee() else {
+            let Some(push_target) = h1.push_target() else {
                 return Pushed::Nothing;
             };
-            let bytes = pushee.bytes(encoded, stats, now, heartbeat);
+            let bytes = push_target.bytes(encoded, stats, now, heartbeat);
             // Joined with the broadcast queued before it this turn, if any.
             let out = link.out.get_or_insert_with(|| pool.queue());
             out.push_broadcast(bytes, pool);
             false
         }
         (Sink::Stream(stream), State::H2(h2)) => {
-            let Some(pushee) = h2.pushee(stream) else {
+            let Some(push_target) = h2.push_target(stream) else {
                 return Pushed::Nothing;
             };
-            let bytes = pushee.bytes(encoded, stats, now, heartbeat);
+            let bytes = push_target.bytes(encoded, stats, now, heartbeat);
             if let Some(gone) = h2.push_shared(stream, bytes.clone(), link.queue(pool), pool) {
                 gone.count_gone(stats);
             }

@@ -11,7 +11,7 @@
 //! ([`crate::server::sink`]) pushes, closes, ends and answers through the
 //! methods of those names; output goes to the link, which the loop
 //! flushes. What a method cannot do itself (drop the connection) it
-//! returns as an [`After`].
+//! returns as an [`NextStep`].
 
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub(in crate::server) use state::{H1Conn, Requests};
 use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
-use crate::server::link::{After, Link};
+use crate::server::link::{Link, NextStep};
 
 impl H1Conn {
     /// Bytes from the client.
@@ -49,22 +49,22 @@ impl H1Conn {
     }
 
     /// The client closed its side.
-    pub(in crate::server) fn on_eof(&self, link: &mut Link) -> After {
+    pub(in crate::server) fn on_eof(&self, link: &mut Link) -> NextStep {
         match self {
-            H1Conn::WebSocket(session) if !session.is_closed() => After::Drop,
-            H1Conn::EventStream { .. } => After::Drop,
+            H1Conn::WebSocket(session) if !session.is_closed() => NextStep::Drop,
+            H1Conn::EventStream { .. } => NextStep::Drop,
             // A plain HTTP client may half-close after its request: its
             // responses are still written before the connection closes.
             _ => {
                 link.closing = true;
-                After::Flush
+                NextStep::Flush
             }
         }
     }
 
     /// What is due: a deferred answer's time, the request head's
     /// deadline, a heartbeat, the WebSocket's timers.
-    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) -> After {
+    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) -> NextStep {
         let id = c.id;
         match self {
             H1Conn::Requests(Requests {
@@ -76,25 +76,25 @@ impl H1Conn {
                     let tag = deferred.tag;
                     self.request_timed_out(c, tag, now);
                 }
-                After::Keep
+                NextStep::Keep
             }
             H1Conn::Requests(Requests { deadline, .. }) if now >= *deadline => {
                 debug!("request head not complete in time; dropping");
-                After::Drop
+                NextStep::Drop
             }
-            H1Conn::Requests(_) => After::Keep,
+            H1Conn::Requests(_) => NextStep::Keep,
             H1Conn::EventStream { heartbeat_at, .. } if now >= *heartbeat_at && c.link.closing => {
                 debug!("event stream could not flush its end in time; dropping");
-                After::Drop
+                NextStep::Drop
             }
             H1Conn::EventStream { heartbeat_at, .. } => {
                 if now >= *heartbeat_at {
                     *heartbeat_at = now + c.env.config.sse_heartbeat;
                     let pool = &mut c.env.pool;
                     c.link.queue(pool).write_with(pool, tether_sse::heartbeat);
-                    return After::Flush;
+                    return NextStep::Flush;
                 }
-                After::Keep
+                NextStep::Keep
             }
             H1Conn::WebSocket(session) => {
                 let (app, mut ctx, link, _) = c.parts(now);
@@ -114,18 +114,18 @@ impl H1Conn {
                         });
                     }
                     if matches!(error, tether_ws::Error::CloseTimeout) {
-                        return After::Drop;
+                        return NextStep::Drop;
                     }
                     link.closing = true;
                 }
-                After::Flush
+                NextStep::Flush
             }
         }
     }
 
     /// The first step of a graceful shutdown: a request under way gets its
     /// answer, which closes the connection; an idle one closes now.
-    pub(in crate::server) fn begin_shutdown(&mut self, link: &mut Link) -> After {
+    pub(in crate::server) fn begin_shutdown(&mut self, link: &mut Link) -> NextStep {
         let idle = match self {
             H1Conn::Requests(Requests {
                 waiting: Some(deferred),
@@ -139,9 +139,9 @@ impl H1Conn {
         };
         if idle {
             link.closing = true;
-            return After::Flush;
+            return NextStep::Flush;
         }
-        After::Keep
+        NextStep::Keep
     }
 
     /// The second step, once every loop has drained: a waiting request

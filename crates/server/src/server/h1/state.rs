@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::server::pushee::Pushee;
+use crate::server::push_target::PushTarget;
 use crate::server::websocket::Session;
 
 /// An HTTP/1.1 connection, in the phase it is in.
@@ -79,10 +79,10 @@ impl H1Conn {
 
     /// Its session, while it takes broadcasts.
     #[inline]
-    pub(in crate::server) fn pushee(&mut self) -> Option<Pushee<'_>> {
+    pub(in crate::server) fn push_target(&mut self) -> Option<PushTarget<'_>> {
         match self {
-            H1Conn::WebSocket(session) if session.ws.can_send() => Some(Pushee::WebSocket(session)),
-            H1Conn::EventStream { heartbeat_at, .. } => Some(Pushee::EventStream(heartbeat_at)),
+            H1Conn::WebSocket(session) if session.ws.can_send() => Some(PushTarget::WebSocket(session)),
+            H1Conn::EventStream { heartbeat_at, .. } => Some(PushTarget::EventStream(heartbeat_at)),
             _ => None,
         }
     }

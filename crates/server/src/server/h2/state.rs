@@ -23,7 +23,7 @@ use crate::output::{OutQueue, Pool};
 use crate::server::body;
 use crate::server::env::LoopEnv;
 use crate::server::fields::response_fields;
-use crate::server::pushee::Pushee;
+use crate::server::push_target::PushTarget;
 use crate::server::websocket::Session;
 
 /// How much of a refused request's body is read and dropped after its
@@ -238,15 +238,17 @@ impl H2Session {
     }
 
     /// The session on `stream` that takes a broadcast, while it does.
-    pub(in crate::server) fn pushee(&mut self, stream: u32) -> Option<Pushee<'_>> {
+    pub(in crate::server) fn push_target(&mut self, stream: u32) -> Option<PushTarget<'_>> {
         let s = self.streams.get_mut(&stream)?;
         match &mut s.kind {
-            Kind::WebSocket(session) if session.ws.can_send() && !s.end => Some(Pushee::WebSocket(session)),
+            Kind::WebSocket(session) if session.ws.can_send() && !s.end => {
+                Some(PushTarget::WebSocket(session))
+            }
             Kind::Sse {
                 heartbeat_at,
                 ended: false,
                 ..
-            } => Some(Pushee::EventStream(heartbeat_at)),
+            } => Some(PushTarget::EventStream(heartbeat_at)),
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ use crate::server::dispatch::{deferred_answer, last_event_id};
 use crate::server::env::LoopEnv;
 use crate::server::fields::header_fields;
 use crate::server::guard::{self, guarded};
-use crate::server::pushee::Pushee;
+use crate::server::push_target::PushTarget;
 
 impl H3Endpoint {
     /// An event stream on a request stream (or, for HEAD, only its head).
@@ -107,13 +107,13 @@ impl H3Endpoint {
         };
         let heartbeat = env.config.sse_heartbeat;
         let stats = env.stats();
-        let pushee = match self.kind_mut(conn, stream_id) {
-            Some(Kind::Sse { heartbeat_at, .. }) => Pushee::EventStream(heartbeat_at),
-            Some(Kind::WebSocket(session)) if session.ws.can_send() => Pushee::WebSocket(session),
+        let push_target = match self.kind_mut(conn, stream_id) {
+            Some(Kind::Sse { heartbeat_at, .. }) => PushTarget::EventStream(heartbeat_at),
+            Some(Kind::WebSocket(session)) if session.ws.can_send() => PushTarget::WebSocket(session),
             Some(Kind::WebTransport(wt)) if wt.ws.ws.can_send() => {
                 // The session negotiated no compression: the plain frame,
                 // whose payload is the message.
-                let frame = Pushee::WebSocket(&wt.ws).bytes(&encoded, stats, now, heartbeat);
+                let frame = PushTarget::WebSocket(&wt.ws).bytes(&encoded, stats, now, heartbeat);
                 let Some(message) = frame_payload(frame) else {
                     return false;
                 };
@@ -125,7 +125,7 @@ impl H3Endpoint {
             }
             _ => return false,
         };
-        let bytes = pushee.bytes(&encoded, stats, now, heartbeat);
+        let bytes = push_target.bytes(&encoded, stats, now, heartbeat);
         if self.server.send_data(now, conn, stream_id, bytes).is_err() {
             return false;
         }

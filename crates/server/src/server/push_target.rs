@@ -9,13 +9,13 @@ use crate::app::Encoded;
 use crate::loops::Stats;
 
 /// A session that takes broadcasts now.
-pub(super) enum Pushee<'a> {
+pub(super) enum PushTarget<'a> {
     WebSocket(&'a Session),
     /// An event stream, with when its next heartbeat is due.
     EventStream(&'a mut Instant),
 }
 
-impl Pushee<'_> {
+impl PushTarget<'_> {
     /// What of `encoded` this session is sent: a WebSocket's frame (the
     /// shared compressed twin if it negotiated one), or an event stream's
     /// bytes, which put its next heartbeat off as a heartbeat would.
@@ -28,8 +28,8 @@ impl Pushee<'_> {
         heartbeat: Duration,
     ) -> &'e Arc<[u8]> {
         match self {
-            Pushee::WebSocket(session) => session.frame_of(encoded, stats),
-            Pushee::EventStream(heartbeat_at) => {
+            PushTarget::WebSocket(session) => session.frame_of(encoded, stats),
+            PushTarget::EventStream(heartbeat_at) => {
                 *heartbeat_at = now + heartbeat;
                 &encoded.bytes
             }
