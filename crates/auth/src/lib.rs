@@ -78,8 +78,8 @@
 //! timing attack) and no fixed release. jsonwebtoken 9, the last release
 //! over `ring` (which the server already uses through rustls), is affected
 //! by GHSA-h395-gr6q-cpjc (CVE-2026-25537, claims of the wrong type passed
-//! as absent; fixed in 10.3.0). jsonwebtoken 11 needs Rust 1.88, above this
-//! workspace's 1.86. The `aws-lc-sys` advisories of 2026 (RUSTSEC-2026-0044,
+//! as absent; fixed in 10.3.0). jsonwebtoken 11 (Rust 1.88) is within the
+//! workspace's 1.89 since it was raised, and not adopted yet. The `aws-lc-sys` advisories of 2026 (RUSTSEC-2026-0044,
 //! RUSTSEC-2026-0048 and the PKCS#7 and AES-CCM ones) are fixed from
 //! aws-lc-sys 0.39, below what the lock file holds. The claims are checked
 //! here, not by the library (see [`verify`]). If another crate of the same
