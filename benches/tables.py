@@ -27,9 +27,9 @@ lines.
 
 A run's file may start with a line {"run": {...}}: its date, commit, load
 average, cores and command, which the table's caption gives. `keep` copies
-a run's file to benches/results/data/KIND.jsonl (the name the README's
-marker gives) and updates the README. In benches/README.md a table is the
-text between
+a run's file to benches/results/data/ (the name the README's marker
+gives) and updates the pages. In benches/README.md and
+docs/src/benchmarks.md a table is the text between
 
     <!-- table KIND results/data/NAME.jsonl -->
     <!-- end table -->
@@ -48,6 +48,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
+# The pages whose tables this writes; a marker's file is relative to benches/.
+PAGES = [README, HERE.parent / "docs/src/benchmarks.md"]
 MARKER = re.compile(r"^<!-- table (\S+) (\S+) -->$")
 END = "<!-- end table -->"
 
@@ -295,7 +297,7 @@ def criterion_lines(bench, root):
     return lines
 
 
-def blocks(text):
+def blocks(text, page=README):
     """(start, end, kind, file) of each generated table in text's lines."""
     lines = text.split("\n")
     found = []
@@ -304,21 +306,21 @@ def blocks(text):
         if m:
             end = next((j for j in range(i + 1, len(lines)) if lines[j] == END), None)
             if end is None:
-                sys.exit(f"tables: {README.name}:{i + 1}: a table marker without '{END}'")
+                sys.exit(f"tables: {page.name}:{i + 1}: a table marker without '{END}'")
             found.append((i, end, m.group(1), m.group(2)))
     return lines, found
 
 
-def regenerate(text):
+def regenerate(text, page=README):
     """text with every table made anew, and the tables that changed."""
-    lines, found = blocks(text)
+    lines, found = blocks(text, page)
     changed = []
     for start, end, kind, name in reversed(found):
         if kind not in TABLES:
-            sys.exit(f"tables: {README.name}:{start + 1}: no table kind '{kind}'")
+            sys.exit(f"tables: {page.name}:{start + 1}: no table kind '{kind}'")
         fresh = [""] + TABLES[kind](*read(HERE / name)) + [""]
         if lines[start + 1:end] != fresh:
-            changed.append(f"{kind} {name} (line {start + 1})")
+            changed.append(f"{page.name}:{start + 1}: {kind} {name}")
         lines[start + 1:end] = fresh
     return "\n".join(lines), changed
 
@@ -329,22 +331,31 @@ def main(argv):
     elif len(argv) == 3 and argv[0] == "keep" and argv[1] in TABLES:
         text = README.read_text()
         names = {name for _, _, kind, name in blocks(text)[1] if kind == argv[1]}
+        # Several tables of one kind (the criterion benchmarks): the one
+        # whose file is named after the run's benchmark.
+        bench = read(argv[2])[0].get("benchmark")
+        if len(names) > 1:
+            names = {n for n in names if Path(n).stem == bench}
         if len(names) != 1:
-            sys.exit(f"tables: {len(names)} tables of kind {argv[1]} in {README.name}; keep needs one")
+            sys.exit(f"tables: no single table of kind {argv[1]} for benchmark {bench} in {README.name}")
         target = HERE / names.pop()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(Path(argv[2]).read_text())
-        README.write_text(regenerate(text)[0])
-        print(f"tables: {target.relative_to(HERE.parent)} kept, {README.name} updated")
+        for page in PAGES:
+            page.write_text(regenerate(page.read_text(), page)[0])
+        print(f"tables: {target.relative_to(HERE.parent)} kept, the pages updated")
     elif argv in (["update"], ["check"]):
-        text = README.read_text()
-        fresh, changed = regenerate(text)
-        if argv == ["update"]:
-            README.write_text(fresh)
-        elif changed:
-            sys.exit("tables: not what their JSON lines give (python3 benches/tables.py update): "
-                     + "; ".join(reversed(changed)))
-        print(f"tables: {len(blocks(fresh)[1])} tables in {README.name}, each as its JSON lines give it")
+        count, stale = 0, []
+        for page in PAGES:
+            text = page.read_text()
+            fresh, changed = regenerate(text, page)
+            count += len(blocks(fresh, page)[1])
+            stale += reversed(changed)
+            if argv == ["update"]:
+                page.write_text(fresh)
+        if stale and argv == ["check"]:
+            sys.exit("tables: not what their JSON lines give (python3 benches/tables.py update): " + "; ".join(stale))
+        print(f"tables: {count} tables in benches/README.md and docs/src/benchmarks.md, each as its JSON lines give it")
     elif len(argv) in (2, 3) and argv[0] == "criterion":
         root = argv[2] if len(argv) == 3 else "target/criterion"
         for line in criterion_lines(argv[1], root):
