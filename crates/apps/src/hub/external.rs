@@ -415,6 +415,14 @@ mod tests {
     }
 
     #[test]
+    fn shareable_between_threads_and_tasks() {
+        fn publisher<T: Send + Sync + Clone + 'static>() {}
+        fn future<T: Future + Send + Unpin + 'static>() {}
+        publisher::<HubPublisher>();
+        future::<PublishFuture>();
+    }
+
+    #[test]
     fn resolves_once_with_what_was_filled_and_wakes_the_last_poller() {
         let (answerer, mut future) = one_shot();
         let (first, last) = (Arc::new(Count::default()), Arc::new(Count::default()));

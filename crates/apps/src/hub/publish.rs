@@ -656,6 +656,33 @@ mod tests {
     }
 
     #[test]
+    fn external_publishes_without_an_outcome_are_dropped_at_their_time() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let external = |until| {
+            let tx = tx.clone();
+            let answer: PublishAnswer = Box::new(move |result| drop(tx.send(result)));
+            Pending::External(External { answer, until })
+        };
+        let now = Instant::now();
+        let mut publishes = Publishes::default();
+        publishes.pending.insert(1, external(now));
+        publishes
+            .pending
+            .insert(2, external(now + std::time::Duration::from_secs(1)));
+        publishes.pending.insert(3, Pending::Internal);
+        drop(tx);
+        publishes.time_out(now);
+        assert!(publishes.take(1).is_none());
+        assert!(matches!(publishes.take(3), Some(Pending::Internal)));
+        let Some(Pending::External(kept)) = publishes.take(2) else {
+            panic!("the later one is kept");
+        };
+        (kept.answer)(Ok((EventId::new(4, 0), false)));
+        // The dropped one's answer was never called: only the kept one's.
+        assert_eq!(rx.iter().collect::<Vec<_>>(), [Ok((EventId::new(4, 0), false))]);
+    }
+
+    #[test]
     fn answers() {
         let id = EventId::new(5, 2);
         assert_eq!(published_json(id, false), r#"{"id":"5-2"}"#);
