@@ -20,6 +20,7 @@ mod conn_map;
 mod connections;
 mod cors;
 mod decide;
+mod external;
 mod http_backend;
 mod metrics;
 mod namespace;
@@ -54,6 +55,7 @@ pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
 use self::decide::Decisions;
+pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
 use self::metrics::{Denial, HubStats, add, sub};
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
@@ -893,6 +895,7 @@ impl App for HubApp {
         self.warn(ctx, now);
         self.awaiting.time_out(ctx, &self.stats);
         self.decisions.tick(ctx.now());
+        self.publishes.time_out(ctx.now());
         let stats = &self.stats;
         for resumed in self.hub.tick() {
             send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
@@ -1034,6 +1037,7 @@ impl App for HubApp {
                 self.decision(ctx, token, decision);
             }
             HubMessage::Control(message) => self.api_control(ctx, message),
+            HubMessage::External { publish, answer } => self.external_publish(ctx, publish, answer),
             other => log::debug!("hub: unexpected {other:?}"),
         }
     }

@@ -31,8 +31,8 @@ pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN, MAX_D
 pub use echo::Echo;
 pub use hub::{
     AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_PER_LOOP, DEFAULT_REVOCATION_TTL,
-    DEFAULT_TOKEN_COOKIE, Hook, HttpBackend, HubApp, HubAuth, HubSettings, HubShared, MAX_REVOCATIONS,
-    Namespace, PublishRate, Question, Revocation, RevocationListFull, Revoked, UnknownNamespace,
-    WhoPublishes, WhoSubscribes,
+    DEFAULT_TOKEN_COOKIE, Hook, HttpBackend, HubApp, HubAuth, HubPublisher, HubSettings, HubShared,
+    MAX_REVOCATIONS, Namespace, PublishError, PublishFuture, PublishRate, Question, Revocation,
+    RevocationListFull, Revoked, UnknownNamespace, WhoPublishes, WhoSubscribes,
 };
 pub use mount::Mount;

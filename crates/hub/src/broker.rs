@@ -166,7 +166,25 @@ pub enum HubMessage {
     /// An action on a user's connections, or a question to every loop
     /// (see [`crate::ControlMessage`]).
     Control(ControlMessage),
+    /// A publish made outside the server's loops (by a thread of the
+    /// embedding application, through the server's poster), for the
+    /// loop's application to submit as its own and to answer through
+    /// `answer` when its outcome comes, where it would answer an HTTP
+    /// publisher.
+    External {
+        /// The publish (checked by [`Publish::new`]).
+        publish: Publish,
+        /// Called once with the outcome: the event's id and whether the
+        /// publish was a duplicate, or why it was refused. Dropped
+        /// uncalled if the publish never gets an outcome (its loop
+        /// stopped first).
+        answer: PublishAnswer,
+    },
 }
+
+/// Where the outcome of [`HubMessage::External`] goes: called once, from
+/// the loop that submitted the publish (so it must not block).
+pub type PublishAnswer = Box<dyn FnOnce(Result<(EventId, bool), Error>) + Send>;
 
 impl fmt::Debug for HubMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -196,6 +214,11 @@ impl fmt::Debug for HubMessage {
             HubMessage::Broker(message) => f.debug_tuple("Broker").field(message).finish(),
             HubMessage::Presence(message) => f.debug_tuple("Presence").field(message).finish(),
             HubMessage::Control(message) => f.debug_tuple("Control").field(message).finish(),
+            HubMessage::External { publish, .. } => f
+                .debug_struct("External")
+                .field("topic", &publish.topic)
+                .field("bytes", &publish.data.len())
+                .finish_non_exhaustive(),
         }
     }
 }

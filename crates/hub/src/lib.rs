@@ -108,7 +108,8 @@ mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
 pub use broker::{
-    Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, ReplyTo, sequencer_of,
+    Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, PublishAnswer, ReplyTo,
+    sequencer_of,
 };
 pub use config::{Config, TopicLimits};
 pub use control::{ControlMessage, TopicReport, UserAction, merge_topics, post_to_all};

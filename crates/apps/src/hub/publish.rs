@@ -5,11 +5,13 @@
 //! and the publishes waiting for the sequencer's answer.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tether_hub::{
-    Broker, Context, Error as HubError, EventId, Publish, ReplyTo, Transport, is_valid_publish_key,
-    json_string,
+    Broker, Context, Error as HubError, EventId, Publish, PublishAnswer, ReplyTo, Transport,
+    is_valid_publish_key, json_string,
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
@@ -288,7 +290,7 @@ impl Cursor<'_> {
 }
 
 /// A publish waiting for its outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) enum Pending {
     Http(ConnId),
     /// A WebSocket publisher and the bytes this publish holds of its
@@ -306,6 +308,51 @@ pub(super) enum Pending {
         conn: ConnId,
         index: usize,
     },
+    /// The embedding application's ([`tether_hub::HubMessage::External`]).
+    External(External),
+}
+
+impl Pending {
+    /// Who to tell that a publish handed to [`Publishes::submit`] was
+    /// refused: the same publisher, but nobody for the embedding
+    /// application's, which `submit` answers itself.
+    pub(super) fn to_tell_of_refusal(&self) -> Pending {
+        match self {
+            Pending::Http(conn) => Pending::Http(*conn),
+            Pending::WebSocket {
+                conn,
+                len,
+                envelope,
+                key,
+            } => Pending::WebSocket {
+                conn: *conn,
+                len: *len,
+                envelope: *envelope,
+                key: key.clone(),
+            },
+            Pending::Api { conn, index } => Pending::Api {
+                conn: *conn,
+                index: *index,
+            },
+            Pending::Internal | Pending::External(_) => Pending::Internal,
+        }
+    }
+}
+
+/// A publish of the embedding application's: answered where an HTTP
+/// publisher is, or dropped unanswered at `until`, when an HTTP publisher
+/// is answered 504.
+pub(super) struct External {
+    pub(super) answer: PublishAnswer,
+    pub(super) until: Instant,
+}
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("External")
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
 }
 
 /// This loop's publishes waiting for their outcome from the sequencer, by
@@ -334,11 +381,21 @@ impl Publishes {
         };
         self.pending.insert(token, pending);
         let result = broker.publish(publish.reply_to(reply), cx);
-        if result.is_err() {
-            self.pending.remove(&token);
+        if let Err(e) = &result {
             add(&stats.publish_refused, 1);
+            // The caller answers the others; this one has no caller to.
+            if let Some(Pending::External(external)) = self.pending.remove(&token) {
+                (external.answer)(Err(e.clone()));
+            }
         }
         result
+    }
+
+    /// Drops the embedding application's publishes that had no outcome by
+    /// `now`: each resolves unanswered.
+    pub(super) fn time_out(&mut self, now: Instant) {
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::External(external) if external.until <= now));
     }
 
     /// Who waits for the outcome named `token`.
@@ -532,6 +589,10 @@ pub(super) fn settle(
         }
         (Pending::Internal, Ok(_)) => Settled::Nothing,
         (Pending::Api { conn, index }, result) => Settled::Item(conn, index, result),
+        (Pending::External(external), result) => {
+            (external.answer)(result);
+            Settled::Nothing
+        }
     }
 }
 
@@ -592,6 +653,33 @@ mod tests {
         ] {
             assert!(parse_envelope(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn external_publishes_without_an_outcome_are_dropped_at_their_time() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let external = |until| {
+            let tx = tx.clone();
+            let answer: PublishAnswer = Box::new(move |result| drop(tx.send(result)));
+            Pending::External(External { answer, until })
+        };
+        let now = Instant::now();
+        let mut publishes = Publishes::default();
+        publishes.pending.insert(1, external(now));
+        publishes
+            .pending
+            .insert(2, external(now + std::time::Duration::from_secs(1)));
+        publishes.pending.insert(3, Pending::Internal);
+        drop(tx);
+        publishes.time_out(now);
+        assert!(publishes.take(1).is_none());
+        assert!(matches!(publishes.take(3), Some(Pending::Internal)));
+        let Some(Pending::External(kept)) = publishes.take(2) else {
+            panic!("the later one is kept");
+        };
+        (kept.answer)(Ok((EventId::new(4, 0), false)));
+        // The dropped one's answer was never called: only the kept one's.
+        assert_eq!(rx.iter().collect::<Vec<_>>(), [Ok((EventId::new(4, 0), false))]);
     }
 
     #[test]

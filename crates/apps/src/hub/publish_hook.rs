@@ -188,34 +188,36 @@ impl HubApp {
             self.stats.decided(Hook::Publish, outcome);
             let Gated { publish, pending } = gated;
             let key = publish.key.as_deref().map(str::to_owned);
-            let refusal = match decision {
+            let (pending, refusal) = match decision {
                 Decision::Allow(allowed) => {
                     let publish = match allowed.data {
                         Some(data) => rewritten(publish, data, &self.shared.settings.hub),
                         None => Ok(publish),
                     };
-                    let submitted = match publish {
-                        Ok(publish) => self.publishes.submit(
-                            &mut LoopContext { ctx },
-                            &mut *self.broker,
-                            &self.stats,
-                            publish,
-                            pending.clone(),
-                        ),
+                    match publish {
+                        Ok(publish) => {
+                            let publisher = pending.to_tell_of_refusal();
+                            match self.publishes.submit(
+                                &mut LoopContext { ctx },
+                                &mut *self.broker,
+                                &self.stats,
+                                publish,
+                                pending,
+                            ) {
+                                Ok(()) => continue,
+                                Err(e) => (publisher, Refused::Hub(e)),
+                            }
+                        }
                         Err(e) => {
                             add(&self.stats.publish_refused, 1);
-                            Err(e)
+                            (pending, Refused::Hub(e))
                         }
-                    };
-                    match submitted {
-                        Ok(()) => continue,
-                        Err(e) => Refused::Hub(e),
                     }
                 }
-                Decision::Deny { status, reason } => Refused::Denied(status, reason),
+                Decision::Deny { status, reason } => (pending, Refused::Denied(status, reason)),
                 decision => {
                     log::debug!("hub: the backend did not decide a publish: {decision:?}");
-                    Refused::Undecided
+                    (pending, Refused::Undecided)
                 }
             };
             self.refuse_held_publish(ctx, pending, refusal, key);
@@ -259,7 +261,7 @@ impl HubApp {
                 };
                 self.refuse_ws_publish(ctx, conn, refused, raw);
             }
-            Pending::Internal | Pending::Api { .. } => {}
+            Pending::Internal | Pending::Api { .. } | Pending::External(_) => {}
         }
     }
 }
