@@ -7,6 +7,7 @@
 //! receiving loop's `mio::Waker`), never through locks on the hot path.
 
 use std::fmt;
+#[cfg(feature = "tls")]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +26,8 @@ pub(crate) enum Mail<P> {
     Drained,
     /// A QUIC datagram that the sending loop's socket received for a
     /// connection this loop holds (its connection ID names this loop).
+    /// Only loops serving HTTP/3, which needs TLS, forward them.
+    #[cfg(feature = "tls")]
     Datagram {
         /// Its sender.
         from: SocketAddr,
@@ -170,6 +173,7 @@ impl<P> Peers<P> {
 
     /// Hands a QUIC datagram to the loop `to_loop`; nothing if there is
     /// no such loop.
+    #[cfg(feature = "tls")]
     pub(crate) fn forward_datagram(&self, to_loop: usize, from: SocketAddr, bytes: &[u8]) {
         if let Some(mailbox) = self.mailboxes.get(to_loop) {
             mailbox.send(Mail::Datagram {
@@ -413,6 +417,7 @@ impl Stats {
 
     /// Sets a counter that one owner keeps in full elsewhere (a loop's
     /// QUIC endpoint's).
+    #[cfg(feature = "tls")]
     pub(crate) fn set(counter: &AtomicU64, n: u64) {
         counter.store(n, Ordering::Relaxed);
     }

@@ -162,6 +162,7 @@ impl<A: App> Server<A> {
         #[cfg(not(feature = "tls"))]
         let main_is_tls = false;
         let registry = poll.registry().try_clone()?;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))] // HTTP/3 binds below, with TLS only
         let mut server = Server {
             poll,
             listeners: Listeners::new(listener, tls_listener, admin_listener, main_is_tls),
@@ -419,9 +420,6 @@ impl<A: App> Server<A> {
                 }
                 #[cfg(feature = "tls")]
                 Mail::Datagram { from, bytes } => self.conns.quic_forwarded(from, &bytes, now),
-                // Only a loop serving HTTP/3 forwards datagrams.
-                #[cfg(not(feature = "tls"))]
-                Mail::Datagram { .. } => {}
             }
         }
     }
