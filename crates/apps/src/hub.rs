@@ -49,7 +49,7 @@ use tether_hub::{
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 use self::admin::{Admin, AdminRoute};
-use self::api::{Batches, Gathers};
+use self::api::{Batches, GatheringRequests};
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
@@ -145,7 +145,7 @@ pub struct HubApp {
     /// Server API requests waiting for their items' outcomes.
     batches: Batches,
     /// Server API requests waiting for every loop's answer.
-    gathers: Gathers,
+    gathering: GatheringRequests,
     /// Who is present, and who watches.
     roster: Roster,
     /// The admin page's sessions and streams.
@@ -197,7 +197,7 @@ impl HubApp {
             publish_gate: publish_hook::PublishGate::default(),
             publishes: Publishes::default(),
             batches: Batches::default(),
-            gathers: Gathers::default(),
+            gathering: GatheringRequests::default(),
             roster: Roster::new(shared.node.clone(), index),
             admin: Admin::default(),
             presence_answers: Vec::new(),
@@ -766,7 +766,7 @@ impl HubApp {
         };
         match publish::settle(pending, result, &mut self.subscribers, &self.stats) {
             Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
-            Settled::Tell(conn, text) => ctx.send(conn, &Message::text(text)),
+            Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
             Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
             Settled::Item(conn, index, result) => self.api_item_settled(ctx, conn, index, result),
             Settled::Nothing => {}

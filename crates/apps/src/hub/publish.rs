@@ -533,7 +533,7 @@ pub(super) enum Settled {
     /// Answer the HTTP publisher.
     Answer(ConnId, Response),
     /// Tell the WebSocket publisher.
-    Tell(ConnId, String),
+    WsReply(ConnId, String),
     /// Close the raw WebSocket publisher, for the refusal.
     CloseRaw(ConnId, HubError),
     /// Item `index` of a server API request has this outcome.
@@ -577,10 +577,10 @@ pub(super) fn settle(
                 Err(e) if subscriber.transport == Transport::RawWebSocket => Settled::CloseRaw(conn, e),
                 _ if subscriber.transport == Transport::RawWebSocket => Settled::Nothing,
                 Ok((id, duplicate)) if envelope => {
-                    Settled::Tell(conn, ack_json(id, key.as_deref(), duplicate))
+                    Settled::WsReply(conn, ack_json(id, key.as_deref(), duplicate))
                 }
                 Ok(_) => Settled::Nothing,
-                Err(e) => Settled::Tell(conn, error_json(&e.to_string(), key.as_deref())),
+                Err(e) => Settled::WsReply(conn, error_json(&e.to_string(), key.as_deref())),
             }
         }
         (Pending::Internal, Err(e)) => {

@@ -29,7 +29,7 @@ pub(super) struct Holder {
 /// A subscriber or long poll of this loop. There is one per connection,
 /// so what every subscriber has is here and kept small (48 bytes); what
 /// few have (a resume id, a publisher's state, a credential's deadline,
-/// subject and ids) is in [`Rare`], allocated only for those.
+/// subject and ids) is in [`SubscriberExtras`], allocated only for those.
 #[derive(Debug)]
 pub(super) struct Subscriber {
     /// Shared with the hub's own name of the topic once it is subscribed
@@ -37,10 +37,10 @@ pub(super) struct Subscriber {
     pub(super) topic: Arc<str>,
     /// The connection it is present as, when it is present as its
     /// connection (most are), as the number [`ConnectionMember::to_bits`]
-    /// gives; any other member is in its rare part. See
+    /// gives; any other member is in its extras part. See
     /// [`Subscriber::member`].
     connection_member: Option<NonZeroU64>,
-    rare: Option<Box<Rare>>,
+    extras: Option<Box<SubscriberExtras>>,
     pub(super) transport: Transport,
     /// A WebSocket subscriber may publish to its topic.
     pub(super) may_publish: bool,
@@ -56,7 +56,7 @@ pub(super) struct Subscriber {
 /// What few subscribers have: allocated for a subscriber the first time
 /// one of these is set to something.
 #[derive(Debug, Default)]
-pub(super) struct Rare {
+pub(super) struct SubscriberExtras {
     /// The id it resumed from (`Last-Event-ID`, `lastEventId`, `since`).
     requested: Option<String>,
     /// The event type of what it publishes (`?event=`).
@@ -86,8 +86,8 @@ pub(super) struct Rare {
     member: Option<Member>,
 }
 
-/// What a subscriber without its [`Rare`] part reads.
-static NO_RARE: Rare = Rare {
+/// What a subscriber without its [`SubscriberExtras`] part reads.
+static NO_RARE: SubscriberExtras = SubscriberExtras {
     requested: None,
     event_type: None,
     in_flight: 0,
@@ -106,7 +106,7 @@ impl Subscriber {
         let mut subscriber = Subscriber {
             topic,
             connection_member: None,
-            rare: None,
+            extras: None,
             transport,
             may_publish: false,
             envelope: false,
@@ -124,12 +124,12 @@ impl Subscriber {
     pub(super) fn member(&self) -> Option<Member> {
         match self.connection_member {
             Some(bits) => Some(Member::Connection(ConnectionMember::from_bits(bits.get()))),
-            None => self.rare().member.clone(),
+            None => self.extras().member.clone(),
         }
     }
 
     /// Sets who it is present as: a connection in place, any other member
-    /// in its rare part.
+    /// in its extras part.
     pub(super) fn set_member(&mut self, member: Member) {
         match member {
             Member::Connection(connection) if let Some(bits) = NonZeroU64::new(connection.to_bits()) => {
@@ -139,19 +139,23 @@ impl Subscriber {
         }
     }
 
-    fn rare(&self) -> &Rare {
-        self.rare.as_deref().unwrap_or(&NO_RARE)
+    fn extras(&self) -> &SubscriberExtras {
+        self.extras.as_deref().unwrap_or(&NO_RARE)
     }
 
-    /// Its rare part, allocated if it had none.
-    pub(super) fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_default()
+    /// Its extras part, allocated if it had none.
+    pub(super) fn rare_mut(&mut self) -> &mut SubscriberExtras {
+        self.extras.get_or_insert_default()
     }
 
-    /// Sets one of its rare fields to `value`, allocating the rare part
+    /// Sets one of its extras fields to `value`, allocating the extras part
     /// only for a value that is something.
-    fn set_rare<T: Default + PartialEq>(&mut self, value: T, field: impl FnOnce(&mut Rare) -> &mut T) {
-        if value != T::default() || self.rare.is_some() {
+    fn set_rare<T: Default + PartialEq>(
+        &mut self,
+        value: T,
+        field: impl FnOnce(&mut SubscriberExtras) -> &mut T,
+    ) {
+        if value != T::default() || self.extras.is_some() {
             *field(self.rare_mut()) = value;
         }
     }
@@ -172,37 +176,37 @@ impl Subscriber {
 
     /// The id it resumed from.
     pub(super) fn requested(&self) -> Option<&str> {
-        self.rare().requested.as_deref()
+        self.extras().requested.as_deref()
     }
 
     /// The event type of what it publishes (`?event=`).
     pub(super) fn event_type(&self) -> Option<&str> {
-        self.rare().event_type.as_deref()
+        self.extras().event_type.as_deref()
     }
 
     /// Its credential's subject.
     pub(super) fn subject(&self) -> Option<&str> {
-        self.rare().subject.as_deref()
+        self.extras().subject.as_deref()
     }
 
     /// Its token's `jti`.
     pub(super) fn token_id(&self) -> Option<&str> {
-        self.rare().token_id.as_deref()
+        self.extras().token_id.as_deref()
     }
 
     /// Its token's `iat`.
     pub(super) fn issued_at(&self) -> Option<u64> {
-        self.rare().issued_at
+        self.extras().issued_at
     }
 
     /// When its token stops being good (Unix seconds).
     pub(super) fn deadline(&self) -> Option<u64> {
-        self.rare().deadline
+        self.extras().deadline
     }
 
     /// When it is warned that its token is about to expire.
     pub(super) fn warn_at(&self) -> Option<u64> {
-        self.rare().warn_at
+        self.extras().warn_at
     }
 
     /// Sets when it is warned: only before it is registered (then
@@ -217,19 +221,19 @@ impl Subscriber {
 
     /// Bytes it published that the sequencer has not answered yet.
     pub(super) fn in_flight(&self) -> usize {
-        self.rare().in_flight
+        self.extras().in_flight
     }
 
     /// It published `len` bytes more.
     pub(super) fn add_in_flight(&mut self, len: usize) {
-        let rare = self.rare_mut();
-        rare.in_flight = rare.in_flight.saturating_add(len);
+        let extras = self.rare_mut();
+        extras.in_flight = extras.in_flight.saturating_add(len);
     }
 
     /// `len` of the bytes it published were answered (or refused).
     pub(super) fn settle_in_flight(&mut self, len: usize) {
-        if let Some(rare) = self.rare.as_deref_mut() {
-            rare.in_flight = rare.in_flight.saturating_sub(len);
+        if let Some(extras) = self.extras.as_deref_mut() {
+            extras.in_flight = extras.in_flight.saturating_sub(len);
         }
     }
 }
@@ -272,7 +276,7 @@ impl Subscriber {
 /// longer has.
 #[derive(Debug)]
 pub(super) struct Subscribers<C> {
-    /// Not boxed: a subscriber is small (its rare part is boxed), and a
+    /// Not boxed: a subscriber is small (its extras part is boxed), and a
     /// box would cost as much as its own room in the map.
     conns: ConnMap<C, Subscriber>,
     deadlines: BTreeSet<(u64, C)>,
@@ -596,7 +600,7 @@ mod tests {
         assert_eq!(named.member(), None);
         named.set_member(Member::from("ann"));
         assert_eq!(named.member(), Some(Member::from("ann")));
-        assert!(named.connection_member.is_none() && named.rare.is_some());
+        assert!(named.connection_member.is_none() && named.extras.is_some());
         // The one connection whose number is 0 as bits.
         let mut zero = subscriber(None, None);
         let connection = Member::Connection(ConnectionMember::new(0, 0));
@@ -607,9 +611,14 @@ mod tests {
     #[test]
     fn a_subscriber_is_small_and_its_rare_part_comes_only_when_used() {
         // The figures behind benches/README's memory breakdown of fan-out.
-        let (size, rare) = (std::mem::size_of::<Subscriber>(), std::mem::size_of::<Rare>());
+        let (size, extras) = (
+            std::mem::size_of::<Subscriber>(),
+            std::mem::size_of::<SubscriberExtras>(),
+        );
         let slot = std::mem::size_of::<(ConnId, Subscriber)>();
-        eprintln!("Subscriber: {size} bytes (a map slot with its id: {slot}); its rare part: {rare} bytes");
+        eprintln!(
+            "Subscriber: {size} bytes (a map slot with its id: {slot}); its extras part: {extras} bytes"
+        );
         assert!(size <= 40, "{size}");
         let mut plain = subscriber(None, None);
         // Present as its connection: kept in place.
@@ -619,7 +628,7 @@ mod tests {
         plain.hold(Holder::default());
         plain.set_warn_at(None);
         plain.settle_in_flight(5);
-        assert!(plain.rare.is_none(), "nothing rare was set");
+        assert!(plain.extras.is_none(), "nothing extras was set");
         assert_eq!(
             (plain.requested(), plain.subject(), plain.in_flight()),
             (None, None, 0)

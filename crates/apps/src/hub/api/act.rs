@@ -84,9 +84,9 @@ impl HubApp {
                 ctx.post(reply.loop_index, HubMessage::Control(answer));
                 None
             }
-            ControlMessage::HistoryOf { token, json } => self.gathers.history_of(token, json),
-            ControlMessage::Done { token, count } => self.gathers.done(token, count),
-            ControlMessage::TopicsOf { token, topics } => self.gathers.topics_of(token, topics),
+            ControlMessage::HistoryOf { token, json } => self.gathering.history_of(token, json),
+            ControlMessage::Done { token, count } => self.gathering.done(token, count),
+            ControlMessage::TopicsOf { token, topics } => self.gathering.topics_of(token, topics),
             other => {
                 log::debug!("hub: unexpected {other:?}");
                 None
@@ -108,7 +108,7 @@ impl HubApp {
     ) {
         let answered = match asker {
             Asker::Api(conn) => Some((conn, users::presence_json(topic, members))),
-            Asker::Count { token, index, .. } => self.gathers.counted(token, index, members),
+            Asker::Count { token, index, .. } => self.gathering.counted(token, index, members),
             Asker::Page(_) | Asker::Embedder(_) => None,
         };
         if let Some((conn, response)) = answered {

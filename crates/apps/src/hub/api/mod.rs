@@ -44,7 +44,7 @@ use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(in crate::hub) use super::routes::ApiRoute;
 use super::routes::Refusal;
 pub(in crate::hub) use batch::{Batches, Outcome};
-pub(in crate::hub) use users::Gathers;
+pub(in crate::hub) use users::GatheringRequests;
 
 /// The most items of one `POST /api/publish`, and topics of one
 /// `POST /api/broadcast`.
@@ -280,7 +280,7 @@ impl HubApp {
         // Asked of the topic's sequencer, whose broker may hold it (the
         // durable one does; Redis keeps it in Redis).
         let (this, loops) = ctx.loop_index();
-        let token = self.gathers.start(conn, 1, users::Waiting::History);
+        let token = self.gathering.start(conn, 1, users::Waiting::History);
         let question = ControlMessage::History {
             reply: ReplyTo {
                 loop_index: this,
@@ -328,7 +328,7 @@ impl HubApp {
             counts: vec![None; topics.len()],
             topics: topics.clone(),
         };
-        let token = self.gathers.start(conn, topics.len(), waiting);
+        let token = self.gathering.start(conn, topics.len(), waiting);
         for (index, topic) in topics.iter().enumerate() {
             self.roster.ask(ctx, Asker::Count { conn, token, index }, topic);
         }
@@ -364,7 +364,7 @@ impl HubApp {
             one: one.clone(),
             reports: Vec::new(),
         };
-        let token = self.gathers.start(conn, loops, waiting);
+        let token = self.gathering.start(conn, loops, waiting);
         let reply = ReplyTo {
             loop_index: ctx.loop_index().0,
             token,
@@ -458,7 +458,7 @@ impl HubApp {
         };
         let loops = ctx.loop_index().1.max(1);
         let token = self
-            .gathers
+            .gathering
             .start(conn, loops, users::Waiting::Act { label, total: 0 });
         let reply = Some(ReplyTo {
             loop_index: ctx.loop_index().0,
@@ -554,7 +554,7 @@ impl HubApp {
     pub(super) fn api_timeout(&mut self, conn: ConnId) -> Response {
         self.publishes.forget(conn);
         self.roster.forget(conn);
-        if self.gathers.forget(conn) {
+        if self.gathering.forget(conn) {
             return ApiError::new(504, "timeout", "not every event loop answered in time").response();
         }
         self.batches
@@ -565,7 +565,7 @@ impl HubApp {
     /// The client of an API request went away.
     pub(super) fn api_abandoned(&mut self, conn: ConnId) {
         self.roster.forget(conn);
-        self.gathers.forget(conn);
+        self.gathering.forget(conn);
         self.batches.forget(conn);
         self.publishes.forget(conn);
     }

@@ -55,7 +55,7 @@ impl Reader {
 }
 
 #[derive(Debug)]
-struct Gather<C> {
+struct GatheringRequest<C> {
     conn: C,
     /// Answers still to come.
     waiting: usize,
@@ -64,26 +64,27 @@ struct Gather<C> {
 
 /// This loop's API requests waiting for every loop's answer, by token.
 #[derive(Debug)]
-pub(in crate::hub) struct Gathers<C = ConnId> {
+pub(in crate::hub) struct GatheringRequests<C = ConnId> {
     next: u64,
-    by_token: HashMap<u64, Gather<C>>,
+    by_token: HashMap<u64, GatheringRequest<C>>,
 }
 
-impl<C> Default for Gathers<C> {
+impl<C> Default for GatheringRequests<C> {
     fn default() -> Self {
-        Gathers {
+        GatheringRequests {
             next: 0,
             by_token: HashMap::new(),
         }
     }
 }
 
-impl<C: Copy + Eq> Gathers<C> {
+impl<C: Copy + Eq> GatheringRequests<C> {
     /// A request of `conn`'s that waits for `waiting` answers: its token.
     pub(in crate::hub) fn start(&mut self, conn: C, waiting: usize, what: Waiting) -> u64 {
         let token = self.next;
         self.next = self.next.wrapping_add(1);
-        self.by_token.insert(token, Gather { conn, waiting, what });
+        self.by_token
+            .insert(token, GatheringRequest { conn, waiting, what });
         token
     }
 
@@ -271,8 +272,8 @@ mod tests {
 
     #[test]
     fn an_action_is_answered_once_every_loop_has_counted() {
-        let mut gathers = Gathers::<u32>::default();
-        let token = gathers.start(
+        let mut gathering = GatheringRequests::<u32>::default();
+        let token = gathering.start(
             7,
             3,
             Waiting::Act {
@@ -280,14 +281,14 @@ mod tests {
                 total: 0,
             },
         );
-        assert!(gathers.done(token, 2).is_none());
-        assert!(gathers.done(token, 0).is_none());
-        let (conn, answer) = gathers.done(token, 1).unwrap();
+        assert!(gathering.done(token, 2).is_none());
+        assert!(gathering.done(token, 0).is_none());
+        let (conn, answer) = gathering.done(token, 1).unwrap();
         assert_eq!((conn, body(&answer)), (7, serde_json::json!({ "closed": 3 })));
         // Late or unknown answers are dropped.
-        assert!(gathers.done(token, 1).is_none());
+        assert!(gathering.done(token, 1).is_none());
         // A request forgotten (timed out, or its client gone).
-        let token = gathers.start(
+        let token = gathering.start(
             8,
             2,
             Waiting::Act {
@@ -295,27 +296,27 @@ mod tests {
                 total: 0,
             },
         );
-        assert!(gathers.forget(8));
-        assert!(!gathers.forget(8));
-        assert!(gathers.done(token, 1).is_none());
+        assert!(gathering.forget(8));
+        assert!(!gathering.forget(8));
+        assert!(gathering.done(token, 1).is_none());
     }
 
     #[test]
     fn counts_come_topic_by_topic() {
-        let mut gathers = Gathers::<u32>::default();
+        let mut gathering = GatheringRequests::<u32>::default();
         let topics: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
         let waiting = Waiting::Counts {
             counts: vec![None; 2],
             topics,
         };
-        let token = gathers.start(1, 2, waiting);
+        let token = gathering.start(1, 2, waiting);
         let mut presence = Presence::new("n");
         presence.join(&Arc::from("b"), &tether_hub::Member::from("alice"));
         let members = presence.list("b");
-        assert!(gathers.counted(token, 1, &members).is_none());
+        assert!(gathering.counted(token, 1, &members).is_none());
         // The same topic answered twice counts once.
-        assert!(gathers.counted(token, 1, &members).is_none());
-        let (_, answer) = gathers.counted(token, 0, &presence.list("a")).unwrap();
+        assert!(gathering.counted(token, 1, &members).is_none());
+        let (_, answer) = gathering.counted(token, 0, &presence.list("a")).unwrap();
         assert_eq!(body(&answer), serde_json::json!({ "counts": { "a": 0, "b": 1 } }));
     }
 
@@ -339,7 +340,7 @@ mod tests {
         settings.auth = Some(auth);
         let access = Access::new(StdArc::new(settings));
         let topics = |credential, after: Option<&str>, limit| {
-            let mut gathers = Gathers::<u32>::default();
+            let mut gathering = GatheringRequests::<u32>::default();
             let waiting = Waiting::Topics {
                 reader: Box::new(Reader {
                     credential,
@@ -352,13 +353,13 @@ mod tests {
                 one: None,
                 reports: Vec::new(),
             };
-            let token = gathers.start(1, 2, waiting);
+            let token = gathering.start(1, 2, waiting);
             assert!(
-                gathers
+                gathering
                     .topics_of(token, vec![report("b", 1), report("room.1", 1)])
                     .is_none()
             );
-            let (_, answer) = gathers
+            let (_, answer) = gathering
                 .topics_of(token, vec![report("b", 2), report("a", 1)])
                 .unwrap();
             body(&answer)
