@@ -1,6 +1,6 @@
 //! One connection's TLS session: rustls' unbuffered API for the
 //! handshake (and for TLS 1.2 throughout), then, on TLS 1.3, the record
-//! layer of [`crate::tls_records`] with the keys taken from rustls. While
+//! layer of [`crate::tls::records`] with the keys taken from rustls. While
 //! the connection is idle the session keeps its keys and what rustls
 //! needs to update them, and nothing else.
 //!
@@ -26,7 +26,7 @@ use rustls::unbuffered::{
 };
 use rustls::{CipherSuite, ProtocolVersion};
 
-use crate::tls_records::{RecordError, Records};
+use crate::tls::records::{RecordError, Records};
 
 /// Plaintext taken by one write at most: what the session holds encrypted
 /// while the socket pushes back stays below this plus the records'
