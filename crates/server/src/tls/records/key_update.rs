@@ -1,10 +1,8 @@
-//! KeyUpdate (RFC 8446 §4.6.3): the peer's, read from its handshake
-//! records (which may carry it in fragments, §5.1), and this side's,
-//! sealed under the old key before it changes to the next.
+//! The peer's KeyUpdate (RFC 8446 §4.6.3), read from its handshake
+//! records, which may carry it in fragments (§5.1). This side's own is
+//! sealed in `seal`.
 
-use ring::aead;
-
-use super::{Alert, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, KEY_UPDATE_LEN, RecordError, Records, seal};
+use super::{Alert, HANDSHAKE_KEY_UPDATE, KEY_UPDATE_LEN, RecordError, Records};
 
 impl Records {
     /// Takes a record's handshake fragment. After the handshake a client
@@ -67,38 +65,5 @@ impl Records {
         };
         self.rx = self.schedule.next_rx().ok_or(InternalError)?;
         Ok(Some(requested))
-    }
-
-    /// Appends a KeyUpdate that asks nothing back, sealed under the
-    /// current key, and changes to the next key (the answer to a peer's
-    /// request, §4.6.3).
-    pub(crate) fn seal_key_update(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        let key = self.tx.expand().ok_or(Alert::InternalError)?;
-        self.update_tx(&key, out)
-    }
-
-    /// Appends this side's KeyUpdate under `key`, the current one, and
-    /// changes to the next.
-    pub(super) fn update_tx(
-        &mut self,
-        key: &aead::LessSafeKey,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RecordError> {
-        seal::seal_record(
-            &mut self.tx,
-            key,
-            CONTENT_HANDSHAKE,
-            &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0],
-            out,
-        )?;
-        self.next_tx_key()
-    }
-
-    /// Changes to this side's next sending key without sealing anything:
-    /// for a peer in tests and fuzzing that sealed its KeyUpdate itself
-    /// ([`Records::seal_any`]).
-    pub(crate) fn next_tx_key(&mut self) -> Result<(), RecordError> {
-        self.tx = self.schedule.next_tx().ok_or(Alert::InternalError)?;
-        Ok(())
     }
 }

@@ -29,9 +29,10 @@
 //! tests and the fuzz target (`fuzz/fuzz_targets/tls_records.rs`, through
 //! `tls::harness::records`).
 //!
-//! Inside: `open` reads records, `key_update` the peer's KeyUpdate and
-//! this side's, `seal` writes records, `keys` holds a direction's keys
-//! and derives the next ones, `alert` says what went wrong.
+//! Inside: `open` reads records, `key_update` the peer's KeyUpdate,
+//! `seal` writes records (this side's KeyUpdate too), `keys` holds a
+//! direction's keys and derives the next ones, `alert` says what went
+//! wrong. None of them calls into another that calls back.
 
 mod alert;
 mod key_update;

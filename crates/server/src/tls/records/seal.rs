@@ -1,12 +1,14 @@
-//! Records out: plaintext sealed as application data, alerts, and any
-//! record a test or the fuzz target asks for.
+//! Records out: plaintext sealed as application data, this side's
+//! KeyUpdate (§4.6.3), alerts, and any record a test or the fuzz target
+//! asks for.
 
 use ring::aead;
 
 use super::keys::Keys;
 use super::{
     ALERT_CLOSE_NOTIFY, ALERT_LEVEL_FATAL, ALERT_LEVEL_WARNING, Alert, CONTENT_ALERT,
-    CONTENT_APPLICATION_DATA, HEADER, LEGACY_VERSION, MAX_PLAINTEXT, OVERHEAD, RecordError, Records, TAG,
+    CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, HEADER, LEGACY_VERSION, MAX_PLAINTEXT,
+    OVERHEAD, RecordError, Records, TAG,
 };
 
 impl Records {
@@ -27,6 +29,35 @@ impl Records {
             seal_record(&mut self.tx, &key, CONTENT_APPLICATION_DATA, chunk, out)?;
             next = chunks.next();
         }
+        Ok(())
+    }
+
+    /// Appends a KeyUpdate that asks nothing back, sealed under the
+    /// current key, and changes to the next key (the answer to a peer's
+    /// request, §4.6.3).
+    pub(crate) fn seal_key_update(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        let key = self.tx.expand().ok_or(Alert::InternalError)?;
+        self.update_tx(&key, out)
+    }
+
+    /// Appends this side's KeyUpdate under `key`, the current one, and
+    /// changes to the next.
+    fn update_tx(&mut self, key: &aead::LessSafeKey, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        seal_record(
+            &mut self.tx,
+            key,
+            CONTENT_HANDSHAKE,
+            &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0],
+            out,
+        )?;
+        self.next_tx_key()
+    }
+
+    /// Changes to this side's next sending key without sealing anything:
+    /// for a peer in tests and fuzzing that sealed its KeyUpdate itself
+    /// ([`Records::seal_any`]).
+    pub(crate) fn next_tx_key(&mut self) -> Result<(), RecordError> {
+        self.tx = self.schedule.next_tx().ok_or(Alert::InternalError)?;
         Ok(())
     }
 
