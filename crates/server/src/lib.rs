@@ -38,8 +38,6 @@ mod timers;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "tls")]
-mod tls_records;
-#[cfg(feature = "tls")]
 mod tls_session;
 mod transport;
 

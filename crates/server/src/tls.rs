@@ -38,6 +38,7 @@ pub use rustls;
 
 #[doc(hidden)]
 pub mod harness;
+pub(crate) mod records;
 
 /// A server configuration from PEM text: the certificate chain (leaf
 /// first) and its private key (PKCS#8, PKCS#1 or SEC1).

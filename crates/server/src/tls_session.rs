@@ -1,6 +1,6 @@
 //! One connection's TLS session: rustls' unbuffered API for the
 //! handshake (and for TLS 1.2 throughout), then, on TLS 1.3, the record
-//! layer of [`crate::tls_records`] with the keys taken from rustls. While
+//! layer of [`crate::tls::records`] with the keys taken from rustls. While
 //! the connection is idle the session keeps its keys and what rustls
 //! needs to update them, and nothing else.
 //!
@@ -21,12 +21,16 @@ use std::mem;
 use std::sync::Arc;
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus, WriteTraffic,
-};
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
 use rustls::{CipherSuite, ProtocolVersion};
 
-use crate::tls_records::{RecordError, Records};
+use crate::tls::records::{RecordError, Records};
+
+mod buffers;
+mod encode;
+
+use buffers::{Held, SeenInput, Window, deliver, held, whole_records};
+use encode::{encode_into, encrypt};
 
 /// Plaintext taken by one write at most: what the session holds encrypted
 /// while the socket pushes back stays below this plus the records'
@@ -40,14 +44,6 @@ const READ_SIZE: usize = 32 * 1024;
 /// handshake message at most (rustls accepts handshake messages of up to
 /// 64 KiB, each record up to 16 KiB and its overhead).
 pub(crate) const INCOMING_LIMIT: usize = 64 * 1024 + 18 * 1024;
-
-/// Records' overhead per 16 KiB of plaintext, a generous estimate (TLS 1.2
-/// with AES-GCM needs 29 bytes: header, explicit nonce and tag); rustls
-/// says how much it needs when this is short.
-const OVERHEAD_PER_RECORD: usize = 64;
-
-/// A record's header: content type, legacy version, length.
-const RECORD_HEADER: usize = 5;
 
 /// Reads of what a peer sends after a fatal alert, at most, per call:
 /// the rest waits for the next readiness (or is cut at the linger
@@ -109,80 +105,6 @@ enum Engine {
     /// sent), or rustls would not hand the keys over. What still arrives
     /// is read and dropped.
     Failed,
-}
-
-/// Bytes a session holds between calls, each only until used.
-#[derive(Default)]
-struct Held {
-    /// Received bytes not done with: first those rustls was given and
-    /// keeps (the start of a handshake message whose rest has not come,
-    /// which it joins in place), then records given to no one yet (the
-    /// start of one whose rest has not come).
-    incoming: Vec<u8>,
-    /// How many bytes at the start of `incoming` rustls was given. It
-    /// refers to them by position: every call into it passes them again,
-    /// first and unchanged, and passes nothing else but whole records
-    /// after them (see [`TlsSession::process_rustls`]).
-    incoming_seen: usize,
-    /// Decrypted plaintext the caller's buffer had no room for, and how
-    /// much of it was read since.
-    plaintext: Vec<u8>,
-    plaintext_read: usize,
-    /// Encrypted bytes the socket has not taken, and how many of them it
-    /// took since.
-    outgoing: Vec<u8>,
-    outgoing_sent: usize,
-}
-
-impl Held {
-    fn is_empty(&self) -> bool {
-        self.incoming.is_empty() && self.plaintext.is_empty() && self.outgoing.is_empty()
-    }
-}
-
-/// The session's held bytes, made when first needed.
-fn held(slot: &mut Option<Box<Held>>) -> &mut Held {
-    slot.get_or_insert_with(Box::default)
-}
-
-/// Positions in the receive buffer during a read: `start..seen` was given
-/// to rustls and is not discarded by it yet; `seen..end` are records given
-/// to no one yet, whole ones and perhaps the start of one.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: usize,
-    seen: usize,
-    end: usize,
-}
-
-impl Window {
-    /// `n` more bytes at the start are done with.
-    fn discard(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.end);
-        self.seen = self.seen.max(self.start);
-    }
-}
-
-/// Received bytes outside a read (see [`Held::incoming`]): what rustls
-/// was given, for the calls a write or a close makes into it.
-struct SeenInput {
-    bytes: Vec<u8>,
-    seen: usize,
-}
-
-impl SeenInput {
-    /// What rustls was given, to give it again.
-    fn given(&mut self) -> &mut [u8] {
-        let seen = self.seen.min(self.bytes.len());
-        self.bytes.get_mut(..seen).unwrap_or_default()
-    }
-
-    /// rustls is done with `n` bytes at the start.
-    fn discard(&mut self, n: usize) {
-        let n = n.min(self.seen).min(self.bytes.len());
-        self.bytes.drain(..n);
-        self.seen -= n;
-    }
 }
 
 /// What one step of rustls came to.
@@ -815,28 +737,6 @@ impl TlsSession {
     }
 }
 
-/// Encrypts `plaintext` into `sealed` in rustls' records: how many bytes
-/// of `sealed` they took.
-fn encrypt(
-    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
-    plaintext: &[u8],
-    sealed: &mut Vec<u8>,
-) -> io::Result<usize> {
-    let records = plaintext.len() / (16 * 1024) + 1;
-    let mut room = plaintext.len() + records * OVERHEAD_PER_RECORD;
-    for _ in 0..2 {
-        if sealed.len() < room {
-            sealed.resize(room, 0);
-        }
-        match traffic.encrypt(plaintext, sealed) {
-            Ok(n) => return Ok(n),
-            Err(EncryptError::InsufficientSize(size)) => room = size.required_size,
-            Err(e) => return Err(io::Error::other(e.to_string())),
-        }
-    }
-    Err(io::Error::other("TLS records larger than rustls said"))
-}
-
 /// After the session failed: reads what the peer still sends and drops
 /// it (a bounded number of reads per call), so that the alert it was sent
 /// is not lost to a reset when the socket closes with input unread.
@@ -858,94 +758,9 @@ fn drop_input<S: Read>(socket: &mut S) -> io::Result<usize> {
     })
 }
 
-/// The end of the first whole record at `from` in `bytes` (with `one`),
-/// or of the last of the whole records that follow each other from there;
-/// `None` if no whole record starts there.
-fn whole_records(bytes: &[u8], from: usize, one: bool) -> Option<usize> {
-    let mut at = from;
-    let mut end = None;
-    while let Some(&[_, _, _, high, low]) = bytes.get(at..at.saturating_add(RECORD_HEADER)) {
-        let next = at + RECORD_HEADER + usize::from(u16::from_be_bytes([high, low]));
-        if next > bytes.len() {
-            break;
-        }
-        end = Some(next);
-        at = next;
-        if one {
-            break;
-        }
-    }
-    end
-}
-
-/// Copies decrypted `plaintext` into `buf` after `filled`, and what does
-/// not fit into the session's held plaintext.
-fn deliver(plaintext: &[u8], buf: &mut [u8], filled: &mut usize, slot: &mut Option<Box<Held>>) {
-    let room = buf.get_mut(*filled..).unwrap_or_default();
-    let now = room.len().min(plaintext.len());
-    if let (Some(to), Some(from)) = (room.get_mut(..now), plaintext.get(..now)) {
-        to.copy_from_slice(from);
-    }
-    *filled += now;
-    if let Some(rest) = plaintext.get(now..).filter(|rest| !rest.is_empty()) {
-        held(slot).plaintext.extend_from_slice(rest);
-    }
-}
-
 /// The error of a session that failed before.
 fn failed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the TLS session has failed")
-}
-
-/// Why an encoding into a buffer did not happen.
-enum SizeOrError {
-    /// The buffer was too short: it needs this much.
-    Size(InsufficientSizeError),
-    Error(io::Error),
-}
-
-impl From<EncodeError> for SizeOrError {
-    fn from(e: EncodeError) -> SizeOrError {
-        match e {
-            EncodeError::InsufficientSize(size) => SizeOrError::Size(size),
-            other => SizeOrError::Error(io::Error::other(other.to_string())),
-        }
-    }
-}
-
-impl From<EncryptError> for SizeOrError {
-    fn from(e: EncryptError) -> SizeOrError {
-        match e {
-            EncryptError::InsufficientSize(size) => SizeOrError::Size(size),
-            other => SizeOrError::Error(io::Error::other(other.to_string())),
-        }
-    }
-}
-
-/// Appends what `encode` writes to `out`, growing it to the size rustls
-/// asks for when short.
-fn encode_into<E: Into<SizeOrError>>(
-    out: &mut Vec<u8>,
-    mut encode: impl FnMut(&mut [u8]) -> Result<usize, E>,
-) -> io::Result<usize> {
-    let held = out.len();
-    let mut room = 4 * 1024;
-    for _ in 0..2 {
-        out.resize(held + room, 0);
-        match encode(out.get_mut(held..).unwrap_or_default()).map_err(Into::into) {
-            Ok(n) => {
-                out.truncate(held + n);
-                return Ok(n);
-            }
-            Err(SizeOrError::Size(size)) => room = size.required_size,
-            Err(SizeOrError::Error(e)) => {
-                out.truncate(held);
-                return Err(e);
-            }
-        }
-    }
-    out.truncate(held);
-    Err(io::Error::other("TLS record larger than rustls said"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! idle TLS connection. With rustls' own sessions it was out of reach
 //! (about 3.3 KiB of rustls' state, none of it a buffer); since a TLS 1.3
 //! session opens and seals its records itself once the handshake is done
-//! (`tls_records`), an idle session holds its keys as bytes, what rustls
+//! (`tls::records`), an idle session holds its keys as bytes, what rustls
 //! needs to update them (its `KernelConnection` and the key schedule
 //! behind it) and the ALPN protocol: under 1 KiB. The budget asserted is
 //! what this server reaches with some room, so that a buffer kept by an

@@ -161,7 +161,7 @@ pub(super) fn with_alpn(tls: &Arc<rustls::ServerConfig>, http2: bool) -> Arc<rus
     }
     config.alpn_protocols = alpn;
     // After a TLS 1.3 handshake the session opens and seals its records
-    // itself, with the keys rustls hands over (crate::tls_records).
+    // itself, with the keys rustls hands over (crate::tls::records).
     config.enable_secret_extraction = true;
     Arc::new(config)
 }

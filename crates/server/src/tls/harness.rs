@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use crate::tls_session::{INCOMING_LIMIT, TlsSession};
 
+pub mod records;
+
 /// The server's side of one TLS session over bytes in memory.
 pub struct Harness {
     session: TlsSession,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 
 use crate::tls::harness::Harness;
-use crate::tls_records::tests::Peer;
+use crate::tls::records::tests::Peer;
 
 const ALERT: u8 = 21;
 const HANDSHAKE: u8 = 22;
