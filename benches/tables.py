@@ -19,11 +19,13 @@ KIND is what the lines are, and so how they are read:
     criterion    lines of `criterion` below: the criterion benchmarks'
                  mean times, each beside its group's baseline
 
-    CRITERION_HOME=target/criterion-BENCH cargo bench -p tether-benches --bench BENCH
+    CRITERION_HOME=$PWD/target/criterion-BENCH cargo bench -p tether-benches --bench BENCH
     python3 benches/tables.py criterion BENCH target/criterion-BENCH > FILE.jsonl
 
 turns what one criterion benchmark left in its own directory into JSON
-lines.
+lines (after the line of benches/run-line.sh's run_line; CRITERION_HOME must be
+an absolute path: a relative one is taken from the benchmark's package
+directory).
 
 A run's file may start with a line {"run": {...}}: its date, commit, load
 average, cores and command, which the table's caption gives. `keep` copies
@@ -263,8 +265,12 @@ def criterion_table(run, rows):
     for r in rows:
         groups[r["group"]].append(r)
     out = caption(run) + ["| group | benchmark | time | throughput | × baseline |", "| --- | --- | ---: | ---: | ---: |"]
+    def order(r):
+        param = r.get("param") or ""
+        return (r["function"], int(param) if param.isdigit() else 0, param)
+
     for group, rs in groups.items():
-        for r in rs:
+        for r in sorted(rs, key=order):
             name = CRITERION_BASELINES.get(group, "memcpy").replace("{kind}", r["function"].split("_")[0])
             base = next((b for b in rs if b["function"] == name and b.get("param") == r.get("param")), None)
             ns = r["mean_ns"]
