@@ -275,7 +275,8 @@ def criterion_table(run, rows):
             base = next((b for b in rs if b["function"] == name and b.get("param") == r.get("param")), None)
             ns = r["mean_ns"]
             time = f"{ns / 1e6:.3g} ms" if ns >= 1e6 else f"{ns / 1e3:.3g} µs" if ns >= 1e3 else f"{ns:.3g} ns"
-            tput = f"{r['bytes'] / ns * 1e9 / 2**20:,.0f} MiB/s" if r.get("bytes") else ""
+            rate = r["bytes"] / ns * 1e9 / 2**20 if r.get("bytes") else None
+            tput = "" if rate is None else f"{rate:,.0f} MiB/s" if rate >= 10 else f"{rate * 1024:,.0f} KiB/s"
             ratio = "baseline" if r is base else f"{ns / base['mean_ns']:.3g}" if base else "-"
             ident = r["function"] + (f" / {r['param']}" if r.get("param") else "")
             out.append(f"| {group} | {ident} | {time} | {tput} | {ratio} |")
