@@ -277,7 +277,8 @@ def criterion_table(run, rows):
             time = f"{ns / 1e6:.3g} ms" if ns >= 1e6 else f"{ns / 1e3:.3g} µs" if ns >= 1e3 else f"{ns:.3g} ns"
             rate = r["bytes"] / ns * 1e9 / 2**20 if r.get("bytes") else None
             tput = "" if rate is None else f"{rate:,.0f} MiB/s" if rate >= 10 else f"{rate * 1024:,.0f} KiB/s"
-            ratio = "baseline" if r is base else f"{ns / base['mean_ns']:.3g}" if base else "-"
+            x = ns / base["mean_ns"] if base else None
+            ratio = "baseline" if r is base else "-" if x is None else f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
             ident = r["function"] + (f" / {r['param']}" if r.get("param") else "")
             out.append(f"| {group} | {ident} | {time} | {tput} | {ratio} |")
     out += ["", "Criterion's mean time per iteration; × baseline: that time over its group's baseline "
