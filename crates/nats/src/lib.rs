@@ -225,7 +225,8 @@ impl NatsBridge {
     /// Stops the thread (publishes still queued are refused, those sent
     /// are answered or time out, at most
     /// [`NatsConfig::request_timeout`]) and waits for it. The brokers
-    /// report [`BrokerState::Down`] from then on and refuse publishes.
+    /// report [`BrokerState::Down`](tether_hub::BrokerState::Down) from
+    /// then on and refuse publishes.
     pub fn shutdown(&self) {
         self.shared.stats.stop();
         let _ = self.shared.control_tx.send(Control::Stop);
