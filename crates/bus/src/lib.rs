@@ -4,8 +4,9 @@
 //! received across nodes; how presence, limits and user actions travel),
 //! and share the per-loop broker ([`BusBroker`]), its counters
 //! ([`Counters`]), the messages to the bridge's threads ([`Control`]),
-//! the limits' pace and [`Revoker`], and user actions as fields
-//! ([`action`]). See the README for an example.
+//! the limits' pace and [`Revoker`], user actions as fields
+//! ([`action`]), and the start and join of a bridge's threads
+//! ([`Threads`]). See the README for an example.
 //!
 //! The layers: `tether-hub` (the broker contract) below this crate, the
 //! bridges above it; the core crates never depend on it.
@@ -22,6 +23,7 @@ mod broker;
 mod control;
 mod counters;
 mod limits;
+mod threads;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,7 @@ pub use broker::{Bus, BusBroker};
 pub use control::{Control, Post, SharedLimits};
 pub use counters::{Counters, add};
 pub use limits::{COUNTS_TTL, LIMITS_PERIOD, Revoker, add_count};
+pub use threads::Threads;
 
 /// Milliseconds since the Unix epoch (what presence entries expire at:
 /// the nodes' clocks are compared through them).

@@ -51,10 +51,9 @@ mod subject;
 mod topic;
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
 
-use tether_bus::BusBroker;
+use tether_bus::{BusBroker, Threads};
 use tether_hub::{HubMessage, NodeLimits, Publish};
 use tokio::sync::mpsc;
 
@@ -92,8 +91,7 @@ use shared::{Control, Post, SharedLimits, Stats};
 /// ```
 pub struct NatsBridge {
     shared: Arc<NatsBus>,
-    receivers: Mutex<Option<Receivers>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Threads<Receivers>,
 }
 
 /// The thread's ends of its channels, until it starts.
@@ -146,8 +144,7 @@ impl NatsBridge {
                 control_tx,
                 stats: Stats::default(),
             }),
-            receivers: Mutex::new(Some((publish_rx, control_rx))),
-            thread: Mutex::new(None),
+            thread: Threads::new("nats", (publish_rx, control_rx)),
         })
     }
 
@@ -170,17 +167,16 @@ impl NatsBridge {
     ///
     /// [`Error::AlreadyStarted`], [`Error::Spawn`].
     pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((publish_rx, control_rx)) = lock(&self.receivers).take() else {
+        let Some((publish_rx, control_rx)) = self.thread.take() else {
             return Err(Error::AlreadyStarted);
         };
         let post: Post = Arc::new(post);
         let shared = self.shared.clone();
-        let thread = thread::Builder::new()
-            .name("tether-nats".into())
-            .spawn(move || runtime::run(shared, post, publish_rx, control_rx))
-            .map_err(Error::Spawn)?;
-        *lock(&self.thread) = Some(thread);
-        Ok(())
+        self.thread
+            .spawn("tether-nats", move || {
+                runtime::run(shared, post, publish_rx, control_rx)
+            })
+            .map_err(Error::Spawn)
     }
 
     /// The connection and counters now.
@@ -230,11 +226,7 @@ impl NatsBridge {
     pub fn shutdown(&self) {
         self.shared.stats.stop();
         let _ = self.shared.control_tx.send(Control::Stop);
-        if let Some(thread) = lock(&self.thread).take()
-            && thread.join().is_err()
-        {
-            log::error!("nats: the bridge's thread panicked");
-        }
+        self.thread.join();
     }
 }
 
@@ -242,10 +234,6 @@ impl Drop for NatsBridge {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One event loop's [`Broker`](tether_hub::Broker) over NATS, from

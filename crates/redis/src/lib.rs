@@ -178,11 +178,10 @@ mod test_values;
 mod writer;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 
-use tether_bus::BusBroker;
+use tether_bus::{BusBroker, Threads};
 use tether_hub::HubMessage;
 
 pub use config::RedisConfig;
@@ -222,8 +221,7 @@ use shared::{Control, Post, ReaderMsg, SharedLimits, Stats, WriterMsg};
 /// ```
 pub struct RedisBridge {
     shared: Arc<RedisBus>,
-    receivers: Mutex<Option<Receivers>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Threads<Receivers>,
 }
 
 /// The threads' ends of their channels, until they start.
@@ -291,8 +289,7 @@ impl RedisBridge {
                 presence_tx,
                 stats: Stats::new(),
             }),
-            receivers: Mutex::new(Some((writer_rx, reader_rx, presence_rx))),
-            threads: Mutex::new(Vec::new()),
+            threads: Threads::new("redis", (writer_rx, reader_rx, presence_rx)),
         })
     }
 
@@ -337,36 +334,23 @@ impl RedisBridge {
     ///
     /// [`Error::AlreadyStarted`], [`Error::Spawn`].
     pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((writer_rx, reader_rx, presence_rx)) = lock(&self.receivers).take() else {
+        let Some((writer_rx, reader_rx, presence_rx)) = self.threads.take() else {
             return Err(Error::AlreadyStarted);
         };
         let post: Post = Arc::new(post);
         let writer = writer::Writer::new(self.shared.clone(), post.clone(), writer_rx);
         let presence = presence::PresenceThread::new(self.shared.clone(), post.clone(), presence_rx);
         let reader = reader::Reader::new(self.shared.clone(), post, reader_rx);
-        let mut threads = lock(&self.threads);
-        threads.push(
-            thread::Builder::new()
-                .name("tether-redis-writer".into())
-                .spawn(move || writer.run())
-                .map_err(Error::Spawn)?,
-        );
-        let spawned = thread::Builder::new()
-            .name("tether-redis-reader".into())
-            .spawn(move || reader.run())
-            .and_then(|reader| {
-                threads.push(reader);
-                thread::Builder::new()
-                    .name("tether-redis-presence".into())
-                    .spawn(move || presence.run())
-            });
-        match spawned {
-            Ok(thread) => threads.push(thread),
-            Err(e) => {
-                drop(threads);
-                self.shutdown();
-                return Err(Error::Spawn(e));
-            }
+        let threads = &self.threads;
+        threads
+            .spawn("tether-redis-writer", move || writer.run())
+            .map_err(Error::Spawn)?;
+        let spawned = threads
+            .spawn("tether-redis-reader", move || reader.run())
+            .and_then(|()| threads.spawn("tether-redis-presence", move || presence.run()));
+        if let Err(e) = spawned {
+            self.shutdown();
+            return Err(Error::Spawn(e));
         }
         Ok(())
     }
@@ -400,11 +384,7 @@ impl RedisBridge {
         let _ = self.shared.reader_tx.send(ReaderMsg::Stop);
         let _ = self.shared.presence_tx.send(Control::Stop);
         // The writer first: its last act wakes the reader.
-        for thread in lock(&self.threads).drain(..) {
-            if thread.join().is_err() {
-                log::error!("redis: a bridge thread panicked");
-            }
-        }
+        self.threads.join();
     }
 }
 
@@ -466,10 +446,6 @@ pub mod fuzz {
         let _ = commands::parse_run_id(value);
         events
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One event loop's [`Broker`](tether_hub::Broker) over Redis, from
