@@ -131,24 +131,27 @@ mod tests {
     }
 
     #[test]
-    fn actions_round_trip_through_their_fields() {
-        for action in [
-            UserAction::Disconnect {
-                user: Arc::from("alice"),
-                code: 4001,
-                reason: "banned".to_owned(),
-            },
-            UserAction::Unsubscribe {
-                user: Arc::from("bob"),
-                topic: Arc::from("room.1"),
-                code: 1008,
+    fn actions_at_the_apis_bounds_round_trip_through_their_fields() {
+        let longest_user: Arc<str> = Arc::from("u".repeat(MAX_USER_LEN));
+        let longest_reason = "r".repeat(MAX_REASON_LEN);
+        let mut actions = vec![UserAction::Refresh {
+            user: Arc::from("é"),
+            expires_at: u64::MAX,
+        }];
+        for code in [1000, 1008, 4000, 4999] {
+            actions.push(UserAction::Disconnect {
+                user: longest_user.clone(),
+                code,
+                reason: longest_reason.clone(),
+            });
+            actions.push(UserAction::Unsubscribe {
+                user: Arc::from("x"),
+                topic: Arc::from("a.b-c_d"),
+                code,
                 reason: String::new(),
-            },
-            UserAction::Refresh {
-                user: Arc::from("carol"),
-                expires_at: 1_700_000_000,
-            },
-        ] {
+            });
+        }
+        for action in actions {
             assert_eq!(action_of(&texts(&action)), Some(action));
         }
     }

@@ -129,13 +129,15 @@ impl<B: Bus> Broker for BusBroker<B> {
         self.bus.control(Control::Follow {
             topic: topic.clone(),
             loop_index: cx.this_loop(),
+            follow: true,
         });
     }
 
     fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
-        self.bus.control(Control::Unfollow {
+        self.bus.control(Control::Follow {
             topic: topic.clone(),
             loop_index: cx.this_loop(),
+            follow: false,
         });
     }
 

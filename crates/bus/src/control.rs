@@ -28,20 +28,16 @@ impl fmt::Debug for SharedLimits {
 /// ([`crate::Bus::control`]).
 #[derive(Debug)]
 pub enum Control {
-    /// A loop's first subscriber of the topic arrived: send it `Ready`
-    /// (with the topic's backlog), then the topic's events.
+    /// A loop's first subscriber of the topic arrived (`follow`): send
+    /// it `Ready` (with the topic's backlog), then the topic's events; or
+    /// its last left.
     Follow {
         /// The topic.
         topic: Arc<str>,
-        /// The loop that follows it.
+        /// The loop.
         loop_index: usize,
-    },
-    /// A loop's last subscriber of the topic left.
-    Unfollow {
-        /// The topic.
-        topic: Arc<str>,
-        /// The loop that no longer follows it.
-        loop_index: usize,
+        /// Follow (true) or unfollow (false).
+        follow: bool,
     },
     /// A member's first connection on this node arrived (`present`), or
     /// its last left.

@@ -392,8 +392,8 @@ async fn main(
             biased;
             message = control.recv() => match message {
                 None | Some(Control::Stop) => break,
-                Some(Control::Follow { topic, loop_index }) => bridge.follow(topic, loop_index, &mut serials),
-                Some(Control::Unfollow { topic, loop_index }) => bridge.unfollow(&topic, loop_index),
+                Some(Control::Follow { topic, loop_index, follow: true }) => bridge.follow(topic, loop_index, &mut serials),
+                Some(Control::Follow { topic, loop_index, follow: false }) => bridge.unfollow(&topic, loop_index),
                 Some(Control::Member { topic, member, present }) => bridge.member(topic, member, present),
                 Some(Control::Watch { topic, loop_index, watch }) => bridge.watch_presence(topic, loop_index, watch),
                 Some(Control::UserAction(action)) => {

@@ -233,7 +233,7 @@ impl PresenceThread {
             }
             Control::Stop => return false,
             // The reader's: the bus never sends them here.
-            Control::Follow { .. } | Control::Unfollow { .. } => {}
+            Control::Follow { .. } => {}
         }
         true
     }

@@ -307,12 +307,16 @@ impl Bus for RedisBus {
     /// presence thread.
     fn control(&self, message: Control) {
         match message {
-            Control::Follow { topic, loop_index } => {
-                let _ = self.reader_tx.send(ReaderMsg::Follow { topic, loop_index });
-                self.wake_reader();
-            }
-            Control::Unfollow { topic, loop_index } => {
-                let _ = self.reader_tx.send(ReaderMsg::Unfollow { topic, loop_index });
+            Control::Follow {
+                topic,
+                loop_index,
+                follow,
+            } => {
+                let _ = self.reader_tx.send(if follow {
+                    ReaderMsg::Follow { topic, loop_index }
+                } else {
+                    ReaderMsg::Unfollow { topic, loop_index }
+                });
                 self.wake_reader();
             }
             message => {
