@@ -161,23 +161,8 @@ fn a_follow_gets_the_backlog_with_the_id_before_it() {
         a.publish_ok(0, "other", &format!("o{n}"));
     }
 
-    let mut b = Node::start(&nats.url(), |c| c.history_events = 4);
-    b.follow(0, "hist");
-    let (history, dropped) = b.ready(0);
-    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
-    assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), ids[6..]);
-    assert_eq!(dropped, Some(ids[5]), "the id before the backlog, exactly");
-
-    // A byte bound keeps fewer, the one before still known.
-    let two_events = history[2].cost() + history[3].cost();
-    let mut c = Node::start(&nats.url(), |c| {
-        c.history_events = 4;
-        c.history_bytes = two_events;
-    });
-    c.follow(0, "hist");
-    let (history, dropped) = c.ready(0);
-    assert_eq!(data(&history), ["e9", "e10"]);
-    assert_eq!(dropped, Some(ids[7]));
+    // Four kept for replay, then a byte bound that keeps two.
+    Node::check_the_backlogs_of_ten(&nats.url(), "hist", &ids);
 
     // A topic with fewer events than the backlog: all of them, nothing
     // before.

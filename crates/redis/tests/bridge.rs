@@ -46,21 +46,9 @@ fn a_follow_gets_the_backlog_from_redis() {
     }
     let ids = stream_ids(&redis, "hist");
 
-    // Four events are kept for replay: the one before them is known.
-    let mut b = Node::start(&redis.url(), |c| c.history_events = 4);
-    b.follow(0, "hist");
-    let (history, dropped) = b.ready(0);
-    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
-    assert_eq!(history[0].id(), ids[6]);
-    assert_eq!(dropped, Some(ids[5]));
-
-    // A byte bound keeps fewer.
-    let two_events = history[2].cost() + history[3].cost();
-    let mut c = Node::start(&redis.url(), |c| c.history_bytes = two_events);
-    c.follow(0, "hist");
-    let (history, dropped) = c.ready(0);
-    assert_eq!(data(&history), ["e9", "e10"]);
-    assert_eq!(dropped, Some(ids[7]));
+    // Four kept for replay, then a byte bound that keeps two: the one
+    // before them is known.
+    Node::check_the_backlogs_of_ten(&redis.url(), "hist", &ids);
 
     // Trimmed in Redis: what is left, after a known id.
     let _: i64 = redis::cmd("XTRIM")

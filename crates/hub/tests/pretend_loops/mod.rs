@@ -381,6 +381,30 @@ macro_rules! bridge_node {
                 node
             }
 
+            /// The backlog scenario of every bus: `ids` are those of the
+            /// events `e1`..`e10` of `topic`, published. A node that keeps
+            /// four for replay gets `e7`..`e10` and the id before them,
+            /// exactly; one whose byte bound holds two, `e9`, `e10` and
+            /// the id before them.
+            pub fn check_the_backlogs_of_ten(url: &str, topic: &str, ids: &[tether_hub::EventId]) {
+                let mut b = Node::start(url, |c| c.history_events = 4);
+                b.follow(0, topic);
+                let (history, dropped) = b.ready(0);
+                assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
+                assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), ids[6..]);
+                assert_eq!(dropped, Some(ids[5]), "the id before the backlog, exactly");
+
+                let two_events = history[2].cost() + history[3].cost();
+                let mut c = Node::start(url, |c| {
+                    c.history_events = 4;
+                    c.history_bytes = two_events;
+                });
+                c.follow(0, topic);
+                let (history, dropped) = c.ready(0);
+                assert_eq!(data(&history), ["e9", "e10"]);
+                assert_eq!(dropped, Some(ids[7]));
+            }
+
             pub fn wait_for_state(&self, state: BrokerState) {
                 wait_until(&format!("the bridge to be {state:?}"), || {
                     self.bridge.status().state == state
