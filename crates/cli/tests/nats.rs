@@ -25,7 +25,7 @@ mod support;
 
 use std::path::Path;
 
-use bus::{Resumed, TOKEN, events, publish, publish_next};
+use bus::{Resumed, ScratchDir, TOKEN, events, publish, publish_next};
 use serve::Node;
 use support::{NatsServer, available};
 
@@ -40,8 +40,7 @@ fn two_nodes_share_topics_through_nats() {
     if !available("two_nodes_share_topics_through_nats") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tether-e2e-nats-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("nats");
     let mut nats = NatsServer::start();
     let a = start_node(&nats.url(), &dir, "a");
     let mut b = start_node(&nats.url(), &dir, "b");
@@ -75,7 +74,6 @@ fn two_nodes_share_topics_through_nats() {
     assert!(a.metrics().contains("tether_nats_resyncs_total 0\n"));
     drop(subscribers);
     drop((a, b, c));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -83,8 +81,7 @@ fn a_publish_key_holds_across_nodes() {
     if !available("a_publish_key_holds_across_nodes") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tether-e2e-nats-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("nats-keys");
     let nats = NatsServer::start();
     let a = start_node(&nats.url(), &dir, "a");
     // Node b has its bus from the environment (TETHER_NATS) and a
@@ -101,5 +98,4 @@ fn a_publish_key_holds_across_nodes() {
     );
     bus::a_publish_key_holds_across_nodes(&a, &b, "nats");
     drop((a, b));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,7 +23,7 @@ mod support;
 
 use std::path::Path;
 
-use bus::{Resumed, Seen, Subscriber, TOKEN, events, publish, publish_next};
+use bus::{Resumed, ScratchDir, Seen, Subscriber, TOKEN, events, publish, publish_next};
 use serve::Node;
 use support::{RedisServer, available};
 use tether_client::CloseCode;
@@ -40,8 +40,7 @@ fn two_nodes_share_topics_through_redis() {
     if !available("two_nodes_share_topics_through_redis") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tether-e2e-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("redis");
     let mut redis = RedisServer::start();
     let a = start_node(&redis, &dir, "a");
     let mut b = start_node(&redis, &dir, "b");
@@ -99,7 +98,6 @@ fn two_nodes_share_topics_through_redis() {
     }
     drop(subscribers);
     drop((a, b, c));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -107,12 +105,10 @@ fn a_publish_key_holds_across_nodes() {
     if !available("a_publish_key_holds_across_nodes") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tether-e2e-redis-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("redis-keys");
     let redis = RedisServer::start();
     let a = start_node(&redis, &dir, "a");
     let b = start_node(&redis, &dir, "b");
     bus::a_publish_key_holds_across_nodes(&a, &b, "redis");
     drop((a, b));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::limits::Limits;
 use crate::presence::Presence;
-use crate::shared::{Post, Shared};
+use crate::shared::{NatsBus, Post};
 
 /// The header that carries an event's type, when it is not `message`.
 pub(crate) const EVENT_HEADER: &str = "Tether-Event";
@@ -65,7 +65,7 @@ pub(crate) struct TopicEntry {
 
 /// What the bridge's tasks share (one thread: `Rc` and cells).
 pub(crate) struct Bridge {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<NatsBus>,
     pub(crate) post: Post,
     pub(crate) js: jetstream::Context,
     /// The stream, once found or made.

@@ -6,77 +6,55 @@
 //! at most once: an action published while a node is disconnected does
 //! not reach that node.
 
-use std::sync::Arc;
-
-use serde_json::{Value, json};
-use tether_hub::{UserAction, is_valid_topic};
+use serde_json::{Map, Value};
+use tether_bus::action::{self, ActionFields, Field};
+use tether_hub::UserAction;
 
 /// The control subject.
 pub(crate) fn subject(prefix: &str) -> String {
     format!("{prefix}.control")
 }
 
-/// The message of `action`, taken on `node`.
+/// The message of `action`, taken on `node`: its fields
+/// ([`action::fields`]) and the node's name, as a JSON object.
 pub(crate) fn encode(node: &str, action: &UserAction) -> Option<String> {
-    let value = match action {
-        UserAction::Disconnect { user, code, reason } => json!({
-            "node": node, "kind": "disconnect", "user": &**user, "code": code, "reason": reason,
-        }),
-        UserAction::Unsubscribe {
-            user,
-            topic,
-            code,
-            reason,
-        } => json!({
-            "node": node, "kind": "unsubscribe", "user": &**user, "topic": &**topic,
-            "code": code, "reason": reason,
-        }),
-        UserAction::Refresh { user, expires_at } => json!({
-            "node": node, "kind": "refresh", "user": &**user, "expires_at": expires_at,
-        }),
-        _ => return None,
-    };
-    Some(value.to_string())
+    let mut object = Map::new();
+    object.insert("node".to_owned(), Value::from(node));
+    for (name, value) in action::fields(action)? {
+        let value = match value {
+            Field::Text(text) => Value::from(text),
+            Field::Number(number) => Value::from(number),
+        };
+        object.insert(name.to_owned(), value);
+    }
+    Some(Value::Object(object).to_string())
 }
 
-/// The node and action of a message, checked as the API checks them;
-/// `None` for a message that is not one.
+/// A message's JSON object, read as an action's fields.
+struct Fields(Value);
+
+impl ActionFields for Fields {
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.0.get(name).and_then(Value::as_u64)
+    }
+}
+
+/// The node and action of a message, checked as the API checks them
+/// ([`action::action_of`]); `None` for a message that is not one.
 pub(crate) fn decode(payload: &[u8]) -> Option<(String, UserAction)> {
-    let value: Value = serde_json::from_slice(payload).ok()?;
-    let text = |name: &str| value.get(name).and_then(Value::as_str);
-    let node = text("node")?.to_owned();
-    let user: Arc<str> = Arc::from(text("user").filter(|u| !u.is_empty() && u.len() <= 256)?);
-    let code = || {
-        value
-            .get("code")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .filter(|c| matches!(c, 1000 | 1008 | 4000..=4999))
-    };
-    let reason = || text("reason").filter(|r| r.len() <= 123).map(str::to_owned);
-    let action = match text("kind")? {
-        "disconnect" => UserAction::Disconnect {
-            user,
-            code: code()?,
-            reason: reason()?,
-        },
-        "unsubscribe" => UserAction::Unsubscribe {
-            user,
-            topic: Arc::from(text("topic").filter(|t| is_valid_topic(t))?),
-            code: code()?,
-            reason: reason()?,
-        },
-        "refresh" => UserAction::Refresh {
-            user,
-            expires_at: value.get("expires_at").and_then(Value::as_u64)?,
-        },
-        _ => return None,
-    };
-    Some((node, action))
+    let fields = Fields(serde_json::from_slice(payload).ok()?);
+    let node = fields.text("node")?.to_owned();
+    Some((node, action::action_of(&fields)?))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -51,22 +51,19 @@ mod subject;
 mod topic;
 
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
 
-use tether_hub::{
-    Broker, BrokerState, Context, Error as HubError, HubMessage, NodeLimits, Publish, UserAction,
-};
+use tether_bus::{BusBroker, Threads};
+use tether_hub::{HubMessage, NodeLimits, Publish};
 use tokio::sync::mpsc;
 
 pub use config::NatsConfig;
 pub use error::Error;
-pub use limits::{LIMITS_PERIOD, Revoker};
-pub use shared::Status;
+pub use shared::{NatsBus, Status};
 pub use subject::subject_of;
+pub use tether_bus::{LIMITS_PERIOD, Revoker};
 
-use shared::{Control, Post, Shared, Stats, add};
+use shared::{Control, Post, SharedLimits, Stats};
 
 /// The bridge between a tether server's hub and NATS JetStream: its
 /// settings, its thread, and the brokers of the event loops.
@@ -93,9 +90,8 @@ use shared::{Control, Post, Shared, Stats, add};
 /// # Ok::<(), tether_nats::Error>(())
 /// ```
 pub struct NatsBridge {
-    shared: Arc<Shared>,
-    receivers: Mutex<Option<Receivers>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<NatsBus>,
+    thread: Threads<Receivers>,
 }
 
 /// The thread's ends of its channels, until it starts.
@@ -142,14 +138,13 @@ impl NatsBridge {
         let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         Ok(NatsBridge {
-            shared: Arc::new(Shared {
+            shared: Arc::new(NatsBus {
                 config,
                 publish_tx,
                 control_tx,
                 stats: Stats::default(),
             }),
-            receivers: Mutex::new(Some((publish_rx, control_rx))),
-            thread: Mutex::new(None),
+            thread: Threads::new("nats", (publish_rx, control_rx)),
         })
     }
 
@@ -160,10 +155,7 @@ impl NatsBridge {
 
     /// A broker for one event loop (make one per loop).
     pub fn broker(&self) -> NatsBroker {
-        NatsBroker {
-            shared: self.shared.clone(),
-            shutting_down: false,
-        }
+        BusBroker::new(self.shared.clone())
     }
 
     /// Starts the bridge's thread. `post(loop, message)` hands a message
@@ -175,17 +167,16 @@ impl NatsBridge {
     ///
     /// [`Error::AlreadyStarted`], [`Error::Spawn`].
     pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((publish_rx, control_rx)) = lock(&self.receivers).take() else {
+        let Some((publish_rx, control_rx)) = self.thread.take() else {
             return Err(Error::AlreadyStarted);
         };
         let post: Post = Arc::new(post);
         let shared = self.shared.clone();
-        let thread = thread::Builder::new()
-            .name("tether-nats".into())
-            .spawn(move || runtime::run(shared, post, publish_rx, control_rx))
-            .map_err(Error::Spawn)?;
-        *lock(&self.thread) = Some(thread);
-        Ok(())
+        self.thread
+            .spawn("tether-nats", move || {
+                runtime::run(shared, post, publish_rx, control_rx)
+            })
+            .map_err(Error::Spawn)
     }
 
     /// The connection and counters now.
@@ -223,23 +214,19 @@ impl NatsBridge {
     /// # Ok::<(), tether_nats::Error>(())
     /// ```
     pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        let tx = self.shared.control_tx.clone();
-        let _ = tx.send(Control::Limits(shared::HubLimits(limits)));
-        Revoker { tx }
+        let _ = self.shared.control_tx.send(Control::Limits(SharedLimits(limits)));
+        Revoker::new(self.shared.clone())
     }
 
     /// Stops the thread (publishes still queued are refused, those sent
     /// are answered or time out, at most
     /// [`NatsConfig::request_timeout`]) and waits for it. The brokers
-    /// report [`BrokerState::Down`] from then on and refuse publishes.
+    /// report [`BrokerState::Down`](tether_hub::BrokerState::Down) from
+    /// then on and refuse publishes.
     pub fn shutdown(&self) {
-        self.shared.stats.stopped.store(true, Ordering::Release);
+        self.shared.stats.stop();
         let _ = self.shared.control_tx.send(Control::Stop);
-        if let Some(thread) = lock(&self.thread).take()
-            && thread.join().is_err()
-        {
-            log::error!("nats: the bridge's thread panicked");
-        }
+        self.thread.join();
     }
 }
 
@@ -249,15 +236,14 @@ impl Drop for NatsBridge {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One event loop's [`Broker`] over NATS, from [`NatsBridge::broker`].
+/// One event loop's [`Broker`](tether_hub::Broker) over NATS, from
+/// [`NatsBridge::broker`]: the broker every bus shares
+/// ([`tether_bus::BusBroker`]) over this crate's [`NatsBus`].
 ///
 /// It never blocks the loop: publishes go to the bridge's thread over a
 /// bounded channel, follows and unfollows over another. Topics are
-/// followed on demand ([`Broker::complete`] is false).
+/// followed on demand ([`Broker::complete`](tether_hub::Broker::complete)
+/// is false).
 ///
 /// Besides `tether_broker_up` and `tether_broker_state{broker="nats"}`,
 /// its metrics are `tether_nats_connected`, `tether_nats_reconnects_total`,
@@ -265,103 +251,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `tether_nats_events_added_total`, `tether_nats_duplicates_total`,
 /// `tether_nats_publishes_refused_total`, `tether_nats_events_read_total`,
 /// `tether_nats_followed_topics` and `tether_nats_behind_checks_total`.
-pub struct NatsBroker {
-    shared: Arc<Shared>,
-    /// Its loop is shutting down: publishes are refused.
-    shutting_down: bool,
-}
-
-impl fmt::Debug for NatsBroker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NatsBroker")
-            .field("state", &self.shared.stats.state())
-            .finish_non_exhaustive()
-    }
-}
-
-impl NatsBroker {
-    /// The bridge's connection and counters now.
-    pub fn status(&self) -> Status {
-        self.shared.stats.status()
-    }
-}
-
-impl Broker for NatsBroker {
-    fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
-        let stats = &self.shared.stats;
-        if self.shutting_down {
-            add(&stats.refused, 1);
-            return Err(HubError::ShuttingDown);
-        }
-        if stats.state() != BrokerState::Up {
-            add(&stats.refused, 1);
-            return Err(HubError::BrokerUnavailable);
-        }
-        self.shared.publish_tx.try_send(publish).map_err(|_| {
-            add(&stats.refused, 1);
-            HubError::BrokerUnavailable
-        })
-    }
-
-    fn complete(&self) -> bool {
-        false
-    }
-
-    fn shutdown(&mut self, _cx: &mut dyn Context) {
-        self.shutting_down = true;
-    }
-
-    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
-        let _ = self.shared.control_tx.send(Control::Follow {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-        });
-    }
-
-    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
-        let _ = self.shared.control_tx.send(Control::Unfollow {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-        });
-    }
-
-    fn state(&self) -> BrokerState {
-        self.shared.stats.state()
-    }
-
-    fn shares_presence(&self) -> bool {
-        true
-    }
-
-    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
-        let _ = self.shared.control_tx.send(Control::Member {
-            topic: topic.clone(),
-            member: member.clone(),
-            present,
-        });
-    }
-
-    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
-        let _ = self.shared.control_tx.send(Control::Watch {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-            watch,
-        });
-    }
-
-    fn shares_user_actions(&self) -> bool {
-        true
-    }
-
-    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
-        let _ = self.shared.control_tx.send(Control::UserAction(action.clone()));
-    }
-
-    fn kind(&self) -> &'static str {
-        "nats"
-    }
-
-    fn write_metrics(&self, out: &mut String) {
-        self.status().write_metrics(out);
-    }
-}
+pub type NatsBroker = BusBroker<NatsBus>;

@@ -20,49 +20,26 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::kv::Store;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tether_bus::add_count;
 use tokio::time::Instant;
 
-use crate::shared::{Control, HubLimits};
+use crate::shared::SharedLimits;
 
-/// How often a node writes its counts, and hands the others' and the
-/// changed revocations to the hub.
-pub const LIMITS_PERIOD: Duration = Duration::from_millis(500);
+pub(crate) use tether_bus::{COUNTS_TTL, LIMITS_PERIOD};
 
-/// How long a node's counts are kept after they were written (the
-/// bucket's) or heard of (each reader's).
-pub(crate) const COUNTS_TTL: Duration = Duration::from_secs(3);
-
-/// The longest entry a [`Revoker`] takes, in bytes.
+/// The longest entry a `Revoker` takes, in bytes (longer ones are
+/// dropped).
 pub(crate) const MAX_ENTRY_LEN: usize = 2048;
-
-/// Hands revocations to the bridge's thread, which adds them to the
-/// revocations bucket for every node (this one reads them back too).
-/// Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Revoker {
-    pub(crate) tx: mpsc::UnboundedSender<Control>,
-}
-
-impl Revoker {
-    /// Adds these `(entry, until)` revocations (entries are opaque text
-    /// of at most 2048 bytes, longer ones are dropped; until in Unix
-    /// seconds) to NATS; they are kept until their time. Never blocks.
-    pub fn revoke(&self, entries: Vec<(String, u64)>) {
-        let _ = self.tx.send(Control::Revoke(entries));
-    }
-}
 
 /// What the bridge holds of the shared limits.
 #[derive(Default)]
 pub(crate) struct Limits {
     /// The hub's side, once shared.
-    pub(crate) hub: Option<HubLimits>,
+    pub(crate) hub: Option<SharedLimits>,
     /// The counts bucket, once found or made.
     pub(crate) counts: Option<Store>,
     /// The revocations bucket, once found or made.
@@ -95,8 +72,7 @@ impl Limits {
         let mut sum: HashMap<Arc<str>, usize> = HashMap::new();
         for (_, counts) in self.elsewhere.values() {
             for (subject, count) in counts {
-                let total = sum.entry(subject.clone()).or_insert(0);
-                *total = total.saturating_add(*count);
+                add_count(&mut sum, subject, *count);
             }
         }
         sum
@@ -132,8 +108,7 @@ pub(crate) fn decode_counts(value: &[u8]) -> Option<HashMap<Arc<str>, usize>> {
     for pair in pairs {
         let subject = pair.get(0)?.as_str()?;
         let count = usize::try_from(pair.get(1)?.as_u64()?).ok()?;
-        let total = counts.entry(Arc::from(subject)).or_insert(0);
-        *total = total.saturating_add(count);
+        add_count(&mut counts, subject, count);
     }
     Some(counts)
 }
@@ -168,6 +143,8 @@ pub(crate) fn decode_revocation(value: &[u8]) -> Option<(String, u64)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ use crate::limits::{
     encode_revocation, revocation_key,
 };
 use crate::presence::unix_ms;
-use crate::shared::{HubLimits, add};
+use crate::shared::{SharedLimits, add};
 
 /// How long NATS keeps the marker it leaves where a revocation expired.
 const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60);
@@ -37,7 +37,7 @@ enum Bucket {
 impl Bridge {
     /// The hub shares its limits from now on: the watches start (once),
     /// and the buckets are looked for at the next period.
-    pub(crate) fn share_limits(self: &Rc<Self>, hub: HubLimits) {
+    pub(crate) fn share_limits(self: &Rc<Self>, hub: SharedLimits) {
         let mut limits = self.limits.borrow_mut();
         let first = limits.hub.replace(hub).is_none();
         if first {
@@ -108,7 +108,7 @@ impl Bridge {
     /// revocations waiting (while connected), and tells the hub the other
     /// nodes' counts and the revocations if they changed.
     pub(crate) async fn tick_limits(self: &Rc<Self>) {
-        let Some(HubLimits(hub)) = self.limits.borrow().hub.clone() else {
+        let Some(SharedLimits(hub)) = self.limits.borrow().hub.clone() else {
             return;
         };
         if *self.up.borrow() {

@@ -17,12 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_nats::jetstream::kv::Store;
 use tether_hub::is_valid_member;
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use tether_bus::unix_ms;
 
 /// A random name for this node (its keys' second part).
 pub(crate) fn random_node() -> String {

@@ -27,7 +27,7 @@ use crate::control;
 use crate::limits::{LIMITS_PERIOD, Limits};
 use crate::presence::{Presence, random_node};
 use crate::reader;
-use crate::shared::{Control, Post, Shared, add};
+use crate::shared::{Control, NatsBus, Post, add};
 use crate::subject::{all_topics, message_id, subject_of};
 use crate::topic;
 
@@ -290,7 +290,7 @@ impl Bridge {
 /// The thread's body: builds the runtime and runs the bridge until
 /// [`Control::Stop`].
 pub(crate) fn run(
-    shared: Arc<Shared>,
+    shared: Arc<NatsBus>,
     post: Post,
     publishes: mpsc::Receiver<Publish>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -307,7 +307,7 @@ pub(crate) fn run(
 }
 
 async fn main(
-    shared: Arc<Shared>,
+    shared: Arc<NatsBus>,
     post: Post,
     mut publishes: mpsc::Receiver<Publish>,
     mut control: mpsc::UnboundedReceiver<Control>,
@@ -392,8 +392,8 @@ async fn main(
             biased;
             message = control.recv() => match message {
                 None | Some(Control::Stop) => break,
-                Some(Control::Follow { topic, loop_index }) => bridge.follow(topic, loop_index, &mut serials),
-                Some(Control::Unfollow { topic, loop_index }) => bridge.unfollow(&topic, loop_index),
+                Some(Control::Follow { topic, loop_index, follow: true }) => bridge.follow(topic, loop_index, &mut serials),
+                Some(Control::Follow { topic, loop_index, follow: false }) => bridge.unfollow(&topic, loop_index),
                 Some(Control::Member { topic, member, present }) => bridge.member(topic, member, present),
                 Some(Control::Watch { topic, loop_index, watch }) => bridge.watch_presence(topic, loop_index, watch),
                 Some(Control::UserAction(action)) => {

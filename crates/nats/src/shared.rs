@@ -1,108 +1,90 @@
 //! What the loops' brokers and the bridge's thread share: the settings,
 //! the channels to the thread, and the counters behind the status and the
-//! metrics (atomics, never locks).
+//! metrics (atomics, never locks; those every bus keeps are
+//! `tether_bus::Counters`).
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tether_hub::{BrokerState, HubMessage, NodeLimits, Publish, UserAction};
+use tether_bus::{Bus, Counters};
+pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
+use tether_hub::{BrokerState, Publish};
 use tokio::sync::mpsc;
 
 use crate::NatsConfig;
 
-/// How the bridge's thread reaches the event loops: post a message to one
-/// loop, waking it (the server's `Handle::post`).
-pub(crate) type Post = Arc<dyn Fn(usize, HubMessage) + Send + Sync>;
-
-/// A node's [`NodeLimits`], as the bridge's thread holds it
-/// ([`crate::limits`]).
-#[derive(Clone)]
-pub(crate) struct HubLimits(pub(crate) Arc<dyn NodeLimits>);
-
-impl fmt::Debug for HubLimits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NodeLimits")
-    }
-}
-
-/// To the bridge's thread, besides publishes.
-#[derive(Debug)]
-pub(crate) enum Control {
-    /// A loop's first subscriber of the topic arrived: send it `Ready`,
-    /// then the topic's events.
-    Follow { topic: Arc<str>, loop_index: usize },
-    /// A loop's last subscriber of the topic left.
-    Unfollow { topic: Arc<str>, loop_index: usize },
-    /// A member's first connection on this node arrived (`present`), or
-    /// its last left.
-    Member {
-        topic: Arc<str>,
-        member: Arc<str>,
-        present: bool,
-    },
-    /// Start (`watch`) or stop posting the other nodes' members of the
-    /// topic to the loop.
-    Watch {
-        topic: Arc<str>,
-        loop_index: usize,
-        watch: bool,
-    },
-    /// An action on a user's connections taken on this node, for the
-    /// other nodes.
-    UserAction(UserAction),
-    /// The hub's connection counts and revocations, to share from now on.
-    Limits(HubLimits),
-    /// Revocations taken on this node, for every node.
-    Revoke(Vec<(String, u64)>),
-    /// Stop.
-    Stop,
-}
-
-/// Settings, channels and counters.
-pub(crate) struct Shared {
+/// What the loops' brokers and the bridge's thread share: the bus behind
+/// every [`crate::NatsBroker`] (made by [`crate::NatsBridge`]).
+pub struct NatsBus {
     pub(crate) config: NatsConfig,
     pub(crate) publish_tx: mpsc::Sender<Publish>,
     pub(crate) control_tx: mpsc::UnboundedSender<Control>,
     pub(crate) stats: Stats,
 }
 
-/// The counters.
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("server", &self.config.server())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus for NatsBus {
+    const KIND: &'static str = "nats";
+    type Status = Status;
+
+    fn counters(&self) -> &Counters {
+        &self.stats.bus
+    }
+
+    fn connected(&self) -> bool {
+        self.stats.up.load(Ordering::Acquire)
+    }
+
+    fn publishing(&self) -> bool {
+        self.connected()
+    }
+
+    fn try_publish(&self, publish: Publish) -> bool {
+        self.publish_tx.try_send(publish).is_ok()
+    }
+
+    fn control(&self, message: Control) {
+        let _ = self.control_tx.send(message);
+    }
+
+    fn status(&self) -> Status {
+        self.stats.status()
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.stats.status().write_metrics(out);
+    }
+}
+
+/// The counters: those every bus keeps, and NATS's own.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
+    /// Those every bus keeps (reached through `Deref`).
+    pub(crate) bus: Counters,
     /// Connected to NATS with the stream found (or made).
     pub(crate) up: AtomicBool,
-    /// The bridge was shut down.
-    pub(crate) stopped: AtomicBool,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) resyncs: AtomicU64,
-    pub(crate) added: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) read: AtomicU64,
-    pub(crate) followed: AtomicU64,
     pub(crate) behind_checks: AtomicU64,
 }
 
-/// Adds `n` to a counter.
-pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+impl Deref for Stats {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.bus
+    }
 }
 
 impl Stats {
-    pub(crate) fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
     pub(crate) fn state(&self) -> BrokerState {
-        if self.stopped() {
-            BrokerState::Down
-        } else if self.up.load(Ordering::Acquire) {
-            BrokerState::Up
-        } else {
-            BrokerState::Connecting
-        }
+        self.bus.state(self.up.load(Ordering::Acquire))
     }
 
     pub(crate) fn status(&self) -> Status {

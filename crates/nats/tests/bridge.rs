@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use node::{Node, data};
 use support::{NatsServer, PausableProxy, available};
-use tether_hub::{Broker, BrokerState, ControlMessage, Error as HubError, Event, HubMessage, UserAction};
+use tether_hub::{Broker, BrokerState, ControlMessage, Error as HubError, HubMessage, UserAction};
 
 #[test]
 fn events_reach_every_node_in_the_streams_order() {
@@ -25,27 +25,8 @@ fn events_reach_every_node_in_the_streams_order() {
     let nats = NatsServer::start();
     let mut a = Node::start(&nats.url(), |_| {});
     let mut b = Node::start(&nats.url(), |_| {});
-    b.follow_a_new_topic("news");
-
-    // Publishes from both nodes, interleaved; loop 1 of node b is a
-    // publisher and a follower.
-    let a_ids = a.publish_interleaved_with(&mut b, "news");
-
-    // Both loops of node b get all eight, in one order.
-    let loop0: Vec<Arc<Event>> = (0..8).map(|_| b.deliver(0)).collect();
-    let ids: Vec<_> = loop0.iter().map(|e| e.id()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    let mut seen = data(&loop0);
-    seen.sort();
-    assert_eq!(seen, ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]);
-    for id in &a_ids {
-        assert!(ids.contains(id), "{id} is a delivered id");
-    }
-    // Loop 1 gets the same events, and each of its own publishes is
-    // answered after the event reached it.
-    assert_eq!(b.deliveries_before_answers(1, 8, 4), ids);
-    b.expect_quiet(0);
-    b.expect_quiet(1);
+    // Node b's loops follow; loop 1 publishes too, interleaved with a.
+    b.get_interleaved_publishes_from(&mut a, "news");
     let status = b.bridge.status();
     assert_eq!(
         (status.events_added, status.events_read, status.followed_topics),
@@ -180,23 +161,8 @@ fn a_follow_gets_the_backlog_with_the_id_before_it() {
         a.publish_ok(0, "other", &format!("o{n}"));
     }
 
-    let mut b = Node::start(&nats.url(), |c| c.history_events = 4);
-    b.follow(0, "hist");
-    let (history, dropped) = b.ready(0);
-    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
-    assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), ids[6..]);
-    assert_eq!(dropped, Some(ids[5]), "the id before the backlog, exactly");
-
-    // A byte bound keeps fewer, the one before still known.
-    let two_events = history[2].cost() + history[3].cost();
-    let mut c = Node::start(&nats.url(), |c| {
-        c.history_events = 4;
-        c.history_bytes = two_events;
-    });
-    c.follow(0, "hist");
-    let (history, dropped) = c.ready(0);
-    assert_eq!(data(&history), ["e9", "e10"]);
-    assert_eq!(dropped, Some(ids[7]));
+    // Four kept for replay, then a byte bound that keeps two.
+    Node::check_the_backlogs_of_ten(&nats.url(), "hist", &ids);
 
     // A topic with fewer events than the backlog: all of them, nothing
     // before.

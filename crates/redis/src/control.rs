@@ -9,10 +9,11 @@
 //! to its loops. `!` is not allowed in topic names, so no topic's stream
 //! has this key.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use redis::{Cmd, Value};
-use tether_hub::{EventId, UserAction, is_valid_topic};
+use tether_bus::action::{self, ActionFields, Field};
+use tether_hub::{EventId, UserAction};
 
 use crate::commands::{pairs, parse_id, text};
 
@@ -26,36 +27,18 @@ pub(crate) fn key(prefix: &str) -> String {
     format!("{prefix}!control")
 }
 
-/// `XADD key MAXLEN ~ 1000 * node NODE kind KIND user USER ...`.
+/// `XADD key MAXLEN ~ 1000 * node NODE kind KIND ...`: the node, then
+/// the action's fields ([`action::fields`]).
 pub(crate) fn add(key: &str, node: &str, action: &UserAction) -> Option<Cmd> {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(key).arg("MAXLEN").arg("~").arg(MAX_LEN).arg("*");
-    cmd.arg("node").arg(node).arg("user").arg(&**action.user());
-    match action {
-        UserAction::Disconnect { code, reason, .. } => {
-            cmd.arg("kind")
-                .arg("disconnect")
-                .arg("code")
-                .arg(*code)
-                .arg("reason")
-                .arg(reason);
-        }
-        UserAction::Unsubscribe {
-            topic, code, reason, ..
-        } => {
-            cmd.arg("kind")
-                .arg("unsubscribe")
-                .arg("topic")
-                .arg(&**topic)
-                .arg("code")
-                .arg(*code)
-                .arg("reason")
-                .arg(reason);
-        }
-        UserAction::Refresh { expires_at, .. } => {
-            cmd.arg("kind").arg("refresh").arg("expires_at").arg(*expires_at);
-        }
-        _ => return None,
+    cmd.arg("node").arg(node);
+    for (name, value) in action::fields(action)? {
+        cmd.arg(name);
+        match value {
+            Field::Text(text) => cmd.arg(text),
+            Field::Number(number) => cmd.arg(number),
+        };
     }
     Some(cmd)
 }
@@ -106,60 +89,38 @@ fn parse_entry(value: &Value) -> Option<Entry> {
     let Value::Array(parts) = value else {
         return None;
     };
-    let [id, fields] = &parts[..] else {
+    let [id, fields_value] = &parts[..] else {
         return None;
     };
     let id = parse_id(id)?;
-    let mut get = std::collections::HashMap::new();
-    for (field, value) in pairs(fields)? {
+    let mut fields = Fields(HashMap::new());
+    for (field, value) in pairs(fields_value)? {
         if let (Some(field), Some(value)) = (text(field), text(value)) {
-            get.insert(field.to_vec(), String::from_utf8_lossy(value).into_owned());
+            fields
+                .0
+                .insert(field.to_vec(), String::from_utf8_lossy(value).into_owned());
         }
     }
-    let field = |name: &str| get.get(name.as_bytes()).cloned();
-    let node = field("node").unwrap_or_default();
     Some(Entry {
         id,
-        node,
-        action: action_of(&field),
+        node: fields.text("node").unwrap_or_default().to_owned(),
+        action: action::action_of(&fields),
     })
 }
 
-/// The action an entry's fields describe, checked as the API checks it.
-fn action_of(field: &dyn Fn(&str) -> Option<String>) -> Option<UserAction> {
-    let user: Arc<str> = Arc::from(field("user").filter(|u| !u.is_empty() && u.len() <= 256)?);
-    let code = || {
-        field("code")?
-            .parse::<u16>()
-            .ok()
-            .filter(|c| matches!(c, 1000 | 1008 | 4000..=4999))
-    };
-    let reason = || field("reason").filter(|r| r.len() <= 123);
-    Some(match field("kind")?.as_str() {
-        "disconnect" => UserAction::Disconnect {
-            user,
-            code: code()?,
-            reason: reason()?,
-        },
-        "unsubscribe" => {
-            let topic = field("topic").filter(|t| is_valid_topic(t))?;
-            UserAction::Unsubscribe {
-                user,
-                topic: Arc::from(topic),
-                code: code()?,
-                reason: reason()?,
-            }
-        }
-        "refresh" => UserAction::Refresh {
-            user,
-            expires_at: field("expires_at")?.parse().ok()?,
-        },
-        _ => return None,
-    })
+/// An entry's fields, by name.
+struct Fields(HashMap<Vec<u8>, String>);
+
+impl ActionFields for Fields {
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name.as_bytes()).map(String::as_str)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::test_values::bulk;
 

@@ -50,7 +50,8 @@
 //!   loops that follow its topic, in stream order. Both
 //!   reach the event loops through the server's `Handle::post`, which wakes
 //!   a loop through its `mio::Waker`; the loops never wait for Redis.
-//! - [`RedisBroker`] is what each event loop holds (a [`Broker`]): it
+//! - [`RedisBroker`] is what each event loop holds (a
+//!   [`Broker`](tether_hub::Broker), the one every bus shares): it
 //!   hands publishes to the writer over a bounded channel (refusing them,
 //!   503, while the writer is not connected or is behind), and follows and
 //!   unfollows to the reader.
@@ -72,7 +73,7 @@
 //! - **Reconnection.** Either connection that fails is made again after an
 //!   exponential backoff (capped, with jitter); the logs say when it is lost
 //!   (warn) and back (info), and the state, reconnects and age of the last
-//!   error are in `/metrics` ([`Broker::write_metrics`]). Once back, the
+//!   error are in `/metrics` ([`Broker::write_metrics`](tether_hub::Broker::write_metrics)). Once back, the
 //!   reader goes on from the last id it delivered (reading each followed
 //!   stream from it, see above) if that id is still in the stream and
 //!   Redis did not restart; otherwise continuity is lost: the
@@ -93,7 +94,7 @@
 //!   the poll; a node that dies, within about the time to live. Nodes'
 //!   clocks are compared through the scores: keep them in sync.
 //! - **User actions** (the server API's `POST /api/disconnect`,
-//!   `/api/unsubscribe` and `/api/refresh`; [`Broker::user_action`]): the
+//!   `/api/unsubscribe` and `/api/refresh`; [`Broker::user_action`](tether_hub::Broker::user_action)): the
 //!   presence thread adds each action taken on this node to a control
 //!   stream (`PREFIX!control`, `MAXLEN ~ 1000`) with this node's name, and
 //!   every [`RedisConfig::presence_poll`] reads the entries added since it
@@ -177,18 +178,19 @@ mod test_values;
 mod writer;
 
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, Sender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
 
-use tether_hub::{Broker, BrokerState, Context, Error as HubError, HubMessage, Publish, UserAction};
+use tether_bus::{BusBroker, Threads};
+use tether_hub::HubMessage;
 
 pub use config::RedisConfig;
 pub use error::Error;
-pub use limits::{LIMITS_PERIOD, NodeLimits};
-pub use shared::Status;
+pub use limits::NodeLimits;
+pub use shared::{RedisBus, Status};
+pub use tether_bus::{LIMITS_PERIOD, Revoker};
 
-use shared::{Post, PresenceMsg, ReaderMsg, Shared, Stats, WriterMsg};
+use shared::{Control, Post, ReaderMsg, SharedLimits, Stats, WriterMsg};
 
 /// The bridge between a tether server's hub and Redis: its settings, its
 /// two threads, and the brokers of the event loops. See the crate's
@@ -218,13 +220,12 @@ use shared::{Post, PresenceMsg, ReaderMsg, Shared, Stats, WriterMsg};
 /// # Ok::<(), tether_redis::Error>(())
 /// ```
 pub struct RedisBridge {
-    shared: Arc<Shared>,
-    receivers: Mutex<Option<Receivers>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<RedisBus>,
+    threads: Threads<Receivers>,
 }
 
 /// The threads' ends of their channels, until they start.
-type Receivers = (Receiver<WriterMsg>, Receiver<ReaderMsg>, Receiver<PresenceMsg>);
+type Receivers = (Receiver<WriterMsg>, Receiver<ReaderMsg>, Receiver<Control>);
 
 impl fmt::Debug for RedisBridge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -276,7 +277,7 @@ impl RedisBridge {
         let (reader_tx, reader_rx) = mpsc::channel();
         let (presence_tx, presence_rx) = mpsc::channel();
         Ok(RedisBridge {
-            shared: Arc::new(Shared {
+            shared: Arc::new(RedisBus {
                 config,
                 keys,
                 client,
@@ -288,8 +289,7 @@ impl RedisBridge {
                 presence_tx,
                 stats: Stats::new(),
             }),
-            receivers: Mutex::new(Some((writer_rx, reader_rx, presence_rx))),
-            threads: Mutex::new(Vec::new()),
+            threads: Threads::new("redis", (writer_rx, reader_rx, presence_rx)),
         })
     }
 
@@ -322,10 +322,7 @@ impl RedisBridge {
 
     /// A broker for one event loop (make one per loop).
     pub fn broker(&self) -> RedisBroker {
-        RedisBroker {
-            shared: self.shared.clone(),
-            shutting_down: false,
-        }
+        BusBroker::new(self.shared.clone())
     }
 
     /// Starts the writer and reader threads. `post(loop, message)` hands
@@ -337,36 +334,23 @@ impl RedisBridge {
     ///
     /// [`Error::AlreadyStarted`], [`Error::Spawn`].
     pub fn start(&self, post: impl Fn(usize, HubMessage) + Send + Sync + 'static) -> Result<(), Error> {
-        let Some((writer_rx, reader_rx, presence_rx)) = lock(&self.receivers).take() else {
+        let Some((writer_rx, reader_rx, presence_rx)) = self.threads.take() else {
             return Err(Error::AlreadyStarted);
         };
         let post: Post = Arc::new(post);
         let writer = writer::Writer::new(self.shared.clone(), post.clone(), writer_rx);
         let presence = presence::PresenceThread::new(self.shared.clone(), post.clone(), presence_rx);
         let reader = reader::Reader::new(self.shared.clone(), post, reader_rx);
-        let mut threads = lock(&self.threads);
-        threads.push(
-            thread::Builder::new()
-                .name("tether-redis-writer".into())
-                .spawn(move || writer.run())
-                .map_err(Error::Spawn)?,
-        );
-        let spawned = thread::Builder::new()
-            .name("tether-redis-reader".into())
-            .spawn(move || reader.run())
-            .and_then(|reader| {
-                threads.push(reader);
-                thread::Builder::new()
-                    .name("tether-redis-presence".into())
-                    .spawn(move || presence.run())
-            });
-        match spawned {
-            Ok(thread) => threads.push(thread),
-            Err(e) => {
-                drop(threads);
-                self.shutdown();
-                return Err(Error::Spawn(e));
-            }
+        let threads = &self.threads;
+        threads
+            .spawn("tether-redis-writer", move || writer.run())
+            .map_err(Error::Spawn)?;
+        let spawned = threads
+            .spawn("tether-redis-reader", move || reader.run())
+            .and_then(|()| threads.spawn("tether-redis-presence", move || presence.run()));
+        if let Err(e) = spawned {
+            self.shutdown();
+            return Err(Error::Spawn(e));
         }
         Ok(())
     }
@@ -377,9 +361,11 @@ impl RedisBridge {
     /// counts, and every revocation in Redis when the node connects and
     /// whenever they change. The [`Revoker`] adds revocations to Redis.
     pub fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
-        let tx = self.shared.presence_tx.clone();
-        let _ = tx.send(PresenceMsg::Limits(limits::Limits(limits)));
-        Revoker { tx }
+        let _ = self
+            .shared
+            .presence_tx
+            .send(Control::Limits(SharedLimits(limits)));
+        Revoker::new(self.shared.clone())
     }
 
     /// The connections and counters now.
@@ -389,22 +375,16 @@ impl RedisBridge {
 
     /// Stops the threads (publishes still queued are refused) and waits
     /// for them: at most about [`RedisConfig::command_timeout`] plus
-    /// [`RedisConfig::block`]. The brokers report [`BrokerState::Down`]
+    /// [`RedisConfig::block`]. The brokers report
+    /// [`BrokerState::Down`](tether_hub::BrokerState::Down)
     /// from then on and refuse publishes.
     pub fn shutdown(&self) {
-        self.shared
-            .stats
-            .stopped
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.stats.stop();
         let _ = self.shared.writer_tx.try_send(WriterMsg::Stop);
         let _ = self.shared.reader_tx.send(ReaderMsg::Stop);
-        let _ = self.shared.presence_tx.send(PresenceMsg::Stop);
+        let _ = self.shared.presence_tx.send(Control::Stop);
         // The writer first: its last act wakes the reader.
-        for thread in lock(&self.threads).drain(..) {
-            if thread.join().is_err() {
-                log::error!("redis: a bridge thread panicked");
-            }
-        }
+        self.threads.join();
     }
 }
 
@@ -468,32 +448,15 @@ pub mod fuzz {
     }
 }
 
-/// Hands revocations to the presence thread, which adds them to Redis
-/// for every node (this one reads them back too). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Revoker {
-    pub(crate) tx: Sender<PresenceMsg>,
-}
-
-impl Revoker {
-    /// Adds these `(entry, until)` revocations (entries are opaque text
-    /// of at most 2048 bytes, until in Unix seconds) to Redis; they are
-    /// kept until their time. Never blocks.
-    pub fn revoke(&self, entries: Vec<(String, u64)>) {
-        let _ = self.tx.send(PresenceMsg::Revoke(entries));
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One event loop's [`Broker`] over Redis, from [`RedisBridge::broker`].
+/// One event loop's [`Broker`](tether_hub::Broker) over Redis, from
+/// [`RedisBridge::broker`]: the broker every bus shares
+/// ([`tether_bus::BusBroker`]) over this crate's [`RedisBus`].
 ///
 /// It never blocks the loop: publishes go to the writer thread over a
 /// bounded channel, follows and unfollows to the reader thread. Topics
-/// are followed on demand ([`Broker::complete`] is false): a loop gets a
-/// topic's events only while it has subscribers of it.
+/// are followed on demand ([`Broker::complete`](tether_hub::Broker::complete)
+/// is false): a loop gets a topic's events only while it has subscribers
+/// of it.
 ///
 /// Besides `tether_broker_up` and `tether_broker_state{broker="redis"}`,
 /// its metrics are `tether_redis_connected{connection="writer"|"reader"}`,
@@ -503,113 +466,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `tether_redis_duplicates_total`,
 /// `tether_redis_publishes_refused_total`, `tether_redis_events_read_total`
 /// and `tether_redis_followed_topics`.
-pub struct RedisBroker {
-    shared: Arc<Shared>,
-    /// Its loop is shutting down: publishes are refused. (What Redis
-    /// acknowledged before is in the stream, where resuming subscribers
-    /// find it.)
-    shutting_down: bool,
-}
-
-impl fmt::Debug for RedisBroker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBroker")
-            .field("state", &self.shared.stats.state())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisBroker {
-    /// The bridge's connections and counters now.
-    pub fn status(&self) -> Status {
-        self.shared.stats.status()
-    }
-}
-
-impl Broker for RedisBroker {
-    fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
-        let stats = &self.shared.stats;
-        if self.shutting_down {
-            shared::add(&stats.refused, 1);
-            return Err(HubError::ShuttingDown);
-        }
-        if stats.stopped() || !stats.writer_up.load(std::sync::atomic::Ordering::Relaxed) {
-            shared::add(&stats.refused, 1);
-            return Err(HubError::BrokerUnavailable);
-        }
-        match self.shared.writer_tx.try_send(WriterMsg::Publish(publish)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                shared::add(&stats.refused, 1);
-                Err(HubError::BrokerUnavailable)
-            }
-        }
-    }
-
-    fn complete(&self) -> bool {
-        false
-    }
-
-    fn shutdown(&mut self, _cx: &mut dyn Context) {
-        self.shutting_down = true;
-    }
-
-    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
-        let _ = self.shared.reader_tx.send(ReaderMsg::Follow {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-        });
-        self.shared.wake_reader();
-    }
-
-    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
-        let _ = self.shared.reader_tx.send(ReaderMsg::Unfollow {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-        });
-        self.shared.wake_reader();
-    }
-
-    fn state(&self) -> BrokerState {
-        self.shared.stats.state()
-    }
-
-    fn shares_presence(&self) -> bool {
-        true
-    }
-
-    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
-        let _ = self.shared.presence_tx.send(PresenceMsg::Member {
-            topic: topic.clone(),
-            member: member.clone(),
-            present,
-        });
-    }
-
-    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
-        let _ = self.shared.presence_tx.send(PresenceMsg::Watch {
-            topic: topic.clone(),
-            loop_index: cx.this_loop(),
-            watch,
-        });
-    }
-
-    fn shares_user_actions(&self) -> bool {
-        true
-    }
-
-    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
-        let _ = self
-            .shared
-            .presence_tx
-            .send(PresenceMsg::UserAction(action.clone()));
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    fn write_metrics(&self, out: &mut String) {
-        self.status().write_metrics(out);
-    }
-}
+pub type RedisBroker = BusBroker<RedisBus>;

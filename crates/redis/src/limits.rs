@@ -17,32 +17,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::Value;
+use tether_bus::add_count;
 
 use crate::commands::text;
 
-/// How often a node writes its counts and reads the others' and the
-/// revocations' change count.
-pub const LIMITS_PERIOD: Duration = Duration::from_millis(500);
-
-/// How long a node's counts outlive its last write.
-pub(crate) const COUNTS_TTL: Duration = Duration::from_secs(3);
+pub(crate) use tether_bus::{COUNTS_TTL, LIMITS_PERIOD};
 
 /// What a node shares with the others about its users (the hub's, for
 /// every bus; see [`RedisBridge::share_limits`](crate::RedisBridge::share_limits)).
 pub use tether_hub::NodeLimits;
-
-/// A node's [`NodeLimits`], as the presence thread holds it.
-#[derive(Clone)]
-pub(crate) struct Limits(pub(crate) Arc<dyn NodeLimits>);
-
-impl std::fmt::Debug for Limits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Limits")
-    }
-}
 
 /// The sorted set of the nodes that count connections.
 pub(crate) fn nodes_key(prefix: &str) -> String {
@@ -103,8 +88,7 @@ pub(crate) fn decode_counts(text: &[u8], into: &mut HashMap<Arc<str>, usize>) ->
             return false;
         };
         rest = after.get(len..).unwrap_or_default();
-        let total = into.entry(Arc::from(subject)).or_insert(0);
-        *total = total.saturating_add(count);
+        add_count(into, subject, count);
     }
     true
 }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::{Cmd, RedisError, Value};
 use tether_hub::{ControlMessage, EventId, HubMessage, MAX_REMOTE_MEMBERS, PresenceMessage, is_valid_member};
@@ -23,16 +23,18 @@ use tether_hub::{ControlMessage, EventId, HubMessage, MAX_REMOTE_MEMBERS, Presen
 use crate::commands::is_server_error;
 use crate::connection::Con;
 use crate::control;
-use crate::limits::{self, LIMITS_PERIOD, Limits};
-use crate::shared::{Link, Post, PresenceMsg, Shared};
+use tether_bus::unix_ms;
+
+use crate::limits::{self, LIMITS_PERIOD};
+use crate::shared::{Control, Link, Post, RedisBus, SharedLimits};
 
 /// Members added or scored again in one command at most.
 const BATCH: usize = 512;
 
 pub(crate) struct PresenceThread {
-    shared: Arc<Shared>,
+    shared: Arc<RedisBus>,
     post: Post,
-    rx: Receiver<PresenceMsg>,
+    rx: Receiver<Control>,
     con: Option<Con>,
     link: Link,
     /// This node's name in the entries.
@@ -50,18 +52,12 @@ pub(crate) struct PresenceThread {
     /// first connection: from then on, every action is read).
     control_from: Option<EventId>,
     /// What this node shares about its users, once the hub gave it.
-    limits: Option<Limits>,
+    limits: Option<SharedLimits>,
     next_limits: Instant,
     /// Revocations not yet written (Redis was away).
     revoking: Vec<(String, u64)>,
     /// The revocations' change count as last read (`None`: read them all).
     revoked_seen: Option<Value>,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -91,7 +87,7 @@ pub(crate) fn parse_members(value: &Value) -> Vec<&[u8]> {
 }
 
 impl PresenceThread {
-    pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<PresenceMsg>) -> PresenceThread {
+    pub(crate) fn new(shared: Arc<RedisBus>, post: Post, rx: Receiver<Control>) -> PresenceThread {
         let now = Instant::now();
         PresenceThread {
             link: Link::new("presence", shared.clone()),
@@ -181,9 +177,9 @@ impl PresenceThread {
     }
 
     /// False to stop.
-    fn handle(&mut self, message: PresenceMsg) -> bool {
+    fn handle(&mut self, message: Control) -> bool {
         match message {
-            PresenceMsg::Member {
+            Control::Member {
                 topic,
                 member,
                 present,
@@ -206,7 +202,7 @@ impl PresenceThread {
                     self.send(&[redis::cmd("ZREM").arg(&key).arg(&entry).clone()]);
                 }
             }
-            PresenceMsg::Watch {
+            Control::Watch {
                 topic,
                 loop_index,
                 watch,
@@ -221,21 +217,23 @@ impl PresenceThread {
                     self.watched.remove(&topic);
                 }
             }
-            PresenceMsg::UserAction(action) => {
+            Control::UserAction(action) => {
                 if let Some(add) = control::add(&self.control_key, &self.node, &action) {
                     self.send(&[add]);
                 }
             }
-            PresenceMsg::Limits(limits) => {
+            Control::Limits(limits) => {
                 self.limits = Some(limits);
                 self.next_limits = Instant::now();
                 self.revoked_seen = None;
             }
-            PresenceMsg::Revoke(entries) => {
+            Control::Revoke(entries) => {
                 self.revoking.extend(entries);
                 self.next_limits = Instant::now();
             }
-            PresenceMsg::Stop => return false,
+            Control::Stop => return false,
+            // The reader's: the bus never sends them here.
+            Control::Follow { .. } => {}
         }
         true
     }
@@ -431,7 +429,7 @@ impl PresenceThread {
                 log::warn!("redis: revocations not written; tried again in {LIMITS_PERIOD:?}");
             }
         }
-        let Some(Limits(node_limits)) = self.limits.clone() else {
+        let Some(SharedLimits(node_limits)) = self.limits.clone() else {
             return;
         };
         let ttl = millis(limits::COUNTS_TTL);

@@ -18,7 +18,7 @@ use tether_hub::{Event, EventId, HubMessage, ReplyTo};
 use crate::bus;
 use crate::commands::{self, Entry};
 use crate::connection::{self, Con};
-use crate::shared::{Link, Post, ReaderMsg, Shared, add};
+use crate::shared::{Link, Post, ReaderMsg, RedisBus, add};
 
 /// Entries one `XREAD` or catch-up `XRANGE` takes from each topic's
 /// stream at most.
@@ -110,7 +110,7 @@ struct Outcome {
 }
 
 pub(crate) struct Reader {
-    shared: Arc<Shared>,
+    shared: Arc<RedisBus>,
     post: Post,
     rx: Receiver<ReaderMsg>,
     con: Option<Con>,
@@ -128,7 +128,7 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<ReaderMsg>) -> Reader {
+    pub(crate) fn new(shared: Arc<RedisBus>, post: Post, rx: Receiver<ReaderMsg>) -> Reader {
         Reader {
             link: Link::new("reader", shared.clone()),
             post,

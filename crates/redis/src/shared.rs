@@ -2,7 +2,8 @@
 //! the channels to the threads, and the counters behind the status and
 //! the metrics (atomics, never locks).
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
@@ -10,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use redis::RedisError;
 use tether_backoff::{Attempts, Backoff};
-use tether_hub::{BrokerState, EventId, HubMessage, Publish, ReplyTo, UserAction};
+use tether_bus::{Bus, Counters};
+pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
+use tether_hub::{BrokerState, EventId, Publish, ReplyTo};
 
 use crate::RedisConfig;
 use crate::connection::{Client, Con};
-
-/// How the bridge's threads reach the event loops: post a message to one
-/// loop, waking it (the server's `Handle::post`).
-pub(crate) type Post = Arc<dyn Fn(usize, HubMessage) + Send + Sync>;
 
 /// To the writer thread.
 #[derive(Debug)]
@@ -51,79 +50,41 @@ pub(crate) enum ReaderMsg {
     Stop,
 }
 
-/// To the presence thread.
-#[derive(Debug)]
-pub(crate) enum PresenceMsg {
-    /// A member's first connection on this node arrived (`present`), or
-    /// its last left.
-    Member {
-        topic: Arc<str>,
-        member: Arc<str>,
-        present: bool,
-    },
-    /// Start (`watch`) or stop posting the other nodes' members of `topic`
-    /// to `loop_index`.
-    Watch {
-        topic: Arc<str>,
-        loop_index: usize,
-        watch: bool,
-    },
-    /// Tell the other nodes of an action on a user's connections.
-    UserAction(UserAction),
-    /// Share these connection counts and revocations with the other
-    /// nodes from now on.
-    Limits(crate::limits::Limits),
-    /// Add these `(entry, until)` revocations to Redis.
-    Revoke(Vec<(String, u64)>),
-    /// Remove this node's entries, and stop.
-    Stop,
-}
-
-/// Counters and flags, written by the threads, read by anyone.
+/// Counters and flags, written by the threads, read by anyone: those
+/// every bus keeps, and Redis's own.
 #[derive(Debug)]
 pub(crate) struct Stats {
+    /// Those every bus keeps (reached through `Deref`).
+    pub(crate) bus: Counters,
     base: Instant,
     pub(crate) writer_up: AtomicBool,
     pub(crate) reader_up: AtomicBool,
     pub(crate) presence_up: AtomicBool,
-    pub(crate) stopped: AtomicBool,
-    pub(crate) reconnects: AtomicU64,
     pub(crate) presence_reconnects: AtomicU64,
-    pub(crate) errors: AtomicU64,
     /// Milliseconds from `base` to the last error, plus one; 0: none yet.
     last_error: AtomicU64,
-    pub(crate) resyncs: AtomicU64,
-    pub(crate) added: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) read: AtomicU64,
-    pub(crate) followed: AtomicU64,
     /// The last wake-up id used.
     pub(crate) wake_seq: AtomicU64,
 }
 
-pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+impl Deref for Stats {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.bus
+    }
 }
 
 impl Stats {
     pub(crate) fn new() -> Stats {
         Stats {
+            bus: Counters::default(),
             base: Instant::now(),
             writer_up: AtomicBool::new(false),
             reader_up: AtomicBool::new(false),
             presence_up: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            reconnects: AtomicU64::new(0),
             presence_reconnects: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
-            resyncs: AtomicU64::new(0),
-            added: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            read: AtomicU64::new(0),
-            followed: AtomicU64::new(0),
             wake_seq: AtomicU64::new(0),
         }
     }
@@ -134,18 +95,14 @@ impl Stats {
         self.last_error.store(ms + 1, Ordering::Relaxed);
     }
 
-    pub(crate) fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
+    /// Both connections the hub needs are up (the presence one is not
+    /// among them).
+    pub(crate) fn connected(&self) -> bool {
+        self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed)
     }
 
     pub(crate) fn state(&self) -> BrokerState {
-        if self.stopped() {
-            BrokerState::Down
-        } else if self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed) {
-            BrokerState::Up
-        } else {
-            BrokerState::Connecting
-        }
+        self.bus.state(self.connected())
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -299,8 +256,10 @@ impl Status {
     }
 }
 
-/// The part every broker and thread holds.
-pub(crate) struct Shared {
+/// What the loops' brokers and the bridge's threads share (settings,
+/// connections, channels, counters): the bus behind every
+/// [`crate::RedisBroker`] (made by [`crate::RedisBridge`]).
+pub struct RedisBus {
     pub(crate) config: RedisConfig,
     pub(crate) keys: crate::commands::Keys,
     pub(crate) client: Client,
@@ -311,11 +270,71 @@ pub(crate) struct Shared {
     pub(crate) node_id: u64,
     pub(crate) writer_tx: SyncSender<WriterMsg>,
     pub(crate) reader_tx: Sender<ReaderMsg>,
-    pub(crate) presence_tx: Sender<PresenceMsg>,
+    pub(crate) presence_tx: Sender<Control>,
     pub(crate) stats: Stats,
 }
 
-impl Shared {
+impl fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus for RedisBus {
+    const KIND: &'static str = "redis";
+    type Status = Status;
+
+    fn counters(&self) -> &Counters {
+        &self.stats.bus
+    }
+
+    fn connected(&self) -> bool {
+        self.stats.connected()
+    }
+
+    /// Publishes need the writer only: the reader answers them once back.
+    fn publishing(&self) -> bool {
+        self.stats.writer_up.load(Ordering::Relaxed)
+    }
+
+    fn try_publish(&self, publish: Publish) -> bool {
+        self.writer_tx.try_send(WriterMsg::Publish(publish)).is_ok()
+    }
+
+    /// Follows and unfollows to the reader (woken), the rest to the
+    /// presence thread.
+    fn control(&self, message: Control) {
+        match message {
+            Control::Follow {
+                topic,
+                loop_index,
+                follow,
+            } => {
+                let _ = self.reader_tx.send(if follow {
+                    ReaderMsg::Follow { topic, loop_index }
+                } else {
+                    ReaderMsg::Unfollow { topic, loop_index }
+                });
+                self.wake_reader();
+            }
+            message => {
+                let _ = self.presence_tx.send(message);
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        self.stats.status()
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.stats.status().write_metrics(out);
+    }
+}
+
+impl RedisBus {
     /// Asks the writer to wake the reader; a full queue will wake it
     /// anyway once drained. On a cluster the reader never waits in Redis,
     /// but on its channel, which wakes it.
@@ -330,7 +349,7 @@ impl Shared {
 /// the logs and metrics say about it.
 pub(crate) struct Link {
     name: &'static str,
-    shared: Arc<Shared>,
+    shared: Arc<RedisBus>,
     backoff: Attempts,
     next_attempt: Instant,
     /// When it was lost (`None` while up, or before the first connection).
@@ -361,7 +380,7 @@ fn reconnect_schedule(min: Duration, max: Duration) -> Attempts {
 }
 
 impl Link {
-    pub(crate) fn new(name: &'static str, shared: Arc<Shared>) -> Link {
+    pub(crate) fn new(name: &'static str, shared: Arc<RedisBus>) -> Link {
         let backoff = reconnect_schedule(shared.config.backoff_min, shared.config.backoff_max);
         Link {
             name,

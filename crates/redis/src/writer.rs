@@ -12,7 +12,7 @@ use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
 use crate::connection::{self, Con};
-use crate::shared::{Link, Post, ReaderMsg, Shared, WriterMsg, add};
+use crate::shared::{Link, Post, ReaderMsg, RedisBus, WriterMsg, add};
 use crate::{commands, publish};
 
 /// Publishes sent to Redis in one round trip at most.
@@ -23,7 +23,7 @@ const MAX_BATCH: usize = 256;
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) struct Writer {
-    shared: Arc<Shared>,
+    shared: Arc<RedisBus>,
     post: Post,
     rx: Receiver<WriterMsg>,
     con: Option<Con>,
@@ -33,7 +33,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, post: Post, rx: Receiver<WriterMsg>) -> Writer {
+    pub(crate) fn new(shared: Arc<RedisBus>, post: Post, rx: Receiver<WriterMsg>) -> Writer {
         Writer {
             link: Link::new("writer", shared.clone()),
             shared,

@@ -26,28 +26,10 @@ fn events_reach_every_node_in_the_streams_order() {
     let redis = RedisServer::start();
     let mut a = Node::start(&redis.url(), |_| {});
     let mut b = Node::start(&redis.url(), |_| {});
-    b.follow_a_new_topic("news");
-
-    // Publishes from both nodes, interleaved; loop 1 of node b is a
-    // publisher and a follower.
-    let a_ids = a.publish_interleaved_with(&mut b, "news");
-
-    // Both loops of node b get all eight, in the stream's order.
-    let ids = stream_ids(&redis, "news");
-    assert_eq!(ids.len(), 8);
-    let loop0: Vec<Arc<Event>> = (0..8).map(|_| b.deliver(0)).collect();
-    assert_eq!(loop0.iter().map(|e| e.id()).collect::<Vec<_>>(), ids);
-    let mut seen = data(&loop0);
-    seen.sort();
-    assert_eq!(seen, ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]);
-    for id in &a_ids {
-        assert!(ids.contains(id), "{id} is a Redis stream id");
-    }
-    // Loop 1 gets the same events, and each of its own publishes is
-    // answered after the event reached it.
-    assert_eq!(b.deliveries_before_answers(1, 8, 4), ids);
-    b.expect_quiet(0);
-    b.expect_quiet(1);
+    // Node b's loops follow; loop 1 publishes too, interleaved with a.
+    // The order both loops get is the stream's.
+    let ids = b.get_interleaved_publishes_from(&mut a, "news");
+    assert_eq!(ids, stream_ids(&redis, "news"));
     let status = b.bridge.status();
     assert_eq!((status.added, status.read, status.followed_topics), (4, 8, 1));
 }
@@ -64,21 +46,9 @@ fn a_follow_gets_the_backlog_from_redis() {
     }
     let ids = stream_ids(&redis, "hist");
 
-    // Four events are kept for replay: the one before them is known.
-    let mut b = Node::start(&redis.url(), |c| c.history_events = 4);
-    b.follow(0, "hist");
-    let (history, dropped) = b.ready(0);
-    assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
-    assert_eq!(history[0].id(), ids[6]);
-    assert_eq!(dropped, Some(ids[5]));
-
-    // A byte bound keeps fewer.
-    let two_events = history[2].cost() + history[3].cost();
-    let mut c = Node::start(&redis.url(), |c| c.history_bytes = two_events);
-    c.follow(0, "hist");
-    let (history, dropped) = c.ready(0);
-    assert_eq!(data(&history), ["e9", "e10"]);
-    assert_eq!(dropped, Some(ids[7]));
+    // Four kept for replay, then a byte bound that keeps two: the one
+    // before them is known.
+    Node::check_the_backlogs_of_ten(&redis.url(), "hist", &ids);
 
     // Trimmed in Redis: what is left, after a known id.
     let _: i64 = redis::cmd("XTRIM")

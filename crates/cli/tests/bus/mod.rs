@@ -9,6 +9,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::serve::{Node, request};
@@ -20,6 +22,33 @@ use tether_sse::{Item as SseItem, Parser};
 pub(crate) const TOKEN: &str = "e2e-token";
 /// The topic these tests publish to and subscribe to.
 pub(crate) const TOPIC: &str = "e2e";
+
+/// A test's directory for its nodes (logs, configuration files):
+/// `tether-e2e-NAME-PID` in the system's temporary directory, removed
+/// when dropped (declare it before the nodes, so that they go first).
+pub(crate) struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub(crate) fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("tether-e2e-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// Publishes over HTTP; the event's id, or the status of a refusal.
 pub(crate) fn publish(node: &Node, data: &str) -> Result<String, u16> {

@@ -93,6 +93,29 @@ impl<B: Broker> Loops<B> {
         ids
     }
 
+    /// The first scenario of every bus: this node's loops follow `topic`,
+    /// new; `publisher` and this node's loop 1 publish four events each,
+    /// interleaved ([`Loops::publish_interleaved_with`]); both loops of
+    /// this node get all eight, in one ascending order (the bus's), and
+    /// loop 1's answers come after their events. The ids in that order.
+    pub fn get_interleaved_publishes_from(&mut self, publisher: &mut Loops<B>, topic: &str) -> Vec<EventId> {
+        self.follow_a_new_topic(topic);
+        let publisher_ids = publisher.publish_interleaved_with(self, topic);
+        let loop0: Vec<Arc<Event>> = (0..8).map(|_| self.deliver(0)).collect();
+        let ids: Vec<EventId> = loop0.iter().map(|e| e.id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let mut seen = data(&loop0);
+        seen.sort();
+        assert_eq!(seen, ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]);
+        for id in &publisher_ids {
+            assert!(ids.contains(id), "{id} is a delivered id");
+        }
+        assert_eq!(self.deliveries_before_answers(1, 8, 4), ids);
+        self.expect_quiet(0);
+        self.expect_quiet(1);
+        ids
+    }
+
     /// What `loop_index`, a follower of a topic it also published to, is
     /// posted until `events` events came and `answers` of its publishes
     /// were answered, each answer after its event: the delivered ids.
@@ -356,6 +379,30 @@ macro_rules! bridge_node {
                 let node = Node { bridge, loops };
                 node.wait_for_state(BrokerState::Up);
                 node
+            }
+
+            /// The backlog scenario of every bus: `ids` are those of the
+            /// events `e1`..`e10` of `topic`, published. A node that keeps
+            /// four for replay gets `e7`..`e10` and the id before them,
+            /// exactly; one whose byte bound holds two, `e9`, `e10` and
+            /// the id before them.
+            pub fn check_the_backlogs_of_ten(url: &str, topic: &str, ids: &[tether_hub::EventId]) {
+                let mut b = Node::start(url, |c| c.history_events = 4);
+                b.follow(0, topic);
+                let (history, dropped) = b.ready(0);
+                assert_eq!(data(&history), ["e7", "e8", "e9", "e10"]);
+                assert_eq!(history.iter().map(|e| e.id()).collect::<Vec<_>>(), ids[6..]);
+                assert_eq!(dropped, Some(ids[5]), "the id before the backlog, exactly");
+
+                let two_events = history[2].cost() + history[3].cost();
+                let mut c = Node::start(url, |c| {
+                    c.history_events = 4;
+                    c.history_bytes = two_events;
+                });
+                c.follow(0, topic);
+                let (history, dropped) = c.ready(0);
+                assert_eq!(data(&history), ["e9", "e10"]);
+                assert_eq!(dropped, Some(ids[7]));
             }
 
             pub fn wait_for_state(&self, state: BrokerState) {

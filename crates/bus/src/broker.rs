@@ -1,0 +1,183 @@
+//! The contract of a bus (what a bridge to Redis, NATS... does across
+//! nodes) and the one per-loop broker every bus is driven through.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tether_hub::{Broker, BrokerState, Context, Error as HubError, Publish, UserAction};
+
+use crate::control::Control;
+use crate::counters::{Counters, add};
+
+/// What a bus does for the hub across nodes, as its event loops see it:
+/// it **sequences** publishes (each gets its id and its place in the
+/// topic's order from the bus, the same on every node), **replays** a
+/// followed topic's backlog (`HubMessage::Ready`) and then delivers its
+/// events in order (`HubMessage::Deliver`), answers each publisher
+/// (`HubMessage::Published` or `Duplicate`), shares **presence**
+/// (`Control::Member`, `Control::Watch`, then
+/// `PresenceMessage::Remote` to the topic's sequencer), the hub's
+/// **limits** (`Control::Limits`, `Control::Revoke`) and **user actions**
+/// (`Control::UserAction`, relayed on the other nodes as
+/// `ControlMessage::Relay`). The work is the bus's threads'; this is
+/// the side the loops reach, which must never block.
+///
+/// [`BusBroker`] is the one [`Broker`] over any bus: the refusals, the
+/// counting and the hub's contract are written there once.
+pub trait Bus: Send + Sync + 'static {
+    /// The bus's name, for the metrics ([`Broker::kind`]: `redis`,
+    /// `nats`).
+    const KIND: &'static str;
+
+    /// The bus's connections and counters at one moment.
+    type Status: fmt::Debug;
+
+    /// The counters every bus keeps.
+    fn counters(&self) -> &Counters;
+
+    /// Whether every connection the bus needs is up ([`BrokerState::Up`]
+    /// unless it was shut down).
+    fn connected(&self) -> bool;
+
+    /// Whether a publish may be handed over now (the connection that adds
+    /// events is up).
+    fn publishing(&self) -> bool;
+
+    /// Hands a publish to the thread that adds it to the bus, without
+    /// waiting; false (the publish dropped) when its queue is full or
+    /// closed.
+    fn try_publish(&self, publish: Publish) -> bool;
+
+    /// Hands a message to the thread that acts on it, without waiting.
+    fn control(&self, message: Control);
+
+    /// The connections and counters now.
+    fn status(&self) -> Self::Status;
+
+    /// Appends the bus's own metrics in the Prometheus text format.
+    fn write_metrics(&self, out: &mut String);
+}
+
+/// One event loop's [`Broker`] over a bus (a bridge makes one per loop).
+///
+/// It never blocks the loop: publishes go to the bus's threads over a
+/// bounded queue (refused, 503, while the bus is not connected or is
+/// behind), follows, unfollows, presence and user actions as
+/// [`Control`] messages. Topics are followed on demand
+/// ([`Broker::complete`] is false): a loop gets a topic's events only
+/// while it has subscribers of it.
+pub struct BusBroker<B: Bus> {
+    bus: Arc<B>,
+    /// Its loop is shutting down: publishes are refused. (What the bus
+    /// acknowledged before is in it, where resuming subscribers find it.)
+    shutting_down: bool,
+}
+
+impl<B: Bus> BusBroker<B> {
+    /// A broker for one loop of the bus.
+    pub fn new(bus: Arc<B>) -> BusBroker<B> {
+        BusBroker {
+            bus,
+            shutting_down: false,
+        }
+    }
+
+    /// The bus's connections and counters now.
+    pub fn status(&self) -> B::Status {
+        self.bus.status()
+    }
+
+    fn refuse(&self, error: HubError) -> Result<(), HubError> {
+        add(&self.bus.counters().refused, 1);
+        Err(error)
+    }
+}
+
+impl<B: Bus> fmt::Debug for BusBroker<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusBroker")
+            .field("kind", &B::KIND)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Bus> Broker for BusBroker<B> {
+    fn publish(&mut self, publish: Publish, _cx: &mut dyn Context) -> Result<(), HubError> {
+        if self.shutting_down {
+            return self.refuse(HubError::ShuttingDown);
+        }
+        if self.bus.counters().stopped() || !self.bus.publishing() {
+            return self.refuse(HubError::BrokerUnavailable);
+        }
+        if self.bus.try_publish(publish) {
+            Ok(())
+        } else {
+            self.refuse(HubError::BrokerUnavailable)
+        }
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+
+    fn shutdown(&mut self, _cx: &mut dyn Context) {
+        self.shutting_down = true;
+    }
+
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        self.bus.control(Control::Follow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            follow: true,
+        });
+    }
+
+    fn unfollow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        self.bus.control(Control::Follow {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            follow: false,
+        });
+    }
+
+    fn state(&self) -> BrokerState {
+        self.bus.counters().state(self.bus.connected())
+    }
+
+    fn shares_presence(&self) -> bool {
+        true
+    }
+
+    fn presence(&mut self, topic: &Arc<str>, member: &Arc<str>, present: bool, _cx: &mut dyn Context) {
+        self.bus.control(Control::Member {
+            topic: topic.clone(),
+            member: member.clone(),
+            present,
+        });
+    }
+
+    fn watch_presence(&mut self, topic: &Arc<str>, watch: bool, cx: &mut dyn Context) {
+        self.bus.control(Control::Watch {
+            topic: topic.clone(),
+            loop_index: cx.this_loop(),
+            watch,
+        });
+    }
+
+    fn shares_user_actions(&self) -> bool {
+        true
+    }
+
+    fn user_action(&mut self, action: &UserAction, _cx: &mut dyn Context) {
+        self.bus.control(Control::UserAction(action.clone()));
+    }
+
+    fn kind(&self) -> &'static str {
+        B::KIND
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.bus.write_metrics(out);
+    }
+}
