@@ -117,6 +117,24 @@ impl Queue {
                 self.sealed = 0;
                 return Poll::Ready(Ok(()));
             }
+            // One segment (an echo, a message just queued): written as it
+            // is, without filling an array of slices first.
+            if self.segments.len() == 1 {
+                let bytes = match self.segments.front() {
+                    Some(Segment::Out(r)) => self.out.get(r.clone()),
+                    Some(Segment::Read(r)) => read_buffer.get(r.clone()),
+                    Some(Segment::Payload(v)) => Some(v.as_slice()),
+                    None => None,
+                }
+                .unwrap_or_default();
+                let bytes = bytes.get(self.head..).unwrap_or_default();
+                let n = ready!(Pin::new(&mut *writer).poll_write(cx, bytes))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.advance(n);
+                continue;
+            }
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
             for (i, segment) in self.segments.iter().take(MAX_SLICES).enumerate() {

@@ -439,15 +439,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let Some(e) = &self.failure {
             return Poll::Ready(Err(Error::Protocol(e.clone())));
         }
+        // The connection's deadlines are looked at once a call, and again
+        // when the timer fires: not once a message (they cost more to work
+        // out than a small message costs to receive). The clock is read
+        // again after every read, for the connection's idle timer.
+        let mut now = Instant::now();
+        let mut timers_due = true;
         loop {
             if self.ending != Ending::No {
                 return self.poll_end(cx);
             }
-            let now = Instant::now();
-            if self.conn.poll_timeout().is_some_and(|deadline| now >= deadline)
-                && let Some(event) = self.conn.handle_timeout(now, &mut self.queue.out)
-            {
-                return self.event(event, cx);
+            if timers_due {
+                timers_due = false;
+                if self.conn.poll_timeout().is_some_and(|deadline| now >= deadline)
+                    && let Some(event) = self.conn.handle_timeout(now, &mut self.queue.out)
+                {
+                    return self.event(event, cx);
+                }
             }
             if self.start < self.end {
                 let Some(input) = self.read_buffer.get_mut(self.start..self.end) else {
@@ -506,15 +514,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         }
                         self.start = 0;
                         self.end = n;
+                        now = Instant::now();
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
                     Poll::Pending => {}
                 }
             }
-            if self.conn.poll_timeout().is_none() || self.poll_timer(cx).is_pending() {
+            let Some(deadline) = self.conn.poll_timeout() else {
+                return Poll::Pending;
+            };
+            if self.poll_timer(Some(deadline), cx).is_pending() {
                 return Poll::Pending;
             }
+            now = Instant::now();
+            timers_due = true;
         }
     }
 
@@ -564,7 +578,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                                 break;
                             }
                             self.arm(deadline);
-                            if self.poll_timer(cx).is_pending() {
+                            if self.poll_timer(self.conn.poll_timeout(), cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }
@@ -593,8 +607,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Ready when the timer set for the connection's next deadline (or
     /// an earlier one, still set) has passed. A deadline that has moved
     /// later since is found not due yet, and the timer set again.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(deadline) = self.conn.poll_timeout() {
+    /// `deadline` is the connection's [`Connection::poll_timeout`], which
+    /// the caller has at hand.
+    fn poll_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(deadline) = deadline {
             self.arm(deadline);
         }
         match &mut self.timer {
