@@ -11,7 +11,9 @@
 #     to /tether, the cargo home (the registry's sources) to /cargo and the
 #     target directory to /target, so that the binary names no directory of
 #     the machine that built it, and two builds of one commit in different
-#     places can give the same bytes.
+#     places can give the same bytes; the C code of the dependencies
+#     (ring, aws-lc) the same way, through CFLAGS (-ffile-prefix-map, which
+#     covers debug info and __FILE__).
 #
 # The flags go through CARGO_BUILD_RUSTFLAGS, which cargo joins to
 # .cargo/config.toml's (the v0 mangling the layout's list is written in);
@@ -31,8 +33,9 @@ target=$(cd "$target" && pwd)
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export TETHER_CODE_LAYOUT=on
 export CARGO_BUILD_RUSTFLAGS="--remap-path-prefix=$root=/tether --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$target=/target"
+export CFLAGS="${CFLAGS:+$CFLAGS }-ffile-prefix-map=$root=/tether -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$target=/target"
 if [ "${1:-}" = --env ]; then
-    printf 'export TETHER_CODE_LAYOUT=on\nexport CARGO_BUILD_RUSTFLAGS=%q\n' "$CARGO_BUILD_RUSTFLAGS"
+    printf 'export TETHER_CODE_LAYOUT=on\nexport CARGO_BUILD_RUSTFLAGS=%q\nexport CFLAGS=%q\n' "$CARGO_BUILD_RUSTFLAGS" "$CFLAGS"
     exit 0
 fi
 cargo build --release --locked -p tether "$@" >&2

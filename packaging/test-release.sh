@@ -46,6 +46,12 @@ check "its binary is the one tested" cmp "$work/x/$name/tether" "$TETHER_BIN"
 check "its unit and config are the packaging files" \
     sh -c "cmp '$work/x/$name/tether.service' packaging/tether.service && cmp '$work/x/$name/tether.toml' packaging/tether.toml"
 check "its binary runs: $("$work/x/$name/tether" --version)" "$work/x/$name/tether" --version
+# packaging/build.sh maps the checkout, the cargo home and the target
+# directory to /tether, /cargo and /target, in Rust (--remap-path-prefix)
+# and in the dependencies' C (-ffile-prefix-map).
+target_dir=$(cd "${CARGO_TARGET_DIR:-$root/target}" && pwd)
+check "its binary names no directory of the machine that built it" \
+    sh -c '! grep -aqF -e "$1/" -e "$2/" -e "$3/" "$4"' sh "$root" "${CARGO_HOME:-$HOME/.cargo}" "$target_dir" "$TETHER_BIN"
 glibc=$(sed -n 's/^glibc: the binary needs glibc \([0-9.]*\) .*/\1/p' "$work/one.log")
 check "release.sh states the oldest glibc it runs on (${glibc:-none})" test -n "$glibc"
 check "release.sh refuses a binary that needs a newer glibc than it allows (MAX_GLIBC=2.17)" \
