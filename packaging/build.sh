@@ -33,7 +33,9 @@ target=$(cd "$target" && pwd)
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export TETHER_CODE_LAYOUT=on
 export CARGO_BUILD_RUSTFLAGS="--remap-path-prefix=$root=/tether --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$target=/target"
-export CFLAGS="${CFLAGS:+$CFLAGS }-ffile-prefix-map=$root=/tether -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$target=/target"
+# Set whole, not added to: --env is evaluated again by scripts that run
+# under it, and every build must see the same flags to reuse the others.
+export CFLAGS="-ffile-prefix-map=$root=/tether -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$target=/target"
 if [ "${1:-}" = --env ]; then
     printf 'export TETHER_CODE_LAYOUT=on\nexport CARGO_BUILD_RUSTFLAGS=%q\nexport CFLAGS=%q\n' "$CARGO_BUILD_RUSTFLAGS" "$CFLAGS"
     exit 0

@@ -28,11 +28,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-passed=0
-failed=0
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# shellcheck source=tally.sh
+source "$root/packaging/tally.sh"
 target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -132,5 +129,4 @@ if [ -x "$work/root/bin/tether" ]; then
         test "$("$work/root/bin/tether" --version)" = "tether $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
     check "cargo install reused the release build (nothing compiled)" sh -c "! grep -q '^ *Compiling ' '$work/install.log'"
 fi
-echo "crates: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish crates

@@ -16,12 +16,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-passed=0
-failed=0
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "deb: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+# shellcheck source=tally.sh
+source "$root/packaging/tally.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "test-deb.sh: needs root (dpkg -i)"
@@ -59,7 +55,7 @@ check "the package holds the unit (${unit_path:-none})" test -n "$unit_path"
 check "/etc/tether/tether.toml is a conffile" \
     sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | grep -qx /etc/tether/tether.toml"
 
-DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log"; bad "dpkg -i"; finish; exit 1; }
+DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log"; bad "dpkg -i"; finish deb; exit 1; }
 ok "dpkg -i"
 check "/usr/bin/tether is the binary built" \
     test "$(sha256sum /usr/bin/tether | cut -d' ' -f1)" = "$before"
@@ -163,4 +159,4 @@ check "dpkg --purge: not installed" sh -c "! dpkg-query -W -f='\${Status}' tethe
 for path in /usr/bin/tether /etc/tether "$unit_path" /var/lib/tether /var/lib/private/tether; do
     check "dpkg --purge: $path is gone" test ! -e "$path"
 done
-finish
+finish deb

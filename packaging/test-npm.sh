@@ -8,10 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=$root/clients/js
-passed=0
-failed=0
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
+# shellcheck source=tally.sh
+source "$root/packaging/tally.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ ! -d "$pkg/node_modules" ]; then
@@ -91,5 +89,4 @@ else
     cat "$work/import.log"
     bad "importing the installed package by name"
 fi
-echo "npm: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish npm

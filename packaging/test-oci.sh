@@ -15,12 +15,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 archive=$1
-passed=0
-failed=0
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "oci: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+# shellcheck source=tally.sh
+source "$root/packaging/tally.sh"
 
 if ! command -v skopeo >/dev/null || ! command -v umoci >/dev/null; then
     apt-get update -qq
@@ -97,4 +93,4 @@ wait "$server" || code=$?
 server=
 check "its stop signal stops it cleanly (status $code)" test "$code" -eq 0
 [ "$failed" -eq 0 ] || cat "$work/server.log"
-finish
+finish oci

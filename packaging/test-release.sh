@@ -10,11 +10,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=$1
-passed=0
-failed=0
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# shellcheck source=tally.sh
+source "$root/packaging/tally.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -56,5 +53,4 @@ glibc=$(sed -n 's/^glibc: the binary needs glibc \([0-9.]*\) .*/\1/p' "$work/one
 check "release.sh states the oldest glibc it runs on (${glibc:-none})" test -n "$glibc"
 check "release.sh refuses a binary that needs a newer glibc than it allows (MAX_GLIBC=2.17)" \
     sh -c "! MAX_GLIBC=2.17 bash packaging/release.sh --bin '$TETHER_BIN' --out '$work/old' >/dev/null 2>&1"
-echo "release: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish release
