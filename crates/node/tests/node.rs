@@ -3,7 +3,12 @@
 //! down; and its on-disk log found again by the next node.
 
 // Integration tests are not `#[cfg(test)]` code to clippy.toml's allow-*-in-tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
