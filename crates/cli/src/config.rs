@@ -164,11 +164,12 @@ pub(crate) struct Entry {
 }
 
 /// Reads the file at `path` (a regular file of at most
-/// [`MAX_CONFIG_FILE`](crate::files::MAX_CONFIG_FILE) bytes) and turns it
+/// [`MAX_CONFIG_FILE`](tether_node::files::MAX_CONFIG_FILE) bytes) and turns it
 /// into arguments of `cmd` (see [`arguments`]).
 pub(crate) fn read(cmd: &Command, path: &Path, reserved: &[&str]) -> Result<Vec<Entry>, FileError> {
-    let text = crate::files::read_text(path, crate::files::MAX_CONFIG_FILE, "a configuration file")
-        .map_err(FileError::Read)?;
+    let text =
+        tether_node::files::read_text(path, tether_node::files::MAX_CONFIG_FILE, "a configuration file")
+            .map_err(FileError::Read)?;
     arguments(cmd, &text, reserved)
 }
 

@@ -109,9 +109,9 @@ fn token(args: &Args) -> Result<String, String> {
                 .to_owned()
         });
     };
-    let contents = crate::files::read(&path, crate::files::MAX_KEY_FILE, "a secret file")
+    let contents = tether_node::files::read(&path, tether_node::files::MAX_KEY_FILE, "a secret file")
         .map_err(|e| format!("--jwt-secret-file {e}"))?;
-    for warning in serve::secret_warnings("--jwt-secret-file", &path, &contents) {
+    for warning in tether_node::secret_warnings("--jwt-secret-file", &path, &contents) {
         eprintln!("tether gentoken: warning: {warning}");
     }
     let keys =

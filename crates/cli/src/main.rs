@@ -21,8 +21,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod check_config;
 mod config;
-mod files;
 mod genconfig;
 mod gentoken;
 mod logger;
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(&args, None),
         Command::SseDecode(args) => sse_decode::run(&args),
-        Command::CheckConfig { file } => serve::check_config(&file),
+        Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Genconfig(args) => genconfig::run(&args),
         Command::Gentoken(args) => gentoken::run(&args),
         Command::Reference(args) => reference::run(&args),

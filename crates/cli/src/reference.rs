@@ -18,7 +18,7 @@ pub(crate) struct Args {
     command: String,
 }
 
-/// Options that a configuration file cannot set (as serve.rs says).
+/// Options that a configuration file cannot set (as serve/mod.rs says).
 const NOT_IN_FILE: &[&str] = &["config"];
 
 pub(crate) fn run(args: &Args) -> ExitCode {

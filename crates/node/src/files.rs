@@ -1,25 +1,25 @@
-//! Reading the files that options name: the configuration file, the token
-//! key files, the certificate and its key. Each is read only if it is a
-//! regular file, and only up to a bound: `--config /dev/zero` or a FIFO
-//! is an error that names the file, never a read without end.
+//! Reading the files a configuration names: a configuration file, the
+//! token key files, the certificate and its key. Each is read only if it
+//! is a regular file, and only up to a bound: `/dev/zero` or a FIFO is an
+//! error that names the file, never a read without end.
 
 use std::io::Read;
 use std::path::Path;
 
 /// The most bytes a configuration file may have.
-pub(crate) const MAX_CONFIG_FILE: u64 = 1 << 20;
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// The most bytes a PEM certificate chain or key file may have.
-pub(crate) const MAX_PEM_FILE: u64 = 1 << 20;
+pub const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// The most bytes a token key file (secret, PEM, JWKS) may have: what
 /// `tether-auth` reads at most.
-pub(crate) const MAX_KEY_FILE: u64 = tether_auth::MAX_KEY_FILE_LEN as u64;
+pub const MAX_KEY_FILE: u64 = tether_auth::MAX_KEY_FILE_LEN as u64;
 
 /// The contents of the regular file at `path`, of at most `limit` bytes;
 /// `what` names it in the errors (`a configuration file`). Errors name the
 /// file and, for one too large, the bound.
-pub(crate) fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+pub fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
     let file_name = path.display();
     // Looked at before it is opened: opening a FIFO would wait for a
     // writer.
@@ -46,7 +46,7 @@ pub(crate) fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Strin
 }
 
 /// [`read`], as UTF-8 text.
-pub(crate) fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, String> {
+pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, String> {
     String::from_utf8(read(path, limit, what)?).map_err(|e| {
         format!(
             "{}: not UTF-8 text (at byte {})",

@@ -1,0 +1,117 @@
+//! The bus options of `tether serve` (`--redis`, `--nats`): several
+//! nodes share the hub's topics.
+
+use tether_node::Bus;
+
+use super::Args;
+
+/// The Redis bridge's options (`--app demo` and `--app hub`).
+#[cfg(feature = "redis")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Redis (several tether nodes share the topics)")]
+pub(crate) struct RedisArgs {
+    /// Share the hub's topics with other tether nodes through this Redis
+    /// server (redis://HOST:PORT[/DB]) or Redis Cluster
+    /// (redis+cluster://HOST:PORT[,HOST:PORT...]): each topic is a Redis
+    /// stream, which numbers and orders its events for every node and
+    /// keeps their backlog for Last-Event-ID replay. Without it, the hub
+    /// runs in this process alone.
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
+    /// Put before each topic's name to make its stream's key (topic news:
+    /// tether:news); nodes that share topics use the same prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "tether:", requires = "redis")]
+    pub(crate) redis_prefix: String,
+    /// How long this node's presence entries (who is subscribed here) live
+    /// in Redis unless renewed; they are renewed every third of it, so a
+    /// node that dies has its members leave the other nodes' lists within
+    /// about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "redis",
+          value_parser = parse_presence_ttl)]
+    pub(crate) redis_presence_ttl: f64,
+    /// On a Redis Cluster, the partitions the topics are grouped into
+    /// (each partition's keys share a hash tag, and a node reads one
+    /// announcement stream per partition, however many topics it
+    /// follows); every node must give the same number. 0 keeps the layout
+    /// of earlier versions (a slot per topic, tether:{news}, each followed
+    /// stream polled): keep 0 for a cluster that holds streams written so.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "redis",
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub(crate) redis_cluster_partitions: u16,
+}
+
+/// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn parse_presence_ttl(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
+        _ => Err("a number of seconds from 0.1 to 3600".to_owned()),
+    }
+}
+
+/// The NATS bridge's options (`--app demo` and `--app hub`).
+#[cfg(feature = "nats")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "NATS (several tether nodes share the topics)")]
+pub(crate) struct NatsArgs {
+    /// Share the hub's topics with other tether nodes through NATS
+    /// JetStream (nats://HOST:PORT, or several nats://HOST:PORT separated
+    /// by commas for a NATS cluster): each topic is a subject of one
+    /// stream, which numbers and orders its events for every node and
+    /// keeps their backlog for Last-Event-ID replay.
+    #[arg(long, value_name = "URL")]
+    #[cfg_attr(feature = "redis", arg(conflicts_with = "redis"))]
+    pub(crate) nats: Option<String>,
+    /// The subjects' prefix (topic news: PREFIX.topic.news) and the
+    /// stream's name (its dots made _); nodes that share topics use the
+    /// same one.
+    #[arg(long, value_name = "PREFIX", default_value = "tether", requires = "nats")]
+    pub(crate) nats_prefix: String,
+    /// The stream's replicas when this node creates it (3 on a NATS
+    /// cluster of three nodes or more, so that it survives one lost).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "nats",
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub(crate) nats_replicas: u8,
+    /// How long this node's presence entries (who is subscribed here)
+    /// live in NATS unless renewed; they are renewed every third of it,
+    /// so a node that dies has its members leave the other nodes' lists
+    /// within about this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "nats",
+          value_parser = parse_presence_ttl)]
+    pub(crate) nats_presence_ttl: f64,
+}
+
+/// The bus `--nats` or `--redis` asks for, if any.
+pub(crate) fn bus(args: &Args) -> Option<Bus> {
+    let _ = args;
+    #[cfg(feature = "nats")]
+    if let Some(url) = &args.nats.nats {
+        let mut config = tether_nats::NatsConfig::new(url.as_str());
+        config.prefix.clone_from(&args.nats.nats_prefix);
+        config.replicas = usize::from(args.nats.nats_replicas);
+        config.presence_ttl = std::time::Duration::from_secs_f64(args.nats.nats_presence_ttl);
+        return Some(Bus::Nats(config));
+    }
+    #[cfg(feature = "redis")]
+    if let Some(url) = &args.redis.redis {
+        let mut config = tether_redis::RedisConfig::new(url.as_str());
+        config.prefix.clone_from(&args.redis.redis_prefix);
+        config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
+        config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
+        return Some(Bus::Redis(config));
+    }
+    None
+}
+
+/// Warns about the bus options, which the echo has no use for.
+pub(crate) fn warn_unused(args: &Args) {
+    let _ = args;
+    #[cfg(feature = "redis")]
+    if args.redis.redis.is_some() {
+        log::warn!("--redis has no effect with --app echo");
+    }
+    #[cfg(feature = "nats")]
+    if args.nats.nats.is_some() {
+        log::warn!("--nats has no effect with --app echo");
+    }
+}

@@ -1,0 +1,311 @@
+//! The server's own options of `tether serve` (address, loops, limits,
+//! timeouts, HTTP versions, compression), the application chosen, and
+//! the parsers every group of options shares.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tether_server::{Config, Handshake};
+
+use super::auth::AuthArgs;
+#[cfg(feature = "nats")]
+use super::bus::NatsArgs;
+#[cfg(feature = "redis")]
+use super::bus::RedisArgs;
+use super::hooks::HookArgs;
+use super::hub::{DurableArgs, HubArgs, MetricsArgs};
+#[cfg(feature = "tls")]
+use super::tls::TlsArgs;
+
+/// Which application to serve.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum AppChoice {
+    /// The demo page at /, /echo and the hub (with a clock topic and chat.* topics).
+    Demo,
+    /// The pub/sub hub alone: /topics/..., /tickets, /metrics.
+    Hub,
+    /// A WebSocket echo on every path (what Autobahn|Testsuite runs against).
+    Echo,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Secret, String> {
+        if s.is_empty() {
+            return Err("the token is empty".to_owned());
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Options of `tether serve`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Read options from this TOML file, each key an option's long name:
+    /// `threads = 2`, `data-dir = "/var/lib/tether"`, `memory = true`,
+    /// `trusted-origin = ["https://app.example.com"]`. The command line and
+    /// the TETHER_<NAME> variables win over it; an option that repeats,
+    /// given there, replaces the file's whole list.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) addr: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// The application to serve.
+    #[arg(long, value_enum, default_value = "demo")]
+    pub(crate) app: AppChoice,
+    /// Event loops, one thread each, sharing the port (SO_REUSEPORT)
+    /// [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 1024))]
+    pub(crate) threads: Option<usize>,
+    /// Most connections at once per event loop; more get 503. Default: the
+    /// open-file limit (raised to its hard limit) less a small reserve,
+    /// shared among the loops.
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 10_000_000))]
+    pub(crate) max_connections: Option<usize>,
+    /// Seconds the process may stay out of descriptors before clients
+    /// waiting to be accepted get 503 with Retry-After (until then, accept
+    /// is retried every 100 ms).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 1.0)]
+    pub(crate) accept_patience: f64,
+    /// Largest WebSocket frame payload, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = whole::<u64>(1, GIB))]
+    pub(crate) max_frame_size: u64,
+    /// Largest WebSocket message, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = whole::<usize>(1, GIB))]
+    pub(crate) max_message_size: usize,
+    /// Most frames in one WebSocket message.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = whole::<u32>(1, 10_000_000))]
+    pub(crate) max_fragments: u32,
+    /// Output queued per connection before the slow-consumer policy applies, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(KIB, MEMORY))]
+    pub(crate) max_output: usize,
+    /// Largest request head, in bytes (larger gets 431).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = whole::<usize>(KIB, MIB))]
+    pub(crate) max_request_head: usize,
+    /// Largest request body an application route accepts, in bytes (larger gets 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = whole::<usize>(1, GIB))]
+    pub(crate) max_request_body: usize,
+    /// Seconds a new connection has to send its request head.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 10.0)]
+    pub(crate) handshake_timeout: f64,
+    /// Seconds of silence before a WebSocket ping (0: never).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 30.0)]
+    pub(crate) ping_interval: f64,
+    /// Seconds of silence before a WebSocket is given up (0: never).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 60.0)]
+    pub(crate) idle_timeout: f64,
+    /// Seconds between SSE heartbeat comments on a quiet stream.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 15.0)]
+    pub(crate) sse_heartbeat: f64,
+    /// Seconds a graceful shutdown may take.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
+    pub(crate) shutdown_timeout: f64,
+    /// HTTP/2: with prior knowledge (h2c) on plain ports, by ALPN `h2`
+    /// over TLS; HTTP/1.1 is served beside it either way.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub(crate) http2: bool,
+    /// HTTP/3 over QUIC on the TLS port's number (UDP), with the same
+    /// certificates; TCP answers then advertise it (`Alt-Svc`). Needs
+    /// TLS (--tls-cert and --tls-key, or --tls-self-signed).
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub(crate) http3: bool,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    pub(crate) log_level: log::LevelFilter,
+    #[command(flatten)]
+    pub(crate) hub: HubArgs,
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
+    #[command(flatten)]
+    pub(crate) durable: DurableArgs,
+    #[command(flatten)]
+    pub(crate) hooks: HookArgs,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    pub(crate) redis: RedisArgs,
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    #[cfg(feature = "deflate")]
+    #[command(flatten)]
+    pub(crate) deflate: DeflateArgs,
+    #[cfg(feature = "tls")]
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+}
+
+impl Args {
+    /// The server's configuration the options give (without TLS, which
+    /// [`TlsArgs::tls`](super::tls::TlsArgs) loads, and the admin
+    /// listener, which the metrics' options set).
+    pub(crate) fn server_config(&self) -> Config {
+        let mut config = Config::new(std::net::SocketAddr::new(self.addr, self.port));
+        config.max_connections = self.max_connections;
+        config.accept_patience = seconds(self.accept_patience);
+        config.max_output = self.max_output;
+        config.max_request_head = self.max_request_head;
+        config.max_request_body = self.max_request_body;
+        config.handshake_timeout = seconds(self.handshake_timeout);
+        config.sse_heartbeat = seconds(self.sse_heartbeat);
+        config.shutdown_timeout = seconds(self.shutdown_timeout);
+        config.http2 = self.http2;
+        #[cfg(feature = "tls")]
+        {
+            config.http3 = self.http3;
+        }
+        config.ws = tether_ws::Config::default()
+            .max_frame_size(self.max_frame_size)
+            .max_message_size(self.max_message_size)
+            .max_fragments(self.max_fragments)
+            .ping_interval(optional_seconds(self.ping_interval))
+            .idle_timeout(optional_seconds(self.idle_timeout));
+        config
+    }
+}
+
+/// permessage-deflate (RFC 7692) preferences of `tether serve`.
+#[cfg(feature = "deflate")]
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Compression (permessage-deflate)")]
+pub(crate) struct DeflateArgs {
+    /// Do not offer permessage-deflate: every message goes out as it is.
+    #[arg(long)]
+    pub(crate) no_compression: bool,
+    /// Keep the server's compression context between messages: better
+    /// ratios for streams of similar messages, about 380 KiB more per
+    /// connection (by default one compressor per thread serves all).
+    #[arg(long)]
+    pub(crate) deflate_server_context_takeover: bool,
+    /// Let clients keep their compression context between messages: better
+    /// ratios, about 48 KiB more per connection to inflate with.
+    #[arg(long)]
+    pub(crate) deflate_client_context_takeover: bool,
+    /// Largest LZ77 window the server compresses with, as a power of two
+    /// (8-15); clients may ask for less.
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    pub(crate) deflate_server_window_bits: u8,
+    /// Largest LZ77 window to ask clients to compress with (8-15), when
+    /// they offer to be limited.
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    pub(crate) deflate_client_window_bits: u8,
+    /// Messages smaller than this are sent uncompressed [default: 256, or
+    /// 32 with --deflate-server-context-takeover].
+    #[arg(long, value_name = "BYTES", value_parser = whole::<usize>(0, GIB))]
+    pub(crate) deflate_min_size: Option<usize>,
+    /// zlib compression level, 0 (store) to 9 (smallest, slowest).
+    #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub(crate) deflate_level: u8,
+}
+
+#[cfg(feature = "deflate")]
+pub(crate) fn handshake(args: &Args) -> Handshake {
+    use tether_server::deflate::DeflateConfig;
+    let d = &args.deflate;
+    if d.no_compression {
+        return Handshake::new();
+    }
+    #[allow(
+        clippy::expect_used,
+        reason = "every value was range-checked by clap's value parsers"
+    )]
+    let deflate = DeflateConfig::new()
+        .server_context_takeover(d.deflate_server_context_takeover)
+        .client_context_takeover(d.deflate_client_context_takeover)
+        .server_max_window_bits(d.deflate_server_window_bits)
+        .and_then(|c| c.client_max_window_bits(d.deflate_client_window_bits))
+        .and_then(|c| c.level(d.deflate_level))
+        .expect("clap checked the ranges");
+    let deflate = match d.deflate_min_size {
+        Some(bytes) => deflate.min_size(bytes),
+        None => deflate,
+    };
+    Handshake::new().negotiator(deflate)
+}
+
+#[cfg(not(feature = "deflate"))]
+pub(crate) fn handshake(_: &Args) -> Handshake {
+    Handshake::new()
+}
+
+/// A KiB, a MiB and a GiB, for the bounds of the size options.
+pub(crate) const KIB: u64 = 1 << 10;
+pub(crate) const MIB: u64 = 1 << 20;
+pub(crate) const GIB: u64 = 1 << 30;
+/// The bound of the options that size what is held in memory for a
+/// connection or a topic (64 GiB): a benchmark keeps 4 GiB of backlog.
+pub(crate) const MEMORY: u64 = 1 << 36;
+
+/// A count or size option's parser: a whole number from `min` to `max`
+/// (a larger one, say 9223372036854775807, is refused naming the range,
+/// rather than taken as "no limit" or wrapped).
+pub(crate) fn whole<T>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text: &str| {
+        let outside = || format!("expected a whole number from {min} to {max}");
+        let n: u64 = text.trim().parse().map_err(|_| outside())?;
+        if !(min..=max).contains(&n) {
+            return Err(outside());
+        }
+        T::try_from(n).map_err(|_| outside())
+    }
+}
+
+/// The longest duration any option takes: a day. Beyond it a timer means
+/// "never", which each option spells `0` where it allows it.
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
+
+/// A duration option: seconds from 0 to a day, fractions allowed.
+pub(crate) fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        // true and false: what a configuration file's booleans say.
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{text:?} is neither on nor off")),
+    }
+}
+
+pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
+        return Err(format!("{text} is outside 0 to {MAX_SECONDS} seconds"));
+    }
+    Ok(seconds)
+}
+
+pub(crate) fn seconds(s: f64) -> Duration {
+    // parse_seconds has bounded it; anything else is no time at all.
+    Duration::try_from_secs_f64(s.clamp(0.0, MAX_SECONDS)).unwrap_or(Duration::ZERO)
+}
+
+pub(crate) fn optional_seconds(s: f64) -> Option<Duration> {
+    (s > 0.0).then(|| seconds(s))
+}
