@@ -1153,17 +1153,22 @@ impl Connection {
     /// to do: a keepalive ping, the idle timeout or the close timeout.
     /// `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.shared.instant(self.timer);
+        self.deadline().map(|at| self.shared.instant(at))
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) as an offset from the shared
+    /// epoch: worked out in integers, and turned into an `Instant` once.
+    fn deadline(&self) -> Option<i64> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Closing => Some(timer),
+            Phase::Closing => Some(self.timer),
             Phase::Open | Phase::Pinged => {
-                let ping = match self.shared.limits().ping_interval() {
-                    Some(interval) if self.phase == Phase::Open => Some(timer + interval),
+                let limits = self.shared.limits();
+                let ping = match self.phase {
+                    Phase::Open => after_ms(self.timer, limits.ping_ms),
                     _ => None,
                 };
-                let idle = self.shared.limits().idle_timeout().map(|t| timer + t);
-                match (ping, idle) {
+                match (ping, after_ms(self.timer, limits.idle_ms)) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
@@ -1174,23 +1179,21 @@ impl Connection {
     /// Acts on timers that are due at `now`: sends the keepalive ping
     /// (into `out`), or fails the connection on the idle or close timeout.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Event> {
-        let timer = self.shared.instant(self.timer);
+        let now = self.shared.offset(now);
+        let limits = *self.shared.limits();
         match self.phase {
             Phase::Closed => None,
-            Phase::Closing if now >= timer => {
+            Phase::Closing if now >= self.timer => {
                 self.finish_closed();
                 Some(Event::Failed(Error::CloseTimeout))
             }
             Phase::Closing => None,
             Phase::Open | Phase::Pinged => {
-                if let Some(timeout) = self.shared.limits().idle_timeout()
-                    && now >= timer + timeout
-                {
+                if after_ms(self.timer, limits.idle_ms).is_some_and(|idle| now >= idle) {
                     return Some(self.fail(Error::IdleTimeout, out));
                 }
-                if let Some(interval) = self.shared.limits().ping_interval()
-                    && self.phase == Phase::Open
-                    && now >= timer + interval
+                if self.phase == Phase::Open
+                    && after_ms(self.timer, limits.ping_ms).is_some_and(|ping| now >= ping)
                 {
                     if let Err(e) = self.write_control(OpCode::Ping, &[], out) {
                         return Some(self.fail(e, out));
@@ -1201,6 +1204,13 @@ impl Connection {
             }
         }
     }
+}
+
+/// The offset `ms` milliseconds after `timer` (both as
+/// [`SharedConfig::offset`] counts them), or `None` for a timer that is
+/// off (0).
+fn after_ms(timer: i64, ms: u32) -> Option<i64> {
+    (ms > 0).then(|| timer.saturating_add(i64::from(ms) * 1_000_000))
 }
 
 /// The extension, to decode a transformed data message with: there is
