@@ -134,6 +134,9 @@ pub struct WebSocket<S> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline the timer is set to, if it is set.
     armed: Option<Instant>,
+    /// When the unread input was read: its arrival time, for the
+    /// connection's idle timer.
+    read_at: Instant,
     ending: Ending,
     /// When a client gives up waiting for the server's FIN.
     fin_deadline: Option<Instant>,
@@ -230,6 +233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             max_queued: options.max_queued,
             timer: None,
             armed: None,
+            read_at: Instant::now(),
             ending: Ending::No,
             fin_deadline: None,
             close_frame: None,
@@ -391,6 +395,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn
                 .close(code, reason, Instant::now(), &mut self.queue.out)
                 .map_err(Error::from_ws)?;
+            self.arm_close_deadline();
         }
         loop {
             match poll_fn(|cx| self.poll_found(cx)).await {
@@ -439,12 +444,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let Some(e) = &self.failure {
             return Poll::Ready(Err(Error::Protocol(e.clone())));
         }
-        // The connection's deadlines are looked at once a call, and again
-        // when the timer fires: not once a message (they cost more to work
-        // out than a small message costs to receive). The clock is read
-        // again after every read, for the connection's idle timer.
-        let mut now = Instant::now();
-        let mut timers_due = true;
+        // The connection's deadlines are looked at before the task waits
+        // (when nothing is left to read), after a read that finds the timer
+        // passed, and when the timer fires: not once a message (they cost
+        // more to work out than a small message costs to receive). The
+        // clock is read after every read (the arrival time, for the idle
+        // timer) and before waiting, not on every call.
+        let mut now = self.read_at;
+        let mut timers_due = false;
         loop {
             if self.ending != Ending::No {
                 return self.poll_end(cx);
@@ -464,7 +471,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 };
                 let base = input.as_ptr() as usize;
                 let offset = self.start;
-                let (used, incoming) = self.conn.receive_in_place(input, now, &mut self.queue.out);
+                let (used, incoming) = self
+                    .conn
+                    .receive_in_place(input, self.read_at, &mut self.queue.out);
                 self.start += used;
                 match incoming {
                     None => {}
@@ -515,6 +524,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         self.start = 0;
                         self.end = n;
                         now = Instant::now();
+                        self.read_at = now;
+                        timers_due = self.armed.is_some_and(|at| now >= at);
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
@@ -524,10 +535,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let Some(deadline) = self.conn.poll_timeout() else {
                 return Poll::Pending;
             };
-            if self.poll_timer(Some(deadline), cx).is_pending() {
+            now = Instant::now();
+            if now < deadline && self.poll_timer(Some(deadline), cx).is_pending() {
                 return Poll::Pending;
             }
-            now = Instant::now();
             timers_due = true;
         }
     }
@@ -593,6 +604,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Poll::Ready(Ok(Found::End))
     }
 
+    /// After a close frame is sent: the timer set no later than the close
+    /// deadline, so that a peer that keeps sending (and so never lets
+    /// receiving wait) still meets it.
+    fn arm_close_deadline(&mut self) {
+        if let Some(deadline) = self.conn.poll_timeout() {
+            self.arm(deadline);
+        }
+    }
+
     fn arm(&mut self, deadline: Instant) {
         if self.armed.is_some_and(|at| at <= deadline) {
             return;
@@ -608,7 +628,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// an earlier one, still set) has passed. A deadline that has moved
     /// later since is found not due yet, and the timer set again.
     /// `deadline` is the connection's [`Connection::poll_timeout`], which
-    /// the caller has at hand.
+    /// the caller has at hand. The timer is polled every time the task
+    /// is about to wait, even when this task polled it last and its
+    /// deadline has not come: tokio may answer a poll with "pending, poll
+    /// me again" (waking the task at once, the timer not yet registered),
+    /// so a skipped poll can lose the timer's wake-up.
     fn poll_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(deadline) = deadline {
             self.arm(deadline);
@@ -776,6 +800,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<Message> for WebSocke
             this.conn
                 .close(CloseCode::NORMAL, "", Instant::now(), &mut this.queue.out)
                 .map_err(Error::from_ws)?;
+            this.arm_close_deadline();
         }
         Poll::Ready(Ok(ready!(this.poll_write_queue(cx))?))
     }
