@@ -2,20 +2,31 @@
 //! and WebSocket, delivered over WebSocket, Server-Sent Events and long
 //! polls, on every event loop, with access control and metrics.
 //!
-//! The sans-IO core is `tether-hub`; this module drives it: one
+//! The sans-IO core is `tether-hub`; this crate drives it: one
 //! [`HubApp`] per event loop, each with its replica of the topics
 //! ([`tether_hub::Hub`]) and its broker ([`tether_hub::Broker`]; by
 //! default the in-process [`tether_hub::LocalBroker`], which sequences
 //! each topic on one loop and posts the events to all of them). The
 //! routes, statuses and message formats are described in the hub's README
-//! (`crates/hub/README.md`).
+//! (`crates/hub/README.md`). `tether-apps` re-exports all of it, beside
+//! the demo that mounts the hub next to its own pages.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
+// Everything here handles bytes and numbers from the network: nothing may
+// panic on them. These lints make every exception visible, each `allow`
+// with its reason beside it (tests are exempt).
 mod access;
 mod admin;
 mod api;
 mod auth;
 mod backend;
 mod broker_view;
+mod client_script;
 mod conn_map;
 mod connections;
 mod cors;
@@ -24,7 +35,7 @@ mod external;
 mod http_backend;
 mod metrics;
 mod namespace;
-pub(crate) mod origin;
+mod origin;
 mod poll;
 mod presence;
 mod publish;
@@ -59,6 +70,7 @@ pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
 use self::metrics::{Denial, HubStats, add, sub};
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
+pub use self::origin::Origins;
 use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
 use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
@@ -251,18 +263,18 @@ impl HubApp {
     /// [`HubApp::take_presence_answers`] after one of the next posts
     /// ([`App::on_post`]). [`HubApp::forget_presence_question`] drops the
     /// question, with its request.
-    pub(crate) fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
+    pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
         self.roster.ask(ctx, Asker::Embedder(conn), topic);
     }
 
     /// The answers to [`HubApp::ask_presence`] that came since the last
     /// call, by request.
-    pub(crate) fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
+    pub fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
         std::mem::take(&mut self.presence_answers)
     }
 
     /// `conn`'s presence question is no longer wanted.
-    pub(crate) fn forget_presence_question(&mut self, conn: ConnId) {
+    pub fn forget_presence_question(&mut self, conn: ConnId) {
         self.roster.forget(conn);
         self.presence_answers.retain(|(asker, _)| *asker != conn);
     }

@@ -80,7 +80,7 @@ impl HubApp {
 /// that order, whether or not each was awaited before the next.
 ///
 /// ```no_run
-/// use tether_apps::{HubSettings, HubShared};
+/// use tether_hub_app::{HubSettings, HubShared};
 /// use tether_server::{Cluster, Config, Handshake};
 ///
 /// let loops = 2;
