@@ -286,17 +286,19 @@ impl HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
+        // Worked out once: every step below reads it.
+        let admission = self.shared.access.admit(request);
+        let Some((topic, _)) = admission.target else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         if let Some(refusal) = self
             .shared
             .access
-            .check_publisher(&self.stats, request, Some(topic))
+            .check_publisher(&self.stats, &admission, Some(topic))
         {
             return Reply::Now(refusal);
         }
-        if let Err(wait) = self.shared.access.rate_limit_request(request, ctx.now()) {
+        if let Err(wait) = self.shared.access.rate_limit_request(&admission, ctx.now()) {
             add(&self.stats.rate_limited, 1);
             return Reply::Now(rate_limited(wait));
         }
@@ -304,8 +306,8 @@ impl HubApp {
             Ok(publish) => publish,
             Err(refusal) => return Reply::Now(refusal),
         };
-        if self.shared.settings.publish_hook(topic) && !self.shared.access.is_publish_token(request) {
-            let subject = self.shared.access.publisher_subject(request);
+        if self.shared.settings.publish_hook(topic) && !admission.is_publish_token() {
+            let subject = self.shared.access.publisher_subject(request, &admission);
             return self.ask_publish(ctx, conn, subject, publish, Pending::Http(conn));
         }
         match self.publishes.submit(
@@ -977,16 +979,20 @@ impl App for HubApp {
         if let Some(refusal) = self.api_refuse_before_body(request) {
             return Some(self.cors.now(request, refusal));
         }
+        let target = parse_path(request.path());
         let needs_token = request.method() == "POST"
-            && (request.path() == "/tickets"
-                || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
+            && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
         // Who a request without credentials is, the backend says: its body
         // is read first.
         let asks_connect = self.shared.settings.backend_for(backend::Hook::Connect).is_some()
             && self.shared.access.presents_nothing(request);
         if needs_token && !asks_connect {
-            let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
+            let admission = self.shared.access.admit_to(request, target);
+            let topic = admission.target.map(|(topic, _)| topic);
+            let refusal = self
+                .shared
+                .access
+                .check_publisher(&self.stats, &admission, topic)?;
             Some(self.cors.now(request, refusal))
         } else {
             None
@@ -1239,5 +1245,78 @@ impl HubApp {
             // answers 504).
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::Ordering;
+
+    use tether_auth::{Keys, NewToken, TetherClaim};
+    use tether_server::{Config, Handshake, Server};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
+
+    /// One HTTP/1.1 exchange, its head and body sent in one write.
+    fn ask(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        let request = format!(
+            "{head}\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// A publish signed with a JSON Web Token has its signature checked
+    /// once, however many steps (the publisher check, the publish rate,
+    /// the publisher's subject) read who sent it; and a ticket asked for
+    /// with one, once too.
+    #[test]
+    fn a_token_is_verified_once_per_request() {
+        let mut settings = HubSettings::default();
+        settings.auth = Some(HubAuth::new(Keys::from_secret(SECRET).unwrap()));
+        settings.publish_rate = Some(PublishRate::new(100.0, 100.0));
+        let shared = HubShared::new(settings, 1);
+        let checked = Arc::clone(&shared.access.signatures_checked);
+        let server = Server::bind(
+            Config::new("127.0.0.1:0".parse().unwrap()),
+            Handshake::new(),
+            shared.app(0),
+        )
+        .unwrap();
+        let (addr, handle) = (server.local_addr(), server.handle());
+        let running = std::thread::spawn(move || server.run());
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let rights = TetherClaim::new(vec!["news".into()], vec!["news".into()]);
+        let token = NewToken::new("alice", rights, now, now + 600)
+            .sign_hs256(SECRET)
+            .unwrap();
+        let bearer = format!("Authorization: Bearer {token}");
+
+        let published = ask(addr, &format!("POST /topics/news HTTP/1.1\r\n{bearer}"), "text");
+        assert!(published.starts_with("HTTP/1.1 200"), "{published}");
+        assert_eq!(checked.load(Ordering::Relaxed), 1, "a publish");
+
+        let ticket = ask(
+            addr,
+            &format!("POST /tickets?topic=news HTTP/1.1\r\n{bearer}"),
+            "",
+        );
+        assert!(ticket.starts_with("HTTP/1.1 200"), "{ticket}");
+        assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
+
+        handle.shutdown();
+        running.join().unwrap().unwrap();
     }
 }
