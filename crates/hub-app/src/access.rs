@@ -745,8 +745,11 @@ impl Access {
                         holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
                     }
                     if holders.len() >= self.settings.max_tickets {
-                        return Response::text(503, "too many tickets outstanding\n")
-                            .header("Retry-After", "1");
+                        return super::replies::refuse(
+                            503,
+                            "too many tickets outstanding\n",
+                            Some(super::replies::SOON),
+                        );
                     }
                     if let Some(name) = &holder.subject {
                         subject = format!(",\"sub\":{}", tether_hub::json_string(name));

@@ -1219,10 +1219,10 @@ impl HubApp {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            Some(HubRoute::Poll) => Some(
-                self.end_poll(ctx, conn, &CloseReason::Shutdown)
-                    .header("Retry-After", "1"),
-            ),
+            Some(HubRoute::Poll) => Some(replies::refusal(
+                self.end_poll(ctx, conn, &CloseReason::Shutdown),
+                Some(replies::SOON),
+            )),
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
                 self.roster.forget(conn);

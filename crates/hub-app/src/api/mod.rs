@@ -96,11 +96,8 @@ impl ApiError {
     }
 
     pub(crate) fn response(&self) -> Response {
-        let response = Response::json(self.status, self.json());
-        match self.status {
-            503 => response.header("Retry-After", "1"),
-            _ => response,
-        }
+        let retry = (self.status == 503).then_some(crate::replies::SOON);
+        crate::replies::refusal(Response::json(self.status, self.json()), retry)
     }
 }
 
