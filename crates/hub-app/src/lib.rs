@@ -1280,9 +1280,11 @@ mod tests {
     /// with one, once too.
     #[test]
     fn a_token_is_verified_once_per_request() {
-        let mut settings = HubSettings::default();
-        settings.auth = Some(HubAuth::new(Keys::from_secret(SECRET).unwrap()));
-        settings.publish_rate = Some(PublishRate::new(100.0, 100.0));
+        let settings = HubSettings {
+            auth: Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+            publish_rate: Some(PublishRate::new(100.0, 100.0)),
+            ..HubSettings::default()
+        };
         let shared = HubShared::new(settings, 1);
         let checked = Arc::clone(&shared.access.signatures_checked);
         let server = Server::bind(
