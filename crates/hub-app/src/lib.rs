@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use tether_hub::{
     Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Members, Polled, Publish,
-    Subscribed, Transport,
+    PublishAnswer, Subscribed, Transport,
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
@@ -73,7 +73,7 @@ pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscrib
 pub use self::origin::Origins;
 use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
-use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
+use self::publish::{External, NotPublished, Pending, Publishes, Settled, error_json};
 pub use self::rate::PublishRate;
 use self::replies::{close_reason, error_response, rate_limited, send_error, shutting_down};
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
@@ -255,6 +255,28 @@ impl HubApp {
             publish,
             Pending::Internal,
         )
+    }
+
+    /// A publish of the embedding application's, posted by a
+    /// [`HubPublisher`]: submitted as the server's own, and answered
+    /// where an HTTP publisher would be (a refusal at once, by
+    /// [`Publishes::submit`](publish::Publishes::submit)).
+    fn external_publish(&mut self, ctx: &mut Ctx<'_, HubMessage>, publish: Publish, answer: PublishAnswer) {
+        let now = ctx.now();
+        let until = now
+            .checked_add(self.shared.settings.publish_timeout)
+            .unwrap_or(now);
+        let pending = Pending::External(External { answer, until });
+        let submitted = self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            pending,
+        );
+        if let Err(e) = submitted {
+            log::debug!("hub: an external publish was refused: {e}");
+        }
     }
 
     /// Asks who is present on `topic` for the embedding application's
