@@ -5,7 +5,7 @@
 //
 //   node build.mjs           build
 //   node build.mjs --demo    build, and copy the minified module to the
-//                            demo page's directory (crates/apps/static/)
+//                            hub's static directory (crates/hub-app/static/)
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -38,5 +38,5 @@ if (gz > LIMIT) {
   process.exit(1);
 }
 if (process.argv.includes('--demo')) {
-  copyFileSync(MIN, join(here, '..', '..', 'crates', 'apps', 'static', 'tether-client.js'));
+  copyFileSync(MIN, join(here, '..', '..', 'crates', 'hub-app', 'static', 'tether-client.js'));
 }

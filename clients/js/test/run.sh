@@ -92,10 +92,10 @@ else
     cat "$work/pack.err" >&2
     bad "npm pack"
 fi
-if cmp -s "$pkg/dist/tether-client.min.js" "$root/crates/apps/static/tether-client.js"; then
-    ok "crates/apps/static/tether-client.js is the fresh build"
+if cmp -s "$pkg/dist/tether-client.min.js" "$root/crates/hub-app/static/tether-client.js"; then
+    ok "crates/hub-app/static/tether-client.js is the fresh build"
 else
-    bad "crates/apps/static/tether-client.js differs from a fresh build: run 'node build.mjs --demo' in clients/js and commit it"
+    bad "crates/hub-app/static/tether-client.js differs from a fresh build: run 'node build.mjs --demo' in clients/js and commit it"
 fi
 
 # --- the tests ----------------------------------------------------------------

@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::client_script;
-use crate::hub::origin;
 use crate::{Clock, Echo, HubApp, HubAuth, HubSettings, HubShared, Mount};
 use tether_auth::{Identity, Key, Keys, NewToken, Private, TetherClaim, bearer_token, verify};
 use tether_hub::{HubMessage, Members, json_string};
@@ -308,7 +306,7 @@ struct Tell {
 }
 
 /// The paths the hub serves in the demo.
-const HUB_PATHS: &[&str] = &["/topics/", "/tickets", "/metrics"];
+const HUB_PATHS: &[&str] = &["/topics/", "/tickets", "/metrics", "/tether-client.js"];
 
 /// What the demo serves beside the hub: the page, the echo, the clock
 /// feed and the sign-in.
@@ -659,25 +657,12 @@ impl Pages {
     /// origin the hub trusts (no `Origin`: not from a browser): another
     /// site may not sign a visitor in under a name of its choosing.
     fn login_origin_ok(&self, request: &Request<'_>) -> bool {
-        let settings = &self.settings;
-        request
-            .header("origin")
-            .is_none_or(|origin| settings.is_trusted(origin) || origin::is_own_origin(request, origin))
+        self.settings.origins().allows(request)
     }
 
     /// The CORS fields of an answer to `origin`, if the hub trusts it.
     fn with_cors(&self, response: Response, request: &Request<'_>) -> Response {
-        let settings = &self.settings;
-        if settings.trusted_origins.is_empty() {
-            return response;
-        }
-        let response = response.header("Vary", "Origin");
-        match request.header("origin").filter(|o| settings.is_trusted(o)) {
-            Some(origin) => response
-                .header("Access-Control-Allow-Origin", origin)
-                .header("Access-Control-Allow-Credentials", "true"),
-            None => response,
-        }
+        self.settings.origins().with_cors(request, response)
     }
 }
 
@@ -690,8 +675,6 @@ impl App for Pages {
                 content_type: "text/html; charset=utf-8",
                 body: PAGE,
             },
-            // The browser client the page imports.
-            client_script::PATH => client_script::route(),
             "/echo" => Route::WebSocket(ECHO),
             "/clock" => Route::EventStream(CLOCK),
             path @ ("/demo/login" | "/demo/logout" | "/demo/guest" | "/demo/say" | "/demo/tell") => {

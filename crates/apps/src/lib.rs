@@ -5,6 +5,8 @@
 //! Autobahn|Testsuite runs against), a chat room, a clock feed, and the
 //! demo that serves them with a page that uses the hub.
 //!
+//! The hub is its own crate, `tether-hub-app`, re-exported here.
+//!
 //! `tether-server` knows none of them: they use only its public
 //! interface, as an embedder's own application does.
 #![forbid(unsafe_code)]
@@ -18,21 +20,19 @@ struct ReadmeExamples;
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
 mod chat;
-mod client_script;
 mod clock;
 mod demo;
 mod echo;
-mod hub;
 mod mount;
 
 pub use chat::Chat;
 pub use clock::Clock;
 pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN, MAX_DEMO_TEXT_LEN};
 pub use echo::Echo;
-pub use hub::{
+pub use mount::Mount;
+pub use tether_hub_app::{
     AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_PER_LOOP, DEFAULT_REVOCATION_TTL,
     DEFAULT_TOKEN_COOKIE, Hook, HttpBackend, HubApp, HubAuth, HubPublisher, HubSettings, HubShared,
-    MAX_REVOCATIONS, Namespace, PublishError, PublishFuture, PublishRate, Question, Revocation,
+    MAX_REVOCATIONS, Namespace, Origins, PublishError, PublishFuture, PublishRate, Question, Revocation,
     RevocationListFull, Revoked, UnknownNamespace, WhoPublishes, WhoSubscribes,
 };
-pub use mount::Mount;

@@ -7,7 +7,7 @@ use common::{HttpConn, TestServer, config, get};
 use tether_apps::Demo;
 
 const PAGE: &[u8] = include_bytes!("../static/index.html");
-const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
+const CLIENT: &[u8] = include_bytes!("../../hub-app/static/tether-client.js");
 
 fn demo() -> TestServer {
     TestServer::start(config(), Demo::new())

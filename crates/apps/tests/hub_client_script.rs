@@ -9,7 +9,7 @@ use tether_testkit as common;
 use common::{HttpConn, TestServer, config, get};
 use tether_apps::{Demo, HubApp, HubSettings};
 
-const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
+const CLIENT: &[u8] = include_bytes!("../../hub-app/static/tether-client.js");
 
 #[test]
 fn the_hub_serves_the_browser_client_as_the_demo_does() {

@@ -28,7 +28,7 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// loop of a running hub.
 ///
 /// ```
-/// use tether_apps::{HubAuth, HubSettings};
+/// use tether_hub_app::{HubAuth, HubSettings};
 /// use tether_auth::{Keys, Private, Validation};
 ///
 /// let keys = Keys::from_secret(b"0123456789abcdef0123456789abcdef")?;

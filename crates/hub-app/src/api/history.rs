@@ -12,17 +12,17 @@ use super::parse::HistoryQuery;
 /// backlog holds events after it; `gap` is the signal a resume from
 /// `since` would get (events after it were dropped from the backlog: the
 /// events are then those held, from the oldest).
-pub(in crate::hub) fn history(query: &HistoryQuery, backlog: Option<&Backlog>) -> Response {
+pub(crate) fn history(query: &HistoryQuery, backlog: Option<&Backlog>) -> Response {
     history_response(history_json(query, backlog))
 }
 
 /// A history page's JSON as the answer.
-pub(in crate::hub) fn history_response(json: String) -> Response {
+pub(crate) fn history_response(json: String) -> Response {
     Response::json(200, json).header("Cache-Control", "no-cache")
 }
 
 /// The body of [`history`].
-pub(in crate::hub) fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
+pub(crate) fn history_json(query: &HistoryQuery, backlog: Option<&Backlog>) -> String {
     let since = query.since.unwrap_or(EventId::ZERO);
     let (gap, mut events) = match backlog.map(|b| b.replay_id(since)) {
         Some(Replay::Events(events)) => (None, Some(events)),

@@ -139,7 +139,11 @@ fn identity_of(allowed: Allowed, now: u64) -> Result<Identity, Response> {
 
 /// The answer to a request the backend could not decide.
 pub(super) fn unavailable() -> Response {
-    Response::text(503, "the application's backend did not decide\n").header("Retry-After", "1")
+    super::replies::refuse(
+        503,
+        "the application's backend did not decide\n",
+        Some(super::replies::SOON),
+    )
 }
 
 /// The answer to a request the backend refused.

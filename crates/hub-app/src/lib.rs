@@ -2,20 +2,31 @@
 //! and WebSocket, delivered over WebSocket, Server-Sent Events and long
 //! polls, on every event loop, with access control and metrics.
 //!
-//! The sans-IO core is `tether-hub`; this module drives it: one
+//! The sans-IO core is `tether-hub`; this crate drives it: one
 //! [`HubApp`] per event loop, each with its replica of the topics
 //! ([`tether_hub::Hub`]) and its broker ([`tether_hub::Broker`]; by
 //! default the in-process [`tether_hub::LocalBroker`], which sequences
 //! each topic on one loop and posts the events to all of them). The
 //! routes, statuses and message formats are described in the hub's README
-//! (`crates/hub/README.md`).
+//! (`crates/hub/README.md`). `tether-apps` re-exports all of it, beside
+//! the demo that mounts the hub next to its own pages.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
+// Everything here handles bytes and numbers from the network: nothing may
+// panic on them. These lints make every exception visible, each `allow`
+// with its reason beside it (tests are exempt).
 mod access;
 mod admin;
 mod api;
 mod auth;
 mod backend;
 mod broker_view;
+mod client_script;
 mod conn_map;
 mod connections;
 mod cors;
@@ -24,7 +35,7 @@ mod external;
 mod http_backend;
 mod metrics;
 mod namespace;
-pub(crate) mod origin;
+mod origin;
 mod poll;
 mod presence;
 mod publish;
@@ -44,7 +55,7 @@ use std::time::Duration;
 
 use tether_hub::{
     Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Members, Polled, Publish,
-    Subscribed, Transport,
+    PublishAnswer, Subscribed, Transport,
 };
 
 use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
@@ -59,9 +70,10 @@ pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
 use self::metrics::{Denial, HubStats, add, sub};
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
+pub use self::origin::Origins;
 use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
-use self::publish::{NotPublished, Pending, Publishes, Settled, error_json};
+use self::publish::{External, NotPublished, Pending, Publishes, Settled, error_json};
 pub use self::rate::PublishRate;
 use self::replies::{close_reason, error_response, rate_limited, send_error, shutting_down};
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
@@ -245,24 +257,46 @@ impl HubApp {
         )
     }
 
+    /// A publish of the embedding application's, posted by a
+    /// [`HubPublisher`]: submitted as the server's own, and answered
+    /// where an HTTP publisher would be (a refusal at once, by
+    /// [`Publishes::submit`](publish::Publishes::submit)).
+    fn external_publish(&mut self, ctx: &mut Ctx<'_, HubMessage>, publish: Publish, answer: PublishAnswer) {
+        let now = ctx.now();
+        let until = now
+            .checked_add(self.shared.settings.publish_timeout)
+            .unwrap_or(now);
+        let pending = Pending::External(External { answer, until });
+        let submitted = self.publishes.submit(
+            &mut LoopContext { ctx },
+            &mut *self.broker,
+            &self.stats,
+            publish,
+            pending,
+        );
+        if let Err(e) = submitted {
+            log::debug!("hub: an external publish was refused: {e}");
+        }
+    }
+
     /// Asks who is present on `topic` for the embedding application's
     /// request `conn` (answered later, or never if the topic's sequencer
     /// is gone): the members come from
     /// [`HubApp::take_presence_answers`] after one of the next posts
     /// ([`App::on_post`]). [`HubApp::forget_presence_question`] drops the
     /// question, with its request.
-    pub(crate) fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
+    pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
         self.roster.ask(ctx, Asker::Embedder(conn), topic);
     }
 
     /// The answers to [`HubApp::ask_presence`] that came since the last
     /// call, by request.
-    pub(crate) fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
+    pub fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
         std::mem::take(&mut self.presence_answers)
     }
 
     /// `conn`'s presence question is no longer wanted.
-    pub(crate) fn forget_presence_question(&mut self, conn: ConnId) {
+    pub fn forget_presence_question(&mut self, conn: ConnId) {
         self.roster.forget(conn);
         self.presence_answers.retain(|(asker, _)| *asker != conn);
     }
@@ -274,17 +308,19 @@ impl HubApp {
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
+        // Worked out once: every step below reads it.
+        let admission = self.shared.access.admit(request);
+        let Some((topic, _)) = admission.target else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         if let Some(refusal) = self
             .shared
             .access
-            .check_publisher(&self.stats, request, Some(topic))
+            .check_publisher(&self.stats, &admission, Some(topic))
         {
             return Reply::Now(refusal);
         }
-        if let Err(wait) = self.shared.access.rate_limit_request(request, ctx.now()) {
+        if let Err(wait) = self.shared.access.rate_limit_request(&admission, ctx.now()) {
             add(&self.stats.rate_limited, 1);
             return Reply::Now(rate_limited(wait));
         }
@@ -292,8 +328,8 @@ impl HubApp {
             Ok(publish) => publish,
             Err(refusal) => return Reply::Now(refusal),
         };
-        if self.shared.settings.publish_hook(topic) && !self.shared.access.is_publish_token(request) {
-            let subject = self.shared.access.publisher_subject(request);
+        if self.shared.settings.publish_hook(topic) && !admission.is_publish_token() {
+            let subject = self.shared.access.publisher_subject(request, &admission);
             return self.ask_publish(ctx, conn, subject, publish, Pending::Http(conn));
         }
         match self.publishes.submit(
@@ -965,16 +1001,20 @@ impl App for HubApp {
         if let Some(refusal) = self.api_refuse_before_body(request) {
             return Some(self.cors.now(request, refusal));
         }
+        let target = parse_path(request.path());
         let needs_token = request.method() == "POST"
-            && (request.path() == "/tickets"
-                || matches!(parse_path(request.path()), Some((_, Endpoint::Publish))));
+            && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
         // Who a request without credentials is, the backend says: its body
         // is read first.
         let asks_connect = self.shared.settings.backend_for(backend::Hook::Connect).is_some()
             && self.shared.access.presents_nothing(request);
         if needs_token && !asks_connect {
-            let topic = parse_path(request.path()).map(|(topic, _)| topic);
-            let refusal = self.shared.access.check_publisher(&self.stats, request, topic)?;
+            let admission = self.shared.access.admit_to(request, target);
+            let topic = admission.target.map(|(topic, _)| topic);
+            let refusal = self
+                .shared
+                .access
+                .check_publisher(&self.stats, &admission, topic)?;
             Some(self.cors.now(request, refusal))
         } else {
             None
@@ -1201,10 +1241,10 @@ impl HubApp {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            Some(HubRoute::Poll) => Some(
-                self.end_poll(ctx, conn, &CloseReason::Shutdown)
-                    .header("Retry-After", "1"),
-            ),
+            Some(HubRoute::Poll) => Some(replies::refusal(
+                self.end_poll(ctx, conn, &CloseReason::Shutdown),
+                Some(replies::SOON),
+            )),
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
                 self.roster.forget(conn);
@@ -1227,5 +1267,80 @@ impl HubApp {
             // answers 504).
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::Ordering;
+
+    use tether_auth::{Keys, NewToken, TetherClaim};
+    use tether_server::{Config, Handshake, Server};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
+
+    /// One HTTP/1.1 exchange, its head and body sent in one write.
+    fn ask(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        let request = format!(
+            "{head}\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// A publish signed with a JSON Web Token has its signature checked
+    /// once, however many steps (the publisher check, the publish rate,
+    /// the publisher's subject) read who sent it; and a ticket asked for
+    /// with one, once too.
+    #[test]
+    fn a_token_is_verified_once_per_request() {
+        let settings = HubSettings {
+            auth: Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+            publish_rate: Some(PublishRate::new(100.0, 100.0)),
+            ..HubSettings::default()
+        };
+        let shared = HubShared::new(settings, 1);
+        let checked = Arc::clone(&shared.access.signatures_checked);
+        let server = Server::bind(
+            Config::new("127.0.0.1:0".parse().unwrap()),
+            Handshake::new(),
+            shared.app(0),
+        )
+        .unwrap();
+        let (addr, handle) = (server.local_addr(), server.handle());
+        let running = std::thread::spawn(move || server.run());
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let rights = TetherClaim::new(vec!["news".into()], vec!["news".into()]);
+        let token = NewToken::new("alice", rights, now, now + 600)
+            .sign_hs256(SECRET)
+            .unwrap();
+        let bearer = format!("Authorization: Bearer {token}");
+
+        let published = ask(addr, &format!("POST /topics/news HTTP/1.1\r\n{bearer}"), "text");
+        assert!(published.starts_with("HTTP/1.1 200"), "{published}");
+        assert_eq!(checked.load(Ordering::Relaxed), 1, "a publish");
+
+        let ticket = ask(
+            addr,
+            &format!("POST /tickets?topic=news HTTP/1.1\r\n{bearer}"),
+            "",
+        );
+        assert!(ticket.starts_with("HTTP/1.1 200"), "{ticket}");
+        assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
+
+        handle.shutdown();
+        running.join().unwrap().unwrap();
     }
 }

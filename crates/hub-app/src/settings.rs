@@ -11,7 +11,7 @@ use tether_server::Handshake;
 use super::auth::HubAuth;
 use super::backend::{Backend, Hook};
 use super::namespace::{Namespace, Publisher, UnknownNamespace, WhoSubscribes, governing, may_publish};
-use super::origin::{is_trusted, names_host};
+use super::origin::{Origins, is_trusted, names_host};
 use super::rate::PublishRate;
 
 /// The hub's settings: its limits, and access control.
@@ -181,12 +181,18 @@ impl HubSettings {
         is_trusted(&self.trusted_origins, origin)
     }
 
+    /// The origin policy of these settings, for an embedding
+    /// application's own routes beside the hub.
+    pub fn origins(&self) -> Origins<'_> {
+        Origins::new(&self.trusted_origins)
+    }
+
     /// Whether `text` is an origin as a browser sends it and
     /// [`HubSettings::trusted_origins`] takes it: `http://` or `https://`, a
     /// host, an optional port, nothing else (no path, no `*`).
     ///
     /// ```
-    /// use tether_apps::HubSettings;
+    /// use tether_hub_app::HubSettings;
     ///
     /// assert!(HubSettings::is_origin("https://app.example.com"));
     /// assert!(HubSettings::is_origin("http://localhost:8080"));

@@ -39,9 +39,7 @@ impl Cors {
     /// The request's `Origin`, if it is a trusted one (which gets CORS
     /// answers).
     pub(super) fn origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
-        request
-            .header("origin")
-            .filter(|origin| self.settings.is_trusted(origin))
+        self.settings.origins().trusted_origin(request)
     }
 
     /// `response` with the CORS fields for `origin` (a trusted one), and
@@ -50,12 +48,9 @@ impl Cors {
         if self.settings.trusted_origins.is_empty() {
             return response;
         }
-        let response = response.header("Vary", "Origin");
+        let response = self.settings.origins().with_fields(response, origin);
         match origin {
-            Some(origin) => response
-                .header("Access-Control-Allow-Origin", origin)
-                .header("Access-Control-Allow-Credentials", "true")
-                .header("Access-Control-Expose-Headers", EXPOSED),
+            Some(_) => response.header("Access-Control-Expose-Headers", EXPOSED),
             None => response,
         }
     }

@@ -290,9 +290,11 @@ impl Refusal {
                 "this topic's namespace tells no joins and leaves: leave out presence=1\n",
             ),
             Refusal::Revoked => unauthorized(Unauthorized::Invalid(TokenFault::Revoked)),
-            Refusal::TooManyConnections => {
-                Response::text(429, format!("{TOO_MANY_CONNECTIONS}\n")).header("Retry-After", "1")
-            }
+            Refusal::TooManyConnections => super::replies::refuse(
+                429,
+                format!("{TOO_MANY_CONNECTIONS}\n"),
+                Some(super::replies::SOON),
+            ),
         }
     }
 }

@@ -41,25 +41,25 @@ use super::metrics::add;
 use super::presence::Asker;
 use super::publish::Pending;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
-pub(in crate::hub) use super::routes::ApiRoute;
+pub(crate) use super::routes::ApiRoute;
 use super::routes::Refusal;
-pub(in crate::hub) use batch::{Batches, Outcome};
-pub(in crate::hub) use users::GatheringRequests;
+pub(crate) use batch::{Batches, Outcome};
+pub(crate) use users::GatheringRequests;
 
 /// The most items of one `POST /api/publish`, and topics of one
 /// `POST /api/broadcast`.
-pub(in crate::hub) const MAX_ITEMS: usize = 1000;
+pub(crate) const MAX_ITEMS: usize = 1000;
 
 /// An error answer: its status, a short code and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) struct ApiError {
-    pub(in crate::hub) status: u16,
-    pub(in crate::hub) code: &'static str,
-    pub(in crate::hub) message: String,
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    pub(in crate::hub) fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -67,12 +67,12 @@ impl ApiError {
         }
     }
 
-    pub(in crate::hub) fn bad(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "bad_request", message)
     }
 
     /// What the hub refused a publish for.
-    pub(in crate::hub) fn of_hub(e: &HubError) -> ApiError {
+    pub(crate) fn of_hub(e: &HubError) -> ApiError {
         let code = match e {
             HubError::InvalidTopic => "invalid_topic",
             HubError::InvalidEventType => "invalid_type",
@@ -87,7 +87,7 @@ impl ApiError {
     }
 
     /// `{"error":{"code":"...","message":"..."}}`.
-    pub(in crate::hub) fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         format!(
             "{{\"error\":{{\"code\":\"{}\",\"message\":{}}}}}",
             self.code,
@@ -95,17 +95,14 @@ impl ApiError {
         )
     }
 
-    pub(in crate::hub) fn response(&self) -> Response {
-        let response = Response::json(self.status, self.json());
-        match self.status {
-            503 => response.header("Retry-After", "1"),
-            _ => response,
-        }
+    pub(crate) fn response(&self) -> Response {
+        let retry = (self.status == 503).then_some(crate::replies::SOON);
+        crate::replies::refusal(Response::json(self.status, self.json()), retry)
     }
 }
 
 /// 405, naming the methods the endpoint takes (`Allow` too).
-pub(in crate::hub) fn method_not_allowed(allow: &str) -> Response {
+pub(crate) fn method_not_allowed(allow: &str) -> Response {
     let message = format!("this endpoint takes {allow}");
     ApiError::new(405, "method_not_allowed", message)
         .response()
@@ -115,7 +112,7 @@ pub(in crate::hub) fn method_not_allowed(allow: &str) -> Response {
 /// Another answer of the hub's (a refusal in plain text: no credential, a
 /// bad one, an origin not allowed) in the API's JSON form, its status
 /// and headers kept.
-pub(in crate::hub) fn as_json(response: Response) -> Response {
+pub(crate) fn as_json(response: Response) -> Response {
     if response.content_type == "application/json" {
         return response;
     }

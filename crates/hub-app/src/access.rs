@@ -17,7 +17,7 @@ use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
 use super::replies::{close_reason, error_response};
 use super::revoked::Revocations;
-use super::routes::{Refusal, TokenFault, bearer};
+use super::routes::{Endpoint, Refusal, TokenFault, bearer, parse_path};
 use super::settings::HubSettings;
 use super::subscribers::{Holder, Subscriber};
 
@@ -43,6 +43,10 @@ pub(super) struct Access {
     pub(super) connections: SubjectConnections,
     /// Tokens revoked.
     pub(super) revocations: Revocations,
+    /// How many tokens' signatures were checked, on every loop: the tests
+    /// hold a request to one.
+    #[cfg(test)]
+    pub(super) signatures_checked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the application's backend decided about a request it was asked
@@ -106,6 +110,30 @@ pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
             deadline.saturating_sub(now)
         ),
         None => "{\"type\":\"auth-ok\"}".to_owned(),
+    }
+}
+
+/// What a request names and who sends it, worked out once at the head of
+/// the request: its path parsed once, its credential (a token's signature)
+/// verified once. Every later step of the same callback (the publisher
+/// check, the publish rate, the publisher's subject, the ticket's holder)
+/// reads it instead of working it out again. From [`Access::admit`].
+#[derive(Debug)]
+pub(super) struct Admission<'r> {
+    /// The topic and endpoint of a `/topics/...` path, if it is one.
+    pub(super) target: Option<(&'r str, Endpoint)>,
+    /// Who its credential says it is (the backend's word, if it was
+    /// asked), or why it is refused.
+    pub(super) credential: Result<Credential, Refusal>,
+    /// The request came with a ticket (`?ticket=`).
+    ticket: bool,
+}
+
+impl Admission<'_> {
+    /// Whether the credential is the publish token (the application's
+    /// backend itself).
+    pub(super) fn is_publish_token(&self) -> bool {
+        matches!(self.credential, Ok(Credential::Admin))
     }
 }
 
@@ -174,6 +202,8 @@ impl Access {
             presented: None,
             connections: SubjectConnections::default(),
             revocations: Revocations::default(),
+            #[cfg(test)]
+            signatures_checked: Arc::default(),
         }
     }
 
@@ -204,6 +234,26 @@ impl Access {
                 .is_none_or(|auth| auth.token_of(request).is_none())
     }
 
+    /// The request's [`Admission`]: its path parsed, its credential
+    /// verified (once: every later step reads it).
+    pub(super) fn admit<'r>(&self, request: &Request<'r>) -> Admission<'r> {
+        self.admit_to(request, parse_path(request.path()))
+    }
+
+    /// [`Access::admit`] of a request whose path is already parsed
+    /// (`target`).
+    pub(super) fn admit_to<'r>(
+        &self,
+        request: &Request<'r>,
+        target: Option<(&'r str, Endpoint)>,
+    ) -> Admission<'r> {
+        Admission {
+            target,
+            credential: self.credential(request, self.unix_secs(Instant::now())),
+            ticket: request.query_param("ticket").is_some(),
+        }
+    }
+
     /// The settings it decides by.
     pub(super) fn settings(&self) -> &HubSettings {
         &self.settings
@@ -231,13 +281,13 @@ impl Access {
     /// (the publish token, the backend's, is not limited).
     pub(super) fn rate_limit_request(
         &self,
-        request: &Request<'_>,
+        admission: &Admission<'_>,
         now: Instant,
     ) -> Result<(), std::time::Duration> {
         if self.settings.publish_rate.is_none() {
             return Ok(());
         }
-        match self.credential(request, self.unix_secs(now)) {
+        match &admission.credential {
             Ok(Credential::Token(who)) => self.rate_limit(who.subject.as_deref(), now),
             _ => Ok(()),
         }
@@ -317,6 +367,9 @@ impl Access {
         if source == TokenSource::Cookie && !super::origin::cookie_ok(&settings.trusted_origins, request) {
             return Err(Refusal::CrossOriginCookie);
         }
+        #[cfg(test)]
+        self.signatures_checked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match auth.verify(&token, now) {
             Ok(identity) => Ok(Credential::Token(identity)),
             Err(e) => {
@@ -329,24 +382,26 @@ impl Access {
         }
     }
 
-    /// Whether `request` carries the publish token (the application's
-    /// backend itself).
-    pub(super) fn is_publish_token(&self, request: &Request<'_>) -> bool {
-        matches!(
-            (bearer(request), &self.settings.publish_token),
-            (Some(given), Some(admin)) if secret_matches(admin, given)
-        )
-    }
-
-    /// The subject of the publisher `request`: who the backend said it is,
-    /// or its token's or ticket's.
-    pub(super) fn publisher_subject(&self, request: &Request<'_>) -> Option<String> {
-        match self.presented.as_deref() {
+    /// The subject of the publisher `request`, from its admission: who
+    /// the backend said it is, or its ticket's, or its token's.
+    pub(super) fn publisher_subject(
+        &self,
+        request: &Request<'_>,
+        admission: &Admission<'_>,
+    ) -> Option<String> {
+        let presented = matches!(
+            self.presented.as_deref(),
             Some(Presented {
-                identity: Some(identity),
+                identity: Some(_),
                 ..
-            }) => identity.subject.clone(),
-            _ => self.subject_of(request),
+            })
+        );
+        if admission.ticket && !presented {
+            return self.ticket_subject(request);
+        }
+        match &admission.credential {
+            Ok(Credential::Token(who)) => who.subject.clone(),
+            _ => None,
         }
     }
 
@@ -364,16 +419,22 @@ impl Access {
     /// would open, as far as it can be told before: a ticket's holder's,
     /// or the token's.
     pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
-        if let Some(ticket) = request.query_param("ticket") {
-            let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-            return holders
-                .get(&ticket)
-                .and_then(|(_, holder)| holder.subject.clone());
+        if request.query_param("ticket").is_some() {
+            return self.ticket_subject(request);
         }
         match self.credential(request, self.unix_secs(Instant::now())) {
             Ok(Credential::Token(who)) => who.subject,
             _ => None,
         }
+    }
+
+    /// The subject of the holder of the request's ticket, if it names one.
+    fn ticket_subject(&self, request: &Request<'_>) -> Option<String> {
+        let ticket = request.query_param("ticket")?;
+        let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders
+            .get(&ticket)
+            .and_then(|(_, holder)| holder.subject.clone())
     }
 
     /// Whether the request's token (when tokens are verified) is the one
@@ -545,6 +606,30 @@ impl Access {
         Err(refusal.response())
     }
 
+    /// [`Access::authenticate`] of an admitted request: its credential
+    /// as it was verified.
+    fn authenticated<'a>(
+        &self,
+        stats: &HubStats,
+        admission: &'a Admission<'_>,
+    ) -> Result<&'a Credential, Response> {
+        let settings = &self.settings;
+        if settings.publish_token.is_none() && settings.auth.is_none() {
+            add(&stats.refused_403, 1);
+            return Err(Response::text(
+                403,
+                "publishing over HTTP is disabled: the server has no publish token\n",
+            ));
+        }
+        let refusal = match &admission.credential {
+            Ok(Credential::None) => Refusal::NoCredentials,
+            Ok(credential) => return Ok(credential),
+            Err(refusal) => *refusal,
+        };
+        count_refusal(stats, refusal);
+        Err(refusal.response())
+    }
+
     /// Whether a credential may read `topic` through the server API
     /// (its presence, history and numbers): the publish token any topic;
     /// a JSON Web Token one that it grants to subscribe to or publish on,
@@ -566,15 +651,15 @@ impl Access {
     pub(super) fn check_publisher(
         &self,
         stats: &HubStats,
-        request: &Request<'_>,
+        admission: &Admission<'_>,
         topic: Option<&str>,
     ) -> Option<Response> {
-        let credential = match self.authenticate(stats, request) {
+        let credential = match self.authenticated(stats, admission) {
             Ok(credential) => credential,
             Err(refusal) => return Some(refusal),
         };
         let topic = topic?;
-        let refusal = match &credential {
+        let refusal = match credential {
             Credential::Token(who) if !who.rights.may_publish(topic) => Refusal::NotGranted,
             credential if !credential.may_publish(&self.settings, topic) => Refusal::PublishClosed,
             _ => return None,
@@ -593,7 +678,8 @@ impl Access {
         if request.method() != "POST" {
             return Refusal::OnlyPost.response();
         }
-        if let Some(refusal) = self.check_publisher(stats, request, None) {
+        let admission = self.admit(request);
+        if let Some(refusal) = self.check_publisher(stats, &admission, None) {
             return refusal;
         }
         let topic = request.query_param("topic").filter(|t| !t.is_empty());
@@ -606,7 +692,7 @@ impl Access {
         }
         let now = Instant::now();
         let unix = self.unix_secs(now);
-        let holder = match self.credential(request, unix) {
+        let holder = match admission.credential {
             // A token's holder gets a ticket with the token's subject and
             // rights, no more, and ending when the token does.
             Ok(Credential::Token(who)) => {
@@ -659,8 +745,11 @@ impl Access {
                         holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
                     }
                     if holders.len() >= self.settings.max_tickets {
-                        return Response::text(503, "too many tickets outstanding\n")
-                            .header("Retry-After", "1");
+                        return super::replies::refuse(
+                            503,
+                            "too many tickets outstanding\n",
+                            Some(super::replies::SOON),
+                        );
                     }
                     if let Some(name) = &holder.subject {
                         subject = format!(",\"sub\":{}", tether_hub::json_string(name));

@@ -12,11 +12,11 @@ use tether_hub::{Members, TopicReport, json_string, merge_topics};
 use tether_server::{ConnId, Response};
 
 use super::parse::TopicsQuery;
-use crate::hub::access::{Access, Credential};
+use crate::access::{Access, Credential};
 
 /// What a request waits for from the loops.
 #[derive(Debug)]
-pub(in crate::hub) enum Waiting {
+pub(crate) enum Waiting {
     /// A user action: connections acted on so far; answered
     /// `{"<label>":N}`.
     Act { label: &'static str, total: usize },
@@ -43,9 +43,9 @@ pub(in crate::hub) enum Waiting {
 /// Which topics a credential may see listed: every one (the publish
 /// token), or those a token may read.
 #[derive(Debug)]
-pub(in crate::hub) struct Reader {
-    pub(in crate::hub) credential: Credential,
-    pub(in crate::hub) access: Access,
+pub(crate) struct Reader {
+    pub(crate) credential: Credential,
+    pub(crate) access: Access,
 }
 
 impl Reader {
@@ -64,7 +64,7 @@ struct GatheringRequest<C> {
 
 /// This loop's API requests waiting for every loop's answer, by token.
 #[derive(Debug)]
-pub(in crate::hub) struct GatheringRequests<C = ConnId> {
+pub(crate) struct GatheringRequests<C = ConnId> {
     next: u64,
     by_token: HashMap<u64, GatheringRequest<C>>,
 }
@@ -80,7 +80,7 @@ impl<C> Default for GatheringRequests<C> {
 
 impl<C: Copy + Eq> GatheringRequests<C> {
     /// A request of `conn`'s that waits for `waiting` answers: its token.
-    pub(in crate::hub) fn start(&mut self, conn: C, waiting: usize, what: Waiting) -> u64 {
+    pub(crate) fn start(&mut self, conn: C, waiting: usize, what: Waiting) -> u64 {
         let token = self.next;
         self.next = self.next.wrapping_add(1);
         self.by_token
@@ -90,7 +90,7 @@ impl<C: Copy + Eq> GatheringRequests<C> {
 
     /// A loop acted on `count` connections: the answer, if it was the
     /// last loop waited for.
-    pub(in crate::hub) fn done(&mut self, token: u64, count: usize) -> Option<(C, Response)> {
+    pub(crate) fn done(&mut self, token: u64, count: usize) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Act { total, .. } = &mut gather.what {
             *total += count;
@@ -99,11 +99,7 @@ impl<C: Copy + Eq> GatheringRequests<C> {
     }
 
     /// A loop's topics.
-    pub(in crate::hub) fn topics_of(
-        &mut self,
-        token: u64,
-        topics: Vec<TopicReport>,
-    ) -> Option<(C, Response)> {
+    pub(crate) fn topics_of(&mut self, token: u64, topics: Vec<TopicReport>) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Topics { reports, .. } = &mut gather.what {
             reports.extend(topics);
@@ -112,12 +108,7 @@ impl<C: Copy + Eq> GatheringRequests<C> {
     }
 
     /// Topic `index`'s members were counted.
-    pub(in crate::hub) fn counted(
-        &mut self,
-        token: u64,
-        index: usize,
-        members: &Members,
-    ) -> Option<(C, Response)> {
+    pub(crate) fn counted(&mut self, token: u64, index: usize, members: &Members) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
         if let Waiting::Counts { counts, .. } = &mut gather.what
             && let Some(slot @ None) = counts.get_mut(index)
@@ -130,7 +121,7 @@ impl<C: Copy + Eq> GatheringRequests<C> {
 
     /// The history page a sequencer wrote (`None`: its broker holds no
     /// backlogs).
-    pub(in crate::hub) fn history_of(&mut self, token: u64, json: Option<String>) -> Option<(C, Response)> {
+    pub(crate) fn history_of(&mut self, token: u64, json: Option<String>) -> Option<(C, Response)> {
         let gather = self.by_token.remove(&token)?;
         let response = match json {
             Some(json) => super::history::history_response(json),
@@ -156,7 +147,7 @@ impl<C: Copy + Eq> GatheringRequests<C> {
 
     /// `conn` went away, or its request timed out: whether it had one
     /// waiting.
-    pub(in crate::hub) fn forget(&mut self, conn: C) -> bool {
+    pub(crate) fn forget(&mut self, conn: C) -> bool {
         let before = self.by_token.len();
         self.by_token.retain(|_, g| g.conn != conn);
         self.by_token.len() != before
@@ -245,7 +236,7 @@ fn topic_json(report: &TopicReport) -> String {
 }
 
 /// `GET /api/presence`'s answer: `{"topic","members","count","truncated"}`.
-pub(in crate::hub) fn presence_json(topic: &str, members: &Members) -> Response {
+pub(crate) fn presence_json(topic: &str, members: &Members) -> Response {
     let mut out = format!("{{\"topic\":{},\"members\":[", json_string(topic));
     for (i, member) in members.members.iter().enumerate() {
         if i > 0 {
@@ -263,7 +254,7 @@ mod tests {
     use std::sync::Arc as StdArc;
 
     use super::*;
-    use crate::hub::settings::HubSettings;
+    use crate::settings::HubSettings;
     use tether_hub::{EventId, Presence};
 
     fn body(response: &Response) -> serde_json::Value {
@@ -335,7 +326,7 @@ mod tests {
     #[test]
     fn topics_are_merged_paged_and_filtered() {
         let mut settings = HubSettings::default();
-        let mut auth = crate::hub::HubAuth::new(tether_auth::Keys::from_secret(&[7; 32]).unwrap());
+        let mut auth = crate::HubAuth::new(tether_auth::Keys::from_secret(&[7; 32]).unwrap());
         auth.private = tether_auth::Private::new(["room.*"]).unwrap();
         settings.auth = Some(auth);
         let access = Access::new(StdArc::new(settings));

@@ -9,16 +9,16 @@ use super::{ApiError, MAX_ITEMS};
 /// One event to publish: as `POST /topics/NAME` with `?event=TYPE` and
 /// `?id=KEY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) struct Item {
-    pub(in crate::hub) topic: String,
-    pub(in crate::hub) data: String,
-    pub(in crate::hub) event_type: Option<String>,
-    pub(in crate::hub) key: Option<String>,
+pub(crate) struct Item {
+    pub(crate) topic: String,
+    pub(crate) data: String,
+    pub(crate) event_type: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// The body of `POST /api/publish`:
 /// `{"items":[{"topic":"a","data":...,"type":"T","key":"K"},...]}`.
-pub(in crate::hub) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
+pub(crate) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> {
     let mut root = parse_object(body, &["items"])?;
     let items = take_array(&mut root, "items")?;
     let mut out = Vec::with_capacity(items.len());
@@ -42,7 +42,7 @@ pub(in crate::hub) fn parse_publish(body: &[u8]) -> Result<Vec<Item>, ApiError> 
 /// `{"topics":["a","b"],"data":...,"type":"T"}`: one item per topic.
 /// Data larger than `max_data` (the largest event) refuses the whole
 /// request, before it is copied for every topic.
-pub(in crate::hub) fn parse_broadcast(body: &[u8], max_data: usize) -> Result<Vec<Item>, ApiError> {
+pub(crate) fn parse_broadcast(body: &[u8], max_data: usize) -> Result<Vec<Item>, ApiError> {
     let mut root = parse_object(body, &["topics", "data", "type"])?;
     let topics = take_array(&mut root, "topics")?;
     let data = take_data(&mut root, "")?;
@@ -144,21 +144,21 @@ fn take_data(object: &mut Object, parent: &str) -> Result<String, ApiError> {
 }
 
 /// The events `GET /api/history` answers at most, and by default.
-pub(in crate::hub) const MAX_HISTORY: usize = 1000;
+pub(crate) const MAX_HISTORY: usize = 1000;
 const DEFAULT_HISTORY: usize = 100;
 
 /// What `GET /api/history?topic=NAME&since=ID&limit=N` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) struct HistoryQuery {
-    pub(in crate::hub) topic: String,
+pub(crate) struct HistoryQuery {
+    pub(crate) topic: String,
     /// The id to read after (`None`: from the oldest event held).
-    pub(in crate::hub) since: Option<EventId>,
-    pub(in crate::hub) limit: usize,
+    pub(crate) since: Option<EventId>,
+    pub(crate) limit: usize,
 }
 
 /// Reads a history query from `topic`, `since` and `limit` (`None`
 /// where the request has no such parameter).
-pub(in crate::hub) fn parse_history(
+pub(crate) fn parse_history(
     topic: Option<String>,
     since: Option<String>,
     limit: Option<String>,
@@ -188,23 +188,23 @@ pub(in crate::hub) fn parse_history(
 }
 
 /// The longest close reason a WebSocket close frame carries.
-pub(in crate::hub) const MAX_REASON: usize = 123;
+pub(crate) const MAX_REASON: usize = 123;
 
 /// The body of `POST /api/disconnect` (`topic`: `None`) or
 /// `POST /api/unsubscribe` (`topic` required):
 /// `{"user":"SUB","topic":"T","code":4000,"reason":"..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) struct UserClose {
-    pub(in crate::hub) user: String,
-    pub(in crate::hub) topic: Option<String>,
-    pub(in crate::hub) code: u16,
-    pub(in crate::hub) reason: String,
+pub(crate) struct UserClose {
+    pub(crate) user: String,
+    pub(crate) topic: Option<String>,
+    pub(crate) code: u16,
+    pub(crate) reason: String,
 }
 
 /// Reads a disconnect (`with_topic` false) or an unsubscribe body. The
 /// close code is 1000, 1008 or one of 4000 to 4999 (1008 if none is
 /// given); the reason at most [`MAX_REASON`] bytes.
-pub(in crate::hub) fn parse_user_close(body: &[u8], with_topic: bool) -> Result<UserClose, ApiError> {
+pub(crate) fn parse_user_close(body: &[u8], with_topic: bool) -> Result<UserClose, ApiError> {
     let members: &[&str] = if with_topic {
         &["user", "topic", "code", "reason"]
     } else {
@@ -249,7 +249,7 @@ pub(in crate::hub) fn parse_user_close(body: &[u8], with_topic: bool) -> Result<
 }
 
 /// The body of `POST /api/refresh`: `{"user":"SUB","expires_at":SECONDS}`.
-pub(in crate::hub) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiError> {
+pub(crate) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiError> {
     let mut root = parse_object(body, &["user", "expires_at"])?;
     let user = take_user(&mut root)?;
     let expires_at = match root.remove("expires_at") {
@@ -266,12 +266,12 @@ pub(in crate::hub) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiErr
 /// `{"subject":"SUB","before":T}` (`before`: Unix seconds, now if left
 /// out), with an optional `"until":T` (Unix seconds, after `now`; by
 /// default `now` plus `default_ttl` seconds).
-pub(in crate::hub) fn parse_revoke(
+pub(crate) fn parse_revoke(
     body: &[u8],
     now: u64,
     default_ttl: u64,
-) -> Result<Vec<crate::hub::revoked::Revocation>, ApiError> {
-    use crate::hub::revoked::{Revocation, Revoked};
+) -> Result<Vec<crate::revoked::Revocation>, ApiError> {
+    use crate::revoked::{Revocation, Revoked};
     let mut root = parse_object(body, &["jti", "subject", "before", "until"])?;
     let jti = take_optional_string(&mut root, "", "jti")?;
     if jti.as_ref().is_some_and(|id| id.is_empty() || id.len() > 1024) {
@@ -330,7 +330,7 @@ fn take_user(object: &mut Object) -> Result<String, ApiError> {
 
 /// The body of `POST /api/presence/counts`: `{"topics":["a","b"]}`, at
 /// most [`MAX_ITEMS`] valid names, each once.
-pub(in crate::hub) fn parse_counts(body: &[u8]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn parse_counts(body: &[u8]) -> Result<Vec<String>, ApiError> {
     let mut root = parse_object(body, &["topics"])?;
     let mut topics = Vec::new();
     for (i, topic) in take_array(&mut root, "topics")?.into_iter().enumerate() {
@@ -352,7 +352,7 @@ pub(in crate::hub) fn parse_counts(body: &[u8]) -> Result<Vec<String>, ApiError>
 }
 
 /// A `topic` query parameter: required, and valid.
-pub(in crate::hub) fn parse_topic(topic: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn parse_topic(topic: Option<String>) -> Result<String, ApiError> {
     let topic = topic.ok_or_else(|| ApiError::bad("topic is required"))?;
     if !is_valid_topic(&topic) {
         return Err(ApiError::of_hub(&HubError::InvalidTopic));
@@ -361,21 +361,18 @@ pub(in crate::hub) fn parse_topic(topic: Option<String>) -> Result<String, ApiEr
 }
 
 /// The topics `GET /api/topics` lists at most, and by default.
-pub(in crate::hub) const MAX_TOPICS_PAGE: usize = 1000;
+pub(crate) const MAX_TOPICS_PAGE: usize = 1000;
 const DEFAULT_TOPICS_PAGE: usize = 100;
 
 /// What `GET /api/topics?after=NAME&limit=N` asks for: the topics after
 /// `after` by name, at most `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) struct TopicsQuery {
-    pub(in crate::hub) after: Option<String>,
-    pub(in crate::hub) limit: usize,
+pub(crate) struct TopicsQuery {
+    pub(crate) after: Option<String>,
+    pub(crate) limit: usize,
 }
 
-pub(in crate::hub) fn parse_topics(
-    after: Option<String>,
-    limit: Option<String>,
-) -> Result<TopicsQuery, ApiError> {
+pub(crate) fn parse_topics(after: Option<String>, limit: Option<String>) -> Result<TopicsQuery, ApiError> {
     let limit = match limit {
         None => DEFAULT_TOPICS_PAGE,
         Some(text) => match text.parse::<usize>() {
@@ -647,7 +644,7 @@ mod tests {
 #[cfg(test)]
 mod revoke_tests {
     use super::*;
-    use crate::hub::revoked::{Revocation, Revoked};
+    use crate::revoked::{Revocation, Revoked};
 
     #[test]
     fn revocations_are_read_with_their_defaults() {

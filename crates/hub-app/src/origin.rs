@@ -11,7 +11,7 @@
 //! upgrade, every CORS request and every POST), and keeps its cookie,
 //! unless `Sec-Fetch-Site` says another site made it.
 
-use tether_server::Request;
+use tether_server::{Request, Response};
 
 /// An origin's parts: scheme, host (lower-cased; an IPv6 literal keeps
 /// its brackets) and port (the scheme's default when none is written).
@@ -111,6 +111,73 @@ pub(crate) fn is_own_origin(request: &Request<'_>, origin: &str) -> bool {
 pub(crate) fn names_host(origin: &str, host: &str) -> bool {
     parse_origin(origin)
         .is_some_and(|origin| parse_authority(host, origin.https).is_some_and(|own| own == origin))
+}
+
+/// The hub's origin policy, for the routes an embedding application
+/// serves beside the hub (a sign-in, say): which origins it trusts, which
+/// is the server's own, and the CORS fields an answer carries. From
+/// [`HubSettings::origins`](crate::HubSettings::origins).
+///
+/// ```
+/// use tether_hub_app::HubSettings;
+///
+/// let mut settings = HubSettings::default();
+/// settings.trusted_origins = vec!["https://app.example.com".into()];
+/// let origins = settings.origins();
+/// assert!(origins.is_trusted("https://app.example.com"));
+/// assert!(!origins.is_trusted("https://elsewhere.example"));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Origins<'s> {
+    trusted: &'s [String],
+}
+
+impl<'s> Origins<'s> {
+    pub(crate) fn new(trusted: &'s [String]) -> Origins<'s> {
+        Origins { trusted }
+    }
+
+    /// Whether `origin` is one of the trusted origins (a trailing `/` and
+    /// the case do not matter; `*` is never one).
+    pub fn is_trusted(&self, origin: &str) -> bool {
+        is_trusted(self.trusted, origin)
+    }
+
+    /// Whether `request` comes from the server's own origin or a trusted
+    /// one, or names none (not a browser's cross-origin request): what a
+    /// route that acts for the user (a sign-in) lets in.
+    pub fn allows(&self, request: &Request<'_>) -> bool {
+        request
+            .header("origin")
+            .is_none_or(|origin| self.is_trusted(origin) || is_own_origin(request, origin))
+    }
+
+    /// The request's `Origin`, if it is a trusted one.
+    pub fn trusted_origin<'r>(&self, request: &Request<'r>) -> Option<&'r str> {
+        request.header("origin").filter(|origin| self.is_trusted(origin))
+    }
+
+    /// `response` with the CORS fields of an answer to `request`: `Vary:
+    /// Origin` whenever an origin is trusted, and for a trusted one
+    /// `Access-Control-Allow-Origin` and `-Allow-Credentials`.
+    pub fn with_cors(&self, request: &Request<'_>, response: Response) -> Response {
+        self.with_fields(response, self.trusted_origin(request))
+    }
+
+    /// `response` with the CORS fields for `origin` (a trusted one, or
+    /// none).
+    pub(crate) fn with_fields(&self, response: Response, origin: Option<&str>) -> Response {
+        if self.trusted.is_empty() {
+            return response;
+        }
+        let response = response.header("Vary", "Origin");
+        match origin {
+            Some(origin) => response
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Access-Control-Allow-Credentials", "true"),
+            None => response,
+        }
+    }
 }
 
 /// Whether a browser page of `origin` may use the hub: any when no origin

@@ -10,7 +10,7 @@ use super::ApiError;
 
 /// What became of one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::hub) enum Outcome {
+pub(crate) enum Outcome {
     /// Published with this id (or, `true`, its key was remembered:
     /// nothing published, the first event's id).
     Published(EventId, bool),
@@ -18,7 +18,7 @@ pub(in crate::hub) enum Outcome {
 }
 
 impl Outcome {
-    pub(in crate::hub) fn of(result: Result<(EventId, bool), HubError>) -> Outcome {
+    pub(crate) fn of(result: Result<(EventId, bool), HubError>) -> Outcome {
         match result {
             Ok((id, duplicate)) => Outcome::Published(id, duplicate),
             Err(e) => Outcome::Refused(ApiError::of_hub(&e)),
@@ -38,7 +38,7 @@ impl Outcome {
 
 /// `{"results":[...]}`, one per item in order; an item still waiting is
 /// answered as timed out.
-pub(in crate::hub) fn results_json(results: &[Option<Outcome>]) -> String {
+pub(crate) fn results_json(results: &[Option<Outcome>]) -> String {
     let timeout = Outcome::Refused(ApiError::new(504, "timeout", "the broker did not answer in time"));
     let mut out = String::from("{\"results\":[");
     for (i, outcome) in results.iter().enumerate() {
@@ -61,7 +61,7 @@ struct Batch {
 /// This loop's API requests waiting for their items' outcomes, by
 /// connection (one request at a time each).
 #[derive(Debug)]
-pub(in crate::hub) struct Batches<C = ConnId> {
+pub(crate) struct Batches<C = ConnId> {
     waiting: HashMap<C, Batch>,
 }
 
@@ -75,7 +75,7 @@ impl<C> Default for Batches<C> {
 
 impl<C: Copy + Eq + Hash> Batches<C> {
     /// A request of `len` items, all waiting until settled.
-    pub(in crate::hub) fn start(&mut self, conn: C, len: usize) {
+    pub(crate) fn start(&mut self, conn: C, len: usize) {
         self.waiting.insert(
             conn,
             Batch {
@@ -87,7 +87,7 @@ impl<C: Copy + Eq + Hash> Batches<C> {
 
     /// Item `index` of `conn`'s request has this outcome: the answer, when
     /// it was the last one waited for.
-    pub(in crate::hub) fn settle(&mut self, conn: C, index: usize, outcome: Outcome) -> Option<Response> {
+    pub(crate) fn settle(&mut self, conn: C, index: usize, outcome: Outcome) -> Option<Response> {
         let batch = self.waiting.get_mut(&conn)?;
         let slot = batch.results.get_mut(index)?;
         if slot.is_some() {
@@ -103,13 +103,13 @@ impl<C: Copy + Eq + Hash> Batches<C> {
     }
 
     /// `conn`'s request timed out: what is known, the rest timed out.
-    pub(in crate::hub) fn time_out(&mut self, conn: C) -> Option<Response> {
+    pub(crate) fn time_out(&mut self, conn: C) -> Option<Response> {
         let batch = self.waiting.remove(&conn)?;
         Some(Response::json(200, results_json(&batch.results)))
     }
 
     /// `conn` went away.
-    pub(in crate::hub) fn forget(&mut self, conn: C) {
+    pub(crate) fn forget(&mut self, conn: C) {
         self.waiting.remove(&conn);
     }
 }
@@ -117,7 +117,7 @@ impl<C: Copy + Eq + Hash> Batches<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::api::as_json;
+    use crate::api::as_json;
 
     #[test]
     fn answers() {

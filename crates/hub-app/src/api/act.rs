@@ -8,17 +8,17 @@ use tether_hub::{
 use tether_server::{CloseCode, CloseReason, Ctx};
 
 use super::{ApiError, users};
-use crate::hub::HubApp;
-use crate::hub::access::warning_time;
-use crate::hub::broker_view::LoopContext;
-use crate::hub::presence::Asker;
+use crate::HubApp;
+use crate::access::warning_time;
+use crate::broker_view::LoopContext;
+use crate::presence::Asker;
 
 /// What every loop does for the server API's questions and actions.
 impl HubApp {
     /// A control message from a loop (this one included): an action on a
     /// user's connections or a question, done here and answered to the
     /// loop that asked; or an answer, for a request waiting here.
-    pub(in crate::hub) fn api_control(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: ControlMessage) {
+    pub(crate) fn api_control(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: ControlMessage) {
         let answered = match message {
             ControlMessage::Act { action, reply } => {
                 let count = self.act_on_user(ctx, &action);
@@ -99,7 +99,7 @@ impl HubApp {
 
     /// A topic's members, for `GET /api/presence` or one topic of
     /// `POST /api/presence/counts`.
-    pub(in crate::hub) fn api_members(
+    pub(crate) fn api_members(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         asker: Asker,

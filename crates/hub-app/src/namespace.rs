@@ -53,7 +53,7 @@ pub enum UnknownNamespace {
 /// The rules of the topics that [`Namespace::pattern`] names.
 ///
 /// ```
-/// use tether_apps::{Namespace, WhoPublishes};
+/// use tether_hub_app::{Namespace, WhoPublishes};
 ///
 /// let chat: Namespace = "chat.* publish=subscribers join-leave=off".parse()?;
 /// assert_eq!(chat.pattern, "chat.*");

@@ -17,7 +17,7 @@ use super::settings::HubSettings;
 /// lands; the lock is taken only to issue and redeem) and the counters.
 ///
 /// ```no_run
-/// use tether_apps::{HubSettings, HubShared};
+/// use tether_hub_app::{HubSettings, HubShared};
 /// use tether_server::{Cluster, Config, Handshake};
 ///
 /// let mut settings = HubSettings::default();

@@ -31,7 +31,7 @@ use super::routes::{HubRoute, bearer};
 
 /// The page, with `{{NONCE}}` where each answer puts its CSP nonce and
 /// `{{AUTH}}` where it says whether a sign-out button makes sense.
-const PAGE: &str = include_str!("../../static/admin.html");
+const PAGE: &str = include_str!("../static/admin.html");
 
 /// The cookie that holds a session's id.
 const COOKIE: &str = "tether_admin";

@@ -18,13 +18,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use tether_hub::{Config, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, sequencer_of};
-use tether_server::{Ctx, Poster};
+use tether_hub::{Config, Error as HubError, EventId, HubMessage, Publish, sequencer_of};
+use tether_server::Poster;
 
-use super::broker_view::LoopContext;
-use super::publish::{External, Pending};
+use super::HubShared;
 use super::settings::HubSettings;
-use super::{HubApp, HubShared};
 
 impl HubShared {
     /// A publisher into this hub from outside its loops, which `poster`
@@ -32,35 +30,6 @@ impl HubShared {
     /// posts to.
     pub fn publisher(&self, poster: Poster<HubMessage>) -> HubPublisher {
         HubPublisher::new(poster, &self.settings)
-    }
-}
-
-impl HubApp {
-    /// A publish of the embedding application's, posted by a
-    /// [`HubPublisher`]: submitted as the server's own, and answered
-    /// where an HTTP publisher would be (a refusal at once, by
-    /// [`Publishes::submit`](super::publish::Publishes::submit)).
-    pub(super) fn external_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        publish: Publish,
-        answer: PublishAnswer,
-    ) {
-        let now = ctx.now();
-        let until = now
-            .checked_add(self.shared.settings.publish_timeout)
-            .unwrap_or(now);
-        let pending = Pending::External(External { answer, until });
-        let submitted = self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            pending,
-        );
-        if let Err(e) = submitted {
-            log::debug!("hub: an external publish was refused: {e}");
-        }
     }
 }
 
@@ -80,7 +49,7 @@ impl HubApp {
 /// that order, whether or not each was awaited before the next.
 ///
 /// ```no_run
-/// use tether_apps::{HubSettings, HubShared};
+/// use tether_hub_app::{HubSettings, HubShared};
 /// use tether_server::{Cluster, Config, Handshake};
 ///
 /// let loops = 2;
