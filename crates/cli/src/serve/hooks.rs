@@ -5,7 +5,7 @@ use tether_apps::HubSettings;
 use tether_node::Hooks;
 
 use super::auth::is_cookie_name;
-use super::server::{seconds, whole};
+use super::values::{seconds, whole};
 
 /// Decisions by the application's backend over HTTP (`--app demo` and
 /// `--app hub`): the JSON each hook is sent and answers is in

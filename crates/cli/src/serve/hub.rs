@@ -10,7 +10,7 @@ use tether_hub_durable::{DurableConfig, Fsync};
 use tether_node::Storage;
 use tether_server::Config;
 
-use super::server::{GIB, MEMORY, Secret, optional_seconds, parse_seconds, seconds, whole};
+use super::values::{GIB, MEMORY, Secret, optional_seconds, parse_seconds, seconds, whole};
 use crate::namespace::{self, NamespaceArg, parse_namespace};
 
 /// The environment variable that can hold the publish token (better than

@@ -11,6 +11,7 @@ mod hooks;
 mod hub;
 mod server;
 mod tls;
+mod values;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

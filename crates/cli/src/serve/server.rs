@@ -1,12 +1,9 @@
 //! The server's own options of `tether serve` (address, loops, limits,
-//! timeouts, HTTP versions, compression), the application chosen, and
-//! the parsers every group of options shares.
+//! timeouts, HTTP versions, compression) and the application chosen; the
+//! values every group parses are in `values.rs`.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
 
 use tether_server::{Config, Handshake};
 
@@ -19,6 +16,7 @@ use super::hooks::HookArgs;
 use super::hub::{DurableArgs, HubArgs, MetricsArgs};
 #[cfg(feature = "tls")]
 use super::tls::TlsArgs;
+use super::values::{GIB, KIB, MEMORY, MIB, optional_seconds, parse_on_off, parse_seconds, seconds, whole};
 
 /// Which application to serve.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -29,27 +27,6 @@ pub(crate) enum AppChoice {
     Hub,
     /// A WebSocket echo on every path (what Autobahn|Testsuite runs against).
     Echo,
-}
-
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Secret, String> {
-        if s.is_empty() {
-            return Err("the token is empty".to_owned());
-        }
-        Ok(Secret(s.to_owned()))
-    }
 }
 
 /// Options of `tether serve`.
@@ -246,66 +223,4 @@ pub(crate) fn handshake(args: &Args) -> Handshake {
 #[cfg(not(feature = "deflate"))]
 pub(crate) fn handshake(_: &Args) -> Handshake {
     Handshake::new()
-}
-
-/// A KiB, a MiB and a GiB, for the bounds of the size options.
-pub(crate) const KIB: u64 = 1 << 10;
-pub(crate) const MIB: u64 = 1 << 20;
-pub(crate) const GIB: u64 = 1 << 30;
-/// The bound of the options that size what is held in memory for a
-/// connection or a topic (64 GiB): a benchmark keeps 4 GiB of backlog.
-pub(crate) const MEMORY: u64 = 1 << 36;
-
-/// A count or size option's parser: a whole number from `min` to `max`
-/// (a larger one, say 9223372036854775807, is refused naming the range,
-/// rather than taken as "no limit" or wrapped).
-pub(crate) fn whole<T>(
-    min: u64,
-    max: u64,
-) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
-where
-    T: TryFrom<u64> + Clone + Send + Sync + 'static,
-{
-    move |text: &str| {
-        let outside = || format!("expected a whole number from {min} to {max}");
-        let n: u64 = text.trim().parse().map_err(|_| outside())?;
-        if !(min..=max).contains(&n) {
-            return Err(outside());
-        }
-        T::try_from(n).map_err(|_| outside())
-    }
-}
-
-/// The longest duration any option takes: a day. Beyond it a timer means
-/// "never", which each option spells `0` where it allows it.
-pub(crate) const MAX_SECONDS: f64 = 86_400.0;
-
-/// A duration option: seconds from 0 to a day, fractions allowed.
-pub(crate) fn parse_on_off(text: &str) -> Result<bool, String> {
-    match text {
-        // true and false: what a configuration file's booleans say.
-        "on" | "true" => Ok(true),
-        "off" | "false" => Ok(false),
-        _ => Err(format!("{text:?} is neither on nor off")),
-    }
-}
-
-pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.0..=MAX_SECONDS).contains(&seconds) {
-        return Err(format!("{text} is outside 0 to {MAX_SECONDS} seconds"));
-    }
-    Ok(seconds)
-}
-
-pub(crate) fn seconds(s: f64) -> Duration {
-    // parse_seconds has bounded it; anything else is no time at all.
-    Duration::try_from_secs_f64(s.clamp(0.0, MAX_SECONDS)).unwrap_or(Duration::ZERO)
-}
-
-pub(crate) fn optional_seconds(s: f64) -> Option<Duration> {
-    (s > 0.0).then(|| seconds(s))
 }
