@@ -378,7 +378,7 @@ fn devices_and_huge_files_are_refused_unread() {
         &[],
     );
     assert!(
-        err.contains("--tls-cert /dev/zero: a character device, not a regular file"),
+        err.contains("certificate /dev/zero: a character device, not a regular file"),
         "{err}"
     );
 }
@@ -418,7 +418,7 @@ fn check_config_reads_the_files_a_start_reads() {
     let err = fails(&["check-config", &mismatched], &[]);
     assert!(
         err.starts_with(&format!(
-            "{mismatched}: --tls-cert {cert} and --tls-key {other_key}: "
+            "{mismatched}: certificate {cert} and private key {other_key}: "
         )),
         "{err}"
     );
@@ -428,7 +428,7 @@ fn check_config_reads_the_files_a_start_reads() {
     );
     let err = fails(&["check-config", &missing], &[]);
     assert!(
-        err.contains("--tls-key") && err.contains("nope.pem: cannot read it"),
+        err.contains("private key") && err.contains("nope.pem: cannot read it"),
         "{err}"
     );
     let garbage = config(

@@ -14,7 +14,7 @@ use crate::error::NodeError;
 /// Why HTTP/3 is refused without a certificate.
 #[cfg(feature = "tls")]
 const HTTP3_NEEDS_CERTIFICATE: &str =
-    "--http3 on needs TLS: QUIC carries TLS 1.3 (--tls-cert and --tls-key, or --tls-self-signed)";
+    "HTTP/3 needs TLS: QUIC carries TLS 1.3, and the node has no certificate (NodeConfig::tls)";
 
 /// A node set up: its certificate loaded, its backend hooks, bus and
 /// on-disk logs open, the hub's shared state made; not yet listening.
@@ -144,7 +144,7 @@ impl HubNode {
                     durable_brokers(&durable, &settings, threads).map_err(NodeError::Storage)?
                 }
                 (None, Storage::Memory) => {
-                    log::info!("hub: events in memory only (--memory): a restart loses them");
+                    log::info!("hub: events in memory only: a restart loses them");
                     Vec::new()
                 }
                 (Some(_), _) => Vec::new(),
@@ -412,7 +412,7 @@ fn announce_hub(settings: &HubSettings, token_source: Option<&str>) {
             log::info!("hub: publishing over HTTP needs the bearer token (from the configuration)")
         }
         (None, None) => log::warn!(
-            "hub: no publish token (--publish-token or TETHER_PUBLISH_TOKEN): publishing over HTTP \
+            "hub: no publish token: publishing over HTTP \
              and issuing tickets are refused with 403"
         ),
     }

@@ -108,11 +108,11 @@ fn load(cert: &TlsCert, config: &mut Config) -> Result<(), String> {
 #[cfg(feature = "tls")]
 /// The contents of the certificate and key files: regular files of at
 /// most [`MAX_PEM_FILE`](crate::files::MAX_PEM_FILE) bytes each. The
-/// errors name them as `tether serve`'s options do.
+/// errors say which of the two a file was.
 fn read_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
     use crate::files::{MAX_PEM_FILE, read};
-    let cert_pem = read(cert, MAX_PEM_FILE, "a certificate file").map_err(|e| format!("--tls-cert {e}"))?;
-    let key_pem = read(key, MAX_PEM_FILE, "a private key file").map_err(|e| format!("--tls-key {e}"))?;
+    let cert_pem = read(cert, MAX_PEM_FILE, "a certificate file").map_err(|e| format!("certificate {e}"))?;
+    let key_pem = read(key, MAX_PEM_FILE, "a private key file").map_err(|e| format!("private key {e}"))?;
     Ok((cert_pem, key_pem))
 }
 
@@ -120,7 +120,7 @@ fn read_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
 /// Why the certificate and key do not make a pair, naming both files.
 fn pair_error(cert: &Path, key: &Path, e: &std::io::Error) -> String {
     format!(
-        "--tls-cert {} and --tls-key {}: {e}",
+        "certificate {} and private key {}: {e}",
         cert.display(),
         key.display()
     )
