@@ -203,6 +203,77 @@ async fn close_timeout() {
     assert!(matches!(ws.send("late").await, Err(Error::Closed)));
 }
 
+/// A peer that answers the server's close with data frames and never
+/// lets reading wait (every read finds more; nothing here yields to the
+/// runtime) until it stops after `FLOOD`: the close still ends at the
+/// close timeout, long before the flood stops, because the timer is set
+/// when the close is sent, not only when reading waits.
+#[tokio::test]
+async fn close_timeout_while_the_peer_floods() {
+    const FLOOD: Duration = Duration::from_secs(20);
+    let config = Config::default().close_timeout(Duration::from_millis(100));
+    let flood = Flood {
+        until: std::time::Instant::now() + FLOOD,
+        ended: false,
+    };
+    let mut ws = WebSocket::from_raw(flood, Role::Server, &Options::default().config(config), &[]);
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(
+        !ws.get_ref().ended,
+        "the close waited for the flood to stop instead of its timeout"
+    );
+}
+
+/// A client that sends empty masked binary frames without pause until a
+/// moment, then nothing; it takes whatever is written.
+struct Flood {
+    until: std::time::Instant,
+    ended: bool,
+}
+
+impl tokio::io::AsyncRead for Flood {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if std::time::Instant::now() >= self.until {
+            // Silent from now on; nothing will wake the reader but its timer.
+            self.ended = true;
+            return std::task::Poll::Pending;
+        }
+        const FRAME: [u8; 6] = [0x82, 0x80, 1, 2, 3, 4];
+        while buf.remaining() >= FRAME.len() {
+            buf.put_slice(&FRAME);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Flood {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// The raw-stream handshake: a bad version gets a complete 426, a good
 /// upgrade with a deflate offer gets deflate, and compressed messages
 /// flow both ways.
