@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Redis bus as the followed topics grow: one local redis-server, two
-# nodes (crates/redis/examples/bus_bench.rs with benches/bus/harness.rs:
+# nodes (crates/redis/examples/redis_bus_bench.rs with benches/bus/harness.rs:
 # two bridges in one process, one pretend event loop each), 1 000 /
 # 10 000 / 100 000 topics followed per node and the same traffic (node 0
 # publishes 100-byte events to 100 of them, a window of 2 000
@@ -37,14 +37,14 @@ trap "exit 1" INT TERM
 export CARGO_INCREMENTAL=0
 build() { # build TREE OUT: the example of the tree, in release, copied to OUT
     cargo build --quiet --release --manifest-path "$1/Cargo.toml" -p tether-redis \
-        --example bus_bench --target-dir "$root/target"
-    cp "$root/target/release/examples/bus_bench" "$2"
+        --example redis_bus_bench --target-dir "$root/target"
+    cp "$root/target/release/examples/redis_bus_bench" "$2"
 }
 
 echo "bus: before = $(git -C "$root" rev-parse --short "$base"), after = $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with uncommitted changes)')"
 git -C "$root" worktree add --quiet --detach "$work/before" "$base"
 mkdir -p "$work/before/crates/redis/examples" "$work/before/benches/bus"
-cp "$root/crates/redis/examples/bus_bench.rs" "$work/before/crates/redis/examples/"
+cp "$root/crates/redis/examples/redis_bus_bench.rs" "$work/before/crates/redis/examples/"
 cp "$root/benches/bus/harness.rs" "$work/before/benches/bus/"
 build "$work/before" "$work/bus_bench.before"
 # Both trees' crates get the same artifact names in the one target

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The buses side by side, in one run, with this tree's bus benchmark
-# (benches/bus/harness.rs, through crates/redis/examples/bus_bench.rs and
-# crates/nats/examples/bus_bench.rs): two nodes (two bridges in one
+# (benches/bus/harness.rs, through crates/redis/examples/redis_bus_bench.rs and
+# crates/nats/examples/nats_bus_bench.rs): two nodes (two bridges in one
 # process, one pretend event loop each), each following 1 000 / 10 000
 # topics, node 0 publishing 100-byte events to 100 of them with a window
 # of 2 000 unanswered. The setups: one Redis server (its one announcement
@@ -74,11 +74,11 @@ redis_server() {
 }
 
 CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p tether-redis \
-    --example bus_bench
-cp "$root/target/release/examples/bus_bench" "$work/redis_bench"
+    --example redis_bus_bench
+cp "$root/target/release/examples/redis_bus_bench" "$work/redis_bench"
 CARGO_INCREMENTAL=0 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p tether-nats \
-    --example bus_bench
-cp "$root/target/release/examples/bus_bench" "$work/nats_bench"
+    --example nats_bus_bench
+cp "$root/target/release/examples/nats_bus_bench" "$work/nats_bench"
 
 single="$(free_port)"
 redis_server "$single"

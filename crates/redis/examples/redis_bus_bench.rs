@@ -6,7 +6,7 @@
 //! URL names).
 //!
 //! ```sh
-//! cargo run --release -p tether-redis --example bus_bench -- \
+//! cargo run --release -p tether-redis --example redis_bus_bench -- \
 //!     --url redis://127.0.0.1:6379/ --topics 10000
 //! ```
 //!

@@ -6,7 +6,7 @@
 //! `nats-server`s, comma-separated), summed.
 //!
 //! ```sh
-//! cargo run --release -p tether-nats --example bus_bench -- \
+//! cargo run --release -p tether-nats --example nats_bus_bench -- \
 //!     --url nats://127.0.0.1:4222 --server-pid "$(pgrep nats-server)" --topics 10000
 //! ```
 
