@@ -41,41 +41,25 @@ export CARGO_TERM_COLOR=never
 cargo build --release -p tether-benches --bin loadgen
 LOADGEN=target/release/loadgen
 WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=benches/callgrind-run.sh
+. benches/callgrind-run.sh
+trap callgrind_cleanup EXIT
 
 # Runs one binary under callgrind, optionally under load; prints
 # "instructions messages".
 measure() { # bin port scenario|idle|hub-idle|fanout
-    local out=$WORK/callgrind.out log=$WORK/server.log messages=0 app=(--app echo)
+    local messages=0 app=(--app echo)
     [[ "$3" == hub-idle || "$3" == fanout ]] && app=(--app hub --memory --ws-publish bench.fan)
-    rm -f "$out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve "${app[@]}" --threads 1 \
-        --port "$2" --log-level warn >"$log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 600); do
-        grep -q "listening on" "$log" && break
-        sleep 0.1
-    done
-    grep -q "listening on" "$log" || { cat "$log" >&2; return 1; }
+    callgrind_start "$1" serve "${app[@]}" --threads 1 --port "$2" --log-level warn
     if [ "$3" = fanout ]; then
         "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
             --sub-path /topics/bench.fan/events -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d 8 \
             --drain 5 --connect-timeout 120 >"$WORK/load.out"
         messages=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
     elif [[ "$3" != idle && "$3" != hub-idle ]]; then
-        "$LOADGEN" echo --addr "127.0.0.1:$2" -c "${3%x*}" -s "${3#*x}" -d "$DURATION" --warmup 0 \
-            --connect-timeout 120 >"$WORK/load.out"
-        messages=$(grep -oE '^echo .*: ([0-9]+) messages' "$WORK/load.out" | grep -oE '[0-9]+ messages' | grep -oE '[0-9]+')
+        messages=$(echo_load "$2" "${3%x*}" "${3#*x}" "$DURATION")
     fi
-    kill -INT "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=""
-    echo "$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}') $messages"
+    echo "$(callgrind_stop) $messages"
 }
 
 printf '| scenario | binary | instructions per message | messages |\n|---|---|--:|--:|\n'
@@ -86,16 +70,14 @@ for bin in $BINS; do
     for scenario in $SCENARIOS; do
         port=$((port + 1))
         read -r total messages < <(measure "$bin" "$port" "$scenario")
-        per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
-        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$per" "$messages"
+        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$(per_message "$total" "$idle" "$messages")" "$messages"
     done
     if [ -n "$SSE_FANOUT" ]; then
         port=$((port + 1))
         read -r idle _ < <(measure "$bin" "$port" hub-idle)
         port=$((port + 1))
         read -r total messages < <(measure "$bin" "$port" fanout)
-        per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
         printf '| SSE fan-out %s/s × 20 B to %s (per delivery) | %s | %s | %s |\n' \
-            "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$per" "$messages"
+            "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$(per_message "$total" "$idle" "$messages")" "$messages"
     fi
 done

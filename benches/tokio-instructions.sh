@@ -46,12 +46,9 @@ if [ "$BUILD" = 1 ]; then
 fi
 LOADGEN=$TARGET/release/loadgen
 WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=benches/callgrind-run.sh
+. benches/callgrind-run.sh
+trap callgrind_cleanup EXIT
 
 server_cmd() { # name[=path] port
     case "$1" in
@@ -65,31 +62,14 @@ server_cmd() { # name[=path] port
 
 # Prints "instructions messages" of one run under callgrind.
 measure() { # server port scenario|idle
-    local out=$WORK/callgrind.out log=$WORK/server.log messages=0
-    rm -f "$out"
-    # shellcheck disable=SC2046 # the command is words on purpose
-    valgrind --tool=callgrind --callgrind-out-file="$out" $(server_cmd "$1" "$2") >"$log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 600); do
-        grep -q "listening on" "$log" && break
-        sleep 0.1
-    done
-    grep -q "listening on" "$log" || { cat "$log" >&2; return 1; }
+    local messages=0 command
+    command=$(server_cmd "$1" "$2")
+    # shellcheck disable=SC2086 # the command is words on purpose
+    callgrind_start $command
     if [ "$3" != idle ]; then
-        "$LOADGEN" echo --addr "127.0.0.1:$2" --path / -c "${3%x*}" -s "${3#*x}" -d "$DURATION" \
-            --warmup 0 --connect-timeout 120 >"$WORK/load.out"
-        messages=$(grep -oE '^echo .*: ([0-9]+) messages' "$WORK/load.out" | grep -oE '[0-9]+ messages' | grep -oE '[0-9]+')
+        messages=$(echo_load "$2" "${3%x*}" "${3#*x}" "$DURATION" --path /)
     fi
-    # TERM: a background job of a script ignores INT, and the peers keep
-    # the default action (callgrind writes its counts when it ends them).
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=""
-    for _ in $(seq 100); do
-        grep -qE '^(summary|totals):' "$out" 2>/dev/null && break
-        sleep 0.1
-    done
-    echo "$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}') $messages"
+    echo "$(callgrind_stop) $messages"
 }
 
 echo "== commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -101,7 +81,6 @@ for server in $SERVERS; do
     for scenario in $SCENARIOS; do
         port=$((port + 1))
         read -r total messages < <(measure "$server" "$port" "$scenario")
-        per=$(( (total - idle) / (messages > 0 ? messages : 1) ))
-        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$server" "$per" "$messages"
+        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$server" "$(per_message "$total" "$idle" "$messages")" "$messages"
     done
 done
