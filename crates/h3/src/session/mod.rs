@@ -29,72 +29,36 @@
 //! HTTP datagrams (RFC 9297) go both ways
 //! ([`ServerSession::receive_datagram`], [`ServerSession::datagram`]).
 //! See `webtransport.rs`.
+//!
+//! The session's state and the reading of request streams are here; the
+//! rest is beside it: `config.rs` the limits, `event.rs` what comes out,
+//! `uni.rs` the client's unidirectional streams, `send.rs` responses and
+//! the bytes to write, and `webtransport.rs` WebTransport.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use tether_h2::connection::Request;
 use tether_h2::hpack::Field;
 
-use crate::frame::{self, Frame};
+use crate::frame::Frame;
 use crate::head::{self, Malformed};
-use crate::qpack::{self, Decoder, DecoderStreamReader, Section};
+use crate::qpack::{Decoder, DecoderStreamReader, Section};
 use crate::request::{RequestEvent, RequestStream};
 use crate::settings::Settings;
-use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
+use crate::stream::{ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
 use crate::stream_ids::StreamIds;
 use crate::varint::VarintReader;
-use crate::webtransport::capsule::Close;
 use crate::{Error, ErrorCode, Misuse, Violation};
 
+mod config;
+mod event;
+mod send;
+mod uni;
 mod webtransport;
 
+pub use config::SessionConfig;
+pub use event::SessionEvent;
+
 use webtransport::WtState;
-
-/// The limits and features of a [`ServerSession`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// The largest request head or trailer section (name + value + 32 per
-    /// field), sent as SETTINGS_MAX_FIELD_SECTION_SIZE; a larger one is
-    /// [`SessionEvent::HeadTooLarge`].
-    pub max_field_section_size: usize,
-    /// The largest frame other than DATA that is buffered (a HEADERS
-    /// frame's encoded section, a control frame); a larger one is a
-    /// connection error H3_EXCESSIVE_LOAD.
-    pub max_frame_payload: usize,
-    /// SETTINGS_QPACK_MAX_TABLE_CAPACITY: the dynamic table the client's
-    /// encoder may use.
-    pub qpack_max_table_capacity: u64,
-    /// SETTINGS_QPACK_BLOCKED_STREAMS.
-    pub qpack_blocked_streams: u64,
-    /// The bytes kept for one request stream while its field section
-    /// waits for the encoder stream; past it the stream is reset with
-    /// H3_EXCESSIVE_LOAD.
-    pub max_blocked_bytes: usize,
-    /// Send SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and accept extended
-    /// CONNECT (RFC 9220) requests.
-    pub enable_connect_protocol: bool,
-    /// WebTransport sessions a client may hold at once on the connection
-    /// (pending an answer or live); a CONNECT for one more is reset with
-    /// H3_REQUEST_REJECTED. 0 (the default) serves no WebTransport; above
-    /// 0, with `enable_connect_protocol`, SETTINGS also carry
-    /// SETTINGS_H3_DATAGRAM = 1, SETTINGS_ENABLE_WEBTRANSPORT = 1 and
-    /// this count under both codepoints of the session count.
-    pub max_webtransport_sessions: u64,
-}
-
-impl Default for SessionConfig {
-    fn default() -> SessionConfig {
-        SessionConfig {
-            max_field_section_size: qpack::DEFAULT_MAX_FIELD_SECTION_SIZE,
-            max_frame_payload: frame::DEFAULT_MAX_PAYLOAD,
-            qpack_max_table_capacity: 4096,
-            qpack_blocked_streams: 16,
-            max_blocked_bytes: 64 * 1024,
-            enable_connect_protocol: false,
-            max_webtransport_sessions: 0,
-        }
-    }
-}
 
 /// A unidirectional stream this server opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,135 +95,6 @@ pub struct Write {
     pub bytes: Vec<u8>,
     /// After these bytes the stream ends.
     pub fin: bool,
-}
-
-/// What the client's streams said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// A request's head, checked (RFC 9114 §4.3.1); an extended CONNECT
-    /// has `request.protocol`.
-    Request {
-        /// The request stream.
-        stream_id: u64,
-        /// The head.
-        request: Request,
-    },
-    /// A piece of the request body.
-    Data {
-        /// The request stream.
-        stream_id: u64,
-        /// The bytes.
-        data: Vec<u8>,
-    },
-    /// The request's trailers, checked.
-    Trailers {
-        /// The request stream.
-        stream_id: u64,
-        /// The fields.
-        fields: Vec<Field>,
-    },
-    /// The request is complete (its body matched any content-length).
-    End {
-        /// The request stream.
-        stream_id: u64,
-    },
-    /// The request stream broke a rule (a malformed head, a body that does
-    /// not match content-length, an end before the head): reset it and stop
-    /// reading it with this code (RFC 9114 §4.1.2). Nothing more comes for
-    /// it and the session forgets it. Also a client bidirectional
-    /// WebTransport stream to reset: one naming no session
-    /// (WT_BUFFERED_STREAM_REJECTED), or one whose session ended
-    /// (WT_SESSION_GONE).
-    StreamError {
-        /// The request stream.
-        stream_id: u64,
-        /// The code to reset it with.
-        code: ErrorCode,
-        /// Why, when the head or trailers were malformed.
-        malformed: Option<Malformed>,
-    },
-    /// The head was larger than
-    /// [`SessionConfig::max_field_section_size`]: answer 431 (or reset
-    /// the stream) and stop reading it; nothing more comes for it.
-    HeadTooLarge {
-        /// The request stream.
-        stream_id: u64,
-    },
-    /// The client reset a request stream or stopped reading its response:
-    /// whatever serves it can stop. The session forgets the stream.
-    Cancelled {
-        /// The request stream.
-        stream_id: u64,
-        /// The client's code.
-        code: u64,
-    },
-    /// A unidirectional stream of a type this server does not use: stop
-    /// reading it with this code (RFC 9114 §6.2). Also a client
-    /// unidirectional WebTransport stream naming no session
-    /// (WT_BUFFERED_STREAM_REJECTED) or whose session ended
-    /// (WT_SESSION_GONE).
-    StopSending {
-        /// The stream.
-        stream_id: u64,
-        /// H3_STREAM_CREATION_ERROR.
-        code: ErrorCode,
-    },
-    /// The client's SETTINGS.
-    Settings(Settings),
-    /// The client's GOAWAY: it accepts no push ID from this one on.
-    Goaway(u64),
-    /// A client stream named a WebTransport session in its first bytes
-    /// and belongs to it from now on.
-    WebTransportStream {
-        /// The QUIC stream.
-        stream_id: u64,
-        /// The session (its CONNECT stream's ID).
-        session_id: u64,
-        /// A bidirectional stream (the server may write on it with
-        /// [`ServerSession::send_webtransport`]), or a unidirectional one.
-        bidirectional: bool,
-    },
-    /// Raw bytes on a client WebTransport stream.
-    WebTransportData {
-        /// The QUIC stream.
-        stream_id: u64,
-        /// The bytes (may be empty when only `fin` is news).
-        data: Vec<u8>,
-        /// The stream ended after them.
-        fin: bool,
-    },
-    /// The client reset one of its WebTransport streams.
-    WebTransportReset {
-        /// The QUIC stream.
-        stream_id: u64,
-        /// The client's code.
-        code: u64,
-    },
-    /// The client stopped reading a WebTransport stream this server writes
-    /// on; it is forgotten.
-    WebTransportStopped {
-        /// The stream.
-        target: Target,
-        /// The client's code.
-        code: u64,
-    },
-    /// A WebTransport session ended from the client's side: its CONNECT
-    /// stream ended or was reset (`close` is `None`), or carried
-    /// CLOSE_WEBTRANSPORT_SESSION. Its streams are already reset or
-    /// ended (the events say which), its CONNECT stream finished.
-    WebTransportClosed {
-        /// The session.
-        session_id: u64,
-        /// The client's code and reason, if it sent them.
-        close: Option<Close>,
-    },
-    /// An HTTP datagram for a live WebTransport session.
-    Datagram {
-        /// The session.
-        session_id: u64,
-        /// The payload.
-        data: Vec<u8>,
-    },
 }
 
 /// Why a response could not be queued: the caller's mistake, not the
@@ -807,119 +642,6 @@ impl ServerSession {
         }
     }
 
-    fn receive_uni(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {
-        let mut input = data;
-        if !self.uni_streams.contains_key(&stream_id) {
-            if !self.uni_ids.first_seen(stream_id) {
-                // A stream done with: its late bytes are dropped.
-                return Ok(());
-            }
-            self.uni_streams
-                .insert(stream_id, UniState::Type(StreamTypeReader::new()));
-        }
-        if let Some(UniState::Type(reader)) = self.uni_streams.get_mut(&stream_id) {
-            let (used, ty) = reader.feed(input);
-            input = input.get(used..).unwrap_or_default();
-            let Some(ty) = ty else {
-                if fin {
-                    // A stream that ends before its type: nothing to use.
-                    self.uni_streams.remove(&stream_id);
-                }
-                return Ok(());
-            };
-            self.uni.opened(ty)?;
-            let next = match ty {
-                StreamType::Control => {
-                    UniState::Control(ControlStream::new(Role::Server, self.config.max_frame_payload))
-                }
-                StreamType::QpackEncoder => UniState::Encoder,
-                StreamType::QpackDecoder => UniState::Decoder(DecoderStreamReader::new()),
-                StreamType::WebTransport if self.webtransport_enabled() => {
-                    UniState::WebTransportPrefix(VarintReader::new())
-                }
-                StreamType::Push | StreamType::WebTransport | StreamType::Unknown(_) => {
-                    self.events.push_back(SessionEvent::StopSending {
-                        stream_id,
-                        code: ErrorCode::H3_STREAM_CREATION_ERROR,
-                    });
-                    self.uni_streams.remove(&stream_id);
-                    return Ok(());
-                }
-            };
-            self.uni_streams.insert(stream_id, next);
-        }
-        match self.uni_streams.get_mut(&stream_id) {
-            Some(UniState::Control(control)) => {
-                let mut events = Vec::new();
-                control.receive(input, &mut events)?;
-                if fin {
-                    return Err(control.finish());
-                }
-                for event in events {
-                    self.events.push_back(match event {
-                        ControlEvent::Settings(settings) => {
-                            self.peer_settings = Some(settings.clone());
-                            SessionEvent::Settings(settings)
-                        }
-                        ControlEvent::Goaway(id) => SessionEvent::Goaway(id),
-                        // Push is not offered: MAX_PUSH_ID and
-                        // CANCEL_PUSH have nothing to act on.
-                        ControlEvent::MaxPushId(_) | ControlEvent::CancelPush(_) => continue,
-                    });
-                }
-            }
-            Some(UniState::Encoder) => {
-                let unblocked = self.decoder.feed_encoder_stream(input)?;
-                if fin {
-                    return self.uni.closed(StreamType::QpackEncoder);
-                }
-                for section in unblocked {
-                    self.unblocked(section.stream_id, section.fields)?;
-                }
-            }
-            Some(UniState::Decoder(reader)) => {
-                // Our encoder uses no dynamic table: the reader refuses
-                // every instruction but Stream Cancellation, which needs
-                // nothing done.
-                reader.feed(input)?;
-                if fin {
-                    return self.uni.closed(StreamType::QpackDecoder);
-                }
-            }
-            Some(UniState::WebTransportPrefix(reader)) => {
-                let (used, session_id) = reader.feed(input);
-                input = input.get(used..).unwrap_or_default();
-                match session_id {
-                    Some(session_id) => {
-                        if self.associate(stream_id, session_id, false) {
-                            self.uni_streams.insert(stream_id, UniState::WebTransport);
-                            self.uni_stream_data(stream_id, input, fin);
-                        } else {
-                            self.uni_streams.remove(&stream_id);
-                        }
-                    }
-                    None if fin => {
-                        // Ended before its session ID: nothing to use.
-                        self.uni_streams.remove(&stream_id);
-                    }
-                    None => {}
-                }
-            }
-            Some(UniState::WebTransport) => self.uni_stream_data(stream_id, input, fin),
-            Some(UniState::Type(_)) | None => {}
-        }
-        Ok(())
-    }
-
-    /// Bytes of a client WebTransport unidirectional stream; an ended one
-    /// is done with.
-    fn uni_stream_data(&mut self, stream_id: u64, data: &[u8], fin: bool) {
-        if fin {
-            self.uni_streams.remove(&stream_id);
-        }
-        self.stream_data(stream_id, data.to_vec(), fin);
-    }
-
     /// A blocked section's fields arrived: hand them on, then read what
     /// came after the section.
     fn unblocked(&mut self, stream_id: u64, fields: Vec<Field>) -> Result<(), Error> {
@@ -933,65 +655,6 @@ impl ServerSession {
         let fin = std::mem::replace(&mut reading.pending_fin, false);
         self.fields(stream_id, kind, fields)?;
         self.read_request(stream_id, &pending, fin)
-    }
-
-    /// Queues a response head on request stream `stream_id`: `status`,
-    /// then `fields` (lowercase names, no pseudo-headers). Informational
-    /// (1xx) heads may come before the final one.
-    pub fn send_head(&mut self, stream_id: u64, status: u16, fields: &[Field]) -> Result<(), SendError> {
-        if !(100..=599).contains(&status) {
-            return Err(SendError::InvalidStatus(status));
-        }
-        let state = self
-            .requests
-            .get_mut(&stream_id)
-            .ok_or(SendError::UnknownStream(stream_id))?;
-        if state.sending != Sending::Nothing {
-            return Err(SendError::OutOfOrder(stream_id));
-        }
-        let mut all = Vec::with_capacity(fields.len() + 2);
-        all.push(Field::new(":status", status.to_string()));
-        all.extend_from_slice(fields);
-        self.webtransport_answer(stream_id, status, &mut all);
-        let state = self
-            .requests
-            .get_mut(&stream_id)
-            .ok_or(SendError::UnknownStream(stream_id))?;
-        let size = qpack::field_section_size(&all);
-        let limit = self
-            .peer_settings
-            .as_ref()
-            .map_or(u64::MAX, Settings::max_field_section_size);
-        if size > limit {
-            return Err(SendError::HeadTooLarge(size));
-        }
-        if status >= 200 {
-            state.sending = Sending::Head;
-        }
-        let mut section = Vec::new();
-        qpack::encode(&all, &mut section);
-        let mut bytes = Vec::new();
-        Frame::Headers(section).encode(&mut bytes)?;
-        self.queue(Target::Request(stream_id), &bytes, false);
-        Ok(())
-    }
-
-    /// Queues a piece of the response body as one DATA frame.
-    pub fn send_data(&mut self, stream_id: u64, data: &[u8]) -> Result<(), SendError> {
-        let state = self
-            .requests
-            .get(&stream_id)
-            .ok_or(SendError::UnknownStream(stream_id))?;
-        if state.sending != Sending::Head {
-            return Err(SendError::OutOfOrder(stream_id));
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let mut bytes = Vec::with_capacity(data.len() + 9);
-        frame::encode_data(data, &mut bytes)?;
-        self.queue(Target::Request(stream_id), &bytes, false);
-        Ok(())
     }
 
     /// Ends the response; the stream is forgotten once its request has been
@@ -1012,64 +675,9 @@ impl ServerSession {
         Ok(())
     }
 
-    /// The server resets its response on `stream_id` itself (the caller
-    /// sends RESET_STREAM and STOP_SENDING with its code): the session
-    /// forgets the stream. A WebTransport session's CONNECT stream ends
-    /// the session (its client streams reset with WT_SESSION_GONE, no
-    /// [`SessionEvent::WebTransportClosed`]); a WebTransport stream leaves
-    /// its session.
-    pub fn abandon(&mut self, stream_id: u64) {
-        self.webtransport_abandoned(stream_id);
-        if let Some(state) = self.requests.remove(&stream_id)
-            && state.reading.is_some()
-        {
-            self.decoder.cancel_stream(stream_id);
-        }
-        self.writes.remove(&Target::Request(stream_id));
-    }
-
-    /// Queues GOAWAY on the control stream (RFC 9114 §5.2): requests on
-    /// streams from the first one not yet seen are refused from now on;
-    /// the ones already seen are served. Calling it again sends the same
-    /// or a lower ID, never a higher one.
-    pub fn goaway(&mut self) {
-        let id = self
-            .goaway
-            .map_or(self.request_ids.next(), |old| old.min(self.request_ids.next()));
-        self.goaway = Some(id);
-        let mut bytes = Vec::new();
-        if Frame::Goaway(id).encode(&mut bytes).is_ok() {
-            self.queue(Target::Local(LocalStream::Control), &bytes, false);
-        }
-    }
-
-    /// Whether GOAWAY was sent and every request before it is done: the
-    /// connection may be closed with H3_NO_ERROR.
-    pub fn is_drained(&self) -> bool {
-        self.goaway.is_some() && self.requests.is_empty()
-    }
-
     fn queue(&mut self, target: Target, bytes: &[u8], fin: bool) {
         let entry = self.writes.entry(target).or_insert_with(|| (Vec::new(), false));
         entry.0.extend_from_slice(bytes);
         entry.1 |= fin;
-    }
-
-    /// The bytes to write, per stream, since the last call: responses, the
-    /// control stream, and the decoder stream's acknowledgments.
-    pub fn take_writes(&mut self) -> Vec<Write> {
-        let decoder = self.decoder.take_decoder_stream();
-        if !decoder.is_empty() {
-            let target = Target::Local(LocalStream::QpackDecoder);
-            if !self.decoder_stream_open {
-                self.decoder_stream_open = true;
-                self.queue(target, &[0x03], false);
-            }
-            self.queue(target, &decoder, false);
-        }
-        std::mem::take(&mut self.writes)
-            .into_iter()
-            .map(|(target, (bytes, fin))| Write { target, bytes, fin })
-            .collect()
     }
 }
