@@ -1,9 +1,11 @@
 //! Where the application's output for one id goes: a sink is an HTTP/1.1
-//! connection, one stream of an HTTP/2 connection or one request stream
-//! of a QUIC connection (HTTP/3), and the four things
+//! connection or one stream of an HTTP/2 connection, and the four things
 //! done to a session from outside its own input (a broadcast pushed to it,
 //! its WebSocket closed, its event stream ended, a deferred answer given)
-//! are asked here, once, whatever carries them.
+//! are asked here, once, whatever carries them. A request stream of a
+//! QUIC connection (HTTP/3) is the same kind of sink, reached through the
+//! loop's QUIC endpoint, which carries out the same operations on its own
+//! streams: this file names no QUIC type.
 //!
 //! Calling contract: the loop finds the connection of the id the
 //! application was given ([`crate::app::ConnId`], with a stream for
@@ -21,10 +23,6 @@ use tether_ws::CloseCode;
 
 use super::conn::{Conn, State};
 use super::env::{Call, LoopEnv};
-#[cfg(feature = "tls")]
-use super::h3::H3Endpoint;
-#[cfg(feature = "tls")]
-use crate::app::Action;
 use crate::app::{App, CloseReason, ConnId, Encoded, Response, Route};
 use crate::transport::{Stream, TlsSession};
 
@@ -212,33 +210,5 @@ pub(super) fn respond_later<A: App>(
         (Sink::Connection, State::H1(h1)) => h1.respond_later(c, response, now),
         (Sink::Stream(_), State::H2(h2)) => h2.respond_later(id, c, response),
         _ => {}
-    }
-}
-
-/// Carries out an action the application asked for a QUIC connection's
-/// request stream (an id with [`ConnId::is_quic`]), as the functions above
-/// do for the TCP carriers: a broadcast queued on its event stream (reset
-/// with H3_REQUEST_CANCELLED by the slow-consumer policy when its client
-/// leaves more than [`crate::config::Config::max_output`] unread), its event
-/// stream ended, its WebSocket's close handshake begun, its deferred
-/// answer sent, its held request let go on.
-#[cfg(feature = "tls")]
-pub(super) fn quic<A: App>(
-    endpoint: &mut H3Endpoint,
-    app: &mut A,
-    env: &mut LoopEnv<A::Post>,
-    action: Action,
-    now: Instant,
-) {
-    match action {
-        Action::Send(id, encoded) => {
-            if endpoint.push(env, id, encoded, now) {
-                endpoint.cut_loose(app, env, id, now);
-            }
-        }
-        Action::EndStream(id) => endpoint.end_stream(app, env, id, CloseReason::Ended, now),
-        Action::Respond(id, response) => endpoint.respond_later(id, &response, now),
-        Action::Proceed(id, route) => endpoint.proceed(app, env, id, route, now),
-        Action::Close(id, code, reason) => endpoint.close_ws(app, env, id, code, &reason, now),
     }
 }

@@ -1,8 +1,8 @@
 //! HTTP/3 on the loop: one QUIC endpoint per loop ([`tether_quic::QuicServer`],
 //! quinn-proto driven sans-IO) on a UDP socket of its own, whose requests
 //! go through the same dispatch as HTTP/1.1's and HTTP/2's, and whose
-//! event streams, deferred answers and held requests the sink reaches by
-//! their ids like any other.
+//! event streams, deferred answers and held requests the application
+//! reaches by their ids like any other.
 //!
 //! Each request stream of a QUIC connection is one id for the
 //! application: the connection's ([`ConnId::quic`]), with the stream's
@@ -20,10 +20,13 @@
 //! [`H3Endpoint::writable`] on the socket's readiness,
 //! [`H3Endpoint::turn`] once at the end of every loop turn (timers due,
 //! then every datagram the endpoint has to send), and waits no longer than
-//! [`H3Endpoint::next_deadline`]. The sink's five operations (push, end,
-//! answer, let go on, close a WebSocket) are methods of the same names in
-//! `streams.rs` and `websocket.rs`. What the application asks during any of these is left in
-//! the environment's actions, which the caller applies after.
+//! [`H3Endpoint::next_deadline`], and hands it the application's actions
+//! for its streams ([`H3Endpoint::apply`]). The five operations of a sink
+//! (push, end, answer, let go on, close a WebSocket), which `super::sink`
+//! has for the TCP carriers, are methods of the same names in
+//! `streams.rs` and `websocket.rs`. What the application asks during any
+//! of these is left in the environment's actions, which the caller
+//! applies after.
 //!
 //! In a cluster, the connection IDs each loop's endpoint issues start
 //! with the loop's index ([`tether_quic::routing`]): a datagram that
@@ -70,11 +73,10 @@ use tether_h3::ErrorCode;
 use tether_quic::routing::issuer_of;
 use tether_quic::{ConnectionHandle, QuicServer};
 
-use crate::app::{Action, App, ConnId, Ctx, Response};
+use crate::app::{Action, App, CloseReason, ConnId, Ctx, Response};
 use crate::loops::Stats;
 use crate::server::env::LoopEnv;
 use crate::server::guard::{self, Named, Panic, guarded};
-use crate::server::sink;
 use crate::server::websocket::Session;
 
 mod requests;
@@ -418,8 +420,29 @@ impl H3Endpoint {
     ) {
         let conn = ConnectionHandle(action.id().quic_index());
         self.contained(app, env, conn, "an action", now, |endpoint, app, env| {
-            sink::quic(endpoint, app, env, action, now);
+            endpoint.act(app, env, action, now);
         });
+    }
+
+    /// Carries out an action for a request stream (an id with
+    /// [`ConnId::is_quic`]), as `super::sink` does for the TCP carriers: a
+    /// broadcast queued on its event stream (reset with
+    /// H3_REQUEST_CANCELLED by the slow-consumer policy when its client
+    /// leaves more than [`crate::config::Config::max_output`] unread), its
+    /// event stream ended, its WebSocket's close handshake begun, its
+    /// deferred answer sent, its held request let go on.
+    fn act<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, action: Action, now: Instant) {
+        match action {
+            Action::Send(id, encoded) => {
+                if self.push(env, id, encoded, now) {
+                    self.cut_loose(app, env, id, now);
+                }
+            }
+            Action::EndStream(id) => self.end_stream(app, env, id, CloseReason::Ended, now),
+            Action::Respond(id, response) => self.respond_later(id, &response, now),
+            Action::Proceed(id, route) => self.proceed(app, env, id, route, now),
+            Action::Close(id, code, reason) => self.close_ws(app, env, id, code, &reason, now),
+        }
     }
 
     /// Whatever a panic cost: logged once, counted, and the connection's
