@@ -1,6 +1,7 @@
 //! The HTTP/3 streams that outlive their request: event streams and
-//! deferred answers (WebSockets: `websocket.rs`), started, fed, timed and ended, and what the sink
-//! does to each from outside its input (push, end, answer, let go on).
+//! deferred answers (WebSockets: `websocket.rs`), started, fed, timed and ended, and what the
+//! endpoint does to each from outside its input (push, end, answer, let go on: the
+//! sink's operations, carried out by `H3Endpoint::act`).
 //! Also the two steps of a graceful shutdown for the endpoint.
 
 use std::time::Instant;
