@@ -20,6 +20,7 @@ use super::revoked::Revocations;
 use super::routes::{Endpoint, Refusal, TokenFault, bearer, parse_path};
 use super::settings::HubSettings;
 use super::subscribers::{Holder, Subscriber};
+use super::verified_tokens::VerifiedTokens;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken
@@ -43,6 +44,8 @@ pub(super) struct Access {
     pub(super) connections: SubjectConnections,
     /// Tokens revoked.
     pub(super) revocations: Revocations,
+    /// Tokens this loop verified for a later callback of their request.
+    verified_tokens: VerifiedTokens,
     /// How many tokens' signatures were checked, on every loop: the tests
     /// hold a request to one.
     #[cfg(test)]
@@ -202,6 +205,7 @@ impl Access {
             presented: None,
             connections: SubjectConnections::default(),
             revocations: Revocations::default(),
+            verified_tokens: VerifiedTokens::default(),
             #[cfg(test)]
             signatures_checked: Arc::default(),
         }
@@ -262,6 +266,23 @@ impl Access {
     /// Decides by `settings` from now on (the tickets stay).
     pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
         self.settings = settings;
+        self.verified_tokens.clear();
+    }
+
+    /// Keeps the JSON Web Token of `request`, verified to `credential`
+    /// by this callback, for the next callback of the same request (the
+    /// server names no request across its callbacks): that one reads it
+    /// instead of verifying the signature again, as long as the keys are
+    /// the same and the token has not expired; revocation is checked
+    /// there as at any use.
+    pub(super) fn keep_for_next_callback(&self, request: &Request<'_>, credential: &Credential) {
+        let (Credential::Token(who), None, Some(auth)) = (credential, &self.presented, &self.settings.auth)
+        else {
+            return;
+        };
+        if let Some((token, _)) = auth.token_of(request) {
+            self.verified_tokens.keep(&token, auth.keys(), who.clone());
+        }
     }
 
     /// Takes one publish of `subject` at `now` under the publish rate
@@ -367,6 +388,11 @@ impl Access {
         if source == TokenSource::Cookie && !super::origin::cookie_ok(&settings.trusted_origins, request) {
             return Err(Refusal::CrossOriginCookie);
         }
+        // Verified already by an earlier callback of this request.
+        let keys = auth.keys();
+        if let Some(who) = (self.verified_tokens).take(&token, &keys, |exp| now >= auth.deadline(exp)) {
+            return Ok(Credential::Token(who));
+        }
         #[cfg(test)]
         self.signatures_checked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -418,12 +444,16 @@ impl Access {
     /// The subject whose connection a WebSocket or event-stream request
     /// would open, as far as it can be told before: a ticket's holder's,
     /// or the token's.
-    pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
+    pub(super) fn subject_of<'a>(
+        &self,
+        request: &Request<'_>,
+        credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+    ) -> Option<String> {
         if request.query_param("ticket").is_some() {
             return self.ticket_subject(request);
         }
-        match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Token(who)) => who.subject,
+        match credential() {
+            Ok(Credential::Token(who)) => who.subject.clone(),
             _ => None,
         }
     }
@@ -476,7 +506,12 @@ impl Access {
     /// (which a private topic needs, granting it), or anyone when tickets
     /// are not required and the topic is not private. The grant says
     /// whether a WebSocket may also publish.
-    pub(super) fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
+    pub(super) fn authorize_subscriber<'a>(
+        &self,
+        request: &Request<'_>,
+        topic: &str,
+        credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+    ) -> Result<Grant, Refusal> {
         let settings = &self.settings;
         let private = self.is_private(topic);
         if let Some(ticket) = request.query_param("ticket") {
@@ -520,7 +555,7 @@ impl Access {
             holders.remove(&ticket);
             return Err(refusal);
         }
-        match self.credential(request, self.unix_secs(Instant::now()))? {
+        match credential().as_ref().map_err(|refusal| *refusal)? {
             Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
             credential @ (Credential::Admin | Credential::Token(_)) => Ok(Grant {
                 topic: None,

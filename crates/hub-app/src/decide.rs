@@ -243,7 +243,13 @@ impl HubApp {
                 let identity = access.presented().and_then(|p| p.identity.clone());
                 let subject = match &identity {
                     Some(identity) => identity.subject.clone(),
-                    None => access.subject_of(request),
+                    None => {
+                        let verified = std::cell::OnceCell::new();
+                        let now = || access.unix_secs(Instant::now());
+                        access.subject_of(request, || {
+                            verified.get_or_init(|| access.credential(request, now()))
+                        })
+                    }
                 };
                 (
                     Question::Subscribe {

@@ -1,6 +1,9 @@
 //! Routing: what the hub makes of a request, before its body, from the
 //! path, the method, the origin and the credentials.
 
+use std::cell::OnceCell;
+use std::time::Instant;
+
 use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
 use tether_server::{Request, Route};
 
@@ -97,7 +100,62 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         return HubRoute::Decide.route();
     }
     let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
-    let grant = match access.authorize_subscriber(request, topic) {
+    // The request's credential, verified once, when a step first needs
+    // it (a ticket may make it needless), and kept for the callback that
+    // starts the stream, socket or long poll.
+    let verified = OnceCell::new();
+    let credential = || verified.get_or_init(|| access.credential(request, access.unix_secs(Instant::now())));
+    let route = subscribe_route(
+        access,
+        stats,
+        request,
+        topic,
+        endpoint,
+        raw,
+        first_message,
+        credential,
+    );
+    if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket | Endpoint::Poll)
+        && let Some(
+            HubRoute::Events
+            | HubRoute::Poll
+            | HubRoute::Decide
+            | HubRoute::WebSocket(Socket::Publisher | Socket::Subscriber),
+        ) = route_of(&route)
+        && let Some(Ok(credential)) = verified.get()
+    {
+        access.keep_for_next_callback(request, credential);
+    }
+    route
+}
+
+/// The hub's route a [`Route`] stands for, if it is one of the hub's.
+fn route_of(route: &Route) -> Option<HubRoute> {
+    match *route {
+        Route::Handler(tag) | Route::EventStream(tag) | Route::WebSocket(tag) => HubRoute::decode(tag),
+        _ => None,
+    }
+}
+
+/// The route of a subscriber's request (an event stream, a WebSocket, a
+/// long poll, a presence question) to a topic that may be subscribed
+/// to, by who it is: its `credential`, verified at the first call.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the request's parts, parsed once by the caller"
+)]
+fn subscribe_route<'a>(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    topic: &str,
+    endpoint: Endpoint,
+    raw: bool,
+    first_message: bool,
+    credential: impl Fn() -> &'a Result<Credential, Refusal> + Copy,
+) -> Route {
+    let settings = access.settings();
+    let grant = match access.authorize_subscriber(request, topic, credential) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
         Ok(grant) => grant,
         Err(refusal) => {
@@ -108,13 +166,13 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
         && let Some(max) = settings.max_connections_per_subject
         && access
-            .subject_of(request)
+            .subject_of(request, credential)
             .is_some_and(|subject| access.connections.is_full(&subject, max))
     {
         count_refusal(stats, Refusal::TooManyConnections);
         return Refusal::TooManyConnections.route();
     }
-    if asks_subscribe(access, request, topic) {
+    if asks_subscribe(access, topic, credential) {
         return HubRoute::Decide.route();
     }
     match endpoint {
@@ -148,13 +206,14 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
 /// Whether subscribing to `topic` waits for the backend's word: its
 /// namespace says `subscribe=hook`, the backend has not said it yet for
 /// this request, and the request is not the publish token's.
-fn asks_subscribe(access: &Access, request: &Request<'_>, topic: &str) -> bool {
+fn asks_subscribe<'a>(
+    access: &Access,
+    topic: &str,
+    credential: impl Fn() -> &'a Result<Credential, Refusal>,
+) -> bool {
     access.settings().subscribe_hook(topic)
         && !access.presented().is_some_and(|p| p.subscribe_decided)
-        && !matches!(
-            access.credential(request, access.unix_secs(std::time::Instant::now())),
-            Ok(Credential::Admin)
-        )
+        && !matches!(credential(), Ok(Credential::Admin))
 }
 
 /// Why a `?format=raw` request cannot be served, if it cannot: raw is for

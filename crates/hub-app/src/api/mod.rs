@@ -582,8 +582,14 @@ impl HubApp {
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        let refusal = self.shared.access.authenticate(&self.stats, request).err()?;
-        Some(as_json(refusal))
+        match self.shared.access.authenticate(&self.stats, request) {
+            Err(refusal) => Some(as_json(refusal)),
+            Ok(credential) => {
+                // The body's callback reads this verification.
+                self.shared.access.keep_for_next_callback(request, &credential);
+                None
+            }
+        }
     }
 }
 
