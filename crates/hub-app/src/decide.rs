@@ -376,7 +376,11 @@ impl HubApp {
             && self.shared.settings.backend_for(Hook::Refresh).is_some()
         {
             subscriber.refreshed = true;
-            subscriber.set_warn_at(subscriber.deadline().map(|d| super::access::warning_time(d, now)));
+            subscriber.set_warn_at(
+                subscriber
+                    .deadline()
+                    .map(|d| super::awaiting::warning_time(d, now)),
+            );
         }
     }
 
@@ -426,14 +430,14 @@ impl HubApp {
         let Some(subscriber) = self.subscribers.renew(
             conn,
             Some(deadline),
-            Some(super::access::warning_time(deadline, now)),
+            Some(super::awaiting::warning_time(deadline, now)),
         ) else {
             return;
         };
         if subscriber.transport == tether_hub::Transport::WebSocket {
             ctx.send(
                 conn,
-                &tether_server::Message::text(super::access::auth_ok(Some(deadline), now)),
+                &tether_server::Message::text(super::awaiting::auth_ok(Some(deadline), now)),
             );
         }
     }

@@ -7,10 +7,11 @@ use std::time::Instant;
 use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
 use tether_server::{Request, Route};
 
-use super::access::{Access, Credential, count_refusal};
+use super::access::{Access, Credential};
 use super::api::ApiRoute;
 use super::backend::Hook;
 use super::metrics::HubStats;
+use super::metrics::count_refusal;
 use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 
 /// What the hub makes of a request: refusals decided here whatever the

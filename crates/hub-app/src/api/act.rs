@@ -9,7 +9,7 @@ use tether_server::{CloseCode, CloseReason, Ctx};
 
 use super::{ApiError, users};
 use crate::HubApp;
-use crate::access::warning_time;
+use crate::awaiting::warning_time;
 use crate::broker_view::LoopContext;
 use crate::presence::Asker;
 

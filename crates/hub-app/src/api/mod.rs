@@ -35,9 +35,10 @@ use tether_hub::{
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
 use super::HubApp;
-use super::access::{Credential, count_refusal};
+use super::access::Credential;
 use super::broker_view::LoopContext;
 use super::metrics::add;
+use super::metrics::count_refusal;
 use super::presence::Asker;
 use super::publish::Pending;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
