@@ -81,7 +81,7 @@ use self::publishing::Publishing;
 pub use self::rate::PublishRate;
 use self::replies::shutting_down;
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
-use self::routes::{Endpoint, HubRoute, parse_path};
+use self::routes::{HubRoute, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
@@ -593,32 +593,11 @@ impl App for HubApp {
         self.shared.catch_up(&mut self.settings_seen);
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        if let Some(refusal) = ServerApi::refuse_before_body(&parts!(self), request) {
+        if let Some(refusal) = ServerApi::refuse_before_body(&self.shared.access, &self.stats, request) {
             return Some(self.cors.now(request, refusal));
         }
-        let target = parse_path(request.path());
-        let needs_token = request.method() == "POST"
-            && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
-        // Who a request without credentials is, the backend says: its body
-        // is read first.
-        let asks_connect = self.shared.settings.backend_for(backend::Hook::Connect).is_some()
-            && self.shared.access.presents_nothing(request);
-        if !needs_token || asks_connect {
-            return None;
-        }
-        let access = &self.shared.access;
-        let admission = access.admit_to(request, target);
-        let topic = admission.target.map(|(topic, _)| topic);
-        match access.check_publisher(&self.stats, &admission, topic) {
-            Some(refusal) => Some(self.cors.now(request, refusal)),
-            None => {
-                // The body's callback reads this verification.
-                if let Ok(credential) = &admission.credential {
-                    access.keep_for_next_callback(request, credential);
-                }
-                None
-            }
-        }
+        let refusal = router::refuse_publisher_before_body(&self.shared.access, &self.stats, request)?;
+        Some(self.cors.now(request, refusal))
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {

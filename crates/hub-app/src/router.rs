@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::time::Instant;
 
 use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
-use tether_server::{Request, Route};
+use tether_server::{Request, Response, Route};
 
 use super::access::{Access, Credential};
 use super::api::ApiRoute;
@@ -202,6 +202,38 @@ fn subscribe_route<'a>(
             }
         }
     }
+}
+
+/// A publish or a ticket request refused before its body is read (its
+/// body would be of no use): a credential missing, bad, or without the
+/// right to publish to the topic. One the backend is to say who it is
+/// (no credential, a connect hook) is read first. When it may go on, its
+/// verified credential is kept for the body's callback.
+pub(super) fn refuse_publisher_before_body(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+) -> Option<Response> {
+    let target = parse_path(request.path());
+    let needs_token = request.method() == "POST"
+        && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
+    // Who a request without credentials is, the backend says: its body
+    // is read first.
+    let asks_connect =
+        access.settings().backend_for(Hook::Connect).is_some() && access.presents_nothing(request);
+    if !needs_token || asks_connect {
+        return None;
+    }
+    let admission = access.admit_to(request, target);
+    let topic = admission.target.map(|(topic, _)| topic);
+    let refusal = access.check_publisher(stats, &admission, topic);
+    if refusal.is_none()
+        && let Ok(credential) = &admission.credential
+    {
+        // The body's callback reads this verification.
+        access.keep_for_next_callback(request, credential);
+    }
+    refusal
 }
 
 /// Whether subscribing to `topic` waits for the backend's word: its

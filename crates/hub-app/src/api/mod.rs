@@ -35,13 +35,13 @@ use tether_hub::{
 };
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
-use super::access::Credential;
+use super::access::{Access, Credential};
 use super::broker_view::LoopContext;
 use super::cors::Cors;
 use super::deliver::Delivery;
 use super::loop_parts::LoopParts;
-use super::metrics::add;
 use super::metrics::count_refusal;
+use super::metrics::{HubStats, add};
 use super::presence::Asker;
 use super::presence::Roster;
 use super::publish::Pending;
@@ -624,16 +624,20 @@ impl ServerApi {
 
     /// An API request refused before its body is read, if its credential
     /// is missing or bad (its body would be of no use).
-    pub(crate) fn refuse_before_body(parts: &LoopParts<'_>, request: &Request<'_>) -> Option<Response> {
+    pub(crate) fn refuse_before_body(
+        access: &Access,
+        stats: &HubStats,
+        request: &Request<'_>,
+    ) -> Option<Response> {
         let route = ApiRoute::of(request.path())?;
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        match parts.shared.access.authenticate(parts.stats, request) {
+        match access.authenticate(stats, request) {
             Err(refusal) => Some(as_json(refusal)),
             Ok(credential) => {
                 // The body's callback reads this verification.
-                parts.shared.access.keep_for_next_callback(request, &credential);
+                access.keep_for_next_callback(request, &credential);
                 None
             }
         }
