@@ -39,7 +39,7 @@ fn read_head(socket: &mut TcpStream) -> String {
 /// the publisher's subject) read who sent it, and however many
 /// callbacks (before its body, on its body; its route, then its
 /// session) the request takes; a ticket, an event stream, a
-/// WebSocket and a server API request, once too.
+/// WebSocket, a long poll and a server API request, once too.
 #[test]
 fn a_token_is_verified_once_per_request() {
     let settings = HubSettings {
@@ -151,6 +151,15 @@ fn a_token_is_verified_once_per_request() {
         7,
         "an API publish whose body came later"
     );
+
+    // A long poll: routed, then held, with one verification.
+    let polled = ask(
+        addr,
+        &format!("GET /topics/news/poll?timeout=1 HTTP/1.1\r\n{bearer}"),
+        "",
+    );
+    assert!(polled.starts_with("HTTP/1.1 200"), "{polled}");
+    assert_eq!(checked.load(Ordering::Relaxed), 8, "a long poll");
 
     drop(stream);
     handle.shutdown();
