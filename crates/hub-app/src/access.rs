@@ -281,7 +281,7 @@ impl Access {
 
     /// What a request's credentials are: the publish token in
     /// `Authorization: Bearer`, a JSON Web Token (from the header, the
-    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
+    /// cookie or the query, see [`HubAuth`](crate::HubAuth)) that verifies, or nothing. A
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
     pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
