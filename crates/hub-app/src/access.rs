@@ -8,18 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tether_hub::{Grant, Tickets, is_valid_topic, secret_matches};
-use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef, Request, Response};
+use tether_server::{Request, Response};
 
 use super::auth::{Clock, TokenSource};
 use super::connections::SubjectConnections;
-use super::metrics::{Denial, HubStats, add};
+use super::metrics::{HubStats, add, count_refusal};
 use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
-use super::replies::{close_reason, error_response};
+use super::replies::error_response;
 use super::revoked::Revocations;
 use super::routes::{Endpoint, Refusal, TokenFault, bearer, parse_path};
 use super::settings::HubSettings;
-use super::subscribers::{Holder, Subscriber};
+use super::subscribers::Holder;
+use super::ticket_holder::TicketHolder;
+use super::verified_tokens::VerifiedTokens;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken
@@ -43,6 +45,8 @@ pub(super) struct Access {
     pub(super) connections: SubjectConnections,
     /// Tokens revoked.
     pub(super) revocations: Revocations,
+    /// Tokens this loop verified for a later callback of their request.
+    verified_tokens: VerifiedTokens,
     /// How many tokens' signatures were checked, on every loop: the tests
     /// hold a request to one.
     #[cfg(test)]
@@ -59,21 +63,6 @@ pub(super) struct Presented {
     pub(super) subscribe_decided: bool,
 }
 
-/// Whom a ticket was issued for: the subject and rights of the token that
-/// asked for it (or that the publish token named), and when that token
-/// stops being good.
-#[derive(Debug, Clone)]
-struct TicketHolder {
-    subject: Option<String>,
-    rights: tether_auth::Rights,
-    /// Unix seconds, the leeway included.
-    deadline: Option<u64>,
-    /// The asking token's `jti` and `iat`: a ticket of a token revoked
-    /// since is refused.
-    token_id: Option<String>,
-    issued_at: Option<u64>,
-}
-
 /// Why a token presented over a WebSocket is not taken.
 pub(super) enum TokenRefused {
     /// It does not verify.
@@ -88,29 +77,6 @@ pub(super) enum TokenRefused {
 pub(super) struct TokenGrant {
     pub(super) may_publish: bool,
     pub(super) holder: Holder,
-}
-
-/// The Unix second a WebSocket whose token was taken at `now` and stops
-/// being good at `deadline` is warned: 30 s before the deadline, or a third
-/// of the time the token had left when taken if that is less, rounded up
-/// so that a token with a second or two left is still warned a second
-/// before it expires (not on its deadline, when it is closed).
-pub(super) fn warning_time(deadline: u64, now: u64) -> u64 {
-    let left = deadline.saturating_sub(now);
-    deadline.saturating_sub(left.div_ceil(3).min(EXPIRY_WARNING_LEAD))
-}
-
-/// What a WebSocket is told when its token is taken:
-/// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
-/// without `exp`).
-pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
-    match deadline {
-        Some(deadline) => format!(
-            "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
-            deadline.saturating_sub(now)
-        ),
-        None => "{\"type\":\"auth-ok\"}".to_owned(),
-    }
 }
 
 /// What a request names and who sends it, worked out once at the head of
@@ -163,31 +129,6 @@ impl Credential {
     }
 }
 
-/// The most bytes of claims a ticket request may carry.
-const MAX_TICKET_CLAIMS: usize = tether_auth::MAX_TOKEN_LEN;
-
-/// The most seconds before its token expires that a WebSocket is warned.
-const EXPIRY_WARNING_LEAD: u64 = 30;
-
-/// Counts a refusal by status, and by reason where it is about a
-/// token.
-pub(super) fn count_refusal(stats: &HubStats, refusal: Refusal) {
-    let (status, denial) = match refusal {
-        Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
-        Refusal::BadCredentials(_) => (&stats.refused_401, Some(Denial::Invalid)),
-        Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
-        Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
-        Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
-        Refusal::Revoked => (&stats.refused_401, Some(Denial::Revoked)),
-        Refusal::TooManyConnections => (&stats.connection_limited, None),
-        _ => (&stats.refused_403, None),
-    };
-    add(status, 1);
-    if let Some(denial) = denial {
-        stats.deny(denial);
-    }
-}
-
 impl Access {
     pub(super) fn new(settings: Arc<HubSettings>) -> Access {
         Access {
@@ -202,6 +143,7 @@ impl Access {
             presented: None,
             connections: SubjectConnections::default(),
             revocations: Revocations::default(),
+            verified_tokens: VerifiedTokens::default(),
             #[cfg(test)]
             signatures_checked: Arc::default(),
         }
@@ -262,6 +204,23 @@ impl Access {
     /// Decides by `settings` from now on (the tickets stay).
     pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
         self.settings = settings;
+        self.verified_tokens.clear();
+    }
+
+    /// Keeps the JSON Web Token of `request`, verified to `credential`
+    /// by this callback, for the next callback of the same request (the
+    /// server names no request across its callbacks): that one reads it
+    /// instead of verifying the signature again, as long as the keys are
+    /// the same and the token has not expired; revocation is checked
+    /// there as at any use.
+    pub(super) fn keep_for_next_callback(&self, request: &Request<'_>, credential: &Credential) {
+        let (Credential::Token(who), None, Some(auth)) = (credential, &self.presented, &self.settings.auth)
+        else {
+            return;
+        };
+        if let Some((token, _)) = auth.token_of(request) {
+            self.verified_tokens.keep(&token, auth.keys(), who.clone());
+        }
     }
 
     /// Takes one publish of `subject` at `now` under the publish rate
@@ -322,7 +281,7 @@ impl Access {
 
     /// What a request's credentials are: the publish token in
     /// `Authorization: Bearer`, a JSON Web Token (from the header, the
-    /// cookie or the query, see [`HubAuth`]) that verifies, or nothing. A
+    /// cookie or the query, see [`HubAuth`](crate::HubAuth)) that verifies, or nothing. A
     /// token that is presented and does not verify is refused (401), on
     /// open topics too: a client that sends a bad token learns it.
     pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
@@ -366,6 +325,11 @@ impl Access {
         };
         if source == TokenSource::Cookie && !super::origin::cookie_ok(&settings.trusted_origins, request) {
             return Err(Refusal::CrossOriginCookie);
+        }
+        // Verified already by an earlier callback of this request.
+        let keys = auth.keys();
+        if let Some(who) = (self.verified_tokens).take(&token, &keys, |exp| now >= auth.deadline(exp)) {
+            return Ok(Credential::Token(who));
         }
         #[cfg(test)]
         self.signatures_checked
@@ -418,12 +382,16 @@ impl Access {
     /// The subject whose connection a WebSocket or event-stream request
     /// would open, as far as it can be told before: a ticket's holder's,
     /// or the token's.
-    pub(super) fn subject_of(&self, request: &Request<'_>) -> Option<String> {
+    pub(super) fn subject_of<'a>(
+        &self,
+        request: &Request<'_>,
+        credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+    ) -> Option<String> {
         if request.query_param("ticket").is_some() {
             return self.ticket_subject(request);
         }
-        match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::Token(who)) => who.subject,
+        match credential() {
+            Ok(Credential::Token(who)) => who.subject.clone(),
             _ => None,
         }
     }
@@ -476,7 +444,12 @@ impl Access {
     /// (which a private topic needs, granting it), or anyone when tickets
     /// are not required and the topic is not private. The grant says
     /// whether a WebSocket may also publish.
-    pub(super) fn authorize_subscriber(&self, request: &Request<'_>, topic: &str) -> Result<Grant, Refusal> {
+    pub(super) fn authorize_subscriber<'a>(
+        &self,
+        request: &Request<'_>,
+        topic: &str,
+        credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+    ) -> Result<Grant, Refusal> {
         let settings = &self.settings;
         let private = self.is_private(topic);
         if let Some(ticket) = request.query_param("ticket") {
@@ -520,7 +493,7 @@ impl Access {
             holders.remove(&ticket);
             return Err(refusal);
         }
-        match self.credential(request, self.unix_secs(Instant::now()))? {
+        match credential().as_ref().map_err(|refusal| *refusal)? {
             Credential::Token(who) if private && !who.rights.may_subscribe(topic) => Err(Refusal::NotGranted),
             credential @ (Credential::Admin | Credential::Token(_)) => Ok(Grant {
                 topic: None,
@@ -712,7 +685,7 @@ impl Access {
                 })
             }
             _ if body.is_empty() => None,
-            _ => match self.named_holder(body, unix) {
+            _ => match TicketHolder::named_in(body, unix) {
                 Ok(holder) => Some(holder),
                 Err(response) => return response,
             },
@@ -768,27 +741,6 @@ impl Access {
         }
     }
 
-    /// The holder that the publish token names in a ticket request's body,
-    /// or the 400 that says why not.
-    fn named_holder(&self, body: &[u8], now: u64) -> Result<TicketHolder, Response> {
-        if body.len() > MAX_TICKET_CLAIMS {
-            return Err(Response::text(400, "the ticket's claims are too long\n"));
-        }
-        let Ok(text) = std::str::from_utf8(body) else {
-            return Err(Response::text(400, "the ticket's claims must be UTF-8 JSON\n"));
-        };
-        match tether_auth::identity_from_claims(text, now) {
-            Ok(who) => Ok(TicketHolder {
-                subject: who.subject,
-                rights: who.rights,
-                deadline: who.expires_at,
-                token_id: who.token_id,
-                issued_at: who.issued_at,
-            }),
-            Err(e) => Err(Response::text(400, format!("the ticket's claims: {e}\n"))),
-        }
-    }
-
     /// What a token sent over a WebSocket subscribed (or to subscribe) to
     /// `topic` grants it at `now` (Unix seconds).
     pub(super) fn take_token(&self, token: &str, topic: &str, now: u64) -> Result<TokenGrant, TokenRefused> {
@@ -816,136 +768,5 @@ impl Access {
                 issued_at: who.issued_at,
             },
         })
-    }
-}
-
-/// WebSockets let in without a credential to send their token as their
-/// first message: the subscriber each becomes once it has, and until
-/// when it may take.
-#[derive(Debug, Default)]
-pub(super) struct Awaiting {
-    sockets: HashMap<ConnId, (Subscriber, Instant)>,
-}
-
-impl Awaiting {
-    pub(super) fn admit(&mut self, conn: ConnId, subscriber: Subscriber, until: Instant) {
-        self.sockets.insert(conn, (subscriber, until));
-    }
-
-    pub(super) fn contains(&self, conn: ConnId) -> bool {
-        self.sockets.contains_key(&conn)
-    }
-
-    pub(super) fn forget(&mut self, conn: ConnId) {
-        self.sockets.remove(&conn);
-    }
-
-    /// Closes the sockets that did not authenticate in time.
-    pub(super) fn time_out<P>(&mut self, ctx: &mut Ctx<'_, P>, stats: &HubStats) {
-        let now = ctx.now();
-        let late: Vec<ConnId> = self
-            .sockets
-            .iter()
-            .filter(|(_, (_, until))| *until <= now)
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in late {
-            self.sockets.remove(&conn);
-            stats.deny(Denial::AuthTimeout);
-            ctx.close(conn, CloseCode::POLICY, "authentication timeout");
-        }
-    }
-
-    /// A socket's first message: a token that grants its topic makes it
-    /// the subscriber returned (told `auth-ok`); anything else closes it,
-    /// counted.
-    pub(super) fn first_message<P>(
-        &mut self,
-        ctx: &mut Ctx<'_, P>,
-        access: &Access,
-        stats: &HubStats,
-        conn: ConnId,
-        message: MessageRef<'_>,
-    ) -> Option<Subscriber> {
-        let (mut subscriber, _) = self.sockets.remove(&conn)?;
-        let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
-            stats.deny(Denial::NotAuthMessage);
-            ctx.close(conn, CloseCode::POLICY, "authentication required");
-            return None;
-        };
-        let now = access.unix_secs_at_arrival();
-        match access.take_token(&token, &subscriber.topic, now) {
-            Ok(grant) => {
-                let deadline = grant.holder.deadline;
-                subscriber.may_publish = grant.may_publish;
-                subscriber.hold(grant.holder);
-                subscriber.set_warn_at(deadline.map(|d| warning_time(d, now)));
-                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
-                return Some(subscriber);
-            }
-            Err(TokenRefused::Revoked) => {
-                add(&stats.refused_401, 1);
-                stats.deny(Denial::Revoked);
-                ctx.close(conn, CloseCode::POLICY, "token revoked");
-            }
-            Err(TokenRefused::Invalid(e)) => {
-                add(&stats.refused_401, 1);
-                stats.deny(Denial::of(&e));
-                ctx.close(
-                    conn,
-                    CloseCode::POLICY,
-                    close_reason(&format!("invalid token: {e}")),
-                );
-            }
-            Err(TokenRefused::NotGranted) => {
-                add(&stats.refused_403, 1);
-                stats.deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "the token does not grant this topic");
-            }
-        }
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_warnings_come_a_third_of_the_time_left_before_at_most_30_s() {
-        assert_eq!(warning_time(1_000, 400), 970);
-        assert_eq!(warning_time(1_000, 910), 970);
-        assert_eq!(warning_time(1_000, 940), 980);
-        assert_eq!(warning_time(1_000, 994), 998);
-        assert_eq!(warning_time(1_000, 995), 998);
-        // A second or two left: warned a second before, not on the deadline.
-        assert_eq!(warning_time(1_000, 998), 999);
-        assert_eq!(warning_time(1_000, 999), 999);
-        assert_eq!(warning_time(1_000, 1_000), 1_000);
-        // A deadline passed already, or at the ends of the range.
-        assert_eq!(warning_time(1_000, 2_000), 1_000);
-        assert_eq!(warning_time(0, 0), 0);
-        assert_eq!(warning_time(u64::MAX, 0), u64::MAX - 30);
-    }
-
-    #[test]
-    fn auth_ok_says_when_the_token_expires() {
-        assert_eq!(
-            auth_ok(Some(130), 100),
-            "{\"type\":\"auth-ok\",\"expires_in\":30}"
-        );
-        assert_eq!(auth_ok(Some(90), 100), "{\"type\":\"auth-ok\",\"expires_in\":0}");
-        assert_eq!(auth_ok(None, 100), "{\"type\":\"auth-ok\"}");
-    }
-
-    #[test]
-    fn refusals_are_counted_by_status_and_reason() {
-        let stats = HubStats::default();
-        count_refusal(&stats, Refusal::CrossOriginCookie);
-        count_refusal(&stats, Refusal::ExpiredCredentials);
-        count_refusal(&stats, Refusal::BadTopic);
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(load(&stats.refused_403), 2);
-        assert_eq!(load(&stats.refused_401), 1);
     }
 }

@@ -16,15 +16,19 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tether_auth::{Identity, Rights, TetherClaim};
-use tether_hub::{Allowed, ControlMessage, Decision, HubMessage};
+use tether_hub::{Allowed, ControlMessage, Decision, HubMessage, Publish};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
-use super::HubApp;
-use super::access::Presented;
+use super::access::{Access, Presented};
+use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
-use super::metrics::{Outcome, add};
-use super::router;
+use super::loop_parts::LoopParts;
+use super::metrics::{HubStats, Outcome, add};
+use super::publish::Pending;
+use super::publish_hook::{Gated, PublishGate, publish_question};
 use super::routes::{Endpoint, HubRoute, parse_path};
+use super::settings::HubSettings;
+use super::subscribers::{Subscriber, Subscribers};
 
 /// How long a decision waits for the session it was made for to open
 /// (the upgrade or the stream's start, right after): a decision that no
@@ -153,16 +157,69 @@ pub(super) fn refused(status: u16, reason: &str) -> Response {
     Response::text(status, format!("{reason}\n"))
 }
 
-impl HubApp {
+/// The backend's hooks on one loop: the questions out and what they
+/// hold (requests, publishes), the decisions made for sessions about to
+/// open.
+#[derive(Debug)]
+pub(super) struct BackendHooks {
+    /// Requests held for the backend to decide, and its decisions.
+    pub(super) decisions: Decisions,
+    /// Publishes waiting for the backend's publish hook.
+    pub(super) publish_gate: PublishGate,
+    /// This loop's index: where the answers are posted.
+    index: usize,
+}
+
+/// What a request the backend let go on does next.
+pub(super) enum GoneOn {
+    /// It is answered as the hub's route `tag` answers it.
+    AnswerAs(u32),
+    /// Its answer (or that it is held a moment longer).
+    Replied(Reply),
+}
+
+/// Whether `subscriber`, about to subscribe, asks the backend for a
+/// later expiry before it expires: it was let in by the connect hook
+/// (with an expiry), and the backend answers refresh questions. Its
+/// warning time is then when it asks.
+pub(super) fn refresh_by_backend(
+    access: &Access,
+    settings: &HubSettings,
+    subscriber: &mut Subscriber,
+    now: u64,
+) {
+    let by_hook = access
+        .presented()
+        .is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
+    if by_hook
+        && subscriber.subject().is_some()
+        && subscriber.transport != tether_hub::Transport::Poll
+        && settings.backend_for(Hook::Refresh).is_some()
+    {
+        subscriber.refreshed = true;
+        subscriber.set_warn_at(subscriber.deadline().map(|d| warning_time(d, now)));
+    }
+}
+
+impl BackendHooks {
+    pub(super) fn new(index: usize) -> BackendHooks {
+        BackendHooks {
+            decisions: Decisions::default(),
+            publish_gate: PublishGate::default(),
+            index,
+        }
+    }
+
     /// Puts `question` to the backend for `asked`; the answer comes back
     /// as a post to this loop.
     fn ask_backend(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        settings: &HubSettings,
         question: Question,
         asked: Asked,
     ) -> Result<(), Busy> {
-        let token = self.put_question(ctx, question)?;
+        let token = self.put_question(ctx, settings, question)?;
         self.decisions.held.insert(asked.conn(), token);
         self.decisions.asked.insert(token, asked);
         Ok(())
@@ -170,13 +227,14 @@ impl HubApp {
 
     /// Puts `question` to the backend: the token its answer will name,
     /// when it comes back as a post to this loop.
-    pub(super) fn put_question(
+    fn put_question(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        settings: &HubSettings,
         question: Question,
     ) -> Result<u64, Busy> {
         let hook = question.hook();
-        let Some(backend) = self.shared.settings.backend_for(hook).cloned() else {
+        let Some(backend) = settings.backend_for(hook).cloned() else {
             // A namespace asks for a hook the backend does not answer.
             log::warn!("hub: no backend answers the {} hook", hook.name());
             return Err(Busy);
@@ -200,6 +258,7 @@ impl HubApp {
     pub(super) fn decide_request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
         conn: ConnId,
         request: &Request<'_>,
     ) -> Reply {
@@ -207,8 +266,8 @@ impl HubApp {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         let transport = transport_of(endpoint);
-        let settings = self.shared.settings.clone();
-        let access = &self.shared.access;
+        let settings = parts.shared.settings.clone();
+        let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
         let (question, asked) =
             if settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request) {
@@ -243,7 +302,13 @@ impl HubApp {
                 let identity = access.presented().and_then(|p| p.identity.clone());
                 let subject = match &identity {
                     Some(identity) => identity.subject.clone(),
-                    None => access.subject_of(request),
+                    None => {
+                        let verified = std::cell::OnceCell::new();
+                        let now = || access.unix_secs(Instant::now());
+                        access.subject_of(request, || {
+                            verified.get_or_init(|| access.credential(request, now()))
+                        })
+                    }
                 };
                 (
                     Question::Subscribe {
@@ -255,7 +320,7 @@ impl HubApp {
                 )
             };
         let hook = question.hook();
-        match self.ask_backend(ctx, question, asked) {
+        match self.ask_backend(ctx, &settings, question, asked) {
             Ok(()) => {
                 let wait = settings
                     .backend
@@ -265,23 +330,28 @@ impl HubApp {
                 Reply::Hold(wait)
             }
             Err(Busy) => {
-                self.stats.decided(hook, Outcome::Unavailable);
+                parts.stats.decided(hook, Outcome::Unavailable);
                 Reply::Now(unavailable())
             }
         }
     }
 
-    /// The backend's decision about question `token`.
-    pub(super) fn decision(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, decision: Decision) {
-        if self.publish_gate.asked(token) {
-            return self.publish_decided(ctx, token, decision);
-        }
+    /// The backend's decision about question `token` (a publish's is the
+    /// publishing's to act on).
+    pub(super) fn decision(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        subscribers: &mut Subscribers<ConnId>,
+        token: u64,
+        decision: Decision,
+    ) {
         let Some(asked) = self.decisions.asked.remove(&token) else {
             // Answered already (timed out), or its client left.
             return;
         };
         if let Asked::Refresh { conn } = asked {
-            return self.refreshed(ctx, conn, decision);
+            return refreshed(ctx, parts, subscribers, conn, decision);
         }
         let conn = asked.conn();
         self.decisions.held.remove(&conn);
@@ -291,22 +361,22 @@ impl HubApp {
             Decision::Deny { .. } => Outcome::Denied,
             _ => Outcome::Unavailable,
         };
-        self.stats.decided(hook, outcome);
+        parts.stats.decided(hook, outcome);
         let allowed = match decision {
             Decision::Allow(allowed) => allowed,
             Decision::Deny { status, reason } => {
                 match status {
-                    401 => add(&self.stats.refused_401, 1),
-                    _ => add(&self.stats.refused_403, 1),
+                    401 => add(&parts.stats.refused_401, 1),
+                    _ => add(&parts.stats.refused_403, 1),
                 }
-                return self.cors.respond(ctx, conn, refused(status, &reason));
+                return parts.cors.respond(ctx, conn, refused(status, &reason));
             }
             decision => {
                 log::debug!("hub: the backend did not decide ({}): {decision:?}", hook.name());
-                return self.cors.respond(ctx, conn, unavailable());
+                return parts.cors.respond(ctx, conn, unavailable());
             }
         };
-        let now = self.shared.access.unix_secs(ctx.now());
+        let now = parts.shared.access.unix_secs(ctx.now());
         match asked {
             Asked::Connect {
                 topic,
@@ -316,7 +386,7 @@ impl HubApp {
             } => {
                 let identity = match identity_of(allowed, now) {
                     Ok(identity) => identity,
-                    Err(response) => return self.cors.respond(ctx, conn, response),
+                    Err(response) => return parts.cors.respond(ctx, conn, response),
                 };
                 if !then_subscribe {
                     return self.go_on(
@@ -337,9 +407,12 @@ impl HubApp {
                     conn,
                     identity: Some(identity),
                 };
-                if self.ask_backend(ctx, question, asked).is_err() {
-                    self.stats.decided(Hook::Subscribe, Outcome::Unavailable);
-                    self.cors.respond(ctx, conn, unavailable());
+                if self
+                    .ask_backend(ctx, &parts.shared.settings, question, asked)
+                    .is_err()
+                {
+                    parts.stats.decided(Hook::Subscribe, Outcome::Unavailable);
+                    parts.cors.respond(ctx, conn, unavailable());
                 }
             }
             Asked::Subscribe { identity, .. } => self.go_on(
@@ -354,32 +427,16 @@ impl HubApp {
         }
     }
 
-    /// Whether `subscriber`, about to subscribe, asks the backend for a
-    /// later expiry before it expires: it was let in by the connect hook
-    /// (with an expiry), and the backend answers refresh questions. Its
-    /// warning time is then when it asks.
-    pub(super) fn refresh_by_backend(&self, subscriber: &mut super::subscribers::Subscriber, now: u64) {
-        let by_hook = self
-            .shared
-            .access
-            .presented()
-            .is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
-        if by_hook
-            && subscriber.subject().is_some()
-            && subscriber.transport != tether_hub::Transport::Poll
-            && self.shared.settings.backend_for(Hook::Refresh).is_some()
-        {
-            subscriber.refreshed = true;
-            subscriber.set_warn_at(subscriber.deadline().map(|d| super::access::warning_time(d, now)));
-        }
-    }
-
     /// Asks the backend for a later expiry of the subscriber `conn`, whose
     /// own is near. Not asked (busy): it expires when it was to.
-    pub(super) fn ask_refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId) {
-        let Some(subscriber) = self.subscribers.get(conn) else {
-            return;
-        };
+    pub(super) fn ask_refresh(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        settings: &HubSettings,
+        stats: &HubStats,
+        conn: ConnId,
+        subscriber: &Subscriber,
+    ) {
         let Some(subject) = subscriber.subject().map(str::to_owned) else {
             return;
         };
@@ -388,47 +445,11 @@ impl HubApp {
             tether_hub::Transport::Poll => "poll",
             _ => "websocket",
         };
-        match self.put_question(ctx, Question::Refresh { subject, transport }) {
+        match self.put_question(ctx, settings, Question::Refresh { subject, transport }) {
             Ok(token) => {
                 self.decisions.asked.insert(token, Asked::Refresh { conn });
             }
-            Err(Busy) => self.stats.decided(Hook::Refresh, Outcome::Unavailable),
-        }
-    }
-
-    /// The backend's answer about a later expiry for the subscriber
-    /// `conn`: an allow moves its expiry (a WebSocket is told, as for a new
-    /// token); a refusal, or no answer, leaves it to expire when it was to.
-    fn refreshed(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, decision: Decision) {
-        let outcome = match &decision {
-            Decision::Allow(_) => Outcome::Allowed,
-            Decision::Deny { .. } => Outcome::Denied,
-            _ => Outcome::Unavailable,
-        };
-        self.stats.decided(Hook::Refresh, outcome);
-        let Decision::Allow(Allowed {
-            expires_at: Some(exp),
-            ..
-        }) = decision
-        else {
-            log::debug!("hub: no later expiry for a subscriber: {decision:?}");
-            return;
-        };
-        let now = self.shared.access.unix_secs(ctx.now());
-        // As at the start, the backend's expiry is the deadline itself.
-        let deadline = exp;
-        let Some(subscriber) = self.subscribers.renew(
-            conn,
-            Some(deadline),
-            Some(super::access::warning_time(deadline, now)),
-        ) else {
-            return;
-        };
-        if subscriber.transport == tether_hub::Transport::WebSocket {
-            ctx.send(
-                conn,
-                &tether_server::Message::text(super::access::auth_ok(Some(deadline), now)),
-            );
+            Err(Busy) => stats.decided(Hook::Refresh, Outcome::Unavailable),
         }
     }
 
@@ -438,42 +459,112 @@ impl HubApp {
         ctx.proceed(conn, HubRoute::Decided.route());
     }
 
-    /// A request the backend let go on ([`HubRoute::Decided`]): routed
-    /// again with the decision standing for its credential, and answered
-    /// as that route is, or let go on as the session it now opens.
-    pub(super) fn decided_request(
+    /// A request the backend let go on ([`HubRoute::Decided`]), routed
+    /// again (`route`) with the decision (`presented`) standing for its
+    /// credential: answered as that route is, or let go on as the session
+    /// it now opens, the decision kept for it until then.
+    pub(super) fn go_on_as(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
-    ) -> Reply {
-        let Some(presented) = self.decisions.take_decided(conn, ctx.now()) else {
-            return Reply::Now(unavailable());
-        };
-        let before = self.shared.access.present(Some(presented.clone()));
-        let route = router::route(&self.shared.access, &self.stats, request);
-        let reply = match route {
-            Route::Handler(tag) if HubRoute::decode(tag) != Some(HubRoute::Decided) => {
-                self.answer_request(ctx, conn, tag, request, body)
-            }
-            Route::Handler(_) => Reply::Now(unavailable()),
+        route: Route,
+        presented: Presented,
+    ) -> GoneOn {
+        match route {
+            Route::Handler(tag) if HubRoute::decode(tag) != Some(HubRoute::Decided) => GoneOn::AnswerAs(tag),
+            Route::Handler(_) => GoneOn::Replied(Reply::Now(unavailable())),
             session => {
                 // An upgrade or a stream: opened once the loop lets it go
-                // on, the decision kept for it until then.
+                // on.
                 self.decisions.decided.insert(conn, (presented, ctx.now()));
                 ctx.proceed(conn, session);
-                Reply::Hold(Duration::from_secs(1))
+                GoneOn::Replied(Reply::Hold(Duration::from_secs(1)))
             }
-        };
-        self.shared.access.present(before);
-        reply
+        }
     }
 
     /// A held request whose decision did not come in time.
     pub(super) fn decision_timeout(&mut self, conn: ConnId) -> Response {
         self.decisions.forget(conn);
         unavailable()
+    }
+
+    /// An HTTP publish to a `publish=hook` topic: held (its answer later)
+    /// while the backend decides.
+    pub(super) fn ask_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        subject: Option<String>,
+        publish: Publish,
+        pending: Pending,
+    ) -> Reply {
+        if self
+            .hold_publish(ctx, parts, conn, subject, publish, pending)
+            .is_err()
+        {
+            return Reply::Now(unavailable());
+        }
+        let settings = &parts.shared.settings;
+        let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
+        Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout)
+    }
+
+    /// A publish to a `publish=hook` topic by `conn`: held, behind the
+    /// publisher's earlier ones, while the backend decides. `Err`: it
+    /// could not be asked (its key, for the error message).
+    pub(super) fn hold_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        subject: Option<String>,
+        publish: Publish,
+        pending: Pending,
+    ) -> Result<(), Option<String>> {
+        let Ok(token) = self.put_question(ctx, &parts.shared.settings, publish_question(subject, &publish))
+        else {
+            parts.stats.decided(Hook::Publish, Outcome::Unavailable);
+            return Err(publish.key.as_deref().map(str::to_owned));
+        };
+        self.publish_gate.hold(token, conn, Gated { publish, pending });
+        Ok(())
+    }
+}
+
+/// The backend's answer about a later expiry for the subscriber
+/// `conn`: an allow moves its expiry (a WebSocket is told, as for a new
+/// token); a refusal, or no answer, leaves it to expire when it was to.
+fn refreshed(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &LoopParts<'_>,
+    subscribers: &mut Subscribers<ConnId>,
+    conn: ConnId,
+    decision: Decision,
+) {
+    let outcome = match &decision {
+        Decision::Allow(_) => Outcome::Allowed,
+        Decision::Deny { .. } => Outcome::Denied,
+        _ => Outcome::Unavailable,
+    };
+    parts.stats.decided(Hook::Refresh, outcome);
+    let Decision::Allow(Allowed {
+        expires_at: Some(exp),
+        ..
+    }) = decision
+    else {
+        log::debug!("hub: no later expiry for a subscriber: {decision:?}");
+        return;
+    };
+    let now = parts.shared.access.unix_secs(ctx.now());
+    // As at the start, the backend's expiry is the deadline itself.
+    let deadline = exp;
+    let Some(subscriber) = subscribers.renew(conn, Some(deadline), Some(warning_time(deadline, now))) else {
+        return;
+    };
+    if subscriber.transport == tether_hub::Transport::WebSocket {
+        ctx.send(conn, &tether_server::Message::text(auth_ok(Some(deadline), now)));
     }
 }
 

@@ -24,6 +24,7 @@ mod access;
 mod admin;
 mod api;
 mod auth;
+mod awaiting;
 mod backend;
 mod broker_view;
 mod client_script;
@@ -31,8 +32,10 @@ mod conn_map;
 mod connections;
 mod cors;
 mod decide;
+mod deliver;
 mod external;
 mod http_backend;
+mod loop_parts;
 mod metrics;
 mod namespace;
 mod origin;
@@ -40,6 +43,7 @@ mod poll;
 mod presence;
 mod publish;
 mod publish_hook;
+mod publishing;
 mod rate;
 mod replies;
 mod revoked;
@@ -48,44 +52,39 @@ mod routes;
 mod settings;
 mod shared;
 mod subscribers;
+mod ticket_holder;
+mod verified_tokens;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_hub::{
-    Broker, ControlMessage, Error as HubError, Event, EventId, Hub, HubMessage, Members, Polled, Publish,
-    PublishAnswer, Subscribed, Transport,
-};
+use tether_hub::{Broker, ControlMessage, Error as HubError, Hub, HubMessage, Members, Publish};
 
-use self::access::{Awaiting, TokenRefused, auth_ok, warning_time};
 use self::admin::{Admin, AdminRoute};
-use self::api::{Batches, GatheringRequests};
+use self::api::ServerApi;
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
-use self::decide::Decisions;
+use self::decide::{BackendHooks, GoneOn, unavailable};
+use self::deliver::Delivery;
 pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
-use self::metrics::{Denial, HubStats, add, sub};
+use self::loop_parts::LoopParts;
+use self::metrics::HubStats;
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
 pub use self::origin::Origins;
-use self::poll::{next_id, poll_response, poll_timeout_response};
 use self::presence::{Answer, Asker, Roster};
-use self::publish::{External, NotPublished, Pending, Publishes, Settled, error_json};
+use self::publish::Pending;
+use self::publishing::Publishing;
 pub use self::rate::PublishRate;
-use self::replies::{close_reason, error_response, rate_limited, send_error, shutting_down};
+use self::replies::shutting_down;
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
-use self::routes::{Endpoint, HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS, parse_path};
+use self::routes::{HubRoute, parse_path};
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
-use self::subscribers::{
-    Subscriber, Subscribers, close_expired, close_revoked, fan_out, send_replay, send_resumed,
-};
-use tether_server::{
-    App, CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
-};
+use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -140,26 +139,18 @@ pub struct HubApp {
     index: usize,
     /// This loop's counters (one of `shared`'s).
     stats: Arc<HubStats>,
-    hub: Hub<ConnId>,
     broker: Box<dyn Broker + Send>,
-    /// Its subscribers and long polls.
-    subscribers: Subscribers<ConnId>,
-    /// WebSockets waiting for their first message, a token.
-    awaiting: Awaiting,
     /// Every answer goes out through it.
     cors: Cors,
-    /// Requests held for the application's backend to decide.
-    decisions: Decisions,
-    /// Publishes waiting for the backend's publish hook.
-    publish_gate: publish_hook::PublishGate,
+    /// The topics, their subscribers and who is present.
+    delivery: Delivery,
     /// Publishes waiting for their outcome.
-    publishes: Publishes,
-    /// Server API requests waiting for their items' outcomes.
-    batches: Batches,
-    /// Server API requests waiting for every loop's answer.
-    gathering: GatheringRequests,
-    /// Who is present, and who watches.
-    roster: Roster,
+    publishing: Publishing,
+    /// Requests and publishes held for the application's backend to
+    /// decide.
+    hooks: BackendHooks,
+    /// Server API requests waiting for their items or for every loop.
+    api: ServerApi,
     /// The admin page's sessions and streams.
     admin: Admin,
     /// Answers to the embedding application's presence questions
@@ -168,9 +159,19 @@ pub struct HubApp {
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
-    /// The generation of the revocation list this loop last ended its
-    /// revoked connections by.
-    revocations_seen: u64,
+}
+
+/// The parts of a [`HubApp`] every concern borrows, split from the
+/// concern's own field: `parts!(self)`.
+macro_rules! parts {
+    ($app:ident) => {
+        LoopParts {
+            shared: &$app.shared,
+            stats: &$app.stats,
+            broker: &mut *$app.broker,
+            cors: &mut $app.cors,
+        }
+    };
 }
 
 impl fmt::Debug for HubApp {
@@ -178,7 +179,7 @@ impl fmt::Debug for HubApp {
         f.debug_struct("HubApp")
             .field("loop", &self.index)
             .field("broker", &self.broker.kind())
-            .field("subscribers", &self.subscribers.len())
+            .field("subscribers", &self.delivery.subscribers.len())
             .finish_non_exhaustive()
     }
 }
@@ -197,25 +198,20 @@ impl HubApp {
             .or(shared.stats.last())
             .cloned()
             .unwrap_or_default();
+        let hub = Hub::new(shared.settings.hub.clone(), broker.complete());
         HubApp {
-            hub: Hub::new(shared.settings.hub.clone(), broker.complete()),
+            delivery: Delivery::new(hub, Roster::new(shared.node.clone(), index)),
             broker,
             index,
             stats,
-            subscribers: Subscribers::default(),
-            awaiting: Awaiting::default(),
             cors: Cors::new(shared.settings.clone()),
-            decisions: Decisions::default(),
-            publish_gate: publish_hook::PublishGate::default(),
-            publishes: Publishes::default(),
-            batches: Batches::default(),
-            gathering: GatheringRequests::default(),
-            roster: Roster::new(shared.node.clone(), index),
+            publishing: Publishing::default(),
+            hooks: BackendHooks::new(index),
+            api: ServerApi::default(),
             admin: Admin::default(),
             presence_answers: Vec::new(),
             shared,
             settings_seen: 0,
-            revocations_seen: 0,
         }
     }
 
@@ -228,10 +224,6 @@ impl HubApp {
     /// The settings.
     pub fn settings(&self) -> &HubSettings {
         &self.shared.settings
-    }
-
-    fn stats(&self) -> &HubStats {
-        &self.stats
     }
 
     /// Publishes from the server itself (a feed it produces): no token, no
@@ -248,35 +240,7 @@ impl HubApp {
         data: &str,
     ) -> Result<(), HubError> {
         let publish = Publish::new(topic, event_type, data, &self.shared.settings.hub)?;
-        self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            Pending::Internal,
-        )
-    }
-
-    /// A publish of the embedding application's, posted by a
-    /// [`HubPublisher`]: submitted as the server's own, and answered
-    /// where an HTTP publisher would be (a refusal at once, by
-    /// [`Publishes::submit`](publish::Publishes::submit)).
-    fn external_publish(&mut self, ctx: &mut Ctx<'_, HubMessage>, publish: Publish, answer: PublishAnswer) {
-        let now = ctx.now();
-        let until = now
-            .checked_add(self.shared.settings.publish_timeout)
-            .unwrap_or(now);
-        let pending = Pending::External(External { answer, until });
-        let submitted = self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            pending,
-        );
-        if let Err(e) = submitted {
-            log::debug!("hub: an external publish was refused: {e}");
-        }
+        (self.publishing).submit(ctx, &mut parts!(self), publish, Pending::Internal)
     }
 
     /// Asks who is present on `topic` for the embedding application's
@@ -286,7 +250,7 @@ impl HubApp {
     /// ([`App::on_post`]). [`HubApp::forget_presence_question`] drops the
     /// question, with its request.
     pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
-        self.roster.ask(ctx, Asker::Embedder(conn), topic);
+        self.delivery.roster.ask(ctx, Asker::Embedder(conn), topic);
     }
 
     /// The answers to [`HubApp::ask_presence`] that came since the last
@@ -297,551 +261,125 @@ impl HubApp {
 
     /// `conn`'s presence question is no longer wanted.
     pub fn forget_presence_question(&mut self, conn: ConnId) {
-        self.roster.forget(conn);
+        self.delivery.roster.forget(conn);
         self.presence_answers.retain(|(asker, _)| *asker != conn);
     }
 
-    fn http_publish(
+    /// The answer to a request on one of the hub's handler routes, before
+    /// its CORS fields: the concern whose route it is answers it.
+    fn answer_request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
+        tag: u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        // Worked out once: every step below reads it.
-        let admission = self.shared.access.admit(request);
-        let Some((topic, _)) = admission.target else {
-            return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
-        if let Some(refusal) = self
-            .shared
-            .access
-            .check_publisher(&self.stats, &admission, Some(topic))
-        {
-            return Reply::Now(refusal);
+        let route = HubRoute::decode(tag);
+        if route == Some(HubRoute::Metrics) {
+            let sources = metrics::Sources {
+                loops: &self.shared.stats,
+                hub: &self.delivery.hub,
+                broker: &*self.broker,
+                per_topic: self.shared.settings.metrics_topics,
+            };
+            let token = self.shared.settings.metrics_token.as_deref();
+            return Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources));
         }
-        if let Err(wait) = self.shared.access.rate_limit_request(&admission, ctx.now()) {
-            add(&self.stats.rate_limited, 1);
-            return Reply::Now(rate_limited(wait));
+        if let Some(HubRoute::Admin(route)) = route {
+            let token = self.shared.settings.metrics_token.as_deref();
+            return Reply::Now(self.admin.answer(route, request, body, token));
         }
-        let publish = match publish::from_request(topic, request, body, &self.shared.settings) {
-            Ok(publish) => publish,
-            Err(refusal) => return Reply::Now(refusal),
-        };
-        if self.shared.settings.publish_hook(topic) && !admission.is_publish_token() {
-            let subject = self.shared.access.publisher_subject(request, &admission);
-            return self.ask_publish(ctx, conn, subject, publish, Pending::Http(conn));
-        }
-        match self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            Pending::Http(conn),
-        ) {
-            Ok(()) => Reply::Later(self.shared.settings.publish_timeout),
-            Err(e) => Reply::Now(error_response(&e)),
-        }
-    }
-
-    fn poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, request: &Request<'_>) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
-            return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
-        // Taken first: a ticket's holder is forgotten here whatever the
-        // answer.
-        let holder = self.shared.access.holder_of(request, ctx.now());
-        let since = request.query_param("since").filter(|s| !s.is_empty());
-        let timeout = match poll::wait(request, self.shared.settings.poll_timeout) {
-            Ok(timeout) => timeout,
-            Err(refused) => return Reply::Now(refused),
-        };
-        match self.hub.poll(topic, conn, since.as_deref()) {
-            Ok(Polled::Now { gap, events }) => {
-                add(&self.stats().sent_poll, events.len() as u64);
-                if gap.is_some() {
-                    add(&self.stats().gaps, 1);
-                }
-                let next = next_id(&events, gap, since.as_deref(), || self.hub.head(topic));
-                Reply::Now(poll_response(topic, &events, gap, since.as_deref(), next))
+        match route {
+            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
+                metrics::add(&self.stats.refused_403, 1);
+                Response::text(403, "origin not allowed\n")
+            })),
+            Some(HubRoute::Publish) => {
+                (self.publishing).http_publish(ctx, &mut parts!(self), &mut self.hooks, conn, request, body)
             }
-            Ok(held @ (Polled::Wait | Polled::Held { .. })) => {
-                // The hub's own name of the topic, shared.
-                let topic: Arc<str> = (self.hub.subscription(conn))
-                    .map_or_else(|| Arc::from(topic), |(name, _)| Arc::clone(name));
-                if let Polled::Held { follow: true } = held {
-                    self.broker.follow(&topic, &mut LoopContext { ctx });
-                }
-                let mut poll = Subscriber::new(topic, Transport::Poll, since);
-                // Answered when its token expires, if that comes first.
-                poll.hold(holder);
-                self.register(conn, poll);
-                Reply::Later(timeout)
-            }
-            Err(e) => Reply::Now(error_response(&e)),
-        }
-    }
-
-    fn register(&mut self, conn: ConnId, subscriber: Subscriber) {
-        add(self.stats().subscribers(subscriber.transport), 1);
-        self.subscribers.insert(conn, subscriber);
-    }
-
-    /// Closes the WebSocket subscribers, ends the event streams and
-    /// answers the long polls (401, the token expired) whose token has
-    /// expired by `now` (Unix seconds).
-    fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some((conn, transport)) = self.subscribers.next_expired(now) {
-            self.leave(ctx, conn, &CloseReason::Ended);
-            self.stats().deny(Denial::SessionExpired);
-            match transport {
-                Transport::Poll => self
-                    .cors
-                    .respond(ctx, conn, Refusal::ExpiredCredentials.response()),
-                _ => close_expired(ctx, conn, transport),
-            }
-        }
-    }
-
-    /// Closes the WebSocket subscribers, ends the event streams and
-    /// answers the long polls (401, the token revoked) whose token was
-    /// revoked since the last look, at `now` (Unix seconds): one atomic
-    /// load when the list did not change.
-    fn end_revoked(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        let revocations = &self.shared.access.revocations;
-        let generation = revocations.generation();
-        if generation == self.revocations_seen {
-            return;
-        }
-        self.revocations_seen = generation;
-        let revoked = self
-            .subscribers
-            .revoked(|s| revocations.is_revoked(s.token_id(), s.subject(), s.issued_at(), now));
-        for (conn, transport) in revoked {
-            self.leave(ctx, conn, &CloseReason::Ended);
-            self.stats().deny(Denial::Revoked);
-            match transport {
-                Transport::Poll => self.cors.respond(ctx, conn, Refusal::Revoked.response()),
-                _ => close_revoked(ctx, conn, transport),
-            }
-        }
-    }
-
-    /// Tells the WebSocket subscribers whose token expires soon, by `now`
-    /// (Unix seconds), in how many seconds: they may send another.
-    /// A subscriber the backend let in asks it for a later expiry instead
-    /// (see [`HubApp::ask_refresh`]).
-    fn warn(&mut self, ctx: &mut Ctx<'_, HubMessage>, now: u64) {
-        while let Some((conn, left)) = self.subscribers.next_warning(now) {
-            if self.subscribers.get(conn).is_some_and(|s| s.refreshed) {
-                self.ask_refresh(ctx, conn);
-                continue;
-            }
-            let text = format!("{{\"type\":\"auth-expiring\",\"in\":{left}}}");
-            ctx.send(conn, &Message::text(text));
-        }
-    }
-
-    /// The first message of a WebSocket that has to authenticate: a token
-    /// that grants its topic subscribes it, anything else closes it.
-    fn first_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        if let Some(subscriber) =
-            self.awaiting
-                .first_message(ctx, &self.shared.access, &self.stats, conn, message)
-        {
-            self.subscribe(ctx, conn, subscriber);
-        }
-    }
-
-    /// Another token from a subscribed WebSocket: its rights replace the
-    /// old ones and its deadline moves; one that does not verify, or no
-    /// longer grants the topic, closes the connection.
-    fn refresh(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, token: &str) {
-        let Some(topic) = self.subscribers.get(conn).map(|s| s.topic.clone()) else {
-            return;
-        };
-        let now = self.shared.access.unix_secs_at_arrival();
-        match self.shared.access.take_token(token, &topic, now) {
-            Ok(grant) => {
-                let deadline = grant.holder.deadline;
-                let warn_at = deadline.map(|d| warning_time(d, now));
-                let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
-                    return;
-                };
-                subscriber.may_publish = grant.may_publish;
-                // The new token's id and `iat` are what a revocation is
-                // checked against from now on (its subject stays the one
-                // the connection was counted under).
-                subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
-                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
-            }
-            Err(TokenRefused::Revoked) => {
-                self.leave(ctx, conn, &CloseReason::Ended);
-                add(&self.stats.refused_401, 1);
-                self.stats().deny(Denial::Revoked);
-                ctx.close(conn, CloseCode::POLICY, "token revoked");
-            }
-            Err(TokenRefused::Invalid(e)) => {
-                self.leave(ctx, conn, &CloseReason::Ended);
-                self.stats().deny(Denial::of(&e));
-                ctx.close(
-                    conn,
-                    CloseCode::POLICY,
-                    close_reason(&format!("invalid token: {e}")),
-                );
-            }
-            Err(TokenRefused::NotGranted) => {
-                self.leave(ctx, conn, &CloseReason::Ended);
-                self.stats().deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
-            }
-        }
-    }
-
-    /// A WebSocket or event-stream subscriber arrives: register, replay.
-    fn subscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, mut subscriber: Subscriber) {
-        let topic = subscriber.topic.clone();
-        let transport = subscriber.transport;
-        // Revoked since its request was routed (on another loop, say).
-        let now = self.shared.access.unix_secs(ctx.now());
-        if self.shared.access.revocations.is_revoked(
-            subscriber.token_id(),
-            subscriber.subject(),
-            subscriber.issued_at(),
-            now,
-        ) {
-            self.stats().deny(Denial::Revoked);
-            close_revoked(ctx, conn, transport);
-            return;
-        }
-        // A subject's connections are counted, on every loop; one over
-        // the most it may have (let in by the route a moment before
-        // another took the last place) is closed at once.
-        if let Some(subject) = subscriber.subject() {
-            let max = self.shared.settings.max_connections_per_subject;
-            match self.shared.access.connections.open(subject, max) {
-                Some(slot) => subscriber.rare_mut().slot = Some(slot),
-                None => {
-                    add(&self.stats.connection_limited, 1);
-                    match transport {
-                        Transport::WebSocket | Transport::RawWebSocket => {
-                            ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
-                        }
-                        _ => {
-                            let event = tether_sse::Event::new()
-                                .event("refused")
-                                .data(TOO_MANY_CONNECTIONS);
-                            if let Err(e) = ctx.send_event(conn, &event) {
-                                log::debug!("hub: refused event not sent: {e}");
-                            }
-                            ctx.end_stream(conn);
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-        // A namespace without presence: no member, no watcher (the router
-        // refused `?presence=1`).
-        if self.shared.settings.keeps_presence(&topic) {
-            let member = self.roster.join(
+            Some(HubRoute::Api(route)) => self.api.request(
                 ctx,
-                &topic,
-                (conn, transport),
-                subscriber.subject(),
-                subscriber.watches,
-            );
-            subscriber.set_member(member);
-        }
-        self.register(conn, subscriber);
-        let Self {
-            hub,
-            stats,
-            subscribers,
-            ..
-        } = self;
-        let Some(subscriber) = subscribers.get(conn) else {
-            return;
-        };
-        match hub.subscribe(&topic, conn, transport, subscriber.requested()) {
-            Ok(Subscribed::Live(replay)) => {
-                send_replay(ctx, stats, conn, subscriber, replay.gap(), replay.events());
-            }
-            Ok(Subscribed::Held { follow }) => {
-                if follow {
-                    self.broker.follow(&topic, &mut LoopContext { ctx });
-                }
-            }
-            Err(e) => {
-                log::warn!("hub: subscribe failed: {e}");
-                self.leave(ctx, conn, &CloseReason::Ended);
-                match transport {
-                    Transport::WebSocket | Transport::RawWebSocket => {
-                        ctx.close(conn, CloseCode::INTERNAL_ERROR, "subscribe failed")
-                    }
-                    _ => ctx.end_stream(conn),
-                }
-                return;
-            }
-        }
-        // One copy of the topic's name for all its subscribers: the hub's
-        // (the one it came with goes once the roster has seen it).
-        if let Some((name, _)) = self.hub.subscription(conn)
-            && let Some(subscriber) = self.subscribers.get_mut(conn)
-        {
-            subscriber.topic = Arc::clone(name);
-        }
-    }
-
-    /// A subscriber or long poll is gone.
-    fn leave(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) {
-        self.awaiting.forget(conn);
-        self.publish_gate.forget(conn);
-        if let Some(subscriber) = self.subscribers.remove(conn) {
-            sub(self.stats().subscribers(subscriber.transport), 1);
-            if *reason == CloseReason::SlowConsumer {
-                add(&self.stats().slow_consumer_drops, 1);
-            }
-            let member = subscriber.member();
-            if member.is_some() || subscriber.watches {
-                self.roster.leave(ctx, &subscriber.topic, conn, member.as_ref());
-            }
-        }
-        if let Some(left) = self.hub.unsubscribe(conn)
-            && left.unfollow
-        {
-            self.broker.unfollow(&left.topic, &mut LoopContext { ctx });
-        }
-    }
-
-    fn ws_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, message: MessageRef<'_>) {
-        if self.awaiting.contains(conn) {
-            return self.first_message(ctx, conn, message);
-        }
-        let raw = self
-            .subscribers
-            .get(conn)
-            .is_some_and(|s| s.transport == Transport::RawWebSocket);
-        // On a raw socket every message is data, an auth message too.
-        if !raw
-            && self.shared.settings.auth.is_some()
-            && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
-        {
-            return self.refresh(ctx, conn, &token);
-        }
-        let Some(subscriber) = self.subscribers.get_mut(conn) else {
-            return;
-        };
-        let limited = match self.shared.settings.publish_rate {
-            Some(rate) if subscriber.may_publish && message.as_text().is_some() => {
-                let now = ctx.now();
-                subscriber
-                    .rare_mut()
-                    .bucket
-                    .get_or_insert_with(|| rate::Bucket::full(rate, now))
-                    .take(rate, now)
-                    .and_then(|()| self.shared.access.rate_limit(subscriber.subject(), now))
-                    .is_err()
-            }
-            _ => false,
-        };
-        let published = if limited {
-            Err(NotPublished::RateLimited)
-        } else {
-            publish::from_message(subscriber, conn, message, &self.shared.settings)
-        };
-        let refused = match published {
-            Ok(ws) if self.shared.settings.publish_hook(&ws.publish.topic) => {
-                let subject = self
-                    .subscribers
-                    .get(conn)
-                    .and_then(|s| s.subject().map(str::to_owned));
-                match self.hold_publish(ctx, conn, subject, ws.publish, ws.pending) {
-                    Ok(()) => return,
-                    Err(key) => {
-                        if let Some(subscriber) = self.subscribers.get_mut(conn) {
-                            subscriber.settle_in_flight(ws.len);
-                        }
-                        NotPublished::Undecided(key)
-                    }
-                }
-            }
-            Ok(ws) => match self.publishes.submit(
-                &mut LoopContext { ctx },
-                &mut *self.broker,
-                &self.stats,
-                ws.publish,
-                ws.pending,
-            ) {
-                Ok(()) => return,
-                Err(e) => {
-                    if let Some(subscriber) = self.subscribers.get_mut(conn) {
-                        subscriber.settle_in_flight(ws.len);
-                    }
-                    NotPublished::Hub(e, ws.key)
-                }
-            },
-            Err(refused) => refused,
-        };
-        self.refuse_ws_publish(ctx, conn, refused, raw);
-    }
-
-    /// Tells the WebSocket publisher `conn` why its message was not
-    /// published: an error message on a JSON socket, a close on a raw one
-    /// (which has no messages but data), a close for a publisher too fast.
-    fn refuse_ws_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        refused: NotPublished,
-        raw: bool,
-    ) {
-        match (refused, raw) {
-            (NotPublished::TooFast, _) => ctx.close(
+                &mut parts!(self),
+                &mut self.delivery,
+                &mut self.publishing,
+                &mut self.hooks.publish_gate,
                 conn,
-                CloseCode::POLICY,
-                "publishing faster than the hub sequences",
+                request,
+                body,
+                route,
             ),
-            (NotPublished::RateLimited, _) => {
-                add(&self.stats.rate_limited, 1);
-                self.leave(ctx, conn, &CloseReason::Ended);
-                ctx.close(conn, CloseCode::POLICY, "publishing faster than the rate limit");
-            }
-            (NotPublished::Refused(code, why), true) => self.close_raw(ctx, conn, code, why),
-            (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
-            (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
-            (NotPublished::Hub(e, _), true) => self.refuse_raw(ctx, conn, &e),
-            (NotPublished::Hub(e, key), false) => {
-                ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
-            }
-            (NotPublished::Denied(why, _), true) => self.close_raw(ctx, conn, CloseCode::POLICY, &why),
-            (NotPublished::Denied(why, key), false) => {
-                ctx.send(conn, &Message::text(error_json(&why, key.as_deref())));
-            }
-            (NotPublished::Undecided(_), true) => {
-                self.close_raw(ctx, conn, CloseCode::TRY_AGAIN_LATER, publish::UNDECIDED);
-            }
-            (NotPublished::Undecided(key), false) => {
-                ctx.send(
-                    conn,
-                    &Message::text(error_json(publish::UNDECIDED, key.as_deref())),
-                );
-            }
-        }
-    }
-
-    /// A raw subscriber's publish is refused: it has no messages but data,
-    /// so it is closed, with the reason (1008 for what it sent, 1013 when
-    /// the hub cannot take publishes now).
-    fn refuse_raw(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, e: &HubError) {
-        let code = if e.http_status() == 503 {
-            CloseCode::TRY_AGAIN_LATER
-        } else {
-            CloseCode::POLICY
-        };
-        self.close_raw(ctx, conn, code, &e.to_string());
-    }
-
-    /// Closes a raw subscriber: it leaves at once, so that nothing more is
-    /// sent to it before the close frame.
-    fn close_raw(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, code: CloseCode, why: &str) {
-        self.leave(ctx, conn, &CloseReason::Ended);
-        ctx.close(conn, code, close_reason(why));
-    }
-
-    fn deliver(&mut self, ctx: &mut Ctx<'_, HubMessage>, event: Arc<Event>) {
-        let Self {
-            hub,
-            stats,
-            subscribers,
-            ..
-        } = self;
-        let delivery = match hub.deliver(event.clone()) {
-            Ok(delivery) => delivery,
-            Err(e) => {
-                log::debug!(
-                    "hub: delivery of {} to {} dropped: {e}",
-                    event.id(),
-                    event.topic()
-                );
-                return;
-            }
-        };
-        fan_out(ctx, stats, &event, &delivery);
-        let events = [event.clone()];
-        let mut answers = Vec::new();
-        for waiter in delivery.waiters {
-            if let Some(poll) = subscribers.remove(waiter) {
-                sub(&stats.subscribers_poll, 1);
-                add(&stats.sent_poll, 1);
-                let since = poll.requested();
-                answers.push((
-                    waiter,
-                    poll_response(&poll.topic, &events, None, since, event.id()),
-                ));
-            }
-        }
-        for resumed in delivery.resumed {
-            send_resumed(ctx, stats, subscribers, &mut self.cors, resumed);
-        }
-        for (conn, response) in answers {
-            self.cors.respond(ctx, conn, response);
-        }
-    }
-
-    /// The outcome of a publish: its event's id and whether it was a
-    /// duplicate (its key remembered: nothing published), or the refusal.
-    fn published(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        token: u64,
-        result: Result<(EventId, bool), HubError>,
-    ) {
-        let Some(pending) = self.publishes.take(token) else {
-            return;
-        };
-        match publish::settle(pending, result, &mut self.subscribers, &self.stats) {
-            Settled::Answer(conn, response) => self.cors.respond(ctx, conn, response),
-            Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
-            Settled::CloseRaw(conn, e) => self.refuse_raw(ctx, conn, &e),
-            Settled::Item(conn, index, result) => self.api_item_settled(ctx, conn, index, result),
-            Settled::Nothing => {}
-        }
-    }
-
-    fn ready(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        topic: &str,
-        history: Vec<Arc<Event>>,
-        dropped: Option<EventId>,
-    ) {
-        let readied = match self.hub.ready(topic, history, dropped) {
-            Ok(readied) => readied,
-            Err(e) => {
-                log::debug!("hub: backlog of {topic} dropped: {e}");
-                return;
-            }
-        };
-        let stats = &self.stats;
-        for resumed in readied.resumed {
-            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
-        }
-        for (conn, transport) in readied.resync {
-            match transport {
-                Transport::WebSocket | Transport::RawWebSocket => {
-                    ctx.close(conn, CloseCode::SERVICE_RESTART, "resynchronising: resume")
+            Some(HubRoute::Poll) => self.delivery.poll(ctx, &mut parts!(self), conn, request),
+            Some(HubRoute::Presence) => match parse_path(request.path()) {
+                Some((topic, _)) => {
+                    self.delivery.roster.ask(ctx, Asker::Page(conn), topic);
+                    Reply::Later(self.shared.settings.publish_timeout)
                 }
-                Transport::EventStream => ctx.end_stream(conn),
-                Transport::Poll => {
-                    if let Some(poll) = self.subscribers.remove(conn) {
-                        sub(&self.stats.subscribers_poll, 1);
-                        let response = poll_timeout_response(&self.hub, &poll.topic, poll.requested());
-                        self.cors.respond(ctx, conn, response);
-                    }
-                }
+                None => Reply::Now(Response::text(404, "404 Not Found\n")),
+            },
+            Some(HubRoute::Tickets) => {
+                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
+            }
+            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
+            Some(HubRoute::Decide) => self.hooks.decide_request(ctx, &mut parts!(self), conn, request),
+            Some(HubRoute::Decided) => {
+                // Routed again, with the backend's decision standing for
+                // its credential.
+                let Some(presented) = self.hooks.decisions.take_decided(conn, ctx.now()) else {
+                    return Reply::Now(unavailable());
+                };
+                let before = self.shared.access.present(Some(presented.clone()));
+                let route = router::route(&self.shared.access, &self.stats, request);
+                let reply = match self.hooks.go_on_as(ctx, conn, route, presented) {
+                    GoneOn::AnswerAs(tag) => self.answer_request(ctx, conn, tag, request, body),
+                    GoneOn::Replied(reply) => reply,
+                };
+                self.shared.access.present(before);
+                reply
+            }
+            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
+        }
+    }
+
+    /// A long poll, a presence question, a held request or a publish that
+    /// was not answered in time, before its CORS fields.
+    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+        match HubRoute::decode(tag) {
+            Some(HubRoute::Poll) => (self.delivery).end_poll(
+                ctx,
+                &mut parts!(self),
+                &mut self.hooks.publish_gate,
+                conn,
+                &CloseReason::Ended,
+            ),
+            Some(HubRoute::Presence) => {
+                self.delivery.roster.forget(conn);
+                Response::text(504, "the members were not known in time\n")
+            }
+            Some(HubRoute::Api(_)) => {
+                (self.api).timeout(conn, &mut self.delivery.roster, &mut self.publishing)
+            }
+            Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decision_timeout(conn),
+            _ => {
+                self.hooks.publish_gate.forget(conn);
+                self.publishing.publishes.forget(conn);
+                Response::text(504, "the broker did not answer in time\n")
             }
         }
+    }
+}
+
+/// Where each loop's hub is made.
+impl HubShared {
+    /// The application for loop `loop_index`, with the in-process broker.
+    pub fn app(&self, loop_index: usize) -> HubApp {
+        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
+    }
+
+    /// The application for loop `loop_index`, with another broker (one
+    /// value per loop; see [`tether_hub::Broker`] for the contract).
+    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
+        HubApp::on_loop(self.clone(), loop_index, broker)
     }
 }
 
@@ -863,10 +401,20 @@ impl App for HubApp {
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
+            return;
+        };
         // Who the backend said it is, if it was asked.
-        let presented = self.decisions.take_decided(conn, ctx.now());
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
         let before = self.shared.access.present(presented);
-        self.open(ctx, conn, tag, request);
+        (self.delivery).open(
+            ctx,
+            &mut parts!(self),
+            &mut self.hooks.publish_gate,
+            conn,
+            socket,
+            request,
+        );
         self.shared.access.present(before);
     }
 
@@ -878,11 +426,24 @@ impl App for HubApp {
         message: MessageRef<'_>,
     ) {
         self.shared.catch_up(&mut self.settings_seen);
-        self.ws_message(ctx, conn, message);
+        (self.publishing).ws_message(
+            ctx,
+            &mut parts!(self),
+            &mut self.delivery,
+            &mut self.hooks,
+            conn,
+            message,
+        );
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
-        self.leave(ctx, conn, &reason);
+        (self.delivery).leave(
+            ctx,
+            &mut parts!(self),
+            &mut self.hooks.publish_gate,
+            conn,
+            &reason,
+        );
     }
 
     fn event_stream_headers(&mut self, _tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
@@ -899,9 +460,27 @@ impl App for HubApp {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        let presented = self.decisions.take_decided(conn, ctx.now());
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
+            let sources = metrics::Sources {
+                loops: &self.shared.stats,
+                hub: &self.delivery.hub,
+                broker: &*self.broker,
+                per_topic: false,
+            };
+            let token = self.shared.settings.metrics_token.as_deref();
+            self.admin.subscribe(ctx, conn, request, &sources, token);
+            return;
+        }
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
         let before = self.shared.access.present(presented);
-        self.start_stream(ctx, conn, tag, request, last_event_id);
+        (self.delivery).start_stream(
+            ctx,
+            &mut parts!(self),
+            &mut self.hooks.publish_gate,
+            conn,
+            request,
+            last_event_id,
+        );
         self.shared.access.present(before);
     }
 
@@ -916,7 +495,13 @@ impl App for HubApp {
             self.admin.unsubscribe(conn);
             return;
         }
-        self.leave(ctx, conn, &reason);
+        (self.delivery).leave(
+            ctx,
+            &mut parts!(self),
+            &mut self.hooks.publish_gate,
+            conn,
+            &reason,
+        );
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -926,24 +511,26 @@ impl App for HubApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
-        self.expire(ctx, now);
-        self.end_revoked(ctx, now);
-        self.warn(ctx, now);
-        self.awaiting.time_out(ctx, &self.stats);
-        self.decisions.tick(ctx.now());
-        self.publishes.time_out(ctx.now());
-        let stats = &self.stats;
-        for resumed in self.hub.tick() {
-            send_resumed(ctx, stats, &mut self.subscribers, &mut self.cors, resumed);
-        }
+        let held_publishes = &mut self.hooks.publish_gate;
+        (self.delivery).expire(ctx, &mut parts!(self), held_publishes, now);
+        (self.delivery).end_revoked(ctx, &mut parts!(self), held_publishes, now);
+        let (hooks, settings, stats) = (&mut self.hooks, &self.shared.settings, &self.stats);
+        self.delivery.warn(ctx, now, |ctx, conn, subscriber| {
+            hooks.ask_refresh(ctx, settings, stats, conn, subscriber);
+        });
+        self.delivery.awaiting.time_out(ctx, &self.stats);
+        self.hooks.decisions.tick(ctx.now());
+        self.publishing.publishes.time_out(ctx.now());
+        self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
-        self.roster.tick(ctx, &mut *self.broker);
-        self.stats
-            .presence_members
-            .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.delivery.roster.tick(ctx, &mut *self.broker);
+        self.stats.presence_members.store(
+            self.delivery.roster.count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let sources = metrics::Sources {
             loops: &self.shared.stats,
-            hub: &self.hub,
+            hub: &self.delivery.hub,
             broker: &*self.broker,
             per_topic: false,
         };
@@ -975,13 +562,21 @@ impl App for HubApp {
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
         self.cors.forget(conn);
         match HubRoute::decode(tag) {
-            Some(HubRoute::Poll) => self.leave(ctx, conn, &CloseReason::Dropped),
-            Some(HubRoute::Presence) => self.roster.forget(conn),
-            Some(HubRoute::Api(_)) => self.api_abandoned(conn),
-            Some(HubRoute::Decide | HubRoute::Decided) => self.decisions.forget(conn),
+            Some(HubRoute::Poll) => (self.delivery).leave(
+                ctx,
+                &mut parts!(self),
+                &mut self.hooks.publish_gate,
+                conn,
+                &CloseReason::Dropped,
+            ),
+            Some(HubRoute::Presence) => self.delivery.roster.forget(conn),
+            Some(HubRoute::Api(_)) => {
+                (self.api).abandoned(conn, &mut self.delivery.roster, &mut self.publishing)
+            }
+            Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decisions.forget(conn),
             _ => {
-                self.publish_gate.forget(conn);
-                self.publishes.forget(conn);
+                self.hooks.publish_gate.forget(conn);
+                self.publishing.publishes.forget(conn);
             }
         }
     }
@@ -998,34 +593,18 @@ impl App for HubApp {
         self.shared.catch_up(&mut self.settings_seen);
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        if let Some(refusal) = self.api_refuse_before_body(request) {
+        if let Some(refusal) = ServerApi::refuse_before_body(&self.shared.access, &self.stats, request) {
             return Some(self.cors.now(request, refusal));
         }
-        let target = parse_path(request.path());
-        let needs_token = request.method() == "POST"
-            && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
-        // Who a request without credentials is, the backend says: its body
-        // is read first.
-        let asks_connect = self.shared.settings.backend_for(backend::Hook::Connect).is_some()
-            && self.shared.access.presents_nothing(request);
-        if needs_token && !asks_connect {
-            let admission = self.shared.access.admit_to(request, target);
-            let topic = admission.target.map(|(topic, _)| topic);
-            let refusal = self
-                .shared
-                .access
-                .check_publisher(&self.stats, &admission, topic)?;
-            Some(self.cors.now(request, refusal))
-        } else {
-            None
-        }
+        let refusal = router::refuse_publisher_before_body(&self.shared.access, &self.stats, request)?;
+        Some(self.cors.now(request, refusal))
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
         if request.via_admin_listener() {
             return None;
         }
-        let answer = self.api_too_large(request, limit)?;
+        let answer = ServerApi::too_large(request, limit)?;
         Some(self.cors.now(request, answer))
     }
 
@@ -1042,305 +621,131 @@ impl App for HubApp {
         conn: ConnId,
         tag: u32,
     ) -> Option<Response> {
-        let response = self.request_shutdown(ctx, conn, tag)?;
-        Some(self.cors.finish(conn, response))
-    }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        match message {
-            HubMessage::Deliver(event) => self.deliver(ctx, event),
-            HubMessage::Published { token, result } => {
-                self.published(ctx, token, result.map(|id| (id, false)));
-            }
-            HubMessage::Duplicate { token, id } => self.published(ctx, token, Ok((id, true))),
-            HubMessage::Ready {
-                topic,
-                history,
-                dropped,
-            } => self.ready(ctx, &topic, history, dropped),
-            HubMessage::Forget(topic) => self.hub.forget(&topic),
-            HubMessage::Broker(message) => self.broker.receive(message, &mut LoopContext { ctx }),
-            HubMessage::Presence(message) => {
-                match self.roster.receive(ctx, &mut *self.broker, message) {
-                    Some(Answer::Page(conn, response)) => self.cors.respond(ctx, conn, response),
-                    Some(Answer::Api(asker, topic, members)) => {
-                        self.api_members(ctx, asker, &topic, &members);
-                    }
-                    Some(Answer::Embedder(conn, members)) => self.presence_answers.push((conn, members)),
-                    None => {}
-                }
-                self.stats
-                    .presence_members
-                    .store(self.roster.count() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            HubMessage::Control(ControlMessage::Decided { token, decision }) => {
-                self.decision(ctx, token, decision);
-            }
-            HubMessage::Control(message) => self.api_control(ctx, message),
-            HubMessage::External { publish, answer } => self.external_publish(ctx, publish, answer),
-            other => log::debug!("hub: unexpected {other:?}"),
-        }
-    }
-}
-
-/// The answers of the hub's routes.
-impl HubApp {
-    /// The answer to a request on one of the hub's handler routes, before
-    /// its CORS fields.
-    fn answer_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        body: &[u8],
-    ) -> Reply {
-        let route = HubRoute::decode(tag);
-        if route == Some(HubRoute::Metrics) {
-            return self.metrics_request(ctx, request);
-        }
-        if let Some(HubRoute::Admin(route)) = route {
-            let token = self.shared.settings.metrics_token.as_deref();
-            return Reply::Now(self.admin.answer(route, request, body, token));
-        }
-        match route {
-            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
-                add(&self.stats.refused_403, 1);
-                Response::text(403, "origin not allowed\n")
-            })),
-            Some(HubRoute::Publish) => self.http_publish(ctx, conn, request, body),
-            Some(HubRoute::Api(route)) => self.api_request(ctx, conn, request, body, route),
-            Some(HubRoute::Poll) => self.poll(ctx, conn, request),
-            Some(HubRoute::Presence) => match parse_path(request.path()) {
-                Some((topic, _)) => {
-                    self.roster.ask(ctx, Asker::Page(conn), topic);
-                    Reply::Later(self.shared.settings.publish_timeout)
-                }
-                None => Reply::Now(Response::text(404, "404 Not Found\n")),
-            },
-            Some(HubRoute::Tickets) => {
-                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
-            }
-            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
-            Some(HubRoute::Decide) => self.decide_request(ctx, conn, request),
-            Some(HubRoute::Decided) => self.decided_request(ctx, conn, request, body),
-            _ => Reply::Now(Response::text(404, "404 Not Found\n")),
-        }
-    }
-}
-
-/// The answers of the hub's callbacks, before CORS headers are added.
-impl HubApp {
-    /// A WebSocket session opened (with the backend's decision presented,
-    /// if there is one).
-    fn open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
-            return;
-        };
-        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
-            return;
-        };
-        if socket == Socket::AuthFirst {
-            let timeout = self
-                .shared
-                .settings
-                .auth
-                .as_ref()
-                .map_or(DEFAULT_AUTH_TIMEOUT, |auth| auth.auth_timeout);
-            let until = ctx.now().checked_add(timeout).unwrap_or_else(|| ctx.now());
-            self.awaiting.admit(conn, subscriber, until);
-            return;
-        }
-        subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
-        let now = self.shared.access.unix_secs(ctx.now());
-        self.refresh_by_backend(&mut subscriber, now);
-        // A raw subscriber gets no warning (it could not tell it from
-        // data, nor send another token): it is closed when its token
-        // expires, unless the backend gives it a later expiry.
-        if subscriber.transport == Transport::WebSocket {
-            subscriber.set_warn_at(subscriber.deadline().map(|d| warning_time(d, now)));
-        }
-        self.subscribe(ctx, conn, subscriber);
-    }
-
-    /// An event stream started (with the backend's decision presented,
-    /// if there is one).
-    fn start_stream(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        last_event_id: Option<&str>,
-    ) {
-        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
-            let sources = metrics::Sources {
-                loops: &self.shared.stats,
-                hub: &self.hub,
-                broker: &*self.broker,
-                per_topic: false,
-            };
-            let token = self.shared.settings.metrics_token.as_deref();
-            self.admin.subscribe(ctx, conn, request, &sources, token);
-            return;
-        }
-        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
-            subscriber.hold(self.shared.access.holder_of(request, ctx.now()));
-            let now = self.shared.access.unix_secs(ctx.now());
-            self.refresh_by_backend(&mut subscriber, now);
-            self.subscribe(ctx, conn, subscriber);
-        }
-    }
-
-    fn metrics_request(&mut self, ctx: &mut Ctx<'_, HubMessage>, request: &Request<'_>) -> Reply {
-        let sources = metrics::Sources {
-            loops: &self.shared.stats,
-            hub: &self.hub,
-            broker: &*self.broker,
-            per_topic: self.shared.settings.metrics_topics,
-        };
-        let token = self.shared.settings.metrics_token.as_deref();
-        Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources))
-    }
-
-    /// A long poll that nothing answered: its usual empty answer, with the
-    /// id to poll from next.
-    fn end_poll(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, reason: &CloseReason) -> Response {
-        let response = match self.subscribers.get(conn) {
-            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
-            None => Response::empty(204),
-        };
-        self.leave(ctx, conn, reason);
-        response
-    }
-
-    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match HubRoute::decode(tag) {
-            Some(HubRoute::Poll) => self.end_poll(ctx, conn, &CloseReason::Ended),
-            Some(HubRoute::Presence) => {
-                self.roster.forget(conn);
-                Response::text(504, "the members were not known in time\n")
-            }
-            Some(HubRoute::Api(_)) => self.api_timeout(conn),
-            Some(HubRoute::Decide | HubRoute::Decided) => self.decision_timeout(conn),
-            _ => {
-                self.publish_gate.forget(conn);
-                self.publishes.forget(conn);
-                Response::text(504, "the broker did not answer in time\n")
-            }
-        }
-    }
-
-    fn request_shutdown(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-    ) -> Option<Response> {
-        match HubRoute::decode(tag) {
+        let response = match HubRoute::decode(tag) {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            Some(HubRoute::Poll) => Some(replies::refusal(
-                self.end_poll(ctx, conn, &CloseReason::Shutdown),
+            Some(HubRoute::Poll) => replies::refusal(
+                (self.delivery).end_poll(
+                    ctx,
+                    &mut parts!(self),
+                    &mut self.hooks.publish_gate,
+                    conn,
+                    &CloseReason::Shutdown,
+                ),
                 Some(replies::SOON),
-            )),
+            ),
             // The sequencer may be gone already.
             Some(HubRoute::Presence) => {
-                self.roster.forget(conn);
-                Some(shutting_down())
+                self.delivery.roster.forget(conn);
+                shutting_down()
             }
             // Nothing is decided any more, and a publish still waiting for
             // the backend's decision was not published and will not be:
             // its client may send it again elsewhere.
             Some(HubRoute::Decide | HubRoute::Decided) => {
-                self.decisions.forget(conn);
-                self.publish_gate.forget(conn);
-                Some(shutting_down())
+                self.hooks.decisions.forget(conn);
+                self.hooks.publish_gate.forget(conn);
+                shutting_down()
             }
-            _ if self.publish_gate.holds(conn) => {
-                self.publish_gate.forget(conn);
-                Some(shutting_down())
+            _ if self.hooks.publish_gate.holds(conn) => {
+                self.hooks.publish_gate.forget(conn);
+                shutting_down()
             }
             // A publish the broker has waits for its outcome, which every
             // loop's drain guarantees is on its way (or its own timeout
             // answers 504).
-            _ => None,
+            _ => return None,
+        };
+        Some(self.cors.finish(conn, response))
+    }
+
+    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
+        let settled = match message {
+            HubMessage::Deliver(event) => return self.delivery.deliver(ctx, &mut parts!(self), event),
+            HubMessage::Published { token, result } => (self.publishing).published(
+                ctx,
+                &mut parts!(self),
+                &mut self.delivery,
+                &mut self.hooks.publish_gate,
+                token,
+                result.map(|id| (id, false)),
+            ),
+            HubMessage::Duplicate { token, id } => (self.publishing).published(
+                ctx,
+                &mut parts!(self),
+                &mut self.delivery,
+                &mut self.hooks.publish_gate,
+                token,
+                Ok((id, true)),
+            ),
+            HubMessage::Ready {
+                topic,
+                history,
+                dropped,
+            } => return (self.delivery).ready(ctx, &mut parts!(self), &topic, history, dropped),
+            HubMessage::Forget(topic) => return self.delivery.hub.forget(&topic),
+            HubMessage::Broker(message) => return self.broker.receive(message, &mut LoopContext { ctx }),
+            HubMessage::Presence(message) => {
+                match self.delivery.roster.receive(ctx, &mut *self.broker, message) {
+                    Some(Answer::Page(conn, response)) => self.cors.respond(ctx, conn, response),
+                    Some(Answer::Api(asker, topic, members)) => {
+                        self.api.members(ctx, &mut self.cors, asker, &topic, &members);
+                    }
+                    Some(Answer::Embedder(conn, members)) => self.presence_answers.push((conn, members)),
+                    None => {}
+                }
+                self.stats.presence_members.store(
+                    self.delivery.roster.count() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                None
+            }
+            HubMessage::Control(ControlMessage::Decided { token, decision }) => {
+                if self.hooks.publish_gate.asked(token) {
+                    (self.publishing).publish_decided(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.delivery,
+                        &mut self.hooks.publish_gate,
+                        token,
+                        decision,
+                    );
+                } else {
+                    (self.hooks).decision(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.delivery.subscribers,
+                        token,
+                        decision,
+                    );
+                }
+                None
+            }
+            HubMessage::Control(message) => {
+                (self.api).control(
+                    ctx,
+                    &mut parts!(self),
+                    &mut self.delivery,
+                    &mut self.hooks.publish_gate,
+                    message,
+                );
+                None
+            }
+            HubMessage::External { publish, answer } => {
+                (self.publishing).external(ctx, &mut parts!(self), publish, answer);
+                None
+            }
+            other => {
+                log::debug!("hub: unexpected {other:?}");
+                None
+            }
+        };
+        if let Some((conn, index, result)) = settled {
+            (self.api).item_settled(ctx, &mut self.cors, conn, index, result);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::sync::atomic::Ordering;
-
-    use tether_auth::{Keys, NewToken, TetherClaim};
-    use tether_server::{Config, Handshake, Server};
-
-    use super::*;
-
-    const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
-
-    /// One HTTP/1.1 exchange, its head and body sent in one write.
-    fn ask(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
-        let mut socket = TcpStream::connect(addr).unwrap();
-        let request = format!(
-            "{head}\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        socket.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        socket.read_to_string(&mut answer).unwrap();
-        answer
-    }
-
-    /// A publish signed with a JSON Web Token has its signature checked
-    /// once, however many steps (the publisher check, the publish rate,
-    /// the publisher's subject) read who sent it; and a ticket asked for
-    /// with one, once too.
-    #[test]
-    fn a_token_is_verified_once_per_request() {
-        let settings = HubSettings {
-            auth: Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
-            publish_rate: Some(PublishRate::new(100.0, 100.0)),
-            ..HubSettings::default()
-        };
-        let shared = HubShared::new(settings, 1);
-        let checked = Arc::clone(&shared.access.signatures_checked);
-        let server = Server::bind(
-            Config::new("127.0.0.1:0".parse().unwrap()),
-            Handshake::new(),
-            shared.app(0),
-        )
-        .unwrap();
-        let (addr, handle) = (server.local_addr(), server.handle());
-        let running = std::thread::spawn(move || server.run());
-
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let rights = TetherClaim::new(vec!["news".into()], vec!["news".into()]);
-        let token = NewToken::new("alice", rights, now, now + 600)
-            .sign_hs256(SECRET)
-            .unwrap();
-        let bearer = format!("Authorization: Bearer {token}");
-
-        let published = ask(addr, &format!("POST /topics/news HTTP/1.1\r\n{bearer}"), "text");
-        assert!(published.starts_with("HTTP/1.1 200"), "{published}");
-        assert_eq!(checked.load(Ordering::Relaxed), 1, "a publish");
-
-        let ticket = ask(
-            addr,
-            &format!("POST /tickets?topic=news HTTP/1.1\r\n{bearer}"),
-            "",
-        );
-        assert!(ticket.starts_with("HTTP/1.1 200"), "{ticket}");
-        assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
-
-        handle.shutdown();
-        running.join().unwrap().unwrap();
-    }
-}
+mod tests;

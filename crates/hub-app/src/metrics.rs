@@ -635,3 +635,38 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
     sources.broker.write_metrics(&mut out);
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out).header("Cache-Control", "no-cache")
 }
+
+/// Counts a refusal by status, and by reason where it is about a
+/// token.
+pub(super) fn count_refusal(stats: &HubStats, refusal: Refusal) {
+    let (status, denial) = match refusal {
+        Refusal::NoCredentials => (&stats.refused_401, Some(Denial::Missing)),
+        Refusal::BadCredentials(_) => (&stats.refused_401, Some(Denial::Invalid)),
+        Refusal::ExpiredCredentials => (&stats.refused_401, Some(Denial::Expired)),
+        Refusal::NotGranted => (&stats.refused_403, Some(Denial::NotGranted)),
+        Refusal::CrossOriginCookie => (&stats.refused_403, Some(Denial::CrossOriginCookie)),
+        Refusal::Revoked => (&stats.refused_401, Some(Denial::Revoked)),
+        Refusal::TooManyConnections => (&stats.connection_limited, None),
+        _ => (&stats.refused_403, None),
+    };
+    add(status, 1);
+    if let Some(denial) = denial {
+        stats.deny(denial);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_status_and_reason() {
+        let stats = HubStats::default();
+        count_refusal(&stats, Refusal::CrossOriginCookie);
+        count_refusal(&stats, Refusal::ExpiredCredentials);
+        count_refusal(&stats, Refusal::BadTopic);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(load(&stats.refused_403), 2);
+        assert_eq!(load(&stats.refused_401), 1);
+    }
+}

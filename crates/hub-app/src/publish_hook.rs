@@ -4,18 +4,12 @@
 //! were sent, whatever order their decisions come back in.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
-use tether_hub::{DEFAULT_EVENT_TYPE, Decision, HubMessage, Publish, Transport};
-use tether_server::{ConnId, Ctx, Reply, Response};
+use tether_hub::{DEFAULT_EVENT_TYPE, Decision, Publish};
+use tether_server::ConnId;
 
-use super::HubApp;
-use super::backend::{Hook, Question};
-use super::broker_view::LoopContext;
-use super::decide::{refused, unavailable};
-use super::metrics::{Outcome, add};
-use super::publish::{NotPublished, Pending};
-use super::replies::error_response;
+use super::backend::Question;
+use super::publish::Pending;
 
 /// A publish and who waits for its outcome.
 #[derive(Debug)]
@@ -113,8 +107,8 @@ impl<C: Copy + Eq + std::hash::Hash> PublishGate<C> {
     }
 }
 
-/// The question about `publish`, by `subject`.
-fn question(subject: Option<String>, publish: &Publish) -> Question {
+/// The publish hook's question about `publish`, by `subject`.
+pub(super) fn publish_question(subject: Option<String>, publish: &Publish) -> Question {
     Question::Publish {
         subject,
         topic: publish.topic.to_string(),
@@ -125,7 +119,7 @@ fn question(subject: Option<String>, publish: &Publish) -> Question {
 
 /// `publish` with the data the backend gave instead, checked as any
 /// publish is (too large a rewrite is refused, never cut).
-fn rewritten(
+pub(super) fn rewritten(
     publish: Publish,
     data: String,
     config: &tether_hub::Config,
@@ -137,137 +131,8 @@ fn rewritten(
     }
 }
 
-impl HubApp {
-    /// An HTTP publish to a `publish=hook` topic: held (its answer later)
-    /// while the backend decides.
-    pub(super) fn ask_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        subject: Option<String>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Reply {
-        if self.hold_publish(ctx, conn, subject, publish, pending).is_err() {
-            return Reply::Now(unavailable());
-        }
-        let settings = &self.shared.settings;
-        let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
-        Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout)
-    }
-
-    /// A publish to a `publish=hook` topic by `conn`: held, behind the
-    /// publisher's earlier ones, while the backend decides. `Err`: it
-    /// could not be asked (its key, for the error message).
-    pub(super) fn hold_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        subject: Option<String>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Result<(), Option<String>> {
-        let Ok(token) = self.put_question(ctx, question(subject, &publish)) else {
-            self.stats.decided(Hook::Publish, Outcome::Unavailable);
-            return Err(publish.key.as_deref().map(str::to_owned));
-        };
-        self.publish_gate.hold(token, conn, Gated { publish, pending });
-        Ok(())
-    }
-
-    /// The backend's decision about the publish question `token`: the
-    /// publishes it lets go, in their publisher's order, published (as
-    /// rewritten) or refused.
-    pub(super) fn publish_decided(&mut self, ctx: &mut Ctx<'_, HubMessage>, token: u64, decision: Decision) {
-        for (gated, decision) in self.publish_gate.decided(token, decision) {
-            let outcome = match &decision {
-                Decision::Allow(_) => Outcome::Allowed,
-                Decision::Deny { .. } => Outcome::Denied,
-                _ => Outcome::Unavailable,
-            };
-            self.stats.decided(Hook::Publish, outcome);
-            let Gated { publish, pending } = gated;
-            let key = publish.key.as_deref().map(str::to_owned);
-            let (pending, refusal) = match decision {
-                Decision::Allow(allowed) => {
-                    let publish = match allowed.data {
-                        Some(data) => rewritten(publish, data, &self.shared.settings.hub),
-                        None => Ok(publish),
-                    };
-                    match publish {
-                        Ok(publish) => {
-                            let publisher = pending.to_tell_of_refusal();
-                            match self.publishes.submit(
-                                &mut LoopContext { ctx },
-                                &mut *self.broker,
-                                &self.stats,
-                                publish,
-                                pending,
-                            ) {
-                                Ok(()) => continue,
-                                Err(e) => (publisher, Refused::Hub(e)),
-                            }
-                        }
-                        Err(e) => {
-                            add(&self.stats.publish_refused, 1);
-                            (pending, Refused::Hub(e))
-                        }
-                    }
-                }
-                Decision::Deny { status, reason } => (pending, Refused::Denied(status, reason)),
-                decision => {
-                    log::debug!("hub: the backend did not decide a publish: {decision:?}");
-                    (pending, Refused::Undecided)
-                }
-            };
-            self.refuse_held_publish(ctx, pending, refusal, key);
-        }
-    }
-
-    /// Tells the publisher of a held publish that it was not published.
-    fn refuse_held_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        pending: Pending,
-        refusal: Refused,
-        key: Option<String>,
-    ) {
-        match pending {
-            Pending::Http(conn) => {
-                let response: Response = match refusal {
-                    Refused::Hub(e) => error_response(&e),
-                    Refused::Denied(status, reason) => refused(status, &reason),
-                    Refused::Undecided => unavailable(),
-                };
-                self.cors.respond(ctx, conn, response);
-            }
-            Pending::WebSocket { conn, len, .. } => {
-                let Some(subscriber) = self.subscribers.get_mut(conn) else {
-                    return;
-                };
-                subscriber.settle_in_flight(len);
-                let raw = subscriber.transport == Transport::RawWebSocket;
-                let refused = match refusal {
-                    Refused::Hub(e) => NotPublished::Hub(e, key),
-                    Refused::Denied(_, reason) => NotPublished::Denied(
-                        if reason.is_empty() {
-                            "refused".to_owned()
-                        } else {
-                            reason
-                        },
-                        key,
-                    ),
-                    Refused::Undecided => NotPublished::Undecided(key),
-                };
-                self.refuse_ws_publish(ctx, conn, refused, raw);
-            }
-            Pending::Internal | Pending::Api { .. } | Pending::External(_) => {}
-        }
-    }
-}
-
 /// Why a held publish was not published.
-enum Refused {
+pub(super) enum Refused {
     /// The hub refused it (a rewrite too large, the broker full).
     Hub(tether_hub::Error),
     /// The backend refused it: status and reason.

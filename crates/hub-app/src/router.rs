@@ -1,13 +1,17 @@
 //! Routing: what the hub makes of a request, before its body, from the
 //! path, the method, the origin and the credentials.
 
-use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
-use tether_server::{Request, Route};
+use std::cell::OnceCell;
+use std::time::Instant;
 
-use super::access::{Access, Credential, count_refusal};
+use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
+use tether_server::{Request, Response, Route};
+
+use super::access::{Access, Credential};
 use super::api::ApiRoute;
 use super::backend::Hook;
 use super::metrics::HubStats;
+use super::metrics::count_refusal;
 use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 
 /// What the hub makes of a request: refusals decided here whatever the
@@ -97,7 +101,62 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         return HubRoute::Decide.route();
     }
     let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
-    let grant = match access.authorize_subscriber(request, topic) {
+    // The request's credential, verified once, when a step first needs
+    // it (a ticket may make it needless), and kept for the callback that
+    // starts the stream, socket or long poll.
+    let verified = OnceCell::new();
+    let credential = || verified.get_or_init(|| access.credential(request, access.unix_secs(Instant::now())));
+    let route = subscribe_route(
+        access,
+        stats,
+        request,
+        topic,
+        endpoint,
+        raw,
+        first_message,
+        credential,
+    );
+    if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket | Endpoint::Poll)
+        && let Some(
+            HubRoute::Events
+            | HubRoute::Poll
+            | HubRoute::Decide
+            | HubRoute::WebSocket(Socket::Publisher | Socket::Subscriber),
+        ) = route_of(&route)
+        && let Some(Ok(credential)) = verified.get()
+    {
+        access.keep_for_next_callback(request, credential);
+    }
+    route
+}
+
+/// The hub's route a [`Route`] stands for, if it is one of the hub's.
+fn route_of(route: &Route) -> Option<HubRoute> {
+    match *route {
+        Route::Handler(tag) | Route::EventStream(tag) | Route::WebSocket(tag) => HubRoute::decode(tag),
+        _ => None,
+    }
+}
+
+/// The route of a subscriber's request (an event stream, a WebSocket, a
+/// long poll, a presence question) to a topic that may be subscribed
+/// to, by who it is: its `credential`, verified at the first call.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the request's parts, parsed once by the caller"
+)]
+fn subscribe_route<'a>(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    topic: &str,
+    endpoint: Endpoint,
+    raw: bool,
+    first_message: bool,
+    credential: impl Fn() -> &'a Result<Credential, Refusal> + Copy,
+) -> Route {
+    let settings = access.settings();
+    let grant = match access.authorize_subscriber(request, topic, credential) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
         Ok(grant) => grant,
         Err(refusal) => {
@@ -108,13 +167,13 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
         && let Some(max) = settings.max_connections_per_subject
         && access
-            .subject_of(request)
+            .subject_of(request, credential)
             .is_some_and(|subject| access.connections.is_full(&subject, max))
     {
         count_refusal(stats, Refusal::TooManyConnections);
         return Refusal::TooManyConnections.route();
     }
-    if asks_subscribe(access, request, topic) {
+    if asks_subscribe(access, topic, credential) {
         return HubRoute::Decide.route();
     }
     match endpoint {
@@ -145,16 +204,49 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     }
 }
 
+/// A publish or a ticket request refused before its body is read (its
+/// body would be of no use): a credential missing, bad, or without the
+/// right to publish to the topic. One the backend is to say who it is
+/// (no credential, a connect hook) is read first. When it may go on, its
+/// verified credential is kept for the body's callback.
+pub(super) fn refuse_publisher_before_body(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+) -> Option<Response> {
+    let target = parse_path(request.path());
+    let needs_token = request.method() == "POST"
+        && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
+    // Who a request without credentials is, the backend says: its body
+    // is read first.
+    let asks_connect =
+        access.settings().backend_for(Hook::Connect).is_some() && access.presents_nothing(request);
+    if !needs_token || asks_connect {
+        return None;
+    }
+    let admission = access.admit_to(request, target);
+    let topic = admission.target.map(|(topic, _)| topic);
+    let refusal = access.check_publisher(stats, &admission, topic);
+    if refusal.is_none()
+        && let Ok(credential) = &admission.credential
+    {
+        // The body's callback reads this verification.
+        access.keep_for_next_callback(request, credential);
+    }
+    refusal
+}
+
 /// Whether subscribing to `topic` waits for the backend's word: its
 /// namespace says `subscribe=hook`, the backend has not said it yet for
 /// this request, and the request is not the publish token's.
-fn asks_subscribe(access: &Access, request: &Request<'_>, topic: &str) -> bool {
+fn asks_subscribe<'a>(
+    access: &Access,
+    topic: &str,
+    credential: impl Fn() -> &'a Result<Credential, Refusal>,
+) -> bool {
     access.settings().subscribe_hook(topic)
         && !access.presented().is_some_and(|p| p.subscribe_decided)
-        && !matches!(
-            access.credential(request, access.unix_secs(std::time::Instant::now())),
-            Ok(Credential::Admin)
-        )
+        && !matches!(credential(), Ok(Credential::Admin))
 }
 
 /// Why a `?format=raw` request cannot be served, if it cannot: raw is for

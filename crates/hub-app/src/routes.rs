@@ -5,7 +5,7 @@ use tether_hub::Error as HubError;
 use tether_server::{Request, Response, Route};
 
 /// The hub's tags are this prefix and a number below it, so that an
-/// embedder can tell them from its own (see [`HubApp::handles`]).
+/// embedder can tell them from its own (see [`HubApp::handles`](crate::HubApp::handles)).
 const TAG_BASE: u32 = 0x4855_0000;
 const TAG_MASK: u32 = 0xFFFF_0000;
 /// A refused request's tag: this plus the [`Refusal`].

@@ -4,15 +4,14 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tether_hub::{Broker, LocalBroker};
+use tether_hub::LocalBroker;
 
-use super::HubApp;
 use super::access::Access;
 use super::metrics::HubStats;
 use super::revoked::Revocation;
 use super::settings::HubSettings;
 
-/// What every loop's [`HubApp`] shares: the settings, the tickets (a
+/// What every loop's [`HubApp`](crate::HubApp) shares: the settings, the tickets (a
 /// ticket issued on one loop is redeemed on whichever loop the client
 /// lands; the lock is taken only to issue and redeem) and the counters.
 ///
@@ -217,17 +216,6 @@ impl HubShared {
         self.access.set_settings(settings.clone());
         self.settings = settings;
         *seen = generation;
-    }
-
-    /// The application for loop `loop_index`, with the in-process broker.
-    pub fn app(&self, loop_index: usize) -> HubApp {
-        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
-    }
-
-    /// The application for loop `loop_index`, with another broker (one
-    /// value per loop; see [`tether_hub::Broker`] for the contract).
-    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
-        HubApp::on_loop(self.clone(), loop_index, broker)
     }
 }
 

@@ -5,23 +5,34 @@
 use tether_hub::{
     ControlMessage, HubMessage, Members, TopicInfo, TopicReport, Transport, UserAction, post_to_all,
 };
-use tether_server::{CloseCode, CloseReason, Ctx};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx};
 
-use super::{ApiError, users};
-use crate::HubApp;
-use crate::access::warning_time;
+use super::{ApiError, ServerApi, users};
+use crate::awaiting::warning_time;
 use crate::broker_view::LoopContext;
+use crate::cors::Cors;
+use crate::deliver::Delivery;
+use crate::loop_parts::LoopParts;
 use crate::presence::Asker;
+use crate::publish_hook::PublishGate;
+use crate::subscribers::Subscribers;
 
 /// What every loop does for the server API's questions and actions.
-impl HubApp {
+impl ServerApi {
     /// A control message from a loop (this one included): an action on a
     /// user's connections or a question, done here and answered to the
     /// loop that asked; or an answer, for a request waiting here.
-    pub(crate) fn api_control(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: ControlMessage) {
+    pub(crate) fn control(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        held_publishes: &mut PublishGate,
+        message: ControlMessage,
+    ) {
         let answered = match message {
             ControlMessage::Act { action, reply } => {
-                let count = self.act_on_user(ctx, &action);
+                let count = act_on_user(ctx, parts, delivery, held_publishes, &action);
                 if let Some(reply) = reply {
                     let done = ControlMessage::Done {
                         token: reply.token,
@@ -36,11 +47,11 @@ impl HubApp {
                 // broker holds as their sequencer (the durable log's): with
                 // them, every topic of the node is listed, subscribed to or
                 // not.
-                let sequenced = self
+                let sequenced = parts
                     .broker
                     .backlogs()
                     .map(|(name, backlog)| (name, TopicInfo::of_backlog(backlog)));
-                let topics = self
+                let topics = delivery
                     .hub
                     .topics()
                     .chain(sequenced)
@@ -73,10 +84,8 @@ impl HubApp {
                     since,
                     limit,
                 };
-                let json = self
-                    .broker
-                    .holds_backlogs()
-                    .then(|| super::history::history_json(&query, self.broker.backlog(&topic)));
+                let json = (parts.broker.holds_backlogs())
+                    .then(|| super::history::history_json(&query, parts.broker.backlog(&topic)));
                 let answer = ControlMessage::HistoryOf {
                     token: reply.token,
                     json,
@@ -93,15 +102,16 @@ impl HubApp {
             }
         };
         if let Some((conn, response)) = answered {
-            self.cors.respond(ctx, conn, response);
+            parts.cors.respond(ctx, conn, response);
         }
     }
 
     /// A topic's members, for `GET /api/presence` or one topic of
     /// `POST /api/presence/counts`.
-    pub(crate) fn api_members(
+    pub(crate) fn members(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        cors: &mut Cors,
         asker: Asker,
         topic: &str,
         members: &Members,
@@ -112,51 +122,65 @@ impl HubApp {
             Asker::Page(_) | Asker::Embedder(_) => None,
         };
         if let Some((conn, response)) = answered {
-            self.cors.respond(ctx, conn, response);
+            cors.respond(ctx, conn, response);
         }
     }
+}
 
-    /// Acts on this loop's connections of the action's user: how many.
-    fn act_on_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, action: &UserAction) -> usize {
-        let (topic, code, reason) = match action {
-            UserAction::Disconnect { code, reason, .. } => (None, *code, reason),
-            UserAction::Unsubscribe {
-                topic, code, reason, ..
-            } => (Some(&**topic), *code, reason),
-            UserAction::Refresh { user, expires_at } => return self.refresh_user(ctx, user, *expires_at),
-            _ => return 0,
-        };
-        let conns = self.subscribers.of_user(action.user(), topic);
-        for &(conn, transport) in &conns {
-            self.leave(ctx, conn, &CloseReason::Ended);
-            match transport {
-                Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode(code), reason),
-                Transport::EventStream => {
-                    let event = tether_sse::Event::new().event("disconnect").data(reason);
-                    if let Err(e) = ctx.send_event(conn, &event) {
-                        log::debug!("hub: disconnect event not sent: {e}");
-                    }
-                    ctx.end_stream(conn);
+/// Acts on this loop's connections of the action's user: how many.
+fn act_on_user(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &mut LoopParts<'_>,
+    delivery: &mut Delivery,
+    held_publishes: &mut PublishGate,
+    action: &UserAction,
+) -> usize {
+    let (topic, code, reason) = match action {
+        UserAction::Disconnect { code, reason, .. } => (None, *code, reason),
+        UserAction::Unsubscribe {
+            topic, code, reason, ..
+        } => (Some(&**topic), *code, reason),
+        UserAction::Refresh { user, expires_at } => {
+            return refresh_user(ctx, parts, &mut delivery.subscribers, user, *expires_at);
+        }
+        _ => return 0,
+    };
+    let conns = delivery.subscribers.of_user(action.user(), topic);
+    for &(conn, transport) in &conns {
+        delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+        match transport {
+            Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode(code), reason),
+            Transport::EventStream => {
+                let event = tether_sse::Event::new().event("disconnect").data(reason);
+                if let Err(e) = ctx.send_event(conn, &event) {
+                    log::debug!("hub: disconnect event not sent: {e}");
                 }
-                Transport::Poll => {
-                    let e = ApiError::new(403, "disconnected", reason.as_str());
-                    self.cors.respond(ctx, conn, e.response());
-                }
+                ctx.end_stream(conn);
+            }
+            Transport::Poll => {
+                let e = ApiError::new(403, "disconnected", reason.as_str());
+                parts.cors.respond(ctx, conn, e.response());
             }
         }
-        conns.len()
     }
+    conns.len()
+}
 
-    /// The user's connections now expire at `expires_at` (Unix seconds,
-    /// no leeway added): a WebSocket is warned before, as when its token
-    /// expires, and every one is closed then. How many.
-    fn refresh_user(&mut self, ctx: &mut Ctx<'_, HubMessage>, user: &str, expires_at: u64) -> usize {
-        let now = self.shared.access.unix_secs(ctx.now());
-        let conns = self.subscribers.of_user(user, None);
-        for &(conn, transport) in &conns {
-            let warn_at = (transport == Transport::WebSocket).then(|| warning_time(expires_at, now));
-            self.subscribers.renew(conn, Some(expires_at), warn_at);
-        }
-        conns.len()
+/// The user's connections now expire at `expires_at` (Unix seconds,
+/// no leeway added): a WebSocket is warned before, as when its token
+/// expires, and every one is closed then. How many.
+fn refresh_user(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &LoopParts<'_>,
+    subscribers: &mut Subscribers<ConnId>,
+    user: &str,
+    expires_at: u64,
+) -> usize {
+    let now = parts.shared.access.unix_secs(ctx.now());
+    let conns = subscribers.of_user(user, None);
+    for &(conn, transport) in &conns {
+        let warn_at = (transport == Transport::WebSocket).then(|| warning_time(expires_at, now));
+        subscribers.renew(conn, Some(expires_at), warn_at);
     }
+    conns.len()
 }

@@ -30,16 +30,23 @@ mod users;
 use std::sync::Arc;
 
 use tether_hub::{
-    ControlMessage, Error as HubError, HubMessage, Publish, ReplyTo, UserAction, json_string, post_to_all,
+    ControlMessage, Error as HubError, Hub, HubMessage, Publish, ReplyTo, UserAction, json_string,
+    post_to_all,
 };
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
-use super::HubApp;
-use super::access::{Credential, count_refusal};
+use super::access::{Access, Credential};
 use super::broker_view::LoopContext;
-use super::metrics::add;
+use super::cors::Cors;
+use super::deliver::Delivery;
+use super::loop_parts::LoopParts;
+use super::metrics::count_refusal;
+use super::metrics::{HubStats, add};
 use super::presence::Asker;
+use super::presence::Roster;
 use super::publish::Pending;
+use super::publish_hook::PublishGate;
+use super::publishing::Publishing;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(crate) use super::routes::ApiRoute;
 use super::routes::Refusal;
@@ -138,14 +145,32 @@ pub(crate) fn as_json(response: Response) -> Response {
     }
 }
 
+/// The server API on one loop: its requests waiting for their items'
+/// outcomes or for every loop's answer.
+#[derive(Debug, Default)]
+pub(crate) struct ServerApi {
+    /// Requests waiting for their items' outcomes.
+    batches: Batches,
+    /// Requests waiting for every loop's answer.
+    gathering: GatheringRequests,
+}
+
 /// The server API's side of the hub's callbacks.
-impl HubApp {
+impl ServerApi {
     /// `/api/...`: the server API. The method and the credential are
     /// checked first (the credential once: what it may do is asked of the
     /// one verified here), then the endpoint answers.
-    pub(super) fn api_request(
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's parts it acts on, lent apart"
+    )]
+    pub(crate) fn request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        publishing: &mut Publishing,
+        held_publishes: &mut PublishGate,
         conn: ConnId,
         request: &Request<'_>,
         body: &[u8],
@@ -166,28 +191,34 @@ impl HubApp {
         if !route.is_post() && method != "GET" && method != "HEAD" {
             return Reply::Now(method_not_allowed("GET, HEAD"));
         }
-        let credential = match self.shared.access.authenticate(&self.stats, request) {
+        let credential = match parts.shared.access.authenticate(parts.stats, request) {
             Ok(credential) => credential,
             Err(refusal) => return Reply::Now(as_json(refusal)),
         };
         let answer = match route {
             ApiRoute::Publish | ApiRoute::Broadcast => {
-                return self.api_publish(ctx, conn, body, route, &credential);
+                return self.publish(ctx, parts, publishing, conn, body, route, &credential);
             }
-            ApiRoute::History => self.api_history(ctx, conn, request, &credential),
-            ApiRoute::Presence => self.api_presence(ctx, conn, request, &credential),
-            ApiRoute::PresenceCounts => self.api_presence_counts(ctx, conn, body, &credential),
-            ApiRoute::Topics | ApiRoute::TopicInfo => self.api_topics(ctx, conn, request, route, credential),
+            ApiRoute::History => self.history(ctx, parts, &delivery.hub, conn, request, &credential),
+            ApiRoute::Presence => {
+                Self::presence(ctx, parts, &mut delivery.roster, conn, request, &credential)
+            }
+            ApiRoute::PresenceCounts => {
+                self.presence_counts(ctx, parts, &mut delivery.roster, conn, body, &credential)
+            }
+            ApiRoute::Topics | ApiRoute::TopicInfo => {
+                self.topics(ctx, parts, conn, request, route, credential)
+            }
             ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
-                self.api_user_action(ctx, conn, body, route, &credential)
+                self.user_action(ctx, parts, conn, body, route, &credential)
             }
-            ApiRoute::Revoke => self.api_revoke(ctx, body, &credential),
-            ApiRoute::Revoked => self.api_revoked(ctx, &credential),
+            ApiRoute::Revoke => Self::revoke(ctx, parts, delivery, held_publishes, body, &credential),
+            ApiRoute::Revoked => Self::revoked(ctx, parts, &credential),
             ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
         };
         match answer {
             Ok(Some(response)) => Reply::Now(response),
-            Ok(None) => Reply::Later(self.shared.settings.publish_timeout),
+            Ok(None) => Reply::Later(parts.shared.settings.publish_timeout),
             Err(e) => Reply::Now(e.response()),
         }
     }
@@ -195,16 +226,22 @@ impl HubApp {
     /// `POST /api/publish` and `POST /api/broadcast`: every item is
     /// checked and sequenced as `POST /topics/NAME` would be; the answer
     /// waits for all of them.
-    fn api_publish(
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's parts it acts on, lent apart"
+    )]
+    fn publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        publishing: &mut Publishing,
         conn: ConnId,
         body: &[u8],
         route: ApiRoute,
         credential: &Credential,
     ) -> Reply {
         let parsed = if route == ApiRoute::Broadcast {
-            parse::parse_broadcast(body, self.shared.settings.hub.max_event_size)
+            parse::parse_broadcast(body, parts.shared.settings.hub.max_event_size)
         } else {
             parse::parse_publish(body)
         };
@@ -215,7 +252,7 @@ impl HubApp {
         self.batches.start(conn, items.len());
         let mut answer = None;
         for (index, item) in items.into_iter().enumerate() {
-            if let Some(outcome) = self.api_item(ctx, conn, index, item, credential)
+            if let Some(outcome) = Self::item_published(ctx, parts, publishing, conn, index, item, credential)
                 && let Some(response) = self.batches.settle(conn, index, outcome)
             {
                 answer = Some(response);
@@ -223,16 +260,16 @@ impl HubApp {
         }
         match answer {
             Some(response) => Reply::Now(response),
-            None => Reply::Later(self.shared.settings.publish_timeout),
+            None => Reply::Later(parts.shared.settings.publish_timeout),
         }
     }
 
     /// 403 unless the credential may read `topic` (counted).
-    fn api_may_read(&self, credential: &Credential, topic: &str) -> Result<(), ApiError> {
-        if self.shared.access.may_read(credential, topic) {
+    fn may_read(parts: &LoopParts<'_>, credential: &Credential, topic: &str) -> Result<(), ApiError> {
+        if parts.shared.access.may_read(credential, topic) {
             return Ok(());
         }
-        count_refusal(&self.stats, Refusal::NotGranted);
+        count_refusal(parts.stats, Refusal::NotGranted);
         Err(ApiError::new(
             403,
             "forbidden",
@@ -242,11 +279,11 @@ impl HubApp {
 
     /// 403 unless the credential is the publish token (counted): what acts
     /// on other users' connections, or lists every topic, needs it.
-    fn api_admin(&self, credential: &Credential) -> Result<(), ApiError> {
+    fn admin(parts: &LoopParts<'_>, credential: &Credential) -> Result<(), ApiError> {
         if matches!(credential, Credential::Admin) {
             return Ok(());
         }
-        count_refusal(&self.stats, Refusal::NotGranted);
+        count_refusal(parts.stats, Refusal::NotGranted);
         Err(ApiError::new(
             403,
             "forbidden",
@@ -257,9 +294,11 @@ impl HubApp {
     /// `GET /api/history`: a page of the topic's backlog, read from this
     /// loop's replica, which has every topic's backlog when the broker is
     /// complete (the in-process one).
-    fn api_history(
+    fn history(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        hub: &Hub<ConnId>,
         conn: ConnId,
         request: &Request<'_>,
         credential: &Credential,
@@ -269,10 +308,10 @@ impl HubApp {
             request.query_param("since"),
             request.query_param("limit"),
         )?;
-        self.api_may_read(credential, &query.topic)?;
-        if self.broker.complete() {
+        Self::may_read(parts, credential, &query.topic)?;
+        if parts.broker.complete() {
             // Every loop's replica has every topic's backlog.
-            return Ok(Some(history::history(&query, self.hub.backlog(&query.topic))));
+            return Ok(Some(history::history(&query, hub.backlog(&query.topic))));
         }
         // Asked of the topic's sequencer, whose broker may hold it (the
         // durable one does; Redis keeps it in Redis).
@@ -295,30 +334,33 @@ impl HubApp {
     }
 
     /// `GET /api/presence?topic=NAME`: asked of the topic's sequencer.
-    fn api_presence(
-        &mut self,
+    fn presence(
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        roster: &mut Roster,
         conn: ConnId,
         request: &Request<'_>,
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
         let topic = parse::parse_topic(request.query_param("topic"))?;
-        self.api_may_read(credential, &topic)?;
-        self.roster.ask(ctx, Asker::Api(conn), &topic);
+        Self::may_read(parts, credential, &topic)?;
+        roster.ask(ctx, Asker::Api(conn), &topic);
         Ok(None)
     }
 
     /// `POST /api/presence/counts`: each topic asked of its sequencer.
-    fn api_presence_counts(
+    fn presence_counts(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        roster: &mut Roster,
         conn: ConnId,
         body: &[u8],
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
         let topics = parse::parse_counts(body)?;
         for topic in &topics {
-            self.api_may_read(credential, topic)?;
+            Self::may_read(parts, credential, topic)?;
         }
         let topics: Vec<Arc<str>> = topics.into_iter().map(Arc::from).collect();
         let waiting = users::Waiting::Counts {
@@ -327,16 +369,17 @@ impl HubApp {
         };
         let token = self.gathering.start(conn, topics.len(), waiting);
         for (index, topic) in topics.iter().enumerate() {
-            self.roster.ask(ctx, Asker::Count { conn, token, index }, topic);
+            roster.ask(ctx, Asker::Count { conn, token, index }, topic);
         }
         Ok(None)
     }
 
     /// `GET /api/topics` and `GET /api/topics/info?topic=NAME`: every
     /// loop is asked what it has.
-    fn api_topics(
+    fn topics(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
         conn: ConnId,
         request: &Request<'_>,
         route: ApiRoute,
@@ -345,7 +388,7 @@ impl HubApp {
         let page = parse::parse_topics(request.query_param("after"), request.query_param("limit"))?;
         let one = if route == ApiRoute::TopicInfo {
             let topic = parse::parse_topic(request.query_param("topic"))?;
-            self.api_may_read(&credential, &topic)?;
+            Self::may_read(parts, &credential, &topic)?;
             Some(Arc::from(topic))
         } else {
             None
@@ -353,7 +396,7 @@ impl HubApp {
         let loops = ctx.loop_index().1.max(1);
         let reader = Box::new(users::Reader {
             credential,
-            access: self.shared.access.clone(),
+            access: parts.shared.access.clone(),
         });
         let waiting = users::Waiting::Topics {
             reader,
@@ -378,16 +421,18 @@ impl HubApp {
     /// node's); this loop ends its connections they revoke at once, the
     /// others on their next tick, within a second. Answered
     /// `{"revoked":N}`, the entries taken.
-    fn api_revoke(
-        &mut self,
+    fn revoke(
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        held_publishes: &mut PublishGate,
         body: &[u8],
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
-        self.api_admin(credential)?;
-        let now = self.shared.access.unix_secs(ctx.now());
+        Self::admin(parts, credential)?;
+        let now = parts.shared.access.unix_secs(ctx.now());
         let revocations = parse::parse_revoke(body, now, DEFAULT_REVOCATION_TTL.as_secs())?;
-        if self.shared.access.revocations.add(&revocations, now).is_err() {
+        if parts.shared.access.revocations.add(&revocations, now).is_err() {
             return Err(ApiError::new(
                 507,
                 "too_many_revocations",
@@ -396,8 +441,8 @@ impl HubApp {
                 ),
             ));
         }
-        self.shared.share_revocations(&revocations);
-        self.end_revoked(ctx, now);
+        parts.shared.share_revocations(&revocations);
+        delivery.end_revoked(ctx, parts, held_publishes, now);
         let body = format!("{{\"revoked\":{}}}", revocations.len());
         Ok(Some(
             Response::json(200, body).header("Cache-Control", "no-store"),
@@ -405,14 +450,14 @@ impl HubApp {
     }
 
     /// `GET /api/revoked`: the entries of the revocation list.
-    fn api_revoked(
-        &mut self,
+    fn revoked(
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
-        self.api_admin(credential)?;
-        let now = self.shared.access.unix_secs(ctx.now());
-        let entries = self.shared.access.revocations.entries(now);
+        Self::admin(parts, credential)?;
+        let now = parts.shared.access.unix_secs(ctx.now());
+        let entries = parts.shared.access.revocations.entries(now);
         let body = super::revoked::entries_json(&entries);
         Ok(Some(
             Response::json(200, body).header("Cache-Control", "no-store"),
@@ -422,15 +467,16 @@ impl HubApp {
     /// `POST /api/disconnect`, `/api/unsubscribe` and `/api/refresh`:
     /// posted to every loop, answered with how many connections they
     /// acted on.
-    fn api_user_action(
+    fn user_action(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
         conn: ConnId,
         body: &[u8],
         route: ApiRoute,
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
-        self.api_admin(credential)?;
+        Self::admin(parts, credential)?;
         let (action, label) = match route {
             ApiRoute::Refresh => {
                 let (user, expires_at) = parse::parse_refresh(body)?;
@@ -462,16 +508,17 @@ impl HubApp {
             token,
         });
         let mut cx = LoopContext { ctx };
-        self.broker.user_action(&action, &mut cx);
+        parts.broker.user_action(&action, &mut cx);
         post_to_all(&mut cx, &ControlMessage::Act { action, reply });
         Ok(None)
     }
 
     /// Item `index` of an API request handed to the broker (`None`), or
     /// its refusal.
-    fn api_item(
-        &mut self,
+    fn item_published(
         ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        publishing: &mut Publishing,
         conn: ConnId,
         index: usize,
         item: parse::Item,
@@ -481,7 +528,7 @@ impl HubApp {
             &item.topic,
             item.event_type.as_deref(),
             item.data,
-            &self.shared.settings.hub,
+            &parts.shared.settings.hub,
         )
         .and_then(|publish| match &item.key {
             Some(key) => publish.with_key(key),
@@ -491,7 +538,7 @@ impl HubApp {
             Ok(publish) => publish,
             Err(e) => return Some(Outcome::of(Err(e))),
         };
-        let settings = &self.shared.settings;
+        let settings = &parts.shared.settings;
         if settings.refuses_topic(&item.topic) {
             return Some(Outcome::Refused(ApiError::new(
                 404,
@@ -507,26 +554,20 @@ impl HubApp {
             )));
         }
         if let Credential::Token(who) = credential
-            && self
+            && parts
                 .shared
                 .access
                 .rate_limit(who.subject.as_deref(), ctx.now())
                 .is_err()
         {
-            add(&self.stats.rate_limited, 1);
+            add(&parts.stats.rate_limited, 1);
             return Some(Outcome::Refused(ApiError::new(
                 429,
                 "rate_limited",
                 "publishing faster than the rate limit",
             )));
         }
-        match self.publishes.submit(
-            &mut LoopContext { ctx },
-            &mut *self.broker,
-            &self.stats,
-            publish,
-            Pending::Api { conn, index },
-        ) {
+        match publishing.submit(ctx, parts, publish, Pending::Api { conn, index }) {
             Ok(()) => None,
             Err(e) => Some(Outcome::of(Err(e))),
         }
@@ -534,23 +575,29 @@ impl HubApp {
 
     /// An API item's outcome came from the sequencer: the answer, when it
     /// was the last one its request waited for.
-    pub(super) fn api_item_settled(
+    pub(crate) fn item_settled(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
+        cors: &mut Cors,
         conn: ConnId,
         index: usize,
         result: Result<(tether_hub::EventId, bool), HubError>,
     ) {
         if let Some(response) = self.batches.settle(conn, index, Outcome::of(result)) {
-            self.cors.respond(ctx, conn, response);
+            cors.respond(ctx, conn, response);
         }
     }
 
     /// An API request that was not answered in time: what is known, each
     /// item still waiting as timed out.
-    pub(super) fn api_timeout(&mut self, conn: ConnId) -> Response {
-        self.publishes.forget(conn);
-        self.roster.forget(conn);
+    pub(crate) fn timeout(
+        &mut self,
+        conn: ConnId,
+        roster: &mut Roster,
+        publishing: &mut Publishing,
+    ) -> Response {
+        publishing.publishes.forget(conn);
+        roster.forget(conn);
         if self.gathering.forget(conn) {
             return ApiError::new(504, "timeout", "not every event loop answered in time").response();
         }
@@ -560,16 +607,16 @@ impl HubApp {
     }
 
     /// The client of an API request went away.
-    pub(super) fn api_abandoned(&mut self, conn: ConnId) {
-        self.roster.forget(conn);
+    pub(crate) fn abandoned(&mut self, conn: ConnId, roster: &mut Roster, publishing: &mut Publishing) {
+        roster.forget(conn);
         self.gathering.forget(conn);
         self.batches.forget(conn);
-        self.publishes.forget(conn);
+        publishing.publishes.forget(conn);
     }
 
     /// An API request whose body is over the server's largest body
     /// (`limit`): 413 in the API's JSON, `too_large`.
-    pub(super) fn api_too_large(&self, request: &Request<'_>, limit: usize) -> Option<Response> {
+    pub(crate) fn too_large(request: &Request<'_>, limit: usize) -> Option<Response> {
         ApiRoute::of(request.path())?;
         let message = format!("the request body is larger than {limit} bytes, the most this server takes");
         Some(ApiError::new(413, "too_large", message).response())
@@ -577,13 +624,23 @@ impl HubApp {
 
     /// An API request refused before its body is read, if its credential
     /// is missing or bad (its body would be of no use).
-    pub(super) fn api_refuse_before_body(&self, request: &Request<'_>) -> Option<Response> {
+    pub(crate) fn refuse_before_body(
+        access: &Access,
+        stats: &HubStats,
+        request: &Request<'_>,
+    ) -> Option<Response> {
         let route = ApiRoute::of(request.path())?;
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        let refusal = self.shared.access.authenticate(&self.stats, request).err()?;
-        Some(as_json(refusal))
+        match access.authenticate(stats, request) {
+            Err(refusal) => Some(as_json(refusal)),
+            Ok(credential) => {
+                // The body's callback reads this verification.
+                access.keep_for_next_callback(request, &credential);
+                None
+            }
+        }
     }
 }
 

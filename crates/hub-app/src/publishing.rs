@@ -1,0 +1,418 @@
+//! Publishing: over HTTP (`POST /topics/NAME`), over a WebSocket, from
+//! the server itself or the embedding application; each publish checked,
+//! held for the backend's word where a namespace asks for it, handed to
+//! the broker, and its outcome told to whoever waits for it.
+
+use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
+
+use super::backend::Hook;
+use super::broker_view::LoopContext;
+use super::decide::{BackendHooks, refused, unavailable};
+use super::deliver::Delivery;
+use super::loop_parts::LoopParts;
+use super::metrics::{Outcome, add};
+use super::publish::{self, External, NotPublished, Pending, Publishes, Settled, error_json};
+use super::publish_hook::{Gated, PublishGate, Refused, rewritten};
+use super::rate;
+use super::replies::{close_reason, error_response, rate_limited, send_error};
+
+/// The outcome of one item of a server API publish, for the request
+/// that waits for its items: the request, the item, the outcome.
+pub(super) type ItemSettled = (ConnId, usize, Result<(EventId, bool), HubError>);
+
+/// The loop's publishes waiting for their outcome.
+#[derive(Debug, Default)]
+pub(super) struct Publishing {
+    pub(super) publishes: Publishes,
+}
+
+impl Publishing {
+    /// Hands `publish` to the broker; `pending` is told its outcome.
+    pub(super) fn submit(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        publish: Publish,
+        pending: Pending,
+    ) -> Result<(), HubError> {
+        (self.publishes).submit(
+            &mut LoopContext { ctx },
+            &mut *parts.broker,
+            parts.stats,
+            publish,
+            pending,
+        )
+    }
+
+    /// A publish of the embedding application's, posted by a
+    /// [`HubPublisher`](crate::HubPublisher): submitted as the server's
+    /// own, and answered where an HTTP publisher would be (a refusal at
+    /// once, by [`Publishes::submit`]).
+    pub(super) fn external(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        publish: Publish,
+        answer: PublishAnswer,
+    ) {
+        let now = ctx.now();
+        let until = now
+            .checked_add(parts.shared.settings.publish_timeout)
+            .unwrap_or(now);
+        let pending = Pending::External(External { answer, until });
+        if let Err(e) = self.submit(ctx, parts, publish, pending) {
+            log::debug!("hub: an external publish was refused: {e}");
+        }
+    }
+
+    /// `POST /topics/NAME`: admitted once (its credential verified once,
+    /// or taken from the check of its head before its body came), then
+    /// rate-limited, held for the backend or handed to the broker.
+    pub(super) fn http_publish(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        hooks: &mut BackendHooks,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let (access, settings, stats) = (&parts.shared.access, &parts.shared.settings, parts.stats);
+        // Worked out once: every step below reads it.
+        let admission = access.admit(request);
+        let Some((topic, _)) = admission.target else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        if let Some(refusal) = access.check_publisher(stats, &admission, Some(topic)) {
+            return Reply::Now(refusal);
+        }
+        if let Err(wait) = access.rate_limit_request(&admission, ctx.now()) {
+            add(&stats.rate_limited, 1);
+            return Reply::Now(rate_limited(wait));
+        }
+        let publish = match publish::from_request(topic, request, body, settings) {
+            Ok(publish) => publish,
+            Err(refusal) => return Reply::Now(refusal),
+        };
+        if settings.publish_hook(topic) && !admission.is_publish_token() {
+            let subject = access.publisher_subject(request, &admission);
+            return hooks.ask_publish(ctx, parts, conn, subject, publish, Pending::Http(conn));
+        }
+        match self.submit(ctx, parts, publish, Pending::Http(conn)) {
+            Ok(()) => Reply::Later(parts.shared.settings.publish_timeout),
+            Err(e) => Reply::Now(error_response(&e)),
+        }
+    }
+
+    /// A message from a WebSocket: its token first, if it has to
+    /// authenticate; another token; else a publish (an envelope, or the
+    /// message itself on a raw socket).
+    pub(super) fn ws_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        hooks: &mut BackendHooks,
+        conn: ConnId,
+        message: MessageRef<'_>,
+    ) {
+        if delivery.awaiting.contains(conn) {
+            return delivery.first_message(ctx, parts, &mut hooks.publish_gate, conn, message);
+        }
+        let raw = (delivery.subscribers.get(conn)).is_some_and(|s| s.transport == Transport::RawWebSocket);
+        let settings = &parts.shared.settings;
+        // On a raw socket every message is data, an auth message too.
+        if !raw
+            && settings.auth.is_some()
+            && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
+        {
+            return delivery.refresh(ctx, parts, &mut hooks.publish_gate, conn, &token);
+        }
+        let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
+            return;
+        };
+        let limited = match settings.publish_rate {
+            Some(rate) if subscriber.may_publish && message.as_text().is_some() => {
+                let now = ctx.now();
+                subscriber
+                    .rare_mut()
+                    .bucket
+                    .get_or_insert_with(|| rate::Bucket::full(rate, now))
+                    .take(rate, now)
+                    .and_then(|()| parts.shared.access.rate_limit(subscriber.subject(), now))
+                    .is_err()
+            }
+            _ => false,
+        };
+        let published = if limited {
+            Err(NotPublished::RateLimited)
+        } else {
+            publish::from_message(subscriber, conn, message, settings)
+        };
+        let refused = match published {
+            Ok(ws) if settings.publish_hook(&ws.publish.topic) => {
+                let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
+                match hooks.hold_publish(ctx, parts, conn, subject, ws.publish, ws.pending) {
+                    Ok(()) => return,
+                    Err(key) => {
+                        if let Some(subscriber) = delivery.subscribers.get_mut(conn) {
+                            subscriber.settle_in_flight(ws.len);
+                        }
+                        NotPublished::Undecided(key)
+                    }
+                }
+            }
+            Ok(ws) => match self.submit(ctx, parts, ws.publish, ws.pending) {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Some(subscriber) = delivery.subscribers.get_mut(conn) {
+                        subscriber.settle_in_flight(ws.len);
+                    }
+                    NotPublished::Hub(e, ws.key)
+                }
+            },
+            Err(refused) => refused,
+        };
+        refuse_ws_publish(ctx, parts, delivery, &mut hooks.publish_gate, conn, refused, raw);
+    }
+
+    /// The outcome of a publish: its event's id and whether it was a
+    /// duplicate (its key remembered: nothing published), or the refusal.
+    /// An item of a server API request is the API's to settle: returned.
+    pub(super) fn published(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        held_publishes: &mut PublishGate,
+        token: u64,
+        result: Result<(EventId, bool), HubError>,
+    ) -> Option<ItemSettled> {
+        let pending = self.publishes.take(token)?;
+        match publish::settle(pending, result, &mut delivery.subscribers, parts.stats) {
+            Settled::Answer(conn, response) => parts.cors.respond(ctx, conn, response),
+            Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
+            Settled::CloseRaw(conn, e) => refuse_raw(ctx, parts, delivery, held_publishes, conn, &e),
+            Settled::Item(conn, index, result) => return Some((conn, index, result)),
+            Settled::Nothing => {}
+        }
+        None
+    }
+
+    /// The backend's decision about the publish question `token`: the
+    /// publishes it lets go, in their publisher's order, published (as
+    /// rewritten) or refused.
+    pub(super) fn publish_decided(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        held_publishes: &mut PublishGate,
+        token: u64,
+        decision: Decision,
+    ) {
+        for (gated, decision) in held_publishes.decided(token, decision) {
+            let outcome = match &decision {
+                Decision::Allow(_) => Outcome::Allowed,
+                Decision::Deny { .. } => Outcome::Denied,
+                _ => Outcome::Unavailable,
+            };
+            parts.stats.decided(Hook::Publish, outcome);
+            let Gated { publish, pending } = gated;
+            let key = publish.key.as_deref().map(str::to_owned);
+            let (pending, refusal) = match decision {
+                Decision::Allow(allowed) => {
+                    let publish = match allowed.data {
+                        Some(data) => rewritten(publish, data, &parts.shared.settings.hub),
+                        None => Ok(publish),
+                    };
+                    match publish {
+                        Ok(publish) => {
+                            let publisher = pending.to_tell_of_refusal();
+                            match self.submit(ctx, parts, publish, pending) {
+                                Ok(()) => continue,
+                                Err(e) => (publisher, Refused::Hub(e)),
+                            }
+                        }
+                        Err(e) => {
+                            add(&parts.stats.publish_refused, 1);
+                            (pending, Refused::Hub(e))
+                        }
+                    }
+                }
+                Decision::Deny { status, reason } => (pending, Refused::Denied(status, reason)),
+                decision => {
+                    log::debug!("hub: the backend did not decide a publish: {decision:?}");
+                    (pending, Refused::Undecided)
+                }
+            };
+            refuse_held_publish(ctx, parts, delivery, held_publishes, pending, refusal, key);
+        }
+    }
+}
+
+/// Tells the publisher of a held publish that it was not published.
+fn refuse_held_publish(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &mut LoopParts<'_>,
+    delivery: &mut Delivery,
+    held_publishes: &mut PublishGate,
+    pending: Pending,
+    refusal: Refused,
+    key: Option<String>,
+) {
+    match pending {
+        Pending::Http(conn) => {
+            let response: Response = match refusal {
+                Refused::Hub(e) => error_response(&e),
+                Refused::Denied(status, reason) => refused(status, &reason),
+                Refused::Undecided => unavailable(),
+            };
+            parts.cors.respond(ctx, conn, response);
+        }
+        Pending::WebSocket { conn, len, .. } => {
+            let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
+                return;
+            };
+            subscriber.settle_in_flight(len);
+            let raw = subscriber.transport == Transport::RawWebSocket;
+            let refused = match refusal {
+                Refused::Hub(e) => NotPublished::Hub(e, key),
+                Refused::Denied(_, reason) => NotPublished::Denied(
+                    if reason.is_empty() {
+                        "refused".to_owned()
+                    } else {
+                        reason
+                    },
+                    key,
+                ),
+                Refused::Undecided => NotPublished::Undecided(key),
+            };
+            refuse_ws_publish(ctx, parts, delivery, held_publishes, conn, refused, raw);
+        }
+        Pending::Internal | Pending::Api { .. } | Pending::External(_) => {}
+    }
+}
+
+/// Tells the WebSocket publisher `conn` why its message was not
+/// published: an error message on a JSON socket, a close on a raw one
+/// (which has no messages but data), a close for a publisher too fast.
+fn refuse_ws_publish(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &mut LoopParts<'_>,
+    delivery: &mut Delivery,
+    held_publishes: &mut PublishGate,
+    conn: ConnId,
+    refused: NotPublished,
+    raw: bool,
+) {
+    match (refused, raw) {
+        (NotPublished::TooFast, _) => ctx.close(
+            conn,
+            CloseCode::POLICY,
+            "publishing faster than the hub sequences",
+        ),
+        (NotPublished::RateLimited, _) => {
+            add(&parts.stats.rate_limited, 1);
+            delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+            ctx.close(conn, CloseCode::POLICY, "publishing faster than the rate limit");
+        }
+        (NotPublished::Refused(code, why), true) => {
+            close_raw(ctx, parts, delivery, held_publishes, conn, code, why)
+        }
+        (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
+        (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
+        (NotPublished::Hub(e, _), true) => {
+            close_raw(
+                ctx,
+                parts,
+                delivery,
+                held_publishes,
+                conn,
+                raw_close_code(&e),
+                &e.to_string(),
+            );
+        }
+        (NotPublished::Hub(e, key), false) => {
+            ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
+        }
+        (NotPublished::Denied(why, _), true) => {
+            close_raw(
+                ctx,
+                parts,
+                delivery,
+                held_publishes,
+                conn,
+                CloseCode::POLICY,
+                &why,
+            );
+        }
+        (NotPublished::Denied(why, key), false) => {
+            ctx.send(conn, &Message::text(error_json(&why, key.as_deref())));
+        }
+        (NotPublished::Undecided(_), true) => {
+            close_raw(
+                ctx,
+                parts,
+                delivery,
+                held_publishes,
+                conn,
+                CloseCode::TRY_AGAIN_LATER,
+                publish::UNDECIDED,
+            );
+        }
+        (NotPublished::Undecided(key), false) => {
+            ctx.send(
+                conn,
+                &Message::text(error_json(publish::UNDECIDED, key.as_deref())),
+            );
+        }
+    }
+}
+
+/// The close code of a raw subscriber whose publish the hub refused:
+/// 1008 for what it sent, 1013 when the hub cannot take publishes now.
+fn raw_close_code(e: &HubError) -> CloseCode {
+    if e.http_status() == 503 {
+        CloseCode::TRY_AGAIN_LATER
+    } else {
+        CloseCode::POLICY
+    }
+}
+
+/// A raw subscriber's publish is refused: it has no messages but data,
+/// so it is closed, with the reason.
+fn refuse_raw(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &mut LoopParts<'_>,
+    delivery: &mut Delivery,
+    held_publishes: &mut PublishGate,
+    conn: ConnId,
+    e: &HubError,
+) {
+    close_raw(
+        ctx,
+        parts,
+        delivery,
+        held_publishes,
+        conn,
+        raw_close_code(e),
+        &e.to_string(),
+    );
+}
+
+/// Closes a raw subscriber: it leaves at once, so that nothing more is
+/// sent to it before the close frame.
+fn close_raw(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &mut LoopParts<'_>,
+    delivery: &mut Delivery,
+    held_publishes: &mut PublishGate,
+    conn: ConnId,
+    code: CloseCode,
+    why: &str,
+) {
+    delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+    ctx.close(conn, code, close_reason(why));
+}

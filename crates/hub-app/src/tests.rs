@@ -1,0 +1,167 @@
+//! The hub application through a real server.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+
+use tether_auth::{Keys, NewToken, TetherClaim};
+use tether_server::{Config, Handshake, Server};
+
+use super::*;
+
+const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
+
+/// One HTTP/1.1 exchange, its head and body sent in one write.
+fn ask(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "{head}\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The head of an answer that goes on (an event stream, a WebSocket).
+fn read_head(socket: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A publish signed with a JSON Web Token has its signature checked
+/// once, however many steps (the publisher check, the publish rate,
+/// the publisher's subject) read who sent it, and however many
+/// callbacks (before its body, on its body; its route, then its
+/// session) the request takes; a ticket, an event stream, a
+/// WebSocket, a long poll and a server API request, once too.
+#[test]
+fn a_token_is_verified_once_per_request() {
+    let settings = HubSettings {
+        auth: Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+        publish_rate: Some(PublishRate::new(100.0, 100.0)),
+        ..HubSettings::default()
+    };
+    let shared = HubShared::new(settings, 1);
+    let checked = Arc::clone(&shared.access.signatures_checked);
+    let server = Server::bind(
+        Config::new("127.0.0.1:0".parse().unwrap()),
+        Handshake::new(),
+        shared.app(0),
+    )
+    .unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let rights = TetherClaim::new(vec!["news".into()], vec!["news".into()]);
+    let token = NewToken::new("alice", rights, now, now + 600)
+        .sign_hs256(SECRET)
+        .unwrap();
+    let bearer = format!("Authorization: Bearer {token}");
+
+    let published = ask(addr, &format!("POST /topics/news HTTP/1.1\r\n{bearer}"), "text");
+    assert!(published.starts_with("HTTP/1.1 200"), "{published}");
+    assert_eq!(checked.load(Ordering::Relaxed), 1, "a publish");
+
+    let ticket = ask(
+        addr,
+        &format!("POST /tickets?topic=news HTTP/1.1\r\n{bearer}"),
+        "",
+    );
+    assert!(ticket.starts_with("HTTP/1.1 200"), "{ticket}");
+    assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
+
+    // A publish whose body comes in a second write, after the head:
+    // the head is checked before the body is read, and the publish
+    // goes on with the same verification.
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /topics/news HTTP/1.1\r\n{bearer}\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    socket.write_all(b"late").unwrap();
+    let mut late = String::new();
+    socket.read_to_string(&mut late).unwrap();
+    assert!(late.starts_with("HTTP/1.1 200"), "{late}");
+    assert_eq!(
+        checked.load(Ordering::Relaxed),
+        3,
+        "a publish whose body came later"
+    );
+
+    // An event stream: routed, then started, with one verification.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!("GET /topics/news/events HTTP/1.1\r\n{bearer}\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The loop has started the stream once it answers another request.
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert_eq!(checked.load(Ordering::Relaxed), 4, "an event stream");
+
+    // A WebSocket: routed, then opened, with one verification.
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "GET /topics/news/ws HTTP/1.1\r\n{bearer}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut socket);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert_eq!(checked.load(Ordering::Relaxed), 5, "a WebSocket");
+
+    // A request of the server API.
+    let history = ask(
+        addr,
+        &format!("GET /api/history?topic=news HTTP/1.1\r\n{bearer}"),
+        "",
+    );
+    assert!(history.starts_with("HTTP/1.1 200"), "{history}");
+    assert_eq!(checked.load(Ordering::Relaxed), 6, "an API request");
+
+    // An API request whose body comes after its head.
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let body = r#"{"items":[{"topic":"news","data":"x"}]}"#;
+    let head = format!(
+        "POST /api/publish HTTP/1.1\r\n{bearer}\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    socket.write_all(body.as_bytes()).unwrap();
+    let mut published = String::new();
+    socket.read_to_string(&mut published).unwrap();
+    assert!(published.starts_with("HTTP/1.1 200"), "{published}");
+    assert_eq!(
+        checked.load(Ordering::Relaxed),
+        7,
+        "an API publish whose body came later"
+    );
+
+    // A long poll: routed, then held, with one verification.
+    let polled = ask(
+        addr,
+        &format!("GET /topics/news/poll?timeout=1 HTTP/1.1\r\n{bearer}"),
+        "",
+    );
+    assert!(polled.starts_with("HTTP/1.1 200"), "{polled}");
+    assert_eq!(checked.load(Ordering::Relaxed), 8, "a long poll");
+
+    drop(stream);
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}
