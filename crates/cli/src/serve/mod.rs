@@ -247,14 +247,7 @@ fn reload_hub_on_sighup(reload: Reload, login: Option<DemoLogin>, shared: HubSha
 /// The checks of the options that `run` makes before it starts and that
 /// read nothing and write nothing.
 pub(crate) fn preflight(args: &Args) -> Result<(), String> {
-    #[cfg(feature = "tls")]
-    if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
-        return Err(tls::TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
-    }
-    #[cfg(feature = "tls")]
-    if args.http3 && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
-        return Err(tls::HTTP3_NEEDS_CERTIFICATE.to_owned());
-    }
+    needs_certificate(args)?;
     match args.app {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
@@ -264,6 +257,21 @@ pub(crate) fn preflight(args: &Args) -> Result<(), String> {
         }
         AppChoice::Echo => Ok(()),
     }
+}
+
+/// A TLS listener or HTTP/3 asked for without a certificate, in the
+/// options' words (the node would refuse it too, in its own).
+fn needs_certificate(args: &Args) -> Result<(), String> {
+    #[cfg(feature = "tls")]
+    if args.tls.tls_listen.is_some() && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(tls::TLS_LISTEN_NEEDS_CERTIFICATE.to_owned());
+    }
+    #[cfg(feature = "tls")]
+    if args.http3 && args.tls.tls_cert.is_none() && !args.tls.tls_self_signed {
+        return Err(tls::HTTP3_NEEDS_CERTIFICATE.to_owned());
+    }
+    let _ = args;
+    Ok(())
 }
 
 pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
@@ -288,6 +296,7 @@ pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
 
 /// The node the options describe, set up and run.
 fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
+    needs_certificate(args).map_err(NodeError::Config)?;
     let mut config = NodeConfig::new(SocketAddr::new(args.addr, args.port));
     config.server = args.server_config();
     #[cfg(feature = "tls")]
