@@ -27,13 +27,17 @@ mod accept;
 #[cfg(feature = "ws")]
 mod queue;
 #[cfg(feature = "ws")]
+mod received;
+#[cfg(feature = "ws")]
 mod ws;
 #[cfg(feature = "ws")]
 pub use accept::{Acceptor, Extensions};
 #[cfg(feature = "ws")]
+pub use received::Received;
+#[cfg(feature = "ws")]
 pub use tether_ws::{CloseCode, CloseFrame, Config, Message, MessageKind, MessageRef, State};
 #[cfg(feature = "ws")]
-pub use ws::{Options, Received, Role, WebSocket};
+pub use ws::{Options, Role, WebSocket};
 
 #[cfg(feature = "hyper")]
 pub mod hyper;
