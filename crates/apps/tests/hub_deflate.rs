@@ -232,13 +232,23 @@ fn deflate_subscribers_get_compressed_events_and_the_others_plain_ones() {
         assert_eq!(raw.next(), (0xC1, data.clone()));
         assert_eq!(raw_plain.next(), (0x81, data));
     }
-    // A short event does not shrink: plain to everyone.
+    // A short event does not shrink: plain to everyone. Its JSON form
+    // almost never does either, but for some ids it does (its digits
+    // repeat the text around them: about 1 in 250), and then the JSON
+    // subscribers that take twins get it compressed.
     publish(server.addr, "quotes", "1");
-    for subscriber in [&mut nct, &mut window, &mut plain] {
-        assert_eq!(subscriber.next().0, 0x81);
+    let (first, json_form) = plain.next();
+    assert_eq!(first, 0x81);
+    let json_shrinks =
+        tether_server::deflate::shared_frame(tether_frame::OpCode::Text, json_form.as_bytes()).is_some();
+    for subscriber in [&mut nct, &mut window] {
+        assert_eq!(
+            subscriber.next(),
+            (if json_shrinks { 0xC1 } else { 0x81 }, json_form.clone())
+        );
     }
     assert_eq!(raw.next(), (0x81, "1".to_owned()));
-    assert_eq!(server.stats().deflated_out, 9);
+    assert_eq!(server.stats().deflated_out, if json_shrinks { 11 } else { 9 });
     server.shutdown();
 }
 
