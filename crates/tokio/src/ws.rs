@@ -135,6 +135,10 @@ pub struct WebSocket<S> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline the timer is set to, if it is set.
     armed: Option<Instant>,
+    /// The waker the timer holds: set when a poll of it was pending with
+    /// budget to spare (so it registered this waker), cleared when it is
+    /// set again or has fired.
+    timer_waker: Option<Waker>,
     /// When the unread input was read: its arrival time, for the
     /// connection's idle timer.
     read_at: Instant,
@@ -234,6 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             max_queued: options.max_queued,
             timer: None,
             armed: None,
+            timer_waker: None,
             read_at: Instant::now(),
             ending: Ending::No,
             fin_deadline: None,
@@ -619,6 +624,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return;
         }
         self.armed = Some(deadline);
+        self.timer_waker = None;
         match &mut self.timer {
             Some(timer) => timer.as_mut().reset(deadline.into()),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
@@ -629,20 +635,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// an earlier one, still set) has passed. A deadline that has moved
     /// later since is found not due yet, and the timer set again.
     /// `deadline` is the connection's [`Connection::poll_timeout`], which
-    /// the caller has at hand. The timer is polled every time the task
-    /// is about to wait, even when this task polled it last and its
-    /// deadline has not come: tokio may answer a poll with "pending, poll
-    /// me again" (waking the task at once, the timer not yet registered),
-    /// so a skipped poll can lose the timer's wake-up.
+    /// the caller has at hand.
+    ///
+    /// The timer is not polled again while it holds this task's waker and
+    /// has not fired: polling it costs more than receiving a small
+    /// message, and the task waits on it once a message. Whether it holds
+    /// the waker is known only of a poll made with budget to spare: with
+    /// the task's budget spent, tokio answers "pending" and wakes the task
+    /// at once without registering anything, so that poll counts for
+    /// nothing and the next one polls again.
     fn poll_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(deadline) = deadline {
             self.arm(deadline);
         }
         match &mut self.timer {
             Some(timer) if self.armed.is_some() => {
-                ready!(timer.as_mut().poll(cx));
-                self.armed = None;
-                Poll::Ready(())
+                if !timer.is_elapsed()
+                    && self
+                        .timer_waker
+                        .as_ref()
+                        .is_some_and(|waker| waker.will_wake(cx.waker()))
+                {
+                    return Poll::Pending;
+                }
+                let registers = tokio::task::coop::has_budget_remaining();
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.armed = None;
+                    self.timer_waker = None;
+                    return Poll::Ready(());
+                }
+                self.timer_waker = registers.then(|| cx.waker().clone());
+                Poll::Pending
             }
             _ => Poll::Pending,
         }

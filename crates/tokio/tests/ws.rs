@@ -168,6 +168,51 @@ async fn keepalive_ping_then_idle_timeout() {
     assert_eq!(close[2..], [0x03, 0xe9]);
 }
 
+/// The timers still fire after a burst that spent the task's budget:
+/// with it spent, reading is refused for a turn and tokio's timer,
+/// polled then, registers nothing, so that poll must not count as the
+/// timer holding the task's waker (else, once the peer falls silent,
+/// nothing would wake the task for its ping or its idle timeout).
+#[tokio::test(start_paused = true)]
+async fn timers_fire_after_a_burst_that_spent_the_budget() {
+    const MESSAGES: usize = 2000;
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_secs(1)))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let (mut raw, io) = duplex(4 << 20);
+    // Masked binary frames of 1 KiB (a zero mask), read 1 KiB at a time:
+    // far more reads than a task's budget in one turn.
+    let mut frame = vec![0x82, 0x80 | 126, 0x04, 0x00, 0, 0, 0, 0];
+    frame.resize(frame.len() + 1024, b'x');
+    raw.write_all(&frame.repeat(MESSAGES)).await.unwrap();
+    let options = Options::default().config(config).read_buffer(1024);
+    let mut server = WebSocket::from_raw(io, Role::Server, &options, &[]);
+    let task = tokio::spawn(async move {
+        let mut received = 0;
+        loop {
+            match server.recv().await {
+                Ok(Some(_)) => received += 1,
+                other => return (received, other),
+            }
+        }
+    });
+    let mut ping = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(60), raw.read_exact(&mut ping))
+        .await
+        .expect("no ping: the timer was never registered")
+        .unwrap();
+    assert_eq!(ping, [0x89, 0x00]);
+    let (received, result) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("no idle timeout: the timer was never registered")
+        .unwrap();
+    assert_eq!(received, MESSAGES);
+    assert!(
+        matches!(result, Err(Error::Protocol(tether_ws::Error::IdleTimeout))),
+        "{result:?}"
+    );
+}
+
 /// A peer that does not read: the Sink stops taking messages once the
 /// queue is over its bound, and the queue stays bounded.
 #[tokio::test]
