@@ -286,3 +286,66 @@ proptest! {
         prop_assert_eq!(echoed, expected);
     }
 }
+
+/// One frame of hostile input: any first byte (short data frames most
+/// often), the mask bit either way, any length up to 130 (past the short
+/// form's 125), a key of zeros or not, and fewer payload bytes than
+/// announced at times.
+fn hostile_frame() -> impl Strategy<Value = Vec<u8>> {
+    let first = prop_oneof![
+        4 => prop::sample::select(vec![0x81u8, 0x82]),
+        1 => prop::sample::select(vec![0x01u8, 0x02, 0x00, 0x80, 0x89, 0x8A, 0x88, 0xC1, 0xA2, 0x91, 0x83]),
+        1 => any::<u8>(),
+    ];
+    (
+        first,
+        any::<bool>(),
+        0u8..=127,
+        any::<[u8; 4]>(),
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 0..140),
+    )
+        .prop_map(|(b0, masked, len, key, zero_key, payload)| {
+            let mut frame = vec![b0, len | if masked { 0x80 } else { 0 }];
+            if len == 126 {
+                frame.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+            } else if len == 127 {
+                frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            }
+            if masked {
+                frame.extend_from_slice(&if zero_key { [0; 4] } else { key });
+            }
+            let take = if len < 126 {
+                usize::from(len).min(payload.len())
+            } else {
+                payload.len()
+            };
+            frame.extend_from_slice(&payload[..take]);
+            frame
+        })
+}
+
+proptest! {
+    /// The short-message path of `receive_in_place` (a frame told from two
+    /// bytes) decides as the general path does, on any input, in either
+    /// role and under limits below a short frame's size.
+    #[test]
+    fn hostile_input_in_place_and_copied_agree(
+        frames in prop::collection::vec(hostile_frame(), 1..10),
+        client_role in any::<bool>(),
+        max_frame in prop::sample::select(vec![0u64, 5, 20, 125, 1 << 20]),
+        max_message in prop::sample::select(vec![0usize, 7, 20, 200, 1 << 20]),
+        piece in 1usize..300,
+    ) {
+        let now = Instant::now();
+        let wire = frames.concat();
+        let config = Config::default().max_frame_size(max_frame).max_message_size(max_message);
+        let make = || if client_role { client(config, now) } else { server(config, now) };
+        let copied = feed(&mut make(), &wire, piece, now);
+        let (events, out, _) = feed_in_place(&mut make(), &wire, piece, now);
+        prop_assert_eq!((events, out), copied.clone());
+        let whole = feed(&mut make(), &wire, wire.len(), now);
+        let (events, out, _) = feed_in_place(&mut make(), &wire, wire.len(), now);
+        prop_assert_eq!((events, out), whole);
+    }
+}

@@ -81,6 +81,25 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> (usize, Option<Incoming<'d>>) {
+        if let Some((start, end, kind, key)) = self.short_message(data) {
+            self.arrived(now);
+            let len = data.len();
+            let payload = data.get_mut(start..end).unwrap_or_default();
+            if key != [0; 4] {
+                apply_mask(payload, key, 0);
+            }
+            let payload: &'d [u8] = payload;
+            return match kind {
+                MessageKind::Binary => (end, Some(Incoming::Borrowed(MessageRef::Binary(payload)))),
+                MessageKind::Text => match tether_frame::str_from_utf8(payload) {
+                    Some(text) => (end, Some(Incoming::Borrowed(MessageRef::Text(text)))),
+                    None => {
+                        let failed = self.fail(Error::Frame(tether_frame::Error::InvalidUtf8), out);
+                        (len, Some(Incoming::Event(failed)))
+                    }
+                },
+            };
+        }
         let (used, step) = self.step(data, true, now, out);
         let (start, kind) = match step {
             None => return (used, None),
@@ -121,9 +140,8 @@ impl Connection {
         if self.phase == Phase::Closed {
             return (data.len(), None);
         }
-        if !data.is_empty() && matches!(self.phase, Phase::Open | Phase::Pinged) {
-            self.timer = self.shared.offset(now);
-            self.phase = Phase::Open;
+        if !data.is_empty() {
+            self.arrived(now);
         }
         let rules = self.rules();
         let mut pos = 0;
@@ -180,6 +198,57 @@ impl Connection {
             }
         }
         (pos, None)
+    }
+
+    /// Input arrived at `now`: while open, the ping and idle timers count
+    /// from it again.
+    fn arrived(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Open | Phase::Pinged) {
+            self.timer = self.shared.offset(now);
+            self.phase = Phase::Open;
+        }
+    }
+
+    /// The most common input of all, told from its first two bytes: a
+    /// short data message in one frame (FIN, no RSV bit, at most 125
+    /// bytes, masked as the role requires, within the limits) lying whole
+    /// at the start of `data`, between messages of an open connection.
+    /// Its payload's place, its kind and its masking key (zero for none);
+    /// `None` for anything else, which takes the general path (that path
+    /// would find the same). The header is checked here as
+    /// [`tether_frame::decode_header`] checks it.
+    #[inline]
+    fn short_message(&self, data: &[u8]) -> Option<(usize, usize, MessageKind, [u8; 4])> {
+        let (&[b0, b1], rest) = data.split_first_chunk::<2>()?;
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        if !matches!(self.phase, Phase::Open | Phase::Pinged)
+            || self.message.is_some()
+            || !self.reader.is_idle()
+        {
+            return None;
+        }
+        let len = b1 & 0x7F;
+        if len > 125
+            || u64::from(len) > self.shared.0.max_frame_size
+            || usize::from(len) > self.shared.limits().max_message_size
+        {
+            return None;
+        }
+        let len = usize::from(len);
+        let masked = b1 & 0x80 != 0;
+        if masked == self.is_client() {
+            return None;
+        }
+        if masked {
+            let (&key, payload) = rest.split_first_chunk::<4>()?;
+            (payload.len() >= len).then_some((6, 6 + len, kind, key))
+        } else {
+            (rest.len() >= len).then_some((2, 2 + len, kind, [0; 4]))
+        }
     }
 
     /// Ends the whole message of `kind` whose payload starts at `start` in
