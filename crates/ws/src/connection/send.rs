@@ -116,8 +116,20 @@ impl Connection {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,
         };
-        let mut header = FrameHeader::new(true, opcode, (payload.end - payload.start) as u64);
+        let len = payload.end - payload.start;
         let masked = self.masks().is_some();
+        if !masked && len <= 125 {
+            // The short header of an unmasked frame: two bytes, written
+            // as they are.
+            let start = payload.start.checked_sub(2)?;
+            let [fin_opcode, short_len] = data.get_mut(start..payload.start)? else {
+                return None;
+            };
+            *fin_opcode = 0x80 | opcode.as_u8();
+            *short_len = u8::try_from(len).ok()?;
+            return Some(start);
+        }
+        let mut header = FrameHeader::new(true, opcode, len as u64);
         let start = payload
             .start
             .checked_sub(header.encoded_len() + if masked { 4 } else { 0 })?;
