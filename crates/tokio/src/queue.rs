@@ -19,8 +19,9 @@ const MAX_SLICES: usize = 64;
 enum Segment {
     /// Bytes of [`Queue::out`].
     Out(Range<usize>),
-    /// A payload sent by value (masked already for a client).
-    Payload(Vec<u8>),
+    /// A payload sent by value (masked already for a client), of this
+    /// length: the first of [`Queue::payloads`] not yet written.
+    Payload(usize),
     /// A frame that lies in the read buffer (an echo framed in place): the
     /// read buffer is not refilled while one is queued.
     Read(Range<usize>),
@@ -30,7 +31,7 @@ impl Segment {
     fn len(&self) -> usize {
         match self {
             Segment::Out(r) | Segment::Read(r) => r.len(),
-            Segment::Payload(v) => v.len(),
+            Segment::Payload(len) => *len,
         }
     }
 }
@@ -43,6 +44,9 @@ pub(crate) struct Queue {
     /// Bytes of `out` already made segments.
     sealed: usize,
     segments: VecDeque<Segment>,
+    /// The payloads of the [`Segment::Payload`]s, in order: apart, so
+    /// that a segment is plain data and forgetting one costs nothing.
+    payloads: VecDeque<Vec<u8>>,
     /// Bytes of the front segment already written.
     head: usize,
     /// Bytes in `segments`, the written part of the front one included.
@@ -55,6 +59,11 @@ impl Queue {
     /// Bytes waiting to be written.
     pub(crate) fn len(&self) -> usize {
         self.segment_bytes - self.head + (self.out.len() - self.sealed)
+    }
+
+    /// Whether nothing is queued (nor kept in `out` to be cleared).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.out.is_empty()
     }
 
     /// Whether a frame in the read buffer is still to be written.
@@ -74,7 +83,8 @@ impl Queue {
     pub(crate) fn push_payload(&mut self, payload: Vec<u8>) {
         self.seal();
         self.segment_bytes += payload.len();
-        self.segments.push_back(Segment::Payload(payload));
+        self.segments.push_back(Segment::Payload(payload.len()));
+        self.payloads.push_back(payload);
     }
 
     /// Queues `range` of the read buffer after what `out` holds.
@@ -83,6 +93,19 @@ impl Queue {
         self.segment_bytes += range.len();
         self.read_refs += 1;
         self.segments.push_back(Segment::Read(range));
+    }
+
+    /// Forgets everything queued, keeping the allocations.
+    fn clear(&mut self) {
+        self.segments.clear();
+        if !self.payloads.is_empty() {
+            self.payloads.clear();
+        }
+        self.head = 0;
+        self.segment_bytes = 0;
+        self.read_refs = 0;
+        self.out.clear();
+        self.sealed = 0;
     }
 
     fn advance(&mut self, mut n: usize) {
@@ -95,8 +118,10 @@ impl Queue {
             }
             n -= left;
             self.segment_bytes -= front.len();
-            if matches!(front, Segment::Read(_)) {
-                self.read_refs -= 1;
+            match front {
+                Segment::Read(_) => self.read_refs -= 1,
+                Segment::Payload(_) => drop(self.payloads.pop_front()),
+                Segment::Out(_) => {}
             }
             self.segments.pop_front();
             self.head = 0;
@@ -113,8 +138,7 @@ impl Queue {
         loop {
             self.seal();
             if self.segments.is_empty() {
-                self.out.clear();
-                self.sealed = 0;
+                self.clear();
                 return Poll::Ready(Ok(()));
             }
             // One segment (an echo, a message just queued): written as it
@@ -123,7 +147,7 @@ impl Queue {
                 let bytes = match self.segments.front() {
                     Some(Segment::Out(r)) => self.out.get(r.clone()),
                     Some(Segment::Read(r)) => read_buffer.get(r.clone()),
-                    Some(Segment::Payload(v)) => Some(v.as_slice()),
+                    Some(Segment::Payload(_)) => self.payloads.front().map(Vec::as_slice),
                     None => None,
                 }
                 .unwrap_or_default();
@@ -132,39 +156,59 @@ impl Queue {
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
+                if n == bytes.len() {
+                    // All of it: the queue is empty again (`out` was all
+                    // sealed above).
+                    self.clear();
+                    return Poll::Ready(Ok(()));
+                }
                 self.advance(n);
                 continue;
             }
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (i, segment) in self.segments.iter().take(MAX_SLICES).enumerate() {
-                let bytes = match segment {
-                    Segment::Out(r) => self.out.get(r.clone()),
-                    Segment::Read(r) => read_buffer.get(r.clone()),
-                    Segment::Payload(v) => Some(v.as_slice()),
-                }
-                .unwrap_or_default();
-                let bytes = if i == 0 {
-                    bytes.get(self.head..).unwrap_or_default()
-                } else {
-                    bytes
-                };
-                if let Some(slot) = slices.get_mut(i) {
-                    *slot = IoSlice::new(bytes);
-                    count = i + 1;
-                }
-            }
-            let used = slices.get(..count).unwrap_or_default();
-            let n = if count == 1 || !writer.is_write_vectored() {
-                let first = used.first().map(|s| &**s).unwrap_or_default();
-                ready!(Pin::new(&mut *writer).poll_write(cx, first))?
-            } else {
-                ready!(Pin::new(&mut *writer).poll_write_vectored(cx, used))?
-            };
+            let n = ready!(self.poll_write_vectored(writer, read_buffer, cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.advance(n);
+        }
+    }
+
+    /// One write of the first [`MAX_SLICES`] segments, vectored if the
+    /// writer takes it so. Out of line: the array of slices would make
+    /// every flush set up a kilobyte of stack.
+    #[inline(never)]
+    fn poll_write_vectored<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        read_buffer: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        let mut payloads = self.payloads.iter();
+        for (i, segment) in self.segments.iter().take(MAX_SLICES).enumerate() {
+            let bytes = match segment {
+                Segment::Out(r) => self.out.get(r.clone()),
+                Segment::Read(r) => read_buffer.get(r.clone()),
+                Segment::Payload(_) => payloads.next().map(Vec::as_slice),
+            }
+            .unwrap_or_default();
+            let bytes = if i == 0 {
+                bytes.get(self.head..).unwrap_or_default()
+            } else {
+                bytes
+            };
+            if let Some(slot) = slices.get_mut(i) {
+                *slot = IoSlice::new(bytes);
+                count = i + 1;
+            }
+        }
+        let used = slices.get(..count).unwrap_or_default();
+        if count == 1 || !writer.is_write_vectored() {
+            let first = used.first().map(|s| &**s).unwrap_or_default();
+            Pin::new(&mut *writer).poll_write(cx, first)
+        } else {
+            Pin::new(&mut *writer).poll_write_vectored(cx, used)
         }
     }
 }

@@ -420,7 +420,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes what is queued, for `side`; progress wakes the other side
     /// if it waits, and waiting registers this side.
+    #[inline]
     fn flush_as(&mut self, side: Side, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.queue.is_empty() {
+            if let Side::Send = side {
+                self.sending = false;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        self.flush_queued(side, cx)
+    }
+
+    /// [`flush_as`](Self::flush_as) with something queued.
+    fn flush_queued(&mut self, side: Side, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let before = self.queue.len();
         let result = self.queue.poll_flush(&mut self.io, &self.read_buffer, cx);
         if self.queue.len() < before {
@@ -538,6 +550,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     Poll::Pending => {}
                 }
             }
+            // The timer already waits for this task, set no later than
+            // the connection's next deadline: nothing to work out.
+            if self.timer_waits_for(cx) {
+                return Poll::Pending;
+            }
             let Some(deadline) = self.conn.poll_timeout() else {
                 return Poll::Pending;
             };
@@ -631,6 +648,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Whether the timer is set, has not fired and will wake the task of
+    /// `cx`. It is then set no later than the connection's next deadline
+    /// ([`Connection::poll_timeout`]): `arm` only moves it earlier, and
+    /// a deadline moves earlier than before only when this side sends a
+    /// close frame, after which the timer is armed for it
+    /// (`arm_close_deadline`). Input only moves the deadlines later; a
+    /// timer that fires early is set again (see `poll_timer`).
+    fn timer_waits_for(&self, cx: &Context<'_>) -> bool {
+        self.armed.is_some()
+            && self.timer.as_ref().is_some_and(|timer| !timer.is_elapsed())
+            && self
+                .timer_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+    }
+
     /// Ready when the timer set for the connection's next deadline (or
     /// an earlier one, still set) has passed. A deadline that has moved
     /// later since is found not due yet, and the timer set again.
@@ -648,16 +681,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let Some(deadline) = deadline {
             self.arm(deadline);
         }
+        if self.timer_waits_for(cx) {
+            return Poll::Pending;
+        }
         match &mut self.timer {
             Some(timer) if self.armed.is_some() => {
-                if !timer.is_elapsed()
-                    && self
-                        .timer_waker
-                        .as_ref()
-                        .is_some_and(|waker| waker.will_wake(cx.waker()))
-                {
-                    return Poll::Pending;
-                }
                 let registers = tokio::task::coop::has_budget_remaining();
                 if timer.as_mut().poll(cx).is_ready() {
                     self.armed = None;
