@@ -222,26 +222,32 @@ def tokio_table(run, rows):
         v = r.get("msg_per_server_cpu_s")
         if v is None:
             continue
-        values[(str(r["threads"]), r["scenario"], r["server"])].append(v)
+        values[(str(r["threads"]), r["scenario"], generator(r), r["server"])].append(v)
         if r["server"] not in servers:
             servers.append(r["server"])
     ours = sorted(s for s in servers if s.startswith("tether-tokio"))
     peers = [s for s in servers if s not in ours]
     servers = ours + peers
     out = caption(run) + [
-        "| runtime | scenario | " + " | ".join(servers) + " | " + " | ".join(f"{s} / fastest peer" for s in ours) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in servers + ours) + " |",
+        "| runtime | scenario | generator | " + " | ".join(servers) + " | "
+        + " | ".join(f"{s} / fastest peer" for s in ours) + " |",
+        "| --- | --- | --- | " + " | ".join("---:" for _ in servers + ours) + " |",
     ]
     scenarios = sorted({k[1] for k in values}, key=lambda s: tuple(int(x) for x in s.split("x")))
+    generators = sorted({k[2] for k in values})
     for threads in sorted({k[0] for k in values}):
         for scenario in scenarios:
-            med = {s: statistics.median(values[(threads, scenario, s)]) for s in servers
-                   if (threads, scenario, s) in values}
-            fastest = max((med[p] for p in peers if p in med), default=None)
-            cells = [num(med.get(s)) for s in servers]
-            ratios = [f"{med[s] / fastest:.2f}" if fastest and s in med else "-" for s in ours]
-            runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
-            out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | " + " | ".join(cells + ratios) + " |")
+            for gen in generators:
+                med = {s: statistics.median(values[(threads, scenario, gen, s)]) for s in servers
+                       if (threads, scenario, gen, s) in values}
+                if not med:
+                    continue
+                fastest = max((med[p] for p in peers if p in med), default=None)
+                cells = [num(med.get(s)) for s in servers]
+                ratios = [f"{med[s] / fastest:.2f}" if fastest and s in med else "-" for s in ours]
+                runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
+                out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | {gen} | "
+                           + " | ".join(cells + ratios) + " |")
     out += ["", "Messages per server CPU-second, medians over rounds; the last columns: each tether-tokio "
             "server's figure over the fastest peer's in that row."]
     return out

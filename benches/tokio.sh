@@ -10,6 +10,9 @@
 #   bash benches/tokio.sh --rounds 3 --duration 10
 #   options: --servers "a b", --runtimes "0 2", --no-build (use what
 #   $CARGO_TARGET_DIR or target/ holds)
+#   UWS_LOAD_TEST=path: uWebSockets' benchmarks/load_test (plain, built by
+#   you from its source, as for compare.sh) as a second generator, run
+#   after tether's on every scenario; the table has a row per generator.
 #
 # Servers: tether-tokio is crates/tokio/examples/hyper_echo.rs (hyper's
 # upgrade, then recv_ref + echo, as fastwebsockets' and axum's echoes take
@@ -69,6 +72,10 @@ OUT=target/compare/tokio-$(date +%Y%m%d-%H%M%S).jsonl
 # shellcheck source=run-line.sh
 source "$(dirname "$0")/run-line.sh"
 run_line tokio "$COMMAND" >"$OUT"
+# shellcheck source=load-test-run.sh
+source "$(dirname "$0")/load-test-run.sh"
+LOADGEN_PIN=(taskset -c "1-$(($(nproc) - 1))")
+failures=0
 LOGS=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
@@ -124,6 +131,10 @@ for round in $(seq "$ROUNDS"); do
                 }
                 grep '^{' "$LOGS/run.out" >>"$OUT" || true
                 echo "   round $round, threads $threads, $server, $scenario: $(head -1 "$LOGS/run.out")"
+                if [ -n "${UWS_LOAD_TEST:-}" ]; then
+                    run_load_test "$server" "$round" "$conns" "$size" \
+                        "\"threads\":\"$threads\",\"scenario\":\"$scenario\","
+                fi
             done
             kill "$SERVER_PID" 2>/dev/null || true
             wait "$SERVER_PID" 2>/dev/null || true
@@ -132,6 +143,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+[ "$failures" = 0 ] || echo "tokio.sh: $failures load_test run(s) failed" >&2
 echo
 python3 benches/tables.py show tokio "$OUT"
 echo
