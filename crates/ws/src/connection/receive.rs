@@ -81,37 +81,24 @@ impl Connection {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> (usize, Option<Incoming<'d>>) {
-        if let Some((start, end, kind, key)) = self.short_message(data) {
-            self.arrived(now);
-            let len = data.len();
-            let payload = data.get_mut(start..end).unwrap_or_default();
-            if key != [0; 4] {
-                apply_mask(payload, key, 0);
+        let (start, end, kind, key) = match self.short_message(data) {
+            Some(short) => {
+                self.arrived(now);
+                short
             }
-            let payload: &'d [u8] = payload;
-            return match kind {
-                MessageKind::Binary => (end, Some(Incoming::Borrowed(MessageRef::Binary(payload)))),
-                MessageKind::Text => match tether_frame::str_from_utf8(payload) {
-                    Some(text) => (end, Some(Incoming::Borrowed(MessageRef::Text(text)))),
-                    None => {
-                        let failed = self.fail(Error::Frame(tether_frame::Error::InvalidUtf8), out);
-                        (len, Some(Incoming::Event(failed)))
-                    }
-                },
-            };
-        }
-        let (used, step) = self.step(data, true, now, out);
-        let (start, kind) = match step {
-            None => return (used, None),
-            Some(Step::Event(event)) => return (used, Some(Incoming::Event(event))),
-            Some(Step::InPlace { start, kind }) => (start, kind),
+            None => match self.step(data, true, now, out) {
+                (used, None) => return (used, None),
+                (used, Some(Step::Event(event))) => return (used, Some(Incoming::Event(event))),
+                // The step reports a payload within the bytes it used:
+                // `start` is at most `used`, and `used` at most `data.len()`.
+                (used, Some(Step::InPlace { start, kind })) => (start, used, kind, self.frame.key),
+            },
         };
         let len = data.len();
-        // The step reports a payload within the bytes it used: `start` is
-        // at most `used`, and `used` at most `data.len()`.
-        let payload = data.get_mut(start..used).unwrap_or_default();
-        if let Some(mask) = self.frame.mask() {
-            apply_mask(payload, mask, 0);
+        let payload = data.get_mut(start..end).unwrap_or_default();
+        // A zero key changes nothing.
+        if key != [0; 4] {
+            apply_mask(payload, key, 0);
         }
         let payload: &'d [u8] = payload;
         let message = match kind {
@@ -124,7 +111,7 @@ impl Connection {
                 }
             },
         };
-        (used, Some(Incoming::Borrowed(message)))
+        (end, Some(Incoming::Borrowed(message)))
     }
 
     /// The work of both `receive` forms. With `in_place`, a whole
