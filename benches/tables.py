@@ -215,6 +215,18 @@ def fanout_deflate_table(run, rows):
     return out
 
 
+def scenario_key(scenario):
+    """tokio.sh's scenarios, "CONNSxBYTES" or "CONNSxBYTES-deflate": plain
+    ones first, then by connections and size."""
+    shape, _, extra = scenario.partition("-")
+    return (extra, *(int(x) for x in shape.split("x")))
+
+
+def scenario_label(scenario):
+    shape, _, extra = scenario.partition("-")
+    return shape.replace("x", " × ") + " B" + (f", {extra}" if extra else "")
+
+
 def tokio_table(run, rows):
     values = defaultdict(list)
     servers = []
@@ -233,7 +245,7 @@ def tokio_table(run, rows):
         + " | ".join(f"{s} / fastest peer" for s in ours) + " |",
         "| --- | --- | --- | " + " | ".join("---:" for _ in servers + ours) + " |",
     ]
-    scenarios = sorted({k[1] for k in values}, key=lambda s: tuple(int(x) for x in s.split("x")))
+    scenarios = sorted({k[1] for k in values}, key=scenario_key)
     generators = sorted({k[2] for k in values})
     for threads in sorted({k[0] for k in values}):
         for scenario in scenarios:
@@ -246,7 +258,7 @@ def tokio_table(run, rows):
                 cells = [num(med.get(s)) for s in servers]
                 ratios = [f"{med[s] / fastest:.2f}" if fastest and s in med else "-" for s in ours]
                 runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
-                out.append(f"| {runtime} | {scenario.replace('x', ' × ')} B | {gen} | "
+                out.append(f"| {runtime} | {scenario_label(scenario)} | {gen} | "
                            + " | ".join(cells + ratios) + " |")
     out += ["", "Messages per server CPU-second, medians over rounds; the last columns: each tether-tokio "
             "server's figure over the fastest peer's in that row."]

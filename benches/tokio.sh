@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # tether-tokio beside the Rust WebSocket servers on tokio, in one run: echo
 # of 100 x 20 B, 200 x 16 KiB and 500 x 16 KiB with tether's load generator
-# (loadgen echo, text messages), each server once on a current-thread
-# runtime and once on a multi-thread runtime with 2 workers; then a table
-# of messages per server CPU-second (medians over rounds) with
-# tether-tokio's ratio to each peer and to the fastest peer of the row.
+# (loadgen echo, text messages), and 100 x 1 KiB with permessage-deflate
+# (loadgen echo --deflate: JSON-like text, about 3 to 1) for the servers
+# that have it, each server once on a current-thread runtime and once on a
+# multi-thread runtime with 2 workers; then a table of messages per server
+# CPU-second (medians over rounds) with tether-tokio's ratio to each peer
+# and to the fastest peer of the row.
 #
 #   bash benches/tokio.sh                   # 1 round, 5 s per scenario
 #   bash benches/tokio.sh --rounds 3 --duration 10
-#   options: --servers "a b", --runtimes "0 2", --no-build (use what
-#   $CARGO_TARGET_DIR or target/ holds)
+#   options: --servers "a b", --runtimes "0 2", --scenarios "100x20
+#   100x1024-deflate" (CONNECTIONSxBYTES, "-deflate" for a compressed
+#   echo), --no-build (use what $CARGO_TARGET_DIR or target/ holds)
 #   UWS_LOAD_TEST=path: uWebSockets' benchmarks/load_test (plain, built by
 #   you from its source, as for compare.sh) as a second generator, run
-#   after tether's on every scenario; the table has a row per generator.
+#   after tether's on every scenario but the deflate ones (load_test has
+#   no permessage-deflate); the table has a row per generator.
 #
 # Servers: tether-tokio is crates/tokio/examples/hyper_echo.rs (hyper's
 # upgrade, then recv_ref + echo, as fastwebsockets' and axum's echoes take
 # hyper's upgrade), tether-tokio-accept the same with --accept 1 (the
 # handshake read by tether-tokio's Acceptor on the bare socket, as
-# tokio-websockets' and tokio-tungstenite's echoes read theirs); the peers are benches/peers (tokio-
-# tungstenite, fastwebsockets, tokio-websockets, axum's ws), all taking
-# --threads N (0: current-thread). A current-thread server is pinned to
+# tokio-websockets' and tokio-tungstenite's echoes read theirs); the peers
+# are benches/peers (tokio-tungstenite, fastwebsockets, tokio-websockets,
+# yawc, axum's ws), all taking --threads N (0: current-thread). Of them
+# only yawc has permessage-deflate (tether's default settings: level 1, no
+# context takeover), so the deflate rows have tether-tokio, its -accept
+# twin and yawc. A current-thread server is pinned to
 # core 0 and the load generator to the other cores; a 2-worker server
 # gets cores 0 and 1 (with 2 cores, it shares one with the generator: the
 # per-CPU-second figure is the one to read). Servers run one after the
@@ -32,8 +39,10 @@ cd "$(dirname "$0")/.."
 COMMAND="bash benches/tokio.sh $*"
 ROUNDS=1
 DURATION=5
-SCENARIOS="100x20 200x16384 500x16384"
-SERVERS="tether-tokio tether-tokio-accept tokio-tungstenite fastwebsockets tokio-websockets axum"
+SCENARIOS="100x20 200x16384 500x16384 100x1024-deflate"
+SERVERS="tether-tokio tether-tokio-accept tokio-tungstenite fastwebsockets tokio-websockets yawc axum"
+# The servers that accept permessage-deflate.
+DEFLATE_SERVERS=" tether-tokio tether-tokio-accept yawc "
 RUNTIMES="0 2"
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -42,8 +51,9 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --runtimes) RUNTIMES=$2; shift ;;
+        --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "tokio.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -62,7 +72,7 @@ server_cmd() { # name port threads
     case "$1" in
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
         tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
-        tokio-tungstenite | fastwebsockets | tokio-websockets | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
+        tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
         *) echo "tokio.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -120,10 +130,16 @@ for round in $(seq "$ROUNDS"); do
                 exit 1
             fi
             for scenario in $SCENARIOS; do
-                conns=${scenario%x*}
-                size=${scenario#*x}
+                shape=${scenario%-deflate}
+                conns=${shape%x*}
+                size=${shape#*x}
+                deflate=()
+                if [ "$shape" != "$scenario" ]; then
+                    case "$DEFLATE_SERVERS" in *" $server "*) ;; *) continue ;; esac
+                    deflate=(--deflate)
+                fi
                 taskset -c 1-$(($(nproc) - 1)) "$LOADGEN" echo --addr "127.0.0.1:$port" --path / \
-                    -c "$conns" -s "$size" -d "$DURATION" --pid "$SERVER_PID" \
+                    -c "$conns" -s "$size" -d "$DURATION" --pid "$SERVER_PID" "${deflate[@]}" \
                     --tag "server=$server" --tag "threads=$threads" --tag "round=$round" \
                     --tag "scenario=$scenario" >"$LOGS/run.out" 2>"$LOGS/run.err" || {
                     echo "   FAILED: $server threads=$threads $scenario" >&2
@@ -131,7 +147,7 @@ for round in $(seq "$ROUNDS"); do
                 }
                 grep '^{' "$LOGS/run.out" >>"$OUT" || true
                 echo "   round $round, threads $threads, $server, $scenario: $(head -1 "$LOGS/run.out")"
-                if [ -n "${UWS_LOAD_TEST:-}" ]; then
+                if [ -n "${UWS_LOAD_TEST:-}" ] && [ ${#deflate[@]} = 0 ]; then
                     run_load_test "$server" "$round" "$conns" "$size" \
                         "\"threads\":\"$threads\",\"scenario\":\"$scenario\","
                 fi

@@ -163,6 +163,11 @@ struct EchoArgs {
     /// Compare every echoed byte with what was sent.
     #[arg(long)]
     verify: bool,
+    /// Offer permessage-deflate (fail if the server declines it): the
+    /// message is JSON-like text, compressed once and sent as it is every
+    /// time; echoes are inflated and checked. Not with --h2.
+    #[arg(long, conflicts_with = "h2")]
+    deflate: bool,
     /// Over HTTP/2 (h2c with prior knowledge): each WebSocket (--connections counts them) is a stream,
     /// --streams-per-conn of them to a connection.
     #[arg(long)]
@@ -476,6 +481,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 size: a.size,
                 binary: a.binary,
                 verify: a.verify,
+                deflate: a.deflate,
                 warmup: seconds(a.warmup, "warmup")?,
                 duration: seconds(a.duration, "duration")?,
                 server_pid: a.common.pid,

@@ -9,6 +9,7 @@ use serde_json::json;
 use tether_frame::{FrameHeader, OpCode, encode_frame};
 
 use super::conn::{Conn, Dial, Group, Kind, ReadOutcome, connect_all};
+use super::deflated::{self, Collect};
 use super::report::{self, Report, Window};
 use super::wire::{self, Event};
 
@@ -28,6 +29,10 @@ pub struct Options {
     /// Compare every echoed byte with what was sent (else only the length
     /// and type).
     pub verify: bool,
+    /// Offer permessage-deflate (and fail if the server declines it); the
+    /// message, compressed once, is JSON-like text (see
+    /// [`deflated::payload`]).
+    pub deflate: bool,
     /// Echoes before the measurement starts are not counted.
     pub warmup: Duration,
     /// How long to measure.
@@ -66,16 +71,30 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             kind: Kind::WebSocket,
             target: &opts.target,
             count: opts.connections,
-            deflate: false,
+            deflate: opts.deflate,
         }],
     )?;
     if opts.child {
         report::wait_for_start()?;
     }
-    let body = payload(opts.size);
     let opcode = if opts.binary { OpCode::Binary } else { OpCode::Text };
-    // Encoded (and masked) once; every send writes these same bytes.
-    let frame = wire::frame(opcode, &body);
+    // Encoded (and masked, and compressed with --deflate) once; every send
+    // writes these same bytes.
+    let (body, frame, wire_size) = if opts.deflate {
+        let body = deflated::payload(opts.size);
+        let (frame, wire_size) = deflated::frame(&mut conns, opcode, &body)?;
+        (body, frame, wire_size)
+    } else {
+        let body = payload(opts.size);
+        let frame = wire::frame(opcode, &body);
+        (body, frame, opts.size)
+    };
+    // With --deflate, each connection's echo is collected to be inflated.
+    let mut collects: Vec<Collect> = if opts.deflate {
+        conns.iter().map(|_| Collect::default()).collect()
+    } else {
+        Vec::new()
+    };
     // The exact bytes of a correct echo: the same message in one unmasked
     // frame, as a server sends it. A read that is exactly these bytes, at
     // a message boundary, is one echo, checked by one comparison; anything
@@ -124,7 +143,8 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             let i = event.token().0;
             let conn = &mut conns[i];
             let slot = &mut slots[i];
-            let done = on_ready(conn, slot, &mut rbuf, &body, &expected, opts, &mut pong)
+            let collect = collects.get_mut(i);
+            let done = on_ready(conn, slot, collect, &mut rbuf, &body, &expected, opts, &mut pong)
                 .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
             if done > 1 {
                 return Err(io::Error::other(format!(
@@ -147,8 +167,20 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }
     }
     rec.drain_into(&mut hist);
-    let what = format!("echo {} conns", opts.connections);
-    finish(opts, clock, count, &hist, problems, &what, None)
+    let what = if opts.deflate {
+        format!(
+            "echo {} conns, deflate ({wire_size} B sent on the wire)",
+            opts.connections
+        )
+    } else {
+        format!("echo {} conns", opts.connections)
+    };
+    let mut report = finish(opts, clock, count, &hist, problems, &what, None)?;
+    if let Some(json) = report.json.as_object_mut() {
+        json.insert("deflate".into(), json!(opts.deflate));
+        json.insert("wire_size".into(), json!(wire_size));
+    }
+    Ok(report)
 }
 
 /// The warm-up, then the measured window of an echo run.
@@ -274,10 +306,14 @@ fn server_frame(opcode: OpCode, body: &[u8]) -> Vec<u8> {
 }
 
 /// Reads what a connection has; returns how many echoes it completed.
+/// With `collect` (permessage-deflate), every echo goes through
+/// [`deflated::take_echoes`].
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn on_ready(
     conn: &mut Conn,
     slot: &mut Slot,
+    mut collect: Option<&mut Collect>,
     rbuf: &mut [u8],
     body: &[u8],
     expected: &[u8],
@@ -292,15 +328,24 @@ fn on_ready(
             ReadOutcome::Closed => return Err(io::Error::other("closed by the server")),
         };
         let read = &rbuf[..len];
-        if same_bytes(read, expected) && conn.ws.at_message_start() {
-            done += 1;
-            if !more {
-                break;
-            }
-            continue;
-        }
         pong.clear();
-        done += take_echoes(&mut conn.ws, read, &mut slot.mismatch, body, opts, pong)?;
+        if let Some(collect) = collect.as_deref_mut() {
+            let deflate = conn.deflate.as_deref_mut();
+            done += deflated::take_echoes(
+                &mut conn.ws,
+                deflate,
+                collect,
+                read,
+                &mut slot.mismatch,
+                body,
+                opts,
+                pong,
+            )?;
+        } else if same_bytes(read, expected) && conn.ws.at_message_start() {
+            done += 1;
+        } else {
+            done += take_echoes(&mut conn.ws, read, &mut slot.mismatch, body, opts, pong)?;
+        }
         if !pong.is_empty() {
             conn.send(pong)?;
         }
@@ -335,13 +380,15 @@ pub(crate) fn take_echoes(
                     }
                 }
             }
-            Event::End { text, len, .. } => {
-                if len != body.len() as u64 || text == opts.binary {
-                    bad = Some(format!(
-                        "echo of {len} bytes ({}), sent {} bytes",
-                        if text { "text" } else { "binary" },
-                        body.len()
-                    ));
+            Event::End {
+                text,
+                len,
+                compressed,
+            } => {
+                if compressed {
+                    bad = Some("a compressed echo without permessage-deflate".to_owned());
+                } else if let Some(why) = end_problem(text, len, body, opts) {
+                    bad = Some(why);
                 }
                 done += 1;
             }
@@ -354,6 +401,17 @@ pub(crate) fn take_echoes(
         Some(why) => Err(io::Error::other(why)),
         None => Ok(done),
     }
+}
+
+/// What is wrong with an echo of `len` bytes, text or binary, of `body`.
+pub(crate) fn end_problem(text: bool, len: u64, body: &[u8], opts: &Options) -> Option<String> {
+    (len != body.len() as u64 || text == opts.binary).then(|| {
+        format!(
+            "echo of {len} bytes ({}), sent {} bytes",
+            if text { "text" } else { "binary" },
+            body.len()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -396,6 +454,7 @@ mod tests {
             size: 20,
             binary: false,
             verify: true,
+            deflate: false,
             warmup: Duration::ZERO,
             duration: Duration::ZERO,
             server_pid: None,

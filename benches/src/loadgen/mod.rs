@@ -25,6 +25,7 @@
 //! multi-process run measures of several server processes at once.
 
 pub mod conn;
+pub mod deflated;
 pub mod echo;
 pub mod fanout;
 pub mod h2;
