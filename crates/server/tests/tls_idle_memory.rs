@@ -19,6 +19,8 @@
 //! here. The connection's slot in the loop's table is not heap memory of
 //! its own and is not counted.
 
+// Its TLS connections need the server's `tls` feature.
+#![cfg(feature = "tls")]
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(

@@ -47,6 +47,7 @@ use crate::transport::{Stream, TlsSession};
 mod actions;
 mod flush;
 #[cfg(test)]
+#[cfg(feature = "tls")]
 pub(super) mod inject;
 mod input;
 #[cfg(feature = "tls")]
@@ -290,7 +291,7 @@ impl<A: App> Connections<A> {
             }
             let id = ConnId::new(slot, conn.generation);
             self.contained(id, "a timer", |this| {
-                #[cfg(test)]
+                #[cfg(all(test, feature = "tls"))]
                 if let Some(conn) = live(&mut this.conns, id) {
                     inject::check(inject::Point::Timer, &conn.socket);
                 }

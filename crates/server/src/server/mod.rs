@@ -46,7 +46,10 @@ mod signals;
 mod sink;
 mod websocket;
 
+// Its loop serves TLS and HTTP/3 beside plain TCP. Two attributes, not
+// `all(test, ..)`: clippy exempts test code from its lints by `cfg(test)`.
 #[cfg(test)]
+#[cfg(feature = "tls")]
 mod fault_tests;
 
 use accept::{Entry, Listeners};

@@ -8,7 +8,7 @@ use std::mem;
 use std::time::Instant;
 
 use super::Connections;
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 use super::inject;
 use crate::app::{Action, App, CloseReason, ConnId, Encoded, Queued};
 use crate::loops::Stats;
@@ -86,7 +86,7 @@ impl<A: App> Connections<A> {
         let Some(conn) = live(&mut self.conns, id.connection()) else {
             return false;
         };
-        #[cfg(test)]
+        #[cfg(all(test, feature = "tls"))]
         inject::check(inject::Point::Push, &conn.socket);
         match sink::push(conn, &mut self.tls, &mut self.env, id, encoded, now) {
             Pushed::Nothing => return false,

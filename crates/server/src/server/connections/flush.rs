@@ -9,7 +9,7 @@ use log::debug;
 use mio::{Interest, Token};
 
 use super::Connections;
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 use super::inject;
 use crate::app::{App, CloseReason, ConnId};
 use crate::loops::Stats;
@@ -54,7 +54,7 @@ impl<A: App> Connections<A> {
         let Some(conn) = live(conns, id) else {
             return;
         };
-        #[cfg(test)]
+        #[cfg(all(test, feature = "tls"))]
         inject::check(inject::Point::Flush, &conn.socket);
         let mut stream = Stream {
             socket: &mut conn.socket,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use log::debug;
 
 use super::Connections;
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 use super::inject;
 use crate::app::{App, CloseReason, ConnId};
 use crate::loops::Stats;
@@ -68,7 +68,7 @@ impl<A: App> Connections<A> {
                 tls,
             };
             let read = stream.read(buf);
-            #[cfg(test)]
+            #[cfg(all(test, feature = "tls"))]
             inject::check(inject::Point::Read, stream.socket);
             if stream.wants_write() {
                 // A TLS handshake answer the socket did not take at once.
