@@ -1,6 +1,7 @@
 //! HTTP/2 sessions (RFC 9113): a connection whose first bytes are the
 //! client preface (plain listeners, prior knowledge) or whose TLS
-//! handshake chose ALPN `h2` is served by a [`ServerConnection`] from
+//! handshake chose ALPN `h2` is served by a
+//! [`ServerConnection`](tether_h2::connection::ServerConnection) from
 //! tether-h2, and each of its streams is what an HTTP/1.1 connection
 //! would be: a request answered now or later, an event stream, or a
 //! WebSocket over an extended CONNECT (RFC 8441).

@@ -95,7 +95,7 @@ pub(super) enum Kind {
     /// The response is on its way; the stream is forgotten once it is
     /// sent.
     Answered,
-    /// The application answers later ([`Reply::Later`]), or, holding
+    /// The application answers later ([`crate::Reply::Later`]), or, holding
     /// the request ([`crate::Reply::Hold`]), may let it go on instead.
     Waiting {
         tag: u32,
