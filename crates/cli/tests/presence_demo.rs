@@ -1,8 +1,9 @@
-//! The demo's chat room over HTTP: a signed-in visitor is listed by name
-//! in the room's presence and leaves with the connection; what was said
-//! is still the room's history after the server is killed and started
-//! again on the same data directory (the durable log, the demo's
-//! default); and the page asks for both.
+//! The demo's chat room (the page's `room.lobby`) over HTTP: a signed-in
+//! visitor is listed by name in the room's presence and leaves with the
+//! connection; what was said (through `/demo/say`) is still the room's
+//! history after the server is killed and started again on the same data
+//! directory (the durable log, the demo's default); and the page asks for
+//! both.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const ROOM: &str = "chat.lobby";
+/// The page's room when its address names none, and its topic.
+const ROOM: &str = "lobby";
+const TOPIC: &str = "room.lobby";
 const PATIENCE: Duration = Duration::from_secs(15);
 
 /// `tether serve --app demo` on `data_dir`.
@@ -92,14 +95,16 @@ impl Demo {
         json["token"].as_str().unwrap().to_owned()
     }
 
+    /// `text` said in the room as the page says it: the demo publishes
+    /// it in the token's name (only the demo writes to `room.*`).
     fn say(&self, token: &str, text: &str) {
         let auth = format!("Authorization: Bearer {token}\r\n");
-        let (status, body) = self.request("POST", &format!("/topics/{ROOM}"), &auth, text);
-        assert_eq!(status, 200, "{body}");
+        let (status, body) = self.request("POST", &format!("/demo/say?room={ROOM}"), &auth, text);
+        assert_eq!(status, 204, "{body}");
     }
 
     fn who(&self) -> Vec<String> {
-        let (status, body) = self.request("GET", &format!("/topics/{ROOM}/presence"), "", "");
+        let (status, body) = self.request("GET", &format!("/topics/{TOPIC}/presence"), "", "");
         assert_eq!(status, 200, "{body}");
         let json: Value = serde_json::from_str(&body).unwrap();
         json["members"]
@@ -111,12 +116,12 @@ impl Demo {
     }
 
     /// The room's history as the page gets it: the replay after `0-0`
-    /// (here over SSE), its first `n` events' data.
+    /// (here over SSE), its first `n` messages as `FROM: TEXT`.
     fn history(&self, n: usize) -> Vec<String> {
         let mut stream = TcpStream::connect(self.addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let request = format!(
-            "GET /topics/{ROOM}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
+            "GET /topics/{TOPIC}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
              Last-Event-ID: 0-0\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).unwrap();
@@ -139,7 +144,9 @@ impl Demo {
             }
             while let Some(item) = parser.poll() {
                 if let tether_sse::Item::Event(event) = item.expect("a well-formed stream") {
-                    seen.push(event.data().to_owned());
+                    let message: Value = serde_json::from_str(event.data()).expect("a room message");
+                    let field = |name: &str| message[name].as_str().expect("a string").to_owned();
+                    seen.push(format!("{}: {}", field("from"), field("text")));
                 }
             }
         }
@@ -159,7 +166,7 @@ fn join(demo: &Demo, token: &str) -> TcpStream {
     let mut stream = TcpStream::connect(demo.addr).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let request = format!(
-        "GET /topics/{ROOM}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
+        "GET /topics/{TOPIC}/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\
          Authorization: Bearer {token}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -197,9 +204,12 @@ fn the_chat_room_keeps_its_history_across_a_restart_and_lists_who_is_here() {
 
     let demo = Demo::start(&dir);
     let (_, page) = demo.request("GET", "/", "", "");
-    // The page, through the browser client: the room's history from
-    // "0-0", join and leave events, and the members listed.
+    // The page, through the browser client: the room's topic and what is
+    // said through the demo, the room's history from "0-0", join and
+    // leave events, and the members listed.
     for part in [
+        "\"room.\" + room",
+        "/demo/say?room=",
         "chat-who",
         "/tether-client.js",
         "presence: true",
@@ -213,14 +223,14 @@ fn the_chat_room_keeps_its_history_across_a_restart_and_lists_who_is_here() {
     assert_eq!(demo.who(), ["alice"]);
     demo.say(&alice, "hello");
     demo.say(&alice, "anyone here?");
-    assert_eq!(demo.history(2), ["hello", "anyone here?"]);
+    assert_eq!(demo.history(2), ["alice: hello", "alice: anyone here?"]);
     drop(in_room);
     eventually("alice to leave", || demo.who().is_empty());
     drop(demo);
 
     // Killed and started again: the history is there, nobody is.
     let demo = Demo::start(&dir);
-    assert_eq!(demo.history(2), ["hello", "anyone here?"]);
+    assert_eq!(demo.history(2), ["alice: hello", "alice: anyone here?"]);
     // The history was read by an anonymous subscriber of its own, which is
     // present until the server has seen it close.
     eventually("nobody to be here", || demo.who().is_empty());
@@ -228,7 +238,10 @@ fn the_chat_room_keeps_its_history_across_a_restart_and_lists_who_is_here() {
     let _bob_in_room = join(&demo, &bob);
     assert_eq!(demo.who(), ["bob"]);
     demo.say(&bob, "back");
-    assert_eq!(demo.history(3), ["hello", "anyone here?", "back"]);
+    assert_eq!(
+        demo.history(3),
+        ["alice: hello", "alice: anyone here?", "bob: back"]
+    );
     drop(demo);
     let _ = std::fs::remove_dir_all(&dir);
 }
