@@ -12,9 +12,26 @@ use crate::{MAX_WINDOW_BITS, Params};
 /// message, and section 7.2.2 puts it back before inflating.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// Output room added per inflate step, at least; bounds the bytes zeroed
-/// ahead of the inflater on each call.
-const INFLATE_STEP: usize = 16 * 1024;
+/// Output room given to the inflater on its first step for a piece, at
+/// least (four times the piece when that is more). Every byte of room is
+/// zeroed first (the crate has no `unsafe` to hand over spare capacity),
+/// so the room starts near what a piece is likely to inflate to and
+/// doubles, up to [`INFLATE_STEP_MAX`], for each step the inflater fills:
+/// the bytes zeroed stay within about twice the output.
+const INFLATE_STEP_MIN: usize = 256;
+/// The most output room one inflate step gets.
+const INFLATE_STEP_MAX: usize = 64 * 1024;
+
+/// zlib-rs's memory level for level-1 compressors. Level 1 is zlib-rs's
+/// quick strategy, which writes static Huffman codes as it goes and never
+/// fills the symbol buffer that the memory level sizes; but zlib-rs zeroes
+/// that buffer at every block, and a sync flush ends a block on every
+/// message: 48 KiB zeroed per message at the default memory level 8, 384
+/// bytes at memory level 1. The pending output buffer shrinks with it (64 KiB to 512
+/// bytes), which only makes the compressor hand its output over in more,
+/// smaller pieces. Other levels keep zlib-rs's default, since there the
+/// symbol buffer bounds the size of a block.
+const QUICK_MEM_LEVEL: i32 = 1;
 
 /// The default minimum size to compress when each message stands alone:
 /// below about 200 bytes, a JSON message shrinks by 10 % or less at level 1.
@@ -70,15 +87,21 @@ impl Key {
     }
 
     fn compressor(self) -> zlib_rs::Deflate {
+        let defaults = ZConfig::default();
         zlib_rs::Deflate::new_with_config(ZConfig {
             level: i32::from(self.level),
             window_bits: -i32::from(self.window_bits),
+            mem_level: if self.level == 1 && !self.rle {
+                QUICK_MEM_LEVEL
+            } else {
+                defaults.mem_level
+            },
             strategy: if self.rle {
                 Strategy::Rle
             } else {
                 Strategy::Default
             },
-            ..ZConfig::default()
+            ..defaults
         })
     }
 }
@@ -158,8 +181,9 @@ fn too_big() -> ExtensionError {
 ///
 /// State is created on first use, so a connection that never sends or
 /// receives a compressed message holds none. A direction that keeps context
-/// owns its state from then on: the compressor about 300 KiB with a 15-bit
-/// window, the inflater about 40 KiB. A direction without context takeover
+/// owns its state from then on: the compressor about 260 KiB with a 15-bit
+/// window at level 1 (370 KiB at higher levels, whose symbol buffer is
+/// larger), the inflater about 47 KiB. A direction without context takeover
 /// owns nothing between messages: compressors are shared by all connections
 /// of a thread (each tether server loop is one thread), and an inflater is
 /// lent from a per-thread pool for the duration of one incoming message.
@@ -333,6 +357,9 @@ fn inflate_into(
     out: &mut Vec<u8>,
     limit: usize,
 ) -> Result<bool, ExtensionError> {
+    let mut step = INFLATE_STEP_MIN
+        .max(input.len().saturating_mul(4))
+        .min(INFLATE_STEP_MAX);
     loop {
         let len = out.len();
         if len > limit {
@@ -340,7 +367,8 @@ fn inflate_into(
         }
         // One byte past the limit tells "exactly at the limit" from "more".
         let allowed = (limit - len).saturating_add(1);
-        let room = allowed.min(INFLATE_STEP.max(input.len().saturating_mul(4)));
+        let room = allowed.min(step);
+        step = step.saturating_mul(2).min(INFLATE_STEP_MAX);
         if out.capacity() < len + room {
             // Grow geometrically, but never past the limit (+1).
             let target = (out.capacity().saturating_mul(2))

@@ -380,6 +380,32 @@ fn exactly_the_limit_is_allowed_and_no_limit_works() {
 }
 
 #[test]
+fn inflating_zeroes_room_near_the_output_not_a_fixed_step() {
+    // Every byte of room given to the inflater is zeroed first: a small
+    // message must not cost a large buffer, and a very compressible one
+    // must still get its room in a few doubling steps.
+    for (data, most) in [
+        (CHAT_LIKE.repeat(6).into_bytes(), 4 << 10),
+        // The buffer grows by doubling, so up to about twice the output.
+        (vec![b'x'; 200_000], 3 * 200_000),
+    ] {
+        let wire = compress_raw(&data);
+        let mut ext = Deflate::new(Role::Server, Params::default());
+        let mut out = Vec::new();
+        ext.decode(&wire, true, &mut out, usize::MAX).unwrap();
+        assert_eq!(out, data);
+        assert!(
+            out.capacity() <= most,
+            "{} bytes inflated into a buffer of {}",
+            data.len(),
+            out.capacity()
+        );
+    }
+}
+
+const CHAT_LIKE: &str = r#"{"room":"general","user":"ada","text":"deploy at 10:42, dashboard fine"},"#;
+
+#[test]
 fn corrupt_data_fails_with_1002() {
     let cases: &[(&str, &[u8])] = &[
         ("reserved block type", &[0xff, 0xff, 0xff]),
