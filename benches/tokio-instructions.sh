@@ -5,7 +5,8 @@
 # resolve a 10 % difference.
 #
 #   bash benches/tokio-instructions.sh
-#   options: --servers "tether-tokio fastwebsockets", --scenarios "100x20",
+#   options: --servers "tether-tokio fastwebsockets", --scenarios "100x20
+#   100x1024-deflate" (as tokio.sh's; "-deflate": loadgen echo --deflate),
 #   --duration SECONDS of echo under callgrind (default 10), --no-build;
 #   a server "tether-tokio=PATH" runs the hyper_echo binary at PATH (to
 #   compare two builds of tether-tokio in one run).
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "tokio-instructions.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -55,7 +56,7 @@ server_cmd() { # name[=path] port
         tether-tokio=*) echo "${1#*=} --port $2 --threads 0" ;;
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads 0" ;;
         tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads 0 --accept 1" ;;
-        tokio-tungstenite | fastwebsockets | tokio-websockets | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads 0" ;;
+        tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads 0" ;;
         *) echo "tokio-instructions.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -67,7 +68,9 @@ measure() { # server port scenario|idle
     # shellcheck disable=SC2086 # the command is words on purpose
     callgrind_start $command
     if [ "$3" != idle ]; then
-        messages=$(echo_load "$2" "${3%x*}" "${3#*x}" "$DURATION" --path /)
+        local shape=${3%-deflate} deflate=()
+        [ "$shape" != "$3" ] && deflate=(--deflate)
+        messages=$(echo_load "$2" "${shape%x*}" "${shape#*x}" "$DURATION" --path / "${deflate[@]}")
     fi
     echo "$(callgrind_stop) $messages"
 }

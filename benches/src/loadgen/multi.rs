@@ -255,6 +255,7 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
     let span = Span {
         wall: mean(lines, "wall_s").ok_or("a report without wall_s")?,
         server_cpu: mean(lines, "server_cpu_s"),
+        server_system: mean(lines, "server_system_s"),
         own_cpu: lines.iter().filter_map(|v| v["loadgen_cpu_s"].as_f64()).sum(),
     };
     json.extend(span.rates(what, count));

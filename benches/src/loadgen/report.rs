@@ -175,7 +175,8 @@ pub fn wait_for_start() -> io::Result<()> {
 pub struct Window {
     started: Instant,
     server_pid: Option<u32>,
-    server_cpu: Option<f64>,
+    /// The server's user and system CPU seconds at the start.
+    server_cpu: Option<(f64, f64)>,
     own_cpu: f64,
 }
 
@@ -186,6 +187,9 @@ pub struct Span {
     pub wall: f64,
     /// Seconds of server CPU time (user + system), when its pid is known.
     pub server_cpu: Option<f64>,
+    /// Of them, the seconds the kernel spent for the server (its system
+    /// time: sends, receives, waits for events).
+    pub server_system: Option<f64>,
     /// Seconds of this process's CPU time.
     pub own_cpu: f64,
 }
@@ -194,7 +198,7 @@ impl Window {
     /// Starts a window; `server_pid` is read from `/proc` at both ends.
     pub fn start(server_pid: Option<u32>) -> io::Result<Window> {
         Ok(Window {
-            server_cpu: server_pid.map(|pid| sys::cpu_seconds(Some(pid))).transpose()?,
+            server_cpu: server_pid.map(|pid| sys::cpu_times(Some(pid))).transpose()?,
             own_cpu: sys::cpu_seconds(None)?,
             started: Instant::now(),
             server_pid,
@@ -209,13 +213,17 @@ impl Window {
     /// Ends the window.
     pub fn stop(&self) -> io::Result<Span> {
         let wall = self.started.elapsed().as_secs_f64();
-        let server_cpu = match (self.server_pid, self.server_cpu) {
-            (Some(pid), Some(before)) => Some(sys::cpu_seconds(Some(pid))? - before),
+        let server = match (self.server_pid, self.server_cpu) {
+            (Some(pid), Some((user, system))) => {
+                let (user_now, system_now) = sys::cpu_times(Some(pid))?;
+                Some((user_now - user, system_now - system))
+            }
             _ => None,
         };
         Ok(Span {
             wall,
-            server_cpu,
+            server_cpu: server.map(|(user, system)| user + system),
+            server_system: server.map(|(_, system)| system),
             own_cpu: sys::cpu_seconds(None)? - self.own_cpu,
         })
     }
@@ -242,6 +250,10 @@ impl Span {
         m.insert(
             format!("{what}_per_server_cpu_s"),
             self.server_cpu.map_or(Value::Null, per),
+        );
+        m.insert(
+            "server_system_s".into(),
+            self.server_system.map_or(Value::Null, |c| json!(round3(c))),
         );
         m.insert("loadgen_cpu_s".into(), json!(round3(self.own_cpu)));
         m.insert(format!("{what}_per_loadgen_cpu_s"), per(self.own_cpu));

@@ -7,18 +7,26 @@ use std::io;
 /// `/proc/PID/stat` (`None`: this process). Clock-tick resolution, usually
 /// 10 ms: fine over runs of seconds.
 pub fn cpu_seconds(pid: Option<u32>) -> io::Result<f64> {
+    let (user, system) = cpu_times(pid)?;
+    Ok(user + system)
+}
+
+/// CPU time a process has used in user space and in the kernel, in
+/// seconds, from `/proc/PID/stat` (`None`: this process).
+pub fn cpu_times(pid: Option<u32>) -> io::Result<(f64, f64)> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_owned(),
     };
     let stat = std::fs::read_to_string(&path)?;
-    let ticks =
+    let (user, system) =
         parse_stat_ticks(&stat).ok_or_else(|| io::Error::other(format!("{path}: unexpected format")))?;
-    Ok(ticks as f64 / clock_ticks_per_second() as f64)
+    let per_second = clock_ticks_per_second() as f64;
+    Ok((user as f64 / per_second, system as f64 / per_second))
 }
 
-/// utime + stime, in clock ticks, from the text of a `/proc/PID/stat`.
-fn parse_stat_ticks(stat: &str) -> Option<u64> {
+/// utime and stime, in clock ticks, from the text of a `/proc/PID/stat`.
+fn parse_stat_ticks(stat: &str) -> Option<(u64, u64)> {
     // The command name (field 2) is in parentheses and may itself contain
     // spaces and parentheses: the fields that follow start after the last
     // ')'. There, field 3 (state) is index 0, so utime (14) and stime (15)
@@ -27,7 +35,7 @@ fn parse_stat_ticks(stat: &str) -> Option<u64> {
     let mut fields = rest.split_ascii_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -120,7 +128,7 @@ mod tests {
     #[test]
     fn stat_ticks_skip_a_tricky_command_name() {
         let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 1 0 123 4096 200";
-        assert_eq!(parse_stat_ticks(stat), Some(42));
+        assert_eq!(parse_stat_ticks(stat), Some((37, 5)));
         assert_eq!(parse_stat_ticks("garbage"), None);
     }
 
