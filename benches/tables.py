@@ -229,12 +229,17 @@ def scenario_label(scenario):
 
 def tokio_table(run, rows):
     values = defaultdict(list)
+    # The kernel's share of each server's CPU time, per row (loadgen's
+    # lines carry it; load_test's do not).
+    kernel = defaultdict(list)
     servers = []
     for r in rows:
         v = r.get("msg_per_server_cpu_s")
         if v is None:
             continue
         values[(str(r["threads"]), r["scenario"], generator(r), r["server"])].append(v)
+        if r.get("server_system_s") is not None and r.get("server_cpu_s"):
+            kernel[(str(r["threads"]), r["scenario"], generator(r))].append(r["server_system_s"] / r["server_cpu_s"])
         if r["server"] not in servers:
             servers.append(r["server"])
     ours = sorted(s for s in servers if s.startswith("tether-tokio"))
@@ -242,8 +247,8 @@ def tokio_table(run, rows):
     servers = ours + peers
     out = caption(run) + [
         "| runtime | scenario | generator | " + " | ".join(servers) + " | "
-        + " | ".join(f"{s} / fastest peer" for s in ours) + " |",
-        "| --- | --- | --- | " + " | ".join("---:" for _ in servers + ours) + " |",
+        + " | ".join(f"{s} / fastest peer" for s in ours) + " | kernel's share |",
+        "| --- | --- | --- | " + " | ".join("---:" for _ in servers + ours) + " | ---: |",
     ]
     scenarios = sorted({k[1] for k in values}, key=scenario_key)
     generators = sorted({k[2] for k in values})
@@ -258,10 +263,13 @@ def tokio_table(run, rows):
                 cells = [num(med.get(s)) for s in servers]
                 ratios = [f"{med[s] / fastest:.2f}" if fastest and s in med else "-" for s in ours]
                 runtime = "current-thread" if threads == "0" else f"multi-thread, {threads} workers"
+                shares = kernel.get((threads, scenario, gen))
+                share = f"{statistics.median(shares):.0%}" if shares else "-"
                 out.append(f"| {runtime} | {scenario_label(scenario)} | {gen} | "
-                           + " | ".join(cells + ratios) + " |")
-    out += ["", "Messages per server CPU-second, medians over rounds; the last columns: each tether-tokio "
-            "server's figure over the fastest peer's in that row."]
+                           + " | ".join(cells + ratios + [share]) + " |")
+    out += ["", "Messages per server CPU-second, medians over rounds; then each tether-tokio "
+            "server's figure over the fastest peer's in that row; the last column: the median over "
+            "the row's servers and rounds of the server's CPU time spent in the kernel (its system time)."]
     return out
 
 
