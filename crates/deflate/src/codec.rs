@@ -27,10 +27,10 @@ const INFLATE_STEP_MAX: usize = 64 * 1024;
 /// fills the symbol buffer that the memory level sizes; but zlib-rs zeroes
 /// that buffer at every block, and a sync flush ends a block on every
 /// message: 48 KiB zeroed per message at the default memory level 8, 384
-/// bytes at memory level 1. The pending output buffer shrinks with it (64 KiB to 512
-/// bytes), which only makes the compressor hand its output over in more,
-/// smaller pieces. Other levels keep zlib-rs's default, since there the
-/// symbol buffer bounds the size of a block.
+/// bytes at memory level 1. The pending output buffer shrinks with it
+/// (64 KiB to 512 bytes), which only makes the compressor hand its output
+/// over in more, smaller pieces. Other levels keep zlib-rs's default, since
+/// there the symbol buffer bounds the size of a block.
 const QUICK_MEM_LEVEL: i32 = 1;
 
 /// The default minimum size to compress when each message stands alone:
