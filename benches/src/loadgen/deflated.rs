@@ -124,36 +124,10 @@ pub fn take_echoes(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tether_deflate::{ClientOffer, DeflateConfig, Params};
 
     use super::*;
-    use crate::loadgen::conn::Dial;
-
-    fn options(verify: bool) -> Options {
-        Options {
-            dial: Dial {
-                addr: "127.0.0.1:9".parse().unwrap(),
-                host: "127.0.0.1:9".into(),
-                tls: None,
-                concurrency: 1,
-                timeout: Duration::ZERO,
-                sources: Vec::new(),
-                half_tls: None,
-            },
-            target: "/".into(),
-            connections: 1,
-            size: 1024,
-            binary: false,
-            verify,
-            deflate: true,
-            warmup: Duration::ZERO,
-            duration: Duration::ZERO,
-            server_pid: None,
-            child: false,
-        }
-    }
+    use crate::loadgen::echo::test_options;
 
     /// `body` as a server sends it with permessage-deflate: compressed,
     /// RSV1, unmasked, cut into `pieces` frames.
@@ -194,7 +168,7 @@ mod tests {
         let body = payload(1024);
         assert_eq!(body.len(), 1024);
         let (mut server, mut client) = pair();
-        let opts = options(true);
+        let opts = test_options(1024, true);
         for pieces in [1, 3] {
             let wire = server_frames(&mut server, &body, pieces);
             assert!(wire.len() < body.len(), "the feed text compresses");
@@ -219,58 +193,44 @@ mod tests {
         }
     }
 
+    /// One read of `wire` by a fresh reader: the echoes it completed, and
+    /// whether a verified byte differed.
+    fn take_all(wire: &[u8], deflate: Option<&mut Deflate>, body: &[u8]) -> io::Result<(u32, bool)> {
+        let (mut mismatch, mut pong) = (false, Vec::new());
+        let opts = test_options(body.len(), true);
+        let mut collect = Collect::default();
+        let mut reader = wire::EventReader::new();
+        let done = take_echoes(
+            &mut reader,
+            deflate,
+            &mut collect,
+            wire,
+            &mut mismatch,
+            body,
+            &opts,
+            &mut pong,
+        )?;
+        Ok((done, mismatch))
+    }
+
     #[test]
     fn a_wrong_or_uncompressible_echo_is_found() {
         let body = payload(1024);
         let (mut server, mut client) = pair();
-        let opts = options(true);
-        let (mut mismatch, mut pong) = (false, Vec::new());
         // Other bytes of the same length: a mismatch.
         let mut other = body.clone();
         other[500] ^= 1;
         let wire = server_frames(&mut server, &other, 1);
-        let mut reader = wire::EventReader::new();
-        let done = take_echoes(
-            &mut reader,
-            Some(&mut client),
-            &mut Collect::default(),
-            &wire,
-            &mut mismatch,
-            &body,
-            &opts,
-            &mut pong,
-        )
-        .unwrap();
-        assert_eq!((done, mismatch), (1, true));
+        assert_eq!(take_all(&wire, Some(&mut client), &body).unwrap(), (1, true));
         // A compressed message without permessage-deflate: an error.
         let wire = server_frames(&mut server, &body, 1);
-        let err = take_echoes(
-            &mut wire::EventReader::new(),
-            None,
-            &mut Collect::default(),
-            &wire,
-            &mut mismatch,
-            &body,
-            &opts,
-            &mut pong,
-        )
-        .unwrap_err();
+        let err = take_all(&wire, None, &body).unwrap_err();
         assert!(err.to_string().contains("without permessage-deflate"), "{err}");
         // Not deflate data at all: an error, not a panic.
         let mut bad = Vec::new();
         let header = FrameHeader::new(true, OpCode::Text, 4).with_rsv(tether_frame::Rsv::RSV1);
         encode_frame(&mut bad, header, &[0xff; 4]).unwrap();
-        let err = take_echoes(
-            &mut wire::EventReader::new(),
-            Some(&mut client),
-            &mut Collect::default(),
-            &bad,
-            &mut mismatch,
-            &body,
-            &opts,
-            &mut pong,
-        )
-        .unwrap_err();
+        let err = take_all(&bad, Some(&mut client), &body).unwrap_err();
         assert!(err.to_string().contains("inflating"), "{err}");
     }
 }

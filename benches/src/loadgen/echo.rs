@@ -414,6 +414,33 @@ pub(crate) fn end_problem(text: bool, len: u64, body: &[u8], opts: &Options) -> 
     })
 }
 
+/// Options for the unit tests of an echo's reading: one connection to a
+/// port nothing listens on, `size` bytes of text, every byte verified.
+#[cfg(test)]
+pub(crate) fn test_options(size: usize, deflate: bool) -> Options {
+    Options {
+        dial: Dial {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+            host: "127.0.0.1:9".into(),
+            tls: None,
+            concurrency: 1,
+            timeout: Duration::ZERO,
+            sources: Vec::new(),
+            half_tls: None,
+        },
+        target: "/".into(),
+        connections: 1,
+        size,
+        binary: false,
+        verify: true,
+        deflate,
+        warmup: Duration::ZERO,
+        duration: Duration::ZERO,
+        server_pid: None,
+        child: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,27 +466,7 @@ mod tests {
         let frame = server_frame(OpCode::Text, &body);
         let mut reader = wire::EventReader::new();
         assert!(reader.at_message_start());
-        let opts = Options {
-            dial: Dial {
-                addr: "127.0.0.1:9".parse().unwrap(),
-                host: "127.0.0.1:9".into(),
-                tls: None,
-                concurrency: 1,
-                timeout: Duration::ZERO,
-                sources: Vec::new(),
-                half_tls: None,
-            },
-            target: "/".into(),
-            connections: 1,
-            size: 20,
-            binary: false,
-            verify: true,
-            deflate: false,
-            warmup: Duration::ZERO,
-            duration: Duration::ZERO,
-            server_pid: None,
-            child: false,
-        };
+        let opts = test_options(20, false);
         let (mut mismatch, mut pong) = (false, Vec::new());
         let done = take_echoes(&mut reader, &frame, &mut mismatch, &body, &opts, &mut pong).unwrap();
         assert_eq!((done, mismatch), (1, false));
