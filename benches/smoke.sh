@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A short run of every load generator mode against `tether serve --app demo`
-# (about 40 seconds): echo (with every byte checked; plain and with permessage-deflate), latency, fan-out
+# (about 40 seconds): echo (with every byte checked; plain and with
+# permessage-deflate, one message and several in flight on each
+# connection), latency, fan-out
 # through a hub chat topic to WebSocket (JSON events, and raw ones with
 # ?format=raw) and to SSE subscribers (every event checked, in order), and idle
 # connections that must answer the server's pings to stay open, echo and
@@ -93,6 +95,9 @@ if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "echo 4 x 20 B" echo --path /echo -c 4 -s 20 -d 2 --warmup 0.3 --verify
     check "echo 4 x 64 KiB binary" echo --path /echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
     check "echo 4 x 4 KiB with permessage-deflate" echo --path /echo -c 4 -s 4096 -d 1 --warmup 0.2 --verify --deflate
+    check "echo 4 x 20 B, 16 in flight on each" echo --path /echo -c 4 -s 20 -d 1 --warmup 0.2 --verify --pipeline 16
+    check "echo 4 x 4 KiB with permessage-deflate, 4 in flight" echo --path /echo -c 4 -s 4096 -d 1 --warmup 0.2 \
+        --verify --deflate --pipeline 4
     check "latency 4 conns at 2000/s" latency --path /echo -c 4 -s 20 -r 2000 -d 2 --warmup 0.3 --drain 3
     check "fanout 20 ws subscribers" fanout --transport ws -n 20 -r 200 -s 64 -d 2 --drain 3 \
         --pub-path /topics/chat.smoke-ws/ws

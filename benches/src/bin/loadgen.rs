@@ -168,6 +168,10 @@ struct EchoArgs {
     /// time; echoes are inflated and checked. Not with --h2.
     #[arg(long, conflicts_with = "h2")]
     deflate: bool,
+    /// Messages in flight on each connection: a connection sends this many
+    /// at the start and one more for every echo. Not with --h2.
+    #[arg(long, value_parser = at_least_one, default_value_t = 1, conflicts_with = "h2")]
+    pipeline: usize,
     /// Over HTTP/2 (h2c with prior knowledge): each WebSocket (--connections counts them) is a stream,
     /// --streams-per-conn of them to a connection.
     #[arg(long)]
@@ -482,6 +486,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 binary: a.binary,
                 verify: a.verify,
                 deflate: a.deflate,
+                pipeline: a.pipeline,
                 warmup: seconds(a.warmup, "warmup")?,
                 duration: seconds(a.duration, "duration")?,
                 server_pid: a.common.pid,

@@ -1,6 +1,8 @@
-//! Echo throughput: every connection sends one message, waits for its echo,
-//! and sends again, for a fixed time.
+//! Echo throughput: every connection sends one message (or `pipeline` of
+//! them), and sends another for every echo that comes back, for a fixed
+//! time.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,10 @@ pub struct Options {
     /// message, compressed once, is JSON-like text (see
     /// [`deflated::payload`]).
     pub deflate: bool,
+    /// Messages in flight on each connection: 1 sends, waits for the echo
+    /// and sends again; N keeps N sent and not yet echoed, so a server
+    /// reads several in one read and may write several echoes at once.
+    pub pipeline: usize,
     /// Echoes before the measurement starts are not counted.
     pub warmup: Duration,
     /// How long to measure.
@@ -51,12 +57,12 @@ pub fn payload(size: usize) -> Vec<u8> {
 }
 
 /// Per-connection state besides the socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Slot {
-    /// When the message in flight was sent, in nanoseconds from the start
-    /// of the run: one clock subtraction per wake-up instead of one per
-    /// message.
-    sent_ns: u64,
+    /// When each message in flight was sent, oldest first, in nanoseconds
+    /// from the start of the run: one clock subtraction per wake-up instead
+    /// of one per message. Echoes come back in the order sent.
+    sent_ns: VecDeque<u64>,
     /// Echoed bytes that differ from the payload, in the current message.
     mismatch: bool,
 }
@@ -107,19 +113,24 @@ pub fn run(opts: &Options) -> io::Result<Report> {
 
     let start = Instant::now();
     let since_start = |at: Instant| at.saturating_duration_since(start).as_nanos() as u64;
+    let pipeline = opts.pipeline.max(1);
     let mut slots = vec![
         Slot {
-            sent_ns: 0,
+            sent_ns: VecDeque::with_capacity(pipeline),
             mismatch: false,
         };
         conns.len()
     ];
+    // `pipeline` copies of the frame: n echoes back are answered by the
+    // first n of them, in one write.
+    let burst = frame.repeat(pipeline);
     for (conn, slot) in conns.iter_mut().zip(&mut slots) {
         if !conn.leftover.is_empty() {
             return Err(io::Error::other("the server sent data before the first message"));
         }
-        slot.sent_ns = since_start(Instant::now());
-        conn.send(&frame)?;
+        let now = since_start(Instant::now());
+        slot.sent_ns.extend(std::iter::repeat_n(now, pipeline));
+        conn.send(&burst)?;
     }
 
     let mut clock = Measure::new(start, opts);
@@ -146,20 +157,24 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             let collect = collects.get_mut(i);
             let done = on_ready(conn, slot, collect, &mut rbuf, &body, &expected, opts, &mut pong)
                 .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
-            if done > 1 {
+            let done = done as usize;
+            if done > slot.sent_ns.len() {
                 return Err(io::Error::other(format!(
-                    "connection {i}: {done} echoes for one message sent"
+                    "connection {i}: {done} echoes for {} messages in flight",
+                    slot.sent_ns.len()
                 )));
             }
-            if done == 1 {
+            if done > 0 {
                 if slot.mismatch {
                     problems.push(format!("connection {i}: echoed bytes differ from those sent"));
                     slot.mismatch = false;
                 }
-                rec.record(now.saturating_sub(slot.sent_ns));
-                count += 1;
-                slot.sent_ns = now;
-                conn.send(&frame)?;
+                for sent in slot.sent_ns.drain(..done) {
+                    rec.record(now.saturating_sub(sent));
+                }
+                slot.sent_ns.extend(std::iter::repeat_n(now, done));
+                count += done as u64;
+                conn.send(&burst[..done * frame.len()])?;
             }
             if event.is_writable() && conn.has_pending_output() {
                 conn.flush()?;
@@ -167,18 +182,18 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }
     }
     rec.drain_into(&mut hist);
-    let what = if opts.deflate {
-        format!(
-            "echo {} conns, deflate ({wire_size} B sent on the wire)",
-            opts.connections
-        )
-    } else {
-        format!("echo {} conns", opts.connections)
-    };
+    let mut what = format!("echo {} conns", opts.connections);
+    if pipeline > 1 {
+        what += &format!(", {pipeline} in flight on each");
+    }
+    if opts.deflate {
+        what += &format!(", deflate ({wire_size} B sent on the wire)");
+    }
     let mut report = finish(opts, clock, count, &hist, problems, &what, None)?;
     if let Some(json) = report.json.as_object_mut() {
         json.insert("deflate".into(), json!(opts.deflate));
         json.insert("wire_size".into(), json!(wire_size));
+        json.insert("pipeline".into(), json!(pipeline));
     }
     Ok(report)
 }
@@ -434,6 +449,7 @@ pub(crate) fn test_options(size: usize, deflate: bool) -> Options {
         binary: false,
         verify: true,
         deflate,
+        pipeline: 1,
         warmup: Duration::ZERO,
         duration: Duration::ZERO,
         server_pid: None,
