@@ -216,15 +216,18 @@ def fanout_deflate_table(run, rows):
 
 
 def scenario_key(scenario):
-    """tokio.sh's scenarios, "CONNSxBYTES" or "CONNSxBYTES-deflate": plain
-    ones first, then by connections and size."""
+    """tokio.sh's scenarios, "CONNSxBYTES", then "-deflate" for a compressed
+    echo and "-pN" for N messages in flight: plain ones first, then by
+    connections and size."""
     shape, _, extra = scenario.partition("-")
-    return (extra, *(int(x) for x in shape.split("x")))
+    return ("deflate" in extra.split("-"), *(int(x) for x in shape.split("x")), extra)
 
 
 def scenario_label(scenario):
     shape, _, extra = scenario.partition("-")
-    return shape.replace("x", " × ") + " B" + (f", {extra}" if extra else "")
+    words = [f"{part[1:]} in flight" if re.fullmatch(r"p\d+", part) else part
+             for part in extra.split("-") if part]
+    return shape.replace("x", " × ") + " B" + "".join(f", {w}" for w in words)
 
 
 def tokio_table(run, rows):

@@ -10,13 +10,22 @@
 #
 #   bash benches/tokio.sh                   # 1 round, 5 s per scenario
 #   bash benches/tokio.sh --rounds 3 --duration 10
+#   bash benches/tokio.sh --pipelined       # several messages in flight
 #   options: --servers "a b", --runtimes "0 2", --scenarios "100x20
-#   100x1024-deflate" (CONNECTIONSxBYTES, "-deflate" for a compressed
-#   echo), --no-build (use what $CARGO_TARGET_DIR or target/ holds)
+#   100x1024-deflate 100x20-p8" (CONNECTIONSxBYTES, "-deflate" for a
+#   compressed echo, "-pN" for N messages in flight on each connection:
+#   loadgen echo --pipeline N), --no-build (use what $CARGO_TARGET_DIR or
+#   target/ holds)
+#   --pipelined: the pipelined scenarios (100x20-p8 200x16384-p4
+#   100x1024-deflate-p8), every peer that can also with --forward (NAME-
+#   forward: the echo as tokio-tungstenite's own example writes it, which
+#   sends the echoes of messages that arrived together in one write), and
+#   the lines named tokio-pipelined (the README's second table).
 #   UWS_LOAD_TEST=path: uWebSockets' benchmarks/load_test (plain, built by
 #   you from its source, as for compare.sh) as a second generator, run
 #   after tether's on every scenario but the deflate ones (load_test has
-#   no permessage-deflate); the table has a row per generator.
+#   no permessage-deflate, nor several messages in flight); the table has
+#   a row per generator.
 #
 # Servers: tether-tokio is crates/tokio/examples/hyper_echo.rs (hyper's
 # upgrade, then recv_ref + echo, as fastwebsockets' and axum's echoes take
@@ -32,17 +41,18 @@
 # gets cores 0 and 1 (with 2 cores, it shares one with the generator: the
 # per-CPU-second figure is the one to read). Servers run one after the
 # other, in alternating order in even rounds. The JSON lines go to
-# target/compare/tokio-*.jsonl.
+# target/compare/tokio-*.jsonl (tokio-pipelined-*.jsonl with --pipelined).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COMMAND="bash benches/tokio.sh $*"
+BENCHMARK=tokio
 ROUNDS=1
 DURATION=5
 SCENARIOS="100x20 200x16384 500x16384 100x1024-deflate"
 SERVERS="tether-tokio tether-tokio-accept tokio-tungstenite fastwebsockets tokio-websockets yawc axum"
 # The servers that accept permessage-deflate.
-DEFLATE_SERVERS=" tether-tokio tether-tokio-accept yawc "
+DEFLATE_SERVERS=" tether-tokio tether-tokio-accept yawc yawc-forward "
 RUNTIMES="0 2"
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -53,7 +63,12 @@ while [ $# -gt 0 ]; do
         --runtimes) RUNTIMES=$2; shift ;;
         --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        --pipelined)
+            BENCHMARK=tokio-pipelined
+            SCENARIOS="100x20-p8 200x16384-p4 100x1024-deflate-p8"
+            SERVERS="$SERVERS tokio-tungstenite-forward tokio-websockets-forward yawc-forward axum-forward"
+            ;;
+        -h | --help) sed -n '2,44p' "$0"; exit 0 ;;
         *) echo "tokio.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -73,15 +88,17 @@ server_cmd() { # name port threads
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
         tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
+        tokio-tungstenite-forward | tokio-websockets-forward | yawc-forward | axum-forward)
+            echo "$TARGET/peers/release/echo-${1%-forward} --port $2 --threads $3 --forward" ;;
         *) echo "tokio.sh: unknown server $1" >&2; return 1 ;;
     esac
 }
 
 mkdir -p target/compare
-OUT=target/compare/tokio-$(date +%Y%m%d-%H%M%S).jsonl
+OUT=target/compare/$BENCHMARK-$(date +%Y%m%d-%H%M%S).jsonl
 # shellcheck source=run-line.sh
 source "$(dirname "$0")/run-line.sh"
-run_line tokio "$COMMAND" >"$OUT"
+run_line "$BENCHMARK" "$COMMAND" >"$OUT"
 # shellcheck source=load-test-run.sh
 source "$(dirname "$0")/load-test-run.sh"
 LOADGEN_PIN=(taskset -c "1-$(($(nproc) - 1))")
@@ -130,16 +147,18 @@ for round in $(seq "$ROUNDS"); do
                 exit 1
             fi
             for scenario in $SCENARIOS; do
-                shape=${scenario%-deflate}
+                shape=${scenario%%-*}
                 conns=${shape%x*}
                 size=${shape#*x}
                 deflate=()
-                if [ "$shape" != "$scenario" ]; then
+                case "$scenario" in *-deflate*)
                     case "$DEFLATE_SERVERS" in *" $server "*) ;; *) continue ;; esac
-                    deflate=(--deflate)
-                fi
+                    deflate=(--deflate) ;;
+                esac
+                pipeline=1
+                [[ $scenario =~ -p([0-9]+)$ ]] && pipeline=${BASH_REMATCH[1]}
                 taskset -c 1-$(($(nproc) - 1)) "$LOADGEN" echo --addr "127.0.0.1:$port" --path / \
-                    -c "$conns" -s "$size" -d "$DURATION" --pid "$SERVER_PID" "${deflate[@]}" \
+                    -c "$conns" -s "$size" -d "$DURATION" --pid "$SERVER_PID" --pipeline "$pipeline" "${deflate[@]}" \
                     --tag "server=$server" --tag "threads=$threads" --tag "round=$round" \
                     --tag "scenario=$scenario" >"$LOGS/run.out" 2>"$LOGS/run.err" || {
                     echo "   FAILED: $server threads=$threads $scenario" >&2
@@ -147,7 +166,7 @@ for round in $(seq "$ROUNDS"); do
                 }
                 grep '^{' "$LOGS/run.out" >>"$OUT" || true
                 echo "   round $round, threads $threads, $server, $scenario: $(head -1 "$LOGS/run.out")"
-                if [ -n "${UWS_LOAD_TEST:-}" ] && [ ${#deflate[@]} = 0 ]; then
+                if [ -n "${UWS_LOAD_TEST:-}" ] && [ ${#deflate[@]} = 0 ] && [ "$pipeline" = 1 ]; then
                     run_load_test "$server" "$round" "$conns" "$size" \
                         "\"threads\":\"$threads\",\"scenario\":\"$scenario\","
                 fi
@@ -163,4 +182,4 @@ done
 echo
 python3 benches/tables.py show tokio "$OUT"
 echo
-echo "== JSON lines: $OUT (python3 benches/tables.py keep tokio $OUT makes them the README's table)"
+echo "== JSON lines: $OUT (python3 benches/tables.py keep tokio $OUT makes them the README's $BENCHMARK table)"

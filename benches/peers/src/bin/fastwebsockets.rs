@@ -38,10 +38,16 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>
 }
 
 fn main() {
+    if common::args(NAME).forward {
+        eprintln!("{NAME}: --forward is not offered: fastwebsockets' socket is not a Stream and Sink");
+        std::process::exit(2);
+    }
     common::runtime().block_on(async {
         let listener = common::listener(NAME).await;
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let connection = http1::Builder::new()

@@ -14,10 +14,13 @@
 //! connections (yawc's `DeflatePool`, as its documentation sets it up for
 //! no context takeover; tether keeps one of each per thread). The crate is
 //! built with its `zlib` feature (zlib-rs behind flate2, the compressor
-//! tether-deflate uses) and `simd` (its faster UTF-8 check).
+//! tether-deflate uses) and `simd` (its faster UTF-8 check). `--forward`
+//! echoes by forwarding (`forward.rs`).
 
 #[path = "../common.rs"]
 mod common;
+#[path = "../forward.rs"]
+mod forward;
 
 use std::sync::OnceLock;
 
@@ -28,12 +31,19 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use yawc::{DeflatePool, OpCode, Options, UpgradeFut, WebSocket, WebSocketError};
+use yawc::{DeflatePool, Frame, OpCode, Options, UpgradeFut, WebSocket, WebSocketError};
 
 const NAME: &str = "echo-yawc";
 
 async fn echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> {
     let mut ws = upgrade.await?;
+    if common::args(NAME).forward {
+        let frames = ws.map(Ok::<Frame, WebSocketError>);
+        return forward::echo(frames, |frame: &Frame| {
+            matches!(frame.opcode(), OpCode::Text | OpCode::Binary)
+        })
+        .await;
+    }
     while let Some(frame) = ws.next().await {
         match frame.opcode() {
             OpCode::Text | OpCode::Binary => ws.send(frame).await?,
@@ -71,7 +81,9 @@ fn main() {
     common::runtime().block_on(async {
         let listener = common::listener(NAME).await;
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let connection = http1::Builder::new()
