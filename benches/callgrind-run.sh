@@ -33,10 +33,10 @@ callgrind_stop() {
 }
 
 # Runs `loadgen echo` against PORT and prints the messages echoed.
-echo_load() { # port connections bytes seconds [loadgen options...]
-    local port=$1 connections=$2 bytes=$3 seconds=$4
-    shift 4
-    "$LOADGEN" echo --addr "127.0.0.1:$port" -c "$connections" -s "$bytes" -d "$seconds" \
+echo_load() { # port seconds [loadgen options...]
+    local port=$1 seconds=$2
+    shift 2
+    "$LOADGEN" echo --addr "127.0.0.1:$port" -d "$seconds" \
         --warmup 0 --connect-timeout 120 "$@" >"$WORK/load.out"
     grep -oE '^echo .*: ([0-9]+) messages' "$WORK/load.out" | grep -oE '[0-9]+ messages' | grep -oE '[0-9]+'
 }

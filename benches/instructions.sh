@@ -57,7 +57,7 @@ measure() { # bin port scenario|idle|hub-idle|fanout
             --drain 5 --connect-timeout 120 >"$WORK/load.out"
         messages=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
     elif [[ "$3" != idle && "$3" != hub-idle ]]; then
-        messages=$(echo_load "$2" "${3%x*}" "${3#*x}" "$DURATION")
+        messages=$(echo_load "$2" "$DURATION" -c "${3%x*}" -s "${3#*x}")
     fi
     echo "$(callgrind_stop) $messages"
 }

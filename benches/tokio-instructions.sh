@@ -6,7 +6,8 @@
 #
 #   bash benches/tokio-instructions.sh
 #   options: --servers "tether-tokio fastwebsockets", --scenarios "100x20
-#   100x1024-deflate" (as tokio.sh's; "-deflate": loadgen echo --deflate),
+#   100x1024-deflate 100x20-p8" (as tokio.sh's; "-deflate": loadgen echo
+#   --deflate, "-pN": --pipeline N),
 #   --duration SECONDS of echo under callgrind (default 10), --no-build;
 #   a server "tether-tokio=PATH" runs the hyper_echo binary at PATH (to
 #   compare two builds of tether-tokio in one run).
@@ -51,26 +52,19 @@ WORK=$(mktemp -d)
 . benches/callgrind-run.sh
 trap callgrind_cleanup EXIT
 
-server_cmd() { # name[=path] port
-    case "$1" in
-        tether-tokio=*) echo "${1#*=} --port $2 --threads 0" ;;
-        tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads 0" ;;
-        tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads 0 --accept 1" ;;
-        tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads 0" ;;
-        *) echo "tokio-instructions.sh: unknown server $1" >&2; return 1 ;;
-    esac
-}
+# shellcheck source=tokio-servers.sh
+source "$(dirname "$0")/tokio-servers.sh"
 
 # Prints "instructions messages" of one run under callgrind.
 measure() { # server port scenario|idle
     local messages=0 command
-    command=$(server_cmd "$1" "$2")
+    command=$(tokio_server_cmd "$1" "$2" 0)
     # shellcheck disable=SC2086 # the command is words on purpose
     callgrind_start $command
     if [ "$3" != idle ]; then
-        local shape=${3%-deflate} deflate=()
-        [ "$shape" != "$3" ] && deflate=(--deflate)
-        messages=$(echo_load "$2" "${shape%x*}" "${shape#*x}" "$DURATION" --path / "${deflate[@]}")
+        local load
+        read -ra load <<<"$(scenario_options "$3")"
+        messages=$(echo_load "$2" "$DURATION" --path / "${load[@]}")
     fi
     echo "$(callgrind_stop) $messages"
 }
@@ -84,6 +78,6 @@ for server in $SERVERS; do
     for scenario in $SCENARIOS; do
         port=$((port + 1))
         read -r total messages < <(measure "$server" "$port" "$scenario")
-        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$server" "$(per_message "$total" "$idle" "$messages")" "$messages"
+        printf '| %s | %s | %s | %s |\n' "$scenario" "$server" "$(per_message "$total" "$idle" "$messages")" "$messages"
     done
 done

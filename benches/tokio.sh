@@ -83,16 +83,8 @@ if [ "$BUILD" = 1 ]; then
 fi
 LOADGEN=$TARGET/release/loadgen
 
-server_cmd() { # name port threads
-    case "$1" in
-        tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
-        tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
-        tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum) echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
-        tokio-tungstenite-forward | tokio-websockets-forward | yawc-forward | axum-forward)
-            echo "$TARGET/peers/release/echo-${1%-forward} --port $2 --threads $3 --forward" ;;
-        *) echo "tokio.sh: unknown server $1" >&2; return 1 ;;
-    esac
-}
+# shellcheck source=tokio-servers.sh
+source "$(dirname "$0")/tokio-servers.sh"
 
 mkdir -p target/compare
 OUT=target/compare/$BENCHMARK-$(date +%Y%m%d-%H%M%S).jsonl
@@ -127,7 +119,7 @@ for round in $(seq "$ROUNDS"); do
             for _ in 1 2 3; do
                 port=$((port + 1))
                 # shellcheck disable=SC2046 # the command is words on purpose
-                "${pin[@]}" $(server_cmd "$server" "$port" "$threads") >"$LOGS/server.log" 2>&1 &
+                "${pin[@]}" $(tokio_server_cmd "$server" "$port" "$threads") >"$LOGS/server.log" 2>&1 &
                 SERVER_PID=$!
                 for _ in $(seq 100); do
                     grep -q "listening on" "$LOGS/server.log" && break
@@ -150,15 +142,12 @@ for round in $(seq "$ROUNDS"); do
                 shape=${scenario%%-*}
                 conns=${shape%x*}
                 size=${shape#*x}
-                deflate=()
                 case "$scenario" in *-deflate*)
-                    case "$DEFLATE_SERVERS" in *" $server "*) ;; *) continue ;; esac
-                    deflate=(--deflate) ;;
+                    case "$DEFLATE_SERVERS" in *" $server "*) ;; *) continue ;; esac ;;
                 esac
-                pipeline=1
-                [[ $scenario =~ -p([0-9]+)$ ]] && pipeline=${BASH_REMATCH[1]}
+                read -ra load <<<"$(scenario_options "$scenario")"
                 taskset -c 1-$(($(nproc) - 1)) "$LOADGEN" echo --addr "127.0.0.1:$port" --path / \
-                    -c "$conns" -s "$size" -d "$DURATION" --pid "$SERVER_PID" --pipeline "$pipeline" "${deflate[@]}" \
+                    "${load[@]}" -d "$DURATION" --pid "$SERVER_PID" \
                     --tag "server=$server" --tag "threads=$threads" --tag "round=$round" \
                     --tag "scenario=$scenario" >"$LOGS/run.out" 2>"$LOGS/run.err" || {
                     echo "   FAILED: $server threads=$threads $scenario" >&2
@@ -166,7 +155,7 @@ for round in $(seq "$ROUNDS"); do
                 }
                 grep '^{' "$LOGS/run.out" >>"$OUT" || true
                 echo "   round $round, threads $threads, $server, $scenario: $(head -1 "$LOGS/run.out")"
-                if [ -n "${UWS_LOAD_TEST:-}" ] && [ ${#deflate[@]} = 0 ] && [ "$pipeline" = 1 ]; then
+                if [ -n "${UWS_LOAD_TEST:-}" ] && [ "$shape" = "$scenario" ]; then
                     run_load_test "$server" "$round" "$conns" "$size" \
                         "\"threads\":\"$threads\",\"scenario\":\"$scenario\","
                 fi
