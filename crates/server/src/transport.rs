@@ -4,7 +4,7 @@
 //! writes plaintext through [`Stream`], whichever it is.
 //!
 //! TLS is rustls (feature `tls`, on by default) through
-//! [`crate::tls_session`]: records are read from the socket and decrypted
+//! the module `tls_session`: records are read from the socket and decrypted
 //! into the caller's buffer; plaintext written is encrypted and sent at
 //! once. A session never holds more than one write's worth: a write first
 //! sends what it holds, and while the socket refuses that, the write says

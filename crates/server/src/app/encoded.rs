@@ -24,7 +24,14 @@ use tether_ws::MessageRef;
 /// per session, and neither frame is copied. Event streams always get the
 /// plain bytes.
 ///
-/// [`Encoded::ws_deflated`] makes both at once (feature `deflate`);
+#[cfg_attr(
+    feature = "deflate",
+    doc = "[`Encoded::ws_deflated`] makes both at once (feature `deflate`);"
+)]
+#[cfg_attr(
+    not(feature = "deflate"),
+    doc = "`Encoded::ws_deflated` makes both at once (feature `deflate`);"
+)]
 /// [`Encoded::with_deflated`] adds a twin made elsewhere, and
 /// [`Encoded::with_deflated_lazy`] one made only if some session needs it
 /// (the hub compresses each event this way).

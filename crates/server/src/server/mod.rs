@@ -226,7 +226,8 @@ impl<A: App> Server<A> {
         Ok(())
     }
 
-    /// The UDP address HTTP/3 is served on, if it is ([`Config::http3`]).
+    /// The UDP address HTTP/3 is served on, if it is (the `http3` field of
+    /// [`Config`], feature `http3`).
     pub fn quic_addr(&self) -> Option<SocketAddr> {
         self.quic_addr
     }
