@@ -9,7 +9,8 @@ use tether_ws::{Connection, Message, MessageKind, MessageRef};
 use crate::Error;
 use crate::queue::Queue;
 
-/// A received message, lent by [`WebSocket::recv_ref`], with the means to
+/// A received message, lent by
+/// [`WebSocket::recv_ref`](crate::WebSocket::recv_ref), with the means to
 /// answer it.
 pub struct Received<'a> {
     pub(crate) message: Lent<'a>,

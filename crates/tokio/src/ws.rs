@@ -37,8 +37,12 @@ pub struct Options {
     /// defaults: 16 MiB frames, 64 MiB messages, ping after 30 s of
     /// silence, given up after 60 s, 5 s for the close handshake).
     pub config: Config,
-    /// Bytes a [`Sink`](futures_sink::Sink) lets queue before it waits for
-    /// the socket (default 1 MiB, the design's per-connection bound).
+    /// Bytes of output that may queue (default 1 MiB, the design's
+    /// per-connection bound). Over it, a [`Sink`](futures_sink::Sink)
+    /// waits for the socket before it takes another message, and receiving
+    /// reads nothing more from the socket, so that answers to a peer that
+    /// does not read cannot pile up. Messages already read still come out:
+    /// answering them may pass the bound by about one read's worth.
     pub max_queued: usize,
     /// The read buffer, allocated at the first read and reused for every
     /// read after it (default 64 KiB). Messages that lie whole in it are
@@ -63,7 +67,7 @@ impl Options {
         self
     }
 
-    /// Sets the bound on queued output bytes.
+    /// Sets the bound on queued output bytes ([`Options::max_queued`]).
     pub fn max_queued(mut self, bytes: usize) -> Options {
         self.max_queued = bytes;
         self

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -234,6 +236,70 @@ async fn sink_waits_while_the_socket_pushes_back() {
     };
     assert!(stalled);
     assert!(ws.queued() <= (16 << 10) + 4096 + 16, "{} queued", ws.queued());
+}
+
+/// A peer that sends and never reads, to an echo: the echoes pile up only
+/// to the queue's bound, then the server stops reading, so the peer's
+/// writes stall instead of the server's memory growing; once the peer
+/// reads, every echo comes back, in order. Both ways of echoing: in place
+/// (the queue holds the read buffer until it is written) and by queueing
+/// an owned copy of each message (`queue_message`, up to `max_queued`).
+#[tokio::test]
+async fn echo_to_a_peer_that_never_reads_stops_reading_at_the_bound() {
+    const BOUND: usize = 16 << 10;
+    const SIZE: usize = 1024;
+    for in_place in [true, false] {
+        let options = Options::default().max_queued(BOUND);
+        let (mut server, mut client) = pair(4096, &options);
+        let most_queued = Arc::new(AtomicUsize::new(0));
+        let seen = most_queued.clone();
+        let echo = tokio::spawn(async move {
+            loop {
+                if in_place {
+                    let Some(message) = server.recv_ref().await.unwrap() else {
+                        break;
+                    };
+                    message.echo().unwrap();
+                } else {
+                    let Some(message) = server.recv().await.unwrap() else {
+                        break;
+                    };
+                    server.queue_message(&message).unwrap();
+                }
+                seen.fetch_max(server.queued(), Ordering::Relaxed);
+            }
+        });
+        let mut sent = 0u32;
+        loop {
+            let body = sent.to_be_bytes().repeat(SIZE / 4);
+            let feed = client.feed(Message::binary(body));
+            match tokio::time::timeout(Duration::from_millis(200), feed).await {
+                Ok(result) => result.unwrap(),
+                Err(_) => break,
+            }
+            sent += 1;
+            assert!(sent < 2000, "in place {in_place}: the writes never stalled");
+        }
+        let most = most_queued.load(Ordering::Relaxed);
+        // Over the bound, no more is read; the messages of the last read
+        // (at most the pipe's 4096 bytes, and the rest of a frame begun
+        // before it) still come out and are echoed.
+        assert!(
+            most <= BOUND + 4096 + SIZE + 16,
+            "in place {in_place}: {most} bytes of echoes queued"
+        );
+        // Reading now lets both sides drain: every echo comes back in order.
+        for expected in 0..sent {
+            let body = client.recv().await.unwrap().expect("an echo");
+            assert!(
+                !body.is_text() && body.as_bytes().len() == SIZE,
+                "echo {expected}"
+            );
+            assert_eq!(body.as_bytes()[..4], expected.to_be_bytes(), "echo {expected}");
+        }
+        client.close(CloseCode::NORMAL, "done").await.unwrap();
+        echo.await.unwrap();
+    }
 }
 
 /// A close handshake the peer never finishes ends at the close timeout.
