@@ -61,7 +61,7 @@ pub struct Collect {
 
 /// Feeds bytes of one connection through its reader: returns how many
 /// echoes they completed (each inflated if it came compressed, then
-/// checked as [`take_echoes`](super::echo::take_echoes) checks a plain
+/// checked as `echo::take_echoes` checks a plain
 /// one), sets `mismatch` if verified bytes differ, and appends pongs to
 /// `pong`.
 #[allow(clippy::too_many_arguments)]

@@ -62,7 +62,7 @@ fn parse_sockstat(text: &str) -> Option<TcpSockets> {
 /// (`eventpoll_epi`).
 const SOCKET_SLABS: [&str; 3] = ["TCP", "sock_inode_cache", "eventpoll_epi"];
 
-/// Bytes held by the [`SOCKET_SLABS`] objects in use, from
+/// Bytes held by the `SOCKET_SLABS` objects in use, from
 /// `/proc/slabinfo` (readable by root only): `None` when it cannot be read.
 pub fn socket_slab_bytes() -> Option<u64> {
     parse_slabinfo(&std::fs::read_to_string("/proc/slabinfo").ok()?)

@@ -2,7 +2,7 @@
 //! secret, for tests, scripts and operators (`--sub alice --allow
 //! 'user.alice.*' --ttl 1h`). The secret, the audience and the issuer are
 //! found as `tether serve` finds them: its `--config` file, its
-//! `--jwt-secret-file`, and the TETHER_<NAME> variables.
+//! `--jwt-secret-file`, and the `TETHER_<NAME>` variables.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

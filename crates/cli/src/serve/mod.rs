@@ -43,7 +43,7 @@ pub(crate) fn command() -> clap::Command {
 }
 
 /// `tether serve ARGS` (what follows `serve`): the options from the
-/// command line, from TETHER_<NAME> and from the `--config` file, in that
+/// command line, from `TETHER_<NAME>` and from the `--config` file, in that
 /// precedence, then [`run`].
 pub(crate) fn main(argv: &[OsString]) -> ExitCode {
     match parse(argv) {
