@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ use serde_json::{Value, json};
 use tether_apps::{HubAuth, HubSettings, HubShared};
 use tether_auth::{Keys, Private};
 use tether_server::{Cluster, Handle, Handshake};
+
+use support::datas;
 
 const SECRET: &[u8] = b"an API test secret, 32 bytes lon";
 const TOKEN: &str = "api-publish-token";
@@ -54,14 +58,7 @@ impl Server {
 
     /// A request with a body and these header lines, on its own connection.
     fn request(&self, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-        let mut conn = HttpConn::connect(self.addr);
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-            body.len()
-        );
-        conn.send(head.as_bytes());
-        conn.send(body);
-        conn.response()
+        common::request(self.addr, method, target, headers, body)
     }
 
     /// A request with the publish token: the status and the JSON body.
@@ -360,15 +357,6 @@ fn a_broadcast_reaches_every_topic() {
         (event["data"].as_str(), event["id"].as_str()),
         (Some("hello"), Some(id(&results[2]).as_str()))
     );
-}
-
-fn datas(page: &Value) -> Vec<&str> {
-    page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"].as_str().unwrap())
-        .collect()
 }
 
 #[test]

@@ -8,120 +8,29 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{HttpConn, Response, SseClient, WsClient, config};
+use common::{HttpConn, Response, SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
-use tether_apps::{HubApp, HubAuth, HubSettings, HubShared};
+use tether_apps::{HubAuth, HubSettings, HubShared};
 use tether_auth::{Keys, Private, Validation};
-use tether_hub::HubMessage;
-use tether_server::{
-    App, CloseReason, Cluster, ConnId, Ctx, Handle, Handshake, Message, MessageRef, Reply, Request, Route,
-};
+use tether_server::Handshake;
+
+use support::announcing::Announcing;
 
 const SECRET: &[u8] = b"a users API test secret, 32 byte";
 const TOKEN: &str = "users-publish-token";
 const LOOPS: u64 = 2;
 
-/// The hub, telling each subscriber first which loop serves it: a
-/// WebSocket `{"loop":N}`, an event stream an event of type `loop`.
-struct Announcing(HubApp);
-
-impl App for Announcing {
-    type Post = HubMessage;
-
-    fn route(&mut self, request: &Request<'_>) -> Route {
-        self.0.route(request)
-    }
-
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let index = ctx.loop_index().0;
-        ctx.send(conn, &Message::text(format!("{{\"loop\":{index}}}")));
-        self.0.on_open(ctx, conn, tag, request);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        self.0.on_message(ctx, conn, tag, message);
-    }
-
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.0.on_close(ctx, conn, tag, reason);
-    }
-
-    fn on_subscribe(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        last_event_id: Option<&str>,
-    ) {
-        let index = ctx.loop_index().0.to_string();
-        let _ = ctx.send_event(conn, &tether_sse::Event::new().event("loop").data(&index));
-        self.0.on_subscribe(ctx, conn, tag, request, last_event_id);
-    }
-
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.0.on_unsubscribe(ctx, conn, tag, reason);
-    }
-
-    fn tick_interval(&self) -> Option<Duration> {
-        self.0.tick_interval()
-    }
-
-    fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.0.on_tick(ctx);
-    }
-
-    fn on_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        body: &[u8],
-    ) -> Reply {
-        self.0.on_request(ctx, conn, tag, request, body)
-    }
-
-    fn on_request_timeout(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-    ) -> tether_server::Response {
-        self.0.on_request_timeout(ctx, conn, tag)
-    }
-
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        self.0.on_request_abandoned(ctx, conn, tag);
-    }
-
-    fn refuse_before_body(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        request: &Request<'_>,
-    ) -> Option<tether_server::Response> {
-        self.0.refuse_before_body(ctx, request)
-    }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        self.0.on_post(ctx, message);
-    }
-
-    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.0.on_shutdown(ctx);
-    }
-}
-
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: TestServer,
 }
 
 impl Server {
@@ -136,25 +45,17 @@ impl Server {
         settings.publish_token = Some(TOKEN.to_owned());
         settings.auth = Some(auth);
         let shared = HubShared::new(settings, LOOPS as usize);
-        let cluster = Cluster::bind(config(), Handshake::new(), LOOPS as usize, |i| {
+        let running = TestServer::start_loops(config(), Handshake::new(), LOOPS as usize, |i| {
             Announcing(shared.app(i))
-        })
-        .expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        Server { addr, handle, thread }
+        });
+        Server {
+            addr: running.addr,
+            _running: running,
+        }
     }
 
     fn request(&self, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-        let mut conn = HttpConn::connect(self.addr);
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-            body.len()
-        );
-        conn.send(head.as_bytes());
-        conn.send(body);
-        conn.response()
+        common::request(self.addr, method, target, headers, body)
     }
 
     fn post(&self, target: &str, body: &Value) -> (u16, Value) {
@@ -186,15 +87,6 @@ impl Server {
         let hello = client.next_event();
         assert_eq!(hello.event_type(), "loop");
         (client, hello.data().parse().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

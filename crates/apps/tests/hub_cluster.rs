@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::Write;
@@ -16,101 +18,12 @@ use std::time::Duration;
 
 use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::Value;
-use tether_apps::{HubApp, HubSettings, HubShared};
-use tether_hub::HubMessage;
-use tether_server::{
-    App, CloseCode, CloseReason, Cluster, Config, ConnId, Ctx, Handle, Handshake, Message, MessageRef, Reply,
-    Request, Response, Route,
-};
+use tether_apps::{HubSettings, HubShared};
+use tether_server::{CloseCode, Cluster, Config, Handle, Handshake};
+
+use support::announcing::Announcing;
 
 const TOKEN: &str = "cluster-token";
-
-/// The hub, telling each WebSocket and event-stream subscriber first which
-/// loop serves it (`{"loop":N}`, or an event of type `loop`).
-struct Announcing(HubApp);
-
-impl App for Announcing {
-    type Post = HubMessage;
-
-    fn route(&mut self, request: &Request<'_>) -> Route {
-        self.0.route(request)
-    }
-
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let index = ctx.loop_index().0;
-        ctx.send(conn, &Message::text(format!("{{\"loop\":{index}}}")));
-        self.0.on_open(ctx, conn, tag, request);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        self.0.on_message(ctx, conn, tag, message);
-    }
-
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.0.on_close(ctx, conn, tag, reason);
-    }
-
-    fn on_subscribe(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        last_event_id: Option<&str>,
-    ) {
-        let index = ctx.loop_index().0.to_string();
-        let _ = ctx.send_event(conn, &tether_sse::Event::new().event("loop").data(&index));
-        self.0.on_subscribe(ctx, conn, tag, request, last_event_id);
-    }
-
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.0.on_unsubscribe(ctx, conn, tag, reason);
-    }
-
-    fn tick_interval(&self) -> Option<Duration> {
-        self.0.tick_interval()
-    }
-
-    fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.0.on_tick(ctx);
-    }
-
-    fn on_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        body: &[u8],
-    ) -> Reply {
-        self.0.on_request(ctx, conn, tag, request, body)
-    }
-
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        self.0.on_request_timeout(ctx, conn, tag)
-    }
-
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        self.0.on_request_abandoned(ctx, conn, tag);
-    }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        self.0.on_post(ctx, message);
-    }
-
-    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.0.on_shutdown(ctx);
-    }
-
-    fn on_request_shutdown(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-    ) -> Option<Response> {
-        self.0.on_request_shutdown(ctx, conn, tag)
-    }
-}
 
 struct ClusterServer {
     addr: SocketAddr,

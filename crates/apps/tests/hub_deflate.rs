@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::{Read, Write};
@@ -20,13 +22,11 @@ use common::h2::H2Client;
 use common::{HttpConn, TestServer, client_connection, config, tcp};
 use tether_apps::{HubApp, HubSettings, HubShared};
 use tether_frame::{DecodeRules, Rsv, Status, decode_header};
-use tether_hub::HubMessage;
 use tether_server::deflate::{Deflate, DeflateConfig, Params, Role as DeflateRole};
-use tether_server::{
-    App, CloseReason, Cluster, Config, ConnId, Ctx, Handle, Handshake, Message, MessageRef, Reply, Request,
-    Response, Route,
-};
+use tether_server::{Cluster, Config, Handle, Handshake};
 use tether_ws::{Connection, Event};
+
+use support::announcing::Announcing;
 
 const TOKEN: &str = "deflate-token";
 
@@ -292,60 +292,6 @@ fn over_http2_a_deflate_stream_gets_compressed_events() {
     assert_eq!(next(&mut client, deflate_stream, &mut deflate), (0xC1, expected));
     assert_eq!(server.stats().deflated_out, 1);
     server.shutdown();
-}
-
-/// The hub, telling each WebSocket subscriber first which loop serves it
-/// (`{"loop":N}`, plain: shorter than anything worth compressing).
-struct Announcing(HubApp);
-
-impl App for Announcing {
-    type Post = HubMessage;
-
-    fn route(&mut self, request: &Request<'_>) -> Route {
-        self.0.route(request)
-    }
-
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let index = ctx.loop_index().0;
-        ctx.send(conn, &Message::text(format!("{{\"loop\":{index}}}")));
-        self.0.on_open(ctx, conn, tag, request);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        self.0.on_message(ctx, conn, tag, message);
-    }
-
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.0.on_close(ctx, conn, tag, reason);
-    }
-
-    fn on_request(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-        request: &Request<'_>,
-        body: &[u8],
-    ) -> Reply {
-        self.0.on_request(ctx, conn, tag, request, body)
-    }
-
-    fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
-        self.0.on_post(ctx, message);
-    }
-
-    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.0.on_shutdown(ctx);
-    }
-
-    fn on_request_shutdown(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        tag: u32,
-    ) -> Option<Response> {
-        self.0.on_request_shutdown(ctx, conn, tag)
-    }
 }
 
 struct ClusterServer {

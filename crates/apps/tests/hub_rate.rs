@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +20,8 @@ use serde_json::{Value, json};
 use tether_apps::{HubAuth, HubSettings, HubShared, PublishRate};
 use tether_auth::Keys;
 use tether_server::{CloseCode, Handshake};
+
+use support::{datas, history};
 
 const SECRET: &[u8] = b"a rate limit test secret, 32 byt";
 const TOKEN: &str = "rate-publish-token";
@@ -76,21 +80,8 @@ fn a_websocket_over_its_rate_is_closed_with_the_reason() {
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "publishing faster than the rate limit");
     assert!(texts.iter().all(|t| !t.contains("three")), "{texts:?}");
-    let history = request(
-        server.addr,
-        "GET",
-        "/api/history?topic=chat.lobby",
-        &bearer(TOKEN),
-        b"",
-    );
-    let history: Value = serde_json::from_slice(&history.body).unwrap();
-    let data: Vec<&str> = history["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"].as_str().unwrap())
-        .collect();
-    assert_eq!(data, ["one", "two"], "{history}");
+    let history = history(server.addr, "chat.lobby", TOKEN);
+    assert_eq!(datas(&history), ["one", "two"], "{history}");
 }
 
 #[test]

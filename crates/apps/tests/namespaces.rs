@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +19,8 @@ use tether_apps::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespace};
 use tether_auth::Keys;
 use tether_hub::TopicLimits;
 use tether_server::Handshake;
+
+use support::{datas, history};
 
 const SECRET: &[u8] = b"a namespace test secret, 32 byte";
 const TOKEN: &str = "namespace-publish-token";
@@ -220,21 +224,8 @@ fn a_namespace_keeps_its_own_backlog() {
     for data in ["1", "2", "3", "4"] {
         assert_eq!(publish(&server, "room.a", TOKEN, data), 200);
     }
-    let response = request(
-        server.addr,
-        "GET",
-        "/api/history?topic=room.a",
-        &bearer(TOKEN),
-        b"",
-    );
-    let history: Value = serde_json::from_slice(&response.body).unwrap();
-    let data: Vec<&str> = history["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"].as_str().unwrap())
-        .collect();
-    assert_eq!(data, ["3", "4"], "{history}");
+    let history = history(server.addr, "room.a", TOKEN);
+    assert_eq!(datas(&history), ["3", "4"], "{history}");
 }
 
 #[test]
