@@ -9,11 +9,16 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 #![cfg(unix)]
 
+#[path = "serve/process.rs"]
+mod process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use process::{Process, address};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -128,35 +133,15 @@ fn bad_key_options_fail_at_start_naming_the_option() {
 
 /// A running `tether serve`, killed when dropped.
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = tether(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run tether");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("no address in {line:?}")
-            });
-        Server {
-            child,
-            addr,
-            _stdout: stdout,
-        }
+        let (process, line) = Process::start(tether(args).stderr(Stdio::null()));
+        let addr = address(&line).unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server { process, addr }
     }
 
     /// The status of a GET for `target` with these header lines.
@@ -173,13 +158,6 @@ impl Server {
             .read_line(&mut line)
             .expect("a status line");
         line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -233,7 +211,7 @@ fn the_options_reach_the_hub_and_sighup_reloads_the_keys() {
 
     std::fs::write(&secret.0, second).expect("rewrite the secret");
     let signalled = Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
+        .args(["-HUP", &server.process.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(signalled.success());
@@ -251,7 +229,7 @@ fn the_options_reach_the_hub_and_sighup_reloads_the_keys() {
     // A file that no longer holds a key: the keys in use stay.
     std::fs::write(&secret.0, b"short").expect("rewrite the secret");
     Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
+        .args(["-HUP", &server.process.child.id().to_string()])
         .status()
         .expect("run kill");
     std::thread::sleep(Duration::from_millis(200));

@@ -8,11 +8,16 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 #![cfg(unix)]
 
+#[path = "serve/process.rs"]
+mod process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use process::{Process, output, serve};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -49,37 +54,6 @@ impl Drop for Temp {
     }
 }
 
-/// `tether ARGS` with `envs`, and no TETHER_* variable of the test's own.
-fn tether(args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TETHER_") {
-            command.env_remove(name);
-        }
-    }
-    command.args(args).envs(envs.iter().copied()).stdin(Stdio::null());
-    command
-}
-
-/// Runs `tether ARGS` to its end (it must not start serving).
-fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut child = tether(args, envs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tether");
-    let start = Instant::now();
-    while child.try_wait().expect("wait for tether").is_none() {
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tether {args:?} did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("the output")
-}
-
 /// Runs `tether serve ARGS`, which must fail at start: its standard error.
 fn refused(args: &[&str]) -> String {
     let mut all = vec!["serve"];
@@ -97,43 +71,19 @@ fn refused(args: &[&str]) -> String {
 
 /// A running `tether serve`, killed when dropped.
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
     /// The first line: the address and what is served.
     banner: String,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)], log: Option<&Path>) -> Server {
-        let mut all = vec!["serve"];
-        all.extend_from_slice(args);
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).expect("a log file")),
-            None => Stdio::null(),
-        };
-        let mut child = tether(&all, envs)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("run tether");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut banner = String::new();
-        stdout.read_line(&mut banner).expect("read the first line");
-        let addr = banner
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("no address in {banner:?}")
-            });
+        let (process, addr, banner) = serve(args, envs, log);
         Server {
-            child,
+            process,
             addr,
             banner,
-            _stdout: stdout,
         }
     }
 
@@ -165,13 +115,6 @@ impl Server {
             .read_line(&mut line)
             .expect("a status line");
         line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -416,7 +359,7 @@ fn sighup_reads_the_file_again_and_says_what_takes_a_restart() {
             .expect("kill");
         assert!(status.success());
     };
-    hup(server.child.id());
+    hup(server.process.child.id());
     let text = wait_for_text(&log.0, "config: reloaded");
     assert!(
         text.contains("config: reloaded: namespaces, publish-token"),
@@ -434,7 +377,7 @@ fn sighup_reads_the_file_again_and_says_what_takes_a_restart() {
     }
     // A file that no longer reads changes nothing.
     std::fs::write(&file.0, "port = 0\nthreads = \"many\"\n").expect("rewrite the file");
-    hup(server.child.id());
+    hup(server.process.child.id());
     let text = wait_for_text(&log.0, "reload failed, nothing changed");
     assert!(text.contains("threads"), "{text}");
     assert_eq!(publish_status(server.addr, "clock", "second-token"), 200);

@@ -14,11 +14,16 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+#[path = "serve/process.rs"]
+mod process;
+
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use process::{Process, address};
 
 /// The child's open-file limit, soft and hard (the server raises its soft
 /// limit to the hard one at start).
@@ -34,10 +39,9 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A `tether serve --app hub` under a lowered open-file limit.
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
     log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
@@ -64,28 +68,12 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
+        let (process, line) = match spawned {
+            Ok(child) => Process::first_line(child),
             Err(e) => panic!("this test runs the server under `prlimit` (util-linux): {e}"),
         };
-        let mut stdout = BufReader::new(child.stdout.take().expect("a piped stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("no address in {line:?}; log: {}", log.display())
-            });
-        Server {
-            child,
-            addr,
-            log,
-            _stdout: stdout,
-        }
+        let addr = address(&line).unwrap_or_else(|| panic!("no address in {line:?}; log: {}", log.display()));
+        Server { process, addr, log }
     }
 
     fn log_text(&self) -> String {
@@ -108,8 +96,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         let _ = std::fs::remove_file(&self.log);
     }
 }

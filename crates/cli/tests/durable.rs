@@ -8,45 +8,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "serve/process.rs"]
+mod process;
+#[path = "serve/temp_dir.rs"]
+mod temp_dir;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tether_sse::{Item, Parser};
 
+use process::{Process, address};
+use temp_dir::TempDir;
+
 const TOKEN: &str = "durable-token";
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A directory of the test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("tether-durable-{}-{name}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A `tether serve --app hub --data-dir DIR` process.
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
     log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
@@ -56,76 +43,57 @@ impl Server {
 
     /// With more arguments.
     fn start_with(data: &Path, fsync: &str, log: &Path, more: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args([
-                "serve",
-                "--app",
-                "hub",
-                "--port",
-                "0",
-                "--threads",
-                "2",
-                "--log-level",
-                "info",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--fsync", fsync])
-            .args(more)
-            .env("TETHER_PUBLISH_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "did not start: {line:?}\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            });
+        let (process, line) = Process::start(
+            Command::new(env!("CARGO_BIN_EXE_tether"))
+                .args([
+                    "serve",
+                    "--app",
+                    "hub",
+                    "--port",
+                    "0",
+                    "--threads",
+                    "2",
+                    "--log-level",
+                    "info",
+                ])
+                .arg("--data-dir")
+                .arg(data)
+                .args(["--fsync", fsync])
+                .args(more)
+                .env("TETHER_PUBLISH_TOKEN", TOKEN)
+                .stderr(std::fs::File::create(log).unwrap()),
+        );
+        let addr = address(&line).unwrap_or_else(|| {
+            panic!(
+                "did not start: {line:?}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
         Server {
-            child,
+            process,
             addr,
             log: log.to_path_buf(),
-            _stdout: stdout,
         }
     }
 
     /// SIGTERM, and waits for the process to end.
     fn terminate(&mut self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.process.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let status = self.child.wait().unwrap();
+        let status = self.process.child.wait().unwrap();
         assert!(status.success(), "{status:?}: {}", self.log());
     }
 
     /// `kill -9`.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -14,72 +14,24 @@
 #![allow(clippy::indexing_slicing)]
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "serve/process.rs"]
+mod process;
+#[path = "serve/temp_dir.rs"]
+mod temp_dir;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use process::{Process, address};
+use temp_dir::TempDir;
 
 /// Long enough for a loaded machine; only catches a hang.
 const PATIENCE: Duration = Duration::from_secs(20);
 
 const TOKEN: &str = "hooks-e2e-publish-token";
-
-/// A directory of the test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("tether-hooks-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed when dropped.
-struct Process {
-    child: Child,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Process {
-    /// Starts `command` and reads the first line of its standard output.
-    fn start(mut command: Command) -> (Process, String) {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a process");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        (
-            Process {
-                child,
-                _stdout: stdout,
-            },
-            line,
-        )
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn python() -> bool {
     Command::new("python3")
@@ -93,7 +45,7 @@ fn backend(dir: &Path) -> (Process, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hook_backend.py");
     let mut command = Command::new("python3");
     command.arg(script).arg(dir.join("asked.jsonl"));
-    let (process, line) = Process::start(command);
+    let (process, line) = Process::start(&mut command);
     let port = line
         .trim()
         .parse()
@@ -120,13 +72,8 @@ fn tether(dir: &Path, config: &str) -> (Process, SocketAddr) {
         .arg("--config")
         .arg(&file)
         .args(["--log-level", "warn"]);
-    let (process, line) = Process::start(command);
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("tether did not start: {line:?}"));
+    let (process, line) = Process::start(&mut command);
+    let addr = address(&line).unwrap_or_else(|| panic!("tether did not start: {line:?}"));
     (process, addr)
 }
 

@@ -10,72 +10,20 @@
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 #![cfg(unix)]
 
+#[path = "serve/process.rs"]
+mod process;
+#[path = "serve/temp_dir.rs"]
+mod temp_dir;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use process::{Process, output, serve};
+use temp_dir::TempDir;
+
 const PATIENCE: Duration = Duration::from_secs(15);
-
-/// A directory of the test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("tether-operator-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("a temporary directory");
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("a UTF-8 path").to_owned()
-    }
-
-    fn write(&self, name: &str, contents: &[u8]) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, contents).expect("write a file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `tether ARGS` with `envs`, and no TETHER_* variable of the test's own.
-fn tether(args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TETHER_") {
-            command.env_remove(name);
-        }
-    }
-    command.args(args).envs(envs.iter().copied()).stdin(Stdio::null());
-    command
-}
-
-/// Runs `tether ARGS` to its end, which must come within the patience.
-fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut child = tether(args, envs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tether");
-    let start = Instant::now();
-    while child.try_wait().expect("wait for tether").is_none() {
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tether {args:?} did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("the output")
-}
 
 /// Runs `tether ARGS`, which must succeed: its standard output.
 fn succeeds(args: &[&str], envs: &[(&str, &str)]) -> String {
@@ -95,40 +43,16 @@ fn fails(args: &[&str], envs: &[(&str, &str)]) -> String {
 
 /// A running `tether serve`, killed when dropped.
 struct Server {
-    child: Child,
+    _process: Process,
     addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)], log: Option<&Path>) -> Server {
-        let mut all = vec!["serve"];
-        all.extend_from_slice(args);
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).expect("a log file")),
-            None => Stdio::null(),
-        };
-        let mut child = tether(&all, envs)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("run tether");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut banner = String::new();
-        stdout.read_line(&mut banner).expect("read the first line");
-        let addr = banner
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("no address in {banner:?}")
-            });
+        let (process, addr, _) = serve(args, envs, log);
         Server {
-            child,
+            _process: process,
             addr,
-            _stdout: stdout,
         }
     }
 
@@ -171,13 +95,6 @@ impl Server {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no status in {answer:?}"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,14 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "serve/process.rs"]
+mod process;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use process::{Process, address, request};
 
 /// The page's room when its address names none, and its topic.
 const ROOM: &str = "lobby";
@@ -25,61 +30,30 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 /// `tether serve --app demo` on `data_dir`.
 struct Demo {
-    child: Child,
+    _process: Process,
     addr: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Demo {
     fn start(data_dir: &Path) -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "demo", "--port", "0", "--threads", "2"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("the demo did not start: {line:?}")
-            });
+        let (process, line) = Process::start(
+            Command::new(env!("CARGO_BIN_EXE_tether"))
+                .args(["serve", "--app", "demo", "--port", "0", "--threads", "2"])
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--log-level", "warn"])
+                .stderr(Stdio::null()),
+        );
+        let addr = address(&line).unwrap_or_else(|| panic!("the demo did not start: {line:?}"));
         Demo {
-            child,
+            _process: process,
             addr,
-            _stdout: stdout,
         }
     }
 
     /// One request on its own connection: the status and the body.
     fn request(&self, method: &str, target: &str, headers: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("a response");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not a response: {response:?}"));
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        (status, body)
+        request(PATIENCE, self.addr, method, target, headers, body)
     }
 
     /// A token for `name` from the demo's sign-in.
@@ -151,13 +125,6 @@ impl Demo {
             }
         }
         seen
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

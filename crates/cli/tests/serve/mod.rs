@@ -5,20 +5,21 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub(crate) mod process;
+
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 use super::support::{PATIENCE, wait_until};
+use process::{Process, address};
 
 /// A running `tether serve --app hub --port 0 --threads 2`.
 pub(crate) struct Node {
-    child: Child,
+    process: Process,
     pub(crate) addr: SocketAddr,
     log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Node {
@@ -27,37 +28,21 @@ impl Node {
     /// reports up in `/metrics`.
     pub(crate) fn start<A: AsRef<OsStr>>(dir: &Path, name: &str, args: &[A], envs: &[(&str, &str)]) -> Node {
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
-            .args(args)
-            .args(["--log-level", "info"])
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("run tether serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "{name} did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let node = Node {
-            child,
-            addr,
-            log,
-            _stdout: stdout,
-        };
+        let (process, line) = Process::start(
+            Command::new(env!("CARGO_BIN_EXE_tether"))
+                .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
+                .args(args)
+                .args(["--log-level", "info"])
+                .envs(envs.iter().copied())
+                .stderr(std::fs::File::create(&log).expect("a log file")),
+        );
+        let addr = address(&line).unwrap_or_else(|| {
+            panic!(
+                "{name} did not start: {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let node = Node { process, addr, log };
         wait_until(&format!("{name} to connect to Redis"), || {
             node.metrics().contains("tether_broker_up 1\n")
         });
@@ -81,14 +66,7 @@ impl Node {
 
     /// `kill -9`: no goodbye to its clients or to Redis.
     pub(crate) fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -100,21 +78,5 @@ pub(crate) fn request(
     headers: &str,
     body: &str,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("a response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a response: {response:?}"));
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    (status, body)
+    process::request(PATIENCE, addr, method, target, headers, body)
 }
