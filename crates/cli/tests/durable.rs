@@ -43,26 +43,26 @@ impl Server {
 
     /// With more arguments.
     fn start_with(data: &Path, fsync: &str, log: &Path, more: &[&str]) -> Server {
-        let (process, line) = Process::start(
-            Command::new(env!("CARGO_BIN_EXE_tether"))
-                .args([
-                    "serve",
-                    "--app",
-                    "hub",
-                    "--port",
-                    "0",
-                    "--threads",
-                    "2",
-                    "--log-level",
-                    "info",
-                ])
-                .arg("--data-dir")
-                .arg(data)
-                .args(["--fsync", fsync])
-                .args(more)
-                .env("TETHER_PUBLISH_TOKEN", TOKEN)
-                .stderr(std::fs::File::create(log).unwrap()),
-        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+        command
+            .args([
+                "serve",
+                "--app",
+                "hub",
+                "--port",
+                "0",
+                "--threads",
+                "2",
+                "--log-level",
+                "info",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--fsync", fsync])
+            .args(more)
+            .env("TETHER_PUBLISH_TOKEN", TOKEN)
+            .stderr(std::fs::File::create(log).unwrap());
+        let (process, line) = Process::start(&mut command);
         let addr = address(&line).unwrap_or_else(|| {
             panic!(
                 "did not start: {line:?}\n{}",

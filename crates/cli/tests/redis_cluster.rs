@@ -25,7 +25,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Instant;
 
-use serve::{Node, request};
+use serve::Node;
 use support::cluster::{self, RedisCluster};
 use support::{PATIENCE, wait_until};
 use tether_sse::{Item as SseItem, Parser};
@@ -46,7 +46,7 @@ fn publish(node: &Node, topic: &str, data: &str, key: Option<&str>) -> serde_jso
     if let Some(key) = key {
         headers.push_str(&format!("Tether-Publish-Id: {key}\r\n"));
     }
-    let (status, body) = request(node.addr, "POST", &format!("/topics/{topic}"), &headers, data);
+    let (status, body) = node.request("POST", &format!("/topics/{topic}"), &headers, data);
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -149,7 +149,7 @@ fn two_nodes_share_topics_through_a_redis_cluster() {
 
     let mut subscribers: Vec<Subscriber> = topics.iter().map(|t| Subscriber::new(&b, t, None)).collect();
     wait_until("node b to follow the topics", || {
-        request(b.addr, "GET", "/metrics", "", "")
+        b.request("GET", "/metrics", "", "")
             .1
             .contains("tether_redis_followed_topics 3\n")
     });
@@ -191,7 +191,7 @@ fn two_nodes_share_topics_through_a_redis_cluster() {
     // each topic (one topic per primary), by its connection name.
     for topic in &topics[..2] {
         wait_until(&format!("node a to list node b's member of {topic}"), || {
-            let (status, body) = request(a.addr, "GET", &format!("/topics/{topic}/presence"), "", "");
+            let (status, body) = a.request("GET", &format!("/topics/{topic}/presence"), "", "");
             assert_eq!(status, 200, "{body}");
             let json: serde_json::Value = serde_json::from_str(&body).unwrap();
             let members = json["members"].as_array().unwrap();

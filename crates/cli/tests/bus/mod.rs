@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::serve::{Node, request};
+use super::serve::Node;
 use super::support::{PATIENCE, wait_until};
 use tether_client::{Event as WsEvent, WebSocket};
 use tether_sse::{Item as SseItem, Parser};
@@ -53,7 +53,7 @@ impl Drop for ScratchDir {
 /// Publishes over HTTP; the event's id, or the status of a refusal.
 pub(crate) fn publish(node: &Node, data: &str) -> Result<String, u16> {
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
-    match request(node.addr, "POST", &format!("/topics/{TOPIC}"), &auth, data) {
+    match node.request("POST", &format!("/topics/{TOPIC}"), &auth, data) {
         (200, body) => {
             let json: serde_json::Value = serde_json::from_str(&body).unwrap();
             Ok(json["id"].as_str().unwrap().to_owned())
@@ -243,7 +243,7 @@ pub(crate) fn publish_keyed(node: &Node, data: &str, key: &str, as_header: bool)
     } else {
         target.push_str(&format!("?id={key}"));
     }
-    let (status, body) = request(node.addr, "POST", &target, &headers, data);
+    let (status, body) = node.request("POST", &target, &headers, data);
     let json = if status == 200 {
         serde_json::from_str(&body).unwrap()
     } else {

@@ -1,7 +1,9 @@
 //! A `tether serve --app hub` process for the end-to-end tests that run
 //! several nodes against a bus (Redis, NATS): started on a free port with its log in a
 //! file, waited for until its broker is up, killed (`kill -9`) when
-//! dropped; and one HTTP/1.1 request on a connection of its own.
+//! dropped, and asked one HTTP/1.1 request at a time on a connection of
+//! its own. The child process and the request are in `process.rs`, which
+//! the tests that start `tether` without a bus use too.
 
 #![allow(dead_code)] // each test file uses a part
 
@@ -51,7 +53,7 @@ impl Node {
 
     /// One request to this node: the status and the body.
     pub(crate) fn request(&self, method: &str, target: &str, headers: &str, body: &str) -> (u16, String) {
-        request(self.addr, method, target, headers, body)
+        process::request(PATIENCE, self.addr, method, target, headers, body)
     }
 
     pub(crate) fn metrics(&self) -> String {
@@ -68,15 +70,4 @@ impl Node {
     pub(crate) fn kill(&mut self) {
         self.process.kill();
     }
-}
-
-/// One HTTP/1.1 request on its own connection: the status and the body.
-pub(crate) fn request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, String) {
-    process::request(PATIENCE, addr, method, target, headers, body)
 }
