@@ -59,20 +59,24 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
-        --servers) SERVERS=$2; shift ;;
+        --servers) SERVERS_GIVEN=$2; shift ;;
         --runtimes) RUNTIMES=$2; shift ;;
-        --scenarios) SCENARIOS=$2; shift ;;
+        --scenarios) SCENARIOS_GIVEN=$2; shift ;;
         --no-build) BUILD=0 ;;
-        --pipelined)
-            BENCHMARK=tokio-pipelined
-            SCENARIOS="100x20-p8 200x16384-p4 100x1024-deflate-p8"
-            SERVERS="$SERVERS tokio-tungstenite-forward tokio-websockets-forward yawc-forward axum-forward"
-            ;;
+        --pipelined) BENCHMARK=tokio-pipelined ;;
         -h | --help) sed -n '2,44p' "$0"; exit 0 ;;
         *) echo "tokio.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+# --pipelined's scenarios and servers, unless given.
+if [ "$BENCHMARK" = tokio-pipelined ]; then
+    SCENARIOS="100x20-p8 200x16384-p4 100x1024-deflate-p8"
+    SERVERS="$SERVERS tokio-tungstenite-forward tokio-websockets-forward yawc-forward axum-forward"
+fi
+SCENARIOS=${SCENARIOS_GIVEN:-$SCENARIOS}
+SERVERS=${SERVERS_GIVEN:-$SERVERS}
 
 TARGET=${CARGO_TARGET_DIR:-target}
 if [ "$BUILD" = 1 ]; then

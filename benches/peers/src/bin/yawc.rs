@@ -35,9 +35,9 @@ use yawc::{DeflatePool, Frame, OpCode, Options, UpgradeFut, WebSocket, WebSocket
 
 const NAME: &str = "echo-yawc";
 
-async fn echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> {
+async fn echo(upgrade: UpgradeFut, forwarding: bool) -> Result<(), WebSocketError> {
     let mut ws = upgrade.await?;
-    if common::args(NAME).forward {
+    if forwarding {
         let frames = ws.map(Ok::<Frame, WebSocketError>);
         return forward::echo(frames, |frame: &Frame| {
             matches!(frame.opcode(), OpCode::Text | OpCode::Binary)
@@ -54,10 +54,13 @@ async fn echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> {
     Ok(())
 }
 
-async fn handle(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn handle(
+    mut request: Request<Incoming>,
+    forwarding: bool,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, upgrade) = WebSocket::upgrade_with_options(&mut request, options().clone())?;
     tokio::spawn(async move {
-        let _ = echo(upgrade).await;
+        let _ = echo(upgrade, forwarding).await;
     });
     Ok(response)
 }
@@ -78,6 +81,7 @@ fn options() -> &'static Options {
 }
 
 fn main() {
+    let forwarding = common::args(NAME).forward;
     common::runtime().block_on(async {
         let listener = common::listener(NAME).await;
         loop {
@@ -87,7 +91,10 @@ fn main() {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let connection = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(move |request| handle(request, forwarding)),
+                    )
                     .with_upgrades();
                 let _ = connection.await;
             });
