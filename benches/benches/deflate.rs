@@ -10,7 +10,11 @@
 //! - `lib_compress_64k`, `lib_decompress_64k`: one 64 KiB JSON payload.
 //! - `ext_chat`, `ext_64k`: `tether_deflate::Deflate` through the
 //!   `tether_ws::Extension` calls a connection makes (encode, and decode in
-//!   4 KiB pieces), with and without context takeover.
+//!   4 KiB pieces), with and without context takeover; beside them
+//!   `zlib-rs_L1_reset`, what encoding without context costs when done by
+//!   a zlib-rs level-1 compressor reset after every message (as
+//!   tether-deflate did for every size before its own encoder for
+//!   messages up to 16 KiB).
 //!
 //! Before the groups run, the compressed sizes and the memory each
 //! library's state holds (counted by a global allocator that tallies live
@@ -296,6 +300,28 @@ fn report(chat: &[Vec<u8>], big: &[u8]) {
             100.0 * out.len() as f64 / big.len() as f64
         );
     }
+    let mut standalone = Deflate::new(
+        Role::Server,
+        Params {
+            server_no_context_takeover: true,
+            ..Params::default()
+        },
+    )
+    .with_min_size(0);
+    let mut sizes = [0, 0];
+    for (size, messages) in sizes.iter_mut().zip([chat, &[big.to_vec()][..]]) {
+        for m in messages {
+            out.clear();
+            standalone.encode(OpCode::Text, m, &mut out).unwrap();
+            *size += out.len().min(m.len());
+        }
+    }
+    eprintln!(
+        "  {:16} chat {:5.1} %   64k {:5.1} %",
+        "tether-deflate",
+        100.0 * sizes[0] as f64 / total(chat) as f64,
+        100.0 * sizes[1] as f64 / big.len() as f64
+    );
     eprintln!("deflate: compressed size of the chat messages with context kept (sync flush, no reset)");
     for (name, make) in COMPRESSORS {
         let mut c = make();
@@ -428,6 +454,23 @@ fn extension(c: &mut Criterion) {
             });
             decode_groups.push((mode, params));
         }
+        // The same work as `encode_no_context`, by zlib-rs at level 1 and
+        // memory level 1 (its symbol buffer unused at that level), reset
+        // after every message.
+        let mut zlib = Compressor::ZlibRs(zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
+            level: 1,
+            window_bits: -15,
+            mem_level: 1,
+            ..zlib_rs::DeflateConfig::default()
+        }));
+        g.bench_function("zlib-rs_L1_reset", |b| {
+            b.iter(|| {
+                for m in messages.iter() {
+                    zlib.compress(black_box(m), &mut out);
+                    zlib.reset();
+                }
+            })
+        });
         g.finish();
         // Decoding sees only the messages that went out compressed (a
         // message that does not shrink without context goes out plain and

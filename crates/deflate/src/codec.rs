@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use tether_ws::{CloseCode, ExtensionError, OpCode, Rsv};
 use zlib_rs::{DeflateConfig as ZConfig, DeflateFlush, InflateFlush, Status, Strategy};
 
-use crate::{MAX_WINDOW_BITS, Params};
+use crate::{MAX_WINDOW_BITS, Params, quick};
 
 /// What a sync flush ends with; RFC 7692 section 7.2.1 strips it from every
 /// message, and section 7.2.2 puts it back before inflating.
@@ -84,6 +84,12 @@ impl Key {
                 level,
             }
         }
+    }
+
+    /// How far back a match may refer: the negotiated window, 256 bytes
+    /// for 8 bits.
+    fn max_distance(self) -> usize {
+        if self.rle { 1 << 8 } else { 1 << self.window_bits }
     }
 
     fn compressor(self) -> zlib_rs::Deflate {
@@ -184,8 +190,10 @@ fn too_big() -> ExtensionError {
 /// owns its state from then on: the compressor about 260 KiB with a 15-bit
 /// window at level 1 (370 KiB at higher levels, whose symbol buffer is
 /// larger), the inflater about 47 KiB. A direction without context takeover
-/// owns nothing between messages: compressors are shared by all connections
-/// of a thread (each tether server loop is one thread), and an inflater is
+/// owns nothing between messages: compression state is shared by all
+/// connections of a thread (each tether server loop is one thread): at
+/// level 1 a hash table sized to the message for messages of up to 16 KiB,
+/// and zlib-rs compressors for longer ones and other levels. An inflater is
 /// lent from a per-thread pool for the duration of one incoming message.
 ///
 /// # Limits
@@ -499,9 +507,13 @@ impl tether_ws::Extension for Deflate {
             let compressor = self.compressor.get_or_insert_with(|| key.compressor());
             compress_into(compressor, payload, out)?;
         } else {
-            let mut compressor = take_compressor(self.key);
-            compress_into(&mut compressor, payload, out)?;
-            return_compressor(self.key, compressor);
+            if self.key.level == 1 && payload.len() <= quick::MAX_LEN {
+                quick::compress(payload, self.key.max_distance(), out);
+            } else {
+                let mut compressor = take_compressor(self.key);
+                compress_into(&mut compressor, payload, out)?;
+                return_compressor(self.key, compressor);
+            }
             // Without context the message stands alone, so sending it
             // plain instead costs the peer nothing.
             if out.len() - start >= payload.len() {

@@ -5,6 +5,7 @@
 mod codec;
 mod error;
 mod negotiate;
+mod quick;
 mod shared;
 
 pub use codec::{Deflate, MIN_SIZE_WITH_CONTEXT, MIN_SIZE_WITHOUT_CONTEXT, Role};

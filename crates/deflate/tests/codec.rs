@@ -255,6 +255,44 @@ fn window_of_8_bits_is_honoured() {
     }
 }
 
+/// Messages that stand alone, compressed at level 1 (tether-deflate's own
+/// encoder up to 16 KiB, zlib-rs above), with a block repeated at
+/// distances around each window size, come back whole. (zlib-rs inflates
+/// a too-distant match without complaint, so the distances themselves are
+/// checked by the encoder's own tests, which decode its output.)
+#[test]
+fn messages_that_stand_alone_round_trip_at_every_window() {
+    let noise: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let block = &noise[..300];
+    for bits in 8..=15u8 {
+        let params = Params {
+            server_no_context_takeover: true,
+            server_max_window_bits: bits,
+            ..Params::default()
+        };
+        let mut ext = Deflate::new(Role::Server, params).with_min_size(0);
+        for gap in [0, 100, 250, 500, 1000, 5000, 12_000, 20_000] {
+            // block, `gap` bytes of noise, the block again: its repeat lies
+            // 300 + gap bytes back.
+            let m = [block, &noise[1000..1000 + gap], block].concat();
+            let mut wire = Vec::new();
+            if ext.encode(OpCode::Binary, &m, &mut wire).unwrap().is_none() {
+                continue;
+            }
+            wire.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let mut inflater = zlib_rs::Inflate::new(false, bits);
+            let mut plain = vec![0u8; m.len() + 16];
+            inflater
+                .decompress(&wire, &mut plain, zlib_rs::InflateFlush::SyncFlush)
+                .unwrap_or_else(|e| panic!("window {bits}, gap {gap}: {e:?}"));
+            plain.truncate(inflater.total_out() as usize);
+            assert_eq!(plain, m, "window {bits}, gap {gap}");
+        }
+    }
+}
+
 #[test]
 fn windows_9_to_15_are_honoured_across_messages() {
     // Repeats 300..20000 bytes apart: a larger window would use them.

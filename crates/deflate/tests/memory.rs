@@ -106,8 +106,8 @@ fn memory_per_connection() {
         client_no_context_takeover: c,
         ..Params::default()
     };
-    // Fill this thread's shared compressor and inflater first, and measure
-    // what they cost once per thread.
+    // Fill this thread's shared compression state and inflater first, and
+    // measure what they cost once per thread.
     let before = live();
     held_after_one_exchange(Some(params((true, true))));
     let shared = live() - before;
@@ -117,7 +117,7 @@ fn memory_per_connection() {
         let held = held_after_one_exchange(mode.map(params));
         rows.push((name, held));
     }
-    println!("shared per thread (one compressor, one inflater): {shared} bytes");
+    println!("shared per thread (one inflater, one hash table): {shared} bytes");
     for (name, held) in &rows {
         println!("{name}: {held} bytes per connection");
     }
@@ -125,9 +125,11 @@ fn memory_per_connection() {
     let [_, none, server_ctx, client_ctx, both] = [0, 1, 2, 3, 4].map(|i| rows[i].1 - base);
     // The Box<dyn Extension> and the extension's own fields only.
     assert!(none < 512, "no takeover: {none} bytes beyond a plain connection");
+    // An inflater with a 32 KiB window, and a hash table for short
+    // messages: no zlib-rs compressor (about 130 KiB) for them.
     assert!(
-        shared > 100_000,
-        "the shared state is a real compressor: {shared}"
+        (30_000..100_000).contains(&shared),
+        "the shared state is an inflater and a small table: {shared}"
     );
     // A compressor with a 32 KiB window and an inflater with one.
     assert!(server_ctx > 200_000, "{server_ctx}");
