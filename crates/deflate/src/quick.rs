@@ -62,12 +62,11 @@ fn encode(data: &[u8], max_distance: usize, bits: u32, table: &mut [u16], out: &
     w.put(0b010, 3);
     let mut i = 0;
     while let Some(word) = read_u32(data, i) {
-        let slot = table.get_mut(hash(word, bits));
-        let candidate = slot.as_ref().map_or(0, |s| usize::from(**s));
-        if let Some(slot) = slot {
-            // Positions fit: messages here are at most MAX_LEN bytes.
-            *slot = u16::try_from(i).unwrap_or(0);
-        }
+        // Positions fit: messages here are at most MAX_LEN bytes.
+        let here = u16::try_from(i).unwrap_or(0);
+        let candidate = table
+            .get_mut(hash(word, bits))
+            .map_or(0, |slot| usize::from(std::mem::replace(slot, here)));
         let distance = i.wrapping_sub(candidate);
         if candidate < i && distance <= max_distance && read_u32(data, candidate) == Some(word) {
             let len =
