@@ -31,10 +31,11 @@ if [ -z "${TETHER_BIN:-}" ]; then
     cargo build --release -p tether
     TETHER_BIN=$PWD/target/release/tether
 fi
-cargo build --release -p tether-benches --bin loadgen --bin floor --bin floor_uring
+cargo build --release -p tether-benches --bin loadgen --bin floor --bin floor_uring --bin floor_tokio
 LOADGEN=$PWD/target/release/loadgen
 FLOOR=$PWD/target/release/floor
 FLOOR_URING=$PWD/target/release/floor_uring
+FLOOR_TOKIO=$PWD/target/release/floor_tokio
 
 LOGS=$(mktemp -d)
 SERVER_PID=""
@@ -174,8 +175,8 @@ else
 fi
 
 # The floor: frames echoed with nothing but an unmask in between.
-start_floor() { # the binary; sets SERVER_PID and ADDR (empty if it did not start)
-    "$1" 0 >"$LOGS/server.log" 2>&1 &
+start_floor() { # the command line; sets SERVER_PID and ADDR (empty if it did not start)
+    "$@" >"$LOGS/server.log" 2>&1 &
     SERVER_PID=$!
     ADDR=""
     for _ in $(seq 50); do
@@ -185,7 +186,7 @@ start_floor() { # the binary; sets SERVER_PID and ADDR (empty if it did not star
         sleep 0.1
     done
 }
-start_floor "$FLOOR"
+start_floor "$FLOOR" 0
 if [ -n "$ADDR" ]; then
     echo "floor on $ADDR (pid $SERVER_PID)"
     PREFIX=""
@@ -215,7 +216,7 @@ fi
 # The same floor on io_uring (src/bin/floor_uring.rs). A kernel without
 # io_uring, or one that forbids it (kernel.io_uring_disabled), cannot run
 # it: that is said and not counted.
-start_floor "$FLOOR_URING"
+start_floor "$FLOOR_URING" 0
 if [ -n "$ADDR" ]; then
     echo "floor_uring on $ADDR (pid $SERVER_PID)"
     EXTRA=(--tag server=floor-uring)
@@ -231,6 +232,23 @@ else
     echo "FAIL floor_uring did not start"
     cat "$LOGS/server.log"
 fi
+
+# The floor on tokio (src/bin/floor_tokio.rs, tokio.sh's bound), on a
+# current-thread runtime.
+start_floor "$FLOOR_TOKIO" --port 0 --threads 0
+if [ -n "$ADDR" ]; then
+    echo "floor_tokio on $ADDR (pid $SERVER_PID)"
+    EXTRA=(--tag server=floor-tokio)
+    check "floor_tokio echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
+    check "floor_tokio echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    check "floor_tokio echo 4 x 20 B, 8 in flight" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify --pipeline 8
+    stop_server
+else
+    failed=$((failed + 1))
+    echo "FAIL floor_tokio did not start"
+    cat "$LOGS/server.log"
+fi
+EXTRA=()
 
 # The durable log through the server (benches/durable.sh, QUICK=1, about
 # 20 s): every run clean and every row of its tables there; the figures

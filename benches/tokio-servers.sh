@@ -5,11 +5,14 @@
 # hyper's upgrade), tether-tokio-accept (the same, the handshake read by
 # tether-tokio's Acceptor), tether-tokio=PATH (a hyper_echo binary of
 # another build), a peer of benches/peers, or a peer whose socket is a
-# Stream and a Sink with "-forward" (its --forward echo).
+# Stream and a Sink with "-forward" (its --forward echo), or floor-tokio
+# (src/bin/floor_tokio.rs: the least an echo on tokio can do, a bound that
+# tables.py does not count among the peers).
 tokio_server_cmd() { # name[=path] port threads
     case "$1" in
         tether-tokio=*) echo "${1#*=} --port $2 --threads $3" ;;
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
+        floor-tokio) echo "$TARGET/release/floor_tokio --port $2 --threads $3" ;;
         tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum)
             echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;

@@ -36,7 +36,10 @@
 # yawc, axum's ws), all taking --threads N (0: current-thread). Of them
 # only yawc has permessage-deflate (tether's default settings: level 1, no
 # context takeover), so the deflate rows have tether-tokio, its -accept
-# twin and yawc. A current-thread server is pinned to
+# twin and yawc. floor-tokio (src/bin/floor_tokio.rs) is the least an echo
+# on tokio can do: one read, the unmask, one write, no checks; it runs
+# beside them as a bound (the most any server's figure could be), not as a
+# peer. A current-thread server is pinned to
 # core 0 and the load generator to the other cores; a 2-worker server
 # gets cores 0 and 1 (with 2 cores, it shares one with the generator: the
 # per-CPU-second figure is the one to read). Servers run one after the
@@ -50,7 +53,7 @@ BENCHMARK=tokio
 ROUNDS=1
 DURATION=5
 SCENARIOS="100x20 200x16384 500x16384 100x1024-deflate"
-SERVERS="tether-tokio tether-tokio-accept tokio-tungstenite fastwebsockets tokio-websockets yawc axum"
+SERVERS="tether-tokio tether-tokio-accept floor-tokio tokio-tungstenite fastwebsockets tokio-websockets yawc axum"
 # The servers that accept permessage-deflate.
 DEFLATE_SERVERS=" tether-tokio tether-tokio-accept yawc yawc-forward "
 RUNTIMES="0 2"
@@ -64,7 +67,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS_GIVEN=$2; shift ;;
         --no-build) BUILD=0 ;;
         --pipelined) BENCHMARK=tokio-pipelined ;;
-        -h | --help) sed -n '2,44p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
         *) echo "tokio.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -80,9 +83,9 @@ SERVERS=${SERVERS_GIVEN:-$SERVERS}
 
 TARGET=${CARGO_TARGET_DIR:-target}
 if [ "$BUILD" = 1 ]; then
-    echo "== building (release, the workspace's profile): hyper_echo, loadgen, the peers"
+    echo "== building (release, the workspace's profile): hyper_echo, loadgen, floor_tokio, the peers"
     cargo build --release -p tether-tokio --features hyper --example hyper_echo
-    cargo build --release -p tether-benches --bin loadgen
+    cargo build --release -p tether-benches --bin loadgen --bin floor_tokio
     cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$TARGET/peers"
 fi
 LOADGEN=$TARGET/release/loadgen
