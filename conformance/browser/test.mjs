@@ -227,6 +227,18 @@ async function waitEqual(page, read, want, what) {
   assert.deepEqual(last, want, `waited ${WAIT / 1000} s for ${what}`);
 }
 
+/** Waits until `read(page)` satisfies `pred`; fails with the last value read. */
+async function waitUntil(page, read, pred, what) {
+  const deadline = Date.now() + WAIT;
+  let last;
+  while (Date.now() < deadline) {
+    last = await read(page);
+    if (pred(last)) return last;
+    await sleep(100);
+  }
+  assert.fail(`waited ${WAIT / 1000} s for ${what}; last read ${JSON.stringify(last)}`);
+}
+
 /** Signs `page` in as `name` with the page's own form. */
 async function signInOnPage(page, name) {
   await page.fill('#login-name', name);
@@ -327,6 +339,51 @@ test('c. the chat names its people: guests get a name of the server\'s, presence
   await a.screenshot({ path: join(SHOTS, 'demo-chat.png'), fullPage: true });
   await g.screenshot({ path: join(SHOTS, 'demo-guest.png'), fullPage: true });
   console.log(`# screenshots: ${join(SHOTS, 'demo-chat.png')}, ${join(SHOTS, 'demo-guest.png')}`);
+});
+
+test('c2. a guest who joins while the page\'s presence snapshot is on its way stays listed', { timeout: TEST_TIMEOUT }, async () => {
+  // The page asks for the room's presence (HTTP) once its WebSocket is
+  // open, and hears joins on that WebSocket: two connections. Here the
+  // first snapshot is taken by the server, then held back until a second
+  // guest has joined and the page has heard it, so that the join arrives
+  // first and the snapshot, older, after it. The page must keep the join.
+  const room = `overtaken-${process.pid}-${Date.now()}`;
+  const path = `/?room=${room}`;
+  // route.fetch() makes the request from Playwright, not from Chromium:
+  // over https it must be told to take the test certificate.
+  const [cx, cy] = [await browser.newContext({ ignoreHTTPSErrors: true }), await browser.newContext()];
+  people.contexts.push(cx, cy);
+  let taken;
+  const snapshotTaken = new Promise((resolve) => { taken = resolve; });
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  let held = false;
+  // A member no guest is called, added to the held snapshot: once the
+  // page lists it, the page has applied that snapshot.
+  const marker = 'zz-from-the-held-snapshot';
+  await cx.route(/\/topics\/room\.[^/]+\/presence(\?|$)/, async (route) => {
+    if (held) return route.continue();
+    held = true;
+    const response = await route.fetch();
+    const body = await response.json();
+    taken(body.members);
+    await released;
+    await route.fulfill({ response, json: { ...body, members: [...body.members, marker] } });
+  });
+  const x = await openPage(cx, path);
+  const before = await snapshotTaken;
+  await waitText(x, 'me-status', (s) => s === 'guest', 'a guest');
+  const y = await openPage(cy, path);
+  await waitText(y, 'me-status', (s) => s === 'guest', 'a second guest');
+  const joined = await text(y, 'me-name');
+  assert.ok(!before.includes(joined), `the held snapshot (${before}) was taken before ${joined} joined`);
+  await waitUntil(x, whoOf, (who) => who.includes(joined), `${joined}'s join heard before the snapshot`);
+  release();
+  await waitUntil(x, whoOf, (who) => who.includes(marker), 'the held snapshot applied');
+  const who = await whoOf(x);
+  assert.ok(who.includes(joined), `${joined} still listed after the older snapshot: ${who}`);
+  await cx.close();
+  await cy.close();
 });
 
 test('d. a WebSocket from the page to /echo echoes text and binary', { timeout: TEST_TIMEOUT }, async () => {
