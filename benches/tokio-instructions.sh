@@ -43,7 +43,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 export CARGO_TERM_COLOR=never
 if [ "$BUILD" = 1 ]; then
     cargo build --release -p tether-tokio --features hyper --example hyper_echo
-    cargo build --release -p tether-benches --bin loadgen
+    cargo build --release -p tether-benches --bin loadgen --bin floor_tokio
     cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$TARGET/peers"
 fi
 LOADGEN=$TARGET/release/loadgen
