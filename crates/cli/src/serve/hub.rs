@@ -51,7 +51,7 @@ pub(crate) struct HubArgs {
     pub(crate) ticket_ttl: f64,
     /// An origin whose pages may use the hub from a browser, besides the
     /// server's own (repeat for more; exact origins such as
-    /// https://app.example.com, never *): they may subscribe and publish,
+    /// `https://app.example.com`, never `*`): they may subscribe and publish,
     /// get CORS answers with credentials, and may use the token cookie.
     /// When any is given, other origins are refused (403). Whatever is
     /// given, a token cookie counts only from the server's own origin and

@@ -35,7 +35,7 @@ pub(crate) struct Args {
     /// Read options from this TOML file, each key an option's long name:
     /// `threads = 2`, `data-dir = "/var/lib/tether"`, `memory = true`,
     /// `trusted-origin = ["https://app.example.com"]`. The command line and
-    /// the TETHER_<NAME> variables win over it; an option that repeats,
+    /// the `TETHER_<NAME>` variables win over it; an option that repeats,
     /// given there, replaces the file's whole list.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
