@@ -213,6 +213,13 @@ else
     cat "$LOGS/server.log"
 fi
 
+# The echo checks of the other floors, every byte checked.
+floor_checks() { # the floor's name
+    check "$1 echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
+    check "$1 echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    check "$1 echo 6 x 16 KiB in 2 processes" echo -c 6 -s 16384 -d 1 --warmup 0.2 --verify --procs 2
+}
+
 # The same floor on io_uring (src/bin/floor_uring.rs). A kernel without
 # io_uring, or one that forbids it (kernel.io_uring_disabled), cannot run
 # it: that is said and not counted.
@@ -220,9 +227,7 @@ start_floor "$FLOOR_URING" 0
 if [ -n "$ADDR" ]; then
     echo "floor_uring on $ADDR (pid $SERVER_PID)"
     EXTRA=(--tag server=floor-uring)
-    check "floor_uring echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
-    check "floor_uring echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
-    check "floor_uring echo 6 x 16 KiB in 2 processes" echo -c 6 -s 16384 -d 1 --warmup 0.2 --verify --procs 2
+    floor_checks floor_uring
     stop_server
 elif grep -qiE 'not permitted|not implemented|not supported' "$LOGS/server.log"; then
     echo "skip floor_uring: io_uring is not available here ($(head -1 "$LOGS/server.log"))"
@@ -239,8 +244,7 @@ start_floor "$FLOOR_TOKIO" --port 0 --threads 0
 if [ -n "$ADDR" ]; then
     echo "floor_tokio on $ADDR (pid $SERVER_PID)"
     EXTRA=(--tag server=floor-tokio)
-    check "floor_tokio echo 4 x 20 B" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify
-    check "floor_tokio echo 4 x 64 KiB binary" echo -c 4 -s 65536 -d 1 --warmup 0.2 --verify --binary
+    floor_checks floor_tokio
     check "floor_tokio echo 4 x 20 B, 8 in flight" echo -c 4 -s 20 -d 1 --warmup 0.2 --verify --pipeline 8
     stop_server
 else
