@@ -12,8 +12,8 @@ tokio_server_cmd() { # name[=path] port threads
     case "$1" in
         tether-tokio=*) echo "${1#*=} --port $2 --threads $3" ;;
         tether-tokio) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3" ;;
-        floor-tokio) echo "$TARGET/release/floor_tokio --port $2 --threads $3" ;;
         tether-tokio-accept) echo "$TARGET/release/examples/hyper_echo --port $2 --threads $3 --accept 1" ;;
+        floor-tokio) echo "$TARGET/release/floor_tokio --port $2 --threads $3" ;;
         tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | axum)
             echo "$TARGET/peers/release/echo-$1 --port $2 --threads $3" ;;
         tokio-tungstenite-forward | tokio-websockets-forward | yawc-forward | axum-forward)

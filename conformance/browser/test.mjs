@@ -140,14 +140,22 @@ const text = (page, id) => page.locator(`#${id}`).textContent();
 
 /** Waits until element `id`'s text satisfies `pred` (a predicate on the string). */
 async function waitText(page, id, pred, what) {
+  const { held, last } = await pollUntil(() => text(page, id), pred);
+  if (held) return last;
+  throw new Error(`#${id}: waited ${WAIT / 1000} s for ${what}; it shows ${JSON.stringify(last)}`);
+}
+
+/** Reads every 100 ms until `pred` holds of what `read()` gives, for at
+ * most WAIT; `held` says whether it did, `last` is the last value read. */
+async function pollUntil(read, pred) {
   const deadline = Date.now() + WAIT;
   let last;
   while (Date.now() < deadline) {
-    last = await text(page, id);
-    if (pred(last)) return last;
+    last = await read();
+    if (pred(last)) return { held: true, last };
     await sleep(100);
   }
-  throw new Error(`#${id}: waited ${WAIT / 1000} s for ${what}; it shows ${JSON.stringify(last)}`);
+  return { held: false, last };
 }
 
 // Hub event ids are "epoch-seq": the topic's epoch (its creation time in
@@ -217,26 +225,15 @@ const whoOf = (page) => page.locator('#chat-who .person').allTextContents();
 
 /** Waits until `read(page)` deep-equals `want`; fails with the last value read. */
 async function waitEqual(page, read, want, what) {
-  const deadline = Date.now() + WAIT;
-  let last;
-  while (Date.now() < deadline) {
-    last = await read(page);
-    if (JSON.stringify(last) === JSON.stringify(want)) return;
-    await sleep(100);
-  }
-  assert.deepEqual(last, want, `waited ${WAIT / 1000} s for ${what}`);
+  const { held, last } = await pollUntil(() => read(page), (v) => JSON.stringify(v) === JSON.stringify(want));
+  if (!held) assert.deepEqual(last, want, `waited ${WAIT / 1000} s for ${what}`);
 }
 
 /** Waits until `read(page)` satisfies `pred`; fails with the last value read. */
 async function waitUntil(page, read, pred, what) {
-  const deadline = Date.now() + WAIT;
-  let last;
-  while (Date.now() < deadline) {
-    last = await read(page);
-    if (pred(last)) return last;
-    await sleep(100);
-  }
-  assert.fail(`waited ${WAIT / 1000} s for ${what}; last read ${JSON.stringify(last)}`);
+  const { held, last } = await pollUntil(() => read(page), pred);
+  if (!held) assert.fail(`waited ${WAIT / 1000} s for ${what}; last read ${JSON.stringify(last)}`);
+  return last;
 }
 
 /** Signs `page` in as `name` with the page's own form. */

@@ -87,15 +87,16 @@ async fn serve(port: u16) -> io::Result<()> {
 fn main() -> ExitCode {
     let mut port = None;
     let mut threads = Some(0);
+    let mut understood = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => port = args.next().and_then(|p| p.parse::<u16>().ok()),
             "--threads" => threads = args.next().and_then(|n| n.parse::<usize>().ok()),
-            _ => port = None,
+            _ => understood = false,
         }
     }
-    let (Some(port), Some(threads)) = (port, threads) else {
+    let (true, Some(port), Some(threads)) = (understood, port, threads) else {
         eprintln!("usage: floor_tokio --port PORT [--threads N]   (N = 0: a current-thread runtime)");
         return ExitCode::from(2);
     };
