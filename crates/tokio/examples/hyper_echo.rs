@@ -15,13 +15,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tether_tokio::{Acceptor, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -56,7 +57,16 @@ async fn serve(port: u16, without_hyper: bool) -> std::io::Result<()> {
     println!("hyper_echo listening on http://{}/", listener.local_addr()?);
     let acceptor = Acceptor::default().shared();
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: one failed accept must not end
+            // the server. Wait a little for connections to close.
+            Err(e) => {
+                eprintln!("hyper_echo: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = Arc::clone(&acceptor);
         if without_hyper {
@@ -69,7 +79,11 @@ async fn serve(port: u16, without_hyper: bool) -> std::io::Result<()> {
         }
         tokio::spawn(async move {
             let service = service_fn(move |req| echo(req, Arc::clone(&acceptor)));
+            // hyper needs a timer to drop a client whose request head
+            // does not come within the limit (the handshake's 10 s).
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;

@@ -130,7 +130,8 @@ impl Acceptor {
     /// WebSocket; or answers the complete refusal (400, 403, 405, 426 with
     /// `Sec-WebSocket-Version: 13`, 431) and returns
     /// [`Error::Status`]. Bytes that came after the head are kept as the
-    /// first frames.
+    /// first frames. All of it within [`Options::handshake_timeout`] (10 s
+    /// by default), or [`Error::Timeout`] and the stream dropped.
     ///
     /// ```no_run
     /// # async fn serve() -> Result<(), tether_tokio::Error> {
@@ -143,7 +144,17 @@ impl Acceptor {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(&self, mut io: S) -> Result<WebSocket<S>, Error> {
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(&self, io: S) -> Result<WebSocket<S>, Error> {
+        // The whole exchange has one deadline, not one per read: a client
+        // sending a byte at a time cannot stretch it. Past it, the stream
+        // is dropped (closed) with the unfinished handshake.
+        tokio::time::timeout(self.options.handshake_timeout, self.handshake(io))
+            .await
+            .map_err(|_| Error::Timeout("handshake"))?
+    }
+
+    /// [`accept`](Self::accept) without its deadline.
+    async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(&self, mut io: S) -> Result<WebSocket<S>, Error> {
         let mut buf = Vec::with_capacity(4096);
         loop {
             let outcome = match tether_handshake::parse_request(&buf) {

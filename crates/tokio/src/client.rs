@@ -229,7 +229,8 @@ impl std::fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// A client of `url` (`ws://` or `wss://`), offering permessage-deflate
-    /// (with the `deflate` feature), 10 s to connect.
+    /// (with the `deflate` feature), 10 s to connect and 10 s more for the
+    /// opening handshake ([`Options::handshake_timeout`]).
     pub fn new(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -288,8 +289,22 @@ impl ClientBuilder {
     }
 
     /// Runs the opening handshake over a stream the caller connected, for
-    /// `host` (the `Host` header) and `target` (path and query).
+    /// `host` (the `Host` header) and `target` (path and query), within the
+    /// options' [`handshake_timeout`](Options::handshake_timeout) (10 s by
+    /// default; past it, [`Error::Timeout`]).
     pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: S,
+        host: &str,
+        target: &str,
+    ) -> Result<WebSocket<S>, Error> {
+        tokio::time::timeout(self.options.handshake_timeout, self.exchange(io, host, target))
+            .await
+            .map_err(|_| Error::Timeout("handshake"))?
+    }
+
+    /// [`handshake`](Self::handshake) without its deadline.
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut io: S,
         host: &str,

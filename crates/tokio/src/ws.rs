@@ -48,6 +48,13 @@ pub struct Options {
     /// read after it (default 64 KiB). Messages that lie whole in it are
     /// unmasked in place and lent out.
     pub read_buffer: usize,
+    /// How long the opening handshake may take (default 10 s, the design's
+    /// limit): [`Acceptor::accept`](crate::Acceptor::accept) from the
+    /// first byte it waits for to the 101 written, a client from its
+    /// request written to the server's answer read. A peer that sends its
+    /// head slowly, or not at all, is dropped with
+    /// [`Error::Timeout`](crate::Error::Timeout) when it passes.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +63,7 @@ impl Default for Options {
             config: Config::default(),
             max_queued: 1 << 20,
             read_buffer: 64 << 10,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -76,6 +84,13 @@ impl Options {
     /// Sets the size of the read buffer (at least 1 KiB).
     pub fn read_buffer(mut self, bytes: usize) -> Options {
         self.read_buffer = bytes.max(1024);
+        self
+    }
+
+    /// Sets how long the opening handshake may take
+    /// ([`Options::handshake_timeout`]).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Options {
+        self.handshake_timeout = timeout;
         self
     }
 }

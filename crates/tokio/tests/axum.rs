@@ -159,3 +159,62 @@ async fn event_stream_headers_and_heartbeat() {
     // One chunk holding the heartbeat comment.
     assert!(response.ends_with("\r\n\r\n2\r\n:\n\r\n"), "{response:?}");
 }
+
+/// A server that takes the request and never answers: each attempt is
+/// given up at the response deadline, its connection closed, and the
+/// client tries again after the backoff, until its attempts run out.
+#[tokio::test]
+async fn event_source_gives_up_on_a_server_that_never_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                // Read the request and whatever follows, answer nothing,
+                // and report when the client closes.
+                let mut buf = [0u8; 1024];
+                let mut request = Vec::new();
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let _ = closed_tx.send(String::from_utf8_lossy(&request).into_owned());
+            });
+        }
+    });
+    let backoff = Backoff::new()
+        .initial(Duration::from_millis(10))
+        .jitter(0.0)
+        .max_attempts(Some(2));
+    let mut events = EventSource::new(&format!("http://{addr}/events"))
+        .unwrap()
+        .backoff(backoff)
+        .response_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("given up within 30 s");
+    assert!(
+        matches!(result, Err(tether_tokio::Error::Timeout("response head"))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "three attempts of 300 ms"
+    );
+    for attempt in 0..3 {
+        let request = tokio::time::timeout(Duration::from_secs(10), closed.recv())
+            .await
+            .expect("the connection was closed")
+            .unwrap();
+        assert!(
+            request.starts_with("GET /events HTTP/1.1\r\n"),
+            "attempt {attempt}: {request}"
+        );
+    }
+}

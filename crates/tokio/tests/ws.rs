@@ -461,3 +461,83 @@ async fn deflate_sets_rsv1_on_the_wire() {
     };
     assert_eq!(frame, 0xc1, "FIN + RSV1 + text");
 }
+
+/// A client that sends its head slowly, or not at all, is dropped when
+/// the handshake's one deadline passes (10 s by default): a byte every
+/// second does not stretch it. The stream is closed (the client reads the
+/// end), and an honest client still gets its 101.
+#[tokio::test(start_paused = true)]
+async fn raw_handshake_has_one_deadline() {
+    let head: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    // Silent.
+    let (mut silent, io) = duplex(4096);
+    let started = tokio::time::Instant::now();
+    let accepted = tokio::time::timeout(Duration::from_secs(60), Acceptor::default().accept(io))
+        .await
+        .expect("given up within 60 s");
+    assert!(
+        matches!(accepted, Err(Error::Timeout("handshake"))),
+        "{accepted:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(silent.read(&mut [0u8; 16]).await.unwrap(), 0, "closed");
+
+    // A byte a second: 10 of the head's bytes, then dropped.
+    let (mut slow, io) = duplex(4096);
+    let started = tokio::time::Instant::now();
+    let accepted = tokio::spawn(async move { Acceptor::default().accept(io).await });
+    let mut sent = 0;
+    for byte in head {
+        if slow.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let accepted = accepted.await.unwrap();
+    assert!(
+        matches!(accepted, Err(Error::Timeout("handshake"))),
+        "{accepted:?}"
+    );
+    // Cut at 10 s; the writer notices at its next byte.
+    assert_eq!(started.elapsed(), Duration::from_secs(11));
+    assert!(sent < 12, "the head was cut short after {sent} bytes");
+
+    // A shorter deadline from the options, and a client in time.
+    let acceptor = Acceptor::with_options(Options::default().handshake_timeout(Duration::from_millis(500)));
+    let (mut honest, io) = duplex(4096);
+    let accepted = tokio::spawn(async move { acceptor.accept(io).await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    honest.write_all(head).await.unwrap();
+    let mut response = vec![0u8; 512];
+    let n = honest.read(&mut response).await.unwrap();
+    assert!(
+        response[..n].starts_with(b"HTTP/1.1 101 "),
+        "{:?}",
+        String::from_utf8_lossy(&response[..n])
+    );
+    accepted.await.unwrap().unwrap();
+}
+
+/// A server that takes the upgrade request and never answers: the client
+/// gives up at its handshake deadline rather than waiting forever.
+#[cfg(feature = "client")]
+#[tokio::test(start_paused = true)]
+async fn client_handshake_has_a_deadline() {
+    let (mut server, io) = duplex(4096);
+    let builder = tether_tokio::client::ClientBuilder::new("ws://example.com/")
+        .options(Options::default().handshake_timeout(Duration::from_secs(3)));
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), builder.handshake(io, "example.com", "/"))
+        .await
+        .expect("given up within 60 s");
+    assert!(matches!(result, Err(Error::Timeout("handshake"))), "{result:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    let mut request = Vec::new();
+    server.read_to_end(&mut request).await.unwrap();
+    assert!(
+        request.starts_with(b"GET / HTTP/1.1\r\n"),
+        "the request went out, then the stream was closed"
+    );
+}

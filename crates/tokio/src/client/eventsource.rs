@@ -45,6 +45,8 @@ pub struct EventSource {
     /// Whether a connection was made or tried (the next one waits first).
     tried: bool,
     connect_timeout: Duration,
+    /// How long the server may take to answer with its response head.
+    response_timeout: Duration,
 }
 
 impl std::fmt::Debug for Tls {
@@ -65,7 +67,19 @@ impl EventSource {
             body: None,
             tried: false,
             connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// How long a server may take, once connected, to answer the request
+    /// with its response head (default 10 s). A server that takes longer
+    /// counts as a failed attempt: the client drops the connection and
+    /// tries again after the backoff's wait, as it does when the
+    /// connection fails. Events are awaited without a limit: a stream may
+    /// stay quiet as long as it likes.
+    pub fn response_timeout(mut self, timeout: Duration) -> EventSource {
+        self.response_timeout = timeout;
+        self
     }
 
     /// The waits between attempts (default: tether-backoff's, 500 ms
@@ -153,6 +167,13 @@ impl EventSource {
     /// One GET of the stream: its body, `None` for 204, or the failure.
     async fn open(&mut self) -> Result<Option<Incoming>, Error> {
         let stream = open(&self.target, &self.tls, self.connect_timeout).await?;
+        tokio::time::timeout(self.response_timeout, self.request(stream))
+            .await
+            .map_err(|_| Error::Timeout("response head"))?
+    }
+
+    /// The GET over a connected stream, up to the response head.
+    async fn request(&self, stream: super::Stream) -> Result<Option<Incoming>, Error> {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
