@@ -53,6 +53,9 @@ pub(crate) struct Queue {
     segment_bytes: usize,
     /// How many [`Segment::Read`] are queued.
     read_refs: usize,
+    /// Where the last queued [`Segment::Read`] ends (0 with none queued):
+    /// an echo framed in place must not write below it.
+    read_floor: usize,
 }
 
 impl Queue {
@@ -69,6 +72,15 @@ impl Queue {
     /// Whether a frame in the read buffer is still to be written.
     pub(crate) fn holds_read_buffer(&self) -> bool {
         self.read_refs > 0
+    }
+
+    /// The lowest index of the read buffer that no queued frame uses: a
+    /// header written in place must start at or after it. (A client's
+    /// masked header is 4 bytes longer than the unmasked one it replaces,
+    /// so it reaches back into the frame before, which may be an echo
+    /// still waiting to be written.)
+    pub(crate) fn read_floor(&self) -> usize {
+        self.read_floor
     }
 
     fn seal(&mut self) {
@@ -92,6 +104,7 @@ impl Queue {
         self.seal();
         self.segment_bytes += range.len();
         self.read_refs += 1;
+        self.read_floor = self.read_floor.max(range.end);
         self.segments.push_back(Segment::Read(range));
     }
 
@@ -104,6 +117,7 @@ impl Queue {
         self.head = 0;
         self.segment_bytes = 0;
         self.read_refs = 0;
+        self.read_floor = 0;
         self.out.clear();
         self.sealed = 0;
     }
@@ -119,7 +133,12 @@ impl Queue {
             n -= left;
             self.segment_bytes -= front.len();
             match front {
-                Segment::Read(_) => self.read_refs -= 1,
+                Segment::Read(_) => {
+                    self.read_refs -= 1;
+                    if self.read_refs == 0 {
+                        self.read_floor = 0;
+                    }
+                }
                 Segment::Payload(_) => drop(self.payloads.pop_front()),
                 Segment::Out(_) => {}
             }

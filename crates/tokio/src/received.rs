@@ -85,9 +85,18 @@ impl Received<'_> {
     pub fn echo(self) -> Result<(), Error> {
         match self.message {
             Lent::InPlace { kind, range, buffer } => {
-                let end = range.end;
-                if let Some(start) = self.conn.frame_in_place(kind, buffer, range.clone()) {
-                    self.queue.push_read(start..end);
+                // The header goes before the payload, but not below what
+                // queued echoes still use: below that, a copy.
+                let floor = self.queue.read_floor().min(range.start);
+                let framed = match buffer.get_mut(floor..) {
+                    Some(free) => {
+                        self.conn
+                            .frame_in_place(kind, free, range.start - floor..range.end - floor)
+                    }
+                    None => None,
+                };
+                if let Some(start) = framed {
+                    self.queue.push_read(floor + start..range.end);
                     return Ok(());
                 }
                 let bytes = buffer.get(range).unwrap_or_default();

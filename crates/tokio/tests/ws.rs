@@ -541,3 +541,56 @@ async fn client_handshake_has_a_deadline() {
         "the request went out, then the stream was closed"
     );
 }
+
+/// A client echoes in place too, but its masked header is 4 bytes longer
+/// than the server's: framed before the next message, it must not reach
+/// into an echo still queued. Several frames in one read, echoed one by
+/// one, go back intact.
+#[tokio::test]
+async fn client_echoes_several_frames_of_one_read_intact() {
+    for size in [3usize, 200, 70_000] {
+        let (mut raw, io) = duplex(1 << 20);
+        let mut client = WebSocket::from_raw(io, Role::Client, &Options::default(), &[]);
+        let payloads: Vec<Vec<u8>> = (1..=4u8).map(|i| vec![i; size]).collect();
+        let mut wire = Vec::new();
+        for payload in &payloads {
+            wire.push(0x82);
+            match payload.len() {
+                n @ 0..=125 => wire.push(n as u8),
+                n @ 126..=65535 => {
+                    wire.push(126);
+                    wire.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    wire.push(127);
+                    wire.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            wire.extend_from_slice(payload);
+        }
+        raw.write_all(&wire).await.unwrap();
+        for _ in &payloads {
+            client.recv_ref().await.unwrap().unwrap().echo().unwrap();
+        }
+        client.flush().await.unwrap();
+        for (i, payload) in payloads.iter().enumerate() {
+            let mut head = [0u8; 2];
+            raw.read_exact(&mut head).await.unwrap();
+            assert_eq!(head[0], 0x82, "size {size} frame {i}");
+            assert_eq!(head[1] & 0x80, 0x80, "masked");
+            let len = match head[1] & 0x7f {
+                126 => raw.read_u16().await.unwrap() as usize,
+                127 => raw.read_u64().await.unwrap() as usize,
+                n => n as usize,
+            };
+            let mut mask = [0u8; 4];
+            raw.read_exact(&mut mask).await.unwrap();
+            let mut got = vec![0u8; len];
+            raw.read_exact(&mut got).await.unwrap();
+            for (j, byte) in got.iter_mut().enumerate() {
+                *byte ^= mask[j % 4];
+            }
+            assert!(got == *payload, "size {size}: echo {i} came back changed");
+        }
+    }
+}

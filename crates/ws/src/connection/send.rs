@@ -73,10 +73,13 @@ impl Connection {
 
     /// Frames a data message where its payload lies, to send it without a
     /// copy (an echo): `data[payload]` is the payload, e.g. a message
-    /// [`receive_in_place`](Self::receive_in_place) lent out, and the bytes
-    /// before it are free to overwrite (there, the header it came with,
-    /// which is always longer than this side's for the same payload, unless
-    /// that header came in an earlier input). This
+    /// [`receive_in_place`](Self::receive_in_place) lent out, and every
+    /// byte of `data` before it is free to overwrite. A server's header
+    /// fits in the masked header the message came with, but a client's
+    /// masked header is 4 bytes longer than the server's unmasked one: it
+    /// reaches into the frame before. A client that echoes several frames
+    /// of one input in place must therefore pass a `data` that starts after
+    /// the frames it has framed and not yet written. This
     /// side's header for one final frame goes right before the payload (a
     /// client also masks the payload where it lies), and the frame's start
     /// is returned: `data[start..payload.end]` is the whole frame, to be
