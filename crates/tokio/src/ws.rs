@@ -9,7 +9,8 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use tether_ws::{
-    CloseCode, CloseFrame, Config, Connection, Event, Incoming, Message, MessageKind, MessageRef, State,
+    CloseCode, CloseFrame, Config, Connection, Event, Incoming, Limit, Message, MessageKind, MessageRef,
+    State,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -134,11 +135,18 @@ enum Ending {
 /// `tokio::select!` to receive and send in one task: `recv`, `recv_ref`
 /// and `send` are cancel-safe (all their state is in the `WebSocket`; a
 /// message `send` had queued when cancelled goes out with the next call).
+/// A send that waits for the socket keeps the keepalive ping and the idle
+/// timeout itself: a peer that neither reads nor sends ends it with
+/// [`tether_ws::Error::IdleTimeout`]. After the close handshake, what is
+/// left to write is given up at the close timeout.
 ///
 /// **Backpressure.** `send` returns once the socket has taken everything
 /// queued; the `Sink` lets [`Options::max_queued`] bytes queue before it
 /// waits; and receiving stops reading while an echo framed in the read
-/// buffer is still unwritten, or more than that bound is queued.
+/// buffer is still unwritten, or more than that bound is queued. While a
+/// sender waits, receiving goes on over the bound (the peer may be
+/// waiting for us to read); a peer that meanwhile sends pings and reads
+/// none of the pongs fails with 1008 once they reach the bound.
 pub struct WebSocket<S> {
     io: S,
     conn: Connection,
@@ -162,8 +170,10 @@ pub struct WebSocket<S> {
     /// connection's idle timer.
     read_at: Instant,
     ending: Ending,
-    /// When a client gives up waiting for the server's FIN.
-    fin_deadline: Option<Instant>,
+    /// When the end gives up: writing what is left (a peer that does not
+    /// read) and, for a client, waiting for the server's FIN share one
+    /// close timeout from when the close handshake was over.
+    end_deadline: Option<Instant>,
     close_frame: Option<CloseFrame>,
     failure: Option<tether_ws::Error>,
     protocol: Option<String>,
@@ -175,6 +185,10 @@ pub struct WebSocket<S> {
     /// Unlike its waker, which progress takes to wake it, this stays set
     /// until its flush completes: reading must go on meanwhile.
     sending: bool,
+    /// Bytes of answers (pongs) the connection queued while the output was
+    /// over its bound and reading went on only because a sender waits: a
+    /// peer that pings without reading fails at `max_queued` of them.
+    unread_answers: usize,
 }
 
 /// Which side of a [`WebSocket`] flushes: its index in `write_waiters`.
@@ -260,12 +274,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             timer_waker: None,
             read_at: Instant::now(),
             ending: Ending::No,
-            fin_deadline: None,
+            end_deadline: None,
             close_frame: None,
             failure: None,
             protocol: None,
             write_waiters: [None, None],
             sending: false,
+            unread_answers: 0,
         }
     }
 
@@ -432,9 +447,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
-    fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.flush_as(Side::Send, cx))?;
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.flush_as(Side::Send, cx)?.is_pending() {
+            return self.deadlines_while_sending(cx);
+        }
+        Poll::Ready(Ok(ready!(Pin::new(&mut self.io).poll_flush(cx))?))
+    }
+
+    /// The connection's deadlines while a send waits for the socket: a task
+    /// that receives and then sends (as most do) receives nothing while
+    /// its send waits, and a peer that neither reads nor sends would keep
+    /// it there for good. The keepalive ping is queued and the idle
+    /// timeout fails the connection, as receiving would. Pending (with the
+    /// timer set) until one of them does; left to the receiving task when
+    /// another task's receive holds the timer (the halves of a `split`).
+    fn deadlines_while_sending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self
+            .timer_waker
+            .as_ref()
+            .is_some_and(|w| !w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        loop {
+            let Some(deadline) = self.conn.poll_timeout() else {
+                return Poll::Pending;
+            };
+            let now = Instant::now();
+            if now < deadline {
+                ready!(self.poll_timer(Some(deadline), cx));
+                continue;
+            }
+            match self.conn.handle_timeout(now, &mut self.queue.out) {
+                Some(event @ Event::Failed(_)) => {
+                    return match self.event(event, cx) {
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        _ => Poll::Pending,
+                    };
+                }
+                // The keepalive ping, queued behind what waits.
+                Some(_) | None => {
+                    if self.conn.poll_timeout().is_some_and(|next| next <= now) {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
     }
 
     /// Writes what is queued, for `side`; progress wakes the other side
@@ -508,10 +566,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 };
                 let base = input.as_ptr() as usize;
                 let offset = self.start;
+                let queued = self.queue.len();
                 let (used, incoming) = self
                     .conn
                     .receive_in_place(input, self.read_at, &mut self.queue.out);
                 self.start += used;
+                if queued > self.max_queued {
+                    // Over the bound, reading goes on only for a waiting
+                    // sender's sake; what the connection answers meanwhile
+                    // is counted, and a peer that never reads it fails.
+                    self.unread_answers += self.queue.len().saturating_sub(queued);
+                    if self.unread_answers > self.max_queued {
+                        let max = self.max_queued as u64;
+                        let event = self
+                            .conn
+                            .fail_over_limit(Limit::UnreadAnswers, max, &mut self.queue.out);
+                        return self.event(event, cx);
+                    }
+                } else {
+                    self.unread_answers = 0;
+                }
                 match incoming {
                     None => {}
                     Some(Incoming::Borrowed(message)) => {
@@ -613,11 +687,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// (client), shut down.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
         if self.ending == Ending::Flushing {
-            ready!(self.flush_as(Side::Recv, cx))?;
+            let deadline = *self
+                .end_deadline
+                .get_or_insert_with(|| Instant::now() + self.close_timeout);
+            if self.flush_as(Side::Recv, cx)?.is_pending() {
+                // A peer that does not read what is left (our close frame,
+                // say) is not waited for past the close timeout.
+                ready!(self.wait_until(deadline, cx));
+                return Poll::Ready(Err(self.give_up_ending()));
+            }
             if self.role == Role::Client {
-                let deadline = *self
-                    .fin_deadline
-                    .get_or_insert_with(|| Instant::now() + self.close_timeout);
                 loop {
                     if self.read_buffer.len() < 1024 {
                         self.read_buffer.resize(1024, 0);
@@ -627,23 +706,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
                         Poll::Ready(_) => break,
                         Poll::Pending => {
-                            if Instant::now() >= deadline {
-                                break;
-                            }
-                            self.arm(deadline);
-                            if self.poll_timer(self.conn.poll_timeout(), cx).is_pending() {
-                                return Poll::Pending;
-                            }
+                            ready!(self.wait_until(deadline, cx));
+                            break;
                         }
                     }
                 }
             }
-            // A peer gone already makes shutting down fail: the handshake
-            // is over either way.
-            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+            // A peer gone already makes shutting down fail, and one that
+            // does not read may keep a TLS close_notify from going out: the
+            // handshake is over either way.
+            if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() {
+                ready!(self.wait_until(deadline, cx));
+            }
             self.ending = Ending::Done;
         }
         Poll::Ready(Ok(Found::End))
+    }
+
+    /// Ready once `deadline` has passed; until then the timer is set for it
+    /// and wakes this task.
+    fn wait_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        // The timer may be set earlier (for a deadline of the connection's):
+        // when it fires, it is set again.
+        while Instant::now() < deadline {
+            self.arm(deadline);
+            ready!(self.poll_timer(None, cx));
+        }
+        Poll::Ready(())
+    }
+
+    /// The end's deadline passed with output unwritten: the transport is
+    /// shut down as far as it goes without waiting, and the connection
+    /// ends with [`tether_ws::Error::CloseTimeout`].
+    fn give_up_ending(&mut self) -> Error {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+        self.ending = Ending::Done;
+        let e = tether_ws::Error::CloseTimeout;
+        self.failure = Some(e.clone());
+        Error::Protocol(e)
     }
 
     /// After a close frame is sent: the timer set no later than the close
@@ -744,8 +845,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<Message> for WebSocke
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if this.queue.len() >= this.max_queued {
-            ready!(this.flush_as(Side::Send, cx))?;
+        if this.queue.len() >= this.max_queued && this.flush_as(Side::Send, cx)?.is_pending() {
+            return this.deadlines_while_sending(cx);
         }
         Poll::Ready(Ok(()))
     }

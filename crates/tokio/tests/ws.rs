@@ -594,3 +594,138 @@ async fn client_echoes_several_frames_of_one_read_intact() {
         }
     }
 }
+
+/// A sender waits for a peer that does not read, so receiving goes on over
+/// the output bound (the peer may be waiting for us to read first). A peer
+/// that then floods pings and reads nothing does not make the pongs pile
+/// up without end: at `max_queued` bytes of them the connection fails
+/// with 1008.
+#[tokio::test]
+async fn pings_from_a_peer_that_never_reads_are_answered_within_a_bound() {
+    let (mut raw, io) = duplex(64 << 10);
+    let options = Options::default().max_queued(16 << 10);
+    let mut ws = WebSocket::from_raw(io, Role::Server, &options, &[]);
+    // The send cannot finish (the peer reads nothing) and is given up;
+    // its bytes stay queued and the socket stays full.
+    let sent = tokio::time::timeout(
+        Duration::from_millis(50),
+        ws.send(Message::binary(vec![0u8; 256 << 10]).as_ref()),
+    )
+    .await;
+    assert!(sent.is_err(), "the send waited");
+    let pinger = tokio::spawn(async move {
+        // Masked pings with 125 bytes of payload (a zero key), back to back.
+        let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+        ping.extend_from_slice(&[b'p'; 125]);
+        let burst = ping.repeat(500);
+        let mut written = 0usize;
+        while raw.write_all(&burst).await.is_ok() {
+            written += burst.len();
+            if written > 64 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    let received = tokio::time::timeout(Duration::from_secs(20), ws.recv())
+        .await
+        .expect("the connection failed within 20 s");
+    match received {
+        Err(Error::Protocol(e)) => {
+            assert_eq!(e.close_code(), Some(CloseCode::POLICY), "{e}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(
+        ws.queued() <= (256 << 10) + (16 << 10) + (64 << 10) + 256,
+        "{} bytes queued",
+        ws.queued()
+    );
+    drop(ws);
+    let written = pinger.await.unwrap();
+    assert!(
+        written < 64 << 20,
+        "the pinger was cut off, after {written} bytes"
+    );
+}
+
+/// The peer's close frame came, and ours cannot go out: the peer does not
+/// read, and the socket is full. The end is not waited for past the close
+/// timeout.
+#[tokio::test]
+async fn the_end_is_not_waited_for_past_the_close_timeout() {
+    for role in [Role::Server, Role::Client] {
+        let (mut raw, io) = duplex(1024);
+        let config = Config::default().close_timeout(Duration::from_millis(200));
+        let mut ws = WebSocket::from_raw(io, role, &Options::default().config(config), &[]);
+        let sent = tokio::time::timeout(
+            Duration::from_millis(50),
+            ws.send(Message::binary(vec![0u8; 8192]).as_ref()),
+        )
+        .await;
+        assert!(sent.is_err(), "the send waited");
+        // The peer's close frame (1000), masked if it comes from a client.
+        let close: &[u8] = match role {
+            Role::Server => &[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8],
+            Role::Client => &[0x88, 0x02, 0x03, 0xe8],
+        };
+        raw.write_all(close).await.unwrap();
+        let started = std::time::Instant::now();
+        let received = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+            .await
+            .expect("recv returned within 10 s");
+        assert!(
+            matches!(received, Err(Error::Protocol(tether_ws::Error::CloseTimeout))),
+            "{role:?}: {received:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(ws.close_frame().is_some(), "the peer's close frame was read");
+        // Ended for good.
+        let again = ws.recv().await;
+        assert!(again.is_err(), "{again:?}");
+        drop(raw);
+    }
+}
+
+/// A task that receives, then sends (the usual loop) receives nothing
+/// while its send waits. A peer that then neither reads nor sends does not
+/// keep it there: the keepalive ping is queued and the idle timeout ends
+/// the send, as it would end a receive; the Sink's wait for room too.
+#[tokio::test]
+async fn a_send_to_a_peer_gone_quiet_ends_at_the_idle_timeout() {
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .idle_timeout(Some(Duration::from_millis(300)));
+    let options = Options::default().config(config).max_queued(64 << 10);
+    for sink in [false, true] {
+        let (raw, io) = duplex(4096);
+        let mut ws = WebSocket::from_raw(io, Role::Server, &options, &[]);
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(10), async {
+            if sink {
+                for _ in 0..100 {
+                    ws.feed(Message::binary(vec![0u8; 16 << 10])).await?;
+                }
+                Ok(())
+            } else {
+                ws.send(Message::binary(vec![0u8; 1 << 20]).as_ref()).await
+            }
+        })
+        .await
+        .expect("ended within 10 s");
+        assert!(
+            matches!(result, Err(Error::Protocol(tether_ws::Error::IdleTimeout))),
+            "sink {sink}: {result:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(raw);
+    }
+}

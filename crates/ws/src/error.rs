@@ -21,6 +21,13 @@ pub enum Limit {
     /// the total past it with
     /// [`Connection::fail_over_limit`](crate::Connection::fail_over_limit).
     SharedMessages,
+    /// Not a [`crate::Config`] setting: the bytes of answers (pongs) that
+    /// the connection's driver let queue for a peer that sends control
+    /// frames but does not read what they are answered with. Kept by the
+    /// driver, which fails the connection with
+    /// [`Connection::fail_over_limit`](crate::Connection::fail_over_limit)
+    /// (close code 1008) when they pass it.
+    UnreadAnswers,
 }
 
 impl Limit {
@@ -30,6 +37,7 @@ impl Limit {
             Limit::MessageSize => "message size",
             Limit::Fragments => "fragment count",
             Limit::SharedMessages => "messages in progress on the connection",
+            Limit::UnreadAnswers => "answers the peer does not read",
         }
     }
 }
@@ -92,6 +100,10 @@ impl Error {
             Error::UnexpectedContinuation | Error::ExpectedContinuation | Error::MisplacedRsv => {
                 Some(CloseCode::PROTOCOL_ERROR)
             }
+            Error::Limit {
+                limit: Limit::UnreadAnswers,
+                ..
+            } => Some(CloseCode::POLICY),
             Error::Limit { .. } => Some(CloseCode::TOO_BIG),
             Error::Extension(e) => Some(e.code),
             Error::IdleTimeout => Some(CloseCode::GOING_AWAY),

@@ -11,7 +11,8 @@ use crate::{Error, Event, Limit};
 impl Connection {
     /// Fails the connection for a limit its caller keeps (such as
     /// [`Limit::SharedMessages`]) as [`receive`](Self::receive) does for
-    /// its own: a close frame with 1009 and the limit as its reason is
+    /// its own: a close frame with the limit's code ([`Error::close_code`]:
+    /// 1009, or 1008 for [`Limit::UnreadAnswers`]) and the limit as its reason is
     /// written to `out` unless a close frame was already sent, the message
     /// being received is dropped, and the connection is closed. Returns
     /// the event to hand on, [`Event::Failed`].
