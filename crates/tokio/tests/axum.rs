@@ -218,3 +218,57 @@ async fn event_source_gives_up_on_a_server_that_never_answers() {
         );
     }
 }
+
+/// An event id with a control character (any text without NUL is an id)
+/// cannot be a header value: the next request goes without
+/// `Last-Event-ID` rather than failing, and the stream goes on.
+#[tokio::test]
+async fn event_source_reconnects_after_an_id_no_header_can_carry() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (requests_tx, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for body in ["id: a\u{1}b\ndata: one\n\n", "id: 2\ndata: two\n\n"] {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "a whole request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            requests_tx
+                .send(String::from_utf8_lossy(&request).into_owned())
+                .unwrap();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n{body}"
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+        }
+    });
+    let backoff = Backoff::new().initial(Duration::from_millis(10)).jitter(0.0);
+    let mut events = EventSource::new(&format!("http://{addr}/events"))
+        .unwrap()
+        .backoff(backoff);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        seen.push((event.last_event_id().to_owned(), event.data().to_owned()));
+    }
+    assert_eq!(
+        seen,
+        [("a\u{1}b", "one"), ("2", "two")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let first = requests.recv().await.unwrap();
+    let second = requests.recv().await.unwrap();
+    for request in [&first, &second] {
+        assert!(
+            !request.to_ascii_lowercase().contains("last-event-id"),
+            "{request}"
+        );
+    }
+}

@@ -23,7 +23,9 @@ use crate::Error;
 ///
 /// A response other than `200` with `Content-Type: text/event-stream` ends
 /// it: `204 No Content` is the server's way to say "stop" (`Ok(None)`),
-/// anything else is [`Error::Status`].
+/// anything else is [`Error::Status`]. An event id with a control
+/// character, which no header value can carry, is not sent as
+/// `Last-Event-ID`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tether_tokio::Error> {
@@ -157,7 +159,8 @@ impl EventSource {
                     self.body = Some(body);
                 }
                 Ok(None) => return Ok(None),
-                Err(e @ Error::Status(_)) => return Err(e),
+                // Neither is mended by trying again.
+                Err(e @ (Error::Status(_) | Error::Usage(_))) => return Err(e),
                 Err(e) if self.attempts.exhausted() => return Err(e),
                 Err(_) => {}
             }
@@ -182,9 +185,15 @@ impl EventSource {
             .header(http::header::HOST, self.target.authority.as_str())
             .header(http::header::ACCEPT, "text/event-stream")
             .header(http::header::CACHE_CONTROL, "no-cache");
+        // An id is any text without NUL, but a header value cannot hold
+        // control characters: such an id is not sent (the server starts
+        // the stream as for a new client) rather than failing every
+        // attempt from here on.
         let id = self.last_event_id();
-        if !id.is_empty() {
-            request = request.header("last-event-id", id);
+        if let Ok(value) = http::HeaderValue::from_str(id)
+            && !id.is_empty()
+        {
+            request = request.header("last-event-id", value);
         }
         let request = request
             .body(Empty::<Bytes>::new())
