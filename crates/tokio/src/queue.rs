@@ -14,6 +14,12 @@ use tokio::io::AsyncWrite;
 /// a few dozen is already many frames).
 const MAX_SLICES: usize = 64;
 
+/// The most capacity [`Queue::out`] keeps once empty: a large message
+/// copied there once (an echo assembled from many reads, up to the
+/// message limit) is not held for the rest of a connection that then
+/// idles.
+const KEEP_CAPACITY: usize = 64 << 10;
+
 /// One piece of the output, in order.
 #[derive(Debug)]
 enum Segment {
@@ -119,6 +125,9 @@ impl Queue {
         self.read_refs = 0;
         self.read_floor = 0;
         self.out.clear();
+        if self.out.capacity() > KEEP_CAPACITY {
+            self.out = Vec::new();
+        }
         self.sealed = 0;
     }
 
@@ -304,6 +313,27 @@ mod tests {
                 assert!(!q.holds_read_buffer());
                 assert!(q.out.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn a_large_output_is_not_kept_once_written() {
+        let mut q = Queue::default();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for (size, kept) in [(1000, true), (KEEP_CAPACITY, true), (4 << 20, false)] {
+            q.out.extend_from_slice(&vec![7u8; size]);
+            let mut w = Trickle {
+                got: Vec::new(),
+                limit: usize::MAX,
+                vectored: true,
+            };
+            assert!(matches!(q.poll_flush(&mut w, &[], &mut cx), Poll::Ready(Ok(()))));
+            assert_eq!(w.got.len(), size);
+            assert!(q.out.is_empty());
+            // A small output keeps its room for the next; 4 MiB does not.
+            assert_eq!(q.out.capacity() >= size, kept, "{size} bytes");
+            assert!(q.out.capacity() <= KEEP_CAPACITY, "{size} bytes");
         }
     }
 }
