@@ -566,15 +566,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 };
                 let base = input.as_ptr() as usize;
                 let offset = self.start;
-                let queued = self.queue.len();
+                // Over the bound, reading goes on only for a waiting
+                // sender's sake; what the connection answers meanwhile is
+                // counted, and a peer that never reads it fails.
+                let over_bound = self
+                    .sending
+                    .then(|| self.queue.len())
+                    .filter(|&queued| queued > self.max_queued);
                 let (used, incoming) = self
                     .conn
                     .receive_in_place(input, self.read_at, &mut self.queue.out);
                 self.start += used;
-                if queued > self.max_queued {
-                    // Over the bound, reading goes on only for a waiting
-                    // sender's sake; what the connection answers meanwhile
-                    // is counted, and a peer that never reads it fails.
+                if let Some(queued) = over_bound {
                     self.unread_answers += self.queue.len().saturating_sub(queued);
                     if self.unread_answers > self.max_queued {
                         let max = self.max_queued as u64;
