@@ -69,7 +69,10 @@ impl EventSourceBuilder {
         self
     }
 
-    /// Adds a request header (`Authorization`, `Cookie`...).
+    /// Adds a request header (`Authorization`, `Cookie`...). The
+    /// credential headers (`Authorization`, `Cookie`,
+    /// `Proxy-Authorization`) go to the URL's origin only, not to another
+    /// one a redirect names.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> EventSourceBuilder {
         self.headers.push((name.into(), value.into()));
         self
@@ -281,7 +284,10 @@ struct Stream {
 /// - requests carry `Accept: text/event-stream` and `Cache-Control:
 ///   no-cache`, and `Last-Event-ID` on reconnection when the last event ID
 ///   is not empty;
-/// - redirects (301, 302, 303, 307, 308) are followed, up to a limit;
+/// - redirects (301, 302, 303, 307, 308) are followed, up to a limit; once
+///   one leads to another origin (scheme, host or port), the builder's
+///   `Authorization`, `Cookie` and `Proxy-Authorization` headers are no
+///   longer sent, and a redirect from `https` to `http` fails for good;
 /// - a 200 response whose `Content-Type` is not `text/event-stream`, or any
 ///   other status, fails the connection for good (no reconnection);
 /// - 204 No Content stops it for good, without an error;
@@ -504,6 +510,10 @@ impl EventSource {
     fn open(&mut self) -> Result<Option<Stream>, Error> {
         let mut url = self.url.clone();
         let mut redirects = 0;
+        // Once a redirect has left the origin the user named, the user's
+        // credentials stay behind for the rest of the chain (as browsers and
+        // curl do): that origin was never given them.
+        let mut cross_origin = false;
         loop {
             let mut socket = Transport::connect(&url, self.options.connect_timeout, &self.options.tls)?;
             socket
@@ -511,7 +521,7 @@ impl EventSource {
                 .set_write_timeout(Some(self.options.connect_timeout))
                 .and_then(|()| socket.tcp().set_read_timeout(Some(self.options.connect_timeout)))
                 .map_err(|e| Error::io("set socket timeouts", e))?;
-            let request = self.request(&url);
+            let request = self.request(&url, cross_origin);
             socket.write_all(&request).map_err(|e| {
                 if is_timeout(&e) {
                     Error::Timeout("write the request")
@@ -579,12 +589,19 @@ impl EventSource {
                     let location = head.location.ok_or_else(|| {
                         Error::BadRedirect(format!("{} without a Location header", head.status))
                     })?;
-                    url = url
+                    let next = url
                         .join(&location)
                         .map_err(|e| Error::BadRedirect(format!("Location {location:?}: {e}")))?;
-                    if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
-                        return Err(crate::url::unsupported_scheme(&url, "event stream"));
+                    if !matches!(next.scheme(), Scheme::Http | Scheme::Https) {
+                        return Err(crate::url::unsupported_scheme(&next, "event stream"));
                     }
+                    if url.scheme() == Scheme::Https && next.scheme() == Scheme::Http {
+                        return Err(Error::BadRedirect(format!(
+                            "from https to http ({next}): the stream would leave TLS"
+                        )));
+                    }
+                    url = next;
+                    cross_origin |= !same_origin(&url, &self.url);
                 }
                 status => {
                     return Err(Error::Refused {
@@ -596,7 +613,9 @@ impl EventSource {
         }
     }
 
-    fn request(&self, url: &Url) -> Vec<u8> {
+    /// The request for `url`; without the user's credentials when
+    /// `cross_origin`.
+    fn request(&self, url: &Url, cross_origin: bool) -> Vec<u8> {
         let mut request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
             url.target(),
@@ -607,11 +626,27 @@ impl EventSource {
             request.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
         }
         for (name, value) in &self.options.headers {
+            if cross_origin && is_credential(name) {
+                continue;
+            }
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
         request.into_bytes()
     }
+}
+
+/// Whether two URLs share an origin: scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host() == b.host() && a.port() == b.port()
+}
+
+/// The headers that carry the user's credentials, which a redirect to
+/// another origin does not get.
+fn is_credential(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"]
+        .iter()
+        .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
 impl Iterator for EventSource {

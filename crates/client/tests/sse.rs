@@ -115,6 +115,42 @@ fn follows_a_redirect_chain() {
 }
 
 #[test]
+fn credentials_stay_behind_on_a_redirect_to_another_origin() {
+    let other = ScriptServer::start(|_, _| Reply::stream("data: elsewhere\n\n"));
+    let location = other.url("/stream");
+    let first = ScriptServer::start(move |_, req| match req.target.as_str() {
+        "/a" => Reply::close("HTTP/1.1 307 Temporary Redirect\r\nLocation: /b\r\n\r\n"),
+        "/b" => Reply::close(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\r\n"
+        )),
+        other => panic!("unexpected request for {other}"),
+    });
+    let mut source = fast(first.url("/a"))
+        .header("Authorization", "Bearer secret")
+        .header("cookie", "session=secret")
+        .header("Proxy-Authorization", "Basic secret")
+        .header("X-Trace", "kept")
+        .build()
+        .unwrap();
+    assert_eq!(next_message(&mut source).data(), "elsewhere");
+    // The same-origin hop kept them.
+    let first_requests = first.requests();
+    assert_eq!(first_requests.len(), 2);
+    for req in &first_requests {
+        assert_eq!(req.header("Authorization"), Some("Bearer secret"));
+        assert_eq!(req.header("Cookie"), Some("session=secret"));
+        assert_eq!(req.header("Proxy-Authorization"), Some("Basic secret"));
+    }
+    // The other origin (another port) got none of them.
+    let elsewhere = other.requests();
+    assert_eq!(elsewhere.len(), 1);
+    assert_eq!(elsewhere[0].header("Authorization"), None);
+    assert_eq!(elsewhere[0].header("Cookie"), None);
+    assert_eq!(elsewhere[0].header("Proxy-Authorization"), None);
+    assert_eq!(elsewhere[0].header("X-Trace"), Some("kept"));
+}
+
+#[test]
 fn a_redirect_loop_fails_at_the_limit_without_reconnecting() {
     let server = ScriptServer::start(|_, _| Reply::close("HTTP/1.1 302 Found\r\nLocation: /loop\r\n\r\n"));
     let mut source = fast(server.url("/loop")).max_redirects(4).build().unwrap();

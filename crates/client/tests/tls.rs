@@ -7,7 +7,11 @@
 
 mod common;
 
-use common::{TestServer, config};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use common::{Reply, ScriptServer, TestServer, config};
 use tether_apps::Demo;
 use tether_client::{Error, Event, EventSource, SseEvent, WebSocket, tls};
 use tether_server::Handshake;
@@ -89,4 +93,62 @@ fn a_certificate_nobody_vouches_for_is_refused() {
         other => panic!("expected a TLS failure, got {other:?}"),
     }
     server.shutdown();
+}
+
+/// A one-connection HTTPS server for `localhost` that answers the first
+/// request with `response`; and the certificate's PEM.
+fn https_once(response: String) -> (u16, String, std::thread::JoinHandle<()>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let cert = made.cert.pem();
+    let server_config = tether_server::tls::server_config_from_pem(
+        cert.as_bytes(),
+        made.signing_key.serialize_pem().as_bytes(),
+    )
+    .expect("TLS");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let thread = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().expect("accept");
+        socket
+            .set_read_timeout(Some(common::HANG_GUARD))
+            .expect("timeout");
+        let session = tls::rustls::ServerConnection::new(Arc::clone(&server_config)).expect("session");
+        let mut stream = tls::rustls::StreamOwned::new(session, socket);
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let _ = stream.write_all(response.as_bytes());
+        let _ = stream.flush();
+        stream.conn.send_close_notify();
+        let _ = stream.conn.complete_io(&mut stream.sock);
+    });
+    (port, cert, thread)
+}
+
+#[test]
+fn an_event_source_refuses_a_redirect_from_https_to_http() {
+    let plain = ScriptServer::start(|_, _| Reply::stream("data: in the clear\n\n"));
+    let (port, cert, thread) = https_once(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
+        plain.url("/stream")
+    ));
+    let roots = tls::roots_from_pem(cert.as_bytes()).expect("roots");
+    let mut source = EventSource::builder(format!("https://localhost:{port}/stream"))
+        .tls_config(roots)
+        .header("Authorization", "Bearer secret")
+        .build()
+        .expect("an event source");
+    match source.next_event() {
+        Some(Err(Error::BadRedirect(why))) => assert!(why.contains("https to http"), "{why}"),
+        other => panic!("expected the redirect refused, got {other:?}"),
+    }
+    // Fatal: no reconnection, and nothing reached the plain server.
+    assert!(source.next_event().is_none());
+    assert!(plain.requests().is_empty());
+    thread.join().expect("the server thread");
 }
