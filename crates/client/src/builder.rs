@@ -127,7 +127,9 @@ impl WebSocketBuilder {
         self
     }
 
-    /// How long the server has to answer the upgrade request.
+    /// How long the server has, once TCP is connected, for the TLS
+    /// handshake (`wss://`) and the answer to the upgrade request, all
+    /// together.
     pub fn handshake_timeout(mut self, timeout: Duration) -> WebSocketBuilder {
         self.handshake_timeout = timeout;
         self

@@ -3,7 +3,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Error, Url};
 
@@ -37,6 +37,55 @@ impl Transport {
             #[cfg(feature = "tls")]
             Transport::Tls(stream) => &stream.sock,
         }
+    }
+
+    /// Runs the TLS handshake (nothing to do for plain TCP) to its end by
+    /// `deadline`, the socket's timeouts set to the time left before each
+    /// read and write, so that a server that never answers, or trickles
+    /// its answer, fails it with [`Error::Timeout`]`(step)` in time.
+    pub(crate) fn handshake(&mut self, deadline: Instant, step: &'static str) -> Result<(), Error> {
+        #[cfg(feature = "tls")]
+        if let Transport::Tls(stream) = self {
+            let rustls::StreamOwned { conn, sock } = &mut **stream;
+            while conn.is_handshaking() || conn.wants_write() {
+                time_left(sock, deadline, step)?;
+                let tls_error = |e: io::Error| {
+                    if is_timeout(&e) {
+                        Error::Timeout(step)
+                    } else {
+                        Error::io("TLS handshake", e)
+                    }
+                };
+                if conn.wants_write() {
+                    match conn.write_tls(sock) {
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        other => {
+                            other.map_err(tls_error)?;
+                        }
+                    }
+                    continue;
+                }
+                match conn.read_tls(sock) {
+                    Ok(0) => return Err(Error::ConnectionLost),
+                    Ok(_) => {
+                        if let Err(e) = conn.process_new_packets() {
+                            // The alert that says why, if the server still
+                            // listens.
+                            let _ = conn.write_tls(sock);
+                            return Err(Error::io(
+                                "TLS handshake",
+                                io::Error::new(ErrorKind::InvalidData, e),
+                            ));
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(tls_error(e)),
+                }
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = (deadline, step);
+        Ok(())
     }
 
     /// Ends the connection both ways (a TLS close_notify first).
@@ -124,6 +173,19 @@ pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Err
             io::Error::new(ErrorKind::NotFound, "no address"),
         )
     }))
+}
+
+/// Sets the socket's read and write timeouts to the time left before
+/// `deadline`; [`Error::Timeout`]`(step)` when none is left.
+pub(crate) fn time_left(socket: &TcpStream, deadline: Instant, step: &'static str) -> Result<(), Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Error::Timeout(step));
+    }
+    socket
+        .set_read_timeout(Some(left))
+        .and_then(|()| socket.set_write_timeout(Some(left)))
+        .map_err(|e| Error::io("set socket timeouts", e))
 }
 
 pub(crate) fn is_timeout(e: &io::Error) -> bool {

@@ -38,16 +38,30 @@ fn establish(options: &WebSocketBuilder, url: &Url) -> Result<(Transport, Sessio
     let mut stream = Transport::connect(url, options.connect_timeout, &options.tls)?;
     let now = Instant::now();
     let mut session = Session::new(options, url, now)?;
-    stream
-        .tcp()
-        .set_write_timeout(options.write_timeout)
-        .map_err(|e| Error::io("set the write timeout", e))?;
-    write_all(&mut stream, &session.out)?;
+    // One deadline for TLS and the upgrade: a server that accepts TCP and
+    // then says nothing (or trickles) must not hold `connect` past it.
+    let deadline = now + options.handshake_timeout;
+    const STEP: &str = "opening handshake";
+    stream.handshake(deadline, STEP)?;
+    crate::transport::time_left(stream.tcp(), deadline, STEP)?;
+    stream.write_all(&session.out).map_err(|e| {
+        if is_timeout(&e) {
+            Error::Timeout(STEP)
+        } else {
+            Error::io("write the upgrade request", e)
+        }
+    })?;
     session.out.clear();
     let mut buf = vec![0u8; 4096];
     loop {
         match session.next_event(Instant::now()) {
-            Some(Ok(Event::Open)) => return Ok((stream, session)),
+            Some(Ok(Event::Open)) => {
+                stream
+                    .tcp()
+                    .set_write_timeout(options.write_timeout)
+                    .map_err(|e| Error::io("set the write timeout", e))?;
+                return Ok((stream, session));
+            }
             Some(Err(e)) => return Err(e),
             Some(Ok(_)) => unreachable!("nothing comes before Open"),
             None => {}

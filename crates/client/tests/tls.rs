@@ -152,3 +152,34 @@ fn an_event_source_refuses_a_redirect_from_https_to_http() {
     assert!(plain.requests().is_empty());
     thread.join().expect("the server thread");
 }
+
+#[test]
+fn a_wss_server_silent_after_accepting_fails_connect_at_the_handshake_timeout() {
+    // Accepts TCP, then never sends its ServerHello.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let held = listener.accept().map(|(socket, _)| socket);
+        let _ = released.recv_timeout(std::time::Duration::from_secs(5));
+        drop(held);
+    });
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let roots = tls::roots_from_pem(other.cert.pem().as_bytes()).expect("roots");
+    let (done, outcome) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let result = WebSocket::builder(format!("wss://localhost:{port}/echo"))
+            .tls_config(roots)
+            .handshake_timeout(std::time::Duration::from_millis(500))
+            .connect();
+        let _ = done.send(result.map(|_| ()));
+    });
+    match outcome.recv_timeout(std::time::Duration::from_secs(3)) {
+        Ok(Err(Error::Timeout(_))) => {}
+        Ok(other) => panic!("expected a timeout, got {other:?}"),
+        Err(_) => panic!("connect still blocked after {:?}", started.elapsed()),
+    }
+    let _ = release.send(());
+    holder.join().expect("the holder");
+}
