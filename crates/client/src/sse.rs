@@ -3,13 +3,13 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
 use crate::http::{self, Body};
 use crate::transport::Transport;
-use crate::transport::is_timeout;
+use crate::transport::{is_timeout, time_left};
 use crate::{Error, Scheme, Url};
 
 /// The largest response head read.
@@ -23,7 +23,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// | --- | --- |
 /// | reconnection time (until the stream sends `retry:`) | 3 s |
 /// | redirects followed per connection | 20 |
-/// | connect and response head timeout | 10 s |
+/// | connect, TLS, redirects and response head, per attempt | 10 s |
 /// | read timeout on the open stream | none (a silent stream waits) |
 /// | consecutive failed connection attempts | no limit |
 /// | extra request headers | none |
@@ -91,7 +91,9 @@ impl EventSourceBuilder {
         self
     }
 
-    /// How long to wait for the TCP connection and for the response head.
+    /// How long one connection attempt may take, from the TCP connect
+    /// through TLS, the request and any redirects to the end of the
+    /// response head, all together.
     pub fn connect_timeout(mut self, timeout: Duration) -> EventSourceBuilder {
         self.connect_timeout = timeout;
         self
@@ -514,13 +516,19 @@ impl EventSource {
         // credentials stay behind for the rest of the chain (as browsers and
         // curl do): that origin was never given them.
         let mut cross_origin = false;
+        // One deadline for the whole attempt, redirects included: a server
+        // trickling its head a byte at a time, or redirecting again and
+        // again, gets no fresh time for it.
+        let deadline = Instant::now() + self.options.connect_timeout;
+        const STEP: &str = "connect and response head";
         loop {
-            let mut socket = Transport::connect(&url, self.options.connect_timeout, &self.options.tls)?;
-            socket
-                .tcp()
-                .set_write_timeout(Some(self.options.connect_timeout))
-                .and_then(|()| socket.tcp().set_read_timeout(Some(self.options.connect_timeout)))
-                .map_err(|e| Error::io("set socket timeouts", e))?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(STEP));
+            }
+            let mut socket = Transport::connect(&url, left, &self.options.tls)?;
+            socket.handshake(deadline, STEP)?;
+            time_left(socket.tcp(), deadline, STEP)?;
             let request = self.request(&url, cross_origin);
             socket.write_all(&request).map_err(|e| {
                 if is_timeout(&e) {
@@ -538,11 +546,12 @@ impl EventSource {
                 if buf.len() > MAX_HEAD {
                     return Err(Error::Http(format!("response head over {MAX_HEAD} bytes")));
                 }
+                time_left(socket.tcp(), deadline, STEP)?;
                 match socket.read(&mut chunk) {
                     Ok(0) => return Err(Error::ConnectionLost),
                     Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) if is_timeout(&e) => return Err(Error::Timeout("response head")),
+                    Err(e) if is_timeout(&e) => return Err(Error::Timeout(STEP)),
                     Err(e) => return Err(Error::io("read the response", e)),
                 }
             };
@@ -555,7 +564,12 @@ impl EventSource {
                     socket
                         .tcp()
                         .set_read_timeout(self.options.read_timeout)
-                        .map_err(|e| Error::io("set the read timeout", e))?;
+                        .and_then(|()| {
+                            // What the open stream writes (TLS alerts, key
+                            // updates) gets the attempt's full time again.
+                            socket.tcp().set_write_timeout(Some(self.options.connect_timeout))
+                        })
+                        .map_err(|e| Error::io("set the stream's timeouts", e))?;
                     let mut stream = Stream {
                         socket,
                         body: head.body,

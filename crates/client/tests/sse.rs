@@ -395,3 +395,42 @@ fn extra_headers_are_sent_and_bad_ones_refused() {
     let err = EventSource::connect("ws://example.com/").unwrap_err();
     assert!(matches!(err, Error::UnsupportedScheme(_)), "{err}");
 }
+
+#[test]
+fn a_trickled_response_head_times_out_as_a_whole() {
+    // One header byte every 100 ms: never silent long enough for a
+    // per-read timeout, and the head never ends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let trickler = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = socket.read(&mut request);
+        let started = Instant::now();
+        let mut result = socket.write_all(b"HTTP/1.1 200 OK\r\nX:");
+        while result.is_ok() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(100));
+            result = socket.write_all(b"a");
+        }
+    });
+    let mut source = EventSource::builder(format!("http://{addr}/"))
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    match next(&mut source) {
+        SseEvent::Reconnecting {
+            error: Some(Error::Timeout(_)),
+            ..
+        } => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "gave up only after {elapsed:?}"
+    );
+    source.close();
+    trickler.join().unwrap();
+}
