@@ -51,7 +51,11 @@ const COMPACT_AFTER: usize = 64 * 1024;
 /// 6. Sending ([`send_text`](Self::send_text), [`close`](Self::close),
 ///    ...) queues the frame and writes what the socket takes at once; the
 ///    rest goes on the next `on_writable`. Transport errors met while
-///    writing come out of `poll_event`.
+///    writing come out of `poll_event`. The automatic answers (pongs, the
+///    close echo) may keep at most 1 MiB queued unwritten: a server that
+///    goes on pinging without reading the pongs fails the connection with
+///    close code 1008 (what you send yourself is yours to bound, with
+///    [`pending_output`](Self::pending_output)).
 /// 7. When [`is_finished`](Self::is_finished) is true, deregister and drop
 ///    the socket: the close handshake is over and either the server closed
 ///    TCP or the linger time ran out (RFC 6455 section 7.1.1 wants the
@@ -330,6 +334,7 @@ impl<S: Read + Write> NonBlockingClient<S> {
                 }
             }
         }
+        self.session.written(self.session.out.len() - self.written);
         if self.written == self.session.out.len() {
             self.session.out.clear();
             self.written = 0;

@@ -12,6 +12,11 @@ use crate::{Error, Event, Url, WebSocketBuilder};
 
 /// The largest response head accepted during the opening handshake.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// The output that the answers to the server's frames (pongs, the close
+/// echo) may keep queued unwritten (the per-connection bound on queued
+/// output): a server that sends pings and never reads the pongs fails the
+/// connection with 1008 there, rather than growing the queue for ever.
+pub(crate) const MAX_QUEUED_ANSWERS: usize = 1024 * 1024;
 
 enum Phase {
     Handshake {
@@ -38,6 +43,8 @@ pub(crate) struct Session {
     terminal: Option<Error>,
     /// Bytes to write to the transport.
     pub(crate) out: Vec<u8>,
+    /// How much of `out` is (at most) answers the server has not read.
+    answers: usize,
     events: VecDeque<Result<Event, Error>>,
     config: tether_ws::Config,
     protocol: Option<String>,
@@ -92,6 +99,7 @@ impl Session {
             consumed: 0,
             terminal: None,
             out,
+            answers: 0,
             events: VecDeque::new(),
             config: options.ws,
             protocol: None,
@@ -209,8 +217,17 @@ impl Session {
         self.input.extend_from_slice(data);
     }
 
+    /// The driver wrote part of `out`: `pending` bytes are left, so at
+    /// most that many answers wait.
+    pub(crate) fn written(&mut self, pending: usize) {
+        self.answers = self.answers.min(pending);
+    }
+
     /// Processes input until an event is queued or the input is used up.
     fn process(&mut self, now: Instant) {
+        if self.out.is_empty() {
+            self.answers = 0;
+        }
         if let Phase::Handshake { .. } = self.phase {
             if self.consumed == self.input.len() {
                 return;
@@ -230,19 +247,30 @@ impl Session {
             return;
         };
         while self.consumed < self.input.len() {
+            let before = self.out.len();
             let (used, event) = conn.receive(
                 self.input.get(self.consumed..).unwrap_or_default(),
                 now,
                 &mut self.out,
             );
             self.consumed += used;
+            self.answers = self.answers.saturating_add(self.out.len().saturating_sub(before));
+            let Some(mut event) = event else {
+                continue;
+            };
+            if self.answers > MAX_QUEUED_ANSWERS && conn.state() != State::Closed {
+                event = conn.fail_over_limit(
+                    tether_ws::Limit::UnreadAnswers,
+                    MAX_QUEUED_ANSWERS as u64,
+                    &mut self.out,
+                );
+            }
             let event = match event {
-                None => continue,
-                Some(tether_ws::Event::Message(m)) => Ok(Event::Message(m)),
-                Some(tether_ws::Event::Ping(p)) => Ok(Event::Ping(p)),
-                Some(tether_ws::Event::Pong(p)) => Ok(Event::Pong(p)),
-                Some(tether_ws::Event::Close(frame)) => Ok(Event::Closed(frame)),
-                Some(tether_ws::Event::Failed(e)) => Err(ws_failure(e)),
+                tether_ws::Event::Message(m) => Ok(Event::Message(m)),
+                tether_ws::Event::Ping(p) => Ok(Event::Ping(p)),
+                tether_ws::Event::Pong(p) => Ok(Event::Pong(p)),
+                tether_ws::Event::Close(frame) => Ok(Event::Closed(frame)),
+                tether_ws::Event::Failed(e) => Err(ws_failure(e)),
             };
             if conn.state() == State::Closed {
                 // Whatever follows the end is ignored, a lost transport too.

@@ -141,3 +141,87 @@ fn a_silent_server_times_out_the_handshake() {
         other => panic!("expected a handshake timeout, got {other:?}"),
     }
 }
+
+/// A server that answers the upgrade, then sends `pings` empty pings
+/// (`89 00`) and never reads a byte more.
+struct PingFlood {
+    request: Vec<u8>,
+    response: Option<Vec<u8>>,
+    pings: usize,
+}
+
+impl std::io::Write for PingFlood {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.request.ends_with(b"\r\n\r\n") {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        self.request.extend_from_slice(buf);
+        let head = String::from_utf8_lossy(&self.request).into_owned();
+        if let Some(key) = head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")) {
+            let mut response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                .to_vec();
+            response.extend_from_slice(&tether_handshake::accept_key(key.trim().as_bytes()));
+            response.extend_from_slice(b"\r\n\r\n");
+            self.response = Some(response);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Read for PingFlood {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(response) = self.response.take() {
+            buf[..response.len()].copy_from_slice(&response);
+            return Ok(response.len());
+        }
+        let n = (buf.len() / 2).min(self.pings);
+        if n == 0 || !self.request.ends_with(b"\r\n\r\n") {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        for pair in buf[..2 * n].chunks_exact_mut(2) {
+            pair.copy_from_slice(&[0x89, 0x00]);
+        }
+        self.pings -= n;
+        Ok(2 * n)
+    }
+}
+
+#[test]
+fn pongs_a_server_never_reads_fail_the_connection_at_the_output_bound() {
+    let flood = PingFlood {
+        request: Vec::new(),
+        response: None,
+        // Each pong is 6 bytes (masked): far more than 1 MiB of them.
+        pings: 1_000_000,
+    };
+    let builder = WebSocket::builder("ws://127.0.0.1:9/").compression(false);
+    let mut client = builder.nonblocking(flood, Instant::now()).unwrap();
+    let mut most_queued = 0;
+    let mut failure = None;
+    for _ in 0..1000 {
+        client.on_writable();
+        client.on_readable(Instant::now());
+        while let Some(event) = client.poll_event() {
+            most_queued = most_queued.max(client.pending_output());
+            if let Err(e) = event {
+                failure = Some(e);
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    assert!(
+        most_queued <= (1 << 20) + 1024,
+        "{most_queued} bytes queued for a server that does not read"
+    );
+    match failure {
+        Some(e) => assert_eq!(e.close_code(), Some(CloseCode::POLICY), "{e}"),
+        None => panic!("the connection did not fail; {most_queued} bytes queued"),
+    }
+}
