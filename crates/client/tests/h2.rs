@@ -234,3 +234,102 @@ fn alpn_h2_over_tls() {
     assert_eq!(ws.close(CloseCode::NORMAL, "").unwrap().code, CloseCode::NORMAL);
     server.shutdown();
 }
+
+/// A hand-written HTTP/2 server that takes one extended CONNECT (stream
+/// 1), answers 200, sends `ping_bytes` of empty WebSocket pings (`89 00`)
+/// in DATA, and then reads nothing: it never opens its flow-control
+/// window. Held until the returned sender is dropped.
+fn unreading_h2_server(ping_bytes: usize) -> (String, std::sync::mpsc::Sender<()>) {
+    use std::io::{Read, Write};
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        out.extend_from_slice(&[kind, flags]);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        // SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, and an ACK of the client's.
+        s.write_all(&frame(4, 0, 0, &[0, 8, 0, 0, 0, 1])).unwrap();
+        s.write_all(&frame(4, 1, 0, &[])).unwrap();
+        let mut preface = [0u8; 24];
+        s.read_exact(&mut preface).unwrap();
+        loop {
+            let mut head = [0u8; 9];
+            s.read_exact(&mut head).unwrap();
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            s.read_exact(&mut payload).unwrap();
+            if head[3] == 1 {
+                break;
+            }
+        }
+        // :status 200 (HPACK static index 8).
+        s.write_all(&frame(1, 4, 1, &[0x88])).unwrap();
+        let pings = [0x89u8, 0x00].repeat(8192);
+        let mut left = ping_bytes;
+        while left > 0 {
+            let n = left.min(pings.len());
+            s.write_all(&frame(0, 0, 1, &pings[..n])).unwrap();
+            left -= n;
+        }
+        let _ = held.recv_timeout(HANG_GUARD);
+    });
+    (url, hold)
+}
+
+fn plain_ws_options() -> WsOptions {
+    WsOptions {
+        compression: false,
+        ..WsOptions::default()
+    }
+}
+
+#[test]
+fn pongs_the_server_never_reads_fail_the_websocket_with_1008() {
+    // 1 MiB of pings (the stream's receive window): 3 MiB of pongs.
+    let (url, _hold) = unreading_h2_server(1 << 20);
+    let h2 = connect(&url);
+    let mut ws = h2.websocket_with("/", &plain_ws_options()).expect("a WebSocket");
+    let mut pings = 0;
+    let failure = loop {
+        match ws.recv() {
+            Ok(Event::Ping(_)) => pings += 1,
+            Ok(other) => panic!("expected pings, got {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(failure.close_code(), Some(CloseCode::POLICY), "{failure}");
+    // 64 KiB went out in the server's window; the rest, 6 bytes a pong,
+    // stopped at the bound.
+    assert!(pings < (65_535 + (1 << 20)) / 6 + 2, "{pings} pongs queued");
+}
+
+#[test]
+fn a_send_past_the_bound_fails_when_the_server_never_opens_its_window() {
+    let (url, _hold) = unreading_h2_server(0);
+    let h2 = H2Connection::builder(&url)
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Some(HANG_GUARD))
+        .connect()
+        .expect("an HTTP/2 connection");
+    let mut ws = h2.websocket_with("/", &plain_ws_options()).expect("a WebSocket");
+    let chunk = vec![7u8; 512 * 1024];
+    let mut sent = 0;
+    let failure = loop {
+        match ws.send_binary(&chunk) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            sent < 10,
+            "10 sends of 512 KiB queued for a server that reads none"
+        );
+    };
+    assert!(matches!(failure, Error::Timeout(_)), "{failure}");
+}

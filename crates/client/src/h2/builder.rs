@@ -22,7 +22,7 @@ const READ_CHUNK: usize = 64 * 1024;
 ///
 /// | setting | default |
 /// | --- | --- |
-/// | connect timeout (TCP, TLS and the server's SETTINGS) | 10 s |
+/// | connect timeout (TCP, TLS and the server's SETTINGS; also the longest a send waits for room under a stream's 1 MiB queue) | 10 s |
 /// | read timeout of each handle's blocking calls | none |
 /// | each stream's receive window | 1 MiB |
 /// | the connection's receive window | 16 MiB |

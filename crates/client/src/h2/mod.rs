@@ -28,6 +28,12 @@ use shared::{Failure, Inner, Slot};
 /// How long one wait for the socket lasts before the lock is given up, so
 /// that handles on other threads get their turn.
 const SLICE: Duration = Duration::from_millis(20);
+/// The most a stream keeps queued waiting for the server's flow-control
+/// window (the per-connection bound on queued output, per stream here): a
+/// send past it waits for room, up to the connect timeout, and a WebSocket
+/// whose automatic answers (pongs) the server leaves unread past it fails
+/// with 1008.
+pub(crate) const MAX_PENDING: usize = 1024 * 1024;
 
 /// An HTTP/2 connection to a server, carrying event streams and
 /// WebSockets (RFC 8441) on streams of their own.
@@ -207,6 +213,36 @@ impl H2Connection {
 
     fn read_deadline(&self) -> Option<Instant> {
         self.options.read_timeout.map(|t| Instant::now() + t)
+    }
+
+    /// Bytes queued on `stream` waiting for the server's window.
+    fn pending(&self, stream: u32) -> usize {
+        self.lock()
+            .streams
+            .get(&stream)
+            .map_or(0, |slot| slot.pending.len())
+    }
+
+    /// [`send`](Self::send), first waiting (up to the connect timeout,
+    /// reading meanwhile) until what is queued on `stream` leaves room for
+    /// `bytes` under [`MAX_PENDING`] (or nothing is queued): a server that
+    /// never opens its window gets [`Error::Timeout`], not an ever longer
+    /// queue.
+    fn send_with_room(&self, stream: u32, bytes: &[u8], end: bool) -> Result<(), Error> {
+        let deadline = Instant::now() + self.options.connect_timeout;
+        self.wait(
+            Some(deadline),
+            "send: the server's HTTP/2 flow-control window stayed shut",
+            |inner| {
+                let Some(slot) = inner.streams.get(&stream) else {
+                    return Some(Err(Error::Closed));
+                };
+                let room =
+                    slot.pending.is_empty() || slot.pending.len().saturating_add(bytes.len()) <= MAX_PENDING;
+                room.then_some(Ok(()))
+            },
+        )?;
+        self.send(stream, bytes, end)
     }
 
     /// Queues `bytes` (and END_STREAM after them, if `end`) on `stream`

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tether_h2::hpack::Field;
 use tether_ws::{CloseCode, CloseFrame, Connection, Message, Role, State};
 
-use super::{H2Connection, field, push_headers};
+use super::{H2Connection, MAX_PENDING, field, push_headers};
 use crate::{Error, Event};
 
 impl H2Connection {
@@ -214,12 +214,34 @@ impl H2WebSocket {
             }
             let now = Instant::now();
             while self.consumed < self.input.len() {
+                let before = self.out.len();
                 let (used, event) = self.ws.receive(
                     self.input.get(self.consumed..).unwrap_or_default(),
                     now,
                     &mut self.out,
                 );
                 self.consumed += used;
+                if self.out.len() > before
+                    && self.ws.state() != State::Closed
+                    && self.conn.pending(self.stream).saturating_add(self.out.len()) > MAX_PENDING
+                {
+                    // Answers (pongs) the server does not read: fail with
+                    // 1008 and reset the stream, whose queue cannot drain.
+                    self.out.clear();
+                    let failed = self.ws.fail_over_limit(
+                        tether_ws::Limit::UnreadAnswers,
+                        MAX_PENDING as u64,
+                        &mut self.out,
+                    );
+                    self.out.clear();
+                    self.consumed = self.input.len();
+                    self.ended = true;
+                    self.conn.forget(self.stream);
+                    return match failed {
+                        tether_ws::Event::Failed(e) => Err(Error::Protocol(e)),
+                        _ => Err(Error::Closed),
+                    };
+                }
                 if let Some(event) = event {
                     return self.deliver(event);
                 }
@@ -298,7 +320,10 @@ impl H2WebSocket {
 
     fn finish_send(&mut self, sent: Result<(), tether_ws::Error>) -> Result<(), Error> {
         match sent {
-            Ok(()) => self.flush(),
+            Ok(()) => {
+                let out = std::mem::take(&mut self.out);
+                self.conn.send_with_room(self.stream, &out, false)
+            }
             Err(tether_ws::Error::AlreadyClosing) => Err(Error::Closed),
             Err(e) if e.is_usage_error() => Err(Error::InvalidArgument(e.to_string())),
             Err(e) => Err(Error::Protocol(e)),
