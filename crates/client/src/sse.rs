@@ -5,6 +5,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tether_backoff::{Attempts, Backoff};
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
 use crate::http::{self, Body};
@@ -165,6 +166,9 @@ impl EventSourceBuilder {
             state: ReadyState::Connecting,
             stream: None,
             wait_first: false,
+            delay: Duration::ZERO,
+            delivered: false,
+            quiet: Attempts::new(Backoff::new()),
             failures: 0,
             notice: None,
             stop: StopHandle::default(),
@@ -295,7 +299,10 @@ struct Stream {
 /// - 204 No Content stops it for good, without an error;
 /// - a network error, or the end of the stream, is followed by a wait of
 ///   the reconnection time (which `retry:` sets) and a new request to the
-///   original URL (redirects are followed again each time);
+///   original URL (redirects are followed again each time); when the
+///   connection delivered no event, a growing wait ([`Backoff`]'s
+///   defaults: 500 ms doubling up to 30 s, jittered) is added, so that a
+///   server ending every stream at once is not asked again in a hot loop;
 /// - bodies framed by `Transfer-Encoding: chunked`, by `Content-Length`
 ///   (the end of the body is the end of the stream) or by the end of the
 ///   connection all work.
@@ -322,8 +329,18 @@ pub struct EventSource {
     reconnection_time: Duration,
     state: ReadyState,
     stream: Option<Stream>,
-    /// Wait the reconnection time before the next attempt.
+    /// Wait `delay` before the next attempt.
     wait_first: bool,
+    /// The wait before the next attempt: the reconnection time, plus a
+    /// growing backoff after connections that delivered no event.
+    delay: Duration,
+    /// The connection (or attempt) since the last reconnection notice
+    /// delivered an event.
+    delivered: bool,
+    /// Reconnections in a row after connections that delivered nothing:
+    /// a server that answers `retry: 0` and ends at once would otherwise
+    /// be asked again in a hot loop for ever.
+    quiet: Attempts,
     /// Failed attempts in a row.
     failures: u32,
     /// A `Reconnecting` to report once the parser's queue is drained.
@@ -409,7 +426,10 @@ impl EventSource {
                 return None;
             }
             match self.parser.poll() {
-                Some(Ok(Item::Event(event))) => return Some(Ok(SseEvent::Message(event))),
+                Some(Ok(Item::Event(event))) => {
+                    self.delivered = true;
+                    return Some(Ok(SseEvent::Message(event)));
+                }
                 Some(Ok(Item::Retry(ms))) => {
                     self.reconnection_time = Duration::from_millis(ms);
                     continue;
@@ -419,13 +439,20 @@ impl EventSource {
             }
             if let Some(notice) = self.notice.take() {
                 self.state = ReadyState::Connecting;
+                let notice = match notice {
+                    SseEvent::Reconnecting { error, .. } => SseEvent::Reconnecting {
+                        delay: self.next_delay(),
+                        error,
+                    },
+                    other => other,
+                };
                 return Some(Ok(notice));
             }
             if self.stream.is_some() {
                 self.read();
                 continue;
             }
-            if self.wait_first && self.stop.sleep(self.reconnection_time) {
+            if self.wait_first && self.stop.sleep(self.delay) {
                 continue;
             }
             self.wait_first = true;
@@ -449,14 +476,14 @@ impl EventSource {
                     return None;
                 }
                 Err(e) if e.is_network_error() => {
-                    self.failures += 1;
+                    self.failures = self.failures.saturating_add(1);
                     if self.options.max_retries.is_some_and(|max| self.failures > max) {
                         self.state = ReadyState::Closed;
                         return Some(Err(e));
                     }
                     self.state = ReadyState::Connecting;
                     return Some(Ok(SseEvent::Reconnecting {
-                        delay: self.reconnection_time,
+                        delay: self.next_delay(),
                         error: Some(e),
                     }));
                 }
@@ -466,6 +493,19 @@ impl EventSource {
                 }
             }
         }
+    }
+
+    /// Sets and returns the wait before the next attempt: the
+    /// reconnection time, plus the backoff's growing wait when nothing was
+    /// delivered since the last reconnection.
+    fn next_delay(&mut self) -> Duration {
+        self.delay = if std::mem::take(&mut self.delivered) {
+            self.quiet.reset();
+            self.reconnection_time
+        } else {
+            self.reconnection_time.saturating_add(self.quiet.next_delay())
+        };
+        self.delay
     }
 
     /// One read of the open stream, fed to the parser; at the end of the

@@ -434,3 +434,24 @@ fn a_trickled_response_head_times_out_as_a_whole() {
     source.close();
     trickler.join().unwrap();
 }
+
+#[test]
+fn streams_that_end_with_no_event_are_reconnected_with_a_growing_wait() {
+    let server = ScriptServer::start(|_, _| Reply::stream("retry: 0\n\n"));
+    let mut source = fast(server.url("/")).build().unwrap();
+    let stop = source.stop_handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        stop.stop();
+    });
+    let mut delays = Vec::new();
+    while let Some(event) = source.next_event() {
+        if let SseEvent::Reconnecting { delay, .. } = event.unwrap() {
+            delays.push(delay);
+        }
+    }
+    stopper.join().unwrap();
+    let requests = server.requests().len();
+    assert!(requests < 20, "{requests} requests in a second; waits {delays:?}");
+    assert!(delays.windows(2).all(|w| w[1] >= w[0] / 2), "{delays:?}");
+}
