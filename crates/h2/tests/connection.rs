@@ -560,6 +560,29 @@ fn graceful_goaway_finishes_open_streams_and_ignores_new_ones() {
     assert!(t.conn.is_finished());
 }
 
+/// A driver may ask for the graceful GOAWAY twice (the idle timeout, then
+/// a shutdown): the same one goes out once; a later one naming another
+/// last stream, or an error, still goes out.
+#[test]
+fn the_same_graceful_goaway_goes_out_once() {
+    let mut t = Test::started(Config::default());
+    t.conn.go_away(ErrorCode::NO_ERROR, &mut t.out);
+    t.conn.go_away(ErrorCode::NO_ERROR, &mut t.out);
+    assert_eq!(t.frames(), [F::GoAway(0, ErrorCode::NO_ERROR)]);
+    let mut t = Test::started(Config::default());
+    t.request(1, &get("/"), true);
+    t.conn.go_away(ErrorCode::NO_ERROR, &mut t.out);
+    t.conn.go_away(ErrorCode::NO_ERROR, &mut t.out);
+    t.conn.go_away(ErrorCode::INTERNAL_ERROR, &mut t.out);
+    assert_eq!(
+        t.frames(),
+        [
+            F::GoAway(1, ErrorCode::NO_ERROR),
+            F::GoAway(1, ErrorCode::INTERNAL_ERROR)
+        ]
+    );
+}
+
 #[test]
 fn go_away_with_an_error_closes() {
     let mut t = Test::started(Config::default());

@@ -257,6 +257,9 @@ pub struct ServerConnection {
     recently_reset: VecDeque<u32>,
     recently_closed: VecDeque<u32>,
     reset_budget: u32,
+    /// The last stream of the graceful GOAWAY sent, if one was: the same
+    /// one is not sent twice.
+    graceful_goaway: Option<u32>,
 }
 
 impl ServerConnection {
@@ -276,6 +279,7 @@ impl ServerConnection {
             recently_reset: VecDeque::new(),
             recently_closed: VecDeque::new(),
             reset_budget: config.max_resets,
+            graceful_goaway: None,
         })
     }
 
@@ -455,6 +459,15 @@ impl ServerConnection {
             // there is nothing to tell, and nothing more will be read.
             self.ep.closed = true;
             return;
+        }
+        if code == ErrorCode::NO_ERROR {
+            // A graceful GOAWAY says which streams will be processed; the
+            // same again tells the client nothing (a driver asking twice,
+            // for an idle connection and a shutdown, sends one).
+            if self.graceful_goaway == Some(self.last_stream) {
+                return;
+            }
+            self.graceful_goaway = Some(self.last_stream);
         }
         self.ep.write_goaway(self.last_stream, code, out);
         if code != ErrorCode::NO_ERROR {

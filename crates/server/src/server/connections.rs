@@ -297,10 +297,7 @@ impl<A: App> Connections<A> {
                 }
                 this.drive(id, |state, c| match state {
                     State::H1(h1) => h1.on_timer(c, now),
-                    State::H2(h2) => {
-                        h2.on_timer(c, now);
-                        NextStep::Keep
-                    }
+                    State::H2(h2) => h2.on_timer(c, now),
                     State::Draining { deadline } if now >= *deadline => NextStep::Drop,
                     State::Draining { .. } => NextStep::Keep,
                 });

@@ -15,23 +15,34 @@ use crate::app::{App, CloseReason, ConnId, Ctx};
 use crate::loops::Stats;
 use crate::server::env::Call;
 use crate::server::guard::guarded;
+use crate::server::link::NextStep;
 use crate::server::websocket;
 
 impl H2Session {
     /// What is due: deferred answers, heartbeats, WebSocket timers, the
     /// idle timeout.
-    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+    pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) -> NextStep {
         let id = c.id;
         let heartbeat = c.env.config.sse_heartbeat;
         if self.streams.is_empty() && now >= self.deadline {
+            if c.link.closing {
+                // The GOAWAY went into the output a linger ago and the
+                // client has not taken it: nothing more is owed.
+                debug!("HTTP/2 connection idle and not reading its GOAWAY; dropped");
+                return NextStep::Drop;
+            }
             debug!("HTTP/2 connection idle; GOAWAY");
             let pool = &mut c.env.pool;
             c.link
                 .queue(pool)
                 .write_with(pool, |o| self.conn.go_away(ErrorCode::NO_ERROR, o));
             c.link.closing = true;
+            // Once written, the connection is shut down and drained; until
+            // then this is the deadline (the timer must not find the same
+            // past deadline again: it would fire for ever).
+            self.deadline = now + c.env.config.linger;
             c.mark_dirty();
-            return;
+            return NextStep::Keep;
         }
         let mut timed_out = Vec::new();
         let mut unsent = Vec::new();
@@ -78,6 +89,7 @@ impl H2Session {
             self.ws_timer(c, stream, now);
         }
         self.after(c, now);
+        NextStep::Keep
     }
 
     fn ws_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, stream: u32, now: Instant) {
