@@ -219,3 +219,28 @@ fn event_streams_over_http2_are_counted_one_by_one() {
     let over = stream(&server, "news", &jwt("alice"));
     assert_eq!(over.response.status, 429);
 }
+
+#[test]
+fn an_anonymous_websocket_that_sends_a_token_later_takes_its_subjects_place() {
+    let server = start(1);
+    let alice = jwt("alice");
+    // An open topic: let in without a credential, subscribed at once; a
+    // token sent later names its subject, who has one place.
+    let mut first = WsClient::connect(server.addr, "/topics/news/ws");
+    first.send_text(&json!({"type": "auth", "token": alice}).to_string());
+    assert!(first.recv_text().contains("auth-ok"));
+    // Counted: another of hers is refused before it starts...
+    assert_too_many(&upgrade(&server, "/topics/other/ws", &bearer(&alice)));
+    // ...or closed when it names her later.
+    let mut second = WsClient::connect(server.addr, "/topics/news/ws");
+    second.send_text(&json!({"type": "auth", "token": alice}).to_string());
+    let (texts, close) = second.texts_then_close();
+    assert!(texts.iter().all(|t| !t.contains("auth-ok")), "{texts:?}");
+    assert_eq!(close.code, CloseCode::POLICY);
+    assert_eq!(close.reason, "too many connections for this subject");
+    // A connection stays one subject's: a token of another is refused.
+    first.send_text(&json!({"type": "auth", "token": jwt("bob")}).to_string());
+    let (_, close) = first.texts_then_close();
+    assert_eq!(close.code, CloseCode::POLICY);
+    assert_eq!(close.reason, "the token names another subject");
+}

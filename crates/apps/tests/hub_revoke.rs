@@ -253,3 +253,23 @@ fn revocations_need_the_publish_token_and_a_good_body() {
     // Nothing was revoked.
     assert_eq!(publish(&server, &token).status, 200);
 }
+
+#[test]
+fn a_websocket_that_names_its_subject_later_is_ended_when_the_subject_is_revoked() {
+    let server = start();
+    let now = unix_now();
+    // An open topic, no credential with the upgrade; the token comes
+    // later, over the socket.
+    let mut ws = WsClient::connect(server.addr, "/topics/news/ws");
+    ws.send_text(&json!({"type": "auth", "token": jwt("erin", "e-1", now - 5)}).to_string());
+    assert!(ws.recv_text().contains("auth-ok"));
+    let answer = revoke(&server, &json!({"subject": "erin"}));
+    assert_eq!(answer.status, 200);
+    let asked = std::time::Instant::now();
+    let (_, close) = ws.texts_then_close();
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (CloseCode::POLICY, "token revoked")
+    );
+    assert!(asked.elapsed() < std::time::Duration::from_secs(3));
+}

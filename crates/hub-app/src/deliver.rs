@@ -291,6 +291,29 @@ impl Delivery {
         let now = access.unix_secs_at_arrival();
         match access.take_token(token, &topic, now) {
             Ok(grant) => {
+                let Some(had) = self.subscribers.get(conn).map(|s| s.subject().map(str::to_owned)) else {
+                    return;
+                };
+                let named = match (had.as_deref(), grant.holder.subject.as_deref()) {
+                    // A connection is one subject's for good: what it was
+                    // counted, revoked and acted on as.
+                    (Some(had), new) if new != Some(had) => {
+                        self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                        parts.stats.deny(Denial::NotGranted);
+                        ctx.close(conn, CloseCode::POLICY, "the token names another subject");
+                        return;
+                    }
+                    (None, named) => named,
+                    _ => None,
+                };
+                // A socket that came in without a credential names its
+                // subject: counted, and present, as that subject from now
+                // on, as if it had come in with it.
+                if let Some(subject) = named
+                    && !self.take_subject(ctx, parts, held_publishes, conn, subject)
+                {
+                    return;
+                }
                 let deadline = grant.holder.deadline;
                 let warn_at = deadline.map(|d| warning_time(d, now));
                 let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
@@ -298,7 +321,7 @@ impl Delivery {
                 };
                 subscriber.may_publish = grant.may_publish;
                 // The new token's id and `iat` are what a revocation is
-                // checked against from now on (its subject stays the one
+                // checked against from now on (its subject is the one
                 // the connection was counted under).
                 subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
                 ctx.send(conn, &Message::text(auth_ok(deadline, now)));
@@ -324,6 +347,51 @@ impl Delivery {
                 ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
             }
         }
+    }
+
+    /// A subscribed socket without a subject takes `subject` (from a
+    /// token it sent): a place among the subject's connections (none
+    /// left: closed with 1008, false), and present as the subject where
+    /// its topic keeps presence.
+    fn take_subject(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        held_publishes: &mut PublishGate,
+        conn: ConnId,
+        subject: &str,
+    ) -> bool {
+        let (settings, access, stats) = (&parts.shared.settings, &parts.shared.access, parts.stats);
+        let slot = match access
+            .connections
+            .open(subject, settings.max_connections_per_subject)
+        {
+            Some(slot) => slot,
+            None => {
+                add(&stats.connection_limited, 1);
+                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
+                return false;
+            }
+        };
+        let Some(subscriber) = self.subscribers.get_mut(conn) else {
+            return false;
+        };
+        subscriber.set_subject(Some(subject.to_owned()));
+        subscriber.rare_mut().slot = Some(slot);
+        // Present as its connection until now: as its subject from now on
+        // (a subject that is no member name leaves it as it was).
+        if let Some(old) = subscriber.member()
+            && tether_hub::is_valid_member(subject)
+        {
+            let topic = Arc::clone(&subscriber.topic);
+            let key = (conn, subscriber.transport);
+            let watches = subscriber.watches;
+            self.roster.leave(ctx, &topic, conn, Some(&old));
+            let member = self.roster.join(ctx, &topic, key, Some(subject), watches);
+            subscriber.set_member(member);
+        }
+        true
     }
 
     /// A WebSocket or event-stream subscriber arrives: register, replay.

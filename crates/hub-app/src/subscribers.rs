@@ -134,8 +134,16 @@ impl Subscriber {
         match member {
             Member::Connection(connection) if let Some(bits) = NonZeroU64::new(connection.to_bits()) => {
                 self.connection_member = Some(bits);
+                if let Some(extras) = self.extras.as_deref_mut() {
+                    extras.member = None;
+                }
             }
-            other => self.rare_mut().member = Some(other),
+            other => {
+                // Replacing a connection member (a socket that named its
+                // subject later): the other one goes.
+                self.connection_member = None;
+                self.rare_mut().member = Some(other);
+            }
         }
     }
 
@@ -166,6 +174,12 @@ impl Subscriber {
         self.set_rare(holder.deadline, |r| &mut r.deadline);
         self.set_rare(holder.subject, |r| &mut r.subject);
         self.set_token(holder.token_id, holder.issued_at);
+    }
+
+    /// The subject of a socket that came in without one and names it
+    /// later, by a token (see `Delivery::refresh`).
+    pub(super) fn set_subject(&mut self, subject: Option<String>) {
+        self.set_rare(subject, |r| &mut r.subject);
     }
 
     /// The id and `iat` of the token it holds now.
