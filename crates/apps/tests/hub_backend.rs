@@ -681,3 +681,81 @@ fn an_http_publish_the_backend_has_not_decided_when_the_server_stops_is_a_503() 
         );
     }
 }
+
+/// Every publish refused.
+fn deny_publishes(_question: &Question) -> Decision {
+    Decision::Deny {
+        status: 403,
+        reason: "never".into(),
+    }
+}
+
+#[test]
+fn the_server_api_does_not_publish_past_the_publish_hook() {
+    const SECRET: &[u8] = b"a hub api test secret, 32 bytes!";
+    let hub = start_with(
+        &[Hook::Publish],
+        deny_publishes,
+        Duration::from_millis(20),
+        false,
+        Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+        Duration::from_millis(300),
+    );
+    let server = &hub.server;
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": "pat", "exp": now() + 600,
+                             "tether": { "pub": ["vote.*", "chat.*"] } }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let post = |target: &str, token: &str, body: serde_json::Value| {
+        let answer = request(
+            server.addr,
+            "POST",
+            target,
+            &format!("Authorization: Bearer {token}\r\n"),
+            body.to_string().as_bytes(),
+        );
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&answer.body)));
+        (answer.status, json)
+    };
+    // What the backend would refuse on `POST /topics/vote.1` is not
+    // published through the API either; a topic without the hook is.
+    let items = serde_json::json!({"items": [
+        {"topic": "vote.1", "data": "x"},
+        {"topic": "chat.1", "data": "y"},
+    ]});
+    let (_, answer) = post("/api/publish", &jwt, items);
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["error"]["code"], "forbidden", "{answer}");
+    assert!(results[1]["id"].is_string(), "{answer}");
+    let (_, answer) = post(
+        "/api/broadcast",
+        &jwt,
+        serde_json::json!({"topics": ["vote.2"], "data": "x"}),
+    );
+    assert_eq!(answer["results"][0]["error"]["code"], "forbidden", "{answer}");
+    // Nothing was published, nor was the backend asked.
+    for topic in ["vote.1", "vote.2"] {
+        let polled = request(
+            server.addr,
+            "GET",
+            &format!("/topics/{topic}/poll?timeout=0"),
+            "",
+            b"",
+        );
+        let polled: serde_json::Value = serde_json::from_slice(&polled.body).unwrap();
+        assert_eq!(polled["events"], serde_json::json!([]), "{polled}");
+    }
+    assert!(hub.asked.lock().unwrap().is_empty());
+    // The publish token is trusted there, as on the topic's own route.
+    let (_, answer) = post(
+        "/api/publish",
+        TOKEN,
+        serde_json::json!({"items": [{"topic": "vote.1", "data": "z"}]}),
+    );
+    assert!(answer["results"][0]["id"].is_string(), "{answer}");
+    hub.server.shutdown();
+}

@@ -553,6 +553,17 @@ impl ServerApi {
                 "the credential may not publish to this topic (its rights or its namespace)",
             )));
         }
+        // The backend decides a `publish=hook` topic's publishes, but for
+        // the publish token's (trusted, as on `POST /topics/NAME`). A
+        // batch is answered at once by the sequencer's outcomes, so
+        // another credential's item there is refused, not asked about.
+        if !matches!(credential, Credential::Admin) && settings.publish_hook(&item.topic) {
+            return Some(Outcome::Refused(ApiError::new(
+                403,
+                "forbidden",
+                "the backend decides this topic's publishes: publish with POST /topics/NAME",
+            )));
+        }
         if let Credential::Token(who) = credential
             && parts
                 .shared
