@@ -759,3 +759,54 @@ fn the_server_api_does_not_publish_past_the_publish_hook() {
     assert!(answer["results"][0]["id"].is_string(), "{answer}");
     hub.server.shutdown();
 }
+
+#[test]
+fn the_server_api_reads_a_topic_the_backend_guards_only_with_rights_to_it() {
+    const SECRET: &[u8] = b"a hub api test secret, 32 bytes!";
+    let hub = start_with(
+        &[Hook::Subscribe],
+        subscribe,
+        Duration::from_millis(20),
+        false,
+        Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
+        Duration::from_millis(300),
+    );
+    let server = &hub.server;
+    publish(server, "room.7", "secret");
+    publish(server, "chat.7", "public");
+    let jwt = |rights: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": rights }),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let ask = |token: &str, topic: &str| {
+        let auth = format!("Authorization: Bearer {token}\r\n");
+        let history = get(server, &format!("/api/history?topic={topic}"), &auth).status;
+        let presence = get(server, &format!("/api/presence?topic={topic}"), &auth).status;
+        let body = serde_json::json!({ "topics": [topic] }).to_string();
+        let counts = request(
+            server.addr,
+            "POST",
+            "/api/presence/counts",
+            &auth,
+            body.as_bytes(),
+        )
+        .status;
+        [history, presence, counts]
+    };
+    // The backend refuses room.7's subscribers: a token without rights
+    // to it reads nothing of it either; an open topic it reads.
+    let nobody = jwt(serde_json::json!({}));
+    assert_eq!(ask(&nobody, "room.7"), [403; 3]);
+    assert_eq!(ask(&nobody, "chat.7"), [200; 3]);
+    // Rights to it, or the publish token: read.
+    assert_eq!(
+        ask(&jwt(serde_json::json!({ "sub": ["room.*"] })), "room.7"),
+        [200; 3]
+    );
+    assert_eq!(ask(TOKEN, "room.7"), [200; 3]);
+    hub.server.shutdown();
+}

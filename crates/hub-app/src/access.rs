@@ -606,12 +606,16 @@ impl Access {
     /// Whether a credential may read `topic` through the server API
     /// (its presence, history and numbers): the publish token any topic;
     /// a JSON Web Token one that it grants to subscribe to or publish on,
-    /// or one that is not private.
+    /// or one that is not private. A topic whose subscribers the backend
+    /// decides (`subscribe=hook`) is read with the token's own rights
+    /// only: the backend is not asked here, and would refuse what it
+    /// refuses a subscriber.
     pub(super) fn may_read(&self, credential: &Credential, topic: &str) -> bool {
         match credential {
             Credential::Admin => true,
             Credential::Token(who) => {
-                !self.is_private(topic) || who.rights.may_subscribe(topic) || who.rights.may_publish(topic)
+                let open = !self.is_private(topic) && !self.settings.subscribe_hook(topic);
+                open || who.rights.may_subscribe(topic) || who.rights.may_publish(topic)
             }
             Credential::None => false,
         }
