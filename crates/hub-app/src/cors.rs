@@ -26,6 +26,10 @@ const MAX_AGE: &str = "600";
 pub(super) struct Cors {
     settings: Arc<HubSettings>,
     later: HashMap<ConnId, Box<str>>,
+    /// How many origins are kept, for tests to read from outside the
+    /// loop.
+    #[cfg(test)]
+    pub(super) held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Cors {
@@ -33,7 +37,16 @@ impl Cors {
         Cors {
             settings,
             later: HashMap::new(),
+            #[cfg(test)]
+            held: Arc::default(),
         }
+    }
+
+    /// Tells the tests how many origins are kept.
+    fn counted(&self) {
+        #[cfg(test)]
+        self.held
+            .store(self.later.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The request's `Origin`, if it is a trusted one (which gets CORS
@@ -60,10 +73,16 @@ impl Cors {
     pub(super) fn reply(&mut self, conn: ConnId, request: &Request<'_>, reply: Reply) -> Reply {
         let origin = self.origin(request);
         match reply {
-            Reply::Now(response) => Reply::Now(self.apply(response, origin)),
+            Reply::Now(response) => {
+                // A request held before (for the backend's word) that is
+                // answered now, after all.
+                self.forget(conn);
+                Reply::Now(self.apply(response, origin))
+            }
             Reply::Later(_) | Reply::Hold(_) => {
                 if let Some(origin) = origin {
                     self.later.insert(conn, origin.into());
+                    self.counted();
                 }
                 reply
             }
@@ -85,12 +104,17 @@ impl Cors {
     /// send (on its timeout, or at shutdown).
     pub(super) fn finish(&mut self, conn: ConnId, response: Response) -> Response {
         let origin = self.later.remove(&conn);
+        self.counted();
         self.apply(response, origin.as_deref())
     }
 
-    /// A request answered later went away unanswered.
+    /// A request answered later went away unanswered, or went on as a
+    /// session (a WebSocket, an event stream), which no answer follows.
     pub(super) fn forget(&mut self, conn: ConnId) {
-        self.later.remove(&conn);
+        // Most requests kept none: no hashing for them.
+        if !self.later.is_empty() && self.later.remove(&conn).is_some() {
+            self.counted();
+        }
     }
 
     /// The fields of an event stream's head.

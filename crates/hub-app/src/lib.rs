@@ -401,6 +401,9 @@ impl App for HubApp {
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+        // Held for the backend's word, its origin kept: no answer comes
+        // now.
+        self.cors.forget(conn);
         let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
             return;
         };
@@ -437,6 +440,7 @@ impl App for HubApp {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
+        self.cors.forget(conn);
         (self.delivery).leave(
             ctx,
             &mut parts!(self),
@@ -460,6 +464,8 @@ impl App for HubApp {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
+        // As for a WebSocket's opening: no answer comes now.
+        self.cors.forget(conn);
         if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
             let sources = metrics::Sources {
                 loops: &self.shared.stats,
@@ -491,6 +497,7 @@ impl App for HubApp {
         _tag: u32,
         reason: CloseReason,
     ) {
+        self.cors.forget(conn);
         if self.admin.is_stream(conn) {
             self.admin.unsubscribe(conn);
             return;

@@ -165,3 +165,92 @@ fn a_token_is_verified_once_per_request() {
     handle.shutdown();
     running.join().unwrap().unwrap();
 }
+
+/// A backend whose connect hook lets everyone in as `guest`, from a
+/// thread of its own (as the HTTP hooks answer).
+#[derive(Debug)]
+struct LetIn;
+
+impl Backend for LetIn {
+    fn answers(&self, hook: Hook) -> bool {
+        hook == Hook::Connect
+    }
+
+    fn ask(&self, _loop_index: usize, _question: Question, answer: AnswerTo) -> Result<(), Busy> {
+        std::thread::spawn(move || {
+            let allowed = tether_hub::Allowed::new().identity(Some("guest".into()), vec![], vec![]);
+            answer(tether_hub::Decision::Allow(allowed));
+        });
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    fn forwarded_headers(&self) -> &[String] {
+        &[]
+    }
+
+    fn forwarded_cookies(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// The origin of a request held for the backend's word is kept for its
+/// answer, and let go when it gets one now or goes on as a WebSocket or
+/// an event stream (which no answer follows): none is left behind.
+#[test]
+fn origins_kept_for_the_backends_word_are_let_go() {
+    const ORIGIN: &str = "https://app.example";
+    let settings = HubSettings {
+        trusted_origins: vec![ORIGIN.into()],
+        backend: Some(Arc::new(LetIn)),
+        ..HubSettings::default()
+    };
+    let shared = HubShared::new(settings, 1);
+    let app = shared.app(0);
+    let held = Arc::clone(&app.cors.held);
+    let server = Server::bind(Config::new("127.0.0.1:0".parse().unwrap()), Handshake::new(), app).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+
+    let origin = format!("Origin: {ORIGIN}");
+    for i in 0..100 {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        let request = if i % 2 == 0 {
+            format!(
+                "GET /topics/news/ws HTTP/1.1\r\n{origin}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+        } else {
+            format!("GET /topics/news/events HTTP/1.1\r\n{origin}\r\nHost: x\r\n\r\n")
+        };
+        socket.write_all(request.as_bytes()).unwrap();
+        let head = read_head(&mut socket);
+        let status = if i % 2 == 0 {
+            "HTTP/1.1 101"
+        } else {
+            "HTTP/1.1 200"
+        };
+        assert!(head.starts_with(status), "{head}");
+        // An event stream carries the fields (a WebSocket needs none).
+        assert!(i % 2 == 0 || head.contains(ORIGIN), "{head}");
+    }
+    // Answered now once the backend let it in: a publish its rights do
+    // not grant.
+    let refused = ask(addr, &format!("POST /topics/news HTTP/1.1\r\n{origin}"), "x");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains(ORIGIN), "{refused}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held.load(Ordering::Relaxed) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} origins kept",
+            held.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}
