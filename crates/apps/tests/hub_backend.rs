@@ -191,8 +191,22 @@ fn start_with(
     auth: Option<HubAuth>,
     timeout: Duration,
 ) -> Hub {
+    start_tuned(hooks, decide, delay, busy, auth, timeout, |_| {})
+}
+
+/// [`start_with`], the settings changed by `tune` first.
+fn start_tuned(
+    hooks: &[Hook],
+    decide: fn(&Question) -> Decision,
+    delay: Duration,
+    busy: bool,
+    auth: Option<HubAuth>,
+    timeout: Duration,
+    tune: impl FnOnce(&mut HubSettings),
+) -> Hub {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let mut settings = HubSettings::default();
+    tune(&mut settings);
     settings.auth = auth;
     settings.publish_token = Some(TOKEN.to_owned());
     for spec in [
@@ -808,5 +822,30 @@ fn the_server_api_reads_a_topic_the_backend_guards_only_with_rights_to_it() {
         [200; 3]
     );
     assert_eq!(ask(TOKEN, "room.7"), [200; 3]);
+    hub.server.shutdown();
+}
+
+#[test]
+fn empty_publishes_held_for_the_backend_count_against_the_in_flight_bound() {
+    // The backend answers after 3 s: every publish meanwhile is in flight.
+    let hub = start_tuned(
+        &[Hook::Publish],
+        publish_decision,
+        Duration::from_secs(3),
+        false,
+        None,
+        Duration::from_secs(10),
+        |settings| settings.max_publish_in_flight = 4096,
+    );
+    let mut socket = WsClient::connect_with(hub.server.addr, "/topics/vote.5/ws", "");
+    // Empty messages carry no bytes, but each costs the hub a publish
+    // held: they reach the bound all the same, long before 1000.
+    for _ in 0..1000 {
+        socket.send(&Message::text(""));
+    }
+    let (_, close) = socket.texts_then_close();
+    assert_eq!(close.code, tether_server::CloseCode::POLICY);
+    assert_eq!(close.reason, "publishing faster than the hub sequences");
+    assert!(hub.asked.lock().unwrap().len() < 100);
     hub.server.shutdown();
 }

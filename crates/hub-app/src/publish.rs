@@ -468,6 +468,9 @@ pub(super) struct WsPublish {
     pub(super) key: Option<String>,
 }
 
+/// What a WebSocket publish is counted in flight over its bytes.
+const PUBLISH_OVERHEAD: usize = 256;
+
 /// What `message`, from the WebSocket subscriber `conn`, publishes.
 pub(super) fn from_message(
     subscriber: &mut Subscriber,
@@ -487,7 +490,10 @@ pub(super) fn from_message(
             "only text messages are published",
         ));
     };
-    if subscriber.in_flight() + text.len() > settings.max_publish_in_flight {
+    // Each publish costs the hub more than its bytes (the publish, its
+    // place in the queues): an empty one counts too.
+    let len = text.len().saturating_add(PUBLISH_OVERHEAD);
+    if subscriber.in_flight().saturating_add(len) > settings.max_publish_in_flight {
         return Err(NotPublished::TooFast);
     }
     let envelope = subscriber.envelope;
@@ -511,7 +517,6 @@ pub(super) fn from_message(
         Ok(publish) => publish,
         Err(e) => return Err(NotPublished::Hub(e, key)),
     };
-    let len = text.len();
     subscriber.add_in_flight(len);
     let pending = Pending::WebSocket {
         conn,
