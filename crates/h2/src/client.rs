@@ -116,6 +116,10 @@ pub struct Config {
     /// before the connection ends (each DATA frame with data takes one
     /// off); default 100.
     pub max_empty_frames: u32,
+    /// Parameters in one SETTINGS frame before the connection ends with
+    /// ENHANCE_YOUR_CALM (each may cost a walk over the open streams);
+    /// default 32, as nghttp2.
+    pub max_settings_per_frame: u32,
 }
 
 impl Default for Config {
@@ -128,6 +132,7 @@ impl Default for Config {
             header_table_size: 4096,
             max_queued_acks: 64,
             max_empty_frames: 100,
+            max_settings_per_frame: 32,
         }
     }
 }
@@ -258,7 +263,12 @@ impl ClientConnection {
     pub fn new(config: Config, out: &mut Vec<u8>) -> Result<Self, Error> {
         let local = config.local();
         local.check(config.connection_window)?;
-        let mut ep = Endpoint::new(local, config.max_queued_acks, config.max_empty_frames);
+        let mut ep = Endpoint::new(
+            local,
+            config.max_queued_acks,
+            config.max_empty_frames,
+            config.max_settings_per_frame,
+        );
         out.extend_from_slice(PREFACE);
         // Every value was checked; 5 settings fit.
         let _ = encode_settings(out, &config.settings(), DEFAULT_MAX_FRAME_SIZE);

@@ -1566,6 +1566,58 @@ fn a_settings_flood_with_an_undrained_output_ends_the_connection() {
 }
 
 #[test]
+fn a_settings_frame_past_the_parameter_limit_ends_the_connection() {
+    let mut t = Test::started(Config::default());
+    let at_limit = vec![Setting::MaxConcurrentStreams(5); 32];
+    assert!(t.feed(&settings(&at_limit)).is_empty());
+    assert_eq!(t.frames(), [F::SettingsAck]);
+    let past = vec![Setting::MaxConcurrentStreams(5); 33];
+    let e = t.expect_goaway(&settings(&past), ErrorCode::ENHANCE_YOUR_CALM);
+    assert_eq!(e, ConnectionError::TooManySettings);
+    // The limit is a knob.
+    let mut t = Test::started(Config {
+        max_settings_per_frame: 40,
+        ..Config::default()
+    });
+    assert!(t.feed(&settings(&past)).is_empty());
+    assert_eq!(t.frames(), [F::SettingsAck]);
+}
+
+#[test]
+fn many_initial_window_sizes_in_one_frame_move_the_windows_once_by_the_net_change() {
+    let mut t = Test::started(Config::default());
+    t.request(1, &get("/"), true);
+    t.conn
+        .send_headers(1, &fields(&[(":status", "200")]), false, &mut t.out)
+        .unwrap();
+    t.frames();
+    // Up and down again: no change, no window opened.
+    let flap: Vec<_> = (0..32)
+        .map(|i| Setting::InitialWindowSize(if i % 2 == 0 { 0 } else { 65_535 }))
+        .collect();
+    assert!(t.feed(&settings(&flap)).is_empty());
+    assert_eq!(t.frames(), [F::SettingsAck]);
+    assert_eq!(t.conn.send_capacity(1), Some(65_535));
+    // The last value is the one that counts.
+    let mut down = flap.clone();
+    down[31] = Setting::InitialWindowSize(1000);
+    assert!(t.feed(&settings(&down)).is_empty());
+    assert_eq!(t.conn.send_capacity(1), Some(1000));
+    let mut up = flap;
+    up[31] = Setting::InitialWindowSize(3000);
+    let ev = t.feed(&settings(&up));
+    assert_eq!(ev, [Event::WindowOpened { stream: 1 }]);
+    assert_eq!(t.conn.send_capacity(1), Some(3000));
+    // A value on the way that pushes a window past 2^31-1 is still an error.
+    t.feed(&window_update(1, MAX_STREAM_ID - 3000));
+    let e = t.expect_goaway(
+        &settings(&[Setting::InitialWindowSize(3001), Setting::InitialWindowSize(0)]),
+        ErrorCode::FLOW_CONTROL_ERROR,
+    );
+    assert_eq!(e, ConnectionError::FlowControl);
+}
+
+#[test]
 fn a_ping_flood_with_an_undrained_output_ends_the_connection() {
     let mut t = Test::started(Config::default());
     for _ in 0..64 {

@@ -33,6 +33,10 @@ pub struct Config {
     /// Empty frames (see the module docs) before the connection ends;
     /// default 100.
     pub max_empty_frames: u32,
+    /// Parameters in one SETTINGS frame before the connection ends with
+    /// ENHANCE_YOUR_CALM (each may cost a walk over the open streams);
+    /// default 32, as nghttp2.
+    pub max_settings_per_frame: u32,
     /// A stream opened with this identifier or above makes the server send
     /// a graceful GOAWAY; default 2^31-1 - 2048.
     pub goaway_stream_id: u32,
@@ -50,6 +54,7 @@ impl Default for Config {
             max_resets: 100,
             max_queued_acks: 64,
             max_empty_frames: 100,
+            max_settings_per_frame: 32,
             goaway_stream_id: MAX_STREAM_ID - 2048,
         }
     }

@@ -69,7 +69,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new(local: Local, max_queued_acks: u32, max_empty_frames: u32) -> Self {
+    pub(crate) fn new(local: Local, max_queued_acks: u32, max_empty_frames: u32, max_settings: u32) -> Self {
         Self {
             local,
             started: false,
@@ -82,7 +82,7 @@ impl Endpoint {
             local_initial_window: DEFAULT_WINDOW,
             joiner: Joiner::default(),
             flow: ConnFlow::new(),
-            budgets: Budgets::new(max_queued_acks, max_empty_frames),
+            budgets: Budgets::new(max_queued_acks, max_empty_frames, max_settings),
             goaway_sent: false,
             goaway_received: false,
             closed: false,
@@ -457,35 +457,48 @@ fn data_prelude<S: Side>(
 
 /// Applies the peer's SETTINGS and acknowledges them; returns the streams
 /// whose send window grew, in order, or `None` if the connection ended.
+///
+/// A frame with more parameters than the budget allows ends the
+/// connection (each one may cost a walk over the streams otherwise). The
+/// parameters are applied in order (§6.5.3), but the streams' windows are
+/// moved once, by the frame's net change of SETTINGS_INITIAL_WINDOW_SIZE:
+/// a window pushed past 2^31-1 by any value on the way is still an error.
 fn on_settings<S: Side>(
     side: &mut S,
     s: &SettingsFrame<'_>,
     out: &mut Vec<u8>,
     events: &mut Vec<S::Event>,
 ) -> Option<Vec<u32>> {
-    let mut opened = Vec::new();
+    if !side.parts().0.budgets.settings(s.len()) {
+        fail(side, ConnectionError::TooManySettings, out, events);
+        return None;
+    }
+    let (ep, streams) = side.parts();
+    let old = ep.peer.initial_window_size;
+    let mut highest = old;
     for setting in s.iter() {
-        let (ep, streams) = side.parts();
         match setting {
-            Setting::InitialWindowSize(v) => {
-                let old = ep.peer.initial_window_size;
-                let mut flows: Vec<_> = streams.values_mut().map(|st| &mut st.flow).collect();
-                if !shared::shift_send_windows(&mut flows, old, v) {
-                    fail(side, ConnectionError::FlowControl, out, events);
-                    return None;
-                }
-                if v > old {
-                    opened.extend(streams.iter().filter(|(_, st)| st.local_open).map(|(&id, _)| id));
-                }
-            }
+            Setting::InitialWindowSize(v) => highest = highest.max(v),
             Setting::HeaderTableSize(v) => ep.encoder.set_max_table_size(v as usize),
             _ => {}
         }
         ep.peer.apply(setting);
     }
+    let new = ep.peer.initial_window_size;
+    let mut opened = Vec::new();
+    if new != old || highest != old {
+        let mut flows: Vec<_> = streams.values_mut().map(|st| &mut st.flow).collect();
+        // The highest value checks every window on the way; the last one moves them.
+        if !shared::shift_send_windows(&mut flows, old, highest, new) {
+            fail(side, ConnectionError::FlowControl, out, events);
+            return None;
+        }
+        if new > old {
+            opened.extend(streams.iter().filter(|(_, st)| st.local_open).map(|(&id, _)| id));
+        }
+    }
     encode_settings_ack(out);
     opened.sort_unstable();
-    opened.dedup();
     Some(opened)
 }
 

@@ -48,6 +48,9 @@ pub enum ConnectionError {
     TooManyAcks,
     /// Too many empty frames (ENHANCE_YOUR_CALM).
     TooManyEmptyFrames,
+    /// A SETTINGS frame with more parameters than the limit
+    /// (ENHANCE_YOUR_CALM).
+    TooManySettings,
 }
 
 impl ConnectionError {
@@ -66,7 +69,8 @@ impl ConnectionError {
             Self::HeaderBlockTooLarge
             | Self::TooManyResets
             | Self::TooManyAcks
-            | Self::TooManyEmptyFrames => ErrorCode::ENHANCE_YOUR_CALM,
+            | Self::TooManyEmptyFrames
+            | Self::TooManySettings => ErrorCode::ENHANCE_YOUR_CALM,
         }
     }
 }

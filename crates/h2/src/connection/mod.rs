@@ -58,6 +58,10 @@
 //!   written to the socket: a caller that moves the output into an
 //!   unbounded buffer of its own while the client does not read defeats
 //!   this.
+//! - **SETTINGS with many parameters** (CVE-2020-11080): a SETTINGS
+//!   frame with more than [`Config::max_settings_per_frame`] parameters
+//!   ends the connection with ENHANCE_YOUR_CALM; the streams' windows move
+//!   once per frame, by the net change of SETTINGS_INITIAL_WINDOW_SIZE.
 //! - **CONTINUATION flood**: a header block (HEADERS and its
 //!   CONTINUATIONs) larger than [`Config::max_header_list_size`] ends the
 //!   connection with ENHANCE_YOUR_CALM as soon as the frame that passes the
@@ -273,7 +277,12 @@ impl ServerConnection {
         Ok(Self {
             config,
             preface: PrefaceMatcher::new(),
-            ep: Endpoint::new(local, config.max_queued_acks, config.max_empty_frames),
+            ep: Endpoint::new(
+                local,
+                config.max_queued_acks,
+                config.max_empty_frames,
+                config.max_settings_per_frame,
+            ),
             streams: HashMap::new(),
             last_stream: 0,
             recently_reset: VecDeque::new(),

@@ -47,14 +47,16 @@ impl StreamFlow {
 }
 
 /// Moves every stream's send window by the change of the peer's
-/// SETTINGS_INITIAL_WINDOW_SIZE (§6.9.2: windows may go negative). False,
-/// changing nothing, if one would pass 2^31-1 (a connection error).
-pub(crate) fn shift_send_windows(streams: &mut [&mut StreamFlow], old: u32, new: u32) -> bool {
-    let delta = i64::from(new) - i64::from(old);
+/// SETTINGS_INITIAL_WINDOW_SIZE from `old` to `new` (§6.9.2: windows may
+/// go negative). False, changing nothing, if one would pass 2^31-1 (a
+/// connection error) at `highest`, the largest value on the way.
+pub(crate) fn shift_send_windows(streams: &mut [&mut StreamFlow], old: u32, highest: u32, new: u32) -> bool {
     let max = i64::from(MAX_WINDOW_SIZE);
-    if streams.iter().any(|s| s.send_window + delta > max) {
+    let peak = i64::from(highest) - i64::from(old);
+    if streams.iter().any(|s| s.send_window + peak > max) {
         return false;
     }
+    let delta = i64::from(new) - i64::from(old);
     for s in streams {
         s.send_window += delta;
     }
@@ -358,16 +360,24 @@ pub(crate) struct Budgets {
     empty_frames: u32,
     max_acks: u32,
     max_empty: u32,
+    max_settings: u32,
 }
 
 impl Budgets {
-    pub(crate) fn new(max_acks: u32, max_empty: u32) -> Self {
+    pub(crate) fn new(max_acks: u32, max_empty: u32, max_settings: u32) -> Self {
         Self {
             queued_acks: 0,
             empty_frames: 0,
             max_acks,
             max_empty,
+            max_settings,
         }
+    }
+
+    /// Whether a SETTINGS frame with this many parameters is within the
+    /// limit.
+    pub(crate) fn settings(&self, parameters: usize) -> bool {
+        u32::try_from(parameters).is_ok_and(|n| n <= self.max_settings)
     }
 
     /// The output was drained: queued acknowledgements start again.

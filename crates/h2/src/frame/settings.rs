@@ -208,6 +208,17 @@ impl<'a> SettingsFrame<'a> {
         self.ack
     }
 
+    /// How many parameters the frame holds.
+    pub const fn len(&self) -> usize {
+        self.payload.len() / 6
+    }
+
+    /// Whether the frame holds no parameter (an acknowledgement, or
+    /// SETTINGS with none).
+    pub const fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+
     /// The parameters, in the order they were sent.
     pub fn iter(&self) -> impl Iterator<Item = Setting> + 'a {
         // Every pair passed `from_pair` in `parse`, so none is dropped here.
