@@ -1,5 +1,5 @@
-//! An HTTP/2 session's own life: its timers (deferred answers,
-//! heartbeats, WebSocket timers, the idle timeout), what follows every
+//! An HTTP/2 session's own life: its timers (stalled streams, deferred
+//! answers, heartbeats, WebSocket timers, the idle timeout), what follows every
 //! input, timer or action (end the connection, stop reading), the two
 //! steps of a graceful shutdown, and the end of every stream when the
 //! connection is dropped.
@@ -19,8 +19,8 @@ use crate::server::link::NextStep;
 use crate::server::websocket;
 
 impl H2Session {
-    /// What is due: deferred answers, heartbeats, WebSocket timers, the
-    /// idle timeout.
+    /// What is due: stalled streams (reset with CANCEL), deferred
+    /// answers, heartbeats, WebSocket timers, the idle timeout.
     pub(in crate::server) fn on_timer<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) -> NextStep {
         let id = c.id;
         let heartbeat = c.env.config.sse_heartbeat;
@@ -43,6 +43,17 @@ impl H2Session {
             self.deadline = now + c.env.config.linger;
             c.mark_dirty();
             return NextStep::Keep;
+        }
+        let window = c.env.config.keep_alive_timeout;
+        for stream in self.due_stalls(now, window) {
+            debug!("HTTP/2 stream {stream}: request body or window stalled; resetting");
+            self.reset(
+                id.with_stream(stream),
+                c,
+                ErrorCode::CANCEL,
+                CloseReason::Dropped,
+                now,
+            );
         }
         let mut timed_out = Vec::new();
         let mut unsent = Vec::new();
@@ -125,6 +136,8 @@ impl H2Session {
     /// written; a client whose own answers pile up is not read until it
     /// takes them.
     pub(in crate::server) fn after<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        let config = &c.env.config;
+        self.time_stalls(now, config.handshake_timeout, config.keep_alive_timeout);
         let held = self.body_bytes();
         let before = std::mem::replace(&mut self.reported_body_bytes, held);
         if c.link.queued() > c.env.config.max_output {

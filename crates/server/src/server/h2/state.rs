@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 use tether_h2::ErrorCode;
@@ -66,6 +66,41 @@ pub(in crate::server) struct H2Stream {
     pub(super) queued: usize,
     /// END_STREAM once the queue is sent.
     pub(super) end: bool,
+    /// When the stream is reset if it is still stalled: a request body
+    /// not yet whole, or output the client's windows do not take.
+    pub(super) stall: Option<Stall>,
+}
+
+/// What a stream may be stalled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stalled {
+    /// Its request body: the whole request is due within the handshake
+    /// timeout of its HEADERS, as on HTTP/1.1.
+    Body,
+    /// The client's window: some of its output must go within each
+    /// keep-alive timeout.
+    Window,
+}
+
+/// A stream's stall deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stall {
+    pub(super) on: Stalled,
+    pub(super) at: Instant,
+    /// Output went since the deadline was set: it is set again instead.
+    pub(super) progressed: bool,
+}
+
+impl H2Stream {
+    /// What the stream may be stalled on now, if anything: a quiet event
+    /// stream or WebSocket (nothing queued) is not.
+    pub(super) fn stalled_on(&self) -> Option<Stalled> {
+        match self.kind {
+            Kind::Body { .. } => Some(Stalled::Body),
+            _ if self.queued > 0 => Some(Stalled::Window),
+            _ => None,
+        }
+    }
 }
 
 /// Bytes waiting on a stream, and how much of them is sent.
@@ -130,6 +165,7 @@ impl H2Stream {
             queue: VecDeque::new(),
             queued: 0,
             end: false,
+            stall: None,
         }
     }
 }
@@ -150,6 +186,10 @@ impl H2Session {
     /// The next time the session has something to do.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.streams.is_empty().then_some(self.deadline);
+        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for stream in self.streams.values() {
             let at = match &stream.kind {
                 Kind::Waiting { deadline, .. } => Some(*deadline),
@@ -157,12 +197,55 @@ impl H2Session {
                 Kind::WebSocket(session) => session.ws.poll_timeout(),
                 Kind::Body { .. } | Kind::Answered => None,
             };
-            next = match (next, at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            // A stall not yet timed (output queued by an action, with no
+            // clock at hand) is timed at the latest when the connection
+            // would have been idle long enough.
+            let stall = match (stream.stall, stream.stalled_on()) {
+                (Some(stall), Some(_)) => Some(stall.at),
+                (None, Some(_)) => Some(self.deadline),
+                (_, None) => None,
             };
+            next = earliest(earliest(next, at), stall);
         }
         next
+    }
+
+    /// Times the stalls of streams that have none yet, from `now`; a
+    /// stream no longer stalled, or stalled on something else, forgets or
+    /// restarts its time.
+    pub(super) fn time_stalls(&mut self, now: Instant, body: Duration, window: Duration) {
+        for s in self.streams.values_mut() {
+            let on = s.stalled_on();
+            s.stall = match (s.stall, on) {
+                (Some(stall), Some(on)) if stall.on == on => Some(stall),
+                (_, Some(on)) => Some(Stall {
+                    on,
+                    at: now + if on == Stalled::Body { body } else { window },
+                    progressed: false,
+                }),
+                (_, None) => None,
+            };
+        }
+    }
+
+    /// The streams whose stall is due at `now` and still holds: to reset.
+    /// A stream whose output moved since gets another `window`.
+    pub(super) fn due_stalls(&mut self, now: Instant, window: Duration) -> Vec<u32> {
+        let mut due = Vec::new();
+        for (&id, s) in self.streams.iter_mut() {
+            let on = s.stalled_on();
+            let Some(stall) = s.stall.as_mut() else { continue };
+            if now < stall.at || on != Some(stall.on) {
+                continue;
+            }
+            if stall.on == Stalled::Window && stall.progressed {
+                stall.at = now + window;
+                stall.progressed = false;
+                continue;
+            }
+            due.push(id);
+        }
+        due
     }
 
     /// The memory held by request bodies still arriving.
@@ -220,6 +303,9 @@ impl H2Session {
                     let bytes = front.rest().get(..n).unwrap_or_default();
                     out.write_with(pool, |o| o.extend_from_slice(bytes));
                 }
+            }
+            if let Some(stall) = s.stall.as_mut() {
+                stall.progressed = true;
             }
             front.advance(n);
             if n == rest
