@@ -224,6 +224,17 @@ impl<S: Read + Write> H2Client<S> {
     /// Sends DATA on a stream, in frames of at most 16 KiB, within the
     /// server's windows (reading its WINDOW_UPDATEs while they are shut).
     pub fn data(&mut self, stream: u32, bytes: &[u8], end_stream: bool) {
+        self.send_data(stream, bytes, end_stream, false);
+    }
+
+    /// As [`H2Client::data`] without END_STREAM, but stops as soon as the
+    /// server has reset the stream (whose window will not open again);
+    /// false if it did.
+    pub fn data_unless_reset(&mut self, stream: u32, bytes: &[u8]) -> bool {
+        self.send_data(stream, bytes, false, true)
+    }
+
+    fn send_data(&mut self, stream: u32, bytes: &[u8], end_stream: bool, stop_on_reset: bool) -> bool {
         let mut wire = Vec::new();
         let mut chunks = bytes.chunks(16_384).peekable();
         if bytes.is_empty() {
@@ -234,6 +245,10 @@ impl<S: Read + Write> H2Client<S> {
         while let Some(chunk) = chunks.next() {
             let len = chunk.len() as i64;
             loop {
+                if stop_on_reset && self.streams.get(&stream).is_some_and(|s| s.reset.is_some()) {
+                    self.send(&wire);
+                    return false;
+                }
                 let initial = self.initial_window();
                 let stream_window = initial + self.stream_windows.get(&stream).copied().unwrap_or(0);
                 if self.send_window >= len && stream_window >= len {
@@ -249,6 +264,7 @@ impl<S: Read + Write> H2Client<S> {
             d.encode(&mut wire, 16_384).expect("DATA");
         }
         self.send(&wire);
+        true
     }
 
     pub fn window_update(&mut self, stream: u32, increment: u32) {

@@ -16,7 +16,8 @@
 //! windows allow; the rest waits in the stream's queue (bytes shared with
 //! other streams, a broadcast, stay shared: a frame header is written and
 //! the shared payload queued behind it, no copy). A stream whose queue
-//! grows while the connection's queued total is beyond
+//! grows (by a broadcast, or by what a WebSocket's input makes it answer)
+//! while the connection's queued total is beyond
 //! [`crate::config::Config::max_output`] (a client that does not open its window)
 //! is reset (CANCEL) by the slow-consumer policy; other streams go on.
 //!
@@ -251,7 +252,7 @@ impl H2Session {
                 if !data.is_empty() {
                     self.ws_input(c, stream, &mut data, now);
                 }
-                if end_stream {
+                if end_stream && self.streams.contains_key(&stream) {
                     // The client will send nothing more: a WebSocket
                     // without its close handshake.
                     self.reset(

@@ -248,6 +248,16 @@ impl H2Session {
             Some(Kind::WebSocket(session)) if !session.is_closed()
         );
         self.take_scratch(c, stream, scratch, closed);
+        // What the input made the server answer (PONGs, the application's
+        // echoes) waits for the stream's window like a broadcast; the
+        // window for the input itself went back at once, so a client that
+        // never opens the stream's window would otherwise make the queue
+        // grow without end. Stopping reading instead would not do: the
+        // WINDOW_UPDATE that drains the queue arrives on the same
+        // connection.
+        if self.stalled(stream, c.env.config.max_output) {
+            self.cut_loose(sid, c, now);
+        }
     }
 
     /// Sends what the windows now allow: on `stream`, or on every stream.
