@@ -143,9 +143,18 @@ impl H3Endpoint {
         let held = session.held();
         let closed = session.is_closed();
         self.take_scratch(app, env, conn, stream_id, scratch, closed, now);
-        if !closed {
-            self.check_shared_budget(app, env, conn, stream_id, held, now);
+        if closed {
+            return;
         }
+        // What the input made the server answer (PONGs, the application's
+        // echoes) waits for the client's credit on the stream, while the
+        // credit for the input went back as it was read: a client that
+        // never raises the stream's credit gets the slow-consumer policy,
+        // as for a broadcast, instead of a queue that grows with its input.
+        if self.server.unsent_bytes(conn, stream_id) > env.config.max_output {
+            return self.cut_loose(app, env, sid, now);
+        }
+        self.check_shared_budget(app, env, conn, stream_id, held, now);
     }
 
     /// After the session on `stream_id` (a WebSocket or a WebTransport
