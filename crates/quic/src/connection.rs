@@ -22,6 +22,15 @@ struct Unsent {
     fin: bool,
 }
 
+/// What the server's control and QPACK decoder streams may hold unsent
+/// before the connection is closed with H3_EXCESSIVE_LOAD. What they
+/// carry is small (SETTINGS and GOAWAY; a few bytes per request stream
+/// for acknowledgments and cancellations) and a client that grants the
+/// streams credit takes it at once; one that grants none while opening
+/// and resetting requests would otherwise make the server keep a
+/// cancellation per stream for ever.
+const MAX_LOCAL_UNSENT: usize = 64 * 1024;
+
 /// A connection being served.
 pub(crate) struct Conn {
     pub(crate) quic: Connection,
@@ -67,6 +76,14 @@ impl Conn {
     /// Bytes queued for `target` that its stream has not taken yet.
     pub(crate) fn unsent_bytes(&self, target: Target) -> usize {
         self.unsent.get(&target).map_or(0, |u| u.bytes.len())
+    }
+
+    /// Bytes waiting on the server's control and QPACK decoder streams.
+    fn local_backlog(&self) -> usize {
+        [LocalStream::Control, LocalStream::QpackDecoder]
+            .into_iter()
+            .map(|local| self.unsent_bytes(Target::Local(local)))
+            .fold(0, usize::saturating_add)
     }
 
     /// Handles everything quinn-proto and the session have to say, and
@@ -128,6 +145,15 @@ impl Conn {
         }
         self.session_events(handle, out);
         self.write_session_output();
+        if !self.failed && self.local_backlog() > MAX_LOCAL_UNSENT {
+            self.cause.get_or_insert(CloseCause::Error);
+            self.close(
+                now,
+                ErrorCode::H3_EXCESSIVE_LOAD,
+                "the client takes nothing on the server's control and decoder streams",
+            );
+            self.unsent.clear();
+        }
         if let Some(reason) = self.close_reason.take() {
             self.report_closed(handle, reason, out);
         }

@@ -79,13 +79,23 @@ struct Client {
 }
 
 impl Client {
-    fn new(certs: &Certs, addr: SocketAddr, server: SocketAddr, now: Instant, window: u32) -> Client {
+    fn new(
+        certs: &Certs,
+        addr: SocketAddr,
+        server: SocketAddr,
+        now: Instant,
+        window: u32,
+        uni_streams: Option<u32>,
+    ) -> Client {
         let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
         let mut config = ClientConfig::new(Arc::new(
             QuicClientConfig::try_from(certs.client.clone()).unwrap(),
         ));
         let mut transport = TransportConfig::default();
         transport.stream_receive_window(VarInt::from_u32(window));
+        if let Some(n) = uni_streams {
+            transport.max_concurrent_uni_streams(VarInt::from_u32(n));
+        }
         config.transport_config(Arc::new(transport));
         let (handle, conn) = endpoint.connect(now, config, server, "localhost").unwrap();
         Client {
@@ -258,10 +268,22 @@ impl Net {
     }
 
     fn connect(&mut self, window: u32) -> usize {
+        self.connect_with(window, None)
+    }
+
+    /// A client that lets the server open `uni_streams` unidirectional
+    /// streams (quinn's default without it).
+    fn connect_with(&mut self, window: u32, uni_streams: Option<u32>) -> usize {
         let port = 50_000 + u16::try_from(self.clients.len()).unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        self.clients
-            .push(Client::new(&self.certs, addr, self.server_addr, self.now, window));
+        self.clients.push(Client::new(
+            &self.certs,
+            addr,
+            self.server_addr,
+            self.now,
+            window,
+            uni_streams,
+        ));
         self.clients.len() - 1
     }
 
@@ -1005,4 +1027,44 @@ fn a_webtransport_session_gets_a_server_stream_and_datagrams_both_ways() {
             tether_h3::session::SendError::UnknownSession(4)
         ))
     );
+}
+
+#[test]
+fn cancellations_the_client_never_takes_end_the_connection_with_excessive_load() {
+    let mut net = Net::new(QuicConfig::default());
+    net.answer = None;
+    // No unidirectional stream for the server: its control and QPACK
+    // decoder streams cannot open, and what it writes to them waits.
+    let c = net.connect_with(1 << 20, Some(0));
+    net.connected(c);
+    let mut opened = 0u64;
+    while net.clients[c].lost.is_none() {
+        assert!(
+            opened < 200_000,
+            "{opened} streams cancelled and the connection still open"
+        );
+        // Each request stream gets the first byte of a HEADERS frame,
+        // then is reset: the server owes a Stream Cancellation for it.
+        let mut streams = Vec::new();
+        while let Some(id) = net.clients[c].conn.streams().open(Dir::Bi) {
+            net.clients[c].write_all(id, &[0x01], false);
+            streams.push(id);
+        }
+        net.step();
+        for &id in &streams {
+            let _ = net.clients[c].conn.send_stream(id).reset(VarInt::from_u32(0x10c));
+        }
+        opened += streams.len() as u64;
+        net.run_until(Duration::from_millis(50), |net| net.clients[c].lost.is_some());
+    }
+    match net.clients[c].lost.as_ref().unwrap() {
+        ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), 0x107, "H3_EXCESSIVE_LOAD")
+        }
+        other => panic!("{other:?}"),
+    }
+    // About 64 KiB of cancellations, a few bytes each.
+    assert!(opened > 10_000, "closed after only {opened} streams");
+    let stats = net.server.stats();
+    assert_eq!(stats.closed_error, 1, "{stats:?}");
 }
