@@ -49,6 +49,14 @@ pub struct QuicConfig {
     /// transport parameter) only when the session serves WebTransport
     /// ([`SessionConfig::max_webtransport_sessions`] above 0).
     pub datagram_buffer: usize,
+    /// Bytes the server's own control and QPACK decoder streams may hold
+    /// unsent before the connection is closed with H3_EXCESSIVE_LOAD
+    /// (default 64 KiB). What they carry is small (SETTINGS, GOAWAY, a few
+    /// bytes per request stream for acknowledgments and cancellations) and
+    /// a client that grants them credit takes it at once; one that grants
+    /// none while opening and resetting requests would otherwise make the
+    /// server keep a cancellation per stream for ever.
+    pub max_control_backlog: usize,
     /// The HTTP/3 session of each connection.
     pub session: SessionConfig,
     /// The first byte of every connection ID this server issues (its
@@ -72,6 +80,7 @@ impl Default for QuicConfig {
             receive_window: 1024 * 1024,
             send_window: 1024 * 1024,
             datagram_buffer: 64 * 1024,
+            max_control_backlog: 64 * 1024,
             session: SessionConfig::default(),
             connection_id_prefix: None,
         }

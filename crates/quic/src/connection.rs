@@ -22,15 +22,6 @@ struct Unsent {
     fin: bool,
 }
 
-/// What the server's control and QPACK decoder streams may hold unsent
-/// before the connection is closed with H3_EXCESSIVE_LOAD. What they
-/// carry is small (SETTINGS and GOAWAY; a few bytes per request stream
-/// for acknowledgments and cancellations) and a client that grants the
-/// streams credit takes it at once; one that grants none while opening
-/// and resetting requests would otherwise make the server keep a
-/// cancellation per stream for ever.
-const MAX_LOCAL_UNSENT: usize = 64 * 1024;
-
 /// A connection being served.
 pub(crate) struct Conn {
     pub(crate) quic: Connection,
@@ -45,6 +36,8 @@ pub(crate) struct Conn {
     close_reason: Option<String>,
     /// [`ServerEvent::Closed`] was sent.
     reported_closed: bool,
+    /// [`QuicConfig::max_control_backlog`](crate::QuicConfig::max_control_backlog).
+    max_control_backlog: usize,
     /// Why the connection ended, as first known (the server's own close
     /// sets it before quinn-proto reports the loss).
     pub(crate) cause: Option<CloseCause>,
@@ -59,7 +52,12 @@ fn code(code: ErrorCode) -> VarInt {
 }
 
 impl Conn {
-    pub(crate) fn new(quic: Connection, session: SessionConfig, now: Instant) -> Conn {
+    pub(crate) fn new(
+        quic: Connection,
+        session: SessionConfig,
+        max_control_backlog: usize,
+        now: Instant,
+    ) -> Conn {
         Conn {
             quic,
             h3: ServerSession::new(session),
@@ -69,6 +67,7 @@ impl Conn {
             failed: false,
             close_reason: None,
             reported_closed: false,
+            max_control_backlog,
             cause: None,
         }
     }
@@ -145,7 +144,7 @@ impl Conn {
         }
         self.session_events(handle, out);
         self.write_session_output();
-        if !self.failed && self.local_backlog() > MAX_LOCAL_UNSENT {
+        if !self.failed && self.local_backlog() > self.max_control_backlog {
             self.cause.get_or_insert(CloseCause::Error);
             self.close(
                 now,

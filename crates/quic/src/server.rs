@@ -201,9 +201,15 @@ impl QuicServer {
             .accept(incoming, now, &mut buf, Some(self.server_config.clone()))
         {
             Ok((handle, quic)) => self.holding(handle, |server| {
-                server
-                    .conns
-                    .insert(handle, Conn::new(quic, server.config.session.clone(), now));
+                server.conns.insert(
+                    handle,
+                    Conn::new(
+                        quic,
+                        server.config.session.clone(),
+                        server.config.max_control_backlog,
+                        now,
+                    ),
+                );
                 server.drive(handle, now);
             }),
             Err(e) => {
