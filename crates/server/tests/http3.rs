@@ -24,31 +24,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use quinn_proto::crypto::rustls::QuicClientConfig;
-use quinn_proto::{
-    ClientConfig, Connection, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
-    ReadError, StreamEvent, StreamId, TransportConfig, VarInt,
-};
+use quinn_proto::{ClientConfig, Dir, Endpoint, EndpointConfig, StreamId, VarInt};
 use rustls::pki_types::ServerName;
 use tether_h2::hpack::Field;
-use tether_h3::frame::{self, Event as FrameEvent, Frame, FrameDecoder};
-use tether_h3::qpack::{self, Decoder, Section};
-use tether_h3::settings::Settings;
+use tether_h3::frame::Frame;
+use tether_h3::qpack::{self};
 use tether_server::{
     App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
-    Server, StatsSnapshot, tls,
+    Server, tls,
 };
 use tether_testkit::{IO_TIMEOUT, TestServer, config};
 
-/// What the application saw end, by reason.
-type Ends = Arc<Mutex<Vec<CloseReason>>>;
+#[path = "support/h3_client.rs"]
+mod h3_client;
+use h3_client::{Client, Ends, certs, contains, field, stats_until, status, trusting};
 
 /// Pages, a publish that feeds every event stream, a deferred answer, and
 /// event streams that may start with a burst of large events.
@@ -156,34 +151,6 @@ impl App for Feed {
     }
 }
 
-struct Certs {
-    server: Config,
-    client: Arc<rustls::ClientConfig>,
-}
-
-/// A configuration with TLS for `localhost` and HTTP/3 on, and a client
-/// TLS configuration that trusts it and offers `alpn`.
-fn certs(alpn: &[u8]) -> Certs {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
-    let mut server = config();
-    server.tls = Some(tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
-    server.http3 = true;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(made.cert.der().clone()).unwrap();
-    let mut client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    client.alpn_protocols = vec![alpn.to_vec()];
-    Certs {
-        server,
-        client: Arc::new(client),
-    }
-}
-
 fn start(config: Config) -> (TestServer, Ends) {
     let ends = Ends::default();
     let app = Feed {
@@ -192,282 +159,6 @@ fn start(config: Config) -> (TestServer, Ends) {
         ends: ends.clone(),
     };
     (TestServer::start(config, app), ends)
-}
-
-/// What a stream from the server delivered: its bytes, whether it ended,
-/// and its reset code.
-#[derive(Default)]
-struct Received {
-    bytes: Vec<u8>,
-    fin: bool,
-    reset: Option<u64>,
-}
-
-/// An HTTP/3 client connection on a UDP socket of its own.
-struct Client {
-    socket: UdpSocket,
-    endpoint: Endpoint,
-    handle: ConnectionHandle,
-    conn: Connection,
-    received: BTreeMap<StreamId, Received>,
-    /// A stream this client does not read (a slow consumer).
-    unread: Option<StreamId>,
-    connected: bool,
-    /// The test expects the server to close the connection.
-    may_be_closed: bool,
-    /// Why the connection ended, once it has.
-    closed: Option<String>,
-}
-
-impl Client {
-    fn connect(server: SocketAddr, tls: &Arc<rustls::ClientConfig>, stream_window: u32) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-        let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
-        let mut config = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls.clone()).unwrap()));
-        let mut transport = TransportConfig::default();
-        transport.stream_receive_window(VarInt::from_u32(stream_window));
-        config.transport_config(Arc::new(transport));
-        let (handle, conn) = endpoint
-            .connect(Instant::now(), config, server, "localhost")
-            .unwrap();
-        let mut client = Client {
-            socket,
-            endpoint,
-            handle,
-            conn,
-            received: BTreeMap::new(),
-            unread: None,
-            connected: false,
-            may_be_closed: false,
-            closed: None,
-        };
-        client.until("the handshake", |c| c.connected);
-        // The control stream, with an empty SETTINGS (RFC 9114 §6.2.1).
-        let control = client.conn.streams().open(Dir::Uni).unwrap();
-        let mut wire = vec![0x00];
-        Frame::Settings(Settings::default()).encode(&mut wire).unwrap();
-        client.write(control, &wire, false);
-        client
-    }
-
-    /// Moves to a new local port, as a client whose address changed (a
-    /// NAT rebinding, another network): QUIC connection migration.
-    fn rebind(&mut self) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-        self.socket = socket;
-    }
-
-    fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
-        let n = self.conn.send_stream(id).write(bytes).unwrap();
-        assert_eq!(n, bytes.len(), "the test's writes fit the window");
-        if fin {
-            self.conn.send_stream(id).finish().unwrap();
-        }
-    }
-
-    /// Sends a request with this method, path and body, ended.
-    fn request(&mut self, method: &str, path: &str, body: &[u8]) -> StreamId {
-        let fields = [
-            Field::new(":method", method),
-            Field::new(":scheme", "https"),
-            Field::new(":authority", "localhost"),
-            Field::new(":path", path),
-        ];
-        self.open(&fields, body, true)
-    }
-
-    /// Opens a request stream with these fields and body, ended if `fin`.
-    fn open(&mut self, fields: &[Field], body: &[u8], fin: bool) -> StreamId {
-        let mut section = Vec::new();
-        qpack::encode(fields, &mut section);
-        let mut wire = Vec::new();
-        Frame::Headers(section).encode(&mut wire).unwrap();
-        if !body.is_empty() {
-            frame::encode_data(body, &mut wire).unwrap();
-        }
-        let id = self.conn.streams().open(Dir::Bi).unwrap();
-        self.write(id, &wire, fin);
-        id
-    }
-
-    /// Sends `bytes` as one DATA frame on `id`, ending it if `fin`.
-    fn data(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
-        let mut wire = Vec::new();
-        frame::encode_data(bytes, &mut wire).unwrap();
-        self.write(id, &wire, fin);
-    }
-
-    /// One round: datagrams out, datagrams in (waiting a few
-    /// milliseconds for them), timers, events.
-    fn step(&mut self) {
-        let now = Instant::now();
-        let mut buf = Vec::new();
-        while let Some(t) = self.conn.poll_transmit(now, 1, &mut buf) {
-            self.socket.send_to(&buf[..t.size], t.destination).unwrap();
-            buf.clear();
-        }
-        let mut datagram = vec![0u8; 65_536];
-        loop {
-            match self.socket.recv_from(&mut datagram) {
-                Ok((n, from)) => {
-                    let mut response = Vec::new();
-                    let event = self.endpoint.handle(
-                        Instant::now(),
-                        from,
-                        None,
-                        None,
-                        BytesMut::from(&datagram[..n]),
-                        &mut response,
-                    );
-                    if let Some(DatagramEvent::ConnectionEvent(_, event)) = event {
-                        self.conn.handle_event(event);
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-                Err(e) => panic!("UDP receive: {e}"),
-            }
-        }
-        let now = Instant::now();
-        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
-            self.conn.handle_timeout(now);
-        }
-        while let Some(event) = self.conn.poll_endpoint_events() {
-            if let Some(event) = self.endpoint.handle_event(self.handle, event) {
-                self.conn.handle_event(event);
-            }
-        }
-        while let Some(event) = self.conn.poll() {
-            match event {
-                Event::Connected => self.connected = true,
-                Event::ConnectionLost { reason } => {
-                    assert!(self.may_be_closed, "connection lost: {reason}");
-                    self.closed = Some(reason.to_string());
-                }
-                Event::Stream(StreamEvent::Opened { dir }) => {
-                    while let Some(id) = self.conn.streams().accept(dir) {
-                        self.read(id);
-                    }
-                }
-                Event::Stream(StreamEvent::Readable { id }) => self.read(id),
-                _ => {}
-            }
-        }
-    }
-
-    fn read(&mut self, id: StreamId) {
-        if self.unread == Some(id) {
-            return;
-        }
-        let entry = self.received.entry(id).or_default();
-        let mut recv = self.conn.recv_stream(id);
-        let Ok(mut chunks) = recv.read(true) else {
-            return;
-        };
-        loop {
-            match chunks.next(usize::MAX) {
-                Ok(Some(chunk)) => entry.bytes.extend_from_slice(&chunk.bytes),
-                Ok(None) => {
-                    entry.fin = true;
-                    break;
-                }
-                Err(ReadError::Blocked) => break,
-                Err(ReadError::Reset(code)) => {
-                    entry.reset = Some(code.into_inner());
-                    break;
-                }
-            }
-        }
-        let _ = chunks.finalize();
-    }
-
-    /// Steps until the application has been told how a socket ended, and
-    /// checks that it was told once: `expected`.
-    fn until_told(&mut self, ends: &Ends, expected: CloseReason) {
-        self.until("the application told", |_| !ends.lock().unwrap().is_empty());
-        assert_eq!(ends.lock().unwrap()[..], [expected]);
-    }
-
-    /// Steps until `done` says so (or fails the test after a generous
-    /// timeout, which only catches a hang).
-    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Client) -> bool) {
-        let deadline = Instant::now() + IO_TIMEOUT;
-        while !done(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.step();
-        }
-    }
-
-    /// The response on `id` once it ended: its status and body.
-    fn response(&mut self, id: StreamId) -> (u16, Vec<u8>) {
-        self.until("a response", |c| c.received.get(&id).is_some_and(|r| r.fin));
-        let (fields, body) = self.frames(id);
-        (status(&fields), body)
-    }
-
-    /// The first head and the DATA so far on `id`.
-    fn frames(&self, id: StreamId) -> (Vec<Field>, Vec<u8>) {
-        let bytes = self
-            .received
-            .get(&id)
-            .map(|r| r.bytes.as_slice())
-            .unwrap_or_default();
-        let mut decoder = FrameDecoder::new(1 << 20);
-        let mut qpack = Decoder::new(0, 0);
-        let (mut head, mut body) = (Vec::new(), Vec::new());
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (used, event) = decoder.decode(rest).unwrap();
-            rest = &rest[used..];
-            match event {
-                Some(FrameEvent::Frame(Frame::Headers(section))) if head.is_empty() => {
-                    let Section::Decoded(fields) = qpack.decode_section(u64::from(id), &section).unwrap()
-                    else {
-                        panic!("a blocked section with no dynamic table")
-                    };
-                    head = fields;
-                }
-                Some(FrameEvent::Data(d)) => body.extend_from_slice(d),
-                _ => {}
-            }
-        }
-        (head, body)
-    }
-}
-
-fn status(fields: &[Field]) -> u16 {
-    let field = fields.iter().find(|f| f.name == b":status").expect("a status");
-    std::str::from_utf8(&field.value).unwrap().parse().unwrap()
-}
-
-fn field<'f>(fields: &'f [Field], name: &str) -> Option<&'f [u8]> {
-    fields
-        .iter()
-        .find(|f| f.name == name.as_bytes())
-        .map(|f| f.value.as_slice())
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The server's counters once `done` says so (each loop publishes its
-/// QUIC endpoint's at the end of its turn), failing the test after a
-/// generous timeout, which only catches a hang.
-fn stats_until(server: &TestServer, what: &str, done: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    loop {
-        let stats = server.stats();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {stats:?}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
@@ -678,20 +369,6 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
     client.until_told(&ends, CloseReason::Closed(CloseCode::NORMAL));
 }
 
-/// A client TLS configuration for HTTP/3 that trusts `cert` alone.
-fn trusting(cert: &rcgen::Certificate) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
-    let mut client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    client.alpn_protocols = vec![b"h3".to_vec()];
-    Arc::new(client)
-}
-
 #[test]
 fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
     let first = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -705,7 +382,7 @@ fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
     config.tls = Some(reloadable.server_config());
     config.http3 = true;
     let (server, _) = start(config);
-    let mut before = Client::connect(server.addr, &trusting(&first.cert), 1 << 20);
+    let mut before = Client::connect(server.addr, &trusting(&first.cert, b"h3"), 1 << 20);
     let page = before.request("GET", "/page", b"");
     assert_eq!(before.response(page).0, 200);
 
@@ -718,7 +395,7 @@ fn a_replaced_certificate_is_the_one_new_quic_handshakes_present() {
             second.signing_key.serialize_pem().as_bytes(),
         )
         .unwrap();
-    let mut after = Client::connect(server.addr, &trusting(&second.cert), 1 << 20);
+    let mut after = Client::connect(server.addr, &trusting(&second.cert, b"h3"), 1 << 20);
     let page = after.request("GET", "/page", b"");
     assert_eq!(after.response(page).0, 200);
     // The connection made before goes on.
