@@ -200,7 +200,12 @@ impl WebSocketBuilder {
     /// Reconnects the blocking client after the connection is lost (or the
     /// server closes with 1001 going away, 1011, 1012 service restart, 1013
     /// try again later or 1014), waiting as `backoff` says between
-    /// attempts. Off by default.
+    /// attempts. Off by default. The attempts in a row run on across
+    /// reconnections that bring no message, so a server that lets the
+    /// client in and closes at once meets growing waits and, with
+    /// [`Backoff::max_attempts`], the end (its close frame or the loss is
+    /// then reported); a message, or a connection up as long as the
+    /// longest wait, starts them over.
     pub fn reconnect(mut self, backoff: Backoff) -> WebSocketBuilder {
         self.reconnect = Some(backoff);
         self

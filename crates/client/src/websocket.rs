@@ -23,12 +23,14 @@ impl WebSocketBuilder {
         Ok(WebSocket {
             stream,
             session,
-            options: self,
             url,
             read_buf: vec![0; READ_CHUNK],
             read_timeout: None,
             lost: false,
             closing_by_us: false,
+            attempts: Attempts::new(self.reconnect.unwrap_or_default()),
+            opened_at: Instant::now(),
+            options: self,
         })
     }
 }
@@ -129,6 +131,14 @@ pub struct WebSocket {
     lost: bool,
     /// We started the close: never reconnect after it.
     closing_by_us: bool,
+    /// Reconnection attempts in a row, kept across reconnections: a server
+    /// that lets the client in and closes at once meets growing waits
+    /// (and, with a limit, the end). Started over once a connection
+    /// proves itself: a message from it, or up as long as the longest
+    /// wait.
+    attempts: Attempts,
+    /// When the current connection opened.
+    opened_at: Instant,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -289,8 +299,8 @@ impl WebSocket {
             if self.session.is_done() {
                 if self.lost {
                     self.lost = false;
-                    if self.reconnects() {
-                        return self.reconnect().map(|()| Event::Open);
+                    if self.reconnects() && self.reconnect()? {
+                        return Ok(Event::Open);
                     }
                     return Err(Error::ConnectionLost);
                 }
@@ -313,13 +323,17 @@ impl WebSocket {
                 let _ = self.flush();
                 self.linger();
                 let code = frame.code.0;
-                if self.reconnects() && matches!(code, 1001 | 1011..=1014) {
-                    self.reconnect()?;
+                if self.reconnects() && matches!(code, 1001 | 1011..=1014) && self.reconnect()? {
                     return Ok(Event::Open);
                 }
                 Ok(Event::Closed(frame))
             }
-            Ok(event) => Ok(event),
+            Ok(event) => {
+                if matches!(event, Event::Message(_)) {
+                    self.attempts.reset();
+                }
+                Ok(event)
+            }
             Err(e) => {
                 let _ = self.flush();
                 self.session.abandon();
@@ -328,8 +342,7 @@ impl WebSocket {
                 } else {
                     self.linger();
                 }
-                if self.reconnects() && e.is_network_error() {
-                    self.reconnect()?;
+                if self.reconnects() && e.is_network_error() && self.reconnect()? {
                     return Ok(Event::Open);
                 }
                 Err(e)
@@ -384,23 +397,31 @@ impl WebSocket {
     }
 
     /// Reconnects with backoff; on success the new connection replaces the
-    /// old one.
-    fn reconnect(&mut self) -> Result<(), Error> {
-        let mut attempts = Attempts::new(self.options.reconnect.unwrap_or_default());
+    /// old one (true). False, with nothing tried, when the attempts in a
+    /// row are used up: the caller reports what ended the connection.
+    fn reconnect(&mut self) -> Result<bool, Error> {
+        let longest = self.attempts.backoff().delay(u32::MAX);
+        if self.opened_at.elapsed() >= longest {
+            self.attempts.reset();
+        }
         loop {
-            std::thread::sleep(attempts.next_delay());
+            if self.attempts.exhausted() {
+                return Ok(false);
+            }
+            std::thread::sleep(self.attempts.next_delay());
             match establish(&self.options, &self.url) {
                 Ok((stream, session)) => {
                     self.stream = stream;
                     self.session = session;
                     self.read_timeout = None;
                     self.lost = false;
-                    return Ok(());
+                    self.opened_at = Instant::now();
+                    return Ok(true);
                 }
                 Err(e) => {
                     let retry = e.is_network_error()
                         || matches!(e, Error::Refused { status, .. } if status >= 500 || status == 429);
-                    if !retry || attempts.exhausted() {
+                    if !retry || self.attempts.exhausted() {
                         return Err(e);
                     }
                 }

@@ -336,6 +336,59 @@ fn reconnects_with_backoff_after_the_server_restarts() {
     drop(restarted);
 }
 
+/// Lets every client in and closes it at once with 1013 (try again later).
+struct Refuser {
+    opened: Arc<Mutex<usize>>,
+}
+
+impl App for Refuser {
+    type Post = ();
+
+    fn route(&mut self, _: &Request<'_>) -> Route {
+        Route::WebSocket(0)
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+        *self.opened.lock().unwrap() += 1;
+        ctx.close(conn, CloseCode(1013), "try again later");
+    }
+}
+
+/// A server that lets the client in and closes at once: the reconnections
+/// in a row count against the backoff's limit (a new connection that
+/// brings no message does not start them over), so the client ends with
+/// the server's close frame instead of reconnecting for ever.
+#[test]
+fn reconnections_to_a_server_that_closes_at_once_run_out() {
+    let opened = Arc::new(Mutex::new(0));
+    let server = common::start_server(Refuser {
+        opened: Arc::clone(&opened),
+    });
+    let mut ws = builder(server.ws_url("/"))
+        .reconnect(
+            Backoff::new()
+                .initial(Duration::from_millis(10))
+                .jitter(0.0)
+                .max_attempts(Some(2)),
+        )
+        .connect()
+        .unwrap();
+    let mut opens = 0;
+    let frame = loop {
+        match ws.recv().unwrap() {
+            Event::Open => {
+                opens += 1;
+                assert!(opens <= 2, "reconnected {opens} times");
+            }
+            Event::Closed(frame) => break frame,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode(1013));
+    assert_eq!(opens, 2);
+    assert_eq!(*opened.lock().unwrap(), 3);
+}
+
 #[test]
 fn without_reconnect_a_lost_server_is_an_error() {
     let server = common::start_server(Echo::everywhere());
