@@ -849,3 +849,82 @@ fn empty_publishes_held_for_the_backend_count_against_the_in_flight_bound() {
     assert!(hub.asked.lock().unwrap().len() < 100);
     hub.server.shutdown();
 }
+
+/// Every subscription allowed.
+fn allow_subscribes(question: &Question) -> Decision {
+    match question {
+        Question::Subscribe { .. } => Decision::Allow(Allowed::new()),
+        _ => Decision::Unavailable {
+            reason: "not asked here",
+        },
+    }
+}
+
+/// A ticket asked for by the publish token for the holder `claims`.
+fn ticket_for(server: &TestServer, claims: &str) -> String {
+    let answer = request(
+        server.addr,
+        "POST",
+        "/tickets",
+        &format!("Authorization: Bearer {TOKEN}\r\n"),
+        claims.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{:?}", String::from_utf8_lossy(&answer.body));
+    let answer: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    answer
+        .get("ticket")
+        .and_then(serde_json::Value::as_str)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_ticket_subscribes_to_a_topic_the_backend_decides_asked_once_for_its_holder() {
+    let hub = start(
+        &[Hook::Subscribe],
+        allow_subscribes,
+        Duration::from_millis(20),
+        false,
+    );
+    let server = &hub.server;
+    let holder = format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600);
+    let ticket = ticket_for(server, &holder);
+    let mut events = SseClient::connect(server.addr, &format!("/topics/room.1/events?ticket={ticket}"), "");
+    assert_eq!(
+        events.response.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&events.response.body)
+    );
+    let ticket = ticket_for(server, &holder);
+    let mut socket = WsClient::connect(server.addr, &format!("/topics/room.1/ws?ticket={ticket}"));
+    publish(server, "room.1", "to ann");
+    assert_eq!(events.next_event().data(), "to ann");
+    match socket.next_event() {
+        Some(Event::Message(m)) => assert!(m.as_text().unwrap().contains("to ann"), "{m:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Asked once each, with the holder's subject.
+    let asked = hub.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        [
+            Question::Subscribe {
+                subject: Some("ann".into()),
+                topic: "room.1".into(),
+                transport: "sse",
+            },
+            Question::Subscribe {
+                subject: Some("ann".into()),
+                topic: "room.1".into(),
+                transport: "websocket",
+            },
+        ]
+    );
+    // Still single use: the same ticket again is refused, the backend
+    // not asked.
+    let again = get(server, &format!("/topics/room.1/events?ticket={ticket}"), "");
+    assert_eq!(again.status, 403, "{:?}", String::from_utf8_lossy(&again.body));
+    assert_eq!(hub.asked.lock().unwrap().len(), 2);
+    hub.server.shutdown();
+}

@@ -61,6 +61,9 @@ pub(super) struct Presented {
     pub(super) identity: Option<tether_auth::Identity>,
     /// The subscribe hook let it subscribe to its topic.
     pub(super) subscribe_decided: bool,
+    /// What its ticket grants, if it came with one: used (once) before
+    /// the subscribe hook was asked, and not to be redeemed again.
+    pub(super) ticket: Option<Grant>,
 }
 
 /// Why a token presented over a WebSocket is not taken.
@@ -444,20 +447,34 @@ impl Access {
     /// (which a private topic needs, granting it), or anyone when tickets
     /// are not required and the topic is not private. The grant says
     /// whether a WebSocket may also publish.
+    ///
+    /// A ticket is used up here, unless `redeem` is false (the request
+    /// is to wait for the subscribe hook): then it is only checked, and
+    /// [`Access::redeem_ticket`] uses it when the hook is asked. Routed
+    /// again with the hook's decision, the request's ticket is what it
+    /// granted then; its holder is checked at every step.
     pub(super) fn authorize_subscriber<'a>(
         &self,
         request: &Request<'_>,
         topic: &str,
         credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
+        redeem: bool,
     ) -> Result<Grant, Refusal> {
         let settings = &self.settings;
         let private = self.is_private(topic);
         if let Some(ticket) = request.query_param("ticket") {
-            let grant = {
-                let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-                tickets
-                    .redeem(Instant::now(), &ticket, topic)
-                    .map_err(|_| Refusal::Ticket)?
+            let grant = match self.presented.as_deref().and_then(|p| p.ticket.clone()) {
+                Some(grant) => grant,
+                None => {
+                    let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = Instant::now();
+                    let grant = if redeem {
+                        tickets.redeem(now, &ticket, topic)
+                    } else {
+                        tickets.check(now, &ticket, topic)
+                    };
+                    grant.map_err(|_| Refusal::Ticket)?
+                }
             };
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
             // A ticket issued for a holder gives exactly the holder's
@@ -501,6 +518,22 @@ impl Access {
             }),
             Credential::None if settings.require_ticket || private => Err(Refusal::NoCredentials),
             Credential::None => Ok(Grant::default()),
+        }
+    }
+
+    /// Uses up the ticket of a request about to wait for the subscribe
+    /// hook (checked, not used, when it was routed), so that it is used
+    /// once whatever the backend says: what it grants, to go with the
+    /// backend's decision ([`Presented::ticket`]). `None`: it came with
+    /// no ticket.
+    pub(super) fn redeem_ticket(&self, request: &Request<'_>, topic: &str) -> Result<Option<Grant>, Refusal> {
+        let Some(ticket) = request.query_param("ticket") else {
+            return Ok(None);
+        };
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        match tickets.redeem(Instant::now(), &ticket, topic) {
+            Ok(grant) => Ok(Some(grant)),
+            Err(_) => Err(Refusal::Ticket),
         }
     }
 

@@ -16,14 +16,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tether_auth::{Identity, Rights, TetherClaim};
-use tether_hub::{Allowed, ControlMessage, Decision, HubMessage, Publish};
+use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage, Publish};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
 use super::access::{Access, Presented};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
 use super::loop_parts::LoopParts;
-use super::metrics::{HubStats, Outcome, add};
+use super::metrics::{HubStats, Outcome, add, count_refusal};
 use super::publish::Pending;
 use super::publish_hook::{Gated, PublishGate, publish_question};
 use super::routes::{Endpoint, HubRoute, parse_path};
@@ -70,8 +70,13 @@ pub(super) enum Asked<C = ConnId> {
         then_subscribe: bool,
     },
     /// Whether the held request `conn` (who the connect hook said, if it
-    /// was asked) may subscribe.
-    Subscribe { conn: C, identity: Option<Identity> },
+    /// was asked) may subscribe; what its ticket granted, if it came
+    /// with one (used when the question was put).
+    Subscribe {
+        conn: C,
+        identity: Option<Identity>,
+        ticket: Option<Grant>,
+    },
     /// A later expiry for the subscriber `conn` (not a held request).
     Refresh { conn: C },
 }
@@ -299,6 +304,14 @@ impl BackendHooks {
                     },
                 )
             } else {
+                // Its ticket is used now, once, whatever the backend says.
+                let ticket = match access.redeem_ticket(request, topic) {
+                    Ok(ticket) => ticket,
+                    Err(refusal) => {
+                        count_refusal(parts.stats, refusal);
+                        return Reply::Now(refusal.response());
+                    }
+                };
                 let identity = access.presented().and_then(|p| p.identity.clone());
                 let subject = match &identity {
                     Some(identity) => identity.subject.clone(),
@@ -316,7 +329,11 @@ impl BackendHooks {
                         topic: topic.to_owned(),
                         transport,
                     },
-                    Asked::Subscribe { conn, identity },
+                    Asked::Subscribe {
+                        conn,
+                        identity,
+                        ticket,
+                    },
                 )
             };
         let hook = question.hook();
@@ -395,6 +412,7 @@ impl BackendHooks {
                         Presented {
                             identity: Some(identity),
                             subscribe_decided: false,
+                            ticket: None,
                         },
                     );
                 }
@@ -406,6 +424,7 @@ impl BackendHooks {
                 let asked = Asked::Subscribe {
                     conn,
                     identity: Some(identity),
+                    ticket: None,
                 };
                 if self
                     .ask_backend(ctx, &parts.shared.settings, question, asked)
@@ -415,12 +434,13 @@ impl BackendHooks {
                     parts.cors.respond(ctx, conn, unavailable());
                 }
             }
-            Asked::Subscribe { identity, .. } => self.go_on(
+            Asked::Subscribe { identity, ticket, .. } => self.go_on(
                 ctx,
                 conn,
                 Presented {
                     identity,
                     subscribe_decided: true,
+                    ticket,
                 },
             ),
             Asked::Refresh { .. } => {}

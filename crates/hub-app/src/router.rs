@@ -156,7 +156,10 @@ fn subscribe_route<'a>(
     credential: impl Fn() -> &'a Result<Credential, Refusal> + Copy,
 ) -> Route {
     let settings = access.settings();
-    let grant = match access.authorize_subscriber(request, topic, credential) {
+    // A request that waits for the backend uses its ticket when the
+    // backend is asked: once, the decision carrying what it grants.
+    let asks = asks_subscribe(access, topic, credential);
+    let grant = match access.authorize_subscriber(request, topic, credential, !asks) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
         Ok(grant) => grant,
         Err(refusal) => {
@@ -173,7 +176,7 @@ fn subscribe_route<'a>(
         count_refusal(stats, Refusal::TooManyConnections);
         return Refusal::TooManyConnections.route();
     }
-    if asks_subscribe(access, topic, credential) {
+    if asks {
         return HubRoute::Decide.route();
     }
     match endpoint {

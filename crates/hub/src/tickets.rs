@@ -139,6 +139,26 @@ impl Tickets {
         }
     }
 
+    /// Whether `ticket` is good for `topic` now, without using it: one
+    /// that is stays, for [`Tickets::redeem`]; one that is not is gone
+    /// afterwards, as a refused redemption's is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TicketRefused`]: unknown, used, expired, or for another
+    /// topic.
+    pub fn check(&mut self, now: Instant, ticket: &str, topic: &str) -> Result<Grant, Error> {
+        let good = self
+            .tickets
+            .get(ticket)
+            .filter(|t| now < t.expires && t.grant.topic.as_deref().is_none_or(|only| only == topic))
+            .map(|t| t.grant.clone());
+        if good.is_none() {
+            self.tickets.remove(ticket);
+        }
+        good.ok_or(Error::TicketRefused)
+    }
+
     /// Tickets issued and not yet used (some may have expired).
     pub fn outstanding(&self) -> usize {
         self.tickets.len()
@@ -179,6 +199,31 @@ mod tests {
             Err(Error::TicketRefused)
         );
         assert_eq!(t.redeem(t0, "", "any"), Err(Error::TicketRefused));
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn checked_without_being_used() {
+        let mut t = Tickets::new(Duration::from_secs(10), 100);
+        let t0 = Instant::now();
+        let scoped = Grant {
+            topic: Some(Arc::from("x")),
+            publish: true,
+        };
+        let a = t.issue(t0, [1; 16], scoped.clone()).unwrap();
+        assert_eq!(t.check(t0, &a, "x"), Ok(scoped.clone()));
+        assert_eq!(t.check(t0, &a, "x"), Ok(scoped.clone()), "still there");
+        assert_eq!(t.redeem(t0, &a, "x"), Ok(scoped.clone()));
+        assert_eq!(t.check(t0, &a, "x"), Err(Error::TicketRefused), "used");
+        // Refused: gone, as a refused redemption's.
+        let b = t.issue(t0, [2; 16], scoped.clone()).unwrap();
+        assert_eq!(t.check(t0, &b, "y"), Err(Error::TicketRefused));
+        assert_eq!(t.redeem(t0, &b, "x"), Err(Error::TicketRefused));
+        let c = t.issue(t0, [3; 16], Grant::default()).unwrap();
+        assert_eq!(
+            t.check(t0 + Duration::from_secs(10), &c, "any"),
+            Err(Error::TicketRefused)
+        );
         assert_eq!(t.outstanding(), 0);
     }
 
