@@ -45,12 +45,18 @@ fn alice(ttl: u64) -> String {
 /// A hub whose `user.*` and `room.*` topics are private, with the admin
 /// token, no leeway.
 fn hub() -> TestServer {
+    hub_tuned(|_| {})
+}
+
+/// [`hub`], its settings changed by `tune` first.
+fn hub_tuned(tune: impl FnOnce(&mut HubSettings)) -> TestServer {
     let mut auth = HubAuth::new(Keys::from_secret(SECRET).unwrap());
     auth.validation = Validation::new().leeway(0);
     auth.private = Private::new(["user.*", "room.*"]).unwrap();
     let mut settings = HubSettings::default();
     settings.publish_token = Some(ADMIN.into());
     settings.auth = Some(auth);
+    tune(&mut settings);
     TestServer::start(config(), HubApp::new(settings))
 }
 
@@ -304,4 +310,33 @@ fn a_long_poll_is_answered_when_its_token_expires() {
     assert_eq!(response.status, 200);
     let body: Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!(body["events"][0]["data"], "in time");
+}
+
+#[test]
+fn one_subject_cannot_take_every_ticket() {
+    let server = hub_tuned(|settings| settings.max_tickets_per_subject = 3);
+    let token = alice(600);
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(ticket(&server, "", &bearer(&token), "").0);
+    }
+    // Past its share: 429, told how long until its oldest expires.
+    let refused = post(&server, "/tickets", &bearer(&token), "");
+    assert_eq!(
+        (refused.status, &refused.body[..]),
+        (429, &b"too many tickets outstanding for this subject\n"[..])
+    );
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    // Another subject still gets one, and so does the publish token.
+    let bob = jwt("bob", &["user.{sub}.*"], &[], 600);
+    ticket(&server, "", &bearer(&bob), "");
+    ticket(&server, "", &bearer(ADMIN), "");
+    // The backend naming alice counts against her share too.
+    let claims = format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 600);
+    assert_eq!(post(&server, "/tickets", &bearer(ADMIN), &claims).status, 429);
+    // One used makes room for one more.
+    assert_eq!(sse_status(&server, "user.alice.inbox", &taken[0]), 200);
+    ticket(&server, "", &bearer(&token), "");
+    assert_eq!(post(&server, "/tickets", &bearer(&token), "").status, 429);
 }

@@ -743,24 +743,38 @@ impl Access {
             publish,
         };
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        // The holders' bounds are checked before the ticket is issued: a
+        // refused request leaves none behind.
+        let ttl = tickets.ttl();
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(holder) = &holder {
+            // As many as tickets outstanding: those whose ticket has
+            // expired go first.
+            if holders.len() >= self.settings.max_tickets {
+                holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
+            }
+            if holders.len() >= self.settings.max_tickets {
+                return super::replies::refuse(
+                    503,
+                    "too many tickets outstanding\n",
+                    Some(super::replies::SOON),
+                );
+            }
+            if let Some(subject) = &holder.subject
+                && let Some(wait) = self.subject_full(&holders, subject, now, ttl)
+            {
+                log::debug!("hub: ticket refused: its subject has too many outstanding");
+                return super::replies::refuse(
+                    429,
+                    "too many tickets outstanding for this subject\n",
+                    Some(wait),
+                );
+            }
+        }
         match tickets.issue(now, random, grant) {
             Ok(ticket) => {
                 let mut subject = String::new();
                 if let Some(holder) = holder {
-                    let ttl = tickets.ttl();
-                    let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-                    // As many as tickets outstanding: those whose ticket
-                    // has expired go first.
-                    if holders.len() >= self.settings.max_tickets {
-                        holders.retain(|_, (issued, _)| now.saturating_duration_since(*issued) < ttl);
-                    }
-                    if holders.len() >= self.settings.max_tickets {
-                        return super::replies::refuse(
-                            503,
-                            "too many tickets outstanding\n",
-                            Some(super::replies::SOON),
-                        );
-                    }
                     if let Some(name) = &holder.subject {
                         subject = format!(",\"sub\":{}", tether_hub::json_string(name));
                     }
@@ -776,6 +790,28 @@ impl Access {
             }
             Err(e) => error_response(&e),
         }
+    }
+
+    /// Whether `subject` holds [`HubSettings::max_tickets_per_subject`]
+    /// tickets issued within `ttl` before `now` (or more): then how long
+    /// until the oldest of them expires.
+    fn subject_full(
+        &self,
+        holders: &HashMap<String, (Instant, TicketHolder)>,
+        subject: &str,
+        now: Instant,
+        ttl: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let mut held = 0;
+        let mut oldest = std::time::Duration::ZERO;
+        for (issued, holder) in holders.values() {
+            let age = now.saturating_duration_since(*issued);
+            if age < ttl && holder.subject.as_deref() == Some(subject) {
+                held += 1;
+                oldest = oldest.max(age);
+            }
+        }
+        (held >= self.settings.max_tickets_per_subject).then(|| ttl.saturating_sub(oldest))
     }
 
     /// What a token sent over a WebSocket subscribed (or to subscribe) to

@@ -35,6 +35,12 @@ pub struct HubSettings {
     pub ticket_ttl: Duration,
     /// Tickets outstanding at most (10 000); more get 503.
     pub max_tickets: usize,
+    /// Tickets outstanding at most for one holder's subject (100), so
+    /// that one token cannot take every ticket of the node: more for that
+    /// subject get 429 with `Retry-After` (until its oldest expires),
+    /// while other subjects still get theirs. Tickets without a subject
+    /// (the publish token's own) are not counted.
+    pub max_tickets_per_subject: usize,
     /// The origins trusted to use the hub from a browser, besides the
     /// server's own (exact origins such as `https://app.example.com`,
     /// compared case-insensitively; never `*`, which matches nothing). A
@@ -125,6 +131,7 @@ impl Default for HubSettings {
             require_ticket: false,
             ticket_ttl: Duration::from_secs(30),
             max_tickets: 10_000,
+            max_tickets_per_subject: 100,
             trusted_origins: Vec::new(),
             ws_publish: Vec::new(),
             poll_timeout: Duration::from_secs(25),
@@ -154,6 +161,7 @@ impl fmt::Debug for HubSettings {
             .field("require_ticket", &self.require_ticket)
             .field("ticket_ttl", &self.ticket_ttl)
             .field("max_tickets", &self.max_tickets)
+            .field("max_tickets_per_subject", &self.max_tickets_per_subject)
             .field("trusted_origins", &self.trusted_origins)
             .field("ws_publish", &self.ws_publish)
             .field("poll_timeout", &self.poll_timeout)
