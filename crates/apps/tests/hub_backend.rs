@@ -194,6 +194,35 @@ fn start_with(
     start_tuned(hooks, decide, delay, busy, auth, timeout, |_| {})
 }
 
+/// The secret of the JWTs the server API tests sign.
+const API_SECRET: &[u8] = b"a hub api test secret, 32 bytes!";
+
+/// A hub whose backend `decide`s `hook` (20 ms, timeout 300 ms) and
+/// whose callers may present a JWT signed with [`API_SECRET`], as the
+/// server API tests use; and such a JWT for subject `pat` with `rights`.
+fn start_for_api(hook: Hook, decide: fn(&Question) -> Decision) -> Hub {
+    let auth = HubAuth::new(Keys::from_secret(API_SECRET).unwrap());
+    start_with(
+        &[hook],
+        decide,
+        Duration::from_millis(20),
+        false,
+        Some(auth),
+        Duration::from_millis(300),
+    )
+}
+
+/// A JWT for subject `pat` with these `tether` rights, signed with
+/// [`API_SECRET`], valid for ten minutes.
+fn api_jwt(rights: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": rights }),
+        &jsonwebtoken::EncodingKey::from_secret(API_SECRET),
+    )
+    .unwrap()
+}
+
 /// [`start_with`], the settings changed by `tune` first.
 fn start_tuned(
     hooks: &[Hook],
@@ -706,23 +735,9 @@ fn deny_publishes(_question: &Question) -> Decision {
 
 #[test]
 fn the_server_api_does_not_publish_past_the_publish_hook() {
-    const SECRET: &[u8] = b"a hub api test secret, 32 bytes!";
-    let hub = start_with(
-        &[Hook::Publish],
-        deny_publishes,
-        Duration::from_millis(20),
-        false,
-        Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
-        Duration::from_millis(300),
-    );
+    let hub = start_for_api(Hook::Publish, deny_publishes);
     let server = &hub.server;
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": "pat", "exp": now() + 600,
-                             "tether": { "pub": ["vote.*", "chat.*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let jwt = api_jwt(serde_json::json!({ "pub": ["vote.*", "chat.*"] }));
     let post = |target: &str, token: &str, body: serde_json::Value| {
         let answer = request(
             server.addr,
@@ -776,26 +791,11 @@ fn the_server_api_does_not_publish_past_the_publish_hook() {
 
 #[test]
 fn the_server_api_reads_a_topic_the_backend_guards_only_with_rights_to_it() {
-    const SECRET: &[u8] = b"a hub api test secret, 32 bytes!";
-    let hub = start_with(
-        &[Hook::Subscribe],
-        subscribe,
-        Duration::from_millis(20),
-        false,
-        Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
-        Duration::from_millis(300),
-    );
+    let hub = start_for_api(Hook::Subscribe, subscribe);
     let server = &hub.server;
     publish(server, "room.7", "secret");
     publish(server, "chat.7", "public");
-    let jwt = |rights: serde_json::Value| {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": rights }),
-            &jsonwebtoken::EncodingKey::from_secret(SECRET),
-        )
-        .unwrap()
-    };
+    let jwt = api_jwt;
     let ask = |token: &str, topic: &str| {
         let auth = format!("Authorization: Bearer {token}\r\n");
         let history = get(server, &format!("/api/history?topic={topic}"), &auth).status;
