@@ -43,7 +43,10 @@ pub struct Config {
     /// The largest request head; a larger one gets `431` (16 KiB).
     pub max_request_head: usize,
     /// The largest request body an application route accepts, announced
-    /// with `Content-Length`; a larger one gets `413` (1 MiB).
+    /// with `Content-Length`; a larger one gets `413` (1 MiB). A chunked
+    /// body may also take at most this much framing (chunk lines and
+    /// their extensions, line ends) plus [`Config::max_request_head`] for
+    /// its trailers; more gets `400`.
     pub max_request_body: usize,
     /// How long a new connection has to send a complete request head (and
     /// so, for a WebSocket, to finish its handshake) before it is dropped

@@ -19,6 +19,31 @@ use crate::transport::Stream;
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
 
+/// A chunked request body arriving over several reads: its decoder's
+/// state and the body so far, so that each read decodes only its own
+/// bytes (the request's head waits alone in `partial`).
+pub(in crate::server) struct ChunkedBody {
+    decoder: tether_http1::BodyDecoder,
+    decoded: Vec<u8>,
+    /// Bytes of the body on the wire so far, framing included.
+    wire: usize,
+}
+
+/// Whether a chunked body took more than `limit` bytes of framing (size
+/// lines, extensions, line ends, trailers) beside its `data` bytes: the
+/// body limit bounds what it decodes to, this what it may cost to read.
+fn framing_over(wire: usize, data: usize, limit: usize) -> bool {
+    wire.saturating_sub(data) > limit
+}
+
+/// The most framing one chunked request body may carry: a trailer section
+/// of a head's size and as much again as the body limit, which is room for
+/// a full-size body in chunks of a few bytes each (see
+/// [`crate::Config::max_request_body`]).
+fn max_chunk_framing(config: &crate::config::Config) -> usize {
+    config.max_request_head.saturating_add(config.max_request_body)
+}
+
 /// What to do after one HTTP request.
 enum Next {
     /// Parse the next pipelined request.
@@ -65,7 +90,14 @@ impl H1Conn {
         let limits = tether_http1::Limits::new()
             .max_head(config.max_request_head)
             .max_body(u64::try_from(config.max_request_body).unwrap_or(u64::MAX));
-        let Some(Requests { partial, waiting, .. }) = self.requests() else {
+        let max_framing = max_chunk_framing(config);
+        let Some(Requests {
+            partial,
+            waiting,
+            chunked,
+            ..
+        }) = self.requests()
+        else {
             return;
         };
         if waiting.is_some() {
@@ -78,6 +110,10 @@ impl H1Conn {
                 partial.extend_from_slice(data);
             }
             return;
+        }
+        if let Some(body) = chunked.take() {
+            let head = mem::take(partial);
+            return self.chunked_input(c, head, body, data, &limits, max_framing, now);
         }
         // How much of an unfinished request was already buffered.
         let owned_len = partial.len();
@@ -95,6 +131,8 @@ impl H1Conn {
         let mut starts_request = owned_len == 0;
         // A chunked body, decoded; a body with a length is borrowed as it is.
         let mut decoded = Vec::new();
+        // The decoder of a chunked body still arriving.
+        let mut unfinished = None;
         while !rest.is_empty() {
             let request_start = rest;
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -132,17 +170,17 @@ impl H1Conn {
                     let mut decoder =
                         tether_http1::BodyDecoder::new(framing, limits.max_body, limits.max_head);
                     match decoder.decode(after_head, &mut decoded) {
-                        Ok((used, true)) => Some((&decoded[..], used)),
-                        Ok((_, false)) => None,
-                        Err(e) => {
-                            debug!("bad request body: {e}");
-                            let head_only = head.method() == "HEAD";
-                            if e.status() == Some(413) {
-                                let answer = body_too_large(c, &head, now);
-                                return respond_with(c, &answer, head_only, true);
-                            }
-                            return error(c, e.status().unwrap_or(400), head_only);
+                        Ok((used, _)) if framing_over(used, decoded.len(), max_framing) => {
+                            return refuse_body(c, &head, &FRAMING_TOO_LARGE, now);
                         }
+                        Ok((used, true)) => Some((&decoded[..], used)),
+                        Ok((_, false)) => {
+                            if framing == tether_http1::Framing::Chunked {
+                                unfinished = Some(decoder);
+                            }
+                            None
+                        }
+                        Err(e) => return refuse_body(c, &head, &e, now),
                     }
                 }
             };
@@ -154,7 +192,23 @@ impl H1Conn {
                     let head_only = head.method() == "HEAD";
                     return respond_with(c, &refusal, head_only, true);
                 }
-                return self.keep_partial(c, rest, starts_request, head.expect_continue(), now);
+                let expects_continue = head.expect_continue();
+                if let Some(decoder) = unfinished {
+                    // The body goes on from where its decoder stopped: the
+                    // head alone is kept, and what the body decoded to.
+                    let body = ChunkedBody {
+                        decoder,
+                        decoded: mem::take(&mut decoded),
+                        wire: after_head.len(),
+                    };
+                    let head_bytes = rest.get(..head_len).unwrap_or_default();
+                    self.keep_partial(c, head_bytes, starts_request, expects_continue, now);
+                    if let Some(requests) = self.requests() {
+                        requests.chunked = Some(Box::new(body));
+                    }
+                    return;
+                }
+                return self.keep_partial(c, rest, starts_request, expects_continue, now);
             };
             if let Some(requests) = self.requests() {
                 requests.head_checked = false;
@@ -180,6 +234,64 @@ impl H1Conn {
                     return;
                 }
             }
+        }
+    }
+
+    /// More of a chunked body whose request's head is `head`: decoded on
+    /// from where the last read stopped. Once it is whole, the request
+    /// goes on as if it had come in one read, its body in one chunk.
+    #[allow(clippy::too_many_arguments)]
+    fn chunked_input<A: App>(
+        &mut self,
+        c: &mut Call<'_, '_, A>,
+        head: Vec<u8>,
+        mut body: Box<ChunkedBody>,
+        data: &[u8],
+        limits: &tether_http1::Limits,
+        max_framing: usize,
+        now: Instant,
+    ) {
+        let ChunkedBody {
+            decoder,
+            decoded,
+            wire,
+        } = &mut *body;
+        let fault = match decoder.decode(data, decoded) {
+            Ok((used, done)) => {
+                *wire = wire.saturating_add(used);
+                if framing_over(*wire, decoded.len(), max_framing) {
+                    Some(FRAMING_TOO_LARGE)
+                } else if done {
+                    let mut whole = head;
+                    whole.reserve(decoded.len() + 32 + data.len().saturating_sub(used));
+                    if !decoded.is_empty() {
+                        whole.extend_from_slice(format!("{:x}\r\n", decoded.len()).as_bytes());
+                        whole.extend_from_slice(decoded);
+                        whole.extend_from_slice(b"\r\n");
+                    }
+                    whole.extend_from_slice(b"0\r\n\r\n");
+                    whole.extend_from_slice(data.get(used..).unwrap_or_default());
+                    if let Some(requests) = self.requests() {
+                        requests.partial = whole;
+                    }
+                    return self.input_released(c, &[], None, now);
+                } else {
+                    None
+                }
+            }
+            Err(e) => Some(e),
+        };
+        let Some(fault) = fault else {
+            if let Some(requests) = self.requests() {
+                requests.partial = head;
+                requests.chunked = Some(body);
+            }
+            return c.env.mark_dirty(c.id, c.link);
+        };
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match tether_http1::parse_request(&head, &mut fields, limits) {
+            Ok(tether_http1::Status::Complete((head, _))) => refuse_body(c, &head, &fault, now),
+            _ => error(c, 400, false),
         }
     }
 
@@ -427,6 +539,26 @@ fn error<A: App>(c: &mut Call<'_, '_, A>, status: u16, head_only: bool) {
     let alt_svc = c.env.alt_svc.clone();
     let extra: Vec<(&str, &str)> = alt_svc.as_deref().map(|v| ("Alt-Svc", v)).into_iter().collect();
     respond(c, |out| http::write_error(out, status, &extra, head_only), true);
+}
+
+/// A chunked body whose framing is over [`max_chunk_framing`].
+const FRAMING_TOO_LARGE: tether_http1::Error = tether_http1::Error::BadChunk("too much framing");
+
+/// Answers a request whose body the server does not read, `e` saying why,
+/// and closes.
+fn refuse_body<A: App>(
+    c: &mut Call<'_, '_, A>,
+    head: &tether_http1::RequestHead<'_, '_>,
+    e: &tether_http1::Error,
+    now: Instant,
+) {
+    debug!("bad request body: {e}");
+    let head_only = head.method() == "HEAD";
+    if e.status() == Some(413) {
+        let answer = body_too_large(c, head, now);
+        return respond_with(c, &answer, head_only, true);
+    }
+    error(c, e.status().unwrap_or(400), head_only);
 }
 
 /// Adds `Alt-Svc` to an event stream's head while HTTP/3 is served, so

@@ -20,8 +20,11 @@ pub(in crate::server) enum H1Conn {
 /// Waiting for a request head (the first, or the next on keep-alive), or
 /// for the application's deferred answer to one.
 pub(in crate::server) struct Requests {
-    /// Bytes of requests not yet handled.
+    /// Bytes of requests not yet handled (while a chunked body arrives,
+    /// its request's head alone).
     pub(in crate::server) partial: Vec<u8>,
+    /// A chunked body arriving over several reads, decoded so far.
+    pub(in crate::server) chunked: Option<Box<super::requests::ChunkedBody>>,
     pub(in crate::server) deadline: Instant,
     /// `100 Continue` was sent for the request being received.
     pub(in crate::server) continued: bool,
@@ -54,6 +57,7 @@ impl H1Conn {
     pub(in crate::server) fn new(deadline: Instant) -> H1Conn {
         H1Conn::Requests(Requests {
             partial: Vec::new(),
+            chunked: None,
             deadline,
             continued: false,
             head_checked: false,
