@@ -43,6 +43,11 @@ impl Conn {
         matches!(&self.state, State::H1(h1) if h1.awaits_answer())
     }
 
+    /// Requests on it wait unanswered for its output to drain.
+    pub(super) fn stalled(&self) -> bool {
+        matches!(&self.state, State::H1(h1) if h1.stalled())
+    }
+
     /// When its timer is next due.
     #[inline]
     pub(super) fn next_deadline(&self) -> Option<Instant> {

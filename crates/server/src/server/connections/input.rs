@@ -63,6 +63,18 @@ impl<A: App> Connections<A> {
             if conn.link.paused || conn.peer_closed || (conn.awaits_answer() && !hangup) {
                 break;
             }
+            // Requests read before the output went over its limit come
+            // before anything more is read.
+            if conn.stalled() {
+                self.drive(id, |state, c| {
+                    if let State::H1(h1) = state {
+                        h1.resume(c, now);
+                    }
+                    NextStep::Keep
+                });
+                self.apply_actions(now);
+                continue;
+            }
             let mut stream = Stream {
                 socket: &mut conn.socket,
                 tls,

@@ -95,11 +95,14 @@ impl H1Conn {
             partial,
             waiting,
             chunked,
+            stalled,
             ..
         }) = self.requests()
         else {
             return;
         };
+        // What was left for later starts with a request of its own.
+        let resumed = mem::take(stalled);
         if waiting.is_some() {
             // A pipelined request behind one the application has not
             // answered yet: keep it, within the limits of one request.
@@ -128,12 +131,22 @@ impl H1Conn {
         // What is left to handle, and whether it starts a new request (not
         // the rest of one buffered before).
         let mut rest = buf;
-        let mut starts_request = owned_len == 0;
+        let mut starts_request = owned_len == 0 || resumed;
         // A chunked body, decoded; a body with a length is borrowed as it is.
         let mut decoded = Vec::new();
         // The decoder of a chunked body still arriving.
         let mut unfinished = None;
         while !rest.is_empty() {
+            if c.link.paused && released.is_none() {
+                // The answers so far are over the output limit: the rest
+                // waits, unparsed, until the client has read half of them
+                // (a held request given its route still goes on).
+                if let Some(requests) = self.requests() {
+                    requests.partial.extend_from_slice(rest);
+                    requests.stalled = true;
+                }
+                return;
+            }
             let request_start = rest;
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let (head, head_len) = match tether_http1::parse_request(rest, &mut headers, &limits) {
@@ -235,6 +248,28 @@ impl H1Conn {
                 }
             }
         }
+    }
+
+    /// Whether requests wait unanswered for the output to drain.
+    pub(in crate::server) fn stalled(&self) -> bool {
+        matches!(self, H1Conn::Requests(Requests { stalled: true, .. }))
+    }
+
+    /// Answers the requests that waited for the output to drain, once it
+    /// has (as far as the output limit lets it, again).
+    pub(in crate::server) fn resume<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
+        if c.link.paused || !self.stalled() {
+            return;
+        }
+        if c.link.closing {
+            // Nothing more is answered on a closing connection.
+            if let Some(requests) = self.requests() {
+                requests.stalled = false;
+                requests.partial.clear();
+            }
+            return;
+        }
+        self.requests_input(c, &[], now);
     }
 
     /// More of a chunked body whose request's head is `head`: decoded on
@@ -577,8 +612,10 @@ pub(super) fn respond<A: App>(c: &mut Call<'_, '_, A>, write: impl FnOnce(&mut V
     let (out, pool) = c.out();
     out.write_with(pool, write);
     // A client that pipelines requests and does not read the answers is
-    // not read either until it has taken half of them: what it costs stays
-    // within the output limit and one read's worth.
+    // not answered (the requests it sent in one read wait, see
+    // `input_released`) nor read until it has taken half of them: what it
+    // costs stays within the output limit, one answer and one read's
+    // worth.
     if out.len() > max_output {
         c.link.paused = true;
     }

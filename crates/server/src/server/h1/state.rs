@@ -25,6 +25,9 @@ pub(in crate::server) struct Requests {
     pub(in crate::server) partial: Vec<u8>,
     /// A chunked body arriving over several reads, decoded so far.
     pub(in crate::server) chunked: Option<Box<super::requests::ChunkedBody>>,
+    /// Requests in `partial` were left unanswered when the output went
+    /// over its limit: they go on once it has drained.
+    pub(in crate::server) stalled: bool,
     pub(in crate::server) deadline: Instant,
     /// `100 Continue` was sent for the request being received.
     pub(in crate::server) continued: bool,
@@ -58,6 +61,7 @@ impl H1Conn {
         H1Conn::Requests(Requests {
             partial: Vec::new(),
             chunked: None,
+            stalled: false,
             deadline,
             continued: false,
             head_checked: false,
