@@ -43,8 +43,9 @@ impl H1Conn {
             H1Conn::Requests(_) if c.link.closing => {}
             H1Conn::Requests(_) => self.requests_input(c, data, now),
             H1Conn::WebSocket(_) => self.ws_input(c, data, now),
-            // Nothing is expected from an event-stream client.
-            H1Conn::EventStream { .. } => {}
+            // Nothing is expected from an event-stream client, nor after
+            // the end of a WebSocket session.
+            H1Conn::ClosedWebSocket { .. } | H1Conn::EventStream { .. } => {}
         }
     }
 
@@ -55,6 +56,8 @@ impl H1Conn {
             H1Conn::EventStream { .. } => NextStep::Drop,
             // A plain HTTP client may half-close after its request: its
             // responses are still written before the connection closes.
+            // So may a WebSocket client after its close frame: the answer
+            // is still written, until the session's deadline at most.
             _ => {
                 link.closing = true;
                 NextStep::Flush
@@ -96,7 +99,13 @@ impl H1Conn {
                 }
                 NextStep::Keep
             }
+            H1Conn::ClosedWebSocket { deadline, .. } if now >= *deadline => {
+                debug!("websocket could not flush its close in time; dropping");
+                NextStep::Drop
+            }
+            H1Conn::ClosedWebSocket { .. } => NextStep::Keep,
             H1Conn::WebSocket(session) => {
+                let linger = c.env.config.linger;
                 let (app, mut ctx, link, _) = c.parts(now);
                 let out = link.out.get_or_insert_with(|| ctx.pool.queue());
                 let event = out.write_with(ctx.pool, |out| session.ws.handle_timeout(now, out));
@@ -116,8 +125,8 @@ impl H1Conn {
                     if matches!(error, tether_ws::Error::CloseTimeout) {
                         return NextStep::Drop;
                     }
-                    link.closing = true;
                 }
+                self.end_if_closed(link, now + linger);
                 NextStep::Flush
             }
         }
@@ -135,7 +144,7 @@ impl H1Conn {
                 false
             }
             H1Conn::Requests(Requests { partial, .. }) => partial.is_empty(),
-            H1Conn::WebSocket(_) | H1Conn::EventStream { .. } => false,
+            H1Conn::WebSocket(_) | H1Conn::ClosedWebSocket { .. } | H1Conn::EventStream { .. } => false,
         };
         if idle {
             link.closing = true;
@@ -168,6 +177,8 @@ impl H1Conn {
                 self.close_ws(c, CloseCode::GOING_AWAY, "server shutting down", now);
             }
             H1Conn::EventStream { .. } => self.end_stream(c, CloseReason::Shutdown, now),
+            // Already closing, by its deadline.
+            H1Conn::ClosedWebSocket { .. } => {}
         }
     }
 
@@ -184,6 +195,9 @@ impl H1Conn {
     ) {
         match self {
             H1Conn::WebSocket(session) if !session.notified => app.on_close(ctx, id, session.tag, reason),
+            H1Conn::ClosedWebSocket {
+                tag, notified: false, ..
+            } => app.on_close(ctx, id, tag, reason),
             H1Conn::EventStream { tag, .. } if !closing => app.on_unsubscribe(ctx, id, tag, reason),
             H1Conn::Requests(Requests {
                 waiting: Some(deferred),

@@ -162,19 +162,35 @@ impl H1Conn {
             return;
         };
         let max_output = c.env.config.max_output;
+        let linger = c.env.config.linger;
         let (app, mut base, link, socket) = c.parts(now);
-        let Link {
-            out, closing, paused, ..
-        } = link;
+        let Link { out, closing, .. } = &mut *link;
         let out = out.get_or_insert_with(|| base.pool.queue());
         session.receive(app, &mut base, id, data, out, closing, Some(socket), now);
-        if session.is_closed() {
-            *closing = true;
-        }
         if out.len() > max_output {
-            *paused = true;
+            link.paused = true;
         }
+        self.end_if_closed(link, now + linger);
         c.mark_dirty();
+    }
+
+    /// A WebSocket session that has closed (its close handshake done, or
+    /// failed) becomes what is left of it: the connection closes once its
+    /// output is written, and is dropped at `deadline` if it is not
+    /// written by then (its client not reading).
+    pub(super) fn end_if_closed(&mut self, link: &mut Link, deadline: Instant) {
+        let H1Conn::WebSocket(session) = self else {
+            return;
+        };
+        if !session.is_closed() {
+            return;
+        }
+        link.closing = true;
+        *self = H1Conn::ClosedWebSocket {
+            tag: session.tag,
+            notified: session.notified,
+            deadline,
+        };
     }
 
     /// The slow-consumer policy for output pushed from elsewhere: what is
@@ -212,7 +228,7 @@ impl H1Conn {
                 // A closing stream's heartbeat timer is its deadline.
                 *heartbeat_at = now + linger;
             }
-            H1Conn::Requests(_) => {}
+            H1Conn::Requests(_) | H1Conn::ClosedWebSocket { .. } => {}
         }
         link.closing = true;
         c.mark_dirty();

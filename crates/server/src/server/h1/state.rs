@@ -13,6 +13,18 @@ pub(in crate::server) enum H1Conn {
     Requests(Requests),
     /// A WebSocket session, after its upgrade.
     WebSocket(Session),
+    /// A WebSocket session that is over (the close handshake done, or the
+    /// session failed): its last bytes, the close frame among them, are
+    /// owed until `deadline`, and then the connection is dropped. The
+    /// session's timers have stopped, and a client that does not read
+    /// would otherwise hold the connection for ever (with reading paused,
+    /// even its end of stream goes unseen).
+    ClosedWebSocket {
+        tag: u32,
+        /// The application has been told the session ended.
+        notified: bool,
+        deadline: Instant,
+    },
     /// An event stream, after its response head.
     EventStream { tag: u32, heartbeat_at: Instant },
 }
@@ -81,6 +93,7 @@ impl H1Conn {
         match self {
             H1Conn::Requests(requests) => Some(requests.deadline),
             H1Conn::WebSocket(session) => session.ws.poll_timeout(),
+            H1Conn::ClosedWebSocket { deadline, .. } => Some(*deadline),
             H1Conn::EventStream { heartbeat_at, .. } => Some(*heartbeat_at),
         }
     }
