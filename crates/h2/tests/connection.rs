@@ -935,6 +935,27 @@ fn window_updates_let_a_body_larger_than_the_window_through() {
 }
 
 #[test]
+fn a_stream_window_is_held_back_while_the_connection_window_reopens() {
+    let mut t = Test::started(small_window());
+    t.request(1, &post(), false);
+    t.feed(&data(1, &[0; 16_384], false));
+    t.feed(&data(1, &[0; 16_384], false));
+    // The connection's window reopens; the stream's stays shut.
+    t.conn.release_connection(32_768, &mut t.out);
+    assert_eq!(t.frames(), [F::Window(0, 32_768)]);
+    // Released to the connection already: a second time does nothing.
+    t.conn.release_connection(10, &mut t.out);
+    assert!(t.frames().is_empty());
+    // The stream's window is given back later, at most what it was owed.
+    t.conn.release_stream(1, 10_000, &mut t.out);
+    assert_eq!(t.frames(), [F::Window(1, 10_000)]);
+    t.conn.release_stream(1, 1 << 20, &mut t.out);
+    assert_eq!(t.frames(), [F::Window(1, 22_768)]);
+    t.conn.release_stream(1, 1, &mut t.out);
+    assert!(t.frames().is_empty());
+}
+
+#[test]
 fn data_beyond_a_stream_window_resets_only_that_stream() {
     let config = Config {
         initial_window_size: 1000,

@@ -659,3 +659,23 @@ pub(crate) fn release<S: Side>(side: &mut S, stream: u32, n: usize, out: &mut Ve
     let s = streams.get_mut(&stream).map(|s| (&mut s.flow, s.remote_open));
     ep.flow.release(stream, s, n, out);
 }
+
+/// See the connections' `release_connection`.
+pub(crate) fn release_connection<S: Side>(side: &mut S, n: usize, out: &mut Vec<u8>) {
+    let (ep, _) = side.parts();
+    if ep.closed {
+        return;
+    }
+    ep.flow.release_connection(n, out);
+}
+
+/// See the connections' `release_stream`.
+pub(crate) fn release_stream<S: Side>(side: &mut S, stream: u32, n: usize, out: &mut Vec<u8>) {
+    let (ep, streams) = side.parts();
+    if ep.closed {
+        return;
+    }
+    if let Some(s) = streams.get_mut(&stream) {
+        shared::release_stream(stream, (&mut s.flow, s.remote_open), n as u64, out);
+    }
+}

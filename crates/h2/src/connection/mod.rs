@@ -452,6 +452,24 @@ impl ServerConnection {
         endpoint::release(self, stream, n, out);
     }
 
+    /// As [`ServerConnection::release`] for the connection's window only:
+    /// the window of the stream the bytes came on stays shut by them until
+    /// [`ServerConnection::release_stream`] gives them back. A caller that
+    /// wants no more input on one stream for now (its answers wait unsent)
+    /// holds it up this way without holding up the connection's other
+    /// streams.
+    pub fn release_connection(&mut self, n: usize, out: &mut Vec<u8>) {
+        endpoint::release_connection(self, n, out);
+    }
+
+    /// Gives back to `stream`'s window up to `n` bytes delivered on it
+    /// and released with [`ServerConnection::release_connection`] (bytes
+    /// beyond those are ignored), with a WINDOW_UPDATE appended to `out`
+    /// if the client may still send on it.
+    pub fn release_stream(&mut self, stream: u32, n: usize, out: &mut Vec<u8>) {
+        endpoint::release_stream(self, stream, n, out);
+    }
+
     /// Sends GOAWAY with `code` and the last stream the client opened:
     /// streams above it are not processed. With NO_ERROR this is a
     /// graceful shutdown: open streams go on, new ones are ignored, and

@@ -169,23 +169,41 @@ impl ConnFlow {
         n: usize,
         out: &mut Vec<u8>,
     ) {
+        let n = self.release_connection(n, out);
+        if let Some(s) = stream {
+            release_stream(stream_id, s, n, out);
+        }
+    }
+
+    /// Gives back up to `n` delivered bytes to the connection's window
+    /// only; returns how many it did.
+    pub(crate) fn release_connection(&mut self, n: usize, out: &mut Vec<u8>) -> u64 {
         let n = (n as u64).min(self.unreleased);
         if n == 0 {
-            return;
+            return 0;
         }
         self.unreleased -= n;
         // At most the connection window, itself at most 2^31-1.
-        let n = n as i64;
-        self.recv_window += n;
-        write_window_update(0, n, out);
-        if let Some((s, remote_open)) = stream {
-            let m = (n as u64).min(s.unreleased);
-            s.unreleased -= m;
-            if remote_open && m > 0 {
-                s.recv_window += m as i64;
-                write_window_update(stream_id, m as i64, out);
-            }
-        }
+        self.recv_window += n as i64;
+        write_window_update(0, n as i64, out);
+        n
+    }
+}
+
+/// Gives back up to `n` bytes delivered on `stream_id` to its window (if
+/// the peer may still send on it), without the connection's.
+pub(crate) fn release_stream(
+    stream_id: u32,
+    (s, remote_open): (&mut StreamFlow, bool),
+    n: u64,
+    out: &mut Vec<u8>,
+) {
+    let m = n.min(s.unreleased);
+    s.unreleased -= m;
+    if remote_open && m > 0 {
+        // At most the stream's window, itself at most 2^31-1.
+        s.recv_window += m as i64;
+        write_window_update(stream_id, m as i64, out);
     }
 }
 
