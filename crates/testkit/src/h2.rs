@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use tether_h2::ErrorCode;
 use tether_h2::frame::{self, Data, Frame, FrameDecoder, Headers, PREFACE, Ping, Setting, WindowUpdate};
@@ -75,6 +76,52 @@ impl H2Client<TcpStream> {
     /// h2c with prior knowledge: the preface and empty SETTINGS.
     pub fn connect(addr: SocketAddr) -> H2Client<TcpStream> {
         H2Client::start(crate::tcp(addr), &[])
+    }
+
+    /// As [`H2Client::data`] without END_STREAM, but stops as soon as the
+    /// server has reset the stream (whose window will not open again), or
+    /// has kept the windows too shut for the next frame for `wait` (no
+    /// frame from it in that time); returns how many bytes were sent.
+    pub fn data_while_open(&mut self, stream: u32, bytes: &[u8], wait: Duration) -> usize {
+        let mut wire = Vec::new();
+        let mut sent = 0;
+        for chunk in bytes.chunks(16_384) {
+            let len = chunk.len() as i64;
+            loop {
+                if self.streams.get(&stream).is_some_and(|s| s.reset.is_some()) {
+                    self.send(&wire);
+                    return sent;
+                }
+                let initial = self.initial_window();
+                let stream_window = initial + self.stream_windows.get(&stream).copied().unwrap_or(0);
+                if self.send_window >= len && stream_window >= len {
+                    break;
+                }
+                self.send(&std::mem::take(&mut wire));
+                match self.read_frame_within(wait) {
+                    Some(true) => {}
+                    Some(false) => panic!("the connection ended while waiting for window"),
+                    None => return sent,
+                }
+            }
+            self.send_window -= len;
+            *self.stream_windows.entry(stream).or_insert(0) -= len;
+            Data::new(stream, chunk).encode(&mut wire, 16_384).expect("DATA");
+            sent += chunk.len();
+        }
+        self.send(&wire);
+        sent
+    }
+
+    /// Reads and handles one frame, waiting at most `wait` for it; `None`
+    /// if none came in that time, else as [`H2Client::read_frame`].
+    pub fn read_frame_within(&mut self, wait: Duration) -> Option<bool> {
+        self.stream.set_read_timeout(Some(wait)).expect("read timeout");
+        let frame = self.next_frame(true);
+        self.stream
+            .set_read_timeout(Some(crate::IO_TIMEOUT))
+            .expect("read timeout");
+        frame
     }
 }
 
@@ -224,17 +271,10 @@ impl<S: Read + Write> H2Client<S> {
     /// Sends DATA on a stream, in frames of at most 16 KiB, within the
     /// server's windows (reading its WINDOW_UPDATEs while they are shut).
     pub fn data(&mut self, stream: u32, bytes: &[u8], end_stream: bool) {
-        self.send_data(stream, bytes, end_stream, false);
+        self.send_data(stream, bytes, end_stream);
     }
 
-    /// As [`H2Client::data`] without END_STREAM, but stops as soon as the
-    /// server has reset the stream (whose window will not open again);
-    /// false if it did.
-    pub fn data_unless_reset(&mut self, stream: u32, bytes: &[u8]) -> bool {
-        self.send_data(stream, bytes, false, true)
-    }
-
-    fn send_data(&mut self, stream: u32, bytes: &[u8], end_stream: bool, stop_on_reset: bool) -> bool {
+    fn send_data(&mut self, stream: u32, bytes: &[u8], end_stream: bool) {
         let mut wire = Vec::new();
         let mut chunks = bytes.chunks(16_384).peekable();
         if bytes.is_empty() {
@@ -245,10 +285,6 @@ impl<S: Read + Write> H2Client<S> {
         while let Some(chunk) = chunks.next() {
             let len = chunk.len() as i64;
             loop {
-                if stop_on_reset && self.streams.get(&stream).is_some_and(|s| s.reset.is_some()) {
-                    self.send(&wire);
-                    return false;
-                }
                 let initial = self.initial_window();
                 let stream_window = initial + self.stream_windows.get(&stream).copied().unwrap_or(0);
                 if self.send_window >= len && stream_window >= len {
@@ -264,7 +300,6 @@ impl<S: Read + Write> H2Client<S> {
             d.encode(&mut wire, 16_384).expect("DATA");
         }
         self.send(&wire);
-        true
     }
 
     pub fn window_update(&mut self, stream: u32, increment: u32) {
@@ -280,6 +315,13 @@ impl<S: Read + Write> H2Client<S> {
 
     /// Reads and handles one frame; false at the end of the connection.
     pub fn read_frame(&mut self) -> bool {
+        self.next_frame(false)
+            .expect("a frame (a timeout means the server stopped answering)")
+    }
+
+    /// As [`H2Client::read_frame`]; `None` on a read timeout if
+    /// `timeout_ok`, else a timeout fails the test.
+    fn next_frame(&mut self, timeout_ok: bool) -> Option<bool> {
         loop {
             let (n, result) = self.frames.decode(&self.buf);
             match result {
@@ -287,25 +329,28 @@ impl<S: Read + Write> H2Client<S> {
                     let owned = own(frame);
                     self.buf.drain(..n);
                     self.handle(owned);
-                    return true;
+                    return Some(true);
                 }
                 Ok(None) => {}
                 Err(e) => panic!("the server sent a bad frame: {e:?}"),
             }
             if self.eof {
-                return false;
+                return Some(false);
             }
             let mut chunk = [0u8; 64 * 1024];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.eof = true;
-                    return false;
+                    return Some(false);
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => {
                     self.eof = true;
-                    return false;
+                    return Some(false);
+                }
+                Err(e) if timeout_ok && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
                 }
                 Err(e) => panic!("read failed (a timeout means the server stopped answering): {e}"),
             }

@@ -16,10 +16,15 @@
 //! windows allow; the rest waits in the stream's queue (bytes shared with
 //! other streams, a broadcast, stay shared: a frame header is written and
 //! the shared payload queued behind it, no copy). A stream whose queue
-//! grows (by a broadcast, or by what a WebSocket's input makes it answer)
-//! while the connection's queued total is beyond
+//! grows by a broadcast while the connection's queued total is beyond
 //! [`crate::config::Config::max_output`] (a client that does not open its window)
 //! is reset (CANCEL) by the slow-consumer policy; other streams go on.
+//! What a WebSocket's input makes it answer (PONGs, echoes) is bounded by
+//! flow control instead, as HTTP/1.1 stops reading: while the stream has
+//! more than `max_output` queued, the stream's window for the input
+//! handled is held back, and given back once the queue is down to half of
+//! that. A stream whose output makes no progress for `keep_alive_timeout`
+//! is reset.
 //!
 //! Request bodies are gathered until they are complete, and the windows
 //! reopened as they are, so that a body larger than a window gets through;
@@ -198,10 +203,20 @@ impl H2Session {
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
         // Every byte delivered is given back to the windows, whatever
-        // becomes of it: the body is copied (and bounded below), a
-        // WebSocket's input is handled below, and anything else is not
-        // wanted.
-        out.write_with(pool, |o| self.conn.release(stream, len, o));
+        // becomes of it: the body is copied (and bounded below), and
+        // anything else is not wanted. A WebSocket's input gets the
+        // connection's window back now, and the stream's once handled
+        // (held back while the answers it made wait unsent).
+        let websocket = !self.discarding.contains_key(&stream)
+            && matches!(
+                self.streams.get(&stream).map(|s| &s.kind),
+                Some(Kind::WebSocket(_))
+            );
+        if websocket {
+            out.write_with(pool, |o| self.conn.release_connection(len, o));
+        } else {
+            out.write_with(pool, |o| self.conn.release(stream, len, o));
+        }
         if let Some(left) = self.discarding.get_mut(&stream) {
             // The body of a request already answered.
             match left.checked_sub(len) {
@@ -252,6 +267,10 @@ impl H2Session {
                 if !data.is_empty() {
                     self.ws_input(c, stream, &mut data, now);
                 }
+                let limit = c.env.config.max_output;
+                let pool = &mut c.env.pool;
+                let out = c.link.queue(pool);
+                self.consumed(stream, len, limit, out, pool);
                 if end_stream && self.streams.contains_key(&stream) {
                     // The client will send nothing more: a WebSocket
                     // without its close handshake.

@@ -66,6 +66,9 @@ pub(in crate::server) struct H2Stream {
     pub(super) queued: usize,
     /// END_STREAM once the queue is sent.
     pub(super) end: bool,
+    /// A WebSocket's input handled while its answers were queued past the
+    /// output limit: bytes of the stream's window not given back yet.
+    pub(super) owed: usize,
     /// When the stream is reset if it is still stalled: a request body
     /// not yet whole, or output the client's windows do not take.
     pub(super) stall: Option<Stall>,
@@ -165,6 +168,7 @@ impl H2Stream {
             queue: VecDeque::new(),
             queued: 0,
             end: false,
+            owed: 0,
             stall: None,
         }
     }
@@ -318,9 +322,56 @@ impl H2Session {
         }
         if s.queue.is_empty() && s.end {
             let _ = out.write_with(pool, |o| conn.send_data_head(stream, 0, true, o));
+            // The client may still send (a WebSocket's close frame): what
+            // the stream was owed goes back before it is forgotten.
+            let owed = std::mem::take(&mut s.owed);
+            out.write_with(pool, |o| conn.release_stream(stream, owed, o));
             return streams.remove(&stream);
         }
         None
+    }
+
+    /// `n` bytes of a WebSocket's input on `stream` were handled (their
+    /// connection window went back already): the stream's window for them
+    /// goes back too, unless what the stream has queued is over `limit`
+    /// (the client does not take the answers its input makes): then they
+    /// are owed until [`H2Session::repay`] finds the queue down to half of
+    /// it. The client can so send at most a window's worth of input past
+    /// the limit; stopping to read the connection instead would stop the
+    /// WINDOW_UPDATEs that drain the queue too.
+    pub(super) fn consumed(
+        &mut self,
+        stream: u32,
+        n: usize,
+        limit: usize,
+        out: &mut OutQueue,
+        pool: &mut Pool,
+    ) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            let holding = s.owed > 0;
+            s.owed = s.owed.saturating_add(n);
+            if s.queued > limit || (holding && s.queued > limit / 2) {
+                return;
+            }
+        }
+        self.repay(stream, usize::MAX, out, pool);
+        if !self.streams.contains_key(&stream) {
+            // Forgotten (closed or reset by its input): nothing to hold.
+            out.write_with(pool, |o| self.conn.release_stream(stream, n, o));
+        }
+    }
+
+    /// Gives `stream` back the window it is owed (see
+    /// [`H2Session::consumed`]) once its queue is down to `limit / 2`.
+    pub(super) fn repay(&mut self, stream: u32, limit: usize, out: &mut OutQueue, pool: &mut Pool) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        if s.owed == 0 || s.queued > limit / 2 {
+            return;
+        }
+        let owed = std::mem::take(&mut s.owed);
+        out.write_with(pool, |o| self.conn.release_stream(stream, owed, o));
     }
 
     /// The session on `stream` that takes a broadcast, while it does.

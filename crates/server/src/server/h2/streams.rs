@@ -248,16 +248,6 @@ impl H2Session {
             Some(Kind::WebSocket(session)) if !session.is_closed()
         );
         self.take_scratch(c, stream, scratch, closed);
-        // What the input made the server answer (PONGs, the application's
-        // echoes) waits for the stream's window like a broadcast; the
-        // window for the input itself went back at once, so a client that
-        // never opens the stream's window would otherwise make the queue
-        // grow without end. Stopping reading instead would not do: the
-        // WINDOW_UPDATE that drains the queue arrives on the same
-        // connection.
-        if self.stalled(stream, c.env.config.max_output) {
-            self.cut_loose(sid, c, now);
-        }
     }
 
     /// Sends what the windows now allow: on `stream`, or on every stream.
@@ -274,8 +264,11 @@ impl H2Session {
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
         let mut gone = Vec::new();
+        let limit = c.env.config.max_output;
         for s in streams {
             gone.extend(self.drain(s, out, pool));
+            // A WebSocket whose answers drained gets its window back.
+            self.repay(s, limit, out, pool);
         }
         for s in &gone {
             s.count_gone(c.env.stats());
