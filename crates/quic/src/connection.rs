@@ -30,6 +30,9 @@ pub(crate) struct Conn {
     /// The server's own unidirectional streams, once opened.
     local: BTreeMap<LocalStream, StreamId>,
     unsent: BTreeMap<Target, Unsent>,
+    /// Request streams left unread ([`Conn::pause_reading`]), each with
+    /// the unsent bytes at or below which it is read again.
+    paused: BTreeMap<u64, usize>,
     /// This server closed the connection: nothing more to read.
     failed: bool,
     /// Why this server closed it, until reported.
@@ -64,6 +67,7 @@ impl Conn {
             accepted_at: now,
             local: BTreeMap::new(),
             unsent: BTreeMap::new(),
+            paused: BTreeMap::new(),
             failed: false,
             close_reason: None,
             reported_closed: false,
@@ -75,6 +79,38 @@ impl Conn {
     /// Bytes queued for `target` that its stream has not taken yet.
     pub(crate) fn unsent_bytes(&self, target: Target) -> usize {
         self.unsent.get(&target).map_or(0, |u| u.bytes.len())
+    }
+
+    /// Stops reading request stream `stream_id` until no more than
+    /// `resume_at` bytes are unsent on it: what the client sends stays in
+    /// quinn-proto, whose credit for the stream is not given back, so the
+    /// client can send at most one stream window more. Reading starts
+    /// again, with what was left, as soon as the stream has taken enough,
+    /// whether or not more arrives.
+    pub(crate) fn pause_reading(&mut self, stream_id: u64, resume_at: usize) {
+        self.paused.insert(stream_id, resume_at);
+    }
+
+    /// Reads again the paused streams whose unsent bytes are down to their
+    /// mark.
+    fn resume_drained(&mut self, now: Instant) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let drained: Vec<u64> = self
+            .paused
+            .iter()
+            .filter(|&(&stream_id, &resume_at)| self.unsent_bytes(Target::Request(stream_id)) <= resume_at)
+            .map(|(&stream_id, _)| stream_id)
+            .collect();
+        for stream_id in drained {
+            self.paused.remove(&stream_id);
+            if let Some(id) = quic_stream(stream_id)
+                && let Err(error) = self.read(id)
+            {
+                self.fail(now, error);
+            }
+        }
     }
 
     /// Bytes waiting on the server's control and QPACK decoder streams.
@@ -126,6 +162,8 @@ impl Conn {
                 }
                 Event::Stream(StreamEvent::Stopped { id, error_code }) => {
                     let target = self.target_of(id);
+                    // Nothing more is sent on it: a paused stream is read
+                    // again (below).
                     self.unsent.remove(&target);
                     self.h3.stopped_by_peer(target, error_code.into_inner())
                 }
@@ -142,6 +180,7 @@ impl Conn {
                 self.fail(now, error);
             }
         }
+        self.resume_drained(now);
         self.session_events(handle, out);
         self.write_session_output();
         if !self.failed && self.local_backlog() > self.max_control_backlog {
@@ -203,9 +242,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Hands everything readable on `id` to the session.
+    /// Hands everything readable on `id` to the session, unless the
+    /// stream is paused (its bytes wait in quinn-proto).
     fn read(&mut self, id: StreamId) -> Result<(), Error> {
-        if self.failed {
+        if self.failed || self.paused.contains_key(&u64::from(id)) {
             return Ok(());
         }
         let mut recv = self.quic.recv_stream(id);
@@ -270,6 +310,7 @@ impl Conn {
                         let _ = self.quic.recv_stream(id).stop(code(*c));
                     }
                     self.unsent.remove(&Target::Request(*stream_id));
+                    self.paused.remove(stream_id);
                 }
                 SessionEvent::StopSending { stream_id, code: c } => {
                     if let Some(id) = quic_stream(*stream_id) {
@@ -297,6 +338,7 @@ impl Conn {
                             .reset(code(ErrorCode::H3_REQUEST_CANCELLED));
                     }
                     self.unsent.remove(&Target::Request(*stream_id));
+                    self.paused.remove(stream_id);
                 }
                 _ => {}
             }
@@ -308,6 +350,7 @@ impl Conn {
     pub(crate) fn reset(&mut self, stream_id: u64, error: ErrorCode) {
         self.h3.abandon(stream_id);
         self.unsent.remove(&Target::Request(stream_id));
+        self.paused.remove(&stream_id);
         if let Some(id) = quic_stream(stream_id) {
             let _ = self.quic.send_stream(id).reset(code(error));
             let _ = self.quic.recv_stream(id).stop(code(error));

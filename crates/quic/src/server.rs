@@ -63,7 +63,8 @@ impl From<SessionSendError> for SendError {
 /// [`QuicServer::send_data`] and [`QuicServer::finish`]; what a stream
 /// cannot take yet (flow control, congestion) is kept and counted by
 /// [`QuicServer::unsent_bytes`], and [`ServerEvent::Writable`] says when
-/// it has gone.
+/// it has gone; [`QuicServer::pause_reading`] leaves a stream unread
+/// while its response is too far behind.
 ///
 /// A panic inside a method (in quinn-proto, rustls or the HTTP/3
 /// session: none should happen on any input, but they are third-party
@@ -512,6 +513,21 @@ impl QuicServer {
         self.conns
             .get(&conn)
             .map_or(0, |c| c.unsent_bytes(Target::Request(stream_id)))
+    }
+
+    /// Stops reading request stream `stream_id` of `conn` until no more
+    /// than `resume_at` of its response's bytes are unsent
+    /// ([`QuicServer::unsent_bytes`]): the backpressure for output that the
+    /// stream's own input causes (a WebSocket's PONGs and echoes). What the
+    /// client sends meanwhile stays in quinn-proto, whose credit for the
+    /// stream is not given back, so the client can send at most one
+    /// stream window more; once the response has drained to `resume_at`
+    /// the stream is read again, what was left first, with no need for
+    /// more to arrive.
+    pub fn pause_reading(&mut self, conn: ConnectionHandle, stream_id: u64, resume_at: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pause_reading(stream_id, resume_at);
+        }
     }
 
     /// Sends GOAWAY on every connection: requests already seen are

@@ -2,7 +2,8 @@
 //! quinn-proto client (its own QUIC stack, driven here by hand) against a
 //! server with `Config::http3` on. Pages, a POST body, an event stream fed
 //! by a publish, a deferred answer, a 404, a WebSocket over an extended
-//! CONNECT (RFC 9220), a WebTransport session served as a WebSocket
+//! CONNECT (RFC 9220) (its echo of a message past `max_output` sent as
+//! the client reads it), a WebTransport session served as a WebSocket
 //! (messages as lines on a server stream, client streams as messages, a
 //! broadcast, the close both ways, an Origin refusal, broadcasts as
 //! datagrams too with `?datagrams=1`, a session closed as a slow
@@ -33,7 +34,7 @@ use quinn_proto::crypto::rustls::QuicClientConfig;
 use quinn_proto::{ClientConfig, Dir, Endpoint, EndpointConfig, StreamId, VarInt};
 use rustls::pki_types::ServerName;
 use tether_h2::hpack::Field;
-use tether_h3::frame::Frame;
+use tether_h3::frame::{self, Frame};
 use tether_h3::qpack::{self};
 use tether_server::{
     App, CloseCode, CloseReason, Config, ConnId, Ctx, Handshake, MessageRef, Reply, Request, Response, Route,
@@ -367,6 +368,55 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
         "the server's close frame, 1000"
     );
     client.until_told(&ends, CloseReason::Closed(CloseCode::NORMAL));
+}
+
+#[test]
+fn a_websocket_echo_larger_than_max_output_reaches_a_client_that_reads() {
+    let certs = certs(b"h3");
+    let limit = certs.server.max_output;
+    let (server, ends) = start(certs.server);
+    let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
+    let fields = websocket_connect("/ws");
+    let ws = client.open(&fields, b"", false);
+    client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
+    assert_eq!(status(&client.frames(ws).0), 200);
+
+    // A 2 MiB binary message (masked with a zero key), in DATA frames of
+    // 16 KiB: its echo is twice max_output, and goes out as it is read.
+    let payload: Vec<u8> = (0..2usize << 20)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    assert!(payload.len() > limit);
+    let len = u64::try_from(payload.len()).unwrap();
+    let mut message = [&[0x82, 0x80 | 127][..], &len.to_be_bytes(), &[0, 0, 0, 0]].concat();
+    message.extend_from_slice(&payload);
+    for piece in message.chunks(16 * 1024) {
+        let mut wire = Vec::new();
+        frame::encode_data(piece, &mut wire).unwrap();
+        assert!(client.write_all(ws, &wire), "the server stopped the stream");
+    }
+    let header = [&[0x82, 127][..], &len.to_be_bytes()].concat();
+    let echo_len = header.len() + payload.len();
+    client.until("the echo", |c| {
+        c.frames(ws).1.len() >= echo_len || c.received.get(&ws).is_some_and(|r| r.reset.is_some())
+    });
+    assert_eq!(client.received[&ws].reset, None, "the stream was reset");
+    let (_, body) = client.frames(ws);
+    assert_eq!(body.len(), echo_len);
+    assert!(body[..header.len()] == header[..]);
+    assert!(body[header.len()..] == payload[..], "the echo differs");
+
+    // The stream is read again: a short message is echoed too.
+    client.data(ws, &client_frame(0x1, b"and after"), false);
+    client.until("the second echo", |c| c.frames(ws).1.len() >= echo_len + 11);
+    assert_eq!(
+        client.frames(ws).1[echo_len..],
+        [&[0x81, 9][..], b"and after"].concat()
+    );
+    assert!(ends.lock().unwrap().is_empty(), "{:?}", ends.lock().unwrap());
+    let stats = server.stats();
+    assert_eq!(stats.slow_consumers, 0);
+    assert_eq!(stats.h3_slow_consumer_resets, 0);
 }
 
 #[test]

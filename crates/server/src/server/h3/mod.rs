@@ -12,9 +12,12 @@
 //! has sent and not yet had acknowledged is kept by the QUIC endpoint,
 //! which counts what a stream's client does not take
 //! ([`tether_quic::QuicServer::unsent_bytes`]): an event stream or
-//! WebSocket holding more than [`crate::config::Config::max_output`] is
-//! reset with H3_REQUEST_CANCELLED (the slow-consumer policy), and the
-//! connection's other streams go on.
+//! WebSocket a broadcast leaves holding more than
+//! [`crate::config::Config::max_output`] is reset with
+//! H3_REQUEST_CANCELLED (the slow-consumer policy), and the connection's
+//! other streams go on; a WebSocket whose own input (PINGs, messages the
+//! application answers) leaves it past that is not read until it has
+//! drained to half ([`tether_quic::QuicServer::pause_reading`]).
 //!
 //! Calling contract: the loop calls [`H3Endpoint::readable`] and
 //! [`H3Endpoint::writable`] on the socket's readiness,

@@ -147,12 +147,14 @@ impl H3Endpoint {
             return;
         }
         // What the input made the server answer (PONGs, the application's
-        // echoes) waits for the client's credit on the stream, while the
-        // credit for the input went back as it was read: a client that
-        // never raises the stream's credit gets the slow-consumer policy,
-        // as for a broadcast, instead of a queue that grows with its input.
-        if self.server.unsent_bytes(conn, stream_id) > env.config.max_output {
-            return self.cut_loose(app, env, sid, now);
+        // echoes) waits for the client's credit on the stream. Past
+        // max_output the stream is not read (its credit not given back)
+        // until that has drained to half: a client that does not read its
+        // answers is given nothing more to answer, as over HTTP/1.1, and
+        // one that reads gets an answer larger than max_output whole.
+        let max_output = env.config.max_output;
+        if self.server.unsent_bytes(conn, stream_id) > max_output {
+            self.server.pause_reading(conn, stream_id, max_output / 2);
         }
         self.check_shared_budget(app, env, conn, stream_id, held, now);
     }
