@@ -44,7 +44,7 @@ use tether_testkit::{IO_TIMEOUT, TestServer, config};
 
 #[path = "support/h3_client.rs"]
 mod h3_client;
-use h3_client::{Client, Ends, certs, contains, field, stats_until, status, trusting};
+use h3_client::{Client, Ends, certs, contains, field, stats_until, status, trusting, websocket_connect};
 
 /// Pages, a publish that feeds every event stream, a deferred answer, and
 /// event streams that may start with a burst of large events.
@@ -346,10 +346,7 @@ fn a_websocket_over_an_extended_connect_echoes_and_closes() {
     let certs = certs(b"h3");
     let (server, ends) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let fields = websocket_connect("/ws");
-    let ws = client.open(&fields, b"", false);
-    client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
-    assert_eq!(status(&client.frames(ws).0), 200);
+    let ws = client.open_websocket("/ws");
 
     client.data(ws, &client_frame(0x1, b"hello over h3"), false);
     client.until("the echo", |c| c.frames(ws).1.len() >= 15);
@@ -376,10 +373,7 @@ fn a_websocket_echo_larger_than_max_output_reaches_a_client_that_reads() {
     let limit = certs.server.max_output;
     let (server, ends) = start(certs.server);
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
-    let fields = websocket_connect("/ws");
-    let ws = client.open(&fields, b"", false);
-    client.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
-    assert_eq!(status(&client.frames(ws).0), 200);
+    let ws = client.open_websocket("/ws");
 
     // A 2 MiB binary message (masked with a zero key), in DATA frames of
     // 16 KiB: its echo is twice max_output, and goes out as it is read.
@@ -734,18 +728,6 @@ fn a_client_retiring_connection_ids_over_and_over_is_issued_only_replacements() 
     // However many it retires, the IDs it holds unretired stay within its
     // active_connection_id_limit: one new ID for each retired.
     assert!(issued <= 7 + retired, "{issued} issued, {retired} retired");
-}
-
-/// The fields of an RFC 9220 WebSocket CONNECT to `path`.
-fn websocket_connect(path: &str) -> [Field; 6] {
-    [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", path),
-        Field::new("sec-websocket-version", "13"),
-    ]
 }
 
 /// The fields of a WebTransport CONNECT to `path`, as a draft-02 client

@@ -16,10 +16,8 @@
 
 use std::time::{Duration, Instant};
 
-use quinn_proto::{Dir, WriteError};
-use tether_h2::hpack::Field;
-use tether_h3::frame::{self, Frame};
-use tether_h3::qpack;
+use quinn_proto::WriteError;
+use tether_h3::frame::{self};
 use tether_server::{App, CloseReason, ConnId, Ctx, Route};
 use tether_testkit::TestServer;
 
@@ -78,23 +76,7 @@ fn a_websocket_whose_credit_stays_shut_is_not_read_past_max_output() {
     // 16 KiB of credit per stream from the server, not raised on the
     // WebSocket's stream while it is left unread.
     let mut client = Client::connect(server.addr, &tls, 16 * 1024);
-    let fields = [
-        Field::new(":method", "CONNECT"),
-        Field::new(":protocol", "websocket"),
-        Field::new(":scheme", "https"),
-        Field::new(":authority", "localhost"),
-        Field::new(":path", "/ws"),
-        Field::new("sec-websocket-version", "13"),
-    ];
-    let mut section = Vec::new();
-    qpack::encode(&fields, &mut section);
-    let mut head = Vec::new();
-    Frame::Headers(section).encode(&mut head).unwrap();
-    let ws = client.conn.streams().open(Dir::Bi).unwrap();
-    assert!(client.write_all(ws, &head));
-    client.until("the WebSocket's 200", |c| {
-        c.received.get(&ws).is_some_and(|r| !r.bytes.is_empty())
-    });
+    let ws = client.open_websocket("/ws");
     client.unread = Some(ws);
 
     // PINGs, as fast as the server's credit allows, until it gives none.

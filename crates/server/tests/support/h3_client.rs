@@ -175,6 +175,15 @@ impl Client {
         id
     }
 
+    /// Opens a WebSocket over an extended CONNECT (RFC 9220) to `path` and
+    /// waits for its 200.
+    pub(crate) fn open_websocket(&mut self, path: &str) -> StreamId {
+        let ws = self.open(&websocket_connect(path), b"", false);
+        self.until("the WebSocket's 200", |c| !c.frames(ws).0.is_empty());
+        assert_eq!(status(&self.frames(ws).0), 200);
+        ws
+    }
+
     /// Sends `bytes` as one DATA frame on `id`, ending it if `fin`.
     pub(crate) fn data(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
         let mut wire = Vec::new();
@@ -317,6 +326,18 @@ impl Client {
         }
         (head, body)
     }
+}
+
+/// The fields of an extended CONNECT for a WebSocket (RFC 9220) to `path`.
+pub(crate) fn websocket_connect(path: &str) -> [Field; 6] {
+    [
+        Field::new(":method", "CONNECT"),
+        Field::new(":protocol", "websocket"),
+        Field::new(":scheme", "https"),
+        Field::new(":authority", "localhost"),
+        Field::new(":path", path),
+        Field::new("sec-websocket-version", "13"),
+    ]
 }
 
 pub(crate) fn status(fields: &[Field]) -> u16 {
