@@ -595,6 +595,17 @@ async fn client_echoes_several_frames_of_one_read_intact() {
     }
 }
 
+/// Sends `len` bytes to a peer that does not read, and gives the send up
+/// once it waits: its bytes stay queued, and the socket stays full.
+async fn give_up_a_send(ws: &mut WebSocket<DuplexStream>, len: usize) {
+    let sent = tokio::time::timeout(
+        Duration::from_millis(50),
+        ws.send(Message::binary(vec![0u8; len]).as_ref()),
+    )
+    .await;
+    assert!(sent.is_err(), "the send waited");
+}
+
 /// A sender waits for a peer that does not read, so receiving goes on over
 /// the output bound (the peer may be waiting for us to read first). A peer
 /// that then floods pings and reads nothing does not make the pongs pile
@@ -607,12 +618,7 @@ async fn pings_from_a_peer_that_never_reads_are_answered_within_a_bound() {
     let mut ws = WebSocket::from_raw(io, Role::Server, &options, &[]);
     // The send cannot finish (the peer reads nothing) and is given up;
     // its bytes stay queued and the socket stays full.
-    let sent = tokio::time::timeout(
-        Duration::from_millis(50),
-        ws.send(Message::binary(vec![0u8; 256 << 10]).as_ref()),
-    )
-    .await;
-    assert!(sent.is_err(), "the send waited");
+    give_up_a_send(&mut ws, 256 << 10).await;
     let pinger = tokio::spawn(async move {
         // Masked pings with 125 bytes of payload (a zero key), back to back.
         let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
@@ -658,12 +664,7 @@ async fn the_end_is_not_waited_for_past_the_close_timeout() {
         let (mut raw, io) = duplex(1024);
         let config = Config::default().close_timeout(Duration::from_millis(200));
         let mut ws = WebSocket::from_raw(io, role, &Options::default().config(config), &[]);
-        let sent = tokio::time::timeout(
-            Duration::from_millis(50),
-            ws.send(Message::binary(vec![0u8; 8192]).as_ref()),
-        )
-        .await;
-        assert!(sent.is_err(), "the send waited");
+        give_up_a_send(&mut ws, 8192).await;
         // The peer's close frame (1000), masked if it comes from a client.
         let close: &[u8] = match role {
             Role::Server => &[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8],
