@@ -17,6 +17,9 @@ How a code block is marked (the fence's info string, after the language):
                         as a page of the server's origin
                         (docs/run-in-chromium.mjs): both must print what
                         the expect block says
+    ```sh run from-repo the same, run in the repository's root instead of the
+                        page's directory (for commands on the repository's
+                        own files, as a reader types them in a clone)
     ```toml file=NAME   written to NAME in the page's directory (any language)
     ```text expect      what a block prints: the last run or background block
                         before it that has no expect block yet. Each line as
@@ -201,8 +204,9 @@ class Page:
             argv = ["node", str(script)]
         else:
             argv = ["bash", "-e", "-o", "pipefail", "-c", self.text(block)]
+        cwd = ROOT if "from-repo" in block.attrs else self.dir
         try:
-            done = subprocess.run(argv, cwd=self.dir, env=self.env, capture_output=True,
+            done = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True,
                                   text=True, timeout=RUN_TIMEOUT, start_new_session=True)
         except subprocess.TimeoutExpired as e:
             self.bad(block, f"still running after {RUN_TIMEOUT} s", (e.stdout or b"").decode(errors="replace"))
