@@ -2,7 +2,8 @@
 //! secret, for tests, scripts and operators (`--sub alice --allow
 //! 'user.alice.*' --ttl 1h`). The secret, the audience and the issuer are
 //! found as `tether serve` finds them: its `--config` file, its
-//! `--jwt-secret-file`, and the `TETHER_<NAME>` variables.
+//! `--jwt-secret-file`, `--jwt-audience` and `--jwt-issuer`, and the
+//! `TETHER_<NAME>` variables.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -51,6 +52,16 @@ pub(crate) struct Args {
     /// The token's `iss` [default: the server's first --jwt-issuer].
     #[arg(long, value_name = "ISS")]
     issuer: Option<String>,
+    /// An audience the server accepts (as `tether serve --jwt-audience`,
+    /// repeatable; or TETHER_JWT_AUDIENCE): the first becomes the token's
+    /// `aud`, and the token is checked against them all.
+    #[arg(long = "jwt-audience", value_name = "AUD")]
+    jwt_audiences: Vec<String>,
+    /// An issuer the server accepts (as `tether serve --jwt-issuer`,
+    /// repeatable; or TETHER_JWT_ISSUER): the first becomes the token's
+    /// `iss`.
+    #[arg(long = "jwt-issuer", value_name = "ISS")]
+    jwt_issuers: Vec<String>,
 }
 
 /// `--ttl`: whole seconds, or a number with s, m, h or d, 1 s to
@@ -96,6 +107,14 @@ fn token(args: &Args) -> Result<String, String> {
     }
     if let Some(file) = &args.jwt_secret_file {
         argv.extend(["--jwt-secret-file".into(), file.clone().into_os_string()]);
+    }
+    // The server's own flags, read by its own parser, so that the command
+    // line that starts a server also makes tokens it takes.
+    for aud in &args.jwt_audiences {
+        argv.extend(["--jwt-audience".into(), aud.into()]);
+    }
+    for iss in &args.jwt_issuers {
+        argv.extend(["--jwt-issuer".into(), iss.into()]);
     }
     let options = serve::token_options(&argv)?;
     let Some(path) = options.secret_file else {

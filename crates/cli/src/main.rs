@@ -55,7 +55,7 @@ enum Command {
     Genconfig(genconfig::Args),
     /// Sign a JSON Web Token with the server's HMAC secret (from --config,
     /// --jwt-secret-file or TETHER_JWT_SECRET_FILE), and print it.
-    Gentoken(gentoken::Args),
+    Gentoken(Box<gentoken::Args>),
     /// Print the reference page of a subcommand's options, as Markdown.
     Reference(reference::Args),
 }
