@@ -21,8 +21,8 @@ mod login;
 mod pages;
 
 pub use self::login::{DEFAULT_DEMO_TOKEN_TTL, DemoLogin, MAX_DEMO_NAME_LEN};
-use self::login::{is_demo_name, is_name};
-use self::pages::{Pages, SAY, TELL};
+use self::login::{demo_name, is_demo_name, is_name};
+use self::pages::{LOGIN, Pages, SAY, TELL};
 
 /// The longest message `/demo/say` and `/demo/tell` take, in bytes.
 pub const MAX_DEMO_TEXT_LEN: usize = 2000;
@@ -77,8 +77,8 @@ fn said(status: u16, delivered: bool, message: &str) -> Response {
 /// | `/tether-client.js` | the browser client the page uses (`clients/js`, built) |
 /// | `/healthz` | `ok` (served by the server itself) |
 /// | `/echo` | WebSocket echo |
-/// | `POST /demo/login`, `POST /demo/logout` | the sign-in ([`DemoLogin`]), when the demo has one |
-/// | `POST /demo/guest` | a guest's token and name (`guest-N`), when the demo has a sign-in; with the guest's own token in `Authorization`, the same name again |
+/// | `POST /demo/login`, `POST /demo/logout` | the sign-in ([`DemoLogin`]), when the demo has one; a name someone is online under (reading its inbox) is refused with 409, but to the browser signed in under it (its token, or the pass in its cookie `tether_demo_name`) |
+/// | `POST /demo/guest` | a guest's token and name (`guest-N`), when the demo has a sign-in; with the guest's own token in `Authorization`, or the pass its cookie `tether_demo_guest` holds (set by every answer: one guest per browser), the same name again |
 /// | `POST /demo/say?room=ROOM` | the body (UTF-8 text) said in the room, published to `room.ROOM` as `{"from":NAME,"text":TEXT}`, `NAME` the subject of the token in `Authorization`: 204 |
 /// | `POST /demo/tell?to=NAME` | a private message from the token's holder (signed in, not a guest) to `inbox.NAME` and the sender's own inbox, as `{"from":..,"to":..,"text":..}`, if anyone is subscribed to `inbox.NAME` (the hub's presence): 200 `{"delivered":true,"message":"sent to NAME"}`, or 404 `{"delivered":false,"message":"nobody called NAME is here"}` |
 /// | `/topics/...`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
@@ -100,6 +100,17 @@ pub struct Demo {
     /// Private messages waiting to learn whether anyone reads their
     /// recipient's inbox, by request.
     tells: HashMap<ConnId, Tell>,
+    /// Sign-ins waiting to learn whether their name is online, by
+    /// request.
+    logins: HashMap<ConnId, Login>,
+}
+
+/// A sign-in on its way (`POST /demo/login`): its answer, given if the
+/// name is not online.
+#[derive(Debug)]
+struct Login {
+    name: String,
+    answer: Response,
 }
 
 /// A private message on its way (`POST /demo/tell`).
@@ -160,6 +171,7 @@ impl Demo {
             apps: Mount::new(hub, HUB_PATHS, pages).with_admin_listener(),
             ticks: 0,
             tells: HashMap::new(),
+            logins: HashMap::new(),
         }
     }
 
@@ -319,6 +331,76 @@ impl Demo {
         ctx.respond(conn, response);
     }
 
+    /// `POST /demo/login`: the sign-in's answer, unless someone is online
+    /// under that name (reading `inbox.NAME`, by the hub's presence, on
+    /// every node): a name is one person's at a time. The browser that
+    /// signed in under it (its token, or the pass in its cookie) signs in
+    /// again without the question, in any of its windows.
+    fn login(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        let pages = self.apps.rest();
+        if !pages.login_origin_ok(request) {
+            return Reply::Now(pages.with_cors(Response::text(403, "origin not allowed\n"), request));
+        }
+        let answer = pages.with_cors(pages.login(body), request);
+        let Ok(name) = demo_name(body) else {
+            return Reply::Now(answer);
+        };
+        let renewal = pages.is_signed_in_as(request, name);
+        if answer.status != 200 || renewal {
+            return Reply::Now(answer);
+        }
+        let inbox = format!("inbox.{name}");
+        self.logins.insert(
+            conn,
+            Login {
+                name: name.to_owned(),
+                answer,
+            },
+        );
+        self.apps.mounted_mut().ask_presence(ctx, conn, &inbox);
+        Reply::Later(TELL_TIMEOUT)
+    }
+
+    /// Whether `conn`'s sign-in name is online is known: its answer, or a
+    /// refusal that says the name is taken.
+    fn logged_in(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, members: &Members) {
+        let Some(login) = self.logins.remove(&conn) else {
+            return;
+        };
+        if members.count == 0 {
+            ctx.respond(conn, login.answer);
+            return;
+        }
+        // The refusal keeps the answer's CORS fields, and sets no cookie.
+        let mut refusal = Response::text(
+            409,
+            format!(
+                "{} is signed in already, in another window or by someone else: choose another name\n",
+                login.name
+            ),
+        );
+        refusal.headers.extend(
+            login
+                .answer
+                .headers
+                .into_iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("set-cookie")),
+        );
+        ctx.respond(conn, refusal);
+    }
+
+    /// `conn`'s sign-in will not be answered by [`Demo::logged_in`].
+    fn drop_login(&mut self, conn: ConnId) -> bool {
+        self.apps.mounted_mut().forget_presence_question(conn);
+        self.logins.remove(&conn).is_some()
+    }
+
     /// `conn`'s private message will not be answered by [`Demo::told`].
     fn drop_tell(&mut self, conn: ConnId) -> bool {
         self.apps.mounted_mut().forget_presence_question(conn);
@@ -397,6 +479,7 @@ impl App for Demo {
         match tag {
             SAY => Reply::Now(self.say(ctx, request, body)),
             TELL => self.tell(ctx, conn, request, body),
+            LOGIN => self.login(ctx, conn, request, body),
             _ => self.apps.on_request(ctx, conn, tag, request, body),
         }
     }
@@ -406,6 +489,10 @@ impl App for Demo {
             self.drop_tell(conn);
             return said(504, false, "nobody answered in time: try again");
         }
+        if tag == LOGIN {
+            self.drop_login(conn);
+            return Response::text(504, "whether the name is online is not known yet: try again\n");
+        }
         self.apps.on_request_timeout(ctx, conn, tag)
     }
 
@@ -414,13 +501,21 @@ impl App for Demo {
             self.drop_tell(conn);
             return;
         }
+        if tag == LOGIN {
+            self.drop_login(conn);
+            return;
+        }
         self.apps.on_request_abandoned(ctx, conn, tag);
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
         self.apps.on_post(ctx, message);
         for (conn, members) in self.apps.mounted_mut().take_presence_answers() {
-            self.told(ctx, conn, &members);
+            if self.logins.contains_key(&conn) {
+                self.logged_in(ctx, conn, &members);
+            } else {
+                self.told(ctx, conn, &members);
+            }
         }
     }
 
@@ -448,6 +543,9 @@ impl App for Demo {
     ) -> Option<Response> {
         if tag == TELL && self.drop_tell(conn) {
             return Some(said(503, false, "the server is restarting: try again"));
+        }
+        if tag == LOGIN && self.drop_login(conn) {
+            return Some(Response::text(503, "the server is restarting: try again\n"));
         }
         self.apps.on_request_shutdown(ctx, conn, tag)
     }

@@ -63,7 +63,12 @@ fn guest(server: &TestServer, headers: &str) -> Value {
         String::from_utf8_lossy(&response.body)
     );
     assert_eq!(response.header("cache-control"), Some("no-store"));
-    assert!(response.header("set-cookie").is_none());
+    // The browser's pass to its guest name, never the hub's token cookie.
+    assert!(
+        response
+            .header("set-cookie")
+            .is_some_and(|c| c.starts_with("tether_demo_guest=") && c.contains("; Path=/demo/guest;"))
+    );
     json_of(&response)
 }
 

@@ -6,10 +6,55 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tether_auth::{Key, Keys, NewToken, TetherClaim};
+use tether_auth::{Key, Keys, NewToken, TetherClaim, Validation, verify};
 use tether_server::Response;
 
 use crate::HubAuth;
+
+/// The file in the data directory that keeps the demo's secret
+/// ([`DemoLogin::kept_in`]).
+const SECRET_FILE: &str = "demo.secret";
+
+/// The numbers a kept sign-in's first guest may start from.
+const GUEST_NUMBERS: u64 = 1_000_000_000;
+
+/// The largest secret file [`DemoLogin::kept_in`] reads.
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// How long a guest's pass (the cookie that keeps a browser's guest
+/// name) lasts: 30 days.
+pub(super) const GUEST_PASS_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// The name of the cookie that holds a guest's pass (`Path=/demo/guest`).
+pub(super) const GUEST_COOKIE: &str = "tether_demo_guest";
+
+/// The name of the cookie that holds a signed-in name's pass
+/// (`Path=/demo/login`): another window of the browser may sign in under
+/// the name while it is online.
+pub(super) const NAME_COOKIE: &str = "tether_demo_name";
+
+/// The `aud` of a pass: no hub accepts it as a token.
+const PASS_AUDIENCE: &str = "tether-demo-pass";
+
+/// The bytes of the secret file at `path`: a regular file, at most
+/// [`MAX_SECRET_FILE`] bytes, read as they are.
+fn read_secret(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: not a regular file of at most {MAX_SECRET_FILE} bytes",
+                path.display()
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 /// The longest name `/demo/login` takes.
 pub const MAX_DEMO_NAME_LEN: usize = 32;
@@ -38,8 +83,8 @@ pub const DEFAULT_DEMO_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// (`/demo/say`, `/demo/tell`): what the page shows as a sender's name
 /// is a token's subject, never a claim in a message. Names starting
 /// with `guest-` are the demo's to give (`POST /demo/guest`). Anyone may sign in
-/// under any free-form name: the demo checks nobody's identity, it shows
-/// what a token does. `POST /demo/logout` with `name=NAME` clears the
+/// under any name that nobody is online under (see [`crate::Demo`]): the
+/// demo checks nobody's identity, it shows what a token does. `POST /demo/logout` with `name=NAME` clears the
 /// cookie.
 ///
 /// Its `Debug` output never shows the secret.
@@ -100,6 +145,74 @@ impl DemoLogin {
             secure: false,
             guests: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A sign-in whose secret is kept in `dir` (`DIR/demo.secret`, made
+    /// with 32 random bytes the first time, readable by its owner only),
+    /// so that its tokens and guests' passes still verify after a
+    /// restart: a guest keeps its name, a page its sign-in.
+    ///
+    /// # Errors
+    ///
+    /// When the directory or the file cannot be made or read, or the file
+    /// holds fewer than [`tether_auth::MIN_SECRET_LEN`] bytes.
+    pub fn kept_in(dir: &std::path::Path) -> std::io::Result<DemoLogin> {
+        use std::io::Write;
+        let path = dir.join(SECRET_FILE);
+        std::fs::create_dir_all(dir)?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
+        // create_new: two processes starting at once keep the first one's.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(&secret)?;
+                file.sync_all()?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let kept = read_secret(&path)?;
+        let mut login = DemoLogin::with_secret(&kept).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        // Guests from before the restart keep their names (their passes
+        // still verify): new guests are numbered from a random point, so
+        // that a new one is given an old one's name only if this start
+        // falls among the numbers the last run gave (1 in 10^9 for each).
+        let mut start = [0u8; 8];
+        getrandom::fill(&mut start).map_err(std::io::Error::other)?;
+        login.guests = Arc::new(AtomicU64::new(u64::from_le_bytes(start) % GUEST_NUMBERS));
+        Ok(login)
+    }
+
+    /// A pass for `name`, good for `ttl` seconds: kept by the browser in
+    /// a cookie ([`GUEST_COOKIE`], [`NAME_COOKIE`]) to say that this
+    /// browser is `name`, so that all its windows are one person. It
+    /// grants nothing, and its audience is one the hub refuses, so it is
+    /// no token for the hub.
+    pub(super) fn pass(&self, name: &str, ttl: u64, now: u64) -> Option<String> {
+        let rights = TetherClaim::new(Vec::new(), Vec::new());
+        let mut pass = NewToken::new(name, rights, now, now.saturating_add(ttl));
+        pass.audience = Some(PASS_AUDIENCE.to_owned());
+        pass.sign_hs256(&self.secret).ok()
+    }
+
+    /// The name a pass of [`DemoLogin::pass`] was made for, if it
+    /// verifies.
+    pub(super) fn name_of_pass(&self, pass: &str, now: u64) -> Option<String> {
+        let validation = Validation::new().audience([PASS_AUDIENCE.to_owned()]);
+        let who = verify(pass, &self.keys().ok()?, &validation, now).ok()?;
+        who.subject.filter(|n| is_name(n))
     }
 
     /// The keys that verify this sign-in's tokens.

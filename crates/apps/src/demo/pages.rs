@@ -4,16 +4,18 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tether_auth::{Identity, bearer_token, verify};
+use tether_auth::{Identity, bearer_token, cookie_token, verify};
 use tether_hub::HubMessage;
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
-use super::login::{DemoLogin, demo_name, form_field, is_guest_name, is_name, sign};
+use super::login::{
+    DemoLogin, GUEST_COOKIE, GUEST_PASS_TTL, NAME_COOKIE, demo_name, form_field, is_guest_name, is_name, sign,
+};
 use crate::{Clock, Echo, HubAuth, HubSettings};
 
 const ECHO: u32 = 1;
 const CLOCK: u32 = 4;
-const LOGIN: u32 = 5;
+pub(super) const LOGIN: u32 = 5;
 const LOGOUT: u32 = 6;
 const LOGIN_PREFLIGHT: u32 = 7;
 const ONLY_POST: u32 = 8;
@@ -23,6 +25,13 @@ pub(super) const TELL: u32 = 11;
 
 /// The page at `/`: plain HTML and JavaScript, served by the binary.
 const PAGE: &[u8] = include_bytes!("../../static/index.html");
+
+/// Seconds since 1970, as tokens count them.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// What the demo serves beside the hub: the page, the echo, the clock
 /// feed and the sign-in.
@@ -37,7 +46,7 @@ pub(super) struct Pages {
 impl Pages {
     /// `POST /demo/login`: a token for the name in the form body, in the
     /// answer and in the cookie.
-    fn login(&self, body: &[u8]) -> Response {
+    pub(super) fn login(&self, body: &[u8]) -> Response {
         let (login, auth) = match self.sign_in() {
             Ok(both) => both,
             Err(off) => return off,
@@ -60,7 +69,7 @@ impl Pages {
         };
         let cookie = auth.cookie.as_deref().unwrap_or(crate::DEFAULT_TOKEN_COOKIE);
         let secure = if login.secure { "; Secure" } else { "" };
-        Response::json(
+        let mut response = Response::json(
             200,
             format!("{{\"token\":\"{signed}\",\"sub\":\"{name}\",\"expires_in\":{ttl}}}"),
         )
@@ -70,33 +79,88 @@ impl Pages {
                 "{cookie}={signed}; Path=/topics/user.{name}; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
             ),
         )
-        .header("Cache-Control", "no-store")
+        .header("Cache-Control", "no-store");
+        // This browser is NAME while the token lasts: its other windows
+        // may sign in under the name though it is online.
+        if let Some(pass) = login.pass(name, ttl, now_secs()) {
+            response = response.header(
+                "Set-Cookie",
+                &format!(
+                    "{NAME_COOKIE}={pass}; Path=/demo/login; Max-Age={ttl}; HttpOnly; SameSite=Strict{secure}"
+                ),
+            );
+        }
+        response
+    }
+
+    /// Whether the browser that sends `request` signed in as `name` (the
+    /// pass in its [`NAME_COOKIE`], or a good token for the name in
+    /// `Authorization`).
+    pub(super) fn is_signed_in_as(&self, request: &Request<'_>, name: &str) -> bool {
+        let by_pass = || {
+            let login = self.login.as_ref()?;
+            let pass = cookie_token(request.header("cookie")?, NAME_COOKIE)?;
+            login.name_of_pass(pass, now_secs())
+        };
+        self.identity(request)
+            .is_ok_and(|who| who.subject.as_deref() == Some(name))
+            || by_pass().as_deref() == Some(name)
     }
 
     /// `POST /demo/guest`: a token for a guest's name, `guest-N`, new for
-    /// every visitor; a guest that shows its own token (in
-    /// `Authorization`) keeps its name.
+    /// every browser. A guest keeps its name: shown its own token (in
+    /// `Authorization`), or the pass in its cookie ([`GUEST_COOKIE`],
+    /// `Path=/demo/guest`, `HttpOnly; SameSite=Strict`, renewed with
+    /// every answer), so every window of one browser is one guest, before
+    /// and after a restart of a server that keeps the demo's secret
+    /// ([`DemoLogin::kept_in`]).
     fn guest(&self, request: &Request<'_>) -> Response {
         let (login, auth) = match self.sign_in() {
             Ok(both) => both,
             Err(off) => return off,
         };
-        let name = match self.identity(request).ok().and_then(|who| who.subject) {
-            Some(name) if is_guest_name(&name) && is_name(&name) => name,
-            _ => format!(
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let by_token = self
+            .identity(request)
+            .ok()
+            .and_then(|who| who.subject)
+            .filter(|name| is_guest_name(name) && is_name(name));
+        let by_pass = || {
+            request
+                .header("cookie")
+                .and_then(|cookie| cookie_token(cookie, GUEST_COOKIE))
+                .and_then(|pass| login.name_of_pass(pass, now))
+                .filter(|name| is_guest_name(name))
+        };
+        let name = by_token.or_else(by_pass).unwrap_or_else(|| {
+            format!(
                 "guest-{}",
                 login.guests.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
-            ),
-        };
-        let ttl = login.ttl.as_secs().max(1);
-        match sign(login, auth, &name, DemoLogin::guest_rights(), ttl) {
-            Ok(signed) => Response::json(
-                200,
-                format!("{{\"token\":\"{signed}\",\"sub\":\"{name}\",\"expires_in\":{ttl}}}"),
             )
-            .header("Cache-Control", "no-store"),
-            Err(refusal) => refusal,
+        });
+        let ttl = login.ttl.as_secs().max(1);
+        let signed = match sign(login, auth, &name, DemoLogin::guest_rights(), ttl) {
+            Ok(signed) => signed,
+            Err(refusal) => return refusal,
+        };
+        let mut response = Response::json(
+            200,
+            format!("{{\"token\":\"{signed}\",\"sub\":\"{name}\",\"expires_in\":{ttl}}}"),
+        )
+        .header("Cache-Control", "no-store");
+        if let Some(pass) = login.pass(&name, GUEST_PASS_TTL.as_secs(), now) {
+            let secure = if login.secure { "; Secure" } else { "" };
+            response = response.header(
+                "Set-Cookie",
+                &format!(
+                    "{GUEST_COOKIE}={pass}; Path=/demo/guest; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+                    GUEST_PASS_TTL.as_secs()
+                ),
+            );
         }
+        response
     }
 
     /// The sign-in and the hub's token settings, or the answer that says
@@ -159,12 +223,12 @@ impl Pages {
     /// Whether a sign-in request comes from the demo's own page or an
     /// origin the hub trusts (no `Origin`: not from a browser): another
     /// site may not sign a visitor in under a name of its choosing.
-    fn login_origin_ok(&self, request: &Request<'_>) -> bool {
+    pub(super) fn login_origin_ok(&self, request: &Request<'_>) -> bool {
         self.settings.origins().allows(request)
     }
 
     /// The CORS fields of an answer to `origin`, if the hub trusts it.
-    fn with_cors(&self, response: Response, request: &Request<'_>) -> Response {
+    pub(super) fn with_cors(&self, response: Response, request: &Request<'_>) -> Response {
         self.settings.origins().with_cors(request, response)
     }
 }

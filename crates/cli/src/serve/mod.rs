@@ -339,13 +339,20 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
 }
 
 /// The demo's sign-in: with `--app demo` and no key file, a random secret
-/// made now (never shown), its tokens good for `--demo-token-ttl` (the
+/// (never shown) made once and kept as `demo.secret` in `--data-dir`, or
+/// made now with `--memory`; its tokens good for `--demo-token-ttl` (the
 /// node makes its cookie `Secure` when the port serves TLS).
 fn demo_login(args: &Args) -> Result<Option<DemoLogin>, String> {
     if !matches!(args.app, AppChoice::Demo) || !args.auth.key_files().is_empty() {
         return Ok(None);
     }
-    let mut login = DemoLogin::generate().map_err(|e| format!("the demo's secret: {e}"))?;
+    // Kept in the data directory, as the events are: guests keep their
+    // names and pages their sign-ins across a restart.
+    let login = match args.durable.memory {
+        true => DemoLogin::generate(),
+        false => DemoLogin::kept_in(&args.durable.data_dir),
+    };
+    let mut login = login.map_err(|e| format!("the demo's secret: {e}"))?;
     login.ttl = Duration::from_secs(args.auth.demo_token_ttl);
     Ok(Some(login))
 }
