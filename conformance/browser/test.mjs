@@ -54,8 +54,10 @@ process.on('exit', () => {
 function startOnce(port, extra = []) {
   return new Promise((resolve, reject) => {
     const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
+    // In memory, unless the test gives a data directory of its own.
+    const storage = extra.includes('--data-dir') ? [] : ['--memory'];
     const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', String(port),
-      '--app', 'demo', '--memory', '--log-level', 'info', ...tlsArgs, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--app', 'demo', ...storage, '--log-level', 'info', ...tlsArgs, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const server = { proc, port: 0, url: '', log: '', exited: null };
     servers.add(server);
     if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
@@ -302,6 +304,29 @@ test('c. the chat names its people: guests get a name of the server\'s, presence
     assert.deepEqual(await whoOf(p), here, 'two pages of alice are one person');
     assert.equal(await text(p, 'chat-count'), '3 people here:');
   }
+
+  // The guest opens a second window: the same guest (the browser keeps
+  // its guest name in a cookie), still one person.
+  const g2 = await openPage(cg, path);
+  await waitText(g2, 'me-status', (s) => s === 'guest', 'a guest');
+  assert.equal(await text(g2, 'me-name'), guest, 'the second window is the same guest');
+  await waitEqual(g2, whoOf, here, 'the same three on the guest\'s second window');
+  for (const p of [a, b, g]) {
+    assert.deepEqual(await whoOf(p), here, 'two windows of the guest are one person');
+    assert.equal(await text(p, 'chat-count'), '3 people here:');
+  }
+  await g2.close();
+  // Another browser may not take alice's name while she is here.
+  const cx = await browser.newContext();
+  people.contexts.push(cx);
+  const x = await openPage(cx, path);
+  await waitText(x, 'me-status', (s) => s === 'guest', 'a guest');
+  await x.fill('#login-name', alice);
+  await x.click('#login-send');
+  const refusal = `refused: ${alice} is signed in already, in another window or by someone else: choose another name`;
+  await waitText(x, 'me-status', (s) => s === refusal, 'the refusal');
+  assert.notEqual(await text(x, 'me-name'), alice);
+  await x.close();
 
   // They talk: each message under its sender's name, oldest first, on
   // every page; the guest's under the name the server gave it.
@@ -827,6 +852,50 @@ test('b. after a server restart on the same port the page resumes and is told it
     assert.deepEqual(ids[i], [epoch, ids[i - 1][1] + 1], `ids ${JSON.stringify(ids)}`);
   }
   await main.screenshot({ path: join(SHOTS, 'demo-after-restart.png'), fullPage: true });
+});
+
+test('b2. a guest keeps its name in every window and across a restart of a server that keeps its data', { timeout: TEST_TIMEOUT }, async () => {
+  const data = mkdtempSync(join(WORK, 'data-'));
+  let own = await startServer(0, ['--data-dir', data]);
+  const context = await browser.newContext();
+  try {
+    const open = async () => {
+      const page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`b2: ${e.message}`));
+      const response = await page.goto(own.url, { timeout: WAIT });
+      assert.equal(response?.status(), 200);
+      await waitText(page, 'me-status', (s) => s === 'guest', 'a guest');
+      return page;
+    };
+    const first = await open();
+    const name = await text(first, 'me-name');
+    assert.match(name, /^guest-\d+$/);
+    const second = await open();
+    assert.equal(await text(second, 'me-name'), name, 'a second window is the same guest');
+    await second.close();
+    // The server restarts on its port with its data: the demo's secret
+    // was kept there, and the browser's cookie names the same guest.
+    const port = own.port;
+    const how = await stopServer(own);
+    assert.equal(how.code, 0, `the server's exit after SIGTERM: ${JSON.stringify(how)}\n${own.log}`);
+    own = await startServer(port, ['--data-dir', data]);
+    await first.reload({ timeout: WAIT });
+    await waitText(first, 'me-status', (s) => s === 'guest', 'a guest again');
+    assert.equal(await text(first, 'me-name'), name, 'the same guest after the restart');
+    // Another browser is another guest.
+    const other = await browser.newContext();
+    try {
+      const page = await other.newPage();
+      await page.goto(own.url, { timeout: WAIT });
+      await waitText(page, 'me-status', (s) => s === 'guest', 'a guest');
+      assert.notEqual(await text(page, 'me-name'), name);
+    } finally {
+      await other.close();
+    }
+  } finally {
+    await context.close();
+    await stopServer(own);
+  }
 });
 
 test('the page threw no script errors', () => {
