@@ -41,7 +41,7 @@ fn the_servers_flags_make_a_token_the_server_takes() {
         "--jwt-issuer",
         "https://issuer.example",
     ];
-    let mut args = vec!["--port", "0", "--threads", "1", "--private", "user.*"];
+    let mut args = vec!["--port", "0", "--threads", "1", "--memory", "--private", "user.*"];
     args.extend_from_slice(&auth);
     let (_server, addr, _) = serve(&args, &[], None);
 
