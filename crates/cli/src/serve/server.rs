@@ -264,6 +264,7 @@ mod tests {
 
     /// The server configuration `tether serve ARGV` makes, with `file`
     /// as its configuration file.
+    #[allow(clippy::expect_used, reason = "a test fails by panicking")]
     fn config_of(file: &str, argv: &[&str]) -> tether_server::Config {
         let path = std::env::temp_dir().join(format!("tether-serve-keys-{}.toml", std::process::id()));
         std::fs::write(&path, file).expect("write the file");
