@@ -65,6 +65,16 @@ pub struct QuicConfig {
     /// ([`crate::routing::issuer_of`]); `None` (the default): IDs wholly
     /// random.
     pub connection_id_prefix: Option<u8>,
+    /// Handshakes in progress from one source (an IPv4 address, or an
+    /// IPv6 /64) at once; a new client from it past that is refused
+    /// (CONNECTION_REFUSED) until one of them completes or times out
+    /// (default 8). A real client opens one or two at a time; this keeps
+    /// one source from holding the half-open state of many.
+    pub max_half_open_per_source: usize,
+    /// Handshakes in progress at once in all; a new client past that is
+    /// refused (default 1024). Each is bounded in time by
+    /// [`QuicConfig::handshake_timeout`].
+    pub max_half_open: usize,
 }
 
 impl Default for QuicConfig {
@@ -83,6 +93,8 @@ impl Default for QuicConfig {
             max_control_backlog: 64 * 1024,
             session: SessionConfig::default(),
             connection_id_prefix: None,
+            max_half_open_per_source: 8,
+            max_half_open: 1024,
         }
     }
 }

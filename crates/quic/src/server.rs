@@ -1,7 +1,7 @@
 //! The QUIC server endpoint: datagrams in, events out, responses in,
 //! datagrams out, and the next instant at which time matters.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ pub use crate::event::ServerEvent;
 use crate::routing::PrefixedIds;
 use crate::send_queue::SendQueue;
 use crate::stats::{CloseCause, QuicStats};
+use half_open::{HalfOpen, Source};
 
 /// Why a response could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +87,9 @@ pub struct QuicServer {
     /// The connections touched since they last had nothing to send.
     to_send: SendQueue<ConnectionHandle>,
     /// The connections whose handshake is in progress, as of when each
-    /// was last touched (a handshake ends only when its connection is).
-    handshaking: BTreeSet<ConnectionHandle>,
+    /// was last touched (a handshake ends only when its connection is),
+    /// counted per source.
+    handshaking: HalfOpen,
     /// The connections whose deadline had come when
     /// [`QuicServer::handle_timeout`] was last called and that it has not
     /// visited yet (none, unless a panic stopped it), and since when.
@@ -124,7 +126,7 @@ impl QuicServer {
             responses: VecDeque::new(),
             deadlines: Deadlines::new(),
             to_send: SendQueue::new(),
-            handshaking: BTreeSet::new(),
+            handshaking: HalfOpen::default(),
             due: VecDeque::new(),
             due_since: None,
             in_hand: None,
@@ -174,11 +176,18 @@ impl QuicServer {
         self.responses.push_back((transmit, buf));
     }
 
-    /// A new client: refused past the connection limit, sent a Retry when
-    /// many handshakes are in progress and its address is not validated,
-    /// accepted otherwise.
+    /// A new client: refused past the connection limit or the bounds on
+    /// handshakes in progress (from its source, and in all), sent a Retry
+    /// when many handshakes are in progress and its address is not
+    /// validated, accepted otherwise.
     fn incoming(&mut self, now: Instant, incoming: quinn_proto::Incoming, mut buf: Vec<u8>) {
-        if self.conns.len() >= self.config.max_connections {
+        let source = Source::of(incoming.remote_address().ip());
+        let half_open = self.handshaking.from(source) >= self.config.max_half_open_per_source
+            || self.handshaking.len() >= self.config.max_half_open;
+        if half_open {
+            self.stats.refused_half_open += 1;
+        }
+        if half_open || self.conns.len() >= self.config.max_connections {
             self.stats.refused += 1;
             let transmit = self.endpoint.refuse(incoming, &mut buf);
             self.respond(transmit, buf);
@@ -258,7 +267,8 @@ impl QuicServer {
             return;
         }
         if conn.quic.is_handshaking() {
-            self.handshaking.insert(handle);
+            self.handshaking
+                .insert(handle, Source::of(conn.quic.remote_address().ip()));
         } else {
             self.handshaking.remove(&handle);
         }
@@ -627,5 +637,6 @@ fn deadline(conn: &mut Conn, handshake_timeout: Duration) -> Option<Instant> {
     [timer, handshake].into_iter().flatten().min()
 }
 
+mod half_open;
 #[cfg(test)]
 mod tests;

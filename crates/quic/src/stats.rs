@@ -21,7 +21,9 @@ pub struct QuicStats {
     pub handshakes: u64,
     /// New clients sent a Retry (address validation under load).
     pub retries: u64,
-    /// New clients refused at [`crate::QuicConfig::max_connections`].
+    /// New clients refused at [`crate::QuicConfig::max_connections`],
+    /// [`crate::QuicConfig::max_half_open_per_source`] or
+    /// [`crate::QuicConfig::max_half_open`].
     pub refused: u64,
     /// Connections dropped at the idle timeout.
     pub closed_idle: u64,
@@ -33,6 +35,9 @@ pub struct QuicStats {
     /// Connections closed without an error (H3_NO_ERROR or NO_ERROR by
     /// either side, the server going away).
     pub closed_normally: u64,
+    /// Of [`QuicStats::refused`], those refused because their source, or
+    /// the server, had as many handshakes in progress as it may.
+    pub refused_half_open: u64,
 }
 
 /// Why a connection ended, as [`QuicStats`] counts it.

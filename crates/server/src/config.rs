@@ -53,7 +53,11 @@ pub struct Config {
     /// (10 s).
     pub handshake_timeout: Duration,
     /// How long a keep-alive HTTP connection may sit between requests
-    /// (60 s).
+    /// (60 s): on HTTP/2, with no stream open, counted from its last
+    /// request or open stream, whatever else the client sends (bytes the
+    /// server drops do not keep it open). Also how long a stream's output
+    /// may stay stalled on the client's window. `tether serve
+    /// --keep-alive-timeout`.
     pub keep_alive_timeout: Duration,
     /// Output queued for one connection beyond which the slow-consumer
     /// policy applies (1 MiB): a connection's own replies pause reading
@@ -74,7 +78,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// After the last bytes of a connection are written, how long to keep
     /// reading (and discarding) until the peer closes, so that our final
-    /// bytes are not lost to a reset (2 s).
+    /// bytes are not lost to a reset (2 s). `tether serve --linger`.
     pub linger: Duration,
     /// The size of the one read buffer the loop shares among all
     /// connections (64 KiB).

@@ -95,6 +95,15 @@ pub(crate) struct Args {
     /// Seconds a graceful shutdown may take.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 5.0)]
     pub(crate) shutdown_timeout: f64,
+    /// Seconds an HTTP connection with no request in progress stays open
+    /// (HTTP/1.1 between requests; HTTP/2 with no stream open, whatever
+    /// else the client sends); also how long a stream's output may stall.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 60.0)]
+    pub(crate) keep_alive_timeout: f64,
+    /// Seconds to go on reading (and dropping) what a client sends after
+    /// the server's last bytes to it, so that they are not lost to a reset.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 2.0)]
+    pub(crate) linger: f64,
     /// HTTP/2: with prior knowledge (h2c) on plain ports, by ALPN `h2`
     /// over TLS; HTTP/1.1 is served beside it either way.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
@@ -105,6 +114,21 @@ pub(crate) struct Args {
     #[cfg(feature = "tls")]
     #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub(crate) http3: bool,
+    /// Seconds without a packet from the client before a QUIC connection
+    /// is dropped.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 30.0)]
+    pub(crate) http3_idle_timeout: f64,
+    /// QUIC handshakes in progress at once from one source (an IPv4
+    /// address or an IPv6 /64) per event loop; more are refused.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = whole::<usize>(1, 1_000_000))]
+    pub(crate) http3_max_half_open_per_source: usize,
+    /// QUIC handshakes in progress at once per event loop; more are
+    /// refused.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = whole::<usize>(1, 10_000_000))]
+    pub(crate) http3_max_half_open: usize,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub(crate) log_level: log::LevelFilter,
@@ -146,10 +170,17 @@ impl Args {
         config.handshake_timeout = seconds(self.handshake_timeout);
         config.sse_heartbeat = seconds(self.sse_heartbeat);
         config.shutdown_timeout = seconds(self.shutdown_timeout);
+        config.keep_alive_timeout = seconds(self.keep_alive_timeout);
+        config.linger = seconds(self.linger);
         config.http2 = self.http2;
         #[cfg(feature = "tls")]
         {
             config.http3 = self.http3;
+            // One handshake timeout for every transport.
+            config.quic.handshake_timeout = config.handshake_timeout;
+            config.quic.idle_timeout = seconds(self.http3_idle_timeout);
+            config.quic.max_half_open_per_source = self.http3_max_half_open_per_source;
+            config.quic.max_half_open = self.http3_max_half_open;
         }
         config.ws = tether_ws::Config::default()
             .max_frame_size(self.max_frame_size)
@@ -224,4 +255,58 @@ pub(crate) fn handshake(args: &Args) -> Handshake {
 #[cfg(not(feature = "deflate"))]
 pub(crate) fn handshake(_: &Args) -> Handshake {
     Handshake::new()
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use std::ffi::OsString;
+    use std::time::Duration;
+
+    /// The server configuration `tether serve ARGV` makes, with `file`
+    /// as its configuration file.
+    #[allow(clippy::expect_used, reason = "a test fails by panicking")]
+    fn config_of(file: &str, argv: &[&str]) -> tether_server::Config {
+        let path = std::env::temp_dir().join(format!("tether-serve-keys-{}.toml", std::process::id()));
+        std::fs::write(&path, file).expect("write the file");
+        let mut all: Vec<OsString> = vec!["--config".into(), path.clone().into()];
+        all.extend(argv.iter().map(OsString::from));
+        let parsed = super::super::parse(&all);
+        let _ = std::fs::remove_file(&path);
+        parsed.expect("the options parse").0.server_config()
+    }
+
+    #[test]
+    fn the_keep_alive_linger_and_quic_bounds_are_keys_and_options() {
+        let defaults = config_of("", &[]);
+        assert_eq!(defaults.keep_alive_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.linger, Duration::from_secs(2));
+        let file = "keep-alive-timeout = 7.5\nlinger = 0.25\n\
+                    http3-idle-timeout = 12\nhttp3-max-half-open-per-source = 3\n\
+                    http3-max-half-open = 99\nhandshake-timeout = 4\n";
+        let from_file = config_of(file, &[]);
+        assert_eq!(from_file.keep_alive_timeout, Duration::from_millis(7500));
+        assert_eq!(from_file.linger, Duration::from_millis(250));
+        assert_eq!(from_file.quic.idle_timeout, Duration::from_secs(12));
+        assert_eq!(from_file.quic.max_half_open_per_source, 3);
+        assert_eq!(from_file.quic.max_half_open, 99);
+        assert_eq!(from_file.quic.handshake_timeout, Duration::from_secs(4));
+        let options = [
+            "--keep-alive-timeout",
+            "9",
+            "--linger",
+            "1",
+            "--http3-idle-timeout",
+            "5",
+            "--http3-max-half-open-per-source",
+            "2",
+            "--http3-max-half-open",
+            "50",
+        ];
+        let from_options = config_of(file, &options);
+        assert_eq!(from_options.keep_alive_timeout, Duration::from_secs(9));
+        assert_eq!(from_options.linger, Duration::from_secs(1));
+        assert_eq!(from_options.quic.idle_timeout, Duration::from_secs(5));
+        assert_eq!(from_options.quic.max_half_open_per_source, 2);
+        assert_eq!(from_options.quic.max_half_open, 50);
+    }
 }

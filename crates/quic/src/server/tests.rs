@@ -246,3 +246,93 @@ fn a_panic_in_a_timer_leaves_the_other_due_connections_for_the_next_call() {
             .all(|c| c.quic.is_closed() || c.quic.is_drained())
     );
 }
+
+/// A client's first flight from `from`, handed to `server`; the client
+/// is then left alone, half-open.
+fn half_open(server: &mut QuicServer, client_tls: &rustls::ClientConfig, from: SocketAddr, now: Instant) {
+    let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+    let mut client = QuicClient::connect(client_tls, addr, "localhost", 1 << 16, now).unwrap();
+    let mut buf = Vec::new();
+    while let Some(t) = client.poll_transmit(now, 1, &mut buf) {
+        server.handle_datagram(now, from, None, &buf[..t.size]);
+    }
+}
+
+/// A client from `from` that answers the server: whether its handshake
+/// completes.
+fn completes(net: &mut Net, client_tls: &rustls::ClientConfig, from: SocketAddr) -> bool {
+    let client = QuicClient::connect(client_tls, net.addr, "localhost", 1 << 16, net.now).unwrap();
+    net.clients.push((from, client, Vec::new()));
+    let i = net.clients.len() - 1;
+    net.run_for(Duration::from_millis(50));
+    net.clients[i].1.is_connected()
+}
+
+#[test]
+fn half_open_handshakes_from_one_source_past_its_bound_are_refused() {
+    let (server_tls, client_tls) = certs();
+    let now = Instant::now();
+    let config = QuicConfig {
+        max_half_open_per_source: 4,
+        handshake_timeout: Duration::from_secs(2),
+        ..QuicConfig::default()
+    };
+    let mut net = Net {
+        now,
+        server: QuicServer::new(config, &server_tls).unwrap(),
+        addr: "127.0.0.1:4433".parse().unwrap(),
+        clients: Vec::new(),
+        recovered: Vec::new(),
+        handles: BTreeMap::new(),
+    };
+    // Ten from one address (as many ports), none going on.
+    for port in 0..10 {
+        let from = SocketAddr::from(([192, 0, 2, 1], 40_000 + port));
+        half_open(&mut net.server, &client_tls, from, now);
+    }
+    assert_eq!(net.server.connections(), 4);
+    assert_eq!(net.server.stats().refused_half_open, 6);
+    assert_eq!(net.server.stats().refused, 6);
+    // Its /64 is one source for IPv6.
+    for host in 1..=6u16 {
+        let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, host);
+        half_open(&mut net.server, &client_tls, SocketAddr::from((ip, 40_000)), now);
+    }
+    assert_eq!(net.server.connections(), 8);
+    assert_eq!(net.server.stats().refused_half_open, 8);
+    // A well-behaved client from elsewhere connects; so does one from the
+    // same address once its half-open handshakes have timed out.
+    assert!(completes(
+        &mut net,
+        &client_tls,
+        SocketAddr::from(([192, 0, 2, 7], 40_000))
+    ));
+    let same = SocketAddr::from(([192, 0, 2, 1], 41_000));
+    assert!(!completes(&mut net, &client_tls, same));
+    net.clients.pop();
+    net.run_for(Duration::from_millis(2100));
+    assert_eq!(net.server.stats().closed_handshake_timeout, 8);
+    assert_eq!(net.server.handshaking.len(), 0);
+    assert!(completes(&mut net, &client_tls, same));
+}
+
+#[test]
+fn half_open_handshakes_past_the_servers_bound_are_refused() {
+    let (server_tls, client_tls) = certs();
+    let now = Instant::now();
+    let config = QuicConfig {
+        max_half_open: 5,
+        ..QuicConfig::default()
+    };
+    let mut server = QuicServer::new(config, &server_tls).unwrap();
+    for host in 1..=8u8 {
+        half_open(
+            &mut server,
+            &client_tls,
+            SocketAddr::from(([192, 0, 2, host], 40_000)),
+            now,
+        );
+    }
+    assert_eq!(server.connections(), 5);
+    assert_eq!(server.stats().refused_half_open, 3);
+}

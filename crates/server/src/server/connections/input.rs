@@ -238,7 +238,7 @@ fn first_input<A: App>(
     let mut h2_config = config.h2;
     let head_limit = u32::try_from(config.max_request_head).unwrap_or(u32::MAX);
     h2_config.max_header_list_size = h2_config.max_header_list_size.min(head_limit).max(1);
-    let Some(session) = H2Session::new(h2_config, now + config.handshake_timeout) else {
+    let Some(session) = H2Session::new(h2_config, now + config.keep_alive_timeout) else {
         return NextStep::Drop;
     };
     let stats = c.env.stats();

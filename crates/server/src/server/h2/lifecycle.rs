@@ -44,6 +44,12 @@ impl H2Session {
             c.mark_dirty();
             return NextStep::Keep;
         }
+        for stream in self.due_discards(now) {
+            debug!("HTTP/2 stream {stream}: refused body still coming at its deadline; resetting");
+            let pool = &mut c.env.pool;
+            let out = c.link.queue(pool);
+            self.refuse(stream, ErrorCode::NO_ERROR, out, pool);
+        }
         let window = c.env.config.keep_alive_timeout;
         for stream in self.due_stalls(now, window) {
             debug!("HTTP/2 stream {stream}: request body or window stalled; resetting");
@@ -138,6 +144,12 @@ impl H2Session {
     pub(in crate::server) fn after<A: App>(&mut self, c: &mut Call<'_, '_, A>, now: Instant) {
         let config = &c.env.config;
         self.time_stalls(now, config.handshake_timeout, config.keep_alive_timeout);
+        self.time_discards(now, config.handshake_timeout);
+        if !self.streams.is_empty() {
+            // Not idle: the keep-alive timeout counts from the last moment
+            // a stream was open.
+            self.deadline = now + config.keep_alive_timeout;
+        }
         let held = self.body_bytes();
         let before = std::mem::replace(&mut self.reported_body_bytes, held);
         if c.link.queued() > c.env.config.max_output {

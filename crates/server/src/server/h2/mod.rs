@@ -26,6 +26,13 @@
 //! that. A stream whose output makes no progress for `keep_alive_timeout`
 //! is reset.
 //!
+//! A connection with no stream open is idle, and gets GOAWAY
+//! `keep_alive_timeout` after its last request or open stream, whatever
+//! else it sends: bytes the server drops (the body of a request it
+//! refused, DATA on a stream it reset, PINGs, WINDOW_UPDATEs) do not hold
+//! it open. The body of a refused request is read and dropped for at
+//! most `handshake_timeout` before its stream is reset.
+//!
 //! Request bodies are gathered until they are complete, and the windows
 //! reopened as they are, so that a body larger than a window gets through;
 //! what bounds a connection's memory is [`crate::config::Config::request_bodies_per_connection`]:
@@ -73,7 +80,6 @@ impl H2Session {
         if self.conn.is_closed() {
             return;
         }
-        self.deadline = now + c.env.config.keep_alive_timeout;
         let mut events = Vec::new();
         let pool = &mut c.env.pool;
         let out = c.link.queue(pool);
@@ -133,6 +139,9 @@ impl H2Session {
         now: Instant,
     ) {
         Stats::add(&c.env.stats().h2_streams, 1);
+        // A request is what keeps a connection from being idle, whatever
+        // becomes of it.
+        self.deadline = now + c.env.config.keep_alive_timeout;
         let max_body = c.env.config.max_request_body;
         let websocket = request.is_extended_connect("websocket");
         self.streams.insert(stream, H2Stream::new(Kind::Answered));
@@ -217,10 +226,10 @@ impl H2Session {
         } else {
             out.write_with(pool, |o| self.conn.release(stream, len, o));
         }
-        if let Some(left) = self.discarding.get_mut(&stream) {
+        if let Some(discard) = self.discarding.get_mut(&stream) {
             // The body of a request already answered.
-            match left.checked_sub(len) {
-                Some(rest) if !end_stream => *left = rest,
+            match discard.left.checked_sub(len) {
+                Some(rest) if !end_stream => discard.left = rest,
                 Some(_) => {
                     self.discarding.remove(&stream);
                 }

@@ -46,16 +46,30 @@ pub(crate) struct H2Session {
     pub(super) partial: Vec<u8>,
     pub(super) streams: BTreeMap<u32, H2Stream>,
     /// Answered streams whose request bodies are still arriving, with how
-    /// many more of their bytes are read and dropped before a reset.
-    pub(super) discarding: BTreeMap<u32, usize>,
-    /// With no stream open, the connection closes at this time (the
-    /// handshake timeout at first, then the keep-alive timeout from the
-    /// last input).
+    /// many more of their bytes are read and dropped before a reset, and
+    /// until when.
+    pub(super) discarding: BTreeMap<u32, Discard>,
+    /// With no stream open, the connection closes at this time: the
+    /// keep-alive timeout from its start, its last request or the last
+    /// moment a stream was open. Other input does not move it: bytes that
+    /// are discarded (a refused body, frames on a reset stream, PINGs,
+    /// WINDOW_UPDATEs) must not hold an idle connection open.
     pub(super) deadline: Instant,
     /// Bytes queued on all streams, waiting for window.
     pub(super) queued: usize,
     /// What [`H2Session::body_bytes`] was when last added to the loop's gauge.
     pub(super) reported_body_bytes: usize,
+}
+
+/// The body of a request answered before it was read, being dropped.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Discard {
+    /// How many more of its bytes are read before the stream is reset.
+    pub(super) left: usize,
+    /// When the stream is reset if the body has not ended: the handshake
+    /// timeout from its refusal (timed after the input that refused it),
+    /// so that a trickle cannot keep it going.
+    pub(super) until: Option<Instant>,
 }
 
 /// What the server keeps for one stream.
@@ -211,7 +225,33 @@ impl H2Session {
             };
             next = earliest(earliest(next, at), stall);
         }
+        for discard in self.discarding.values() {
+            next = earliest(next, Some(discard.until.unwrap_or(self.deadline)));
+        }
         next
+    }
+
+    /// Times the refused bodies being dropped that have no deadline yet:
+    /// `within` from `now`.
+    pub(super) fn time_discards(&mut self, now: Instant, within: Duration) {
+        for discard in self.discarding.values_mut() {
+            discard.until.get_or_insert(now + within);
+        }
+    }
+
+    /// The refused bodies still coming at their deadline: their streams
+    /// are to be reset.
+    pub(super) fn due_discards(&mut self, now: Instant) -> Vec<u32> {
+        let due: Vec<u32> = self
+            .discarding
+            .iter()
+            .filter(|(_, d)| d.until.is_some_and(|at| now >= at))
+            .map(|(&stream, _)| stream)
+            .collect();
+        for stream in &due {
+            self.discarding.remove(stream);
+        }
+        due
     }
 
     /// Times the stalls of streams that have none yet, from `now`; a
@@ -466,7 +506,7 @@ impl H2Session {
         match discard {
             // The answer may still wait for window: it stays queued.
             Some(left) if self.discarding.len() < MAX_DISCARDING_STREAMS => {
-                self.discarding.insert(stream, left);
+                self.discarding.insert(stream, Discard { left, until: None });
             }
             _ => {
                 self.refuse(stream, ErrorCode::NO_ERROR, out, &mut env.pool);
