@@ -27,6 +27,7 @@ struct CrateReadmeExamples;
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
+mod access;
 mod app;
 mod cluster;
 mod config;
@@ -41,6 +42,7 @@ pub mod tls;
 mod tls_session;
 mod transport;
 
+pub use access::{AccessEntry, AccessLog, Opened, Transport, Version};
 pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Reply, Request, Response, Route};
 pub use cluster::Cluster;
 pub use config::{Config, Handshake};

@@ -104,6 +104,9 @@ impl<A: App> Connections<A> {
     /// connection's, the endpoint's).
     fn apply(&mut self, action: Action, now: Instant) {
         let id = action.id();
+        if let (Action::Respond(_, response), Some(access)) = (&action, &self.env.peers.own().access) {
+            access.deferred_answer(id, response.status, response.body.len());
+        }
         #[cfg(feature = "tls")]
         if id.is_quic() {
             if let Some(quic) = self.quic.as_deref_mut() {
