@@ -13,8 +13,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub(crate) enum Format {
     /// `SECONDS.MILLIS LEVEL target: message`, for a terminal.
     Text,
-    /// One JSON object a line: `time` (RFC 3339, UTC), `level`, `target`,
-    /// `message`.
+    /// One JSON object a line: `time` (RFC 3339, UTC), `level`, `kind`,
+    /// `target`, `conn` (the connection being served, if any), `message`.
     Json,
 }
 
@@ -47,6 +47,9 @@ impl log::Log for StderrLogger {
             Format::Json => {
                 let mut line = JsonLine::new("log", record.level().as_str());
                 line.field("target", record.target());
+                if let Some(conn) = tether_server::serving_connection() {
+                    line.field("conn", &conn.to_string());
+                }
                 // The message may quote what a peer sent: formatted first,
                 // then escaped like any other string.
                 line.field("message", &record.args().to_string());

@@ -50,6 +50,14 @@ pub use loops::{Handle, Poster, StatsSnapshot};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
 
+/// The connection whose work the calling thread is doing, if it is an
+/// event loop's thread inside one connection's work (reading it, writing
+/// it, or an application callback for it): for a log line written then
+/// to name the connection. Shown as [`ConnId`]'s `Display` writes it.
+pub fn serving_connection() -> Option<ConnId> {
+    server::guard::serving()
+}
+
 /// The sans-IO HTTP/2 crate the server's HTTP/2 sessions run on, for its
 /// [`Config`](h2::connection::Config) ([`Config::h2`]).
 pub use tether_h2 as h2;

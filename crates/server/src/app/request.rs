@@ -97,7 +97,7 @@ impl ConnId {
     }
 }
 
-/// `SLOT.GENERATION` for a TCP connection, `q` before it for a QUIC one,
+/// `SLOT#GENERATION` for a TCP connection, `q` before it for a QUIC one,
 /// and `/STREAM` after it for an HTTP/2 or HTTP/3 stream: how logs name
 /// a connection.
 impl std::fmt::Display for ConnId {
@@ -105,7 +105,7 @@ impl std::fmt::Display for ConnId {
         if self.is_quic() {
             f.write_str("q")?;
         }
-        write!(f, "{}.{}", self.index & !QUIC_INDEX, self.generation)?;
+        write!(f, "{}#{}", self.index & !QUIC_INDEX, self.generation)?;
         if self.stream != 0 {
             write!(f, "/{}", self.stream)?;
         }

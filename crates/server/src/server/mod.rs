@@ -34,7 +34,7 @@ mod connections;
 mod dispatch;
 mod env;
 mod fields;
-mod guard;
+pub(crate) mod guard;
 mod h1;
 mod h2;
 #[cfg(feature = "tls")]
