@@ -117,9 +117,10 @@ fn percent_decoded(s: &str) -> Vec<u8> {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
-                    // Two hex digits: at most 0xff.
-                    out.push((h * 16 + l) as u8);
+                if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2))
+                    && let Ok(byte) = u8::try_from(h * 16 + l)
+                {
+                    out.push(byte);
                     i += 3;
                     continue;
                 }
