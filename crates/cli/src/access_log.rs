@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use tether_server::{AccessEntry, AccessLog};
+use tether_server::{AccessEntry, AccessLog, Opened};
 
 use crate::logger::{self, Format, JsonLine};
 
@@ -45,6 +45,9 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
             line.field("transport", entry.transport.as_str());
             line.field("version", entry.version.as_str());
             line.field("peer", &peer);
+            if let Some(opened) = opened(entry.opened) {
+                line.field("opened", opened);
+            }
             line.finish()
         }
         Format::Text => {
@@ -61,7 +64,7 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
             text_escaped(&mut out, entry.method);
             out.push(' ');
             text_escaped(&mut out, &target);
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 " HTTP/{}\" {} {} {:.3}ms",
                 entry.version.as_str(),
@@ -69,8 +72,22 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
                 entry.bytes,
                 entry.duration.as_secs_f64() * 1e3
             );
+            if let Some(opened) = opened(entry.opened) {
+                out.push(' ');
+                out.push_str(opened);
+            }
+            out.push('\n');
             out
         }
+    }
+}
+
+/// What a line says the answer opened, if anything.
+fn opened(opened: Opened) -> Option<&'static str> {
+    match opened {
+        Opened::WebSocket => Some("websocket"),
+        Opened::EventStream => Some("event-stream"),
+        _ => None,
     }
 }
 

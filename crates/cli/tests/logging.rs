@@ -173,6 +173,18 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     // The publish's answer is the new event's id, as JSON: its length.
     assert!(post2["bytes"].as_u64().is_some_and(|b| b > 2), "{post2}");
     assert!(!std::fs::read_to_string(&log).unwrap().contains("sekrit"));
+    for line in &access {
+        assert!(line.get("opened").is_none(), "{line}");
+    }
+    // An event stream, written as it opens.
+    let events = h2.get("/topics/a/events", &[]);
+    h2.until(|c| c.streams.get(&events).is_some_and(|s| !s.heads.is_empty()));
+    let stream = &access_lines(&log, 5)[4];
+    assert_eq!(text(stream, "target"), "/topics/a/events");
+    assert_eq!(stream["status"], 200);
+    assert_eq!(stream["bytes"], 0);
+    assert_eq!(text(stream, "opened"), "event-stream");
+    assert_eq!(text(stream, "version"), "2");
 
     // The ordinary log: the same format, and the connection being served
     // where there is one (the debug line of a read that ended).

@@ -286,3 +286,64 @@ fn carrier(conn: ConnId, secure: bool) -> (Transport, Version) {
         (transport, version)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> Request<'_> {
+        Request {
+            method: "POST",
+            path,
+            query: None,
+            headers: &[],
+            admin: false,
+            secure: false,
+            peer: None,
+        }
+    }
+
+    /// Each entry's path and status.
+    type Seen = Arc<Mutex<Vec<(String, u16)>>>;
+
+    /// An access log that keeps what it sees.
+    fn kept() -> (Access, Seen) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let access = Access::new(AccessLog::new(move |entry| {
+            log.lock().unwrap().push((entry.path.to_owned(), entry.status));
+        }));
+        (access, seen)
+    }
+
+    #[test]
+    fn deferred_requests_are_bounded() {
+        let (access, seen) = kept();
+        let now = Instant::now();
+        let later = now + Duration::from_secs(3600);
+        for i in 0..MAX_PENDING {
+            let id = ConnId::new(i, 1);
+            // Half of them already past their time.
+            let until = if i % 2 == 0 { now } else { later };
+            access.defer(id, &request("/p"), now, until);
+        }
+        assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING);
+        // Full: those whose time is up make room.
+        access.defer(ConnId::new(MAX_PENDING, 1), &request("/new"), now, later);
+        assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING / 2 + 1);
+        assert!(seen.lock().unwrap().is_empty());
+        for i in 0..MAX_PENDING / 2 - 1 {
+            access.defer(ConnId::new(MAX_PENDING + 1 + i, 1), &request("/more"), now, later);
+        }
+        // Full of requests still due: the next is reported at once, as
+        // not known, and not kept.
+        access.defer(ConnId::new(usize::MAX >> 2, 1), &request("/over"), now, later);
+        assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING);
+        assert_eq!(*seen.lock().unwrap(), [("/over".to_owned(), 0)]);
+        // An answer reports and frees its request; a second does nothing.
+        access.deferred_answer(ConnId::new(MAX_PENDING, 1), 202, 3);
+        access.deferred_answer(ConnId::new(MAX_PENDING, 1), 500, 3);
+        assert_eq!(seen.lock().unwrap()[1..], [("/new".to_owned(), 202)]);
+        assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING - 1);
+    }
+}
