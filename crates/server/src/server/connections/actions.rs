@@ -104,7 +104,10 @@ impl<A: App> Connections<A> {
     /// connection's, the endpoint's).
     fn apply(&mut self, action: Action, now: Instant) {
         let id = action.id();
-        if let (Action::Respond(_, response), Some(access)) = (&action, &self.env.peers.own().access) {
+        // A deferred answer, reported as it is given (any HTTP version).
+        if let Action::Respond(_, response) = &action
+            && let Some(access) = &self.env.peers.own().access
+        {
             access.deferred_answer(id, response.status, response.body.len());
         }
         #[cfg(feature = "tls")]
