@@ -187,7 +187,10 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     assert_eq!(text(stream, "version"), "2");
 
     // The ordinary log: the same format, and the connection being served
-    // where there is one (the debug line of a read that ended).
+    // where there is one (the debug line of a malformed head, written as
+    // that connection is read, before its 400 goes out).
+    let status = raw(addr, b"GET /a\x01b HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     let all = lines(&log);
     let started = all
         .iter()
@@ -196,10 +199,17 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     assert!(is_rfc3339_utc(text(started, "time")));
     assert_eq!(started["level"], "INFO");
     assert!(text(started, "target").starts_with("tether"), "{started}");
+    let bad = all
+        .iter()
+        .find(|l| l["kind"] == "log" && text(l, "message").starts_with("bad request"))
+        .expect("the malformed head's line");
+    assert_eq!(bad["level"], "DEBUG");
+    let conn = text(bad, "conn");
     assert!(
-        all.iter()
-            .any(|l| l["kind"] == "log" && l["level"] == "DEBUG" && l["conn"].is_string()),
-        "no line names its connection"
+        conn.split_once('#').is_some_and(
+            |(slot, generation)| slot.parse::<u32>().is_ok() && generation.parse::<u32>().is_ok()
+        ),
+        "{bad}"
     );
 }
 
