@@ -161,3 +161,57 @@ fn http2_streams_are_reported_with_their_version() {
         ]
     );
 }
+
+/// Over TLS the transport is `tls`; over QUIC, `quic` and HTTP/3, a
+/// deferred answer included (given at its timeout by the QUIC endpoint).
+#[cfg(feature = "tls")]
+#[test]
+fn tls_and_http3_are_reported_with_their_transport() {
+    use tether_server::{Handshake, Server, tls};
+    use tether_testkit::h3::H3Client;
+    use tether_testkit::tls::{TlsConn, self_signed};
+
+    let certs = self_signed(b"http/1.1");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut config = config();
+    let log = seen.clone();
+    config.access_log = Some(AccessLog::new(move |entry| {
+        log.lock().unwrap().push((
+            entry.path.to_owned(),
+            entry.status,
+            entry.transport.as_str(),
+            entry.version.as_str(),
+        ));
+    }));
+    config.tls =
+        Some(tls::server_config_from_pem(certs.cert_pem.as_bytes(), certs.key_pem.as_bytes()).unwrap());
+    config.tls_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.http3 = true;
+    let server = Server::bind(config, Handshake::new(), Answers).unwrap();
+    let (tls_addr, quic_addr) = (server.tls_addr().unwrap(), server.quic_addr().unwrap());
+    let handle = server.handle();
+    let running = std::thread::spawn(move || server.run());
+    let mut quic_tls = (*certs.client).clone();
+    quic_tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic_tls = Arc::new(quic_tls);
+
+    let mut https = TlsConn::connect(tls_addr, &certs.client);
+    https.request("GET", "/now");
+    assert_eq!(https.response().status, 201);
+    let mut h3 = H3Client::connect(quic_addr, &quic_tls);
+    let now = h3.get("/now");
+    assert_eq!(h3.response(now), (201, b"fine\n".to_vec()));
+    let later = h3.get("/later");
+    assert_eq!(h3.response(later).0, 504);
+
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("/now".to_owned(), 201, "tls", "1.1"),
+            ("/now".to_owned(), 201, "quic", "3"),
+            ("/later".to_owned(), 504, "quic", "3"),
+        ]
+    );
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}
