@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod access_log;
 mod check_config;
 mod config;
 mod genconfig;

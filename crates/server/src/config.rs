@@ -134,6 +134,10 @@ pub struct Config {
     /// HTTP/3. Feature `tls`.
     #[cfg(feature = "tls")]
     pub quic: tether_quic::QuicConfig,
+    /// Where each answered request is reported (off by default: `None`
+    /// costs one branch a request). See [`AccessEntry`](crate::AccessEntry)
+    /// for what is reported and when.
+    pub access_log: Option<crate::AccessLog>,
 }
 
 impl Config {
@@ -175,6 +179,7 @@ impl Config {
                 },
                 ..tether_quic::QuicConfig::default()
             },
+            access_log: None,
         }
     }
 }

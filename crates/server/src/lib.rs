@@ -27,6 +27,7 @@ struct CrateReadmeExamples;
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
+mod access;
 mod app;
 mod cluster;
 mod config;
@@ -41,12 +42,21 @@ pub mod tls;
 mod tls_session;
 mod transport;
 
+pub use access::{AccessEntry, AccessLog, Opened, Transport, Version};
 pub use app::{App, CloseReason, ConnId, Ctx, Encoded, Reply, Request, Response, Route};
 pub use cluster::Cluster;
 pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
+
+/// The connection whose work the calling thread is doing, if it is an
+/// event loop's thread inside one connection's work (reading it, writing
+/// it, or an application callback for it): for a log line written then
+/// to name the connection. Shown as [`ConnId`]'s `Display` writes it.
+pub fn serving_connection() -> Option<ConnId> {
+    server::guard::serving()
+}
 
 /// The sans-IO HTTP/2 crate the server's HTTP/2 sessions run on, for its
 /// [`Config`](h2::connection::Config) ([`Config::h2`]).

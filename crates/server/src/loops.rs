@@ -46,6 +46,8 @@ pub(crate) struct LoopHandle {
     /// a bus thread posts every event it delivers).
     woken: AtomicBool,
     pub(crate) stats: Stats,
+    /// The access log, if the server keeps one.
+    pub(crate) access: Option<crate::access::Access>,
 }
 
 impl LoopHandle {
@@ -55,6 +57,15 @@ impl LoopHandle {
             waker,
             woken: AtomicBool::new(false),
             stats: Stats::default(),
+            access: None,
+        }
+    }
+
+    /// The same, reporting each answered request to `log`.
+    pub(crate) fn with_access_log(self, log: Option<crate::AccessLog>) -> LoopHandle {
+        LoopHandle {
+            access: log.map(crate::access::Access::new),
+            ..self
         }
     }
 

@@ -223,7 +223,7 @@ fn reload_hub_on_sighup(reload: Reload, login: Option<DemoLogin>, shared: HubSha
                     };
                 let (applied, restart) = reload::changes(&given, &now_given);
                 let kept = shared.reload(settings);
-                logger::init(args.log_level);
+                logger::init(args.log_level, args.log_format);
                 if applied.is_empty() && restart.is_empty() {
                     log::info!("config: reloaded, nothing changed");
                 } else if !applied.is_empty() {
@@ -275,7 +275,7 @@ fn needs_certificate(args: &Args) -> Result<(), String> {
 }
 
 pub(crate) fn run(args: &Args, reload: Option<Reload>) -> ExitCode {
-    logger::init(args.log_level);
+    logger::init(args.log_level, args.log_format);
     match start(args, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(NodeError::Serve(e)) => {

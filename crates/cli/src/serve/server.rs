@@ -132,6 +132,16 @@ pub(crate) struct Args {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub(crate) log_level: log::LevelFilter,
+    /// How log lines are written on standard error: text, or one JSON
+    /// object a line (time, level, kind, target, message; an access
+    /// line's fields) for a log collector.
+    #[arg(long, value_enum, value_name = "text|json", default_value = "text")]
+    pub(crate) log_format: crate::logger::Format,
+    /// Write a line for each request answered (method, target with
+    /// credentials such as token= redacted, status, body bytes, duration,
+    /// transport, HTTP version, peer) beside the log, in its format.
+    #[arg(long)]
+    pub(crate) access_log: bool,
     #[command(flatten)]
     pub(crate) hub: HubArgs,
     #[command(flatten)]
@@ -188,6 +198,9 @@ impl Args {
             .max_fragments(self.max_fragments)
             .ping_interval(optional_seconds(self.ping_interval))
             .idle_timeout(optional_seconds(self.idle_timeout));
+        config.access_log = self
+            .access_log
+            .then(|| crate::access_log::access_log(self.log_format));
         config
     }
 }

@@ -97,6 +97,22 @@ impl ConnId {
     }
 }
 
+/// `SLOT#GENERATION` for a TCP connection, `q` before it for a QUIC one,
+/// and `/STREAM` after it for an HTTP/2 or HTTP/3 stream: how logs name
+/// a connection.
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_quic() {
+            f.write_str("q")?;
+        }
+        write!(f, "{}#{}", self.index & !QUIC_INDEX, self.generation)?;
+        if self.stream != 0 {
+            write!(f, "/{}", self.stream)?;
+        }
+        Ok(())
+    }
+}
+
 /// An HTTP request head, as the application sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::guard::guarded;
+use crate::access::{Access, Opened};
 use crate::app::Reply;
 use crate::app::{App, ConnId, Ctx, Request, Response, Route};
 use crate::loops::Stats;
@@ -150,6 +151,60 @@ fn refuse_method(allow: &str) -> Decision {
 /// `released` is the route the application chose for a request it held
 /// ([`Reply::Hold`], [`Ctx::proceed`]), asked of it no further.
 pub(super) fn dispatch<A: App>(
+    app: &mut A,
+    ctx: &mut Ctx<'_, A::Post>,
+    id: ConnId,
+    head: &Head<'_>,
+    body: &[u8],
+    closing_sessions: bool,
+    released: Option<Route>,
+) -> Decision {
+    let held = released.is_some();
+    let decision = decide(app, ctx, id, head, body, closing_sessions, released);
+    if let Some(access) = &ctx.peers.own().access {
+        if held {
+            // Reported again now that it goes on.
+            access.forget(id);
+        }
+        report(access, id, head, &decision, ctx.now);
+    }
+    decision
+}
+
+/// Reports a decision to the access log: an answer as it is given, a
+/// WebSocket or an event stream as it opens, and a deferred request
+/// once its answer comes ([`Access::deferred_answer`]).
+#[cold]
+fn report(access: &Access, id: ConnId, head: &Head<'_>, decision: &Decision, since: Instant) {
+    let request = &head.request;
+    let multiplexed = id.stream() != 0 || id.is_quic();
+    let (status, bytes, opened) = match decision {
+        Decision::Answer(Answer::Respond(response)) => {
+            (response.status, response.body.len(), Opened::Nothing)
+        }
+        Decision::Answer(Answer::Page { body, .. }) => (200, body.len(), Opened::Nothing),
+        Decision::Answer(Answer::Fail { status, .. }) => (*status, error_body_len(*status), Opened::Nothing),
+        // A WebSocket over HTTP/2 or HTTP/3 is an extended CONNECT; any
+        // other request there that asks for one gets 426.
+        Decision::Upgrade(_) if multiplexed && head.form != Form::ConnectWebSocket => {
+            (426, error_body_len(426), Opened::Nothing)
+        }
+        Decision::Upgrade(_) if multiplexed => (200, 0, Opened::WebSocket),
+        Decision::Upgrade(_) => (101, 0, Opened::WebSocket),
+        Decision::EventStream { .. } => (200, 0, Opened::EventStream),
+        Decision::Later { wait, .. } => return access.defer(id, request, since, answer_by(since, *wait)),
+    };
+    access.answered(id, request, since, status, bytes, opened);
+}
+
+/// The length of [`error_response`]'s body, without making it.
+fn error_body_len(status: u16) -> usize {
+    // "NNN Reason\n"
+    3 + 1 + tether_http1::reason_phrase(status).len() + 1
+}
+
+/// What [`dispatch`] decides, before it is reported.
+fn decide<A: App>(
     app: &mut A,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,

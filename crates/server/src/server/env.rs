@@ -110,10 +110,14 @@ impl<'s, A: App> Call<'_, 's, A> {
     pub(super) fn timed_out(&mut self, id: ConnId, tag: u32, now: Instant) -> Response {
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
-        guarded(&peers.own().stats, "on_request_timeout", || {
+        let response = guarded(&peers.own().stats, "on_request_timeout", || {
             app.on_request_timeout(&mut ctx, id, tag)
         })
-        .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"))
+        .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
+        if let Some(access) = &self.env.peers.own().access {
+            access.deferred_answer(id, response.status, response.body.len());
+        }
+        response
     }
 
     /// The application's answer to a request still waiting as the
@@ -122,9 +126,13 @@ impl<'s, A: App> Call<'_, 's, A> {
     pub(super) fn shutdown_answer(&mut self, id: ConnId, tag: u32, now: Instant) -> Option<Response> {
         let (app, mut ctx) = self.detached(now);
         let peers = ctx.peers;
-        guarded(&peers.own().stats, "on_request_shutdown", || {
+        let response = guarded(&peers.own().stats, "on_request_shutdown", || {
             app.on_request_shutdown(&mut ctx, id, tag)
         })
-        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
+        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
+        if let (Some(response), Some(access)) = (&response, &self.env.peers.own().access) {
+            access.deferred_answer(id, response.status, response.body.len());
+        }
+        response
     }
 }

@@ -34,7 +34,7 @@ mod connections;
 mod dispatch;
 mod env;
 mod fields;
-mod guard;
+pub(crate) mod guard;
 mod h1;
 mod h2;
 #[cfg(feature = "tls")]
@@ -154,7 +154,9 @@ impl<A: App> Server<A> {
         let (admin_listener, admin_addr) =
             extra_listener(&poll, config.admin_addr.filter(|_| admin), false, ADMIN_LISTENER)?;
         let (tls_listener, tls_addr) = extra_listener(&poll, tls_addr(&config), reuse_port, TLS_LISTENER)?;
-        let own = Arc::new(LoopHandle::new(Waker::new(poll.registry(), WAKER)?));
+        let own = Arc::new(
+            LoopHandle::new(Waker::new(poll.registry(), WAKER)?).with_access_log(config.access_log.clone()),
+        );
         let (mailbox, inbox) = Mailbox::new(own);
         let max_connections = config
             .max_connections

@@ -104,6 +104,12 @@ impl<A: App> Connections<A> {
     /// connection's, the endpoint's).
     fn apply(&mut self, action: Action, now: Instant) {
         let id = action.id();
+        // A deferred answer, reported as it is given (any HTTP version).
+        if let Action::Respond(_, response) = &action
+            && let Some(access) = &self.env.peers.own().access
+        {
+            access.deferred_answer(id, response.status, response.body.len());
+        }
         #[cfg(feature = "tls")]
         if id.is_quic() {
             if let Some(quic) = self.quic.as_deref_mut() {

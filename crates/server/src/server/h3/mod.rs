@@ -624,8 +624,12 @@ fn shutdown_answer<A: App>(
 ) -> Option<Response> {
     let (app, mut ctx) = detached(app, env, now);
     let peers = ctx.peers;
-    guarded(&peers.own().stats, "on_request_shutdown", || {
+    let response = guarded(&peers.own().stats, "on_request_shutdown", || {
         app.on_request_shutdown(&mut ctx, sid, tag)
     })
-    .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
+    .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
+    if let (Some(response), Some(access)) = (&response, &peers.own().access) {
+        access.deferred_answer(sid, response.status, response.body.len());
+    }
+    response
 }

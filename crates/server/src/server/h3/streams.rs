@@ -318,6 +318,9 @@ impl H3Endpoint {
                         app.on_request_timeout(&mut ctx, sid, tag)
                     })
                     .unwrap_or_else(|| Response::text(500, "500 Internal Server Error\n"));
+                    if let Some(access) = &env.peers.own().access {
+                        access.deferred_answer(sid, response.status, response.body.len());
+                    }
                     endpoint.respond_later(sid, &response, now);
                 },
             );
