@@ -175,14 +175,6 @@ pub(super) struct BackendHooks {
     index: usize,
 }
 
-/// What a request the backend let go on does next.
-pub(super) enum GoneOn {
-    /// It is answered as the hub's route `tag` answers it.
-    AnswerAs(u32),
-    /// Its answer (or that it is held a moment longer).
-    Replied(Reply),
-}
-
 /// Whether `subscriber`, about to subscribe, asks the backend for a
 /// later expiry before it expires: it was let in by the connect hook
 /// (with an expiry), and the backend answers refresh questions. Its
@@ -481,26 +473,27 @@ impl BackendHooks {
 
     /// A request the backend let go on ([`HubRoute::Decided`]), routed
     /// again (`route`) with the decision (`presented`) standing for its
-    /// credential: answered as that route is, or let go on as the session
-    /// it now opens, the decision kept for it until then.
+    /// credential: let go on as that route (a handler, or the session it
+    /// now opens), the decision kept for it until then. A handler's
+    /// request goes on under its own route's tag, so that its timeout, its
+    /// client leaving and shutdown are handled as that route's (a long
+    /// poll's timeout is its empty answer, not a 503 for a decision that
+    /// was made).
     pub(super) fn go_on_as(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
         route: Route,
         presented: Presented,
-    ) -> GoneOn {
-        match route {
-            Route::Handler(tag) if HubRoute::decode(tag) != Some(HubRoute::Decided) => GoneOn::AnswerAs(tag),
-            Route::Handler(_) => GoneOn::Replied(Reply::Now(unavailable())),
-            session => {
-                // An upgrade or a stream: opened once the loop lets it go
-                // on.
-                self.decisions.decided.insert(conn, (presented, ctx.now()));
-                ctx.proceed(conn, session);
-                GoneOn::Replied(Reply::Hold(Duration::from_secs(1)))
-            }
+    ) -> Reply {
+        if let Route::Handler(tag) = route
+            && HubRoute::decode(tag) == Some(HubRoute::Decided)
+        {
+            return Reply::Now(unavailable());
         }
+        self.decisions.decided.insert(conn, (presented, ctx.now()));
+        ctx.proceed(conn, route);
+        Reply::Hold(Duration::from_secs(1))
     }
 
     /// A held request whose decision did not come in time.

@@ -67,7 +67,7 @@ pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
-use self::decide::{BackendHooks, GoneOn, unavailable};
+use self::decide::{BackendHooks, unavailable};
 use self::deliver::Delivery;
 pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
@@ -330,12 +330,8 @@ impl HubApp {
                 };
                 let before = self.shared.access.present(Some(presented.clone()));
                 let route = router::route(&self.shared.access, &self.stats, request);
-                let reply = match self.hooks.go_on_as(ctx, conn, route, presented) {
-                    GoneOn::AnswerAs(tag) => self.answer_request(ctx, conn, tag, request, body),
-                    GoneOn::Replied(reply) => reply,
-                };
                 self.shared.access.present(before);
-                reply
+                self.hooks.go_on_as(ctx, conn, route, presented)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         }
@@ -557,7 +553,17 @@ impl App for HubApp {
         if matches!(route, Some(HubRoute::Metrics | HubRoute::Admin(_))) {
             return self.answer_request(ctx, conn, tag, request, body);
         }
+        // A request the backend let go on comes back under its own route,
+        // the decision standing for its credential.
+        let presented = match route {
+            Some(HubRoute::Decide | HubRoute::Decided) => None,
+            _ => self.hooks.decisions.take_decided(conn, ctx.now()),
+        };
+        let before = presented.map(|p| self.shared.access.present(Some(p)));
         let reply = self.answer_request(ctx, conn, tag, request, body);
+        if let Some(before) = before {
+            self.shared.access.present(before);
+        }
         self.cors.reply(conn, request, reply)
     }
 
