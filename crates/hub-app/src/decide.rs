@@ -22,6 +22,7 @@ use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 use super::access::{Access, Presented};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
+use super::late::Late;
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
 use super::publish::Pending;
@@ -79,19 +80,25 @@ pub(super) enum Asked<C = ConnId> {
     },
     /// A later expiry for the subscriber `conn` (not a held request).
     Refresh { conn: C },
+    /// Whether the WebSocket `conn` may subscribe as the subject its
+    /// token named after its upgrade (not a held request either).
+    Late { conn: C, late: Box<Late> },
 }
 
 impl<C: Copy> Asked<C> {
     fn conn(&self) -> C {
         match self {
-            Asked::Connect { conn, .. } | Asked::Subscribe { conn, .. } | Asked::Refresh { conn } => *conn,
+            Asked::Connect { conn, .. }
+            | Asked::Subscribe { conn, .. }
+            | Asked::Refresh { conn }
+            | Asked::Late { conn, .. } => *conn,
         }
     }
 
     fn hook(&self) -> Hook {
         match self {
             Asked::Connect { .. } => Hook::Connect,
-            Asked::Subscribe { .. } => Hook::Subscribe,
+            Asked::Subscribe { .. } | Asked::Late { .. } => Hook::Subscribe,
             Asked::Refresh { .. } => Hook::Refresh,
         }
     }
@@ -105,6 +112,14 @@ impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
             self.asked.remove(&token);
         }
         self.decided.remove(&conn);
+    }
+
+    /// Forgets the question a socket waits on, if any: its answer, when it
+    /// comes, finds nothing to act on.
+    fn forget_question(&mut self, conn: C) {
+        if let Some(token) = self.held.remove(&conn) {
+            self.asked.remove(&token);
+        }
     }
 
     /// The decision made for the session `conn` opens, if one was made
@@ -345,6 +360,46 @@ impl BackendHooks {
         }
     }
 
+    /// Asks the backend whether the WebSocket `conn` may subscribe to
+    /// `topic` as `subject`, named by a token after its upgrade (`late`
+    /// says what it becomes on an allow); a question it waited on before
+    /// is forgotten. `Err`: the backend could not be asked (counted).
+    pub(super) fn ask_late(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        subject: Option<String>,
+        topic: String,
+        late: Late,
+    ) -> Result<(), Busy> {
+        self.decisions.forget_question(conn);
+        let question = Question::Subscribe {
+            subject,
+            topic,
+            transport: "websocket",
+        };
+        let asked = Asked::Late {
+            conn,
+            late: Box::new(late),
+        };
+        self.ask_backend(ctx, &parts.shared.settings, question, asked)
+            .inspect_err(|_| parts.stats.decided(Hook::Subscribe, Outcome::Unavailable))
+    }
+
+    /// The socket and what it becomes, if question `token` is about a
+    /// subject named late (its answer is the delivery's to act on).
+    pub(super) fn take_late(&mut self, token: u64) -> Option<(ConnId, Late)> {
+        if !matches!(self.decisions.asked.get(&token), Some(Asked::Late { .. })) {
+            return None;
+        }
+        let Some(Asked::Late { conn, late }) = self.decisions.asked.remove(&token) else {
+            return None;
+        };
+        self.decisions.held.remove(&conn);
+        Some((conn, *late))
+    }
+
     /// The backend's decision about question `token` (a publish's is the
     /// publishing's to act on).
     pub(super) fn decision(
@@ -435,7 +490,7 @@ impl BackendHooks {
                     ticket,
                 },
             ),
-            Asked::Refresh { .. } => {}
+            Asked::Refresh { .. } | Asked::Late { .. } => {}
         }
     }
 

@@ -35,6 +35,7 @@ mod decide;
 mod deliver;
 mod external;
 mod http_backend;
+mod late;
 mod loop_parts;
 mod metrics;
 mod namespace;
@@ -437,6 +438,8 @@ impl App for HubApp {
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
         self.cors.forget(conn);
+        // A question about the subject its token named, still out.
+        self.hooks.decisions.forget(conn);
         (self.delivery).leave(
             ctx,
             &mut parts!(self),
@@ -722,6 +725,15 @@ impl App for HubApp {
                         &mut self.delivery,
                         &mut self.hooks.publish_gate,
                         token,
+                        decision,
+                    );
+                } else if let Some((conn, late)) = self.hooks.take_late(token) {
+                    (self.delivery).late_decided(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        late,
                         decision,
                     );
                 } else {
