@@ -44,8 +44,9 @@ pub(super) struct Decisions<C = ConnId> {
     asked: HashMap<u64, Asked<C>>,
     /// The question each held request waits on.
     held: HashMap<C, u64>,
-    /// Decisions for sessions about to open, and when they were made.
-    decided: HashMap<C, (Presented, Instant)>,
+    /// Decisions for requests about to go on, when they were made, and
+    /// the handler route's tag each was made for (`None`: a session).
+    decided: HashMap<C, (Presented, Instant, Option<u32>)>,
 }
 
 impl<C> Default for Decisions<C> {
@@ -122,17 +123,23 @@ impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
         }
     }
 
-    /// The decision made for the session `conn` opens, if one was made
-    /// for it lately.
-    pub(super) fn take_decided(&mut self, conn: C, now: Instant) -> Option<Presented> {
-        let (presented, at) = self.decided.remove(&conn)?;
-        (now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
+    /// The decision made lately for what `conn` goes on as: the handler
+    /// route `handler` (its tag), or a session (`None`). One made for
+    /// something else is forgotten, not taken: it was left by a request
+    /// that did not go on as it was to, and another request's credential
+    /// is its own.
+    pub(super) fn take_decided(&mut self, conn: C, now: Instant, handler: Option<u32>) -> Option<Presented> {
+        if self.decided.is_empty() {
+            return None;
+        }
+        let (presented, at, made_for) = self.decided.remove(&conn)?;
+        (made_for == handler && now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
     }
 
     /// Forgets the decisions no session took.
     pub(super) fn tick(&mut self, now: Instant) {
         self.decided
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= DECIDED_FOR);
+            .retain(|_, (_, at, _)| now.saturating_duration_since(*at) <= DECIDED_FOR);
     }
 }
 
@@ -522,8 +529,9 @@ impl BackendHooks {
 
     /// Lets the held request `conn` go on with what the backend decided.
     fn go_on(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, presented: Presented) {
-        self.decisions.decided.insert(conn, (presented, ctx.now()));
-        ctx.proceed(conn, HubRoute::Decided.route());
+        let route = HubRoute::Decided.route();
+        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
+        ctx.proceed(conn, route);
     }
 
     /// A request the backend let go on ([`HubRoute::Decided`]), routed
@@ -546,7 +554,7 @@ impl BackendHooks {
         {
             return Reply::Now(unavailable());
         }
-        self.decisions.decided.insert(conn, (presented, ctx.now()));
+        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
         ctx.proceed(conn, route);
         Reply::Hold(Duration::from_secs(1))
     }
@@ -636,6 +644,14 @@ fn refreshed(
     }
 }
 
+/// The tag of a handler route (`None` for a session's).
+pub(super) fn handler_tag(route: &Route) -> Option<u32> {
+    match route {
+        Route::Handler(tag) => Some(*tag),
+        _ => None,
+    }
+}
+
 /// The header fields of `request` that `names` (lower case) lists.
 fn forwarded_headers(request: &Request<'_>, names: &[String]) -> Vec<(String, String)> {
     names
@@ -693,17 +709,36 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_is_taken_only_by_what_it_was_made_for() {
+        let mut decisions = Decisions::<u32>::default();
+        let now = Instant::now();
+        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        assert!(decisions.take_decided(7, now, Some(3)).is_some());
+        // Left by a request that went on as something else: forgotten.
+        decisions.decided.insert(7, (Presented::default(), now, None));
+        assert!(decisions.take_decided(7, now, Some(3)).is_none());
+        assert!(decisions.take_decided(7, now, None).is_none());
+        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        assert!(decisions.take_decided(7, now, None).is_none());
+        assert!(decisions.decided.is_empty());
+    }
+
+    #[test]
     fn decisions_no_session_took_are_forgotten() {
         let mut decisions = Decisions::<u32>::default();
         let start = Instant::now();
         let conn = 7;
-        decisions.decided.insert(conn, (Presented::default(), start));
+        decisions
+            .decided
+            .insert(conn, (Presented::default(), start, None));
         assert!(
             decisions
-                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1))
+                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1), None)
                 .is_none()
         );
-        decisions.decided.insert(conn, (Presented::default(), start));
+        decisions
+            .decided
+            .insert(conn, (Presented::default(), start, None));
         decisions.tick(start + DECIDED_FOR + Duration::from_secs(1));
         assert!(decisions.decided.is_empty());
     }

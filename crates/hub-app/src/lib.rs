@@ -326,7 +326,7 @@ impl HubApp {
             Some(HubRoute::Decided) => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
-                let Some(presented) = self.hooks.decisions.take_decided(conn, ctx.now()) else {
+                let Some(presented) = (self.hooks.decisions).take_decided(conn, ctx.now(), Some(tag)) else {
                     return Reply::Now(unavailable());
                 };
                 let before = self.shared.access.present(Some(presented.clone()));
@@ -405,7 +405,7 @@ impl App for HubApp {
             return;
         };
         // Who the backend said it is, if it was asked.
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
         let before = self.shared.access.present(presented);
         (self.delivery).open(
             ctx,
@@ -476,7 +476,7 @@ impl App for HubApp {
             self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
         let before = self.shared.access.present(presented);
         (self.delivery).start_stream(
             ctx,
@@ -560,7 +560,7 @@ impl App for HubApp {
         // the decision standing for its credential.
         let presented = match route {
             Some(HubRoute::Decide | HubRoute::Decided) => None,
-            _ => self.hooks.decisions.take_decided(conn, ctx.now()),
+            _ => self.hooks.decisions.take_decided(conn, ctx.now(), Some(tag)),
         };
         let before = presented.map(|p| self.shared.access.present(Some(p)));
         let reply = self.answer_request(ctx, conn, tag, request, body);
