@@ -8,9 +8,10 @@
 //! A request goes through the hub's callbacks up to three times: routed
 //! to [`HubRoute::Decide`] and held while the question is out; let go on
 //! as [`HubRoute::Decided`], where it is routed again with the decision
-//! standing for its credential ([`Access::present`]); and, when that
-//! makes it a WebSocket or an event stream, let go on once more as that,
-//! the decision kept for `on_open` or `on_subscribe`.
+//! standing for its credential ([`Access::present`]); and let go on once
+//! more as the route that makes it (a long poll, a publish, a WebSocket,
+//! an event stream), the decision kept for that route's callback, so that
+//! its timeout, its client leaving and shutdown are that route's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
