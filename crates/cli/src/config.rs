@@ -167,10 +167,22 @@ pub(crate) struct Entry {
 /// [`MAX_CONFIG_FILE`](tether_node::files::MAX_CONFIG_FILE) bytes) and turns it
 /// into arguments of `cmd` (see [`arguments`]).
 pub(crate) fn read(cmd: &Command, path: &Path, reserved: &[&str]) -> Result<Vec<Entry>, FileError> {
-    let text =
-        tether_node::files::read_text(path, tether_node::files::MAX_CONFIG_FILE, "a configuration file")
-            .map_err(FileError::Read)?;
+    let bytes = tether_node::files::read(path, tether_node::files::MAX_CONFIG_FILE, "a configuration file")
+        .map_err(FileError::Read)?;
+    let text = String::from_utf8(bytes).map_err(|e| FileError::File(not_utf8(e.as_bytes(), &e)))?;
     arguments(cmd, &text, reserved)
+}
+
+/// Where `bytes` stop being UTF-8, as an editor shows it: the line and
+/// column (characters, from 1) of the first bad byte, and its offset.
+fn not_utf8(bytes: &[u8], error: &std::string::FromUtf8Error) -> String {
+    let at = error.utf8_error().valid_up_to();
+    // Everything before `at` is valid UTF-8.
+    let good = std::str::from_utf8(bytes.get(..at).unwrap_or_default()).unwrap_or_default();
+    let line = good.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+    let column = good.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: not UTF-8 text (byte {at} of the file)")
 }
 
 /// The entries of the TOML document `text` as arguments of `cmd`, in the
@@ -468,6 +480,23 @@ mod tests {
         assert_eq!(
             args("cert = \"c.pem\"").unwrap(),
             [vec!["--cert=c.pem".to_owned()]]
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_named_by_line_and_column() {
+        let mut bytes = b"port = 0\n# caf\xc3\xa9 ok\ndata-dir = \"ab".to_vec();
+        bytes.extend_from_slice(b"\xff\"\n");
+        let error = String::from_utf8(bytes.clone()).unwrap_err();
+        assert_eq!(
+            not_utf8(&bytes, &error),
+            "line 3, column 15: not UTF-8 text (byte 34 of the file)"
+        );
+        let bytes = b"\x80".to_vec();
+        let error = String::from_utf8(bytes.clone()).unwrap_err();
+        assert_eq!(
+            not_utf8(&bytes, &error),
+            "line 1, column 1: not UTF-8 text (byte 0 of the file)"
         );
     }
 

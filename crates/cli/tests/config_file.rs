@@ -498,3 +498,71 @@ fn http3_without_tls_is_refused_from_the_command_line_the_environment_and_a_file
     assert!(!out.status.success());
     assert!(stderr.contains("--http3 on needs TLS"), "{stderr}");
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_naming_the_line() {
+    let path = Temp::path_for("latin1.toml");
+    std::fs::write(&path, b"port = 0\n# a comment\nlog-level = \"caf\xe9\"\n").unwrap();
+    let file = Temp(path);
+    for command in [
+        &["check-config", file.path()][..],
+        &["serve", "--config", file.path()],
+    ] {
+        let out = output(command, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}: line 3, column 17: not UTF-8 text (byte 37 of the file)",
+                file.path()
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_ticket_bounds_are_keys_that_reach_the_hub() {
+    let file = Temp::file(
+        "tickets.toml",
+        "app = \"hub\"\nport = 0\nmemory = true\npublish-token = \"t0ken\"\n\
+         max-tickets = 2\nmax-tickets-per-subject = 1\n",
+    );
+    let server = Server::start(&["--config", file.path()], &[], None);
+    let ticket = |sub: &str| {
+        let body = format!(r#"{{"sub":"{sub}"}}"#);
+        let mut stream = TcpStream::connect(server.addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        write!(
+            stream,
+            "POST /tickets HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer t0ken\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("a status line");
+        line.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    // One per subject, two in all.
+    assert_eq!(ticket("alice"), 200);
+    assert_eq!(ticket("alice"), 429);
+    assert_eq!(ticket("bob"), 200);
+    assert_eq!(ticket("carol"), 503);
+    drop(server);
+    let out = output(&["check-config", file.path()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = Temp::file("tickets-bad.toml", "max-tickets-per-subject = 0\n");
+    let out = output(&["check-config", bad.path()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 1: key `max-tickets-per-subject`"),
+        "{stderr}"
+    );
+}

@@ -351,3 +351,29 @@ fn the_books_hook_example_is_a_file_tether_takes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_long_poll_the_backend_let_in_times_out_with_its_empty_200() {
+    if !python() {
+        eprintln!("skipped: no python3 to run the backend");
+        return;
+    }
+    let dir = TempDir::new("hooks-poll");
+    let (_backend, port) = backend(&dir.0);
+    let (_tether, addr) = tether(&dir.0, &config(port));
+    // Asked of the connect hook and then the subscribe hook, both
+    // allowing: at once, again, and after a wait that runs out.
+    for timeout in ["0", "0", "0.2"] {
+        let answer = send(
+            addr,
+            &format!(
+                "GET /topics/room.9/poll?timeout={timeout} HTTP/1.1\r\nHost: test\r\n\
+                 Cookie: session=alice\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        let status = answer.status;
+        let body = full_body(answer);
+        assert_eq!(status, 200, "timeout={timeout}: {body}");
+        assert!(body.contains("\"events\":[]"), "{body}");
+    }
+}

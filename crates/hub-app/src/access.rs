@@ -77,6 +77,7 @@ pub(super) enum TokenRefused {
 }
 
 /// What a token presented over a WebSocket grants its connection.
+#[derive(Debug)]
 pub(super) struct TokenGrant {
     pub(super) may_publish: bool,
     pub(super) holder: Holder,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use tether_server::{CloseCode, ConnId, Ctx, Message, MessageRef};
+use tether_server::{CloseCode, ConnId, Ctx, MessageRef};
 
 use super::access::{Access, TokenRefused};
 use super::metrics::{Denial, HubStats, add};
@@ -76,8 +76,9 @@ impl Awaiting {
     }
 
     /// A socket's first message: a token that grants its topic makes it
-    /// the subscriber returned (told `auth-ok`); anything else closes it,
-    /// counted.
+    /// the subscriber returned, with the `auth-ok` it is to be told once
+    /// it subscribes (at once, or when the subscribe hook allows it);
+    /// anything else closes it, counted.
     pub(super) fn first_message<P>(
         &mut self,
         ctx: &mut Ctx<'_, P>,
@@ -85,7 +86,7 @@ impl Awaiting {
         stats: &HubStats,
         conn: ConnId,
         message: MessageRef<'_>,
-    ) -> Option<Subscriber> {
+    ) -> Option<(Subscriber, String)> {
         let (mut subscriber, _) = self.sockets.remove(&conn)?;
         let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token) else {
             stats.deny(Denial::NotAuthMessage);
@@ -99,8 +100,7 @@ impl Awaiting {
                 subscriber.may_publish = grant.may_publish;
                 subscriber.hold(grant.holder);
                 subscriber.set_warn_at(deadline.map(|d| warning_time(d, now)));
-                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
-                return Some(subscriber);
+                return Some((subscriber, auth_ok(deadline, now)));
             }
             Err(TokenRefused::Revoked) => {
                 add(&stats.refused_401, 1);

@@ -8,9 +8,10 @@
 //! A request goes through the hub's callbacks up to three times: routed
 //! to [`HubRoute::Decide`] and held while the question is out; let go on
 //! as [`HubRoute::Decided`], where it is routed again with the decision
-//! standing for its credential ([`Access::present`]); and, when that
-//! makes it a WebSocket or an event stream, let go on once more as that,
-//! the decision kept for `on_open` or `on_subscribe`.
+//! standing for its credential ([`Access::present`]); and let go on once
+//! more as the route that makes it (a long poll, a publish, a WebSocket,
+//! an event stream), the decision kept for that route's callback, so that
+//! its timeout, its client leaving and shutdown are that route's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 use super::access::{Access, Presented};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
+use super::late::Late;
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
 use super::publish::Pending;
@@ -43,8 +45,9 @@ pub(super) struct Decisions<C = ConnId> {
     asked: HashMap<u64, Asked<C>>,
     /// The question each held request waits on.
     held: HashMap<C, u64>,
-    /// Decisions for sessions about to open, and when they were made.
-    decided: HashMap<C, (Presented, Instant)>,
+    /// Decisions for requests about to go on, when they were made, and
+    /// the handler route's tag each was made for (`None`: a session).
+    decided: HashMap<C, (Presented, Instant, Option<u32>)>,
 }
 
 impl<C> Default for Decisions<C> {
@@ -79,19 +82,25 @@ pub(super) enum Asked<C = ConnId> {
     },
     /// A later expiry for the subscriber `conn` (not a held request).
     Refresh { conn: C },
+    /// Whether the WebSocket `conn` may subscribe as the subject its
+    /// token named after its upgrade (not a held request either).
+    Late { conn: C, late: Box<Late> },
 }
 
 impl<C: Copy> Asked<C> {
     fn conn(&self) -> C {
         match self {
-            Asked::Connect { conn, .. } | Asked::Subscribe { conn, .. } | Asked::Refresh { conn } => *conn,
+            Asked::Connect { conn, .. }
+            | Asked::Subscribe { conn, .. }
+            | Asked::Refresh { conn }
+            | Asked::Late { conn, .. } => *conn,
         }
     }
 
     fn hook(&self) -> Hook {
         match self {
             Asked::Connect { .. } => Hook::Connect,
-            Asked::Subscribe { .. } => Hook::Subscribe,
+            Asked::Subscribe { .. } | Asked::Late { .. } => Hook::Subscribe,
             Asked::Refresh { .. } => Hook::Refresh,
         }
     }
@@ -107,17 +116,31 @@ impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
         self.decided.remove(&conn);
     }
 
-    /// The decision made for the session `conn` opens, if one was made
-    /// for it lately.
-    pub(super) fn take_decided(&mut self, conn: C, now: Instant) -> Option<Presented> {
-        let (presented, at) = self.decided.remove(&conn)?;
-        (now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
+    /// Forgets the question a socket waits on, if any: its answer, when it
+    /// comes, finds nothing to act on.
+    fn forget_question(&mut self, conn: C) {
+        if let Some(token) = self.held.remove(&conn) {
+            self.asked.remove(&token);
+        }
+    }
+
+    /// The decision made lately for what `conn` goes on as: the handler
+    /// route `handler` (its tag), or a session (`None`). One made for
+    /// something else is forgotten, not taken: it was left by a request
+    /// that did not go on as it was to, and another request's credential
+    /// is its own.
+    pub(super) fn take_decided(&mut self, conn: C, now: Instant, handler: Option<u32>) -> Option<Presented> {
+        if self.decided.is_empty() {
+            return None;
+        }
+        let (presented, at, made_for) = self.decided.remove(&conn)?;
+        (made_for == handler && now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
     }
 
     /// Forgets the decisions no session took.
     pub(super) fn tick(&mut self, now: Instant) {
         self.decided
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= DECIDED_FOR);
+            .retain(|_, (_, at, _)| now.saturating_duration_since(*at) <= DECIDED_FOR);
     }
 }
 
@@ -173,14 +196,6 @@ pub(super) struct BackendHooks {
     pub(super) publish_gate: PublishGate,
     /// This loop's index: where the answers are posted.
     index: usize,
-}
-
-/// What a request the backend let go on does next.
-pub(super) enum GoneOn {
-    /// It is answered as the hub's route `tag` answers it.
-    AnswerAs(u32),
-    /// Its answer (or that it is held a moment longer).
-    Replied(Reply),
 }
 
 /// Whether `subscriber`, about to subscribe, asks the backend for a
@@ -353,6 +368,46 @@ impl BackendHooks {
         }
     }
 
+    /// Asks the backend whether the WebSocket `conn` may subscribe to
+    /// `topic` as `subject`, named by a token after its upgrade (`late`
+    /// says what it becomes on an allow); a question it waited on before
+    /// is forgotten. `Err`: the backend could not be asked (counted).
+    pub(super) fn ask_late(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        subject: Option<String>,
+        topic: String,
+        late: Late,
+    ) -> Result<(), Busy> {
+        self.decisions.forget_question(conn);
+        let question = Question::Subscribe {
+            subject,
+            topic,
+            transport: "websocket",
+        };
+        let asked = Asked::Late {
+            conn,
+            late: Box::new(late),
+        };
+        self.ask_backend(ctx, &parts.shared.settings, question, asked)
+            .inspect_err(|_| parts.stats.decided(Hook::Subscribe, Outcome::Unavailable))
+    }
+
+    /// The socket and what it becomes, if question `token` is about a
+    /// subject named late (its answer is the delivery's to act on).
+    pub(super) fn take_late(&mut self, token: u64) -> Option<(ConnId, Late)> {
+        if !matches!(self.decisions.asked.get(&token), Some(Asked::Late { .. })) {
+            return None;
+        }
+        let Some(Asked::Late { conn, late }) = self.decisions.asked.remove(&token) else {
+            return None;
+        };
+        self.decisions.held.remove(&conn);
+        Some((conn, *late))
+    }
+
     /// The backend's decision about question `token` (a publish's is the
     /// publishing's to act on).
     pub(super) fn decision(
@@ -443,7 +498,7 @@ impl BackendHooks {
                     ticket,
                 },
             ),
-            Asked::Refresh { .. } => {}
+            Asked::Refresh { .. } | Asked::Late { .. } => {}
         }
     }
 
@@ -475,32 +530,34 @@ impl BackendHooks {
 
     /// Lets the held request `conn` go on with what the backend decided.
     fn go_on(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, presented: Presented) {
-        self.decisions.decided.insert(conn, (presented, ctx.now()));
-        ctx.proceed(conn, HubRoute::Decided.route());
+        let route = HubRoute::Decided.route();
+        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
+        ctx.proceed(conn, route);
     }
 
     /// A request the backend let go on ([`HubRoute::Decided`]), routed
     /// again (`route`) with the decision (`presented`) standing for its
-    /// credential: answered as that route is, or let go on as the session
-    /// it now opens, the decision kept for it until then.
+    /// credential: let go on as that route (a handler, or the session it
+    /// now opens), the decision kept for it until then. A handler's
+    /// request goes on under its own route's tag, so that its timeout, its
+    /// client leaving and shutdown are handled as that route's (a long
+    /// poll's timeout is its empty answer, not a 503 for a decision that
+    /// was made).
     pub(super) fn go_on_as(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
         route: Route,
         presented: Presented,
-    ) -> GoneOn {
-        match route {
-            Route::Handler(tag) if HubRoute::decode(tag) != Some(HubRoute::Decided) => GoneOn::AnswerAs(tag),
-            Route::Handler(_) => GoneOn::Replied(Reply::Now(unavailable())),
-            session => {
-                // An upgrade or a stream: opened once the loop lets it go
-                // on.
-                self.decisions.decided.insert(conn, (presented, ctx.now()));
-                ctx.proceed(conn, session);
-                GoneOn::Replied(Reply::Hold(Duration::from_secs(1)))
-            }
+    ) -> Reply {
+        if let Route::Handler(tag) = route
+            && HubRoute::decode(tag) == Some(HubRoute::Decided)
+        {
+            return Reply::Now(unavailable());
         }
+        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
+        ctx.proceed(conn, route);
+        Reply::Hold(Duration::from_secs(1))
     }
 
     /// A held request whose decision did not come in time.
@@ -588,6 +645,14 @@ fn refreshed(
     }
 }
 
+/// The tag of a handler route (`None` for a session's).
+pub(super) fn handler_tag(route: &Route) -> Option<u32> {
+    match route {
+        Route::Handler(tag) => Some(*tag),
+        _ => None,
+    }
+}
+
 /// The header fields of `request` that `names` (lower case) lists.
 fn forwarded_headers(request: &Request<'_>, names: &[String]) -> Vec<(String, String)> {
     names
@@ -645,17 +710,36 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_is_taken_only_by_what_it_was_made_for() {
+        let mut decisions = Decisions::<u32>::default();
+        let now = Instant::now();
+        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        assert!(decisions.take_decided(7, now, Some(3)).is_some());
+        // Left by a request that went on as something else: forgotten.
+        decisions.decided.insert(7, (Presented::default(), now, None));
+        assert!(decisions.take_decided(7, now, Some(3)).is_none());
+        assert!(decisions.take_decided(7, now, None).is_none());
+        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        assert!(decisions.take_decided(7, now, None).is_none());
+        assert!(decisions.decided.is_empty());
+    }
+
+    #[test]
     fn decisions_no_session_took_are_forgotten() {
         let mut decisions = Decisions::<u32>::default();
         let start = Instant::now();
         let conn = 7;
-        decisions.decided.insert(conn, (Presented::default(), start));
+        decisions
+            .decided
+            .insert(conn, (Presented::default(), start, None));
         assert!(
             decisions
-                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1))
+                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1), None)
                 .is_none()
         );
-        decisions.decided.insert(conn, (Presented::default(), start));
+        decisions
+            .decided
+            .insert(conn, (Presented::default(), start, None));
         decisions.tick(start + DECIDED_FOR + Duration::from_secs(1));
         assert!(decisions.decided.is_empty());
     }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use tether_hub::{Event, EventId, Hub, HubMessage, Polled, Subscribed, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
 
-use super::access::TokenRefused;
+use super::access::{TokenGrant, TokenRefused};
 use super::auth::DEFAULT_AUTH_TIMEOUT;
 use super::awaiting::{Awaiting, auth_ok, warning_time};
 use super::broker_view::LoopContext;
-use super::decide::refresh_by_backend;
+use super::decide::{BackendHooks, refresh_by_backend};
+use super::late::{Late, close_undecided};
 use super::loop_parts::LoopParts;
 use super::metrics::{Denial, HubStats, add, sub};
 use super::poll::{self, next_id, poll_response, poll_timeout_response};
@@ -256,76 +257,76 @@ impl Delivery {
     }
 
     /// The first message of a WebSocket that has to authenticate: a token
-    /// that grants its topic subscribes it, anything else closes it.
+    /// that grants its topic subscribes it, anything else closes it. On a
+    /// `subscribe=hook` topic the backend is asked first, for the token's
+    /// subject: the socket is subscribed (and told `auth-ok`) only when
+    /// it allows.
     pub(super) fn first_message(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
+        hooks: &mut BackendHooks,
         conn: ConnId,
         message: MessageRef<'_>,
     ) {
-        if let Some(subscriber) =
+        let Some((subscriber, ok)) =
             self.awaiting
                 .first_message(ctx, &parts.shared.access, parts.stats, conn, message)
-        {
-            self.subscribe(ctx, parts, held_publishes, conn, subscriber);
+        else {
+            return;
+        };
+        if parts.shared.settings.subscribe_hook(&subscriber.topic) {
+            let subject = subscriber.subject().map(str::to_owned);
+            let topic = subscriber.topic.to_string();
+            let late = Late::FirstMessage {
+                subscriber,
+                auth_ok: ok,
+            };
+            if hooks.ask_late(ctx, parts, conn, subject, topic, late).is_err() {
+                close_undecided(ctx, conn);
+            }
+            return;
         }
+        ctx.send(conn, &Message::text(ok));
+        self.subscribe(ctx, parts, &mut hooks.publish_gate, conn, subscriber);
     }
 
     /// Another token from a subscribed WebSocket: its rights replace the
     /// old ones and its deadline moves; one that does not verify, or no
-    /// longer grants the topic, closes the connection.
+    /// longer grants the topic, closes the connection. A token that names
+    /// the subject of a socket that had none, on a `subscribe=hook` topic,
+    /// is taken only when the backend allows that subject.
     pub(super) fn refresh(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
+        hooks: &mut BackendHooks,
         conn: ConnId,
         token: &str,
     ) {
-        let Some(topic) = self.subscribers.get(conn).map(|s| s.topic.clone()) else {
+        let Some((topic, had)) =
+            (self.subscribers.get(conn)).map(|s| (s.topic.clone(), s.subject().is_some()))
+        else {
             return;
         };
+        let held_publishes = &mut hooks.publish_gate;
         let access = &parts.shared.access;
         let now = access.unix_secs_at_arrival();
         match access.take_token(token, &topic, now) {
-            Ok(grant) => {
-                let Some(had) = self.subscribers.get(conn).map(|s| s.subject().map(str::to_owned)) else {
-                    return;
-                };
-                let named = match (had.as_deref(), grant.holder.subject.as_deref()) {
-                    // A connection is one subject's for good: what it was
-                    // counted, revoked and acted on as.
-                    (Some(had), new) if new != Some(had) => {
-                        self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
-                        parts.stats.deny(Denial::NotGranted);
-                        ctx.close(conn, CloseCode::POLICY, "the token names another subject");
-                        return;
-                    }
-                    (None, named) => named,
-                    _ => None,
-                };
-                // A socket that came in without a credential names its
-                // subject: counted, and present, as that subject from now
-                // on, as if it had come in with it.
-                if let Some(subject) = named
-                    && !self.take_subject(ctx, parts, held_publishes, conn, subject)
+            Ok(grant)
+                if !had && grant.holder.subject.is_some() && parts.shared.settings.subscribe_hook(&topic) =>
+            {
+                let subject = grant.holder.subject.clone();
+                let late = Late::InBand { grant, now };
+                if hooks
+                    .ask_late(ctx, parts, conn, subject, topic.to_string(), late)
+                    .is_err()
                 {
-                    return;
+                    self.leave(ctx, parts, &mut hooks.publish_gate, conn, &CloseReason::Ended);
+                    close_undecided(ctx, conn);
                 }
-                let deadline = grant.holder.deadline;
-                let warn_at = deadline.map(|d| warning_time(d, now));
-                let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
-                    return;
-                };
-                subscriber.may_publish = grant.may_publish;
-                // The new token's id and `iat` are what a revocation is
-                // checked against from now on (its subject is the one
-                // the connection was counted under).
-                subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
-                ctx.send(conn, &Message::text(auth_ok(deadline, now)));
             }
+            Ok(grant) => self.take_grant(ctx, parts, held_publishes, conn, grant, now),
             Err(TokenRefused::Revoked) => {
                 self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
                 add(&parts.stats.refused_401, 1);
@@ -347,6 +348,54 @@ impl Delivery {
                 ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
             }
         }
+    }
+
+    /// What a token a subscribed socket sent grants, taken at `now` (Unix
+    /// seconds): its rights, its deadline, and its subject if the socket
+    /// had none; another subject than the socket's closes it.
+    pub(super) fn take_grant(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        held_publishes: &mut PublishGate,
+        conn: ConnId,
+        grant: TokenGrant,
+        now: u64,
+    ) {
+        let Some(had) = self.subscribers.get(conn).map(|s| s.subject().map(str::to_owned)) else {
+            return;
+        };
+        let named = match (had.as_deref(), grant.holder.subject.as_deref()) {
+            // A connection is one subject's for good: what it was
+            // counted, revoked and acted on as.
+            (Some(had), new) if new != Some(had) => {
+                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                parts.stats.deny(Denial::NotGranted);
+                ctx.close(conn, CloseCode::POLICY, "the token names another subject");
+                return;
+            }
+            (None, named) => named,
+            _ => None,
+        };
+        // A socket that came in without a credential names its
+        // subject: counted, and present, as that subject from now
+        // on, as if it had come in with it.
+        if let Some(subject) = named
+            && !self.take_subject(ctx, parts, held_publishes, conn, subject)
+        {
+            return;
+        }
+        let deadline = grant.holder.deadline;
+        let warn_at = deadline.map(|d| warning_time(d, now));
+        let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
+            return;
+        };
+        subscriber.may_publish = grant.may_publish;
+        // The new token's id and `iat` are what a revocation is
+        // checked against from now on (its subject is the one
+        // the connection was counted under).
+        subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
+        ctx.send(conn, &Message::text(auth_ok(deadline, now)));
     }
 
     /// A subscribed socket without a subject takes `subject` (from a

@@ -35,6 +35,7 @@ mod decide;
 mod deliver;
 mod external;
 mod http_backend;
+mod late;
 mod loop_parts;
 mod metrics;
 mod namespace;
@@ -67,7 +68,7 @@ pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
-use self::decide::{BackendHooks, GoneOn, unavailable};
+use self::decide::{BackendHooks, unavailable};
 use self::deliver::Delivery;
 pub use self::external::{HubPublisher, PublishError, PublishFuture};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
@@ -325,17 +326,13 @@ impl HubApp {
             Some(HubRoute::Decided) => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
-                let Some(presented) = self.hooks.decisions.take_decided(conn, ctx.now()) else {
+                let Some(presented) = (self.hooks.decisions).take_decided(conn, ctx.now(), Some(tag)) else {
                     return Reply::Now(unavailable());
                 };
                 let before = self.shared.access.present(Some(presented.clone()));
                 let route = router::route(&self.shared.access, &self.stats, request);
-                let reply = match self.hooks.go_on_as(ctx, conn, route, presented) {
-                    GoneOn::AnswerAs(tag) => self.answer_request(ctx, conn, tag, request, body),
-                    GoneOn::Replied(reply) => reply,
-                };
                 self.shared.access.present(before);
-                reply
+                self.hooks.go_on_as(ctx, conn, route, presented)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         }
@@ -408,7 +405,7 @@ impl App for HubApp {
             return;
         };
         // Who the backend said it is, if it was asked.
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
         let before = self.shared.access.present(presented);
         (self.delivery).open(
             ctx,
@@ -441,6 +438,8 @@ impl App for HubApp {
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
         self.cors.forget(conn);
+        // A question about the subject its token named, still out.
+        self.hooks.decisions.forget(conn);
         (self.delivery).leave(
             ctx,
             &mut parts!(self),
@@ -477,7 +476,7 @@ impl App for HubApp {
             self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now());
+        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
         let before = self.shared.access.present(presented);
         (self.delivery).start_stream(
             ctx,
@@ -557,7 +556,17 @@ impl App for HubApp {
         if matches!(route, Some(HubRoute::Metrics | HubRoute::Admin(_))) {
             return self.answer_request(ctx, conn, tag, request, body);
         }
+        // A request the backend let go on comes back under its own route,
+        // the decision standing for its credential.
+        let presented = match route {
+            Some(HubRoute::Decide | HubRoute::Decided) => None,
+            _ => self.hooks.decisions.take_decided(conn, ctx.now(), Some(tag)),
+        };
+        let before = presented.map(|p| self.shared.access.present(Some(p)));
         let reply = self.answer_request(ctx, conn, tag, request, body);
+        if let Some(before) = before {
+            self.shared.access.present(before);
+        }
         self.cors.reply(conn, request, reply)
     }
 
@@ -716,6 +725,15 @@ impl App for HubApp {
                         &mut self.delivery,
                         &mut self.hooks.publish_gate,
                         token,
+                        decision,
+                    );
+                } else if let Some((conn, late)) = self.hooks.take_late(token) {
+                    (self.delivery).late_decided(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        late,
                         decision,
                     );
                 } else {

@@ -118,7 +118,7 @@ impl Publishing {
         message: MessageRef<'_>,
     ) {
         if delivery.awaiting.contains(conn) {
-            return delivery.first_message(ctx, parts, &mut hooks.publish_gate, conn, message);
+            return delivery.first_message(ctx, parts, hooks, conn, message);
         }
         let raw = (delivery.subscribers.get(conn)).is_some_and(|s| s.transport == Transport::RawWebSocket);
         let settings = &parts.shared.settings;
@@ -127,7 +127,7 @@ impl Publishing {
             && settings.auth.is_some()
             && let Some(token) = message.as_text().and_then(tether_auth::ws_auth_token)
         {
-            return delivery.refresh(ctx, parts, &mut hooks.publish_gate, conn, &token);
+            return delivery.refresh(ctx, parts, hooks, conn, &token);
         }
         let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
             return;

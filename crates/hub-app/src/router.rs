@@ -176,7 +176,15 @@ fn subscribe_route<'a>(
         count_refusal(stats, Refusal::TooManyConnections);
         return Refusal::TooManyConnections.route();
     }
-    if asks {
+    // A socket that authenticates with its first message names its
+    // subject then: the backend is asked about that subject, after the
+    // message, not about no one at the upgrade.
+    let auth_first = endpoint == Endpoint::WebSocket
+        && first_message
+        && (access.is_private(topic)
+            || settings.require_ticket
+            || matches!(request.query_param("auth").as_deref(), Some("1" | "message")));
+    if asks && !auth_first {
         return HubRoute::Decide.route();
     }
     match endpoint {
@@ -191,9 +199,7 @@ fn subscribe_route<'a>(
             {
                 return Refusal::BadEventType.route();
             }
-            let needs_token = access.is_private(topic) || settings.require_ticket;
-            let asks = matches!(request.query_param("auth").as_deref(), Some("1" | "message"));
-            if first_message && (needs_token || asks) {
+            if auth_first {
                 if raw {
                     return Refusal::RawFirstMessage.route();
                 }

@@ -117,6 +117,17 @@ pub(crate) struct HubArgs {
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
     unknown_namespace: UnknownNamespaceChoice,
+    /// Tickets outstanding at most on this node (issued, not yet used or
+    /// expired, and held for a token's holder); past it, POST /tickets is
+    /// answered 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = whole::<usize>(1, 10_000_000))]
+    pub(crate) max_tickets: usize,
+    /// Tickets outstanding at most for one subject (a token's sub, or the
+    /// holder the publish token names), so that one token cannot take
+    /// them all; past it, POST /tickets is answered 429 with Retry-After
+    /// (until its oldest expires) while other subjects still get theirs.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = whole::<usize>(1, 10_000_000))]
+    pub(crate) max_tickets_per_subject: usize,
 }
 
 /// `--publish-rate`: events per second, more than 0 and at most a million.
@@ -173,6 +184,8 @@ impl HubArgs {
             UnknownNamespaceChoice::Default => UnknownNamespace::Default,
             UnknownNamespaceChoice::Refuse => UnknownNamespace::Refuse,
         };
+        settings.max_tickets = self.max_tickets;
+        settings.max_tickets_per_subject = self.max_tickets_per_subject;
         Ok((settings, source))
     }
 }
