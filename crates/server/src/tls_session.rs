@@ -767,19 +767,32 @@ impl TlsSession {
         Err(io::Error::other("TLS: rustls did not settle"))
     }
 
-    /// rustls refused what the peer sent: encodes the alert it queued,
-    /// sends it as far as the socket takes it, and ends the session.
-    /// `given` is what rustls was given last, less what it discarded.
+    /// rustls refused what the peer sent: encodes the alert it queued
+    /// (after what it queued before it, as a ServerHello that went out
+    /// before the refusal of the hello's ALPN, RFC 7301 §3.2), sends it as
+    /// far as the socket takes it, and ends the session. `given` is what
+    /// rustls was given last, less what it discarded.
     ///
-    /// One step of rustls gives the alert: it hands out what it queued
-    /// before it reads on, and reading on would meet the refused record
-    /// again (rustls does not keep the error of a record it could not
-    /// take apart), refuse it again and queue a second alert.
+    /// rustls hands out what it queued, one piece a step, before it reads
+    /// on; the steps stop at the first that is not such a piece, and what
+    /// it said then is not used: reading on, it would meet the refused
+    /// record again (rustls does not keep the error of a record it could
+    /// not take apart), refuse it again and queue a second alert.
     fn fail_with_rustls_alert<S: Write>(&mut self, socket: &mut S, given: &mut [u8]) {
-        if let Engine::Rustls(conn) = &mut self.engine
-            && let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.process_tls_records(given).state
-        {
-            let _ = encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out));
+        let mut start = 0;
+        for _ in 0..RUSTLS_STEPS {
+            let Engine::Rustls(conn) = &mut self.engine else {
+                break;
+            };
+            let UnbufferedStatus { discard, state } =
+                conn.process_tls_records(given.get_mut(start..).unwrap_or_default());
+            let Ok(ConnectionState::EncodeTlsData(mut data)) = state else {
+                break;
+            };
+            if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
+                break;
+            }
+            start += discard;
         }
         self.engine = Engine::Failed;
         self.sent_close = true;

@@ -687,3 +687,33 @@ fn a_peer_that_goes_on_writing_after_a_bad_record_reads_the_alert() {
     still_serves(&server, &config);
     server.shutdown();
 }
+
+/// A client whose ALPN offers nothing the server has is refused with
+/// no_application_protocol (RFC 7301 §3.2). Under TLS 1.3 the refusal
+/// comes after the ServerHello has been queued: both go out, the alert
+/// under the handshake keys.
+fn no_common_alpn_is_refused(versions: &[&'static rustls::SupportedProtocolVersion]) {
+    let (server, config) = tls_server(versions);
+    let mut other = (*config).clone();
+    other.alpn_protocols = vec![b"not-http".to_vec()];
+    let mut client = Client::connect(server.addr, &Arc::new(other));
+    client.send_pending(usize::MAX);
+    assert_eq!(
+        client.alert_before_the_end(),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol
+        ))
+    );
+    still_serves(&server, &config);
+    server.shutdown();
+}
+
+#[test]
+fn tls13_no_common_alpn_gets_no_application_protocol() {
+    no_common_alpn_is_refused(&[&rustls::version::TLS13]);
+}
+
+#[test]
+fn tls12_no_common_alpn_gets_no_application_protocol() {
+    no_common_alpn_is_refused(&[&rustls::version::TLS12]);
+}
