@@ -774,16 +774,19 @@ impl TlsSession {
     /// rustls was given last, less what it discarded.
     ///
     /// rustls hands out what it queued, one piece a step, before it reads
-    /// on; the steps stop at the first that is not such a piece, and what
-    /// it said then is not used: reading on, it would meet the refused
-    /// record again (rustls does not keep the error of a record it could
-    /// not take apart), refuse it again and queue a second alert.
+    /// on; it is stepped only while it has such a piece: reading on, it
+    /// would meet the refused record again (rustls does not keep the error
+    /// of a record it could not take apart), refuse it again and queue a
+    /// second alert (which its debug builds assert against).
     fn fail_with_rustls_alert<S: Write>(&mut self, socket: &mut S, given: &mut [u8]) {
         let mut start = 0;
         for _ in 0..RUSTLS_STEPS {
             let Engine::Rustls(conn) = &mut self.engine else {
                 break;
             };
+            if !conn.wants_write() {
+                break;
+            }
             let UnbufferedStatus { discard, state } =
                 conn.process_tls_records(given.get_mut(start..).unwrap_or_default());
             let Ok(ConnectionState::EncodeTlsData(mut data)) = state else {
