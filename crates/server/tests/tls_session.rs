@@ -717,3 +717,26 @@ fn tls13_no_common_alpn_gets_no_application_protocol() {
 fn tls12_no_common_alpn_gets_no_application_protocol() {
     no_common_alpn_is_refused(&[&rustls::version::TLS12]);
 }
+
+/// A refusal rustls makes while it reads the records (a record longer than
+/// any may be, RFC 8446 §5.1; rustls answers decode_error): its one alert
+/// goes out, and rustls is not asked
+/// to read the refused record again (which would make it refuse it twice,
+/// and its debug builds panic on a second fatal alert).
+#[test]
+fn a_record_too_long_in_the_handshake_gets_one_alert_and_no_panic() {
+    let (server, config) = tls_server(rustls::ALL_VERSIONS);
+    let mut tcp = TcpStream::connect(server.addr).expect("connect");
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    let mut header = vec![22, 3, 1, 0xff, 0xff];
+    header.extend_from_slice(&[0; 64]);
+    tcp.write_all(&header).expect("send");
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer)
+        .expect("the alert and the end, no reset");
+    assert_eq!(answer, [21, 3, 3, 0, 2, 2, 50], "one decode_error alert");
+    still_serves(&server, &config);
+    assert_eq!(server.stats().connection_panics, 0);
+    server.shutdown();
+}
