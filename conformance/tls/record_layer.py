@@ -334,7 +334,7 @@ class Client:
 
     # -- TLS 1.3 --
 
-    def client_hello13(self, extra=(), padding=0, session_id=None):
+    def client_hello13(self, extra=(), padding=0, session_id=None, alpn=b"http/1.1"):
         self.private = X25519PrivateKey.generate()
         public = self.private.public_key().public_bytes_raw()
         self.random = os.urandom(32)
@@ -344,7 +344,7 @@ class Client:
             (EXT_SUPPORTED_GROUPS, vec16(u16(X25519))),
             (EXT_KEY_SHARE, vec16(u16(X25519) + vec16(public))),
             (EXT_SIGNATURE_ALGORITHMS, vec16(b"".join(u16(s) for s in SIGNATURE_SCHEMES))),
-            (EXT_ALPN, vec16(vec8(b"http/1.1"))),
+            (EXT_ALPN, vec16(vec8(alpn))),
         ]
         extensions += list(extra)
         if padding:
@@ -704,6 +704,75 @@ def expect(got, *wanted):
     if got in wanted:
         return None
     return f"expected {' or '.join(wanted)}, got {got}"
+
+
+def old_client_hello(version, signature_algorithms):
+    """A ClientHello as a TLS 1.0 or 1.1 client sends it: `version` as its
+    legacy_version, no supported_versions, ECDHE suites of the time beside
+    one of TLS 1.2, and signature_algorithms (an extension of TLS 1.2) only
+    if asked."""
+    extensions = [
+        (EXT_SERVER_NAME, vec16(u8(0) + vec16(b"localhost"))),
+        (EXT_SUPPORTED_GROUPS, vec16(u16(X25519))),
+        (EXT_EC_POINT_FORMATS, vec8(b"\x00")),
+    ]
+    if signature_algorithms:
+        extensions.append((EXT_SIGNATURE_ALGORITHMS, vec16(b"".join(u16(s) for s in SIGNATURE_SCHEMES))))
+    suites = u16(0xC013) + u16(0xC014) + u16(ECDHE_RSA_AES_128_GCM_SHA256)
+    body = (version + os.urandom(32) + vec8(b"") + vec16(suites) + vec8(b"\x00")
+            + vec16(b"".join(u16(t) + vec16(d) for t, d in extensions)))
+    return record(HANDSHAKE, handshake(HS_CLIENT_HELLO, body), b"\x03\x01")
+
+
+# RFC 8446 §4.2.1 wants protocol_version for a hello that offers only older
+# versions. rustls looks for signature_algorithms before it looks at the
+# version, so a TLS 1.0 or 1.1 client, which does not send it, gets
+# handshake_failure (SignatureAlgorithmsExtensionRequired); one that sends
+# it gets protocol_version. These cases record the alert rustls sends, so
+# that the conformance page cannot drift from it.
+@case("tls10-hello")
+def tls10_hello(server):
+    """A TLS 1.0 client's hello: handshake_failure, rustls' answer (RFC
+    8446 §4.2.1 would have protocol_version)."""
+    client = Client(server.port)
+    client.send(old_client_hello(b"\x03\x01", signature_algorithms=False))
+    return expect(client.outcome(), "alert:handshake_failure")
+
+
+@case("tls11-hello")
+def tls11_hello(server):
+    """A TLS 1.1 client's hello: handshake_failure, as for TLS 1.0."""
+    client = Client(server.port)
+    client.send(old_client_hello(b"\x03\x02", signature_algorithms=False))
+    return expect(client.outcome(), "alert:handshake_failure")
+
+
+@case("tls11-hello-with-signature-algorithms")
+def tls11_hello_with_signature_algorithms(server):
+    """A hello of legacy_version TLS 1.1 that has signature_algorithms:
+    protocol_version (RFC 8446 §4.2.1)."""
+    client = Client(server.port)
+    client.send(old_client_hello(b"\x03\x02", signature_algorithms=True))
+    return expect(client.outcome(), "alert:protocol_version")
+
+
+@case("alpn-without-overlap")
+def alpn_without_overlap(server):
+    """A TLS 1.3 hello whose ALPN offers only a protocol the server does
+    not have: no_application_protocol (RFC 7301 §3.2). rustls refuses the
+    ALPN after it has queued its ServerHello, so the alert comes under the
+    handshake keys, after the ServerHello."""
+    client = Client(server.port)
+    hello = client.client_hello13(alpn=b"not-http")
+    client.send(record(HANDSHAKE, hello, b"\x03\x01"))
+    try:
+        client.server_flight13(hello)
+    except AlertReceived as alert:
+        return expect(f"alert:{ALERT_NAMES.get(alert.description, alert.description)}",
+                      "alert:no_application_protocol")
+    except Closed as closed:
+        return f"expected alert:no_application_protocol, got {closed.how}"
+    return "expected alert:no_application_protocol, got the server's Finished"
 
 
 @case("garbage-handshake-records")

@@ -24,7 +24,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -39,6 +39,11 @@ pub use rustls;
 #[doc(hidden)]
 pub mod harness;
 pub(crate) mod records;
+
+/// The most bytes a PEM file read by [`server_config_from_files`] or
+/// [`ReloadableCert`] may have (1 MiB: a certificate chain is a few KiB).
+/// Only regular files are read: a FIFO or a device is refused.
+pub const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// A server configuration from PEM text: the certificate chain (leaf
 /// first) and its private key (PKCS#8, PKCS#1 or SEC1).
@@ -56,8 +61,9 @@ pub fn server_config_from_pem(cert_chain: &[u8], key: &[u8]) -> io::Result<Arc<r
 ///
 /// # Errors
 ///
-/// A file that cannot be read, or what [`server_config_from_pem`]
-/// refuses.
+/// A file that cannot be read, is not a regular file or has more than
+/// [`MAX_PEM_FILE`] bytes (`InvalidData`), or what
+/// [`server_config_from_pem`] refuses.
 pub fn server_config_from_files(cert_chain: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfig>> {
     Ok(ReloadableCert::from_files(cert_chain, key)?.server_config())
 }
@@ -109,8 +115,9 @@ impl ReloadableCert {
     ///
     /// # Errors
     ///
-    /// A file that cannot be read, or what [`ReloadableCert::from_pem`]
-    /// refuses; the message names the files.
+    /// A file that cannot be read, is not a regular file or has more than
+    /// [`MAX_PEM_FILE`] bytes (`InvalidData`), or what
+    /// [`ReloadableCert::from_pem`] refuses; the message names the files.
     pub fn from_files(cert_chain: &Path, key: &Path) -> io::Result<Arc<ReloadableCert>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certified = certified_key_from_files(cert_chain, key, &provider)?;
@@ -137,7 +144,8 @@ impl ReloadableCert {
     /// # Errors
     ///
     /// `Unsupported` if it was not made from files; a file that cannot be
-    /// read or is refused. The current pair stays in either case.
+    /// read or is refused (as by [`ReloadableCert::from_files`]). The
+    /// current pair stays in either case.
     pub fn reload(&self) -> io::Result<()> {
         let Some((cert_chain, key)) = &self.files else {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "not made from files"));
@@ -204,11 +212,47 @@ fn certified_key_from_files(
     key: &Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> io::Result<CertifiedKey> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    certified_key(
+        &read_pem_file(cert_chain, MAX_PEM_FILE)?,
+        &read_pem_file(key, MAX_PEM_FILE)?,
+        provider,
+    )
+    .map_err(|e| invalid(format!("{} and {}: {e}", cert_chain.display(), key.display())))
+}
+
+/// The contents of the regular file at `path`, of at most `limit` bytes;
+/// errors name the file (and the bound, for one too large).
+fn read_pem_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    // Looked at before it is opened (opening a FIFO would wait for a
+    // writer), and again once opened, in case the name changed hands.
+    let not_regular = || invalid(format!("{}: not a regular file", path.display()));
+    if !std::fs::metadata(path).map_err(named)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(named)?;
+    let opened = file.metadata().map_err(named)?;
+    if !opened.is_file() {
+        return Err(not_regular());
+    }
+    let too_large = || {
+        invalid(format!(
+            "{}: larger than {limit} bytes, the most a PEM file may have",
+            path.display()
+        ))
     };
-    certified_key(&read(cert_chain)?, &read(key)?, provider)
-        .map_err(|e| invalid(format!("{} and {}: {e}", cert_chain.display(), key.display())))
+    if opened.len() > limit {
+        return Err(too_large());
+    }
+    // The length said may be stale: the read itself is bounded too.
+    let mut contents = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut contents)
+        .map_err(named)?;
+    if u64::try_from(contents.len()).unwrap_or(u64::MAX) > limit {
+        return Err(too_large());
+    }
+    Ok(contents)
 }
 
 fn invalid(message: String) -> io::Error {

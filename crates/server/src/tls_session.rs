@@ -85,6 +85,12 @@ pub(crate) struct TlsSession {
     held: Option<Box<Held>>,
     /// The peer's `close_notify` arrived (or its TCP stream ended).
     peer_closed: bool,
+    /// The peer's TCP stream ended (a read of the socket gave 0).
+    socket_ended: bool,
+    /// A read said `Ok(0)` for the peer's end: later reads only drop
+    /// what the peer still sends (RFC 8446 §6.1: nothing after
+    /// `close_notify` counts), until its TCP stream ends.
+    end_told: bool,
     /// This side's `close_notify` or a fatal alert went into the records
     /// (once the records are the session's own; rustls keeps its own
     /// account before): nothing more may follow.
@@ -130,6 +136,8 @@ impl TlsSession {
             may_take_keys: config.enable_secret_extraction,
             held: None,
             peer_closed: false,
+            socket_ended: false,
+            end_told: false,
             sent_close: false,
         })
     }
@@ -149,6 +157,18 @@ impl TlsSession {
             .is_some_and(|h| h.outgoing_sent < h.outgoing.len())
     }
 
+    /// Whether the peer ended the session (its `close_notify`, or its TCP
+    /// stream's end).
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Whether the peer's TCP stream has ended (as far as reads saw): a
+    /// peer that sent `close_notify` may keep it open, and write on.
+    pub(crate) fn socket_ended(&self) -> bool {
+        self.socket_ended
+    }
+
     /// Bytes the session holds for its connection (received, decrypted or
     /// encrypted), besides its own state.
     pub(crate) fn held_bytes(&self) -> usize {
@@ -162,15 +182,21 @@ impl TlsSession {
     /// the socket had no more (the loop relies on it with edge-triggered
     /// readiness), never that the session still holds some. `Ok(0)` at
     /// the end (the peer's `close_notify`, or its TCP stream ending: HTTP
-    /// messages carry their own length). Runs the handshake on the way
-    /// and sends what it answers.
+    /// messages carry their own length), once; after that a read drops
+    /// what the peer still sends (`WouldBlock`) and says `Ok(0)` again
+    /// only once its TCP stream ends too, so that the connection can
+    /// drain instead of closing on unread input (a reset). Runs the
+    /// handshake on the way and sends what it answers.
     pub(crate) fn read<S: Read + Write>(&mut self, socket: &mut S, buf: &mut [u8]) -> io::Result<usize> {
         if matches!(self.engine, Engine::Failed) {
             return drop_input(socket);
         }
         let mut filled = self.take_plaintext(buf);
-        if filled == buf.len() || self.peer_closed {
+        if filled == buf.len() {
             return Ok(filled);
+        }
+        if self.peer_closed {
+            return self.read_after_end(socket, filled);
         }
         RECEIVED.with_borrow_mut(|received| {
             // `received[start..end]` holds the bytes not processed yet;
@@ -202,6 +228,7 @@ impl TlsSession {
                 }
                 if socket_ended {
                     self.peer_closed = true;
+                    self.socket_ended = true;
                     break Ok(filled);
                 }
                 received.copy_within(w.start..w.end, 0);
@@ -233,8 +260,10 @@ impl TlsSession {
                 self.engine = Engine::Failed;
             }
             // What the next read goes on from: kept by the session (and
-            // only then allocated), unless the session is over.
+            // only then allocated), unless the session is over or the peer
+            // ended it (what follows its close_notify does not count).
             if !matches!(self.engine, Engine::Failed)
+                && !self.peer_closed
                 && let Some(rest) = received.get(w.start..w.end).filter(|rest| !rest.is_empty())
             {
                 let h = held(&mut self.held);
@@ -242,8 +271,29 @@ impl TlsSession {
                 h.incoming_seen = w.seen - w.start;
             }
             self.release();
+            if self.peer_closed && matches!(result, Ok(0)) {
+                self.end_told = true;
+            }
             result
         })
+    }
+
+    /// A read once the peer has ended the session: plaintext that came
+    /// before its end (`filled` bytes of it in the caller's buffer
+    /// already), then `Ok(0)` once; then what still arrives is dropped.
+    fn read_after_end<S: Read>(&mut self, socket: &mut S, filled: usize) -> io::Result<usize> {
+        if filled > 0 {
+            return Ok(filled);
+        }
+        if !self.end_told || self.socket_ended {
+            self.end_told = true;
+            return Ok(0);
+        }
+        let dropped = drop_input(socket);
+        if matches!(dropped, Ok(0)) {
+            self.socket_ended = true;
+        }
+        dropped
     }
 
     /// Processes the records in `received[w.start..w.end]` as far as they
@@ -717,19 +767,35 @@ impl TlsSession {
         Err(io::Error::other("TLS: rustls did not settle"))
     }
 
-    /// rustls refused what the peer sent: encodes the alert it queued,
-    /// sends it as far as the socket takes it, and ends the session.
-    /// `given` is what rustls was given last, less what it discarded.
+    /// rustls refused what the peer sent: encodes the alert it queued
+    /// (after what it queued before it, as a ServerHello that went out
+    /// before the refusal of the hello's ALPN, RFC 7301 §3.2), sends it as
+    /// far as the socket takes it, and ends the session. `given` is what
+    /// rustls was given last, less what it discarded.
     ///
-    /// One step of rustls gives the alert: it hands out what it queued
-    /// before it reads on, and reading on would meet the refused record
-    /// again (rustls does not keep the error of a record it could not
-    /// take apart), refuse it again and queue a second alert.
+    /// rustls hands out what it queued, one piece a step, before it reads
+    /// on; it is stepped only while it has such a piece: reading on, it
+    /// would meet the refused record again (rustls does not keep the error
+    /// of a record it could not take apart), refuse it again and queue a
+    /// second alert (which its debug builds assert against).
     fn fail_with_rustls_alert<S: Write>(&mut self, socket: &mut S, given: &mut [u8]) {
-        if let Engine::Rustls(conn) = &mut self.engine
-            && let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.process_tls_records(given).state
-        {
-            let _ = encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out));
+        let mut start = 0;
+        for _ in 0..RUSTLS_STEPS {
+            let Engine::Rustls(conn) = &mut self.engine else {
+                break;
+            };
+            if !conn.wants_write() {
+                break;
+            }
+            let UnbufferedStatus { discard, state } =
+                conn.process_tls_records(given.get_mut(start..).unwrap_or_default());
+            let Ok(ConnectionState::EncodeTlsData(mut data)) = state else {
+                break;
+            };
+            if encode_into(&mut held(&mut self.held).outgoing, |out| data.encode(out)).is_err() {
+                break;
+            }
+            start += discard;
         }
         self.engine = Engine::Failed;
         self.sent_close = true;

@@ -66,6 +66,33 @@ impl Stream<'_> {
         }
     }
 
+    /// Whether the peer ended its TLS session with `close_notify` and
+    /// keeps its TCP stream open (as far as reads saw): the end of the
+    /// input for what runs above, but the socket still has to be drained
+    /// before it closes. `false` without TLS.
+    pub(crate) fn tls_ended_socket_open(&self) -> bool {
+        match self.tls.as_deref() {
+            None => false,
+            #[cfg(feature = "tls")]
+            Some(tls) => tls.peer_closed() && !tls.socket_ended(),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match *tls {},
+        }
+    }
+
+    /// Whether the peer's TLS session has ended (its `close_notify`, or
+    /// its TCP stream's end under it), so that a read will say so even
+    /// after a short read. `false` without TLS.
+    pub(crate) fn tls_peer_closed(&self) -> bool {
+        match self.tls.as_deref() {
+            None => false,
+            #[cfg(feature = "tls")]
+            Some(tls) => tls.peer_closed(),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match *tls {},
+        }
+    }
+
     /// Sends what TLS holds encrypted: `Ok(true)` once nothing is left.
     pub(crate) fn flush_pending(&mut self) -> io::Result<bool> {
         match self.tls.as_deref_mut() {

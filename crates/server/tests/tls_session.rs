@@ -35,6 +35,7 @@ impl App for Echo {
                 content_type: "text/plain",
                 body: b"a page over TLS\n",
             },
+            "/events" => Route::EventStream(1),
             _ => Route::WebSocket(0),
         }
     }
@@ -65,6 +66,9 @@ fn tls_server_with(
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
     let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
     let mut config = config();
+    // Far past any wait of a test: a connection that ends, ends because
+    // of what the test did, not because it was idle.
+    config.keep_alive_timeout = Duration::from_secs(3600);
     config.tls = Some(tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).expect("TLS"));
     let server = TestServer::start(config, Echo);
     let mut roots = rustls::RootCertStore::empty();
@@ -404,12 +408,125 @@ fn a_peer_that_sent_close_notify_still_reads_the_answer() {
     client.tls.send_close_notify();
     client.send_pending(usize::MAX);
     client.tcp.shutdown(std::net::Shutdown::Write).expect("shutdown");
-    // The answer, then the end (without close_notify: the server drops a
-    // connection whose peer has closed, as it does over plain TCP).
+    // The answer, then our close_notify (RFC 8446 §6.1), then the end.
     client.until(|_, ended| ended);
     let text = String::from_utf8_lossy(&client.plain).into_owned();
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
     assert!(text.ends_with("a page over TLS\n"), "{text}");
+    client.read_to_the_end();
+    assert!(client.eof, "no close_notify");
+    server.shutdown();
+}
+
+impl Client {
+    /// Reads the socket to its end, feeding the session: a reset fails
+    /// the test.
+    fn read_to_the_end(&mut self) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !self.tcp_ended {
+            self.receive_some();
+            assert!(Instant::now() < deadline, "the server did not end the connection");
+        }
+        assert!(
+            self.after_close_notify.is_empty(),
+            "{} bytes after close_notify",
+            self.after_close_notify.len()
+        );
+    }
+
+    /// `request`, then close_notify, in one write (and one TCP segment
+    /// as far as the stack goes), the TCP stream left open.
+    fn request_and_close_notify(&mut self, request: &[u8]) {
+        self.tls.writer().write_all(request).expect("write plaintext");
+        self.tls.send_close_notify();
+        let mut wire = Vec::new();
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut wire).expect("encode");
+        }
+        self.tcp.write_all(&wire).expect("send");
+    }
+}
+
+/// A client that sends close_notify, keeps its TCP stream open and goes
+/// on writing: it is answered with close_notify, and what it writes is
+/// read (and dropped) until it ends its stream, so nothing resets.
+fn close_notify_is_answered(versions: &[&'static rustls::SupportedProtocolVersion]) {
+    let (server, config) = tls_server(versions);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.write(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n", usize::MAX);
+    client.until(|plain, _| plain.ends_with(b"a page over TLS\n"));
+    client.tls.send_close_notify();
+    client.send_pending(usize::MAX);
+    // Our close_notify comes while the TCP stream is still open.
+    client.until(|_, ended| ended);
+    assert!(client.eof, "no close_notify");
+    // Records after close_notify do not count (and are not even opened);
+    // every write goes through.
+    let more = raw_record(23, &[0; 16 * 1024]);
+    for _ in 0..64 {
+        client
+            .tcp
+            .write_all(&more)
+            .expect("the server reads on after close_notify, no reset");
+    }
+    client.tcp.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    client.read_to_the_end();
+    still_serves(&server, &config);
+    server.shutdown();
+}
+
+#[test]
+fn tls13_close_notify_is_answered_with_close_notify_and_no_reset() {
+    close_notify_is_answered(&[&rustls::version::TLS13]);
+}
+
+#[test]
+fn tls12_close_notify_is_answered_with_close_notify_and_no_reset() {
+    close_notify_is_answered(&[&rustls::version::TLS12]);
+}
+
+/// A request and close_notify in one read: the answer, then the end
+/// (close_notify and TCP's), not a connection kept for the next request.
+fn a_request_with_close_notify_is_answered_then_closed(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) {
+    let (server, config) = tls_server(versions);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.request_and_close_notify(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    client.until(|_, ended| ended);
+    client.read_to_the_end();
+    assert!(client.eof, "no close_notify");
+    let text = String::from_utf8_lossy(&client.plain).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.ends_with("a page over TLS\n"), "{text}");
+    server.shutdown();
+}
+
+#[test]
+fn tls13_a_request_with_close_notify_in_one_read_is_answered_then_closed() {
+    a_request_with_close_notify_is_answered_then_closed(&[&rustls::version::TLS13]);
+}
+
+#[test]
+fn tls12_a_request_with_close_notify_in_one_read_is_answered_then_closed() {
+    a_request_with_close_notify_is_answered_then_closed(&[&rustls::version::TLS12]);
+}
+
+#[test]
+fn an_event_stream_whose_client_sent_close_notify_ends() {
+    let (server, config) = tls_server(&[&rustls::version::TLS13]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.request_and_close_notify(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    // The stream's head may go out or not (the client has closed); the
+    // stream ends either way, with close_notify.
+    client.until(|_, ended| ended);
+    client.read_to_the_end();
+    assert!(client.eof, "no close_notify");
+    let text = String::from_utf8_lossy(&client.plain).into_owned();
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 200 "), "{text}");
     server.shutdown();
 }
 
@@ -568,5 +685,58 @@ fn a_peer_that_goes_on_writing_after_a_bad_record_reads_the_alert() {
         ))
     );
     still_serves(&server, &config);
+    server.shutdown();
+}
+
+/// A client whose ALPN offers nothing the server has is refused with
+/// no_application_protocol (RFC 7301 §3.2). Under TLS 1.3 the refusal
+/// comes after the ServerHello has been queued: both go out, the alert
+/// under the handshake keys.
+fn no_common_alpn_is_refused(versions: &[&'static rustls::SupportedProtocolVersion]) {
+    let (server, config) = tls_server(versions);
+    let mut other = (*config).clone();
+    other.alpn_protocols = vec![b"not-http".to_vec()];
+    let mut client = Client::connect(server.addr, &Arc::new(other));
+    client.send_pending(usize::MAX);
+    assert_eq!(
+        client.alert_before_the_end(),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol
+        ))
+    );
+    still_serves(&server, &config);
+    server.shutdown();
+}
+
+#[test]
+fn tls13_no_common_alpn_gets_no_application_protocol() {
+    no_common_alpn_is_refused(&[&rustls::version::TLS13]);
+}
+
+#[test]
+fn tls12_no_common_alpn_gets_no_application_protocol() {
+    no_common_alpn_is_refused(&[&rustls::version::TLS12]);
+}
+
+/// A refusal rustls makes while it reads the records (a record longer than
+/// any may be, RFC 8446 §5.1; rustls answers decode_error): its one alert
+/// goes out, and rustls is not asked
+/// to read the refused record again (which would make it refuse it twice,
+/// and its debug builds panic on a second fatal alert).
+#[test]
+fn a_record_too_long_in_the_handshake_gets_one_alert_and_no_panic() {
+    let (server, config) = tls_server(rustls::ALL_VERSIONS);
+    let mut tcp = TcpStream::connect(server.addr).expect("connect");
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    let mut header = vec![22, 3, 1, 0xff, 0xff];
+    header.extend_from_slice(&[0; 64]);
+    tcp.write_all(&header).expect("send");
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer)
+        .expect("the alert and the end, no reset");
+    assert_eq!(answer, [21, 3, 3, 0, 2, 2, 50], "one decode_error alert");
+    still_serves(&server, &config);
+    assert_eq!(server.stats().connection_panics, 0);
     server.shutdown();
 }

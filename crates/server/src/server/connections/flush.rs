@@ -119,7 +119,17 @@ impl<A: App> Connections<A> {
         let Some((conn, tls)) = self.conn_and_tls(id) else {
             return;
         };
-        if conn.peer_closed || matches!(conn.state, State::Draining { .. }) {
+        let draining = matches!(conn.state, State::Draining { .. });
+        if conn.peer_closed || draining {
+            if !draining && tls.is_some() {
+                // A TLS peer's close_notify is answered with ours before
+                // the socket closes (RFC 8446 §6.1).
+                Stream {
+                    socket: &mut conn.socket,
+                    tls,
+                }
+                .shutdown_write();
+            }
             self.remove(id, CloseReason::Dropped);
             return;
         }

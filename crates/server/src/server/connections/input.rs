@@ -82,14 +82,22 @@ impl<A: App> Connections<A> {
             let read = stream.read(buf);
             #[cfg(all(test, feature = "tls"))]
             inject::check(inject::Point::Read, stream.socket);
+            let tls_ended = stream.tls_peer_closed();
+            let tls_open = stream.tls_ended_socket_open();
             if stream.wants_write() {
                 // A TLS handshake answer the socket did not take at once.
                 self.mark_dirty(id);
             }
             match read {
                 Ok(0) => {
-                    self.on_eof(id, now);
-                    break;
+                    self.on_eof(id, now, tls_open);
+                    // After a close_notify alone, reading goes on (what
+                    // arrives is dropped) to learn that the TCP stream
+                    // ended too: no new event may come for an end that
+                    // arrived with the alert.
+                    if !tls_open {
+                        break;
+                    }
                 }
                 Ok(n) => {
                     Stats::add(&self.env.stats().bytes_in, n as u64);
@@ -100,8 +108,9 @@ impl<A: App> Connections<A> {
                     // so a read that would only say WouldBlock is skipped.
                     // Not so an end of stream that had already arrived with
                     // the data: it raises no new event, and only another
-                    // read sees it.
-                    if n < buf.len() && !closed {
+                    // read sees it. Nor a TLS close_notify read with the
+                    // data: the session has it, and the next read says so.
+                    if n < buf.len() && !closed && !tls_ended {
                         break;
                     }
                     if round == READS_PER_EVENT - 1 {
@@ -116,7 +125,7 @@ impl<A: App> Connections<A> {
                         // TLS refused what the peer sent (not TLS at all,
                         // say), and said so in an alert.
                         Stats::add(&self.env.stats().tls_errors, 1);
-                        self.drain_after_alert(id, now);
+                        self.drain(id, now);
                     } else {
                         self.remove(id, CloseReason::Dropped);
                     }
@@ -143,27 +152,40 @@ impl<A: App> Connections<A> {
         });
     }
 
-    fn on_eof(&mut self, id: ConnId, now: Instant) {
+    /// The end of the peer's input. `tls_open` says it was a TLS
+    /// `close_notify` over a TCP stream still open: what was asked is
+    /// answered as after a half-close, and our side ends with our own
+    /// `close_notify` and FIN (RFC 8446 §6.1); the socket is drained until
+    /// its end, for closing it with the peer still writing would reset
+    /// the connection.
+    fn on_eof(&mut self, id: ConnId, now: Instant, tls_open: bool) {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        conn.peer_closed = true;
+        conn.peer_closed = !tls_open;
         let after = match &conn.state {
             State::H1(h1) => h1.on_eof(&mut conn.link),
+            // Our close_notify went first: the TCP stream's end follows.
+            State::Draining { .. } if tls_open => NextStep::Keep,
             State::Draining { .. } | State::H2(_) => NextStep::Drop,
         };
-        self.settle(id, after);
+        if tls_open && matches!(after, NextStep::Drop) {
+            self.drain(id, now);
+        } else {
+            self.settle(id, after);
+        }
         self.apply_actions(now);
     }
 
-    /// The peer broke TLS and was sent the alert that says so: the
-    /// application is told the session ended, what was queued for it is
-    /// dropped, our side is shut down after the alert, and what the peer
-    /// still sends is read and dropped until it closes or the linger time
-    /// ends. Closing at once, with its input unread, would reset the
-    /// connection, and a peer still writing would often never read the
-    /// alert.
-    fn drain_after_alert(&mut self, id: ConnId, now: Instant) {
+    /// The peer broke TLS and was sent the alert that says so, or ended
+    /// its TLS session with close_notify and nothing more is to be sent to
+    /// it: the application is told the session ended, what was queued for
+    /// it is dropped, our side is shut down after the alert (or our own
+    /// close_notify), and what the peer still sends is read and dropped
+    /// until it closes or the linger time ends. Closing at once, with its
+    /// input unread, would reset the connection, and a peer still writing
+    /// would often never read the alert.
+    fn drain(&mut self, id: ConnId, now: Instant) {
         let linger = self.env.config.linger;
         let Some(conn) = live(&mut self.conns, id) else {
             return;
