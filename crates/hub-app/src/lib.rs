@@ -288,6 +288,23 @@ impl HubApp {
         }
         if let Some(HubRoute::Admin(route)) = route {
             let token = self.shared.settings.metrics_token.as_deref();
+            if route == AdminRoute::Api {
+                // The page's actions: the server API's, once let in.
+                return match self.admin.action(request, body, token) {
+                    Ok(route) => self.api.request_as_admin(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.delivery,
+                        &mut self.publishing,
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        request,
+                        body,
+                        route,
+                    ),
+                    Err(refused) => Reply::Now(refused),
+                };
+            }
             return Reply::Now(self.admin.answer(route, request, body, token));
         }
         match route {
@@ -356,7 +373,7 @@ impl HubApp {
                 self.delivery.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
-            Some(HubRoute::Api(_)) => {
+            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
                 (self.api).timeout(conn, &mut self.delivery.roster, &mut self.publishing)
             }
             Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decision_timeout(conn),
@@ -477,6 +494,28 @@ impl App for HubApp {
             self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Watch)) {
+            // The admin watching a topic: a subscriber that needs no
+            // rights and is nobody's presence.
+            let token = self.shared.settings.metrics_token.as_deref();
+            match self.admin.watch(conn, request, token) {
+                Some(topic) => {
+                    let resume = last_event_id.map(str::to_owned);
+                    let mut watcher =
+                        subscribers::Subscriber::new(topic, tether_hub::Transport::EventStream, resume);
+                    watcher.set_unlisted();
+                    (self.delivery).subscribe(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        watcher,
+                    );
+                }
+                None => ctx.end_stream(conn),
+            }
+            return;
+        }
         let presented = self.hooks.decisions.take_decided(conn, ctx.now());
         let before = self.shared.access.present(presented);
         (self.delivery).start_stream(
@@ -502,6 +541,8 @@ impl App for HubApp {
             self.admin.unsubscribe(conn);
             return;
         }
+        // A watch stream leaves its topic as any subscriber does.
+        self.admin.unwatch(conn);
         (self.delivery).leave(
             ctx,
             &mut parts!(self),
@@ -577,7 +618,7 @@ impl App for HubApp {
                 &CloseReason::Dropped,
             ),
             Some(HubRoute::Presence) => self.delivery.roster.forget(conn),
-            Some(HubRoute::Api(_)) => {
+            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
                 (self.api).abandoned(conn, &mut self.delivery.roster, &mut self.publishing)
             }
             Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decisions.forget(conn),
