@@ -107,10 +107,11 @@ use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, R
 /// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
+/// | `GET /api/connections?user=SUB` | the subject's connections on every loop (`{"user","connections":[{"loop","transport","topic","since"}],"count","truncated"}`; the publish token only) |
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /tether-client.js` | the browser client (`clients/js`, built) as an ES module, for pages served elsewhere |
-/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
+/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
