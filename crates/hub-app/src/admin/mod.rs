@@ -21,6 +21,9 @@
 //! session, the same origin and the session's CSRF token, and logged.
 
 mod actions;
+mod form;
+
+use form::form_field;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -35,8 +38,9 @@ use super::metrics::{Denial, HubStats, Sources, denied, total};
 pub(super) use super::routes::AdminRoute;
 use super::routes::{HubRoute, bearer};
 
-/// The page, with `{{NONCE}}` where each answer puts its CSP nonce and
-/// `{{AUTH}}` where it says whether a sign-out button makes sense.
+/// The page, with `{{NONCE}}` where each answer puts its CSP nonce,
+/// `{{AUTH}}` where it says whether a sign-out button makes sense and
+/// `{{CSRF}}` where its actions find their CSRF token.
 const PAGE: &str = include_str!("../../static/admin.html");
 
 /// The cookie that holds a session's id.
@@ -550,43 +554,6 @@ fn session_cookie<'a>(request: &Request<'a>) -> Option<&'a str> {
     found.filter(|id| !id.is_empty())
 }
 
-/// The value of field `name` of a form body
-/// (`application/x-www-form-urlencoded`), percent-decoded; `None` if it
-/// is missing, comes twice, or is not UTF-8 once decoded.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let body = std::str::from_utf8(body).ok()?;
-    let mut found = None;
-    for pair in body.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key)? == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(percent_decode(value)?);
-        }
-    }
-    found
-}
-
-/// `+` as a space and `%XX` as its byte; `None` for a broken escape or
-/// bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        out.push(match b {
-            b'+' => b' ',
-            b'%' => {
-                let hi = char::from(bytes.next()?).to_digit(16)?;
-                let lo = char::from(bytes.next()?).to_digit(16)?;
-                u8::try_from(hi * 16 + lo).ok()?
-            }
-            b => b,
-        });
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `N` random bytes in hex, or `None` without randomness.
 fn random_hex<const N: usize>() -> Option<String> {
     let mut bytes = [0u8; N];
@@ -601,21 +568,6 @@ fn random_hex<const N: usize>() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_fields() {
-        assert_eq!(
-            form_field(b"token=a%2Bb%3D%3D+c", "token").as_deref(),
-            Some("a+b== c")
-        );
-        assert_eq!(form_field(b"x=1&token=t", "token").as_deref(), Some("t"));
-        assert_eq!(form_field(b"token=t&token=t", "token"), None);
-        assert_eq!(form_field(b"token=%2", "token"), None);
-        assert_eq!(form_field(b"token=%zz", "token"), None);
-        assert_eq!(form_field(b"token=%ff", "token"), None);
-        assert_eq!(form_field(b"other=t", "token"), None);
-        assert_eq!(form_field(b"token=", "token").as_deref(), Some(""));
-    }
 
     #[test]
     fn tags_round_trip() {
