@@ -5,6 +5,8 @@
 // refused publishes), and the numbers the page shows must move, its
 // screenshots before and after must differ (the charts' pixels too), the
 // Content-Security-Policy must be there and the console free of errors.
+// Then the page acts (admin.actions.mjs): publish, broadcast, watch,
+// browse, find a user, disconnect, revoke, and a forged request refused.
 // Started by admin.sh beside this file (which provides Chromium,
 // playwright-core and the binary).
 //
@@ -24,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
+import { checkActions, JWT_SECRET } from './admin.actions.mjs';
 import { CHROMIUM_FLAGS, startServer, stopServer, tally } from './harness.mjs';
 
 const BIN = process.env.TETHER_BIN;
@@ -43,12 +46,16 @@ const { check, summary } = tally('admin-page');
 
 /** Starts the server; resolves with its main and admin URLs once it listens. */
 async function startHub() {
+  const secret = join(WORK, 'jwt.secret');
+  writeFileSync(secret, JWT_SECRET);
   const server = await startServer({
     bin: BIN,
     work: WORK,
     args: ['--app', 'hub', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '2',
       '--metrics-listen', '127.0.0.1:0', '--metrics-token', METRICS_TOKEN, '--publish-token', PUBLISH_TOKEN,
-      '--log-level', 'warn'],
+      '--jwt-secret-file', secret, '--private', 'room.*',
+      // Info: the admin's actions are logged at that level.
+      '--log-level', 'info'],
     wait: [/tether listening on (http:\/\/127\.0\.0\.1:\d+\/)/, /metrics on (http:\/\/127\.0\.0\.1:\d+\/)metrics/],
   });
   return { ...server, url: server.matches[0][1], admin: server.matches[1][1] };
@@ -345,6 +352,11 @@ try {
   check('the connections fall back when the load goes', gone.ok, JSON.stringify(gone.seen));
 
   check('no console errors', consoleErrors.length === 0, consoleErrors.join(' | '));
+
+  await checkActions({ page, server, check, publish });
+  // The refusals the actions provoke on purpose are the only errors.
+  const unexpected = consoleErrors.filter((e) => !/status of 403/.test(e));
+  check('no console errors while acting but the refusals provoked', unexpected.length === 0, unexpected.join(' | '));
   await context.close();
 } catch (e) {
   check('the run', false, e.stack);

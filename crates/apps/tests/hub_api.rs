@@ -492,11 +492,15 @@ fn the_books_examples_work() {
             "/api/revoke" => assert_eq!(answer, json!({ "revoked": 1 })),
             // Both revocations of the examples before it.
             "/api/revoked" => assert_eq!(answer["revoked"].as_array().map(Vec::len), Some(2), "{answer}"),
+            "/api/connections" => assert_eq!(
+                answer,
+                json!({ "user": "alice", "connections": [], "count": 0, "truncated": false })
+            ),
             other => panic!("no check for {other}"),
         }
         ran += 1;
     }
-    assert_eq!(ran, 13);
+    assert_eq!(ran, 14);
 }
 
 /// Over HTTP/2, two batches at once on one connection, each answered on

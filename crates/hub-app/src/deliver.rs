@@ -428,6 +428,7 @@ impl Delivery {
         };
         subscriber.set_subject(Some(subject.to_owned()));
         subscriber.rare_mut().slot = Some(slot);
+        subscriber.set_since(Some(access.unix_secs(ctx.now())));
         // Present as its connection until now: as its subject from now on
         // (a subject that is no member name leaves it as it was).
         if let Some(old) = subscriber.member()
@@ -473,7 +474,10 @@ impl Delivery {
         if let Some(subject) = subscriber.subject() {
             let max = settings.max_connections_per_subject;
             match access.connections.open(subject, max) {
-                Some(slot) => subscriber.rare_mut().slot = Some(slot),
+                Some(slot) => {
+                    subscriber.rare_mut().slot = Some(slot);
+                    subscriber.set_since(Some(now));
+                }
                 None => {
                     add(&stats.connection_limited, 1);
                     match transport {
@@ -496,7 +500,7 @@ impl Delivery {
         }
         // A namespace without presence: no member, no watcher (the router
         // refused `?presence=1`).
-        if settings.keeps_presence(&topic) {
+        if settings.keeps_presence(&topic) && !subscriber.unlisted() {
             let member = self.roster.join(
                 ctx,
                 &topic,

@@ -108,10 +108,11 @@ use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, R
 /// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
 /// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
+/// | `GET /api/connections?user=SUB` | the subject's connections on every loop (`{"user","connections":[{"loop","transport","topic","since"}],"count","truncated"}`; the publish token only) |
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /tether-client.js` | the browser client (`clients/js`, built) as an ES module, for pages served elsewhere |
-/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login` |
+/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
@@ -289,6 +290,23 @@ impl HubApp {
         }
         if let Some(HubRoute::Admin(route)) = route {
             let token = self.shared.settings.metrics_token.as_deref();
+            if route == AdminRoute::Api {
+                // The page's actions: the server API's, once let in.
+                return match self.admin.action(request, body, token) {
+                    Ok(route) => self.api.request_as_admin(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.delivery,
+                        &mut self.publishing,
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        request,
+                        body,
+                        route,
+                    ),
+                    Err(refused) => Reply::Now(refused),
+                };
+            }
             return Reply::Now(self.admin.answer(route, request, body, token));
         }
         match route {
@@ -353,7 +371,7 @@ impl HubApp {
                 self.delivery.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
-            Some(HubRoute::Api(_)) => {
+            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
                 (self.api).timeout(conn, &mut self.delivery.roster, &mut self.publishing)
             }
             Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decision_timeout(conn),
@@ -476,6 +494,28 @@ impl App for HubApp {
             self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
+        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Watch)) {
+            // The admin watching a topic: a subscriber that needs no
+            // rights and is nobody's presence.
+            let token = self.shared.settings.metrics_token.as_deref();
+            match self.admin.watch(conn, request, token) {
+                Some(topic) => {
+                    let resume = last_event_id.map(str::to_owned);
+                    let mut watcher =
+                        subscribers::Subscriber::new(topic, tether_hub::Transport::EventStream, resume);
+                    watcher.set_unlisted();
+                    (self.delivery).subscribe(
+                        ctx,
+                        &mut parts!(self),
+                        &mut self.hooks.publish_gate,
+                        conn,
+                        watcher,
+                    );
+                }
+                None => ctx.end_stream(conn),
+            }
+            return;
+        }
         let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
         let before = self.shared.access.present(presented);
         (self.delivery).start_stream(
@@ -501,6 +541,8 @@ impl App for HubApp {
             self.admin.unsubscribe(conn);
             return;
         }
+        // A watch stream leaves its topic as any subscriber does.
+        self.admin.unwatch(conn);
         (self.delivery).leave(
             ctx,
             &mut parts!(self),
@@ -586,7 +628,7 @@ impl App for HubApp {
                 &CloseReason::Dropped,
             ),
             Some(HubRoute::Presence) => self.delivery.roster.forget(conn),
-            Some(HubRoute::Api(_)) => {
+            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
                 (self.api).abandoned(conn, &mut self.delivery.roster, &mut self.publishing)
             }
             Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decisions.forget(conn),

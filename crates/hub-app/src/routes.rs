@@ -88,6 +88,7 @@ impl From<HubRoute> for u32 {
                 HubRoute::Api(ApiRoute::Refresh) => 21,
                 HubRoute::Api(ApiRoute::Revoke) => 22,
                 HubRoute::Api(ApiRoute::Revoked) => 23,
+                HubRoute::Api(ApiRoute::Connections) => 40,
                 HubRoute::Decide => 30,
                 HubRoute::Decided => 31,
                 HubRoute::Refused(Refusal::BadCredentials(fault)) => TAG_INVALID_TOKEN + fault as u32,
@@ -127,6 +128,7 @@ impl HubRoute {
             21 => HubRoute::Api(ApiRoute::Refresh),
             22 => HubRoute::Api(ApiRoute::Revoke),
             23 => HubRoute::Api(ApiRoute::Revoked),
+            40 => HubRoute::Api(ApiRoute::Connections),
             30 => HubRoute::Decide,
             31 => HubRoute::Decided,
             n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
@@ -143,7 +145,9 @@ impl HubRoute {
     /// tagged with this.
     pub(super) fn route(self) -> Route {
         match self {
-            HubRoute::Events | HubRoute::Admin(AdminRoute::Events) => Route::EventStream(self.into()),
+            HubRoute::Events | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => {
+                Route::EventStream(self.into())
+            }
             HubRoute::WebSocket(_) => Route::WebSocket(self.into()),
             _ => Route::Handler(self.into()),
         }
@@ -528,6 +532,8 @@ pub(super) enum ApiRoute {
     Revoked,
     /// Any other path under `/api/`: a JSON 404.
     Unknown,
+    /// `GET /api/connections`.
+    Connections,
 }
 
 impl ApiRoute {
@@ -546,13 +552,14 @@ impl ApiRoute {
             "refresh" => ApiRoute::Refresh,
             "revoke" => ApiRoute::Revoke,
             "revoked" => ApiRoute::Revoked,
+            "connections" => ApiRoute::Connections,
             _ => ApiRoute::Unknown,
         })
     }
 
     /// Every endpoint.
     #[cfg(test)]
-    pub(super) const ALL: [ApiRoute; 13] = [
+    pub(super) const ALL: [ApiRoute; 14] = [
         ApiRoute::Publish,
         ApiRoute::Broadcast,
         ApiRoute::History,
@@ -566,6 +573,7 @@ impl ApiRoute {
         ApiRoute::Revoke,
         ApiRoute::Revoked,
         ApiRoute::Unknown,
+        ApiRoute::Connections,
     ];
 
     /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
@@ -596,15 +604,22 @@ pub(super) enum AdminRoute {
     Logout,
     /// `/admin` or `/admin/events` without a credential that does.
     Denied,
+    /// `/admin/api/...`: the server API's endpoint of the same name, as
+    /// the publish token, for a signed-in admin.
+    Api,
+    /// `GET /admin/watch?topic=NAME`: the topic's events, as they come.
+    Watch,
 }
 
 impl AdminRoute {
-    pub(super) const ALL: [AdminRoute; 5] = [
+    pub(super) const ALL: [AdminRoute; 7] = [
         AdminRoute::Page,
         AdminRoute::Events,
         AdminRoute::Login,
         AdminRoute::Logout,
         AdminRoute::Denied,
+        AdminRoute::Api,
+        AdminRoute::Watch,
     ];
 }
 

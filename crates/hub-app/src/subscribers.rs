@@ -84,6 +84,12 @@ pub(super) struct SubscriberExtras {
     /// The member it is present as, when that is not its connection (a
     /// subject).
     member: Option<Member>,
+    /// The Unix second it subscribed, kept for a subscriber with a subject
+    /// (the admin page lists a subject's connections).
+    since: Option<u64>,
+    /// It is no member of its topic's presence (the admin page watching
+    /// the topic).
+    unlisted: bool,
 }
 
 /// What a subscriber without its [`SubscriberExtras`] part reads.
@@ -99,6 +105,8 @@ static NO_RARE: SubscriberExtras = SubscriberExtras {
     issued_at: None,
     slot: None,
     member: None,
+    since: None,
+    unlisted: false,
 };
 
 impl Subscriber {
@@ -211,6 +219,26 @@ impl Subscriber {
     /// Its token's `iat`.
     pub(super) fn issued_at(&self) -> Option<u64> {
         self.extras().issued_at
+    }
+
+    /// The Unix second it subscribed (a subscriber with a subject).
+    pub(super) fn since(&self) -> Option<u64> {
+        self.extras().since
+    }
+
+    /// Whether it is left out of its topic's presence.
+    pub(super) fn unlisted(&self) -> bool {
+        self.extras().unlisted
+    }
+
+    /// Leaves it out of its topic's presence (before it subscribes).
+    pub(super) fn set_unlisted(&mut self) {
+        self.rare_mut().unlisted = true;
+    }
+
+    /// Sets when it subscribed.
+    pub(super) fn set_since(&mut self, since: Option<u64>) {
+        self.set_rare(since, |r| &mut r.since);
     }
 
     /// When its token stops being good (Unix seconds).
@@ -424,12 +452,22 @@ impl<C: Slotted + Ord> Subscribers<C> {
     /// every subscriber of the loop: for the server API's user actions,
     /// which are rare.
     pub(super) fn of_user(&self, user: &str, topic: Option<&str>) -> Vec<(C, Transport)> {
-        self.conns
-            .iter()
-            .filter(|(_, s)| s.subject() == Some(user))
-            .filter(|(_, s)| topic.is_none_or(|t| *s.topic == *t))
+        self.subscribers_of(user, topic)
             .map(|(conn, s)| (conn, s.transport))
             .collect()
+    }
+
+    /// The subscribers whose credential's subject is `user` (subscribed to
+    /// `topic`, if one is given).
+    pub(super) fn subscribers_of<'a>(
+        &'a self,
+        user: &'a str,
+        topic: Option<&'a str>,
+    ) -> impl Iterator<Item = (C, &'a Subscriber)> + 'a {
+        self.conns
+            .iter()
+            .filter(move |(_, s)| s.subject() == Some(user))
+            .filter(move |(_, s)| topic.is_none_or(|t| *s.topic == *t))
     }
 }
 

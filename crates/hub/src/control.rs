@@ -131,6 +131,40 @@ pub enum ControlMessage {
         /// What the backend decided.
         decision: crate::Decision,
     },
+    /// To every loop: its connections whose credential's subject is
+    /// `user`; answered with [`ControlMessage::ConnectionsOf`].
+    Connections {
+        /// Where the answer goes.
+        reply: ReplyTo,
+        /// The subject.
+        user: Arc<str>,
+    },
+    /// The answer to [`ControlMessage::Connections`]: at most
+    /// [`MAX_LISTED_CONNECTIONS`] of the loop's.
+    ConnectionsOf {
+        /// [`ReplyTo::token`].
+        token: u64,
+        /// The loop's connections of the subject.
+        connections: Vec<ConnectionReport>,
+    },
+}
+
+/// The most connections of one subject a loop lists in
+/// [`ControlMessage::ConnectionsOf`].
+pub const MAX_LISTED_CONNECTIONS: usize = 1000;
+
+/// One connection of a subject, as its loop knows it, for
+/// [`ControlMessage::Connections`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionReport {
+    /// The loop that holds it.
+    pub loop_index: usize,
+    /// How it receives events.
+    pub transport: crate::Transport,
+    /// The topic it subscribes to.
+    pub topic: Arc<str>,
+    /// The Unix second it subscribed, when known.
+    pub since: Option<u64>,
 }
 
 /// Posts `message` to every loop of the node, this one included (its copy

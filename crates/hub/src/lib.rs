@@ -112,7 +112,10 @@ pub use broker::{
     sequencer_of,
 };
 pub use config::{Config, TopicLimits};
-pub use control::{ControlMessage, TopicReport, UserAction, merge_topics, post_to_all};
+pub use control::{
+    ConnectionReport, ControlMessage, MAX_LISTED_CONNECTIONS, TopicReport, UserAction, merge_topics,
+    post_to_all,
+};
 pub use decision::{Allowed, Decision};
 pub use error::Error;
 pub use event::{

@@ -3,7 +3,8 @@
 //! and the answers that come back to it.
 
 use tether_hub::{
-    ControlMessage, HubMessage, Members, TopicInfo, TopicReport, Transport, UserAction, post_to_all,
+    ConnectionReport, ControlMessage, HubMessage, MAX_LISTED_CONNECTIONS, Members, TopicInfo, TopicReport,
+    Transport, UserAction, post_to_all,
 };
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx};
 
@@ -92,6 +93,28 @@ impl ServerApi {
                 };
                 ctx.post(reply.loop_index, HubMessage::Control(answer));
                 None
+            }
+            ControlMessage::Connections { reply, user } => {
+                let index = ctx.loop_index().0;
+                let connections = (delivery.subscribers)
+                    .subscribers_of(&user, None)
+                    .take(MAX_LISTED_CONNECTIONS + 1)
+                    .map(|(_, s)| ConnectionReport {
+                        loop_index: index,
+                        transport: s.transport,
+                        topic: s.topic.clone(),
+                        since: s.since(),
+                    })
+                    .collect();
+                let answer = ControlMessage::ConnectionsOf {
+                    token: reply.token,
+                    connections,
+                };
+                ctx.post(reply.loop_index, HubMessage::Control(answer));
+                None
+            }
+            ControlMessage::ConnectionsOf { token, connections } => {
+                self.gathering.connections_of(token, connections)
             }
             ControlMessage::HistoryOf { token, json } => self.gathering.history_of(token, json),
             ControlMessage::Done { token, count } => self.gathering.done(token, count),

@@ -176,6 +176,72 @@ impl ServerApi {
         body: &[u8],
         route: ApiRoute,
     ) -> Reply {
+        self.serve(
+            ctx,
+            parts,
+            delivery,
+            publishing,
+            held_publishes,
+            conn,
+            request,
+            body,
+            route,
+            None,
+        )
+    }
+
+    /// A server API request made from the admin page (whose session the
+    /// admin routes checked): answered as for the publish token.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's parts it acts on, lent apart"
+    )]
+    pub(crate) fn request_as_admin(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        publishing: &mut Publishing,
+        held_publishes: &mut PublishGate,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+        route: ApiRoute,
+    ) -> Reply {
+        let admin = Some(Credential::Admin);
+        self.serve(
+            ctx,
+            parts,
+            delivery,
+            publishing,
+            held_publishes,
+            conn,
+            request,
+            body,
+            route,
+            admin,
+        )
+    }
+
+    /// The endpoint's answer, for `credential` (`None`: the request's
+    /// own, verified here).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's parts it acts on, lent apart"
+    )]
+    fn serve(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        publishing: &mut Publishing,
+        held_publishes: &mut PublishGate,
+        conn: ConnId,
+        request: &Request<'_>,
+        body: &[u8],
+        route: ApiRoute,
+        credential: Option<Credential>,
+    ) -> Reply {
         if route == ApiRoute::Unknown {
             let e = ApiError::new(
                 404,
@@ -191,9 +257,12 @@ impl ServerApi {
         if !route.is_post() && method != "GET" && method != "HEAD" {
             return Reply::Now(method_not_allowed("GET, HEAD"));
         }
-        let credential = match parts.shared.access.authenticate(parts.stats, request) {
-            Ok(credential) => credential,
-            Err(refusal) => return Reply::Now(as_json(refusal)),
+        let credential = match credential {
+            Some(credential) => credential,
+            None => match parts.shared.access.authenticate(parts.stats, request) {
+                Ok(credential) => credential,
+                Err(refusal) => return Reply::Now(as_json(refusal)),
+            },
         };
         let answer = match route {
             ApiRoute::Publish | ApiRoute::Broadcast => {
@@ -214,6 +283,7 @@ impl ServerApi {
             }
             ApiRoute::Revoke => Self::revoke(ctx, parts, delivery, held_publishes, body, &credential),
             ApiRoute::Revoked => Self::revoked(ctx, parts, &credential),
+            ApiRoute::Connections => self.connections(ctx, parts, conn, request, &credential),
             ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
         };
         match answer {
@@ -462,6 +532,35 @@ impl ServerApi {
         Ok(Some(
             Response::json(200, body).header("Cache-Control", "no-store"),
         ))
+    }
+
+    /// `GET /api/connections?user=SUB`: the subject's connections, asked
+    /// of every loop.
+    fn connections(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        request: &Request<'_>,
+        credential: &Credential,
+    ) -> Result<Option<Response>, ApiError> {
+        Self::admin(parts, credential)?;
+        let user: Arc<str> = Arc::from(parse::parse_user(request.query_param("user"))?);
+        let loops = ctx.loop_index().1.max(1);
+        let waiting = users::Waiting::Connections {
+            user: Arc::clone(&user),
+            found: Vec::new(),
+        };
+        let token = self.gathering.start(conn, loops, waiting);
+        let reply = ReplyTo {
+            loop_index: ctx.loop_index().0,
+            token,
+        };
+        post_to_all(
+            &mut LoopContext { ctx },
+            &ControlMessage::Connections { reply, user },
+        );
+        Ok(None)
     }
 
     /// `POST /api/disconnect`, `/api/unsubscribe` and `/api/refresh`:

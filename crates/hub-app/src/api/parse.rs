@@ -352,6 +352,15 @@ pub(crate) fn parse_counts(body: &[u8]) -> Result<Vec<String>, ApiError> {
 }
 
 /// A `topic` query parameter: required, and valid.
+/// `?user=SUB` of `GET /api/connections`: a subject, as `take_user` takes it.
+pub(crate) fn parse_user(user: Option<String>) -> Result<String, ApiError> {
+    let user = user.ok_or_else(|| ApiError::bad("user is required"))?;
+    if user.is_empty() || user.len() > 256 {
+        return Err(ApiError::bad("user must be a subject of 1 to 256 bytes"));
+    }
+    Ok(user)
+}
+
 pub(crate) fn parse_topic(topic: Option<String>) -> Result<String, ApiError> {
     let topic = topic.ok_or_else(|| ApiError::bad("topic is required"))?;
     if !is_valid_topic(&topic) {

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use tether_hub::{Members, TopicReport, json_string, merge_topics};
+use tether_hub::{
+    ConnectionReport, MAX_LISTED_CONNECTIONS, Members, TopicReport, Transport, json_string, merge_topics,
+};
 use tether_server::{ConnId, Response};
 
 use super::parse::TopicsQuery;
@@ -37,6 +39,11 @@ pub(crate) enum Waiting {
     Counts {
         topics: Vec<Arc<str>>,
         counts: Vec<Option<usize>>,
+    },
+    /// `GET /api/connections`: each loop's connections of the subject.
+    Connections {
+        user: Arc<str>,
+        found: Vec<ConnectionReport>,
     },
 }
 
@@ -107,6 +114,19 @@ impl<C: Copy + Eq> GatheringRequests<C> {
         self.one_answered(token)
     }
 
+    /// A loop's connections of a subject.
+    pub(crate) fn connections_of(
+        &mut self,
+        token: u64,
+        connections: Vec<ConnectionReport>,
+    ) -> Option<(C, Response)> {
+        let gather = self.by_token.get_mut(&token)?;
+        if let Waiting::Connections { found, .. } = &mut gather.what {
+            found.extend(connections);
+        }
+        self.one_answered(token)
+    }
+
     /// Topic `index`'s members were counted.
     pub(crate) fn counted(&mut self, token: u64, index: usize, members: &Members) -> Option<(C, Response)> {
         let gather = self.by_token.get_mut(&token)?;
@@ -171,6 +191,7 @@ fn answer(what: Waiting) -> Response {
             out.push_str("}}");
             out
         }
+        Waiting::Connections { user, found } => connections_json(&user, found),
         Waiting::Topics {
             reader,
             page,
@@ -190,6 +211,36 @@ fn answer(what: Waiting) -> Response {
         }
     };
     Response::json(200, body).header("Cache-Control", "no-store")
+}
+
+/// `{"user","connections":[{"loop","transport","topic","since"}],
+/// "count","truncated"}`: the oldest first, at most
+/// [`MAX_LISTED_CONNECTIONS`] listed; `count` is how many there are.
+fn connections_json(user: &str, mut found: Vec<ConnectionReport>) -> String {
+    found.sort_by(|a, b| (a.since, a.loop_index, &a.topic).cmp(&(b.since, b.loop_index, &b.topic)));
+    let count = found.len();
+    let mut out = format!("{{\"user\":{},\"connections\":[", json_string(user));
+    for (i, c) in found.iter().take(MAX_LISTED_CONNECTIONS).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let transport = match c.transport {
+            Transport::WebSocket => "websocket",
+            Transport::RawWebSocket => "websocket_raw",
+            Transport::EventStream => "sse",
+            Transport::Poll => "long_poll",
+        };
+        let since = c.since.map_or_else(|| "null".to_owned(), |s| s.to_string());
+        let _ = write!(
+            out,
+            "{{\"loop\":{},\"transport\":\"{transport}\",\"topic\":{},\"since\":{since}}}",
+            c.loop_index,
+            json_string(&c.topic)
+        );
+    }
+    let truncated = count > MAX_LISTED_CONNECTIONS;
+    let _ = write!(out, "],\"count\":{count},\"truncated\":{truncated}}}");
+    out
 }
 
 /// `{"topics":[...],"next":NAME|null}`: the topics after `page.after`

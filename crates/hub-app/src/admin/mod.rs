@@ -15,6 +15,15 @@
 //! an event stream opened with a session ends with it. A new metrics
 //! token (the settings reloaded) ends every session, and every stream let
 //! in under the old one, bearer or session.
+//!
+//! What the page does (publish, disconnect, revoke...) is in [`actions`]:
+//! the server API's endpoints under `/admin/api/`, each checked for a
+//! session, the same origin and the session's CSRF token, and logged.
+
+mod actions;
+mod form;
+
+use form::form_field;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -29,9 +38,10 @@ use super::metrics::{Denial, HubStats, Sources, denied, total};
 pub(super) use super::routes::AdminRoute;
 use super::routes::{HubRoute, bearer};
 
-/// The page, with `{{NONCE}}` where each answer puts its CSP nonce and
-/// `{{AUTH}}` where it says whether a sign-out button makes sense.
-const PAGE: &str = include_str!("../static/admin.html");
+/// The page, with `{{NONCE}}` where each answer puts its CSP nonce,
+/// `{{AUTH}}` where it says whether a sign-out button makes sense and
+/// `{{CSRF}}` where its actions find their CSRF token.
+const PAGE: &str = include_str!("../../static/admin.html");
 
 /// The cookie that holds a session's id.
 const COOKIE: &str = "tether_admin";
@@ -42,6 +52,16 @@ pub(super) const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 /// The most sessions held at once; signing in past it ends the one
 /// closest to its end.
 const MAX_SESSIONS: usize = 64;
+
+/// A signed-in browser's session.
+#[derive(Debug)]
+struct Session {
+    /// When it ends.
+    until: Instant,
+    /// The token its page sends with every action (`X-CSRF-Token`), which
+    /// another site's page cannot read.
+    csrf: String,
+}
 
 /// One reading of the counters that rates are computed from.
 #[derive(Debug, Clone, Copy)]
@@ -55,8 +75,8 @@ struct Sample {
 /// streams, and the last reading of the counters.
 #[derive(Debug, Default)]
 pub(super) struct Admin {
-    /// Session id to the instant it ends.
-    sessions: HashMap<String, Instant>,
+    /// Sessions by id.
+    sessions: HashMap<String, Session>,
     /// The metrics token the sessions were opened with: when it changes
     /// (SIGHUP with `--config`), they end.
     opened_with: Option<String>,
@@ -65,6 +85,11 @@ pub(super) struct Admin {
     last: Option<Sample>,
     /// Publishes and deliveries per second between the last two readings.
     rates: (f64, f64),
+    /// The CSRF token of the page served without a session (when no
+    /// metrics token is set): made once, for this loop's lifetime.
+    open_csrf: Option<String>,
+    /// The open `/admin/watch` streams (hub subscribers of their topic).
+    watches: Vec<Stream>,
 }
 
 /// An open `/admin/events` stream, and what let it in: it ends when
@@ -105,6 +130,22 @@ impl Admin {
                     Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
                 }
             }
+            "/admin/watch" => match self.presented(request, token, Instant::now()) {
+                Presented::Open | Presented::Session
+                    if bearer(request).is_none() && actions::from_elsewhere(request) =>
+                {
+                    return Some(super::routes::Refusal::Origin.route());
+                }
+                Presented::Open | Presented::Session => match request.query_param("topic") {
+                    Some(topic) if tether_hub::is_valid_topic(&topic) => AdminRoute::Watch,
+                    _ => return Some(super::routes::Refusal::BadTopic.route()),
+                },
+                Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
+            },
+            path if path.starts_with("/admin/api/") => match self.presented(request, token, Instant::now()) {
+                Presented::Open | Presented::Session => AdminRoute::Api,
+                Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
+            },
             "/admin/login" => AdminRoute::Login,
             "/admin/logout" => AdminRoute::Logout,
             path if path.starts_with("/admin/") => return Some(Route::NotFound),
@@ -142,7 +183,11 @@ impl Admin {
     ) -> Response {
         let read_only = matches!(request.method(), "GET" | "HEAD");
         match route {
-            AdminRoute::Page if read_only => page(token.is_some()),
+            AdminRoute::Denied if actions::is_action_path(request.path()) => actions::refused(request),
+            AdminRoute::Page if read_only => {
+                let csrf = self.csrf_of(request, token);
+                page(token.is_some(), &csrf)
+            }
             AdminRoute::Denied if read_only => {
                 use super::routes::{TokenFault, Unauthorized, unauthorized};
                 let invalid = bearer(request).is_some();
@@ -159,13 +204,17 @@ impl Admin {
                     page
                 }
             }
-            AdminRoute::Page | AdminRoute::Denied | AdminRoute::Events => {
+            AdminRoute::Page | AdminRoute::Denied | AdminRoute::Events | AdminRoute::Watch => {
                 Response::text(405, "405 Method Not Allowed\n").header("Allow", "GET, HEAD")
             }
             AdminRoute::Login | AdminRoute::Logout if request.method() != "POST" => {
                 Response::text(405, "405 Method Not Allowed\n").header("Allow", "POST")
             }
             _ if !same_origin(request) => Response::text(403, "origin not allowed\n"),
+            // Served by the server API, after `Admin::action`.
+            AdminRoute::Api => {
+                crate::api::ApiError::new(500, "internal", "not an admin page route").response()
+            }
             AdminRoute::Login => self.login(request, body, token),
             AdminRoute::Logout => {
                 if let Some(id) = session_cookie(request) {
@@ -190,7 +239,7 @@ impl Admin {
         if !given.as_deref().is_some_and(|given| secret_matches(token, given)) {
             return login_page(401, "That token is not the one.");
         }
-        let Some(id) = random_hex::<16>() else {
+        let (Some(id), Some(csrf)) = (random_hex::<16>(), random_hex::<16>()) else {
             return Response::text(500, "no randomness for a session id\n");
         };
         let now = Instant::now();
@@ -200,14 +249,16 @@ impl Admin {
             let Some(oldest) = self
                 .sessions
                 .iter()
-                .min_by_key(|(_, until)| **until)
+                .min_by_key(|(_, session)| session.until)
                 .map(|(id, _)| id.clone())
             else {
                 break;
             };
             self.sessions.remove(&oldest);
         }
-        self.sessions.insert(id.clone(), now + SESSION_TTL);
+        let until = now + SESSION_TTL;
+        self.sessions.insert(id.clone(), Session { until, csrf });
+        log::info!("admin: signed in: admin from {}", actions::peer(request));
         let secure = if request.is_secure() { "; Secure" } else { "" };
         see_other("/admin").header(
             "Set-Cookie",
@@ -255,13 +306,13 @@ impl Admin {
     /// Once a second: streams whose session ended are ended, the others
     /// get a snapshot.
     pub(super) fn tick<P>(&mut self, ctx: &mut Ctx<'_, P>, sources: &Sources<'_>, token: Option<&str>) {
-        if self.streams.is_empty() {
+        if self.streams.is_empty() && self.watches.is_empty() {
             return;
         }
         let now = Instant::now();
         self.forget_stale(token, now);
         let sessions = &self.sessions;
-        self.streams.retain(|stream| {
+        let mut still_let_in = |stream: &Stream| {
             let session_ended = stream
                 .session
                 .as_ref()
@@ -272,7 +323,13 @@ impl Admin {
             } else {
                 true
             }
-        });
+        };
+        self.streams.retain(&mut still_let_in);
+        // A watch ended here leaves the topic in `on_unsubscribe`.
+        self.watches.retain(&mut still_let_in);
+        if self.streams.is_empty() {
+            return;
+        }
         let current = sample(now, sources.loops);
         if let Some(last) = self.last {
             let seconds = current.at.duration_since(last.at).as_secs_f64();
@@ -301,7 +358,7 @@ impl Admin {
             self.sessions.clear();
             self.opened_with = None;
         }
-        self.sessions.retain(|_, until| *until > now);
+        self.sessions.retain(|_, session| session.until > now);
     }
 
     /// Whether `conn` is one of the admin page's streams.
@@ -417,14 +474,15 @@ fn secure_html(status: u16, html: String, nonce: &str) -> Response {
         .header("Referrer-Policy", "same-origin")
 }
 
-/// The page, with a fresh nonce.
-fn page(signed_in: bool) -> Response {
+/// The page, with a fresh nonce and the CSRF token its actions send.
+fn page(signed_in: bool, csrf: &str) -> Response {
     let Some(nonce) = random_hex::<16>() else {
         return Response::text(500, "no randomness for the page's nonce\n");
     };
     let html = PAGE
         .replace("{{NONCE}}", &nonce)
-        .replace("{{AUTH}}", if signed_in { "on" } else { "off" });
+        .replace("{{AUTH}}", if signed_in { "on" } else { "off" })
+        .replace("{{CSRF}}", csrf);
     secure_html(200, html, &nonce)
 }
 
@@ -496,43 +554,6 @@ fn session_cookie<'a>(request: &Request<'a>) -> Option<&'a str> {
     found.filter(|id| !id.is_empty())
 }
 
-/// The value of field `name` of a form body
-/// (`application/x-www-form-urlencoded`), percent-decoded; `None` if it
-/// is missing, comes twice, or is not UTF-8 once decoded.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let body = std::str::from_utf8(body).ok()?;
-    let mut found = None;
-    for pair in body.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key)? == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(percent_decode(value)?);
-        }
-    }
-    found
-}
-
-/// `+` as a space and `%XX` as its byte; `None` for a broken escape or
-/// bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        out.push(match b {
-            b'+' => b' ',
-            b'%' => {
-                let hi = char::from(bytes.next()?).to_digit(16)?;
-                let lo = char::from(bytes.next()?).to_digit(16)?;
-                u8::try_from(hi * 16 + lo).ok()?
-            }
-            b => b,
-        });
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `N` random bytes in hex, or `None` without randomness.
 fn random_hex<const N: usize>() -> Option<String> {
     let mut bytes = [0u8; N];
@@ -549,21 +570,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_fields() {
-        assert_eq!(
-            form_field(b"token=a%2Bb%3D%3D+c", "token").as_deref(),
-            Some("a+b== c")
-        );
-        assert_eq!(form_field(b"x=1&token=t", "token").as_deref(), Some("t"));
-        assert_eq!(form_field(b"token=t&token=t", "token"), None);
-        assert_eq!(form_field(b"token=%2", "token"), None);
-        assert_eq!(form_field(b"token=%zz", "token"), None);
-        assert_eq!(form_field(b"token=%ff", "token"), None);
-        assert_eq!(form_field(b"other=t", "token"), None);
-        assert_eq!(form_field(b"token=", "token").as_deref(), Some(""));
-    }
-
-    #[test]
     fn tags_round_trip() {
         for route in AdminRoute::ALL {
             let tag = u32::from(HubRoute::Admin(route));
@@ -575,6 +581,7 @@ mod tests {
     fn the_page_has_its_placeholders_and_no_outside_assets() {
         assert!(PAGE.contains("nonce=\"{{NONCE}}\""));
         assert!(PAGE.contains("{{AUTH}}"));
+        assert!(PAGE.contains("{{CSRF}}"));
         for outside in ["http://", "https://", "//cdn", "@import", "src=\""] {
             assert!(!PAGE.contains(outside), "the page refers to {outside}");
         }
