@@ -108,6 +108,18 @@ pub(crate) struct Args {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub(crate) log_level: log::LevelFilter,
+    /// Let other processes listen on the same port (SO_REUSEPORT), each
+    /// started with this too: the kernel spreads new connections over
+    /// them all. Off, a port that another process listens on is refused
+    /// (`address in use`) rather than silently shared.
+    #[arg(long)]
+    pub(crate) reuse_port: bool,
+    /// Seconds to keep serving after SIGTERM before the graceful shutdown
+    /// begins, with /readyz answering 503 meanwhile, so that a load
+    /// balancer stops sending new clients before the port closes (0: shut
+    /// down at once; SIGINT and a second signal never wait).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 2.0)]
+    pub(crate) drain_delay: f64,
     #[command(flatten)]
     pub(crate) hub: HubArgs,
     #[command(flatten)]
@@ -147,6 +159,8 @@ impl Args {
         config.sse_heartbeat = seconds(self.sse_heartbeat);
         config.shutdown_timeout = seconds(self.shutdown_timeout);
         config.http2 = self.http2;
+        config.reuse_port = self.reuse_port;
+        config.drain_delay = seconds(self.drain_delay);
         #[cfg(feature = "tls")]
         {
             config.http3 = self.http3;
