@@ -703,3 +703,19 @@ mod tests {
         assert_eq!(load(&stats.refused_401), 1);
     }
 }
+
+#[cfg(test)]
+mod build_info_tests {
+    use super::build_info;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        build_info(&mut out, "1.0", "a\"b\\c\nd");
+        assert!(
+            out.ends_with("tether_build_info{version=\"1.0\",commit=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 3);
+    }
+}
