@@ -3,9 +3,10 @@
 #
 # One process may hold only as many connections as its open-file limit
 # allows, so the run is spread over processes: SERVERS `tether serve --app
-# hub` processes on one port (with two event loops each, every listening
-# socket has SO_REUSEPORT, so the processes share the port and the kernel
-# spreads connections over their loops), joined by one redis-server
+# hub --reuse-port` processes on one port (every listening socket has
+# SO_REUSEPORT, so the processes share the port and the kernel spreads
+# connections over their loops; without the option the second would be
+# refused), joined by one redis-server
 # (--redis; or with --bus nats, one nats-server with JetStream: --nats) so
 # that a publish reaches every process's subscribers; and the
 # load generator's fan-out in PROCS processes (--procs), its connections
@@ -220,7 +221,7 @@ start_cluster() {
     # The load generator answers pings only once all of its connections
     # are open (100 000 TLS handshakes on a small machine take minutes):
     # pings and the idle timeout wait longer than the default 30 s and 60 s.
-    local args=(serve --app hub --threads 2 --log-level warn --ws-publish 'bench.*'
+    local args=(serve --app hub --threads 2 --reuse-port --log-level warn --ws-publish 'bench.*'
         "${bus_args[@]}" --ping-interval 300 --idle-timeout 600 "${TLS_ARGS[@]}")
     [ "$PRESENCE" = 1 ] || args+=(--namespace 'bench.* presence=off')
     port=0

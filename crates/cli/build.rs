@@ -22,6 +22,12 @@
 //! asks for it); a `RUSTFLAGS` of one's own replaces that setting, and the
 //! list then finds only the standard library's functions: the binary is the
 //! same program, laid out as without the list.
+//!
+//! It also says what `tether version` prints: the commit the binary is
+//! built from (`git rev-parse`, "unknown" outside a checkout or without
+//! git) and the build date, which is `SOURCE_DATE_EPOCH` when set, else
+//! the commit's date, never the clock: a release built twice from one
+//! commit is the same binary, byte for byte.
 
 use std::env;
 use std::fmt::Write as _;
@@ -30,6 +36,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() -> std::io::Result<()> {
+    build_info();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=layout/hot-functions.txt");
     println!("cargo:rerun-if-env-changed=TETHER_CODE_LAYOUT");
@@ -96,4 +103,61 @@ fn host_glibc_at_least(major: u32, minor: u32) -> bool {
         (Some(a), Some(b)) => (a, b) >= (major, minor),
         _ => false,
     }
+}
+
+/// Sets `TETHER_COMMIT` and `TETHER_BUILD_DATE` for the program (see the
+/// module's docs), and has cargo run this again when the commit changes.
+fn build_info() {
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let text = text.trim();
+        (out.status.success() && !text.is_empty()).then(|| text.to_owned())
+    };
+    // HEAD names the branch; the branch's file (or packed-refs, once git
+    // packs it) changes with each commit on it.
+    for path in ["HEAD", "packed-refs"] {
+        if let Some(file) = git(&["rev-parse", "--git-path", path]) {
+            println!("cargo:rerun-if-changed={file}");
+        }
+    }
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
+        && let Some(file) = git(&["rev-parse", "--git-path", &branch])
+    {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let commit = git(&["rev-parse", "--short=12", "HEAD"])
+        .filter(|c| c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let epoch = env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .or_else(|| git(&["log", "-1", "--format=%ct"]))
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    let date = epoch.map_or_else(|| "unknown".to_owned(), date_of);
+    println!("cargo:rustc-env=TETHER_COMMIT={commit}");
+    println!("cargo:rustc-env=TETHER_BUILD_DATE={date}");
+}
+
+/// The UTC date of a Unix time, `YYYY-MM-DD` (the proleptic Gregorian
+/// calendar, counted from the days since 1970-01-01 in eras of 400
+/// years, each 146 097 days long).
+fn date_of(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    // Days since 0000-03-01: a year that starts in March puts the leap
+    // day at its end.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }

@@ -452,6 +452,10 @@ impl App for Demo {
         self.apps.tick_interval()
     }
 
+    fn ready(&self) -> bool {
+        self.apps.ready()
+    }
+
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         if ctx.loop_index().0 == 0 {
             self.ticks += 1;

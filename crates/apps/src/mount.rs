@@ -195,6 +195,10 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         }
     }
 
+    fn ready(&self) -> bool {
+        self.mounted.ready() && self.rest.ready()
+    }
+
     fn tick_interval(&self) -> Option<Duration> {
         match (self.mounted.tick_interval(), self.rest.tick_interval()) {
             (Some(a), Some(b)) => Some(a.min(b)),

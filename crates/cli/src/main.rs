@@ -32,10 +32,11 @@ mod reference;
 mod reload;
 mod serve;
 mod sse_decode;
+mod version;
 
 /// WebSocket and Server-Sent Events toolkit.
 #[derive(Parser)]
-#[command(name = "tether", version, about)]
+#[command(name = "tether", version = version::LONG, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +60,8 @@ enum Command {
     Gentoken(Box<gentoken::Args>),
     /// Print the reference page of a subcommand's options, as Markdown.
     Reference(reference::Args),
+    /// Print the version, the commit it was built from and the build date.
+    Version,
 }
 
 fn main() -> ExitCode {
@@ -81,5 +84,6 @@ fn main() -> ExitCode {
         Command::Genconfig(args) => genconfig::run(&args),
         Command::Gentoken(args) => gentoken::run(&args),
         Command::Reference(args) => reference::run(&args),
+        Command::Version => version::run(),
     }
 }

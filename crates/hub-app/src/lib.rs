@@ -286,7 +286,8 @@ impl HubApp {
                 per_topic: self.shared.settings.metrics_topics,
             };
             let token = self.shared.settings.metrics_token.as_deref();
-            return Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources));
+            let build = self.shared.settings.build_info.as_ref();
+            return Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources, build));
         }
         if let Some(HubRoute::Admin(route)) = route {
             let token = self.shared.settings.metrics_token.as_deref();
@@ -554,6 +555,12 @@ impl App for HubApp {
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(1))
+    }
+
+    /// Ready while the broker takes publishes and delivers: not while a
+    /// bus (Redis, NATS) is connecting or away.
+    fn ready(&self) -> bool {
+        self.broker.state() == tether_hub::BrokerState::Up
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {

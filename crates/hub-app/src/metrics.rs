@@ -190,11 +190,12 @@ pub(super) fn answer(
     token: Option<&str>,
     server: impl FnOnce() -> StatsSnapshot,
     sources: &Sources<'_>,
+    build: Option<&(String, String)>,
 ) -> Response {
     match request.method() {
         "GET" | "HEAD" => match check_token(request, token) {
             Some(refusal) => refusal,
-            None => page(&server(), sources),
+            None => page(&server(), sources, build),
         },
         _ => Refusal::OnlyGet.response(),
     }
@@ -309,7 +310,7 @@ fn quic_metrics(server: &StatsSnapshot, metric: &mut impl FnMut(&str, &str, &str
 
 /// `/metrics`: the server's counters and the hub's, in the Prometheus
 /// text format.
-fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
+fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, String)>) -> Response {
     let total = |f: fn(&HubStats) -> &AtomicU64| total(sources.loops, f);
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -633,7 +634,39 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>) -> Response {
             .collect::<Vec<_>>(),
     );
     sources.broker.write_metrics(&mut out);
+    if let Some((version, commit)) = build {
+        build_info(&mut out, version, commit);
+    }
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out).header("Cache-Control", "no-cache")
+}
+
+/// `tether_build_info`: which build answers, as labels (the usual way
+/// of a Prometheus info metric), so that a dashboard can tell the nodes
+/// of a rolling upgrade apart.
+fn build_info(out: &mut String, version: &str, commit: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP tether_build_info The version and the commit of the running build.\n\
+         # TYPE tether_build_info gauge\n\
+         tether_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        label_value(version),
+        label_value(commit)
+    );
+}
+
+/// A label value escaped as the text format wants: backslash, double
+/// quote and line feed.
+fn label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// Counts a refusal by status, and by reason where it is about a
@@ -668,5 +701,21 @@ mod tests {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(load(&stats.refused_403), 2);
         assert_eq!(load(&stats.refused_401), 1);
+    }
+}
+
+#[cfg(test)]
+mod build_info_tests {
+    use super::build_info;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        build_info(&mut out, "1.0", "a\"b\\c\nd");
+        assert!(
+            out.ends_with("tether_build_info{version=\"1.0\",commit=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 3);
     }
 }

@@ -121,6 +121,10 @@ pub struct HubSettings {
     /// connections without a subject, are not counted. `None` (the
     /// default): no limit.
     pub max_connections_per_subject: Option<usize>,
+    /// The program's version and the commit it was built from, shown on
+    /// `/metrics` as `tether_build_info{version="…",commit="…"} 1`;
+    /// `None` (the default): no such line.
+    pub build_info: Option<(String, String)>,
 }
 
 impl Default for HubSettings {
@@ -146,6 +150,7 @@ impl Default for HubSettings {
             publish_rate: None,
             backend: None,
             max_connections_per_subject: None,
+            build_info: None,
         }
     }
 }
@@ -179,6 +184,7 @@ impl fmt::Debug for HubSettings {
             .field("publish_rate", &self.publish_rate)
             .field("backend", &self.backend)
             .field("max_connections_per_subject", &self.max_connections_per_subject)
+            .field("build_info", &self.build_info)
             .finish()
     }
 }

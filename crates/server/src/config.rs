@@ -138,6 +138,23 @@ pub struct Config {
     /// costs one branch a request). See [`AccessEntry`](crate::AccessEntry)
     /// for what is reported and when.
     pub access_log: Option<crate::AccessLog>,
+    /// Let other processes listen on the same address too (off by
+    /// default). Off, binding fails with `AddrInUse` when any other socket
+    /// listens on the address (TCP) or holds its port (the UDP of HTTP/3),
+    /// so that a second server never silently takes half of the first
+    /// one's clients; the loops of one [`crate::Cluster`] still share the
+    /// port among themselves (`SO_REUSEPORT`). On, every socket is bound
+    /// with `SO_REUSEPORT` and the kernel spreads connections over every
+    /// process of the same user that did the same: turn it on in every
+    /// one of them.
+    pub reuse_port: bool,
+    /// How long the server keeps serving after SIGTERM before its
+    /// graceful shutdown begins (zero by default: at once). Meanwhile
+    /// `/readyz` answers `503` with `Retry-After`, so that a load balancer
+    /// that checks it stops sending new clients before the listeners
+    /// close. SIGINT, a second signal, and [`crate::Handle::shutdown`]
+    /// do not wait.
+    pub drain_delay: Duration,
 }
 
 impl Config {
@@ -180,6 +197,8 @@ impl Config {
                 ..tether_quic::QuicConfig::default()
             },
             access_log: None,
+            reuse_port: false,
+            drain_delay: Duration::ZERO,
         }
     }
 }

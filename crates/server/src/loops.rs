@@ -48,6 +48,9 @@ pub(crate) struct LoopHandle {
     pub(crate) stats: Stats,
     /// The access log, if the server keeps one.
     pub(crate) access: Option<crate::access::Access>,
+    /// The process is going away: `/readyz` answers 503 so that a load
+    /// balancer stops sending, while the loop still serves.
+    draining: AtomicBool,
 }
 
 impl LoopHandle {
@@ -58,6 +61,7 @@ impl LoopHandle {
             woken: AtomicBool::new(false),
             stats: Stats::default(),
             access: None,
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -88,6 +92,11 @@ impl LoopHandle {
     /// Whether a shutdown was asked for.
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Whether the process drains (see [`Peers::drain_all`]).
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     fn shutdown(&self) {
@@ -199,6 +208,14 @@ impl<P> Peers<P> {
     pub(crate) fn drained(&self) {
         for mailbox in self.mailboxes.iter() {
             mailbox.send(Mail::Drained);
+        }
+    }
+
+    /// Marks every loop as draining: from now on `/readyz` answers 503
+    /// on all of them. Nothing else changes, so no loop is woken.
+    pub(crate) fn drain_all(&self) {
+        for handle in self.handles.iter() {
+            handle.draining.store(true, Ordering::Relaxed);
         }
     }
 

@@ -176,6 +176,10 @@ fn hub_settings(
     config: &mut Config,
 ) -> Result<(HubSettings, Option<&'static str>, KeyFiles), String> {
     let (mut settings, token_source) = args.hub.settings()?;
+    settings.build_info = Some((
+        crate::version::VERSION.to_owned(),
+        crate::version::COMMIT.to_owned(),
+    ));
     args.metrics.apply(&mut settings, config);
     let demo_keys = login
         .map(DemoLogin::keys)

@@ -142,6 +142,18 @@ pub(crate) struct Args {
     /// transport, HTTP version, peer) beside the log, in its format.
     #[arg(long)]
     pub(crate) access_log: bool,
+    /// Let other processes listen on the same port (SO_REUSEPORT), each
+    /// started with this too: the kernel spreads new connections over
+    /// them all. Off, a port that another process listens on is refused
+    /// (`address in use`) rather than silently shared.
+    #[arg(long)]
+    pub(crate) reuse_port: bool,
+    /// Seconds to keep serving after SIGTERM before the graceful shutdown
+    /// begins, with /readyz answering 503 meanwhile, so that a load
+    /// balancer stops sending new clients before the port closes (0: shut
+    /// down at once; SIGINT and a second signal never wait).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 2.0)]
+    pub(crate) drain_delay: f64,
     #[command(flatten)]
     pub(crate) hub: HubArgs,
     #[command(flatten)]
@@ -183,6 +195,8 @@ impl Args {
         config.keep_alive_timeout = seconds(self.keep_alive_timeout);
         config.linger = seconds(self.linger);
         config.http2 = self.http2;
+        config.reuse_port = self.reuse_port;
+        config.drain_delay = seconds(self.drain_delay);
         #[cfg(feature = "tls")]
         {
             config.http3 = self.http3;

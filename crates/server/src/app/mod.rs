@@ -149,6 +149,14 @@ pub trait App {
         let _ = (ctx, conn, tag, reason);
     }
 
+    /// Whether the application can take work now. `false` makes the
+    /// server answer `GET /readyz` with `503` and `Retry-After` (the hub
+    /// says so while its broker is not up); `/healthz` is not asked. The
+    /// default is always ready.
+    fn ready(&self) -> bool {
+        true
+    }
+
     /// How often [`App::on_tick`] runs; `None` (the default) for never.
     fn tick_interval(&self) -> Option<Duration> {
         None

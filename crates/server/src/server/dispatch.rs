@@ -145,6 +145,25 @@ fn refuse_method(allow: &str) -> Decision {
     Decision::respond(Response::text(405, "405 Method Not Allowed\n").header("Allow", allow))
 }
 
+/// `/readyz`: 200 while the server takes new work, 503 with
+/// `Retry-After` while it drains before a shutdown or the application
+/// says it is not ready (a hub whose bus is away). `/healthz` is the
+/// liveness beside it: 200 whenever the loop answers at all.
+fn readiness<A: App>(app: &A, ctx: &Ctx<'_, A::Post>, method: &str, head_only: bool) -> Decision {
+    if method != "GET" && !head_only {
+        return refuse_method("GET, HEAD");
+    }
+    let own = ctx.peers.own();
+    if own.draining() {
+        return Decision::respond(Response::text(503, "draining\n").header("Retry-After", "5"));
+    }
+    // A panic in the application's answer counts as not ready.
+    if guarded(&own.stats, "ready", || app.ready()) != Some(true) {
+        return Decision::respond(Response::text(503, "not ready\n").header("Retry-After", "1"));
+    }
+    Decision::respond(Response::text(200, "ready\n"))
+}
+
 /// Routes a complete request and asks the application what it needs to
 /// decide. `id` is the connection (or stream) the application's callbacks
 /// name; `closing_sessions` while the server closes its sessions;
@@ -237,6 +256,8 @@ fn decide<A: App>(
             content_type: "text/plain; charset=utf-8",
             body: b"ok\n",
         }
+    } else if request.path == "/readyz" {
+        return readiness(app, ctx, method, head_only);
     } else {
         match guarded(stats, "route", || app.route(request)) {
             Some(route) => route,

@@ -67,6 +67,45 @@ pub(super) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListen
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Fails with `AddrInUse` if another socket holds `addr` (listens on it,
+/// for TCP; is bound to it, for UDP), whatever its options, by binding a
+/// socket there without `SO_REUSEPORT` and closing it at once; port 0
+/// holds nothing to ask about. A loop group binds with `SO_REUSEPORT`,
+/// which any process of the same user could join: asking first is what
+/// keeps a second server from silently sharing the port. Two servers
+/// starting at the same instant can both pass before either binds (the
+/// probe cannot stay bound: a reuseport group and a socket without the
+/// option never listen on one address together); the window is the few
+/// system calls between this and the group's bind.
+pub(super) fn claim(addr: SocketAddr, udp: bool) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let (kind, protocol, name) = if udp {
+        (socket2::Type::DGRAM, socket2::Protocol::UDP, "UDP")
+    } else {
+        (socket2::Type::STREAM, socket2::Protocol::TCP, "TCP")
+    };
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))?;
+    // TCP's SO_REUSEADDR lets the probe bind beside connections a server
+    // that just stopped left in TIME_WAIT, not beside a listener; UDP's
+    // would let it bind beside anything, so the UDP probe goes without.
+    if !udp {
+        socket.set_reuse_address(true)?;
+    }
+    match socket.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "address in use: another process holds {name} {addr} \
+                 (servers share a port only when every one of them is started with reuse-port on)"
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// A listener beside the main one, if `addr` asks for it, registered
 /// under `token`; and its address.
 pub(super) fn extra_listener(

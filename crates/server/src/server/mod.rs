@@ -59,8 +59,8 @@ use guard::guarded;
 pub(crate) use listen::connection_budget;
 #[cfg(feature = "tls")]
 use listen::with_alpn;
-use listen::{extra_listener, listen, refuse_busy, tls_addr};
-use signals::Signals;
+use listen::{claim, extra_listener, listen, refuse_busy, tls_addr};
+use signals::{Caught, Signals};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -114,6 +114,8 @@ pub struct Server<A: App> {
     next_tick: Option<Instant>,
     /// Where HTTP/3 is served, if it is.
     quic_addr: Option<SocketAddr>,
+    /// While draining after SIGTERM: when the shutdown begins.
+    draining_until: Option<Instant>,
 }
 
 /// A graceful shutdown under way (see [`App::on_shutdown`] for its two
@@ -147,6 +149,16 @@ impl<A: App> Server<A> {
             config
         };
         let poll = Poll::new()?;
+        // The first loop makes sure no other process holds the address
+        // before its group binds it; the others join that group.
+        let claim_first = admin && !config.reuse_port;
+        if claim_first {
+            claim(config.addr, false)?;
+            if let Some(addr) = tls_addr(&config) {
+                claim(addr, false)?;
+            }
+        }
+        let reuse_port = reuse_port || config.reuse_port;
         let mut listener = listen(config.addr, reuse_port)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
@@ -200,16 +212,17 @@ impl<A: App> Server<A> {
             told_drained: false,
             next_tick: None,
             quic_addr: None,
+            draining_until: None,
         };
         #[cfg(feature = "tls")]
-        server.bind_quic(reuse_port)?;
+        server.bind_quic(reuse_port, claim_first)?;
         Ok(server)
     }
 
     /// With HTTP/3 on, binds the loop's QUIC endpoint on the UDP port of
     /// the TLS listener's number, and has TCP answers advertise it.
     #[cfg(feature = "tls")]
-    fn bind_quic(&mut self, reuse_port: bool) -> io::Result<()> {
+    fn bind_quic(&mut self, reuse_port: bool, claim_first: bool) -> io::Result<()> {
         let config = &self.conns.env.config;
         if !config.http3 {
             return Ok(());
@@ -221,6 +234,9 @@ impl<A: App> Server<A> {
             ));
         };
         let addr = self.tls_addr.unwrap_or(self.local_addr);
+        if claim_first {
+            claim(addr, true)?;
+        }
         let bound = self.conns.bind_quic(&tls, addr, reuse_port, QUIC_SOCKET)?;
         info!("HTTP/3 on UDP {bound}");
         self.conns.env.alt_svc = Some(format!("h3=\":{}\"", bound.port()).into());
@@ -334,11 +350,18 @@ impl<A: App> Server<A> {
                         .conns
                         .quic_ready(event.is_readable(), event.is_writable(), now),
                     SIGNALS => {
-                        if self.signals.as_mut().is_some_and(Signals::drain) {
-                            if self.shutdown.is_some() {
-                                info!("second signal: exiting now");
-                                return Ok(());
-                            }
+                        let caught = self.signals.as_mut().map_or(Caught::Nothing, Signals::drain);
+                        if caught == Caught::Nothing {
+                            continue;
+                        }
+                        if self.shutdown.is_some() {
+                            info!("second signal: exiting now");
+                            return Ok(());
+                        }
+                        let delay = self.conns.env.config.drain_delay;
+                        if caught == Caught::Terminate && !delay.is_zero() && self.draining_until.is_none() {
+                            self.begin_drain(now, delay);
+                        } else {
                             self.begin_shutdown(now);
                         }
                     }
@@ -392,6 +415,9 @@ impl<A: App> Server<A> {
             self.conns.env.pool.end_turn();
             if mem::take(&mut self.conns.freed) {
                 self.listeners.descriptor_freed(now);
+            }
+            if self.draining_until.is_some_and(|at| now >= at) && self.shutdown.is_none() {
+                self.begin_shutdown(now);
             }
             if let Some(shutdown) = self.shutdown {
                 if self.conns.env.closing_sessions && self.conns.len() == 0 {
@@ -454,6 +480,7 @@ impl<A: App> Server<A> {
             self.next_tick,
             self.shutdown.map(|s| s.deadline),
             self.listeners.retry_at,
+            self.draining_until.filter(|_| self.shutdown.is_none()),
         ]
         .into_iter()
         .flatten()
@@ -504,6 +531,7 @@ impl<A: App> Server<A> {
     /// reaches every subscriber.
     fn begin_shutdown(&mut self, now: Instant) {
         info!("shutting down: {} connections to close", self.conns.len());
+        self.conns.env.peers.drain_all();
         self.listeners.close(&self.poll);
         self.shutdown = Some(ShuttingDown {
             deadline: now + self.conns.env.config.shutdown_timeout,
@@ -521,6 +549,20 @@ impl<A: App> Server<A> {
         self.conns.env.peers.drained();
         self.told_drained = true;
         self.conns.begin_shutdown();
+    }
+
+    /// Before the shutdown after SIGTERM: every loop answers `/readyz`
+    /// with 503 and goes on serving (and accepting) for `delay`, so that
+    /// a load balancer stops sending first; then
+    /// [`Server::begin_shutdown`]. A second signal starts the shutdown at
+    /// once.
+    fn begin_drain(&mut self, now: Instant, delay: Duration) {
+        info!(
+            "SIGTERM: draining for {:.1} s (/readyz answers 503), then shutting down",
+            delay.as_secs_f64()
+        );
+        self.conns.env.peers.drain_all();
+        self.draining_until = Some(now + delay);
     }
 
     /// The second step of a graceful shutdown, once every loop has

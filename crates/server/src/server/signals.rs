@@ -1,8 +1,13 @@
 //! SIGINT and SIGTERM as readiness on the loop's poll: the handlers write
 //! to a pipe the loop reads, and are unregistered when the loop is
 //! dropped (they are process-wide, and an embedder may start another).
+//! SIGTERM also sets a flag, because the two are handled apart: SIGTERM
+//! is what a service manager or an orchestrator sends, and may drain
+//! first (`Config::drain_delay`); SIGINT is someone at a terminal.
 
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mio::{Interest, Registry, Token};
 
@@ -10,6 +15,19 @@ use mio::{Interest, Registry, Token};
 pub(super) struct Signals {
     read: mio::net::UnixStream,
     ids: Vec<signal_hook::SigId>,
+    /// Set by the SIGTERM handler, taken by [`Signals::drain`].
+    terminate: Arc<AtomicBool>,
+}
+
+/// Which signals came since the pipe was last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caught {
+    /// None.
+    Nothing,
+    /// SIGINT alone.
+    Interrupt,
+    /// SIGTERM (perhaps SIGINT too).
+    Terminate,
 }
 
 impl Signals {
@@ -23,7 +41,14 @@ impl Signals {
         let mut signals = Signals {
             read,
             ids: Vec::new(),
+            terminate: Arc::new(AtomicBool::new(false)),
         };
+        // Registered before the pipe's handler: a handler runs in the
+        // order registered, so the flag is set once the loop wakes.
+        signals.ids.push(signal_hook::flag::register(
+            signal_hook::consts::SIGTERM,
+            signals.terminate.clone(),
+        )?);
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signals.ids.push(signal_hook::low_level::pipe::register(
                 signal,
@@ -33,8 +58,8 @@ impl Signals {
         Ok(signals)
     }
 
-    /// Reads what the handlers wrote: whether a signal came.
-    pub(super) fn drain(&mut self) -> bool {
+    /// Reads what the handlers wrote: which signal came, if any.
+    pub(super) fn drain(&mut self) -> Caught {
         let mut any = false;
         let mut buf = [0u8; 64];
         loop {
@@ -45,7 +70,11 @@ impl Signals {
                 Err(_) => break,
             }
         }
-        any
+        match (any, self.terminate.swap(false, Ordering::AcqRel)) {
+            (false, _) => Caught::Nothing,
+            (true, true) => Caught::Terminate,
+            (true, false) => Caught::Interrupt,
+        }
     }
 }
 
