@@ -113,7 +113,9 @@ class Faults:
                     lambda: self.cut([target], bus, True, one_way=True),
                     lambda: self.cut([target], bus, False, one_way=True))
         if kind == "partition-halves":
-            half = nodes[: len(nodes) // 2]
+            # One node (and, of a clustered bus, a minority of its
+            # servers) on one side, the rest on the other.
+            half = nodes[: len(nodes) // 2] + bus[: len(bus) // 2]
             rest = [h for h in nodes + bus if h not in half]
             return (f"{half} cut off from {rest}",
                     lambda: self.cut(half, rest, True),
@@ -159,26 +161,29 @@ class Faults:
         return [h for h in self.topo.hosts if h.startswith("n")]
 
 
-# Which faults a schedule draws from, and what each is aimed at.
+# Which faults a schedule draws from, and what each is aimed at: a node,
+# a bus server (process), any process, any host (its link), or nothing.
 KINDS = {
     "partition-node-bus": "node",
     "partition-one-way": "node",
     "partition-halves": None,
-    "pause": "any",
-    "loss": "any",
-    "delay": "any",
-    "reorder": "any",
-    "duplicate": "any",
+    "pause": "any-proc",
+    "loss": "any-host",
+    "delay": "any-host",
+    "reorder": "any-host",
+    "duplicate": "any-host",
     "kill-partitioned": "node",
-    "bus-restart": "bus",
+    "bus-restart": "bus-proc",
 }
 
 
-def schedule(seed, seconds, nodes, buses, kinds=None, fault_seconds=(2.5, 5.0), calm_seconds=(1.5, 3.0)):
+def schedule(seed, seconds, nodes, bus_procs, bus_hosts, kinds=None, fault_seconds=(2.5, 5.0),
+             calm_seconds=(1.5, 3.0)):
     """A list of (at, duration, kind, target) filling SECONDS, drawn from
     SEED: the same seed gives the same schedule."""
     rng = random.Random(seed)
     kinds = sorted(kinds or KINDS)
+    aims = {"node": nodes, "bus-proc": bus_procs, "any-proc": nodes + bus_procs, "any-host": nodes + bus_hosts}
     plan = []
     at = rng.uniform(*calm_seconds)
     # Every kind once first (in a seeded order), then at random.
@@ -186,18 +191,10 @@ def schedule(seed, seconds, nodes, buses, kinds=None, fault_seconds=(2.5, 5.0), 
     while True:
         kind = order.pop(0) if order else rng.choice(kinds)
         aim = KINDS[kind]
-        if aim == "node":
-            target = rng.choice(nodes)
-        elif aim == "bus":
-            target = rng.choice(buses)
-        elif aim == "any":
-            target = rng.choice(nodes + buses)
-        else:
-            target = None
+        target = rng.choice(aims[aim]) if aim else None
         duration = round(rng.uniform(*fault_seconds), 1)
         if at + duration > seconds:
             break
         plan.append((round(at, 1), duration, kind, target))
         at += duration + rng.uniform(*calm_seconds)
     return plan
-

@@ -5,15 +5,17 @@
 # reordering, duplication, a node killed while cut off, the bus
 # restarted), and a checker over the recorded history (README.md here).
 #
-#   conformance/netfault/netfault.sh [--buses "redis nats"] [--seconds 75]
-#                                    [--seed N] [--minutes M] [--keep DIR]
+#   conformance/netfault/netfault.sh [--buses "redis redis-cluster nats-cluster"]
+#                                    [--seconds 45] [--seed N] [--minutes M] [--keep DIR]
 #
-# --minutes M runs a soak: M minutes of faults per bus (the history and
-# summary kept in --keep DIR). The CI run is short: --seconds per bus, a
-# fresh seed each time (printed, so a failure can be repeated with
-# --seed), then the same run with an injected fault that deletes
-# acknowledged events behind the hub's back, which the checker must
-# catch, and the checker's own cases (checker_test.py).
+# Buses: redis, redis-cluster, nats, nats-cluster (buses.py). Each bus's
+# run has hosts of its own, and the runs go side by side. --minutes M
+# runs a soak: M minutes of faults per bus (the histories and summaries
+# kept in --keep DIR). The CI run is short: --seconds per bus, a fresh
+# seed each time (printed, so a failure can be repeated with --seed),
+# then a run with an injected fault that deletes acknowledged events
+# behind the hub's back, which the checker must catch, and the checker's
+# own cases (checker_test.py).
 #
 # Environment:
 #   TETHER_BIN   the tether binary (default: cargo build --release -p tether)
@@ -33,8 +35,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-buses="redis nats"
-seconds=75
+buses="redis redis-cluster nats-cluster"
+seconds=45
 minutes=""
 seed=""
 keep=""
@@ -60,11 +62,15 @@ give_up() {
 
 [[ $(id -u) == 0 ]] || give_up "needs root (network namespaces)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tether-netfault.XXXXXX")"
-# Namespaces of this run only: the prefix carries the shell's pid.
-prefix="tnf$(($$ % 100000))"
+# Namespaces of this run only: the prefix carries the shell's pid (a
+# bus's run adds its index; interface names stay under 15 bytes).
+prefix="tnf$(($$ % 10000))"
 cleanup() {
-    python3 -c "import sys; sys.path.insert(0, '$here'); import topology; topology.teardown('$prefix')" \
-        2>/dev/null || true
+    local p
+    for p in "$prefix"0 "$prefix"1 "$prefix"2 "$prefix"3 "${prefix}x"; do
+        python3 -c "import sys; sys.path.insert(0, '$here'); import topology; topology.teardown('$p')" \
+            2>/dev/null || true
+    done
     if [[ -n "$keep" ]]; then
         mkdir -p "$keep" && cp -r "$work"/. "$keep"/
     fi
@@ -107,8 +113,8 @@ tally() {
 }
 
 run_bus() {
-    local bus=$1 out="$work/$bus.out"
-    local args=(--tether "$bin" --python "$venv/bin/python" --work "$work/$bus" --bus "$bus" --prefix "$prefix")
+    local bus=$1 index=$2 out="$work/$bus.out"
+    local args=(--tether "$bin" --python "$venv/bin/python" --work "$work/$bus" --bus "$bus" --prefix "$prefix$index")
     [[ -n "$seed" ]] && args+=(--seed "$seed")
     if [[ -n "$minutes" ]]; then
         args+=(--seconds "$((minutes * 60))")
@@ -116,23 +122,34 @@ run_bus() {
         args+=(--seconds "$seconds")
     fi
     if [[ $bus == nats ]]; then
-        [[ -x "$nats_server" ]] || { say "no nats-server (set NATS_SERVER)"; failed=$((failed + 1)); return; }
+        [[ -x "$nats_server" ]] || { echo "FAIL $bus: no nats-server (set NATS_SERVER)" >"$out"; return; }
         args+=(--nats-server "$nats_server")
     fi
     "$venv/bin/python" "$here/run.py" "${args[@]}" >"$out" 2>&1
-    tally "$out"
 }
 
+index=0
+runs=()
+for bus in $buses; do
+    run_bus "$bus" "$index" &
+    runs+=($!)
+    index=$((index + 1))
+done
+for pid in "${runs[@]}"; do wait "$pid"; done
 for bus in $buses; do
     say "--- $bus: seeded faults while publishing and subscribing through HAProxy"
-    run_bus "$bus"
+    tally "$work/$bus.out"
 done
 
 if [[ -z "$minutes" ]]; then
+    # The cuts outlast the bridge's command timeout (5 s), so the cut node
+    # reconnects and catches up from the topics' streams, where the
+    # events it never had are gone.
     say "--- the checker catches what a run loses: acknowledged events deleted from Redis behind the hub's back"
     out="$work/injected.out"
     "$venv/bin/python" "$here/run.py" --tether "$bin" --python "$venv/bin/python" --work "$work/injected" \
-        --bus redis --prefix "$prefix" --seconds 20 --kinds partition-node-bus --drop-acknowledged \
+        --bus redis --prefix "${prefix}x" --seconds 30 --kinds partition-node-bus --fault-seconds 8,10 \
+        --drop-acknowledged \
         ${seed:+--seed "$seed"} >"$out" 2>&1
     sed 's/^/    /' "$out"
     if grep -q '^FAIL redis: no lost: ' "$out"; then

@@ -28,14 +28,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import buses  # noqa: E402
 import checker  # noqa: E402
 import nemesis  # noqa: E402
 from topology import Topology  # noqa: E402
 
 PORT = 8080
-REDIS_PORT = 6379
-NATS_PORT = 4222
-NATS_MONITOR = 8222
 
 
 class Process:
@@ -54,13 +52,17 @@ class Process:
         self.paused = False
         self.starts = 0
 
-    def start(self):
+    def start(self, wait=True):
         self.starts += 1
         log = os.path.join(self.work, f"{self.name}.log")
         with open(log, "ab") as out:
             out.write(f"--- start {self.starts} at {time.time():.3f}\n".encode())
         self.proc = self.topo.spawn(self.host, self.argv, log, self.env)
         self.paused = False
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self):
         if self.ready is not None:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
@@ -139,7 +141,7 @@ def main():
     parser.add_argument("--tether", required=True)
     parser.add_argument("--python", required=True, help="a Python with websockets, for the clients")
     parser.add_argument("--work", required=True)
-    parser.add_argument("--bus", choices=["redis", "nats"], default="redis")
+    parser.add_argument("--bus", choices=["redis", "redis-cluster", "nats", "nats-cluster"], default="redis")
     parser.add_argument("--nats-server", default="nats-server", help="the nats-server binary, for --bus nats")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -150,6 +152,8 @@ def main():
     parser.add_argument("--subscribers", type=int, default=3, help="per transport and topic")
     parser.add_argument("--kinds", default=None,
                         help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
+    parser.add_argument("--fault-seconds", default="2.5,5",
+                        help="how long a fault lasts, drawn between MIN,MAX seconds")
     parser.add_argument("--drop-acknowledged", action="store_true",
                         help="the injected fault that shows the checker works: delete "
                              "acknowledged events from the bus behind the hub's back")
@@ -164,31 +168,16 @@ def main():
         failed += 0 if ok else 1
         print(f"{'ok' if ok else 'FAIL'} {args.bus}: {name}: {detail}", flush=True)
 
-    topo = Topology(args.prefix, ["bus", "n1", "n2", "lb", "cl"])
+    topo = Topology(args.prefix, [*buses.hosts(args.bus), "n1", "n2", "lb", "cl"])
     procs = {}
     workload = None
     try:
         topo.up()
-        bus_addr = topo.addr("bus")
-        if args.bus == "redis":
-            procs["bus"] = Process(
-                topo, "bus", "redis",
-                ["redis-server", "--bind", bus_addr, "--port", str(REDIS_PORT), "--save", "",
-                 "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"],
-                args.work,
-                ready=lambda: topo.on("bus", "redis-cli", "-h", bus_addr, "-p", str(REDIS_PORT), "ping",
-                                      check=False).strip() == "PONG")
-            bus_option = ["--redis", f"redis://{bus_addr}:{REDIS_PORT}"]
-        else:
-            # JetStream keeps its streams in the store across a restart.
-            procs["bus"] = Process(
-                topo, "bus", "nats",
-                [args.nats_server, "-a", bus_addr, "-p", str(NATS_PORT), "-m", str(NATS_MONITOR), "-js",
-                 "-sd", os.path.join(args.work, "nats-store")],
-                args.work,
-                ready=lambda: answers(topo, "bus", f"http://{bus_addr}:{NATS_MONITOR}/healthz"))
-            bus_option = ["--nats", f"nats://{bus_addr}:{NATS_PORT}"]
-        procs["bus"].start()
+        bus_procs, bus_option = buses.start(
+            args.bus, topo, args.work,
+            lambda host, name, argv, ready: Process(topo, host, name, argv, args.work, ready=ready),
+            lambda host, url: answers(topo, host, url), args.nats_server)
+        procs.update(bus_procs)
         env = dict(os.environ, TETHER_PUBLISH_TOKEN=token)
         for node in ("n1", "n2"):
             addr = topo.addr(node)
@@ -207,8 +196,9 @@ def main():
                      ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
         lb.start()
 
-        plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], ["bus"],
-                               kinds=args.kinds.split(",") if args.kinds else None)
+        plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], sorted(bus_procs), buses.hosts(args.bus),
+                               kinds=args.kinds.split(",") if args.kinds else None,
+                               fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
         print(f"    {args.bus}: seed {seed}; {len(plan)} faults in {args.seconds:.0f} s "
               f"(repeat with --seed {seed}):", flush=True)
         for at, duration, kind, target in plan:
@@ -238,12 +228,12 @@ def main():
                 begin()
                 time.sleep(duration)
                 if args.drop_acknowledged and args.bus == "redis":
-                    drop_acknowledged(topo, bus_addr, history, fault_started)
+                    drop_acknowledged(topo, history, fault_started)
                 end()
                 mark(kind, target, "end", description)
             time.sleep(max(0.0, started + args.seconds - time.monotonic()))
         faults.heal_all()
-        for name in ("n1", "n2", "bus"):
+        for name in procs:
             if not procs[name].alive():
                 procs[name].start()
         try:
@@ -280,7 +270,7 @@ def main():
     return 1 if failed else 0
 
 
-def drop_acknowledged(topo, bus_addr, history, since):
+def drop_acknowledged(topo, history, since):
     """Deletes from the Redis streams, just before a fault heals, the
     events acknowledged since it began: acknowledged events lost behind
     the hub's back. A node cut off meanwhile catches up from the streams
@@ -296,7 +286,7 @@ def drop_acknowledged(topo, bus_addr, history, since):
     except (OSError, ValueError):
         return
     for topic, ids in dropped.items():
-        topo.on("bus", "redis-cli", "-h", bus_addr, "-p", str(REDIS_PORT), "XDEL", f"tether:{topic}", *ids,
+        topo.on("bus", "redis-cli", "-h", topo.addr("bus"), "-p", str(buses.REDIS_PORT), "XDEL", f"tether:{topic}", *ids,
                 check=False)
 
 
