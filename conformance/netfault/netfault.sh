@@ -121,7 +121,7 @@ run_bus() {
     else
         args+=(--seconds "$seconds")
     fi
-    if [[ $bus == nats ]]; then
+    if [[ $bus == nats* ]]; then
         [[ -x "$nats_server" ]] || { echo "FAIL $bus: no nats-server (set NATS_SERVER)" >"$out"; return; }
         args+=(--nats-server "$nats_server")
     fi
