@@ -20,6 +20,10 @@
 # Environment:
 #   TETHER_BIN   the tether binary (default: cargo build --release -p tether)
 #   NATS_SERVER  the nats-server binary (default: nats-server on the PATH)
+#   TETHER_FOLLOW  tether-client's `follow` example, one more subscriber per
+#                topic (default: target/release/examples/follow, built if
+#                missing); the browser client under Node is one more when
+#                `node` is on the PATH
 #   PYTHON       the interpreter for the venv (default: python3; >= 3.11)
 #
 # Needs root (namespaces, iptables, nftables). Installs haproxy, redis,
@@ -99,6 +103,18 @@ if [[ "$(cat "$venv/.tether-stamp" 2>/dev/null)" != "$stamp" ]]; then
         || give_up "could not make the venv at $venv"
 fi
 nats_server="${NATS_SERVER:-$(command -v nats-server || true)}"
+follow="${TETHER_FOLLOW:-${CARGO_TARGET_DIR:-$root/target}/release/examples/follow}"
+if [[ ! -x "$follow" ]]; then
+    say "building: cargo build --release -p tether-client --example follow"
+    (cd "$root" && cargo build --release -p tether-client --example follow) || give_up "cargo build failed"
+fi
+clients=(--follow "$follow")
+node="$(command -v node || true)"
+if [[ -n "$node" ]]; then
+    clients+=(--node "$node")
+else
+    say "no node on the PATH: the browser client is left out"
+fi
 
 # Adds up a run's ok / FAIL lines, shown as they come.
 tally() {
@@ -114,7 +130,8 @@ tally() {
 
 run_bus() {
     local bus=$1 index=$2 out="$work/$bus.out"
-    local args=(--tether "$bin" --python "$venv/bin/python" --work "$work/$bus" --bus "$bus" --prefix "$prefix$index")
+    local args=(--tether "$bin" --python "$venv/bin/python" --work "$work/$bus" --bus "$bus" --prefix "$prefix$index"
+        "${clients[@]}")
     [[ -n "$seed" ]] && args+=(--seed "$seed")
     if [[ -n "$minutes" ]]; then
         args+=(--seconds "$((minutes * 60))")

@@ -154,6 +154,8 @@ def main():
                         help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
     parser.add_argument("--fault-seconds", default="2.5,5",
                         help="how long a fault lasts, drawn between MIN,MAX seconds")
+    parser.add_argument("--follow", help="tether-client's follow example, as one more subscriber per topic")
+    parser.add_argument("--node", help="node, to run the browser client as one more subscriber per topic")
     parser.add_argument("--drop-acknowledged", action="store_true",
                         help="the injected fault that shows the checker works: delete "
                              "acknowledged events from the bus behind the hub's back")
@@ -210,7 +212,9 @@ def main():
             args.python, os.path.join(HERE, "workload.py"),
             "--base", f"http://{topo.addr('lb')}:{PORT}", "--token", token, "--history", history,
             "--topics", str(args.topics), "--subscribers", str(args.subscribers),
-            "--seconds", str(args.seconds), "--settle", str(args.settle),
+            "--seconds", str(args.seconds), "--settle", str(args.settle), "--work", args.work,
+            *(["--follow", args.follow] if args.follow else []),
+            *(["--node", args.node] if args.node else []),
         ], os.path.join(args.work, "workload.log"))
 
         faults = nemesis.Faults(topo, procs, args.python, args.work)

@@ -10,7 +10,8 @@ balancer with its own key (`Tether-Publish-Id`), recorded as `ok` (200,
 with its id), `fail` (a 4xx: refused for what it is), or `unknown` (a
 503, a timeout, a reset: it may or may not have been added; the hub says
 so of a 503 whose append was under way). Subscribers: event streams and
-WebSockets through the load balancer from `0-0`, each resuming with its
+WebSockets through the load balancer from `0-0` (and, with --follow and
+--node, tether-client's `EventSource` and the browser client under Node), each resuming with its
 last id (`Last-Event-ID`, `lastEventId`) whenever its connection ends or
 goes silent (no byte, not even a heartbeat or ping, for SILENCE
 seconds), as a client would. Every delivery, gap signal, connection and
@@ -133,6 +134,65 @@ class Subscriber:
                 await asyncio.sleep(0.3)
 
 
+class ProcessSubscriber:
+    """A subscriber that is another program (tether-client's `follow`
+    example, or the browser client under Node: jsfollow.mjs), printing
+    JSON lines: `open`/`state`, `event`, `gap`, `reconnecting`, `error`."""
+
+    def __init__(self, name, topic, argv, history):
+        self.name = name
+        self.topic = topic
+        self.argv = argv
+        self.history = history
+        self.stopping = False
+        self.proc = None
+        self.ids = set()
+
+    def record_event(self, event_type, event_id, data):
+        if event_type == "gap":
+            try:
+                gap = json.loads(data)
+            except ValueError:
+                gap = {"raw": data}
+            self.history.record("gap", sub=self.name, topic=self.topic, gap=gap)
+        else:
+            self.history.record("deliver", sub=self.name, topic=self.topic, id=event_id, data=data)
+            self.ids.add(event_id)
+
+    def take(self, line):
+        try:
+            m = json.loads(line)
+        except ValueError:
+            self.history.record("control", sub=self.name, topic=self.topic, message={"unparsed": line[:200]})
+            return
+        kind = m.get("kind")
+        if kind == "event":
+            self.record_event(m.get("type"), m.get("id"), m.get("data"))
+        elif kind == "gap":
+            self.history.record("gap", sub=self.name, topic=self.topic, gap=m.get("gap"))
+        elif kind == "open" or (kind == "state" and m.get("state") == "open"):
+            self.history.record("connect", sub=self.name, topic=self.topic, status=None)
+        elif kind == "reconnecting" or (kind == "state" and m.get("state") in ("resuming", "connecting")):
+            self.history.record("disconnect", sub=self.name, topic=self.topic,
+                                why=m.get("why") or m.get("state"))
+        elif kind == "error":
+            self.history.record("control", sub=self.name, topic=self.topic, message=m)
+
+    async def run(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            while True:
+                line = await self.proc.stdout.readline()
+                if not line:
+                    break
+                self.take(line.decode("utf-8", "replace").strip())
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+
+
 class Publisher:
     def __init__(self, name, base, token, topic, interval, history):
         self.name = name
@@ -181,12 +241,23 @@ async def main():
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--settle", type=float, default=30.0)
+    parser.add_argument("--follow", help="tether-client's follow example: one such subscriber per topic")
+    parser.add_argument("--node", help="node, for the browser client (jsfollow.mjs): one per topic")
+    parser.add_argument("--work", default="/tmp", help="where jsfollow.mjs keeps the client it loads")
     args = parser.parse_args()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     history = History(args.history)
     topics = [f"nf.t{i}" for i in range(args.topics)]
     subscribers = [Subscriber(f"{transport}{i}.{topic}", args.base, topic, transport, history)
                    for topic in topics for transport in ("sse", "ws") for i in range(args.subscribers)]
+    for topic in topics:
+        if args.follow:
+            url = f"{args.base}/topics/{topic}/events?lastEventId=0-0"
+            subscribers.append(ProcessSubscriber(f"rust.{topic}", topic, [args.follow, url, str(SILENCE)], history))
+        if args.node:
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jsfollow.mjs")
+            subscribers.append(ProcessSubscriber(f"js.{topic}", topic, [args.node, script, args.base, topic, args.work],
+                                                 history))
     publishers = [Publisher(f"p.{topic}", args.base, args.token, topic, args.interval, history)
                   for topic in topics]
     sub_tasks = [asyncio.create_task(s.run()) for s in subscribers]
@@ -209,6 +280,8 @@ async def main():
     history.record("phase", name="done")
     for s in subscribers:
         s.stopping = True
+        if isinstance(s, ProcessSubscriber) and s.proc is not None and s.proc.returncode is None:
+            s.proc.kill()
     for task in sub_tasks:
         task.cancel()
     await asyncio.gather(*sub_tasks, return_exceptions=True)
