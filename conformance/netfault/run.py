@@ -156,6 +156,9 @@ def main():
                         help="how long a fault lasts, drawn between MIN,MAX seconds")
     parser.add_argument("--follow", help="tether-client's follow example, as one more subscriber per topic")
     parser.add_argument("--node", help="node, to run the browser client as one more subscriber per topic")
+    parser.add_argument("--spare-bus-servers", action="store_true",
+                        help="no fault stops a bus server (no pause, no restart): on a Redis Cluster those fail "
+                             "a primary over, and an acknowledged event in the replication window is lost")
     parser.add_argument("--drop-acknowledged", action="store_true",
                         help="the injected fault that shows the checker works: delete "
                              "acknowledged events from the bus behind the hub's back")
@@ -198,8 +201,12 @@ def main():
                      ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
         lb.start()
 
-        plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], sorted(bus_procs), buses.hosts(args.bus),
-                               kinds=args.kinds.split(",") if args.kinds else None,
+        kinds = args.kinds.split(",") if args.kinds else sorted(nemesis.KINDS)
+        targets = sorted(bus_procs)
+        if args.spare_bus_servers:
+            kinds = [k for k in kinds if nemesis.KINDS[k] != "bus-proc"]
+            targets = []
+        plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], targets, buses.hosts(args.bus), kinds=kinds,
                                fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
         print(f"    {args.bus}: seed {seed}; {len(plan)} faults in {args.seconds:.0f} s "
               f"(repeat with --seed {seed}):", flush=True)

@@ -50,7 +50,10 @@ fn main() {
                 let why = error.map_or_else(|| "the stream ended".to_owned(), |e| e.to_string());
                 format!(r#"{{"kind":"reconnecting","why":{}}}"#, json_string(&why))
             }
-            Ok(other) => format!(r#"{{"kind":"other","what":{}}}"#, json_string(&format!("{other:?}"))),
+            Ok(other) => format!(
+                r#"{{"kind":"other","what":{}}}"#,
+                json_string(&format!("{other:?}"))
+            ),
             Err(e) => {
                 eprintln!("follow: {e}");
                 std::process::exit(1);
