@@ -34,6 +34,16 @@ pub struct Config {
     /// ([`tether_topic::most_specific`]); a topic none matches has the
     /// ones above. Empty by default.
     pub namespaces: Vec<TopicLimits>,
+    /// How long a subscriber that resumes from an id this hub has not
+    /// seen yet is held for it (10 s): another node may have delivered it
+    /// already while this one is still catching up with its bus (after a
+    /// partition, a paused bus, a restart). The id arriving makes the
+    /// subscriber live from the next event, with nothing missed and
+    /// nothing repeated; past this wait it gets the gap signal and the
+    /// backlog, which a client whose id was real already had in part.
+    /// Counted in the hub's ticks ([`crate::Hub::tick`], about one a
+    /// second), so it holds for this long to one tick more.
+    pub resume_wait: Duration,
 }
 
 /// The backlog and expiry of the topics a pattern names
@@ -102,6 +112,14 @@ impl Config {
         self.namespace_of(topic).map_or(self.topic_ttl, |n| n.topic_ttl)
     }
 
+    /// The ticks a subscriber ahead of the hub is held:
+    /// [`Config::resume_wait`] in whole seconds, rounded up, and one for
+    /// the tick it came in (at least two).
+    pub(crate) fn resume_wait_ticks(&self) -> u64 {
+        let seconds = self.resume_wait.as_secs() + u64::from(self.resume_wait.subsec_nanos() > 0);
+        seconds.saturating_add(1).max(2)
+    }
+
     /// Whether `topic`'s events go to the durable log, where there is one
     /// ([`TopicLimits::durable`]; every topic outside a namespace does).
     pub fn is_durable(&self, topic: &str) -> bool {
@@ -126,6 +144,7 @@ impl Default for Config {
             max_topics: 1024,
             topic_ttl: Some(Duration::from_secs(3600)),
             namespaces: Vec::new(),
+            resume_wait: Duration::from_secs(10),
         }
     }
 }

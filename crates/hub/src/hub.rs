@@ -362,14 +362,16 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     }
 
     /// Counts a tick (the application calls it about once a second):
-    /// subscribers held for an id that has not arrived within one to two
-    /// ticks get a gap signal and the backlog, and are live.
+    /// subscribers held for an id that has not arrived within
+    /// [`Config::resume_wait`] get a gap signal and the backlog, and are
+    /// live.
     pub fn tick(&mut self) -> Vec<Resumed<S>> {
         self.ticks += 1;
         let mut resumed = Vec::new();
         if self.ahead == 0 {
             return resumed;
         }
+        let wait = self.config.resume_wait_ticks();
         let Self {
             topics,
             subs,
@@ -380,7 +382,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         for topic in topics.values_mut() {
             let mut i = 0;
             while let Some(waiting) = topic.ahead.get(i) {
-                if waiting.since_tick + 2 > *ticks {
+                if waiting.since_tick + wait > *ticks {
                     i += 1;
                     continue;
                 }

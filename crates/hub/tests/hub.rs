@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use tether_hub::{
@@ -177,7 +178,9 @@ fn long_polls() {
 
 #[test]
 fn an_id_not_seen_yet_is_held_until_it_arrives() {
-    let mut hub: Hub<u32> = Hub::new(Config::default(), true);
+    let mut config = Config::default();
+    config.resume_wait = Duration::from_secs(1);
+    let mut hub: Hub<u32> = Hub::new(config, true);
     hub.deliver(event("t", 1)).unwrap();
     // Clients that come from a loop that is ahead of this one.
     assert!(matches!(
@@ -220,7 +223,8 @@ fn an_id_not_seen_yet_is_held_until_it_arrives() {
     let d = hub.deliver(event("t", 8)).unwrap();
     assert_eq!(d.event_stream.len(), 2);
 
-    // An id that never comes: a gap after one to two ticks.
+    // An id that never comes: a gap after the resume wait (here one
+    // second: one to two ticks).
     hub.tick();
     hub.subscribe("t", 5, Transport::WebSocket, Some("10-99"))
         .unwrap();
@@ -238,6 +242,44 @@ fn an_id_not_seen_yet_is_held_until_it_arrives() {
         .unwrap();
     assert!(hub.unsubscribe(7).is_some());
     assert!(hub.tick().is_empty() && hub.tick().is_empty());
+}
+
+#[test]
+fn a_node_behind_its_bus_holds_a_resuming_client_for_the_resume_wait() {
+    // A client that had 10-3 from another node resumes on this one, which
+    // is still catching up with its bus: held (by default ten seconds),
+    // it goes live at 10-3 with nothing repeated and no gap signal, even
+    // when the node takes several ticks to get there.
+    let mut hub: Hub<u32> = Hub::new(Config::default(), true);
+    hub.deliver(event("t", 1)).unwrap();
+    assert!(matches!(
+        hub.subscribe("t", 1, Transport::EventStream, Some("10-3")),
+        Ok(Subscribed::Held { follow: false })
+    ));
+    for tick in 0..9 {
+        assert!(hub.tick().is_empty(), "resumed at tick {tick}");
+    }
+    let d = hub.deliver(event("t", 2)).unwrap();
+    assert!(
+        d.event_stream.is_empty() && d.resumed.is_empty(),
+        "10-2: the client had it"
+    );
+    let d = hub.deliver(event("t", 3)).unwrap();
+    assert!(
+        d.event_stream.is_empty() && d.resumed.is_empty(),
+        "10-3: the client had it"
+    );
+    assert_eq!(hub.deliver(event("t", 4)).unwrap().event_stream, [1]);
+    // An id that never comes gets its gap signal after the wait: ten
+    // seconds, so ten to eleven ticks.
+    hub.subscribe("t", 2, Transport::WebSocket, Some("10-99"))
+        .unwrap();
+    for tick in 0..10 {
+        assert!(hub.tick().is_empty(), "resumed at tick {tick}");
+    }
+    let resumed = hub.tick();
+    assert_eq!(resumed.len(), 1);
+    assert!(resumed[0].gap.is_some());
 }
 
 #[test]

@@ -128,6 +128,12 @@ pub(crate) struct HubArgs {
     /// (until its oldest expires) while other subjects still get theirs.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = whole::<usize>(1, 10_000_000))]
     pub(crate) max_tickets_per_subject: usize,
+    /// Seconds a subscriber resuming from an id this node has not seen yet
+    /// is held for it (another node, ahead of this one on the bus, gave
+    /// it): it goes live when the id arrives, with nothing missed or
+    /// repeated; past this, it gets the gap signal and the backlog.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 10.0)]
+    pub(crate) resume_wait: f64,
 }
 
 /// `--publish-rate`: events per second, more than 0 and at most a million.
@@ -172,6 +178,7 @@ impl HubArgs {
         settings.hub.max_event_size = self.max_event_size;
         settings.hub.max_topics = self.max_topics;
         settings.hub.topic_ttl = optional_seconds(self.topic_ttl);
+        settings.hub.resume_wait = seconds(self.resume_wait);
         settings.poll_timeout = seconds(self.poll_timeout);
         namespace::apply(&self.namespaces, &mut settings)?;
         settings.max_connections_per_subject =

@@ -1,0 +1,193 @@
+"""The checker: reads a fault run's history (JSON lines, workload.py and
+run.py) and tells what the hub promised and what it kept.
+
+    checker.py HISTORY.jsonl [--late-bound SECONDS] [--json]
+
+Operations are counted as Jepsen counts them: a publish is `ok`
+(acknowledged, with its id), `fail` (refused for what it is: it must
+never be delivered) or `unknown` (a 503, a timeout or a reset: it may or
+may not have been added, and either is correct, once). Every subscriber
+follows its topic from the start, so the promise for each is: every
+acknowledged event of the topic, once, in id order, or a gap signal that
+covers what it did not get. The anomalies:
+
+  lost               an acknowledged event a subscriber never got, with no
+                     gap signal covering its id
+  duplicate          an id delivered twice to one subscriber, or one
+                     publish delivered under two ids
+  order              a subscriber's ids not increasing
+  id-reused          one id carrying two different events
+  ack-mismatch       an event delivered under another id than the one its
+                     publisher was given
+  refused-delivered  a publish answered with a refusal (4xx) delivered
+  phantom            a delivered event that nobody published
+  late               an acknowledged event that reached a subscriber more
+                     than --late-bound seconds after its acknowledgement
+                     while that subscriber stayed connected (silence the
+                     client was not told about)
+
+Prints one line per anomaly kind, `ok KIND: ...` or `FAIL KIND: ...`
+with examples, and exits 1 if any was found.
+"""
+
+import argparse
+import json
+import sys
+
+KINDS = ["lost", "duplicate", "order", "id-reused", "ack-mismatch", "refused-delivered", "phantom", "late"]
+
+
+def id_key(event_id):
+    ms, _, seq = str(event_id).partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def load(paths):
+    records = []
+    for path in paths:
+        with open(path) as lines:
+            for line in lines:
+                line = line.strip()
+                if line:
+                    records.append(json.loads(line))
+    records.sort(key=lambda r: r.get("t", 0))
+    return records
+
+
+def covered(event_id, gaps):
+    """Whether a gap signal names EVENT_ID among what was missed: after
+    the id the subscriber asked from and before the first one held (or
+    inside the ids it says were lost)."""
+    key = id_key(event_id)
+    for gap in gaps:
+        if not isinstance(gap, dict):
+            continue
+        lost = gap.get("lost")
+        if isinstance(lost, dict) and lost.get("first") and lost.get("last"):
+            if id_key(lost["first"]) <= key <= id_key(lost["last"]):
+                return True
+        requested, first = gap.get("requested"), gap.get("first")
+        if requested is None:
+            continue
+        if id_key(requested) < key and (first is None or key < id_key(first)):
+            return True
+    return False
+
+
+def check(records, late_bound=30.0):
+    """(summary, {kind: [example, ...]}) of a history."""
+    anomalies = {kind: [] for kind in KINDS}
+    publishes = [r for r in records if r["type"] == "publish"]
+    by_data = {p["data"]: p for p in publishes}
+    acked = {}  # topic -> {id: publish}
+    for p in publishes:
+        if p["outcome"] == "ok":
+            acked.setdefault(p["topic"], {})[p["id"]] = p
+    subs = {}
+    for r in records:
+        if "sub" in r:
+            subs.setdefault(r["sub"], {"topic": r["topic"], "records": []})["records"].append(r)
+
+    seen_data_by_id = {}
+    delivered_ids_of = {}  # data -> set of ids it came under
+    delivered_unknown = set()
+    for name, sub in sorted(subs.items()):
+        deliveries = [r for r in sub["records"] if r["type"] == "deliver"]
+        gaps = [r.get("gap") for r in sub["records"] if r["type"] == "gap"]
+        got = {}
+        previous = None
+        for d in deliveries:
+            if d["id"] in got:
+                anomalies["duplicate"].append(f"{name}: {d['id']} delivered twice")
+            got[d["id"]] = d
+            if previous is not None and id_key(d["id"]) < id_key(previous):
+                anomalies["order"].append(f"{name}: {d['id']} after {previous}")
+            previous = d["id"]
+            # Ids are a topic's own: two topics may both have 5-0.
+            other = seen_data_by_id.setdefault((sub["topic"], d["id"]), d["data"])
+            if other != d["data"]:
+                anomalies["id-reused"].append(f"{d['id']} carried {other!r} and {d['data']!r}")
+            delivered_ids_of.setdefault(d["data"], set()).add(d["id"])
+            published = by_data.get(d["data"])
+            if published is None:
+                anomalies["phantom"].append(f"{name}: {d['id']} {d['data']!r} was never published")
+            elif published["outcome"] == "fail":
+                anomalies["refused-delivered"].append(
+                    f"{name}: {d['data']!r} was refused ({published['status']}) and delivered as {d['id']}")
+            elif published["outcome"] == "ok" and published["id"] != d["id"]:
+                anomalies["ack-mismatch"].append(
+                    f"{name}: {d['data']!r} acknowledged as {published['id']}, delivered as {d['id']}")
+            elif published["outcome"] == "unknown":
+                delivered_unknown.add(d["data"])
+        for event_id, p in sorted(acked.get(sub["topic"], {}).items(), key=lambda kv: id_key(kv[0])):
+            if event_id in got:
+                d = got[event_id]
+                lag = d["t"] - p["t"]
+                if lag > late_bound and not disconnected_between(sub["records"], p["t"], d["t"]):
+                    anomalies["late"].append(
+                        f"{name}: {event_id} came {lag:.1f} s after its acknowledgement, "
+                        "on a connection that stayed open")
+            elif not covered(event_id, gaps):
+                anomalies["lost"].append(f"{name}: {event_id} ({p['data']!r}) never delivered, no gap covers it")
+    for data, ids in delivered_ids_of.items():
+        if len(ids) > 1:
+            anomalies["duplicate"].append(f"{data!r} delivered under {len(ids)} ids {sorted(ids)[:3]}")
+
+    outcomes = {"ok": 0, "fail": 0, "unknown": 0}
+    for p in publishes:
+        outcomes[p["outcome"]] += 1
+    lags = []
+    for sub in subs.values():
+        for d in sub["records"]:
+            if d["type"] == "deliver" and d["id"] in acked.get(sub["topic"], {}):
+                lags.append(d["t"] - acked[sub["topic"]][d["id"]]["t"])
+    lags.sort()
+    summary = {
+        "publishes": len(publishes),
+        **outcomes,
+        "unknown_delivered": len(delivered_unknown),
+        "subscribers": len(subs),
+        "deliveries": sum(1 for r in records if r["type"] == "deliver"),
+        "reconnections": sum(max(0, sum(1 for r in s["records"] if r["type"] == "connect") - 1)
+                             for s in subs.values()),
+        "gaps": sum(1 for r in records if r["type"] == "gap"),
+        "faults": sum(1 for r in records if r["type"] == "fault" and r.get("phase") == "start"),
+        "lag_p50": round(lags[len(lags) // 2], 3) if lags else None,
+        "lag_max": round(lags[-1], 3) if lags else None,
+    }
+    return summary, anomalies
+
+
+def disconnected_between(records, start, end):
+    return any(r["type"] in ("disconnect", "connect") and start <= r["t"] <= end for r in records)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("history", nargs="+")
+    parser.add_argument("--late-bound", type=float, default=30.0)
+    parser.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    parser.add_argument("--label", default="", help="put before each check's name")
+    args = parser.parse_args()
+    summary, anomalies = check(load(args.history), args.late_bound)
+    if args.json:
+        print(json.dumps({"summary": summary, "anomalies": {k: len(v) for k, v in anomalies.items()}}))
+    else:
+        print(f"history: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "
+              f"{summary['unknown']} indeterminate ({summary['unknown_delivered']} of them delivered); "
+              f"{summary['subscribers']} subscribers, {summary['deliveries']} deliveries, "
+              f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
+              f"{summary['faults']} faults; delivery after acknowledgement p50 {summary['lag_p50']} s, "
+              f"max {summary['lag_max']} s")
+        for kind in KINDS:
+            found = anomalies[kind]
+            label = f"{args.label}{kind}"
+            if found:
+                print(f"FAIL {label}: {len(found)}: " + "; ".join(found[:3]))
+            else:
+                print(f"ok {label}: none")
+    return 1 if any(anomalies.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The checker shown to catch each kind of anomaly: a clean history
+passes, and each history below, with one fault of its own, fails with
+exactly that kind. Prints `netfault-checker: N passed, M failed`.
+
+    python3 checker_test.py
+"""
+
+import sys
+
+from checker import KINDS, check
+
+
+def pub(t, data, outcome="ok", event_id=None, topic="a", status=None):
+    return {"t": t, "type": "publish", "topic": topic, "data": data, "outcome": outcome,
+            "id": event_id, "status": status or (200 if outcome == "ok" else 503)}
+
+
+def deliver(t, sub, event_id, data, topic="a"):
+    return {"t": t, "type": "deliver", "sub": sub, "topic": topic, "id": event_id, "data": data}
+
+
+def connect(t, sub, topic="a"):
+    return {"t": t, "type": "connect", "sub": sub, "topic": topic}
+
+
+def gap(t, sub, requested, first, topic="a", lost=None):
+    record = {"t": t, "type": "gap", "sub": sub, "topic": topic,
+              "gap": {"topic": topic, "requested": requested, "first": first, "resume": "0-0"}}
+    if lost:
+        record["gap"]["lost"] = lost
+    return record
+
+
+def clean():
+    return [
+        connect(0.0, "s1"), connect(0.0, "s2"),
+        pub(1.0, "a-0", event_id="100-0"), pub(1.1, "a-1", event_id="101-0"),
+        pub(1.2, "a-2", outcome="unknown"), pub(1.3, "a-3", outcome="unknown"),
+        pub(1.4, "a-4", outcome="fail", status=403),
+        deliver(1.5, "s1", "100-0", "a-0"), deliver(1.5, "s1", "101-0", "a-1"),
+        deliver(1.6, "s1", "102-0", "a-2"),  # an indeterminate publish that was added
+        deliver(1.5, "s2", "100-0", "a-0"),
+        {"t": 2.0, "type": "disconnect", "sub": "s2", "topic": "a", "why": "ended"},
+        connect(2.5, "s2"),
+        deliver(2.6, "s2", "101-0", "a-1"), deliver(2.6, "s2", "102-0", "a-2"),
+    ]
+
+
+CASES = {
+    # s2 never gets 101-0, and no gap names it.
+    "lost": lambda h: [r for r in h if not (r.get("sub") == "s2" and r.get("id") == "101-0")],
+    "duplicate": lambda h: h + [deliver(2.7, "s2", "102-0", "a-2")],
+    "order": lambda h: [deliver(1.45, "s1", "101-0", "a-1") if r.get("sub") == "s1" and r.get("id") == "100-0"
+                        else deliver(1.5, "s1", "100-0", "a-0") if r.get("sub") == "s1" and r.get("id") == "101-0"
+                        else r for r in h],
+    "id-reused": lambda h: [dict(r, data="a-9") if r.get("sub") == "s2" and r.get("id") == "102-0" else r
+                            for r in h] + [pub(1.35, "a-9", outcome="unknown")],
+    # Acknowledged as 100-7, delivered as 100-0: the acknowledged id is
+    # then also lost (see EXTRA).
+    "ack-mismatch": lambda h: [dict(r, id="100-7") if r["type"] == "publish" and r["data"] == "a-0" else r
+                               for r in h],
+    "refused-delivered": lambda h: h + [deliver(2.8, "s2", "103-0", "a-4")],
+    "phantom": lambda h: h + [deliver(2.8, "s1", "103-0", "nobody-0")],
+    "late": lambda h: h + [pub(5.0, "a-8", event_id="200-0"), deliver(5.1, "s2", "200-0", "a-8"),
+                           deliver(40.0, "s1", "200-0", "a-8")],
+}
+
+# What a case's fault also is, by its nature.
+EXTRA = {"ack-mismatch": {"lost"}}
+
+
+def main():
+    passed = failed = 0
+
+    def expect(ok, name, detail=""):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+            print(f"ok   {name}")
+        else:
+            failed += 1
+            print(f"FAIL {name}: {detail}")
+
+    summary, anomalies = check(clean())
+    found = {k: v for k, v in anomalies.items() if v}
+    expect(not found, "a clean history has no anomaly", found)
+    expect(summary["ok"] == 2 and summary["fail"] == 1 and summary["unknown"] == 2
+           and summary["unknown_delivered"] == 1, "operations counted ok / failed / indeterminate", summary)
+
+    for kind, make in CASES.items():
+        _, anomalies = check(sorted(make(clean()), key=lambda r: r["t"]))
+        found = sorted(k for k, v in anomalies.items() if v)
+        expect(kind in found, f"{kind}: caught", f"found {found}")
+        others = [k for k in found if k != kind and k not in EXTRA.get(kind, ())]
+        expect(not others, f"{kind}: nothing else reported", f"also {others}")
+
+    # A gap that names the missing id covers it; one that does not, does not.
+    missing = CASES["lost"](clean())
+    _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "102-0")])
+    expect(not anomalies["lost"], "lost: a gap from 100-0 to 102-0 covers 101-0", anomalies["lost"])
+    _, anomalies = check(missing + [gap(2.55, "s2", "101-0", "102-0")])
+    expect(anomalies["lost"], "lost: a gap from 101-0 does not cover 101-0")
+    _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "102-0", lost={"first": "101-0", "last": "101-0"})])
+    expect(not anomalies["lost"], "lost: a gap's lost range covers its ids", anomalies["lost"])
+    # A late event on a connection that was dropped and resumed is no
+    # silence the client was left in.
+    late = CASES["late"](clean())
+    late.append({"t": 20.0, "type": "disconnect", "sub": "s1", "topic": "a", "why": "ended"})
+    late.append(connect(20.5, "s1"))
+    _, anomalies = check(sorted(late, key=lambda r: r["t"]))
+    expect(not anomalies["late"], "late: not counted across a reconnection", anomalies["late"])
+
+    expect(sorted(CASES) == sorted(KINDS), "every kind the checker knows has a case", sorted(set(KINDS) ^ set(CASES)))
+    print(f"netfault-checker: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""One fault run: hosts in network namespaces, a bus, two tether nodes
+behind HAProxy, clients, a seeded nemesis, then the checker.
+
+    run.py --tether BIN --python VENV_PYTHON --work DIR --bus redis|nats
+           [--seed N] [--seconds 60] [--prefix tnf] [--kinds K,K]
+
+Hosts (topology.py): `bus` (redis-server without persistence, or
+nats-server with JetStream and its store), `n1` and `n2` (`tether serve
+--app hub --memory --redis ...` or `--nats ...`), `lb`
+(HAProxy, round robin, no affinity) and `cl` (workload.py: publishers and
+subscribers through HAProxy). The nemesis (nemesis.py) draws a schedule
+from the seed, prints it, and plays it while the clients run; every
+fault's start and end go into the history beside the clients' records.
+Then everything is healed, the clients settle, and checker.py reads the
+history. Prints `ok NAME` / `FAIL NAME` lines; exits 1 on any failure.
+Everything started runs inside the run's namespaces, and they are torn
+down at the end (topology.teardown), whatever happened.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import buses  # noqa: E402
+import checker  # noqa: E402
+import nemesis  # noqa: E402
+from topology import Topology  # noqa: E402
+
+PORT = 8080
+
+
+class Process:
+    """A server on a host, started again by `start()` with the same
+    command; `pause`, `resume` and `kill` by its own pid."""
+
+    def __init__(self, topo, host, name, argv, work, env=None, ready=None):
+        self.topo = topo
+        self.host = host
+        self.name = name
+        self.argv = argv
+        self.work = work
+        self.env = env
+        self.ready = ready
+        self.proc = None
+        self.paused = False
+        self.starts = 0
+
+    def start(self, wait=True):
+        self.starts += 1
+        log = os.path.join(self.work, f"{self.name}.log")
+        with open(log, "ab") as out:
+            out.write(f"--- start {self.starts} at {time.time():.3f}\n".encode())
+        self.proc = self.topo.spawn(self.host, self.argv, log, self.env)
+        self.paused = False
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self):
+        if self.ready is not None:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start")
+                if self.ready():
+                    return
+                time.sleep(0.1)
+            raise RuntimeError(f"{self.name} was not ready within 15 s")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pause(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.alive() and self.paused:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.alive():
+            self.resume()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def answers(topo, host, url):
+    """Whether URL answers 200 from HOST (curl inside its namespace)."""
+    out = topo.on(host, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "1", url, check=False)
+    return out.strip() == "200"
+
+
+def haproxy_config(topo, path):
+    nodes = "\n".join(f"    server {n} {topo.addr(n)}:{PORT}" for n in ("n1", "n2"))
+    text = f"""global
+    maxconn 2048
+
+defaults
+    mode http
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 30s
+    timeout connect 1s
+    timeout http-request 10s
+    retries 2
+    option redispatch 1
+
+frontend tether
+    bind {topo.addr("lb")}:{PORT}
+    default_backend tether_nodes
+
+backend tether_nodes
+    balance roundrobin
+    option httpchk GET /healthz
+    default-server check inter 500ms fall 2 rise 2
+{nodes}
+"""
+    with open(path, "w") as out:
+        out.write(text)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tether", required=True)
+    parser.add_argument("--python", required=True, help="a Python with websockets, for the clients")
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--bus", choices=["redis", "redis-cluster", "nats", "nats-cluster"], default="redis")
+    parser.add_argument("--nats-server", default="nats-server", help="the nats-server binary, for --bus nats")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--settle", type=float, default=40.0)
+    parser.add_argument("--prefix", default="tnf")
+    parser.add_argument("--late-bound", type=float, default=30.0)
+    parser.add_argument("--topics", type=int, default=3)
+    parser.add_argument("--subscribers", type=int, default=3, help="per transport and topic")
+    parser.add_argument("--kinds", default=None,
+                        help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
+    parser.add_argument("--fault-seconds", default="2.5,5",
+                        help="how long a fault lasts, drawn between MIN,MAX seconds")
+    parser.add_argument("--follow", help="tether-client's follow example, as one more subscriber per topic")
+    parser.add_argument("--node", help="node, to run the browser client as one more subscriber per topic")
+    parser.add_argument("--spare-bus-servers", action="store_true",
+                        help="no fault stops a bus server (no pause, no restart): on a Redis Cluster those fail "
+                             "a primary over, and an acknowledged event in the replication window is lost")
+    parser.add_argument("--drop-acknowledged", action="store_true",
+                        help="the injected fault that shows the checker works: delete "
+                             "acknowledged events from the bus behind the hub's back")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    os.makedirs(args.work, exist_ok=True)
+    token = f"nf-{seed}"
+    failed = 0
+
+    def report(ok, name, detail):
+        nonlocal failed
+        failed += 0 if ok else 1
+        print(f"{'ok' if ok else 'FAIL'} {args.bus}: {name}: {detail}", flush=True)
+
+    topo = Topology(args.prefix, [*buses.hosts(args.bus), "n1", "n2", "lb", "cl"])
+    procs = {}
+    workload = None
+    try:
+        topo.up()
+        bus_procs, bus_option = buses.start(
+            args.bus, topo, args.work,
+            lambda host, name, argv, ready: Process(topo, host, name, argv, args.work, ready=ready),
+            lambda host, url: answers(topo, host, url), args.nats_server)
+        procs.update(bus_procs)
+        env = dict(os.environ, TETHER_PUBLISH_TOKEN=token)
+        for node in ("n1", "n2"):
+            addr = topo.addr(node)
+            procs[node] = Process(
+                topo, node, node,
+                [args.tether, "serve", "--app", "hub", "--memory", "--threads", "1",
+                 "--addr", addr, "--port", str(PORT),
+                 *bus_option,
+                 "--sse-heartbeat", "1", "--ping-interval", "1", "--log-level", "info"],
+                args.work, env=env,
+                ready=lambda addr=addr: answers(topo, "cl", f"http://{addr}:{PORT}/healthz"))
+            procs[node].start()
+        config = os.path.join(args.work, "haproxy.cfg")
+        haproxy_config(topo, config)
+        lb = Process(topo, "lb", "haproxy", ["haproxy", "-db", "-f", config], args.work,
+                     ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
+        lb.start()
+
+        kinds = args.kinds.split(",") if args.kinds else sorted(nemesis.KINDS)
+        targets = sorted(bus_procs)
+        if args.spare_bus_servers:
+            kinds = [k for k in kinds if nemesis.KINDS[k] != "bus-proc"]
+            targets = []
+        plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], targets, buses.hosts(args.bus), kinds=kinds,
+                               fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
+        print(f"    {args.bus}: seed {seed}; {len(plan)} faults in {args.seconds:.0f} s "
+              f"(repeat with --seed {seed}):", flush=True)
+        for at, duration, kind, target in plan:
+            print(f"    {args.bus}:   at {at:5.1f} s for {duration:.1f} s: {kind} {target or ''}", flush=True)
+
+        history = os.path.join(args.work, "history.jsonl")
+        faults_log = os.path.join(args.work, "faults.jsonl")
+        workload = topo.spawn("cl", [
+            args.python, os.path.join(HERE, "workload.py"),
+            "--base", f"http://{topo.addr('lb')}:{PORT}", "--token", token, "--history", history,
+            "--topics", str(args.topics), "--subscribers", str(args.subscribers),
+            "--seconds", str(args.seconds), "--settle", str(args.settle), "--work", args.work,
+            *(["--follow", args.follow] if args.follow else []),
+            *(["--node", args.node] if args.node else []),
+        ], os.path.join(args.work, "workload.log"))
+
+        faults = nemesis.Faults(topo, procs, args.python, args.work)
+        started = time.monotonic() + 1.0  # the workload publishes a second after it starts
+        with open(faults_log, "a", buffering=1) as log:
+            def mark(kind, target, phase, description):
+                log.write(json.dumps({"t": round(time.time(), 4), "type": "fault", "kind": kind,
+                                      "target": target, "phase": phase, "description": description}) + "\n")
+
+            for at, duration, kind, target in plan:
+                time.sleep(max(0.0, started + at - time.monotonic()))
+                description, begin, end = faults.fault(kind, target)
+                mark(kind, target, "start", description)
+                fault_started = time.time()
+                begin()
+                time.sleep(duration)
+                if args.drop_acknowledged and args.bus == "redis":
+                    drop_acknowledged(topo, history, fault_started)
+                end()
+                mark(kind, target, "end", description)
+            time.sleep(max(0.0, started + args.seconds - time.monotonic()))
+        faults.heal_all()
+        for name in procs:
+            if not procs[name].alive():
+                procs[name].start()
+        try:
+            workload.wait(timeout=args.settle + 30)
+        except subprocess.TimeoutExpired:
+            report(False, "the clients", f"still running {args.settle + 30:.0f} s after publishing stopped")
+            workload.kill()
+        report(workload.returncode == 0, "the clients ran to the end",
+               f"exit {workload.returncode} (workload.log)")
+
+        summary, anomalies = checker.check(checker.load([history, faults_log]), args.late_bound)
+        print(f"    {args.bus}: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "
+              f"{summary['unknown']} indeterminate ({summary['unknown_delivered']} delivered); "
+              f"{summary['subscribers']} subscribers, {summary['deliveries']} deliveries, "
+              f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
+              f"{summary['faults']} faults; acknowledgement to delivery p50 {summary['lag_p50']} s, "
+              f"max {summary['lag_max']} s", flush=True)
+        with open(os.path.join(args.work, "summary.json"), "w") as out:
+            json.dump({"bus": args.bus, "seed": seed, "seconds": args.seconds, "plan": plan,
+                       "summary": summary, "anomalies": {k: len(v) for k, v in anomalies.items()}}, out)
+        report(summary["ok"] > 0 and summary["subscribers"] > 0, "publishes acknowledged and delivered",
+               f"{summary['ok']} acknowledged")
+        for kind in checker.KINDS:
+            found = anomalies[kind]
+            report(not found, f"no {kind}", "none" if not found else f"{len(found)}: " + "; ".join(found[:3]))
+    except (RuntimeError, OSError) as error:
+        report(False, "setup", str(error))
+    finally:
+        if workload is not None and workload.poll() is None:
+            workload.kill()
+        for proc in procs.values():
+            proc.stop()
+        topo.down()
+    return 1 if failed else 0
+
+
+def drop_acknowledged(topo, history, since):
+    """Deletes from the Redis streams, just before a fault heals, the
+    events acknowledged since it began: acknowledged events lost behind
+    the hub's back. A node cut off meanwhile catches up from the streams
+    without them, so its subscribers never get them and are not told:
+    the checker must report them lost."""
+    dropped = {}
+    try:
+        with open(history) as lines:
+            for line in lines:
+                record = json.loads(line)
+                if record["type"] == "publish" and record["outcome"] == "ok" and record["t"] >= since:
+                    dropped.setdefault(record["topic"], []).append(record["id"])
+    except (OSError, ValueError):
+        return
+    for topic, ids in dropped.items():
+        topo.on("bus", "redis-cli", "-h", topo.addr("bus"), "-p", str(buses.REDIS_PORT), "XDEL", f"tether:{topic}", *ids,
+                check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
