@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tether_http1::{BodyDecoder, Framing};
-use tether_server::{App, Cluster, Config, ConnId, Ctx, Handle, Handshake, MessageRef, Reply, Request, Response, Route};
+use tether_server::{
+    App, Cluster, Config, ConnId, Ctx, Handle, Handshake, MessageRef, Reply, Request, Response, Route,
+};
 
 const MAX_HEAD: usize = 512;
 const MAX_BODY: usize = 1024;
@@ -83,7 +85,8 @@ fn server() -> &'static Running {
         config.max_request_head = MAX_HEAD;
         config.max_request_body = MAX_BODY;
         config.linger = Duration::from_millis(100);
-        let cluster = Cluster::bind(config, Handshake::new(), 1, |_| Echo).expect("bind the server under test");
+        let cluster =
+            Cluster::bind(config, Handshake::new(), 1, |_| Echo).expect("bind the server under test");
         let running = Running {
             addr: cluster.local_addr(),
             handle: cluster.handle(),
@@ -171,7 +174,10 @@ fn exchange<'a>(running: &Running, pieces: impl Iterator<Item = &'a [u8]>) -> Ve
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => return out,
-            Err(e) => panic!("no end of the answer (hang?): {e}; got {:?}", String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "no end of the answer (hang?): {e}; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
 }
@@ -217,7 +223,18 @@ fuzz_target!(|data: &[u8]| {
         ),
     }
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic");
-    assert_eq!(running.handle.stats().app_panics, 0, "a panic caught at the app boundary");
-    let alive = exchange(running, std::iter::once(&b"GET /x HTTP/1.1\r\nHost: fuzz\r\n\r\n"[..]));
-    assert_eq!(response(&alive).map(|(status, _)| status), Some(404), "the server still answers");
+    assert_eq!(
+        running.handle.stats().app_panics,
+        0,
+        "a panic caught at the app boundary"
+    );
+    let alive = exchange(
+        running,
+        std::iter::once(&b"GET /x HTTP/1.1\r\nHost: fuzz\r\n\r\n"[..]),
+    );
+    assert_eq!(
+        response(&alive).map(|(status, _)| status),
+        Some(404),
+        "the server still answers"
+    );
 });
