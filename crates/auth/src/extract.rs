@@ -4,7 +4,7 @@
 //! Each returns the token only if it has the syntax of a JWT (1 to
 //! [`MAX_TOKEN_LEN`] bytes of base64url characters and dots), and `None`
 //! for anything else: no such header part, a malformed one, an ambiguous
-//! one. Whether the token is good is [`crate::verify`]'s to say.
+//! one. Whether the token is good is [`crate::verify`](fn@crate::verify)'s to say.
 
 use serde::Deserialize;
 

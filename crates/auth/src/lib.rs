@@ -8,7 +8,7 @@
 //!   ([`Keys::from_files`]). Each key verifies one algorithm: HS256,
 //!   RS256, ES256 or EdDSA (Ed25519). Rebuild the set to rotate keys (on
 //!   SIGHUP, say).
-//! - [`verify`]: a token, the keys, a [`Validation`] and the time `now`
+//! - [`verify`](fn@verify): a token, the keys, a [`Validation`] and the time `now`
 //!   (passed in: nothing here reads a clock) give an [`Identity`]: the
 //!   subject, its [`Rights`], the expiry.
 //! - [`TopicPattern`], [`Rights`], [`Private`]: exact topic names and
@@ -32,7 +32,7 @@
 //! against a set of several keys, only if exactly one key is of its
 //! algorithm. `exp` (required by default), `nbf` and `iat` are checked
 //! against `now` with a leeway; `aud` and `iss` when configured (and `aud`
-//! must be absent when no audience is). See [`verify`] for the exact
+//! must be absent when no audience is). See [`verify`](fn@verify) for the exact
 //! rules.
 //!
 //! # The `tether` claim
@@ -82,7 +82,7 @@
 //! workspace's 1.89 since it was raised, and not adopted yet. The `aws-lc-sys` advisories of 2026 (RUSTSEC-2026-0044,
 //! RUSTSEC-2026-0048 and the PKCS#7 and AES-CCM ones) are fixed from
 //! aws-lc-sys 0.39, below what the lock file holds. The claims are checked
-//! here, not by the library (see [`verify`]). If another crate of the same
+//! here, not by the library (see [`verify`](fn@verify)). If another crate of the same
 //! build turns on jsonwebtoken's `rust_crypto` feature too, jsonwebtoken
 //! picks no backend on its own and verification fails: keep it off.
 //!

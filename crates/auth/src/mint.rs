@@ -55,7 +55,7 @@ impl NewToken {
         }
     }
 
-    /// The token, signed with HS256 and `secret`: what [`crate::verify`]
+    /// The token, signed with HS256 and `secret`: what [`crate::verify`](fn@crate::verify)
     /// accepts with [`crate::Keys::from_secret`] of the same secret.
     ///
     /// # Errors

@@ -23,6 +23,8 @@ use crate::{Backoff, Error, Scheme, Url};
 /// | limits, keepalive ([`tether_ws::Config`]) | 16 MiB frames, 64 MiB messages, 100 000 fragments, ping after 30 s of silence, give up after 60 s, 5 s for the close handshake |
 /// | wait for the server to close TCP after the close handshake | 1 s |
 /// | reconnection | off |
+/// | answers (pongs, the close echo) queued unwritten before the connection fails with 1008 | 1 MiB |
+/// | bytes one [`NonBlockingClient::on_readable`](crate::NonBlockingClient::on_readable) reads at most | 256 KiB |
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -54,7 +56,15 @@ pub struct WebSocketBuilder {
     pub(crate) deflate_offer: tether_deflate::ClientOffer,
     pub(crate) reconnect: Option<Backoff>,
     pub(crate) tls: crate::tls::TlsChoice,
+    pub(crate) max_queued_answers: usize,
+    pub(crate) read_budget: usize,
 }
+
+/// The default of [`WebSocketBuilder::max_queued_answers`]: 1 MiB.
+pub const DEFAULT_MAX_QUEUED_ANSWERS: usize = 1024 * 1024;
+
+/// The default of [`WebSocketBuilder::read_budget`]: 256 KiB.
+pub const DEFAULT_READ_BUDGET: usize = 256 * 1024;
 
 impl WebSocketBuilder {
     /// The defaults, for `url` (parsed when connecting).
@@ -74,6 +84,8 @@ impl WebSocketBuilder {
             deflate_offer: tether_deflate::ClientOffer::new(),
             reconnect: None,
             tls: crate::tls::TlsChoice::default(),
+            max_queued_answers: DEFAULT_MAX_QUEUED_ANSWERS,
+            read_budget: DEFAULT_READ_BUDGET,
         }
     }
 
@@ -208,6 +220,28 @@ impl WebSocketBuilder {
     /// longest wait, starts them over.
     pub fn reconnect(mut self, backoff: Backoff) -> WebSocketBuilder {
         self.reconnect = Some(backoff);
+        self
+    }
+
+    /// How many bytes of automatic answers to the server's frames (pongs,
+    /// the close echo) may wait unwritten, the server not reading them,
+    /// before the connection fails with close code 1008 (default
+    /// [`DEFAULT_MAX_QUEUED_ANSWERS`], 1 MiB). What you send yourself is
+    /// not counted. At least 1.
+    pub fn max_queued_answers(mut self, bytes: usize) -> WebSocketBuilder {
+        self.max_queued_answers = bytes.max(1);
+        self
+    }
+
+    /// How many bytes one call of
+    /// [`NonBlockingClient::on_readable`](crate::NonBlockingClient::on_readable)
+    /// reads at most (default [`DEFAULT_READ_BUDGET`], 256 KiB), so that
+    /// a server sending without pause cannot keep the caller's loop from
+    /// its other work; what is left is read on the next call (see
+    /// [`NonBlockingClient::wants_read`](crate::NonBlockingClient::wants_read)).
+    /// At least 1. The blocking client reads as its calls need.
+    pub fn read_budget(mut self, bytes: usize) -> WebSocketBuilder {
+        self.read_budget = bytes.max(1);
         self
     }
 

@@ -59,13 +59,13 @@ mod transport;
 mod url;
 mod websocket;
 
-pub use builder::WebSocketBuilder;
+pub use builder::{DEFAULT_MAX_QUEUED_ANSWERS, DEFAULT_READ_BUDGET, WebSocketBuilder};
 pub use error::Error;
 pub use h2::{H2Builder, H2Connection, H2EventStream, H2WebSocket, WsOptions};
 #[cfg(feature = "tls")]
 pub use h3::{H3Builder, H3EventStream};
 pub use nonblocking::NonBlockingClient;
-pub use sse::{EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
+pub use sse::{DEFAULT_MAX_RESPONSE_HEAD, EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
 pub use tether_backoff::Backoff;
 pub use tether_sse::{Limits as SseLimits, MessageEvent};
 pub use tether_ws::{CloseCode, CloseFrame, Config as WsConfig, ControlPayload, Message, MessageKind, State};

@@ -37,8 +37,14 @@ const COMPACT_AFTER: usize = 64 * 1024;
 ///    [`wants_write`](Self::wants_write) is true.
 /// 3. When the socket is **readable**, call
 ///    [`on_readable`](Self::on_readable): it reads until `WouldBlock` (as
-///    edge-triggered polling requires), feeds the bytes to the protocol and
-///    writes the automatic replies (pongs, the close echo).
+///    edge-triggered polling requires) or until it has read its budget
+///    ([`WebSocketBuilder::read_budget`], 256 KiB by default), feeds the
+///    bytes to the protocol and writes the automatic replies (pongs, the
+///    close echo). While [`wants_read`](Self::wants_read) is true the
+///    budget ran out first: the socket may hold more, and no new readiness
+///    event will say so, so call `on_readable` again once the loop's other
+///    work is done ([`poll_timeout`](Self::poll_timeout) is then due at
+///    once, so that the poll does not wait).
 /// 4. After either, drain [`poll_event`](Self::poll_event) until `None`:
 ///    [`Event::Open`] when the handshake completes, then messages, pings,
 ///    pongs and [`Event::Closed`]; an `Err` means the connection failed
@@ -52,7 +58,8 @@ const COMPACT_AFTER: usize = 64 * 1024;
 ///    ...) queues the frame and writes what the socket takes at once; the
 ///    rest goes on the next `on_writable`. Transport errors met while
 ///    writing come out of `poll_event`. The automatic answers (pongs, the
-///    close echo) may keep at most 1 MiB queued unwritten: a server that
+///    close echo) may keep at most 1 MiB queued unwritten
+///    ([`WebSocketBuilder::max_queued_answers`]): a server that
 ///    goes on pinging without reading the pongs fails the connection with
 ///    close code 1008 (what you send yourself is yours to bound, with
 ///    [`pending_output`](Self::pending_output)).
@@ -88,6 +95,9 @@ const COMPACT_AFTER: usize = 64 * 1024;
 ///             client.on_readable(Instant::now());
 ///         }
 ///     }
+///     if client.wants_read() {
+///         client.on_readable(Instant::now());
+///     }
 ///     client.handle_timeout(Instant::now());
 ///     while let Some(event) = client.poll_event() {
 ///         match event? {
@@ -115,6 +125,10 @@ pub struct NonBlockingClient<S> {
     linger_deadline: Option<Instant>,
     /// The latest time the caller passed in.
     now: Instant,
+    /// Bytes one `on_readable` reads at most.
+    read_budget: usize,
+    /// The last `on_readable` stopped at its budget, not at `WouldBlock`.
+    read_pending: bool,
 }
 
 impl<S> std::fmt::Debug for NonBlockingClient<S> {
@@ -143,20 +157,35 @@ impl<S: Read + Write> NonBlockingClient<S> {
             close_linger: options.close_linger,
             linger_deadline: None,
             now,
+            read_budget: options.read_budget.max(1),
+            read_pending: false,
         })
     }
 
-    /// Reads until the stream would block and processes what arrived.
+    /// Reads until the stream would block, or until this call has read
+    /// its budget ([`WebSocketBuilder::read_budget`]; then
+    /// [`wants_read`](Self::wants_read) is true), and processes what
+    /// arrived.
     pub fn on_readable(&mut self, now: Instant) {
         self.now = now;
+        self.read_pending = false;
         let mut buf = [0u8; READ_CHUNK];
+        let mut left = self.read_budget;
         while !self.eof {
-            match self.stream.read(&mut buf) {
+            if left == 0 {
+                self.read_pending = true;
+                break;
+            }
+            let room = left.min(buf.len());
+            match self.stream.read(buf.get_mut(..room).unwrap_or_default()) {
                 Ok(0) => {
                     self.eof = true;
                     self.session.on_eof();
                 }
-                Ok(n) => self.session.receive(buf.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    left = left.saturating_sub(n);
+                    self.session.receive(buf.get(..n).unwrap_or_default());
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -172,6 +201,14 @@ impl<S: Read + Write> NonBlockingClient<S> {
     /// Writes queued output until it is flushed or the stream would block.
     pub fn on_writable(&mut self) {
         self.flush();
+    }
+
+    /// Whether the last [`on_readable`](Self::on_readable) stopped at its
+    /// budget rather than at `WouldBlock`: the socket may hold more, which
+    /// edge-triggered polling will not announce again, so call
+    /// `on_readable` again.
+    pub fn wants_read(&self) -> bool {
+        self.read_pending && !self.eof
     }
 
     /// Whether output is waiting for the socket to become writable.
@@ -198,6 +235,10 @@ impl<S: Read + Write> NonBlockingClient<S> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_finished() {
             return None;
+        }
+        if self.wants_read() {
+            // Input waits in the socket: the poll should not.
+            return Some(self.now);
         }
         match (self.session.poll_timeout(), self.linger_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -12,11 +12,6 @@ use crate::{Error, Event, Url, WebSocketBuilder};
 
 /// The largest response head accepted during the opening handshake.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
-/// The output that the answers to the server's frames (pongs, the close
-/// echo) may keep queued unwritten (the per-connection bound on queued
-/// output): a server that sends pings and never reads the pongs fails the
-/// connection with 1008 there, rather than growing the queue for ever.
-pub(crate) const MAX_QUEUED_ANSWERS: usize = 1024 * 1024;
 
 enum Phase {
     Handshake {
@@ -45,6 +40,12 @@ pub(crate) struct Session {
     pub(crate) out: Vec<u8>,
     /// How much of `out` is (at most) answers the server has not read.
     answers: usize,
+    /// The output that the answers to the server's frames (pongs, the
+    /// close echo) may keep queued unwritten
+    /// ([`WebSocketBuilder::max_queued_answers`]): a server that sends
+    /// pings and never reads the pongs fails the connection with 1008
+    /// there, rather than growing the queue for ever.
+    max_answers: usize,
     events: VecDeque<Result<Event, Error>>,
     config: tether_ws::Config,
     protocol: Option<String>,
@@ -100,6 +101,7 @@ impl Session {
             terminal: None,
             out,
             answers: 0,
+            max_answers: options.max_queued_answers,
             events: VecDeque::new(),
             config: options.ws,
             protocol: None,
@@ -258,10 +260,10 @@ impl Session {
             let Some(mut event) = event else {
                 continue;
             };
-            if self.answers > MAX_QUEUED_ANSWERS && conn.state() != State::Closed {
+            if self.answers > self.max_answers && conn.state() != State::Closed {
                 event = conn.fail_over_limit(
                     tether_ws::Limit::UnreadAnswers,
-                    MAX_QUEUED_ANSWERS as u64,
+                    self.max_answers as u64,
                     &mut self.out,
                 );
             }

@@ -13,8 +13,9 @@ use crate::transport::Transport;
 use crate::transport::{is_timeout, time_left};
 use crate::{Error, Scheme, Url};
 
-/// The largest response head read.
-const MAX_HEAD: usize = 64 * 1024;
+/// The default of [`EventSourceBuilder::max_response_head`]: 16 KiB, the
+/// size of the largest request head a tether server reads.
+pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -29,6 +30,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// | consecutive failed connection attempts | no limit |
 /// | extra request headers | none |
 /// | parser limits ([`Limits`]) | 64 KiB lines, 16 MiB events |
+/// | response head | 16 KiB |
 #[derive(Debug, Clone)]
 pub struct EventSourceBuilder {
     url: String,
@@ -40,6 +42,7 @@ pub struct EventSourceBuilder {
     max_retries: Option<u32>,
     limits: Limits,
     tls: crate::tls::TlsChoice,
+    max_head: usize,
 }
 
 impl EventSourceBuilder {
@@ -55,6 +58,7 @@ impl EventSourceBuilder {
             max_retries: None,
             limits: Limits::new(),
             tls: crate::tls::TlsChoice::default(),
+            max_head: DEFAULT_MAX_RESPONSE_HEAD,
         }
     }
 
@@ -118,6 +122,16 @@ impl EventSourceBuilder {
     /// The parser's limits on line and event sizes.
     pub fn limits(mut self, limits: Limits) -> EventSourceBuilder {
         self.limits = limits;
+        self
+    }
+
+    /// The largest response head read, status line and header fields
+    /// together (default [`DEFAULT_MAX_RESPONSE_HEAD`], 16 KiB): a server
+    /// that sends a longer one fails the source for good with
+    /// [`Error::Http`] saying so, since trying again would meet the same
+    /// head. Redirects count too.
+    pub fn max_response_head(mut self, bytes: usize) -> EventSourceBuilder {
+        self.max_head = bytes;
         self
     }
 
@@ -579,12 +593,19 @@ impl EventSource {
             })?;
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
+            let max_head = self.options.max_head;
+            let over = || Error::Http(format!("response head over {max_head} bytes"));
             let (head, used) = loop {
                 if let Some(parsed) = http::parse_head(&buf)? {
+                    // Whole, but perhaps only after a read that took it
+                    // past the limit.
+                    if parsed.1 > max_head {
+                        return Err(over());
+                    }
                     break parsed;
                 }
-                if buf.len() > MAX_HEAD {
-                    return Err(Error::Http(format!("response head over {MAX_HEAD} bytes")));
+                if buf.len() > max_head {
+                    return Err(over());
                 }
                 time_left(socket.tcp(), deadline, STEP)?;
                 match socket.read(&mut chunk) {

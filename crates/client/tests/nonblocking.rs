@@ -52,6 +52,11 @@ fn run(
                 client.on_readable(Instant::now());
             }
         }
+        // The last read stopped at its budget: no readiness event comes
+        // for what is left.
+        if client.wants_read() {
+            client.on_readable(Instant::now());
+        }
         client.handle_timeout(Instant::now());
         while let Some(event) = client.poll_event() {
             on_event(client, &event);
@@ -143,11 +148,20 @@ fn a_silent_server_times_out_the_handshake() {
 }
 
 /// A server that answers the upgrade, then sends `pings` empty pings
-/// (`89 00`) and never reads a byte more.
+/// (`89 00`), in reads of any size, and never reads a byte more.
 struct PingFlood {
     request: Vec<u8>,
     response: Option<Vec<u8>>,
     pings: usize,
+    /// Bytes of the pings sent so far.
+    sent: usize,
+}
+
+impl PingFlood {
+    /// Bytes of pings not read yet.
+    fn unread(&self) -> usize {
+        2 * self.pings - self.sent
+    }
 }
 
 impl std::io::Write for PingFlood {
@@ -179,43 +193,56 @@ impl std::io::Read for PingFlood {
             buf[..response.len()].copy_from_slice(&response);
             return Ok(response.len());
         }
-        let n = (buf.len() / 2).min(self.pings);
+        let n = buf.len().min(self.unread());
         if n == 0 || !self.request.ends_with(b"\r\n\r\n") {
             return Err(std::io::ErrorKind::WouldBlock.into());
         }
-        for pair in buf[..2 * n].chunks_exact_mut(2) {
-            pair.copy_from_slice(&[0x89, 0x00]);
+        for (i, byte) in buf[..n].iter_mut().enumerate() {
+            *byte = if (self.sent + i).is_multiple_of(2) {
+                0x89
+            } else {
+                0x00
+            };
         }
-        self.pings -= n;
-        Ok(2 * n)
+        self.sent += n;
+        Ok(n)
     }
 }
 
-#[test]
-fn pongs_a_server_never_reads_fail_the_connection_at_the_output_bound() {
-    let flood = PingFlood {
-        request: Vec::new(),
-        response: None,
-        // Each pong is 6 bytes (masked): far more than 1 MiB of them.
-        pings: 1_000_000,
-    };
-    let builder = WebSocket::builder("ws://127.0.0.1:9/").compression(false);
-    let mut client = builder.nonblocking(flood, Instant::now()).unwrap();
+/// Drives `client` over a [`PingFlood`] until the connection fails (1000
+/// rounds at most): the most output it queued, and the failure.
+fn flood(mut client: NonBlockingClient<PingFlood>) -> (usize, Option<Error>) {
     let mut most_queued = 0;
-    let mut failure = None;
     for _ in 0..1000 {
         client.on_writable();
         client.on_readable(Instant::now());
         while let Some(event) = client.poll_event() {
             most_queued = most_queued.max(client.pending_output());
             if let Err(e) = event {
-                failure = Some(e);
+                return (most_queued, Some(e));
             }
         }
-        if failure.is_some() {
-            break;
-        }
     }
+    (most_queued, None)
+}
+
+fn ping_flood(pings: usize) -> PingFlood {
+    PingFlood {
+        request: Vec::new(),
+        response: None,
+        pings,
+        sent: 0,
+    }
+}
+
+#[test]
+fn pongs_a_server_never_reads_fail_the_connection_at_the_output_bound() {
+    let builder = WebSocket::builder("ws://127.0.0.1:9/").compression(false);
+    // Each pong is 6 bytes (masked): far more than 1 MiB of them.
+    let client = builder
+        .nonblocking(ping_flood(1_000_000), Instant::now())
+        .unwrap();
+    let (most_queued, failure) = flood(client);
     assert!(
         most_queued <= (1 << 20) + 1024,
         "{most_queued} bytes queued for a server that does not read"
@@ -224,4 +251,71 @@ fn pongs_a_server_never_reads_fail_the_connection_at_the_output_bound() {
         Some(e) => assert_eq!(e.close_code(), Some(CloseCode::POLICY), "{e}"),
         None => panic!("the connection did not fail; {most_queued} bytes queued"),
     }
+}
+
+#[test]
+fn the_bound_on_unread_pongs_is_the_callers_to_set() {
+    let builder = WebSocket::builder("ws://127.0.0.1:9/")
+        .compression(false)
+        .max_queued_answers(64 * 1024);
+    // 60 000 pongs are 360 000 bytes: within the default bound, over this one.
+    let client = builder.nonblocking(ping_flood(60_000), Instant::now()).unwrap();
+    let (most_queued, failure) = flood(client);
+    assert!(
+        most_queued <= 64 * 1024 + 1024,
+        "{most_queued} bytes queued for a server that does not read"
+    );
+    match failure {
+        Some(e) => assert_eq!(e.close_code(), Some(CloseCode::POLICY), "{e}"),
+        None => panic!("the connection did not fail; {most_queued} bytes queued"),
+    }
+    // The same server under the default bound: no failure.
+    let builder = WebSocket::builder("ws://127.0.0.1:9/").compression(false);
+    let client = builder.nonblocking(ping_flood(60_000), Instant::now()).unwrap();
+    let (most_queued, failure) = flood(client);
+    assert!(failure.is_none(), "{failure:?} with {most_queued} bytes queued");
+}
+
+#[test]
+fn a_read_stops_at_its_budget_and_the_next_goes_on() {
+    const BUDGET: usize = 4096;
+    // 10 000 pings are 20 000 bytes: several budgets' worth.
+    let builder = WebSocket::builder("ws://127.0.0.1:9/")
+        .compression(false)
+        .read_budget(BUDGET);
+    let now = Instant::now();
+    let mut client = builder.nonblocking(ping_flood(10_000), now).unwrap();
+    client.on_writable();
+    // The handshake's answer and pings, up to the budget.
+    client.on_readable(now);
+    assert!(client.wants_read(), "the budget ran out with pings still to read");
+    assert_eq!(client.poll_timeout(), Some(now), "due at once while input waits");
+    let mut left = client.get_mut().unread();
+    assert!(left > 20_000 - BUDGET, "{left} bytes left");
+    let expected_calls = left.div_ceil(BUDGET);
+    let mut calls = 0;
+    while client.wants_read() {
+        client.on_readable(now);
+        calls += 1;
+        let read = left - client.get_mut().unread();
+        left = client.get_mut().unread();
+        // Each call reads its budget, the last the rest.
+        if left > 0 {
+            assert_eq!(read, BUDGET, "call {calls}");
+        }
+    }
+    assert_eq!(calls, expected_calls, "the rest read in budget-sized calls");
+    assert_eq!(left, 0, "every ping read");
+    // The socket is drained: the poll waits for readiness again.
+    client.on_readable(now);
+    assert!(!client.wants_read());
+    let mut pings = 0;
+    while let Some(event) = client.poll_event() {
+        match event.unwrap() {
+            Event::Open => {}
+            Event::Ping(_) => pings += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(pings, 10_000);
 }

@@ -225,6 +225,38 @@ fn a_wrong_content_type_fails_for_good() {
     assert_eq!(source.next().unwrap().unwrap().data(), "yes");
 }
 
+/// A stream whose response head is `size` bytes, padded with a header.
+fn head_of(size: usize) -> String {
+    let start = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Pad: ";
+    let end = "\r\n\r\n";
+    let pad = "p".repeat(size - start.len() - end.len());
+    format!("{start}{pad}{end}")
+}
+
+#[test]
+fn a_response_head_over_the_limit_fails_for_good() {
+    let server = ScriptServer::start(|_, _| Reply::close(format!("{}data: big\n\n", head_of(17 * 1024))));
+    let mut source = fast(server.url("/")).build().unwrap();
+    match source.next() {
+        Some(Err(Error::Http(message))) => {
+            assert_eq!(message, "response head over 16384 bytes");
+        }
+        other => panic!("expected a refused head, got {other:?}"),
+    }
+    assert!(source.next().is_none());
+    assert_eq!(server.requests().len(), 1, "no reconnection");
+    // Within a limit of one's own, the same head is read.
+    let mut source = fast(server.url("/"))
+        .max_response_head(32 * 1024)
+        .build()
+        .unwrap();
+    assert_eq!(source.next().unwrap().unwrap().data(), "big");
+    // And a head just within the default.
+    let server = ScriptServer::start(|_, _| Reply::close(format!("{}data: fits\n\n", head_of(16 * 1024))));
+    let mut source = fast(server.url("/")).build().unwrap();
+    assert_eq!(source.next().unwrap().unwrap().data(), "fits");
+}
+
 #[test]
 fn retry_sets_the_reconnection_delay() {
     let server = ScriptServer::start(|n, _| match n {

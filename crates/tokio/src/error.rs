@@ -26,7 +26,7 @@ pub enum Error {
     #[cfg(feature = "ws")]
     Handshake(tether_handshake::Error),
     /// A server refused the upgrade with this HTTP status (client side), or
-    /// an upgrade was refused with it (server side, [`crate::accept`]).
+    /// an upgrade was refused with it (server side, [`fn@crate::accept`]).
     Status(u16),
     /// The connection is closed (or closing): nothing more can be sent.
     Closed,

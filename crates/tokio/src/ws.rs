@@ -54,7 +54,7 @@ pub struct Options {
     /// first byte it waits for to the 101 written, a client from its
     /// request written to the server's answer read. A peer that sends its
     /// head slowly, or not at all, is dropped with
-    /// [`Error::Timeout`](crate::Error::Timeout) when it passes.
+    /// [`Error::Timeout`] when it passes.
     pub handshake_timeout: Duration,
 }
 

@@ -67,8 +67,8 @@ impl Connection {
 }
 
 /// The offset `ms` milliseconds after `timer` (both as
-/// [`SharedConfig::offset`] counts them), or `None` for a timer that is
-/// off (0).
+/// [`SharedConfig::offset`](super::SharedConfig::offset) counts them), or
+/// `None` for a timer that is off (0).
 fn after_ms(timer: i64, ms: u32) -> Option<i64> {
     (ms > 0).then(|| timer.saturating_add(i64::from(ms) * 1_000_000))
 }

@@ -18,6 +18,7 @@ use std::time::Instant;
 use log::debug;
 use tether_ws::{CloseCode, Event};
 
+mod pending;
 mod requests;
 mod session;
 mod state;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use log::debug;
 
+use super::pending::{PendingBody, take_length};
 use super::state::{Deferred, H1Conn, Requests};
 use crate::app::{App, Request, Response, Route};
 use crate::http;
@@ -18,16 +19,6 @@ use crate::transport::Stream;
 
 /// Header lines accepted in a request head.
 const MAX_HEADERS: usize = 64;
-
-/// A chunked request body arriving over several reads: its decoder's
-/// state and the body so far, so that each read decodes only its own
-/// bytes (the request's head waits alone in `partial`).
-pub(in crate::server) struct ChunkedBody {
-    decoder: tether_http1::BodyDecoder,
-    decoded: Vec<u8>,
-    /// Bytes of the body on the wire so far, framing included.
-    wire: usize,
-}
 
 /// Whether a chunked body took more than `limit` bytes of framing (size
 /// lines, extensions, line ends, trailers) beside its `data` bytes: the
@@ -94,7 +85,7 @@ impl H1Conn {
         let Some(Requests {
             partial,
             waiting,
-            chunked,
+            body,
             stalled,
             ..
         }) = self.requests()
@@ -114,9 +105,9 @@ impl H1Conn {
             }
             return;
         }
-        if let Some(body) = chunked.take() {
+        if let Some(body) = body.take() {
             let head = mem::take(partial);
-            return self.chunked_input(c, head, body, data, &limits, max_framing, now);
+            return self.body_input(c, head, body, data, &limits, max_framing, now);
         }
         // How much of an unfinished request was already buffered.
         let owned_len = partial.len();
@@ -206,22 +197,30 @@ impl H1Conn {
                     return respond_with(c, &refusal, head_only, true);
                 }
                 let expects_continue = head.expect_continue();
-                if let Some(decoder) = unfinished {
-                    // The body goes on from where its decoder stopped: the
-                    // head alone is kept, and what the body decoded to.
-                    let body = ChunkedBody {
+                // The body goes on from where this read stopped: the head
+                // alone is kept, and the body so far beside it (a chunked
+                // body's decoder too), so that the next read costs only
+                // its own bytes.
+                let pending = match (unfinished, head.framing()) {
+                    (Some(decoder), _) => PendingBody::Chunked {
                         decoder,
                         decoded: mem::take(&mut decoded),
                         wire: after_head.len(),
-                    };
-                    let head_bytes = rest.get(..head_len).unwrap_or_default();
-                    self.keep_partial(c, head_bytes, starts_request, expects_continue, now);
-                    if let Some(requests) = self.requests() {
-                        requests.chunked = Some(Box::new(body));
+                    },
+                    (None, tether_http1::Framing::Length(length)) => {
+                        // The head's parse bounds `length` by the largest
+                        // body.
+                        let length = usize::try_from(length).unwrap_or(usize::MAX);
+                        PendingBody::length(after_head, length)
                     }
-                    return;
+                    _ => return self.keep_partial(c, rest, starts_request, expects_continue, now),
+                };
+                let head_bytes = rest.get(..head_len).unwrap_or_default();
+                self.keep_partial(c, head_bytes, starts_request, expects_continue, now);
+                if let Some(requests) = self.requests() {
+                    requests.body = Some(Box::new(pending));
                 }
-                return self.keep_partial(c, rest, starts_request, expects_continue, now);
+                return;
             };
             if let Some(requests) = self.requests() {
                 requests.head_checked = false;
@@ -272,54 +271,65 @@ impl H1Conn {
         self.requests_input(c, &[], now);
     }
 
-    /// More of a chunked body whose request's head is `head`: decoded on
-    /// from where the last read stopped. Once it is whole, the request
-    /// goes on as if it had come in one read, its body in one chunk.
+    /// More of a body whose request's head is `head`: gathered (a chunked
+    /// one decoded) on from where the last read stopped. Once it is whole,
+    /// the request goes on as if it had come in one read (a chunked body
+    /// in one chunk).
     #[allow(clippy::too_many_arguments)]
-    fn chunked_input<A: App>(
+    fn body_input<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         head: Vec<u8>,
-        mut body: Box<ChunkedBody>,
+        mut body: Box<PendingBody>,
         data: &[u8],
         limits: &tether_http1::Limits,
         max_framing: usize,
         now: Instant,
     ) {
-        let ChunkedBody {
-            decoder,
-            decoded,
-            wire,
-        } = &mut *body;
-        let fault = match decoder.decode(data, decoded) {
-            Ok((used, done)) => {
-                *wire = wire.saturating_add(used);
-                if framing_over(*wire, decoded.len(), max_framing) {
-                    Some(FRAMING_TOO_LARGE)
-                } else if done {
-                    let mut whole = head;
-                    whole.reserve(decoded.len() + 32 + data.len().saturating_sub(used));
-                    if !decoded.is_empty() {
-                        whole.extend_from_slice(format!("{:x}\r\n", decoded.len()).as_bytes());
-                        whole.extend_from_slice(decoded);
-                        whole.extend_from_slice(b"\r\n");
+        let fault = match &mut *body {
+            PendingBody::Chunked {
+                decoder,
+                decoded,
+                wire,
+            } => match decoder.decode(data, decoded) {
+                Ok((used, done)) => {
+                    *wire = wire.saturating_add(used);
+                    if framing_over(*wire, decoded.len(), max_framing) {
+                        Some(FRAMING_TOO_LARGE)
+                    } else if done {
+                        let mut whole = head;
+                        whole.reserve(decoded.len() + 32 + data.len().saturating_sub(used));
+                        if !decoded.is_empty() {
+                            whole.extend_from_slice(format!("{:x}\r\n", decoded.len()).as_bytes());
+                            whole.extend_from_slice(decoded);
+                            whole.extend_from_slice(b"\r\n");
+                        }
+                        whole.extend_from_slice(b"0\r\n\r\n");
+                        whole.extend_from_slice(data.get(used..).unwrap_or_default());
+                        return self.whole_request(c, whole, now);
+                    } else {
+                        None
                     }
-                    whole.extend_from_slice(b"0\r\n\r\n");
-                    whole.extend_from_slice(data.get(used..).unwrap_or_default());
-                    if let Some(requests) = self.requests() {
-                        requests.partial = whole;
-                    }
-                    return self.input_released(c, &[], None, now);
-                } else {
-                    None
                 }
+                Err(e) => Some(e),
+            },
+            PendingBody::Length { body, length } => {
+                let (used, done) = take_length(body, data, *length);
+                if done {
+                    let after = data.get(used..).unwrap_or_default();
+                    let mut whole = head;
+                    whole.reserve(body.len() + after.len());
+                    whole.extend_from_slice(body);
+                    whole.extend_from_slice(after);
+                    return self.whole_request(c, whole, now);
+                }
+                None
             }
-            Err(e) => Some(e),
         };
         let Some(fault) = fault else {
             if let Some(requests) = self.requests() {
                 requests.partial = head;
-                requests.chunked = Some(body);
+                requests.body = Some(body);
             }
             return c.env.mark_dirty(c.id, c.link);
         };
@@ -328,6 +338,16 @@ impl H1Conn {
             Ok(tether_http1::Status::Complete((head, _))) => refuse_body(c, &head, &fault, now),
             _ => error(c, 400, false),
         }
+    }
+
+    /// A request whose body has arrived, `whole` with what followed it in
+    /// the same read: handled as if it had come at once (its body copied
+    /// once more, with its head, not once per read).
+    fn whole_request<A: App>(&mut self, c: &mut Call<'_, '_, A>, whole: Vec<u8>, now: Instant) {
+        if let Some(requests) = self.requests() {
+            requests.partial = whole;
+        }
+        self.input_released(c, &[], None, now)
     }
 
     /// Shows the application the head of a request whose body is still to

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::pending::PendingBody;
 use crate::server::push_target::PushTarget;
 use crate::server::websocket::Session;
 
@@ -32,11 +33,11 @@ pub(in crate::server) enum H1Conn {
 /// Waiting for a request head (the first, or the next on keep-alive), or
 /// for the application's deferred answer to one.
 pub(in crate::server) struct Requests {
-    /// Bytes of requests not yet handled (while a chunked body arrives,
-    /// its request's head alone).
+    /// Bytes of requests not yet handled (while a body arrives, its
+    /// request's head alone).
     pub(in crate::server) partial: Vec<u8>,
-    /// A chunked body arriving over several reads, decoded so far.
-    pub(in crate::server) chunked: Option<Box<super::requests::ChunkedBody>>,
+    /// A body arriving over several reads, gathered so far.
+    pub(in crate::server) body: Option<Box<PendingBody>>,
     /// Requests in `partial` were left unanswered when the output went
     /// over its limit: they go on once it has drained.
     pub(in crate::server) stalled: bool,
@@ -72,7 +73,7 @@ impl H1Conn {
     pub(in crate::server) fn new(deadline: Instant) -> H1Conn {
         H1Conn::Requests(Requests {
             partial: Vec::new(),
-            chunked: None,
+            body: None,
             stalled: false,
             deadline,
             continued: false,
