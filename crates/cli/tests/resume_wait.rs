@@ -8,6 +8,7 @@
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
 
 #[path = "serve/process.rs"]
 mod process;
