@@ -255,6 +255,9 @@ fn a_token_holder_may_publish_over_websocket_anywhere() {
 fn ids_that_are_too_old_or_unknown_get_the_gap_signal() {
     let mut settings = settings();
     settings.hub.max_backlog_events = 2;
+    // The shortest resume wait (one second: one to two ticks), for the
+    // id ahead of the topic at the end.
+    settings.hub.resume_wait = std::time::Duration::from_secs(1);
     let server = HubServer::start(settings);
     let mut publisher = HttpConn::connect(server.addr);
     let ids: Vec<String> = (1..=5)
@@ -304,8 +307,8 @@ fn ids_that_are_too_old_or_unknown_get_the_gap_signal() {
     assert_eq!(ws_json(&mut ws)["data"], "e4");
     assert_eq!(ws_json(&mut ws)["data"], "e5");
     // An id ahead of the topic may be an event still on its way from
-    // another loop: it is held, and gets the signal after one to two
-    // ticks when nothing comes.
+    // another loop: it is held, and gets the signal after the resume
+    // wait (here one to two ticks) when nothing comes.
     let (epoch, _) = ids[4].split_once('-').unwrap();
     let ahead = format!("{epoch}-99");
     let mut ws = WsClient::connect(server.addr, &format!("/topics/g/ws?lastEventId={ahead}"));
