@@ -126,7 +126,7 @@ check "tether-auth's README example runs (examples/readme.rs)" \
 ) >"$work/install.log" 2>&1 || { tail -30 "$work/install.log"; bad "cargo install --path crates/cli --locked"; }
 if [ -x "$work/root/bin/tether" ]; then
     check "cargo install: tether --version says $("$work/root/bin/tether" --version)" \
-        test "$("$work/root/bin/tether" --version)" = "tether $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+        test "$("$work/root/bin/tether" --version | cut -d' ' -f1-2)" = "tether $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
     check "cargo install reused the release build (nothing compiled)" sh -c "! grep -q '^ *Compiling ' '$work/install.log'"
 fi
 finish crates
