@@ -194,6 +194,18 @@ class Page:
             self.stop(proc)
             log.close()
             self.server = None
+            # A server keeps serving for its --drain-delay after SIGTERM,
+            # and a process started from a pipeline outlives the shell
+            # waited for: wait until the port is free, or the next page's
+            # server would be refused the port and its snippets would
+            # reach this one.
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                except OSError:
+                    break
+                time.sleep(0.1)
 
     def run(self, block, expect):
         if block.lang in ("js", "javascript"):
