@@ -14,7 +14,8 @@ pub(crate) enum Format {
     /// `SECONDS.MILLIS LEVEL target: message`, for a terminal.
     Text,
     /// One JSON object a line: `time` (RFC 3339, UTC), `level`, `kind`,
-    /// `target`, `conn` (the connection being served, if any), `message`.
+    /// `target`, `conn` (the connection the line is about, if any),
+    /// `message`, then the record's other fields (`subject` where known).
     Json,
 }
 
@@ -32,35 +33,88 @@ impl log::Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = match self.format {
-            Format::Text => {
-                let elapsed = self.start.elapsed();
-                format!(
-                    "{:>5}.{:03} {:<5} {}: {}\n",
-                    elapsed.as_secs(),
-                    elapsed.subsec_millis(),
-                    record.level(),
-                    record.target(),
-                    record.args()
-                )
-            }
-            Format::Json => {
-                let mut line = JsonLine::new("log", record.level().as_str());
-                line.field("target", record.target());
-                if let Some(conn) = tether_server::serving_connection() {
-                    line.field("conn", &conn.to_string());
-                }
-                // The message may quote what a peer sent: formatted first,
-                // then escaped like any other string.
-                line.field("message", &record.args().to_string());
-                line.finish()
-            }
-        };
+        let line = self.line(record);
         // One write a line, so that lines from several threads do not mix.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
+}
+
+impl StderrLogger {
+    /// The record as one line, newline included.
+    fn line(&self, record: &log::Record<'_>) -> String {
+        match self.format {
+            Format::Text => {
+                let elapsed = self.start.elapsed();
+                let mut line = format!(
+                    "{:>5}.{:03} {:<5} {}: {}",
+                    elapsed.as_secs(),
+                    elapsed.subsec_millis(),
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
+                for (key, value) in Fields::of(record).0 {
+                    // Debug quotes and escapes it: one line, whatever it holds.
+                    let _ = write!(line, " {key}={value:?}");
+                }
+                line.push('\n');
+                line
+            }
+            Format::Json => {
+                let fields = Fields::of(record);
+                let mut line = JsonLine::new("log", record.level().as_str());
+                line.field("target", record.target());
+                let conn = fields.get("conn").map(str::to_owned);
+                if let Some(conn) =
+                    conn.or_else(|| tether_server::serving_connection().map(|c| c.to_string()))
+                {
+                    line.field("conn", &conn);
+                }
+                // The message may quote what a peer sent: formatted first,
+                // then escaped like any other string.
+                line.field("message", &record.args().to_string());
+                for (key, value) in &fields.0 {
+                    if !RESERVED.contains(&key.as_str()) {
+                        line.field(key, value);
+                    }
+                }
+                line.finish()
+            }
+        }
+    }
+}
+
+/// The fields every JSON line has already: a record's key of one of these
+/// names (other than `conn`, which stands for the served connection) is
+/// left out rather than written twice.
+const RESERVED: [&str; 6] = ["time", "level", "kind", "target", "conn", "message"];
+
+/// A record's key-values, formatted, in the order given.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn of(record: &log::Record<'_>) -> Fields {
+        let mut fields = Fields(Vec::new());
+        let _ = record.key_values().visit(&mut fields);
+        fields
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.push((key.as_str().to_owned(), value.to_string()));
+        Ok(())
+    }
 }
 
 static LOGGER: OnceLock<StderrLogger> = OnceLock::new();
@@ -212,6 +266,45 @@ mod tests {
         assert!(!out.contains('\n') && !out.contains('\r') && !out.contains('\u{2028}'));
         let back: String = serde_json::from_str(&out).expect("valid JSON");
         assert_eq!(back, hostile);
+    }
+
+    fn logged(format: Format, message: &str, kvs: &[(&str, &str)]) -> String {
+        let logger = StderrLogger {
+            start: Instant::now(),
+            format,
+        };
+        let args = format_args!("hub: refused {message}");
+        let record = log::Record::builder()
+            .level(log::Level::Debug)
+            .target("tether_hub_app::router")
+            .args(args)
+            .key_values(&kvs)
+            .build();
+        logger.line(&record)
+    }
+
+    #[test]
+    fn key_values_are_fields_of_their_own() {
+        let hostile = "al\"ice\n{\"level\":\"ERROR\"}";
+        let json = logged(Format::Json, "\"x\ny\"", &[("subject", hostile), ("conn", "7.3")]);
+        assert_eq!(json.matches('\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["subject"], hostile);
+        assert_eq!(value["conn"], "7.3");
+        assert_eq!(value["level"], "DEBUG");
+        assert_eq!(value["message"], "hub: refused \"x\ny\"");
+        // A key that names a field of every line does not replace it.
+        let json = logged(Format::Json, "", &[("level", "ERROR")]);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["level"], "DEBUG");
+
+        let text = logged(Format::Text, "x", &[("subject", hostile)]);
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(
+            text.trim_end()
+                .ends_with(r#"subject="al\"ice\n{\"level\":\"ERROR\"}""#),
+            "{text}"
+        );
     }
 
     #[test]

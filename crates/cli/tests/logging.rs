@@ -270,3 +270,117 @@ fn a_hostile_target_stays_one_json_line() {
     assert!(all.iter().all(|l| l["kind"] == "access" || l["kind"] == "log"));
     assert_eq!(all.iter().filter(|l| l["kind"] == "access").count(), 2);
 }
+
+/// An event stream of `/topics/news/events` with a bearer token: the
+/// connection, and the status of its answer (the head read byte by byte,
+/// so that nothing of the body is taken).
+fn open_stream(addr: SocketAddr, token: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let head = format!(
+        "GET /topics/news/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("the head in time");
+        assert_eq!(n, 1, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (stream, status)
+}
+
+/// Waits until a log line satisfies `found`; returns it.
+fn log_line(log: &Path, found: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(line) = lines(log).into_iter().find(|l| l["kind"] == "log" && found(l)) {
+            return line;
+        }
+        assert!(start.elapsed() < PATIENCE, "no such line in {:?}", lines(log));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines about one user name them: `subject` is a field of its own
+/// on the line of a connection refused for the subject's limit and on the
+/// line of a stream ended by a revocation (with its connection: the
+/// revocation is acted on outside any connection's callback).
+#[test]
+fn lines_about_a_subject_name_it() {
+    let dir = TempDir::new("logging-subject");
+    let secret_file = dir.0.join("jwt.secret");
+    let secret = b"a logging e2e test secret, 32 b!";
+    std::fs::write(&secret_file, secret).unwrap();
+    let log = dir.0.join("serve.log");
+    let (_process, addr, _) = serve(
+        &[
+            "--app",
+            "hub",
+            "--memory",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--publish-token",
+            "sekrit",
+            "--jwt-secret-file",
+            secret_file.to_str().unwrap(),
+            "--max-connections-per-subject",
+            "1",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
+        ],
+        &[],
+        Some(&log),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // A subject with a quote and a newline: a field, not a broken line.
+    let subject = "ali\"ce\n";
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": subject, "iat": now - 5, "exp": now + 600,
+                             "tether": { "sub": ["*"] } }),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+
+    let (_first, status) = open_stream(addr, &token);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let (_second, status) = open_stream(addr, &token);
+    assert!(status.starts_with("HTTP/1.1 429"), "{status}");
+    let refused = log_line(&log, |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connections open"))
+    });
+    assert_eq!(refused["subject"], subject, "{refused}");
+    assert_eq!(refused["level"], "DEBUG");
+
+    let body = serde_json::json!({ "subject": subject, "before": now + 1 }).to_string();
+    let head = format!(
+        "POST /api/revoke HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sekrit\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let status = raw(addr, head.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let ended = log_line(&log, |l| {
+        l["message"].as_str().is_some_and(|m| m.contains("revoked"))
+    });
+    assert_eq!(ended["subject"], subject, "{ended}");
+    assert!(ended["conn"].as_str().is_some_and(|c| c.contains('#')), "{ended}");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&token));
+}

@@ -764,7 +764,7 @@ impl Access {
             if let Some(subject) = &holder.subject
                 && let Some(wait) = self.subject_full(&holders, subject, now, ttl)
             {
-                log::debug!("hub: ticket refused: its subject has too many outstanding");
+                log::debug!(subject = &**subject; "hub: ticket refused: its subject has too many outstanding");
                 return super::replies::refuse(
                     429,
                     "too many tickets outstanding for this subject\n",

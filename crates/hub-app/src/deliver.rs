@@ -182,6 +182,19 @@ impl Delivery {
         response
     }
 
+    /// Logs (at debug) that a subscriber is ended and why, with its
+    /// connection and subject: what an operator asks of a disconnect.
+    fn log_ended(&self, conn: ConnId, why: &str) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
+        let conn_id = conn.to_string();
+        match self.subscribers.get(conn).and_then(|s| s.subject()) {
+            Some(subject) => log::debug!(subject = subject, conn = conn_id.as_str(); "hub: ended: {why}"),
+            None => log::debug!(conn = conn_id.as_str(); "hub: ended: {why}"),
+        }
+    }
+
     /// Closes the WebSocket subscribers, ends the event streams and
     /// answers the long polls (401, the token expired) whose token has
     /// expired by `now` (Unix seconds).
@@ -193,6 +206,7 @@ impl Delivery {
         now: u64,
     ) {
         while let Some((conn, transport)) = self.subscribers.next_expired(now) {
+            self.log_ended(conn, "its token expired");
             self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
             parts.stats.deny(Denial::SessionExpired);
             match transport {
@@ -225,6 +239,7 @@ impl Delivery {
             .subscribers
             .revoked(|s| revocations.is_revoked(s.token_id(), s.subject(), s.issued_at(), now));
         for (conn, transport) in revoked {
+            self.log_ended(conn, "its token was revoked");
             self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
             parts.stats.deny(Denial::Revoked);
             match transport {
@@ -417,6 +432,10 @@ impl Delivery {
         {
             Some(slot) => slot,
             None => {
+                log::debug!(
+                    subject = subject, conn = conn.to_string().as_str();
+                    "hub: closed: the subject named late has its most connections open"
+                );
                 add(&stats.connection_limited, 1);
                 self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
                 ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
@@ -479,6 +498,10 @@ impl Delivery {
                     subscriber.set_since(Some(now));
                 }
                 None => {
+                    log::debug!(
+                        subject = subject, conn = conn.to_string().as_str();
+                        "hub: closed: the subject has its most connections open"
+                    );
                     add(&stats.connection_limited, 1);
                     match transport {
                         Transport::WebSocket | Transport::RawWebSocket => {

@@ -169,10 +169,11 @@ fn subscribe_route<'a>(
     };
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
         && let Some(max) = settings.max_connections_per_subject
-        && access
+        && let Some(subject) = access
             .subject_of(request, credential)
-            .is_some_and(|subject| access.connections.is_full(&subject, max))
+            .filter(|subject| access.connections.is_full(subject, max))
     {
+        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
         count_refusal(stats, Refusal::TooManyConnections);
         return Refusal::TooManyConnections.route();
     }
