@@ -20,7 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use process::serve;
+use process::serve_hub;
 use serde_json::Value;
 use temp_dir::TempDir;
 use tether_testkit::h2::H2Client;
@@ -96,15 +96,8 @@ fn text<'v>(line: &'v Value, field: &str) -> &'v str {
 fn json_log_and_access_lines_over_http1_and_http2() {
     let dir = TempDir::new("logging");
     let log = dir.0.join("serve.log");
-    let (_process, addr, _) = serve(
+    let (_process, addr, _) = serve_hub(
         &[
-            "--app",
-            "hub",
-            "--memory",
-            "--port",
-            "0",
-            "--threads",
-            "1",
             "--publish-token",
             "sekrit",
             "--log-level",
@@ -113,7 +106,6 @@ fn json_log_and_access_lines_over_http1_and_http2() {
             "json",
             "--access-log",
         ],
-        &[],
         Some(&log),
     );
 
@@ -217,22 +209,7 @@ fn json_log_and_access_lines_over_http1_and_http2() {
 fn a_hostile_target_stays_one_json_line() {
     let dir = TempDir::new("logging-hostile");
     let log = dir.0.join("serve.log");
-    let (_process, addr, _) = serve(
-        &[
-            "--app",
-            "hub",
-            "--memory",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--log-format",
-            "json",
-            "--access-log",
-        ],
-        &[],
-        Some(&log),
-    );
+    let (_process, addr, _) = serve_hub(&["--log-format", "json", "--access-log"], Some(&log));
     // What HTTP/1.1 lets through in a target: quotes, a backslash, braces
     // and UTF-8 that would close the string or the object if written raw.
     let h1_path = "/x\",\"status\":1,\"a\":\"\\\"}{\u{e9}\u{2028}";
@@ -320,15 +297,8 @@ fn lines_about_a_subject_name_it() {
     let secret = b"a logging e2e test secret, 32 b!";
     std::fs::write(&secret_file, secret).unwrap();
     let log = dir.0.join("serve.log");
-    let (_process, addr, _) = serve(
+    let (_process, addr, _) = serve_hub(
         &[
-            "--app",
-            "hub",
-            "--memory",
-            "--port",
-            "0",
-            "--threads",
-            "1",
             "--publish-token",
             "sekrit",
             "--jwt-secret-file",
@@ -340,7 +310,6 @@ fn lines_about_a_subject_name_it() {
             "--log-format",
             "json",
         ],
-        &[],
         Some(&log),
     );
     let now = std::time::SystemTime::now()

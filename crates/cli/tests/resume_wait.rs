@@ -16,24 +16,14 @@ mod process;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use process::{Process, request, serve};
+use process::{Process, request, serve_hub};
 
 const TOKEN: &str = "resume-wait-token";
 
 fn start(more: &[&str]) -> (Process, SocketAddr) {
-    let mut args = vec![
-        "--app",
-        "hub",
-        "--memory",
-        "--port",
-        "0",
-        "--threads",
-        "1",
-        "--publish-token",
-        TOKEN,
-    ];
+    let mut args = vec!["--publish-token", TOKEN];
     args.extend_from_slice(more);
-    let (process, addr, _) = serve(&args, &[], None);
+    let (process, addr, _) = serve_hub(&args, None);
     (process, addr)
 }
 

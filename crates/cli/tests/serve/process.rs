@@ -134,6 +134,14 @@ pub(crate) fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
 /// Starts `tether serve ARGS` with `envs` (see [`tether`]), its standard
 /// error in `log` or nowhere: the process, its address and the first line
 /// it printed.
+/// `tether serve --app hub --memory` on a port of its own with one
+/// event loop, and `more` options: the hub most end-to-end tests start.
+pub(crate) fn serve_hub(more: &[&str], log: Option<&Path>) -> (Process, SocketAddr, String) {
+    let mut args = vec!["--app", "hub", "--memory", "--port", "0", "--threads", "1"];
+    args.extend_from_slice(more);
+    serve(&args, &[], log)
+}
+
 pub(crate) fn serve(
     args: &[&str],
     envs: &[(&str, &str)],
