@@ -92,10 +92,11 @@ fn a_silent_stream_gets_heartbeat_comments() {
     config.sse_heartbeat = Duration::from_millis(50);
     let server = TestServer::start(config, Demo::new());
     let mut stream = SseClient::connect(server.addr, "/topics/quiet/events", "");
-    let start = b"retry: 3000\n\n";
+    let start = b"retry: 3000\n";
     stream.read_raw_until(start.len() + 4);
     // Nothing happens in the room: the stream is the retry hint, then
-    // bare comment lines.
+    // bare comment lines; no blank line, which would dispatch and so
+    // reset a resuming client's last event id to the stream's empty one.
     assert_eq!(&stream.raw[..start.len()], start);
     assert_eq!(&stream.raw[start.len()..start.len() + 4], b":\n:\n");
     assert_eq!(stream.next_item(), Some(Item::Retry(3000)));

@@ -115,8 +115,12 @@ impl H1Conn {
             c,
             |out| {
                 write_sse_head(out, headers, true);
+                // The hint alone, with no blank line after it: a blank
+                // line dispatches, and a dispatch sets the client's last
+                // event id from this stream's id buffer, still empty
+                // (WHATWG HTML 9.2.6): a stream ended before its first
+                // event would make the client resume from the start.
                 tether_sse::retry(retry, out);
-                out.push(b'\n');
             },
             false,
         );

@@ -65,8 +65,8 @@ impl H2Session {
             ended: false,
         };
         let mut hint = Vec::with_capacity(16);
+        // No blank line after the hint: see the HTTP/1.1 event stream's.
         tether_sse::retry(retry, &mut hint);
-        hint.push(b'\n');
         self.enqueue(stream, Piece::Owned(hint, 0));
         self.drain(stream, out, pool);
         Stats::add(&c.env.stats().open_event_stream, 1);

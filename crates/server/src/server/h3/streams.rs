@@ -48,8 +48,8 @@ impl H3Endpoint {
         );
         let retry = u64::try_from(env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         let mut hint = Vec::with_capacity(16);
+        // No blank line after the hint: see the HTTP/1.1 event stream's.
         tether_sse::retry(retry, &mut hint);
-        hint.push(b'\n');
         let sent = self
             .server
             .send_head(now, conn, stream_id, 200, &fields)
