@@ -102,6 +102,17 @@ def main():
     expect(anomalies["lost"], "lost: a gap from 101-0 does not cover 101-0")
     _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "102-0", lost={"first": "101-0", "last": "101-0"})])
     expect(not anomalies["lost"], "lost: a gap's lost range covers its ids", anomalies["lost"])
+    # A client resumes from an event the bus acknowledged, delivered and
+    # then lost (101-0): the gap goes from that id to the next one held,
+    # and covers another acknowledged event lost in between (101-5), not
+    # the one it names first.
+    resumed = clean() + [pub(1.15, "a-5", event_id="101-5")]
+    _, anomalies = check(sorted(resumed + [gap(2.55, "s2", "101-0", "102-0"), gap(1.55, "s1", "101-0", "102-0")],
+                                key=lambda r: r["t"]))
+    expect(not anomalies["lost"], "lost: a gap from a lost id covers what was lost after it", anomalies["lost"])
+    _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "101-0")])
+    expect(len(anomalies["lost"]) == 1 and "101-0" in anomalies["lost"][0],
+           "lost: a gap does not cover the first id it names", anomalies["lost"])
     # A late event on a connection that was dropped and resumed is no
     # silence the client was left in.
     late = CASES["late"](clean())
