@@ -27,7 +27,8 @@
 #   PYTHON       the interpreter for the venv (default: python3; >= 3.11)
 #
 # Needs root (namespaces, iptables, nftables). Installs haproxy, redis,
-# iptables, nftables, curl and libnetfilter-queue-dev when missing (apt-get),
+# iptables, nftables, curl, faketime (libfaketime: one node's clock is
+# set off) and libnetfilter-queue-dev when missing (apt-get),
 # and Python's websockets and NetfilterQueue into .venv beside this file.
 # Prints "faults: N passed, M failed" last.
 set -uo pipefail
@@ -87,7 +88,7 @@ trap 'say interrupted; exit 143' TERM
 # --- what it needs ------------------------------------------------------------
 . "$root/conformance/proxy/prepare.sh"
 install_missing haproxy=haproxy redis-server=redis-server redis-cli=redis-tools iptables=iptables \
-    nft=nftables curl=curl
+    nft=nftables curl=curl faketime=faketime
 if [[ ! -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]]; then
     install_missing __none__=libnetfilter-queue-dev
 fi
@@ -137,12 +138,6 @@ run_bus() {
         args+=(--seconds "$((minutes * 60))")
     else
         args+=(--seconds "$seconds")
-        # A Redis Cluster primary paused or killed fails over, and can
-        # lose what it acknowledged in the replication window (the Redis
-        # and NATS page); the replay after the gap then repeats what the
-        # clients had (open: see the book's "When the network fails").
-        # The short runs spare its servers; the soak (--minutes) does not.
-        [[ $bus == redis-cluster ]] && args+=(--spare-bus-servers)
     fi
     if [[ $bus == nats* ]]; then
         [[ -x "$nats_server" ]] || { echo "FAIL $bus: no nats-server (set NATS_SERVER)" >"$out"; return; }
