@@ -162,12 +162,14 @@ done
 if [[ -z "$minutes" ]]; then
     # The cuts outlast the bridge's command timeout (5 s), so the cut node
     # reconnects and catches up from the topics' streams, where the
-    # events it never had are gone.
+    # events it never had are gone. HAProxy checks /healthz here: with
+    # /readyz it would move the cut node's subscribers to the other node,
+    # which gives them the events before they are deleted.
     say "--- the checker catches what a run loses: acknowledged events deleted from Redis behind the hub's back"
     out="$work/injected.out"
     "$venv/bin/python" "$here/run.py" --tether "$bin" --python "$venv/bin/python" --work "$work/injected" \
         --bus redis --prefix "${prefix}x" --seconds 30 --kinds partition-node-bus --fault-seconds 8,10 \
-        --drop-acknowledged \
+        --drop-acknowledged --lb-check healthz \
         ${seed:+--seed "$seed"} >"$out" 2>&1
     sed 's/^/    /' "$out"
     if grep -q '^FAIL redis: no lost: ' "$out"; then

@@ -109,8 +109,9 @@ def answers(topo, host, url):
     return out.strip() == "200"
 
 
-def haproxy_config(topo, path):
+def haproxy_config(topo, path, check="readyz"):
     nodes = "\n".join(f"    server {n} {topo.addr(n)}:{PORT}" for n in ("n1", "n2"))
+    shutdown = " on-marked-down shutdown-sessions" if check == "readyz" else ""
     text = f"""global
     maxconn 2048
 
@@ -126,6 +127,9 @@ defaults
 
 frontend tether
     bind {topo.addr("lb")}:{PORT}
+    # No node has its bus (the bus restarted): any live node rather than
+    # a 503 of HAProxy's own, after which an EventSource never reconnects.
+    use_backend tether_live if {{ nbsrv(tether_nodes) eq 0 }}
     default_backend tether_nodes
 
 backend tether_nodes
@@ -133,8 +137,14 @@ backend tether_nodes
     # /readyz, not /healthz: a node cut off from its bus answers 503 there,
     # is taken out, and its clients are cut so that they resume on the
     # other node instead of waiting for this one's bus.
-    option httpchk GET /readyz
-    default-server check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
+    option httpchk GET /{check}
+    default-server check inter 500ms fall 2 rise 2{shutdown}
+{nodes}
+
+backend tether_live
+    balance roundrobin
+    option httpchk GET /healthz
+    default-server check inter 500ms fall 2 rise 2
 {nodes}
 """
     with open(path, "w") as out:
@@ -167,6 +177,9 @@ def main():
     parser.add_argument("--skew", type=int, default=None,
                         help="seconds the clock of the node on host ck is ahead (negative: behind), by "
                              "libfaketime; default drawn from the seed, 90 to 150 either way; 0: no such node")
+    parser.add_argument("--lb-check", choices=["readyz", "healthz"], default="readyz",
+                        help="what HAProxy checks the nodes with: readyz (a node without its bus is taken out "
+                             "and its sessions cut) or healthz (only a node that does not answer)")
     parser.add_argument("--drop-acknowledged", action="store_true",
                         help="the injected fault that shows the checker works: delete "
                              "acknowledged events from the bus behind the hub's back")
@@ -230,7 +243,7 @@ def main():
             else:
                 procs[node] = clocked
         config = os.path.join(args.work, "haproxy.cfg")
-        haproxy_config(topo, config)
+        haproxy_config(topo, config, args.lb_check)
         lb = Process(topo, "lb", "haproxy", ["haproxy", "-db", "-f", config], args.work,
                      ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
         lb.start()
