@@ -25,6 +25,17 @@ covers what it did not get. The anomalies:
                      than --late-bound seconds after its acknowledgement
                      while that subscriber stayed connected (silence the
                      client was not told about)
+  identity           a token refused (401, 403) by a node whose clock has
+                     it within its nbf and exp and the leeway, or accepted
+                     by one whose clock has it outside them (`identity`
+                     lines: the node's clock offset is recorded); a try
+                     within IDENTITY_MARGIN seconds of an edge, or
+                     answered otherwise (503, no answer), is not judged
+
+A refused publish is a failed operation, never a lost one. Presence
+(`presence` lines: a node's count of a topic's members beside the
+subscribers connected) is reported, not judged: how many nodes listed
+every member once the faults had healed.
 
 Prints one line per anomaly kind, `ok KIND: ...` or `FAIL KIND: ...`
 with examples, and exits 1 if any was found.
@@ -34,7 +45,9 @@ import argparse
 import json
 import sys
 
-KINDS = ["lost", "duplicate", "order", "id-reused", "ack-mismatch", "refused-delivered", "phantom", "late"]
+KINDS = ["lost", "duplicate", "order", "id-reused", "ack-mismatch", "refused-delivered", "phantom", "late",
+         "identity"]
+IDENTITY_MARGIN = 5.0
 
 
 def id_key(event_id):
@@ -133,6 +146,21 @@ def check(records, late_bound=30.0):
         if len(ids) > 1:
             anomalies["duplicate"].append(f"{data!r} delivered under {len(ids)} ids {sorted(ids)[:3]}")
 
+    identity = [r for r in records if r["type"] == "identity"]
+    judged = 0
+    for r in identity:
+        expected = token_valid(r)
+        if expected is None or r.get("status") not in (200, 401, 403):
+            continue
+        judged += 1
+        accepted = r["status"] == 200
+        if accepted != expected:
+            anomalies["identity"].append(
+                f"{r['node']} (clock {r.get('skew', 0):+d} s) {'accepted' if accepted else 'refused'} "
+                f"a {r.get('op')} token good from {r['nbf']} to {r['exp']} (leeway {r.get('leeway', 0)} s) "
+                f"at {r['t']:.0f}: status {r['status']}")
+    presence = [r for r in records if r["type"] == "presence"]
+
     outcomes = {"ok": 0, "fail": 0, "unknown": 0}
     for p in publishes:
         outcomes[p["outcome"]] += 1
@@ -154,8 +182,33 @@ def check(records, late_bound=30.0):
         "faults": sum(1 for r in records if r["type"] == "fault" and r.get("phase") == "start"),
         "lag_p50": round(lags[len(lags) // 2], 3) if lags else None,
         "lag_max": round(lags[-1], 3) if lags else None,
+        "identity_tries": len(identity),
+        "identity_judged": judged,
+        "identity_refused": sum(1 for r in identity if r.get("status") in (401, 403)),
+        "presence_reads": len(presence),
+        "presence_complete": sum(1 for r in presence if r.get("count") is not None
+                                 and r.get("count") == r.get("connected")),
+        "presence": [f"{r['node']} {r['topic']} {r.get('count')}/{r.get('connected')}" for r in presence],
     }
     return summary, anomalies
+
+
+def token_valid(r):
+    """Whether the node, by its clock, had to accept the token of an
+    `identity` line (None: too near an edge to say). The try happened
+    between the token's minting (its nbf) and the line's time."""
+    try:
+        skew, leeway = r.get("skew", 0), r.get("leeway", 0)
+        start, end = r["nbf"] - leeway, r["exp"] + leeway
+        times = (r["nbf"] + skew, r["t"] + skew)
+    except (KeyError, TypeError):
+        return None
+    inside = [min(at - start, end - at) for at in times]
+    if all(m > IDENTITY_MARGIN for m in inside):
+        return True
+    if all(m < -IDENTITY_MARGIN for m in inside):
+        return False
+    return None
 
 
 def disconnected_between(records, start, end):
@@ -179,6 +232,9 @@ def main():
               f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
               f"{summary['faults']} faults; delivery after acknowledgement p50 {summary['lag_p50']} s, "
               f"max {summary['lag_max']} s")
+        print(f"identity: {summary['identity_tries']} tries, {summary['identity_judged']} judged, "
+              f"{summary['identity_refused']} refused; presence: {summary['presence_complete']} of "
+              f"{summary['presence_reads']} readings listed every member connected")
         for kind in KINDS:
             found = anomalies[kind]
             label = f"{args.label}{kind}"

@@ -63,7 +63,15 @@ CASES = {
     "phantom": lambda h: h + [deliver(2.8, "s1", "103-0", "nobody-0")],
     "late": lambda h: h + [pub(5.0, "a-8", event_id="200-0"), deliver(5.1, "s2", "200-0", "a-8"),
                            deliver(40.0, "s1", "200-0", "a-8")],
+    # A node 120 s ahead accepted a token that expired 45 s after it was
+    # minted (30 s of leeway).
+    "identity": lambda h: h + [identity(3.0, "n2", 120, 200)],
 }
+
+
+def identity(t, node, skew, status, op="publish"):
+    return {"t": t, "type": "identity", "op": op, "node": node, "skew": skew, "nbf": int(t) - 1,
+            "exp": int(t) - 1 + 45, "leeway": 30, "topic": "a", "status": status}
 
 # What a case's fault also is, by its nature.
 EXTRA = {"ack-mismatch": {"lost"}}
@@ -102,6 +110,31 @@ def main():
     expect(anomalies["lost"], "lost: a gap from 101-0 does not cover 101-0")
     _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "102-0", lost={"first": "101-0", "last": "101-0"})])
     expect(not anomalies["lost"], "lost: a gap's lost range covers its ids", anomalies["lost"])
+    # A client resumes from an event the bus acknowledged, delivered and
+    # then lost (101-0): the gap goes from that id to the next one held,
+    # and covers another acknowledged event lost in between (101-5), not
+    # the one it names first.
+    resumed = clean() + [pub(1.15, "a-5", event_id="101-5")]
+    _, anomalies = check(sorted(resumed + [gap(2.55, "s2", "101-0", "102-0"), gap(1.55, "s1", "101-0", "102-0")],
+                                key=lambda r: r["t"]))
+    expect(not anomalies["lost"], "lost: a gap from a lost id covers what was lost after it", anomalies["lost"])
+    _, anomalies = check(missing + [gap(2.55, "s2", "100-0", "101-0")])
+    expect(len(anomalies["lost"]) == 1 and "101-0" in anomalies["lost"][0],
+           "lost: a gap does not cover the first id it names", anomalies["lost"])
+    # Refusals by a node whose clock is off, and acceptances by one whose
+    # clock is true, are what the identity checks must do; a refused
+    # publish is a failure, never a loss.
+    judged = clean() + [identity(3.0, "n1", 0, 200), identity(3.0, "n2", 120, 401), identity(3.0, "n2", -120, 401),
+                        identity(3.0, "n2", 20, 200, op="subscribe"), identity(3.0, "n2", -40, 401),
+                        pub(3.0, "id.n2-0", outcome="fail", status=401)]
+    summary, anomalies = check(sorted(judged, key=lambda r: r["t"]))
+    found = {k: v for k, v in anomalies.items() if v}
+    expect(not found and summary["identity_judged"] == 5, "identity: refusals outside the window are no anomaly",
+           (found, summary["identity_judged"]))
+    _, anomalies = check(clean() + [identity(3.0, "n1", 0, 401)])
+    expect(anomalies["identity"], "identity: a refusal by a node with a true clock is caught")
+    _, anomalies = check(clean() + [identity(3.0, "n2", 77, 401), identity(3.0, "n2", 72, 200)])
+    expect(not anomalies["identity"], "identity: a try near an edge of the window is not judged", anomalies["identity"])
     # A late event on a connection that was dropped and resumed is no
     # silence the client was left in.
     late = CASES["late"](clean())

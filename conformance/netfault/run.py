@@ -20,6 +20,7 @@ down at the end (topology.teardown), whatever happened.
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import nemesis  # noqa: E402
 from topology import Topology  # noqa: E402
 
 PORT = 8080
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 class Process:
@@ -107,8 +109,9 @@ def answers(topo, host, url):
     return out.strip() == "200"
 
 
-def haproxy_config(topo, path):
+def haproxy_config(topo, path, check="readyz"):
     nodes = "\n".join(f"    server {n} {topo.addr(n)}:{PORT}" for n in ("n1", "n2"))
+    shutdown = " on-marked-down shutdown-sessions" if check == "readyz" else ""
     text = f"""global
     maxconn 2048
 
@@ -124,9 +127,21 @@ defaults
 
 frontend tether
     bind {topo.addr("lb")}:{PORT}
+    # No node has its bus (the bus restarted): any live node rather than
+    # a 503 of HAProxy's own, after which an EventSource never reconnects.
+    use_backend tether_live if {{ nbsrv(tether_nodes) eq 0 }}
     default_backend tether_nodes
 
 backend tether_nodes
+    balance roundrobin
+    # /readyz, not /healthz: a node cut off from its bus answers 503 there,
+    # is taken out, and its clients are cut so that they resume on the
+    # other node instead of waiting for this one's bus.
+    option httpchk GET /{check}
+    default-server check inter 500ms fall 2 rise 2{shutdown}
+{nodes}
+
+backend tether_live
     balance roundrobin
     option httpchk GET /healthz
     default-server check inter 500ms fall 2 rise 2
@@ -159,6 +174,12 @@ def main():
     parser.add_argument("--spare-bus-servers", action="store_true",
                         help="no fault stops a bus server (no pause, no restart): on a Redis Cluster those fail "
                              "a primary over, and an acknowledged event in the replication window is lost")
+    parser.add_argument("--skew", type=int, default=None,
+                        help="seconds the clock of the node on host ck is ahead (negative: behind), by "
+                             "libfaketime; default drawn from the seed, 90 to 150 either way; 0: no such node")
+    parser.add_argument("--lb-check", choices=["readyz", "healthz"], default="readyz",
+                        help="what HAProxy checks the nodes with: readyz (a node without its bus is taken out "
+                             "and its sessions cut) or healthz (only a node that does not answer)")
     parser.add_argument("--drop-acknowledged", action="store_true",
                         help="the injected fault that shows the checker works: delete "
                              "acknowledged events from the bus behind the hub's back")
@@ -167,14 +188,25 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     token = f"nf-{seed}"
     failed = 0
+    # Far enough outside a token's life (45 s) plus the leeway (30 s) that
+    # the node on ck refuses every probe token, whichever way its clock is
+    # off.
+    rng = random.Random(seed)
+    skew = args.skew if args.skew is not None else rng.choice((-1, 1)) * rng.randint(90, 150)
+    if skew and not os.path.exists(LIBFAKETIME):
+        print(f"    {args.bus}: no {LIBFAKETIME} (Debian's libfaketime): no clock skew", flush=True)
+        skew = 0
 
     def report(ok, name, detail):
         nonlocal failed
         failed += 0 if ok else 1
         print(f"{'ok' if ok else 'FAIL'} {args.bus}: {name}: {detail}", flush=True)
 
-    topo = Topology(args.prefix, [*buses.hosts(args.bus), "n1", "n2", "lb", "cl"])
+    # ck: a node whose clock is off (libfaketime), on no bus and behind
+    # no load balancer, which only the identity probes reach.
+    topo = Topology(args.prefix, [*buses.hosts(args.bus), "n1", "n2", "lb", "cl", *(["ck"] if skew else [])])
     procs = {}
+    clock_node = None
     workload = None
     try:
         topo.up()
@@ -184,19 +216,34 @@ def main():
             lambda host, url: answers(topo, host, url), args.nats_server)
         procs.update(bus_procs)
         env = dict(os.environ, TETHER_PUBLISH_TOKEN=token)
-        for node in ("n1", "n2"):
+        secret = os.path.join(args.work, "jwt.secret")
+        with open(secret, "wb") as out:
+            out.write(os.urandom(32).hex().encode())
+        skews = {"n1": 0, "n2": 0, **({"ck": skew} if skew else {})}
+        for node in skews:
             addr = topo.addr(node)
-            procs[node] = Process(
+            node_env = env
+            if skews[node]:
+                # Only the wall clock: timers and timeouts run on the
+                # monotonic clock, which stays true.
+                node_env = dict(env, LD_PRELOAD=LIBFAKETIME, FAKETIME=f"{skews[node]:+d}",
+                                FAKETIME_DONT_FAKE_MONOTONIC="1")
+            clocked = Process(
                 topo, node, node,
                 [args.tether, "serve", "--app", "hub", "--memory", "--threads", "1",
                  "--addr", addr, "--port", str(PORT),
-                 *bus_option,
+                 *(bus_option if node != "ck" else []),
+                 "--jwt-secret-file", secret, "--jwt-leeway", "30",
                  "--sse-heartbeat", "1", "--ping-interval", "1", "--log-level", "info"],
-                args.work, env=env,
+                args.work, env=node_env,
                 ready=lambda addr=addr: answers(topo, "cl", f"http://{addr}:{PORT}/healthz"))
-            procs[node].start()
+            clocked.start()
+            if node == "ck":
+                clock_node = clocked
+            else:
+                procs[node] = clocked
         config = os.path.join(args.work, "haproxy.cfg")
-        haproxy_config(topo, config)
+        haproxy_config(topo, config, args.lb_check)
         lb = Process(topo, "lb", "haproxy", ["haproxy", "-db", "-f", config], args.work,
                      ready=lambda: answers(topo, "cl", f"http://{topo.addr('lb')}:{PORT}/healthz"))
         lb.start()
@@ -209,7 +256,7 @@ def main():
         plan = nemesis.schedule(seed, args.seconds, ["n1", "n2"], targets, buses.hosts(args.bus), kinds=kinds,
                                fault_seconds=tuple(float(x) for x in args.fault_seconds.split(",")))
         print(f"    {args.bus}: seed {seed}; {len(plan)} faults in {args.seconds:.0f} s "
-              f"(repeat with --seed {seed}):", flush=True)
+              f"(repeat with --seed {seed}); the clock of the node on ck {skew:+d} s:", flush=True)
         for at, duration, kind, target in plan:
             print(f"    {args.bus}:   at {at:5.1f} s for {duration:.1f} s: {kind} {target or ''}", flush=True)
 
@@ -222,6 +269,9 @@ def main():
             "--seconds", str(args.seconds), "--settle", str(args.settle), "--work", args.work,
             *(["--follow", args.follow] if args.follow else []),
             *(["--node", args.node] if args.node else []),
+            "--nodes", ",".join(f"{n}=http://{topo.addr(n)}:{PORT}" for n in skews),
+            "--skews", ",".join(f"{n}={v}" for n, v in skews.items()),
+            "--jwt-secret", secret,
         ], os.path.join(args.work, "workload.log"))
 
         faults = nemesis.Faults(topo, procs, args.python, args.work)
@@ -262,8 +312,12 @@ def main():
               f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
               f"{summary['faults']} faults; acknowledgement to delivery p50 {summary['lag_p50']} s, "
               f"max {summary['lag_max']} s", flush=True)
+        print(f"    {args.bus}: identity probes: {summary['identity_tries']} tries, {summary['identity_judged']} "
+              f"judged, {summary['identity_refused']} refused (ck's clock {skew:+d} s); presence after the "
+              f"heal: {summary['presence_complete']} of {summary['presence_reads']} readings listed every "
+              f"member connected ({', '.join(summary['presence'])})", flush=True)
         with open(os.path.join(args.work, "summary.json"), "w") as out:
-            json.dump({"bus": args.bus, "seed": seed, "seconds": args.seconds, "plan": plan,
+            json.dump({"bus": args.bus, "seed": seed, "seconds": args.seconds, "skew": skew, "plan": plan,
                        "summary": summary, "anomalies": {k: len(v) for k, v in anomalies.items()}}, out)
         report(summary["ok"] > 0 and summary["subscribers"] > 0, "publishes acknowledged and delivered",
                f"{summary['ok']} acknowledged")
@@ -275,7 +329,7 @@ def main():
     finally:
         if workload is not None and workload.poll() is None:
             workload.kill()
-        for proc in procs.values():
+        for proc in [*procs.values(), *([clock_node] if clock_node else [])]:
             proc.stop()
         topo.down()
     return 1 if failed else 0

@@ -19,10 +19,24 @@ disconnection is a line of the history; checker.py reads it.
 
 After SECONDS the publishers stop; the subscribers go on until each has
 every acknowledged event of its topic or SETTLE seconds have passed.
+
+With --jwt-secret and --nodes, an identity probe goes to each node
+directly (not through the load balancer) every PROBE_EVERY seconds: a
+fresh JSON Web Token (nbf and iat now, exp TOKEN_LIFE seconds on, by
+this host's clock) that grants the topics, used to publish to a topic
+and to long poll it. Each try is an `identity` line with the node's
+clock offset (--skews) and the answer; the publishes are `publish` lines
+too, so an accepted one must be delivered and a refused one never.
+At the end, once the subscribers have settled, each node's presence of
+each topic is read (`presence` lines) beside the count of subscribers
+then connected (checker.py reports both).
 """
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -39,6 +53,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E4
 # heartbeat or a ping every second) is given up and resumed.
 SILENCE = 5.0
 PUBLISH_TIMEOUT = 8.0
+# A probe's token is good for this long by this host's clock; a node
+# whose clock is off by more than this plus the leeway (30 s) must refuse
+# it, and one off by less than the leeway must accept it.
+TOKEN_LIFE = 45
+LEEWAY = 30  # the nodes' --jwt-leeway (run.py)
+PROBE_EVERY = 1.0
 
 
 class History:
@@ -60,6 +80,10 @@ class Subscriber:
         self.last_id = "0-0"
         self.ids = set()
         self.stopping = False
+        self.is_connected = False
+
+    def connected(self):
+        return self.is_connected
 
     def take(self, message):
         if message.get("control") == "gap" or message.get("event") == "gap":
@@ -88,6 +112,7 @@ class Subscriber:
                                 node=stream.headers.get("x-tether-node"), since=self.last_id)
             if stream.status != 200:
                 return f"status {stream.status}"
+            self.is_connected = True
             heard = (stream.comments, time.monotonic())
             while not self.stopping:
                 try:
@@ -112,6 +137,7 @@ class Subscriber:
                               ping_interval=1, ping_timeout=SILENCE) as ws:
             self.history.record("connect", sub=self.name, topic=self.topic, status=101,
                                 since=self.last_id)
+            self.is_connected = True
             while not self.stopping:
                 try:
                     raw = await ws.recv()
@@ -129,6 +155,7 @@ class Subscriber:
             except (OSError, CheckFailed, InvalidHandshake, asyncio.TimeoutError,
                     asyncio.IncompleteReadError, ConnectionClosed, ValueError) as error:
                 why = f"{type(error).__name__}: {error}"[:200]
+            self.is_connected = False
             self.history.record("disconnect", sub=self.name, topic=self.topic, why=why)
             if not self.stopping:
                 await asyncio.sleep(0.3)
@@ -147,6 +174,12 @@ class ProcessSubscriber:
         self.stopping = False
         self.proc = None
         self.ids = set()
+        self.state = None
+        # The browser client runs on long polls here: no member.
+        self.member = not name.startswith("js.")
+
+    def connected(self):
+        return self.member and self.state == "open"
 
     def record_event(self, event_type, event_id, data):
         if event_type == "gap":
@@ -171,8 +204,10 @@ class ProcessSubscriber:
         elif kind == "gap":
             self.history.record("gap", sub=self.name, topic=self.topic, gap=m.get("gap"))
         elif kind == "open" or (kind == "state" and m.get("state") == "open"):
+            self.state = "open"
             self.history.record("connect", sub=self.name, topic=self.topic, status=None)
         elif kind == "reconnecting" or (kind == "state" and m.get("state") in ("resuming", "connecting")):
+            self.state = "away"
             self.history.record("disconnect", sub=self.name, topic=self.topic,
                                 why=m.get("why") or m.get("state"))
         elif kind == "error":
@@ -231,6 +266,113 @@ class Publisher:
             await asyncio.sleep(self.interval)
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint(secret, subject, now, life):
+    """An HS256 token for SUBJECT, good from NOW for LIFE seconds, that
+    may publish and subscribe to the run's topics."""
+    claims = {"sub": subject, "iat": now, "nbf": now, "exp": now + life,
+              "tether": {"sub": ["nf.*"], "pub": ["nf.*"]}}
+    signed = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64url(json.dumps(claims).encode())
+    return signed + "." + b64url(hmac.new(secret, signed.encode(), hashlib.sha256).digest()), claims
+
+
+class IdentityProbe:
+    """Publishes and long polls on each node directly with fresh,
+    short-lived tokens, recording what each node answered."""
+
+    def __init__(self, secret, nodes, skews, topics, history):
+        self.secret = secret
+        self.nodes = nodes  # name -> base URL
+        self.skews = skews  # name -> seconds its clock is ahead
+        self.topics = topics
+        self.history = history
+        self.acknowledged = {topic: set() for topic in topics}
+        self.on_bus = [name for name in nodes if name.startswith("n")]
+        self.heads = {}
+        self.stopping = False
+
+    async def try_once(self, i, node, base):
+        # A node off the bus (the one whose clock is off) gets a topic of
+        # its own: what it accepts, no subscriber here can be given.
+        topic = self.topics[i % len(self.topics)] if node in self.on_bus else f"nf.{node}"
+        now = int(time.time())
+        token, claims = mint(self.secret, f"probe-{node}", now, TOKEN_LIFE)
+        headers = {"Authorization": f"Bearer {token}"}
+        fields = {"node": node, "skew": self.skews.get(node, 0), "nbf": claims["nbf"], "exp": claims["exp"],
+                  "leeway": LEEWAY, "topic": topic}
+        data = f"id.{node}-{i}"
+        key = f"id.{node}.{i}"
+        try:
+            status, _, body = await http("POST", f"{base}/topics/{topic}", data.encode(),
+                                         dict(headers, **{"Tether-Publish-Id": key}), timeout=PUBLISH_TIMEOUT)
+        except OSError as error:
+            status, body = None, repr(error).encode()
+        event_id = None
+        if status == 200:
+            event_id, outcome = json.loads(body)["id"], "ok"
+            self.acknowledged.setdefault(topic, set()).add(event_id)
+            self.heads[topic] = event_id
+        elif status is not None and 400 <= status < 500:
+            outcome = "fail"
+        else:
+            outcome = "unknown"
+        self.history.record("publish", pub=f"id.{node}", topic=topic, data=data, key=key, outcome=outcome,
+                            status=status, id=event_id, started=now,
+                            why=None if status == 200 else body[:120].decode("utf-8", "replace"))
+        self.history.record("identity", op="publish", status=status, **fields)
+        since = self.heads.get(topic, "0-0")
+        try:
+            status, _, _ = await http("GET", f"{base}/topics/{topic}/poll?since={since}&timeout=0", None,
+                                      headers, timeout=PUBLISH_TIMEOUT)
+        except OSError:
+            status = None
+        self.history.record("identity", op="subscribe", status=status, **fields)
+        # A ticket for the token's holder, then its use, on the same node:
+        # tickets are the node's own and live by its monotonic clock, so
+        # one issued is good at once, whatever the node's wall clock says.
+        try:
+            status, _, body = await http("POST", f"{base}/tickets?topic={topic}", None, headers,
+                                         timeout=PUBLISH_TIMEOUT)
+        except OSError:
+            status, body = None, b""
+        self.history.record("identity", op="ticket", status=status, **fields)
+        if status == 200:
+            try:
+                ticket = json.loads(body)["ticket"]
+                status, _, _ = await http("GET", f"{base}/topics/{topic}/poll?since={since}&timeout=0&ticket={ticket}",
+                                          None, {}, timeout=PUBLISH_TIMEOUT)
+            except (OSError, ValueError, KeyError):
+                status = None
+            self.history.record("identity", op="ticket-use", status=status, **dict(fields, skew=0))
+
+    async def run(self):
+        i = 0
+        while not self.stopping:
+            for node, base in sorted(self.nodes.items()):
+                await self.try_once(i, node, base)
+            i += 1
+            await asyncio.sleep(PROBE_EVERY)
+
+
+async def read_presence(nodes, topics, subscribers, history):
+    """Each node's presence of each topic, beside the subscribers (event
+    streams and WebSockets: long polls are no members) connected now."""
+    for topic in topics:
+        connected = sum(1 for s in subscribers if s.topic == topic and s.connected())
+        for node, base in sorted(nodes.items()):
+            if not node.startswith("n"):
+                continue
+            try:
+                status, _, body = await http("GET", f"{base}/topics/{topic}/presence", timeout=5)
+                count = json.loads(body).get("count") if status == 200 else None
+            except (OSError, ValueError):
+                status, count = None, None
+            history.record("presence", node=node, topic=topic, status=status, count=count, connected=connected)
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True)
@@ -244,7 +386,12 @@ async def main():
     parser.add_argument("--follow", help="tether-client's follow example: one such subscriber per topic")
     parser.add_argument("--node", help="node, for the browser client (jsfollow.mjs): one per topic")
     parser.add_argument("--work", default="/tmp", help="where jsfollow.mjs keeps the client it loads")
+    parser.add_argument("--nodes", default="", help="NAME=URL,...: the nodes, for the probes that go to each")
+    parser.add_argument("--skews", default="", help="NAME=SECONDS,...: how far each node's clock is ahead")
+    parser.add_argument("--jwt-secret", help="the nodes' HS256 secret file: probe them with short-lived tokens")
     args = parser.parse_args()
+    nodes = dict(pair.split("=", 1) for pair in args.nodes.split(",") if pair)
+    skews = {name: int(value) for name, value in (pair.split("=", 1) for pair in args.skews.split(",") if pair)}
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     history = History(args.history)
     topics = [f"nf.t{i}" for i in range(args.topics)]
@@ -263,6 +410,12 @@ async def main():
     sub_tasks = [asyncio.create_task(s.run()) for s in subscribers]
     await asyncio.sleep(1.0)
     history.record("phase", name="publishing")
+    probe = None
+    if args.jwt_secret and nodes:
+        with open(args.jwt_secret, "rb") as f:
+            secret = f.read()
+        probe = IdentityProbe(secret, nodes, skews, topics, history)
+        publishers.append(probe)
     pub_tasks = [asyncio.create_task(p.run()) for p in publishers]
     await asyncio.sleep(args.seconds)
     for p in publishers:
@@ -270,13 +423,22 @@ async def main():
     await asyncio.gather(*pub_tasks)
     history.record("phase", name="settling")
     deadline = time.monotonic() + args.settle
-    acked = {p.topic: p.acknowledged for p in publishers}
+    acked = {p.topic: set(p.acknowledged) for p in publishers if p is not probe}
+    if probe is not None:
+        for topic, ids in probe.acknowledged.items():
+            acked.setdefault(topic, set()).update(ids)
     while time.monotonic() < deadline:
         if all(acked[s.topic] <= s.ids for s in subscribers):
             break
         await asyncio.sleep(0.25)
     # A moment more for anything that would come twice.
     await asyncio.sleep(1.0)
+    if nodes:
+        # Presence is read every second and renewed every few: long
+        # enough after the last fault, every node should list every
+        # member.
+        await asyncio.sleep(2.0)
+        await read_presence(nodes, topics, subscribers, history)
     history.record("phase", name="done")
     for s in subscribers:
         s.stopping = True

@@ -12,7 +12,10 @@ use crate::{Error, Event, EventId, Gap};
 /// It answers "what comes after this id?" ([`Backlog::replay`]) exactly,
 /// or says that it cannot: when the id is older than what is held, or is
 /// not an id of this topic (malformed, ahead of it, from an earlier run of
-/// the server), the answer is a [`Gap`] followed by everything held.
+/// the server), the answer is a [`Gap`] followed by everything held. An id
+/// that is not held but lies inside what is (an event the bus acknowledged
+/// and then lost) gets a [`Gap`] from that id, then only what is held
+/// after it: the client is not sent again what it had.
 ///
 /// Known ids: the id of any held event, the id of the last event dropped
 /// (everything after it is held), and [`EventId::ZERO`] while nothing has
@@ -207,6 +210,16 @@ impl Backlog {
                             Events(self.events.range(index..)),
                         );
                     }
+                    // An id no longer held but inside what is (after the
+                    // last dropped, before the last held): an event the
+                    // bus acknowledged and then lost (a primary that died
+                    // before replicating it). The client had it and all
+                    // before it, so it gets what is held after it, behind
+                    // a gap from it that also covers any other event lost
+                    // before the next held one.
+                    _ if index < self.events.len() && (index > 0 || self.evicted.is_some_and(|e| e < id)) => {
+                        return self.gap_from(id, index);
+                    }
                     _ => return self.gap(),
                 },
             }
@@ -237,6 +250,28 @@ impl Backlog {
             }
         }
         Replay::Events(Events(events))
+    }
+
+    /// A gap from `id`, not held, to the event at `index`, the first held
+    /// after it; then that event and the rest. Names the first hole
+    /// known after `id`, if a replay from there crosses one.
+    fn gap_from(&self, id: EventId, index: usize) -> Replay<'_> {
+        let events = self.events.range(index..);
+        let lost = if self.holes > 0 {
+            events
+                .clone()
+                .find_map(|e| e.lost_before().filter(|&(_, last)| last > id))
+        } else {
+            None
+        };
+        Replay::Gap(
+            Gap {
+                first: self.events.get(index).map(|e| e.id()),
+                resume: id,
+                lost,
+            },
+            Events(events),
+        )
     }
 
     fn gap(&self) -> Replay<'_> {
@@ -563,5 +598,137 @@ mod tests {
         assert_eq!(small.holes, 0);
         // Nothing to mark in an empty backlog.
         assert!(!Backlog::new(1, usize::MAX).mark_lost_after());
+    }
+
+    #[test]
+    fn an_id_lost_inside_the_backlog_replays_only_what_follows_it() {
+        // 100-3 and 100-6 were acknowledged, delivered, then lost by the
+        // bus (a primary that died before replicating them).
+        let mut b = Backlog::new(10, usize::MAX);
+        for seq in [1, 2, 4, 5, 7] {
+            b.push(event(seq, 1)).unwrap();
+        }
+        for (from, first, rest) in [("100-3", 4, vec![4, 5, 7]), ("100-6", 7, vec![7])] {
+            let expected = Gap {
+                first: Some(EventId::new(100, first)),
+                resume: EventId::parse(from).unwrap(),
+                lost: None,
+            };
+            assert_eq!(gap(b.replay(from)), (expected, rest), "{from}");
+        }
+        // Known ids stay exact; ids ahead of the topic are still held
+        // back by the hub and then get everything.
+        assert_eq!(exact(b.replay("100-2")), [4, 5, 7]);
+        assert_eq!(gap(b.replay("100-8")).1, [1, 2, 4, 5, 7]);
+        assert_eq!(gap(b.replay("100-8")).0.resume, EventId::ZERO);
+        // Another millisecond between two held ones: the same.
+        let mut m = Backlog::new(10, usize::MAX);
+        for (ms, seq) in [(100, 1), (100, 2), (102, 0)] {
+            m.push(Event::new(Arc::from("t"), EventId::new(ms, seq), "message", "x").unwrap())
+                .unwrap();
+        }
+        for from in ["100-3", "101-0", "101-7", "102-0"] {
+            let replay = m.replay(from);
+            if from == "102-0" {
+                assert_eq!(exact(replay), Vec::<u64>::new());
+            } else {
+                let (signal, events) = gap(replay);
+                assert_eq!(
+                    (signal.first, signal.resume),
+                    (Some(EventId::new(102, 0)), EventId::parse(from).unwrap()),
+                    "{from}"
+                );
+                assert_eq!(events, vec![0], "{from}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_id_lost_between_the_last_dropped_and_the_first_held() {
+        let mut b = Backlog::new(2, usize::MAX);
+        for seq in [1, 2, 4, 5] {
+            b.push(event(seq, 1)).unwrap();
+        }
+        // 100-2 was dropped, 100-3 lost, 100-4 is the first held.
+        let expected = Gap {
+            first: Some(EventId::new(100, 4)),
+            resume: EventId::new(100, 3),
+            lost: None,
+        };
+        assert_eq!(gap(b.replay("100-3")), (expected, vec![4, 5]));
+        // Older than the last dropped: everything, from it.
+        let (signal, events) = gap(b.replay("100-1"));
+        assert_eq!((signal.resume, events), (EventId::new(100, 2), vec![4, 5]));
+        // With nothing dropped, an id before the first held is no id of
+        // this topic's (an earlier run's): everything, from the start.
+        let mut fresh = Backlog::new(10, usize::MAX);
+        fresh.push(event(4, 1)).unwrap();
+        let (signal, events) = gap(fresh.replay("100-3"));
+        assert_eq!((signal.resume, events), (EventId::ZERO, vec![4]));
+    }
+
+    #[test]
+    fn an_id_lost_before_a_known_hole_names_the_hole() {
+        let mut b = Backlog::new(10, usize::MAX);
+        for seq in [1, 3, 6] {
+            let mut e = event(seq, 1);
+            if seq == 6 {
+                Arc::get_mut(&mut e)
+                    .unwrap()
+                    .set_lost_before(EventId::new(100, 4), EventId::new(100, 5));
+            }
+            b.push(e).unwrap();
+        }
+        let lost = Some((EventId::new(100, 4), EventId::new(100, 5)));
+        let expected = Gap {
+            first: Some(EventId::new(100, 3)),
+            resume: EventId::new(100, 2),
+            lost,
+        };
+        assert_eq!(gap(b.replay("100-2")), (expected, vec![3, 6]));
+    }
+
+    proptest::proptest! {
+        /// Whatever the bus lost and the backlog dropped, a client that
+        /// resumes from any id it could have had (one held, dropped or
+        /// lost after the last dropped) gets exactly what is held after
+        /// it, and a gap unless the id is known.
+        #[test]
+        fn a_replay_never_repeats_and_never_skips_what_is_held(
+            kept in proptest::collection::vec(proptest::bool::ANY, 1..40),
+            max_events in 1usize..12,
+        ) {
+            let mut b = Backlog::new(max_events, usize::MAX);
+            let all: Vec<u64> = (1..=kept.len() as u64).collect();
+            for (&seq, &keep) in all.iter().zip(&kept) {
+                if keep {
+                    b.push(event(seq, 1)).unwrap();
+                }
+            }
+            let held = ids(b.iter());
+            let Some(&last) = held.last() else { return Ok(()) };
+            for &seq in all.iter().filter(|&&seq| seq <= last) {
+                let id = EventId::new(100, seq);
+                if b.evicted.is_some_and(|e| id < e) {
+                    continue;
+                }
+                let replay = b.replay_id(id);
+                let signalled = replay.gap();
+                let got = ids(replay.events());
+                let after: Vec<u64> = held.iter().copied().filter(|&s| s > seq).collect();
+                if b.evicted.is_none() && seq < held[0] {
+                    // Before the topic's first event: everything.
+                    proptest::prop_assert_eq!(got, held.clone());
+                    continue;
+                }
+                proptest::prop_assert_eq!(&got, &after, "from {}", seq);
+                let known = held.contains(&seq) || Some(id) == b.evicted;
+                proptest::prop_assert_eq!(signalled.is_some(), !known, "from {}", seq);
+                if let Some(signal) = signalled {
+                    proptest::prop_assert_eq!(signal.resume, id);
+                    proptest::prop_assert_eq!(signal.first, after.first().map(|&s| EventId::new(100, s)));
+                }
+            }
+        }
     }
 }
