@@ -343,7 +343,7 @@ impl ClientBuilder {
                     let mut conn = Connection::new(
                         tether_ws::Role::Client(crate::ws::mask_source()),
                         self.options.config,
-                        std::time::Instant::now(),
+                        crate::ws::now(),
                     );
                     #[cfg(feature = "deflate")]
                     {
