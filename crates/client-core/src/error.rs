@@ -60,6 +60,13 @@ pub enum Error {
         /// The `Content-Type` as sent (empty without one).
         String,
     ),
+    /// A response head longer than the limit
+    /// ([`limits::MAX_RESPONSE_HEAD`](crate::limits::MAX_RESPONSE_HEAD) by
+    /// default): fatal, since trying again would meet the same head.
+    HeadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -83,6 +90,7 @@ impl fmt::Display for Error {
             Error::ContentType(content_type) => {
                 write!(f, "Content-Type {content_type:?} is not text/event-stream")
             }
+            Error::HeadTooLarge { limit } => write!(f, "a response head over {limit} bytes"),
         }
     }
 }
