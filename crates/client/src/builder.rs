@@ -251,12 +251,6 @@ impl WebSocketBuilder {
         if !matches!(url.scheme(), Scheme::Ws | Scheme::Wss) {
             return Err(crate::url::unsupported_scheme(&url, "WebSocket"));
         }
-        if url.fragment().is_some() {
-            return Err(Error::InvalidUrl {
-                url: self.url.clone(),
-                reason: "a WebSocket URL may not have a fragment (RFC 6455 section 3)",
-            });
-        }
-        Ok(url)
+        Ok(Url::parse_websocket(&self.url)?)
     }
 }

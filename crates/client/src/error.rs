@@ -82,7 +82,8 @@ pub enum Error {
     /// close frame, is [`Error::Timeout`].)
     Protocol(tether_ws::Error),
     /// Peer: an HTTP response the event-stream client cannot read
-    /// (malformed head or chunked encoding, a head over 64 KiB). The text
+    /// (malformed head or chunked encoding, a head over the limit, 16 KiB
+    /// by default). The text
     /// says what.
     Http(String),
     /// Peer: an event stream answered 200 with a `Content-Type` other than
@@ -232,6 +233,28 @@ impl std::error::Error for Error {
             Error::Sse(e) => Some(e),
             Error::H2(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl From<tether_client_core::Error> for Error {
+    fn from(e: tether_client_core::Error) -> Error {
+        use tether_client_core::Error as Policy;
+        match e {
+            Policy::InvalidUrl { url, reason } => Error::InvalidUrl { url, reason },
+            Policy::UnsupportedScheme { url, expected } => Error::UnsupportedScheme(format!(
+                "{url}: this client cannot use its scheme (expected {expected})"
+            )),
+            Policy::TooManyRedirects { limit } => Error::TooManyRedirects { limit },
+            Policy::Refused { status } => Error::Refused {
+                status,
+                reason: String::new(),
+            },
+            Policy::ContentType(content_type) => Error::ContentType(content_type),
+            e @ (Policy::MissingLocation { .. } | Policy::BadLocation { .. } | Policy::Downgrade { .. }) => {
+                Error::BadRedirect(e.to_string())
+            }
+            e => Error::Http(e.to_string()),
         }
     }
 }

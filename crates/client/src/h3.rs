@@ -96,7 +96,7 @@ impl H3Builder {
                 url.scheme().as_str()
             )));
         }
-        let host = url.host().trim_start_matches('[').trim_end_matches(']');
+        let host = url.connect_host();
         let server = (host, url.port())
             .to_socket_addrs()
             .map_err(|source| Error::Io {
@@ -181,8 +181,7 @@ impl H3Builder {
             .find(|f| f.name == b"content-type")
             .map(|f| String::from_utf8_lossy(&f.value).into_owned())
             .unwrap_or_default();
-        let media_type = content_type.split(';').next().unwrap_or_default().trim();
-        if !media_type.eq_ignore_ascii_case("text/event-stream") {
+        if !tether_client_core::event_source::is_event_stream(&content_type) {
             return Err(Error::ContentType(content_type));
         }
         Ok(stream)

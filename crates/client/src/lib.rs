@@ -67,9 +67,10 @@ pub use h3::{H3Builder, H3EventStream};
 pub use nonblocking::NonBlockingClient;
 pub use sse::{DEFAULT_MAX_RESPONSE_HEAD, EventSource, EventSourceBuilder, ReadyState, SseEvent, StopHandle};
 pub use tether_backoff::Backoff;
+pub use tether_client_core::url::{Scheme, Url};
 pub use tether_sse::{Limits as SseLimits, MessageEvent};
 pub use tether_ws::{CloseCode, CloseFrame, Config as WsConfig, ControlPayload, Message, MessageKind, State};
-pub use url::{Scheme, Url};
+pub use url::resolve;
 pub use websocket::{Messages, WebSocket};
 
 /// permessage-deflate (RFC 7692), for [`WebSocketBuilder::deflate_offer`].

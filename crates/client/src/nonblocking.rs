@@ -26,7 +26,7 @@ const COMPACT_AFTER: usize = 64 * 1024;
 ///
 /// # Calling contract
 ///
-/// 1. Connect the socket yourself ([`Url::socket_addrs`](crate::Url::socket_addrs)
+/// 1. Connect the socket yourself ([`resolve`](crate::resolve)
 ///    gives the addresses), register it for readable and writable events,
 ///    and make the client with [`NonBlockingClient::new`]: it queues the
 ///    upgrade request but writes nothing yet (the connection may still be
@@ -76,7 +76,7 @@ const COMPACT_AFTER: usize = 64 * 1024;
 /// use tether_client::{Event, WebSocket};
 ///
 /// let builder = WebSocket::builder("ws://127.0.0.1:9001/echo");
-/// let addr = builder.parse_url()?.socket_addrs().unwrap()[0];
+/// let addr = tether_client::resolve(&builder.parse_url()?).unwrap()[0];
 /// let mut poll = Poll::new().unwrap();
 /// let mut socket = mio::net::TcpStream::connect(addr).unwrap();
 /// poll.registry()

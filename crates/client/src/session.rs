@@ -10,8 +10,9 @@ use tether_ws::{CloseCode, Connection, MaskSource, Message, Role, State};
 
 use crate::{Error, Event, Url, WebSocketBuilder};
 
-/// The largest response head accepted during the opening handshake.
-const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// The largest response head accepted during the opening handshake (the
+/// clients' shared limit, as tether-tokio's).
+const MAX_RESPONSE_HEAD: usize = tether_client_core::limits::MAX_RESPONSE_HEAD;
 
 enum Phase {
     Handshake {

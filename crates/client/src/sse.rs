@@ -5,7 +5,9 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tether_backoff::{Attempts, Backoff};
+use tether_client_core::event_source::{self, Head, Reconnection};
+use tether_client_core::limits;
+use tether_client_core::redirect::Redirects;
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
 use crate::http::{self, Body};
@@ -15,7 +17,7 @@ use crate::{Error, Scheme, Url};
 
 /// The default of [`EventSourceBuilder::max_response_head`]: 16 KiB, the
 /// size of the largest request head a tether server reads.
-pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 16 * 1024;
+pub const DEFAULT_MAX_RESPONSE_HEAD: usize = limits::MAX_RESPONSE_HEAD;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -24,6 +26,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// | setting | default |
 /// | --- | --- |
 /// | reconnection time (until the stream sends `retry:`) | 3 s |
+/// | longest reconnection time `retry:` may set | 10 min |
 /// | redirects followed per connection | 20 |
 /// | connect, TLS, redirects and response head, per attempt | 10 s |
 /// | read timeout on the open stream | none (a silent stream waits) |
@@ -43,6 +46,8 @@ pub struct EventSourceBuilder {
     limits: Limits,
     tls: crate::tls::TlsChoice,
     max_head: usize,
+    backoff: tether_backoff::Backoff,
+    max_reconnection_time: Duration,
 }
 
 impl EventSourceBuilder {
@@ -51,15 +56,33 @@ impl EventSourceBuilder {
         EventSourceBuilder {
             url: url.into(),
             headers: Vec::new(),
-            retry: Duration::from_secs(3),
-            max_redirects: 20,
-            connect_timeout: Duration::from_secs(10),
+            retry: limits::RECONNECTION_TIME,
+            max_redirects: limits::MAX_REDIRECTS,
+            connect_timeout: limits::CONNECT_TIMEOUT,
             read_timeout: None,
             max_retries: None,
             limits: Limits::new(),
             tls: crate::tls::TlsChoice::default(),
             max_head: DEFAULT_MAX_RESPONSE_HEAD,
+            backoff: tether_backoff::Backoff::new(),
+            max_reconnection_time: limits::MAX_RECONNECTION_TIME,
         }
+    }
+
+    /// The longest reconnection time a stream's `retry:` may set (default
+    /// 10 minutes): a larger one counts as this, so that one line from a
+    /// server cannot park the client for days.
+    pub fn max_reconnection_time(mut self, max: Duration) -> EventSourceBuilder {
+        self.max_reconnection_time = max;
+        self
+    }
+
+    /// The growing wait added to the reconnection time after connections
+    /// that delivered no event (default: [`Backoff`](tether_backoff::Backoff)'s,
+    /// 500 ms doubling to 30 s, jittered).
+    pub fn backoff(mut self, backoff: tether_backoff::Backoff) -> EventSourceBuilder {
+        self.backoff = backoff;
+        self
     }
 
     /// The TLS configuration for a `wss://` or `https://` URL (roots of
@@ -174,16 +197,17 @@ impl EventSourceBuilder {
         }
         Ok(EventSource {
             parser: Parser::with_limits(self.limits),
-            reconnection_time: self.retry,
+            policy: Reconnection::new()
+                .max_reconnection_time(self.max_reconnection_time)
+                .reconnection_time(self.retry)
+                .backoff(self.backoff)
+                .max_retries(self.max_retries),
             options: self,
             url,
             state: ReadyState::Connecting,
             stream: None,
             wait_first: false,
             delay: Duration::ZERO,
-            delivered: false,
-            quiet: Attempts::new(Backoff::new()),
-            failures: 0,
             notice: None,
             stop: StopHandle::default(),
             buf: Vec::new(),
@@ -303,7 +327,8 @@ struct Stream {
 ///
 /// - requests carry `Accept: text/event-stream` and `Cache-Control:
 ///   no-cache`, and `Last-Event-ID` on reconnection when the last event ID
-///   is not empty;
+///   is not empty and a header can carry it exactly (an id with a control
+///   character, or white space at either end, is not sent);
 /// - redirects (301, 302, 303, 307, 308) are followed, up to a limit; once
 ///   one leads to another origin (scheme, host or port), the builder's
 ///   `Authorization`, `Cookie` and `Proxy-Authorization` headers are no
@@ -314,7 +339,7 @@ struct Stream {
 /// - a network error, or the end of the stream, is followed by a wait of
 ///   the reconnection time (which `retry:` sets) and a new request to the
 ///   original URL (redirects are followed again each time); when the
-///   connection delivered no event, a growing wait ([`Backoff`]'s
+///   connection delivered no event, a growing wait ([`Backoff`](crate::Backoff)'s
 ///   defaults: 500 ms doubling up to 30 s, jittered) is added, so that a
 ///   server ending every stream at once is not asked again in a hot loop;
 /// - bodies framed by `Transfer-Encoding: chunked`, by `Content-Length`
@@ -340,23 +365,14 @@ pub struct EventSource {
     options: EventSourceBuilder,
     url: Url,
     parser: Parser,
-    reconnection_time: Duration,
+    /// The reconnection rules, shared with tether-tokio's client.
+    policy: Reconnection,
     state: ReadyState,
     stream: Option<Stream>,
     /// Wait `delay` before the next attempt.
     wait_first: bool,
-    /// The wait before the next attempt: the reconnection time, plus a
-    /// growing backoff after connections that delivered no event.
+    /// The wait before the next attempt, as the policy gave it.
     delay: Duration,
-    /// The connection (or attempt) since the last reconnection notice
-    /// delivered an event.
-    delivered: bool,
-    /// Reconnections in a row after connections that delivered nothing:
-    /// a server that answers `retry: 0` and ends at once would otherwise
-    /// be asked again in a hot loop for ever.
-    quiet: Attempts,
-    /// Failed attempts in a row.
-    failures: u32,
     /// A `Reconnecting` to report once the parser's queue is drained.
     notice: Option<SseEvent>,
     stop: StopHandle,
@@ -369,7 +385,7 @@ impl std::fmt::Debug for EventSource {
             .field("url", &self.url.to_string())
             .field("state", &self.state)
             .field("last_event_id", &self.parser.last_event_id())
-            .field("reconnection_time", &self.reconnection_time)
+            .field("reconnection_time", &self.policy.current_reconnection_time())
             .finish_non_exhaustive()
     }
 }
@@ -404,7 +420,7 @@ impl EventSource {
 
     /// The current reconnection time.
     pub fn reconnection_time(&self) -> Duration {
-        self.reconnection_time
+        self.policy.current_reconnection_time()
     }
 
     /// A handle that stops this event source from another thread.
@@ -441,11 +457,11 @@ impl EventSource {
             }
             match self.parser.poll() {
                 Some(Ok(Item::Event(event))) => {
-                    self.delivered = true;
+                    self.policy.event();
                     return Some(Ok(SseEvent::Message(event)));
                 }
                 Some(Ok(Item::Retry(ms))) => {
-                    self.reconnection_time = Duration::from_millis(ms);
+                    self.policy.retry(ms);
                     continue;
                 }
                 Some(Err(e)) => return Some(Ok(SseEvent::Dropped(e))),
@@ -454,10 +470,13 @@ impl EventSource {
             if let Some(notice) = self.notice.take() {
                 self.state = ReadyState::Connecting;
                 let notice = match notice {
-                    SseEvent::Reconnecting { error, .. } => SseEvent::Reconnecting {
-                        delay: self.next_delay(),
-                        error,
-                    },
+                    SseEvent::Reconnecting { error, .. } => {
+                        self.delay = self.policy.ended();
+                        SseEvent::Reconnecting {
+                            delay: self.delay,
+                            error,
+                        }
+                    }
                     other => other,
                 };
                 return Some(Ok(notice));
@@ -482,7 +501,7 @@ impl EventSource {
                         continue;
                     }
                     self.state = ReadyState::Open;
-                    self.failures = 0;
+                    self.policy.opened();
                     return Some(Ok(SseEvent::Open));
                 }
                 Ok(None) => {
@@ -490,14 +509,14 @@ impl EventSource {
                     return None;
                 }
                 Err(e) if e.is_network_error() => {
-                    self.failures = self.failures.saturating_add(1);
-                    if self.options.max_retries.is_some_and(|max| self.failures > max) {
+                    let Some(delay) = self.policy.failed() else {
                         self.state = ReadyState::Closed;
                         return Some(Err(e));
-                    }
+                    };
+                    self.delay = delay;
                     self.state = ReadyState::Connecting;
                     return Some(Ok(SseEvent::Reconnecting {
-                        delay: self.next_delay(),
+                        delay,
                         error: Some(e),
                     }));
                 }
@@ -507,19 +526,6 @@ impl EventSource {
                 }
             }
         }
-    }
-
-    /// Sets and returns the wait before the next attempt: the
-    /// reconnection time, plus the backoff's growing wait when nothing was
-    /// delivered since the last reconnection.
-    fn next_delay(&mut self) -> Duration {
-        self.delay = if std::mem::take(&mut self.delivered) {
-            self.quiet.reset();
-            self.reconnection_time
-        } else {
-            self.reconnection_time.saturating_add(self.quiet.next_delay())
-        };
-        self.delay
     }
 
     /// One read of the open stream, fed to the parser; at the end of the
@@ -555,7 +561,7 @@ impl EventSource {
                 return;
             }
             self.notice = Some(SseEvent::Reconnecting {
-                delay: self.reconnection_time,
+                delay: self.policy.current_reconnection_time(),
                 error,
             });
         }
@@ -565,11 +571,7 @@ impl EventSource {
     /// `None` for 204, or why it failed.
     fn open(&mut self) -> Result<Option<Stream>, Error> {
         let mut url = self.url.clone();
-        let mut redirects = 0;
-        // Once a redirect has left the origin the user named, the user's
-        // credentials stay behind for the rest of the chain (as browsers and
-        // curl do): that origin was never given them.
-        let mut cross_origin = false;
+        let mut redirects = Redirects::new(&self.url, self.options.max_redirects);
         // One deadline for the whole attempt, redirects included: a server
         // trickling its head a byte at a time, or redirecting again and
         // again, gets no fresh time for it.
@@ -583,7 +585,7 @@ impl EventSource {
             let mut socket = Transport::connect(&url, left, &self.options.tls)?;
             socket.handshake(deadline, STEP)?;
             time_left(socket.tcp(), deadline, STEP)?;
-            let request = self.request(&url, cross_origin);
+            let request = self.request(&url, &redirects);
             socket.write_all(&request).map_err(|e| {
                 if is_timeout(&e) {
                     Error::Timeout("write the request")
@@ -616,12 +618,8 @@ impl EventSource {
                     Err(e) => return Err(Error::io("read the response", e)),
                 }
             };
-            match head.status {
-                200 => {
-                    let content_type = head.content_type.unwrap_or_default();
-                    if !http::is_event_stream(&content_type) {
-                        return Err(Error::ContentType(content_type));
-                    }
+            match self.policy.head(head.status, head.content_type.as_deref()) {
+                Head::Open => {
                     socket
                         .tcp()
                         .set_read_timeout(self.options.read_timeout)
@@ -646,62 +644,55 @@ impl EventSource {
                         // already ended.
                         self.parser.finish();
                         self.notice = Some(SseEvent::Reconnecting {
-                            delay: self.reconnection_time,
+                            delay: self.policy.current_reconnection_time(),
                             error: None,
                         });
                     }
                     return Ok(Some(stream));
                 }
-                204 => return Ok(None),
-                301 | 302 | 303 | 307 | 308 => {
+                Head::Stop => return Ok(None),
+                Head::Redirect => {
                     socket.shutdown();
-                    redirects += 1;
-                    if redirects > self.options.max_redirects {
-                        return Err(Error::TooManyRedirects {
-                            limit: self.options.max_redirects,
-                        });
-                    }
-                    let location = head.location.ok_or_else(|| {
-                        Error::BadRedirect(format!("{} without a Location header", head.status))
-                    })?;
-                    let next = url
-                        .join(&location)
-                        .map_err(|e| Error::BadRedirect(format!("Location {location:?}: {e}")))?;
-                    if !matches!(next.scheme(), Scheme::Http | Scheme::Https) {
-                        return Err(crate::url::unsupported_scheme(&next, "event stream"));
-                    }
-                    if url.scheme() == Scheme::Https && next.scheme() == Scheme::Http {
-                        return Err(Error::BadRedirect(format!(
-                            "from https to http ({next}): the stream would leave TLS"
-                        )));
-                    }
-                    url = next;
-                    cross_origin |= !same_origin(&url, &self.url);
+                    url = redirects
+                        .follow(
+                            &url,
+                            head.status,
+                            head.location.as_deref(),
+                            &[Scheme::Http, Scheme::Https],
+                        )
+                        .map_err(|e| match e {
+                            // The URL came from the server: its fault.
+                            e @ (tether_client_core::Error::UnsupportedScheme { .. }
+                            | tether_client_core::Error::InvalidUrl { .. }) => {
+                                Error::BadRedirect(e.to_string())
+                            }
+                            e => e.into(),
+                        })?;
                 }
-                status => {
+                Head::Fail(tether_client_core::Error::Refused { status }) => {
                     return Err(Error::Refused {
                         status,
                         reason: head.reason,
                     });
                 }
+                Head::Fail(e) => return Err(e.into()),
             }
         }
     }
 
-    /// The request for `url`; without the user's credentials when
-    /// `cross_origin`.
-    fn request(&self, url: &Url, cross_origin: bool) -> Vec<u8> {
+    /// The request for `url`, with the caller's headers that the chain of
+    /// redirects still sends.
+    fn request(&self, url: &Url, redirects: &Redirects) -> Vec<u8> {
         let mut request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
             url.target(),
             url.host_header()
         );
-        let last_event_id = self.parser.last_event_id();
-        if !last_event_id.is_empty() {
-            request.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
+        if let Some(id) = event_source::last_event_id(self.parser.last_event_id()) {
+            request.push_str(&format!("Last-Event-ID: {id}\r\n"));
         }
         for (name, value) in &self.options.headers {
-            if cross_origin && is_credential(name) {
+            if !redirects.sends(name) {
                 continue;
             }
             request.push_str(&format!("{name}: {value}\r\n"));
@@ -709,19 +700,6 @@ impl EventSource {
         request.push_str("\r\n");
         request.into_bytes()
     }
-}
-
-/// Whether two URLs share an origin: scheme, host and port.
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host() == b.host() && a.port() == b.port()
-}
-
-/// The headers that carry the user's credentials, which a redirect to
-/// another origin does not get.
-fn is_credential(name: &str) -> bool {
-    ["authorization", "cookie", "proxy-authorization"]
-        .iter()
-        .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
 impl Iterator for EventSource {

@@ -153,9 +153,7 @@ impl Write for Transport {
 
 /// Connects to the first address of `url` that accepts.
 pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Error> {
-    let addrs = url
-        .socket_addrs()
-        .map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
+    let addrs = crate::resolve(url).map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {

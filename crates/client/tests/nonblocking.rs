@@ -68,7 +68,7 @@ fn run(
 
 fn connect(poll: &Poll, url: &str) -> NonBlockingClient<TcpStream> {
     let builder = WebSocket::builder(url).close_linger(HANG_GUARD);
-    let addr = builder.parse_url().unwrap().socket_addrs().unwrap()[0];
+    let addr = tether_client::resolve(&builder.parse_url().unwrap()).unwrap()[0];
     let mut socket = TcpStream::connect(addr).unwrap();
     poll.registry()
         .register(&mut socket, Token(0), Interest::READABLE | Interest::WRITABLE)

@@ -487,3 +487,44 @@ fn streams_that_end_with_no_event_are_reconnected_with_a_growing_wait() {
     assert!(requests < 20, "{requests} requests in a second; waits {delays:?}");
     assert!(delays.windows(2).all(|w| w[1] >= w[0] / 2), "{delays:?}");
 }
+
+/// An id that a header cannot carry exactly (a control character, white
+/// space at an end) is not sent as `Last-Event-ID`: the server starts the
+/// stream as for a new client. Once, it went out as it was, and a server
+/// that refuses a control character in a header failed every attempt.
+#[test]
+fn an_id_a_header_cannot_carry_is_not_sent() {
+    let server = ScriptServer::start(|n, _| match n {
+        0 => Reply::stream("id: a\u{1}b\ndata: control\n\n"),
+        1 => Reply::stream("id: 7 \ndata: trailing space\n\n"),
+        2 => Reply::stream("id: 8\ndata: plain\n\n"),
+        _ => Reply::stream("data: last\n\n"),
+    });
+    let mut source = fast(server.url("/feed")).build().unwrap();
+    let ids: Vec<String> = (0..4)
+        .map(|_| source.next().unwrap().unwrap().last_event_id().to_owned())
+        .collect();
+    let sent: Vec<Option<String>> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("Last-Event-ID").map(str::to_owned))
+        .collect();
+    assert_eq!(sent, [None, None, None, Some("8".to_owned())], "{ids:?}");
+    assert_eq!(ids[..3], ["a\u{1}b", "7 ", "8"]);
+}
+
+/// `retry:` is bounded: a server cannot park the client for days with
+/// one line (the longest wait is 10 minutes by default, and a knob).
+#[test]
+fn retry_is_bounded_by_the_longest_reconnection_time() {
+    let server = ScriptServer::start(|_, _| Reply::stream("retry: 99999999999\ndata: x\n\n"));
+    let mut source = fast(server.url("/feed")).build().unwrap();
+    source.next().unwrap().unwrap();
+    assert_eq!(source.reconnection_time(), Duration::from_secs(600));
+    let mut source = fast(server.url("/feed"))
+        .max_reconnection_time(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    source.next().unwrap().unwrap();
+    assert_eq!(source.reconnection_time(), Duration::from_secs(5));
+}

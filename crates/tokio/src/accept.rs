@@ -111,11 +111,7 @@ impl Acceptor {
         agreed: Agreed,
         leftover: &[u8],
     ) -> WebSocket<S> {
-        let mut conn = Connection::new(
-            tether_ws::Role::Server,
-            self.options.config,
-            std::time::Instant::now(),
-        );
+        let mut conn = Connection::new(tether_ws::Role::Server, self.options.config, crate::ws::now());
         for extension in agreed.extensions {
             conn = conn.with_extension(extension);
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tether_client_core::url::Url;
 use tether_handshake::{ClientRequest, Status};
 use tether_ws::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -18,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::{Error, Options, Role, WebSocket};
 
 /// The largest response head read in a handshake.
-const MAX_HEAD: usize = 16 << 10;
+const MAX_HEAD: usize = tether_client_core::limits::MAX_RESPONSE_HEAD;
 
 /// A client's transport: TCP, or TLS over it.
 #[derive(Debug)]
@@ -83,64 +84,6 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A URL's parts, as the clients use them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    pub(crate) tls: bool,
-    /// Host and port as written (the `Host` header).
-    pub(crate) authority: String,
-    /// The host, without brackets around an IPv6 address.
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    /// Path and query.
-    pub(crate) target: String,
-}
-
-impl Target {
-    /// `ws://`, `wss://`, `http://` or `https://`, an authority without
-    /// user information, then path and query (a fragment is dropped).
-    pub(crate) fn parse(url: &str) -> Result<Target, Error> {
-        let bad = |why: &str| Error::Usage(format!("{why}: {url:?}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "ws" | "http" => (false, 80),
-            "wss" | "https" => (true, 443),
-            _ => return Err(bad("not a ws, wss, http or https URL")),
-        };
-        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(split);
-        if authority.is_empty() || authority.contains('@') || authority.bytes().any(|b| b <= b' ') {
-            return Err(bad("no host, or user information in the URL"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed IPv6 address"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None => default_port,
-        };
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        Ok(Target {
-            tls,
-            authority: authority.to_owned(),
-            host: host.to_owned(),
-            port,
-            target,
-        })
-    }
-}
-
 /// How to set up TLS, with the `tls` feature.
 #[derive(Clone, Default)]
 pub(crate) struct Tls {
@@ -169,13 +112,13 @@ fn native_roots() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, Error> {
         .map_err(Error::Tls)
 }
 
-/// Opens TCP (and TLS) to `target`, within `timeout`.
-pub(crate) async fn open(target: &Target, tls: &Tls, timeout: Duration) -> Result<Stream, Error> {
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect((target.host.as_str(), target.port)))
+/// Opens TCP (and TLS) to `url`, within `timeout`.
+pub(crate) async fn open(url: &Url, tls: &Tls, timeout: Duration) -> Result<Stream, Error> {
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((url.connect_host(), url.port())))
         .await
         .map_err(|_| Error::Timeout("connect"))??;
     let _ = tcp.set_nodelay(true);
-    if !target.tls {
+    if !url.scheme().is_secure() {
         return Ok(Stream::Plain(tcp));
     }
     #[cfg(feature = "tls")]
@@ -185,7 +128,8 @@ pub(crate) async fn open(target: &Target, tls: &Tls, timeout: Duration) -> Resul
             Some(config) => Arc::clone(config),
             None => native_roots()?,
         };
-        let name = ServerName::try_from(target.host.clone()).map_err(|e| Error::Tls(e.to_string()))?;
+        let name =
+            ServerName::try_from(url.connect_host().to_owned()).map_err(|e| Error::Tls(e.to_string()))?;
         let stream = tokio::time::timeout(
             timeout,
             tokio_rustls::TlsConnector::from(config).connect(name, tcp),
@@ -281,11 +225,13 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects and runs the opening handshake.
+    /// Connects and runs the opening handshake. The URL is parsed by
+    /// tether-client-core's rules, the same as tether-client's: `ws:` or
+    /// `wss:`, no user information, no fragment.
     pub async fn connect(self) -> Result<WebSocket<Stream>, Error> {
-        let target = Target::parse(&self.url)?;
-        let stream = open(&target, &self.tls, self.connect_timeout).await?;
-        self.handshake(stream, &target.authority, &target.target).await
+        let url = Url::parse_websocket(&self.url)?;
+        let stream = open(&url, &self.tls, self.connect_timeout).await?;
+        self.handshake(stream, &url.host_header(), url.target()).await
     }
 
     /// Runs the opening handshake over a stream the caller connected, for
@@ -343,7 +289,7 @@ impl ClientBuilder {
                     let mut conn = Connection::new(
                         tether_ws::Role::Client(crate::ws::mask_source()),
                         self.options.config,
-                        std::time::Instant::now(),
+                        crate::ws::now(),
                     );
                     #[cfg(feature = "deflate")]
                     {

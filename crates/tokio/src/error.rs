@@ -37,6 +37,13 @@ pub enum Error {
     Tls(String),
     /// A time limit of the caller's passed (connect, handshake).
     Timeout(&'static str),
+    /// An event-stream server's answer that the clients' rules do not go
+    /// on with (tether-client-core's, shared with tether-client): a
+    /// redirect without a usable `Location`, one from `https` to `http`,
+    /// too many redirects, a `Content-Type` other than
+    /// `text/event-stream`, a response head over the limit.
+    #[cfg(feature = "client")]
+    Policy(tether_client_core::Error),
 }
 
 impl Error {
@@ -66,6 +73,8 @@ impl fmt::Display for Error {
             Error::Usage(what) => write!(f, "invalid use: {what}"),
             Error::Tls(what) => write!(f, "tls: {what}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
+            #[cfg(feature = "client")]
+            Error::Policy(e) => write!(f, "event stream: {e}"),
         }
     }
 }
@@ -78,7 +87,21 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             #[cfg(feature = "ws")]
             Error::Handshake(e) => Some(e),
+            #[cfg(feature = "client")]
+            Error::Policy(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "client")]
+impl From<tether_client_core::Error> for Error {
+    fn from(e: tether_client_core::Error) -> Error {
+        match e {
+            tether_client_core::Error::Refused { status } => Error::Status(status),
+            e @ (tether_client_core::Error::InvalidUrl { .. }
+            | tether_client_core::Error::UnsupportedScheme { .. }) => Error::Usage(e.to_string()),
+            e => Error::Policy(e),
         }
     }
 }

@@ -13,11 +13,16 @@ use tether_ws::{
     State,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
 
 use crate::Error;
 use crate::queue::Queue;
 use crate::received::{Lent, Received};
+
+mod end;
+mod timer;
+
+use timer::Timer;
+pub(crate) use timer::now;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +120,10 @@ enum Ending {
     /// The close handshake is over: flush, (client) wait for the server's
     /// FIN until this deadline, then shut the transport down.
     Flushing,
+    /// The connection failed (`failure`): its close frame is flushed and
+    /// the transport shut down, within the close timeout, then the failure
+    /// is reported.
+    Failing,
     /// Shut down; nothing more to do.
     Done,
 }
@@ -159,13 +168,7 @@ pub struct WebSocket<S> {
     queue: Queue,
     max_queued: usize,
     close_timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    /// The deadline the timer is set to, if it is set.
-    armed: Option<Instant>,
-    /// The waker the timer holds: set when a poll of it was pending with
-    /// budget to spare (so it registered this waker), cleared when it is
-    /// set again or has fired.
-    timer_waker: Option<Waker>,
+    timer: Timer,
     /// When the unread input was read: its arrival time, for the
     /// connection's idle timer.
     read_at: Instant,
@@ -239,7 +242,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Role::Server => tether_ws::Role::Server,
             Role::Client => tether_ws::Role::Client(mask_source()),
         };
-        let conn = Connection::new(ws_role, options.config, Instant::now());
+        let conn = Connection::new(ws_role, options.config, timer::now());
         WebSocket::from_connection(io, conn, role, options, leftover)
     }
 
@@ -269,10 +272,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             start: 0,
             queue: Queue::default(),
             max_queued: options.max_queued,
-            timer: None,
-            armed: None,
-            timer_waker: None,
-            read_at: Instant::now(),
+            timer: Timer::default(),
+            read_at: timer::now(),
             ending: Ending::No,
             end_deadline: None,
             close_frame: None,
@@ -289,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn with_extension(mut self, extension: Box<dyn tether_ws::Extension>) -> WebSocket<S> {
         let conn = std::mem::replace(
             &mut self.conn,
-            Connection::new(tether_ws::Role::Server, Config::default(), Instant::now()),
+            Connection::new(tether_ws::Role::Server, Config::default(), timer::now()),
         );
         self.conn = conn.with_extension(extension);
         self
@@ -433,7 +434,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         if self.conn.can_send() {
             self.conn
-                .close(code, reason, Instant::now(), &mut self.queue.out)
+                .close(code, reason, timer::now(), &mut self.queue.out)
                 .map_err(Error::from_ws)?;
             self.arm_close_deadline();
         }
@@ -448,6 +449,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.ending == Ending::Failing {
+            return self.poll_end(Side::Send, cx).map_ok(|_| ());
+        }
         if self.flush_as(Side::Send, cx)?.is_pending() {
             return self.deadlines_while_sending(cx);
         }
@@ -462,28 +466,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// timer set) until one of them does; left to the receiving task when
     /// another task's receive holds the timer (the halves of a `split`).
     fn deadlines_while_sending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self
-            .timer_waker
-            .as_ref()
-            .is_some_and(|w| !w.will_wake(cx.waker()))
-        {
+        if self.ending == Ending::Failing {
+            return self.poll_end(Side::Send, cx).map_ok(|_| ());
+        }
+        if self.timer.held_by_another(cx) {
             return Poll::Pending;
         }
         loop {
             let Some(deadline) = self.conn.poll_timeout() else {
                 return Poll::Pending;
             };
-            let now = Instant::now();
+            let now = timer::now();
             if now < deadline {
-                ready!(self.poll_timer(Some(deadline), cx));
+                self.timer.arm(deadline);
+                ready!(self.timer.poll(cx));
                 continue;
             }
             match self.conn.handle_timeout(now, &mut self.queue.out) {
                 Some(event @ Event::Failed(_)) => {
-                    return match self.event(event, cx) {
-                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                        _ => Poll::Pending,
-                    };
+                    let _ = self.event(event, cx);
+                    return self.poll_end(Side::Send, cx).map_ok(|_| ());
                 }
                 // The keepalive ping, queued behind what waits.
                 Some(_) | None => {
@@ -536,7 +538,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Everything receiving does: timers, frames already read, the end of
     /// the connection, writing what is queued, reading more.
     fn poll_found(&mut self, cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
-        if let Some(e) = &self.failure {
+        if self.ending == Ending::Done
+            && let Some(e) = &self.failure
+        {
             return Poll::Ready(Err(Error::Protocol(e.clone())));
         }
         // The connection's deadlines are looked at before the task waits
@@ -549,15 +553,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let mut timers_due = false;
         loop {
             if self.ending != Ending::No {
-                return self.poll_end(cx);
+                return self.poll_end(Side::Recv, cx);
             }
             if timers_due {
                 timers_due = false;
                 if self.conn.poll_timeout().is_some_and(|deadline| now >= deadline)
                     && let Some(event) = self.conn.handle_timeout(now, &mut self.queue.out)
+                    && let Poll::Ready(found) = self.event(event, cx)
                 {
-                    return self.event(event, cx);
+                    return Poll::Ready(found);
                 }
+                continue;
             }
             if self.start < self.end {
                 let Some(input) = self.read_buffer.get_mut(self.start..self.end) else {
@@ -584,7 +590,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         let event = self
                             .conn
                             .fail_over_limit(Limit::UnreadAnswers, max, &mut self.queue.out);
-                        return self.event(event, cx);
+                        if let Poll::Ready(found) = self.event(event, cx) {
+                            return Poll::Ready(found);
+                        }
+                        continue;
                     }
                 } else {
                     self.unread_answers = 0;
@@ -637,9 +646,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         }
                         self.start = 0;
                         self.end = n;
-                        now = Instant::now();
+                        now = timer::now();
                         self.read_at = now;
-                        timers_due = self.armed.is_some_and(|at| now >= at);
+                        timers_due = self.timer.is_due(now);
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
@@ -648,15 +657,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             // The timer already waits for this task, set no later than
             // the connection's next deadline: nothing to work out.
-            if self.timer_waits_for(cx) {
+            if self.timer.waits_for(cx) {
                 return Poll::Pending;
             }
             let Some(deadline) = self.conn.poll_timeout() else {
                 return Poll::Pending;
             };
-            now = Instant::now();
-            if now < deadline && self.poll_timer(Some(deadline), cx).is_pending() {
-                return Poll::Pending;
+            now = timer::now();
+            if now < deadline {
+                self.timer.arm(deadline);
+                if self.timer.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
             timers_due = true;
         }
@@ -672,153 +684,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.ending = Ending::Flushing;
                 Poll::Pending
             }
+            // The failure's close frame is written before the failure is
+            // reported (see `poll_failing`).
             Event::Failed(e) => {
-                // The close frame of the failure goes out if the socket
-                // takes it now; then the transport is shut, best effort.
-                let mut cx = Context::from_waker(std::task::Waker::noop());
-                if let Poll::Ready(Ok(())) = self.queue.poll_flush(&mut self.io, &self.read_buffer, &mut cx) {
-                    let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
-                }
-                self.ending = Ending::Done;
-                self.failure = Some(e.clone());
-                Poll::Ready(Err(Error::Protocol(e)))
-            }
-        }
-    }
-
-    /// After the close handshake: flush, let the server close TCP first
-    /// (client), shut down.
-    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<Found, Error>> {
-        if self.ending == Ending::Flushing {
-            let deadline = *self
-                .end_deadline
-                .get_or_insert_with(|| Instant::now() + self.close_timeout);
-            if self.flush_as(Side::Recv, cx)?.is_pending() {
-                // A peer that does not read what is left (our close frame,
-                // say) is not waited for past the close timeout.
-                ready!(self.wait_until(deadline, cx));
-                return Poll::Ready(Err(self.give_up_ending()));
-            }
-            if self.role == Role::Client {
-                loop {
-                    if self.read_buffer.len() < 1024 {
-                        self.read_buffer.resize(1024, 0);
-                    }
-                    let mut buf = ReadBuf::new(&mut self.read_buffer);
-                    match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
-                        Poll::Ready(_) => break,
-                        Poll::Pending => {
-                            ready!(self.wait_until(deadline, cx));
-                            break;
-                        }
-                    }
-                }
-            }
-            // A peer gone already makes shutting down fail, and one that
-            // does not read may keep a TLS close_notify from going out: the
-            // handshake is over either way.
-            if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() {
-                ready!(self.wait_until(deadline, cx));
-            }
-            self.ending = Ending::Done;
-        }
-        Poll::Ready(Ok(Found::End))
-    }
-
-    /// Ready once `deadline` has passed; until then the timer is set for it
-    /// and wakes this task.
-    fn wait_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-        // The timer may be set earlier (for a deadline of the connection's):
-        // when it fires, it is set again.
-        while Instant::now() < deadline {
-            self.arm(deadline);
-            ready!(self.poll_timer(None, cx));
-        }
-        Poll::Ready(())
-    }
-
-    /// The end's deadline passed with output unwritten: the transport is
-    /// shut down as far as it goes without waiting, and the connection
-    /// ends with [`tether_ws::Error::CloseTimeout`].
-    fn give_up_ending(&mut self) -> Error {
-        let mut cx = Context::from_waker(Waker::noop());
-        let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
-        self.ending = Ending::Done;
-        let e = tether_ws::Error::CloseTimeout;
-        self.failure = Some(e.clone());
-        Error::Protocol(e)
-    }
-
-    /// After a close frame is sent: the timer set no later than the close
-    /// deadline, so that a peer that keeps sending (and so never lets
-    /// receiving wait) still meets it.
-    fn arm_close_deadline(&mut self) {
-        if let Some(deadline) = self.conn.poll_timeout() {
-            self.arm(deadline);
-        }
-    }
-
-    fn arm(&mut self, deadline: Instant) {
-        if self.armed.is_some_and(|at| at <= deadline) {
-            return;
-        }
-        self.armed = Some(deadline);
-        self.timer_waker = None;
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().reset(deadline.into()),
-            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
-        }
-    }
-
-    /// Whether the timer is set, has not fired and will wake the task of
-    /// `cx`. It is then set no later than the connection's next deadline
-    /// ([`Connection::poll_timeout`]): `arm` only moves it earlier, and
-    /// a deadline moves earlier than before only when this side sends a
-    /// close frame, after which the timer is armed for it
-    /// (`arm_close_deadline`). Input only moves the deadlines later; a
-    /// timer that fires early is set again (see `poll_timer`).
-    fn timer_waits_for(&self, cx: &Context<'_>) -> bool {
-        self.armed.is_some()
-            && self.timer.as_ref().is_some_and(|timer| !timer.is_elapsed())
-            && self
-                .timer_waker
-                .as_ref()
-                .is_some_and(|waker| waker.will_wake(cx.waker()))
-    }
-
-    /// Ready when the timer set for the connection's next deadline (or
-    /// an earlier one, still set) has passed. A deadline that has moved
-    /// later since is found not due yet, and the timer set again.
-    /// `deadline` is the connection's [`Connection::poll_timeout`], which
-    /// the caller has at hand.
-    ///
-    /// The timer is not polled again while it holds this task's waker and
-    /// has not fired: polling it costs more than receiving a small
-    /// message, and the task waits on it once a message. Whether it holds
-    /// the waker is known only of a poll made with budget to spare: with
-    /// the task's budget spent, tokio answers "pending" and wakes the task
-    /// at once without registering anything, so that poll counts for
-    /// nothing and the next one polls again.
-    fn poll_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(deadline) = deadline {
-            self.arm(deadline);
-        }
-        if self.timer_waits_for(cx) {
-            return Poll::Pending;
-        }
-        match &mut self.timer {
-            Some(timer) if self.armed.is_some() => {
-                let registers = tokio::task::coop::has_budget_remaining();
-                if timer.as_mut().poll(cx).is_ready() {
-                    self.armed = None;
-                    self.timer_waker = None;
-                    return Poll::Ready(());
-                }
-                self.timer_waker = registers.then(|| cx.waker().clone());
+                self.failure = Some(e);
+                self.ending = Ending::Failing;
                 Poll::Pending
             }
-            _ => Poll::Pending,
         }
     }
 }
@@ -868,7 +740,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<Message> for WebSocke
         let this = self.get_mut();
         if this.conn.can_send() {
             this.conn
-                .close(CloseCode::NORMAL, "", Instant::now(), &mut this.queue.out)
+                .close(CloseCode::NORMAL, "", timer::now(), &mut this.queue.out)
                 .map_err(Error::from_ws)?;
             this.arm_close_deadline();
         }

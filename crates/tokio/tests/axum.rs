@@ -120,7 +120,9 @@ async fn event_source_resumes_with_last_event_id() {
     let backoff = Backoff::new().initial(Duration::from_millis(10)).jitter(0.0);
     let mut events = EventSource::new(&format!("http://{addr}/once"))
         .unwrap()
-        .backoff(backoff);
+        .backoff(backoff)
+        // The wait after a stream that delivered events.
+        .reconnection_time(Duration::from_millis(10));
     let mut seen = Vec::new();
     for _ in 0..3 {
         let event = tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -194,6 +196,7 @@ async fn event_source_gives_up_on_a_server_that_never_answers() {
     let mut events = EventSource::new(&format!("http://{addr}/events"))
         .unwrap()
         .backoff(backoff)
+        .reconnection_time(Duration::ZERO)
         .response_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(30), events.next())
@@ -249,7 +252,9 @@ async fn event_source_reconnects_after_an_id_no_header_can_carry() {
     let backoff = Backoff::new().initial(Duration::from_millis(10)).jitter(0.0);
     let mut events = EventSource::new(&format!("http://{addr}/events"))
         .unwrap()
-        .backoff(backoff);
+        .backoff(backoff)
+        // The wait after a stream that delivered events.
+        .reconnection_time(Duration::from_millis(10));
     let mut seen = Vec::new();
     for _ in 0..2 {
         let event = tokio::time::timeout(Duration::from_secs(10), events.next())

@@ -700,7 +700,10 @@ async fn the_end_is_not_waited_for_past_the_close_timeout() {
 async fn a_send_to_a_peer_gone_quiet_ends_at_the_idle_timeout() {
     let config = Config::default()
         .ping_interval(Some(Duration::from_millis(100)))
-        .idle_timeout(Some(Duration::from_millis(300)));
+        .idle_timeout(Some(Duration::from_millis(300)))
+        // The failure's close frame, behind what the peer does not read,
+        // is given up at the close timeout.
+        .close_timeout(Duration::from_millis(200));
     let options = Options::default().config(config).max_queued(64 << 10);
     for sink in [false, true] {
         let (raw, io) = duplex(4096);
@@ -729,4 +732,120 @@ async fn a_send_to_a_peer_gone_quiet_ends_at_the_idle_timeout() {
         );
         drop(raw);
     }
+}
+
+/// A stream that counts reads and, if `refuse`, refuses every other write
+/// once (asking to be polled again), as a socket with a full send buffer
+/// does.
+struct Stutter {
+    inner: DuplexStream,
+    reads: Arc<AtomicUsize>,
+    refuse: bool,
+    writes: usize,
+}
+
+impl tokio::io::AsyncRead for Stutter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Stutter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes += 1;
+        if self.refuse && self.writes % 2 == 1 {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The close frame (1001) of an idle timeout reaches the peer even when
+/// the socket does not take it at the first try: the connection flushes
+/// it (within the close timeout) before it reports the failure and drops
+/// the stream. Once, it was written only if the socket took it at once,
+/// and the peer read an early end instead.
+#[tokio::test(start_paused = true)]
+async fn the_close_of_an_idle_timeout_is_flushed_before_the_end() {
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_secs(1)))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let (mut raw, io) = duplex(1024);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let io = Stutter {
+        inner: io,
+        reads: Arc::clone(&reads),
+        refuse: true,
+        writes: 0,
+    };
+    let mut server = WebSocket::from_raw(io, Role::Server, &Options::default().config(config), &[]);
+    let task = tokio::spawn(async move { server.recv().await });
+    let mut ping = [0u8; 2];
+    raw.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping, [0x89, 0x00]);
+    let result = task.await.unwrap();
+    assert!(
+        matches!(result, Err(Error::Protocol(tether_ws::Error::IdleTimeout))),
+        "{result:?}"
+    );
+    let mut close = [0u8; 4];
+    raw.read_exact(&mut close).await.unwrap();
+    assert_eq!((close[0], &close[2..]), (0x88, &[0x03, 0xe9][..]));
+}
+
+/// With tokio's clock paused, the connection's deadlines are read on
+/// tokio's clock: a silent peer costs a few reads up to the idle timeout,
+/// not a busy loop until the wall clock catches up with the paused one.
+#[tokio::test(start_paused = true)]
+async fn deadlines_follow_the_runtime_clock() {
+    let config = Config::default()
+        .ping_interval(Some(Duration::from_secs(1)))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let (mut raw, io) = duplex(1024);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let io = Stutter {
+        inner: io,
+        reads: Arc::clone(&reads),
+        refuse: false,
+        writes: 0,
+    };
+    let mut server = WebSocket::from_raw(io, Role::Server, &Options::default().config(config), &[]);
+    let result = server.recv().await;
+    assert!(
+        matches!(result, Err(Error::Protocol(tether_ws::Error::IdleTimeout))),
+        "{result:?}"
+    );
+    let reads = reads.load(Ordering::Relaxed);
+    assert!(reads <= 20, "{reads} reads of a silent peer");
+    let mut frames = Vec::new();
+    drop(server);
+    raw.read_to_end(&mut frames).await.unwrap();
+    assert_eq!(frames[..2], [0x89, 0x00], "the keepalive ping");
+    assert_eq!(
+        (frames[2], &frames[4..6]),
+        (0x88, &[0x03, 0xe9][..]),
+        "the close (1001)"
+    );
 }

@@ -36,11 +36,7 @@ impl H2Connection {
                 status,
                 reason: String::new(),
             })
-        } else if !content_type
-            .split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-        {
+        } else if !tether_client_core::event_source::is_event_stream(&content_type) {
             Some(Error::ContentType(content_type))
         } else {
             None
