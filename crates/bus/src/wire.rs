@@ -360,8 +360,28 @@ mod tests {
 
         #[test]
         fn any_bytes_decode_or_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decoded(&bytes);
-            let _ = decode_revocation(&bytes);
+            // What decodes (in either release's form) writes back as this
+            // release's form, which decodes the same.
+            if let Ok(counts) = decoded(&bytes) {
+                let list: Vec<(Arc<str>, usize)> = counts.iter().map(|(s, c)| (s.clone(), *c)).collect();
+                prop_assert_eq!(decoded(&encode_counts(&list).0), Ok(counts));
+            }
+            if let Ok((entry, until)) = decode_revocation(&bytes) {
+                let again = encode_revocation(&entry, until).unwrap();
+                prop_assert_eq!(decode_revocation(&again), Ok((entry, until)));
+            }
+        }
+
+        #[test]
+        fn counts_in_the_old_form_decode_as_in_the_new(
+            counts in prop::collection::vec(("\\PC{1,20}", 0usize..1000), 0..10),
+        ) {
+            let mut old = Vec::new();
+            for (subject, count) in &counts {
+                old.extend_from_slice(format!("{count} {} {subject}", subject.len()).as_bytes());
+            }
+            let list: Vec<(Arc<str>, usize)> = counts.iter().map(|(s, c)| (Arc::from(s.as_str()), *c)).collect();
+            prop_assert_eq!(decoded(&old), decoded(&encode_counts(&list).0));
         }
     }
 }
