@@ -27,17 +27,7 @@ impl Bridge {
     /// `settings`, and says so in the log. The one place that asks which
     /// bus it is.
     pub(crate) fn new(bus: Bus, settings: &HubSettings) -> Result<Bridge, String> {
-        let _ = settings;
-        let bridge: Box<dyn tether_bus::BusBridge> = match bus {
-            #[cfg(feature = "redis")]
-            Bus::Redis(config) => Box::new(
-                tether_redis::RedisBridge::new(config.backlog(&settings.hub)).map_err(|e| e.to_string())?,
-            ),
-            #[cfg(feature = "nats")]
-            Bus::Nats(config) => Box::new(
-                tether_nats::NatsBridge::new(config.backlog(&settings.hub)).map_err(|e| e.to_string())?,
-            ),
-        };
+        let bridge = set_up(bus, settings)?;
         log::info!("hub: topics are shared through {}", bridge.describe());
         Ok(Bridge(bridge))
     }
@@ -62,6 +52,21 @@ impl Bridge {
             .0
             .share_limits(std::sync::Arc::new(ClusterLimits(shared.clone())));
         shared.on_revoke(move |revocations| revoker.revoke(ClusterLimits::entries(revocations)));
+    }
+}
+
+/// The bridge of the bus `bus` names, its backlog bounded by `settings`.
+fn set_up(bus: Bus, settings: &HubSettings) -> Result<Box<dyn tether_bus::BusBridge>, String> {
+    let _ = settings;
+    match bus {
+        #[cfg(feature = "redis")]
+        Bus::Redis(config) => tether_redis::RedisBridge::new(config.backlog(&settings.hub))
+            .map(|bridge| Box::new(bridge) as Box<dyn tether_bus::BusBridge>)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "nats")]
+        Bus::Nats(config) => tether_nats::NatsBridge::new(config.backlog(&settings.hub))
+            .map(|bridge| Box::new(bridge) as Box<dyn tether_bus::BusBridge>)
+            .map_err(|e| e.to_string()),
     }
 }
 
