@@ -154,3 +154,80 @@ impl Hangup {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tether_apps::HubAuth;
+    use tether_auth::{KeyFile, Keys};
+
+    use super::*;
+
+    const FIRST: &[u8] = b"the first secret, of 32 bytes!!!";
+    const SECOND: &[u8] = b"the second secret, of 32 bytes!!";
+
+    #[test]
+    fn settings_then_keys_each_logged_once_changed_and_a_bad_file_keeps_the_keys() {
+        let path = std::env::temp_dir().join(format!("tether-reload-{}-secret", std::process::id()));
+        std::fs::write(&path, FIRST).unwrap();
+        let auth = HubAuth::new(Keys::from_secret(FIRST).unwrap());
+        let files = vec![("--jwt-secret-file".to_owned(), KeyFile::Secret(path.clone()))];
+        let mut settings_reads = 0;
+        let mut reloader = Reloader {
+            settings: Some(SettingsReload::new(move |_| {
+                settings_reads += 1;
+                match settings_reads {
+                    2 => Err("the file does not read".to_owned()),
+                    n => Ok(vec![(Level::Info, format!("settings {n}"))]),
+                }
+            })),
+            hub: None,
+            keys: Some(KeyReload::new(auth.clone(), files)),
+            cert: None,
+        };
+        let line = |level, text: &str| (level, text.to_owned());
+
+        std::fs::write(&path, SECOND).unwrap();
+        let before = auth.keys();
+        assert_eq!(
+            reloader.reload(),
+            [
+                line(Level::Info, "settings 1"),
+                line(
+                    Level::Info,
+                    "hub: token keys reloaded (--jwt-secret-file changed)"
+                ),
+            ]
+        );
+        assert!(!Arc::ptr_eq(&before, &auth.keys()), "the new keys are in use");
+
+        // A bad key file, and settings that fail: an error each, and the
+        // keys in use stay.
+        std::fs::write(&path, b"short").unwrap();
+        let before = auth.keys();
+        let lines = reloader.reload();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            line(
+                Level::Error,
+                "config: reload failed, nothing changed: the file does not read"
+            )
+        );
+        assert_eq!(lines[1].0, Level::Error);
+        assert!(
+            lines[1]
+                .1
+                .starts_with("hub: key reload failed, the current keys stay: --jwt-secret-file"),
+            "{lines:?}"
+        );
+        assert!(Arc::ptr_eq(&before, &auth.keys()), "the keys in use stay");
+
+        // The file as it was at the last good reload: nothing to say of it.
+        std::fs::write(&path, SECOND).unwrap();
+        assert_eq!(reloader.reload(), [line(Level::Info, "settings 3")]);
+        assert!(Arc::ptr_eq(&before, &auth.keys()));
+        let _ = std::fs::remove_file(&path);
+    }
+}
