@@ -102,9 +102,11 @@ pub struct NodeConfig {
     pub bus: Option<Bus>,
     /// The application's backend, if it decides.
     pub hooks: Option<Hooks>,
-    /// SIGINT and SIGTERM shut the node down gracefully (an embedder
-    /// with signal handling of its own turns this off and uses
-    /// [`Listening::handle`](crate::Listening::handle)).
+    /// SIGINT and SIGTERM shut the node down gracefully, and SIGHUP
+    /// reloads (an embedder with signal handling of its own turns this
+    /// off and uses [`Listening::handle`](crate::Listening::handle); SIGHUP
+    /// is still taken if there is something to reload: settings, key
+    /// files or certificate files).
     pub handle_signals: bool,
     /// How SIGHUP reads the settings again, before it reads the key files
     /// and the certificate again; `None`: the settings stay as they are.
