@@ -6,7 +6,9 @@
 //! ([`Counters`]), the messages to the bridge's threads ([`Control`]),
 //! the limits' pace and [`Revoker`], user actions as fields
 //! ([`action`]), and the start and join of a bridge's threads
-//! ([`Threads`]). See the README for an example.
+//! ([`Threads`]); a bridge's lifecycle as a node drives it
+//! ([`BusBridge`]); and what nodes exchange besides events, in one
+//! encoding ([`wire`]). See the README for an example.
 //!
 //! The layers: `tether-hub` (the broker contract) below this crate, the
 //! bridges above it; the core crates never depend on it.
@@ -19,14 +21,17 @@
 struct ReadmeExamples;
 
 pub mod action;
+mod bridge;
 mod broker;
 mod control;
 mod counters;
 mod limits;
 mod threads;
+pub mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use bridge::BusBridge;
 pub use broker::{Bus, BusBroker};
 pub use control::{Control, Post, SharedLimits};
 pub use counters::{Counters, add};

@@ -45,3 +45,49 @@ fn a_revocation_reaches_every_node_and_nodes_started_after_it() {
         limits::start_node(dir, name, "redis", &redis.url(), "limits-test:")
     });
 }
+
+#[test]
+fn values_of_the_release_before_are_read() {
+    if !available("values_of_the_release_before_are_read") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut con = redis.client();
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    // What a node of the release before writes: its counts as bare
+    // `COUNT LEN SUBJECT` text, a revocation as the member `UNTIL:ENTRY`.
+    redis::cmd("SET")
+        .arg("limits-test:!conns!old")
+        .arg("2 5 alice")
+        .arg("PX")
+        .arg(600_000)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("ZADD")
+        .arg("limits-test:!conns")
+        .arg(now_ms + 600_000)
+        .arg("old")
+        .query::<()>(&mut con)
+        .unwrap();
+    let until = now_ms / 1000 + 600;
+    redis::cmd("ZADD")
+        .arg("limits-test:!revoked")
+        .arg(until)
+        .arg(format!("{until}:jti:d-1"))
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("INCR")
+        .arg("limits-test:!revoked!gen")
+        .query::<()>(&mut con)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-e2e-skew-{}", std::process::id()));
+    limits::values_of_the_release_before_are_read(&dir, |dir, name| {
+        limits::start_node(dir, name, "redis", &redis.url(), "limits-test:")
+    });
+}

@@ -230,6 +230,34 @@ impl NatsBridge {
     }
 }
 
+impl tether_bus::BusBridge for NatsBridge {
+    fn broker(&self) -> Box<dyn tether_hub::Broker + Send> {
+        Box::new(NatsBridge::broker(self))
+    }
+
+    fn start(&self, post: Post) -> std::io::Result<()> {
+        NatsBridge::start(self, move |to, message| post(to, message)).map_err(std::io::Error::other)
+    }
+
+    fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
+        NatsBridge::share_limits(self, limits)
+    }
+
+    fn shutdown(&self) {
+        NatsBridge::shutdown(self);
+    }
+
+    fn describe(&self) -> String {
+        let config = self.config();
+        format!(
+            "NATS JetStream at {} (stream {}, subjects {}.topic.TOPIC)",
+            config.server(),
+            config.stream_name(),
+            config.prefix,
+        )
+    }
+}
+
 impl Drop for NatsBridge {
     fn drop(&mut self) {
         self.shutdown();

@@ -22,9 +22,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_nats::jetstream::kv::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tether_bus::add_count;
+use tether_bus::{add_count, wire};
 use tokio::time::Instant;
 
 use crate::shared::SharedLimits;
@@ -32,8 +32,8 @@ use crate::shared::SharedLimits;
 pub(crate) use tether_bus::{COUNTS_TTL, LIMITS_PERIOD};
 
 /// The longest entry a `Revoker` takes, in bytes (longer ones are
-/// dropped).
-pub(crate) const MAX_ENTRY_LEN: usize = 2048;
+/// dropped): the wire's bound.
+pub(crate) use tether_bus::wire::MAX_ENTRY_LEN;
 
 /// What the bridge holds of the shared limits.
 #[derive(Default)]
@@ -89,22 +89,26 @@ impl Limits {
     }
 }
 
-/// A node's counts as a value: a JSON array of `[subject, count]`.
-pub(crate) fn encode_counts(counts: &[(Arc<str>, usize)]) -> String {
-    let pairs: Vec<Value> = counts
-        .iter()
-        .map(|(subject, count)| json!([&**subject, count]))
-        .collect();
-    Value::Array(pairs).to_string()
+/// A node's counts as a value, in the encoding of [`tether_bus::wire`]
+/// (as every bus), and how many subjects were left out.
+pub(crate) fn encode_counts(counts: &[(Arc<str>, usize)]) -> (Vec<u8>, usize) {
+    wire::encode_counts(counts)
 }
 
-/// The counts of [`encode_counts`]'s value; `None` for a value that is
-/// not one.
+/// The counts of a value: this release's, or (for one release, while
+/// nodes of the release before share the bucket) their JSON array of
+/// `[subject, count]`; `None` for a value that is neither.
 pub(crate) fn decode_counts(value: &[u8]) -> Option<HashMap<Arc<str>, usize>> {
+    let mut counts: HashMap<Arc<str>, usize> = HashMap::new();
+    if wire::decode_counts(value, &mut counts).is_ok() {
+        return Some(counts);
+    }
+    if value.len() > wire::MAX_COUNTS_LEN {
+        return None;
+    }
     let Value::Array(pairs) = serde_json::from_slice(value).ok()? else {
         return None;
     };
-    let mut counts: HashMap<Arc<str>, usize> = HashMap::new();
     for pair in pairs {
         let subject = pair.get(0)?.as_str()?;
         let count = usize::try_from(pair.get(1)?.as_u64()?).ok()?;
@@ -125,14 +129,22 @@ pub(crate) fn revocation_key(entry: &str, until: u64) -> String {
     hex
 }
 
-/// A revocation's value: a JSON object with the entry and its until.
-pub(crate) fn encode_revocation(entry: &str, until: u64) -> String {
-    json!({ "entry": entry, "until": until }).to_string()
+/// A revocation's value, in the encoding of [`tether_bus::wire`]; `None`
+/// for an entry that cannot be one (empty, or past [`MAX_ENTRY_LEN`]).
+pub(crate) fn encode_revocation(entry: &str, until: u64) -> Option<Vec<u8>> {
+    wire::encode_revocation(entry, until).ok()
 }
 
-/// The `(entry, until)` of [`encode_revocation`]'s value; `None` for a
-/// value that is not one.
+/// The `(entry, until)` of a revocation's value: this release's, or (for
+/// one release) the JSON object of the release before; `None` for a value
+/// that is neither.
 pub(crate) fn decode_revocation(value: &[u8]) -> Option<(String, u64)> {
+    if let Ok(revocation) = wire::decode_revocation(value) {
+        return Some(revocation);
+    }
+    if value.len() > 2 * MAX_ENTRY_LEN + 64 {
+        return None;
+    }
     let value: Value = serde_json::from_slice(value).ok()?;
     let entry = value.get("entry")?.as_str()?;
     if entry.is_empty() || entry.len() > MAX_ENTRY_LEN {
@@ -154,14 +166,20 @@ mod tests {
             (Arc::from("a \"b\" [3]"), 1),
             (Arc::from("é"), 7),
         ];
-        let read = decode_counts(encode_counts(&counts).as_bytes()).unwrap();
+        let read = decode_counts(&encode_counts(&counts).0).unwrap();
         assert_eq!(read.len(), 3);
         assert_eq!(read.get("alice"), Some(&2));
         assert_eq!(read.get("a \"b\" [3]"), Some(&1));
         assert_eq!(read.get("é"), Some(&7));
+        assert_eq!(decode_counts(b"c1"), Some(HashMap::new()));
+        // The release before's JSON, for one release.
         assert_eq!(decode_counts(b"[]"), Some(HashMap::new()));
+        let old = decode_counts(br#"[["alice",2],["bob",1]]"#).unwrap();
+        assert_eq!(old.get("alice"), Some(&2));
+        assert_eq!(old.get("bob"), Some(&1));
         for bad in [
-            &b"{}"[..],
+            &b"c1 1 9 short"[..],
+            b"{}",
             b"[[\"a\"]]",
             b"[[\"a\", -1]]",
             b"[[1, 1]]",
@@ -217,15 +235,22 @@ mod tests {
 
     #[test]
     fn revocations_round_trip_and_their_keys_are_key_tokens() {
-        let value = encode_revocation("sub:1700000000:a.b c", 1_800_000_000);
+        let value = encode_revocation("sub:1700000000:a.b c", 1_800_000_000).unwrap();
         assert_eq!(
-            decode_revocation(value.as_bytes()),
+            decode_revocation(&value),
             Some(("sub:1700000000:a.b c".to_owned(), 1_800_000_000))
+        );
+        // The release before's JSON, for one release.
+        assert_eq!(
+            decode_revocation(br#"{"entry":"jti:a","until":1800000000}"#),
+            Some(("jti:a".to_owned(), 1_800_000_000))
         );
         assert_eq!(decode_revocation(br#"{"entry":"","until":1}"#), None);
         assert_eq!(decode_revocation(br#"{"entry":"jti:a","until":-1}"#), None);
         let long = "x".repeat(MAX_ENTRY_LEN + 1);
-        assert_eq!(decode_revocation(encode_revocation(&long, 1).as_bytes()), None);
+        assert_eq!(encode_revocation(&long, 1), None);
+        let long_json = format!(r#"{{"entry":"{long}","until":1}}"#);
+        assert_eq!(decode_revocation(long_json.as_bytes()), None);
         let key = revocation_key(&"y".repeat(MAX_ENTRY_LEN), 1_800_000_000);
         assert_eq!(key.len(), 64);
         assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -116,7 +116,11 @@ impl Bridge {
             if find_at.is_some_and(|at| at <= Instant::now()) {
                 self.ensure_limits().await;
             }
-            self.put_counts(encode_counts(&hub.connections_here()));
+            let (counts, left_out) = encode_counts(&hub.connections_here());
+            if left_out > 0 {
+                log::debug!("nats: {left_out} subjects' connection counts not shared (empty or too long)");
+            }
+            self.put_counts(counts);
             self.write_revocations();
         }
         let elsewhere = self.limits.borrow_mut().elsewhere(Instant::now());
@@ -141,7 +145,7 @@ impl Bridge {
     }
 
     /// Puts this node's counts under its name.
-    fn put_counts(self: &Rc<Self>, counts: String) {
+    fn put_counts(self: &Rc<Self>, counts: Vec<u8>) {
         let Some(store) = self.limits.borrow().counts.clone() else {
             return;
         };
@@ -178,7 +182,10 @@ impl Bridge {
             let store = store.clone();
             tokio::task::spawn_local(async move {
                 let key = revocation_key(&entry, until);
-                let value = Bytes::from(encode_revocation(&entry, until));
+                // Entries were checked as they came (`revoke`).
+                let Some(value) = encode_revocation(&entry, until).map(Bytes::from) else {
+                    return;
+                };
                 let create = store.create_with_ttl(&key, value, Duration::from_secs(ttl));
                 match tokio::time::timeout(timeout, create).await {
                     Ok(Ok(_)) => {}

@@ -9,6 +9,7 @@ use tether_server::{Config, Handshake};
 
 use crate::bus::Bus;
 use crate::keys::KeyFiles;
+use crate::reload::{Hangup, SettingsReload};
 use crate::tls::Tls;
 
 /// The application a node serves.
@@ -101,10 +102,19 @@ pub struct NodeConfig {
     pub bus: Option<Bus>,
     /// The application's backend, if it decides.
     pub hooks: Option<Hooks>,
-    /// SIGINT and SIGTERM shut the node down gracefully (an embedder
-    /// with signal handling of its own turns this off and uses
-    /// [`Listening::handle`](crate::Listening::handle)).
+    /// SIGINT and SIGTERM shut the node down gracefully, and SIGHUP
+    /// reloads (an embedder with signal handling of its own turns this
+    /// off and uses [`Listening::handle`](crate::Listening::handle); SIGHUP
+    /// is still taken if there is something to reload: settings, key
+    /// files or certificate files).
     pub handle_signals: bool,
+    /// How SIGHUP reads the settings again, before it reads the key files
+    /// and the certificate again; `None`: the settings stay as they are.
+    pub reload_settings: Option<SettingsReload>,
+    /// SIGHUP, if the caller took it before it made this configuration
+    /// (so that one sent meanwhile is kept, not fatal); `None`: the node
+    /// takes it when it is set up.
+    pub sighup: Option<Hangup>,
 }
 
 impl NodeConfig {
@@ -123,6 +133,8 @@ impl NodeConfig {
             bus: None,
             hooks: None,
             handle_signals: true,
+            reload_settings: None,
+            sighup: None,
         }
     }
 

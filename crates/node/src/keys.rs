@@ -20,6 +20,15 @@ pub type KeyFiles = Vec<(String, KeyFile)>;
 /// A file that cannot be read or does not parse, or keys that do not go
 /// together, said with the file's label.
 pub fn load_keys(files: &[(String, KeyFile)]) -> Result<(Keys, Vec<String>), String> {
+    load_keys_read(files).map(|(keys, warnings, _)| (keys, warnings))
+}
+
+/// Keys, the warnings about their files, and each file's contents.
+type Loaded = (Keys, Vec<String>, Vec<Vec<u8>>);
+
+/// [`load_keys`], with each file's contents as read.
+fn load_keys_read(files: &[(String, KeyFile)]) -> Result<Loaded, String> {
+    let mut read_all = Vec::with_capacity(files.len());
     let mut keys = Vec::new();
     let mut warnings = Vec::new();
     for (label, file) in files {
@@ -39,9 +48,10 @@ pub fn load_keys(files: &[(String, KeyFile)]) -> Result<(Keys, Vec<String>), Str
         }
         .map_err(|e| format!("{label} {}: {e}", path.display()))?;
         keys.extend(set.keys().iter().cloned());
+        read_all.push(contents);
     }
     let keys = Keys::new(keys).map_err(|e| format!("the key files together: {e}"))?;
-    Ok((keys, warnings))
+    Ok((keys, warnings, read_all))
 }
 
 /// What to tell about the secret file at `path` (named `label`): its
@@ -70,23 +80,54 @@ pub fn secret_warnings(label: &str, path: &Path, contents: &[u8]) -> Vec<String>
     warnings
 }
 
-/// Reads the key files again on each SIGHUP: tokens are verified with the
-/// new keys from then on. Keys that cannot be loaded are logged and the
-/// current ones stay.
-pub(crate) fn reload_on_sighup(auth: HubAuth, files: KeyFiles) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    std::thread::Builder::new()
-        .name("tether-key-reload".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                match load_keys(&files) {
-                    Ok((keys, _)) => {
-                        auth.set_keys(keys);
-                        log::info!("hub: token keys reloaded");
-                    }
-                    Err(e) => log::warn!("hub: key reload failed, the current keys stay: {e}"),
-                }
+/// The token key files as a reload needs them: the keys they gave (shared
+/// with every loop), the files, and the bytes last loaded from each (a
+/// reload that reads the same bytes changes nothing and says nothing).
+pub(crate) struct KeyReload {
+    auth: HubAuth,
+    files: KeyFiles,
+    contents: Vec<Vec<u8>>,
+}
+
+impl KeyReload {
+    /// The files behind `auth`'s keys. They are read once more here, so
+    /// that the keys in use and the bytes a reload compares with are of
+    /// the same moment (a file rewritten since the caller loaded it is
+    /// taken now); if that fails, the caller's keys stay and the next
+    /// reload loads whatever the files then hold.
+    pub(crate) fn new(auth: HubAuth, files: KeyFiles) -> KeyReload {
+        let contents = match load_keys_read(&files) {
+            Ok((keys, _, contents)) => {
+                auth.set_keys(keys);
+                contents
             }
-        })?;
-    Ok(())
+            Err(_) => Vec::new(),
+        };
+        KeyReload {
+            auth,
+            files,
+            contents,
+        }
+    }
+
+    /// Reads every file again and, if any changed, verifies tokens with
+    /// the new keys from then on: the labels of the files that changed
+    /// (empty: nothing did). Keys that cannot be loaded leave the current
+    /// ones in place.
+    pub(crate) fn reload(&mut self) -> Result<Vec<String>, String> {
+        let (keys, _, contents) = load_keys_read(&self.files)?;
+        let changed: Vec<String> = self
+            .files
+            .iter()
+            .zip(&contents)
+            .enumerate()
+            .filter(|(i, (_, now))| self.contents.get(*i) != Some(*now))
+            .map(|(_, ((label, _), _))| label.clone())
+            .collect();
+        if !changed.is_empty() {
+            self.auth.set_keys(keys);
+            self.contents = contents;
+        }
+        Ok(changed)
+    }
 }

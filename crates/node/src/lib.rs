@@ -2,9 +2,9 @@
 //! WebSocket echo) on one event loop per thread, with the hub's broker
 //! on each loop (in memory, on disk, or over Redis or NATS to other
 //! nodes), TLS, the admin listener, the application's backend hooks, and
-//! SIGINT/SIGTERM (graceful shutdown) and SIGHUP (certificate and key
-//! files read again) handled: what `tether serve` runs, for a program of
-//! your own.
+//! SIGINT/SIGTERM (graceful shutdown) and SIGHUP (the settings, the
+//! token key files and the certificate read again, in that order, on one
+//! thread) handled: what `tether serve` runs, for a program of your own.
 //!
 //! ```no_run
 //! use tether_node::{HubNode, NodeConfig};
@@ -48,6 +48,7 @@ mod error;
 pub mod files;
 mod keys;
 mod node;
+mod reload;
 mod tls;
 
 pub use bus::Bus;
@@ -55,6 +56,7 @@ pub use config::{Hooks, NodeApp, NodeConfig, Storage};
 pub use error::NodeError;
 pub use keys::{KeyFiles, load_keys, secret_warnings};
 pub use node::{HubNode, Listening};
+pub use reload::{Hangup, ReloadLog, SettingsReload};
 #[cfg(feature = "tls")]
 pub use tls::check_files as check_tls_files;
 pub use tls::{Tls, TlsCert};

@@ -10,6 +10,9 @@ use tether_server::{App, Cluster, Config, Handle, Handshake, Poster};
 use crate::bus::Bridge;
 use crate::config::{Hooks, NodeApp, NodeConfig, Storage};
 use crate::error::NodeError;
+use crate::keys::KeyReload;
+use crate::reload::{Hangup, Reloader};
+use crate::tls::{Tls, TlsCert};
 
 /// Why HTTP/3 is refused without a certificate.
 #[cfg(feature = "tls")]
@@ -92,7 +95,24 @@ impl HubNode {
             bus,
             hooks,
             handle_signals,
+            reload_settings,
+            sighup,
         } = config;
+        // SIGHUP is taken first, so that one sent while the node is set up
+        // reloads once it is, rather than ending the process.
+        let cert_files = matches!(
+            &tls,
+            Some(Tls {
+                cert: TlsCert::Files { .. },
+                ..
+            })
+        );
+        let wanted = handle_signals || reload_settings.is_some() || !key_files.is_empty() || cert_files;
+        let hangup = match sighup {
+            Some(hangup) => Some(hangup),
+            None if wanted => Some(Hangup::install().map_err(NodeError::Signals)?),
+            None => None,
+        };
         #[cfg(feature = "tls")]
         let mut scheme = if server.tls.is_some() && server.tls_addr.is_none() {
             "https"
@@ -101,8 +121,9 @@ impl HubNode {
         };
         #[cfg(not(feature = "tls"))]
         let mut scheme = "http";
+        let mut cert = None;
         if let Some(tls) = &tls {
-            scheme = crate::tls::configure(tls, &mut server).map_err(NodeError::Tls)?;
+            (scheme, cert) = crate::tls::configure(tls, &mut server).map_err(NodeError::Tls)?;
         }
         #[cfg(feature = "tls")]
         if server.http3 && server.tls.is_none() {
@@ -125,9 +146,10 @@ impl HubNode {
             }
             NodeApp::Hub | NodeApp::Echo => None,
         };
-        if hub && let (Some(auth), false) = (&settings.auth, key_files.is_empty()) {
-            crate::keys::reload_on_sighup(auth.clone(), key_files).map_err(NodeError::Signals)?;
-        }
+        let keys = match (&settings.auth, key_files.is_empty()) {
+            (Some(auth), false) if hub => Some(KeyReload::new(auth.clone(), key_files)),
+            _ => None,
+        };
         if hub && let Some(hooks) = hooks {
             let backend = backend(hooks, threads).map_err(NodeError::Config)?;
             log::info!("hooks: the backend decides: {backend:?}");
@@ -167,6 +189,19 @@ impl HubNode {
         } else {
             Built::Echo
         };
+        if let Some(hangup) = hangup {
+            let hub = match &app {
+                Built::Hub(parts) | Built::Demo(parts, _) => Some(parts.shared.clone()),
+                Built::Echo => None,
+            };
+            let reloader = Reloader {
+                settings: reload_settings,
+                hub,
+                keys,
+                cert,
+            };
+            hangup.spawn(reloader).map_err(NodeError::Signals)?;
+        }
         Ok(HubNode {
             server,
             scheme,

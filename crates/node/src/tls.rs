@@ -61,21 +61,21 @@ impl Tls {
 }
 
 #[cfg(feature = "tls")]
-/// Loads the certificate into `config` (and a SIGHUP reload of its
-/// files); the scheme of the main port.
-pub(crate) fn configure(tls: &Tls, config: &mut Config) -> Result<&'static str, String> {
-    load(&tls.cert, config)?;
+/// Loads the certificate into `config`; the scheme of the main port, and
+/// the files to read again on SIGHUP (none for a self-signed one).
+pub(crate) fn configure(tls: &Tls, config: &mut Config) -> Result<(&'static str, Option<CertFiles>), String> {
+    let files = load(&tls.cert, config)?;
     match tls.listen {
         Some(addr) => {
             config.tls_addr = Some(addr);
-            Ok("http")
+            Ok(("http", files))
         }
-        None => Ok("https"),
+        None => Ok(("https", files)),
     }
 }
 
 #[cfg(feature = "tls")]
-fn load(cert: &TlsCert, config: &mut Config) -> Result<(), String> {
+fn load(cert: &TlsCert, config: &mut Config) -> Result<Option<CertFiles>, String> {
     match cert {
         TlsCert::SelfSigned => {
             let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
@@ -99,10 +99,15 @@ fn load(cert: &TlsCert, config: &mut Config) -> Result<(), String> {
             let reloadable = tether_server::tls::ReloadableCert::from_pem(&cert_pem, &key_pem)
                 .map_err(|e| pair_error(cert, key, &e))?;
             config.tls = Some(reloadable.server_config());
-            reload_on_sighup(reloadable, cert.clone(), key.clone()).map_err(|e| format!("SIGHUP: {e}"))?;
+            return Ok(Some(CertFiles {
+                reloadable,
+                cert: cert.clone(),
+                key: key.clone(),
+                pem: (cert_pem, key_pem),
+            }));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(feature = "tls")]
@@ -141,35 +146,60 @@ pub fn check_files(cert: &Path, key: &Path) -> Result<(), String> {
 }
 
 #[cfg(feature = "tls")]
-/// Reads the certificate and key again on each SIGHUP: handshakes from
-/// then on use the new pair; established connections keep theirs. A pair
-/// that cannot be loaded is logged and the current one stays.
-fn reload_on_sighup(
+/// A certificate served from files, as a reload needs it: what the
+/// handshakes use, where it came from, and the bytes last loaded (a
+/// reload that reads the same bytes changes nothing and says nothing).
+pub(crate) struct CertFiles {
     reloadable: std::sync::Arc<tether_server::tls::ReloadableCert>,
     cert: PathBuf,
     key: PathBuf,
-) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    std::thread::Builder::new()
-        .name("tether-tls-reload".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                let replaced = read_files(&cert, &key).and_then(|(cert_pem, key_pem)| {
-                    reloadable
-                        .replace_pem(&cert_pem, &key_pem)
-                        .map_err(|e| pair_error(&cert, &key, &e))
-                });
-                match replaced {
-                    Ok(()) => log::info!("TLS: certificate and key reloaded"),
-                    Err(e) => log::warn!("TLS: reload failed, the current certificate stays: {e}"),
-                }
-            }
-        })?;
-    Ok(())
+    pem: (Vec<u8>, Vec<u8>),
+}
+
+#[cfg(feature = "tls")]
+impl CertFiles {
+    /// Reads both files again and, if either changed, serves the new
+    /// pair to handshakes from then on (established connections keep
+    /// theirs): `Ok(true)` if it changed. A pair that cannot be loaded
+    /// leaves the current one in place.
+    pub(crate) fn reload(&mut self) -> Result<bool, String> {
+        let pem = read_files(&self.cert, &self.key)?;
+        if pem == self.pem {
+            return Ok(false);
+        }
+        self.reloadable
+            .replace_pem(&pem.0, &pem.1)
+            .map_err(|e| pair_error(&self.cert, &self.key, &e))?;
+        self.pem = pem;
+        Ok(true)
+    }
+
+    /// The two files, for the log.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} and {}", self.cert.display(), self.key.display())
+    }
+}
+
+/// Without the `tls` feature there are no certificate files to reload.
+#[cfg(not(feature = "tls"))]
+pub(crate) enum CertFiles {}
+
+#[cfg(not(feature = "tls"))]
+impl CertFiles {
+    pub(crate) fn reload(&mut self) -> Result<bool, String> {
+        match *self {}
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match *self {}
+    }
 }
 
 /// Without the `tls` feature, no certificate can be served.
 #[cfg(not(feature = "tls"))]
-pub(crate) fn configure(_: &Tls, _: &mut tether_server::Config) -> Result<&'static str, String> {
+pub(crate) fn configure(
+    _: &Tls,
+    _: &mut tether_server::Config,
+) -> Result<(&'static str, Option<CertFiles>), String> {
     Err("TLS is not built in (the tls feature of tether-node)".to_owned())
 }

@@ -388,6 +388,40 @@ impl RedisBridge {
     }
 }
 
+impl tether_bus::BusBridge for RedisBridge {
+    fn broker(&self) -> Box<dyn tether_hub::Broker + Send> {
+        Box::new(RedisBridge::broker(self))
+    }
+
+    fn start(&self, post: Post) -> std::io::Result<()> {
+        RedisBridge::start(self, move |to, message| post(to, message)).map_err(std::io::Error::other)
+    }
+
+    fn share_limits(&self, limits: Arc<dyn NodeLimits>) -> Revoker {
+        RedisBridge::share_limits(self, limits)
+    }
+
+    fn shutdown(&self) {
+        RedisBridge::shutdown(self);
+    }
+
+    fn describe(&self) -> String {
+        let config = self.config();
+        let cluster = config.url.starts_with("redis+cluster://");
+        let layout = match (cluster, config.cluster_partitions) {
+            (false, _) => String::new(),
+            (true, 0) => ", a slot per topic".to_owned(),
+            (true, n) => format!(", {n} partitions"),
+        };
+        format!(
+            "Redis{} at {} (topic news is the stream {}{layout})",
+            if cluster { " Cluster" } else { "" },
+            config.server(),
+            self.stream_key("news"),
+        )
+    }
+}
+
 impl Drop for RedisBridge {
     fn drop(&mut self) {
         self.shutdown();

@@ -228,7 +228,11 @@ impl PresenceThread {
                 self.revoked_seen = None;
             }
             Control::Revoke(entries) => {
-                self.revoking.extend(entries);
+                // What cannot be written would fail its whole batch, again
+                // and again.
+                let fits = |entry: &str| !entry.is_empty() && entry.len() <= tether_bus::wire::MAX_ENTRY_LEN;
+                self.revoking
+                    .extend(entries.into_iter().filter(|(entry, _)| fits(entry)));
                 self.next_limits = Instant::now();
             }
             Control::Stop => return false,
@@ -407,8 +411,11 @@ impl PresenceThread {
                 .map(|chunk| {
                     let mut add = redis::cmd("ZADD");
                     add.arg(&key);
+                    // Entries were checked as they came (`Control::Revoke`).
                     for (entry, until) in chunk {
-                        add.arg(*until).arg(limits::revoked_member(entry, *until));
+                        if let Some(member) = limits::revoked_member(entry, *until) {
+                            add.arg(*until).arg(member);
+                        }
                     }
                     add
                 })
@@ -435,7 +442,10 @@ impl PresenceThread {
         let ttl = millis(limits::COUNTS_TTL);
         let nodes = limits::nodes_key(&prefix);
         let now_ms = unix_ms();
-        let counts = limits::encode_counts(&node_limits.connections_here());
+        let (counts, left_out) = tether_bus::wire::encode_counts(&node_limits.connections_here());
+        if left_out > 0 {
+            log::debug!("redis: {left_out} subjects' connection counts not shared (empty or too long)");
+        }
         let cmds = [
             redis::cmd("SET")
                 .arg(limits::counts_key(&prefix, &self.node))
@@ -488,9 +498,9 @@ impl PresenceThread {
             }
             for reply in counts.iter().flatten() {
                 if let Some(text) = crate::commands::text(reply)
-                    && !limits::decode_counts(text, &mut elsewhere)
+                    && let Err(e) = tether_bus::wire::decode_counts(text, &mut elsewhere)
                 {
-                    log::debug!("redis: another node's connection counts were not read");
+                    log::debug!("redis: another node's connection counts were not read: {e}");
                 }
             }
         }

@@ -75,15 +75,22 @@ impl AuthArgs {
     }
 
     /// How the hub verifies tokens, `None` without a key file or
-    /// `demo_keys`; and the key files, to read again on SIGHUP.
-    pub(crate) fn hub_auth(&self, demo_keys: Option<Keys>) -> Result<Option<(HubAuth, KeyFiles)>, String> {
+    /// `demo_keys`; and the key files, to read again on SIGHUP. With
+    /// `in_use` (a reload: the node reads the key files itself, after the
+    /// settings) the files are not read and those keys stand in.
+    pub(crate) fn hub_auth(
+        &self,
+        demo_keys: Option<Keys>,
+        in_use: Option<Keys>,
+    ) -> Result<Option<(HubAuth, KeyFiles)>, String> {
         self.check(demo_keys.is_some())?;
         let files = self.key_files();
         if files.is_empty() && demo_keys.is_none() {
             return Ok(None);
         }
-        let keys = match demo_keys {
-            Some(keys) if files.is_empty() => keys,
+        let keys = match (in_use, demo_keys) {
+            (Some(keys), _) => keys,
+            (None, Some(keys)) if files.is_empty() => keys,
             _ => {
                 let (keys, warnings) = load_keys(&files)?;
                 for warning in warnings {

@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
+use log::Level;
 use tether_apps::{Demo, DemoLogin, HubSettings, HubShared};
-use tether_node::{HubNode, KeyFiles, NodeApp, NodeConfig, NodeError};
+use tether_auth::Keys;
+use tether_node::{Hangup, HubNode, KeyFiles, NodeApp, NodeConfig, NodeError, SettingsReload};
 use tether_server::Config;
 
 pub(crate) use server::{AppChoice, Args};
@@ -46,14 +48,26 @@ pub(crate) fn command() -> clap::Command {
 /// command line, from `TETHER_<NAME>` and from the `--config` file, in that
 /// precedence, then [`run`].
 pub(crate) fn main(argv: &[OsString]) -> ExitCode {
+    // SIGHUP is taken before anything is read, so that one sent while the
+    // server starts reloads once it has started (its default would end
+    // the process).
+    let sighup = match Hangup::install() {
+        Ok(sighup) => Some(sighup),
+        Err(e) => {
+            eprintln!("tether serve: SIGHUP: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match parse(argv) {
         Ok((args, given)) => {
-            // With a file, SIGHUP reads the options again.
-            let reload = args.config.is_some().then(|| Reload {
+            let reload = Reload {
                 argv: argv.to_vec(),
                 given,
-            });
-            run(&args, reload)
+                sighup,
+                // With a file, SIGHUP reads the options again.
+                options: args.config.is_some(),
+            };
+            run(&args, Some(reload))
         }
         Err(e) => {
             for line in e.lines() {
@@ -164,6 +178,10 @@ pub(crate) struct TokenOptions {
 pub(crate) struct Reload {
     argv: Vec<OsString>,
     given: reload::Given,
+    /// SIGHUP, taken at start.
+    sighup: Option<Hangup>,
+    /// Whether a SIGHUP reads the options again (with `--config`).
+    options: bool,
 }
 
 /// The hub's settings that `args` give (the demo's additions with
@@ -174,6 +192,7 @@ fn hub_settings(
     args: &Args,
     login: Option<&DemoLogin>,
     config: &mut Config,
+    keys_in_use: Option<Keys>,
 ) -> Result<(HubSettings, Option<&'static str>, KeyFiles), String> {
     let (mut settings, token_source) = args.hub.settings()?;
     settings.build_info = Some((
@@ -185,7 +204,7 @@ fn hub_settings(
         .map(DemoLogin::keys)
         .transpose()
         .map_err(|e| format!("the demo's key: {e}"))?;
-    let files = match args.auth.hub_auth(demo_keys)? {
+    let files = match args.auth.hub_auth(demo_keys, keys_in_use)? {
         Some((auth, files)) => {
             settings.auth = Some(auth);
             files
@@ -198,54 +217,53 @@ fn hub_settings(
     Ok((settings, token_source, files))
 }
 
-/// On each SIGHUP, reads the options as at start and gives `shared` the
-/// hub's settings they make; logs what changed, and what of it takes a
+/// What the node runs on each SIGHUP (before it reads the key files and
+/// the certificate again): reads the options as at start and gives the
+/// hub the settings they make; says what changed, and what of it takes a
 /// restart (kept as it is until then). A file that no longer reads, or
-/// options that no longer go together, are logged and change nothing.
-fn reload_hub_on_sighup(reload: Reload, login: Option<DemoLogin>, shared: HubShared) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    let Reload { argv, mut given } = reload;
-    std::thread::Builder::new()
-        .name("tether-config-reload".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                let (args, now_given) = match parse(&argv) {
-                    Ok(parsed) => parsed,
-                    Err(e) => {
-                        log::warn!("config: reload failed, nothing changed: {e}");
-                        continue;
-                    }
-                };
-                let mut scratch = Config::new(SocketAddr::new(args.addr, args.port));
-                let settings =
-                    match preflight(&args).and_then(|()| hub_settings(&args, login.as_ref(), &mut scratch)) {
-                        Ok((settings, _, _)) => settings,
-                        Err(e) => {
-                            log::warn!("config: reload failed, nothing changed: {e}");
-                            continue;
-                        }
-                    };
-                let (applied, restart) = reload::changes(&given, &now_given);
-                let kept = shared.reload(settings);
-                logger::init(args.log_level, args.log_format);
-                if applied.is_empty() && restart.is_empty() {
-                    log::info!("config: reloaded, nothing changed");
-                } else if !applied.is_empty() {
-                    log::info!("config: reloaded: {}", applied.join(", "));
-                }
-                if !restart.is_empty() {
-                    log::warn!(
-                        "config: changed, and taking effect only after a restart: {}",
-                        restart.join(", ")
-                    );
-                }
-                for what in kept {
-                    log::warn!("config: kept until a restart: {what}");
-                }
-                given = now_given;
-            }
-        })?;
-    Ok(())
+/// options that no longer go together, change nothing (the error says
+/// why). The key files are not read here: the keys in use stand in, and
+/// the node reads the files next, so that a bad key file does not hold
+/// back the rest.
+fn settings_reload(reload: Reload, login: Option<DemoLogin>) -> SettingsReload {
+    let Reload { argv, mut given, .. } = reload;
+    SettingsReload::new(move |hub: Option<&HubShared>| {
+        let Some(shared) = hub else {
+            return Ok(Vec::new());
+        };
+        let (args, now_given) = parse(&argv)?;
+        let mut scratch = Config::new(SocketAddr::new(args.addr, args.port));
+        let in_use = shared
+            .current_settings()
+            .auth
+            .as_ref()
+            .map(|auth| (*auth.keys()).clone());
+        let (settings, _, _) =
+            preflight(&args).and_then(|()| hub_settings(&args, login.as_ref(), &mut scratch, in_use))?;
+        let (applied, restart) = reload::changes(&given, &now_given);
+        let kept = shared.reload(settings);
+        logger::init(args.log_level, args.log_format);
+        let mut lines = Vec::new();
+        if applied.is_empty() && restart.is_empty() {
+            lines.push((Level::Info, "config: reloaded, nothing changed".to_owned()));
+        } else if !applied.is_empty() {
+            lines.push((Level::Info, format!("config: reloaded: {}", applied.join(", "))));
+        }
+        if !restart.is_empty() {
+            lines.push((
+                Level::Warn,
+                format!(
+                    "config: changed, and taking effect only after a restart: {}",
+                    restart.join(", ")
+                ),
+            ));
+        }
+        for what in kept {
+            lines.push((Level::Warn, format!("config: kept until a restart: {what}")));
+        }
+        given = now_given;
+        Ok(lines)
+    })
 }
 
 /// The checks of the options that `run` makes before it starts and that
@@ -311,7 +329,7 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
     let hub = matches!(args.app, AppChoice::Demo | AppChoice::Hub);
     let login = demo_login(args).map_err(NodeError::Config)?;
     let (settings, token_source, key_files) = if hub {
-        hub_settings(args, login.as_ref(), &mut config.server).map_err(NodeError::Config)?
+        hub_settings(args, login.as_ref(), &mut config.server, None).map_err(NodeError::Config)?
     } else {
         if args.metrics.metrics_listen.is_some() {
             log::warn!("--metrics-listen has no effect with --app echo (it has no /metrics)");
@@ -335,11 +353,13 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
         AppChoice::Hub => NodeApp::Hub,
         AppChoice::Echo => NodeApp::Echo,
     };
-    let node = HubNode::new(config)?;
-    if let (Some(reload), Some(shared)) = (reload, node.hub()) {
-        reload_hub_on_sighup(reload, login, shared.clone()).map_err(NodeError::Signals)?;
+    if let Some(mut reload) = reload {
+        config.sighup = reload.sighup.take();
+        if reload.options {
+            config.reload_settings = Some(settings_reload(reload, login));
+        }
     }
-    node.run()
+    HubNode::new(config)?.run()
 }
 
 /// The demo's sign-in: with `--app demo` and no key file, a random secret

@@ -206,3 +206,30 @@ pub(crate) fn a_revocation_reaches_every_node_and_nodes_started_after_it(
     drop((a, b, c));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A node reads the values that nodes of the release before wrote to the
+/// bus (a rolling upgrade): the caller wrote, in that release's form,
+/// that another node holds two connections of `alice`, and that the
+/// token `d-1` is revoked. The node refuses alice a connection and the
+/// token, and lets bob and another token in.
+pub(crate) fn values_of_the_release_before_are_read(dir: &Path, start: impl Fn(&Path, &str) -> Node) {
+    test_dir(dir);
+    let a = start(dir, "a");
+    wait_until("A to count alice's connections on the old node", || {
+        Sse::open(&a, &token("alice", "a-1")).status == 429
+    });
+    assert_eq!(Sse::open(&a, &token("bob", "b-1")).status, 200);
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    wait_until("A to read the old node's revocation", || {
+        a.request("POST", "/topics/news", &bearer(&token("dave", "d-1")), "x")
+            .0
+            == 401
+    });
+    assert_eq!(
+        a.request("POST", "/topics/news", &bearer(&token("dave", "d-2")), "x")
+            .0,
+        200
+    );
+    drop(a);
+    let _ = std::fs::remove_dir_all(dir);
+}
