@@ -10,9 +10,13 @@
 # (--redis; or with --bus nats, one nats-server with JetStream: --nats) so
 # that a publish reaches every process's subscribers; and the
 # load generator's fan-out in PROCS processes (--procs), its connections
-# bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N:
-# one source address has about 28 000 ephemeral ports towards one server
-# address).
+# bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N).
+# One source address has the ephemeral port range (ip_local_port_range,
+# 28 232 ports by default) towards one server address, and connect slows
+# down and then fails (EADDRNOTAVAIL) as a pair's ports run out: the
+# script asks `loadgen plan` for the fewest sources that keep each
+# (source, server address) pair at a third of the range or less, prints
+# that plan, and refuses a --sources below it (benches/loadgen.md).
 #
 # SUBSCRIBERS subscribers of one topic, half WebSockets
 # (/topics/bench.scale/ws?format=raw), half event streams
@@ -25,7 +29,9 @@
 # table at the end):
 #   - time to open every connection (from starting the load generator's
 #     processes to all of them holding their share);
-#   - memory per connection: the servers' RSS summed over the processes,
+#   - memory per connection: the servers' RSS summed over the processes
+#     (and apart: the anonymous part, which grows with the connections,
+#     per connection, and the file-backed part, the code, per server),
 #     the kernel's TCP socket buffers (/proc/net/sockstat "TCP: mem") and
 #     socket slabs (/proc/slabinfo; both of these for both ends of each
 #     loopback connection), each the growth from before the connections
@@ -52,6 +58,9 @@
 #            beside the plain one on each server (--tls-listen).
 #   --presence: leave presence on for the topic (off by default: see
 #            start_cluster below).
+#   --sources S: that many source addresses instead of the plan's
+#            (refused when it puts more than a third of the port range on
+#            a pair).
 #   --smoke: 3 000 subscribers over 2 servers and 2 load generator
 #            processes, one short run (well under a minute once built).
 # Needs redis-server (or nats-server), python3 and curl. Uses $TETHER_BIN when set, else
@@ -62,7 +71,7 @@ cd "$(dirname "$0")/.."
 SUBSCRIBERS=100000
 SERVERS=7
 PROCS=7
-SOURCES=8
+SOURCES=""
 RATES="1 5"
 DURATION=10
 SIZE=100
@@ -73,7 +82,7 @@ BUS=redis
 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
-        --smoke) SUBSCRIBERS=3000 SERVERS=2 PROCS=2 SOURCES=2 RATES=5 DURATION=3 SETTLE=1 ;;
+        --smoke) SUBSCRIBERS=3000 SERVERS=2 PROCS=2 RATES=5 DURATION=3 SETTLE=1 ;;
         --subscribers) SUBSCRIBERS=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --procs) PROCS=$2; shift ;;
@@ -163,6 +172,12 @@ if [ "$LIMIT" != unlimited ] && [ $((SUBSCRIBERS / PROCS + 100)) -gt "$LIMIT" ];
     echo "scale.sh: give more load generator --procs (open-file limit $LIMIT)" >&2
     exit 1
 fi
+
+# The source addresses: the fewest that keep each (source, server address)
+# pair at a third of the ephemeral port range or less (the plan goes to
+# stderr), or --sources if it does.
+SOURCES=$("$LOADGEN" plan --connections $((SUBSCRIBERS + 1)) --servers "$SERVERS" --procs "$PROCS" \
+    ${SOURCES:+--sources "$SOURCES"}) || exit 1
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -321,6 +336,8 @@ cols = [
     ("subs", lambda r: r["subscribers"]),
     ("connect s", lambda r: r.get("connect_s")),
     ("RSS B/conn", lambda r: r.get("server_rss_per_connection_b")),
+    ("anon B/conn", lambda r: r.get("server_rss_anon_per_connection_b")),
+    ("code MB/server", lambda r: r["server_rss_file_per_server_b"] / 1e6),
     ("TCP buf B/conn", lambda r: r.get("tcp_mem_per_connection_b")),
     ("slab B/conn", lambda r: r.get("kernel_socket_slab_per_connection_b")),
     ("peak RSS MB", lambda r: round(r.get("server_peak_rss_sum", 0) / 1e6)),
@@ -337,6 +354,7 @@ cols = [
     ("bus", lambda r: r.get("bus", "redis")),
     ("bus cpu s", lambda r: r.get("bus_cpu_s")),
     ("missing", lambda r: r.get("missing")),
+    ("connect failures", lambda r: " ".join(f"{k}={v}" for k, v in sorted(r["connect_failures"].items()))),
 ]
 print(" | ".join(c for c, _ in cols))
 for r in rows:
