@@ -327,46 +327,7 @@ for rate in $RATES; do
     stop_cluster
 done
 
-[ -s "$OUT" ] && python3 - "$OUT" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-cols = [
-    ("tls", lambda r: r.get("tls")),
-    ("rate/s", lambda r: r["rate"]),
-    ("subs", lambda r: r["subscribers"]),
-    ("connect s", lambda r: r.get("connect_s")),
-    ("RSS B/conn", lambda r: r.get("server_rss_per_connection_b")),
-    ("anon B/conn", lambda r: r.get("server_rss_anon_per_connection_b")),
-    ("code MB/server", lambda r: r["server_rss_file_per_server_b"] / 1e6),
-    ("TCP buf B/conn", lambda r: r.get("tcp_mem_per_connection_b")),
-    ("slab B/conn", lambda r: r.get("kernel_socket_slab_per_connection_b")),
-    ("peak RSS MB", lambda r: round(r.get("server_peak_rss_sum", 0) / 1e6)),
-    ("lat p50 ms", lambda r: r["latency_us"]["p50"] / 1000),
-    ("lat p99 ms", lambda r: r["latency_us"]["p99"] / 1000),
-    ("lat max ms", lambda r: r["latency_us"]["max"] / 1000),
-    ("all p50 ms", lambda r: r.get("last_delivery_us", {}).get("p50", 0) / 1000),
-    ("all p99 ms", lambda r: r.get("last_delivery_us", {}).get("p99", 0) / 1000),
-    ("all max ms", lambda r: r.get("last_delivery_us", {}).get("max", 0) / 1000),
-    ("deliv/s", lambda r: r.get("events_per_s")),
-    ("idle cpu s/s", lambda r: r.get("servers_idle_cpu_per_s")),
-    ("srv us/deliv", lambda r: r.get("servers_cpu_us_per_delivery")),
-    ("less idle", lambda r: r.get("servers_cpu_us_per_delivery_less_idle")),
-    ("bus", lambda r: r.get("bus", "redis")),
-    ("bus cpu s", lambda r: r.get("bus_cpu_s")),
-    ("missing", lambda r: r.get("missing")),
-    ("connect failures", lambda r: " ".join(f"{k}={v}" for k, v in sorted(r["connect_failures"].items()))),
-]
-print(" | ".join(c for c, _ in cols))
-for r in rows:
-    out = []
-    for _, f in cols:
-        try:
-            v = f(r)
-        except (KeyError, TypeError):
-            v = None
-        out.append("-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
-    print(" | ".join(out))
-EOF
+[ -s "$OUT" ] && python3 benches/tables.py show scale "$OUT"
 echo "scale: JSON lines in $OUT"
 [ "$OUT" = "$WORK/scale.jsonl" ] && cat "$OUT"
 echo "scale-bench: $(($(wc -w <<<"$RATES") - failed)) passed, $failed failed"
