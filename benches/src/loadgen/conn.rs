@@ -744,9 +744,7 @@ mod tests {
             count,
             deflate: false,
         };
-        let e = connect_all(&mut poll, &dial, &[group])
-            .err()
-            .expect("the connections failed");
+        let e = connect_all(&mut poll, &dial, &[group]).expect_err("the connections failed");
         super::super::report::connect_failures(&e)
             .unwrap_or_else(|| panic!("not counted by cause: {e}"))
             .clone()

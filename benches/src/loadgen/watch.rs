@@ -331,7 +331,7 @@ pub fn human(json: &Map<String, Value>) -> String {
     let f = |k: &str| json.get(k).cloned().unwrap_or(Value::Null);
     format!(
         "{} connections open in {} s; {} servers: RSS {} B per connection ({} B of it anonymous; code \
-         {} MB file-backed per server; peak sum {} MB), \
+         {:.1} MB file-backed per server; peak sum {} MB), \
          kernel TCP buffers {} B and socket slabs {} B per connection; servers' CPU {} s ({} us per delivery, \
          {} less {} s/s idle)",
         f("connections_held"),
@@ -339,10 +339,7 @@ pub fn human(json: &Map<String, Value>) -> String {
         f("watched_servers"),
         f("server_rss_per_connection_b"),
         f("server_rss_anon_per_connection_b"),
-        format!(
-            "{:.1}",
-            f("server_rss_file_per_server_b").as_f64().unwrap_or(0.0) / 1e6
-        ),
+        f("server_rss_file_per_server_b").as_f64().unwrap_or(0.0) / 1e6,
         f("server_peak_rss_sum").as_u64().unwrap_or(0) / 1_000_000,
         f("tcp_mem_per_connection_b"),
         f("kernel_socket_slab_per_connection_b"),
