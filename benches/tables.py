@@ -15,6 +15,9 @@ KIND is what the lines are, and so how they are read:
     fanout       compare.sh's pub/sub fan-out lines: the highest rate
                  every round sustained, latency and peak RSS at the first
     fanout-deflate  compare.sh's compressed fan-out pairs
+    scale        scale.sh's lines: memory per connection (RSS, its
+                 anonymous part, the kernel's), code per server, latency,
+                 deliveries, connect failures by cause
     tokio        tokio.sh's lines: tether-tokio beside the tokio peers
     criterion    lines of `criterion` below: the criterion benchmarks'
                  mean times, each beside its group's baseline
@@ -156,8 +159,8 @@ def fanout_table(run, rows):
     common = min((r["rate"] for rs in runs.values() for r in rs), default=0)
     out = caption(run) + [
         f"| server | subscribers | size | highest rate sustained | deliveries/s there "
-        f"| p50 ms at {common:.0f}/s | p99 ms | p99.9 ms | peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| p50 ms at {common:.0f}/s | p99 ms | p99.9 ms | peak RSS MiB | code MiB | anon MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     starred = False
     for (server, subs, size), rs in sorted(runs.items()):
@@ -179,10 +182,18 @@ def fanout_table(run, rows):
         if peaks and not all(r.get("server_peak_rss_of_run") for r in peaks):
             peak += "*"
             starred = True
+        # The RSS at the run's end in its two parts (runs from before the
+        # split have neither: "-").
+        def mib(k):
+            vs = [r[k] for r in by_rate.get(common, []) if r.get(k) is not None]
+            return num(median(vs) / 1048576, 1) if vs else "-"
         out.append(f"| {server} | {subs} | {size} | {num(best) if best else 'none'} | {num(per_s)} "
-                   f"| {ms('p50')} | {ms('p99')} | {ms('p99_9')} | {peak} |")
+                   f"| {ms('p50')} | {ms('p99')} | {ms('p99_9')} | {peak} "
+                   f"| {mib('server_rss_file_end')} | {mib('server_rss_anon_end')} |")
     out += ["", "Sustained: every delivery, in order, p99 under 100 ms, in every round. Medians over rounds; "
-            "peak RSS from VmHWM over the run at the first rate."]
+            "peak RSS from VmHWM over the run at the first rate; code: the file-backed part of the RSS "
+            "(RssFile: the executable and its libraries, shared and constant), anon: the anonymous part "
+            "(RssAnon: heap and stacks, what grows with subscribers and queues), both at the end of that run."]
     if starred:
         out.append("(*: the peak counts from the server's start: /proc/PID/clear_refs could not be written.)")
     return out
@@ -323,8 +334,53 @@ def criterion_table(run, rows):
     return out
 
 
+def scale_table(run, rows):
+    """scale.sh's lines: one row a run (a rate), with memory per connection
+    (the servers' RSS, its anonymous part, and the kernel's) and the
+    file-backed part per server, latency, CPU, and what went missing or
+    could not connect."""
+    def failures(r):
+        causes = r.get("connect_failures")
+        return " ".join(f"{k} {v:,}" for k, v in sorted(causes.items())) if causes else "none"
+
+    def ms(r, key, p):
+        v = (r.get(key) or {}).get(p)
+        return num(v / 1000, 1) if v is not None else "-"
+
+    def mb(v):
+        return num(v / 1e6, 1) if v is not None else "-"
+    out = caption(run) + [
+        "| bus | tls | rate/s | connections | connect s | RSS B/conn | anon B/conn | code MB/server "
+        "| TCP buf B/conn | slab B/conn | peak RSS MB | lat p50 ms | lat p99 ms | all p99 ms | deliveries/s "
+        "| srv µs/deliv less idle | delivered | missing | connect failures |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        if r.get("mode") != "fanout":
+            continue
+        held = r.get("connections_held") or r.get("connections_opened")
+        out.append(
+            f"| {r.get('bus', 'redis')} | {r.get('tls', '0')} | {num(r.get('rate'))} | {num(held)} "
+            f"| {num(r.get('connect_s'), 1)} | {num(r.get('server_rss_per_connection_b'))} "
+            f"| {num(r.get('server_rss_anon_per_connection_b'))} | {mb(r.get('server_rss_file_per_server_b'))} "
+            f"| {num(r.get('tcp_mem_per_connection_b'))} | {num(r.get('kernel_socket_slab_per_connection_b'))} "
+            f"| {mb(r.get('server_peak_rss_sum'))} | {ms(r, 'latency_us', 'p50')} | {ms(r, 'latency_us', 'p99')} "
+            f"| {ms(r, 'last_delivery_us', 'p99')} | {num(r.get('events_per_s'))} "
+            f"| {num(r.get('servers_cpu_us_per_delivery_less_idle'), 2)} | {num(r.get('delivered'))} "
+            f"| {num(r.get('missing'))} | {failures(r)} |")
+    out += ["", "Per connection: the growth from before the connections to all of them open, over them. RSS: "
+            "the servers' resident memory summed over their processes; anon: its anonymous part (RssAnon: heap "
+            "and stacks, what grows with the connections); code: the file-backed part (RssFile: the executable "
+            "and its libraries, the same pages mapped in each process, constant) per server process; TCP buf "
+            "and slab: the kernel's socket buffers and socket slabs, both ends of each loopback connection. "
+            "all p99: publish to the last subscriber's delivery. Connect failures: connections not opened, by "
+            "cause (source_ports is EADDRNOTAVAIL)."]
+    return out
+
+
 TABLES = {"echo": echo_table, "fanout": fanout_table, "fanout-deflate": fanout_deflate_table,
-          "tokio": tokio_table, "criterion": criterion_table}
+          "tokio": tokio_table, "criterion": criterion_table, "scale": scale_table}
 
 
 def criterion_lines(bench, root):

@@ -15,9 +15,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use tether_benches::loadgen::conn::{Dial, Kind, TlsListener};
-use tether_benches::loadgen::report::Report;
+use tether_benches::loadgen::report::{self, Report};
 use tether_benches::loadgen::tls::Tls;
-use tether_benches::loadgen::{echo, fanout, h2, idle, latency, multi, replay, sources, summary, sys, watch};
+use tether_benches::loadgen::{
+    echo, fanout, h2, idle, latency, multi, plan, replay, sources, summary, sys, watch,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +45,8 @@ enum Mode {
     Replay(ReplayArgs),
     /// Reads JSON lines tagged with server=NAME and prints the comparison tables.
     Summary(SummaryArgs),
+    /// Plans a run spread over processes: the loopback source addresses its connections need (at most a third of the ephemeral port range per source and server address pair). Prints the plan on stderr and the source count on stdout; refuses a --sources that is too few.
+    Plan(PlanArgs),
 }
 
 #[derive(Args, Debug)]
@@ -358,6 +362,27 @@ struct SummaryArgs {
     baseline: String,
 }
 
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// Connections in all.
+    #[arg(long)]
+    connections: u64,
+    /// Server processes.
+    #[arg(long, default_value_t = 1)]
+    servers: u64,
+    /// Load generator processes.
+    #[arg(long, default_value_t = 1)]
+    procs: u64,
+    /// Source addresses wanted; refused when too few. Default: the fewest
+    /// that suffice.
+    #[arg(long)]
+    sources: Option<u64>,
+    /// The ephemeral port range, "LOW HIGH" (default: this machine's,
+    /// /proc/sys/net/ipv4/ip_local_port_range).
+    #[arg(long, value_name = "LOW HIGH")]
+    port_range: Option<String>,
+}
+
 fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -460,14 +485,13 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
         Mode::Fanout(a) => Some(&a.common),
         Mode::Idle(a) => Some(&a.common),
         Mode::Replay(a) => Some(&a.common),
-        Mode::Summary(_) => None,
+        Mode::Summary(_) | Mode::Plan(_) => None,
     };
     if common.is_some_and(|c| !c.watch_pids.is_empty() && c.procs < 2) {
         return Err(
             "--watch-pid is measured by the parent of a multi-process run: give --procs 2 or more".into(),
         );
     }
-    let io = |e: std::io::Error| e.to_string();
     Ok(match cli.mode {
         Mode::Echo(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),
         Mode::Latency(a) if a.common.parent_of().is_some() => (a.common.run_parent()?, a.common.tags),
@@ -497,7 +521,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
             } else {
                 echo::run(&opts)
             };
-            (report.map_err(io)?, a.common.tags)
+            (opened("echo", report)?, a.common.tags)
         }
         Mode::Latency(a) => {
             let opts = latency::Options {
@@ -513,7 +537,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 server_pid: a.common.pid,
                 child: a.common.child.is_some(),
             };
-            (latency::run(&opts).map_err(io)?, a.common.tags)
+            (opened("latency", latency::run(&opts))?, a.common.tags)
         }
         Mode::Fanout(a) => {
             let transport = match a.transport {
@@ -567,7 +591,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 deflate: a.deflate,
                 json_payload: a.json_payload,
             };
-            (fanout::run(&opts).map_err(io)?, a.common.tags)
+            (opened("fanout", fanout::run(&opts))?, a.common.tags)
         }
         Mode::Idle(a) => {
             if a.common.procs > 1 {
@@ -582,7 +606,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 server_pid: a.common.pid,
                 h3: a.h3,
             };
-            (idle::run(&opts).map_err(io)?, a.common.tags)
+            (opened("idle", idle::run(&opts))?, a.common.tags)
         }
         Mode::Replay(a) => {
             if a.common.procs > 1 {
@@ -603,7 +627,17 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 window: a.window,
                 timeout: seconds(a.timeout, "timeout")?,
             };
-            (replay::run(&opts).map_err(io)?, a.common.tags)
+            (opened("replay", replay::run(&opts))?, a.common.tags)
+        }
+        Mode::Plan(a) => {
+            let ports = match &a.port_range {
+                Some(text) => plan::parse_port_range(text).ok_or("--port-range: expected \"LOW HIGH\"")?,
+                None => plan::local_port_range().map_err(|e| e.to_string())?,
+            };
+            let plan = plan::plan(a.connections, a.servers, a.procs, ports, a.sources)?;
+            eprintln!("{plan}");
+            println!("{}", plan.sources);
+            std::process::exit(0);
         }
         Mode::Summary(a) => {
             let mut text = String::new();
@@ -614,6 +648,16 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
             print!("{}", summary::table(&text, &a.baseline));
             std::process::exit(0);
         }
+    })
+}
+
+/// A mode's report, or, when its connections could not all be opened, a
+/// report of why ([`report::ConnectFailures`]: the counts by cause, in the JSON line
+/// too), which makes the run fail as any problem does.
+fn opened(mode: &str, result: std::io::Result<Report>) -> Result<Report, String> {
+    result.or_else(|e| match report::connect_failures(&e) {
+        Some(failures) => Ok(failures.report(mode)),
+        None => Err(e.to_string()),
     })
 }
 

@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use tether_handshake::{ClientHandshake, ClientRequest};
 use tether_http1::{EMPTY_HEADER, Limits, ResponseHead, Status};
 
+use super::report::ConnectFailures;
 use super::sources;
 use super::tls::{self, Tls};
 use super::wire::EventReader;
@@ -328,82 +329,57 @@ impl Nonces {
 }
 
 /// Opens every connection the groups ask for, in order (token `i` is the
-/// `i`-th connection), and completes each one's handshake. Fails on the
-/// first connection that cannot be opened, or at the deadline.
+/// `i`-th connection), and completes each one's handshake. A connection
+/// that cannot be opened is counted by its cause ([`cause_of`]) and the
+/// others go on; at the end (or at the deadline) any failure makes the
+/// result an error carrying the counts, a [`ConnectFailures`]
+/// ([`super::report::connect_failures`] finds it), rather than the first error
+/// alone: out of source ports reads differently from refused or reset.
 pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Result<Vec<Conn>> {
     let total: usize = groups.iter().map(|g| g.count).sum();
     let deadline = Instant::now() + dial.timeout;
     let mut nonces = Nonces(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
-    let mut conns: Vec<Conn> = Vec::with_capacity(total);
+    // `None`: failed (token `i` stays the `i`-th connection).
+    let mut conns: Vec<Option<Conn>> = Vec::with_capacity(total);
     let mut plan = groups
         .iter()
         .flat_map(|g| std::iter::repeat_n((g.kind, g.target, g.deflate), g.count));
     let mut in_progress = 0usize;
     let mut open = 0usize;
+    let mut failures = ConnectFailures {
+        wanted: total as u64,
+        ..ConnectFailures::default()
+    };
     let mut events = Events::with_capacity(1024);
-    while open < total {
+    while open + (failures.failed() as usize) < total {
         while in_progress < dial.concurrency.max(1) && conns.len() < total {
             let Some((kind, target, deflate)) = plan.next() else {
                 break;
             };
-            let (addr, host, tls) = dial.route(conns.len());
-            let mut stream = sources::connect(addr, sources::source_of(&dial.sources, conns.len()))?;
-            stream.set_nodelay(true)?;
-            let token = Token(conns.len());
-            poll.registry()
-                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-            let mut request = Vec::with_capacity(256);
-            let handshake = match kind {
-                Kind::WebSocket => {
-                    let mut upgrade = ClientRequest::new(host, target, nonces.next());
-                    if deflate {
-                        upgrade = upgrade.extensions(DEFLATE_OFFER);
-                    }
-                    Some(
-                        upgrade
-                            .write(&mut request)
-                            .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
-                    )
+            let i = conns.len();
+            match start(poll, dial, i, kind, target, deflate, &mut nonces) {
+                Ok(conn) => {
+                    conns.push(Some(conn));
+                    in_progress += 1;
                 }
-                Kind::EventStream => {
-                    request.extend_from_slice(
-                        format!(
-                            "GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\
-                             Cache-Control: no-cache\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                    None
+                Err(e) => {
+                    failures.count(&cause_of(&e), || format!("connection {i}: {e}"));
+                    conns.push(None);
                 }
-            };
-            let tls = match tls {
-                Some(tls) => Some(Box::new(tls.connect()?)),
-                None => None,
-            };
-            conns.push(Conn {
-                stream,
-                kind,
-                ws: EventReader::new(),
-                deflate: None,
-                leftover: Vec::new(),
-                out: Vec::new(),
-                out_pos: 0,
-                tls,
-                setup: Some(Box::new(Setup {
-                    connected: false,
-                    request,
-                    handshake,
-                    head: Vec::new(),
-                })),
-            });
-            in_progress += 1;
+            }
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("only {open} of {total} connections open in {:?}", dial.timeout),
-            ));
+            let why = || format!("only {open} of {total} connections open in {:?}", dial.timeout);
+            let still_opening = conns.iter().flatten().filter(|c| c.setup.is_some()).count();
+            failures.add("timeout", still_opening as u64, why);
+            failures.add("not_started", (total - conns.len()) as u64, why);
+            break;
+        }
+        if in_progress == 0 {
+            // Every connection started has failed or opened, and none is
+            // left to start: nothing to wait for.
+            continue;
         }
         poll.poll(
             &mut events,
@@ -414,21 +390,142 @@ pub fn connect_all(poll: &mut Poll, dial: &Dial, groups: &[Group<'_>]) -> io::Re
             // Connections of another kind may share the poll (HTTP/2
             // subscribers, opened first under tokens of their own): what
             // they read is read on their next readiness.
-            let Some(conn) = conns.get_mut(i) else {
+            let Some(slot) = conns.get_mut(i) else {
+                continue;
+            };
+            let Some(conn) = slot else {
                 continue;
             };
             if conn.setup.is_none() {
                 // Already open: the mode reads whatever this was about.
                 continue;
             }
-            if advance(conn).map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))? {
-                in_progress -= 1;
-                open += 1;
+            match advance(conn) {
+                Ok(true) => {
+                    in_progress -= 1;
+                    open += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failures.count(&cause_of(&e), || format!("connection {i}: {e}"));
+                    in_progress -= 1;
+                    if let Some(mut failed) = slot.take() {
+                        let _ = poll.registry().deregister(&mut failed.stream);
+                    }
+                }
             }
         }
     }
-    Ok(conns)
+    failures.opened = open as u64;
+    if failures.failed() > 0 {
+        return Err(io::Error::other(failures));
+    }
+    Ok(conns.into_iter().flatten().collect())
 }
+
+/// Starts the `i`-th connection: the connect, registered with the poll,
+/// and its request ready to send once connected.
+fn start(
+    poll: &mut Poll,
+    dial: &Dial,
+    i: usize,
+    kind: Kind,
+    target: &str,
+    deflate: bool,
+    nonces: &mut Nonces,
+) -> io::Result<Conn> {
+    let (addr, host, tls) = dial.route(i);
+    let mut stream = sources::connect(addr, sources::source_of(&dial.sources, i))?;
+    stream.set_nodelay(true)?;
+    poll.registry()
+        .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+    let mut request = Vec::with_capacity(256);
+    let handshake = match kind {
+        Kind::WebSocket => {
+            let mut upgrade = ClientRequest::new(host, target, nonces.next());
+            if deflate {
+                upgrade = upgrade.extensions(DEFLATE_OFFER);
+            }
+            Some(
+                upgrade
+                    .write(&mut request)
+                    .map_err(|e| io::Error::other(format!("bad request for {target}: {e:?}")))?,
+            )
+        }
+        Kind::EventStream => {
+            request.extend_from_slice(
+                format!(
+                    "GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\
+                     Cache-Control: no-cache\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            None
+        }
+    };
+    let tls = match tls {
+        Some(tls) => Some(Box::new(tls.connect()?)),
+        None => None,
+    };
+    Ok(Conn {
+        stream,
+        kind,
+        ws: EventReader::new(),
+        deflate: None,
+        leftover: Vec::new(),
+        out: Vec::new(),
+        out_pos: 0,
+        tls,
+        setup: Some(Box::new(Setup {
+            connected: false,
+            request,
+            handshake,
+            head: Vec::new(),
+        })),
+    })
+}
+
+/// The cause a connection's failure is counted under in
+/// [`ConnectFailures`] (its documentation lists them).
+pub fn cause_of(e: &io::Error) -> String {
+    if let Some(refusal) = e.get_ref().and_then(|r| r.downcast_ref::<Refusal>()) {
+        return format!("status_{}", refusal.status);
+    }
+    let cause = match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL | libc::EADDRINUSE) => "source_ports",
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => "reset",
+        Some(libc::ETIMEDOUT) => "timeout",
+        Some(libc::EMFILE | libc::ENFILE) => "open_files",
+        _ => match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => "reset",
+            io::ErrorKind::ConnectionRefused => "refused",
+            io::ErrorKind::TimedOut => "timeout",
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => "source_ports",
+            _ => "other",
+        },
+    };
+    cause.to_owned()
+}
+
+/// A server's answer that refused the upgrade or the event stream with an
+/// HTTP status: counted under `status_NNN`.
+#[derive(Debug)]
+struct Refusal {
+    status: u16,
+    message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// Moves a connection's setup along; true once it is open.
 fn advance(conn: &mut Conn) -> io::Result<bool> {
@@ -533,7 +630,10 @@ fn upgrade_head(
             ))
         };
         if head.status() != 101 {
-            return Err(refuse(format!("status {} {}", head.status(), head.reason())));
+            return Err(io::Error::other(Refusal {
+                status: head.status(),
+                message: refuse(format!("status {} {}", head.status(), head.reason())).to_string(),
+            }));
         }
         match handshake.validate_response(&buf[..used]) {
             Ok(tether_handshake::Status::Complete((response, n))) if n == used => {
@@ -559,7 +659,10 @@ fn event_stream_head(buf: &[u8]) -> io::Result<Option<usize>> {
             ))
         };
         if head.status() != 200 {
-            return Err(refuse("status"));
+            return Err(io::Error::other(Refusal {
+                status: head.status(),
+                message: refuse("status").to_string(),
+            }));
         }
         if !head
             .header("content-type")
@@ -615,6 +718,138 @@ mod tests {
             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         assert!(upgrade_head(&handshake, wrong).is_err());
         assert!(upgrade_head(&handshake, b"garbage\r\n\r\n").is_err());
+    }
+
+    /// Opens `count` WebSockets to `addr` and returns the counts of why
+    /// they failed (the test fails if they all opened).
+    fn failures_opening(
+        addr: SocketAddr,
+        sources: Vec<IpAddr>,
+        count: usize,
+        timeout: Duration,
+    ) -> ConnectFailures {
+        let dial = Dial {
+            addr,
+            host: addr.to_string(),
+            tls: None,
+            concurrency: 2,
+            timeout,
+            sources,
+            half_tls: None,
+        };
+        let mut poll = Poll::new().unwrap();
+        let group = Group {
+            kind: Kind::WebSocket,
+            target: "/",
+            count,
+            deflate: false,
+        };
+        let e = connect_all(&mut poll, &dial, &[group]).expect_err("the connections failed");
+        super::super::report::connect_failures(&e)
+            .unwrap_or_else(|| panic!("not counted by cause: {e}"))
+            .clone()
+    }
+
+    /// A port nobody listens on: the port of a listener just closed.
+    fn closed_port() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[test]
+    fn a_refused_connection_is_counted_as_refused() {
+        let f = failures_opening(closed_port(), Vec::new(), 3, Duration::from_secs(10));
+        assert_eq!(f.causes, [("refused".to_owned(), 3)].into());
+        assert_eq!((f.wanted, f.opened), (3, 0));
+        assert!(f.to_string().contains("3 refused (ECONNREFUSED)"), "{f}");
+        assert!(f.first.as_deref().unwrap().contains("connection 0"), "{f}");
+    }
+
+    #[test]
+    fn an_unusable_source_address_is_counted_as_out_of_source_ports() {
+        // A source address this machine does not have (TEST-NET-1) fails
+        // with the errno of a pair out of ports, EADDRNOTAVAIL.
+        let f = failures_opening(
+            closed_port(),
+            vec!["192.0.2.1".parse().unwrap()],
+            2,
+            Duration::from_secs(10),
+        );
+        assert_eq!(f.causes, [("source_ports".to_owned(), 2)].into());
+    }
+
+    #[test]
+    fn refusals_by_status_and_closes_are_told_apart() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The first connection accepted gets a 503, the second is closed
+        // once its request is read, the third gets the upgrade: whichever
+        // connection comes first, each cause is counted once.
+        let server = std::thread::spawn(move || {
+            for n in 0..3 {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let got = s.read(&mut buf).unwrap();
+                    assert!(got > 0, "the request ended early");
+                    head.extend_from_slice(&buf[..got]);
+                }
+                match n {
+                    0 => s
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
+                        .unwrap(),
+                    1 => {}
+                    _ => {
+                        let text = String::from_utf8(head).unwrap();
+                        let key = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                            .unwrap()
+                            .to_owned();
+                        let accept = tether_handshake::accept_key(key.as_bytes());
+                        let accept = std::str::from_utf8(&accept).unwrap();
+                        s.write_all(
+                            format!(
+                                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        )
+                        .unwrap();
+                        // Held open until the client has counted.
+                        let _ = s.read(&mut buf);
+                    }
+                }
+            }
+        });
+        let f = failures_opening(addr, Vec::new(), 3, Duration::from_secs(10));
+        server.join().unwrap();
+        assert_eq!(
+            f.causes,
+            [("reset".to_owned(), 1), ("status_503".to_owned(), 1)].into()
+        );
+        assert_eq!((f.wanted, f.opened), (3, 1));
+    }
+
+    #[test]
+    fn at_the_deadline_the_unfinished_are_timeouts_and_the_rest_not_started() {
+        // A listener that never accepts: the kernel completes the connects,
+        // nobody answers the requests.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let f = failures_opening(listener.local_addr().unwrap(), Vec::new(), 5, Duration::ZERO);
+        // Two in progress (the concurrency), three never started.
+        assert_eq!(
+            f.causes,
+            [("not_started".to_owned(), 3), ("timeout".to_owned(), 2)].into()
+        );
+        assert!(
+            f.first
+                .as_deref()
+                .unwrap()
+                .contains("only 0 of 5 connections open"),
+            "{f}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! fan-out event streams are streams of a few HTTP/3 (QUIC) connections
 //! ([`mux`] drives either).
 //! [`sources`] spreads connections over loopback source addresses (past
-//! one address's ephemeral ports), and [`watch`] is what the parent of a
+//! one address's ephemeral ports; [`plan`] says how many a run needs), and [`watch`] is what the parent of a
 //! multi-process run measures of several server processes at once.
 
 pub mod conn;
@@ -34,6 +34,7 @@ pub mod idle;
 pub mod latency;
 pub mod multi;
 pub mod mux;
+pub mod plan;
 pub mod replay;
 pub mod report;
 pub mod sources;

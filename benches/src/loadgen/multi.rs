@@ -22,7 +22,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
-use super::report::{self, Report, Span};
+use super::report::{self, ConnectFailures, Report, Span};
 use super::spread::Spread;
 use super::watch::{self, Watch};
 
@@ -90,20 +90,34 @@ pub fn run(procs: usize, watch: Option<watch::Options>) -> io::Result<Report> {
         outputs.push(BufReader::new(out));
         children.0.push(child);
     }
-    // Every process has its connections open before any starts.
+    // Every process has its connections open before any starts. One that
+    // could not open them all says so in a JSON line (the counts of
+    // [`ConnectFailures`]) instead of `ready`: the others' are added to it,
+    // and the run ends there with a report of the causes.
+    let mut failures: Option<(String, ConnectFailures)> = None;
+    let mut ready = 0usize;
     for (i, out) in outputs.iter_mut().enumerate() {
-        let mut line = String::new();
-        out.read_line(&mut line)?;
-        if line.trim_end() != "ready" {
-            return Err(io::Error::other(format!(
-                "process {i} stopped before it was ready{}",
-                if line.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", line.trim_end())
-                }
-            )));
+        match ready_or_failures(i, out)? {
+            None => ready += 1,
+            Some(line) => {
+                let mode = line["mode"].as_str().unwrap_or("?").to_owned();
+                let (_, sum) = failures.get_or_insert_with(|| (mode, ConnectFailures::default()));
+                sum.merge(&line).map_err(io::Error::other)?;
+            }
         }
+    }
+    if let Some((mode, failures)) = failures {
+        let mut report = failures.report(&mode);
+        report.human = format!(
+            "{} (over the {} processes that failed; {ready} of {procs} opened all of theirs)",
+            report.human,
+            procs - ready
+        );
+        if let Value::Object(json) = &mut report.json {
+            json.insert("procs".into(), json!(procs));
+            json.insert("procs_ready".into(), json!(ready));
+        }
+        return Ok(report);
     }
     if let Some(watch) = &mut watch {
         watch.connected()?;
@@ -147,6 +161,38 @@ pub fn run(procs: usize, watch: Option<watch::Options>) -> io::Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// Reads a process's output up to its `ready`: `None` once it is ready, or
+/// the JSON line of a process that could not open its connections.
+fn ready_or_failures(i: usize, out: &mut BufReader<ChildStdout>) -> io::Result<Option<Value>> {
+    let mut said = Vec::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line == "ready" {
+            return Ok(None);
+        }
+        if line.starts_with('{') {
+            let json: Value = serde_json::from_str(line)
+                .map_err(|e| io::Error::other(format!("process {i}: bad JSON line: {e}")))?;
+            if json.get("connect_failures").is_some() {
+                return Ok(Some(json));
+            }
+        }
+        said.push(line.to_owned());
+    }
+    Err(io::Error::other(format!(
+        "process {i} stopped before it was ready{}",
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", said.join(" / "))
+        }
+    )))
 }
 
 /// The mean of a field over the processes, if every one has it.
@@ -221,6 +267,22 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
             }
             json.insert("published".into(), json!(published));
             json.insert("publisher_echoes".into(), publisher["publisher_echoes"].clone());
+            // The server's memory, as the publishing process read it (it
+            // also started the peak over).
+            for key in [
+                "server_rss_start",
+                "server_rss_end",
+                "server_peak_rss",
+                "server_peak_rss_of_run",
+                "server_rss_file_start",
+                "server_rss_anon_start",
+                "server_rss_file_end",
+                "server_rss_anon_end",
+            ] {
+                if let Some(v) = publisher.get(key).filter(|v| !v.is_null()) {
+                    json.insert(key.into(), v.clone());
+                }
+            }
             add(
                 &mut json,
                 &[
@@ -383,6 +445,8 @@ mod tests {
             "delivered":delivered,"missing":missing,"out_of_order":0,"unreadable":0,"bad_ids":0,
             "incomplete_subscribers":u64::from(missing > 0),"closed_subscribers":0,"busy_s":2.0,
             "wall_s":2.0,"server_cpu_s":0.5,"loadgen_cpu_s":0.1,"problems":problems,
+            "server_rss_file_end":if publisher {json!(3_000_000)} else {Value::Null},
+            "server_rss_anon_end":if publisher {json!(9_000_000)} else {Value::Null},
             "hist":{"latency_us":counts(&[100_000; 3])},
             // Message 1, published at 1 ms by the publisher, read from 2
             // to 4 ms there and at 9 ms in the other process.
@@ -395,6 +459,8 @@ mod tests {
         let r = combine(&[sub(true, 2000, 0, 0), sub(false, 1990, 10, 1)]).unwrap();
         assert_eq!(r.json["published"], 200);
         assert_eq!(r.json["publisher_echoes"], 200);
+        assert_eq!(r.json["server_rss_file_end"], 3_000_000);
+        assert_eq!(r.json["server_rss_anon_end"], 9_000_000);
         assert_eq!(r.json["subscribers"], 20);
         assert_eq!(r.json["delivered"], 3990);
         assert_eq!(r.json["missing"], 10);

@@ -1,11 +1,12 @@
 //! Measurement windows and the two output lines: one for people, one JSON
 //! object for scripts.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::sys;
 
@@ -316,6 +317,157 @@ impl Report {
     }
 }
 
+/// Why connections could not be opened, counted by cause: what a run
+/// reports instead of its first error, so that running out of source ports
+/// is told apart from a server that refuses or resets.
+///
+/// The causes (the JSON keys): `source_ports` (`EADDRNOTAVAIL` or
+/// `EADDRINUSE`: no free ephemeral port for the source and server address
+/// pair), `refused` (`ECONNREFUSED`), `reset` (`ECONNRESET`, `EPIPE`, or the
+/// server closed before the handshake's end), `timeout` (`ETIMEDOUT`, or
+/// still opening at the deadline), `not_started` (never tried: the deadline
+/// came first), `open_files` (`EMFILE`, `ENFILE`), `status_NNN` (the server
+/// answered the upgrade or the stream request with HTTP status NNN), and
+/// `other` (anything else: a bad response head, TLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectFailures {
+    /// Connections asked for.
+    pub wanted: u64,
+    /// Of them, opened.
+    pub opened: u64,
+    /// Failures by cause.
+    pub causes: BTreeMap<String, u64>,
+    /// The first failure's message, for what the counts cannot say.
+    pub first: Option<String>,
+}
+
+impl ConnectFailures {
+    /// Counts one failure of `cause`, keeping the first message.
+    pub fn count(&mut self, cause: &str, message: impl FnOnce() -> String) {
+        self.add(cause, 1, message);
+    }
+
+    /// Counts `n` failures of `cause` (none: nothing), keeping the first
+    /// message.
+    pub fn add(&mut self, cause: &str, n: u64, message: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        *self.causes.entry(cause.to_owned()).or_insert(0) += n;
+        if self.first.is_none() {
+            self.first = Some(message());
+        }
+    }
+
+    /// Connections that failed, over every cause.
+    pub fn failed(&self) -> u64 {
+        self.causes.values().sum()
+    }
+
+    /// The JSON fields a report carries: `connections_wanted`,
+    /// `connections_opened`, `connect_failures` (cause -> count) and
+    /// `connect_first_failure`.
+    pub fn json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("connections_wanted".into(), json!(self.wanted));
+        m.insert("connections_opened".into(), json!(self.opened));
+        m.insert("connect_failures".into(), json!(self.causes));
+        m.insert("connect_first_failure".into(), json!(self.first));
+        m
+    }
+
+    /// Adds the fields of another report's [`json`](Self::json) (a process
+    /// of a multi-process run) to these.
+    pub fn merge(&mut self, other: &Value) -> Result<(), String> {
+        let number = |key: &str| {
+            other[key]
+                .as_u64()
+                .ok_or_else(|| format!("a connect-failure report without {key}"))
+        };
+        let (wanted, opened) = (number("connections_wanted")?, number("connections_opened")?);
+        let causes = other["connect_failures"]
+            .as_object()
+            .ok_or("a connect-failure report without connect_failures")?;
+        let counts = causes
+            .iter()
+            .map(|(cause, n)| {
+                n.as_u64()
+                    .map(|n| (cause, n))
+                    .ok_or_else(|| format!("connect_failures: bad count for {cause}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        // Nothing is added unless all of it reads.
+        self.wanted += wanted;
+        self.opened += opened;
+        for (cause, n) in counts {
+            *self.causes.entry(cause.clone()).or_insert(0) += n;
+        }
+        if self.first.is_none() {
+            self.first = other["connect_first_failure"].as_str().map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    /// The counts for people: `12 out of source ports (EADDRNOTAVAIL), 3 refused`.
+    pub fn human_causes(&self) -> String {
+        let name = |cause: &str| match cause {
+            "source_ports" => "out of source ports (EADDRNOTAVAIL)".to_owned(),
+            "refused" => "refused (ECONNREFUSED)".to_owned(),
+            "reset" => "reset or closed during the handshake".to_owned(),
+            "timeout" => "timed out".to_owned(),
+            "not_started" => "not tried before the deadline".to_owned(),
+            "open_files" => "out of file descriptors (EMFILE)".to_owned(),
+            other => match other.strip_prefix("status_") {
+                Some(status) => format!("answered HTTP {status}"),
+                None => other.to_owned(),
+            },
+        };
+        let parts: Vec<String> = self
+            .causes
+            .iter()
+            .map(|(cause, n)| format!("{n} {}", name(cause)))
+            .collect();
+        parts.join(", ")
+    }
+
+    /// A finished run that could not open its connections.
+    pub fn report(&self, mode: &str) -> Report {
+        let mut json = Map::new();
+        json.insert("mode".into(), json!(mode));
+        json.extend(self.json());
+        json.insert("problems".into(), json!(1));
+        Report {
+            human: format!("{mode}: {self}"),
+            json: json.into(),
+            problems: vec![self.to_string()],
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} connections opened, {} failed: {}",
+            self.opened,
+            self.wanted,
+            self.failed(),
+            self.human_causes()
+        )?;
+        if let Some(first) = &self.first {
+            write!(f, "; the first: {first}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectFailures {}
+
+/// The [`ConnectFailures`] an error carries, if it is one.
+pub fn connect_failures(e: &io::Error) -> Option<&ConnectFailures> {
+    e.get_ref()?.downcast_ref::<ConnectFailures>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,5 +539,45 @@ mod tests {
         assert_eq!(percentiles_us(&merged), percentiles_us(&both));
         assert!(merge_counts(&mut merged, &json!([[1, "x"]])).is_err());
         assert!(merge_counts(&mut merged, &json!({})).is_err());
+    }
+
+    #[test]
+    fn connect_failures_count_merge_and_report() {
+        let mut a = ConnectFailures {
+            wanted: 10,
+            opened: 7,
+            ..ConnectFailures::default()
+        };
+        a.count("source_ports", || {
+            "connection 3: Cannot assign requested address".into()
+        });
+        a.add("refused", 2, || "not kept: the first is".into());
+        a.add("timeout", 0, || "nothing counted".into());
+        assert_eq!(a.failed(), 3);
+        assert_eq!(
+            a.first.as_deref(),
+            Some("connection 3: Cannot assign requested address")
+        );
+        let mut sum = ConnectFailures::default();
+        sum.merge(&Value::Object(a.json())).unwrap();
+        sum.merge(&Value::Object(a.json())).unwrap();
+        assert_eq!((sum.wanted, sum.opened, sum.failed()), (20, 14, 6));
+        assert_eq!(sum.causes["refused"], 4);
+        assert!(sum.merge(&json!({"connections_wanted": 1})).is_err());
+        let report = sum.report("fanout");
+        assert_eq!(
+            report.json["connect_failures"],
+            json!({"refused": 4, "source_ports": 2})
+        );
+        assert_eq!(report.json["connections_opened"], 14);
+        assert_eq!(report.problems.len(), 1);
+        assert!(
+            report.human.contains(
+                "14 of 20 connections opened, 6 failed: 4 refused (ECONNREFUSED), \
+                 2 out of source ports (EADDRNOTAVAIL)"
+            ),
+            "{}",
+            report.human
+        );
     }
 }

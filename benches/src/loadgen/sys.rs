@@ -73,6 +73,44 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     parse_status_kib(status, "VmRSS:")
 }
 
+/// A process's resident memory in two parts, in bytes: file-backed
+/// (`RssFile` of `/proc/PID/status`: the executable's code and read-only
+/// data and the shared libraries, shared with every process that maps the
+/// same files and constant while it runs) and anonymous (`RssAnon`: heap
+/// and stacks, what grows with each connection). Shared memory
+/// (`RssShmem`) is in neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RssSplit {
+    /// File-backed, in bytes.
+    pub file: u64,
+    /// Anonymous, in bytes.
+    pub anon: u64,
+}
+
+impl std::ops::Add for RssSplit {
+    type Output = RssSplit;
+    fn add(self, other: RssSplit) -> RssSplit {
+        RssSplit {
+            file: self.file + other.file,
+            anon: self.anon + other.anon,
+        }
+    }
+}
+
+/// A process's [`RssSplit`], from `/proc/PID/status`.
+pub fn rss_split(pid: u32) -> io::Result<RssSplit> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)?;
+    parse_rss_split(&status).ok_or_else(|| io::Error::other(format!("{path}: no RssFile or RssAnon line")))
+}
+
+fn parse_rss_split(status: &str) -> Option<RssSplit> {
+    Some(RssSplit {
+        file: parse_status_kib(status, "RssFile:")?,
+        anon: parse_status_kib(status, "RssAnon:")?,
+    })
+}
+
 /// A process's peak resident set size, in bytes, from the `VmHWM` line of
 /// `/proc/PID/status`: the most it has held since it started or since
 /// [`reset_peak_rss`].
@@ -139,6 +177,23 @@ mod tests {
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         let status = "VmHWM:\t    4096 kB\nVmRSS:\t    2048 kB\n";
         assert_eq!(parse_status_kib(status, "VmHWM:"), Some(4096 * 1024));
+    }
+
+    #[test]
+    fn rss_file_and_anonymous_apart() {
+        let status =
+            "VmRSS:\t    3072 kB\nRssAnon:\t    1024 kB\nRssFile:\t    2000 kB\nRssShmem:\t  48 kB\n";
+        assert_eq!(
+            parse_rss_split(status),
+            Some(RssSplit {
+                file: 2000 * 1024,
+                anon: 1024 * 1024
+            })
+        );
+        assert_eq!(parse_rss_split("VmRSS:\t 1 kB\nRssAnon:\t 1 kB\n"), None);
+        let own = rss_split(std::process::id()).unwrap();
+        // This test's own code is file-backed, its heap anonymous.
+        assert!(own.file > 0 && own.anon > 0, "{own:?}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! whole machine: on loopback both ends of each connection count) and the
 //! kernel's socket slabs (`/proc/slabinfo`, root only: socket, inode and
 //! epoll entry, both ends too) per connection; the servers' CPU time a
-//! second while the connections are held idle (over the settle); the sum of each server's peak RSS (`VmHWM`, started over
+//! second while the connections are held idle; the servers' RSS split
+//! into file-backed (code, the same in each process) and anonymous (what
+//! grows with the connections), per server and per connection (over the settle); the sum of each server's peak RSS (`VmHWM`, started over
 //! when the connections are open) during the measurement; and the
 //! servers' CPU time (and the bus's, `--watch-bus-pid`) from the start gate
 //! to the end, per delivery.
@@ -100,6 +102,8 @@ struct Sample {
     at: Instant,
     /// RSS summed over the servers, in bytes.
     rss: u64,
+    /// The same, file-backed and anonymous apart.
+    split: sys::RssSplit,
     /// CPU time summed over the servers, in seconds.
     cpu_s: f64,
     /// The bus's CPU time, in seconds.
@@ -251,6 +255,24 @@ fn figures(
         "server_rss_per_connection_b".into(),
         json!(per(rss_growth as f64, n.connections).round()),
     );
+    // Code (file-backed: the same pages in every process, mapped from the
+    // executable) apart from what grows with the connections (anonymous).
+    json.insert("server_rss_file_connected".into(), json!(open.split.file));
+    json.insert("server_rss_anon_connected".into(), json!(open.split.anon));
+    json.insert(
+        "server_rss_file_per_server_b".into(),
+        json!(per(open.split.file as f64, n.servers as u64).round()),
+    );
+    json.insert(
+        "server_rss_anon_per_connection_b".into(),
+        json!(
+            per(
+                open.split.anon.saturating_sub(before.split.anon) as f64,
+                n.connections
+            )
+            .round()
+        ),
+    );
     json.insert("tcp_inuse_before".into(), json!(before.tcp.in_use));
     json.insert("tcp_inuse_connected".into(), json!(open.tcp.in_use));
     json.insert("tcp_mem_pages_before".into(), json!(before.tcp.mem_pages));
@@ -285,15 +307,18 @@ fn figures(
 fn sample(opts: &Options) -> io::Result<Sample> {
     let at = Instant::now();
     let mut rss = 0;
+    let mut split = sys::RssSplit::default();
     let mut cpu_s = 0.0;
     for &pid in &opts.pids {
         rss += sys::rss_bytes(pid)?;
+        split = split + sys::rss_split(pid)?;
         cpu_s += sys::cpu_seconds(Some(pid))?;
     }
     let bus_cpu_s = opts.bus_pid.map(|pid| sys::cpu_seconds(Some(pid))).transpose()?;
     Ok(Sample {
         at,
         rss,
+        split,
         cpu_s,
         bus_cpu_s,
         tcp: tcp_sockets()?,
@@ -305,13 +330,16 @@ fn sample(opts: &Options) -> io::Result<Sample> {
 pub fn human(json: &Map<String, Value>) -> String {
     let f = |k: &str| json.get(k).cloned().unwrap_or(Value::Null);
     format!(
-        "{} connections open in {} s; {} servers: RSS {} B per connection (peak sum {} MB), \
+        "{} connections open in {} s; {} servers: RSS {} B per connection ({} B of it anonymous; code \
+         {:.1} MB file-backed per server; peak sum {} MB), \
          kernel TCP buffers {} B and socket slabs {} B per connection; servers' CPU {} s ({} us per delivery, \
          {} less {} s/s idle)",
         f("connections_held"),
         f("connect_s"),
         f("watched_servers"),
         f("server_rss_per_connection_b"),
+        f("server_rss_anon_per_connection_b"),
+        f("server_rss_file_per_server_b").as_f64().unwrap_or(0.0) / 1e6,
         f("server_peak_rss_sum").as_u64().unwrap_or(0) / 1_000_000,
         f("tcp_mem_per_connection_b"),
         f("kernel_socket_slab_per_connection_b"),
@@ -364,6 +392,11 @@ mod tests {
         let look = |secs: u64, rss: u64, cpu_s: f64, in_use: u64, mem_pages: u64| Sample {
             at: t0 + Duration::from_secs(secs),
             rss,
+            // A constant 4 MB of code over the two servers, the rest anonymous.
+            split: sys::RssSplit {
+                file: 4_000_000,
+                anon: rss - 4_000_000,
+            },
             cpu_s,
             bus_cpu_s: Some(cpu_s / 2.0),
             tcp: TcpSockets { in_use, mem_pages },
@@ -392,6 +425,9 @@ mod tests {
         );
         assert_eq!(json["connect_s"], json!(2.0));
         assert_eq!(json["server_rss_per_connection_b"], json!(2000.0));
+        assert_eq!(json["server_rss_anon_per_connection_b"], json!(2000.0));
+        assert_eq!(json["server_rss_file_per_server_b"], json!(2_000_000.0));
+        assert_eq!(json["server_rss_anon_connected"], json!(26_000_000));
         assert_eq!(json["tcp_mem_per_connection_b"], json!(409.6_f64.round()));
         assert_eq!(json["servers_cpu_s"], json!(4.0));
         assert_eq!(json["servers_cpu_us_per_delivery"], json!(2.0));

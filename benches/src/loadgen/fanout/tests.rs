@@ -298,3 +298,21 @@ fn event_stream_subscriber_checks_order_and_ids() {
     feed_in_steps(&mut sub, skipped, 4);
     assert!(!sub.tally.complete(2));
 }
+
+#[test]
+fn a_counting_process_woken_after_the_end_counts_what_was_due() {
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let end = at(3000);
+    // Woken after the end: the publisher publishes no more; a process
+    // that only counts still counts the messages due at 1 s and 2 s,
+    // not one due at or after the end.
+    assert!(!is_due(at(2000), at(9000), end, false));
+    assert!(is_due(at(2000), at(9000), end, true));
+    assert!(!is_due(at(3000), at(9000), end, true));
+    // Before the end the two agree: what is due, not what is to come.
+    for counting_only in [false, true] {
+        assert!(is_due(at(1000), at(1500), end, counting_only));
+        assert!(!is_due(at(2000), at(1500), end, counting_only));
+    }
+}
