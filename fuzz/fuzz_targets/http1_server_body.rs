@@ -52,17 +52,18 @@ struct Echo;
 
 impl App for Echo {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/echo" => Route::Handler(1),
+            "/echo" => Route::Handler(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: MessageRef<'_>) {}
 
-    fn on_request(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: &Request<'_>, body: &[u8]) -> Reply {
+    fn on_request(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: &Request<'_>, body: &[u8]) -> Reply {
         Reply::Now(Response::new(200, "application/octet-stream", body.to_vec()))
     }
 }

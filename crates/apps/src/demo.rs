@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Clock, HubApp, HubAuth, HubSettings, HubShared, Mount};
+use crate::{Clock, HubApp, HubAuth, HubSettings, HubShared, Mount, MountState};
 use tether_auth::Private;
 use tether_hub::{HubMessage, Members, json_string};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
@@ -412,40 +412,69 @@ impl Demo {
 /// topic on every tick.
 impl App for Demo {
     type Post = HubMessage;
+    type State = MountState<<HubApp as App>::State, u32>;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<Self::State> {
         self.apps.route(request)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        self.apps.on_open(ctx, conn, tag, request);
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) {
+        self.apps.on_open(ctx, conn, state, request);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        self.apps.on_message(ctx, conn, tag, message);
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        message: MessageRef<'_>,
+    ) {
+        self.apps.on_message(ctx, conn, state, message);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.apps.on_close(ctx, conn, tag, reason);
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        self.apps.on_close(ctx, conn, state, reason);
     }
 
-    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
-        self.apps.event_stream_headers(tag, request)
+    fn event_stream_headers(
+        &mut self,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) -> Vec<(String, String)> {
+        self.apps.event_stream_headers(state, request)
     }
 
     fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        self.apps.on_subscribe(ctx, conn, tag, request, last_event_id);
+        self.apps.on_subscribe(ctx, conn, state, request, last_event_id);
     }
 
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
-        self.apps.on_unsubscribe(ctx, conn, tag, reason);
+    fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        self.apps.on_unsubscribe(ctx, conn, state, reason);
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -475,41 +504,50 @@ impl App for Demo {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
         // The pages' tags are the mount's unmarked ones: these need the hub.
-        match tag {
-            SAY => Reply::Now(self.say(ctx, request, body)),
-            TELL => self.tell(ctx, conn, request, body),
-            LOGIN => self.login(ctx, conn, request, body),
-            _ => self.apps.on_request(ctx, conn, tag, request, body),
+        match state {
+            MountState::Rest(SAY) => Reply::Now(self.say(ctx, request, body)),
+            MountState::Rest(TELL) => self.tell(ctx, conn, request, body),
+            MountState::Rest(LOGIN) => self.login(ctx, conn, request, body),
+            _ => self.apps.on_request(ctx, conn, state, request, body),
         }
     }
 
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        if tag == TELL {
+    fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+    ) -> Response {
+        if matches!(state, MountState::Rest(TELL)) {
             self.drop_tell(conn);
             return said(504, false, "nobody answered in time: try again");
         }
-        if tag == LOGIN {
+        if matches!(state, MountState::Rest(LOGIN)) {
             self.drop_login(conn);
             return Response::text(504, "whether the name is online is not known yet: try again\n");
         }
-        self.apps.on_request_timeout(ctx, conn, tag)
+        self.apps.on_request_timeout(ctx, conn, state)
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
-        if tag == TELL {
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut Self::State) {
+        if matches!(state, MountState::Rest(TELL)) {
             self.drop_tell(conn);
             return;
         }
-        if tag == LOGIN {
+        if matches!(state, MountState::Rest(LOGIN)) {
             self.drop_login(conn);
             return;
         }
-        self.apps.on_request_abandoned(ctx, conn, tag);
+        self.apps.on_request_abandoned(ctx, conn, state);
+    }
+
+    fn on_proceed(&mut self, conn: ConnId, state: &mut Self::State, route: &Route) {
+        self.apps.on_proceed(conn, state, route);
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
@@ -543,14 +581,14 @@ impl App for Demo {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
     ) -> Option<Response> {
-        if tag == TELL && self.drop_tell(conn) {
+        if matches!(state, MountState::Rest(TELL)) && self.drop_tell(conn) {
             return Some(said(503, false, "the server is restarting: try again"));
         }
-        if tag == LOGIN && self.drop_login(conn) {
+        if matches!(state, MountState::Rest(LOGIN)) && self.drop_login(conn) {
             return Some(Response::text(503, "the server is restarting: try again\n"));
         }
-        self.apps.on_request_shutdown(ctx, conn, tag)
+        self.apps.on_request_shutdown(ctx, conn, state)
     }
 }

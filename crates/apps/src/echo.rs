@@ -29,15 +29,16 @@ impl Echo {
 
 impl App for Echo {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match &self.path {
             Some(path) if path != request.path() => Route::NotFound,
-            _ => Route::WebSocket(0),
+            _ => Route::WebSocket(()),
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _state: &mut (), message: MessageRef<'_>) {
         Echo::reply(ctx, conn, message);
     }
 }

@@ -29,7 +29,7 @@ pub use chat::Chat;
 pub use clock::Clock;
 pub use demo::{DEFAULT_DEMO_TOKEN_TTL, Demo, DemoLogin, MAX_DEMO_NAME_LEN, MAX_DEMO_TEXT_LEN};
 pub use echo::Echo;
-pub use mount::Mount;
+pub use mount::{Mount, MountState};
 pub use tether_hub_app::{
     AnswerTo, Backend, Busy, DEFAULT_AUTH_TIMEOUT, DEFAULT_PER_LOOP, DEFAULT_REVOCATION_TTL,
     DEFAULT_TOKEN_COOKIE, Hook, HttpBackend, HubApp, HubAuth, HubPublisher, HubSettings, HubShared,

@@ -5,18 +5,13 @@ use std::time::Duration;
 
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
-/// The bit of a route's tag that says the mounted application routed it.
-const MOUNTED: u32 = 1 << 31;
-
 /// Two applications on one server: `mounted` serves the paths under its
 /// prefixes (and, with [`Mount::with_admin_listener`], everything the
 /// admin listener receives), `rest` every other path.
 ///
-/// Every callback about a route goes to the application that routed it,
-/// whatever tags the two use: the mount marks the mounted application's
-/// tags with their top bit, so both keep their tags below 2^31 (a route
-/// with a larger tag is logged and answered 404). Posts between loops go
-/// to the mounted application; ticks, and the start of a shutdown, to
+/// Every callback about a request goes to the application that routed
+/// it, with the state it made: the mount's state ([`MountState`]) says
+/// whose it is. Posts between loops go to the mounted application; ticks, and the start of a shutdown, to
 /// both (at the shorter of their tick intervals).
 ///
 /// ```
@@ -28,6 +23,7 @@ const MOUNTED: u32 = 1 << 31;
 ///
 /// impl App for Home {
 ///     type Post = HubMessage;
+///     type State = ();
 ///
 ///     fn route(&mut self, request: &Request<'_>) -> Route {
 ///         match request.path() {
@@ -49,20 +45,14 @@ pub struct Mount<A, B> {
     rest: B,
 }
 
-/// Which of the two a callback is for, and the tag it gave its route.
-enum Owner {
-    Mounted(u32),
-    Rest(u32),
-}
-
-impl Owner {
-    fn of(tag: u32) -> Owner {
-        if tag & MOUNTED == 0 {
-            Owner::Rest(tag)
-        } else {
-            Owner::Mounted(tag & !MOUNTED)
-        }
-    }
+/// The state of a request under a [`Mount`]: the state the application
+/// that routed it made, marked with which of the two that is.
+#[derive(Debug)]
+pub enum MountState<A, B> {
+    /// The mounted application's request.
+    Mounted(A),
+    /// The other application's request.
+    Rest(B),
 }
 
 /// Whether `path` is `prefix` or goes on below it: `/tickets` is under
@@ -70,25 +60,6 @@ impl Owner {
 fn is_under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|after| after.is_empty() || prefix.ends_with('/') || after.starts_with(['/', '?']))
-}
-
-/// `route` with its tag marked as `mounted`'s (or not), if its tag leaves
-/// room for the mark.
-fn marked(route: Route, mounted: bool) -> Route {
-    let mark = |tag: u32| {
-        if tag & MOUNTED != 0 {
-            log::error!("mount: a route's tag {tag:#x} is 2^31 or more: answered 404");
-            None
-        } else {
-            Some(if mounted { tag | MOUNTED } else { tag })
-        }
-    };
-    match route {
-        Route::WebSocket(tag) => mark(tag).map_or(Route::NotFound, Route::WebSocket),
-        Route::EventStream(tag) => mark(tag).map_or(Route::NotFound, Route::EventStream),
-        Route::Handler(tag) => mark(tag).map_or(Route::NotFound, Route::Handler),
-        other => other,
-    }
 }
 
 impl<A, B> Mount<A, B> {
@@ -137,40 +108,63 @@ impl<A, B> Mount<A, B> {
 
 impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
     type Post = A::Post;
+    type State = MountState<A::State, B::State>;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<Self::State> {
         if self.serves(request) {
-            marked(self.mounted.route(request), true)
+            self.mounted.route(request).map(MountState::Mounted)
         } else {
-            marked(self.rest.route(request), false)
+            self.rest.route(request).map(MountState::Rest)
         }
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_open(ctx, conn, tag, request),
-            Owner::Rest(tag) => self.rest.on_open(ctx, conn, tag, request),
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_open(ctx, conn, state, request),
+            MountState::Rest(state) => self.rest.on_open(ctx, conn, state, request),
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_message(ctx, conn, tag, message),
-            Owner::Rest(tag) => self.rest.on_message(ctx, conn, tag, message),
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        message: MessageRef<'_>,
+    ) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_message(ctx, conn, state, message),
+            MountState::Rest(state) => self.rest.on_message(ctx, conn, state, message),
         }
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_close(ctx, conn, tag, reason),
-            Owner::Rest(tag) => self.rest.on_close(ctx, conn, tag, reason),
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_close(ctx, conn, state, reason),
+            MountState::Rest(state) => self.rest.on_close(ctx, conn, state, reason),
         }
     }
 
-    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.event_stream_headers(tag, request),
-            Owner::Rest(tag) => self.rest.event_stream_headers(tag, request),
+    fn event_stream_headers(
+        &mut self,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) -> Vec<(String, String)> {
+        match state {
+            MountState::Mounted(state) => self.mounted.event_stream_headers(state, request),
+            MountState::Rest(state) => self.rest.event_stream_headers(state, request),
         }
     }
 
@@ -178,20 +172,28 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         &mut self,
         ctx: &mut Ctx<'_, A::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_subscribe(ctx, conn, tag, request, last_event_id),
-            Owner::Rest(tag) => self.rest.on_subscribe(ctx, conn, tag, request, last_event_id),
+        match state {
+            MountState::Mounted(state) => self
+                .mounted
+                .on_subscribe(ctx, conn, state, request, last_event_id),
+            MountState::Rest(state) => self.rest.on_subscribe(ctx, conn, state, request, last_event_id),
         }
     }
 
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_unsubscribe(ctx, conn, tag, reason),
-            Owner::Rest(tag) => self.rest.on_unsubscribe(ctx, conn, tag, reason),
+    fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_unsubscribe(ctx, conn, state, reason),
+            MountState::Rest(state) => self.rest.on_unsubscribe(ctx, conn, state, reason),
         }
     }
 
@@ -215,13 +217,13 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         &mut self,
         ctx: &mut Ctx<'_, A::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_request(ctx, conn, tag, request, body),
-            Owner::Rest(tag) => self.rest.on_request(ctx, conn, tag, request, body),
+        match state {
+            MountState::Mounted(state) => self.mounted.on_request(ctx, conn, state, request, body),
+            MountState::Rest(state) => self.rest.on_request(ctx, conn, state, request, body),
         }
     }
 
@@ -241,17 +243,29 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         }
     }
 
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32) -> Response {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_request_timeout(ctx, conn, tag),
-            Owner::Rest(tag) => self.rest.on_request_timeout(ctx, conn, tag),
+    fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+    ) -> Response {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_request_timeout(ctx, conn, state),
+            MountState::Rest(state) => self.rest.on_request_timeout(ctx, conn, state),
         }
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, tag: u32) {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_request_abandoned(ctx, conn, tag),
-            Owner::Rest(tag) => self.rest.on_request_abandoned(ctx, conn, tag),
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, state: &mut Self::State) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_request_abandoned(ctx, conn, state),
+            MountState::Rest(state) => self.rest.on_request_abandoned(ctx, conn, state),
+        }
+    }
+
+    fn on_proceed(&mut self, conn: ConnId, state: &mut Self::State, route: &Route) {
+        match state {
+            MountState::Mounted(state) => self.mounted.on_proceed(conn, state, route),
+            MountState::Rest(state) => self.rest.on_proceed(conn, state, route),
         }
     }
 
@@ -268,11 +282,11 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         &mut self,
         ctx: &mut Ctx<'_, A::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
     ) -> Option<Response> {
-        match Owner::of(tag) {
-            Owner::Mounted(tag) => self.mounted.on_request_shutdown(ctx, conn, tag),
-            Owner::Rest(tag) => self.rest.on_request_shutdown(ctx, conn, tag),
+        match state {
+            MountState::Mounted(state) => self.mounted.on_request_shutdown(ctx, conn, state),
+            MountState::Rest(state) => self.rest.on_request_shutdown(ctx, conn, state),
         }
     }
 }
@@ -291,15 +305,5 @@ mod tests {
         assert!(!is_under("/ticketsx", "/tickets"));
         assert!(!is_under("/tick", "/tickets"));
         assert!(!is_under("/", "/metrics"));
-    }
-
-    #[test]
-    fn tags_are_marked_and_given_back() {
-        assert_eq!(marked(Route::Handler(7), true), Route::Handler(7 | MOUNTED));
-        assert_eq!(marked(Route::WebSocket(7), false), Route::WebSocket(7));
-        assert_eq!(marked(Route::EventStream(MOUNTED), false), Route::NotFound);
-        assert_eq!(marked(Route::NotFound, true), Route::NotFound);
-        assert!(matches!(Owner::of(7 | MOUNTED), Owner::Mounted(7)));
-        assert!(matches!(Owner::of(7), Owner::Rest(7)));
     }
 }

@@ -76,24 +76,25 @@ struct RecordingChat {
 
 impl App for RecordingChat {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/chat" => Route::WebSocket(0),
-            "/chat/events" => Route::EventStream(0),
+            "/chat" => Route::WebSocket(()),
+            "/chat/events" => Route::EventStream(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_open(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, request: &Request<'_>) {
+    fn on_open(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), request: &Request<'_>) {
         self.chat.join(conn, request);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         self.chat.message(ctx, conn, message);
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), reason: CloseReason) {
         self.chat.leave(conn, &reason);
         self.log.lock().unwrap().push(reason);
     }
@@ -102,14 +103,14 @@ impl App for RecordingChat {
         &mut self,
         _: &mut Ctx<'_>,
         conn: ConnId,
-        _: u32,
+        _: &mut (),
         request: &Request<'_>,
         _: Option<&str>,
     ) {
         self.chat.subscribe(conn, request);
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), reason: CloseReason) {
         self.chat.leave(conn, &reason);
         self.log.lock().unwrap().push(reason);
     }

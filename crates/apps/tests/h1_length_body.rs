@@ -56,17 +56,18 @@ struct Sum;
 
 impl App for Sum {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/upload" => Route::Handler(1),
+            "/upload" => Route::Handler(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: MessageRef<'_>) {}
 
-    fn on_request(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: &Request<'_>, body: &[u8]) -> Reply {
+    fn on_request(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: &Request<'_>, body: &[u8]) -> Reply {
         let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
         Reply::Now(Response::text(200, format!("{} {sum}\n", body.len())))
     }

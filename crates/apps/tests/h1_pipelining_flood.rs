@@ -24,14 +24,22 @@ struct Pages(Arc<AtomicUsize>);
 
 impl App for Pages {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::Handler(1)
+        Route::Handler(())
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: MessageRef<'_>) {}
 
-    fn on_request(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, request: &Request<'_>, _: &[u8]) -> Reply {
+    fn on_request(
+        &mut self,
+        _: &mut Ctx<'_>,
+        _: ConnId,
+        _: &mut (),
+        request: &Request<'_>,
+        _: &[u8],
+    ) -> Reply {
         self.0.fetch_add(1, Ordering::SeqCst);
         let mut page = format!("{}\n", request.query().unwrap_or_default()).into_bytes();
         page.resize(PAGE, b'.');

@@ -30,8 +30,9 @@ const COUNT: u32 = 5;
 
 impl App for Board {
     type Post = ();
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         match (request.path(), request.query()) {
             ("/echo-body", _) => Route::Handler(ECHO_BODY),
             ("/wait", Some("slow")) => Route::Handler(WAIT_SLOW),
@@ -42,17 +43,17 @@ impl App for Board {
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut u32, _: MessageRef<'_>) {}
 
     fn on_request(
         &mut self,
         ctx: &mut Ctx<'_>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        match tag {
+        match *tag {
             ECHO_BODY => {
                 if request.method() != "POST" {
                     return Reply::Now(Response::text(405, "POST only\n").header("Allow", "POST"));
@@ -81,13 +82,13 @@ impl App for Board {
         }
     }
 
-    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {
+    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: &mut u32) -> Response {
         self.waiting.retain(|&c| c != conn);
         self.log.lock().unwrap().push(format!("timeout {tag}"));
         Response::text(504, "nothing new\n")
     }
 
-    fn on_request_abandoned(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: u32) {
+    fn on_request_abandoned(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: &mut u32) {
         self.waiting.retain(|&c| c != conn);
         self.log.lock().unwrap().push(format!("abandoned {tag}"));
     }

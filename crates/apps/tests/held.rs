@@ -34,13 +34,16 @@ const SSE: u32 = 11;
 #[derive(Default)]
 struct Gate {
     held: Vec<(ConnId, u32)>,
+    /// The routes held requests were let go on as, for `on_proceed`.
+    proceeding: Vec<(ConnId, u32)>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl App for Gate {
     type Post = ();
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         match request.path() {
             "/ws" => Route::Handler(HOLD_WS),
             "/events" => Route::Handler(HOLD_SSE),
@@ -56,14 +59,14 @@ impl App for Gate {
         &mut self,
         ctx: &mut Ctx<'_>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        match tag {
+        match *tag {
             REHOLD => {
                 // Asked again, now with what it needs: on to the upgrade.
-                ctx.proceed(conn, Route::WebSocket(WS));
+                self.go_on(ctx, conn, Route::WebSocket(WS));
                 Reply::Hold(Duration::from_secs(1))
             }
             ECHO => Reply::Now(Response::text(
@@ -71,7 +74,7 @@ impl App for Gate {
                 format!("{} {}", request.method(), String::from_utf8_lossy(body)),
             )),
             HOLD_WS | HOLD_SSE | HOLD_TWICE => {
-                self.held.push((conn, tag));
+                self.held.push((conn, *tag));
                 let wait = if request.query_param("short").is_some() {
                     200
                 } else {
@@ -81,18 +84,18 @@ impl App for Gate {
             }
             LATER => {
                 // Not held: proceeding with it does nothing.
-                ctx.proceed(conn, Route::EventStream(SSE));
+                self.go_on(ctx, conn, Route::EventStream(SSE));
                 Reply::Later(Duration::from_millis(200))
             }
             COUNT => Reply::Now(Response::text(200, self.held.len().to_string())),
             _ => {
                 let verdict = String::from_utf8_lossy(body).into_owned();
-                for (held, tag) in self.held.drain(..) {
+                for (held, tag) in std::mem::take(&mut self.held) {
                     match (verdict.as_str(), tag) {
-                        ("allow", HOLD_WS) => ctx.proceed(held, Route::WebSocket(WS)),
-                        ("allow", HOLD_TWICE) => ctx.proceed(held, Route::Handler(REHOLD)),
-                        ("echo", _) => ctx.proceed(held, Route::Handler(ECHO)),
-                        ("allow", _) => ctx.proceed(held, Route::EventStream(SSE)),
+                        ("allow", HOLD_WS) => self.go_on(ctx, held, Route::WebSocket(WS)),
+                        ("allow", HOLD_TWICE) => self.go_on(ctx, held, Route::Handler(REHOLD)),
+                        ("echo", _) => self.go_on(ctx, held, Route::Handler(ECHO)),
+                        ("allow", _) => self.go_on(ctx, held, Route::EventStream(SSE)),
                         ("ok", _) => ctx.respond(held, Response::text(200, "fine\n")),
                         _ => ctx.respond(held, Response::text(403, "no\n")),
                     }
@@ -107,26 +110,50 @@ impl App for Gate {
         }
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, request: &Request<'_>) {
+    fn on_proceed(&mut self, conn: ConnId, tag: &mut u32, _: &Route) {
+        if let Some(at) = self.proceeding.iter().position(|&(c, _)| c == conn) {
+            *tag = self.proceeding.swap_remove(at).1;
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut u32, request: &Request<'_>) {
         let name = request.query_param("name").unwrap_or_default();
         ctx.send(conn, &Message::text(format!("welcome {name}")));
     }
 
-    fn on_subscribe(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>, last: Option<&str>) {
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        _: &mut u32,
+        _: &Request<'_>,
+        last: Option<&str>,
+    ) {
         let data = format!("hello {}", last.unwrap_or("-"));
         ctx.send_event(conn, &tether_sse::Event::new().data(&data))
             .unwrap();
     }
 
-    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: u32) -> Response {
+    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: &mut u32) -> Response {
         self.held.retain(|&(held, _)| held != conn);
         self.log.lock().unwrap().push(format!("timeout {tag}"));
         Response::text(503, "undecided\n").header("Retry-After", "1")
     }
 
-    fn on_request_abandoned(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: u32) {
+    fn on_request_abandoned(&mut self, _: &mut Ctx<'_>, conn: ConnId, tag: &mut u32) {
         self.held.retain(|&(held, _)| held != conn);
         self.log.lock().unwrap().push(format!("abandoned {tag}"));
+    }
+}
+
+impl Gate {
+    /// Lets the held request `conn` go on as `route`, whose tag becomes
+    /// its state.
+    fn go_on(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, route: Route<u32>) {
+        if let Route::Handler(tag) | Route::WebSocket(tag) | Route::EventStream(tag) = route {
+            self.proceeding.push((conn, tag));
+        }
+        ctx.proceed(conn, route.map(|_| ()));
     }
 }
 

@@ -16,17 +16,18 @@ struct FastClock(Clock);
 
 impl App for FastClock {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/clock" => Route::EventStream(0),
+            "/clock" => Route::EventStream(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, _: MessageRef<'_>) {}
+    fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), _: MessageRef<'_>) {}
 
-    fn event_stream_headers(&mut self, _: u32, _: &Request<'_>) -> Vec<(String, String)> {
+    fn event_stream_headers(&mut self, _: &mut (), _: &Request<'_>) -> Vec<(String, String)> {
         vec![
             ("X-Clock".into(), "fast".into()),
             // Neither may split the head.
@@ -39,14 +40,14 @@ impl App for FastClock {
         &mut self,
         ctx: &mut Ctx<'_>,
         conn: ConnId,
-        _: u32,
+        _: &mut (),
         _: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
         self.0.subscribe(ctx, conn, last_event_id);
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: CloseReason) {
         self.0.unsubscribe(conn);
     }
 

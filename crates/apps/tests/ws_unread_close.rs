@@ -28,10 +28,11 @@ struct Flood;
 
 impl App for Flood {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/ws" => Route::WebSocket(0),
+            "/ws" => Route::WebSocket(()),
             _ => Route::Page {
                 content_type: "text/plain",
                 body: b"fine\n",
@@ -39,7 +40,7 @@ impl App for Flood {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _state: &mut (), message: MessageRef<'_>) {
         if message.as_bytes() == b"flood" {
             ctx.send_owned(conn, Message::binary(vec![7u8; FLOOD]));
         } else {

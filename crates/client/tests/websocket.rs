@@ -67,12 +67,13 @@ struct Closer;
 
 impl App for Closer {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         if message.as_text() == Some("bye") {
             ctx.close(conn, CloseCode(4000), "as you wish");
         } else {
@@ -113,12 +114,13 @@ struct Inspector {
 
 impl App for Inspector {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_open(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, request: &Request<'_>) {
+    fn on_open(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), request: &Request<'_>) {
         let names = [
             "Authorization",
             "X-Trace",
@@ -134,7 +136,7 @@ impl App for Inspector {
         self.seen.lock().unwrap().push(seen);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         ctx.send(conn, message);
     }
 }
@@ -343,12 +345,13 @@ struct Refuser {
 
 impl App for Refuser {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: &Request<'_>) {
         *self.opened.lock().unwrap() += 1;
         ctx.close(conn, CloseCode(1013), "try again later");
     }

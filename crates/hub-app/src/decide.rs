@@ -47,7 +47,7 @@ pub(super) struct Decisions<C = ConnId> {
     held: HashMap<C, u64>,
     /// Decisions for requests about to go on, when they were made, and
     /// the handler route's tag each was made for (`None`: a session).
-    decided: HashMap<C, (Presented, Instant, Option<u32>)>,
+    decided: HashMap<C, (Presented, Instant, Option<u32>, u32)>,
 }
 
 impl<C> Default for Decisions<C> {
@@ -133,14 +133,20 @@ impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
         if self.decided.is_empty() {
             return None;
         }
-        let (presented, at, made_for) = self.decided.remove(&conn)?;
+        let (presented, at, made_for, _) = self.decided.remove(&conn)?;
         (made_for == handler && now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
+    }
+
+    /// The tag of the route the held request `conn` goes on as, once
+    /// decided: its state from then on ([`tether_server::App::on_proceed`]).
+    pub(super) fn proceeding(&self, conn: C) -> Option<u32> {
+        self.decided.get(&conn).map(|decided| decided.3)
     }
 
     /// Forgets the decisions no session took.
     pub(super) fn tick(&mut self, now: Instant) {
         self.decided
-            .retain(|_, (_, at, _)| now.saturating_duration_since(*at) <= DECIDED_FOR);
+            .retain(|_, (_, at, _, _)| now.saturating_duration_since(*at) <= DECIDED_FOR);
     }
 }
 
@@ -531,8 +537,9 @@ impl BackendHooks {
     /// Lets the held request `conn` go on with what the backend decided.
     fn go_on(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, presented: Presented) {
         let route = HubRoute::Decided.route();
-        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
-        ctx.proceed(conn, route);
+        let decided = (presented, ctx.now(), handler_tag(&route), route_tag(&route));
+        (self.decisions.decided).insert(conn, decided);
+        ctx.proceed(conn, route.map(|_| ()));
     }
 
     /// A request the backend let go on ([`HubRoute::Decided`]), routed
@@ -547,7 +554,7 @@ impl BackendHooks {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        route: Route,
+        route: Route<u32>,
         presented: Presented,
     ) -> Reply {
         if let Route::Handler(tag) = route
@@ -555,8 +562,9 @@ impl BackendHooks {
         {
             return Reply::Now(unavailable());
         }
-        (self.decisions.decided).insert(conn, (presented, ctx.now(), handler_tag(&route)));
-        ctx.proceed(conn, route);
+        let decided = (presented, ctx.now(), handler_tag(&route), route_tag(&route));
+        (self.decisions.decided).insert(conn, decided);
+        ctx.proceed(conn, route.map(|_| ()));
         Reply::Hold(Duration::from_secs(1))
     }
 
@@ -645,8 +653,16 @@ fn refreshed(
     }
 }
 
+/// The tag of a route (0 for a page's or a 404's, which have none).
+fn route_tag(route: &Route<u32>) -> u32 {
+    match route {
+        Route::Handler(tag) | Route::WebSocket(tag) | Route::EventStream(tag) => *tag,
+        _ => 0,
+    }
+}
+
 /// The tag of a handler route (`None` for a session's).
-pub(super) fn handler_tag(route: &Route) -> Option<u32> {
+pub(super) fn handler_tag(route: &Route<u32>) -> Option<u32> {
     match route {
         Route::Handler(tag) => Some(*tag),
         _ => None,
@@ -713,13 +729,17 @@ mod tests {
     fn a_decision_is_taken_only_by_what_it_was_made_for() {
         let mut decisions = Decisions::<u32>::default();
         let now = Instant::now();
-        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        decisions
+            .decided
+            .insert(7, (Presented::default(), now, Some(3), 3));
         assert!(decisions.take_decided(7, now, Some(3)).is_some());
         // Left by a request that went on as something else: forgotten.
-        decisions.decided.insert(7, (Presented::default(), now, None));
+        decisions.decided.insert(7, (Presented::default(), now, None, 0));
         assert!(decisions.take_decided(7, now, Some(3)).is_none());
         assert!(decisions.take_decided(7, now, None).is_none());
-        decisions.decided.insert(7, (Presented::default(), now, Some(3)));
+        decisions
+            .decided
+            .insert(7, (Presented::default(), now, Some(3), 3));
         assert!(decisions.take_decided(7, now, None).is_none());
         assert!(decisions.decided.is_empty());
     }
@@ -731,7 +751,7 @@ mod tests {
         let conn = 7;
         decisions
             .decided
-            .insert(conn, (Presented::default(), start, None));
+            .insert(conn, (Presented::default(), start, None, 0));
         assert!(
             decisions
                 .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1), None)
@@ -739,7 +759,7 @@ mod tests {
         );
         decisions
             .decided
-            .insert(conn, (Presented::default(), start, None));
+            .insert(conn, (Presented::default(), start, None, 0));
         decisions.tick(start + DECIDED_FOR + Duration::from_secs(1));
         assert!(decisions.decided.is_empty());
     }

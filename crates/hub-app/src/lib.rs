@@ -401,8 +401,9 @@ impl HubShared {
 
 impl App for HubApp {
     type Post = HubMessage;
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         // Every request starts here: settings replaced since the last one
         // apply from it on.
         self.shared.catch_up(&mut self.settings_seen);
@@ -416,7 +417,14 @@ impl App for HubApp {
         router::route(&self.shared.access, &self.stats, request)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut u32,
+        request: &Request<'_>,
+    ) {
+        let tag = *state;
         // Held for the backend's word, its origin kept: no answer comes
         // now.
         self.cors.forget(conn);
@@ -441,7 +449,7 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _tag: u32,
+        _state: &mut u32,
         message: MessageRef<'_>,
     ) {
         self.shared.catch_up(&mut self.settings_seen);
@@ -455,7 +463,13 @@ impl App for HubApp {
         );
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, _tag: u32, reason: CloseReason) {
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        _state: &mut u32,
+        reason: CloseReason,
+    ) {
         self.cors.forget(conn);
         // A question about the subject its token named, still out.
         self.hooks.decisions.forget(conn);
@@ -468,7 +482,7 @@ impl App for HubApp {
         );
     }
 
-    fn event_stream_headers(&mut self, _tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+    fn event_stream_headers(&mut self, _state: &mut u32, request: &Request<'_>) -> Vec<(String, String)> {
         // The CORS fields a cross-origin EventSource needs, as on the
         // hub's other routes.
         self.cors.stream_headers(request)
@@ -478,10 +492,11 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut u32,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
+        let tag = *state;
         // As for a WebSocket's opening: no answer comes now.
         self.cors.forget(conn);
         if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
@@ -534,7 +549,7 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _tag: u32,
+        _state: &mut u32,
         reason: CloseReason,
     ) {
         self.cors.forget(conn);
@@ -597,10 +612,11 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
+        let tag = *state;
         let route = HubRoute::decode(tag);
         if matches!(route, Some(HubRoute::Metrics | HubRoute::Admin(_))) {
             return self.answer_request(ctx, conn, tag, request, body);
@@ -619,12 +635,26 @@ impl App for HubApp {
         self.cors.reply(conn, request, reply)
     }
 
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+    fn on_proceed(&mut self, conn: ConnId, state: &mut u32, _route: &Route) {
+        // The route the decision let it go on as.
+        if let Some(tag) = self.hooks.decisions.proceeding(conn) {
+            *state = tag;
+        }
+    }
+
+    fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut u32,
+    ) -> Response {
+        let tag = *state;
         let response = self.request_timeout(ctx, conn, tag);
         self.cors.finish(conn, response)
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut u32) {
+        let tag = *state;
         self.cors.forget(conn);
         match HubRoute::decode(tag) {
             Some(HubRoute::Poll) => (self.delivery).leave(
@@ -684,8 +714,9 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        state: &mut u32,
     ) -> Option<Response> {
+        let tag = *state;
         let response = match HubRoute::decode(tag) {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to

@@ -17,7 +17,7 @@ use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_p
 /// What the hub makes of a request: refusals decided here whatever the
 /// body (a bad topic, a credential that does not do, an origin that may
 /// not come in) are counted and answered in `on_request`.
-pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) -> Route {
+pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) -> Route<u32> {
     let settings = access.settings();
     // The admin listener serves the metrics and nothing else.
     if request.via_admin_listener() {
@@ -131,7 +131,7 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
 }
 
 /// The hub's route a [`Route`] stands for, if it is one of the hub's.
-fn route_of(route: &Route) -> Option<HubRoute> {
+fn route_of(route: &Route<u32>) -> Option<HubRoute> {
     match *route {
         Route::Handler(tag) | Route::EventStream(tag) | Route::WebSocket(tag) => HubRoute::decode(tag),
         _ => None,
@@ -154,7 +154,7 @@ fn subscribe_route<'a>(
     raw: bool,
     first_message: bool,
     credential: impl Fn() -> &'a Result<Credential, Refusal> + Copy,
-) -> Route {
+) -> Route<u32> {
     let settings = access.settings();
     // A request that waits for the backend uses its ticket when the
     // backend is asked: once, the decision carrying what it grants.

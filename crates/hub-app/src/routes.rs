@@ -143,7 +143,7 @@ impl HubRoute {
 
     /// The server's route: an event stream, a WebSocket or a handler,
     /// tagged with this.
-    pub(super) fn route(self) -> Route {
+    pub(super) fn route(self) -> Route<u32> {
         match self {
             HubRoute::Events | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => {
                 Route::EventStream(self.into())
@@ -231,7 +231,7 @@ impl Refusal {
         Refusal::TooManyConnections,
     ];
 
-    pub(super) fn route(self) -> Route {
+    pub(super) fn route(self) -> Route<u32> {
         HubRoute::Refused(self).route()
     }
 

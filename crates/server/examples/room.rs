@@ -22,10 +22,6 @@ use tether_server::{
     Response, Route,
 };
 
-const MEMBER: u32 = 1;
-const LISTENER: u32 = 2;
-const COUNT: u32 = 3;
-
 /// What one loop posts to every loop: a message said in the room.
 #[derive(Debug, Clone)]
 pub(crate) struct Said(Arc<str>);
@@ -40,6 +36,7 @@ pub(crate) struct Room {
 
 impl App for Room {
     type Post = Said;
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
@@ -47,18 +44,24 @@ impl App for Room {
                 content_type: "text/plain; charset=utf-8",
                 body: b"a room: WebSocket /ws, events /events, count /count\n",
             },
-            "/ws" => Route::WebSocket(MEMBER),
-            "/events" => Route::EventStream(LISTENER),
-            "/count" => Route::Handler(COUNT),
+            "/ws" => Route::WebSocket(()),
+            "/events" => Route::EventStream(()),
+            "/count" => Route::Handler(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_open(&mut self, _ctx: &mut Ctx<'_, Said>, conn: ConnId, _tag: u32, _request: &Request<'_>) {
+    fn on_open(&mut self, _ctx: &mut Ctx<'_, Said>, conn: ConnId, _state: &mut (), _request: &Request<'_>) {
         self.members.insert(conn);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Said>, _conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Said>,
+        _conn: ConnId,
+        _state: &mut (),
+        message: MessageRef<'_>,
+    ) {
         let Some(text) = message.as_text() else { return };
         let said = Said(Arc::from(text));
         let (_, loops) = ctx.loop_index();
@@ -67,7 +70,7 @@ impl App for Room {
         }
     }
 
-    fn on_close(&mut self, _ctx: &mut Ctx<'_, Said>, conn: ConnId, _tag: u32, _reason: CloseReason) {
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, Said>, conn: ConnId, _state: &mut (), _reason: CloseReason) {
         self.members.remove(&conn);
     }
 
@@ -75,14 +78,20 @@ impl App for Room {
         &mut self,
         _ctx: &mut Ctx<'_, Said>,
         conn: ConnId,
-        _tag: u32,
+        _state: &mut (),
         _request: &Request<'_>,
         _last_event_id: Option<&str>,
     ) {
         self.listeners.insert(conn);
     }
 
-    fn on_unsubscribe(&mut self, _ctx: &mut Ctx<'_, Said>, conn: ConnId, _tag: u32, _reason: CloseReason) {
+    fn on_unsubscribe(
+        &mut self,
+        _ctx: &mut Ctx<'_, Said>,
+        conn: ConnId,
+        _state: &mut (),
+        _reason: CloseReason,
+    ) {
         self.listeners.remove(&conn);
     }
 
@@ -90,7 +99,7 @@ impl App for Room {
         &mut self,
         _ctx: &mut Ctx<'_, Said>,
         _conn: ConnId,
-        _tag: u32,
+        _state: &mut (),
         _request: &Request<'_>,
         _body: &[u8],
     ) -> Reply {

@@ -28,6 +28,7 @@ use crate::server::{Server, connection_budget};
 ///
 /// impl App for Hello {
 ///     type Post = ();
+///     type State = ();
 ///
 ///     fn route(&mut self, _: &Request<'_>) -> Route {
 ///         Route::Page { content_type: "text/plain", body: b"hello\n" }

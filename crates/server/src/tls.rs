@@ -12,6 +12,7 @@
 //!
 //! impl App for Hello {
 //!     type Post = ();
+//!     type State = ();
 //!
 //!     fn route(&mut self, _: &Request<'_>) -> Route {
 //!         Route::Page { content_type: "text/plain", body: b"hello over TLS\n" }

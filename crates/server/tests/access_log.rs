@@ -24,8 +24,9 @@ const LATER: u32 = 2;
 
 impl App for Answers {
     type Post = ();
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         match request.path() {
             "/ws" => Route::WebSocket(0),
             "/events" => Route::EventStream(0),
@@ -39,18 +40,18 @@ impl App for Answers {
         &mut self,
         _ctx: &mut Ctx<'_>,
         _conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         _request: &Request<'_>,
         _body: &[u8],
     ) -> Reply {
-        match tag {
+        match *tag {
             // Due at once: answered by its timeout on the loop's next turn.
             LATER => Reply::Later(Duration::ZERO),
             _ => Reply::Now(Response::text(201, "fine\n")),
         }
     }
 
-    fn on_request_timeout(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _tag: u32) -> Response {
+    fn on_request_timeout(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _tag: &mut u32) -> Response {
         Response::text(504, "too late\n")
     }
 }

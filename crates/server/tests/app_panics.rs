@@ -14,29 +14,26 @@ use tether_server::{App, CloseCode, ConnId, Ctx, MessageRef, Reply, Request, Res
 /// Panics wherever a request or message asks it to.
 struct Fragile;
 
-const WS: u32 = 1;
-const EVENTS: u32 = 2;
-const HANDLER: u32 = 3;
-
 impl App for Fragile {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
             "/route-panics" => panic!("route: {}", request.path()),
-            "/ws" | "/ws-open-panics" => Route::WebSocket(WS),
-            "/events" => Route::EventStream(EVENTS),
-            _ => Route::Handler(HANDLER),
+            "/ws" | "/ws-open-panics" => Route::WebSocket(()),
+            "/events" => Route::EventStream(()),
+            _ => Route::Handler(()),
         }
     }
 
-    fn on_open(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _tag: u32, request: &Request<'_>) {
+    fn on_open(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _state: &mut (), request: &Request<'_>) {
         if request.path() == "/ws-open-panics" {
             panic!("on_open");
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _state: &mut (), message: MessageRef<'_>) {
         if message.as_text() == Some("panic") {
             let empty: Vec<u8> = Vec::new();
             // An out-of-bounds index, as a careless handler might.
@@ -49,7 +46,7 @@ impl App for Fragile {
         &mut self,
         _ctx: &mut Ctx<'_>,
         _conn: ConnId,
-        _tag: u32,
+        _state: &mut (),
         request: &Request<'_>,
         _last_event_id: Option<&str>,
     ) {
@@ -62,7 +59,7 @@ impl App for Fragile {
         &mut self,
         _ctx: &mut Ctx<'_>,
         _conn: ConnId,
-        _tag: u32,
+        _state: &mut (),
         request: &Request<'_>,
         _body: &[u8],
     ) -> Reply {

@@ -24,18 +24,25 @@ struct SpreadRoom {
 
 impl App for SpreadRoom {
     type Post = Arc<Message>;
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, conn: ConnId, _: u32, _: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, conn: ConnId, _: &mut (), _: &Request<'_>) {
         self.members.push(conn);
         let (index, _) = ctx.loop_index();
         ctx.send(conn, &Message::text(format!("loop {index}")));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Arc<Message>>, _: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Arc<Message>>,
+        _: ConnId,
+        _: &mut (),
+        message: MessageRef<'_>,
+    ) {
         let (_, loops) = ctx.loop_index();
         let shared = Arc::new(message.to_owned());
         for to in 0..loops {
@@ -47,7 +54,7 @@ impl App for SpreadRoom {
         &mut self,
         _: &mut Ctx<'_, Arc<Message>>,
         conn: ConnId,
-        _: u32,
+        _: &mut (),
         _: tether_server::CloseReason,
     ) {
         self.members.retain(|&c| c != conn);

@@ -39,13 +39,14 @@ struct Fragile {
 
 impl App for Fragile {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
             "/panic" => panic!("a route that panics on purpose"),
-            "/ws" => Route::WebSocket(1),
-            "/events" => Route::EventStream(2),
-            "/publish" => Route::Handler(3),
+            "/ws" => Route::WebSocket(()),
+            "/events" => Route::EventStream(()),
+            "/publish" => Route::Handler(()),
             _ => Route::Page {
                 content_type: "text/plain",
                 body: b"fine\n",
@@ -53,22 +54,22 @@ impl App for Fragile {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         if message.as_text() == Some("panic") {
             panic!("a WebSocket message that panics on purpose");
         }
         ctx.send(conn, message);
     }
 
-    fn on_subscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>, _: Option<&str>) {
+    fn on_subscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: &Request<'_>, _: Option<&str>) {
         self.subscribers.push(conn);
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: tether_server::CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: tether_server::CloseReason) {
         self.subscribers.retain(|c| *c != conn);
     }
 
-    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, _: u32, _: &Request<'_>, _: &[u8]) -> Reply {
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, _: &mut (), _: &Request<'_>, _: &[u8]) -> Reply {
         let encoded = Encoded::sse(&tether_sse::Event::new().data("news")).unwrap();
         ctx.send_encoded(self.subscribers.iter().copied(), &encoded);
         Reply::Now(Response::text(200, "published\n"))
@@ -195,6 +196,7 @@ struct Doomed {
 
 impl App for Doomed {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
         Route::Page {

@@ -43,24 +43,25 @@ struct Fan {
 
 impl App for Fan {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/fan" => Route::WebSocket(0),
+            "/fan" => Route::WebSocket(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: &Request<'_>) {
         self.subscribers.push(conn);
         ctx.send(conn, &Message::text("ready"));
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: tether_server::CloseReason) {
+    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: tether_server::CloseReason) {
         self.subscribers.retain(|c| *c != conn);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         if let Some(text) = message.as_text().and_then(|t| t.strip_prefix("echo ")) {
             // To this session alone, through its own extension.
             return ctx.send(conn, &Message::text(text));

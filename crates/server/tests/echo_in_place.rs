@@ -23,12 +23,13 @@ struct EchoAndMore;
 
 impl App for EchoAndMore {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _request: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _state: &mut (), message: MessageRef<'_>) {
         ctx.send(conn, message);
         match message.as_text() {
             Some("then another") => ctx.send(conn, &Message::text("another")),

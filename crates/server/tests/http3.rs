@@ -58,8 +58,9 @@ struct Feed {
 
 impl App for Feed {
     type Post = ();
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         match request.path() {
             "/page" => Route::Page {
                 content_type: "text/plain",
@@ -78,7 +79,7 @@ impl App for Feed {
         &mut self,
         ctx: &mut Ctx<'_>,
         conn: ConnId,
-        _: u32,
+        _: &mut u32,
         request: &Request<'_>,
         _: Option<&str>,
     ) {
@@ -94,7 +95,7 @@ impl App for Feed {
         }
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut u32, reason: CloseReason) {
         self.subscribers.retain(|c| *c != conn);
         self.ends.lock().unwrap().push(reason);
     }
@@ -103,14 +104,14 @@ impl App for Feed {
         &mut self,
         ctx: &mut Ctx<'_>,
         _: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        if tag == 2 {
+        if *tag == 2 {
             return Reply::Later(Duration::from_millis(100));
         }
-        if tag == 4 {
+        if *tag == 4 {
             let peer = request.peer_addr().map(|a| a.to_string()).unwrap_or_default();
             return Reply::Now(Response::text(200, peer));
         }
@@ -125,11 +126,11 @@ impl App for Feed {
         Reply::Now(Response::text(200, format!("published {} bytes\n", body.len())))
     }
 
-    fn on_open(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>) {
+    fn on_open(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut u32, _: &Request<'_>) {
         self.sockets.push(conn);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut u32, message: MessageRef<'_>) {
         if let MessageRef::Text("close me") = message {
             ctx.close(conn, CloseCode(4001), "as asked");
             return;
@@ -137,7 +138,7 @@ impl App for Feed {
         ctx.send(conn, message);
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut u32, reason: CloseReason) {
         self.sockets.retain(|c| *c != conn);
         self.ends.lock().unwrap().push(reason);
     }
@@ -147,7 +148,7 @@ impl App for Feed {
         (request.path() == "/publish").then(|| Response::json(200, format!("{{\"limit\":{limit}}}")))
     }
 
-    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32) -> Response {
+    fn on_request_timeout(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut u32) -> Response {
         Response::text(200, "answered later\n")
     }
 }

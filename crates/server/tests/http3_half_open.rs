@@ -31,6 +31,7 @@ struct Page;
 
 impl App for Page {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &tether_server::Request<'_>) -> Route {
         Route::Page {

@@ -33,15 +33,16 @@ struct Sockets {
 
 impl App for Sockets {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &tether_server::Request<'_>) -> Route {
         match request.path() {
-            "/ws" => Route::WebSocket(0),
+            "/ws" => Route::WebSocket(()),
             _ => Route::NotFound,
         }
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: u32, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &mut (), reason: CloseReason) {
         self.ends.lock().unwrap().push(reason);
     }
 }

@@ -41,6 +41,7 @@ struct Fragile;
 
 impl App for Fragile {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         if request.path() == "/panic" {

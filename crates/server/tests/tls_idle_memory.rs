@@ -105,12 +105,13 @@ struct Echo;
 
 impl App for Echo {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, _: &Request<'_>) -> Route {
-        Route::WebSocket(0)
+        Route::WebSocket(())
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         ctx.send(conn, message);
     }
 }

@@ -28,6 +28,7 @@ struct Echo;
 
 impl App for Echo {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
@@ -35,12 +36,12 @@ impl App for Echo {
                 content_type: "text/plain",
                 body: b"a page over TLS\n",
             },
-            "/events" => Route::EventStream(1),
-            _ => Route::WebSocket(0),
+            "/events" => Route::EventStream(()),
+            _ => Route::WebSocket(()),
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: u32, message: MessageRef<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut (), message: MessageRef<'_>) {
         if message.as_text() == Some("close") {
             ctx.close(conn, CloseCode::NORMAL, "asked to");
         } else {

@@ -235,8 +235,9 @@ impl Pages {
 
 impl App for Pages {
     type Post = HubMessage;
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         match request.path() {
             "/" | "/index.html" => Route::Page {
                 content_type: "text/html; charset=utf-8",
@@ -268,8 +269,14 @@ impl App for Pages {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        if tag == ECHO {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: &mut u32,
+        message: MessageRef<'_>,
+    ) {
+        if *tag == ECHO {
             Echo::reply(ctx, conn, message);
         }
     }
@@ -278,11 +285,11 @@ impl App for Pages {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         _request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        if tag == CLOCK {
+        if *tag == CLOCK {
             self.clock.subscribe(ctx, conn, last_event_id);
         }
     }
@@ -291,10 +298,10 @@ impl App for Pages {
         &mut self,
         _ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         _reason: CloseReason,
     ) {
-        if tag == CLOCK {
+        if *tag == CLOCK {
             self.clock.unsubscribe(conn);
         }
     }
@@ -311,11 +318,11 @@ impl App for Pages {
         &mut self,
         _ctx: &mut Ctx<'_, HubMessage>,
         _conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let response = match tag {
+        let response = match *tag {
             LOGIN | LOGOUT | GUEST if !self.login_origin_ok(request) => {
                 Response::text(403, "origin not allowed\n")
             }

@@ -15,26 +15,33 @@ pub(crate) struct Announcing(pub(crate) HubApp);
 
 impl App for Announcing {
     type Post = HubMessage;
+    type State = u32;
 
-    fn route(&mut self, request: &Request<'_>) -> Route {
+    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
         self.0.route(request)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, request: &Request<'_>) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32, request: &Request<'_>) {
         let index = ctx.loop_index().0;
         ctx.send(conn, &Message::text(format!("{{\"loop\":{index}}}")));
         self.0.on_open(ctx, conn, tag, request);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: &mut u32,
+        message: MessageRef<'_>,
+    ) {
         self.0.on_message(ctx, conn, tag, message);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
+    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32, reason: CloseReason) {
         self.0.on_close(ctx, conn, tag, reason);
     }
 
-    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
+    fn event_stream_headers(&mut self, tag: &mut u32, request: &Request<'_>) -> Vec<(String, String)> {
         self.0.event_stream_headers(tag, request)
     }
 
@@ -42,7 +49,7 @@ impl App for Announcing {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
@@ -51,7 +58,13 @@ impl App for Announcing {
         self.0.on_subscribe(ctx, conn, tag, request, last_event_id);
     }
 
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32, reason: CloseReason) {
+    fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        tag: &mut u32,
+        reason: CloseReason,
+    ) {
         self.0.on_unsubscribe(ctx, conn, tag, reason);
     }
 
@@ -67,7 +80,7 @@ impl App for Announcing {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
@@ -86,11 +99,11 @@ impl App for Announcing {
         self.0.body_too_large(request, limit)
     }
 
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
+    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32) -> Response {
         self.0.on_request_timeout(ctx, conn, tag)
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) {
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32) {
         self.0.on_request_abandoned(ctx, conn, tag);
     }
 
@@ -106,7 +119,7 @@ impl App for Announcing {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        tag: &mut u32,
     ) -> Option<Response> {
         self.0.on_request_shutdown(ctx, conn, tag)
     }

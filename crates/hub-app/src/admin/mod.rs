@@ -120,7 +120,7 @@ enum Presented {
 impl Admin {
     /// The route of a request that came through the admin listener, if
     /// its path is one of the admin page's (`None`: not ours).
-    pub(super) fn route(&mut self, request: &Request<'_>, token: Option<&str>) -> Option<Route> {
+    pub(super) fn route(&mut self, request: &Request<'_>, token: Option<&str>) -> Option<Route<u32>> {
         let route = match request.path() {
             "/admin" | "/admin/" | "/admin/events" => {
                 let events = request.path() == "/admin/events";

@@ -323,8 +323,11 @@ impl<'a, P> Ctx<'a, P> {
     /// answered, and a [`Route::Handler`](crate::Route::Handler) is given
     /// to [`App::on_request`](crate::App::on_request) again, with the same
     /// request and body (which may hold it again, or proceed with it from
-    /// there to an upgrade). Nothing happens if the request was answered
-    /// (or timed out) already, or was not held.
+    /// there to an upgrade). The request keeps the state
+    /// ([`App::State`](crate::App::State)) it was held with: `route`
+    /// names only what it goes on as (`Route::WebSocket(())`, say), and a
+    /// page or a 404 drops the state. Nothing happens if the request was
+    /// answered (or timed out) already, or was not held.
     pub fn proceed(&mut self, conn: ConnId, route: crate::app::Route) {
         self.actions.push(Action::Proceed(conn, route));
     }

@@ -21,8 +21,39 @@ pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 /// per event loop; the loops of a [`crate::Cluster`] share nothing and
 /// talk by posting [`App::Post`] messages to each other.
 ///
-/// A greeter: a page, a WebSocket that answers every message, and a
-/// handler that counts the requests this loop has answered.
+/// # A request's state
+///
+/// [`App::route`] sees a request's head first; for a
+/// [`Route::WebSocket`], [`Route::EventStream`] or [`Route::Handler`] it
+/// returns the request's [`App::State`], its own value of what it decided
+/// (a credential checked, a parsed topic). The server keeps that value
+/// for the request (one per HTTP/1.1 request, per HTTP/2 and HTTP/3
+/// stream) and hands it by `&mut` to every later callback of the same
+/// request, never to another's:
+///
+/// - a handler: [`App::on_request`] (again after [`Ctx::proceed`] with a
+///   handler, [`App::on_proceed`] first), then, if it answered later or held the request,
+///   [`App::on_request_timeout`], [`App::on_request_shutdown`] or
+///   [`App::on_request_abandoned`];
+/// - a WebSocket: [`App::on_open`], [`App::on_message`], [`App::on_close`];
+/// - an event stream: [`App::event_stream_headers`], [`App::on_subscribe`],
+///   [`App::on_unsubscribe`].
+///
+/// A held handler that proceeds ([`Ctx::proceed`]) as a WebSocket or an
+/// event stream keeps its state, shown to [`App::on_proceed`] first. The server drops a state exactly once,
+/// when its request is over: after the answer of a handler is given
+/// (now, by [`Ctx::respond`], by a timeout or at a shutdown), after
+/// [`App::on_close`], [`App::on_unsubscribe`] or
+/// [`App::on_request_abandoned`], when the request turns out not to open
+/// what its route said (a `HEAD` of an event stream, a refused WebSocket
+/// handshake, a route refused for its method, or while sessions close),
+/// or with the loop. A route that is a page or not found has no state;
+/// [`App::refuse_before_body`] and [`App::body_too_large`] come before
+/// the route and have none.
+///
+/// A greeter: a page, a WebSocket that answers every message with the
+/// greeting its request asked for, and a handler that counts the requests
+/// this loop has answered.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -33,8 +64,13 @@ pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 ///     App, Config, ConnId, Ctx, Handshake, Message, MessageRef, Reply, Request, Response, Route, Server,
 /// };
 ///
-/// const GREET: u32 = 1;
-/// const COUNT: u32 = 2;
+/// // What the server keeps for one request: decided in `route`, handed
+/// // to each later callback of the same request.
+/// enum Visit {
+///     // A WebSocket greeting with the name of its `?as=` parameter.
+///     Greet { greeting: String, greeted: u32 },
+///     Count,
+/// }
 ///
 /// #[derive(Default)]
 /// struct Greeter {
@@ -44,19 +80,24 @@ pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 /// impl App for Greeter {
 ///     // The loops of this application post nothing to each other.
 ///     type Post = ();
+///     type State = Visit;
 ///
-///     fn route(&mut self, request: &Request<'_>) -> Route {
+///     fn route(&mut self, request: &Request<'_>) -> Route<Visit> {
 ///         match request.path() {
 ///             "/" => Route::Page { content_type: "text/plain", body: b"hello\n" },
-///             "/greet" => Route::WebSocket(GREET),
-///             "/count" => Route::Handler(COUNT),
+///             "/greet" => {
+///                 let greeting = request.query_param("as").unwrap_or_else(|| "hello".into());
+///                 Route::WebSocket(Visit::Greet { greeting, greeted: 0 })
+///             }
+///             "/count" => Route::Handler(Visit::Count),
 ///             _ => Route::NotFound,
 ///         }
 ///     }
 ///
-///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _tag: u32, message: MessageRef<'_>) {
-///         if let Some(name) = message.as_text() {
-///             ctx.send(conn, &Message::text(format!("hello, {name}")));
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, visit: &mut Visit, message: MessageRef<'_>) {
+///         if let (Visit::Greet { greeting, greeted }, Some(name)) = (visit, message.as_text()) {
+///             *greeted += 1;
+///             ctx.send(conn, &Message::text(format!("{greeting}, {name} (#{greeted})")));
 ///         }
 ///     }
 ///
@@ -64,7 +105,7 @@ pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 ///         &mut self,
 ///         _ctx: &mut Ctx<'_>,
 ///         _conn: ConnId,
-///         _tag: u32,
+///         _visit: &mut Visit,
 ///         _request: &Request<'_>,
 ///         _body: &[u8],
 ///     ) -> Reply {
@@ -93,12 +134,23 @@ pub trait App {
     /// `()` if it posts nothing.
     type Post: Send + 'static;
 
-    /// Chooses what a request path is. Called once per request.
-    fn route(&mut self, request: &Request<'_>) -> Route;
+    /// What the application decided about one request, kept by the server
+    /// for it (see "A request's state" above): `()` if it keeps nothing.
+    type State: Send + 'static;
 
-    /// A WebSocket session opened on a route tagged `tag`.
-    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, request: &Request<'_>) {
-        let _ = (ctx, conn, tag, request);
+    /// Chooses what a request path is, and for a WebSocket, an event
+    /// stream or a handler, the request's state. Called once per request.
+    fn route(&mut self, request: &Request<'_>) -> Route<Self::State>;
+
+    /// A WebSocket session opened.
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) {
+        let _ = (ctx, conn, state, request);
     }
 
     /// A complete message arrived. The default ignores it.
@@ -109,23 +161,40 @@ pub trait App {
     /// the buffer it was assembled in. Keep it with
     /// [`MessageRef::to_owned`](tether_ws::MessageRef::to_owned); send it
     /// back or on as it is with [`Ctx::send`].
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, message: MessageRef<'_>) {
-        let _ = (ctx, conn, tag, message);
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        message: MessageRef<'_>,
+    ) {
+        let _ = (ctx, conn, state, message);
     }
 
     /// A WebSocket session ended. The connection can no longer be sent to.
-    fn on_close(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
-        let _ = (ctx, conn, tag, reason);
+    /// The last callback of the session: its state is dropped after it.
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        let _ = (ctx, conn, state, reason);
     }
 
-    /// Header fields for the head of an event stream about to start on a
-    /// route tagged `tag`, or of the answer to its `HEAD` (CORS fields,
+    /// Header fields for the head of an event stream about to start, or
+    /// of the answer to its `HEAD` (CORS fields,
     /// say). The server writes `Content-Type`, `Cache-Control`,
     /// `X-Accel-Buffering` and `Connection` itself; a field whose name is
     /// not a token or whose value holds a control character is left out.
     /// The default adds none.
-    fn event_stream_headers(&mut self, tag: u32, request: &Request<'_>) -> Vec<(String, String)> {
-        let _ = (tag, request);
+    fn event_stream_headers(
+        &mut self,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) -> Vec<(String, String)> {
+        let _ = (state, request);
         Vec::new()
     }
 
@@ -137,16 +206,23 @@ pub trait App {
         &mut self,
         ctx: &mut Ctx<'_, Self::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        let _ = (ctx, conn, tag, request, last_event_id);
+        let _ = (ctx, conn, state, request, last_event_id);
     }
 
-    /// An event stream ended.
-    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32, reason: CloseReason) {
-        let _ = (ctx, conn, tag, reason);
+    /// An event stream ended. Its last callback: its state is dropped
+    /// after it.
+    fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        let _ = (ctx, conn, state, reason);
     }
 
     /// Whether the application can take work now. `false` makes the
@@ -173,11 +249,11 @@ pub trait App {
         &mut self,
         ctx: &mut Ctx<'_, Self::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let _ = (ctx, conn, tag, request, body);
+        let _ = (ctx, conn, state, request, body);
         Reply::Now(Response::text(404, "404 Not Found\n"))
     }
 
@@ -211,16 +287,33 @@ pub trait App {
     }
 
     /// A request answered with [`Reply::Later`] was not answered in time.
-    /// The default answers 204 No Content.
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) -> Response {
-        let _ = (ctx, conn, tag);
+    /// The default answers 204 No Content. The request's last callback:
+    /// its state is dropped after it.
+    fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        conn: ConnId,
+        state: &mut Self::State,
+    ) -> Response {
+        let _ = (ctx, conn, state);
         Response::empty(204)
     }
 
     /// The client of a request answered with [`Reply::Later`] went away
-    /// before the answer (forget its id).
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, tag: u32) {
-        let _ = (ctx, conn, tag);
+    /// before the answer (forget its id). The request's last callback: its
+    /// state is dropped after it.
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, Self::Post>, conn: ConnId, state: &mut Self::State) {
+        let _ = (ctx, conn, state);
+    }
+
+    /// A request held with [`Reply::Hold`] goes on as `route`
+    /// ([`Ctx::proceed`]), with the state it was held with: the place to
+    /// make that state what the route needs (the route the application
+    /// chose, say), before the route's callbacks get it. Not called for a
+    /// page or a 404, which end the request. The default keeps the state
+    /// as it is.
+    fn on_proceed(&mut self, conn: ConnId, state: &mut Self::State, route: &Route) {
+        let _ = (conn, state, route);
     }
 
     /// A message posted to this loop with [`Ctx::post`] by another loop of
@@ -259,9 +352,9 @@ pub trait App {
         &mut self,
         ctx: &mut Ctx<'_, Self::Post>,
         conn: ConnId,
-        tag: u32,
+        state: &mut Self::State,
     ) -> Option<Response> {
-        let _ = (ctx, conn, tag);
+        let _ = (ctx, conn, state);
         Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1"))
     }
 }

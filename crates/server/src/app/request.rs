@@ -184,17 +184,18 @@ impl<'a> Request<'a> {
     }
 }
 
-/// What a path is, decided by [`App::route`](crate::App::route).
+/// What a path is, decided by [`App::route`](crate::App::route), with
+/// the request's state `S` ([`App::State`](crate::App::State)) for the
+/// routes that have later callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<S = ()> {
     /// A WebSocket endpoint (GET with an upgrade; a GET without one gets
     /// 426, any other method 405 with `Allow: GET`, `HEAD` included).
-    /// The tag is the application's own and comes back in every callback
-    /// for connections of this route.
-    WebSocket(u32),
+    /// The state comes back in every callback of the session.
+    WebSocket(S),
     /// A Server-Sent Events stream (GET). `HEAD` gets the stream's head
     /// alone, and the connection goes on; other methods get 405.
-    EventStream(u32),
+    EventStream(S),
     /// A fixed page (GET or HEAD; other methods get 405).
     Page {
         /// The `Content-Type` header.
@@ -209,9 +210,22 @@ pub enum Route {
     /// alone, with the `Content-Length` of its body; a `HEAD` answered
     /// with [`Reply::Later`] waits like its GET would, so an application
     /// that holds GETs (a long poll) answers their `HEAD` at once.
-    Handler(u32),
+    Handler(S),
     /// Nothing here: 404.
     NotFound,
+}
+
+impl<S> Route<S> {
+    /// The same route with its state (if it has one) made by `f`.
+    pub fn map<T>(self, f: impl FnOnce(S) -> T) -> Route<T> {
+        match self {
+            Route::WebSocket(s) => Route::WebSocket(f(s)),
+            Route::EventStream(s) => Route::EventStream(f(s)),
+            Route::Handler(s) => Route::Handler(f(s)),
+            Route::Page { content_type, body } => Route::Page { content_type, body },
+            Route::NotFound => Route::NotFound,
+        }
+    }
 }
 
 /// An HTTP response built by the application.

@@ -37,6 +37,18 @@ pub(super) enum State {
     Draining { deadline: Instant },
 }
 
+impl State {
+    /// Puts the keys of the request states the connection holds in
+    /// `released`, for a connection whose sessions are done with.
+    pub(super) fn release_states(&self, released: &mut Vec<u32>) {
+        match self {
+            State::H1(h1) => released.extend(h1.state()),
+            State::H2(h2) => released.extend(h2.states()),
+            State::Draining { .. } => {}
+        }
+    }
+}
+
 impl Conn {
     /// A request on it waits for the application's answer.
     pub(super) fn awaits_answer(&self) -> bool {

@@ -24,6 +24,7 @@
 //! and the loop goes on. Why the tables stay consistent after such an
 //! unwind is said in `super::guard`.
 
+use crate::server::hosted::Hosted;
 use std::time::{Duration, Instant};
 
 use log::error;
@@ -65,7 +66,7 @@ pub(super) struct Connections<A: App> {
     /// the connections so that plain ones do not carry its room: empty
     /// unless the server serves TLS.
     tls: Vec<Option<Box<TlsSession>>>,
-    pub(super) app: A,
+    pub(super) app: Hosted<A>,
     /// The pool, timers, peers, configuration and pending actions, lent
     /// to the sessions.
     pub(super) env: LoopEnv<A::Post>,
@@ -86,11 +87,25 @@ impl<A: App> Connections<A> {
             next_generation: 0,
             read_buf,
             tls: Vec::new(),
-            app,
+            app: Hosted::new(app),
             env,
             freed: false,
             #[cfg(feature = "tls")]
             quic: None,
+        }
+    }
+
+    /// Drops the states of the requests that ended this turn where the
+    /// application was not at hand ([`LoopEnv::released`]).
+    pub(super) fn release_ended(&mut self) {
+        for key in self.env.released.drain(..) {
+            self.app.release(key);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(quic) = self.quic.as_deref_mut() {
+            for key in quic.released.drain(..) {
+                self.app.release(key);
+            }
         }
     }
 
@@ -222,7 +237,7 @@ impl<A: App> Connections<A> {
 
     /// The application and a context that acts on no connection in
     /// particular.
-    pub(super) fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
+    pub(super) fn detached(&mut self, now: Instant) -> (&mut Hosted<A>, Ctx<'_, A::Post>) {
         let LoopEnv {
             actions, pool, peers, ..
         } = &mut self.env;

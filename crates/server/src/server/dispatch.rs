@@ -9,6 +9,7 @@
 //! connection's state; whether the connection goes on after an answer is
 //! the session's business.
 
+use crate::server::hosted::Hosted;
 use std::time::{Duration, Instant};
 
 use super::guard::guarded;
@@ -96,20 +97,21 @@ impl Answer {
 pub(super) enum Decision {
     /// Answer at once.
     Answer(Answer),
-    /// Open a WebSocket with this route's tag if the session's handshake
-    /// accepts the request.
+    /// Open a WebSocket with the request's state (its key in the
+    /// application's table) if the session's handshake accepts the
+    /// request; the session releases the state if it does not.
     Upgrade(u32),
-    /// Start an event stream (its head alone for HEAD) with the
-    /// application's own fields.
+    /// Start an event stream (its head alone for HEAD, whose state is
+    /// released already) with the application's own fields.
     EventStream {
-        /// The route's tag.
+        /// The request's state.
         tag: u32,
         /// The application's fields for the head.
         headers: Vec<(String, String)>,
     },
     /// The application answers later, within `wait`.
     Later {
-        /// The route's tag.
+        /// The request's state.
         tag: u32,
         /// How long it may take.
         wait: Duration,
@@ -149,7 +151,7 @@ fn refuse_method(allow: &str) -> Decision {
 /// `Retry-After` while it drains before a shutdown or the application
 /// says it is not ready (a hub whose bus is away). `/healthz` is the
 /// liveness beside it: 200 whenever the loop answers at all.
-fn readiness<A: App>(app: &A, ctx: &Ctx<'_, A::Post>, method: &str, head_only: bool) -> Decision {
+fn readiness<A: App>(app: &Hosted<A>, ctx: &Ctx<'_, A::Post>, method: &str, head_only: bool) -> Decision {
     if method != "GET" && !head_only {
         return refuse_method("GET, HEAD");
     }
@@ -168,15 +170,18 @@ fn readiness<A: App>(app: &A, ctx: &Ctx<'_, A::Post>, method: &str, head_only: b
 /// decide. `id` is the connection (or stream) the application's callbacks
 /// name; `closing_sessions` while the server closes its sessions;
 /// `released` is the route the application chose for a request it held
-/// ([`Reply::Hold`], [`Ctx::proceed`]), asked of it no further.
+/// ([`Reply::Hold`], [`Ctx::proceed`]), asked of it no further, with the
+/// key of the state the request was held with. A state the decision does
+/// not carry on (an answer) is released here; one it carries is the
+/// session's to keep and release.
 pub(super) fn dispatch<A: App>(
-    app: &mut A,
+    app: &mut Hosted<A>,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,
     head: &Head<'_>,
     body: &[u8],
     closing_sessions: bool,
-    released: Option<Route>,
+    released: Option<Route<u32>>,
 ) -> Decision {
     let held = released.is_some();
     let decision = decide(app, ctx, id, head, body, closing_sessions, released);
@@ -224,13 +229,13 @@ fn error_body_len(status: u16) -> usize {
 
 /// What [`dispatch`] decides, before it is reported.
 fn decide<A: App>(
-    app: &mut A,
+    app: &mut Hosted<A>,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,
     head: &Head<'_>,
     body: &[u8],
     closing_sessions: bool,
-    released: Option<Route>,
+    released: Option<Route<u32>>,
 ) -> Decision {
     let stats = &ctx.peers.own().stats;
     if released.is_none() {
@@ -264,31 +269,41 @@ fn decide<A: App>(
             None => return fail(500),
         }
     };
+    // Whatever ends in an answer here releases the state the route made.
+    let answer = |app: &mut Hosted<A>, decision: Decision| {
+        if let Route::WebSocket(key) | Route::EventStream(key) | Route::Handler(key) = route {
+            app.release(key);
+        }
+        decision
+    };
     if closing_sessions && matches!(route, Route::WebSocket(_) | Route::EventStream(_)) {
         // Sessions are being closed: one opened now would only be closed
         // again, or keep the loop from exiting.
-        return Decision::fail(503, true);
+        return answer(app, Decision::fail(503, true));
     }
     if head.form == Form::ConnectWebSocket {
         match route {
             Route::Handler(tag) => return refuse_connect(app, ctx, id, tag, request),
             Route::WebSocket(_) | Route::NotFound => {}
-            _ => return Decision::respond(error_response(400)),
+            _ => return answer(app, Decision::respond(error_response(400))),
         }
     }
     match route {
         Route::NotFound => Decision::respond(error_response(404)),
         Route::Page { .. } if method != "GET" && !head_only => refuse_method("GET, HEAD"),
         Route::Page { content_type, body } => Decision::Answer(Answer::Page { content_type, body }),
-        Route::WebSocket(_) if method != "GET" => refuse_method("GET"),
+        Route::WebSocket(_) if method != "GET" => answer(app, refuse_method("GET")),
         Route::WebSocket(tag) => Decision::Upgrade(tag),
-        Route::EventStream(_) if method != "GET" && !head_only => refuse_method("GET, HEAD"),
+        Route::EventStream(_) if method != "GET" && !head_only => answer(app, refuse_method("GET, HEAD")),
         Route::EventStream(tag) => {
-            match guarded(stats, "event_stream_headers", || {
+            let headers = guarded(stats, "event_stream_headers", || {
                 app.event_stream_headers(tag, request)
-            }) {
+            });
+            match headers {
+                // A HEAD gets the head alone: no stream keeps the state.
+                Some(headers) if head_only => answer(app, Decision::EventStream { tag, headers }),
                 Some(headers) => Decision::EventStream { tag, headers },
-                None => fail(500),
+                None => answer(app, fail(500)),
             }
         }
         Route::Handler(tag) => {
@@ -296,8 +311,8 @@ fn decide<A: App>(
             match guarded(&peers.own().stats, "on_request", || {
                 app.on_request(ctx, id, tag, request, body)
             }) {
-                None => fail(500),
-                Some(Reply::Now(response)) => Decision::respond(response),
+                None => answer(app, fail(500)),
+                Some(Reply::Now(response)) => answer(app, Decision::respond(response)),
                 Some(Reply::Later(wait)) => Decision::Later {
                     tag,
                     wait,
@@ -318,7 +333,7 @@ fn decide<A: App>(
 /// gets), else 400, since a 2xx would tell the client its WebSocket is
 /// open (RFC 8441 section 5); or, held, the decision later.
 fn refuse_connect<A: App>(
-    app: &mut A,
+    app: &mut Hosted<A>,
     ctx: &mut Ctx<'_, A::Post>,
     id: ConnId,
     tag: u32,
@@ -335,15 +350,17 @@ fn refuse_connect<A: App>(
             }
         }
     });
+    if let Some(Err(wait)) = reply {
+        return Decision::Later {
+            tag,
+            wait,
+            held: true,
+        };
+    }
+    // Answered now: the request is over.
+    app.release(tag);
     Decision::respond(match reply {
-        None => error_response(500),
-        Some(Err(wait)) => {
-            return Decision::Later {
-                tag,
-                wait,
-                held: true,
-            };
-        }
+        None | Some(Err(_)) => error_response(500),
         Some(Ok(Some(response))) => refusal_only(response),
         Some(Ok(None)) => error_response(400),
     })
@@ -393,7 +410,12 @@ pub(super) fn last_event_id(request: &Request<'_>) -> Option<String> {
 /// The answer to a request whose body is over `limit`: the
 /// application's ([`App::body_too_large`]), made 413, or the server's
 /// plain one (also when the application panics).
-pub(super) fn too_large<A: App>(app: &mut A, stats: &Stats, request: &Request<'_>, limit: usize) -> Response {
+pub(super) fn too_large<A: App>(
+    app: &mut Hosted<A>,
+    stats: &Stats,
+    request: &Request<'_>,
+    limit: usize,
+) -> Response {
     match guarded(stats, "body_too_large", || app.body_too_large(request, limit)).flatten() {
         Some(answer) => Response {
             status: 413,

@@ -3,6 +3,7 @@
 //! application and the environment), so that they need not reach into the
 //! loop ([`super::Server`]) for any of it.
 
+use crate::server::hosted::Hosted;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +43,11 @@ pub(super) struct LoopEnv<P> {
     /// The `Alt-Svc` value TCP answers carry while HTTP/3 is served
     /// (`h3=":PORT"`).
     pub(super) alt_svc: Option<Arc<str>>,
+    /// Keys of request states ([`crate::App::State`]) whose requests
+    /// ended where the application was not at hand (a stream forgotten
+    /// while a broadcast was queued on it): released by the loop before
+    /// the end of its turn.
+    pub(super) released: Vec<u32>,
 }
 
 impl<P> LoopEnv<P> {
@@ -65,7 +71,7 @@ impl<P> LoopEnv<P> {
 pub(super) struct Call<'c, 's, A: App> {
     pub(super) id: ConnId,
     pub(super) link: &'c mut Link,
-    pub(super) app: &'c mut A,
+    pub(super) app: &'c mut Hosted<A>,
     pub(super) env: &'c mut LoopEnv<A::Post>,
     pub(super) socket: &'c mut Stream<'s>,
 }
@@ -73,7 +79,7 @@ pub(super) struct Call<'c, 's, A: App> {
 impl<'s, A: App> Call<'_, 's, A> {
     /// The application and a context that acts on no connection in
     /// particular.
-    pub(super) fn detached(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>) {
+    pub(super) fn detached(&mut self, now: Instant) -> (&mut Hosted<A>, Ctx<'_, A::Post>) {
         let LoopEnv {
             actions, pool, peers, ..
         } = &mut *self.env;
@@ -82,7 +88,10 @@ impl<'s, A: App> Call<'_, 's, A> {
 
     /// The application, a context that acts on no connection in
     /// particular, and the connection's link and socket, apart.
-    pub(super) fn parts(&mut self, now: Instant) -> (&mut A, Ctx<'_, A::Post>, &mut Link, &mut Stream<'s>) {
+    pub(super) fn parts(
+        &mut self,
+        now: Instant,
+    ) -> (&mut Hosted<A>, Ctx<'_, A::Post>, &mut Link, &mut Stream<'s>) {
         let LoopEnv {
             actions, pool, peers, ..
         } = &mut *self.env;

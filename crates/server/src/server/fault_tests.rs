@@ -27,11 +27,12 @@ struct Feed {
 
 impl App for Feed {
     type Post = ();
+    type State = ();
 
     fn route(&mut self, request: &Request<'_>) -> Route {
         match request.path() {
-            "/events" => Route::EventStream(1),
-            "/publish" => Route::Handler(2),
+            "/events" => Route::EventStream(()),
+            "/publish" => Route::Handler(()),
             _ => Route::Page {
                 content_type: "text/plain",
                 body: b"fine\n",
@@ -39,15 +40,15 @@ impl App for Feed {
         }
     }
 
-    fn on_subscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: &Request<'_>, _: Option<&str>) {
+    fn on_subscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: &Request<'_>, _: Option<&str>) {
         self.subscribers.push(conn);
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: u32, _: crate::CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: crate::CloseReason) {
         self.subscribers.retain(|c| *c != conn);
     }
 
-    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, _: u32, _: &Request<'_>, _: &[u8]) -> Reply {
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, _: ConnId, _: &mut (), _: &Request<'_>, _: &[u8]) -> Reply {
         let event = tether_sse::Event::new().data("news");
         let encoded = Encoded::sse(&event).unwrap();
         ctx.send_encoded(self.subscribers.iter().copied(), &encoded);

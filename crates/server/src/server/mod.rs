@@ -39,6 +39,7 @@ mod h1;
 mod h2;
 #[cfg(feature = "tls")]
 mod h3;
+mod hosted;
 mod link;
 mod listen;
 mod push_target;
@@ -80,6 +81,7 @@ const QUIC_SOCKET: Token = Token(usize::MAX - 6);
 ///
 /// impl App for Hello {
 ///     type Post = ();
+///     type State = ();
 ///
 ///     fn route(&mut self, _: &Request<'_>) -> Route {
 ///         Route::Page { content_type: "text/plain", body: b"hello\n" }
@@ -202,6 +204,7 @@ impl<A: App> Server<A> {
                     shutting_down: false,
                     closing_sessions: false,
                     alt_svc: None,
+                    released: Vec::new(),
                 },
             ),
             max_connections,
@@ -412,6 +415,7 @@ impl<A: App> Server<A> {
             self.conns.flush_dirty(now);
             #[cfg(feature = "tls")]
             self.conns.quic_turn(now);
+            self.conns.release_ended();
             self.conns.env.pool.end_turn();
             if mem::take(&mut self.conns.freed) {
                 self.listeners.descriptor_freed(now);

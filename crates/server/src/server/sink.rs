@@ -108,7 +108,7 @@ pub(super) fn push<P>(
             };
             let bytes = push_target.bytes(encoded, stats, now, heartbeat);
             if let Some(gone) = h2.push_shared(stream, bytes.clone(), link.queue(pool), pool) {
-                gone.count_gone(stats);
+                gone.count_gone(stats, &mut env.released);
             }
             // A client that does not open the stream's window while the
             // connection holds more than the limit.

@@ -11,6 +11,7 @@
 //! application echoes in place goes back from where it lies. The carrier
 //! then sends what was queued, and ends when the session is closed.
 
+use crate::server::hosted::Hosted;
 use std::mem;
 use std::ops::Range;
 use std::sync::Arc;
@@ -177,7 +178,7 @@ impl Session {
     /// as for a message over the limit.
     pub(super) fn fail_over_budget<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
         budget: usize,
@@ -219,10 +220,10 @@ impl Session {
     /// to put on its stream, and `None` if the callback panicked.
     pub(super) fn call<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
-        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> (Box<OutQueue>, Option<()>) {
         let mut scratch = base.pool.queue();
         let mut closing = false;
@@ -251,7 +252,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn receive<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
         data: &mut [u8],
@@ -379,7 +380,7 @@ fn deflate_window(element: Option<&str>) -> u8 {
 /// application. `notified` is set once the application was told that the
 /// session ended. `None` when the application panicked.
 fn to_app<A: App>(
-    app: &mut A,
+    app: &mut Hosted<A>,
     ctx: &mut Ctx<'_, A::Post>,
     stats: &Stats,
     id: ConnId,

@@ -139,9 +139,14 @@ impl<A: App> Connections<A> {
         }
         .shutdown_write();
         conn.link.closing = false;
-        conn.state = State::Draining {
-            deadline: now + linger,
-        };
+        let done = std::mem::replace(
+            &mut conn.state,
+            State::Draining {
+                deadline: now + linger,
+            },
+        );
+        // Its sessions were told they ended: their states go.
+        done.release_states(&mut self.env.released);
         self.reschedule(id);
     }
 }

@@ -13,6 +13,7 @@
 //! flushes. What a method cannot do itself (drop the connection) it
 //! returns as an [`NextStep`].
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -188,23 +189,28 @@ impl H1Conn {
     /// that was already ending).
     pub(in crate::server) fn notify_removed<A: App>(
         self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         ctx: &mut Ctx<'_, A::Post>,
         id: ConnId,
         reason: CloseReason,
         closing: bool,
     ) {
+        // Each state the connection holds is dropped here, after its
+        // session's last callback if that is still owed.
         match self {
-            H1Conn::WebSocket(session) if !session.notified => app.on_close(ctx, id, session.tag, reason),
+            H1Conn::WebSocket(session) if !session.notified => app.close_final(ctx, id, session.tag, reason),
+            H1Conn::WebSocket(session) => app.release(session.tag),
             H1Conn::ClosedWebSocket {
                 tag, notified: false, ..
-            } => app.on_close(ctx, id, tag, reason),
-            H1Conn::EventStream { tag, .. } if !closing => app.on_unsubscribe(ctx, id, tag, reason),
+            } => app.close_final(ctx, id, tag, reason),
+            H1Conn::ClosedWebSocket { tag, .. } => app.release(tag),
+            H1Conn::EventStream { tag, .. } if !closing => app.unsubscribe_final(ctx, id, tag, reason),
+            H1Conn::EventStream { tag, .. } => app.release(tag),
             H1Conn::Requests(Requests {
                 waiting: Some(deferred),
                 ..
-            }) => app.on_request_abandoned(ctx, id, deferred.tag),
-            _ => {}
+            }) => app.abandoned_final(ctx, id, deferred.tag),
+            H1Conn::Requests(_) => {}
         }
     }
 }

@@ -73,7 +73,7 @@ impl H1Conn {
         &mut self,
         c: &mut Call<'_, '_, A>,
         data: &[u8],
-        mut released: Option<Route>,
+        mut released: Option<Route<u32>>,
         now: Instant,
     ) {
         let config = &c.env.config;
@@ -424,7 +424,7 @@ impl H1Conn {
         body: &[u8],
         rest: &[u8],
         len: usize,
-        released: Option<Route>,
+        released: Option<Route<u32>>,
         now: Instant,
     ) -> Next {
         let form = match head.form() {
@@ -501,6 +501,8 @@ impl H1Conn {
                         },
                     });
                     requests.deadline = answer_by(now, wait);
+                } else {
+                    c.app.release(tag);
                 }
                 if closing_sessions && let Some(response) = c.shutdown_answer(c.id, tag, now) {
                     // The connection closes after this answer: what
@@ -540,6 +542,8 @@ impl H1Conn {
             return;
         };
         let Some(deferred) = waiting.take() else { return };
+        // Answered: the request is over.
+        c.app.release(deferred.tag);
         // A held request's own bytes go with its answer.
         partial.drain(..(deferred.held as usize).min(partial.len()));
         *deadline = keep_alive_deadline;
@@ -562,11 +566,12 @@ impl H1Conn {
     /// request, kept whole, is parsed and routed again, then what follows.
     pub(in crate::server) fn proceed<A: App>(&mut self, c: &mut Call<'_, '_, A>, route: Route, now: Instant) {
         let Some(requests) = self.requests() else { return };
-        if requests.waiting.is_none_or(|deferred| deferred.held == 0) {
+        let Some(deferred) = requests.waiting.filter(|deferred| deferred.held != 0) else {
             return;
-        }
+        };
         requests.waiting = None;
         requests.deadline = now + c.env.config.keep_alive_timeout;
+        let route = c.app.proceed_route(c.id, route, deferred.tag);
         self.input_released(c, &[], Some(route), now);
         // Reading stopped while the request was held: go on with what the
         // socket holds, unless the next request waits in turn.

@@ -48,6 +48,7 @@ impl H1Conn {
                 let extra: Vec<(&str, &str)> =
                     alt_svc.as_deref().map(|v| ("Alt-Svc", v)).into_iter().collect();
                 respond(c, |out| rejection.write_response_with(out, &extra), true);
+                c.app.release(tag);
                 return;
             }
         };
@@ -57,6 +58,7 @@ impl H1Conn {
         if accepted.write_response(&mut response, &extra).is_err() {
             // Only GET upgrades.
             respond(c, |out| write_error(out, 500, &[], false), true);
+            c.app.release(tag);
             return;
         }
         let session = Session::accepted(accepted, tag, &c.env.ws_config, now);

@@ -69,6 +69,15 @@ pub(in crate::server) struct Deferred {
 }
 
 impl H1Conn {
+    /// The key of the request state the connection holds, if any.
+    pub(in crate::server) fn state(&self) -> Option<u32> {
+        match self {
+            H1Conn::Requests(requests) => requests.waiting.map(|deferred| deferred.tag),
+            H1Conn::WebSocket(session) => Some(session.tag),
+            H1Conn::ClosedWebSocket { tag, .. } | H1Conn::EventStream { tag, .. } => Some(*tag),
+        }
+    }
+
     /// A new connection, whose first request head is due by `deadline`.
     pub(in crate::server) fn new(deadline: Instant) -> H1Conn {
         H1Conn::Requests(Requests {

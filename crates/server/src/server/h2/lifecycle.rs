@@ -4,6 +4,7 @@
 //! steps of a graceful shutdown, and the end of every stream when the
 //! connection is dropped.
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -229,7 +230,7 @@ impl H2Session {
     /// dropped has ended, and keeps the gauges right.
     pub(in crate::server) fn notify_removed<A: App>(
         self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         ctx: &mut Ctx<'_, A::Post>,
         id: ConnId,
         reason: CloseReason,
@@ -239,19 +240,25 @@ impl H2Session {
         for (stream, s) in self.streams {
             let sid = id.with_stream(stream);
             match s.kind {
+                // Each state is dropped here, after its last callback if
+                // that is still owed.
                 Kind::WebSocket(session) => {
                     Stats::sub(&stats.open_websocket, 1);
-                    if !session.notified {
-                        app.on_close(ctx, sid, session.tag, reason.clone());
+                    if session.notified {
+                        app.release(session.tag);
+                    } else {
+                        app.close_final(ctx, sid, session.tag, reason.clone());
                     }
                 }
                 Kind::Sse { tag, ended, .. } => {
                     Stats::sub(&stats.open_event_stream, 1);
-                    if !ended {
-                        app.on_unsubscribe(ctx, sid, tag, reason.clone());
+                    if ended {
+                        app.release(tag);
+                    } else {
+                        app.unsubscribe_final(ctx, sid, tag, reason.clone());
                     }
                 }
-                Kind::Waiting { tag, .. } => app.on_request_abandoned(ctx, sid, tag),
+                Kind::Waiting { tag, .. } => app.abandoned_final(ctx, sid, tag),
                 Kind::Body { .. } | Kind::Answered => {}
             }
         }

@@ -326,10 +326,16 @@ impl H2Session {
         let Kind::Waiting { held: Some(_), .. } = &s.kind else {
             return;
         };
-        let Kind::Waiting { held: Some(held), .. } = std::mem::replace(&mut s.kind, Kind::Answered) else {
+        let Kind::Waiting {
+            held: Some(held),
+            tag,
+            ..
+        } = std::mem::replace(&mut s.kind, Kind::Answered)
+        else {
             return;
         };
         let (request, body) = *held;
+        let route = c.app.proceed_route(sid, route, tag);
         self.route_request(c, stream, &request, &body, Some(route), now);
         c.mark_dirty();
     }
@@ -342,7 +348,7 @@ impl H2Session {
         stream: u32,
         h2_request: &H2Request,
         body: &[u8],
-        released: Option<Route>,
+        released: Option<Route<u32>>,
         now: Instant,
     ) {
         let id = c.id;
@@ -382,7 +388,10 @@ impl H2Session {
         let answer = match decision {
             Decision::Answer(answer) => answer.into_response(),
             // A WebSocket over HTTP/2 is an extended CONNECT.
-            Decision::Upgrade(_) if !websocket => error_response(426),
+            Decision::Upgrade(tag) if !websocket => {
+                c.app.release(tag);
+                error_response(426)
+            }
             Decision::Upgrade(tag) => {
                 return self.accept_websocket(c, stream, h2_request, &head.request, tag, now);
             }
@@ -398,6 +407,9 @@ impl H2Session {
                         deadline,
                         held: held.then(|| Box::new((h2_request.clone(), body.to_vec()))),
                     };
+                } else {
+                    c.app.release(tag);
+                    return;
                 }
                 if closing_sessions && let Some(response) = c.shutdown_answer(sid, tag, now) {
                     self.respond_later(sid, c, &response);

@@ -108,6 +108,24 @@ pub(super) struct Stall {
     pub(super) progressed: bool,
 }
 
+impl H2Session {
+    /// The keys of the request states its streams hold.
+    pub(in crate::server) fn states(&self) -> impl Iterator<Item = u32> + '_ {
+        self.streams.values().filter_map(|s| s.kind.state())
+    }
+}
+
+impl Kind {
+    /// The key of the request state the stream holds, if any.
+    pub(in crate::server) fn state(&self) -> Option<u32> {
+        match self {
+            Kind::Waiting { tag, .. } | Kind::Sse { tag, .. } => Some(*tag),
+            Kind::WebSocket(session) => Some(session.tag),
+            _ => None,
+        }
+    }
+}
+
 impl H2Stream {
     /// What the stream may be stalled on now, if anything: a quiet event
     /// stream or WebSocket (nothing queued) is not.
@@ -167,13 +185,15 @@ pub(super) enum Kind {
 }
 
 impl H2Stream {
-    /// Takes a stream that is gone off the open-session gauges.
-    pub(in crate::server) fn count_gone(&self, stats: &Stats) {
+    /// Takes a stream that is gone off the open-session gauges, and its
+    /// request's state to `released` (its session told already).
+    pub(in crate::server) fn count_gone(&self, stats: &Stats, released: &mut Vec<u32>) {
         match self.kind {
             Kind::Sse { .. } => Stats::sub(&stats.open_event_stream, 1),
             Kind::WebSocket(_) => Stats::sub(&stats.open_websocket, 1),
             _ => {}
         }
+        released.extend(self.kind.state());
     }
 
     pub(super) fn new(kind: Kind) -> H2Stream {

@@ -3,6 +3,7 @@
 //! started, fed and ended, and what is done to each from outside its
 //! input (closed, ended, answered, cut loose).
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -54,9 +55,14 @@ impl H2Session {
             || head_only
         {
             self.forget(stream);
+            // A HEAD's state was released with its decision.
+            if !head_only {
+                c.app.release(tag);
+            }
             return;
         }
         let Some(s) = self.streams.get_mut(&stream) else {
+            c.app.release(tag);
             return;
         };
         s.kind = Kind::Sse {
@@ -88,7 +94,7 @@ impl H2Session {
             let pool = &mut c.env.pool;
             let out = c.link.queue(pool);
             if let Some(gone) = self.drain(stream, out, pool) {
-                gone.count_gone(c.env.stats());
+                gone.count_gone(&c.env.peers.own().stats, &mut c.env.released);
             }
         }
     }
@@ -112,6 +118,7 @@ impl H2Session {
             Err(refusal) => {
                 let out = c.link.queue(&mut c.env.pool);
                 self.answer(c.env, out, stream, &refusal, false);
+                c.app.release(tag);
                 return;
             }
         };
@@ -131,9 +138,11 @@ impl H2Session {
             .is_err()
         {
             self.forget(stream);
+            c.app.release(tag);
             return;
         }
         let Some(s) = self.streams.get_mut(&stream) else {
+            c.app.release(tag);
             return;
         };
         s.kind = Kind::WebSocket(session);
@@ -158,7 +167,7 @@ impl H2Session {
         c: &mut Call<'_, '_, A>,
         stream: u32,
         now: Instant,
-        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> Option<Option<()>> {
         let id = c.id;
         let sid = id.with_stream(stream);
@@ -197,7 +206,7 @@ impl H2Session {
         }
         let out = c.link.queue(pool);
         if let Some(gone) = self.drain(stream, out, pool) {
-            gone.count_gone(c.env.stats());
+            gone.count_gone(&c.env.peers.own().stats, &mut c.env.released);
         }
     }
 
@@ -271,7 +280,7 @@ impl H2Session {
             self.repay(s, limit, out, pool);
         }
         for s in &gone {
-            s.count_gone(c.env.stats());
+            s.count_gone(&c.env.peers.own().stats, &mut c.env.released);
         }
     }
 
@@ -288,16 +297,24 @@ impl H2Session {
         let Some(gone) = self.forget(sid.stream()) else {
             return;
         };
-        gone.count_gone(c.env.stats());
+        gone.count_gone(&c.env.peers.own().stats, &mut Vec::new());
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
+        // The stream's state is dropped here, after its last callback if
+        // that is still owed.
         guarded(&peers.own().stats, "the end of a stream", || match gone.kind {
-            Kind::WebSocket(session) if !session.notified => app.on_close(&mut ctx, sid, session.tag, reason),
+            Kind::WebSocket(session) if !session.notified => {
+                app.close_final(&mut ctx, sid, session.tag, reason)
+            }
             Kind::Sse {
                 tag, ended: false, ..
-            } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
-            Kind::Waiting { tag, .. } => app.on_request_abandoned(&mut ctx, sid, tag),
-            _ => {}
+            } => app.unsubscribe_final(&mut ctx, sid, tag, reason),
+            Kind::Waiting { tag, .. } => app.abandoned_final(&mut ctx, sid, tag),
+            kind => {
+                if let Some(key) = kind.state() {
+                    app.release(key);
+                }
+            }
         });
     }
 
@@ -391,14 +408,18 @@ impl H2Session {
         c: &mut Call<'_, '_, A>,
         response: &Response,
     ) {
-        let Some(Kind::Waiting { head_only, held, .. }) = self.streams.get(&sid.stream()).map(|s| &s.kind)
+        let Some(Kind::Waiting {
+            head_only, held, tag, ..
+        }) = self.streams.get(&sid.stream()).map(|s| &s.kind)
         else {
             return;
         };
-        let head_only = *head_only;
+        let (head_only, tag) = (*head_only, *tag);
         let answer = deferred_answer(response, held.as_ref().map(|held| &held.0));
         let out = c.link.queue(&mut c.env.pool);
+        // The answer ends the stream's wait: its state goes.
         self.answer(c.env, out, sid.stream(), &answer, head_only);
+        c.app.release(tag);
         c.mark_dirty();
     }
 }

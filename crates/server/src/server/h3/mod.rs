@@ -64,6 +64,7 @@
 //! endpoint's own work, for no connection in particular, costs the
 //! datagram being handled.
 
+use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -108,6 +109,10 @@ pub(in crate::server) struct H3Endpoint {
     /// The WebSocket configuration of WebTransport sessions: the loop's,
     /// without ping or idle timer (QUIC's own keep the connection).
     wt_config: tether_ws::SharedConfig,
+    /// Keys of the request states of streams forgotten or answered,
+    /// released by the loop at the end of its turn (after any callback
+    /// that tells of the stream's end).
+    pub(in crate::server) released: Vec<u32>,
 }
 
 /// The streams of one QUIC connection that the server still serves.
@@ -147,6 +152,16 @@ enum Kind {
 }
 
 impl Kind {
+    /// The key of the request state the stream holds, if any.
+    fn state(&self) -> Option<u32> {
+        match self {
+            Kind::Waiting { tag, .. } | Kind::Sse { tag, .. } => Some(*tag),
+            Kind::WebSocket(session) => Some(session.tag),
+            Kind::WebTransport(wt) => Some(wt.ws.tag),
+            Kind::Body { .. } | Kind::Discarding => None,
+        }
+    }
+
     /// The application's WebSocket session, if the stream is one or a
     /// WebTransport session.
     fn session_mut(&mut self) -> Option<&mut Session> {
@@ -205,6 +220,7 @@ impl H3Endpoint {
             routed,
             streams_due: None,
             wt_config: tether_ws::SharedConfig::new(wt_config, Instant::now()),
+            released: Vec::new(),
         })
     }
 
@@ -218,7 +234,7 @@ impl H3Endpoint {
     /// what the endpoint says is handled.
     pub(in crate::server) fn readable<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         now: Instant,
     ) {
@@ -257,7 +273,7 @@ impl H3Endpoint {
     /// one.
     pub(in crate::server) fn forwarded<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         from: SocketAddr,
         datagram: &[u8],
@@ -274,7 +290,7 @@ impl H3Endpoint {
     /// The socket takes datagrams again.
     pub(in crate::server) fn writable<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         registry: &Registry,
         now: Instant,
@@ -287,7 +303,7 @@ impl H3Endpoint {
     /// then every datagram the endpoint has to send.
     pub(in crate::server) fn turn<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         registry: &Registry,
         now: Instant,
@@ -357,7 +373,13 @@ impl H3Endpoint {
         self.streams_due = [self.streams_due, at].into_iter().flatten().min();
     }
 
-    fn send<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, registry: &Registry, now: Instant) {
+    fn send<A: App>(
+        &mut self,
+        app: &mut Hosted<A>,
+        env: &mut LoopEnv<A::Post>,
+        registry: &Registry,
+        now: Instant,
+    ) {
         let server = &mut self.server;
         let mut faults = Vec::new();
         self.socket.send(registry, |buf, max_segments| {
@@ -394,12 +416,12 @@ impl H3Endpoint {
     /// documentation), and `None` is returned.
     pub(in crate::server) fn contained<A: App, R>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         what: &'static str,
         now: Instant,
-        work: impl FnOnce(&mut H3Endpoint, &mut A, &mut LoopEnv<A::Post>) -> R,
+        work: impl FnOnce(&mut H3Endpoint, &mut Hosted<A>, &mut LoopEnv<A::Post>) -> R,
     ) -> Option<R> {
         let id = self.named(conn);
         match guard::catch(Some(id), || work(self, app, env)) {
@@ -416,7 +438,7 @@ impl H3Endpoint {
     /// endpoint's streams, under its connection's guard.
     pub(in crate::server) fn apply<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         action: Action,
         now: Instant,
@@ -434,7 +456,7 @@ impl H3Endpoint {
     /// leaves more than [`crate::config::Config::max_output`] unread), its
     /// event stream ended, its WebSocket's close handshake begun, its
     /// deferred answer sent, its held request let go on.
-    fn act<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, action: Action, now: Instant) {
+    fn act<A: App>(&mut self, app: &mut Hosted<A>, env: &mut LoopEnv<A::Post>, action: Action, now: Instant) {
         match action {
             Action::Send(id, encoded) => {
                 if self.push(env, id, encoded, now) {
@@ -454,7 +476,7 @@ impl H3Endpoint {
     #[cold]
     pub(super) fn settle_fault<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         fault: Fault,
         now: Instant,
@@ -487,7 +509,10 @@ impl H3Endpoint {
         let told = guard::catch(Some(id), || self.closed(app, env, conn, now));
         if let Err(panic) = told {
             // What is left of it goes untold.
-            self.conns.remove(&conn);
+            if let Some(gone) = self.conns.remove(&conn) {
+                self.released
+                    .extend(gone.streams.values().filter_map(Kind::state));
+            }
             error!("a panic in the end of {}: {panic}", Named(id));
         }
         if !dropped {
@@ -538,6 +563,7 @@ impl H3Endpoint {
     /// open-session gauges right.
     fn forget<P>(&mut self, env: &LoopEnv<P>, conn: ConnectionHandle, stream_id: u64) -> Option<Kind> {
         let kind = self.conns.get_mut(&conn)?.streams.remove(&stream_id)?;
+        self.released.extend(kind.state());
         match kind {
             Kind::Sse { .. } => Stats::sub(&env.stats().open_event_stream, 1),
             Kind::WebSocket(_) | Kind::WebTransport(_) => Stats::sub(&env.stats().open_websocket, 1),
@@ -603,10 +629,10 @@ pub(super) fn caught(
 /// The application and a context that acts on no connection in
 /// particular.
 fn detached<'a, A: App>(
-    app: &'a mut A,
+    app: &'a mut Hosted<A>,
     env: &'a mut LoopEnv<A::Post>,
     now: Instant,
-) -> (&'a mut A, Ctx<'a, A::Post>) {
+) -> (&'a mut Hosted<A>, Ctx<'a, A::Post>) {
     let LoopEnv {
         actions, pool, peers, ..
     } = env;
@@ -616,7 +642,7 @@ fn detached<'a, A: App>(
 /// The application's answer to a request still waiting as the sessions
 /// close, if it gives one now (a 500 if the callback panicked).
 fn shutdown_answer<A: App>(
-    app: &mut A,
+    app: &mut Hosted<A>,
     env: &mut LoopEnv<A::Post>,
     sid: ConnId,
     tag: u32,

@@ -3,6 +3,7 @@
 //! head turned into a [`Head`] for the one dispatch, and the decision
 //! carried out on the request stream.
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -24,7 +25,12 @@ use crate::server::guard::guarded;
 impl H3Endpoint {
     /// Everything the endpoint has to say: connections opened and closed,
     /// requests, their bodies and their ends.
-    pub(super) fn handle_events<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, now: Instant) {
+    pub(super) fn handle_events<A: App>(
+        &mut self,
+        app: &mut Hosted<A>,
+        env: &mut LoopEnv<A::Post>,
+        now: Instant,
+    ) {
         while let Some(event) = self.server.poll_event() {
             let conn = event.conn();
             self.contained(app, env, conn, "an HTTP/3 event", now, |endpoint, app, env| {
@@ -35,7 +41,7 @@ impl H3Endpoint {
 
     fn handle_event<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         event: ServerEvent,
         now: Instant,
@@ -60,7 +66,7 @@ impl H3Endpoint {
 
     fn session_event<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         event: SessionEvent,
@@ -129,7 +135,7 @@ impl H3Endpoint {
     /// wait for), any other request once its body is in.
     fn request<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -170,7 +176,7 @@ impl H3Endpoint {
     /// [`too_large`]).
     fn body_too_large<A: App>(
         &self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         request: &FieldRequest,
@@ -199,7 +205,7 @@ impl H3Endpoint {
     /// the limit is answered 413 and the rest dropped.
     fn data<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -273,13 +279,13 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn route_request<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
         request: &FieldRequest,
         body: &[u8],
-        released: Option<Route>,
+        released: Option<Route<u32>>,
         now: Instant,
     ) {
         let Some(sid) = self.id_of(conn, stream_id) else {
@@ -322,7 +328,10 @@ impl H3Endpoint {
         let answer = match decision {
             Decision::Answer(answer) => answer.into_response(),
             // A WebSocket over HTTP/3 is an extended CONNECT.
-            Decision::Upgrade(_) if !websocket && !webtransport => error_response(426),
+            Decision::Upgrade(tag) if !websocket && !webtransport => {
+                app.release(tag);
+                error_response(426)
+            }
             Decision::Upgrade(tag) if webtransport => {
                 return self.accept_webtransport(app, env, conn, stream_id, request, &head.request, tag, now);
             }
@@ -376,8 +385,10 @@ impl H3Endpoint {
     ) {
         if let Some(held) = self.conns.get_mut(&conn)
             && !matches!(held.streams.get(&stream_id), Some(Kind::Discarding))
+            && let Some(kind) = held.streams.remove(&stream_id)
         {
-            held.streams.remove(&stream_id);
+            // Answered: the request is over.
+            self.released.extend(kind.state());
         }
         let fields = header_fields(
             &response.content_type,
@@ -406,7 +417,7 @@ impl H3Endpoint {
     /// application.
     pub(super) fn closed<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         now: Instant,
@@ -419,6 +430,9 @@ impl H3Endpoint {
         for stream_id in streams {
             self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
         }
-        self.conns.remove(&conn);
+        if let Some(gone) = self.conns.remove(&conn) {
+            self.released
+                .extend(gone.streams.values().filter_map(Kind::state));
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! sink's operations, carried out by `H3Endpoint::act`).
 //! Also the two steps of a graceful shutdown for the endpoint.
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -26,7 +27,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -37,6 +38,9 @@ impl H3Endpoint {
         now: Instant,
     ) {
         let Some(sid) = self.id_of(conn, stream_id) else {
+            if !head_only {
+                app.release(tag);
+            }
             return;
         };
         let fields = header_fields(
@@ -64,6 +68,10 @@ impl H3Endpoint {
             debug!("HTTP/3 event stream head on stream {stream_id}: {e}");
             self.server
                 .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+            // A HEAD's state was released with its decision.
+            if !head_only {
+                app.release(tag);
+            }
             return;
         }
         if head_only {
@@ -139,7 +147,7 @@ impl H3Endpoint {
     /// connection's other streams alone.
     pub(in crate::server) fn cut_loose<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         id: ConnId,
         now: Instant,
@@ -163,7 +171,7 @@ impl H3Endpoint {
     /// stream ends after what is queued.
     pub(in crate::server) fn end_stream<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         id: ConnId,
         reason: CloseReason,
@@ -202,7 +210,7 @@ impl H3Endpoint {
     /// Lets the request the application held on `id` go on as `route`.
     pub(in crate::server) fn proceed<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         id: ConnId,
         route: Route,
@@ -217,10 +225,16 @@ impl H3Endpoint {
         if !matches!(streams.get(&stream_id), Some(Kind::Waiting { held: Some(_), .. })) {
             return;
         }
-        let Some(Kind::Waiting { held: Some(held), .. }) = streams.remove(&stream_id) else {
+        let Some(Kind::Waiting {
+            held: Some(held),
+            tag,
+            ..
+        }) = streams.remove(&stream_id)
+        else {
             return;
         };
         let (request, body) = *held;
+        let route = app.proceed_route(id, route, tag);
         self.route_request(app, env, conn, stream_id, &request, &body, Some(route), now);
     }
 
@@ -228,7 +242,7 @@ impl H3Endpoint {
     /// forgotten, and the application told.
     pub(super) fn gone<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -254,7 +268,7 @@ impl H3Endpoint {
 
     /// What is due on the streams: deferred answers whose time is up, and
     /// event streams' heartbeats.
-    pub(super) fn on_timer<A: App>(&mut self, app: &mut A, env: &mut LoopEnv<A::Post>, now: Instant) {
+    pub(super) fn on_timer<A: App>(&mut self, app: &mut Hosted<A>, env: &mut LoopEnv<A::Post>, now: Instant) {
         let heartbeat = env.config.sse_heartbeat;
         let mut timed_out = Vec::new();
         let mut beats = Vec::new();
@@ -336,7 +350,7 @@ impl H3Endpoint {
     /// so that clients open no new request.
     pub(in crate::server) fn begin_shutdown<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         now: Instant,
     ) {
@@ -347,7 +361,7 @@ impl H3Endpoint {
     /// what that takes is sent as far as the socket takes it now.
     pub(in crate::server) fn close_all<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         registry: &mio::Registry,
         now: Instant,
@@ -365,7 +379,7 @@ impl H3Endpoint {
     /// close being idempotent).
     fn for_every_connection<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         what: &'static str,
         now: Instant,
@@ -388,7 +402,7 @@ impl H3Endpoint {
     /// are answered, WebSockets closed with 1001, event streams ended.
     pub(in crate::server) fn close_sessions<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         now: Instant,
     ) {

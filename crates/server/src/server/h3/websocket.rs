@@ -3,6 +3,7 @@
 //! WebSocket frames both ways in DATA frames; the session fed, timed and
 //! closed as on the other carriers (`crate::server::websocket`).
 
+use crate::server::hosted::Hosted;
 use std::time::Instant;
 
 use log::debug;
@@ -26,7 +27,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_websocket<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -38,13 +39,17 @@ impl H3Endpoint {
         let (session, extra) =
             match accept_connect(&env.handshake, &env.ws_config, connect, request, tag, now) {
                 Ok(accepted) => accepted,
-                Err(refusal) => return self.answer(now, conn, stream_id, &refusal, false),
+                Err(refusal) => {
+                    app.release(tag);
+                    return self.answer(now, conn, stream_id, &refusal, false);
+                }
             };
         let fields = header_fields("", None, extra.iter().map(|(n, v)| (*n, v.as_str())));
         if let Err(e) = self.server.send_head(now, conn, stream_id, 200, &fields) {
             debug!("HTTP/3 WebSocket head on stream {stream_id}: {e}");
             self.server
                 .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+            app.release(tag);
             return;
         }
         self.open_session(
@@ -64,7 +69,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open_session<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -95,12 +100,12 @@ impl H3Endpoint {
     /// callback panicked.
     pub(super) fn with_ws<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
         now: Instant,
-        f: impl FnOnce(&mut A, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
     ) -> Option<Option<()>> {
         let sid = self.id_of(conn, stream_id)?;
         let session = self.kind_mut(conn, stream_id).and_then(Kind::session_mut)?;
@@ -114,7 +119,7 @@ impl H3Endpoint {
     /// WebSocket frames from the client on the stream.
     pub(super) fn ws_input<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -165,7 +170,7 @@ impl H3Endpoint {
     /// together past the message limit.
     pub(super) fn check_shared_budget<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -202,7 +207,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     fn take_scratch<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -251,7 +256,7 @@ impl H3Endpoint {
     /// Starts the close handshake of the WebSocket `id` names.
     pub(in crate::server) fn close_ws<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         id: ConnId,
         code: CloseCode,
@@ -269,7 +274,7 @@ impl H3Endpoint {
     /// A WebSocket's timer (ping, idle, close handshake) is due.
     pub(super) fn ws_timer<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,

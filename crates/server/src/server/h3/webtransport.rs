@@ -22,6 +22,7 @@
 //! client would have sent. Its close frame becomes
 //! CLOSE_WEBTRANSPORT_SESSION with the same code and reason.
 
+use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -111,7 +112,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_webtransport<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -122,7 +123,10 @@ impl H3Endpoint {
     ) {
         let (session, _) = match accept_connect(&env.handshake, &self.wt_config, connect, request, tag, now) {
             Ok(accepted) => accepted,
-            Err(refusal) => return self.answer(now, conn, stream_id, &refusal, false),
+            Err(refusal) => {
+                app.release(tag);
+                return self.answer(now, conn, stream_id, &refusal, false);
+            }
         };
         let opened = self
             .server
@@ -134,6 +138,7 @@ impl H3Endpoint {
                 debug!("HTTP/3 WebTransport session on stream {stream_id}: {e}");
                 self.server
                     .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
+                app.release(tag);
                 return;
             }
         };
@@ -153,7 +158,7 @@ impl H3Endpoint {
     /// the application is told as it would be of a WebSocket closed.
     pub(super) fn wt_output<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -225,7 +230,7 @@ impl H3Endpoint {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn wt_data<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         stream_id: u64,
@@ -285,7 +290,7 @@ impl H3Endpoint {
     /// is over.
     pub(super) fn wt_stopped<A: App>(
         &mut self,
-        app: &mut A,
+        app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         conn: ConnectionHandle,
         target: Target,

@@ -1,0 +1,256 @@
+//! The application as a loop hosts it: the application itself, and the
+//! states ([`App::State`]) of the requests under way, kept in a table
+//! beside it so that the connection and stream structs, which are not
+//! generic, keep a `u32` key to a state where they would keep the state.
+//!
+//! Calling contract: [`Hosted::route`] puts a request's state in the
+//! table and returns its key in the route; the callbacks below take the
+//! key and hand the application its state by `&mut`; the session that
+//! holds a key calls [`Hosted::release`] exactly once, when its request is
+//! over (after the last callback), and never uses the key after it (the
+//! slot serves a later request).
+
+use std::ops::{Deref, DerefMut};
+
+use tether_ws::MessageRef;
+
+use crate::app::{App, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
+
+/// The states of the requests under way, by key. A freed slot is reused
+/// by a later request, so the table stays as long as the most requests
+/// under way at once; a slot of a state that is `()` takes a byte.
+pub(super) struct States<S> {
+    slots: Vec<Option<S>>,
+    free: Vec<u32>,
+}
+
+impl<S> States<S> {
+    fn new() -> States<S> {
+        States {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, state: S) -> u32 {
+        if let Some(key) = self.free.pop()
+            && let Some(slot) = self.slots.get_mut(key as usize)
+        {
+            *slot = Some(state);
+            return key;
+        }
+        self.slots.push(Some(state));
+        // Each request under way holds a connection or stream: far fewer
+        // than 2^32 of them.
+        u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn get_mut(&mut self, key: u32) -> Option<&mut S> {
+        self.slots.get_mut(key as usize).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, key: u32) -> Option<S> {
+        let state = self.slots.get_mut(key as usize)?.take()?;
+        self.free.push(key);
+        Some(state)
+    }
+}
+
+/// An application and its requests' states.
+pub(super) struct Hosted<A: App> {
+    app: A,
+    pub(super) states: States<A::State>,
+}
+
+impl<A: App> Deref for Hosted<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.app
+    }
+}
+
+impl<A: App> DerefMut for Hosted<A> {
+    fn deref_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+}
+
+impl<A: App> Hosted<A> {
+    pub(super) fn new(app: A) -> Hosted<A> {
+        Hosted {
+            app,
+            states: States::new(),
+        }
+    }
+
+    /// [`App::route`], its state kept: the route names its key.
+    pub(super) fn route(&mut self, request: &Request<'_>) -> Route<u32> {
+        let states = &mut self.states;
+        self.app.route(request).map(|state| states.insert(state))
+    }
+
+    /// The route a held request goes on as ([`Ctx::proceed`]), with the
+    /// state it was held with (`key`); a route without one (a page, a
+    /// 404) ends the request, and its state is released.
+    pub(super) fn proceed_route(&mut self, conn: ConnId, route: Route, key: u32) -> Route<u32> {
+        if matches!(route, Route::Page { .. } | Route::NotFound) {
+            self.release(key);
+        } else if let Some(state) = self.states.get_mut(key) {
+            self.app.on_proceed(conn, state, &route);
+        }
+        route.map(|()| key)
+    }
+
+    /// [`App::on_close`] for a session that is being forgotten, its state
+    /// then dropped (taken out first, so that a callback that panics
+    /// drops it too).
+    pub(super) fn close_final(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        reason: CloseReason,
+    ) {
+        if let Some(mut state) = self.states.remove(key) {
+            self.app.on_close(ctx, conn, &mut state, reason);
+        }
+    }
+
+    /// [`App::on_unsubscribe`] for an event stream being forgotten, its
+    /// state then dropped.
+    pub(super) fn unsubscribe_final(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        reason: CloseReason,
+    ) {
+        if let Some(mut state) = self.states.remove(key) {
+            self.app.on_unsubscribe(ctx, conn, &mut state, reason);
+        }
+    }
+
+    /// [`App::on_request_abandoned`], the state then dropped.
+    pub(super) fn abandoned_final(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, key: u32) {
+        if let Some(mut state) = self.states.remove(key) {
+            self.app.on_request_abandoned(ctx, conn, &mut state);
+        }
+    }
+
+    /// Drops the state of a request that is over.
+    pub(super) fn release(&mut self, key: u32) {
+        drop(self.states.remove(key));
+    }
+
+    pub(super) fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        request: &Request<'_>,
+    ) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_open(ctx, conn, state, request);
+        }
+    }
+
+    pub(super) fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        message: MessageRef<'_>,
+    ) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_message(ctx, conn, state, message);
+        }
+    }
+
+    pub(super) fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        reason: CloseReason,
+    ) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_close(ctx, conn, state, reason);
+        }
+    }
+
+    pub(super) fn event_stream_headers(&mut self, key: u32, request: &Request<'_>) -> Vec<(String, String)> {
+        match self.states.get_mut(key) {
+            Some(state) => self.app.event_stream_headers(state, request),
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_subscribe(ctx, conn, state, request, last_event_id);
+        }
+    }
+
+    pub(super) fn on_unsubscribe(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        reason: CloseReason,
+    ) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_unsubscribe(ctx, conn, state, reason);
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        request: &Request<'_>,
+        body: &[u8],
+    ) -> Reply {
+        match self.states.get_mut(key) {
+            Some(state) => self.app.on_request(ctx, conn, state, request, body),
+            None => Reply::Now(Response::text(500, "500 Internal Server Error\n")),
+        }
+    }
+
+    pub(super) fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+    ) -> Response {
+        match self.states.get_mut(key) {
+            Some(state) => self.app.on_request_timeout(ctx, conn, state),
+            None => Response::empty(204),
+        }
+    }
+
+    pub(super) fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, key: u32) {
+        if let Some(state) = self.states.get_mut(key) {
+            self.app.on_request_abandoned(ctx, conn, state);
+        }
+    }
+
+    pub(super) fn on_request_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+    ) -> Option<Response> {
+        match self.states.get_mut(key) {
+            Some(state) => self.app.on_request_shutdown(ctx, conn, state),
+            None => Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1")),
+        }
+    }
+}
