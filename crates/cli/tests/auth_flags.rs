@@ -146,18 +146,7 @@ impl Server {
 
     /// The status of a GET for `target` with these header lines.
     fn status(&self, target: &str, headers: &str) -> u16 {
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
-        write!(
-            stream,
-            "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut line = String::new();
-        BufReader::new(stream)
-            .read_line(&mut line)
-            .expect("a status line");
-        line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        process::get_status(self.addr, target, headers)
     }
 }
 

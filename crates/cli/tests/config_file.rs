@@ -270,18 +270,7 @@ fn errors_name_the_key_and_its_line() {
 
 /// The status of `GET TARGET` (an event stream's head is enough).
 fn status(addr: SocketAddr, target: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .expect("a status line");
-    line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    process::get_status(addr, target, "")
 }
 
 #[test]

@@ -15,8 +15,8 @@ mod process;
 #[path = "serve/temp_dir.rs"]
 mod temp_dir;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,18 +83,7 @@ impl Server {
     /// The status of `GET TARGET` with `Authorization: Bearer TOKEN` (the
     /// status line only: an event stream does not end).
     fn status(&self, target: &str, token: &str) -> u16 {
-        let mut stream = TcpStream::connect(self.http).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
-        write!(
-            stream,
-            "GET {target} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut line = String::new();
-        BufReader::new(stream)
-            .read_line(&mut line)
-            .expect("a status line");
-        line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        process::get_status(self.http, target, &format!("Authorization: Bearer {token}\r\n"))
     }
 
     /// The status of `GET /metrics` with this token.

@@ -157,3 +157,21 @@ pub(crate) fn serve(
     let addr = address(&banner).unwrap_or_else(|| panic!("no address in {banner:?}"));
     (process, addr, banner)
 }
+
+/// The status of `GET TARGET` with these header lines (each ending in
+/// CRLF), on a connection of its own: the status line only, so an event
+/// stream's head is enough. 0 if no status line parses.
+pub(crate) fn get_status(addr: SocketAddr, target: &str, headers: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("a status line");
+    line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
