@@ -134,7 +134,14 @@ impl Delivery {
             Err(refused) => return Reply::Now(refused),
         };
         match self.hub.poll(topic, conn, since.as_deref()) {
-            Ok(Polled::Now { gap, events }) => {
+            Ok(Polled::Now {
+                gap,
+                events,
+                unfollow,
+            }) => {
+                if unfollow {
+                    parts.broker.unfollow(&Arc::from(topic), &mut LoopContext { ctx });
+                }
                 add(&parts.stats.sent_poll, events.len() as u64);
                 if gap.is_some() {
                     add(&parts.stats.gaps, 1);

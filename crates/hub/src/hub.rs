@@ -173,8 +173,12 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                 let replay = entry.backlog.replay(since.unwrap_or_default());
                 let gap = replay.gap();
                 let events = replay.events().cloned().collect();
-                self.tidy(&name);
-                Ok(Polled::Now { gap, events })
+                let unfollow = self.tidy(&name);
+                Ok(Polled::Now {
+                    gap,
+                    events,
+                    unfollow,
+                })
             }
         }
     }

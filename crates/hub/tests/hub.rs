@@ -157,6 +157,7 @@ fn long_polls() {
         Ok(Polled::Now {
             gap: Some(gap),
             events,
+            unfollow: false,
         }) => {
             assert_eq!((gap.first, gap.resume, events.len()), (None, EventId::ZERO, 0));
         }
@@ -166,7 +167,11 @@ fn long_polls() {
     assert_eq!(d.waiters, [1]);
     hub.deliver(event("t", 2)).unwrap();
     match hub.poll("t", 1, Some("10-1")) {
-        Ok(Polled::Now { gap: None, events }) => assert_eq!(events[0].id(), EventId::new(10, 2)),
+        Ok(Polled::Now {
+            gap: None,
+            events,
+            unfollow: false,
+        }) => assert_eq!(events[0].id(), EventId::new(10, 2)),
         other => panic!("{other:?}"),
     }
     assert!(matches!(hub.poll("t", 1, Some("10-2")), Ok(Polled::Wait)));

@@ -37,6 +37,12 @@ pub enum Polled {
         gap: Option<Gap>,
         /// The events, oldest first.
         events: Vec<Arc<Event>>,
+        /// The answer left the topic unwatched and the hub dropped it: a
+        /// topic followed on demand must be unfollowed
+        /// ([`Broker::unfollow`](crate::Broker::unfollow)), or the broker
+        /// and the loop disagree on whether it is followed (the next
+        /// follow of it then looks like a repeat).
+        unfollow: bool,
     },
     /// Nothing to answer yet: the poller waits for the topic's next event
     /// (it comes in [`Delivery::waiters`]).
