@@ -319,7 +319,8 @@ impl BrokerState {
 ///    one [`HubMessage::Ready`] (the backlog: the last events, oldest
 ///    first, and the id of the one before them, if any), and then every
 ///    later event. The history plus the deliveries after it must be
-///    contiguous.
+///    contiguous. A `follow` repeated without an `unfollow` between is
+///    answered with a `Ready` too (the loop wants the backlog again).
 /// 4. **Outcomes.** A publish with a [`Publish::reply`] gets exactly one
 ///    [`HubMessage::Published`] (or [`HubMessage::Duplicate`]), posted to
 ///    that loop after the event's delivery to it (so that a publisher that

@@ -140,10 +140,15 @@ pub(crate) async fn follow(
                     deliver(&bridge, &topic, serial, &mut replica, &loops, &message)
                 }
                 TopicCmd::Follow(to) => {
+                    // A loop follows once between unfollows; a repeat
+                    // means it wants the backlog again (it dropped the
+                    // topic and made it anew), and the broker's contract
+                    // owes every follow a `Ready`: without one, the
+                    // loop's new subscribers would wait for ever.
                     if !loops.contains(&to) {
                         loops.push(to);
-                        bridge.post(to, replica.ready(&topic));
                     }
+                    bridge.post(to, replica.ready(&topic));
                 }
                 TopicCmd::Unfollow(to) => loops.retain(|&l| l != to),
                 TopicCmd::Check => {}

@@ -185,6 +185,31 @@ fn a_follow_gets_the_backlog_with_the_id_before_it() {
 }
 
 #[test]
+fn a_repeated_follow_gets_the_backlog_again() {
+    if !available("a_repeated_follow_gets_the_backlog_again") {
+        return;
+    }
+    // A loop that dropped a topic without unfollowing it and made it anew
+    // follows it again: it is owed a `Ready` like any follow (the broker's
+    // contract), or its new subscribers wait for ever. The Redis bridge
+    // answers the same (crates/redis/tests/bridge.rs).
+    let nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    a.publish_ok(0, "again", "r1");
+    let mut d = Node::start(&nats.url(), |_| {});
+    d.follow(0, "again");
+    assert_eq!(data(&d.ready(0).0), ["r1"]);
+    a.publish_ok(0, "again", "r2");
+    assert_eq!(data(&[d.deliver(0)]), ["r2"]);
+    d.follow(0, "again");
+    assert_eq!(data(&d.ready(0).0), ["r1", "r2"]);
+    // Then the events after it, once.
+    let id = a.publish_ok(0, "again", "r3");
+    assert_eq!(d.deliver(0).id(), id);
+    d.expect_quiet(0);
+}
+
+#[test]
 fn publish_keys_make_one_event_across_nodes() {
     if !available("publish_keys_make_one_event_across_nodes") {
         return;
