@@ -234,7 +234,7 @@ def main():
                  "--addr", addr, "--port", str(PORT),
                  *(bus_option if node != "ck" else []),
                  "--jwt-secret-file", secret, "--jwt-leeway", "30",
-                 "--sse-heartbeat", "1", "--ping-interval", "1", "--log-level", "info"],
+                 "--sse-heartbeat", "1", "--ping-interval", "1", "--log-level", "info", "--access-log"],
                 args.work, env=node_env,
                 ready=lambda addr=addr: answers(topo, "cl", f"http://{addr}:{PORT}/healthz"))
             clocked.start()
@@ -304,6 +304,12 @@ def main():
             workload.kill()
         report(workload.returncode == 0, "the clients ran to the end",
                f"exit {workload.returncode} (workload.log)")
+        # What each node counted (the bus's reads, errors, resynchronisations),
+        # kept beside its log for whoever reads a failed run.
+        for name in sorted(procs):
+            out = topo.on("cl", "curl", "-s", "-m", "2", f"http://{topo.addr(name)}:{PORT}/metrics", check=False)
+            with open(os.path.join(args.work, f"{name}.metrics"), "w") as kept:
+                kept.write(out)
 
         summary, anomalies = checker.check(checker.load([history, faults_log]), args.late_bound)
         print(f"    {args.bus}: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "

@@ -210,12 +210,14 @@ class ProcessSubscriber:
             self.state = "away"
             self.history.record("disconnect", sub=self.name, topic=self.topic,
                                 why=m.get("why") or m.get("state"))
-        elif kind == "error":
+        else:
+            # Errors, events the client dropped, anything else: kept for
+            # whoever reads a failed run.
             self.history.record("control", sub=self.name, topic=self.topic, message=m)
 
     async def run(self):
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            *self.argv, stdout=asyncio.subprocess.PIPE)  # stderr: to the workload's log
         try:
             while True:
                 line = await self.proc.stdout.readline()
