@@ -144,6 +144,12 @@ run_bus() {
         args+=(--nats-server "$nats_server")
     fi
     "$venv/bin/python" "$here/run.py" "${args[@]}" >"$out" 2>&1
+    local status=$?
+    # A run that failed without saying so (a crash: its traceback is in
+    # the output) is a failure too.
+    if [[ $status -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
+        echo "FAIL $bus: run.py exited with status $status" >>"$out"
+    fi
 }
 
 index=0
