@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::super::{report, sys};
+use super::{report, sys};
 
 /// The publisher's acknowledgements (`{"control":"published","id":"ID"}`):
 /// when each publish not yet acknowledged was written, and what came back.
