@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 
 // The fuzz target uses only part of what the proptest needs.
 #[allow(dead_code)]
-#[path = "../../crates/apps/tests/routes/harness.rs"]
+#[path = "../../crates/hub-app/tests/routes/harness.rs"]
 mod harness;
 
 /// Larger inputs only fill the server's buffers past its limits, which

@@ -9,8 +9,8 @@ use tether_frame::{FrameHeader, OpCode, encode_frame};
 use tether_ws::Extension;
 
 use super::conn::Conn;
-use super::echo::{Options, end_problem};
-use super::fanout::write_message;
+use super::echoes::{Options, end_problem};
+use super::messages::write_message;
 use super::wire::{self, Event};
 
 /// The payload of a deflate echo: text of a made-up JSON feed (about 3 to
@@ -61,7 +61,7 @@ pub struct Collect {
 
 /// Feeds bytes of one connection through its reader: returns how many
 /// echoes they completed (each inflated if it came compressed, then
-/// checked as `echo::take_echoes` checks a plain
+/// checked as `echoes::take_echoes` checks a plain
 /// one), sets `mismatch` if verified bytes differ, and appends pongs to
 /// `pong`.
 #[allow(clippy::too_many_arguments)]
@@ -127,7 +127,7 @@ mod tests {
     use tether_deflate::{ClientOffer, DeflateConfig, Params};
 
     use super::*;
-    use crate::loadgen::echo::test_options;
+    use crate::loadgen::echoes::test_options;
 
     /// `body` as a server sends it with permessage-deflate: compressed,
     /// RSV1, unmasked, cut into `pieces` frames.

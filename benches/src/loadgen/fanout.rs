@@ -39,11 +39,10 @@ use super::spread::Spread;
 use super::wire;
 use super::{h2, sys};
 
-mod messages;
 mod subscriber;
 
-pub(crate) use messages::Clock;
-pub use messages::{Acks, Tally, write_envelope, write_message};
+pub(crate) use super::messages::Clock;
+pub use super::messages::{Acks, Tally, write_envelope, write_message};
 pub(crate) use subscriber::{Sub, consume};
 
 /// What to run.

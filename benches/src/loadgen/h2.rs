@@ -16,7 +16,7 @@ use tether_h2::client::{ClientConnection, Config, Event as H2Event};
 use tether_h2::hpack::Field;
 
 use super::conn::{Dial, Kind};
-use super::echo;
+use super::echoes;
 use super::report::{self, Report};
 use super::wire::{self, EventReader};
 
@@ -304,7 +304,7 @@ pub fn connect_all(
 
 /// Echo over HTTP/2: `opts.connections` WebSockets, `per_conn` to a
 /// connection; each sends a message, waits for its echo, and sends again.
-pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
+pub fn echo(opts: &echoes::Options, per_conn: usize) -> io::Result<Report> {
     let mut poll = Poll::new()?;
     let mut conns = connect_all(
         &mut poll,
@@ -317,7 +317,7 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
     if opts.child {
         report::wait_for_start()?;
     }
-    let body = echo::payload(opts.size);
+    let body = echoes::payload(opts.size);
     let opcode = if opts.binary { OpCode::Binary } else { OpCode::Text };
     let frame = wire::frame(opcode, &body);
     let mut rbuf = vec![0u8; 256 * 1024];
@@ -337,7 +337,7 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
         }
     }
 
-    let mut clock = echo::Measure::new(start, opts);
+    let mut clock = echoes::Measure::new(start, opts);
     let mut count = 0u64;
     let mut events = Events::with_capacity(1024);
     while let Some(wait) = clock.next(&mut count, &mut hist)? {
@@ -353,7 +353,7 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
             conn.on_readable(&mut rbuf, &mut |s, data| {
                 let i = c * per_conn + s;
                 pong.clear();
-                match echo::take_echoes(&mut readers[i], data, &mut mismatch[i], &body, opts, &mut pong) {
+                match echoes::take_echoes(&mut readers[i], data, &mut mismatch[i], &body, opts, &mut pong) {
                     Ok(0) => {}
                     Ok(1) => done.push(s),
                     Ok(n) => failure = Some(format!("stream {i}: {n} echoes for one message sent")),
@@ -394,5 +394,5 @@ pub fn echo(opts: &echo::Options, per_conn: usize) -> io::Result<Report> {
         opts.connections,
         conns.len()
     );
-    echo::finish(opts, clock, count, &hist, problems, &what, Some(conns.len()))
+    echoes::finish(opts, clock, count, &hist, problems, &what, Some(conns.len()))
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use tether_frame::OpCode;
 
 use super::conn::{Dial, Group, Kind, ReadOutcome, connect_all};
-use super::echo::payload;
+use super::echoes::payload;
 use super::report::{self, Report, Window};
 use super::wire::{self, Event};
 

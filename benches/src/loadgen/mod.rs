@@ -27,11 +27,13 @@
 pub mod conn;
 pub mod deflated;
 pub mod echo;
+pub mod echoes;
 pub mod fanout;
 pub mod h2;
 pub mod h3;
 pub mod idle;
 pub mod latency;
+pub mod messages;
 pub mod multi;
 pub mod mux;
 pub mod plan;

@@ -12,8 +12,8 @@
 //!   keeps no list of methods: a handler route takes any), and the
 //!   connection stays open;
 //! - `OPTIONS` on a route is a method like any other: 405 unless the route
-//!   takes it (a CORS preflight does, see `hub_cors.rs`); `OPTIONS *` is
-//!   200 with `Allow`;
+//!   takes it (a CORS preflight does, see
+//!   `crates/hub-app/tests/hub_cors.rs`); `OPTIONS *` is 200 with `Allow`;
 //! - `HEAD` is GET's head alone: the same status and, where GET's answer
 //!   has a length, the same `Content-Length`, no body; an event stream's
 //!   head ends there and the connection goes on; a long poll is answered

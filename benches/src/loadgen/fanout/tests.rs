@@ -1,4 +1,4 @@
-use super::messages::parse_message;
+use super::super::messages::parse_message;
 use super::*;
 
 #[test]

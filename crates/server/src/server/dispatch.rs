@@ -93,6 +93,16 @@ impl Answer {
     }
 }
 
+/// A request the dispatch gave to a session it opens (a WebSocket, an
+/// event stream): what the application saw of it, and the key of the
+/// state the application keeps for it, handed on together to the
+/// carrier that opens the session.
+#[derive(Clone, Copy)]
+pub(super) struct Opening<'a> {
+    pub(super) request: &'a Request<'a>,
+    pub(super) tag: u32,
+}
+
 /// What a session does with a request.
 pub(super) enum Decision {
     /// Answer at once.

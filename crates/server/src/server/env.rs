@@ -65,6 +65,27 @@ impl<P> LoopEnv<P> {
     }
 }
 
+/// The loop's parts lent to one call on the HTTP/3 endpoint, whose
+/// connections have no link or socket of their own to lend beside them
+/// (see [`Call`]): the application, the loop's environment, and the time
+/// the loop woke for the event.
+pub(super) struct Lent<'l, A: App> {
+    pub(super) app: &'l mut Hosted<A>,
+    pub(super) env: &'l mut LoopEnv<A::Post>,
+    pub(super) now: Instant,
+}
+
+impl<A: App> Lent<'_, A> {
+    /// The application and a context that acts on no connection in
+    /// particular.
+    pub(super) fn detached(&mut self) -> (&mut Hosted<A>, Ctx<'_, A::Post>) {
+        let LoopEnv {
+            actions, pool, peers, ..
+        } = &mut *self.env;
+        (&mut *self.app, Ctx::new(self.now, actions, pool, peers))
+    }
+}
+
 /// One call into a connection's session: which connection, its link, the
 /// application and the loop's environment, and the connection's socket
 /// (for a WebSocket echo written back from where it lies).

@@ -34,6 +34,28 @@ use crate::transport::Stream;
 /// head built for them.
 const PLACEHOLDER_KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
+/// Where a session's answers go, as its carrier lends it for one call:
+/// the queue its output goes to, the flag that says it is closing, and,
+/// where the queue is a socket's own, that socket (for a message echoed
+/// in place).
+pub(super) struct Output<'o, 's> {
+    pub(super) out: &'o mut OutQueue,
+    pub(super) closing: &'o mut bool,
+    pub(super) socket: Option<&'o mut Stream<'s>>,
+}
+
+impl<'o> Output<'o, '_> {
+    /// Output to a queue that is not a socket's own (a stream's, on a
+    /// connection that multiplexes sessions).
+    pub(super) fn queued(out: &'o mut OutQueue, closing: &'o mut bool) -> Self {
+        Output {
+            out,
+            closing,
+            socket: None,
+        }
+    }
+}
+
 /// The fields of the 200 that opens a WebSocket over an extended CONNECT
 /// (besides `:status`).
 pub(super) type OpeningFields = Vec<(&'static str, String)>;
@@ -182,9 +204,9 @@ impl Session {
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
         budget: usize,
-        out: &mut OutQueue,
-        closing: &mut bool,
+        output: Output<'_, '_>,
     ) {
+        let Output { out, closing, .. } = output;
         let event = out.write_with(base.pool, |out| {
             self.ws.fail_over_limit(Limit::SharedMessages, budget as u64, out)
         });
@@ -245,22 +267,24 @@ impl Session {
 
     /// Receives `data`: every message and event in it goes to the
     /// application (as session `id`), what the session answers goes to
-    /// `out`. With `socket`, the one `out` belongs to, the last message
-    /// of `data` may be echoed in place from where it lies. A callback
-    /// that panics closes the session with 1011, and the application is
-    /// not told of its end.
-    #[allow(clippy::too_many_arguments)]
+    /// `output`. With the socket the output queue belongs to, the last
+    /// message of `data` may be echoed in place from where it lies. A
+    /// callback that panics closes the session with 1011, and the
+    /// application is not told of its end.
     pub(super) fn receive<A: App>(
         &mut self,
         app: &mut Hosted<A>,
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
         data: &mut [u8],
-        out: &mut OutQueue,
-        closing: &mut bool,
-        mut socket: Option<&mut Stream<'_>>,
-        now: Instant,
+        output: Output<'_, '_>,
     ) {
+        let Output {
+            out,
+            closing,
+            mut socket,
+        } = output;
+        let now = base.now;
         // A recycled buffer for the next message, taken back below if no
         // message started in it: an idle connection keeps none.
         if let Some(unused) = self.ws.lend_buffer(base.pool.buffer()) {

@@ -11,7 +11,7 @@ use super::pending::{PendingBody, take_length};
 use super::state::{Deferred, H1Conn, Requests};
 use crate::app::{App, Request, Response, Route};
 use crate::http;
-use crate::server::dispatch::{Answer, Decision, Form, Head, answer_by, dispatch, too_large};
+use crate::server::dispatch::{Answer, Decision, Form, Head, Opening, answer_by, dispatch, too_large};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::Link;
@@ -33,6 +33,33 @@ fn framing_over(wire: usize, data: usize, limit: usize) -> bool {
 /// [`crate::Config::max_request_body`]).
 fn max_chunk_framing(config: &crate::config::Config) -> usize {
     config.max_request_head.saturating_add(config.max_request_body)
+}
+
+/// What bounds the reading of one request, from the configuration: its
+/// head and body, and the framing a chunked body may carry beside it.
+struct ReadLimits {
+    parse: tether_http1::Limits,
+    max_framing: usize,
+}
+
+impl ReadLimits {
+    fn of(config: &crate::config::Config) -> Self {
+        ReadLimits {
+            parse: tether_http1::Limits::new()
+                .max_head(config.max_request_head)
+                .max_body(u64::try_from(config.max_request_body).unwrap_or(u64::MAX)),
+            max_framing: max_chunk_framing(config),
+        }
+    }
+}
+
+/// One complete request as it lies in what was read: its head, its body,
+/// how many bytes the two took, and what follows them.
+struct Complete<'r, 'h, 'b> {
+    head: &'r tether_http1::RequestHead<'h, 'b>,
+    body: &'r [u8],
+    len: usize,
+    rest: &'r [u8],
 }
 
 /// What to do after one HTTP request.
@@ -78,10 +105,8 @@ impl H1Conn {
     ) {
         let config = &c.env.config;
         let pipeline_limit = config.max_request_head + config.max_request_body;
-        let limits = tether_http1::Limits::new()
-            .max_head(config.max_request_head)
-            .max_body(u64::try_from(config.max_request_body).unwrap_or(u64::MAX));
-        let max_framing = max_chunk_framing(config);
+        let read_limits = ReadLimits::of(config);
+        let (limits, max_framing) = (read_limits.parse, read_limits.max_framing);
         let Some(Requests {
             partial,
             waiting,
@@ -107,7 +132,7 @@ impl H1Conn {
         }
         if let Some(body) = body.take() {
             let head = mem::take(partial);
-            return self.body_input(c, head, body, data, &limits, max_framing, now);
+            return self.body_input(c, head, body, data, &read_limits, now);
         }
         // How much of an unfinished request was already buffered.
         let owned_len = partial.len();
@@ -227,7 +252,13 @@ impl H1Conn {
             }
             let after = after_head.get(body_len..).unwrap_or_default();
             let len = request_start.len() - after.len();
-            let next = self.handle_request(c, &head, body, after, len, released.take(), now);
+            let complete = Complete {
+                head: &head,
+                body,
+                len,
+                rest: after,
+            };
+            let next = self.handle_request(c, &complete, released.take(), now);
             rest = after;
             starts_request = true;
             match next {
@@ -275,15 +306,13 @@ impl H1Conn {
     /// one decoded) on from where the last read stopped. Once it is whole,
     /// the request goes on as if it had come in one read (a chunked body
     /// in one chunk).
-    #[allow(clippy::too_many_arguments)]
     fn body_input<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         head: Vec<u8>,
         mut body: Box<PendingBody>,
         data: &[u8],
-        limits: &tether_http1::Limits,
-        max_framing: usize,
+        limits: &ReadLimits,
         now: Instant,
     ) {
         let fault = match &mut *body {
@@ -294,7 +323,7 @@ impl H1Conn {
             } => match decoder.decode(data, decoded) {
                 Ok((used, done)) => {
                     *wire = wire.saturating_add(used);
-                    if framing_over(*wire, decoded.len(), max_framing) {
+                    if framing_over(*wire, decoded.len(), limits.max_framing) {
                         Some(FRAMING_TOO_LARGE)
                     } else if done {
                         let mut whole = head;
@@ -334,7 +363,7 @@ impl H1Conn {
             return c.env.mark_dirty(c.id, c.link);
         };
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match tether_http1::parse_request(&head, &mut fields, limits) {
+        match tether_http1::parse_request(&head, &mut fields, &limits.parse) {
             Ok(tether_http1::Status::Complete((head, _))) => refuse_body(c, &head, &fault, now),
             _ => error(c, 400, false),
         }
@@ -414,19 +443,21 @@ impl H1Conn {
         c.env.mark_dirty(c.id, c.link);
     }
 
-    /// One complete request, `len` bytes of head and body, with `rest`
-    /// after it; `released`, the route the application chose for it.
-    #[allow(clippy::too_many_arguments)]
+    /// One complete request; `released`, the route the application chose
+    /// for it.
     fn handle_request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
-        head: &tether_http1::RequestHead<'_, '_>,
-        body: &[u8],
-        rest: &[u8],
-        len: usize,
+        complete: &Complete<'_, '_, '_>,
         released: Option<Route<u32>>,
         now: Instant,
     ) -> Next {
+        let Complete {
+            head,
+            body,
+            len,
+            rest,
+        } = *complete;
         let form = match head.form() {
             tether_http1::TargetForm::Asterisk => Form::Asterisk,
             tether_http1::TargetForm::Authority => Form::Connect,
@@ -470,7 +501,11 @@ impl H1Conn {
                 return Next::Stop;
             }
             Decision::Upgrade(tag) => {
-                self.upgrade(c, head, &request.request, tag, rest, now);
+                let opening = Opening {
+                    request: &request.request,
+                    tag,
+                };
+                self.upgrade(c, head, opening, rest, now);
                 return Next::Stop;
             }
             Decision::EventStream { mut headers, .. } if head_only => {
@@ -485,7 +520,11 @@ impl H1Conn {
             }
             Decision::EventStream { tag, mut headers } => {
                 advertise_http3(c, &mut headers);
-                self.start_stream(c, &request.request, tag, &headers, now);
+                let opening = Opening {
+                    request: &request.request,
+                    tag,
+                };
+                self.start_stream(c, opening, &headers, now);
                 return Next::Stop;
             }
             Decision::Later { tag, wait, held } => {

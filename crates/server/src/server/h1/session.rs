@@ -10,30 +10,29 @@ use tether_ws::CloseCode;
 
 use super::requests::respond;
 use super::state::H1Conn;
-use crate::app::{App, CloseReason, Request};
+use crate::app::{App, CloseReason};
 use crate::app::{Current, InPlace};
 use crate::http::{write_error, write_sse_head};
 use crate::loops::Stats;
-use crate::server::dispatch::last_event_id;
+use crate::server::dispatch::{Opening, last_event_id};
 use crate::server::env::Call;
 use crate::server::guard::guarded;
 use crate::server::link::{Kind, Link};
-use crate::server::websocket::Session;
+use crate::server::websocket::{Output, Session};
 
 impl H1Conn {
     /// Upgrades the connection to a WebSocket, if the handshake accepts
     /// it: the answer, the session, `on_open`, then whatever the client
     /// sent right behind its request.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn upgrade<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         req: &tether_http1::RequestHead<'_, '_>,
-        request: &Request<'_>,
-        tag: u32,
+        opening: Opening<'_>,
         rest: &[u8],
         now: Instant,
     ) {
+        let Opening { request, tag } = opening;
         let id = c.id;
         let minor_version = match req.version() {
             tether_http1::Version::Http10 => 0,
@@ -102,15 +101,14 @@ impl H1Conn {
 
     /// Starts an event stream: its head and retry hint, then
     /// `on_subscribe`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
-        request: &Request<'_>,
-        tag: u32,
+        opening: Opening<'_>,
         headers: &[(String, String)],
         now: Instant,
     ) {
+        let Opening { request, tag } = opening;
         let id = c.id;
         let retry = u64::try_from(c.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         respond(
@@ -172,7 +170,17 @@ impl H1Conn {
         let (app, mut base, link, socket) = c.parts(now);
         let Link { out, closing, .. } = &mut *link;
         let out = out.get_or_insert_with(|| base.pool.queue());
-        session.receive(app, &mut base, id, data, out, closing, Some(socket), now);
+        session.receive(
+            app,
+            &mut base,
+            id,
+            data,
+            Output {
+                out,
+                closing,
+                socket: Some(socket),
+            },
+        );
         if out.len() > max_output {
             link.paused = true;
         }

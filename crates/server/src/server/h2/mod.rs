@@ -69,7 +69,9 @@ use state::{H2Stream, Kind, REFUSED_BODY_DISCARD};
 use crate::app::{App, CloseReason, ConnId, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::body::{Gathered, gather};
-use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response, too_large};
+use crate::server::dispatch::{
+    Decision, Form, Head, Opening, answer_by, dispatch, error_response, too_large,
+};
 use crate::server::env::Call;
 use crate::server::fields::{app_headers, app_method, joined_cookies, split_target};
 use crate::server::guard::guarded;
@@ -129,7 +131,6 @@ impl H2Session {
     }
 
     /// A new stream's request.
-    #[allow(clippy::too_many_arguments)]
     fn request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
@@ -196,7 +197,6 @@ impl H2Session {
     }
 
     /// Body bytes (or, empty with `end_stream`, the end of a body).
-    #[allow(clippy::too_many_arguments)]
     fn data<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
@@ -298,7 +298,6 @@ impl H2Session {
 
     /// A complete request: routed once for every version, and answered in
     /// HTTP/2's framing.
-    #[allow(clippy::too_many_arguments)]
     fn dispatch_request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
@@ -341,7 +340,6 @@ impl H2Session {
     }
 
     /// Routes a request, or lets a held one go on as `released`.
-    #[allow(clippy::too_many_arguments)]
     fn route_request<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
@@ -393,10 +391,18 @@ impl H2Session {
                 error_response(426)
             }
             Decision::Upgrade(tag) => {
-                return self.accept_websocket(c, stream, h2_request, &head.request, tag, now);
+                let opening = Opening {
+                    request: &head.request,
+                    tag,
+                };
+                return self.accept_websocket(c, stream, h2_request, opening, now);
             }
             Decision::EventStream { tag, headers } => {
-                return self.start_stream(c, stream, &head.request, tag, &headers, head_only, now);
+                let opening = Opening {
+                    request: &head.request,
+                    tag,
+                };
+                return self.start_stream(c, stream, opening, &headers, head_only, now);
             }
             Decision::Later { tag, wait, held } => {
                 let deadline = answer_by(now, wait);

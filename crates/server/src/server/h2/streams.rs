@@ -12,29 +12,28 @@ use tether_h2::connection::Request as H2Request;
 use tether_ws::CloseCode;
 
 use super::state::{H2Session, Kind, Piece};
-use crate::app::{App, CloseReason, ConnId, Ctx, Request, Response};
+use crate::app::{App, CloseReason, ConnId, Ctx, Response};
 
 use crate::loops::Stats;
 use crate::output::{Chunk, OutQueue};
-use crate::server::dispatch::{deferred_answer, last_event_id};
+use crate::server::dispatch::{Opening, deferred_answer, last_event_id};
 use crate::server::env::Call;
 use crate::server::fields::response_fields;
 use crate::server::guard::guarded;
-use crate::server::websocket::{accept_connect, over_shared_budget};
+use crate::server::websocket::{Output, accept_connect, over_shared_budget};
 
 impl H2Session {
     /// An event stream on `stream` (or, for HEAD, only its head).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         stream: u32,
-        request: &Request<'_>,
-        tag: u32,
+        opening: Opening<'_>,
         extra: &[(String, String)],
         head_only: bool,
         now: Instant,
     ) {
+        let Opening { request, tag } = opening;
         let id = c.id;
         let retry = u64::try_from(c.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         let heartbeat_at = now + c.env.config.sse_heartbeat;
@@ -102,16 +101,15 @@ impl H2Session {
     /// RFC 8441: the extended CONNECT is judged like an upgrade (the
     /// handshake's policy, subprotocols and extensions), answered 200, and
     /// the stream carries WebSocket frames both ways.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_websocket<A: App>(
         &mut self,
         c: &mut Call<'_, '_, A>,
         stream: u32,
         h2_request: &H2Request,
-        request: &Request<'_>,
-        tag: u32,
+        opening: Opening<'_>,
         now: Instant,
     ) {
+        let Opening { request, tag } = opening;
         let accepted = accept_connect(&c.env.handshake, &c.env.ws_config, h2_request, request, tag, now);
         let (session, extra) = match accepted {
             Ok(accepted) => accepted,
@@ -241,7 +239,13 @@ impl H2Session {
         let (app, mut base) = c.detached(now);
         let mut scratch = base.pool.queue();
         let mut closing = false;
-        session.receive(app, &mut base, sid, data, &mut scratch, &mut closing, None, now);
+        session.receive(
+            app,
+            &mut base,
+            sid,
+            data,
+            Output::queued(&mut scratch, &mut closing),
+        );
         let held = session.held();
         let held_by_all = self.streams.values().map(|s| match &s.kind {
             Kind::WebSocket(session) => session.held(),
@@ -250,7 +254,13 @@ impl H2Session {
         if over_shared_budget(held, held_by_all, budget)
             && let Some(Kind::WebSocket(session)) = self.streams.get_mut(&stream).map(|s| &mut s.kind)
         {
-            session.fail_over_budget(app, &mut base, sid, budget, &mut scratch, &mut closing);
+            session.fail_over_budget(
+                app,
+                &mut base,
+                sid,
+                budget,
+                Output::queued(&mut scratch, &mut closing),
+            );
         }
         let closed = !matches!(
             self.streams.get(&stream).map(|s| &s.kind),

@@ -79,7 +79,7 @@ use tether_quic::{ConnectionHandle, QuicServer};
 
 use crate::app::{Action, App, CloseReason, ConnId, Ctx, Response};
 use crate::loops::Stats;
-use crate::server::env::LoopEnv;
+use crate::server::env::{Lent, LoopEnv};
 use crate::server::guard::{self, Named, Panic, guarded};
 use crate::server::websocket::Session;
 
@@ -466,7 +466,7 @@ impl H3Endpoint {
             Action::EndStream(id) => self.end_stream(app, env, id, CloseReason::Ended, now),
             Action::Respond(id, response) => self.respond_later(id, &response, now),
             Action::Proceed(id, route) => self.proceed(app, env, id, route, now),
-            Action::Close(id, code, reason) => self.close_ws(app, env, id, code, &reason, now),
+            Action::Close(id, code, reason) => self.close_ws(&mut Lent { app, env, now }, id, code, &reason),
         }
     }
 

@@ -17,8 +17,10 @@ use super::{H3Endpoint, Kind, detached, shutdown_answer};
 use crate::app::{App, CloseReason, Request, Response, Route};
 use crate::loops::Stats;
 use crate::server::body::{self, Gathered};
-use crate::server::dispatch::{Decision, Form, Head, answer_by, dispatch, error_response, too_large};
-use crate::server::env::LoopEnv;
+use crate::server::dispatch::{
+    Decision, Form, Head, Opening, answer_by, dispatch, error_response, too_large,
+};
+use crate::server::env::{Lent, LoopEnv};
 use crate::server::fields::{app_headers, app_method, header_fields, joined_cookies, split_target};
 use crate::server::guard::guarded;
 
@@ -55,7 +57,9 @@ impl H3Endpoint {
                 debug!("HTTP/3 connection from {remote}");
                 self.conn(conn);
             }
-            ServerEvent::Session { conn, event } => self.session_event(app, env, conn, event, now),
+            ServerEvent::Session { conn, event } => {
+                self.session_event(&mut Lent { app, env, now }, conn, event)
+            }
             ServerEvent::Closed { conn, reason } => {
                 debug!("HTTP/3 connection closed: {reason}");
                 self.closed(app, env, conn, now);
@@ -64,23 +68,15 @@ impl H3Endpoint {
         }
     }
 
-    fn session_event<A: App>(
-        &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
-        conn: ConnectionHandle,
-        event: SessionEvent,
-        now: Instant,
-    ) {
+    fn session_event<A: App>(&mut self, l: &mut Lent<'_, A>, conn: ConnectionHandle, event: SessionEvent) {
+        let now = l.now;
         match event {
-            SessionEvent::Request { stream_id, request } => {
-                self.request(app, env, conn, stream_id, request, now)
-            }
+            SessionEvent::Request { stream_id, request } => self.request(l, conn, stream_id, request),
             SessionEvent::Data { stream_id, mut data } => {
                 if let Some(Kind::WebSocket(_)) = self.kind_mut(conn, stream_id) {
-                    self.ws_input(app, env, conn, stream_id, &mut data, now);
+                    self.ws_input(l, conn, stream_id, &mut data);
                 } else {
-                    self.data(app, env, conn, stream_id, &data, now);
+                    self.data(l, conn, stream_id, &data);
                 }
             }
             SessionEvent::End { stream_id } => {
@@ -88,14 +84,14 @@ impl H3Endpoint {
                 if let Some(Kind::Body { .. }) = streams.get(&stream_id)
                     && let Some(Kind::Body { request, body, .. }) = streams.remove(&stream_id)
                 {
-                    self.route_request(app, env, conn, stream_id, &request, &body, None, now);
+                    self.route_request(l, conn, stream_id, &request, &body, None);
                 } else if let Some(Kind::Discarding) = streams.get(&stream_id) {
                     streams.remove(&stream_id);
                 } else if let Some(Kind::WebSocket(_)) = streams.get(&stream_id) {
                     // The client sends nothing more: a WebSocket without
                     // its close handshake.
                     self.server.reset(now, conn, stream_id, ErrorCode::H3_NO_ERROR);
-                    self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+                    self.gone(l, conn, stream_id, CloseReason::Dropped);
                 }
             }
             SessionEvent::HeadTooLarge { stream_id } => {
@@ -103,7 +99,7 @@ impl H3Endpoint {
             }
             SessionEvent::StreamError { stream_id, .. } | SessionEvent::Cancelled { stream_id, .. } => {
                 self.wt_stream_reset(conn, stream_id);
-                self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+                self.gone(l, conn, stream_id, CloseReason::Dropped);
             }
             SessionEvent::WebTransportStream {
                 stream_id,
@@ -111,16 +107,16 @@ impl H3Endpoint {
                 bidirectional,
             } => self.wt_stream(conn, stream_id, session_id, bidirectional, now),
             SessionEvent::WebTransportData { stream_id, data, fin } => {
-                self.wt_data(app, env, conn, stream_id, &data, fin, now);
+                self.wt_data(l, conn, stream_id, &data, fin);
             }
             SessionEvent::WebTransportReset { stream_id, .. }
             | SessionEvent::StopSending { stream_id, .. } => {
                 self.wt_stream_reset(conn, stream_id);
             }
-            SessionEvent::WebTransportStopped { target, .. } => self.wt_stopped(app, env, conn, target, now),
+            SessionEvent::WebTransportStopped { target, .. } => self.wt_stopped(l, conn, target),
             SessionEvent::WebTransportClosed { session_id, close } => {
                 let reason = client_close_reason(close.as_ref());
-                self.gone(app, env, conn, session_id, reason, now);
+                self.gone(l, conn, session_id, reason);
             }
             // Datagrams from clients are not used: the session counted
             // them, and they are dropped.
@@ -135,13 +131,12 @@ impl H3Endpoint {
     /// wait for), any other request once its body is in.
     fn request<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         request: FieldRequest,
-        now: Instant,
     ) {
+        let now = l.now;
         self.conn(conn);
         if self.id_of(conn, stream_id).is_none() {
             self.server
@@ -149,15 +144,15 @@ impl H3Endpoint {
             return;
         }
         if request.method == "CONNECT" {
-            return self.route_request(app, env, conn, stream_id, &request, &[], None, now);
+            return self.route_request(l, conn, stream_id, &request, &[], None);
         }
         let announced = request
             .field("content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > env.config.max_request_body as u64) {
+        if announced.is_some_and(|n| n > l.env.config.max_request_body as u64) {
             let head_only = request.method == "HEAD";
-            let answer = self.body_too_large(app, env, conn, &request, now);
+            let answer = self.body_too_large(l.app, l.env, conn, &request, now);
             self.conn(conn).streams.insert(stream_id, Kind::Discarding);
             self.answer(now, conn, stream_id, &answer, head_only);
             return;
@@ -203,17 +198,10 @@ impl H3Endpoint {
     /// A piece of a request's body: the first one asks the application
     /// whether it refuses the request whatever its body is; a body past
     /// the limit is answered 413 and the rest dropped.
-    fn data<A: App>(
-        &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
-        conn: ConnectionHandle,
-        stream_id: u64,
-        data: &[u8],
-        now: Instant,
-    ) {
-        let max_body = env.config.max_request_body;
-        let budget = env.config.request_bodies_per_connection.max(max_body);
+    fn data<A: App>(&mut self, l: &mut Lent<'_, A>, conn: ConnectionHandle, stream_id: u64, data: &[u8]) {
+        let now = l.now;
+        let max_body = l.env.config.max_request_body;
+        let budget = l.env.config.request_bodies_per_connection.max(max_body);
         let streams = &mut self.conn(conn).streams;
         let held = body::held(streams.values().filter_map(|kind| match kind {
             Kind::Body { body, .. } => Some(body),
@@ -229,14 +217,14 @@ impl H3Endpoint {
             Gathered::Taken => {}
             Gathered::TooLong => {
                 let request = request.clone();
-                let answer = self.body_too_large(app, env, conn, &request, now);
+                let answer = self.body_too_large(l.app, l.env, conn, &request, now);
                 self.conn(conn).streams.insert(stream_id, Kind::Discarding);
                 self.answer(now, conn, stream_id, &answer, head_only);
                 return;
             }
             Gathered::OverBudget => {
                 debug!("HTTP/3 stream {stream_id}: request bodies at their limit; H3_REQUEST_REJECTED");
-                Stats::add(&env.stats().h3_refused_bodies, 1);
+                Stats::add(&l.env.stats().h3_refused_bodies, 1);
                 self.conn(conn).streams.remove(&stream_id);
                 self.server
                     .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_REJECTED);
@@ -262,7 +250,7 @@ impl H3Endpoint {
             secure: true,
             peer: self.server.remote_address(conn),
         };
-        let (app, mut ctx) = detached(app, env, now);
+        let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
         let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
             app.refuse_before_body(&mut ctx, &app_request)
@@ -276,18 +264,16 @@ impl H3Endpoint {
 
     /// Routes a complete request, or lets a held one go on as `released`,
     /// and carries out the decision on its stream.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn route_request<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         request: &FieldRequest,
         body: &[u8],
         released: Option<Route<u32>>,
-        now: Instant,
     ) {
+        let now = l.now;
         let Some(sid) = self.id_of(conn, stream_id) else {
             return;
         };
@@ -320,36 +306,38 @@ impl H3Endpoint {
             form,
         };
         let head_only = head.head_only();
-        let closing_sessions = env.closing_sessions;
+        let closing_sessions = l.env.closing_sessions;
         let decision = {
-            let (app, mut ctx) = detached(app, env, now);
+            let (app, mut ctx) = l.detached();
             dispatch(app, &mut ctx, sid, &head, body, closing_sessions, released)
         };
         let answer = match decision {
             Decision::Answer(answer) => answer.into_response(),
             // A WebSocket over HTTP/3 is an extended CONNECT.
             Decision::Upgrade(tag) if !websocket && !webtransport => {
-                app.release(tag);
+                l.app.release(tag);
                 error_response(426)
             }
             Decision::Upgrade(tag) if webtransport => {
-                return self.accept_webtransport(app, env, conn, stream_id, request, &head.request, tag, now);
+                let opening = Opening {
+                    request: &head.request,
+                    tag,
+                };
+                return self.accept_webtransport(l, conn, stream_id, request, opening);
             }
             Decision::Upgrade(tag) => {
-                return self.accept_websocket(app, env, conn, stream_id, request, &head.request, tag, now);
+                let opening = Opening {
+                    request: &head.request,
+                    tag,
+                };
+                return self.accept_websocket(l, conn, stream_id, request, opening);
             }
             Decision::EventStream { tag, headers } => {
-                return self.start_stream(
-                    app,
-                    env,
-                    conn,
-                    stream_id,
-                    &head.request,
+                let opening = Opening {
+                    request: &head.request,
                     tag,
-                    &headers,
-                    head_only,
-                    now,
-                );
+                };
+                return self.start_stream(l, conn, stream_id, opening, &headers, head_only);
             }
             Decision::Later { tag, wait, held } => {
                 let deadline = answer_by(now, wait);
@@ -363,7 +351,7 @@ impl H3Endpoint {
                     },
                 );
                 self.due_by(Some(deadline));
-                if closing_sessions && let Some(response) = shutdown_answer(app, env, sid, tag, now) {
+                if closing_sessions && let Some(response) = shutdown_answer(l.app, l.env, sid, tag, now) {
                     self.respond_later(sid, &response, now);
                 }
                 return;
@@ -428,7 +416,7 @@ impl H3Endpoint {
             .map(|c| c.streams.keys().copied().collect())
             .unwrap_or_default();
         for stream_id in streams {
-            self.gone(app, env, conn, stream_id, CloseReason::Dropped, now);
+            self.gone(&mut Lent { app, env, now }, conn, stream_id, CloseReason::Dropped);
         }
         if let Some(gone) = self.conns.remove(&conn) {
             self.released

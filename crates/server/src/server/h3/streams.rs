@@ -14,32 +14,30 @@ use tether_ws::CloseCode;
 
 use super::webtransport::frame_payload;
 use super::{H3Endpoint, Kind, detached, shutdown_answer};
-use crate::app::{App, CloseReason, ConnId, Encoded, Request, Response, Route};
+use crate::app::{App, CloseReason, ConnId, Encoded, Response, Route};
 use crate::loops::Stats;
-use crate::server::dispatch::{deferred_answer, last_event_id};
-use crate::server::env::LoopEnv;
+use crate::server::dispatch::{Opening, deferred_answer, last_event_id};
+use crate::server::env::{Lent, LoopEnv};
 use crate::server::fields::header_fields;
 use crate::server::guard::{self, guarded};
 use crate::server::push_target::PushTarget;
 
 impl H3Endpoint {
     /// An event stream on a request stream (or, for HEAD, only its head).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_stream<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
-        request: &Request<'_>,
-        tag: u32,
+        opening: Opening<'_>,
         extra: &[(String, String)],
         head_only: bool,
-        now: Instant,
     ) {
+        let Opening { request, tag } = opening;
+        let now = l.now;
         let Some(sid) = self.id_of(conn, stream_id) else {
             if !head_only {
-                app.release(tag);
+                l.app.release(tag);
             }
             return;
         };
@@ -50,7 +48,7 @@ impl H3Endpoint {
                 .into_iter()
                 .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
         );
-        let retry = u64::try_from(env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let retry = u64::try_from(l.env.config.sse_retry.as_millis()).unwrap_or(u64::MAX);
         let mut hint = Vec::with_capacity(16);
         // No blank line after the hint: see the HTTP/1.1 event stream's.
         tether_sse::retry(retry, &mut hint);
@@ -70,28 +68,28 @@ impl H3Endpoint {
                 .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
             // A HEAD's state was released with its decision.
             if !head_only {
-                app.release(tag);
+                l.app.release(tag);
             }
             return;
         }
         if head_only {
             return;
         }
-        let heartbeat_at = now + env.config.sse_heartbeat;
+        let heartbeat_at = now + l.env.config.sse_heartbeat;
         self.conn(conn)
             .streams
             .insert(stream_id, Kind::Sse { tag, heartbeat_at });
         self.due_by(Some(heartbeat_at));
-        Stats::add(&env.stats().open_event_stream, 1);
+        Stats::add(&l.env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
-        let (app, mut ctx) = detached(app, env, now);
+        let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
         let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
             app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
         });
         if subscribed.is_none() {
             // The application, in an unknown state, is not told.
-            self.finish_stream(env, conn, stream_id, now);
+            self.finish_stream(l.env, conn, stream_id, now);
         }
     }
 
@@ -164,7 +162,12 @@ impl H3Endpoint {
             self.server
                 .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_CANCELLED);
         }
-        self.gone(app, env, conn, stream_id, CloseReason::SlowConsumer, now);
+        self.gone(
+            &mut Lent { app, env, now },
+            conn,
+            stream_id,
+            CloseReason::SlowConsumer,
+        );
     }
 
     /// Ends the event stream `id` names: the application is told, and the
@@ -235,27 +238,32 @@ impl H3Endpoint {
         };
         let (request, body) = *held;
         let route = app.proceed_route(id, route, tag);
-        self.route_request(app, env, conn, stream_id, &request, &body, Some(route), now);
+        self.route_request(
+            &mut Lent { app, env, now },
+            conn,
+            stream_id,
+            &request,
+            &body,
+            Some(route),
+        );
     }
 
     /// A stream ended by the client, the connection or the server:
     /// forgotten, and the application told.
     pub(super) fn gone<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         reason: CloseReason,
-        now: Instant,
     ) {
         let Some(sid) = self.id_of(conn, stream_id) else {
             return;
         };
-        let Some(kind) = self.forget(env, conn, stream_id) else {
+        let Some(kind) = self.forget(l.env, conn, stream_id) else {
             return;
         };
-        let (app, mut ctx) = detached(app, env, now);
+        let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
         guarded(&peers.own().stats, "the end of a stream", || match kind {
             Kind::Sse { tag, .. } => app.on_unsubscribe(&mut ctx, sid, tag, reason),
@@ -341,7 +349,7 @@ impl H3Endpoint {
         }
         for (conn, stream_id) in ws_due {
             self.contained(app, env, conn, "a WebSocket timer", now, |endpoint, app, env| {
-                endpoint.ws_timer(app, env, conn, stream_id, now);
+                endpoint.ws_timer(&mut Lent { app, env, now }, conn, stream_id);
             });
         }
     }
@@ -446,7 +454,12 @@ impl H3Endpoint {
                 "the shutdown",
                 now,
                 |endpoint, app, env| {
-                    endpoint.close_ws(app, env, sid, CloseCode::GOING_AWAY, "server shutting down", now);
+                    endpoint.close_ws(
+                        &mut Lent { app, env, now },
+                        sid,
+                        CloseCode::GOING_AWAY,
+                        "server shutting down",
+                    );
                 },
             );
         }

@@ -22,7 +22,6 @@
 //! client would have sent. Its close frame becomes
 //! CLOSE_WEBTRANSPORT_SESSION with the same code and reason.
 
-use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -35,8 +34,9 @@ use tether_quic::ConnectionHandle;
 use tether_ws::CloseCode;
 
 use super::{H3Endpoint, Kind};
-use crate::app::{App, CloseReason, Request};
-use crate::server::env::LoopEnv;
+use crate::app::{App, CloseReason};
+use crate::server::dispatch::Opening;
+use crate::server::env::Lent;
 use crate::server::websocket::{Session, accept_connect};
 
 /// A WebTransport session serving the application as a WebSocket.
@@ -109,22 +109,21 @@ fn client_text_frame(message: &[u8]) -> Vec<u8> {
 impl H3Endpoint {
     /// Opens the WebTransport session an extended CONNECT asks for, as the
     /// WebSocket of route `tag`, or answers its refusal.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn accept_webtransport<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         connect: &FieldRequest,
-        request: &Request<'_>,
-        tag: u32,
-        now: Instant,
+        opening: Opening<'_>,
     ) {
-        let (session, _) = match accept_connect(&env.handshake, &self.wt_config, connect, request, tag, now) {
+        let Opening { request, tag } = opening;
+        let now = l.now;
+        let (session, _) = match accept_connect(&l.env.handshake, &self.wt_config, connect, request, tag, now)
+        {
             Ok(accepted) => accepted,
             Err(refusal) => {
-                app.release(tag);
+                l.app.release(tag);
                 return self.answer(now, conn, stream_id, &refusal, false);
             }
         };
@@ -138,7 +137,7 @@ impl H3Endpoint {
                 debug!("HTTP/3 WebTransport session on stream {stream_id}: {e}");
                 self.server
                     .reset(now, conn, stream_id, ErrorCode::H3_INTERNAL_ERROR);
-                app.release(tag);
+                l.app.release(tag);
                 return;
             }
         };
@@ -149,7 +148,7 @@ impl H3Endpoint {
             partial: Vec::new(),
             datagrams: request.query_param("datagrams").as_deref() == Some("1"),
         }));
-        self.open_session(app, env, conn, stream_id, session, request, now);
+        self.open_session(l, conn, stream_id, session, request);
     }
 
     /// What the application's session wrote, for a WebTransport session:
@@ -158,13 +157,12 @@ impl H3Endpoint {
     /// the application is told as it would be of a WebSocket closed.
     pub(super) fn wt_output<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         written: &[u8],
-        now: Instant,
     ) {
+        let now = l.now;
         let Some(Kind::WebTransport(wt)) = self.kind_mut(conn, stream_id) else {
             return;
         };
@@ -200,7 +198,7 @@ impl H3Endpoint {
             let _ = self
                 .server
                 .close_webtransport(now, conn, stream_id, u32::from(code.0), &reason);
-            self.gone(app, env, conn, stream_id, CloseReason::Closed(code), now);
+            self.gone(l, conn, stream_id, CloseReason::Closed(code));
         }
     }
 
@@ -227,17 +225,15 @@ impl H3Endpoint {
     /// Bytes of a client's unidirectional stream: at its end, one message
     /// for the application (the session's size limit applies: a longer
     /// one fails the session with 1009 as over a WebSocket).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn wt_data<A: App>(
         &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
+        l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
         data: &[u8],
         fin: bool,
-        now: Instant,
     ) {
+        let now = l.now;
         let Some(session_id) = self.wt_session_of(conn, stream_id) else {
             return;
         };
@@ -253,7 +249,7 @@ impl H3Endpoint {
         if !fin && message.len() < limit {
             // Still arriving: held against the connection's budget.
             let held = message.len();
-            return self.check_shared_budget(app, env, conn, session_id, held, now);
+            return self.check_shared_budget(l, conn, session_id, held);
         }
         let message = wt.incoming.remove(&stream_id).unwrap_or_default();
         if !fin {
@@ -262,7 +258,7 @@ impl H3Endpoint {
                 .reset(now, conn, stream_id, ErrorCode::H3_EXCESSIVE_LOAD);
         }
         let mut frame = client_text_frame(&message);
-        self.ws_input(app, env, conn, session_id, &mut frame, now);
+        self.ws_input(l, conn, session_id, &mut frame);
     }
 
     /// The session a client unidirectional stream being read belongs to.
@@ -288,14 +284,8 @@ impl H3Endpoint {
 
     /// The client stopped reading a session's events stream: the session
     /// is over.
-    pub(super) fn wt_stopped<A: App>(
-        &mut self,
-        app: &mut Hosted<A>,
-        env: &mut LoopEnv<A::Post>,
-        conn: ConnectionHandle,
-        target: Target,
-        now: Instant,
-    ) {
+    pub(super) fn wt_stopped<A: App>(&mut self, l: &mut Lent<'_, A>, conn: ConnectionHandle, target: Target) {
+        let now = l.now;
         let session = self.conns.get(&conn).and_then(|c| {
             c.streams.iter().find_map(|(&id, kind)| match kind {
                 Kind::WebTransport(wt) if Target::Local(wt.events) == target => Some(id),
@@ -306,7 +296,7 @@ impl H3Endpoint {
             let _ = self
                 .server
                 .close_webtransport(now, conn, session_id, 0, "events stream stopped");
-            self.gone(app, env, conn, session_id, CloseReason::Dropped, now);
+            self.gone(l, conn, session_id, CloseReason::Dropped);
         }
     }
 

@@ -1,0 +1,216 @@
+//! The hub with a broker that replicates topics on demand, as a Redis
+//! bridge would: subscribers wait for the topic's backlog, then replay
+//! from it exactly; a second backlog (the broker lost continuity) makes
+//! subscribers resume.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+use tether_testkit as common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{HttpConn, SseClient, WsClient, config};
+use tether_hub::{Broker, Context, Error, Event, EventId, HubMessage, Publish};
+use tether_hub_app::{HubSettings, HubShared};
+use tether_server::{CloseCode, Handle, Handshake, Server};
+
+const TOKEN: &str = "broker-token";
+
+/// Keeps every topic's events itself; a loop gets a topic only while it
+/// follows it: first its backlog (`Ready`), then its new events. An event
+/// of type `resync` is not stored: it makes the broker send the backlog
+/// again, as after a lost connection.
+#[derive(Default)]
+struct OnDemand {
+    topics: HashMap<Arc<str>, Vec<Arc<Event>>>,
+    following: HashSet<Arc<str>>,
+    follows: Arc<AtomicUsize>,
+    unfollows: Arc<AtomicUsize>,
+}
+
+impl OnDemand {
+    fn ready(&self, topic: &Arc<str>, cx: &mut dyn Context) {
+        let history = self.topics.get(topic).cloned().unwrap_or_default();
+        let here = cx.this_loop();
+        cx.post(
+            here,
+            HubMessage::Ready {
+                topic: topic.clone(),
+                history,
+                dropped: None,
+            },
+        );
+    }
+}
+
+impl Broker for OnDemand {
+    fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
+        let result = if publish.event_type == "resync" {
+            if self.following.contains(&publish.topic) {
+                self.ready(&publish.topic, cx);
+            }
+            Ok(EventId::ZERO)
+        } else {
+            let events = self.topics.entry(publish.topic.clone()).or_default();
+            let id = EventId::new(1, events.len() as u64 + 1);
+            let event = Event::new(publish.topic.clone(), id, &publish.event_type, &publish.data)?;
+            events.push(event.clone());
+            if self.following.contains(&publish.topic) {
+                let here = cx.this_loop();
+                cx.post(here, HubMessage::Deliver(event));
+            }
+            Ok(id)
+        };
+        if let Some(reply) = publish.reply {
+            cx.post(
+                reply.loop_index,
+                HubMessage::Published {
+                    token: reply.token,
+                    result,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+
+    fn follow(&mut self, topic: &Arc<str>, cx: &mut dyn Context) {
+        self.follows.fetch_add(1, Ordering::Relaxed);
+        self.following.insert(topic.clone());
+        self.ready(topic, cx);
+    }
+
+    fn unfollow(&mut self, topic: &Arc<str>, _cx: &mut dyn Context) {
+        self.unfollows.fetch_add(1, Ordering::Relaxed);
+        self.following.remove(topic);
+    }
+
+    fn kind(&self) -> &'static str {
+        "on-demand"
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    handle: Handle,
+    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let outcome = thread.join();
+            if !thread::panicking() {
+                outcome.expect("no panic").expect("run() returned Ok");
+            }
+        }
+    }
+}
+
+fn start(broker: OnDemand) -> Running {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let mut settings = HubSettings::default();
+        settings.publish_token = Some(TOKEN.to_owned());
+        let app = HubShared::new(settings, 1).app_with_broker(0, Box::new(broker));
+        let server = Server::bind(config(), Handshake::new(), app)?;
+        tx.send((server.local_addr(), server.handle()))
+            .expect("the test waits");
+        server.run()
+    });
+    let (addr, handle) = rx.recv().expect("the server binds");
+    Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+fn publish(conn: &mut HttpConn, topic: &str, event: &str, data: &str) {
+    let head = format!(
+        "POST /topics/{topic}?event={event} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: {}\r\n\r\n{data}",
+        data.len()
+    );
+    conn.send(head.as_bytes());
+    assert_eq!(conn.response().status, 200);
+}
+
+/// Waits (a hang guard, not a timing check) until `counter` is `n`.
+fn wait_for(counter: &AtomicUsize, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter.load(Ordering::Relaxed) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {}",
+            counter.load(Ordering::Relaxed)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn subscribers_wait_for_the_backlog_and_resume_after_a_resync() {
+    let broker = OnDemand::default();
+    let (follows, unfollows) = (broker.follows.clone(), broker.unfollows.clone());
+    let server = start(broker);
+    let mut publisher = HttpConn::connect(server.addr);
+    for n in 1..=3 {
+        publish(&mut publisher, "od", "message", &format!("e{n}"));
+    }
+    assert_eq!(follows.load(Ordering::Relaxed), 0, "nobody follows the topic yet");
+
+    // The first subscriber makes the loop follow the topic; it is held
+    // until the backlog arrives, then replayed from it.
+    let mut stream = SseClient::connect(server.addr, "/topics/od/events", "Last-Event-ID: 1-1\r\n");
+    for (id, data) in [("1-2", "e2"), ("1-3", "e3")] {
+        let event = stream.next_event();
+        assert_eq!((event.last_event_id(), event.data()), (id, data));
+    }
+    assert_eq!(follows.load(Ordering::Relaxed), 1);
+    publish(&mut publisher, "od", "message", "e4");
+    assert_eq!(stream.next_event().last_event_id(), "1-4");
+
+    // Later subscribers find the topic ready.
+    let mut ws = WsClient::connect(server.addr, "/topics/od/ws?lastEventId=1-2");
+    for id in ["1-3", "1-4"] {
+        let event: serde_json::Value = serde_json::from_str(&ws.recv_text()).unwrap();
+        assert_eq!(event["id"], id);
+    }
+    let mut poll = HttpConn::connect(server.addr);
+    poll.request("GET", "/topics/od/poll?since=1-4", "");
+    publish(&mut publisher, "od", "message", "e5");
+    let answer: serde_json::Value = serde_json::from_slice(&poll.response().body).unwrap();
+    assert_eq!(answer["events"][0]["id"], "1-5");
+    assert_eq!(stream.next_event().last_event_id(), "1-5");
+    assert_eq!(follows.load(Ordering::Relaxed), 1, "followed once");
+
+    // The broker lost continuity: everyone resumes.
+    publish(&mut publisher, "od", "resync", "");
+    assert!(stream.read_to_end().is_empty(), "the stream just ends");
+    let event: serde_json::Value = serde_json::from_str(&ws.recv_text()).unwrap();
+    assert_eq!(event["id"], "1-5");
+    assert_eq!(ws.recv_close().code, CloseCode::SERVICE_RESTART);
+    // With the last subscriber gone, the loop unfollows.
+    wait_for(&unfollows, 1, "unfollows");
+    // A subscriber that comes back with its last id follows again and
+    // gets exactly what it missed.
+    let mut back = SseClient::connect(server.addr, "/topics/od/events", "Last-Event-ID: 1-3\r\n");
+    assert_eq!(back.next_event().last_event_id(), "1-4");
+    assert_eq!(back.next_event().last_event_id(), "1-5");
+    assert_eq!(follows.load(Ordering::Relaxed), 2);
+
+    let metrics = String::from_utf8(common::get(server.addr, "/metrics").body).unwrap();
+    assert!(metrics.contains("tether_broker_state{broker=\"on-demand\",state=\"up\"} 1\n"));
+}
