@@ -83,8 +83,9 @@ pub(super) enum Credential {
     None,
     /// The publish token.
     Admin,
-    /// A verified JSON Web Token.
-    Token(tether_auth::Identity),
+    /// A verified JSON Web Token (boxed: a request's admission, which
+    /// holds it, is kept inline for every request under way).
+    Token(Box<tether_auth::Identity>),
 }
 
 impl Credential {
@@ -218,7 +219,7 @@ impl Access {
             Some(Presented {
                 identity: Some(identity),
                 ..
-            }) => Credential::Token(identity.clone()),
+            }) => Credential::Token(Box::new(identity.clone())),
             _ => self.verified(request, now)?,
         };
         match credential {
@@ -259,7 +260,7 @@ impl Access {
         self.signatures_checked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match auth.verify(&token, now) {
-            Ok(identity) => Ok(Credential::Token(identity)),
+            Ok(identity) => Ok(Credential::Token(Box::new(identity))),
             Err(e) => {
                 log::debug!("hub: token refused ({source:?}): {e}");
                 match e {

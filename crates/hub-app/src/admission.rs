@@ -6,11 +6,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_server::Request;
+use tether_server::{ConnId, Request};
 
 use super::access::{Access, Credential, Presented};
 use super::routes::{Endpoint, HubRoute, Refusal};
 use super::subscribers::Holder;
+
+/// The request a callback serves: its id, its head, and the admission
+/// the server carries for it.
+pub(super) struct Served<'a, 'r> {
+    pub(super) conn: ConnId,
+    pub(super) request: &'a Request<'r>,
+    pub(super) admission: &'a mut Admission,
+}
 
 /// What the hub decided about one request: made once, when the request
 /// is routed, and handed by the server to each later callback of that
@@ -30,8 +38,9 @@ pub struct Admission {
     /// a step first needs it (a ticket may make it needless).
     credential: Option<Result<Credential, Refusal>>,
     /// What the application's backend decided about the request, if it
-    /// was asked: it stands for the request's own credential.
-    pub(super) presented: Option<Presented>,
+    /// was asked: it stands for the request's own credential (boxed, as
+    /// few requests have one).
+    pub(super) presented: Option<Box<Presented>>,
 }
 
 impl Admission {
@@ -58,7 +67,7 @@ impl Admission {
             route,
             target: target.map(|(topic, endpoint)| (Arc::from(topic), endpoint)),
             credential,
-            presented,
+            presented: presented.map(Box::new),
         }
     }
 
@@ -79,7 +88,7 @@ impl Admission {
         access: &Access,
         request: &Request<'_>,
     ) -> &Result<Credential, Refusal> {
-        let presented = self.presented.as_ref();
+        let presented = self.presented.as_deref();
         self.credential
             .get_or_insert_with(|| access.credential(request, presented, access.unix_secs(Instant::now())))
     }
@@ -97,7 +106,7 @@ impl Admission {
 
     /// Whether the backend said who it is (its connect hook).
     pub(super) fn identified_by_backend(&self) -> bool {
-        self.presented.as_ref().is_some_and(|p| p.identity.is_some())
+        self.presented.as_deref().is_some_and(|p| p.identity.is_some())
     }
 
     /// The subject of a publisher: who the backend said it is, or its
@@ -121,7 +130,7 @@ impl Admission {
         if let Some(Presented {
             identity: Some(identity),
             ..
-        }) = &self.presented
+        }) = self.presented.as_deref()
         {
             return Holder {
                 deadline: identity.expires_at,
@@ -148,5 +157,32 @@ impl Admission {
                 ..Holder::default()
             },
         }
+    }
+
+    /// What a session keeps of its admission once it is open: its route
+    /// alone. The subscriber it made holds its topic, subject and
+    /// deadline in its own form; the rest, kept, would hold memory for
+    /// the session's life.
+    pub(super) fn release(&mut self) {
+        self.target = None;
+        self.credential = None;
+        self.presented = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server keeps a request's state inline, in a slot, for every
+    /// request under way (each open WebSocket and event stream): what is
+    /// large or rare is boxed.
+    #[test]
+    fn an_admission_is_small() {
+        assert!(
+            size_of::<Option<Admission>>() <= 56,
+            "{}",
+            size_of::<Option<Admission>>()
+        );
     }
 }

@@ -23,7 +23,7 @@ use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage, Publish};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
 use super::access::Presented;
-use super::admission::Admission;
+use super::admission::{Admission, Served};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
 use super::late::Late;
@@ -273,10 +273,13 @@ impl BackendHooks {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        request: &Request<'_>,
-        admission: &mut Admission,
+        served: Served<'_, '_>,
     ) -> Reply {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         let (Some(topic), Some(endpoint)) = (admission.topic().cloned(), admission.endpoint()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
@@ -286,7 +289,7 @@ impl BackendHooks {
         let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
         let (question, asked) = if settings.backend_for(Hook::Connect).is_some()
-            && access.presents_nothing(request, admission.presented.as_ref())
+            && access.presents_nothing(request, admission.presented.as_deref())
         {
             let backend = settings.backend.as_deref();
             let headers =
@@ -324,7 +327,7 @@ impl BackendHooks {
                     return Reply::Now(refusal.response());
                 }
             };
-            let identity = admission.presented.as_ref().and_then(|p| p.identity.clone());
+            let identity = admission.presented.as_deref().and_then(|p| p.identity.clone());
             let subject = match &identity {
                 Some(identity) => identity.subject.clone(),
                 None => access.subject_of(request, move || admission.credential(access, request)),

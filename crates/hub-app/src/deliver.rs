@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, Subscribed, Transport};
-use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
 use super::access::{TokenGrant, TokenRefused};
-use super::admission::Admission;
+use super::admission::Served;
 use super::auth::DEFAULT_AUTH_TIMEOUT;
 use super::awaiting::{Awaiting, auth_ok, warning_time};
 use super::backend::Hook;
@@ -65,10 +65,13 @@ impl Delivery {
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
-        admission: &mut Admission,
+        served: Served<'_, '_>,
     ) {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         let (HubRoute::WebSocket(socket), Some(topic)) = (admission.route, admission.topic().cloned()) else {
             return;
         };
@@ -86,7 +89,7 @@ impl Delivery {
         }
         subscriber.hold(admission.holder(access, request));
         let now = access.unix_secs(ctx.now());
-        refresh_by_backend(admission.presented.as_ref(), settings, &mut subscriber, now);
+        refresh_by_backend(admission.presented.as_deref(), settings, &mut subscriber, now);
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires, unless the backend gives it a later expiry.
@@ -98,27 +101,26 @@ impl Delivery {
 
     /// An event stream started, as its admission says (its topic, who it
     /// is).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart, and the request's"
-    )]
     pub(super) fn start_stream(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
-        admission: &mut Admission,
+        served: Served<'_, '_>,
         last_event_id: Option<&str>,
     ) {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         if let Some(topic) = admission.topic().cloned() {
             let mut subscriber = Subscriber::event_stream(topic, request, last_event_id);
             let access = &parts.shared.access;
             subscriber.hold(admission.holder(access, request));
             let now = access.unix_secs(ctx.now());
             refresh_by_backend(
-                admission.presented.as_ref(),
+                admission.presented.as_deref(),
                 &parts.shared.settings,
                 &mut subscriber,
                 now,
@@ -133,10 +135,13 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        request: &Request<'_>,
-        admission: &mut Admission,
+        served: Served<'_, '_>,
     ) -> Reply {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
         let holder = admission.holder(&parts.shared.access, request);

@@ -77,6 +77,7 @@ use tether_hub::{Broker, ControlMessage, HubMessage, Members};
 
 use self::admin::{Admin, AdminRoute};
 pub use self::admission::Admission;
+use self::admission::Served;
 use self::api::ServerApi;
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
@@ -225,15 +226,14 @@ impl HubApp {
                 metrics::add(&self.stats.refused_403, 1);
                 Response::text(403, "origin not allowed\n")
             })),
-            HubRoute::Publish => (self.publishing).http_publish(
-                ctx,
-                &mut parts!(self),
-                &mut self.hooks,
-                conn,
-                request,
-                admission,
-                body,
-            ),
+            HubRoute::Publish => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                (self.publishing).http_publish(ctx, &mut parts!(self), &mut self.hooks, served, body)
+            }
             HubRoute::Api(_) => self.api.request(
                 ctx,
                 &mut parts!(self),
@@ -245,9 +245,14 @@ impl HubApp {
                 body,
                 admission,
             ),
-            HubRoute::Poll => self
-                .delivery
-                .poll(ctx, &mut parts!(self), conn, request, admission),
+            HubRoute::Poll => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                self.delivery.poll(ctx, &mut parts!(self), served)
+            }
             HubRoute::Presence => match admission.topic() {
                 Some(topic) => {
                     self.delivery.roster.ask(ctx, Asker::Page(conn), topic);
@@ -261,14 +266,21 @@ impl HubApp {
                 Reply::Now(access.issue_ticket(&self.stats, request, credential, body))
             }
             HubRoute::Refused(refusal) => Reply::Now(refusal.response()),
-            HubRoute::Decide => (self.hooks).decide_request(ctx, &mut parts!(self), conn, request, admission),
+            HubRoute::Decide => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                (self.hooks).decide_request(ctx, &mut parts!(self), served)
+            }
             HubRoute::Decided => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
                 let Some(presented) = admission.presented.take() else {
                     return Reply::Now(unavailable());
                 };
-                let route = router::route(&self.shared.access, &self.stats, request, Some(presented));
+                let route = router::route(&self.shared.access, &self.stats, request, Some(*presented));
                 BackendHooks::go_on_as(ctx, conn, route, admission)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -331,14 +343,13 @@ impl App for HubApp {
         // Held for the backend's word, its origin kept: no answer comes
         // now.
         self.cors.forget(conn);
-        (self.delivery).open(
-            ctx,
-            &mut parts!(self),
-            &mut self.hooks.publish_gate,
+        let served = Served {
             conn,
             request,
-            state,
-        );
+            admission: state,
+        };
+        (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks.publish_gate, served);
+        state.release();
     }
 
     fn on_message(
@@ -431,15 +442,19 @@ impl App for HubApp {
             }
             return;
         }
+        let served = Served {
+            conn,
+            request,
+            admission: state,
+        };
         (self.delivery).start_stream(
             ctx,
             &mut parts!(self),
             &mut self.hooks.publish_gate,
-            conn,
-            request,
-            state,
+            served,
             last_event_id,
         );
+        state.release();
     }
 
     fn on_unsubscribe(
@@ -525,7 +540,7 @@ impl App for HubApp {
         // admission, which is routed again with it.
         if let Some(presented) = self.hooks.decisions.take_decided(conn) {
             state.route = HubRoute::Decided;
-            state.presented = Some(presented);
+            state.presented = Some(Box::new(presented));
         }
     }
 

@@ -4,10 +4,10 @@
 //! the broker, and its outcome told to whoever waits for it.
 
 use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
-use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
 use super::access::Credential;
-use super::admission::Admission;
+use super::admission::Served;
 use super::backend::Hook;
 use super::broker_view::LoopContext;
 use super::decide::{BackendHooks, refused, unavailable};
@@ -72,20 +72,19 @@ impl Publishing {
     /// when it was routed; its credential, verified here once and read by
     /// every step after): checked, rate-limited, held for the backend or
     /// handed to the broker.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart, and the request's"
-    )]
     pub(super) fn http_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         hooks: &mut BackendHooks,
-        conn: ConnId,
-        request: &Request<'_>,
-        admission: &mut Admission,
+        served: Served<'_, '_>,
         body: &[u8],
     ) -> Reply {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         let (access, settings, stats) = (&parts.shared.access, &parts.shared.settings, parts.stats);
         let Some(topic) = admission.topic().cloned() else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
