@@ -1,4 +1,4 @@
-//! The hub's routes: route tags, paths, refusals, credentials.
+//! The hub's routes: what a request is to the hub, paths, refusals, credentials.
 
 use tether_hub::Error as HubError;
 
