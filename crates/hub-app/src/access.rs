@@ -17,11 +17,10 @@ use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
 use super::replies::error_response;
 use super::revoked::Revocations;
-use super::routes::{Endpoint, Refusal, TokenFault, bearer, parse_path};
+use super::routes::{Refusal, TokenFault, bearer};
 use super::settings::HubSettings;
 use super::subscribers::Holder;
 use super::ticket_holder::TicketHolder;
-use super::verified_tokens::VerifiedTokens;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken
@@ -37,16 +36,10 @@ pub(super) struct Access {
     clock: Clock,
     /// The publish rate of each subject publishing lately.
     rates: Arc<Mutex<SubjectBuckets>>,
-    /// What the application's backend decided about the request being
-    /// handled on this loop now, if it was asked: the credential it
-    /// stands for (set and cleared around one callback).
-    presented: Option<Box<Presented>>,
     /// Each subject's open connections.
     pub(super) connections: SubjectConnections,
     /// Tokens revoked.
     pub(super) revocations: Revocations,
-    /// Tokens this loop verified for a later callback of their request.
-    verified_tokens: VerifiedTokens,
     /// How many tokens' signatures were checked, on every loop: the tests
     /// hold a request to one.
     #[cfg(test)]
@@ -83,39 +76,16 @@ pub(super) struct TokenGrant {
     pub(super) holder: Holder,
 }
 
-/// What a request names and who sends it, worked out once at the head of
-/// the request: its path parsed once, its credential (a token's signature)
-/// verified once. Every later step of the same callback (the publisher
-/// check, the publish rate, the publisher's subject, the ticket's holder)
-/// reads it instead of working it out again. From [`Access::admit`].
-#[derive(Debug)]
-pub(super) struct Admission<'r> {
-    /// The topic and endpoint of a `/topics/...` path, if it is one.
-    pub(super) target: Option<(&'r str, Endpoint)>,
-    /// Who its credential says it is (the backend's word, if it was
-    /// asked), or why it is refused.
-    pub(super) credential: Result<Credential, Refusal>,
-    /// The request came with a ticket (`?ticket=`).
-    ticket: bool,
-}
-
-impl Admission<'_> {
-    /// Whether the credential is the publish token (the application's
-    /// backend itself).
-    pub(super) fn is_publish_token(&self) -> bool {
-        matches!(self.credential, Ok(Credential::Admin))
-    }
-}
-
 /// Who a request's credentials say it is.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Credential {
     /// It presented none.
     None,
     /// The publish token.
     Admin,
-    /// A verified JSON Web Token.
-    Token(tether_auth::Identity),
+    /// A verified JSON Web Token (boxed: a request's admission, which
+    /// holds it, is kept inline for every request under way).
+    Token(Box<tether_auth::Identity>),
 }
 
 impl Credential {
@@ -144,33 +114,19 @@ impl Access {
             holders: Arc::default(),
             clock: Clock::new(),
             rates: Arc::default(),
-            presented: None,
             connections: SubjectConnections::default(),
             revocations: Revocations::default(),
-            verified_tokens: VerifiedTokens::default(),
             #[cfg(test)]
             signatures_checked: Arc::default(),
         }
     }
 
-    /// From now until [`Access::present`] again, requests are taken as
-    /// `presented` says (the backend's decision about the one request a
-    /// callback handles), or as their own credentials say (`None`).
-    pub(super) fn present(&mut self, presented: Option<Presented>) -> Option<Presented> {
-        std::mem::replace(&mut self.presented, presented.map(Box::new)).map(|p| *p)
-    }
-
-    /// The backend's decision the request being handled comes with.
-    pub(super) fn presented(&self) -> Option<&Presented> {
-        self.presented.as_deref()
-    }
-
     /// Whether a request presents no credential of any kind (no
     /// `Authorization`, no ticket, no token in a cookie or the query) and
-    /// came with no decision of the backend's: who it is would be the
-    /// connect hook's to say.
-    pub(super) fn presents_nothing(&self, request: &Request<'_>) -> bool {
-        self.presented.is_none()
+    /// came with no decision of the backend's (`presented`): who it is
+    /// would be the connect hook's to say.
+    pub(super) fn presents_nothing(&self, request: &Request<'_>, presented: Option<&Presented>) -> bool {
+        presented.is_none()
             && bearer(request).is_none()
             && request.query_param("ticket").is_none()
             && self
@@ -178,26 +134,6 @@ impl Access {
                 .auth
                 .as_ref()
                 .is_none_or(|auth| auth.token_of(request).is_none())
-    }
-
-    /// The request's [`Admission`]: its path parsed, its credential
-    /// verified (once: every later step reads it).
-    pub(super) fn admit<'r>(&self, request: &Request<'r>) -> Admission<'r> {
-        self.admit_to(request, parse_path(request.path()))
-    }
-
-    /// [`Access::admit`] of a request whose path is already parsed
-    /// (`target`).
-    pub(super) fn admit_to<'r>(
-        &self,
-        request: &Request<'r>,
-        target: Option<(&'r str, Endpoint)>,
-    ) -> Admission<'r> {
-        Admission {
-            target,
-            credential: self.credential(request, self.unix_secs(Instant::now())),
-            ticket: request.query_param("ticket").is_some(),
-        }
     }
 
     /// The settings it decides by.
@@ -208,23 +144,6 @@ impl Access {
     /// Decides by `settings` from now on (the tickets stay).
     pub(super) fn set_settings(&mut self, settings: Arc<HubSettings>) {
         self.settings = settings;
-        self.verified_tokens.clear();
-    }
-
-    /// Keeps the JSON Web Token of `request`, verified to `credential`
-    /// by this callback, for the next callback of the same request (the
-    /// server names no request across its callbacks): that one reads it
-    /// instead of verifying the signature again, as long as the keys are
-    /// the same and the token has not expired; revocation is checked
-    /// there as at any use.
-    pub(super) fn keep_for_next_callback(&self, request: &Request<'_>, credential: &Credential) {
-        let (Credential::Token(who), None, Some(auth)) = (credential, &self.presented, &self.settings.auth)
-        else {
-            return;
-        };
-        if let Some((token, _)) = auth.token_of(request) {
-            self.verified_tokens.keep(&token, auth.keys(), who.clone());
-        }
     }
 
     /// Takes one publish of `subject` at `now` under the publish rate
@@ -244,13 +163,13 @@ impl Access {
     /// (the publish token, the backend's, is not limited).
     pub(super) fn rate_limit_request(
         &self,
-        admission: &Admission<'_>,
+        credential: &Result<Credential, Refusal>,
         now: Instant,
     ) -> Result<(), std::time::Duration> {
         if self.settings.publish_rate.is_none() {
             return Ok(());
         }
-        match &admission.credential {
+        match credential {
             Ok(Credential::Token(who)) => self.rate_limit(who.subject.as_deref(), now),
             _ => Ok(()),
         }
@@ -287,13 +206,20 @@ impl Access {
     /// `Authorization: Bearer`, a JSON Web Token (from the header, the
     /// cookie or the query, see [`HubAuth`](crate::HubAuth)) that verifies, or nothing. A
     /// token that is presented and does not verify is refused (401), on
-    /// open topics too: a client that sends a bad token learns it.
-    pub(super) fn credential(&self, request: &Request<'_>, now: u64) -> Result<Credential, Refusal> {
-        let credential = match self.presented.as_deref() {
+    /// open topics too: a client that sends a bad token learns it. The
+    /// backend's decision (`presented`), when it said who the request is,
+    /// stands for its credential.
+    pub(super) fn credential(
+        &self,
+        request: &Request<'_>,
+        presented: Option<&Presented>,
+        now: u64,
+    ) -> Result<Credential, Refusal> {
+        let credential = match presented {
             Some(Presented {
                 identity: Some(identity),
                 ..
-            }) => Credential::Token(identity.clone()),
+            }) => Credential::Token(Box::new(identity.clone())),
             _ => self.verified(request, now)?,
         };
         match credential {
@@ -330,16 +256,11 @@ impl Access {
         if source == TokenSource::Cookie && !super::origin::cookie_ok(&settings.trusted_origins, request) {
             return Err(Refusal::CrossOriginCookie);
         }
-        // Verified already by an earlier callback of this request.
-        let keys = auth.keys();
-        if let Some(who) = (self.verified_tokens).take(&token, &keys, |exp| now >= auth.deadline(exp)) {
-            return Ok(Credential::Token(who));
-        }
         #[cfg(test)]
         self.signatures_checked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match auth.verify(&token, now) {
-            Ok(identity) => Ok(Credential::Token(identity)),
+            Ok(identity) => Ok(Credential::Token(Box::new(identity))),
             Err(e) => {
                 log::debug!("hub: token refused ({source:?}): {e}");
                 match e {
@@ -347,29 +268,6 @@ impl Access {
                     e => Err(Refusal::BadCredentials(TokenFault::of(&e))),
                 }
             }
-        }
-    }
-
-    /// The subject of the publisher `request`, from its admission: who
-    /// the backend said it is, or its ticket's, or its token's.
-    pub(super) fn publisher_subject(
-        &self,
-        request: &Request<'_>,
-        admission: &Admission<'_>,
-    ) -> Option<String> {
-        let presented = matches!(
-            self.presented.as_deref(),
-            Some(Presented {
-                identity: Some(_),
-                ..
-            })
-        );
-        if admission.ticket && !presented {
-            return self.ticket_subject(request);
-        }
-        match &admission.credential {
-            Ok(Credential::Token(who)) => who.subject.clone(),
-            _ => None,
         }
     }
 
@@ -401,7 +299,7 @@ impl Access {
     }
 
     /// The subject of the holder of the request's ticket, if it names one.
-    fn ticket_subject(&self, request: &Request<'_>) -> Option<String> {
+    pub(super) fn ticket_subject(&self, request: &Request<'_>) -> Option<String> {
         let ticket = request.query_param("ticket")?;
         let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
         holders
@@ -421,9 +319,14 @@ impl Access {
 
     /// Whether a WebSocket upgrade may send its token as its first message:
     /// tokens are verified, and the request presents no credential at all
-    /// (no ticket, no `Authorization`, no token cookie or query).
-    pub(super) fn may_authenticate_later(&self, request: &Request<'_>) -> bool {
-        self.presented.is_none()
+    /// (no ticket, no `Authorization`, no token cookie or query), and the
+    /// backend said nothing of it (`presented`).
+    pub(super) fn may_authenticate_later(
+        &self,
+        request: &Request<'_>,
+        presented: Option<&Presented>,
+    ) -> bool {
+        presented.is_none()
             && self.settings.auth.as_ref().is_some_and(|auth| {
                 request.query_param("ticket").is_none() && auth.token_of(request).is_none()
             })
@@ -452,19 +355,21 @@ impl Access {
     /// A ticket is used up here, unless `redeem` is false (the request
     /// is to wait for the subscribe hook): then it is only checked, and
     /// [`Access::redeem_ticket`] uses it when the hook is asked. Routed
-    /// again with the hook's decision, the request's ticket is what it
-    /// granted then; its holder is checked at every step.
+    /// again with the hook's decision (`decided`, what its ticket granted
+    /// then), the request's ticket is that; its holder is checked at
+    /// every step.
     pub(super) fn authorize_subscriber<'a>(
         &self,
         request: &Request<'_>,
         topic: &str,
         credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
         redeem: bool,
+        decided: Option<Grant>,
     ) -> Result<Grant, Refusal> {
         let settings = &self.settings;
         let private = self.is_private(topic);
         if let Some(ticket) = request.query_param("ticket") {
-            let grant = match self.presented.as_deref().and_then(|p| p.ticket.clone()) {
+            let grant = match decided {
                 Some(grant) => grant,
                 None => {
                     let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
@@ -538,87 +443,33 @@ impl Access {
         }
     }
 
-    /// Who holds a subscriber's credential: its deadline is `None` if it
-    /// came in without a token that expires (a ticket, the publish token,
-    /// no credentials). A token that no longer verifies (the keys changed
-    /// since the request was routed, or it was revoked) gives a deadline
-    /// already passed. With it, the subject of the credential (a
-    /// token's, or a ticket holder's), and the token's id and `iat`.
-    pub(super) fn holder_of(&self, request: &Request<'_>, now: Instant) -> Holder {
-        if let Some(Presented {
-            identity: Some(identity),
-            ..
-        }) = self.presented.as_deref()
-        {
-            return Holder {
-                deadline: identity.expires_at,
-                subject: identity.subject.clone(),
-                ..Holder::default()
-            };
-        }
-        if let Some(ticket) = request.query_param("ticket") {
-            let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-            return holders
+    /// The holder of the request's ticket (taken: a ticket's holder is
+    /// read once, by the session or long poll it opens); `None` if it
+    /// came with no ticket, a default holder for a ticket the publish
+    /// token asked for.
+    pub(super) fn take_ticket_holder(&self, request: &Request<'_>) -> Option<Holder> {
+        let ticket = request.query_param("ticket")?;
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            holders
                 .remove(&ticket)
                 .map_or_else(Holder::default, |(_, holder)| Holder {
                     deadline: holder.deadline,
                     subject: holder.subject,
                     token_id: holder.token_id,
                     issued_at: holder.issued_at,
-                });
-        }
-        let Some(auth) = self.settings.auth.as_ref() else {
-            return Holder::default();
-        };
-        // A token revoked since the request was routed is the caller's to
-        // end, by its id and `iat`.
-        match self.verified(request, self.unix_secs(now)) {
-            Ok(Credential::Token(who)) => Holder {
-                deadline: who.expires_at.map(|exp| auth.deadline(exp)),
-                subject: who.subject,
-                token_id: who.token_id,
-                issued_at: who.issued_at,
-            },
-            Ok(_) => Holder::default(),
-            Err(_) => Holder {
-                deadline: Some(0),
-                ..Holder::default()
-            },
-        }
+                }),
+        )
     }
 
-    /// Who a request that needs a credential presents: the publish token
-    /// or a JSON Web Token that verifies; else the refusal (counted),
-    /// as when publishing over HTTP is disabled (no publish token, no
-    /// tokens verified).
-    pub(super) fn authenticate(
+    /// Who a request that needs a credential presents (`credential`, as
+    /// it was verified): the publish token or a JSON Web Token that
+    /// verifies; else the refusal (counted), as when publishing over HTTP
+    /// is disabled (no publish token, no tokens verified).
+    pub(super) fn authenticated<'a>(
         &self,
         stats: &HubStats,
-        request: &Request<'_>,
-    ) -> Result<Credential, Response> {
-        let settings = &self.settings;
-        if settings.publish_token.is_none() && settings.auth.is_none() {
-            add(&stats.refused_403, 1);
-            return Err(Response::text(
-                403,
-                "publishing over HTTP is disabled: the server has no publish token\n",
-            ));
-        }
-        let refusal = match self.credential(request, self.unix_secs(Instant::now())) {
-            Ok(Credential::None) => Refusal::NoCredentials,
-            Ok(credential) => return Ok(credential),
-            Err(refusal) => refusal,
-        };
-        count_refusal(stats, refusal);
-        Err(refusal.response())
-    }
-
-    /// [`Access::authenticate`] of an admitted request: its credential
-    /// as it was verified.
-    fn authenticated<'a>(
-        &self,
-        stats: &HubStats,
-        admission: &'a Admission<'_>,
+        credential: &'a Result<Credential, Refusal>,
     ) -> Result<&'a Credential, Response> {
         let settings = &self.settings;
         if settings.publish_token.is_none() && settings.auth.is_none() {
@@ -628,7 +479,7 @@ impl Access {
                 "publishing over HTTP is disabled: the server has no publish token\n",
             ));
         }
-        let refusal = match &admission.credential {
+        let refusal = match credential {
             Ok(Credential::None) => Refusal::NoCredentials,
             Ok(credential) => return Ok(credential),
             Err(refusal) => *refusal,
@@ -662,10 +513,10 @@ impl Access {
     pub(super) fn check_publisher(
         &self,
         stats: &HubStats,
-        admission: &Admission<'_>,
+        credential: &Result<Credential, Refusal>,
         topic: Option<&str>,
     ) -> Option<Response> {
-        let credential = match self.authenticated(stats, admission) {
+        let credential = match self.authenticated(stats, credential) {
             Ok(credential) => credential,
             Err(refusal) => return Some(refusal),
         };
@@ -684,13 +535,19 @@ impl Access {
     /// expires); with the publish token, for the holder the body names, if
     /// it names one (claims as in a token: `{"sub":"alice","exp":T,
     /// "tether":{"sub":[...],"pub":[...]}}`), else with the publish
-    /// token's own reach.
-    pub(super) fn issue_ticket(&self, stats: &HubStats, request: &Request<'_>, body: &[u8]) -> Response {
+    /// token's own reach. `credential` is the request's, as its admission
+    /// verified it.
+    pub(super) fn issue_ticket(
+        &self,
+        stats: &HubStats,
+        request: &Request<'_>,
+        credential: Result<Credential, Refusal>,
+        body: &[u8],
+    ) -> Response {
         if request.method() != "POST" {
             return Refusal::OnlyPost.response();
         }
-        let admission = self.admit(request);
-        if let Some(refusal) = self.check_publisher(stats, &admission, None) {
+        if let Some(refusal) = self.check_publisher(stats, &credential, None) {
             return refusal;
         }
         let topic = request.query_param("topic").filter(|t| !t.is_empty());
@@ -703,7 +560,7 @@ impl Access {
         }
         let now = Instant::now();
         let unix = self.unix_secs(now);
-        let holder = match admission.credential {
+        let holder = match credential {
             // A token's holder gets a ticket with the token's subject and
             // rights, no more, and ending when the token does.
             Ok(Credential::Token(who)) => {

@@ -11,7 +11,7 @@ const CLIENT: &[u8] = include_bytes!("../static/tether-client.js");
 pub(crate) const PATH: &str = "/tether-client.js";
 
 /// The route that serves it, as JavaScript.
-pub(crate) fn route() -> Route<u32> {
+pub(crate) fn route<S>() -> Route<S> {
     Route::Page {
         content_type: "text/javascript; charset=utf-8",
         body: CLIENT,

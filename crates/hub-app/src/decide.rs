@@ -7,11 +7,13 @@
 //!
 //! A request goes through the hub's callbacks up to three times: routed
 //! to [`HubRoute::Decide`] and held while the question is out; let go on
-//! as [`HubRoute::Decided`], where it is routed again with the decision
-//! standing for its credential ([`Access::present`]); and let go on once
-//! more as the route that makes it (a long poll, a publish, a WebSocket,
-//! an event stream), the decision kept for that route's callback, so that
-//! its timeout, its client leaving and shutdown are that route's.
+//! as [`HubRoute::Decided`], the decision put into the request's
+//! [`Admission`] (by `on_proceed`), where it is routed again with the
+//! decision standing for its credential; and let go on once more as the
+//! route that makes it (a long poll, a publish, a WebSocket, an event
+//! stream), its new admission carrying the decision to that route's
+//! callbacks, so that its timeout, its client leaving and shutdown are
+//! that route's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,7 +22,8 @@ use tether_auth::{Identity, Rights, TetherClaim};
 use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage, Publish};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
-use super::access::{Access, Presented};
+use super::access::Presented;
+use super::admission::{Admission, Served};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
 use super::late::Late;
@@ -28,13 +31,13 @@ use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
 use super::publish::Pending;
 use super::publish_hook::{Gated, PublishGate, publish_question};
-use super::routes::{Endpoint, HubRoute, parse_path};
+use super::routes::{Endpoint, HubRoute};
 use super::settings::HubSettings;
 use super::subscribers::{Subscriber, Subscribers};
 
-/// How long a decision waits for the session it was made for to open
-/// (the upgrade or the stream's start, right after): a decision that no
-/// session took (an upgrade that failed, a `HEAD`) is forgotten then.
+/// How long a decision waits for its request to go on (the server hands
+/// it to `on_proceed` right after): one that no request took (its client
+/// left meanwhile) is forgotten then.
 const DECIDED_FOR: Duration = Duration::from_secs(5);
 
 /// What a loop asked the backend and has not heard back about, and what
@@ -45,9 +48,9 @@ pub(super) struct Decisions<C = ConnId> {
     asked: HashMap<u64, Asked<C>>,
     /// The question each held request waits on.
     held: HashMap<C, u64>,
-    /// Decisions for requests about to go on, when they were made, and
-    /// the handler route's tag each was made for (`None`: a session).
-    decided: HashMap<C, (Presented, Instant, Option<u32>, u32)>,
+    /// Decisions for requests about to go on, and when they were made:
+    /// each is moved into its request's admission as it goes on.
+    decided: HashMap<C, (Presented, Instant)>,
 }
 
 impl<C> Default for Decisions<C> {
@@ -124,29 +127,16 @@ impl<C: Copy + Eq + std::hash::Hash> Decisions<C> {
         }
     }
 
-    /// The decision made lately for what `conn` goes on as: the handler
-    /// route `handler` (its tag), or a session (`None`). One made for
-    /// something else is forgotten, not taken: it was left by a request
-    /// that did not go on as it was to, and another request's credential
-    /// is its own.
-    pub(super) fn take_decided(&mut self, conn: C, now: Instant, handler: Option<u32>) -> Option<Presented> {
-        if self.decided.is_empty() {
-            return None;
-        }
-        let (presented, at, made_for, _) = self.decided.remove(&conn)?;
-        (made_for == handler && now.saturating_duration_since(at) <= DECIDED_FOR).then_some(presented)
+    /// The decision made for the held request `conn`, which goes on now
+    /// ([`tether_server::App::on_proceed`]): taken, into its admission.
+    pub(super) fn take_decided(&mut self, conn: C) -> Option<Presented> {
+        self.decided.remove(&conn).map(|(presented, _)| presented)
     }
 
-    /// The tag of the route the held request `conn` goes on as, once
-    /// decided: its state from then on ([`tether_server::App::on_proceed`]).
-    pub(super) fn proceeding(&self, conn: C) -> Option<u32> {
-        self.decided.get(&conn).map(|decided| decided.3)
-    }
-
-    /// Forgets the decisions no session took.
+    /// Forgets the decisions no request took.
     pub(super) fn tick(&mut self, now: Instant) {
         self.decided
-            .retain(|_, (_, at, _, _)| now.saturating_duration_since(*at) <= DECIDED_FOR);
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= DECIDED_FOR);
     }
 }
 
@@ -209,14 +199,12 @@ pub(super) struct BackendHooks {
 /// (with an expiry), and the backend answers refresh questions. Its
 /// warning time is then when it asks.
 pub(super) fn refresh_by_backend(
-    access: &Access,
+    presented: Option<&Presented>,
     settings: &HubSettings,
     subscriber: &mut Subscriber,
     now: u64,
 ) {
-    let by_hook = access
-        .presented()
-        .is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
+    let by_hook = presented.is_some_and(|p| p.identity.as_ref().is_some_and(|i| i.expires_at.is_some()));
     if by_hook
         && subscriber.subject().is_some()
         && subscriber.transport != tether_hub::Transport::Poll
@@ -285,78 +273,78 @@ impl BackendHooks {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        request: &Request<'_>,
+        served: Served<'_, '_>,
     ) -> Reply {
-        let Some((topic, endpoint)) = parse_path(request.path()) else {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
+        let (Some(topic), Some(endpoint)) = (admission.topic().cloned(), admission.endpoint()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
+        let topic = &*topic;
         let transport = transport_of(endpoint);
         let settings = parts.shared.settings.clone();
         let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
-        let (question, asked) =
-            if settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request) {
-                let backend = settings.backend.as_deref();
-                let headers =
-                    backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
-                // A cookie speaks for its owner only on a request from the
-                // server's own or a trusted origin (a page elsewhere can
-                // make the browser send it, to a WebSocket above all).
-                let cookies = match backend {
-                    Some(b) if super::origin::cookie_ok(&settings.trusted_origins, request) => {
-                        forwarded_cookies(request, b.forwarded_cookies())
-                    }
-                    _ => Vec::new(),
-                };
-                (
-                    Question::Connect {
-                        transport,
-                        topic: Some(topic.to_owned()),
-                        remote: request.peer_addr().map(|a| a.ip().to_string()),
-                        headers,
-                        cookies,
-                    },
-                    Asked::Connect {
-                        conn,
-                        topic: topic.to_owned(),
-                        transport,
-                        then_subscribe: subscribes,
-                    },
-                )
-            } else {
-                // Its ticket is used now, once, whatever the backend says.
-                let ticket = match access.redeem_ticket(request, topic) {
-                    Ok(ticket) => ticket,
-                    Err(refusal) => {
-                        count_refusal(parts.stats, refusal);
-                        return Reply::Now(refusal.response());
-                    }
-                };
-                let identity = access.presented().and_then(|p| p.identity.clone());
-                let subject = match &identity {
-                    Some(identity) => identity.subject.clone(),
-                    None => {
-                        let verified = std::cell::OnceCell::new();
-                        let now = || access.unix_secs(Instant::now());
-                        access.subject_of(request, || {
-                            verified.get_or_init(|| access.credential(request, now()))
-                        })
-                    }
-                };
-                (
-                    Question::Subscribe {
-                        subject,
-                        topic: topic.to_owned(),
-                        transport,
-                    },
-                    Asked::Subscribe {
-                        conn,
-                        identity,
-                        ticket,
-                    },
-                )
+        let (question, asked) = if settings.backend_for(Hook::Connect).is_some()
+            && access.presents_nothing(request, admission.presented.as_deref())
+        {
+            let backend = settings.backend.as_deref();
+            let headers =
+                backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
+            // A cookie speaks for its owner only on a request from the
+            // server's own or a trusted origin (a page elsewhere can
+            // make the browser send it, to a WebSocket above all).
+            let cookies = match backend {
+                Some(b) if super::origin::cookie_ok(&settings.trusted_origins, request) => {
+                    forwarded_cookies(request, b.forwarded_cookies())
+                }
+                _ => Vec::new(),
             };
+            (
+                Question::Connect {
+                    transport,
+                    topic: Some(topic.to_owned()),
+                    remote: request.peer_addr().map(|a| a.ip().to_string()),
+                    headers,
+                    cookies,
+                },
+                Asked::Connect {
+                    conn,
+                    topic: topic.to_owned(),
+                    transport,
+                    then_subscribe: subscribes,
+                },
+            )
+        } else {
+            // Its ticket is used now, once, whatever the backend says.
+            let ticket = match access.redeem_ticket(request, topic) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    count_refusal(parts.stats, refusal);
+                    return Reply::Now(refusal.response());
+                }
+            };
+            let identity = admission.presented.as_deref().and_then(|p| p.identity.clone());
+            let subject = match &identity {
+                Some(identity) => identity.subject.clone(),
+                None => access.subject_of(request, move || admission.credential(access, request)),
+            };
+            (
+                Question::Subscribe {
+                    subject,
+                    topic: topic.to_owned(),
+                    transport,
+                },
+                Asked::Subscribe {
+                    conn,
+                    identity,
+                    ticket,
+                },
+            )
+        };
         let hook = question.hook();
         match self.ask_backend(ctx, &settings, question, asked) {
             Ok(()) => {
@@ -534,37 +522,34 @@ impl BackendHooks {
         }
     }
 
-    /// Lets the held request `conn` go on with what the backend decided.
+    /// Lets the held request `conn` go on with what the backend decided:
+    /// as [`HubRoute::Decided`], the decision handed to its admission
+    /// when it does ([`Decisions::take_decided`]).
     fn go_on(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, presented: Presented) {
-        let route = HubRoute::Decided.route();
-        let decided = (presented, ctx.now(), handler_tag(&route), route_tag(&route));
-        (self.decisions.decided).insert(conn, decided);
-        ctx.proceed(conn, route.map(|_| ()));
+        (self.decisions.decided).insert(conn, (presented, ctx.now()));
+        ctx.proceed(conn, Route::Handler(()));
     }
 
     /// A request the backend let go on ([`HubRoute::Decided`]), routed
-    /// again (`route`) with the decision (`presented`) standing for its
-    /// credential: let go on as that route (a handler, or the session it
-    /// now opens), the decision kept for it until then. A handler's
-    /// request goes on under its own route's tag, so that its timeout, its
-    /// client leaving and shutdown are handled as that route's (a long
-    /// poll's timeout is its empty answer, not a 503 for a decision that
-    /// was made).
+    /// again (`route`, with the decision standing for its credential): let
+    /// go on as that route (a handler, or the session it now opens), the
+    /// new admission its state from now on. A handler's request goes on
+    /// under its own route, so that its timeout, its client leaving and
+    /// shutdown are handled as that route's (a long poll's timeout is its
+    /// empty answer, not a 503 for a decision that was made).
     pub(super) fn go_on_as(
-        &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        route: Route<u32>,
-        presented: Presented,
+        route: Route<Admission>,
+        state: &mut Admission,
     ) -> Reply {
-        if let Route::Handler(tag) = route
-            && HubRoute::decode(tag) == Some(HubRoute::Decided)
-        {
+        let route = route.map(|admission| {
+            *state = admission;
+        });
+        if matches!(route, Route::Handler(())) && state.route == HubRoute::Decided {
             return Reply::Now(unavailable());
         }
-        let decided = (presented, ctx.now(), handler_tag(&route), route_tag(&route));
-        (self.decisions.decided).insert(conn, decided);
-        ctx.proceed(conn, route.map(|_| ()));
+        ctx.proceed(conn, route);
         Reply::Hold(Duration::from_secs(1))
     }
 
@@ -653,22 +638,6 @@ fn refreshed(
     }
 }
 
-/// The tag of a route (0 for a page's or a 404's, which have none).
-fn route_tag(route: &Route<u32>) -> u32 {
-    match route {
-        Route::Handler(tag) | Route::WebSocket(tag) | Route::EventStream(tag) => *tag,
-        _ => 0,
-    }
-}
-
-/// The tag of a handler route (`None` for a session's).
-pub(super) fn handler_tag(route: &Route<u32>) -> Option<u32> {
-    match route {
-        Route::Handler(tag) => Some(*tag),
-        _ => None,
-    }
-}
-
 /// The header fields of `request` that `names` (lower case) lists.
 fn forwarded_headers(request: &Request<'_>, names: &[String]) -> Vec<(String, String)> {
     names
@@ -726,41 +695,25 @@ mod tests {
     }
 
     #[test]
-    fn a_decision_is_taken_only_by_what_it_was_made_for() {
+    fn a_decision_is_taken_once_by_its_request() {
         let mut decisions = Decisions::<u32>::default();
         let now = Instant::now();
-        decisions
-            .decided
-            .insert(7, (Presented::default(), now, Some(3), 3));
-        assert!(decisions.take_decided(7, now, Some(3)).is_some());
-        // Left by a request that went on as something else: forgotten.
-        decisions.decided.insert(7, (Presented::default(), now, None, 0));
-        assert!(decisions.take_decided(7, now, Some(3)).is_none());
-        assert!(decisions.take_decided(7, now, None).is_none());
-        decisions
-            .decided
-            .insert(7, (Presented::default(), now, Some(3), 3));
-        assert!(decisions.take_decided(7, now, None).is_none());
-        assert!(decisions.decided.is_empty());
+        decisions.decided.insert(7, (Presented::default(), now));
+        assert!(decisions.take_decided(8).is_none());
+        assert!(decisions.take_decided(7).is_some());
+        assert!(decisions.take_decided(7).is_none());
     }
 
     #[test]
-    fn decisions_no_session_took_are_forgotten() {
+    fn decisions_no_request_took_are_forgotten() {
         let mut decisions = Decisions::<u32>::default();
         let start = Instant::now();
-        let conn = 7;
+        decisions.decided.insert(7, (Presented::default(), start));
         decisions
             .decided
-            .insert(conn, (Presented::default(), start, None, 0));
-        assert!(
-            decisions
-                .take_decided(conn, start + DECIDED_FOR + Duration::from_secs(1), None)
-                .is_none()
-        );
-        decisions
-            .decided
-            .insert(conn, (Presented::default(), start, None, 0));
+            .insert(8, (Presented::default(), start + DECIDED_FOR));
         decisions.tick(start + DECIDED_FOR + Duration::from_secs(1));
-        assert!(decisions.decided.is_empty());
+        assert!(decisions.take_decided(7).is_none());
+        assert!(decisions.take_decided(8).is_some());
     }
 }

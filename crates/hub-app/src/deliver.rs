@@ -6,22 +6,24 @@
 
 use std::sync::Arc;
 
-use tether_hub::{Event, EventId, Hub, HubMessage, Polled, Subscribed, Transport};
-use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
+use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, Subscribed, Transport};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
 use super::access::{TokenGrant, TokenRefused};
+use super::admission::Served;
 use super::auth::DEFAULT_AUTH_TIMEOUT;
 use super::awaiting::{Awaiting, auth_ok, warning_time};
+use super::backend::Hook;
 use super::broker_view::LoopContext;
 use super::decide::{BackendHooks, refresh_by_backend};
 use super::late::{Late, close_undecided};
 use super::loop_parts::LoopParts;
-use super::metrics::{Denial, HubStats, add, sub};
+use super::metrics::{Denial, HubStats, Outcome, add, sub};
 use super::poll::{self, next_id, poll_response, poll_timeout_response};
 use super::presence::Roster;
 use super::publish_hook::PublishGate;
 use super::replies::{close_reason, error_response};
-use super::routes::{Refusal, Socket, TOO_MANY_CONNECTIONS, parse_path};
+use super::routes::{HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS};
 use super::subscribers::{
     Subscriber, Subscribers, close_expired, close_revoked, fan_out, send_replay, send_resumed,
 };
@@ -56,20 +58,24 @@ impl Delivery {
         }
     }
 
-    /// A WebSocket session opened (with the backend's decision presented,
-    /// if there is one).
+    /// A WebSocket session opened, as its admission says (what it was
+    /// let in as, its topic, who it is).
     pub(super) fn open(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         held_publishes: &mut PublishGate,
-        conn: ConnId,
-        socket: Socket,
-        request: &Request<'_>,
+        served: Served<'_, '_>,
     ) {
-        let Some(mut subscriber) = Subscriber::websocket(request, socket) else {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
+        let (HubRoute::WebSocket(socket), Some(topic)) = (admission.route, admission.topic().cloned()) else {
             return;
         };
+        let mut subscriber = Subscriber::websocket(topic, request, socket);
         let settings = &parts.shared.settings;
         let access = &parts.shared.access;
         if socket == Socket::AuthFirst {
@@ -81,9 +87,9 @@ impl Delivery {
             self.awaiting.admit(conn, subscriber, until);
             return;
         }
-        subscriber.hold(access.holder_of(request, ctx.now()));
+        subscriber.hold(admission.holder(access, request));
         let now = access.unix_secs(ctx.now());
-        refresh_by_backend(access, settings, &mut subscriber, now);
+        refresh_by_backend(admission.presented.as_deref(), settings, &mut subscriber, now);
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires, unless the backend gives it a later expiry.
@@ -93,22 +99,32 @@ impl Delivery {
         self.subscribe(ctx, parts, held_publishes, conn, subscriber);
     }
 
-    /// An event stream started (with the backend's decision presented,
-    /// if there is one).
+    /// An event stream started, as its admission says (its topic, who it
+    /// is).
     pub(super) fn start_stream(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
+        served: Served<'_, '_>,
         last_event_id: Option<&str>,
     ) {
-        if let Some(mut subscriber) = Subscriber::event_stream(request, last_event_id) {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
+        if let Some(topic) = admission.topic().cloned() {
+            let mut subscriber = Subscriber::event_stream(topic, request, last_event_id);
             let access = &parts.shared.access;
-            subscriber.hold(access.holder_of(request, ctx.now()));
+            subscriber.hold(admission.holder(access, request));
             let now = access.unix_secs(ctx.now());
-            refresh_by_backend(access, &parts.shared.settings, &mut subscriber, now);
+            refresh_by_backend(
+                admission.presented.as_deref(),
+                &parts.shared.settings,
+                &mut subscriber,
+                now,
+            );
             self.subscribe(ctx, parts, held_publishes, conn, subscriber);
         }
     }
@@ -119,15 +135,20 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        request: &Request<'_>,
+        served: Served<'_, '_>,
     ) -> Reply {
-        let Some((topic, _)) = parse_path(request.path()) else {
-            return Reply::Now(Response::text(404, "404 Not Found\n"));
-        };
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         // Taken first: a ticket's holder is forgotten here whatever the
         // answer.
-        let holder = parts.shared.access.holder_of(request, ctx.now());
+        let holder = admission.holder(&parts.shared.access, request);
+        let Some(topic) = admission.topic() else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
+        let topic = &**topic;
         let since = request.query_param("since").filter(|s| !s.is_empty());
         let timeout = match poll::wait(request, parts.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
@@ -690,6 +711,52 @@ impl Delivery {
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>) {
         for resumed in self.hub.tick() {
             send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed);
+        }
+    }
+}
+
+/// The answer about a subject a socket named after its upgrade
+/// ([`Late`]).
+impl Delivery {
+    /// The backend's decision about the subject a socket named late.
+    pub(super) fn late_decided(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        held_publishes: &mut PublishGate,
+        conn: ConnId,
+        late: Late,
+        decision: Decision,
+    ) {
+        let outcome = match &decision {
+            Decision::Allow(_) => Outcome::Allowed,
+            Decision::Deny { .. } => Outcome::Denied,
+            _ => Outcome::Unavailable,
+        };
+        parts.stats.decided(Hook::Subscribe, outcome);
+        match (decision, late) {
+            (Decision::Allow(_), Late::FirstMessage { subscriber, auth_ok }) => {
+                ctx.send(conn, &Message::text(auth_ok));
+                self.subscribe(ctx, parts, held_publishes, conn, subscriber);
+            }
+            (Decision::Allow(_), Late::InBand { grant, now }) => {
+                self.take_grant(ctx, parts, held_publishes, conn, grant, now);
+            }
+            (Decision::Deny { status, reason }, _) => {
+                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                match status {
+                    401 => add(&parts.stats.refused_401, 1),
+                    _ => add(&parts.stats.refused_403, 1),
+                }
+                parts.stats.deny(Denial::NotGranted);
+                let reason = if reason.is_empty() { "refused" } else { &reason };
+                ctx.close(conn, CloseCode::POLICY, close_reason(reason));
+            }
+            (decision, _) => {
+                log::debug!("hub: the backend did not decide (subscribe, late subject): {decision:?}");
+                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                close_undecided(ctx, conn);
+            }
         }
     }
 }

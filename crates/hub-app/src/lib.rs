@@ -20,8 +20,22 @@ struct ReadmeExamples;
 // Everything here handles bytes and numbers from the network: nothing may
 // panic on them. These lints make every exception visible, each `allow`
 // with its reason beside it (tests are exempt).
+/// The parts of a [`HubApp`] every concern borrows, split from the
+/// concern's own field: `parts!(self)`.
+macro_rules! parts {
+    ($app:ident) => {
+        LoopParts {
+            shared: &$app.shared,
+            stats: &$app.stats,
+            broker: &mut *$app.broker,
+            cors: &mut $app.cors,
+        }
+    };
+}
+
 mod access;
 mod admin;
+mod admission;
 mod api;
 mod auth;
 mod awaiting;
@@ -33,6 +47,7 @@ mod connections;
 mod cors;
 mod decide;
 mod deliver;
+mod embedder;
 mod external;
 mod http_backend;
 mod late;
@@ -54,15 +69,15 @@ mod settings;
 mod shared;
 mod subscribers;
 mod ticket_holder;
-mod verified_tokens;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_hub::{Broker, ControlMessage, Error as HubError, Hub, HubMessage, Members, Publish};
+use tether_hub::{Broker, ControlMessage, HubMessage, Members};
 
 use self::admin::{Admin, AdminRoute};
+pub use self::admission::Admission;
+use self::admission::Served;
 use self::api::ServerApi;
 pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
@@ -76,13 +91,12 @@ use self::loop_parts::LoopParts;
 use self::metrics::HubStats;
 pub use self::namespace::{Namespace, UnknownNamespace, WhoPublishes, WhoSubscribes};
 pub use self::origin::Origins;
-use self::presence::{Answer, Asker, Roster};
-use self::publish::Pending;
+use self::presence::{Answer, Asker};
 use self::publishing::Publishing;
 pub use self::rate::PublishRate;
 use self::replies::shutting_down;
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
-use self::routes::{HubRoute, parse_path};
+use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
@@ -163,122 +177,19 @@ pub struct HubApp {
     settings_seen: u64,
 }
 
-/// The parts of a [`HubApp`] every concern borrows, split from the
-/// concern's own field: `parts!(self)`.
-macro_rules! parts {
-    ($app:ident) => {
-        LoopParts {
-            shared: &$app.shared,
-            stats: &$app.stats,
-            broker: &mut *$app.broker,
-            cors: &mut $app.cors,
-        }
-    };
-}
-
-impl fmt::Debug for HubApp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubApp")
-            .field("loop", &self.index)
-            .field("broker", &self.broker.kind())
-            .field("subscribers", &self.delivery.subscribers.len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl HubApp {
-    /// A hub on a single event loop.
-    pub fn new(settings: HubSettings) -> HubApp {
-        HubShared::new(settings, 1).app(0)
-    }
-
-    /// The hub of loop `index`, with its broker.
-    fn on_loop(shared: HubShared, index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
-        let stats = shared
-            .stats
-            .get(index)
-            .or(shared.stats.last())
-            .cloned()
-            .unwrap_or_default();
-        let hub = Hub::new(shared.settings.hub.clone(), broker.complete());
-        HubApp {
-            delivery: Delivery::new(hub, Roster::new(shared.node.clone(), index)),
-            broker,
-            index,
-            stats,
-            cors: Cors::new(shared.settings.clone()),
-            publishing: Publishing::default(),
-            hooks: BackendHooks::new(index),
-            api: ServerApi::default(),
-            admin: Admin::default(),
-            presence_answers: Vec::new(),
-            shared,
-            settings_seen: 0,
-        }
-    }
-
-    /// Whether a route tag is one of the hub's (for applications that
-    /// embed the hub and pass it the callbacks of its routes).
-    pub fn handles(tag: u32) -> bool {
-        HubRoute::decode(tag).is_some()
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &HubSettings {
-        &self.shared.settings
-    }
-
-    /// Publishes from the server itself (a feed it produces): no token, no
-    /// answer but the counters.
-    ///
-    /// # Errors
-    ///
-    /// What [`Publish::new`] refuses, and what the broker refuses at once.
-    pub fn publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        topic: &str,
-        event_type: Option<&str>,
-        data: &str,
-    ) -> Result<(), HubError> {
-        let publish = Publish::new(topic, event_type, data, &self.shared.settings.hub)?;
-        (self.publishing).submit(ctx, &mut parts!(self), publish, Pending::Internal)
-    }
-
-    /// Asks who is present on `topic` for the embedding application's
-    /// request `conn` (answered later, or never if the topic's sequencer
-    /// is gone): the members come from
-    /// [`HubApp::take_presence_answers`] after one of the next posts
-    /// ([`App::on_post`]). [`HubApp::forget_presence_question`] drops the
-    /// question, with its request.
-    pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
-        self.delivery.roster.ask(ctx, Asker::Embedder(conn), topic);
-    }
-
-    /// The answers to [`HubApp::ask_presence`] that came since the last
-    /// call, by request.
-    pub fn take_presence_answers(&mut self) -> Vec<(ConnId, Members)> {
-        std::mem::take(&mut self.presence_answers)
-    }
-
-    /// `conn`'s presence question is no longer wanted.
-    pub fn forget_presence_question(&mut self, conn: ConnId) {
-        self.delivery.roster.forget(conn);
-        self.presence_answers.retain(|(asker, _)| *asker != conn);
-    }
-
     /// The answer to a request on one of the hub's handler routes, before
     /// its CORS fields: the concern whose route it is answers it.
     fn answer_request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: u32,
+        admission: &mut Admission,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let route = HubRoute::decode(tag);
-        if route == Some(HubRoute::Metrics) {
+        let route = admission.route;
+        if route == HubRoute::Metrics {
             let sources = metrics::Sources {
                 loops: &self.shared.stats,
                 hub: &self.delivery.hub,
@@ -289,7 +200,7 @@ impl HubApp {
             let build = self.shared.settings.build_info.as_ref();
             return Reply::Now(metrics::answer(request, token, || ctx.stats(), &sources, build));
         }
-        if let Some(HubRoute::Admin(route)) = route {
+        if let HubRoute::Admin(route) = route {
             let token = self.shared.settings.metrics_token.as_deref();
             if route == AdminRoute::Api {
                 // The page's actions: the server API's, once let in.
@@ -311,14 +222,19 @@ impl HubApp {
             return Reply::Now(self.admin.answer(route, request, body, token));
         }
         match route {
-            Some(HubRoute::Preflight) => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
+            HubRoute::Preflight => Reply::Now(self.cors.preflight(request).unwrap_or_else(|| {
                 metrics::add(&self.stats.refused_403, 1);
                 Response::text(403, "origin not allowed\n")
             })),
-            Some(HubRoute::Publish) => {
-                (self.publishing).http_publish(ctx, &mut parts!(self), &mut self.hooks, conn, request, body)
+            HubRoute::Publish => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                (self.publishing).http_publish(ctx, &mut parts!(self), &mut self.hooks, served, body)
             }
-            Some(HubRoute::Api(route)) => self.api.request(
+            HubRoute::Api(_) => self.api.request(
                 ctx,
                 &mut parts!(self),
                 &mut self.delivery,
@@ -327,31 +243,45 @@ impl HubApp {
                 conn,
                 request,
                 body,
-                route,
+                admission,
             ),
-            Some(HubRoute::Poll) => self.delivery.poll(ctx, &mut parts!(self), conn, request),
-            Some(HubRoute::Presence) => match parse_path(request.path()) {
-                Some((topic, _)) => {
+            HubRoute::Poll => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                self.delivery.poll(ctx, &mut parts!(self), served)
+            }
+            HubRoute::Presence => match admission.topic() {
+                Some(topic) => {
                     self.delivery.roster.ask(ctx, Asker::Page(conn), topic);
                     Reply::Later(self.shared.settings.publish_timeout)
                 }
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
             },
-            Some(HubRoute::Tickets) => {
-                Reply::Now(self.shared.access.issue_ticket(&self.stats, request, body))
+            HubRoute::Tickets => {
+                let access = &self.shared.access;
+                let credential = admission.take_credential(access, request);
+                Reply::Now(access.issue_ticket(&self.stats, request, credential, body))
             }
-            Some(HubRoute::Refused(refusal)) => Reply::Now(refusal.response()),
-            Some(HubRoute::Decide) => self.hooks.decide_request(ctx, &mut parts!(self), conn, request),
-            Some(HubRoute::Decided) => {
+            HubRoute::Refused(refusal) => Reply::Now(refusal.response()),
+            HubRoute::Decide => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                (self.hooks).decide_request(ctx, &mut parts!(self), served)
+            }
+            HubRoute::Decided => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
-                let Some(presented) = (self.hooks.decisions).take_decided(conn, ctx.now(), Some(tag)) else {
+                let Some(presented) = admission.presented.take() else {
                     return Reply::Now(unavailable());
                 };
-                let before = self.shared.access.present(Some(presented.clone()));
-                let route = router::route(&self.shared.access, &self.stats, request);
-                self.shared.access.present(before);
-                self.hooks.go_on_as(ctx, conn, route, presented)
+                let route = router::route(&self.shared.access, &self.stats, request, Some(*presented));
+                BackendHooks::go_on_as(ctx, conn, route, admission)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
         }
@@ -359,23 +289,23 @@ impl HubApp {
 
     /// A long poll, a presence question, a held request or a publish that
     /// was not answered in time, before its CORS fields.
-    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: u32) -> Response {
-        match HubRoute::decode(tag) {
-            Some(HubRoute::Poll) => (self.delivery).end_poll(
+    fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, route: HubRoute) -> Response {
+        match route {
+            HubRoute::Poll => (self.delivery).end_poll(
                 ctx,
                 &mut parts!(self),
                 &mut self.hooks.publish_gate,
                 conn,
                 &CloseReason::Ended,
             ),
-            Some(HubRoute::Presence) => {
+            HubRoute::Presence => {
                 self.delivery.roster.forget(conn);
                 Response::text(504, "the members were not known in time\n")
             }
-            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
+            HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api) => {
                 (self.api).timeout(conn, &mut self.delivery.roster, &mut self.publishing)
             }
-            Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decision_timeout(conn),
+            HubRoute::Decide | HubRoute::Decided => self.hooks.decision_timeout(conn),
             _ => {
                 self.hooks.publish_gate.forget(conn);
                 self.publishing.publishes.forget(conn);
@@ -385,25 +315,11 @@ impl HubApp {
     }
 }
 
-/// Where each loop's hub is made.
-impl HubShared {
-    /// The application for loop `loop_index`, with the in-process broker.
-    pub fn app(&self, loop_index: usize) -> HubApp {
-        self.app_with_broker(loop_index, Box::new(self.local.sibling()))
-    }
-
-    /// The application for loop `loop_index`, with another broker (one
-    /// value per loop; see [`tether_hub::Broker`] for the contract).
-    pub fn app_with_broker(&self, loop_index: usize, broker: Box<dyn Broker + Send>) -> HubApp {
-        HubApp::on_loop(self.clone(), loop_index, broker)
-    }
-}
-
 impl App for HubApp {
     type Post = HubMessage;
-    type State = u32;
+    type State = Admission;
 
-    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
+    fn route(&mut self, request: &Request<'_>) -> Route<Admission> {
         // Every request starts here: settings replaced since the last one
         // apply from it on.
         self.shared.catch_up(&mut self.settings_seen);
@@ -412,44 +328,35 @@ impl App for HubApp {
                 .admin
                 .route(request, self.shared.settings.metrics_token.as_deref())
         {
-            return route;
+            return route.map(Admission::new);
         }
-        router::route(&self.shared.access, &self.stats, request)
+        router::route(&self.shared.access, &self.stats, request, None)
     }
 
     fn on_open(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        state: &mut u32,
+        state: &mut Admission,
         request: &Request<'_>,
     ) {
-        let tag = *state;
         // Held for the backend's word, its origin kept: no answer comes
         // now.
         self.cors.forget(conn);
-        let Some(HubRoute::WebSocket(socket)) = HubRoute::decode(tag) else {
-            return;
-        };
-        // Who the backend said it is, if it was asked.
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
-        let before = self.shared.access.present(presented);
-        (self.delivery).open(
-            ctx,
-            &mut parts!(self),
-            &mut self.hooks.publish_gate,
+        let served = Served {
             conn,
-            socket,
             request,
-        );
-        self.shared.access.present(before);
+            admission: state,
+        };
+        (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks.publish_gate, served);
+        state.release();
     }
 
     fn on_message(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _state: &mut u32,
+        _state: &mut Admission,
         message: MessageRef<'_>,
     ) {
         self.shared.catch_up(&mut self.settings_seen);
@@ -467,7 +374,7 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _state: &mut u32,
+        _state: &mut Admission,
         reason: CloseReason,
     ) {
         self.cors.forget(conn);
@@ -482,7 +389,11 @@ impl App for HubApp {
         );
     }
 
-    fn event_stream_headers(&mut self, _state: &mut u32, request: &Request<'_>) -> Vec<(String, String)> {
+    fn event_stream_headers(
+        &mut self,
+        _state: &mut Admission,
+        request: &Request<'_>,
+    ) -> Vec<(String, String)> {
         // The CORS fields a cross-origin EventSource needs, as on the
         // hub's other routes.
         self.cors.stream_headers(request)
@@ -492,14 +403,13 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        state: &mut u32,
+        state: &mut Admission,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        let tag = *state;
         // As for a WebSocket's opening: no answer comes now.
         self.cors.forget(conn);
-        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Events)) {
+        if state.route == HubRoute::Admin(AdminRoute::Events) {
             let sources = metrics::Sources {
                 loops: &self.shared.stats,
                 hub: &self.delivery.hub,
@@ -510,7 +420,7 @@ impl App for HubApp {
             self.admin.subscribe(ctx, conn, request, &sources, token);
             return;
         }
-        if HubRoute::decode(tag) == Some(HubRoute::Admin(AdminRoute::Watch)) {
+        if state.route == HubRoute::Admin(AdminRoute::Watch) {
             // The admin watching a topic: a subscriber that needs no
             // rights and is nobody's presence.
             let token = self.shared.settings.metrics_token.as_deref();
@@ -532,24 +442,26 @@ impl App for HubApp {
             }
             return;
         }
-        let presented = self.hooks.decisions.take_decided(conn, ctx.now(), None);
-        let before = self.shared.access.present(presented);
+        let served = Served {
+            conn,
+            request,
+            admission: state,
+        };
         (self.delivery).start_stream(
             ctx,
             &mut parts!(self),
             &mut self.hooks.publish_gate,
-            conn,
-            request,
+            served,
             last_event_id,
         );
-        self.shared.access.present(before);
+        state.release();
     }
 
     fn on_unsubscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        _state: &mut u32,
+        _state: &mut Admission,
         reason: CloseReason,
     ) {
         self.cors.forget(conn);
@@ -612,33 +524,23 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        state: &mut u32,
+        state: &mut Admission,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        let tag = *state;
-        let route = HubRoute::decode(tag);
-        if matches!(route, Some(HubRoute::Metrics | HubRoute::Admin(_))) {
-            return self.answer_request(ctx, conn, tag, request, body);
+        if matches!(state.route, HubRoute::Metrics | HubRoute::Admin(_)) {
+            return self.answer_request(ctx, conn, state, request, body);
         }
-        // A request the backend let go on comes back under its own route,
-        // the decision standing for its credential.
-        let presented = match route {
-            Some(HubRoute::Decide | HubRoute::Decided) => None,
-            _ => self.hooks.decisions.take_decided(conn, ctx.now(), Some(tag)),
-        };
-        let before = presented.map(|p| self.shared.access.present(Some(p)));
-        let reply = self.answer_request(ctx, conn, tag, request, body);
-        if let Some(before) = before {
-            self.shared.access.present(before);
-        }
+        let reply = self.answer_request(ctx, conn, state, request, body);
         self.cors.reply(conn, request, reply)
     }
 
-    fn on_proceed(&mut self, conn: ConnId, state: &mut u32, _route: &Route) {
-        // The route the decision let it go on as.
-        if let Some(tag) = self.hooks.decisions.proceeding(conn) {
-            *state = tag;
+    fn on_proceed(&mut self, conn: ConnId, state: &mut Admission, _route: &Route) {
+        // Let go on by the backend: its decision goes into the request's
+        // admission, which is routed again with it.
+        if let Some(presented) = self.hooks.decisions.take_decided(conn) {
+            state.route = HubRoute::Decided;
+            state.presented = Some(Box::new(presented));
         }
     }
 
@@ -646,29 +548,27 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        state: &mut u32,
+        state: &mut Admission,
     ) -> Response {
-        let tag = *state;
-        let response = self.request_timeout(ctx, conn, tag);
+        let response = self.request_timeout(ctx, conn, state.route);
         self.cors.finish(conn, response)
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut u32) {
-        let tag = *state;
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut Admission) {
         self.cors.forget(conn);
-        match HubRoute::decode(tag) {
-            Some(HubRoute::Poll) => (self.delivery).leave(
+        match state.route {
+            HubRoute::Poll => (self.delivery).leave(
                 ctx,
                 &mut parts!(self),
                 &mut self.hooks.publish_gate,
                 conn,
                 &CloseReason::Dropped,
             ),
-            Some(HubRoute::Presence) => self.delivery.roster.forget(conn),
-            Some(HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api)) => {
+            HubRoute::Presence => self.delivery.roster.forget(conn),
+            HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api) => {
                 (self.api).abandoned(conn, &mut self.delivery.roster, &mut self.publishing)
             }
-            Some(HubRoute::Decide | HubRoute::Decided) => self.hooks.decisions.forget(conn),
+            HubRoute::Decide | HubRoute::Decided => self.hooks.decisions.forget(conn),
             _ => {
                 self.hooks.publish_gate.forget(conn);
                 self.publishing.publishes.forget(conn);
@@ -714,14 +614,13 @@ impl App for HubApp {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        state: &mut u32,
+        state: &mut Admission,
     ) -> Option<Response> {
-        let tag = *state;
-        let response = match HubRoute::decode(tag) {
+        let response = match state.route {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            Some(HubRoute::Poll) => replies::refusal(
+            HubRoute::Poll => replies::refusal(
                 (self.delivery).end_poll(
                     ctx,
                     &mut parts!(self),
@@ -732,14 +631,14 @@ impl App for HubApp {
                 Some(replies::SOON),
             ),
             // The sequencer may be gone already.
-            Some(HubRoute::Presence) => {
+            HubRoute::Presence => {
                 self.delivery.roster.forget(conn);
                 shutting_down()
             }
             // Nothing is decided any more, and a publish still waiting for
             // the backend's decision was not published and will not be:
             // its client may send it again elsewhere.
-            Some(HubRoute::Decide | HubRoute::Decided) => {
+            HubRoute::Decide | HubRoute::Decided => {
                 self.hooks.decisions.forget(conn);
                 self.hooks.publish_gate.forget(conn);
                 shutting_down()

@@ -4,8 +4,10 @@
 //! the broker, and its outcome told to whoever waits for it.
 
 use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
-use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
+use super::access::Credential;
+use super::admission::Served;
 use super::backend::Hook;
 use super::broker_view::LoopContext;
 use super::decide::{BackendHooks, refused, unavailable};
@@ -66,28 +68,34 @@ impl Publishing {
         }
     }
 
-    /// `POST /topics/NAME`: admitted once (its credential verified once,
-    /// or taken from the check of its head before its body came), then
-    /// rate-limited, held for the backend or handed to the broker.
+    /// `POST /topics/NAME`, as its admission says (its topic, parsed
+    /// when it was routed; its credential, verified here once and read by
+    /// every step after): checked, rate-limited, held for the backend or
+    /// handed to the broker.
     pub(super) fn http_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         hooks: &mut BackendHooks,
-        conn: ConnId,
-        request: &Request<'_>,
+        served: Served<'_, '_>,
         body: &[u8],
     ) -> Reply {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
         let (access, settings, stats) = (&parts.shared.access, &parts.shared.settings, parts.stats);
-        // Worked out once: every step below reads it.
-        let admission = access.admit(request);
-        let Some((topic, _)) = admission.target else {
+        let Some(topic) = admission.topic().cloned() else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
-        if let Some(refusal) = access.check_publisher(stats, &admission, Some(topic)) {
+        let topic = &*topic;
+        let credential = admission.credential(access, request);
+        if let Some(refusal) = access.check_publisher(stats, credential, Some(topic)) {
             return Reply::Now(refusal);
         }
-        if let Err(wait) = access.rate_limit_request(&admission, ctx.now()) {
+        let is_publish_token = matches!(credential, Ok(Credential::Admin));
+        if let Err(wait) = access.rate_limit_request(credential, ctx.now()) {
             add(&stats.rate_limited, 1);
             return Reply::Now(rate_limited(wait));
         }
@@ -95,8 +103,8 @@ impl Publishing {
             Ok(publish) => publish,
             Err(refusal) => return Reply::Now(refusal),
         };
-        if settings.publish_hook(topic) && !admission.is_publish_token() {
-            let subject = access.publisher_subject(request, &admission);
+        if settings.publish_hook(topic) && !is_publish_token {
+            let subject = admission.publisher_subject(access, request);
             return hooks.ask_publish(ctx, parts, conn, subject, publish, Pending::Http(conn));
         }
         match self.submit(ctx, parts, publish, Pending::Http(conn)) {

@@ -7,17 +7,42 @@ use std::time::Instant;
 use tether_hub::{Grant, is_valid_event_type, is_valid_topic};
 use tether_server::{Request, Response, Route};
 
-use super::access::{Access, Credential};
+use super::access::{Access, Credential, Presented};
+use super::admission::Admission;
 use super::api::ApiRoute;
 use super::backend::Hook;
 use super::metrics::HubStats;
 use super::metrics::count_refusal;
 use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
 
-/// What the hub makes of a request: refusals decided here whatever the
-/// body (a bad topic, a credential that does not do, an origin that may
-/// not come in) are counted and answered in `on_request`.
-pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) -> Route<u32> {
+/// What the hub makes of a request, as its [`Admission`]: its path
+/// parsed once, its credential verified once (when a step needs it), the
+/// backend's decision it comes with (`presented`, when it is routed again
+/// after one). Refusals decided here whatever the body (a bad topic, a
+/// credential that does not do, an origin that may not come in) are
+/// counted and answered in `on_request`.
+pub(super) fn route(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    presented: Option<Presented>,
+) -> Route<Admission> {
+    let target = parse_path(request.path());
+    let verified = OnceCell::new();
+    let route = route_to(access, stats, request, target, presented.as_ref(), &verified);
+    route.map(|route| Admission::routed(route, target, verified.into_inner(), presented))
+}
+
+/// [`route`] of a request whose path is parsed (`target`), its
+/// credential verified into `verified` when a step first needs it.
+fn route_to(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    target: Option<(&str, Endpoint)>,
+    presented: Option<&Presented>,
+    verified: &OnceCell<Result<Credential, Refusal>>,
+) -> Route<HubRoute> {
     let settings = access.settings();
     // The admin listener serves the metrics and nothing else.
     if request.via_admin_listener() {
@@ -27,7 +52,7 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         };
     }
     let api = ApiRoute::of(request.path());
-    let is_hub_path = request.path() == "/tickets" || parse_path(request.path()).is_some() || api.is_some();
+    let is_hub_path = request.path() == "/tickets" || target.is_some() || api.is_some();
     if request.method() == "OPTIONS"
         && is_hub_path
         && request.header("access-control-request-method").is_some()
@@ -57,7 +82,7 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
         "/metrics" => return HubRoute::Metrics.route(),
         _ => {}
     }
-    let Some((topic, endpoint)) = parse_path(request.path()) else {
+    let Some((topic, endpoint)) = target else {
         return Route::NotFound;
     };
     if !is_valid_topic(topic) {
@@ -68,7 +93,8 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     }
     let method = request.method();
     // Who a request without credentials is, the backend says.
-    let asks_connect = settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request);
+    let asks_connect =
+        settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request, presented);
     if endpoint == Endpoint::Publish {
         return if method == "POST" && asks_connect {
             HubRoute::Decide.route()
@@ -100,66 +126,56 @@ pub(super) fn route(access: &Access, stats: &HubStats, request: &Request<'_>) ->
     if asks_connect {
         return HubRoute::Decide.route();
     }
-    let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request);
+    let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request, presented);
     // The request's credential, verified once, when a step first needs
-    // it (a ticket may make it needless), and kept for the callback that
-    // starts the stream, socket or long poll.
-    let verified = OnceCell::new();
-    let credential = || verified.get_or_init(|| access.credential(request, access.unix_secs(Instant::now())));
-    let route = subscribe_route(
-        access,
-        stats,
-        request,
+    // it (a ticket may make it needless), and kept in its admission for
+    // the callback that starts the stream, socket or long poll.
+    let credential =
+        || verified.get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
+    let asked = Asked {
         topic,
         endpoint,
         raw,
         first_message,
-        credential,
-    );
-    if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket | Endpoint::Poll)
-        && let Some(
-            HubRoute::Events
-            | HubRoute::Poll
-            | HubRoute::Decide
-            | HubRoute::WebSocket(Socket::Publisher | Socket::Subscriber),
-        ) = route_of(&route)
-        && let Some(Ok(credential)) = verified.get()
-    {
-        access.keep_for_next_callback(request, credential);
-    }
-    route
+        presented,
+    };
+    subscribe_route(access, stats, request, &asked, credential)
 }
 
-/// The hub's route a [`Route`] stands for, if it is one of the hub's.
-fn route_of(route: &Route<u32>) -> Option<HubRoute> {
-    match *route {
-        Route::Handler(tag) | Route::EventStream(tag) | Route::WebSocket(tag) => HubRoute::decode(tag),
-        _ => None,
-    }
+/// What a subscriber's request asks for, from its path and query, and
+/// the backend's decision it comes with.
+struct Asked<'a> {
+    topic: &'a str,
+    endpoint: Endpoint,
+    raw: bool,
+    /// A WebSocket that may send its token as its first message.
+    first_message: bool,
+    presented: Option<&'a Presented>,
 }
 
 /// The route of a subscriber's request (an event stream, a WebSocket, a
 /// long poll, a presence question) to a topic that may be subscribed
 /// to, by who it is: its `credential`, verified at the first call.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the request's parts, parsed once by the caller"
-)]
 fn subscribe_route<'a>(
     access: &Access,
     stats: &HubStats,
     request: &Request<'_>,
-    topic: &str,
-    endpoint: Endpoint,
-    raw: bool,
-    first_message: bool,
+    asked: &Asked<'_>,
     credential: impl Fn() -> &'a Result<Credential, Refusal> + Copy,
-) -> Route<u32> {
+) -> Route<HubRoute> {
+    let Asked {
+        topic,
+        endpoint,
+        raw,
+        first_message,
+        presented,
+    } = *asked;
     let settings = access.settings();
     // A request that waits for the backend uses its ticket when the
     // backend is asked: once, the decision carrying what it grants.
-    let asks = asks_subscribe(access, topic, credential);
-    let grant = match access.authorize_subscriber(request, topic, credential, !asks) {
+    let asks = asks_subscribe(access, topic, presented, credential);
+    let decided_ticket = presented.and_then(|p| p.ticket.clone());
+    let grant = match access.authorize_subscriber(request, topic, credential, !asks, decided_ticket) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
         Ok(grant) => grant,
         Err(refusal) => {
@@ -217,8 +233,11 @@ fn subscribe_route<'a>(
 /// A publish or a ticket request refused before its body is read (its
 /// body would be of no use): a credential missing, bad, or without the
 /// right to publish to the topic. One the backend is to say who it is
-/// (no credential, a connect hook) is read first. When it may go on, its
-/// verified credential is kept for the body's callback.
+/// (no credential, a connect hook) is read first.
+///
+/// The server calls this before `route`, with no state of the request's
+/// to keep what it finds: a request that goes on is routed, and its
+/// credential verified, afresh when its body is complete.
 pub(super) fn refuse_publisher_before_body(
     access: &Access,
     stats: &HubStats,
@@ -230,20 +249,12 @@ pub(super) fn refuse_publisher_before_body(
     // Who a request without credentials is, the backend says: its body
     // is read first.
     let asks_connect =
-        access.settings().backend_for(Hook::Connect).is_some() && access.presents_nothing(request);
+        access.settings().backend_for(Hook::Connect).is_some() && access.presents_nothing(request, None);
     if !needs_token || asks_connect {
         return None;
     }
-    let admission = access.admit_to(request, target);
-    let topic = admission.target.map(|(topic, _)| topic);
-    let refusal = access.check_publisher(stats, &admission, topic);
-    if refusal.is_none()
-        && let Ok(credential) = &admission.credential
-    {
-        // The body's callback reads this verification.
-        access.keep_for_next_callback(request, credential);
-    }
-    refusal
+    let credential = access.credential(request, None, access.unix_secs(Instant::now()));
+    access.check_publisher(stats, &credential, target.map(|(topic, _)| topic))
 }
 
 /// Whether subscribing to `topic` waits for the backend's word: its
@@ -252,10 +263,11 @@ pub(super) fn refuse_publisher_before_body(
 fn asks_subscribe<'a>(
     access: &Access,
     topic: &str,
+    presented: Option<&Presented>,
     credential: impl Fn() -> &'a Result<Credential, Refusal>,
 ) -> bool {
     access.settings().subscribe_hook(topic)
-        && !access.presented().is_some_and(|p| p.subscribe_decided)
+        && !presented.is_some_and(|p| p.subscribe_decided)
         && !matches!(credential(), Ok(Credential::Admin))
 }
 

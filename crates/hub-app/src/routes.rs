@@ -1,23 +1,11 @@
-//! The hub's routes: route tags, paths, refusals, credentials.
+//! The hub's routes: what a request is to the hub, paths, refusals, credentials.
 
 use tether_hub::Error as HubError;
 
 use tether_server::{Request, Response, Route};
 
-/// The hub's tags are this prefix and a number below it, so that an
-/// embedder can tell them from its own (see [`HubApp::handles`](crate::HubApp::handles)).
-const TAG_BASE: u32 = 0x4855_0000;
-const TAG_MASK: u32 = 0xFFFF_0000;
-/// A refused request's tag: this plus the [`Refusal`].
-const TAG_REFUSED: u32 = 0x100;
-/// An admin page route's tag: this plus the [`AdminRoute`].
-const TAG_ADMIN: u32 = 0x80;
-/// The tag of a request refused for a token that does not verify: this
-/// plus the [`TokenFault`].
-const TAG_INVALID_TOKEN: u32 = 0x1000;
-
-/// What the hub made of a request in `route`, carried by the route's tag
-/// to the callbacks that serve it.
+/// What the hub made of a request in `route`: the route part of the
+/// request's state, which the server hands to every later callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum HubRoute {
     /// `POST /topics/NAME`.
@@ -61,95 +49,16 @@ pub(super) enum Socket {
     AuthFirst,
 }
 
-impl From<HubRoute> for u32 {
-    fn from(route: HubRoute) -> u32 {
-        TAG_BASE
-            | match route {
-                HubRoute::Publish => 1,
-                HubRoute::Events => 2,
-                HubRoute::WebSocket(Socket::Subscriber) => 3,
-                HubRoute::WebSocket(Socket::Publisher) => 4,
-                HubRoute::Poll => 5,
-                HubRoute::Tickets => 6,
-                HubRoute::Metrics => 7,
-                HubRoute::WebSocket(Socket::AuthFirst) => 8,
-                HubRoute::Preflight => 9,
-                HubRoute::Presence => 10,
-                HubRoute::Api(ApiRoute::Publish) => 11,
-                HubRoute::Api(ApiRoute::Broadcast) => 12,
-                HubRoute::Api(ApiRoute::Unknown) => 13,
-                HubRoute::Api(ApiRoute::History) => 14,
-                HubRoute::Api(ApiRoute::Presence) => 15,
-                HubRoute::Api(ApiRoute::PresenceCounts) => 16,
-                HubRoute::Api(ApiRoute::Topics) => 17,
-                HubRoute::Api(ApiRoute::TopicInfo) => 18,
-                HubRoute::Api(ApiRoute::Disconnect) => 19,
-                HubRoute::Api(ApiRoute::Unsubscribe) => 20,
-                HubRoute::Api(ApiRoute::Refresh) => 21,
-                HubRoute::Api(ApiRoute::Revoke) => 22,
-                HubRoute::Api(ApiRoute::Revoked) => 23,
-                HubRoute::Api(ApiRoute::Connections) => 40,
-                HubRoute::Decide => 30,
-                HubRoute::Decided => 31,
-                HubRoute::Refused(Refusal::BadCredentials(fault)) => TAG_INVALID_TOKEN + fault as u32,
-                HubRoute::Refused(refusal) => TAG_REFUSED + refusal.index(),
-                HubRoute::Admin(route) => TAG_ADMIN + route as u32,
-            }
-    }
-}
-
 impl HubRoute {
-    /// The route a tag of the hub's stands for; `None` for any other tag.
-    pub(super) fn decode(tag: u32) -> Option<HubRoute> {
-        if tag & TAG_MASK != TAG_BASE {
-            return None;
-        }
-        Some(match tag & !TAG_MASK {
-            1 => HubRoute::Publish,
-            2 => HubRoute::Events,
-            3 => HubRoute::WebSocket(Socket::Subscriber),
-            4 => HubRoute::WebSocket(Socket::Publisher),
-            5 => HubRoute::Poll,
-            6 => HubRoute::Tickets,
-            7 => HubRoute::Metrics,
-            8 => HubRoute::WebSocket(Socket::AuthFirst),
-            9 => HubRoute::Preflight,
-            10 => HubRoute::Presence,
-            11 => HubRoute::Api(ApiRoute::Publish),
-            12 => HubRoute::Api(ApiRoute::Broadcast),
-            13 => HubRoute::Api(ApiRoute::Unknown),
-            14 => HubRoute::Api(ApiRoute::History),
-            15 => HubRoute::Api(ApiRoute::Presence),
-            16 => HubRoute::Api(ApiRoute::PresenceCounts),
-            17 => HubRoute::Api(ApiRoute::Topics),
-            18 => HubRoute::Api(ApiRoute::TopicInfo),
-            19 => HubRoute::Api(ApiRoute::Disconnect),
-            20 => HubRoute::Api(ApiRoute::Unsubscribe),
-            21 => HubRoute::Api(ApiRoute::Refresh),
-            22 => HubRoute::Api(ApiRoute::Revoke),
-            23 => HubRoute::Api(ApiRoute::Revoked),
-            40 => HubRoute::Api(ApiRoute::Connections),
-            30 => HubRoute::Decide,
-            31 => HubRoute::Decided,
-            n if (TAG_ADMIN..TAG_REFUSED).contains(&n) => {
-                HubRoute::Admin(*AdminRoute::ALL.get((n - TAG_ADMIN) as usize)?)
-            }
-            n if n >= TAG_INVALID_TOKEN => HubRoute::Refused(Refusal::BadCredentials(
-                *TokenFault::ALL.get(usize::try_from(n - TAG_INVALID_TOKEN).ok()?)?,
-            )),
-            n => HubRoute::Refused(*Refusal::ALL.get(n.checked_sub(TAG_REFUSED)? as usize)?),
-        })
-    }
-
     /// The server's route: an event stream, a WebSocket or a handler,
-    /// tagged with this.
-    pub(super) fn route(self) -> Route<u32> {
+    /// with this as its state.
+    pub(super) fn route(self) -> Route<HubRoute> {
         match self {
             HubRoute::Events | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => {
-                Route::EventStream(self.into())
+                Route::EventStream(self)
             }
-            HubRoute::WebSocket(_) => Route::WebSocket(self.into()),
-            _ => Route::Handler(self.into()),
+            HubRoute::WebSocket(_) => Route::WebSocket(self),
+            _ => Route::Handler(self),
         }
     }
 }
@@ -205,44 +114,8 @@ pub(super) enum Refusal {
 }
 
 impl Refusal {
-    pub(super) const ALL: [Refusal; 23] = [
-        Refusal::BadTopic,
-        Refusal::BadEventType,
-        Refusal::NoCredentials,
-        Refusal::BadCredentials(TokenFault::Unknown),
-        Refusal::Origin,
-        Refusal::Ticket,
-        Refusal::OnlyPost,
-        Refusal::OnlyGet,
-        Refusal::NotGranted,
-        Refusal::ExpiredCredentials,
-        Refusal::BadFormat,
-        Refusal::RawNotWebSocket,
-        Refusal::RawResume,
-        Refusal::RawEnvelope,
-        Refusal::RawFirstMessage,
-        Refusal::PresenceNotStream,
-        Refusal::CrossOriginCookie,
-        Refusal::NoNamespace,
-        Refusal::PublishClosed,
-        Refusal::PresenceOff,
-        Refusal::JoinLeaveOff,
-        Refusal::Revoked,
-        Refusal::TooManyConnections,
-    ];
-
-    pub(super) fn route(self) -> Route<u32> {
+    pub(super) fn route(self) -> Route<HubRoute> {
         HubRoute::Refused(self).route()
-    }
-
-    /// Its place in [`Refusal::ALL`] (a token's fault aside), for its tag.
-    fn index(self) -> u32 {
-        let same = |other: &Refusal| match (self, *other) {
-            (Refusal::BadCredentials(_), Refusal::BadCredentials(_)) => true,
-            (this, other) => this == other,
-        };
-        let at = Refusal::ALL.iter().position(same).unwrap_or(0);
-        u32::try_from(at).unwrap_or(0)
     }
 
     pub(super) fn response(self) -> Response {
@@ -343,24 +216,6 @@ pub(super) enum TokenFault {
 }
 
 impl TokenFault {
-    pub(super) const ALL: [TokenFault; 15] = [
-        TokenFault::Unknown,
-        TokenFault::Malformed,
-        TokenFault::TooLong,
-        TokenFault::Algorithm,
-        TokenFault::Key,
-        TokenFault::CriticalHeader,
-        TokenFault::BadSignature,
-        TokenFault::Claims,
-        TokenFault::MissingExpiry,
-        TokenFault::Expired,
-        TokenFault::NotYetValid,
-        TokenFault::IssuedInFuture,
-        TokenFault::Audience,
-        TokenFault::Issuer,
-        TokenFault::Revoked,
-    ];
-
     /// Why `tether-auth` refused a token.
     pub(super) fn of(e: &tether_auth::Error) -> TokenFault {
         use tether_auth::Error;
@@ -557,25 +412,6 @@ impl ApiRoute {
         })
     }
 
-    /// Every endpoint.
-    #[cfg(test)]
-    pub(super) const ALL: [ApiRoute; 14] = [
-        ApiRoute::Publish,
-        ApiRoute::Broadcast,
-        ApiRoute::History,
-        ApiRoute::Presence,
-        ApiRoute::PresenceCounts,
-        ApiRoute::Topics,
-        ApiRoute::TopicInfo,
-        ApiRoute::Disconnect,
-        ApiRoute::Unsubscribe,
-        ApiRoute::Refresh,
-        ApiRoute::Revoke,
-        ApiRoute::Revoked,
-        ApiRoute::Unknown,
-        ApiRoute::Connections,
-    ];
-
     /// Whether it takes a body (`POST`), or is read (`GET`, `HEAD`).
     pub(super) fn is_post(self) -> bool {
         matches!(
@@ -591,7 +427,7 @@ impl ApiRoute {
     }
 }
 
-/// The paths under `/admin`, as route tags carry them.
+/// The paths under `/admin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AdminRoute {
     /// `GET /admin`: the page.
@@ -611,22 +447,9 @@ pub(super) enum AdminRoute {
     Watch,
 }
 
-impl AdminRoute {
-    pub(super) const ALL: [AdminRoute; 7] = [
-        AdminRoute::Page,
-        AdminRoute::Events,
-        AdminRoute::Login,
-        AdminRoute::Logout,
-        AdminRoute::Denied,
-        AdminRoute::Api,
-        AdminRoute::Watch,
-    ];
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HubApp;
 
     #[test]
     fn paths() {
@@ -639,50 +462,5 @@ mod tests {
         assert_eq!(parse_path("/topics/"), Some(("", Endpoint::Publish)));
         assert_eq!(parse_path("/topics/a/other"), None);
         assert_eq!(parse_path("/topic/a"), None);
-    }
-
-    #[test]
-    fn tags_round_trip() {
-        let sockets = [Socket::Subscriber, Socket::Publisher, Socket::AuthFirst];
-        let routes = [
-            HubRoute::Publish,
-            HubRoute::Events,
-            HubRoute::Poll,
-            HubRoute::Presence,
-            HubRoute::Tickets,
-            HubRoute::Metrics,
-            HubRoute::Preflight,
-            HubRoute::Decide,
-            HubRoute::Decided,
-        ]
-        .into_iter()
-        .chain(sockets.map(HubRoute::WebSocket))
-        .chain(ApiRoute::ALL.map(HubRoute::Api))
-        .chain(
-            Refusal::ALL
-                .into_iter()
-                .filter(|r| !matches!(r, Refusal::BadCredentials(_)))
-                .map(HubRoute::Refused),
-        )
-        .chain(TokenFault::ALL.map(|f| HubRoute::Refused(Refusal::BadCredentials(f))));
-        let mut tags = std::collections::HashSet::new();
-        for route in routes {
-            let tag = u32::from(route);
-            assert!(tags.insert(tag), "{route:?}");
-            assert!(HubApp::handles(tag));
-            assert_eq!(HubRoute::decode(tag), Some(route));
-        }
-        for other in [
-            0,
-            1,
-            TAG_BASE,
-            TAG_BASE | 24,
-            TAG_BASE | 0xFF,
-            TAG_BASE | 0x1FF,
-            TAG_BASE | 0x10FF,
-            u32::MAX,
-        ] {
-            assert_eq!(HubRoute::decode(other), None, "{other:#x}");
-        }
     }
 }

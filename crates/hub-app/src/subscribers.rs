@@ -13,7 +13,7 @@ use super::conn_map::{ConnMap, Slotted};
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
-use super::routes::{Format, Socket, format, parse_path, wants_presence};
+use super::routes::{Format, Socket, format, wants_presence};
 
 /// Who holds a subscriber's credential: when it stops being good (Unix
 /// seconds, the leeway included), its subject, and the token's id and
@@ -281,34 +281,37 @@ impl Subscriber {
 }
 
 impl Subscriber {
-    /// A WebSocket subscriber of the topic `request` names, let in as
-    /// `socket`, with what it asked for (`?lastEventId=`, `?format=raw`,
-    /// `?event=`, `?envelope=1`, `?presence=1`); the deadline and subject
-    /// of its credential are not read here.
-    pub(super) fn websocket(request: &Request<'_>, socket: Socket) -> Option<Subscriber> {
-        let (topic, _) = parse_path(request.path())?;
+    /// A WebSocket subscriber of `topic` (the one its request's path
+    /// names), let in as `socket`, with what it asked for
+    /// (`?lastEventId=`, `?format=raw`, `?event=`, `?envelope=1`,
+    /// `?presence=1`); the deadline and subject of its credential are not
+    /// read here.
+    pub(super) fn websocket(topic: Arc<str>, request: &Request<'_>, socket: Socket) -> Subscriber {
         let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
         // The route refused a raw subscriber with anything it cannot have.
         let transport = match format(request) {
             Ok(Format::Raw) => Transport::RawWebSocket,
             _ => Transport::WebSocket,
         };
-        let mut subscriber = Subscriber::new(Arc::from(topic), transport, last_id);
+        let mut subscriber = Subscriber::new(topic, transport, last_id);
         subscriber.may_publish = socket == Socket::Publisher;
         subscriber.set_rare(request.query_param("event"), |r| &mut r.event_type);
         subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
         subscriber.watches = wants_presence(request);
-        Some(subscriber)
+        subscriber
     }
 
-    /// An event-stream subscriber of the topic `request` names, resuming
-    /// after `last_event_id`.
-    pub(super) fn event_stream(request: &Request<'_>, last_event_id: Option<&str>) -> Option<Subscriber> {
-        let (topic, _) = parse_path(request.path())?;
+    /// An event-stream subscriber of `topic` (the one its request's path
+    /// names), resuming after `last_event_id`.
+    pub(super) fn event_stream(
+        topic: Arc<str>,
+        request: &Request<'_>,
+        last_event_id: Option<&str>,
+    ) -> Subscriber {
         let last_id = last_event_id.map(str::to_owned);
-        let mut subscriber = Subscriber::new(Arc::from(topic), Transport::EventStream, last_id);
+        let mut subscriber = Subscriber::new(topic, Transport::EventStream, last_id);
         subscriber.watches = wants_presence(request);
-        Some(subscriber)
+        subscriber
     }
 }
 

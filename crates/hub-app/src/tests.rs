@@ -37,9 +37,12 @@ fn read_head(socket: &mut TcpStream) -> String {
 /// A publish signed with a JSON Web Token has its signature checked
 /// once, however many steps (the publisher check, the publish rate,
 /// the publisher's subject) read who sent it, and however many
-/// callbacks (before its body, on its body; its route, then its
-/// session) the request takes; a ticket, an event stream, a
-/// WebSocket, a long poll and a server API request, once too.
+/// callbacks (its route, then its body; its route, then its session)
+/// the request takes: the request's admission carries it. A ticket, an
+/// event stream, a WebSocket, a long poll and a server API request,
+/// once too. A request whose body comes after its head is checked
+/// once more, before its body is read: the server keeps no state of a
+/// request for that check, which comes before its route.
 #[test]
 fn a_token_is_verified_once_per_request() {
     let settings = HubSettings {
@@ -81,8 +84,8 @@ fn a_token_is_verified_once_per_request() {
     assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
 
     // A publish whose body comes in a second write, after the head:
-    // the head is checked before the body is read, and the publish
-    // goes on with the same verification.
+    // the head is checked before the body is read, and the publish is
+    // checked with its admission when its body has come.
     let mut socket = TcpStream::connect(addr).unwrap();
     let head = format!(
         "POST /topics/news HTTP/1.1\r\n{bearer}\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
@@ -96,8 +99,8 @@ fn a_token_is_verified_once_per_request() {
     assert!(late.starts_with("HTTP/1.1 200"), "{late}");
     assert_eq!(
         checked.load(Ordering::Relaxed),
-        3,
-        "a publish whose body came later"
+        4,
+        "a publish whose body came later: its head, then its admission"
     );
 
     // An event stream: routed, then started, with one verification.
@@ -109,7 +112,7 @@ fn a_token_is_verified_once_per_request() {
     // The loop has started the stream once it answers another request.
     let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert_eq!(checked.load(Ordering::Relaxed), 4, "an event stream");
+    assert_eq!(checked.load(Ordering::Relaxed), 5, "an event stream");
 
     // A WebSocket: routed, then opened, with one verification.
     let mut socket = TcpStream::connect(addr).unwrap();
@@ -121,7 +124,7 @@ fn a_token_is_verified_once_per_request() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert_eq!(checked.load(Ordering::Relaxed), 5, "a WebSocket");
+    assert_eq!(checked.load(Ordering::Relaxed), 6, "a WebSocket");
 
     // A request of the server API.
     let history = ask(
@@ -130,7 +133,7 @@ fn a_token_is_verified_once_per_request() {
         "",
     );
     assert!(history.starts_with("HTTP/1.1 200"), "{history}");
-    assert_eq!(checked.load(Ordering::Relaxed), 6, "an API request");
+    assert_eq!(checked.load(Ordering::Relaxed), 7, "an API request");
 
     // An API request whose body comes after its head.
     let mut socket = TcpStream::connect(addr).unwrap();
@@ -148,8 +151,8 @@ fn a_token_is_verified_once_per_request() {
     assert!(published.starts_with("HTTP/1.1 200"), "{published}");
     assert_eq!(
         checked.load(Ordering::Relaxed),
-        7,
-        "an API publish whose body came later"
+        9,
+        "an API publish whose body came later: its head, then its admission"
     );
 
     // A long poll: routed, then held, with one verification.
@@ -159,7 +162,7 @@ fn a_token_is_verified_once_per_request() {
         "",
     );
     assert!(polled.starts_with("HTTP/1.1 200"), "{polled}");
-    assert_eq!(checked.load(Ordering::Relaxed), 8, "a long poll");
+    assert_eq!(checked.load(Ordering::Relaxed), 10, "a long poll");
 
     drop(stream);
     handle.shutdown();
@@ -251,6 +254,62 @@ fn origins_kept_for_the_backends_word_are_let_go() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}
+
+/// The subject the backend names for a request without credentials is
+/// the one its connection is held as, from the admission it goes on
+/// with: a second WebSocket of the same subject, over the limit of one,
+/// is refused (429), and once the first is gone the subject may connect
+/// again.
+#[test]
+fn a_socket_the_backend_let_in_is_held_as_its_subject() {
+    let settings = HubSettings {
+        backend: Some(Arc::new(LetIn)),
+        max_connections_per_subject: Some(1),
+        ..HubSettings::default()
+    };
+    let server = Server::bind(
+        Config::new("127.0.0.1:0".parse().unwrap()),
+        Handshake::new(),
+        HubShared::new(settings, 1).app(0),
+    )
+    .unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+    let upgrade = |addr| {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        socket
+            .write_all(b"GET /topics/news/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            .unwrap();
+        let head = read_head(&mut socket);
+        (socket, head)
+    };
+
+    let (first, head) = upgrade(addr);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The loop has opened the socket once it answers another request.
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let (_, head) = upgrade(addr);
+    assert!(head.starts_with("HTTP/1.1 429"), "guest has one open: {head}");
+
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_again, head) = upgrade(addr);
+        if head.starts_with("HTTP/1.1 101") {
+            break;
+        }
+        assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "guest's first socket never left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     handle.shutdown();
     running.join().unwrap().unwrap();
 }

@@ -36,6 +36,7 @@ use tether_hub::{
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
 use super::access::{Access, Credential};
+use super::admission::Admission;
 use super::broker_view::LoopContext;
 use super::cors::Cors;
 use super::deliver::Delivery;
@@ -49,7 +50,7 @@ use super::publish_hook::PublishGate;
 use super::publishing::Publishing;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(crate) use super::routes::ApiRoute;
-use super::routes::Refusal;
+use super::routes::{HubRoute, Refusal};
 pub(crate) use batch::{Batches, Outcome};
 pub(crate) use users::GatheringRequests;
 
@@ -174,8 +175,11 @@ impl ServerApi {
         conn: ConnId,
         request: &Request<'_>,
         body: &[u8],
-        route: ApiRoute,
+        admission: &mut Admission,
     ) -> Reply {
+        let HubRoute::Api(route) = admission.route else {
+            return Reply::Now(Response::text(404, "404 Not Found\n"));
+        };
         self.serve(
             ctx,
             parts,
@@ -186,7 +190,7 @@ impl ServerApi {
             request,
             body,
             route,
-            None,
+            Some(admission),
         )
     }
 
@@ -208,7 +212,6 @@ impl ServerApi {
         body: &[u8],
         route: ApiRoute,
     ) -> Reply {
-        let admin = Some(Credential::Admin);
         self.serve(
             ctx,
             parts,
@@ -219,12 +222,13 @@ impl ServerApi {
             request,
             body,
             route,
-            admin,
+            None,
         )
     }
 
-    /// The endpoint's answer, for `credential` (`None`: the request's
-    /// own, verified here).
+    /// The endpoint's answer, for the credential of the request's
+    /// `admission` (verified here, once), or the publish token's (`None`:
+    /// the admin page's).
     #[allow(
         clippy::too_many_arguments,
         reason = "the loop's parts it acts on, lent apart"
@@ -240,7 +244,7 @@ impl ServerApi {
         request: &Request<'_>,
         body: &[u8],
         route: ApiRoute,
-        credential: Option<Credential>,
+        admission: Option<&mut Admission>,
     ) -> Reply {
         if route == ApiRoute::Unknown {
             let e = ApiError::new(
@@ -257,12 +261,16 @@ impl ServerApi {
         if !route.is_post() && method != "GET" && method != "HEAD" {
             return Reply::Now(method_not_allowed("GET, HEAD"));
         }
-        let credential = match credential {
-            Some(credential) => credential,
-            None => match parts.shared.access.authenticate(parts.stats, request) {
-                Ok(credential) => credential,
-                Err(refusal) => return Reply::Now(as_json(refusal)),
-            },
+        let credential = match admission {
+            None => Credential::Admin,
+            Some(admission) => {
+                let access = &parts.shared.access;
+                let credential = admission.take_credential(access, request);
+                if let Err(refusal) = access.authenticated(parts.stats, &credential) {
+                    return Reply::Now(as_json(refusal));
+                }
+                credential.unwrap_or(Credential::None)
+            }
         };
         let answer = match route {
             ApiRoute::Publish | ApiRoute::Broadcast => {
@@ -743,14 +751,10 @@ impl ServerApi {
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        match access.authenticate(stats, request) {
-            Err(refusal) => Some(as_json(refusal)),
-            Ok(credential) => {
-                // The body's callback reads this verification.
-                access.keep_for_next_callback(request, &credential);
-                None
-            }
-        }
+        // No state of the request's keeps what is found here: its body's
+        // callback verifies the credential of its own admission.
+        let credential = access.credential(request, None, access.unix_secs(std::time::Instant::now()));
+        access.authenticated(stats, &credential).err().map(as_json)
     }
 }
 

@@ -431,7 +431,7 @@ mod tests {
         );
         let token = |rights: &str| {
             let claims = format!(r#"{{"sub":"x","exp":4000000000,"tether":{rights}}}"#);
-            Credential::Token(tether_auth::identity_from_claims(&claims, 0).unwrap())
+            Credential::Token(Box::new(tether_auth::identity_from_claims(&claims, 0).unwrap()))
         };
         let listed = |body: serde_json::Value| -> Vec<String> {
             body["topics"]

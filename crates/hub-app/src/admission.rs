@@ -1,0 +1,188 @@
+//! What the hub decided about one request, made once in `route` and
+//! carried by the server to every later callback of the same request
+//! (the hub's [`App::State`](tether_server::App::State)): its route, its
+//! topic, its credential, and what the application's backend said of it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tether_server::{ConnId, Request};
+
+use super::access::{Access, Credential, Presented};
+use super::routes::{Endpoint, HubRoute, Refusal};
+use super::subscribers::Holder;
+
+/// The request a callback serves: its id, its head, and the admission
+/// the server carries for it.
+pub(super) struct Served<'a, 'r> {
+    pub(super) conn: ConnId,
+    pub(super) request: &'a Request<'r>,
+    pub(super) admission: &'a mut Admission,
+}
+
+/// What the hub decided about one request: made once, when the request
+/// is routed, and handed by the server to each later callback of that
+/// request (never to another's). Its path is parsed once and its
+/// credential verified once; a callback reads them here instead of
+/// working them out again.
+///
+/// An application that mounts the hub beside its own routes keeps it as
+/// the hub's part of its own state (`tether_apps::MountState`).
+#[derive(Debug)]
+pub struct Admission {
+    /// What the request is to the hub.
+    pub(super) route: HubRoute,
+    /// The topic and endpoint of a `/topics/NAME...` path.
+    target: Option<(Arc<str>, Endpoint)>,
+    /// Who its credential says it is, or why it is refused: `None` until
+    /// a step first needs it (a ticket may make it needless).
+    credential: Option<Result<Credential, Refusal>>,
+    /// What the application's backend decided about the request, if it
+    /// was asked: it stands for the request's own credential (boxed, as
+    /// few requests have one).
+    pub(super) presented: Option<Box<Presented>>,
+}
+
+impl Admission {
+    /// A request that is `route`, whose path names no topic.
+    pub(super) fn new(route: HubRoute) -> Admission {
+        Admission {
+            route,
+            target: None,
+            credential: None,
+            presented: None,
+        }
+    }
+
+    /// A request routed as `route`, with its topic and endpoint (parsed
+    /// once), its credential if routing verified it, and the backend's
+    /// decision it came with.
+    pub(super) fn routed(
+        route: HubRoute,
+        target: Option<(&str, Endpoint)>,
+        credential: Option<Result<Credential, Refusal>>,
+        presented: Option<Presented>,
+    ) -> Admission {
+        Admission {
+            route,
+            target: target.map(|(topic, endpoint)| (Arc::from(topic), endpoint)),
+            credential,
+            presented: presented.map(Box::new),
+        }
+    }
+
+    /// The topic its path names.
+    pub(super) fn topic(&self) -> Option<&Arc<str>> {
+        self.target.as_ref().map(|(topic, _)| topic)
+    }
+
+    /// The endpoint its path names.
+    pub(super) fn endpoint(&self) -> Option<Endpoint> {
+        self.target.as_ref().map(|(_, endpoint)| *endpoint)
+    }
+
+    /// Who its credential says it is: verified at the first call, read
+    /// after.
+    pub(super) fn credential(
+        &mut self,
+        access: &Access,
+        request: &Request<'_>,
+    ) -> &Result<Credential, Refusal> {
+        let presented = self.presented.as_deref();
+        self.credential
+            .get_or_insert_with(|| access.credential(request, presented, access.unix_secs(Instant::now())))
+    }
+
+    /// The credential, taken out (verified first if it was not): for a
+    /// callback that is the request's last use of it.
+    pub(super) fn take_credential(
+        &mut self,
+        access: &Access,
+        request: &Request<'_>,
+    ) -> Result<Credential, Refusal> {
+        self.credential(access, request);
+        self.credential.take().unwrap_or(Ok(Credential::None))
+    }
+
+    /// Whether the backend said who it is (its connect hook).
+    pub(super) fn identified_by_backend(&self) -> bool {
+        self.presented.as_deref().is_some_and(|p| p.identity.is_some())
+    }
+
+    /// The subject of a publisher: who the backend said it is, or its
+    /// ticket's holder, or its token's.
+    pub(super) fn publisher_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
+        if !self.identified_by_backend() && request.query_param("ticket").is_some() {
+            return access.ticket_subject(request);
+        }
+        match self.credential(access, request) {
+            Ok(Credential::Token(who)) => who.subject.clone(),
+            _ => None,
+        }
+    }
+
+    /// Who holds a subscriber's credential: its deadline is `None` if it
+    /// came in without a token that expires (a ticket, the publish token,
+    /// no credentials); a credential refused gives a deadline already
+    /// passed. With it, the subject of the credential (the backend's, a
+    /// token's, or a ticket holder's), and the token's id and `iat`.
+    pub(super) fn holder(&mut self, access: &Access, request: &Request<'_>) -> Holder {
+        if let Some(Presented {
+            identity: Some(identity),
+            ..
+        }) = self.presented.as_deref()
+        {
+            return Holder {
+                deadline: identity.expires_at,
+                subject: identity.subject.clone(),
+                ..Holder::default()
+            };
+        }
+        if let Some(holder) = access.take_ticket_holder(request) {
+            return holder;
+        }
+        let Some(auth) = access.settings().auth.as_ref() else {
+            return Holder::default();
+        };
+        match self.credential(access, request) {
+            Ok(Credential::Token(who)) => Holder {
+                deadline: who.expires_at.map(|exp| auth.deadline(exp)),
+                subject: who.subject.clone(),
+                token_id: who.token_id.clone(),
+                issued_at: who.issued_at,
+            },
+            Ok(_) => Holder::default(),
+            Err(_) => Holder {
+                deadline: Some(0),
+                ..Holder::default()
+            },
+        }
+    }
+
+    /// What a session keeps of its admission once it is open: its route
+    /// alone. The subscriber it made holds its topic, subject and
+    /// deadline in its own form; the rest, kept, would hold memory for
+    /// the session's life.
+    pub(super) fn release(&mut self) {
+        self.target = None;
+        self.credential = None;
+        self.presented = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server keeps a request's state inline, in a slot, for every
+    /// request under way (each open WebSocket and event stream): what is
+    /// large or rare is boxed.
+    #[test]
+    fn an_admission_is_small() {
+        assert!(
+            size_of::<Option<Admission>>() <= 56,
+            "{}",
+            size_of::<Option<Admission>>()
+        );
+    }
+}
