@@ -15,57 +15,73 @@ pub(crate) struct Announcing(pub(crate) HubApp);
 
 impl App for Announcing {
     type Post = HubMessage;
-    type State = u32;
+    type State = <HubApp as App>::State;
 
-    fn route(&mut self, request: &Request<'_>) -> Route<u32> {
+    fn route(&mut self, request: &Request<'_>) -> Route<Self::State> {
         self.0.route(request)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32, request: &Request<'_>) {
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) {
         let index = ctx.loop_index().0;
         ctx.send(conn, &Message::text(format!("{{\"loop\":{index}}}")));
-        self.0.on_open(ctx, conn, tag, request);
+        self.0.on_open(ctx, conn, state, request);
     }
 
     fn on_message(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: &mut u32,
+        state: &mut Self::State,
         message: MessageRef<'_>,
     ) {
-        self.0.on_message(ctx, conn, tag, message);
+        self.0.on_message(ctx, conn, state, message);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32, reason: CloseReason) {
-        self.0.on_close(ctx, conn, tag, reason);
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+        reason: CloseReason,
+    ) {
+        self.0.on_close(ctx, conn, state, reason);
     }
 
-    fn event_stream_headers(&mut self, tag: &mut u32, request: &Request<'_>) -> Vec<(String, String)> {
-        self.0.event_stream_headers(tag, request)
+    fn event_stream_headers(
+        &mut self,
+        state: &mut Self::State,
+        request: &Request<'_>,
+    ) -> Vec<(String, String)> {
+        self.0.event_stream_headers(state, request)
     }
 
     fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: &mut u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
         let index = ctx.loop_index().0.to_string();
         let _ = ctx.send_event(conn, &tether_sse::Event::new().event("loop").data(&index));
-        self.0.on_subscribe(ctx, conn, tag, request, last_event_id);
+        self.0.on_subscribe(ctx, conn, state, request, last_event_id);
     }
 
     fn on_unsubscribe(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: &mut u32,
+        state: &mut Self::State,
         reason: CloseReason,
     ) {
-        self.0.on_unsubscribe(ctx, conn, tag, reason);
+        self.0.on_unsubscribe(ctx, conn, state, reason);
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -80,11 +96,11 @@ impl App for Announcing {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: &mut u32,
+        state: &mut Self::State,
         request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
-        self.0.on_request(ctx, conn, tag, request, body)
+        self.0.on_request(ctx, conn, state, request, body)
     }
 
     fn refuse_before_body(
@@ -99,12 +115,17 @@ impl App for Announcing {
         self.0.body_too_large(request, limit)
     }
 
-    fn on_request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32) -> Response {
-        self.0.on_request_timeout(ctx, conn, tag)
+    fn on_request_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        conn: ConnId,
+        state: &mut Self::State,
+    ) -> Response {
+        self.0.on_request_timeout(ctx, conn, state)
     }
 
-    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, tag: &mut u32) {
-        self.0.on_request_abandoned(ctx, conn, tag);
+    fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut Self::State) {
+        self.0.on_request_abandoned(ctx, conn, state);
     }
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
@@ -119,8 +140,8 @@ impl App for Announcing {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         conn: ConnId,
-        tag: &mut u32,
+        state: &mut Self::State,
     ) -> Option<Response> {
-        self.0.on_request_shutdown(ctx, conn, tag)
+        self.0.on_request_shutdown(ctx, conn, state)
     }
 }
