@@ -208,12 +208,12 @@ impl HubApp {
                     Ok(route) => self.api.request_as_admin(
                         ctx,
                         &mut parts!(self),
-                        &mut self.delivery,
-                        &mut self.publishing,
-                        &mut self.hooks.publish_gate,
-                        conn,
-                        request,
-                        body,
+                        api::Lent {
+                            delivery: &mut self.delivery,
+                            publishing: &mut self.publishing,
+                            held_publishes: &mut self.hooks.publish_gate,
+                        },
+                        api::Call { conn, request, body },
                         route,
                     ),
                     Err(refused) => Reply::Now(refused),
@@ -237,12 +237,12 @@ impl HubApp {
             HubRoute::Api(_) => self.api.request(
                 ctx,
                 &mut parts!(self),
-                &mut self.delivery,
-                &mut self.publishing,
-                &mut self.hooks.publish_gate,
-                conn,
-                request,
-                body,
+                api::Lent {
+                    delivery: &mut self.delivery,
+                    publishing: &mut self.publishing,
+                    held_publishes: &mut self.hooks.publish_gate,
+                },
+                api::Call { conn, request, body },
                 admission,
             ),
             HubRoute::Poll => {

@@ -156,96 +156,72 @@ pub(crate) struct ServerApi {
     gathering: GatheringRequests,
 }
 
+/// The loop's concerns a server API request acts on, lent by the hub
+/// for one call.
+pub(crate) struct Lent<'a> {
+    pub(crate) delivery: &'a mut Delivery,
+    pub(crate) publishing: &'a mut Publishing,
+    pub(crate) held_publishes: &'a mut PublishGate,
+}
+
+/// One server API request: its connection, its head and its body.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a, 'r> {
+    pub(crate) conn: ConnId,
+    pub(crate) request: &'a Request<'r>,
+    pub(crate) body: &'a [u8],
+}
+
 /// The server API's side of the hub's callbacks.
 impl ServerApi {
     /// `/api/...`: the server API. The method and the credential are
     /// checked first (the credential once: what it may do is asked of the
     /// one verified here), then the endpoint answers.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart"
-    )]
     pub(crate) fn request(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        delivery: &mut Delivery,
-        publishing: &mut Publishing,
-        held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
+        lent: Lent<'_>,
+        call: Call<'_, '_>,
         admission: &mut Admission,
     ) -> Reply {
         let HubRoute::Api(route) = admission.route else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
-        self.serve(
-            ctx,
-            parts,
-            delivery,
-            publishing,
-            held_publishes,
-            conn,
-            request,
-            body,
-            route,
-            Some(admission),
-        )
+        self.serve(ctx, parts, lent, call, route, Some(admission))
     }
 
     /// A server API request made from the admin page (whose session the
     /// admin routes checked): answered as for the publish token.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart"
-    )]
     pub(crate) fn request_as_admin(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        delivery: &mut Delivery,
-        publishing: &mut Publishing,
-        held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
+        lent: Lent<'_>,
+        call: Call<'_, '_>,
         route: ApiRoute,
     ) -> Reply {
-        self.serve(
-            ctx,
-            parts,
-            delivery,
-            publishing,
-            held_publishes,
-            conn,
-            request,
-            body,
-            route,
-            None,
-        )
+        self.serve(ctx, parts, lent, call, route, None)
     }
 
     /// The endpoint's answer, for the credential of the request's
     /// `admission` (verified here, once), or the publish token's (`None`:
     /// the admin page's).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart"
-    )]
     fn serve(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        delivery: &mut Delivery,
-        publishing: &mut Publishing,
-        held_publishes: &mut PublishGate,
-        conn: ConnId,
-        request: &Request<'_>,
-        body: &[u8],
+        lent: Lent<'_>,
+        call: Call<'_, '_>,
         route: ApiRoute,
         admission: Option<&mut Admission>,
     ) -> Reply {
+        let Lent {
+            delivery,
+            publishing,
+            held_publishes,
+        } = lent;
+        let Call { conn, request, body } = call;
         if route == ApiRoute::Unknown {
             let e = ApiError::new(
                 404,
@@ -274,7 +250,7 @@ impl ServerApi {
         };
         let answer = match route {
             ApiRoute::Publish | ApiRoute::Broadcast => {
-                return self.publish(ctx, parts, publishing, conn, body, route, &credential);
+                return self.publish(ctx, parts, publishing, call, route, &credential);
             }
             ApiRoute::History => self.history(ctx, parts, &delivery.hub, conn, request, &credential),
             ApiRoute::Presence => {
@@ -304,20 +280,16 @@ impl ServerApi {
     /// `POST /api/publish` and `POST /api/broadcast`: every item is
     /// checked and sequenced as `POST /topics/NAME` would be; the answer
     /// waits for all of them.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's parts it acts on, lent apart"
-    )]
     fn publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         publishing: &mut Publishing,
-        conn: ConnId,
-        body: &[u8],
+        call: Call<'_, '_>,
         route: ApiRoute,
         credential: &Credential,
     ) -> Reply {
+        let Call { conn, body, .. } = call;
         let parsed = if route == ApiRoute::Broadcast {
             parse::parse_broadcast(body, parts.shared.settings.hub.max_event_size)
         } else {
