@@ -69,12 +69,14 @@ impl<P> LoopEnv<P> {
 /// connections have no link or socket of their own to lend beside them
 /// (see [`Call`]): the application, the loop's environment, and the time
 /// the loop woke for the event.
+#[cfg(feature = "tls")]
 pub(super) struct Lent<'l, A: App> {
     pub(super) app: &'l mut Hosted<A>,
     pub(super) env: &'l mut LoopEnv<A::Post>,
     pub(super) now: Instant,
 }
 
+#[cfg(feature = "tls")]
 impl<A: App> Lent<'_, A> {
     /// The application and a context that acts on no connection in
     /// particular.
