@@ -121,6 +121,19 @@ impl<B: Bus> Broker for BusBroker<B> {
         false
     }
 
+    /// A bus numbers each topic's events itself, in one sequence that
+    /// only grows: a Redis stream's entry ids (the server clock's
+    /// milliseconds and a counter, never below the stream's last id; a
+    /// Redis restarted empty starts again from its clock, after the old
+    /// ids), a JetStream stream's creation epoch and sequence. An id a
+    /// node has not seen is one it has not read yet. (A failover to a
+    /// Redis replica whose clock is behind the lost primary's could number
+    /// new events below ids the lost primary gave: the network fault
+    /// guide says what that costs.)
+    fn ids_one_sequence(&self) -> bool {
+        true
+    }
+
     fn shutdown(&mut self, _cx: &mut dyn Context) {
         self.shutting_down = true;
     }

@@ -99,3 +99,24 @@ fn a_publish_key_holds_across_nodes() {
     bus::a_publish_key_holds_across_nodes(&a, &b, "nats");
     drop((a, b));
 }
+
+#[test]
+fn a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id() {
+    if !available("a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id") {
+        return;
+    }
+    let dir = ScratchDir::new("nats-ahead");
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let args = [
+        "--nats",
+        url.as_str(),
+        "--nats-prefix",
+        "e2e-test",
+        "--resume-wait",
+        "1",
+    ];
+    let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    bus::a_client_ahead_is_held_until_the_topic_reaches_its_id(&a);
+    drop(a);
+}

@@ -112,3 +112,24 @@ fn a_publish_key_holds_across_nodes() {
     bus::a_publish_key_holds_across_nodes(&a, &b, "redis");
     drop((a, b));
 }
+
+#[test]
+fn a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id() {
+    if !available("a_client_ahead_of_its_node_is_held_until_the_topic_reaches_its_id") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-ahead");
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let args = [
+        "--redis",
+        url.as_str(),
+        "--redis-prefix",
+        "e2e-test:",
+        "--resume-wait",
+        "1",
+    ];
+    let a = Node::start(&dir, "a", &args, &[("TETHER_PUBLISH_TOKEN", TOKEN)]);
+    bus::a_client_ahead_is_held_until_the_topic_reaches_its_id(&a);
+    drop(a);
+}

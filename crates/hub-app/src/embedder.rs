@@ -42,7 +42,8 @@ impl HubApp {
             .or(shared.stats.last())
             .cloned()
             .unwrap_or_default();
-        let hub = Hub::new(shared.settings.hub.clone(), broker.complete());
+        let hub = Hub::new(shared.settings.hub.clone(), broker.complete())
+            .with_one_sequence(broker.ids_one_sequence());
         HubApp {
             delivery: Delivery::new(hub, Roster::new(shared.node.clone(), index)),
             broker,

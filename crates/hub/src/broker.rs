@@ -415,6 +415,19 @@ pub trait Broker {
         let _ = (topic, cx);
     }
 
+    /// Whether a topic's ids form one increasing sequence across the runs
+    /// of every node and of the broker itself, so that an id this loop
+    /// has not seen yet can only be one it has not read yet (it is
+    /// behind, or the event was lost in a failover), never one of another
+    /// history. True for a bus (a Redis stream's ids, a JetStream
+    /// stream's epoch and sequence); false for the in-process and durable
+    /// brokers, whose ids are one node's (a client may bring an id from
+    /// another node with a history of its own). See
+    /// [`crate::Hub::with_one_sequence`]. Must not change.
+    fn ids_one_sequence(&self) -> bool {
+        false
+    }
+
     /// The connection state, for the metrics.
     fn state(&self) -> BrokerState {
         BrokerState::Up

@@ -41,6 +41,10 @@ pub struct Config {
     /// subscriber live from the next event, with nothing missed and
     /// nothing repeated; past this wait it gets the gap signal and the
     /// backlog, which a client whose id was real already had in part.
+    /// Where the broker's ids are one sequence (a bus:
+    /// [`crate::Broker::ids_one_sequence`]) an id ahead is never of
+    /// another history, and the subscriber is held until the topic
+    /// reaches it, without this limit.
     /// Counted in the hub's ticks ([`crate::Hub::tick`], about one a
     /// second), so it holds for this long to one tick more.
     pub resume_wait: Duration,

@@ -62,6 +62,10 @@ pub struct Hub<S> {
     ticks: u64,
     /// Subscribers in `ahead` lists, over all topics.
     ahead: usize,
+    /// The broker's ids of a topic are one sequence
+    /// ([`crate::Broker::ids_one_sequence`]): a subscriber ahead is held
+    /// until the topic reaches its id, with no time limit.
+    one_sequence: bool,
 }
 
 impl<S: Copy + Eq + Hash> Hub<S> {
@@ -78,7 +82,21 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             subs: HashMap::new(),
             ticks: 0,
             ahead: 0,
+            one_sequence: false,
         }
+    }
+
+    /// The broker's ids of a topic only grow, across the runs of every
+    /// node and of the bus ([`crate::Broker::ids_one_sequence`]). A
+    /// client's id ahead of this hub is then one it has not read yet,
+    /// never one of another history: the client had every event up to it.
+    /// So the subscriber is held until the topic reaches that id, however
+    /// long that takes, and [`Config::resume_wait`] does not apply; it is
+    /// never sent again what it had.
+    #[must_use]
+    pub fn with_one_sequence(mut self, one_sequence: bool) -> Hub<S> {
+        self.one_sequence = one_sequence;
+        self
     }
 
     /// The limits.
@@ -368,11 +386,11 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     /// Counts a tick (the application calls it about once a second):
     /// subscribers held for an id that has not arrived within
     /// [`Config::resume_wait`] get a gap signal and the backlog, and are
-    /// live.
+    /// live (not when the ids are one sequence: [`Hub::with_one_sequence`]).
     pub fn tick(&mut self) -> Vec<Resumed<S>> {
         self.ticks += 1;
         let mut resumed = Vec::new();
-        if self.ahead == 0 {
+        if self.ahead == 0 || self.one_sequence {
             return resumed;
         }
         let wait = self.config.resume_wait_ticks();

@@ -295,6 +295,63 @@ fn a_node_behind_its_bus_holds_a_resuming_client_for_the_resume_wait() {
 }
 
 #[test]
+fn on_one_sequence_a_client_ahead_is_held_until_the_topic_reaches_it() {
+    // On a bus the ids only grow: a client whose id this node has not
+    // seen had every event up to it (the node is cut off from the bus and
+    // behind, or the bus lost the id in a failover). However long that
+    // lasts, it is sent nothing it had: no backlog after the resume wait.
+    let mut config = Config::default();
+    config.resume_wait = Duration::from_secs(1);
+    let mut hub: Hub<u32> = Hub::new(config, true).with_one_sequence(true);
+    for seq in 1..=2 {
+        hub.deliver(event("t", seq)).unwrap();
+    }
+    hub.subscribe("t", 1, Transport::EventStream, Some("10-4"))
+        .unwrap();
+    hub.subscribe("t", 2, Transport::WebSocket, Some("10-6")).unwrap();
+    for tick in 0..30 {
+        assert!(hub.tick().is_empty(), "resumed at tick {tick}");
+    }
+    // The node catches up: 10-3 and 10-4 they had.
+    for seq in 3..=4 {
+        let d = hub.deliver(event("t", seq)).unwrap();
+        assert!(d.event_stream.is_empty() && d.websocket.is_empty() && d.resumed.is_empty());
+    }
+    assert_eq!(
+        hub.deliver(event("t", 5)).unwrap().event_stream,
+        [1],
+        "live after 10-4"
+    );
+    // 10-6 was lost in a failover: the topic goes on at 10-8. Sub 2 is
+    // told of the gap from its id and gets only what follows it.
+    let d = hub.deliver(event("t", 8)).unwrap();
+    assert_eq!(d.event_stream, [1]);
+    let [r] = &d.resumed[..] else {
+        panic!("{:?}", d.resumed)
+    };
+    assert_eq!(r.sub, 2);
+    assert_eq!(
+        r.gap.map(|g| (g.first, g.resume)),
+        Some((Some(EventId::new(10, 8)), EventId::new(10, 6)))
+    );
+    assert_eq!(
+        r.events.iter().map(|e| e.id()).collect::<Vec<_>>(),
+        [EventId::new(10, 8)]
+    );
+    // Where ids are one node's, the same wait ends in the gap signal and
+    // the backlog (the client's id may be of another history).
+    let mut config = Config::default();
+    config.resume_wait = Duration::from_secs(1);
+    let mut own: Hub<u32> = Hub::new(config, true);
+    own.deliver(event("t", 1)).unwrap();
+    own.subscribe("t", 1, Transport::EventStream, Some("10-4"))
+        .unwrap();
+    let resumed: Vec<_> = (0..3).flat_map(|_| own.tick()).collect();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].events.len(), 1);
+}
+
+#[test]
 fn removal_keeps_the_others_registered() {
     // Swap-removal moves the last subscriber into the hole: it must stay
     // reachable and removable.

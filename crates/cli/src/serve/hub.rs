@@ -129,9 +129,12 @@ pub(crate) struct HubArgs {
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = whole::<usize>(1, 10_000_000))]
     pub(crate) max_tickets_per_subject: usize,
     /// Seconds a subscriber resuming from an id this node has not seen yet
-    /// is held for it (another node, ahead of this one on the bus, gave
-    /// it): it goes live when the id arrives, with nothing missed or
-    /// repeated; past this, it gets the gap signal and the backlog.
+    /// is held for it: it goes live when the id arrives, with nothing
+    /// missed or repeated; past this, it gets the gap signal and the
+    /// backlog (the id may be of another node's history). With a bus
+    /// (--redis, --nats) ids are one sequence, an id ahead is one this
+    /// node has not read yet, and the subscriber is held until the topic
+    /// reaches it, without this limit.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = 10.0)]
     pub(crate) resume_wait: f64,
 }

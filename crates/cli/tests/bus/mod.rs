@@ -408,3 +408,45 @@ pub(crate) fn wait_for_the_bus_back(nodes: &[&Node]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A client that resumes from an id `node` has not seen (one a node ahead
+/// of it on the bus gave it) is held until the topic reaches that id,
+/// past `--resume-wait` (the node must be started with `--resume-wait 1`):
+/// a bus's ids are one sequence, so the client had every event up to it
+/// and is not sent the backlog again. What it then sees is the events
+/// after its id, in order, perhaps behind a gap signal from its id (the
+/// topic went past the id without delivering it).
+pub(crate) fn a_client_ahead_is_held_until_the_topic_reaches_its_id(node: &Node) {
+    let first = publish(node, "had").expect("published");
+    let (epoch, seq) = first.split_once('-').unwrap();
+    let ahead = format!("{epoch}-{}", seq.parse::<u64>().unwrap() + 2);
+    let mut subscribers = [Subscriber::sse(node, &ahead), Subscriber::ws(node, &ahead)];
+    // Three seconds: past the one-second resume wait (two ticks at most),
+    // after which the backlog ("had") used to follow a gap signal.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut published = Vec::new();
+    for n in 1..=3 {
+        publish_next(node, &mut published, n);
+    }
+    let last = published.last().unwrap().0.clone();
+    for subscriber in &mut subscribers {
+        let mut seen = Vec::new();
+        while !matches!(seen.last(), Some(Seen::Event { id, .. }) if *id == last) {
+            seen.push(subscriber.next());
+        }
+        let events: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Event { .. })).collect();
+        let expected = self::events(&published);
+        assert!(events.len() <= expected.len(), "events it had, again: {seen:?}");
+        let suffix: Vec<&Seen> = expected[expected.len() - events.len()..].iter().collect();
+        assert_eq!(events, suffix, "only events after {ahead}, in order: {seen:?}");
+        for gap in seen.iter().filter(|s| matches!(s, Seen::Gap { .. })) {
+            assert_eq!(
+                *gap,
+                Seen::Gap {
+                    resume: ahead.clone()
+                },
+                "{seen:?}"
+            );
+        }
+    }
+}
