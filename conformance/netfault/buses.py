@@ -2,7 +2,9 @@
 
 redis           one redis-server without persistence, on host `bus`
 redis-cluster   a Redis Cluster of three primaries with a replica each:
-                hosts bus1..bus3, a primary's replica on another host
+                hosts bus1..bus3, a primary's replica on another host;
+                the nodes acknowledge a publish once the replica has it
+                (--redis-wait-replicas 1)
 nats            one nats-server with JetStream (its store on disk)
 nats-cluster    three nats-servers in one JetStream cluster (bus1..bus3);
                 the nodes keep their stream in three replicas
@@ -60,7 +62,10 @@ def start(kind, topo, work, process, answers, nats_server):
         else:
             raise RuntimeError("the Redis Cluster was not ok within 30 s")
         seeds = ",".join(f"{topo.addr(h)}:{REDIS_PORT}" for h in hosts(kind))
-        return procs, ["--redis", f"redis+cluster://{seeds}"]
+        # A publish is acknowledged once its primary's replica has it too:
+        # without it a primary that fails before replicating loses events
+        # it acknowledged (the replication window the guide describes).
+        return procs, ["--redis", f"redis+cluster://{seeds}", "--redis-wait-replicas", "1"]
 
     routes = ",".join(f"nats://{topo.addr(h)}:{NATS_ROUTE}" for h in hosts(kind))
     for host in hosts(kind):

@@ -71,6 +71,17 @@ pub(crate) fn slot(tag: &[u8]) -> usize {
     usize::from(crc) % SLOTS
 }
 
+/// What Redis Cluster hashes of `key` to find its slot: the text between
+/// the first `{` and the first `}` after it, when there is some, else the
+/// whole key.
+pub(crate) fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key)
+}
+
 /// The hash tags of `partitions` partitions: partition `i` owns the slots
 /// from `i * 16384 / partitions` up to the next partition's first, and its
 /// tag is the first of `i-0`, `i-1`, ... whose slot is among them.
@@ -128,6 +139,13 @@ impl Keys {
             .get(self.partition(topic))
             .map(|tag| format!("{{{tag}}}"))
             .unwrap_or_default()
+    }
+
+    /// The cluster slot of a topic's stream (and of every key the topic
+    /// has, which share its hash tag).
+    pub(crate) fn stream_slot(&self, topic: &str) -> u16 {
+        let key = self.stream(topic);
+        u16::try_from(slot(hash_tag(&key).as_bytes())).unwrap_or(0)
     }
 
     /// The key of a topic's stream.

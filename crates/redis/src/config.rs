@@ -98,6 +98,17 @@ pub struct RedisConfig {
     /// How often the other nodes' members of a watched topic are read (1
     /// s): a join or leave on another node is seen within about this long.
     pub presence_poll: Duration,
+    /// Replicas that must hold a publish before it is acknowledged (0, the
+    /// default: acknowledged once its primary has it). Redis replicates
+    /// after it answers, so a primary that fails before its replica has
+    /// an event loses it, though it was acknowledged; with 1, the writer
+    /// asks each primary it wrote to (`WAIT`) after every batch, and a
+    /// batch that not enough replicas took within [`RedisConfig::wait_timeout`]
+    /// is answered 503 (it may be delivered still: the publisher does not
+    /// know, as with any 503).
+    pub wait_replicas: usize,
+    /// How long a batch waits for [`RedisConfig::wait_replicas`] (1 s).
+    pub wait_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -120,6 +131,8 @@ impl RedisConfig {
             max_queued_publishes: 10_000,
             presence_ttl: Duration::from_secs(15),
             presence_poll: Duration::from_secs(1),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 

@@ -117,6 +117,35 @@ impl Con {
     /// nothing: any error reply, or any node lost, fails the whole call,
     /// and the other commands may or may not have run. The caller counts
     /// the connection as lost, and reads again or refuses what it sent.
+    /// `WAIT replicas timeout` on the primaries that hold `slots` (one
+    /// server: on it, whatever the slots): how many replicas have every
+    /// write this connection made, the fewest of any primary asked. A
+    /// primary counts only the writes made on its own connection, which
+    /// is this one's.
+    pub(crate) fn wait(
+        &mut self,
+        replicas: usize,
+        timeout: std::time::Duration,
+        slots: &[u16],
+    ) -> Result<usize, RedisError> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1));
+        match self {
+            Con::Single(con) => cmd.query(con),
+            Con::Cluster(con) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let mut fewest = usize::MAX;
+                for &slot in slots {
+                    let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+                    let reply = con.route_command(&cmd, RoutingInfo::SingleNode(route))?;
+                    fewest = fewest.min(redis::from_redis_value(reply)?);
+                }
+                Ok(fewest)
+            }
+        }
+    }
+
     pub(crate) fn send_all(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>, RedisError> {
         let replies: Vec<Value> = match self {
             Con::Single(con) => {

@@ -163,7 +163,8 @@ pub struct Status {
     /// Keyed publishes of this node whose key Redis remembered (nothing
     /// added: answered as duplicates).
     pub duplicates: u64,
-    /// Publishes refused (Redis unreachable, or it refused the `XADD`).
+    /// Publishes refused (Redis unreachable, it refused the `XADD`, or
+    /// fewer replicas than [`crate::RedisConfig::wait_replicas`] took it).
     pub refused: u64,
     /// Events read from Redis and delivered to this node's loops.
     pub read: u64,
@@ -238,7 +239,7 @@ impl Status {
         metric(
             "tether_redis_publishes_refused_total",
             "counter",
-            "Publishes refused because Redis was unreachable or refused them.",
+            "Publishes refused because Redis was unreachable or refused them, or too few replicas took them.",
             &[("", self.refused.to_string())],
         );
         metric(

@@ -140,29 +140,13 @@ impl Writer {
         } else {
             con.pipeline(&cmds)
         };
-        let mut told_reader = false;
+        let mut added = Vec::new();
         let mut publishes = publishes.into_iter();
         // Replies first: `zip` takes no publish past the last reply.
         for (reply, publish) in replies.into_iter().zip(publishes.by_ref()) {
             let outcome = reply.and_then(|reply| publish::parse_published(&reply));
             match outcome {
-                Ok((id, duplicate)) => {
-                    let counter = if duplicate {
-                        &self.shared.stats.duplicates
-                    } else {
-                        &self.shared.stats.added
-                    };
-                    add(counter, 1);
-                    if let Some(reply) = publish.reply {
-                        let _ = self.shared.reader_tx.send(ReaderMsg::Added {
-                            topic: publish.topic,
-                            id,
-                            reply,
-                            duplicate,
-                        });
-                        told_reader = true;
-                    }
-                }
+                Ok((id, duplicate)) => added.push((publish, id, duplicate)),
                 Err(e) => {
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
                         // Redis's script cache was flushed: send the text
@@ -177,6 +161,7 @@ impl Writer {
                 }
             }
         }
+        let failed = failure.is_some();
         if let Some(e) = failure {
             // The rest may or may not have been added (the one under way
             // when the connection failed); answering 503 lets their
@@ -184,7 +169,71 @@ impl Writer {
             self.lost(&e);
             publishes.for_each(|p| self.refuse(p));
         }
+        // Added but not known to be replicated as asked: 503 (they may
+        // still be delivered, as any publish answered 503 may).
+        let replicated = !added.is_empty() && self.replicated(&added, failed);
+        let mut told_reader = false;
+        for (publish, id, duplicate) in added {
+            if !replicated {
+                self.refuse(publish);
+                continue;
+            }
+            let counter = if duplicate {
+                &self.shared.stats.duplicates
+            } else {
+                &self.shared.stats.added
+            };
+            add(counter, 1);
+            if let Some(reply) = publish.reply {
+                let _ = self.shared.reader_tx.send(ReaderMsg::Added {
+                    topic: publish.topic,
+                    id,
+                    reply,
+                    duplicate,
+                });
+                told_reader = true;
+            }
+        }
         told_reader
+    }
+
+    /// Whether the replicas [`crate::RedisConfig::wait_replicas`] asks
+    /// for hold what `added` wrote (`WAIT` on each primary written to),
+    /// always when it asks for none; never when the connection failed
+    /// (`lost`) before it could ask. A failed `WAIT` counts the connection
+    /// as lost.
+    fn replicated(&mut self, added: &[(Publish, tether_hub::EventId, bool)], lost: bool) -> bool {
+        let config = &self.shared.config;
+        if config.wait_replicas == 0 {
+            return true;
+        }
+        if lost {
+            return false;
+        }
+        let mut slots: Vec<u16> = added
+            .iter()
+            .map(|(publish, _, _)| self.shared.keys.stream_slot(&publish.topic))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let (replicas, timeout) = (config.wait_replicas, config.wait_timeout);
+        let Some(con) = self.con.as_mut() else {
+            return false;
+        };
+        match con.wait(replicas, timeout, &slots) {
+            Ok(held) if held >= replicas => true,
+            Ok(held) => {
+                log::warn!(
+                    "redis: {} publishes held by {held} replicas of {replicas} after {timeout:?}: refused (503)",
+                    added.len()
+                );
+                false
+            }
+            Err(e) => {
+                self.lost(&e);
+                false
+            }
+        }
     }
 
     /// Wakes the reader out of its `XREAD`: an entry in its wake stream.

@@ -455,3 +455,27 @@ fn user_actions_reach_the_other_nodes() {
     std::thread::sleep(Duration::from_millis(300));
     c.expect_quiet(0);
 }
+
+#[test]
+fn with_wait_replicas_a_server_without_replicas_refuses_publishes() {
+    if !available("with_wait_replicas_a_server_without_replicas_refuses_publishes") {
+        return;
+    }
+    // One Redis with no replica: an event cannot be acknowledged as held
+    // by one, so the publish is answered 503 (though it is in the stream:
+    // a 503's publish may have been made).
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis.url(), |c| {
+        c.wait_replicas = 1;
+        c.wait_timeout = Duration::from_millis(100);
+    });
+    let token = a.publish(0, "t", "unreplicated").unwrap();
+    match a.next(0) {
+        HubMessage::Published { token: t, result } if t == token => {
+            assert_eq!(result, Err(HubError::BrokerUnavailable));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(node::stream_ids(&redis, "t").len(), 1);
+    assert_eq!(a.bridge.status().refused, 1);
+}

@@ -518,6 +518,55 @@ fn missed_announcements_on_a_partition_are_caught_up_from_the_streams() {
 
 /// Publishes `TOPIC-n` with the key `n` from node `a`'s loop 0 until
 /// Redis has it (refused while the cluster fails over); records its id.
+#[test]
+fn with_wait_replicas_an_acknowledged_event_is_on_its_replica() {
+    if !cluster::available("with_wait_replicas_an_acknowledged_event_is_on_its_replica") {
+        return;
+    }
+    let layout = PARTITIONED;
+    let mut cluster = RedisCluster::start();
+    let topics = topics_on_every_primary(&cluster, layout, 1);
+    let (lonely, other) = (&topics[0], &topics[1]);
+    // Every replica online (a replica's first sync may still be going).
+    cluster.wait_replicated();
+    let mut a = Node::start(&cluster.url(), |c| {
+        layout.set(c);
+        c.wait_replicas = 1;
+        c.wait_timeout = Duration::from_millis(300);
+    });
+    let answer = |a: &mut Node, topic: &str, data: &str| -> Result<EventId, HubError> {
+        let token = a.publish_keyed(0, topic, data, None).unwrap();
+        match a.next(0) {
+            HubMessage::Published { token: t, result } if t == token => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // Acknowledged means on the replica too, asked of the replica the
+    // moment the publisher has its answer.
+    for n in 1..=5 {
+        for topic in [lonely, other] {
+            answer(&mut a, topic, &n.to_string()).expect("acknowledged");
+            let primary = cluster.primary_of(cluster.slot(&layout.stream_key(topic)));
+            assert_eq!(
+                replica_stream_len(replica_of(primary), &layout.stream_key(topic)),
+                Some(n),
+                "{topic}: acknowledged before its replica had it"
+            );
+        }
+    }
+    // The replica of one primary gone: that primary's publishes are
+    // answered 503 (they are in its stream, not known to be replicated);
+    // the other primaries', whose replicas are there, go on.
+    let primary = cluster.primary_of(cluster.slot(&layout.stream_key(lonely)));
+    cluster.kill(replica_of(primary));
+    assert_eq!(
+        answer(&mut a, lonely, "unreplicated"),
+        Err(HubError::BrokerUnavailable)
+    );
+    answer(&mut a, other, "6").expect("another primary's publish");
+    assert_eq!(stream_ids(&cluster, &layout.stream_key(lonely)).len(), 6);
+}
+
 fn publish_until_added(
     a: &mut Node,
     topic: &str,

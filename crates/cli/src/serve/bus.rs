@@ -38,6 +38,28 @@ pub(crate) struct RedisArgs {
     #[arg(long, value_name = "N", default_value_t = 16, requires = "redis",
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub(crate) redis_cluster_partitions: u16,
+    /// Acknowledge a publish only once this many replicas of its Redis
+    /// primary hold it (WAIT after each batch of writes); a batch they do
+    /// not all take within --redis-wait-timeout is answered 503. 0 (the
+    /// default) acknowledges once the primary has it: Redis replicates
+    /// afterwards, so a primary that fails first loses acknowledged
+    /// events.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "redis",
+          value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub(crate) redis_wait_replicas: u8,
+    /// Seconds a batch of publishes waits for --redis-wait-replicas.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, requires = "redis",
+          value_parser = parse_wait_timeout)]
+    pub(crate) redis_wait_timeout: f64,
+}
+
+/// `--redis-wait-timeout`: 0.001 to 60 seconds.
+#[cfg(feature = "redis")]
+fn parse_wait_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.001..=60.0).contains(&s) => Ok(s),
+        _ => Err("a number of seconds from 0.001 to 60".to_owned()),
+    }
 }
 
 /// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
@@ -98,6 +120,8 @@ pub(crate) fn bus(args: &Args) -> Option<Bus> {
         config.prefix.clone_from(&args.redis.redis_prefix);
         config.presence_ttl = std::time::Duration::from_secs_f64(args.redis.redis_presence_ttl);
         config.cluster_partitions = usize::from(args.redis.redis_cluster_partitions);
+        config.wait_replicas = usize::from(args.redis.redis_wait_replicas);
+        config.wait_timeout = std::time::Duration::from_secs_f64(args.redis.redis_wait_timeout);
         return Some(Bus::Redis(config));
     }
     None

@@ -23,20 +23,6 @@ fn keys() {
     assert_eq!(keys.topic_of(wake.as_bytes()), None, "never a topic");
 }
 
-/// The hash tag of a key, as Redis Cluster finds it: what is between
-/// the first `{` and the next `}`, if that is not empty; else the
-/// whole key.
-fn hash_tag(key: &str) -> &str {
-    key.find('{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            rest.find('}')
-                .filter(|&close| close > 0)
-                .map(|close| &rest[..close])
-        })
-        .unwrap_or(key)
-}
-
 #[test]
 fn cluster_keys_share_the_topics_slot() {
     let keys = cluster("tether:");
@@ -102,6 +88,10 @@ fn a_partitioned_cluster_keeps_a_topics_keys_and_its_bus_in_one_slot() {
             assert_eq!(bus, slot(topic.as_bytes()) * partitions / SLOTS);
             let (index, by_ms) = keys.index(topic);
             let stream = keys.stream(topic);
+            assert_eq!(
+                usize::from(keys.stream_slot(topic)),
+                slot(hash_tag(&stream).as_bytes())
+            );
             for key in [&stream, &index, &by_ms] {
                 assert_eq!(hash_tag(key), hash_tag(&keys.bus(bus)), "{key}");
             }
