@@ -532,7 +532,9 @@ fn with_wait_replicas_an_acknowledged_event_is_on_its_replica() {
     let mut a = Node::start(&cluster.url(), |c| {
         layout.set(c);
         c.wait_replicas = 1;
-        c.wait_timeout = Duration::from_millis(300);
+        // Long enough for a replica's acknowledgement on a loaded
+        // machine: the refusal below waits it out once.
+        c.wait_timeout = Duration::from_secs(3);
     });
     let answer = |a: &mut Node, topic: &str, data: &str| -> Result<EventId, HubError> {
         let token = a.publish_keyed(0, topic, data, None).unwrap();
