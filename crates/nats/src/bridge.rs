@@ -105,6 +105,19 @@ impl Bridge {
         (self.post)(to, message);
     }
 
+    /// Whether the task `serial` is still `topic`'s. A task whose loops
+    /// all unfollowed lives on until it has read its commands, and a new
+    /// follow meanwhile starts a task of its own: what the old one would
+    /// post (a backlog loaded before the new task's, events the new one
+    /// delivers too) is stale, and a loop cannot tell it from the new
+    /// task's.
+    pub(crate) fn is_current(&self, topic: &str, serial: u64) -> bool {
+        self.topics
+            .borrow()
+            .get(topic)
+            .is_some_and(|entry| entry.serial == serial)
+    }
+
     /// A topic's task delivered up to `seq`: answer the publishers that
     /// waited for it.
     pub(crate) fn delivered(&self, topic: &str, serial: u64, seq: u64) {

@@ -86,6 +86,11 @@ pub(crate) async fn follow(
             }
         };
         attempts.reset();
+        if !bridge.is_current(&topic, serial) {
+            // Unfollowed by every loop while loading: a newer task, if
+            // any, answers the loops.
+            return;
+        }
         if !first {
             add(&bridge.shared.stats.resyncs, 1);
             log::warn!("nats: topic {topic} resynchronised: its subscribers resume from their last ids");
@@ -102,6 +107,9 @@ pub(crate) async fn follow(
         // checked (the messages it had handed over by then are covered).
         let mut checked = 0;
         while let Some(cmd) = cmds.recv().await {
+            if !bridge.is_current(&topic, serial) {
+                return;
+            }
             let check = match &cmd {
                 TopicCmd::Message(message, true) => {
                     let seq = message.info().map_or(0, |info| info.stream_sequence);
@@ -134,6 +142,10 @@ pub(crate) async fn follow(
                         }
                     }
                 }
+            }
+            if !bridge.is_current(&topic, serial) {
+                // Unfollowed while checking.
+                return;
             }
             match cmd {
                 TopicCmd::Message(message, _) => {

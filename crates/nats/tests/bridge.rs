@@ -210,6 +210,30 @@ fn a_repeated_follow_gets_the_backlog_again() {
 }
 
 #[test]
+fn a_follow_given_up_before_its_backlog_came_is_not_answered_late() {
+    if !available("a_follow_given_up_before_its_backlog_came_is_not_answered_late") {
+        return;
+    }
+    // A loop follows a topic, drops it and follows it again before the
+    // first backlog came (NATS is away meanwhile). The first follow's
+    // task lives on until it has read its commands; it must not answer
+    // then: its backlog, loaded before the second task's, would replace
+    // the newer one in the loop, and the events between be lost to the
+    // loop's subscribers (a network fault run lost three so).
+    let mut nats = NatsServer::start();
+    let mut a = Node::start(&nats.url(), |_| {});
+    a.publish_ok(0, "late", "l1");
+    let mut d = Node::start(&nats.url(), |_| {});
+    nats.stop();
+    d.follow(0, "late");
+    d.unfollow(0, "late");
+    d.follow(0, "late");
+    nats.restart();
+    assert_eq!(data(&d.ready(0).0), ["l1"]);
+    d.expect_quiet(0);
+}
+
+#[test]
 fn publish_keys_make_one_event_across_nodes() {
     if !available("publish_keys_make_one_event_across_nodes") {
         return;
