@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::Write;
@@ -18,6 +20,8 @@ use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
+
+use support::http::{bearer, request};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -60,10 +64,6 @@ fn hub(query: bool) -> TestServer {
     TestServer::start(config(), HubApp::new(settings))
 }
 
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
-}
-
 fn cookie(token: &str) -> String {
     format!("Cookie: theme=dark; tether_token={token}\r\n")
 }
@@ -104,16 +104,7 @@ fn ws(server: &TestServer, target: &str, headers: &str) -> WsClient {
 }
 
 fn publish(server: &TestServer, topic: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(server.addr, "POST", &format!("/topics/{topic}"), headers, body)
 }
 
 /// Every way to subscribe to `topic` answers `expected`.

@@ -10,6 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::{Read, Write};
@@ -86,16 +88,7 @@ fn statuses(server: &TestServer, headers: &str) -> Vec<(&'static str, u16)> {
 }
 
 fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    support::http::request(server.addr, method, target, headers, body)
 }
 
 /// The status of a WebSocket upgrade with these header lines.

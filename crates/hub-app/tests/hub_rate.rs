@@ -21,6 +21,7 @@ use tether_auth::Keys;
 use tether_hub_app::{HubAuth, HubSettings, HubShared, PublishRate};
 use tether_server::{CloseCode, Handshake};
 
+use support::http::bearer;
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a rate limit test secret, 32 byt";
@@ -47,10 +48,6 @@ fn jwt(subject: &str) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 fn publish(server: &TestServer, topic: &str, token: &str) -> Response {

@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::Write;
@@ -20,6 +22,8 @@ use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handle, Handshake, Message};
+
+use support::http::{bearer, request};
 
 const TOKEN: &str = "raw-publish-token";
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
@@ -36,16 +40,7 @@ fn hub() -> TestServer {
 }
 
 fn publish(addr: SocketAddr, topic: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(addr, "POST", &format!("/topics/{topic}"), &bearer(TOKEN), body)
 }
 
 fn publish_ok(addr: SocketAddr, topic: &str, body: &str) -> String {

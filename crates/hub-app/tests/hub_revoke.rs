@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +20,8 @@ use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
+
+use support::http::bearer;
 
 const SECRET: &[u8] = b"a revocation test secret, 32 byt";
 const TOKEN: &str = "revoke-publish-token";
@@ -49,10 +53,6 @@ fn jwt(subject: &str, jti: &str, iat: u64) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 fn body(response: &Response) -> Value {

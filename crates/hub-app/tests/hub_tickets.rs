@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,8 @@ use common::{HttpConn, Response, SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
+
+use support::http::{bearer, request};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -60,21 +64,8 @@ fn hub_tuned(tune: impl FnOnce(&mut HubSettings)) -> TestServer {
     TestServer::start(config(), HubApp::new(settings))
 }
 
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
-}
-
 fn post(server: &TestServer, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST {target} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(server.addr, "POST", target, headers, body)
 }
 
 /// A ticket asked for with these headers and body: the ticket and the
@@ -102,9 +93,7 @@ fn sse_status(server: &TestServer, topic: &str, ticket: &str) -> u16 {
 }
 
 fn get(server: &TestServer, target: &str, headers: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.request("GET", target, &format!("{headers}Connection: close\r\n"));
-    conn.response()
+    request(server.addr, "GET", target, headers, "")
 }
 
 #[test]

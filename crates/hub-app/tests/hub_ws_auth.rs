@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::thread::sleep;
@@ -18,6 +20,8 @@ use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
+
+use support::http::{bearer, request};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -65,16 +69,13 @@ fn hub(auth_timeout: Duration) -> TestServer {
 }
 
 fn publish(server: &TestServer, topic: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
+    let response = request(
+        server.addr,
+        "POST",
+        &format!("/topics/{topic}"),
+        &bearer(ADMIN),
+        body,
     );
-    let response = conn.response();
     assert_eq!(
         response.status,
         200,

@@ -20,6 +20,7 @@ use tether_hub::TopicLimits;
 use tether_hub_app::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespace};
 use tether_server::Handshake;
 
+use support::http::bearer;
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a namespace test secret, 32 byte";
@@ -72,10 +73,6 @@ fn jwt(subject: &str, subscribe: &[&str], publish: &[&str]) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 /// `POST /topics/TOPIC` with this credential: the status.

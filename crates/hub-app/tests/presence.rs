@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handle, Handshake};
+
+use support::http::bearer;
 
 const SECRET: &[u8] = b"a presence test secret, 32 bytes";
 
@@ -33,10 +37,6 @@ fn jwt(subject: &str, subscribe: &[&str]) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 /// The hub on `loops` event loops, tokens verified, `room.*` private.
