@@ -14,7 +14,6 @@ mod support;
 use tether_testkit as common;
 
 use std::net::SocketAddr;
-use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
@@ -22,10 +21,11 @@ use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
-use tether_server::{Cluster, Handle, Handshake};
+use tether_server::{Cluster, Handshake};
 
 use support::datas;
 use support::http::{Api, bearer, json};
+use support::running::Running;
 
 const SECRET: &[u8] = b"an API test secret, 32 bytes lon";
 const TOKEN: &str = "api-publish-token";
@@ -36,8 +36,7 @@ const BACKLOG: usize = 5;
 /// verified (`room.*` private).
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl Server {
@@ -51,10 +50,11 @@ impl Server {
         settings.hub.max_backlog_events = BACKLOG;
         let shared = HubShared::new(settings, 2);
         let cluster = Cluster::bind(config(), Handshake::new(), 2, |i| shared.app(i)).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        Server { addr, handle, thread }
+        let (addr, running) = Running::cluster(cluster);
+        Server {
+            addr,
+            _running: running,
+        }
     }
 
     /// Publishes `data` to `topic`, one item each, and returns the ids.
@@ -102,18 +102,6 @@ impl Api for Server {
 
     fn token(&self) -> &str {
         TOKEN
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("run() returned Ok");
-            }
-        }
     }
 }
 

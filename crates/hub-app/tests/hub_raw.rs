@@ -14,16 +14,16 @@ use tether_testkit as common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
-use tether_server::{CloseCode, Cluster, Handle, Handshake, Message};
+use tether_server::{CloseCode, Cluster, Handshake, Message};
 
 use support::http::{bearer, request};
+use support::running::Running;
 
 const TOKEN: &str = "raw-publish-token";
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
@@ -319,29 +319,17 @@ fn a_raw_subscriber_is_closed_when_its_token_expires_with_no_warning_before() {
 /// A hub on `loops` event loops, stopped when dropped.
 struct ClusterServer {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl ClusterServer {
     fn start(loops: usize) -> ClusterServer {
         let shared = HubShared::new(settings(), loops);
         let cluster = Cluster::bind(config(), Handshake::new(), loops, |i| shared.app(i)).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        ClusterServer { addr, handle, thread }
-    }
-}
-
-impl Drop for ClusterServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("every loop shut down cleanly");
-            }
+        let (addr, running) = Running::cluster(cluster);
+        ClusterServer {
+            addr,
+            _running: running,
         }
     }
 }

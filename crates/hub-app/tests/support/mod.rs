@@ -1,7 +1,7 @@
 //! Helpers shared by the hub's integration tests: the hub wrapped to
 //! announce each subscriber's loop, requests on a connection of their
-//! own (the server API's among them), and reading a topic's backlog
-//! through the server API.
+//! own (the server API's among them), a server running for one test,
+//! and reading a topic's backlog through the server API.
 
 #![allow(dead_code)]
 // each test file uses a part
@@ -10,6 +10,7 @@
 
 pub(crate) mod announcing;
 pub(crate) mod http;
+pub(crate) mod running;
 
 use std::net::SocketAddr;
 
