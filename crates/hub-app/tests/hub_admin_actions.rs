@@ -23,6 +23,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{Cluster, Handle, Handshake};
 
 use support::http::{json, request_to};
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"an admin actions test secret, 32";
 const PUBLISH_TOKEN: &str = "admin-actions-publish";
@@ -83,12 +84,10 @@ fn unix_now() -> u64 {
 
 /// A token for `sub` that may subscribe to `topics`.
 fn jwt(sub: &str, jti: &str, topics: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": sub, "jti": jti, "iat": unix_now() - 5, "exp": unix_now() + 600, "tether": { "sub": topics } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 /// A signed-in browser: its cookie, its page's CSRF token, and the

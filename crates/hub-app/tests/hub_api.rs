@@ -25,6 +25,7 @@ use tether_server::{Cluster, Handshake};
 
 use support::datas;
 use support::http::{Api, bearer, json};
+use support::jwt::sign;
 use support::running::Running;
 
 const SECRET: &[u8] = b"an API test secret, 32 bytes lon";
@@ -107,12 +108,10 @@ impl Api for Server {
 
 fn jwt(publish: &[&str]) -> String {
     let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": "backend", "exp": exp, "tether": { "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn id(result: &Value) -> String {

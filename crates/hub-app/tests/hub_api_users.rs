@@ -24,6 +24,7 @@ use tether_server::Handshake;
 
 use support::announcing::Announcing;
 use support::http::{Api, bearer, json, request};
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a users API test secret, 32 byte";
 const TOKEN: &str = "users-publish-token";
@@ -99,12 +100,10 @@ fn unix_now() -> u64 {
 /// A token for `sub`, expiring at `exp`, granting these topics to
 /// subscribe to and publish on.
 fn jwt_until(sub: &str, exp: u64, subscribe: &[&str], publish: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": sub, "exp": exp, "tether": { "sub": subscribe, "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn jwt(sub: &str, subscribe: &[&str]) -> String {

@@ -22,6 +22,7 @@ use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
 
 use support::http::{bearer, request};
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -31,12 +32,7 @@ fn now() -> u64 {
 }
 
 fn mint(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    sign(SECRET, claims)
 }
 
 /// A token for `subject` good for `ttl` seconds from now.
@@ -207,12 +203,7 @@ fn bad_and_expired_tokens_are_refused_on_every_topic() {
     }));
     let forged = {
         let claims = json!({ "sub": "alice", "exp": now() + 600, "tether": { "sub": ["*"] } });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"another secret of thirty-two bytes"),
-        )
-        .unwrap()
+        sign(b"another secret of thirty-two bytes", &claims)
     };
     let no_exp = mint(&json!({ "sub": "alice", "tether": { "sub": ["*"] } }));
     for bad in [expired.as_str(), forged.as_str(), no_exp.as_str(), "garbage"] {

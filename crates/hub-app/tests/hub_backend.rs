@@ -9,6 +9,8 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use tether_hub::{Allowed, Decision};
 use tether_hub_app::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubShared, Namespace, Question};
 use tether_server::{Handshake, Message};
 use tether_ws::Event;
+
+use support::jwt::sign;
 
 const TOKEN: &str = "backend-test-publish-token";
 
@@ -215,12 +219,10 @@ fn start_for_api(hook: Hook, decide: fn(&Question) -> Decision) -> Hub {
 /// A JWT for subject `pat` with these `tether` rights, signed with
 /// [`API_SECRET`], valid for ten minutes.
 fn api_jwt(rights: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        API_SECRET,
         &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": rights }),
-        &jsonwebtoken::EncodingKey::from_secret(API_SECRET),
     )
-    .unwrap()
 }
 
 /// [`start_with`], the settings changed by `tune` first.
@@ -705,12 +707,10 @@ fn an_http_publish_the_backend_has_not_decided_when_the_server_stops_is_a_503() 
         Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
         timeout,
     );
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let jwt = sign(
+        SECRET,
         &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": { "pub": ["vote.*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    );
     for (hub, credentials) in [
         (by_cookie, "Cookie: session=cy\r\n".to_owned()),
         (by_jwt, format!("Authorization: Bearer {jwt}\r\n")),

@@ -23,6 +23,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
 
 use support::http::bearer;
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a connection limit test secret!!";
 const TOKEN: &str = "limit-publish-token";
@@ -43,12 +44,10 @@ fn start(max: usize) -> TestServer {
 
 fn jwt(subject: &str) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now + 600, "tether": { "sub": ["*"], "pub": [] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 /// The answer to a WebSocket upgrade of `target` with these header lines

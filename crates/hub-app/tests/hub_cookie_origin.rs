@@ -25,6 +25,8 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::tls;
 
+use support::jwt::sign;
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const APP: &str = "http://app.test";
 const EVIL: &str = "http://evil.test";
@@ -34,16 +36,14 @@ const OWN: &str = "http://test";
 
 fn alice() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({
             "sub": "alice",
             "exp": now + 600,
             "tether": { "sub": ["user.{sub}", "room.*"], "pub": ["room.*", "user.*"] },
         }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn settings(trusted: &[&str]) -> HubSettings {

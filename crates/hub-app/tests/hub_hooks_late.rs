@@ -12,6 +12,8 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ use tether_hub::{Allowed, Decision};
 use tether_hub_app::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubShared, Namespace, Question};
 use tether_server::{CloseCode, Handshake};
 use tether_ws::Event;
+
+use support::jwt::sign;
 
 const TOKEN: &str = "hooks-late-test-publish-token";
 const SECRET: &[u8] = b"a late subject test secret, 32 b";
@@ -172,12 +176,7 @@ impl Hub {
 
 fn jwt(subject: &str) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": subject, "exp": now + 600 }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    sign(SECRET, &serde_json::json!({ "sub": subject, "exp": now + 600 }))
 }
 
 fn auth_message(subject: &str) -> String {

@@ -22,6 +22,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared, PublishRate};
 use tether_server::{CloseCode, Handshake};
 
 use support::http::bearer;
+use support::jwt::sign;
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a rate limit test secret, 32 byt";
@@ -42,12 +43,10 @@ fn start() -> TestServer {
 
 fn jwt(subject: &str) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now + 600, "tether": { "sub": ["*"], "pub": ["*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn publish(server: &TestServer, topic: &str, token: &str) -> Response {

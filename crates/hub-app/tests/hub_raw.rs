@@ -23,6 +23,7 @@ use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handshake, Message};
 
 use support::http::{bearer, request};
+use support::jwt::sign;
 use support::running::Running;
 
 const TOKEN: &str = "raw-publish-token";
@@ -248,16 +249,14 @@ fn now() -> u64 {
 }
 
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({
             "sub": subject,
             "exp": now() + ttl,
             "tether": { "sub": subscribe, "pub": publish },
         }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn hub_with_tokens() -> TestServer {

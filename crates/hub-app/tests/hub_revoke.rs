@@ -22,6 +22,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
 
 use support::http::bearer;
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a revocation test secret, 32 byt";
 const TOKEN: &str = "revoke-publish-token";
@@ -46,13 +47,11 @@ fn unix_now() -> u64 {
 /// A token of `subject` with id `jti`, issued at `iat`, granting every
 /// topic to subscribe to and publish on.
 fn jwt(subject: &str, jti: &str, iat: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "jti": jti, "iat": iat, "exp": unix_now() + 600,
                  "tether": { "sub": ["*"], "pub": ["*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn body(response: &Response) -> Value {

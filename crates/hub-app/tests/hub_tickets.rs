@@ -20,6 +20,7 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 
 use support::http::{bearer, request};
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -30,16 +31,14 @@ fn now() -> u64 {
 
 /// A token for `subject` good for `ttl` seconds from now.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({
             "sub": subject,
             "exp": now() + ttl,
             "tether": { "sub": subscribe, "pub": publish },
         }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn alice(ttl: u64) -> String {

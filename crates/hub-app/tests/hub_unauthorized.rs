@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +22,8 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::Handshake;
 
+use support::jwt::sign;
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
 const METRICS: &str = "metrics-token";
@@ -29,12 +33,7 @@ fn now() -> u64 {
 }
 
 fn mint(claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    sign(secret, claims)
 }
 
 fn claims(extra: &Value) -> Value {

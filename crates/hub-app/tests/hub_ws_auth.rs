@@ -22,6 +22,7 @@ use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
 
 use support::http::{bearer, request};
+use support::jwt::sign;
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
@@ -31,12 +32,7 @@ fn now() -> u64 {
 }
 
 fn mint_with(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    sign(secret, claims)
 }
 
 /// A token for `subject` good for `ttl` seconds from now.

@@ -21,6 +21,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespac
 use tether_server::Handshake;
 
 use support::http::bearer;
+use support::jwt::sign;
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a namespace test secret, 32 byte";
@@ -67,12 +68,10 @@ fn now() -> u64 {
 
 /// A token for `subject` with these `sub` and `pub` rights.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 /// `POST /topics/TOPIC` with this credential: the status.

@@ -22,6 +22,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handshake};
 
 use support::http::bearer;
+use support::jwt::sign;
 use support::running::Running;
 
 const SECRET: &[u8] = b"a presence test secret, 32 bytes";
@@ -32,12 +33,10 @@ fn now() -> u64 {
 
 /// A token for `subject` that may subscribe to `subscribe`.
 fn jwt(subject: &str, subscribe: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 /// The hub on `loops` event loops, tokens verified, `room.*` private.

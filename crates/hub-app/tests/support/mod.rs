@@ -1,15 +1,16 @@
 //! Helpers shared by the hub's integration tests: the hub wrapped to
 //! announce each subscriber's loop, requests on a connection of their
-//! own (the server API's among them), a server running for one test,
-//! and reading a topic's backlog through the server API.
+//! own (the server API's among them), signed tokens, a server running
+//! for one test, and reading a topic's backlog through the server API.
 
+// Each test file uses a part.
 #![allow(dead_code)]
-// each test file uses a part
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod announcing;
 pub(crate) mod http;
+pub(crate) mod jwt;
 pub(crate) mod running;
 
 use std::net::SocketAddr;
