@@ -14,7 +14,7 @@ use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{Response, SseClient, WsClient, config};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{Cluster, Handle, Handshake};
 
 use support::http::{json, request_to};
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"an admin actions test secret, 32";
 const PUBLISH_TOKEN: &str = "admin-actions-publish";
@@ -76,10 +76,6 @@ impl Drop for Running {
 /// names as their `Host` (the origin its checks compare with).
 fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> Response {
     request_to(addr, &addr.to_string(), method, target, headers, body)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A token for `sub` that may subscribe to `topics`.

@@ -14,7 +14,6 @@ mod support;
 use tether_testkit as common;
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
 use common::{HttpConn, SseClient, WsClient, config};
@@ -25,7 +24,7 @@ use tether_server::{Cluster, Handshake};
 
 use support::datas;
 use support::http::{Api, bearer, json};
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 use support::running::Running;
 
 const SECRET: &[u8] = b"an API test secret, 32 bytes lon";
@@ -107,7 +106,7 @@ impl Api for Server {
 }
 
 fn jwt(publish: &[&str]) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let exp = unix_now() + 600;
     sign(
         SECRET,
         &json!({ "sub": "backend", "exp": exp, "tether": { "pub": publish } }),

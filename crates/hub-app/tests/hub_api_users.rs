@@ -14,7 +14,7 @@ use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ use tether_server::Handshake;
 
 use support::announcing::Announcing;
 use support::http::{Api, bearer, json, request};
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a users API test secret, 32 byte";
 const TOKEN: &str = "users-publish-token";
@@ -91,10 +91,6 @@ impl Api for Server {
     fn token(&self) -> &str {
         TOKEN
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A token for `sub`, expiring at `exp`, granting these topics to

@@ -13,7 +13,7 @@ mod support;
 use tether_testkit as common;
 
 use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
 use serde_json::{Value, json};
@@ -22,14 +22,10 @@ use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
 
 use support::http::{bearer, request};
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
 
 fn mint(claims: &Value) -> String {
     sign(SECRET, claims)
@@ -39,7 +35,7 @@ fn mint(claims: &Value) -> String {
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
     mint(&json!({
         "sub": subject,
-        "exp": now() + ttl,
+        "exp": unix_now() + ttl,
         "tether": { "sub": subscribe, "pub": publish },
     }))
 }
@@ -187,7 +183,7 @@ fn private_topics_need_a_token_that_grants_them() {
     subscribe_statuses(&server, "user.bob.inbox", &bearer(&bob), "", 200);
     subscribe_statuses(&server, "user.alice.inbox", &bearer(&bob), "", 403);
     // A token without a tether claim grants nothing.
-    let bare = mint(&json!({ "sub": "alice", "exp": now() + 600 }));
+    let bare = mint(&json!({ "sub": "alice", "exp": unix_now() + 600 }));
     subscribe_statuses(&server, "user.alice.inbox", &bearer(&bare), "", 403);
     // The admin token opens everything.
     subscribe_statuses(&server, "user.alice.inbox", &bearer(ADMIN), "", 200);
@@ -198,11 +194,11 @@ fn bad_and_expired_tokens_are_refused_on_every_topic() {
     let server = hub(false);
     let expired = mint(&json!({
         "sub": "alice",
-        "exp": now() - 10,
+        "exp": unix_now() - 10,
         "tether": { "sub": ["user.{sub}.*"] },
     }));
     let forged = {
-        let claims = json!({ "sub": "alice", "exp": now() + 600, "tether": { "sub": ["*"] } });
+        let claims = json!({ "sub": "alice", "exp": unix_now() + 600, "tether": { "sub": ["*"] } });
         sign(b"another secret of thirty-two bytes", &claims)
     };
     let no_exp = mint(&json!({ "sub": "alice", "tether": { "sub": ["*"] } }));
@@ -374,7 +370,7 @@ fn denials_are_counted_by_reason_in_metrics() {
     let server = hub(false);
     let expired = mint(&json!({
         "sub": "alice",
-        "exp": now() - 60,
+        "exp": unix_now() - 60,
         "tether": { "sub": ["user.{sub}.*"] },
     }));
     assert_eq!(

@@ -14,7 +14,7 @@ mod support;
 
 use tether_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, Upgrade, WsClient, config, request};
 use serde_json::json;
@@ -23,7 +23,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
 
 use support::http::bearer;
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a connection limit test secret!!";
 const TOKEN: &str = "limit-publish-token";
@@ -43,7 +43,7 @@ fn start(max: usize) -> TestServer {
 }
 
 fn jwt(subject: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = unix_now();
     sign(
         SECRET,
         &json!({ "sub": subject, "exp": now + 600, "tether": { "sub": ["*"], "pub": [] } }),

@@ -16,7 +16,6 @@ use tether_testkit as common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
 use common::{HttpConn, Response, SseClient, TestServer, config, tcp};
@@ -25,7 +24,7 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::tls;
 
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const APP: &str = "http://app.test";
@@ -35,7 +34,7 @@ const EVIL: &str = "http://evil.test";
 const OWN: &str = "http://test";
 
 fn alice() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = unix_now();
     sign(
         SECRET,
         &json!({

@@ -17,7 +17,7 @@ mod support;
 use tether_testkit as common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{TestServer, WsClient, config, request};
 use tether_auth::Keys;
@@ -26,7 +26,7 @@ use tether_hub_app::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubSha
 use tether_server::{CloseCode, Handshake};
 use tether_ws::Event;
 
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const TOKEN: &str = "hooks-late-test-publish-token";
 const SECRET: &[u8] = b"a late subject test secret, 32 b";
@@ -175,7 +175,7 @@ impl Hub {
 }
 
 fn jwt(subject: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = unix_now();
     sign(SECRET, &serde_json::json!({ "sub": subject, "exp": now + 600 }))
 }
 

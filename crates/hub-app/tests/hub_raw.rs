@@ -14,16 +14,16 @@ use tether_testkit as common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handshake, Message};
 
 use support::http::{bearer, request};
-use support::jwt::sign;
+use support::jwt::rights;
 use support::running::Running;
 
 const TOKEN: &str = "raw-publish-token";
@@ -244,19 +244,8 @@ fn what_cannot_work_raw_is_refused_with_400() {
     assert_eq!(raw.recv(), Message::text("ok"));
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
-    sign(
-        SECRET,
-        &json!({
-            "sub": subject,
-            "exp": now() + ttl,
-            "tether": { "sub": subscribe, "pub": publish },
-        }),
-    )
+    rights(SECRET, subject, subscribe, publish, ttl)
 }
 
 fn hub_with_tokens() -> TestServer {

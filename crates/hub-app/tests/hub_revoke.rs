@@ -13,8 +13,6 @@ mod support;
 
 use tether_testkit as common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
@@ -22,7 +20,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
 
 use support::http::bearer;
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a revocation test secret, 32 byt";
 const TOKEN: &str = "revoke-publish-token";
@@ -38,10 +36,6 @@ fn start() -> TestServer {
     settings.auth = Some(auth);
     let shared = HubShared::new(settings, 2);
     TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A token of `subject` with id `jti`, issued at `iat`, granting every

@@ -11,8 +11,6 @@ mod support;
 
 use tether_testkit as common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::{SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_auth::Keys;
@@ -21,7 +19,7 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespac
 use tether_server::Handshake;
 
 use support::http::bearer;
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a namespace test secret, 32 byte";
@@ -62,15 +60,11 @@ fn start_shared() -> (TestServer, HubShared) {
     (server, shared)
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// A token for `subject` with these `sub` and `pub` rights.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str]) -> String {
     sign(
         SECRET,
-        &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
+        &json!({ "sub": subject, "exp": unix_now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
     )
 }
 

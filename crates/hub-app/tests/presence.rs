@@ -13,7 +13,7 @@ use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::{Value, json};
@@ -22,20 +22,16 @@ use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Cluster, Handshake};
 
 use support::http::bearer;
-use support::jwt::sign;
+use support::jwt::{sign, unix_now};
 use support::running::Running;
 
 const SECRET: &[u8] = b"a presence test secret, 32 bytes";
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
 
 /// A token for `subject` that may subscribe to `subscribe`.
 fn jwt(subject: &str, subscribe: &[&str]) -> String {
     sign(
         SECRET,
-        &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe } }),
+        &json!({ "sub": subject, "exp": unix_now() + 600, "tether": { "sub": subscribe } }),
     )
 }
 
