@@ -43,41 +43,60 @@ LOADGEN=target/release/loadgen
 WORK=$(mktemp -d)
 # shellcheck source=benches/callgrind-run.sh
 . benches/callgrind-run.sh
-trap callgrind_cleanup EXIT
+# Whatever ends the run (a step that fails, Ctrl-C, TERM), the server
+# under callgrind, if one runs, is stopped by its pid and waited for.
+on_exit() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+    callgrind_cleanup
+}
+trap on_exit EXIT
 
-# Runs one binary under callgrind, optionally under load; prints
-# "instructions messages".
+# Runs one binary under callgrind, optionally under load; sets TOTAL (the
+# instructions) and MESSAGES. It runs in this shell, never in a subshell
+# (`< <(measure ...)`): the exit trap has to see the server's SERVER_PID
+# to stop it when anything fails or the run is interrupted, and a server
+# started in a subshell outlived the script.
 measure() { # bin port scenario|idle|hub-idle|fanout
-    local messages=0 app=(--app echo)
+    local app=(--app echo)
+    MESSAGES=0
     [[ "$3" == hub-idle || "$3" == fanout ]] && app=(--app hub --memory --ws-publish bench.fan)
     callgrind_start "$1" serve "${app[@]}" --threads 1 --port "$2" --log-level warn
     if [ "$3" = fanout ]; then
         "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
             --sub-path /topics/bench.fan/events -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d 8 \
             --drain 5 --connect-timeout 120 >"$WORK/load.out"
-        messages=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
+        MESSAGES=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
     elif [[ "$3" != idle && "$3" != hub-idle ]]; then
-        messages=$(echo_load "$2" "$DURATION" -c "${3%x*}" -s "${3#*x}")
+        MESSAGES=$(echo_load "$2" "$DURATION" -c "${3%x*}" -s "${3#*x}")
     fi
-    echo "$(callgrind_stop) $messages"
+    # Into a file, not `$(...)`: callgrind_stop waits for the server and
+    # clears SERVER_PID, which only this shell can do.
+    callgrind_stop >"$WORK/total"
+    read -r TOTAL <"$WORK/total"
 }
 
 printf '| scenario | binary | instructions per message | messages |\n|---|---|--:|--:|\n'
 port=9700
 for bin in $BINS; do
     port=$((port + 1))
-    read -r idle _ < <(measure "$bin" "$port" idle)
+    measure "$bin" "$port" idle
+    idle=$TOTAL
     for scenario in $SCENARIOS; do
         port=$((port + 1))
-        read -r total messages < <(measure "$bin" "$port" "$scenario")
-        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$(per_message "$total" "$idle" "$messages")" "$messages"
+        measure "$bin" "$port" "$scenario"
+        printf '| %s | %s | %s | %s |\n' "${scenario/x/ × } B" "$bin" "$(per_message "$TOTAL" "$idle" "$MESSAGES")" "$MESSAGES"
     done
     if [ -n "$SSE_FANOUT" ]; then
         port=$((port + 1))
-        read -r idle _ < <(measure "$bin" "$port" hub-idle)
+        measure "$bin" "$port" hub-idle
+        idle=$TOTAL
         port=$((port + 1))
-        read -r total messages < <(measure "$bin" "$port" fanout)
+        measure "$bin" "$port" fanout
         printf '| SSE fan-out %s/s × 20 B to %s (per delivery) | %s | %s | %s |\n' \
-            "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$(per_message "$total" "$idle" "$messages")" "$messages"
+            "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$(per_message "$TOTAL" "$idle" "$MESSAGES")" "$MESSAGES"
     fi
 done

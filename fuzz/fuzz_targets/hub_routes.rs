@@ -2,8 +2,8 @@
 //! short long-poll timeout, small limits) as one connection's requests:
 //! the answer is a clean close or well-formed HTTP/1.1 responses, nothing
 //! panics, and `GET /healthz` still answers afterwards. The proptest
-//! `hub_routes` in tether-server drives the same harness with structured
-//! requests.
+//! `hub_routes` in tether-hub-app (crates/hub-app/tests/hub_routes.rs)
+//! drives the same harness with structured requests.
 //!
 //! Seeds in `seeds/hub_routes/` are whole requests as a client sends them;
 //! the publish ones carry the harness's token.

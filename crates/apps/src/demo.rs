@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::{Clock, HubApp, HubAuth, HubSettings, HubShared, Mount, MountState};
 use tether_auth::Private;
 use tether_hub::{HubMessage, Members, json_string};
-use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{App, ConnId, Ctx, Reply, Request, Response};
 
 mod login;
 mod pages;
@@ -414,76 +414,10 @@ impl App for Demo {
     type Post = HubMessage;
     type State = MountState<<HubApp as App>::State, u32>;
 
-    fn route(&mut self, request: &Request<'_>) -> Route<Self::State> {
-        self.apps.route(request)
-    }
-
-    fn on_open(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        state: &mut Self::State,
-        request: &Request<'_>,
-    ) {
-        self.apps.on_open(ctx, conn, state, request);
-    }
-
-    fn on_message(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        state: &mut Self::State,
-        message: MessageRef<'_>,
-    ) {
-        self.apps.on_message(ctx, conn, state, message);
-    }
-
-    fn on_close(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        state: &mut Self::State,
-        reason: CloseReason,
-    ) {
-        self.apps.on_close(ctx, conn, state, reason);
-    }
-
-    fn event_stream_headers(
-        &mut self,
-        state: &mut Self::State,
-        request: &Request<'_>,
-    ) -> Vec<(String, String)> {
-        self.apps.event_stream_headers(state, request)
-    }
-
-    fn on_subscribe(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        state: &mut Self::State,
-        request: &Request<'_>,
-        last_event_id: Option<&str>,
-    ) {
-        self.apps.on_subscribe(ctx, conn, state, request, last_event_id);
-    }
-
-    fn on_unsubscribe(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        conn: ConnId,
-        state: &mut Self::State,
-        reason: CloseReason,
-    ) {
-        self.apps.on_unsubscribe(ctx, conn, state, reason);
-    }
-
-    fn tick_interval(&self) -> Option<Duration> {
-        self.apps.tick_interval()
-    }
-
-    fn ready(&self) -> bool {
-        self.apps.ready()
-    }
+    tether_server::forward_app!(self.apps =>
+        route, on_open, on_message, on_close, event_stream_headers, on_subscribe, on_unsubscribe,
+        tick_interval, ready, on_proceed, refuse_before_body, body_too_large, on_shutdown,
+    );
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         if ctx.loop_index().0 == 0 {
@@ -546,10 +480,6 @@ impl App for Demo {
         self.apps.on_request_abandoned(ctx, conn, state);
     }
 
-    fn on_proceed(&mut self, conn: ConnId, state: &mut Self::State, route: &Route) {
-        self.apps.on_proceed(conn, state, route);
-    }
-
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
         self.apps.on_post(ctx, message);
         for (conn, members) in self.apps.mounted_mut().take_presence_answers() {
@@ -559,22 +489,6 @@ impl App for Demo {
                 self.told(ctx, conn, &members);
             }
         }
-    }
-
-    fn refuse_before_body(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        request: &Request<'_>,
-    ) -> Option<Response> {
-        self.apps.refuse_before_body(ctx, request)
-    }
-
-    fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
-        self.apps.body_too_large(request, limit)
-    }
-
-    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
-        self.apps.on_shutdown(ctx);
     }
 
     fn on_request_shutdown(

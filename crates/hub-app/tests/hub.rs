@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::collections::HashMap;
@@ -19,15 +21,16 @@ use std::time::Duration;
 use common::{HttpConn, Response, SseClient, WsClient, config, tcp};
 use serde_json::Value;
 use tether_hub_app::{HubSettings, HubShared};
-use tether_server::{Config, Handle, Handshake, Server};
+use tether_server::{Config, Handshake, Server};
+
+use support::running::Running;
 
 const TOKEN: &str = "s3cret-token";
 
 /// A hub with the test token, on its own thread.
 struct HubServer {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl HubServer {
@@ -36,32 +39,14 @@ impl HubServer {
     }
 
     fn start_with(config: Config, settings: HubSettings) -> HubServer {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
+        let (addr, running) = Running::server(move || {
             let shared = HubShared::new(settings, 1);
             let handshake = shared.settings().origin_policy(Handshake::new());
-            let server = Server::bind(config, handshake, shared.app(0))?;
-            tx.send((server.local_addr(), server.handle()))
-                .expect("the test waits");
-            server.run()
+            Server::bind(config, handshake, shared.app(0))
         });
-        let (addr, handle) = rx.recv().expect("the server binds");
         HubServer {
             addr,
-            handle,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for HubServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("run() returned Ok");
-            }
+            _running: running,
         }
     }
 }

@@ -8,17 +8,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{HttpConn, Response, SseClient, WsClient, config};
+use common::{Response, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{Cluster, Handle, Handshake};
+
+use support::http::{json, request_to};
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"an admin actions test secret, 32";
 const PUBLISH_TOKEN: &str = "admin-actions-publish";
@@ -67,36 +72,18 @@ impl Drop for Running {
     }
 }
 
+/// The admin's pages are served from its own address, which a browser
+/// names as their `Host` (the origin its checks compare with).
 fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(addr);
-    conn.send(
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
-}
-
-fn json_of(response: &Response) -> Value {
-    serde_json::from_slice(&response.body)
-        .unwrap_or_else(|e| panic!("JSON ({e}): {:?}", String::from_utf8_lossy(&response.body)))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    request_to(addr, &addr.to_string(), method, target, headers, body)
 }
 
 /// A token for `sub` that may subscribe to `topics`.
 fn jwt(sub: &str, jti: &str, topics: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": sub, "jti": jti, "iat": unix_now() - 5, "exp": unix_now() + 600, "tether": { "sub": topics } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 /// A signed-in browser: its cookie, its page's CSRF token, and the
@@ -149,7 +136,7 @@ impl Browser {
             &self.headers(Some(&self.csrf)),
             &body.to_string(),
         );
-        (response.status, json_of(&response))
+        (response.status, json(&response))
     }
 
     fn get(&self, target: &str) -> (u16, Value) {
@@ -160,7 +147,7 @@ impl Browser {
             &self.headers(None),
             "",
         );
-        (response.status, json_of(&response))
+        (response.status, json(&response))
     }
 }
 
@@ -196,7 +183,7 @@ fn an_action_needs_the_session_the_same_origin_and_the_csrf_token() {
     let origin = format!("Origin: http://{}\r\n", server.admin);
     let none = request(server.admin, "POST", "/admin/api/publish", &origin, &publish);
     assert_eq!(none.status, 401);
-    assert_eq!(json_of(&none)["error"]["code"], "unauthorized");
+    assert_eq!(json(&none)["error"]["code"], "unauthorized");
     assert_eq!(
         request(server.admin, "GET", "/admin/api/topics", "", "").status,
         401
@@ -223,11 +210,11 @@ fn an_action_needs_the_session_the_same_origin_and_the_csrf_token() {
     // sent): 403.
     let without = send(browser.headers(None));
     assert_eq!(without.status, 403);
-    assert_eq!(json_of(&without)["error"]["code"], "csrf");
+    assert_eq!(json(&without)["error"]["code"], "csrf");
     // Another token: 403.
     let wrong = send(browser.headers(Some("00112233445566778899aabbccddeeff")));
     assert_eq!(wrong.status, 403);
-    assert_eq!(json_of(&wrong)["error"]["code"], "csrf");
+    assert_eq!(json(&wrong)["error"]["code"], "csrf");
     // Another session's token: 403.
     let other = Browser::sign_in(server.admin);
     assert_ne!(other.csrf, browser.csrf);
@@ -237,14 +224,14 @@ fn an_action_needs_the_session_the_same_origin_and_the_csrf_token() {
     let cross = right.replace(&format!("http://{}", server.admin), "https://elsewhere.example");
     let refused = send(cross);
     assert_eq!(refused.status, 403);
-    assert_eq!(json_of(&refused)["error"]["code"], "forbidden");
+    assert_eq!(json(&refused)["error"]["code"], "forbidden");
     let cross_site = right.replace("Sec-Fetch-Site: same-origin", "Sec-Fetch-Site: cross-site");
     assert_eq!(send(cross_site).status, 403);
     // Nothing was published so far; the right token from the page: 200,
     // and the subscriber gets it.
     let done = send(right);
     assert_eq!(done.status, 200, "{:?}", String::from_utf8_lossy(&done.body));
-    let id = json_of(&done)["results"][0]["id"]
+    let id = json(&done)["results"][0]["id"]
         .as_str()
         .expect("an id")
         .to_owned();
@@ -277,7 +264,7 @@ fn an_action_needs_the_session_the_same_origin_and_the_csrf_token() {
         "{:?}",
         String::from_utf8_lossy(&by_bearer.body)
     );
-    assert_eq!(json_of(&by_bearer)["results"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json(&by_bearer)["results"].as_array().map(Vec::len), Some(2));
     let wrong_bearer = "Authorization: Bearer not-it\r\n";
     assert_eq!(
         request(
@@ -324,7 +311,7 @@ fn without_a_metrics_token_the_page_still_needs_its_csrf_token() {
     let with = format!("{origin}X-CSRF-Token: {csrf}\r\n");
     let revoked = request(server.admin, "POST", "/admin/api/revoke", &with, &body);
     assert_eq!(revoked.status, 200);
-    assert_eq!(json_of(&revoked)["revoked"], 1);
+    assert_eq!(json(&revoked)["revoked"], 1);
 }
 
 #[test]

@@ -14,17 +14,18 @@ mod support;
 use tether_testkit as common;
 
 use std::net::SocketAddr;
-use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
-use common::{HttpConn, Response, SseClient, WsClient, config};
+use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
-use tether_server::{Cluster, Handle, Handshake};
+use tether_server::{Cluster, Handshake};
 
 use support::datas;
+use support::http::{Api, bearer, json};
+use support::jwt::{sign, unix_now};
+use support::running::Running;
 
 const SECRET: &[u8] = b"an API test secret, 32 bytes lon";
 const TOKEN: &str = "api-publish-token";
@@ -35,8 +36,7 @@ const BACKLOG: usize = 5;
 /// verified (`room.*` private).
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl Server {
@@ -50,27 +50,11 @@ impl Server {
         settings.hub.max_backlog_events = BACKLOG;
         let shared = HubShared::new(settings, 2);
         let cluster = Cluster::bind(config(), Handshake::new(), 2, |i| shared.app(i)).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        Server { addr, handle, thread }
-    }
-
-    /// A request with a body and these header lines, on its own connection.
-    fn request(&self, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-        common::request(self.addr, method, target, headers, body)
-    }
-
-    /// A request with the publish token: the status and the JSON body.
-    fn post(&self, target: &str, body: &Value) -> (u16, Value) {
-        let response = self.request("POST", target, &auth(TOKEN), body.to_string().as_bytes());
-        (response.status, json(&response))
-    }
-
-    /// `GET` with the publish token: the status and the JSON body.
-    fn get(&self, target: &str) -> (u16, Value) {
-        let response = self.request("GET", target, &auth(TOKEN), b"");
-        (response.status, json(&response))
+        let (addr, running) = Running::cluster(cluster);
+        Server {
+            addr,
+            _running: running,
+        }
     }
 
     /// Publishes `data` to `topic`, one item each, and returns the ids.
@@ -105,46 +89,28 @@ impl Server {
     }
 
     fn warm(&self, topic: &str, mut next: impl FnMut() -> String) {
-        let response = self.request("POST", &format!("/topics/{topic}"), &auth(TOKEN), b"warm");
+        let response = self.request("POST", &format!("/topics/{topic}"), &bearer(TOKEN), b"warm");
         assert_eq!(response.status, 200);
         assert_eq!(next(), "warm");
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("run() returned Ok");
-            }
-        }
+impl Api for Server {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn token(&self) -> &str {
+        TOKEN
     }
 }
 
-fn auth(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
-}
-
-fn json(response: &Response) -> Value {
-    assert_eq!(
-        response.header("content-type"),
-        Some("application/json"),
-        "{:?}",
-        String::from_utf8_lossy(&response.body)
-    );
-    serde_json::from_slice(&response.body).unwrap()
-}
-
 fn jwt(publish: &[&str]) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let exp = unix_now() + 600;
+    sign(
+        SECRET,
         &json!({ "sub": "backend", "exp": exp, "tether": { "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn id(result: &Value) -> String {
@@ -231,7 +197,7 @@ fn refused_items_do_not_stop_the_others() {
     assert_eq!(a.next_event().data(), "kept");
     assert_eq!(a.next_event().data(), "also kept");
     // Nothing else was published.
-    let response = server.request("POST", "/topics/a", &auth(TOKEN), b"next");
+    let response = server.request("POST", "/topics/a", &bearer(TOKEN), b"next");
     assert_eq!(response.status, 200);
     assert_eq!(a.next_event().data(), "next");
 }
@@ -243,7 +209,7 @@ fn a_token_publishes_where_it_is_granted_only() {
     let response = server.request(
         "POST",
         "/api/publish",
-        &auth(&jwt(&["room.7"])),
+        &bearer(&jwt(&["room.7"])),
         body.to_string().as_bytes(),
     );
     assert_eq!(response.status, 200);
@@ -258,7 +224,7 @@ fn credentials_are_required() {
     let body = br#"{"items":[{"topic":"a","data":"x"}]}"#;
     for (headers, status, code_) in [
         (String::new(), 401, "unauthorized"),
-        (auth("wrong"), 401, "unauthorized"),
+        (bearer("wrong"), 401, "unauthorized"),
     ] {
         for target in ["/api/publish", "/api/broadcast"] {
             let response = server.request("POST", target, &headers, body);
@@ -272,7 +238,7 @@ fn credentials_are_required() {
 #[test]
 fn bad_requests_are_refused_in_json() {
     let server = Server::start();
-    let headers = auth(TOKEN);
+    let headers = bearer(TOKEN);
     let cases: [(&str, &str, &[u8], u16, &str); 6] = [
         ("POST", "/api/publish", b"{\"items\":[", 400, "bad_request"),
         (
@@ -329,7 +295,7 @@ fn batches_are_bounded() {
     let head = format!(
         "POST /api/publish HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n{}\r\n",
         (1 << 20) + 1,
-        auth(TOKEN)
+        bearer(TOKEN)
     );
     conn.send(head.as_bytes());
     assert_eq!(conn.response().status, 413);
@@ -411,25 +377,40 @@ fn history_is_refused_in_json() {
         ("/api/history?topic=a", String::new(), 401, "unauthorized"),
         (
             "/api/history?topic=room.8",
-            auth(&jwt(&["room.7"])),
+            bearer(&jwt(&["room.7"])),
             403,
             "forbidden",
         ),
-        ("/api/history", auth(TOKEN), 400, "bad_request"),
-        ("/api/history?topic=a%20b", auth(TOKEN), 400, "invalid_topic"),
-        ("/api/history?topic=a&since=nope", auth(TOKEN), 400, "bad_request"),
-        ("/api/history?topic=a&limit=1001", auth(TOKEN), 400, "bad_request"),
-        ("/api/history?topic=a&limit=0", auth(TOKEN), 400, "bad_request"),
+        ("/api/history", bearer(TOKEN), 400, "bad_request"),
+        ("/api/history?topic=a%20b", bearer(TOKEN), 400, "invalid_topic"),
+        (
+            "/api/history?topic=a&since=nope",
+            bearer(TOKEN),
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/history?topic=a&limit=1001",
+            bearer(TOKEN),
+            400,
+            "bad_request",
+        ),
+        ("/api/history?topic=a&limit=0", bearer(TOKEN), 400, "bad_request"),
     ] {
         let response = server.request("GET", target, &headers, b"");
         assert_eq!(response.status, status, "{target}");
         assert_eq!(code(&json(&response)), code_, "{target}");
     }
-    let response = server.request("POST", "/api/history?topic=a", &auth(TOKEN), b"");
+    let response = server.request("POST", "/api/history?topic=a", &bearer(TOKEN), b"");
     assert_eq!(response.status, 405);
     assert_eq!(response.header("allow"), Some("GET, HEAD"));
     // A token that grants the topic reads it.
-    let response = server.request("GET", "/api/history?topic=room.7", &auth(&jwt(&["room.7"])), b"");
+    let response = server.request(
+        "GET",
+        "/api/history?topic=room.7",
+        &bearer(&jwt(&["room.7"])),
+        b"",
+    );
     assert_eq!(response.status, 200);
 }
 
@@ -456,7 +437,7 @@ fn the_books_examples_work() {
             .expect("a URL")
             .0;
         let method = if body.is_some() { "POST" } else { "GET" };
-        let response = server.request(method, target, &auth(TOKEN), body.unwrap_or("").as_bytes());
+        let response = server.request(method, target, &bearer(TOKEN), body.unwrap_or("").as_bytes());
         assert_eq!(response.status, 200, "{line}");
         let answer = json(&response);
         let path = target.split('?').next().unwrap();

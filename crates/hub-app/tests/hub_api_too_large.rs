@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use common::h2::H2Client;
@@ -14,6 +16,8 @@ use common::{HttpConn, TestServer, config};
 use serde_json::Value;
 use tether_hub_app::{HubSettings, HubShared};
 use tether_server::Handshake;
+
+use support::http::{bearer, request};
 
 const ADMIN: &str = "admin-publish-token";
 const LIMIT: usize = 1024;
@@ -47,16 +51,7 @@ fn an_api_body_over_the_bound_gets_json_413_over_http1() {
     let server = hub();
     let body = items(2 * LIMIT);
     // Announced by Content-Length.
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    let answer = conn.response();
+    let answer = request(server.addr, "POST", "/api/publish", &bearer(ADMIN), &body);
     assert_json_413(
         "Content-Length",
         answer.status,
@@ -81,16 +76,7 @@ fn an_api_body_over_the_bound_gets_json_413_over_http1() {
         &answer.body,
     );
     // Another route: the server's plain 413.
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /topics/news HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    let answer = conn.response();
+    let answer = request(server.addr, "POST", "/topics/news", &bearer(ADMIN), &body);
     assert_eq!(answer.status, 413);
     assert!(answer.header("content-type").unwrap().starts_with("text/plain"));
     server.shutdown();

@@ -14,15 +14,17 @@ use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{HttpConn, Response, SseClient, TestServer, WsClient, config};
+use common::{SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::Handshake;
 
 use support::announcing::Announcing;
+use support::http::{Api, bearer, json, request};
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a users API test secret, 32 byte";
 const TOKEN: &str = "users-publish-token";
@@ -54,22 +56,13 @@ impl Server {
         }
     }
 
-    fn request(&self, method: &str, target: &str, headers: &str, body: &[u8]) -> Response {
-        common::request(self.addr, method, target, headers, body)
-    }
-
-    fn post(&self, target: &str, body: &Value) -> (u16, Value) {
-        let response = self.request("POST", target, &auth(TOKEN), body.to_string().as_bytes());
-        (response.status, json(&response))
-    }
-
-    fn get(&self, target: &str) -> (u16, Value) {
-        let response = self.request("GET", target, &auth(TOKEN), b"");
-        (response.status, json(&response))
-    }
-
     fn publish(&self, topic: &str, data: &str) {
-        let response = self.request("POST", &format!("/topics/{topic}"), &auth(TOKEN), data.as_bytes());
+        let response = self.request(
+            "POST",
+            &format!("/topics/{topic}"),
+            &bearer(TOKEN),
+            data.as_bytes(),
+        );
         assert_eq!(response.status, 200);
     }
 
@@ -82,7 +75,7 @@ impl Server {
 
     /// An event-stream subscriber of `topic` with `token`, and its loop.
     fn sse(&self, topic: &str, token: &str) -> (SseClient, u64) {
-        let mut client = SseClient::connect(self.addr, &format!("/topics/{topic}/events"), &auth(token));
+        let mut client = SseClient::connect(self.addr, &format!("/topics/{topic}/events"), &bearer(token));
         assert_eq!(client.response.status, 200);
         let hello = client.next_event();
         assert_eq!(hello.event_type(), "loop");
@@ -90,28 +83,23 @@ impl Server {
     }
 }
 
-fn auth(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
-}
+impl Api for Server {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 
-fn json(response: &Response) -> Value {
-    serde_json::from_slice(&response.body)
-        .unwrap_or_else(|e| panic!("JSON ({e}): {:?}", String::from_utf8_lossy(&response.body)))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    fn token(&self) -> &str {
+        TOKEN
+    }
 }
 
 /// A token for `sub`, expiring at `exp`, granting these topics to
 /// subscribe to and publish on.
 fn jwt_until(sub: &str, exp: u64, subscribe: &[&str], publish: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": sub, "exp": exp, "tether": { "sub": subscribe, "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn jwt(sub: &str, subscribe: &[&str]) -> String {
@@ -200,13 +188,9 @@ fn disconnect_answers_a_long_poll() {
     let alice = jwt("alice", &["room.*"]);
     let addr = server.addr;
     let poll = thread::spawn(move || {
-        let mut conn = HttpConn::connect(addr);
-        let head = format!(
-            "GET /topics/room.3/poll?timeout=20 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{}\r\n",
-            auth(&alice)
-        );
-        conn.send(head.as_bytes());
-        (Instant::now(), conn.response())
+        let started = Instant::now();
+        let response = request(addr, "GET", "/topics/room.3/poll?timeout=20", &bearer(&alice), "");
+        (started, response)
     });
     // The poll is waiting once a disconnect finds it.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -310,17 +294,17 @@ fn presence_and_counts() {
     assert_eq!(body, json!({ "counts": { "room.p": 2, "empty": 0 } }));
     // A token reads the topics it may subscribe to, or that are open.
     let reader = jwt("carol", &["room.p"]);
-    let response = server.request("GET", "/api/presence?topic=room.p", &auth(&reader), b"");
+    let response = server.request("GET", "/api/presence?topic=room.p", &bearer(&reader), b"");
     assert_eq!(
         (response.status, json(&response)["count"].as_u64()),
         (200, Some(2))
     );
-    let response = server.request("GET", "/api/presence?topic=open", &auth(&reader), b"");
+    let response = server.request("GET", "/api/presence?topic=open", &bearer(&reader), b"");
     assert_eq!(response.status, 200);
-    let response = server.request("GET", "/api/presence?topic=room.q", &auth(&reader), b"");
+    let response = server.request("GET", "/api/presence?topic=room.q", &bearer(&reader), b"");
     assert_eq!((response.status, code(&json(&response))), (403, "forbidden"));
     let body = br#"{"topics":["room.p","room.q"]}"#;
-    let response = server.request("POST", "/api/presence/counts", &auth(&reader), body);
+    let response = server.request("POST", "/api/presence/counts", &bearer(&reader), body);
     assert_eq!((response.status, code(&json(&response))), (403, "forbidden"));
 }
 
@@ -367,7 +351,7 @@ fn topics_are_listed_with_their_numbers() {
     assert_eq!((status, code(&body)), (404, "unknown_topic"));
 
     // A token lists only what it may read: not the private room.x.
-    let response = server.request("GET", "/api/topics", &auth(&jwt("erin", &[])), b"");
+    let response = server.request("GET", "/api/topics", &bearer(&jwt("erin", &[])), b"");
     assert_eq!(response.status, 200);
     let listed = json(&response);
     let names: Vec<&str> = listed["topics"]
@@ -380,7 +364,7 @@ fn topics_are_listed_with_their_numbers() {
     let response = server.request(
         "GET",
         "/api/topics/info?topic=room.x",
-        &auth(&jwt("erin", &[])),
+        &bearer(&jwt("erin", &[])),
         b"",
     );
     assert_eq!(response.status, 403);
@@ -395,7 +379,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "GET",
             "/api/presence",
-            auth(TOKEN),
+            bearer(TOKEN),
             String::new(),
             400,
             "bad_request",
@@ -403,7 +387,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "GET",
             "/api/presence?topic=a%20b",
-            auth(TOKEN),
+            bearer(TOKEN),
             String::new(),
             400,
             "invalid_topic",
@@ -419,7 +403,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "GET",
             "/api/presence?topic=a",
-            auth("nope"),
+            bearer("nope"),
             String::new(),
             401,
             "unauthorized",
@@ -427,7 +411,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/presence/counts",
-            auth(TOKEN),
+            bearer(TOKEN),
             "{".to_owned(),
             400,
             "bad_request",
@@ -435,7 +419,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/presence/counts",
-            auth(TOKEN),
+            bearer(TOKEN),
             r#"{"topics":["a"],"more":1}"#.to_owned(),
             400,
             "bad_request",
@@ -443,7 +427,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/presence/counts",
-            auth(TOKEN),
+            bearer(TOKEN),
             json!({ "topics": many }).to_string(),
             413,
             "too_many_items",
@@ -451,7 +435,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "GET",
             "/api/topics?limit=0",
-            auth(TOKEN),
+            bearer(TOKEN),
             String::new(),
             400,
             "bad_request",
@@ -459,7 +443,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "GET",
             "/api/topics/info",
-            auth(TOKEN),
+            bearer(TOKEN),
             String::new(),
             400,
             "bad_request",
@@ -467,7 +451,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/disconnect",
-            auth(TOKEN),
+            bearer(TOKEN),
             "[]".to_owned(),
             400,
             "bad_request",
@@ -475,7 +459,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/disconnect",
-            auth(TOKEN),
+            bearer(TOKEN),
             r#"{"user":"a","code":1001}"#.to_owned(),
             400,
             "bad_request",
@@ -483,7 +467,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/disconnect",
-            auth(&token),
+            bearer(&token),
             r#"{"user":"a"}"#.to_owned(),
             403,
             "forbidden",
@@ -499,7 +483,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/unsubscribe",
-            auth(TOKEN),
+            bearer(TOKEN),
             r#"{"user":"a"}"#.to_owned(),
             400,
             "bad_request",
@@ -507,7 +491,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/unsubscribe",
-            auth(&token),
+            bearer(&token),
             r#"{"user":"a","topic":"b"}"#.to_owned(),
             403,
             "forbidden",
@@ -515,7 +499,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/refresh",
-            auth(TOKEN),
+            bearer(TOKEN),
             r#"{"user":"a","expires_at":"soon"}"#.to_owned(),
             400,
             "bad_request",
@@ -523,7 +507,7 @@ fn the_new_endpoints_refuse_in_json() {
         (
             "POST",
             "/api/refresh",
-            auth(&token),
+            bearer(&token),
             r#"{"user":"a","expires_at":1}"#.to_owned(),
             403,
             "forbidden",
@@ -543,7 +527,7 @@ fn the_new_endpoints_refuse_in_json() {
         ("PUT", "/api/unsubscribe", "POST"),
         ("GET", "/api/refresh", "POST"),
     ] {
-        let response = server.request(method, target, &auth(TOKEN), b"");
+        let response = server.request(method, target, &bearer(TOKEN), b"");
         assert_eq!(response.status, 405, "{method} {target}");
         assert_eq!(response.header("allow"), Some(allow), "{method} {target}");
         assert_eq!(code(&json(&response)), "method_not_allowed");

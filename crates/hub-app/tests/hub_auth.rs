@@ -8,10 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
 use serde_json::{Value, json};
@@ -19,27 +21,21 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
 
+use support::http::{bearer, request};
+use support::jwt::{sign, unix_now};
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn mint(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    sign(SECRET, claims)
 }
 
 /// A token for `subject` good for `ttl` seconds from now.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
     mint(&json!({
         "sub": subject,
-        "exp": now() + ttl,
+        "exp": unix_now() + ttl,
         "tether": { "sub": subscribe, "pub": publish },
     }))
 }
@@ -58,10 +54,6 @@ fn hub(query: bool) -> TestServer {
     settings.publish_token = Some(ADMIN.into());
     settings.auth = Some(auth);
     TestServer::start(config(), HubApp::new(settings))
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 fn cookie(token: &str) -> String {
@@ -104,16 +96,7 @@ fn ws(server: &TestServer, target: &str, headers: &str) -> WsClient {
 }
 
 fn publish(server: &TestServer, topic: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(server.addr, "POST", &format!("/topics/{topic}"), headers, body)
 }
 
 /// Every way to subscribe to `topic` answers `expected`.
@@ -200,7 +183,7 @@ fn private_topics_need_a_token_that_grants_them() {
     subscribe_statuses(&server, "user.bob.inbox", &bearer(&bob), "", 200);
     subscribe_statuses(&server, "user.alice.inbox", &bearer(&bob), "", 403);
     // A token without a tether claim grants nothing.
-    let bare = mint(&json!({ "sub": "alice", "exp": now() + 600 }));
+    let bare = mint(&json!({ "sub": "alice", "exp": unix_now() + 600 }));
     subscribe_statuses(&server, "user.alice.inbox", &bearer(&bare), "", 403);
     // The admin token opens everything.
     subscribe_statuses(&server, "user.alice.inbox", &bearer(ADMIN), "", 200);
@@ -211,17 +194,12 @@ fn bad_and_expired_tokens_are_refused_on_every_topic() {
     let server = hub(false);
     let expired = mint(&json!({
         "sub": "alice",
-        "exp": now() - 10,
+        "exp": unix_now() - 10,
         "tether": { "sub": ["user.{sub}.*"] },
     }));
     let forged = {
-        let claims = json!({ "sub": "alice", "exp": now() + 600, "tether": { "sub": ["*"] } });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"another secret of thirty-two bytes"),
-        )
-        .unwrap()
+        let claims = json!({ "sub": "alice", "exp": unix_now() + 600, "tether": { "sub": ["*"] } });
+        sign(b"another secret of thirty-two bytes", &claims)
     };
     let no_exp = mint(&json!({ "sub": "alice", "tether": { "sub": ["*"] } }));
     for bad in [expired.as_str(), forged.as_str(), no_exp.as_str(), "garbage"] {
@@ -392,7 +370,7 @@ fn denials_are_counted_by_reason_in_metrics() {
     let server = hub(false);
     let expired = mint(&json!({
         "sub": "alice",
-        "exp": now() - 60,
+        "exp": unix_now() - 60,
         "tether": { "sub": ["user.{sub}.*"] },
     }));
     assert_eq!(

@@ -9,11 +9,13 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::h2::H2Client;
 use common::{SseClient, TestServer, WsClient, config, request};
@@ -22,6 +24,8 @@ use tether_hub::{Allowed, Decision};
 use tether_hub_app::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubShared, Namespace, Question};
 use tether_server::{Handshake, Message};
 use tether_ws::Event;
+
+use support::jwt::{sign, unix_now};
 
 const TOKEN: &str = "backend-test-publish-token";
 
@@ -85,10 +89,6 @@ impl Backend for Fake {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// The connect decision this backend makes: the `session` cookie names
 /// the user (`ann` may read `private.ann.*` and publish to `chat.*`), a
 /// `deny` session is refused with 401, `garbage` gets no decision.
@@ -110,7 +110,7 @@ fn connect(question: &Question) -> Decision {
         Some(user @ ("brief" | "gone")) => Decision::Allow(
             Allowed::new()
                 .identity(Some(user.to_owned()), vec![], vec![])
-                .expires_at(Some(now() + 3)),
+                .expires_at(Some(unix_now() + 3)),
         ),
         Some(user) => Decision::Allow(
             Allowed::new()
@@ -119,7 +119,7 @@ fn connect(question: &Question) -> Decision {
                     vec!["private.{sub}.*".into()],
                     vec!["chat.*".into(), "vote.*".into()],
                 )
-                .expires_at(Some(now() + 3600)),
+                .expires_at(Some(unix_now() + 3600)),
         ),
     }
 }
@@ -141,7 +141,7 @@ fn both(question: &Question) -> Decision {
         Question::Publish { .. } => publish_decision(question),
         // `brief` gets an hour more, anyone else no more.
         Question::Refresh { subject, .. } if subject == "brief" => {
-            Decision::Allow(Allowed::new().expires_at(Some(now() + 3600)))
+            Decision::Allow(Allowed::new().expires_at(Some(unix_now() + 3600)))
         }
         Question::Refresh { .. } => Decision::Deny {
             status: 403,
@@ -215,12 +215,10 @@ fn start_for_api(hook: Hook, decide: fn(&Question) -> Decision) -> Hub {
 /// A JWT for subject `pat` with these `tether` rights, signed with
 /// [`API_SECRET`], valid for ten minutes.
 fn api_jwt(rights: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": rights }),
-        &jsonwebtoken::EncodingKey::from_secret(API_SECRET),
+    sign(
+        API_SECRET,
+        &serde_json::json!({ "sub": "pat", "exp": unix_now() + 600, "tether": rights }),
     )
-    .unwrap()
 }
 
 /// [`start_with`], the settings changed by `tune` first.
@@ -705,12 +703,10 @@ fn an_http_publish_the_backend_has_not_decided_when_the_server_stops_is_a_503() 
         Some(HubAuth::new(Keys::from_secret(SECRET).unwrap())),
         timeout,
     );
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": "pat", "exp": now() + 600, "tether": { "pub": ["vote.*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let jwt = sign(
+        SECRET,
+        &serde_json::json!({ "sub": "pat", "exp": unix_now() + 600, "tether": { "pub": ["vote.*"] } }),
+    );
     for (hub, credentials) in [
         (by_cookie, "Cookie: session=cy\r\n".to_owned()),
         (by_jwt, format!("Authorization: Bearer {jwt}\r\n")),
@@ -887,7 +883,7 @@ fn a_ticket_subscribes_to_a_topic_the_backend_decides_asked_once_for_its_holder(
         false,
     );
     let server = &hub.server;
-    let holder = format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600);
+    let holder = format!(r#"{{"sub":"ann","exp":{}}}"#, unix_now() + 600);
     let ticket = ticket_for(server, &holder);
     let mut events = SseClient::connect(server.addr, &format!("/topics/room.1/events?ticket={ticket}"), "");
     assert_eq!(

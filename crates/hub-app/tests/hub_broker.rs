@@ -7,19 +7,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{HttpConn, SseClient, WsClient, config};
 use tether_hub::{Broker, Context, Error, Event, EventId, HubMessage, Publish};
 use tether_hub_app::{HubSettings, HubShared};
-use tether_server::{CloseCode, Handle, Handshake, Server};
+use tether_server::{CloseCode, Handshake, Server};
+
+use support::running::Running;
 
 const TOKEN: &str = "broker-token";
 
@@ -100,40 +104,22 @@ impl Broker for OnDemand {
     }
 }
 
-struct Running {
+/// The hub with the test token and this broker, on its own thread.
+struct Hub {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("run() returned Ok");
-            }
-        }
-    }
-}
-
-fn start(broker: OnDemand) -> Running {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
+fn start(broker: OnDemand) -> Hub {
+    let (addr, running) = Running::server(move || {
         let mut settings = HubSettings::default();
         settings.publish_token = Some(TOKEN.to_owned());
         let app = HubShared::new(settings, 1).app_with_broker(0, Box::new(broker));
-        let server = Server::bind(config(), Handshake::new(), app)?;
-        tx.send((server.local_addr(), server.handle()))
-            .expect("the test waits");
-        server.run()
+        Server::bind(config(), Handshake::new(), app)
     });
-    let (addr, handle) = rx.recv().expect("the server binds");
-    Running {
+    Hub {
         addr,
-        handle,
-        thread: Some(thread),
+        _running: running,
     }
 }
 

@@ -19,16 +19,16 @@ use std::time::Duration;
 use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::Value;
 use tether_hub_app::{HubSettings, HubShared};
-use tether_server::{CloseCode, Cluster, Config, Handle, Handshake};
+use tether_server::{CloseCode, Cluster, Config, Handshake};
 
 use support::announcing::Announcing;
+use support::running::Running;
 
 const TOKEN: &str = "cluster-token";
 
 struct ClusterServer {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl ClusterServer {
@@ -39,21 +39,10 @@ impl ClusterServer {
         let shared = HubShared::new(settings, loops);
         let cluster =
             Cluster::bind(config, Handshake::new(), loops, |i| Announcing(shared.app(i))).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        ClusterServer { addr, handle, thread }
-    }
-}
-
-impl Drop for ClusterServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("every loop shut down cleanly");
-            }
+        let (addr, running) = Running::cluster(cluster);
+        ClusterServer {
+            addr,
+            _running: running,
         }
     }
 }

@@ -10,15 +10,20 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use tether_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, Upgrade, WsClient, config, request};
 use serde_json::json;
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
+
+use support::http::bearer;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a connection limit test secret!!";
 const TOKEN: &str = "limit-publish-token";
@@ -38,17 +43,11 @@ fn start(max: usize) -> TestServer {
 }
 
 fn jwt(subject: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let now = unix_now();
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now + 600, "tether": { "sub": ["*"], "pub": [] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 /// The answer to a WebSocket upgrade of `target` with these header lines

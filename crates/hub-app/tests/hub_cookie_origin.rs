@@ -10,11 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::h2::H2Client;
 use common::{HttpConn, Response, SseClient, TestServer, config, tcp};
@@ -22,6 +23,8 @@ use serde_json::json;
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::tls;
+
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const APP: &str = "http://app.test";
@@ -31,17 +34,15 @@ const EVIL: &str = "http://evil.test";
 const OWN: &str = "http://test";
 
 fn alice() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let now = unix_now();
+    sign(
+        SECRET,
         &json!({
             "sub": "alice",
             "exp": now + 600,
             "tether": { "sub": ["user.{sub}", "room.*"], "pub": ["room.*", "user.*"] },
         }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
 }
 
 fn settings(trusted: &[&str]) -> HubSettings {
@@ -86,16 +87,7 @@ fn statuses(server: &TestServer, headers: &str) -> Vec<(&'static str, u16)> {
 }
 
 fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    support::http::request(server.addr, method, target, headers, body)
 }
 
 /// The status of a WebSocket upgrade with these header lines.

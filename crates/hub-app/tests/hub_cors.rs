@@ -4,6 +4,8 @@
 //! get no CORS header; preflights are answered 204 or 403; and one list
 //! of trusted origins decides both who may come in and who gets CORS.
 
+mod support;
+
 use tether_testkit as common;
 
 use common::{HttpConn, Response, SseClient, TestServer, config};
@@ -23,16 +25,7 @@ fn hub(more_trusted: &[&str]) -> TestServer {
 }
 
 fn request(server: &TestServer, method: &str, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    support::http::request(server.addr, method, target, headers, body)
 }
 
 fn origin(origin: &str) -> String {

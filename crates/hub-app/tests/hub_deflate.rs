@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::h2::H2Client;
-use common::{HttpConn, TestServer, client_connection, config, tcp};
+use common::{TestServer, client_connection, config, tcp};
 use tether_frame::{DecodeRules, Rsv, Status, decode_header};
 use tether_hub_app::{HubApp, HubSettings, HubShared};
 use tether_server::deflate::{Deflate, DeflateConfig, Params, Role as DeflateRole};
@@ -27,6 +27,7 @@ use tether_server::{Cluster, Config, Handle, Handshake};
 use tether_ws::{Connection, Event};
 
 use support::announcing::Announcing;
+use support::http::{bearer, request};
 
 const TOKEN: &str = "deflate-token";
 
@@ -68,16 +69,7 @@ fn data(n: usize) -> String {
 }
 
 fn publish(addr: SocketAddr, topic: &str, body: &str) -> String {
-    let mut conn = HttpConn::connect(addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    let response = conn.response();
+    let response = request(addr, "POST", &format!("/topics/{topic}"), &bearer(TOKEN), body);
     assert_eq!(response.status, 200);
     let answer: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
     answer["id"].as_str().expect("an id").to_owned()

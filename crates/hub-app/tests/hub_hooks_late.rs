@@ -12,10 +12,12 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{TestServer, WsClient, config, request};
 use tether_auth::Keys;
@@ -23,6 +25,8 @@ use tether_hub::{Allowed, Decision};
 use tether_hub_app::{AnswerTo, Backend, Busy, Hook, HubAuth, HubSettings, HubShared, Namespace, Question};
 use tether_server::{CloseCode, Handshake};
 use tether_ws::Event;
+
+use support::jwt::{sign, unix_now};
 
 const TOKEN: &str = "hooks-late-test-publish-token";
 const SECRET: &[u8] = b"a late subject test secret, 32 b";
@@ -171,13 +175,8 @@ impl Hub {
 }
 
 fn jwt(subject: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": subject, "exp": now + 600 }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    let now = unix_now();
+    sign(SECRET, &serde_json::json!({ "sub": subject, "exp": now + 600 }))
 }
 
 fn auth_message(subject: &str) -> String {

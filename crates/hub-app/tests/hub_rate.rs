@@ -13,14 +13,14 @@ mod support;
 
 use tether_testkit as common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::{Response, SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_auth::Keys;
 use tether_hub_app::{HubAuth, HubSettings, HubShared, PublishRate};
 use tether_server::{CloseCode, Handshake};
 
+use support::http::bearer;
+use support::jwt::{sign, unix_now};
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a rate limit test secret, 32 byt";
@@ -40,17 +40,11 @@ fn start() -> TestServer {
 }
 
 fn jwt(subject: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let now = unix_now();
+    sign(
+        SECRET,
         &json!({ "sub": subject, "exp": now + 600, "tether": { "sub": ["*"], "pub": ["*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 fn publish(server: &TestServer, topic: &str, token: &str) -> Response {

@@ -8,18 +8,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
-use tether_server::{CloseCode, Cluster, Handle, Handshake, Message};
+use tether_server::{CloseCode, Cluster, Handshake, Message};
+
+use support::http::{bearer, request};
+use support::jwt::rights;
+use support::running::Running;
 
 const TOKEN: &str = "raw-publish-token";
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
@@ -36,16 +41,7 @@ fn hub() -> TestServer {
 }
 
 fn publish(addr: SocketAddr, topic: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(addr, "POST", &format!("/topics/{topic}"), &bearer(TOKEN), body)
 }
 
 fn publish_ok(addr: SocketAddr, topic: &str, body: &str) -> String {
@@ -248,21 +244,8 @@ fn what_cannot_work_raw_is_refused_with_400() {
     assert_eq!(raw.recv(), Message::text("ok"));
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({
-            "sub": subject,
-            "exp": now() + ttl,
-            "tether": { "sub": subscribe, "pub": publish },
-        }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    rights(SECRET, subject, subscribe, publish, ttl)
 }
 
 fn hub_with_tokens() -> TestServer {
@@ -324,29 +307,17 @@ fn a_raw_subscriber_is_closed_when_its_token_expires_with_no_warning_before() {
 /// A hub on `loops` event loops, stopped when dropped.
 struct ClusterServer {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl ClusterServer {
     fn start(loops: usize) -> ClusterServer {
         let shared = HubShared::new(settings(), loops);
         let cluster = Cluster::bind(config(), Handshake::new(), loops, |i| shared.app(i)).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        ClusterServer { addr, handle, thread }
-    }
-}
-
-impl Drop for ClusterServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("every loop shut down cleanly");
-            }
+        let (addr, running) = Running::cluster(cluster);
+        ClusterServer {
+            addr,
+            _running: running,
         }
     }
 }

@@ -9,15 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing)]
 
-use tether_testkit as common;
+mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use tether_testkit as common;
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{CloseCode, Handshake};
+
+use support::http::bearer;
+use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"a revocation test secret, 32 byt";
 const TOKEN: &str = "revoke-publish-token";
@@ -35,24 +38,14 @@ fn start() -> TestServer {
     TestServer::start_loops(config(), Handshake::new(), 2, |i| shared.app(i))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// A token of `subject` with id `jti`, issued at `iat`, granting every
 /// topic to subscribe to and publish on.
 fn jwt(subject: &str, jti: &str, iat: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    sign(
+        SECRET,
         &json!({ "sub": subject, "jti": jti, "iat": iat, "exp": unix_now() + 600,
                  "tether": { "sub": ["*"], "pub": ["*"] } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
-    .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 fn body(response: &Response) -> Value {

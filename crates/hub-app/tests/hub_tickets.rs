@@ -8,34 +8,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 
+use support::http::{bearer, request};
+use support::jwt::{rights, unix_now};
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// A token for `subject` good for `ttl` seconds from now.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({
-            "sub": subject,
-            "exp": now() + ttl,
-            "tether": { "sub": subscribe, "pub": publish },
-        }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    rights(SECRET, subject, subscribe, publish, ttl)
 }
 
 fn alice(ttl: u64) -> String {
@@ -60,21 +52,8 @@ fn hub_tuned(tune: impl FnOnce(&mut HubSettings)) -> TestServer {
     TestServer::start(config(), HubApp::new(settings))
 }
 
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
-}
-
 fn post(server: &TestServer, target: &str, headers: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST {target} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.response()
+    request(server.addr, "POST", target, headers, body)
 }
 
 /// A ticket asked for with these headers and body: the ticket and the
@@ -102,9 +81,7 @@ fn sse_status(server: &TestServer, topic: &str, ticket: &str) -> u16 {
 }
 
 fn get(server: &TestServer, target: &str, headers: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.request("GET", target, &format!("{headers}Connection: close\r\n"));
-    conn.response()
+    request(server.addr, "GET", target, headers, "")
 }
 
 #[test]
@@ -198,7 +175,7 @@ fn the_publish_token_names_a_tickets_holder_in_the_body() {
         r#"{"sub":1}"#,
         r#"{"sub":"a.b","tether":{"sub":["user.{sub}"]}}"#,
         r#"{"tether":{"sub":["a*b"]}}"#,
-        &format!(r#"{{"sub":"carol","exp":{}}}"#, now() - 1),
+        &format!(r#"{{"sub":"carol","exp":{}}}"#, unix_now() - 1),
     ] {
         let response = post(&server, "/tickets", &bearer(ADMIN), bad);
         assert_eq!(response.status, 400, "{bad}");
@@ -214,7 +191,7 @@ fn a_tickets_connection_ends_when_its_holders_token_expires() {
     // A holder named with an exp two seconds away, and a token's.
     let claims = format!(
         r#"{{"sub":"carol","exp":{},"tether":{{"sub":["user.{{sub}}.*"]}}}}"#,
-        now() + 2
+        unix_now() + 2
     );
     let (named, _) = ticket(&server, "", &bearer(ADMIN), &claims);
     let (from_token, _) = ticket(&server, "", &bearer(&alice(2)), "");
@@ -333,7 +310,7 @@ fn one_subject_cannot_take_every_ticket() {
     ticket(&server, "", &bearer(&bob), "");
     ticket(&server, "", &bearer(ADMIN), "");
     // The backend naming alice counts against her share too.
-    let claims = format!(r#"{{"sub":"alice","exp":{}}}"#, now() + 600);
+    let claims = format!(r#"{{"sub":"alice","exp":{}}}"#, unix_now() + 600);
     assert_eq!(post(&server, "/tickets", &bearer(ADMIN), &claims).status, 429);
     // One used makes room for one more.
     assert_eq!(sse_status(&server, "user.alice.inbox", &taken[0]), 200);

@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
-use tether_testkit as common;
+mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use tether_testkit as common;
 
 use common::h2::H2Client;
 use common::{HttpConn, TestServer, config};
@@ -20,28 +20,21 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::Handshake;
 
+use support::jwt::{sign, unix_now};
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
 const METRICS: &str = "metrics-token";
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn mint(claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    sign(secret, claims)
 }
 
 fn claims(extra: &Value) -> Value {
     let mut claims = json!({
         "sub": "alice",
         "aud": "tether",
-        "exp": now() + 600,
+        "exp": unix_now() + 600,
         "tether": { "sub": ["user.{sub}.*"], "pub": ["user.{sub}.*"] },
     });
     for (k, v) in extra.as_object().unwrap() {
@@ -71,11 +64,11 @@ fn refused_tokens() -> Vec<(String, &'static str)> {
             "bad signature",
         ),
         (
-            mint(&claims(&json!({"exp": now() - 100})), SECRET),
+            mint(&claims(&json!({"exp": unix_now() - 100})), SECRET),
             "token expired",
         ),
         (
-            mint(&claims(&json!({"nbf": now() + 3600})), SECRET),
+            mint(&claims(&json!({"nbf": unix_now() + 3600})), SECRET),
             "token not yet valid",
         ),
         (
@@ -84,7 +77,7 @@ fn refused_tokens() -> Vec<(String, &'static str)> {
         ),
         ("abc.def.ghi".to_owned(), "malformed token"),
         (
-            mint(&claims(&json!({"iat": now() + 3600})), SECRET),
+            mint(&claims(&json!({"iat": unix_now() + 3600})), SECRET),
             "token issued in the future",
         ),
     ]

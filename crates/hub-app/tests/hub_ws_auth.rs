@@ -8,10 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config};
 use serde_json::{Value, json};
@@ -19,20 +21,14 @@ use tether_auth::{Keys, Private, Validation};
 use tether_hub_app::{HubApp, HubAuth, HubSettings};
 use tether_server::CloseCode;
 
+use support::http::{bearer, request};
+use support::jwt::{sign, unix_now};
+
 const SECRET: &[u8] = b"a hub test secret, 32 bytes long";
 const ADMIN: &str = "admin-publish-token";
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn mint_with(secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+    sign(secret, claims)
 }
 
 /// A token for `subject` good for `ttl` seconds from now.
@@ -41,7 +37,7 @@ fn jwt(subject: &str, subscribe: &[&str], publish: &[&str], ttl: u64) -> String 
         SECRET,
         &json!({
             "sub": subject,
-            "exp": now() + ttl,
+            "exp": unix_now() + ttl,
             "tether": { "sub": subscribe, "pub": publish },
         }),
     )
@@ -65,16 +61,13 @@ fn hub(auth_timeout: Duration) -> TestServer {
 }
 
 fn publish(server: &TestServer, topic: &str, body: &str) -> Response {
-    let mut conn = HttpConn::connect(server.addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
+    let response = request(
+        server.addr,
+        "POST",
+        &format!("/topics/{topic}"),
+        &bearer(ADMIN),
+        body,
     );
-    let response = conn.response();
     assert_eq!(
         response.status,
         200,
@@ -211,11 +204,11 @@ fn a_bad_first_message_token_closes_with_1008_and_a_reason() {
     let server = hub(Duration::from_secs(5));
     let expired = mint_with(
         SECRET,
-        &json!({ "sub": "alice", "exp": now() - 10, "tether": { "sub": ["user.{sub}.*"] } }),
+        &json!({ "sub": "alice", "exp": unix_now() - 10, "tether": { "sub": ["user.{sub}.*"] } }),
     );
     let forged = mint_with(
         b"another secret of thirty-two bytes",
-        &json!({ "sub": "alice", "exp": now() + 600, "tether": { "sub": ["*"] } }),
+        &json!({ "sub": "alice", "exp": unix_now() + 600, "tether": { "sub": ["*"] } }),
     );
     let cases = [
         (expired.as_str(), "invalid token: token expired"),
@@ -268,7 +261,7 @@ fn a_websocket_is_warned_before_its_token_expires_and_refreshes_in_place() {
     let server = hub(Duration::from_secs(5));
     let mut client = WsClient::connect(server.addr, "/topics/user.alice.inbox/ws");
     // Six seconds left: warned two seconds before (a third of that).
-    let exp = now() + 6;
+    let exp = unix_now() + 6;
     let short = mint_with(
         SECRET,
         &json!({ "sub": "alice", "exp": exp, "tether": { "sub": ["user.{sub}.*"] } }),
@@ -277,7 +270,7 @@ fn a_websocket_is_warned_before_its_token_expires_and_refreshes_in_place() {
     expect_auth_ok(&mut client);
     let warning = recv_json(&mut client);
     assert_eq!(warning["type"], "auth-expiring", "{warning}");
-    let warned_at = now();
+    let warned_at = unix_now();
     let left = warning["in"].as_u64().unwrap();
     assert!((1..=2).contains(&left), "{warning}");
     assert!(warned_at + 3 >= exp && warned_at < exp, "{warned_at} {exp}");
@@ -286,7 +279,7 @@ fn a_websocket_is_warned_before_its_token_expires_and_refreshes_in_place() {
     let expires_in = expect_auth_ok(&mut client);
     assert!(expires_in >= 598, "{expires_in}");
     // Past the first token's expiry, the connection is still there.
-    while now() <= exp + 1 {
+    while unix_now() <= exp + 1 {
         sleep(Duration::from_millis(200));
     }
     publish(&server, "user.alice.inbox", "refreshed");
@@ -335,7 +328,7 @@ fn a_refresh_that_no_longer_grants_the_topic_closes() {
     expect_auth_ok(&mut client);
     let forged = mint_with(
         b"another secret of thirty-two bytes",
-        &json!({ "sub": "alice", "exp": now() + 600, "tether": { "sub": ["*"] } }),
+        &json!({ "sub": "alice", "exp": unix_now() + 600, "tether": { "sub": ["*"] } }),
     );
     client.send_text(&auth_message(&forged));
     let close = client.recv_close();

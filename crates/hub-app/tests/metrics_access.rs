@@ -1,6 +1,8 @@
 //! Who may read `/metrics`, and what it tells: no topic names unless asked
 //! for, a bearer token when one is set, and its own listener when asked.
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
@@ -8,6 +10,8 @@ use std::net::SocketAddr;
 use common::{HttpConn, TestServer, config, get};
 use tether_hub_app::{HubApp, HubSettings};
 use tether_server::{Config, Server};
+
+use support::http::{bearer, request};
 
 const TOKEN: &str = "metrics-publish-token";
 
@@ -18,15 +22,8 @@ fn settings() -> HubSettings {
 }
 
 fn publish(addr: SocketAddr, topic: &str) {
-    let mut conn = HttpConn::connect(addr);
-    conn.send(
-        format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Length: 2\r\nConnection: close\r\n\r\nhi"
-        )
-        .as_bytes(),
-    );
-    assert_eq!(conn.response().status, 200);
+    let response = request(addr, "POST", &format!("/topics/{topic}"), &bearer(TOKEN), "hi");
+    assert_eq!(response.status, 200);
 }
 
 fn metrics(addr: SocketAddr, extra_headers: &str) -> (u16, String) {

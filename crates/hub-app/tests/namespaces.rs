@@ -11,8 +11,6 @@ mod support;
 
 use tether_testkit as common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::{SseClient, TestServer, WsClient, config, request};
 use serde_json::{Value, json};
 use tether_auth::Keys;
@@ -20,6 +18,8 @@ use tether_hub::TopicLimits;
 use tether_hub_app::{HubAuth, HubSettings, HubShared, Namespace, UnknownNamespace};
 use tether_server::Handshake;
 
+use support::http::bearer;
+use support::jwt::{sign, unix_now};
 use support::{datas, history};
 
 const SECRET: &[u8] = b"a namespace test secret, 32 byte";
@@ -60,22 +60,12 @@ fn start_shared() -> (TestServer, HubShared) {
     (server, shared)
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// A token for `subject` with these `sub` and `pub` rights.
 fn jwt(subject: &str, subscribe: &[&str], publish: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    sign(
+        SECRET,
+        &json!({ "sub": subject, "exp": unix_now() + 600, "tether": { "sub": subscribe, "pub": publish } }),
     )
-    .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 /// `POST /topics/TOPIC` with this credential: the status.

@@ -7,43 +7,38 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+mod support;
+
 use tether_testkit as common;
 
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{HttpConn, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
-use tether_server::{CloseCode, Cluster, Handle, Handshake};
+use tether_server::{CloseCode, Cluster, Handshake};
+
+use support::http::bearer;
+use support::jwt::{sign, unix_now};
+use support::running::Running;
 
 const SECRET: &[u8] = b"a presence test secret, 32 bytes";
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// A token for `subject` that may subscribe to `subscribe`.
 fn jwt(subject: &str, subscribe: &[&str]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": subject, "exp": now() + 600, "tether": { "sub": subscribe } }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    sign(
+        SECRET,
+        &json!({ "sub": subject, "exp": unix_now() + 600, "tether": { "sub": subscribe } }),
     )
-    .unwrap()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}\r\n")
 }
 
 /// The hub on `loops` event loops, tokens verified, `room.*` private.
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    _running: Running,
 }
 
 impl Server {
@@ -54,10 +49,11 @@ impl Server {
         settings.auth = Some(auth);
         let shared = HubShared::new(settings, loops);
         let cluster = Cluster::bind(config(), Handshake::new(), loops, |i| shared.app(i)).expect("bind");
-        let addr = cluster.local_addr();
-        let handle = cluster.handle();
-        let thread = Some(thread::spawn(move || cluster.run()));
-        Server { addr, handle, thread }
+        let (addr, running) = Running::cluster(cluster);
+        Server {
+            addr,
+            _running: running,
+        }
     }
 
     /// `GET /topics/TOPIC/presence` with these header lines: the status
@@ -94,18 +90,6 @@ impl Server {
         let mut conn = HttpConn::connect(self.addr);
         conn.request(method, target, &format!("{headers}Connection: close\r\n"));
         conn.response().status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let outcome = thread.join();
-            if !thread::panicking() {
-                outcome.expect("no panic").expect("every loop shut down cleanly");
-            }
-        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! close or well-formed HTTP/1.1 responses, with no panic anywhere and the
 //! server still answering `GET /healthz` afterwards.
 //!
-//! Shared by the `hub_routes` proptest and the `hub_routes` fuzz target,
-//! so it depends only on tether-server and httparse.
+//! Shared by the `hub_routes` proptest (tether-hub-app's tests) and the
+//! `hub_routes` fuzz target, so it depends only on crates both have:
+//! tether-server, tether-apps (for the hub it re-exports) and httparse.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -1,21 +1,34 @@
 //! Helpers shared by the hub's integration tests: the hub wrapped to
-//! announce each subscriber's loop, and reading a topic's backlog
-//! through the server API.
+//! announce each subscriber's loop, requests on a connection of their
+//! own (the server API's among them), signed tokens, a server running
+//! for one test, and reading a topic's backlog through the server API.
 
-#![allow(dead_code)] // each test file uses a part
+// Each test file uses a part.
+#![allow(dead_code)]
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod announcing;
+pub(crate) mod http;
+pub(crate) mod jwt;
+pub(crate) mod running;
 
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use tether_testkit::request;
+
+use self::http::{bearer, json, request};
 
 /// `GET /api/history?topic=TOPIC` with `token`: the answer as JSON.
 pub(crate) fn history(addr: SocketAddr, topic: &str, token: &str) -> Value {
-    let headers = format!("Authorization: Bearer {token}\r\n");
-    let response = request(addr, "GET", &format!("/api/history?topic={topic}"), &headers, b"");
-    serde_json::from_slice(&response.body).unwrap()
+    let response = request(
+        addr,
+        "GET",
+        &format!("/api/history?topic={topic}"),
+        &bearer(token),
+        "",
+    );
+    json(&response)
 }
 
 /// The data of each event in a page of history, in order.

@@ -7,6 +7,7 @@ use tether_ws::MessageRef;
 
 mod ctx;
 mod encoded;
+mod forward;
 mod request;
 
 pub use ctx::Ctx;
