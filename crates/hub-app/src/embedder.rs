@@ -56,6 +56,7 @@ impl HubApp {
             presence_answers: Vec::new(),
             shared,
             settings_seen: 0,
+            departed: Vec::new(),
         }
     }
 
@@ -88,7 +89,7 @@ impl HubApp {
     /// ([`App::on_post`](tether_server::App::on_post)). [`HubApp::forget_presence_question`] drops the
     /// question, with its request.
     pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
-        self.delivery.roster.ask(ctx, Asker::Embedder(conn), topic);
+        self.delivery.ask_members(ctx, Asker::Embedder(conn), topic);
     }
 
     /// The answers to [`HubApp::ask_presence`] that came since the last
@@ -99,7 +100,7 @@ impl HubApp {
 
     /// `conn`'s presence question is no longer wanted.
     pub fn forget_presence_question(&mut self, conn: ConnId) {
-        self.delivery.roster.forget(conn);
+        self.delivery.forget_question(conn);
         self.presence_answers.retain(|(asker, _)| *asker != conn);
     }
 }
