@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::{Clock, HubApp, HubAuth, HubSettings, HubShared, Mount, MountState};
 use tether_auth::Private;
 use tether_hub::{HubMessage, Members, json_string};
-use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 mod login;
 mod pages;
@@ -561,12 +561,12 @@ impl App for Demo {
         }
     }
 
-    fn refuse_before_body(
+    fn before_body(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
-    ) -> Option<Response> {
-        self.apps.refuse_before_body(ctx, request)
+    ) -> BeforeBody<Self::State> {
+        self.apps.before_body(ctx, request)
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {

@@ -100,7 +100,7 @@ pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Rev
 use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
-use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -539,23 +539,34 @@ impl App for HubApp {
         }
     }
 
-    fn refuse_before_body(
+    fn before_body(
         &mut self,
         _ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
-    ) -> Option<Response> {
+    ) -> BeforeBody<Admission> {
         if request.via_admin_listener() {
-            return None;
+            return BeforeBody::Read;
         }
-        // Called before `route` when a body is still to come.
+        // Called before `route` when a body is still to come: the
+        // admission is made here, of the head, and kept by the server for
+        // `on_request` (no `route` follows for the request).
         self.shared.catch_up(&mut self.settings_seen);
+        let access = &self.shared.access;
+        let Route::Handler(mut admission) = router::route(access, &self.stats, request, None) else {
+            return BeforeBody::Read;
+        };
+        // A refusal routing made (and counted) stands whatever the body.
+        if let HubRoute::Refused(refusal) = admission.route {
+            return BeforeBody::Refuse(self.cors.now(request, refusal.response()));
+        }
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        if let Some(refusal) = ServerApi::refuse_before_body(&self.shared.access, &self.stats, request) {
-            return Some(self.cors.now(request, refusal));
+        let refusal = ServerApi::refuse_before_body(access, &self.stats, request, &mut admission)
+            .or_else(|| router::refuse_publisher_before_body(access, &self.stats, request, &mut admission));
+        match refusal {
+            Some(refusal) => BeforeBody::Refuse(self.cors.now(request, refusal)),
+            None => BeforeBody::Handler(admission),
         }
-        let refusal = router::refuse_publisher_before_body(&self.shared.access, &self.stats, request)?;
-        Some(self.cors.now(request, refusal))
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {

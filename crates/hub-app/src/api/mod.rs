@@ -701,20 +701,21 @@ impl ServerApi {
     }
 
     /// An API request refused before its body is read, if its credential
-    /// is missing or bad (its body would be of no use).
+    /// is missing or bad (its body would be of no use). The credential
+    /// is the request's `admission`'s, kept by the server for the
+    /// request: the endpoint reads it, not verifying it again.
     pub(crate) fn refuse_before_body(
         access: &Access,
         stats: &HubStats,
         request: &Request<'_>,
+        admission: &mut Admission,
     ) -> Option<Response> {
         let route = ApiRoute::of(request.path())?;
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        // No state of the request's keeps what is found here: its body's
-        // callback verifies the credential of its own admission.
-        let credential = access.credential(request, None, access.unix_secs(std::time::Instant::now()));
-        access.authenticated(stats, &credential).err().map(as_json)
+        let credential = admission.credential(access, request);
+        access.authenticated(stats, credential).err().map(as_json)
     }
 }
 

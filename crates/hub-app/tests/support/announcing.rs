@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use tether_hub::HubMessage;
 use tether_hub_app::HubApp;
-use tether_server::{App, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route};
+use tether_server::{
+    App, BeforeBody, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Request, Response, Route,
+};
 
 /// The hub, telling each subscriber first which loop serves it: a
 /// WebSocket `{"loop":N}` (plain: shorter than anything worth
@@ -103,12 +105,12 @@ impl App for Announcing {
         self.0.on_request(ctx, conn, state, request, body)
     }
 
-    fn refuse_before_body(
+    fn before_body(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
-    ) -> Option<Response> {
-        self.0.refuse_before_body(ctx, request)
+    ) -> BeforeBody<Self::State> {
+        self.0.before_body(ctx, request)
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
