@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tether_auth::{Identity, Rights, TetherClaim};
-use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage, Publish};
+use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
 use super::access::Presented;
@@ -29,7 +29,6 @@ use super::backend::{Busy, Hook, Question};
 use super::late::Late;
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
-use super::publish_hook::publish_question;
 use super::routes::{Endpoint, HubRoute};
 use super::settings::HubSettings;
 use super::subscribers::{Subscriber, Subscribers};
@@ -571,17 +570,16 @@ impl BackendHooks {
         unavailable()
     }
 
-    /// Asks the backend's publish hook about `publish`, by `subject`:
-    /// the token its decision will name (the publishing concern holds
-    /// the publish under it), or `Err` if it could not be asked.
+    /// Puts the publish hook's `question` to the backend: the token its
+    /// decision will name (the publishing concern holds the publish
+    /// under it), or `Err` if it could not be asked.
     pub(super) fn ask_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
-        subject: Option<String>,
-        publish: &Publish,
+        question: Question,
     ) -> Result<u64, Busy> {
-        let asked = self.put_question(ctx, &parts.shared.settings, publish_question(subject, publish));
+        let asked = self.put_question(ctx, &parts.shared.settings, question);
         if asked.is_err() {
             parts.stats.decided(Hook::Publish, Outcome::Unavailable);
         }

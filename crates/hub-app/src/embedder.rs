@@ -14,7 +14,7 @@ use super::decide::BackendHooks;
 use super::deliver::Delivery;
 use super::loop_parts::LoopParts;
 use super::presence::{Asker, Roster};
-use super::publish::Pending;
+use super::publishing::Pending;
 use super::publishing::Publishing;
 use super::{HubApp, HubSettings, HubShared};
 

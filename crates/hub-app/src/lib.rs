@@ -58,8 +58,6 @@ mod namespace;
 mod origin;
 mod poll;
 mod presence;
-mod publish;
-mod publish_hook;
 mod publishing;
 mod rate;
 mod replies;

@@ -44,7 +44,7 @@ use super::loop_parts::LoopParts;
 use super::metrics::count_refusal;
 use super::metrics::{HubStats, add};
 use super::presence::Asker;
-use super::publish::Pending;
+use super::publishing::Pending;
 use super::publishing::Publishing;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(crate) use super::routes::ApiRoute;

@@ -3,11 +3,16 @@
 //! held for the backend's word where a namespace asks for it, handed to
 //! the broker, and its outcome told to whoever waits for it.
 
+mod gate;
+mod publish;
+
 use std::time::Duration;
 
 use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
+use self::gate::{Gated, PublishGate, Refused, publish_question, rewritten};
+use self::publish::{External, NotPublished, Publishes, Settled, error_json};
 use super::access::Credential;
 use super::admission::Served;
 use super::backend::Hook;
@@ -16,9 +21,9 @@ use super::decide::{BackendHooks, refused, unavailable};
 use super::deliver::Delivery;
 use super::loop_parts::LoopParts;
 use super::metrics::{Outcome, add};
-use super::publish::{self, External, NotPublished, Pending, Publishes, Settled, error_json};
-use super::publish_hook::{Gated, PublishGate, Refused, rewritten};
 use super::rate;
+
+pub(super) use self::publish::Pending;
 use super::replies::{close_reason, error_response, rate_limited, send_error};
 
 /// The outcome of one item of a server API publish, for the request
@@ -168,7 +173,7 @@ impl Publishing {
         };
         if settings.publish_hook(topic) && !is_publish_token {
             let subject = admission.publisher_subject(access, request);
-            let Ok(token) = hooks.ask_publish(ctx, parts, subject, &publish) else {
+            let Ok(token) = hooks.ask_publish(ctx, parts, publish_question(subject, &publish)) else {
                 return Reply::Now(unavailable());
             };
             let pending = Pending::Http(conn);
@@ -231,7 +236,7 @@ impl Publishing {
         let refused = match published {
             Ok(ws) if settings.publish_hook(&ws.publish.topic) => {
                 let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
-                match hooks.ask_publish(ctx, parts, subject, &ws.publish) {
+                match hooks.ask_publish(ctx, parts, publish_question(subject, &ws.publish)) {
                     Ok(token) => {
                         let (publish, pending) = (ws.publish, ws.pending);
                         return self.hold(parts, token, conn, Gated { publish, pending });
