@@ -15,6 +15,8 @@
 //! callbacks, so that its timeout, its client leaving and shutdown are
 //! that route's.
 
+mod late;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -26,12 +28,13 @@ use super::access::Presented;
 use super::admission::{Admission, Served};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
-use super::late::Late;
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
 use super::routes::{Endpoint, HubRoute};
 use super::settings::HubSettings;
 use super::subscribers::{Subscriber, Subscribers};
+
+pub(super) use self::late::{Late, close_undecided};
 
 /// How long a decision waits for its request to go on (the server hands
 /// it to `on_proceed` right after): one that no request took (its client
