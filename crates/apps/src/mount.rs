@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// Two applications on one server: `mounted` serves the paths under its
 /// prefixes (and, with [`Mount::with_admin_listener`], everything the
@@ -227,11 +227,11 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         }
     }
 
-    fn refuse_before_body(&mut self, ctx: &mut Ctx<'_, A::Post>, request: &Request<'_>) -> Option<Response> {
+    fn before_body(&mut self, ctx: &mut Ctx<'_, A::Post>, request: &Request<'_>) -> BeforeBody<Self::State> {
         if self.serves(request) {
-            self.mounted.refuse_before_body(ctx, request)
+            self.mounted.before_body(ctx, request).map(MountState::Mounted)
         } else {
-            self.rest.refuse_before_body(ctx, request)
+            self.rest.before_body(ctx, request).map(MountState::Rest)
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, Subscribed, Transport};
+use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Subscribed, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
 use super::access::{TokenGrant, TokenRefused};
@@ -15,13 +15,12 @@ use super::auth::DEFAULT_AUTH_TIMEOUT;
 use super::awaiting::{Awaiting, auth_ok, warning_time};
 use super::backend::Hook;
 use super::broker_view::LoopContext;
-use super::decide::{BackendHooks, refresh_by_backend};
-use super::late::{Late, close_undecided};
+use super::hooks::{BackendHooks, refresh_by_backend};
+use super::hooks::{Late, close_undecided};
 use super::loop_parts::LoopParts;
 use super::metrics::{Denial, HubStats, Outcome, add, sub};
 use super::poll::{self, next_id, poll_response, poll_timeout_response};
-use super::presence::Roster;
-use super::publish_hook::PublishGate;
+use super::presence::{Answer, Asker, Roster};
 use super::replies::{close_reason, error_response};
 use super::routes::{HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS};
 use super::subscribers::{
@@ -31,17 +30,17 @@ use super::subscribers::{
 /// The loop's topics and who is subscribed to them.
 ///
 /// A subscriber that leaves takes its publishes still held for the
-/// backend's word with it: the methods that may end one are lent the
-/// loop's [`PublishGate`].
+/// backend's word with it: it is named in
+/// [`LoopParts::departed`], for the publishing concern.
 pub(super) struct Delivery {
     /// The loop's replica of the topics.
-    pub(super) hub: Hub<ConnId>,
+    hub: Hub<ConnId>,
     /// Its subscribers and long polls.
     pub(super) subscribers: Subscribers<ConnId>,
     /// WebSockets waiting for their first message, a token.
-    pub(super) awaiting: Awaiting,
+    awaiting: Awaiting,
     /// Who is present, and who watches.
-    pub(super) roster: Roster,
+    roster: Roster,
     /// The generation of the revocation list this loop last ended its
     /// revoked connections by.
     revocations_seen: u64,
@@ -64,7 +63,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         served: Served<'_, '_>,
     ) {
         let Served {
@@ -96,7 +94,7 @@ impl Delivery {
         if subscriber.transport == Transport::WebSocket {
             subscriber.set_warn_at(subscriber.deadline().map(|d| warning_time(d, now)));
         }
-        self.subscribe(ctx, parts, held_publishes, conn, subscriber);
+        self.subscribe(ctx, parts, conn, subscriber);
     }
 
     /// An event stream started, as its admission says (its topic, who it
@@ -105,7 +103,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         served: Served<'_, '_>,
         last_event_id: Option<&str>,
     ) {
@@ -125,7 +122,7 @@ impl Delivery {
                 &mut subscriber,
                 now,
             );
-            self.subscribe(ctx, parts, held_publishes, conn, subscriber);
+            self.subscribe(ctx, parts, conn, subscriber);
         }
     }
 
@@ -198,7 +195,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         reason: &CloseReason,
     ) -> Response {
@@ -206,7 +202,7 @@ impl Delivery {
             Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
             None => Response::empty(204),
         };
-        self.leave(ctx, parts, held_publishes, conn, reason);
+        self.leave(ctx, parts, conn, reason);
         response
     }
 
@@ -226,16 +222,10 @@ impl Delivery {
     /// Closes the WebSocket subscribers, ends the event streams and
     /// answers the long polls (401, the token expired) whose token has
     /// expired by `now` (Unix seconds).
-    pub(super) fn expire(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
-        now: u64,
-    ) {
+    pub(super) fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>, now: u64) {
         while let Some((conn, transport)) = self.subscribers.next_expired(now) {
             self.log_ended(conn, "its token expired");
-            self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+            self.leave(ctx, parts, conn, &CloseReason::Ended);
             parts.stats.deny(Denial::SessionExpired);
             match transport {
                 Transport::Poll => parts
@@ -250,13 +240,7 @@ impl Delivery {
     /// answers the long polls (401, the token revoked) whose token was
     /// revoked since the last look, at `now` (Unix seconds): one atomic
     /// load when the list did not change.
-    pub(super) fn end_revoked(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
-        now: u64,
-    ) {
+    pub(super) fn end_revoked(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>, now: u64) {
         let revocations = &parts.shared.access.revocations;
         let generation = revocations.generation();
         if generation == self.revocations_seen {
@@ -268,7 +252,7 @@ impl Delivery {
             .revoked(|s| revocations.is_revoked(s.token_id(), s.subject(), s.issued_at(), now));
         for (conn, transport) in revoked {
             self.log_ended(conn, "its token was revoked");
-            self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+            self.leave(ctx, parts, conn, &CloseReason::Ended);
             parts.stats.deny(Denial::Revoked);
             match transport {
                 Transport::Poll => parts.cors.respond(ctx, conn, Refusal::Revoked.response()),
@@ -331,7 +315,7 @@ impl Delivery {
             return;
         }
         ctx.send(conn, &Message::text(ok));
-        self.subscribe(ctx, parts, &mut hooks.publish_gate, conn, subscriber);
+        self.subscribe(ctx, parts, conn, subscriber);
     }
 
     /// Another token from a subscribed WebSocket: its rights replace the
@@ -352,7 +336,6 @@ impl Delivery {
         else {
             return;
         };
-        let held_publishes = &mut hooks.publish_gate;
         let access = &parts.shared.access;
         let now = access.unix_secs_at_arrival();
         match access.take_token(token, &topic, now) {
@@ -365,19 +348,19 @@ impl Delivery {
                     .ask_late(ctx, parts, conn, subject, topic.to_string(), late)
                     .is_err()
                 {
-                    self.leave(ctx, parts, &mut hooks.publish_gate, conn, &CloseReason::Ended);
+                    self.leave(ctx, parts, conn, &CloseReason::Ended);
                     close_undecided(ctx, conn);
                 }
             }
-            Ok(grant) => self.take_grant(ctx, parts, held_publishes, conn, grant, now),
+            Ok(grant) => self.take_grant(ctx, parts, conn, grant, now),
             Err(TokenRefused::Revoked) => {
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 add(&parts.stats.refused_401, 1);
                 parts.stats.deny(Denial::Revoked);
                 ctx.close(conn, CloseCode::POLICY, "token revoked");
             }
             Err(TokenRefused::Invalid(e)) => {
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 parts.stats.deny(Denial::of(&e));
                 ctx.close(
                     conn,
@@ -386,7 +369,7 @@ impl Delivery {
                 );
             }
             Err(TokenRefused::NotGranted) => {
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 parts.stats.deny(Denial::NotGranted);
                 ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
             }
@@ -400,7 +383,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         grant: TokenGrant,
         now: u64,
@@ -412,7 +394,7 @@ impl Delivery {
             // A connection is one subject's for good: what it was
             // counted, revoked and acted on as.
             (Some(had), new) if new != Some(had) => {
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 parts.stats.deny(Denial::NotGranted);
                 ctx.close(conn, CloseCode::POLICY, "the token names another subject");
                 return;
@@ -424,7 +406,7 @@ impl Delivery {
         // subject: counted, and present, as that subject from now
         // on, as if it had come in with it.
         if let Some(subject) = named
-            && !self.take_subject(ctx, parts, held_publishes, conn, subject)
+            && !self.take_subject(ctx, parts, conn, subject)
         {
             return;
         }
@@ -449,7 +431,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         subject: &str,
     ) -> bool {
@@ -465,7 +446,7 @@ impl Delivery {
                     "hub: closed: the subject named late has its most connections open"
                 );
                 add(&stats.connection_limited, 1);
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
                 return false;
             }
@@ -496,7 +477,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         mut subscriber: Subscriber,
     ) {
@@ -579,7 +559,7 @@ impl Delivery {
             }
             Err(e) => {
                 log::warn!("hub: subscribe failed: {e}");
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 match transport {
                     Transport::WebSocket | Transport::RawWebSocket => {
                         ctx.close(conn, CloseCode::INTERNAL_ERROR, "subscribe failed")
@@ -598,17 +578,73 @@ impl Delivery {
         }
     }
 
+    /// Whether `conn` is a WebSocket still to send its token.
+    pub(super) fn awaits_token(&self, conn: ConnId) -> bool {
+        self.awaiting.contains(conn)
+    }
+
+    /// The loop's replica of the topics, to read (the metrics, the
+    /// server API's history).
+    pub(super) fn hub(&self) -> &Hub<ConnId> {
+        &self.hub
+    }
+
+    /// `topic` has no subscriber on any loop: its replica here goes.
+    pub(super) fn forget_topic(&mut self, topic: &str) {
+        self.hub.forget(topic);
+    }
+
+    /// Asks the topic's sequencer loop who is present on `topic`, for
+    /// `asker`; the answer comes back as a post.
+    pub(super) fn ask_members(&mut self, ctx: &mut Ctx<'_, HubMessage>, asker: Asker, topic: &str) {
+        self.roster.ask(ctx, asker, topic);
+    }
+
+    /// `conn`'s presence question is no longer wanted.
+    pub(super) fn forget_question(&mut self, conn: ConnId) {
+        self.roster.forget(conn);
+    }
+
+    /// A presence message from another loop: an answer for an asker
+    /// here, if it was one.
+    pub(super) fn presence_message(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        broker: &mut dyn tether_hub::Broker,
+        message: PresenceMessage,
+    ) -> Option<Answer> {
+        self.roster.receive(ctx, broker, message)
+    }
+
+    /// How many members this loop's topics have.
+    pub(super) fn members(&self) -> usize {
+        self.roster.count()
+    }
+
+    /// The WebSockets that did not send their token in time, closed.
+    pub(super) fn time_out_awaiting(&mut self, ctx: &mut Ctx<'_, HubMessage>, stats: &HubStats) {
+        self.awaiting.time_out(ctx, stats);
+    }
+
+    /// Presence's tick: its members' leases renewed with the broker.
+    pub(super) fn tick_presence(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        broker: &mut dyn tether_hub::Broker,
+    ) {
+        self.roster.tick(ctx, broker);
+    }
+
     /// A subscriber or long poll is gone.
     pub(super) fn leave(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         reason: &CloseReason,
     ) {
         self.awaiting.forget(conn);
-        held_publishes.forget(conn);
+        parts.departed.push(conn);
         if let Some(subscriber) = self.subscribers.remove(conn) {
             sub(parts.stats.subscribers(subscriber.transport), 1);
             if *reason == CloseReason::SlowConsumer {
@@ -723,7 +759,6 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
-        held_publishes: &mut PublishGate,
         conn: ConnId,
         late: Late,
         decision: Decision,
@@ -737,13 +772,13 @@ impl Delivery {
         match (decision, late) {
             (Decision::Allow(_), Late::FirstMessage { subscriber, auth_ok }) => {
                 ctx.send(conn, &Message::text(auth_ok));
-                self.subscribe(ctx, parts, held_publishes, conn, subscriber);
+                self.subscribe(ctx, parts, conn, subscriber);
             }
             (Decision::Allow(_), Late::InBand { grant, now }) => {
-                self.take_grant(ctx, parts, held_publishes, conn, grant, now);
+                self.take_grant(ctx, parts, conn, grant, now);
             }
             (Decision::Deny { status, reason }, _) => {
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 match status {
                     401 => add(&parts.stats.refused_401, 1),
                     _ => add(&parts.stats.refused_403, 1),
@@ -754,7 +789,7 @@ impl Delivery {
             }
             (decision, _) => {
                 log::debug!("hub: the backend did not decide (subscribe, late subject): {decision:?}");
-                self.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
                 close_undecided(ctx, conn);
             }
         }

@@ -10,11 +10,11 @@ use tether_server::{ConnId, Ctx};
 use super::admin::Admin;
 use super::api::ServerApi;
 use super::cors::Cors;
-use super::decide::BackendHooks;
 use super::deliver::Delivery;
+use super::hooks::BackendHooks;
 use super::loop_parts::LoopParts;
 use super::presence::{Asker, Roster};
-use super::publish::Pending;
+use super::publishing::Pending;
 use super::publishing::Publishing;
 use super::{HubApp, HubSettings, HubShared};
 
@@ -57,6 +57,7 @@ impl HubApp {
             presence_answers: Vec::new(),
             shared,
             settings_seen: 0,
+            departed: Vec::new(),
         }
     }
 
@@ -89,7 +90,7 @@ impl HubApp {
     /// ([`App::on_post`](tether_server::App::on_post)). [`HubApp::forget_presence_question`] drops the
     /// question, with its request.
     pub fn ask_presence(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str) {
-        self.delivery.roster.ask(ctx, Asker::Embedder(conn), topic);
+        self.delivery.ask_members(ctx, Asker::Embedder(conn), topic);
     }
 
     /// The answers to [`HubApp::ask_presence`] that came since the last
@@ -100,7 +101,7 @@ impl HubApp {
 
     /// `conn`'s presence question is no longer wanted.
     pub fn forget_presence_question(&mut self, conn: ConnId) {
-        self.delivery.roster.forget(conn);
+        self.delivery.forget_question(conn);
         self.presence_answers.retain(|(asker, _)| *asker != conn);
     }
 }

@@ -29,6 +29,7 @@ macro_rules! parts {
             stats: &$app.stats,
             broker: &mut *$app.broker,
             cors: &mut $app.cors,
+            departed: &mut $app.departed,
         }
     };
 }
@@ -45,20 +46,17 @@ mod client_script;
 mod conn_map;
 mod connections;
 mod cors;
-mod decide;
 mod deliver;
 mod embedder;
 mod external;
+mod hooks;
 mod http_backend;
-mod late;
 mod loop_parts;
 mod metrics;
 mod namespace;
 mod origin;
 mod poll;
 mod presence;
-mod publish;
-mod publish_hook;
 mod publishing;
 mod rate;
 mod replies;
@@ -83,9 +81,9 @@ pub use self::auth::{DEFAULT_AUTH_TIMEOUT, DEFAULT_TOKEN_COOKIE, HubAuth};
 pub use self::backend::{AnswerTo, Backend, Busy, Hook, Question};
 use self::broker_view::LoopContext;
 use self::cors::Cors;
-use self::decide::{BackendHooks, unavailable};
 use self::deliver::Delivery;
 pub use self::external::{HubPublisher, PublishError, PublishFuture};
+use self::hooks::{BackendHooks, unavailable};
 pub use self::http_backend::{DEFAULT_PER_LOOP, HttpBackend};
 use self::loop_parts::LoopParts;
 use self::metrics::HubStats;
@@ -99,7 +97,7 @@ pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Rev
 use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
-use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -175,6 +173,9 @@ pub struct HubApp {
     /// The generation of the shared settings this loop reads
     /// ([`HubShared::reload`]).
     settings_seen: u64,
+    /// The connections that left since the publishing concern last let
+    /// go of their held publishes ([`LoopParts::departed`]).
+    departed: Vec<ConnId>,
 }
 
 impl HubApp {
@@ -192,7 +193,7 @@ impl HubApp {
         if route == HubRoute::Metrics {
             let sources = metrics::Sources {
                 loops: &self.shared.stats,
-                hub: &self.delivery.hub,
+                hub: self.delivery.hub(),
                 broker: &*self.broker,
                 per_topic: self.shared.settings.metrics_topics,
             };
@@ -211,7 +212,6 @@ impl HubApp {
                         api::Lent {
                             delivery: &mut self.delivery,
                             publishing: &mut self.publishing,
-                            held_publishes: &mut self.hooks.publish_gate,
                         },
                         api::Call { conn, request, body },
                         route,
@@ -240,7 +240,6 @@ impl HubApp {
                 api::Lent {
                     delivery: &mut self.delivery,
                     publishing: &mut self.publishing,
-                    held_publishes: &mut self.hooks.publish_gate,
                 },
                 api::Call { conn, request, body },
                 admission,
@@ -255,7 +254,7 @@ impl HubApp {
             }
             HubRoute::Presence => match admission.topic() {
                 Some(topic) => {
-                    self.delivery.roster.ask(ctx, Asker::Page(conn), topic);
+                    self.delivery.ask_members(ctx, Asker::Page(conn), topic);
                     Reply::Later(self.shared.settings.publish_timeout)
                 }
                 None => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -291,24 +290,17 @@ impl HubApp {
     /// was not answered in time, before its CORS fields.
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, route: HubRoute) -> Response {
         match route {
-            HubRoute::Poll => (self.delivery).end_poll(
-                ctx,
-                &mut parts!(self),
-                &mut self.hooks.publish_gate,
-                conn,
-                &CloseReason::Ended,
-            ),
+            HubRoute::Poll => (self.delivery).end_poll(ctx, &mut parts!(self), conn, &CloseReason::Ended),
             HubRoute::Presence => {
-                self.delivery.roster.forget(conn);
+                self.delivery.forget_question(conn);
                 Response::text(504, "the members were not known in time\n")
             }
             HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api) => {
-                (self.api).timeout(conn, &mut self.delivery.roster, &mut self.publishing)
+                (self.api).timeout(conn, &mut self.delivery, &mut self.publishing)
             }
             HubRoute::Decide | HubRoute::Decided => self.hooks.decision_timeout(conn),
             _ => {
-                self.hooks.publish_gate.forget(conn);
-                self.publishing.publishes.forget(conn);
+                self.publishing.forget(&mut parts!(self), conn);
                 Response::text(504, "the broker did not answer in time\n")
             }
         }
@@ -348,7 +340,7 @@ impl App for HubApp {
             request,
             admission: state,
         };
-        (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks.publish_gate, served);
+        (self.delivery).open(ctx, &mut parts!(self), served);
         state.release();
     }
 
@@ -379,14 +371,8 @@ impl App for HubApp {
     ) {
         self.cors.forget(conn);
         // A question about the subject its token named, still out.
-        self.hooks.decisions.forget(conn);
-        (self.delivery).leave(
-            ctx,
-            &mut parts!(self),
-            &mut self.hooks.publish_gate,
-            conn,
-            &reason,
-        );
+        self.hooks.forget(conn);
+        (self.delivery).leave(ctx, &mut parts!(self), conn, &reason);
     }
 
     fn event_stream_headers(
@@ -412,7 +398,7 @@ impl App for HubApp {
         if state.route == HubRoute::Admin(AdminRoute::Events) {
             let sources = metrics::Sources {
                 loops: &self.shared.stats,
-                hub: &self.delivery.hub,
+                hub: self.delivery.hub(),
                 broker: &*self.broker,
                 per_topic: false,
             };
@@ -430,13 +416,7 @@ impl App for HubApp {
                     let mut watcher =
                         subscribers::Subscriber::new(topic, tether_hub::Transport::EventStream, resume);
                     watcher.set_unlisted();
-                    (self.delivery).subscribe(
-                        ctx,
-                        &mut parts!(self),
-                        &mut self.hooks.publish_gate,
-                        conn,
-                        watcher,
-                    );
+                    (self.delivery).subscribe(ctx, &mut parts!(self), conn, watcher);
                 }
                 None => ctx.end_stream(conn),
             }
@@ -447,13 +427,7 @@ impl App for HubApp {
             request,
             admission: state,
         };
-        (self.delivery).start_stream(
-            ctx,
-            &mut parts!(self),
-            &mut self.hooks.publish_gate,
-            served,
-            last_event_id,
-        );
+        (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
         state.release();
     }
 
@@ -471,13 +445,7 @@ impl App for HubApp {
         }
         // A watch stream leaves its topic as any subscriber does.
         self.admin.unwatch(conn);
-        (self.delivery).leave(
-            ctx,
-            &mut parts!(self),
-            &mut self.hooks.publish_gate,
-            conn,
-            &reason,
-        );
+        (self.delivery).leave(ctx, &mut parts!(self), conn, &reason);
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -493,26 +461,25 @@ impl App for HubApp {
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
         self.shared.catch_up(&mut self.settings_seen);
         let now = self.shared.access.unix_secs(ctx.now());
-        let held_publishes = &mut self.hooks.publish_gate;
-        (self.delivery).expire(ctx, &mut parts!(self), held_publishes, now);
-        (self.delivery).end_revoked(ctx, &mut parts!(self), held_publishes, now);
+        (self.delivery).expire(ctx, &mut parts!(self), now);
+        (self.delivery).end_revoked(ctx, &mut parts!(self), now);
         let (hooks, settings, stats) = (&mut self.hooks, &self.shared.settings, &self.stats);
         self.delivery.warn(ctx, now, |ctx, conn, subscriber| {
             hooks.ask_refresh(ctx, settings, stats, conn, subscriber);
         });
-        self.delivery.awaiting.time_out(ctx, &self.stats);
-        self.hooks.decisions.tick(ctx.now());
-        self.publishing.publishes.time_out(ctx.now());
+        self.delivery.time_out_awaiting(ctx, &self.stats);
+        self.hooks.tick(ctx.now());
+        self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
-        self.delivery.roster.tick(ctx, &mut *self.broker);
+        self.delivery.tick_presence(ctx, &mut *self.broker);
         self.stats.presence_members.store(
-            self.delivery.roster.count() as u64,
+            self.delivery.members() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         let sources = metrics::Sources {
             loops: &self.shared.stats,
-            hub: &self.delivery.hub,
+            hub: self.delivery.hub(),
             broker: &*self.broker,
             per_topic: false,
         };
@@ -538,7 +505,7 @@ impl App for HubApp {
     fn on_proceed(&mut self, conn: ConnId, state: &mut Admission, _route: &Route) {
         // Let go on by the backend: its decision goes into the request's
         // admission, which is routed again with it.
-        if let Some(presented) = self.hooks.decisions.take_decided(conn) {
+        if let Some(presented) = self.hooks.take_decided(conn) {
             state.route = HubRoute::Decided;
             state.presented = Some(Box::new(presented));
         }
@@ -557,42 +524,46 @@ impl App for HubApp {
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut Admission) {
         self.cors.forget(conn);
         match state.route {
-            HubRoute::Poll => (self.delivery).leave(
-                ctx,
-                &mut parts!(self),
-                &mut self.hooks.publish_gate,
-                conn,
-                &CloseReason::Dropped,
-            ),
-            HubRoute::Presence => self.delivery.roster.forget(conn),
+            HubRoute::Poll => (self.delivery).leave(ctx, &mut parts!(self), conn, &CloseReason::Dropped),
+            HubRoute::Presence => self.delivery.forget_question(conn),
             HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api) => {
-                (self.api).abandoned(conn, &mut self.delivery.roster, &mut self.publishing)
+                (self.api).abandoned(conn, &mut self.delivery, &mut self.publishing)
             }
-            HubRoute::Decide | HubRoute::Decided => self.hooks.decisions.forget(conn),
+            HubRoute::Decide | HubRoute::Decided => self.hooks.forget(conn),
             _ => {
-                self.hooks.publish_gate.forget(conn);
-                self.publishing.publishes.forget(conn);
+                self.publishing.forget(&mut parts!(self), conn);
             }
         }
     }
 
-    fn refuse_before_body(
+    fn before_body(
         &mut self,
         _ctx: &mut Ctx<'_, HubMessage>,
         request: &Request<'_>,
-    ) -> Option<Response> {
+    ) -> BeforeBody<Admission> {
         if request.via_admin_listener() {
-            return None;
+            return BeforeBody::Read;
         }
-        // Called before `route` when a body is still to come.
+        // Called before `route` when a body is still to come: the
+        // admission is made here, of the head, and kept by the server for
+        // `on_request` (no `route` follows for the request).
         self.shared.catch_up(&mut self.settings_seen);
+        let access = &self.shared.access;
+        let Route::Handler(mut admission) = router::route(access, &self.stats, request, None) else {
+            return BeforeBody::Read;
+        };
+        // A refusal routing made (and counted) stands whatever the body.
+        if let HubRoute::Refused(refusal) = admission.route {
+            return BeforeBody::Refuse(self.cors.now(request, refusal.response()));
+        }
         // Publishing, tickets and the server API need the token, whatever
         // the body says.
-        if let Some(refusal) = ServerApi::refuse_before_body(&self.shared.access, &self.stats, request) {
-            return Some(self.cors.now(request, refusal));
+        let refusal = ServerApi::refuse_before_body(access, &self.stats, request, &mut admission)
+            .or_else(|| router::refuse_publisher_before_body(access, &self.stats, request, &mut admission));
+        match refusal {
+            Some(refusal) => BeforeBody::Refuse(self.cors.now(request, refusal)),
+            None => BeforeBody::Handler(admission),
         }
-        let refusal = router::refuse_publisher_before_body(&self.shared.access, &self.stats, request)?;
-        Some(self.cors.now(request, refusal))
     }
 
     fn body_too_large(&mut self, request: &Request<'_>, limit: usize) -> Option<Response> {
@@ -621,30 +592,24 @@ impl App for HubApp {
             // empty answer (with the id to poll from next), and when to
             // come back.
             HubRoute::Poll => replies::refusal(
-                (self.delivery).end_poll(
-                    ctx,
-                    &mut parts!(self),
-                    &mut self.hooks.publish_gate,
-                    conn,
-                    &CloseReason::Shutdown,
-                ),
+                (self.delivery).end_poll(ctx, &mut parts!(self), conn, &CloseReason::Shutdown),
                 Some(replies::SOON),
             ),
             // The sequencer may be gone already.
             HubRoute::Presence => {
-                self.delivery.roster.forget(conn);
+                self.delivery.forget_question(conn);
                 shutting_down()
             }
             // Nothing is decided any more, and a publish still waiting for
             // the backend's decision was not published and will not be:
             // its client may send it again elsewhere.
             HubRoute::Decide | HubRoute::Decided => {
-                self.hooks.decisions.forget(conn);
-                self.hooks.publish_gate.forget(conn);
+                self.hooks.forget(conn);
+                self.publishing.forget_held(&mut parts!(self), conn);
                 shutting_down()
             }
-            _ if self.hooks.publish_gate.holds(conn) => {
-                self.hooks.publish_gate.forget(conn);
+            _ if self.publishing.holds(&mut parts!(self), conn) => {
+                self.publishing.forget_held(&mut parts!(self), conn);
                 shutting_down()
             }
             // A publish the broker has waits for its outcome, which every
@@ -662,27 +627,21 @@ impl App for HubApp {
                 ctx,
                 &mut parts!(self),
                 &mut self.delivery,
-                &mut self.hooks.publish_gate,
                 token,
                 result.map(|id| (id, false)),
             ),
-            HubMessage::Duplicate { token, id } => (self.publishing).published(
-                ctx,
-                &mut parts!(self),
-                &mut self.delivery,
-                &mut self.hooks.publish_gate,
-                token,
-                Ok((id, true)),
-            ),
+            HubMessage::Duplicate { token, id } => {
+                (self.publishing).published(ctx, &mut parts!(self), &mut self.delivery, token, Ok((id, true)))
+            }
             HubMessage::Ready {
                 topic,
                 history,
                 dropped,
             } => return (self.delivery).ready(ctx, &mut parts!(self), &topic, history, dropped),
-            HubMessage::Forget(topic) => return self.delivery.hub.forget(&topic),
+            HubMessage::Forget(topic) => return self.delivery.forget_topic(&topic),
             HubMessage::Broker(message) => return self.broker.receive(message, &mut LoopContext { ctx }),
             HubMessage::Presence(message) => {
-                match self.delivery.roster.receive(ctx, &mut *self.broker, message) {
+                match (self.delivery).presence_message(ctx, &mut *self.broker, message) {
                     Some(Answer::Page(conn, response)) => self.cors.respond(ctx, conn, response),
                     Some(Answer::Api(asker, topic, members)) => {
                         self.api.members(ctx, &mut self.cors, asker, &topic, &members);
@@ -691,30 +650,22 @@ impl App for HubApp {
                     None => {}
                 }
                 self.stats.presence_members.store(
-                    self.delivery.roster.count() as u64,
+                    self.delivery.members() as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
                 None
             }
             HubMessage::Control(ControlMessage::Decided { token, decision }) => {
-                if self.hooks.publish_gate.asked(token) {
+                if self.publishing.asked(&mut parts!(self), token) {
                     (self.publishing).publish_decided(
                         ctx,
                         &mut parts!(self),
                         &mut self.delivery,
-                        &mut self.hooks.publish_gate,
                         token,
                         decision,
                     );
                 } else if let Some((conn, late)) = self.hooks.take_late(token) {
-                    (self.delivery).late_decided(
-                        ctx,
-                        &mut parts!(self),
-                        &mut self.hooks.publish_gate,
-                        conn,
-                        late,
-                        decision,
-                    );
+                    (self.delivery).late_decided(ctx, &mut parts!(self), conn, late, decision);
                 } else {
                     (self.hooks).decision(
                         ctx,
@@ -727,13 +678,7 @@ impl App for HubApp {
                 None
             }
             HubMessage::Control(message) => {
-                (self.api).control(
-                    ctx,
-                    &mut parts!(self),
-                    &mut self.delivery,
-                    &mut self.hooks.publish_gate,
-                    message,
-                );
+                (self.api).control(ctx, &mut parts!(self), &mut self.delivery, message);
                 None
             }
             HubMessage::External { publish, answer } => {

@@ -4,6 +4,7 @@
 //! dispatches.
 
 use tether_hub::Broker;
+use tether_server::ConnId;
 
 use super::cors::Cors;
 use super::metrics::HubStats;
@@ -19,4 +20,9 @@ pub(super) struct LoopParts<'a> {
     pub(super) broker: &'a mut (dyn Broker + Send),
     /// Every answer to a request goes out through it.
     pub(super) cors: &'a mut Cors,
+    /// The connections that left since the publishing concern last
+    /// looked: it lets go of their publishes still held for the
+    /// backend's word before it next holds, lets go or counts one (the
+    /// concern a connection leaves by need not know the others).
+    pub(super) departed: &'a mut Vec<ConnId>,
 }

@@ -235,17 +235,17 @@ fn subscribe_route<'a>(
 /// right to publish to the topic. One the backend is to say who it is
 /// (no credential, a connect hook) is read first.
 ///
-/// The server calls this before `route`, with no state of the request's
-/// to keep what it finds: a request that goes on is routed, and its
-/// credential verified, afresh when its body is complete.
+/// The credential is the request's `admission`'s, made of its head and
+/// kept by the server for the request: verified here, it is read, not
+/// verified again, once the body has come.
 pub(super) fn refuse_publisher_before_body(
     access: &Access,
     stats: &HubStats,
     request: &Request<'_>,
+    admission: &mut Admission,
 ) -> Option<Response> {
-    let target = parse_path(request.path());
     let needs_token = request.method() == "POST"
-        && (request.path() == "/tickets" || matches!(target, Some((_, Endpoint::Publish))));
+        && (request.path() == "/tickets" || admission.endpoint() == Some(Endpoint::Publish));
     // Who a request without credentials is, the backend says: its body
     // is read first.
     let asks_connect =
@@ -253,8 +253,9 @@ pub(super) fn refuse_publisher_before_body(
     if !needs_token || asks_connect {
         return None;
     }
-    let credential = access.credential(request, None, access.unix_secs(Instant::now()));
-    access.check_publisher(stats, &credential, target.map(|(topic, _)| topic))
+    let topic = admission.topic().cloned();
+    let credential = admission.credential(access, request);
+    access.check_publisher(stats, credential, topic.as_deref())
 }
 
 /// Whether subscribing to `topic` waits for the backend's word: its

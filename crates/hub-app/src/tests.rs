@@ -41,8 +41,9 @@ fn read_head(socket: &mut TcpStream) -> String {
 /// the request takes: the request's admission carries it. A ticket, an
 /// event stream, a WebSocket, a long poll and a server API request,
 /// once too. A request whose body comes after its head is checked
-/// once more, before its body is read: the server keeps no state of a
-/// request for that check, which comes before its route.
+/// once as well: before its body is read, into the admission the
+/// server keeps for it (`App::before_body`), which its body's callback
+/// reads.
 #[test]
 fn a_token_is_verified_once_per_request() {
     let settings = HubSettings {
@@ -84,8 +85,8 @@ fn a_token_is_verified_once_per_request() {
     assert_eq!(checked.load(Ordering::Relaxed), 2, "a publish and a ticket");
 
     // A publish whose body comes in a second write, after the head:
-    // the head is checked before the body is read, and the publish is
-    // checked with its admission when its body has come.
+    // the head is checked before the body is read, into the admission
+    // its body's callback reads.
     let mut socket = TcpStream::connect(addr).unwrap();
     let head = format!(
         "POST /topics/news HTTP/1.1\r\n{bearer}\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
@@ -99,8 +100,8 @@ fn a_token_is_verified_once_per_request() {
     assert!(late.starts_with("HTTP/1.1 200"), "{late}");
     assert_eq!(
         checked.load(Ordering::Relaxed),
-        4,
-        "a publish whose body came later: its head, then its admission"
+        3,
+        "a publish whose body came later: its head, once"
     );
 
     // An event stream: routed, then started, with one verification.
@@ -112,7 +113,7 @@ fn a_token_is_verified_once_per_request() {
     // The loop has started the stream once it answers another request.
     let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert_eq!(checked.load(Ordering::Relaxed), 5, "an event stream");
+    assert_eq!(checked.load(Ordering::Relaxed), 4, "an event stream");
 
     // A WebSocket: routed, then opened, with one verification.
     let mut socket = TcpStream::connect(addr).unwrap();
@@ -124,7 +125,7 @@ fn a_token_is_verified_once_per_request() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert_eq!(checked.load(Ordering::Relaxed), 6, "a WebSocket");
+    assert_eq!(checked.load(Ordering::Relaxed), 5, "a WebSocket");
 
     // A request of the server API.
     let history = ask(
@@ -133,7 +134,7 @@ fn a_token_is_verified_once_per_request() {
         "",
     );
     assert!(history.starts_with("HTTP/1.1 200"), "{history}");
-    assert_eq!(checked.load(Ordering::Relaxed), 7, "an API request");
+    assert_eq!(checked.load(Ordering::Relaxed), 6, "an API request");
 
     // An API request whose body comes after its head.
     let mut socket = TcpStream::connect(addr).unwrap();
@@ -151,8 +152,8 @@ fn a_token_is_verified_once_per_request() {
     assert!(published.starts_with("HTTP/1.1 200"), "{published}");
     assert_eq!(
         checked.load(Ordering::Relaxed),
-        9,
-        "an API publish whose body came later: its head, then its admission"
+        7,
+        "an API publish whose body came later: its head, once"
     );
 
     // A long poll: routed, then held, with one verification.
@@ -162,7 +163,7 @@ fn a_token_is_verified_once_per_request() {
         "",
     );
     assert!(polled.starts_with("HTTP/1.1 200"), "{polled}");
-    assert_eq!(checked.load(Ordering::Relaxed), 10, "a long poll");
+    assert_eq!(checked.load(Ordering::Relaxed), 8, "a long poll");
 
     drop(stream);
     handle.shutdown();

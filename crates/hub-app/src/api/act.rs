@@ -15,7 +15,6 @@ use crate::cors::Cors;
 use crate::deliver::Delivery;
 use crate::loop_parts::LoopParts;
 use crate::presence::Asker;
-use crate::publish_hook::PublishGate;
 use crate::subscribers::Subscribers;
 
 /// What every loop does for the server API's questions and actions.
@@ -28,12 +27,11 @@ impl ServerApi {
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         delivery: &mut Delivery,
-        held_publishes: &mut PublishGate,
         message: ControlMessage,
     ) {
         let answered = match message {
             ControlMessage::Act { action, reply } => {
-                let count = act_on_user(ctx, parts, delivery, held_publishes, &action);
+                let count = act_on_user(ctx, parts, delivery, &action);
                 if let Some(reply) = reply {
                     let done = ControlMessage::Done {
                         token: reply.token,
@@ -53,7 +51,7 @@ impl ServerApi {
                     .backlogs()
                     .map(|(name, backlog)| (name, TopicInfo::of_backlog(backlog)));
                 let topics = delivery
-                    .hub
+                    .hub()
                     .topics()
                     .chain(sequenced)
                     .filter(|(name, _)| only.as_ref().is_none_or(|only| *name == only))
@@ -155,7 +153,6 @@ fn act_on_user(
     ctx: &mut Ctx<'_, HubMessage>,
     parts: &mut LoopParts<'_>,
     delivery: &mut Delivery,
-    held_publishes: &mut PublishGate,
     action: &UserAction,
 ) -> usize {
     let (topic, code, reason) = match action {
@@ -170,7 +167,7 @@ fn act_on_user(
     };
     let conns = delivery.subscribers.of_user(action.user(), topic);
     for &(conn, transport) in &conns {
-        delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+        delivery.leave(ctx, parts, conn, &CloseReason::Ended);
         match transport {
             Transport::WebSocket | Transport::RawWebSocket => ctx.close(conn, CloseCode(code), reason),
             Transport::EventStream => {

@@ -44,9 +44,7 @@ use super::loop_parts::LoopParts;
 use super::metrics::count_refusal;
 use super::metrics::{HubStats, add};
 use super::presence::Asker;
-use super::presence::Roster;
-use super::publish::Pending;
-use super::publish_hook::PublishGate;
+use super::publishing::Pending;
 use super::publishing::Publishing;
 use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(crate) use super::routes::ApiRoute;
@@ -161,7 +159,6 @@ pub(crate) struct ServerApi {
 pub(crate) struct Lent<'a> {
     pub(crate) delivery: &'a mut Delivery,
     pub(crate) publishing: &'a mut Publishing,
-    pub(crate) held_publishes: &'a mut PublishGate,
 }
 
 /// One server API request: its connection, its head and its body.
@@ -216,11 +213,7 @@ impl ServerApi {
         route: ApiRoute,
         admission: Option<&mut Admission>,
     ) -> Reply {
-        let Lent {
-            delivery,
-            publishing,
-            held_publishes,
-        } = lent;
+        let Lent { delivery, publishing } = lent;
         let Call { conn, request, body } = call;
         if route == ApiRoute::Unknown {
             let e = ApiError::new(
@@ -252,20 +245,16 @@ impl ServerApi {
             ApiRoute::Publish | ApiRoute::Broadcast => {
                 return self.publish(ctx, parts, publishing, call, route, &credential);
             }
-            ApiRoute::History => self.history(ctx, parts, &delivery.hub, conn, request, &credential),
-            ApiRoute::Presence => {
-                Self::presence(ctx, parts, &mut delivery.roster, conn, request, &credential)
-            }
-            ApiRoute::PresenceCounts => {
-                self.presence_counts(ctx, parts, &mut delivery.roster, conn, body, &credential)
-            }
+            ApiRoute::History => self.history(ctx, parts, delivery.hub(), conn, request, &credential),
+            ApiRoute::Presence => Self::presence(ctx, parts, delivery, conn, request, &credential),
+            ApiRoute::PresenceCounts => self.presence_counts(ctx, parts, delivery, conn, body, &credential),
             ApiRoute::Topics | ApiRoute::TopicInfo => {
                 self.topics(ctx, parts, conn, request, route, credential)
             }
             ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
                 self.user_action(ctx, parts, conn, body, route, &credential)
             }
-            ApiRoute::Revoke => Self::revoke(ctx, parts, delivery, held_publishes, body, &credential),
+            ApiRoute::Revoke => Self::revoke(ctx, parts, delivery, body, &credential),
             ApiRoute::Revoked => Self::revoked(ctx, parts, &credential),
             ApiRoute::Connections => self.connections(ctx, parts, conn, request, &credential),
             ApiRoute::Unknown => Err(ApiError::new(404, "not_found", "no such API endpoint")),
@@ -387,14 +376,14 @@ impl ServerApi {
     fn presence(
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
-        roster: &mut Roster,
+        delivery: &mut Delivery,
         conn: ConnId,
         request: &Request<'_>,
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
         let topic = parse::parse_topic(request.query_param("topic"))?;
         Self::may_read(parts, credential, &topic)?;
-        roster.ask(ctx, Asker::Api(conn), &topic);
+        delivery.ask_members(ctx, Asker::Api(conn), &topic);
         Ok(None)
     }
 
@@ -403,7 +392,7 @@ impl ServerApi {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
-        roster: &mut Roster,
+        delivery: &mut Delivery,
         conn: ConnId,
         body: &[u8],
         credential: &Credential,
@@ -419,7 +408,7 @@ impl ServerApi {
         };
         let token = self.gathering.start(conn, topics.len(), waiting);
         for (index, topic) in topics.iter().enumerate() {
-            roster.ask(ctx, Asker::Count { conn, token, index }, topic);
+            delivery.ask_members(ctx, Asker::Count { conn, token, index }, topic);
         }
         Ok(None)
     }
@@ -475,7 +464,6 @@ impl ServerApi {
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         delivery: &mut Delivery,
-        held_publishes: &mut PublishGate,
         body: &[u8],
         credential: &Credential,
     ) -> Result<Option<Response>, ApiError> {
@@ -492,7 +480,7 @@ impl ServerApi {
             ));
         }
         parts.shared.share_revocations(&revocations);
-        delivery.end_revoked(ctx, parts, held_publishes, now);
+        delivery.end_revoked(ctx, parts, now);
         let body = format!("{{\"revoked\":{}}}", revocations.len());
         Ok(Some(
             Response::json(200, body).header("Cache-Control", "no-store"),
@@ -683,11 +671,11 @@ impl ServerApi {
     pub(crate) fn timeout(
         &mut self,
         conn: ConnId,
-        roster: &mut Roster,
+        delivery: &mut Delivery,
         publishing: &mut Publishing,
     ) -> Response {
-        publishing.publishes.forget(conn);
-        roster.forget(conn);
+        publishing.forget_pending(conn);
+        delivery.forget_question(conn);
         if self.gathering.forget(conn) {
             return ApiError::new(504, "timeout", "not every event loop answered in time").response();
         }
@@ -697,11 +685,11 @@ impl ServerApi {
     }
 
     /// The client of an API request went away.
-    pub(crate) fn abandoned(&mut self, conn: ConnId, roster: &mut Roster, publishing: &mut Publishing) {
-        roster.forget(conn);
+    pub(crate) fn abandoned(&mut self, conn: ConnId, delivery: &mut Delivery, publishing: &mut Publishing) {
+        delivery.forget_question(conn);
         self.gathering.forget(conn);
         self.batches.forget(conn);
-        publishing.publishes.forget(conn);
+        publishing.forget_pending(conn);
     }
 
     /// An API request whose body is over the server's largest body
@@ -713,20 +701,21 @@ impl ServerApi {
     }
 
     /// An API request refused before its body is read, if its credential
-    /// is missing or bad (its body would be of no use).
+    /// is missing or bad (its body would be of no use). The credential
+    /// is the request's `admission`'s, kept by the server for the
+    /// request: the endpoint reads it, not verifying it again.
     pub(crate) fn refuse_before_body(
         access: &Access,
         stats: &HubStats,
         request: &Request<'_>,
+        admission: &mut Admission,
     ) -> Option<Response> {
         let route = ApiRoute::of(request.path())?;
         if request.method() != "POST" || !route.is_post() {
             return None;
         }
-        // No state of the request's keeps what is found here: its body's
-        // callback verifies the credential of its own admission.
-        let credential = access.credential(request, None, access.unix_secs(std::time::Instant::now()));
-        access.authenticated(stats, &credential).err().map(as_json)
+        let credential = admission.credential(access, request);
+        access.authenticated(stats, credential).err().map(as_json)
     }
 }
 

@@ -101,6 +101,11 @@ macro_rules! forward_app {
             request: &$crate::Request<'_>, body: &[u8],
         ) -> $crate::Reply);
     };
+    (@one $f:tt before_body) => {
+        $crate::forward_app!(@fn mut $f before_body(
+            ctx: &mut $crate::Ctx<'_, Self::Post>, request: &$crate::Request<'_>,
+        ) -> $crate::BeforeBody<Self::State>);
+    };
     (@one $f:tt refuse_before_body) => {
         $crate::forward_app!(@fn mut $f refuse_before_body(
             ctx: &mut $crate::Ctx<'_, Self::Post>, request: &$crate::Request<'_>,

@@ -13,7 +13,7 @@ mod request;
 pub use ctx::Ctx;
 pub(crate) use ctx::{Action, Actions, Current, InPlace, Queued};
 pub use encoded::Encoded;
-pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
+pub use request::{BeforeBody, CloseReason, ConnId, Reply, Request, Response, Route};
 
 /// A tether application: decides routes and reacts to connections.
 ///
@@ -50,7 +50,11 @@ pub use request::{CloseReason, ConnId, Reply, Request, Response, Route};
 /// handshake, a route refused for its method, or while sessions close),
 /// or with the loop. A route that is a page or not found has no state;
 /// [`App::refuse_before_body`] and [`App::body_too_large`] come before
-/// the route and have none.
+/// the route and have none. [`App::before_body`] may make a handler's
+/// state from the head of a request whose body is still to come
+/// ([`BeforeBody::Handler`]): the server keeps it, does not call
+/// [`App::route`] for that request, and hands it to [`App::on_request`]
+/// with the body, so that what the head told is worked out once.
 ///
 /// A greeter: a page, a WebSocket that answers every message with the
 /// greeting its request asked for, and a handler that counts the requests
@@ -273,6 +277,28 @@ pub trait App {
     ) -> Option<Response> {
         let _ = (ctx, request);
         None
+    }
+
+    /// The head of a request has arrived and its body has not: what the
+    /// application makes of the head alone. [`BeforeBody::Refuse`]
+    /// answers now, as [`App::refuse_before_body`] does;
+    /// [`BeforeBody::Handler`] decides the request's route and state now,
+    /// kept by the server for [`App::on_request`] ([`App::route`] is then
+    /// not called for it); [`BeforeBody::Read`] reads the body and routes
+    /// the request when it is whole. Called at most once per request, only
+    /// while its body is incomplete, and before the server's own checks
+    /// of a route (its method among them), which a kept handler passes
+    /// through as any other. The default asks
+    /// [`App::refuse_before_body`], and reads the body unless it refuses.
+    fn before_body(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Post>,
+        request: &Request<'_>,
+    ) -> BeforeBody<Self::State> {
+        match self.refuse_before_body(ctx, request) {
+            Some(refusal) => BeforeBody::Refuse(refusal),
+            None => BeforeBody::Read,
+        }
     }
 
     /// The answer to a request whose body is larger than the largest

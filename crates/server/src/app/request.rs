@@ -228,6 +228,36 @@ impl<S> Route<S> {
     }
 }
 
+/// What the application makes of a request's head while its body is
+/// still to come ([`App::before_body`](crate::App::before_body)).
+#[derive(Debug)]
+pub enum BeforeBody<S> {
+    /// Read the body; [`App::route`](crate::App::route) sees the request
+    /// once it is whole, as for any other.
+    Read,
+    /// The request is a [`Route::Handler`] with this state, decided from
+    /// its head: the body is read and handed to
+    /// [`App::on_request`](crate::App::on_request) with the state kept
+    /// from here, and [`App::route`](crate::App::route) is not called for
+    /// the request. The server drops the state as for any handler's, or
+    /// when the request ends before its body is whole.
+    Handler(S),
+    /// Answer now, the body unread, and close the connection (HTTP/1.1;
+    /// on HTTP/2 and HTTP/3 the stream).
+    Refuse(Response),
+}
+
+impl<S> BeforeBody<S> {
+    /// The same answer with its state (if it has one) made by `f`.
+    pub fn map<T>(self, f: impl FnOnce(S) -> T) -> BeforeBody<T> {
+        match self {
+            BeforeBody::Read => BeforeBody::Read,
+            BeforeBody::Handler(state) => BeforeBody::Handler(f(state)),
+            BeforeBody::Refuse(response) => BeforeBody::Refuse(response),
+        }
+    }
+}
+
 /// An HTTP response built by the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

@@ -14,7 +14,7 @@ use std::ops::{Deref, DerefMut};
 
 use tether_ws::MessageRef;
 
-use crate::app::{App, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
+use crate::app::{App, BeforeBody, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
 
 /// The states of the requests under way, by key. A freed slot is reused
 /// by a later request, so the table stays as long as the most requests
@@ -134,6 +134,21 @@ impl<A: App> Hosted<A> {
     pub(super) fn abandoned_final(&mut self, ctx: &mut Ctx<'_, A::Post>, conn: ConnId, key: u32) {
         if let Some(mut state) = self.states.remove(key) {
             self.app.on_request_abandoned(ctx, conn, &mut state);
+        }
+    }
+
+    /// [`App::before_body`]: `Err` answers now; `Ok(Some(key))` is the
+    /// handler state kept for the request (its route is then
+    /// `Route::Handler(key)`, not asked again); `Ok(None)` reads on.
+    pub(super) fn head_before_body(
+        &mut self,
+        ctx: &mut Ctx<'_, A::Post>,
+        request: &Request<'_>,
+    ) -> Result<Option<u32>, Response> {
+        match self.app.before_body(ctx, request) {
+            BeforeBody::Read => Ok(None),
+            BeforeBody::Handler(state) => Ok(Some(self.states.insert(state))),
+            BeforeBody::Refuse(refusal) => Err(refusal),
         }
     }
 

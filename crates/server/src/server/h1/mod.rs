@@ -210,6 +210,9 @@ impl H1Conn {
                 waiting: Some(deferred),
                 ..
             }) => app.abandoned_final(ctx, id, deferred.tag),
+            // A state made of a head whose body never came: no callback
+            // is owed.
+            H1Conn::Requests(Requests { kept: Some(key), .. }) => app.release(key),
             H1Conn::Requests(_) => {}
         }
     }

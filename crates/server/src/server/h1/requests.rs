@@ -249,6 +249,10 @@ impl H1Conn {
             };
             if let Some(requests) = self.requests() {
                 requests.head_checked = false;
+                // A handler whose state was made of its head: its route.
+                if let Some(key) = requests.kept.take() {
+                    released = released.or(Some(Route::Handler(key)));
+                }
             }
             let after = after_head.get(body_len..).unwrap_or_default();
             let len = request_start.len() - after.len();
@@ -394,10 +398,19 @@ impl H1Conn {
         let request = app_request(head, c.link, c.socket);
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
-        guarded(&peers.own().stats, "refuse_before_body", || {
-            app.refuse_before_body(&mut ctx, &request)
-        })
-        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")))
+        let before = guarded(&peers.own().stats, "before_body", || {
+            app.head_before_body(&mut ctx, &request)
+        });
+        match before {
+            Some(Ok(kept)) => {
+                if let Some(requests) = self.requests() {
+                    requests.kept = kept;
+                }
+                None
+            }
+            Some(Err(refusal)) => Some(refusal),
+            None => Some(Response::text(500, "500 Internal Server Error\n")),
+        }
     }
 
     /// Keeps the start of a request until the rest arrives. Once a request

@@ -52,6 +52,10 @@ pub(in crate::server) struct Requests {
     /// Nothing has been read yet: the first bytes may still be the
     /// HTTP/2 preface, or ALPN may have chosen `h2`.
     pub(in crate::server) fresh: bool,
+    /// The state the application made of the head of the request being
+    /// received ([`crate::BeforeBody::Handler`]): its route once its body
+    /// is whole.
+    pub(in crate::server) kept: Option<u32>,
 }
 
 /// A request whose answer the application gives later.
@@ -72,7 +76,7 @@ impl H1Conn {
     /// The key of the request state the connection holds, if any.
     pub(in crate::server) fn state(&self) -> Option<u32> {
         match self {
-            H1Conn::Requests(requests) => requests.waiting.map(|deferred| deferred.tag),
+            H1Conn::Requests(requests) => requests.waiting.map(|deferred| deferred.tag).or(requests.kept),
             H1Conn::WebSocket(session) => Some(session.tag),
             H1Conn::ClosedWebSocket { tag, .. } | H1Conn::EventStream { tag, .. } => Some(*tag),
         }
@@ -89,6 +93,7 @@ impl H1Conn {
             head_checked: false,
             waiting: None,
             fresh: true,
+            kept: None,
         })
     }
 

@@ -259,6 +259,8 @@ impl H2Session {
                     }
                 }
                 Kind::Waiting { tag, .. } => app.abandoned_final(ctx, sid, tag),
+                // Its state was made of its head alone: no callback is owed.
+                Kind::Body { kept: Some(key), .. } => app.release(key),
                 Kind::Body { .. } | Kind::Answered => {}
             }
         }

@@ -176,22 +176,26 @@ impl H2Session {
         };
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
-        let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
-            app.refuse_before_body(&mut ctx, &app_request)
+        let before = guarded(&peers.own().stats, "before_body", || {
+            app.head_before_body(&mut ctx, &app_request)
         })
-        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
-        if let Some(refusal) = refusal {
-            let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
-                usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
-            });
-            let out = c.link.queue(&mut c.env.pool);
-            self.refuse_with(c.env, out, stream, &refusal, head_only, discard);
-            return;
-        }
+        .unwrap_or_else(|| Err(Response::text(500, "500 Internal Server Error\n")));
+        let kept = match before {
+            Ok(kept) => kept,
+            Err(refusal) => {
+                let discard = announced.map_or(Some(REFUSED_BODY_DISCARD), |n| {
+                    usize::try_from(n).ok().filter(|&n| n <= REFUSED_BODY_DISCARD)
+                });
+                let out = c.link.queue(&mut c.env.pool);
+                self.refuse_with(c.env, out, stream, &refusal, head_only, discard);
+                return;
+            }
+        };
         if let Some(s) = self.streams.get_mut(&stream) {
             s.kind = Kind::Body {
                 request: Box::new(request),
                 body: Vec::new(),
+                kept,
             };
         }
     }
@@ -245,8 +249,11 @@ impl H2Session {
             return;
         };
         match &mut s.kind {
-            Kind::Body { body, request } => {
+            Kind::Body { body, request, kept } => {
                 if body.len().saturating_add(len) > max_body {
+                    if let Some(key) = kept.take() {
+                        c.app.release(key);
+                    }
                     let head_only = request.method == "HEAD";
                     let request = request.clone();
                     let answer = body_too_large(c, &request, now);
@@ -256,20 +263,27 @@ impl H2Session {
                 }
                 if end_stream && body.is_empty() {
                     // The whole body in one frame: no copy.
-                    let Kind::Body { request, .. } = std::mem::replace(&mut s.kind, Kind::Answered) else {
+                    let Kind::Body { request, kept, .. } = std::mem::replace(&mut s.kind, Kind::Answered)
+                    else {
                         return;
                     };
-                    return self.dispatch_request(c, stream, &request, &data, now);
+                    let kept = kept.map(Route::Handler);
+                    return self.route_request(c, stream, &request, &data, kept, now);
                 }
                 if gather(body, &data, held, max_body, budget) != Gathered::Taken {
+                    if let Some(key) = kept.take() {
+                        c.app.release(key);
+                    }
                     self.refuse_body(c.env, out, stream);
                     return;
                 }
                 if end_stream {
-                    let Kind::Body { request, body } = std::mem::replace(&mut s.kind, Kind::Answered) else {
+                    let Kind::Body { request, body, kept } = std::mem::replace(&mut s.kind, Kind::Answered)
+                    else {
                         return;
                     };
-                    self.dispatch_request(c, stream, &request, &body, now);
+                    let kept = kept.map(Route::Handler);
+                    self.route_request(c, stream, &request, &body, kept, now);
                 }
             }
             Kind::WebSocket(_) => {

@@ -121,6 +121,7 @@ impl Kind {
         match self {
             Kind::Waiting { tag, .. } | Kind::Sse { tag, .. } => Some(*tag),
             Kind::WebSocket(session) => Some(session.tag),
+            Kind::Body { kept, .. } => *kept,
             _ => None,
         }
     }
@@ -161,7 +162,14 @@ impl Piece {
 
 pub(super) enum Kind {
     /// The request's body is arriving.
-    Body { request: Box<H2Request>, body: Vec<u8> },
+    Body {
+        request: Box<H2Request>,
+        body: Vec<u8>,
+        /// The state the application made of its head
+        /// ([`crate::BeforeBody::Handler`]): its route once the body is
+        /// whole.
+        kept: Option<u32>,
+    },
     /// The response is on its way; the stream is forgotten once it is
     /// sent.
     Answered,

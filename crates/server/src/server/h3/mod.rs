@@ -132,6 +132,10 @@ enum Kind {
         /// The application was asked whether it refuses the request
         /// before its body is read.
         asked: bool,
+        /// The state the application made of its head
+        /// ([`crate::BeforeBody::Handler`]): its route once the body is
+        /// whole.
+        kept: Option<u32>,
     },
     /// Answered before its body was read whole: the rest is dropped.
     Discarding,
@@ -158,7 +162,8 @@ impl Kind {
             Kind::Waiting { tag, .. } | Kind::Sse { tag, .. } => Some(*tag),
             Kind::WebSocket(session) => Some(session.tag),
             Kind::WebTransport(wt) => Some(wt.ws.tag),
-            Kind::Body { .. } | Kind::Discarding => None,
+            Kind::Body { kept, .. } => *kept,
+            Kind::Discarding => None,
         }
     }
 

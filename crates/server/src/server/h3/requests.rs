@@ -82,9 +82,12 @@ impl H3Endpoint {
             SessionEvent::End { stream_id } => {
                 let streams = &mut self.conn(conn).streams;
                 if let Some(Kind::Body { .. }) = streams.get(&stream_id)
-                    && let Some(Kind::Body { request, body, .. }) = streams.remove(&stream_id)
+                    && let Some(Kind::Body {
+                        request, body, kept, ..
+                    }) = streams.remove(&stream_id)
                 {
-                    self.route_request(l, conn, stream_id, &request, &body, None);
+                    let kept = kept.map(Route::Handler);
+                    self.route_request(l, conn, stream_id, &request, &body, kept);
                 } else if let Some(Kind::Discarding) = streams.get(&stream_id) {
                     streams.remove(&stream_id);
                 } else if let Some(Kind::WebSocket(_)) = streams.get(&stream_id) {
@@ -163,6 +166,7 @@ impl H3Endpoint {
                 request: Box::new(request),
                 body: Vec::new(),
                 asked: false,
+                kept: None,
             },
         );
     }
@@ -207,7 +211,10 @@ impl H3Endpoint {
             Kind::Body { body, .. } => Some(body),
             _ => None,
         }));
-        let Some(Kind::Body { request, body, asked }) = streams.get_mut(&stream_id) else {
+        let Some(Kind::Body {
+            request, body, asked, ..
+        }) = streams.get_mut(&stream_id)
+        else {
             return;
         };
         let head_only = request.method == "HEAD";
@@ -218,14 +225,16 @@ impl H3Endpoint {
             Gathered::TooLong => {
                 let request = request.clone();
                 let answer = self.body_too_large(l.app, l.env, conn, &request, now);
-                self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+                let body = self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+                self.released.extend(body.as_ref().and_then(Kind::state));
                 self.answer(now, conn, stream_id, &answer, head_only);
                 return;
             }
             Gathered::OverBudget => {
                 debug!("HTTP/3 stream {stream_id}: request bodies at their limit; H3_REQUEST_REJECTED");
                 Stats::add(&l.env.stats().h3_refused_bodies, 1);
-                self.conn(conn).streams.remove(&stream_id);
+                let body = self.conn(conn).streams.remove(&stream_id);
+                self.released.extend(body.as_ref().and_then(Kind::state));
                 self.server
                     .reset(now, conn, stream_id, ErrorCode::H3_REQUEST_REJECTED);
                 return;
@@ -252,13 +261,20 @@ impl H3Endpoint {
         };
         let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
-        let refusal = guarded(&peers.own().stats, "refuse_before_body", || {
-            app.refuse_before_body(&mut ctx, &app_request)
+        let before = guarded(&peers.own().stats, "before_body", || {
+            app.head_before_body(&mut ctx, &app_request)
         })
-        .unwrap_or_else(|| Some(Response::text(500, "500 Internal Server Error\n")));
-        if let Some(refusal) = refusal {
-            self.conn(conn).streams.insert(stream_id, Kind::Discarding);
-            self.answer(now, conn, stream_id, &refusal, head_only);
+        .unwrap_or_else(|| Err(Response::text(500, "500 Internal Server Error\n")));
+        match before {
+            Ok(state) => {
+                if let Some(Kind::Body { kept, .. }) = self.kind_mut(conn, stream_id) {
+                    *kept = state;
+                }
+            }
+            Err(refusal) => {
+                self.conn(conn).streams.insert(stream_id, Kind::Discarding);
+                self.answer(now, conn, stream_id, &refusal, head_only);
+            }
         }
     }
 

@@ -14,13 +14,13 @@
 
 use tether_server::{CloseCode, ConnId, Ctx};
 
-use super::access::TokenGrant;
-use super::subscribers::Subscriber;
+use crate::access::TokenGrant;
+use crate::subscribers::Subscriber;
 
 /// What a socket whose subject the backend is asked about becomes on an
 /// allow.
 #[derive(Debug)]
-pub(super) enum Late {
+pub(crate) enum Late {
     /// A first message's token: the subscriber it makes, and the
     /// `auth-ok` it is told as it subscribes.
     FirstMessage { subscriber: Subscriber, auth_ok: String },
@@ -31,7 +31,7 @@ pub(super) enum Late {
 
 /// Closes a socket whose subject the backend did not decide about (busy,
 /// down, slow): 1013, try again later.
-pub(super) fn close_undecided<P>(ctx: &mut Ctx<'_, P>, conn: ConnId) {
+pub(crate) fn close_undecided<P>(ctx: &mut Ctx<'_, P>, conn: ConnId) {
     ctx.close(
         conn,
         CloseCode::TRY_AGAIN_LATER,

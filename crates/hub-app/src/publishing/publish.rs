@@ -15,10 +15,10 @@ use tether_hub::{
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
-use super::metrics::{HubStats, add};
-use super::replies::error_response;
-use super::settings::HubSettings;
-use super::subscribers::{Subscriber, Subscribers};
+use crate::metrics::{HubStats, add};
+use crate::replies::error_response;
+use crate::settings::HubSettings;
+use crate::subscribers::{Subscriber, Subscribers};
 
 /// The header that carries an HTTP publish's key.
 pub(super) const KEY_HEADER: &str = "tether-publish-id";
@@ -291,7 +291,7 @@ impl Cursor<'_> {
 
 /// A publish waiting for its outcome.
 #[derive(Debug)]
-pub(super) enum Pending {
+pub(crate) enum Pending {
     Http(ConnId),
     /// A WebSocket publisher and the bytes this publish holds of its
     /// in-flight allowance; an enveloped publish is acknowledged (with its
@@ -342,7 +342,7 @@ impl Pending {
 /// A publish of the embedding application's: answered where an HTTP
 /// publisher is, or dropped unanswered at `until`, when an HTTP publisher
 /// is answered 504.
-pub(super) struct External {
+pub(crate) struct External {
     pub(super) answer: PublishAnswer,
     pub(super) until: Instant,
 }

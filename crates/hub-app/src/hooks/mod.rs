@@ -15,25 +15,26 @@
 //! callbacks, so that its timeout, its client leaving and shutdown are
 //! that route's.
 
+mod late;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tether_auth::{Identity, Rights, TetherClaim};
-use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage, Publish};
+use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
 use super::access::Presented;
 use super::admission::{Admission, Served};
 use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
-use super::late::Late;
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};
-use super::publish::Pending;
-use super::publish_hook::{Gated, PublishGate, publish_question};
 use super::routes::{Endpoint, HubRoute};
 use super::settings::HubSettings;
 use super::subscribers::{Subscriber, Subscribers};
+
+pub(super) use self::late::{Late, close_undecided};
 
 /// How long a decision waits for its request to go on (the server hands
 /// it to `on_proceed` right after): one that no request took (its client
@@ -188,8 +189,6 @@ pub(super) fn refused(status: u16, reason: &str) -> Response {
 pub(super) struct BackendHooks {
     /// Requests held for the backend to decide, and its decisions.
     pub(super) decisions: Decisions,
-    /// Publishes waiting for the backend's publish hook.
-    pub(super) publish_gate: PublishGate,
     /// This loop's index: where the answers are posted.
     index: usize,
 }
@@ -219,7 +218,6 @@ impl BackendHooks {
     pub(super) fn new(index: usize) -> BackendHooks {
         BackendHooks {
             decisions: Decisions::default(),
-            publish_gate: PublishGate::default(),
             index,
         }
     }
@@ -237,6 +235,22 @@ impl BackendHooks {
         self.decisions.held.insert(asked.conn(), token);
         self.decisions.asked.insert(token, asked);
         Ok(())
+    }
+
+    /// `conn`'s question, or the decision made for it, is no longer
+    /// wanted (its request is gone or answered otherwise).
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        self.decisions.forget(conn);
+    }
+
+    /// The decision the backend made for `conn`, let go on: taken.
+    pub(super) fn take_decided(&mut self, conn: ConnId) -> Option<Presented> {
+        self.decisions.take_decided(conn)
+    }
+
+    /// The loop's tick: decisions not taken in time are dropped.
+    pub(super) fn tick(&mut self, now: Instant) {
+        self.decisions.tick(now);
     }
 
     /// Puts `question` to the backend: the token its answer will name,
@@ -559,47 +573,20 @@ impl BackendHooks {
         unavailable()
     }
 
-    /// An HTTP publish to a `publish=hook` topic: held (its answer later)
-    /// while the backend decides.
+    /// Puts the publish hook's `question` to the backend: the token its
+    /// decision will name (the publishing concern holds the publish
+    /// under it), or `Err` if it could not be asked.
     pub(super) fn ask_publish(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
-        conn: ConnId,
-        subject: Option<String>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Reply {
-        if self
-            .hold_publish(ctx, parts, conn, subject, publish, pending)
-            .is_err()
-        {
-            return Reply::Now(unavailable());
-        }
-        let settings = &parts.shared.settings;
-        let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
-        Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout)
-    }
-
-    /// A publish to a `publish=hook` topic by `conn`: held, behind the
-    /// publisher's earlier ones, while the backend decides. `Err`: it
-    /// could not be asked (its key, for the error message).
-    pub(super) fn hold_publish(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &LoopParts<'_>,
-        conn: ConnId,
-        subject: Option<String>,
-        publish: Publish,
-        pending: Pending,
-    ) -> Result<(), Option<String>> {
-        let Ok(token) = self.put_question(ctx, &parts.shared.settings, publish_question(subject, &publish))
-        else {
+        question: Question,
+    ) -> Result<u64, Busy> {
+        let asked = self.put_question(ctx, &parts.shared.settings, question);
+        if asked.is_err() {
             parts.stats.decided(Hook::Publish, Outcome::Unavailable);
-            return Err(publish.key.as_deref().map(str::to_owned));
-        };
-        self.publish_gate.hold(token, conn, Gated { publish, pending });
-        Ok(())
+        }
+        asked
     }
 }
 

@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use tether_hub::{DEFAULT_EVENT_TYPE, Decision, Publish};
 use tether_server::ConnId;
 
-use super::backend::Question;
 use super::publish::Pending;
+use crate::backend::Question;
 
 /// A publish and who waits for its outcome.
 #[derive(Debug)]

@@ -3,33 +3,101 @@
 //! held for the backend's word where a namespace asks for it, handed to
 //! the broker, and its outcome told to whoever waits for it.
 
+mod gate;
+mod publish;
+
+use std::time::Duration;
+
 use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
+use self::gate::{Gated, PublishGate, Refused, publish_question, rewritten};
+use self::publish::{External, NotPublished, Publishes, Settled, error_json};
 use super::access::Credential;
 use super::admission::Served;
 use super::backend::Hook;
 use super::broker_view::LoopContext;
-use super::decide::{BackendHooks, refused, unavailable};
 use super::deliver::Delivery;
+use super::hooks::{BackendHooks, refused, unavailable};
 use super::loop_parts::LoopParts;
 use super::metrics::{Outcome, add};
-use super::publish::{self, External, NotPublished, Pending, Publishes, Settled, error_json};
-use super::publish_hook::{Gated, PublishGate, Refused, rewritten};
 use super::rate;
+
+pub(super) use self::publish::Pending;
 use super::replies::{close_reason, error_response, rate_limited, send_error};
 
 /// The outcome of one item of a server API publish, for the request
 /// that waits for its items: the request, the item, the outcome.
 pub(super) type ItemSettled = (ConnId, usize, Result<(EventId, bool), HubError>);
 
-/// The loop's publishes waiting for their outcome.
+/// The loop's publishes waiting for their outcome: those the broker has,
+/// and those held for the backend's word (its publish hook) before it.
+/// Both are this concern's alone; the rest of the hub reaches them
+/// through its methods.
 #[derive(Debug, Default)]
 pub(super) struct Publishing {
-    pub(super) publishes: Publishes,
+    /// Publishes handed to the broker, waiting for their outcome.
+    publishes: Publishes,
+    /// Publishes waiting for the backend's publish hook.
+    gate: PublishGate,
 }
 
 impl Publishing {
+    /// Lets go of the publishes held for connections that left: done
+    /// before each use of the gate, so that it is as if each had been
+    /// let go of as its connection left.
+    fn let_go_of_departed(&mut self, departed: &mut Vec<ConnId>) {
+        for conn in departed.drain(..) {
+            self.gate.forget(conn);
+        }
+    }
+
+    /// Holds `gated`, from `conn`, under the backend's question `token`
+    /// until its decision comes: its publisher's later publishes wait
+    /// behind it.
+    fn hold(&mut self, parts: &mut LoopParts<'_>, token: u64, conn: ConnId, gated: Gated) {
+        self.let_go_of_departed(parts.departed);
+        self.gate.hold(token, conn, gated);
+    }
+
+    /// Whether the backend's decision `token` is about a publish held here.
+    pub(super) fn asked(&mut self, parts: &mut LoopParts<'_>, token: u64) -> bool {
+        self.let_go_of_departed(parts.departed);
+        self.gate.asked(token)
+    }
+
+    /// Whether `conn` has a publish still held for the backend's word.
+    pub(super) fn holds(&mut self, parts: &mut LoopParts<'_>, conn: ConnId) -> bool {
+        self.let_go_of_departed(parts.departed);
+        self.gate.holds(conn)
+    }
+
+    /// Forgets `conn`'s publishes held for the backend (its request is
+    /// answered otherwise, or gone).
+    pub(super) fn forget_held(&mut self, parts: &mut LoopParts<'_>, conn: ConnId) {
+        self.let_go_of_departed(parts.departed);
+        self.gate.forget(conn);
+    }
+
+    /// Forgets `conn`'s publishes, held or with the broker: its request
+    /// timed out or is gone.
+    pub(super) fn forget(&mut self, parts: &mut LoopParts<'_>, conn: ConnId) {
+        self.forget_held(parts, conn);
+        self.publishes.forget(conn);
+    }
+
+    /// Forgets the outcomes the server API request `conn` waits for.
+    pub(super) fn forget_pending(&mut self, conn: ConnId) {
+        self.publishes.forget(conn);
+    }
+
+    /// The loop's tick: publishes whose outcome did not come in time,
+    /// and the connections that left, let go of.
+    pub(super) fn tick(&mut self, parts: &mut LoopParts<'_>, now: std::time::Instant) {
+        self.let_go_of_departed(parts.departed);
+        self.publishes.time_out(now);
+    }
+
     /// Hands `publish` to the broker; `pending` is told its outcome.
     pub(super) fn submit(
         &mut self,
@@ -105,7 +173,14 @@ impl Publishing {
         };
         if settings.publish_hook(topic) && !is_publish_token {
             let subject = admission.publisher_subject(access, request);
-            return hooks.ask_publish(ctx, parts, conn, subject, publish, Pending::Http(conn));
+            let Ok(token) = hooks.ask_publish(ctx, parts, publish_question(subject, &publish)) else {
+                return Reply::Now(unavailable());
+            };
+            let pending = Pending::Http(conn);
+            self.hold(parts, token, conn, Gated { publish, pending });
+            let settings = &parts.shared.settings;
+            let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
+            return Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout);
         }
         match self.submit(ctx, parts, publish, Pending::Http(conn)) {
             Ok(()) => Reply::Later(parts.shared.settings.publish_timeout),
@@ -125,7 +200,7 @@ impl Publishing {
         conn: ConnId,
         message: MessageRef<'_>,
     ) {
-        if delivery.awaiting.contains(conn) {
+        if delivery.awaits_token(conn) {
             return delivery.first_message(ctx, parts, hooks, conn, message);
         }
         let raw = (delivery.subscribers.get(conn)).is_some_and(|s| s.transport == Transport::RawWebSocket);
@@ -161,9 +236,13 @@ impl Publishing {
         let refused = match published {
             Ok(ws) if settings.publish_hook(&ws.publish.topic) => {
                 let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
-                match hooks.hold_publish(ctx, parts, conn, subject, ws.publish, ws.pending) {
-                    Ok(()) => return,
-                    Err(key) => {
+                match hooks.ask_publish(ctx, parts, publish_question(subject, &ws.publish)) {
+                    Ok(token) => {
+                        let (publish, pending) = (ws.publish, ws.pending);
+                        return self.hold(parts, token, conn, Gated { publish, pending });
+                    }
+                    Err(_) => {
+                        let key = ws.publish.key.as_deref().map(str::to_owned);
                         if let Some(subscriber) = delivery.subscribers.get_mut(conn) {
                             subscriber.settle_in_flight(ws.len);
                         }
@@ -182,7 +261,7 @@ impl Publishing {
             },
             Err(refused) => refused,
         };
-        refuse_ws_publish(ctx, parts, delivery, &mut hooks.publish_gate, conn, refused, raw);
+        refuse_ws_publish(ctx, parts, delivery, conn, refused, raw);
     }
 
     /// The outcome of a publish: its event's id and whether it was a
@@ -193,7 +272,6 @@ impl Publishing {
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         delivery: &mut Delivery,
-        held_publishes: &mut PublishGate,
         token: u64,
         result: Result<(EventId, bool), HubError>,
     ) -> Option<ItemSettled> {
@@ -201,7 +279,7 @@ impl Publishing {
         match publish::settle(pending, result, &mut delivery.subscribers, parts.stats) {
             Settled::Answer(conn, response) => parts.cors.respond(ctx, conn, response),
             Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
-            Settled::CloseRaw(conn, e) => refuse_raw(ctx, parts, delivery, held_publishes, conn, &e),
+            Settled::CloseRaw(conn, e) => refuse_raw(ctx, parts, delivery, conn, &e),
             Settled::Item(conn, index, result) => return Some((conn, index, result)),
             Settled::Nothing => {}
         }
@@ -216,11 +294,11 @@ impl Publishing {
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
         delivery: &mut Delivery,
-        held_publishes: &mut PublishGate,
         token: u64,
         decision: Decision,
     ) {
-        for (gated, decision) in held_publishes.decided(token, decision) {
+        self.let_go_of_departed(parts.departed);
+        for (gated, decision) in self.gate.decided(token, decision) {
             let outcome = match &decision {
                 Decision::Allow(_) => Outcome::Allowed,
                 Decision::Deny { .. } => Outcome::Denied,
@@ -255,7 +333,7 @@ impl Publishing {
                     (pending, Refused::Undecided)
                 }
             };
-            refuse_held_publish(ctx, parts, delivery, held_publishes, pending, refusal, key);
+            refuse_held_publish(ctx, parts, delivery, pending, refusal, key);
         }
     }
 }
@@ -265,7 +343,6 @@ fn refuse_held_publish(
     ctx: &mut Ctx<'_, HubMessage>,
     parts: &mut LoopParts<'_>,
     delivery: &mut Delivery,
-    held_publishes: &mut PublishGate,
     pending: Pending,
     refusal: Refused,
     key: Option<String>,
@@ -297,7 +374,7 @@ fn refuse_held_publish(
                 ),
                 Refused::Undecided => NotPublished::Undecided(key),
             };
-            refuse_ws_publish(ctx, parts, delivery, held_publishes, conn, refused, raw);
+            refuse_ws_publish(ctx, parts, delivery, conn, refused, raw);
         }
         Pending::Internal | Pending::Api { .. } | Pending::External(_) => {}
     }
@@ -310,7 +387,6 @@ fn refuse_ws_publish(
     ctx: &mut Ctx<'_, HubMessage>,
     parts: &mut LoopParts<'_>,
     delivery: &mut Delivery,
-    held_publishes: &mut PublishGate,
     conn: ConnId,
     refused: NotPublished,
     raw: bool,
@@ -323,38 +399,20 @@ fn refuse_ws_publish(
         ),
         (NotPublished::RateLimited, _) => {
             add(&parts.stats.rate_limited, 1);
-            delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+            delivery.leave(ctx, parts, conn, &CloseReason::Ended);
             ctx.close(conn, CloseCode::POLICY, "publishing faster than the rate limit");
         }
-        (NotPublished::Refused(code, why), true) => {
-            close_raw(ctx, parts, delivery, held_publishes, conn, code, why)
-        }
+        (NotPublished::Refused(code, why), true) => close_raw(ctx, parts, delivery, conn, code, why),
         (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
         (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
         (NotPublished::Hub(e, _), true) => {
-            close_raw(
-                ctx,
-                parts,
-                delivery,
-                held_publishes,
-                conn,
-                raw_close_code(&e),
-                &e.to_string(),
-            );
+            close_raw(ctx, parts, delivery, conn, raw_close_code(&e), &e.to_string());
         }
         (NotPublished::Hub(e, key), false) => {
             ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
         }
         (NotPublished::Denied(why, _), true) => {
-            close_raw(
-                ctx,
-                parts,
-                delivery,
-                held_publishes,
-                conn,
-                CloseCode::POLICY,
-                &why,
-            );
+            close_raw(ctx, parts, delivery, conn, CloseCode::POLICY, &why);
         }
         (NotPublished::Denied(why, key), false) => {
             ctx.send(conn, &Message::text(error_json(&why, key.as_deref())));
@@ -364,7 +422,6 @@ fn refuse_ws_publish(
                 ctx,
                 parts,
                 delivery,
-                held_publishes,
                 conn,
                 CloseCode::TRY_AGAIN_LATER,
                 publish::UNDECIDED,
@@ -395,19 +452,10 @@ fn refuse_raw(
     ctx: &mut Ctx<'_, HubMessage>,
     parts: &mut LoopParts<'_>,
     delivery: &mut Delivery,
-    held_publishes: &mut PublishGate,
     conn: ConnId,
     e: &HubError,
 ) {
-    close_raw(
-        ctx,
-        parts,
-        delivery,
-        held_publishes,
-        conn,
-        raw_close_code(e),
-        &e.to_string(),
-    );
+    close_raw(ctx, parts, delivery, conn, raw_close_code(e), &e.to_string());
 }
 
 /// Closes a raw subscriber: it leaves at once, so that nothing more is
@@ -416,11 +464,10 @@ fn close_raw(
     ctx: &mut Ctx<'_, HubMessage>,
     parts: &mut LoopParts<'_>,
     delivery: &mut Delivery,
-    held_publishes: &mut PublishGate,
     conn: ConnId,
     code: CloseCode,
     why: &str,
 ) {
-    delivery.leave(ctx, parts, held_publishes, conn, &CloseReason::Ended);
+    delivery.leave(ctx, parts, conn, &CloseReason::Ended);
     ctx.close(conn, code, close_reason(why));
 }
