@@ -21,22 +21,11 @@ use std::thread::{self, Thread};
 use tether_hub::{Config, Error as HubError, EventId, HubMessage, Publish, sequencer_of};
 use tether_server::Poster;
 
-use super::HubShared;
 use super::settings::HubSettings;
-
-impl HubShared {
-    /// A publisher into this hub from outside its loops, which `poster`
-    /// (the server's, [`Cluster::poster`](tether_server::Cluster::poster))
-    /// posts to.
-    pub fn publisher(&self, poster: Poster<HubMessage>) -> HubPublisher {
-        HubPublisher::new(poster, &self.settings)
-    }
-}
 
 /// Publishes into a running hub from any thread: `Send + Sync + Clone`,
 /// cheap to clone (two reference counts). Made from the server's
-/// [`Poster`] ([`HubShared::publisher`](super::HubShared::publisher),
-/// or [`HubPublisher::new`]).
+/// [`Poster`] (`HubShared::publisher`, or [`HubPublisher::new`]).
 ///
 /// Each publish resolves, like `POST /topics/NAME`, once its topic's
 /// broker has sequenced it (a durable broker: written as promised), with

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tether_hub::LocalBroker;
 
 use super::access::Access;
+use super::external::HubPublisher;
 use super::metrics::HubStats;
 use super::revoked::Revocation;
 use super::settings::HubSettings;
@@ -68,6 +69,13 @@ impl fmt::Debug for HubShared {
 }
 
 impl HubShared {
+    /// A publisher into this hub from outside its loops, which `poster`
+    /// (the server's, [`Cluster::poster`](tether_server::Cluster::poster))
+    /// posts to.
+    pub fn publisher(&self, poster: tether_server::Poster<tether_hub::HubMessage>) -> HubPublisher {
+        HubPublisher::new(poster, &self.settings)
+    }
+
     /// The shared part of a hub of `loops` event loops.
     pub fn new(settings: HubSettings, loops: usize) -> HubShared {
         let settings = Arc::new(settings);
