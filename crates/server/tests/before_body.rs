@@ -69,14 +69,20 @@ impl App for Keeper {
 
     fn on_request(
         &mut self,
-        _ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         _conn: ConnId,
         state: &mut Kept,
         _request: &Request<'_>,
         body: &[u8],
     ) -> Reply {
         state.seen.push("on_request");
-        Reply::Now(Response::text(200, format!("{} bytes\n", body.len())))
+        // The server's count of requests so far, this one included: a
+        // request whose route was made before its body is counted too.
+        let requests = ctx.stats().http_requests;
+        Reply::Now(Response::text(
+            200,
+            format!("{} bytes, request {requests}\n", body.len()),
+        ))
     }
 }
 
@@ -142,14 +148,21 @@ fn http1_a_state_made_of_the_head_reaches_on_request_and_drops_once() {
     running.heads(1);
     conn.send(b"hello");
     let answer = conn.response();
-    assert_eq!((answer.status, &answer.body[..]), (200, &b"5 bytes\n"[..]));
+    assert_eq!(
+        (answer.status, &answer.body[..]),
+        (200, &b"5 bytes, request 1\n"[..])
+    );
     assert_eq!(running.ended(1), vec![KEPT.to_vec()]);
     assert_eq!(running.routed.load(Ordering::SeqCst), 0);
 
     // The next request on the connection, its body whole with its head,
     // is routed as usual: nothing of the last one is left over.
     conn.send(b"POST /kept HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nhi");
-    assert_eq!(conn.response().status, 200);
+    let answer = conn.response();
+    assert_eq!(
+        (answer.status, &answer.body[..]),
+        (200, &b"2 bytes, request 2\n"[..])
+    );
     assert_eq!(running.ended(2)[1], vec!["route", "on_request"]);
     assert_eq!(running.routed.load(Ordering::SeqCst), 1);
 
@@ -187,7 +200,11 @@ fn http2_a_state_made_of_the_head_reaches_on_request_and_drops_once() {
     let stream = h2.open(&fields, false);
     running.heads(1);
     h2.data(stream, b"hello", true);
-    assert_eq!(h2.finish(stream).status(), Some(200));
+    let answer = h2.finish(stream);
+    assert_eq!(
+        (answer.status(), &answer.data[..]),
+        (Some(200), &b"5 bytes, request 1\n"[..])
+    );
     assert_eq!(running.ended(1), vec![KEPT.to_vec()]);
     assert_eq!(running.routed.load(Ordering::SeqCst), 0);
 

@@ -15,6 +15,7 @@ use std::ops::{Deref, DerefMut};
 use tether_ws::MessageRef;
 
 use crate::app::{App, BeforeBody, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
+use crate::loops::Stats;
 
 /// The states of the requests under way, by key. A freed slot is reused
 /// by a later request, so the table stays as long as the most requests
@@ -147,7 +148,11 @@ impl<A: App> Hosted<A> {
     ) -> Result<Option<u32>, Response> {
         match self.app.before_body(ctx, request) {
             BeforeBody::Read => Ok(None),
-            BeforeBody::Handler(state) => Ok(Some(self.states.insert(state))),
+            BeforeBody::Handler(state) => {
+                // Its route is released, not dispatched: counted here, once.
+                Stats::add(&ctx.peers.own().stats.http_requests, 1);
+                Ok(Some(self.states.insert(state)))
+            }
             BeforeBody::Refuse(refusal) => Err(refusal),
         }
     }
