@@ -27,7 +27,7 @@ pub(crate) struct RedisArgs {
     /// node that dies has its members leave the other nodes' lists within
     /// about this long.
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "redis",
-          value_parser = parse_presence_ttl)]
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
     pub(crate) redis_presence_ttl: f64,
     /// On a Redis Cluster, the partitions the topics are grouped into
     /// (each partition's keys share a hash tag, and a node reads one
@@ -49,26 +49,8 @@ pub(crate) struct RedisArgs {
     pub(crate) redis_wait_replicas: u8,
     /// Seconds a batch of publishes waits for --redis-wait-replicas.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, requires = "redis",
-          value_parser = parse_wait_timeout)]
+          value_parser = super::values::seconds_between(0.001, 60.0))]
     pub(crate) redis_wait_timeout: f64,
-}
-
-/// `--redis-wait-timeout`: 0.001 to 60 seconds.
-#[cfg(feature = "redis")]
-fn parse_wait_timeout(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if (0.001..=60.0).contains(&s) => Ok(s),
-        _ => Err("a number of seconds from 0.001 to 60".to_owned()),
-    }
-}
-
-/// `--redis-presence-ttl`, `--nats-presence-ttl`: 0.1 to 3600 seconds.
-#[cfg(any(feature = "redis", feature = "nats"))]
-pub(crate) fn parse_presence_ttl(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
-        _ => Err("a number of seconds from 0.1 to 3600".to_owned()),
-    }
 }
 
 /// The NATS bridge's options (`--app demo` and `--app hub`).
@@ -99,7 +81,7 @@ pub(crate) struct NatsArgs {
     /// so a node that dies has its members leave the other nodes' lists
     /// within about this long.
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, requires = "nats",
-          value_parser = parse_presence_ttl)]
+          value_parser = super::values::seconds_between(0.1, 3600.0))]
     pub(crate) nats_presence_ttl: f64,
 }
 

@@ -5,7 +5,7 @@ use tether_apps::HubSettings;
 use tether_node::Hooks;
 
 use super::auth::is_cookie_name;
-use super::values::{seconds, whole};
+use super::values::{seconds, seconds_between, whole};
 
 /// Decisions by the application's backend over HTTP (`--app demo` and
 /// `--app hub`): the JSON each hook is sent and answers is in
@@ -36,7 +36,7 @@ pub(crate) struct HookArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) hook_refresh: Option<String>,
     /// Seconds the backend has to answer (queueing included), 0.001 to 60.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_hook_timeout, default_value_t = 1.0)]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds_between(0.001, 60.0), default_value_t = 1.0)]
     pub(crate) hook_timeout: f64,
     /// A request header field the connect hook is given (repeat for more;
     /// any case, sent in lower case).
@@ -55,14 +55,6 @@ pub(crate) struct HookArgs {
     #[arg(long, value_name = "N", default_value_t = tether_apps::DEFAULT_PER_LOOP,
           value_parser = whole::<usize>(1, 1_000_000))]
     pub(crate) hook_queue: usize,
-}
-
-/// `--hook-timeout`: more than 0, at most a minute.
-fn parse_hook_timeout(text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 60.0)
-        .ok_or_else(|| "expected seconds, 0.001 to 60".to_owned())
 }
 
 /// `--hook-forward-header`: a field name (RFC 9110 token), kept in lower

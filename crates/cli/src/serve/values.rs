@@ -81,6 +81,21 @@ pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
     Ok(seconds)
 }
 
+/// A duration option's parser for a range that excludes 0 or stops short
+/// of a day: seconds from `min` to `max`, fractions allowed.
+pub(crate) fn seconds_between(
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| (min..=max).contains(s))
+            .ok_or_else(|| format!("expected seconds, {min} to {max}"))
+    }
+}
+
 /// A duration option's value as a `Duration`.
 pub(crate) fn seconds(s: f64) -> Duration {
     // parse_seconds has bounded it; anything else is no time at all.
