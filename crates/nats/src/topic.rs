@@ -107,9 +107,6 @@ pub(crate) async fn follow(
         // checked (the messages it had handed over by then are covered).
         let mut checked = 0;
         while let Some(cmd) = cmds.recv().await {
-            if !bridge.is_current(&topic, serial) {
-                return;
-            }
             let check = match &cmd {
                 TopicCmd::Message(message, true) => {
                     let seq = message.info().map_or(0, |info| info.stream_sequence);
@@ -144,7 +141,8 @@ pub(crate) async fn follow(
                 }
             }
             if !bridge.is_current(&topic, serial) {
-                // Unfollowed while checking.
+                // Every loop unfollowed (before this command, or while it
+                // was checked): a newer task, if any, answers them.
                 return;
             }
             match cmd {
