@@ -18,6 +18,11 @@ KIND is what the lines are, and so how they are read:
     scale        scale.sh's lines: memory per connection (RSS, its
                  anonymous part, the kernel's), code per server, latency,
                  deliveries, connect failures by cause
+    spread       fresh-servers.sh's echo lines: each server's messages per
+                 server CPU-second over its fresh processes, their spread,
+                 the kernel's share and system calls per message
+    fanout-memory  fresh-servers.sh's fan-out lines: code and anonymous
+                 memory apart, anonymous growth per subscriber
     tokio        tokio.sh's lines: tether-tokio beside the tokio peers
     criterion    lines of `criterion` below: the criterion benchmarks'
                  mean times, each beside its group's baseline
@@ -352,9 +357,9 @@ def scale_table(run, rows):
     out = caption(run) + [
         "| bus | tls | rate/s | connections | connect s | RSS B/conn | anon B/conn | code MB/server "
         "| TCP buf B/conn | slab B/conn | peak RSS MB | lat p50 ms | lat p99 ms | all p99 ms | deliveries/s "
-        "| srv µs/deliv less idle | delivered | missing | connect failures |",
+        "| srv µs/deliv less idle | close µs/conn | delivered | missing | connect failures |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: | --- |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         if r.get("mode") != "fanout":
@@ -367,20 +372,99 @@ def scale_table(run, rows):
             f"| {num(r.get('tcp_mem_per_connection_b'))} | {num(r.get('kernel_socket_slab_per_connection_b'))} "
             f"| {mb(r.get('server_peak_rss_sum'))} | {ms(r, 'latency_us', 'p50')} | {ms(r, 'latency_us', 'p99')} "
             f"| {ms(r, 'last_delivery_us', 'p99')} | {num(r.get('events_per_s'))} "
-            f"| {num(r.get('servers_cpu_us_per_delivery_less_idle'), 2)} | {num(r.get('delivered'))} "
+            f"| {num(r.get('servers_cpu_us_per_delivery_less_idle'), 2)} "
+            f"| {num(r.get('servers_close_cpu_us_per_connection'), 2)} | {num(r.get('delivered'))} "
             f"| {num(r.get('missing'))} | {failures(r)} |")
     out += ["", "Per connection: the growth from before the connections to all of them open, over them. RSS: "
             "the servers' resident memory summed over their processes; anon: its anonymous part (RssAnon: heap "
             "and stacks, what grows with the connections); code: the file-backed part (RssFile: the executable "
             "and its libraries, the same pages mapped in each process, constant) per server process; TCP buf "
             "and slab: the kernel's socket buffers and socket slabs, both ends of each loopback connection. "
-            "all p99: publish to the last subscriber's delivery. Connect failures: connections not opened, by "
+            "all p99: publish to the last subscriber's delivery. srv µs/deliv: the servers' CPU from "
+            "the first publish to the last delivery, every connection still open (runs from before "
+            "2026-11-28 counted until the load generator had exited, closing included: no close column); "
+            "close µs/conn: the servers' CPU to close them, after. Connect failures: connections not opened, by "
             "cause (source_ports is EADDRNOTAVAIL)."]
     return out
 
 
+def spread_table(run, rows):
+    """fresh-servers.sh's echo lines: each server's messages per server
+    CPU-second over its fresh processes, their spread, and the kernel's
+    counts per message."""
+    by_server = defaultdict(list)
+    for r in rows:
+        if r.get("mode") == "echo":
+            by_server[r["server"]].append(r)
+    out = caption(run) + [
+        "| server | fresh servers | median msg/CPU-s | min | max | spread | kernel share "
+        "| recv/msg | send/msg | epoll_wait/msg | switches/msg |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def per_msg(rs, *names):
+        vs = [sum((r.get("syscalls_per_message") or {}).get(n, 0) for n in names)
+              for r in rs if r.get("syscalls_per_message")]
+        return num(median(vs), 2) if vs else "-"
+    for server, rs in sorted(by_server.items()):
+        rates = [r["msg_per_server_cpu_s"] for r in rs]
+        med = median(rates)
+        share = median(r["server_system_s"] / r["server_cpu_s"] for r in rs
+                       if r.get("server_system_s") is not None and r.get("server_cpu_s"))
+        switches = [r["context_switches_per_message"] for r in rs
+                    if r.get("context_switches_per_message") is not None]
+        out.append(f"| {server} | {len(rs)} | {num(med)} | {num(min(rates))} | {num(max(rates))} "
+                   f"| {num(100 * (max(rates) - min(rates)) / med, 1)} % "
+                   f"| {'-' if share is None else num(100 * share, 1) + ' %'} "
+                   f"| {per_msg(rs, 'recvfrom', 'read')} | {per_msg(rs, 'sendto', 'write', 'writev')} "
+                   f"| {per_msg(rs, 'epoll_wait')} | {num(median(switches), 3) if switches else '-'} |")
+    rounds = defaultdict(dict)
+    for server, rs in by_server.items():
+        for r in rs:
+            rounds[r.get("round")][server] = r["msg_per_server_cpu_s"]
+    ratios = [v["tether"] / v["uwebsockets"] for v in rounds.values() if "tether" in v and "uwebsockets" in v]
+    out += ["", "Each row's runs: one fresh server process each, the servers in turn. Spread: (max - min) / "
+            "median. Kernel share: the server's system time over its CPU time. The counts per message: "
+            "a second, 2-second echo against the same process under perf stat (recv: recvfrom and read; "
+            "send: sendto, write and writev)."]
+    if ratios:
+        out.append(f"tether over uWebSockets, round by round: median {num(median(ratios), 2)}, "
+                   f"{num(min(ratios), 2)} to {num(max(ratios), 2)}.")
+    return out
+
+
+def fanout_memory_table(run, rows):
+    """fresh-servers.sh's fan-out lines: the server's RSS at the end in its
+    file-backed part (code) and anonymous part, and the anonymous growth per
+    subscriber."""
+    cells = defaultdict(list)
+    for r in rows:
+        if r.get("mode") == "fanout" and r.get("server_rss_anon_end") is not None:
+            cells[(r["subscribers"], r["server"])].append(r)
+    out = caption(run) + [
+        "| subscribers | server | runs | code KiB at start | code KiB at end | anon KiB at start "
+        "| anon KiB at end | anon B per subscriber | peak RSS KiB | missing |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (subs, server), rs in sorted(cells.items()):
+        def kib(k):
+            return num(median(r.get(k) for r in rs) / 1024) if median(r.get(k) for r in rs) is not None else "-"
+        growth = median((r["server_rss_anon_end"] - r["server_rss_anon_start"]) / subs for r in rs
+                        if r.get("server_rss_anon_start") is not None)
+        out.append(f"| {num(subs)} | {server} | {len(rs)} | {kib('server_rss_file_start')} "
+                   f"| {kib('server_rss_file_end')} | {kib('server_rss_anon_start')} | {kib('server_rss_anon_end')} "
+                   f"| {num(growth)} | {kib('server_peak_rss')} | {num(sum(r.get('missing', 0) for r in rs))} |")
+    out += ["", "Medians over the runs, each on a fresh server. Code: RssFile, the executable and its "
+            "libraries mapped from their files (shared, the same whatever the load); anon: RssAnon, heap "
+            "and stacks, what the subscribers and their queues cost. At start: before the first "
+            "subscriber connected; at end: after the last delivery. Anon per subscriber: the growth over "
+            "the subscribers."]
+    return out
+
+
 TABLES = {"echo": echo_table, "fanout": fanout_table, "fanout-deflate": fanout_deflate_table,
-          "tokio": tokio_table, "criterion": criterion_table, "scale": scale_table}
+          "tokio": tokio_table, "criterion": criterion_table, "scale": scale_table,
+          "spread": spread_table, "fanout-memory": fanout_memory_table}
 
 
 def criterion_lines(bench, root):

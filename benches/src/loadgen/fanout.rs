@@ -472,6 +472,12 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     let server_peak_rss = opts.server_pid.map(sys::peak_rss_bytes).transpose()?;
     let server_rss_end = opts.server_pid.map(sys::rss_bytes).transpose()?;
     let server_split_end = opts.server_pid.map(sys::rss_split).transpose()?;
+    if opts.child {
+        // The parent looks at the servers now, before the connections
+        // close (closing a million costs the servers more than their
+        // deliveries did).
+        report::hold_until_released()?;
+    }
     // WebSocket subscribers over HTTP/1.1 were timed by their tenth.
     hist.add(spread.merged()).map_err(io::Error::other)?;
     for conn in &mut h2conns {

@@ -12,6 +12,11 @@
 //! span by each) are their mean, and the histograms are merged bucket by
 //! bucket, so the percentiles are those of every sample.
 //!
+//! A fan-out's processes say when they have measured and then wait, their
+//! connections open, until the parent has looked at the servers (see
+//! [`super::watch`]): what the servers spend closing the connections is
+//! counted apart from what the deliveries cost.
+//!
 //! In fan-out only process 0 publishes; the others count the messages due
 //! as the publisher does and check their subscribers against that count.
 
@@ -122,14 +127,34 @@ pub fn run(procs: usize, watch: Option<watch::Options>) -> io::Result<Report> {
     if let Some(watch) = &mut watch {
         watch.connected()?;
     }
+    let mut stdins = Vec::with_capacity(procs);
     for child in &mut children.0 {
         if let Some(mut stdin) = child.stdin.take() {
             writeln!(stdin, "go")?;
+            stdins.push(stdin);
         }
     }
+    // Each process says when it has measured, its connections still open
+    // (a fan-out's do; the others end without saying it): the servers are
+    // looked at then, and the processes let go to close them.
+    let mut jsons: Vec<Option<String>> = vec![None; procs];
+    for (out, json) in outputs.iter_mut().zip(&mut jsons) {
+        for line in out.lines() {
+            let line = line?;
+            if line == report::MEASURED {
+                break;
+            }
+            if line.starts_with('{') {
+                *json = Some(line);
+            }
+        }
+    }
+    if let Some(watch) = &mut watch {
+        watch.measured()?;
+    }
+    drop(stdins);
     let mut lines = Vec::with_capacity(procs);
-    for (i, out) in outputs.iter_mut().enumerate() {
-        let mut json = None;
+    for (i, (out, mut json)) in outputs.iter_mut().zip(jsons).enumerate() {
         for line in out.lines() {
             let line = line?;
             if line.starts_with('{') {

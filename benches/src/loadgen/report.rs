@@ -171,6 +171,25 @@ pub fn wait_for_start() -> io::Result<()> {
     Ok(())
 }
 
+/// What a process of a multi-process run says once its measurement is over
+/// and its connections are still open ([`hold_until_released`]).
+pub const MEASURED: &str = "measured";
+
+/// In a process of a multi-process run, once its measurement is over: says
+/// [`MEASURED`] on stdout and waits for a line (or the end) on stdin before
+/// going on, so that the parent can look at the servers while they still
+/// hold every connection, apart from what closing them costs.
+pub fn hold_until_released() -> io::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut out = io::stdout().lock();
+    writeln!(out, "{MEASURED}")?;
+    out.flush()?;
+    drop(out);
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    Ok(())
+}
+
 /// The clock and CPU counters at the start of a measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {

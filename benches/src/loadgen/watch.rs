@@ -134,6 +134,10 @@ pub struct Watch {
     connected: Option<(Sample, Sample)>,
     /// Whether every server's peak RSS could be started over.
     peaks_reset: bool,
+    /// The look when every process had measured, its connections still
+    /// open (fan-out): the run's end. Without it the end is the look after
+    /// the processes exited.
+    measured: Option<Sample>,
 }
 
 impl Watch {
@@ -148,6 +152,7 @@ impl Watch {
             before,
             connected: None,
             peaks_reset: false,
+            measured: None,
         })
     }
 
@@ -162,6 +167,29 @@ impl Watch {
         Ok(())
     }
 
+    /// Every process has measured and still holds its connections: the
+    /// run's end, before they close.
+    pub fn measured(&mut self) -> io::Result<()> {
+        self.measured = Some(sample(&self.opts)?);
+        Ok(())
+    }
+
+    /// Once the load generator's processes have exited: waits (up to a
+    /// minute) for the servers to have closed their side of the
+    /// connections, the machine's TCP sockets in use back to where they
+    /// were before the run, and looks.
+    fn closed(&self) -> io::Result<Sample> {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            let look = sample(&self.opts)?;
+            // A little slack for other programs' sockets.
+            if look.tcp.in_use <= self.before.tcp.in_use + 64 || Instant::now() >= give_up {
+                return Ok(look);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The last look, after the run: the fields it adds to the report, for
     /// `connections` held and `deliveries` made (messages, in echo mode).
     pub fn finish(&self, connections: u64, deliveries: u64) -> io::Result<Map<String, Value>> {
@@ -174,8 +202,12 @@ impl Watch {
             .iter()
             .map(|&pid| sys::peak_rss_bytes(pid))
             .sum::<io::Result<u64>>()?;
-        let end = sample(&self.opts)?;
-        Ok(figures(
+        let after = match self.measured {
+            Some(_) => self.closed()?,
+            None => sample(&self.opts)?,
+        };
+        let end = self.measured.unwrap_or(after);
+        let mut json = figures(
             &self.before,
             &ready,
             &open,
@@ -190,7 +222,11 @@ impl Watch {
                 deliveries,
                 page_size: page_size(),
             },
-        ))
+        );
+        if self.measured.is_some() {
+            json.extend(closing(&end, &after, connections));
+        }
+        Ok(json)
     }
 }
 
@@ -304,6 +340,23 @@ fn figures(
     json
 }
 
+/// What the servers spent from the run's end, every connection open, to
+/// after the load generator's processes exited and closed them.
+fn closing(end: &Sample, after: &Sample, connections: u64) -> Map<String, Value> {
+    let cpu = (after.cpu_s - end.cpu_s).max(0.0);
+    let mut json = Map::new();
+    json.insert(
+        "servers_close_s".into(),
+        json!(round3(after.at.duration_since(end.at).as_secs_f64())),
+    );
+    json.insert("servers_close_cpu_s".into(), json!(round3(cpu)));
+    json.insert(
+        "servers_close_cpu_us_per_connection".into(),
+        json!(round3(per(cpu * 1e6, connections))),
+    );
+    json
+}
+
 fn sample(opts: &Options) -> io::Result<Sample> {
     let at = Instant::now();
     let mut rss = 0;
@@ -329,11 +382,19 @@ fn sample(opts: &Options) -> io::Result<Sample> {
 /// The one line for people the figures add to a report.
 pub fn human(json: &Map<String, Value>) -> String {
     let f = |k: &str| json.get(k).cloned().unwrap_or(Value::Null);
+    let closing = match json.get("servers_close_cpu_s") {
+        Some(cpu) => format!(
+            "; closing them: {cpu} s of the servers' CPU ({} us per connection) over {} s",
+            f("servers_close_cpu_us_per_connection"),
+            f("servers_close_s"),
+        ),
+        None => String::new(),
+    };
     format!(
         "{} connections open in {} s; {} servers: RSS {} B per connection ({} B of it anonymous; code \
          {:.1} MB file-backed per server; peak sum {} MB), \
          kernel TCP buffers {} B and socket slabs {} B per connection; servers' CPU {} s ({} us per delivery, \
-         {} less {} s/s idle)",
+         {} less {} s/s idle){closing}",
         f("connections_held"),
         f("connect_s"),
         f("watched_servers"),
@@ -384,6 +445,28 @@ mod tests {
     #[test]
     fn this_machine_has_a_sockstat() {
         tcp_sockets().unwrap();
+    }
+
+    #[test]
+    fn closing_is_counted_from_the_run_s_end_per_connection() {
+        let t0 = Instant::now();
+        let look = |secs: u64, cpu_s: f64| Sample {
+            at: t0 + Duration::from_secs(secs),
+            rss: 0,
+            split: sys::RssSplit::default(),
+            cpu_s,
+            bus_cpu_s: None,
+            tcp: TcpSockets {
+                in_use: 0,
+                mem_pages: 0,
+            },
+            slab: None,
+        };
+        // 2 s of the servers' CPU to close 100 000 connections, over 3 s.
+        let json = closing(&look(10, 7.0), &look(13, 9.0), 100_000);
+        assert_eq!(json["servers_close_s"], json!(3.0));
+        assert_eq!(json["servers_close_cpu_s"], json!(2.0));
+        assert_eq!(json["servers_close_cpu_us_per_connection"], json!(20.0));
     }
 
     #[test]
