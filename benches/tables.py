@@ -357,9 +357,10 @@ def scale_table(run, rows):
     out = caption(run) + [
         "| bus | tls | rate/s | connections | connect s | RSS B/conn | anon B/conn | code MB/server "
         "| TCP buf B/conn | slab B/conn | peak RSS MB | lat p50 ms | lat p99 ms | all p99 ms | deliveries/s "
-        "| srv µs/deliv less idle | close µs/conn | delivered | missing | connect failures |",
+        "| srv µs/deliv less idle | softirq µs/deliv | gen µs/deliv | close µs/conn | delivered | missing "
+        "| connect failures |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: | ---: | --- |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         if r.get("mode") != "fanout":
@@ -373,6 +374,8 @@ def scale_table(run, rows):
             f"| {mb(r.get('server_peak_rss_sum'))} | {ms(r, 'latency_us', 'p50')} | {ms(r, 'latency_us', 'p99')} "
             f"| {ms(r, 'last_delivery_us', 'p99')} | {num(r.get('events_per_s'))} "
             f"| {num(r.get('servers_cpu_us_per_delivery_less_idle'), 2)} "
+            f"| {num(r.get('machine_softirq_us_per_delivery'), 2)} "
+            f"| {num(1e6 * r['loadgen_cpu_s'] / r['delivered'], 2) if r.get('loadgen_cpu_s') and r.get('delivered') else '-'} "
             f"| {num(r.get('servers_close_cpu_us_per_connection'), 2)} | {num(r.get('delivered'))} "
             f"| {num(r.get('missing'))} | {failures(r)} |")
     out += ["", "Per connection: the growth from before the connections to all of them open, over them. RSS: "
@@ -383,6 +386,9 @@ def scale_table(run, rows):
             "all p99: publish to the last subscriber's delivery. srv µs/deliv: the servers' CPU from "
             "the first publish to the last delivery, every connection still open (runs from before "
             "2026-11-28 counted until the load generator had exited, closing included: no close column); "
+            "softirq µs/deliv: the machine's time in software interrupts over the same span, where "
+            "loopback does the receiving end's TCP work, counted in no process; gen µs/deliv: the load "
+            "generator's CPU, reading (the three share the same cores); "
             "close µs/conn: the servers' CPU to close them, after. Connect failures: connections not opened, by "
             "cause (source_ports is EADDRNOTAVAIL)."]
     return out

@@ -25,6 +25,23 @@ pub fn cpu_times(pid: Option<u32>) -> io::Result<(f64, f64)> {
     Ok((user as f64 / per_second, system as f64 / per_second))
 }
 
+/// Seconds the machine's CPUs have spent in software interrupts since
+/// boot, from `/proc/stat` (the `softirq` column of the `cpu` line). On
+/// loopback the receiving end's TCP work runs there, and is counted in no
+/// process's CPU time.
+pub fn softirq_seconds() -> io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks =
+        parse_softirq_ticks(&stat).ok_or_else(|| io::Error::other("/proc/stat: unexpected format"))?;
+    Ok(ticks as f64 / clock_ticks_per_second() as f64)
+}
+
+/// The `softirq` column (the seventh number) of the `cpu` line.
+fn parse_softirq_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    line.split_ascii_whitespace().nth(7)?.parse().ok()
+}
+
 /// utime and stime, in clock ticks, from the text of a `/proc/PID/stat`.
 fn parse_stat_ticks(stat: &str) -> Option<(u64, u64)> {
     // The command name (field 2) is in parentheses and may itself contain
@@ -162,6 +179,14 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn softirq_is_the_seventh_number_of_the_cpu_line() {
+        let stat = "cpu  100 2 30 4000 5 6 77 0 0 0\ncpu0 50 1 15 2000 2 3 40 0 0 0\nintr 1\n";
+        assert_eq!(parse_softirq_ticks(stat), Some(77));
+        assert_eq!(parse_softirq_ticks("cpu0 1 2 3\n"), None);
+        assert!(softirq_seconds().is_ok());
+    }
 
     #[test]
     fn stat_ticks_skip_a_tricky_command_name() {
