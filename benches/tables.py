@@ -404,8 +404,8 @@ def spread_table(run, rows):
             by_server[r["server"]].append(r)
     out = caption(run) + [
         "| server | fresh servers | median msg/CPU-s | min | max | spread | kernel share "
-        "| recv/msg | send/msg | epoll_wait/msg | switches/msg |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| switches/msg in the run | recv/msg | send/msg | epoll_wait/msg | switches/msg |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def per_msg(rs, *names):
@@ -419,9 +419,12 @@ def spread_table(run, rows):
                        if r.get("server_system_s") is not None and r.get("server_cpu_s"))
         switches = [r["context_switches_per_message"] for r in rs
                     if r.get("context_switches_per_message") is not None]
+        in_run = [r["server_context_switches"] / r["messages"] for r in rs
+                  if r.get("server_context_switches") is not None and r.get("messages")]
         out.append(f"| {server} | {len(rs)} | {num(med)} | {num(min(rates))} | {num(max(rates))} "
                    f"| {num(100 * (max(rates) - min(rates)) / med, 1)} % "
                    f"| {'-' if share is None else num(100 * share, 1) + ' %'} "
+                   f"| {num(median(in_run), 3) if in_run else '-'} "
                    f"| {per_msg(rs, 'recvfrom', 'read')} | {per_msg(rs, 'sendto', 'write', 'writev')} "
                    f"| {per_msg(rs, 'epoll_wait')} | {num(median(switches), 3) if switches else '-'} |")
     rounds = defaultdict(dict)
@@ -430,9 +433,17 @@ def spread_table(run, rows):
             rounds[r.get("round")][server] = r["msg_per_server_cpu_s"]
     ratios = [v["tether"] / v["uwebsockets"] for v in rounds.values() if "tether" in v and "uwebsockets" in v]
     out += ["", "Each row's runs: one fresh server process each, the servers in turn. Spread: (max - min) / "
-            "median. Kernel share: the server's system time over its CPU time. The counts per message: "
+            "median. Kernel share: the server's system time over its CPU time. Switches in the run: the "
+            "server's context switches over the measured run (each a wait for work, mostly), per message. "
+            "The other counts per message: "
             "a second, 2-second echo against the same process under perf stat (recv: recvfrom and read; "
             "send: sendto, write and writev)."]
+    for server, rs in sorted(by_server.items()):
+        pairs = [(r["server_context_switches"] / r["messages"], r["msg_per_server_cpu_s"]) for r in rs
+                 if r.get("server_context_switches") is not None and r.get("messages")]
+        if len(pairs) > 2 and len({x for x, _ in pairs}) > 1 and len({y for _, y in pairs}) > 1:
+            out.append(f"{server}: correlation of a run's switches per message with its msg/CPU-s: "
+                       f"{statistics.correlation(*zip(*pairs)):.2f}.")
     if ratios:
         out.append(f"tether over uWebSockets, round by round: median {num(median(ratios), 2)}, "
                    f"{num(min(ratios), 2)} to {num(max(ratios), 2)}.")

@@ -344,6 +344,8 @@ pub fn combine(lines: &[Value]) -> Result<Report, String> {
         server_cpu: mean(lines, "server_cpu_s"),
         server_system: mean(lines, "server_system_s"),
         own_cpu: lines.iter().filter_map(|v| v["loadgen_cpu_s"].as_f64()).sum(),
+        // The same server watched over the same span by each: their mean.
+        server_switches: mean(lines, "server_context_switches").map(|m| m.round() as u64),
     };
     json.extend(span.rates(what, count));
     if mode == "fanout" {

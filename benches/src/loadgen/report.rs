@@ -197,6 +197,8 @@ pub struct Window {
     server_pid: Option<u32>,
     /// The server's user and system CPU seconds at the start.
     server_cpu: Option<(f64, f64)>,
+    /// The server's context switches (voluntary and not) at the start.
+    server_switches: Option<u64>,
     own_cpu: f64,
 }
 
@@ -212,6 +214,9 @@ pub struct Span {
     pub server_system: Option<f64>,
     /// Seconds of this process's CPU time.
     pub own_cpu: f64,
+    /// The server's context switches over the window: how often it went
+    /// to sleep waiting for work (or was made to give up its core).
+    pub server_switches: Option<u64>,
 }
 
 impl Window {
@@ -219,6 +224,7 @@ impl Window {
     pub fn start(server_pid: Option<u32>) -> io::Result<Window> {
         Ok(Window {
             server_cpu: server_pid.map(|pid| sys::cpu_times(Some(pid))).transpose()?,
+            server_switches: server_pid.and_then(|pid| sys::context_switches(pid).ok()),
             own_cpu: sys::cpu_seconds(None)?,
             started: Instant::now(),
             server_pid,
@@ -245,6 +251,12 @@ impl Window {
             server_cpu: server.map(|(user, system)| user + system),
             server_system: server.map(|(_, system)| system),
             own_cpu: sys::cpu_seconds(None)? - self.own_cpu,
+            server_switches: match (self.server_pid, self.server_switches) {
+                (Some(pid), Some(start)) => sys::context_switches(pid)
+                    .ok()
+                    .map(|now| now.saturating_sub(start)),
+                _ => None,
+            },
         })
     }
 }
@@ -275,6 +287,9 @@ impl Span {
             "server_system_s".into(),
             self.server_system.map_or(Value::Null, |c| json!(round3(c))),
         );
+        if let Some(switches) = self.server_switches {
+            m.insert("server_context_switches".into(), json!(switches));
+        }
         m.insert("loadgen_cpu_s".into(), json!(round3(self.own_cpu)));
         m.insert(format!("{what}_per_loadgen_cpu_s"), per(self.own_cpu));
         m

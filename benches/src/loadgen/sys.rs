@@ -25,6 +25,22 @@ pub fn cpu_times(pid: Option<u32>) -> io::Result<(f64, f64)> {
     Ok((user as f64 / per_second, system as f64 / per_second))
 }
 
+/// A process's context switches so far, voluntary and involuntary
+/// (`/proc/PID/status`).
+pub fn context_switches(pid: u32) -> io::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    parse_context_switches(&std::fs::read_to_string(&path)?)
+        .ok_or_else(|| io::Error::other(format!("{path}: no context switch counts")))
+}
+
+fn parse_context_switches(status: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].trim().parse().ok()
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
+}
+
 /// Seconds the machine's CPUs have spent in software interrupts since
 /// boot, from `/proc/stat` (the `softirq` column of the `cpu` line). On
 /// loopback the receiving end's TCP work runs there, and is counted in no
@@ -179,6 +195,14 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_switches_add_both_kinds() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_context_switches(status), Some(127));
+        assert_eq!(parse_context_switches("Name:\tx\n"), None);
+        assert!(context_switches(std::process::id()).is_ok());
+    }
 
     #[test]
     fn softirq_is_the_seventh_number_of_the_cpu_line() {
