@@ -12,6 +12,8 @@ callgrind_start() { # command...
     SERVER_PID=$!
     for _ in $(seq 600); do
         grep -q "listening on" "$WORK/server.log" && break
+        # A server that exited (a bad option, a port taken) will not listen.
+        kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
     grep -q "listening on" "$WORK/server.log" || { cat "$WORK/server.log" >&2; return 1; }
@@ -46,7 +48,16 @@ per_message() { # total idle messages
     echo $((($1 - $2) / ($3 > 0 ? $3 : 1)))
 }
 
+# The exit trap of the scripts that source this: whatever ended the run (a
+# step that failed, Ctrl-C, TERM), a server still under callgrind is
+# stopped by its pid and waited for. It sees SERVER_PID only if the server
+# was started in the script's own shell, never in a subshell (`$(...)`,
+# `< <(...)`).
 callgrind_cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
     rm -rf "$WORK"
 }

@@ -43,17 +43,7 @@ LOADGEN=target/release/loadgen
 WORK=$(mktemp -d)
 # shellcheck source=benches/callgrind-run.sh
 . benches/callgrind-run.sh
-# Whatever ends the run (a step that fails, Ctrl-C, TERM), the server
-# under callgrind, if one runs, is stopped by its pid and waited for.
-on_exit() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-    callgrind_cleanup
-}
-trap on_exit EXIT
+trap callgrind_cleanup EXIT
 
 # Runs one binary under callgrind, optionally under load; sets TOTAL (the
 # instructions) and MESSAGES. It runs in this shell, never in a subshell

@@ -55,18 +55,22 @@ trap callgrind_cleanup EXIT
 # shellcheck source=tokio-servers.sh
 source "$(dirname "$0")/tokio-servers.sh"
 
-# Prints "instructions messages" of one run under callgrind.
+# One run under callgrind; sets TOTAL (the instructions) and MESSAGES. In
+# this shell, never a subshell, so that the exit trap sees the server's
+# pid (see callgrind_cleanup).
 measure() { # server port scenario|idle
-    local messages=0 command
+    local command
+    MESSAGES=0
     command=$(tokio_server_cmd "$1" "$2" 0)
     # shellcheck disable=SC2086 # the command is words on purpose
     callgrind_start $command
     if [ "$3" != idle ]; then
         local load
         read -ra load <<<"$(scenario_options "$3")"
-        messages=$(echo_load "$2" "$DURATION" --path / "${load[@]}")
+        MESSAGES=$(echo_load "$2" "$DURATION" --path / "${load[@]}")
     fi
-    echo "$(callgrind_stop) $messages"
+    callgrind_stop >"$WORK/total"
+    read -r TOTAL <"$WORK/total"
 }
 
 echo "== commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -74,10 +78,11 @@ printf '| scenario | server | instructions per message | messages |\n|---|---|--
 port=19700
 for server in $SERVERS; do
     port=$((port + 1))
-    read -r idle _ < <(measure "$server" "$port" idle)
+    measure "$server" "$port" idle
+    idle=$TOTAL
     for scenario in $SCENARIOS; do
         port=$((port + 1))
-        read -r total messages < <(measure "$server" "$port" "$scenario")
-        printf '| %s | %s | %s | %s |\n' "$scenario" "$server" "$(per_message "$total" "$idle" "$messages")" "$messages"
+        measure "$server" "$port" "$scenario"
+        printf '| %s | %s | %s | %s |\n' "$scenario" "$server" "$(per_message "$TOTAL" "$idle" "$MESSAGES")" "$MESSAGES"
     done
 done
