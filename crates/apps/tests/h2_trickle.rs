@@ -35,6 +35,10 @@ fn hub(handshake_timeout: Duration) -> TestServer {
     let mut config = config();
     config.keep_alive_timeout = IDLE;
     config.handshake_timeout = handshake_timeout;
+    // Time for a client slow to be scheduled to read the GOAWAY before the
+    // server gives up on it; one that has read it closes its side, which
+    // ends the linger at once.
+    config.linger = Duration::from_secs(3);
     let mut settings = HubSettings::default();
     settings.publish_token = Some("h2-token".to_owned());
     let shared = HubShared::new(settings, 1);
@@ -53,15 +57,24 @@ fn frame(kind: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Sends `frame` every `EVERY` while reading what the server sends, until
 /// the server ends the connection or `TRICKLE` passes; returns how many
-/// frames were sent.
+/// frames were sent. Once the GOAWAY has come the client stops sending and
+/// closes its side, as a peer told to go away does: a frame still sent
+/// when the server closes draws a reset, which throws away a GOAWAY the
+/// client has not read yet (a client slow to be scheduled lost it so).
 fn trickle(client: &mut H2Client, frame: &[u8]) -> usize {
     let started = Instant::now();
     let mut sent = 0;
+    let mut closed_ours = false;
     while !client.eof && started.elapsed() < TRICKLE {
-        // The server may have closed between two reads: a failed write is
-        // the end too, which the next read sees.
-        if client.stream.write_all(frame).is_ok() {
-            sent += 1;
+        if client.goaway.is_none() {
+            // The server may have closed between two reads: a failed write
+            // is the end too, which the next read sees.
+            if client.stream.write_all(frame).is_ok() {
+                sent += 1;
+            }
+        } else if !closed_ours {
+            let _ = client.stream.shutdown(std::net::Shutdown::Write);
+            closed_ours = true;
         }
         client.read_frame_within(EVERY);
     }
