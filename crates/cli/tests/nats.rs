@@ -60,7 +60,13 @@ fn two_nodes_share_topics_through_nats() {
     nats.restart();
     for (log, metrics) in bus::wait_for_the_bus_back(&[&a, &c]) {
         assert!(log.contains("connection to"), "{log}");
-        assert!(metrics.contains("tether_nats_reconnects_total 1\n"), "{metrics}");
+        // At least once: a server still starting may take a connection
+        // and drop it, and the node then connects once more.
+        let reconnects = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tether_nats_reconnects_total "))
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(reconnects.is_some_and(|n| n >= 1), "{metrics}");
     }
     for n in 23..=25 {
         publish_next(&c, &mut published, n);
