@@ -4,10 +4,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{
-    Config, ControlMessage, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
-    UserAction, is_valid_event_type, is_valid_publish_key, is_valid_topic,
-};
+use crate::config::Config;
+use crate::control::{ControlMessage, UserAction};
+use crate::error::Error;
+use crate::event::{DEFAULT_EVENT_TYPE, Event, is_valid_event_type};
+use crate::id::EventId;
+use crate::key::is_valid_publish_key;
+use crate::presence::PresenceMessage;
+use crate::sequencer::{Sequenced, Sequencer};
+use tether_topic::is_valid_topic;
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,7 +391,7 @@ pub trait Broker {
     /// durable one does); `None` otherwise. `Some` of an empty backlog is
     /// not needed for a topic it never sequenced: see
     /// [`Broker::holds_backlogs`].
-    fn backlog(&self, topic: &str) -> Option<&crate::Backlog> {
+    fn backlog(&self, topic: &str) -> Option<&crate::backlog::Backlog> {
         let _ = topic;
         None
     }
@@ -399,7 +404,7 @@ pub trait Broker {
 
     /// The topics whose backlogs this loop's broker holds
     /// ([`Broker::holds_backlogs`]), with them; none by default.
-    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::Backlog)> + '_> {
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::backlog::Backlog)> + '_> {
         Box::new(std::iter::empty())
     }
 

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::{Context, EventId, HubMessage, ReplyTo, TopicInfo};
+use crate::hub::TopicInfo;
+use crate::id::EventId;
+use crate::{Context, HubMessage, ReplyTo};
 
 /// What to do to every connection whose credential's subject is `user`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +131,7 @@ pub enum ControlMessage {
         /// The loop's number for the question.
         token: u64,
         /// What the backend decided.
-        decision: crate::Decision,
+        decision: crate::decision::Decision,
     },
     /// To every loop: its connections whose credential's subject is
     /// `user`; answered with [`ControlMessage::ConnectionsOf`].
@@ -160,7 +162,7 @@ pub struct ConnectionReport {
     /// The loop that holds it.
     pub loop_index: usize,
     /// How it receives events.
-    pub transport: crate::Transport,
+    pub transport: crate::hub::Transport,
     /// The topic it subscribes to.
     pub topic: Arc<str>,
     /// The Unix second it subscribed, when known.

@@ -118,12 +118,10 @@ pub use control::{
 };
 pub use decision::{Allowed, Decision};
 pub use error::Error;
-pub use event::{
-    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
-};
+pub use event::{DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions};
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
-pub use json::{Gap, json_string};
+pub use json::{GAP_EVENT_TYPE, Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
 pub use node_limits::NodeLimits;
 pub use presence::{

@@ -38,7 +38,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::{Broker, Context, HubMessage, ReplyTo, json_string, sequencer_of};
+use crate::json::json_string;
+use crate::{Broker, Context, HubMessage, ReplyTo, sequencer_of};
 
 /// The longest member name, in bytes. A subject that is longer (or not
 /// a [valid member](is_valid_member)) is not used: the connection's own
