@@ -10,10 +10,11 @@ use tether_client_core::limits;
 use tether_client_core::redirect::Redirects;
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
+use crate::error::Error;
 use crate::http::{self, Body};
 use crate::transport::Transport;
 use crate::transport::{is_timeout, time_left};
-use crate::{Error, Scheme, Url};
+use tether_client_core::url::{Scheme, Url};
 
 /// The default of [`EventSourceBuilder::max_response_head`]: 16 KiB, the
 /// size of the largest request head a tether server reads.

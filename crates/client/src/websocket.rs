@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 use tether_backoff::Attempts;
 use tether_ws::{CloseCode, CloseFrame, Message, State};
 
+use crate::builder::WebSocketBuilder;
+use crate::error::Error;
+use crate::event::Event;
 use crate::session::Session;
 use crate::transport::{Transport, is_timeout};
-use crate::{Error, Event, Url, WebSocketBuilder};
+use tether_client_core::url::Url;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

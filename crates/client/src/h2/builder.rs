@@ -10,10 +10,11 @@ use tether_sse::Limits;
 
 use super::H2Connection;
 use super::shared::Inner;
+use crate::error::Error;
 #[cfg(feature = "tls")]
 use crate::transport::is_timeout;
 use crate::transport::{Transport, connect_tcp};
-use crate::{Error, Url};
+use tether_client_core::url::Url;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
