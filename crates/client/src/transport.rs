@@ -5,8 +5,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
 use tether_client_core::url::Url;
+
+use crate::error::Error;
 
 /// A connected stream, plain or TLS.
 pub(crate) enum Transport {

@@ -4,8 +4,9 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use crate::error::Error;
 use tether_client_core::url::{Scheme, Url};
+
+use crate::error::Error;
 
 /// The addresses `url`'s host resolves to (a DNS lookup unless the host
 /// is an IP address), for connecting a socket yourself.

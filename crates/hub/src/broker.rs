@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tether_topic::is_valid_topic;
+
 use crate::config::Config;
 use crate::control::{ControlMessage, UserAction};
 use crate::error::Error;
@@ -12,7 +14,6 @@ use crate::id::EventId;
 use crate::key::is_valid_publish_key;
 use crate::presence::PresenceMessage;
 use crate::sequencer::{Sequenced, Sequencer};
-use tether_topic::is_valid_topic;
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
 #[derive(Debug, Clone, PartialEq, Eq)]

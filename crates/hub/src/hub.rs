@@ -7,12 +7,13 @@ use std::hash::Hash;
 use std::mem;
 use std::sync::Arc;
 
+use tether_topic::is_valid_topic;
+
 use crate::backlog::Backlog;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::id::EventId;
-use tether_topic::is_valid_topic;
 
 mod outcomes;
 mod topic;

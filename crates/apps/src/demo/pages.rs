@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tether_auth::{Identity, bearer_token, cookie_token, verify};
 use tether_hub::HubMessage;
+use tether_hub_app::{HubAuth, HubSettings};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 use super::login::{
@@ -13,7 +14,6 @@ use super::login::{
 };
 use crate::clock::Clock;
 use crate::echo::Echo;
-use tether_hub_app::{HubAuth, HubSettings};
 
 const ECHO: u32 = 1;
 const CLOCK: u32 = 4;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tether_client_core::url::Url;
 use tether_h2::client::{ClientConnection, Config as H2Config};
 use tether_sse::Limits;
 
@@ -14,7 +15,6 @@ use crate::error::Error;
 #[cfg(feature = "tls")]
 use crate::transport::is_timeout;
 use crate::transport::{Transport, connect_tcp};
-use tether_client_core::url::Url;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
