@@ -12,10 +12,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Clock, HubApp, HubAuth, HubSettings, HubShared, Mount, MountState};
 use tether_auth::Private;
 use tether_hub::{HubMessage, Members, json_string};
+use tether_hub_app::{HubApp, HubAuth, HubSettings, HubShared};
 use tether_server::{App, ConnId, Ctx, Reply, Request, Response};
+
+use crate::clock::Clock;
+use crate::mount::{Mount, MountState};
 
 mod login;
 mod pages;

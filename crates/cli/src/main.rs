@@ -44,7 +44,7 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve WebSocket, Server-Sent Events and HTTP on one port (the demo by default).
+    #[command(about = serve::ABOUT, long_about = None)]
     Serve(Box<serve::Args>),
     /// Decode a text/event-stream from stdin into JSON Lines on stdout.
     SseDecode(sse_decode::Args),
@@ -83,7 +83,24 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Genconfig(args) => genconfig::run(&args),
         Command::Gentoken(args) => gentoken::run(&args),
-        Command::Reference(args) => reference::run(&args),
+        Command::Reference(args) => reference::run(&args, Cli::command()),
         Command::Version => version::run(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tether serve` parses its options with its own command: the one
+    /// `tether` declares, help and all.
+    #[test]
+    fn serve_parses_with_the_command_tether_declares() {
+        let declared = Cli::command().find_subcommand("serve").cloned();
+        let mut declared = declared.expect("tether declares serve").bin_name("tether serve");
+        assert_eq!(
+            declared.render_long_help().to_string(),
+            serve::command().render_long_help().to_string()
+        );
     }
 }

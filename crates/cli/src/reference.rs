@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, Command, CommandFactory};
+use clap::{Arg, ArgAction, Command};
 
 use crate::config::env_name;
 
@@ -21,8 +21,9 @@ pub(crate) struct Args {
 /// Options that a configuration file cannot set (as serve/mod.rs says).
 const NOT_IN_FILE: &[&str] = &["config"];
 
-pub(crate) fn run(args: &Args) -> ExitCode {
-    let cli = crate::Cli::command();
+/// Prints the page of `args.command`, a subcommand of `cli` (the whole
+/// `tether` command, which only `main` knows).
+pub(crate) fn run(args: &Args, cli: Command) -> ExitCode {
     let Some(cmd) = cli.find_subcommand(&args.command) else {
         eprintln!("tether reference: no subcommand `{}`", args.command);
         return ExitCode::from(2);

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use crate::{Backoff, Error, Scheme, Url};
+use tether_backoff::Backoff;
+use tether_client_core::url::{Scheme, Url};
+
+use crate::error::Error;
 
 /// Settings for a WebSocket connection: what the upgrade request says,
 /// limits, timeouts, compression and reconnection. Build one with

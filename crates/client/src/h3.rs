@@ -7,11 +7,12 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tether_client_core::url::Url;
 use tether_h2::hpack::Field;
 use tether_quic::{ClientEvent, QuicClient};
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
-use crate::{Error, Url};
+use crate::error::Error;
 
 /// How long one wait for a datagram lasts at most, so that QUIC's timers
 /// (acknowledgements, retransmissions) run on time.

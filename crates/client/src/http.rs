@@ -4,7 +4,7 @@
 
 use tether_http1::{BodyDecoder, EMPTY_HEADER, Framing, Limits, Status};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest trailer section taken at the end of a chunked body.
 const MAX_TRAILERS: usize = 64 * 1024;

@@ -46,6 +46,7 @@
 
 mod builder;
 mod error;
+mod event;
 mod h2;
 #[cfg(feature = "tls")]
 mod h3;
@@ -61,6 +62,7 @@ mod websocket;
 
 pub use builder::{DEFAULT_MAX_QUEUED_ANSWERS, DEFAULT_READ_BUDGET, WebSocketBuilder};
 pub use error::Error;
+pub use event::Event;
 pub use h2::{H2Builder, H2Connection, H2EventStream, H2WebSocket, WsOptions};
 #[cfg(feature = "tls")]
 pub use h3::{H3Builder, H3EventStream};
@@ -76,25 +78,6 @@ pub use websocket::{Messages, WebSocket};
 /// permessage-deflate (RFC 7692), for [`WebSocketBuilder::deflate_offer`].
 #[cfg(feature = "deflate")]
 pub use tether_deflate as deflate;
-
-/// What a WebSocket client reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// The opening handshake completed. The non-blocking client reports it
-    /// once; the blocking client (whose `connect` returns only once open)
-    /// reports it after each automatic reconnection.
-    Open,
-    /// A text or binary message.
-    Message(Message),
-    /// A ping from the server; the pong has already been sent.
-    Ping(ControlPayload),
-    /// A pong (the answer to our ping, or a one-way heartbeat).
-    Pong(ControlPayload),
-    /// The close handshake is over, whichever side started it: the
-    /// server's close frame. The connection is closed.
-    Closed(CloseFrame),
-}
 
 /// The README's examples, run as doc tests.
 #[cfg(doctest)]

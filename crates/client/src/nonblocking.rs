@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use tether_ws::{CloseCode, Message, State};
 
+use crate::builder::WebSocketBuilder;
+use crate::error::Error;
+use crate::event::Event;
 use crate::session::Session;
-use crate::{Error, Event, WebSocketBuilder};
 
 /// Bytes read per `read` call, on the stack: an idle client owns no read
 /// buffer.

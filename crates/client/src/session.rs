@@ -5,10 +5,13 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use tether_client_core::url::Url;
 use tether_handshake::{ClientHandshake, ClientRequest, Status};
 use tether_ws::{CloseCode, Connection, MaskSource, Message, Role, State};
 
-use crate::{Error, Event, Url, WebSocketBuilder};
+use crate::builder::WebSocketBuilder;
+use crate::error::Error;
+use crate::event::Event;
 
 /// The largest response head accepted during the opening handshake (the
 /// clients' shared limit, as tether-tokio's).

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use tether_client_core::event_source::{self, Head, Reconnection};
 use tether_client_core::limits;
 use tether_client_core::redirect::Redirects;
+use tether_client_core::url::{Scheme, Url};
 use tether_sse::{Item, Limits, MessageEvent, Parser};
 
+use crate::error::Error;
 use crate::http::{self, Body};
 use crate::transport::Transport;
 use crate::transport::{is_timeout, time_left};
-use crate::{Error, Scheme, Url};
 
 /// The default of [`EventSourceBuilder::max_response_head`]: 16 KiB, the
 /// size of the largest request head a tether server reads.

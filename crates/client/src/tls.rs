@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 #[cfg(feature = "tls")]
-use crate::Error;
+use crate::error::Error;
 
 /// Which TLS configuration a client uses: the system's roots (made on
 /// first use), or one given.

@@ -5,7 +5,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Url};
+use tether_client_core::url::Url;
+
+use crate::error::Error;
 
 /// A connected stream, plain or TLS.
 pub(crate) enum Transport {
@@ -153,7 +155,7 @@ impl Write for Transport {
 
 /// Connects to the first address of `url` that accepts.
 pub(crate) fn connect_tcp(url: &Url, timeout: Duration) -> Result<TcpStream, Error> {
-    let addrs = crate::resolve(url).map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
+    let addrs = crate::url::resolve(url).map_err(|e| Error::io(format!("resolve {}", url.host()), e))?;
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {

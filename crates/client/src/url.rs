@@ -4,7 +4,9 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use crate::{Error, Scheme, Url};
+use tether_client_core::url::{Scheme, Url};
+
+use crate::error::Error;
 
 /// The addresses `url`'s host resolves to (a DNS lookup unless the host
 /// is an IP address), for connecting a socket yourself.
@@ -45,9 +47,9 @@ pub(crate) fn unsupported_scheme(url: &Url, client: &str) -> Error {
 mod tests {
     #[test]
     fn resolves_ip_literals() {
-        let v4 = super::resolve(&crate::Url::parse("ws://127.0.0.1:9/").unwrap()).unwrap();
+        let v4 = super::resolve(&tether_client_core::url::Url::parse("ws://127.0.0.1:9/").unwrap()).unwrap();
         assert_eq!(v4, vec!["127.0.0.1:9".parse().unwrap()]);
-        let v6 = super::resolve(&crate::Url::parse("ws://[::1]:9/").unwrap()).unwrap();
+        let v6 = super::resolve(&tether_client_core::url::Url::parse("ws://[::1]:9/").unwrap()).unwrap();
         assert_eq!(v6, vec!["[::1]:9".parse().unwrap()]);
     }
 }

@@ -5,11 +5,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tether_backoff::Attempts;
+use tether_client_core::url::Url;
 use tether_ws::{CloseCode, CloseFrame, Message, State};
 
+use crate::builder::WebSocketBuilder;
+use crate::error::Error;
+use crate::event::Event;
 use crate::session::Session;
 use crate::transport::{Transport, is_timeout};
-use crate::{Error, Event, Url, WebSocketBuilder};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

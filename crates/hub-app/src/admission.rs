@@ -9,7 +9,7 @@ use std::time::Instant;
 use tether_server::{ConnId, Request};
 
 use super::access::{Access, Credential, Presented};
-use super::routes::{Endpoint, HubRoute, Refusal};
+use super::routes::{Endpoint, HubRoute, Refusal, Wants};
 use super::subscribers::Holder;
 
 /// The request a callback serves: its id, its head, and the admission
@@ -41,6 +41,10 @@ pub struct Admission {
     /// was asked: it stands for the request's own credential (boxed, as
     /// few requests have one).
     pub(super) presented: Option<Box<Presented>>,
+    /// What a subscriber's query asks for, read when it was routed:
+    /// `None` for nothing but the defaults (boxed, as few requests ask
+    /// for more).
+    wants: Option<Box<Wants>>,
 }
 
 impl Admission {
@@ -51,6 +55,7 @@ impl Admission {
             target: None,
             credential: None,
             presented: None,
+            wants: None,
         }
     }
 
@@ -68,7 +73,21 @@ impl Admission {
             target: target.map(|(topic, endpoint)| (Arc::from(topic), endpoint)),
             credential,
             presented: presented.map(Box::new),
+            wants: None,
         }
+    }
+
+    /// The same admission, with what its query asks for (if routing read
+    /// it).
+    pub(super) fn wanting(mut self, wants: Option<Wants>) -> Admission {
+        self.wants = wants.filter(|wants| *wants != Wants::default()).map(Box::new);
+        self
+    }
+
+    /// What its query asks for: read once, when it was routed.
+    pub(super) fn wants(&self) -> &Wants {
+        static DEFAULTS: Wants = Wants::DEFAULT;
+        self.wants.as_deref().unwrap_or(&DEFAULTS)
     }
 
     /// The topic its path names.
@@ -167,6 +186,7 @@ impl Admission {
         self.target = None;
         self.credential = None;
         self.presented = None;
+        self.wants = None;
     }
 }
 
@@ -180,7 +200,7 @@ mod tests {
     #[test]
     fn an_admission_is_small() {
         assert!(
-            size_of::<Option<Admission>>() <= 56,
+            size_of::<Option<Admission>>() <= 64,
             "{}",
             size_of::<Option<Admission>>()
         );

@@ -73,7 +73,7 @@ impl Delivery {
         let (HubRoute::WebSocket(socket), Some(topic)) = (admission.route, admission.topic().cloned()) else {
             return;
         };
-        let mut subscriber = Subscriber::websocket(topic, request, socket);
+        let mut subscriber = Subscriber::websocket(topic, admission.wants(), socket);
         let settings = &parts.shared.settings;
         let access = &parts.shared.access;
         if socket == Socket::AuthFirst {
@@ -112,7 +112,7 @@ impl Delivery {
             admission,
         } = served;
         if let Some(topic) = admission.topic().cloned() {
-            let mut subscriber = Subscriber::event_stream(topic, request, last_event_id);
+            let mut subscriber = Subscriber::event_stream(topic, admission.wants(), last_event_id);
             let access = &parts.shared.access;
             subscriber.hold(admission.holder(access, request));
             let now = access.unix_secs(ctx.now());

@@ -13,11 +13,11 @@ use super::api::ApiRoute;
 use super::backend::Hook;
 use super::metrics::HubStats;
 use super::metrics::count_refusal;
-use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, format, parse_path, wants_presence};
+use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, Wants, parse_path};
 
-/// What the hub makes of a request, as its [`Admission`]: its path
-/// parsed once, its credential verified once (when a step needs it), the
-/// backend's decision it comes with (`presented`, when it is routed again
+/// What the hub makes of a request, as its [`Admission`]: its path and
+/// a subscriber's query parsed once, its credential verified once (when
+/// a step needs it), the backend's decision it comes with (`presented`, when it is routed again
 /// after one). Refusals decided here whatever the body (a bad topic, a
 /// credential that does not do, an origin that may not come in) are
 /// counted and answered in `on_request`.
@@ -28,21 +28,35 @@ pub(super) fn route(
     presented: Option<Presented>,
 ) -> Route<Admission> {
     let target = parse_path(request.path());
-    let verified = OnceCell::new();
-    let route = route_to(access, stats, request, target, presented.as_ref(), &verified);
-    route.map(|route| Admission::routed(route, target, verified.into_inner(), presented))
+    let found = Found::default();
+    let route = route_to(access, stats, request, target, presented.as_ref(), &found);
+    let Found { verified, wants } = found;
+    route.map(|route| {
+        Admission::routed(route, target, verified.into_inner(), presented).wanting(wants.into_inner())
+    })
 }
 
-/// [`route`] of a request whose path is parsed (`target`), its
-/// credential verified into `verified` when a step first needs it.
+/// What routing works out of a request when a step first needs it, kept
+/// for its admission.
+#[derive(Default)]
+struct Found {
+    /// Its credential, verified.
+    verified: OnceCell<Result<Credential, Refusal>>,
+    /// What a subscriber's query asks for.
+    wants: OnceCell<Wants>,
+}
+
+/// [`route`] of a request whose path is parsed (`target`), what it
+/// works out kept in `found`.
 fn route_to(
     access: &Access,
     stats: &HubStats,
     request: &Request<'_>,
     target: Option<(&str, Endpoint)>,
     presented: Option<&Presented>,
-    verified: &OnceCell<Result<Credential, Refusal>>,
+    found: &Found,
 ) -> Route<HubRoute> {
+    let verified = &found.verified;
     let settings = access.settings();
     // The admin listener serves the metrics and nothing else.
     if request.via_admin_listener() {
@@ -107,17 +121,18 @@ fn route_to(
     if matches!(endpoint, Endpoint::Poll | Endpoint::Presence) && method != "GET" && method != "HEAD" {
         return Refusal::OnlyGet.route();
     }
-    let raw = match format(request) {
-        Ok(format) => format == Format::Raw,
+    let wants = match Wants::of(request) {
+        Ok(wants) => found.wants.get_or_init(|| wants),
         Err(refusal) => return refusal.route(),
     };
-    if raw && let Some(refusal) = raw_refusal(request, endpoint) {
+    let raw = wants.format == Format::Raw;
+    if raw && let Some(refusal) = raw_refusal(wants, endpoint) {
         return refusal.route();
     }
-    if wants_presence(request) && (raw || endpoint == Endpoint::Poll) {
+    if wants.presence && (raw || endpoint == Endpoint::Poll) {
         return Refusal::PresenceNotStream.route();
     }
-    if wants_presence(request) && !settings.tells_join_leave(topic) {
+    if wants.presence && !settings.tells_join_leave(topic) {
         return Refusal::JoinLeaveOff.route();
     }
     if endpoint == Endpoint::Presence && !settings.keeps_presence(topic) {
@@ -135,7 +150,7 @@ fn route_to(
     let asked = Asked {
         topic,
         endpoint,
-        raw,
+        wants,
         first_message,
         presented,
     };
@@ -147,7 +162,7 @@ fn route_to(
 struct Asked<'a> {
     topic: &'a str,
     endpoint: Endpoint,
-    raw: bool,
+    wants: &'a Wants,
     /// A WebSocket that may send its token as its first message.
     first_message: bool,
     presented: Option<&'a Presented>,
@@ -166,7 +181,7 @@ fn subscribe_route<'a>(
     let Asked {
         topic,
         endpoint,
-        raw,
+        wants,
         first_message,
         presented,
     } = *asked;
@@ -210,14 +225,11 @@ fn subscribe_route<'a>(
         // Who is present is as private as the topic's events.
         Endpoint::Presence => HubRoute::Presence.route(),
         _ => {
-            if request
-                .query_param("event")
-                .is_some_and(|e| !is_valid_event_type(&e))
-            {
+            if wants.event().is_some_and(|e| !is_valid_event_type(e)) {
                 return Refusal::BadEventType.route();
             }
             if auth_first {
-                if raw {
+                if wants.format == Format::Raw {
                     return Refusal::RawFirstMessage.route();
                 }
                 HubRoute::WebSocket(Socket::AuthFirst).route()
@@ -275,17 +287,14 @@ fn asks_subscribe<'a>(
 /// Why a `?format=raw` request cannot be served, if it cannot: raw is for
 /// WebSocket subscribers, which never learn ids (so cannot resume) and get
 /// no acknowledgements.
-fn raw_refusal(request: &Request<'_>, endpoint: Endpoint) -> Option<Refusal> {
+fn raw_refusal(wants: &Wants, endpoint: Endpoint) -> Option<Refusal> {
     if endpoint != Endpoint::WebSocket {
         return Some(Refusal::RawNotWebSocket);
     }
-    if request
-        .query_param("lastEventId")
-        .is_some_and(|id| !id.is_empty())
-    {
+    if wants.last_event_id().is_some() {
         return Some(Refusal::RawResume);
     }
-    if matches!(request.query_param("envelope").as_deref(), Some("1" | "true")) {
+    if wants.envelope {
         return Some(Refusal::RawEnvelope);
     }
     None

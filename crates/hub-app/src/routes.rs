@@ -296,27 +296,107 @@ pub(super) fn unauthorized(why: Unauthorized) -> Response {
     }
 }
 
-/// Whether a subscriber asked for join and leave events (`?presence=1`).
-pub(super) fn wants_presence(request: &Request<'_>) -> bool {
-    matches!(request.query_param("presence").as_deref(), Some("1" | "true"))
-}
-
 /// What a subscriber asked to receive (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Format {
     /// Each event as its JSON object (the default).
+    #[default]
     Json,
     /// Each event's data alone, one WebSocket message each.
     Raw,
 }
 
-/// The `?format=` of a request: `json` (or none) or `raw`; anything else
-/// is refused.
-pub(super) fn format(request: &Request<'_>) -> Result<Format, Refusal> {
-    match request.query_param("format").as_deref() {
-        None | Some("json") => Ok(Format::Json),
-        Some("raw") => Ok(Format::Raw),
-        Some(_) => Err(Refusal::BadFormat),
+/// What a subscriber's query asks for: `?format=`, `?presence=`,
+/// `?envelope=`, `?lastEventId=` and `?event=`, each read once, when the
+/// request is routed, and kept in its admission for the callback that
+/// opens the subscription.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Wants {
+    pub(super) format: Format,
+    /// Join and leave events (`?presence=1`).
+    pub(super) presence: bool,
+    /// Each event in an envelope that names its topic (`?envelope=1`).
+    pub(super) envelope: bool,
+    /// `?lastEventId=` and `?event=`, boxed: few requests name either,
+    /// and an admission lives as long as its request.
+    named: Option<Box<Named>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Named {
+    last_event_id: Option<String>,
+    event: Option<String>,
+}
+
+impl Wants {
+    /// What a query that asks for nothing gets.
+    pub(super) const DEFAULT: Wants = Wants {
+        format: Format::Json,
+        presence: false,
+        envelope: false,
+        named: None,
+    };
+
+    /// What `request`'s query asks for; a `?format=` that is neither
+    /// `json` nor `raw` is refused.
+    pub(super) fn of(request: &Request<'_>) -> Result<Wants, Refusal> {
+        let format = match param(request, "format").as_deref() {
+            None | Some("json") => Format::Json,
+            Some("raw") => Format::Raw,
+            Some(_) => return Err(Refusal::BadFormat),
+        };
+        let last_event_id = param(request, "lastEventId").filter(|id| !id.is_empty());
+        let event = param(request, "event");
+        let named =
+            (last_event_id.is_some() || event.is_some()).then(|| Box::new(Named { last_event_id, event }));
+        Ok(Wants {
+            format,
+            presence: matches!(param(request, "presence").as_deref(), Some("1" | "true")),
+            envelope: matches!(param(request, "envelope").as_deref(), Some("1" | "true")),
+            named,
+        })
+    }
+
+    /// The id to resume after (`?lastEventId=`), if one is named.
+    pub(super) fn last_event_id(&self) -> Option<&str> {
+        self.named.as_deref().and_then(|n| n.last_event_id.as_deref())
+    }
+
+    /// The only event type to receive (`?event=`), if one is named.
+    pub(super) fn event(&self) -> Option<&str> {
+        self.named.as_deref().and_then(|n| n.event.as_deref())
+    }
+}
+
+/// A parameter of `request`'s query, as [`Request::query_param`] reads
+/// it; under test each read is recorded, so that a test can tell that a
+/// request's query is read once.
+fn param(request: &Request<'_>, name: &'static str) -> Option<String> {
+    #[cfg(test)]
+    reads::record(request.query(), name);
+    request.query_param(name)
+}
+
+/// The query parameters read, under test: `(query, name)` for each read.
+#[cfg(test)]
+pub(super) mod reads {
+    use std::sync::Mutex;
+
+    static READ: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+    pub(super) fn record(query: Option<&str>, name: &'static str) {
+        if let Some(query) = query {
+            READ.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((query.to_owned(), name));
+        }
+    }
+
+    /// How many times `name` was read from a request whose query is
+    /// `query`.
+    pub(crate) fn count(query: &str, name: &str) -> usize {
+        let read = READ.lock().unwrap_or_else(|e| e.into_inner());
+        read.iter().filter(|(q, n)| q == query && *n == name).count()
     }
 }
 

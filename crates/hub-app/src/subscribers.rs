@@ -7,13 +7,13 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use tether_hub::{ConnectionMember, Delivery, Event, EventId, Gap, Member, Resumed, Transport};
-use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message, Request};
+use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message};
 
 use super::conn_map::{ConnMap, Slotted};
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
 use super::poll::{next_id, poll_response};
-use super::routes::{Format, Socket, format, wants_presence};
+use super::routes::{Format, Socket, Wants};
 
 /// Who holds a subscriber's credential: when it stops being good (Unix
 /// seconds, the leeway included), its subject, and the token's id and
@@ -282,35 +282,30 @@ impl Subscriber {
 
 impl Subscriber {
     /// A WebSocket subscriber of `topic` (the one its request's path
-    /// names), let in as `socket`, with what it asked for
-    /// (`?lastEventId=`, `?format=raw`, `?event=`, `?envelope=1`,
-    /// `?presence=1`); the deadline and subject of its credential are not
-    /// read here.
-    pub(super) fn websocket(topic: Arc<str>, request: &Request<'_>, socket: Socket) -> Subscriber {
-        let last_id = request.query_param("lastEventId").filter(|id| !id.is_empty());
+    /// names), let in as `socket`, with what its query asked for
+    /// (`wants`, read when it was routed); the deadline and subject of
+    /// its credential are not read here.
+    pub(super) fn websocket(topic: Arc<str>, wants: &Wants, socket: Socket) -> Subscriber {
         // The route refused a raw subscriber with anything it cannot have.
-        let transport = match format(request) {
-            Ok(Format::Raw) => Transport::RawWebSocket,
-            _ => Transport::WebSocket,
+        let transport = match wants.format {
+            Format::Raw => Transport::RawWebSocket,
+            Format::Json => Transport::WebSocket,
         };
-        let mut subscriber = Subscriber::new(topic, transport, last_id);
+        let mut subscriber = Subscriber::new(topic, transport, wants.last_event_id().map(str::to_owned));
         subscriber.may_publish = socket == Socket::Publisher;
-        subscriber.set_rare(request.query_param("event"), |r| &mut r.event_type);
-        subscriber.envelope = matches!(request.query_param("envelope").as_deref(), Some("1" | "true"));
-        subscriber.watches = wants_presence(request);
+        subscriber.set_rare(wants.event().map(str::to_owned), |r| &mut r.event_type);
+        subscriber.envelope = wants.envelope;
+        subscriber.watches = wants.presence;
         subscriber
     }
 
     /// An event-stream subscriber of `topic` (the one its request's path
-    /// names), resuming after `last_event_id`.
-    pub(super) fn event_stream(
-        topic: Arc<str>,
-        request: &Request<'_>,
-        last_event_id: Option<&str>,
-    ) -> Subscriber {
+    /// names), resuming after `last_event_id`, with what its query asked
+    /// for (`wants`).
+    pub(super) fn event_stream(topic: Arc<str>, wants: &Wants, last_event_id: Option<&str>) -> Subscriber {
         let last_id = last_event_id.map(str::to_owned);
         let mut subscriber = Subscriber::new(topic, Transport::EventStream, last_id);
-        subscriber.watches = wants_presence(request);
+        subscriber.watches = wants.presence;
         subscriber
     }
 }

@@ -314,3 +314,53 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
     handle.shutdown();
     running.join().unwrap().unwrap();
 }
+
+/// What a subscriber's query asks for (`?format=`, `?presence=`,
+/// `?envelope=`, `?lastEventId=`, `?event=`) is read once per request,
+/// when it is routed: the callback that opens its WebSocket or starts
+/// its event stream takes it from the request's admission.
+#[test]
+fn a_subscribers_query_is_read_once_per_request() {
+    let shared = HubShared::new(HubSettings::default(), 1);
+    let server = Server::bind(
+        Config::new("127.0.0.1:0".parse().unwrap()),
+        Handshake::new(),
+        shared.app(0),
+    )
+    .unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+    let names = ["format", "presence", "envelope", "lastEventId", "event"];
+
+    // A query of its own, so that no other test's reads are counted.
+    let query = "format=json&presence=0&envelope=1&lastEventId=1-1&event=once&test=ws";
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "GET /topics/news/ws?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut socket);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The loop has opened the socket once it answers another request.
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for name in names {
+        assert_eq!(routes::reads::count(query, name), 1, "a WebSocket's {name}");
+    }
+
+    let query = "format=json&presence=0&envelope=1&event=once&test=events";
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!("GET /topics/news/events?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for name in names {
+        assert_eq!(routes::reads::count(query, name), 1, "an event stream's {name}");
+    }
+
+    drop((socket, stream));
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}

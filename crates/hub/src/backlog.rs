@@ -4,7 +4,10 @@ use std::collections::VecDeque;
 use std::collections::vec_deque;
 use std::sync::Arc;
 
-use crate::{Error, Event, EventId, Gap};
+use crate::error::Error;
+use crate::event::Event;
+use crate::id::EventId;
+use crate::json::Gap;
 
 /// The recent events of one topic, oldest first, bounded by count and by
 /// bytes (each event counts for [`Event::cost`]); the oldest go first.

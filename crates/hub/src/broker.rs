@@ -4,10 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{
-    Config, ControlMessage, DEFAULT_EVENT_TYPE, Error, Event, EventId, PresenceMessage, Sequenced, Sequencer,
-    UserAction, is_valid_event_type, is_valid_publish_key, is_valid_topic,
-};
+use tether_topic::is_valid_topic;
+
+use crate::config::Config;
+use crate::control::{ControlMessage, UserAction};
+use crate::error::Error;
+use crate::event::{DEFAULT_EVENT_TYPE, Event, is_valid_event_type};
+use crate::id::EventId;
+use crate::key::is_valid_publish_key;
+use crate::member::PresenceMessage;
+use crate::reply::ReplyTo;
 
 /// A publish on its way to be sequenced: checked, not yet numbered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,16 +116,6 @@ impl Publish {
         self.reply = Some(reply);
         self
     }
-}
-
-/// Where a publish's outcome goes: a loop, and a token that means
-/// something to that loop's application (the request waiting for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReplyTo {
-    /// The loop to post [`HubMessage::Published`] to.
-    pub loop_index: usize,
-    /// Handed back unchanged.
-    pub token: u64,
 }
 
 /// A message to one event loop's hub, from a broker (or from the same
@@ -342,7 +338,7 @@ impl BrokerState {
 /// in-process broker uses `(topic epoch, counter)`; a Redis stream broker
 /// uses the stream's own entry ids (`XADD` with `*`).
 ///
-/// [`LocalBroker`] is the in-process implementation.
+/// [`crate::LocalBroker`] is the in-process implementation.
 pub trait Broker {
     /// Takes a checked publish (see [`Publish::new`]) made on this loop.
     ///
@@ -386,7 +382,7 @@ pub trait Broker {
     /// durable one does); `None` otherwise. `Some` of an empty backlog is
     /// not needed for a topic it never sequenced: see
     /// [`Broker::holds_backlogs`].
-    fn backlog(&self, topic: &str) -> Option<&crate::Backlog> {
+    fn backlog(&self, topic: &str) -> Option<&crate::backlog::Backlog> {
         let _ = topic;
         None
     }
@@ -399,7 +395,7 @@ pub trait Broker {
 
     /// The topics whose backlogs this loop's broker holds
     /// ([`Broker::holds_backlogs`]), with them; none by default.
-    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::Backlog)> + '_> {
+    fn backlogs(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &crate::backlog::Backlog)> + '_> {
         Box::new(std::iter::empty())
     }
 
@@ -503,115 +499,53 @@ pub fn sequencer_of(topic: &str, loops: usize) -> usize {
     usize::try_from(hash % u64::try_from(loops).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
-/// The in-process broker: one loop sequences each topic (chosen by
-/// [`sequencer_of`]); publishes made elsewhere are posted to it; it numbers
-/// the event, encodes it once and posts the same `Arc<Event>` to every
-/// loop, itself included. Every delivery of a topic comes from that one
-/// loop, so every loop sees the topic's events in the same order. Its
-/// numbering is a [`crate::Sequencer`], with nothing kept beside it.
-///
-/// Ids are `(epoch, n)`: the epoch is the topic's creation time in Unix
-/// milliseconds (made strictly increasing on each loop), `n` counts from 1.
-/// Topics idle for [`Config::topic_ttl`] are forgotten
-/// ([`HubMessage::Forget`]); [`Config::max_topics`] is shared by all the
-/// loops' brokers made with [`LocalBroker::sibling`].
-///
-/// Publish keys ([`Publish::with_key`]) are checked by the sequencer, in
-/// the step that numbers the event, so two loops that publish with the
-/// same key at once still make one event. The sequencer remembers a key
-/// exactly while its event is in the topic's backlog: it follows the
-/// backlog's bounds ([`Config::max_backlog_events`] events,
-/// [`Config::max_backlog_bytes`] bytes) event by event, as every loop's
-/// [`crate::Backlog`] does. An event larger than the byte bound is never
-/// held, so its key is not remembered either; a topic forgotten for being
-/// idle forgets its keys. Memory: at most `max_backlog_events` keys per
-/// topic (each at most 128 bytes), nothing for topics without keys.
-///
-/// ```
-/// use tether_hub::{Broker, Config, Context, HubMessage, LocalBroker, Publish};
-///
-/// /// One loop, whose posts are kept.
-/// struct OneLoop(Vec<HubMessage>);
-/// impl Context for OneLoop {
-///     fn loops(&self) -> usize { 1 }
-///     fn this_loop(&self) -> usize { 0 }
-///     fn post(&mut self, _to: usize, message: HubMessage) { self.0.push(message) }
-///     fn unix_ms(&self) -> u64 { 1_718_000_000_000 }
-/// }
-///
-/// let config = Config::default();
-/// let mut broker = LocalBroker::new(config.clone());
-/// let mut cx = OneLoop(Vec::new());
-/// broker.publish(Publish::new("news", None, "hi", &config)?, &mut cx)?;
-/// let [HubMessage::Deliver(event)] = &cx.0[..] else { panic!() };
-/// assert_eq!(event.id().to_string(), "1718000000000-1");
-/// # Ok::<(), tether_hub::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct LocalBroker {
-    sequencer: Sequencer,
+/// Posts `message` to every loop of the node, this one included (its copy
+/// arrives after the current callback): the number of loops, the answers
+/// to wait for.
+pub fn post_to_all(cx: &mut dyn Context, message: &ControlMessage) -> usize {
+    let loops = cx.loops().max(1);
+    for index in 0..loops {
+        cx.post(index, HubMessage::Control(message.clone()));
+    }
+    loops
 }
 
-impl LocalBroker {
-    /// A broker for one loop, with its own topic count.
-    pub fn new(config: Config) -> LocalBroker {
-        LocalBroker {
-            sequencer: Sequencer::new(config),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Loops(usize, Vec<(usize, HubMessage)>);
+
+    impl Context for Loops {
+        fn loops(&self) -> usize {
+            self.0
+        }
+        fn this_loop(&self) -> usize {
+            0
+        }
+        fn post(&mut self, to: usize, message: HubMessage) {
+            self.1.push((to, message));
+        }
+        fn unix_ms(&self) -> u64 {
+            0
         }
     }
 
-    /// A broker for another loop of the same server: same limits, and the
-    /// topic limit counted over both.
-    pub fn sibling(&self) -> LocalBroker {
-        LocalBroker {
-            sequencer: self.sequencer.sibling(),
-        }
-    }
-
-    /// Topics with events, over all siblings.
-    pub fn topic_count(&self) -> usize {
-        self.sequencer.topic_count()
-    }
-
-    fn sequence(&mut self, publish: Publish, cx: &mut dyn Context) {
-        let sequenced = self.sequencer.sequence(&publish, cx.unix_ms(), |_| Ok(()));
-        if let Sequenced::Event(event, ()) = &sequenced {
-            for to in 0..cx.loops() {
-                cx.post(to, HubMessage::Deliver(event.clone()));
-            }
-        }
-        sequenced.answer(publish.reply, cx);
-    }
-}
-
-impl Broker for LocalBroker {
-    fn publish(&mut self, publish: Publish, cx: &mut dyn Context) -> Result<(), Error> {
-        if let Some(publish) = self.sequencer.route(publish, cx)? {
-            self.sequence(publish, cx);
-        }
-        Ok(())
-    }
-
-    fn receive(&mut self, message: BrokerMessage, cx: &mut dyn Context) {
-        // Only publishes are forwarded: every loop follows every topic.
-        if let BrokerMessage::Forward(publish) = message {
-            self.sequence(publish, cx);
-        }
-    }
-
-    fn tick(&mut self, cx: &mut dyn Context) {
-        for topic in self.sequencer.expire(cx.unix_ms()) {
-            for to in 0..cx.loops() {
-                cx.post(to, HubMessage::Forget(topic.clone()));
-            }
-        }
-    }
-
-    fn shutdown(&mut self, _cx: &mut dyn Context) {
-        self.sequencer.shut_down();
-    }
-
-    fn kind(&self) -> &'static str {
-        "local"
+    #[test]
+    fn actions_go_to_every_loop() {
+        let mut cx = Loops(3, Vec::new());
+        let action = UserAction::Refresh {
+            user: Arc::from("alice"),
+            expires_at: 5,
+        };
+        assert_eq!(action.user().as_ref(), "alice");
+        let message = ControlMessage::Act { action, reply: None };
+        assert_eq!(post_to_all(&mut cx, &message), 3);
+        let to: Vec<usize> = cx.1.iter().map(|(to, _)| *to).collect();
+        assert_eq!(to, [0, 1, 2]);
+        assert!(
+            cx.1.iter()
+                .all(|(_, m)| matches!(m, HubMessage::Control(c) if *c == message))
+        );
     }
 }

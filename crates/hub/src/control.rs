@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::{Context, EventId, HubMessage, ReplyTo, TopicInfo};
+use crate::hub::TopicInfo;
+use crate::id::EventId;
+use crate::reply::ReplyTo;
 
 /// What to do to every connection whose credential's subject is `user`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ pub struct TopicReport {
     pub info: TopicInfo,
 }
 
-/// Between a node's loops (inside [`HubMessage::Control`]).
+/// Between a node's loops (inside [`crate::HubMessage::Control`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ControlMessage {
@@ -129,7 +131,7 @@ pub enum ControlMessage {
         /// The loop's number for the question.
         token: u64,
         /// What the backend decided.
-        decision: crate::Decision,
+        decision: crate::decision::Decision,
     },
     /// To every loop: its connections whose credential's subject is
     /// `user`; answered with [`ControlMessage::ConnectionsOf`].
@@ -160,22 +162,11 @@ pub struct ConnectionReport {
     /// The loop that holds it.
     pub loop_index: usize,
     /// How it receives events.
-    pub transport: crate::Transport,
+    pub transport: crate::hub::Transport,
     /// The topic it subscribes to.
     pub topic: Arc<str>,
     /// The Unix second it subscribed, when known.
     pub since: Option<u64>,
-}
-
-/// Posts `message` to every loop of the node, this one included (its copy
-/// arrives after the current callback): the number of loops, the answers
-/// to wait for.
-pub fn post_to_all(cx: &mut dyn Context, message: &ControlMessage) -> usize {
-    let loops = cx.loops().max(1);
-    for index in 0..loops {
-        cx.post(index, HubMessage::Control(message.clone()));
-    }
-    loops
 }
 
 /// The topics of every loop as one list, by name: subscribers summed,
@@ -211,41 +202,6 @@ pub fn merge_topics(reports: impl IntoIterator<Item = TopicReport>) -> Vec<Topic
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Loops(usize, Vec<(usize, HubMessage)>);
-
-    impl Context for Loops {
-        fn loops(&self) -> usize {
-            self.0
-        }
-        fn this_loop(&self) -> usize {
-            0
-        }
-        fn post(&mut self, to: usize, message: HubMessage) {
-            self.1.push((to, message));
-        }
-        fn unix_ms(&self) -> u64 {
-            0
-        }
-    }
-
-    #[test]
-    fn actions_go_to_every_loop() {
-        let mut cx = Loops(3, Vec::new());
-        let action = UserAction::Refresh {
-            user: Arc::from("alice"),
-            expires_at: 5,
-        };
-        assert_eq!(action.user().as_ref(), "alice");
-        let message = ControlMessage::Act { action, reply: None };
-        assert_eq!(post_to_all(&mut cx, &message), 3);
-        let to: Vec<usize> = cx.1.iter().map(|(to, _)| *to).collect();
-        assert_eq!(to, [0, 1, 2]);
-        assert!(
-            cx.1.iter()
-                .all(|(_, m)| matches!(m, HubMessage::Control(c) if *c == message))
-        );
-    }
 
     fn report(topic: &str, head: u64, events: usize, websocket: usize) -> TopicReport {
         TopicReport {

@@ -1,8 +1,9 @@
 //! The one error type of the crate.
 
 use core::fmt;
+use core::str::FromStr;
 
-use crate::EventId;
+use crate::id::EventId;
 
 /// What can go wrong in the hub.
 ///
@@ -126,3 +127,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+// An id is parsed with the error it fails with; it stands here so that
+// ids, which errors carry, know nothing of errors.
+impl FromStr for EventId {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<EventId, Error> {
+        EventId::parse(text).ok_or(Error::InvalidId)
+    }
+}

@@ -8,18 +8,16 @@ use std::sync::{Arc, OnceLock};
 use tether_frame::{FrameHeader, OpCode};
 use tether_topic::{is_valid_name, is_valid_topic};
 
-use crate::json::push_json_string;
-use crate::{Error, EventId, is_valid_publish_key};
+use crate::error::Error;
+use crate::id::EventId;
+use crate::json::{GAP_EVENT_TYPE, push_json_string};
+use crate::key::is_valid_publish_key;
 
 /// The longest event type, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 
 /// The event type of an event published without one.
 pub const DEFAULT_EVENT_TYPE: &str = "message";
-
-/// The event type reserved for the "you missed events" signal on event
-/// streams; publishing it is refused.
-pub const GAP_EVENT_TYPE: &str = "gap";
 
 /// Whether `name` may be published as an event type: the characters of a
 /// topic name, 1 to [`MAX_EVENT_TYPE_LEN`] bytes, and not

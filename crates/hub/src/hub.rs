@@ -7,7 +7,13 @@ use std::hash::Hash;
 use std::mem;
 use std::sync::Arc;
 
-use crate::{Backlog, Config, Error, Event, EventId, is_valid_topic};
+use tether_topic::is_valid_topic;
+
+use crate::backlog::Backlog;
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Event;
+use crate::id::EventId;
 
 mod outcomes;
 mod topic;

@@ -1,9 +1,6 @@
 //! Event ids: `(ms, seq)` pairs, written `ms-seq`.
 
 use core::fmt;
-use core::str::FromStr;
-
-use crate::Error;
 
 /// The id of an event within its topic: a `(ms, seq)` pair, ordered by
 /// `ms` then `seq`, written `ms-seq` (`1718000000000-42`).
@@ -83,14 +80,6 @@ fn canonical_u64(text: &str) -> Option<u64> {
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-impl FromStr for EventId {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<EventId, Error> {
-        EventId::parse(text).ok_or(Error::InvalidId)
     }
 }
 

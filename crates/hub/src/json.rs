@@ -2,7 +2,11 @@
 
 use core::fmt::Write as _;
 
-use crate::EventId;
+use crate::id::EventId;
+
+/// The event type reserved for the "you missed events" signal on event
+/// streams; publishing it is refused.
+pub const GAP_EVENT_TYPE: &str = "gap";
 
 /// Appends `text` as a JSON string literal, quotes included.
 pub(crate) fn push_json_string(out: &mut String, text: &str) {
@@ -129,7 +133,7 @@ impl Gap {
         // The id has no line break and the type is fixed: this cannot fail.
         let _ = tether_sse::Event::new()
             .id(&id)
-            .event(crate::GAP_EVENT_TYPE)
+            .event(GAP_EVENT_TYPE)
             .data(&data)
             .encode(&mut out);
         out

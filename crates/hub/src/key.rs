@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::EventId;
+use crate::id::EventId;
 
 /// The longest publish key, in bytes.
 pub const MAX_PUBLISH_KEY_LEN: usize = 128;
@@ -121,7 +121,8 @@ impl KeyWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Backlog, Event};
+    use crate::backlog::Backlog;
+    use crate::event::Event;
 
     fn id(seq: u64) -> EventId {
         EventId::new(1, seq)

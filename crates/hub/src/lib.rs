@@ -101,35 +101,38 @@ mod hub;
 mod id;
 mod json;
 mod key;
+mod local;
+mod member;
 mod node_limits;
 mod presence;
+mod reply;
 mod sequencer;
 mod tickets;
 
 pub use backlog::{Backlog, Events, Replay};
 pub use broker::{
-    Broker, BrokerMessage, BrokerState, Context, HubMessage, LocalBroker, Publish, PublishAnswer, ReplyTo,
+    Broker, BrokerMessage, BrokerState, Context, HubMessage, Publish, PublishAnswer, post_to_all,
     sequencer_of,
 };
 pub use config::{Config, TopicLimits};
 pub use control::{
     ConnectionReport, ControlMessage, MAX_LISTED_CONNECTIONS, TopicReport, UserAction, merge_topics,
-    post_to_all,
 };
 pub use decision::{Allowed, Decision};
 pub use error::Error;
-pub use event::{
-    DEFAULT_EVENT_TYPE, Event, GAP_EVENT_TYPE, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions,
-};
+pub use event::{DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions};
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;
-pub use json::{Gap, json_string};
+pub use json::{GAP_EVENT_TYPE, Gap, json_string};
 pub use key::{MAX_PUBLISH_KEY_LEN, is_valid_publish_key};
-pub use node_limits::NodeLimits;
-pub use presence::{
+pub use local::LocalBroker;
+pub use member::{
     Change, ConnectionMember, MAX_LISTED_MEMBERS, MAX_MEMBER_LEN, MAX_REMOTE_MEMBERS, Member, Members,
-    Outcome, PRESENCE_LINGER_MS, Presence, PresenceMessage, is_valid_member,
+    Outcome, PRESENCE_LINGER_MS, PresenceMessage, is_valid_member,
 };
+pub use node_limits::NodeLimits;
+pub use presence::Presence;
+pub use reply::ReplyTo;
 pub use sequencer::{Numbered, Sequence, Sequenced, Sequencer};
 /// Topic names: the rule the hub applies, shared with tether-auth.
 pub use tether_topic::{MAX_TOPIC_LEN, is_valid_topic};

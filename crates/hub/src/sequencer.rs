@@ -6,10 +6,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::broker::{BrokerMessage, Context, HubMessage, Publish, sequencer_of};
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Event;
+use crate::id::EventId;
 use crate::key::KeyWindow;
-use crate::{
-    BrokerMessage, Config, Context, Error, Event, EventId, HubMessage, Publish, ReplyTo, sequencer_of,
-};
+use crate::reply::ReplyTo;
 
 /// One topic's numbering on its sequencer: its epoch and counter, when it
 /// was last published to, the publish keys it remembers, and `T`, what

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Compares a secret with a candidate in time that depends only on their
 /// lengths, so that timing does not reveal how much of a guess was right.

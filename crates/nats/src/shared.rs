@@ -12,7 +12,7 @@ pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
 use tether_hub::{BrokerState, Publish};
 use tokio::sync::mpsc;
 
-use crate::NatsConfig;
+use crate::config::NatsConfig;
 
 /// What the loops' brokers and the bridge's thread share: the bus behind
 /// every [`crate::NatsBroker`] (made by [`crate::NatsBridge`]).

@@ -4,7 +4,7 @@
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, Connection, ErrorKind, RedisError, Value};
 
-use crate::RedisConfig;
+use crate::config::RedisConfig;
 
 /// Where the bridge connects: one Redis server, or a Redis Cluster.
 pub(crate) enum Client {

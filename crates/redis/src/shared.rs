@@ -15,7 +15,7 @@ use tether_bus::{Bus, Counters};
 pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
 use tether_hub::{BrokerState, EventId, Publish, ReplyTo};
 
-use crate::RedisConfig;
+use crate::config::RedisConfig;
 use crate::connection::{Client, Con};
 
 /// To the writer thread.

@@ -137,7 +137,7 @@ pub struct Config {
     /// Where each answered request is reported (off by default: `None`
     /// costs one branch a request). See [`AccessEntry`](crate::AccessEntry)
     /// for what is reported and when.
-    pub access_log: Option<crate::AccessLog>,
+    pub access_log: Option<crate::access::AccessLog>,
     /// Let other processes listen on the same address too (off by
     /// default). Off, binding fails with `AddrInUse` when any other socket
     /// listens on the address (TCP) or holds its port (the UDP of HTTP/3),

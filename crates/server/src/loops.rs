@@ -66,7 +66,7 @@ impl LoopHandle {
     }
 
     /// The same, reporting each answered request to `log`.
-    pub(crate) fn with_access_log(self, log: Option<crate::AccessLog>) -> LoopHandle {
+    pub(crate) fn with_access_log(self, log: Option<crate::access::AccessLog>) -> LoopHandle {
         LoopHandle {
             access: log.map(crate::access::Access::new),
             ..self

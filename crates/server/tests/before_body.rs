@@ -58,11 +58,12 @@ impl App for Keeper {
     fn before_body(&mut self, _ctx: &mut Ctx<'_>, request: &Request<'_>) -> BeforeBody<Kept> {
         self.heads.fetch_add(1, Ordering::SeqCst);
         match request.path() {
-            "/kept" => BeforeBody::Handler(Kept {
+            // The server's own paths among them: its answers must win.
+            "/kept" | "/healthz" => BeforeBody::Handler(Kept {
                 seen: vec!["before_body"],
                 ended: Arc::clone(&self.ended),
             }),
-            "/refused" => BeforeBody::Refuse(Response::text(403, "no\n")),
+            "/refused" | "/readyz" => BeforeBody::Refuse(Response::text(403, "no\n")),
             _ => BeforeBody::Read,
         }
     }
@@ -221,4 +222,40 @@ fn http2_a_state_made_of_the_head_reaches_on_request_and_drops_once() {
     assert_eq!(running.ended(3)[2], vec!["before_body"]);
     assert_eq!(running.routed.load(Ordering::SeqCst), 0);
     running.server.shutdown();
+}
+
+/// `/healthz` and `/readyz` are the server's to answer, over HTTP/1.1 and
+/// HTTP/2, even for an application that would keep or refuse every such
+/// head: it is asked nothing of them, and no state is made.
+#[test]
+fn the_servers_own_paths_are_answered_whatever_before_body_would_say() {
+    let running = start();
+    let mut conn = HttpConn::connect(running.server.addr);
+    for (path, body) in [("/healthz", &b"ok\n"[..]), ("/readyz", b"ready\n")] {
+        // The head alone, which waits for `100 Continue` before its body:
+        // the head is seen with the body still to come.
+        conn.request("GET", path, "Content-Length: 2\r\nExpect: 100-continue\r\n");
+        assert_eq!(conn.head_response().status, 100, "{path}");
+        conn.send(b"hi");
+        let answer = conn.response();
+        assert_eq!((answer.status, &answer.body[..]), (200, body), "{path}");
+    }
+
+    let mut h2 = H2Client::connect(running.server.addr);
+    for (path, body) in [("/healthz", &b"ok\n"[..]), ("/readyz", b"ready\n")] {
+        let fields = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "test"),
+            (":path", path),
+        ];
+        let stream = h2.open(&fields, false);
+        h2.data(stream, b"hi", true);
+        let answer = h2.finish(stream);
+        assert_eq!((answer.status(), &answer.data[..]), (Some(200), body));
+    }
+    running.server.shutdown();
+    assert_eq!(running.heads.load(Ordering::SeqCst), 0);
+    assert_eq!(running.routed.load(Ordering::SeqCst), 0);
+    assert!(running.ended.lock().unwrap().is_empty());
 }

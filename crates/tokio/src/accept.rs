@@ -7,7 +7,8 @@ use tether_handshake::{Accepted, Rejection, RequestHead, ServerConfig, Status};
 use tether_ws::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{Error, Options, Role, WebSocket};
+use crate::error::Error;
+use crate::ws::{Options, Role, WebSocket};
 
 /// The handshake's extension values: boxed tether-ws extensions.
 pub type Extensions = Box<dyn tether_ws::Extension>;

@@ -11,9 +11,10 @@ use http::request::Parts;
 use hyper::upgrade::OnUpgrade;
 use tether_handshake::Rejection;
 
+use crate::accept::Acceptor;
 use crate::accept::Agreed;
+use crate::error::Error;
 use crate::hyper::{HyperWebSocket, refusal, switching, upgrading, with_head};
-use crate::{Acceptor, Error};
 
 /// An accepted WebSocket upgrade, as an axum extractor: the request was
 /// checked by tether-handshake (a bad one never reaches the handler: it

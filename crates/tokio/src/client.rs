@@ -16,7 +16,8 @@ use tether_ws::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::{Error, Options, Role, WebSocket};
+use crate::error::Error;
+use crate::ws::{Options, Role, WebSocket};
 
 /// The largest response head read in a handshake.
 const MAX_HEAD: usize = tether_client_core::limits::MAX_RESPONSE_HEAD;

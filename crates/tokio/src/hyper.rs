@@ -12,8 +12,10 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tether_handshake::{Rejection, RequestHead};
 
+use crate::accept::Acceptor;
 use crate::accept::{Agreed, response_headers};
-use crate::{Acceptor, Error, WebSocket};
+use crate::error::Error;
+use crate::ws::WebSocket;
 
 /// The I/O of an upgraded hyper connection.
 pub type UpgradedIo = TokioIo<Upgraded>;

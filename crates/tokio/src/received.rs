@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use tether_ws::{Connection, Message, MessageKind, MessageRef};
 
-use crate::Error;
+use crate::error::Error;
 use crate::queue::Queue;
 
 /// A received message, lent by

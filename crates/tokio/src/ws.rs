@@ -14,7 +14,7 @@ use tether_ws::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::Error;
+use crate::error::Error;
 use crate::queue::Queue;
 use crate::received::{Lent, Received};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tether_auth::{Key, Keys, NewToken, TetherClaim, Validation, verify};
 use tether_server::Response;
 
-use crate::HubAuth;
+use tether_hub_app::HubAuth;
 
 /// The file in the data directory that keeps the demo's secret
 /// ([`DemoLogin::kept_in`]).

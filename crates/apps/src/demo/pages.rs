@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tether_auth::{Identity, bearer_token, cookie_token, verify};
 use tether_hub::HubMessage;
+use tether_hub_app::{HubAuth, HubSettings};
 use tether_server::{App, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
 
 use super::login::{
     DemoLogin, GUEST_COOKIE, GUEST_PASS_TTL, NAME_COOKIE, demo_name, form_field, is_guest_name, is_name, sign,
 };
-use crate::{Clock, Echo, HubAuth, HubSettings};
+use crate::clock::Clock;
+use crate::echo::Echo;
 
 const ECHO: u32 = 1;
 const CLOCK: u32 = 4;
@@ -67,7 +69,10 @@ impl Pages {
             Ok(signed) => signed,
             Err(refusal) => return refusal,
         };
-        let cookie = auth.cookie.as_deref().unwrap_or(crate::DEFAULT_TOKEN_COOKIE);
+        let cookie = auth
+            .cookie
+            .as_deref()
+            .unwrap_or(tether_hub_app::DEFAULT_TOKEN_COOKIE);
         let secure = if login.secure { "; Secure" } else { "" };
         let mut response = Response::json(
             200,
@@ -208,7 +213,7 @@ impl Pages {
             .auth
             .as_ref()
             .and_then(|auth| auth.cookie.as_deref())
-            .unwrap_or(crate::DEFAULT_TOKEN_COOKIE);
+            .unwrap_or(tether_hub_app::DEFAULT_TOKEN_COOKIE);
         let secure = if self.login.as_ref().is_some_and(|l| l.secure) {
             "; Secure"
         } else {

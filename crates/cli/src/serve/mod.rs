@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::FromArgMatches;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
 use log::Level;
 use tether_apps::{Demo, DemoLogin, HubSettings, HubShared};
 use tether_auth::Keys;
@@ -34,13 +34,16 @@ use crate::{config, logger, reload};
 /// Options that a configuration file cannot set.
 pub(crate) const RESERVED: &[&str] = &["config"];
 
+/// What `tether serve` does, in `tether --help` and `tether serve --help`.
+pub(crate) const ABOUT: &str =
+    "Serve WebSocket, Server-Sent Events and HTTP on one port (the demo by default)";
+
 /// The command `tether serve` as `tether` declares it (its help included),
 /// without the environment.
 pub(crate) fn command() -> clap::Command {
-    crate::Cli::command()
-        .find_subcommand("serve")
-        .cloned()
-        .unwrap_or_else(|| <Args as clap::Args>::augment_args(clap::Command::new("serve")))
+    <Args as clap::Args>::augment_args(clap::Command::new("serve"))
+        .about(ABOUT)
+        .long_about(None)
         .bin_name("tether serve")
 }
 

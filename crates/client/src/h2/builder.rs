@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tether_client_core::url::Url;
 use tether_h2::client::{ClientConnection, Config as H2Config};
 use tether_sse::Limits;
 
 use super::H2Connection;
 use super::shared::Inner;
+use crate::error::Error;
 #[cfg(feature = "tls")]
 use crate::transport::is_timeout;
 use crate::transport::{Transport, connect_tcp};
-use crate::{Error, Url};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

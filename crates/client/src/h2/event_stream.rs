@@ -5,7 +5,7 @@ use tether_h2::hpack::Field;
 use tether_sse::{Item, MessageEvent, Parser};
 
 use super::{H2Connection, field, push_headers};
-use crate::Error;
+use crate::error::Error;
 
 impl H2Connection {
     /// Opens an event stream: a GET for `path` (with its query) that must

@@ -20,10 +20,11 @@ use tether_h2::hpack::Field;
 
 pub use builder::H2Builder;
 pub use event_stream::H2EventStream;
+use shared::{Failure, Inner, Slot};
+use tether_client_core::url::Url;
 pub use websocket::{H2WebSocket, WsOptions};
 
-use crate::{Error, Url};
-use shared::{Failure, Inner, Slot};
+use crate::error::Error;
 
 /// How long one wait for the socket lasts before the lock is given up, so
 /// that handles on other threads get their turn.

@@ -10,7 +10,7 @@ use tether_h2::ErrorCode;
 use tether_h2::client::{ClientConnection, Event as H2Event};
 use tether_h2::hpack::Field;
 
-use crate::Error;
+use crate::error::Error;
 use crate::transport::{Transport, is_timeout};
 
 /// Why the connection cannot be used any more.

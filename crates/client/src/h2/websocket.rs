@@ -8,7 +8,8 @@ use tether_h2::hpack::Field;
 use tether_ws::{CloseCode, CloseFrame, Connection, Message, Role, State};
 
 use super::{H2Connection, MAX_PENDING, field, push_headers};
-use crate::{Error, Event};
+use crate::error::Error;
+use crate::event::Event;
 
 impl H2Connection {
     /// Opens a WebSocket with an extended CONNECT (RFC 8441), offering

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use super::transport::Transport;
-use crate::{Backlog, Event, EventId, Gap, Replay};
+use crate::backlog::{Backlog, Replay};
+use crate::event::Event;
+use crate::id::EventId;
+use crate::json::Gap;
 
 /// The result of [`Hub::subscribe`](crate::Hub::subscribe).
 #[derive(Debug)]

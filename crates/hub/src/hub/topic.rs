@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use super::outcomes::Resumed;
 use super::transport::Transport;
-use crate::{Backlog, Config, Event, EventId};
+use crate::backlog::Backlog;
+use crate::config::Config;
+use crate::event::Event;
+use crate::id::EventId;
 
 /// A topic's replica on one loop.
 #[derive(Debug)]

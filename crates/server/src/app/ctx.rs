@@ -356,7 +356,7 @@ impl<'a, P> Ctx<'a, P> {
     /// the application's own to post back with (the answer to a question
     /// the loop must not wait for, say): what it posts reaches
     /// [`App::on_post`](crate::App::on_post) on the loop it names.
-    pub fn poster(&self) -> crate::Poster<P> {
+    pub fn poster(&self) -> crate::loops::Poster<P> {
         self.peers.poster()
     }
 

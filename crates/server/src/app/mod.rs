@@ -288,7 +288,9 @@ pub trait App {
     /// the request when it is whole. Called at most once per request, only
     /// while its body is incomplete, and before the server's own checks
     /// of a route (its method among them), which a kept handler passes
-    /// through as any other. The default asks
+    /// through as any other. Not called for the paths the server answers
+    /// itself (`/healthz`, `/readyz`), which [`App::route`] never sees
+    /// either. The default asks
     /// [`App::refuse_before_body`], and reads the body unless it refuses.
     fn before_body(
         &mut self,

@@ -38,6 +38,8 @@ use super::guard::{self, Named, Panic, guarded};
 use super::h1::H1Conn;
 #[cfg(feature = "tls")]
 use super::h3::H3Endpoint;
+#[cfg(all(test, feature = "tls"))]
+use super::inject;
 use super::link::{Kind, Link, NextStep};
 use super::listen::start_tls;
 use crate::app::{App, CloseReason, ConnId, Ctx};
@@ -47,9 +49,6 @@ use crate::transport::{Stream, TlsSession};
 
 mod actions;
 mod flush;
-#[cfg(test)]
-#[cfg(feature = "tls")]
-pub(super) mod inject;
 mod input;
 #[cfg(feature = "tls")]
 mod quic;

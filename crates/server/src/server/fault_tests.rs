@@ -2,7 +2,7 @@
 //! its TLS session, its reads and writes, its timers, a broadcast queued
 //! for it, its HTTP/3 handling) costs that connection alone. No real
 //! input should panic there, so the panics are injected at those points
-//! (`connections::inject`, `h3::requests::inject`, compiled only for
+//! (`inject`, `h3::requests::inject`, compiled only for
 //! these tests) for the connection from one client port, while
 //! bystanders on the same loop are served throughout.
 
@@ -13,7 +13,7 @@ use tether_testkit::h3::H3Client;
 use tether_testkit::tls::{TlsConn, self_signed};
 use tether_testkit::{HttpConn, SseClient, expect_reset, tcp};
 
-use super::connections::inject::{self, Point};
+use super::inject::{self, Point};
 use crate::app::{App, ConnId, Ctx, Encoded, Reply, Request, Response, Route};
 use crate::config::{Config, Handshake};
 use crate::loops::{Handle, StatsSnapshot};
@@ -44,7 +44,7 @@ impl App for Feed {
         self.subscribers.push(conn);
     }
 
-    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: crate::CloseReason) {
+    fn on_unsubscribe(&mut self, _: &mut Ctx<'_>, conn: ConnId, _: &mut (), _: crate::app::CloseReason) {
         self.subscribers.retain(|c| *c != conn);
     }
 

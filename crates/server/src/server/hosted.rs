@@ -17,6 +17,15 @@ use tether_ws::MessageRef;
 use crate::app::{App, BeforeBody, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
 use crate::loops::Stats;
 
+/// Whether the server answers `path` itself (`/healthz`, `/readyz`, as
+/// `super::dispatch` does, before any route): the application is asked
+/// nothing of such a request, neither its head alone nor its route, so a
+/// probe is answered by the server whatever the application would make of
+/// it.
+fn server_answers(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
 /// The states of the requests under way, by key. A freed slot is reused
 /// by a later request, so the table stays as long as the most requests
 /// under way at once; a slot of a state that is `()` takes a byte.
@@ -146,6 +155,11 @@ impl<A: App> Hosted<A> {
         ctx: &mut Ctx<'_, A::Post>,
         request: &Request<'_>,
     ) -> Result<Option<u32>, Response> {
+        if server_answers(request.path) {
+            // The server's own answer wins: a state kept, or a refusal,
+            // would take the request past it.
+            return Ok(None);
+        }
         match self.app.before_body(ctx, request) {
             BeforeBody::Read => Ok(None),
             BeforeBody::Handler(state) => {

@@ -40,6 +40,9 @@ mod h2;
 #[cfg(feature = "tls")]
 mod h3;
 mod hosted;
+#[cfg(test)]
+#[cfg(feature = "tls")]
+mod inject;
 mod link;
 mod listen;
 mod push_target;

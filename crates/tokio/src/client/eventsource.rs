@@ -15,7 +15,7 @@ use tether_client_core::url::{Scheme, Url};
 use tether_sse::{Item, MessageEvent, Parser};
 
 use super::{Tls, open};
-use crate::Error;
+use crate::error::Error;
 
 /// A client of an event stream (`http://`, or `https://` with `tls`), with
 /// the EventSource semantics of the WHATWG HTML standard, by the rules of

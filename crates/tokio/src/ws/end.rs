@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::timer::now;
 use super::{Ending, Found, Role, Side, WebSocket};
-use crate::Error;
+use crate::error::Error;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// After the close handshake: flush, let the server close TCP first

@@ -8,12 +8,12 @@ use std::mem;
 use std::time::Instant;
 
 use super::Connections;
-#[cfg(all(test, feature = "tls"))]
-use super::inject;
 use crate::app::{Action, App, CloseReason, ConnId, Encoded, Queued};
 use crate::loops::Stats;
 use crate::server::conn::live;
 use crate::server::guard;
+#[cfg(all(test, feature = "tls"))]
+use crate::server::inject;
 use crate::server::link::NextStep;
 use crate::server::sink::{self, Pushed};
 

@@ -9,11 +9,11 @@ use log::debug;
 use mio::{Interest, Token};
 
 use super::Connections;
-#[cfg(all(test, feature = "tls"))]
-use super::inject;
 use crate::app::{App, CloseReason, ConnId};
 use crate::loops::Stats;
 use crate::server::conn::{State, live};
+#[cfg(all(test, feature = "tls"))]
+use crate::server::inject;
 use crate::transport::Stream;
 
 impl<A: App> Connections<A> {

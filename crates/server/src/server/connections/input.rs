@@ -9,8 +9,6 @@ use std::time::Instant;
 use log::debug;
 
 use super::Connections;
-#[cfg(all(test, feature = "tls"))]
-use super::inject;
 use crate::app::{App, CloseReason, ConnId};
 use crate::loops::Stats;
 use crate::server::conn::{State, live};
@@ -18,6 +16,8 @@ use crate::server::env::Call;
 use crate::server::guard;
 use crate::server::h1::H1Conn;
 use crate::server::h2::H2Session;
+#[cfg(all(test, feature = "tls"))]
+use crate::server::inject;
 use crate::server::link::{Kind, NextStep};
 use crate::server::listen::alpn_is_h2;
 use crate::transport::Stream;

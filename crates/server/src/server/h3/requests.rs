@@ -50,7 +50,7 @@ impl H3Endpoint {
     ) {
         #[cfg(test)]
         if let ServerEvent::Session { conn, .. } = &event {
-            crate::server::connections::inject::check_h3(self.server.remote_address(*conn));
+            crate::server::inject::check_h3(self.server.remote_address(*conn));
         }
         match event {
             ServerEvent::Connected { conn, remote } => {
