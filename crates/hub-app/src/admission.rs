@@ -32,31 +32,33 @@ pub(super) struct Served<'a, 'r> {
 pub struct Admission {
     /// What the request is to the hub.
     pub(super) route: HubRoute,
+    /// The rest, boxed: the server keeps an admission inline in a slot for
+    /// every request under way, each open WebSocket and event stream
+    /// among them, and an open session keeps its route alone (see
+    /// [`Admission::release`]).
+    details: Option<Box<Details>>,
+}
+
+/// What an admission knows of a request beyond its route.
+#[derive(Debug, Default)]
+struct Details {
     /// The topic and endpoint of a `/topics/NAME...` path.
     target: Option<(Arc<str>, Endpoint)>,
     /// Who its credential says it is, or why it is refused: `None` until
     /// a step first needs it (a ticket may make it needless).
     credential: Option<Result<Credential, Refusal>>,
     /// What the application's backend decided about the request, if it
-    /// was asked: it stands for the request's own credential (boxed, as
-    /// few requests have one).
-    pub(super) presented: Option<Box<Presented>>,
+    /// was asked: it stands for the request's own credential.
+    presented: Option<Presented>,
     /// What a subscriber's query asks for, read when it was routed:
-    /// `None` for nothing but the defaults (boxed, as few requests ask
-    /// for more).
-    wants: Option<Box<Wants>>,
+    /// `None` for nothing but the defaults.
+    wants: Option<Wants>,
 }
 
 impl Admission {
     /// A request that is `route`, whose path names no topic.
     pub(super) fn new(route: HubRoute) -> Admission {
-        Admission {
-            route,
-            target: None,
-            credential: None,
-            presented: None,
-            wants: None,
-        }
+        Admission { route, details: None }
     }
 
     /// A request routed as `route`, with its topic and endpoint (parsed
@@ -68,36 +70,69 @@ impl Admission {
         credential: Option<Result<Credential, Refusal>>,
         presented: Option<Presented>,
     ) -> Admission {
-        Admission {
-            route,
+        let details = Details {
             target: target.map(|(topic, endpoint)| (Arc::from(topic), endpoint)),
             credential,
-            presented: presented.map(Box::new),
+            presented,
             wants: None,
+        };
+        let empty = details.target.is_none() && details.credential.is_none() && details.presented.is_none();
+        Admission {
+            route,
+            details: (!empty).then(|| Box::new(details)),
         }
+    }
+
+    /// Its details, made on the first write.
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+
+    /// What the backend decided about the request, if it was asked.
+    pub(super) fn presented(&self) -> Option<&Presented> {
+        self.details.as_ref()?.presented.as_ref()
+    }
+
+    /// The backend's decision, taken out.
+    pub(super) fn take_presented(&mut self) -> Option<Presented> {
+        self.details.as_mut()?.presented.take()
+    }
+
+    /// The backend's decision, given to the request.
+    pub(super) fn set_presented(&mut self, presented: Presented) {
+        self.details_mut().presented = Some(presented);
     }
 
     /// The same admission, with what its query asks for (if routing read
     /// it).
     pub(super) fn wanting(mut self, wants: Option<Wants>) -> Admission {
-        self.wants = wants.filter(|wants| *wants != Wants::default()).map(Box::new);
+        if let Some(wants) = wants.filter(|wants| *wants != Wants::default()) {
+            self.details_mut().wants = Some(wants);
+        }
         self
     }
 
     /// What its query asks for: read once, when it was routed.
     pub(super) fn wants(&self) -> &Wants {
         static DEFAULTS: Wants = Wants::DEFAULT;
-        self.wants.as_deref().unwrap_or(&DEFAULTS)
+        self.details
+            .as_ref()
+            .and_then(|d| d.wants.as_ref())
+            .unwrap_or(&DEFAULTS)
     }
 
     /// The topic its path names.
     pub(super) fn topic(&self) -> Option<&Arc<str>> {
-        self.target.as_ref().map(|(topic, _)| topic)
+        self.details.as_ref()?.target.as_ref().map(|(topic, _)| topic)
     }
 
     /// The endpoint its path names.
     pub(super) fn endpoint(&self) -> Option<Endpoint> {
-        self.target.as_ref().map(|(_, endpoint)| *endpoint)
+        self.details
+            .as_ref()?
+            .target
+            .as_ref()
+            .map(|(_, endpoint)| *endpoint)
     }
 
     /// Who its credential says it is: verified at the first call, read
@@ -107,8 +142,10 @@ impl Admission {
         access: &Access,
         request: &Request<'_>,
     ) -> &Result<Credential, Refusal> {
-        let presented = self.presented.as_deref();
-        self.credential
+        let details = self.details_mut();
+        let presented = details.presented.as_ref();
+        details
+            .credential
             .get_or_insert_with(|| access.credential(request, presented, access.unix_secs(Instant::now())))
     }
 
@@ -120,12 +157,15 @@ impl Admission {
         request: &Request<'_>,
     ) -> Result<Credential, Refusal> {
         self.credential(access, request);
-        self.credential.take().unwrap_or(Ok(Credential::None))
+        self.details_mut()
+            .credential
+            .take()
+            .unwrap_or(Ok(Credential::None))
     }
 
     /// Whether the backend said who it is (its connect hook).
     pub(super) fn identified_by_backend(&self) -> bool {
-        self.presented.as_deref().is_some_and(|p| p.identity.is_some())
+        self.presented().is_some_and(|p| p.identity.is_some())
     }
 
     /// The subject of a publisher: who the backend said it is, or its
@@ -149,7 +189,7 @@ impl Admission {
         if let Some(Presented {
             identity: Some(identity),
             ..
-        }) = self.presented.as_deref()
+        }) = self.presented()
         {
             return Holder {
                 deadline: identity.expires_at,
@@ -183,10 +223,7 @@ impl Admission {
     /// deadline in its own form; the rest, kept, would hold memory for
     /// the session's life.
     pub(super) fn release(&mut self) {
-        self.target = None;
-        self.credential = None;
-        self.presented = None;
-        self.wants = None;
+        self.details = None;
     }
 }
 
@@ -195,12 +232,13 @@ mod tests {
     use super::*;
 
     /// The server keeps a request's state inline, in a slot, for every
-    /// request under way (each open WebSocket and event stream): what is
-    /// large or rare is boxed.
+    /// request under way (each open WebSocket and event stream): all but
+    /// the route is boxed.
     #[test]
     fn an_admission_is_small() {
+        // The route and a pointer: what each open session keeps.
         assert!(
-            size_of::<Option<Admission>>() <= 64,
+            size_of::<Option<Admission>>() <= 16,
             "{}",
             size_of::<Option<Admission>>()
         );

@@ -87,7 +87,7 @@ impl Delivery {
         }
         subscriber.hold(admission.holder(access, request));
         let now = access.unix_secs(ctx.now());
-        refresh_by_backend(admission.presented.as_deref(), settings, &mut subscriber, now);
+        refresh_by_backend(admission.presented(), settings, &mut subscriber, now);
         // A raw subscriber gets no warning (it could not tell it from
         // data, nor send another token): it is closed when its token
         // expires, unless the backend gives it a later expiry.
@@ -117,7 +117,7 @@ impl Delivery {
             subscriber.hold(admission.holder(access, request));
             let now = access.unix_secs(ctx.now());
             refresh_by_backend(
-                admission.presented.as_deref(),
+                admission.presented(),
                 &parts.shared.settings,
                 &mut subscriber,
                 now,

@@ -276,10 +276,10 @@ impl HubApp {
             HubRoute::Decided => {
                 // Routed again, with the backend's decision standing for
                 // its credential.
-                let Some(presented) = admission.presented.take() else {
+                let Some(presented) = admission.take_presented() else {
                     return Reply::Now(unavailable());
                 };
-                let route = router::route(&self.shared.access, &self.stats, request, Some(*presented));
+                let route = router::route(&self.shared.access, &self.stats, request, Some(presented));
                 BackendHooks::go_on_as(ctx, conn, route, admission)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -507,7 +507,7 @@ impl App for HubApp {
         // admission, which is routed again with it.
         if let Some(presented) = self.hooks.take_decided(conn) {
             state.route = HubRoute::Decided;
-            state.presented = Some(Box::new(presented));
+            state.set_presented(presented);
         }
     }
 

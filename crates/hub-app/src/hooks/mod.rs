@@ -303,7 +303,7 @@ impl BackendHooks {
         let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
         let (question, asked) = if settings.backend_for(Hook::Connect).is_some()
-            && access.presents_nothing(request, admission.presented.as_deref())
+            && access.presents_nothing(request, admission.presented())
         {
             let backend = settings.backend.as_deref();
             let headers =
@@ -341,7 +341,7 @@ impl BackendHooks {
                     return Reply::Now(refusal.response());
                 }
             };
-            let identity = admission.presented.as_deref().and_then(|p| p.identity.clone());
+            let identity = admission.presented().and_then(|p| p.identity.clone());
             let subject = match &identity {
                 Some(identity) => identity.subject.clone(),
                 None => access.subject_of(request, move || admission.credential(access, request)),
