@@ -355,11 +355,11 @@ def scale_table(run, rows):
     def mb(v):
         return num(v / 1e6, 1) if v is not None else "-"
     out = caption(run) + [
-        "| bus | tls | rate/s | connections | connect s | RSS B/conn | anon B/conn | code MB/server "
+        "| bus | tls | ehash buckets | rate/s | connections | connect s | RSS B/conn | anon B/conn | code MB/server "
         "| TCP buf B/conn | slab B/conn | peak RSS MB | lat p50 ms | lat p99 ms | all p99 ms | deliveries/s "
         "| srv µs/deliv less idle | softirq µs/deliv | gen µs/deliv | close µs/conn | delivered | missing "
         "| connect failures |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
@@ -367,7 +367,9 @@ def scale_table(run, rows):
             continue
         held = r.get("connections_held") or r.get("connections_opened")
         out.append(
-            f"| {r.get('bus', 'redis')} | {r.get('tls', '0')} | {num(r.get('rate'))} | {num(held)} "
+            f"| {r.get('bus', 'redis')} | {r.get('tls', '0')} "
+            f"| {num(int(r['ehash_buckets'])) if str(r.get('ehash_buckets', '')).isdigit() else '-'} "
+            f"| {num(r.get('rate'))} | {num(held)} "
             f"| {num(r.get('connect_s'), 1)} | {num(r.get('server_rss_per_connection_b'))} "
             f"| {num(r.get('server_rss_anon_per_connection_b'))} | {mb(r.get('server_rss_file_per_server_b'))} "
             f"| {num(r.get('tcp_mem_per_connection_b'))} | {num(r.get('kernel_socket_slab_per_connection_b'))} "
@@ -383,6 +385,8 @@ def scale_table(run, rows):
             "and stacks, what grows with the connections); code: the file-backed part (RssFile: the executable "
             "and its libraries, the same pages mapped in each process, constant) per server process; TCP buf "
             "and slab: the kernel's socket buffers and socket slabs, both ends of each loopback connection. "
+            "ehash buckets: the kernel's table of established connections in the run's network namespace "
+            "(scale.sh --netns sizes it to the run). "
             "all p99: publish to the last subscriber's delivery. srv µs/deliv: the servers' CPU from "
             "the first publish to the last delivery, every connection still open (runs from before "
             "2026-11-28 counted until the load generator had exited, closing included: no close column); "
