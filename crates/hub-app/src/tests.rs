@@ -24,6 +24,21 @@ fn ask(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
     answer
 }
 
+/// A WebSocket upgrade request for `target`, with `headers` (each line
+/// ending in CRLF) before its own.
+fn upgrade_request(target: &str, headers: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\n{headers}Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Returns once the loop has acted on every request before: it answers
+/// another one.
+fn settle(addr: std::net::SocketAddr) {
+    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+}
+
 /// The head of an answer that goes on (an event stream, a WebSocket).
 fn read_head(socket: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -111,20 +126,16 @@ fn a_token_is_verified_once_per_request() {
     let head = read_head(&mut stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // The loop has started the stream once it answers another request.
-    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    settle(addr);
     assert_eq!(checked.load(Ordering::Relaxed), 4, "an event stream");
 
     // A WebSocket: routed, then opened, with one verification.
     let mut socket = TcpStream::connect(addr).unwrap();
-    let request = format!(
-        "GET /topics/news/ws HTTP/1.1\r\n{bearer}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = upgrade_request("/topics/news/ws", &format!("{bearer}\r\n"));
     socket.write_all(request.as_bytes()).unwrap();
     let head = read_head(&mut socket);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    settle(addr);
     assert_eq!(checked.load(Ordering::Relaxed), 5, "a WebSocket");
 
     // A request of the server API.
@@ -223,9 +234,7 @@ fn origins_kept_for_the_backends_word_are_let_go() {
     for i in 0..100 {
         let mut socket = TcpStream::connect(addr).unwrap();
         let request = if i % 2 == 0 {
-            format!(
-                "GET /topics/news/ws HTTP/1.1\r\n{origin}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
+            upgrade_request("/topics/news/ws", &format!("{origin}\r\n"))
         } else {
             format!("GET /topics/news/events HTTP/1.1\r\n{origin}\r\nHost: x\r\n\r\n")
         };
@@ -282,7 +291,7 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
     let upgrade = |addr| {
         let mut socket = TcpStream::connect(addr).unwrap();
         socket
-            .write_all(b"GET /topics/news/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            .write_all(upgrade_request("/topics/news/ws", "").as_bytes())
             .unwrap();
         let head = read_head(&mut socket);
         (socket, head)
@@ -291,8 +300,7 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
     let (first, head) = upgrade(addr);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // The loop has opened the socket once it answers another request.
-    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    settle(addr);
     let (_, head) = upgrade(addr);
     assert!(head.starts_with("HTTP/1.1 429"), "guest has one open: {head}");
 
@@ -335,15 +343,12 @@ fn a_subscribers_query_is_read_once_per_request() {
     // A query of its own, so that no other test's reads are counted.
     let query = "format=json&presence=0&envelope=1&lastEventId=1-1&event=once&test=ws";
     let mut socket = TcpStream::connect(addr).unwrap();
-    let request = format!(
-        "GET /topics/news/ws?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = upgrade_request(&format!("/topics/news/ws?{query}"), "");
     socket.write_all(request.as_bytes()).unwrap();
     let head = read_head(&mut socket);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // The loop has opened the socket once it answers another request.
-    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    settle(addr);
     for name in names {
         assert_eq!(routes::reads::count(query, name), 1, "a WebSocket's {name}");
     }
@@ -354,8 +359,7 @@ fn a_subscribers_query_is_read_once_per_request() {
     stream.write_all(request.as_bytes()).unwrap();
     let head = read_head(&mut stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let metrics = ask(addr, "GET /metrics HTTP/1.1", "");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    settle(addr);
     for name in names {
         assert_eq!(routes::reads::count(query, name), 1, "an event stream's {name}");
     }
