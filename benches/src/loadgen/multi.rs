@@ -138,18 +138,24 @@ pub fn run(procs: usize, watch: Option<watch::Options>) -> io::Result<Report> {
     // (a fan-out's do; the others end without saying it): the servers are
     // looked at then, and the processes let go to close them.
     let mut jsons: Vec<Option<String>> = vec![None; procs];
+    let mut all_measured = true;
     for (out, json) in outputs.iter_mut().zip(&mut jsons) {
+        let mut measured = false;
         for line in out.lines() {
             let line = line?;
             if line == report::MEASURED {
+                measured = true;
                 break;
             }
             if line.starts_with('{') {
                 *json = Some(line);
             }
         }
+        all_measured &= measured;
     }
-    if let Some(watch) = &mut watch {
+    // Only then: a run whose processes ended without saying it (an echo,
+    // one that failed) has no moment with its connections open to look at.
+    if all_measured && let Some(watch) = &mut watch {
         watch.measured()?;
     }
     drop(stdins);
