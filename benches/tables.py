@@ -464,8 +464,8 @@ def fanout_memory_table(run, rows):
             cells[(r["subscribers"], r["server"])].append(r)
     out = caption(run) + [
         "| subscribers | server | runs | code KiB at start | code KiB at end | anon KiB at start "
-        "| anon KiB at end | anon B per subscriber | peak RSS KiB | missing |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| anon KiB at end | anon B per subscriber | peak RSS KiB | deliveries per server CPU-s | p99 ms | missing |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (subs, server), rs in sorted(cells.items()):
         def kib(k):
@@ -474,12 +474,16 @@ def fanout_memory_table(run, rows):
                         if r.get("server_rss_anon_start") is not None)
         out.append(f"| {num(subs)} | {server} | {len(rs)} | {kib('server_rss_file_start')} "
                    f"| {kib('server_rss_file_end')} | {kib('server_rss_anon_start')} | {kib('server_rss_anon_end')} "
-                   f"| {num(growth)} | {kib('server_peak_rss')} | {num(sum(r.get('missing', 0) for r in rs))} |")
+                   f"| {num(growth)} | {kib('server_peak_rss')} "
+                   f"| {num(median(r.get('events_per_server_cpu_s') for r in rs))} "
+                   f"| {num(median((r.get('latency_us') or {}).get('p99') for r in rs) / 1000, 2) if median((r.get('latency_us') or {}).get('p99') for r in rs) is not None else '-'} "
+                   f"| {num(sum(r.get('missing', 0) for r in rs))} |")
     out += ["", "Medians over the runs, each on a fresh server. Code: RssFile, the executable and its "
             "libraries mapped from their files (shared, the same whatever the load); anon: RssAnon, heap "
             "and stacks, what the subscribers and their queues cost. At start: before the first "
             "subscriber connected; at end: after the last delivery. Anon per subscriber: the growth over "
-            "the subscribers."]
+            "the subscribers. Deliveries per server CPU-second and p99 (publish to delivery): the same runs, "
+            "at 25/s, every delivery made: what a delivery costs and how late, not how many a server can make."]
     return out
 
 
