@@ -1,5 +1,5 @@
 //! Fuzzing of the TLS 1.3 record layer on its own, opening records
-//! (`tether_server::tls::harness::records`): a server and its client made
+//! (`tether_server::tls_harness::records`): a server and its client made
 //! from the same traffic secrets, no handshake. The client seals what the
 //! input says, honest records and records no TLS stack would send, so
 //! that the input gets past the AEAD into the inner plaintext (content
@@ -31,7 +31,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tether_server::tls::harness::records::{Opened, RecordLayer, Refused, Suite};
+use tether_server::tls_harness::records::{Opened, RecordLayer, Refused, Suite};
 
 const MAX_INNER: usize = RecordLayer::MAX_PLAINTEXT + 1;
 /// A record at most: header and the largest protected body.

@@ -1,5 +1,5 @@
 //! Fuzzing of the server's TLS session as the loop drives it
-//! (`tether_server::tls::harness`): the rustls handshake, the handover of
+//! (`tether_server::tls_harness`): the rustls handshake, the handover of
 //! the keys after a TLS 1.3 handshake, and the session's own record layer
 //! after it, with the client's bytes arriving in pieces of any size.
 //!
@@ -23,7 +23,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use tether_server::tls::harness::Harness;
+use tether_server::tls_harness::Harness;
 use tether_server::tls::rustls;
 
 /// What the session may hold at most: a record or handshake message not

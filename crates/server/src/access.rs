@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::app::{ConnId, Request};
+use crate::request::{ConnId, Request};
 
 /// What carried a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,7 @@ mod config;
 mod http;
 mod loops;
 mod output;
+mod request;
 mod server;
 mod timers;
 #[cfg(feature = "tls")]
@@ -49,6 +50,11 @@ pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
+/// One TLS session over bytes in memory, for tests and the fuzz targets;
+/// not part of the server's API.
+#[cfg(feature = "tls")]
+#[doc(hidden)]
+pub use tls_session::harness as tls_harness;
 
 /// The connection whose work the calling thread is doing, if it is an
 /// event loop's thread inside one connection's work (reading it, writing

@@ -17,10 +17,10 @@ use mio::Waker;
 
 /// What arrives in a loop's mailbox.
 pub(crate) enum Mail<P> {
-    /// For the application ([`crate::App::on_post`]).
+    /// For the application (`App::on_post`).
     Post(P),
     /// The sending loop is shutting down and has stopped taking work
-    /// (its application's [`crate::App::on_shutdown`] has run): nothing
+    /// (its application's `App::on_shutdown` has run): nothing
     /// it posted before is still on its way to this loop, and nothing it
     /// posts after this needs delivering before the loop's sessions close.
     Drained,
@@ -272,9 +272,9 @@ impl Handle {
     }
 }
 
-/// Posts messages of the application's type `P` ([`crate::App::Post`])
+/// Posts messages of the application's type `P` (`App::Post`)
 /// to the loops of a running server from any thread (a thread that
-/// bridges an external broker, say), where [`crate::App::on_post`]
+/// bridges an external broker, say), where `App::on_post`
 /// receives them. Messages from one sender to one loop arrive in the
 /// order they were posted.
 pub struct Poster<P> {
@@ -359,7 +359,7 @@ counters! {
     /// WebSocket messages and SSE events sent.
     messages_out,
     /// WebSocket messages sent as a shared compressed frame (counted in
-    /// `messages_out` too): see [`crate::app::Encoded`].
+    /// `messages_out` too): see `Encoded`.
     deflated_out,
     /// Bytes read from sockets.
     bytes_in,

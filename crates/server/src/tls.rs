@@ -37,8 +37,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// rustls itself, for a configuration of one's own.
 pub use rustls;
 
-#[doc(hidden)]
-pub mod harness;
 pub(crate) mod records;
 
 /// The most bytes a PEM file read by [`server_config_from_files`] or

@@ -27,6 +27,8 @@ use crate::tls::records::Records;
 
 mod buffers;
 mod encode;
+#[doc(hidden)]
+pub mod harness;
 mod reading;
 mod writing;
 

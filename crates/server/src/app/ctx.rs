@@ -10,7 +10,7 @@ use crate::loops::{Peers, Stats};
 use crate::output::{OutQueue, Pool};
 
 use super::encoded::Encoded;
-use super::request::{ConnId, Response};
+use crate::request::{ConnId, Response};
 
 /// Something to do to a connection other than the one being handled,
 /// applied by the loop as soon as the callback returns.

@@ -8,12 +8,11 @@ use tether_ws::MessageRef;
 mod ctx;
 mod encoded;
 mod forward;
-mod request;
 
+pub use crate::request::{BeforeBody, CloseReason, ConnId, Reply, Request, Response, Route};
 pub use ctx::Ctx;
 pub(crate) use ctx::{Action, Actions, Current, InPlace, Queued};
 pub use encoded::Encoded;
-pub use request::{BeforeBody, CloseReason, ConnId, Reply, Request, Response, Route};
 
 /// A tether application: decides routes and reacts to connections.
 ///

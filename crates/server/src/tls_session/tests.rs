@@ -1,5 +1,5 @@
 //! The session as the loop drives it, over bytes in memory
-//! ([`crate::tls::harness`]): what hostile or unlucky clients send
+//! ([`crate::tls_session::harness`]): what hostile or unlucky clients send
 //! during and right after the handshake, and, for the records after it, a
 //! comparison with a plain rustls server given the same records.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 
-use crate::tls::harness::Harness;
+use super::harness::Harness;
 use crate::tls::records::tests::Peer;
 
 const ALERT: u8 = 21;

@@ -27,7 +27,7 @@
 //! [`Records::from_secrets`] makes the record layer without a handshake,
 //! from the two traffic secrets, deriving the keys itself (§7): for the
 //! tests and the fuzz target (`fuzz/fuzz_targets/tls_records.rs`, through
-//! `tls::harness::records`).
+//! `tls_harness::records`).
 //!
 //! Inside: `open` reads records, `key_update` the peer's KeyUpdate,
 //! `seal` writes records (this side's KeyUpdate too), `keys` holds a

@@ -12,7 +12,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
-use crate::tls_session::{INCOMING_LIMIT, TlsSession};
+use super::{INCOMING_LIMIT, TlsSession};
 
 pub mod records;
 
