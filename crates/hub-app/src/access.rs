@@ -122,13 +122,18 @@ impl Access {
     }
 
     /// Whether a request presents no credential of any kind (no
-    /// `Authorization`, no ticket, no token in a cookie or the query) and
-    /// came with no decision of the backend's (`presented`): who it is
-    /// would be the connect hook's to say.
-    pub(super) fn presents_nothing(&self, request: &Request<'_>, presented: Option<&Presented>) -> bool {
+    /// `Authorization`, no `ticket`, no token in a cookie or the query)
+    /// and came with no decision of the backend's (`presented`): who it
+    /// is would be the connect hook's to say.
+    pub(super) fn presents_nothing(
+        &self,
+        request: &Request<'_>,
+        ticket: Option<&str>,
+        presented: Option<&Presented>,
+    ) -> bool {
         presented.is_none()
             && bearer(request).is_none()
-            && request.query_param("ticket").is_none()
+            && ticket.is_none()
             && self
                 .settings
                 .auth
@@ -282,15 +287,15 @@ impl Access {
     }
 
     /// The subject whose connection a WebSocket or event-stream request
-    /// would open, as far as it can be told before: a ticket's holder's,
-    /// or the token's.
+    /// would open, as far as it can be told before: its `ticket`'s
+    /// holder's, or the token's.
     pub(super) fn subject_of<'a>(
         &self,
-        request: &Request<'_>,
+        ticket: Option<&str>,
         credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
     ) -> Option<String> {
-        if request.query_param("ticket").is_some() {
-            return self.ticket_subject(request);
+        if let Some(ticket) = ticket {
+            return self.ticket_subject(ticket);
         }
         match credential() {
             Ok(Credential::Token(who)) => who.subject.clone(),
@@ -298,13 +303,10 @@ impl Access {
         }
     }
 
-    /// The subject of the holder of the request's ticket, if it names one.
-    pub(super) fn ticket_subject(&self, request: &Request<'_>) -> Option<String> {
-        let ticket = request.query_param("ticket")?;
+    /// The subject of the holder of `ticket`, if it names one.
+    pub(super) fn ticket_subject(&self, ticket: &str) -> Option<String> {
         let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
-        holders
-            .get(&ticket)
-            .and_then(|(_, holder)| holder.subject.clone())
+        holders.get(ticket).and_then(|(_, holder)| holder.subject.clone())
     }
 
     /// Whether the request's token (when tokens are verified) is the one
@@ -324,12 +326,12 @@ impl Access {
     pub(super) fn may_authenticate_later(
         &self,
         request: &Request<'_>,
+        ticket: Option<&str>,
         presented: Option<&Presented>,
     ) -> bool {
         presented.is_none()
-            && self.settings.auth.as_ref().is_some_and(|auth| {
-                request.query_param("ticket").is_none() && auth.token_of(request).is_none()
-            })
+            && ticket.is_none()
+            && (self.settings.auth.as_ref()).is_some_and(|auth| auth.token_of(request).is_none())
     }
 
     /// Whether subscribing to `topic` needs a token that grants it: its
@@ -347,7 +349,7 @@ impl Access {
         }
     }
 
-    /// Who may subscribe: a ticket, the publish token, a JSON Web Token
+    /// Who may subscribe: a `ticket`, the publish token, a JSON Web Token
     /// (which a private topic needs, granting it), or anyone when tickets
     /// are not required and the topic is not private. The grant says
     /// whether a WebSocket may also publish.
@@ -360,7 +362,7 @@ impl Access {
     /// every step.
     pub(super) fn authorize_subscriber<'a>(
         &self,
-        request: &Request<'_>,
+        ticket: Option<&str>,
         topic: &str,
         credential: impl FnOnce() -> &'a Result<Credential, Refusal>,
         redeem: bool,
@@ -368,16 +370,16 @@ impl Access {
     ) -> Result<Grant, Refusal> {
         let settings = &self.settings;
         let private = self.is_private(topic);
-        if let Some(ticket) = request.query_param("ticket") {
+        if let Some(ticket) = ticket {
             let grant = match decided {
                 Some(grant) => grant,
                 None => {
                     let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
                     let now = Instant::now();
                     let grant = if redeem {
-                        tickets.redeem(now, &ticket, topic)
+                        tickets.redeem(now, ticket, topic)
                     } else {
-                        tickets.check(now, &ticket, topic)
+                        tickets.check(now, ticket, topic)
                     };
                     grant.map_err(|_| Refusal::Ticket)?
                 }
@@ -385,7 +387,7 @@ impl Access {
             let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
             // A ticket issued for a holder gives exactly the holder's
             // rights, until the holder's token expires.
-            let Some((_, holder)) = holders.get(&ticket) else {
+            let Some((_, holder)) = holders.get(ticket) else {
                 // Issued by the publish token: what it grants, as far as
                 // the namespace takes publishes from the backend.
                 return Ok(Grant {
@@ -413,7 +415,7 @@ impl Access {
                         && settings.may_publish(topic, Publisher::Granted),
                 });
             };
-            holders.remove(&ticket);
+            holders.remove(ticket);
             return Err(refusal);
         }
         match credential().as_ref().map_err(|refusal| *refusal)? {
@@ -432,27 +434,27 @@ impl Access {
     /// once whatever the backend says: what it grants, to go with the
     /// backend's decision ([`Presented::ticket`]). `None`: it came with
     /// no ticket.
-    pub(super) fn redeem_ticket(&self, request: &Request<'_>, topic: &str) -> Result<Option<Grant>, Refusal> {
-        let Some(ticket) = request.query_param("ticket") else {
+    pub(super) fn redeem_ticket(&self, ticket: Option<&str>, topic: &str) -> Result<Option<Grant>, Refusal> {
+        let Some(ticket) = ticket else {
             return Ok(None);
         };
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        match tickets.redeem(Instant::now(), &ticket, topic) {
+        match tickets.redeem(Instant::now(), ticket, topic) {
             Ok(grant) => Ok(Some(grant)),
             Err(_) => Err(Refusal::Ticket),
         }
     }
 
-    /// The holder of the request's ticket (taken: a ticket's holder is
+    /// The holder of a request's `ticket` (taken: a ticket's holder is
     /// read once, by the session or long poll it opens); `None` if it
     /// came with no ticket, a default holder for a ticket the publish
     /// token asked for.
-    pub(super) fn take_ticket_holder(&self, request: &Request<'_>) -> Option<Holder> {
-        let ticket = request.query_param("ticket")?;
+    pub(super) fn take_ticket_holder(&self, ticket: Option<&str>) -> Option<Holder> {
+        let ticket = ticket?;
         let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
         Some(
             holders
-                .remove(&ticket)
+                .remove(ticket)
                 .map_or_else(Holder::default, |(_, holder)| Holder {
                     deadline: holder.deadline,
                     subject: holder.subject,

@@ -53,6 +53,8 @@ struct Details {
     /// What a subscriber's query asks for, read when it was routed:
     /// `None` for nothing but the defaults.
     wants: Option<Wants>,
+    /// Its `?ticket=`, read once, when it was first routed.
+    ticket: Option<String>,
 }
 
 impl Admission {
@@ -62,21 +64,26 @@ impl Admission {
     }
 
     /// A request routed as `route`, with its topic and endpoint (parsed
-    /// once), its credential if routing verified it, and the backend's
-    /// decision it came with.
+    /// once), its credential if routing verified it, the backend's
+    /// decision it came with, and its ticket.
     pub(super) fn routed(
         route: HubRoute,
         target: Option<(&str, Endpoint)>,
         credential: Option<Result<Credential, Refusal>>,
         presented: Option<Presented>,
+        ticket: Option<String>,
     ) -> Admission {
         let details = Details {
             target: target.map(|(topic, endpoint)| (Arc::from(topic), endpoint)),
             credential,
             presented,
             wants: None,
+            ticket,
         };
-        let empty = details.target.is_none() && details.credential.is_none() && details.presented.is_none();
+        let empty = details.target.is_none()
+            && details.credential.is_none()
+            && details.presented.is_none()
+            && details.ticket.is_none();
         Admission {
             route,
             details: (!empty).then(|| Box::new(details)),
@@ -119,6 +126,16 @@ impl Admission {
             .as_ref()
             .and_then(|d| d.wants.as_ref())
             .unwrap_or(&DEFAULTS)
+    }
+
+    /// Its `?ticket=`, read when it was first routed.
+    pub(super) fn ticket(&self) -> Option<&str> {
+        self.details.as_ref()?.ticket.as_deref()
+    }
+
+    /// Its ticket, taken out: for routing it again.
+    pub(super) fn take_ticket(&mut self) -> Option<String> {
+        self.details.as_mut()?.ticket.take()
     }
 
     /// The topic its path names.
@@ -171,8 +188,20 @@ impl Admission {
     /// The subject of a publisher: who the backend said it is, or its
     /// ticket's holder, or its token's.
     pub(super) fn publisher_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
-        if !self.identified_by_backend() && request.query_param("ticket").is_some() {
-            return access.ticket_subject(request);
+        if !self.identified_by_backend() {
+            return self.credential_subject(access, request);
+        }
+        match self.credential(access, request) {
+            Ok(Credential::Token(who)) => who.subject.clone(),
+            _ => None,
+        }
+    }
+
+    /// The subject its credential names: its ticket's holder's, or its
+    /// token's.
+    pub(super) fn credential_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
+        if let Some(ticket) = self.ticket() {
+            return access.ticket_subject(ticket);
         }
         match self.credential(access, request) {
             Ok(Credential::Token(who)) => who.subject.clone(),
@@ -197,7 +226,7 @@ impl Admission {
                 ..Holder::default()
             };
         }
-        if let Some(holder) = access.take_ticket_holder(request) {
+        if let Some(holder) = access.take_ticket_holder(self.ticket()) {
             return holder;
         }
         let Some(auth) = access.settings().auth.as_ref() else {

@@ -94,6 +94,7 @@ use self::publishing::Publishing;
 pub use self::rate::PublishRate;
 use self::replies::shutting_down;
 pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
+use self::router::Routing;
 use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
@@ -279,7 +280,9 @@ impl HubApp {
                 let Some(presented) = admission.take_presented() else {
                     return Reply::Now(unavailable());
                 };
-                let route = router::route(&self.shared.access, &self.stats, request, Some(presented));
+                let ticket = admission.take_ticket();
+                let again = Routing::Again { presented, ticket };
+                let route = router::route(&self.shared.access, &self.stats, request, again);
                 BackendHooks::go_on_as(ctx, conn, route, admission)
             }
             _ => Reply::Now(Response::text(404, "404 Not Found\n")),
@@ -322,7 +325,7 @@ impl App for HubApp {
         {
             return route.map(Admission::new);
         }
-        router::route(&self.shared.access, &self.stats, request, None)
+        router::route(&self.shared.access, &self.stats, request, Routing::First)
     }
 
     fn on_open(
@@ -549,7 +552,8 @@ impl App for HubApp {
         // `on_request` (no `route` follows for the request).
         self.shared.catch_up(&mut self.settings_seen);
         let access = &self.shared.access;
-        let Route::Handler(mut admission) = router::route(access, &self.stats, request, None) else {
+        let Route::Handler(mut admission) = router::route(access, &self.stats, request, Routing::First)
+        else {
             return BeforeBody::Read;
         };
         // A refusal routing made (and counted) stands whatever the body.

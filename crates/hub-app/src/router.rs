@@ -13,27 +13,57 @@ use super::api::ApiRoute;
 use super::backend::Hook;
 use super::metrics::HubStats;
 use super::metrics::count_refusal;
-use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, Wants, parse_path};
+use super::routes::{Endpoint, Format, HubRoute, Refusal, Socket, Wants, param, parse_path};
 
-/// What the hub makes of a request, as its [`Admission`]: its path and
-/// a subscriber's query parsed once, its credential verified once (when
-/// a step needs it), the backend's decision it comes with (`presented`, when it is routed again
-/// after one). Refusals decided here whatever the body (a bad topic, a
-/// credential that does not do, an origin that may not come in) are
-/// counted and answered in `on_request`.
+/// What the hub makes of a request, as its [`Admission`]: its path, its
+/// ticket and a subscriber's query read once, its credential verified
+/// once (when a step needs it), the backend's decision it comes with
+/// (when it is routed [`Routing::Again`]). Refusals decided here
+/// whatever the body (a bad topic, a credential that does not do, an
+/// origin that may not come in) are counted and answered in
+/// `on_request`.
 pub(super) fn route(
     access: &Access,
     stats: &HubStats,
     request: &Request<'_>,
-    presented: Option<Presented>,
+    routing: Routing,
 ) -> Route<Admission> {
+    let (presented, ticket) = match routing {
+        Routing::First => (None, param(request, "ticket")),
+        Routing::Again { presented, ticket } => (Some(presented), ticket),
+    };
     let target = parse_path(request.path());
+    let seen = Seen {
+        target,
+        presented: presented.as_ref(),
+        ticket: ticket.as_deref(),
+    };
     let found = Found::default();
-    let route = route_to(access, stats, request, target, presented.as_ref(), &found);
+    let route = route_to(access, stats, request, &seen, &found);
     let Found { verified, wants } = found;
     route.map(|route| {
-        Admission::routed(route, target, verified.into_inner(), presented).wanting(wants.into_inner())
+        Admission::routed(route, target, verified.into_inner(), presented, ticket).wanting(wants.into_inner())
     })
+}
+
+/// How a request comes to be routed.
+pub(super) enum Routing {
+    /// Of its head alone.
+    First,
+    /// Again, with the backend's decision standing for its credential,
+    /// and the ticket read when it was first routed.
+    Again {
+        presented: Presented,
+        ticket: Option<String>,
+    },
+}
+
+/// What routing reads of a request once, beside its head: its path's
+/// topic and endpoint, the backend's decision, its ticket.
+struct Seen<'a> {
+    target: Option<(&'a str, Endpoint)>,
+    presented: Option<&'a Presented>,
+    ticket: Option<&'a str>,
 }
 
 /// What routing works out of a request when a step first needs it, kept
@@ -46,16 +76,20 @@ struct Found {
     wants: OnceCell<Wants>,
 }
 
-/// [`route`] of a request whose path is parsed (`target`), what it
-/// works out kept in `found`.
+/// [`route`] of a request whose path and ticket are read (`seen`), what
+/// it works out kept in `found`.
 fn route_to(
     access: &Access,
     stats: &HubStats,
     request: &Request<'_>,
-    target: Option<(&str, Endpoint)>,
-    presented: Option<&Presented>,
+    seen: &Seen<'_>,
     found: &Found,
 ) -> Route<HubRoute> {
+    let Seen {
+        target,
+        presented,
+        ticket,
+    } = *seen;
     let verified = &found.verified;
     let settings = access.settings();
     // The admin listener serves the metrics and nothing else.
@@ -108,7 +142,7 @@ fn route_to(
     let method = request.method();
     // Who a request without credentials is, the backend says.
     let asks_connect =
-        settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request, presented);
+        settings.backend_for(Hook::Connect).is_some() && access.presents_nothing(request, ticket, presented);
     if endpoint == Endpoint::Publish {
         return if method == "POST" && asks_connect {
             HubRoute::Decide.route()
@@ -141,7 +175,8 @@ fn route_to(
     if asks_connect {
         return HubRoute::Decide.route();
     }
-    let first_message = endpoint == Endpoint::WebSocket && access.may_authenticate_later(request, presented);
+    let first_message =
+        endpoint == Endpoint::WebSocket && access.may_authenticate_later(request, ticket, presented);
     // The request's credential, verified once, when a step first needs
     // it (a ticket may make it needless), and kept in its admission for
     // the callback that starts the stream, socket or long poll.
@@ -153,6 +188,7 @@ fn route_to(
         wants,
         first_message,
         presented,
+        ticket,
     };
     subscribe_route(access, stats, request, &asked, credential)
 }
@@ -166,6 +202,7 @@ struct Asked<'a> {
     /// A WebSocket that may send its token as its first message.
     first_message: bool,
     presented: Option<&'a Presented>,
+    ticket: Option<&'a str>,
 }
 
 /// The route of a subscriber's request (an event stream, a WebSocket, a
@@ -184,13 +221,14 @@ fn subscribe_route<'a>(
         wants,
         first_message,
         presented,
+        ticket,
     } = *asked;
     let settings = access.settings();
     // A request that waits for the backend uses its ticket when the
     // backend is asked: once, the decision carrying what it grants.
     let asks = asks_subscribe(access, topic, presented, credential);
     let decided_ticket = presented.and_then(|p| p.ticket.clone());
-    let grant = match access.authorize_subscriber(request, topic, credential, !asks, decided_ticket) {
+    let grant = match access.authorize_subscriber(ticket, topic, credential, !asks, decided_ticket) {
         Err(Refusal::NoCredentials) if first_message => Grant::default(),
         Ok(grant) => grant,
         Err(refusal) => {
@@ -201,7 +239,7 @@ fn subscribe_route<'a>(
     if matches!(endpoint, Endpoint::Events | Endpoint::WebSocket)
         && let Some(max) = settings.max_connections_per_subject
         && let Some(subject) = access
-            .subject_of(request, credential)
+            .subject_of(ticket, credential)
             .filter(|subject| access.connections.is_full(subject, max))
     {
         log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
@@ -260,8 +298,8 @@ pub(super) fn refuse_publisher_before_body(
         && (request.path() == "/tickets" || admission.endpoint() == Some(Endpoint::Publish));
     // Who a request without credentials is, the backend says: its body
     // is read first.
-    let asks_connect =
-        access.settings().backend_for(Hook::Connect).is_some() && access.presents_nothing(request, None);
+    let asks_connect = access.settings().backend_for(Hook::Connect).is_some()
+        && access.presents_nothing(request, admission.ticket(), None);
     if !needs_token || asks_connect {
         return None;
     }

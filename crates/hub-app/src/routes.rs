@@ -371,7 +371,7 @@ impl Wants {
 /// A parameter of `request`'s query, as [`Request::query_param`] reads
 /// it; under test each read is recorded, so that a test can tell that a
 /// request's query is read once.
-fn param(request: &Request<'_>, name: &'static str) -> Option<String> {
+pub(super) fn param(request: &Request<'_>, name: &'static str) -> Option<String> {
     #[cfg(test)]
     reads::record(request.query(), name);
     request.query_param(name)

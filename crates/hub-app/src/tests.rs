@@ -368,3 +368,60 @@ fn a_subscribers_query_is_read_once_per_request() {
     handle.shutdown();
     running.join().unwrap().unwrap();
 }
+
+/// A subscriber's `?ticket=` is read once, when it is routed, however
+/// many steps use it after: the ticket checked and used, its holder's
+/// subject counted against the subject's connections, and the holder
+/// taken by the session it opens.
+#[test]
+fn a_subscribers_ticket_is_read_once_per_request() {
+    let settings = HubSettings {
+        publish_token: Some("the-publish-token".into()),
+        max_connections_per_subject: Some(4),
+        ..HubSettings::default()
+    };
+    let shared = HubShared::new(settings, 1);
+    let server = Server::bind(
+        Config::new("127.0.0.1:0".parse().unwrap()),
+        Handshake::new(),
+        shared.app(0),
+    )
+    .unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+    let ticket = || {
+        let head = "POST /tickets?topic=news HTTP/1.1\r\nAuthorization: Bearer the-publish-token";
+        let answer = ask(addr, head, "");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        body["ticket"].as_str().unwrap().to_owned()
+    };
+
+    let query = format!("ticket={}", ticket());
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .write_all(upgrade_request(&format!("/topics/news/ws?{query}"), "").as_bytes())
+        .unwrap();
+    let head = read_head(&mut socket);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    settle(addr);
+    assert_eq!(routes::reads::count(&query, "ticket"), 1, "a WebSocket's ticket");
+
+    let query = format!("ticket={}", ticket());
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!("GET /topics/news/events?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    settle(addr);
+    assert_eq!(
+        routes::reads::count(&query, "ticket"),
+        1,
+        "an event stream's ticket"
+    );
+
+    drop((socket, stream));
+    handle.shutdown();
+    running.join().unwrap().unwrap();
+}

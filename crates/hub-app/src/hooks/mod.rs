@@ -303,7 +303,7 @@ impl BackendHooks {
         let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
         let (question, asked) = if settings.backend_for(Hook::Connect).is_some()
-            && access.presents_nothing(request, admission.presented())
+            && access.presents_nothing(request, admission.ticket(), admission.presented())
         {
             let backend = settings.backend.as_deref();
             let headers =
@@ -334,7 +334,7 @@ impl BackendHooks {
             )
         } else {
             // Its ticket is used now, once, whatever the backend says.
-            let ticket = match access.redeem_ticket(request, topic) {
+            let ticket = match access.redeem_ticket(admission.ticket(), topic) {
                 Ok(ticket) => ticket,
                 Err(refusal) => {
                     count_refusal(parts.stats, refusal);
@@ -344,7 +344,7 @@ impl BackendHooks {
             let identity = admission.presented().and_then(|p| p.identity.clone());
             let subject = match &identity {
                 Some(identity) => identity.subject.clone(),
-                None => access.subject_of(request, move || admission.credential(access, request)),
+                None => admission.credential_subject(access, request),
             };
             (
                 Question::Subscribe {
