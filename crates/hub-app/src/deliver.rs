@@ -9,22 +9,22 @@ use std::sync::Arc;
 use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Subscribed, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
+use super::access::{Awaiting, auth_ok, warning_time};
 use super::access::{TokenGrant, TokenRefused};
 use super::admission::Served;
 use super::auth::DEFAULT_AUTH_TIMEOUT;
-use super::awaiting::{Awaiting, auth_ok, warning_time};
 use super::backend::Hook;
 use super::broker_view::LoopContext;
 use super::hooks::{BackendHooks, refresh_by_backend};
 use super::hooks::{Late, close_undecided};
 use super::loop_parts::LoopParts;
 use super::metrics::{Denial, HubStats, Outcome, add, sub};
-use super::poll::{self, next_id, poll_response, poll_timeout_response};
 use super::presence::{Answer, Asker, Roster};
 use super::replies::{close_reason, error_response};
 use super::routes::{HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS};
 use super::subscribers::{
-    Subscriber, Subscribers, close_expired, close_revoked, fan_out, send_replay, send_resumed,
+    Subscriber, Subscribers, close_expired, close_revoked, fan_out, next_id, poll_response,
+    poll_timeout_response, poll_wait, send_replay, send_resumed,
 };
 
 /// The loop's topics and who is subscribed to them.
@@ -147,7 +147,7 @@ impl Delivery {
         };
         let topic = &**topic;
         let since = request.query_param("since").filter(|s| !s.is_empty());
-        let timeout = match poll::wait(request, parts.shared.settings.poll_timeout) {
+        let timeout = match poll_wait(request, parts.shared.settings.poll_timeout) {
             Ok(timeout) => timeout,
             Err(refused) => return Reply::Now(refused),
         };

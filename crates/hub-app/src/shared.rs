@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use tether_hub::LocalBroker;
 
 use super::access::Access;
+use super::access::Revocation;
 use super::external::HubPublisher;
 use super::metrics::HubStats;
-use super::revoked::Revocation;
 use super::settings::HubSettings;
 
 /// What every loop's [`HubApp`](crate::HubApp) shares: the settings, the tickets (a

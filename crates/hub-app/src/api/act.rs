@@ -9,7 +9,7 @@ use tether_hub::{
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx};
 
 use super::{ApiError, ServerApi, users};
-use crate::awaiting::warning_time;
+use crate::access::warning_time;
 use crate::broker_view::LoopContext;
 use crate::cors::Cors;
 use crate::deliver::Delivery;

@@ -36,6 +36,7 @@ use tether_hub::{
 use tether_server::{ConnId, Ctx, Reply, Request, Response};
 
 use super::access::{Access, Credential};
+use super::access::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 use super::admission::Admission;
 use super::broker_view::LoopContext;
 use super::cors::Cors;
@@ -46,7 +47,6 @@ use super::metrics::{HubStats, add};
 use super::presence::Asker;
 use super::publishing::Pending;
 use super::publishing::Publishing;
-use super::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS};
 pub(crate) use super::routes::ApiRoute;
 use super::routes::{HubRoute, Refusal};
 pub(crate) use batch::{Batches, Outcome};
@@ -496,7 +496,7 @@ impl ServerApi {
         Self::admin(parts, credential)?;
         let now = parts.shared.access.unix_secs(ctx.now());
         let entries = parts.shared.access.revocations.entries(now);
-        let body = super::revoked::entries_json(&entries);
+        let body = super::access::entries_json(&entries);
         Ok(Some(
             Response::json(200, body).header("Cache-Control", "no-store"),
         ))

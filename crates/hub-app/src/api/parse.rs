@@ -270,8 +270,8 @@ pub(crate) fn parse_revoke(
     body: &[u8],
     now: u64,
     default_ttl: u64,
-) -> Result<Vec<crate::revoked::Revocation>, ApiError> {
-    use crate::revoked::{Revocation, Revoked};
+) -> Result<Vec<crate::access::Revocation>, ApiError> {
+    use crate::access::{Revocation, Revoked};
     let mut root = parse_object(body, &["jti", "subject", "before", "until"])?;
     let jti = take_optional_string(&mut root, "", "jti")?;
     if jti.as_ref().is_some_and(|id| id.is_empty() || id.len() > 1024) {
@@ -653,7 +653,7 @@ mod tests {
 #[cfg(test)]
 mod revoke_tests {
     use super::*;
-    use crate::revoked::{Revocation, Revoked};
+    use crate::access::{Revocation, Revoked};
 
     #[test]
     fn revocations_are_read_with_their_defaults() {

@@ -25,8 +25,8 @@ use tether_hub::{Allowed, ControlMessage, Decision, Grant, HubMessage};
 use tether_server::{ConnId, Ctx, Reply, Request, Response, Route};
 
 use super::access::Presented;
+use super::access::{auth_ok, warning_time};
 use super::admission::{Admission, Served};
-use super::awaiting::{auth_ok, warning_time};
 use super::backend::{Busy, Hook, Question};
 use super::loop_parts::LoopParts;
 use super::metrics::{HubStats, Outcome, add, count_refusal};

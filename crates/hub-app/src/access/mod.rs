@@ -16,11 +16,19 @@ use super::metrics::{HubStats, add, count_refusal};
 use super::namespace::Publisher;
 use super::rate::SubjectBuckets;
 use super::replies::error_response;
-use super::revoked::Revocations;
 use super::routes::{Refusal, TokenFault, bearer};
 use super::settings::HubSettings;
 use super::subscribers::Holder;
-use super::ticket_holder::TicketHolder;
+
+mod awaiting;
+mod revoked;
+mod ticket_holder;
+
+pub(super) use self::awaiting::{Awaiting, auth_ok, warning_time};
+use self::revoked::Revocations;
+pub(super) use self::revoked::entries_json;
+pub use self::revoked::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
+use self::ticket_holder::TicketHolder;
 
 /// What decides access, shared by every loop: a ticket issued on one loop
 /// is redeemed on whichever loop the client lands (the locks are taken

@@ -34,7 +34,7 @@ fn poll_timeout(asked: Option<&str>, longest: Duration) -> Result<Duration, Stri
 /// How long a long poll waits: what its `?timeout=` asks for, up to
 /// `longest`, or the 400 that refuses it; a HEAD wants GET's head, not
 /// its wait, so it is answered as a poll whose wait is over.
-pub(super) fn wait(request: &Request<'_>, longest: Duration) -> Result<Duration, Response> {
+pub(crate) fn wait(request: &Request<'_>, longest: Duration) -> Result<Duration, Response> {
     match poll_timeout(request.query_param("timeout").as_deref(), longest) {
         Ok(_) if request.method() == "HEAD" => Ok(Duration::ZERO),
         Ok(timeout) => Ok(timeout),
@@ -43,7 +43,7 @@ pub(super) fn wait(request: &Request<'_>, longest: Duration) -> Result<Duration,
 }
 
 /// The id a long poller passes as `since` next time.
-pub(super) fn next_id(
+pub(crate) fn next_id(
     events: &[Arc<Event>],
     gap: Option<Gap>,
     since: Option<&str>,
@@ -60,7 +60,7 @@ pub(super) fn next_id(
 
 /// A long poll's answer:
 /// `{"topic":"T","events":[...],"next":"ID","gap":null|{...}}`.
-pub(super) fn poll_response(
+pub(crate) fn poll_response(
     topic: &str,
     events: &[Arc<Event>],
     gap: Option<Gap>,
@@ -87,7 +87,7 @@ pub(super) fn poll_response(
 }
 
 /// A long poll that nothing answered in time.
-pub(super) fn poll_timeout_response(hub: &Hub<ConnId>, topic: &str, since: Option<&str>) -> Response {
+pub(crate) fn poll_timeout_response(hub: &Hub<ConnId>, topic: &str, since: Option<&str>) -> Response {
     let next = next_id(&[], None, since, || hub.head(topic));
     poll_response(topic, &[], None, since, next)
 }

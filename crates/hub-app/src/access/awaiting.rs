@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use tether_server::{CloseCode, ConnId, Ctx, MessageRef};
 
-use super::access::{Access, TokenRefused};
-use super::metrics::{Denial, HubStats, add};
-use super::replies::close_reason;
-use super::subscribers::Subscriber;
+use super::{Access, TokenRefused};
+use crate::metrics::{Denial, HubStats, add};
+use crate::replies::close_reason;
+use crate::subscribers::Subscriber;
 
 /// The most seconds before its token expires that a WebSocket is warned.
 const EXPIRY_WARNING_LEAD: u64 = 30;
@@ -20,7 +20,7 @@ const EXPIRY_WARNING_LEAD: u64 = 30;
 /// of the time the token had left when taken if that is less, rounded up
 /// so that a token with a second or two left is still warned a second
 /// before it expires (not on its deadline, when it is closed).
-pub(super) fn warning_time(deadline: u64, now: u64) -> u64 {
+pub(crate) fn warning_time(deadline: u64, now: u64) -> u64 {
     let left = deadline.saturating_sub(now);
     deadline.saturating_sub(left.div_ceil(3).min(EXPIRY_WARNING_LEAD))
 }
@@ -28,7 +28,7 @@ pub(super) fn warning_time(deadline: u64, now: u64) -> u64 {
 /// What a WebSocket is told when its token is taken:
 /// `{"type":"auth-ok","expires_in":SECONDS}` (no `expires_in` for a token
 /// without `exp`).
-pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
+pub(crate) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
     match deadline {
         Some(deadline) => format!(
             "{{\"type\":\"auth-ok\",\"expires_in\":{}}}",
@@ -42,25 +42,25 @@ pub(super) fn auth_ok(deadline: Option<u64>, now: u64) -> String {
 /// first message: the subscriber each becomes once it has, and until
 /// when it may take.
 #[derive(Debug, Default)]
-pub(super) struct Awaiting {
+pub(crate) struct Awaiting {
     sockets: HashMap<ConnId, (Subscriber, Instant)>,
 }
 
 impl Awaiting {
-    pub(super) fn admit(&mut self, conn: ConnId, subscriber: Subscriber, until: Instant) {
+    pub(crate) fn admit(&mut self, conn: ConnId, subscriber: Subscriber, until: Instant) {
         self.sockets.insert(conn, (subscriber, until));
     }
 
-    pub(super) fn contains(&self, conn: ConnId) -> bool {
+    pub(crate) fn contains(&self, conn: ConnId) -> bool {
         self.sockets.contains_key(&conn)
     }
 
-    pub(super) fn forget(&mut self, conn: ConnId) {
+    pub(crate) fn forget(&mut self, conn: ConnId) {
         self.sockets.remove(&conn);
     }
 
     /// Closes the sockets that did not authenticate in time.
-    pub(super) fn time_out<P>(&mut self, ctx: &mut Ctx<'_, P>, stats: &HubStats) {
+    pub(crate) fn time_out<P>(&mut self, ctx: &mut Ctx<'_, P>, stats: &HubStats) {
         let now = ctx.now();
         let late: Vec<ConnId> = self
             .sockets
@@ -79,7 +79,7 @@ impl Awaiting {
     /// the subscriber returned, with the `auth-ok` it is to be told once
     /// it subscribes (at once, or when the subscribe hook allows it);
     /// anything else closes it, counted.
-    pub(super) fn first_message<P>(
+    pub(crate) fn first_message<P>(
         &mut self,
         ctx: &mut Ctx<'_, P>,
         access: &Access,

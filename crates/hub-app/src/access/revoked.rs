@@ -77,7 +77,7 @@ impl Revocation {
 
 /// The list is full: [`MAX_REVOCATIONS`] entries that have not expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ListFull;
+pub(crate) struct ListFull;
 
 /// The entries, by token id and by subject.
 #[derive(Debug, Default)]
@@ -97,7 +97,7 @@ impl RevocationList {
     /// another names already widens it (the later `before`, the later
     /// `until`). One that has expired already changes nothing. Whether it
     /// changed the list.
-    pub(super) fn add(&mut self, revocation: &Revocation, now: u64) -> Result<bool, ListFull> {
+    pub(crate) fn add(&mut self, revocation: &Revocation, now: u64) -> Result<bool, ListFull> {
         if revocation.until <= now {
             return Ok(false);
         }
@@ -130,7 +130,7 @@ impl RevocationList {
 
     /// Whether a token with this id, subject and `iat` is revoked at
     /// `now` (Unix seconds).
-    pub(super) fn is_revoked(
+    pub(crate) fn is_revoked(
         &self,
         token_id: Option<&str>,
         subject: Option<&str>,
@@ -153,7 +153,7 @@ impl RevocationList {
     }
 
     /// Every entry not expired by `now`.
-    pub(super) fn entries(&self, now: u64) -> Vec<Revocation> {
+    pub(crate) fn entries(&self, now: u64) -> Vec<Revocation> {
         let tokens = self
             .tokens
             .iter()
@@ -180,7 +180,7 @@ impl RevocationList {
 /// The list shared by every loop, and how many times it changed: a loop
 /// that sees a new generation looks for its connections it now revokes.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Revocations {
+pub(crate) struct Revocations {
     list: Arc<RwLock<RevocationList>>,
     generation: Arc<AtomicU64>,
     /// Entries held: with none, nothing is read under the lock.
@@ -190,7 +190,7 @@ pub(super) struct Revocations {
 impl Revocations {
     /// Adds the entries (see [`RevocationList::add`]); the generation
     /// moves if one changed the list.
-    pub(super) fn add(&self, revocations: &[Revocation], now: u64) -> Result<(), ListFull> {
+    pub(crate) fn add(&self, revocations: &[Revocation], now: u64) -> Result<(), ListFull> {
         let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
         let mut full = Ok(());
@@ -208,7 +208,7 @@ impl Revocations {
     }
 
     /// Whether a token with this id, subject and `iat` is revoked at `now`.
-    pub(super) fn is_revoked(
+    pub(crate) fn is_revoked(
         &self,
         token_id: Option<&str>,
         subject: Option<&str>,
@@ -225,12 +225,12 @@ impl Revocations {
     }
 
     /// How many times the list changed.
-    pub(super) fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Every entry not expired by `now`, the expired ones forgotten.
-    pub(super) fn entries(&self, now: u64) -> Vec<Revocation> {
+    pub(crate) fn entries(&self, now: u64) -> Vec<Revocation> {
         let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
         list.prune(now);
         self.held.store(list.len(), Ordering::Release);
@@ -239,7 +239,7 @@ impl Revocations {
 }
 
 /// `{"revoked":[{"jti":"..","until":T}|{"subject":"..","before":T,"until":T},...]}`.
-pub(super) fn entries_json(entries: &[Revocation]) -> String {
+pub(crate) fn entries_json(entries: &[Revocation]) -> String {
     let mut out = String::from("{\"revoked\":[");
     for (i, entry) in entries.iter().enumerate() {
         if i > 0 {

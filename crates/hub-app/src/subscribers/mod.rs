@@ -9,11 +9,15 @@ use std::sync::Arc;
 use tether_hub::{ConnectionMember, Delivery, Event, EventId, Gap, Member, Resumed, Transport};
 use tether_server::{CloseCode, ConnId, Ctx, Encoded, Message};
 
-use super::conn_map::{ConnMap, Slotted};
 use super::cors::Cors;
 use super::metrics::{HubStats, add, sub};
-use super::poll::{next_id, poll_response};
 use super::routes::{Format, Socket, Wants};
+
+mod conn_map;
+mod poll;
+
+use self::conn_map::{ConnMap, Slotted};
+pub(super) use self::poll::{next_id, poll_response, poll_timeout_response, wait as poll_wait};
 
 /// Who holds a subscriber's credential: when it stops being good (Unix
 /// seconds, the leeway included), its subject, and the token's id and

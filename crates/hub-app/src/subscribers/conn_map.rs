@@ -12,7 +12,7 @@ use std::hash::Hash;
 use tether_server::ConnId;
 
 /// A key with an optional small slot number, dense over the live keys.
-pub(super) trait Slotted: Copy + Eq + Hash {
+pub(crate) trait Slotted: Copy + Eq + Hash {
     fn slot(self) -> Option<usize>;
 }
 
