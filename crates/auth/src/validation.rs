@@ -1,5 +1,4 @@
-//! What a token's claims must satisfy besides its signature: the
-//! settings [`verify`](fn@crate::verify::verify) checks them against.
+//! The settings a token's claims are checked against when it is verified.
 
 /// What a token's claims must satisfy besides its signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
