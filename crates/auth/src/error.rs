@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::limits::{MAX_TOKEN_LEN, MIN_SECRET_LEN};
+
 /// Why a key could not be loaded, a pattern not parsed, or a token not
 /// accepted.
 ///
@@ -14,7 +16,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     // Configuration: keys and patterns.
-    /// An HMAC secret shorter than [`crate::MIN_SECRET_LEN`] bytes.
+    /// An HMAC secret shorter than [`MIN_SECRET_LEN`] bytes.
     ShortSecret {
         /// The secret's length in bytes.
         len: usize,
@@ -35,7 +37,7 @@ pub enum Error {
     InvalidPattern(String),
 
     // Tokens: the peer's.
-    /// The token is longer than [`crate::MAX_TOKEN_LEN`].
+    /// The token is longer than [`MAX_TOKEN_LEN`].
     TokenTooLong,
     /// Not three base64url parts separated by dots, or a header that is not
     /// the JSON of a JWS header.
@@ -60,7 +62,7 @@ pub enum Error {
     /// is a string, `sub` that is a number, a `tether` claim that is not
     /// lists of strings, a duplicated claim).
     InvalidClaims,
-    /// No `exp` claim, and [`crate::Validation::require_exp`] is set.
+    /// No `exp` claim, and [`Validation::require_exp`](crate::validation::Validation::require_exp) is set.
     MissingExpiry,
     /// `exp` has passed (leeway included).
     Expired,
@@ -101,13 +103,13 @@ impl fmt::Display for Error {
             Error::ShortSecret { len } => write!(
                 f,
                 "HMAC secret of {len} bytes; at least {} are required",
-                crate::MIN_SECRET_LEN
+                MIN_SECRET_LEN
             ),
             Error::PrivateKey => f.write_str("a private key where a public key was expected"),
             Error::InvalidKey(why) => write!(f, "invalid key: {why}"),
             Error::NoUsableKey => f.write_str("no key that can verify a signature"),
             Error::InvalidPattern(why) => write!(f, "invalid topic pattern: {why}"),
-            Error::TokenTooLong => write!(f, "token longer than {} bytes", crate::MAX_TOKEN_LEN),
+            Error::TokenTooLong => write!(f, "token longer than {} bytes", MAX_TOKEN_LEN),
             Error::Malformed => f.write_str("malformed token"),
             Error::UnsupportedAlgorithm => f.write_str("unsupported algorithm"),
             Error::AlgorithmMismatch => f.write_str("algorithm does not match the key"),

@@ -4,11 +4,11 @@
 //! Each returns the token only if it has the syntax of a JWT (1 to
 //! [`MAX_TOKEN_LEN`] bytes of base64url characters and dots), and `None`
 //! for anything else: no such header part, a malformed one, an ambiguous
-//! one. Whether the token is good is [`crate::verify`](fn@crate::verify)'s to say.
+//! one. Whether the token is good is [`verify`](fn@crate::verify::verify)'s to say.
 
 use serde::Deserialize;
 
-use crate::MAX_TOKEN_LEN;
+use crate::limits::MAX_TOKEN_LEN;
 use crate::object::Object;
 
 /// The name of the query parameter [`query_token`] reads.

@@ -9,11 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
-use crate::Error;
-
-/// Bytes an HMAC secret has at least: 256 bits, the output size of
-/// SHA-256, as RFC 7518 section 3.2 requires for HS256.
-pub const MIN_SECRET_LEN: usize = 32;
+use crate::error::Error;
+use crate::limits::MIN_SECRET_LEN;
 
 /// Bytes a key file may have, at most.
 pub const MAX_KEY_FILE_LEN: usize = 1 << 20;

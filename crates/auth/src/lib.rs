@@ -126,20 +126,26 @@
 mod error;
 mod extract;
 mod keys;
+mod limits;
 mod mint;
 mod object;
 mod pattern;
+mod private;
 mod rights;
+mod validation;
 mod verify;
 
 pub use error::Error;
 pub use extract::{QUERY_PARAMETER, bearer_token, cookie_token, is_token_syntax, query_token, ws_auth_token};
-pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, MIN_SECRET_LEN, secret_of_file};
+pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, secret_of_file};
+pub use limits::{MAX_TOKEN_LEN, MIN_SECRET_LEN};
 pub use mint::NewToken;
-pub use pattern::{Private, TopicPattern};
+pub use pattern::TopicPattern;
+pub use private::Private;
 pub use rights::{MAX_PATTERNS, MAX_SUBJECT_LEN, Rights, TetherClaim};
 /// Whether `topic` is in the set a pattern names, without building a
 /// [`TopicPattern`] (the same rules; a pattern that does not parse
 /// matches nothing): [`tether_topic::pattern_matches`].
 pub use tether_topic::pattern_matches;
-pub use verify::{Identity, MAX_TOKEN_LEN, Validation, identity_from_claims, verify};
+pub use validation::Validation;
+pub use verify::{Identity, identity_from_claims, verify};

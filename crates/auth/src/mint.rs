@@ -1,7 +1,9 @@
 //! Making tokens: for a server that is its own issuer (the demo's sign-in),
 //! and for tests.
 
-use crate::{Error, MIN_SECRET_LEN, TetherClaim};
+use crate::error::Error;
+use crate::limits::MIN_SECRET_LEN;
+use crate::rights::TetherClaim;
 
 /// The claims of a token to sign: its subject, the `tether` claim, when it
 /// was issued and when it expires (Unix seconds), and an audience and
@@ -55,8 +57,8 @@ impl NewToken {
         }
     }
 
-    /// The token, signed with HS256 and `secret`: what [`crate::verify`](fn@crate::verify)
-    /// accepts with [`crate::Keys::from_secret`] of the same secret.
+    /// The token, signed with HS256 and `secret`: what [`verify`](fn@crate::verify::verify)
+    /// accepts with [`Keys::from_secret`](crate::keys::Keys::from_secret) of the same secret.
     ///
     /// # Errors
     ///
@@ -96,7 +98,9 @@ impl NewToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Keys, Validation, verify};
+    use crate::keys::Keys;
+    use crate::validation::Validation;
+    use crate::verify::verify;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 

@@ -2,9 +2,9 @@
 
 use serde::Deserialize;
 
+use crate::error::Error;
 use crate::object::Object;
-use crate::pattern::describe;
-use crate::{Error, TopicPattern};
+use crate::pattern::{TopicPattern, describe};
 
 /// Patterns in one list of a `tether` claim, at most.
 pub const MAX_PATTERNS: usize = 256;

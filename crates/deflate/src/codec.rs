@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use tether_ws::{CloseCode, ExtensionError, OpCode, Rsv};
 use zlib_rs::{DeflateConfig as ZConfig, DeflateFlush, InflateFlush, Status, Strategy};
 
-use crate::{MAX_WINDOW_BITS, Params, quick};
+use crate::params::{MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
+use crate::quick;
 
 /// What a sync flush ends with; RFC 7692 section 7.2.1 strips it from every
 /// message, and section 7.2.2 puts it back before inflating.
@@ -172,8 +173,8 @@ fn too_big() -> ExtensionError {
 
 /// permessage-deflate for one connection: a `tether_ws::Extension`.
 ///
-/// Built from negotiated [`Params`] by [`DeflateConfig`](crate::DeflateConfig)
-/// on a server (its negotiator does it) or [`ClientOffer::extension`](crate::ClientOffer::extension)
+/// Built from negotiated [`Params`] by [`DeflateConfig`](crate::negotiate::DeflateConfig)
+/// on a server (its negotiator does it) or [`ClientOffer::extension`](crate::negotiate::ClientOffer::extension)
 /// on a client, then installed with `tether_ws::Connection::with_extension`.
 /// Both roles write the same compressed payloads; tether-ws masks them.
 ///
@@ -283,7 +284,7 @@ impl Deflate {
             send_takeover: !send_nct,
             inflater: None,
             recv_takeover: !recv_nct,
-            recv_window_bits: recv_bits.clamp(crate::MIN_WINDOW_BITS, MAX_WINDOW_BITS),
+            recv_window_bits: recv_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             stream_ended: false,
             min_size: if send_nct {
                 MIN_SIZE_WITHOUT_CONTEXT

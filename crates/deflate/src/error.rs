@@ -5,7 +5,7 @@ use std::fmt;
 /// Why a negotiation step failed, or how the API was misused.
 ///
 /// The negotiation variants are what a **client** gets from checking the
-/// server's response ([`ClientOffer::accept`](crate::ClientOffer::accept)):
+/// server's response ([`ClientOffer::accept`](crate::negotiate::ClientOffer::accept)):
 /// RFC 7692 section 5 says the client must then _Fail the WebSocket
 /// Connection_. A server never fails on a bad offer: it declines it.
 ///

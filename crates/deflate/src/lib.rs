@@ -5,13 +5,14 @@
 mod codec;
 mod error;
 mod negotiate;
+mod params;
 mod quick;
 mod shared;
 
 pub use codec::{Deflate, MIN_SIZE_WITH_CONTEXT, MIN_SIZE_WITHOUT_CONTEXT, Role};
 pub use error::Error;
 pub use negotiate::{
-    ClientOffer, ClientWindow, DeflateConfig, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params,
-    accept_response, offer_header,
+    ClientOffer, ClientWindow, DeflateConfig, EXTENSION_NAME, accept_response, offer_header,
 };
+pub use params::{MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
 pub use shared::{shared_frame, window_bits_for};

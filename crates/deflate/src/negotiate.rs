@@ -3,7 +3,9 @@
 
 use tether_handshake::{Extension, ExtensionNegotiator, ExtensionParams, NegotiationResult};
 
-use crate::{Deflate, Error, Role};
+use crate::codec::{Deflate, Role};
+use crate::error::Error;
+use crate::params::{MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
 
 /// The extension token.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
@@ -13,50 +15,13 @@ const CLIENT_NO_CONTEXT_TAKEOVER: &str = "client_no_context_takeover";
 const SERVER_MAX_WINDOW_BITS: &str = "server_max_window_bits";
 const CLIENT_MAX_WINDOW_BITS: &str = "client_max_window_bits";
 
-/// The smallest LZ77 window RFC 7692 allows, as a base-2 logarithm (256
-/// bytes).
-pub const MIN_WINDOW_BITS: u8 = 8;
-/// The largest LZ77 window, as a base-2 logarithm (32 KiB), and the one in
-/// force when a window parameter is absent.
-pub const MAX_WINDOW_BITS: u8 = 15;
-
-/// What both ends agreed on for one connection (RFC 7692 section 7.1).
-///
-/// The server's negotiator and the client's response check produce it;
-/// [`Deflate::new`] takes it. The window sizes are base-2 logarithms from 8
-/// to 15 (15 when the parameter was absent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Params {
-    /// The server compresses every message on its own (empties its LZ77
-    /// window after each).
-    pub server_no_context_takeover: bool,
-    /// The client compresses every message on its own.
-    pub client_no_context_takeover: bool,
-    /// The largest LZ77 window the server may compress with.
-    pub server_max_window_bits: u8,
-    /// The largest LZ77 window the client may compress with.
-    pub client_max_window_bits: u8,
-}
-
-impl Default for Params {
-    /// A bare `permessage-deflate`: context kept, 32 KiB windows.
-    fn default() -> Params {
-        Params {
-            server_no_context_takeover: false,
-            client_no_context_takeover: false,
-            server_max_window_bits: MAX_WINDOW_BITS,
-            client_max_window_bits: MAX_WINDOW_BITS,
-        }
-    }
-}
-
 impl Params {
     /// What a server's own response element says was agreed: the element
     /// its negotiator wrote into `Sec-WebSocket-Extensions` (for example
     /// `tether_handshake::NegotiatedExtension::element`, parsed with
     /// `tether_handshake::parse_extensions`). A server that installed the
     /// extension learns from it, for instance, whether the connection
-    /// takes frames compressed once for many ([`crate::shared_frame`]).
+    /// takes frames compressed once for many ([`shared_frame`](crate::shared::shared_frame)).
     ///
     /// ```
     /// use tether_deflate::Params;

@@ -5,10 +5,10 @@
 use tether_frame::{FrameHeader, OpCode, Rsv};
 
 use crate::codec::{Key, compress_into, return_compressor, take_compressor};
-use crate::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
+use crate::params::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 
 /// The compression level of shared frames: the fastest, as
-/// [`DeflateConfig`](crate::DeflateConfig)'s default.
+/// [`DeflateConfig`](crate::negotiate::DeflateConfig)'s default.
 const LEVEL: u8 = 1;
 
 /// Compresses one whole message on its own (a fresh LZ77 window, sync
@@ -21,7 +21,7 @@ const LEVEL: u8 = 1;
 /// Such a frame refers to nothing sent before it, so any number of
 /// connections can be sent the same bytes, provided that on each of them
 /// the server compresses without context takeover (the response carried
-/// `server_no_context_takeover`: [`Params::server_no_context_takeover`](crate::Params))
+/// `server_no_context_takeover`: [`Params::server_no_context_takeover`](crate::params::Params::server_no_context_takeover))
 /// and `server_max_window_bits` is at least [`window_bits_for`] of the
 /// payload's length. Where the server keeps context, its own compressor
 /// would not know of the message the peer's window now holds: send the
@@ -103,10 +103,10 @@ mod tests {
     fn inflate(frame: &[u8], server_bits: u8) -> Result<Vec<u8>, tether_ws::Error> {
         use std::time::Instant;
         use tether_ws::{Config, Connection, Event};
-        let params = crate::Params {
+        let params = crate::params::Params {
             server_no_context_takeover: true,
             server_max_window_bits: server_bits,
-            ..crate::Params::default()
+            ..crate::params::Params::default()
         };
         let now = Instant::now();
         let mut client = Connection::new(
@@ -114,7 +114,10 @@ mod tests {
             Config::default(),
             now,
         )
-        .with_extension(Box::new(crate::Deflate::new(crate::Role::Client, params)));
+        .with_extension(Box::new(crate::codec::Deflate::new(
+            crate::codec::Role::Client,
+            params,
+        )));
         match client.receive(frame, now, &mut Vec::new()) {
             (_, Some(Event::Message(message))) => Ok(message.as_bytes().to_vec()),
             (_, Some(Event::Failed(e))) => Err(e),

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::CloseCode;
+use crate::close_code::CloseCode;
 
 /// Everything that can go wrong in this crate.
 ///
@@ -16,7 +16,7 @@ pub enum Error {
     /// The opcode nibble holds a reserved value (0x3-0x7 or 0xB-0xF).
     ReservedOpcode(u8),
     /// RSV bits are set that no negotiated extension owns. The value holds
-    /// the offending bits in the positions of [`crate::Rsv`].
+    /// the offending bits in the positions of [`Rsv`](crate::header::Rsv).
     ReservedBits(u8),
     /// A control frame (close, ping, pong) arrived with FIN clear.
     FragmentedControlFrame,

@@ -1,6 +1,8 @@
 //! Frame headers: decoding (incremental, strict) and encoding.
 
-use crate::{Error, OpCode};
+use crate::error::Error;
+use crate::mask::apply_mask;
+use crate::opcode::OpCode;
 
 /// The three reserved bits of a frame's first byte, kept in the low three
 /// bits: RSV1 is `0b100`, RSV2 `0b010`, RSV3 `0b001`.
@@ -379,7 +381,7 @@ pub fn encode_frame(
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(mask) = header.mask {
-        crate::apply_mask(out.get_mut(start..).unwrap_or_default(), mask, 0);
+        apply_mask(out.get_mut(start..).unwrap_or_default(), mask, 0);
     }
     Ok(())
 }
@@ -392,7 +394,7 @@ pub enum Item<'a> {
     Header(FrameHeader),
     /// A piece of the current frame's payload, still masked as it came off
     /// the wire: unmask it with the header's key at `offset` (see
-    /// [`crate::apply_mask`]). Borrowed from the input, never copied.
+    /// [`apply_mask`]). Borrowed from the input, never copied.
     Payload {
         /// The payload bytes.
         data: &'a [u8],

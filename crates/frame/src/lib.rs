@@ -8,13 +8,15 @@ extern crate alloc;
 extern crate std;
 
 mod close;
+mod close_code;
 mod error;
 mod header;
 mod mask;
 mod opcode;
 mod utf8;
 
-pub use close::{CloseCode, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
+pub use close::{MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
+pub use close_code::CloseCode;
 pub use error::Error;
 pub use header::{
     DecodeRules, FrameDecoder, FrameHeader, FrameReader, HeaderBytes, Item, MAX_HEADER_LEN, MaskRule, Rsv,

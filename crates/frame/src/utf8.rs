@@ -1,6 +1,6 @@
 //! Incremental UTF-8 validation across frame and fragment boundaries.
 
-use crate::Error;
+use crate::error::Error;
 
 /// Validates UTF-8 that arrives in pieces.
 ///

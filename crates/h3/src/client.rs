@@ -17,12 +17,12 @@ use std::collections::HashMap;
 
 use tether_h2::hpack::Field;
 
+use crate::error::{Error, ErrorCode, Misuse, Violation};
 use crate::frame::Frame;
 use crate::qpack::{self, Decoder, Section};
 use crate::response::{ResponseEvent, ResponseStream};
 use crate::settings::Settings;
 use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
-use crate::{Error, ErrorCode, Misuse, Violation};
 
 /// What the server said, in the order it said it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,6 +50,7 @@ struct ReadmeExamples;
 pub mod client;
 mod error;
 pub mod frame;
+mod frame_types;
 pub mod head;
 pub mod message;
 pub mod qpack;

@@ -10,8 +10,8 @@
 //! [`crate::response::ResponseStream`] are this, read by a server and by
 //! a client.
 
+use crate::error::{Error, ErrorCode};
 use crate::frame::{self, Event, Frame, FrameDecoder};
-use crate::{Error, ErrorCode};
 
 /// What a request or response stream carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl MessageFraming {
         let unexpected = |ty| {
             Error::new(
                 ErrorCode::H3_FRAME_UNEXPECTED,
-                crate::Violation::UnexpectedFrame(ty),
+                crate::error::Violation::UnexpectedFrame(ty),
             )
         };
         match event {

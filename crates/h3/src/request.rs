@@ -7,8 +7,8 @@
 //! trailers, a control-stream frame, PUSH_PROMISE from a client — is an
 //! H3_FRAME_UNEXPECTED.
 
+use crate::error::{Error, ErrorCode, Violation};
 use crate::message::{MessageEvent, MessageFraming};
-use crate::{Error, ErrorCode, Violation};
 
 /// What a request stream carries: the request's encoded field section,
 /// pieces of its body, its encoded trailer section.

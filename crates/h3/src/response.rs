@@ -13,8 +13,8 @@
 //! caller decodes each head and, for a 1xx status, says so with
 //! [`ResponseStream::informational`].
 
+use crate::error::{Error, ErrorCode, Violation};
 use crate::message::{MessageEvent, MessageFraming};
-use crate::{Error, ErrorCode, Violation};
 
 /// What a response stream carries: a head's encoded field section (an
 /// informational one, then the final one), pieces of the body, the

@@ -13,7 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::{Error, ErrorCode, Misuse, Violation, varint};
+use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::varint;
 
 /// SETTINGS_QPACK_MAX_TABLE_CAPACITY (RFC 9204 §5).
 pub const QPACK_MAX_TABLE_CAPACITY: u64 = 0x01;
@@ -107,7 +108,7 @@ impl Settings {
     pub fn parse(payload: &[u8]) -> Result<Settings, Error> {
         let layout = Error::new(
             ErrorCode::H3_FRAME_ERROR,
-            Violation::FrameLayout(crate::frame::types::SETTINGS),
+            Violation::FrameLayout(crate::frame_types::SETTINGS),
         );
         let mut settings = Settings::default();
         let mut seen = BTreeSet::new();

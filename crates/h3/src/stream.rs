@@ -8,10 +8,10 @@
 //! first and once, no DATA or HEADERS, GOAWAY and MAX_PUSH_ID IDs that
 //! never move the wrong way.
 
+use crate::error::{Error, ErrorCode, Violation};
 use crate::frame::{self, Event, Frame, FrameDecoder};
 use crate::settings::Settings;
 use crate::varint::VarintReader;
-use crate::{Error, ErrorCode, Violation};
 
 /// Which end of the connection this endpoint is. The rules differ: only a
 /// server pushes, only a client sends MAX_PUSH_ID.

@@ -5,7 +5,7 @@
 //! [`MAX`] (2^62-1) has an encoding and nothing larger does. A value may be
 //! sent in a longer encoding than it needs, and is accepted so.
 
-use crate::Misuse;
+use crate::error::Misuse;
 
 /// The largest value a variable-length integer holds: 2^62-1.
 pub const MAX: u64 = (1 << 62) - 1;

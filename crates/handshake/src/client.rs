@@ -7,11 +7,13 @@ use alloc::vec::Vec;
 use base64::Engine as _;
 use httparse::{Header, Status};
 
+use crate::accept::accept_key;
+use crate::error::Error;
 use crate::extension::{self, Extension};
 use crate::http::{
     check_extra_headers, is_field_value, is_token, lists_token, single, utf8, values, write_header,
 };
-use crate::{DEFAULT_MAX_HEADERS, Error, accept_key};
+use crate::server::DEFAULT_MAX_HEADERS;
 
 /// Headers the request writes itself, so extra ones cannot repeat them.
 const REQUEST_HEADERS: &[&str] = &[
@@ -83,7 +85,7 @@ impl<'a> ClientRequest<'a> {
     }
 
     /// The `Sec-WebSocket-Extensions` value to offer, e.g. built with
-    /// [`ExtensionParams::element`](crate::ExtensionParams::element). It
+    /// [`ExtensionParams::element`](crate::extension::ExtensionParams::element). It
     /// must parse per RFC 6455 section 9.1.
     pub fn extensions(mut self, offer: &'a str) -> Self {
         self.extensions = Some(offer);

@@ -6,7 +6,7 @@ use core::fmt;
 /// them apart:
 ///
 /// * the peer sent something RFC 6455 (or HTTP/1.1) does not allow: a server
-///   answers these with the status [`Rejection`](crate::Rejection) picks, a
+///   answers these with the status [`Rejection`](crate::server::Rejection) picks, a
 ///   client fails the connection;
 /// * the caller misused this API ([`Error::InvalidArgument`],
 ///   [`Error::IncompleteRequest`]): a bug on our side of the wire, never the
@@ -53,7 +53,7 @@ pub enum Error {
     /// this crate writes itself). The text says which.
     InvalidArgument(&'static str),
     /// An `httparse::Request` was handed over before it parsed completely
-    /// (see [`RequestHead::from_httparse`](crate::RequestHead::from_httparse)).
+    /// (see [`RequestHead::from_httparse`](crate::server::RequestHead::from_httparse)).
     IncompleteRequest,
 }
 

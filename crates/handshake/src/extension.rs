@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::Error;
+use crate::error::Error;
 use crate::http::{is_tchar, is_token};
 
 /// One element of a `Sec-WebSocket-Extensions` header: an extension name

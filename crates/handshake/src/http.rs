@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use httparse::Header;
 
-use crate::Error;
+use crate::error::Error;
 
 pub(crate) use tether_http1::syntax::{is_tchar, is_token, list_elements, trim_ows, write_decimal};
 

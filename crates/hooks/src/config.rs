@@ -26,7 +26,7 @@ pub struct HookTarget {
     pub timeout: Duration,
 }
 
-/// The configuration of [`Hooks`](crate::Hooks): which hooks are asked
+/// The configuration of [`Hooks`](crate::pool::Hooks): which hooks are asked
 /// where, the pool and the queue.
 ///
 /// ```
@@ -94,7 +94,7 @@ impl Config {
         self
     }
 
-    /// The largest answer body; a larger one is [`Malformed`](crate::Unavailable::Malformed).
+    /// The largest answer body; a larger one is [`Malformed`](crate::answer::Unavailable::Malformed).
     pub fn max_body(mut self, bytes: usize) -> Config {
         self.max_body = bytes;
         self

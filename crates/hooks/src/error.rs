@@ -1,5 +1,5 @@
 //! [`ConfigError`]: what is wrong with a configuration, for
-//! [`crate::Config`] and [`crate::Endpoint`] alike.
+//! [`Config`](crate::config::Config) and [`Endpoint`](crate::endpoint::Endpoint) alike.
 
 use std::fmt;
 use std::time::Duration;

@@ -21,7 +21,7 @@ pub struct Stats {
     pub denied: u64,
     /// Answered unavailable, by reason.
     pub unavailable: UnavailableCounts,
-    /// Asks refused at once with [`AskError::Busy`](crate::AskError::Busy)
+    /// Asks refused at once with [`AskError::Busy`](crate::pool::AskError::Busy)
     /// (a loop's bound or the queue's was reached).
     pub busy: u64,
     /// Answers by the time from ask to answer: `latency[i]` counts those

@@ -49,7 +49,7 @@ impl Worker {
         }
     }
 
-    fn ask(&mut self, request: &crate::HookRequest, id: u64, deadline: Instant) -> Answer {
+    fn ask(&mut self, request: &crate::protocol::HookRequest, id: u64, deadline: Instant) -> Answer {
         let kind = request.kind();
         let Some(target) = self.shared.config.target(kind) else {
             return Err(Unavailable::Malformed);

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use crate::Error;
+use crate::error::Error;
 
 /// How a message body is delimited (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// and whether the body is complete. It never reads past the body's end,
 /// so whatever follows (a pipelined request) stays in the caller's buffer.
 ///
-/// [`crate::RequestDecoder`] and [`crate::ResponseDecoder`] drive one; it
+/// [`RequestDecoder`](crate::request::RequestDecoder) and [`ResponseDecoder`](crate::response::ResponseDecoder) drive one; it
 /// is public for callers that frame bodies on their own.
 ///
 /// ```

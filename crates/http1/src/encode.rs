@@ -2,8 +2,8 @@
 
 use alloc::vec::Vec;
 
-use crate::Error;
 use crate::body::Framing;
+use crate::error::Error;
 use crate::syntax::{is_token, write_decimal};
 
 /// Writes `HTTP/1.1 100 Continue`, the go-ahead for a request that sent

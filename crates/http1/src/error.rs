@@ -12,7 +12,7 @@ use core::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// The head (request line or status line and the header section) is
-    /// larger than [`crate::Limits::max_head`]. 431.
+    /// larger than [`Limits::max_head`](crate::limits::Limits::max_head). 431.
     HeadTooLarge,
     /// More header lines than the header array the caller passed holds.
     /// 431.
@@ -48,7 +48,7 @@ pub enum Error {
     /// Chunked is the final coding, but another coding it does not know
     /// (such as gzip) comes before it. 501.
     UnsupportedTransferCoding,
-    /// The body is larger than [`crate::Limits::max_body`], as declared by
+    /// The body is larger than [`Limits::max_body`](crate::limits::Limits::max_body), as declared by
     /// `Content-Length` (decided from the head, before any body is read)
     /// or as the chunks arrive. 413.
     BodyTooLarge,
@@ -57,7 +57,7 @@ pub enum Error {
     /// A chunk size with more than 16 hex digits, or one that does not fit
     /// in 64 bits. 400.
     ChunkSizeOverflow,
-    /// The trailer section is larger than [`crate::Limits::max_head`].
+    /// The trailer section is larger than [`Limits::max_head`](crate::limits::Limits::max_head).
     /// 431.
     TrailersTooLarge,
     /// An `Expect` header field with an expectation other than
@@ -65,7 +65,7 @@ pub enum Error {
     UnsupportedExpectation,
     /// The connection ended before the body did (a response body framed by
     /// `Content-Length` or chunked, cut short). No status: only a client
-    /// sees this, from [`crate::ResponseDecoder::finish`].
+    /// sees this, from [`ResponseDecoder::finish`](crate::response::ResponseDecoder::finish).
     IncompleteBody,
     /// Caller error: a header name that is not a token, or a value with a
     /// CR, LF or NUL, given to a writer.

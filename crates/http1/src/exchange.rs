@@ -2,7 +2,10 @@
 //! outcome and the head-then-body cycle of one connection.
 
 use crate::body::BodyDecoder;
-use crate::{Error, Limits, Status, Version};
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::status::Status;
+use crate::version::Version;
 
 /// What httparse's answer on a head means. `buf` is the whole input (a
 /// partial head already as long as the limit is too large); a refused

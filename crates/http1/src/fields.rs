@@ -5,7 +5,9 @@ use httparse::Header;
 
 use crate::syntax::{list_elements, trim_ows};
 
-use crate::{Error, Framing, Version};
+use crate::body::Framing;
+use crate::error::Error;
+use crate::version::Version;
 
 /// The elements of every field line named `name`, as one comma-separated
 /// list (RFC 9110 section 5.3), trimmed of whitespace; empty elements are

@@ -5,9 +5,12 @@ use alloc::vec::Vec;
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};
+use crate::error::Error;
 use crate::exchange::{self, Exchange};
 use crate::fields::{self, Framed};
-use crate::{Error, Limits, Status, Version};
+use crate::limits::Limits;
+use crate::status::Status;
+use crate::version::Version;
 
 /// The form of a request-target (RFC 9112 section 3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +111,7 @@ impl<'h, 'b> RequestHead<'h, 'b> {
 
     /// Whether the client waits for `100 Continue` before sending the body
     /// (`Expect: 100-continue` on HTTP/1.1; RFC 9110 section 10.1.1 has an
-    /// HTTP/1.0 one ignored). Send it with [`crate::write_continue`], or
+    /// HTTP/1.0 one ignored). Send it with [`write_continue`](crate::encode::write_continue), or
     /// answer with a final status instead and close.
     pub fn expect_continue(&self) -> bool {
         self.expect_continue
@@ -305,7 +308,7 @@ fn authority_form(target: &str) -> Result<&str, Error> {
 /// caller's read buffer, to [`decode_head`](Self::decode_head) and
 /// [`decode_body`](Self::decode_body)), events out (the head, the body's
 /// progress), bytes out into a buffer the caller owns (the body; the
-/// answer through [`crate::Response`]); no time passed in and no deadline
+/// answer through [`Response`](crate::encode::Response)); no time passed in and no deadline
 /// out: the caller's loop times the head and the idle connection.
 ///
 /// The caller owns the read buffer. For each request:
@@ -316,14 +319,14 @@ fn authority_form(target: &str) -> Result<&str, Error> {
 ///    431). On [`Status::Complete`], the head borrows the buffer; copy out
 ///    what you need, then drop the returned number of bytes from the
 ///    front of the buffer.
-/// 2. If [`RequestHead::expect_continue`], write [`crate::write_continue`]
+/// 2. If [`RequestHead::expect_continue`], write [`write_continue`](crate::encode::write_continue)
 ///    before reading the body (or answer with a final status and close).
 /// 3. [`decode_body`](Self::decode_body) until it says the body is done
 ///    (at once for a request without one), dropping the bytes it used
 ///    from the buffer each time and reading more while it is not done.
 ///    The body is appended to a buffer you own, up to
 ///    [`Limits::max_body`].
-/// 4. Answer (see [`crate::Response`]). If the head said
+/// 4. Answer (see [`Response`](crate::encode::Response)). If the head said
 ///    [`keep_alive`](RequestHead::keep_alive) is false, close after the
 ///    response; the decoder refuses further requests.
 ///

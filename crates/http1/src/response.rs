@@ -5,9 +5,12 @@ use alloc::vec::Vec;
 use httparse::Header;
 
 use crate::body::{BodyDecoder, Framing};
+use crate::error::Error;
 use crate::exchange::{self, Exchange};
 use crate::fields::{self, Framed};
-use crate::{Error, Limits, Status, Version};
+use crate::limits::Limits;
+use crate::status::Status;
+use crate::version::Version;
 
 /// A parsed response head, borrowed from the input and from the caller's
 /// header array.

@@ -11,7 +11,7 @@ pub enum Error {
     /// a write or an fsync failed.
     Io(io::Error),
     /// The caller's mistake: a payload above the log's
-    /// [`crate::Options::max_record_bytes`] (or above `u32::MAX`).
+    /// [`Options::max_record_bytes`](crate::log::Options::max_record_bytes) (or above `u32::MAX`).
     RecordTooLarge {
         /// The payload's length.
         len: usize,

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::Error;
+use crate::error::Error;
 use crate::record::{
     SEGMENT_HEADER_LEN, SEGMENT_VERSION, SEGMENT_VERSION_V1, SegmentHeader, decode_segment_header,
     encode_record,
@@ -43,7 +43,7 @@ use self::segment_recovery::{Scanned, quarantine, scan_segment};
 ///
 /// Files: `DIR/NNNNNNNNNNNNNNNNNNNN.log`, named by the zero-padded index of
 /// their first record, each a 24-byte header (magic `tetherlg`, version,
-/// base index, CRC32C) and then records (see [`crate::encode_record`]); beside a
+/// base index, CRC32C) and then records (see [`encode_record`](crate::record::encode_record)); beside a
 /// damaged one, `.log.damaged` holds what recovery skipped.
 /// Other files in the directory are left alone.
 ///

@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Bytes before a version 1 record's payload: its length and its CRC32C,
 /// both little-endian `u32`.

@@ -156,7 +156,7 @@ impl QuicClient {
         now: Instant,
     ) -> Result<QuicClient, ClientError> {
         let mut tls = tls.clone();
-        tls.alpn_protocols = vec![crate::ALPN_H3.to_vec()];
+        tls.alpn_protocols = vec![crate::config::ALPN_H3.to_vec()];
         let crypto =
             QuicClientConfig::try_from(Arc::new(tls)).map_err(|e| ClientError::Tls(e.to_string()))?;
         let mut config = ClientConfig::new(Arc::new(crypto));

@@ -1,4 +1,4 @@
-//! The limits of a [`crate::QuicServer`] and the quinn-proto configuration
+//! The limits of a [`QuicServer`](crate::server::QuicServer) and the quinn-proto configuration
 //! made from them.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tether_h3::session::SessionConfig;
 /// The ALPN protocol ID of HTTP/3 (RFC 9114 §3.1).
 pub const ALPN_H3: &[u8] = b"h3";
 
-/// What a [`crate::QuicServer`] allows a client. Every limit is explicit:
+/// What a [`QuicServer`](crate::server::QuicServer) allows a client. Every limit is explicit:
 /// the defaults are tether's, not quinn-proto's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuicConfig {

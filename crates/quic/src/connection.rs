@@ -39,7 +39,7 @@ pub(crate) struct Conn {
     close_reason: Option<String>,
     /// [`ServerEvent::Closed`] was sent.
     reported_closed: bool,
-    /// [`QuicConfig::max_control_backlog`](crate::QuicConfig::max_control_backlog).
+    /// [`QuicConfig::max_control_backlog`](crate::config::QuicConfig::max_control_backlog).
     max_control_backlog: usize,
     /// Why the connection ended, as first known (the server's own close
     /// sets it before quinn-proto reports the loss).

@@ -3,8 +3,8 @@
 //! kernel's `SO_REUSEPORT` hash after the client's address changed) can be
 //! handed to the one that holds it before any server reads it.
 //!
-//! Every connection ID a [`crate::QuicServer`] with
-//! [`crate::QuicConfig::connection_id_prefix`] issues is [`CID_LEN`] bytes:
+//! Every connection ID a [`QuicServer`](crate::server::QuicServer) with
+//! [`QuicConfig::connection_id_prefix`](crate::config::QuicConfig::connection_id_prefix) issues is [`CID_LEN`] bytes:
 //! that prefix, then random bytes. A client addresses every packet after
 //! the handshake's first flight to one of them; [`issuer_of`] reads the
 //! prefix back from a datagram. The prefix is the same for every

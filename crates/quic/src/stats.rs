@@ -1,19 +1,19 @@
-//! What a [`crate::QuicServer`] counts: datagrams and bytes each way,
+//! What a [`QuicServer`](crate::server::QuicServer) counts: datagrams and bytes each way,
 //! handshakes, Retries and refusals, and why connections ended.
 
 use quinn_proto::{ConnectionError, TransportErrorCode};
 use tether_h3::ErrorCode;
 
 /// A server's counters since it was made (each only grows), for a
-/// metrics page: see [`crate::QuicServer::stats`].
+/// metrics page: see [`QuicServer::stats`](crate::server::QuicServer::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QuicStats {
-    /// Datagrams handed to [`crate::QuicServer::handle_datagram`].
+    /// Datagrams handed to [`QuicServer::handle_datagram`](crate::server::QuicServer::handle_datagram).
     pub datagrams_in: u64,
     /// Their bytes.
     pub bytes_in: u64,
-    /// Datagrams given out by [`crate::QuicServer::poll_transmit`].
+    /// Datagrams given out by [`QuicServer::poll_transmit`](crate::server::QuicServer::poll_transmit).
     pub datagrams_out: u64,
     /// Their bytes.
     pub bytes_out: u64,
@@ -21,13 +21,13 @@ pub struct QuicStats {
     pub handshakes: u64,
     /// New clients sent a Retry (address validation under load).
     pub retries: u64,
-    /// New clients refused at [`crate::QuicConfig::max_connections`],
-    /// [`crate::QuicConfig::max_half_open_per_source`] or
-    /// [`crate::QuicConfig::max_half_open`].
+    /// New clients refused at [`QuicConfig::max_connections`](crate::config::QuicConfig::max_connections),
+    /// [`QuicConfig::max_half_open_per_source`](crate::config::QuicConfig::max_half_open_per_source) or
+    /// [`QuicConfig::max_half_open`](crate::config::QuicConfig::max_half_open).
     pub refused: u64,
     /// Connections dropped at the idle timeout.
     pub closed_idle: u64,
-    /// Handshakes closed at [`crate::QuicConfig::handshake_timeout`].
+    /// Handshakes closed at [`QuicConfig::handshake_timeout`](crate::config::QuicConfig::handshake_timeout).
     pub closed_handshake_timeout: u64,
     /// Connections ended by an error, either side's (a protocol
     /// violation, a stateless reset, a close with an error code).

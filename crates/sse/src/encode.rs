@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::Error;
+use crate::error::Error;
 use crate::scan::{find_eol, split_eol};
 
 /// One event to send, with borrowed fields, built like

@@ -2,21 +2,21 @@ use core::fmt;
 
 /// Everything that can go wrong in this crate.
 ///
-/// Two kinds, kept apart: the peer sent more than the [`Limits`](crate::Limits)
+/// Two kinds, kept apart: the peer sent more than the [`Limits`](crate::parse::Limits)
 /// allow ([`Error::is_peer_error`] is true), or the caller asked the encoder
 /// for something the format cannot carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// Peer: an `id`, `event` or `retry` line was longer than
-    /// [`Limits::max_line_len`](crate::Limits::max_line_len) bytes.
+    /// [`Limits::max_line_len`](crate::parse::Limits::max_line_len) bytes.
     LineTooLong {
         /// The limit that was exceeded, in bytes.
         limit: usize,
     },
     /// Peer: the data of one event (every `data` value plus one LF per
     /// `data` line) was larger than
-    /// [`Limits::max_event_size`](crate::Limits::max_event_size) bytes.
+    /// [`Limits::max_event_size`](crate::parse::Limits::max_event_size) bytes.
     EventTooLarge {
         /// The limit that was exceeded, in bytes.
         limit: usize,

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::mem;
 
-use crate::Error;
+use crate::error::Error;
 use crate::scan::split_eol;
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];

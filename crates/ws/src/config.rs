@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-/// Limits and keepalive settings for a [`crate::Connection`].
+/// Limits and keepalive settings for a [`Connection`](crate::connection::Connection).
 ///
 /// Every limit has a default and can be changed; exceeding one fails the
-/// connection with close code 1009 and an [`crate::Error::Limit`] that names
+/// connection with close code 1009 and an [`Error::Limit`](crate::error::Error::Limit) that names
 /// the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

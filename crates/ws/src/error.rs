@@ -4,28 +4,28 @@ use std::fmt;
 
 use tether_frame::CloseCode;
 
-/// A configured limit (see [`crate::Config`]).
+/// A configured limit (see [`Config`](crate::config::Config)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Limit {
-    /// [`crate::Config::max_frame_size`].
+    /// [`Config::max_frame_size`](crate::config::Config::max_frame_size).
     FrameSize,
-    /// [`crate::Config::max_message_size`].
+    /// [`Config::max_message_size`](crate::config::Config::max_message_size).
     MessageSize,
-    /// [`crate::Config::max_fragments`].
+    /// [`Config::max_fragments`](crate::config::Config::max_fragments).
     Fragments,
     /// Not this connection's own: the bytes that the sessions sharing one
     /// transport connection (WebSockets over the streams of an HTTP/2 or
     /// HTTP/3 connection) hold together of the messages they are
     /// receiving. Kept by the carrier, which fails the session that took
     /// the total past it with
-    /// [`Connection::fail_over_limit`](crate::Connection::fail_over_limit).
+    /// [`Connection::fail_over_limit`](crate::connection::Connection::fail_over_limit).
     SharedMessages,
-    /// Not a [`crate::Config`] setting: the bytes of answers (pongs) that
+    /// Not a [`Config`](crate::config::Config) setting: the bytes of answers (pongs) that
     /// the connection's driver let queue for a peer that sends control
     /// frames but does not read what they are answered with. Kept by the
     /// driver, which fails the connection with
-    /// [`Connection::fail_over_limit`](crate::Connection::fail_over_limit)
+    /// [`Connection::fail_over_limit`](crate::connection::Connection::fail_over_limit)
     /// (close code 1008) when they pass it.
     UnreadAnswers,
 }
@@ -70,7 +70,7 @@ pub enum Error {
         max: u64,
     },
     /// A negotiated extension refused the data.
-    Extension(crate::ExtensionError),
+    Extension(crate::extension::ExtensionError),
     /// Nothing arrived within the idle timeout (pings included).
     IdleTimeout,
     /// The peer did not answer our close frame within the close timeout.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use tether_frame::CloseCode;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The two kinds of data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +112,7 @@ impl fmt::Debug for Message {
 
 /// A complete data message, borrowed: from an owned [`Message`], or
 /// straight from the bytes a connection received, unmasked where they lay
-/// (see [`Connection::receive_in_place`](crate::Connection::receive_in_place)).
+/// (see [`Connection::receive_in_place`](crate::connection::Connection::receive_in_place)).
 /// Text is a `&str`, validated once.
 ///
 /// ```
@@ -289,7 +289,7 @@ pub struct CloseFrame {
 }
 
 /// Something that happened on the connection, returned by
-/// [`crate::Connection::receive`] and [`crate::Connection::handle_timeout`].
+/// [`Connection::receive`](crate::connection::Connection::receive) and [`Connection::handle_timeout`](crate::connection::Connection::handle_timeout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A complete text or binary message.
@@ -300,10 +300,20 @@ pub enum Event {
     Pong(ControlPayload),
     /// The peer's close frame. If we had not sent ours, the echo has been
     /// written; either way the close handshake is complete and the
-    /// connection is [`crate::State::Closed`].
+    /// connection is [`State::Closed`](crate::connection::State::Closed).
     Close(CloseFrame),
     /// The connection failed: the peer broke the protocol or a limit, or
     /// went quiet. A close frame was written where one could be (see
-    /// [`Error::close_code`]). The connection is [`crate::State::Closed`].
+    /// [`Error::close_code`]). The connection is [`State::Closed`](crate::connection::State::Closed).
     Failed(Error),
+}
+
+/// What [`Connection::receive_in_place`](crate::connection::Connection::receive_in_place) found.
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// A data message that lay whole in the input, unmasked there and
+    /// lent out.
+    Borrowed(MessageRef<'a>),
+    /// Any other event, an owned [`Event::Message`] included.
+    Event(Event),
 }

@@ -26,8 +26,8 @@ mod event;
 mod extension;
 
 pub use config::{Config, MaskSource, Role};
-pub use connection::{Connection, Incoming, SharedConfig, State};
+pub use connection::{Connection, SharedConfig, State};
 pub use error::{Error, Limit};
-pub use event::{CloseFrame, ControlPayload, Event, Message, MessageKind, MessageRef};
+pub use event::{CloseFrame, ControlPayload, Event, Incoming, Message, MessageKind, MessageRef};
 pub use extension::{Extension, ExtensionError};
 pub use tether_frame::{CloseCode, OpCode, Rsv};

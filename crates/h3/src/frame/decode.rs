@@ -4,9 +4,9 @@ use super::{
     CANCEL_PUSH, DATA, Frame, GOAWAY, HEADERS, MAX_PUSH_ID, PUSH_PROMISE, SETTINGS, is_http2_frame_type,
     is_known_frame_type,
 };
+use crate::error::{Error, ErrorCode, Violation};
 use crate::settings::Settings;
 use crate::varint::{self, VarintReader};
-use crate::{Error, ErrorCode, Violation};
 
 /// The largest payload a [`FrameDecoder`] buffers by default for a frame
 /// other than DATA: 16 KiB, the field-section limit tether's other HTTP

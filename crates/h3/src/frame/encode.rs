@@ -1,7 +1,8 @@
 //! Writing frames.
 
 use super::{DATA, Frame, is_http2_frame_type, is_known_frame_type};
-use crate::{Misuse, varint};
+use crate::error::Misuse;
+use crate::varint;
 
 /// The payload length as a varint: lengths of a `usize` always fit.
 fn len_of(payload: usize) -> u64 {

@@ -10,11 +10,10 @@
 
 mod decode;
 mod encode;
-pub(crate) mod types;
 
+pub use crate::frame_types::*;
 pub use decode::{DEFAULT_MAX_PAYLOAD, Event, FrameDecoder};
 pub use encode::{encode_data, encode_data_header, encode_unknown};
-pub use types::*;
 
 use crate::settings::Settings;
 

@@ -11,7 +11,7 @@ use super::instructions::{
 use super::literal::StringLimits;
 use super::static_table;
 use super::table::DynamicTable;
-use crate::{Error, ErrorCode, Violation};
+use crate::error::{Error, ErrorCode, Violation};
 
 /// The field-section limit a [`Decoder`] starts with: 16 KiB of name +
 /// value + 32 per field line, tether's head limit for every HTTP version.

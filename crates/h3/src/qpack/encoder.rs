@@ -11,7 +11,7 @@ use tether_h2::hpack::Field;
 use super::instructions::{DecoderInstruction, parse_decoder_instruction};
 use super::literal::{write_int, write_string};
 use super::static_table::{self, Match};
-use crate::{Error, ErrorCode, Violation};
+use crate::error::{Error, ErrorCode, Violation};
 
 /// Appends the encoded field section of `fields` to `dst`.
 ///

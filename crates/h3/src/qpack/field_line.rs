@@ -7,7 +7,7 @@ use tether_h2::hpack::Field;
 use super::literal::{StringLimits, read_int, read_string};
 use super::static_table;
 use super::table::{DynamicTable, ENTRY_OVERHEAD};
-use crate::Violation;
+use crate::error::Violation;
 
 /// A field section's prefix (§4.5.1), decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! decoder and parsed for our encoder.
 
 use super::literal::{StringLimits, read_int, read_string, write_int};
-use crate::Violation;
+use crate::error::Violation;
 
 /// An instruction on the encoder stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

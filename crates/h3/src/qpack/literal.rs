@@ -4,7 +4,7 @@
 
 use tether_h2::hpack::{self, huffman, integer};
 
-use crate::Violation;
+use crate::error::Violation;
 
 fn violation(e: hpack::Error) -> Violation {
     match e {

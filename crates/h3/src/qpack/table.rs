@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::Violation;
+use crate::error::Violation;
 
 /// What an entry costs beside its name and value (§3.2.1).
 pub(crate) const ENTRY_OVERHEAD: u64 = 32;

@@ -4,7 +4,7 @@ use tether_h2::connection::Request;
 use tether_h2::hpack::Field;
 
 use super::Target;
-use crate::ErrorCode;
+use crate::error::ErrorCode;
 use crate::head::Malformed;
 use crate::settings::Settings;
 use crate::webtransport::capsule::Close;

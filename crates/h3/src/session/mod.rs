@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tether_h2::hpack::Field;
 
+use crate::error::{Error, ErrorCode, Misuse, Violation};
 use crate::frame::Frame;
 use crate::head::{self, Malformed};
 use crate::qpack::{Decoder, DecoderStreamReader, Section};
@@ -47,7 +48,6 @@ use crate::settings::Settings;
 use crate::stream::{ControlStream, Role, StreamType, StreamTypeReader, UniStreams};
 use crate::stream_ids::StreamIds;
 use crate::varint::VarintReader;
-use crate::{Error, ErrorCode, Misuse, Violation};
 
 mod config;
 mod event;

@@ -2,10 +2,10 @@
 //! stream, the QPACK encoder and decoder streams, and WebTransport streams.
 
 use super::{ServerSession, SessionEvent, UniState};
+use crate::error::{Error, ErrorCode};
 use crate::qpack::DecoderStreamReader;
 use crate::stream::{ControlEvent, ControlStream, Role, StreamType, StreamTypeReader};
 use crate::varint::VarintReader;
-use crate::{Error, ErrorCode};
 
 impl ServerSession {
     pub(super) fn receive_uni(&mut self, stream_id: u64, data: &[u8], fin: bool) -> Result<(), Error> {

@@ -18,11 +18,11 @@ use tether_h2::connection::Request;
 use tether_h2::hpack::Field;
 
 use super::{LocalStream, SendError, ServerSession, SessionEvent, Target};
+use crate::error::{Error, ErrorCode};
 use crate::frame;
 use crate::varint;
 use crate::webtransport::capsule::{Capsule, CapsuleReader, Close, encode_close};
 use crate::webtransport::{self, BIDI_SIGNAL, MAX_PREFIX_LEN, datagram};
-use crate::{Error, ErrorCode};
 
 /// One session, from its request on.
 #[derive(Debug)]

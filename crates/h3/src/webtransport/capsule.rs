@@ -8,8 +8,9 @@
 //! without being buffered, so a reader holds at most the largest close
 //! capsule.
 
+use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::varint;
 use crate::varint::VarintReader;
-use crate::{Error, ErrorCode, Misuse, Violation, varint};
 
 /// CLOSE_WEBTRANSPORT_SESSION (draft-ietf-webtrans-http3 §5).
 pub const CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;

@@ -2,7 +2,8 @@
 //! Quarter Stream ID (the request stream's ID divided by four, as a
 //! variable-length integer) followed by the HTTP datagram's payload.
 
-use crate::{Error, ErrorCode, Misuse, Violation, varint};
+use crate::error::{Error, ErrorCode, Misuse, Violation};
+use crate::varint;
 
 /// The largest Quarter Stream ID: a client bidirectional stream ID is at
 /// most 2^62 - 1, so its quarter at most 2^60 - 1 (RFC 9297 §2.1).

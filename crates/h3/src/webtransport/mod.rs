@@ -42,7 +42,7 @@ pub const MAX_PREFIX_LEN: usize = 16;
 
 /// Encodes the prefix of a unidirectional stream of session `session_id`
 /// (the server's own, opened by [`crate::session::ServerSession`]).
-pub fn encode_uni_prefix(session_id: u64, dst: &mut Vec<u8>) -> Result<(), crate::Misuse> {
+pub fn encode_uni_prefix(session_id: u64, dst: &mut Vec<u8>) -> Result<(), crate::error::Misuse> {
     crate::varint::encode(UNI_STREAM_TYPE, dst)?;
     crate::varint::encode(session_id, dst)
 }

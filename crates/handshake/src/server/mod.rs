@@ -21,10 +21,10 @@ pub use cookies::Cookies;
 pub use rejection::Rejection;
 pub use upgrade::{Accepted, UpgradeRequest};
 
-use crate::Error;
+use crate::error::Error;
 
 /// How many header lines [`parse_request`] and
-/// [`ClientHandshake`](crate::ClientHandshake) accept by default. Browsers
+/// [`ClientHandshake`](crate::client::ClientHandshake) accept by default. Browsers
 /// send about 15 on a WebSocket upgrade.
 pub const DEFAULT_MAX_HEADERS: usize = 64;
 

@@ -5,7 +5,7 @@ use alloc::borrow::Cow;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use crate::Error;
+use crate::error::Error;
 use crate::http::{write_decimal, write_header};
 
 /// A refused handshake: the status, a short reason for the body, and the
@@ -20,7 +20,7 @@ use crate::http::{write_decimal, write_header};
 /// | too many header lines | 431 |
 /// | a negotiator or argument error (the server's fault) | 500 |
 ///
-/// [`Policy`]: crate::Policy
+/// [`Policy`]: crate::server::config::Policy
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     status: u16,
@@ -31,7 +31,7 @@ pub struct Rejection {
 impl Rejection {
     /// A 403 refusal, for a [`Policy`].
     ///
-    /// [`Policy`]: crate::Policy
+    /// [`Policy`]: crate::server::config::Policy
     pub fn forbidden(reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status: 403,

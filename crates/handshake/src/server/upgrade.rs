@@ -7,11 +7,12 @@ use base64::Engine as _;
 
 use super::RequestHead;
 use super::cookies::Cookies;
+use crate::accept::accept_key;
+use crate::error::Error;
 use crate::extension::{self, Extension, ExtensionNegotiator, NegotiatedExtension};
 use crate::http::{
     check_extra_headers, is_token, list_elements, lists_token, single, utf8, values, write_header,
 };
-use crate::{Error, accept_key};
 
 /// A request that passed every RFC 6455 check (section 4.2.1): what the
 /// policy sees, and what the 101 response is built from.
@@ -48,7 +49,7 @@ impl<'a> UpgradeRequest<'a> {
     ///    policy that reads one);
     /// 8. `Sec-WebSocket-Protocol` headers are comma lists of tokens (400);
     /// 9. `Sec-WebSocket-Extensions` headers parse per RFC 6455 section 9.1
-    ///    (400); see [`parse_extensions`](crate::parse_extensions).
+    ///    (400); see [`parse_extensions`](crate::extension::parse_extensions).
     pub fn new(head: RequestHead<'a>) -> Result<Self, Error> {
         let headers = head.headers;
         if head.method != "GET" {
@@ -198,7 +199,7 @@ impl<'a> UpgradeRequest<'a> {
     /// the client offered, else [`Error::InvalidArgument`]) and negotiated
     /// extensions. [`ServerConfig::accept`] does all of this in one call.
     ///
-    /// [`ServerConfig::accept`]: crate::ServerConfig::accept
+    /// [`ServerConfig::accept`]: crate::server::config::ServerConfig::accept
     pub fn accept<T>(
         self,
         protocol: Option<&str>,

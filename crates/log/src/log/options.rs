@@ -6,19 +6,19 @@ use std::time::Duration;
 ///
 /// Every append is written to the file at once (one `write`), so a
 /// process that is killed loses nothing the log returned from
-/// [`Log::append`](crate::Log::append); the policy says what a power loss or a kernel crash
+/// [`Log::append`](crate::log::Log::append); the policy says what a power loss or a kernel crash
 /// may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
-    /// Each append is synced before [`Log::append`](crate::Log::append) returns: a power loss
+    /// Each append is synced before [`Log::append`](crate::log::Log::append) returns: a power loss
     /// loses nothing that was acknowledged after it.
     Always,
     /// The log is synced at most this long after the first append not yet
-    /// synced (the caller asks [`Log::sync_due`](crate::Log::sync_due) or [`Log::poll_timeout`](crate::Log::poll_timeout)
-    /// and calls [`Log::sync`](crate::Log::sync)): a power loss loses at most the appends of
+    /// synced (the caller asks [`Log::sync_due`](crate::log::Log::sync_due) or [`Log::poll_timeout`](crate::log::Log::poll_timeout)
+    /// and calls [`Log::sync`](crate::log::Log::sync)): a power loss loses at most the appends of
     /// that window (plus the time the sync itself takes).
     Interval(Duration),
-    /// Never synced by the log (only by [`Log::sync`](crate::Log::sync) when the caller asks,
+    /// Never synced by the log (only by [`Log::sync`](crate::log::Log::sync) when the caller asks,
     /// and when the kernel writes back on its own, on Linux within about
     /// 30 s): a power loss may lose whatever the kernel had not yet
     /// written.

@@ -1,5 +1,5 @@
 //! What recovery found and did when a log was opened: the report
-//! [`Log::open_with`](crate::Log::open_with) returns, and the damage it
+//! [`Log::open_with`](crate::log::Log::open_with) returns, and the damage it
 //! describes.
 
 use std::path::PathBuf;

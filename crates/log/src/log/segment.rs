@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::Error;
+use crate::error::Error;
 use crate::record::{SEGMENT_HEADER_LEN, encode_segment_header};
 
 /// One record as read: its index in the log and its payload.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::recovery::{Damage, Damaged};
 use super::segment::{Record, Segment, sync_dir};
-use crate::Error;
+use crate::error::Error;
 use crate::record::{
     Invalid, SEGMENT_HEADER_LEN, SEGMENT_VERSION, SEGMENT_VERSION_V1, decode_segment_header,
     encode_segment_header, encode_segment_header_v1,

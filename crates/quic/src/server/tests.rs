@@ -8,7 +8,7 @@ use tether_h2::hpack::Field;
 use tether_h3::session::SessionEvent;
 
 use super::*;
-use crate::{ClientEvent, QuicClient};
+use crate::client::{ClientEvent, QuicClient};
 
 thread_local! {
     /// The connection whose next drive panics, on this thread.

@@ -6,7 +6,8 @@ use std::time::Instant;
 use tether_frame::{CloseCode, OpCode, encode_close_payload};
 
 use super::{Connection, Phase};
-use crate::{Error, Event, Limit};
+use crate::error::{Error, Limit};
+use crate::event::Event;
 
 impl Connection {
     /// Fails the connection for a limit its caller keeps (such as

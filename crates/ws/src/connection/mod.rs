@@ -19,9 +19,11 @@ use tether_frame::{
     CloseCode, DecodeRules, FrameHeader, FrameReader, MaskRule, OpCode, Rsv, Utf8Validator, encode_frame,
 };
 
-use crate::{Config, ControlPayload, Error, Extension, ExtensionError, MaskSource, MessageKind, Role};
+use crate::config::{Config, MaskSource, Role};
+use crate::error::Error;
+use crate::event::{ControlPayload, MessageKind};
+use crate::extension::{Extension, ExtensionError};
 
-pub use receive::Incoming;
 pub use shared::SharedConfig;
 
 /// Where the close handshake stands.
@@ -86,7 +88,7 @@ fn broken_extension(reason: &'static str) -> Error {
 /// returns; frames into the caller's `out`), time passed in (`now`), the
 /// next deadline out ([`poll_timeout`](Self::poll_timeout)).
 ///
-/// [`Event`]: crate::Event
+/// [`Event`]: crate::event::Event
 ///
 /// The connection never touches a socket or a clock. The caller:
 ///
@@ -115,7 +117,7 @@ fn broken_extension(reason: &'static str) -> Error {
 /// 1007, 1009) has been written; the connection is then closed and ignores
 /// further input.
 ///
-/// [`Event::Failed`]: crate::Event::Failed
+/// [`Event::Failed`]: crate::event::Event::Failed
 ///
 /// # Example
 ///

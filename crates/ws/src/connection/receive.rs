@@ -7,17 +7,9 @@ use std::time::Instant;
 use tether_frame::{CloseCode, FrameHeader, Item, OpCode, apply_mask, parse_close_payload};
 
 use super::{Connection, CurrentFrame, Extras, Phase, broken_extension};
-use crate::{CloseFrame, ControlPayload, Error, Event, Extension, Limit, Message, MessageKind, MessageRef};
-
-/// What [`Connection::receive_in_place`] found.
-#[derive(Debug)]
-pub enum Incoming<'a> {
-    /// A data message that lay whole in the input, unmasked there and
-    /// lent out.
-    Borrowed(MessageRef<'a>),
-    /// Any other event, an owned [`Event::Message`] included.
-    Event(Event),
-}
+use crate::error::{Error, Limit};
+use crate::event::{CloseFrame, ControlPayload, Event, Incoming, Message, MessageKind, MessageRef};
+use crate::extension::Extension;
 
 /// What one step of receiving found.
 enum Step {

@@ -7,7 +7,8 @@ use std::ops::Range;
 use tether_frame::{FrameHeader, MAX_HEADER_LEN, OpCode, Rsv, apply_mask};
 
 use super::{Connection, Extras, broken_extension, write_frame};
-use crate::{Error, Message, MessageKind, MessageRef};
+use crate::error::Error;
+use crate::event::{Message, MessageKind, MessageRef};
 
 /// Below this size [`Connection::send_owned`] copies the payload after
 /// its header: one buffer is cheaper to write than two slices.

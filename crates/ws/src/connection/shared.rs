@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Config;
+use crate::config::Config;
 
 /// A [`Config`] made ready once for many connections: each connection
 /// made from it with [`Connection::with_shared`] holds a pointer to it
 /// rather than its own copy of the limits (a server with thousands of
 /// idle connections keeps them all small this way). Cloning it is cheap.
 ///
-/// [`Connection::with_shared`]: crate::Connection::with_shared
+/// [`Connection::with_shared`]: crate::connection::Connection::with_shared
 ///
 /// ```
 /// use std::time::Instant;

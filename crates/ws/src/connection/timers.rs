@@ -6,7 +6,8 @@ use std::time::Instant;
 use tether_frame::OpCode;
 
 use super::{Connection, Phase};
-use crate::{Error, Event};
+use crate::error::Error;
+use crate::event::Event;
 
 impl Connection {
     /// The next moment [`handle_timeout`](Self::handle_timeout) has work
