@@ -11,7 +11,11 @@
 #   UWS_ECHO=path UWS_PUBSUB=path bash benches/fresh-servers.sh
 #   bash benches/fresh-servers.sh --rounds 2 --duration 2 --subscribers 100   # a smoke run, tether only
 #
-# Options: --rounds N fresh servers of each (10), --scenario CxS (200x16384:
+# Options: --rounds N fresh servers of each (10), --runs-per-server K
+# measured echoes against each fresh server, one after another (1; more
+# tell what a process brings from its start from what the moment brings:
+# tables.py shows the spread within a process beside the spread between
+# them), --scenario CxS (200x16384:
 # 200 connections, 16 KiB messages), --duration SECONDS per echo (8),
 # --subscribers "N ..." for the memory part (1000 10000; empty: none),
 # --rate R messages a second of the fan-out (25), --out FILE (the JSON lines;
@@ -35,6 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=10
+RUNS_PER_SERVER=1
 SCENARIO=200x16384
 DURATION=8
 SUBSCRIBERS="1000 10000"
@@ -44,12 +49,13 @@ COMMAND="bash benches/fresh-servers.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
+        --runs-per-server) RUNS_PER_SERVER=$2; shift ;;
         --scenario) SCENARIO=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --subscribers) SUBSCRIBERS=$2; shift ;;
         --rate) RATE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "fresh-servers.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -172,11 +178,13 @@ for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) -eq 0 ]; then order=(); for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[i]}"); done; fi
     for server in "${order[@]}"; do
         start echo "$server"
-        "${LOADGEN_PIN[@]}" "$LOADGEN" echo --addr "127.0.0.1:$PORT" -c "${SCENARIO%x*}" -s "${SCENARIO#*x}" \
-            -d "$DURATION" --warmup 1 --pid "$SERVER_PID" --tag "server=$server" --tag "round=$round" \
-            >"$LOGS/run.out" 2>"$LOGS/run.err" || { cat "$LOGS/run.err" >&2; exit 1; }
-        echo "   round $round $server: $(head -1 "$LOGS/run.out")"
-        counted_echo "$server" "$round"
+        for run in $(seq "$RUNS_PER_SERVER"); do
+            "${LOADGEN_PIN[@]}" "$LOADGEN" echo --addr "127.0.0.1:$PORT" -c "${SCENARIO%x*}" -s "${SCENARIO#*x}" \
+                -d "$DURATION" --warmup 1 --pid "$SERVER_PID" --tag "server=$server" --tag "round=$round" \
+                --tag "run=$run" >"$LOGS/run.out" 2>"$LOGS/run.err" || { cat "$LOGS/run.err" >&2; exit 1; }
+            echo "   round $round $server run $run: $(head -1 "$LOGS/run.out")"
+            counted_echo "$server" "$round"
+        done
         stop
     done
 done

@@ -425,17 +425,18 @@ def spread_table(run, rows):
                     if r.get("context_switches_per_message") is not None]
         in_run = [r["server_context_switches"] / r["messages"] for r in rs
                   if r.get("server_context_switches") is not None and r.get("messages")]
-        out.append(f"| {server} | {len(rs)} | {num(med)} | {num(min(rates))} | {num(max(rates))} "
+        out.append(f"| {server} | {len({r.get('round') for r in rs})} | {num(med)} | {num(min(rates))} | {num(max(rates))} "
                    f"| {num(100 * (max(rates) - min(rates)) / med, 1)} % "
                    f"| {'-' if share is None else num(100 * share, 1) + ' %'} "
                    f"| {num(median(in_run), 3) if in_run else '-'} "
                    f"| {per_msg(rs, 'recvfrom', 'read')} | {per_msg(rs, 'sendto', 'write', 'writev')} "
                    f"| {per_msg(rs, 'epoll_wait')} | {num(median(switches), 3) if switches else '-'} |")
-    rounds = defaultdict(dict)
+    rounds = defaultdict(lambda: defaultdict(list))
     for server, rs in by_server.items():
         for r in rs:
-            rounds[r.get("round")][server] = r["msg_per_server_cpu_s"]
-    ratios = [v["tether"] / v["uwebsockets"] for v in rounds.values() if "tether" in v and "uwebsockets" in v]
+            rounds[r.get("round")][server].append(r["msg_per_server_cpu_s"])
+    ratios = [median(v["tether"]) / median(v["uwebsockets"]) for v in rounds.values()
+              if "tether" in v and "uwebsockets" in v]
     out += ["", "Each row's runs: one fresh server process each, the servers in turn. Spread: (max - min) / "
             "median. Kernel share: the server's system time over its CPU time. Switches in the run: the "
             "server's context switches over the measured run (each a wait for work, mostly), per message. "
@@ -451,6 +452,31 @@ def spread_table(run, rows):
     if ratios:
         out.append(f"tether over uWebSockets, round by round: median {num(median(ratios), 2)}, "
                    f"{num(min(ratios), 2)} to {num(max(ratios), 2)}.")
+    return out + within_process(by_server)
+
+
+def within_process(by_server):
+    """With several runs against each fresh server (--runs-per-server):
+    how far the runs of one process differ (what the moment brings) beside
+    how far the processes' medians differ (what a start brings)."""
+    procs = {server: defaultdict(list) for server in by_server}
+    for server, rs in by_server.items():
+        for r in rs:
+            procs[server][r.get("round")].append(r["msg_per_server_cpu_s"])
+    if not any(len(v) > 1 for p in procs.values() for v in p.values()):
+        return []
+    out = ["", "| server | fresh servers | runs each | spread within a process: median | largest "
+           "| spread of the processes' medians |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for server, p in sorted(procs.items()):
+        within = [100 * (max(v) - min(v)) / median(v) for v in p.values() if len(v) > 1]
+        medians = [median(v) for v in p.values()]
+        between = 100 * (max(medians) - min(medians)) / median(medians)
+        out.append(f"| {server} | {len(p)} | {num(median(len(v) for v in p.values()))} "
+                   f"| {num(median(within), 1)} % | {num(max(within), 1)} % | {num(between, 1)} % |")
+    out += ["", "Within a process: (max - min) / median of the runs against one fresh server, one after "
+            "another; between: the same of the servers' medians. A slow start would show as a process "
+            "slow in all its runs (between much larger than within); a slow moment as runs of one "
+            "process that differ as much as the processes do."]
     return out
 
 
