@@ -39,6 +39,31 @@ fn settle(addr: std::net::SocketAddr) {
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
 }
 
+/// A loop serving `app` on a port of its own, until [`Serving::stop`].
+struct Serving {
+    addr: std::net::SocketAddr,
+    handle: tether_server::Handle,
+    running: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+fn serve(app: HubApp) -> Serving {
+    let server = Server::bind(Config::new("127.0.0.1:0".parse().unwrap()), Handshake::new(), app).unwrap();
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let running = std::thread::spawn(move || server.run());
+    Serving {
+        addr,
+        handle,
+        running,
+    }
+}
+
+impl Serving {
+    fn stop(self) {
+        self.handle.shutdown();
+        self.running.join().unwrap().unwrap();
+    }
+}
+
 /// The head of an answer that goes on (an event stream, a WebSocket).
 fn read_head(socket: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -68,14 +93,8 @@ fn a_token_is_verified_once_per_request() {
     };
     let shared = HubShared::new(settings, 1);
     let checked = Arc::clone(&shared.access.signatures_checked);
-    let server = Server::bind(
-        Config::new("127.0.0.1:0".parse().unwrap()),
-        Handshake::new(),
-        shared.app(0),
-    )
-    .unwrap();
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let running = std::thread::spawn(move || server.run());
+    let serving = serve(shared.app(0));
+    let addr = serving.addr;
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,8 +196,7 @@ fn a_token_is_verified_once_per_request() {
     assert_eq!(checked.load(Ordering::Relaxed), 8, "a long poll");
 
     drop(stream);
-    handle.shutdown();
-    running.join().unwrap().unwrap();
+    serving.stop();
 }
 
 /// A backend whose connect hook lets everyone in as `guest`, from a
@@ -226,9 +244,8 @@ fn origins_kept_for_the_backends_word_are_let_go() {
     let shared = HubShared::new(settings, 1);
     let app = shared.app(0);
     let held = Arc::clone(&app.cors.held);
-    let server = Server::bind(Config::new("127.0.0.1:0".parse().unwrap()), Handshake::new(), app).unwrap();
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let running = std::thread::spawn(move || server.run());
+    let serving = serve(app);
+    let addr = serving.addr;
 
     let origin = format!("Origin: {ORIGIN}");
     for i in 0..100 {
@@ -264,8 +281,7 @@ fn origins_kept_for_the_backends_word_are_let_go() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    handle.shutdown();
-    running.join().unwrap().unwrap();
+    serving.stop();
 }
 
 /// The subject the backend names for a request without credentials is
@@ -280,14 +296,8 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
         max_connections_per_subject: Some(1),
         ..HubSettings::default()
     };
-    let server = Server::bind(
-        Config::new("127.0.0.1:0".parse().unwrap()),
-        Handshake::new(),
-        HubShared::new(settings, 1).app(0),
-    )
-    .unwrap();
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let running = std::thread::spawn(move || server.run());
+    let serving = serve(HubShared::new(settings, 1).app(0));
+    let addr = serving.addr;
     let upgrade = |addr| {
         let mut socket = TcpStream::connect(addr).unwrap();
         socket
@@ -319,8 +329,7 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    handle.shutdown();
-    running.join().unwrap().unwrap();
+    serving.stop();
 }
 
 /// What a subscriber's query asks for (`?format=`, `?presence=`,
@@ -330,14 +339,8 @@ fn a_socket_the_backend_let_in_is_held_as_its_subject() {
 #[test]
 fn a_subscribers_query_is_read_once_per_request() {
     let shared = HubShared::new(HubSettings::default(), 1);
-    let server = Server::bind(
-        Config::new("127.0.0.1:0".parse().unwrap()),
-        Handshake::new(),
-        shared.app(0),
-    )
-    .unwrap();
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let running = std::thread::spawn(move || server.run());
+    let serving = serve(shared.app(0));
+    let addr = serving.addr;
     let names = ["format", "presence", "envelope", "lastEventId", "event"];
 
     // A query of its own, so that no other test's reads are counted.
@@ -365,8 +368,7 @@ fn a_subscribers_query_is_read_once_per_request() {
     }
 
     drop((socket, stream));
-    handle.shutdown();
-    running.join().unwrap().unwrap();
+    serving.stop();
 }
 
 /// A subscriber's `?ticket=` is read once, when it is routed, however
@@ -381,14 +383,8 @@ fn a_subscribers_ticket_is_read_once_per_request() {
         ..HubSettings::default()
     };
     let shared = HubShared::new(settings, 1);
-    let server = Server::bind(
-        Config::new("127.0.0.1:0".parse().unwrap()),
-        Handshake::new(),
-        shared.app(0),
-    )
-    .unwrap();
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let running = std::thread::spawn(move || server.run());
+    let serving = serve(shared.app(0));
+    let addr = serving.addr;
     let ticket = || {
         let head = "POST /tickets?topic=news HTTP/1.1\r\nAuthorization: Bearer the-publish-token";
         let answer = ask(addr, head, "");
@@ -422,6 +418,5 @@ fn a_subscribers_ticket_is_read_once_per_request() {
     );
 
     drop((socket, stream));
-    handle.shutdown();
-    running.join().unwrap().unwrap();
+    serving.stop();
 }
