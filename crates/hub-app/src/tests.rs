@@ -64,6 +64,18 @@ impl Serving {
     }
 }
 
+/// An event stream of `target` opened with `headers` (each line ending
+/// in CRLF), once the loop has started it (it answers another request).
+fn open_event_stream(addr: std::net::SocketAddr, target: &str, headers: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\n{headers}Host: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    settle(addr);
+    stream
+}
+
 /// The head of an answer that goes on (an event stream, a WebSocket).
 fn read_head(socket: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -139,13 +151,7 @@ fn a_token_is_verified_once_per_request() {
     );
 
     // An event stream: routed, then started, with one verification.
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let request = format!("GET /topics/news/events HTTP/1.1\r\n{bearer}\r\nHost: x\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let head = read_head(&mut stream);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    // The loop has started the stream once it answers another request.
-    settle(addr);
+    let stream = open_event_stream(addr, "/topics/news/events", &format!("{bearer}\r\n"));
     assert_eq!(checked.load(Ordering::Relaxed), 4, "an event stream");
 
     // A WebSocket: routed, then opened, with one verification.
@@ -357,12 +363,7 @@ fn a_subscribers_query_is_read_once_per_request() {
     }
 
     let query = "format=json&presence=0&envelope=1&event=once&test=events";
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let request = format!("GET /topics/news/events?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let head = read_head(&mut stream);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    settle(addr);
+    let stream = open_event_stream(addr, &format!("/topics/news/events?{query}"), "");
     for name in names {
         assert_eq!(routes::reads::count(query, name), 1, "an event stream's {name}");
     }
@@ -405,12 +406,7 @@ fn a_subscribers_ticket_is_read_once_per_request() {
     assert_eq!(routes::reads::count(&query, "ticket"), 1, "a WebSocket's ticket");
 
     let query = format!("ticket={}", ticket());
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let request = format!("GET /topics/news/events?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let head = read_head(&mut stream);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    settle(addr);
+    let stream = open_event_stream(addr, &format!("/topics/news/events?{query}"), "");
     assert_eq!(
         routes::reads::count(&query, "ticket"),
         1,
