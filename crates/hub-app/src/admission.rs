@@ -188,21 +188,24 @@ impl Admission {
     /// The subject of a publisher: who the backend said it is, or its
     /// ticket's holder, or its token's.
     pub(super) fn publisher_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
-        if !self.identified_by_backend() {
-            return self.credential_subject(access, request);
+        if self.identified_by_backend() {
+            return self.token_subject(access, request);
         }
-        match self.credential(access, request) {
-            Ok(Credential::Token(who)) => who.subject.clone(),
-            _ => None,
-        }
+        self.credential_subject(access, request)
     }
 
     /// The subject its credential names: its ticket's holder's, or its
     /// token's.
     pub(super) fn credential_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
-        if let Some(ticket) = self.ticket() {
-            return access.ticket_subject(ticket);
+        match self.ticket() {
+            Some(ticket) => access.ticket_subject(ticket),
+            None => self.token_subject(access, request),
         }
+    }
+
+    /// The subject its token (or the backend's decision standing for it)
+    /// names.
+    fn token_subject(&mut self, access: &Access, request: &Request<'_>) -> Option<String> {
         match self.credential(access, request) {
             Ok(Credential::Token(who)) => who.subject.clone(),
             _ => None,
