@@ -2,8 +2,9 @@
 //! token key file and a TLS certificate; all three changed, one SIGHUP,
 //! and each takes effect, logged in the documented order (the settings,
 //! the keys, the certificate); a bad file among them keeps its old value
-//! with an error that names it while the others reload; and a SIGHUP
-//! while the server starts, or two at once, is harmless.
+//! with an error that names it while the others reload; a SIGHUP
+//! while the server starts, or two at once, is harmless; and a server
+//! with nothing to reload has no thread for it.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -312,6 +313,22 @@ fn a_sighup_while_starting_or_two_at_once_are_harmless() {
     assert_eq!(server.private_status(&jwt(FIRST_SECRET)), 200);
     assert!(serves(server.https, &cert));
     assert!(server.child.id() > 0 && process_alive(server.child.id()));
+}
+
+/// With nothing to read again there is no reload thread: a single-loop
+/// server stays one thread (a second one, even asleep, makes glibc take
+/// the cancellable path of every `send` and `recv`), and a SIGHUP, still
+/// taken, ends nothing.
+#[test]
+fn with_nothing_to_reload_a_single_loop_server_is_one_thread_and_outlives_sighup() {
+    let (server, addr, _) = process::serve(&["--app", "echo", "--port", "0", "--threads", "1"], &[], None);
+    let pid = server.child.id();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    assert_eq!(threads, 1, "threads of `serve --app echo --threads 1`");
+    assert!(catches_sighup(pid));
+    hup(pid);
+    assert_eq!(process::get_status(addr, "/healthz", ""), 200);
+    assert!(process_alive(pid));
 }
 
 /// Whether the process has a handler for SIGHUP (signal 1: the lowest
