@@ -55,6 +55,17 @@ pub enum MountState<A, B> {
     Rest(B),
 }
 
+/// The mounted application's default state: what the later callbacks of
+/// a session whose state was let go are lent. Only the mounted
+/// application's states are let go ([`Mount`]'s `keeps_session_state`),
+/// so that such a session's callbacks go to the application that routed
+/// it.
+impl<A: Default, B> Default for MountState<A, B> {
+    fn default() -> MountState<A, B> {
+        MountState::Mounted(A::default())
+    }
+}
+
 /// Whether `path` is `prefix` or goes on below it: `/tickets` is under
 /// `/tickets` and not under `/tick`; `/topics/a` is under `/topics/`.
 fn is_under(path: &str, prefix: &str) -> bool {
@@ -194,6 +205,15 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         match state {
             MountState::Mounted(state) => self.mounted.on_unsubscribe(ctx, conn, state, reason),
             MountState::Rest(state) => self.rest.on_unsubscribe(ctx, conn, state, reason),
+        }
+    }
+
+    /// As the mounted application says of its own; the other's are kept
+    /// (a default state would name the mounted application).
+    fn keeps_session_state(&self, state: &Self::State) -> bool {
+        match state {
+            MountState::Mounted(state) => self.mounted.keeps_session_state(state),
+            MountState::Rest(_) => true,
         }
     }
 

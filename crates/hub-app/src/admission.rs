@@ -33,10 +33,18 @@ pub struct Admission {
     /// What the request is to the hub.
     pub(super) route: HubRoute,
     /// The rest, boxed: the server keeps an admission inline in a slot for
-    /// every request under way, each open WebSocket and event stream
-    /// among them, and an open session keeps its route alone (see
-    /// [`Admission::release`]).
+    /// every request under way. An open WebSocket or event stream keeps
+    /// none (`HubApp`'s `keeps_session_state`): the subscriber it made
+    /// holds its topic, subject and deadline in its own form.
     details: Option<Box<Details>>,
+}
+
+/// The admission lent to an open session's callbacks: the hub keeps what
+/// a session needs in its own tables, by connection.
+impl Default for Admission {
+    fn default() -> Admission {
+        Admission::new(HubRoute::Opened)
+    }
 }
 
 /// What an admission knows of a request beyond its route.
@@ -249,14 +257,6 @@ impl Admission {
             },
         }
     }
-
-    /// What a session keeps of its admission once it is open: its route
-    /// alone. The subscriber it made holds its topic, subject and
-    /// deadline in its own form; the rest, kept, would hold memory for
-    /// the session's life.
-    pub(super) fn release(&mut self) {
-        self.details = None;
-    }
 }
 
 #[cfg(test)]
@@ -264,11 +264,10 @@ mod tests {
     use super::*;
 
     /// The server keeps a request's state inline, in a slot, for every
-    /// request under way (each open WebSocket and event stream): all but
-    /// the route is boxed.
+    /// request under way: all but the route is boxed.
     #[test]
     fn an_admission_is_small() {
-        // The route and a pointer: what each open session keeps.
+        // The route and a pointer.
         assert!(
             size_of::<Option<Admission>>() <= 16,
             "{}",

@@ -339,7 +339,6 @@ impl App for HubApp {
             admission: state,
         };
         (self.delivery).open(ctx, &mut parts!(self), served);
-        state.release();
     }
 
     fn on_message(
@@ -426,7 +425,14 @@ impl App for HubApp {
             admission: state,
         };
         (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
-        state.release();
+    }
+
+    /// None: a subscriber's topic, subject and deadline are in the hub's
+    /// own tables by connection from its opening on, and the rest of its
+    /// admission is spent. The server then keeps no slot for an open
+    /// session.
+    fn keeps_session_state(&self, _state: &Admission) -> bool {
+        false
     }
 
     fn on_unsubscribe(

@@ -36,6 +36,10 @@ pub(super) enum HubRoute {
     Decide,
     /// A request the backend let go on, routed again as what it decided.
     Decided,
+    /// A WebSocket or an event stream that has opened: what its later
+    /// callbacks are lent. The hub keeps what a session needs in its own
+    /// tables, by connection, and lets the server keep nothing for it.
+    Opened,
 }
 
 /// What a WebSocket subscriber was let in as.

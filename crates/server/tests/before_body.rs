@@ -23,6 +23,7 @@ use tether_server::{App, BeforeBody, ConnId, Ctx, Reply, Request, Response, Rout
 /// The callbacks each state reached, reported when it is dropped.
 type Ended = Arc<Mutex<Vec<Vec<&'static str>>>>;
 
+#[derive(Default)]
 struct Kept {
     seen: Vec<&'static str>,
     ended: Ended,

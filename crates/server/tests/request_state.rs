@@ -3,7 +3,9 @@
 //! exactly once when the request is over, for each kind of request
 //! (a handler answered now, one answered by its timeout, one whose client
 //! went away, a WebSocket, an event stream, the head of an event stream),
-//! over HTTP/1.1 and HTTP/2.
+//! over HTTP/1.1 and HTTP/2; and a session's state that the application
+//! lets go ([`App::keeps_session_state`]), dropped once the session is
+//! open, its later callbacks each lent a fresh default.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,6 +28,7 @@ use tether_ws::{CloseCode, OpCode};
 type Ended = Arc<Mutex<Vec<(String, Vec<&'static str>)>>>;
 
 /// A request's state: the callbacks it reached, reported when dropped.
+#[derive(Default)]
 struct Tracked {
     what: String,
     seen: Vec<&'static str>,
@@ -48,6 +51,23 @@ struct Tracker {
     made: Arc<AtomicUsize>,
     /// Requests to `/abandon` that have reached `on_request`.
     waiting: Arc<AtomicUsize>,
+    /// It lets a session's state go once the session is open.
+    lets_go: bool,
+    /// The session callbacks that were lent a default state, in order.
+    lent: Lent,
+}
+
+type Lent = Arc<Mutex<Vec<&'static str>>>;
+
+impl Tracker {
+    /// Notes `callback` in `seen`, and in `lent` if `state` is a fresh
+    /// default one (made by no `route`, handed to no callback before).
+    fn reached(&self, state: &mut Tracked, callback: &'static str) {
+        if state.what.is_empty() && state.seen.is_empty() {
+            self.lent.lock().unwrap().push(callback);
+        }
+        state.seen.push(callback);
+    }
 }
 
 impl App for Tracker {
@@ -103,12 +123,12 @@ impl App for Tracker {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, state: &mut Tracked, message: MessageRef<'_>) {
-        state.seen.push("on_message");
+        self.reached(state, "on_message");
         ctx.send(conn, message);
     }
 
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, state: &mut Tracked, _reason: CloseReason) {
-        state.seen.push("on_close");
+        self.reached(state, "on_close");
     }
 
     fn event_stream_headers(&mut self, state: &mut Tracked, _request: &Request<'_>) -> Vec<(String, String)> {
@@ -136,7 +156,11 @@ impl App for Tracker {
         state: &mut Tracked,
         _reason: CloseReason,
     ) {
-        state.seen.push("on_unsubscribe");
+        self.reached(state, "on_unsubscribe");
+    }
+
+    fn keeps_session_state(&self, _state: &Tracked) -> bool {
+        !self.lets_go
     }
 }
 
@@ -145,20 +169,28 @@ struct Running {
     ended: Ended,
     made: Arc<AtomicUsize>,
     waiting: Arc<AtomicUsize>,
+    lent: Lent,
 }
 
 fn start() -> Running {
-    let (ended, made, waiting) = (Ended::default(), Arc::default(), Arc::default());
+    start_letting_go(false)
+}
+
+fn start_letting_go(lets_go: bool) -> Running {
+    let (ended, made, waiting, lent) = (Ended::default(), Arc::default(), Arc::default(), Lent::default());
     let app = Tracker {
         ended: Arc::clone(&ended),
         made: Arc::clone(&made),
         waiting: Arc::clone(&waiting),
+        lets_go,
+        lent: Arc::clone(&lent),
     };
     Running {
         server: TestServer::start(config(), app),
         ended,
         made,
         waiting,
+        lent,
     }
 }
 
@@ -321,5 +353,76 @@ fn http2_states_drop_with_their_connection() {
     running.dropped("GET /ws", &["route", "on_open", "on_close"]);
     running.dropped("GET /events", STREAM);
     running.all_dropped(2);
+    running.server.shutdown();
+}
+
+/// Once a session has opened, a state the application lets go is dropped
+/// at once, over HTTP/1.1 and HTTP/2, for a WebSocket and an event
+/// stream: having seen its route and its opening only, while the session
+/// goes on. Each later callback of the session is lent a fresh default
+/// state (none sees what another wrote), and the session works as before.
+#[test]
+fn a_state_let_go_is_dropped_once_its_session_is_open() {
+    const OPENED: &[&str] = &["route", "on_open"];
+    const SUBSCRIBED: &[&str] = &["route", "event_stream_headers", "on_subscribe"];
+    let running = start_letting_go(true);
+    let addr = running.server.addr;
+    let lent_now = || std::mem::take(&mut *running.lent.lock().unwrap());
+
+    let mut ws = WsClient::connect(addr, "/ws");
+    running.dropped("GET /ws", OPENED);
+    ws.send_text("one");
+    assert_eq!(ws.recv_text(), "one");
+    ws.send_text("two");
+    assert_eq!(ws.recv_text(), "two");
+    ws.close(CloseCode::NORMAL, "");
+    let _ = ws.recv_close();
+    wait_until("on_close", || running.lent.lock().unwrap().contains(&"on_close"));
+    assert_eq!(lent_now(), ["on_message", "on_message", "on_close"]);
+
+    let mut events = SseClient::connect(addr, "/events", "");
+    assert_eq!(events.next_event().data(), "hello");
+    running.dropped("GET /events", SUBSCRIBED);
+    drop(events);
+    wait_until("on_unsubscribe", || !running.lent.lock().unwrap().is_empty());
+    assert_eq!(lent_now(), ["on_unsubscribe"]);
+    // A handler's state is not a session's: kept until it is answered.
+    let answer = common::request(addr, "POST", "/body", "", b"hello");
+    assert_eq!(answer.status, 200);
+    running.dropped("POST /body", ANSWERED);
+
+    let mut h2 = H2Client::connect(addr);
+    let h2_ws = h2.websocket("/ws", &[]);
+    assert_eq!(h2.head(h2_ws).status(), Some(200));
+    let mut frame = Vec::new();
+    common::client_frame(&mut frame, true, OpCode::Text, b"three", [1, 2, 3, 4]);
+    h2.data(h2_ws, &frame, false);
+    h2.data_contains(h2_ws, b"three");
+    let h2_events = h2.get("/events", &[]);
+    h2.data_contains(h2_events, b"data: hello\n");
+    let ended = || running.ended.lock().unwrap().len();
+    wait_until("both HTTP/2 states dropped", || ended() == 5);
+    // Both still open: neither session has ended.
+    let lent = running.lent.lock().unwrap().clone();
+    assert_eq!(lent, ["on_message"], "{lent:?}");
+    h2.reset(h2_ws, tether_h2::ErrorCode::CANCEL);
+    h2.reset(h2_events, tether_h2::ErrorCode::CANCEL);
+    wait_until("both HTTP/2 sessions ended", || {
+        running.lent.lock().unwrap().len() == 3
+    });
+    let mut lent = lent_now();
+    lent.sort_unstable();
+    assert_eq!(lent, ["on_close", "on_message", "on_unsubscribe"]);
+    let ended = running.ended.lock().unwrap().clone();
+    let h2_seen: Vec<_> = ended[3..]
+        .iter()
+        .map(|(what, seen)| (what.as_str(), seen.as_slice()))
+        .collect();
+    assert!(
+        h2_seen.contains(&("GET /ws", OPENED)) && h2_seen.contains(&("GET /events", SUBSCRIBED)),
+        "{ended:?}"
+    );
+    running.all_dropped(5);
+    drop(h2);
     running.server.shutdown();
 }

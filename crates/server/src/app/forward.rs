@@ -137,6 +137,9 @@ macro_rules! forward_app {
     (@one $f:tt on_shutdown) => {
         $crate::forward_app!(@fn mut $f on_shutdown(ctx: &mut $crate::Ctx<'_, Self::Post>));
     };
+    (@one $f:tt keeps_session_state) => {
+        $crate::forward_app!(@fn ref $f keeps_session_state(state: &Self::State) -> bool);
+    };
     (@one $f:tt on_request_shutdown) => {
         $crate::forward_app!(@fn mut $f on_request_shutdown(
             ctx: &mut $crate::Ctx<'_, Self::Post>, conn: $crate::ConnId, state: &mut Self::State,
@@ -150,10 +153,10 @@ macro_rules! forward_app {
             $crate::App::$name(&mut self.$f, $($arg),*)
         }
     };
-    (@fn ref $f:tt $name:ident() -> $ret:ty) => {
+    (@fn ref $f:tt $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
         #[inline]
-        fn $name(&self) -> $ret {
-            $crate::App::$name(&self.$f)
+        fn $name(&self, $($arg: $ty),*) -> $ret {
+            $crate::App::$name(&self.$f, $($arg),*)
         }
     };
 }

@@ -47,7 +47,10 @@ pub use encoded::Encoded;
 /// [`App::on_request_abandoned`], when the request turns out not to open
 /// what its route said (a `HEAD` of an event stream, a refused WebSocket
 /// handshake, a route refused for its method, or while sessions close),
-/// or with the loop. A route that is a page or not found has no state;
+/// or with the loop; or earlier, once the session has opened, if the
+/// application lets it go ([`App::keeps_session_state`]: a zero-sized
+/// state, and any the application says it keeps nothing in). A route
+/// that is a page or not found has no state;
 /// [`App::refuse_before_body`] and [`App::body_too_large`] come before
 /// the route and have none. [`App::before_body`] may make a handler's
 /// state from the head of a request whose body is still to come
@@ -70,9 +73,11 @@ pub use encoded::Encoded;
 ///
 /// // What the server keeps for one request: decided in `route`, handed
 /// // to each later callback of the same request.
+/// #[derive(Default)]
 /// enum Visit {
 ///     // A WebSocket greeting with the name of its `?as=` parameter.
 ///     Greet { greeting: String, greeted: u32 },
+///     #[default]
 ///     Count,
 /// }
 ///
@@ -140,7 +145,9 @@ pub trait App {
 
     /// What the application decided about one request, kept by the server
     /// for it (see "A request's state" above): `()` if it keeps nothing.
-    type State: Send + 'static;
+    /// Its default value is what the callbacks of a session whose state
+    /// was let go receive ([`App::keeps_session_state`]).
+    type State: Default + Send + 'static;
 
     /// Chooses what a request path is, and for a WebSocket, an event
     /// stream or a handler, the request's state. Called once per request.
@@ -227,6 +234,20 @@ pub trait App {
         reason: CloseReason,
     ) {
         let _ = (ctx, conn, state, reason);
+    }
+
+    /// Whether the server keeps `state` for the life of the WebSocket or
+    /// event stream its request opened, asked once [`App::on_open`] or
+    /// [`App::on_subscribe`] has returned. If not, the state is dropped
+    /// then, the server keeps nothing for the session, and each of the
+    /// session's later callbacks receives a fresh `State::default()`: an
+    /// application that keeps what its sessions need in tables of its own
+    /// (by [`ConnId`]) saves a slot of the server's per open session. By
+    /// default a state is kept unless it is zero-sized (there is nothing
+    /// in it to keep).
+    fn keeps_session_state(&self, state: &Self::State) -> bool {
+        let _ = state;
+        size_of::<Self::State>() != 0
     }
 
     /// Whether the application can take work now. `false` makes the

@@ -26,19 +26,29 @@ fn server_answers(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
 
+/// The key a session holds once its state has been let go
+/// ([`App::keeps_session_state`]): its callbacks receive a fresh default
+/// state, and there is nothing to release.
+pub(super) const NO_STATE: u32 = u32::MAX;
+
 /// The states of the requests under way, by key. A freed slot is reused
 /// by a later request, so the table stays as long as the most requests
-/// under way at once; a slot of a state that is `()` takes a byte.
+/// under way at once; a slot of a state that is `()` takes a byte. A
+/// session whose state was let go holds [`NO_STATE`] and no slot.
 pub(super) struct States<S> {
     slots: Vec<Option<S>>,
     free: Vec<u32>,
+    /// What a callback of a session holding [`NO_STATE`] is lent: made
+    /// afresh for each.
+    spare: S,
 }
 
-impl<S> States<S> {
+impl<S: Default> States<S> {
     fn new() -> States<S> {
         States {
             slots: Vec::new(),
             free: Vec::new(),
+            spare: S::default(),
         }
     }
 
@@ -51,18 +61,32 @@ impl<S> States<S> {
         }
         self.slots.push(Some(state));
         // Each request under way holds a connection or stream: far fewer
-        // than 2^32 of them.
+        // than 2^32 - 1 of them, so no key is `NO_STATE`.
         u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
     }
 
     fn get_mut(&mut self, key: u32) -> Option<&mut S> {
+        if key == NO_STATE {
+            self.spare = S::default();
+            return Some(&mut self.spare);
+        }
         self.slots.get_mut(key as usize).and_then(Option::as_mut)
     }
 
     fn remove(&mut self, key: u32) -> Option<S> {
+        if key == NO_STATE {
+            return Some(S::default());
+        }
         let state = self.slots.get_mut(key as usize)?.take()?;
         self.free.push(key);
         Some(state)
+    }
+
+    /// The states kept: one per request under way that has one, and per
+    /// open session that kept its own.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.slots.iter().filter(|slot| slot.is_some()).count()
     }
 }
 
@@ -176,15 +200,18 @@ impl<A: App> Hosted<A> {
         drop(self.states.remove(key));
     }
 
+    /// [`App::on_open`]; then, if the application lets the state go, it
+    /// is dropped and `key` becomes [`NO_STATE`].
     pub(super) fn on_open(
         &mut self,
         ctx: &mut Ctx<'_, A::Post>,
         conn: ConnId,
-        key: u32,
+        key: &mut u32,
         request: &Request<'_>,
     ) {
-        if let Some(state) = self.states.get_mut(key) {
+        if let Some(state) = self.states.get_mut(*key) {
             self.app.on_open(ctx, conn, state, request);
+            self.settle(key);
         }
     }
 
@@ -219,16 +246,35 @@ impl<A: App> Hosted<A> {
         }
     }
 
+    /// [`App::on_subscribe`]; then, as [`Hosted::on_open`], the state
+    /// kept or let go.
     pub(super) fn on_subscribe(
         &mut self,
         ctx: &mut Ctx<'_, A::Post>,
         conn: ConnId,
-        key: u32,
+        key: &mut u32,
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
-        if let Some(state) = self.states.get_mut(key) {
+        if let Some(state) = self.states.get_mut(*key) {
             self.app.on_subscribe(ctx, conn, state, request, last_event_id);
+            self.settle(key);
+        }
+    }
+
+    /// For a session that has just opened: drops its state if the
+    /// application does not keep it, `key` then [`NO_STATE`].
+    fn settle(&mut self, key: &mut u32) {
+        if *key == NO_STATE {
+            return;
+        }
+        let kept = match self.states.get_mut(*key) {
+            Some(state) => self.app.keeps_session_state(state),
+            None => return,
+        };
+        if !kept {
+            self.release(*key);
+            *key = NO_STATE;
         }
     }
 
@@ -286,5 +332,66 @@ impl<A: App> Hosted<A> {
             Some(state) => self.app.on_request_shutdown(ctx, conn, state),
             None => Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An application with nothing but its state type.
+    struct Keeping<S>(std::marker::PhantomData<S>);
+
+    impl<S: Default + Send + 'static> App for Keeping<S> {
+        type Post = ();
+        type State = S;
+
+        fn route(&mut self, _request: &Request<'_>) -> Route<S> {
+            Route::NotFound
+        }
+    }
+
+    /// The key a session holds once it has opened and settled.
+    fn settled<S: Default + Send + 'static>(state: S) -> (Hosted<Keeping<S>>, u32) {
+        let mut hosted = Hosted::new(Keeping(std::marker::PhantomData));
+        let mut key = hosted.states.insert(state);
+        hosted.settle(&mut key);
+        (hosted, key)
+    }
+
+    /// By default a session's state is kept, unless it is zero-sized: an
+    /// open session of an application whose state is `()` (the echo)
+    /// holds no slot.
+    #[test]
+    fn a_zero_sized_state_is_let_go_and_any_other_kept() {
+        let (mut unit, key) = settled(());
+        assert_eq!((key, unit.states.kept()), (NO_STATE, 0));
+        assert!(unit.states.get_mut(key).is_some());
+        let (mut counted, key) = settled(7u32);
+        assert_ne!(key, NO_STATE);
+        assert_eq!(counted.states.kept(), 1);
+        assert_eq!(counted.states.get_mut(key), Some(&mut 7));
+    }
+
+    /// A let-go session is lent a fresh default each time, and nothing
+    /// is released for it; its key's slot serves the next request.
+    #[test]
+    fn a_let_go_session_is_lent_a_fresh_default_each_time() {
+        let (mut unit, key) = settled(());
+        let mut states = States::<String>::new();
+        let spare = states.get_mut(NO_STATE).map(|s| {
+            s.push_str("written");
+            s.clone()
+        });
+        assert_eq!(spare.as_deref(), Some("written"));
+        assert_eq!(states.get_mut(NO_STATE).map(|s| s.as_str()), Some(""));
+        assert_eq!(states.remove(NO_STATE).as_deref(), Some(""));
+        assert_eq!(states.insert("next".into()), 0);
+        unit.release(key);
+        assert_eq!(
+            unit.states.insert(()),
+            0,
+            "the let-go slot serves the next request"
+        );
     }
 }

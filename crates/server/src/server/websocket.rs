@@ -245,11 +245,11 @@ impl Session {
         app: &mut Hosted<A>,
         base: &mut Ctx<'_, A::Post>,
         id: ConnId,
-        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, &mut u32),
     ) -> (Box<OutQueue>, Option<()>) {
         let mut scratch = base.pool.queue();
         let mut closing = false;
-        let tag = self.tag;
+        let tag = &mut self.tag;
         let peers = base.peers;
         let mut ctx = base.with_current(Current {
             id,

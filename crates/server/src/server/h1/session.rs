@@ -83,7 +83,7 @@ impl H1Conn {
             in_place: InPlace::No,
         });
         if guarded(&peers.own().stats, "on_open", || {
-            app.on_open(&mut ctx, id, tag, request)
+            app.on_open(&mut ctx, id, &mut session.tag, request)
         })
         .is_none()
         {
@@ -143,9 +143,14 @@ impl H1Conn {
             closing,
             in_place: InPlace::No,
         });
+        let mut tag = tag;
         let subscribed = guarded(stats, "on_subscribe", || {
-            app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref())
+            app.on_subscribe(&mut ctx, id, &mut tag, request, last_event_id.as_deref())
         });
+        if let H1Conn::EventStream { tag: held, .. } = self {
+            // The state may have been let go.
+            *held = tag;
+        }
         if subscribed.is_none() {
             // The response head is out: all that is left is to end the
             // stream (the application, in an unknown state, is not told).

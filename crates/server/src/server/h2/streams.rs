@@ -79,9 +79,14 @@ impl H2Session {
         let sid = id.with_stream(stream);
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
+        let mut tag = tag;
         let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
-            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
+            app.on_subscribe(&mut ctx, sid, &mut tag, request, last_event_id.as_deref())
         });
+        if let Some(Kind::Sse { tag: held, .. }) = self.streams.get_mut(&stream).map(|s| &mut s.kind) {
+            // The state may have been let go.
+            *held = tag;
+        }
         if subscribed.is_none() {
             // The application, in an unknown state, is not told.
             if let Some(s) = self.streams.get_mut(&stream) {
@@ -165,7 +170,7 @@ impl H2Session {
         c: &mut Call<'_, '_, A>,
         stream: u32,
         now: Instant,
-        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, &mut u32),
     ) -> Option<Option<()>> {
         let id = c.id;
         let sid = id.with_stream(stream);

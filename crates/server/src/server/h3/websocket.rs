@@ -90,7 +90,7 @@ impl H3Endpoint {
         l: &mut Lent<'_, A>,
         conn: ConnectionHandle,
         stream_id: u64,
-        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, u32),
+        f: impl FnOnce(&mut Hosted<A>, &mut Ctx<'_, A::Post>, ConnId, &mut u32),
     ) -> Option<Option<()>> {
         let sid = self.id_of(conn, stream_id)?;
         let session = self.kind_mut(conn, stream_id).and_then(Kind::session_mut)?;
