@@ -274,6 +274,26 @@ else
     tail -40 "$LOGS/durable"
 fi
 
+# Idle memory per connection (benches/idle-memory.sh, one round of 100
+# then 300 WebSockets, echo and hub; a few seconds): a line per
+# application with both readings; the figures are not judged.
+if BINS=$TETHER_BIN timeout 120 bash benches/idle-memory.sh --rounds 1 --from 100 --to 300 \
+    --out "$LOGS/idle-memory.jsonl" >"$LOGS/idle-memory" 2>&1 &&
+    python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if "idle-memory" == json.loads(l).get("mode")]
+assert [l["app"] for l in lines] == ["echo", "hub"], lines
+for l in lines:
+    assert l["anon_kib_at_from"] > 0 and l["anon_kib_at_to"] > 0 and l["to"] == 300, l
+' "$LOGS/idle-memory.jsonl"; then
+    passed=$((passed + 1))
+    echo "ok   idle-memory.sh: $(grep -c '"mode":"idle-memory"' "$LOGS/idle-memory.jsonl") lines"
+else
+    failed=$((failed + 1))
+    echo "FAIL idle-memory.sh"
+    tail -20 "$LOGS/idle-memory"
+fi
+
 # Several servers on one port joined by Redis (benches/scale.sh --smoke:
 # 3 000 subscribers, half WebSockets and half event streams, over two
 # processes of each and two source addresses; about 10 s): the run clean
