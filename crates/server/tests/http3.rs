@@ -130,6 +130,13 @@ impl App for Feed {
         self.sockets.push(conn);
     }
 
+    /// A session's tag is not read once it is open: every WebSocket,
+    /// WebTransport session and event stream here goes on without a
+    /// state of its own (its callbacks lent a default), as the hub's do.
+    fn keeps_session_state(&self, _: &u32) -> bool {
+        false
+    }
+
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _: &mut u32, message: MessageRef<'_>) {
         if let MessageRef::Text("close me") = message {
             ctx.close(conn, CloseCode(4001), "as asked");

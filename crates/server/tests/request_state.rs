@@ -228,6 +228,16 @@ impl Running {
     }
 }
 
+/// Two messages echoed on `ws`, then its close handshake.
+fn echo_twice_and_close(ws: &mut WsClient) {
+    ws.send_text("one");
+    assert_eq!(ws.recv_text(), "one");
+    ws.send_text("two");
+    assert_eq!(ws.recv_text(), "two");
+    ws.close(CloseCode::NORMAL, "");
+    let _ = ws.recv_close();
+}
+
 const ANSWERED: &[&str] = &["route", "on_request"];
 const TIMED_OUT: &[&str] = &["route", "on_request", "on_request_timeout"];
 const ABANDONED: &[&str] = &["route", "on_request", "on_request_abandoned"];
@@ -259,12 +269,7 @@ fn http1_states_reach_every_callback_of_their_request_and_drop_once() {
     running.dropped("GET /abandon", ABANDONED);
 
     let mut ws = WsClient::connect(addr, "/ws");
-    ws.send_text("one");
-    assert_eq!(ws.recv_text(), "one");
-    ws.send_text("two");
-    assert_eq!(ws.recv_text(), "two");
-    ws.close(CloseCode::NORMAL, "");
-    let _ = ws.recv_close();
+    echo_twice_and_close(&mut ws);
     running.dropped(
         "GET /ws",
         &["route", "on_open", "on_message", "on_message", "on_close"],
@@ -371,12 +376,7 @@ fn a_state_let_go_is_dropped_once_its_session_is_open() {
 
     let mut ws = WsClient::connect(addr, "/ws");
     running.dropped("GET /ws", OPENED);
-    ws.send_text("one");
-    assert_eq!(ws.recv_text(), "one");
-    ws.send_text("two");
-    assert_eq!(ws.recv_text(), "two");
-    ws.close(CloseCode::NORMAL, "");
-    let _ = ws.recv_close();
+    echo_twice_and_close(&mut ws);
     wait_until("on_close", || running.lent.lock().unwrap().contains(&"on_close"));
     assert_eq!(lent_now(), ["on_message", "on_message", "on_close"]);
 
