@@ -131,6 +131,9 @@ impl H1Conn {
         Stats::sub(&stats.open_http, 1);
         Stats::add(&stats.open_event_stream, 1);
         *self = H1Conn::EventStream { tag, heartbeat_at };
+        let H1Conn::EventStream { tag, .. } = self else {
+            return;
+        };
         let (app, mut base, link, _) = c.parts(now);
         let Link { out, closing, .. } = link;
         let out = out.get_or_insert_with(|| base.pool.queue());
@@ -143,14 +146,9 @@ impl H1Conn {
             closing,
             in_place: InPlace::No,
         });
-        let mut tag = tag;
         let subscribed = guarded(stats, "on_subscribe", || {
-            app.on_subscribe(&mut ctx, id, &mut tag, request, last_event_id.as_deref())
+            app.on_subscribe(&mut ctx, id, tag, request, last_event_id.as_deref())
         });
-        if let H1Conn::EventStream { tag: held, .. } = self {
-            // The state may have been let go.
-            *held = tag;
-        }
         if subscribed.is_none() {
             // The response head is out: all that is left is to end the
             // stream (the application, in an unknown state, is not told).
@@ -158,7 +156,7 @@ impl H1Conn {
         } else if *closing {
             // The application ended the stream at once.
             guarded(stats, "on_unsubscribe", || {
-                app.on_unsubscribe(&mut base, id, tag, CloseReason::Ended)
+                app.on_unsubscribe(&mut base, id, *tag, CloseReason::Ended)
             });
         }
     }

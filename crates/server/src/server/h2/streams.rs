@@ -77,16 +77,15 @@ impl H2Session {
         Stats::add(&c.env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
         let sid = id.with_stream(stream);
+        // A stream its first drain ended has released its state already.
+        let Some(Kind::Sse { tag, .. }) = self.streams.get_mut(&stream).map(|s| &mut s.kind) else {
+            return;
+        };
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
-        let mut tag = tag;
         let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
-            app.on_subscribe(&mut ctx, sid, &mut tag, request, last_event_id.as_deref())
+            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
         });
-        if let Some(Kind::Sse { tag: held, .. }) = self.streams.get_mut(&stream).map(|s| &mut s.kind) {
-            // The state may have been let go.
-            *held = tag;
-        }
         if subscribed.is_none() {
             // The application, in an unknown state, is not told.
             if let Some(s) = self.streams.get_mut(&stream) {

@@ -82,16 +82,14 @@ impl H3Endpoint {
         self.due_by(Some(heartbeat_at));
         Stats::add(&l.env.stats().open_event_stream, 1);
         let last_event_id = last_event_id(request);
+        let Some(Kind::Sse { tag, .. }) = self.conn(conn).streams.get_mut(&stream_id) else {
+            return;
+        };
         let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
-        let mut tag = tag;
         let subscribed = guarded(&peers.own().stats, "on_subscribe", || {
-            app.on_subscribe(&mut ctx, sid, &mut tag, request, last_event_id.as_deref())
+            app.on_subscribe(&mut ctx, sid, tag, request, last_event_id.as_deref())
         });
-        if let Some(Kind::Sse { tag: held, .. }) = self.conn(conn).streams.get_mut(&stream_id) {
-            // The state may have been let go.
-            *held = tag;
-        }
         if subscribed.is_none() {
             // The application, in an unknown state, is not told.
             self.finish_stream(l.env, conn, stream_id, now);
