@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
+// Shared with the other test targets of the crate, one directory up.
+#[path = "../support/mod.rs"]
 mod support;
 
 use tether_testkit as common;

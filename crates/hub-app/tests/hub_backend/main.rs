@@ -9,6 +9,8 @@
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// Shared with the other test targets of the crate, one directory up.
+#[path = "../support/mod.rs"]
 mod support;
 
 use tether_testkit as common;
