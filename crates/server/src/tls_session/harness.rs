@@ -7,7 +7,8 @@
 //! reads them when the test calls [`Harness::read`], as the loop does when
 //! the socket is readable; what the session sends collects until
 //! [`Harness::take_sent`]. [`Harness::set_write_room`] makes the "socket"
-//! push back.
+//! push back. [`tls12::Peer`] seals a TLS 1.2 client's records by hand
+//! (rustls' client has no way to send a record it would not make).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use super::{INCOMING_LIMIT, TlsSession};
 
 pub mod records;
+pub mod tls12;
 
 /// The server's side of one TLS session over bytes in memory.
 pub struct Harness {
