@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 
-use super::harness::Harness;
+use super::harness::{Harness, tls12};
 use crate::tls::records::tests::Peer;
 
 const ALERT: u8 = 21;
@@ -21,13 +21,23 @@ const APPLICATION_DATA: u8 = 23;
 fn configs(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    configs_with(versions, rustls::crypto::ring::default_provider())
+}
+
+/// [`configs`] with a client that offers what `provider` has.
+fn configs_with(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    provider: rustls::crypto::CryptoProvider,
+) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
     let mut server = (*crate::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).clone();
     server.enable_secret_extraction = true;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(made.cert.der().clone()).unwrap();
-    let mut client = rustls::ClientConfig::builder_with_protocol_versions(versions)
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
     client.enable_secret_extraction = true;
@@ -92,9 +102,15 @@ fn up_to_finished(harness: &mut Harness, client: &mut rustls::ClientConnection) 
 /// A whole handshake: the client's last flight read too, and what the
 /// server sent after it.
 fn connected(versions: &[&'static rustls::SupportedProtocolVersion]) -> (Harness, rustls::ClientConnection) {
-    let (server, client_config) = configs(versions);
-    let mut harness = Harness::new(&server).unwrap();
-    let mut client = client(&client_config);
+    connected_with(&configs(versions))
+}
+
+/// [`connected`] with these configurations.
+fn connected_with(
+    (server, client_config): &(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>),
+) -> (Harness, rustls::ClientConnection) {
+    let mut harness = Harness::new(server).unwrap();
+    let mut client = client(client_config);
     up_to_finished(&mut harness, &mut client);
     harness.receive(&from_client(&mut client));
     server_reads_nothing(&mut harness);
@@ -255,6 +271,38 @@ fn a_write_while_a_tls12_handshake_message_is_half_read() {
     server_reads_nothing(&mut harness);
     to_client(&mut client, &harness.take_sent()).unwrap();
     assert!(!client.is_handshaking());
+}
+
+/// The TLS 1.2 client whose records the tests seal by hand
+/// ([`tls12::Peer`]) speaks each of rustls' TLS 1.2 suites as rustls
+/// does: the session reads what it seals, and it opens what the session
+/// writes.
+#[test]
+fn a_hand_sealed_tls12_client_and_the_session_understand_each_other() {
+    use rustls::crypto::ring::cipher_suite;
+    for suite in [
+        cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: vec![suite],
+            ..rustls::crypto::ring::default_provider()
+        };
+        let (mut harness, client) = connected_with(&configs_with(&[&rustls::version::TLS12], provider));
+        assert_eq!(client.negotiated_cipher_suite(), Some(suite));
+        let mut peer = tls12::Peer::new(client.dangerous_extract_secrets().unwrap()).unwrap();
+        for round in 0..3u8 {
+            harness.receive(&peer.seal(APPLICATION_DATA, &[round; 100]).unwrap());
+            assert_eq!(harness.read_all().0, [round; 100], "{suite:?}");
+            harness.write(&[round; 200]).unwrap();
+            assert_eq!(
+                peer.open(&harness.take_sent()),
+                Some(vec![(APPLICATION_DATA, vec![round; 200])]),
+                "{suite:?}"
+            );
+        }
+    }
 }
 
 /// The client's KeyUpdate, asking for the server's, in the same write as
