@@ -3,8 +3,9 @@
 //! comes), TLS 1.2 beside 1.3 (whose records the server opens and seals
 //! itself after the handshake: each suite, a key update the client asks
 //! for, a record tampered with), large messages under backpressure, a
-//! peer that sends `close_notify` and still reads the answer, and the
-//! server's own `close_notify` when it ends a connection.
+//! peer that sends `close_notify` and still reads the answer, the
+//! server's own `close_notify` when it ends a connection, and when its
+//! client's stream ends in the middle of a handshake message.
 
 // The TLS session exists only with the server's `tls` feature.
 #![cfg(feature = "tls")]
@@ -19,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use tether_server::{App, CloseCode, ConnId, Ctx, MessageRef, Request, Route, tls};
+use tether_server::{App, CloseCode, ConnId, Ctx, MessageRef, Request, Route, tls, tls_harness};
 use tether_testkit::{IO_TIMEOUT, TestServer, Upgrade, config};
 use tether_ws::{Connection, Event, Message};
 
@@ -737,6 +738,50 @@ fn a_record_too_long_in_the_handshake_gets_one_alert_and_no_panic() {
     tcp.read_to_end(&mut answer)
         .expect("the alert and the end, no reset");
     assert_eq!(answer, [21, 3, 3, 0, 2, 2, 50], "one decode_error alert");
+    still_serves(&server, &config);
+    assert_eq!(server.stats().connection_panics, 0);
+    server.shutdown();
+}
+
+/// Issue 72: TLS 1.2, a request answered, then one record under the
+/// session's keys holding only the start of a handshake message (a
+/// ClientHello's header announcing 100 bytes, and 10 of them), and the
+/// client shuts its side. rustls keeps that start in the bytes it was
+/// given; the close gave it none and rustls panicked (caught: the
+/// connection was reset). The end of the client's stream is an end like
+/// any other: close_notify, then the end of the server's stream, no
+/// reset, no panic.
+#[test]
+fn a_tls12_handshake_message_cut_short_by_the_clients_end_is_closed_cleanly() {
+    let (server, config) = tls_server(&[&rustls::version::TLS12]);
+    let mut client = Client::connect(server.addr, &config);
+    client.handshake(usize::MAX);
+    client.write(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n", usize::MAX);
+    client.until(|plain, _| plain.ends_with(b"a page over TLS\n"));
+    let Client { mut tcp, tls, .. } = client;
+    let secrets = tls.dangerous_extract_secrets().expect("the client's keys");
+    let mut peer = tls_harness::tls12::Peer::new(secrets).expect("an AEAD suite");
+    let hello_start = [&[1, 0, 0, 100][..], &[0; 10]].concat();
+    tcp.write_all(&peer.seal(22, &hello_start).expect("a record"))
+        .expect("send");
+    tcp.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut answer = Vec::new();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tcp.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e} after {} bytes", answer.len()),
+        }
+        assert!(Instant::now() < deadline, "the server did not end the connection");
+    }
+    assert_eq!(
+        peer.open(&answer),
+        Some(vec![(21, vec![1, 0])]),
+        "close_notify, then the end"
+    );
     still_serves(&server, &config);
     assert_eq!(server.stats().connection_panics, 0);
     server.shutdown();

@@ -13,7 +13,8 @@ pub(super) struct Held {
     /// How many bytes at the start of `incoming` rustls was given. It
     /// refers to them by position: every call into it passes them again,
     /// first and unchanged, and passes nothing else but whole records
-    /// after them (see `TlsSession::process_rustls`).
+    /// after them (see `TlsSession::process_rustls`). So they stay after
+    /// the peer's end too, for the write or the close that follows it.
     pub(super) incoming_seen: usize,
     /// Decrypted plaintext the caller's buffer had no room for, and how
     /// much of it was read since.

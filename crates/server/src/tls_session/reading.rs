@@ -99,11 +99,15 @@ impl TlsSession {
                 self.engine = Engine::Failed;
             }
             // What the next read goes on from: kept by the session (and
-            // only then allocated), unless the session is over or the peer
-            // ended it (what follows its close_notify does not count).
+            // only then allocated), unless the session is over. Once the
+            // peer ended it, what follows its end does not count, but
+            // what rustls was given and keeps (the start of a handshake
+            // message cut short by the end) is still kept: rustls refers
+            // to it by position, and a write or the close after the end
+            // gives it to rustls again.
+            let keep = if self.peer_closed { w.seen } else { w.end };
             if !matches!(self.engine, Engine::Failed)
-                && !self.peer_closed
-                && let Some(rest) = received.get(w.start..w.end).filter(|rest| !rest.is_empty())
+                && let Some(rest) = received.get(w.start..keep).filter(|rest| !rest.is_empty())
             {
                 let h = held(&mut self.held);
                 h.incoming = rest.to_vec();

@@ -305,6 +305,65 @@ fn a_hand_sealed_tls12_client_and_the_session_understand_each_other() {
     }
 }
 
+/// The first half of a ClientHello in a record of its own, then the end
+/// of the client's stream: the end is read as the end, and a write and
+/// the close after it send nothing (there is no handshake to speak
+/// under). rustls keeps the half message in the bytes it was given, by
+/// position, so those bytes go to it again after the end too: given
+/// none, it sliced past the end of the empty buffer and panicked.
+#[test]
+fn half_a_client_hello_then_the_end_of_the_stream() {
+    let (server, client_config) = configs(rustls::ALL_VERSIONS);
+    let hello = from_client(&mut client(&client_config));
+    let body = &hello[5..];
+    let mut harness = Harness::new(&server).unwrap();
+    harness.receive(&record(HANDSHAKE, &body[..body.len() / 2]));
+    harness.end_input();
+    let (plain, error) = harness.read_all();
+    assert!(plain.is_empty(), "{plain:?}");
+    assert!(error.is_none(), "the end, not {error:?}");
+    assert_eq!(harness.write(b"late").unwrap_err().kind(), ErrorKind::WouldBlock);
+    harness.close();
+    assert!(harness.take_sent().is_empty());
+}
+
+/// Issue 72: TLS 1.2, a request answered, then one record under the
+/// session's keys holding the start of a handshake message (a
+/// ClientHello's header announcing 100 bytes, and 10 of them), and the
+/// end of the client's stream. rustls decrypts the record in place and
+/// keeps the message's start there; the close after the end gives it
+/// those bytes again (it gave it none, and rustls panicked). The end is
+/// read as the end, and the close sends close_notify.
+#[test]
+fn a_tls12_handshake_message_cut_short_by_the_end_of_the_stream() {
+    let (mut harness, mut client) = connected(&[&rustls::version::TLS12]);
+    client
+        .writer()
+        .write_all(b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    harness.receive(&from_client(&mut client));
+    let (request, error) = harness.read_all();
+    assert!(request.starts_with(b"GET /nope "), "{request:?}");
+    assert_eq!(error.map(|e| e.kind()), Some(ErrorKind::WouldBlock));
+    let answer = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+    harness.write(answer).unwrap();
+    assert_eq!(to_client(&mut client, &harness.take_sent()).unwrap(), answer);
+
+    let mut peer = tls12::Peer::new(client.dangerous_extract_secrets().unwrap()).unwrap();
+    let hello_start = [&[1, 0, 0, 100][..], &[0; 10]].concat();
+    harness.receive(&peer.seal(HANDSHAKE, &hello_start).unwrap());
+    harness.end_input();
+    let (plain, error) = harness.read_all();
+    assert!(plain.is_empty(), "{plain:?}");
+    assert!(error.is_none(), "the end, not {error:?}");
+    harness.close();
+    assert_eq!(
+        peer.open(&harness.take_sent()),
+        Some(vec![(ALERT, vec![1, 0])]),
+        "close_notify"
+    );
+}
+
 /// The client's KeyUpdate, asking for the server's, in the same write as
 /// its Finished: the server's answer and its next records are read by
 /// the client under the keys it expects.
