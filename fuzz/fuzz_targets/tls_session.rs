@@ -3,15 +3,22 @@
 //! the keys after a TLS 1.3 handshake, and the session's own record layer
 //! after it, with the client's bytes arriving in pieces of any size.
 //!
-//! The first byte picks what the client is:
+//! The first byte's low two bits pick what the client is:
 //! - 0: arbitrary bytes, from the first (a hello of any shape);
 //! - 1, 2: a real rustls client (TLS 1.3, TLS 1.2) up to its last flight,
 //!   which it sends after what the input asks of it first (a KeyUpdate,
 //!   data), followed by the input's bytes as they are (records it would
-//!   never send);
+//!   never send); with bit 3 set, 2 is instead a TLS 1.2 client after the
+//!   handshake that seals records of the input's making under the
+//!   session's keys (records it would never send either, which rustls
+//!   opens: a handshake message cut short, say);
 //! - 3: a real TLS 1.3 client after the handshake, doing what the input
 //!   says: data, KeyUpdates, raw bytes, a flipped bit, deliveries in
 //!   pieces, writes from the server, a socket that pushes back.
+//!
+//! With bit 2 set, the client's stream ends after what it sent, before
+//! the server's last write and its close (which must still go to rustls
+//! with what rustls kept of the client's records).
 //!
 //! The rule: the session reads, refuses with an error, or waits; it never
 //! panics, never holds more than its bounds, and a client that sent only
@@ -23,8 +30,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use tether_server::tls_harness::Harness;
 use tether_server::tls::rustls;
+use tether_server::tls_harness::Harness;
+use tether_server::tls_harness::tls12::Peer;
 
 /// What the session may hold at most: a record or handshake message not
 /// complete yet, a read's plaintext, and a write's records.
@@ -50,11 +58,12 @@ fn configs() -> &'static Configs {
         roots.add(made.cert.der().clone()).expect("a root");
         let roots = Arc::new(roots);
         let client = |version| {
-            Arc::new(
-                rustls::ClientConfig::builder_with_protocol_versions(&[version])
-                    .with_root_certificates(roots.clone())
-                    .with_no_client_auth(),
-            )
+            let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            // For the records a TLS 1.2 client seals by hand.
+            config.enable_secret_extraction = true;
+            Arc::new(config)
         };
         Configs {
             server: Arc::new(server),
@@ -105,7 +114,11 @@ fn to_client(client: &mut rustls::ClientConnection, wire: &[u8]) -> Option<Vec<u
 /// the peer.
 fn server_reads(harness: &mut Harness) -> (Vec<u8>, bool) {
     let (plain, error) = harness.read_all();
-    assert!(harness.held_bytes() <= HELD_BOUND, "{} bytes held", harness.held_bytes());
+    assert!(
+        harness.held_bytes() <= HELD_BOUND,
+        "{} bytes held",
+        harness.held_bytes()
+    );
     let refused = error.is_some_and(|e| e.kind() != ErrorKind::WouldBlock);
     (plain, refused)
 }
@@ -146,18 +159,27 @@ fn up_to_last_flight(harness: &mut Harness, client: &mut rustls::ClientConnectio
     false
 }
 
-fn raw_client(harness: &mut Harness, input: &[u8]) {
+/// The client's stream ends: the session reads the end.
+fn end(harness: &mut Harness) {
+    harness.end_input();
+    let _ = server_reads(harness);
+}
+
+fn raw_client(harness: &mut Harness, input: &[u8], ends: bool) {
     let Some((&piece, wire)) = input.split_first() else {
         return;
     };
     let piece = usize::from(piece) * 67 + 1;
     deliver(harness, wire, piece, piece % 2 == 0);
+    if ends {
+        end(harness);
+    }
     harness.close();
     let _ = harness.flush();
     let _ = harness.take_sent();
 }
 
-fn last_flight_then(harness: &mut Harness, tls13: bool, input: &[u8]) {
+fn last_flight_then(harness: &mut Harness, tls13: bool, input: &[u8], ends: bool) {
     let Some((&ask, rest)) = input.split_first() else {
         return;
     };
@@ -175,12 +197,56 @@ fn last_flight_then(harness: &mut Harness, tls13: bool, input: &[u8]) {
     wire.extend_from_slice(rest);
     let piece = usize::from(ask >> 2) * 97 + 1;
     deliver(harness, &wire, piece, ask & 2 == 0);
+    if ends {
+        end(harness);
+    }
     let _ = harness.write(b"answer");
     harness.close();
     let _ = harness.take_sent();
 }
 
-fn client_at_work(harness: &mut Harness, input: &[u8]) {
+/// A TLS 1.2 client done with its handshake seals the input's records
+/// under the session's keys: after the first byte (the pieces they
+/// arrive in, and whether the server writes between them), each record
+/// is a content type, a length byte and that many bytes. Whatever they
+/// are, every record the server sends opens at the client.
+fn sealed_tls12_records(harness: &mut Harness, input: &[u8], ends: bool) {
+    let Some((&ask, mut rest)) = input.split_first() else {
+        return;
+    };
+    let mut client = client(false);
+    if !up_to_last_flight(harness, &mut client) {
+        return;
+    }
+    harness.receive(&from_client(&mut client));
+    assert!(!server_reads(harness).1, "an honest client was refused");
+    if to_client(&mut client, &harness.take_sent()).is_none() || client.is_handshaking() {
+        return;
+    }
+    let Some(mut peer) = client.dangerous_extract_secrets().ok().and_then(Peer::new) else {
+        return;
+    };
+    let mut wire = Vec::new();
+    while let Some((&[content, len], after)) = rest.split_first_chunk() {
+        let body = after.get(..usize::from(len)).unwrap_or(after);
+        wire.extend(peer.seal(content, body).unwrap_or_default());
+        rest = &after[body.len()..];
+    }
+    let piece = usize::from(ask >> 1) * 97 + 1;
+    deliver(harness, &wire, piece, ask & 1 != 0);
+    if ends {
+        end(harness);
+    }
+    let _ = harness.write(b"answer");
+    harness.close();
+    let sent = harness.take_sent();
+    assert!(
+        peer.open(&sent).is_some(),
+        "a record the client cannot open: {sent:?}"
+    );
+}
+
+fn client_at_work(harness: &mut Harness, input: &[u8], ends: bool) {
     let mut client = client(true);
     if !up_to_last_flight(harness, &mut client) {
         return;
@@ -268,6 +334,9 @@ fn client_at_work(harness: &mut Harness, input: &[u8]) {
             assert_eq!(received, written, "the client read what the session wrote");
         }
     }
+    if ends {
+        end(harness);
+    }
     harness.close();
 }
 
@@ -278,10 +347,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut harness) = Harness::new(&configs().server) else {
         return;
     };
+    let ends = mode & 4 != 0;
     match mode % 4 {
-        0 => raw_client(&mut harness, input),
-        1 => last_flight_then(&mut harness, true, input),
-        2 => last_flight_then(&mut harness, false, input),
-        _ => client_at_work(&mut harness, input),
+        0 => raw_client(&mut harness, input, ends),
+        1 => last_flight_then(&mut harness, true, input, ends),
+        2 if mode & 8 != 0 => sealed_tls12_records(&mut harness, input, ends),
+        2 => last_flight_then(&mut harness, false, input, ends),
+        _ => client_at_work(&mut harness, input, ends),
     }
 });
