@@ -1150,6 +1150,47 @@ def tls12_partial_handshake(server):
     return None
 
 
+@case("tls12-partial-handshake-then-end")
+def tls12_partial_handshake_then_end(server):
+    """TLS 1.2 (issue 72): a request answered, then one record under the
+    session's keys holding only the start of a handshake message (a
+    ClientHello's header announcing 100 bytes, and 10 of them), and the
+    client shuts its side: close_notify and the end of the stream, as
+    for any end of the client's stream (no reset, no panic)."""
+    client = Client(server.port)
+    try:
+        client.handshake12()
+    except (AlertReceived, Closed, Broken) as e:
+        return f"the TLS 1.2 handshake failed: {type(e).__name__} {e}"
+    client.send(client.tx.seal(APPDATA, client.request("/nope", close=False)))
+    try:
+        response = client.read_response()
+    except (AlertReceived, Closed, Broken) as e:
+        return f"no answer to the request: {type(e).__name__} {e}"
+    if not response.startswith(b"HTTP/1.1 "):
+        return f"/nope answered {response[:40]!r}"
+    client.send(client.tx.seal(HANDSHAKE, u8(HS_CLIENT_HELLO) + u24(100) + bytes(10)))
+    client.sock.shutdown(socket.SHUT_WR)
+    # What rustls-reference does here was not measured: it may close
+    # without close_notify.
+    if server.kind == "tether":
+        return expect(client.outcome(), "alert:close_notify")
+    return expect(client.outcome(), "alert:close_notify", "eof")
+
+
+@case("half-hello-then-end")
+def half_hello_then_end(server):
+    """The first of a ClientHello's two records, then the client shuts its
+    side (issue 72, with no handshake before it): the end of the stream,
+    without an alert (there are no keys to speak under, and nothing was
+    refused) and without a reset or a panic."""
+    client = Client(server.port)
+    hello = client.client_hello13()
+    client.send(record(HANDSHAKE, hello[:len(hello) // 2], b"\x03\x01"))
+    client.sock.shutdown(socket.SHUT_WR)
+    return expect(client.outcome(), "eof")
+
+
 @case("sigterm-during-half-hello", needs=("tether",))
 def sigterm_during_half_hello(server):
     """The first of a ClientHello's two records sent, the second held
