@@ -377,6 +377,15 @@ async fn main(
     let mut attempts = Attempts::new(backoff());
     let mut retry_at = tokio::time::Instant::now();
     let mut was_connected = false;
+    // Whether the connection is away: lost, and its `Connected` not read
+    // here yet. The stream is not looked up meanwhile. A lookup tried
+    // then (one that failed as NATS went away is tried again) waits on the
+    // client, and this loop with it, and succeeds once the client is
+    // back, before this loop has read that `Connected`: the bridge was up
+    // with the reconnection not yet counted. Before the first connection
+    // the lookups go on: their failures are what says that NATS cannot be
+    // reached.
+    let mut away = false;
     // Whether the connection was lost since the stream was last found.
     let mut lost = false;
     // Other nodes' members posted every second; this node's written
@@ -418,13 +427,21 @@ async fn main(
                 NatsEvent::Connected => {
                     if was_connected {
                         add(&stats.reconnects, 1);
+                        need_stream = true;
                     }
+                    // Not on the first connection, which the first
+                    // lookups waited on: read after one of them found the
+                    // stream, it would only look it up again (a lookup
+                    // that held this loop for its timeouts when NATS went
+                    // away meanwhile); read before, or while they fail,
+                    // the lookup is still due, and now.
                     was_connected = true;
+                    away = false;
                     log::info!("nats: connected to {}", config.server());
-                    need_stream = true;
                     retry_at = tokio::time::Instant::now();
                 }
                 NatsEvent::Disconnected => {
+                    away = true;
                     lost = true;
                     log::warn!("nats: connection to {} lost", config.server());
                     add(&stats.errors, 1);
@@ -432,7 +449,7 @@ async fn main(
                 }
                 other => log::debug!("nats: {other}"),
             },
-            _ = tokio::time::sleep_until(retry_at), if need_stream => {
+            _ = tokio::time::sleep_until(retry_at), if need_stream && !away => {
                 let ready = match bridge.ensure_stream().await {
                     Ok(()) => bridge.ensure_presence().await,
                     Err(e) => Err(e),
