@@ -53,9 +53,10 @@ esac
 # --- the pins ---------------------------------------------------------------
 # Bump ENV_VERSION whenever anything below changes: the stamp then no longer
 # matches and the environment is rebuilt (downloads are kept and reused).
-ENV_VERSION=1
+ENV_VERSION=2
 
-DEBS=(python2.7 python2.7-minimal libpython2.7-minimal libpython2.7-stdlib libssl1.1 libffi7)
+# libpython2.7-dev: the headers wsaccel (below) is compiled against.
+DEBS=(python2.7 python2.7-minimal libpython2.7-minimal libpython2.7-stdlib libpython2.7-dev libssl1.1 libffi7)
 
 # Binary wheels for CPython 2.7, UCS-4 build (cp27mu), as Debian's python2.7 is.
 BINARY_WHEELS=(
@@ -106,6 +107,12 @@ SDISTS=(
     txaio==2.1.0
     PyHamcrest==1.10.1
     autobahntestsuite==25.10.1
+    # The C masking and UTF-8 validation autobahn uses when it can import
+    # them: without it wstest masks every byte it sends and checks every
+    # byte it receives in pure Python, which was most of the time of the
+    # compression cases. The same checks, made faster; the results are
+    # compared with the same expected files.
+    wsaccel==0.6.2
 )
 PIP_WHEEL=pip-20.3.4-py2.py3-none-any.whl
 
@@ -269,7 +276,8 @@ PYEOF
 }
 
 # 3a. Python 2.7 from Debian bullseye ------------------------------------------
-if [[ -x "$PY" ]] && py27 -c 'import ssl, ctypes, zlib, hashlib, json' >/dev/null 2>&1; then
+if [[ -x "$PY" && -f "$PREFIX/usr/include/python2.7/Python.h" ]] &&
+    py27 -c 'import ssl, ctypes, zlib, hashlib, json' >/dev/null 2>&1; then
     log "Python 2.7 already unpacked in $PREFIX"
 else
     mirror="${TETHER_DEBIAN_MIRROR:-$(debian_mirror)}"
@@ -363,10 +371,20 @@ rm -rf "$CACHE/buildtools"
 pip27 install --target "$CACHE/buildtools" "${BUILD_WHEELS[@]}" ||
     die "pip install of ${BUILD_WHEELS[*]} (build tools) failed"
 # --no-deps: the set above is complete and pinned; pip's resolver is not asked.
-PY27_PATH="$CACHE/buildtools" pip27 install --target "$ENVDIR" "${pins[@]}" ||
+# Debian's pyconfig.h includes <x86_64-linux-gnu/python2.7/pyconfig.h>,
+# which is in the unpacked prefix, not the system's include path.
+command -v gcc >/dev/null 2>&1 || die "gcc is needed to build wsaccel for wstest (apt-get install gcc)"
+CFLAGS="-I$PREFIX/usr/include/python2.7 -I$PREFIX/usr/include/x86_64-linux-gnu/python2.7 -I$PREFIX/usr/include" CC=gcc LDSHARED="gcc -pthread -shared" \
+    PY27_PATH="$CACHE/buildtools" pip27 install --target "$ENVDIR" "${pins[@]}" ||
     die "pip install into $ENVDIR failed (see pip's output above)"
 
 write_launcher
+log "checking: wsaccel loads"
+out="$(env -u PYTHONPATH PYTHONHOME="$PYHOME" PYTHONNOUSERSITE=1 LD_LIBRARY_PATH="$PYLIB" "$PY" -c \
+    "import site; site.addsitedir('$ENVDIR'); import wsaccel.xormask, wsaccel.utf8validator; \
+from autobahn.websocket import xormasker, utf8validator; print('%s %s' % (xormasker.createXorMasker.__module__, utf8validator.Utf8Validator.__module__))" 2>&1)" ||
+    die "wsaccel does not load under Python 2.7: $out"
+[[ "$out" == "wsaccel.xormask wsaccel.utf8validator" ]] || die "autobahn does not use wsaccel: $out"
 log "checking: wstest --help"
 if ! out="$("$LAUNCHER" --help 2>&1)"; then
     die "the installed wstest does not start: $out"
