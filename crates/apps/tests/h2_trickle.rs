@@ -55,28 +55,47 @@ fn frame(kind: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     wire
 }
 
+/// Reads every frame the server sends until `due`, the end of the
+/// connection, or `done`.
+fn read_until(client: &mut H2Client, due: Instant, done: impl Fn(&H2Client) -> bool) {
+    while !done(client) {
+        let left = due.saturating_duration_since(Instant::now());
+        // A read timeout of zero is refused: a millisecond at least.
+        if left < Duration::from_millis(1) || client.read_frame_within(left) != Some(true) {
+            return;
+        }
+    }
+}
+
 /// Sends `frame` every `EVERY` while reading what the server sends, until
 /// the server ends the connection or `TRICKLE` passes; returns how many
-/// frames were sent. Once the GOAWAY has come the client stops sending and
-/// closes its side, as a peer told to go away does: a frame still sent
-/// when the server closes draws a reset, which throws away a GOAWAY the
-/// client has not read yet (a client slow to be scheduled lost it so).
+/// frames were sent. Between two frames the client reads all that comes:
+/// the server answers each DATA frame with two WINDOW_UPDATEs, and a
+/// client that read one frame for each it sent fell behind, found a frame
+/// waiting at every read, and so sent its next at once: the trickle was a
+/// flood (up to some 30 000 frames before the 300 ms idle timeout), whose
+/// answers queued in front of the GOAWAY; a loaded machine read it later
+/// and later (up to 0.9 s after it came), and one read past the server's
+/// linger lost it to the reset.
+/// Once the GOAWAY has come the client stops sending and closes its side,
+/// as a peer told to go away does, and reads to the end: a frame still
+/// sent when the server closes draws a reset, which throws away a GOAWAY
+/// the client has not read yet.
 fn trickle(client: &mut H2Client, frame: &[u8]) -> usize {
     let started = Instant::now();
     let mut sent = 0;
-    let mut closed_ours = false;
     while !client.eof && started.elapsed() < TRICKLE {
-        if client.goaway.is_none() {
-            // The server may have closed between two reads: a failed write
-            // is the end too, which the next read sees.
-            if client.stream.write_all(frame).is_ok() {
-                sent += 1;
-            }
-        } else if !closed_ours {
+        if client.goaway.is_some() {
             let _ = client.stream.shutdown(std::net::Shutdown::Write);
-            closed_ours = true;
+            read_until(client, started + TRICKLE, |_| false);
+            break;
         }
-        client.read_frame_within(EVERY);
+        // The server may have closed between two reads: a failed write
+        // is the end too, which the next read sees.
+        if client.stream.write_all(frame).is_ok() {
+            sent += 1;
+        }
+        read_until(client, Instant::now() + EVERY, |c| c.goaway.is_some());
     }
     sent
 }
@@ -177,7 +196,9 @@ fn a_refused_body_still_coming_at_the_handshake_timeout_is_reset() {
     let started = Instant::now();
     while client.streams[&stream].reset.is_none() && started.elapsed() < TRICKLE {
         client.send(&data);
-        client.read_frame_within(EVERY);
+        read_until(&mut client, Instant::now() + EVERY, |c| {
+            c.streams[&stream].reset.is_some()
+        });
     }
     assert_eq!(client.streams[&stream].reset, Some(ErrorCode::NO_ERROR));
     assert!(client.goaway.is_none() && !client.eof);
