@@ -19,7 +19,6 @@
 # run) / messages echoed in the measured window; the handshakes of the
 # connections are in it too, spread over the messages. Needs valgrind.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 SCENARIOS="100x20 200x16384"
 DURATION=10
@@ -36,14 +35,16 @@ while [ $# -gt 0 ]; do
 done
 : "${BINS:?set BINS to the tether binaries to measure, separated by spaces}"
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 1; }
+cd "$(dirname "$0")/.."
+# First: its traps stop whatever the run starts from here on, however the
+# run ends.
+# shellcheck source=benches/callgrind-run.sh
+. benches/callgrind-run.sh
 
 export CARGO_TERM_COLOR=never
 cargo build --release -p tether-benches --bin loadgen
 LOADGEN=target/release/loadgen
 WORK=$(mktemp -d)
-# shellcheck source=benches/callgrind-run.sh
-. benches/callgrind-run.sh
-trap callgrind_cleanup EXIT
 
 # Runs one binary under callgrind, optionally under load; sets TOTAL (the
 # instructions) and MESSAGES. It runs in this shell, never in a subshell
@@ -56,12 +57,12 @@ measure() { # bin port scenario|idle|hub-idle|fanout
     [[ "$3" == hub-idle || "$3" == fanout ]] && app=(--app hub --memory --ws-publish bench.fan)
     callgrind_start "$1" serve "${app[@]}" --threads 1 --port "$2" --log-level warn
     if [ "$3" = fanout ]; then
-        "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
+        run_load "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
             --sub-path /topics/bench.fan/events -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d 8 \
-            --drain 5 --connect-timeout 120 >"$WORK/load.out"
+            --drain 5 --connect-timeout 120
         MESSAGES=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
     elif [[ "$3" != idle && "$3" != hub-idle ]]; then
-        MESSAGES=$(echo_load "$2" "$DURATION" -c "${3%x*}" -s "${3#*x}")
+        echo_load "$2" "$DURATION" -c "${3%x*}" -s "${3#*x}"
     fi
     # Into a file, not `$(...)`: callgrind_stop waits for the server and
     # clears SERVER_PID, which only this shell can do.

@@ -20,7 +20,6 @@
 # messages. User space only: the kernel's work in send and receive is not
 # counted. Needs valgrind.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 SERVERS="tether-tokio fastwebsockets tokio-websockets"
 SCENARIOS="100x20"
@@ -38,6 +37,13 @@ while [ $# -gt 0 ]; do
     shift
 done
 command -v valgrind >/dev/null || { echo "tokio-instructions.sh: valgrind is needed" >&2; exit 1; }
+cd "$(dirname "$0")/.."
+# First: its traps stop whatever the run starts from here on, however the
+# run ends.
+# shellcheck source=benches/callgrind-run.sh
+. benches/callgrind-run.sh
+# shellcheck source=benches/tokio-servers.sh
+. benches/tokio-servers.sh
 
 TARGET=${CARGO_TARGET_DIR:-target}
 export CARGO_TERM_COLOR=never
@@ -48,12 +54,6 @@ if [ "$BUILD" = 1 ]; then
 fi
 LOADGEN=$TARGET/release/loadgen
 WORK=$(mktemp -d)
-# shellcheck source=benches/callgrind-run.sh
-. benches/callgrind-run.sh
-trap callgrind_cleanup EXIT
-
-# shellcheck source=tokio-servers.sh
-source "$(dirname "$0")/tokio-servers.sh"
 
 # One run under callgrind; sets TOTAL (the instructions) and MESSAGES. In
 # this shell, never a subshell, so that the exit trap sees the server's
@@ -67,7 +67,7 @@ measure() { # server port scenario|idle
     if [ "$3" != idle ]; then
         local load
         read -ra load <<<"$(scenario_options "$3")"
-        MESSAGES=$(echo_load "$2" "$DURATION" --path / "${load[@]}")
+        echo_load "$2" "$DURATION" --path / "${load[@]}"
     fi
     callgrind_stop >"$WORK/total"
     read -r TOTAL <"$WORK/total"
