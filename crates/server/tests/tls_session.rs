@@ -645,10 +645,10 @@ fn a_graceful_shutdown_while_a_client_holds_half_of_its_hello() {
     let mut tcp = TcpStream::connect(server.addr).expect("connect");
     tcp.write_all(&raw_record(22, &body[..body.len() / 2]))
         .expect("send");
-    // The server has read the first record when the shutdown begins.
+    // The server has read the first record when the shutdown begins; it
+    // returns (Ok), rather than fail or hang.
     still_serves(&server, &config);
-    let took = server.shutdown();
-    assert!(took < IO_TIMEOUT, "{took:?}");
+    server.shutdown_within(IO_TIMEOUT);
 }
 
 #[test]

@@ -137,6 +137,33 @@ impl TestServer {
         self.join();
         start.elapsed()
     }
+
+    /// As [`TestServer::join`], but a `run()` that has not returned after
+    /// `patience` fails the test instead of hanging it. For a server whose
+    /// shutdown timeout (or close timeout, or linger) is far longer than
+    /// `patience`: that it returns at all shows what ended it, and how
+    /// fast the machine was decides nothing.
+    pub fn join_within(self, patience: Duration) {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            self.join();
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(patience) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("run() had not returned after {patience:?} of waiting for it")
+            }
+            // join() panicked, and said why.
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("run() failed"),
+        }
+    }
+
+    /// [`TestServer::begin_shutdown`], then [`TestServer::join_within`].
+    pub fn shutdown_within(self, patience: Duration) {
+        self.begin_shutdown();
+        self.join_within(patience);
+    }
 }
 
 impl Drop for TestServer {
