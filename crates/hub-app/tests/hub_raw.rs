@@ -14,7 +14,6 @@ use tether_testkit as common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use common::{HttpConn, Response, SseClient, TestServer, WsClient, config, tcp};
 use serde_json::Value;
@@ -295,13 +294,11 @@ fn a_raw_subscriber_is_closed_when_its_token_expires_with_no_warning_before() {
     let mut raw = ws_with(server.addr, "/topics/user.alice.inbox/ws?format=raw", &bearer);
     publish_ok(server.addr, "user.alice.inbox", "before");
     assert_eq!(raw.recv(), Message::text("before"));
-    let started = Instant::now();
     // Nothing (no auth-expiring message, which a JSON subscriber would
-    // get a second before) until the close.
+    // get a second before) until the close, which names the expiry.
     let close = raw.recv_close();
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "token expired");
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 /// A hub on `loops` event loops, stopped when dropped.

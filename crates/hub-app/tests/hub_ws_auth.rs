@@ -241,10 +241,11 @@ fn no_first_message_in_time_closes_with_1008() {
     let mut client = WsClient::connect(server.addr, "/topics/user.alice.inbox/ws");
     let close = client.recv_close();
     let took = start.elapsed();
+    // Closed for the timeout (its reason, its count), and not before it:
+    // a bound below, which a slow machine only makes easier to meet.
     assert_eq!(close.code, CloseCode::POLICY);
     assert_eq!(close.reason, "authentication timeout");
     assert!(took >= Duration::from_millis(900), "{took:?}");
-    assert!(took < Duration::from_millis(3500), "{took:?}");
     assert_eq!(denied(&server, "auth_timeout"), 1);
 
     // One that authenticates in time stays past the timeout.
