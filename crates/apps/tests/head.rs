@@ -4,7 +4,7 @@
 
 use tether_testkit as common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::h2::H2Client;
 use common::{HttpConn, TestServer, config};
@@ -80,25 +80,21 @@ fn a_method_a_server_route_does_not_take_is_405_and_the_connection_goes_on() {
     server.shutdown();
 }
 
+/// A hub whose long polls wait far longer than a client's read timeout
+/// (`IO_TIMEOUT`): a poll it answers was not held for its wait.
 fn hub_with_long_polls() -> TestServer {
     let mut settings = HubSettings::default();
-    settings.poll_timeout = Duration::from_secs(20);
+    settings.poll_timeout = Duration::from_secs(3600);
     TestServer::start(config(), HubApp::new(settings))
 }
 
 #[test]
 fn head_of_a_long_poll_is_answered_at_once_over_http1() {
     let server = hub_with_long_polls();
-    let started = Instant::now();
     let answer = pipelined(
         &server,
         "HEAD /topics/p/poll HTTP/1.1\r\nHost: test\r\n\r\n",
         true,
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "held {:?}",
-        started.elapsed()
     );
     assert_eq!(answer.status, 200);
     // GET's length, had GET's wait ended with nothing new.
@@ -114,7 +110,6 @@ fn head_of_a_long_poll_is_answered_at_once_over_http1() {
 fn head_of_a_long_poll_is_answered_at_once_over_http2() {
     let server = hub_with_long_polls();
     let mut client = H2Client::connect(server.addr);
-    let started = Instant::now();
     let fields = [
         (":method", "HEAD"),
         (":scheme", "http"),
@@ -123,11 +118,6 @@ fn head_of_a_long_poll_is_answered_at_once_over_http2() {
     ];
     let stream = client.open(&fields, true);
     let answer = client.finish(stream);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "held {:?}",
-        started.elapsed()
-    );
     assert_eq!(answer.status(), Some(200));
     assert!(answer.ended && answer.data.is_empty(), "{answer:?}");
     assert!(answer.field("content-length").is_some());
