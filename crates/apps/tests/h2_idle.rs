@@ -11,7 +11,7 @@
 use tether_testkit as common;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{HttpConn, TestServer, config, tcp};
 use tether_apps::Demo;
@@ -42,8 +42,9 @@ fn an_idle_h2_connection_gets_one_goaway_and_the_loop_goes_on() {
             // Past the keep-alive timeout before reading a byte.
             std::thread::sleep(Duration::from_millis(800));
         }
+        // Nothing else ends this connection: an end read within the read
+        // timeout is the keep-alive timeout's, and its one GOAWAY below.
         idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let started = Instant::now();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -56,7 +57,6 @@ fn an_idle_h2_connection_gets_one_goaway_and_the_loop_goes_on() {
                 ),
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(4));
         let goaways = frames(&got).iter().filter(|f| f.0 == 7).count();
         assert_eq!(goaways, 1, "reading {reading}: {:?}", frames(&got));
         // The loop serves others.

@@ -12,7 +12,7 @@
 
 use tether_testkit as common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::h2::H2Client;
 use common::{HttpConn, TestServer, config, tcp};
@@ -43,20 +43,14 @@ fn client(addr: std::net::SocketAddr, settings: &[Setting]) -> H2Client {
     H2Client::start(socket, settings)
 }
 
-/// Waits until the server resets `stream` or ends the connection, within
-/// 3 s.
+/// Waits until the server resets `stream` or ends the connection; a read
+/// that waits 5 s for it fails the test (see `client`).
 fn expect_cut(client: &mut H2Client, stream: u32) {
-    let started = Instant::now();
     while client.streams.get(&stream).and_then(|s| s.reset).is_none() && client.goaway.is_none() {
         if !client.read_frame() {
             break;
         }
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
     let reset = client.streams.get(&stream).and_then(|s| s.reset);
     assert!(
         reset == Some(ErrorCode::CANCEL) || client.goaway.is_some() || client.eof,
