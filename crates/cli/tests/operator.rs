@@ -249,9 +249,10 @@ fn devices_and_huge_files_are_refused_unread() {
         vec!["check-config", &huge],
         vec!["serve", "--config", &huge],
     ] {
-        let start = Instant::now();
+        // Refused on what the file is and its size, before a byte is read:
+        // read, /dev/zero would never end (fails gives up on a process
+        // after its patience).
         let err = fails(&args, &[]);
-        assert!(start.elapsed() < Duration::from_secs(5), "{args:?} took long");
         if args.contains(&"/dev/zero") {
             assert!(
                 err.contains("/dev/zero: a character device, not a regular file"),

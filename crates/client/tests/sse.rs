@@ -450,7 +450,8 @@ fn a_trickled_response_head_times_out_as_a_whole() {
         .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    let started = Instant::now();
+    // A timeout, not the end of the stream: a wait timed read by read
+    // would still be waiting when the trickle stops and the socket closes.
     match next(&mut source) {
         SseEvent::Reconnecting {
             error: Some(Error::Timeout(_)),
@@ -458,11 +459,6 @@ fn a_trickled_response_head_times_out_as_a_whole() {
         } => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "gave up only after {elapsed:?}"
-    );
     source.close();
     trickler.join().unwrap();
 }
