@@ -56,6 +56,7 @@ mod origin;
 mod presence;
 mod publishing;
 mod rate;
+mod readiness;
 mod replies;
 mod router;
 mod routes;
@@ -88,12 +89,15 @@ pub use self::origin::Origins;
 use self::presence::{Answer, Asker};
 use self::publishing::Publishing;
 pub use self::rate::PublishRate;
+use self::readiness::BusReadiness;
 use self::replies::shutting_down;
 use self::router::Routing;
 use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
-use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{
+    App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Readiness, Reply, Request, Response, Route,
+};
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -172,6 +176,8 @@ pub struct HubApp {
     /// The connections that left since the publishing concern last let
     /// go of their held publishes ([`LoopParts::departed`]).
     departed: Vec<ConnId>,
+    /// Whether the bus was reached since the loop started (`/readyz`).
+    bus_readiness: BusReadiness,
 }
 
 impl HubApp {
@@ -456,10 +462,22 @@ impl App for HubApp {
         Some(Duration::from_secs(1))
     }
 
-    /// Ready while the broker takes publishes and delivers: not while a
-    /// bus (Redis, NATS) is connecting or away.
+    /// Whether every check of [`HubApp::readiness`](App::readiness) that
+    /// counts passes.
     fn ready(&self) -> bool {
-        self.broker.state() == tether_hub::BrokerState::Up
+        let mut report = Readiness::new(false);
+        self.readiness(&mut report);
+        report.ready()
+    }
+
+    /// The bus (see the guide's network faults page for the policy): up;
+    /// away after it was reached, a shared condition (the node serves its
+    /// subscribers from its backlog and answers publishes 503); not
+    /// reached since the node started, or shut down, its own. Then the
+    /// checks the node added ([`HubShared::add_readiness_check`]).
+    fn readiness(&self, report: &mut Readiness) {
+        self.bus_readiness.report(&*self.broker, report);
+        self.shared.report_readiness(report);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
@@ -476,6 +494,7 @@ impl App for HubApp {
         self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
+        self.bus_readiness.observe(&*self.broker);
         self.delivery.tick_presence(ctx, &mut *self.broker);
         self.stats.presence_members.store(
             self.delivery.members() as u64,

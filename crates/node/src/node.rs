@@ -175,6 +175,7 @@ impl HubNode {
             let shared = HubShared::new(settings, threads);
             if let Some(bridge) = &bridge {
                 bridge.share_limits(&shared);
+                bridge.share_readiness(&shared);
             }
             let parts = HubParts {
                 shared,
