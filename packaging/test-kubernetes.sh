@@ -96,6 +96,8 @@ conf = next(d for d in by["ConfigMap"] if d["metadata"]["name"].startswith("teth
 open(toml_out, "w").write(conf["data"]["tether.toml"])
 toml = conf["data"]["tether.toml"]
 shutdown = next(float(l.split("=")[1]) for l in toml.splitlines() if l.startswith("shutdown-timeout"))
+# 2 s unless the file says otherwise (tether serve --help).
+drain = next((float(l.split("=")[1]) for l in toml.splitlines() if l.startswith("drain-delay")), 2.0)
 pre = box["lifecycle"]["preStop"]["sleep"]["seconds"]
 every = [c for d in by["Deployment"] for c in d["spec"]["template"]["spec"]["containers"]]
 pods = [d["spec"]["template"]["spec"] for d in by["Deployment"]]
@@ -103,8 +105,11 @@ sel = hub["spec"]["selector"]["matchLabels"]
 checks = [
     ("readiness on /readyz, liveness on /healthz",
      box["readinessProbe"]["httpGet"]["path"] == "/readyz" and box["livenessProbe"]["httpGet"]["path"] == "/healthz"),
-    (f"terminationGracePeriodSeconds above preStop ({pre} s) plus shutdown-timeout ({shutdown:g} s)",
-     pod["terminationGracePeriodSeconds"] > pre + shutdown),
+    ("a startupProbe on /healthz that waits at least a minute for the data dir to be recovered",
+     box["startupProbe"]["httpGet"]["path"] == "/healthz"
+     and box["startupProbe"]["periodSeconds"] * box["startupProbe"]["failureThreshold"] >= 60),
+    (f"terminationGracePeriodSeconds above preStop ({pre} s) plus drain-delay ({drain:g} s) plus shutdown-timeout ({shutdown:g} s)",
+     pod["terminationGracePeriodSeconds"] > pre + drain + shutdown),
     ("every pod non-root, with RuntimeDefault seccomp",
      all(p["securityContext"].get("runAsNonRoot") and p["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault" for p in pods)),
     ("every container: read-only root, no privilege escalation, no capabilities",
