@@ -143,7 +143,11 @@ impl Con {
     /// state is `online`) of the server, or on a cluster the fewest of
     /// any primary's: every primary holds some topics' streams, and a
     /// publish to one with too few is refused. An error reply is Redis
-    /// refusing to say (an ACL).
+    /// refusing to say (an ACL). Not `connected_slaves`, which counts a
+    /// replica still taking its first copy, nor `WAIT 0 0`, which counts
+    /// only the replicas that have acknowledged this connection's last
+    /// write (they do so about once a second): a count taken right after
+    /// a batch would come short of the replicas there.
     pub(crate) fn replicas(&mut self) -> Result<usize, RedisError> {
         let mut cmd = redis::cmd("INFO");
         cmd.arg("replication");
