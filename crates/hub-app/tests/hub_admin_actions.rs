@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::h2::H2Client;
 use common::{Response, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
@@ -417,6 +418,26 @@ fn a_host_the_admin_listener_does_not_serve_gets_nothing_with_or_without_a_token
                 assert!(refused.header("set-cookie").is_none());
             }
         }
+
+        // Over HTTP/2 (prior knowledge), the name is the `:authority`.
+        let mut h2 = H2Client::connect(server.admin);
+        let authorization = format!("Bearer {METRICS_TOKEN}");
+        let own_address = server.admin.to_string();
+        let mut metrics_as = |authority: &str| {
+            let stream = h2.open(
+                &[
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":path", "/metrics"),
+                    (":authority", authority),
+                    ("authorization", &authorization),
+                ],
+                true,
+            );
+            h2.head(stream).status()
+        };
+        assert_eq!(metrics_as(&rebound), Some(421), "over HTTP/2 ({token:?})");
+        assert_eq!(metrics_as(&own_address), Some(200), "over HTTP/2 ({token:?})");
 
         // The listener's own names: its address, localhost, the IPv6
         // loopback, and the name it was given (any port).
