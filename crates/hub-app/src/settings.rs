@@ -78,7 +78,10 @@ pub struct HubSettings {
     /// a Prometheus server) and name every topic, private ones too.
     pub metrics_topics: bool,
     /// `/metrics` requires `Authorization: Bearer` with this token (401
-    /// otherwise). `None` (the default): no token.
+    /// otherwise), and so does the admin page, whose one credential it
+    /// is. `None` (the default): no token; `/metrics` and the admin
+    /// page's counters are then anyone's who reaches them, and the admin
+    /// page is read-only (its actions are refused, 403).
     pub metrics_token: Option<String>,
     /// `/metrics` is served only on the server's admin listener
     /// ([`tether_server::Config::admin_addr`]): the main one answers 404. Off by
