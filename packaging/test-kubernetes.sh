@@ -2,7 +2,8 @@
 # The Kubernetes manifests of packaging/kubernetes: both kustomizations
 # (base, replicas) rendered by `kubectl kustomize`, validated offline
 # against the schemas of one Kubernetes version in strict mode (unknown
-# fields refused), looked at for what a hub's pod must have, and the
+# fields refused), looked at for what a hub's pod must have (the metrics
+# token among it, from a Secret the kustomization does not make), and the
 # tether.toml of each ConfigMap checked by `tether check-config`. Prints
 # "kubernetes: N passed, M failed".
 #
@@ -120,6 +121,14 @@ checks = [
      by["Service"][0]["spec"]["selector"] == sel and by["PodDisruptionBudget"][0]["spec"]["selector"]["matchLabels"] == sel),
     ("a Secret tether-keys holds the placeholders only",
      by["Secret"][0]["metadata"]["name"] == "tether-keys" and by["Secret"][0]["stringData"] == {"jwt.secret": "REPLACE ME", "publish-token": ""}),
+    ("the metrics token is TETHER_METRICS_TOKEN from the Secret tether-admin (key metrics-token), not optional",
+     any(e["name"] == "TETHER_METRICS_TOKEN"
+         and e.get("valueFrom", {}).get("secretKeyRef", {}) == {"name": "tether-admin", "key": "metrics-token"}
+         for e in box.get("env", []))),
+    ("the kustomization makes no Secret tether-admin (kubectl apply -k never overwrites the operator's)",
+     not any(d["metadata"]["name"].startswith("tether-admin") for d in by["Secret"])),
+    ("the config file gives no metrics-token of its own (the Secret's is the one)",
+     not any(l.split("=")[0].strip() == "metrics-token" for l in toml.splitlines())),
 ]
 if overlay == "replicas":
     redis = [d for d in by["Deployment"] if d["metadata"]["name"] == "tether-redis"]
