@@ -252,8 +252,9 @@ impl HubNode {
             Built::Demo(mut parts, login) => {
                 if let Some(login) = &login {
                     log::info!(
-                        "demo: POST /demo/login gives tokens good for {} s, signed with a secret made at start",
-                        login.ttl.as_secs()
+                        "demo: POST /demo/login gives tokens good for {} s, signed with {}",
+                        login.ttl.as_secs(),
+                        login.secret_origin()
                     );
                 }
                 bridge = parts.bridge.take();
