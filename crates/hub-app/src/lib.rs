@@ -124,7 +124,7 @@ use tether_server::{
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /tether-client.js` | the browser client (`clients/js`, built) as an ES module, for pages served elsewhere |
-/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live |
+/// | `GET /admin` | on the admin listener only (which answers 421 to a `Host` that is not its address, `localhost` or one of [`HubSettings::admin_hosts`]): the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live. Without a metrics token the page is read-only (the counters) and its actions answer 403 |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
@@ -319,10 +319,11 @@ impl App for HubApp {
         // Every request starts here: settings replaced since the last one
         // apply from it on.
         self.shared.catch_up(&mut self.settings_seen);
+        let settings = &self.shared.settings;
         if request.via_admin_listener()
-            && let Some(route) = self
-                .admin
-                .route(request, self.shared.settings.metrics_token.as_deref())
+            && let Some(route) =
+                self.admin
+                    .route(request, settings.metrics_token.as_deref(), &settings.admin_hosts)
         {
             return route.map(Admission::new);
         }
@@ -565,7 +566,13 @@ impl App for HubApp {
         request: &Request<'_>,
     ) -> BeforeBody<Admission> {
         if request.via_admin_listener() {
-            return BeforeBody::Read;
+            // A host the admin listener does not serve is refused before
+            // its body is read, as `route` would after.
+            self.shared.catch_up(&mut self.settings_seen);
+            return match admin::misdirected(request, &self.shared.settings.admin_hosts) {
+                Some(refused) => BeforeBody::Refuse(refused),
+                None => BeforeBody::Read,
+            };
         }
         // Called before `route` when a body is still to come: the
         // admission is made here, of the head, and kept by the server for
