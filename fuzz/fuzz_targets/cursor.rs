@@ -12,7 +12,9 @@ use tether_hub::{Cursor, EventId};
 const TOPICS: [&str; 8] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, text)) = data.split_first() else { return };
+    let Some((&first, text)) = data.split_first() else {
+        return;
+    };
     let list = &TOPICS[..usize::from(first % 9)];
     let mut cursor = Cursor::new(list);
     let before = cursor.clone();
