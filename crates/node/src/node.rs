@@ -379,9 +379,8 @@ impl Setup {
             threads,
             handle_signals,
         } = self;
-        let addr = config.addr;
-        let mut server = Cluster::bind(config, handshake, threads, make_app)
-            .map_err(|e| NodeError::Serve(std::io::Error::new(e.kind(), format!("{addr}: {e}"))))?;
+        // A bind's error names the address and the listener it was for.
+        let mut server = Cluster::bind(config, handshake, threads, make_app).map_err(NodeError::Serve)?;
         if handle_signals {
             server.handle_signals().map_err(NodeError::Serve)?;
         }
