@@ -301,7 +301,11 @@ fn namespaces_come_from_tables_of_the_file_and_from_the_environment() {
         "port = 0\n\n[namespace.\"chat.*\"]\npublish = \"everyone\"\n",
     );
     let stderr = refused(&["--config", bad.path()]);
-    assert!(stderr.contains("line 3: key `namespace`"), "{stderr}");
+    // The wrong field's own line and key, not the table's header.
+    assert!(
+        stderr.contains("line 4: key `namespace.chat.*.publish`"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("publish: expected token, subscribers, backend, hook or nobody"),
         "{stderr}"
