@@ -163,7 +163,13 @@ fn act_on_user(
         UserAction::Refresh { user, expires_at } => {
             return refresh_user(ctx, parts, &mut delivery.subscribers, user, *expires_at);
         }
+        UserAction::Subscribe { user, topic } => return delivery.subscribe_user(ctx, parts, user, topic),
         _ => return 0,
+    };
+    // A multiplexed socket's subscription ends, and the socket stays.
+    let unsubscribed = match topic {
+        Some(topic) => delivery.unsubscribe_user(ctx, parts, action.user(), topic, reason),
+        None => 0,
     };
     let conns = delivery.subscribers.of_user(action.user(), topic);
     for &(conn, transport) in &conns {
@@ -183,7 +189,7 @@ fn act_on_user(
             }
         }
     }
-    conns.len()
+    conns.len() + unsubscribed
 }
 
 /// The user's connections now expire at `expires_at` (Unix seconds,
