@@ -341,7 +341,7 @@ impl App for HubApp {
             request,
             admission: state,
         };
-        (self.delivery).open(ctx, &mut parts!(self), served);
+        (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks, served);
     }
 
     fn on_message(

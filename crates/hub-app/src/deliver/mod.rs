@@ -16,7 +16,7 @@ use super::access::{Awaiting, warning_time};
 use super::admission::Served;
 use super::auth::DEFAULT_AUTH_TIMEOUT;
 use super::broker_view::LoopContext;
-use super::hooks::refresh_by_backend;
+use super::hooks::{BackendHooks, refresh_by_backend};
 use super::loop_parts::LoopParts;
 use super::metrics::{Denial, HubStats, add, sub};
 use super::multiplex::Muxes;
@@ -70,10 +70,11 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
+        hooks: &mut BackendHooks,
         served: Served<'_, '_>,
     ) {
         if served.admission.route == HubRoute::Multiplexed {
-            return self.open_multiplexed(ctx, parts, served);
+            return self.open_multiplexed(ctx, parts, hooks, served);
         }
         let Served {
             conn,

@@ -54,11 +54,13 @@ fn refused_as(ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str, response
 }
 
 impl Delivery {
-    /// `GET /ws` opened, as its admission says (who it is).
+    /// `GET /ws` opened, as its admission says (who it is); the topics
+    /// its token's `join` claim names are subscribed as if it had asked.
     pub(super) fn open_multiplexed(
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
+        hooks: &mut BackendHooks,
         served: Served<'_, '_>,
     ) {
         let Served {
@@ -81,8 +83,22 @@ impl Delivery {
         if !super::admit_connection(ctx, parts, conn, &mut connection) {
             return;
         }
+        let join: Vec<String> = match &credential {
+            Credential::Token(who) => who.rights.join_topics().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
         self.muxes.open(conn, Multiplexed::new(credential));
         self.register(parts.stats, conn, connection);
+        for topic in &join {
+            let asked = SubscribeAsked {
+                topic,
+                since: None,
+                presence: false,
+                ticket: None,
+                by: SubscribedBy::Join,
+            };
+            self.subscribe_multiplexed(ctx, parts, Some(&mut *hooks), conn, asked);
+        }
     }
 
     /// Whether `conn` is a multiplexed socket.

@@ -30,6 +30,9 @@ pub(crate) enum SubscribedBy {
     /// The server (`POST /api/subscribe`): its word stands for the rights
     /// and the hook, and a token sent later does not end it.
     Server,
+    /// The token's `join` claim, as the socket opened: decided as if the
+    /// client had asked, and told as the server's doing.
+    Join,
 }
 
 /// What belongs to one topic followed on a multiplexed socket.

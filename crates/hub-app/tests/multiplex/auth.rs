@@ -84,3 +84,25 @@ fn a_revoked_token_ends_the_connection() {
     let (_, code, reason) = socket.closed();
     assert_eq!((code, reason.as_str()), (CloseCode::POLICY, "token revoked"));
 }
+
+#[test]
+fn the_token_s_join_claim_subscribes_as_the_socket_opens_with_its_rights() {
+    let hub = Hub::start(settings(), 1);
+    let joining = crate::support::jwt::sign(
+        crate::helpers::SECRET,
+        &json!({ "sub": "fay", "exp": unix_now() + 600,
+                 "tether": { "sub": ["user.{sub}.*"], "join": ["user.{sub}.inbox", "room.2"] } }),
+    );
+    let mut socket = hub.socket_with(&joining);
+    assert_eq!(
+        socket.next(),
+        json!({ "control": "subscribed", "topic": "user.fay.inbox", "by": "server" })
+    );
+    // Joined as if asked: a topic the token does not grant is refused.
+    assert_eq!(socket.refused("room.2").0, 403);
+    hub.publish("user.fay.inbox", "welcome");
+    assert_eq!(
+        socket.event(),
+        ("user.fay.inbox".to_owned(), "welcome".to_owned())
+    );
+}
