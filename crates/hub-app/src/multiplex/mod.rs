@@ -222,8 +222,9 @@ impl Muxes {
                 return None;
             }
             self.deadlines.pop_first();
-            if let Some(subscription) = self.sockets.get(&key.conn).and_then(|s| s.by_number(key.number)) {
-                return Some((key.conn, Arc::clone(&subscription.topic)));
+            let (conn, number) = (key.conn, key.number);
+            if let Some(subscription) = self.sockets.get(&conn).and_then(|s| s.by_number(number)) {
+                return Some((conn, Arc::clone(&subscription.topic)));
             }
         }
         None
