@@ -101,6 +101,13 @@ impl Delivery {
         }
     }
 
+    /// The topics the multiplexed socket `conn` follows (those waiting for
+    /// the backend's word included); `None` for another connection.
+    pub(crate) fn multiplexed_topics(&self, conn: ConnId) -> Option<Vec<Arc<str>>> {
+        let socket = self.muxes.get(conn)?;
+        Some(socket.iter().map(|s| Arc::clone(&s.topic)).collect())
+    }
+
     /// Whether `conn` is a multiplexed socket.
     pub(crate) fn is_multiplexed(&self, conn: ConnId) -> bool {
         self.muxes.contains(conn)

@@ -29,6 +29,14 @@ fn the_server_subscribes_and_unsubscribes_a_live_socket() {
             json!({ "control": "subscribed", "topic": "inbox.ann", "by": "server" })
         );
     }
+    // Listed once per topic each socket follows.
+    let (status, listed) = hub.api_get("/api/connections?user=ann");
+    assert_eq!((status, listed["count"].as_u64()), (200, Some(4)), "{listed}");
+    let mut topics: Vec<&str> = (listed["connections"].as_array().unwrap().iter())
+        .map(|c| c["topic"].as_str().unwrap())
+        .collect();
+    topics.sort_unstable();
+    assert_eq!(topics, ["inbox.ann", "inbox.ann", "open", "open"]);
     hub.publish("inbox.ann", "hello ann");
     assert_eq!(first.event(), ("inbox.ann".to_owned(), "hello ann".to_owned()));
     assert_eq!(second.event(), ("inbox.ann".to_owned(), "hello ann".to_owned()));
