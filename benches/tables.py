@@ -310,6 +310,7 @@ CRITERION_BASELINES = {
     "log_append_fsync": "write_all_fdatasync",
     "log_replay_100k": "read_files",
     "log_recover_1gib": "read_files",
+    "cursor": "decimal",
 }
 
 

@@ -2,8 +2,10 @@
 # The Kubernetes manifests of packaging/kubernetes: both kustomizations
 # (base, replicas) rendered by `kubectl kustomize`, validated offline
 # against the schemas of one Kubernetes version in strict mode (unknown
-# fields refused), looked at for what a hub's pod must have, and the
-# tether.toml of each ConfigMap checked by `tether check-config`. Prints
+# fields refused), looked at for what a hub's pod must have (the metrics
+# token and the keys among it, from Secrets the kustomization does not
+# make), and the tether.toml of each ConfigMap checked by `tether
+# check-config`. Prints
 # "kubernetes: N passed, M failed".
 #
 #   TETHER_BIN=target/debug/tether bash packaging/test-kubernetes.sh
@@ -96,6 +98,8 @@ conf = next(d for d in by["ConfigMap"] if d["metadata"]["name"].startswith("teth
 open(toml_out, "w").write(conf["data"]["tether.toml"])
 toml = conf["data"]["tether.toml"]
 shutdown = next(float(l.split("=")[1]) for l in toml.splitlines() if l.startswith("shutdown-timeout"))
+# 2 s unless the file says otherwise (tether serve --help).
+drain = next((float(l.split("=")[1]) for l in toml.splitlines() if l.startswith("drain-delay")), 2.0)
 pre = box["lifecycle"]["preStop"]["sleep"]["seconds"]
 every = [c for d in by["Deployment"] for c in d["spec"]["template"]["spec"]["containers"]]
 pods = [d["spec"]["template"]["spec"] for d in by["Deployment"]]
@@ -103,8 +107,11 @@ sel = hub["spec"]["selector"]["matchLabels"]
 checks = [
     ("readiness on /readyz, liveness on /healthz",
      box["readinessProbe"]["httpGet"]["path"] == "/readyz" and box["livenessProbe"]["httpGet"]["path"] == "/healthz"),
-    (f"terminationGracePeriodSeconds above preStop ({pre} s) plus shutdown-timeout ({shutdown:g} s)",
-     pod["terminationGracePeriodSeconds"] > pre + shutdown),
+    ("a startupProbe on /healthz that waits at least a minute for the data dir to be recovered",
+     box["startupProbe"]["httpGet"]["path"] == "/healthz"
+     and box["startupProbe"]["periodSeconds"] * box["startupProbe"]["failureThreshold"] >= 60),
+    (f"terminationGracePeriodSeconds above preStop ({pre} s) plus drain-delay ({drain:g} s) plus shutdown-timeout ({shutdown:g} s)",
+     pod["terminationGracePeriodSeconds"] > pre + drain + shutdown),
     ("every pod non-root, with RuntimeDefault seccomp",
      all(p["securityContext"].get("runAsNonRoot") and p["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault" for p in pods)),
     ("every container: read-only root, no privilege escalation, no capabilities",
@@ -118,8 +125,19 @@ checks = [
      box["args"] == ["serve", "--config", "/etc/tether/config/tether.toml"]),
     ("the Service and the PodDisruptionBudget select the hub's pods",
      by["Service"][0]["spec"]["selector"] == sel and by["PodDisruptionBudget"][0]["spec"]["selector"]["matchLabels"] == sel),
-    ("a Secret tether-keys holds the placeholders only",
-     by["Secret"][0]["metadata"]["name"] == "tether-keys" and by["Secret"][0]["stringData"] == {"jwt.secret": "REPLACE ME", "publish-token": ""}),
+    ("the publish token is TETHER_PUBLISH_TOKEN and jwt.secret a file, both from the Secret tether-keys",
+     any(e["name"] == "TETHER_PUBLISH_TOKEN"
+         and e.get("valueFrom", {}).get("secretKeyRef", {}) == {"name": "tether-keys", "key": "publish-token"}
+         for e in box.get("env", []))
+     and any(v.get("secret", {}).get("secretName") == "tether-keys" for v in pod["volumes"])),
+    ("the kustomization makes no Secret at all (kubectl apply -k never overwrites the operator's keys)",
+     not by.get("Secret")),
+    ("the metrics token is TETHER_METRICS_TOKEN from the Secret tether-admin (key metrics-token), not optional",
+     any(e["name"] == "TETHER_METRICS_TOKEN"
+         and e.get("valueFrom", {}).get("secretKeyRef", {}) == {"name": "tether-admin", "key": "metrics-token"}
+         for e in box.get("env", []))),
+    ("the config file gives no metrics-token of its own (the Secret's is the one)",
+     not any(l.split("=")[0].strip() == "metrics-token" for l in toml.splitlines())),
 ]
 if overlay == "replicas":
     redis = [d for d in by["Deployment"] if d["metadata"]["name"] == "tether-redis"]
@@ -158,14 +176,14 @@ PY
     fi
 done
 
-# The Secret's placeholder is refused at start (a short secret), so a pod
-# never runs with it.
+# A short jwt.secret (a placeholder someone wrote into their own Secret)
+# is refused at start, so a pod never runs with it.
 printf 'REPLACE ME' >"$work/placeholder.secret"
 sed "s#\"/etc/tether/keys/jwt.secret\"#\"$work/placeholder.secret\"#" "$work/base.toml" >"$work/placeholder.toml"
 if "$tether" check-config "$work/placeholder.toml" >"$work/placeholder.check" 2>&1; then
-    bad "the placeholder jwt.secret is refused: check-config passed it"
+    bad "a short jwt.secret is refused: check-config passed it"
 else
-    check "the placeholder jwt.secret is refused (at least 32 bytes)" grep -q "at least 32 are required" "$work/placeholder.check"
+    check "a short jwt.secret is refused (at least 32 bytes)" grep -q "at least 32 are required" "$work/placeholder.check"
 fi
 
 # Strict mode is on: a field no schema has is refused.

@@ -1,9 +1,12 @@
 // The admin page's actions, in headless Chromium (run by admin.mjs, on
-// its signed-in page): publish and broadcast from the page and see the
-// events reach a subscriber, watch a private topic live (its data shown
-// as text, never as markup), browse topics with their last events and
-// who is present, find a subject's connections, disconnect one, revoke
-// the subject and a token by its id, and a forged request from another
+// its signed-in page): publish (a typed event too) and broadcast from the
+// page and see the events reach a subscriber, watch a private topic live
+// (its data shown as text, never as markup), browse topics with their
+// last events (each with its type) and who is present (a connection
+// without an identity named readably), find a subject's connections,
+// disconnect one, "Disconnect all" and "Revoke subject" asking first (a
+// cancel does nothing), the revoke's outcome kept beside the refreshed
+// list, a token revoked by its id, and a forged request from another
 // origin of the same site (whose requests carry the SameSite=Strict
 // cookie) refused. Every action must be in the server's log, with who.
 
@@ -88,6 +91,12 @@ export async function checkActions({ page, server, check, publish }) {
     const arrived = await until(() => news.data.includes('hello from the page'));
     check('a publish from the page is answered and reaches a subscriber', told && arrived,
       `${await text('publish-result')}; got ${JSON.stringify(news.data)}`);
+    await page.fill('#publish-type', 'alert');
+    await page.fill('#publish-data', 'typed from the page');
+    await page.click('#publish-send');
+    const typed = await until(() => news.data.includes('typed from the page'));
+    check('a typed publish from the page reaches a subscriber', typed, await text('publish-result'));
+    await page.fill('#publish-type', '');
     await page.fill('#publish-topics', 'page.a page.b');
     await page.fill('#publish-data', 'to both');
     await page.click('#publish-send');
@@ -130,6 +139,18 @@ export async function checkActions({ page, server, check, publish }) {
     check('a topic shows its last events and who is present (not the admin\'s watch)',
       detail && lastEvents[0].endsWith('first watched') && present.join() === 'ann',
       `${JSON.stringify(lastEvents)} ${JSON.stringify(present)}`);
+    await page.locator('#topics-table tbody tr', { hasText: 'page.news' }).getByRole('button', { name: 'Show' }).click();
+    const newsShown = await until(async () => (await text('detail-topic')) === 'page.news'
+      && (await page.locator('#detail-events li').count()) === 2 && (await page.locator('#detail-present li').count()) === 1);
+    const newsEvents = await page.locator('#detail-events li').allTextContents();
+    check('a typed event shows its own type, an untyped one "message"', newsShown
+      && / message: hello from the page$/.test(newsEvents[0]) && / alert: typed from the page$/.test(newsEvents[1]),
+      JSON.stringify(newsEvents));
+    const anonymous = await page.locator('#detail-present li').allTextContents();
+    const rawName = await page.locator('#detail-present li').first().getAttribute('title');
+    check('a connection without an identity is named by its number, loop and node, not its raw id',
+      /^connection \d+ on loop \d+ \(node .+, no identity\)$/.test(anonymous[0] ?? '') && /^conn-.+-\d+-\d+$/.test(rawName ?? ''),
+      `${JSON.stringify(anonymous)} (${rawName})`);
 
     // --- Find a user, disconnect one connection, revoke the subject ----------
     const annNews = reader(`${server.url}topics/page.news/events`, { Authorization: `Bearer ${ann}` });
@@ -147,12 +168,33 @@ export async function checkActions({ page, server, check, publish }) {
     const one = await until(async () => (await page.locator('#user-table tbody tr').count()) === 1);
     check('disconnecting one connection closes it, and the list follows', cut === true && one,
       `${await text('user-result')}`);
+    const kept = await until(async () => /^unsubscribe: 1 closed · now 1 connection of ann/.test(await text('user-result')));
+    check('what was done stays said beside the refreshed list', kept, await text('user-result'));
+    // "Disconnect all" asks first; a cancel does nothing.
+    await page.click('#user-disconnect-all');
+    const asked = await page.locator('#user-confirm').isVisible();
+    const question = await text('user-confirm-text');
+    const early = await within(annRoom.ended, 1000);
+    await page.click('#user-confirm-no');
+    check('"Disconnect all" asks first, naming the subject, and a cancel disconnects nothing',
+      asked && /ann/.test(question) && early === false && !(await page.locator('#user-confirm').isVisible())
+        && (await page.locator('#user-table tbody tr').count()) === 1 && (await text('user-result')) === 'nothing done',
+      `${question} / ${await text('user-result')}`);
+    // "Revoke subject" asks first too; confirmed, it acts, and its outcome
+    // stays beside the refreshed list.
     await page.click('#user-revoke');
+    const askedRevoke = await page.locator('#user-confirm').isVisible() && /Revoke ann\?/.test(await text('user-confirm-text'));
+    const notYet = await within(annRoom.ended, 1000);
+    check('"Revoke subject" asks first, and does nothing until confirmed', askedRevoke && notYet === false,
+      await text('user-confirm-text'));
+    await page.click('#user-confirm-yes');
     const revokedEnded = await within(annRoom.ended);
     const again = reader(`${server.url}topics/room.watch/events`, { Authorization: `Bearer ${ann}` });
     opened.push(again);
     check('revoking the subject closes its connections and refuses its token', revokedEnded === true
       && (await again.status) === 401, `${await text('user-result')}`);
+    const revokeKept = await until(async () => /^revoke: 1 revoked · now 0 connections of ann/.test(await text('user-result')));
+    check('the revoke\'s confirmation stays visible after the list refreshes', revokeKept, await text('user-result'));
 
     // --- Revoke a token by its id ----------------------------------------------
     const bob = jwt('bob', 'bob-1', ['page.*']);

@@ -7,6 +7,9 @@
 // Content-Security-Policy must be there and the console free of errors.
 // Then the page acts (admin.actions.mjs): publish, broadcast, watch,
 // browse, find a user, disconnect, revoke, and a forged request refused.
+// A second server, started without a metrics token, must show its page
+// read-only and refuse every action (403); and neither answers a request
+// naming a host that is not theirs (a DNS-rebinding page's: 421).
 // Started by admin.sh beside this file (which provides Chromium,
 // playwright-core and the binary).
 //
@@ -44,15 +47,15 @@ const { check, summary } = tally('admin-page');
 // ---------------------------------------------------------------------------
 // The server
 
-/** Starts the server; resolves with its main and admin URLs once it listens. */
-async function startHub() {
+/** Starts the server (without a metrics token if `token` is null); resolves with its main and admin URLs once it listens. */
+async function startHub(token = METRICS_TOKEN) {
   const secret = join(WORK, 'jwt.secret');
   writeFileSync(secret, JWT_SECRET);
   const server = await startServer({
     bin: BIN,
     work: WORK,
     args: ['--app', 'hub', '--memory', '--addr', '127.0.0.1', '--port', '0', '--threads', '2',
-      '--metrics-listen', '127.0.0.1:0', '--metrics-token', METRICS_TOKEN, '--publish-token', PUBLISH_TOKEN,
+      '--metrics-listen', '127.0.0.1:0', ...(token ? ['--metrics-token', token] : []), '--publish-token', PUBLISH_TOKEN,
       '--jwt-secret-file', secret, '--private', 'room.*',
       // Info: the admin's actions are logged at that level.
       '--log-level', 'info'],
@@ -216,6 +219,79 @@ async function waitFigures(page, preds) {
   return { seen, ok: false };
 }
 
+/**
+ * A page on another site whose name was made to point at the admin
+ * listener (DNS rebinding) sends that name as its Host: every request,
+ * with the token or not, is answered 421, and nothing is published.
+ */
+async function checkRebinding(server, label) {
+  const admin = new URL(server.admin);
+  const rebound = `rebind.example:${admin.port}`;
+  const headers = { Host: rebound, Origin: `http://${rebound}`, Authorization: `Bearer ${METRICS_TOKEN}` };
+  const answers = await Promise.all([
+    fetchOnce(`${server.admin}admin`, { headers }),
+    fetchOnce(`${server.admin}metrics`, { headers }),
+    fetchOnce(`${server.admin}admin/api/publish`, {
+      method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ items: [{ topic: 'rebound', data: 'from a rebound page' }] }),
+    }),
+  ]);
+  const history = await fetchOnce(`${server.url}api/history?topic=rebound`, { headers: { Authorization: `Bearer ${PUBLISH_TOKEN}` } });
+  check(`${label}: a rebinding Host gets 421 for the page, /metrics and an action, which publishes nothing`,
+    answers.every((a) => a.status === 421) && history.status === 200 && JSON.parse(history.body).events.length === 0,
+    `${answers.map((a) => a.status).join(' ')}; history ${history.status} ${history.body}`);
+  const own = await fetchOnce(`${server.admin}metrics`, { headers: { Host: `localhost:${admin.port}`, Authorization: `Bearer ${METRICS_TOKEN}` } });
+  check(`${label}: the listener's own names are served (localhost)`, own.status === 200, `status ${own.status}`);
+}
+
+/**
+ * A server without a metrics token: the start says the admin page is
+ * read-only; the page shows the counters, no action and why; every
+ * action, from the page or not, is refused (403) saying what to set.
+ */
+async function checkWithoutToken(browser) {
+  const open = await startHub(null);
+  try {
+    check('without a token: the start warns that the admin page is read-only',
+      /WARN .*admin page is read-only: no metrics token is set/.test(open.log()), open.log());
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const landed = await page.goto(`${open.admin}admin`, { timeout: WAIT });
+    const live = await waitFigures(page, { 'conn-sse': (v) => v === 1 });
+    check('without a token: the page is served (200) and its counters live', landed?.status() === 200 && live.ok,
+      `status ${landed?.status()} ${JSON.stringify(live.seen)}`);
+    const notice = page.locator('#read-only');
+    check('without a token: the page says it is read-only, and why',
+      await notice.isVisible() && /--metrics-token/.test(await notice.textContent()));
+    check('without a token: no action is shown',
+      !(await page.locator('#publish-send').isVisible()) && !(await page.locator('#user-revoke').isVisible())
+        && !(await page.locator('#watch-start').isVisible()));
+    const refused = await page.evaluate(async () => {
+      const answers = [];
+      for (const [path, body] of [['publish', { items: [{ topic: 'open.news', data: 'nobody' }] }], ['revoke', { subject: 'ann' }]]) {
+        const r = await fetch(`/admin/api/${path}`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+        });
+        answers.push({ status: r.status, code: (await r.json()).error?.code });
+      }
+      const r = await fetch('/admin/watch?topic=open.news');
+      answers.push({ status: r.status, code: (await r.json()).error?.code });
+      return answers;
+    });
+    check('without a token: the actions are refused from the page (403 no_admin_credential)',
+      refused.every((a) => a.status === 403 && a.code === 'no_admin_credential'), JSON.stringify(refused));
+    const history = await fetchOnce(`${open.url}api/history?topic=open.news`, { headers: { Authorization: `Bearer ${PUBLISH_TOKEN}` } });
+    check('without a token: nothing was published', JSON.parse(history.body).events.length === 0, history.body);
+    check('without a token: no page error', errors.length === 0, errors.join(' | '));
+    await context.close();
+    await checkRebinding(open, 'without a metrics token');
+  } finally {
+    await stopServer(open);
+  }
+}
+
 const server = await startHub();
 mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
@@ -358,6 +434,9 @@ try {
   const unexpected = consoleErrors.filter((e) => !/status of 403/.test(e));
   check('no console errors while acting but the refusals provoked', unexpected.length === 0, unexpected.join(' | '));
   await context.close();
+
+  await checkRebinding(server, 'with a metrics token');
+  await checkWithoutToken(browser);
 } catch (e) {
   check('the run', false, e.stack);
   if (page) writeFileSync(join(WORK, 'admin-failed.html'), await page.content().catch(() => ''));

@@ -169,7 +169,7 @@ if [[ -z "$minutes" ]]; then
     # The cuts outlast the bridge's command timeout (5 s), so the cut node
     # reconnects and catches up from the topics' streams, where the
     # events it never had are gone. HAProxy checks /healthz here: with
-    # /readyz it would move the cut node's subscribers to the other node,
+    # /readyz?shared=1 it would move the cut node's subscribers to the other node,
     # which gives them the events before they are deleted.
     say "--- the checker catches what a run loses: acknowledged events deleted from Redis behind the hub's back"
     out="$work/injected.out"

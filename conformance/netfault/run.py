@@ -112,6 +112,9 @@ def answers(topo, host, url):
 def haproxy_config(topo, path, check="readyz"):
     nodes = "\n".join(f"    server {n} {topo.addr(n)}:{PORT}" for n in ("n1", "n2"))
     shutdown = " on-marked-down shutdown-sessions" if check == "readyz" else ""
+    # The shared conditions (the bus away) count too: this balancer has a
+    # fallback for when every node fails them.
+    target = "/readyz?shared=1" if check == "readyz" else "/healthz"
     text = f"""global
     maxconn 2048
 
@@ -134,10 +137,10 @@ frontend tether
 
 backend tether_nodes
     balance roundrobin
-    # /readyz, not /healthz: a node cut off from its bus answers 503 there,
-    # is taken out, and its clients are cut so that they resume on the
-    # other node instead of waiting for this one's bus.
-    option httpchk GET /{check}
+    # /readyz?shared=1, not /healthz: a node cut off from its bus answers
+    # 503 there, is taken out, and its clients are cut so that they resume
+    # on the other node instead of waiting for this one's bus.
+    option httpchk GET {target}
     default-server check inter 500ms fall 2 rise 2{shutdown}
 {nodes}
 

@@ -419,7 +419,7 @@ impl App for Demo {
 
     tether_server::forward_app!(self.apps =>
         route, on_open, on_message, on_close, event_stream_headers, on_subscribe, on_unsubscribe,
-        tick_interval, ready, on_proceed, before_body, refuse_before_body, body_too_large, on_shutdown,
+        tick_interval, ready, readiness, on_proceed, before_body, refuse_before_body, body_too_large, on_shutdown,
         keeps_session_state,
     );
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{
+    App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Readiness, Reply, Request, Response, Route,
+};
 
 /// Two applications on one server: `mounted` serves the paths under its
 /// prefixes (and, with [`Mount::with_admin_listener`], everything the
@@ -219,6 +221,12 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
 
     fn ready(&self) -> bool {
         self.mounted.ready() && self.rest.ready()
+    }
+
+    /// Both applications' checks, the mounted one's first.
+    fn readiness(&self, report: &mut Readiness) {
+        self.mounted.readiness(report);
+        self.rest.readiness(report);
     }
 
     fn tick_interval(&self) -> Option<Duration> {

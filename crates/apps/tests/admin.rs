@@ -79,6 +79,8 @@ fn settings(metrics_token: Option<&str>) -> HubSettings {
     settings.publish_token = Some(PUBLISH_TOKEN.to_owned());
     settings.metrics_token = metrics_token.map(str::to_owned);
     settings.metrics_on_admin_listener = true;
+    // The host `SseClient` names; `request` names the listener's address.
+    settings.admin_hosts = vec!["test".to_owned()];
     settings
 }
 
@@ -205,7 +207,9 @@ fn the_page_is_on_the_admin_listener_only() {
         "the style carries the nonce"
     );
     assert!(!html.contains("{{"), "a placeholder left in the page");
+    // No metrics token: read-only, and it says why.
     assert!(html.contains("data-auth=\"off\""));
+    assert!(html.contains("Read-only: no admin credential is set"));
     assert!(html.contains("new EventSource('/admin/events')"));
     // A fresh nonce for every answer.
     assert_ne!(script_nonce(&get(server.admin, "/admin", "")), nonce);

@@ -193,8 +193,16 @@ impl Drop for Dir {
 fn a_guest_keeps_its_name_across_a_restart_when_the_secret_is_kept() {
     let dir = Dir(std::env::temp_dir().join(format!("tether-demo-kept-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
-    let before = demo_with(DemoLogin::kept_in(&dir.0).unwrap());
+    let login = DemoLogin::kept_in(&dir.0).unwrap();
+    let kept = dir.0.join("demo.secret");
+    assert_eq!(
+        login.secret_origin(),
+        format!("the secret kept in {}", kept.display())
+    );
+    let before = demo_with(login);
     let (first, pass) = guest(&before, "");
+    // A new secret's guests are numbered from the first.
+    assert_eq!(first["sub"], "guest-1");
     let alice = json_of(&post(&before, "/demo/login", "", "name=alice"));
     before.shutdown();
     let secret = std::fs::read(dir.0.join("demo.secret")).unwrap();

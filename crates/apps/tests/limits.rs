@@ -41,7 +41,9 @@ fn a_later_keep_alive_request_also_has_the_handshake_timeout() {
     // the whole keep-alive timeout by dripping the next head slowly.
     let mut config = config();
     config.handshake_timeout = Duration::from_millis(200);
-    config.keep_alive_timeout = Duration::from_secs(30);
+    // An hour: held for it, the connection would outlast the client's
+    // read timeout and the test would fail on that, not on a clock.
+    config.keep_alive_timeout = Duration::from_secs(3600);
     let server = TestServer::start(config, Demo::new());
     let mut conn = HttpConn::connect(server.addr);
     conn.request("GET", "/healthz", "");
@@ -53,10 +55,6 @@ fn a_later_keep_alive_request_also_has_the_handshake_timeout() {
     assert!(
         waited >= Duration::from_millis(200),
         "dropped early, after {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(10),
-        "held for the keep-alive timeout: {waited:?}"
     );
     drop(conn);
     server.shutdown();

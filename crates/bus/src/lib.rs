@@ -31,7 +31,7 @@ pub mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use bridge::BusBridge;
+pub use bridge::{BusBridge, ReplicaCount, ReplicaWatch, Replicas};
 pub use broker::{Bus, BusBroker};
 pub use control::{Control, Post, SharedLimits};
 pub use counters::{Counters, add};

@@ -19,7 +19,7 @@ use std::path::Path;
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, Command};
 use toml::Value;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 /// The prefix of each option's environment variable.
 const ENV_PREFIX: &str = "TETHER_";
@@ -214,7 +214,9 @@ pub(crate) fn arguments(cmd: &Command, text: &str, reserved: &[&str]) -> Result<
         };
         match entry(cmd, key, value, reserved) {
             Ok(entry) => entries.push(entry),
-            Err(message) => problems.push(problem(message)),
+            Err(message) => problems.push(
+                field_problem(cmd, key, value, spans.get_ref(), text).unwrap_or_else(|| problem(message)),
+            ),
         }
     }
     if problems.is_empty() {
@@ -222,6 +224,63 @@ pub(crate) fn arguments(cmd: &Command, text: &str, reserved: &[&str]) -> Result<
     } else {
         Err(FileError::Entries(problems))
     }
+}
+
+/// The first field of a table-valued option (`[namespace.chat]`) that is
+/// wrong on its own, named by its own line and key. In TOML a key written
+/// below a table's header belongs to that table, so a top-level option
+/// appended to a file that ends with a table lands in it: the header's
+/// line would be the wrong one to blame. `None` when no field is wrong on
+/// its own (then the fields are wrong together, and the header is right).
+fn field_problem(
+    cmd: &Command,
+    key: &str,
+    value: &Value,
+    spans: &DeTable<'_>,
+    text: &str,
+) -> Option<Problem> {
+    let Value::Table(tables) = value else {
+        return None;
+    };
+    let DeValue::Table(spanned_tables) = spans.iter().find(|(k, _)| &**k.get_ref() == key)?.1.get_ref()
+    else {
+        return None;
+    };
+    for (name, fields) in tables {
+        let Value::Table(fields) = fields else {
+            continue;
+        };
+        let spanned_fields = spanned_tables
+            .iter()
+            .find(|(k, _)| &**k.get_ref() == name)
+            .and_then(|(_, v)| match v.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            })?;
+        for (field, field_value) in fields {
+            let alone = toml::Table::from_iter([(field.clone(), field_value.clone())]);
+            let table = toml::Table::from_iter([(name.clone(), Value::Table(alone))]);
+            let Err(mut message) = entry(cmd, key, &Value::Table(table), &[]) else {
+                continue;
+            };
+            let (spanned_key, _) = spanned_fields.iter().find(|(k, _)| &**k.get_ref() == field)?;
+            if cmd
+                .get_arguments()
+                .any(|arg| arg.get_long() == Some(field.as_str()))
+            {
+                message.push_str(&format!(
+                    " (`{field}` is an option of its own: written below the `[{key}.{name}]` \
+                     header it belongs to that table; move it above the file's first table)"
+                ));
+            }
+            return Some(Problem {
+                line: line_of(text, spanned_key.span().start),
+                key: format!("{key}.{name}.{field}"),
+                message,
+            });
+        }
+    }
+    None
 }
 
 /// The line (from 1) of the byte at `offset` in `text`.
@@ -371,6 +430,18 @@ mod tests {
             )
             .arg(Arg::new("key").long("key"))
             .arg(Arg::new("config").long("config"))
+            .arg(
+                Arg::new("space")
+                    .long("space")
+                    .action(ArgAction::Append)
+                    .value_parser(|spec: &str| {
+                        let known = |word: &str| word.starts_with("a=") || word.starts_with("b=");
+                        match spec.split(' ').skip(1).find(|word| !known(word)) {
+                            Some(word) => Err(format!("unknown field {word:?}")),
+                            None => Ok(spec.to_owned()),
+                        }
+                    }),
+            )
     }
 
     fn args(text: &str) -> Result<Vec<Vec<String>>, FileError> {
@@ -497,6 +568,35 @@ mod tests {
         assert_eq!(
             not_utf8(&bytes, &error),
             "line 1, column 1: not UTF-8 text (byte 0 of the file)"
+        );
+    }
+
+    #[test]
+    fn a_wrong_field_of_a_table_is_named_by_its_own_line() {
+        let good = "port = 80\n[space.x]\na = 1\nb = \"two\"\n";
+        assert_eq!(
+            args(good).unwrap(),
+            [
+                vec!["--port=80".to_owned()],
+                vec!["--space=x a=1 b=two".to_owned()]
+            ]
+        );
+        // An option appended below the table's header belongs to the table.
+        let found = problems(&format!("{good}port = 81\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].line, found[0].key.as_str()), (5, "space.x.port"));
+        assert!(
+            found[0].message.contains("`port` is an option of its own"),
+            "{}",
+            found[0].message
+        );
+        // A field that is no option is named without the hint.
+        let found = problems("[space.y]\na = 1\n\nc = 3\n");
+        assert_eq!((found[0].line, found[0].key.as_str()), (4, "space.y.c"));
+        assert!(
+            !found[0].message.contains("option of its own"),
+            "{}",
+            found[0].message
         );
     }
 

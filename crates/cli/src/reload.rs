@@ -33,6 +33,7 @@ const RELOADABLE: &[&str] = &[
     "auth_timeout",
     "metrics_token",
     "metrics_topics",
+    "admin_hosts",
     "log_level",
 ];
 

@@ -1,12 +1,11 @@
 //! Readiness beside liveness: `/readyz` answers 200 on a hub that takes
-//! work, 503 with `Retry-After` while its bus (a real `redis-server`) is
-//! away and 200 again once it is back, and 503 from SIGTERM on, while the
-//! node still serves for `--drain-delay`; `/healthz` answers 200
-//! throughout. And what the build says of itself: `tether version`,
-//! `tether --version` and the `tether_build_info` metric.
-//!
-//! The Redis test is skipped (with a printed reason) when `redis-server`
-//! is not installed, unless `TETHER_REQUIRE_REDIS` is set.
+//! work, its body naming each check, and 503 with `Retry-After` from
+//! SIGTERM on, while the node still serves for `--drain-delay`;
+//! `/healthz` answers 200 throughout. A node that recovers its data dir
+//! answers no probe until it has (what a Kubernetes `startupProbe` waits
+//! for), then both. And what the build says of itself: `tether version`,
+//! `tether --version` and the `tether_build_info` metric. The bus's part
+//! of readiness (away, not reached, replicas) is in `readiness_redis.rs`.
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,9 +14,6 @@
 
 #[path = "serve/process.rs"]
 mod process;
-#[cfg(feature = "redis")]
-#[path = "../../redis/tests/support/mod.rs"]
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,8 +24,15 @@ use process::{output, request, serve};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// The status line's code and the head of the answer to `GET path`.
+/// The status line's code and the head (lower case) of the answer to
+/// `GET path`.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, head, _) = get_all(addr, path);
+    (status, head)
+}
+
+/// The status, the head (lower case) and the body of the answer to `GET path`.
+fn get_all(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
@@ -41,10 +44,8 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not a response: {response:?}"));
-    let head = response
-        .split_once("\r\n\r\n")
-        .map_or(response.as_str(), |(h, _)| h);
-    (status, head.to_ascii_lowercase())
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 /// Asks `/readyz` until it answers `status` (a state to reach, not a
@@ -85,8 +86,10 @@ fn publish(addr: SocketAddr) -> u16 {
 #[test]
 fn a_memory_hub_is_ready_and_alive() {
     let (_server, addr, _) = serve(&strs(&hub(&[])), &[], None);
-    let (status, _) = get(addr, "/readyz");
+    let (status, _, body) = get_all(addr, "/readyz");
     assert_eq!(status, 200);
+    // Each check named: the node's own and its bus (here, in process).
+    assert_eq!(body, "ready\n[+] draining: no\n[+] bus: up (local)\n");
     assert_eq!(get(addr, "/healthz").0, 200);
     // Only GET and HEAD.
     let (status, _) = request(PATIENCE, addr, "POST", "/readyz", "", "");
@@ -105,6 +108,11 @@ fn sigterm_turns_readiness_off_and_the_node_serves_on_while_it_drains() {
     kill("-TERM");
     let head = wait_for_readyz(addr, 503);
     assert!(head.contains("\r\nretry-after: "), "{head}");
+    let (_, _, body) = get_all(addr, "/readyz");
+    assert!(
+        body.starts_with("not ready: draining\n[-] draining: yes: shutting down after its drain delay\n"),
+        "{body}"
+    );
     // Still alive, still accepting, still taking publishes.
     assert_eq!(get(addr, "/healthz").0, 200);
     assert_eq!(publish(addr), 200);
@@ -170,33 +178,99 @@ fn version_says_the_commit_and_the_build_date() {
     assert!(metrics.contains(&line), "{metrics}");
 }
 
-#[cfg(feature = "redis")]
+/// A node on a data dir recovers its logs before it listens: a probe is
+/// refused (no answer at all) until it has, which is what a Kubernetes
+/// `startupProbe` on `/healthz` waits through (the liveness probe waits
+/// for it), and nothing answers before the recovery is done. Then
+/// `/healthz` and `/readyz` answer 200 and the backlog is there.
 #[test]
-fn readiness_follows_the_bus() {
-    use support::{RedisServer, available};
-    if !available("readiness_follows_the_bus") {
-        return;
+fn a_node_recovering_its_data_dir_answers_no_probe_until_it_has() {
+    let dir = std::env::temp_dir().join(format!("tether-readiness-recovery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let durable = |port: &str| -> Vec<String> {
+        [
+            "--app",
+            "hub",
+            "--publish-token",
+            "s3",
+            "--threads",
+            "1",
+            "--port",
+            port,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(["--data-dir".to_owned(), data_arg.to_owned()])
+        .collect()
+    };
+    // A log with something to recover: events on many topics.
+    let (mut first, addr, _) = serve(&strs(&durable("0")), &[], None);
+    let auth = "Authorization: Bearer s3\r\nContent-Type: text/plain\r\n";
+    let data = "x".repeat(2048);
+    for n in 0..300 {
+        let topic = format!("/topics/recovered-{}", n % 30);
+        assert_eq!(request(PATIENCE, addr, "POST", &topic, auth, &data).0, 200);
     }
-    let mut redis = RedisServer::start();
-    let url = redis.url();
-    let args = [
-        "--app",
-        "hub",
-        "--publish-token",
-        "s3",
-        "--port",
-        "0",
-        "--redis",
-        url.as_str(),
-        "--redis-prefix",
-        "readiness-test:",
-    ];
-    let (_server, addr, _) = serve(&args, &[], None);
-    wait_for_readyz(addr, 200);
-    redis.stop();
-    let head = wait_for_readyz(addr, 503);
-    assert!(head.contains("\r\nretry-after: "), "{head}");
-    assert_eq!(get(addr, "/healthz").0, 200, "alive without its bus");
-    redis.restart();
-    wait_for_readyz(addr, 200);
+    let port = addr.port();
+    first.kill();
+
+    // The same port again, the log recovered first.
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("second.log");
+    let mut second = process::tether(&["serve"], &[])
+        .args(durable(&port.to_string()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start tether");
+    let probe = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    let mut refused = 0;
+    let answered = loop {
+        match TcpStream::connect(probe) {
+            Ok(_) => {
+                // It listens: the recovery is over, by the order of the
+                // start, and its log says so already.
+                let log = std::fs::read_to_string(&log).unwrap();
+                assert!(
+                    log.contains("hub: events kept in"),
+                    "answered before it recovered:\n{log}"
+                );
+                break get_all(probe, "/healthz");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => panic!("probe: {e}"),
+        }
+        refused += 1;
+        assert!(
+            second.try_wait().unwrap().is_none() && start.elapsed() < PATIENCE,
+            "the node never listened:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(answered.0, 200, "{answered:?}");
+    let (status, _, body) = get_all(probe, "/readyz");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ready\n[+] draining: no\n[+] bus: up (durable)\n")
+    );
+    // What it recovered is there: a topic's backlog replayed.
+    let (status, page) = request(
+        PATIENCE,
+        probe,
+        "GET",
+        "/api/history?topic=recovered-0&limit=100",
+        "Authorization: Bearer s3\r\n",
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    let history: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(10), "{page}");
+    println!("probes refused while it recovered: {refused}");
+    let _ = second.kill();
+    let _ = second.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,7 @@ use super::loop_parts::LoopParts;
 use super::presence::{Asker, Roster};
 use super::publishing::Pending;
 use super::publishing::Publishing;
+use super::readiness::BusReadiness;
 use super::{HubApp, HubSettings, HubShared};
 
 impl fmt::Debug for HubApp {
@@ -58,6 +59,7 @@ impl HubApp {
             shared,
             settings_seen: 0,
             departed: Vec::new(),
+            bus_readiness: BusReadiness::default(),
         }
     }
 

@@ -58,6 +58,7 @@ mod origin;
 mod presence;
 mod publishing;
 mod rate;
+mod readiness;
 mod replies;
 mod router;
 mod routes;
@@ -90,12 +91,15 @@ pub use self::origin::Origins;
 use self::presence::{Answer, Asker};
 use self::publishing::Publishing;
 pub use self::rate::PublishRate;
+use self::readiness::BusReadiness;
 use self::replies::shutting_down;
 use self::router::Routing;
 use self::routes::HubRoute;
 pub use self::settings::HubSettings;
 pub use self::shared::{HubShared, RevocationListFull};
-use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply, Request, Response, Route};
+use tether_server::{
+    App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Readiness, Reply, Request, Response, Route,
+};
 
 /// The hub on one event loop: routes, subscribers, the loop's replica of
 /// the topics, its broker. Make one per loop with [`HubShared::app`]; on
@@ -123,7 +127,7 @@ use tether_server::{App, BeforeBody, CloseReason, ConnId, Ctx, MessageRef, Reply
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /tether-client.js` | the browser client (`clients/js`, built) as an ES module, for pages served elsewhere |
-/// | `GET /admin` | on the admin listener only: the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live |
+/// | `GET /admin` | on the admin listener only (which answers 421 to a `Host` that is not its address, `localhost` or one of [`HubSettings::admin_hosts`]): the live admin page, fed by `GET /admin/events` (a JSON snapshot a second); behind the metrics token, as a bearer token or a session from `POST /admin/login`; its actions are the server API's endpoints under `/admin/api/` (the same origin and, to change anything, the session's `X-CSRF-Token` required; each logged) and `GET /admin/watch?topic=NAME`, a topic's events live. Without a metrics token the page is read-only (the counters) and its actions answer 403 |
 ///
 /// With [`HubSettings::auth`], topics it calls private need a JSON Web
 /// Token that grants them to be subscribed to (401 without a good token,
@@ -175,6 +179,8 @@ pub struct HubApp {
     /// The connections that left since the publishing concern last let
     /// go of their held publishes ([`LoopParts::departed`]).
     departed: Vec<ConnId>,
+    /// Whether the bus was reached since the loop started (`/readyz`).
+    bus_readiness: BusReadiness,
 }
 
 impl HubApp {
@@ -316,10 +322,11 @@ impl App for HubApp {
         // Every request starts here: settings replaced since the last one
         // apply from it on.
         self.shared.catch_up(&mut self.settings_seen);
+        let settings = &self.shared.settings;
         if request.via_admin_listener()
-            && let Some(route) = self
-                .admin
-                .route(request, self.shared.settings.metrics_token.as_deref())
+            && let Some(route) =
+                self.admin
+                    .route(request, settings.metrics_token.as_deref(), &settings.admin_hosts)
         {
             return route.map(Admission::new);
         }
@@ -459,10 +466,22 @@ impl App for HubApp {
         Some(Duration::from_secs(1))
     }
 
-    /// Ready while the broker takes publishes and delivers: not while a
-    /// bus (Redis, NATS) is connecting or away.
+    /// Whether every check of [`HubApp::readiness`](App::readiness) that
+    /// counts passes.
     fn ready(&self) -> bool {
-        self.broker.state() == tether_hub::BrokerState::Up
+        let mut report = Readiness::new(false);
+        self.readiness(&mut report);
+        report.ready()
+    }
+
+    /// The bus (see the guide's network faults page for the policy): up;
+    /// away after it was reached, a shared condition (the node serves its
+    /// subscribers from its backlog and answers publishes 503); not
+    /// reached since the node started, or shut down, its own. Then the
+    /// checks the node added ([`HubShared::add_readiness_check`]).
+    fn readiness(&self, report: &mut Readiness) {
+        self.bus_readiness.report(&*self.broker, report);
+        self.shared.report_readiness(report);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {
@@ -479,6 +498,7 @@ impl App for HubApp {
         self.publishing.tick(&mut parts!(self), ctx.now());
         self.delivery.tick(ctx, &mut parts!(self));
         self.broker.tick(&mut LoopContext { ctx });
+        self.bus_readiness.observe(&*self.broker);
         self.delivery.tick_presence(ctx, &mut *self.broker);
         self.stats.presence_members.store(
             self.delivery.members() as u64,
@@ -549,7 +569,13 @@ impl App for HubApp {
         request: &Request<'_>,
     ) -> BeforeBody<Admission> {
         if request.via_admin_listener() {
-            return BeforeBody::Read;
+            // A host the admin listener does not serve is refused before
+            // its body is read, as `route` would after.
+            self.shared.catch_up(&mut self.settings_seen);
+            return match admin::misdirected(request, &self.shared.settings.admin_hosts) {
+                Some(refused) => BeforeBody::Refuse(refused),
+                None => BeforeBody::Read,
+            };
         }
         // Called before `route` when a body is still to come: the
         // admission is made here, of the head, and kept by the server for

@@ -543,6 +543,12 @@ pub(super) enum AdminRoute {
     Api,
     /// `GET /admin/watch?topic=NAME`: the topic's events, as they come.
     Watch,
+    /// An action (`/admin/api/...`, `/admin/watch`) when no metrics
+    /// token is set: nobody may act (403).
+    Closed,
+    /// Any request on the admin listener naming a `Host` it does not
+    /// serve (421).
+    Misdirected,
 }
 
 #[cfg(test)]

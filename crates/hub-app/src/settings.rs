@@ -78,12 +78,22 @@ pub struct HubSettings {
     /// a Prometheus server) and name every topic, private ones too.
     pub metrics_topics: bool,
     /// `/metrics` requires `Authorization: Bearer` with this token (401
-    /// otherwise). `None` (the default): no token.
+    /// otherwise), and so does the admin page, whose one credential it
+    /// is. `None` (the default): no token; `/metrics` and the admin
+    /// page's counters are then anyone's who reaches them, and the admin
+    /// page is read-only (its actions are refused, 403).
     pub metrics_token: Option<String>,
     /// `/metrics` is served only on the server's admin listener
     /// ([`tether_server::Config::admin_addr`]): the main one answers 404. Off by
     /// default.
     pub metrics_on_admin_listener: bool,
+    /// The names the admin listener serves besides its address and
+    /// `localhost` (each [`HubSettings::is_admin_host`]: a name, with a
+    /// port to match that port only): a request on the admin listener
+    /// whose `Host` is none of them is answered 421 (Misdirected
+    /// Request), so that a page on a DNS name made to point at the
+    /// listener (DNS rebinding) reaches nothing there. Empty by default.
+    pub admin_hosts: Vec<String>,
     /// JSON Web Tokens: the keys they are verified with, the topics that
     /// need one to be subscribed to, where they are read. `None` (the
     /// default): only the publish token and tickets identify anyone.
@@ -149,6 +159,7 @@ impl Default for HubSettings {
             metrics_topics: false,
             metrics_token: None,
             metrics_on_admin_listener: false,
+            admin_hosts: Vec::new(),
             auth: None,
             namespaces: Vec::new(),
             unknown_namespace: UnknownNamespace::Default,
@@ -184,6 +195,7 @@ impl fmt::Debug for HubSettings {
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
             .field("metrics_on_admin_listener", &self.metrics_on_admin_listener)
+            .field("admin_hosts", &self.admin_hosts)
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)
             .field("unknown_namespace", &self.unknown_namespace)
@@ -258,6 +270,21 @@ impl HubSettings {
             !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
         });
         host_ok && port_ok
+    }
+
+    /// Whether `text` may be one of [`HubSettings::admin_hosts`]: a host
+    /// name or address as a `Host` field carries it, and an optional port.
+    ///
+    /// ```
+    /// use tether_hub_app::HubSettings;
+    ///
+    /// assert!(HubSettings::is_admin_host("admin.example.com"));
+    /// assert!(HubSettings::is_admin_host("admin.example.com:8443"));
+    /// assert!(!HubSettings::is_admin_host("*.example.com"));
+    /// assert!(!HubSettings::is_admin_host("https://admin.example.com"));
+    /// ```
+    pub fn is_admin_host(text: &str) -> bool {
+        crate::admin::is_admin_host(text)
     }
 
     /// Whether any WebSocket subscriber of `topic` may publish to it: its

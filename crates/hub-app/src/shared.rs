@@ -47,7 +47,12 @@ pub struct HubShared {
     /// Told of the revocations the server API takes, to share them with
     /// the other nodes.
     revocation_sink: Arc<Mutex<Option<RevocationSink>>>,
+    /// Checks `/readyz` reports beside the hub's own.
+    readiness_checks: Arc<Mutex<Vec<ReadinessCheck>>>,
 }
+
+/// What [`HubShared::add_readiness_check`] is given.
+type ReadinessCheck = Arc<dyn Fn(&mut tether_server::Readiness) + Send + Sync>;
 
 /// What [`HubShared::on_revoke`] is given.
 type RevocationSink = Box<dyn Fn(&[Revocation]) + Send + Sync>;
@@ -90,6 +95,7 @@ impl HubShared {
             settings,
             node: node_tag(),
             revocation_sink: Arc::default(),
+            readiness_checks: Arc::default(),
         }
     }
 
@@ -120,6 +126,29 @@ impl HubShared {
     /// to a thread that shares them with the other nodes).
     pub fn on_revoke(&self, sink: impl Fn(&[Revocation]) + Send + Sync + 'static) {
         *self.revocation_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(sink));
+    }
+
+    /// Adds a check every loop reports when `GET /readyz` asks it, after
+    /// the hub's own (`bus`): for what the hub cannot see by itself, as
+    /// the replicas its bus has against those the node requires. `check`
+    /// runs on the loop that answers the probe: it must not block (read
+    /// what a thread of its own last found).
+    pub fn add_readiness_check(&self, check: impl Fn(&mut tether_server::Readiness) + Send + Sync + 'static) {
+        let mut checks = self.readiness_checks.lock().unwrap_or_else(|e| e.into_inner());
+        checks.push(Arc::new(check));
+    }
+
+    /// Reports the checks [`HubShared::add_readiness_check`] added.
+    pub(super) fn report_readiness(&self, report: &mut tether_server::Readiness) {
+        // Cloned out, so that no check runs under the lock.
+        let checks = self
+            .readiness_checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for check in checks {
+            check(report);
+        }
     }
 
     /// Tells the sink of [`HubShared::on_revoke`], if there is one.

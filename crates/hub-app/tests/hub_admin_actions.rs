@@ -2,7 +2,9 @@
 //! server API's endpoints, as the publish token) and `/admin/watch`, on
 //! the admin listener only, behind the admin session, refused from
 //! another site and, for anything but a read, without the session's CSRF
-//! token.
+//! token; refused to everyone when no metrics token is set; and nothing
+//! on the admin listener answered under a `Host` it does not serve (a
+//! DNS-rebinding page's).
 
 // A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,18 +18,21 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::h2::H2Client;
 use common::{Response, SseClient, WsClient, config};
 use serde_json::{Value, json};
 use tether_auth::{Keys, Private};
 use tether_hub_app::{HubAuth, HubSettings, HubShared};
 use tether_server::{Cluster, Handle, Handshake};
 
-use support::http::{json, request_to};
+use support::http::{bearer, json, request_to};
 use support::jwt::{sign, unix_now};
 
 const SECRET: &[u8] = b"an admin actions test secret, 32";
 const PUBLISH_TOKEN: &str = "admin-actions-publish";
 const METRICS_TOKEN: &str = "admin-actions-metrics";
+/// A name the admin listener is told it serves (`--admin-host`).
+const ADMIN_HOST: &str = "admin.example";
 
 /// A hub with an admin listener (`room.*` private), stopped when dropped.
 struct Running {
@@ -45,6 +50,8 @@ impl Running {
         let mut settings = HubSettings::default();
         settings.publish_token = Some(PUBLISH_TOKEN.to_owned());
         settings.metrics_token = metrics_token.map(str::to_owned);
+        // `test`: the host `SseClient` names.
+        settings.admin_hosts = vec!["test".to_owned(), ADMIN_HOST.to_owned()];
         settings.auth = Some(auth);
         let shared = HubShared::new(settings, loops);
         let mut config = config();
@@ -298,20 +305,187 @@ fn an_action_needs_the_session_the_same_origin_and_the_csrf_token() {
 }
 
 #[test]
-fn without_a_metrics_token_the_page_still_needs_its_csrf_token() {
+fn without_a_metrics_token_nobody_acts() {
     let server = Running::hub(1, None);
+    // The page: the counters, read-only, with no CSRF token to act with.
     let page = request(server.admin, "GET", "/admin", "", "");
     assert_eq!(page.status, 200);
-    let csrf = csrf_of(&page);
-    assert_eq!(csrf.len(), 32);
-    let origin = format!("Origin: http://{}\r\n", server.admin);
-    let body = json!({ "jti": "token-1" }).to_string();
-    let refused = request(server.admin, "POST", "/admin/api/revoke", &origin, &body);
-    assert_eq!(refused.status, 403);
-    let with = format!("{origin}X-CSRF-Token: {csrf}\r\n");
-    let revoked = request(server.admin, "POST", "/admin/api/revoke", &with, &body);
+    assert_eq!(csrf_of(&page), "");
+    assert!(String::from_utf8_lossy(&page.body).contains("data-auth=\"off\""));
+    let mut counters = SseClient::connect(server.admin, "/admin/events", "");
+    assert_eq!(counters.response.status, 200);
+    assert_eq!(counters.next_event().event_type(), "snapshot");
+    let mut reader = SseClient::connect(server.main, "/topics/news/events", "");
+    assert_eq!(reader.response.status, 200);
+
+    // Every action, whatever comes with it: 403, saying what to set.
+    let page_origin = format!(
+        "Origin: http://{}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/json\r\n",
+        server.admin
+    );
+    let presented = [
+        String::new(),
+        page_origin.clone(),
+        format!("{page_origin}X-CSRF-Token: 00112233445566778899aabbccddeeff\r\n"),
+        bearer("anything"),
+        bearer(PUBLISH_TOKEN),
+        "Cookie: tether_admin=0123456789abcdef0123456789abcdef\r\n".to_owned(),
+    ];
+    let publish = json!({ "items": [{ "topic": "news", "data": "nobody's" }] }).to_string();
+    let actions = [
+        ("POST", "/admin/api/publish", publish.as_str()),
+        ("POST", "/admin/api/revoke", r#"{"jti":"token-1"}"#),
+        ("POST", "/admin/api/disconnect", r#"{"user":"ann"}"#),
+        ("GET", "/admin/api/topics", ""),
+        ("GET", "/admin/api/history?topic=news", ""),
+        ("GET", "/admin/watch?topic=news", ""),
+    ];
+    for headers in &presented {
+        for (method, target, body) in actions {
+            let refused = request(server.admin, method, target, headers, body);
+            assert_eq!(refused.status, 403, "{method} {target} with {headers:?}");
+            let answer = json(&refused);
+            assert_eq!(answer["error"]["code"], "no_admin_credential", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("--metrics-token") && message.contains("TETHER_METRICS_TOKEN"),
+                "{message}"
+            );
+        }
+    }
+    // Signing in opens nothing: there is nothing to sign in to.
+    let signed_in = request(
+        server.admin,
+        "POST",
+        "/admin/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "token=",
+    );
+    assert_eq!(signed_in.status, 303);
+    assert!(signed_in.header("set-cookie").is_none());
+
+    // Nothing was published or revoked: the publish token's event is the
+    // subscriber's first, and the revocation list is empty.
+    let by_token = request(
+        server.main,
+        "POST",
+        "/topics/news",
+        &bearer(PUBLISH_TOKEN),
+        "by the token",
+    );
+    assert_eq!(by_token.status, 200);
+    assert_eq!(reader.next_event().data(), "by the token");
+    let revoked = request(server.main, "GET", "/api/revoked", &bearer(PUBLISH_TOKEN), "");
     assert_eq!(revoked.status, 200);
-    assert_eq!(json(&revoked)["revoked"], 1);
+    assert!(!json(&revoked).to_string().contains("token-1"));
+}
+
+#[test]
+fn a_host_the_admin_listener_does_not_serve_gets_nothing_with_or_without_a_token() {
+    for token in [None, Some(METRICS_TOKEN)] {
+        let server = Running::hub(1, token);
+        let port = server.admin.port();
+        let mut reader = SseClient::connect(server.main, "/topics/news/events", "");
+        assert_eq!(reader.response.status, 200);
+        let with_token = bearer(METRICS_TOKEN);
+        // A page on rebind.example, whose name now points at the
+        // listener: its requests name rebind.example, and get 421 before
+        // anything looks at their path or credential.
+        let rebound = format!("rebind.example:{port}");
+        let from_page = format!("{with_token}Origin: http://{rebound}\r\nContent-Type: application/json\r\n");
+        let publish = json!({ "items": [{ "topic": "news", "data": "rebound" }] }).to_string();
+        let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+        let login = format!("token={METRICS_TOKEN}");
+        for (method, target, headers, body) in [
+            ("GET", "/admin", "", ""),
+            ("GET", "/admin", with_token.as_str(), ""),
+            ("GET", "/admin/events", with_token.as_str(), ""),
+            ("GET", "/metrics", with_token.as_str(), ""),
+            ("GET", "/nothing-here", "", ""),
+            ("POST", "/admin/login", form, login.as_str()),
+            ("POST", "/admin/api/publish", from_page.as_str(), publish.as_str()),
+            ("GET", "/admin/api/topics", from_page.as_str(), ""),
+            ("GET", "/admin/watch?topic=news", with_token.as_str(), ""),
+        ] {
+            for host in [
+                rebound.as_str(),
+                "rebind.example",
+                "127.0.0.1.rebind.example",
+                "localhost.evil",
+            ] {
+                let refused = request_to(server.admin, host, method, target, headers, body);
+                assert_eq!(refused.status, 421, "{method} {target} as {host} ({token:?})");
+                assert!(refused.header("set-cookie").is_none());
+            }
+        }
+
+        // Over HTTP/2 (prior knowledge), the name is the `:authority`.
+        let mut h2 = H2Client::connect(server.admin);
+        let authorization = format!("Bearer {METRICS_TOKEN}");
+        let own_address = server.admin.to_string();
+        let mut metrics_as = |authority: &str| {
+            let stream = h2.open(
+                &[
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":path", "/metrics"),
+                    (":authority", authority),
+                    ("authorization", &authorization),
+                ],
+                true,
+            );
+            h2.head(stream).status()
+        };
+        assert_eq!(metrics_as(&rebound), Some(421), "over HTTP/2 ({token:?})");
+        assert_eq!(metrics_as(&own_address), Some(200), "over HTTP/2 ({token:?})");
+
+        // The listener's own names: its address, localhost, the IPv6
+        // loopback, and the name it was given (any port).
+        for host in [
+            server.admin.to_string(),
+            format!("localhost:{port}"),
+            format!("LocalHost:{port}"),
+            format!("[::1]:{port}"),
+            format!("{ADMIN_HOST}:{port}"),
+            format!("{ADMIN_HOST}:443"),
+        ] {
+            let metrics = request_to(server.admin, &host, "GET", "/metrics", &with_token, "");
+            assert_eq!(metrics.status, 200, "/metrics as {host}");
+            let page = request_to(server.admin, &host, "GET", "/admin", &with_token, "");
+            assert_eq!(page.status, 200, "/admin as {host}");
+        }
+        // Under its own name, the action is what the token makes it.
+        let own = format!("{ADMIN_HOST}:{port}");
+        let acted = request_to(
+            server.admin,
+            &own,
+            "POST",
+            "/admin/api/publish",
+            &with_token,
+            &publish,
+        );
+        match token {
+            Some(_) => {
+                assert_eq!(acted.status, 200, "{:?}", String::from_utf8_lossy(&acted.body));
+                assert_eq!(reader.next_event().data(), "rebound");
+            }
+            None => assert_eq!(acted.status, 403),
+        }
+        // Nothing the rebound page sent was published.
+        let (status, history) = {
+            let answer = request(
+                server.main,
+                "GET",
+                "/api/history?topic=news",
+                &bearer(PUBLISH_TOKEN),
+                "",
+            );
+            (answer.status, json(&answer))
+        };
+        assert_eq!(status, 200);
+        let published = history["events"].as_array().map_or(0, Vec::len);
+        assert_eq!(published, usize::from(token.is_some()), "{history}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Who may read `/metrics`, and what it tells: no topic names unless asked
-//! for, a bearer token when one is set, and its own listener when asked.
+//! for, a bearer token when one is set, and its own listener when asked,
+//! which answers only the hosts it serves.
 
 mod support;
 
@@ -11,7 +12,7 @@ use common::{HttpConn, TestServer, config, get};
 use tether_hub_app::{HubApp, HubSettings};
 use tether_server::{Config, Server};
 
-use support::http::{bearer, request};
+use support::http::{bearer, request, request_to};
 
 const TOKEN: &str = "metrics-publish-token";
 
@@ -106,12 +107,23 @@ fn metrics_on_an_admin_listener_and_not_on_the_main_port() {
     let thread = std::thread::spawn(move || server.run());
 
     assert_eq!(metrics(main, "").0, 404);
-    let (status, body) = metrics(admin, "");
-    assert_eq!(status, 200);
+    // Asked for by its own address, as a scraper does.
+    let scraped = request_to(admin, &admin.to_string(), "GET", "/metrics", "", "");
+    assert_eq!(scraped.status, 200);
+    let body = String::from_utf8_lossy(&scraped.body);
     assert!(body.contains("tether_connections"), "{body}");
+    // Under a name it was not given (a DNS-rebinding page's, or `test`,
+    // which the test client names): 421, the metrics unread.
+    let (status, body) = metrics(admin, "");
+    assert_eq!(status, 421, "{body}");
+    assert!(!body.contains("tether_connections"), "{body}");
     // Health checks work there too; the hub's routes do not.
     assert_eq!(get(admin, "/healthz").status, 200);
-    assert_eq!(get(admin, "/topics/a/poll?timeout=0").status, 404);
+    let own = admin.to_string();
+    assert_eq!(
+        request_to(admin, &own, "GET", "/topics/a/poll?timeout=0", "", "").status,
+        404
+    );
     assert_eq!(get(main, "/topics/a/poll?timeout=0").status, 200);
 
     handle.shutdown();

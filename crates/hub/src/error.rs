@@ -66,6 +66,74 @@ pub enum Error {
     /// a long poll with [`crate::Hub::subscribe`] instead of
     /// [`crate::Hub::poll`]).
     InvalidArgument(&'static str),
+    /// A client's cursor (the `Last-Event-ID` of a multi-topic stream, a
+    /// multi-topic poll's `since`) could not be read for this stream's
+    /// topics: see [`crate::Cursor::decode`].
+    InvalidCursor(BadCursor),
+}
+
+/// What is wrong with a cursor that [`crate::Cursor::decode`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadCursor {
+    /// It does not start with `~`: a plain event id, or anything else.
+    NotACursor,
+    /// After the `~`: a character outside unpadded base64url, a length
+    /// base64 never has (one character past a multiple of four), or bits
+    /// left over after the last byte that are not zero.
+    Base64,
+    /// The first byte is a version this hub does not read (it writes 1).
+    Version(u8),
+    /// It ends before the last topic's position.
+    Truncated,
+    /// Bytes follow the last topic's position.
+    TrailingBytes,
+    /// A varint over its field's range (64 bits, 65 for a topic's `h`) or
+    /// longer than 10 bytes.
+    VarintOverflow,
+    /// A varint longer than its value needs (a last byte of 0).
+    OverlongVarint,
+    /// It was made for a list of another number of topics.
+    TopicCount {
+        /// This stream's number of topics.
+        expected: usize,
+        /// The cursor's.
+        found: u64,
+    },
+    /// It was made for another list of as many topics (or the same topics
+    /// in another order).
+    Fingerprint {
+        /// This stream's topics' fingerprint.
+        expected: u32,
+        /// The cursor's.
+        found: u32,
+    },
+    /// Longer than [`crate::MAX_CURSOR_LEN`]; not read.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+impl fmt::Display for BadCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadCursor::NotACursor => f.write_str("not a cursor (it starts with ~)"),
+            BadCursor::Base64 => f.write_str("not unpadded base64url after the ~"),
+            BadCursor::Version(version) => write!(f, "cursor version {version} (this hub reads 1)"),
+            BadCursor::Truncated => f.write_str("cut short"),
+            BadCursor::TrailingBytes => f.write_str("bytes after the last topic's position"),
+            BadCursor::VarintOverflow => f.write_str("a number too large"),
+            BadCursor::OverlongVarint => f.write_str("a number longer than it needs to be"),
+            BadCursor::TopicCount { expected, found } => {
+                write!(f, "made for {found} topics, not these {expected}")
+            }
+            BadCursor::Fingerprint { .. } => f.write_str("made for another list of topics"),
+            BadCursor::TooLong { len } => {
+                write!(f, "{len} bytes, over the limit of {}", crate::MAX_CURSOR_LEN)
+            }
+        }
+    }
 }
 
 impl Error {
@@ -79,15 +147,18 @@ impl Error {
                 | Error::InvalidPublishKey
                 | Error::EventTooLarge { .. }
                 | Error::TicketRefused
+                | Error::InvalidCursor(_)
         )
     }
 
     /// The HTTP status that answers a request that failed this way.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidTopic | Error::InvalidEventType | Error::InvalidId | Error::InvalidPublishKey => {
-                400
-            }
+            Error::InvalidTopic
+            | Error::InvalidEventType
+            | Error::InvalidId
+            | Error::InvalidPublishKey
+            | Error::InvalidCursor(_) => 400,
             Error::EventTooLarge { .. } => 413,
             Error::TicketRefused => 403,
             Error::TopicLimit { .. }
@@ -122,6 +193,7 @@ impl fmt::Display for Error {
             Error::NotFollowed => f.write_str("delivery for a topic this hub does not follow"),
             Error::AlreadySubscribed => f.write_str("already subscribed"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::InvalidCursor(why) => write!(f, "invalid cursor: {why}"),
         }
     }
 }

@@ -37,6 +37,9 @@ pub fn is_valid_event_type(name: &str) -> bool {
 ///   is [`Event::json`];
 /// - [`Event::sse`]: the `text/event-stream` event (`id`, `event`, `data`
 ///   lines);
+/// - [`Event::sse_multi`]: what every multi-topic stream sends of the
+///   event, `event: TYPE` and `data: JSON`, to which each stream adds
+///   its own `id:` line (a [`crate::Cursor`]);
 /// - [`Event::json`]: the JSON object
 ///   `{"topic":"T","id":"ID","event":"TYPE","data":"DATA"}`, also what a
 ///   long poll answers with; an event published with a publish key
@@ -105,6 +108,8 @@ struct Forms {
     ws: OnceLock<Arc<[u8]>>,
     /// The event-stream event.
     sse: OnceLock<Arc<[u8]>>,
+    /// The multi-topic event-stream event, but for its id line.
+    sse_multi: OnceLock<Arc<[u8]>>,
     /// The JSON frame compressed, `None` if it does not shrink.
     ws_deflated: OnceLock<Option<Arc<[u8]>>>,
     /// The raw frame compressed, `None` if it does not shrink.
@@ -345,6 +350,41 @@ impl Event {
             // that it can be.
             let _ = write_sse(&mut sse, self.id, self.event_type(), self.data());
             sse.into()
+        })
+    }
+
+    /// The event as a multi-topic event stream sends it, but for its id:
+    /// `event: TYPE\ndata: JSON\n`, where `JSON` is [`Event::json`] (with
+    /// the topic, the id, and the key if any), always on one line since
+    /// JSON escapes line breaks. A stream writes these bytes, shared by
+    /// every stream that sends the event, then its own `id: CURSOR\n\n`.
+    /// Made the first time it is asked for; every later call returns the
+    /// same shared bytes.
+    ///
+    /// Like the raw frame, it is not counted in [`Event::cost`]: it weighs
+    /// the JSON frame's payload, the type and 15 bytes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_hub::{Event, EventId};
+    ///
+    /// let event = Event::new(Arc::from("A"), EventId::new(7, 1), "update", "two\nlines")?;
+    /// assert_eq!(
+    ///     &event.sse_multi()[..],
+    ///     b"event: update\ndata: {\"topic\":\"A\",\"id\":\"7-1\",\"event\":\"update\",\"data\":\"two\\nlines\"}\n"
+    /// );
+    /// # Ok::<(), tether_hub::Error>(())
+    /// ```
+    pub fn sse_multi(&self) -> &Arc<[u8]> {
+        self.forms().sse_multi.get_or_init(|| {
+            let (event_type, json) = (self.event_type(), self.json());
+            let mut out = Vec::with_capacity(event_type.len() + json.len() + 15);
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(event_type.as_bytes());
+            out.extend_from_slice(b"\ndata: ");
+            out.extend_from_slice(json.as_bytes());
+            out.push(b'\n');
+            out.into()
         })
     }
 
@@ -610,6 +650,42 @@ mod tests {
             .collect();
         let event = Event::new(Arc::from("t"), EventId::new(1, 2), "x", &noise).unwrap();
         assert!(event.ws_raw_frame_deflated().is_none());
+    }
+
+    #[test]
+    fn the_multi_topic_form_is_the_json_on_one_data_line_and_made_once() {
+        let cursor = b"~AQLQ9A6sgfC8jIBkCNNGAw";
+        let control: String = (0u8..0x20).map(char::from).collect();
+        for data in ["", "plain", "crlf \r\n cr \r lf \n \u{2028} é", control.as_str()] {
+            let event =
+                Event::keyed(Arc::from("room.7"), EventId::new(9, 4), "update", data, Some("k")).unwrap();
+            let shared = event.sse_multi();
+            assert!(Arc::ptr_eq(shared, event.sse_multi()), "{data:?}");
+            // A stream adds its own id line to the shared bytes; a client
+            // reads the type, the JSON (key included) and the cursor.
+            let mut stream = shared.to_vec();
+            stream.extend_from_slice(b"id: ");
+            stream.extend_from_slice(cursor);
+            stream.extend_from_slice(b"\n\n");
+            let mut parser = tether_sse::Parser::new();
+            parser.feed(&stream);
+            let Some(Ok(tether_sse::Item::Event(parsed))) = parser.poll() else {
+                panic!("one event: {data:?}")
+            };
+            assert_eq!(parsed.event_type(), "update");
+            assert_eq!(parsed.data(), event.json(), "{data:?}");
+            assert!(event.json().ends_with(r#","key":"k"}"#));
+            assert_eq!(parsed.last_event_id().as_bytes(), cursor);
+            assert!(parser.poll().is_none(), "nothing else: {data:?}");
+        }
+        // The default type is named too: a listener for `message` gets it.
+        let plain = Event::new(Arc::from("t"), EventId::new(1, 1), DEFAULT_EVENT_TYPE, "d").unwrap();
+        assert_eq!(
+            &plain.sse_multi()[..],
+            br#"event: message
+data: {"topic":"t","id":"1-1","event":"message","data":"d"}
+"#
+        );
     }
 
     #[test]

@@ -139,6 +139,37 @@ impl Gap {
         out
     }
 
+    /// The signal as a multi-topic event stream sends it, but for its id:
+    /// `event: gap` and the data of [`Gap::json`] (which names the
+    /// topic). The stream adds its own `id: CURSOR\n\n`, the cursor with
+    /// this topic at [`Gap::resume`], so that a client that reconnects
+    /// right after it resumes this topic without another gap.
+    ///
+    /// ```
+    /// use tether_hub::{EventId, Gap};
+    ///
+    /// let gap = Gap { first: Some(EventId::new(5, 3)), resume: EventId::new(5, 2), lost: None };
+    /// assert_eq!(
+    ///     String::from_utf8(gap.sse_multi("A", "1-1")).unwrap(),
+    ///     "event: gap\ndata: {\"topic\":\"A\",\"requested\":\"1-1\",\"first\":\"5-3\",\"resume\":\"5-2\"}\n"
+    /// );
+    /// ```
+    pub fn sse_multi(&self, topic: &str, requested: &str) -> Vec<u8> {
+        let data = self.json(topic, requested);
+        let mut out = Vec::with_capacity(data.len() + 18);
+        // The type is fixed and JSON escapes line breaks: one line each.
+        let _ = tether_sse::Event::new()
+            .event(GAP_EVENT_TYPE)
+            .data(&data)
+            .encode(&mut out);
+        // The encoder ends the event with its blank line; the stream's
+        // id line goes before it.
+        if out.ends_with(b"\n\n") {
+            out.pop();
+        }
+        out
+    }
+
     fn object(&self, topic: &str, requested: &str, prefix: &str) -> String {
         let mut out = String::with_capacity(96 + requested.len());
         out.push('{');
@@ -165,7 +196,34 @@ impl Gap {
 
 #[cfg(test)]
 mod tests {
-    use super::json_string;
+    use super::{Gap, json_string};
+    use crate::EventId;
+
+    #[test]
+    fn the_multi_topic_gap_takes_the_streams_id_line() {
+        // A requested id with what JSON escapes, and lost events.
+        let gap = Gap {
+            first: None,
+            resume: EventId::new(4, 1),
+            lost: Some((EventId::new(4, 2), EventId::new(4, 5))),
+        };
+        let mut stream = gap.sse_multi("A", "~not\"a\ncursor");
+        stream.extend_from_slice(b"id: ~AQHM9gvEAA\n\n");
+        let mut parser = tether_sse::Parser::new();
+        parser.feed(&stream);
+        let Some(Ok(tether_sse::Item::Event(parsed))) = parser.poll() else {
+            panic!("one event")
+        };
+        assert_eq!(parsed.event_type(), "gap");
+        assert_eq!(parsed.data(), gap.json("A", "~not\"a\ncursor"));
+        assert!(
+            parsed
+                .data()
+                .starts_with(r#"{"topic":"A","requested":"~not\"a\ncursor","first":null"#)
+        );
+        assert_eq!(parsed.last_event_id(), "~AQHM9gvEAA");
+        assert!(parser.poll().is_none());
+    }
 
     #[test]
     fn escapes_what_json_requires() {

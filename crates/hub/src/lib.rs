@@ -17,6 +17,8 @@
 //! - [`Event`]: one sequenced event with its WebSocket frame, its
 //!   event-stream bytes and its JSON, made once and shared (`Arc`) by every
 //!   subscriber on every loop.
+//! - [`Cursor`]: every topic's position in one id, for the `id:` lines of
+//!   a multi-topic event stream and the `since` of a multi-topic poll.
 //! - [`Backlog`]: a topic's recent events, bounded by count and bytes;
 //!   [`Backlog::replay`] gives exactly the events after an id, or a
 //!   [`Gap`] ("you missed events") when it cannot.
@@ -94,6 +96,7 @@ mod backlog;
 mod broker;
 mod config;
 mod control;
+mod cursor;
 mod decision;
 mod error;
 mod event;
@@ -118,8 +121,9 @@ pub use config::{Config, TopicLimits};
 pub use control::{
     ConnectionReport, ControlMessage, MAX_LISTED_CONNECTIONS, TopicReport, UserAction, merge_topics,
 };
+pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub use decision::{Allowed, Decision};
-pub use error::Error;
+pub use error::{BadCursor, Error};
 pub use event::{DEFAULT_EVENT_TYPE, Event, MAX_EVENT_TYPE_LEN, is_valid_event_type, shared_compressions};
 pub use hub::{Delivery, Hub, Left, Polled, Readied, Resumed, Subscribed, TopicInfo, Transport};
 pub use id::EventId;

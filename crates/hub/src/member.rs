@@ -139,6 +139,33 @@ impl Change {
         format!("{{\"member\":{}}}", json_string(&self.member))
     }
 
+    /// The event as a multi-topic event stream sends it: type `join` or
+    /// `leave`, the data `{"topic":"T","member":"NAME"}`, and no id (it is
+    /// not one of the topic's events, and the stream's cursor does not
+    /// move).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tether_hub::Change;
+    ///
+    /// let change = Change { topic: Arc::from("A"), member: Arc::from("ann"), joined: false };
+    /// assert_eq!(change.sse_multi(), b"event: leave\ndata: {\"topic\":\"A\",\"member\":\"ann\"}\n\n");
+    /// ```
+    pub fn sse_multi(&self) -> Vec<u8> {
+        let data = format!(
+            "{{\"topic\":{},\"member\":{}}}",
+            json_string(&self.topic),
+            json_string(&self.member)
+        );
+        let mut out = Vec::with_capacity(data.len() + 22);
+        // The type is fixed and JSON escapes line breaks: nothing to refuse.
+        let _ = tether_sse::Event::new()
+            .event(self.event_type())
+            .data(&data)
+            .encode(&mut out);
+        out
+    }
+
     /// The WebSocket (JSON) form:
     /// `{"topic":"T","event":"join","member":"NAME"}`, without an id (it
     /// is not one of the topic's events).

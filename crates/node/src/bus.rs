@@ -55,6 +55,32 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Has `/readyz` report the replicas the bus has against those this
+    /// node requires (`--redis-wait-replicas`), if it requires any. Until
+    /// the bus has had them online since the node started, their lack is
+    /// this node's own condition (its configuration asks what its bus
+    /// does not give: a misconfiguration, or a replica not there yet) and
+    /// takes it out of rotation; a rollout that sets the option against a
+    /// Redis without its replica stops at its first pod. Once it has, a
+    /// later lack is the bus's, every node's at once, as the bus going
+    /// away is: reported, counted when the probe asks for shared
+    /// conditions. The bus itself is the hub's check.
+    pub(crate) fn share_readiness(&self, shared: &HubShared) {
+        if let Some(watch) = self.0.replicas() {
+            shared.add_readiness_check(move |report| {
+                let replicas = watch();
+                let (enough, found) = (replicas.enough(), replicas.describe());
+                if replicas.seen {
+                    report.shared("replicas", enough, &found);
+                } else {
+                    report.check("replicas", enough, &found);
+                }
+            });
+        }
+    }
+}
+
 /// The bridge of the bus `bus` names, its backlog bounded by `settings`.
 fn set_up(bus: Bus, settings: &HubSettings) -> Result<Box<dyn tether_bus::BusBridge>, String> {
     let _ = settings;

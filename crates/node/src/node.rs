@@ -172,9 +172,11 @@ impl HubNode {
                 (Some(_), _) => Vec::new(),
             };
             announce_hub(&settings, publish_token_source.as_deref());
+            announce_metrics(&settings, &server);
             let shared = HubShared::new(settings, threads);
             if let Some(bridge) = &bridge {
                 bridge.share_limits(&shared);
+                bridge.share_readiness(&shared);
             }
             let parts = HubParts {
                 shared,
@@ -251,8 +253,9 @@ impl HubNode {
             Built::Demo(mut parts, login) => {
                 if let Some(login) = &login {
                     log::info!(
-                        "demo: POST /demo/login gives tokens good for {} s, signed with a secret made at start",
-                        login.ttl.as_secs()
+                        "demo: POST /demo/login gives tokens good for {} s, signed with {}",
+                        login.ttl.as_secs(),
+                        login.secret_origin()
                     );
                 }
                 bridge = parts.bridge.take();
@@ -376,9 +379,8 @@ impl Setup {
             threads,
             handle_signals,
         } = self;
-        let addr = config.addr;
-        let mut server = Cluster::bind(config, handshake, threads, make_app)
-            .map_err(|e| NodeError::Serve(std::io::Error::new(e.kind(), format!("{addr}: {e}"))))?;
+        // A bind's error names the address and the listener it was for.
+        let mut server = Cluster::bind(config, handshake, threads, make_app).map_err(NodeError::Serve)?;
         if handle_signals {
             server.handle_signals().map_err(NodeError::Serve)?;
         }
@@ -437,6 +439,43 @@ fn durable_brokers(
         config.fsync
     );
     Ok(brokers.into_iter().map(Some).collect())
+}
+
+/// Warns of what the metrics leave open without a metrics token: the
+/// admin page's actions (refused: it is read-only), and `/metrics` (with
+/// the admin page's counters) on an address other than the loopback,
+/// where anyone who reaches it reads them.
+fn announce_metrics(settings: &HubSettings, server: &Config) {
+    if settings.metrics_token.is_some() {
+        return;
+    }
+    let reached_by = |ip: std::net::IpAddr| match ip.is_unspecified() {
+        true => format!("any address of this machine ({ip})"),
+        false => ip.to_string(),
+    };
+    if let Some(admin) = server.admin_addr {
+        log::warn!(
+            "admin: the admin page is read-only: no metrics token is set (--metrics-token or \
+             TETHER_METRICS_TOKEN), the one admin credential; its actions (publish, watch, \
+             disconnect, revoke) are refused until one is"
+        );
+        if !admin.ip().is_loopback() {
+            log::warn!(
+                "metrics: /metrics and the admin page's counters are readable by anyone who reaches {} \
+                 on port {}: no metrics token is set",
+                reached_by(admin.ip()),
+                admin.port()
+            );
+        }
+    }
+    if !settings.metrics_on_admin_listener && !server.addr.ip().is_loopback() {
+        log::warn!(
+            "metrics: /metrics on the main port is readable by anyone who reaches {} on port {}: \
+             no metrics token is set, and /metrics has no listener of its own (--metrics-listen)",
+            reached_by(server.addr.ip()),
+            server.addr.port()
+        );
+    }
 }
 
 /// Says how publishing is set up, without the token itself.

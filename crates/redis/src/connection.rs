@@ -110,13 +110,6 @@ impl Con {
 }
 
 impl Con {
-    /// Sends `cmds` at once; each one's reply, in order. One round trip to
-    /// one server; on a cluster, the `redis` crate's cluster pipeline (the
-    /// commands for each node in one round trip, the nodes at once; those
-    /// redirected, as after a failover, sent again one by one). All or
-    /// nothing: any error reply, or any node lost, fails the whole call,
-    /// and the other commands may or may not have run. The caller counts
-    /// the connection as lost, and reads again or refuses what it sent.
     /// `WAIT replicas timeout` on the primaries that hold `slots` (one
     /// server: on it, whatever the slots): how many replicas have every
     /// write this connection made, the fewest of any primary asked. A
@@ -146,6 +139,52 @@ impl Con {
         }
     }
 
+    /// The replicas online (`INFO replication`: each `slaveN` line whose
+    /// state is `online`) of the server, or on a cluster the fewest of
+    /// any primary's: every primary holds some topics' streams, and a
+    /// publish to one with too few is refused. An error reply is Redis
+    /// refusing to say (an ACL). Not `connected_slaves`, which counts a
+    /// replica still taking its first copy, nor `WAIT 0 0`, which counts
+    /// only the replicas that have acknowledged this connection's last
+    /// write (they do so about once a second): a count taken right after
+    /// a batch would come short of the replicas there.
+    pub(crate) fn replicas(&mut self) -> Result<usize, RedisError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        match self {
+            Con::Single(con) => {
+                let info: String = cmd.query(con)?;
+                Ok(online_replicas(&info))
+            }
+            Con::Cluster(con) => {
+                use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+                let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // Without a policy to combine them, each primary's answer
+                // under its address.
+                let Value::Map(answers) = con.route_command(&cmd, every)? else {
+                    return Err(RedisError::from((
+                        ErrorKind::Parse,
+                        "INFO: not an answer per primary",
+                    )));
+                };
+                let mut fewest = None::<usize>;
+                for (_, answer) in answers {
+                    let info: String = redis::from_redis_value(answer)?;
+                    let online = online_replicas(&info);
+                    fewest = Some(fewest.map_or(online, |f| f.min(online)));
+                }
+                fewest.ok_or_else(|| RedisError::from((ErrorKind::Parse, "INFO: no primary answered")))
+            }
+        }
+    }
+
+    /// Sends `cmds` at once; each one's reply, in order. One round trip to
+    /// one server; on a cluster, the `redis` crate's cluster pipeline (the
+    /// commands for each node in one round trip, the nodes at once; those
+    /// redirected, as after a failover, sent again one by one). All or
+    /// nothing: any error reply, or any node lost, fails the whole call,
+    /// and the other commands may or may not have run. The caller counts
+    /// the connection as lost, and reads again or refuses what it sent.
     pub(crate) fn send_all(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>, RedisError> {
         let replies: Vec<Value> = match self {
             Con::Single(con) => {
@@ -178,4 +217,46 @@ impl Con {
 pub(crate) fn connected(con: &mut Option<Con>) -> Result<&mut Con, RedisError> {
     con.as_mut()
         .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis")))
+}
+
+/// The replicas `INFO replication` lists as online: its `slaveN:` lines
+/// (`replicaN:` too, should a server name them so) whose fields hold
+/// `state=online`. One still taking its first copy (`wait_bgsave`,
+/// `send_bulk`) does not count: it acknowledges nothing yet.
+pub(crate) fn online_replicas(info: &str) -> usize {
+    info.lines()
+        .filter(|line| {
+            let Some((key, fields)) = line.split_once(':') else {
+                return false;
+            };
+            let numbered = key
+                .strip_prefix("slave")
+                .or_else(|| key.strip_prefix("replica"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            numbered && fields.split(',').any(|field| field.trim() == "state=online")
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::online_replicas;
+
+    #[test]
+    fn online_replicas_are_counted_from_info_replication() {
+        let primary = "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n\
+            slave0:ip=10.0.0.2,port=6379,state=online,offset=1234,lag=0\r\n\
+            slave1:ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0,lag=0\r\n\
+            slave2:ip=10.0.0.4,port=6379,state=online,offset=1234,lag=1\r\n\
+            master_failover_state:no-failover\r\nmaster_repl_offset:1234\r\n";
+        assert_eq!(online_replicas(primary), 2);
+        let alone = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n";
+        assert_eq!(online_replicas(alone), 0);
+        // A replica's own fields are not replicas of it.
+        let replica = "role:slave\r\nmaster_host:10.0.0.1\r\nslave_read_only:1\r\n\
+            slave_repl_offset:10\r\nreplica_announced:1\r\nconnected_slaves:0\r\n";
+        assert_eq!(online_replicas(replica), 0);
+        assert_eq!(online_replicas(""), 0);
+        assert_eq!(online_replicas("slave:state=online\nslavex:state=online\n"), 0);
+    }
 }

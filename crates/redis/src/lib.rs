@@ -373,6 +373,19 @@ impl RedisBridge {
         self.shared.stats.status()
     }
 
+    /// The replicas [`RedisConfig::wait_replicas`] requires against
+    /// those Redis has online, as the writer last counted them (`INFO
+    /// replication`, at each connection and every second): `None` when it
+    /// requires none. The node's readiness reports them.
+    pub fn replicas(&self) -> Option<tether_bus::ReplicaWatch> {
+        let required = self.shared.config.wait_replicas;
+        if required == 0 {
+            return None;
+        }
+        let shared = self.shared.clone();
+        Some(Arc::new(move || shared.stats.replicas(required)))
+    }
+
     /// Stops the threads (publishes still queued are refused) and waits
     /// for them: at most about [`RedisConfig::command_timeout`] plus
     /// [`RedisConfig::block`]. The brokers report
@@ -403,6 +416,10 @@ impl tether_bus::BusBridge for RedisBridge {
 
     fn shutdown(&self) {
         RedisBridge::shutdown(self);
+    }
+
+    fn replicas(&self) -> Option<tether_bus::ReplicaWatch> {
+        RedisBridge::replicas(self)
     }
 
     fn describe(&self) -> String {

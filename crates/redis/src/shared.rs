@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::RedisError;
 use tether_backoff::{Attempts, Backoff};
-use tether_bus::{Bus, Counters};
+use tether_bus::{Bus, Counters, ReplicaCount, Replicas};
 pub(crate) use tether_bus::{Control, Post, SharedLimits, add};
 use tether_hub::{BrokerState, EventId, Publish, ReplyTo};
 
@@ -65,7 +65,18 @@ pub(crate) struct Stats {
     last_error: AtomicU64,
     /// The last wake-up id used.
     pub(crate) wake_seq: AtomicU64,
+    /// The replicas the writer last counted (with `wait_replicas`), or
+    /// [`REPLICAS_NOT_COUNTED`], or [`REPLICAS_REFUSED`].
+    pub(crate) replicas: AtomicU64,
+    /// The writer has counted as many replicas as `wait_replicas` asks,
+    /// at least once since the bridge was made.
+    pub(crate) replicas_seen: AtomicBool,
 }
+
+/// [`Stats::replicas`]: not counted on the writer's connection yet.
+pub(crate) const REPLICAS_NOT_COUNTED: u64 = u64::MAX;
+/// [`Stats::replicas`]: Redis refused to say (an ACL).
+pub(crate) const REPLICAS_REFUSED: u64 = u64::MAX - 1;
 
 impl Deref for Stats {
     type Target = Counters;
@@ -86,6 +97,27 @@ impl Stats {
             presence_reconnects: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
             wake_seq: AtomicU64::new(0),
+            replicas: AtomicU64::new(REPLICAS_NOT_COUNTED),
+            replicas_seen: AtomicBool::new(false),
+        }
+    }
+
+    /// The replicas `required` of the bus against those the writer last
+    /// counted.
+    pub(crate) fn replicas(&self, required: usize) -> Replicas {
+        let online = if self.writer_up.load(Ordering::Relaxed) {
+            match self.replicas.load(Ordering::Relaxed) {
+                REPLICAS_NOT_COUNTED => ReplicaCount::NotCounted,
+                REPLICAS_REFUSED => ReplicaCount::Refused,
+                n => ReplicaCount::Online(usize::try_from(n).unwrap_or(usize::MAX)),
+            }
+        } else {
+            ReplicaCount::Away
+        };
+        Replicas {
+            required,
+            online,
+            seen: self.replicas_seen.load(Ordering::Relaxed),
         }
     }
 
@@ -127,6 +159,10 @@ impl Stats {
             refused: load(&self.refused),
             read: load(&self.read),
             followed_topics: load(&self.followed),
+            replicas: match load(&self.replicas) {
+                REPLICAS_NOT_COUNTED | REPLICAS_REFUSED => None,
+                n => Some(n),
+            },
         }
     }
 }
@@ -170,6 +206,10 @@ pub struct Status {
     pub read: u64,
     /// Topics this node reads (followed by at least one loop).
     pub followed_topics: u64,
+    /// The replicas online, as the writer last counted them (`INFO
+    /// replication`; on a cluster, the fewest of any primary's): only
+    /// with [`crate::RedisConfig::wait_replicas`], once counted.
+    pub replicas: Option<u64>,
 }
 
 impl Status {
@@ -248,6 +288,14 @@ impl Status {
             "Events read from Redis streams and delivered to this node's loops.",
             &[("", self.read.to_string())],
         );
+        if let Some(replicas) = self.replicas {
+            metric(
+                "tether_redis_replicas",
+                "gauge",
+                "Replicas online of the Redis primary (the fewest of any primary of a cluster), as last counted; only with --redis-wait-replicas.",
+                &[("", replicas.to_string())],
+            );
+        }
         metric(
             "tether_redis_followed_topics",
             "gauge",

@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::RedisError;
 use tether_hub::{Error as HubError, HubMessage, Publish};
 
 use crate::connection::{self, Con};
-use crate::shared::{Link, Post, ReaderMsg, RedisBus, WriterMsg, add};
+use crate::shared::{
+    Link, Post, REPLICAS_NOT_COUNTED, REPLICAS_REFUSED, ReaderMsg, RedisBus, WriterMsg, add,
+};
 use crate::{commands, publish};
 
 /// Publishes sent to Redis in one round trip at most.
@@ -22,6 +24,10 @@ const MAX_BATCH: usize = 256;
 /// Redis shows in the state and the logs without waiting for a publish.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 
+/// With `wait_replicas`, the replicas are counted this often (and at each
+/// connection), busy or idle: readiness follows them within about this.
+const REPLICA_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
 pub(crate) struct Writer {
     shared: Arc<RedisBus>,
     post: Post,
@@ -30,6 +36,10 @@ pub(crate) struct Writer {
     link: Link,
     /// The scripts Redis holds on this connection.
     loaded: publish::Loaded,
+    /// When the replicas are next counted (with `wait_replicas`).
+    next_count: Instant,
+    /// The count the log last spoke of, so that it speaks of changes.
+    logged_count: Option<u64>,
 }
 
 impl Writer {
@@ -41,6 +51,8 @@ impl Writer {
             rx,
             con: None,
             loaded: publish::Loaded::default(),
+            next_count: Instant::now(),
+            logged_count: None,
         }
     }
 
@@ -50,6 +62,7 @@ impl Writer {
                 if self.link.wait().is_zero() {
                     self.con = self.link.connect(self.shared.config.command_timeout);
                     self.load_scripts();
+                    self.count_replicas();
                 }
                 if self.con.is_none() {
                     // Down: refuse what comes meanwhile, at once.
@@ -67,6 +80,11 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {
                     if self.shared.stats.stopped() {
                         return self.stop();
+                    }
+                    if self.counting() {
+                        // Counting the replicas checks the connection too.
+                        self.count_replicas();
+                        continue;
                     }
                     let ping =
                         connection::connected(&mut self.con).and_then(|con| con.query(&redis::cmd("PING")));
@@ -99,7 +117,73 @@ impl Writer {
             if wake {
                 self.wake();
             }
+            if self.counting() && Instant::now() >= self.next_count {
+                self.count_replicas();
+            }
         }
+    }
+
+    /// Whether the replicas are counted: only when publishes wait for
+    /// them.
+    fn counting(&self) -> bool {
+        self.shared.config.wait_replicas > 0
+    }
+
+    /// Counts the replicas Redis has online (with `wait_replicas`), for
+    /// readiness, and logs what changed: at start, a node that requires
+    /// replicas its Redis does not have says so (it also answers
+    /// `/readyz` 503 until they are online: refusing to start would only
+    /// restart it in a loop while a replica is on its way).
+    fn count_replicas(&mut self) {
+        if !self.counting() {
+            return;
+        }
+        self.next_count = Instant::now() + REPLICA_COUNT_INTERVAL;
+        let Some(con) = self.con.as_mut() else {
+            return;
+        };
+        let required = self.shared.config.wait_replicas;
+        let counted = match con.replicas() {
+            Ok(online) => u64::try_from(online).unwrap_or(u64::MAX - 2),
+            Err(e) if commands::is_server_error(&e) => {
+                if self.logged_count != Some(REPLICAS_REFUSED) {
+                    log::warn!(
+                        "redis: INFO replication refused ({e}): the replicas cannot be counted; \
+                         each publish still waits for {required}"
+                    );
+                }
+                REPLICAS_REFUSED
+            }
+            Err(e) => {
+                self.lost(&e);
+                return;
+            }
+        };
+        let stats = &self.shared.stats;
+        let enough =
+            |n: u64| n != REPLICAS_REFUSED && usize::try_from(n).is_ok_and(|online| online >= required);
+        if enough(counted) {
+            stats.replicas_seen.store(true, Ordering::Relaxed);
+        }
+        stats.replicas.store(counted, Ordering::Relaxed);
+        if self.logged_count == Some(counted) || counted == REPLICAS_REFUSED {
+            self.logged_count = Some(counted);
+            return;
+        }
+        if enough(counted) && !self.logged_count.is_some_and(enough) {
+            log::info!("redis: {counted} replicas online, {required} required (--redis-wait-replicas)");
+        } else if !enough(counted) && !stats.replicas_seen.load(Ordering::Relaxed) {
+            log::warn!(
+                "redis: {counted} replicas online, {required} required (--redis-wait-replicas): \
+                 publishes are refused (503), and /readyz answers 503 until they are"
+            );
+        } else if !enough(counted) {
+            log::warn!(
+                "redis: {counted} replicas online, {required} required (--redis-wait-replicas): \
+                 publishes are refused (503) until they are back"
+            );
+        }
+        self.logged_count = Some(counted);
     }
 
     /// `XADD`s a batch in one round trip (in order; a publish by script,
@@ -294,6 +378,10 @@ impl Writer {
 
     fn lost(&mut self, e: &RedisError) {
         self.con = None;
+        self.shared
+            .stats
+            .replicas
+            .store(REPLICAS_NOT_COUNTED, Ordering::Relaxed);
         self.link.lost(e, "publishes are refused (503) until it is back");
     }
 

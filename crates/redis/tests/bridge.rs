@@ -479,3 +479,32 @@ fn with_wait_replicas_a_server_without_replicas_refuses_publishes() {
     assert_eq!(node::stream_ids(&redis, "t").len(), 1);
     assert_eq!(a.bridge.status().refused, 1);
 }
+
+#[test]
+fn with_wait_replicas_the_replicas_online_are_counted_for_readiness() {
+    if !available("with_wait_replicas_the_replicas_online_are_counted_for_readiness") {
+        return;
+    }
+    use tether_bus::{ReplicaCount, Replicas};
+    let primary = RedisServer::start();
+    let a = Node::start(&primary.url(), |c| c.wait_replicas = 1);
+    let watch = a.bridge.replicas().expect("a watch, with wait_replicas");
+    let counted = |online: usize, seen: bool| Replicas {
+        required: 1,
+        online: ReplicaCount::Online(online),
+        seen,
+    };
+    // None online since the bridge was made: not seen.
+    wait_until("no replica counted", || watch() == counted(0, false));
+    assert_eq!(a.bridge.status().replicas, Some(0));
+    // A replica takes its first copy: counted, and seen from then on.
+    let mut replica = RedisServer::replica_of(&primary);
+    wait_until("the replica counted", || watch() == counted(1, true));
+    // It goes: none online, but they were once.
+    replica.stop();
+    wait_until("the replica gone", || watch() == counted(0, true));
+    assert!(!watch().enough());
+    // A bridge that requires none counts nothing.
+    let b = Node::start(&primary.url(), |_| {});
+    assert!(b.bridge.replicas().is_none());
+}

@@ -536,6 +536,11 @@ fn with_wait_replicas_an_acknowledged_event_is_on_its_replica() {
         // machine: the refusal below waits it out once.
         c.wait_timeout = Duration::from_secs(3);
     });
+    // Every primary has its replica online: counted (the fewest of any
+    // primary's), for readiness.
+    let watch = a.bridge.replicas().expect("a watch, with wait_replicas");
+    let online = |n| tether_bus::ReplicaCount::Online(n);
+    support::wait_until("every primary's replica counted", || watch().online == online(1));
     let answer = |a: &mut Node, topic: &str, data: &str| -> Result<EventId, HubError> {
         let token = a.publish_keyed(0, topic, data, None).unwrap();
         match a.next(0) {
@@ -567,6 +572,9 @@ fn with_wait_replicas_an_acknowledged_event_is_on_its_replica() {
     );
     answer(&mut a, other, "6").expect("another primary's publish");
     assert_eq!(stream_ids(&cluster, &layout.stream_key(lonely)).len(), 6);
+    // The fewest of any primary's: that one has none now, once seen.
+    support::wait_until("the lost replica counted", || watch().online == online(0));
+    assert!(watch().seen);
 }
 
 fn publish_until_added(

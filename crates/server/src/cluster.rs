@@ -1,6 +1,6 @@
 //! Several event loops on one port: one thread each, sharing the
-//! listening address through `SO_REUSEPORT` and nothing else. Loops talk
-//! only through their mailboxes ([`crate::loops`]).
+//! listening sockets (see `server::sockets` for how) and nothing else.
+//! Loops talk only through their mailboxes ([`crate::loops`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,14 +12,20 @@ use crate::app::App;
 use crate::config::{Config, Handshake};
 use crate::loops::{Handle, Poster};
 use crate::loops::{Mailbox, Peers};
+use crate::server::sockets::Sockets;
 use crate::server::{Server, connection_budget};
 
 /// A server of several event loops on one port, one thread each.
 ///
 /// Each loop runs its own [`App`] (made by the factory given to
 /// [`Cluster::bind`]); loops share nothing and talk through
-/// [`crate::Ctx::post`]. The kernel spreads new connections among the
-/// loops (`SO_REUSEPORT`).
+/// [`crate::Ctx::post`]. New connections are spread over the loops: by
+/// default the loops serve one listening socket per address, which no
+/// other process can listen beside, and whichever loop accepts a
+/// connection hands it to the loops in turn; with
+/// [`Config::reuse_port`] each loop listens on a socket of its own with
+/// `SO_REUSEPORT` and the kernel spreads them (over the loops of every
+/// process that asked the same).
 ///
 /// ```no_run
 /// use tether_server::{App, Cluster, Config, Handshake, Request, Route};
@@ -49,7 +55,12 @@ pub struct Cluster<A: App> {
 
 impl<A: App + Send + 'static> Cluster<A> {
     /// Binds `threads` loops (at least one) to `config.addr`. With port 0
-    /// the first loop picks the port and the others join it.
+    /// the port is picked once, for every loop.
+    ///
+    /// An address another socket holds is refused (`AddrInUse`, with a
+    /// message naming the address and the listener), whatever the loop
+    /// count, unless both this server and the socket holding it asked to
+    /// share it ([`Config::reuse_port`]).
     pub fn bind(
         mut config: Config,
         handshake: Handshake,
@@ -60,27 +71,26 @@ impl<A: App + Send + 'static> Cluster<A> {
         if config.max_connections.is_none() {
             config.max_connections = Some(connection_budget(&config, threads));
         }
+        let sockets = Sockets::bind(&config, threads)?;
+        config.addr = sockets.local_addr()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls_addr) = sockets.tls_addr()? {
+            config.tls_addr = Some(tls_addr);
+        }
         let handshake = Arc::new(handshake);
         let mut first = Server::bind_shared(
             with_loop_index(&config, 0),
             handshake.clone(),
             make_app(0),
-            threads > 1,
-            true,
+            sockets.for_loop(0)?,
         )?;
-        config.addr = first.local_addr();
-        #[cfg(feature = "tls")]
-        if let Some(tls_addr) = first.tls_addr() {
-            config.tls_addr = Some(tls_addr);
-        }
         let mut others = Vec::with_capacity(threads - 1);
         for index in 1..threads {
             others.push(Server::bind_shared(
                 with_loop_index(&config, index),
                 handshake.clone(),
                 make_app(index),
-                true,
-                false,
+                sockets.for_loop(index)?,
             )?);
         }
         let mailboxes: Arc<[Mailbox<A::Post>]> = std::iter::once(&first)

@@ -122,8 +122,8 @@ pub struct Config {
     /// application once it is complete, and its memory is then free again.
     pub request_bodies_per_connection: usize,
     /// Serve HTTP/3 (off by default): with [`Config::tls`] set, each loop
-    /// binds a UDP socket on the TLS listener's port number
-    /// (`SO_REUSEPORT` in a cluster) and serves QUIC there with the same
+    /// serves QUIC on a UDP socket bound on the TLS listener's port number
+    /// (see [`Config::reuse_port`] for whether it is shared) with the same
     /// certificates (ALPN `h3`); responses over TCP then carry
     /// `Alt-Svc: h3=":PORT"`. Binding fails with `InvalidInput` when it is
     /// on without TLS. Feature `tls`.
@@ -138,15 +138,21 @@ pub struct Config {
     /// costs one branch a request). See [`AccessEntry`](crate::AccessEntry)
     /// for what is reported and when.
     pub access_log: Option<crate::access::AccessLog>,
-    /// Let other processes listen on the same address too (off by
-    /// default). Off, binding fails with `AddrInUse` when any other socket
-    /// listens on the address (TCP) or holds its port (the UDP of HTTP/3),
-    /// so that a second server never silently takes half of the first
-    /// one's clients; the loops of one [`crate::Cluster`] still share the
-    /// port among themselves (`SO_REUSEPORT`). On, every socket is bound
-    /// with `SO_REUSEPORT` and the kernel spreads connections over every
-    /// process of the same user that did the same: turn it on in every
-    /// one of them.
+    /// Let other processes listen on the same addresses too (off by
+    /// default). Off, each listener (main, TLS, admin, and the UDP socket
+    /// of HTTP/3) is one socket without `SO_REUSEPORT`, which the loops of
+    /// one [`crate::Cluster`] share among themselves and the kernel lets
+    /// no other socket listen (TCP) or bind (UDP) beside: binding fails
+    /// with `AddrInUse` when another socket holds the address, and no
+    /// later server can join this one, so that a second server never
+    /// silently takes a share of the first one's clients. On, every loop
+    /// binds sockets of its own with `SO_REUSEPORT`, and the kernel spreads
+    /// connections over them and over those of every other process of the
+    /// same user that did the same (and only those: a server started
+    /// without it still refuses to share, and is refused). Turn it on in
+    /// every one of them. HTTP/3's connections are not handed between
+    /// processes: a client whose address changes may land on another
+    /// process, which does not hold its connection.
     pub reuse_port: bool,
     /// How long the server keeps serving after SIGTERM before its
     /// graceful shutdown begins (zero by default: at once). Meanwhile

@@ -44,7 +44,9 @@ mod tls_session;
 mod transport;
 
 pub use access::{AccessEntry, AccessLog, Opened, Transport, Version};
-pub use app::{App, BeforeBody, CloseReason, ConnId, Ctx, Encoded, Reply, Request, Response, Route};
+pub use app::{
+    App, BeforeBody, CloseReason, ConnId, Ctx, Encoded, Readiness, Reply, Request, Response, Route,
+};
 pub use cluster::Cluster;
 pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};

@@ -8,12 +8,14 @@
 
 use std::fmt;
 #[cfg(feature = "tls")]
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use mio::Waker;
+use mio::net::TcpStream;
 
 /// What arrives in a loop's mailbox.
 pub(crate) enum Mail<P> {
@@ -24,13 +26,28 @@ pub(crate) enum Mail<P> {
     /// it posted before is still on its way to this loop, and nothing it
     /// posts after this needs delivering before the loop's sessions close.
     Drained,
+    /// A connection another loop accepted on a listener the loops share,
+    /// for this one to serve: each loop hands what it accepts to the
+    /// loops in turn.
+    Adopt {
+        /// Its socket, not registered with any poll.
+        socket: TcpStream,
+        /// Its peer.
+        peer: SocketAddr,
+        /// It came through a listener that serves TLS.
+        tls: bool,
+    },
     /// A QUIC datagram that the sending loop's socket received for a
-    /// connection this loop holds (its connection ID names this loop).
-    /// Only loops serving HTTP/3, which needs TLS, forward them.
+    /// connection this loop holds (its connection ID names this loop) or,
+    /// on a socket the loops share, would hold (the client has none of
+    /// the server's IDs yet, and its address names this loop). Only loops
+    /// serving HTTP/3, which needs TLS, forward them.
     #[cfg(feature = "tls")]
     Datagram {
         /// Its sender.
         from: SocketAddr,
+        /// The local address it was sent to, when the kernel said.
+        to: Option<IpAddr>,
         /// Its bytes.
         bytes: Box<[u8]>,
     },
@@ -194,12 +211,28 @@ impl<P> Peers<P> {
     /// Hands a QUIC datagram to the loop `to_loop`; nothing if there is
     /// no such loop.
     #[cfg(feature = "tls")]
-    pub(crate) fn forward_datagram(&self, to_loop: usize, from: SocketAddr, bytes: &[u8]) {
+    pub(crate) fn forward_datagram(
+        &self,
+        to_loop: usize,
+        from: SocketAddr,
+        to: Option<IpAddr>,
+        bytes: &[u8],
+    ) {
         if let Some(mailbox) = self.mailboxes.get(to_loop) {
             mailbox.send(Mail::Datagram {
                 from,
+                to,
                 bytes: bytes.into(),
             });
+        }
+    }
+
+    /// Hands a connection accepted on a shared listener to the loop
+    /// `to_loop` ([`Mail::Adopt`]); should that loop be gone, the
+    /// connection is closed.
+    pub(crate) fn hand_over(&self, to_loop: usize, socket: TcpStream, peer: SocketAddr, tls: bool) {
+        if let Some(mailbox) = self.mailboxes.get(to_loop) {
+            mailbox.send(Mail::Adopt { socket, peer, tls });
         }
     }
 

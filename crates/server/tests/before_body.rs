@@ -232,7 +232,10 @@ fn http2_a_state_made_of_the_head_reaches_on_request_and_drops_once() {
 fn the_servers_own_paths_are_answered_whatever_before_body_would_say() {
     let running = start();
     let mut conn = HttpConn::connect(running.server.addr);
-    for (path, body) in [("/healthz", &b"ok\n"[..]), ("/readyz", b"ready\n")] {
+    for (path, body) in [
+        ("/healthz", &b"ok\n"[..]),
+        ("/readyz", b"ready\n[+] draining: no\n[+] app: ready\n"),
+    ] {
         // The head alone, which waits for `100 Continue` before its body:
         // the head is seen with the body still to come.
         conn.request("GET", path, "Content-Length: 2\r\nExpect: 100-continue\r\n");
@@ -243,7 +246,10 @@ fn the_servers_own_paths_are_answered_whatever_before_body_would_say() {
     }
 
     let mut h2 = H2Client::connect(running.server.addr);
-    for (path, body) in [("/healthz", &b"ok\n"[..]), ("/readyz", b"ready\n")] {
+    for (path, body) in [
+        ("/healthz", &b"ok\n"[..]),
+        ("/readyz", b"ready\n[+] draining: no\n[+] app: ready\n"),
+    ] {
         let fields = [
             (":method", "GET"),
             (":scheme", "http"),

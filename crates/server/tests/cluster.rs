@@ -128,3 +128,42 @@ fn loops_share_the_port_and_deliver_each_others_messages_in_order() {
         .expect("no panic")
         .expect("every loop shut down cleanly");
 }
+
+/// Answers every request with its loop's index.
+struct LoopIndex(&'static str);
+
+impl App for LoopIndex {
+    type Post = ();
+    type State = ();
+
+    fn route(&mut self, _: &Request<'_>) -> Route {
+        Route::Page {
+            content_type: "text/plain",
+            body: self.0.as_bytes(),
+        }
+    }
+}
+
+#[test]
+fn loops_sharing_a_listener_take_its_connections_in_turn() {
+    const LOOPS: usize = 3;
+    const CONNECTIONS: usize = 60;
+    let names = ["0", "1", "2"];
+    let server =
+        common::TestServer::start_loops(config(), Handshake::new(), LOOPS, |index| LoopIndex(names[index]));
+    let mut taken = [0usize; LOOPS];
+    for _ in 0..CONNECTIONS {
+        let body = common::get(server.addr, "/").body;
+        let index: usize = String::from_utf8(body).unwrap().parse().unwrap();
+        taken[index] += 1;
+    }
+    // Whichever loop accepts a connection hands it to the loops in turn,
+    // starting with itself: each loop's accepts spread over the loops
+    // within one, so with at most LOOPS loops accepting no loop is more
+    // than LOOPS connections apart from another, however the accepts
+    // fell (the kernel's hash of one socket per loop promises no such
+    // bound).
+    let (least, most) = (taken.iter().min().unwrap(), taken.iter().max().unwrap());
+    assert!(most - least <= LOOPS, "{taken:?}");
+    assert_eq!(taken.iter().sum::<usize>(), CONNECTIONS);
+}

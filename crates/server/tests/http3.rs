@@ -9,7 +9,8 @@
 //! datagrams too with `?datagrams=1`, a session closed as a slow
 //! consumer), and the slow-consumer policy on
 //! one stream while the connection's others go on; a client whose
-//! address changes over and over on a server of several loops; a
+//! address changes over and over on a server of several loops (sharing
+//! one UDP socket, or each with its own); a
 //! certificate replaced while running (SIGHUP); `Alt-Svc` on every TCP
 //! answer head (HTTP/1.1 and HTTP/2: pages, errors, event streams,
 //! WebSocket upgrades); the refusal to start HTTP/3 without TLS; the
@@ -250,8 +251,24 @@ fn an_event_stream_whose_client_does_not_read_is_reset_and_its_connection_goes_o
 }
 
 #[test]
+fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_reads_its_datagrams() {
+    // The loops read one UDP socket: most datagrams reach another loop
+    // than the one holding their connection.
+    address_changes(false);
+}
+
+#[test]
 fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagrams_reach() {
-    let certs = certs(b"h3");
+    // Each loop has a socket of its own (SO_REUSEPORT): the kernel's hash
+    // of the client's address picks the socket.
+    address_changes(true);
+}
+
+/// A client moving to a new port over and over, on a server of 4 loops
+/// with `reuse_port` or without.
+fn address_changes(reuse_port: bool) {
+    let mut certs = certs(b"h3");
+    certs.server.reuse_port = reuse_port;
     let server = TestServer::start_loops(certs.server, Handshake::new(), 4, |_| Feed {
         subscribers: Vec::new(),
         sockets: Vec::new(),
@@ -260,9 +277,10 @@ fn a_client_whose_address_changes_keeps_its_connection_whichever_loop_its_datagr
     let mut client = Client::connect(server.addr, &certs.client, 1 << 20);
     let events = client.request("GET", "/events", b"");
     client.until("the event stream's head", |c| !c.frames(events).0.is_empty());
-    // Over 4 loops, the kernel's hash sends 12 new ports all to the loop
-    // holding the connection once in 4^12 runs; every other run has
-    // datagrams that reach another loop first.
+    // Over 4 loops, the kernel's hash (or, on one socket, whichever loop
+    // is free to read) sends 12 new ports all to the loop holding the
+    // connection about once in 4^12 runs; every other run has datagrams
+    // that reach another loop first.
     for round in 0..12 {
         client.rebind();
         let page = client.request("GET", "/page", b"");

@@ -100,6 +100,8 @@ pub struct DemoLogin {
     /// The number of the last guest named (`guest-N`), shared by every
     /// loop's copy.
     pub(super) guests: Arc<AtomicU64>,
+    /// Where the secret is kept ([`DemoLogin::kept_in`]), if anywhere.
+    kept_at: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for DemoLogin {
@@ -127,6 +129,7 @@ impl DemoLogin {
             ttl: DEFAULT_DEMO_TOKEN_TTL,
             secure: false,
             guests: Arc::new(AtomicU64::new(0)),
+            kept_at: None,
         })
     }
 
@@ -144,6 +147,7 @@ impl DemoLogin {
             ttl: DEFAULT_DEMO_TOKEN_TTL,
             secure: false,
             guests: Arc::new(AtomicU64::new(0)),
+            kept_at: None,
         })
     }
 
@@ -170,14 +174,15 @@ impl DemoLogin {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        match options.open(&path) {
+        let made = match options.open(&path) {
             Ok(mut file) => {
                 file.write_all(&secret)?;
                 file.sync_all()?;
+                true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e),
-        }
+        };
         let kept = read_secret(&path)?;
         let mut login = DemoLogin::with_secret(&kept).map_err(|e| {
             std::io::Error::new(
@@ -185,14 +190,28 @@ impl DemoLogin {
                 format!("{}: {e}", path.display()),
             )
         })?;
-        // Guests from before the restart keep their names (their passes
-        // still verify): new guests are numbered from a random point, so
-        // that a new one is given an old one's name only if this start
-        // falls among the numbers the last run gave (1 in 10^9 for each).
-        let mut start = [0u8; 8];
-        getrandom::fill(&mut start).map_err(std::io::Error::other)?;
-        login.guests = Arc::new(AtomicU64::new(u64::from_le_bytes(start) % GUEST_NUMBERS));
+        login.kept_at = Some(path);
+        // A new secret has no guests yet: they are guest-1, guest-2, ...
+        // With a secret kept from an earlier run, guests from before keep
+        // their names (their passes still verify): new guests are
+        // numbered from a random point, so that a new one is given an old
+        // one's name only if this start falls among the numbers the last
+        // run gave (1 in 10^9 for each).
+        if !made {
+            let mut start = [0u8; 8];
+            getrandom::fill(&mut start).map_err(std::io::Error::other)?;
+            login.guests = Arc::new(AtomicU64::new(u64::from_le_bytes(start) % GUEST_NUMBERS));
+        }
         Ok(login)
+    }
+
+    /// Where its secret comes from, as a start line says it: the file it
+    /// is kept in, or made at start (its tokens end with the process).
+    pub fn secret_origin(&self) -> String {
+        match &self.kept_at {
+            Some(path) => format!("the secret kept in {}", path.display()),
+            None => "a secret made at start (its tokens end with this process)".to_owned(),
+        }
     }
 
     /// A pass for `name`, good for `ttl` seconds: kept by the browser in

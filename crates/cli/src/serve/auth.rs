@@ -52,7 +52,8 @@ pub(crate) struct AuthArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub(crate) auth_timeout: u64,
     /// Seconds a token from the demo's sign-in (POST /demo/login) is good
-    /// for. The demo signs them with a random secret made at start, unless
+    /// for. The demo signs them with a random secret made once and kept as
+    /// demo.secret in --data-dir (made at each start with --memory), unless
     /// a key is given above: then the sign-in is off.
     #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) demo_token_ttl: u64,

@@ -43,7 +43,8 @@ pub(crate) struct RedisArgs {
     /// not all take within --redis-wait-timeout is answered 503. 0 (the
     /// default) acknowledges once the primary has it: Redis replicates
     /// afterwards, so a primary that fails first loses acknowledged
-    /// events.
+    /// events. The replicas online are counted every second: /readyz
+    /// answers 503 until Redis has had this many since the node started.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "redis",
           value_parser = clap::value_parser!(u8).range(0..=16))]
     pub(crate) redis_wait_replicas: u8,

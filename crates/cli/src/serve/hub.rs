@@ -213,23 +213,50 @@ pub(crate) struct MetricsArgs {
     /// Serve /metrics on a listener of its own at this address (say
     /// 127.0.0.1:9090, or another private interface), and not on the
     /// main port (which then answers it with 404); the live admin page,
-    /// /admin, is served there too (and only there).
+    /// /admin, is served there too (and only there). It answers 421 to a
+    /// request whose Host is not its address, localhost or an
+    /// --admin-host.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_listen: Option<SocketAddr>,
     /// /metrics requires Authorization: Bearer TOKEN (or set
     /// TETHER_METRICS_TOKEN, which other users cannot see in the process
-    /// list); so does /admin, where a browser signs in with it once.
+    /// list); so does /admin, where a browser signs in with it once. It is
+    /// the admin credential: without it the admin page is read-only (the
+    /// counters) and its actions are refused (403).
     #[arg(long, value_name = "TOKEN")]
     pub(crate) metrics_token: Option<Secret>,
+    /// A host name the --metrics-listen listener serves besides its own
+    /// address and localhost (repeat for more): a name, with a port to
+    /// match that port only (admin.example.com, ops.example:8443), as a
+    /// browser names it in Host (the name of a proxy or ingress in front
+    /// of it, say). A request naming another host is answered 421, so
+    /// that a page whose DNS name was made to point at the listener (DNS
+    /// rebinding) reaches nothing there.
+    #[arg(long = "admin-host", value_name = "NAME", value_parser = parse_admin_host)]
+    pub(crate) admin_hosts: Vec<String>,
     /// Add a series per topic (backlog events and bytes). Off by default:
     /// it names every topic, and a label per topic has no bound.
     #[arg(long)]
     pub(crate) metrics_topics: bool,
 }
 
+/// An `--admin-host`: a host name or address, and an optional port.
+fn parse_admin_host(text: &str) -> Result<String, String> {
+    if HubSettings::is_admin_host(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(
+            "not a host: a name or address and an optional port (admin.example.com, ops.example:8443), \
+             no scheme, path or *"
+                .to_owned(),
+        )
+    }
+}
+
 impl MetricsArgs {
     pub(crate) fn apply(&self, settings: &mut HubSettings, config: &mut Config) {
         settings.metrics_topics = self.metrics_topics;
+        settings.admin_hosts = self.admin_hosts.clone();
         settings.metrics_token = match &self.metrics_token {
             Some(token) => Some(token.0.clone()),
             None => std::env::var(METRICS_TOKEN_VARIABLE)

@@ -142,10 +142,14 @@ pub(crate) struct Args {
     /// transport, HTTP version, peer) beside the log, in its format.
     #[arg(long)]
     pub(crate) access_log: bool,
-    /// Let other processes listen on the same port (SO_REUSEPORT), each
-    /// started with this too: the kernel spreads new connections over
-    /// them all. Off, a port that another process listens on is refused
-    /// (`address in use`) rather than silently shared.
+    /// Share this server's ports (the main one, --tls-listen's,
+    /// --metrics-listen's, HTTP/3's UDP) with other processes started
+    /// with this too (SO_REUSEPORT, same user): the kernel spreads new
+    /// connections over them all. Off, no other process can listen on
+    /// them, and a port another process holds is refused (`address in
+    /// use`) rather than silently shared, whatever either one's --threads.
+    /// An HTTP/3 connection stays with its process: a client whose address
+    /// changes may reach another one and lose it.
     #[arg(long)]
     pub(crate) reuse_port: bool,
     /// Seconds to keep serving after SIGTERM before the graceful shutdown

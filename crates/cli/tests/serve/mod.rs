@@ -27,12 +27,19 @@ pub(crate) struct Node {
 impl Node {
     /// Starts a node with `args` after the common ones and `envs`, its
     /// standard error in `DIR/NAME.log`, and waits until its broker
-    /// reports up in `/metrics`.
+    /// reports up in `/metrics`. Two event loops unless `args` say
+    /// `--threads`.
     pub(crate) fn start<A: AsRef<OsStr>>(dir: &Path, name: &str, args: &[A], envs: &[(&str, &str)]) -> Node {
         let log = dir.join(format!("{name}.log"));
+        let threads: &[&str] = if args.iter().any(|a| a.as_ref() == "--threads") {
+            &[]
+        } else {
+            &["--threads", "2"]
+        };
         let (process, line) = Process::start(
             Command::new(env!("CARGO_BIN_EXE_tether"))
-                .args(["serve", "--app", "hub", "--port", "0", "--threads", "2"])
+                .args(["serve", "--app", "hub", "--port", "0"])
+                .args(threads)
                 .args(args)
                 .args(["--log-level", "info"])
                 .envs(envs.iter().copied())

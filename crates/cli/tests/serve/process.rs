@@ -19,7 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// A running child process, killed when dropped.
 pub(crate) struct Process {
     pub(crate) child: Child,
-    _stdout: BufReader<ChildStdout>,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl Process {
@@ -41,11 +41,15 @@ impl Process {
         let mut stdout = BufReader::new(child.stdout.take().expect("a piped stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the first line");
-        let process = Process {
-            child,
-            _stdout: stdout,
-        };
+        let process = Process { child, stdout };
         (process, line)
+    }
+
+    /// The next line the process prints (empty once its output ends).
+    pub(crate) fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read a line");
+        line
     }
 
     /// `kill -9`, and waits for the process to end.

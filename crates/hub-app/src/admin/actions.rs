@@ -4,8 +4,11 @@
 //! `/admin/watch?topic=NAME`, an event stream of a topic's events
 //! whatever its subscribe rights.
 //!
-//! Who may: whoever may read the page (a session, the metrics token as a
-//! bearer token, anyone when no metrics token is set). A browser's
+//! Who may: a session, or the metrics token as a bearer token. With no
+//! metrics token set there is no admin credential, and nobody may: the
+//! actions answer 403 saying how to set one (the page, read-only then,
+//! shows the counters alone). Anyone reaching the listener is not a
+//! credential: in a cluster, that is every pod. A browser's
 //! request must also come from the page itself: its `Origin` (if any) is
 //! this host's, its `Sec-Fetch-Site` (if any) is `same-origin` or `none`,
 //! and anything but a read (`GET`, `HEAD`) carries the session's CSRF
@@ -23,7 +26,7 @@ use serde_json::Value;
 use tether_hub::secret_matches;
 use tether_server::{ConnId, Request, Response};
 
-use super::{Admin, Presented, Stream, random_hex, same_origin, session_cookie};
+use super::{Admin, Presented, Stream, same_origin, session_cookie};
 use crate::api::{ApiError, ApiRoute, as_json};
 use crate::routes::{TokenFault, Unauthorized, bearer, unauthorized};
 
@@ -39,6 +42,24 @@ const MAX_LOGGED_TOPICS: usize = 10;
 /// Whether `path` is one of the page's actions (answered in JSON).
 pub(super) fn is_action_path(path: &str) -> bool {
     path.starts_with("/admin/api/") || path == "/admin/watch"
+}
+
+/// The 403 of an action when no admin credential is set, in the API's
+/// JSON: nobody may act, and the answer says how to change that.
+pub(super) fn closed(request: &Request<'_>) -> Response {
+    log::debug!(
+        "admin: refused {} (no metrics token is set) from {}",
+        clip(request.path()),
+        peer(request)
+    );
+    ApiError::new(
+        403,
+        "no_admin_credential",
+        "the admin page's actions need an admin credential, and none is set: start tether with \
+         --metrics-token TOKEN (or TETHER_METRICS_TOKEN), then sign in at /admin or send \
+         Authorization: Bearer TOKEN",
+    )
+    .response()
 }
 
 /// The 401 of an action without a credential that does, in the API's
@@ -73,8 +94,6 @@ enum Via {
     Bearer,
     /// A session's cookie.
     Session,
-    /// No metrics token is set: anyone reaching the admin listener.
-    Open,
 }
 
 impl Via {
@@ -82,23 +101,16 @@ impl Via {
         match self {
             Via::Bearer => "bearer token",
             Via::Session => "session",
-            Via::Open => "no token set",
         }
     }
 }
 
 impl Admin {
     /// The CSRF token of the page served to this request: its session's,
-    /// the open page's when no metrics token is set, else none (a bearer
-    /// token needs none).
+    /// else none (a bearer token needs none, and with no metrics token
+    /// set the page takes no action).
     pub(super) fn csrf_of(&mut self, request: &Request<'_>, token: Option<&str>) -> String {
-        if token.is_none() {
-            if self.open_csrf.is_none() {
-                self.open_csrf = random_hex::<16>();
-            }
-            return self.open_csrf.clone().unwrap_or_default();
-        }
-        if bearer(request).is_some() {
+        if token.is_none() || bearer(request).is_some() {
             return String::new();
         }
         session_cookie(request)
@@ -107,13 +119,13 @@ impl Admin {
             .unwrap_or_default()
     }
 
-    /// How the request is let in, if it is.
+    /// How the request is let in to act, if it is (never when no
+    /// metrics token is set).
     fn via(&mut self, request: &Request<'_>, token: Option<&str>) -> Option<Via> {
         match self.presented(request, token, Instant::now()) {
-            Presented::Open if token.is_none() => Some(Via::Open),
-            Presented::Open => Some(Via::Bearer),
+            Presented::Bearer => Some(Via::Bearer),
             Presented::Session => Some(Via::Session),
-            Presented::WrongToken | Presented::Nothing => None,
+            Presented::NoTokenSet | Presented::WrongToken | Presented::Nothing => None,
         }
     }
 
@@ -130,6 +142,11 @@ impl Admin {
         let Some(route) = path.strip_prefix("/admin").and_then(ApiRoute::of) else {
             return Err(ApiError::new(404, "not_found", "no such admin endpoint").response());
         };
+        // The settings may have lost their token since the request was
+        // routed (a reload while its body came).
+        if token.is_none() {
+            return Err(closed(request));
+        }
         let Some(via) = self.via(request, token) else {
             return Err(refused(request));
         };
@@ -182,7 +199,6 @@ impl Admin {
     /// Whether the request carries the CSRF token of what lets it in.
     fn csrf_matches(&self, request: &Request<'_>, via: Via) -> bool {
         let expected = match via {
-            Via::Open => self.open_csrf.as_deref(),
             Via::Session => session_cookie(request)
                 .and_then(|id| self.sessions.get(id))
                 .map(|session| session.csrf.as_str()),
@@ -206,7 +222,7 @@ impl Admin {
         let via = self.via(request, token)?;
         let session = match via {
             Via::Session => session_cookie(request).map(str::to_owned),
-            Via::Bearer | Via::Open => None,
+            Via::Bearer => None,
         };
         self.watches.push(Stream {
             conn,
@@ -269,7 +285,7 @@ fn summary(request: &Request<'_>, body: &[u8]) -> String {
 }
 
 /// At most [`MAX_LOGGED`] bytes of `s`, cut at a character's boundary.
-fn clip(s: &str) -> &str {
+pub(super) fn clip(s: &str) -> &str {
     let mut end = s.len().min(MAX_LOGGED);
     while !s.is_char_boundary(end) {
         end -= 1;

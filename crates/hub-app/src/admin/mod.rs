@@ -2,13 +2,20 @@
 //! live view of the counters `/metrics` reads, fed by `/admin/events`, an
 //! event stream of one JSON snapshot a second.
 //!
+//! Every request on the admin listener, `/metrics` included, is first
+//! checked for the `Host` it names ([`host`]): a name the listener does
+//! not serve (a DNS-rebinding page's) is answered 421 before anything
+//! else.
+//!
 //! Who may read it: anyone who reaches the admin listener when no metrics
-//! token is set, else a request with `Authorization: Bearer TOKEN`, or a
-//! browser that signed in. A browser cannot put a header on an
-//! `EventSource`, so signing in (`POST /admin/login`, the token in a form
-//! body, never in a URL) opens a session: a random id in a cookie that
-//! scripts cannot read (`HttpOnly`), that no other site's request carries
-//! (`SameSite=Strict`) and that goes nowhere but `/admin` (`Path=/admin`).
+//! token is set (the counters only: the page is then read-only, and its
+//! actions are refused, 403, whoever asks), else a request with
+//! `Authorization: Bearer TOKEN`, or a browser that signed in. A browser
+//! cannot put a header on an `EventSource`, so signing in (`POST
+//! /admin/login`, the token in a form body, never in a URL) opens a
+//! session: a random id in a cookie that scripts cannot read
+//! (`HttpOnly`), that no other site's request carries (`SameSite=Strict`)
+//! and that goes nowhere but `/admin` (`Path=/admin`).
 //! The page then needs no token of its own: its `EventSource` sends the
 //! cookie. Sessions live in the loop that serves the admin listener (the
 //! first one), end after [`SESSION_TTL`] or at `POST /admin/logout`, and
@@ -19,9 +26,14 @@
 //! What the page does (publish, disconnect, revoke...) is in [`actions`]:
 //! the server API's endpoints under `/admin/api/`, each checked for a
 //! session, the same origin and the session's CSRF token, and logged.
+//! There is no action without the admin credential: with no metrics
+//! token set, nobody may act, whatever the operator forgot.
 
 mod actions;
 mod form;
+mod host;
+
+pub(crate) use host::is_admin_host;
 
 use form::form_field;
 
@@ -39,8 +51,9 @@ pub(super) use super::routes::AdminRoute;
 use super::routes::{HubRoute, bearer};
 
 /// The page, with `{{NONCE}}` where each answer puts its CSP nonce,
-/// `{{AUTH}}` where it says whether a sign-out button makes sense and
-/// `{{CSRF}}` where its actions find their CSRF token.
+/// `{{AUTH}}` where it says whether an admin credential is set (`on`:
+/// the actions and a sign-out button; `off`: read-only) and `{{CSRF}}`
+/// where its actions find their CSRF token.
 const PAGE: &str = include_str!("../../static/admin.html");
 
 /// The cookie that holds a session's id.
@@ -85,9 +98,6 @@ pub(super) struct Admin {
     last: Option<Sample>,
     /// Publishes and deliveries per second between the last two readings.
     rates: (f64, f64),
-    /// The CSRF token of the page served without a session (when no
-    /// metrics token is set): made once, for this loop's lifetime.
-    open_csrf: Option<String>,
     /// The open `/admin/watch` streams (hub subscribers of their topic).
     watches: Vec<Stream>,
 }
@@ -98,7 +108,7 @@ pub(super) struct Admin {
 struct Stream {
     conn: ConnId,
     /// The session it was opened with (`None`: a bearer token, or no
-    /// token needed).
+    /// token set, for a stream of counters).
     session: Option<String>,
     /// The metrics token when it was opened.
     token: Option<String>,
@@ -107,8 +117,11 @@ struct Stream {
 /// What a request presents to the admin routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Presented {
-    /// No token is needed, or the right one came in `Authorization`.
-    Open,
+    /// No metrics token is set: the counters are anyone's who reaches
+    /// the listener, the actions nobody's.
+    NoTokenSet,
+    /// The metrics token, in `Authorization`.
+    Bearer,
     /// A live session's cookie.
     Session,
     /// `Authorization` with another token.
@@ -119,31 +132,45 @@ enum Presented {
 
 impl Admin {
     /// The route of a request that came through the admin listener, if
-    /// its path is one of the admin page's (`None`: not ours).
-    pub(super) fn route(&mut self, request: &Request<'_>, token: Option<&str>) -> Option<Route<HubRoute>> {
+    /// its path is one of the admin page's or its `Host` is not served
+    /// there (`None`: not ours). `hosts` are the names it serves besides
+    /// its address and `localhost`.
+    pub(super) fn route(
+        &mut self,
+        request: &Request<'_>,
+        token: Option<&str>,
+        hosts: &[String],
+    ) -> Option<Route<HubRoute>> {
+        if misdirected(request, hosts).is_some() {
+            return Some(HubRoute::Admin(AdminRoute::Misdirected).route());
+        }
         let route = match request.path() {
             "/admin" | "/admin/" | "/admin/events" => {
                 let events = request.path() == "/admin/events";
                 match self.presented(request, token, Instant::now()) {
-                    Presented::Open | Presented::Session if events => AdminRoute::Events,
-                    Presented::Open | Presented::Session => AdminRoute::Page,
+                    Presented::NoTokenSet | Presented::Bearer | Presented::Session if events => {
+                        AdminRoute::Events
+                    }
+                    Presented::NoTokenSet | Presented::Bearer | Presented::Session => AdminRoute::Page,
                     Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
                 }
             }
             "/admin/watch" => match self.presented(request, token, Instant::now()) {
-                Presented::Open | Presented::Session
+                Presented::NoTokenSet => AdminRoute::Closed,
+                Presented::Bearer | Presented::Session
                     if bearer(request).is_none() && actions::from_elsewhere(request) =>
                 {
                     return Some(super::routes::Refusal::Origin.route());
                 }
-                Presented::Open | Presented::Session => match request.query_param("topic") {
+                Presented::Bearer | Presented::Session => match request.query_param("topic") {
                     Some(topic) if tether_hub::is_valid_topic(&topic) => AdminRoute::Watch,
                     _ => return Some(super::routes::Refusal::BadTopic.route()),
                 },
                 Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
             },
             path if path.starts_with("/admin/api/") => match self.presented(request, token, Instant::now()) {
-                Presented::Open | Presented::Session => AdminRoute::Api,
+                Presented::NoTokenSet => AdminRoute::Closed,
+                Presented::Bearer | Presented::Session => AdminRoute::Api,
                 Presented::WrongToken | Presented::Nothing => AdminRoute::Denied,
             },
             "/admin/login" => AdminRoute::Login,
@@ -157,11 +184,11 @@ impl Admin {
     /// Who the request is, to the admin routes.
     fn presented(&mut self, request: &Request<'_>, token: Option<&str>, now: Instant) -> Presented {
         let Some(token) = token else {
-            return Presented::Open;
+            return Presented::NoTokenSet;
         };
         if let Some(given) = bearer(request) {
             return if secret_matches(token, given) {
-                Presented::Open
+                Presented::Bearer
             } else {
                 Presented::WrongToken
             };
@@ -183,6 +210,8 @@ impl Admin {
     ) -> Response {
         let read_only = matches!(request.method(), "GET" | "HEAD");
         match route {
+            AdminRoute::Misdirected => host::misdirected(),
+            AdminRoute::Closed => actions::closed(request),
             AdminRoute::Denied if actions::is_action_path(request.path()) => actions::refused(request),
             AdminRoute::Page if read_only => {
                 let csrf = self.csrf_of(request, token);
@@ -367,6 +396,28 @@ impl Admin {
     }
 }
 
+/// The 421 of a request on the admin listener whose `Host` it does not
+/// serve (logged), or `None`: `hosts` are the names it serves besides
+/// its address and `localhost`.
+pub(super) fn misdirected(request: &Request<'_>, hosts: &[String]) -> Option<Response> {
+    if host::served(request, hosts) {
+        return None;
+    }
+    let named = request
+        .header("host")
+        .or_else(|| request.header(":authority"))
+        .unwrap_or("");
+    log::warn!(
+        "admin: refused {} {} for the host {:?}, which the admin listener does not serve \
+         (--admin-host names more) from {}",
+        request.method(),
+        actions::clip(request.path()),
+        actions::clip(named),
+        actions::peer(request)
+    );
+    Some(host::misdirected())
+}
+
 fn send<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, snapshot: &str) {
     let event = tether_sse::Event::new().event("snapshot").data(snapshot);
     if let Err(e) = ctx.send_event(conn, &event) {
@@ -474,14 +525,15 @@ fn secure_html(status: u16, html: String, nonce: &str) -> Response {
         .header("Referrer-Policy", "same-origin")
 }
 
-/// The page, with a fresh nonce and the CSRF token its actions send.
-fn page(signed_in: bool, csrf: &str) -> Response {
+/// The page, with a fresh nonce and the CSRF token its actions send;
+/// read-only (no action shown) without an admin credential.
+fn page(credential_set: bool, csrf: &str) -> Response {
     let Some(nonce) = random_hex::<16>() else {
         return Response::text(500, "no randomness for the page's nonce\n");
     };
     let html = PAGE
         .replace("{{NONCE}}", &nonce)
-        .replace("{{AUTH}}", if signed_in { "on" } else { "off" })
+        .replace("{{AUTH}}", if credential_set { "on" } else { "off" })
         .replace("{{CSRF}}", csrf);
     secure_html(200, html, &nonce)
 }

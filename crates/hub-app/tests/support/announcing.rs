@@ -18,7 +18,7 @@ impl App for Announcing {
     tether_server::forward_app!(self.0 =>
         route, on_message, on_close, event_stream_headers, on_unsubscribe, tick_interval, on_tick,
         on_request, before_body, refuse_before_body, body_too_large, on_request_timeout, on_request_abandoned,
-        on_post, on_shutdown, on_request_shutdown, ready, on_proceed, keeps_session_state,
+        on_post, on_shutdown, on_request_shutdown, ready, readiness, on_proceed, keeps_session_state,
     );
 
     fn on_open(

@@ -27,6 +27,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// What it is started with besides the port and no persistence.
+    extra: Vec<String>,
 }
 
 /// `redis-server`, for the messages of a test that needs it.
@@ -45,6 +47,17 @@ pub fn available(test: &str) -> bool {
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(Vec::new())
+    }
+
+    /// Starts a replica of `primary` on a free port (`--replicaof`): the
+    /// primary counts it online once its first copy is taken.
+    pub fn replica_of(primary: &RedisServer) -> RedisServer {
+        let to = ["--replicaof", "127.0.0.1", &primary.port.to_string()];
+        RedisServer::start_with(to.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn start_with(extra: Vec<String>) -> RedisServer {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tether-redis-test-{}-{}",
@@ -56,6 +69,7 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir,
+            extra,
         };
         server.restart();
         server
@@ -76,10 +90,13 @@ impl RedisServer {
         let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // A replica gets its first copy at once, not 5 s later.
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--pidfile")
             .arg(&pidfile)
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -87,6 +104,24 @@ impl RedisServer {
         let port = self.port;
         REDIS_SERVER.wait_started(&mut child, port, || self.try_client().is_some());
         self.child = Some(child);
+    }
+
+    /// Pauses it (`SIGSTOP`): its clients' connections stay open and get
+    /// no answer, as when the network between them drops every packet;
+    /// what it holds is kept for [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Kills it (its clients see their connections reset).

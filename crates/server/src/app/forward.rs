@@ -89,6 +89,9 @@ macro_rules! forward_app {
     (@one $f:tt ready) => {
         $crate::forward_app!(@fn ref $f ready() -> bool);
     };
+    (@one $f:tt readiness) => {
+        $crate::forward_app!(@fn ref $f readiness(report: &mut $crate::Readiness) -> ());
+    };
     (@one $f:tt tick_interval) => {
         $crate::forward_app!(@fn ref $f tick_interval() -> ::core::option::Option<::core::time::Duration>);
     };

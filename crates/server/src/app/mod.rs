@@ -8,11 +8,14 @@ use tether_ws::MessageRef;
 mod ctx;
 mod encoded;
 mod forward;
+mod readiness;
 
 pub use crate::request::{BeforeBody, CloseReason, ConnId, Reply, Request, Response, Route};
 pub use ctx::Ctx;
 pub(crate) use ctx::{Action, Actions, Current, InPlace, Queued};
 pub use encoded::Encoded;
+pub use readiness::Readiness;
+pub(crate) use readiness::shared_asked;
 
 /// A tether application: decides routes and reacts to connections.
 ///
@@ -250,12 +253,24 @@ pub trait App {
         size_of::<Self::State>() != 0
     }
 
-    /// Whether the application can take work now. `false` makes the
-    /// server answer `GET /readyz` with `503` and `Retry-After` (the hub
-    /// says so while its broker is not up); `/healthz` is not asked. The
-    /// default is always ready.
+    /// Whether the application can take work now, as one check: `false`
+    /// makes the server answer `GET /readyz` with `503` and
+    /// `Retry-After`; `/healthz` is not asked. The default is always
+    /// ready. Asked only by the default [`App::readiness`].
     fn ready(&self) -> bool {
         true
+    }
+
+    /// The application's checks for `GET /readyz`, reported into
+    /// `report` beside the server's own (`draining`): each named, a
+    /// condition of this node alone ([`Readiness::check`], which takes it
+    /// out of rotation when it fails) or one every node shares
+    /// ([`Readiness::shared`], reported, counted only when the probe asks).
+    /// The default reports [`App::ready`] as the check `app`. Called on
+    /// the loop that answers the probe: it must not block.
+    fn readiness(&self, report: &mut Readiness) {
+        let ready = self.ready();
+        report.check("app", ready, if ready { "ready" } else { "not ready" });
     }
 
     /// How often [`App::on_tick`] runs; `None` (the default) for never.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::guard::guarded;
 use crate::access::{Access, Opened};
 use crate::app::Reply;
-use crate::app::{App, ConnId, Ctx, Request, Response, Route};
+use crate::app::{App, ConnId, Ctx, Readiness, Request, Response, Route, shared_asked};
 use crate::loops::Stats;
 
 /// What kind of target a request names, beyond its path.
@@ -157,23 +157,44 @@ fn refuse_method(allow: &str) -> Decision {
     Decision::respond(Response::text(405, "405 Method Not Allowed\n").header("Allow", allow))
 }
 
-/// `/readyz`: 200 while the server takes new work, 503 with
-/// `Retry-After` while it drains before a shutdown or the application
-/// says it is not ready (a hub whose bus is away). `/healthz` is the
-/// liveness beside it: 200 whenever the loop answers at all.
-fn readiness<A: App>(app: &Hosted<A>, ctx: &Ctx<'_, A::Post>, method: &str, head_only: bool) -> Decision {
-    if method != "GET" && !head_only {
+/// `/readyz`: whether this node can keep its promises for the work a
+/// load balancer sends it (see [`Readiness`]): 200 while every check that
+/// counts passes, 503 with `Retry-After` while one fails (the server's
+/// own: it drains before a shutdown; or one of the application's), the
+/// body naming each check. `?shared=1` counts the conditions every node
+/// shares too (a hub's bus away). `/healthz` is the liveness beside it:
+/// 200 whenever the loop answers at all.
+fn readiness<A: App>(
+    app: &Hosted<A>,
+    ctx: &Ctx<'_, A::Post>,
+    request: &Request<'_>,
+    head_only: bool,
+) -> Decision {
+    if request.method != "GET" && !head_only {
         return refuse_method("GET, HEAD");
     }
     let own = ctx.peers.own();
-    if own.draining() {
-        return Decision::respond(Response::text(503, "draining\n").header("Retry-After", "5"));
+    let mut report = Readiness::new(shared_asked(request.query));
+    let draining = own.draining();
+    report.check(
+        "draining",
+        !draining,
+        if draining {
+            "yes: shutting down after its drain delay"
+        } else {
+            "no"
+        },
+    );
+    // A panic in the application's checks counts as a failed check.
+    if guarded(&own.stats, "readiness", || app.readiness(&mut report)).is_none() {
+        report.check("app", false, "its readiness checks panicked");
     }
-    // A panic in the application's answer counts as not ready.
-    if guarded(&own.stats, "ready", || app.ready()) != Some(true) {
-        return Decision::respond(Response::text(503, "not ready\n").header("Retry-After", "1"));
+    if report.ready() {
+        return Decision::respond(Response::text(200, report.body()));
     }
-    Decision::respond(Response::text(200, "ready\n"))
+    // A drain ends in a shutdown: a load balancer need not ask again soon.
+    let retry_after = if draining { "5" } else { "1" };
+    Decision::respond(Response::text(503, report.body()).header("Retry-After", retry_after))
 }
 
 /// Routes a complete request and asks the application what it needs to
@@ -272,7 +293,7 @@ fn decide<A: App>(
             body: b"ok\n",
         }
     } else if request.path == "/readyz" {
-        return readiness(app, ctx, method, head_only);
+        return readiness(app, ctx, request, head_only);
     } else {
         match guarded(stats, "route", || app.route(request)) {
             Some(route) => route,

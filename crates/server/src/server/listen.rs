@@ -1,21 +1,20 @@
-//! The sockets below the loop: listening (with `SO_REUSEPORT` for a
-//! cluster), the connection budget from the open-file limit, a TLS
+//! The sockets below the loop (binding them is `sockets.rs`'s): the
+//! connection budget from the open-file limit, a TLS
 //! session for a connection that speaks TLS and whether it chose HTTP/2,
 //! and what is done with a client when descriptors run short.
 //!
 //! Calling contract: plain functions of the configuration and sockets; the
-//! loop calls them when it binds, accepts or sheds, and keeps whatever
+//! loop calls them when it starts, accepts or sheds, and keeps whatever
 //! they return. Nothing here knows a connection's state or the
 //! application.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
 use log::debug;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Poll, Token};
+use mio::net::TcpStream;
 
 use crate::config::Config;
 use crate::http;
@@ -24,9 +23,6 @@ use crate::transport::TlsSession;
 /// Descriptors kept back from the connection limit for the loop itself
 /// (epoll, the listener, the signal pipe, log files).
 const FD_RESERVE: usize = 32;
-
-/// Connections the kernel may queue before the loop accepts them.
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// How many connections each of `loops` loops may hold when the open-file
 /// limit decides: that limit (raised to its hard limit first, if the
@@ -44,96 +40,6 @@ pub(crate) fn connection_budget(config: &Config, loops: usize) -> usize {
         .saturating_sub(FD_RESERVE);
     debug!("open-file limit {fd_limit}: {total} connections over {loops} loop(s)");
     (total / loops.max(1)).max(1)
-}
-
-/// A non-blocking listening socket (with `SO_REUSEADDR`, so a restarted
-/// server can bind at once); with `reuse_port`, one that other loops can
-/// bind to the same address too.
-pub(super) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    // A backlog of 128 (the usual default) overflows under a burst of
-    // connects and costs each dropped SYN a one-second retransmit.
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-/// Fails with `AddrInUse` if another socket holds `addr` (listens on it,
-/// for TCP; is bound to it, for UDP), whatever its options, by binding a
-/// socket there without `SO_REUSEPORT` and closing it at once; port 0
-/// holds nothing to ask about. A loop group binds with `SO_REUSEPORT`,
-/// which any process of the same user could join: asking first is what
-/// keeps a second server from silently sharing the port. Two servers
-/// starting at the same instant can both pass before either binds (the
-/// probe cannot stay bound: a reuseport group and a socket without the
-/// option never listen on one address together); the window is the few
-/// system calls between this and the group's bind.
-pub(super) fn claim(addr: SocketAddr, udp: bool) -> io::Result<()> {
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    let (kind, protocol, name) = if udp {
-        (socket2::Type::DGRAM, socket2::Protocol::UDP, "UDP")
-    } else {
-        (socket2::Type::STREAM, socket2::Protocol::TCP, "TCP")
-    };
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))?;
-    // TCP's SO_REUSEADDR lets the probe bind beside connections a server
-    // that just stopped left in TIME_WAIT, not beside a listener; UDP's
-    // would let it bind beside anything, so the UDP probe goes without.
-    if !udp {
-        socket.set_reuse_address(true)?;
-    }
-    match socket.bind(&addr.into()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!(
-                "address in use: another process holds {name} {addr} \
-                 (servers share a port only when every one of them is started with reuse-port on)"
-            ),
-        )),
-        Err(e) => Err(e),
-    }
-}
-
-/// A listener beside the main one, if `addr` asks for it, registered
-/// under `token`; and its address.
-pub(super) fn extra_listener(
-    poll: &Poll,
-    addr: Option<SocketAddr>,
-    reuse_port: bool,
-    token: Token,
-) -> io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
-    let Some(addr) = addr else {
-        return Ok((None, None));
-    };
-    let mut listener = listen(addr, reuse_port)?;
-    poll.registry()
-        .register(&mut listener, token, Interest::READABLE)?;
-    let local = listener.local_addr()?;
-    Ok((Some(listener), Some(local)))
-}
-
-/// Where the TLS listener of its own goes, if the configuration has one
-/// (and TLS to serve on it).
-pub(super) fn tls_addr(config: &Config) -> Option<SocketAddr> {
-    #[cfg(feature = "tls")]
-    return config.tls_addr.filter(|_| config.tls.is_some());
-    #[cfg(not(feature = "tls"))]
-    return {
-        let _ = config;
-        None
-    };
 }
 
 /// Gives the connection about to take slot `index` its TLS session, when

@@ -48,6 +48,7 @@ mod listen;
 mod push_target;
 mod signals;
 mod sink;
+pub(crate) mod sockets;
 mod websocket;
 
 // Its loop serves TLS and HTTP/3 beside plain TCP. Two attributes, not
@@ -61,10 +62,11 @@ use connections::Connections;
 use env::LoopEnv;
 use guard::guarded;
 pub(crate) use listen::connection_budget;
+use listen::refuse_busy;
 #[cfg(feature = "tls")]
 use listen::with_alpn;
-use listen::{claim, extra_listener, listen, refuse_busy, tls_addr};
 use signals::{Caught, Signals};
+use sockets::{LoopSockets, Sockets};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -121,6 +123,12 @@ pub struct Server<A: App> {
     quic_addr: Option<SocketAddr>,
     /// While draining after SIGTERM: when the shutdown begins.
     draining_until: Option<Instant>,
+    /// The loops serve the same listening sockets: what this one accepts
+    /// goes to the loops in turn (see `sockets.rs`).
+    hand_out: bool,
+    /// Connections this loop has accepted on shared listeners, to say
+    /// whose turn the next one is.
+    handed: usize,
 }
 
 /// A graceful shutdown under way (see [`App::on_shutdown`] for its two
@@ -132,20 +140,24 @@ struct ShuttingDown {
 }
 
 impl<A: App> Server<A> {
-    /// Binds the listening socket. The loop starts with [`Server::run`].
+    /// Binds the listening sockets. The loop starts with [`Server::run`].
     /// For several loops on one port, see [`crate::Cluster`].
+    ///
+    /// An address another socket holds is refused (`AddrInUse`, with a
+    /// message naming the address and the listener), unless both this
+    /// server and the socket holding it asked to share it
+    /// ([`Config::reuse_port`]).
     pub fn bind(config: Config, handshake: Handshake, app: A) -> io::Result<Server<A>> {
-        Server::bind_shared(config, Arc::new(handshake), app, false, true)
+        let sockets = Sockets::bind(&config, 1)?;
+        Server::bind_shared(config, Arc::new(handshake), app, sockets.for_loop(0)?)
     }
 
-    /// Binds one loop; `admin` says it is the loop that takes the admin
-    /// listener, if the configuration has one.
+    /// Makes one loop on its handles of the server's sockets.
     pub(crate) fn bind_shared(
         config: Config,
         handshake: Arc<Handshake>,
         app: A,
-        reuse_port: bool,
-        admin: bool,
+        sockets: LoopSockets,
     ) -> io::Result<Server<A>> {
         #[cfg(feature = "tls")]
         let config = {
@@ -154,23 +166,18 @@ impl<A: App> Server<A> {
             config
         };
         let poll = Poll::new()?;
-        // The first loop makes sure no other process holds the address
-        // before its group binds it; the others join that group.
-        let claim_first = admin && !config.reuse_port;
-        if claim_first {
-            claim(config.addr, false)?;
-            if let Some(addr) = tls_addr(&config) {
-                claim(addr, false)?;
-            }
-        }
-        let reuse_port = reuse_port || config.reuse_port;
-        let mut listener = listen(config.addr, reuse_port)?;
+        let LoopSockets {
+            main: mut listener,
+            tls: mut tls_listener,
+            admin: mut admin_listener,
+            quic,
+            shared,
+        } = sockets;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let (admin_listener, admin_addr) =
-            extra_listener(&poll, config.admin_addr.filter(|_| admin), false, ADMIN_LISTENER)?;
-        let (tls_listener, tls_addr) = extra_listener(&poll, tls_addr(&config), reuse_port, TLS_LISTENER)?;
+        let tls_addr = register(&poll, tls_listener.as_mut(), TLS_LISTENER)?;
+        let admin_addr = register(&poll, admin_listener.as_mut(), ADMIN_LISTENER)?;
         let own = Arc::new(
             LoopHandle::new(Waker::new(poll.registry(), WAKER)?).with_access_log(config.access_log.clone()),
         );
@@ -219,31 +226,27 @@ impl<A: App> Server<A> {
             next_tick: None,
             quic_addr: None,
             draining_until: None,
+            hand_out: shared,
+            handed: 0,
         };
         #[cfg(feature = "tls")]
-        server.bind_quic(reuse_port, claim_first)?;
+        if let Some(socket) = quic {
+            server.serve_quic(socket, shared)?;
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = quic;
         Ok(server)
     }
 
-    /// With HTTP/3 on, binds the loop's QUIC endpoint on the UDP port of
-    /// the TLS listener's number, and has TCP answers advertise it.
+    /// Serves HTTP/3 on the loop's handle of the server's UDP socket
+    /// (`shared` if the other loops read the same socket), and has TCP
+    /// answers advertise it.
     #[cfg(feature = "tls")]
-    fn bind_quic(&mut self, reuse_port: bool, claim_first: bool) -> io::Result<()> {
-        let config = &self.conns.env.config;
-        if !config.http3 {
-            return Ok(());
-        }
-        let Some(tls) = config.tls.clone() else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "HTTP/3 needs TLS: set a certificate (Config::tls) or turn HTTP/3 off",
-            ));
+    fn serve_quic(&mut self, socket: std::net::UdpSocket, shared: bool) -> io::Result<()> {
+        let Some(tls) = self.conns.env.config.tls.clone() else {
+            return Err(sockets::http3_needs_tls());
         };
-        let addr = self.tls_addr.unwrap_or(self.local_addr);
-        if claim_first {
-            claim(addr, true)?;
-        }
-        let bound = self.conns.bind_quic(&tls, addr, reuse_port, QUIC_SOCKET)?;
+        let bound = self.conns.bind_quic(&tls, socket, shared, QUIC_SOCKET)?;
         info!("HTTP/3 on UDP {bound}");
         self.conns.env.alt_svc = Some(format!("h3=\":{}\"", bound.port()).into());
         self.quic_addr = Some(bound);
@@ -442,8 +445,9 @@ impl<A: App> Server<A> {
         }
     }
 
-    /// Hands what other loops (or threads) posted to the application, and
-    /// counts the loops that have drained.
+    /// Hands what other loops (or threads) posted to the application,
+    /// serves the connections and datagrams they handed over, and counts
+    /// the loops that have drained.
     fn receive_posts(&mut self, now: Instant) {
         while let Ok(mail) = self.inbox.try_recv() {
             match mail {
@@ -457,8 +461,9 @@ impl<A: App> Server<A> {
                     self.drained += 1;
                     self.close_sessions_once_drained(now);
                 }
+                Mail::Adopt { socket, peer, tls } => self.take(socket, peer, tls, false, now),
                 #[cfg(feature = "tls")]
-                Mail::Datagram { from, bytes } => self.conns.quic_forwarded(from, &bytes, now),
+                Mail::Datagram { from, to, bytes } => self.conns.quic_forwarded(from, to, &bytes, now),
             }
         }
     }
@@ -497,7 +502,8 @@ impl<A: App> Server<A> {
 
     /// Accepts every connection the kernel has queued on `entry`'s
     /// listener (see `accept.rs` for what happens when descriptors run
-    /// short).
+    /// short); on listeners the loops share, each goes to the loop whose
+    /// turn it is.
     fn accept(&mut self, now: Instant, entry: Entry) {
         let patience = self.conns.env.config.accept_patience;
         while let Some((socket, peer)) = self
@@ -505,14 +511,32 @@ impl<A: App> Server<A> {
             .accept(entry, now, patience, self.conns.env.stats())
         {
             let tls = self.listeners.serves_tls(entry);
-            if self.conns.len() >= self.max_connections {
-                debug!("{peer}: over the connection limit, 503");
-                Stats::add(&self.conns.env.stats().refused_busy, 1);
-                refuse_busy(socket, tls);
-                continue;
+            let admin = entry == Entry::Admin;
+            let peers = &self.conns.env.peers;
+            if self.hand_out && !admin && peers.len() > 1 {
+                // Whichever loop was free to accept, connections spread
+                // evenly; each loop starts its turns at itself.
+                let to = (peers.index + self.handed) % peers.len();
+                self.handed = self.handed.wrapping_add(1);
+                if to != peers.index {
+                    peers.hand_over(to, socket, peer, tls);
+                    continue;
+                }
             }
-            self.conns.admit(socket, peer, tls, entry == Entry::Admin, now);
+            self.take(socket, peer, tls, admin, now);
         }
+    }
+
+    /// Serves a connection this loop accepted or was handed, or answers
+    /// it 503 when the loop is full or shutting down.
+    fn take(&mut self, socket: mio::net::TcpStream, peer: SocketAddr, tls: bool, admin: bool, now: Instant) {
+        if self.conns.len() >= self.max_connections || self.shutdown.is_some() {
+            debug!("{peer}: over the connection limit or shutting down, 503");
+            Stats::add(&self.conns.env.stats().refused_busy, 1);
+            refuse_busy(socket, tls);
+            return;
+        }
+        self.conns.admit(socket, peer, tls, admin, now);
     }
 
     fn tick(&mut self, now: Instant) {
@@ -585,4 +609,17 @@ impl<A: App> Server<A> {
         self.conns.close_sessions(now);
         self.conns.apply_actions(now);
     }
+}
+
+/// Registers `listener`, if there is one, under `token`; its address.
+fn register(
+    poll: &Poll,
+    listener: Option<&mut mio::net::TcpListener>,
+    token: Token,
+) -> io::Result<Option<SocketAddr>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    poll.registry().register(listener, token, Interest::READABLE)?;
+    listener.local_addr().map(Some)
 }

@@ -5,7 +5,7 @@
 //! the actions they asked are applied.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::Token;
@@ -15,16 +15,17 @@ use crate::app::App;
 use crate::server::h3::H3Endpoint;
 
 impl<A: App> Connections<A> {
-    /// Binds the loop's QUIC endpoint (HTTP/3) on `addr`'s UDP port,
+    /// Serves the loop's QUIC endpoint (HTTP/3) on its handle of the
+    /// server's UDP socket (`shared` with the other loops, or its own),
     /// registered under `token`; its address.
     pub(in crate::server) fn bind_quic(
         &mut self,
         tls: &rustls::ServerConfig,
-        addr: SocketAddr,
-        reuse_port: bool,
+        socket: std::net::UdpSocket,
+        shared: bool,
         token: Token,
     ) -> io::Result<SocketAddr> {
-        let endpoint = H3Endpoint::bind(&self.env, tls, addr, reuse_port, &self.registry, token)?;
+        let endpoint = H3Endpoint::bind(&self.env, tls, socket, shared, &self.registry, token)?;
         let addr = endpoint.local_addr()?;
         self.quic = Some(Box::new(endpoint));
         Ok(addr)
@@ -46,12 +47,18 @@ impl<A: App> Connections<A> {
     }
 
     /// A QUIC datagram another loop received for a connection of this
-    /// one.
-    pub(in crate::server) fn quic_forwarded(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) {
+    /// one (or, on a shared socket, one this loop is to hold).
+    pub(in crate::server) fn quic_forwarded(
+        &mut self,
+        from: SocketAddr,
+        to: Option<IpAddr>,
+        datagram: &[u8],
+        now: Instant,
+    ) {
         let Some(quic) = self.quic.as_deref_mut() else {
             return;
         };
-        quic.forwarded(&mut self.app, &mut self.env, from, datagram, now);
+        quic.forwarded(&mut self.app, &mut self.env, from, to, datagram, now);
         self.apply_actions(now);
     }
 

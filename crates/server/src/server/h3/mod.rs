@@ -32,12 +32,19 @@
 //! applies after.
 //!
 //! In a cluster, the connection IDs each loop's endpoint issues start
-//! with the loop's index ([`tether_quic::routing`]): a datagram that
-//! `SO_REUSEPORT`'s hash sends to another loop's socket (after the
-//! client's address changed: connection migration, a NAT rebinding) is
-//! handed to the loop holding its connection through the loops' mailboxes
-//! (`Mail::Datagram`), which answers from its own socket on the same
-//! address.
+//! with the loop's index ([`tether_quic::routing`]), and a datagram read
+//! by another loop is handed to the loop that holds its connection
+//! through the loops' mailboxes (`Mail::Datagram`), which answers from its
+//! own handle on the same address (`route.rs` says which loop that is).
+//! On the one UDP socket the loops share (without `reuse_port`), that is
+//! most datagrams; on sockets of their own (`SO_REUSEPORT`), whose hash
+//! keeps a client address on one socket, only those that come after the
+//! client's address changed (connection migration, a NAT rebinding).
+//! Between processes that share the port with `reuse_port` nothing is
+//! handed over: a datagram the hash sends to another process than the one
+//! holding its connection (after the client's address changed, or once a
+//! process joined or left the port) is not for it: the connection is
+//! lost, and its client connects again.
 //!
 //! WebSockets ride an extended CONNECT (RFC 9220, `websocket.rs`), as
 //! over HTTP/2 (RFC 8441), with the same handshake policy. WebTransport
@@ -67,14 +74,13 @@
 use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use log::error;
 use mio::{Registry, Token};
 use tether_h2::connection::Request as FieldRequest;
 use tether_h3::ErrorCode;
-use tether_quic::routing::issuer_of;
 use tether_quic::{ConnectionHandle, QuicServer};
 
 use crate::app::{Action, App, CloseReason, ConnId, Ctx, Response};
@@ -84,11 +90,13 @@ use crate::server::guard::{self, Named, Panic, guarded};
 use crate::server::websocket::Session;
 
 mod requests;
+mod route;
 mod socket;
 mod streams;
 mod websocket;
 mod webtransport;
 
+use route::owner_of;
 use socket::{Outgoing, QuicSocket};
 use webtransport::WtSession;
 
@@ -101,6 +109,9 @@ pub(in crate::server) struct H3Endpoint {
     /// The connection IDs this endpoint issues name its loop: a datagram
     /// whose ID names another loop is handed to it.
     routed: bool,
+    /// The loops read one socket: a datagram without a server-issued
+    /// connection ID goes to the loop its sender's address names.
+    shared: bool,
     /// No later than the earliest deadline of a stream (a deferred
     /// answer's, a heartbeat's, a WebSocket's timer), so that the streams
     /// are walked only when one may be due; recomputed by each walk,
@@ -192,13 +203,13 @@ impl Kind {
 
 impl H3Endpoint {
     /// A QUIC endpoint with `env`'s configuration (its TLS configuration,
-    /// certificates and all, with ALPN `h3`), on a UDP socket bound to
-    /// `addr` and registered under `token`.
+    /// certificates and all, with ALPN `h3`), on `socket` (bound; `shared`
+    /// if the other loops read it too), registered under `token`.
     pub(in crate::server) fn bind<P>(
         env: &LoopEnv<P>,
         tls: &rustls::ServerConfig,
-        addr: SocketAddr,
-        reuse_port: bool,
+        socket: std::net::UdpSocket,
+        shared: bool,
         registry: &Registry,
         token: Token,
     ) -> io::Result<H3Endpoint> {
@@ -213,7 +224,7 @@ impl H3Endpoint {
             .min(env.config.max_request_head);
         let server =
             QuicServer::new(quic, tls).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let socket = QuicSocket::bind(addr, reuse_port, registry, token)?;
+        let socket = QuicSocket::new(socket, registry, token)?;
         let mut wt_config = env.ws_config.config();
         wt_config.ping_interval = None;
         wt_config.idle_timeout = None;
@@ -223,6 +234,7 @@ impl H3Endpoint {
             conns: BTreeMap::new(),
             next_generation: 0,
             routed,
+            shared: shared && routed,
             streams_due: None,
             wt_config: tether_ws::SharedConfig::new(wt_config, Instant::now()),
             released: Vec::new(),
@@ -234,9 +246,9 @@ impl H3Endpoint {
         self.socket.local_addr()
     }
 
-    /// The socket has datagrams: each goes to the endpoint, or, when its
-    /// connection ID names another loop of the cluster, to that loop; then
-    /// what the endpoint says is handled.
+    /// The socket has datagrams: each goes to the endpoint, or to the loop
+    /// that holds its connection (see [`owner_of`]); then what the
+    /// endpoint says is handled.
     pub(in crate::server) fn readable<A: App>(
         &mut self,
         app: &mut Hosted<A>,
@@ -245,14 +257,18 @@ impl H3Endpoint {
     ) {
         let server = &mut self.server;
         let peers = &env.peers;
-        let routed = self.routed;
+        let (routed, shared) = (self.routed, self.shared);
         let mut forwarded = 0;
         let mut faults = Vec::new();
         self.socket.receive(|from, to, datagram| {
-            let owner = issuer_of(datagram).map(usize::from);
+            let owner = if routed {
+                owner_of(datagram, from, shared, peers.len())
+            } else {
+                None
+            };
             match owner {
-                Some(owner) if routed && owner != peers.index && owner < peers.len() => {
-                    peers.forward_datagram(owner, from, datagram);
+                Some(owner) if owner != peers.index => {
+                    peers.forward_datagram(owner, from, to, datagram);
                     forwarded += 1;
                 }
                 _ => {
@@ -281,10 +297,11 @@ impl H3Endpoint {
         app: &mut Hosted<A>,
         env: &mut LoopEnv<A::Post>,
         from: SocketAddr,
+        to: Option<IpAddr>,
         datagram: &[u8],
         now: Instant,
     ) {
-        let handled = guard::catch(None, || self.server.handle_datagram(now, from, None, datagram));
+        let handled = guard::catch(None, || self.server.handle_datagram(now, from, to, datagram));
         if let Err(panic) = handled {
             let fault = caught(&mut self.server, None, "a forwarded datagram", panic);
             self.settle_fault(app, env, fault, now);

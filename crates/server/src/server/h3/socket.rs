@@ -1,5 +1,6 @@
-//! The UDP socket under a loop's QUIC endpoint: bound on the TLS port's
-//! number (`SO_REUSEPORT` in a cluster), read until it would block, and
+//! The UDP socket under a loop's QUIC endpoint (on the TLS port's number:
+//! the server's one socket, or with `reuse_port` one of the loop's own, as
+//! `server::sockets` binds them), read until it would block, and
 //! written until it would block, keeping the one send it refused and
 //! asking for write readiness only while that one waits.
 //!
@@ -69,25 +70,15 @@ pub(super) struct QuicSocket {
 }
 
 impl QuicSocket {
-    /// Binds `addr` (with `SO_REUSEPORT` if `reuse_port`) and registers it
-    /// for reading under `token`.
-    pub(super) fn bind(
-        addr: SocketAddr,
-        reuse_port: bool,
+    /// Takes `socket` (bound and non-blocking) and registers it for
+    /// reading under `token`.
+    pub(super) fn new(
+        socket: std::net::UdpSocket,
         registry: &Registry,
         token: Token,
     ) -> io::Result<QuicSocket> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.set_nonblocking(true)?;
-        let mut socket = UdpSocket::from_std(socket.into());
+        let addr = socket.local_addr()?;
+        let mut socket = UdpSocket::from_std(socket);
         let state = UdpSocketState::new((&socket).into())?;
         debug!(
             "UDP {addr}: up to {} datagrams a send (GSO), {} a receive (GRO)",
