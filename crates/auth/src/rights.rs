@@ -13,14 +13,17 @@ pub const MAX_PATTERNS: usize = 256;
 pub const MAX_SUBJECT_LEN: usize = 64;
 
 /// The `tether` claim of a token: the topics its bearer may subscribe to
-/// (`sub`) and publish to (`pub`), as patterns that may use `{sub}`.
+/// (`sub`) and publish to (`pub`), as patterns that may use `{sub}`; and
+/// the topics a connection that opens with it follows at once (`join`:
+/// topic names, not patterns, that may use `{sub}`; each still needs
+/// the right to subscribe).
 ///
 /// ```json
-/// { "sub": ["room.7", "user.{sub}.*"], "pub": ["room.7"] }
+/// { "sub": ["room.7", "user.{sub}.*"], "pub": ["room.7"], "join": ["user.{sub}.inbox"] }
 /// ```
 ///
-/// Either list may be left out (no rights of that kind). Other members are
-/// ignored: they grant nothing.
+/// Any list may be left out (no rights of that kind, nothing joined).
+/// Other members are ignored: they grant nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TetherClaim {
@@ -28,6 +31,8 @@ pub struct TetherClaim {
     pub subscribe: Vec<String>,
     /// Patterns of the topics that may be published to.
     pub publish: Vec<String>,
+    /// Topics a connection that opens with the token follows at once.
+    pub join: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for TetherClaim {
@@ -39,11 +44,14 @@ impl<'de> Deserialize<'de> for TetherClaim {
             sub: Vec<String>,
             #[serde(default, rename = "pub")]
             publish: Vec<String>,
+            #[serde(default)]
+            join: Vec<String>,
         }
         let Object(lists) = Object::<Lists>::deserialize(deserializer)?;
         Ok(TetherClaim {
             subscribe: lists.sub,
             publish: lists.publish,
+            join: lists.join,
         })
     }
 }
@@ -51,7 +59,18 @@ impl<'de> Deserialize<'de> for TetherClaim {
 impl TetherClaim {
     /// A claim with these lists.
     pub fn new(subscribe: Vec<String>, publish: Vec<String>) -> TetherClaim {
-        TetherClaim { subscribe, publish }
+        TetherClaim {
+            subscribe,
+            publish,
+            join: Vec::new(),
+        }
+    }
+
+    /// The same claim, joining these topics.
+    #[must_use]
+    pub fn joining(mut self, join: Vec<String>) -> TetherClaim {
+        self.join = join;
+        self
     }
 }
 
@@ -80,12 +99,19 @@ impl TetherClaim {
 pub struct Rights {
     subscribe: Vec<TopicPattern>,
     publish: Vec<TopicPattern>,
+    /// Topic names, `{sub}` substituted (a boxed slice: an identity is
+    /// carried in the state of requests under way, and kept small).
+    join: Box<[Box<str>]>,
 }
 
 impl Rights {
     /// Rights from patterns already parsed.
     pub fn new(subscribe: Vec<TopicPattern>, publish: Vec<TopicPattern>) -> Rights {
-        Rights { subscribe, publish }
+        Rights {
+            subscribe,
+            publish,
+            join: Box::default(),
+        }
     }
 
     /// The rights a `tether` claim grants to `subject` (the token's `sub`):
@@ -95,7 +121,8 @@ impl Rights {
     /// # Errors
     ///
     /// [`Error::Grant`] if a list has more than [`MAX_PATTERNS`] patterns,
-    /// a pattern does not parse (after substitution), or a pattern uses
+    /// a pattern (or a `join` topic) does not parse (after substitution),
+    /// or a pattern uses
     /// `{sub}` and the subject is missing or is not 1 to
     /// [`MAX_SUBJECT_LEN`] ASCII letters, digits, `_` and `-`. The subject
     /// may not hold `*` (it would turn a name into a prefix) nor `.` or `:`
@@ -103,10 +130,22 @@ impl Rights {
     /// the subject `a.b`): such a token is refused whole rather than given
     /// narrower rights than its issuer meant.
     pub fn from_claim(claim: &TetherClaim, subject: Option<&str>) -> Result<Rights, Error> {
+        if claim.join.len() > MAX_PATTERNS {
+            return Err(Error::Grant(format!("more than {MAX_PATTERNS} topics to join")));
+        }
         Ok(Rights {
             subscribe: expand_all(&claim.subscribe, subject)?,
             publish: expand_all(&claim.publish, subject)?,
+            join: (claim.join.iter())
+                .map(|topic| expand_topic(topic, subject))
+                .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// The topics a connection that opens with these rights follows at
+    /// once (the claim's `join`, `{sub}` substituted), in order.
+    pub fn join_topics(&self) -> impl Iterator<Item = &str> {
+        self.join.iter().map(|topic| &**topic)
     }
 
     /// Whether the bearer may subscribe to `topic`.
@@ -140,11 +179,24 @@ fn expand_all(patterns: &[String], subject: Option<&str>) -> Result<Vec<TopicPat
 }
 
 fn expand(pattern: &str, subject: Option<&str>) -> Result<TopicPattern, Error> {
-    let parse = |text: &str| {
-        TopicPattern::parse(text).map_err(|_| Error::Grant(format!("pattern {}", describe(pattern))))
-    };
-    if !pattern.contains(SUB) {
-        return parse(pattern);
+    let text = substitute(pattern, subject)?;
+    TopicPattern::parse(&text).map_err(|_| Error::Grant(format!("pattern {}", describe(pattern))))
+}
+
+/// A `join` topic with `{sub}` substituted: a topic name.
+fn expand_topic(topic: &str, subject: Option<&str>) -> Result<Box<str>, Error> {
+    let text = substitute(topic, subject)?;
+    if !tether_topic::is_valid_topic(&text) {
+        return Err(Error::Grant(format!("join topic {}", describe(topic))));
+    }
+    Ok(text.into())
+}
+
+/// `text` with every `{sub}` replaced by `subject`, which must be one that
+/// cannot widen what it stands in.
+fn substitute(text: &str, subject: Option<&str>) -> Result<String, Error> {
+    if !text.contains(SUB) {
+        return Ok(text.to_owned());
     }
     let subject = match subject {
         Some(s) if is_substitutable(s) => s,
@@ -157,7 +209,7 @@ fn expand(pattern: &str, subject: Option<&str>) -> Result<TopicPattern, Error> {
         None => return Err(Error::Grant("{sub} in a pattern of a token without sub".into())),
     };
     // The subject has no braces, so replacing cannot form a new `{sub}`.
-    parse(&pattern.replace(SUB, subject))
+    Ok(text.replace(SUB, subject))
 }
 
 fn is_substitutable(subject: &str) -> bool {
@@ -190,6 +242,31 @@ mod tests {
         assert!(!r.may_publish("user.u-1_A.in"));
         assert_eq!(r.subscribe_patterns()[0].to_string(), "user.u-1_A.*");
         assert_eq!(r.publish_patterns().len(), 1);
+    }
+
+    #[test]
+    fn join_topics_are_names_with_the_subject_substituted() {
+        let c = claim(&["user.{sub}.*"], &[]).joining(vec!["user.{sub}.inbox".into(), "lobby".into()]);
+        let r = Rights::from_claim(&c, Some("ann")).unwrap();
+        assert_eq!(r.join_topics().collect::<Vec<_>>(), ["user.ann.inbox", "lobby"]);
+        assert_eq!(
+            Rights::from_claim(&claim(&[], &[]), None)
+                .unwrap()
+                .join_topics()
+                .count(),
+            0
+        );
+        for bad in ["room.*", "a b", "", "{sub}.x"] {
+            let c = claim(&[], &[]).joining(vec![bad.into()]);
+            assert!(
+                matches!(Rights::from_claim(&c, None), Err(Error::Grant(_))),
+                "{bad:?}"
+            );
+        }
+        let many = claim(&[], &[]).joining(vec!["t".into(); MAX_PATTERNS + 1]);
+        assert!(matches!(Rights::from_claim(&many, None), Err(Error::Grant(_))));
+        let parsed: TetherClaim = serde_json::from_str(r#"{"sub":[],"join":["a"]}"#).unwrap();
+        assert_eq!(parsed.join, ["a"]);
     }
 
     #[test]

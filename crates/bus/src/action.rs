@@ -40,6 +40,10 @@ pub fn fields(action: &UserAction) -> Option<Vec<(&'static str, Field<'_>)>> {
             out.push(("code", Field::Number(u64::from(*code))));
             out.push(("reason", Field::Text(reason)));
         }
+        UserAction::Subscribe { topic, .. } => {
+            out.push(("kind", Field::Text("subscribe")));
+            out.push(("topic", Field::Text(topic)));
+        }
         UserAction::Refresh { expires_at, .. } => {
             out.push(("kind", Field::Text("refresh")));
             out.push(("expires_at", Field::Number(*expires_at)));
@@ -94,6 +98,10 @@ pub fn action_of(fields: &dyn ActionFields) -> Option<UserAction> {
             code: code()?,
             reason: reason()?,
         },
+        "subscribe" => UserAction::Subscribe {
+            user,
+            topic: Arc::from(fields.text("topic").filter(|t| is_valid_topic(t))?),
+        },
         "refresh" => UserAction::Refresh {
             user,
             expires_at: fields.number("expires_at")?,
@@ -134,10 +142,16 @@ mod tests {
     fn actions_at_the_apis_bounds_round_trip_through_their_fields() {
         let longest_user: Arc<str> = Arc::from("u".repeat(MAX_USER_LEN));
         let longest_reason = "r".repeat(MAX_REASON_LEN);
-        let mut actions = vec![UserAction::Refresh {
-            user: Arc::from("é"),
-            expires_at: u64::MAX,
-        }];
+        let mut actions = vec![
+            UserAction::Refresh {
+                user: Arc::from("é"),
+                expires_at: u64::MAX,
+            },
+            UserAction::Subscribe {
+                user: Arc::from("x"),
+                topic: Arc::from("room.1"),
+            },
+        ];
         for code in [1000, 1008, 4000, 4999] {
             actions.push(UserAction::Disconnect {
                 user: longest_user.clone(),

@@ -23,6 +23,7 @@ const RELOADABLE: &[&str] = &[
     "publish_rate",
     "publish_burst",
     "max_connections_per_subject",
+    "max_subscriptions",
     "private",
     "jwt_audiences",
     "jwt_issuers",

@@ -49,8 +49,10 @@ mod embedder;
 mod external;
 mod hooks;
 mod http_backend;
+mod json_text;
 mod loop_parts;
 mod metrics;
+mod multiplex;
 mod namespace;
 mod origin;
 mod presence;
@@ -110,6 +112,7 @@ use tether_server::{
 /// | `POST /topics/NAME` | publish the body (the publish token, or a JSON Web Token granting `pub` on the topic; `?event=TYPE` or `Tether-Event: TYPE`; `?id=KEY` or `Tether-Publish-Id: KEY`, a publish key) |
 /// | `GET /topics/NAME/events` | Server-Sent Events; `Last-Event-ID` or `?lastEventId=` resumes |
 /// | `GET /topics/NAME/ws` | WebSocket: events as JSON; `?lastEventId=` resumes; publish when allowed (`?envelope=1`: JSON envelopes with an optional publish key, acknowledged); `?format=raw`: each event's data alone, no ids, no resume, every message sent is published, errors close the socket |
+/// | `GET /ws` | one WebSocket, many topics: JSON messages subscribe (each with its own `since`, `presence`, `ticket`), unsubscribe, publish (acknowledged) and authenticate; a refused subscribe is an answer with the topic route's status, never a close; at most [`HubSettings::max_subscriptions`] topics a socket |
 /// | `GET /topics/NAME/poll?since=ID` | long poll, answered as JSON |
 /// | `CONNECT /topics/NAME/wt` (`:protocol = webtransport`, HTTP/3) | WebTransport: the `/ws` endpoint's subscription, auth and JSON messages; each message the server sends is a line (`\n`-terminated) on one unidirectional stream it opens; each unidirectional stream the client opens is one message (ended by FIN), as a WebSocket text message; bidirectional streams are refused, client datagrams dropped; `?datagrams=1`: each event that fits is also sent as an HTTP datagram (lossy) |
 /// | `GET /topics/NAME/presence` | the topic's members (`{"topic","members","count"}`), from its sequencer loop; `?presence=1` on `/events` and `/ws` adds `join` and `leave` events (no id, not kept) |
@@ -119,7 +122,7 @@ use tether_server::{
 /// | `GET /api/history?topic=NAME&since=ID&limit=N` | a page of the topic's backlog (`{"topic","events","next","more","gap"}`) |
 /// | `GET /api/presence?topic=NAME`, `POST /api/presence/counts` | a topic's members (`{"topic","members","count","truncated"}`); member counts of up to 1000 topics (`{"counts":{"NAME":N}}`) |
 /// | `GET /api/topics?after=NAME&limit=N`, `GET /api/topics/info?topic=NAME` | the topics this node has: subscribers, backlog, last id |
-/// | `POST /api/disconnect`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only) |
+/// | `POST /api/disconnect`, `/api/subscribe`, `/api/unsubscribe`, `/api/refresh` | act on every connection of a credential's subject, on every loop (`{"user":"SUB",...}`; the publish token only); subscribe and unsubscribe act on a multiplexed socket's subscription without closing it |
 /// | `GET /api/connections?user=SUB` | the subject's connections on every loop (`{"user","connections":[{"loop","transport","topic","since"}],"count","truncated"}`; the publish token only) |
 /// | `POST /api/revoke`, `GET /api/revoked` | revoke tokens by `jti` (`{"jti":"ID"}`) or a subject's issued before a time (`{"subject":"SUB","before":T}`), on every loop (and, through [`HubShared::on_revoke`], every node); list them (the publish token only) |
 /// | `GET /metrics` | Prometheus text format |
@@ -345,7 +348,7 @@ impl App for HubApp {
             request,
             admission: state,
         };
-        (self.delivery).open(ctx, &mut parts!(self), served);
+        (self.delivery).open(ctx, &mut parts!(self), &mut self.hooks, served);
     }
 
     fn on_message(
@@ -695,6 +698,8 @@ impl App for HubApp {
                         token,
                         decision,
                     );
+                } else if let Some(conn) = self.hooks.take_subscription(token) {
+                    (self.delivery).multiplexed_decided(ctx, &mut parts!(self), conn, token, decision);
                 } else if let Some((conn, late)) = self.hooks.take_late(token) {
                     (self.delivery).late_decided(ctx, &mut parts!(self), conn, late, decision);
                 } else {

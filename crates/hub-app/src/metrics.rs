@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tether_hub::Transport;
 
 use tether_hub::{Broker, Hub, secret_matches};
-use tether_server::{ConnId, Request, Response, StatsSnapshot};
+use tether_server::{Request, Response, StatsSnapshot};
 
 use super::backend::Hook;
 use super::routes::{Refusal, TokenFault, Unauthorized, bearer, unauthorized};
@@ -230,7 +230,7 @@ pub(super) fn denied(loops: &[Arc<HubStats>], denial: Denial) -> u64 {
 /// counters of every loop, and this loop's replica and broker.
 pub(super) struct Sources<'a> {
     pub(super) loops: &'a [Arc<HubStats>],
-    pub(super) hub: &'a Hub<ConnId>,
+    pub(super) hub: &'a Hub<crate::subscribers::SubKey>,
     pub(super) broker: &'a dyn Broker,
     /// Label the backlog by topic ([`super::HubSettings::metrics_topics`]).
     pub(super) per_topic: bool,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use tether_hub::{Error as HubError, json_string};
-use tether_server::{ConnId, Ctx, Message, Response};
+use tether_hub::Error as HubError;
+use tether_server::Response;
 
 /// How long a client refused for now (429, 503) waits by default.
 pub(crate) const SOON: Duration = Duration::from_secs(1);
@@ -28,12 +28,6 @@ pub(crate) fn refusal(response: Response, retry_after: Option<Duration>) -> Resp
         }
         None => response,
     }
-}
-
-/// `{"control":"error","error":"..."}` to a WebSocket subscriber.
-pub(super) fn send_error<P>(ctx: &mut Ctx<'_, P>, conn: ConnId, message: &str) {
-    let text = format!("{{\"control\":\"error\",\"error\":{}}}", json_string(message));
-    ctx.send(conn, &Message::text(text));
 }
 
 pub(super) fn error_response(e: &HubError) -> Response {

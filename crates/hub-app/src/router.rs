@@ -100,7 +100,8 @@ fn route_to(
         };
     }
     let api = ApiRoute::of(request.path());
-    let is_hub_path = request.path() == "/tickets" || target.is_some() || api.is_some();
+    let is_hub_path =
+        matches!(request.path(), "/tickets" | MULTIPLEXED_PATH) || target.is_some() || api.is_some();
     if request.method() == "OPTIONS"
         && is_hub_path
         && request.header("access-control-request-method").is_some()
@@ -128,6 +129,7 @@ fn route_to(
         "/tickets" => return HubRoute::Tickets.route(),
         "/metrics" if settings.metrics_on_admin_listener => return Route::NotFound,
         "/metrics" => return HubRoute::Metrics.route(),
+        MULTIPLEXED_PATH => return multiplexed_route(access, stats, request, seen, found),
         _ => {}
     }
     let Some((topic, endpoint)) = target else {
@@ -191,6 +193,44 @@ fn route_to(
         ticket,
     };
     subscribe_route(access, stats, request, &asked, credential)
+}
+
+/// The path of the multiplexed WebSocket.
+pub(super) const MULTIPLEXED_PATH: &str = "/ws";
+
+/// `GET /ws`: its credential (the ones a per-topic socket takes) verified
+/// now, as a per-topic socket's is: one that does not verify, or is
+/// revoked, is refused (401), and a subject with as many connections
+/// open as it may is refused (429). None at all is no refusal: open
+/// topics are subscribed to, and a token may come later in a message.
+fn multiplexed_route(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    seen: &Seen<'_>,
+    found: &Found,
+) -> Route<HubRoute> {
+    if seen.ticket.is_some() {
+        return Refusal::MultiplexedTicket.route();
+    }
+    let presented = seen.presented;
+    let credential = found
+        .verified
+        .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));
+    if let Err(refusal) = credential {
+        count_refusal(stats, *refusal);
+        return refusal.route();
+    }
+    if let Some(max) = access.settings().max_connections_per_subject
+        && let Some(subject) = access
+            .subject_of(None, || credential)
+            .filter(|subject| access.connections.is_full(subject, max))
+    {
+        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
+        count_refusal(stats, Refusal::TooManyConnections);
+        return Refusal::TooManyConnections.route();
+    }
+    HubRoute::Multiplexed.route()
 }
 
 /// What a subscriber's request asks for, from its path and query, and

@@ -14,6 +14,9 @@ pub(super) enum HubRoute {
     Events,
     /// `GET /topics/NAME/ws`, and what the socket may do.
     WebSocket(Socket),
+    /// `GET /ws`: a multiplexed socket, its topics subscribed with its
+    /// messages.
+    Multiplexed,
     /// `GET /topics/NAME/poll`.
     Poll,
     /// `GET /topics/NAME/presence`.
@@ -61,7 +64,7 @@ impl HubRoute {
             HubRoute::Events | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => {
                 Route::EventStream(self)
             }
-            HubRoute::WebSocket(_) => Route::WebSocket(self),
+            HubRoute::WebSocket(_) | HubRoute::Multiplexed => Route::WebSocket(self),
             _ => Route::Handler(self),
         }
     }
@@ -115,6 +118,9 @@ pub(super) enum Refusal {
     /// A WebSocket or event stream of a subject that has as many open as
     /// it may.
     TooManyConnections,
+    /// `?ticket=` on `GET /ws`: a ticket is for one subscription, in its
+    /// subscribe message.
+    MultiplexedTicket,
 }
 
 impl Refusal {
@@ -171,6 +177,10 @@ impl Refusal {
                 "this topic's namespace tells no joins and leaves: leave out presence=1\n",
             ),
             Refusal::Revoked => unauthorized(Unauthorized::Invalid(TokenFault::Revoked)),
+            Refusal::MultiplexedTicket => Response::text(
+                400,
+                "a multiplexed socket redeems each ticket in a subscribe message (\"ticket\"), not in its URL\n",
+            ),
             Refusal::TooManyConnections => super::replies::refuse(
                 429,
                 format!("{TOO_MANY_CONNECTIONS}\n"),
@@ -463,6 +473,8 @@ pub(super) enum ApiRoute {
     Disconnect,
     /// `POST /api/unsubscribe`.
     Unsubscribe,
+    /// `POST /api/subscribe`.
+    Subscribe,
     /// `POST /api/refresh`.
     Refresh,
     /// `POST /api/revoke`.
@@ -488,6 +500,7 @@ impl ApiRoute {
             "topics/info" => ApiRoute::TopicInfo,
             "disconnect" => ApiRoute::Disconnect,
             "unsubscribe" => ApiRoute::Unsubscribe,
+            "subscribe" => ApiRoute::Subscribe,
             "refresh" => ApiRoute::Refresh,
             "revoke" => ApiRoute::Revoke,
             "revoked" => ApiRoute::Revoked,
@@ -505,6 +518,7 @@ impl ApiRoute {
                 | ApiRoute::PresenceCounts
                 | ApiRoute::Disconnect
                 | ApiRoute::Unsubscribe
+                | ApiRoute::Subscribe
                 | ApiRoute::Refresh
                 | ApiRoute::Revoke
         )

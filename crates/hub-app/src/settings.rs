@@ -131,6 +131,11 @@ pub struct HubSettings {
     /// connections without a subject, are not counted. `None` (the
     /// default): no limit.
     pub max_connections_per_subject: Option<usize>,
+    /// The most topics one multiplexed socket (`GET /ws`) follows at
+    /// once, its subscribes waiting for the backend counted; one more is
+    /// refused (`{"control":"refused","status":429,...}`), the socket
+    /// left open. 128 by default.
+    pub max_subscriptions: usize,
     /// The program's version and the commit it was built from, shown on
     /// `/metrics` as `tether_build_info{version="…",commit="…"} 1`;
     /// `None` (the default): no such line.
@@ -161,6 +166,7 @@ impl Default for HubSettings {
             publish_rate: None,
             backend: None,
             max_connections_per_subject: None,
+            max_subscriptions: 128,
             build_info: None,
         }
     }
@@ -196,6 +202,7 @@ impl fmt::Debug for HubSettings {
             .field("publish_rate", &self.publish_rate)
             .field("backend", &self.backend)
             .field("max_connections_per_subject", &self.max_connections_per_subject)
+            .field("max_subscriptions", &self.max_subscriptions)
             .field("build_info", &self.build_info)
             .finish()
     }

@@ -35,6 +35,15 @@ pub enum UserAction {
         /// The WebSocket close reason.
         reason: String,
     },
+    /// Subscribe their multiplexed sockets to `topic` (each told
+    /// `{"control":"subscribed","topic":T,"by":"server"}`); their
+    /// one-topic connections are left as they are.
+    Subscribe {
+        /// The subject.
+        user: Arc<str>,
+        /// The topic.
+        topic: Arc<str>,
+    },
     /// Their credentials now expire at `expires_at` (Unix seconds): they
     /// are warned and closed then, as when their token expires.
     Refresh {
@@ -51,6 +60,7 @@ impl UserAction {
         match self {
             UserAction::Disconnect { user, .. }
             | UserAction::Unsubscribe { user, .. }
+            | UserAction::Subscribe { user, .. }
             | UserAction::Refresh { user, .. } => user,
         }
     }

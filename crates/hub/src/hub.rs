@@ -251,14 +251,8 @@ impl<S: Copy + Eq + Hash> Hub<S> {
             transport,
             last_id: last_id.map(str::to_owned),
         });
-        self.subs.insert(
-            sub,
-            Registration {
-                topic: entry.id,
-                transport,
-                place: Place::PENDING,
-            },
-        );
+        self.subs
+            .insert(sub, Registration::new(entry.id, transport, Place::PENDING));
         Some(created)
     }
 
@@ -286,7 +280,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     pub fn unsubscribe(&mut self, sub: S) -> Option<Left> {
         let registration = self.subs.remove(&sub)?;
         // A topic is not dropped while a subscriber is registered to it.
-        let name = Arc::clone(self.ids.name(registration.topic)?);
+        let name = Arc::clone(self.ids.name(registration.topic())?);
         if let Some(topic) = self.topics.get_mut(&name) {
             match registration.place {
                 Place::PENDING => topic.pending.retain(|p| p.sub != sub),
@@ -295,7 +289,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
                     self.ahead -= 1;
                 }
                 place => {
-                    let list = topic.list(registration.transport);
+                    let list = topic.list(registration.transport());
                     let index = (place.index())
                         .filter(|&i| list.get(i) == Some(&sub))
                         .or_else(|| list.iter().position(|&s| s == sub));
@@ -313,7 +307,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         let unfollow = self.tidy(&name);
         Some(Left {
             topic: name,
-            transport: registration.transport,
+            transport: registration.transport(),
             unfollow,
         })
     }
@@ -521,7 +515,7 @@ impl<S: Copy + Eq + Hash> Hub<S> {
     /// A subscriber's topic and transport.
     pub fn subscription(&self, sub: S) -> Option<(&Arc<str>, Transport)> {
         let registration = self.subs.get(&sub)?;
-        Some((self.ids.name(registration.topic)?, registration.transport))
+        Some((self.ids.name(registration.topic())?, registration.transport()))
     }
 
     /// Every topic this loop has, with its numbers.

@@ -113,6 +113,11 @@ pub(crate) struct HubArgs {
     /// that authenticates with its first message closed with 1008.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = whole::<usize>(0, 10_000_000))]
     pub(crate) max_connections_per_subject: usize,
+    /// The most topics one multiplexed WebSocket (GET /ws) follows at
+    /// once; one more subscribe is answered with a refusal (status 429),
+    /// the socket left open.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = whole::<usize>(1, 65_535))]
+    pub(crate) max_subscriptions: usize,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
@@ -196,6 +201,7 @@ impl HubArgs {
         };
         settings.max_tickets = self.max_tickets;
         settings.max_tickets_per_subject = self.max_tickets_per_subject;
+        settings.max_subscriptions = self.max_subscriptions;
         Ok((settings, source))
     }
 }

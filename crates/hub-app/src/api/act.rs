@@ -94,15 +94,23 @@ impl ServerApi {
             }
             ControlMessage::Connections { reply, user } => {
                 let index = ctx.loop_index().0;
+                // A multiplexed socket is listed once per topic it
+                // follows (and once with no topic while it follows none).
                 let connections = (delivery.subscribers)
                     .subscribers_of(&user, None)
-                    .take(MAX_LISTED_CONNECTIONS + 1)
-                    .map(|(_, s)| ConnectionReport {
-                        loop_index: index,
-                        transport: s.transport,
-                        topic: s.topic.clone(),
-                        since: s.since(),
+                    .flat_map(|(conn, s)| {
+                        let topics = delivery.multiplexed_topics(conn).filter(|t| !t.is_empty());
+                        topics
+                            .unwrap_or_else(|| vec![s.topic.clone()])
+                            .into_iter()
+                            .map(|topic| ConnectionReport {
+                                loop_index: index,
+                                transport: s.transport,
+                                topic,
+                                since: s.since(),
+                            })
                     })
+                    .take(MAX_LISTED_CONNECTIONS + 1)
                     .collect();
                 let answer = ControlMessage::ConnectionsOf {
                     token: reply.token,
@@ -163,7 +171,13 @@ fn act_on_user(
         UserAction::Refresh { user, expires_at } => {
             return refresh_user(ctx, parts, &mut delivery.subscribers, user, *expires_at);
         }
+        UserAction::Subscribe { user, topic } => return delivery.subscribe_user(ctx, parts, user, topic),
         _ => return 0,
+    };
+    // A multiplexed socket's subscription ends, and the socket stays.
+    let unsubscribed = match topic {
+        Some(topic) => delivery.unsubscribe_user(ctx, parts, action.user(), topic, reason),
+        None => 0,
     };
     let conns = delivery.subscribers.of_user(action.user(), topic);
     for &(conn, transport) in &conns {
@@ -183,7 +197,7 @@ fn act_on_user(
             }
         }
     }
-    conns.len()
+    conns.len() + unsubscribed
 }
 
 /// The user's connections now expire at `expires_at` (Unix seconds,

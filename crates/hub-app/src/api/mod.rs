@@ -251,7 +251,7 @@ impl ServerApi {
             ApiRoute::Topics | ApiRoute::TopicInfo => {
                 self.topics(ctx, parts, conn, request, route, credential)
             }
-            ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh => {
+            ApiRoute::Disconnect | ApiRoute::Unsubscribe | ApiRoute::Refresh | ApiRoute::Subscribe => {
                 self.user_action(ctx, parts, conn, body, route, &credential)
             }
             ApiRoute::Revoke => Self::revoke(ctx, parts, delivery, body, &credential),
@@ -337,7 +337,7 @@ impl ServerApi {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &LoopParts<'_>,
-        hub: &Hub<ConnId>,
+        hub: &Hub<crate::subscribers::SubKey>,
         conn: ConnId,
         request: &Request<'_>,
         credential: &Credential,
@@ -549,6 +549,11 @@ impl ServerApi {
                 let (user, expires_at) = parse::parse_refresh(body)?;
                 let user = Arc::from(user);
                 (UserAction::Refresh { user, expires_at }, "refreshed")
+            }
+            ApiRoute::Subscribe => {
+                let (user, topic) = parse::parse_subscribe(body)?;
+                let (user, topic) = (Arc::from(user), Arc::from(topic));
+                (UserAction::Subscribe { user, topic }, "subscribed")
             }
             _ => {
                 let close = parse::parse_user_close(body, route == ApiRoute::Unsubscribe)?;

@@ -249,6 +249,17 @@ pub(crate) fn parse_user_close(body: &[u8], with_topic: bool) -> Result<UserClos
 }
 
 /// The body of `POST /api/refresh`: `{"user":"SUB","expires_at":SECONDS}`.
+/// The body of `POST /api/subscribe`: `{"user":"SUB","topic":"T"}`.
+pub(crate) fn parse_subscribe(body: &[u8]) -> Result<(String, String), ApiError> {
+    let mut root = parse_object(body, &["user", "topic"])?;
+    let user = take_user(&mut root)?;
+    let topic = take_string(&mut root, "", "topic")?;
+    if !is_valid_topic(&topic) {
+        return Err(ApiError::of_hub(&HubError::InvalidTopic));
+    }
+    Ok((user, topic))
+}
+
 pub(crate) fn parse_refresh(body: &[u8]) -> Result<(String, u64), ApiError> {
     let mut root = parse_object(body, &["user", "expires_at"])?;
     let user = take_user(&mut root)?;

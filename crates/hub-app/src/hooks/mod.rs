@@ -89,6 +89,10 @@ pub(super) enum Asked<C = ConnId> {
     /// Whether the WebSocket `conn` may subscribe as the subject its
     /// token named after its upgrade (not a held request either).
     Late { conn: C, late: Box<Late> },
+    /// Whether a subscribe of the multiplexed socket `conn` may go on:
+    /// the socket waits for it on that subscription alone (not a held
+    /// request, and one of many a socket may have out).
+    Subscription { conn: C },
 }
 
 impl<C: Copy> Asked<C> {
@@ -97,6 +101,7 @@ impl<C: Copy> Asked<C> {
             Asked::Connect { conn, .. }
             | Asked::Subscribe { conn, .. }
             | Asked::Refresh { conn }
+            | Asked::Subscription { conn }
             | Asked::Late { conn, .. } => *conn,
         }
     }
@@ -104,7 +109,7 @@ impl<C: Copy> Asked<C> {
     fn hook(&self) -> Hook {
         match self {
             Asked::Connect { .. } => Hook::Connect,
-            Asked::Subscribe { .. } | Asked::Late { .. } => Hook::Subscribe,
+            Asked::Subscribe { .. } | Asked::Late { .. } | Asked::Subscription { .. } => Hook::Subscribe,
             Asked::Refresh { .. } => Hook::Refresh,
         }
     }
@@ -403,6 +408,39 @@ impl BackendHooks {
             .inspect_err(|_| parts.stats.decided(Hook::Subscribe, Outcome::Unavailable))
     }
 
+    /// Asks the backend whether the multiplexed socket `conn` may
+    /// subscribe to `topic` as `subject`: the question's token, which the
+    /// subscription waits on. `Err`: the backend could not be asked
+    /// (counted).
+    pub(super) fn ask_subscription(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        conn: ConnId,
+        subject: Option<String>,
+        topic: String,
+    ) -> Result<u64, Busy> {
+        let question = Question::Subscribe {
+            subject,
+            topic,
+            transport: "websocket",
+        };
+        let token = self
+            .put_question(ctx, &parts.shared.settings, question)
+            .inspect_err(|_| parts.stats.decided(Hook::Subscribe, Outcome::Unavailable))?;
+        self.decisions.asked.insert(token, Asked::Subscription { conn });
+        Ok(token)
+    }
+
+    /// The multiplexed socket whose subscription question `token` is, if
+    /// it is one (its answer is the delivery's to act on).
+    pub(super) fn take_subscription(&mut self, token: u64) -> Option<ConnId> {
+        if !matches!(self.decisions.asked.get(&token), Some(Asked::Subscription { .. })) {
+            return None;
+        }
+        self.decisions.asked.remove(&token).map(|asked| asked.conn())
+    }
+
     /// The socket and what it becomes, if question `token` is about a
     /// subject named late (its answer is the delivery's to act on).
     pub(super) fn take_late(&mut self, token: u64) -> Option<(ConnId, Late)> {
@@ -506,7 +544,7 @@ impl BackendHooks {
                     ticket,
                 },
             ),
-            Asked::Refresh { .. } | Asked::Late { .. } => {}
+            Asked::Refresh { .. } | Asked::Late { .. } | Asked::Subscription { .. } => {}
         }
     }
 

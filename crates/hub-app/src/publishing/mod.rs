@@ -4,6 +4,7 @@
 //! the broker, and its outcome told to whoever waits for it.
 
 mod gate;
+mod multiplexed;
 mod publish;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, Publ
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
 
 use self::gate::{Gated, PublishGate, Refused, publish_question, rewritten};
-use self::publish::{External, NotPublished, Publishes, Settled, error_json};
+use self::publish::{External, NotPublished, Publishes, Settled, WsPublish, error_json};
 use super::access::Credential;
 use super::admission::Served;
 use super::backend::Hook;
@@ -24,7 +25,8 @@ use super::metrics::{Outcome, add};
 use super::rate;
 
 pub(super) use self::publish::Pending;
-use super::replies::{close_reason, error_response, rate_limited, send_error};
+use super::replies::{close_reason, error_response, rate_limited};
+use super::subscribers::Subscriber;
 
 /// The outcome of one item of a server API publish, for the request
 /// that waits for its items: the request, the item, the outcome.
@@ -203,6 +205,9 @@ impl Publishing {
         if delivery.awaits_token(conn) {
             return delivery.first_message(ctx, parts, hooks, conn, message);
         }
+        if delivery.is_multiplexed(conn) {
+            return self.multiplexed_message(ctx, parts, delivery, hooks, conn, message);
+        }
         let raw = (delivery.subscribers.get(conn)).is_some_and(|s| s.transport == Transport::RawWebSocket);
         let settings = &parts.shared.settings;
         // On a raw socket every message is data, an auth message too.
@@ -215,24 +220,35 @@ impl Publishing {
         let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
             return;
         };
-        let limited = match settings.publish_rate {
-            Some(rate) if subscriber.may_publish && message.as_text().is_some() => {
-                let now = ctx.now();
-                subscriber
-                    .rare_mut()
-                    .bucket
-                    .get_or_insert_with(|| rate::Bucket::full(rate, now))
-                    .take(rate, now)
-                    .and_then(|()| parts.shared.access.rate_limit(subscriber.subject(), now))
-                    .is_err()
-            }
-            _ => false,
-        };
+        let limited =
+            subscriber.may_publish && message.as_text().is_some() && over_rate(parts, subscriber, ctx.now());
         let published = if limited {
             Err(NotPublished::RateLimited)
         } else {
             publish::from_message(subscriber, conn, message, settings)
         };
+        let answered = Answered { raw, topic: None };
+        self.publish_from_socket(ctx, parts, delivery, hooks, conn, published, answered);
+    }
+
+    /// A WebSocket publisher's publish, read (or refused as it was read):
+    /// held for the backend's word where its topic asks for it, else
+    /// handed to the broker; a refusal told as `answered` says.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's concerns, lent, and the publish"
+    )]
+    fn publish_from_socket(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        delivery: &mut Delivery,
+        hooks: &mut BackendHooks,
+        conn: ConnId,
+        published: Result<WsPublish, NotPublished>,
+        answered: Answered<'_>,
+    ) {
+        let settings = &parts.shared.settings;
         let refused = match published {
             Ok(ws) if settings.publish_hook(&ws.publish.topic) => {
                 let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
@@ -261,7 +277,7 @@ impl Publishing {
             },
             Err(refused) => refused,
         };
-        refuse_ws_publish(ctx, parts, delivery, conn, refused, raw);
+        refuse_ws_publish(ctx, parts, delivery, conn, refused, answered);
     }
 
     /// The outcome of a publish: its event's id and whether it was a
@@ -356,12 +372,16 @@ fn refuse_held_publish(
             };
             parts.cors.respond(ctx, conn, response);
         }
-        Pending::WebSocket { conn, len, .. } => {
+        Pending::WebSocket { conn, len, named, .. } => {
             let Some(subscriber) = delivery.subscribers.get_mut(conn) else {
                 return;
             };
             subscriber.settle_in_flight(len);
             let raw = subscriber.transport == Transport::RawWebSocket;
+            let answered = Answered {
+                raw,
+                topic: named.as_deref(),
+            };
             let refused = match refusal {
                 Refused::Hub(e) => NotPublished::Hub(e, key),
                 Refused::Denied(_, reason) => NotPublished::Denied(
@@ -374,10 +394,34 @@ fn refuse_held_publish(
                 ),
                 Refused::Undecided => NotPublished::Undecided(key),
             };
-            refuse_ws_publish(ctx, parts, delivery, conn, refused, raw);
+            refuse_ws_publish(ctx, parts, delivery, conn, refused, answered);
         }
         Pending::Internal | Pending::Api { .. } | Pending::External(_) => {}
     }
+}
+
+/// Whether a publish now takes `subscriber` over the publish rate (its
+/// connection's bucket, or its subject's over every connection).
+fn over_rate(parts: &LoopParts<'_>, subscriber: &mut Subscriber, now: std::time::Instant) -> bool {
+    let Some(rate) = parts.shared.settings.publish_rate else {
+        return false;
+    };
+    subscriber
+        .rare_mut()
+        .bucket
+        .get_or_insert_with(|| rate::Bucket::full(rate, now))
+        .take(rate, now)
+        .and_then(|()| parts.shared.access.rate_limit(subscriber.subject(), now))
+        .is_err()
+}
+
+/// How a WebSocket publisher is told of a refusal: a raw socket is
+/// closed (it has no messages but data), a JSON one is sent an error,
+/// naming the topic on a multiplexed socket.
+#[derive(Debug, Clone, Copy)]
+struct Answered<'a> {
+    raw: bool,
+    topic: Option<&'a str>,
 }
 
 /// Tells the WebSocket publisher `conn` why its message was not
@@ -389,8 +433,9 @@ fn refuse_ws_publish(
     delivery: &mut Delivery,
     conn: ConnId,
     refused: NotPublished,
-    raw: bool,
+    answered: Answered<'_>,
 ) {
+    let Answered { raw, topic } = answered;
     match (refused, raw) {
         (NotPublished::TooFast, _) => ctx.close(
             conn,
@@ -403,19 +448,24 @@ fn refuse_ws_publish(
             ctx.close(conn, CloseCode::POLICY, "publishing faster than the rate limit");
         }
         (NotPublished::Refused(code, why), true) => close_raw(ctx, parts, delivery, conn, code, why),
-        (NotPublished::Refused(_, why), false) => send_error(ctx, conn, why),
-        (NotPublished::BadEnvelope(why), _) => send_error(ctx, conn, &why),
+        (NotPublished::Refused(_, why), false) => {
+            ctx.send(conn, &Message::text(error_json(topic, why, None)))
+        }
+        (NotPublished::BadEnvelope(why), _) => ctx.send(conn, &Message::text(error_json(topic, &why, None))),
         (NotPublished::Hub(e, _), true) => {
             close_raw(ctx, parts, delivery, conn, raw_close_code(&e), &e.to_string());
         }
         (NotPublished::Hub(e, key), false) => {
-            ctx.send(conn, &Message::text(error_json(&e.to_string(), key.as_deref())));
+            ctx.send(
+                conn,
+                &Message::text(error_json(topic, &e.to_string(), key.as_deref())),
+            );
         }
         (NotPublished::Denied(why, _), true) => {
             close_raw(ctx, parts, delivery, conn, CloseCode::POLICY, &why);
         }
         (NotPublished::Denied(why, key), false) => {
-            ctx.send(conn, &Message::text(error_json(&why, key.as_deref())));
+            ctx.send(conn, &Message::text(error_json(topic, &why, key.as_deref())));
         }
         (NotPublished::Undecided(_), true) => {
             close_raw(
@@ -430,7 +480,7 @@ fn refuse_ws_publish(
         (NotPublished::Undecided(key), false) => {
             ctx.send(
                 conn,
-                &Message::text(error_json(publish::UNDECIDED, key.as_deref())),
+                &Message::text(error_json(topic, publish::UNDECIDED, key.as_deref())),
             );
         }
     }

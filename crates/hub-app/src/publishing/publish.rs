@@ -15,6 +15,7 @@ use tether_hub::{
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
+use crate::json_text::Cursor;
 use crate::metrics::{HubStats, add};
 use crate::replies::error_response;
 use crate::settings::HubSettings;
@@ -57,11 +58,22 @@ pub(super) fn published_json(id: EventId, duplicate: bool) -> String {
     }
 }
 
+/// `{"control":"KIND",` and, on a multiplexed socket, the topic its
+/// answer is about (`"topic":"T",`).
+fn control_head(kind: &str, topic: Option<&str>) -> String {
+    match topic {
+        Some(topic) => format!("{{\"control\":\"{kind}\",\"topic\":{},", json_string(topic)),
+        None => format!("{{\"control\":\"{kind}\","),
+    }
+}
+
 /// The acknowledgement of an enveloped WebSocket publish:
 /// `{"control":"published","id":"ID"}`, with `"key":"KEY"` when it had
-/// one and `"duplicate":true` when nothing was published.
-pub(super) fn ack_json(id: EventId, key: Option<&str>, duplicate: bool) -> String {
-    let mut out = format!("{{\"control\":\"published\",\"id\":\"{id}\"");
+/// one and `"duplicate":true` when nothing was published; with
+/// `"topic":"T"` on a multiplexed socket.
+pub(super) fn ack_json(topic: Option<&str>, id: EventId, key: Option<&str>, duplicate: bool) -> String {
+    let mut out = control_head("published", topic);
+    out.push_str(&format!("\"id\":\"{id}\""));
     if let Some(key) = key {
         out.push_str(",\"key\":");
         out.push_str(&json_string(key));
@@ -74,9 +86,10 @@ pub(super) fn ack_json(id: EventId, key: Option<&str>, duplicate: bool) -> Strin
 }
 
 /// `{"control":"error","error":"..."}`, with `"key":"KEY"` when the
-/// refused publish had one.
-pub(super) fn error_json(message: &str, key: Option<&str>) -> String {
-    let mut out = format!("{{\"control\":\"error\",\"error\":{}", json_string(message));
+/// refused publish had one, and `"topic":"T"` on a multiplexed socket.
+pub(super) fn error_json(topic: Option<&str>, message: &str, key: Option<&str>) -> String {
+    let mut out = control_head("error", topic);
+    out.push_str(&format!("\"error\":{}", json_string(message)));
     if let Some(key) = key {
         out.push_str(",\"key\":");
         out.push_str(&json_string(key));
@@ -140,11 +153,7 @@ fn parse_envelope(text: &str) -> Result<Envelope, String> {
 /// A JSON object whose values are all strings (RFC 8259): its members in
 /// order. Nothing else is accepted: no nesting, so no recursion.
 fn parse_string_object(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut p = Cursor {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut p = Cursor::new(text);
     p.skip_space();
     if !p.eat(b'{') {
         return Err(
@@ -162,7 +171,7 @@ fn parse_string_object(text: &str) -> Result<Vec<(String, String)>, String> {
                 return Err("malformed JSON: ':' expected".to_owned());
             }
             p.skip_space();
-            if p.bytes.get(p.pos) != Some(&b'"') {
+            if p.peek() != Some(b'"') {
                 return Err(format!("the envelope's {} must be a string", json_string(&name)));
             }
             let value = p.string()?;
@@ -178,115 +187,10 @@ fn parse_string_object(text: &str) -> Result<Vec<(String, String)>, String> {
         }
     }
     p.skip_space();
-    if p.pos != p.bytes.len() {
+    if !p.at_end() {
         return Err("malformed JSON: text after the object".to_owned());
     }
     Ok(members)
-}
-
-struct Cursor<'a> {
-    text: &'a str,
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn skip_space(&mut self) {
-        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, byte: u8) -> bool {
-        let hit = self.bytes.get(self.pos) == Some(&byte);
-        if hit {
-            self.pos += 1;
-        }
-        hit
-    }
-
-    /// A string literal, from its opening quote.
-    fn string(&mut self) -> Result<String, String> {
-        if !self.eat(b'"') {
-            return Err("malformed JSON: a string expected".to_owned());
-        }
-        let mut out = String::new();
-        loop {
-            let start = self.pos;
-            while self
-                .bytes
-                .get(self.pos)
-                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-            {
-                self.pos += 1;
-            }
-            // Both ends are at ASCII bytes (or the end): char boundaries.
-            out.push_str(&self.text[start..self.pos]);
-            match self.bytes.get(self.pos) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    out.push(self.escape()?);
-                }
-                Some(_) => return Err("malformed JSON: a control character in a string".to_owned()),
-                None => return Err("malformed JSON: an unterminated string".to_owned()),
-            }
-        }
-    }
-
-    /// What follows a backslash.
-    fn escape(&mut self) -> Result<char, String> {
-        let byte = self.bytes.get(self.pos).copied();
-        self.pos += 1;
-        Ok(match byte {
-            Some(b'"') => '"',
-            Some(b'\\') => '\\',
-            Some(b'/') => '/',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
-            Some(b'u') => {
-                let unit = self.hex4()?;
-                let code = match unit {
-                    0xD800..=0xDBFF => {
-                        if !(self.eat(b'\\') && self.eat(b'u')) {
-                            return Err("malformed JSON: a lone surrogate".to_owned());
-                        }
-                        let low = self.hex4()?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return Err("malformed JSON: a lone surrogate".to_owned());
-                        }
-                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    0xDC00..=0xDFFF => return Err("malformed JSON: a lone surrogate".to_owned()),
-                    _ => unit,
-                };
-                char::from_u32(code).ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?
-            }
-            _ => return Err("malformed JSON: a bad escape".to_owned()),
-        })
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| "malformed JSON: a short \\u escape".to_owned())?;
-        let mut value = 0;
-        for &d in digits {
-            let nibble = char::from(d)
-                .to_digit(16)
-                .ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?;
-            value = value << 4 | nibble;
-        }
-        self.pos += 4;
-        Ok(value)
-    }
 }
 
 /// A publish waiting for its outcome.
@@ -301,6 +205,9 @@ pub(crate) enum Pending {
         len: usize,
         envelope: bool,
         key: Option<Arc<str>>,
+        /// The topic, named in the answers of a multiplexed socket (whose
+        /// publishes go to any topic).
+        named: Option<Arc<str>>,
     },
     Internal,
     /// Item `index` of a server API request (`POST /api/...`).
@@ -324,11 +231,13 @@ impl Pending {
                 len,
                 envelope,
                 key,
+                named,
             } => Pending::WebSocket {
                 conn: *conn,
                 len: *len,
                 envelope: *envelope,
                 key: key.clone(),
+                named: named.clone(),
             },
             Pending::Api { conn, index } => Pending::Api {
                 conn: *conn,
@@ -490,12 +399,8 @@ pub(super) fn from_message(
             "only text messages are published",
         ));
     };
-    // Each publish costs the hub more than its bytes (the publish, its
-    // place in the queues): an empty one counts too.
-    let len = text.len().saturating_add(PUBLISH_OVERHEAD);
-    if subscriber.in_flight().saturating_add(len) > settings.max_publish_in_flight {
-        return Err(NotPublished::TooFast);
-    }
+    let len = cost(text);
+    within_allowance(subscriber, len, settings)?;
     let envelope = subscriber.envelope;
     let (data, own_type, key) = if envelope {
         let e = parse_envelope(text).map_err(NotPublished::BadEnvelope)?;
@@ -503,33 +408,78 @@ pub(super) fn from_message(
     } else {
         (text.to_owned(), None, None)
     };
-    let publish = Publish::new(
-        &subscriber.topic,
-        own_type.as_deref().or(subscriber.event_type()),
-        data,
-        &settings.hub,
-    )
-    .and_then(|publish| match &key {
-        Some(key) => publish.with_key(key),
-        None => Ok(publish),
-    });
-    let publish = match publish {
-        Ok(publish) => publish,
-        Err(e) => return Err(NotPublished::Hub(e, key)),
-    };
+    let event_type = own_type.as_deref().or(subscriber.event_type());
+    let publish = made(&subscriber.topic, event_type, data, key, settings)?;
+    Ok(counted(subscriber, conn, publish, len, envelope, None))
+}
+
+/// What a publish of `text` costs its publisher's in-flight allowance:
+/// each costs the hub more than its bytes (the publish, its place in
+/// the queues), so an empty one counts too.
+pub(super) fn cost(text: &str) -> usize {
+    cost_of(text.len())
+}
+
+/// [`cost`] of a message of `len` bytes.
+pub(super) fn cost_of(len: usize) -> usize {
+    len.saturating_add(PUBLISH_OVERHEAD)
+}
+
+/// Refuses a publish of `len` bytes (see [`cost`]) beyond the publisher's
+/// allowance of bytes the sequencer has not answered.
+pub(super) fn within_allowance(
+    subscriber: &Subscriber,
+    len: usize,
+    settings: &HubSettings,
+) -> Result<(), NotPublished> {
+    if subscriber.in_flight().saturating_add(len) > settings.max_publish_in_flight {
+        return Err(NotPublished::TooFast);
+    }
+    Ok(())
+}
+
+/// The publish of `data` to `topic`, or the hub's refusal (with the key).
+pub(super) fn made(
+    topic: &str,
+    event_type: Option<&str>,
+    data: String,
+    key: Option<String>,
+    settings: &HubSettings,
+) -> Result<Publish, NotPublished> {
+    Publish::new(topic, event_type, data, &settings.hub)
+        .and_then(|publish| match &key {
+            Some(key) => publish.with_key(key),
+            None => Ok(publish),
+        })
+        .map_err(|e| NotPublished::Hub(e, key))
+}
+
+/// `publish`, from the WebSocket subscriber `conn`, counted in its
+/// in-flight allowance until the sequencer answers (`named`: the topic
+/// its answers name, on a multiplexed socket).
+pub(super) fn counted(
+    subscriber: &mut Subscriber,
+    conn: ConnId,
+    publish: Publish,
+    len: usize,
+    envelope: bool,
+    named: Option<Arc<str>>,
+) -> WsPublish {
     subscriber.add_in_flight(len);
+    let key = publish.key.as_deref().map(str::to_owned);
     let pending = Pending::WebSocket {
         conn,
         len,
         envelope,
         key: publish.key.clone(),
+        named,
     };
-    Ok(WsPublish {
+    WsPublish {
         publish,
         pending,
         len,
         key,
-    })
+    }
 }
 
 /// What the outcome of a publish calls for.
@@ -571,9 +521,11 @@ pub(super) fn settle(
                 len,
                 envelope,
                 key,
+                named,
             },
             result,
         ) => {
+            let named = named.as_deref();
             let Some(subscriber) = subscribers.get_mut(conn) else {
                 return Settled::Nothing;
             };
@@ -582,10 +534,10 @@ pub(super) fn settle(
                 Err(e) if subscriber.transport == Transport::RawWebSocket => Settled::CloseRaw(conn, e),
                 _ if subscriber.transport == Transport::RawWebSocket => Settled::Nothing,
                 Ok((id, duplicate)) if envelope => {
-                    Settled::WsReply(conn, ack_json(id, key.as_deref(), duplicate))
+                    Settled::WsReply(conn, ack_json(named, id, key.as_deref(), duplicate))
                 }
                 Ok(_) => Settled::Nothing,
-                Err(e) => Settled::WsReply(conn, error_json(&e.to_string(), key.as_deref())),
+                Err(e) => Settled::WsReply(conn, error_json(named, &e.to_string(), key.as_deref())),
             }
         }
         (Pending::Internal, Err(e)) => {
@@ -692,16 +644,30 @@ mod tests {
         let id = EventId::new(5, 2);
         assert_eq!(published_json(id, false), r#"{"id":"5-2"}"#);
         assert_eq!(published_json(id, true), r#"{"id":"5-2","duplicate":true}"#);
-        assert_eq!(ack_json(id, None, false), r#"{"control":"published","id":"5-2"}"#);
         assert_eq!(
-            ack_json(id, Some("k\"1"), true),
+            ack_json(None, id, None, false),
+            r#"{"control":"published","id":"5-2"}"#
+        );
+        assert_eq!(
+            ack_json(Some("t"), id, None, false),
+            r#"{"control":"published","topic":"t","id":"5-2"}"#
+        );
+        assert_eq!(
+            error_json(Some("t"), "no", None),
+            r#"{"control":"error","topic":"t","error":"no"}"#
+        );
+        assert_eq!(
+            ack_json(None, id, Some("k\"1"), true),
             r#"{"control":"published","id":"5-2","key":"k\"1","duplicate":true}"#
         );
         assert_eq!(
-            error_json("no", Some("k")),
+            error_json(None, "no", Some("k")),
             r#"{"control":"error","error":"no","key":"k"}"#
         );
-        assert_eq!(error_json("no", None), r#"{"control":"error","error":"no"}"#);
+        assert_eq!(
+            error_json(None, "no", None),
+            r#"{"control":"error","error":"no"}"#
+        );
     }
 
     proptest! {

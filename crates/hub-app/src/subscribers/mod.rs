@@ -14,9 +14,11 @@ use super::metrics::{HubStats, add, sub};
 use super::routes::{Format, Socket, Wants};
 
 mod conn_map;
+mod key;
 mod poll;
 
 use self::conn_map::{ConnMap, Slotted};
+pub(crate) use self::key::SubKey;
 pub(super) use self::poll::{next_id, poll_response, poll_timeout_response, wait as poll_wait};
 
 /// Who holds a subscriber's credential: when it stops being good (Unix
@@ -516,7 +518,7 @@ pub(super) fn fan_out<P>(
     ctx: &mut Ctx<'_, P>,
     stats: &HubStats,
     event: &Arc<Event>,
-    delivery: &Delivery<'_, ConnId>,
+    delivery: &Delivery<'_, SubKey>,
 ) {
     let sockets = [delivery.websocket, delivery.raw_websocket];
     for (to, (frame, deflated)) in sockets.into_iter().zip(WS_FORMS) {
@@ -541,33 +543,59 @@ pub(super) fn fan_out<P>(
     }
 }
 
-/// The subscribers `to`, starting at a place that moves with the event's
-/// id: the loop writes to them in the order they were queued for, so a
-/// fixed order would make the same subscribers wait for all the others'
-/// writes at every event (the last of 10 000 some tens of milliseconds
-/// behind the first).
-fn rotated<T: Copy>(to: &[T], id: EventId) -> impl Iterator<Item = T> + '_ {
+/// The connections of the subscriptions `to`, starting at a place that
+/// moves with the event's id: the loop writes to them in the order they
+/// were queued for, so a fixed order would make the same subscribers wait
+/// for all the others' writes at every event (the last of 10 000 some tens
+/// of milliseconds behind the first). A connection follows a topic once,
+/// so it is sent each event once.
+fn rotated(to: &[SubKey], id: EventId) -> impl Iterator<Item = ConnId> + '_ {
+    rotated_keys(to, id).map(|key| key.conn)
+}
+
+fn rotated_keys<T: Copy>(to: &[T], id: EventId) -> impl Iterator<Item = T> + '_ {
     let start = usize::try_from(id.ms().wrapping_add(id.seq()) % to.len().max(1) as u64).unwrap_or(0);
     let (head, tail) = to.split_at_checked(start).unwrap_or((to, &[]));
     tail.iter().chain(head).copied()
 }
 
+/// Where a replay goes: the connection, how it takes events, and the
+/// subscription's topic and the id it resumed from (for the gap signal).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Replaying<'a> {
+    pub(super) conn: ConnId,
+    pub(super) transport: Transport,
+    pub(super) topic: &'a str,
+    pub(super) requested: Option<&'a str>,
+}
+
+impl Subscriber {
+    /// Where its replay goes, on `conn`.
+    pub(super) fn replaying(&self, conn: ConnId) -> Replaying<'_> {
+        Replaying {
+            conn,
+            transport: self.transport,
+            topic: &self.topic,
+            requested: self.requested(),
+        }
+    }
+}
+
 /// Sends a gap signal (if any) and replayed events to a WebSocket or
-/// event-stream subscriber.
+/// event-stream subscription.
 pub(super) fn send_replay<'e, P>(
     ctx: &mut Ctx<'_, P>,
     stats: &HubStats,
-    conn: ConnId,
-    subscriber: &Subscriber,
+    to: Replaying<'_>,
     gap: Option<Gap>,
     events: impl Iterator<Item = &'e Arc<Event>>,
 ) {
-    let transport = subscriber.transport;
+    let Replaying { conn, transport, .. } = to;
     // A raw subscriber never resumes from an id (the route refuses it), so
     // it has no gap to be told of, and no message to tell it with.
     if let Some(gap) = gap.filter(|_| transport != Transport::RawWebSocket) {
         add(&stats.gaps, 1);
-        let (topic, requested) = (&subscriber.topic, subscriber.requested().unwrap_or_default());
+        let (topic, requested) = (to.topic, to.requested.unwrap_or_default());
         match transport {
             Transport::WebSocket => ctx.send(conn, &Message::text(gap.ws_json(topic, requested))),
             _ => ctx.send_encoded(
@@ -589,15 +617,16 @@ pub(super) fn send_replay<'e, P>(
     add(stats.sent(transport), sent);
 }
 
-/// A held subscriber is live (or a held long poll answered).
+/// A held one-topic subscriber is live (or a held long poll answered); a
+/// multiplexed socket's subscription is the delivery's.
 pub(super) fn send_resumed<P>(
     ctx: &mut Ctx<'_, P>,
     stats: &HubStats,
     subscribers: &mut Subscribers<ConnId>,
     cors: &mut Cors,
-    resumed: Resumed<ConnId>,
+    resumed: Resumed<SubKey>,
 ) {
-    let conn = resumed.sub;
+    let conn = resumed.sub.conn;
     if resumed.transport == Transport::Poll {
         let Some(poll) = subscribers.remove(conn) else {
             return;
@@ -619,7 +648,13 @@ pub(super) fn send_resumed<P>(
     let Some(subscriber) = subscribers.get(conn) else {
         return;
     };
-    send_replay(ctx, stats, conn, subscriber, resumed.gap, resumed.events.iter());
+    send_replay(
+        ctx,
+        stats,
+        subscriber.replaying(conn),
+        resumed.gap,
+        resumed.events.iter(),
+    );
 }
 
 #[cfg(test)]
@@ -638,14 +673,14 @@ mod tests {
         let to: Vec<u32> = (10..15).collect();
         let mut firsts = BTreeSet::new();
         for ms in 0..5 {
-            let order: Vec<u32> = rotated(&to, EventId::new(1000 + ms, 0)).collect();
+            let order: Vec<u32> = rotated_keys(&to, EventId::new(1000 + ms, 0)).collect();
             let mut sorted = order.clone();
             sorted.sort();
             assert_eq!(sorted, to, "every subscriber once");
             firsts.insert(order[0]);
         }
         assert_eq!(firsts.len(), 5, "each starts the fan-out once");
-        assert_eq!(rotated::<u32>(&[], EventId::new(7, 7)).count(), 0);
+        assert_eq!(rotated_keys::<u32>(&[], EventId::new(7, 7)).count(), 0);
     }
 
     #[test]

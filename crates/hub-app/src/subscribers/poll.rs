@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_hub::{Event, EventId, Gap, Hub, json_string};
-use tether_server::{ConnId, Request, Response};
+use tether_server::{Request, Response};
 
 /// The wait a long poll asked for with `?timeout=` seconds: none asked is
 /// `longest`, a number of seconds from 0 up is that wait, clamped to
@@ -87,7 +87,7 @@ pub(crate) fn poll_response(
 }
 
 /// A long poll that nothing answered in time.
-pub(crate) fn poll_timeout_response(hub: &Hub<ConnId>, topic: &str, since: Option<&str>) -> Response {
+pub(crate) fn poll_timeout_response(hub: &Hub<super::SubKey>, topic: &str, since: Option<&str>) -> Response {
     let next = next_id(&[], None, since, || hub.head(topic));
     poll_response(topic, &[], None, since, next)
 }

@@ -114,13 +114,48 @@ impl Place {
     }
 }
 
-/// One per subscriber: kept small (12 bytes, no pointer).
+/// One per subscriber: kept small (8 bytes, no pointer), so that a map
+/// slot with a 16-byte key (a connection and its subscription's number)
+/// is no larger than one with a 12-byte key was beside 12 bytes.
 #[derive(Debug)]
 pub(super) struct Registration {
-    /// Its topic's id in [`TopicIds`].
-    pub(super) topic: u32,
+    /// Its topic's id in [`TopicIds`] in the low 30 bits, its transport
+    /// in the top two.
+    topic_transport: u32,
     pub(super) place: Place,
-    pub(super) transport: Transport,
+}
+
+/// The bits of [`Registration::topic_transport`] below its transport.
+const TOPIC_BITS: u32 = 30;
+
+impl Registration {
+    /// Topic ids are kept below `1 << 30` ([`TopicIds::take`]).
+    pub(super) fn new(topic: u32, transport: Transport, place: Place) -> Registration {
+        let transport = match transport {
+            Transport::WebSocket => 0,
+            Transport::RawWebSocket => 1,
+            Transport::EventStream => 2,
+            Transport::Poll => 3,
+        };
+        Registration {
+            topic_transport: (topic & ((1 << TOPIC_BITS) - 1)) | transport << TOPIC_BITS,
+            place,
+        }
+    }
+
+    /// Its topic's id in [`TopicIds`].
+    pub(super) fn topic(&self) -> u32 {
+        self.topic_transport & ((1 << TOPIC_BITS) - 1)
+    }
+
+    pub(super) fn transport(&self) -> Transport {
+        match self.topic_transport >> TOPIC_BITS {
+            0 => Transport::WebSocket,
+            1 => Transport::RawWebSocket,
+            2 => Transport::EventStream,
+            _ => Transport::Poll,
+        }
+    }
 }
 
 /// The names of this loop's topics by a 4-byte id, so that a registration
@@ -135,7 +170,9 @@ pub(super) struct TopicIds {
 
 impl TopicIds {
     /// An id for the new topic `name`. Ids count topics that exist at
-    /// once, each holding a backlog: far fewer than `u32::MAX`.
+    /// once, each holding a backlog: far fewer than `1 << 30`, the most a
+    /// [`Registration`] holds (a loop with more would confuse the ones
+    /// past it; `max_topics` keeps far below).
     pub(super) fn take(&mut self, name: &Arc<str>) -> u32 {
         if let Some(id) = self.free.pop()
             && let Some(slot) = self.names.get_mut(index(id))
@@ -194,14 +231,7 @@ pub(super) fn admit<S: Copy + Eq + Hash>(
             id,
             since_tick: ticks,
         });
-        subs.insert(
-            sub,
-            Registration {
-                topic: topic.id,
-                transport,
-                place: Place::AHEAD,
-            },
-        );
+        subs.insert(sub, Registration::new(topic.id, transport, Place::AHEAD));
         return Admission::Ahead;
     }
     if transport == Transport::Poll
@@ -227,14 +257,7 @@ pub(super) fn place_live<S: Copy + Eq + Hash>(
     let list = topic.list(transport);
     list.push(sub);
     let index = list.len() - 1;
-    subs.insert(
-        sub,
-        Registration {
-            topic: id,
-            transport,
-            place: Place::live(index),
-        },
-    );
+    subs.insert(sub, Registration::new(id, transport, Place::live(index)));
 }
 
 /// A held subscriber whose id did not arrive: the gap signal and the

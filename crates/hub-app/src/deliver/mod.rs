@@ -4,26 +4,27 @@
 //! each event as it is delivered (encoded once, the bytes shared), and
 //! leaves; its token expires or is revoked, and it is ended.
 
+mod multiplex;
+mod tokens;
+
 use std::sync::Arc;
 
-use tether_hub::{Decision, Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Subscribed, Transport};
-use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
+use tether_hub::{Event, EventId, Hub, HubMessage, Polled, PresenceMessage, Subscribed, Transport};
+use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Reply, Response};
 
-use super::access::{Awaiting, auth_ok, warning_time};
-use super::access::{TokenGrant, TokenRefused};
+use super::access::{Awaiting, warning_time};
 use super::admission::Served;
 use super::auth::DEFAULT_AUTH_TIMEOUT;
-use super::backend::Hook;
 use super::broker_view::LoopContext;
 use super::hooks::{BackendHooks, refresh_by_backend};
-use super::hooks::{Late, close_undecided};
 use super::loop_parts::LoopParts;
-use super::metrics::{Denial, HubStats, Outcome, add, sub};
+use super::metrics::{Denial, HubStats, add, sub};
+use super::multiplex::Muxes;
 use super::presence::{Answer, Asker, Roster};
-use super::replies::{close_reason, error_response};
+use super::replies::error_response;
 use super::routes::{HubRoute, Refusal, Socket, TOO_MANY_CONNECTIONS};
 use super::subscribers::{
-    Subscriber, Subscribers, close_expired, close_revoked, fan_out, next_id, poll_response,
+    SubKey, Subscriber, Subscribers, close_expired, close_revoked, fan_out, next_id, poll_response,
     poll_timeout_response, poll_wait, send_replay, send_resumed,
 };
 
@@ -33,8 +34,8 @@ use super::subscribers::{
 /// backend's word with it: it is named in
 /// [`LoopParts::departed`], for the publishing concern.
 pub(super) struct Delivery {
-    /// The loop's replica of the topics.
-    hub: Hub<ConnId>,
+    /// The loop's replica of the topics, by subscription.
+    hub: Hub<SubKey>,
     /// Its subscribers and long polls.
     pub(super) subscribers: Subscribers<ConnId>,
     /// WebSockets waiting for their first message, a token.
@@ -44,16 +45,22 @@ pub(super) struct Delivery {
     /// The generation of the revocation list this loop last ended its
     /// revoked connections by.
     revocations_seen: u64,
+    /// The multiplexed sockets' subscriptions (each socket's own entry,
+    /// as a connection, is in `subscribers`).
+    muxes: Muxes,
 }
 
+pub(crate) use self::multiplex::SubscribeAsked;
+
 impl Delivery {
-    pub(super) fn new(hub: Hub<ConnId>, roster: Roster) -> Delivery {
+    pub(super) fn new(hub: Hub<SubKey>, roster: Roster) -> Delivery {
         Delivery {
             hub,
             subscribers: Subscribers::default(),
             awaiting: Awaiting::default(),
             roster,
             revocations_seen: 0,
+            muxes: Muxes::default(),
         }
     }
 
@@ -63,8 +70,12 @@ impl Delivery {
         &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         parts: &mut LoopParts<'_>,
+        hooks: &mut BackendHooks,
         served: Served<'_, '_>,
     ) {
+        if served.admission.route == HubRoute::Multiplexed {
+            return self.open_multiplexed(ctx, parts, hooks, served);
+        }
         let Served {
             conn,
             request,
@@ -151,7 +162,7 @@ impl Delivery {
             Ok(timeout) => timeout,
             Err(refused) => return Reply::Now(refused),
         };
-        match self.hub.poll(topic, conn, since.as_deref()) {
+        match self.hub.poll(topic, SubKey::whole(conn), since.as_deref()) {
             Ok(Polled::Now {
                 gap,
                 events,
@@ -169,7 +180,7 @@ impl Delivery {
             }
             Ok(held @ (Polled::Wait | Polled::Held { .. })) => {
                 // The hub's own name of the topic, shared.
-                let topic: Arc<str> = (self.hub.subscription(conn))
+                let topic: Arc<str> = (self.hub.subscription(SubKey::whole(conn)))
                     .map_or_else(|| Arc::from(topic), |(name, _)| Arc::clone(name));
                 if let Polled::Held { follow: true } = held {
                     parts.broker.follow(&topic, &mut LoopContext { ctx });
@@ -223,6 +234,7 @@ impl Delivery {
     /// answers the long polls (401, the token expired) whose token has
     /// expired by `now` (Unix seconds).
     pub(super) fn expire(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>, now: u64) {
+        self.expire_tickets(ctx, parts, now);
         while let Some((conn, transport)) = self.subscribers.next_expired(now) {
             self.log_ended(conn, "its token expired");
             self.leave(ctx, parts, conn, &CloseReason::Ended);
@@ -283,195 +295,6 @@ impl Delivery {
         }
     }
 
-    /// The first message of a WebSocket that has to authenticate: a token
-    /// that grants its topic subscribes it, anything else closes it. On a
-    /// `subscribe=hook` topic the backend is asked first, for the token's
-    /// subject: the socket is subscribed (and told `auth-ok`) only when
-    /// it allows.
-    pub(super) fn first_message(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        hooks: &mut BackendHooks,
-        conn: ConnId,
-        message: MessageRef<'_>,
-    ) {
-        let Some((subscriber, ok)) =
-            self.awaiting
-                .first_message(ctx, &parts.shared.access, parts.stats, conn, message)
-        else {
-            return;
-        };
-        if parts.shared.settings.subscribe_hook(&subscriber.topic) {
-            let subject = subscriber.subject().map(str::to_owned);
-            let topic = subscriber.topic.to_string();
-            let late = Late::FirstMessage {
-                subscriber,
-                auth_ok: ok,
-            };
-            if hooks.ask_late(ctx, parts, conn, subject, topic, late).is_err() {
-                close_undecided(ctx, conn);
-            }
-            return;
-        }
-        ctx.send(conn, &Message::text(ok));
-        self.subscribe(ctx, parts, conn, subscriber);
-    }
-
-    /// Another token from a subscribed WebSocket: its rights replace the
-    /// old ones and its deadline moves; one that does not verify, or no
-    /// longer grants the topic, closes the connection. A token that names
-    /// the subject of a socket that had none, on a `subscribe=hook` topic,
-    /// is taken only when the backend allows that subject.
-    pub(super) fn refresh(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        hooks: &mut BackendHooks,
-        conn: ConnId,
-        token: &str,
-    ) {
-        let Some((topic, had)) =
-            (self.subscribers.get(conn)).map(|s| (s.topic.clone(), s.subject().is_some()))
-        else {
-            return;
-        };
-        let access = &parts.shared.access;
-        let now = access.unix_secs_at_arrival();
-        match access.take_token(token, &topic, now) {
-            Ok(grant)
-                if !had && grant.holder.subject.is_some() && parts.shared.settings.subscribe_hook(&topic) =>
-            {
-                let subject = grant.holder.subject.clone();
-                let late = Late::InBand { grant, now };
-                if hooks
-                    .ask_late(ctx, parts, conn, subject, topic.to_string(), late)
-                    .is_err()
-                {
-                    self.leave(ctx, parts, conn, &CloseReason::Ended);
-                    close_undecided(ctx, conn);
-                }
-            }
-            Ok(grant) => self.take_grant(ctx, parts, conn, grant, now),
-            Err(TokenRefused::Revoked) => {
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                add(&parts.stats.refused_401, 1);
-                parts.stats.deny(Denial::Revoked);
-                ctx.close(conn, CloseCode::POLICY, "token revoked");
-            }
-            Err(TokenRefused::Invalid(e)) => {
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                parts.stats.deny(Denial::of(&e));
-                ctx.close(
-                    conn,
-                    CloseCode::POLICY,
-                    close_reason(&format!("invalid token: {e}")),
-                );
-            }
-            Err(TokenRefused::NotGranted) => {
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                parts.stats.deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "topic no longer granted");
-            }
-        }
-    }
-
-    /// What a token a subscribed socket sent grants, taken at `now` (Unix
-    /// seconds): its rights, its deadline, and its subject if the socket
-    /// had none; another subject than the socket's closes it.
-    pub(super) fn take_grant(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        grant: TokenGrant,
-        now: u64,
-    ) {
-        let Some(had) = self.subscribers.get(conn).map(|s| s.subject().map(str::to_owned)) else {
-            return;
-        };
-        let named = match (had.as_deref(), grant.holder.subject.as_deref()) {
-            // A connection is one subject's for good: what it was
-            // counted, revoked and acted on as.
-            (Some(had), new) if new != Some(had) => {
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                parts.stats.deny(Denial::NotGranted);
-                ctx.close(conn, CloseCode::POLICY, "the token names another subject");
-                return;
-            }
-            (None, named) => named,
-            _ => None,
-        };
-        // A socket that came in without a credential names its
-        // subject: counted, and present, as that subject from now
-        // on, as if it had come in with it.
-        if let Some(subject) = named
-            && !self.take_subject(ctx, parts, conn, subject)
-        {
-            return;
-        }
-        let deadline = grant.holder.deadline;
-        let warn_at = deadline.map(|d| warning_time(d, now));
-        let Some(subscriber) = self.subscribers.renew(conn, deadline, warn_at) else {
-            return;
-        };
-        subscriber.may_publish = grant.may_publish;
-        // The new token's id and `iat` are what a revocation is
-        // checked against from now on (its subject is the one
-        // the connection was counted under).
-        subscriber.set_token(grant.holder.token_id, grant.holder.issued_at);
-        ctx.send(conn, &Message::text(auth_ok(deadline, now)));
-    }
-
-    /// A subscribed socket without a subject takes `subject` (from a
-    /// token it sent): a place among the subject's connections (none
-    /// left: closed with 1008, false), and present as the subject where
-    /// its topic keeps presence.
-    fn take_subject(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        subject: &str,
-    ) -> bool {
-        let (settings, access, stats) = (&parts.shared.settings, &parts.shared.access, parts.stats);
-        let slot = match access
-            .connections
-            .open(subject, settings.max_connections_per_subject)
-        {
-            Some(slot) => slot,
-            None => {
-                log::debug!(
-                    subject = subject, conn = conn.to_string().as_str();
-                    "hub: closed: the subject named late has its most connections open"
-                );
-                add(&stats.connection_limited, 1);
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
-                return false;
-            }
-        };
-        let Some(subscriber) = self.subscribers.get_mut(conn) else {
-            return false;
-        };
-        subscriber.set_subject(Some(subject.to_owned()));
-        subscriber.rare_mut().slot = Some(slot);
-        subscriber.set_since(Some(access.unix_secs(ctx.now())));
-        // Present as its connection until now: as its subject from now on
-        // (a subject that is no member name leaves it as it was).
-        if let Some(old) = subscriber.member()
-            && tether_hub::is_valid_member(subject)
-        {
-            let topic = Arc::clone(&subscriber.topic);
-            let key = (conn, subscriber.transport);
-            let watches = subscriber.watches;
-            self.roster.leave(ctx, &topic, conn, Some(&old));
-            let member = self.roster.join(ctx, &topic, key, Some(subject), watches);
-            subscriber.set_member(member);
-        }
-        true
-    }
-
     /// A WebSocket or event-stream subscriber arrives: register, replay.
     pub(super) fn subscribe(
         &mut self,
@@ -480,55 +303,12 @@ impl Delivery {
         conn: ConnId,
         mut subscriber: Subscriber,
     ) {
-        let topic = subscriber.topic.clone();
-        let transport = subscriber.transport;
-        let (settings, access, stats) = (&parts.shared.settings, &parts.shared.access, parts.stats);
-        // Revoked since its request was routed (on another loop, say).
-        let now = access.unix_secs(ctx.now());
-        if access.revocations.is_revoked(
-            subscriber.token_id(),
-            subscriber.subject(),
-            subscriber.issued_at(),
-            now,
-        ) {
-            stats.deny(Denial::Revoked);
-            close_revoked(ctx, conn, transport);
+        if !admit_connection(ctx, parts, conn, &mut subscriber) {
             return;
         }
-        // A subject's connections are counted, on every loop; one over
-        // the most it may have (let in by the route a moment before
-        // another took the last place) is closed at once.
-        if let Some(subject) = subscriber.subject() {
-            let max = settings.max_connections_per_subject;
-            match access.connections.open(subject, max) {
-                Some(slot) => {
-                    subscriber.rare_mut().slot = Some(slot);
-                    subscriber.set_since(Some(now));
-                }
-                None => {
-                    log::debug!(
-                        subject = subject, conn = conn.to_string().as_str();
-                        "hub: closed: the subject has its most connections open"
-                    );
-                    add(&stats.connection_limited, 1);
-                    match transport {
-                        Transport::WebSocket | Transport::RawWebSocket => {
-                            ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
-                        }
-                        _ => {
-                            let event = tether_sse::Event::new()
-                                .event("refused")
-                                .data(TOO_MANY_CONNECTIONS);
-                            if let Err(e) = ctx.send_event(conn, &event) {
-                                log::debug!("hub: refused event not sent: {e}");
-                            }
-                            ctx.end_stream(conn);
-                        }
-                    }
-                    return;
-                }
-            }
-        }
+        let topic = subscriber.topic.clone();
+        let transport = subscriber.transport;
+        let (settings, stats) = (&parts.shared.settings, parts.stats);
         // A namespace without presence: no member, no watcher (the router
         // refused `?presence=1`).
         if settings.keeps_presence(&topic) && !subscriber.unlisted() {
@@ -545,12 +325,10 @@ impl Delivery {
         let Some(subscriber) = self.subscribers.get(conn) else {
             return;
         };
-        match self
-            .hub
-            .subscribe(&topic, conn, transport, subscriber.requested())
-        {
+        match (self.hub).subscribe(&topic, SubKey::whole(conn), transport, subscriber.requested()) {
             Ok(Subscribed::Live(replay)) => {
-                send_replay(ctx, stats, conn, subscriber, replay.gap(), replay.events());
+                let to = subscriber.replaying(conn);
+                send_replay(ctx, stats, to, replay.gap(), replay.events());
             }
             Ok(Subscribed::Held { follow }) => {
                 if follow {
@@ -571,7 +349,7 @@ impl Delivery {
         }
         // One copy of the topic's name for all its subscribers: the hub's
         // (the one it came with goes once the roster has seen it).
-        if let Some((name, _)) = self.hub.subscription(conn)
+        if let Some((name, _)) = self.hub.subscription(SubKey::whole(conn))
             && let Some(subscriber) = self.subscribers.get_mut(conn)
         {
             subscriber.topic = Arc::clone(name);
@@ -585,7 +363,7 @@ impl Delivery {
 
     /// The loop's replica of the topics, to read (the metrics, the
     /// server API's history).
-    pub(super) fn hub(&self) -> &Hub<ConnId> {
+    pub(super) fn hub(&self) -> &Hub<SubKey> {
         &self.hub
     }
 
@@ -655,10 +433,26 @@ impl Delivery {
                 self.roster.leave(ctx, &subscriber.topic, conn, member.as_ref());
             }
         }
-        if let Some(left) = self.hub.unsubscribe(conn)
+        if let Some(left) = self.hub.unsubscribe(SubKey::whole(conn))
             && left.unfollow
         {
             parts.broker.unfollow(&left.topic, &mut LoopContext { ctx });
+        }
+        self.leave_multiplexed(ctx, parts, conn);
+    }
+
+    /// A held subscription is live (or a held long poll answered): a
+    /// one-topic connection's, or a multiplexed socket's.
+    fn resumed(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        resumed: tether_hub::Resumed<SubKey>,
+    ) {
+        if resumed.sub.is_whole() {
+            send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed);
+        } else {
+            self.resumed_multiplexed(ctx, parts.stats, &resumed);
         }
     }
 
@@ -686,7 +480,9 @@ impl Delivery {
         fan_out(ctx, stats, &event, &delivery);
         let events = [event.clone()];
         let mut answers = Vec::new();
+        let resumed = delivery.resumed;
         for waiter in delivery.waiters {
+            let waiter = waiter.conn;
             if let Some(poll) = self.subscribers.remove(waiter) {
                 sub(&stats.subscribers_poll, 1);
                 add(&stats.sent_poll, 1);
@@ -697,8 +493,8 @@ impl Delivery {
                 ));
             }
         }
-        for resumed in delivery.resumed {
-            send_resumed(ctx, stats, &mut self.subscribers, parts.cors, resumed);
+        for resumed in resumed {
+            self.resumed(ctx, parts, resumed);
         }
         for (conn, response) in answers {
             parts.cors.respond(ctx, conn, response);
@@ -722,11 +518,12 @@ impl Delivery {
                 return;
             }
         };
-        let stats = parts.stats;
         for resumed in readied.resumed {
-            send_resumed(ctx, stats, &mut self.subscribers, parts.cors, resumed);
+            self.resumed(ctx, parts, resumed);
         }
-        for (conn, transport) in readied.resync {
+        let stats = parts.stats;
+        for (key, transport) in readied.resync {
+            let conn = key.conn;
             match transport {
                 Transport::WebSocket | Transport::RawWebSocket => {
                     ctx.close(conn, CloseCode::SERVICE_RESTART, "resynchronising: resume")
@@ -746,52 +543,68 @@ impl Delivery {
     /// The loop's tick: subscribers whose replay was held resumed.
     pub(super) fn tick(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>) {
         for resumed in self.hub.tick() {
-            send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed);
+            self.resumed(ctx, parts, resumed);
         }
     }
 }
 
-/// The answer about a subject a socket named after its upgrade
-/// ([`Late`]).
-impl Delivery {
-    /// The backend's decision about the subject a socket named late.
-    pub(super) fn late_decided(
-        &mut self,
-        ctx: &mut Ctx<'_, HubMessage>,
-        parts: &mut LoopParts<'_>,
-        conn: ConnId,
-        late: Late,
-        decision: Decision,
+/// Whether a connection that opens (`subscriber`, its own entry) may: its
+/// token was not revoked since its request was routed, and its subject
+/// has a place left among its connections (taken here). One that may not
+/// is closed, or its stream ended.
+fn admit_connection(
+    ctx: &mut Ctx<'_, HubMessage>,
+    parts: &LoopParts<'_>,
+    conn: ConnId,
+    subscriber: &mut Subscriber,
+) -> bool {
+    let transport = subscriber.transport;
+    let (settings, access, stats) = (&parts.shared.settings, &parts.shared.access, parts.stats);
+    // Revoked since its request was routed (on another loop, say).
+    let now = access.unix_secs(ctx.now());
+    if access.revocations.is_revoked(
+        subscriber.token_id(),
+        subscriber.subject(),
+        subscriber.issued_at(),
+        now,
     ) {
-        let outcome = match &decision {
-            Decision::Allow(_) => Outcome::Allowed,
-            Decision::Deny { .. } => Outcome::Denied,
-            _ => Outcome::Unavailable,
-        };
-        parts.stats.decided(Hook::Subscribe, outcome);
-        match (decision, late) {
-            (Decision::Allow(_), Late::FirstMessage { subscriber, auth_ok }) => {
-                ctx.send(conn, &Message::text(auth_ok));
-                self.subscribe(ctx, parts, conn, subscriber);
+        stats.deny(Denial::Revoked);
+        close_revoked(ctx, conn, transport);
+        return false;
+    }
+    // A subject's connections are counted, on every loop; one over
+    // the most it may have (let in by the route a moment before
+    // another took the last place) is closed at once.
+    if let Some(subject) = subscriber.subject() {
+        let max = settings.max_connections_per_subject;
+        match access.connections.open(subject, max) {
+            Some(slot) => {
+                subscriber.rare_mut().slot = Some(slot);
+                subscriber.set_since(Some(now));
             }
-            (Decision::Allow(_), Late::InBand { grant, now }) => {
-                self.take_grant(ctx, parts, conn, grant, now);
-            }
-            (Decision::Deny { status, reason }, _) => {
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                match status {
-                    401 => add(&parts.stats.refused_401, 1),
-                    _ => add(&parts.stats.refused_403, 1),
+            None => {
+                log::debug!(
+                    subject = subject, conn = conn.to_string().as_str();
+                    "hub: closed: the subject has its most connections open"
+                );
+                add(&stats.connection_limited, 1);
+                match transport {
+                    Transport::WebSocket | Transport::RawWebSocket => {
+                        ctx.close(conn, CloseCode::POLICY, TOO_MANY_CONNECTIONS);
+                    }
+                    _ => {
+                        let event = tether_sse::Event::new()
+                            .event("refused")
+                            .data(TOO_MANY_CONNECTIONS);
+                        if let Err(e) = ctx.send_event(conn, &event) {
+                            log::debug!("hub: refused event not sent: {e}");
+                        }
+                        ctx.end_stream(conn);
+                    }
                 }
-                parts.stats.deny(Denial::NotGranted);
-                let reason = if reason.is_empty() { "refused" } else { &reason };
-                ctx.close(conn, CloseCode::POLICY, close_reason(reason));
-            }
-            (decision, _) => {
-                log::debug!("hub: the backend did not decide (subscribe, late subject): {decision:?}");
-                self.leave(ctx, parts, conn, &CloseReason::Ended);
-                close_undecided(ctx, conn);
+                return false;
             }
         }
     }
+    true
 }

@@ -1,0 +1,139 @@
+//! A cursor over JSON text (RFC 8259) for the hub's small flat objects
+//! (a WebSocket publisher's envelope, a multiplexed socket's messages):
+//! strings with every escape checked, literals, no nesting (so no
+//! recursion), and an error that says what was wrong.
+
+pub(crate) struct Cursor<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(text: &'a str) -> Cursor<'a> {
+        Cursor {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    /// The next byte, not taken.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    /// Takes `word` (a literal such as `true`) if it comes next.
+    pub(crate) fn literal(&mut self, word: &str) -> bool {
+        let hit = self
+            .bytes
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word.as_bytes()));
+        if hit {
+            self.pos += word.len();
+        }
+        hit
+    }
+
+    pub(crate) fn skip_space(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.bytes.get(self.pos) == Some(&byte);
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    /// A string literal, from its opening quote.
+    pub(crate) fn string(&mut self) -> Result<String, String> {
+        if !self.eat(b'"') {
+            return Err("malformed JSON: a string expected".to_owned());
+        }
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while self
+                .bytes
+                .get(self.pos)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                self.pos += 1;
+            }
+            // Both ends are at ASCII bytes (or the end): char boundaries.
+            out.push_str(&self.text[start..self.pos]);
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    out.push(self.escape()?);
+                }
+                Some(_) => return Err("malformed JSON: a control character in a string".to_owned()),
+                None => return Err("malformed JSON: an unterminated string".to_owned()),
+            }
+        }
+    }
+
+    /// What follows a backslash.
+    fn escape(&mut self) -> Result<char, String> {
+        let byte = self.bytes.get(self.pos).copied();
+        self.pos += 1;
+        Ok(match byte {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if !(self.eat(b'\\') && self.eat(b'u')) {
+                            return Err("malformed JSON: a lone surrogate".to_owned());
+                        }
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err("malformed JSON: a lone surrogate".to_owned());
+                        }
+                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err("malformed JSON: a lone surrogate".to_owned()),
+                    _ => unit,
+                };
+                char::from_u32(code).ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?
+            }
+            _ => return Err("malformed JSON: a bad escape".to_owned()),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| "malformed JSON: a short \\u escape".to_owned())?;
+        let mut value = 0;
+        for &d in digits {
+            let nibble = char::from(d)
+                .to_digit(16)
+                .ok_or_else(|| "malformed JSON: a bad \\u escape".to_owned())?;
+            value = value << 4 | nibble;
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+}

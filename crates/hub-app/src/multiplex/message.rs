@@ -1,0 +1,293 @@
+//! What a multiplexed socket's client sends: one JSON object a text
+//! message, `{"type":"subscribe"|"unsubscribe"|"publish"|"auth",...}`.
+//! A member not of its type, a member twice, a value of the wrong type,
+//! text that is not one flat JSON object: each is refused with what was
+//! wrong, and the topic when the message named one (so that the answer
+//! can say which subscription it was about).
+
+use crate::json_text::Cursor;
+
+/// One message of a multiplexed socket's client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClientMessage {
+    /// `{"type":"subscribe","topic":"T","since":"ID","presence":true,"ticket":"…"}`.
+    Subscribe {
+        topic: String,
+        since: Option<String>,
+        presence: bool,
+        ticket: Option<String>,
+    },
+    /// `{"type":"unsubscribe","topic":"T"}`.
+    Unsubscribe { topic: String },
+    /// `{"type":"publish","topic":"T","data":"…","event":"E","id":"KEY"}`.
+    Publish {
+        topic: String,
+        data: String,
+        event: Option<String>,
+        key: Option<String>,
+    },
+    /// `{"type":"auth","token":"…"}`.
+    Auth { token: String },
+}
+
+/// Why a message was refused, and the topic it named, if it named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Malformed {
+    pub(crate) topic: Option<String>,
+    pub(crate) error: String,
+}
+
+/// A member's value: these messages hold strings and, for `presence`, a
+/// boolean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Text(String),
+    Flag(bool),
+}
+
+/// The members of a flat JSON object whose values are strings or
+/// booleans, in order.
+fn members(text: &str) -> Result<Vec<(String, Value)>, String> {
+    let mut p = Cursor::new(text);
+    p.skip_space();
+    if !p.eat(b'{') {
+        return Err(
+            "a message is a JSON object, such as {\"type\":\"subscribe\",\"topic\":\"T\"}".to_owned(),
+        );
+    }
+    let mut members = Vec::new();
+    p.skip_space();
+    if !p.eat(b'}') {
+        loop {
+            p.skip_space();
+            let name = p.string()?;
+            p.skip_space();
+            if !p.eat(b':') {
+                return Err("malformed JSON: ':' expected".to_owned());
+            }
+            p.skip_space();
+            let value = match p.peek() {
+                Some(b'"') => Value::Text(p.string()?),
+                _ if p.literal("true") => Value::Flag(true),
+                _ if p.literal("false") => Value::Flag(false),
+                _ => {
+                    return Err(format!(
+                        "{} must be a string or a boolean",
+                        tether_hub::json_string(&name)
+                    ));
+                }
+            };
+            members.push((name, value));
+            p.skip_space();
+            if p.eat(b',') {
+                continue;
+            }
+            if p.eat(b'}') {
+                break;
+            }
+            return Err("malformed JSON: ',' or '}' expected".to_owned());
+        }
+    }
+    p.skip_space();
+    if !p.at_end() {
+        return Err("malformed JSON: text after the object".to_owned());
+    }
+    Ok(members)
+}
+
+/// The members each type takes, beside `type`.
+fn allowed(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "subscribe" => &["topic", "since", "presence", "ticket"],
+        "unsubscribe" => &["topic"],
+        "publish" => &["topic", "data", "event", "id"],
+        "auth" => &["token"],
+        _ => return None,
+    })
+}
+
+/// Reads one message.
+pub(crate) fn parse(text: &str) -> Result<ClientMessage, Malformed> {
+    let members = members(text).map_err(|error| Malformed { topic: None, error })?;
+    // The topic, if it names one as a string, for the refusal's answer.
+    let topic = members
+        .iter()
+        .find_map(|(name, value)| match (name.as_str(), value) {
+            ("topic", Value::Text(topic)) => Some(topic.clone()),
+            _ => None,
+        });
+    let refuse = |error: String| Malformed {
+        topic: topic.clone(),
+        error,
+    };
+    let kind = match members.iter().find(|(name, _)| name == "type") {
+        Some((_, Value::Text(kind))) => kind.as_str(),
+        Some(_) => return Err(refuse("\"type\" must be a string".to_owned())),
+        None => {
+            return Err(refuse(
+                "the message has no \"type\" (subscribe, unsubscribe, publish, auth)".to_owned(),
+            ));
+        }
+    };
+    let Some(allowed) = allowed(kind) else {
+        return Err(refuse(format!(
+            "unknown type {} (subscribe, unsubscribe, publish, auth)",
+            tether_hub::json_string(kind)
+        )));
+    };
+    let mut seen: Vec<&str> = Vec::with_capacity(members.len());
+    for (name, _) in &members {
+        if seen.contains(&name.as_str()) {
+            return Err(refuse(format!(
+                "the message has {} twice",
+                tether_hub::json_string(name)
+            )));
+        }
+        if name != "type" && !allowed.contains(&name.as_str()) {
+            return Err(refuse(format!(
+                "unknown member {} of a {kind} message ({})",
+                tether_hub::json_string(name),
+                allowed.join(", ")
+            )));
+        }
+        seen.push(name);
+    }
+    let text = |name: &str| -> Result<Option<String>, Malformed> {
+        match members.iter().find(|(n, _)| n == name) {
+            None => Ok(None),
+            Some((_, Value::Text(value))) => Ok(Some(value.clone())),
+            Some(_) => Err(refuse(format!(
+                "{} must be a string",
+                tether_hub::json_string(name)
+            ))),
+        }
+    };
+    let required = |name: &str| -> Result<String, Malformed> {
+        text(name)?.ok_or_else(|| {
+            refuse(format!(
+                "a {kind} message needs {}",
+                tether_hub::json_string(name)
+            ))
+        })
+    };
+    Ok(match kind {
+        "subscribe" => {
+            let presence = match members.iter().find(|(n, _)| n == "presence") {
+                None => false,
+                Some((_, Value::Flag(flag))) => *flag,
+                Some(_) => return Err(refuse("\"presence\" must be true or false".to_owned())),
+            };
+            ClientMessage::Subscribe {
+                topic: required("topic")?,
+                since: text("since")?,
+                presence,
+                ticket: text("ticket")?,
+            }
+        }
+        "unsubscribe" => ClientMessage::Unsubscribe {
+            topic: required("topic")?,
+        },
+        "publish" => ClientMessage::Publish {
+            topic: required("topic")?,
+            data: required("data")?,
+            event: text("event")?,
+            key: text("id")?,
+        },
+        _ => ClientMessage::Auth {
+            token: required("token")?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn error(text: &str) -> Malformed {
+        match parse(text) {
+            Err(malformed) => malformed,
+            Ok(message) => panic!("{text}: taken as {message:?}"),
+        }
+    }
+
+    #[test]
+    fn each_type_reads_its_members() {
+        assert_eq!(
+            parse(r#"{"type":"subscribe","topic":"a","since":"1-0","presence":true,"ticket":"t"}"#),
+            Ok(ClientMessage::Subscribe {
+                topic: "a".to_owned(),
+                since: Some("1-0".to_owned()),
+                presence: true,
+                ticket: Some("t".to_owned()),
+            })
+        );
+        assert_eq!(
+            parse(r#" { "topic" : "b" , "type" : "subscribe" } "#),
+            Ok(ClientMessage::Subscribe {
+                topic: "b".to_owned(),
+                since: None,
+                presence: false,
+                ticket: None,
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"unsubscribe","topic":"a"}"#),
+            Ok(ClientMessage::Unsubscribe {
+                topic: "a".to_owned()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"publish","topic":"a","data":"hi\n","event":"e","id":"k"}"#),
+            Ok(ClientMessage::Publish {
+                topic: "a".to_owned(),
+                data: "hi\n".to_owned(),
+                event: Some("e".to_owned()),
+                key: Some("k".to_owned()),
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"auth","token":"x.y.z"}"#),
+            Ok(ClientMessage::Auth {
+                token: "x.y.z".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_message_is_refused_with_its_topic_when_it_named_one() {
+        for bad in ["", "null", "[]", "{", "{}x", r#"{"type":1}"#, "\"type\""] {
+            assert_eq!(error(bad).topic, None, "{bad:?}");
+        }
+        let e = error(r#"{"type":"subscribe","topic":"a","topic":"b"}"#);
+        assert_eq!(e.topic.as_deref(), Some("a"));
+        assert!(e.error.contains("twice"), "{}", e.error);
+        let e = error(r#"{"type":"subscribe","topic":"a","sinse":"1-0"}"#);
+        assert!(e.error.contains("unknown member \"sinse\""), "{}", e.error);
+        let e = error(r#"{"type":"subscribe","topic":"a","presence":"yes"}"#);
+        assert!(e.error.contains("presence"), "{}", e.error);
+        let e = error(r#"{"type":"subscribe","topic":"a","since":true}"#);
+        assert!(e.error.contains("since"), "{}", e.error);
+        let e = error(r#"{"type":"publish","topic":"a"}"#);
+        assert!(e.error.contains("\"data\""), "{}", e.error);
+        let e = error(r#"{"type":"subscribe"}"#);
+        assert!(e.error.contains("\"topic\""), "{}", e.error);
+        let e = error(r#"{"type":"dance","topic":"a"}"#);
+        assert!(e.error.contains("unknown type"), "{}", e.error);
+        assert_eq!(e.topic.as_deref(), Some("a"));
+        let e = error(r#"{"topic":"a"}"#);
+        assert!(e.error.contains("no \"type\""), "{}", e.error);
+        let e = error(r#"{"type":"subscribe","topic":"a","presence":1}"#);
+        assert!(e.error.contains("string or a boolean"), "{}", e.error);
+    }
+
+    proptest! {
+        /// Any text: a message or an error, never a panic.
+        #[test]
+        fn never_panics(text in any::<String>(), bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse(&text);
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+            let _ = parse(&format!("{{\"type\":\"subscribe\",\"topic\":{text:?}"));
+        }
+    }
+}
