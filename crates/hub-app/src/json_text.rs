@@ -137,3 +137,48 @@ impl<'a> Cursor<'a> {
         Ok(value)
     }
 }
+
+/// The members of one flat JSON object, in order: `not_object` is the
+/// error for text that does not start as an object (it names what was
+/// expected), and `value` reads each member's value from the cursor (its
+/// name given, to say which one is wrong), refusing the kinds its caller
+/// does not take. Nothing may follow the object.
+pub(crate) fn flat_object<V>(
+    text: &str,
+    not_object: &str,
+    mut value: impl FnMut(&mut Cursor<'_>, &str) -> Result<V, String>,
+) -> Result<Vec<(String, V)>, String> {
+    let mut p = Cursor::new(text);
+    p.skip_space();
+    if !p.eat(b'{') {
+        return Err(not_object.to_owned());
+    }
+    let mut members = Vec::new();
+    p.skip_space();
+    if !p.eat(b'}') {
+        loop {
+            p.skip_space();
+            let name = p.string()?;
+            p.skip_space();
+            if !p.eat(b':') {
+                return Err("malformed JSON: ':' expected".to_owned());
+            }
+            p.skip_space();
+            let read = value(&mut p, &name)?;
+            members.push((name, read));
+            p.skip_space();
+            if p.eat(b',') {
+                continue;
+            }
+            if p.eat(b'}') {
+                break;
+            }
+            return Err("malformed JSON: ',' or '}' expected".to_owned());
+        }
+    }
+    p.skip_space();
+    if !p.at_end() {
+        return Err("malformed JSON: text after the object".to_owned());
+    }
+    Ok(members)
+}

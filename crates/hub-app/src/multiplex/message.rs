@@ -5,7 +5,7 @@
 //! wrong, and the topic when the message named one (so that the answer
 //! can say which subscription it was about).
 
-use crate::json_text::Cursor;
+use crate::json_text::flat_object;
 
 /// One message of a multiplexed socket's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,51 +48,19 @@ enum Value {
 /// The members of a flat JSON object whose values are strings or
 /// booleans, in order.
 fn members(text: &str) -> Result<Vec<(String, Value)>, String> {
-    let mut p = Cursor::new(text);
-    p.skip_space();
-    if !p.eat(b'{') {
-        return Err(
-            "a message is a JSON object, such as {\"type\":\"subscribe\",\"topic\":\"T\"}".to_owned(),
-        );
-    }
-    let mut members = Vec::new();
-    p.skip_space();
-    if !p.eat(b'}') {
-        loop {
-            p.skip_space();
-            let name = p.string()?;
-            p.skip_space();
-            if !p.eat(b':') {
-                return Err("malformed JSON: ':' expected".to_owned());
-            }
-            p.skip_space();
-            let value = match p.peek() {
-                Some(b'"') => Value::Text(p.string()?),
-                _ if p.literal("true") => Value::Flag(true),
-                _ if p.literal("false") => Value::Flag(false),
-                _ => {
-                    return Err(format!(
-                        "{} must be a string or a boolean",
-                        tether_hub::json_string(&name)
-                    ));
-                }
-            };
-            members.push((name, value));
-            p.skip_space();
-            if p.eat(b',') {
-                continue;
-            }
-            if p.eat(b'}') {
-                break;
-            }
-            return Err("malformed JSON: ',' or '}' expected".to_owned());
-        }
-    }
-    p.skip_space();
-    if !p.at_end() {
-        return Err("malformed JSON: text after the object".to_owned());
-    }
-    Ok(members)
+    flat_object(
+        text,
+        "a message is a JSON object, such as {\"type\":\"subscribe\",\"topic\":\"T\"}",
+        |p, name| match p.peek() {
+            Some(b'"') => Ok(Value::Text(p.string()?)),
+            _ if p.literal("true") => Ok(Value::Flag(true)),
+            _ if p.literal("false") => Ok(Value::Flag(false)),
+            _ => Err(format!(
+                "{} must be a string or a boolean",
+                tether_hub::json_string(name)
+            )),
+        },
+    )
 }
 
 /// The members each type takes, beside `type`.

@@ -15,7 +15,7 @@ use tether_hub::{
 };
 use tether_server::{CloseCode, ConnId, MessageRef, Request, Response};
 
-use crate::json_text::Cursor;
+use crate::json_text::flat_object;
 use crate::metrics::{HubStats, add};
 use crate::replies::error_response;
 use crate::settings::HubSettings;
@@ -153,44 +153,14 @@ fn parse_envelope(text: &str) -> Result<Envelope, String> {
 /// A JSON object whose values are all strings (RFC 8259): its members in
 /// order. Nothing else is accepted: no nesting, so no recursion.
 fn parse_string_object(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut p = Cursor::new(text);
-    p.skip_space();
-    if !p.eat(b'{') {
-        return Err(
-            "an envelope is a JSON object: {\"data\":\"...\",\"id\":\"KEY\",\"event\":\"TYPE\"}".to_owned(),
-        );
-    }
-    let mut members = Vec::new();
-    p.skip_space();
-    if !p.eat(b'}') {
-        loop {
-            p.skip_space();
-            let name = p.string()?;
-            p.skip_space();
-            if !p.eat(b':') {
-                return Err("malformed JSON: ':' expected".to_owned());
-            }
-            p.skip_space();
-            if p.peek() != Some(b'"') {
-                return Err(format!("the envelope's {} must be a string", json_string(&name)));
-            }
-            let value = p.string()?;
-            members.push((name, value));
-            p.skip_space();
-            if p.eat(b',') {
-                continue;
-            }
-            if p.eat(b'}') {
-                break;
-            }
-            return Err("malformed JSON: ',' or '}' expected".to_owned());
-        }
-    }
-    p.skip_space();
-    if !p.at_end() {
-        return Err("malformed JSON: text after the object".to_owned());
-    }
-    Ok(members)
+    flat_object(
+        text,
+        "an envelope is a JSON object: {\"data\":\"...\",\"id\":\"KEY\",\"event\":\"TYPE\"}",
+        |p, name| match p.peek() {
+            Some(b'"') => p.string(),
+            _ => Err(format!("the envelope's {} must be a string", json_string(name))),
+        },
+    )
 }
 
 /// A publish waiting for its outcome.
