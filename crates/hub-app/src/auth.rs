@@ -58,6 +58,11 @@ pub struct HubAuth {
     /// needs one, has to send `{"type":"auth","token":"..."}` as its first
     /// message (5 s): then it is closed with 1008.
     pub auth_timeout: Duration,
+    /// Called, on the event loop that verified it, when a token names a
+    /// `kid` the keys do not have (an identity provider may have rotated
+    /// its keys): it must not block. `tether serve --jwks-url` wakes its
+    /// key fetcher with it, which rate-limits the fetches.
+    pub on_unknown_kid: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for HubAuth {
@@ -69,6 +74,7 @@ impl fmt::Debug for HubAuth {
             .field("cookie", &self.cookie)
             .field("query", &self.query)
             .field("auth_timeout", &self.auth_timeout)
+            .field("on_unknown_kid", &self.on_unknown_kid.is_some())
             .finish()
     }
 }
@@ -85,6 +91,7 @@ impl HubAuth {
             cookie: Some(DEFAULT_TOKEN_COOKIE.to_owned()),
             query: false,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            on_unknown_kid: None,
         }
     }
 
@@ -123,7 +130,11 @@ impl HubAuth {
 
     /// Verifies a token at `now` (Unix seconds).
     pub(super) fn verify(&self, token: &str, now: u64) -> Result<Identity, tether_auth::Error> {
-        verify(token, &self.keys(), &self.validation, now)
+        let verified = verify(token, &self.keys(), &self.validation, now);
+        if let (Err(tether_auth::Error::UnknownKeyId), Some(wake)) = (&verified, &self.on_unknown_kid) {
+            wake();
+        }
+        verified
     }
 
     /// The Unix second at which a token that expires at `exp` is refused
