@@ -77,9 +77,14 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn hub(more: &[&str]) -> (Process, SocketAddr) {
+    hub_logged(more, None)
+}
+
+/// The hub, its standard error written to `log`.
+fn hub_logged(more: &[&str], log: Option<&std::path::Path>) -> (Process, SocketAddr) {
     let mut args = vec!["--private", "user.*", "--log-level", "warn"];
     args.extend_from_slice(more);
-    let (process, addr, _) = serve_hub(&args, None);
+    let (process, addr, _) = serve_hub(&args, log);
     (process, addr)
 }
 
@@ -89,14 +94,18 @@ fn keys_rotate_over_tls_and_a_failing_provider_keeps_the_last() {
     let provider = Provider::start(true, jwks(&[&a]), "max-age=3600");
     let ca = CaFile::new(&provider, "rotate");
     let url = provider.jwks_url();
-    let (_server, addr) = hub(&[
-        "--jwks-url",
-        &url,
-        "--jwks-ca",
-        ca.path(),
-        "--jwks-unknown-kid-interval",
-        "1",
-    ]);
+    let log = TempFile::new("rotate.log", "");
+    let (_server, addr) = hub_logged(
+        &[
+            "--jwks-url",
+            &url,
+            "--jwks-ca",
+            ca.path(),
+            "--jwks-unknown-kid-interval",
+            "1",
+        ],
+        Some(&log.0),
+    );
     assert_eq!(provider.fetches(), 1, "fetched once at start");
     let token_a = a.sign("a", &claims(None));
     assert_eq!(status(addr, &token_a), 200);
@@ -124,6 +133,11 @@ fn keys_rotate_over_tls_and_a_failing_provider_keeps_the_last() {
         provider.fetches() > failed
     });
     assert_eq!(status(addr, &token_b), 200);
+    until("the failure logged", || {
+        std::fs::read_to_string(&log.0)
+            .unwrap()
+            .contains("status 500; the keys fetched last stay in use")
+    });
 }
 
 #[test]
@@ -230,4 +244,86 @@ fn keys_that_cannot_be_fetched_stop_the_start() {
     assert!(err.contains("loopback"), "{err}");
     let err = serve(&["--jwks-url", &url, "--oidc-issuer", &provider.base]);
     assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// A file of the test's own, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("tether-jwks-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn the_options_come_from_the_environment_and_the_file_and_check_config_checks_them() {
+    let a = SigningKey::new("a");
+    let provider = Provider::start(false, jwks(&[&a]), "");
+    let url = provider.jwks_url();
+    let token = a.sign("a", &claims(None));
+    let hub = [
+        "--app",
+        "hub",
+        "--memory",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        "--private",
+        "user.*",
+    ];
+
+    let (_env, addr, _) = process::serve(&hub, &[("TETHER_JWKS_URL", &url)], None);
+    assert_eq!(status(addr, &token), 200);
+    assert_eq!(provider.fetches(), 1);
+
+    let file = TempFile::new(
+        "serve.toml",
+        &format!("jwks-url = \"{url}\"\njwks-min-age = 120\n"),
+    );
+    let mut args = hub.to_vec();
+    args.extend_from_slice(&["--config", file.path()]);
+    let (_file, addr, _) = process::serve(&args, &[], None);
+    assert_eq!(status(addr, &token), 200);
+    assert_eq!(provider.fetches(), 2);
+
+    // check-config checks the options without fetching.
+    let out = output(&["check-config", file.path()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(provider.fetches(), 2);
+    for (name, contents, says) in [
+        ("plain.toml", "jwks-url = \"http://192.0.2.1/jwks\"\n", "loopback"),
+        (
+            "no-ca.toml",
+            &format!("jwks-url = \"{url}\"\njwks-ca = \"/nonexistent/ca.pem\"\n"),
+            "--jwks-ca",
+        ),
+        (
+            "ca-alone.toml",
+            "jwks-ca = \"/nonexistent/ca.pem\"\n",
+            "needs --jwks-url",
+        ),
+        (
+            "min-age.toml",
+            &format!("jwks-url = \"{url}\"\njwks-min-age = 0\n"),
+            "jwks-min-age",
+        ),
+    ] {
+        let bad = TempFile::new(name, contents);
+        let out = output(&["check-config", bad.path()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{name}: {stderr}");
+    }
 }
