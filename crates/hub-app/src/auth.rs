@@ -211,4 +211,31 @@ mod tests {
         assert!(Arc::ptr_eq(&auth.keys(), &clone.keys()));
         assert!(!format!("{auth:?}").contains("kkkk"));
     }
+
+    #[test]
+    fn an_unknown_kid_wakes_the_fetcher() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let secret = [b'k'; 32];
+        let keys = Keys::new(vec![tether_auth::Key::hmac(&secret).unwrap().with_kid("a")]).unwrap();
+        let mut auth = HubAuth::new(keys);
+        let woken = Arc::new(AtomicUsize::new(0));
+        let count = woken.clone();
+        auth.on_unknown_kid = Some(Arc::new(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        let token = |kid: &str| {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            header.kid = Some(kid.to_owned());
+            let claims = serde_json::json!({ "sub": "alice", "exp": 2000 });
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap()
+        };
+        assert!(auth.verify(&token("a"), 1000).is_ok());
+        assert_eq!(auth.verify(&token("a"), 3000), Err(tether_auth::Error::Expired));
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            auth.verify(&token("b"), 1000),
+            Err(tether_auth::Error::UnknownKeyId)
+        );
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+    }
 }
