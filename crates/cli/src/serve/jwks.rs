@@ -182,7 +182,12 @@ impl Remote {
                 continue;
             }
             refresh.started(now());
-            match self.fetch(url) {
+            // rustls and the parsers run on the provider's bytes here: a
+            // panic in them costs this fetch, not the thread that keeps
+            // the keys fresh.
+            let fetched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fetch(url)))
+                .unwrap_or_else(|_| Err(format!("{url}: the fetch panicked")));
+            match fetched {
                 Ok(fetched) => {
                     log::info!(
                         "{url}: keys fetched again, {} keys",
