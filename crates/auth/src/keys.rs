@@ -30,46 +30,73 @@ pub enum Algorithm {
     ES256,
     /// Ed25519.
     EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 (identity providers' JWKS).
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512.
+    PS512,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
 }
+
+/// Every algorithm, by name and as `jsonwebtoken` calls it.
+const ALGORITHMS: [(Algorithm, &str, jsonwebtoken::Algorithm); 10] = [
+    (Algorithm::HS256, "HS256", jsonwebtoken::Algorithm::HS256),
+    (Algorithm::RS256, "RS256", jsonwebtoken::Algorithm::RS256),
+    (Algorithm::ES256, "ES256", jsonwebtoken::Algorithm::ES256),
+    (Algorithm::EdDSA, "EdDSA", jsonwebtoken::Algorithm::EdDSA),
+    (Algorithm::RS384, "RS384", jsonwebtoken::Algorithm::RS384),
+    (Algorithm::RS512, "RS512", jsonwebtoken::Algorithm::RS512),
+    (Algorithm::PS256, "PS256", jsonwebtoken::Algorithm::PS256),
+    (Algorithm::PS384, "PS384", jsonwebtoken::Algorithm::PS384),
+    (Algorithm::PS512, "PS512", jsonwebtoken::Algorithm::PS512),
+    (Algorithm::ES384, "ES384", jsonwebtoken::Algorithm::ES384),
+];
 
 impl Algorithm {
     /// The name of the algorithm in a JWS header's `alg`.
     pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::HS256 => "HS256",
-            Algorithm::RS256 => "RS256",
-            Algorithm::ES256 => "ES256",
-            Algorithm::EdDSA => "EdDSA",
-        }
+        ALGORITHMS
+            .iter()
+            .find(|(a, _, _)| *a == self)
+            .map_or("", |(_, name, _)| name)
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Algorithm> {
-        Some(match name {
-            "HS256" => Algorithm::HS256,
-            "RS256" => Algorithm::RS256,
-            "ES256" => Algorithm::ES256,
-            "EdDSA" => Algorithm::EdDSA,
-            _ => return None,
-        })
+        ALGORITHMS.iter().find(|(_, n, _)| *n == name).map(|(a, _, _)| *a)
     }
 
     pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        }
+        ALGORITHMS
+            .iter()
+            .find(|(a, _, _)| *a == self)
+            .map_or(jsonwebtoken::Algorithm::HS256, |(_, _, j)| *j)
     }
 
     pub(crate) fn from_jwt(alg: jsonwebtoken::Algorithm) -> Option<Algorithm> {
-        Some(match alg {
-            jsonwebtoken::Algorithm::HS256 => Algorithm::HS256,
-            jsonwebtoken::Algorithm::RS256 => Algorithm::RS256,
-            jsonwebtoken::Algorithm::ES256 => Algorithm::ES256,
-            jsonwebtoken::Algorithm::EdDSA => Algorithm::EdDSA,
-            _ => return None,
-        })
+        ALGORITHMS.iter().find(|(_, _, j)| *j == alg).map(|(a, _, _)| *a)
+    }
+
+    /// The JWK key type (`kty`) and, for elliptic curves, the curve
+    /// (`crv`) of this algorithm's keys.
+    pub(crate) fn key_type(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Algorithm::HS256 => ("oct", None),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => ("RSA", None),
+            Algorithm::ES256 => ("EC", Some("P-256")),
+            Algorithm::ES384 => ("EC", Some("P-384")),
+            Algorithm::EdDSA => ("OKP", Some("Ed25519")),
+        }
     }
 }
 
@@ -109,7 +136,8 @@ impl Key {
     /// A public key from PEM (`-----BEGIN PUBLIC KEY-----`, the
     /// SubjectPublicKeyInfo of RFC 5280, as `openssl pkey -pubout` writes
     /// it; or `-----BEGIN RSA PUBLIC KEY-----`). Its type decides its
-    /// algorithm: RSA is RS256, EC (P-256 only) ES256, Ed25519 EdDSA.
+    /// algorithm: RSA is RS256, EC ES256 (P-256) or ES384 (P-384), Ed25519
+    /// EdDSA.
     ///
     /// # Errors
     ///
@@ -130,12 +158,13 @@ impl Key {
             return Ok(key(Algorithm::RS256, k));
         }
         if let Ok(k) = DecodingKey::from_ec_pem(pem) {
-            // The uncompressed point of P-256 is 65 bytes: a P-384 or
-            // P-521 key would never verify an ES256 signature.
-            if !is_p256_point(k.as_bytes()) {
-                return Err(Error::InvalidKey("an EC key not on P-256".into()));
-            }
-            return Ok(key(Algorithm::ES256, k));
+            // The uncompressed point of P-256 is 65 bytes, of P-384 97: a
+            // P-521 key would verify neither ES256 nor ES384.
+            return match (k.as_bytes().len(), k.as_bytes().first()) {
+                (65, Some(4)) => Ok(key(Algorithm::ES256, k)),
+                (97, Some(4)) => Ok(key(Algorithm::ES384, k)),
+                _ => Err(Error::InvalidKey("an EC key not on P-256 or P-384".into())),
+            };
         }
         if let Ok(k) = DecodingKey::from_ed_pem(pem) {
             if k.as_bytes().len() != 32 {
@@ -177,10 +206,6 @@ impl fmt::Debug for Key {
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
-}
-
-fn is_p256_point(point: &[u8]) -> bool {
-    point.len() == 65 && point.first() == Some(&4)
 }
 
 /// The HMAC secret a secret file's `contents` hold, as
@@ -265,9 +290,13 @@ impl Keys {
     /// A key's algorithm is its `alg` if it has one, otherwise what its
     /// type implies: `RSA` RS256, `EC` with `crv` `P-256` ES256, `OKP` with
     /// `crv` `Ed25519` EdDSA, `oct` HS256. Keys with `use` other than
-    /// `sig`, with an `alg` this crate does not verify (`RS384`,
-    /// `RSA-OAEP`, ...), or of a type or curve it does not know are left
-    /// out; any other key must be valid, or the whole set is refused.
+    /// `sig`, with `key_ops` that do not list `verify`, with an `alg`
+    /// this crate does not verify (`HS384`, `RSA-OAEP`, ...), or of a
+    /// type or curve it does not know are left out; any other key must be
+    /// valid, or the whole set is refused (a file the operator wrote: a
+    /// mistake in it is told at once). A set fetched from an identity
+    /// provider is read with [`JwkSet::parse`](crate::JwkSet::parse)
+    /// instead, which leaves out a bad key and keeps the others.
     ///
     /// # Errors
     ///
@@ -288,11 +317,13 @@ impl Keys {
         }
         let mut keys = Vec::new();
         for (i, jwk) in list.iter().enumerate() {
-            if let Some(key) = jwk_key(jwk).map_err(|e| match e {
-                Error::InvalidKey(why) => Error::InvalidKey(format!("JWKS key {i}: {why}")),
-                other => other,
-            })? {
-                keys.push(key);
+            match jwk_key(jwk) {
+                Ok(key) => keys.push(key),
+                Err(Refusal::Left(_)) => {}
+                Err(Refusal::Invalid(Error::InvalidKey(why))) => {
+                    return Err(Error::InvalidKey(format!("JWKS key {i}: {why}")));
+                }
+                Err(Refusal::Invalid(other)) => return Err(other),
             }
         }
         Keys::new(keys)
@@ -351,8 +382,24 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(contents)
 }
 
-/// The key of one JWK, or `None` for one this crate leaves out.
-fn jwk_key(jwk: &Value) -> Result<Option<Key>, Error> {
+/// Why a JWK gave no key.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// A key this crate leaves out by design (another `use`, an algorithm
+    /// or type it does not verify): the reason.
+    Left(String),
+    /// A key that claims to be one this crate verifies, and is malformed.
+    Invalid(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        Refusal::Invalid(e)
+    }
+}
+
+/// The key of one JWK (RFC 7517 section 4, RFC 7518 section 6, RFC 8037).
+pub(crate) fn jwk_key(jwk: &Value) -> Result<Key, Refusal> {
     let field = |name: &str| -> Result<Option<&str>, Error> {
         match jwk.get(name) {
             None => Ok(None),
@@ -361,30 +408,45 @@ fn jwk_key(jwk: &Value) -> Result<Option<Key>, Error> {
         }
     };
     if !jwk.is_object() {
-        return Err(Error::InvalidKey("not an object".into()));
+        return Err(Error::InvalidKey("not an object".into()).into());
     }
-    if field("use")?.is_some_and(|u| u != "sig") {
-        return Ok(None);
+    if let Some(other) = field("use")?.filter(|u| *u != "sig") {
+        return Err(Refusal::Left(format!("\"use\" is {other:?}, not \"sig\"")));
+    }
+    // RFC 7517 section 4.3: a key whose operations are listed is used
+    // only for those.
+    if let Some(ops) = jwk.get("key_ops") {
+        let ops = ops
+            .as_array()
+            .filter(|ops| ops.iter().all(Value::is_string))
+            .ok_or_else(|| Error::InvalidKey("\"key_ops\" is not a list of strings".into()))?;
+        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
+            return Err(Refusal::Left("\"key_ops\" does not list \"verify\"".into()));
+        }
     }
     let kty = field("kty")?.ok_or_else(|| Error::InvalidKey("no \"kty\"".into()))?;
     let crv = field("crv")?;
     let implied = match (kty, crv) {
         ("RSA", _) => Algorithm::RS256,
         ("EC", Some("P-256")) => Algorithm::ES256,
+        ("EC", Some("P-384")) => Algorithm::ES384,
         ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
         ("oct", _) => Algorithm::HS256,
-        _ => return Ok(None),
+        (kty, crv) => {
+            return Err(Refusal::Left(match crv {
+                Some(crv) => format!("a key of type {kty:?} on curve {crv:?}"),
+                None => format!("a key of type {kty:?}"),
+            }));
+        }
     };
     let alg = match field("alg")? {
         None => implied,
         Some(name) => match Algorithm::from_name(name) {
-            Some(alg) if alg == implied => alg,
+            Some(alg) if alg.key_type() == implied.key_type() => alg,
             Some(alg) => {
-                return Err(Error::InvalidKey(format!(
-                    "\"alg\" {alg} for a key of type {kty}"
-                )));
+                return Err(Error::InvalidKey(format!("\"alg\" {alg} for a key of type {kty}")).into());
             }
-            None => return Ok(None),
+            None => return Err(Refusal::Left(format!("\"alg\" {name:?} is not verified here"))),
         },
     };
     let part = |name: &str| -> Result<Vec<u8>, Error> {
@@ -393,39 +455,46 @@ fn jwk_key(jwk: &Value) -> Result<Option<Key>, Error> {
             .decode(text)
             .map_err(|_| Error::InvalidKey(format!("\"{name}\" is not base64url")))
     };
-    let key = match alg {
-        Algorithm::HS256 => return Ok(Some(with_kid(Key::hmac(&part("k")?)?, field("kid")?))),
-        Algorithm::RS256 => {
+    let point = |len: usize, curve: &str| -> Result<Vec<u8>, Error> {
+        let (x, y) = (part("x")?, part("y")?);
+        if x.len() != len || y.len() != len {
+            return Err(Error::InvalidKey(format!(
+                "{curve} coordinates not of {len} bytes"
+            )));
+        }
+        let mut point = Vec::with_capacity(1 + 2 * len);
+        point.push(4);
+        point.extend_from_slice(&x);
+        point.extend_from_slice(&y);
+        Ok(point)
+    };
+    let key = match alg.key_type().0 {
+        "oct" => return Ok(with_kid(Key::hmac(&part("k")?)?, field("kid")?)),
+        "RSA" => {
             let (n, e) = (part("n")?, part("e")?);
             let n = strip_leading_zeros(&n);
             if n.len() < 256 {
-                return Err(Error::InvalidKey("an RSA key shorter than 2048 bits".into()));
+                return Err(Error::InvalidKey("an RSA key shorter than 2048 bits".into()).into());
+            }
+            if n.len() > 1024 {
+                return Err(Error::InvalidKey("an RSA key longer than 8192 bits".into()).into());
             }
             if e.is_empty() || e.len() > 8 {
-                return Err(Error::InvalidKey("an RSA exponent out of range".into()));
+                return Err(Error::InvalidKey("an RSA exponent out of range".into()).into());
             }
             DecodingKey::from_rsa_raw_components(n, &e)
         }
-        Algorithm::ES256 => {
-            let (x, y) = (part("x")?, part("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return Err(Error::InvalidKey("P-256 coordinates not of 32 bytes".into()));
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            DecodingKey::from_ec_der(&point)
-        }
-        Algorithm::EdDSA => {
+        "EC" if alg == Algorithm::ES384 => DecodingKey::from_ec_der(&point(48, "P-384")?),
+        "EC" => DecodingKey::from_ec_der(&point(32, "P-256")?),
+        _ => {
             let x = part("x")?;
             if x.len() != 32 {
-                return Err(Error::InvalidKey("an Ed25519 key not of 32 bytes".into()));
+                return Err(Error::InvalidKey("an Ed25519 key not of 32 bytes".into()).into());
             }
             DecodingKey::from_ed_der(&x)
         }
     };
-    Ok(Some(with_kid(Key { alg, kid: None, key }, field("kid")?)))
+    Ok(with_kid(Key { alg, kid: None, key }, field("kid")?))
 }
 
 fn with_kid(key: Key, kid: Option<&str>) -> Key {
@@ -518,6 +587,9 @@ mod tests {
             r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAB"}]}"#,
             r#"{"keys":[{"kty":"EC","crv":"P-384","alg":"ES256","x":"AQAB","y":"AQAB"}]}"#,
             r#"{"keys":[{"kty":"RSA","alg":"HS256","n":"AQAB","e":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"RSA","alg":"RS384","n":"AQAB","e":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"EC","crv":"P-384","x":"AQAB","y":"AQAB"}]}"#,
+            r#"{"keys":[{"kty":"oct","key_ops":"verify","k":"AAAA"}]}"#,
         ] {
             let err = Keys::from_jwks(bad.as_bytes()).unwrap_err();
             assert!(err.is_config(), "{bad}: {err}");
@@ -537,8 +609,9 @@ mod tests {
         let skipped = [
             r#"{"kty":"oct","use":"enc","k":"AAAA"}"#,
             r#"{"kty":"RSA","alg":"RSA-OAEP","n":"AQAB","e":"AQAB"}"#,
-            r#"{"kty":"RSA","alg":"RS384","n":"AQAB","e":"AQAB"}"#,
-            r#"{"kty":"EC","crv":"P-384","x":"AQAB","y":"AQAB"}"#,
+            r#"{"kty":"oct","alg":"HS384","k":"AAAA"}"#,
+            r#"{"kty":"EC","crv":"P-521","x":"AQAB","y":"AQAB"}"#,
+            r#"{"kty":"oct","key_ops":["sign"],"k":"AAAA"}"#,
             r#"{"kty":"OKP","crv":"X25519","x":"AQAB"}"#,
             r#"{"kty":"weird"}"#,
         ];

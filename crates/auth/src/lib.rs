@@ -6,8 +6,12 @@
 //!   file ([`Keys::from_secret`]), a PEM public key ([`Keys::from_pem`]) or
 //!   a JSON Web Key Set ([`Keys::from_jwks`]), or from the files themselves
 //!   ([`Keys::from_files`]). Each key verifies one algorithm: HS256,
-//!   RS256, ES256 or EdDSA (Ed25519). Rebuild the set to rotate keys (on
-//!   SIGHUP, say).
+//!   RS256, ES256 or EdDSA (Ed25519); from an identity provider's set,
+//!   RS384, RS512, PS256, PS384, PS512 and ES384 too. Rebuild the set to
+//!   rotate keys (on SIGHUP, say).
+//! - [`JwkSet`], [`Refresh`], [`jwks_uri`]: an identity provider's key
+//!   set read key by key, when to fetch it again, and where OpenID
+//!   Connect discovery says it is (the fetching is the caller's).
 //! - [`verify`](fn@verify): a token, the keys, a [`Validation`] and the time `now`
 //!   (passed in: nothing here reads a clock) give an [`Identity`]: the
 //!   subject, its [`Rights`], the expiry.
@@ -123,25 +127,31 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod discovery;
 mod error;
 mod extract;
+mod jwks;
 mod keys;
 mod limits;
 mod mint;
 mod object;
 mod pattern;
 mod private;
+mod refresh;
 mod rights;
 mod validation;
 mod verify;
 
+pub use discovery::{DISCOVERY_PATH, discovery_url, jwks_uri};
 pub use error::Error;
 pub use extract::{QUERY_PARAMETER, bearer_token, cookie_token, is_token_syntax, query_token, ws_auth_token};
+pub use jwks::{JwkSet, MAX_JWKS_LEN, Skipped};
 pub use keys::{Algorithm, Key, KeyFile, Keys, MAX_KEY_FILE_LEN, MAX_KEYS, secret_of_file};
 pub use limits::{MAX_TOKEN_LEN, MIN_SECRET_LEN};
 pub use mint::NewToken;
 pub use pattern::TopicPattern;
 pub use private::Private;
+pub use refresh::{Refresh, RefreshPolicy, cache_max_age};
 pub use rights::{MAX_PATTERNS, MAX_SUBJECT_LEN, Rights, TetherClaim};
 /// Whether `topic` is in the set a pattern names, without building a
 /// [`TopicPattern`] (the same rules; a pattern that does not parse

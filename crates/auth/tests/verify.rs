@@ -170,9 +170,11 @@ fn alg_none_and_unknown_algorithms_are_refused() {
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
     )
     .unwrap();
+    // PS256 is verified, with a key of a set that says so; a PEM RSA key
+    // is RS256's alone.
     assert_eq!(
         err(&token, &Keys::from_pem(RSA_PUBLIC).unwrap()),
-        Error::UnsupportedAlgorithm
+        Error::AlgorithmMismatch
     );
 }
 
@@ -574,12 +576,14 @@ fn pem_files() {
         Key::from_pem(ec.private.serialize_pem().as_bytes()).unwrap_err(),
         Error::PrivateKey
     );
-    // A P-384 key is not an ES256 key.
+    // A P-384 key is an ES384 key, and verifies ES384 tokens only.
     let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    assert!(matches!(
-        Key::from_pem(p384.public_key_pem().as_bytes()),
-        Err(Error::InvalidKey(_))
-    ));
+    let key = Key::from_pem(p384.public_key_pem().as_bytes()).unwrap();
+    assert_eq!(key.algorithm(), Algorithm::ES384);
+    let keys = Keys::new(vec![key]).unwrap();
+    let signer = EncodingKey::from_ec_pem(p384.serialize_pem().as_bytes()).unwrap();
+    let token = encode(&Header::new(jsonwebtoken::Algorithm::ES384), &claims(), &signer).unwrap();
+    assert!(verify(&token, &keys, &Validation::new(), NOW).is_ok());
     // A PEM with text around it, as some tools write.
     let framed = format!("comment\n{}\n", std::str::from_utf8(RSA_PUBLIC).unwrap());
     assert_eq!(

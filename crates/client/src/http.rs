@@ -16,6 +16,7 @@ pub(crate) struct Head {
     pub(crate) reason: String,
     pub(crate) content_type: Option<String>,
     pub(crate) location: Option<String>,
+    pub(crate) cache_control: Option<String>,
     pub(crate) body: Body,
 }
 
@@ -40,6 +41,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             reason: head.reason().to_owned(),
             content_type: value("Content-Type"),
             location: value("Location"),
+            cache_control: value("Cache-Control"),
             body: Body::new(head.framing()),
         },
         used,

@@ -47,6 +47,7 @@
 mod builder;
 mod error;
 mod event;
+mod fetch;
 mod h2;
 #[cfg(feature = "tls")]
 mod h3;
@@ -63,6 +64,7 @@ mod websocket;
 pub use builder::{DEFAULT_MAX_QUEUED_ANSWERS, DEFAULT_READ_BUDGET, WebSocketBuilder};
 pub use error::Error;
 pub use event::Event;
+pub use fetch::{FetchOptions, Fetched, get};
 pub use h2::{H2Builder, H2Connection, H2EventStream, H2WebSocket, WsOptions};
 #[cfg(feature = "tls")]
 pub use h3::{H3Builder, H3EventStream};

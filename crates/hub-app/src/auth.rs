@@ -1,7 +1,9 @@
 //! Identities: JSON Web Tokens verified with `tether-auth`, where the hub
 //! finds them, and what they allow.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +26,10 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// subscribe to, `pub` those it may publish to.
 ///
 /// Clones share their keys: [`HubAuth::set_keys`] on one (after reading
-/// the key files again, on SIGHUP) changes them for all, and for every
-/// loop of a running hub.
+/// the key files again, on SIGHUP, or fetching an identity provider's
+/// set) changes them for all, and for every loop of a running hub. A loop
+/// verifies a token without a lock: it keeps the keys it read last until
+/// their generation changes.
 ///
 /// ```
 /// use tether_hub_app::{HubAuth, HubSettings};
@@ -42,7 +46,7 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct HubAuth {
-    keys: Arc<RwLock<Arc<Keys>>>,
+    keys: Arc<SharedKeys>,
     /// The checks of a token's claims: audience, issuer, leeway.
     pub validation: Validation,
     /// Topics that only a token whose rights name them may subscribe to;
@@ -58,6 +62,11 @@ pub struct HubAuth {
     /// needs one, has to send `{"type":"auth","token":"..."}` as its first
     /// message (5 s): then it is closed with 1008.
     pub auth_timeout: Duration,
+    /// Called, on the event loop that verified it, when a token names a
+    /// `kid` the keys do not have (an identity provider may have rotated
+    /// its keys): it must not block. `tether serve --jwks-url` wakes its
+    /// key fetcher with it, which rate-limits the fetches.
+    pub on_unknown_kid: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for HubAuth {
@@ -69,6 +78,7 @@ impl fmt::Debug for HubAuth {
             .field("cookie", &self.cookie)
             .field("query", &self.query)
             .field("auth_timeout", &self.auth_timeout)
+            .field("on_unknown_kid", &self.on_unknown_kid.is_some())
             .finish()
     }
 }
@@ -79,25 +89,32 @@ impl HubAuth {
     /// no query parameter, [`DEFAULT_AUTH_TIMEOUT`].
     pub fn new(keys: Keys) -> HubAuth {
         HubAuth {
-            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            keys: Arc::new(SharedKeys {
+                id: NEXT_KEYS_ID.fetch_add(1, Ordering::Relaxed),
+                generation: AtomicU64::new(0),
+                keys: RwLock::new(Arc::new(keys)),
+            }),
             validation: Validation::new(),
             private: Private::default(),
             cookie: Some(DEFAULT_TOKEN_COOKIE.to_owned()),
             query: false,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            on_unknown_kid: None,
         }
     }
 
     /// The keys in use.
     pub fn keys(&self) -> Arc<Keys> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.keys.current()
     }
 
     /// Replaces the keys, for this value and all its clones: tokens are
     /// verified with the new ones from now on. Connections already open
     /// keep what their token granted until it expires.
     pub fn set_keys(&self, keys: Keys) {
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        *self.keys.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        // After the keys: a loop that sees the new generation reads them.
+        self.keys.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The token a request presents, and where it found it: the
@@ -123,13 +140,59 @@ impl HubAuth {
 
     /// Verifies a token at `now` (Unix seconds).
     pub(super) fn verify(&self, token: &str, now: u64) -> Result<Identity, tether_auth::Error> {
-        verify(token, &self.keys(), &self.validation, now)
+        let verified = self.keys.with(|keys| verify(token, keys, &self.validation, now));
+        if let (Err(tether_auth::Error::UnknownKeyId), Some(wake)) = (&verified, &self.on_unknown_kid) {
+            wake();
+        }
+        verified
     }
 
     /// The Unix second at which a token that expires at `exp` is refused
     /// (the leeway added).
     pub(super) fn deadline(&self, exp: u64) -> u64 {
         exp.saturating_add(self.validation.leeway)
+    }
+}
+
+/// The keys all clones of a [`HubAuth`] share, and their generation (one
+/// more at each [`HubAuth::set_keys`]).
+struct SharedKeys {
+    /// Tells the sets of different hubs apart in a thread's cache (never
+    /// reused, unlike an address).
+    id: u64,
+    generation: AtomicU64,
+    keys: RwLock<Arc<Keys>>,
+}
+
+static NEXT_KEYS_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The keys this thread (an event loop) verified with last: the id of
+    /// their [`SharedKeys`], its generation then, and the keys.
+    static CACHED_KEYS: RefCell<Option<(u64, u64, Arc<Keys>)>> = const { RefCell::new(None) };
+}
+
+impl SharedKeys {
+    fn current(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `f` with the keys in use. A loop takes no lock and touches no
+    /// shared counter for a token: it reads the generation, and uses the
+    /// keys it cached for it; only after a [`HubAuth::set_keys`] does it
+    /// read the new ones, once, under the lock.
+    fn with<R>(&self, f: impl FnOnce(&Keys) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        CACHED_KEYS.with(|cell| {
+            let fresh = matches!(&*cell.borrow(), Some((id, g, _)) if *id == self.id && *g == generation);
+            if !fresh {
+                *cell.borrow_mut() = Some((self.id, generation, self.current()));
+            }
+            match &*cell.borrow() {
+                Some((_, _, keys)) => f(keys),
+                None => f(&self.current()),
+            }
+        })
     }
 }
 
@@ -199,5 +262,32 @@ mod tests {
         clone.set_keys(Keys::from_secret(&[b'j'; 40]).unwrap());
         assert!(Arc::ptr_eq(&auth.keys(), &clone.keys()));
         assert!(!format!("{auth:?}").contains("kkkk"));
+    }
+
+    #[test]
+    fn an_unknown_kid_wakes_the_fetcher() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let secret = [b'k'; 32];
+        let keys = Keys::new(vec![tether_auth::Key::hmac(&secret).unwrap().with_kid("a")]).unwrap();
+        let mut auth = HubAuth::new(keys);
+        let woken = Arc::new(AtomicUsize::new(0));
+        let count = woken.clone();
+        auth.on_unknown_kid = Some(Arc::new(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        let token = |kid: &str| {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            header.kid = Some(kid.to_owned());
+            let claims = serde_json::json!({ "sub": "alice", "exp": 2000 });
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap()
+        };
+        assert!(auth.verify(&token("a"), 1000).is_ok());
+        assert_eq!(auth.verify(&token("a"), 3000), Err(tether_auth::Error::Expired));
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            auth.verify(&token("b"), 1000),
+            Err(tether_auth::Error::UnknownKeyId)
+        );
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
     }
 }

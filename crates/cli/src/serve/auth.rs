@@ -7,6 +7,8 @@ use tether_apps::{DEFAULT_TOKEN_COOKIE, HubAuth};
 use tether_auth::{KeyFile, Keys, Private, Validation};
 use tether_node::{KeyFiles, load_keys};
 
+use super::jwks::Remote;
+
 /// Identities: JSON Web Tokens, the keys that verify them, the topics that
 /// need them.
 #[derive(clap::Args, Debug)]
@@ -25,6 +27,35 @@ pub(crate) struct AuthArgs {
     /// token's kid chooses the key).
     #[arg(long, value_name = "FILE")]
     pub(crate) jwks: Option<PathBuf>,
+    /// Verify tokens with the keys of the JSON Web Key Set at this URL (an
+    /// identity provider's: https://, or http:// to a loopback address).
+    /// Fetched at start (the server does not start without them), again
+    /// before its Cache-Control max-age ends, and on a token with an
+    /// unknown kid (at most every --jwks-unknown-kid-interval); a failed
+    /// fetch keeps the keys fetched last.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["jwt_secret_file", "jwt_public_key", "jwks", "oidc_issuer"])]
+    pub(crate) jwks_url: Option<String>,
+    /// Find the key set by OpenID Connect discovery: read
+    /// URL/.well-known/openid-configuration, check that its issuer is URL
+    /// exactly, and use its jwks_uri as --jwks-url would. Tokens must then
+    /// name URL as their iss, unless --jwt-issuer says otherwise.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["jwt_secret_file", "jwt_public_key", "jwks"])]
+    pub(crate) oidc_issuer: Option<String>,
+    /// Trust the CA certificates in this PEM file (and no other) for
+    /// --jwks-url and --oidc-issuer: a private CA. Without it, the
+    /// system's trusted roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) jwks_ca: Option<PathBuf>,
+    /// The fewest seconds a fetched key set is kept before it is fetched
+    /// again, whatever its max-age says (at most a day is kept; an hour
+    /// without max-age).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) jwks_min_age: u64,
+    /// The fewest seconds between two fetches of the key set caused by
+    /// tokens with a kid it does not have (such a token is refused, 401,
+    /// until a fetch brings its key).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub(crate) jwks_unknown_kid_interval: u64,
     /// Accept only tokens whose aud names this (repeat for more). Without
     /// it, tokens with an aud are refused.
     #[arg(long = "jwt-audience", value_name = "AUD")]
@@ -75,6 +106,22 @@ impl AuthArgs {
         files
     }
 
+    /// The identity provider the options name, if any.
+    pub(crate) fn remote(&self) -> Result<Option<Remote>, String> {
+        Remote::new(
+            self.jwks_url.as_deref(),
+            self.oidc_issuer.as_deref(),
+            self.jwks_ca.as_ref(),
+            self.jwks_min_age,
+            self.jwks_unknown_kid_interval,
+        )
+    }
+
+    /// Whether a key file or an identity provider is named.
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.key_files().is_empty() || self.jwks_url.is_some() || self.oidc_issuer.is_some()
+    }
+
     /// How the hub verifies tokens, `None` without a key file or
     /// `demo_keys`; and the key files, to read again on SIGHUP. With
     /// `in_use` (a reload: the node reads the key files itself, after the
@@ -86,12 +133,20 @@ impl AuthArgs {
     ) -> Result<Option<(HubAuth, KeyFiles)>, String> {
         self.check(demo_keys.is_some())?;
         let files = self.key_files();
-        if files.is_empty() && demo_keys.is_none() {
+        let remote = self.remote()?;
+        if !self.has_keys() && demo_keys.is_none() {
             return Ok(None);
         }
-        let keys = match (in_use, demo_keys) {
-            (Some(keys), _) => keys,
-            (None, Some(keys)) if files.is_empty() => keys,
+        let issuer = remote.as_ref().and_then(Remote::issuer).map(str::to_owned);
+        let mut fetcher = None;
+        let keys = match (in_use, demo_keys, remote) {
+            (Some(keys), _, _) => keys,
+            (None, _, Some(remote)) => {
+                let (url, keys, max_age) = remote.first()?;
+                fetcher = Some((remote, url, max_age));
+                keys
+            }
+            (None, Some(keys), None) if files.is_empty() => keys,
             _ => {
                 let (keys, warnings) = load_keys(&files)?;
                 for warning in warnings {
@@ -104,18 +159,25 @@ impl AuthArgs {
         auth.validation = Validation::new()
             .leeway(self.jwt_leeway)
             .audience(self.jwt_audiences.iter().cloned())
-            .issuer(self.jwt_issuers.iter().cloned());
+            .issuer(match (self.jwt_issuers.is_empty(), issuer) {
+                (true, Some(issuer)) => vec![issuer],
+                _ => self.jwt_issuers.clone(),
+            });
         auth.private = Private::new(&self.private).map_err(|e| format!("--private: {e}"))?;
         auth.cookie = Some(self.token_cookie.clone());
         auth.query = self.token_query;
         auth.auth_timeout = std::time::Duration::from_secs(self.auth_timeout);
+        if let Some((remote, url, max_age)) = fetcher {
+            remote.keep(url, max_age, &mut auth)?;
+        }
         Ok(Some((auth, files)))
     }
 
     /// The checks of [`hub_auth`](Self::hub_auth) that need no key, with
     /// or without the demo's keys.
     pub(crate) fn check(&self, demo_keys: bool) -> Result<(), String> {
-        if self.key_files().is_empty() && !demo_keys {
+        self.remote()?;
+        if !self.has_keys() && !demo_keys {
             let needs_key = [
                 (!self.private.is_empty(), "--private"),
                 (!self.jwt_audiences.is_empty(), "--jwt-audience"),
@@ -124,7 +186,7 @@ impl AuthArgs {
             ];
             if let Some((_, flag)) = needs_key.iter().find(|(given, _)| *given) {
                 return Err(format!(
-                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key or --jwks)"
+                    "{flag} needs a key to verify tokens with (--jwt-secret-file, --jwt-public-key, --jwks, --jwks-url or --oidc-issuer)"
                 ));
             }
             return Ok(());

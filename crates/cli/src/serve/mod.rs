@@ -9,6 +9,7 @@ mod auth;
 mod bus;
 mod hooks;
 mod hub;
+mod jwks;
 mod server;
 mod tls;
 mod values;
@@ -277,7 +278,7 @@ pub(crate) fn preflight(args: &Args) -> Result<(), String> {
         AppChoice::Demo | AppChoice::Hub => {
             let (settings, _) = args.hub.settings()?;
             args.hooks.config(&settings)?;
-            let demo_keys = matches!(args.app, AppChoice::Demo) && args.auth.key_files().is_empty();
+            let demo_keys = matches!(args.app, AppChoice::Demo) && !args.auth.has_keys();
             args.auth.check(demo_keys)
         }
         AppChoice::Echo => Ok(()),
@@ -370,7 +371,7 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
 /// made now with `--memory`; its tokens good for `--demo-token-ttl` (the
 /// node makes its cookie `Secure` when the port serves TLS).
 fn demo_login(args: &Args) -> Result<Option<DemoLogin>, String> {
-    if !matches!(args.app, AppChoice::Demo) || !args.auth.key_files().is_empty() {
+    if !matches!(args.app, AppChoice::Demo) || args.auth.has_keys() {
         return Ok(None);
     }
     // Kept in the data directory, as the events are: guests keep their
