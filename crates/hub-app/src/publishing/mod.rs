@@ -275,7 +275,7 @@ impl Publishing {
         token: u64,
         result: Result<(EventId, bool), HubError>,
     ) -> Option<ItemSettled> {
-        let pending = self.publishes.take(token)?;
+        let pending = self.publishes.take(token, parts.stats)?;
         match publish::settle(pending, result, &mut delivery.subscribers, parts.stats) {
             Settled::Answer(conn, response) => parts.cors.respond(ctx, conn, response),
             Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
