@@ -40,7 +40,7 @@ const DELIVERY_LAG: &[u64] = &[
 /// One loop's latency histograms.
 #[derive(Debug)]
 pub(super) struct Latencies {
-    /// From a publish's hand-off to the broker to its outcome.
+    /// From a publish's arrival to its outcome from the broker.
     pub(super) publish: Histogram,
     /// The backend's answer time, by hook (connect, subscribe,
     /// publish, refresh).
@@ -102,7 +102,7 @@ pub(super) fn write(out: &mut String, loops: &[Arc<HubStats>]) {
     write_head(
         out,
         name,
-        "Publishes from their hand-off to the broker to their outcome (sequenced, duplicate or refused), whatever the transport they came by.",
+        "Publishes from their arrival (a wait for the backend's publish hook included) to their outcome from the broker (sequenced, duplicate or refused), whatever they came by.",
     );
     write_series(out, name, "", loops.iter().map(|s| &s.latencies.publish));
     let name = "tether_hub_backend_seconds";

@@ -359,20 +359,21 @@ impl fmt::Debug for External {
 /// the token the answer names.
 #[derive(Debug, Default)]
 pub(super) struct Publishes {
-    /// Who waits, and when the publish was handed to the broker.
+    /// Who waits, and when the publish arrived.
     pending: HashMap<u64, (Pending, Instant)>,
     next_token: u64,
 }
 
 impl Publishes {
-    /// Hands `publish` to the broker, to be answered to `pending`.
+    /// Hands `publish`, which arrived at `since`, to the broker, to be
+    /// answered to `pending`.
     pub(super) fn submit(
         &mut self,
         cx: &mut dyn Context,
         broker: &mut dyn Broker,
         stats: &HubStats,
         publish: Publish,
-        pending: Pending,
+        (pending, since): (Pending, Instant),
     ) -> Result<(), HubError> {
         let token = self.next_token;
         self.next_token += 1;
@@ -380,7 +381,7 @@ impl Publishes {
             loop_index: cx.this_loop(),
             token,
         };
-        self.pending.insert(token, (pending, Instant::now()));
+        self.pending.insert(token, (pending, since));
         let result = broker.publish(publish.reply_to(reply), cx);
         if let Err(e) = &result {
             add(&stats.publish_refused, 1);
@@ -399,9 +400,8 @@ impl Publishes {
             .retain(|_, (p, _)| !matches!(p, Pending::External(external) if external.until <= now));
     }
 
-    /// Who waits for the outcome named `token`, and how long since its
-    /// publish was handed to the broker (counted in
-    /// `tether_hub_publish_seconds`).
+    /// Who waits for the outcome named `token`; the time since its
+    /// publish arrived is counted in `tether_hub_publish_seconds`.
     pub(super) fn take(&mut self, token: u64, stats: &HubStats) -> Option<Pending> {
         let (pending, since) = self.pending.remove(&token)?;
         stats.latencies.publish.observe(since.elapsed());

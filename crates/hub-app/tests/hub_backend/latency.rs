@@ -56,6 +56,12 @@ fn the_backend_answer_time_is_counted_by_hook() {
     assert_eq!(bucket("0.01"), 0, "{page}");
     assert!(bucket("0.1") <= 1, "{page}");
     assert_eq!(bucket("+Inf"), 2, "{page}");
-    // Both went on to the broker, and their outcome came.
+    // Both went on to the broker, and their outcome came, each timed
+    // from its arrival: its wait for the backend counts.
     assert_eq!(sample(&page, "tether_hub_publish_seconds_count"), 2, "{page}");
+    assert_eq!(
+        sample(&page, "tether_hub_publish_seconds_bucket{le=\"0.01\"}"),
+        0,
+        "{page}"
+    );
 }
