@@ -100,6 +100,56 @@ fn two_nodes_share_topics_through_redis() {
     drop((a, b, c));
 }
 
+/// The count of the unlabelled histogram `name` on a metrics page.
+fn histogram_count(metrics: &str, name: &str) -> u64 {
+    let prefix = format!("{name}_count ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name}_count in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn events_from_redis_are_timed_from_their_publish() {
+    if !available("events_from_redis_are_timed_from_their_publish") {
+        return;
+    }
+    let dir = ScratchDir::new("redis-lag");
+    let redis = RedisServer::start();
+    let a = start_node(&redis, &dir, "a");
+    let b = start_node(&redis, &dir, "b");
+    let lag = "tether_hub_delivery_lag_seconds";
+    assert_eq!(histogram_count(&b.metrics(), lag), 0);
+    // From the topic's beginning: the first event may reach b as
+    // history, read when b follows the topic; once it is seen, b follows
+    // it, and the second comes live.
+    let mut subscriber = Subscriber::sse(&b, "0-0");
+    for data in ["first", "second"] {
+        let id = publish(&a, data).expect("published");
+        assert_eq!(
+            subscriber.next(),
+            Seen::Event {
+                id,
+                data: data.into()
+            }
+        );
+    }
+    // The live event reached b's loop from Redis, its id the time Redis
+    // took it: its lag is counted there (and each publish's round trip
+    // on a).
+    let metrics = b.metrics();
+    assert!(histogram_count(&metrics, lag) >= 1, "{metrics}");
+    let metrics = a.metrics();
+    assert_eq!(
+        histogram_count(&metrics, "tether_hub_publish_seconds"),
+        2,
+        "{metrics}"
+    );
+    drop((a, b));
+}
+
 #[test]
 fn a_publish_key_holds_across_nodes() {
     if !available("a_publish_key_holds_across_nodes") {

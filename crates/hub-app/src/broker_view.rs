@@ -28,7 +28,8 @@ impl tether_hub::Context for LoopContext<'_, '_> {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Now, in Unix milliseconds (0 before 1970).
+pub(super) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -47,15 +47,18 @@ mod cors;
 mod deliver;
 mod embedder;
 mod external;
+mod histogram;
 mod hooks;
 mod http_backend;
 mod json_text;
+mod latency;
 mod loop_parts;
 mod metrics;
 mod multiplex;
 mod namespace;
 mod origin;
 mod presence;
+mod process;
 mod publishing;
 mod rate;
 mod readiness;
@@ -656,7 +659,10 @@ impl App for HubApp {
 
     fn on_post(&mut self, ctx: &mut Ctx<'_, HubMessage>, message: HubMessage) {
         let settled = match message {
-            HubMessage::Deliver(event) => return self.delivery.deliver(ctx, &mut parts!(self), event),
+            HubMessage::Deliver(event) => {
+                latency::arrived(&self.stats, self.broker.kind(), event.id());
+                return self.delivery.deliver(ctx, &mut parts!(self), event);
+            }
             HubMessage::Published { token, result } => (self.publishing).published(
                 ctx,
                 &mut parts!(self),

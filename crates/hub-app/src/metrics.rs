@@ -11,6 +11,7 @@ use tether_hub::{Broker, Hub, secret_matches};
 use tether_server::{Request, Response, StatsSnapshot};
 
 use super::backend::Hook;
+use super::latency::Latencies;
 use super::routes::{Refusal, TokenFault, Unauthorized, bearer, unauthorized};
 
 /// One loop's hub counters, read by `/metrics` on any loop.
@@ -41,6 +42,8 @@ pub(super) struct HubStats {
     /// The backend's decisions, by hook ([`Hook::ALL`]) and outcome
     /// ([`Outcome::ALL`]).
     decisions: [[AtomicU64; Outcome::ALL.len()]; Hook::ALL.len()],
+    /// The latency histograms.
+    pub(super) latencies: Latencies,
 }
 
 /// What became of a question to the application's backend.
@@ -633,10 +636,12 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
             })
             .collect::<Vec<_>>(),
     );
+    super::latency::write(&mut out, sources.loops);
     sources.broker.write_metrics(&mut out);
     if let Some((version, commit)) = build {
         build_info(&mut out, version, commit);
     }
+    super::process::ProcessSample::read().write(&mut out);
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", out).header("Cache-Control", "no-cache")
 }
 

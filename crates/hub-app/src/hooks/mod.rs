@@ -18,6 +18,7 @@
 mod late;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_auth::{Identity, Rights, TetherClaim};
@@ -196,6 +197,9 @@ pub(super) struct BackendHooks {
     pub(super) decisions: Decisions,
     /// This loop's index: where the answers are posted.
     index: usize,
+    /// This loop's counters: the backend's answer times go in, from
+    /// whichever thread answers.
+    stats: Arc<HubStats>,
 }
 
 /// Whether `subscriber`, about to subscribe, asks the backend for a
@@ -220,10 +224,11 @@ pub(super) fn refresh_by_backend(
 }
 
 impl BackendHooks {
-    pub(super) fn new(index: usize) -> BackendHooks {
+    pub(super) fn new(index: usize, stats: Arc<HubStats>) -> BackendHooks {
         BackendHooks {
             decisions: Decisions::default(),
             index,
+            stats,
         }
     }
 
@@ -276,7 +281,9 @@ impl BackendHooks {
         let token = self.decisions.next;
         let poster = ctx.poster();
         let index = self.index;
+        let (stats, asked_at) = (self.stats.clone(), Instant::now());
         let answer = Box::new(move |decision| {
+            stats.latencies.hook(hook).observe(asked_at.elapsed());
             poster.post(
                 index,
                 HubMessage::Control(ControlMessage::Decided { token, decision }),

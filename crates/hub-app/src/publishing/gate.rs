@@ -4,6 +4,7 @@
 //! were sent, whatever order their decisions come back in.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use tether_hub::{DEFAULT_EVENT_TYPE, Decision, Publish};
 use tether_server::ConnId;
@@ -16,6 +17,9 @@ use crate::backend::Question;
 pub(super) struct Gated {
     pub(super) publish: Publish,
     pub(super) pending: Pending,
+    /// When it arrived: its time to its outcome counts the wait for the
+    /// backend too.
+    pub(super) arrived: Instant,
 }
 
 /// One publish held, and its decision once it came.
@@ -150,6 +154,7 @@ mod tests {
         Gated {
             publish: Publish::new("room.1", None, data, &Config::default()).unwrap(),
             pending: Pending::Internal,
+            arrived: Instant::now(),
         }
     }
 

@@ -7,7 +7,7 @@ mod gate;
 mod multiplexed;
 mod publish;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tether_hub::{Decision, Error as HubError, EventId, HubMessage, Publish, PublishAnswer, Transport};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, MessageRef, Reply, Response};
@@ -108,12 +108,25 @@ impl Publishing {
         publish: Publish,
         pending: Pending,
     ) -> Result<(), HubError> {
+        self.submit_arrived(ctx, parts, publish, pending, Instant::now())
+    }
+
+    /// [`Publishing::submit`], of a publish that `arrived` earlier (it
+    /// waited for the backend's word).
+    fn submit_arrived(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        publish: Publish,
+        pending: Pending,
+        arrived: Instant,
+    ) -> Result<(), HubError> {
         (self.publishes).submit(
             &mut LoopContext { ctx },
             &mut *parts.broker,
             parts.stats,
             publish,
-            pending,
+            (pending, arrived),
         )
     }
 
@@ -178,8 +191,17 @@ impl Publishing {
             let Ok(token) = hooks.ask_publish(ctx, parts, publish_question(subject, &publish)) else {
                 return Reply::Now(unavailable());
             };
-            let pending = Pending::Http(conn);
-            self.hold(parts, token, conn, Gated { publish, pending });
+            let (pending, arrived) = (Pending::Http(conn), Instant::now());
+            self.hold(
+                parts,
+                token,
+                conn,
+                Gated {
+                    publish,
+                    pending,
+                    arrived,
+                },
+            );
             let settings = &parts.shared.settings;
             let wait = settings.backend.as_ref().map_or(Duration::ZERO, |b| b.timeout());
             return Reply::Later(wait + Duration::from_secs(1) + settings.publish_timeout);
@@ -254,8 +276,17 @@ impl Publishing {
                 let subject = (delivery.subscribers.get(conn)).and_then(|s| s.subject().map(str::to_owned));
                 match hooks.ask_publish(ctx, parts, publish_question(subject, &ws.publish)) {
                     Ok(token) => {
-                        let (publish, pending) = (ws.publish, ws.pending);
-                        return self.hold(parts, token, conn, Gated { publish, pending });
+                        let (publish, pending, arrived) = (ws.publish, ws.pending, Instant::now());
+                        return self.hold(
+                            parts,
+                            token,
+                            conn,
+                            Gated {
+                                publish,
+                                pending,
+                                arrived,
+                            },
+                        );
                     }
                     Err(_) => {
                         let key = ws.publish.key.as_deref().map(str::to_owned);
@@ -291,7 +322,7 @@ impl Publishing {
         token: u64,
         result: Result<(EventId, bool), HubError>,
     ) -> Option<ItemSettled> {
-        let pending = self.publishes.take(token)?;
+        let pending = self.publishes.take(token, parts.stats)?;
         match publish::settle(pending, result, &mut delivery.subscribers, parts.stats) {
             Settled::Answer(conn, response) => parts.cors.respond(ctx, conn, response),
             Settled::WsReply(conn, text) => ctx.send(conn, &Message::text(text)),
@@ -321,7 +352,11 @@ impl Publishing {
                 _ => Outcome::Unavailable,
             };
             parts.stats.decided(Hook::Publish, outcome);
-            let Gated { publish, pending } = gated;
+            let Gated {
+                publish,
+                pending,
+                arrived,
+            } = gated;
             let key = publish.key.as_deref().map(str::to_owned);
             let (pending, refusal) = match decision {
                 Decision::Allow(allowed) => {
@@ -332,7 +367,7 @@ impl Publishing {
                     match publish {
                         Ok(publish) => {
                             let publisher = pending.to_tell_of_refusal();
-                            match self.submit(ctx, parts, publish, pending) {
+                            match self.submit_arrived(ctx, parts, publish, pending, arrived) {
                                 Ok(()) => continue,
                                 Err(e) => (publisher, Refused::Hub(e)),
                             }

@@ -238,19 +238,21 @@ impl fmt::Debug for External {
 /// the token the answer names.
 #[derive(Debug, Default)]
 pub(super) struct Publishes {
-    pending: HashMap<u64, Pending>,
+    /// Who waits, and when the publish arrived.
+    pending: HashMap<u64, (Pending, Instant)>,
     next_token: u64,
 }
 
 impl Publishes {
-    /// Hands `publish` to the broker, to be answered to `pending`.
+    /// Hands `publish`, which arrived at `since`, to the broker, to be
+    /// answered to `pending`.
     pub(super) fn submit(
         &mut self,
         cx: &mut dyn Context,
         broker: &mut dyn Broker,
         stats: &HubStats,
         publish: Publish,
-        pending: Pending,
+        (pending, since): (Pending, Instant),
     ) -> Result<(), HubError> {
         let token = self.next_token;
         self.next_token += 1;
@@ -258,12 +260,12 @@ impl Publishes {
             loop_index: cx.this_loop(),
             token,
         };
-        self.pending.insert(token, pending);
+        self.pending.insert(token, (pending, since));
         let result = broker.publish(publish.reply_to(reply), cx);
         if let Err(e) = &result {
             add(&stats.publish_refused, 1);
             // The caller answers the others; this one has no caller to.
-            if let Some(Pending::External(external)) = self.pending.remove(&token) {
+            if let Some((Pending::External(external), _)) = self.pending.remove(&token) {
                 (external.answer)(Err(e.clone()));
             }
         }
@@ -274,18 +276,21 @@ impl Publishes {
     /// `now`: each resolves unanswered.
     pub(super) fn time_out(&mut self, now: Instant) {
         self.pending
-            .retain(|_, p| !matches!(p, Pending::External(external) if external.until <= now));
+            .retain(|_, (p, _)| !matches!(p, Pending::External(external) if external.until <= now));
     }
 
-    /// Who waits for the outcome named `token`.
-    pub(super) fn take(&mut self, token: u64) -> Option<Pending> {
-        self.pending.remove(&token)
+    /// Who waits for the outcome named `token`; the time since its
+    /// publish arrived is counted in `tether_hub_publish_seconds`.
+    pub(super) fn take(&mut self, token: u64, stats: &HubStats) -> Option<Pending> {
+        let (pending, since) = self.pending.remove(&token)?;
+        stats.latencies.publish.observe(since.elapsed());
+        Some(pending)
     }
 
     /// An HTTP publisher that went away, or was answered otherwise.
     pub(super) fn forget(&mut self, conn: ConnId) {
         self.pending
-            .retain(|_, p| !matches!(p, Pending::Http(c) | Pending::Api { conn: c, .. } if *c == conn));
+            .retain(|_, (p, _)| !matches!(p, Pending::Http(c) | Pending::Api { conn: c, .. } if *c == conn));
     }
 }
 
@@ -592,16 +597,17 @@ mod tests {
         };
         let now = Instant::now();
         let mut publishes = Publishes::default();
-        publishes.pending.insert(1, external(now));
+        publishes.pending.insert(1, (external(now), now));
         publishes
             .pending
-            .insert(2, external(now + std::time::Duration::from_secs(1)));
-        publishes.pending.insert(3, Pending::Internal);
+            .insert(2, (external(now + std::time::Duration::from_secs(1)), now));
+        publishes.pending.insert(3, (Pending::Internal, now));
         drop(tx);
         publishes.time_out(now);
-        assert!(publishes.take(1).is_none());
-        assert!(matches!(publishes.take(3), Some(Pending::Internal)));
-        let Some(Pending::External(kept)) = publishes.take(2) else {
+        let stats = HubStats::default();
+        assert!(publishes.take(1, &stats).is_none());
+        assert!(matches!(publishes.take(3, &stats), Some(Pending::Internal)));
+        let Some(Pending::External(kept)) = publishes.take(2, &stats) else {
             panic!("the later one is kept");
         };
         (kept.answer)(Ok((EventId::new(4, 0), false)));

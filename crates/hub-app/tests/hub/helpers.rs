@@ -141,7 +141,7 @@ pub(crate) fn parse_metrics(text: &str) -> HashMap<String, f64> {
             match keyword {
                 "HELP" => assert!(!value.is_empty()),
                 "TYPE" => {
-                    assert!(matches!(value, "counter" | "gauge"), "{line}");
+                    assert!(matches!(value, "counter" | "gauge" | "histogram"), "{line}");
                     assert!(
                         types.insert(name.to_owned(), value.to_owned()).is_none(),
                         "two TYPEs: {line}"
@@ -156,7 +156,12 @@ pub(crate) fn parse_metrics(text: &str) -> HashMap<String, f64> {
             .unwrap_or_else(|| panic!("no value: {line}"));
         let name = series.split('{').next().unwrap();
         assert!(is_name(name), "{line}");
-        assert!(types.contains_key(name), "no TYPE before {line}");
+        // A histogram's samples are its name with a suffix.
+        let histogram = ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|base| types.get(base).is_some_and(|t| t == "histogram"))
+        });
+        assert!(types.contains_key(name) || histogram, "no TYPE before {line}");
         if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
             let inner = labels
                 .strip_prefix('{')

@@ -49,4 +49,6 @@ fn metrics_parse_and_count() {
     assert!(m["tether_messages_sent_total"] >= 6.0);
     assert_eq!(m["tether_slow_consumers_total"], 0.0);
     assert!(m["tether_http_requests_total"] >= 5.0);
+    assert_eq!(m["tether_hub_publish_seconds_count"], 3.0);
+    assert_eq!(m["tether_hub_publish_seconds_bucket{le=\"+Inf\"}"], 3.0);
 }

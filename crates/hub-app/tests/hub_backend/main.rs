@@ -18,6 +18,7 @@ mod helpers;
 
 mod api;
 mod connect;
+mod latency;
 mod publish;
 mod refresh;
 mod subscribe;
