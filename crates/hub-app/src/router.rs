@@ -214,6 +214,16 @@ fn multiplexed_route(
         return Refusal::MultiplexedTicket.route();
     }
     let presented = seen.presented;
+    // Who a request without credentials is, the backend's connect hook
+    // says; the multiplexed socket does not ask it (yet), so such an
+    // upgrade is refused rather than let in as nobody past the backend's
+    // gate: closed by default.
+    if access.settings().backend_for(Hook::Connect).is_some()
+        && access.presents_nothing(request, None, presented)
+    {
+        count_refusal(stats, Refusal::NoCredentials);
+        return Refusal::NoCredentials.route();
+    }
     let credential = found
         .verified
         .get_or_init(|| access.credential(request, presented, access.unix_secs(Instant::now())));

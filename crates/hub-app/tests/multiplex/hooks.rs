@@ -245,3 +245,53 @@ fn a_ticket_s_subscription_ends_when_its_holder_s_token_would() {
     hub.publish("open", "still");
     assert_eq!(socket.event(), ("open".to_owned(), "still".to_owned()));
 }
+
+/// A backend whose connect hook would let anyone in: the multiplexed
+/// socket does not ask it, so an upgrade that presents nothing must not
+/// get past it as nobody.
+#[derive(Debug)]
+struct Door;
+
+impl Backend for Door {
+    fn answers(&self, hook: Hook) -> bool {
+        hook == Hook::Connect
+    }
+
+    fn ask(&self, _loop_index: usize, _question: Question, answer: AnswerTo) -> Result<(), Busy> {
+        answer(Decision::Allow(Allowed::new()));
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn forwarded_headers(&self) -> &[String] {
+        &[]
+    }
+
+    fn forwarded_cookies(&self) -> &[String] {
+        &[]
+    }
+}
+
+#[test]
+fn with_a_connect_hook_an_upgrade_without_credentials_is_refused() {
+    let mut settings = settings();
+    settings.backend = Some(Arc::new(Door));
+    let hub = Hub::start(settings, 1);
+    let answer = tether_testkit::request(
+        hub.addr(),
+        "GET",
+        "/ws",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n",
+        b"",
+    );
+    assert_eq!(answer.status, 401);
+    // With a token it is the token's: let in, and it follows its topics.
+    let mut socket = hub.socket_with(&token("ann", &["room.*"], &[]));
+    socket.follow(&["room.1"]);
+    hub.publish("room.1", "in");
+    assert_eq!(socket.event(), ("room.1".to_owned(), "in".to_owned()));
+}
