@@ -58,6 +58,15 @@ pub(super) enum Outcome {
 impl Outcome {
     pub(super) const ALL: [Outcome; 3] = [Outcome::Allowed, Outcome::Denied, Outcome::Unavailable];
 
+    /// What the backend's `decision` counts as.
+    pub(super) fn of(decision: &tether_hub::Decision) -> Outcome {
+        match decision {
+            tether_hub::Decision::Allow(_) => Outcome::Allowed,
+            tether_hub::Decision::Deny { .. } => Outcome::Denied,
+            _ => Outcome::Unavailable,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Outcome::Allowed => "allowed",

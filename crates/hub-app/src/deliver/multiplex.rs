@@ -373,11 +373,7 @@ impl Delivery {
         question: u64,
         decision: Decision,
     ) {
-        let outcome = match &decision {
-            Decision::Allow(_) => Outcome::Allowed,
-            Decision::Deny { .. } => Outcome::Denied,
-            _ => Outcome::Unavailable,
-        };
+        let outcome = Outcome::of(&decision);
         parts.stats.decided(Hook::Subscribe, outcome);
         let Some(socket) = self.muxes.get_mut(conn) else {
             return;

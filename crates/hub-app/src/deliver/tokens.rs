@@ -220,11 +220,7 @@ impl Delivery {
         late: Late,
         decision: Decision,
     ) {
-        let outcome = match &decision {
-            Decision::Allow(_) => Outcome::Allowed,
-            Decision::Deny { .. } => Outcome::Denied,
-            _ => Outcome::Unavailable,
-        };
+        let outcome = Outcome::of(&decision);
         parts.stats.decided(Hook::Subscribe, outcome);
         match (decision, late) {
             (Decision::Allow(_), Late::FirstMessage { subscriber, auth_ok }) => {

@@ -481,11 +481,7 @@ impl BackendHooks {
         let conn = asked.conn();
         self.decisions.held.remove(&conn);
         let hook = asked.hook();
-        let outcome = match &decision {
-            Decision::Allow(_) => Outcome::Allowed,
-            Decision::Deny { .. } => Outcome::Denied,
-            _ => Outcome::Unavailable,
-        };
+        let outcome = Outcome::of(&decision);
         parts.stats.decided(hook, outcome);
         let allowed = match decision {
             Decision::Allow(allowed) => allowed,
@@ -645,11 +641,7 @@ fn refreshed(
     conn: ConnId,
     decision: Decision,
 ) {
-    let outcome = match &decision {
-        Decision::Allow(_) => Outcome::Allowed,
-        Decision::Deny { .. } => Outcome::Denied,
-        _ => Outcome::Unavailable,
-    };
+    let outcome = Outcome::of(&decision);
     parts.stats.decided(Hook::Refresh, outcome);
     let Decision::Allow(Allowed {
         expires_at: Some(exp),

@@ -346,11 +346,7 @@ impl Publishing {
     ) {
         self.let_go_of_departed(parts.departed);
         for (gated, decision) in self.gate.decided(token, decision) {
-            let outcome = match &decision {
-                Decision::Allow(_) => Outcome::Allowed,
-                Decision::Deny { .. } => Outcome::Denied,
-                _ => Outcome::Unavailable,
-            };
+            let outcome = Outcome::of(&decision);
             parts.stats.decided(Hook::Publish, outcome);
             let Gated {
                 publish,
