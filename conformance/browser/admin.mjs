@@ -252,8 +252,11 @@ async function checkRebinding(server, label) {
 async function checkWithoutToken(browser) {
   const open = await startHub(null);
   try {
-    check('without a token: the start warns that the admin page is read-only',
-      /WARN .*admin page is read-only: no metrics token is set/.test(open.log()), open.log());
+    // Standard error is read apart from standard output (which said the
+    // server listens): its line may come a moment later, so wait for it.
+    const warned = /WARN .*admin page is read-only: no metrics token is set/;
+    for (let i = 0; i < 100 && !warned.test(open.log()); i++) await new Promise((r) => setTimeout(r, 100));
+    check('without a token: the start warns that the admin page is read-only', warned.test(open.log()), open.log());
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await context.newPage();
     const errors = [];
