@@ -10,26 +10,14 @@ use tether_testkit as common;
 
 use std::net::SocketAddr;
 
-use common::{HttpConn, SseClient, TestServer, config, request};
+use common::{SseClient, TestServer, config, request};
 use tether_hub_app::{HubApp, HubSettings};
 
 const TOKEN: &str = "latency-publish-token";
 
-fn scrape(addr: SocketAddr) -> String {
-    let mut conn = HttpConn::connect(addr);
-    conn.request("GET", "/metrics", "Connection: close\r\n");
-    let response = conn.response();
-    assert_eq!(response.status, 200);
-    String::from_utf8(response.body).expect("UTF-8")
-}
-
 /// The value of the sample written exactly `series` (name and labels).
 fn sample(page: &str, series: &str) -> u64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
-        .parse()
-        .unwrap()
+    common::metric_sample(page, series).parse().unwrap()
 }
 
 /// The cumulative bucket counts of a histogram, in the page's order.
@@ -51,7 +39,7 @@ fn publishes_are_timed_to_their_outcome() {
     let mut settings = HubSettings::default();
     settings.publish_token = Some(TOKEN.to_owned());
     let server = TestServer::start(config(), HubApp::new(settings));
-    let before = scrape(server.addr);
+    let before = common::scrape_metrics(server.addr);
     assert_eq!(sample(&before, "tether_hub_publish_seconds_count"), 0);
     assert!(before.contains("# TYPE tether_hub_publish_seconds histogram\n"));
     let mut reader = SseClient::connect(server.addr, "/topics/timed/events", "");
@@ -64,7 +52,7 @@ fn publishes_are_timed_to_their_outcome() {
         request(server.addr, "POST", "/topics/timed", "", b"hi").status,
         401
     );
-    let after = scrape(server.addr);
+    let after = common::scrape_metrics(server.addr);
     assert_eq!(sample(&after, "tether_hub_publish_seconds_count"), 3);
     let counts = buckets(&after, "tether_hub_publish_seconds");
     assert_eq!(counts.len(), 16, "{after}");

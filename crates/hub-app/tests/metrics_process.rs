@@ -7,33 +7,19 @@
 
 use tether_testkit as common;
 
-use std::net::SocketAddr;
-
 use common::{HttpConn, TestServer, config};
 use tether_hub_app::{HubApp, HubSettings};
 
-fn scrape(addr: SocketAddr) -> String {
-    let mut conn = HttpConn::connect(addr);
-    conn.request("GET", "/metrics", "Connection: close\r\n");
-    let response = conn.response();
-    assert_eq!(response.status, 200);
-    String::from_utf8(response.body).expect("UTF-8")
-}
-
 /// The value of an unlabelled series.
 fn value(page: &str, name: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
-        .parse()
-        .unwrap()
+    common::metric_sample(page, name).parse().unwrap()
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn process_series_follow_the_process() {
     let server = TestServer::start(config(), HubApp::new(HubSettings::default()));
-    let before = scrape(server.addr);
+    let before = common::scrape_metrics(server.addr);
     for name in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -73,7 +59,7 @@ fn process_series_follow_the_process() {
         let _ = conn.response();
         held.push(conn);
     }
-    let after = scrape(server.addr);
+    let after = common::scrape_metrics(server.addr);
     let open_after = value(&after, "process_open_fds");
     assert!(
         open_after >= open_before + 2.0 * CONNECTIONS as f64,

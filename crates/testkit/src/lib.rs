@@ -373,6 +373,21 @@ pub fn expect_eof(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     );
 }
 
+/// `GET /metrics` on a fresh connection: the page (it must answer 200).
+pub fn scrape_metrics(addr: SocketAddr) -> String {
+    let response = get(addr, "/metrics");
+    assert_eq!(response.status, 200, "GET /metrics");
+    String::from_utf8(response.body).expect("the metrics page is UTF-8")
+}
+
+/// The text of the sample written exactly `series` (a name, with its
+/// labels if it has any) on a metrics page, failing the test without it.
+pub fn metric_sample<'a>(page: &'a str, series: &str) -> &'a str {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
 /// One request on a fresh connection (with `Connection: close`).
 pub fn get(addr: SocketAddr, target: &str) -> Response {
     let mut conn = HttpConn::connect(addr);
