@@ -21,6 +21,7 @@ export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '-
 export function tally(label) {
   let passed = 0;
   let failed = 0;
+  const failures = [];
   return {
     check(name, ok, detail = '') {
       if (ok) {
@@ -28,10 +29,13 @@ export function tally(label) {
         console.log(`ok   ${name}`);
       } else {
         failed++;
+        failures.push(name);
         console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
       }
     },
     summary() {
+      // Repeated last, where a truncated log still shows them.
+      for (const name of failures) console.log(`failed: ${name}`);
       console.log(`${label}: ${passed} passed, ${failed} failed`);
       process.exitCode = failed === 0 && passed > 0 ? 0 : 1;
     },
