@@ -512,6 +512,13 @@ impl<S: Copy + Eq + Hash> Hub<S> {
         self.backlog(topic).map_or(EventId::ZERO, Backlog::head)
     }
 
+    /// Whether this loop has `topic` with its backlog in place: a
+    /// subscriber of a topic that is not is held until it is, and the
+    /// topic's [`Hub::head`] is not known until then.
+    pub fn is_ready(&self, topic: &str) -> bool {
+        self.topics.get(topic).is_some_and(|t| t.ready)
+    }
+
     /// A subscriber's topic and transport.
     pub fn subscription(&self, sub: S) -> Option<(&Arc<str>, Transport)> {
         let registration = self.subs.get(&sub)?;

@@ -30,6 +30,10 @@ use super::subscribers::{
     poll_timeout_response, poll_wait, send_replay, send_resumed,
 };
 
+/// How long a long poll from nowhere waits for its topic's history at
+/// least (see [`Delivery::poll`]): it comes from the sequencer in far less.
+const HISTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The loop's topics and who is subscribed to them.
 ///
 /// A subscriber that leaves takes its publishes still held for the
@@ -191,6 +195,13 @@ impl Delivery {
                 if let Polled::Held { follow: true } = held {
                     parts.broker.follow(&topic, &mut LoopContext { ctx });
                 }
+                // A poll from nowhere of a topic whose history is on its
+                // way waits for it even when it asked not to wait: its
+                // answer's `next` is the topic's head, known then.
+                let timeout = match held {
+                    Polled::Held { .. } if since.is_none() => timeout.max(HISTORY_WAIT),
+                    _ => timeout,
+                };
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
                 // Answered when its token expires, if that comes first.
                 poll.hold(holder);
@@ -218,6 +229,15 @@ impl Delivery {
         let held = self.answer_held_poll(ctx, parts, SubKey::whole(conn), None, &[]);
         let response = match (held, self.subscribers.get(conn)) {
             (Some(answer), _) => answer,
+            // From nowhere, of a topic whose head is not known yet: an
+            // answer would send it back to the topic's first event.
+            (None, Some(poll)) if poll.requested().is_none() && !self.hub.is_ready(&poll.topic) => {
+                super::replies::refuse(
+                    503,
+                    "the topic's history is on its way: poll again\n".to_owned(),
+                    Some(super::replies::SOON),
+                )
+            }
             (None, Some(poll)) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
             (None, None) => Response::empty(204),
         };
@@ -459,7 +479,9 @@ impl Delivery {
         resumed: tether_hub::Resumed<SubKey>,
     ) {
         if resumed.sub.is_whole() {
-            send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed);
+            let hub = &self.hub;
+            let head = |topic: &str| hub.head(topic);
+            send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed, head);
         } else if resumed.transport == Transport::Poll {
             let (key, gap) = (resumed.sub, resumed.gap);
             if let Some(answer) = self.answer_held_poll(ctx, parts, key, gap, &resumed.events) {

@@ -159,6 +159,7 @@ impl Delivery {
         // Each taken topic polled from its own position.
         let mut now: Vec<(u16, Option<Gap>, Vec<Arc<Event>>)> = Vec::new();
         let mut waiting = Vec::new();
+        let mut history_due = false;
         for &(number, topic) in &taken {
             let requested = match unreadable {
                 true => Some(UNREADABLE_CURSOR.to_owned()),
@@ -180,8 +181,14 @@ impl Delivery {
                     if let Polled::Held { follow: true } = held {
                         parts.broker.follow(topic, &mut LoopContext { ctx });
                     }
+                    // From nowhere: from where the topic is now, once its
+                    // history is here to say so.
                     if cursor.position(number).is_none() {
-                        cursor.set(number, self.hub.head(topic));
+                        if self.hub.is_ready(topic) {
+                            cursor.set(number, self.hub.head(topic));
+                        } else {
+                            history_due = true;
+                        }
                     }
                     waiting.push(number);
                 }
@@ -191,6 +198,13 @@ impl Delivery {
                 }
             }
         }
+        // Waiting for a topic's history even when asked not to wait, as a
+        // one-topic poll from nowhere does.
+        let timeout = if history_due {
+            timeout.max(super::HISTORY_WAIT)
+        } else {
+            timeout
+        };
         if !now.is_empty() || timeout.is_zero() || waiting.is_empty() {
             self.unwait(ctx, parts, conn, &waiting);
             let requested: Vec<Option<String>> = now
@@ -284,6 +298,18 @@ impl Delivery {
             .cloned();
         let requested = held.cursor.position(key.number).map(|id| id.to_string());
         advance(&mut held.cursor, key.number, gap, events);
+        // Topics that were polled from nowhere before their history came:
+        // from where they are now, if that is known by now.
+        for &number in &held.waiting {
+            let at = held
+                .cursor
+                .topics()
+                .get(usize::from(number).wrapping_sub(1))
+                .cloned();
+            if let Some(at) = at.filter(|t| held.cursor.position(number).is_none() && self.hub.is_ready(t)) {
+                held.cursor.set(number, self.hub.head(&at));
+            }
+        }
         if gap.is_some() {
             add(&parts.stats.gaps, 1);
         }

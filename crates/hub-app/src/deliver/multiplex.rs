@@ -612,6 +612,14 @@ impl Delivery {
     ) {
         while let Some((conn, topic)) = self.muxes.next_expired(now) {
             parts.stats.deny(Denial::SessionExpired);
+            // An event stream cannot be sent a fresher credential: it ends,
+            // as a per-topic stream does, and its client comes back with
+            // new tickets.
+            if self.muxes.get(conn).is_some_and(Multiplexed::is_stream) {
+                self.leave(ctx, parts, conn, &CloseReason::Ended);
+                crate::subscribers::close_expired(ctx, conn, Transport::EventStream);
+                continue;
+            }
             self.unsubscribe_multiplexed(ctx, parts, conn, &topic, Some("ticket expired"));
         }
     }

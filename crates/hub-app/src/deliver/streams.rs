@@ -172,6 +172,14 @@ impl Delivery {
         if !super::admit_connection(ctx, parts, conn, &mut connection) {
             return;
         }
+        // Every topic's position from the start, where it is known (its
+        // history here): the cursor of the first event sent says where
+        // every topic is, not only those placed before it.
+        for (number, (topic, _)) in (1..=u16::MAX).zip(&topics) {
+            if !unreadable && cursor.position(number).is_none() && self.hub.is_ready(topic) {
+                cursor.set(number, self.hub.head(topic));
+            }
+        }
         let sinces: Vec<Option<String>> = (1..=topics.len())
             .map(|n| match u16::try_from(n) {
                 _ if unreadable => Some(UNREADABLE_CURSOR.to_owned()),

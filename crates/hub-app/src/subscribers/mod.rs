@@ -629,6 +629,7 @@ pub(super) fn send_resumed<P>(
     subscribers: &mut Subscribers<ConnId>,
     cors: &mut Cors,
     resumed: Resumed<SubKey>,
+    head: impl FnOnce(&str) -> EventId,
 ) {
     let conn = resumed.sub.conn;
     if resumed.transport == Transport::Poll {
@@ -641,7 +642,9 @@ pub(super) fn send_resumed<P>(
             add(&stats.gaps, 1);
         }
         let since = poll.requested();
-        let next = next_id(&resumed.events, resumed.gap, since, || EventId::ZERO);
+        // Its topic is ready now: where it is, for a poll that asked from
+        // nowhere.
+        let next = next_id(&resumed.events, resumed.gap, since, || head(&poll.topic));
         cors.respond(
             ctx,
             conn,
