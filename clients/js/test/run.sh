@@ -140,6 +140,8 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 say "$("$chromium" --version 2>/dev/null || echo "chromium (version unknown)")"
 say "integration tests in headless Chromium against $(basename "$bin") serve"
 run_node_tests "$here/browser.test.mjs" TETHER_BIN="$bin" CHROMIUM="$chromium" TETHER_JS_WORK="$work"
+say "many topics on one connection, in headless Chromium"
+run_node_tests "$here/multiplex.test.mjs" TETHER_BIN="$bin" CHROMIUM="$chromium" TETHER_JS_WORK="$work"
 
 summary
 [[ "$failed" == 0 ]]
