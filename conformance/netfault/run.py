@@ -317,10 +317,12 @@ def main():
         summary, anomalies = checker.check(checker.load([history, faults_log]), args.late_bound)
         print(f"    {args.bus}: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "
               f"{summary['unknown']} indeterminate ({summary['unknown_delivered']} delivered); "
-              f"{summary['subscribers']} subscribers, {summary['deliveries']} deliveries, "
+              f"{summary['subscribers']} subscribers ({summary['streams']} streams of a subscriber and a "
+              f"topic), {summary['deliveries']} deliveries, "
               f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
               f"{summary['faults']} faults; acknowledgement to delivery p50 {summary['lag_p50']} s, "
               f"max {summary['lag_max']} s", flush=True)
+        print(f"    {args.bus}: by kind of subscriber: {checker.describe_kinds(summary)}", flush=True)
         print(f"    {args.bus}: identity probes: {summary['identity_tries']} tries, {summary['identity_judged']} "
               f"judged, {summary['identity_refused']} refused (ck's clock {skew:+d} s); presence after the "
               f"heal: {summary['presence_complete']} of {summary['presence_reads']} readings listed every "
@@ -328,8 +330,10 @@ def main():
         with open(os.path.join(args.work, "summary.json"), "w") as out:
             json.dump({"bus": args.bus, "seed": seed, "seconds": args.seconds, "skew": skew, "plan": plan,
                        "summary": summary, "anomalies": {k: len(v) for k, v in anomalies.items()}}, out)
-        report(summary["ok"] > 0 and summary["subscribers"] > 0, "publishes acknowledged and delivered",
-               f"{summary['ok']} acknowledged")
+        silent = [name for name, kind in summary["kinds"].items() if kind["deliveries"] == 0]
+        report(summary["ok"] > 0 and summary["subscribers"] > 0 and not silent,
+               "publishes acknowledged and delivered to every kind of subscriber",
+               f"{summary['ok']} acknowledged" + (f"; nothing delivered to {', '.join(silent)}" if silent else ""))
         for kind in checker.KINDS:
             found = anomalies[kind]
             report(not found, f"no {kind}", "none" if not found else f"{len(found)}: " + "; ".join(found[:3]))
