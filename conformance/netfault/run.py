@@ -168,6 +168,10 @@ def main():
     parser.add_argument("--late-bound", type=float, default=30.0)
     parser.add_argument("--topics", type=int, default=3)
     parser.add_argument("--subscribers", type=int, default=3, help="per transport and topic")
+    parser.add_argument("--mux", type=int, default=2, help="WebSockets following every topic on one /ws")
+    parser.add_argument("--mux-sse", type=int, default=0,
+                        help="event streams following every topic on one /events?topic=...: off until the hub "
+                             "serves them")
     parser.add_argument("--kinds", default=None,
                         help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
     parser.add_argument("--fault-seconds", default="2.5,5",
@@ -269,6 +273,7 @@ def main():
             args.python, os.path.join(HERE, "workload.py"),
             "--base", f"http://{topo.addr('lb')}:{PORT}", "--token", token, "--history", history,
             "--topics", str(args.topics), "--subscribers", str(args.subscribers),
+            "--mux", str(args.mux), "--mux-sse", str(args.mux_sse),
             "--seconds", str(args.seconds), "--settle", str(args.settle), "--work", args.work,
             *(["--follow", args.follow] if args.follow else []),
             *(["--node", args.node] if args.node else []),
