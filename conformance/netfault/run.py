@@ -169,9 +169,8 @@ def main():
     parser.add_argument("--topics", type=int, default=3)
     parser.add_argument("--subscribers", type=int, default=3, help="per transport and topic")
     parser.add_argument("--mux", type=int, default=2, help="WebSockets following every topic on one /ws")
-    parser.add_argument("--mux-sse", type=int, default=0,
-                        help="event streams following every topic on one /events?topic=...: off until the hub "
-                             "serves them")
+    parser.add_argument("--mux-sse", type=int, default=2,
+                        help="event streams following every topic on one /events?topic=...")
     parser.add_argument("--kinds", default=None,
                         help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
     parser.add_argument("--fault-seconds", default="2.5,5",

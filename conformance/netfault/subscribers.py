@@ -258,10 +258,7 @@ class MultiEventStreamSubscriber(Subscriber):
     resumed with the last cursor it was given (`Last-Event-ID`), which
     holds every topic's position; the first one starts each at 0-0. A
     topic refused at the start ends the stream, to be asked again with
-    the others from the cursor.
-
-    The hub does not serve multi-topic event streams yet: the workload
-    runs these only when asked (--mux-sse)."""
+    the others from the cursor."""
 
     def __init__(self, name, base, topics, history):
         super().__init__(name, base, topics, history)

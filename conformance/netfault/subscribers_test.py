@@ -5,8 +5,7 @@ that a multi-topic stream's events become, and a multiplexed WebSocket
 against a scripted `/ws` on a real socket: a refusal the hub answers
 to one subscribe, which is asked again alone, and a socket closed,
 after which each topic is asked again from its own last id (the fault
-runs seldom bring a refusal; the multi-topic event stream waits for the
-hub to serve it). Prints
+runs seldom bring a refusal). Prints
 `netfault-subscribers: N passed, M failed`.
 
     .venv/bin/python subscribers_test.py

@@ -3,7 +3,7 @@
 Run on the client host (inside its namespace) by run.py:
 
     workload.py --base http://LB:PORT --token T --history FILE
-                --topics 3 --subscribers 4 --mux 2 --seconds 60 --settle 30
+                --topics 3 --subscribers 4 --mux 2 --mux-sse 2 --seconds 60 --settle 30
 
 Publishers: one per topic, each publish one attempt through the load
 balancer with its own key (`Tether-Publish-Id`), recorded as `ok` (200,
@@ -11,8 +11,8 @@ with its id), `fail` (a 4xx: refused for what it is), or `unknown` (a
 503, a timeout, a reset: it may or may not have been added; the hub says
 so of a 503 whose append was under way). Subscribers (subscribers.py):
 event streams and WebSockets of one topic each, --mux WebSockets that
-follow every topic on one `/ws` (and, with --mux-sse, event streams of
-every topic, once the hub serves them), all through the load balancer
+follow every topic on one `/ws`, --mux-sse event streams that follow
+every topic on one `/events?topic=…`, all through the load balancer
 from `0-0` (and, with --follow and --node, tether-client's `EventSource`
 and the browser client under Node, one topic each), each resuming every
 topic from its own last id (`Last-Event-ID`, `lastEventId`, a subscribe's
@@ -226,9 +226,8 @@ async def main():
     parser.add_argument("--subscribers", type=int, default=4, help="per transport and topic")
     parser.add_argument("--mux", type=int, default=2,
                         help="WebSockets following every topic on one GET /ws")
-    parser.add_argument("--mux-sse", type=int, default=0,
-                        help="event streams following every topic on one GET /events?topic=...: "
-                             "off until the hub serves them")
+    parser.add_argument("--mux-sse", type=int, default=2,
+                        help="event streams following every topic on one GET /events?topic=...")
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--settle", type=float, default=30.0)
