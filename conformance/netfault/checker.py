@@ -7,23 +7,25 @@ Operations are counted as Jepsen counts them: a publish is `ok`
 (acknowledged, with its id), `fail` (refused for what it is: it must
 never be delivered) or `unknown` (a 503, a timeout or a reset: it may or
 may not have been added, and either is correct, once). Every subscriber
-follows its topic from the start, so the promise for each is: every
-acknowledged event of the topic, once, in id order, or a gap signal that
-covers what it did not get. The anomalies:
+follows each of its topics (one, or several on one connection) from the
+start, so the promise for each stream, a subscriber and one of its
+topics, is: every acknowledged event of the topic, once, in id order, or
+a gap signal of that topic that covers what it did not get. The
+anomalies:
 
-  lost               an acknowledged event a subscriber never got, with no
-                     gap signal covering its id
-  duplicate          an id delivered twice to one subscriber, or one
+  lost               an acknowledged event a stream never got, with no
+                     gap signal of the stream covering its id
+  duplicate          an id delivered twice on one stream, or one
                      publish delivered under two ids
-  order              a subscriber's ids not increasing
+  order              a stream's ids not increasing
   id-reused          one id carrying two different events
   ack-mismatch       an event delivered under another id than the one its
                      publisher was given
   refused-delivered  a publish answered with a refusal (4xx) delivered
   phantom            a delivered event that nobody published
-  late               an acknowledged event that reached a subscriber more
+  late               an acknowledged event that reached a stream more
                      than --late-bound seconds after its acknowledgement
-                     while that subscriber stayed connected (silence the
+                     while that stream stayed connected (silence the
                      client was not told about)
   identity           a token refused (401, 403) by a node whose clock has
                      it within its nbf and exp and the leeway, or accepted
@@ -96,15 +98,22 @@ def check(records, late_bound=30.0):
     for p in publishes:
         if p["outcome"] == "ok":
             acked.setdefault(p["topic"], {})[p["id"]] = p
+    # A stream is one topic of one subscriber: a multiplexed subscriber
+    # has one per topic it follows, each with its own ids, order and gaps
+    # (ids are a topic's own: two topics may both have 5-0). A line of a
+    # subscriber that names no topic (a message about its connection
+    # alone) is no stream's.
     subs = {}
     for r in records:
-        if "sub" in r:
-            subs.setdefault(r["sub"], {"topic": r["topic"], "records": []})["records"].append(r)
+        if "sub" in r and r.get("topic") is not None:
+            key = (r["sub"], r["topic"])
+            subs.setdefault(key, {"topic": r["topic"], "records": []})["records"].append(r)
 
     seen_data_by_id = {}
     delivered_ids_of = {}  # data -> set of ids it came under
     delivered_unknown = set()
-    for name, sub in sorted(subs.items()):
+    for (sub_name, topic), sub in sorted(subs.items()):
+        name = f"{sub_name} on {topic}"
         deliveries = [r for r in sub["records"] if r["type"] == "deliver"]
         gaps = [r.get("gap") for r in sub["records"] if r["type"] == "gap"]
         got = {}
@@ -174,10 +183,11 @@ def check(records, late_bound=30.0):
         "publishes": len(publishes),
         **outcomes,
         "unknown_delivered": len(delivered_unknown),
-        "subscribers": len(subs),
+        "subscribers": len({sub for sub, _ in subs}),
+        "streams": len(subs),
         "deliveries": sum(1 for r in records if r["type"] == "deliver"),
-        "reconnections": sum(max(0, sum(1 for r in s["records"] if r["type"] == "connect") - 1)
-                             for s in subs.values()),
+        "reconnections": sum(reconnections(s["records"]) for s in subs.values()),
+        "kinds": kinds(subs),
         "gaps": sum(1 for r in records if r["type"] == "gap"),
         "faults": sum(1 for r in records if r["type"] == "fault" and r.get("phase") == "start"),
         "lag_p50": round(lags[len(lags) // 2], 3) if lags else None,
@@ -191,6 +201,45 @@ def check(records, late_bound=30.0):
         "presence": [f"{r['node']} {r['topic']} {r.get('count')}/{r.get('connected')}" for r in presence],
     }
     return summary, anomalies
+
+
+def kind_of(sub):
+    """A subscriber's kind, its name's leading letters: sse, ws, wsmux,
+    ssemux, rust, js."""
+    letters = ""
+    for c in sub:
+        if not c.isalpha():
+            break
+        letters += c
+    return letters or sub
+
+
+def reconnections(records):
+    return max(0, sum(1 for r in records if r["type"] == "connect") - 1)
+
+
+def kinds(subs):
+    """Per kind of subscriber: how many, their streams (subscriber and
+    topic), deliveries, gap signals and reconnections."""
+    out = {}
+    for (sub, _), stream in sorted(subs.items()):
+        kind = out.setdefault(kind_of(sub), {"subscribers": set(), "streams": 0, "deliveries": 0, "gaps": 0,
+                                             "reconnections": 0})
+        kind["subscribers"].add(sub)
+        kind["streams"] += 1
+        kind["deliveries"] += sum(1 for r in stream["records"] if r["type"] == "deliver")
+        kind["gaps"] += sum(1 for r in stream["records"] if r["type"] == "gap")
+        kind["reconnections"] += reconnections(stream["records"])
+    for kind in out.values():
+        kind["subscribers"] = len(kind["subscribers"])
+    return out
+
+
+def describe_kinds(summary):
+    """The per-kind counts as one line's text."""
+    return "; ".join(f"{name}: {k['subscribers']} subscribers, {k['streams']} streams, {k['deliveries']} deliveries, "
+                     f"{k['gaps']} gaps, {k['reconnections']} reconnections"
+                     for name, k in summary["kinds"].items())
 
 
 def token_valid(r):
@@ -228,10 +277,12 @@ def main():
     else:
         print(f"history: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "
               f"{summary['unknown']} indeterminate ({summary['unknown_delivered']} of them delivered); "
-              f"{summary['subscribers']} subscribers, {summary['deliveries']} deliveries, "
+              f"{summary['subscribers']} subscribers ({summary['streams']} streams of a subscriber and a topic), "
+              f"{summary['deliveries']} deliveries, "
               f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
               f"{summary['faults']} faults; delivery after acknowledgement p50 {summary['lag_p50']} s, "
               f"max {summary['lag_max']} s")
+        print(f"by kind: {describe_kinds(summary)}")
         print(f"identity: {summary['identity_tries']} tries, {summary['identity_judged']} judged, "
               f"{summary['identity_refused']} refused; presence: {summary['presence_complete']} of "
               f"{summary['presence_reads']} readings listed every member connected")

@@ -73,6 +73,25 @@ def identity(t, node, skew, status, op="publish"):
     return {"t": t, "type": "identity", "op": op, "node": node, "skew": skew, "nbf": int(t) - 1,
             "exp": int(t) - 1 + 45, "leeway": 30, "topic": "a", "status": status}
 
+def multiplexed():
+    """Topics a and b, whose ids are alike (each topic numbers its own),
+    followed by one subscriber each (sa, sb) and by wsmux0, one socket
+    for both, whose deliveries of the two interleave."""
+    return [
+        connect(0.0, "sa"), connect(0.0, "sb", topic="b"), connect(0.0, "wsmux0"), connect(0.0, "wsmux0", topic="b"),
+        pub(1.0, "a-0", event_id="100-0"), pub(1.0, "b-0", event_id="100-0", topic="b"),
+        pub(1.1, "b-1", event_id="100-5", topic="b"), pub(1.2, "a-1", event_id="101-0"),
+        deliver(1.5, "sa", "100-0", "a-0"), deliver(1.5, "sa", "101-0", "a-1"),
+        deliver(1.5, "sb", "100-0", "b-0", topic="b"), deliver(1.5, "sb", "100-5", "b-1", topic="b"),
+        deliver(1.50, "wsmux0", "100-0", "a-0"), deliver(1.51, "wsmux0", "100-0", "b-0", topic="b"),
+        deliver(1.52, "wsmux0", "100-5", "b-1", topic="b"), deliver(1.53, "wsmux0", "101-0", "a-1"),
+    ]
+
+
+def without(history, sub, topic, event_id):
+    return [r for r in history if not (r.get("sub") == sub and r.get("topic") == topic and r.get("id") == event_id)]
+
+
 # What a case's fault also is, by its nature.
 EXTRA = {"ack-mismatch": {"lost"}}
 
@@ -142,6 +161,37 @@ def main():
     late.append(connect(20.5, "s1"))
     _, anomalies = check(sorted(late, key=lambda r: r["t"]))
     expect(not anomalies["late"], "late: not counted across a reconnection", anomalies["late"])
+
+    # A multiplexed subscriber is checked per topic: two topics' ids
+    # alike and interleaved are neither duplicates nor out of order, and
+    # what one topic misses is reported on that topic alone.
+    summary, anomalies = check(multiplexed())
+    found = {k: v for k, v in anomalies.items() if v}
+    expect(not found, "multiplexed: two topics with alike ids, interleaved on one subscriber, are no anomaly", found)
+    wsmux = summary["kinds"].get("wsmux", {})
+    expect(summary["subscribers"] == 3 and summary["streams"] == 4 and wsmux.get("streams") == 2
+           and wsmux.get("deliveries") == 4 and summary["kinds"]["sa"]["deliveries"] == 2,
+           "multiplexed: streams and deliveries counted per subscriber and topic, by kind", summary)
+    missing = without(multiplexed(), "wsmux0", "b", "100-5")
+    _, anomalies = check(missing)
+    found = sorted(k for k, v in anomalies.items() if v)
+    expect(found == ["lost"] and len(anomalies["lost"]) == 1 and anomalies["lost"][0].startswith("wsmux0 on b: 100-5"),
+           "multiplexed: a loss on one topic is caught, on that topic alone", anomalies)
+    _, anomalies = check(missing + [gap(1.6, "wsmux0", "100-0", "101-0")])
+    expect(len(anomalies["lost"]) == 1, "multiplexed: a gap of its other topic does not cover a loss", anomalies["lost"])
+    _, anomalies = check(missing + [gap(1.6, "wsmux0", "100-0", "101-0", topic="b")])
+    expect(not anomalies["lost"], "multiplexed: a gap of the topic covers its loss", anomalies["lost"])
+    swapped = without(without(multiplexed(), "wsmux0", "b", "100-5"), "wsmux0", "b", "100-0")
+    swapped += [deliver(1.51, "wsmux0", "100-5", "b-1", topic="b"), deliver(1.52, "wsmux0", "100-0", "b-0", topic="b")]
+    _, anomalies = check(sorted(swapped, key=lambda r: r["t"]))
+    found = sorted(k for k, v in anomalies.items() if v)
+    expect(found == ["order"] and anomalies["order"][0].startswith("wsmux0 on b: 100-0 after 100-5"),
+           "multiplexed: one topic's ids out of order are caught on that topic", anomalies)
+    twice = multiplexed() + [deliver(1.6, "wsmux0", "101-0", "a-1")]
+    _, anomalies = check(twice)
+    found = sorted(k for k, v in anomalies.items() if v)
+    expect(found == ["duplicate"] and anomalies["duplicate"][0].startswith("wsmux0 on a: 101-0"),
+           "multiplexed: an id of one topic delivered twice is caught on that topic", anomalies)
 
     expect(sorted(CASES) == sorted(KINDS), "every kind the checker knows has a case", sorted(set(KINDS) ^ set(CASES)))
     print(f"netfault-checker: {passed} passed, {failed} failed")

@@ -15,7 +15,7 @@
 # seed each time (printed, so a failure can be repeated with --seed),
 # then a run with an injected fault that deletes acknowledged events
 # behind the hub's back, which the checker must catch, and the checker's
-# own cases (checker_test.py).
+# and the subscribers' own cases (checker_test.py, subscribers_test.py).
 #
 # Environment:
 #   TETHER_BIN   the tether binary (default: cargo build --release -p tether)
@@ -189,6 +189,14 @@ if [[ -z "$minutes" ]]; then
     "$python" "$here/checker_test.py" >"$work/checker.out" 2>&1
     sed 's/^/    /' "$work/checker.out"
     if grep -qE '^netfault-checker: [0-9]+ passed, 0 failed' "$work/checker.out"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    say "--- the subscribers' own cases: the cursor, a multi-topic stream's lines, a multiplexed socket against a scripted /ws"
+    "$venv/bin/python" "$here/subscribers_test.py" >"$work/subscribers.out" 2>&1
+    sed 's/^/    /' "$work/subscribers.out"
+    if grep -qE '^netfault-subscribers: [0-9]+ passed, 0 failed' "$work/subscribers.out"; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))

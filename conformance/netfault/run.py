@@ -168,6 +168,9 @@ def main():
     parser.add_argument("--late-bound", type=float, default=30.0)
     parser.add_argument("--topics", type=int, default=3)
     parser.add_argument("--subscribers", type=int, default=3, help="per transport and topic")
+    parser.add_argument("--mux", type=int, default=2, help="WebSockets following every topic on one /ws")
+    parser.add_argument("--mux-sse", type=int, default=2,
+                        help="event streams following every topic on one /events?topic=...")
     parser.add_argument("--kinds", default=None,
                         help="the faults to draw from, comma-separated (default: every kind nemesis.py knows)")
     parser.add_argument("--fault-seconds", default="2.5,5",
@@ -269,6 +272,7 @@ def main():
             args.python, os.path.join(HERE, "workload.py"),
             "--base", f"http://{topo.addr('lb')}:{PORT}", "--token", token, "--history", history,
             "--topics", str(args.topics), "--subscribers", str(args.subscribers),
+            "--mux", str(args.mux), "--mux-sse", str(args.mux_sse),
             "--seconds", str(args.seconds), "--settle", str(args.settle), "--work", args.work,
             *(["--follow", args.follow] if args.follow else []),
             *(["--node", args.node] if args.node else []),
@@ -317,10 +321,12 @@ def main():
         summary, anomalies = checker.check(checker.load([history, faults_log]), args.late_bound)
         print(f"    {args.bus}: {summary['publishes']} publishes: {summary['ok']} ok, {summary['fail']} failed, "
               f"{summary['unknown']} indeterminate ({summary['unknown_delivered']} delivered); "
-              f"{summary['subscribers']} subscribers, {summary['deliveries']} deliveries, "
+              f"{summary['subscribers']} subscribers ({summary['streams']} streams of a subscriber and a "
+              f"topic), {summary['deliveries']} deliveries, "
               f"{summary['reconnections']} reconnections, {summary['gaps']} gap signals; "
               f"{summary['faults']} faults; acknowledgement to delivery p50 {summary['lag_p50']} s, "
               f"max {summary['lag_max']} s", flush=True)
+        print(f"    {args.bus}: by kind of subscriber: {checker.describe_kinds(summary)}", flush=True)
         print(f"    {args.bus}: identity probes: {summary['identity_tries']} tries, {summary['identity_judged']} "
               f"judged, {summary['identity_refused']} refused (ck's clock {skew:+d} s); presence after the "
               f"heal: {summary['presence_complete']} of {summary['presence_reads']} readings listed every "
@@ -328,8 +334,10 @@ def main():
         with open(os.path.join(args.work, "summary.json"), "w") as out:
             json.dump({"bus": args.bus, "seed": seed, "seconds": args.seconds, "skew": skew, "plan": plan,
                        "summary": summary, "anomalies": {k: len(v) for k, v in anomalies.items()}}, out)
-        report(summary["ok"] > 0 and summary["subscribers"] > 0, "publishes acknowledged and delivered",
-               f"{summary['ok']} acknowledged")
+        silent = [name for name, kind in summary["kinds"].items() if kind["deliveries"] == 0]
+        report(summary["ok"] > 0 and summary["subscribers"] > 0 and not silent,
+               "publishes acknowledged and delivered to every kind of subscriber",
+               f"{summary['ok']} acknowledged" + (f"; nothing delivered to {', '.join(silent)}" if silent else ""))
         for kind in checker.KINDS:
             found = anomalies[kind]
             report(not found, f"no {kind}", "none" if not found else f"{len(found)}: " + "; ".join(found[:3]))

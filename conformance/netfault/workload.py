@@ -3,22 +3,27 @@
 Run on the client host (inside its namespace) by run.py:
 
     workload.py --base http://LB:PORT --token T --history FILE
-                --topics 3 --subscribers 4 --seconds 60 --settle 30
+                --topics 3 --subscribers 4 --mux 2 --mux-sse 2 --seconds 60 --settle 30
 
 Publishers: one per topic, each publish one attempt through the load
 balancer with its own key (`Tether-Publish-Id`), recorded as `ok` (200,
 with its id), `fail` (a 4xx: refused for what it is), or `unknown` (a
 503, a timeout, a reset: it may or may not have been added; the hub says
-so of a 503 whose append was under way). Subscribers: event streams and
-WebSockets through the load balancer from `0-0` (and, with --follow and
---node, tether-client's `EventSource` and the browser client under Node), each resuming with its
-last id (`Last-Event-ID`, `lastEventId`) whenever its connection ends or
+so of a 503 whose append was under way). Subscribers (subscribers.py):
+event streams and WebSockets of one topic each, --mux WebSockets that
+follow every topic on one `/ws`, --mux-sse event streams that follow
+every topic on one `/events?topic=…`, all through the load balancer
+from `0-0` (and, with --follow and --node, tether-client's `EventSource`
+and the browser client under Node, one topic each), each resuming every
+topic from its own last id (`Last-Event-ID`, `lastEventId`, a subscribe's
+`since`, a multi-topic stream's cursor) whenever its connection ends or
 goes silent (no byte, not even a heartbeat or ping, for SILENCE
 seconds), as a client would. Every delivery, gap signal, connection and
-disconnection is a line of the history; checker.py reads it.
+disconnection is a line of the history naming the subscriber and the
+topic; checker.py reads it.
 
 After SECONDS the publishers stop; the subscribers go on until each has
-every acknowledged event of its topic or SETTLE seconds have passed.
+every acknowledged event of its topics or SETTLE seconds have passed.
 
 With --jwt-secret and --nodes, an identity probe goes to each node
 directly (not through the load balancer) every PROBE_EVERY seconds: a
@@ -45,13 +50,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proxy"))
 
-from proxy_client import CheckFailed, EventStream, http, ws_url  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
+from proxy_client import http  # noqa: E402
+from subscribers import (SILENCE, EventStreamSubscriber, MultiEventStreamSubscriber,  # noqa: E402
+                         MultiWebSocketSubscriber, ProcessSubscriber, WebSocketSubscriber)
 
-# A connection that brings no byte for this long (the nodes send a
-# heartbeat or a ping every second) is given up and resumed.
-SILENCE = 5.0
 PUBLISH_TIMEOUT = 8.0
 # A probe's token is good for this long by this host's clock; a node
 # whose clock is off by more than this plus the leeway (30 s) must refuse
@@ -68,166 +70,6 @@ class History:
     def record(self, kind, **fields):
         fields = {"t": round(time.time(), 4), "type": kind, **fields}
         self.out.write(json.dumps(fields, separators=(",", ":")) + "\n")
-
-
-class Subscriber:
-    def __init__(self, name, base, topic, transport, history):
-        self.name = name
-        self.base = base
-        self.topic = topic
-        self.transport = transport
-        self.history = history
-        self.last_id = "0-0"
-        self.ids = set()
-        self.stopping = False
-        self.is_connected = False
-
-    def connected(self):
-        return self.is_connected
-
-    def take(self, message):
-        if message.get("control") == "gap" or message.get("event") == "gap":
-            # An event stream's gap event carries it as JSON data; a
-            # WebSocket's control message carries the fields itself.
-            gap = message.get("data") if "event" in message else message
-            if isinstance(gap, str):
-                try:
-                    gap = json.loads(gap)
-                except ValueError:
-                    gap = {"raw": gap}
-            self.history.record("gap", sub=self.name, topic=self.topic, gap=gap)
-            return
-        if "control" in message:
-            self.history.record("control", sub=self.name, topic=self.topic, message=message)
-            return
-        self.history.record("deliver", sub=self.name, topic=self.topic, id=message["id"],
-                            data=message.get("data"))
-        self.last_id = message["id"]
-        self.ids.add(message["id"])
-
-    async def follow_sse(self):
-        stream = await EventStream.open(self.base, f"/topics/{self.topic}/events", self.last_id)
-        try:
-            self.history.record("connect", sub=self.name, topic=self.topic, status=stream.status,
-                                node=stream.headers.get("x-tether-node"), since=self.last_id)
-            if stream.status != 200:
-                return f"status {stream.status}"
-            self.is_connected = True
-            heard = (stream.comments, time.monotonic())
-            while not self.stopping:
-                try:
-                    event = await stream.next(1.0)
-                except CheckFailed:
-                    if stream.comments != heard[0]:
-                        heard = (stream.comments, time.monotonic())
-                    elif time.monotonic() - heard[1] > SILENCE:
-                        return f"silent for {SILENCE} s"
-                    continue
-                if event is None:
-                    return "ended"
-                heard = (stream.comments, time.monotonic())
-                self.take(event)
-            return "stopped"
-        finally:
-            stream.close()
-
-    async def follow_ws(self):
-        url = ws_url(self.base, f"/topics/{self.topic}/ws?lastEventId={self.last_id}")
-        async with ws_connect(url, open_timeout=5, close_timeout=1,
-                              ping_interval=1, ping_timeout=SILENCE) as ws:
-            self.history.record("connect", sub=self.name, topic=self.topic, status=101,
-                                since=self.last_id)
-            self.is_connected = True
-            while not self.stopping:
-                try:
-                    raw = await ws.recv()
-                except ConnectionClosed as closed:
-                    code = closed.rcvd.code if closed.rcvd else None
-                    return f"closed {code}"
-                self.take(json.loads(raw))
-            return "stopped"
-
-    async def run(self):
-        follow = self.follow_sse if self.transport == "sse" else self.follow_ws
-        while not self.stopping:
-            try:
-                why = await follow()
-            except (OSError, CheckFailed, InvalidHandshake, asyncio.TimeoutError,
-                    asyncio.IncompleteReadError, ConnectionClosed, ValueError) as error:
-                why = f"{type(error).__name__}: {error}"[:200]
-            self.is_connected = False
-            self.history.record("disconnect", sub=self.name, topic=self.topic, why=why)
-            if not self.stopping:
-                await asyncio.sleep(0.3)
-
-
-class ProcessSubscriber:
-    """A subscriber that is another program (tether-client's `follow`
-    example, or the browser client under Node: jsfollow.mjs), printing
-    JSON lines: `open`/`state`, `event`, `gap`, `reconnecting`, `error`."""
-
-    def __init__(self, name, topic, argv, history):
-        self.name = name
-        self.topic = topic
-        self.argv = argv
-        self.history = history
-        self.stopping = False
-        self.proc = None
-        self.ids = set()
-        self.state = None
-        # The browser client runs on long polls here: no member.
-        self.member = not name.startswith("js.")
-
-    def connected(self):
-        return self.member and self.state == "open"
-
-    def record_event(self, event_type, event_id, data):
-        if event_type == "gap":
-            try:
-                gap = json.loads(data)
-            except ValueError:
-                gap = {"raw": data}
-            self.history.record("gap", sub=self.name, topic=self.topic, gap=gap)
-        else:
-            self.history.record("deliver", sub=self.name, topic=self.topic, id=event_id, data=data)
-            self.ids.add(event_id)
-
-    def take(self, line):
-        try:
-            m = json.loads(line)
-        except ValueError:
-            self.history.record("control", sub=self.name, topic=self.topic, message={"unparsed": line[:200]})
-            return
-        kind = m.get("kind")
-        if kind == "event":
-            self.record_event(m.get("type"), m.get("id"), m.get("data"))
-        elif kind == "gap":
-            self.history.record("gap", sub=self.name, topic=self.topic, gap=m.get("gap"))
-        elif kind == "open" or (kind == "state" and m.get("state") == "open"):
-            self.state = "open"
-            self.history.record("connect", sub=self.name, topic=self.topic, status=None)
-        elif kind == "reconnecting" or (kind == "state" and m.get("state") in ("resuming", "connecting")):
-            self.state = "away"
-            self.history.record("disconnect", sub=self.name, topic=self.topic,
-                                why=m.get("why") or m.get("state"))
-        else:
-            # Errors, events the client dropped, anything else: kept for
-            # whoever reads a failed run.
-            self.history.record("control", sub=self.name, topic=self.topic, message=m)
-
-    async def run(self):
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdout=asyncio.subprocess.PIPE)  # stderr: to the workload's log
-        try:
-            while True:
-                line = await self.proc.stdout.readline()
-                if not line:
-                    break
-                self.take(line.decode("utf-8", "replace").strip())
-        finally:
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 class Publisher:
@@ -363,7 +205,7 @@ async def read_presence(nodes, topics, subscribers, history):
     """Each node's presence of each topic, beside the subscribers (event
     streams and WebSockets: long polls are no members) connected now."""
     for topic in topics:
-        connected = sum(1 for s in subscribers if s.topic == topic and s.connected())
+        connected = sum(1 for s in subscribers if s.connected(topic))
         for node, base in sorted(nodes.items()):
             if not node.startswith("n"):
                 continue
@@ -382,6 +224,10 @@ async def main():
     parser.add_argument("--history", required=True)
     parser.add_argument("--topics", type=int, default=3)
     parser.add_argument("--subscribers", type=int, default=4, help="per transport and topic")
+    parser.add_argument("--mux", type=int, default=2,
+                        help="WebSockets following every topic on one GET /ws")
+    parser.add_argument("--mux-sse", type=int, default=2,
+                        help="event streams following every topic on one GET /events?topic=...")
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--settle", type=float, default=30.0)
@@ -397,8 +243,12 @@ async def main():
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     history = History(args.history)
     topics = [f"nf.t{i}" for i in range(args.topics)]
-    subscribers = [Subscriber(f"{transport}{i}.{topic}", args.base, topic, transport, history)
+    one_topic = {"sse": EventStreamSubscriber, "ws": WebSocketSubscriber}
+    subscribers = [one_topic[transport](f"{transport}{i}.{topic}", args.base, topic, history)
                    for topic in topics for transport in ("sse", "ws") for i in range(args.subscribers)]
+    subscribers += [MultiWebSocketSubscriber(f"wsmux{i}", args.base, topics, history) for i in range(args.mux)]
+    subscribers += [MultiEventStreamSubscriber(f"ssemux{i}", args.base, topics, history)
+                    for i in range(args.mux_sse)]
     for topic in topics:
         if args.follow:
             url = f"{args.base}/topics/{topic}/events?lastEventId=0-0"
@@ -430,7 +280,7 @@ async def main():
         for topic, ids in probe.acknowledged.items():
             acked.setdefault(topic, set()).update(ids)
     while time.monotonic() < deadline:
-        if all(acked[s.topic] <= s.ids for s in subscribers):
+        if all(s.has_all(acked) for s in subscribers):
             break
         await asyncio.sleep(0.25)
     # A moment more for anything that would come twice.
