@@ -417,52 +417,66 @@ class Checks:
             await asyncio.sleep(0.1)
         raise CheckFailed(f"{transport} subscribers per node: {counts} (expected one on one node)")
 
-    async def publish_through_failure(self, base, topic, count, half_done, published):
+    async def publish_through_failure(self, base, topics, count, half_done, published):
         for i in range(count):
             if i == count // 2:
                 half_done.set()
+            topic = topics[i % len(topics)]
             data = f"meanwhile {i}"
             # Retried with its key: a publish the proxy sent to the dying
             # node is made once.
             event_id = await publish(base, self.token, topic, data, key=f"k{i}", attempts=30)
-            published.append((event_id, data))
+            published.append((topic, event_id, data))
             await asyncio.sleep(0.05)
 
     async def failover(self, proxy, base, transport):
-        topic = self.topic(proxy, f"failover-{transport}")
+        """A subscriber whose node is killed resumes on the other one from
+        its last id: "sse" and "ws" follow one topic, "sse-multi" three on
+        one event stream (its ids are cursors of every topic's position).
+        Every topic's events arrive once, in order."""
+        many = transport == "sse-multi"
+        topics = [self.topic(proxy, f"failover-{transport}-{i}") for i in range(3 if many else 1)]
         published = []
         received = []
         reconnects = 0
 
         async def sse_connect(last_id):
-            stream = await EventStream.open(base, f"/topics/{topic}/events", last_id)
+            path = ("/events?" + "&".join(f"topic={t}" for t in topics) if many
+                    else f"/topics/{topics[0]}/events")
+            stream = await EventStream.open(base, path, last_id)
             if stream.status != 200:
                 stream.close()
                 raise OSError(f"status {stream.status}")
 
             async def next_event(timeout):
                 event = await stream.next(timeout)
-                return None if event is None else (event["id"], event["data"])
+                if event is None:
+                    return None, None
+                if many:
+                    inner = json.loads(event["data"])
+                    return (inner["topic"], inner["id"], inner["data"]), event["id"]
+                return (topics[0], event["id"], event["data"]), event["id"]
             return stream, next_event
 
         async def ws_connect_topic(last_id):
             query = f"?lastEventId={last_id}" if last_id else ""
-            ws = await ws_connect(ws_url(base, f"/topics/{topic}/ws{query}"), open_timeout=3)
+            ws = await ws_connect(ws_url(base, f"/topics/{topics[0]}/ws{query}"), open_timeout=3)
 
             async def next_event(timeout):
                 try:
                     message = await ws_next(ws, timeout)
                 except ConnectionClosed:
-                    return None
+                    return None, None
                 expect("control" not in message, f"control message {message}")
-                return (message["id"], message["data"])
+                return (topics[0], message["id"], message["data"]), message["id"]
 
             class Closer:
                 def close(self):
                     asyncio.ensure_future(ws.close())
             return Closer(), next_event
 
-        connect_once = sse_connect if transport == "sse" else ws_connect_topic
+        connect_once = ws_connect_topic if transport == "ws" else sse_connect
+        counted_as = "websocket" if transport == "ws" else "sse"
 
         async def reconnect(last_id):
             deadline = time.monotonic() + 8
@@ -476,55 +490,65 @@ class Checks:
                         raise CheckFailed(f"could not reconnect through the proxy: {error!r}") from None
                     await asyncio.sleep(0.2)
 
+        async def publish_to(i, data):
+            topic = topics[i % len(topics)]
+            published.append((topic, await publish(base, self.token, topic, data), data))
+
         conn, next_event = await reconnect(None)
+        last_id = None
         try:
-            victim = await self.subscriber_node("sse" if transport == "sse" else "websocket")
-            for i in range(2):
-                data = f"before {i}"
-                published.append((await publish(base, self.token, topic, data), data))
-                event = await next_event(PROMPT + 1)
+            victim = await self.subscriber_node(counted_as)
+            for i in range(2 * len(topics)):
+                await publish_to(i, f"before {i}")
+                event, last_id = await next_event(PROMPT + 1)
                 expect(event == published[-1], f"got {event}, expected {published[-1]}")
                 received.append(event)
             victim.kill()
             half_done = asyncio.Event()
             meanwhile = []
             publisher = asyncio.create_task(
-                self.publish_through_failure(base, topic, 8, half_done, meanwhile))
+                self.publish_through_failure(base, topics, 8 * len(topics), half_done, meanwhile))
             # Read what is left, then the end; once half the events are
             # published (so that some come from the backlog), reconnect
             # with the last id.
             while True:
-                event = await next_event(5)
+                event, resume = await next_event(5)
                 if event is not None:
                     received.append(event)
+                    last_id = resume
                     continue
                 conn.close()
                 reconnects += 1
                 expect(reconnects == 1, "a second disconnection")
                 await asyncio.wait_for(half_done.wait(), 10)
-                resumed_from = received[-1][0]
+                resumed_from = last_id
                 missed = len(meanwhile)
                 conn, next_event = await reconnect(resumed_from)
                 break
-            survivor = await self.subscriber_node("sse" if transport == "sse" else "websocket")
+            survivor = await self.subscriber_node(counted_as)
             expect(survivor is not victim, "the new subscription is on the killed node")
             await publisher
             published += meanwhile
-            published.append((await publish(base, self.token, topic, "the end"), "the end"))
-            while received[-1][1] != "the end":
-                event = await next_event(5)
+            for i in range(len(topics)):
+                await publish_to(i, "the end")
+            ends = 0
+            while ends < len(topics):
+                event, _ = await next_event(5)
                 expect(event is not None, f"the stream ended again after {received[-1]}")
                 received.append(event)
+                ends += event[2] == "the end"
         finally:
             conn.close()
-        expect(received == published,
-               f"received {len(received)} events, published {len(published)}: "
-               f"{received} vs {published}")
-        ids = [id_key(event_id) for event_id, _ in received]
-        expect(ids == sorted(set(ids)), f"ids not increasing: {received}")
+        for topic in topics:
+            got = [e for e in received if e[0] == topic]
+            sent = [e for e in published if e[0] == topic]
+            expect(got == sent, f"{topic}: received {len(got)} events, published {len(sent)}: {got} vs {sent}")
+            ids = [id_key(event_id) for _, event_id, _ in got]
+            expect(ids == sorted(set(ids)), f"{topic}: ids not increasing: {got}")
         await victim.start()
         return (f"{victim.name} killed, resumed on {survivor.name} from {resumed_from} "
-                f"({missed} published while away): {len(published)} events, each once, in order")
+                f"({missed} published while away): {len(published)} events over {len(topics)} "
+                f"topic(s), each once, in order")
 
     async def run(self):
         for node in self.nodes:
@@ -544,7 +568,7 @@ class Checks:
             await asyncio.gather(
                 self.check(f"{name}: idle SSE outlives the proxy timeout", self.idle_sse(name, base)),
                 self.check(f"{name}: idle WebSocket outlives the proxy timeout", self.idle_ws(name, base)))
-            for transport in ("sse", "ws"):
+            for transport in ("sse", "ws", "sse-multi"):
                 await self.check(f"{name}: no stickiness, {transport} resumes on the other node",
                                  self.failover(name, base, transport))
                 # The killed node is back; let the proxy see it again.

@@ -4,7 +4,8 @@
 # hub` nodes that share a redis-server. Event streams, WebSockets and long
 # polls through each, idle connections that outlive the proxy's timeout,
 # and a subscriber whose node is killed resuming on the other node with
-# nothing lost (proxy_client.py has the checks).
+# nothing lost: an event stream, a WebSocket, and an event stream of
+# three topics resumed by its cursor (proxy_client.py has the checks).
 #
 #   conformance/proxy/run.sh
 #
