@@ -7,6 +7,7 @@
 //! each subscription is registered with the replica under its own key.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tether_hub::{Decision, HubMessage, Resumed, Subscribed, Transport, is_valid_topic};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Response};
@@ -106,6 +107,13 @@ impl Delivery {
     pub(crate) fn multiplexed_topics(&self, conn: ConnId) -> Option<Vec<Arc<str>>> {
         let socket = self.muxes.get(conn)?;
         Some(socket.iter().map(|s| Arc::clone(&s.topic)).collect())
+    }
+
+    /// Takes one subscribe or unsubscribe of the multiplexed socket `conn`
+    /// under its rate ([`HubSettings::max_subscribe_rate`]): whether it
+    /// may be acted on.
+    pub(crate) fn take_churn(&mut self, conn: ConnId, settings: &HubSettings, now: Instant) -> bool {
+        (self.muxes.get_mut(conn)).is_none_or(|socket| socket.take_churn(settings, now))
     }
 
     /// Whether `conn` is a multiplexed socket.
