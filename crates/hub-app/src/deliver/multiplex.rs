@@ -17,7 +17,7 @@ use crate::access::{Credential, auth_ok, warning_time};
 use crate::admission::Served;
 use crate::backend::Hook;
 use crate::broker_view::LoopContext;
-use crate::hooks::BackendHooks;
+use crate::hooks::{BackendHooks, refresh_by_backend};
 use crate::loop_parts::LoopParts;
 use crate::metrics::{Denial, HubStats, Outcome, count_refusal};
 use crate::multiplex::answer;
@@ -80,6 +80,12 @@ impl Delivery {
         let mut connection = Subscriber::new(Arc::from(""), Transport::WebSocket, None);
         connection.hold(holder);
         let now = access.unix_secs(ctx.now());
+        refresh_by_backend(
+            admission.presented(),
+            &parts.shared.settings,
+            &mut connection,
+            now,
+        );
         connection.set_warn_at(connection.deadline().map(|d| warning_time(d, now)));
         if !super::admit_connection(ctx, parts, conn, &mut connection) {
             return;
