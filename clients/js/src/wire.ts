@@ -33,16 +33,23 @@ export interface PresenceChange {
   member: string;
 }
 
-/** One WebSocket message from the hub, classified. */
-export type WsMessage =
-  | { kind: "event"; event: TetherEvent }
-  | { kind: "gap"; gap: Gap }
-  | { kind: "presence"; change: PresenceChange }
-  | { kind: "auth-ok"; expiresIn?: number }
-  | { kind: "auth-expiring"; in: number }
-  | { kind: "published"; id: string; key?: string; duplicate: boolean }
-  | { kind: "error"; error: string; key?: string }
-  | { kind: "unknown" };
+/** A subscription the hub did not take: `status` is the one the per-topic route would answer. */
+export interface Refusal {
+  topic: string;
+  status: number;
+  error: string;
+}
+
+/**
+ * One WebSocket message from the hub, classified by `kind`, with `topic`
+ * when it is about one: `event` (with `event`), `gap` (with `gap`),
+ * `presence` (with `presence`), and the hub's own messages as they come
+ * with their `kind` added: `subscribed`, `refused` (`status`, `error`),
+ * `unsubscribed` (`reason` when the hub ended it), `published` (`id`,
+ * `key`, `duplicate`), `error` (`error`, `key`), `auth-ok`
+ * (`expires_in`), `auth-expiring` (`in`); else `unknown`.
+ */
+export type WsMessage = { kind: string; topic?: string; event?: TetherEvent; gap?: Gap; presence?: PresenceChange; [field: string]: any };
 
 const str = (v: unknown): v is string => typeof v == "string";
 
@@ -53,33 +60,37 @@ export function toEvent(m: any): TetherEvent | null {
     : null;
 }
 
-/** Classifies a JSON WebSocket message; malformed JSON throws. */
+/** Classifies a JSON WebSocket message (of `/ws` or a per-topic socket); malformed JSON throws. */
 export function parseWsMessage(text: string): WsMessage {
   const m = JSON.parse(text);
   if (!m || typeof m != "object") return { kind: "unknown" };
-  if (m.type == "auth-ok") return { kind: "auth-ok", expiresIn: m.expires_in };
-  if (m.type == "auth-expiring") return { kind: "auth-expiring", in: m.in };
-  if (m.control == "gap") {
+  const { control: c, type: t, topic } = m;
+  if (t == "auth-ok" || t == "auth-expiring") return { ...m, kind: t };
+  if (c == "gap") {
     const { control, ...gap } = m;
-    return { kind: "gap", gap };
+    return { kind: c, topic, gap };
   }
-  if (m.control == "published") return { kind: "published", id: m.id, key: m.key, duplicate: !!m.duplicate };
-  if (m.control == "error") return { kind: "error", error: String(m.error), key: m.key };
+  if (str(c)) return { ...m, kind: c };
   if (str(m.member) && m.id === undefined && (m.event == "join" || m.event == "leave"))
-    return { kind: "presence", change: { event: m.event, member: m.member } };
+    return { kind: "presence", topic, presence: { event: m.event, member: m.member } };
   const event = toEvent(m);
-  return event ? { kind: "event", event } : { kind: "unknown" };
+  return event ? { kind: "event", topic, event } : { kind: "unknown" };
 }
 
-/** A long poll's answer: `{"topic","events":[...],"next":"ID","gap":null|{...}}`. */
+/**
+ * A long poll's answer: a multi-topic one (`{"events","next":"CURSOR","gaps":[...],"refused":[...]}`),
+ * or a per-topic one (`{"topic","events","next":"ID","gap"}`: its `gap` is not read).
+ */
 export interface PollAnswer {
   events: TetherEvent[];
+  /** The `since` of the next poll: an id, or a multi-topic poll's cursor. */
   next: string;
-  gap: Gap | null;
+  gaps: Gap[];
+  refused: Refusal[];
 }
 
 /** Reads a long poll's answer (already parsed from JSON); throws when it is not one. */
 export function parsePoll(m: any): PollAnswer {
   if (!m || !Array.isArray(m.events) || !str(m.next)) throw new TypeError("not a long-poll answer");
-  return { events: m.events.map(toEvent).filter(Boolean), next: m.next, gap: m.gap || null };
+  return { events: m.events.map(toEvent).filter(Boolean), next: m.next, gaps: m.gaps || [], refused: m.refused || [] };
 }

@@ -11,101 +11,14 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium } from 'playwright-core';
 import { Tether, compareIds } from '../dist/index.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.TETHER_BIN;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WORK = process.env.TETHER_JS_WORK || mkdtempSync(join(tmpdir(), 'tether-js-'));
-const WAIT = 15_000;
-const TEST_TIMEOUT = 60_000;
-if (!BIN) throw new Error('TETHER_BIN is not set: the tether binary to test');
-
-const SECRET = randomBytes(32).toString('hex');
-const SECRET_FILE = join(WORK, 'jwt.secret');
-writeFileSync(SECRET_FILE, SECRET);
-const DATA_DIR = join(WORK, 'data');
-mkdirSync(DATA_DIR, { recursive: true });
-
-/**
- * An HS256 token for the server's --jwt-secret-file: every topic, to read
- * and publish. Its iat is a second back, as issuers do for clock skew: the
- * server runs with --jwt-leeway 0 (for the expiry tests), and its clock
- * (the wall clock read at its start, then the monotonic clock) may read a
- * few milliseconds behind this process's wall clock after the system
- * clock is adjusted, which would make an iat of this second "in the
- * future" to it.
- */
-function mint(ttl, sub = 'tester') {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({
-    sub, aud: 'tether', iat: now - 1, exp: now + ttl, tether: { sub: ['*'], pub: ['*'] },
-  })}`;
-  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-}
+import {
+  TEST_TIMEOUT, WAIT, current, launch, mint, publishMany, servers, startProxy, startServer, stopServer, waitFor,
+} from './harness.mjs';
 
 // ---------------------------------------------------------------------------
-// The server
-
-const servers = new Set();
-process.on('exit', () => { for (const s of servers) try { s.proc.kill('SIGKILL'); } catch { /* gone */ } });
-
-/** `tether serve --app hub` on a free port, durable under DATA_DIR; resolves once it listens. */
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1', '--port', '0', '--app', 'hub', '--log-level', 'warn',
-      '--data-dir', DATA_DIR, '--jwt-secret-file', SECRET_FILE, '--jwt-audience', 'tether', '--jwt-leeway', '0',
-      '--private', 'priv.*'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = { proc, port: 0, url: '', log: '', exited: null };
-    servers.add(server);
-    if (proc.pid) appendFileSync(join(WORK, 'pids'), `${proc.pid}\n`);
-    const exited = new Promise((res) => proc.on('exit', (code, signal) => {
-      servers.delete(server);
-      server.exited = { code, signal };
-      res(server.exited);
-    }));
-    server.waitExit = () => exited;
-    let out = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`no start in 10 s:\n${server.log}`)); }, 10_000);
-    proc.stderr.on('data', (d) => { server.log += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /^tether listening on (http:\/\/127\.0\.0\.1:(\d+)\/)/m.exec(out);
-      if (m && !server.port) {
-        clearTimeout(timer);
-        [, server.url] = m;
-        server.port = Number(m[2]);
-        resolve(server);
-      }
-    });
-    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
-    exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`exited (${code ?? signal}) before listening:\n${server.log}`)); });
-  });
-}
-
-/** SIGTERM to the server's own pid, SIGKILL after 10 s. */
-async function stopServer(server) {
-  if (server.exited) return server.exited;
-  server.proc.kill('SIGTERM');
-  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 10_000);
-  const how = await server.waitExit();
-  clearTimeout(timer);
-  return how;
-}
-
-// ---------------------------------------------------------------------------
-// The proxy: one request per upstream connection (it rewrites Connection to
-// close, upgrades excepted) so that it sees every request's head.
+// The test page: one client per subscription, each recorded by name.
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tether-client test</title>
 <script type="module">
@@ -142,115 +55,18 @@ window.look = (name) => {
   const r = recs[name];
   return { events: r.events, gaps: r.gaps, states: r.states, errors: r.errors, tokens: r.tokens, state: r.sub.state, transport: r.sub.transport };
 };
-window.socketsOf = (topic) => window.sockets.filter((s) => s.path.endsWith("/topics/" + topic + "/ws"));
+window.socketsOf = () => window.sockets.filter((s) => s.path == "/ws");
 window.ready = true;
 </script>`;
-
-function startProxy(upstreamPort) {
-  const proxy = { upstream: upstreamPort, blockWs: false, blockSse: false, pairs: new Set(), seen: [], port: 0 };
-  const local = (socket, status, type, body) => {
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-      + 'Cache-Control: no-store\r\nConnection: close\r\n\r\n' + body);
-  };
-  proxy.server = createServer((client) => {
-    let head = Buffer.alloc(0);
-    client.on('error', () => {});
-    const onData = (d) => {
-      head = Buffer.concat([head, d]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      client.off('data', onData);
-      client.pause();
-      const [requestLine, ...fields] = head.subarray(0, end).toString('latin1').split('\r\n');
-      const [method, path] = requestLine.split(' ');
-      const upgrade = fields.some((f) => /^upgrade:\s*websocket/i.test(f));
-      proxy.seen.push(`${method} ${path.split('?')[0]}${upgrade ? ' (upgrade)' : ''}`);
-      if (path === '/__test/') return local(client, '200 OK', 'text/html; charset=utf-8', PAGE);
-      if (path === '/__test/tether-client.js') {
-        return local(client, '200 OK', 'text/javascript', readFileSync(join(here, '..', 'dist', 'tether-client.min.js'), 'utf8'));
-      }
-      if (path.startsWith('/__test/token')) {
-        return local(client, '200 OK', 'text/plain', mint(Number(new URL(path, 'http://x').searchParams.get('ttl'))));
-      }
-      if ((upgrade && proxy.blockWs) || (/\/events(\?|$)/.test(path) && proxy.blockSse)) {
-        return local(client, '403 Forbidden', 'text/plain', 'blocked by the proxy\n');
-      }
-      const rewritten = upgrade ? fields : [...fields.filter((f) => !/^connection:/i.test(f)), 'Connection: close'];
-      const upstream = connect(proxy.upstream, '127.0.0.1');
-      const pair = [client, upstream];
-      proxy.pairs.add(pair);
-      const drop = () => { proxy.pairs.delete(pair); client.destroy(); upstream.destroy(); };
-      upstream.on('error', drop);
-      upstream.on('close', drop);
-      client.on('close', drop);
-      upstream.on('connect', () => {
-        upstream.write(Buffer.concat([Buffer.from(`${[requestLine, ...rewritten].join('\r\n')}\r\n\r\n`, 'latin1'), head.subarray(end + 4)]));
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-    };
-    client.on('data', onData);
-  });
-  proxy.cut = () => { for (const [a, b] of [...proxy.pairs]) { a.destroy(); b.destroy(); } proxy.pairs.clear(); };
-  return new Promise((resolve) => proxy.server.listen(0, '127.0.0.1', () => {
-    proxy.port = proxy.server.address().port;
-    proxy.url = `http://127.0.0.1:${proxy.port}`;
-    resolve(proxy);
-  }));
-}
-
-// ---------------------------------------------------------------------------
-// Publishing from the test, straight to the server, with a key so that a
-// retry (the server restarting) publishes once.
 
 let server;
 let proxy;
 let browser;
 let page;
-const pageErrors = [];
+let pageErrors = [];
 /** What the browser said on its console (a WebSocket it failed, say), for failure messages. */
-const consoleLines = [];
-const publisherToken = mint(3600, 'publisher');
-
-async function publishOnce(topic, data, key) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const r = await fetch(`${server.url}topics/${topic}`, {
-        method: 'POST', body: data, headers: { Authorization: `Bearer ${publisherToken}`, 'Tether-Publish-Id': key },
-      });
-      if (r.ok) return (await r.json()).id;
-      if (r.status !== 503) throw new Error(`publish: ${r.status} ${await r.text()}`);
-    } catch (e) {
-      if (attempt > 100 || /publish: /.test(e.message)) throw e;
-    }
-    await sleep(100);
-  }
-}
-
-/** Publishes `n` events, one every `every` ms (`during(i)` first); their ids, in order. */
-let published = 0;
-async function publishMany(topic, n, every, during = () => {}) {
-  const ids = [];
-  for (let i = 0; i < n; i++) {
-    await during(i);
-    const data = `${topic}#${++published}`;
-    ids.push(`${await publishOnce(topic, data, `k${published}`)} ${data}`);
-    if (every) await sleep(every);
-  }
-  return ids;
-}
-
+let consoleLines = [];
 const look = (name) => page.evaluate((n) => window.look(n), name);
-
-async function waitFor(what, pred, wait = WAIT) {
-  const deadline = Date.now() + wait;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`waited ${wait / 1000} s for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function subscribe(name, topic, options = {}) {
   await page.evaluate(([n, t, o]) => window.sub(n, t, o), [name, topic, options]);
@@ -278,22 +94,9 @@ async function exactly(name, expected) {
 }
 
 before(async () => {
-  server = await startServer();
-  proxy = await startProxy(server.port);
-  // A persistent context, for the fresh --user-data-dir the launch needs.
-  const profile = mkdtempSync(join(WORK, 'profile-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 60_000,
-  });
-  page = await browser.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  assert.equal((await page.goto(`${proxy.url}/__test/`))?.status(), 200);
-  await page.waitForFunction(() => window.ready === true, null, { timeout: WAIT });
+  server = current.server = await startServer();
+  proxy = await startProxy(server.port, PAGE);
+  ({ browser, page, pageErrors, consoleLines } = await launch(proxy));
   console.log(`# chromium ${browser.browser()?.version()}, server ${server.url}, proxy ${proxy.url}`);
 });
 
@@ -326,17 +129,18 @@ for (const transport of ['ws', 'sse', 'poll']) {
     }, { name: transport, topic });
     await exactly(transport, [...fromTest, ...fromPage]);
     const seen = proxy.seen.slice(before);
-    const endpoint = { ws: `GET /topics/${topic}/ws (upgrade)`, sse: `GET /topics/${topic}/events`, poll: `GET /topics/${topic}/poll` }[transport];
+    // The client's one connection per transport: the multiplexed routes.
+    const endpoint = { ws: 'GET /ws (upgrade)', sse: 'GET /events', poll: 'GET /poll' }[transport];
     assert.ok(seen.includes(endpoint), `${endpoint} in ${JSON.stringify(seen)}`);
-    for (const other of ['/ws (upgrade)', '/events']) {
-      if (!endpoint.endsWith(other)) assert.ok(!seen.includes(`GET /topics/${topic}${other}`), `only ${transport}: ${JSON.stringify(seen)}`);
+    for (const other of ['GET /ws (upgrade)', 'GET /events']) {
+      if (other !== endpoint) assert.ok(!seen.includes(other), `only ${transport}: ${JSON.stringify(seen)}`);
     }
     // Over WebSocket the page publishes on its socket; otherwise with POST.
     const posts = seen.filter((s) => s === `POST /topics/${topic}`).length;
     const r = await look(transport);
     assert.equal(posts, transport === 'ws' ? 0 : 5,
       JSON.stringify({
-        seen, states: r.states, errors: r.errors, sockets: await page.evaluate((t) => window.socketsOf(t), topic),
+        seen, states: r.states, errors: r.errors, sockets: await page.evaluate(() => window.socketsOf()),
         console: consoleLines.slice(-10), server: server.log.slice(-2000),
       }));
     if (transport === 'sse') assert.ok(seen.includes('POST /tickets'), 'a ticket for the event stream');
@@ -374,7 +178,7 @@ test('the server restarts mid-stream (--data-dir): nothing lost, nothing twice',
     const old = server;
     const how = await stopServer(old);
     assert.equal(how.code, 0, `exit after SIGTERM: ${JSON.stringify(how)}\n${old.log}`);
-    server = await startServer();
+    server = current.server = await startServer();
     proxy.upstream = server.port;
   });
   const r = await exactly('restart', ids);
@@ -410,7 +214,7 @@ test('WebSocket refused at the proxy: EventSource; both refused: long polling; e
     const before = proxy.seen.length;
     const a = await subscribe('no-ws', 'fallback.a');
     assert.equal(a.transport, 'sse');
-    assert.ok(proxy.seen.slice(before).includes('GET /topics/fallback.a/ws (upgrade)'), 'WebSocket was tried first');
+    assert.ok(proxy.seen.slice(before).includes('GET /ws (upgrade)'), 'WebSocket was tried first');
     const idsA = await publishMany('fallback.a', 20, 10);
     await exactly('no-ws', idsA);
     proxy.blockSse = true;

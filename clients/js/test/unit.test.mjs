@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Tether, availableTransports, backoffDelay, compareIds, isId, parsePoll, parseWsMessage, TRANSPORTS,
+  Tether, availableTransports, backoffDelay, compareIds, encodeCursor, isId, parsePoll, parseWsMessage, TRANSPORTS,
 } from '../dist/index.js';
 
 // ---------------------------------------------------------------------------
@@ -57,34 +57,59 @@ test('ids: compared as numbers, the epoch first, beyond 2^53', () => {
 
 test('envelopes: every WebSocket message shape the hub sends', () => {
   assert.deepEqual(parseWsMessage('{"topic":"news","id":"5-7","event":"update","data":"the text"}'),
-    { kind: 'event', event: { topic: 'news', id: '5-7', type: 'update', data: 'the text' } });
+    { kind: 'event', topic: 'news', event: { topic: 'news', id: '5-7', type: 'update', data: 'the text' } });
   assert.deepEqual(parseWsMessage('{"topic":"news","id":"5-8","event":"message","data":"x","key":"order-42"}').event,
     { topic: 'news', id: '5-8', type: 'message', data: 'x', key: 'order-42' });
   assert.deepEqual(parseWsMessage('{"control":"gap","topic":"news","requested":"1-1","first":"5-1","resume":"5-0"}'),
-    { kind: 'gap', gap: { topic: 'news', requested: '1-1', first: '5-1', resume: '5-0' } });
+    { kind: 'gap', topic: 'news', gap: { topic: 'news', requested: '1-1', first: '5-1', resume: '5-0' } });
   assert.deepEqual(parseWsMessage('{"control":"gap","topic":"n","requested":"1-1","first":null,"resume":"1-1","lost":{"first":"1-2","last":"1-3"}}').gap,
     { topic: 'n', requested: '1-1', first: null, resume: '1-1', lost: { first: '1-2', last: '1-3' } });
   assert.deepEqual(parseWsMessage('{"topic":"news","event":"join","member":"alice"}'),
-    { kind: 'presence', change: { event: 'join', member: 'alice' } });
-  assert.deepEqual(parseWsMessage('{"type":"auth-ok","expires_in":30}'), { kind: 'auth-ok', expiresIn: 30 });
-  assert.deepEqual(parseWsMessage('{"type":"auth-expiring","in":10}'), { kind: 'auth-expiring', in: 10 });
-  assert.deepEqual(parseWsMessage('{"control":"published","id":"5-9","key":"k"}'),
-    { kind: 'published', id: '5-9', key: 'k', duplicate: false });
-  assert.deepEqual(parseWsMessage('{"control":"published","id":"5-9","key":"k","duplicate":true}').duplicate, true);
+    { kind: 'presence', topic: 'news', presence: { event: 'join', member: 'alice' } });
+  // The hub's own messages come as they are, with their kind.
+  assert.deepEqual(parseWsMessage('{"type":"auth-ok","expires_in":30}'), { kind: 'auth-ok', type: 'auth-ok', expires_in: 30 });
+  assert.deepEqual(parseWsMessage('{"type":"auth-expiring","in":10}'), { kind: 'auth-expiring', type: 'auth-expiring', in: 10 });
+  assert.deepEqual(parseWsMessage('{"control":"published","topic":"t","id":"5-9","key":"k","duplicate":true}'),
+    { kind: 'published', control: 'published', topic: 't', id: '5-9', key: 'k', duplicate: true });
   assert.deepEqual(parseWsMessage('{"control":"error","error":"not allowed","key":"k"}'),
-    { kind: 'error', error: 'not allowed', key: 'k' });
-  for (const odd of ['null', '[]', '3', '{"id":"1-1"}', '{"data":"x"}', '{"something":"else"}'])
+    { kind: 'error', control: 'error', error: 'not allowed', key: 'k' });
+  // The multiplexed socket's answers to subscribe and unsubscribe.
+  assert.deepEqual(parseWsMessage('{"control":"subscribed","topic":"room.7"}'), { kind: 'subscribed', control: 'subscribed', topic: 'room.7' });
+  assert.deepEqual(parseWsMessage('{"control":"refused","topic":"a","status":403,"error":"not granted"}'),
+    { kind: 'refused', control: 'refused', topic: 'a', status: 403, error: 'not granted' });
+  assert.deepEqual(parseWsMessage('{"control":"unsubscribed","topic":"a","reason":"unsubscribed by the server"}').reason,
+    'unsubscribed by the server');
+  for (const odd of ['null', '[]', '3', '{"id":"1-1"}', '{"data":"x"}', '{"something":"else"}', '{"control":7}'])
     assert.deepEqual(parseWsMessage(odd), { kind: 'unknown' }, odd);
   assert.throws(() => parseWsMessage('not json'), SyntaxError);
 });
 
-test('envelopes: long-poll answers', () => {
-  const a = parsePoll(JSON.parse('{"topic":"t","events":[{"topic":"t","id":"3-1","event":"message","data":"a"},{"bogus":1}],"next":"3-1","gap":null}'));
-  assert.deepEqual(a, { events: [{ topic: 't', id: '3-1', type: 'message', data: 'a' }], next: '3-1', gap: null });
-  const b = parsePoll({ topic: 't', events: [], next: '4-0', gap: { topic: 't', requested: '3-9', first: null, resume: '4-0' } });
-  assert.equal(b.gap.resume, '4-0');
+test('envelopes: long-poll answers, multi-topic and per topic', () => {
+  const gap = { topic: 'b', requested: '1-1', first: '2-1', resume: '2-0' };
+  const refusal = { topic: 'c', status: 403, error: 'not granted' };
+  const m = parsePoll({ events: [{ topic: 'a', id: '3-1', event: 'message', data: 'a' }, { bogus: 1 }], next: '~AQ', gaps: [gap], refused: [refusal] });
+  assert.deepEqual(m, { events: [{ topic: 'a', id: '3-1', type: 'message', data: 'a' }], next: '~AQ', gaps: [gap], refused: [refusal] });
+  // A per-topic answer (the client reads only its next, for a topic's head).
+  const a = parsePoll(JSON.parse('{"topic":"t","events":[],"next":"3-1","gap":{"topic":"t","requested":"3-9","first":null,"resume":"4-0"}}'));
+  assert.deepEqual(a, { events: [], next: '3-1', gaps: [], refused: [] });
   assert.throws(() => parsePoll({ events: 'no', next: '1-1' }), TypeError);
   assert.throws(() => parsePoll(null), TypeError);
+});
+
+test('cursors: the hub\'s format, byte for byte', () => {
+  // The design page's example (docs/src/design/multiplexing.md), written by tether-hub's Cursor.
+  assert.equal(encodeCursor(['A', 'B'], ['1718000000000-8', '1718000004521-3']), '~AQLQ9A6sgfC8jIBkCNNGAw');
+  assert.equal(encodeCursor(['A', 'B'], ['1718000000000-8', undefined]), '~AQLQ9A6sgfC8jIBkCAA');
+  assert.equal(encodeCursor(['A'], [undefined]), '~AQHM9gvEAA');
+  assert.equal(encodeCursor([], []), '~AQDFnRyB');
+  // Ids at the edges of u64, far apart both ways (a difference of 2^63 is
+  // the one position whose first varint has 65 bits): the fuzz seed
+  // eight-mixed of tether-hub.
+  const u64 = '18446744073709551615';
+  assert.equal(
+    encodeCursor(['t0', 't1', 't2', 't3', 't4', 't5', 't6', 't7'],
+      ['1718000000000-8', undefined, '1717999000000-70000', `${u64}-${u64}`, '0-0', '9223372036854775808-1', undefined, '1718000000001-0']),
+    '~AQi1iL2XgfC8jIBkCACAiXrwogSC58KLgGT___________8BAwCAgICAgICAgIACAQD-j8Pz_5v___8BAA');
 });
 
 // ---------------------------------------------------------------------------
@@ -125,7 +150,11 @@ function fakes({ head = '7-0' } = {}) {
   return { sockets, sources, fetches, answers, env: { WebSocket: FakeWebSocket, EventSource: FakeEventSource, fetch } };
 }
 
-const ev = (id, data = id, event = 'message') => ({ topic: 't', id, event, data });
+const ev = (id, data = id, event = 'message', topic = 't') => ({ topic, id, event, data });
+const sent = (ws) => ws.sent.map((m) => JSON.parse(m));
+/** The subscribe messages a socket sent, as `topic:since`. */
+const subscribes = (ws) => sent(ws).filter((m) => m.type === 'subscribe').map((m) => `${m.topic}:${m.since ?? ''}`);
+const TOPICS = Array.from({ length: 12 }, (_, i) => `room.${i}`);
 
 test('transport choice: the default order, what the environment has, and forcing', () => {
   assert.deepEqual(TRANSPORTS, ['ws', 'sse', 'poll']);
@@ -144,23 +173,115 @@ test('dedupe: a replay overlapping what was delivered gives each event once, in 
   await tick();
   assert.equal(f.sockets.length, 1);
   const ws = f.sockets[0];
-  assert.equal(new URL(ws.url).searchParams.get('lastEventId'), '7-0');
-  assert.equal(new URL(ws.url).protocol, 'ws:');
+  assert.equal(ws.url, 'ws://hub.test/ws');
   ws.open();
+  assert.deepEqual(sent(ws), [{ type: 'subscribe', topic: 't', since: '7-0' }]);
+  ws.msg({ control: 'subscribed', topic: 't' });
+  assert.equal(s.state, 'open');
   for (const id of ['7-1', '7-2', '7-2', '7-1', '7-3', '7-10']) ws.msg(ev(id));
   assert.deepEqual(got, ['7-1', '7-2', '7-3', '7-10']);
   assert.equal(s.lastId, '7-10');
   ws.drop(1006);
   await tick(20);
   const again = f.sockets[1];
-  assert.equal(new URL(again.url).searchParams.get('lastEventId'), '7-10', 'resumes from the last id');
   again.open();
+  assert.deepEqual(subscribes(again), ['t:7-10'], 'resumes from the last id');
   for (const id of ['7-9', '7-10', '7-11', '8-1']) again.msg(ev(id));
   assert.deepEqual(got, ['7-1', '7-2', '7-3', '7-10', '7-11', '8-1']);
   s.close();
-  assert.equal(again.closed, 1000);
+  assert.equal(again.closed, 1000, 'its last subscription closed: the socket goes');
   again.msg(ev('8-2'));
   assert.deepEqual(got.at(-1), '8-1', 'nothing after close');
+});
+
+test('one WebSocket: 12 topics, each resubscribed from its own last event after a reconnect', async () => {
+  const f = fakes({ head: '50-0' });
+  const got = {};
+  const c = new Tether('https://hub.test', { ...f.env, backoff: { initial: 1 } });
+  // Half from ids of their own, half from now (their head asked first).
+  const subs = TOPICS.map((t, i) =>
+    c.subscribe(t, { ...(i % 2 === 0 && { since: `${i}-0` }), onEvent: (e) => (got[t] ||= []).push(e.id) }));
+  await tick(10);
+  assert.equal(f.sockets.length, 1, 'one connection for 12 subscriptions');
+  const ws = f.sockets[0];
+  assert.equal(ws.url, 'wss://hub.test/ws');
+  ws.open();
+  assert.deepEqual(subscribes(ws), TOPICS.map((t, i) => `${t}:${i % 2 === 0 ? `${i}-0` : '50-0'}`));
+  for (const t of TOPICS) ws.msg({ control: 'subscribed', topic: t });
+  assert.ok(subs.every((s) => s.state === 'open' && s.transport === 'ws'));
+  // Events of every topic, interleaved, some twice: each to its own subscription, once.
+  for (let n = 1; n <= 3; n++)
+    for (const [i, t] of TOPICS.entries()) {
+      ws.msg(ev(`${60 + i}-${n}`, 'x', 'message', t));
+      if (n === 2) ws.msg(ev(`${60 + i}-1`, 'again', 'message', t));
+    }
+  for (const [i, t] of TOPICS.entries()) assert.deepEqual(got[t], [`${60 + i}-1`, `${60 + i}-2`, `${60 + i}-3`], t);
+  // One more event for room.4 only, then the connection drops.
+  ws.msg(ev('64-4', 'x', 'message', 'room.4'));
+  // Closing one subscription unsubscribes its topic, on the same socket.
+  subs[11].close();
+  assert.deepEqual(sent(ws).at(-1), { type: 'unsubscribe', topic: 'room.11' });
+  ws.drop(1006);
+  await tick(20);
+  assert.equal(f.sockets.length, 2);
+  f.sockets[1].open();
+  assert.deepEqual(subscribes(f.sockets[1]),
+    TOPICS.slice(0, 11).map((t, i) => `${t}:${60 + i}-${i === 4 ? 4 : 3}`), 'each from its own last id');
+  c.close();
+  assert.equal(f.sockets[1].closed, 1000);
+});
+
+test('a refusal reaches its own subscription only, and is asked again later on the same socket', async () => {
+  const f = fakes();
+  const errors = [];
+  const got = [];
+  const c = new Tether('http://hub.test', { ...f.env, backoff: { initial: 5 } });
+  const subs = TOPICS.map((t) => c.subscribe(t, {
+    since: '1-0', onError: (e) => errors.push(`${t} ${e.reason} ${e.status}`), onEvent: (e) => got.push(e.topic),
+  }));
+  await tick();
+  const ws = f.sockets[0];
+  ws.open();
+  ws.msg({ control: 'refused', topic: 'room.5', status: 403, error: 'not granted' });
+  for (const t of TOPICS) if (t !== 'room.5') ws.msg({ control: 'subscribed', topic: t });
+  ws.msg(ev('1-1', 'x', 'message', 'room.4'));
+  assert.deepEqual(errors, ['room.5 forbidden 403']);
+  assert.deepEqual(got, ['room.4']);
+  assert.equal(subs[5].state, 'connecting');
+  assert.ok(subs.filter((_, i) => i !== 5).every((s) => s.state === 'open'));
+  await tick(30);
+  assert.equal(f.sockets.length, 1, 'the connection stays');
+  assert.equal(ws.closed, null);
+  assert.deepEqual(subscribes(ws).filter((m) => m.startsWith('room.5:')), ['room.5:1-0', 'room.5:1-0'], 'asked again');
+  assert.ok(!sent(ws).some((m) => m.type === 'unsubscribe'), 'nothing to unsubscribe: it was not taken');
+  ws.msg({ control: 'subscribed', topic: 'room.5' });
+  assert.equal(subs[5].state, 'open');
+  // A bad topic (400) ends that subscription alone; so does the hub ending it.
+  ws.msg({ control: 'refused', topic: 'room.6', status: 400, error: 'bad' });
+  ws.msg({ control: 'unsubscribed', topic: 'room.7', reason: 'unsubscribed by the server' });
+  assert.deepEqual([subs[6].state, subs[7].state, subs[8].state], ['closed', 'closed', 'open']);
+  assert.deepEqual(errors.slice(1), ['room.6 http 400', 'room.7 policy undefined']);
+  c.close();
+});
+
+test('two subscriptions of one topic share its subscription on the socket, each deduped on its own', async () => {
+  const f = fakes();
+  const a = [];
+  const b = [];
+  const c = new Tether('http://hub.test', { ...f.env });
+  c.subscribe('t', { since: '3-5', onEvent: (e) => a.push(e.id) });
+  await tick();
+  const ws = f.sockets[0];
+  ws.open();
+  ws.msg(ev('3-6'));
+  // The second, further back: the topic is subscribed again from its position.
+  c.subscribe('t', { since: '3-2', onEvent: (e) => b.push(e.id) });
+  await tick();
+  assert.deepEqual(sent(ws).slice(1), [{ type: 'unsubscribe', topic: 't' }, { type: 'subscribe', topic: 't', since: '3-2' }]);
+  for (const id of ['3-3', '3-4', '3-5', '3-6', '3-7']) ws.msg(ev(id));
+  assert.deepEqual(a, ['3-6', '3-7']);
+  assert.deepEqual(b, ['3-3', '3-4', '3-5', '3-6', '3-7']);
+  c.close();
 });
 
 test('gap: surfaces once, and resets the resume point to the hub\'s', async () => {
@@ -173,6 +294,7 @@ test('gap: surfaces once, and resets the resume point to the hub\'s', async () =
   const ws = f.sockets[0];
   ws.open();
   ws.msg({ control: 'gap', topic: 't', requested: '3-40', first: '2-1', resume: '0-0' });
+  ws.msg({ control: 'gap', topic: 'other', requested: '3-40', first: '2-1', resume: '0-0' });
   ws.msg(ev('2-1'));
   ws.msg(ev('2-2'));
   assert.deepEqual(gaps, [{ topic: 't', requested: '3-40', first: '2-1', resume: '0-0' }]);
@@ -192,7 +314,7 @@ test('fallback: a WebSocket that never opens gives way to EventSource, which res
     onState: (st, t) => states.push(`${st}/${t}`), onError: (e) => errors.push(`${e.reason}/${e.transport}`),
   });
   await tick();
-  assert.equal(f.sockets[0].url, 'wss://hub.test/base/topics/t/ws?lastEventId=5-3&envelope=1');
+  assert.equal(f.sockets[0].url, 'wss://hub.test/base/ws');
   f.sockets[0].drop(1006);
   await tick(20);
   assert.equal(f.sockets.length, 2);
@@ -201,39 +323,82 @@ test('fallback: a WebSocket that never opens gives way to EventSource, which res
   assert.equal(f.sockets.length, 2, 'no third WebSocket');
   assert.equal(f.sources.length, 1);
   const es = f.sources[0];
-  assert.equal(es.url, 'https://hub.test/base/topics/t/events?lastEventId=5-3');
+  const u = new URL(es.url);
+  assert.equal(`${u.origin}${u.pathname}`, 'https://hub.test/base/events');
+  assert.deepEqual([...u.searchParams], [['topic', 't'], ['lastEventId', '~AQGjPQzxCwM']], 'the cursor of t at 5-3');
+  assert.equal(encodeCursor(['t'], ['5-3']), '~AQGjPQzxCwM');
   es.onopen();
-  es.emit('message', 'a', '5-4');
-  es.emit('update', 'b', '5-5');
-  es.emit('message', 'old', '5-5');
+  es.emit('message', JSON.stringify(ev('5-4', 'a')), '~c1');
+  es.emit('update', JSON.stringify(ev('5-5', 'b', 'update')), '~c2');
+  es.emit('message', JSON.stringify(ev('5-5', 'old')), '~c2');
   assert.deepEqual(got, ['5-4:message:a', '5-5:update:b']);
   assert.deepEqual(errors, ['network/ws', 'network/ws']);
   assert.deepEqual(states, ['connecting/ws', 'connecting/sse', 'open/sse']);
   assert.equal(s.transport, 'sse');
-  // The event stream fails: the next connection resumes from 5-5.
+  // The event stream fails: the next one resumes from the stream's last cursor.
   es.onerror();
   assert.ok(es.closed, 'the client closes it rather than let the browser reconnect');
   await tick(20);
-  assert.equal(new URL(f.sources[1].url).searchParams.get('lastEventId'), '5-5');
+  assert.equal(new URL(f.sources[1].url).searchParams.get('lastEventId'), '~c2');
   c.close();
 });
 
-test('fallback: to long polling, which resumes with since= and follows next', async () => {
+test('one EventSource for every topic: reopened when the topics change, each topic resumed from its own last event', async () => {
+  const f = fakes();
+  const got = {};
+  const c = new Tether('http://hub.test', { ...f.env, transports: ['sse'], backoff: { initial: 1 } });
+  const subs = TOPICS.map((t, i) => c.subscribe(t, { since: `${i}-1`, onEvent: (e) => (got[t] ||= []).push(e.id) }));
+  await tick(10);
+  assert.equal(f.sources.length, 1, 'one stream for 12 subscriptions');
+  const es = f.sources[0];
+  const u = new URL(es.url);
+  assert.equal(u.pathname, '/events');
+  assert.deepEqual(u.searchParams.getAll('topic'), TOPICS);
+  assert.equal(u.searchParams.get('lastEventId'), encodeCursor(TOPICS, TOPICS.map((_, i) => `${i}-1`)));
+  es.onopen();
+  assert.ok(subs.every((s) => s.state === 'open'));
+  for (const [i, t] of TOPICS.entries()) es.emit('message', JSON.stringify(ev(`${i}-2`, 'x', 'message', t)), `~after-${t}`);
+  es.emit('message', JSON.stringify(ev('3-2', 'x', 'message', 'room.3')), '~again');
+  for (const [i, t] of TOPICS.entries()) assert.deepEqual(got[t], [`${i}-2`], t);
+  // A 13th topic: the stream is reopened with it, from a cursor of every topic's own position.
+  c.subscribe('extra', { since: '99-9' });
+  await tick(10);
+  assert.ok(es.closed);
+  assert.equal(f.sources.length, 2);
+  const u2 = new URL(f.sources[1].url);
+  assert.deepEqual(u2.searchParams.getAll('topic'), [...TOPICS, 'extra']);
+  assert.equal(u2.searchParams.get('lastEventId'), encodeCursor([...TOPICS, 'extra'], [...TOPICS.map((_, i) => `${i}-2`), '99-9']));
+  // A topic refused on the stream: its own error, and the others go on.
+  const errors = [];
+  c.subscribe('private.x', { since: '1-1', onError: (e) => errors.push(`${e.reason} ${e.status}`) });
+  await tick(10);
+  f.sources[2].onopen();
+  f.sources[2].emit('refused', JSON.stringify({ topic: 'private.x', status: 403, error: 'not granted' }), '~x');
+  assert.deepEqual(errors, ['forbidden 403']);
+  c.close();
+});
+
+test('fallback: to long polling, one poll for every topic, passing back the poll\'s cursor', async () => {
   const f = fakes();
   const got = [];
   const c = new Tether('http://hub.test', { ...f.env, transports: ['sse', 'poll'], backoff: { initial: 1 }, maxFailures: 1 });
   const s = c.subscribe('t', { since: '9-1', onEvent: (e) => got.push(e.id) });
+  const u = c.subscribe('u', { since: '4-4', onEvent: (e) => got.push(e.id) });
   await tick();
+  assert.equal(f.sources.length, 1);
   f.sources[0].onerror();
-  f.answers.push(Response.json({ topic: 't', events: [ev('9-2'), ev('9-3')], next: '9-3', gap: null }));
-  f.answers.push(Response.json({ topic: 't', events: [], next: '9-3', gap: null }));
-  f.answers.push(Response.json({ topic: 't', events: [ev('9-3'), ev('9-4')], next: '9-4', gap: null }));
+  f.answers.push(Response.json({ events: [ev('9-2'), ev('9-3'), ev('4-5', 'x', 'message', 'u')], next: '~N1', gaps: [], refused: [] }));
+  f.answers.push(Response.json({ events: [], next: '~N2', gaps: [], refused: [] }));
+  f.answers.push(Response.json({ events: [ev('9-3'), ev('9-4')], next: '~N3', gaps: [], refused: [] }));
   await tick(30);
-  const polls = f.fetches.filter((x) => x.url.pathname === '/topics/t/poll').map((x) => x.url.searchParams.get('since'));
-  assert.deepEqual(polls, ['9-1', '9-3', '9-3', '9-4']);
-  assert.deepEqual(got, ['9-2', '9-3', '9-4']);
+  const polls = f.fetches.filter((x) => x.url.pathname === '/poll');
+  assert.deepEqual(polls.map((x) => x.url.searchParams.getAll('topic')), [['t', 'u'], ['t', 'u'], ['t', 'u'], ['t', 'u']]);
+  assert.deepEqual(polls.map((x) => x.url.searchParams.get('since')), [encodeCursor(['t', 'u'], ['9-1', '4-4']), '~N1', '~N2', '~N3']);
+  assert.deepEqual(polls.map((x) => x.url.searchParams.get('timeout')), ['0', '25', '25', '25']);
+  assert.deepEqual(got, ['9-2', '9-3', '4-5', '9-4']);
   assert.equal(s.state, 'open');
   assert.equal(s.transport, 'poll');
+  assert.equal(u.lastId, '4-5');
   c.close();
 });
 
@@ -245,7 +410,8 @@ test('subscribing without since asks the head first, so that a reconnect before 
   const first = f.fetches[0].url;
   assert.equal(first.pathname, '/topics/t/poll');
   assert.equal(first.searchParams.get('timeout'), '0');
-  assert.equal(new URL(f.sockets[0].url).searchParams.get('lastEventId'), '12-4');
+  f.sockets[0].open();
+  assert.deepEqual(subscribes(f.sockets[0]), ['t:12-4']);
   c.close();
 });
 
@@ -257,13 +423,33 @@ test('the head refused (503, 404: polls blocked on the way): the subscription go
     const s = c.subscribe('t', {});
     await tick(5);
     assert.equal(f.sockets.length, sockets, `${status}`);
-    if (sockets) assert.equal(new URL(f.sockets[0].url).searchParams.get('lastEventId'), null, `${status}: from now`);
+    if (sockets) {
+      f.sockets[0].open();
+      assert.deepEqual(subscribes(f.sockets[0]), ['t:'], `${status}: from now`);
+    }
     assert.equal(s.state, state, `${status}`);
     c.close();
   }
 });
 
-test('auth: the token is the WebSocket\'s first message, refreshed on auth-expiring; a ticket for EventSource; a bearer for polls', async () => {
+test('a topic name the hub would refuse ends its subscription at once, and never reaches a shared connection', async () => {
+  const f = fakes();
+  const errors = [];
+  const c = new Tether('http://hub.test', { ...f.env });
+  for (const bad of ['', '..', 'a b', 'x'.repeat(129), 'é']) {
+    const s = c.subscribe(bad, { since: '1-1', onError: (e) => errors.push(e.status) });
+    await tick();
+    assert.equal(s.state, 'closed', JSON.stringify(bad));
+  }
+  c.subscribe('ok.topic:1_-', { since: '1-1' });
+  await tick();
+  f.sockets[0].open();
+  assert.deepEqual(subscribes(f.sockets[0]), ['ok.topic:1_-:1-1']);
+  assert.deepEqual(errors, [400, 400, 400, 400, 400]);
+  c.close();
+});
+
+test('auth: the token is the WebSocket\'s first message, refreshed on auth-expiring; tickets for EventSource; a bearer for polls', async () => {
   const f = fakes();
   let n = 0;
   const getToken = async () => `tok${++n}`;
@@ -271,32 +457,33 @@ test('auth: the token is the WebSocket\'s first message, refreshed on auth-expir
   const s = c.subscribe('t', { since: '1-0' });
   await tick(5);
   const ws = f.sockets[0];
-  assert.equal(new URL(ws.url).searchParams.get('auth'), '1');
+  assert.equal(ws.url, 'ws://hub.test/ws', 'never in the URL');
   assert.equal(f.fetches[0]?.url.pathname, undefined, 'since given: no head request');
   ws.open();
-  assert.deepEqual(ws.sent.map((m) => JSON.parse(m)), [{ type: 'auth', token: 'tok1' }]);
+  assert.deepEqual(sent(ws), [{ type: 'auth', token: 'tok1' }, { type: 'subscribe', topic: 't', since: '1-0' }]);
   ws.msg({ type: 'auth-ok', expires_in: 6 });
   ws.msg({ type: 'auth-expiring', in: 2 });
   await tick();
-  assert.deepEqual(JSON.parse(ws.sent[1]), { type: 'auth', token: 'tok2' });
-  // Closed for an expired token: the reason is auth, and the next
-  // connection (the next transport, with maxFailures 1... but this one
-  // worked: it stays on WebSocket) gets a fresh token.
+  assert.deepEqual(JSON.parse(ws.sent[2]), { type: 'auth', token: 'tok2' });
   const errors = [];
   s.close();
+  // Two topics on EventSource: a ticket for each.
   const s2 = c.subscribe('t', { since: '1-0', transports: ['sse', 'poll'], onError: (e) => errors.push(e) });
+  c.subscribe('v', { since: '1-0', transports: ['sse', 'poll'] });
   await tick(5);
-  const ticket = f.fetches.find((x) => x.url.pathname === '/tickets');
-  assert.equal(ticket.url.searchParams.get('topic'), 't');
-  assert.equal(ticket.init.headers.Authorization, 'Bearer tok3');
-  assert.equal(ticket.init.method, 'POST');
-  assert.match(f.sources[0].url, /[?&]ticket=t\d+/);
+  const tickets = f.fetches.filter((x) => x.url.pathname === '/tickets');
+  assert.deepEqual(tickets.map((x) => x.url.searchParams.get('topic')), ['t', 'v']);
+  for (const ticket of tickets) {
+    assert.equal(ticket.init.headers.Authorization, 'Bearer tok3');
+    assert.equal(ticket.init.method, 'POST');
+  }
+  assert.equal(new URL(f.sources[0].url).searchParams.getAll('ticket').length, 2);
   f.sources[0].emit('auth-expired', '{}');
   f.sources[0].onerror();
   assert.equal(errors[0].reason, 'auth');
   f.answers.push(new Response('token expired', { status: 401 }));
   await tick(30);
-  const poll = f.fetches.find((x) => x.url.pathname === '/topics/t/poll');
+  const poll = f.fetches.find((x) => x.url.pathname === '/poll');
   assert.equal(poll.init.headers.Authorization, 'Bearer tok4');
   assert.equal(errors[1].reason, 'auth');
   assert.equal(errors[1].status, 401);
@@ -316,7 +503,7 @@ test('a bad topic (400) ends the subscription with the error', async () => {
   assert.deepEqual(states, ['connecting', 'closed']);
 });
 
-test('publish: over the open WebSocket as an acknowledged envelope; over HTTP with a key otherwise, retried with the same key', async () => {
+test('publish: over the open WebSocket, acknowledged; over HTTP with the same key when refused there, retried', async () => {
   const f = fakes();
   const c = new Tether('http://hub.test', { ...f.env, getToken: () => 'k', backoff: { initial: 1 } });
   c.subscribe('t', { since: '1-0' });
@@ -326,30 +513,33 @@ test('publish: over the open WebSocket as an acknowledged envelope; over HTTP wi
   ws.msg({ type: 'auth-ok' });
   const p = c.publish('t', { a: 1 }, { type: 'note' });
   await tick();
-  const sent = JSON.parse(ws.sent.at(-1));
-  assert.equal(sent.data, '{"a":1}');
-  assert.equal(sent.event, 'note');
-  assert.match(sent.id, /^[0-9a-f]{24}$/);
-  ws.msg({ control: 'published', id: '1-5', key: sent.id });
+  const m = sent(ws).at(-1);
+  assert.equal(m.type, 'publish');
+  assert.equal(m.topic, 't');
+  assert.equal(m.data, '{"a":1}');
+  assert.equal(m.event, 'note');
+  assert.match(m.id, /^[0-9a-f]{24}$/);
+  ws.msg({ control: 'published', topic: 't', id: '1-5', key: m.id });
   assert.deepEqual(await p, { id: '1-5' });
-  // Refused on the socket: the same key over HTTP.
-  const q = c.publish('t', 'x', { key: 'mine' });
+  // Refused on the socket (the error names the topic, not the key): the same key over HTTP.
+  const q = c.publish('other', 'x', { key: 'mine' });
   await tick();
+  assert.deepEqual(sent(ws).at(-1), { type: 'publish', topic: 'other', data: 'x', id: 'mine' });
   f.answers.push(new Response('busy', { status: 503 }));
   f.answers.push(Response.json({ id: '1-6', duplicate: true }));
-  ws.msg({ control: 'error', error: 'not open to WebSocket publishers', key: 'mine' });
+  ws.msg({ control: 'error', topic: 'other', error: 'not allowed' });
   assert.deepEqual(await q, { id: '1-6', duplicate: true });
   const posts = f.fetches.filter((x) => x.init.method === 'POST');
   assert.equal(posts.length, 2);
   for (const post of posts) {
-    assert.equal(post.url.pathname, '/topics/t');
+    assert.equal(post.url.pathname, '/topics/other');
     assert.equal(post.init.headers['Tether-Publish-Id'], 'mine');
     assert.equal(post.init.headers.Authorization, 'Bearer k');
     assert.equal(post.init.body, 'x');
   }
-  // An HTTP refusal that retrying will not fix.
+  // Over HTTP when asked, and a refusal that retrying will not fix.
   f.answers.push(new Response('no', { status: 403 }));
-  await assert.rejects(c.publish('u', 'y'), (e) => e.reason === 'forbidden' && e.status === 403);
+  await assert.rejects(c.publish('u', 'y', { via: 'http' }), (e) => e.reason === 'forbidden' && e.status === 403);
   c.close();
 });
 

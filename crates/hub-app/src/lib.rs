@@ -265,6 +265,14 @@ impl HubApp {
                 };
                 self.delivery.poll(ctx, &mut parts!(self), served)
             }
+            HubRoute::MultiPoll => {
+                let served = Served {
+                    conn,
+                    request,
+                    admission,
+                };
+                self.delivery.poll_multi(ctx, &mut parts!(self), served)
+            }
             HubRoute::Presence => match admission.topic() {
                 Some(topic) => {
                     self.delivery.ask_members(ctx, Asker::Page(conn), topic);
@@ -305,7 +313,9 @@ impl HubApp {
     /// was not answered in time, before its CORS fields.
     fn request_timeout(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, route: HubRoute) -> Response {
         match route {
-            HubRoute::Poll => (self.delivery).end_poll(ctx, &mut parts!(self), conn, &CloseReason::Ended),
+            HubRoute::Poll | HubRoute::MultiPoll => {
+                (self.delivery).end_poll(ctx, &mut parts!(self), conn, &CloseReason::Ended)
+            }
             HubRoute::Presence => {
                 self.delivery.forget_question(conn);
                 Response::text(504, "the members were not known in time\n")
@@ -437,11 +447,17 @@ impl App for HubApp {
             }
             return;
         }
+        let multi = state.route == HubRoute::MultiEvents;
         let served = Served {
             conn,
             request,
             admission: state,
         };
+        if multi {
+            let hooks = &mut self.hooks;
+            (self.delivery).start_multi_stream(ctx, &mut parts!(self), hooks, served, last_event_id);
+            return;
+        }
         (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
     }
 
@@ -559,7 +575,9 @@ impl App for HubApp {
     fn on_request_abandoned(&mut self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, state: &mut Admission) {
         self.cors.forget(conn);
         match state.route {
-            HubRoute::Poll => (self.delivery).leave(ctx, &mut parts!(self), conn, &CloseReason::Dropped),
+            HubRoute::Poll | HubRoute::MultiPoll => {
+                (self.delivery).leave(ctx, &mut parts!(self), conn, &CloseReason::Dropped)
+            }
             HubRoute::Presence => self.delivery.forget_question(conn),
             HubRoute::Api(_) | HubRoute::Admin(AdminRoute::Api) => {
                 (self.api).abandoned(conn, &mut self.delivery, &mut self.publishing)
@@ -633,7 +651,7 @@ impl App for HubApp {
             // A long poll still waiting has no events: it gets its usual
             // empty answer (with the id to poll from next), and when to
             // come back.
-            HubRoute::Poll => replies::refusal(
+            HubRoute::Poll | HubRoute::MultiPoll => replies::refusal(
                 (self.delivery).end_poll(ctx, &mut parts!(self), conn, &CloseReason::Shutdown),
                 Some(replies::SOON),
             ),

@@ -41,6 +41,12 @@ pub(super) fn route(
     let found = Found::default();
     let route = route_to(access, stats, request, &seen, &found);
     let Found { verified, wants } = found;
+    // A multi-topic request's tickets are each its topic's, taken as its
+    // subscriptions are made: none is the request's own.
+    let ticket = match route {
+        Route::EventStream(HubRoute::MultiEvents) | Route::Handler(HubRoute::MultiPoll) => None,
+        _ => ticket,
+    };
     route.map(|route| {
         Admission::routed(route, target, verified.into_inner(), presented, ticket).wanting(wants.into_inner())
     })
@@ -100,8 +106,11 @@ fn route_to(
         };
     }
     let api = ApiRoute::of(request.path());
-    let is_hub_path =
-        matches!(request.path(), "/tickets" | MULTIPLEXED_PATH) || target.is_some() || api.is_some();
+    let is_hub_path = matches!(
+        request.path(),
+        "/tickets" | MULTIPLEXED_PATH | MULTI_EVENTS_PATH | MULTI_POLL_PATH
+    ) || target.is_some()
+        || api.is_some();
     if request.method() == "OPTIONS"
         && is_hub_path
         && request.header("access-control-request-method").is_some()
@@ -130,6 +139,8 @@ fn route_to(
         "/metrics" if settings.metrics_on_admin_listener => return Route::NotFound,
         "/metrics" => return HubRoute::Metrics.route(),
         MULTIPLEXED_PATH => return multiplexed_route(access, stats, request, seen, found),
+        MULTI_EVENTS_PATH => return multi_topic_route(access, stats, request, seen, HubRoute::MultiEvents),
+        MULTI_POLL_PATH => return multi_topic_route(access, stats, request, seen, HubRoute::MultiPoll),
         _ => {}
     }
     let Some((topic, endpoint)) = target else {
@@ -241,6 +252,88 @@ fn multiplexed_route(
         return Refusal::TooManyConnections.route();
     }
     HubRoute::Multiplexed.route()
+}
+
+/// The path of the multi-topic event stream (`?topic=A&topic=B`).
+pub(super) const MULTI_EVENTS_PATH: &str = "/events";
+
+/// The path of the multi-topic long poll (`?topic=A&topic=B&since=CURSOR`).
+pub(super) const MULTI_POLL_PATH: &str = "/poll";
+
+/// `GET /events` and `GET /poll` with their topics listed: the list read
+/// whole first (400 for no topic, an invalid one, one twice, more than a
+/// connection may follow), the credential verified (401 for one that
+/// does not, a subject with all its connections open is refused 429),
+/// then each topic checked as its own route would check it, its ticket
+/// looked at, not used. The stream or poll goes ahead when one topic at
+/// least may be followed (the others are refused inside it, each on its
+/// own); when none may, the answer is the first topic's refusal.
+fn multi_topic_route(
+    access: &Access,
+    stats: &HubStats,
+    request: &Request<'_>,
+    seen: &Seen<'_>,
+    route: HubRoute,
+) -> Route<HubRoute> {
+    let refuse = |refusal: Refusal| {
+        count_refusal(stats, refusal);
+        refusal.route()
+    };
+    if request.method() != "GET" && request.method() != "HEAD" {
+        return Refusal::OnlyGet.route();
+    }
+    let settings = access.settings();
+    let listed = match crate::multiplex::listed::listed(request, settings.max_subscriptions) {
+        Ok(listed) => listed,
+        Err(fault) => return Refusal::TopicList(fault).route(),
+    };
+    if route == HubRoute::MultiEvents && request.query_param("presence").is_some_and(|p| p != "0") {
+        return Refusal::PresenceMulti.route();
+    }
+    let presented = seen.presented;
+    let first_ticket = listed.tickets.first().map(String::as_str);
+    // The backend's connect hook is not asked here (yet; the multiplexed
+    // socket asks it), so a request that presents nothing is not let
+    // past it.
+    if settings.backend_for(Hook::Connect).is_some()
+        && access.presents_nothing(request, first_ticket, presented)
+    {
+        return refuse(Refusal::NoCredentials);
+    }
+    let credential = access.credential(request, presented, access.unix_secs(Instant::now()));
+    if let Err(refusal) = credential {
+        return refuse(refusal);
+    }
+    if route == HubRoute::MultiEvents
+        && let Some(max) = settings.max_connections_per_subject
+        && let Some(subject) = access
+            .subject_of(None, || &credential)
+            .filter(|subject| access.connections.is_full(subject, max))
+    {
+        log::debug!(subject = &*subject; "hub: refused: the subject has {max} connections open");
+        return refuse(Refusal::TooManyConnections);
+    }
+    let mut first_refusal = None;
+    for topic in &listed.topics {
+        let refused = if settings.refuses_topic(topic) {
+            Some(Refusal::NoNamespace)
+        } else if asks_subscribe(access, topic, presented, || &credential) {
+            // The backend decides inside the stream.
+            None
+        } else {
+            let ticket = access.ticket_for(&listed.tickets, topic);
+            access
+                .authorize_subscriber(ticket, topic, || &credential, false, None)
+                .err()
+        };
+        match refused {
+            None => return route.route(),
+            Some(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    refuse(first_refusal.unwrap_or(Refusal::NotGranted))
 }
 
 /// What a subscriber's request asks for, from its path and query, and

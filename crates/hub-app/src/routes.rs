@@ -19,6 +19,10 @@ pub(super) enum HubRoute {
     Multiplexed,
     /// `GET /topics/NAME/poll`.
     Poll,
+    /// `GET /events?topic=A&topic=B`: one event stream of several topics.
+    MultiEvents,
+    /// `GET /poll?topic=A&topic=B`: one long poll of several topics.
+    MultiPoll,
     /// `GET /topics/NAME/presence`.
     Presence,
     /// `POST /tickets`.
@@ -61,9 +65,9 @@ impl HubRoute {
     /// with this as its state.
     pub(super) fn route(self) -> Route<HubRoute> {
         match self {
-            HubRoute::Events | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => {
-                Route::EventStream(self)
-            }
+            HubRoute::Events
+            | HubRoute::MultiEvents
+            | HubRoute::Admin(AdminRoute::Events | AdminRoute::Watch) => Route::EventStream(self),
             HubRoute::WebSocket(_) | HubRoute::Multiplexed => Route::WebSocket(self),
             _ => Route::Handler(self),
         }
@@ -121,6 +125,11 @@ pub(super) enum Refusal {
     /// `?ticket=` on `GET /ws`: a ticket is for one subscription, in its
     /// subscribe message.
     MultiplexedTicket,
+    /// A multi-topic stream's or poll's list of topics that cannot be
+    /// followed as it is.
+    TopicList(crate::multiplex::listed::ListFault),
+    /// `?presence=1` on a multi-topic stream.
+    PresenceMulti,
 }
 
 impl Refusal {
@@ -180,6 +189,11 @@ impl Refusal {
             Refusal::MultiplexedTicket => Response::text(
                 400,
                 "a multiplexed socket redeems each ticket in a subscribe message (\"ticket\"), not in its URL\n",
+            ),
+            Refusal::TopicList(fault) => Response::text(400, fault.message()),
+            Refusal::PresenceMulti => Response::text(
+                400,
+                "presence=1 is for one-topic streams and the multiplexed socket (/topics/NAME/events, /ws): leave it out\n",
             ),
             Refusal::TooManyConnections => super::replies::refuse(
                 429,

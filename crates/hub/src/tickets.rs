@@ -159,6 +159,15 @@ impl Tickets {
         good.ok_or(Error::TicketRefused)
     }
 
+    /// The topic `ticket` is for, without using it or dropping it (a
+    /// request listing several topics finds each one's ticket so):
+    /// `Some(None)` for a ticket good for any topic, `None` for one that
+    /// is unknown, used or expired.
+    pub fn topic_of(&self, now: Instant, ticket: &str) -> Option<Option<&str>> {
+        let ticket = self.tickets.get(ticket).filter(|t| now < t.expires)?;
+        Some(ticket.grant.topic.as_deref())
+    }
+
     /// Tickets issued and not yet used (some may have expired).
     pub fn outstanding(&self) -> usize {
         self.tickets.len()
@@ -185,6 +194,12 @@ mod tests {
             )
             .unwrap();
         let c = t.issue(t0, [3; 16], Grant::default()).unwrap();
+        assert_eq!(t.outstanding(), 3);
+        // Looked at, a ticket stays: its topic, or any.
+        assert_eq!(t.topic_of(t0, &b), Some(Some("x")));
+        assert_eq!(t.topic_of(t0, &a), Some(None));
+        assert_eq!(t.topic_of(t0 + Duration::from_secs(10), &a), None);
+        assert_eq!(t.topic_of(t0, "unknown"), None);
         assert_eq!(t.outstanding(), 3);
         assert_eq!(
             t.redeem(t0 + Duration::from_secs(9), &a, "any"),

@@ -92,6 +92,18 @@ pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Every value of a query parameter, percent-decoded, in the order they
+/// come (`?topic=a&topic=b`).
+pub(crate) fn query_params<'a, 'n>(
+    query: &'a str,
+    name: &'n str,
+) -> impl Iterator<Item = String> + use<'a, 'n> {
+    query.split('&').filter_map(move |pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut rest = s.as_bytes();
@@ -140,6 +152,8 @@ mod tests {
         assert_eq!(query_param("a=%zz%4", "a").as_deref(), Some("%zz%4"));
         assert_eq!(query_param("a=%C3%A9", "a").as_deref(), Some("é"));
         assert_eq!(query_param("a=1", "b"), None);
+        let all: Vec<String> = query_params("topic=a&x=1&topic=b%2Ec&topic", "topic").collect();
+        assert_eq!(all, ["a", "b.c", ""]);
     }
 
     #[test]

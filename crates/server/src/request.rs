@@ -153,6 +153,18 @@ impl<'a> Request<'a> {
         crate::http::query_param(self.query?, name)
     }
 
+    /// Every value of a query parameter, percent-decoded, in their order.
+    ///
+    /// ```
+    /// # use tether_server::Request;
+    /// # fn check(req: Request<'_>) {
+    /// let topics: Vec<String> = req.query_params("topic").collect();
+    /// # }
+    /// ```
+    pub fn query_params<'q>(&self, name: &'q str) -> impl Iterator<Item = String> + use<'a, 'q> {
+        crate::http::query_params(self.query.unwrap_or_default(), name)
+    }
+
     /// Whether the request came through the admin listener
     /// ([`crate::Config::admin_addr`]).
     pub fn via_admin_listener(&self) -> bool {

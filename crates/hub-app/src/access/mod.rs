@@ -437,6 +437,24 @@ impl Access {
         }
     }
 
+    /// Which of a multi-topic request's `tickets` is for `topic` (looked
+    /// at, not used nor dropped): a ticket names one topic.
+    pub(super) fn ticket_for<'t>(&self, tickets: &'t [String], topic: &str) -> Option<&'t str> {
+        if tickets.is_empty() {
+            return None;
+        }
+        let held = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        // One named for the topic first; then one good for any topic; then
+        // one that is no longer good at all, so that the topic is refused
+        // as a used or expired ticket is (403), not as no credential.
+        let find = |wanted: Option<Option<&str>>| tickets.iter().find(|t| held.topic_of(now, t) == wanted);
+        find(Some(Some(topic)))
+            .or_else(|| find(Some(None)))
+            .or_else(|| find(None))
+            .map(String::as_str)
+    }
+
     /// Uses up the ticket of a request about to wait for the subscribe
     /// hook (checked, not used, when it was routed), so that it is used
     /// once whatever the backend says: what it grants, to go with the

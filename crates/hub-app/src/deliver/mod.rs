@@ -4,7 +4,9 @@
 //! each event as it is delivered (encoded once, the bytes shared), and
 //! leaves; its token expires or is revoked, and it is ended.
 
+mod multi_poll;
 mod multiplex;
+mod streams;
 mod tokens;
 
 use std::sync::Arc;
@@ -48,6 +50,9 @@ pub(super) struct Delivery {
     /// The multiplexed sockets' subscriptions (each socket's own entry,
     /// as a connection, is in `subscribers`).
     muxes: Muxes,
+    /// The multi-topic long polls held (each one's own entry, as a
+    /// connection, is in `subscribers`).
+    polls: multi_poll::HeldPolls,
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -61,6 +66,7 @@ impl Delivery {
             roster,
             revocations_seen: 0,
             muxes: Muxes::default(),
+            polls: multi_poll::HeldPolls::default(),
         }
     }
 
@@ -209,9 +215,11 @@ impl Delivery {
         conn: ConnId,
         reason: &CloseReason,
     ) -> Response {
-        let response = match self.subscribers.get(conn) {
-            Some(poll) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
-            None => Response::empty(204),
+        let held = self.answer_held_poll(ctx, parts, SubKey::whole(conn), None, &[]);
+        let response = match (held, self.subscribers.get(conn)) {
+            (Some(answer), _) => answer,
+            (None, Some(poll)) => poll_timeout_response(&self.hub, &poll.topic, poll.requested()),
+            (None, None) => Response::empty(204),
         };
         self.leave(ctx, parts, conn, reason);
         response
@@ -439,6 +447,7 @@ impl Delivery {
             parts.broker.unfollow(&left.topic, &mut LoopContext { ctx });
         }
         self.leave_multiplexed(ctx, parts, conn);
+        self.drop_held_poll(ctx, parts, conn);
     }
 
     /// A held subscription is live (or a held long poll answered): a
@@ -451,6 +460,11 @@ impl Delivery {
     ) {
         if resumed.sub.is_whole() {
             send_resumed(ctx, parts.stats, &mut self.subscribers, parts.cors, resumed);
+        } else if resumed.transport == Transport::Poll {
+            let (key, gap) = (resumed.sub, resumed.gap);
+            if let Some(answer) = self.answer_held_poll(ctx, parts, key, gap, &resumed.events) {
+                parts.cors.respond(ctx, key.conn, answer);
+            }
         } else {
             self.resumed_multiplexed(ctx, parts.stats, &resumed);
         }
@@ -478,10 +492,19 @@ impl Delivery {
             }
         };
         fan_out(ctx, stats, &event, &delivery);
+        if self.muxes.has_streams() {
+            streams::deliver(ctx, stats, &mut self.muxes, delivery.event_stream, &event);
+        }
         let events = [event.clone()];
         let mut answers = Vec::new();
         let resumed = delivery.resumed;
         for waiter in delivery.waiters {
+            if !waiter.is_whole() {
+                if let Some(answer) = self.answer_held_poll(ctx, parts, waiter, None, &events) {
+                    answers.push((waiter.conn, answer));
+                }
+                continue;
+            }
             let waiter = waiter.conn;
             if let Some(poll) = self.subscribers.remove(waiter) {
                 sub(&stats.subscribers_poll, 1);
@@ -529,6 +552,11 @@ impl Delivery {
                     ctx.close(conn, CloseCode::SERVICE_RESTART, "resynchronising: resume")
                 }
                 Transport::EventStream => ctx.end_stream(conn),
+                Transport::Poll if !key.is_whole() => {
+                    if let Some(answer) = self.answer_held_poll(ctx, parts, key, None, &[]) {
+                        parts.cors.respond(ctx, conn, answer);
+                    }
+                }
                 Transport::Poll => {
                     if let Some(poll) = self.subscribers.remove(conn) {
                         sub(&stats.subscribers_poll, 1);

@@ -13,6 +13,7 @@ use tether_hub::{Decision, HubMessage, Resumed, Subscribed, Transport, is_valid_
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Response};
 
 use super::Delivery;
+use super::streams::{self, StreamReplay};
 use crate::access::{Credential, auth_ok, warning_time};
 use crate::admission::Served;
 use crate::backend::Hook;
@@ -48,10 +49,63 @@ fn send(ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, text: String) {
     ctx.send(conn, &Message::text(text));
 }
 
+/// How a multiplexed connection is told about its subscriptions: a
+/// socket by messages, an event stream by events named for the answer
+/// (`refused`, `unsubscribed`) whose data is the message a socket gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wire {
+    Socket,
+    Stream,
+}
+
+impl Wire {
+    pub(super) fn of(connection: &Multiplexed) -> Wire {
+        if connection.is_stream() {
+            Wire::Stream
+        } else {
+            Wire::Socket
+        }
+    }
+
+    /// The transport its subscriptions are registered under.
+    pub(super) fn transport(self) -> Transport {
+        match self {
+            Wire::Socket => Transport::WebSocket,
+            Wire::Stream => Transport::EventStream,
+        }
+    }
+
+    /// What the backend's subscribe hook is told it is.
+    fn hook_name(self) -> &'static str {
+        match self {
+            Wire::Socket => "websocket",
+            Wire::Stream => "sse",
+        }
+    }
+
+    /// Sends answer `text` (of type `kind`) to `conn`.
+    pub(super) fn tell(self, ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, kind: &str, text: String) {
+        match self {
+            Wire::Socket => send(ctx, conn, text),
+            Wire::Stream => {
+                let event = tether_sse::Event::new().event(kind).data(&text);
+                if let Err(e) = ctx.send_event(conn, &event) {
+                    log::debug!("hub: a {kind} event was not sent: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// The `refused` answer a per-topic route's refusal `response` makes.
-fn refused_as(ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, topic: &str, response: &Response) {
+fn refused_as(ctx: &mut Ctx<'_, HubMessage>, conn: ConnId, wire: Wire, topic: &str, response: &Response) {
     let error = String::from_utf8_lossy(&response.body);
-    send(ctx, conn, answer::refused(topic, response.status, &error));
+    wire.tell(
+        ctx,
+        conn,
+        "refused",
+        answer::refused(topic, response.status, &error),
+    );
 }
 
 impl Delivery {
@@ -147,6 +201,7 @@ impl Delivery {
         let Some(socket) = self.muxes.get_mut(conn) else {
             return;
         };
+        let wire = Wire::of(socket);
         let refusal = if !is_valid_topic(topic) {
             Some(Refusal::BadTopic.response())
         } else if socket.get(topic).is_some() {
@@ -169,7 +224,7 @@ impl Delivery {
             None
         };
         if let Some(refusal) = refusal {
-            return refused_as(ctx, conn, topic, &refusal);
+            return refused_as(ctx, conn, wire, topic, &refusal);
         }
         let trusted = asked.by == SubscribedBy::Server;
         let asks_hook =
@@ -182,7 +237,7 @@ impl Delivery {
                 Ok(grant) => subscription.may_publish = grant.publish,
                 Err(refusal) => {
                     count_refusal(stats, refusal);
-                    return refused_as(ctx, conn, topic, &refusal.response());
+                    return refused_as(ctx, conn, wire, topic, &refusal.response());
                 }
             }
             if asked.ticket.is_some() {
@@ -190,13 +245,12 @@ impl Delivery {
                 subscription.deadline = access.take_ticket_holder(asked.ticket).and_then(|h| h.deadline);
             }
         }
-        let Some(number) = socket.number() else {
-            return refused_as(
-                ctx,
-                conn,
-                topic,
-                &Response::text(429, "no subscription number left"),
-            );
+        let Some(number) = socket.number_for(topic) else {
+            let refusal = match wire {
+                Wire::Socket => Response::text(429, "no subscription number left"),
+                Wire::Stream => Response::text(400, "not a topic of this stream's list"),
+            };
+            return refused_as(ctx, conn, wire, topic, &refusal);
         };
         subscription.number = number;
         subscription.requested = asked.since;
@@ -207,8 +261,9 @@ impl Delivery {
                 .subscribers
                 .get(conn)
                 .and_then(|s| s.subject().map(str::to_owned));
-            let asked =
-                hooks.map(|hooks| hooks.ask_subscription(ctx, parts, conn, subject, topic.to_owned()));
+            let asked = hooks.map(|hooks| {
+                hooks.ask_subscription(ctx, parts, conn, subject, topic.to_owned(), wire.hook_name())
+            });
             match asked {
                 Some(Ok(question)) => {
                     subscription.deciding = Some(question);
@@ -216,7 +271,7 @@ impl Delivery {
                         socket.insert(subscription);
                     }
                 }
-                Some(Err(_)) | None => refused_as(ctx, conn, topic, &crate::hooks::unavailable()),
+                Some(Err(_)) | None => refused_as(ctx, conn, wire, topic, &crate::hooks::unavailable()),
             }
             return;
         }
@@ -235,48 +290,66 @@ impl Delivery {
     ) {
         let (shared, stats) = (parts.shared, parts.stats);
         let settings = &shared.settings;
+        let Some(wire) = self.muxes.get(conn).map(Wire::of) else {
+            return;
+        };
+        let transport = wire.transport();
         let key = SubKey::multiplexed(conn, subscription.number);
         let topic = Arc::clone(&subscription.topic);
         let requested = subscription.requested.as_deref();
-        match self.hub.subscribe(&topic, key, Transport::WebSocket, requested) {
-            Ok(Subscribed::Live(replay)) => {
-                send(
+        // Where a stream's topic is when it goes live, for its cursor.
+        let head = (wire == Wire::Stream).then(|| self.hub.head(&topic));
+        let subscribed = self.hub.subscribe(&topic, key, transport, requested);
+        if wire == Wire::Socket && subscribed.is_ok() {
+            let by_server = subscription.by != SubscribedBy::Client;
+            send(ctx, conn, answer::subscribed(&topic, by_server));
+        }
+        match subscribed {
+            Ok(Subscribed::Live(replay)) if wire == Wire::Stream => {
+                let to = StreamReplay {
+                    key,
+                    topic: &topic,
+                    requested,
+                };
+                streams::replay(
                     ctx,
-                    conn,
-                    answer::subscribed(&topic, subscription.by != SubscribedBy::Client),
+                    stats,
+                    &mut self.muxes,
+                    to,
+                    replay.gap(),
+                    replay.events(),
+                    head,
                 );
+            }
+            Ok(Subscribed::Live(replay)) => {
                 let to = Replaying {
                     conn,
-                    transport: Transport::WebSocket,
+                    transport,
                     topic: &topic,
                     requested,
                 };
                 send_replay(ctx, stats, to, replay.gap(), replay.events());
             }
             Ok(Subscribed::Held { follow }) => {
-                send(
-                    ctx,
-                    conn,
-                    answer::subscribed(&topic, subscription.by != SubscribedBy::Client),
-                );
                 if follow {
                     parts.broker.follow(&topic, &mut LoopContext { ctx });
                 }
             }
             Err(e) => {
                 let status = e.http_status();
-                return send(ctx, conn, answer::refused(&topic, status, &e.to_string()));
+                return wire.tell(
+                    ctx,
+                    conn,
+                    "refused",
+                    answer::refused(&topic, status, &e.to_string()),
+                );
             }
         }
         if settings.keeps_presence(&topic) {
             let subject = self.subscribers.get(conn).and_then(Subscriber::subject);
-            let member = self.roster.join(
-                ctx,
-                &topic,
-                (conn, Transport::WebSocket),
-                subject,
-                subscription.watches,
-            );
+            let member = self
+                .roster
+                .join(ctx, &topic, (conn, transport), subject, subscription.watches);
             subscription.member = Some(member);
         }
         // One copy of the topic's name for all its subscribers: the hub's.
@@ -300,19 +373,19 @@ impl Delivery {
         topic: &str,
         reason: Option<&str>,
     ) -> bool {
+        let Some(wire) = self.muxes.get(conn).map(Wire::of) else {
+            return false;
+        };
         let Some(subscription) = self.muxes.get_mut(conn).and_then(|s| s.remove(topic)) else {
-            if reason.is_none() && self.muxes.contains(conn) {
-                send(
-                    ctx,
-                    conn,
-                    answer::error(Some(topic), "not subscribed to this topic"),
-                );
+            if reason.is_none() {
+                let error = answer::error(Some(topic), "not subscribed to this topic");
+                wire.tell(ctx, conn, "error", error);
             }
             return false;
         };
         self.muxes.forget_deadline(conn, &subscription);
         self.end_subscription(ctx, parts, conn, subscription);
-        send(ctx, conn, answer::unsubscribed(topic, reason));
+        wire.tell(ctx, conn, "unsubscribed", answer::unsubscribed(topic, reason));
         true
     }
 
@@ -357,17 +430,33 @@ impl Delivery {
         }
     }
 
-    /// A held subscription of a multiplexed socket is live: its replay.
+    /// A held subscription of a multiplexed socket or stream is live: its
+    /// replay.
     pub(super) fn resumed_multiplexed(
-        &self,
+        &mut self,
         ctx: &mut Ctx<'_, HubMessage>,
         stats: &HubStats,
         resumed: &Resumed<SubKey>,
     ) {
         let conn = resumed.sub.conn;
-        let Some(subscription) = self.muxes.get(conn).and_then(|s| s.by_number(resumed.sub.number)) else {
+        let Some(socket) = self.muxes.get(conn) else {
             return;
         };
+        let Some(subscription) = socket.by_number(resumed.sub.number) else {
+            return;
+        };
+        if socket.is_stream() {
+            let topic = Arc::clone(&subscription.topic);
+            let requested = subscription.requested.clone();
+            let head = self.hub.head(&topic);
+            let to = StreamReplay {
+                key: resumed.sub,
+                topic: &topic,
+                requested: requested.as_deref(),
+            };
+            let events = resumed.events.iter();
+            return streams::replay(ctx, stats, &mut self.muxes, to, resumed.gap, events, Some(head));
+        }
         let to = Replaying {
             conn,
             transport: Transport::WebSocket,
@@ -392,6 +481,7 @@ impl Delivery {
         let Some(socket) = self.muxes.get_mut(conn) else {
             return;
         };
+        let wire = Wire::of(socket);
         let Some(topic) = socket.by_question(question).map(|s| Arc::clone(&s.topic)) else {
             // Unsubscribed meanwhile.
             return;
@@ -406,11 +496,11 @@ impl Delivery {
             }
             Decision::Deny { status, reason } => {
                 parts.stats.deny(Denial::NotGranted);
-                refused_as(ctx, conn, &topic, &crate::hooks::refused(status, &reason));
+                refused_as(ctx, conn, wire, &topic, &crate::hooks::refused(status, &reason));
             }
             decision => {
                 log::debug!("hub: the backend did not decide (subscribe, multiplexed): {decision:?}");
-                refused_as(ctx, conn, &topic, &crate::hooks::unavailable());
+                refused_as(ctx, conn, wire, &topic, &crate::hooks::unavailable());
             }
         }
     }
@@ -553,8 +643,13 @@ impl Delivery {
         let conns = self.multiplexed_of(user);
         let mut count = 0;
         for conn in conns {
-            // One that follows the topic already is left as it is.
-            if self.muxes.get(conn).is_none_or(|s| s.get(topic).is_some()) {
+            // One that follows the topic already is left as it is; an event
+            // stream follows the list its cursor is for.
+            if self
+                .muxes
+                .get(conn)
+                .is_none_or(|s| s.is_stream() || s.get(topic).is_some())
+            {
                 continue;
             }
             let asked = SubscribeAsked {

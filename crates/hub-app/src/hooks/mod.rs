@@ -461,11 +461,12 @@ impl BackendHooks {
         conn: ConnId,
         subject: Option<String>,
         topic: String,
+        transport: &'static str,
     ) -> Result<u64, Busy> {
         let question = Question::Subscribe {
             subject,
             topic,
-            transport: "websocket",
+            transport,
         };
         let token = self
             .put_question(ctx, &parts.shared.settings, question)

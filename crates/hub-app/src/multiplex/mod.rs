@@ -11,7 +11,9 @@
 //! the messages are read in [`message`] and answered with [`answer`].
 
 pub(crate) mod answer;
+pub(crate) mod listed;
 pub(crate) mod message;
+pub(crate) mod stream;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ use crate::access::Credential;
 use crate::rate::{Bucket, PublishRate};
 use crate::settings::HubSettings;
 use crate::subscribers::SubKey;
+
+use self::stream::StreamCursor;
 
 /// Who asked for a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +93,9 @@ impl Subscription {
     }
 }
 
-/// One multiplexed socket's subscriptions, and what its credential
-/// grants (read at each subscribe).
+/// One multiplexed connection's subscriptions, and what its credential
+/// grants (read at each subscribe): a socket (`GET /ws`), or a
+/// multi-topic event stream (`GET /events`) with its cursor.
 #[derive(Debug)]
 pub(crate) struct Multiplexed {
     /// What the socket came in with, or the last token it sent.
@@ -99,7 +104,9 @@ pub(crate) struct Multiplexed {
     subscriptions: Vec<Subscription>,
     /// The number the last subscription was given.
     last: u16,
-    /// Its subscribes and unsubscribes, under
+    /// An event stream's list of topics and cursor; `None` for a socket.
+    stream: Option<Box<StreamCursor>>,
+    /// A socket's subscribes and unsubscribes, under
     /// [`HubSettings::max_subscribe_rate`]: made at the first.
     churn: Option<Bucket>,
 }
@@ -110,7 +117,36 @@ impl Multiplexed {
             credential,
             subscriptions: Vec::new(),
             last: 0,
+            stream: None,
             churn: None,
+        }
+    }
+
+    /// A multi-topic event stream of `cursor`'s topics.
+    pub(crate) fn stream(credential: Credential, cursor: StreamCursor) -> Multiplexed {
+        Multiplexed {
+            stream: Some(Box::new(cursor)),
+            ..Multiplexed::new(credential)
+        }
+    }
+
+    /// Whether it is an event stream (a socket otherwise).
+    pub(crate) fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// An event stream's cursor.
+    pub(crate) fn cursor_mut(&mut self) -> Option<&mut StreamCursor> {
+        self.stream.as_deref_mut()
+    }
+
+    /// The number a new subscription to `topic` takes: on an event stream,
+    /// the topic's place in its list (none for a topic not listed); on a
+    /// socket, the next free one.
+    pub(crate) fn number_for(&mut self, topic: &str) -> Option<u16> {
+        match &self.stream {
+            Some(stream) => stream.number_of(topic),
+            None => self.number(),
         }
     }
 
@@ -197,11 +233,22 @@ fn churn_rate(settings: &HubSettings) -> PublishRate {
 pub(crate) struct Muxes {
     sockets: HashMap<ConnId, Multiplexed>,
     deadlines: BTreeSet<(u64, SubKey)>,
+    /// How many of them are event streams: a delivery looks for theirs
+    /// only when there are some.
+    streams: usize,
 }
 
 impl Muxes {
     pub(crate) fn open(&mut self, conn: ConnId, socket: Multiplexed) {
-        self.sockets.insert(conn, socket);
+        self.streams += usize::from(socket.is_stream());
+        if let Some(old) = self.sockets.insert(conn, socket) {
+            self.streams -= usize::from(old.is_stream());
+        }
+    }
+
+    /// Whether any of them is an event stream.
+    pub(crate) fn has_streams(&self) -> bool {
+        self.streams > 0
     }
 
     pub(crate) fn get(&self, conn: ConnId) -> Option<&Multiplexed> {
@@ -219,6 +266,7 @@ impl Muxes {
     /// The socket, gone: its subscriptions' deadlines forgotten.
     pub(crate) fn close(&mut self, conn: ConnId) -> Option<Multiplexed> {
         let socket = self.sockets.remove(&conn)?;
+        self.streams -= usize::from(socket.is_stream());
         for subscription in socket.iter() {
             self.forget_deadline(conn, subscription);
         }

@@ -535,11 +535,15 @@ pub(super) fn fan_out<P>(
         );
     }
     if !delivery.event_stream.is_empty() {
-        add(&stats.sent_event_stream, delivery.event_stream.len() as u64);
-        ctx.send_encoded(
-            rotated(delivery.event_stream, event.id()),
-            &Encoded::from(event.sse().clone()),
-        );
+        // A multi-topic stream's subscriptions are sent theirs by the
+        // delivery, each with its stream's cursor.
+        let mut sent = 0;
+        let one_topic = rotated_keys(delivery.event_stream, event.id())
+            .filter(|key| key.is_whole())
+            .inspect(|_| sent += 1)
+            .map(|key| key.conn);
+        ctx.send_encoded(one_topic, &Encoded::from(event.sse().clone()));
+        add(&stats.sent_event_stream, sent);
     }
 }
 

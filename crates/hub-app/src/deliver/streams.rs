@@ -1,0 +1,197 @@
+//! The delivery's side of multi-topic event streams (`GET /events?topic=A
+//! &topic=B`): one connection (its credential, deadline, subject slot),
+//! one subscription per listed topic, decided and placed as a
+//! multiplexed socket's are, and a cursor, the position of every topic,
+//! written as the `id:` of each event so that a browser's own
+//! `Last-Event-ID` resumes every topic exactly.
+//!
+//! An event is the bytes every multi-topic stream sends for it
+//! ([`Event::sse_multi`], made once), then the stream's own `id:` line.
+
+use std::sync::Arc;
+
+use tether_hub::{Event, EventId, Gap, HubMessage, Transport};
+use tether_server::{ConnId, Ctx, Encoded};
+
+use super::Delivery;
+use super::multiplex::SubscribeAsked;
+use crate::access::Credential;
+use crate::admission::Served;
+use crate::hooks::BackendHooks;
+use crate::loop_parts::LoopParts;
+use crate::metrics::{HubStats, add};
+use crate::multiplex::listed::listed;
+use crate::multiplex::stream::StreamCursor;
+use crate::multiplex::{Multiplexed, Muxes, SubscribedBy};
+use crate::subscribers::{SubKey, Subscriber};
+
+/// What a stream's resume id is when its cursor could not be read: not
+/// an event id, so every topic gets its gap signal and what is held.
+const UNREADABLE_CURSOR: &str = "~";
+
+/// Where a multi-topic stream's replay goes: its subscription, topic and
+/// the id it resumed from (for the gap signal).
+pub(super) struct StreamReplay<'a> {
+    pub(super) key: SubKey,
+    pub(super) topic: &'a str,
+    pub(super) requested: Option<&'a str>,
+}
+
+/// Sends `bytes`, then the stream's cursor as their `id:` line.
+fn send_with_cursor(
+    ctx: &mut Ctx<'_, HubMessage>,
+    conn: ConnId,
+    bytes: &Arc<[u8]>,
+    cursor: &mut StreamCursor,
+) {
+    ctx.send_encoded([conn], &Encoded::from(Arc::clone(bytes)));
+    ctx.send_encoded([conn], &Encoded::from(cursor.id_line()));
+}
+
+/// A subscription's gap signal (if any) and replayed events, each
+/// followed by the cursor with the topic's position moved to it. With
+/// none of either and no position yet, the position becomes `head` (the
+/// topic's last event when the subscription went live): the stream's
+/// next `id:` says so, and a client resuming from it misses nothing
+/// published meanwhile.
+pub(super) fn replay<'e>(
+    ctx: &mut Ctx<'_, HubMessage>,
+    stats: &HubStats,
+    muxes: &mut Muxes,
+    to: StreamReplay<'_>,
+    gap: Option<Gap>,
+    events: impl Iterator<Item = &'e Arc<Event>>,
+    head: Option<EventId>,
+) {
+    let StreamReplay {
+        key,
+        topic,
+        requested,
+    } = to;
+    let Some(cursor) = muxes.get_mut(key.conn).and_then(Multiplexed::cursor_mut) else {
+        return;
+    };
+    if let Some(gap) = gap {
+        add(&stats.gaps, 1);
+        cursor.set(key.number, gap.resume);
+        let bytes = Arc::from(gap.sse_multi(topic, requested.unwrap_or_default()));
+        send_with_cursor(ctx, key.conn, &bytes, cursor);
+    }
+    let mut sent = 0;
+    for event in events {
+        cursor.set(key.number, event.id());
+        send_with_cursor(ctx, key.conn, event.sse_multi(), cursor);
+        sent += 1;
+    }
+    add(&stats.sent_event_stream, sent);
+    if cursor.position(key.number).is_none()
+        && let Some(head) = head
+    {
+        cursor.set(key.number, head);
+    }
+}
+
+/// An event to the multi-topic streams among `keys` (a delivery's event
+/// stream subscriptions, the one-topic ones sent theirs already).
+pub(super) fn deliver(
+    ctx: &mut Ctx<'_, HubMessage>,
+    stats: &HubStats,
+    muxes: &mut Muxes,
+    keys: &[SubKey],
+    event: &Event,
+) {
+    let mut sent = 0;
+    for key in keys.iter().filter(|key| !key.is_whole()) {
+        if let Some(cursor) = muxes.get_mut(key.conn).and_then(Multiplexed::cursor_mut) {
+            cursor.set(key.number, event.id());
+            send_with_cursor(ctx, key.conn, event.sse_multi(), cursor);
+            sent += 1;
+        }
+    }
+    add(&stats.sent_event_stream, sent);
+}
+
+impl Delivery {
+    /// `GET /events?topic=A&topic=B` started: the connection admitted as
+    /// any event stream is (revocation, its subject's place), its cursor
+    /// read from the client's `Last-Event-ID` (or `?lastEventId=`), then
+    /// each listed topic, and those of its token's `join` claim after
+    /// them, subscribed as a multiplexed socket's subscribe is: refused
+    /// with a `refused` event, held for the backend, or placed with its
+    /// replay or gap signal.
+    pub(crate) fn start_multi_stream(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &mut LoopParts<'_>,
+        hooks: &mut BackendHooks,
+        served: Served<'_, '_>,
+        last_event_id: Option<&str>,
+    ) {
+        let Served {
+            conn,
+            request,
+            admission,
+        } = served;
+        let settings = &parts.shared.settings;
+        let max = settings.max_subscriptions;
+        // Routing read the list and refused it if it could not be followed.
+        let Ok(listed) = listed(request, max) else {
+            return ctx.end_stream(conn);
+        };
+        let access = &parts.shared.access;
+        let holder = admission.holder(access, request);
+        let credential = admission
+            .take_credential(access, request)
+            .unwrap_or(Credential::None);
+        let mut topics: Vec<(Arc<str>, SubscribedBy)> = (listed.topics.iter())
+            .map(|t| (Arc::from(t.as_str()), SubscribedBy::Client))
+            .collect();
+        if let Credential::Token(who) = &credential {
+            for topic in who.rights.join_topics() {
+                if topics.len() < max && !topics.iter().any(|(t, _)| **t == *topic) {
+                    topics.push((Arc::from(topic), SubscribedBy::Join));
+                }
+            }
+        }
+        let mut cursor = StreamCursor::new(topics.iter().map(|(t, _)| Arc::clone(t)).collect());
+        let asked_from = last_event_id
+            .map(str::to_owned)
+            .or_else(|| request.query_param("lastEventId"))
+            .filter(|id| !id.is_empty());
+        let unreadable = match asked_from {
+            Some(text) => cursor
+                .resume(&text)
+                .inspect_err(|e| log::debug!("hub: stream cursor: {e}"))
+                .is_err(),
+            None => false,
+        };
+        // The connection's own entry: no topic of its own, never a
+        // member, not in the replica.
+        let mut connection = Subscriber::new(Arc::from(""), Transport::EventStream, None);
+        connection.hold(holder);
+        if !super::admit_connection(ctx, parts, conn, &mut connection) {
+            return;
+        }
+        let sinces: Vec<Option<String>> = (1..=topics.len())
+            .map(|n| match u16::try_from(n) {
+                _ if unreadable => Some(UNREADABLE_CURSOR.to_owned()),
+                Ok(n) => cursor.position(n).map(|id| id.to_string()),
+                Err(_) => None,
+            })
+            .collect();
+        self.muxes.open(conn, Multiplexed::stream(credential, cursor));
+        self.register(parts.stats, conn, connection);
+        for ((topic, by), since) in topics.iter().zip(sinces) {
+            let access = &parts.shared.access;
+            let ticket = access.ticket_for(&listed.tickets, topic);
+            let asked = SubscribeAsked {
+                topic,
+                since,
+                presence: false,
+                ticket,
+                by: *by,
+            };
+            self.subscribe_multiplexed(ctx, parts, Some(&mut *hooks), conn, asked);
+        }
+    }
+}
