@@ -182,3 +182,43 @@ fn the_subscribe_hook_is_asked_about_the_subject_the_connect_hook_named() {
     drop(socket);
     hub.server.shutdown();
 }
+
+#[test]
+fn a_multiplexed_socket_the_backend_let_in_is_refreshed_before_it_expires() {
+    let hub = start(
+        &[Hook::Connect, Hook::Refresh],
+        both,
+        Duration::from_millis(10),
+        false,
+    );
+    let server = &hub.server;
+    let mut kept = WsClient::connect_with(server.addr, "/ws", "Cookie: session=brief\r\n");
+    let mut ended = WsClient::connect_with(server.addr, "/ws", "Cookie: session=gone\r\n");
+    for socket in [&mut kept, &mut ended] {
+        send(socket, &json!({ "type": "subscribe", "topic": "news" }));
+        answered(socket, "subscribed", "news");
+    }
+    // Past the three seconds the connect hook gave.
+    std::thread::sleep(Duration::from_secs(5));
+    publish(server, "news", "later");
+    // Told its new expiry, as for a new token, and still subscribed.
+    let told = next(&mut kept);
+    assert_eq!(told["type"], "auth-ok", "{told}");
+    assert_eq!(next(&mut kept)["data"], "later");
+    // The one the backend refused more time was closed when it was to.
+    let (texts, frame) = ended.texts_then_close();
+    assert_eq!(frame.code, tether_server::CloseCode::POLICY, "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("later")), "{texts:?}");
+    let asked = hub.asked.lock().unwrap().clone();
+    for subject in ["brief", "gone"] {
+        assert!(
+            asked.contains(&Question::Refresh {
+                subject: subject.into(),
+                transport: "websocket"
+            }),
+            "{asked:?}"
+        );
+    }
+    drop(kept);
+    hub.server.shutdown();
+}
