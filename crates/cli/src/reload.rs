@@ -24,6 +24,7 @@ const RELOADABLE: &[&str] = &[
     "publish_burst",
     "max_connections_per_subject",
     "max_subscriptions",
+    "max_subscribe_rate",
     "private",
     "jwt_audiences",
     "jwt_issuers",

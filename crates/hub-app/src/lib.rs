@@ -74,6 +74,11 @@ use std::time::Duration;
 
 use tether_hub::{Broker, ControlMessage, HubMessage, Members};
 
+/// Not part of the API: the hub's readers of network input, for the
+/// fuzz targets (`fuzz/fuzz_targets/hub_mux_message.rs`).
+#[doc(hidden)]
+pub mod fuzz;
+
 pub use self::access::{DEFAULT_REVOCATION_TTL, MAX_REVOCATIONS, Revocation, Revoked};
 use self::admin::{Admin, AdminRoute};
 pub use self::admission::Admission;

@@ -213,7 +213,8 @@ pub(super) const MULTIPLEXED_PATH: &str = "/ws";
 /// now, as a per-topic socket's is: one that does not verify, or is
 /// revoked, is refused (401), and a subject with as many connections
 /// open as it may is refused (429). None at all is no refusal: open
-/// topics are subscribed to, and a token may come later in a message.
+/// topics are subscribed to, and a token may come later in a message;
+/// with a connect hook, the backend is asked who it is first.
 fn multiplexed_route(
     access: &Access,
     stats: &HubStats,
@@ -226,14 +227,13 @@ fn multiplexed_route(
     }
     let presented = seen.presented;
     // Who a request without credentials is, the backend's connect hook
-    // says; the multiplexed socket does not ask it (yet), so such an
-    // upgrade is refused rather than let in as nobody past the backend's
-    // gate: closed by default.
+    // says, as for a per-topic socket (with no topic: the socket names
+    // its topics later, each asked about as the namespace says); routed
+    // again with its answer standing for the credential.
     if access.settings().backend_for(Hook::Connect).is_some()
         && access.presents_nothing(request, None, presented)
     {
-        count_refusal(stats, Refusal::NoCredentials);
-        return Refusal::NoCredentials.route();
+        return HubRoute::Decide.route();
     }
     let credential = found
         .verified
@@ -292,8 +292,9 @@ fn multi_topic_route(
     }
     let presented = seen.presented;
     let first_ticket = listed.tickets.first().map(String::as_str);
-    // As on the multiplexed socket: the backend's connect hook is not
-    // asked here, so a request that presents nothing is not let past it.
+    // The backend's connect hook is not asked here (yet; the multiplexed
+    // socket asks it), so a request that presents nothing is not let
+    // past it.
     if settings.backend_for(Hook::Connect).is_some()
         && access.presents_nothing(request, first_ticket, presented)
     {

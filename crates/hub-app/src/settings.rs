@@ -136,6 +136,17 @@ pub struct HubSettings {
     /// refused (`{"control":"refused","status":429,...}`), the socket
     /// left open. 128 by default.
     pub max_subscriptions: usize,
+    /// How many subscribe and unsubscribe messages one multiplexed socket
+    /// sends a second, on average, in bursts of up to
+    /// [`HubSettings::max_subscriptions`] (so that a page subscribing
+    /// all it may at once is never held back), or of a second's worth if
+    /// that is more: each costs the hub a
+    /// decision, perhaps a backend's question and a broker's follow, and
+    /// an answer. One over it is answered (a subscribe `refused` with
+    /// status 429, an unsubscribe an `error`) and not acted on; the
+    /// socket and its other subscriptions go on. 50 by default (at least
+    /// 1).
+    pub max_subscribe_rate: u32,
     /// The program's version and the commit it was built from, shown on
     /// `/metrics` as `tether_build_info{version="…",commit="…"} 1`;
     /// `None` (the default): no such line.
@@ -167,6 +178,7 @@ impl Default for HubSettings {
             backend: None,
             max_connections_per_subject: None,
             max_subscriptions: 128,
+            max_subscribe_rate: 50,
             build_info: None,
         }
     }
@@ -203,6 +215,7 @@ impl fmt::Debug for HubSettings {
             .field("backend", &self.backend)
             .field("max_connections_per_subject", &self.max_connections_per_subject)
             .field("max_subscriptions", &self.max_subscriptions)
+            .field("max_subscribe_rate", &self.max_subscribe_rate)
             .field("build_info", &self.build_info)
             .finish()
     }

@@ -2,7 +2,8 @@
 //! or a trusted one: another site's page, whose requests the browser
 //! sends with the user's cookie and its own `Origin`, is refused (403)
 //! before the upgrade, the stream or the body, on every route family
-//! (WebSocket, SSE, long poll, presence, publish, tickets), over HTTP/1.1,
+//! (WebSocket, the multiplexed `/ws` among them, SSE, long poll,
+//! presence, publish, tickets), over HTTP/1.1,
 //! HTTP/2 (h2c; an RFC 8441 CONNECT carries `origin` too) and TLS, and
 //! counted in `tether_auth_denied_total{reason="cross_origin_cookie"}`.
 
@@ -264,6 +265,46 @@ fn over_http2_the_rule_is_the_same() {
     }
     drop(client);
     assert_eq!(cross_origin_denials(&server), 5);
+    server.shutdown();
+}
+
+#[test]
+fn the_multiplexed_socket_takes_the_cookie_by_the_same_rule_over_http1_and_http2() {
+    let server = hub(&[APP]);
+    let cookie = cookie();
+    // HTTP/1.1: another site's page is refused before the upgrade.
+    assert_eq!(
+        upgrade(&server, "/ws", &format!("{cookie}Origin: {EVIL}\r\n")),
+        403
+    );
+    assert_eq!(cross_origin_denials(&server), 1);
+    for origin in [APP, OWN] {
+        assert_eq!(
+            upgrade(&server, "/ws", &format!("{cookie}Origin: {origin}\r\n")),
+            101
+        );
+    }
+    // From the trusted page the cookie is alice's credential: her private
+    // topic is hers.
+    let headers = format!("{cookie}Origin: {APP}\r\n");
+    let mut socket = common::WsClient::connect_with(server.addr, "/ws", &headers);
+    socket.send_text(r#"{"type":"subscribe","topic":"user.alice"}"#);
+    assert_eq!(
+        socket.recv_text(),
+        r#"{"control":"subscribed","topic":"user.alice"}"#
+    );
+    drop(socket);
+    // HTTP/2: an RFC 8441 CONNECT to /ws, the same answers, counted the
+    // same.
+    let mut client = H2Client::connect(server.addr);
+    let token = format!("tether_token={}", alice());
+    for (origin, expected) in [(EVIL, 403), ("http://localhost", 200), (APP, 200)] {
+        let fields = [("cookie", token.as_str()), ("origin", origin)];
+        let ws = client.websocket("/ws", &fields);
+        assert_eq!(client.head(ws).status(), Some(expected), "ws {origin}");
+    }
+    drop(client);
+    assert_eq!(cross_origin_denials(&server), 2);
     server.shutdown();
 }
 

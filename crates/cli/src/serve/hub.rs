@@ -118,6 +118,13 @@ pub(crate) struct HubArgs {
     /// the socket left open.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = whole::<usize>(1, 65_535))]
     pub(crate) max_subscriptions: usize,
+    /// Subscribe and unsubscribe messages one multiplexed WebSocket
+    /// (GET /ws) may send a second, on average, in bursts of
+    /// --max-subscriptions or of the rate, whichever is more; one over
+    /// it is answered with a refusal (status 429) or an error and not
+    /// acted on, the socket left open.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = whole::<u32>(1, 1_000_000))]
+    pub(crate) max_subscribe_rate: u32,
     /// What a topic in no --namespace gets: the options above (default),
     /// or refused (404).
     #[arg(long, value_enum, value_name = "WHAT", default_value = "default")]
@@ -202,6 +209,7 @@ impl HubArgs {
         settings.max_tickets = self.max_tickets;
         settings.max_tickets_per_subject = self.max_tickets_per_subject;
         settings.max_subscriptions = self.max_subscriptions;
+        settings.max_subscribe_rate = self.max_subscribe_rate;
         Ok((settings, source))
     }
 }

@@ -7,6 +7,7 @@
 //! each subscription is registered with the replica under its own key.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tether_hub::{Decision, HubMessage, Resumed, Subscribed, Transport, is_valid_topic};
 use tether_server::{CloseCode, CloseReason, ConnId, Ctx, Message, Response};
@@ -17,7 +18,7 @@ use crate::access::{Credential, auth_ok, warning_time};
 use crate::admission::Served;
 use crate::backend::Hook;
 use crate::broker_view::LoopContext;
-use crate::hooks::BackendHooks;
+use crate::hooks::{BackendHooks, refresh_by_backend};
 use crate::loop_parts::LoopParts;
 use crate::metrics::{Denial, HubStats, Outcome, count_refusal};
 use crate::multiplex::answer;
@@ -133,6 +134,12 @@ impl Delivery {
         let mut connection = Subscriber::new(Arc::from(""), Transport::WebSocket, None);
         connection.hold(holder);
         let now = access.unix_secs(ctx.now());
+        refresh_by_backend(
+            admission.presented(),
+            &parts.shared.settings,
+            &mut connection,
+            now,
+        );
         connection.set_warn_at(connection.deadline().map(|d| warning_time(d, now)));
         if !super::admit_connection(ctx, parts, conn, &mut connection) {
             return;
@@ -160,6 +167,13 @@ impl Delivery {
     pub(crate) fn multiplexed_topics(&self, conn: ConnId) -> Option<Vec<Arc<str>>> {
         let socket = self.muxes.get(conn)?;
         Some(socket.iter().map(|s| Arc::clone(&s.topic)).collect())
+    }
+
+    /// Takes one subscribe or unsubscribe of the multiplexed socket `conn`
+    /// under its rate ([`HubSettings::max_subscribe_rate`]): whether it
+    /// may be acted on.
+    pub(crate) fn take_churn(&mut self, conn: ConnId, settings: &HubSettings, now: Instant) -> bool {
+        (self.muxes.get_mut(conn)).is_none_or(|socket| socket.take_churn(settings, now))
     }
 
     /// Whether `conn` is a multiplexed socket.

@@ -70,12 +70,11 @@ impl<C> Default for Decisions<C> {
 #[derive(Debug)]
 pub(super) enum Asked<C = ConnId> {
     /// Who the held request `conn` is; then, with `then_subscribe`,
-    /// whether it may subscribe to `topic`.
+    /// whether it may subscribe to that topic.
     Connect {
         conn: C,
-        topic: String,
         transport: &'static str,
-        then_subscribe: bool,
+        then_subscribe: Option<String>,
     },
     /// Whether the held request `conn` (who the connect hook said, if it
     /// was asked) may subscribe; what its ticket granted, if it came
@@ -170,6 +169,35 @@ fn identity_of(allowed: Allowed, now: u64) -> Result<Identity, Response> {
         return Err(Response::text(401, "expired\n"));
     }
     Ok(Identity::new(allowed.subject, rights, allowed.expires_at))
+}
+
+/// The connect hook's question about `request`, coming in over
+/// `transport` for `topic` (none for the multiplexed socket): its peer,
+/// and the header fields and cookies the backend sees.
+fn connect_question(
+    settings: &HubSettings,
+    request: &Request<'_>,
+    transport: &'static str,
+    topic: Option<&str>,
+) -> Question {
+    let backend = settings.backend.as_deref();
+    let headers = backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
+    // A cookie speaks for its owner only on a request from the server's
+    // own or a trusted origin (a page elsewhere can make the browser send
+    // it, to a WebSocket above all).
+    let cookies = match backend {
+        Some(b) if super::origin::cookie_ok(&settings.trusted_origins, request) => {
+            forwarded_cookies(request, b.forwarded_cookies())
+        }
+        _ => Vec::new(),
+    };
+    Question::Connect {
+        transport,
+        topic: topic.map(str::to_owned),
+        remote: request.peer_addr().map(|a| a.ip().to_string()),
+        headers,
+        cookies,
+    }
 }
 
 /// The answer to a request the backend could not decide.
@@ -306,42 +334,35 @@ impl BackendHooks {
             request,
             admission,
         } = served;
+        let settings = parts.shared.settings.clone();
+        let access = &parts.shared.access;
+        let asks_connect = settings.backend_for(Hook::Connect).is_some()
+            && access.presents_nothing(request, admission.ticket(), admission.presented());
+        if request.path() == super::router::MULTIPLEXED_PATH && asks_connect {
+            // The multiplexed socket names no topic at its upgrade: only
+            // who it is is asked (each subscribe is asked about later,
+            // as its namespace says).
+            let question = connect_question(&settings, request, "websocket", None);
+            let asked = Asked::Connect {
+                conn,
+                transport: "websocket",
+                then_subscribe: None,
+            };
+            return self.hold_for(ctx, parts, &settings, question, asked);
+        }
         let (Some(topic), Some(endpoint)) = (admission.topic().cloned(), admission.endpoint()) else {
             return Reply::Now(Response::text(404, "404 Not Found\n"));
         };
         let topic = &*topic;
         let transport = transport_of(endpoint);
-        let settings = parts.shared.settings.clone();
-        let access = &parts.shared.access;
         let subscribes = endpoint != Endpoint::Publish && settings.subscribe_hook(topic);
-        let (question, asked) = if settings.backend_for(Hook::Connect).is_some()
-            && access.presents_nothing(request, admission.ticket(), admission.presented())
-        {
-            let backend = settings.backend.as_deref();
-            let headers =
-                backend.map_or_else(Vec::new, |b| forwarded_headers(request, b.forwarded_headers()));
-            // A cookie speaks for its owner only on a request from the
-            // server's own or a trusted origin (a page elsewhere can
-            // make the browser send it, to a WebSocket above all).
-            let cookies = match backend {
-                Some(b) if super::origin::cookie_ok(&settings.trusted_origins, request) => {
-                    forwarded_cookies(request, b.forwarded_cookies())
-                }
-                _ => Vec::new(),
-            };
+        let (question, asked) = if asks_connect {
             (
-                Question::Connect {
-                    transport,
-                    topic: Some(topic.to_owned()),
-                    remote: request.peer_addr().map(|a| a.ip().to_string()),
-                    headers,
-                    cookies,
-                },
+                connect_question(&settings, request, transport, Some(topic)),
                 Asked::Connect {
                     conn,
-                    topic: topic.to_owned(),
                     transport,
-                    then_subscribe: subscribes,
+                    then_subscribe: subscribes.then(|| topic.to_owned()),
                 },
             )
         } else {
@@ -371,8 +392,22 @@ impl BackendHooks {
                 },
             )
         };
+        self.hold_for(ctx, parts, &settings, question, asked)
+    }
+
+    /// Puts `question` for the held request `asked` is about: held until
+    /// the backend decides (and a second more), or 503 at once when the
+    /// backend cannot be asked.
+    fn hold_for(
+        &mut self,
+        ctx: &mut Ctx<'_, HubMessage>,
+        parts: &LoopParts<'_>,
+        settings: &HubSettings,
+        question: Question,
+        asked: Asked,
+    ) -> Reply {
         let hook = question.hook();
-        match self.ask_backend(ctx, &settings, question, asked) {
+        match self.ask_backend(ctx, settings, question, asked) {
             Ok(()) => {
                 let wait = settings
                     .backend
@@ -501,7 +536,6 @@ impl BackendHooks {
         let now = parts.shared.access.unix_secs(ctx.now());
         match asked {
             Asked::Connect {
-                topic,
                 transport,
                 then_subscribe,
                 ..
@@ -510,7 +544,7 @@ impl BackendHooks {
                     Ok(identity) => identity,
                     Err(response) => return parts.cors.respond(ctx, conn, response),
                 };
-                if !then_subscribe {
+                let Some(topic) = then_subscribe else {
                     return self.go_on(
                         ctx,
                         conn,
@@ -520,7 +554,7 @@ impl BackendHooks {
                             ticket: None,
                         },
                     );
-                }
+                };
                 let question = Question::Subscribe {
                     subject: identity.subject.clone(),
                     topic,

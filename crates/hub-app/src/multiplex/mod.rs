@@ -17,11 +17,14 @@ pub(crate) mod stream;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tether_hub::Member;
 use tether_server::ConnId;
 
 use crate::access::Credential;
+use crate::rate::{Bucket, PublishRate};
+use crate::settings::HubSettings;
 use crate::subscribers::SubKey;
 
 use self::stream::StreamCursor;
@@ -103,6 +106,9 @@ pub(crate) struct Multiplexed {
     last: u16,
     /// An event stream's list of topics and cursor; `None` for a socket.
     stream: Option<Box<StreamCursor>>,
+    /// A socket's subscribes and unsubscribes, under
+    /// [`HubSettings::max_subscribe_rate`]: made at the first.
+    churn: Option<Bucket>,
 }
 
 impl Multiplexed {
@@ -112,6 +118,7 @@ impl Multiplexed {
             subscriptions: Vec::new(),
             last: 0,
             stream: None,
+            churn: None,
         }
     }
 
@@ -141,6 +148,16 @@ impl Multiplexed {
             Some(stream) => stream.number_of(topic),
             None => self.number(),
         }
+    }
+
+    /// Takes one subscribe or unsubscribe at `now` under the socket's
+    /// rate: whether it may be acted on.
+    pub(crate) fn take_churn(&mut self, settings: &HubSettings, now: Instant) -> bool {
+        let rate = churn_rate(settings);
+        self.churn
+            .get_or_insert_with(|| Bucket::full(rate, now))
+            .take(rate, now)
+            .is_ok()
     }
 
     /// Its subscriptions, in place or deciding.
@@ -198,6 +215,16 @@ impl Multiplexed {
     pub(crate) fn drain(&mut self) -> Vec<Subscription> {
         std::mem::take(&mut self.subscriptions)
     }
+}
+
+/// The subscribe and unsubscribe rate of one socket: bursts as large as
+/// the subscriptions it may hold, and at least a second's worth.
+fn churn_rate(settings: &HubSettings) -> PublishRate {
+    let per_second = settings.max_subscribe_rate.max(1);
+    let burst = u32::try_from(settings.max_subscriptions)
+        .unwrap_or(u32::MAX)
+        .max(per_second);
+    PublishRate::new(f64::from(per_second), f64::from(burst))
 }
 
 /// This loop's multiplexed sockets, and the deadlines of the
@@ -308,5 +335,35 @@ mod tests {
         socket.last = 1;
         assert_eq!(socket.number(), Some(3));
         assert_eq!((socket.len(), socket.get("b").map(|s| s.number)), (1, Some(2)));
+    }
+
+    #[test]
+    fn subscribes_come_in_bursts_of_the_subscriptions_allowed_or_a_second_s_worth_then_at_the_rate() {
+        let settings = HubSettings {
+            max_subscriptions: 4,
+            max_subscribe_rate: 2,
+            ..HubSettings::default()
+        };
+        let mut socket = Multiplexed::new(Credential::None);
+        let start = Instant::now();
+        for _ in 0..4 {
+            assert!(socket.take_churn(&settings, start));
+        }
+        assert!(!socket.take_churn(&settings, start));
+        // Half a second gives one more.
+        let later = start + std::time::Duration::from_millis(500);
+        assert!(socket.take_churn(&settings, later));
+        assert!(!socket.take_churn(&settings, later));
+        // Fewer subscriptions than the rate: a second's worth at once.
+        let settings = HubSettings {
+            max_subscriptions: 1,
+            max_subscribe_rate: 3,
+            ..HubSettings::default()
+        };
+        let mut socket = Multiplexed::new(Credential::None);
+        for _ in 0..3 {
+            assert!(socket.take_churn(&settings, start));
+        }
+        assert!(!socket.take_churn(&settings, start));
     }
 }

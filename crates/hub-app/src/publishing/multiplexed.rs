@@ -14,8 +14,9 @@ use super::{Answered, Publishing, over_rate};
 use crate::deliver::{Delivery, SubscribeAsked};
 use crate::hooks::BackendHooks;
 use crate::loop_parts::LoopParts;
-use crate::multiplex::SubscribedBy;
 use crate::multiplex::message::{ClientMessage, Malformed, parse};
+use crate::multiplex::{SubscribedBy, answer};
+use crate::settings::HubSettings;
 
 /// The longest message a multiplexed socket is answered for beyond a
 /// publish's data: its members and their escapes.
@@ -29,6 +30,22 @@ struct Sent {
     key: Option<String>,
     /// Its bytes on the wire.
     len: usize,
+}
+
+/// The answer to a subscribe or unsubscribe over the socket's rate: a
+/// subscribe refused (429), as the limit on subscriptions refuses one; an
+/// unsubscribe an error (the subscription stays).
+fn too_fast(topic: &str, subscribe: bool, settings: &HubSettings) -> String {
+    let error = format!(
+        "more than {} subscribes and unsubscribes a second (in bursts of {})",
+        settings.max_subscribe_rate.max(1),
+        settings.max_subscriptions
+    );
+    if subscribe {
+        answer::refused(topic, 429, &error)
+    } else {
+        answer::error(Some(topic), &error)
+    }
 }
 
 impl Publishing {
@@ -61,7 +78,19 @@ impl Publishing {
             let error = error_json(None, &format!("a message is at most {longest} bytes"), None);
             return ctx.send(conn, &Message::text(error));
         }
-        match parse(text) {
+        let parsed = parse(text);
+        let churn = match &parsed {
+            Ok(ClientMessage::Subscribe { topic, .. }) => Some((topic, true)),
+            Ok(ClientMessage::Unsubscribe { topic }) => Some((topic, false)),
+            _ => None,
+        };
+        if let Some((topic, subscribe)) = churn
+            && !delivery.take_churn(conn, &parts.shared.settings, ctx.now())
+        {
+            let answer = too_fast(topic, subscribe, &parts.shared.settings);
+            return ctx.send(conn, &Message::text(answer));
+        }
+        match parsed {
             Err(Malformed { topic, error }) => {
                 ctx.send(conn, &Message::text(error_json(topic.as_deref(), &error, None)));
             }

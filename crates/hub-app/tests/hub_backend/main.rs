@@ -19,6 +19,7 @@ mod helpers;
 mod api;
 mod connect;
 mod latency;
+mod multiplexed;
 mod publish;
 mod refresh;
 mod subscribe;

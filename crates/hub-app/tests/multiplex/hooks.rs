@@ -246,9 +246,8 @@ fn a_ticket_s_subscription_ends_when_its_holder_s_token_would() {
     assert_eq!(socket.event(), ("open".to_owned(), "still".to_owned()));
 }
 
-/// A backend whose connect hook would let anyone in: the multiplexed
-/// socket does not ask it, so an upgrade that presents nothing must not
-/// get past it as nobody.
+/// A backend whose connect hook lets anyone in as `guest`, with no
+/// rights of its own.
 #[derive(Debug)]
 struct Door;
 
@@ -258,7 +257,11 @@ impl Backend for Door {
     }
 
     fn ask(&self, _loop_index: usize, _question: Question, answer: AnswerTo) -> Result<(), Busy> {
-        answer(Decision::Allow(Allowed::new()));
+        answer(Decision::Allow(Allowed::new().identity(
+            Some("guest".into()),
+            vec![],
+            vec![],
+        )));
         Ok(())
     }
 
@@ -276,20 +279,28 @@ impl Backend for Door {
 }
 
 #[test]
-fn with_a_connect_hook_an_upgrade_without_credentials_is_refused() {
+fn with_a_connect_hook_an_upgrade_without_credentials_is_who_the_backend_says() {
     let mut settings = settings();
     settings.backend = Some(Arc::new(Door));
     let hub = Hub::start(settings, 1);
-    let answer = tether_testkit::request(
-        hub.addr(),
-        "GET",
-        "/ws",
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n",
-        b"",
+    // Let in as the backend's guest: open topics, not the private ones
+    // (its rights grant none).
+    let mut guest = hub.socket();
+    guest.follow(&["open"]);
+    guest.subscribe("room.1");
+    assert_eq!(guest.refused("room.1").0, 403);
+    // A token of another subject is not taken: a connection is one
+    // subject's.
+    guest.send(&serde_json::json!({ "type": "auth", "token": token("ann", &["room.*"], &[]) }));
+    let (_, code, reason) = guest.closed();
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            tether_server::CloseCode::POLICY,
+            "the token names another subject"
+        )
     );
-    assert_eq!(answer.status, 401);
-    // With a token it is the token's: let in, and it follows its topics.
+    // With a token it is the token's, and the backend is not asked.
     let mut socket = hub.socket_with(&token("ann", &["room.*"], &[]));
     socket.follow(&["room.1"]);
     hub.publish("room.1", "in");

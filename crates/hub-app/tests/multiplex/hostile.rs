@@ -1,7 +1,7 @@
 //! What a client may get wrong or do on purpose: messages that are not
 //! messages, a binary frame, one too large, the same topic twice, more
 //! topics than a socket may follow, floods of subscribes and
-//! unsubscribes. Each is answered, the socket stays open, and the other
+//! unsubscribes (over the socket's rate). Each is answered, the socket stays open, and the other
 //! subscriptions keep flowing.
 
 use serde_json::json;
@@ -115,14 +115,24 @@ fn ten_thousand_topics_asked_for_are_each_answered_within_the_limit() {
     assert_eq!((taken, refused), (127, count - 127));
     hub.publish("kept", "flowing");
     assert_eq!(socket.event(), ("kept".to_owned(), "flowing".to_owned()));
+
     // The topics each have one subscriber: the socket's.
     let (status, info) = hub.api_get("/api/topics/info?topic=t.5");
     assert_eq!((status, info["websocket"].as_u64()), (200, Some(1)), "{info}");
+    // Another socket was never in the way.
+    let mut other = hub.socket();
+    other.follow(&["t.5"]);
+    hub.publish("t.5", "both");
+    assert_eq!(other.event(), ("t.5".to_owned(), "both".to_owned()));
+    assert_eq!(socket.event(), ("t.5".to_owned(), "both".to_owned()));
 }
 
 #[test]
 fn a_flood_of_subscribes_and_unsubscribes_leaves_nothing_behind() {
-    let hub = Hub::start(settings(), 2);
+    // Every message acted on: a burst as large as the flood.
+    let mut settings = settings();
+    settings.max_subscriptions = 1000;
+    let hub = Hub::start(settings, 2);
     let mut socket = hub.socket();
     socket.follow(&["steady"]);
     for round in 0..300 {
@@ -146,4 +156,74 @@ fn a_flood_of_subscribes_and_unsubscribes_leaves_nothing_behind() {
     let (status, info) = hub.api_get("/api/topics/info?topic=churn.3");
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["websocket"], 0, "{info}");
+}
+
+#[test]
+fn subscribes_and_unsubscribes_over_the_rate_are_answered_429_and_nothing_else_is_disturbed() {
+    // The defaults: 50 a second, in bursts of 128.
+    let hub = Hub::start(settings(), 2);
+    let mut other = hub.socket();
+    other.follow(&["steady", "churn"]);
+    let mut socket = hub.socket();
+    socket.follow(&["steady"]);
+    let count = 10_000;
+    // Whether "churn" is followed, as the answers say.
+    let mut following = false;
+    let (mut acted, mut refused, mut errors) = (0, 0, 0);
+    for chunk in (0..count).collect::<Vec<usize>>().chunks(500) {
+        for i in chunk {
+            if i % 2 == 0 {
+                socket.subscribe("churn");
+            } else {
+                socket.unsubscribe("churn");
+            }
+        }
+        for i in chunk {
+            let answer = socket.next();
+            assert_eq!(answer["topic"], "churn", "{answer}");
+            let error = answer["error"].as_str().unwrap_or("");
+            match (i % 2 == 0, answer["control"].as_str()) {
+                (true, Some("subscribed")) => {
+                    assert!(!following, "{answer}");
+                    following = true;
+                    acted += 1;
+                }
+                (false, Some("unsubscribed")) => {
+                    assert!(following, "{answer}");
+                    following = false;
+                    acted += 1;
+                }
+                (true, Some("refused")) if answer["status"] == 429 => {
+                    assert!(error.contains("subscribes and unsubscribes a second"), "{answer}");
+                    refused += 1;
+                }
+                // An unsubscribe over the rate leaves the subscription.
+                (false, Some("error")) if error.contains("a second") => errors += 1,
+                // A subscribe let through after one refused, or an
+                // unsubscribe after an unsubscribe refused: answered as
+                // the state it finds.
+                (true, Some("refused")) if answer["status"] == 409 => acted += 1,
+                (false, Some("error")) if error.contains("not subscribed") => acted += 1,
+                _ => panic!("message {i}: {answer}"),
+            }
+        }
+    }
+    assert_eq!(acted + refused + errors, count);
+    // The burst went through, then the rate held the rest back.
+    assert!(acted >= 128, "{acted} acted on");
+    assert!(refused > 0 && errors > 0, "{refused} refused, {errors} errors");
+    assert!(acted < count / 2, "{acted} acted on");
+    // The socket is open, its other subscription flows, and so does the
+    // other socket's, on the churned topic too.
+    hub.publish("steady", "still");
+    assert_eq!(socket.event(), ("steady".to_owned(), "still".to_owned()));
+    assert_eq!(other.event(), ("steady".to_owned(), "still".to_owned()));
+    hub.publish("churn", "through");
+    assert_eq!(other.event(), ("churn".to_owned(), "through".to_owned()));
+    if following {
+        assert_eq!(socket.event(), ("churn".to_owned(), "through".to_owned()));
+    }
+    // Its other messages are answered as ever.
+    socket.0.send_text("not json");
+    assert_eq!(socket.next()["control"], "error");
 }
