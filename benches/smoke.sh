@@ -111,6 +111,10 @@ if start_server --app demo --memory --ping-interval 0.5 --idle-timeout 1.5; then
     check "fanout with every publish acknowledged" fanout --transport ws --ack --window 16 -n 10 -r 200 -s 64 \
         -d 2 --drain 3 --pub-path /topics/chat.smoke-ack/ws
     check "idle 100 conns through pings" idle --path /echo -c 100 --settle 0.5 --hold 2.5
+    check "topics 20 /ws sockets x 5 topics, 3 published" topics -n 20 -k 5 --published 3 \
+        --topic-prefix chat.smoke-mux -r 200 -s 64 -d 2 --drain 3
+    check "idle 50 /ws sockets x 10 subscriptions through pings" idle --path /ws -c 50 --subscribe 10 \
+        --settle 0.5 --hold 2.5
     # HTTP/2 (h2c): WebSockets and event streams as streams of a few
     # connections; the pings above reach the streams too.
     check "h2 echo 20 streams on 3 conns" echo --h2 --streams-per-conn 8 --path /echo -c 20 -s 20 -d 1 \
@@ -275,14 +279,15 @@ else
 fi
 
 # Idle memory per connection (benches/idle-memory.sh, one round of 100
-# then 300 WebSockets, echo and hub; a few seconds): a line per
-# application with both readings; the figures are not judged.
+# then 300 WebSockets, echo, hub and a multiplexed socket with 10
+# subscriptions; a few seconds): a line per application with both
+# readings; the figures are not judged.
 if BINS=$TETHER_BIN timeout 120 bash benches/idle-memory.sh --rounds 1 --from 100 --to 300 \
-    --out "$LOGS/idle-memory.jsonl" >"$LOGS/idle-memory" 2>&1 &&
+    --apps "echo hub mux10" --out "$LOGS/idle-memory.jsonl" >"$LOGS/idle-memory" 2>&1 &&
     python3 -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if "idle-memory" == json.loads(l).get("mode")]
-assert [l["app"] for l in lines] == ["echo", "hub"], lines
+assert [l["app"] for l in lines] == ["echo", "hub", "mux10"], lines
 for l in lines:
     assert l["anon_kib_at_from"] > 0 and l["anon_kib_at_to"] > 0 and l["to"] == 300, l
 ' "$LOGS/idle-memory.jsonl"; then

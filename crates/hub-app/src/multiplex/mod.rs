@@ -241,6 +241,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_subscription_is_small_and_its_size_is_shown() {
+        // One per topic a socket follows, in its vector: benches/README's
+        // bytes per extra subscription count it.
+        let size = std::mem::size_of::<Subscription>();
+        eprintln!("Subscription: {size} bytes");
+        assert!(size <= 104, "{size}");
+    }
+
+    #[test]
     fn numbers_are_never_zero_nor_taken_and_go_round() {
         let mut socket = Multiplexed::new(Credential::None);
         let first = socket.number().unwrap();
