@@ -92,6 +92,9 @@ measure() { # bin app round
         mux[0-9]*) args=(--app hub --memory); path=/ws; subscribe=(--subscribe "${app#mux}") ;;
         *) echo "idle-memory.sh: no application $app" >&2; exit 2 ;;
     esac
+    # Made here, not only by the redirection below, which the new process
+    # makes in its own time: a `sed` of a file not there yet fails the run.
+    : >"$LOGS/server.log"
     taskset -c 0 "$bin" serve "${args[@]}" --threads 1 --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
     server=$!
     PIDS=("$server")
