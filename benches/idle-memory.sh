@@ -15,7 +15,12 @@
 # connection is the growth between the two, so that what a process
 # allocates once (at start, or on its first connections, and what it
 # freed before them and reuses) is not spread over the connections; the
-# RssAnon at TO is given too. Nothing is built but the load generator.
+# RssAnon at TO is given too. Apps `mux1`, `mux10` and `mux100` are
+# multiplexed hub sockets (`/ws`) each subscribed to that many topics
+# (the same topics for every socket; `loadgen idle --subscribe`), read
+# once every subscribe is answered: the growth per connection from `mux1`
+# to `mux100`, over 99, is what one more subscription on an open
+# connection costs. Nothing is built but the load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +36,7 @@ while [ $# -gt 0 ]; do
         --from) FROM=$2; shift ;;
         --to) TO=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "idle-memory.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -67,10 +72,12 @@ trap cleanup EXIT
 anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 
 # Waits until the server on `port` has at least `count` established
-# connections, then a second more.
-settled() { # port count
-    for _ in $(seq 600); do
-        [ "$(ss -Htn state established "( sport = :$1 )" | wc -l)" -ge "$2" ] && { sleep 1; return 0; }
+# connections and the load generator writing `log` holds them (its
+# subscribes answered), then a second more.
+settled() { # port count log
+    for _ in $(seq 1200); do
+        [ "$(ss -Htn state established "( sport = :$1 )" | wc -l)" -ge "$2" ] &&
+            grep -q ': holding$' "$3" && { sleep 1; return 0; }
         sleep 0.1
     done
     echo "idle-memory.sh: $2 connections never opened" >&2
@@ -78,12 +85,16 @@ settled() { # port count
 }
 
 measure() { # bin app round
-    local bin=$1 app=$2 round=$3 addr="" port server first second at_from at_to args path
+    local bin=$1 app=$2 round=$3 addr="" port server first second at_from at_to args path subscribe=()
     case "$app" in
         echo) args=(--app echo); path=/echo ;;
         hub) args=(--app hub --memory); path=/topics/idle/ws ;;
+        mux[0-9]*) args=(--app hub --memory); path=/ws; subscribe=(--subscribe "${app#mux}") ;;
         *) echo "idle-memory.sh: no application $app" >&2; exit 2 ;;
     esac
+    # Made here, not only by the redirection below, which the new process
+    # makes in its own time: a `sed` of a file not there yet fails the run.
+    : >"$LOGS/server.log"
     taskset -c 0 "$bin" serve "${args[@]}" --threads 1 --port 0 --log-level warn >"$LOGS/server.log" 2>&1 &
     server=$!
     PIDS=("$server")
@@ -94,16 +105,17 @@ measure() { # bin app round
     done
     [ -n "$addr" ] || { cat "$LOGS/server.log"; echo "idle-memory.sh: $bin did not start" >&2; exit 1; }
     port=${addr##*:}
-    taskset -c 1 "$LOADGEN" idle --addr "$addr" --path "$path" -c "$FROM" --settle 0 --hold 600 >"$LOGS/first.out" 2>&1 &
+    taskset -c 1 "$LOADGEN" idle --addr "$addr" --path "$path" "${subscribe[@]}" -c "$FROM" --settle 0 --hold 600 \
+        >"$LOGS/first.out" 2>&1 &
     first=$!
     PIDS+=("$first")
-    settled "$port" "$FROM"
+    settled "$port" "$FROM" "$LOGS/first.out"
     at_from=$(anon "$server")
-    taskset -c 1 "$LOADGEN" idle --addr "$addr" --path "$path" -c $((TO - FROM)) --settle 0 --hold 600 \
+    taskset -c 1 "$LOADGEN" idle --addr "$addr" --path "$path" "${subscribe[@]}" -c $((TO - FROM)) --settle 0 --hold 600 \
         >"$LOGS/second.out" 2>&1 &
     second=$!
     PIDS+=("$second")
-    settled "$port" "$TO"
+    settled "$port" "$TO" "$LOGS/second.out"
     at_to=$(anon "$server")
     cleanup
     LOGS=$(mktemp -d)

@@ -11,7 +11,15 @@
 # --sse-fanout "200@50" (event-stream subscribers @ events a second of
 # 20 B, published for 8 s over a WebSocket to one topic of `serve --app
 # hub --memory`; "" for none: a figure per delivery, against the hub's own
-# idle run).
+# idle run), --mux-fanout "200@50" (multiplexed WebSockets on `/ws` @
+# events a second of 20 B, published for 8 s over another `/ws` socket,
+# against the same hub: the sockets follow one topic, then ten topics of
+# which one is published to, then ten all published to at a tenth of the
+# rate each, so that every case delivers as many events; "" for none).
+# A multiplexed figure leaves out what opening and subscribing cost: it is
+# (instructions of the run - those of the same sockets subscribed and
+# closed with nothing published) / deliveries, and each ten-topic case is
+# given as a ratio to the one-topic case of the same binary.
 # Each binary runs `serve --app echo --threads 1` under callgrind, once idle
 # (start, then stop: the cost of starting, accepting nothing and stopping)
 # and once per scenario with the load generator (text messages, no
@@ -23,12 +31,14 @@ set -euo pipefail
 SCENARIOS="100x20 200x16384"
 DURATION=10
 SSE_FANOUT="200@50"
+MUX_FANOUT="200@50"
 while [ $# -gt 0 ]; do
     case "$1" in
         --scenarios) SCENARIOS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --sse-fanout) SSE_FANOUT=$2; shift ;;
-        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+        --mux-fanout) MUX_FANOUT=$2; shift ;;
+        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -51,12 +61,19 @@ WORK=$(mktemp -d)
 # (`< <(measure ...)`): the exit trap has to see the server's SERVER_PID
 # to stop it when anything fails or the run is interrupted, and a server
 # started in a subshell outlived the script.
-measure() { # bin port scenario|idle|hub-idle|fanout
+measure() { # bin port scenario|idle|hub-idle|fanout|mux:TOPICS:PUBLISHED:SECONDS
     local app=(--app echo)
     MESSAGES=0
-    [[ "$3" == hub-idle || "$3" == fanout ]] && app=(--app hub --memory --ws-publish bench.fan)
+    [[ "$3" == hub-idle || "$3" == fanout || "$3" == mux:* ]] &&
+        app=(--app hub --memory --ws-publish bench.fan --ws-publish 'bench.mux.*')
     callgrind_start "$1" serve "${app[@]}" --threads 1 --port "$2" --log-level warn
-    if [ "$3" = fanout ]; then
+    if [[ "$3" == mux:* ]]; then
+        local topics published seconds
+        IFS=: read -r _ topics published seconds <<<"$3"
+        run_load "$LOADGEN" topics --addr "127.0.0.1:$2" -n "${MUX_FANOUT%@*}" -k "$topics" \
+            --published "$published" -r "${MUX_FANOUT#*@}" -s 20 -d "$seconds" --drain 5 --connect-timeout 120
+        MESSAGES=$(grep -oE '([0-9]+) delivered' "$WORK/load.out" | head -1 | grep -oE '[0-9]+')
+    elif [ "$3" = fanout ]; then
         run_load "$LOADGEN" fanout --addr "127.0.0.1:$2" --transport sse --pub-path /topics/bench.fan/ws \
             --sub-path /topics/bench.fan/events -n "${SSE_FANOUT%@*}" -r "${SSE_FANOUT#*@}" -s 20 -d 8 \
             --drain 5 --connect-timeout 120
@@ -89,5 +106,23 @@ for bin in $BINS; do
         measure "$bin" "$port" fanout
         printf '| SSE fan-out %s/s × 20 B to %s (per delivery) | %s | %s | %s |\n' \
             "${SSE_FANOUT#*@}" "${SSE_FANOUT%@*}" "$bin" "$(per_message "$TOTAL" "$idle" "$MESSAGES")" "$MESSAGES"
+    fi
+    if [ -n "$MUX_FANOUT" ]; then
+        one=""
+        for case in "1:1:1 topic" "10:1:10 topics, 1 published" "10:10:10 topics, all published"; do
+            IFS=: read -r topics published label <<<"$case"
+            # The same sockets subscribed and closed, nothing published.
+            port=$((port + 1))
+            measure "$bin" "$port" "mux:$topics:$published:0"
+            setup=$TOTAL
+            port=$((port + 1))
+            measure "$bin" "$port" "mux:$topics:$published:8"
+            per=$(per_message "$TOTAL" "$setup" "$MESSAGES")
+            one=${one:-$per}
+            printf '| /ws fan-out %s/s × 20 B to %s sockets × %s (per delivery; %s × one topic) | %s | %s | %s |\n' \
+                "${MUX_FANOUT#*@}" "${MUX_FANOUT%@*}" "$label" \
+                "$(awk -v a="$per" -v b="$one" 'BEGIN { printf "%.3f", a / (b > 0 ? b : 1) }')" \
+                "$bin" "$per" "$MESSAGES"
+        done
     fi
 done

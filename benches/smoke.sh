@@ -127,6 +127,18 @@ else
     failed=$((failed + 1))
 fi
 
+# The hub's multiplexed sockets (`/ws`, which the demo does not serve),
+# with the same pings and idle timeout.
+if start_server --app hub --memory --ws-publish 'bench.mux.*' --ping-interval 0.5 --idle-timeout 1.5; then
+    check "topics 20 /ws sockets x 5 topics, 3 published" topics -n 20 -k 5 --published 3 \
+        -r 200 -s 64 -d 2 --drain 3
+    check "idle 50 /ws sockets x 10 subscriptions through pings" idle --path /ws -c 50 --subscribe 10 \
+        --settle 0.5 --hold 2.5
+    stop_server
+else
+    failed=$((failed + 1))
+fi
+
 # TLS: a throwaway CA, and a certificate it signs for localhost and
 # 127.0.0.1.
 # shellcheck source=tls-files.sh
@@ -275,14 +287,15 @@ else
 fi
 
 # Idle memory per connection (benches/idle-memory.sh, one round of 100
-# then 300 WebSockets, echo and hub; a few seconds): a line per
-# application with both readings; the figures are not judged.
+# then 300 WebSockets, echo, hub and a multiplexed socket with 10
+# subscriptions; a few seconds): a line per application with both
+# readings; the figures are not judged.
 if BINS=$TETHER_BIN timeout 120 bash benches/idle-memory.sh --rounds 1 --from 100 --to 300 \
-    --out "$LOGS/idle-memory.jsonl" >"$LOGS/idle-memory" 2>&1 &&
+    --apps "echo hub mux10" --out "$LOGS/idle-memory.jsonl" >"$LOGS/idle-memory" 2>&1 &&
     python3 -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if "idle-memory" == json.loads(l).get("mode")]
-assert [l["app"] for l in lines] == ["echo", "hub"], lines
+assert [l["app"] for l in lines] == ["echo", "hub", "mux10"], lines
 for l in lines:
     assert l["anon_kib_at_from"] > 0 and l["anon_kib_at_to"] > 0 and l["to"] == 300, l
 ' "$LOGS/idle-memory.jsonl"; then

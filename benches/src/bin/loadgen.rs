@@ -18,7 +18,7 @@ use tether_benches::loadgen::conn::{Dial, Kind, TlsListener};
 use tether_benches::loadgen::report::{self, Report};
 use tether_benches::loadgen::tls::Tls;
 use tether_benches::loadgen::{
-    echo, fanout, h2, idle, latency, multi, plan, replay, sources, summary, sys, watch,
+    echo, fanout, h2, idle, latency, multi, plan, replay, sources, summary, sys, topics, watch,
 };
 
 #[derive(Parser, Debug)]
@@ -41,6 +41,8 @@ enum Mode {
     Fanout(FanoutArgs),
     /// N idle WebSockets held open: the server's RSS growth per connection (after one WebSocket opened and closed, so that code paged in once is not counted).
     Idle(IdleArgs),
+    /// Fan-out to multiplexed WebSockets (the hub's /ws): N sockets each following K topics, publishes spread over P of them, every topic checked apart.
+    Topics(TopicsArgs),
     /// A topic's backlog read from its start (lastEventId=0-0), timed; optionally published first.
     Replay(ReplayArgs),
     /// Reads JSON lines tagged with server=NAME and prints the comparison tables.
@@ -349,6 +351,50 @@ struct IdleArgs {
     /// instead of WebSockets.
     #[arg(long)]
     h3: bool,
+    /// Each connection (a multiplexed socket: --path /ws) subscribes
+    /// PREFIX.0 to PREFIX.K-1 (--topic-prefix) and waits for each to be
+    /// answered before the RSS is read: the figure per connection then
+    /// holds K subscriptions.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    subscribe: usize,
+    /// With --subscribe: the topics' common prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "idle")]
+    topic_prefix: String,
+}
+
+#[derive(Args, Debug)]
+struct TopicsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The multiplexed WebSocket's request target.
+    #[arg(long, default_value = "/ws")]
+    path: String,
+    /// Subscribing sockets.
+    #[arg(long, short = 'n', value_parser = at_least_one, default_value_t = 100)]
+    subscribers: usize,
+    /// Topics each socket follows: PREFIX.0 to PREFIX.K-1.
+    #[arg(long, short = 'k', value_parser = at_least_one, default_value_t = 10)]
+    topics: usize,
+    /// Of them, how many (the first ones) are published to, in turn
+    /// [default: all].
+    #[arg(long, value_parser = at_least_one)]
+    published: Option<usize>,
+    /// The topics' common prefix (the hub must let their subscribers
+    /// publish: --ws-publish 'PREFIX.*').
+    #[arg(long, value_name = "PREFIX", default_value = "bench.mux")]
+    topic_prefix: String,
+    /// Messages published per second, over all the published topics.
+    #[arg(long, short = 'r', default_value_t = 100.0)]
+    rate: f64,
+    /// Message size in bytes.
+    #[arg(long, short = 's', default_value_t = 64)]
+    size: usize,
+    /// Seconds to publish.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds to wait for the last deliveries.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
 }
 
 #[derive(Args, Debug)]
@@ -485,6 +531,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
         Mode::Fanout(a) => Some(&a.common),
         Mode::Idle(a) => Some(&a.common),
         Mode::Replay(a) => Some(&a.common),
+        Mode::Topics(a) => Some(&a.common),
         Mode::Summary(_) | Mode::Plan(_) => None,
     };
     if common.is_some_and(|c| !c.watch_pids.is_empty() && c.procs < 2) {
@@ -605,6 +652,7 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 hold: seconds(a.hold, "hold")?,
                 server_pid: a.common.pid,
                 h3: a.h3,
+                subscribe: topics::topic_names(&a.topic_prefix, a.subscribe),
             };
             (opened("idle", idle::run(&opts))?, a.common.tags)
         }
@@ -628,6 +676,24 @@ fn run(cli: Cli) -> Result<(Report, Vec<String>), String> {
                 timeout: seconds(a.timeout, "timeout")?,
             };
             (opened("replay", replay::run(&opts))?, a.common.tags)
+        }
+        Mode::Topics(a) => {
+            if a.common.procs > 1 {
+                return Err("topics runs as one process".into());
+            }
+            let opts = topics::Options {
+                dial: dial(&a.common)?,
+                target: a.path,
+                subscribers: a.subscribers,
+                topics: topics::topic_names(&a.topic_prefix, a.topics),
+                published: a.published.unwrap_or(a.topics),
+                rate: a.rate,
+                size: a.size,
+                duration: seconds(a.duration, "duration")?,
+                drain: seconds(a.drain, "drain")?,
+                server_pid: a.common.pid,
+            };
+            (opened("topics", topics::run(&opts))?, a.common.tags)
         }
         Mode::Plan(a) => {
             let ports = match &a.port_range {

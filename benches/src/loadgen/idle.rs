@@ -10,6 +10,7 @@ use tether_frame::OpCode;
 
 use super::conn::{Conn, Dial, Group, Kind, ReadOutcome, connect_all};
 use super::report::{Report, round3};
+use super::topics::{Texts, subscribe_all};
 use super::wire::{self, Event};
 use super::{h3, sys};
 
@@ -31,14 +32,24 @@ pub struct Options {
     /// HTTP/3: QUIC connections (over the https:// address's UDP port)
     /// that open no request stream, instead of WebSockets.
     pub h3: bool,
+    /// Topics each WebSocket (a multiplexed one, `/ws`) subscribes, each
+    /// answered before the settle starts; empty: none.
+    pub subscribe: Vec<String>,
 }
 
 /// Runs the idle test.
 pub fn run(opts: &Options) -> io::Result<Report> {
     if opts.h3 {
+        if !opts.subscribe.is_empty() {
+            return Err(io::Error::other(
+                "a QUIC connection without a stream subscribes nothing",
+            ));
+        }
         return run_h3(opts);
     }
     let mut poll = Poll::new()?;
+    // The warm-up connection, while it is held.
+    let mut held = None;
     if opts.server_pid.is_some() {
         // One WebSocket opened and closed before the baseline: the server
         // then has the code that accepts and serves one paged in, which
@@ -55,7 +66,16 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                 deflate: false,
             }],
         )?;
-        drop(warm);
+        if opts.subscribe.is_empty() {
+            drop(warm);
+        } else {
+            // It subscribes the topics and stays open: what the server
+            // keeps once per topic (its replica, its name) is then there
+            // before the baseline, and is not counted per subscription.
+            let mut warm = warm;
+            subscribe(&mut warm_poll, &mut warm, opts)?;
+            held = Some((warm_poll, warm));
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let rss_before = opts.server_pid.map(sys::rss_bytes).transpose()?;
@@ -72,6 +92,14 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         }],
     )?;
     let connect_s = started.elapsed().as_secs_f64();
+    subscribe(&mut poll, &mut conns, opts)?;
+    // For a script that reads the server while they are held: every
+    // connection is open (and every subscribe answered) from here on.
+    eprintln!(
+        "idle: {} connections open, {} subscriptions each: holding",
+        conns.len(),
+        opts.subscribe.len()
+    );
     let mut state = Idle {
         rbuf: vec![0u8; 64 * 1024],
         pong: Vec::with_capacity(256),
@@ -92,6 +120,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     state.run_for(&mut poll, &mut conns, opts.hold)?;
 
     let closed = state.closed.iter().filter(|&&c| c).count();
+    drop(held);
     Ok(finish(Measured {
         connections: conns.len(),
         connect_s,
@@ -102,7 +131,21 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         pings: Some(state.pings),
         closed,
         what: "conns",
+        subscriptions: opts.subscribe.len(),
     }))
+}
+
+/// Subscribes each of `conns` to the topics of `opts` (none when it
+/// has none), each answered; reads the bytes that came with the
+/// handshakes too.
+fn subscribe(poll: &mut Poll, conns: &mut [Conn], opts: &Options) -> io::Result<()> {
+    if opts.subscribe.is_empty() {
+        return Ok(());
+    }
+    let count = |_| opts.subscribe.len();
+    let deadline = Instant::now() + opts.dial.timeout;
+    let mut texts = Texts::new(conns.len());
+    subscribe_all(poll, conns, &mut texts, &opts.subscribe, &count, deadline)
 }
 
 /// Idle QUIC connections (no request stream) instead of WebSockets:
@@ -139,6 +182,7 @@ fn run_h3(opts: &Options) -> io::Result<Report> {
         // A connection that ended fails `hold`.
         closed: 0,
         what: "QUIC conns",
+        subscriptions: 0,
     }))
 }
 
@@ -154,6 +198,8 @@ struct Measured {
     pings: Option<u64>,
     closed: usize,
     what: &'static str,
+    /// Subscriptions each connection holds.
+    subscriptions: usize,
 }
 
 fn finish(m: Measured) -> Report {
@@ -167,6 +213,7 @@ fn finish(m: Measured) -> Report {
         pings,
         closed,
         what,
+        subscriptions,
     } = m;
     let n = connections.max(1) as f64;
     let mut problems = Vec::new();
@@ -190,6 +237,7 @@ fn finish(m: Measured) -> Report {
     json.insert("server_rss_after".into(), json!(rss_after));
     json.insert("rss_per_conn".into(), json!(per_conn.map(|b| b.round())));
     json.insert("loadgen_rss_per_conn".into(), json!(own_per_conn.round()));
+    json.insert("subscriptions_per_conn".into(), json!(subscriptions));
     json.insert("pings".into(), json!(pings));
     json.insert("closed".into(), json!(closed));
     json.insert("problems".into(), json!(problems.len()));
@@ -203,9 +251,13 @@ fn finish(m: Measured) -> Report {
     };
     json.insert("h3".into(), json!(pings.is_none()));
     let pings = pings.map_or(String::new(), |p| format!("; {p} pings answered"));
+    let following = match subscriptions {
+        0 => String::new(),
+        k => format!(" following {k} topics each"),
+    };
     Report {
         human: format!(
-            "idle {connections} {what} (opened in {connect_s:.2} s): {rss}{pings}, {closed} closed"
+            "idle {connections} {what}{following} (opened in {connect_s:.2} s): {rss}{pings}, {closed} closed"
         ),
         json: json.into(),
         problems,

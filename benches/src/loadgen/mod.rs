@@ -2,7 +2,7 @@
 //! process, one thread, one mio event loop, lean enough per message that
 //! one core of it keeps one core of a fast server busy.
 //!
-//! Five modes, each a module with an `Options` and a `run` that returns a
+//! Six modes, each a module with an `Options` and a `run` that returns a
 //! [`Report`](report::Report):
 //!
 //! - [`echo`]: throughput of send, wait for the echo, send again;
@@ -10,7 +10,9 @@
 //! - [`fanout`]: one publisher, many subscribers, every event checked;
 //! - [`idle`]: the server's memory per idle connection;
 //! - [`replay`]: how long a client resuming from a topic's start takes to
-//!   get its backlog.
+//!   get its backlog;
+//! - [`topics`]: fan-out to multiplexed sockets (the hub's `/ws`), each
+//!   following many topics, every topic checked apart.
 //!
 //! Server CPU time and memory come from `/proc` for the pid given; the load
 //! generator's own CPU time is reported beside them, to show it is not the
@@ -44,5 +46,6 @@ pub mod spread;
 pub mod summary;
 pub mod sys;
 pub mod tls;
+pub mod topics;
 pub mod watch;
 pub mod wire;

@@ -203,6 +203,13 @@ impl Multiplexed {
     }
 
     pub(crate) fn insert(&mut self, subscription: Subscription) {
+        // Doubled from one, not from the four a vector starts with: a
+        // socket that follows one topic keeps one subscription's bytes,
+        // not four's (benches/README, bytes per subscription).
+        let len = self.subscriptions.len();
+        if len == self.subscriptions.capacity() {
+            self.subscriptions.reserve_exact(len.max(1));
+        }
         self.subscriptions.push(subscription);
     }
 
@@ -314,6 +321,30 @@ impl Muxes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscription_is_small_and_its_size_is_shown() {
+        // One per topic a socket follows, in its vector: benches/README's
+        // bytes per extra subscription count it.
+        let size = std::mem::size_of::<Subscription>();
+        eprintln!("Subscription: {size} bytes");
+        assert!(size <= 104, "{size}");
+    }
+
+    #[test]
+    fn the_subscriptions_take_room_for_what_they_hold_doubled_from_one() {
+        let mut socket = Multiplexed::new(Credential::None);
+        let mut capacities = Vec::new();
+        for n in 0..9u16 {
+            socket.insert(Subscription::new(Arc::from(format!("t{n}").as_str()), n + 1));
+            capacities.push(socket.subscriptions.capacity());
+        }
+        assert_eq!(capacities, [1, 2, 4, 4, 8, 8, 8, 8, 16]);
+        // Room given back is taken again before the vector grows.
+        assert!(socket.remove("t0").is_some());
+        socket.insert(Subscription::new(Arc::from("again"), 99));
+        assert_eq!(socket.subscriptions.capacity(), 16);
+    }
 
     #[test]
     fn numbers_are_never_zero_nor_taken_and_go_round() {
