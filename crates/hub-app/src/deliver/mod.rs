@@ -6,6 +6,7 @@
 
 mod multi_poll;
 mod multiplex;
+mod server_side;
 mod streams;
 mod tokens;
 
