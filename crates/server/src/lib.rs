@@ -34,6 +34,7 @@ mod config;
 mod http;
 mod loops;
 mod output;
+mod proxy;
 mod request;
 mod server;
 mod timers;
@@ -50,6 +51,7 @@ pub use app::{
 pub use cluster::Cluster;
 pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};
+pub use proxy::{Cidr, CidrError, MAX_HOPS, TrustedProxies};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
 /// One TLS session over bytes in memory, for tests and the fuzz targets;
