@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod access_log;
+mod banner;
 mod check_config;
 mod config;
 mod genconfig;
