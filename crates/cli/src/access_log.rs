@@ -35,7 +35,9 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
             let mut line = JsonLine::new("access", "INFO");
             line.field("conn", &entry.conn.to_string());
             line.field("method", entry.method);
-            line.field("target", &target);
+            // `uri`, not `target`: on a log line `target` names the part
+            // of the server that wrote it, and a key has one meaning.
+            line.field("uri", &target);
             line.number("status", entry.status);
             line.number("bytes", entry.bytes);
             line.number(

@@ -1,0 +1,243 @@
+//! The logs an operator reads, end to end: `--trusted-proxy` gives the
+//! client a proxy names (and only a trusted proxy), one meaning per key,
+//! the start banner as JSON with JSON logs, the hooks' URLs in it
+//! without their secrets, and a backend that does not answer said at
+//! warn level, not once per request.
+
+// A test fails by panicking; clippy.toml exempts #[test] functions only, not a test crate's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::indexing_slicing)]
+#![cfg(unix)]
+
+#[path = "serve/process.rs"]
+mod process;
+#[path = "serve/temp_dir.rs"]
+mod temp_dir;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use process::{get_status, output, serve_hub};
+use serde_json::Value;
+use temp_dir::TempDir;
+
+/// How long the log may take to show a line: only catches a hang.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Every line of a JSON log so far, each parsed (a line that is not one
+/// object fails the test).
+fn json_lines(log: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).expect("the log");
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")))
+        .collect()
+}
+
+/// Waits until the JSON log holds `n` lines that `keep` keeps; returns them.
+fn wait_for(log: &Path, n: usize, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let kept: Vec<Value> = json_lines(log).into_iter().filter(|l| keep(l)).collect();
+        if kept.len() >= n {
+            return kept;
+        }
+        assert!(start.elapsed() < PATIENCE, "{n} lines did not come: {kept:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The peer each access line names, in order, once there are `n`.
+fn peers(log: &Path, n: usize) -> Vec<String> {
+    wait_for(log, n, |l| l["kind"] == "access")
+        .iter()
+        .map(|l| l["peer"].as_str().expect("a peer").to_owned())
+        .collect()
+}
+
+const FORWARDED: &str = "X-Forwarded-For: 198.51.100.7, 203.0.113.9\r\n";
+
+#[test]
+fn a_trusted_proxy_names_the_client_and_no_one_else_does() {
+    let dir = TempDir::new("trusted");
+    let log = dir.0.join("serve.log");
+    let (_process, addr, _) = serve_hub(
+        &[
+            "--log-format",
+            "json",
+            "--access-log",
+            "--trusted-proxy",
+            "127.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+        ],
+        Some(&log),
+    );
+    assert_eq!(get_status(addr, "/healthz", FORWARDED), 200);
+    assert_eq!(
+        get_status(addr, "/healthz", "Forwarded: for=\"[2001:db8::17]:4711\"\r\n"),
+        200
+    );
+    // A header the proxy could not have written: the TCP peer stands.
+    assert_eq!(
+        get_status(addr, "/healthz", "X-Forwarded-For: 203.0.113.9, _hidden\r\n"),
+        200
+    );
+    assert_eq!(get_status(addr, "/healthz", ""), 200);
+    let seen = peers(&log, 4);
+    assert_eq!(seen[0], "203.0.113.9:0");
+    assert_eq!(seen[1], "[2001:db8::17]:4711");
+    assert!(seen[2].starts_with("127.0.0.1:"), "{seen:?}");
+    assert!(seen[3].starts_with("127.0.0.1:"), "{seen:?}");
+
+    // One meaning per key: an access line's path is `uri`, and `target`
+    // is only ever the part of the server that wrote a log line.
+    for line in json_lines(&log) {
+        match line["kind"].as_str() {
+            Some("access") => {
+                assert_eq!(line["uri"], "/healthz", "{line}");
+                assert!(line.get("target").is_none(), "{line}");
+            }
+            Some("log") => {
+                assert!(
+                    line["target"].as_str().is_some_and(|t| t.starts_with("tether")),
+                    "{line}"
+                );
+                assert!(line.get("uri").is_none(), "{line}");
+            }
+            other => panic!("a line of kind {other:?} on standard error: {line}"),
+        }
+    }
+}
+
+#[test]
+fn without_trusting_the_peer_the_headers_are_ignored() {
+    let dir = TempDir::new("untrusted");
+    for trusted in [None, Some("10.0.0.0/8")] {
+        let log = dir.0.join("serve.log");
+        let mut args = vec!["--log-format", "json", "--access-log"];
+        if let Some(net) = trusted {
+            args.extend(["--trusted-proxy", net]);
+        }
+        let (mut process, addr, _) = serve_hub(&args, Some(&log));
+        assert_eq!(get_status(addr, "/healthz", FORWARDED), 200);
+        assert_eq!(
+            get_status(addr, "/healthz", "Forwarded: for=203.0.113.9\r\n"),
+            200
+        );
+        for peer in peers(&log, 2) {
+            assert!(peer.starts_with("127.0.0.1:"), "{trusted:?}: {peer}");
+        }
+        process.kill();
+    }
+}
+
+#[test]
+fn trusted_proxies_come_from_the_file_and_are_checked() {
+    let dir = TempDir::new("trusted-file");
+    let good = dir.write(
+        "good.toml",
+        b"app = \"hub\"\ntrusted-proxy = [\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.1\"]\n",
+    );
+    let out = output(&["check-config", &good], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for bad in ["10.0.0.0/33", "proxy.example", "10.0.0.0/+8", "::/129"] {
+        let file = dir.write(
+            "bad.toml",
+            format!("app = \"hub\"\ntrusted-proxy = [\"{bad}\"]\n").as_bytes(),
+        );
+        let out = output(&["check-config", &file], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} passed");
+        assert!(
+            stderr.contains("trusted-proxy") && stderr.contains(bad),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
+/// A port on the loopback that nothing listens on (bound, then let go).
+fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn the_banner_is_json_with_json_logs_and_names_the_hooks_without_secrets() {
+    let dir = TempDir::new("banner");
+    let log = dir.0.join("serve.log");
+    let connect = format!("http://127.0.0.1:{}/connect?key=s3cret", dead_port());
+    let (_process, addr, banner) = serve_hub(
+        &[
+            "--log-format",
+            "json",
+            "--hook-connect",
+            &connect,
+            "--hook-timeout",
+            "5",
+        ],
+        Some(&log),
+    );
+    let banner: Value = serde_json::from_str(&banner).unwrap_or_else(|e| panic!("{e}: {banner:?}"));
+    assert_eq!(banner["kind"], "start");
+    assert_eq!(banner["level"], "INFO");
+    assert_eq!(banner["url"], format!("http://{addr}/"));
+    assert!(
+        banner["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tether listening on http://")
+    );
+    let shown = connect.replace("s3cret", "REDACTED");
+    assert_eq!(banner["hooks"]["connect"], shown.as_str(), "{banner}");
+    assert!(!banner.to_string().contains("s3cret"));
+
+    // The backend is down: every request without a credential is 503,
+    // and the log says so at warn level, once per interval however many
+    // asks failed, naming the hook by its shown URL.
+    let start = Instant::now();
+    let asks = 5;
+    for _ in 0..asks {
+        assert_eq!(
+            get_status(addr, "/topics/a/events", "Accept: text/event-stream\r\n"),
+            503
+        );
+    }
+    let elapsed = start.elapsed();
+    let warned = wait_for(&log, 1, |l| l["level"] == "WARN" && l["hook"] == "connect");
+    let first = &warned[0];
+    assert_eq!(first["url"], shown.as_str(), "{first}");
+    assert_eq!(first["reason"], "down", "{first}");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{first}"
+    );
+    // At most one line per 10 s of asking (plus the first).
+    let most = 1 + usize::try_from(elapsed.as_secs() / 10).unwrap();
+    assert!(
+        warned.len() <= most,
+        "{} lines in {elapsed:?}: {warned:?}",
+        warned.len()
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains("s3cret"), "{logged}");
+    assert!(
+        logged.contains(&format!("connect {shown}")),
+        "the start line names the hook: {logged}"
+    );
+}
+
+#[test]
+fn the_text_banner_names_the_hooks_too() {
+    let connect = format!("http://127.0.0.1:{}/c?key=s3cret", dead_port());
+    let (mut process, _, first) = serve_hub(&["--hook-connect", &connect], None);
+    assert!(first.starts_with("tether listening on http://"), "{first}");
+    let hooks = process.next_line();
+    assert_eq!(
+        hooks.trim_end(),
+        format!("hooks: connect {}", connect.replace("s3cret", "REDACTED"))
+    );
+}
