@@ -32,6 +32,7 @@ mod namespace;
 mod reference;
 mod reload;
 mod serve;
+mod session_log;
 mod sse_decode;
 mod version;
 

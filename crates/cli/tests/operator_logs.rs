@@ -206,7 +206,7 @@ fn the_banner_is_json_with_json_logs_and_names_the_hooks_without_secrets() {
     let elapsed = start.elapsed();
     let warned = wait_for(&log, 1, |l| l["level"] == "WARN" && l["hook"] == "connect");
     let first = &warned[0];
-    assert_eq!(first["url"], shown.as_str(), "{first}");
+    assert_eq!(first["hook_url"], shown.as_str(), "{first}");
     assert_eq!(first["reason"], "down", "{first}");
     assert!(
         first["message"]
@@ -240,4 +240,173 @@ fn the_text_banner_names_the_hooks_too() {
         hooks.trim_end(),
         format!("hooks: connect {}", connect.replace("s3cret", "REDACTED"))
     );
+}
+
+/// A token for `subject` signed with `secret`, with `rights` (the
+/// `tether` claim).
+fn token(secret: &[u8], subject: &str, rights: Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": subject, "iat": now - 5, "exp": now + 600, "tether": rights }),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[test]
+fn access_lines_name_the_subject_of_the_credential() {
+    let dir = TempDir::new("subject");
+    let secret = b"an access log e2e test secret 32";
+    let secret_file = dir.write("jwt.secret", secret);
+    for format in ["json", "text"] {
+        let log = dir.0.join(format!("serve-{format}.log"));
+        let (mut process, addr, _) = serve_hub(
+            &[
+                "--publish-token",
+                "sekrit",
+                "--jwt-secret-file",
+                &secret_file,
+                "--private",
+                "*",
+                "--log-format",
+                format,
+                "--access-log",
+            ],
+            Some(&log),
+        );
+        let reader = token(secret, "ali\"ce", serde_json::json!({ "sub": ["a"] }));
+        let writer = token(secret, "bob", serde_json::json!({ "pub": ["a"] }));
+        let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+        // An event stream opened, a refusal given at once, a publish
+        // answered once stored, and requests by nobody in particular.
+        let stream = format!("Accept: text/event-stream\r\n{}", bearer(&reader));
+        assert_eq!(get_status(addr, "/topics/a/events", &stream), 200);
+        assert_eq!(get_status(addr, "/topics/b/events", &stream), 403);
+        let (status, _) = process::request(PATIENCE, addr, "POST", "/topics/a", &bearer(&writer), "hi");
+        assert_eq!(status, 200);
+        let (status, _) = process::request(PATIENCE, addr, "POST", "/topics/a", &bearer("sekrit"), "hi");
+        assert_eq!(status, 200);
+        assert_eq!(get_status(addr, "/healthz", ""), 200);
+        let text = {
+            let start = Instant::now();
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap();
+                let access = match format {
+                    "json" => text.matches("\"kind\":\"access\"").count(),
+                    _ => text.matches(" ACCESS ").count(),
+                };
+                if access >= 5 {
+                    break text;
+                }
+                assert!(start.elapsed() < PATIENCE, "{text}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        if format == "json" {
+            let access: Vec<Value> = json_lines(&log)
+                .into_iter()
+                .filter(|l| l["kind"] == "access")
+                .collect();
+            let subjects: Vec<(&str, &Value)> = access
+                .iter()
+                .map(|l| (l["uri"].as_str().unwrap(), &l["subject"]))
+                .collect();
+            assert_eq!(
+                subjects,
+                [
+                    ("/topics/a/events", &Value::from("ali\"ce")),
+                    ("/topics/b/events", &Value::from("ali\"ce")),
+                    ("/topics/a", &Value::from("bob")),
+                    ("/topics/a", &Value::Null),
+                    ("/healthz", &Value::Null),
+                ]
+            );
+        } else {
+            let access: Vec<&str> = text.lines().filter(|l| l.contains(" ACCESS ")).collect();
+            assert!(
+                access[0].ends_with(r#" event-stream subject="ali\"ce""#),
+                "{}",
+                access[0]
+            );
+            assert!(access[1].ends_with(r#" subject="ali\"ce""#), "{}", access[1]);
+            assert!(access[2].ends_with(r#" subject="bob""#), "{}", access[2]);
+            assert!(!access[3].contains("subject="), "{}", access[3]);
+            assert!(!access[4].contains("subject="), "{}", access[4]);
+        }
+        assert!(!text.contains(&reader) && !text.contains("sekrit"));
+        process.kill();
+    }
+}
+
+/// Waits until the JSON log holds a `close` line for the session that
+/// `uri` opened; returns it.
+fn close_line(log: &Path, uri: &str) -> Value {
+    wait_for(log, 1, |l| l["kind"] == "close" && l["uri"] == uri).remove(0)
+}
+
+#[test]
+fn a_session_that_ends_has_a_line_saying_how_long_why_and_who() {
+    let dir = TempDir::new("session-end");
+    let secret = b"a session end e2e test secret 32";
+    let secret_file = dir.write("jwt.secret", secret);
+    let log = dir.0.join("serve.log");
+    let (process, addr, _) = serve_hub(
+        &[
+            "--jwt-secret-file",
+            &secret_file,
+            "--private",
+            "*",
+            "--token-query",
+            "--log-format",
+            "json",
+            "--access-log",
+        ],
+        Some(&log),
+    );
+    let reader = token(secret, "carol", serde_json::json!({ "sub": ["a", "b", "c"] }));
+    let bearer = format!("Authorization: Bearer {reader}\r\n");
+
+    // A WebSocket the client closes with 1000.
+    let mut ws = tether_testkit::WsClient::connect_with(addr, "/topics/a/ws", &bearer);
+    ws.close(tether_server::CloseCode(1000), "bye");
+    while ws.next_event().is_some() {}
+    let line = close_line(&log, "/topics/a/ws");
+    assert_eq!(line["opened"], "websocket", "{line}");
+    assert_eq!(line["reason"], "peer-closed", "{line}");
+    assert_eq!(line["code"], 1000, "{line}");
+    assert_eq!(line["subject"], "carol", "{line}");
+    assert_eq!(line["transport"], "tcp", "{line}");
+    assert_eq!(line["version"], "1.1", "{line}");
+    assert!(line["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+    assert!(line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{line}");
+
+    // An event stream the client walks away from, with its token in the
+    // query (redacted on the close line as on the access line).
+    let stream = tether_testkit::SseClient::connect(addr, &format!("/topics/b/events?token={reader}"), "");
+    drop(stream);
+    let line = close_line(&log, "/topics/b/events?token=REDACTED");
+    assert_eq!(line["opened"], "event-stream", "{line}");
+    assert_eq!(line["reason"], "dropped", "{line}");
+    assert!(line.get("code").is_none(), "{line}");
+    assert_eq!(line["subject"], "carol", "{line}");
+
+    // An event stream open when the server shuts down (SIGTERM).
+    let _open = tether_testkit::SseClient::connect(addr, "/topics/c/events", &bearer);
+    let opened = wait_for(&log, 1, |l| {
+        l["kind"] == "access" && l["uri"] == "/topics/c/events"
+    });
+    assert_eq!(opened[0]["subject"], "carol");
+    let pid = process.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = close_line(&log, "/topics/c/events");
+    assert_eq!(line["reason"], "shutdown", "{line}");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&reader));
 }

@@ -75,11 +75,11 @@ impl Outages {
         };
         match line.unsaid {
             0 => log::warn!(
-                hook = name, url = url.as_str(), reason = line.why.name();
+                hook = name, hook_url = url.as_str(), reason = line.why.name();
                 "hooks: the backend's {name} hook {what}"
             ),
             n => log::warn!(
-                hook = name, url = url.as_str(), reason = line.why.name(), unsaid = n;
+                hook = name, hook_url = url.as_str(), reason = line.why.name(), unsaid = n;
                 "hooks: the backend's {name} hook {what} ({n} more failures of it since the last line)"
             ),
         }

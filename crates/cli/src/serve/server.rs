@@ -134,12 +134,14 @@ pub(crate) struct Args {
     pub(crate) log_level: log::LevelFilter,
     /// How log lines are written on standard error: text, or one JSON
     /// object a line (time, level, kind, target, message; an access
-    /// line's fields) for a log collector.
+    /// line's fields) for a log collector; with json, the start line on
+    /// standard output is one JSON object too.
     #[arg(long, value_enum, value_name = "text|json", default_value = "text")]
     pub(crate) log_format: crate::logger::Format,
     /// Write a line for each request answered (method, target with
     /// credentials such as token= redacted, status, body bytes, duration,
-    /// transport, HTTP version, peer) beside the log, in its format.
+    /// transport, HTTP version, peer, the credential's subject) beside
+    /// the log, in its format.
     #[arg(long)]
     pub(crate) access_log: bool,
     /// A proxy or load balancer in front (an address, or a network as
