@@ -84,11 +84,16 @@ fn a_trusted_proxy_names_the_client_and_no_one_else_does() {
         200
     );
     assert_eq!(get_status(addr, "/healthz", ""), 200);
-    let seen = peers(&log, 4);
+    // HTTP/2 (h2c) reads the same headers.
+    let mut h2 = tether_testkit::h2::H2Client::connect(addr);
+    let stream = h2.get("/healthz", &[("x-forwarded-for", "203.0.113.10")]);
+    assert_eq!(h2.finish(stream).status(), Some(200));
+    let seen = peers(&log, 5);
     assert_eq!(seen[0], "203.0.113.9:0");
     assert_eq!(seen[1], "[2001:db8::17]:4711");
     assert!(seen[2].starts_with("127.0.0.1:"), "{seen:?}");
     assert!(seen[3].starts_with("127.0.0.1:"), "{seen:?}");
+    assert_eq!(seen[4], "203.0.113.10:0");
 
     // One meaning per key: an access line's path is `uri`, and `target`
     // is only ever the part of the server that wrote a log line.

@@ -505,4 +505,43 @@ mod tests {
         assert_eq!(seen.lock().unwrap()[1..], [("/new".to_owned(), 202)]);
         assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING - 1);
     }
+
+    #[test]
+    fn a_session_is_reported_once_as_it_ends() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let access = Access::new(AccessLog::new(|_| {}).with_session_ends(move |end| {
+            log.lock().unwrap().push((
+                end.conn,
+                end.path.to_owned(),
+                end.subject.map(str::to_owned),
+                end.reason.clone(),
+                end.opened,
+            ));
+        }));
+        assert!(access.reports_session_ends());
+        let id = ConnId::new(3, 1);
+        access.session_opened(id, Opened::WebSocket, &request("/topics/a/ws"), Some("alice"));
+        access.session_ended(id, &CloseReason::SlowConsumer);
+        // Ended already, or never opened: nothing.
+        access.session_ended(id, &CloseReason::Dropped);
+        access.session_ended(ConnId::new(4, 1), &CloseReason::Dropped);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(
+                id,
+                "/topics/a/ws".to_owned(),
+                Some("alice".to_owned()),
+                CloseReason::SlowConsumer,
+                Opened::WebSocket
+            )]
+        );
+        assert!(access.open.lock().unwrap().is_empty());
+
+        // Without a writer for them, nothing is kept.
+        let (access, _) = kept();
+        assert!(!access.reports_session_ends());
+        access.session_opened(id, Opened::EventStream, &request("/e"), None);
+        assert!(access.open.lock().unwrap().is_empty());
+    }
 }
