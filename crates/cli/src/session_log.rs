@@ -1,7 +1,8 @@
 //! `tether serve --access-log`: the line of a WebSocket or an event
 //! stream that ends, beside the access line of its opening, in the log's
-//! format: how long it was open, why it ended (and the close code), who
-//! it was, and what it opened.
+//! format: how long it was open, why it ended (and the close code), what
+//! its connection carried (over HTTP/1.1), who it was, and what it
+//! opened.
 
 use std::fmt::Write as _;
 
@@ -49,6 +50,10 @@ pub(crate) fn line(format: Format, end: &SessionEnd<'_>) -> String {
             line.field("transport", end.transport.as_str());
             line.field("version", end.version.as_str());
             line.field("peer", &peer);
+            if let Some(bytes) = end.bytes {
+                line.number("bytes_out", bytes.out);
+                line.number("bytes_in", bytes.read);
+            }
             if let Some(subject) = end.subject {
                 line.field("subject", subject);
             }
@@ -71,6 +76,9 @@ pub(crate) fn line(format: Format, end: &SessionEnd<'_>) -> String {
                 let _ = write!(out, " {code}");
             }
             let _ = write!(out, " {:.3}s", end.duration.as_secs_f64());
+            if let Some(bytes) = end.bytes {
+                let _ = write!(out, " out={} in={}", bytes.out, bytes.read);
+            }
             if let Some(subject) = end.subject {
                 out.push_str(" subject=\"");
                 text_escaped(&mut out, subject);

@@ -388,6 +388,10 @@ fn a_session_that_ends_has_a_line_saying_how_long_why_and_who() {
     assert_eq!(line["version"], "1.1", "{line}");
     assert!(line["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
     assert!(line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{line}");
+    // At least the client's close frame (2 + 4 mask + 2 code + "bye")
+    // came in, and the server's echo of it (2 + 2 + "bye") went out.
+    assert!(line["bytes_in"].as_u64().is_some_and(|b| b >= 11), "{line}");
+    assert!(line["bytes_out"].as_u64().is_some_and(|b| b >= 7), "{line}");
 
     // An event stream the client walks away from, with its token in the
     // query (redacted on the close line as on the access line).

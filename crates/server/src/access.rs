@@ -180,6 +180,21 @@ pub struct SessionEnd<'a> {
     /// Who its credential said it was as it opened
     /// ([`App::subject`](crate::App::subject)).
     pub subject: Option<&'a str>,
+    /// Bytes written to and read from its connection from its opening,
+    /// on the wire (TLS records whole): over HTTP/1.1 only, where the
+    /// connection is the session; `None` for a stream of HTTP/2 or
+    /// HTTP/3, which shares its connection.
+    pub bytes: Option<SessionBytes>,
+}
+
+/// What a session's connection carried ([`SessionEnd::bytes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionBytes {
+    /// Written to the peer.
+    pub out: u64,
+    /// Read from the peer.
+    pub read: u64,
 }
 
 /// An open session, kept to report its end.
@@ -192,6 +207,7 @@ struct Open {
     version: Version,
     peer: Option<SocketAddr>,
     subject: Option<Box<str>>,
+    bytes: SessionBytes,
 }
 
 impl fmt::Debug for AccessLog {
@@ -390,6 +406,7 @@ impl Access {
                     version,
                     peer: request.peer,
                     subject: subject.map(Into::into),
+                    bytes: SessionBytes::default(),
                 },
             );
         }
@@ -414,7 +431,22 @@ impl Access {
             version: o.version,
             peer: o.peer,
             subject: o.subject.as_deref(),
+            bytes: (conn.stream() == 0 && !conn.is_quic()).then_some(o.bytes),
         });
+    }
+
+    /// Counts `out` bytes written to and `read` bytes read from the
+    /// HTTP/1.1 connection `conn`, if it is an open session kept.
+    pub(crate) fn count(&self, conn: ConnId, out: usize, read: usize) {
+        if self.log.sessions.is_none() {
+            return;
+        }
+        if let Ok(mut open) = self.open.lock()
+            && let Some(o) = open.get_mut(&conn)
+        {
+            o.bytes.out = o.bytes.out.saturating_add(out as u64);
+            o.bytes.read = o.bytes.read.saturating_add(read as u64);
+        }
     }
 }
 
@@ -517,11 +549,16 @@ mod tests {
                 end.subject.map(str::to_owned),
                 end.reason.clone(),
                 end.opened,
+                end.bytes.map(|b| (b.out, b.read)),
             ));
         }));
         assert!(access.reports_session_ends());
         let id = ConnId::new(3, 1);
         access.session_opened(id, Opened::WebSocket, &request("/topics/a/ws"), Some("alice"));
+        access.count(id, 10, 2);
+        access.count(id, 5, 0);
+        // Another connection's bytes are not this session's.
+        access.count(ConnId::new(4, 1), 100, 100);
         access.session_ended(id, &CloseReason::SlowConsumer);
         // Ended already, or never opened: nothing.
         access.session_ended(id, &CloseReason::Dropped);
@@ -533,7 +570,8 @@ mod tests {
                 "/topics/a/ws".to_owned(),
                 Some("alice".to_owned()),
                 CloseReason::SlowConsumer,
-                Opened::WebSocket
+                Opened::WebSocket,
+                Some((15, 2))
             )]
         );
         assert!(access.open.lock().unwrap().is_empty());

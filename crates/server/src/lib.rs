@@ -44,7 +44,7 @@ pub mod tls;
 mod tls_session;
 mod transport;
 
-pub use access::{AccessEntry, AccessLog, Opened, SessionEnd, Transport, Version};
+pub use access::{AccessEntry, AccessLog, Opened, SessionBytes, SessionEnd, Transport, Version};
 pub use app::{
     App, BeforeBody, CloseReason, ConnId, Ctx, Encoded, Readiness, Reply, Request, Response, Route,
 };
