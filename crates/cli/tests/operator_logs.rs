@@ -419,3 +419,36 @@ fn a_session_that_ends_has_a_line_saying_how_long_why_and_who() {
     assert_eq!(line["reason"], "shutdown", "{line}");
     assert!(!std::fs::read_to_string(&log).unwrap().contains(&reader));
 }
+
+/// The demo wraps the hub (its pages beside it): its access lines name
+/// the subject as the hub's do.
+#[test]
+fn the_demo_names_the_subject_too() {
+    let dir = TempDir::new("demo-subject");
+    let secret = b"a demo subject e2e test secret 32";
+    let secret_file = dir.write("jwt.secret", secret);
+    let log = dir.0.join("serve.log");
+    let args = [
+        "--app",
+        "demo",
+        "--memory",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        "--jwt-secret-file",
+        &secret_file,
+        "--log-format",
+        "json",
+        "--access-log",
+    ];
+    let (_process, addr, _) = process::serve(&args, &[], Some(&log));
+    let reader = token(secret, "dave", serde_json::json!({ "sub": ["*"] }));
+    let headers = format!("Accept: text/event-stream\r\nAuthorization: Bearer {reader}\r\n");
+    assert_eq!(get_status(addr, "/topics/chat.1/events", &headers), 200);
+    let line = wait_for(&log, 1, |l| {
+        l["kind"] == "access" && l["uri"] == "/topics/chat.1/events"
+    })
+    .remove(0);
+    assert_eq!(line["subject"], "dave", "{line}");
+}
