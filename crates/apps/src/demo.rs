@@ -420,7 +420,7 @@ impl App for Demo {
     tether_server::forward_app!(self.apps =>
         route, on_open, on_message, on_close, event_stream_headers, on_subscribe, on_unsubscribe,
         tick_interval, ready, readiness, on_proceed, before_body, refuse_before_body, body_too_large, on_shutdown,
-        keeps_session_state,
+        keeps_session_state, subject,
     );
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, HubMessage>) {

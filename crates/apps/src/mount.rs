@@ -219,6 +219,14 @@ impl<A: App, B: App<Post = A::Post>> App for Mount<A, B> {
         }
     }
 
+    /// Whichever application's state it is says.
+    fn subject<'s>(&self, state: &'s Self::State) -> Option<&'s str> {
+        match state {
+            MountState::Mounted(state) => self.mounted.subject(state),
+            MountState::Rest(state) => self.rest.subject(state),
+        }
+    }
+
     fn ready(&self) -> bool {
         self.mounted.ready() && self.rest.ready()
     }

@@ -1,6 +1,7 @@
 //! `tether serve --access-log`: a line on standard error for each request
 //! the server answers, in the log's format (`--log-format`), with the
-//! credentials a query string may carry redacted.
+//! credentials a query string may carry redacted (and one for each
+//! WebSocket or event stream that ends: `session_log.rs`).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -17,11 +18,17 @@ const CREDENTIALS: [&str; 3] = ["token", "access_token", "ticket"];
 /// What replaces a credential's value.
 const REDACTED: &str = "REDACTED";
 
-/// The access log writing `format` lines on standard error.
+/// The access log writing `format` lines on standard error: one for each
+/// request answered, and one for each WebSocket or event stream as it
+/// ends.
 pub(crate) fn access_log(format: Format) -> AccessLog {
     AccessLog::new(move |entry| {
         let line = line(format, entry);
         // One write a line, so that lines from several loops do not mix.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    })
+    .with_session_ends(move |end| {
+        let line = crate::session_log::line(format, end);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     })
 }
@@ -35,7 +42,9 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
             let mut line = JsonLine::new("access", "INFO");
             line.field("conn", &entry.conn.to_string());
             line.field("method", entry.method);
-            line.field("target", &target);
+            // `uri`, not `target`: on a log line `target` names the part
+            // of the server that wrote it, and a key has one meaning.
+            line.field("uri", &target);
             line.number("status", entry.status);
             line.number("bytes", entry.bytes);
             line.number(
@@ -47,6 +56,9 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
             line.field("peer", &peer);
             if let Some(opened) = opened(entry.opened) {
                 line.field("opened", opened);
+            }
+            if let Some(subject) = entry.subject {
+                line.field("subject", subject);
             }
             line.finish()
         }
@@ -76,6 +88,11 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
                 out.push(' ');
                 out.push_str(opened);
             }
+            if let Some(subject) = entry.subject {
+                out.push_str(" subject=\"");
+                text_escaped(&mut out, subject);
+                out.push('"');
+            }
             out.push('\n');
             out
         }
@@ -83,7 +100,7 @@ fn line(format: Format, entry: &AccessEntry<'_>) -> String {
 }
 
 /// What a line says the answer opened, if anything.
-fn opened(opened: Opened) -> Option<&'static str> {
+pub(crate) fn opened(opened: Opened) -> Option<&'static str> {
     match opened {
         Opened::WebSocket => Some("websocket"),
         Opened::EventStream => Some("event-stream"),
@@ -92,7 +109,7 @@ fn opened(opened: Opened) -> Option<&'static str> {
 }
 
 /// The path and the query after it, credentials redacted.
-fn target(path: &str, query: Option<&str>) -> String {
+pub(crate) fn target(path: &str, query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
     out.push_str(path);
     if let Some(query) = query {
@@ -152,7 +169,7 @@ fn percent_decoded(s: &str) -> Vec<u8> {
 
 /// Appends `s` so that it stays inside the text line's quotes: quotes,
 /// backslashes and control characters escaped as Rust writes them.
-fn text_escaped(out: &mut String, s: &str) {
+pub(crate) fn text_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' | '\\' => {

@@ -14,8 +14,10 @@ pub(crate) enum Format {
     /// `SECONDS.MILLIS LEVEL target: message`, for a terminal.
     Text,
     /// One JSON object a line: `time` (RFC 3339, UTC), `level`, `kind`,
-    /// `target`, `conn` (the connection the line is about, if any),
-    /// `message`, then the record's other fields (`subject` where known).
+    /// `target` (the part of the server that wrote it), `conn` (the
+    /// connection the line is about, if any), `message`, then the
+    /// record's other fields (`subject` where known). An access line has
+    /// the request's path and query as `uri`: a key means one thing.
     Json,
 }
 
@@ -142,7 +144,8 @@ pub(crate) struct JsonLine {
 }
 
 impl JsonLine {
-    /// A line of `kind` (`log` or `access`) at `level`, stamped now.
+    /// A line of `kind` (`log`, `access` or `start`) at `level`, stamped
+    /// now.
     pub(crate) fn new(kind: &str, level: &str) -> JsonLine {
         let mut out = String::with_capacity(256);
         out.push_str("{\"time\":\"");
@@ -158,6 +161,21 @@ impl JsonLine {
     pub(crate) fn field(&mut self, name: &str, value: &str) {
         self.name(name);
         json_string(&mut self.out, value);
+    }
+
+    /// An object field of string fields.
+    pub(crate) fn object<'a>(&mut self, name: &str, fields: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.name(name);
+        self.out.push('{');
+        for (i, (key, value)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            json_string(&mut self.out, key);
+            self.out.push(':');
+            json_string(&mut self.out, value);
+        }
+        self.out.push('}');
     }
 
     /// A number field.

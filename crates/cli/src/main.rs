@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod access_log;
+mod banner;
 mod check_config;
 mod config;
 mod genconfig;
@@ -31,6 +32,7 @@ mod namespace;
 mod reference;
 mod reload;
 mod serve;
+mod session_log;
 mod sse_decode;
 mod version;
 

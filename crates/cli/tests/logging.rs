@@ -142,7 +142,7 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     }
     assert_eq!(text(healthz, "method"), "GET");
     assert_eq!(
-        text(healthz, "target"),
+        text(healthz, "uri"),
         "/healthz?token=REDACTED&x=1&access_token=REDACTED&ticket=REDACTED"
     );
     assert_eq!(healthz["status"], 200);
@@ -150,11 +150,11 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     assert_eq!(text(healthz, "version"), "1.1");
 
     assert_eq!(text(post1, "method"), "POST");
-    assert_eq!(text(post1, "target"), "/topics/a");
+    assert_eq!(text(post1, "uri"), "/topics/a");
     assert_eq!(post1["status"], 200);
     assert_eq!(text(post1, "version"), "1.1");
 
-    assert_eq!(text(missing, "target"), "/nope?ticket=REDACTED");
+    assert_eq!(text(missing, "uri"), "/nope?ticket=REDACTED");
     assert_eq!(missing["status"], 404);
     assert_eq!(missing["bytes"], "404 Not Found\n".len());
     assert_eq!(text(missing, "version"), "2");
@@ -172,7 +172,7 @@ fn json_log_and_access_lines_over_http1_and_http2() {
     let events = h2.get("/topics/a/events", &[]);
     h2.until(|c| c.streams.get(&events).is_some_and(|s| !s.heads.is_empty()));
     let stream = &access_lines(&log, 5)[4];
-    assert_eq!(text(stream, "target"), "/topics/a/events");
+    assert_eq!(text(stream, "uri"), "/topics/a/events");
     assert_eq!(stream["status"], 200);
     assert_eq!(stream["bytes"], 0);
     assert_eq!(text(stream, "opened"), "event-stream");
@@ -232,9 +232,9 @@ fn a_hostile_target_stays_one_json_line() {
 
     let access = access_lines(&log, 2);
     let (h1, h2_line) = (&access[0], &access[1]);
-    assert_eq!(text(h1, "target"), format!("{h1_path}?token=REDACTED"));
+    assert_eq!(text(h1, "uri"), format!("{h1_path}?token=REDACTED"));
     assert_eq!(h1["status"], 404);
-    assert_eq!(text(h2_line, "target"), h2_path);
+    assert_eq!(text(h2_line, "uri"), h2_path);
     assert_eq!(h2_line["status"], 404);
     let raw_log = std::fs::read_to_string(&log).unwrap();
     assert!(

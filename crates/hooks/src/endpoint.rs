@@ -103,6 +103,55 @@ impl Endpoint {
     pub fn host_header(&self) -> &str {
         &self.host_header
     }
+
+    /// The URL as a log may show it: the value of each query parameter
+    /// (where a secret for the backend would be) replaced by `REDACTED`.
+    /// (User information is refused by [`Endpoint::parse`].)
+    ///
+    /// ```
+    /// use tether_hooks::Endpoint;
+    ///
+    /// let e = Endpoint::parse("http://10.0.0.5:8080/hook?key=s3cret&v")?;
+    /// assert_eq!(e.redacted(), "http://10.0.0.5:8080/hook?key=REDACTED&v");
+    /// # Ok::<(), tether_hooks::ConfigError>(())
+    /// ```
+    pub fn redacted(&self) -> String {
+        let (path, query) = match self.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.target.as_str(), None),
+        };
+        let mut out = format!("http://{}{path}", self.host_header);
+        if let Some(query) = query {
+            out.push('?');
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                match pair.split_once('=') {
+                    Some((name, _)) => {
+                        out.push_str(name);
+                        out.push_str("=REDACTED");
+                    }
+                    None => out.push_str(pair),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `url` with any user information (`user:password@`) cut out, for an
+/// error message about it.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{tail}"),
+        None => url.to_owned(),
+    }
 }
 
 /// `host` and `port` of an authority, 80 if it names none; `None` for a
@@ -171,5 +220,26 @@ mod tests {
             let err = Endpoint::parse(url).unwrap_err().to_string();
             assert!(err.contains(why), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn a_refused_url_is_shown_without_its_credentials() {
+        let err = Endpoint::parse("http://admin:s3cret@backend:8080/hook")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user information"), "{err}");
+        assert!(err.contains("http://backend:8080/hook"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("admin"), "{err}");
+        assert_eq!(without_userinfo("http://a@b@h/p@q"), "http://h/p@q");
+        assert_eq!(without_userinfo("http://h/p?u=a@b"), "http://h/p?u=a@b");
+        assert_eq!(without_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_shown_url_has_no_query_values() {
+        let e = Endpoint::parse("http://[::1]:9000?token=abc&x=1&flag").unwrap();
+        assert_eq!(e.redacted(), "http://[::1]:9000/?token=REDACTED&x=REDACTED&flag");
+        let e = Endpoint::parse("http://backend/hook").unwrap();
+        assert_eq!(e.redacted(), "http://backend/hook");
     }
 }

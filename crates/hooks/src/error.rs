@@ -12,7 +12,7 @@ use crate::protocol::HookKind;
 pub enum ConfigError {
     /// A hook URL that is not `http://host[:port][/path]`.
     BadUrl {
-        /// The URL as given.
+        /// The URL as given (shown without its user information).
         url: String,
         /// What is wrong with it.
         why: &'static str,
@@ -34,7 +34,11 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::BadUrl { url, why } => write!(f, "hook URL {url:?}: {why}"),
+            ConfigError::BadUrl { url, why } => {
+                // Never the password of a URL that gives one.
+                let url = crate::endpoint::without_userinfo(url);
+                write!(f, "hook URL {url:?}: {why}")
+            }
             ConfigError::BadTimeout { kind, timeout } => write!(
                 f,
                 "{} hook timeout {timeout:?}: must be more than zero and at most an hour",

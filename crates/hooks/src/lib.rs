@@ -59,6 +59,7 @@ mod endpoint;
 mod error;
 mod exchange;
 mod job;
+mod outage;
 mod pool;
 mod protocol;
 mod shared;

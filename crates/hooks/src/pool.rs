@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::answer::{Answer, Unavailable};
 use crate::config::{Config, ConfigError};
 use crate::job::Job;
+use crate::outage::Outages;
 use crate::protocol::{HookKind, HookRequest};
 use crate::shared::{Queue, Shared};
 use crate::stats::{Counters, Stats};
@@ -43,6 +44,7 @@ impl Hooks {
             ready: Condvar::new(),
             counters: Arc::new(Counters::default()),
             next_id: AtomicU64::new(1),
+            outages: Outages::default(),
             config,
         });
         let mut hooks = Hooks {

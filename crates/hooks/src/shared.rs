@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::job::Job;
+use crate::outage::Outages;
 use crate::stats::Counters;
 
 /// What the workers share with the queues.
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) ready: Condvar,
     pub(crate) counters: Arc<Counters>,
     pub(crate) next_id: AtomicU64,
+    /// The backend's failures, said at warn level, rate-limited.
+    pub(crate) outages: Outages,
 }
 
 /// The jobs not yet taken by a worker.

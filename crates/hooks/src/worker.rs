@@ -45,6 +45,15 @@ impl Worker {
             } else {
                 self.ask(&job.request, job.id, job.deadline)
             };
+            let kind = job.request.kind();
+            let config = &self.shared.config;
+            let url = || {
+                config
+                    .target(kind)
+                    .map(|t| t.endpoint.redacted())
+                    .unwrap_or_default()
+            };
+            self.shared.outages.log(kind, &url, &answer);
             job.answer(answer);
         }
     }

@@ -63,6 +63,9 @@ struct Details {
     wants: Option<Wants>,
     /// Its `?ticket=`, read once, when it was first routed.
     ticket: Option<String>,
+    /// The subject of a token taken out of `credential` (for the access
+    /// log, which is written after).
+    taken_subject: Option<String>,
 }
 
 impl Admission {
@@ -87,6 +90,7 @@ impl Admission {
             presented,
             wants: None,
             ticket,
+            taken_subject: None,
         };
         let empty = details.target.is_none()
             && details.credential.is_none()
@@ -182,10 +186,30 @@ impl Admission {
         request: &Request<'_>,
     ) -> Result<Credential, Refusal> {
         self.credential(access, request);
-        self.details_mut()
-            .credential
-            .take()
-            .unwrap_or(Ok(Credential::None))
+        let details = self.details_mut();
+        let credential = details.credential.take().unwrap_or(Ok(Credential::None));
+        if let Ok(Credential::Token(who)) = &credential {
+            details.taken_subject.clone_from(&who.subject);
+        }
+        credential
+    }
+
+    /// Who the request is, as far as it has been told: the backend's
+    /// subject, or its token's (verified, whether or not it was taken
+    /// out since). A ticket's holder is not looked up here.
+    pub(super) fn subject(&self) -> Option<&str> {
+        let details = self.details.as_deref()?;
+        if let Some(Presented {
+            identity: Some(identity),
+            ..
+        }) = &details.presented
+        {
+            return identity.subject.as_deref();
+        }
+        match &details.credential {
+            Some(Ok(Credential::Token(who))) => who.subject.as_deref(),
+            _ => details.taken_subject.as_deref(),
+        }
     }
 
     /// Whether the backend said who it is (its connect hook).

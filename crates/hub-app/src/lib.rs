@@ -461,6 +461,12 @@ impl App for HubApp {
         (self.delivery).start_stream(ctx, &mut parts!(self), served, last_event_id);
     }
 
+    /// The backend's subject or the token's, as far as the request's
+    /// admission has been told.
+    fn subject<'s>(&self, state: &'s Admission) -> Option<&'s str> {
+        state.subject()
+    }
+
     /// None: a subscriber's topic, subject and deadline are in the hub's
     /// own tables by connection from its opening on, and the rest of its
     /// admission is spent. The server then keeps no slot for an open

@@ -7,6 +7,7 @@ use tether_apps::{DemoLogin, HubSettings};
 use tether_hub_durable::DurableConfig;
 use tether_server::{Config, Handshake};
 
+use crate::banner::Announce;
 use crate::bus::Bus;
 use crate::keys::KeyFiles;
 use crate::reload::{Hangup, SettingsReload};
@@ -115,6 +116,9 @@ pub struct NodeConfig {
     /// (so that one sent meanwhile is kept, not fatal); `None`: the node
     /// takes it when it is set up.
     pub sighup: Option<Hangup>,
+    /// How the node says where it listens once it is bound; `None`:
+    /// [`Banner::lines`](crate::Banner::lines) on standard output.
+    pub announce: Option<Announce>,
 }
 
 impl NodeConfig {
@@ -135,6 +139,7 @@ impl NodeConfig {
             handle_signals: true,
             reload_settings: None,
             sighup: None,
+            announce: None,
         }
     }
 

@@ -42,6 +42,7 @@ struct ReadmeExamples;
 #[doc = include_str!("../../../docs/src/crates/node.md")]
 struct BookExamples;
 
+mod banner;
 mod bus;
 mod config;
 mod error;
@@ -51,6 +52,7 @@ mod node;
 mod reload;
 mod tls;
 
+pub use banner::{Announce, Banner};
 pub use bus::Bus;
 pub use config::{Hooks, NodeApp, NodeConfig, Storage};
 pub use error::NodeError;

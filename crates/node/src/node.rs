@@ -7,6 +7,7 @@ use tether_hub::HubMessage;
 use tether_hub_durable::{DurableBroker, DurableConfig};
 use tether_server::{App, Cluster, Config, Handle, Handshake, Poster};
 
+use crate::banner::{Announce, Banner};
 use crate::bus::Bridge;
 use crate::config::{Hooks, NodeApp, NodeConfig, Storage};
 use crate::error::NodeError;
@@ -37,6 +38,8 @@ pub struct HubNode {
     threads: usize,
     app: Built,
     handle_signals: bool,
+    hooks: Vec<(&'static str, String)>,
+    announce: Option<Announce>,
 }
 
 /// The application, made.
@@ -97,6 +100,7 @@ impl HubNode {
             handle_signals,
             reload_settings,
             sighup,
+            announce,
         } = config;
         // SIGHUP is taken first, so that one sent while the node is set up
         // reloads once it is, rather than ending the process.
@@ -150,9 +154,15 @@ impl HubNode {
             (Some(auth), false) if hub => Some(KeyReload::new(auth.clone(), key_files)),
             _ => None,
         };
+        let mut hook_urls = Vec::new();
         if hub && let Some(hooks) = hooks {
+            hook_urls = crate::banner::hooks(&hooks.config);
             let backend = backend(hooks, threads).map_err(NodeError::Config)?;
-            log::info!("hooks: the backend decides: {backend:?}");
+            let named: Vec<String> = hook_urls
+                .iter()
+                .map(|(name, url)| format!("{name} {url}"))
+                .collect();
+            log::info!("hooks: the backend decides: {} ({backend:?})", named.join("; "));
             settings.backend = Some(std::sync::Arc::new(backend));
         }
         let handshake = settings.origin_policy(handshake);
@@ -211,6 +221,8 @@ impl HubNode {
             threads,
             app,
             handle_signals,
+            hooks: hook_urls,
+            announce,
         })
     }
 
@@ -240,6 +252,8 @@ impl HubNode {
             threads,
             app,
             handle_signals,
+            hooks,
+            announce,
         } = self;
         let setup = Setup {
             config: server,
@@ -247,6 +261,8 @@ impl HubNode {
             handshake,
             threads,
             handle_signals,
+            hooks,
+            announce,
         };
         let mut bridge = None;
         let loops = match app {
@@ -361,6 +377,8 @@ struct Setup {
     handshake: Handshake,
     threads: usize,
     handle_signals: bool,
+    hooks: Vec<(&'static str, String)>,
+    announce: Option<Announce>,
 }
 
 impl Setup {
@@ -369,7 +387,7 @@ impl Setup {
     fn bind<A: App + Send + 'static>(
         self,
         make_app: impl FnMut(usize) -> A,
-        what: &str,
+        what: &'static str,
         bound: impl FnOnce(Poster<A::Post>) -> std::io::Result<()>,
     ) -> Result<Cluster<A>, NodeError> {
         let Setup {
@@ -378,6 +396,8 @@ impl Setup {
             handshake,
             threads,
             handle_signals,
+            hooks,
+            announce,
         } = self;
         // A bind's error names the address and the listener it was for.
         let mut server = Cluster::bind(config, handshake, threads, make_app).map_err(NodeError::Serve)?;
@@ -385,18 +405,28 @@ impl Setup {
             server.handle_signals().map_err(NodeError::Serve)?;
         }
         bound(server.poster()).map_err(NodeError::Serve)?;
-        let local = server.local_addr();
-        // Scripts wait for this line (and read the port from it when binding 0).
-        println!("tether listening on {scheme}://{local}/ ({what}; Ctrl-C stops)");
-        if let Some(tls) = server.tls_addr() {
-            println!("TLS beside it on https://{tls}/");
-        }
         #[cfg(feature = "tls")]
-        if let Some(quic) = server.quic_addr() {
-            println!("HTTP/3 on udp://{quic}/");
-        }
-        if let Some(admin) = server.admin_addr() {
-            println!("metrics on http://{admin}/metrics, the admin page on http://{admin}/admin");
+        let http3_url = server.quic_addr().map(|quic| format!("udp://{quic}/"));
+        #[cfg(not(feature = "tls"))]
+        let http3_url = None;
+        let banner = Banner {
+            url: format!("{scheme}://{}/", server.local_addr()),
+            serves: what,
+            tls_url: server.tls_addr().map(|tls| format!("https://{tls}/")),
+            http3_url,
+            metrics_url: server.admin_addr().map(|admin| format!("http://{admin}/metrics")),
+            admin_url: server.admin_addr().map(|admin| format!("http://{admin}/admin")),
+            hooks,
+        };
+        // Scripts wait for the first line (and read the port from it when
+        // binding 0).
+        match announce {
+            Some(announce) => announce.say(&banner),
+            None => {
+                for line in banner.lines() {
+                    println!("{line}");
+                }
+            }
         }
         log::info!(
             "{threads} event loop(s), at most {} connections each",

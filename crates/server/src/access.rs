@@ -9,7 +9,8 @@
 //! WebSocket or an event stream (101 over HTTP/1.1, 200 over HTTP/2 and
 //! HTTP/3, and no bytes: its traffic is in the counters). Requests refused
 //! before their head is read whole (400, 413, 431) are counted, not
-//! reported.
+//! reported. With [`AccessLog::with_session_ends`], a WebSocket or an
+//! event stream is reported again as it ends ([`SessionEnd`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::request::{ConnId, Request};
+use crate::request::{CloseReason, ConnId, Request};
 
 /// What carried a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,9 @@ pub struct AccessEntry<'a> {
     pub peer: Option<SocketAddr>,
     /// What the answer opened.
     pub opened: Opened,
+    /// Who the request's credential says it is, when the application
+    /// knew as it was answered or deferred ([`App::subject`](crate::App::subject)).
+    pub subject: Option<&'a str>,
 }
 
 /// Where access entries go: a function called on the event loop's
@@ -123,13 +127,87 @@ pub struct AccessEntry<'a> {
 /// }));
 /// ```
 #[derive(Clone)]
-pub struct AccessLog(Arc<dyn Fn(&AccessEntry<'_>) + Send + Sync>);
+pub struct AccessLog {
+    requests: Arc<dyn Fn(&AccessEntry<'_>) + Send + Sync>,
+    sessions: Option<SessionWriter>,
+}
+
+/// Where session ends go ([`AccessLog::with_session_ends`]).
+type SessionWriter = Arc<dyn Fn(&SessionEnd<'_>) + Send + Sync>;
 
 impl AccessLog {
     /// An access log that hands each entry to `write`.
     pub fn new(write: impl Fn(&AccessEntry<'_>) + Send + Sync + 'static) -> AccessLog {
-        AccessLog(Arc::new(write))
+        AccessLog {
+            requests: Arc::new(write),
+            sessions: None,
+        }
     }
+
+    /// The same, and each WebSocket or event stream that ends handed to
+    /// `write` ([`SessionEnd`]). The loop then keeps, for each open
+    /// session, when it opened and what it was opened with.
+    pub fn with_session_ends(mut self, write: impl Fn(&SessionEnd<'_>) + Send + Sync + 'static) -> AccessLog {
+        self.sessions = Some(Arc::new(write));
+        self
+    }
+}
+
+/// A WebSocket or an event stream that ended: how long it was open,
+/// why it ended, and what it was opened with.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SessionEnd<'a> {
+    /// The connection (or stream) it was on.
+    pub conn: ConnId,
+    /// A WebSocket or an event stream.
+    pub opened: Opened,
+    /// The path it was opened with, without the query.
+    pub path: &'a str,
+    /// The query it was opened with, if any, not decoded (credentials
+    /// and all: whoever writes it out redacts them).
+    pub query: Option<&'a str>,
+    /// Why it ended.
+    pub reason: &'a CloseReason,
+    /// From its opening to its end.
+    pub duration: Duration,
+    /// What carried it.
+    pub transport: Transport,
+    /// Its HTTP version.
+    pub version: Version,
+    /// The peer's address as it opened.
+    pub peer: Option<SocketAddr>,
+    /// Who its credential said it was as it opened
+    /// ([`App::subject`](crate::App::subject)).
+    pub subject: Option<&'a str>,
+    /// Bytes written to and read from its connection from its opening,
+    /// on the wire (TLS records whole): over HTTP/1.1 only, where the
+    /// connection is the session; `None` for a stream of HTTP/2 or
+    /// HTTP/3, which shares its connection.
+    pub bytes: Option<SessionBytes>,
+}
+
+/// What a session's connection carried ([`SessionEnd::bytes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionBytes {
+    /// Written to the peer.
+    pub out: u64,
+    /// Read from the peer.
+    pub read: u64,
+}
+
+/// An open session, kept to report its end.
+struct Open {
+    opened: Opened,
+    path: Box<str>,
+    query: Option<Box<str>>,
+    since: Instant,
+    transport: Transport,
+    version: Version,
+    peer: Option<SocketAddr>,
+    subject: Option<Box<str>>,
+    bytes: SessionBytes,
 }
 
 impl fmt::Debug for AccessLog {
@@ -150,6 +228,7 @@ struct Pending {
     transport: Transport,
     version: Version,
     peer: Option<SocketAddr>,
+    subject: Option<Box<str>>,
 }
 
 /// Most deferred requests a loop keeps waiting for their answer; past
@@ -157,12 +236,22 @@ struct Pending {
 /// is reported at once with status 0 (answer not known).
 const MAX_PENDING: usize = 16 * 1024;
 
+/// Most open sessions a loop keeps to report their end: far more than
+/// a loop serves, a bound only should a session's end ever go unseen
+/// (past it, a session's end is not reported).
+const MAX_OPEN: usize = 1 << 20;
+
 /// A loop's access log and the deferred requests it still has to report.
 /// Only the loop that owns it touches `pending`: its lock is never
 /// contended.
 pub(crate) struct Access {
     log: AccessLog,
     pending: Mutex<HashMap<ConnId, Pending>>,
+    /// The open sessions, with [`AccessLog::with_session_ends`]: one
+    /// entry each, from [`App::on_open`](crate::App::on_open) or
+    /// [`App::on_subscribe`](crate::App::on_subscribe) to the session's
+    /// last callback.
+    open: Mutex<HashMap<ConnId, Open>>,
 }
 
 impl fmt::Debug for Access {
@@ -176,11 +265,13 @@ impl Access {
         Access {
             log,
             pending: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Reports `request` (on `conn`, read at `since`) answered now with
-    /// `status` and a body of `bytes`.
+    /// Reports `request` (on `conn`, read at `since`, by `subject`)
+    /// answered now with `status` and a body of `bytes`.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct for it would be its twin
     pub(crate) fn answered(
         &self,
         conn: ConnId,
@@ -189,9 +280,10 @@ impl Access {
         status: u16,
         bytes: usize,
         opened: Opened,
+        subject: Option<&str>,
     ) {
         let (transport, version) = carrier(conn, request.secure);
-        (self.log.0)(&AccessEntry {
+        (self.log.requests)(&AccessEntry {
             conn,
             method: request.method,
             path: request.path,
@@ -203,12 +295,20 @@ impl Access {
             version,
             peer: request.peer,
             opened,
+            subject,
         });
     }
 
-    /// Keeps `request` (read at `since`, due by `until`) to report when
-    /// [`Access::deferred_answer`] gives its answer.
-    pub(crate) fn defer(&self, conn: ConnId, request: &Request<'_>, since: Instant, until: Instant) {
+    /// Keeps `request` (read at `since`, due by `until`, by `subject`) to
+    /// report when [`Access::deferred_answer`] gives its answer.
+    pub(crate) fn defer(
+        &self,
+        conn: ConnId,
+        request: &Request<'_>,
+        since: Instant,
+        until: Instant,
+        subject: Option<&str>,
+    ) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
@@ -218,7 +318,7 @@ impl Access {
         }
         if pending.len() >= MAX_PENDING {
             drop(pending);
-            return self.answered(conn, request, since, 0, 0, Opened::Nothing);
+            return self.answered(conn, request, since, 0, 0, Opened::Nothing, subject);
         }
         let (transport, version) = carrier(conn, request.secure);
         pending.insert(
@@ -232,6 +332,7 @@ impl Access {
                 transport,
                 version,
                 peer: request.peer,
+                subject: subject.map(Box::from),
             },
         );
     }
@@ -255,7 +356,7 @@ impl Access {
         else {
             return;
         };
-        (self.log.0)(&AccessEntry {
+        (self.log.requests)(&AccessEntry {
             conn,
             method: &p.method,
             path: &p.path,
@@ -267,7 +368,85 @@ impl Access {
             version: p.version,
             peer: p.peer,
             opened: Opened::Nothing,
+            subject: p.subject.as_deref(),
         });
+    }
+}
+
+impl Access {
+    /// Whether session ends are reported.
+    pub(crate) fn reports_session_ends(&self) -> bool {
+        self.log.sessions.is_some()
+    }
+
+    /// Keeps what the session on `conn` (a WebSocket or an event stream)
+    /// opened with, by `subject`, to report its end.
+    pub(crate) fn session_opened(
+        &self,
+        conn: ConnId,
+        opened: Opened,
+        request: &Request<'_>,
+        subject: Option<&str>,
+    ) {
+        if self.log.sessions.is_none() {
+            return;
+        }
+        let (transport, version) = carrier(conn, request.secure);
+        if let Ok(mut open) = self.open.lock()
+            && open.len() < MAX_OPEN
+        {
+            open.insert(
+                conn,
+                Open {
+                    opened,
+                    path: request.path.into(),
+                    query: request.query.map(Into::into),
+                    since: Instant::now(),
+                    transport,
+                    version,
+                    peer: request.peer,
+                    subject: subject.map(Into::into),
+                    bytes: SessionBytes::default(),
+                },
+            );
+        }
+    }
+
+    /// Reports the end of the session on `conn`, if it was kept open.
+    pub(crate) fn session_ended(&self, conn: ConnId, reason: &CloseReason) {
+        let Some(write) = &self.log.sessions else {
+            return;
+        };
+        let Some(o) = self.open.lock().ok().and_then(|mut open| open.remove(&conn)) else {
+            return;
+        };
+        write(&SessionEnd {
+            conn,
+            opened: o.opened,
+            path: &o.path,
+            query: o.query.as_deref(),
+            reason,
+            duration: o.since.elapsed(),
+            transport: o.transport,
+            version: o.version,
+            peer: o.peer,
+            subject: o.subject.as_deref(),
+            bytes: (conn.stream() == 0 && !conn.is_quic()).then_some(o.bytes),
+        });
+    }
+
+    /// Counts `out` bytes written to and `read` bytes read from the
+    /// HTTP/1.1 connection `conn`, if it is an open session kept.
+    pub(crate) fn count(&self, conn: ConnId, out: usize, read: usize) {
+        if self.log.sessions.is_none() {
+            return;
+        }
+        if let Ok(mut open) = self.open.lock()
+            && let Some(o) = open.get_mut(&conn)
+        {
+            o.bytes.out = o.bytes.out.saturating_add(out as u64);
+            o.bytes.read = o.bytes.read.saturating_add(read as u64);
+        }
     }
 }
 
@@ -325,19 +504,31 @@ mod tests {
             let id = ConnId::new(i, 1);
             // Half of them already past their time.
             let until = if i % 2 == 0 { now } else { later };
-            access.defer(id, &request("/p"), now, until);
+            access.defer(id, &request("/p"), now, until, None);
         }
         assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING);
         // Full: those whose time is up make room.
-        access.defer(ConnId::new(MAX_PENDING, 1), &request("/new"), now, later);
+        access.defer(ConnId::new(MAX_PENDING, 1), &request("/new"), now, later, None);
         assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING / 2 + 1);
         assert!(seen.lock().unwrap().is_empty());
         for i in 0..MAX_PENDING / 2 - 1 {
-            access.defer(ConnId::new(MAX_PENDING + 1 + i, 1), &request("/more"), now, later);
+            access.defer(
+                ConnId::new(MAX_PENDING + 1 + i, 1),
+                &request("/more"),
+                now,
+                later,
+                None,
+            );
         }
         // Full of requests still due: the next is reported at once, as
         // not known, and not kept.
-        access.defer(ConnId::new(usize::MAX >> 2, 1), &request("/over"), now, later);
+        access.defer(
+            ConnId::new(usize::MAX >> 2, 1),
+            &request("/over"),
+            now,
+            later,
+            None,
+        );
         assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING);
         assert_eq!(*seen.lock().unwrap(), [("/over".to_owned(), 0)]);
         // An answer reports and frees its request; a second does nothing.
@@ -345,5 +536,50 @@ mod tests {
         access.deferred_answer(ConnId::new(MAX_PENDING, 1), 500, 3);
         assert_eq!(seen.lock().unwrap()[1..], [("/new".to_owned(), 202)]);
         assert_eq!(access.pending.lock().unwrap().len(), MAX_PENDING - 1);
+    }
+
+    #[test]
+    fn a_session_is_reported_once_as_it_ends() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let access = Access::new(AccessLog::new(|_| {}).with_session_ends(move |end| {
+            log.lock().unwrap().push((
+                end.conn,
+                end.path.to_owned(),
+                end.subject.map(str::to_owned),
+                end.reason.clone(),
+                end.opened,
+                end.bytes.map(|b| (b.out, b.read)),
+            ));
+        }));
+        assert!(access.reports_session_ends());
+        let id = ConnId::new(3, 1);
+        access.session_opened(id, Opened::WebSocket, &request("/topics/a/ws"), Some("alice"));
+        access.count(id, 10, 2);
+        access.count(id, 5, 0);
+        // Another connection's bytes are not this session's.
+        access.count(ConnId::new(4, 1), 100, 100);
+        access.session_ended(id, &CloseReason::SlowConsumer);
+        // Ended already, or never opened: nothing.
+        access.session_ended(id, &CloseReason::Dropped);
+        access.session_ended(ConnId::new(4, 1), &CloseReason::Dropped);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(
+                id,
+                "/topics/a/ws".to_owned(),
+                Some("alice".to_owned()),
+                CloseReason::SlowConsumer,
+                Opened::WebSocket,
+                Some((15, 2))
+            )]
+        );
+        assert!(access.open.lock().unwrap().is_empty());
+
+        // Without a writer for them, nothing is kept.
+        let (access, _) = kept();
+        assert!(!access.reports_session_ends());
+        access.session_opened(id, Opened::EventStream, &request("/e"), None);
+        assert!(access.open.lock().unwrap().is_empty());
     }
 }

@@ -138,6 +138,13 @@ pub struct Config {
     /// costs one branch a request). See [`AccessEntry`](crate::AccessEntry)
     /// for what is reported and when.
     pub access_log: Option<crate::access::AccessLog>,
+    /// The proxies whose `Forwarded` or `X-Forwarded-For` header names
+    /// the client (none by default): a request whose TCP peer is in one
+    /// of these networks has the address the header gives as its
+    /// [`Request::peer_addr`](crate::Request::peer_addr), in the access
+    /// log and for the application; from any other peer the headers are
+    /// ignored. See [`TrustedProxies`](crate::TrustedProxies).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
     /// Let other processes listen on the same addresses too (off by
     /// default). Off, each listener (main, TLS, admin, and the UDP socket
     /// of HTTP/3) is one socket without `SO_REUSEPORT`, which the loops of
@@ -203,6 +210,7 @@ impl Config {
                 ..tether_quic::QuicConfig::default()
             },
             access_log: None,
+            trusted_proxies: crate::proxy::TrustedProxies::default(),
             reuse_port: false,
             drain_delay: Duration::ZERO,
         }

@@ -34,6 +34,7 @@ mod config;
 mod http;
 mod loops;
 mod output;
+mod proxy;
 mod request;
 mod server;
 mod timers;
@@ -43,13 +44,14 @@ pub mod tls;
 mod tls_session;
 mod transport;
 
-pub use access::{AccessEntry, AccessLog, Opened, Transport, Version};
+pub use access::{AccessEntry, AccessLog, Opened, SessionBytes, SessionEnd, Transport, Version};
 pub use app::{
     App, BeforeBody, CloseReason, ConnId, Ctx, Encoded, Readiness, Reply, Request, Response, Route,
 };
 pub use cluster::Cluster;
 pub use config::{Config, Handshake};
 pub use loops::{Handle, Poster, StatsSnapshot};
+pub use proxy::{Cidr, CidrError, MAX_HOPS, TrustedProxies};
 pub use server::Server;
 pub use tether_ws::{CloseCode, Message, MessageKind, MessageRef};
 /// One TLS session over bytes in memory, for tests and the fuzz targets;

@@ -180,8 +180,10 @@ impl<'a> Request<'a> {
     /// The address of the peer the request came from: the TCP peer (over
     /// HTTP/1.1 and HTTP/2), or the QUIC connection's current address
     /// (over HTTP/3, which follows a migration). Behind a proxy or load
-    /// balancer this is the proxy's; the client's address is then in a
-    /// header the proxy sets, which only the deployment knows to trust.
+    /// balancer this is the proxy's, unless the proxy is one of
+    /// [`Config::trusted_proxies`](crate::Config::trusted_proxies): then
+    /// it is the client its `Forwarded` or `X-Forwarded-For` header names
+    /// (port 0 when the header gives none).
     /// `None` if the socket no longer has a peer.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer

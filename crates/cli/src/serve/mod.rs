@@ -330,6 +330,9 @@ fn start(args: &Args, reload: Option<Reload>) -> Result<(), NodeError> {
         config.tls = args.tls.tls()?;
     }
     config.threads = args.threads;
+    if args.log_format == logger::Format::Json {
+        config.announce = Some(crate::banner::json());
+    }
     let hub = matches!(args.app, AppChoice::Demo | AppChoice::Hub);
     let login = demo_login(args).map_err(NodeError::Config)?;
     let (settings, token_source, key_files) = if hub {

@@ -134,14 +134,23 @@ pub(crate) struct Args {
     pub(crate) log_level: log::LevelFilter,
     /// How log lines are written on standard error: text, or one JSON
     /// object a line (time, level, kind, target, message; an access
-    /// line's fields) for a log collector.
+    /// line's fields) for a log collector; with json, the start line on
+    /// standard output is one JSON object too.
     #[arg(long, value_enum, value_name = "text|json", default_value = "text")]
     pub(crate) log_format: crate::logger::Format,
     /// Write a line for each request answered (method, target with
     /// credentials such as token= redacted, status, body bytes, duration,
-    /// transport, HTTP version, peer) beside the log, in its format.
+    /// transport, HTTP version, peer, the credential's subject) beside
+    /// the log, in its format.
     #[arg(long)]
     pub(crate) access_log: bool,
+    /// A proxy or load balancer in front (an address, or a network as
+    /// ADDRESS/PREFIX; repeat for more): a request whose TCP peer is in
+    /// one has the client its Forwarded (or else X-Forwarded-For) header
+    /// names as its address, in the logs and for the hooks. From any
+    /// other peer those headers are ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub(crate) trusted_proxies: Vec<tether_server::Cidr>,
     /// Share this server's ports (the main one, --tls-listen's,
     /// --metrics-listen's, HTTP/3's UDP) with other processes started
     /// with this too (SO_REUSEPORT, same user): the kernel spreads new
@@ -216,6 +225,7 @@ impl Args {
             .max_fragments(self.max_fragments)
             .ping_interval(optional_seconds(self.ping_interval))
             .idle_timeout(optional_seconds(self.idle_timeout));
+        config.trusted_proxies = tether_server::TrustedProxies::new(self.trusted_proxies.clone());
         config.access_log = self
             .access_log
             .then(|| crate::access_log::access_log(self.log_format));

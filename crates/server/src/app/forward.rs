@@ -143,6 +143,12 @@ macro_rules! forward_app {
     (@one $f:tt keeps_session_state) => {
         $crate::forward_app!(@fn ref $f keeps_session_state(state: &Self::State) -> bool);
     };
+    (@one $f:tt subject) => {
+        #[inline]
+        fn subject<'s>(&self, state: &'s Self::State) -> ::core::option::Option<&'s str> {
+            $crate::App::subject(&self.$f, state)
+        }
+    };
     (@one $f:tt on_request_shutdown) => {
         $crate::forward_app!(@fn mut $f on_request_shutdown(
             ctx: &mut $crate::Ctx<'_, Self::Post>, conn: $crate::ConnId, state: &mut Self::State,

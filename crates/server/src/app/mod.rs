@@ -239,6 +239,16 @@ pub trait App {
         let _ = (ctx, conn, state, reason);
     }
 
+    /// Who the request's credential says it is, as far as `state` knows
+    /// (a token's subject, say), for the access log: asked only with an
+    /// access log, once per request it reports, while the state is still
+    /// held (before an answer given at once releases it, and before
+    /// [`App::on_open`] or [`App::on_subscribe`]). The default: nobody.
+    fn subject<'s>(&self, state: &'s Self::State) -> Option<&'s str> {
+        let _ = state;
+        None
+    }
+
     /// Whether the server keeps `state` for the life of the WebSocket or
     /// event stream its request opened, asked once [`App::on_open`] or
     /// [`App::on_subscribe`] has returned. If not, the state is dropped

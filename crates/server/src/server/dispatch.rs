@@ -215,13 +215,24 @@ pub(super) fn dispatch<A: App>(
     released: Option<Route<u32>>,
 ) -> Decision {
     let held = released.is_some();
+    let logged = ctx.peers.own().access.is_some();
+    if logged {
+        app.note_subject();
+    }
     let decision = decide(app, ctx, id, head, body, closing_sessions, released);
     if let Some(access) = &ctx.peers.own().access {
         if held {
             // Reported again now that it goes on.
             access.forget(id);
         }
-        report(access, id, head, &decision, ctx.now);
+        let released = app.released_subject();
+        let subject = match &decision {
+            Decision::Upgrade(tag) | Decision::EventStream { tag, .. } | Decision::Later { tag, .. } => {
+                app.subject(*tag).or(released)
+            }
+            Decision::Answer(_) => released,
+        };
+        report(access, id, head, &decision, ctx.now, subject.as_deref());
     }
     decision
 }
@@ -230,7 +241,14 @@ pub(super) fn dispatch<A: App>(
 /// WebSocket or an event stream as it opens, and a deferred request
 /// once its answer comes ([`Access::deferred_answer`]).
 #[cold]
-fn report(access: &Access, id: ConnId, head: &Head<'_>, decision: &Decision, since: Instant) {
+fn report(
+    access: &Access,
+    id: ConnId,
+    head: &Head<'_>,
+    decision: &Decision,
+    since: Instant,
+    subject: Option<&str>,
+) {
     let request = &head.request;
     let multiplexed = id.stream() != 0 || id.is_quic();
     let (status, bytes, opened) = match decision {
@@ -247,9 +265,11 @@ fn report(access: &Access, id: ConnId, head: &Head<'_>, decision: &Decision, sin
         Decision::Upgrade(_) if multiplexed => (200, 0, Opened::WebSocket),
         Decision::Upgrade(_) => (101, 0, Opened::WebSocket),
         Decision::EventStream { .. } => (200, 0, Opened::EventStream),
-        Decision::Later { wait, .. } => return access.defer(id, request, since, answer_by(since, *wait)),
+        Decision::Later { wait, .. } => {
+            return access.defer(id, request, since, answer_by(since, *wait), subject);
+        }
     };
-    access.answered(id, request, since, status, bytes, opened);
+    access.answered(id, request, since, status, bytes, opened, subject);
 }
 
 /// The length of [`error_response`]'s body, without making it.

@@ -14,6 +14,7 @@ use std::ops::{Deref, DerefMut};
 
 use tether_ws::MessageRef;
 
+use crate::access::Opened;
 use crate::app::{App, BeforeBody, CloseReason, ConnId, Ctx, Reply, Request, Response, Route};
 use crate::loops::Stats;
 
@@ -73,6 +74,10 @@ impl<S: Default> States<S> {
         self.slots.get_mut(key as usize).and_then(Option::as_mut)
     }
 
+    fn get(&self, key: u32) -> Option<&S> {
+        self.slots.get(key as usize).and_then(Option::as_ref)
+    }
+
     fn remove(&mut self, key: u32) -> Option<S> {
         if key == NO_STATE {
             return Some(S::default());
@@ -94,6 +99,10 @@ impl<S: Default> States<S> {
 pub(super) struct Hosted<A: App> {
     app: A,
     pub(super) states: States<A::State>,
+    /// With an access log: the subject ([`App::subject`]) of the last
+    /// state released, for the line of a request answered at once (whose
+    /// state is released before it is reported).
+    pub(super) released_subject: Option<Option<Box<str>>>,
 }
 
 impl<A: App> Deref for Hosted<A> {
@@ -114,6 +123,7 @@ impl<A: App> Hosted<A> {
         Hosted {
             app,
             states: States::new(),
+            released_subject: None,
         }
     }
 
@@ -145,6 +155,7 @@ impl<A: App> Hosted<A> {
         key: u32,
         reason: CloseReason,
     ) {
+        session_ended(ctx, conn, &reason);
         if let Some(mut state) = self.states.remove(key) {
             self.app.on_close(ctx, conn, &mut state, reason);
         }
@@ -159,6 +170,7 @@ impl<A: App> Hosted<A> {
         key: u32,
         reason: CloseReason,
     ) {
+        session_ended(ctx, conn, &reason);
         if let Some(mut state) = self.states.remove(key) {
             self.app.on_unsubscribe(ctx, conn, &mut state, reason);
         }
@@ -195,9 +207,33 @@ impl<A: App> Hosted<A> {
         }
     }
 
-    /// Drops the state of a request that is over.
+    /// Drops the state of a request that is over (noting its subject
+    /// first, if one is being noted: see [`Hosted::note_subject`]).
     pub(super) fn release(&mut self, key: u32) {
+        if self.released_subject.is_some() {
+            self.released_subject = Some(self.subject(key));
+        }
         drop(self.states.remove(key));
+    }
+
+    /// [`App::subject`] of the state under `key`, if it is held.
+    pub(super) fn subject(&self, key: u32) -> Option<Box<str>> {
+        self.states
+            .get(key)
+            .and_then(|state| self.app.subject(state))
+            .map(Box::from)
+    }
+
+    /// From now on, [`Hosted::release`] notes the subject of the state
+    /// it releases, until [`Hosted::released_subject`] takes it.
+    pub(super) fn note_subject(&mut self) {
+        self.released_subject = Some(None);
+    }
+
+    /// The subject noted since [`Hosted::note_subject`], and no more
+    /// noting.
+    pub(super) fn released_subject(&mut self) -> Option<Box<str>> {
+        self.released_subject.take().flatten()
     }
 
     /// [`App::on_open`]; then, if the application lets the state go, it
@@ -209,6 +245,7 @@ impl<A: App> Hosted<A> {
         key: &mut u32,
         request: &Request<'_>,
     ) {
+        self.session_opened(ctx, conn, *key, Opened::WebSocket, request);
         if let Some(state) = self.states.get_mut(*key) {
             self.app.on_open(ctx, conn, state, request);
             self.settle(key);
@@ -234,6 +271,7 @@ impl<A: App> Hosted<A> {
         key: u32,
         reason: CloseReason,
     ) {
+        session_ended(ctx, conn, &reason);
         if let Some(state) = self.states.get_mut(key) {
             self.app.on_close(ctx, conn, state, reason);
         }
@@ -256,9 +294,31 @@ impl<A: App> Hosted<A> {
         request: &Request<'_>,
         last_event_id: Option<&str>,
     ) {
+        self.session_opened(ctx, conn, *key, Opened::EventStream, request);
         if let Some(state) = self.states.get_mut(*key) {
             self.app.on_subscribe(ctx, conn, state, request, last_event_id);
             self.settle(key);
+        }
+    }
+
+    /// With session ends in the access log: keeps what the session on
+    /// `conn` opened with, and who its state says it is (asked before
+    /// the application's first callback of the session, which may take
+    /// its credential out of the state).
+    #[cold]
+    fn session_opened(
+        &self,
+        ctx: &Ctx<'_, A::Post>,
+        conn: ConnId,
+        key: u32,
+        opened: Opened,
+        request: &Request<'_>,
+    ) {
+        if let Some(access) = &ctx.peers.own().access
+            && access.reports_session_ends()
+        {
+            let subject = self.subject(key);
+            access.session_opened(conn, opened, request, subject.as_deref());
         }
     }
 
@@ -285,6 +345,7 @@ impl<A: App> Hosted<A> {
         key: u32,
         reason: CloseReason,
     ) {
+        session_ended(ctx, conn, &reason);
         if let Some(state) = self.states.get_mut(key) {
             self.app.on_unsubscribe(ctx, conn, state, reason);
         }
@@ -332,6 +393,14 @@ impl<A: App> Hosted<A> {
             Some(state) => self.app.on_request_shutdown(ctx, conn, state),
             None => Some(Response::text(503, "the server is shutting down\n").header("Retry-After", "1")),
         }
+    }
+}
+
+/// The access log's line for a session on `conn` that ends now, if it
+/// was kept open.
+fn session_ended<P>(ctx: &Ctx<'_, P>, conn: ConnId, reason: &CloseReason) {
+    if let Some(access) = &ctx.peers.own().access {
+        access.session_ended(conn, reason);
     }
 }
 

@@ -330,6 +330,9 @@ impl Session {
             {
                 let written = echo_in_place(&mut self.ws, current, payload, kind, stream, out, base.pool);
                 Stats::add(&stats.bytes_out, written as u64);
+                if let Some(access) = &peers.own().access {
+                    access.count(id, written, 0);
+                }
             }
             input = current.get_mut(used..).unwrap_or_default();
             if handled.is_none() {

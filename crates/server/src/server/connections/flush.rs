@@ -66,6 +66,9 @@ impl<A: App> Connections<A> {
                 let before = out.len();
                 let result = out.flush(&mut stream, &mut env.pool);
                 Stats::add(&env.peers.own().stats.bytes_out, (before - out.len()) as u64);
+                if let Some(access) = &env.peers.own().access {
+                    access.count(id, before - out.len(), 0);
+                }
                 result
             }
         };

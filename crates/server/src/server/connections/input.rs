@@ -101,6 +101,9 @@ impl<A: App> Connections<A> {
                 }
                 Ok(n) => {
                     Stats::add(&self.env.stats().bytes_in, n as u64);
+                    if let Some(access) = &self.env.peers.own().access {
+                        access.count(id, 0, n);
+                    }
                     self.on_input(id, buf.get_mut(..n).unwrap_or_default(), now);
                     self.apply_actions(now);
                     // A short read drained the socket: with edge-triggered

@@ -395,7 +395,7 @@ impl H1Conn {
         if mem::replace(&mut requests.head_checked, true) {
             return None;
         }
-        let request = app_request(head, c.link, c.socket);
+        let request = app_request(head, c.link, c.socket, &c.env.config.trusted_proxies);
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
         let before = guarded(&peers.own().stats, "before_body", || {
@@ -477,7 +477,7 @@ impl H1Conn {
             tether_http1::TargetForm::Origin | tether_http1::TargetForm::Absolute => Form::Origin,
         };
         let request = Head {
-            request: app_request(head, c.link, c.socket),
+            request: app_request(head, c.link, c.socket, &c.env.config.trusted_proxies),
             form,
         };
         // Once a shutdown has begun, every answer closes its connection.
@@ -736,7 +736,7 @@ fn body_too_large<A: App>(
     head: &tether_http1::RequestHead<'_, '_>,
     now: Instant,
 ) -> Response {
-    let request = app_request(head, c.link, c.socket);
+    let request = app_request(head, c.link, c.socket, &c.env.config.trusted_proxies);
     let limit = c.env.config.max_request_body;
     let (app, ctx) = c.detached(now);
     let peers = ctx.peers;
@@ -747,6 +747,7 @@ fn app_request<'r>(
     head: &'r tether_http1::RequestHead<'_, '_>,
     link: &Link,
     socket: &Stream<'_>,
+    proxies: &crate::proxy::TrustedProxies,
 ) -> Request<'r> {
     Request {
         method: head.method(),
@@ -755,6 +756,6 @@ fn app_request<'r>(
         headers: head.headers(),
         admin: link.admin,
         secure: link.secure,
-        peer: socket.peer_addr(),
+        peer: proxies.client(socket.peer_addr(), head.headers()),
     }
 }

@@ -172,7 +172,11 @@ impl H2Session {
             headers: &headers,
             admin: c.link.admin,
             secure: c.link.secure,
-            peer: c.socket.peer_addr(),
+            peer: c
+                .env
+                .config
+                .trusted_proxies
+                .client(c.socket.peer_addr(), &headers),
         };
         let (app, mut ctx) = c.detached(now);
         let peers = ctx.peers;
@@ -387,7 +391,11 @@ impl H2Session {
                 headers: &headers,
                 admin: c.link.admin,
                 secure: c.link.secure,
-                peer: c.socket.peer_addr(),
+                peer: c
+                    .env
+                    .config
+                    .trusted_proxies
+                    .client(c.socket.peer_addr(), &headers),
             },
             form,
         };
@@ -455,7 +463,11 @@ fn body_too_large<A: App>(c: &mut Call<'_, '_, A>, request: &H2Request, now: Ins
         headers: &headers,
         admin: c.link.admin,
         secure: c.link.secure,
-        peer: c.socket.peer_addr(),
+        peer: c
+            .env
+            .config
+            .trusted_proxies
+            .client(c.socket.peer_addr(), &headers),
     };
     let limit = c.env.config.max_request_body;
     let (app, ctx) = c.detached(now);

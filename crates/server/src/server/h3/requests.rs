@@ -191,7 +191,10 @@ impl H3Endpoint {
             headers: &headers,
             admin: false,
             secure: true,
-            peer: self.server.remote_address(conn),
+            peer: env
+                .config
+                .trusted_proxies
+                .client(self.server.remote_address(conn), &headers),
         };
         let limit = env.config.max_request_body;
         let (app, ctx) = detached(app, env, now);
@@ -257,7 +260,11 @@ impl H3Endpoint {
             headers: &headers,
             admin: false,
             secure: true,
-            peer: self.server.remote_address(conn),
+            peer: l
+                .env
+                .config
+                .trusted_proxies
+                .client(self.server.remote_address(conn), &headers),
         };
         let (app, mut ctx) = l.detached();
         let peers = ctx.peers;
@@ -317,7 +324,11 @@ impl H3Endpoint {
                 headers: &headers,
                 admin: false,
                 secure: true,
-                peer: self.server.remote_address(conn),
+                peer: l
+                    .env
+                    .config
+                    .trusted_proxies
+                    .client(self.server.remote_address(conn), &headers),
             },
             form,
         };
