@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tether_server::{App, Config};
 
+pub(crate) mod relay;
+
 /// A generous guard: no single socket operation in these tests should
 /// take anywhere near this long.
 pub(crate) const HANG_GUARD: Duration = Duration::from_secs(10);
