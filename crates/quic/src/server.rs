@@ -143,6 +143,12 @@ impl QuicServer {
         self.conns.len()
     }
 
+    /// Handshakes in progress (half-open: a client whose handshake has
+    /// not completed), at most [`QuicConfig::max_half_open`].
+    pub fn half_open(&self) -> usize {
+        self.handshaking.len()
+    }
+
     /// What this server has counted since it was made.
     pub fn stats(&self) -> QuicStats {
         self.stats
