@@ -657,7 +657,7 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
             })
             .collect::<Vec<_>>(),
     );
-    super::latency::write(&mut out, sources.loops);
+    super::latency::write(&mut out, sources.loops, sources.broker.round_trip());
     sources.broker.write_metrics(&mut out);
     if let Some((version, commit)) = build {
         build_info(&mut out, version, commit);
