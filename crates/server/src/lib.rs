@@ -36,6 +36,8 @@ mod cluster;
 mod config;
 mod http;
 mod loops;
+// Used by the HTTP/3 endpoint, which comes with TLS.
+#[cfg(feature = "tls")]
 mod memory;
 mod output;
 mod request;

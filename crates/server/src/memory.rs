@@ -31,7 +31,7 @@ pub(crate) fn release_free_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn release_free_memory() {}
 
-/// Says when a burst of state (half-open handshakes) has passed: once the
+/// Says when a burst of state (connections) has passed: once the
 /// count, having reached at least [`Burst::at_least`], falls to a quarter
 /// of its peak or below. Then the peak starts again from the count.
 #[derive(Debug)]

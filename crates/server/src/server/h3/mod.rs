@@ -126,13 +126,17 @@ pub(in crate::server) struct H3Endpoint {
     /// that tells of the stream's end).
     pub(in crate::server) released: Vec<u32>,
     /// Half-open handshakes in bulk (a flood): once they have timed out,
-    /// the memory they held is handed back to the system.
-    half_open_burst: Burst,
+    /// the memory they held is handed back to the system. Counted as
+    /// connections held, not handshakes in progress: a handshake closed
+    /// at its timeout stops being one at once, but its connection (and
+    /// its memory) is held until its closing period is over.
+    burst: Burst,
 }
 
-/// Half-open handshakes at once from which their end gives memory back
-/// ([`release_free_memory`]): about 28 KiB each, so 7 MiB and more.
-const HALF_OPEN_BURST: usize = 256;
+/// QUIC connections at once from which their end gives memory back
+/// ([`release_free_memory`]): a half-open handshake holds about 28 KiB,
+/// so 7 MiB and more.
+const CONNECTION_BURST: usize = 256;
 
 /// The streams of one QUIC connection that the server still serves.
 struct H3Conn {
@@ -246,7 +250,7 @@ impl H3Endpoint {
             streams_due: None,
             wt_config: tether_ws::SharedConfig::new(wt_config, Instant::now()),
             released: Vec::new(),
-            half_open_burst: Burst::new(HALF_OPEN_BURST),
+            burst: Burst::new(CONNECTION_BURST),
         })
     }
 
@@ -357,7 +361,7 @@ impl H3Endpoint {
         }
         self.send(app, env, registry, now);
         self.publish_stats(env.stats());
-        if self.half_open_burst.passed(self.server.half_open()) {
+        if self.burst.passed(self.server.connections()) {
             release_free_memory();
         }
     }
