@@ -31,25 +31,35 @@ pub(crate) fn release_free_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn release_free_memory() {}
 
-/// Says when a burst of state (connections) has passed: once the
-/// count, having reached at least [`Burst::at_least`], falls to a quarter
-/// of its peak or below. Then the peak starts again from the count.
+/// Says when a burst of state (connections) is passing: once the count,
+/// having reached at least `at_least`, falls to a quarter of its peak or
+/// below; and then, while what is left is more than a sixteenth of
+/// `at_least`, at each further fall to a quarter. The connections of a
+/// flood end over a second or so, not at once: trimmed at the first
+/// quarter alone, the rest of them would keep their memory.
 #[derive(Debug)]
 pub(crate) struct Burst {
     at_least: usize,
     peak: usize,
+    /// A burst has been told of and enough of it is left to tell again.
+    following: bool,
 }
 
 impl Burst {
     /// Bursts of `at_least` or more are told of.
     pub(crate) fn new(at_least: usize) -> Burst {
-        Burst { at_least, peak: 0 }
+        Burst {
+            at_least,
+            peak: 0,
+            following: false,
+        }
     }
 
-    /// The count now: whether a burst has just passed.
+    /// The count now: whether a burst has just passed a quarter.
     pub(crate) fn passed(&mut self, count: usize) -> bool {
         self.peak = self.peak.max(count);
-        if self.peak >= self.at_least && count <= self.peak / 4 {
+        if (self.peak >= self.at_least || self.following) && count <= self.peak / 4 {
+            self.following = count > self.at_least / 16;
             self.peak = count;
             return true;
         }
@@ -62,22 +72,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_burst_passes_once_when_it_falls_to_a_quarter_of_its_peak() {
-        let mut burst = Burst::new(100);
+    fn a_burst_is_told_at_each_quarter_until_little_is_left() {
+        let mut burst = Burst::new(256);
         // Below the size told of: never.
-        assert!(![0, 50, 99, 0].into_iter().any(|n| burst.passed(n)));
-        assert!(!burst.passed(400));
-        assert!(!burst.passed(101));
-        assert!(burst.passed(100));
-        // The peak starts again from there: the 100 left are a burst of
-        // their own, told when they have gone.
-        assert!(!burst.passed(90));
-        assert!(burst.passed(25));
-        // Told once: what stays low is not another burst.
-        assert!(![0, 80, 0].into_iter().any(|n| burst.passed(n)));
-        // A new one, told when it has passed.
-        assert!(!burst.passed(200));
-        assert!(burst.passed(10));
+        assert!(![0, 100, 255, 0].into_iter().any(|n| burst.passed(n)));
+        assert!(!burst.passed(1000));
+        assert!(!burst.passed(251));
+        // A quarter, then a quarter of that, then of that (16 or fewer
+        // left: the end).
+        assert!(burst.passed(250));
+        assert!(!burst.passed(63));
+        assert!(burst.passed(62));
+        assert!(burst.passed(15));
+        assert!(![0, 10, 0].into_iter().any(|n| burst.passed(n)));
+        // A new burst, told when it has passed.
+        assert!(!burst.passed(300));
+        assert!(burst.passed(0));
+        assert!(![0, 200, 0].into_iter().any(|n| burst.passed(n)));
     }
 
     #[test]
