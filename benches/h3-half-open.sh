@@ -55,7 +55,8 @@ source "$(dirname "$0")/run-line.sh"
 # shellcheck source=tls-files.sh
 source "$(dirname "$0")/tls-files.sh"
 names=()
-for bin in "${BUILDS[@]}"; do names+=("$(basename "$(dirname "$(dirname "$(dirname "$bin")")")")/$(basename "$bin")"); done
+# A build is named by its checkout's directory (CHECKOUT/target/release/tether).
+for bin in "${BUILDS[@]}"; do names+=("$(basename "$(dirname "$(dirname "$(dirname "$(realpath "$bin")")")")")"); done
 run_line h3-half-open "bash benches/h3-half-open.sh --count $COUNT --rounds $ROUNDS --timeout $TIMEOUT" \
     "builds=${names[*]}" >"$OUT"
 LOGS=$(mktemp -d)
