@@ -190,6 +190,10 @@ impl<B: Bus> Broker for BusBroker<B> {
         B::KIND
     }
 
+    fn round_trip(&self) -> Option<&tether_hub::histogram::Histogram> {
+        Some(&self.bus.counters().round_trip)
+    }
+
     fn write_metrics(&self, out: &mut String) {
         self.bus.write_metrics(out);
     }

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tether_hub::BrokerState;
+use tether_hub::histogram::{Histogram, ROUND_TRIP};
 
 /// Adds `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -13,7 +14,7 @@ pub fn add(counter: &AtomicU64, n: u64) {
 
 /// The counters and the flag every bus keeps; a bus's own stats hold
 /// these and what only it counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     /// The bridge was shut down.
     pub stopped: AtomicBool,
@@ -33,6 +34,26 @@ pub struct Counters {
     pub read: AtomicU64,
     /// Topics this node follows.
     pub followed: AtomicU64,
+    /// The bus's round trips: a request to it and its answer, as each bus
+    /// times them (what the hub shows as `tether_bus_round_trip_seconds`).
+    pub round_trip: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            stopped: AtomicBool::default(),
+            reconnects: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            resyncs: AtomicU64::default(),
+            added: AtomicU64::default(),
+            duplicates: AtomicU64::default(),
+            refused: AtomicU64::default(),
+            read: AtomicU64::default(),
+            followed: AtomicU64::default(),
+            round_trip: Histogram::new(ROUND_TRIP),
+        }
+    }
 }
 
 impl Counters {

@@ -9,8 +9,8 @@ use tether_hub::EventId;
 
 use super::backend::Hook;
 use super::broker_view::unix_ms;
-use super::histogram::{Histogram, write_head, write_series};
 use super::metrics::HubStats;
+use tether_hub::histogram::{Histogram, ROUND_TRIP, write_head, write_series};
 
 /// Publish to acknowledgement: from 100 µs (the in-process broker
 /// answers within the loop's turn) through the few milliseconds of a
@@ -96,8 +96,9 @@ pub(super) fn arrived(stats: &HubStats, kind: &str, id: EventId) {
     }
 }
 
-/// Writes the histograms, added up over `loops`.
-pub(super) fn write(out: &mut String, loops: &[Arc<HubStats>]) {
+/// Writes the histograms, added up over `loops`, and the round trips of
+/// the bus (`round_trip`, the broker's; empty without a bus).
+pub(super) fn write(out: &mut String, loops: &[Arc<HubStats>], round_trip: Option<&Histogram>) {
     let name = "tether_hub_publish_seconds";
     write_head(
         out,
@@ -122,6 +123,14 @@ pub(super) fn write(out: &mut String, loops: &[Arc<HubStats>]) {
         "Events from their publish to their arrival on a loop, measured where the broker's event ids are publish times (Redis); empty with other brokers.",
     );
     write_series(out, name, "", loops.iter().map(|s| &s.latencies.delivery_lag));
+    let name = "tether_bus_round_trip_seconds";
+    write_head(
+        out,
+        name,
+        "Requests to the bus and their answers (Redis: a batch of publishes to their replies, and a PING each second while none comes; NATS: a publish to its JetStream acknowledgement); empty without a bus.",
+    );
+    let none = Histogram::new(ROUND_TRIP);
+    write_series(out, name, "", std::iter::once(round_trip.unwrap_or(&none)));
 }
 
 #[cfg(test)]
@@ -130,7 +139,7 @@ mod tests {
 
     #[test]
     fn buckets_fit_the_histogram() {
-        for bounds in [PUBLISH, HOOK, DELIVERY_LAG] {
+        for bounds in [PUBLISH, HOOK, DELIVERY_LAG, ROUND_TRIP] {
             assert!(bounds.len() <= 15 && bounds.is_sorted(), "{bounds:?}");
         }
     }
@@ -149,7 +158,7 @@ mod tests {
             .hook(Hook::Refresh)
             .observe(Duration::from_millis(3));
         let mut out = String::new();
-        write(&mut out, &[stats]);
+        write(&mut out, &[stats], None);
         assert!(
             out.contains("tether_hub_backend_seconds_count{hook=\"refresh\"} 1\n"),
             "{out}"
@@ -163,5 +172,27 @@ mod tests {
             out.contains("tether_hub_delivery_lag_seconds_bucket{le=\"60\"} 0\n"),
             "{out}"
         );
+        // No bus: its round trips are there, empty.
+        assert!(
+            out.contains("tether_bus_round_trip_seconds_bucket{le=\"5\"} 0\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_bus_round_trips_are_the_brokers() {
+        let bus = Histogram::new(ROUND_TRIP);
+        bus.observe(Duration::from_micros(300));
+        let mut out = String::new();
+        write(&mut out, &[Arc::new(HubStats::default())], Some(&bus));
+        assert!(
+            out.contains("tether_bus_round_trip_seconds_bucket{le=\"0.00025\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tether_bus_round_trip_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("tether_bus_round_trip_seconds_count 1\n"), "{out}");
     }
 }

@@ -47,7 +47,6 @@ mod cors;
 mod deliver;
 mod embedder;
 mod external;
-mod histogram;
 mod hooks;
 mod http_backend;
 mod json_text;

@@ -265,8 +265,20 @@ fn quic_metrics(server: &StatsSnapshot, metric: &mut impl FnMut(&str, &str, &str
     metric(
         "tether_quic_refused_total",
         "counter",
-        "New QUIC clients refused at the connection limit.",
+        "New QUIC clients refused at the connection limit or a bound on half-open handshakes.",
         &[("", server.quic_refused)],
+    );
+    metric(
+        "tether_quic_refused_half_open_total",
+        "counter",
+        "Of the refused QUIC clients, those refused because their source, or the loop, had as many handshakes in progress as it may.",
+        &[("", server.quic_refused_half_open)],
+    );
+    metric(
+        "tether_quic_half_open",
+        "gauge",
+        "QUIC handshakes in progress (half-open).",
+        &[("", server.quic_half_open)],
     );
     metric(
         "tether_quic_datagrams_received_total",
@@ -645,7 +657,7 @@ fn page(server: &StatsSnapshot, sources: &Sources<'_>, build: Option<&(String, S
             })
             .collect::<Vec<_>>(),
     );
-    super::latency::write(&mut out, sources.loops);
+    super::latency::write(&mut out, sources.loops, sources.broker.round_trip());
     sources.broker.write_metrics(&mut out);
     if let Some((version, commit)) = build {
         build_info(&mut out, version, commit);

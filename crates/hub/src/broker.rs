@@ -432,6 +432,13 @@ pub trait Broker {
     /// A short name for the metrics (`local`, `redis`).
     fn kind(&self) -> &'static str;
 
+    /// The round trips to the bus of a broker over one (bounds
+    /// [`crate::histogram::ROUND_TRIP`]), as the bus times them; `None`
+    /// (the default) for a broker with no bus.
+    fn round_trip(&self) -> Option<&crate::histogram::Histogram> {
+        None
+    }
+
     /// Whether this broker shares presence with other nodes (see
     /// [`crate::Presence`]): it is told of this node's members
     /// ([`Broker::presence`]) and posts the other nodes' members of the

@@ -100,6 +100,7 @@ mod cursor;
 mod decision;
 mod error;
 mod event;
+pub mod histogram;
 mod hub;
 mod id;
 mod json;

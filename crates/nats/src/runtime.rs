@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use async_nats::{ConnectOptions, Event as NatsEvent, ServerAddr};
@@ -143,6 +143,7 @@ impl Bridge {
             topic, data, reply, ..
         } = publish;
         let message = message.payload(Bytes::from(data));
+        let sent_at = Instant::now();
         let sent: Result<PublishAckFuture, _> = self.js.send_publish(subject, message).await;
         match sent {
             Ok(ack) => {
@@ -150,6 +151,9 @@ impl Bridge {
                 let bridge = self.clone();
                 tokio::task::spawn_local(async move {
                     let result = ack.await.map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        bridge.shared.stats.round_trip.observe(sent_at.elapsed());
+                    }
                     bridge.in_flight.set(bridge.in_flight.get().saturating_sub(1));
                     bridge.answer(&topic, reply, result);
                 });

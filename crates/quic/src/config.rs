@@ -22,9 +22,18 @@ pub struct QuicConfig {
     /// validated yet gets a Retry first (RFC 9000 §8.1.2); 0 retries every
     /// new client.
     pub retry_above_handshakes: usize,
-    /// Request streams a client may have open at once
-    /// (initial_max_streams_bidi).
+    /// Request streams a client may have open at once, from the end of
+    /// its handshake (MAX_STREAMS).
     pub max_concurrent_bidi_streams: u32,
+    /// Request streams a client may open before its handshake is complete
+    /// (initial_max_streams_bidi; at most
+    /// [`QuicConfig::max_concurrent_bidi_streams`]), raised to that once it
+    /// is (default 16). QUIC keeps a slot for every stream a client may
+    /// open from the moment the connection is made, so that a half-open
+    /// handshake would otherwise hold a hundred of them; a client that
+    /// opens more than this many requests in its first flight waits one
+    /// round trip for the rest.
+    pub handshake_bidi_streams: u32,
     /// Unidirectional streams a client may have open at once: its control
     /// and QPACK streams need 3 (RFC 9114 §6.2), the rest is room for
     /// grease and extension streams.
@@ -83,6 +92,7 @@ impl Default for QuicConfig {
             max_connections: 10_000,
             retry_above_handshakes: 64,
             max_concurrent_bidi_streams: 100,
+            handshake_bidi_streams: 16,
             max_concurrent_uni_streams: 8,
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
@@ -126,7 +136,7 @@ impl QuicConfig {
     pub(crate) fn transport(&self) -> Result<TransportConfig, ConfigError> {
         let mut transport = TransportConfig::default();
         transport
-            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_bidi_streams))
+            .max_concurrent_bidi_streams(VarInt::from_u32(self.handshake_bidi_streams()))
             .max_concurrent_uni_streams(VarInt::from_u32(self.max_concurrent_uni_streams))
             .max_idle_timeout(Some(
                 IdleTimeout::try_from(self.idle_timeout).map_err(|_| ConfigError::IdleTimeout)?,
@@ -143,6 +153,11 @@ impl QuicConfig {
         // whose socket does GSO asks poll_transmit for several datagrams
         // at once, any other for one.
         Ok(transport)
+    }
+
+    /// The request streams a client may open while it handshakes.
+    pub(crate) fn handshake_bidi_streams(&self) -> u32 {
+        self.handshake_bidi_streams.min(self.max_concurrent_bidi_streams)
     }
 
     /// The server configuration: `tls` (the TCP listener's, certificates

@@ -9,9 +9,10 @@ use bytes::Bytes;
 use quinn_proto::{
     Connection, ConnectionHandle, Dir, Event, ReadError, StreamEvent, StreamId, VarInt, WriteError,
 };
-use tether_h3::session::{LocalStream, ServerSession, SessionConfig, SessionEvent, Target};
+use tether_h3::session::{LocalStream, ServerSession, SessionEvent, Target};
 use tether_h3::{Error, ErrorCode};
 
+use crate::config::QuicConfig;
 use crate::event::ServerEvent;
 use crate::stats::CloseCause;
 
@@ -41,6 +42,9 @@ pub(crate) struct Conn {
     reported_closed: bool,
     /// [`QuicConfig::max_control_backlog`](crate::config::QuicConfig::max_control_backlog).
     max_control_backlog: usize,
+    /// [`QuicConfig::max_concurrent_bidi_streams`](crate::config::QuicConfig::max_concurrent_bidi_streams),
+    /// granted once the handshake is complete.
+    bidi_streams: u32,
     /// Why the connection ended, as first known (the server's own close
     /// sets it before quinn-proto reports the loss).
     pub(crate) cause: Option<CloseCause>,
@@ -55,15 +59,10 @@ fn code(code: ErrorCode) -> VarInt {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        quic: Connection,
-        session: SessionConfig,
-        max_control_backlog: usize,
-        now: Instant,
-    ) -> Conn {
+    pub(crate) fn new(quic: Connection, config: &QuicConfig, now: Instant) -> Conn {
         Conn {
             quic,
-            h3: ServerSession::new(session),
+            h3: ServerSession::new(config.session.clone()),
             accepted_at: now,
             local: BTreeMap::new(),
             unsent: BTreeMap::new(),
@@ -71,7 +70,8 @@ impl Conn {
             failed: false,
             close_reason: None,
             reported_closed: false,
-            max_control_backlog,
+            max_control_backlog: config.max_control_backlog,
+            bidi_streams: config.max_concurrent_bidi_streams,
             cause: None,
         }
     }
@@ -127,6 +127,10 @@ impl Conn {
         while let Some(event) = self.quic.poll() {
             let result = match event {
                 Event::Connected => {
+                    // The request streams held back while the handshake
+                    // was in progress (QuicConfig::handshake_bidi_streams).
+                    self.quic
+                        .set_max_concurrent_streams(Dir::Bi, VarInt::from_u32(self.bidi_streams));
                     // A ClientHello larger than one datagram (Chromium's)
                     // made the connection before the client's transport
                     // parameters allowed any stream of ours: the control

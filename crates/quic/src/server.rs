@@ -76,7 +76,11 @@ pub struct QuicServer {
     endpoint: Endpoint,
     config: QuicConfig,
     server_config: Arc<quinn_proto::ServerConfig>,
-    conns: BTreeMap<ConnectionHandle, Conn>,
+    /// Each boxed: a connection's state is several KiB, which a map's
+    /// nodes would otherwise hold inline for up to eleven slots each, most
+    /// of them empty (twice the memory of the connections themselves
+    /// under a flood of half-open handshakes).
+    conns: BTreeMap<ConnectionHandle, Box<Conn>>,
     events: VecDeque<ServerEvent>,
     /// Datagrams the endpoint answered by itself (Retry, refusals,
     /// version negotiation, stateless resets).
@@ -137,6 +141,12 @@ impl QuicServer {
     /// Connections held (handshaking, open or closing).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Handshakes in progress (half-open: a client whose handshake has
+    /// not completed), at most [`QuicConfig::max_half_open`].
+    pub fn half_open(&self) -> usize {
+        self.handshaking.len()
     }
 
     /// What this server has counted since it was made.
@@ -211,15 +221,9 @@ impl QuicServer {
             .accept(incoming, now, &mut buf, Some(self.server_config.clone()))
         {
             Ok((handle, quic)) => self.holding(handle, |server| {
-                server.conns.insert(
-                    handle,
-                    Conn::new(
-                        quic,
-                        server.config.session.clone(),
-                        server.config.max_control_backlog,
-                        now,
-                    ),
-                );
+                server
+                    .conns
+                    .insert(handle, Box::new(Conn::new(quic, &server.config, now)));
                 server.drive(handle, now);
             }),
             Err(e) => {

@@ -608,6 +608,29 @@ fn streams_past_the_limit_cannot_be_opened() {
 }
 
 #[test]
+fn request_streams_held_back_during_the_handshake_are_granted_once_it_completes() {
+    let mut net = Net::new(QuicConfig {
+        max_concurrent_bidi_streams: 6,
+        handshake_bidi_streams: 2,
+        ..QuicConfig::default()
+    });
+    net.answer = None;
+    let c = net.connect(1 << 20);
+    net.connected(c);
+    // The client learnt 2 from the handshake; the server grants the other
+    // 4 (MAX_STREAMS) once it is complete, and no more.
+    let mut opened = 0;
+    assert!(net.run_until(Duration::from_secs(1), |net| {
+        while net.clients[c].conn.streams().open(Dir::Bi).is_some() {
+            opened += 1;
+        }
+        opened == 6
+    }));
+    net.run_until(Duration::from_millis(500), |_| false);
+    assert_eq!(net.clients[c].conn.streams().open(Dir::Bi), None);
+}
+
+#[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let mut net = Net::new(QuicConfig {
         idle_timeout: Duration::from_secs(3),

@@ -86,10 +86,12 @@ impl Writer {
                         self.count_replicas();
                         continue;
                     }
+                    let sent = Instant::now();
                     let ping =
                         connection::connected(&mut self.con).and_then(|con| con.query(&redis::cmd("PING")));
-                    if let Err(e) = ping {
-                        self.lost(&e);
+                    match ping {
+                        Ok(_) => self.shared.stats.round_trip.observe(sent.elapsed()),
+                        Err(e) => self.lost(&e),
                     }
                     continue;
                 }
@@ -210,6 +212,7 @@ impl Writer {
                 )
             })
             .collect();
+        let sent = Instant::now();
         let (replies, failure) = if self.shared.keys.cluster {
             // The cluster pipeline fails as a whole at an error reply or a
             // lost node; what Redis refuses inside a publish's script (a
@@ -224,6 +227,9 @@ impl Writer {
         } else {
             con.pipeline(&cmds)
         };
+        if failure.is_none() {
+            self.shared.stats.round_trip.observe(sent.elapsed());
+        }
         let mut added = Vec::new();
         let mut publishes = publishes.into_iter();
         // Replies first: `zip` takes no publish past the last reply.

@@ -508,3 +508,41 @@ fn with_wait_replicas_the_replicas_online_are_counted_for_readiness() {
     let b = Node::start(&primary.url(), |_| {});
     assert!(b.bridge.replicas().is_none());
 }
+
+/// `tether_bus_round_trip_seconds_count` in what a node's broker shows.
+fn round_trips(metrics: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tether_bus_round_trip_seconds_count "))
+        .unwrap_or_else(|| panic!("no round trip count in {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_round_trips_to_redis_are_timed_publishes_and_pings() {
+    if !available("the_round_trips_to_redis_are_timed_publishes_and_pings") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis.url(), |_| {});
+    let before = round_trips(&a.round_trips());
+    // Each publish answered before the next is sent: a batch of its own,
+    // one round trip each.
+    for n in 1..=3 {
+        a.publish_ok(0, "timed", &format!("e{n}"));
+    }
+    let published = round_trips(&a.round_trips());
+    assert!(published >= before + 3, "{before} then {published}");
+    // With nothing to publish, the writer's PING is timed.
+    wait_until("a PING's round trip", || {
+        round_trips(&a.round_trips()) > published
+    });
+    let metrics = a.round_trips();
+    let count = round_trips(&metrics);
+    assert!(
+        metrics.contains(&format!(
+            "tether_bus_round_trip_seconds_bucket{{le=\"+Inf\"}} {count}\n"
+        )),
+        "{metrics}"
+    );
+}

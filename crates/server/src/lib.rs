@@ -17,7 +17,10 @@
 //! interest registered only while bytes are pending; a broadcast encoded
 //! once and shared by reference count among its recipients; every deadline
 //! in one timer heap that gives `Poll::poll` its timeout.
-#![forbid(unsafe_code)]
+// One call needs `unsafe` (glibc's malloc_trim, `memory.rs`), allowed
+// there alone with its SAFETY comment.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 /// The crate README's examples, run as doc tests.
 #[cfg(doctest)]
@@ -33,6 +36,9 @@ mod cluster;
 mod config;
 mod http;
 mod loops;
+// Used by the HTTP/3 endpoint, which comes with TLS.
+#[cfg(feature = "tls")]
+mod memory;
 mod output;
 mod proxy;
 mod request;

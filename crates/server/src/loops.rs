@@ -439,8 +439,14 @@ counters! {
     quic_handshakes,
     /// New QUIC clients sent a Retry (address validation under load).
     quic_retries,
-    /// New QUIC clients refused at the connection limit.
+    /// New QUIC clients refused at the connection limit or a bound on
+    /// half-open handshakes.
     quic_refused,
+    /// Of `quic_refused`, those refused at a bound on half-open
+    /// handshakes (per source, or in all).
+    quic_refused_half_open,
+    /// QUIC handshakes in progress (half-open), counted in `open_h3`.
+    quic_half_open,
     /// UDP datagrams received on the QUIC sockets (forwarded ones counted
     /// by the loop that handled them).
     quic_datagrams_in,

@@ -330,6 +330,17 @@ impl<B: Broker> Loops<B> {
         panic!("loop {loop_index} never heard {members:?} of {topic} (last: {last:?})");
     }
 
+    /// The bus's round trips (loop 0's broker's), as `/metrics` shows
+    /// them, named `tether_bus_round_trip_seconds`; empty without a bus.
+    pub fn round_trips(&self) -> String {
+        let mut out = String::new();
+        if let Some(histogram) = self.brokers[0].round_trip() {
+            let name = "tether_bus_round_trip_seconds";
+            tether_hub::histogram::write_series(&mut out, name, "", std::iter::once(histogram));
+        }
+        out
+    }
+
     pub fn metrics(&self) -> String {
         let mut out = String::new();
         self.brokers[0].write_metrics(&mut out);

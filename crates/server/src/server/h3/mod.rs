@@ -71,6 +71,7 @@
 //! endpoint's own work, for no connection in particular, costs the
 //! datagram being handled.
 
+use crate::memory::{Burst, release_free_memory};
 use crate::server::hosted::Hosted;
 use std::collections::BTreeMap;
 use std::io;
@@ -124,7 +125,18 @@ pub(in crate::server) struct H3Endpoint {
     /// released by the loop at the end of its turn (after any callback
     /// that tells of the stream's end).
     pub(in crate::server) released: Vec<u32>,
+    /// Half-open handshakes in bulk (a flood): once they have timed out,
+    /// the memory they held is handed back to the system. Counted as
+    /// connections held, not handshakes in progress: a handshake closed
+    /// at its timeout stops being one at once, but its connection (and
+    /// its memory) is held until its closing period is over.
+    burst: Burst,
 }
+
+/// QUIC connections at once from which their end gives memory back
+/// ([`release_free_memory`]): a half-open handshake holds about 28 KiB,
+/// so 7 MiB and more.
+const CONNECTION_BURST: usize = 256;
 
 /// The streams of one QUIC connection that the server still serves.
 struct H3Conn {
@@ -238,6 +250,7 @@ impl H3Endpoint {
             streams_due: None,
             wt_config: tether_ws::SharedConfig::new(wt_config, Instant::now()),
             released: Vec::new(),
+            burst: Burst::new(CONNECTION_BURST),
         })
     }
 
@@ -348,6 +361,9 @@ impl H3Endpoint {
         }
         self.send(app, env, registry, now);
         self.publish_stats(env.stats());
+        if self.burst.passed(self.server.connections()) {
+            release_free_memory();
+        }
     }
 
     /// Copies the endpoint's counters to the loop's, which `/metrics`
@@ -359,6 +375,8 @@ impl H3Endpoint {
             (&stats.quic_handshakes, quic.handshakes),
             (&stats.quic_retries, quic.retries),
             (&stats.quic_refused, quic.refused),
+            (&stats.quic_refused_half_open, quic.refused_half_open),
+            (&stats.quic_half_open, self.server.half_open() as u64),
             (&stats.quic_datagrams_in, quic.datagrams_in),
             (&stats.quic_bytes_in, quic.bytes_in),
             (&stats.quic_datagrams_out, quic.datagrams_out),

@@ -1,11 +1,21 @@
-//! Latency histograms: fixed buckets, one set per loop, counted with
-//! relaxed atomic adds (no lock, no allocation where something is
-//! timed) and added up over the loops when `/metrics` is read, as the
-//! counters are.
+//! Latency histograms for `/metrics`: fixed buckets, counted with relaxed
+//! atomic adds (no lock, no allocation where something is timed; one per
+//! loop, or one per bus bridge) and added up when `/metrics` is read, as
+//! the counters are. The caller measures the duration; nothing here reads
+//! a clock.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Upper bounds (in microseconds) for a bus's round trip, a request to it
+/// and its answer: from a tenth of a millisecond (a bus on the same host)
+/// through the milliseconds of one across a network, to the seconds of a
+/// bus that stalls (a command timeout), in 1-2.5-5 steps.
+pub const ROUND_TRIP: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000,
+];
 
 /// The most upper bounds a histogram may have (its `+Inf` bucket
 /// besides).
@@ -14,7 +24,7 @@ const MAX_BOUNDS: usize = 15;
 /// One loop's histogram of durations, with the upper bounds (in
 /// microseconds, ascending) it was made with.
 #[derive(Debug)]
-pub(super) struct Histogram {
+pub struct Histogram {
     bounds: &'static [u64],
     /// Observations per bucket (not cumulative): bucket `i` holds those
     /// over `bounds[i - 1]` and at most `bounds[i]`; the one after the
@@ -27,7 +37,7 @@ pub(super) struct Histogram {
 impl Histogram {
     /// A histogram with upper bounds `bounds`, in microseconds,
     /// ascending, at most [`MAX_BOUNDS`] of them (more are ignored).
-    pub(super) fn new(bounds: &'static [u64]) -> Histogram {
+    pub fn new(bounds: &'static [u64]) -> Histogram {
         debug_assert!(bounds.len() <= MAX_BOUNDS && bounds.is_sorted());
         Histogram {
             bounds: bounds.get(..MAX_BOUNDS).unwrap_or(bounds),
@@ -37,7 +47,7 @@ impl Histogram {
     }
 
     /// Counts one observation.
-    pub(super) fn observe(&self, took: Duration) {
+    pub fn observe(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let bucket = self.bounds.partition_point(|&bound| bound < micros);
         if let Some(count) = self.counts.get(bucket) {
@@ -51,7 +61,7 @@ impl Histogram {
 /// `loops` (which all have the same bounds): its cumulative buckets, sum
 /// (in seconds) and count. `labels` is empty or `key="value"` pairs
 /// without braces.
-pub(super) fn write_series<'a>(
+pub fn write_series<'a>(
     out: &mut String,
     name: &str,
     labels: &str,
@@ -87,7 +97,7 @@ pub(super) fn write_series<'a>(
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of a histogram.
-pub(super) fn write_head(out: &mut String, name: &str, help: &str) {
+pub fn write_head(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
 }
 
