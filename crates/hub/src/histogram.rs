@@ -19,7 +19,7 @@ pub const ROUND_TRIP: &[u64] = &[
 
 /// The most upper bounds a histogram may have (its `+Inf` bucket
 /// besides).
-const MAX_BOUNDS: usize = 15;
+pub const MAX_BOUNDS: usize = 15;
 
 /// One loop's histogram of durations, with the upper bounds (in
 /// microseconds, ascending) it was made with.
