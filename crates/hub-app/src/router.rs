@@ -292,13 +292,14 @@ fn multi_topic_route(
     }
     let presented = seen.presented;
     let first_ticket = listed.tickets.first().map(String::as_str);
-    // The backend's connect hook is not asked here (yet; the multiplexed
-    // socket asks it), so a request that presents nothing is not let
-    // past it.
+    // Who a request without credentials is, the backend's connect hook
+    // says, as for the multiplexed socket (with no topic: each listed
+    // topic is then decided as its own route would decide it); routed
+    // again with its answer standing for the credential.
     if settings.backend_for(Hook::Connect).is_some()
         && access.presents_nothing(request, first_ticket, presented)
     {
-        return refuse(Refusal::NoCredentials);
+        return HubRoute::Decide.route();
     }
     let credential = access.credential(request, presented, access.unix_secs(Instant::now()));
     if let Err(refusal) = credential {

@@ -338,14 +338,22 @@ impl BackendHooks {
         let access = &parts.shared.access;
         let asks_connect = settings.backend_for(Hook::Connect).is_some()
             && access.presents_nothing(request, admission.ticket(), admission.presented());
-        if request.path() == super::router::MULTIPLEXED_PATH && asks_connect {
-            // The multiplexed socket names no topic at its upgrade: only
-            // who it is is asked (each subscribe is asked about later,
-            // as its namespace says).
-            let question = connect_question(&settings, request, "websocket", None);
+        let multiplexed = match request.path() {
+            super::router::MULTIPLEXED_PATH => Some("websocket"),
+            super::router::MULTI_EVENTS_PATH => Some("sse"),
+            super::router::MULTI_POLL_PATH => Some("poll"),
+            _ => None,
+        };
+        if let Some(transport) = multiplexed
+            && asks_connect
+        {
+            // A multiplexed connection names no one topic: only who it is
+            // is asked (each of its topics is decided later, as its
+            // namespace says).
+            let question = connect_question(&settings, request, transport, None);
             let asked = Asked::Connect {
                 conn,
-                transport: "websocket",
+                transport,
                 then_subscribe: None,
             };
             return self.hold_for(ctx, parts, &settings, question, asked);

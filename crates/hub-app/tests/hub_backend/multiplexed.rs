@@ -222,3 +222,56 @@ fn a_multiplexed_socket_the_backend_let_in_is_refreshed_before_it_expires() {
     drop(kept);
     hub.server.shutdown();
 }
+
+#[test]
+fn the_backend_says_who_a_multi_topic_stream_without_credentials_is() {
+    let hub = start(&[Hook::Connect], connect, Duration::from_millis(20), false);
+    let server = &hub.server;
+    let mut stream = tether_testkit::SseClient::connect(
+        server.addr,
+        "/events?topic=private.ann.inbox&topic=private.bob.inbox",
+        "Cookie: session=ann\r\nX-App-User: ann\r\n",
+    );
+    assert_eq!(stream.response.status, 200);
+    // Asked once, with no topic: each listed topic is decided after.
+    assert_eq!(
+        hub.asked.lock().unwrap().clone(),
+        [Question::Connect {
+            transport: "sse",
+            topic: None,
+            remote: Some("127.0.0.1".into()),
+            headers: vec![("x-app-user".into(), "ann".into())],
+            cookies: vec![("session".into(), "ann".into())],
+        }]
+    );
+    // Its rights are the backend's: its own private topic, not another's.
+    let refused = stream.next_event();
+    assert_eq!(refused.event_type(), "refused");
+    let refused: Value = serde_json::from_str(refused.data()).unwrap();
+    assert_eq!(
+        (refused["topic"].as_str(), refused["status"].as_u64()),
+        (Some("private.bob.inbox"), Some(403))
+    );
+    publish(server, "private.bob.inbox", "for bob");
+    publish(server, "private.ann.inbox", "for ann");
+    let event: Value = serde_json::from_str(stream.next_event().data()).unwrap();
+    assert_eq!(
+        (event["topic"].as_str(), event["data"].as_str()),
+        (Some("private.ann.inbox"), Some("for ann"))
+    );
+    // The long poll of the same topics is asked about the same way.
+    let poll = request(
+        server.addr,
+        "GET",
+        "/poll?topic=private.ann.inbox&topic=private.bob.inbox&timeout=0",
+        "Cookie: session=ann\r\n",
+        b"",
+    );
+    assert_eq!(poll.status, 200, "{}", String::from_utf8_lossy(&poll.body));
+    let body: Value = serde_json::from_slice(&poll.body).unwrap();
+    assert_eq!(body["refused"][0]["topic"], "private.bob.inbox");
+    assert!(matches!(
+        hub.asked.lock().unwrap().last(),
+        Some(Question::Connect { transport: "poll", topic: None, .. })
+    ));
+}
