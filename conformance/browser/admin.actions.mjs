@@ -20,7 +20,7 @@ export const JWT_SECRET = 'the admin page browser test secret, 32+ bytes';
 const WAIT = 20_000;
 
 /** An HS256 token for `sub`, subscribing where `topics` say. */
-function jwt(sub, jti, topics) {
+export function jwt(sub, jti, topics) {
   const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub, jti, iat: now - 5, exp: now + 600, tether: { sub: topics } })}`;
@@ -32,7 +32,7 @@ function jwt(sub, jti, topics) {
  * of each event so far), `ended` (a promise: the server ended it) and
  * `close()`.
  */
-function reader(url, headers = {}) {
+export function reader(url, headers = {}) {
   const data = [];
   let req;
   const ended = new Promise((resolveEnded) => {
@@ -62,7 +62,7 @@ function reader(url, headers = {}) {
 }
 
 /** Resolves with true once `test()` holds, false after `ms`. */
-async function until(test, ms = WAIT) {
+export async function until(test, ms = WAIT) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await test()) return true;
@@ -71,7 +71,7 @@ async function until(test, ms = WAIT) {
   return false;
 }
 
-const within = (promise, ms = WAIT) => Promise.race([promise, sleep(ms).then(() => false)]);
+export const within = (promise, ms = WAIT) => Promise.race([promise, sleep(ms).then(() => false)]);
 
 /** Runs the checks on `page`, signed in on `server.admin`. */
 export async function checkActions({ page, server, check, publish }) {

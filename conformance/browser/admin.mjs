@@ -6,7 +6,9 @@
 // screenshots before and after must differ (the charts' pixels too), the
 // Content-Security-Policy must be there and the console free of errors.
 // Then the page acts (admin.actions.mjs): publish, broadcast, watch,
-// browse, find a user, disconnect, revoke, and a forged request refused.
+// browse, find a user, disconnect, revoke, and a forged request refused;
+// and a subject's multiplexed socket subscribed to a topic and
+// unsubscribed from it from the page (admin.subscribe.mjs).
 // A second server, started without a metrics token, must show its page
 // read-only and refuse every action (403); and neither answers a request
 // naming a host that is not theirs (a DNS-rebinding page's: 421).
@@ -30,6 +32,7 @@ import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 import { checkActions, JWT_SECRET } from './admin.actions.mjs';
+import { checkServerSubscriptions } from './admin.subscribe.mjs';
 import { CHROMIUM_FLAGS, startServer, stopServer, tally } from './harness.mjs';
 
 const BIN = process.env.TETHER_BIN;
@@ -433,6 +436,11 @@ try {
   check('no console errors', consoleErrors.length === 0, consoleErrors.join(' | '));
 
   await checkActions({ page, server, check, publish });
+  // The actions end on another origin's page (the forged request's): back
+  // to the admin page, still signed in.
+  const back = await page.goto(`${server.admin}admin`, { timeout: WAIT });
+  check('back on the admin page, still signed in (200)', back?.status() === 200, `status ${back?.status()}`);
+  await checkServerSubscriptions({ page, server, check, publish });
   // The refusals the actions provoke on purpose are the only errors.
   const unexpected = consoleErrors.filter((e) => !/status of 403/.test(e));
   check('no console errors while acting but the refusals provoked', unexpected.length === 0, unexpected.join(' | '));

@@ -177,6 +177,10 @@ pub struct ConnectionReport {
     pub topic: Arc<str>,
     /// The Unix second it subscribed, when known.
     pub since: Option<u64>,
+    /// Whether it is a multiplexed connection (a `/ws` socket or a
+    /// multi-topic event stream), whose subscriptions end one by one
+    /// while it stays open.
+    pub multiplexed: bool,
 }
 
 /// The topics of every loop as one list, by name: subscribers summed,

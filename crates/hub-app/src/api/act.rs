@@ -99,15 +99,17 @@ impl ServerApi {
                 let connections = (delivery.subscribers)
                     .subscribers_of(&user, None)
                     .flat_map(|(conn, s)| {
+                        let multiplexed = delivery.is_multiplexed(conn);
                         let topics = delivery.multiplexed_topics(conn).filter(|t| !t.is_empty());
                         topics
                             .unwrap_or_else(|| vec![s.topic.clone()])
                             .into_iter()
-                            .map(|topic| ConnectionReport {
+                            .map(move |topic| ConnectionReport {
                                 loop_index: index,
                                 transport: s.transport,
                                 topic,
                                 since: s.since(),
+                                multiplexed,
                             })
                     })
                     .take(MAX_LISTED_CONNECTIONS + 1)

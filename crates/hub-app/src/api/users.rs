@@ -213,8 +213,8 @@ fn answer(what: Waiting) -> Response {
     Response::json(200, body).header("Cache-Control", "no-store")
 }
 
-/// `{"user","connections":[{"loop","transport","topic","since"}],
-/// "count","truncated"}`: the oldest first, at most
+/// `{"user","connections":[{"loop","transport","topic","since",
+/// "multiplexed"}],"count","truncated"}`: the oldest first, at most
 /// [`MAX_LISTED_CONNECTIONS`] listed; `count` is how many there are.
 fn connections_json(user: &str, mut found: Vec<ConnectionReport>) -> String {
     found.sort_by(|a, b| (a.since, a.loop_index, &a.topic).cmp(&(b.since, b.loop_index, &b.topic)));
@@ -233,9 +233,10 @@ fn connections_json(user: &str, mut found: Vec<ConnectionReport>) -> String {
         let since = c.since.map_or_else(|| "null".to_owned(), |s| s.to_string());
         let _ = write!(
             out,
-            "{{\"loop\":{},\"transport\":\"{transport}\",\"topic\":{},\"since\":{since}}}",
+            "{{\"loop\":{},\"transport\":\"{transport}\",\"topic\":{},\"since\":{since},\"multiplexed\":{}}}",
             c.loop_index,
-            json_string(&c.topic)
+            json_string(&c.topic),
+            c.multiplexed
         );
     }
     let truncated = count > MAX_LISTED_CONNECTIONS;

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 use tether_server::CloseCode;
-use tether_testkit::WsClient;
+use tether_testkit::{SseClient, WsClient};
 
 use crate::helpers::{Hub, settings, token};
 
@@ -65,6 +65,40 @@ fn the_server_subscribes_and_unsubscribes_a_live_socket() {
     for socket in [&mut first, &mut second, &mut other] {
         assert_eq!(socket.event(), ("open".to_owned(), "still open".to_owned()));
     }
+}
+
+#[test]
+fn the_listing_says_which_connections_are_multiplexed() {
+    let hub = Hub::start(settings(), 2);
+    let ann = token("ann", &["room.*"], &[]);
+    let auth = format!("Authorization: Bearer {ann}\r\n");
+    let mut socket = hub.socket_with(&ann);
+    socket.follow(&["room.1"]);
+    let stream = SseClient::connect(hub.addr(), "/events?topic=room.1&topic=room.2", &auth);
+    assert_eq!(stream.response.status, 200);
+    let _alone = WsClient::connect_with(hub.addr(), "/topics/room.1/ws", &auth);
+    let (status, listed) = hub.api_get("/api/connections?user=ann");
+    assert_eq!(status, 200, "{listed}");
+    let mut rows: Vec<(&str, &str, bool)> = (listed["connections"].as_array().unwrap().iter())
+        .map(|c| {
+            let multiplexed = c["multiplexed"].as_bool();
+            (
+                c["transport"].as_str().unwrap(),
+                c["topic"].as_str().unwrap(),
+                multiplexed.unwrap_or_else(|| panic!("no multiplexed: {c}")),
+            )
+        })
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        [
+            ("sse", "room.1", true),
+            ("sse", "room.2", true),
+            ("websocket", "room.1", false),
+            ("websocket", "room.1", true),
+        ]
+    );
 }
 
 #[test]
