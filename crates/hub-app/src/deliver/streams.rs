@@ -170,7 +170,12 @@ impl Delivery {
         let mut connection = Subscriber::new(Arc::from(""), Transport::EventStream, None);
         connection.hold(holder);
         let now = parts.shared.access.unix_secs(ctx.now());
-        crate::hooks::refresh_by_backend(admission.presented(), &parts.shared.settings, &mut connection, now);
+        crate::hooks::refresh_by_backend(
+            admission.presented(),
+            &parts.shared.settings,
+            &mut connection,
+            now,
+        );
         if !super::admit_connection(ctx, parts, conn, &mut connection) {
             return;
         }

@@ -272,6 +272,10 @@ fn the_backend_says_who_a_multi_topic_stream_without_credentials_is() {
     assert_eq!(body["refused"][0]["topic"], "private.bob.inbox");
     assert!(matches!(
         hub.asked.lock().unwrap().last(),
-        Some(Question::Connect { transport: "poll", topic: None, .. })
+        Some(Question::Connect {
+            transport: "poll",
+            topic: None,
+            ..
+        })
     ));
 }
