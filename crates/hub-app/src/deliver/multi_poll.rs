@@ -139,7 +139,12 @@ impl Delivery {
                 ))
             } else {
                 let ticket = access.ticket_for(&listed.tickets, topic);
-                (access.authorize_subscriber(ticket, topic, || &credential, true, None))
+                let decided = access.authorize_subscriber(ticket, topic, || &credential, true, None);
+                // A ticket's holder is read once, by what the ticket
+                // opened: let go now, or it would count against its
+                // subject's tickets until it expired.
+                access.take_ticket_holder(ticket);
+                decided
                     .inspect_err(|refusal| count_refusal(stats, *refusal))
                     .err()
                     .map(Refusal::response)

@@ -101,3 +101,40 @@ fn refusals_and_gaps_are_each_topics_own() {
     assert_eq!(poll(&hub, "topic=a&topic=a", "").0, 400);
     assert_eq!(poll(&hub, "topic=a&timeout=soon", "").0, 400);
 }
+
+#[test]
+fn a_poll_lets_go_of_its_tickets_holders() {
+    let mut settings = settings();
+    settings.max_tickets_per_subject = 2;
+    let hub = Hub::start(settings, 1);
+    let ann = token("ann", &["room.*"], &[]);
+    let mint = |topic: &str| {
+        request(
+            hub.addr(),
+            "POST",
+            &format!("/tickets?topic={topic}"),
+            &format!("Authorization: Bearer {ann}\r\n"),
+            b"",
+        )
+    };
+    // Two polls, each with the subject's two tickets: had a poll kept
+    // their holders, the subject could not be given more.
+    for _ in 0..2 {
+        let tickets: Vec<String> = ["room.1", "room.2"]
+            .iter()
+            .map(|topic| {
+                let answer = mint(topic);
+                assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+                let body: Value = serde_json::from_slice(&answer.body).unwrap();
+                body["ticket"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let query = format!(
+            "topic=room.1&topic=room.2&ticket={}&ticket={}&timeout=0",
+            tickets[0], tickets[1]
+        );
+        let (status, body) = poll(&hub, &query, "");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["refused"], serde_json::json!([]), "{body}");
+    }
+}
