@@ -127,14 +127,15 @@ const pageErrors = [];
 async function openPage(context, path) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${path}: ${e.message}`));
-  // The room's /topics/room.ROOM/events stream is subscribed once its
-  // response arrives (the page's client adds ?lastEventId= to resume).
-  const chatEvents = page.waitForResponse((r) => /\/topics\/room\.[^/]+\/events(\?|$)/.test(r.url()),
+  // The room is subscribed over an event stream (its count's) once the
+  // response of the client's one event stream, whose topics include
+  // room.ROOM, arrives (the client adds ?lastEventId= to resume).
+  const chatEvents = page.waitForResponse((r) => /\/events\?(.*&)?topic=room\./.test(r.url()),
     { timeout: WAIT });
   chatEvents.catch(() => {}); // awaited below, unless the page itself fails
   const response = await page.goto(new URL(path, server.url).href, { timeout: WAIT });
   assert.equal(response?.status(), 200, `GET ${path}`);
-  assert.equal((await chatEvents).status(), 200, `GET /topics/room.ROOM/events from ${path}`);
+  assert.equal((await chatEvents).status(), 200, `GET /events?topic=room.ROOM from ${path}`);
   return page;
 }
 

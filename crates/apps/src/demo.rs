@@ -84,7 +84,7 @@ fn said(status: u16, delivered: bool, message: &str) -> Response {
 /// | `POST /demo/guest` | a guest's token and name (`guest-N`), when the demo has a sign-in; with the guest's own token in `Authorization`, or the pass its cookie `tether_demo_guest` holds (set by every answer: one guest per browser), the same name again |
 /// | `POST /demo/say?room=ROOM` | the body (UTF-8 text) said in the room, published to `room.ROOM` as `{"from":NAME,"text":TEXT}`, `NAME` the subject of the token in `Authorization`: 204 |
 /// | `POST /demo/tell?to=NAME` | a private message from the token's holder (signed in, not a guest) to `inbox.NAME` and the sender's own inbox, as `{"from":..,"to":..,"text":..}`, if anyone is subscribed to `inbox.NAME` (the hub's presence): 200 `{"delivered":true,"message":"sent to NAME"}`, or 404 `{"delivered":false,"message":"nobody called NAME is here"}` |
-/// | `/topics/...`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
+/// | `/topics/...`, `/ws`, `/events`, `/poll`, `/tickets`, `/metrics` | the hub ([`HubApp`]) |
 /// | `/clock` | a plain clock feed ([`Clock`]): a `welcome`, then a tick a second |
 ///
 /// The hub's topics span every event loop: loop 0 publishes a `tick`
@@ -125,7 +125,17 @@ struct Tell {
 }
 
 /// The paths the hub serves in the demo.
-const HUB_PATHS: &[&str] = &["/topics/", "/tickets", "/metrics", "/tether-client.js"];
+/// `/ws`, `/events` and `/poll` are the multiplexed routes the browser
+/// client carries all of a page's subscriptions on.
+const HUB_PATHS: &[&str] = &[
+    "/topics/",
+    "/tickets",
+    "/metrics",
+    "/tether-client.js",
+    "/ws",
+    "/events",
+    "/poll",
+];
 
 impl Default for Demo {
     fn default() -> Demo {

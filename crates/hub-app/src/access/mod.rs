@@ -490,6 +490,20 @@ impl Access {
         )
     }
 
+    /// The holder of `ticket` without taking it (a multi-topic stream is
+    /// its tickets' holder's, each ticket taken by its own topic's
+    /// subscription); `None` for an unknown ticket or one the publish
+    /// token asked for.
+    pub(super) fn peek_ticket_holder(&self, ticket: &str) -> Option<Holder> {
+        let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders.get(ticket).map(|(_, holder)| Holder {
+            deadline: holder.deadline,
+            subject: holder.subject.clone(),
+            token_id: holder.token_id.clone(),
+            issued_at: holder.issued_at,
+        })
+    }
+
     /// Who a request that needs a credential presents (`credential`, as
     /// it was verified): the publish token or a JSON Web Token that
     /// verifies; else the refusal (counted), as when publishing over HTTP

@@ -139,10 +139,26 @@ impl Delivery {
             return ctx.end_stream(conn);
         };
         let access = &parts.shared.access;
-        let holder = admission.holder(access, request);
+        let mut holder = admission.holder(access, request);
         let credential = admission
             .take_credential(access, request)
             .unwrap_or(Credential::None);
+        // A stream without a token is its tickets' holder's (what a
+        // browser's EventSource, which sends no header, comes with): its
+        // subject, for its place among the subject's connections and its
+        // presence, and its deadline. A ticket of another holder lets
+        // nothing in: a connection is one subject's.
+        let mut tickets = listed.tickets;
+        if holder.subject.is_none()
+            && let Some(first) = tickets.iter().find_map(|t| access.peek_ticket_holder(t))
+        {
+            tickets.retain(|t| {
+                access
+                    .peek_ticket_holder(t)
+                    .is_none_or(|h| h.subject == first.subject)
+            });
+            holder = first;
+        }
         let mut topics: Vec<(Arc<str>, SubscribedBy)> = (listed.topics.iter())
             .map(|t| (Arc::from(t.as_str()), SubscribedBy::Client))
             .collect();
@@ -198,7 +214,7 @@ impl Delivery {
         self.register(parts.stats, conn, connection);
         for ((topic, by), since) in topics.iter().zip(sinces) {
             let access = &parts.shared.access;
-            let ticket = access.ticket_for(&listed.tickets, topic);
+            let ticket = access.ticket_for(&tickets, topic);
             let asked = SubscribeAsked {
                 topic,
                 since,

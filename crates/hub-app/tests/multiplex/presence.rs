@@ -22,7 +22,7 @@ fn members(hub: &Hub, topic: &str) -> Vec<String> {
 
 /// Waits until `topic`'s members are `expected` (presence is told to the
 /// topic's sequencer loop by a post).
-fn eventually_members(hub: &Hub, topic: &str, expected: &[&str]) {
+pub(crate) fn eventually_members(hub: &Hub, topic: &str, expected: &[&str]) {
     let start = std::time::Instant::now();
     loop {
         let now = members(hub, topic);

@@ -11,6 +11,7 @@ use tether_sse::MessageEvent;
 use tether_testkit::{SseClient, request};
 
 use crate::helpers::{Hub, TOKEN, settings, token};
+use crate::presence::eventually_members;
 
 /// An event stream of `query`'s topics, with `headers`; 200 checked.
 fn stream(hub: &Hub, query: &str, headers: &str) -> SseClient {
@@ -207,23 +208,25 @@ fn a_topic_not_granted_is_refused_inside_the_stream_and_the_others_flow() {
 #[test]
 fn each_ticket_lets_in_its_own_topic() {
     let hub = Hub::start(settings(), 1);
-    let mint = |topic: &str| {
+    let mint_for = |who: &str, topic: &str| {
         let answer = request(
             hub.addr(),
             "POST",
             &format!("/tickets?topic={topic}"),
-            &format!("Authorization: Bearer {}\r\n", token("ann", &["room.*"], &[])),
+            &format!("Authorization: Bearer {}\r\n", token(who, &["room.*"], &[])),
             b"",
         );
         assert_eq!(answer.status, 200);
         let body: Value = serde_json::from_slice(&answer.body).unwrap();
         body["ticket"].as_str().unwrap().to_owned()
     };
-    let (seven, eight) = (mint("room.7"), mint("room.8"));
-    // In any order: each ticket is for the topic it names.
+    let (seven, eight) = (mint_for("ann", "room.7"), mint_for("ann", "room.8"));
+    let bobs = mint_for("bob", "room.9");
+    // In any order: each ticket is for the topic it names. The stream is
+    // its tickets' holder's: another holder's ticket lets nothing in.
     let mut stream = stream(
         &hub,
-        &format!("topic=room.7&topic=room.8&topic=room.9&ticket={eight}&ticket={seven}"),
+        &format!("topic=room.7&topic=room.8&topic=room.9&ticket={eight}&ticket={seven}&ticket={bobs}"),
         "",
     );
     let refused = stream.next_event();
@@ -233,6 +236,9 @@ fn each_ticket_lets_in_its_own_topic() {
     hub.publish("room.7", "seven");
     assert_eq!(next_of_topic(&mut stream), pair("room.8", "eight"));
     assert_eq!(next_of_topic(&mut stream), pair("room.7", "seven"));
+    // Present as its holder, as a per-topic stream with a ticket is.
+    eventually_members(&hub, "room.7", &["ann"]);
+    eventually_members(&hub, "room.8", &["ann"]);
     // Used: the same tickets again let nothing in.
     assert_eq!(
         status_of(
