@@ -100,7 +100,7 @@ def blocks(page):
     return out
 
 
-def free_port(preferred=8080):
+def free_port(preferred=int(os.environ.get("DOCS_PORT", "8080"))):
     for port in (preferred, 0):
         s = socket.socket()
         try:
@@ -304,6 +304,12 @@ class Page:
                 continue
             expect = expects.get(i)
             if NOT_RUN.match(block.text):
+                continue
+            if {"server", "run", "background"} & block.attrs.keys() and re.search(r"(?<!:)\b8080\b", block.text):
+                # Only HOST:8080 is replaced by the free port: a snippet
+                # naming the port otherwise would reach whatever holds
+                # 8080 on a machine where it is taken.
+                self.bad(block, "names port 8080 other than as HOST:8080, the one form the runner replaces")
                 continue
             if "server" in block.attrs:
                 self.start_server(block)

@@ -448,6 +448,61 @@ fn get(addr: SocketAddr, path: &str) -> String {
         .map_or(String::new(), |(_, b)| b.to_owned())
 }
 
+/// A plain GET: the status line and the body.
+fn get_with_status(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+/// A multi-topic long poll "from nowhere" (`timeout=0`: where is every
+/// topic now) on a node where no one follows its topics: the node loads
+/// each topic's history from the log to answer, and lets go of the topics
+/// when it answers. Its `next` must be each topic's head, read before the
+/// topics are let go of: a cursor without positions would make the next
+/// poll start from nowhere again, past what was published meanwhile.
+#[test]
+fn a_multi_topic_poll_from_nowhere_answers_every_topics_head_from_the_log() {
+    let dir = TempDir::new("poll-nowhere");
+    let data = dir.0.join("data");
+    let log = dir.0.join("server.log");
+    let mut server = Server::start(&data, "interval=10", &log);
+    publish(server.addr, "sport", "goal").unwrap();
+    publish(server.addr, "news", "rain").unwrap();
+    server.terminate();
+    let mut server = Server::start(&data, "interval=10", &log);
+    for round in 0..4 {
+        let (status, body) = get_with_status(server.addr, "/poll?topic=news&topic=sport&timeout=0");
+        assert!(status.contains(" 200 "), "{status}\n{body}");
+        let first: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(first["events"], serde_json::json!([]), "{body}");
+        let next = first["next"].as_str().unwrap().to_owned();
+        let penalty = format!("penalty {round}");
+        publish(server.addr, "sport", &penalty).unwrap();
+        let (status, body) =
+            get_with_status(server.addr, &format!("/poll?topic=news&topic=sport&since={next}"));
+        assert!(status.contains(" 200 "), "{status}\n{body}");
+        let second: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let got: Vec<&str> = second["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [penalty.as_str()],
+            "round {round}: polled from {next}: {body}"
+        );
+    }
+    server.terminate();
+}
+
 #[test]
 fn acknowledged_events_survive_kill_9_with_fsync_always() {
     publish_storm_killed_and_replayed("always");

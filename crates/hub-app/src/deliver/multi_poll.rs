@@ -295,7 +295,41 @@ impl Delivery {
         gap: Option<Gap>,
         events: &[Arc<Event>],
     ) -> Option<Response> {
-        let mut held = self.end_held_poll(ctx, parts, key.conn)?;
+        // Topics that were polled from nowhere before their history came:
+        // from where they are now, if that is known by now. Read before
+        // the waiters are taken off, which may take the topic off this
+        // loop (its history and head with it).
+        let conn = key.conn;
+        // The topic answering with events or a gap is placed by them.
+        let placed = (!events.is_empty() || gap.is_some()).then_some(key.number);
+        let held = self.polls.get_mut(&conn)?;
+        let mut unknown = false;
+        for &number in &held.waiting {
+            if Some(number) == placed || held.cursor.position(number).is_some() {
+                continue;
+            }
+            let at = held
+                .cursor
+                .topics()
+                .get(usize::from(number).wrapping_sub(1))
+                .cloned();
+            match at.filter(|t| self.hub.is_ready(t)) {
+                Some(at) => held.cursor.set(number, self.hub.head(&at)),
+                None => unknown = true,
+            }
+        }
+        let mut held = self.end_held_poll(ctx, parts, conn)?;
+        // Its wait over with a topic's head still unknown: an answer
+        // without a position would send the next poll from nowhere
+        // again, past what is published meanwhile (as a one-topic poll
+        // from nowhere, 503 and poll again).
+        if unknown && events.is_empty() && gap.is_none() {
+            return Some(crate::replies::refuse(
+                503,
+                "a topic's history is on its way: poll again\n",
+                Some(crate::replies::SOON),
+            ));
+        }
         let topic = held
             .cursor
             .topics()
@@ -303,18 +337,6 @@ impl Delivery {
             .cloned();
         let requested = held.cursor.position(key.number).map(|id| id.to_string());
         advance(&mut held.cursor, key.number, gap, events);
-        // Topics that were polled from nowhere before their history came:
-        // from where they are now, if that is known by now.
-        for &number in &held.waiting {
-            let at = held
-                .cursor
-                .topics()
-                .get(usize::from(number).wrapping_sub(1))
-                .cloned();
-            if let Some(at) = at.filter(|t| held.cursor.position(number).is_none() && self.hub.is_ready(t)) {
-                held.cursor.set(number, self.hub.head(&at));
-            }
-        }
         if gap.is_some() {
             add(&parts.stats.gaps, 1);
         }
