@@ -58,6 +58,10 @@ pub(super) struct Delivery {
     /// The multi-topic long polls held (each one's own entry, as a
     /// connection, is in `subscribers`).
     polls: multi_poll::HeldPolls,
+    /// Long polls (one-topic or multi-topic) that asked not to wait but
+    /// are held for a topic's history, to learn its head: answered as
+    /// soon as it comes, not at the end of the history's wait.
+    history_polls: Vec<ConnId>,
 }
 
 pub(crate) use self::multiplex::SubscribeAsked;
@@ -72,6 +76,7 @@ impl Delivery {
             revocations_seen: 0,
             muxes: Muxes::default(),
             polls: multi_poll::HeldPolls::default(),
+            history_polls: Vec::new(),
         }
     }
 
@@ -200,7 +205,12 @@ impl Delivery {
                 // way waits for it even when it asked not to wait: its
                 // answer's `next` is the topic's head, known then.
                 let timeout = match held {
-                    Polled::Held { .. } if since.is_none() => timeout.max(HISTORY_WAIT),
+                    Polled::Held { .. } if since.is_none() => {
+                        if timeout.is_zero() {
+                            self.history_polls.push(conn);
+                        }
+                        timeout.max(HISTORY_WAIT)
+                    }
                     _ => timeout,
                 };
                 let mut poll = Subscriber::new(topic, Transport::Poll, since);
@@ -244,6 +254,30 @@ impl Delivery {
         };
         self.leave(ctx, parts, conn, reason);
         response
+    }
+
+    /// The polls that asked not to wait and were held for a history alone:
+    /// answered now that every history they wait for is here (the others
+    /// kept; those gone or answered meanwhile forgotten).
+    fn answer_history_polls(&mut self, ctx: &mut Ctx<'_, HubMessage>, parts: &mut LoopParts<'_>) {
+        for conn in std::mem::take(&mut self.history_polls) {
+            let due = if let Some(held) = self.polls.get(&conn) {
+                held.placed(&self.hub)
+            } else {
+                match self.subscribers.get(conn) {
+                    Some(poll) if poll.transport == Transport::Poll && poll.requested().is_none() => {
+                        self.hub.is_ready(&poll.topic)
+                    }
+                    _ => continue,
+                }
+            };
+            if due {
+                let answer = self.end_poll(ctx, parts, conn, &CloseReason::Ended);
+                parts.cors.respond(ctx, conn, answer);
+            } else {
+                self.history_polls.push(conn);
+            }
+        }
     }
 
     /// Logs (at debug) that a subscriber is ended and why, with its
@@ -566,6 +600,9 @@ impl Delivery {
         };
         for resumed in readied.resumed {
             self.resumed(ctx, parts, resumed);
+        }
+        if !self.history_polls.is_empty() {
+            self.answer_history_polls(ctx, parts);
         }
         let stats = parts.stats;
         for (key, transport) in readied.resync {

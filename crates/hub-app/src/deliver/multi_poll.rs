@@ -41,6 +41,22 @@ pub(super) struct HeldPoll {
     refused: Vec<String>,
 }
 
+impl HeldPoll {
+    /// Whether every topic it polls from nowhere can be placed now (its
+    /// history is on this loop).
+    pub(super) fn placed<S>(&self, hub: &tether_hub::Hub<S>) -> bool
+    where
+        S: Copy + Eq + std::hash::Hash,
+    {
+        self.waiting.iter().all(|&number| {
+            self.cursor.position(number).is_some()
+                || (self.cursor.topics())
+                    .get(usize::from(number).wrapping_sub(1))
+                    .is_some_and(|topic| hub.is_ready(topic))
+        })
+    }
+}
+
 /// This loop's held multi-topic polls.
 pub(super) type HeldPolls = HashMap<ConnId, HeldPoll>;
 
@@ -206,6 +222,9 @@ impl Delivery {
         // Waiting for a topic's history even when asked not to wait, as a
         // one-topic poll from nowhere does.
         let timeout = if history_due {
+            if timeout.is_zero() {
+                self.history_polls.push(conn);
+            }
             timeout.max(super::HISTORY_WAIT)
         } else {
             timeout
