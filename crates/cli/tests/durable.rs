@@ -437,15 +437,7 @@ fn a_flipped_byte_costs_one_event_and_a_resume_across_it_gets_the_gap() {
 
 /// A plain GET: the body.
 fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_owned())
+    get_with_status(addr, path).1
 }
 
 /// A plain GET: the status line and the body.
