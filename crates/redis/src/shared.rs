@@ -542,6 +542,8 @@ impl Link {
     }
 
     fn failed(&mut self, e: &RedisError) {
+        // What a refused handshake means is worth saying at a connection
+        // attempt only: a connection lost later was not refused.
         let e = crate::tls::explain(e, crate::tls::is_tls(&self.shared.config.url));
         self.shared.stats.error(format!(
             "{} cannot connect to {}: {e}",
@@ -570,7 +572,6 @@ impl Link {
     /// The connection failed: reconnect after a backoff.
     pub(crate) fn lost(&mut self, e: &RedisError, consequence: &str) {
         self.flag().store(false, Ordering::Relaxed);
-        let e = crate::tls::explain(e, crate::tls::is_tls(&self.shared.config.url));
         self.shared.stats.error(format!(
             "{} lost its connection to {}: {e}",
             self.name, self.shared.server

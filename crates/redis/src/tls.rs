@@ -40,6 +40,15 @@ impl TlsFiles {
             }
             return Ok(None);
         }
+        // The `redis` crate builds its rustls configuration with the
+        // process's default provider, which rustls picks by itself only
+        // when one provider alone is built in: in a program that builds
+        // two (an embedder's other dependencies), the first connection
+        // would panic. Ring, as everywhere in tether, unless the program
+        // chose one (then this does nothing).
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         // The `redis` crate reads `#insecure` as "verify nothing", which
         // this build cannot do (and says so only at each connection).
         if config.url.contains('#') {
@@ -126,7 +135,7 @@ fn read_client(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig, Str
     })
 }
 
-/// `e`, a failed connection, with what it most likely means when the
+/// `e`, a failed connection attempt, with what it most likely means when the
 /// `redis` crate's words alone would leave an operator guessing: the
 /// certificate checks, and TLS on one side only. `tls`: the URL asks for
 /// TLS.
